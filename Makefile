@@ -1,0 +1,81 @@
+# The two commands of the quick start, and the rest of the developer loop:
+#   make run     build, then run the main demo
+#   make test    build and pass every test: a normal build, then ASan+UBSan, then an LTO
+#                build of the core tests, then a valgrind subset
+#   make bench   weft and its peers side by side (bench/run.sh), medians and ratios
+#   make install PREFIX=/usr/local
+#   make cross-test   aarch64 cross build, core tests under qemu-aarch64
+#   make format  clang-format in place
+BUILD   ?= build
+PREFIX  ?= /usr/local
+JOBS    ?= $(shell nproc)
+CMAKE_FLAGS ?=
+ifeq ($(CI),true)
+CMAKE_FLAGS += -DWEFT_WERROR=ON
+endif
+CTEST = ctest --output-on-failure -j$(JOBS)
+
+.PHONY: all build run test test-rel test-asan test-lto test-valgrind bench install \
+        cross-test format clean
+
+all: build
+
+$(BUILD)/%/CMakeCache.txt:
+	cmake -S . -B $(BUILD)/$* $(CMAKE_FLAGS) $(CONF_$*)
+
+CONF_rel  = -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_VALGRIND_TESTS=ON
+CONF_asan = -DCMAKE_BUILD_TYPE=Debug -DWEFT_SANITIZE=address,undefined -DWEFT_BENCH=OFF
+CONF_lto  = -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_LTO=ON -DWEFT_BENCH=OFF
+CONF_aarch64 = -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake \
+               -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_BENCH=OFF -DWEFT_EXAMPLES=OFF
+
+build:
+	@scripts/deps.sh build
+	@$(MAKE) --no-print-directory $(BUILD)/rel/CMakeCache.txt CONF_rel="-DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_TESTS=OFF"
+	cmake --build $(BUILD)/rel -j$(JOBS)
+
+run: build
+	$(BUILD)/rel/examples/demo
+
+test:
+	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory test-rel test-asan test-lto test-valgrind
+
+test-rel: $(BUILD)/rel/CMakeCache.txt
+	cmake -S . -B $(BUILD)/rel $(CONF_rel) >/dev/null
+	cmake --build $(BUILD)/rel -j$(JOBS)
+	cd $(BUILD)/rel && $(CTEST) -LE valgrind
+
+test-asan: $(BUILD)/asan/CMakeCache.txt
+	cmake --build $(BUILD)/asan -j$(JOBS)
+	cd $(BUILD)/asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 $(CTEST)
+
+test-lto: $(BUILD)/lto/CMakeCache.txt
+	cmake --build $(BUILD)/lto -j$(JOBS)
+	cd $(BUILD)/lto && $(CTEST) -L core
+
+test-valgrind: test-rel
+	cd $(BUILD)/rel && ctest --output-on-failure -L valgrind
+
+bench:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory $(BUILD)/rel/CMakeCache.txt
+	cmake --build $(BUILD)/rel -j$(JOBS)
+	bench/run.sh $(BUILD)/rel $(RUNS)
+
+install: build
+	cmake --install $(BUILD)/rel --prefix $(PREFIX)
+
+cross-test:
+	@scripts/deps.sh cross
+	@scripts/arm64-sysroot.sh $(BUILD)/arm64-sysroot
+	@$(MAKE) --no-print-directory $(BUILD)/aarch64/CMakeCache.txt
+	cmake --build $(BUILD)/aarch64 -j$(JOBS)
+	cd $(BUILD)/aarch64 && $(CTEST) -L core
+
+format:
+	clang-format -i include/*.h src/*.c src/*.h src/*/*.h src/*/*.c src/arch/*/*.c \
+	  tests/*.c tests/support/*.h examples/*.c bench/*.c bench/*.h
+
+clean:
+	rm -rf $(BUILD)

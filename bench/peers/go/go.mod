@@ -1,0 +1,4 @@
+// Module for the Go peer benchmark (single main.go, standard library only; builds offline).
+module weft/bench/peers/go
+
+go 1.19

@@ -1,0 +1,373 @@
+/* weft.h: the whole public API of weft, an async runtime for C with stackful coroutines,
+ * stackless futures, timers and an I/O reactor. Every call documents its return codes, who
+ * owns what it returns, and which thread may call it.
+ *
+ * Conventions, uniform across the API:
+ * - Fallible calls return an int >= 0 on success or a negative errno (-EINVAL, -ETIMEDOUT,
+ *   -ECANCELED, ...). weft never reports through errno, and never aborts on a mistake it can
+ *   report; weft_strerror() names every code.
+ * - Every blocking call takes a last `int64_t deadline`: absolute CLOCK_MONOTONIC nanoseconds,
+ *   or WEFT_FOREVER. A deadline that has passed makes the call non-blocking: it completes if
+ *   it can at once, else returns -ETIMEDOUT.
+ * - Blocking calls may only be made from inside a task (a coroutine run by weft_run());
+ *   elsewhere they return -EPERM.
+ * - A runtime (one "worker") lives on the thread that called weft_run() and everything it owns
+ *   is touched by that thread only, except where a function says "any thread". Several
+ *   threads may each run their own runtime in one process; weft keeps no global mutable
+ *   state besides the process-wide SIGSEGV handler used to report stack overflows.
+ */
+#ifndef WEFT_H
+#define WEFT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WEFT_API __attribute__((visibility("default")))
+
+#define WEFT_VERSION_MAJOR 0
+#define WEFT_VERSION_MINOR 1
+#define WEFT_VERSION_PATCH 0
+
+/* ---------------------------------------------------------------------------------------
+ * Errors
+ * ------------------------------------------------------------------------------------- */
+
+/* Returns a static, human-readable description of `err`, which may be negative (as weft
+ * returns it) or positive. Never NULL. Any thread. */
+WEFT_API const char *weft_strerror(int err);
+
+/* Returns the symbolic name of `err` ("ETIMEDOUT"), or "EUNKNOWN". Any thread. */
+WEFT_API const char *weft_errname(int err);
+
+/* ---------------------------------------------------------------------------------------
+ * Time
+ * ------------------------------------------------------------------------------------- */
+
+/* A deadline that never passes. */
+#define WEFT_FOREVER ((int64_t)-1)
+
+#define WEFT_NSEC ((int64_t)1)
+#define WEFT_USEC ((int64_t)1000)
+#define WEFT_MSEC ((int64_t)1000000)
+#define WEFT_SEC  ((int64_t)1000000000)
+
+/* Returns CLOCK_MONOTONIC in nanoseconds. Inside a runtime this is the value cached at the
+ * start of the current loop tick (refreshed at least every `budget` resumes), which is never
+ * ahead of the real clock; outside a runtime it reads the clock. Any thread. */
+WEFT_API int64_t weft_now(void);
+
+/* Returns the deadline `ns` nanoseconds from weft_now(), saturating instead of overflowing;
+ * a negative `ns` returns a deadline that has already passed (never WEFT_FOREVER). */
+WEFT_API int64_t weft_deadline_in(int64_t ns);
+
+/* ---------------------------------------------------------------------------------------
+ * The runtime
+ * ------------------------------------------------------------------------------------- */
+
+/* Guard-page policy for coroutine stacks. */
+enum {
+    /* Guarded stacks (one mmap each, a PROT_NONE page below) while fewer than a quarter of
+     * vm.max_map_count are in use, then unguarded stacks carved from large regions so that
+     * a million coroutines stay possible. The default. */
+    WEFT_GUARD_AUTO = 0,
+    /* Always guarded: spawn fails with -ENOMEM once the kernel's map count runs out. */
+    WEFT_GUARD_ALWAYS = 1,
+    /* Never guarded: stacks carved from large regions (cheapest; an overflow is caught only
+     * by a canary word checked when the task parks or exits). */
+    WEFT_GUARD_NEVER = 2,
+};
+
+/* Runtime configuration. Initialise with weft_config_init(), then change what you need. */
+typedef struct weft_config {
+    size_t stack_size;       /* default stack size of a spawned coroutine (WEFT_STACK_DEFAULT) */
+    int guard;               /* WEFT_GUARD_AUTO, _ALWAYS or _NEVER */
+    unsigned stack_pool_max; /* free stacks kept for reuse before returning memory (1024) */
+    unsigned budget;         /* task resumes per loop tick before timers and I/O are polled (64) */
+    int report_overflow;     /* 1: install the SIGSEGV handler that names an overflowing task */
+} weft_config;
+
+/* 64 KiB of stack by default: enough for printf-heavy and parser code, and only the pages a
+ * coroutine touches are ever committed. Rounded up to the page size; at least 16 KiB. */
+#define WEFT_STACK_DEFAULT ((size_t)64 * 1024)
+#define WEFT_STACK_MIN     ((size_t)16 * 1024)
+
+/* Fills `cfg` with the defaults above. Any thread. */
+WEFT_API void weft_config_init(weft_config *cfg);
+
+/* The body of a stackful task: takes the spawn argument, returns the task's result. */
+typedef void *(*weft_fn)(void *arg);
+
+/* Runs `main_fn(arg)` as the main task of a new runtime on the calling thread, and returns
+ * when it has returned and the runtime has shut down. Shutdown cancels every task still
+ * alive, runs the loop until they have all finished (their blocking calls return
+ * -ECANCELED), and frees everything the runtime allocated.
+ * `cfg` may be NULL for the defaults. `*result` (if result is not NULL) receives the main
+ * task's return value.
+ * Returns 0, -EINVAL (bad configuration), -EBUSY (this thread already runs a runtime), or
+ * -ENOMEM/-EMFILE when the runtime's resources cannot be set up. */
+WEFT_API int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result);
+
+/* Counters of the current runtime. Every field is cumulative except where marked "now". */
+typedef struct weft_stats {
+    uint64_t nspawned;       /* tasks spawned (stackful and stackless) */
+    uint64_t nswitches;      /* context switches */
+    uint64_t nresumes;       /* task resumes (a stackless poll counts as one) */
+    uint64_t nticks;         /* loop ticks */
+    uint64_t npolls;         /* reactor polls (epoll_wait calls) */
+    uint64_t nmallocs;       /* heap allocations made by the runtime */
+    uint64_t nmmaps;         /* mmap calls made for stacks */
+    uint64_t ntasks;         /* now: tasks alive (not yet reaped) */
+    uint64_t nstacks_pooled; /* now: free stacks held in the pool */
+    uint64_t nstacks_live;   /* now: stacks bound to tasks */
+    uint64_t nguarded_live;  /* now: guarded stacks in existence (live or pooled) */
+    uint64_t ntimers;        /* now: armed timers */
+} weft_stats;
+
+/* Copies the current runtime's counters into `*out`. Returns 0, or -EPERM outside a task.
+ * Runtime thread only. */
+WEFT_API int weft_stats_get(weft_stats *out);
+
+/* ---------------------------------------------------------------------------------------
+ * Tasks
+ * ------------------------------------------------------------------------------------- */
+
+/* A task handle. Valid from spawn until weft_join() returns 0 or weft_detach() is called;
+ * afterwards the record is recycled and the handle must not be used (like a pthread_t). */
+typedef struct weft_task weft_task;
+
+/* The result a join reports for a task that was cancelled before it finished (whatever its
+ * function returned). Compare with ==, like PTHREAD_CANCELED. */
+#define WEFT_CANCELED ((void *)(intptr_t)-1)
+
+/* Spawn options; a NULL pointer means all defaults. */
+typedef struct weft_spawn_opts {
+    size_t stack_size; /* 0: the runtime's default; rounded up to a page, at least STACK_MIN */
+    const char *name;  /* NULL or a name; the first 15 bytes are copied */
+    unsigned flags;    /* WEFT_SPAWN_* */
+} weft_spawn_opts;
+
+/* The task is detached from the start: no handle is returned, its record is recycled when
+ * it finishes. `*out` may then be NULL. */
+#define WEFT_SPAWN_DETACHED 0x1u
+/* This task's stack gets no guard page whatever the runtime's policy. */
+#define WEFT_SPAWN_NOGUARD 0x2u
+
+/* Spawns a stackful task running `fn(arg)`, queued at the tail of the ready queue (it first
+ * runs when the caller parks or yields). The stack is bound when the task first runs, so a
+ * spawned-but-not-started task costs only its record (~200 bytes).
+ * `*out` receives the handle, owned by the caller until joined or detached.
+ * Returns 0, -EINVAL (fn NULL, out NULL without WEFT_SPAWN_DETACHED, bad stack size),
+ * -ENOMEM, or -EPERM outside a runtime. Runtime thread only. */
+WEFT_API int weft_spawn(weft_task **out, weft_fn fn, void *arg, const weft_spawn_opts *opts);
+
+/* Waits until `t` finishes, then reaps it: `*result` (if not NULL) receives its return
+ * value, or WEFT_CANCELED if it was cancelled. The handle is invalid after a 0 return.
+ * Returns 0; -ETIMEDOUT or -ECANCELED (the caller was cancelled): the handle stays valid and
+ * the join may be retried; -EINVAL (NULL, detached, or another task is already joining it);
+ * -EDEADLK (joining itself); -EPERM outside a task. Runtime thread only. */
+WEFT_API int weft_join(weft_task *t, void **result, int64_t deadline);
+
+/* Detaches `t`: its record is recycled when it finishes. The handle is invalid afterwards.
+ * Returns 0 or -EINVAL (NULL, or already joined by someone). Runtime thread only. */
+WEFT_API int weft_detach(weft_task *t);
+
+/* Requests cancellation of `t`. If it is parked in a weft blocking call, that call returns
+ * -ECANCELED now; its later blocking calls return -ECANCELED at once, so it should clean up
+ * and return. A task cancelled before it ever ran finishes without running. Its cleanup
+ * handlers run when it finishes; a join reports WEFT_CANCELED. Cancelling twice, or a task
+ * that has finished, is harmless.
+ * Returns 0 or -EINVAL (NULL). Runtime thread only. */
+WEFT_API int weft_cancel(weft_task *t);
+
+/* Puts the current task at the tail of the ready queue and runs the others. Returns 0,
+ * -ECANCELED (the task was cancelled), or -EPERM outside a task. */
+WEFT_API int weft_yield(void);
+
+/* Parks the current task until `deadline` has passed. Returns 0 (the deadline passed; the
+ * call never returns 0 before it), -ECANCELED, or -EPERM outside a task. */
+WEFT_API int weft_sleep_until(int64_t deadline);
+
+/* Sleeps for `ns` nanoseconds: weft_sleep_until(weft_deadline_in(ns)). */
+WEFT_API int weft_sleep(int64_t ns);
+
+/* Ends the current task now with `result`, as if its function had returned it: cleanup
+ * handlers run, the stack is dropped without unwinding. Only from inside a stackful task;
+ * elsewhere it returns -EPERM (the only way it returns). */
+WEFT_API int weft_exit(void *result);
+
+/* Returns the current task, or NULL outside a task. Runtime thread only. */
+WEFT_API weft_task *weft_self(void);
+
+/* Returns `t`'s id (unique within its runtime, starting at 1; the main task is 1), or 0 for
+ * NULL. */
+WEFT_API uint64_t weft_task_id(const weft_task *t);
+
+/* Returns `t`'s name ("" when it has none); the string lives as long as the handle. */
+WEFT_API const char *weft_task_name(const weft_task *t);
+
+/* Returns 1 if the current task has been cancelled, 0 if not, -EPERM outside a task. */
+WEFT_API int weft_cancelled(void);
+
+/* Task-local storage, keyed by the address of any object of the caller's (usually a static
+ * variable), so that no key registry is needed.
+ * weft_local_set() stores `value` under `key` for the current task, replacing (and running
+ * the destructor of) an earlier value; `dtor` (may be NULL) runs on the value when the task
+ * finishes. Returns 0, -EINVAL (key NULL), -ENOMEM, -EPERM outside a task.
+ * weft_local_get() returns the current task's value for `key`, or NULL. */
+WEFT_API int weft_local_set(const void *key, void *value, void (*dtor)(void *));
+WEFT_API void *weft_local_get(const void *key);
+
+/* Registers `fn(arg)` to run when the current task finishes, however it finishes (return,
+ * weft_exit, cancellation), in last-registered-first order: the "defer" of the runtime.
+ * Handlers run on the task's own stack, may call non-blocking weft functions, and see
+ * weft_cancelled() as it was. Returns 0, -EINVAL (fn NULL), -ENOMEM, -EPERM outside a task.
+ * weft_defer_pop() removes the most recent handler and runs it if `run` is non-zero; returns
+ * 0, -ENOENT (none registered) or -EPERM. */
+WEFT_API int weft_defer(void (*fn)(void *), void *arg);
+WEFT_API int weft_defer_pop(int run);
+
+/* ---------------------------------------------------------------------------------------
+ * Wakers
+ * ------------------------------------------------------------------------------------- */
+
+/* A waker re-schedules one parked task: a small value, copied freely. It names the task and
+ * the park it was made for, so a waker used late (the task was already woken, is running,
+ * has moved on to another wait, or has finished and its record was reused) does nothing.
+ * Waking a task that has not parked yet makes its next park return at once. */
+typedef struct weft_waker {
+    void *task;      /* private: the task record, or NULL for a waker that does nothing */
+    uint64_t epoch;  /* private: which park of that task it wakes */
+} weft_waker;
+
+/* Returns a waker for the current task's next park ({NULL, 0} outside a task). */
+WEFT_API weft_waker weft_waker_current(void);
+
+/* Wakes the park `w` names, if it is still current. Any thread: from another thread the task
+ * is handed to its runtime through a lock-free queue and the runtime is woken; the task
+ * record must not have been freed, which holds while the runtime that owns it is running. */
+WEFT_API void weft_waker_wake(weft_waker w);
+
+/* ---------------------------------------------------------------------------------------
+ * Futures
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct weft_future weft_future;
+
+/* What a poll is given: the waker to wake when the future can make progress. */
+typedef struct weft_context {
+    weft_waker waker;
+} weft_context;
+
+enum { WEFT_PENDING = 0, WEFT_READY = 1 };
+
+/* The operations of a future. Write your own to make a leaf future (for instance one that a
+ * callback from another C library completes).
+ * poll: makes progress. When done it calls weft_future_complete(self, status, value) and
+ *   returns WEFT_READY; otherwise it arranges for cx->waker to be woken when progress is
+ *   possible, and returns WEFT_PENDING. It is never called again once it returned READY.
+ *   Each poll may give a different waker; the latest one is the one to wake.
+ * drop: optional; releases what the future holds (deregisters wakers, frees itself if it was
+ *   allocated). weft_future_destroy() calls it. */
+typedef struct weft_future_ops {
+    int (*poll)(weft_future *self, weft_context *cx);
+    void (*drop)(weft_future *self);
+} weft_future_ops;
+
+/* The header every future starts with. Embed it as the first member of your own future and
+ * initialise it with weft_future_init(). Fields are read-only for users. */
+struct weft_future {
+    const weft_future_ops *ops;
+    int ready;   /* 1 once completed */
+    int status;  /* once ready: >= 0, or a negative errno */
+    void *value; /* once ready: the value */
+};
+
+/* Initialises the header of a user-defined future. */
+WEFT_API void weft_future_init(weft_future *f, const weft_future_ops *ops);
+
+/* Marks `f` completed with `status` (>= 0 or -errno) and `value`; for use inside poll. */
+WEFT_API void weft_future_complete(weft_future *f, int status, void *value);
+
+/* Polls `f` once with `cx`; returns WEFT_READY or WEFT_PENDING. A completed future returns
+ * READY without being polled again. */
+WEFT_API int weft_future_poll(weft_future *f, weft_context *cx);
+
+/* Drops `f` through its ops (NULL is ignored). The caller owns every future it created. */
+WEFT_API void weft_future_destroy(weft_future *f);
+
+/* Awaits `f` from the current task until it completes or the deadline passes. Returns the
+ * future's status (>= 0, or its negative errno) and stores its value in `*value` (if not
+ * NULL); or -ETIMEDOUT / -ECANCELED, the future left pending and still owned by the caller;
+ * -EINVAL (f NULL); -EPERM outside a task. */
+WEFT_API int weft_await(weft_future *f, void **value, int64_t deadline);
+
+/* A timer future: completes with status 0 once `deadline` has passed. The first leaf future.
+ * `*out` is owned by the caller (weft_future_destroy). Returns 0, -ENOMEM, -EPERM outside a
+ * runtime. Runtime thread only. */
+WEFT_API int weft_timer_future(weft_future **out, int64_t deadline);
+
+/* A promise: a one-shot future that any task resolves with a value or rejects with an error.
+ * One task at a time may await it. Reference counted: create gives one reference,
+ * weft_future_destroy() on its future drops one, weft_promise_retain() adds one; the last
+ * drop frees it. Resolving or rejecting after the first resolution returns -EALREADY. */
+typedef struct weft_promise weft_promise;
+
+/* Returns 0, -EINVAL, -ENOMEM, -EPERM outside a runtime. Runtime thread only. */
+WEFT_API int weft_promise_create(weft_promise **out);
+/* The promise's future (the same object; destroying it drops a reference). */
+WEFT_API weft_future *weft_promise_future(weft_promise *p);
+WEFT_API void weft_promise_retain(weft_promise *p);
+/* Return 0, -EALREADY (already settled), -EINVAL (NULL, or reject with err >= 0). */
+WEFT_API int weft_promise_resolve(weft_promise *p, void *value);
+WEFT_API int weft_promise_reject(weft_promise *p, int err);
+
+/* Combinators. Each returns a new future owned by the caller, borrowing the `n` futures in
+ * `fs` (the array is copied; the futures must outlive the combinator, and stay owned by the
+ * caller). All return 0, -EINVAL (n == 0, NULL entries), -ENOMEM.
+ * first: completes when any child completes, with status = the child's index and value = the
+ *   child's value (read the child's own status from the child).
+ * all: completes when every child has completed, with status 0 and value NULL.
+ * timeout: completes as `f` does, or with -ETIMEDOUT once `deadline` passes. */
+WEFT_API int weft_future_first(weft_future **out, weft_future *const *fs, size_t n);
+WEFT_API int weft_future_all(weft_future **out, weft_future *const *fs, size_t n);
+WEFT_API int weft_future_timeout(weft_future **out, weft_future *f, int64_t deadline);
+
+/* Spawns a stackless task that drives `f` by polling it whenever its waker fires: no stack,
+ * only the task record. The task takes ownership of `f` and destroys it when finished; a
+ * join reports the future's value (or WEFT_CANCELED). Options as weft_spawn (stack_size is
+ * ignored). Returns 0, -EINVAL, -ENOMEM, -EPERM. Runtime thread only. */
+WEFT_API int weft_spawn_future(weft_task **out, weft_future *f, const weft_spawn_opts *opts);
+
+/* ---------------------------------------------------------------------------------------
+ * File descriptors (a first reactor; the I/O layer builds on it)
+ * ------------------------------------------------------------------------------------- */
+
+#define WEFT_READABLE 0x1
+#define WEFT_WRITABLE 0x2
+
+/* Parks the current task until `fd` is readable and/or writable (`events`, a mask of
+ * WEFT_READABLE/WEFT_WRITABLE) or the deadline passes. The fd is registered once,
+ * edge-triggered, and stays registered until weft_fd_close()/weft_fd_forget(); a readiness
+ * edge that arrived since the last wait is reported at once, so call it after the syscall
+ * returned EAGAIN, and retry the syscall after it returns.
+ * Returns the ready mask (> 0; it may include WEFT_READABLE|WEFT_WRITABLE also on errors or
+ * hang-up, so that the retried syscall reports them), -ETIMEDOUT, -ECANCELED, -EBADF (fd
+ * closed through weft_fd_close while waiting, or invalid), -EBUSY (another task already waits
+ * for the same direction), -EINVAL, -EPERM outside a task. */
+WEFT_API int weft_fd_wait(int fd, int events, int64_t deadline);
+
+/* Forgets `fd`'s registration (wakes its waiters with -EBADF) without closing it; call it
+ * before closing an fd some other way. Returns 0 or -EPERM. */
+WEFT_API int weft_fd_forget(int fd);
+
+/* Forgets `fd` as above, then closes it. Returns 0 or the negative errno of close(). */
+WEFT_API int weft_fd_close(int fd);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WEFT_H */

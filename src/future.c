@@ -1,0 +1,319 @@
+/* Futures: the poll interface, await from a coroutine, and the futures weft ships (timer,
+ * promise, first/all/timeout combinators). A future is polled with a context holding the
+ * waker of the task that drives it; a pending future keeps the latest waker and wakes it
+ * when it can make progress, and the driver polls it again. Combinators pass their own
+ * context down, so one wake re-polls the whole tree (children already complete are
+ * skipped). */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+void weft_future_init(weft_future *f, const weft_future_ops *ops)
+{
+    f->ops = ops;
+    f->ready = 0;
+    f->status = 0;
+    f->value = NULL;
+}
+
+void weft_future_complete(weft_future *f, int status, void *value)
+{
+    f->status = status;
+    f->value = value;
+    f->ready = 1;
+}
+
+int weft_future_poll(weft_future *f, weft_context *cx)
+{
+    if (f->ready)
+        return WEFT_READY;
+    if (f->ops->poll(f, cx) == WEFT_READY) {
+        f->ready = 1; /* in case poll returned READY without completing */
+        return WEFT_READY;
+    }
+    return WEFT_PENDING;
+}
+
+void weft_future_destroy(weft_future *f)
+{
+    if (f && f->ops && f->ops->drop)
+        f->ops->drop(f);
+}
+
+int weft_await(weft_future *f, void **value, int64_t deadline)
+{
+    weft__worker *w = weft__worker_current();
+    weft_task *t = weft__blocking_task(w);
+    if (!t)
+        return -EPERM;
+    if (!f || !f->ops || !f->ops->poll)
+        return -EINVAL;
+    for (;;) {
+        weft_context cx = {weft__waker_of(t)};
+        if (weft_future_poll(f, &cx) == WEFT_READY) {
+            if (value)
+                *value = f->value;
+            return f->status;
+        }
+        int r = weft__park_until(w, deadline);
+        if (r < 0) {
+            /* One last look: it may have completed as the deadline passed. */
+            cx.waker = (weft_waker){NULL, 0};
+            if (weft_future_poll(f, &cx) == WEFT_READY) {
+                if (value)
+                    *value = f->value;
+                return f->status;
+            }
+            return r;
+        }
+    }
+}
+
+/* ---- Timer future ------------------------------------------------------------------- */
+
+typedef struct timer_future {
+    weft_future base;
+    weft__worker *w;
+    weft__timer timer;
+    int64_t deadline;
+} timer_future;
+
+static int timer_poll(weft_future *self, weft_context *cx)
+{
+    timer_future *tf = (timer_future *)self;
+    if (tf->w->now >= tf->deadline) {
+        weft__timer_stop(tf->w, &tf->timer);
+        weft_future_complete(self, 0, NULL);
+        return WEFT_READY;
+    }
+    if (!tf->timer.armed || tf->timer.waker.task != cx->waker.task ||
+        tf->timer.waker.epoch != cx->waker.epoch)
+        weft__timer_start(tf->w, &tf->timer, tf->deadline, cx->waker);
+    return WEFT_PENDING;
+}
+
+static void timer_drop(weft_future *self)
+{
+    timer_future *tf = (timer_future *)self;
+    weft__timer_stop(tf->w, &tf->timer);
+    weft__free(tf->w, tf);
+}
+
+static const weft_future_ops timer_ops = {timer_poll, timer_drop};
+
+int weft_timer_future(weft_future **out, int64_t deadline)
+{
+    weft__worker *w = weft__worker_current();
+    if (!w)
+        return -EPERM;
+    if (!out)
+        return -EINVAL;
+    timer_future *tf = weft__malloc(w, sizeof *tf);
+    if (!tf)
+        return -ENOMEM;
+    weft_future_init(&tf->base, &timer_ops);
+    tf->w = w;
+    tf->timer.armed = false;
+    tf->deadline = deadline == WEFT_FOREVER ? INT64_MAX : deadline;
+    *out = &tf->base;
+    return 0;
+}
+
+/* ---- Promise -------------------------------------------------------------------------- */
+
+struct weft_promise {
+    weft_future base;
+    weft__worker *w;
+    weft_waker waiter; /* the one awaiting task's latest waker */
+    unsigned refs;
+    int settled;
+    int status;
+    void *value;
+};
+
+static int promise_poll(weft_future *self, weft_context *cx)
+{
+    weft_promise *p = (weft_promise *)self;
+    if (p->settled) {
+        weft_future_complete(self, p->status, p->value);
+        return WEFT_READY;
+    }
+    p->waiter = cx->waker;
+    return WEFT_PENDING;
+}
+
+static void promise_drop(weft_future *self)
+{
+    weft_promise *p = (weft_promise *)self;
+    if (--p->refs == 0)
+        weft__free(p->w, p);
+}
+
+static const weft_future_ops promise_ops = {promise_poll, promise_drop};
+
+int weft_promise_create(weft_promise **out)
+{
+    weft__worker *w = weft__worker_current();
+    if (!w)
+        return -EPERM;
+    if (!out)
+        return -EINVAL;
+    weft_promise *p = weft__malloc(w, sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    memset(p, 0, sizeof *p);
+    weft_future_init(&p->base, &promise_ops);
+    p->w = w;
+    p->refs = 1;
+    *out = p;
+    return 0;
+}
+
+weft_future *weft_promise_future(weft_promise *p)
+{
+    return p ? &p->base : NULL;
+}
+
+void weft_promise_retain(weft_promise *p)
+{
+    if (p)
+        p->refs++;
+}
+
+static int settle(weft_promise *p, int status, void *value)
+{
+    if (p->settled)
+        return -EALREADY;
+    p->settled = 1;
+    p->status = status;
+    p->value = value;
+    weft_waker wk = p->waiter;
+    p->waiter = (weft_waker){NULL, 0};
+    weft_waker_wake(wk);
+    return 0;
+}
+
+int weft_promise_resolve(weft_promise *p, void *value)
+{
+    if (!p)
+        return -EINVAL;
+    return settle(p, 0, value);
+}
+
+int weft_promise_reject(weft_promise *p, int err)
+{
+    if (!p || err >= 0)
+        return -EINVAL;
+    return settle(p, err, NULL);
+}
+
+/* ---- Combinators ---------------------------------------------------------------------- */
+
+typedef struct combo_future {
+    weft_future base;
+    weft__worker *w;
+    weft__timer timer; /* timeout only */
+    int64_t deadline;  /* timeout only */
+    size_t n;
+    weft_future *fs[]; /* borrowed children */
+} combo_future;
+
+static int first_poll(weft_future *self, weft_context *cx)
+{
+    combo_future *c = (combo_future *)self;
+    for (size_t i = 0; i < c->n; i++) {
+        if (weft_future_poll(c->fs[i], cx) == WEFT_READY) {
+            weft_future_complete(self, (int)i, c->fs[i]->value);
+            return WEFT_READY;
+        }
+    }
+    return WEFT_PENDING;
+}
+
+static int all_poll(weft_future *self, weft_context *cx)
+{
+    combo_future *c = (combo_future *)self;
+    size_t nready = 0;
+    for (size_t i = 0; i < c->n; i++)
+        nready += weft_future_poll(c->fs[i], cx) == WEFT_READY;
+    if (nready < c->n)
+        return WEFT_PENDING;
+    weft_future_complete(self, 0, NULL);
+    return WEFT_READY;
+}
+
+static int timeout_poll(weft_future *self, weft_context *cx)
+{
+    combo_future *c = (combo_future *)self;
+    if (weft_future_poll(c->fs[0], cx) == WEFT_READY) {
+        weft__timer_stop(c->w, &c->timer);
+        weft_future_complete(self, c->fs[0]->status, c->fs[0]->value);
+        return WEFT_READY;
+    }
+    if (c->w->now >= c->deadline) {
+        weft__timer_stop(c->w, &c->timer);
+        weft_future_complete(self, -ETIMEDOUT, NULL);
+        return WEFT_READY;
+    }
+    if (!c->timer.armed || c->timer.waker.task != cx->waker.task ||
+        c->timer.waker.epoch != cx->waker.epoch)
+        weft__timer_start(c->w, &c->timer, c->deadline, cx->waker);
+    return WEFT_PENDING;
+}
+
+static void combo_drop(weft_future *self)
+{
+    combo_future *c = (combo_future *)self;
+    weft__timer_stop(c->w, &c->timer);
+    weft__free(c->w, c);
+}
+
+static const weft_future_ops first_ops = {first_poll, combo_drop};
+static const weft_future_ops all_ops = {all_poll, combo_drop};
+static const weft_future_ops timeout_ops = {timeout_poll, combo_drop};
+
+static int combo_new(weft_future **out, weft_future *const *fs, size_t n,
+                     const weft_future_ops *ops, combo_future **cp)
+{
+    weft__worker *w = weft__worker_current();
+    if (!w)
+        return -EPERM;
+    if (!out || !fs || n == 0 || n > ((size_t)1 << 20))
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!fs[i] || !fs[i]->ops || !fs[i]->ops->poll)
+            return -EINVAL;
+    combo_future *c = weft__malloc(w, sizeof *c + n * sizeof c->fs[0]);
+    if (!c)
+        return -ENOMEM;
+    weft_future_init(&c->base, ops);
+    c->w = w;
+    c->timer.armed = false;
+    c->deadline = INT64_MAX;
+    c->n = n;
+    memcpy(c->fs, fs, n * sizeof fs[0]);
+    *out = &c->base;
+    if (cp)
+        *cp = c;
+    return 0;
+}
+
+int weft_future_first(weft_future **out, weft_future *const *fs, size_t n)
+{
+    return combo_new(out, fs, n, &first_ops, NULL);
+}
+
+int weft_future_all(weft_future **out, weft_future *const *fs, size_t n)
+{
+    return combo_new(out, fs, n, &all_ops, NULL);
+}
+
+int weft_future_timeout(weft_future **out, weft_future *f, int64_t deadline)
+{
+    combo_future *c;
+    int r = combo_new(out, &f, 1, &timeout_ops, &c);
+    if (r == 0)
+        c->deadline = deadline == WEFT_FOREVER ? INT64_MAX : deadline;
+    return r;
+}

@@ -1,0 +1,253 @@
+/* Coroutine stacks: mmap'd (the kernel commits pages only when touched), with a PROT_NONE
+ * guard page below each guarded stack, pooled per worker by size class so that spawn/exit in
+ * steady state makes no mmap or munmap.
+ *
+ * A guarded stack costs two VMAs (the guard and the stack), and the kernel allows
+ * vm.max_map_count (65530 by default) per process. So under WEFT_GUARD_AUTO at most a quarter
+ * of that limit is used for guarded stacks; past it, stacks are carved unguarded from slabs
+ * of 4 MiB (one VMA for many stacks), which is what lets a million coroutines live at once.
+ * Unguarded stacks carry a canary word at their lowest address, checked at every park and
+ * exit. Each stack's descriptor lives in the top bytes of its own mapping. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define WEFT_VALGRIND 1
+#endif
+#endif
+#ifdef WEFT_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
+#define SLAB_BYTES ((size_t)4 << 20) /* 4 MiB: 64 default stacks per VMA */
+#define DESC_BYTES ((size_t)64)      /* the descriptor's room at the top of a stack */
+#define CANARY ((uint64_t)0x77656674DEADC0DEull)
+
+struct weft__slab {
+    struct weft__slab *next;
+    char *map;
+    size_t map_size;
+    size_t stack_bytes; /* bytes per carved stack */
+    size_t ncarved, cap;
+};
+
+static size_t page_size(weft__worker *w)
+{
+    if (!w->stacks.page) {
+        long p = sysconf(_SC_PAGESIZE);
+        w->stacks.page = p > 0 ? (size_t)p : 4096;
+    }
+    return w->stacks.page;
+}
+
+WEFT_COLD static size_t read_guard_limit(void)
+{
+    size_t max_maps = 65530;
+    int fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        char buf[32];
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (n > 0) {
+            buf[n] = 0;
+            unsigned long v = strtoul(buf, NULL, 10);
+            if (v > 0)
+                max_maps = v;
+        }
+    }
+    return max_maps / 4;
+}
+
+/* Fills in the descriptor at the top of [map + guard, map + guard + bytes). */
+static weft__stack *describe(char *base, size_t bytes, char *map, size_t map_size, size_t size,
+                             int guarded, int slab)
+{
+    weft__stack *s = (weft__stack *)(base + bytes - DESC_BYTES);
+    s->next = NULL;
+    s->lo = base;
+    s->hi = (char *)s;
+    s->map = map;
+    s->map_size = map_size;
+    s->size = (uint32_t)size;
+    s->guarded = (uint8_t)guarded;
+    s->slab = (uint8_t)slab;
+#ifdef WEFT_VALGRIND
+    s->vg_id = VALGRIND_STACK_REGISTER(s->lo, s->hi);
+#else
+    s->vg_id = 0;
+#endif
+    return s;
+}
+
+static int new_guarded(weft__worker *w, size_t size, weft__stack **out)
+{
+    size_t page = page_size(w);
+    size_t map_size = size + page;
+    char *map = mmap(NULL, map_size, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    w->stats.nmmaps++;
+    if (map == MAP_FAILED)
+        return -ENOMEM;
+    if (mprotect(map, page, PROT_NONE) != 0) {
+        munmap(map, map_size);
+        return -ENOMEM; /* the map count ran out: ENOMEM is what the kernel says too */
+    }
+    w->stacks.nguarded++;
+    *out = describe(map + page, size, map, map_size, size, 1, 0);
+    return 0;
+}
+
+static int new_carved(weft__worker *w, size_t size, weft__stack **out)
+{
+    struct weft__slab *sl = w->stacks.slabs;
+    if (!sl || sl->stack_bytes != size || sl->ncarved == sl->cap) {
+        size_t cap = SLAB_BYTES / size ? SLAB_BYTES / size : 1;
+        sl = weft__malloc(w, sizeof *sl);
+        if (!sl)
+            return -ENOMEM;
+        sl->map_size = cap * size;
+        sl->map = mmap(NULL, sl->map_size, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+        w->stats.nmmaps++;
+        if (sl->map == MAP_FAILED) {
+            weft__free(w, sl);
+            return -ENOMEM;
+        }
+        sl->stack_bytes = size;
+        sl->ncarved = 0;
+        sl->cap = cap;
+        sl->next = w->stacks.slabs;
+        w->stacks.slabs = sl;
+    }
+    char *base = sl->map + sl->ncarved++ * size;
+    *out = describe(base, size, sl->map, 0, size, 0, 1);
+    return 0;
+}
+
+void weft__stack_canary_set(weft__stack *s)
+{
+    memcpy(s->lo, &(uint64_t){CANARY}, sizeof(uint64_t));
+}
+
+int weft__stack_canary_check(const weft__stack *s)
+{
+    uint64_t v;
+    memcpy(&v, s->lo, sizeof v);
+    return v == CANARY ? 0 : -1;
+}
+
+int weft__stack_alloc(weft__worker *w, size_t size, bool want_guard, weft__stack **out)
+{
+    weft__stack_pool *p = &w->stacks;
+    for (int i = 0; i < WEFT__STACK_CLASSES; i++) {
+        if (p->cls[i].size == size && p->cls[i].free) {
+            weft__stack *s = p->cls[i].free;
+            /* A guarded request may take an unguarded pooled stack only if guards ran out. */
+            if (want_guard && !s->guarded && p->nguarded < p->guard_limit)
+                break;
+            p->cls[i].free = s->next;
+            p->cls[i].nfree--;
+            p->npooled--;
+            p->nlive++;
+#ifdef WEFT_ASAN
+            /* A task that ended through weft_exit left its frames' redzones poisoned. */
+            __asan_unpoison_memory_region(s->lo, (size_t)(s->hi - s->lo));
+#endif
+            if (!s->guarded)
+                weft__stack_canary_set(s);
+            *out = s;
+            return 0;
+        }
+    }
+    if (!p->guard_limit)
+        p->guard_limit = read_guard_limit();
+    int r;
+    if (want_guard && p->nguarded < p->guard_limit)
+        r = new_guarded(w, size, out);
+    else if (want_guard && w->cfg.guard == WEFT_GUARD_ALWAYS)
+        r = -ENOMEM;
+    else
+        r = new_carved(w, size, out);
+    if (r == 0) {
+        p->nlive++;
+        if (!(*out)->guarded)
+            weft__stack_canary_set(*out);
+    }
+    return r;
+}
+
+static void unmap_stack(weft__worker *w, weft__stack *s)
+{
+#ifdef WEFT_VALGRIND
+    VALGRIND_STACK_DEREGISTER(s->vg_id);
+#endif
+    if (s->guarded) {
+        w->stacks.nguarded--;
+        munmap(s->map, s->map_size);
+    }
+}
+
+void weft__stack_free(weft__worker *w, weft__stack *s)
+{
+    weft__stack_pool *p = &w->stacks;
+    p->nlive--;
+    int slot = -1;
+    for (int i = 0; i < WEFT__STACK_CLASSES; i++) {
+        if (p->cls[i].size == s->size) {
+            slot = i;
+            break;
+        }
+        if (slot < 0 && p->cls[i].size == 0)
+            slot = i;
+    }
+    if (slot >= 0 && p->cls[slot].size == 0)
+        p->cls[slot].size = s->size;
+    bool keep = slot >= 0 && p->npooled < w->cfg.stack_pool_max;
+    if (!keep && s->guarded) {
+        unmap_stack(w, s);
+        return;
+    }
+    if (!keep && !w->shutting_down) {
+        /* Slab stacks cannot be unmapped one by one: give their pages back instead, all but
+         * the top page, which holds the descriptor. */
+        size_t page = page_size(w);
+        char *top_page = (char *)((uintptr_t)s->hi & ~(uintptr_t)(page - 1));
+        if (top_page > s->lo)
+            madvise(s->lo, (size_t)(top_page - s->lo), MADV_DONTNEED);
+    }
+    if (slot < 0)
+        return; /* a ninth size class: stays in its slab until shutdown */
+    s->next = p->cls[slot].free;
+    p->cls[slot].free = s;
+    p->cls[slot].nfree++;
+    p->npooled++;
+}
+
+WEFT_COLD void weft__stack_fini(weft__worker *w)
+{
+    weft__stack_pool *p = &w->stacks;
+    for (int i = 0; i < WEFT__STACK_CLASSES; i++) {
+        while (p->cls[i].free) {
+            weft__stack *s = p->cls[i].free;
+            p->cls[i].free = s->next;
+            unmap_stack(w, s);
+        }
+        p->cls[i].nfree = 0;
+    }
+    p->npooled = 0;
+    while (p->slabs) {
+        struct weft__slab *sl = p->slabs;
+        p->slabs = sl->next;
+        munmap(sl->map, sl->map_size);
+        weft__free(w, sl);
+    }
+}

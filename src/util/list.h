@@ -1,0 +1,73 @@
+/* Intrusive containers used across the runtime: a doubly linked circular list (O(1) unlink)
+ * and a singly linked FIFO queue. Nodes live inside the objects they link; nothing here
+ * allocates. */
+#ifndef WEFT_UTIL_LIST_H
+#define WEFT_UTIL_LIST_H
+
+#include <stddef.h>
+
+#define weft__container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* A circular list; an empty head points at itself. */
+typedef struct weft__list {
+    struct weft__list *prev, *next;
+} weft__list;
+
+static inline void weft__list_init(weft__list *h)
+{
+    h->prev = h->next = h;
+}
+
+static inline int weft__list_empty(const weft__list *h)
+{
+    return h->next == h;
+}
+
+static inline void weft__list_push_back(weft__list *h, weft__list *n)
+{
+    n->prev = h->prev;
+    n->next = h;
+    h->prev->next = n;
+    h->prev = n;
+}
+
+static inline void weft__list_remove(weft__list *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->prev = n->next = n;
+}
+
+/* A FIFO of objects linked through a `next` pointer at offset `off`: push at the tail, pop
+ * at the head, both O(1). Used for the ready queue, where a task is in at most one queue. */
+typedef struct weft__fifo {
+    void *head, *tail;
+    size_t len;
+} weft__fifo;
+
+#define WEFT__FIFO_NEXT(obj, off) (*(void **)((char *)(obj) + (off)))
+
+static inline void weft__fifo_push(weft__fifo *q, void *obj, size_t off)
+{
+    WEFT__FIFO_NEXT(obj, off) = NULL;
+    if (q->tail)
+        WEFT__FIFO_NEXT(q->tail, off) = obj;
+    else
+        q->head = obj;
+    q->tail = obj;
+    q->len++;
+}
+
+static inline void *weft__fifo_pop(weft__fifo *q, size_t off)
+{
+    void *obj = q->head;
+    if (obj) {
+        q->head = WEFT__FIFO_NEXT(obj, off);
+        if (!q->head)
+            q->tail = NULL;
+        q->len--;
+    }
+    return obj;
+}
+
+#endif

@@ -1,0 +1,41 @@
+/* Shared test helpers: run a body as the main task of a fresh runtime and check that the
+ * runtime came back cleanly. ASan's leak check then proves that shutdown freed everything. */
+#ifndef WEFT_TEST_HARNESS_H
+#define WEFT_TEST_HARNESS_H
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdint.h>
+#include <weft.h>
+
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
+
+/* Runs fn(arg) in a runtime with `cfg` (NULL: defaults); returns the main task's result. */
+static inline void *run_main_cfg(const weft_config *cfg, weft_fn fn, void *arg)
+{
+    void *result = (void *)(intptr_t)-12345;
+    int r = weft_run(cfg, fn, arg, &result);
+    cr_assert_eq(r, 0, "weft_run: %s", weft_strerror(r));
+    return result;
+}
+
+static inline void *run_main(weft_fn fn, void *arg)
+{
+    return run_main_cfg(NULL, fn, arg);
+}
+
+/* Skips heavy tests under valgrind, where they would take minutes. */
+#define SKIP_UNDER_VALGRIND()                                                               \
+    do {                                                                                    \
+        if (RUNNING_ON_VALGRIND)                                                            \
+            cr_skip_test("too heavy under valgrind");                                       \
+    } while (0)
+
+#endif

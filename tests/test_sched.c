@@ -1,0 +1,226 @@
+/* The scheduler: FIFO order, round-robin yields, fairness between yielders, sleepers and
+ * I/O, notification before park, and wake-ups from other threads. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static char log_buf[64];
+static int nlog;
+
+static void *logger(void *arg)
+{
+    const char *s = arg;
+    for (; *s; s++) {
+        log_buf[nlog++] = *s;
+        weft_yield();
+    }
+    return NULL;
+}
+
+static void *fifo_main(void *arg)
+{
+    (void)arg;
+    nlog = 0;
+    weft_task *a, *b, *c;
+    weft_spawn(&a, logger, "aaa", NULL);
+    weft_spawn(&b, logger, "bbb", NULL);
+    weft_spawn(&c, logger, "ccc", NULL);
+    weft_join(a, NULL, WEFT_FOREVER);
+    weft_join(b, NULL, WEFT_FOREVER);
+    weft_join(c, NULL, WEFT_FOREVER);
+    log_buf[nlog] = 0;
+    cr_assert_str_eq(log_buf, "abcabcabc");
+    return NULL;
+}
+
+Test(sched, spawn_order_is_fifo_and_yield_round_robins)
+{
+    run_main(fifo_main, NULL);
+}
+
+static void *spinner(void *arg)
+{
+    atomic_int *stop = arg;
+    long n = 0;
+    while (!atomic_load(stop)) {
+        weft_yield();
+        n++;
+    }
+    return (void *)n;
+}
+
+static void *stopper(void *arg)
+{
+    weft_sleep(5 * WEFT_MSEC);
+    atomic_store((atomic_int *)arg, 1);
+    return NULL;
+}
+
+static void *starve_main(void *arg)
+{
+    (void)arg;
+    atomic_int stop = 0;
+    weft_task *s1, *s2, *w;
+    weft_spawn(&s1, spinner, &stop, NULL);
+    weft_spawn(&s2, spinner, &stop, NULL);
+    weft_spawn(&w, stopper, &stop, NULL);
+    /* If yields starved the timer, this join would never return (the test times out). */
+    weft_join(w, NULL, WEFT_FOREVER);
+    void *n1, *n2;
+    weft_join(s1, &n1, WEFT_FOREVER);
+    weft_join(s2, &n2, WEFT_FOREVER);
+    cr_assert_gt((long)n1, 0);
+    cr_assert_gt((long)n2, 0);
+    return NULL;
+}
+
+Test(sched, yielding_loop_does_not_starve_a_sleeper, .timeout = 30)
+{
+    run_main(starve_main, NULL);
+}
+
+struct pipe_ctx {
+    int fds[2];
+    atomic_int got;
+};
+
+static void *pipe_reader(void *arg)
+{
+    struct pipe_ctx *p = arg;
+    int r = weft_fd_wait(p->fds[0], WEFT_READABLE, WEFT_FOREVER);
+    char c;
+    if (r == WEFT_READABLE && read(p->fds[0], &c, 1) == 1)
+        atomic_store(&p->got, c);
+    return NULL;
+}
+
+static void *io_starve_main(void *arg)
+{
+    (void)arg;
+    struct pipe_ctx p = {.got = 0};
+    cr_assert_eq(pipe(p.fds), 0);
+    atomic_int stop = 0;
+    weft_task *r, *s;
+    weft_spawn(&r, pipe_reader, &p, NULL);
+    weft_yield(); /* reader parks on the pipe */
+    weft_spawn(&s, spinner, &stop, NULL);
+    cr_assert_eq(write(p.fds[1], "x", 1), 1);
+    /* The ready queue never empties (main and the spinner yield), so the reader only wakes
+     * if I/O is polled while tasks are ready. */
+    while (!atomic_load(&p.got))
+        weft_yield();
+    atomic_store(&stop, 1);
+    weft_join(r, NULL, WEFT_FOREVER);
+    weft_join(s, NULL, WEFT_FOREVER);
+    cr_assert_eq(atomic_load(&p.got), 'x');
+    weft_fd_close(p.fds[0]);
+    close(p.fds[1]);
+    return NULL;
+}
+
+Test(sched, busy_ready_queue_does_not_starve_io, .timeout = 30)
+{
+    run_main(io_starve_main, NULL);
+}
+
+/* A wake that arrives before the park makes the park return at once (it is not lost). */
+static void *notify_main(void *arg)
+{
+    (void)arg;
+    weft_waker self = weft_waker_current();
+    weft_waker_wake(self); /* running: becomes "notified" */
+    weft_waker_wake(self); /* twice is the same as once */
+    weft_promise *p;
+    weft_promise_create(&p);
+    /* The park inside this await is cut short by the notification, then the promise is
+     * still pending, so the await parks again and times out. */
+    int r = weft_await(weft_promise_future(p), NULL, weft_deadline_in(2 * WEFT_MSEC));
+    weft_future_destroy(weft_promise_future(p));
+    cr_assert_eq(r, -ETIMEDOUT);
+    return NULL;
+}
+
+Test(sched, wake_before_park_is_not_lost)
+{
+    run_main(notify_main, NULL);
+}
+
+/* A leaf future completed by another thread: the waker crosses threads through the inbox
+ * and the eventfd, and the worker blocked in epoll wakes up. */
+struct remote_future {
+    weft_future base;
+    atomic_int done;
+    _Atomic(weft_waker *) waker; /* published for the thread */
+    weft_waker wk;
+};
+
+static int remote_poll(weft_future *self, weft_context *cx)
+{
+    struct remote_future *f = (struct remote_future *)self;
+    if (atomic_load(&f->done)) {
+        weft_future_complete(self, 0, (void *)(intptr_t)123);
+        return WEFT_READY;
+    }
+    f->wk = cx->waker;
+    atomic_store(&f->waker, &f->wk);
+    return WEFT_PENDING;
+}
+
+static const weft_future_ops remote_ops = {remote_poll, NULL};
+
+static void *completer(void *arg)
+{
+    struct remote_future *f = arg;
+    weft_waker *wk;
+    while ((wk = atomic_load(&f->waker)) == NULL)
+        usleep(100);
+    usleep(2000); /* let the worker block in epoll */
+    atomic_store(&f->done, 1);
+    weft_waker_wake(*wk);
+    return NULL;
+}
+
+static void *remote_main(void *arg)
+{
+    (void)arg;
+    struct remote_future f;
+    memset(&f, 0, sizeof f);
+    weft_future_init(&f.base, &remote_ops);
+    pthread_t th;
+    pthread_create(&th, NULL, completer, &f);
+    void *v;
+    int r = weft_await(&f.base, &v, WEFT_FOREVER);
+    pthread_join(th, NULL);
+    cr_assert_eq(r, 0);
+    cr_assert_eq(v, (void *)123);
+    return NULL;
+}
+
+Test(sched, wake_from_another_thread, .timeout = 30)
+{
+    run_main(remote_main, NULL);
+}
+
+static void *budget_main(void *arg)
+{
+    (void)arg;
+    weft_stats a, b;
+    weft_stats_get(&a);
+    for (int i = 0; i < 1000; i++)
+        weft_yield();
+    weft_stats_get(&b);
+    /* Budget 8: a loop tick at least every 8 resumes. */
+    cr_assert_geq(b.nticks - a.nticks, 1000 / 8 - 1);
+    return NULL;
+}
+
+Test(sched, budget_bounds_resumes_per_tick)
+{
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.budget = 8;
+    run_main_cfg(&cfg, budget_main, NULL);
+}

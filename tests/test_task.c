@@ -1,0 +1,399 @@
+/* Tasks: spawn/join/detach/cancel semantics, cleanup handlers, task-local values, exit,
+ * errors for misuse, a million tiny tasks, and shutdown reaping what is left. */
+#include <string.h>
+
+#include "harness.h"
+
+static void *ret_arg(void *arg)
+{
+    return arg;
+}
+
+static void *join_main(void *arg)
+{
+    (void)arg;
+    weft_task *t;
+    cr_assert_eq(weft_spawn(&t, ret_arg, (void *)(intptr_t)77, NULL), 0);
+    void *r = NULL;
+    cr_assert_eq(weft_join(t, &r, WEFT_FOREVER), 0);
+    cr_assert_eq(r, (void *)77);
+    return (void *)(intptr_t)5;
+}
+
+Test(task, join_returns_result_and_main_result_is_runtime_result)
+{
+    cr_assert_eq(run_main(join_main, NULL), (void *)5);
+}
+
+static void *sleep_forever(void *arg)
+{
+    int *state = arg;
+    *state = 1;
+    int r = weft_sleep_until(WEFT_FOREVER);
+    *state = r == -ECANCELED ? 2 : 3;
+    /* Later blocking calls fail at once; a yield still yields. */
+    if (weft_sleep(WEFT_SEC) == -ECANCELED && weft_yield() == -ECANCELED &&
+        weft_cancelled() == 1)
+        *state = 4;
+    return (void *)(intptr_t)99;
+}
+
+static void *cancel_main(void *arg)
+{
+    (void)arg;
+    int state = 0;
+    weft_task *t;
+    weft_spawn(&t, sleep_forever, &state, NULL);
+    weft_yield();
+    cr_assert_eq(state, 1);
+    cr_assert_eq(weft_cancel(t), 0);
+    cr_assert_eq(weft_cancel(t), 0, "cancelling twice is harmless");
+    void *r;
+    cr_assert_eq(weft_join(t, &r, WEFT_FOREVER), 0);
+    cr_assert_eq(state, 4);
+    cr_assert_eq(r, WEFT_CANCELED);
+    return NULL;
+}
+
+Test(task, cancel_wakes_parked_task_and_join_reports_it)
+{
+    run_main(cancel_main, NULL);
+}
+
+static void *must_not_run(void *arg)
+{
+    *(int *)arg = 1;
+    return NULL;
+}
+
+static void *cancel_before_start_main(void *arg)
+{
+    (void)arg;
+    int ran = 0;
+    weft_task *t;
+    weft_spawn(&t, must_not_run, &ran, NULL);
+    weft_cancel(t);
+    void *r;
+    cr_assert_eq(weft_join(t, &r, WEFT_FOREVER), 0);
+    cr_assert_eq(ran, 0);
+    cr_assert_eq(r, WEFT_CANCELED);
+    return NULL;
+}
+
+Test(task, task_cancelled_before_it_ran_never_runs)
+{
+    run_main(cancel_before_start_main, NULL);
+}
+
+static char order[16];
+static int norder;
+
+static void note(void *arg)
+{
+    order[norder++] = (char)(intptr_t)arg;
+}
+
+static void *deferring(void *arg)
+{
+    weft_defer(note, (void *)'a');
+    weft_defer(note, (void *)'b');
+    weft_defer(note, (void *)'c');
+    cr_assert_eq(weft_defer_pop(1), 0); /* runs 'c' now */
+    weft_defer(note, (void *)'d');
+    weft_defer(note, (void *)'x');
+    cr_assert_eq(weft_defer_pop(0), 0); /* drops 'x' */
+    if (arg) {
+        cr_assert_eq(weft_sleep_until(WEFT_FOREVER), -ECANCELED);
+        return NULL;
+    }
+    weft_exit((void *)(intptr_t)3);
+    order[norder++] = 'z'; /* weft_exit does not return */
+    return NULL;
+}
+
+static void *defer_main(void *arg)
+{
+    (void)arg;
+    weft_task *t;
+    norder = 0;
+    weft_spawn(&t, deferring, NULL, NULL);
+    void *r;
+    weft_join(t, &r, WEFT_FOREVER);
+    cr_assert_eq(r, (void *)3);
+    order[norder] = 0;
+    cr_assert_str_eq(order, "cdba");
+
+    norder = 0;
+    weft_spawn(&t, deferring, (void *)1, NULL);
+    weft_yield();
+    weft_cancel(t);
+    weft_join(t, &r, WEFT_FOREVER);
+    cr_assert_eq(r, WEFT_CANCELED);
+    order[norder] = 0;
+    cr_assert_str_eq(order, "cdba");
+    cr_assert_eq(weft_defer_pop(0), -ENOENT);
+    return NULL;
+}
+
+Test(task, defers_run_lifo_on_exit_and_on_cancel)
+{
+    run_main(defer_main, NULL);
+}
+
+static int key_a, key_b;
+static int ndtor;
+
+static void count_dtor(void *v)
+{
+    (void)v;
+    ndtor++;
+}
+
+static void *locals(void *arg)
+{
+    cr_assert_null(weft_local_get(&key_a));
+    weft_local_set(&key_a, arg, count_dtor);
+    weft_local_set(&key_b, (void *)2, NULL);
+    weft_yield();
+    cr_assert_eq(weft_local_get(&key_a), arg);
+    cr_assert_eq(weft_local_get(&key_b), (void *)2);
+    weft_local_set(&key_a, (void *)5, count_dtor); /* the old value's dtor runs */
+    cr_assert_eq(weft_local_get(&key_a), (void *)5);
+    return NULL;
+}
+
+static void *locals_main(void *arg)
+{
+    (void)arg;
+    ndtor = 0;
+    weft_task *a, *b;
+    weft_spawn(&a, locals, (void *)10, NULL);
+    weft_spawn(&b, locals, (void *)20, NULL);
+    weft_join(a, NULL, WEFT_FOREVER);
+    weft_join(b, NULL, WEFT_FOREVER);
+    cr_assert_eq(ndtor, 4);
+    cr_assert_eq(weft_local_set(NULL, NULL, NULL), -EINVAL);
+    return NULL;
+}
+
+Test(task, task_locals_are_per_task_with_destructors)
+{
+    run_main(locals_main, NULL);
+}
+
+static void *identity(void *arg)
+{
+    (void)arg;
+    weft_task *self = weft_self();
+    return (void *)(intptr_t)(strcmp(weft_task_name(self), "a-rather-long-n") == 0 &&
+                              weft_task_id(self) == 2);
+}
+
+static void *identity_main(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(weft_task_id(weft_self()), 1);
+    cr_assert_str_eq(weft_task_name(weft_self()), "main");
+    weft_task *t;
+    weft_spawn(&t, identity, NULL, &(weft_spawn_opts){.name = "a-rather-long-name"});
+    void *r;
+    weft_join(t, &r, WEFT_FOREVER);
+    return r;
+}
+
+Test(task, id_and_name)
+{
+    cr_assert_eq(run_main(identity_main, NULL), (void *)1);
+}
+
+static void *misuse_main(void *arg)
+{
+    (void)arg;
+    weft_task *t;
+    cr_assert_eq(weft_join(weft_self(), NULL, WEFT_FOREVER), -EDEADLK);
+    cr_assert_eq(weft_spawn(NULL, ret_arg, NULL, NULL), -EINVAL);
+    cr_assert_eq(weft_spawn(&t, NULL, NULL, NULL), -EINVAL);
+    cr_assert_eq(weft_spawn(&t, ret_arg, NULL, &(weft_spawn_opts){.stack_size = 100}), -EINVAL);
+    cr_assert_eq(weft_spawn(&t, ret_arg, NULL, &(weft_spawn_opts){.flags = 0x80}), -EINVAL);
+    cr_assert_eq(weft_join(NULL, NULL, WEFT_FOREVER), -EINVAL);
+    cr_assert_eq(weft_cancel(NULL), -EINVAL);
+    cr_assert_eq(weft_run(NULL, ret_arg, NULL, NULL), -EBUSY);
+
+    /* A join that times out leaves the handle valid. */
+    weft_spawn(&t, sleep_forever, &(int){0}, NULL);
+    cr_assert_eq(weft_join(t, NULL, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT);
+    cr_assert_eq(weft_join(t, NULL, 0), -ETIMEDOUT, "a passed deadline does not block");
+    weft_cancel(t);
+    cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
+
+    /* Detached: no join; spawn with DETACHED returns no handle. */
+    weft_spawn(&t, ret_arg, NULL, NULL);
+    cr_assert_eq(weft_detach(t), 0);
+    weft_task *none = (weft_task *)1;
+    cr_assert_eq(weft_spawn(&none, ret_arg, NULL, &(weft_spawn_opts){.flags = WEFT_SPAWN_DETACHED}),
+                 0);
+    cr_assert_null(none);
+    weft_yield();
+    return NULL;
+}
+
+Test(task, misuse_is_reported_not_fatal)
+{
+    run_main(misuse_main, NULL);
+}
+
+Test(task, calls_outside_a_runtime_return_eperm)
+{
+    weft_task *t;
+    cr_assert_eq(weft_spawn(&t, ret_arg, NULL, NULL), -EPERM);
+    cr_assert_eq(weft_yield(), -EPERM);
+    cr_assert_eq(weft_sleep(1), -EPERM);
+    cr_assert_eq(weft_exit(NULL), -EPERM);
+    cr_assert_eq(weft_defer(count_dtor, NULL), -EPERM);
+    cr_assert_eq(weft_cancelled(), -EPERM);
+    cr_assert_null(weft_self());
+    weft_stats st;
+    cr_assert_eq(weft_stats_get(&st), -EPERM);
+    cr_assert_eq(weft_run(NULL, NULL, NULL, NULL), -EINVAL);
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.stack_size = 10;
+    cr_assert_eq(weft_run(&cfg, ret_arg, NULL, NULL), -EINVAL);
+    cr_assert_str_eq(weft_errname(-ETIMEDOUT), "ETIMEDOUT");
+    cr_assert_str_eq(weft_strerror(-ECANCELED), "cancelled");
+}
+
+static void *add_one(void *arg)
+{
+    (*(long *)arg)++;
+    return NULL;
+}
+
+static void *million_main(void *arg)
+{
+    long n = (long)(intptr_t)arg;
+    long counter = 0;
+    enum { BATCH = 10000 };
+    static weft_task *ts[BATCH];
+    for (long done = 0; done < n; done += BATCH) {
+        for (int i = 0; i < BATCH; i++)
+            cr_assert_eq(weft_spawn(&ts[i], add_one, &counter, NULL), 0);
+        for (int i = 0; i < BATCH; i++)
+            cr_assert_eq(weft_join(ts[i], NULL, WEFT_FOREVER), 0);
+    }
+    cr_assert_eq(counter, n);
+    return NULL;
+}
+
+Test(task, a_million_tiny_tasks_spawned_and_joined, .timeout = 120)
+{
+    SKIP_UNDER_VALGRIND();
+    run_main(million_main, (void *)(intptr_t)1000000);
+}
+
+static void *steady_main(void *arg)
+{
+    (void)arg;
+    long counter = 0;
+    weft_task *ts[100];
+    weft_stats before, after;
+    for (int round = 0; round < 3; round++) {
+        if (round == 2)
+            weft_stats_get(&before);
+        for (int i = 0; i < 100; i++)
+            weft_spawn(&ts[i], add_one, &counter, NULL);
+        for (int i = 0; i < 100; i++)
+            weft_join(ts[i], NULL, WEFT_FOREVER);
+    }
+    weft_stats_get(&after);
+    cr_assert_eq(after.nmallocs, before.nmallocs, "spawn/exit in steady state must not malloc");
+    cr_assert_eq(after.nmmaps, before.nmmaps, "nor mmap");
+    cr_assert_eq(after.nspawned - before.nspawned, 100);
+    cr_assert_eq(counter, 300);
+    return NULL;
+}
+
+Test(task, steady_state_spawn_exit_allocates_nothing)
+{
+    run_main(steady_main, NULL);
+}
+
+static int nreaped;
+
+static void reaped(void *arg)
+{
+    (void)arg;
+    nreaped++;
+}
+
+static void *leftover(void *arg)
+{
+    weft_defer(reaped, NULL);
+    if (arg)
+        weft_sleep_until(WEFT_FOREVER);
+    return NULL;
+}
+
+static void *shutdown_main(void *arg)
+{
+    (void)arg;
+    nreaped = 0;
+    weft_task *t;
+    for (int i = 0; i < 100; i++)
+        weft_spawn(&t, leftover, (void *)1, NULL); /* parked forever, never joined */
+    for (int i = 0; i < 10; i++)
+        weft_spawn(&t, leftover, NULL, NULL); /* finished, never joined */
+    weft_yield();
+    for (int i = 0; i < 5; i++)
+        weft_spawn(NULL, leftover, (void *)1,
+                   &(weft_spawn_opts){.flags = WEFT_SPAWN_DETACHED}); /* never started */
+    return (void *)(intptr_t)7;
+}
+
+Test(task, shutdown_cancels_and_reaps_what_is_left)
+{
+    cr_assert_eq(run_main(shutdown_main, NULL), (void *)7);
+    cr_assert_eq(nreaped, 110, "every started task ran its cleanup (%d)", nreaped);
+}
+
+/* A waker kept after its task finished is harmless, even once the record is reused. */
+static weft_waker kept;
+
+static void *keep_waker(void *arg)
+{
+    (void)arg;
+    kept = weft_waker_current();
+    return NULL;
+}
+
+static void *wait_flag(void *arg)
+{
+    int *flag = arg;
+    weft_sleep(20 * WEFT_MSEC);
+    *flag = 1;
+    return NULL;
+}
+
+static void *stale_waker_main(void *arg)
+{
+    (void)arg;
+    weft_task *t;
+    weft_spawn(&t, keep_waker, NULL, NULL);
+    weft_join(t, NULL, WEFT_FOREVER);
+    weft_waker_wake(kept); /* its task is done: nothing */
+    int flag = 0;
+    weft_spawn(&t, wait_flag, &flag, NULL); /* reuses the record */
+    weft_yield();                           /* now parked in its sleep */
+    weft_waker_wake(kept);
+    for (int i = 0; i < 10; i++)
+        weft_yield();
+    cr_assert_eq(flag, 0, "a stale waker woke a later task");
+    weft_join(t, NULL, WEFT_FOREVER);
+    cr_assert_eq(flag, 1);
+    return NULL;
+}
+
+Test(task, waking_a_finished_task_is_harmless)
+{
+    run_main(stale_waker_main, NULL);
+}

@@ -1,0 +1,186 @@
+/* Timers and time: sleeps never return early, fire in deadline order (FIFO among equal
+ * deadlines), leave no timer behind when cancelled; the intrusive heap keeps its order
+ * under random inserts and removals. */
+#include <stdlib.h>
+#include <time.h>
+
+#include "harness.h"
+#include "util/heap.h"
+#include "util/list.h"
+
+static int64_t real_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * WEFT_SEC + ts.tv_nsec;
+}
+
+static void *sleeper(void *arg)
+{
+    int64_t ns = (int64_t)(intptr_t)arg;
+    int64_t deadline = weft_deadline_in(ns);
+    int r = weft_sleep_until(deadline);
+    return (void *)(intptr_t)(r == 0 && real_now() >= deadline && weft_now() >= deadline);
+}
+
+static void *never_early_main(void *arg)
+{
+    (void)arg;
+    weft_task *t[50];
+    for (int i = 0; i < 50; i++)
+        weft_spawn(&t[i], sleeper, (void *)(intptr_t)((i % 7) * 300 * WEFT_USEC), NULL);
+    int ok = 1;
+    for (int i = 0; i < 50; i++) {
+        void *r;
+        weft_join(t[i], &r, WEFT_FOREVER);
+        ok &= (int)(intptr_t)r;
+    }
+    return (void *)(intptr_t)ok;
+}
+
+Test(timer, sleeps_never_return_before_their_deadline)
+{
+    cr_assert_eq(run_main(never_early_main, NULL), (void *)1);
+}
+
+static int wake_order[32];
+static int nwoken;
+
+struct sleep_arg {
+    int id;
+    int64_t deadline;
+};
+
+static void *ordered_sleeper(void *arg)
+{
+    struct sleep_arg *a = arg;
+    weft_sleep_until(a->deadline);
+    wake_order[nwoken++] = a->id;
+    return NULL;
+}
+
+static void *order_main(void *arg)
+{
+    (void)arg;
+    nwoken = 0;
+    int64_t base = weft_now() + 3 * WEFT_MSEC;
+    /* Deadlines spawned out of order; ids 3, 4, 5 share one deadline. */
+    static struct sleep_arg args[] = {{6, 9}, {1, 2}, {3, 5}, {0, 1}, {4, 5}, {2, 3}, {5, 5}};
+    weft_task *t[7];
+    for (int i = 0; i < 7; i++) {
+        args[i].deadline = base + args[i].deadline * 100 * WEFT_USEC;
+        weft_spawn(&t[i], ordered_sleeper, &args[i], NULL);
+    }
+    for (int i = 0; i < 7; i++)
+        weft_join(t[i], NULL, WEFT_FOREVER);
+    for (int i = 0; i < 7; i++)
+        cr_assert_eq(wake_order[i], i, "position %d woke %d", i, wake_order[i]);
+    return NULL;
+}
+
+Test(timer, timers_fire_in_deadline_order_fifo_among_equals)
+{
+    run_main(order_main, NULL);
+}
+
+static void *sleep_long(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)weft_sleep(3600 * WEFT_SEC);
+}
+
+static void *no_leftover_main(void *arg)
+{
+    (void)arg;
+    weft_task *t[100];
+    for (int i = 0; i < 100; i++)
+        weft_spawn(&t[i], sleep_long, NULL, NULL);
+    weft_yield();
+    weft_stats st;
+    weft_stats_get(&st);
+    cr_assert_eq(st.ntimers, 100);
+    for (int i = 0; i < 100; i++)
+        weft_cancel(t[i]);
+    for (int i = 0; i < 100; i++) {
+        void *r;
+        weft_join(t[i], &r, WEFT_FOREVER);
+        cr_assert_eq(r, WEFT_CANCELED);
+    }
+    weft_stats_get(&st);
+    cr_assert_eq(st.ntimers, 0, "a cancelled task left a timer behind");
+    return NULL;
+}
+
+Test(timer, cancelled_sleepers_leave_no_timer)
+{
+    run_main(no_leftover_main, NULL);
+}
+
+Test(timer, deadline_arithmetic)
+{
+    int64_t now = weft_now();
+    cr_assert_geq(now, 0);
+    cr_assert_eq(weft_deadline_in(INT64_MAX), INT64_MAX, "saturates");
+    int64_t passed = weft_deadline_in(-5);
+    int64_t later = weft_now();
+    cr_assert_lt(passed, later, "a negative delay gives a deadline already passed");
+    cr_assert_neq(passed, WEFT_FOREVER);
+}
+
+static void *past_deadline_main(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(weft_sleep_until(0), 0, "a passed deadline returns at once");
+    cr_assert_eq(weft_sleep(-1), 0);
+    return NULL;
+}
+
+Test(timer, passed_deadline_does_not_block)
+{
+    run_main(past_deadline_main, NULL);
+}
+
+/* ---- The heap itself ---- */
+
+struct item {
+    weft__heap_node hn;
+    long key;
+    int in;
+};
+
+static int item_less(const weft__heap_node *a, const weft__heap_node *b)
+{
+    return weft__container_of(a, struct item, hn)->key < weft__container_of(b, struct item, hn)->key;
+}
+
+Test(timer, heap_keeps_order_under_random_inserts_and_removes)
+{
+    enum { N = 20000 };
+    static struct item items[N];
+    weft__heap h = {0};
+    srand(12345);
+    for (int i = 0; i < N; i++) {
+        items[i].key = rand() % 5000;
+        weft__heap_insert(&h, &items[i].hn, item_less);
+        items[i].in = 1;
+    }
+    size_t n = N;
+    for (int i = 0; i < N; i += 3) { /* remove a third from the middle of the tree */
+        weft__heap_remove(&h, &items[i].hn, item_less);
+        items[i].in = 0;
+        n--;
+    }
+    cr_assert_eq(h.n, n);
+    long last = -1;
+    while (h.root) {
+        struct item *it = weft__container_of(h.root, struct item, hn);
+        cr_assert_geq(it->key, last);
+        cr_assert(it->in);
+        last = it->key;
+        weft__heap_remove(&h, h.root, item_less);
+        it->in = 0;
+        n--;
+    }
+    cr_assert_eq(n, 0);
+    cr_assert_eq(h.n, 0);
+}
