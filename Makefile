@@ -69,6 +69,7 @@ install: build
 cross-test:
 	@scripts/deps.sh cross
 	@scripts/arm64-sysroot.sh $(BUILD)/arm64-sysroot
+	@scripts/qemu-binfmt.sh
 	@$(MAKE) --no-print-directory $(BUILD)/aarch64/CMakeCache.txt
 	cmake --build $(BUILD)/aarch64 -j$(JOBS)
 	cd $(BUILD)/aarch64 && $(CTEST) -L core

@@ -9,7 +9,7 @@ want=(cmake make gcc pkg-config)
 case "${1:-build}" in
   build) ;;
   test)  want+=(libcriterion-dev valgrind) ;;
-  cross) want+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user) ;;
+  cross) want+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user qemu-user-binfmt) ;;
   bench) want+=(g++ golang-go libboost-context-dev librust-tokio-dev cargo util-linux) ;;
   *) echo "deps.sh: unknown set '$1'" >&2; exit 2 ;;
 esac

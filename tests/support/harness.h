@@ -16,6 +16,12 @@
 #ifndef RUNNING_ON_VALGRIND
 #define RUNNING_ON_VALGRIND 0
 #endif
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#define WEFT_TEST_LEAK_CHECK() __lsan_do_recoverable_leak_check()
+#else
+#define WEFT_TEST_LEAK_CHECK() 0
+#endif
 
 /* Runs fn(arg) in a runtime with `cfg` (NULL: defaults); returns the main task's result. */
 static inline void *run_main_cfg(const weft_config *cfg, weft_fn fn, void *arg)
@@ -23,6 +29,8 @@ static inline void *run_main_cfg(const weft_config *cfg, weft_fn fn, void *arg)
     void *result = (void *)(intptr_t)-12345;
     int r = weft_run(cfg, fn, arg, &result);
     cr_assert_eq(r, 0, "weft_run: %s", weft_strerror(r));
+    /* Criterion ignores LeakSanitizer's exit status in its workers: ask directly. */
+    cr_assert_eq(WEFT_TEST_LEAK_CHECK(), 0, "memory leaked (see LeakSanitizer's report)");
     return result;
 }
 
