@@ -87,9 +87,12 @@ static int timer_poll(weft_future *self, weft_context *cx)
         weft_future_complete(self, 0, NULL);
         return WEFT_READY;
     }
-    if (!tf->timer.armed || tf->timer.waker.task != cx->waker.task ||
-        tf->timer.waker.epoch != cx->waker.epoch)
-        weft__timer_start(tf->w, &tf->timer, tf->deadline, cx->waker);
+    if ((!tf->timer.index || tf->timer.waker.task != cx->waker.task ||
+         tf->timer.waker.epoch != cx->waker.epoch) &&
+        weft__timer_start(tf->w, &tf->timer, tf->deadline, cx->waker) < 0) {
+        weft_future_complete(self, -ENOMEM, NULL);
+        return WEFT_READY;
+    }
     return WEFT_PENDING;
 }
 
@@ -114,7 +117,7 @@ int weft_timer_future(weft_future **out, int64_t deadline)
         return -ENOMEM;
     weft_future_init(&tf->base, &timer_ops);
     tf->w = w;
-    tf->timer.armed = false;
+    tf->timer.index = 0;
     tf->deadline = deadline == WEFT_FOREVER ? INT64_MAX : deadline;
     *out = &tf->base;
     return 0;
@@ -256,9 +259,12 @@ static int timeout_poll(weft_future *self, weft_context *cx)
         weft_future_complete(self, -ETIMEDOUT, NULL);
         return WEFT_READY;
     }
-    if (!c->timer.armed || c->timer.waker.task != cx->waker.task ||
-        c->timer.waker.epoch != cx->waker.epoch)
-        weft__timer_start(c->w, &c->timer, c->deadline, cx->waker);
+    if ((!c->timer.index || c->timer.waker.task != cx->waker.task ||
+         c->timer.waker.epoch != cx->waker.epoch) &&
+        weft__timer_start(c->w, &c->timer, c->deadline, cx->waker) < 0) {
+        weft_future_complete(self, -ENOMEM, NULL);
+        return WEFT_READY;
+    }
     return WEFT_PENDING;
 }
 
@@ -289,7 +295,7 @@ static int combo_new(weft_future **out, weft_future *const *fs, size_t n,
         return -ENOMEM;
     weft_future_init(&c->base, ops);
     c->w = w;
-    c->timer.armed = false;
+    c->timer.index = 0;
     c->deadline = INT64_MAX;
     c->n = n;
     memcpy(c->fs, fs, n * sizeof fs[0]);

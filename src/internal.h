@@ -12,7 +12,6 @@
 
 #include "weft.h"
 #include "arch/switch.h"
-#include "util/heap.h"
 #include "util/list.h"
 
 #define WEFT_COLD     __attribute__((cold))
@@ -132,7 +131,17 @@ struct weft__stack {
 
 int weft__stack_alloc(weft__worker *w, size_t size, bool want_guard, weft__stack **out);
 void weft__stack_free(weft__worker *w, weft__stack *s);
+/* Returns pooled stacks beyond stack_pool_max to the kernel, at most max_ops of them; returns
+ * how many are still in excess. Called by the loop when it is about to block. */
+size_t weft__stack_trim(weft__worker *w, size_t max_ops);
 void weft__stack_fini(weft__worker *w);
+/* Debug builds write a canary at the bottom of each unguarded stack and check it at every
+ * park and exit. Release builds do not: it would commit a second page per stack. */
+#ifndef NDEBUG
+#define WEFT__STACK_CANARY 1
+#else
+#define WEFT__STACK_CANARY 0
+#endif
 /* Writes the canary at the bottom of an unguarded stack / checks it (0 = intact). */
 void weft__stack_canary_set(weft__stack *s);
 int weft__stack_canary_check(const weft__stack *s);
@@ -142,33 +151,46 @@ int weft__stack_canary_check(const weft__stack *s);
 typedef struct weft__stack_pool {
     struct {
         size_t size;
-        weft__stack *free;
+        weft__stack *free;     /* warm: pages still committed */
         size_t nfree;
+        weft__stack *cold;     /* trimmed: pages given back, reused after the warm ones */
     } cls[WEFT__STACK_CLASSES];
     struct weft__slab *slabs;  /* every slab, freed at shutdown */
     size_t nguarded;           /* guarded stacks in existence (each costs 2 VMAs) */
     size_t guard_limit;        /* from vm.max_map_count / 4 */
     size_t nlive;              /* stacks bound to tasks */
-    size_t npooled;
+    size_t npooled;            /* warm pooled stacks */
+    size_t ncold;
     size_t page;
 } weft__stack_pool;
 
 /* ---- Timers (timer.c) --------------------------------------------------------------- */
 
+/* A timer belongs to its waiter (often on a coroutine stack); the heap holds its keys. */
 typedef struct weft__timer {
-    weft__heap_node hn;
-    int64_t deadline;
-    uint64_t seq;       /* insertion order: equal deadlines fire first-in first-out */
+    size_t index;       /* 1 + its slot in the heap, 0 when not armed */
     weft_waker waker;
-    bool armed;
 } weft__timer;
 
-void weft__timer_start(weft__worker *w, weft__timer *t, int64_t deadline, weft_waker wk);
+typedef struct weft__timer_entry {
+    int64_t deadline;
+    uint64_t seq;       /* insertion order: equal deadlines fire first-in first-out */
+    weft__timer *timer;
+} weft__timer_entry;
+
+typedef struct weft__timer_heap {
+    weft__timer_entry *v;
+    size_t n, cap;
+} weft__timer_heap;
+
+/* Arms (or re-arms) t. Returns 0 or -ENOMEM (the heap could not grow). */
+int weft__timer_start(weft__worker *w, weft__timer *t, int64_t deadline, weft_waker wk);
 void weft__timer_stop(weft__worker *w, weft__timer *t);
 /* Fires every timer due at w->now; returns how many. */
 size_t weft__timers_run(weft__worker *w);
 /* Nanoseconds until the nearest timer (0 if due), or -1 if none. */
 int64_t weft__timers_next(weft__worker *w);
+void weft__timers_fini(weft__worker *w);
 
 /* ---- The I/O reactor (io/reactor.c, io/backend.h) ----------------------------------- */
 
@@ -202,7 +224,7 @@ struct weft__worker {
      * worker sees the pushed task or the pusher sees the flag and notifies. */
     _Atomic int sleeping;
 
-    weft__heap timers;
+    weft__timer_heap timers;
     uint64_t timer_seq;
     weft__io *io;
 

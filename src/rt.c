@@ -119,6 +119,7 @@ WEFT_COLD static void worker_fini(weft__worker *w)
         weft__free(w, n);
     }
     weft__stack_fini(w);
+    weft__timers_fini(w);
     weft__io_fini(w);
     weft__overflow_fini(w);
 }

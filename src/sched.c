@@ -62,8 +62,10 @@ static void landed(weft__worker *w, void *fake_stack)
     errno_set(t ? t->saved_errno : w->sched_errno);
 }
 
-/* Switches from the running context (`from`, NULL for the loop) to `to` (NULL: the loop). */
-static void switch_to(weft__worker *w, weft_task *from, weft_task *to)
+/* Switches from the running context (`from`, NULL for the loop) to `to` (NULL: the loop).
+ * Never inlined: every switch leaves from this one call site, so the switch's `ret` lands
+ * where the CPU's return predictor expects (see src/arch/x86_64/switch.S). */
+static WEFT_NOINLINE void switch_to(weft__worker *w, weft_task *from, weft_task *to)
 {
     weft__ctx *fc = from ? &from->ctx : &w->sched_ctx;
     weft__ctx *tc = to ? &to->ctx : &w->sched_ctx;
@@ -151,8 +153,12 @@ static weft_task *pick_next(weft__worker *w)
 
 static void check_canary(weft_task *t)
 {
+#if WEFT__STACK_CANARY
     if (!t->stack->guarded && weft__stack_canary_check(t->stack) != 0)
         weft__overflow_report(t, NULL, "its canary word was overwritten");
+#else
+    (void)t;
+#endif
 }
 
 /* Leaves the current task `from` (already parked, ready or done) for the next ready task,
@@ -246,9 +252,9 @@ int weft__park_until(weft__worker *w, int64_t deadline)
     if (deadline != WEFT_FOREVER && deadline <= w->now)
         return -ETIMEDOUT;
     weft__timer tm;
-    tm.armed = false;
-    if (deadline != WEFT_FOREVER)
-        weft__timer_start(w, &tm, deadline, weft__waker_of(t));
+    tm.index = 0;
+    if (deadline != WEFT_FOREVER && weft__timer_start(w, &tm, deadline, weft__waker_of(t)) < 0)
+        return -ENOMEM;
     park_current(w, t);
     weft__timer_stop(w, &tm);
     if (t->flags & WEFT__T_CANCELLED)
@@ -407,6 +413,11 @@ int weft__loop(weft__worker *w)
 
         w->now = weft__clock_ns();
         int64_t timeout = weft__timers_next(w);
+        /* Idle: give surplus pooled stacks back, a batch at a time, without blocking
+         * while some remain (256: a few hundred microseconds of madvise/munmap). */
+        if (timeout != 0 && w->stacks.npooled > w->cfg.stack_pool_max &&
+            weft__stack_trim(w, 256) > 0)
+            timeout = 0;
         /* seq_cst: pairs with enqueue_remote (see the field's comment). */
         atomic_store_explicit(&w->sleeping, 1, memory_order_seq_cst);
         if (atomic_load_explicit(&w->inbox, memory_order_seq_cst))

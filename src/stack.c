@@ -6,8 +6,14 @@
  * vm.max_map_count (65530 by default) per process. So under WEFT_GUARD_AUTO at most a quarter
  * of that limit is used for guarded stacks; past it, stacks are carved unguarded from slabs
  * of 4 MiB (one VMA for many stacks), which is what lets a million coroutines live at once.
- * Unguarded stacks carry a canary word at their lowest address, checked at every park and
- * exit. Each stack's descriptor lives in the top bytes of its own mapping. */
+ * In debug builds unguarded stacks carry a canary word at their lowest address, checked at
+ * every park and exit (not in release builds: writing it commits a second page per stack).
+ * Each stack's descriptor lives in the top bytes of its own mapping.
+ *
+ * Freeing a stack never makes a syscall: it goes back to its class's warm list. When the
+ * pool holds more than stack_pool_max, the loop trims the excess while it is idle (guarded
+ * stacks are unmapped, slab stacks have their pages given back and move to the cold list,
+ * from which they are reused after the warm ones). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -145,44 +151,58 @@ int weft__stack_canary_check(const weft__stack *s)
     return v == CANARY ? 0 : -1;
 }
 
+static weft__stack *pop_pooled(weft__stack_pool *p, size_t size, bool want_guard)
+{
+    for (int i = 0; i < WEFT__STACK_CLASSES; i++) {
+        if (p->cls[i].size != size)
+            continue;
+        weft__stack **list = p->cls[i].free ? &p->cls[i].free : &p->cls[i].cold;
+        weft__stack *s = *list;
+        if (!s)
+            return NULL;
+        /* A guarded request takes an unguarded stack only once guards ran out. */
+        if (want_guard && !s->guarded && p->nguarded < p->guard_limit)
+            return NULL;
+        *list = s->next;
+        if (list == &p->cls[i].free) {
+            p->cls[i].nfree--;
+            p->npooled--;
+        } else {
+            p->ncold--;
+        }
+        return s;
+    }
+    return NULL;
+}
+
 int weft__stack_alloc(weft__worker *w, size_t size, bool want_guard, weft__stack **out)
 {
     weft__stack_pool *p = &w->stacks;
-    for (int i = 0; i < WEFT__STACK_CLASSES; i++) {
-        if (p->cls[i].size == size && p->cls[i].free) {
-            weft__stack *s = p->cls[i].free;
-            /* A guarded request may take an unguarded pooled stack only if guards ran out. */
-            if (want_guard && !s->guarded && p->nguarded < p->guard_limit)
-                break;
-            p->cls[i].free = s->next;
-            p->cls[i].nfree--;
-            p->npooled--;
-            p->nlive++;
-#ifdef WEFT_ASAN
-            /* A task that ended through weft_exit left its frames' redzones poisoned. */
-            __asan_unpoison_memory_region(s->lo, (size_t)(s->hi - s->lo));
-#endif
-            if (!s->guarded)
-                weft__stack_canary_set(s);
-            *out = s;
-            return 0;
-        }
-    }
     if (!p->guard_limit)
         p->guard_limit = read_guard_limit();
-    int r;
-    if (want_guard && p->nguarded < p->guard_limit)
-        r = new_guarded(w, size, out);
-    else if (want_guard && w->cfg.guard == WEFT_GUARD_ALWAYS)
+    weft__stack *s = pop_pooled(p, size, want_guard);
+    int r = 0;
+    if (s) {
+#ifdef WEFT_ASAN
+        /* A task that ended through weft_exit left its frames' redzones poisoned. */
+        __asan_unpoison_memory_region(s->lo, (size_t)(s->hi - s->lo));
+#endif
+    } else if (want_guard && p->nguarded < p->guard_limit) {
+        r = new_guarded(w, size, &s);
+    } else if (want_guard && w->cfg.guard == WEFT_GUARD_ALWAYS) {
         r = -ENOMEM;
-    else
-        r = new_carved(w, size, out);
-    if (r == 0) {
-        p->nlive++;
-        if (!(*out)->guarded)
-            weft__stack_canary_set(*out);
+    } else {
+        r = new_carved(w, size, &s);
     }
-    return r;
+    if (r < 0)
+        return r;
+    p->nlive++;
+#if WEFT__STACK_CANARY
+    if (!s->guarded)
+        weft__stack_canary_set(s);
+#endif
+    *out = s;
+    return 0;
 }
 
 static void unmap_stack(weft__worker *w, weft__stack *s)
@@ -201,35 +221,52 @@ void weft__stack_free(weft__worker *w, weft__stack *s)
     weft__stack_pool *p = &w->stacks;
     p->nlive--;
     int slot = -1;
-    for (int i = 0; i < WEFT__STACK_CLASSES; i++) {
-        if (p->cls[i].size == s->size) {
+    for (int i = 0; i < WEFT__STACK_CLASSES && slot < 0; i++)
+        if (p->cls[i].size == s->size)
             slot = i;
-            break;
+    for (int i = 0; i < WEFT__STACK_CLASSES && slot < 0; i++)
+        if (p->cls[i].size == 0 && !p->cls[i].free && !p->cls[i].cold) {
+            p->cls[i].size = s->size;
+            slot = i;
         }
-        if (slot < 0 && p->cls[i].size == 0)
-            slot = i;
-    }
-    if (slot >= 0 && p->cls[slot].size == 0)
-        p->cls[slot].size = s->size;
-    bool keep = slot >= 0 && p->npooled < w->cfg.stack_pool_max;
-    if (!keep && s->guarded) {
-        unmap_stack(w, s);
+    if (slot < 0) {
+        /* A ninth size class: guarded stacks go back to the kernel, slab ones stay in their
+         * slab until shutdown. */
+        if (s->guarded)
+            unmap_stack(w, s);
         return;
     }
-    if (!keep && !w->shutting_down) {
-        /* Slab stacks cannot be unmapped one by one: give their pages back instead, all but
-         * the top page, which holds the descriptor. */
-        size_t page = page_size(w);
-        char *top_page = (char *)((uintptr_t)s->hi & ~(uintptr_t)(page - 1));
-        if (top_page > s->lo)
-            madvise(s->lo, (size_t)(top_page - s->lo), MADV_DONTNEED);
-    }
-    if (slot < 0)
-        return; /* a ninth size class: stays in its slab until shutdown */
     s->next = p->cls[slot].free;
     p->cls[slot].free = s;
     p->cls[slot].nfree++;
     p->npooled++;
+}
+
+size_t weft__stack_trim(weft__worker *w, size_t max_ops)
+{
+    weft__stack_pool *p = &w->stacks;
+    size_t page = page_size(w), ops = 0;
+    for (int i = 0; i < WEFT__STACK_CLASSES && p->npooled > w->cfg.stack_pool_max; i++) {
+        while (p->cls[i].free && p->npooled > w->cfg.stack_pool_max && ops < max_ops) {
+            weft__stack *s = p->cls[i].free;
+            p->cls[i].free = s->next;
+            p->cls[i].nfree--;
+            p->npooled--;
+            ops++;
+            if (s->guarded) {
+                unmap_stack(w, s);
+                continue;
+            }
+            /* All but the top page, which holds the descriptor. */
+            char *top_page = (char *)((uintptr_t)s->hi & ~(uintptr_t)(page - 1));
+            if (top_page > s->lo)
+                madvise(s->lo, (size_t)(top_page - s->lo), MADV_DONTNEED);
+            s->next = p->cls[i].cold;
+            p->cls[i].cold = s;
+            p->ncold++;
+        }
+    }
+    return p->npooled > w->cfg.stack_pool_max ? p->npooled - w->cfg.stack_pool_max : 0;
 }
 
 WEFT_COLD void weft__stack_fini(weft__worker *w)
@@ -241,9 +278,15 @@ WEFT_COLD void weft__stack_fini(weft__worker *w)
             p->cls[i].free = s->next;
             unmap_stack(w, s);
         }
+        while (p->cls[i].cold) {
+            weft__stack *s = p->cls[i].cold;
+            p->cls[i].cold = s->next;
+            unmap_stack(w, s);
+        }
         p->cls[i].nfree = 0;
     }
     p->npooled = 0;
+    p->ncold = 0;
     while (p->slabs) {
         struct weft__slab *sl = p->slabs;
         p->slabs = sl->next;

@@ -5,8 +5,7 @@
 #include <time.h>
 
 #include "harness.h"
-#include "util/heap.h"
-#include "util/list.h"
+#include "internal.h"
 
 static int64_t real_now(void)
 {
@@ -140,47 +139,41 @@ Test(timer, passed_deadline_does_not_block)
     run_main(past_deadline_main, NULL);
 }
 
-/* ---- The heap itself ---- */
+/* ---- The timer heap itself, driven through the internal calls on a bare worker ---- */
 
-struct item {
-    weft__heap_node hn;
-    long key;
-    int in;
-};
-
-static int item_less(const weft__heap_node *a, const weft__heap_node *b)
-{
-    return weft__container_of(a, struct item, hn)->key < weft__container_of(b, struct item, hn)->key;
-}
-
-Test(timer, heap_keeps_order_under_random_inserts_and_removes)
+Test(timer, heap_fires_in_order_under_random_inserts_and_removes)
 {
     enum { N = 20000 };
-    static struct item items[N];
-    weft__heap h = {0};
+    static weft__timer timers[N];
+    static weft__worker w; /* only its timer fields are used */
     srand(12345);
-    for (int i = 0; i < N; i++) {
-        items[i].key = rand() % 5000;
-        weft__heap_insert(&h, &items[i].hn, item_less);
-        items[i].in = 1;
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(weft__timer_start(&w, &timers[i], rand() % 5000, (weft_waker){0}), 0);
+    /* Re-arm a tenth with new deadlines, stop a third. */
+    for (int i = 0; i < N; i += 10)
+        weft__timer_start(&w, &timers[i], rand() % 5000, (weft_waker){0});
+    size_t left = N;
+    for (int i = 0; i < N; i += 3) {
+        weft__timer_stop(&w, &timers[i]);
+        cr_assert_eq(timers[i].index, 0);
+        left--;
     }
-    size_t n = N;
-    for (int i = 0; i < N; i += 3) { /* remove a third from the middle of the tree */
-        weft__heap_remove(&h, &items[i].hn, item_less);
-        items[i].in = 0;
-        n--;
+    cr_assert_eq(w.timers.n, left);
+    /* Advance time to each next deadline: the minima never go backwards, and every armed
+     * timer fires exactly once. */
+    int64_t last = -1;
+    while (w.timers.n) {
+        w.now = 0;
+        int64_t next = weft__timers_next(&w);
+        cr_assert_geq(next, last);
+        last = next;
+        w.now = next;
+        size_t fired = weft__timers_run(&w);
+        cr_assert_gt(fired, 0);
+        left -= fired;
     }
-    cr_assert_eq(h.n, n);
-    long last = -1;
-    while (h.root) {
-        struct item *it = weft__container_of(h.root, struct item, hn);
-        cr_assert_geq(it->key, last);
-        cr_assert(it->in);
-        last = it->key;
-        weft__heap_remove(&h, h.root, item_less);
-        it->in = 0;
-        n--;
-    }
-    cr_assert_eq(n, 0);
-    cr_assert_eq(h.n, 0);
+    cr_assert_eq(left, 0);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(timers[i].index, 0);
+    weft__timers_fini(&w);
 }
