@@ -58,8 +58,7 @@ static void *bench(void *arg)
             fprintf(stderr, "spawn_join: counter %ld != %ld\n", counter, n), exit(1);
     }
     bench_emit("weft", "spawn_join", n, bench_median(v, BENCH_REPEATS), "ns/task", NULL);
-    bench_emit("weft_stackless", "spawn_join", n, bench_median(vs, BENCH_REPEATS), "ns/task",
-               NULL);
+    bench_emit("weft_stackless", "spawn_join", n, bench_median(vs, BENCH_REPEATS), "ns/task", NULL);
     free(ts);
     free(fs);
     return NULL;

@@ -71,8 +71,8 @@ static void *main_task(void *arg)
     void *ra, *rb;
     weft_join(a, &ra, WEFT_FOREVER);
     weft_join(b, &rb, WEFT_FOREVER);
-    printf("%7.1f ms  %-10s joined: %ld and %ld\n", (double)(weft_now() - t0) / WEFT_MSEC,
-           "main", (long)(intptr_t)ra, (long)(intptr_t)rb);
+    printf("%7.1f ms  %-10s joined: %ld and %ld\n", (double)(weft_now() - t0) / WEFT_MSEC, "main",
+           (long)(intptr_t)ra, (long)(intptr_t)rb);
 
     weft_cancel(c);
     void *rc;

@@ -239,8 +239,8 @@ WEFT_API int weft_defer_pop(int run);
  * has moved on to another wait, or has finished and its record was reused) does nothing.
  * Waking a task that has not parked yet makes its next park return at once. */
 typedef struct weft_waker {
-    void *task;      /* private: the task record, or NULL for a waker that does nothing */
-    uint64_t epoch;  /* private: which park of that task it wakes */
+    void *task;     /* private: the task record, or NULL for a waker that does nothing */
+    uint64_t epoch; /* private: which park of that task it wakes */
 } weft_waker;
 
 /* Returns a waker for the current task's next park ({NULL, 0} outside a task). */

@@ -4,38 +4,38 @@
 
 #include "weft.h"
 
-#define WEFT__ERRNO_MAP(X)                                                                  \
-    X(EPERM, "operation not permitted here (not inside a task?)")                           \
-    X(ENOENT, "no such entry")                                                              \
-    X(ESRCH, "no such task")                                                                \
-    X(EINTR, "interrupted")                                                                 \
-    X(EIO, "input/output error")                                                            \
-    X(EBADF, "bad or closed file descriptor")                                               \
-    X(EAGAIN, "resource temporarily unavailable")                                           \
-    X(ENOMEM, "out of memory")                                                              \
-    X(EACCES, "permission denied")                                                          \
-    X(EFAULT, "bad address")                                                                \
-    X(EBUSY, "busy: another task already waits there")                                      \
-    X(EEXIST, "already exists")                                                             \
-    X(EINVAL, "invalid argument")                                                           \
-    X(ENFILE, "too many open files in the system")                                          \
-    X(EMFILE, "too many open files")                                                        \
-    X(ENOSPC, "no space left")                                                              \
-    X(EPIPE, "broken pipe or closed channel")                                               \
-    X(ERANGE, "out of range")                                                               \
-    X(EDEADLK, "would deadlock")                                                            \
-    X(ENOSYS, "not supported by this kernel")                                               \
-    X(EALREADY, "already settled")                                                          \
-    X(EINPROGRESS, "operation in progress")                                                 \
-    X(ENOTSOCK, "not a socket")                                                             \
-    X(EADDRINUSE, "address in use")                                                         \
-    X(ECONNABORTED, "connection aborted")                                                   \
-    X(ECONNRESET, "connection reset by peer")                                               \
-    X(ECONNREFUSED, "connection refused")                                                   \
-    X(ENOTCONN, "not connected")                                                            \
-    X(ETIMEDOUT, "deadline passed")                                                         \
-    X(ECANCELED, "cancelled")                                                               \
-    X(EOVERFLOW, "value too large")                                                         \
+#define WEFT__ERRNO_MAP(X)                                                                         \
+    X(EPERM, "operation not permitted here (not inside a task?)")                                  \
+    X(ENOENT, "no such entry")                                                                     \
+    X(ESRCH, "no such task")                                                                       \
+    X(EINTR, "interrupted")                                                                        \
+    X(EIO, "input/output error")                                                                   \
+    X(EBADF, "bad or closed file descriptor")                                                      \
+    X(EAGAIN, "resource temporarily unavailable")                                                  \
+    X(ENOMEM, "out of memory")                                                                     \
+    X(EACCES, "permission denied")                                                                 \
+    X(EFAULT, "bad address")                                                                       \
+    X(EBUSY, "busy: another task already waits there")                                             \
+    X(EEXIST, "already exists")                                                                    \
+    X(EINVAL, "invalid argument")                                                                  \
+    X(ENFILE, "too many open files in the system")                                                 \
+    X(EMFILE, "too many open files")                                                               \
+    X(ENOSPC, "no space left")                                                                     \
+    X(EPIPE, "broken pipe or closed channel")                                                      \
+    X(ERANGE, "out of range")                                                                      \
+    X(EDEADLK, "would deadlock")                                                                   \
+    X(ENOSYS, "not supported by this kernel")                                                      \
+    X(EALREADY, "already settled")                                                                 \
+    X(EINPROGRESS, "operation in progress")                                                        \
+    X(ENOTSOCK, "not a socket")                                                                    \
+    X(EADDRINUSE, "address in use")                                                                \
+    X(ECONNABORTED, "connection aborted")                                                          \
+    X(ECONNRESET, "connection reset by peer")                                                      \
+    X(ECONNREFUSED, "connection refused")                                                          \
+    X(ENOTCONN, "not connected")                                                                   \
+    X(ETIMEDOUT, "deadline passed")                                                                \
+    X(ECANCELED, "cancelled")                                                                      \
+    X(EOVERFLOW, "value too large")                                                                \
     X(EOPNOTSUPP, "operation not supported")
 
 const char *weft_strerror(int err)
@@ -45,8 +45,8 @@ const char *weft_strerror(int err)
     switch (err) {
     case 0:
         return "success";
-#define X(name, msg)                                                                        \
-    case name:                                                                              \
+#define X(name, msg)                                                                               \
+    case name:                                                                                     \
         return msg;
         WEFT__ERRNO_MAP(X)
 #undef X
@@ -62,8 +62,8 @@ const char *weft_errname(int err)
     switch (err) {
     case 0:
         return "OK";
-#define X(name, msg)                                                                        \
-    case name:                                                                              \
+#define X(name, msg)                                                                               \
+    case name:                                                                                     \
         return #name;
         WEFT__ERRNO_MAP(X)
 #undef X

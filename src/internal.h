@@ -14,8 +14,8 @@
 #include "arch/switch.h"
 #include "util/list.h"
 
-#define WEFT_COLD     __attribute__((cold))
-#define WEFT_NOINLINE __attribute__((noinline))
+#define WEFT_COLD        __attribute__((cold))
+#define WEFT_NOINLINE    __attribute__((noinline))
 #define weft_likely(x)   __builtin_expect(!!(x), 1)
 #define weft_unlikely(x) __builtin_expect(!!(x), 0)
 
@@ -62,9 +62,9 @@ enum {
     WEFT__NOTIFIED = 3,
     WEFT__DONE = 4,
 };
-#define WEFT__STATE_BITS 3
-#define WEFT__STATE(word) ((unsigned)((word) & 7u))
-#define WEFT__EPOCH(word) ((word) >> WEFT__STATE_BITS)
+#define WEFT__STATE_BITS         3
+#define WEFT__STATE(word)        ((unsigned)((word)&7u))
+#define WEFT__EPOCH(word)        ((word) >> WEFT__STATE_BITS)
 #define WEFT__WORD(epoch, state) (((epoch) << WEFT__STATE_BITS) | (uint64_t)(state))
 
 /* A small pooled node for defer handlers and task-local values. */
@@ -88,26 +88,26 @@ enum {
 struct weft_task {
     /* any thread: wakers CAS it (acq_rel; the winner of PARKED->READY owns the enqueue). */
     _Atomic uint64_t word;
-    weft_task *next;             /* ready-queue link; owner: worker */
-    weft_task *inbox_next;       /* remote-wake inbox link; written by the pusher before its
-                                  * publishing CAS, read by the worker after its acquire */
-    weft__worker *worker;        /* the owning worker; fixed for the record's life */
-    weft__ctx ctx;               /* saved stack pointer while not running */
-    weft__stack *stack;          /* bound at first run; NULL for stackless tasks */
+    weft_task *next;       /* ready-queue link; owner: worker */
+    weft_task *inbox_next; /* remote-wake inbox link; written by the pusher before its
+                            * publishing CAS, read by the worker after its acquire */
+    weft__worker *worker;  /* the owning worker; fixed for the record's life */
+    weft__ctx ctx;         /* saved stack pointer while not running */
+    weft__stack *stack;    /* bound at first run; NULL for stackless tasks */
     union {
-        weft_fn fn;              /* stackful: the body */
-        weft_future *future;     /* stackless: the driven future (owned) */
+        weft_fn fn;          /* stackful: the body */
+        weft_future *future; /* stackless: the driven future (owned) */
     };
     void *arg;
-    void *result;                /* set at finish */
-    weft__node *defers;          /* LIFO cleanup handlers */
-    weft__node *locals;          /* task-local values */
-    weft_waker joiner;           /* the task parked in weft_join on us, if any */
-    weft__list all;              /* in worker->tasks while not yet finished */
+    void *result;       /* set at finish */
+    weft__node *defers; /* LIFO cleanup handlers */
+    weft__node *locals; /* task-local values */
+    weft_waker joiner;  /* the task parked in weft_join on us, if any */
+    weft__list all;     /* in worker->tasks while not yet finished */
     uint64_t id;
-    uint32_t stack_size;         /* requested size, rounded */
-    uint16_t flags;              /* WEFT__T_*; owner: worker */
-    int saved_errno;             /* errno while switched out (coroutines keep their own) */
+    uint32_t stack_size; /* requested size, rounded */
+    uint16_t flags;      /* WEFT__T_*; owner: worker */
+    int saved_errno;     /* errno while switched out (coroutines keep their own) */
     char name[16];
 };
 
@@ -116,16 +116,16 @@ struct weft_task {
 /* A stack's descriptor lives at the top of its own mapping, so pooling needs no malloc.
  * The usable stack is [lo, hi); hi is where the descriptor starts. */
 struct weft__stack {
-    weft__stack *next;  /* pool link */
-    char *lo, *hi;      /* usable range */
-    char *map;          /* mapping start (guard page included), or slab it was carved from */
+    weft__stack *next; /* pool link */
+    char *lo, *hi;     /* usable range */
+    char *map;         /* mapping start (guard page included), or slab it was carved from */
     size_t map_size;
-    uint32_t size;      /* usable size class */
-    uint8_t guarded;    /* a PROT_NONE page sits right below lo */
-    uint8_t slab;       /* carved from a slab: freed with it */
-    unsigned vg_id;     /* valgrind stack id */
+    uint32_t size;   /* usable size class */
+    uint8_t guarded; /* a PROT_NONE page sits right below lo */
+    uint8_t slab;    /* carved from a slab: freed with it */
+    unsigned vg_id;  /* valgrind stack id */
 #ifdef WEFT_TSAN
-    void *tsan_fiber;   /* the TSan fiber of the task running on it */
+    void *tsan_fiber; /* the TSan fiber of the task running on it */
 #endif
 };
 
@@ -151,15 +151,15 @@ int weft__stack_canary_check(const weft__stack *s);
 typedef struct weft__stack_pool {
     struct {
         size_t size;
-        weft__stack *free;     /* warm: pages still committed */
+        weft__stack *free; /* warm: pages still committed */
         size_t nfree;
-        weft__stack *cold;     /* trimmed: pages given back, reused after the warm ones */
+        weft__stack *cold; /* trimmed: pages given back, reused after the warm ones */
     } cls[WEFT__STACK_CLASSES];
-    struct weft__slab *slabs;  /* every slab, freed at shutdown */
-    size_t nguarded;           /* guarded stacks in existence (each costs 2 VMAs) */
-    size_t guard_limit;        /* from vm.max_map_count / 4 */
-    size_t nlive;              /* stacks bound to tasks */
-    size_t npooled;            /* warm pooled stacks */
+    struct weft__slab *slabs; /* every slab, freed at shutdown */
+    size_t nguarded;          /* guarded stacks in existence (each costs 2 VMAs) */
+    size_t guard_limit;       /* from vm.max_map_count / 4 */
+    size_t nlive;             /* stacks bound to tasks */
+    size_t npooled;           /* warm pooled stacks */
     size_t ncold;
     size_t page;
 } weft__stack_pool;
@@ -168,13 +168,13 @@ typedef struct weft__stack_pool {
 
 /* A timer belongs to its waiter (often on a coroutine stack); the heap holds its keys. */
 typedef struct weft__timer {
-    size_t index;       /* 1 + its slot in the heap, 0 when not armed */
+    size_t index; /* 1 + its slot in the heap, 0 when not armed */
     weft_waker waker;
 } weft__timer;
 
 typedef struct weft__timer_entry {
     int64_t deadline;
-    uint64_t seq;       /* insertion order: equal deadlines fire first-in first-out */
+    uint64_t seq; /* insertion order: equal deadlines fire first-in first-out */
     weft__timer *timer;
 } weft__timer_entry;
 
@@ -206,14 +206,14 @@ size_t weft__io_nwaiters(weft__worker *w);
 /* ---- The worker ---------------------------------------------------------------------- */
 
 struct weft__worker {
-    weft_task *current;          /* running task, NULL on the scheduler context */
-    weft__ctx sched_ctx;         /* the thread's own stack, where the loop runs */
-    weft__fifo ready;            /* FIFO of READY tasks, linked through task->next */
-    unsigned budget;             /* resumes left in this tick */
-    int64_t now;                 /* clock cached at the start of the tick */
-    weft_task *dead;             /* finished task whose stack is freed after the switch */
-    weft_task *handoff;          /* stackless task picked by a parking task, for the loop */
-    int sched_errno;             /* errno of the loop's context while a task runs */
+    weft_task *current;  /* running task, NULL on the scheduler context */
+    weft__ctx sched_ctx; /* the thread's own stack, where the loop runs */
+    weft__fifo ready;    /* FIFO of READY tasks, linked through task->next */
+    unsigned budget;     /* resumes left in this tick */
+    int64_t now;         /* clock cached at the start of the tick */
+    weft_task *dead;     /* finished task whose stack is freed after the switch */
+    weft_task *handoff;  /* stackless task picked by a parking task, for the loop */
+    int sched_errno;     /* errno of the loop's context while a task runs */
 
     /* any thread: the remote-wake inbox, a Treiber stack of tasks woken from other threads.
      * Pushers CAS with release (publishing the task's READY state); the worker takes the
@@ -228,11 +228,11 @@ struct weft__worker {
     uint64_t timer_seq;
     weft__io *io;
 
-    weft__list tasks;            /* unfinished tasks, for shutdown */
-    size_t nlive;                /* unfinished tasks */
-    size_t ntasks;               /* records not yet reaped */
-    struct task_chunk *chunks;   /* task records are carved from these; freed at the end */
-    weft_task *free_tasks;       /* recycled task records, linked through next */
+    weft__list tasks;          /* unfinished tasks, for shutdown */
+    size_t nlive;              /* unfinished tasks */
+    size_t ntasks;             /* records not yet reaped */
+    struct task_chunk *chunks; /* task records are carved from these; freed at the end */
+    weft_task *free_tasks;     /* recycled task records, linked through next */
     size_t nfree_tasks;
     weft__node *free_nodes;
     weft__stack_pool stacks;

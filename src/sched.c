@@ -267,11 +267,12 @@ int weft__park_until(weft__worker *w, int64_t deadline)
 void weft__yield(weft__worker *w)
 {
     weft_task *t = w->current;
-    /* exchange, not store: a remote waker may be turning RUNNING into NOTIFIED right now;
-     * either way that notification belonged to this run and the yield ends the run. */
+    /* A plain store suffices (no locked instruction): a remote waker's CAS on RUNNING@e
+     * either lands first, and its NOTIFIED is overwritten (the notification belonged to this
+     * run, which the yield ends), or lands after and fails on READY. */
     uint64_t word = atomic_load_explicit(&t->word, memory_order_relaxed);
-    atomic_exchange_explicit(&t->word, WEFT__WORD(WEFT__EPOCH(word), WEFT__READY),
-                             memory_order_acq_rel);
+    atomic_store_explicit(&t->word, WEFT__WORD(WEFT__EPOCH(word), WEFT__READY),
+                          memory_order_relaxed);
     weft__enqueue(w, t);
     schedule_away(w, t);
 }
@@ -309,13 +310,11 @@ static void poll_stackless(weft__worker *w, weft_task *t)
         } else {
             uint64_t e = WEFT__EPOCH(atomic_load_explicit(&t->word, memory_order_relaxed));
             uint64_t word = WEFT__WORD(e, WEFT__RUNNING);
-            if (!atomic_compare_exchange_strong_explicit(&t->word, &word,
-                                                         WEFT__WORD(e, WEFT__PARKED),
-                                                         memory_order_acq_rel,
-                                                         memory_order_acquire)) {
+            if (!atomic_compare_exchange_strong_explicit(
+                    &t->word, &word, WEFT__WORD(e, WEFT__PARKED), memory_order_acq_rel,
+                    memory_order_acquire)) {
                 /* Woken during its own poll: poll again, after the others (fairness). */
-                atomic_store_explicit(&t->word, WEFT__WORD(e, WEFT__READY),
-                                      memory_order_relaxed);
+                atomic_store_explicit(&t->word, WEFT__WORD(e, WEFT__READY), memory_order_relaxed);
                 weft__enqueue(w, t);
             }
         }

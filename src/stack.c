@@ -36,7 +36,7 @@
 
 #define SLAB_BYTES ((size_t)4 << 20) /* 4 MiB: 64 default stacks per VMA */
 #define DESC_BYTES ((size_t)64)      /* the descriptor's room at the top of a stack */
-#define CANARY ((uint64_t)0x77656674DEADC0DEull)
+#define CANARY     ((uint64_t)0x77656674DEADC0DEull)
 
 struct weft__slab {
     struct weft__slab *next;

@@ -90,9 +90,9 @@ static void *parked_main(void *arg)
 {
     int n = (int)(intptr_t)arg;
     for (int i = 0; i < n; i++)
-        cr_assert_eq(weft_spawn(NULL, park_forever, NULL,
-                                &(weft_spawn_opts){.flags = WEFT_SPAWN_DETACHED}),
-                     0);
+        cr_assert_eq(
+            weft_spawn(NULL, park_forever, NULL, &(weft_spawn_opts){.flags = WEFT_SPAWN_DETACHED}),
+            0);
     weft_yield(); /* every one of them runs and parks */
     weft_stats st;
     weft_stats_get(&st);

@@ -216,8 +216,8 @@ Test(switch, stack_overflow_is_reported)
     close(fds[0]);
     int status;
     waitpid(pid, &status, 0);
-    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "status %d, stderr: %s",
-              status, buf);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "status %d, stderr: %s", status,
+              buf);
     cr_assert(strstr(buf, "stack overflow in task 2 \"deep-diver\""), "stderr: %s", buf);
     cr_assert(strstr(buf, "stack 32768 bytes"), "stderr: %s", buf);
 }

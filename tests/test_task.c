@@ -32,8 +32,7 @@ static void *sleep_forever(void *arg)
     int r = weft_sleep_until(WEFT_FOREVER);
     *state = r == -ECANCELED ? 2 : 3;
     /* Later blocking calls fail at once; a yield still yields. */
-    if (weft_sleep(WEFT_SEC) == -ECANCELED && weft_yield() == -ECANCELED &&
-        weft_cancelled() == 1)
+    if (weft_sleep(WEFT_SEC) == -ECANCELED && weft_yield() == -ECANCELED && weft_cancelled() == 1)
         *state = 4;
     return (void *)(intptr_t)99;
 }

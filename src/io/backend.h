@@ -31,7 +31,7 @@ typedef struct weft__fdrec {
     weft_waker rd, wr; /* the tasks waiting for each direction */
     uint32_t gen;      /* bumped when the fd is forgotten, so parked waiters notice */
     uint8_t watched;
-    uint8_t ready;     /* WEFT_READABLE|WEFT_WRITABLE edges not yet consumed */
+    uint8_t ready; /* WEFT_READABLE|WEFT_WRITABLE edges not yet consumed */
 } weft__fdrec;
 
 struct weft__io {

@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#define weft__container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define weft__container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* A circular list; an empty head points at itself. */
 typedef struct weft__list {

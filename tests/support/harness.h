@@ -40,10 +40,10 @@ static inline void *run_main(weft_fn fn, void *arg)
 }
 
 /* Skips heavy tests under valgrind, where they would take minutes. */
-#define SKIP_UNDER_VALGRIND()                                                               \
-    do {                                                                                    \
-        if (RUNNING_ON_VALGRIND)                                                            \
-            cr_skip_test("too heavy under valgrind");                                       \
+#define SKIP_UNDER_VALGRIND()                                                                      \
+    do {                                                                                           \
+        if (RUNNING_ON_VALGRIND)                                                                   \
+            cr_skip_test("too heavy under valgrind");                                              \
     } while (0)
 
 #endif

@@ -13,9 +13,9 @@ void weft__ctx_make(weft__ctx *ctx, void *top, void (*entry)(void *), void *arg)
     uintptr_t t = (uintptr_t)top & ~(uintptr_t)15;
     uint64_t *sp = (uint64_t *)(t - 16 - 176); /* 16 zero bytes above the saved frame */
     memset(sp, 0, 16 + 176);
-    sp[0] = (uint64_t)(uintptr_t)arg;                  /* x19 */
-    sp[1] = (uint64_t)(uintptr_t)entry;                /* x20 */
-    sp[10] = 0;                                        /* x29: ends the frame chain */
+    sp[0] = (uint64_t)(uintptr_t)arg;                   /* x19 */
+    sp[1] = (uint64_t)(uintptr_t)entry;                 /* x20 */
+    sp[10] = 0;                                         /* x29: ends the frame chain */
     sp[11] = (uint64_t)(uintptr_t)weft__ctx_trampoline; /* x30: where `ret` goes */
     ctx->sp = sp;
 }

@@ -18,9 +18,9 @@ void weft__ctx_make(weft__ctx *ctx, void *top, void (*entry)(void *), void *arg)
     uint16_t fcw = 0x037F;   /* x87: extended precision, exceptions masked */
     memcpy((char *)sp + 0, &mxcsr, sizeof mxcsr);
     memcpy((char *)sp + 4, &fcw, sizeof fcw);
-    sp[3] = (uint64_t)(uintptr_t)entry;               /* r13 */
-    sp[4] = (uint64_t)(uintptr_t)arg;                 /* r12 */
-    sp[6] = 0;                                        /* rbp: ends the frame chain */
+    sp[3] = (uint64_t)(uintptr_t)entry;                /* r13 */
+    sp[4] = (uint64_t)(uintptr_t)arg;                  /* r12 */
+    sp[6] = 0;                                         /* rbp: ends the frame chain */
     sp[7] = (uint64_t)(uintptr_t)weft__ctx_trampoline; /* return address */
     ctx->sp = sp;
 }
