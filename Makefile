@@ -1,7 +1,8 @@
 # The two commands of the quick start, and the rest of the developer loop:
 #   make run     build, then run the main demo
-#   make test    build and pass every test: a normal build, then ASan+UBSan, then an LTO
-#                build of the core tests, then a valgrind subset
+#   make test    build and pass every test: a normal build, then ASan+UBSan, an LTO build
+#                of the core tests, the cross-thread stress tests under TSan, and a
+#                valgrind subset
 #   make bench   weft and its peers side by side (bench/run.sh), medians and ratios
 #   make install PREFIX=/usr/local
 #   make cross-test   aarch64 cross build, core tests under qemu-aarch64
@@ -15,7 +16,7 @@ CMAKE_FLAGS += -DWEFT_WERROR=ON
 endif
 CTEST = ctest --output-on-failure -j$(JOBS)
 
-.PHONY: all build run test test-rel test-asan test-lto test-valgrind bench install \
+.PHONY: all build run test test-rel test-asan test-lto test-tsan test-valgrind bench install \
         cross-test format clean
 
 all: build
@@ -26,6 +27,7 @@ $(BUILD)/%/CMakeCache.txt:
 CONF_rel  = -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_VALGRIND_TESTS=ON
 CONF_asan = -DCMAKE_BUILD_TYPE=Debug -DWEFT_SANITIZE=address,undefined -DWEFT_BENCH=OFF
 CONF_lto  = -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_LTO=ON -DWEFT_BENCH=OFF
+CONF_tsan = -DCMAKE_BUILD_TYPE=Debug -DWEFT_SANITIZE=thread -DWEFT_BENCH=OFF -DWEFT_EXAMPLES=OFF
 CONF_aarch64 = -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake \
                -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_BENCH=OFF -DWEFT_EXAMPLES=OFF
 
@@ -39,7 +41,7 @@ run: build
 
 test:
 	@scripts/deps.sh test
-	@$(MAKE) --no-print-directory test-rel test-asan test-lto test-valgrind
+	@$(MAKE) --no-print-directory test-rel test-asan test-lto test-tsan test-valgrind
 
 test-rel: $(BUILD)/rel/CMakeCache.txt
 	cmake -S . -B $(BUILD)/rel $(CONF_rel) >/dev/null
@@ -53,6 +55,10 @@ test-asan: $(BUILD)/asan/CMakeCache.txt
 test-lto: $(BUILD)/lto/CMakeCache.txt
 	cmake --build $(BUILD)/lto -j$(JOBS)
 	cd $(BUILD)/lto && $(CTEST) -L core
+
+test-tsan: $(BUILD)/tsan/CMakeCache.txt
+	cmake --build $(BUILD)/tsan -j$(JOBS)
+	cd $(BUILD)/tsan && TSAN_OPTIONS=halt_on_error=1 $(CTEST)
 
 test-valgrind: test-rel
 	cd $(BUILD)/rel && ctest --output-on-failure -L valgrind
