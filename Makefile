@@ -70,7 +70,9 @@ bench:
 	bench/run.sh $(BUILD)/rel $(RUNS)
 
 install: build
-	cmake --install $(BUILD)/rel --prefix $(PREFIX)
+	cmake -S . -B $(BUILD)/rel -DCMAKE_INSTALL_PREFIX=$(abspath $(PREFIX)) >/dev/null
+	cmake --build $(BUILD)/rel -j$(JOBS)
+	cmake --install $(BUILD)/rel
 
 cross-test:
 	@scripts/deps.sh cross
