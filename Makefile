@@ -24,16 +24,18 @@ all: build
 $(BUILD)/%/CMakeCache.txt:
 	cmake -S . -B $(BUILD)/$* $(CMAKE_FLAGS) $(CONF_$*)
 
-CONF_rel  = -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_VALGRIND_TESTS=ON
-CONF_asan = -DCMAKE_BUILD_TYPE=Debug -DWEFT_SANITIZE=address,undefined -DWEFT_BENCH=OFF
-CONF_lto  = -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_LTO=ON -DWEFT_BENCH=OFF
+CONF_rel  = -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_TESTS=ON -DWEFT_TESTS_REQUIRED=ON \
+            -DWEFT_VALGRIND_TESTS=ON
+CONF_asan = -DCMAKE_BUILD_TYPE=Debug -DWEFT_SANITIZE=address,undefined -DWEFT_BENCH=OFF \
+            -DWEFT_TESTS_REQUIRED=ON
+CONF_lto  = -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_LTO=ON -DWEFT_BENCH=OFF -DWEFT_TESTS_REQUIRED=ON
 CONF_tsan = -DCMAKE_BUILD_TYPE=Debug -DWEFT_SANITIZE=thread -DWEFT_BENCH=OFF -DWEFT_EXAMPLES=OFF
 CONF_aarch64 = -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake \
                -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_BENCH=OFF -DWEFT_EXAMPLES=OFF
 
 build:
 	@scripts/deps.sh build
-	@$(MAKE) --no-print-directory $(BUILD)/rel/CMakeCache.txt CONF_rel="-DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_TESTS=OFF"
+	@$(MAKE) --no-print-directory $(BUILD)/rel/CMakeCache.txt CONF_rel=-DCMAKE_BUILD_TYPE=RelWithDebInfo
 	cmake --build $(BUILD)/rel -j$(JOBS)
 
 run: build
