@@ -52,7 +52,8 @@ test-rel: $(BUILD)/rel/CMakeCache.txt
 
 test-asan: $(BUILD)/asan/CMakeCache.txt
 	cmake --build $(BUILD)/asan -j$(JOBS)
-	cd $(BUILD)/asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 $(CTEST)
+	cd $(BUILD)/asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp $(CTEST)
 
 test-lto: $(BUILD)/lto/CMakeCache.txt
 	cmake --build $(BUILD)/lto -j$(JOBS)

@@ -21,6 +21,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -88,6 +91,9 @@ typedef struct weft_config {
     unsigned stack_pool_max; /* free stacks kept for reuse before returning memory (1024) */
     unsigned budget;         /* task resumes per loop tick before timers and I/O are polled (64) */
     int report_overflow;     /* 1: install the SIGSEGV handler that names an overflowing task */
+    int ignore_sigpipe;      /* 1: set SIGPIPE to SIG_IGN if it has its default action, so a
+                              * write to a closed connection returns -EPIPE instead of killing
+                              * the process (what Rust's runtime, redis and nginx do) */
 } weft_config;
 
 /* 64 KiB of stack by default: enough for printf-heavy and parser code, and only the pages a
@@ -366,6 +372,105 @@ WEFT_API int weft_fd_forget(int fd);
 
 /* Forgets `fd` as above, then closes it. Returns 0 or the negative errno of close(). */
 WEFT_API int weft_fd_close(int fd);
+
+/* ---------------------------------------------------------------------------------------
+ * I/O on file descriptors
+ *
+ * Every call below tries the system call first and parks the task only when the fd is not
+ * ready (EAGAIN), so the fd must be non-blocking: weft's socket calls create them so, and
+ * weft_fd_nonblock() sets it on fds of your own. Each takes a deadline, returns -ECANCELED at
+ * once in a cancelled task, and returns the other failures as the system call's negative
+ * errno. Close fds that weft may have waited on with weft_fd_close() (weft_close() below),
+ * or call weft_fd_forget() first. All of them: from inside a task only (-EPERM elsewhere).
+ * ------------------------------------------------------------------------------------- */
+
+/* Sets O_NONBLOCK on fd. Returns 0 or -errno. Any thread. */
+WEFT_API int weft_fd_nonblock(int fd);
+
+/* Reads up to len bytes: returns the count (> 0), 0 at end of file, or -errno. */
+WEFT_API ssize_t weft_read(int fd, void *buf, size_t len, int64_t deadline);
+WEFT_API ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt, int64_t deadline);
+
+/* Writes all len bytes, parking while the fd is full: returns len, or -errno (-ETIMEDOUT,
+ * -EPIPE, ...) if it stopped early, in which case an unknown prefix was written and the
+ * stream should be closed. weft_writev() writes every buffer likewise (iovcnt <= 1024). */
+WEFT_API ssize_t weft_write(int fd, const void *buf, size_t len, int64_t deadline);
+WEFT_API ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, int64_t deadline);
+
+/* recv(2)/send(2) with flags. weft_send writes everything, like weft_write, and never raises
+ * SIGPIPE (MSG_NOSIGNAL is added). */
+WEFT_API ssize_t weft_recv(int fd, void *buf, size_t len, int flags, int64_t deadline);
+WEFT_API ssize_t weft_send(int fd, const void *buf, size_t len, int flags, int64_t deadline);
+
+/* Datagrams: one datagram per call. `from`/`fromlen` may be NULL. */
+WEFT_API ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from,
+                               socklen_t *fromlen, int64_t deadline);
+WEFT_API ssize_t weft_sendto(int fd, const void *buf, size_t len, int flags,
+                             const struct sockaddr *to, socklen_t tolen, int64_t deadline);
+
+/* Accepts a connection: returns the new fd (non-blocking, close-on-exec) or -errno. When the
+ * process is out of fds (EMFILE/ENFILE) it keeps the listener and backs off (1 ms doubling to
+ * 100 ms) until an fd frees up or the deadline passes, then returns -EMFILE/-ENFILE; existing
+ * connections are unaffected. */
+WEFT_API int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t deadline);
+
+/* Connects a non-blocking socket: returns 0, -ETIMEDOUT, -ECONNREFUSED, ... (SO_ERROR). */
+WEFT_API int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, int64_t deadline);
+
+/* shutdown(2); never blocks. Returns 0 or -errno. */
+WEFT_API int weft_shutdown(int fd, int how);
+
+/* Forgets fd in the reactor (waking its waiters with -EBADF), then closes it. */
+WEFT_API int weft_close(int fd);
+
+/* Sends `count` bytes of in_fd from *offset (updated; NULL: the file position) to out_fd,
+ * parking while out_fd is full. Returns count, or -errno if it stopped early (fewer bytes
+ * if in_fd ends first: the return value is then what was sent). */
+WEFT_API ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count,
+                               int64_t deadline);
+
+/* ---------------------------------------------------------------------------------------
+ * Sockets
+ * ------------------------------------------------------------------------------------- */
+
+/* A socket address of any family, with its length. */
+typedef struct weft_addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+} weft_addr;
+
+/* Fills `out` from a numeric IPv4 or IPv6 address ("127.0.0.1", "::1", "[::1]"); NULL, "" or
+ * "*" is the IPv4 wildcard, "::" the IPv6 one. Names need resolution (weft_getaddrinfo).
+ * Returns 0 or -EINVAL. Any thread. */
+WEFT_API int weft_addr_ip(weft_addr *out, const char *host, int port);
+/* Fills `out` for a Unix socket path (a leading '@' makes it abstract). 0 or -ENAMETOOLONG. */
+WEFT_API int weft_addr_unix(weft_addr *out, const char *path);
+/* The port of an IP address (-EINVAL for other families). */
+WEFT_API int weft_addr_port(const weft_addr *a);
+/* The local address a socket is bound to (after binding to port 0, say). 0 or -errno. */
+WEFT_API int weft_addr_local(int fd, weft_addr *out);
+
+/* socket(2), non-blocking and close-on-exec. Returns the fd or -errno. */
+WEFT_API int weft_socket(int domain, int type, int protocol);
+
+/* Listen flags. */
+#define WEFT_LISTEN_REUSEPORT 0x1u /* SO_REUSEPORT: several listeners share the port */
+#define WEFT_LISTEN_V6ONLY    0x2u /* IPv6 only (by default an IPv6 wildcard takes IPv4 too) */
+
+/* A listening stream socket bound to `addr` (TCP, or Unix for AF_UNIX addresses; SO_REUSEADDR
+ * on TCP). backlog <= 0 means SOMAXCONN. Returns the fd or -errno. */
+WEFT_API int weft_listen(const weft_addr *addr, int backlog, unsigned flags);
+/* A connected stream socket (TCP or Unix), connected within the deadline. Returns the fd or
+ * -errno (-ECONNREFUSED, -ETIMEDOUT, ...). */
+WEFT_API int weft_dial(const weft_addr *addr, int64_t deadline);
+/* A datagram socket (UDP, or Unix datagram) bound to `addr` (NULL: unbound, family given by
+ * `family`). Returns the fd or -errno. */
+WEFT_API int weft_datagram(const weft_addr *addr, int family);
+
+/* Socket options a server needs. Return 0 or -errno. */
+WEFT_API int weft_tcp_nodelay(int fd, int on);
+/* Keep-alive probes after idle_s seconds idle (0: the system default). */
+WEFT_API int weft_tcp_keepalive(int fd, int on, int idle_s);
 
 #ifdef __cplusplus
 }

@@ -2,6 +2,7 @@
  * task and the loop until everything has finished, then frees all it allocated. Also the
  * clock, the configuration, the counters and the allocation seam. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,7 @@ void weft_config_init(weft_config *cfg)
     cfg->stack_pool_max = 1024; /* 1024 x 64 KiB: at most 64 MiB of idle stacks kept */
     cfg->budget = 64;           /* I/O and timers polled at least every 64 resumes */
     cfg->report_overflow = 1;
+    cfg->ignore_sigpipe = 1;
 }
 
 void *weft__malloc(weft__worker *w, size_t size)
@@ -148,6 +150,13 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result)
     w->now = weft__clock_ns();
     weft__worker_set_current(w);
 
+    if (w->cfg.ignore_sigpipe) {
+        /* Only over the default action: a handler or disposition the application chose stays. */
+        struct sigaction old;
+        if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL &&
+            !(old.sa_flags & SA_SIGINFO))
+            signal(SIGPIPE, SIG_IGN);
+    }
     r = weft__io_init(w);
     if (r == 0 && w->cfg.report_overflow)
         r = weft__overflow_init(w);

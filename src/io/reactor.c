@@ -136,6 +136,21 @@ int weft_fd_wait(int fd, int events, int64_t deadline)
     }
 }
 
+void weft__io_fd_fresh(weft__worker *w, int fd)
+{
+    weft__io *io = w->io;
+    if ((size_t)fd >= io->nfds)
+        return;
+    weft__fdrec *rec = &io->fds[fd];
+    if (rec->watched || rec->ready || rec->rd.task || rec->wr.task) {
+        rec->watched = 0;
+        rec->ready = 0;
+        rec->gen++;
+        weft_waker_wake(rec->rd);
+        weft_waker_wake(rec->wr);
+    }
+}
+
 int weft_fd_forget(int fd)
 {
     weft__worker *w = weft__worker_current();

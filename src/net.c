@@ -1,0 +1,427 @@
+/* Coroutine-blocking I/O on fds and sockets. Each call tries the system call first and parks
+ * on the reactor only when the kernel says EAGAIN (Go's netpoller discipline), so a ready fd
+ * costs one syscall and no wait. Failures come back as -errno read right at the syscall, in
+ * the same coroutine, before any switch. Every fd weft creates has its reactor record reset,
+ * so a reused fd number never inherits the readiness or registration of a closed one. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "internal.h"
+
+/* The calling task, or NULL (blocking I/O needs one); *err gets -EPERM or -ECANCELED. */
+static weft_task *io_task(int *err)
+{
+    weft__worker *w = weft__worker_current();
+    weft_task *t = weft__blocking_task(w);
+    if (!t) {
+        *err = -EPERM;
+        return NULL;
+    }
+    if (t->flags & WEFT__T_CANCELLED) {
+        *err = -ECANCELED;
+        return NULL;
+    }
+    return t;
+}
+
+/* Runs `call` until it does not fail with EAGAIN (or EINTR), parking for `dir` in between.
+ * Evaluates to the call's result, or -errno, or the wait's error. */
+#define RETRY_IO(fd, dir, deadline, call)                                                          \
+    ({                                                                                             \
+        ssize_t res_;                                                                              \
+        for (;;) {                                                                                 \
+            res_ = (call);                                                                         \
+            if (res_ >= 0)                                                                         \
+                break;                                                                             \
+            int e_ = errno;                                                                        \
+            if (e_ == EINTR)                                                                       \
+                continue;                                                                          \
+            if (e_ != EAGAIN && e_ != EWOULDBLOCK) {                                               \
+                res_ = -e_;                                                                        \
+                break;                                                                             \
+            }                                                                                      \
+            int r_ = weft_fd_wait((fd), (dir), (deadline));                                        \
+            if (r_ < 0) {                                                                          \
+                res_ = r_;                                                                         \
+                break;                                                                             \
+            }                                                                                      \
+        }                                                                                          \
+        res_;                                                                                      \
+    })
+
+int weft_fd_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -errno;
+    return 0;
+}
+
+ssize_t weft_read(int fd, void *buf, size_t len, int64_t deadline)
+{
+    int err;
+    if (!io_task(&err))
+        return err;
+    return RETRY_IO(fd, WEFT_READABLE, deadline, read(fd, buf, len));
+}
+
+ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt, int64_t deadline)
+{
+    int err;
+    if (!io_task(&err))
+        return err;
+    return RETRY_IO(fd, WEFT_READABLE, deadline, readv(fd, iov, iovcnt));
+}
+
+ssize_t weft_recv(int fd, void *buf, size_t len, int flags, int64_t deadline)
+{
+    int err;
+    if (!io_task(&err))
+        return err;
+    return RETRY_IO(fd, WEFT_READABLE, deadline, recv(fd, buf, len, flags));
+}
+
+ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from,
+                      socklen_t *fromlen, int64_t deadline)
+{
+    int err;
+    if (!io_task(&err))
+        return err;
+    return RETRY_IO(fd, WEFT_READABLE, deadline, recvfrom(fd, buf, len, flags, from, fromlen));
+}
+
+ssize_t weft_sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to,
+                    socklen_t tolen, int64_t deadline)
+{
+    int err;
+    if (!io_task(&err))
+        return err;
+    return RETRY_IO(fd, WEFT_WRITABLE, deadline,
+                    sendto(fd, buf, len, flags | MSG_NOSIGNAL, to, tolen));
+}
+
+/* Writes everything: each round writes what the kernel takes, then waits for room. */
+static ssize_t write_all(int fd, const char *p, size_t len, int flags, int use_send,
+                         int64_t deadline)
+{
+    int err;
+    if (!io_task(&err))
+        return err;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = use_send
+                        ? RETRY_IO(fd, WEFT_WRITABLE, deadline,
+                                   send(fd, p + done, len - done, flags | MSG_NOSIGNAL))
+                        : RETRY_IO(fd, WEFT_WRITABLE, deadline, write(fd, p + done, len - done));
+        if (n < 0)
+            return n;
+        done += (size_t)n;
+    }
+    return (ssize_t)len;
+}
+
+ssize_t weft_write(int fd, const void *buf, size_t len, int64_t deadline)
+{
+    return write_all(fd, buf, len, 0, 0, deadline);
+}
+
+ssize_t weft_send(int fd, const void *buf, size_t len, int flags, int64_t deadline)
+{
+    return write_all(fd, buf, len, flags, 1, deadline);
+}
+
+#define SMALL_IOV 16 /* writev copies the array it advances: on the stack up to this many */
+
+ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, int64_t deadline)
+{
+    int err;
+    if (!io_task(&err))
+        return err;
+    if (iovcnt < 0 || iovcnt > IOV_MAX)
+        return -EINVAL;
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    struct iovec small[SMALL_IOV], *v = small;
+    if (iovcnt > SMALL_IOV) {
+        v = weft__malloc(weft__worker_current(), (size_t)iovcnt * sizeof *v);
+        if (!v)
+            return -ENOMEM;
+    }
+    memcpy(v, iov, (size_t)iovcnt * sizeof *v);
+    struct iovec *cur = v;
+    int left = iovcnt;
+    ssize_t r = (ssize_t)total;
+    while (left > 0) {
+        ssize_t n = RETRY_IO(fd, WEFT_WRITABLE, deadline, writev(fd, cur, left));
+        if (n < 0) {
+            r = n;
+            break;
+        }
+        /* Skip what was written: whole buffers, then a prefix of the next. */
+        while (left > 0 && (size_t)n >= cur->iov_len) {
+            n -= (ssize_t)cur->iov_len;
+            cur++;
+            left--;
+        }
+        if (left > 0) {
+            cur->iov_base = (char *)cur->iov_base + n;
+            cur->iov_len -= (size_t)n;
+        }
+    }
+    if (v != small)
+        weft__free(weft__worker_current(), v);
+    return r;
+}
+
+ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, int64_t deadline)
+{
+    int err;
+    if (!io_task(&err))
+        return err;
+    size_t done = 0;
+    while (done < count) {
+        ssize_t n = RETRY_IO(out_fd, WEFT_WRITABLE, deadline,
+                             sendfile(out_fd, in_fd, offset, count - done));
+        if (n < 0)
+            return n;
+        if (n == 0)
+            break; /* in_fd ended early */
+        done += (size_t)n;
+    }
+    return (ssize_t)done;
+}
+
+/* An fd the kernel just created cannot be registered yet: clear any record left by an fd
+ * that had the same number and was closed without weft_close(). */
+static int fresh_fd(int fd)
+{
+    weft__worker *w = weft__worker_current();
+    if (w && fd >= 0)
+        weft__io_fd_fresh(w, fd);
+    return fd;
+}
+
+int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t deadline)
+{
+    int err;
+    if (!io_task(&err))
+        return err;
+    int64_t backoff = WEFT_MSEC;
+    for (;;) {
+        int c = (int)RETRY_IO(fd, WEFT_READABLE, deadline,
+                              accept4(fd, addr, addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC));
+        if (c >= 0)
+            return fresh_fd(c);
+        if (c != -EMFILE && c != -ENFILE)
+            return c;
+        /* Out of fds: the pending connection stays in the backlog and, edge-triggered, no
+         * new edge will come for it, so retry on a timer rather than on readiness. */
+        int64_t until = weft_deadline_in(backoff);
+        if (deadline != WEFT_FOREVER && until > deadline)
+            until = deadline;
+        int r = weft_sleep_until(until);
+        if (r < 0)
+            return r;
+        if (deadline != WEFT_FOREVER && weft_now() >= deadline)
+            return c;
+        backoff = backoff * 2 > 100 * WEFT_MSEC ? 100 * WEFT_MSEC : backoff * 2;
+    }
+}
+
+int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, int64_t deadline)
+{
+    int err;
+    if (!io_task(&err))
+        return err;
+    if (connect(fd, addr, len) == 0)
+        return 0;
+    if (errno != EINPROGRESS && errno != EAGAIN && errno != EINTR)
+        return -errno;
+    int r = weft_fd_wait(fd, WEFT_WRITABLE, deadline);
+    if (r < 0)
+        return r;
+    int soerr = 0;
+    socklen_t sl = sizeof soerr;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
+        return -errno;
+    return -soerr;
+}
+
+int weft_shutdown(int fd, int how)
+{
+    return shutdown(fd, how) == 0 ? 0 : -errno;
+}
+
+int weft_close(int fd)
+{
+    return weft_fd_close(fd);
+}
+
+/* ---- Addresses and sockets ------------------------------------------------------------- */
+
+int weft_addr_ip(weft_addr *out, const char *host, int port)
+{
+    if (!out || port < 0 || port > 65535)
+        return -EINVAL;
+    memset(out, 0, sizeof *out);
+    char buf[INET6_ADDRSTRLEN + 2];
+    if (host && host[0] == '[') { /* "[::1]" */
+        size_t n = strlen(host);
+        if (n < 3 || n - 2 >= sizeof buf || host[n - 1] != ']')
+            return -EINVAL;
+        memcpy(buf, host + 1, n - 2);
+        buf[n - 2] = 0;
+        host = buf;
+    }
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&out->ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&out->ss;
+    if (!host || !*host || strcmp(host, "*") == 0) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        v4->sin_addr.s_addr = htonl(INADDR_ANY);
+        out->len = sizeof *v4;
+        return 0;
+    }
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        out->len = sizeof *v4;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        out->len = sizeof *v6;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+int weft_addr_unix(weft_addr *out, const char *path)
+{
+    if (!out || !path || !*path)
+        return -EINVAL;
+    memset(out, 0, sizeof *out);
+    struct sockaddr_un *un = (struct sockaddr_un *)&out->ss;
+    size_t n = strlen(path);
+    if (n >= sizeof un->sun_path)
+        return -ENAMETOOLONG;
+    un->sun_family = AF_UNIX;
+    memcpy(un->sun_path, path, n);
+    if (path[0] == '@') { /* abstract: a leading NUL, and the length says where it ends */
+        un->sun_path[0] = 0;
+        out->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+    } else {
+        out->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+    }
+    return 0;
+}
+
+int weft_addr_port(const weft_addr *a)
+{
+    if (!a)
+        return -EINVAL;
+    if (a->ss.ss_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)&a->ss)->sin_port);
+    if (a->ss.ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)&a->ss)->sin6_port);
+    return -EINVAL;
+}
+
+int weft_addr_local(int fd, weft_addr *out)
+{
+    if (!out)
+        return -EINVAL;
+    out->len = sizeof out->ss;
+    return getsockname(fd, (struct sockaddr *)&out->ss, &out->len) == 0 ? 0 : -errno;
+}
+
+int weft_socket(int domain, int type, int protocol)
+{
+    int fd = socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+    return fd >= 0 ? fresh_fd(fd) : -errno;
+}
+
+static int set_int(int fd, int level, int opt, int v)
+{
+    return setsockopt(fd, level, opt, &v, sizeof v) == 0 ? 0 : -errno;
+}
+
+int weft_listen(const weft_addr *addr, int backlog, unsigned flags)
+{
+    if (!addr || (flags & ~(WEFT_LISTEN_REUSEPORT | WEFT_LISTEN_V6ONLY)))
+        return -EINVAL;
+    int family = addr->ss.ss_family;
+    int fd = weft_socket(family, SOCK_STREAM, 0);
+    if (fd < 0)
+        return fd;
+    int r = 0;
+    if (family != AF_UNIX)
+        r = set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    if (r == 0 && (flags & WEFT_LISTEN_REUSEPORT))
+        r = set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+    if (r == 0 && family == AF_INET6)
+        r = set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, (flags & WEFT_LISTEN_V6ONLY) ? 1 : 0);
+    if (r == 0 && bind(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0)
+        r = -errno;
+    if (r == 0 && listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0)
+        r = -errno;
+    if (r < 0) {
+        close(fd);
+        return r;
+    }
+    return fd;
+}
+
+int weft_dial(const weft_addr *addr, int64_t deadline)
+{
+    if (!addr)
+        return -EINVAL;
+    int fd = weft_socket(addr->ss.ss_family, SOCK_STREAM, 0);
+    if (fd < 0)
+        return fd;
+    int r = weft_connect(fd, (const struct sockaddr *)&addr->ss, addr->len, deadline);
+    if (r < 0) {
+        weft_close(fd);
+        return r;
+    }
+    return fd;
+}
+
+int weft_datagram(const weft_addr *addr, int family)
+{
+    if (addr)
+        family = addr->ss.ss_family;
+    int fd = weft_socket(family, SOCK_DGRAM, 0);
+    if (fd < 0)
+        return fd;
+    if (addr && bind(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+int weft_tcp_nodelay(int fd, int on)
+{
+    return set_int(fd, IPPROTO_TCP, TCP_NODELAY, on ? 1 : 0);
+}
+
+int weft_tcp_keepalive(int fd, int on, int idle_s)
+{
+    int r = set_int(fd, SOL_SOCKET, SO_KEEPALIVE, on ? 1 : 0);
+    if (r == 0 && on && idle_s > 0)
+        r = set_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, idle_s);
+    return r;
+}
