@@ -19,6 +19,8 @@
 #ifndef WEFT_H
 #define WEFT_H
 
+#include <errno.h> /* the -E... codes every call returns */
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -471,6 +473,18 @@ WEFT_API int weft_datagram(const weft_addr *addr, int family);
 WEFT_API int weft_tcp_nodelay(int fd, int on);
 /* Keep-alive probes after idle_s seconds idle (0: the system default). */
 WEFT_API int weft_tcp_keepalive(int fd, int on, int idle_s);
+
+/* ---------------------------------------------------------------------------------------
+ * Signals
+ * ------------------------------------------------------------------------------------- */
+
+/* Parks the current task until one of the signals in `set` arrives, and returns its number
+ * (consuming it), or -ETIMEDOUT, -ECANCELED, -EINVAL (set NULL), -EPERM outside a task.
+ * The signals in `set` are blocked on the calling thread from the first call on and stay
+ * blocked, so one arriving between waits is not lost; block them in other threads too (or
+ * before creating them) so the kernel delivers them here. Servers use it to shut down
+ * gracefully on SIGINT/SIGTERM (see examples/echo_server.c). */
+WEFT_API int weft_signal_wait(const sigset_t *set, int64_t deadline);
 
 #ifdef __cplusplus
 }

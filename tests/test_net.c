@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -477,4 +478,38 @@ Test(net, server_survives_emfile_on_accept, .timeout = 60)
     rl.rlim_cur = 64;
     cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
     run_main(emfile_main, NULL);
+}
+
+/* ---- Signals ---- */
+
+static void *raiser(void *arg)
+{
+    (void)arg;
+    weft_sleep(WEFT_MSEC);
+    kill(getpid(), SIGUSR1);
+    return NULL;
+}
+
+static void *signal_main(void *arg)
+{
+    (void)arg;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGUSR2);
+    cr_assert_eq(weft_signal_wait(&set, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT);
+    weft_task *t;
+    weft_spawn(&t, raiser, NULL, NULL);
+    cr_assert_eq(weft_signal_wait(&set, weft_deadline_in(10 * WEFT_SEC)), SIGUSR1);
+    weft_join(t, NULL, WEFT_FOREVER);
+    /* Raised while nobody waits: stays pending (blocked), and the next wait gets it. */
+    kill(getpid(), SIGUSR2);
+    cr_assert_eq(weft_signal_wait(&set, weft_deadline_in(10 * WEFT_SEC)), SIGUSR2);
+    cr_assert_eq(weft_signal_wait(NULL, 0), -EINVAL);
+    return NULL;
+}
+
+Test(net, signal_waits)
+{
+    run_main(signal_main, NULL);
 }

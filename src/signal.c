@@ -1,0 +1,34 @@
+/* Waiting for signals from a coroutine, through signalfd. The signals waited for are blocked
+ * on the worker's thread from the first wait on (and stay blocked), so one that arrives
+ * between two waits is kept pending for the next instead of taking its default action. Block
+ * them before creating other threads, or in those threads too, so that the kernel does not
+ * deliver them there. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+int weft_signal_wait(const sigset_t *set, int64_t deadline)
+{
+    weft__worker *w = weft__worker_current();
+    if (!weft__blocking_task(w))
+        return -EPERM;
+    if (!set)
+        return -EINVAL;
+    int r = pthread_sigmask(SIG_BLOCK, set, NULL);
+    if (r != 0)
+        return -r;
+    int fd = signalfd(-1, set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    weft__io_fd_fresh(w, fd);
+    struct signalfd_siginfo si;
+    ssize_t n = weft_read(fd, &si, sizeof si, deadline);
+    weft_fd_close(fd);
+    if (n < 0)
+        return (int)n;
+    return n == (ssize_t)sizeof si ? (int)si.ssi_signo : -EIO;
+}
