@@ -475,6 +475,55 @@ WEFT_API int weft_tcp_nodelay(int fd, int on);
 WEFT_API int weft_tcp_keepalive(int fd, int on, int idle_s);
 
 /* ---------------------------------------------------------------------------------------
+ * Buffered streams with backpressure
+ *
+ * A stream buffers reads and writes over a connected fd, which it owns (weft_stream_close
+ * closes it). Writes are buffered until weft_stream_flush(); once the buffered output
+ * reaches high_water, the writer sends and parks until it is down to low_water, so a peer
+ * that stops reading bounds the writer's memory at high_water. One task uses a stream at a
+ * time. Deadlines and cancellation as everywhere; runtime thread only.
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct weft_stream weft_stream;
+
+typedef struct weft_stream_opts {
+    size_t read_buf;   /* read buffer (16 KiB); grows to a read_until limit when needed */
+    size_t high_water; /* buffered output that makes a writer flush and park (64 KiB) */
+    size_t low_water;  /* where a parked writer resumes (16 KiB); <= high_water */
+} weft_stream_opts;
+
+WEFT_API void weft_stream_opts_init(weft_stream_opts *o);
+
+/* Wraps fd (non-blocking, connected). `*out` is owned by the caller: weft_stream_close().
+ * Returns 0, -EINVAL, -ENOMEM, -EPERM outside a runtime. */
+WEFT_API int weft_stream_open(weft_stream **out, int fd, const weft_stream_opts *opts);
+/* The stream's fd. */
+WEFT_API int weft_stream_fd(const weft_stream *s);
+/* Bytes of output buffered and not yet sent. */
+WEFT_API size_t weft_stream_buffered_out(const weft_stream *s);
+
+/* Reads up to len bytes (> 0), 0 at end of stream, or -errno. */
+WEFT_API ssize_t weft_stream_read(weft_stream *s, void *buf, size_t len, int64_t deadline);
+/* Reads exactly n bytes: returns n, fewer at end of stream, or -errno if nothing was read
+ * (if something was, that count is returned and the error comes with the next call). */
+WEFT_API ssize_t weft_stream_read_exact(weft_stream *s, void *buf, size_t n, int64_t deadline);
+/* Reads up to and including the first `delim` within `max` bytes. Returns the length
+ * (delimiter included; at end of stream, the rest without one, or 0), -ENOBUFS when `max`
+ * bytes came without the delimiter (nothing is consumed: the bytes stay readable), or -errno. */
+WEFT_API ssize_t weft_stream_read_until(weft_stream *s, int delim, void *buf, size_t max,
+                                        int64_t deadline);
+/* weft_stream_read_until(s, '\n', ...). */
+WEFT_API ssize_t weft_stream_read_line(weft_stream *s, void *buf, size_t max, int64_t deadline);
+
+/* Buffers len bytes (parking for backpressure as described above). Returns len or -errno. */
+WEFT_API ssize_t weft_stream_write(weft_stream *s, const void *buf, size_t len, int64_t deadline);
+/* Sends everything buffered. Returns 0 or -errno. */
+WEFT_API int weft_stream_flush(weft_stream *s, int64_t deadline);
+/* Flushes (within the deadline), closes the fd and frees the stream, whatever the flush gave.
+ * Returns 0 or the first error. */
+WEFT_API int weft_stream_close(weft_stream *s, int64_t deadline);
+
+/* ---------------------------------------------------------------------------------------
  * Signals
  * ------------------------------------------------------------------------------------- */
 

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "weft.h"
 #include "arch/switch.h"
@@ -305,6 +306,11 @@ void weft__task_finish(weft__worker *w, weft_task *t, void *result);
 void weft__task_reap(weft__worker *w, weft_task *t);
 int weft__task_new(weft__worker *w, const weft_spawn_opts *opts, weft_task **out);
 void weft__tasks_fini(weft__worker *w);
+
+/* ---- Net (net.c) ---------------------------------------------------------------------- */
+
+/* One write of what the fd takes now (> 0 bytes), parking while it is full. */
+ssize_t weft__write_some(int fd, const void *buf, size_t len, int64_t deadline);
 
 /* ---- Overflow reports (overflow.c) ---------------------------------------------------- */
 

@@ -109,6 +109,14 @@ ssize_t weft_sendto(int fd, const void *buf, size_t len, int flags, const struct
                     sendto(fd, buf, len, flags | MSG_NOSIGNAL, to, tolen));
 }
 
+ssize_t weft__write_some(int fd, const void *buf, size_t len, int64_t deadline)
+{
+    int err;
+    if (!io_task(&err))
+        return err;
+    return RETRY_IO(fd, WEFT_WRITABLE, deadline, write(fd, buf, len));
+}
+
 /* Writes everything: each round writes what the kernel takes, then waits for room. */
 static ssize_t write_all(int fd, const char *p, size_t len, int flags, int use_send,
                          int64_t deadline)

@@ -1,0 +1,168 @@
+/* Buffered streams: exact reads, lines and delimiters with limits (nothing lost on
+ * -ENOBUFS), end of stream, flush and close-with-flush, and backpressure: a writer whose
+ * peer stops reading parks with bounded memory and resumes when the peer reads again. */
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static void pair(int fds[2])
+{
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
+}
+
+static void *reads_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    pair(p);
+    weft_stream *s;
+    weft_stream_opts o;
+    weft_stream_opts_init(&o);
+    o.read_buf = 8; /* tiny, so that reads cross refills */
+    cr_assert_eq(weft_stream_open(&s, p[0], &o), 0);
+    const char *text = "GET / HTTP/1.1\r\nHost: x\r\n\r\n0123456789abcdefghij";
+    cr_assert_eq(weft_write(p[1], text, strlen(text), WEFT_FOREVER), (ssize_t)strlen(text));
+
+    char line[64];
+    ssize_t n = weft_stream_read_line(s, line, sizeof line, WEFT_FOREVER);
+    cr_assert_eq(n, 16);
+    cr_assert_eq(memcmp(line, "GET / HTTP/1.1\r\n", 16), 0);
+    n = weft_stream_read_until(s, '\n', line, sizeof line, WEFT_FOREVER);
+    cr_assert_eq(n, 9);
+    cr_assert_eq(weft_stream_read_line(s, line, sizeof line, WEFT_FOREVER), 2);
+
+    /* No delimiter within 5 bytes: -ENOBUFS, and the bytes are still there. */
+    cr_assert_eq(weft_stream_read_until(s, '#', line, 5, WEFT_FOREVER), -ENOBUFS);
+    char exact[10];
+    cr_assert_eq(weft_stream_read_exact(s, exact, 10, WEFT_FOREVER), 10);
+    cr_assert_eq(memcmp(exact, "0123456789", 10), 0);
+
+    /* Nothing more is coming yet: the deadline passes. */
+    cr_assert_eq(weft_stream_read_exact(s, exact, 10, weft_deadline_in(WEFT_MSEC)), 10,
+                 "the ten buffered letters");
+    cr_assert_eq(weft_stream_read(s, exact, 1, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT);
+
+    /* End of stream: the rest without a delimiter, then 0. */
+    cr_assert_eq(weft_write(p[1], "tail", 4, WEFT_FOREVER), 4);
+    weft_close(p[1]);
+    cr_assert_eq(weft_stream_read_line(s, line, sizeof line, WEFT_FOREVER), 4);
+    cr_assert_eq(weft_stream_read_line(s, line, sizeof line, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_stream_read(s, line, sizeof line, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_stream_read_exact(s, line, 3, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_stream_close(s, WEFT_FOREVER), 0);
+    return NULL;
+}
+
+Test(stream, exact_line_and_delimited_reads)
+{
+    run_main(reads_main, NULL);
+}
+
+static void *writes_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    pair(p);
+    weft_stream *s;
+    cr_assert_eq(weft_stream_open(&s, p[0], NULL), 0);
+    cr_assert_eq(weft_stream_write(s, "hello ", 6, WEFT_FOREVER), 6);
+    cr_assert_eq(weft_stream_write(s, "world", 5, WEFT_FOREVER), 5);
+    cr_assert_eq(weft_stream_buffered_out(s), 11);
+    char buf[32];
+    cr_assert_eq(weft_read(p[1], buf, sizeof buf, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT,
+                 "nothing is sent before a flush");
+    cr_assert_eq(weft_stream_flush(s, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_stream_buffered_out(s), 0);
+    cr_assert_eq(weft_read(p[1], buf, sizeof buf, WEFT_FOREVER), 11);
+    /* Close flushes first. */
+    cr_assert_eq(weft_stream_write(s, "bye", 3, WEFT_FOREVER), 3);
+    cr_assert_eq(weft_stream_close(s, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_read(p[1], buf, sizeof buf, WEFT_FOREVER), 3);
+    cr_assert_eq(weft_read(p[1], buf, sizeof buf, WEFT_FOREVER), 0);
+    weft_close(p[1]);
+
+    weft_stream_opts o = {.read_buf = 16, .high_water = 8, .low_water = 16};
+    cr_assert_eq(weft_stream_open(&s, 0, &o), -EINVAL, "low above high");
+    return NULL;
+}
+
+Test(stream, flush_and_close_with_flush)
+{
+    run_main(writes_main, NULL);
+}
+
+/* ---- Backpressure ---- */
+
+enum { HIGH = 64 * 1024, LOW = 16 * 1024, TOTAL = 16 * 1024 * 1024 };
+
+struct bp {
+    weft_stream *s;
+    size_t accepted;     /* bytes the writer got into the stream so far */
+    size_t max_buffered; /* the most output the stream ever held */
+};
+
+static void *writer(void *arg)
+{
+    struct bp *b = arg;
+    static char chunk[1000];
+    memset(chunk, 'w', sizeof chunk);
+    while (b->accepted < TOTAL) {
+        size_t n = TOTAL - b->accepted < sizeof chunk ? TOTAL - b->accepted : sizeof chunk;
+        ssize_t r = weft_stream_write(b->s, chunk, n, WEFT_FOREVER);
+        if (r < 0)
+            return (void *)(intptr_t)r;
+        b->accepted += n;
+        size_t out = weft_stream_buffered_out(b->s);
+        if (out > b->max_buffered)
+            b->max_buffered = out;
+    }
+    return (void *)(intptr_t)weft_stream_flush(b->s, WEFT_FOREVER);
+}
+
+static void *backpressure_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    pair(p);
+    struct bp b = {0};
+    weft_stream_opts o = {.read_buf = 4096, .high_water = HIGH, .low_water = LOW};
+    cr_assert_eq(weft_stream_open(&b.s, p[0], &o), 0);
+    weft_task *t;
+    weft_spawn(&t, writer, &b, NULL);
+
+    /* The reader does not read: the writer fills the socket and its buffer, then parks. */
+    size_t last = (size_t)-1;
+    for (int i = 0; i < 1000 && b.accepted != last; i++) {
+        last = b.accepted;
+        weft_sleep(WEFT_MSEC);
+    }
+    cr_assert_eq(b.accepted, last, "the writer is parked");
+    cr_assert_lt(b.accepted, TOTAL);
+    cr_assert_leq(b.max_buffered, HIGH, "memory bounded by the high-water mark");
+
+    /* The reader reads again: the writer resumes and everything arrives. */
+    static char buf[65536];
+    size_t got = 0;
+    while (got < TOTAL) {
+        ssize_t n = weft_read(p[1], buf, sizeof buf, weft_deadline_in(10 * WEFT_SEC));
+        cr_assert_gt(n, 0, "read: %s", weft_strerror((int)n));
+        for (ssize_t i = 0; i < n; i++)
+            cr_assert_eq(buf[i], 'w');
+        got += (size_t)n;
+    }
+    void *r;
+    weft_join(t, &r, WEFT_FOREVER);
+    cr_assert_eq(r, (void *)0);
+    cr_assert_eq(b.accepted, TOTAL);
+    cr_assert_leq(b.max_buffered, HIGH);
+    weft_stream_close(b.s, WEFT_FOREVER);
+    weft_close(p[1]);
+    return NULL;
+}
+
+Test(stream, slow_reader_parks_writer_with_bounded_memory, .timeout = 60)
+{
+    run_main(backpressure_main, NULL);
+}
