@@ -23,7 +23,9 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <netdb.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -96,6 +98,8 @@ typedef struct weft_config {
     int ignore_sigpipe;      /* 1: set SIGPIPE to SIG_IGN if it has its default action, so a
                               * write to a closed connection returns -EPIPE instead of killing
                               * the process (what Rust's runtime, redis and nginx do) */
+    unsigned pool_threads;   /* most threads of the blocking pool (16) */
+    unsigned pool_idle_ms;   /* a pool thread idle this long exits (10000) */
 } weft_config;
 
 /* 64 KiB of stack by default: enough for printf-heavy and parser code, and only the pages a
@@ -133,6 +137,8 @@ typedef struct weft_stats {
     uint64_t nstacks_live;   /* now: stacks bound to tasks */
     uint64_t nguarded_live;  /* now: guarded stacks in existence (live or pooled) */
     uint64_t ntimers;        /* now: armed timers */
+    uint64_t npool_threads;  /* now: blocking-pool threads */
+    uint64_t npool_jobs;     /* jobs the blocking pool has run */
 } weft_stats;
 
 /* Copies the current runtime's counters into `*out`. Returns 0, or -EPERM outside a task.
@@ -522,6 +528,44 @@ WEFT_API int weft_stream_flush(weft_stream *s, int64_t deadline);
 /* Flushes (within the deadline), closes the fd and frees the stream, whatever the flush gave.
  * Returns 0 or the first error. */
 WEFT_API int weft_stream_close(weft_stream *s, int64_t deadline);
+
+/* ---------------------------------------------------------------------------------------
+ * The blocking pool
+ *
+ * Work that blocks its thread (a C library's call, getaddrinfo, file I/O) runs on a bounded
+ * pool of threads while the calling task parks, like Tokio's spawn_blocking. Threads start
+ * on demand up to weft_config.pool_threads, exit after pool_idle_ms without work, and run
+ * with every signal blocked.
+ * ------------------------------------------------------------------------------------- */
+
+/* Runs fn(arg) on a pool thread and parks until it returns; `*result` (if not NULL) gets its
+ * return value. A job that has started always runs to completion and the call waits for it
+ * (a thread blocked in a system call cannot be interrupted safely), so `arg` may point into
+ * the caller's frame; the deadline and cancellation withdraw a job still waiting for a
+ * thread. Returns 0, -ETIMEDOUT or -ECANCELED (withdrawn, never ran), -EINVAL, -EAGAIN (no
+ * thread could be started), -EPERM outside a task. Runtime thread only. */
+WEFT_API int weft_blocking(weft_fn fn, void *arg, void **result, int64_t deadline);
+
+/* Files, through the blocking pool (regular files are always "ready" to epoll). Same
+ * results as the system calls, as >= 0 or -errno; the deadline withdraws a call that has
+ * not started. Close with weft_close() or close(). */
+WEFT_API int weft_file_open(const char *path, int flags, mode_t mode, int64_t deadline);
+WEFT_API ssize_t weft_file_read(int fd, void *buf, size_t len, int64_t deadline);
+WEFT_API ssize_t weft_file_write(int fd, const void *buf, size_t len, int64_t deadline);
+WEFT_API ssize_t weft_file_pread(int fd, void *buf, size_t len, off_t off, int64_t deadline);
+WEFT_API ssize_t weft_file_pwrite(int fd, const void *buf, size_t len, off_t off, int64_t deadline);
+WEFT_API int weft_file_fsync(int fd, int64_t deadline);
+WEFT_API int weft_file_stat(const char *path, struct stat *st, int64_t deadline);
+
+/* Name resolution through the blocking pool: getaddrinfo(3) with a deadline. Returns 0 and
+ * `*res` (free it with freeaddrinfo), or -ENOENT (no such name), -EAGAIN (temporary failure),
+ * -EINVAL (bad hints or service), -ENOMEM, -errno (EAI_SYSTEM), -EIO (other), -ETIMEDOUT,
+ * -ECANCELED. */
+WEFT_API int weft_getaddrinfo(const char *host, const char *service, const struct addrinfo *hints,
+                              struct addrinfo **res, int64_t deadline);
+/* Resolves `host` to its first address of type SOCK_STREAM (IPv4 or IPv6), with `port`.
+ * Numeric addresses are parsed without a thread. Returns 0 or as weft_getaddrinfo. */
+WEFT_API int weft_resolve(weft_addr *out, const char *host, int port, int64_t deadline);
 
 /* ---------------------------------------------------------------------------------------
  * Signals

@@ -38,6 +38,7 @@
 typedef struct weft__worker weft__worker;
 typedef struct weft__stack weft__stack;
 typedef struct weft__io weft__io;
+typedef struct weft__pool weft__pool;
 
 /* ---- Task state machine -------------------------------------------------------------
  * A task's state word packs (epoch << 3 | state). The epoch counts the task's runs: it goes
@@ -231,6 +232,7 @@ struct weft__worker {
     weft__timer_heap timers;
     uint64_t timer_seq;
     weft__io *io;
+    weft__pool *pool; /* blocking pool, created at first use */
 
     weft__list tasks;          /* unfinished tasks, for shutdown */
     size_t nlive;              /* unfinished tasks */
@@ -279,6 +281,9 @@ void weft__wake(weft_task *t, uint64_t epoch);
 /* Parks the current task until woken, the deadline passes, or it is cancelled.
  * Returns 0 (woken), -ETIMEDOUT or -ECANCELED. Callers re-check their own condition. */
 int weft__park_until(weft__worker *w, int64_t deadline);
+/* Parks the current task until woken, whatever its cancel flag (for waits that must not be
+ * abandoned, such as a blocking-pool job already running). Returns 0. */
+int weft__park(weft__worker *w);
 /* Yields: the current task goes to the tail of the ready queue. */
 void weft__yield(weft__worker *w);
 /* Finishes the current stackful task; never returns. */
@@ -311,6 +316,11 @@ void weft__tasks_fini(weft__worker *w);
 
 /* One write of what the fd takes now (> 0 bytes), parking while it is full. */
 ssize_t weft__write_some(int fd, const void *buf, size_t len, int64_t deadline);
+
+/* ---- The blocking pool (pool.c) ----------------------------------------------------- */
+
+void weft__pool_fini(weft__worker *w);
+void weft__pool_stats(weft__worker *w, weft_stats *out);
 
 /* ---- Overflow reports (overflow.c) ---------------------------------------------------- */
 

@@ -59,6 +59,8 @@ void weft_config_init(weft_config *cfg)
     cfg->budget = 64;           /* I/O and timers polled at least every 64 resumes */
     cfg->report_overflow = 1;
     cfg->ignore_sigpipe = 1;
+    cfg->pool_threads = 16; /* blocking jobs are mostly I/O waits: more threads than cores */
+    cfg->pool_idle_ms = 10000;
 }
 
 void *weft__malloc(weft__worker *w, size_t size)
@@ -107,13 +109,14 @@ static int check_config(const weft_config *cfg)
         return -EINVAL;
     if (cfg->guard < WEFT_GUARD_AUTO || cfg->guard > WEFT_GUARD_NEVER)
         return -EINVAL;
-    if (cfg->budget == 0)
+    if (cfg->budget == 0 || cfg->pool_threads == 0 || cfg->pool_threads > 4096)
         return -EINVAL;
     return 0;
 }
 
 WEFT_COLD static void worker_fini(weft__worker *w)
 {
+    weft__pool_fini(w); /* first: its threads may still wake tasks through the reactor */
     weft__tasks_fini(w);
     while (w->free_nodes) {
         weft__node *n = w->free_nodes;
@@ -189,5 +192,6 @@ int weft_stats_get(weft_stats *out)
     out->nstacks_live = w->stacks.nlive;
     out->nguarded_live = w->stacks.nguarded;
     out->ntimers = w->timers.n;
+    weft__pool_stats(w, out);
     return 0;
 }

@@ -264,6 +264,12 @@ int weft__park_until(weft__worker *w, int64_t deadline)
     return 0;
 }
 
+int weft__park(weft__worker *w)
+{
+    park_current(w, w->current);
+    return 0;
+}
+
 void weft__yield(weft__worker *w)
 {
     weft_task *t = w->current;

@@ -1,0 +1,89 @@
+/* Name resolution: getaddrinfo(3) blocks, so it runs on the blocking pool. EAI_* codes are
+ * mapped onto the errno values the rest of the API uses. */
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+typedef struct gai_call {
+    const char *host, *service;
+    const struct addrinfo *hints;
+    struct addrinfo *res;
+    int rc;
+    int sys_errno;
+} gai_call;
+
+static void *gai_run(void *arg)
+{
+    gai_call *c = arg;
+    c->rc = getaddrinfo(c->host, c->service, c->hints, &c->res);
+    c->sys_errno = c->rc == EAI_SYSTEM ? errno : 0;
+    return NULL;
+}
+
+static int map_eai(int rc, int sys_errno)
+{
+    switch (rc) {
+    case 0:
+        return 0;
+    case EAI_NONAME:
+#ifdef EAI_NODATA
+    case EAI_NODATA:
+#endif
+        return -ENOENT;
+    case EAI_AGAIN:
+        return -EAGAIN;
+    case EAI_MEMORY:
+        return -ENOMEM;
+    case EAI_BADFLAGS:
+    case EAI_FAMILY:
+    case EAI_SOCKTYPE:
+    case EAI_SERVICE:
+        return -EINVAL;
+    case EAI_SYSTEM:
+        return sys_errno ? -sys_errno : -EIO;
+    default:
+        return -EIO;
+    }
+}
+
+int weft_getaddrinfo(const char *host, const char *service, const struct addrinfo *hints,
+                     struct addrinfo **res, int64_t deadline)
+{
+    if (!res || (!host && !service))
+        return -EINVAL;
+    gai_call c = {.host = host, .service = service, .hints = hints};
+    int r = weft_blocking(gai_run, &c, NULL, deadline);
+    if (r < 0)
+        return r;
+    r = map_eai(c.rc, c.sys_errno);
+    if (r == 0)
+        *res = c.res;
+    return r;
+}
+
+int weft_resolve(weft_addr *out, const char *host, int port, int64_t deadline)
+{
+    if (!out || !host || port < 0 || port > 65535)
+        return -EINVAL;
+    if (weft_addr_ip(out, host, port) == 0)
+        return 0; /* numeric: no thread needed */
+    char svc[8];
+    snprintf(svc, sizeof svc, "%d", port);
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
+    struct addrinfo *res;
+    int r = weft_getaddrinfo(host, svc, &hints, &res, deadline);
+    if (r < 0)
+        return r;
+    memset(out, 0, sizeof *out);
+    memcpy(&out->ss, res->ai_addr, res->ai_addrlen);
+    out->len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}

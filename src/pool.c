@@ -1,0 +1,230 @@
+/* The blocking pool: runs functions that block the thread (getaddrinfo, file I/O, C
+ * libraries) on a bounded set of threads, and wakes the task that waits for each result.
+ *
+ * A job lives on its waiting task's stack. The task always waits for a job that has started
+ * (a thread blocked in a system call cannot be interrupted safely); a deadline or a
+ * cancellation only withdraws a job still queued. So a job never outlives its frame, and
+ * nothing here allocates per job.
+ *
+ * Locking: one mutex per pool guards the queue, the counters and each queued or running
+ * job's state and waker. The waiting task takes it only for short sections and never holds
+ * it across a park; a pool thread copies the waker under it, marks the job done, unlocks,
+ * and only then wakes the task (a cross-thread wake through the worker's inbox). Threads
+ * start with every signal blocked, so signals stay with the runtime's thread, and retire
+ * after idle_ms without work. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE };
+
+typedef struct weft__job {
+    struct weft__job *next, *prev; /* queue links; owner: pool mutex */
+    weft_fn fn;
+    void *arg;
+    void *result;
+    int state;        /* JOB_*; pool mutex */
+    weft_waker waker; /* the waiting task's latest waker; pool mutex */
+} weft__job;
+
+struct weft__pool {
+    pthread_mutex_t mu;
+    pthread_cond_t work; /* signalled when a job is queued or on shutdown */
+    pthread_cond_t gone; /* signalled when the last thread exits */
+    weft__job *head, *tail;
+    unsigned nthreads, nidle, max_threads;
+    unsigned idle_ms;
+    int stopping;
+    uint64_t njobs; /* jobs run, for weft_stats */
+};
+
+WEFT_COLD static int pool_get(weft__worker *w, weft__pool **out)
+{
+    if (w->pool) {
+        *out = w->pool;
+        return 0;
+    }
+    weft__pool *p = weft__calloc(w, 1, sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->work, NULL);
+    pthread_cond_init(&p->gone, NULL);
+    p->max_threads = w->cfg.pool_threads;
+    p->idle_ms = w->cfg.pool_idle_ms;
+    w->pool = p;
+    *out = p;
+    return 0;
+}
+
+static void unlink_job(weft__pool *p, weft__job *j)
+{
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        p->head = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    else
+        p->tail = j->prev;
+    j->next = j->prev = NULL;
+}
+
+static void *pool_thread(void *arg)
+{
+    weft__pool *p = arg;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->head && !p->stopping) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += p->idle_ms / 1000;
+            until.tv_nsec += (long)(p->idle_ms % 1000) * 1000000;
+            if (until.tv_nsec >= 1000000000) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000;
+            }
+            p->nidle++;
+            int r = pthread_cond_timedwait(&p->work, &p->mu, &until);
+            p->nidle--;
+            if (r == ETIMEDOUT && !p->head)
+                goto retire;
+        }
+        if (!p->head)
+            goto retire; /* stopping, and nothing left */
+        weft__job *j = p->head;
+        unlink_job(p, j);
+        j->state = JOB_RUNNING;
+        pthread_mutex_unlock(&p->mu);
+
+        void *result = j->fn(j->arg);
+
+        pthread_mutex_lock(&p->mu);
+        j->result = result;
+        j->state = JOB_DONE;
+        p->njobs++;
+        weft_waker wk = j->waker;
+        /* From here the job may vanish with its task's frame: only the copy is used. */
+        pthread_mutex_unlock(&p->mu);
+        weft_waker_wake(wk);
+        pthread_mutex_lock(&p->mu);
+    }
+retire:
+    if (--p->nthreads == 0)
+        pthread_cond_signal(&p->gone);
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* Starts a thread if every thread is busy and the bound allows. Called with the mutex. */
+static int grow(weft__pool *p)
+{
+    if (p->nidle > 0 || p->nthreads >= p->max_threads)
+        return 0;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 256 * 1024); /* getaddrinfo and stdio fit in this */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* inherited by the new thread */
+    pthread_t th;
+    int r = pthread_create(&th, &attr, pool_thread, p);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (r != 0)
+        return p->nthreads > 0 ? 0 : -r; /* with threads alive, the job just waits */
+    p->nthreads++;
+    return 0;
+}
+
+int weft_blocking(weft_fn fn, void *arg, void **result, int64_t deadline)
+{
+    weft__worker *w = weft__worker_current();
+    weft_task *t = weft__blocking_task(w);
+    if (!t)
+        return -EPERM;
+    if (!fn)
+        return -EINVAL;
+    if (t->flags & WEFT__T_CANCELLED)
+        return -ECANCELED;
+    weft__pool *p;
+    int r = pool_get(w, &p);
+    if (r < 0)
+        return r;
+    weft__job j = {.fn = fn, .arg = arg, .state = JOB_QUEUED};
+
+    pthread_mutex_lock(&p->mu);
+    r = grow(p);
+    if (r < 0) {
+        pthread_mutex_unlock(&p->mu);
+        return r;
+    }
+    j.waker = weft__waker_of(t);
+    j.prev = p->tail;
+    if (p->tail)
+        p->tail->next = &j;
+    else
+        p->head = &j;
+    p->tail = &j;
+    pthread_cond_signal(&p->work);
+    pthread_mutex_unlock(&p->mu);
+
+    int started = 0; /* once it runs, the wait ignores the deadline and cancellation */
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        if (j.state == JOB_DONE) {
+            pthread_mutex_unlock(&p->mu);
+            break;
+        }
+        j.waker = weft__waker_of(t); /* the park below is a new epoch's */
+        pthread_mutex_unlock(&p->mu);
+        r = started ? weft__park(w) : weft__park_until(w, deadline);
+        if (r == -ETIMEDOUT || r == -ECANCELED) {
+            pthread_mutex_lock(&p->mu);
+            if (j.state == JOB_QUEUED) {
+                unlink_job(p, &j); /* withdrawn: it never runs */
+                pthread_mutex_unlock(&p->mu);
+                return r;
+            }
+            pthread_mutex_unlock(&p->mu);
+            started = 1;
+        }
+    }
+    if (result)
+        *result = j.result;
+    return 0;
+}
+
+WEFT_COLD void weft__pool_fini(weft__worker *w)
+{
+    weft__pool *p = w->pool;
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->stopping = 1;
+    pthread_cond_broadcast(&p->work);
+    while (p->nthreads > 0)
+        pthread_cond_wait(&p->gone, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+    pthread_cond_destroy(&p->gone);
+    pthread_cond_destroy(&p->work);
+    pthread_mutex_destroy(&p->mu);
+    weft__free(w, p);
+    w->pool = NULL;
+}
+
+void weft__pool_stats(weft__worker *w, weft_stats *out)
+{
+    weft__pool *p = w->pool;
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    out->npool_threads = p->nthreads;
+    out->npool_jobs = p->njobs;
+    pthread_mutex_unlock(&p->mu);
+}
