@@ -88,6 +88,10 @@ enum {
     WEFT_GUARD_NEVER = 2,
 };
 
+/* I/O backends. io_uring falls back to epoll, with one line on stderr, where the kernel or a
+ * seccomp policy refuses it. */
+enum { WEFT_BACKEND_DEFAULT = 0, WEFT_BACKEND_EPOLL = 1, WEFT_BACKEND_IO_URING = 2 };
+
 /* Runtime configuration. Initialise with weft_config_init(), then change what you need. */
 typedef struct weft_config {
     size_t stack_size;       /* default stack size of a spawned coroutine (WEFT_STACK_DEFAULT) */
@@ -98,6 +102,8 @@ typedef struct weft_config {
     int ignore_sigpipe;      /* 1: set SIGPIPE to SIG_IGN if it has its default action, so a
                               * write to a closed connection returns -EPIPE instead of killing
                               * the process (what Rust's runtime, redis and nginx do) */
+    int backend;             /* WEFT_BACKEND_DEFAULT (the WEFT_BACKEND environment variable,
+                              * "epoll" or "io_uring", else epoll), _EPOLL or _IO_URING */
     unsigned pool_threads;   /* most threads of the blocking pool (16) */
     unsigned pool_idle_ms;   /* a pool thread idle this long exits (10000) */
 } weft_config;
@@ -140,6 +146,9 @@ typedef struct weft_stats {
     uint64_t npool_threads;  /* now: blocking-pool threads */
     uint64_t npool_jobs;     /* jobs the blocking pool has run */
 } weft_stats;
+
+/* The I/O backend the current runtime uses ("epoll" or "io_uring"), or NULL outside one. */
+WEFT_API const char *weft_backend(void);
 
 /* Copies the current runtime's counters into `*out`. Returns 0, or -EPERM outside a task.
  * Runtime thread only. */

@@ -5,7 +5,7 @@
 # install and fails.
 set -euo pipefail
 
-want=(cmake make gcc pkg-config)
+want=(cmake make gcc pkg-config liburing-dev)
 case "${1:-build}" in
   build) ;;
   test)  want+=(libcriterion-dev valgrind) ;;

@@ -1,12 +1,13 @@
-/* File operations through the blocking pool: regular files are always "ready" to epoll, so
- * each call runs the system call on a pool thread, which also reads errno there, on the
- * thread that set it. (With the io_uring backend these become ring operations.) */
+/* File operations. Regular files are always "ready" to epoll, so with the epoll backend each
+ * call runs the system call on a blocking-pool thread (which reads errno there, on the thread
+ * that set it); with io_uring they are ring operations, stat excepted. */
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
+#include "io/backend.h"
 
 typedef struct fs_call {
     int op;
@@ -56,8 +57,43 @@ static void *fs_run(void *arg)
     return NULL;
 }
 
+/* With a completion backend the ring does the call (stat excepted: it stays on the pool). */
+static ssize_t ring(weft__worker *w, fs_call *c, int64_t deadline)
+{
+    weft__ioreq q = {.fd = c->fd, .buf = c->buf, .len = c->len, .off = -1};
+    switch (c->op) {
+    case OP_OPEN:
+        q.op = WEFT__IO_OPEN;
+        q.path = c->path;
+        q.flags = c->flags;
+        q.mode = c->mode;
+        break;
+    case OP_READ:
+    case OP_PREAD:
+        q.op = WEFT__IO_READ;
+        q.off = c->op == OP_PREAD ? (int64_t)c->off : -1;
+        break;
+    case OP_WRITE:
+    case OP_PWRITE:
+        q.op = WEFT__IO_WRITE;
+        q.off = c->op == OP_PWRITE ? (int64_t)c->off : -1;
+        break;
+    default:
+        q.op = WEFT__IO_FSYNC;
+        break;
+    }
+    return w->io->ops->submit(w->io, &q, deadline);
+}
+
 static ssize_t fs(fs_call *c, int64_t deadline)
 {
+    weft__worker *w = weft__worker_current();
+    weft_task *t = weft__blocking_task(w);
+    if (t && c->op != OP_STAT && w->io->ops->submit) {
+        if (t->flags & WEFT__T_CANCELLED)
+            return -ECANCELED;
+        return ring(w, c, deadline);
+    }
     int r = weft_blocking(fs_run, c, NULL, deadline);
     return r < 0 ? r : c->result;
 }

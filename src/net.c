@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 
 #include "internal.h"
+#include "io/backend.h"
 
 /* The calling task, or NULL (blocking I/O needs one); *err gets -EPERM or -ECANCELED. */
 static weft_task *io_task(int *err)
@@ -31,6 +32,19 @@ static weft_task *io_task(int *err)
         return NULL;
     }
     return t;
+}
+
+/* The completion backend's submit, or NULL on a readiness backend. */
+static inline ssize_t (*completion(void))(weft__io *, const weft__ioreq *, int64_t)
+{
+    return weft__worker_current()->io->ops->submit;
+}
+
+/* Runs one operation on the completion backend. */
+static ssize_t submit(const weft__ioreq *q, int64_t deadline)
+{
+    weft__io *io = weft__worker_current()->io;
+    return io->ops->submit(io, q, deadline);
 }
 
 /* Runs `call` until it does not fail with EAGAIN (or EINTR), parking for `dir` in between.
@@ -71,6 +85,10 @@ ssize_t weft_read(int fd, void *buf, size_t len, int64_t deadline)
     int err;
     if (!io_task(&err))
         return err;
+    if (completion())
+        return submit(
+            &(weft__ioreq){.op = WEFT__IO_READ, .fd = fd, .buf = buf, .len = len, .off = -1},
+            deadline);
     return RETRY_IO(fd, WEFT_READABLE, deadline, read(fd, buf, len));
 }
 
@@ -79,6 +97,10 @@ ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt, int64_t deadline
     int err;
     if (!io_task(&err))
         return err;
+    if (completion())
+        return submit(
+            &(weft__ioreq){.op = WEFT__IO_READV, .fd = fd, .iov = iov, .iovcnt = iovcnt, .off = -1},
+            deadline);
     return RETRY_IO(fd, WEFT_READABLE, deadline, readv(fd, iov, iovcnt));
 }
 
@@ -87,6 +109,10 @@ ssize_t weft_recv(int fd, void *buf, size_t len, int flags, int64_t deadline)
     int err;
     if (!io_task(&err))
         return err;
+    if (completion())
+        return submit(
+            &(weft__ioreq){.op = WEFT__IO_RECV, .fd = fd, .buf = buf, .len = len, .flags = flags},
+            deadline);
     return RETRY_IO(fd, WEFT_READABLE, deadline, recv(fd, buf, len, flags));
 }
 
@@ -96,6 +122,19 @@ ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr 
     int err;
     if (!io_task(&err))
         return err;
+    if (completion()) {
+        struct iovec iov = {buf, len};
+        struct msghdr msg = {.msg_name = from,
+                             .msg_namelen = fromlen ? *fromlen : 0,
+                             .msg_iov = &iov,
+                             .msg_iovlen = 1};
+        ssize_t n =
+            submit(&(weft__ioreq){.op = WEFT__IO_RECVMSG, .fd = fd, .msg = &msg, .flags = flags},
+                   deadline);
+        if (n >= 0 && fromlen)
+            *fromlen = msg.msg_namelen;
+        return n;
+    }
     return RETRY_IO(fd, WEFT_READABLE, deadline, recvfrom(fd, buf, len, flags, from, fromlen));
 }
 
@@ -105,6 +144,13 @@ ssize_t weft_sendto(int fd, const void *buf, size_t len, int flags, const struct
     int err;
     if (!io_task(&err))
         return err;
+    if (completion()) {
+        struct iovec iov = {(void *)buf, len};
+        struct msghdr msg = {
+            .msg_name = (void *)to, .msg_namelen = tolen, .msg_iov = &iov, .msg_iovlen = 1};
+        return submit(&(weft__ioreq){.op = WEFT__IO_SENDMSG, .fd = fd, .msg = &msg, .flags = flags},
+                      deadline);
+    }
     return RETRY_IO(fd, WEFT_WRITABLE, deadline,
                     sendto(fd, buf, len, flags | MSG_NOSIGNAL, to, tolen));
 }
@@ -114,6 +160,11 @@ ssize_t weft__write_some(int fd, const void *buf, size_t len, int64_t deadline)
     int err;
     if (!io_task(&err))
         return err;
+    if (completion())
+        return submit(
+            &(weft__ioreq){
+                .op = WEFT__IO_WRITE, .fd = fd, .buf = (void *)buf, .len = len, .off = -1},
+            deadline);
     return RETRY_IO(fd, WEFT_WRITABLE, deadline, write(fd, buf, len));
 }
 
@@ -126,10 +177,20 @@ static ssize_t write_all(int fd, const char *p, size_t len, int flags, int use_s
         return err;
     size_t done = 0;
     while (done < len) {
-        ssize_t n = use_send
-                        ? RETRY_IO(fd, WEFT_WRITABLE, deadline,
-                                   send(fd, p + done, len - done, flags | MSG_NOSIGNAL))
-                        : RETRY_IO(fd, WEFT_WRITABLE, deadline, write(fd, p + done, len - done));
+        ssize_t n;
+        if (completion())
+            n = submit(&(weft__ioreq){.op = use_send ? WEFT__IO_SEND : WEFT__IO_WRITE,
+                                      .fd = fd,
+                                      .buf = (void *)(p + done),
+                                      .len = len - done,
+                                      .flags = flags,
+                                      .off = -1},
+                       deadline);
+        else if (use_send)
+            n = RETRY_IO(fd, WEFT_WRITABLE, deadline,
+                         send(fd, p + done, len - done, flags | MSG_NOSIGNAL));
+        else
+            n = RETRY_IO(fd, WEFT_WRITABLE, deadline, write(fd, p + done, len - done));
         if (n < 0)
             return n;
         done += (size_t)n;
@@ -170,7 +231,13 @@ ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, int64_t deadlin
     int left = iovcnt;
     ssize_t r = (ssize_t)total;
     while (left > 0) {
-        ssize_t n = RETRY_IO(fd, WEFT_WRITABLE, deadline, writev(fd, cur, left));
+        ssize_t n =
+            completion()
+                ? submit(
+                      &(weft__ioreq){
+                          .op = WEFT__IO_WRITEV, .fd = fd, .iov = cur, .iovcnt = left, .off = -1},
+                      deadline)
+                : RETRY_IO(fd, WEFT_WRITABLE, deadline, writev(fd, cur, left));
         if (n < 0) {
             r = n;
             break;
@@ -226,8 +293,13 @@ int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t deadl
         return err;
     int64_t backoff = WEFT_MSEC;
     for (;;) {
-        int c = (int)RETRY_IO(fd, WEFT_READABLE, deadline,
-                              accept4(fd, addr, addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC));
+        int c = completion()
+                    ? (int)submit(
+                          &(weft__ioreq){
+                              .op = WEFT__IO_ACCEPT, .fd = fd, .addr = addr, .addrlen = addrlen},
+                          deadline)
+                    : (int)RETRY_IO(fd, WEFT_READABLE, deadline,
+                                    accept4(fd, addr, addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC));
         if (c >= 0)
             return fresh_fd(c);
         if (c != -EMFILE && c != -ENFILE)
@@ -251,6 +323,11 @@ int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, int64_t dea
     int err;
     if (!io_task(&err))
         return err;
+    if (completion())
+        return (int)submit(
+            &(weft__ioreq){
+                .op = WEFT__IO_CONNECT, .fd = fd, .addr = (struct sockaddr *)addr, .alen = len},
+            deadline);
     if (connect(fd, addr, len) == 0)
         return 0;
     if (errno != EINPROGRESS && errno != EAGAIN && errno != EINTR)

@@ -109,6 +109,8 @@ static int check_config(const weft_config *cfg)
         return -EINVAL;
     if (cfg->guard < WEFT_GUARD_AUTO || cfg->guard > WEFT_GUARD_NEVER)
         return -EINVAL;
+    if (cfg->backend < WEFT_BACKEND_DEFAULT || cfg->backend > WEFT_BACKEND_IO_URING)
+        return -EINVAL;
     if (cfg->budget == 0 || cfg->pool_threads == 0 || cfg->pool_threads > 4096)
         return -EINVAL;
     return 0;

@@ -56,9 +56,12 @@ Test(pool, jobs_run_on_a_bounded_set_of_threads)
     run_main_cfg(&cfg, many_main, NULL);
 }
 
+static atomic_int blocker_started;
+
 /* A job that blocks until its pipe is written. */
 static void *block_on_pipe(void *arg)
 {
+    atomic_store(&blocker_started, 1);
     char c;
     ssize_t n = read(*(int *)arg, &c, 1);
     return (void *)(intptr_t)n;
@@ -100,8 +103,12 @@ static void *withdraw_main(void *arg)
     /* The only thread is busy with a job that waits for the pipe. */
     struct hold h = {.fd = p[0]};
     weft_task *holder;
+    atomic_store(&blocker_started, 0);
     weft_spawn(&holder, hold_thread, &h, NULL);
-    weft_yield();
+    /* Bounded wait until the pool thread runs it (thread start-up takes its time). */
+    for (int i = 0; i < 10000 && !atomic_load(&blocker_started); i++)
+        weft_sleep(WEFT_MSEC);
+    cr_assert(atomic_load(&blocker_started));
     atomic_store(&ran, 0);
     cr_assert_eq(weft_blocking(mark, NULL, NULL, weft_deadline_in(2 * WEFT_MSEC)), -ETIMEDOUT);
     weft_task *q;

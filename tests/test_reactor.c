@@ -1,10 +1,15 @@
 /* The first reactor: fd readiness waits with deadlines, cancellation and close while
  * waiting, one waiter per direction, and edge-triggered readiness that loses no wake-up. */
 #include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "harness.h"
+#ifdef WEFT_TEST_HAVE_URING
+#include <liburing.h>
+#endif
 
 static void *reader(void *arg)
 {
@@ -108,4 +113,31 @@ static void *edge_main(void *arg)
 Test(reactor, an_edge_seen_before_the_wait_is_not_lost)
 {
     run_main(edge_main, NULL);
+}
+
+/* The I/O suites run once per backend (CTest sets WEFT_BACKEND): make sure the one asked
+ * for is the one in use, so that a silent fallback cannot pass for io_uring coverage. */
+static void *backend_main(void *arg)
+{
+    (void)arg;
+    return (void *)weft_backend();
+}
+
+Test(reactor, the_backend_asked_for_is_the_one_in_use)
+{
+    const char *want = getenv("WEFT_BACKEND");
+    if (want && strcmp(want, "io_uring") == 0) {
+#ifdef WEFT_TEST_HAVE_URING
+        struct io_uring ring;
+        if (io_uring_queue_init(4, &ring, 0) < 0)
+            cr_skip_test("the kernel refuses io_uring here");
+        io_uring_queue_exit(&ring);
+#else
+        cr_skip_test("built without liburing");
+#endif
+    } else {
+        want = "epoll";
+    }
+    const char *got = run_main(backend_main, NULL);
+    cr_assert_str_eq(got, want);
 }

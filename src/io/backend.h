@@ -1,13 +1,52 @@
-/* The reactor's backend contract. A backend watches fds for readiness (edge-triggered: an
- * fd is registered once and reported on each new edge), waits with a nanosecond timeout,
- * and can be woken from any thread. It reports events through weft__io_ready(). epoll is the
- * first; io_uring and kqueue implement the same table without touching the layers above. */
+/* The reactor's backend contract. A readiness backend (epoll; kqueue would be another)
+ * watches fds edge-triggered and reports events through weft__io_ready(); the layers above
+ * then try each system call and wait for readiness on EAGAIN. A completion backend
+ * (io_uring) also implements `submit`, which runs one operation to completion for the
+ * current task; weft_fd_wait becomes a poll operation there. Both wait with a nanosecond
+ * timeout and can be woken from any thread. */
 #ifndef WEFT_IO_BACKEND_H
 #define WEFT_IO_BACKEND_H
 
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #include "../internal.h"
+
+/* One operation for a completion backend. Fields unused by an op are ignored. */
+enum {
+    WEFT__IO_READ,    /* fd, buf, len, off (-1: the file position) */
+    WEFT__IO_WRITE,   /* fd, buf, len, off */
+    WEFT__IO_READV,   /* fd, iov, iovcnt */
+    WEFT__IO_WRITEV,  /* fd, iov, iovcnt */
+    WEFT__IO_RECV,    /* fd, buf, len, flags */
+    WEFT__IO_SEND,    /* fd, buf, len, flags (MSG_NOSIGNAL added) */
+    WEFT__IO_RECVMSG, /* fd, msg, flags */
+    WEFT__IO_SENDMSG, /* fd, msg, flags */
+    WEFT__IO_ACCEPT,  /* fd, addr, addrlen: result is the new fd */
+    WEFT__IO_CONNECT, /* fd, addr, alen */
+    WEFT__IO_POLL,    /* fd, flags = WEFT_READABLE|WEFT_WRITABLE: result is the ready mask */
+    WEFT__IO_OPEN,    /* path, flags, mode: result is the fd */
+    WEFT__IO_FSYNC,   /* fd */
+};
+
+typedef struct weft__ioreq {
+    int op;
+    int fd;
+    int flags;
+    void *buf;
+    size_t len;
+    int64_t off;
+    const struct iovec *iov;
+    int iovcnt;
+    struct msghdr *msg;
+    struct sockaddr *addr;
+    socklen_t *addrlen;
+    socklen_t alen;
+    const char *path;
+    mode_t mode;
+} weft__ioreq;
 
 typedef struct weft__io_ops {
     const char *name;
@@ -24,6 +63,13 @@ typedef struct weft__io_ops {
     int (*poll)(weft__io *io, int64_t timeout_ns);
     /* Makes a poll in progress return soon. Any thread; async-signal-safe. */
     void (*notify)(weft__io *io);
+    /* Completion backends only (NULL otherwise): runs `req` for the current task, parking
+     * until it completes. Returns the operation's result (>= 0 or -errno), -ETIMEDOUT,
+     * -ECANCELED, or -EBADF if the fd was forgotten meanwhile. The caller's buffers stay
+     * in use until it returns, which it does only once the kernel is done with them. */
+    ssize_t (*submit)(weft__io *io, const weft__ioreq *req, int64_t deadline);
+    /* Completion backends only: cancels every operation in flight on fd. */
+    void (*cancel_fd)(weft__io *io, int fd);
 } weft__io_ops;
 
 /* Per-fd readiness state. owner: worker. */
@@ -46,6 +92,12 @@ struct weft__io {
 /* Called by a backend's poll for each fd that became ready. */
 void weft__io_ready(weft__io *io, int fd, unsigned mask);
 
+/* Current generation of fd's record (bumped when it is forgotten). */
+uint32_t weft__io_fd_gen(weft__io *io, int fd);
+
 extern const weft__io_ops weft__io_epoll;
+#ifdef WEFT_HAVE_URING
+extern const weft__io_ops weft__io_uring;
+#endif
 
 #endif

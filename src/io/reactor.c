@@ -3,10 +3,33 @@
  * edges not yet consumed (a wait returns at once if one arrived since the last wait), which
  * is what makes edge-triggered registration lose no wake-up. */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "backend.h"
+
+/* Which backend: the configuration, else WEFT_BACKEND, else epoll (the conservative
+ * default libuv, Tokio and Go make). io_uring falls back to epoll, with one line on stderr,
+ * when the kernel (or a seccomp policy) refuses it or lacks an operation weft needs. */
+static const weft__io_ops *choose(weft__worker *w, int *fell_back_from)
+{
+    int want = w->cfg.backend;
+    if (want == WEFT_BACKEND_DEFAULT) {
+        const char *env = getenv("WEFT_BACKEND");
+        want = env && strcmp(env, "io_uring") == 0 ? WEFT_BACKEND_IO_URING : WEFT_BACKEND_EPOLL;
+    }
+    *fell_back_from = 0;
+    if (want == WEFT_BACKEND_IO_URING) {
+#ifdef WEFT_HAVE_URING
+        return &weft__io_uring;
+#else
+        *fell_back_from = -ENOSYS;
+#endif
+    }
+    return &weft__io_epoll;
+}
 
 int weft__io_init(weft__worker *w)
 {
@@ -14,14 +37,33 @@ int weft__io_init(weft__worker *w)
     if (!io)
         return -ENOMEM;
     io->w = w;
-    io->ops = &weft__io_epoll;
+    int unbuilt;
+    io->ops = choose(w, &unbuilt);
     int r = io->ops->init(io);
+    if (r < 0 && io->ops != &weft__io_epoll) {
+        fprintf(stderr, "weft: io_uring unavailable (%s): using epoll\n", weft_strerror(r));
+        io->ops = &weft__io_epoll;
+        r = io->ops->init(io);
+    } else if (unbuilt) {
+        fprintf(stderr, "weft: built without io_uring (liburing): using epoll\n");
+    }
     if (r < 0) {
         weft__free(w, io);
         return r;
     }
     w->io = io;
     return 0;
+}
+
+const char *weft_backend(void)
+{
+    weft__worker *w = weft__worker_current();
+    return w && w->io ? w->io->ops->name : NULL;
+}
+
+uint32_t weft__io_fd_gen(weft__io *io, int fd)
+{
+    return fd >= 0 && (size_t)fd < io->nfds ? io->fds[fd].gen : 0;
 }
 
 void weft__io_fini(weft__worker *w)
@@ -95,15 +137,31 @@ int weft_fd_wait(int fd, int events, int64_t deadline)
     int r = fdrec_get(io, fd, &rec);
     if (r < 0)
         return r;
+    if (((events & WEFT_READABLE) && rec->rd.task && rec->rd.task != t) ||
+        ((events & WEFT_WRITABLE) && rec->wr.task && rec->wr.task != t))
+        return -EBUSY;
+    if (io->ops->submit) {
+        /* A poll operation; the slots only record who waits, for the -EBUSY rule. */
+        weft_waker me = {t, 0};
+        if (events & WEFT_READABLE)
+            rec->rd = me;
+        if (events & WEFT_WRITABLE)
+            rec->wr = me;
+        weft__ioreq q = {.op = WEFT__IO_POLL, .fd = fd, .flags = events};
+        int m = (int)io->ops->submit(io, &q, deadline);
+        rec = &io->fds[fd]; /* the table may have moved while we were parked */
+        if (rec->rd.task == t)
+            rec->rd = (weft_waker){NULL, 0};
+        if (rec->wr.task == t)
+            rec->wr = (weft_waker){NULL, 0};
+        return m;
+    }
     if (!rec->watched) {
         r = io->ops->watch(io, fd);
         if (r < 0)
             return r;
         rec->watched = 1;
     }
-    if (((events & WEFT_READABLE) && rec->rd.task && rec->rd.task != t) ||
-        ((events & WEFT_WRITABLE) && rec->wr.task && rec->wr.task != t))
-        return -EBUSY;
     uint32_t gen = rec->gen;
     for (;;) {
         unsigned m = rec->ready & (unsigned)events;
@@ -157,11 +215,15 @@ int weft_fd_forget(int fd)
     if (!w)
         return -EPERM;
     weft__io *io = w->io;
-    if (fd < 0 || (size_t)fd >= io->nfds)
+    if (fd < 0)
         return 0;
-    weft__fdrec *rec = &io->fds[fd];
+    weft__fdrec *rec;
+    if (fdrec_get(io, fd, &rec) < 0)
+        return -ENOMEM;
     if (rec->watched)
         io->ops->unwatch(io, fd);
+    if (io->ops->cancel_fd)
+        io->ops->cancel_fd(io, fd);
     rec->watched = 0;
     rec->ready = 0;
     rec->gen++;
