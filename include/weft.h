@@ -577,6 +577,56 @@ WEFT_API int weft_getaddrinfo(const char *host, const char *service, const struc
 WEFT_API int weft_resolve(weft_addr *out, const char *host, int port, int64_t deadline);
 
 /* ---------------------------------------------------------------------------------------
+ * Channels and select
+ *
+ * Go's channels: values of a fixed size are copied in and out. Capacity 0 is a rendezvous
+ * (a send completes only when a receiver takes the value); capacity > 0 is a FIFO buffer.
+ * Waiting senders, and waiting receivers, are served first-in first-out. Closing wakes every
+ * waiter: receivers drain what is buffered, then get -EPIPE; senders get -EPIPE. Handles
+ * are reference counted. Single-worker for now: runtime thread only.
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct weft_chan weft_chan;
+
+/* Creates a channel of `elem_size`-byte values (1 .. 65536) holding up to `cap` buffered
+ * values. `*out` holds one reference. Returns 0, -EINVAL, -ENOMEM, -EPERM outside a runtime. */
+WEFT_API int weft_chan_create(weft_chan **out, size_t elem_size, size_t cap);
+/* Adds a reference / drops one; the last drop frees the channel (no task may wait on it). */
+WEFT_API void weft_chan_retain(weft_chan *c);
+WEFT_API void weft_chan_release(weft_chan *c);
+
+/* Sends a copy of *elem. Returns 0, -EPIPE (closed), -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM
+ * outside a task. */
+WEFT_API int weft_chan_send(weft_chan *c, const void *elem, int64_t deadline);
+/* Receives into *elem. Returns 0, -EPIPE (closed and drained), -ETIMEDOUT, -ECANCELED,
+ * -EINVAL, -EPERM outside a task. */
+WEFT_API int weft_chan_recv(weft_chan *c, void *elem, int64_t deadline);
+/* Never block: return -EAGAIN where the blocking calls would park. Any task or callback on
+ * the runtime thread. */
+WEFT_API int weft_chan_try_send(weft_chan *c, const void *elem);
+WEFT_API int weft_chan_try_recv(weft_chan *c, void *elem);
+/* Closes the channel. Returns 0, or -EPIPE if it was already closed. */
+WEFT_API int weft_chan_close(weft_chan *c);
+/* Buffered values now. */
+WEFT_API size_t weft_chan_len(const weft_chan *c);
+
+/* One case of a select. */
+enum { WEFT_CASE_SEND = 1, WEFT_CASE_RECV = 2, WEFT_CASE_DEFAULT = 3 };
+typedef struct weft_case {
+    int op;          /* WEFT_CASE_* */
+    weft_chan *chan; /* SEND/RECV: the channel (a NULL channel never becomes ready) */
+    void *elem;      /* SEND: the value to send; RECV: where the value goes */
+    int result;      /* out: 0, or -EPIPE for a closed channel */
+} weft_case;
+
+/* Waits until one case can complete and completes exactly that one; the others are
+ * withdrawn, so no value is lost or taken twice. When several are ready, one is picked
+ * uniformly at random. A WEFT_CASE_DEFAULT case is taken at once when nothing is ready.
+ * Returns the index of the completed case (its `result` says 0 or -EPIPE), -ETIMEDOUT,
+ * -ECANCELED, -EINVAL (no case, more than 1024, a bad op, two defaults), -ENOMEM, -EPERM. */
+WEFT_API int weft_select(weft_case *cases, size_t n, int64_t deadline);
+
+/* ---------------------------------------------------------------------------------------
  * Signals
  * ------------------------------------------------------------------------------------- */
 

@@ -245,6 +245,7 @@ struct weft__worker {
     weft_task *main_task;
     bool shutting_down;
     uint64_t next_id;
+    uint64_t rng; /* xorshift state for select's fair choice (chan.c) */
     weft_config cfg;
     weft_stats stats;
 

@@ -1,0 +1,376 @@
+/* Channels and select: rendezvous and buffered semantics, close and drain, FIFO among
+ * waiters, select's random fairness, deadlines and default, cancellation while parked, and
+ * a million messages between many producers and consumers with none lost or duplicated. */
+#include <string.h>
+
+#include "harness.h"
+
+static weft_chan *mkchan(size_t elem, size_t cap)
+{
+    weft_chan *c;
+    cr_assert_eq(weft_chan_create(&c, elem, cap), 0);
+    return c;
+}
+
+struct sent {
+    weft_chan *c;
+    long v;
+    int done;
+    int rc;
+};
+
+static void *sender(void *arg)
+{
+    struct sent *s = arg;
+    s->rc = weft_chan_send(s->c, &s->v, WEFT_FOREVER);
+    s->done = 1;
+    return NULL;
+}
+
+static void *rendezvous_main(void *arg)
+{
+    (void)arg;
+    weft_chan *c = mkchan(sizeof(long), 0);
+    long v = 7;
+    cr_assert_eq(weft_chan_try_send(c, &v), -EAGAIN, "nobody receives");
+    struct sent s = {c, 42, 0, 1};
+    weft_task *t;
+    weft_spawn(&t, sender, &s, NULL);
+    for (int i = 0; i < 5; i++)
+        weft_yield();
+    cr_assert_eq(s.done, 0, "a rendezvous send waits for a receiver");
+    cr_assert_eq(weft_chan_recv(c, &v, WEFT_FOREVER), 0);
+    cr_assert_eq(v, 42);
+    weft_join(t, NULL, WEFT_FOREVER);
+    cr_assert_eq(s.rc, 0);
+    cr_assert_eq(weft_chan_recv(c, &v, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT);
+    weft_chan_release(c);
+    return NULL;
+}
+
+Test(chan, rendezvous_send_completes_only_when_received)
+{
+    run_main(rendezvous_main, NULL);
+}
+
+static void *buffered_main(void *arg)
+{
+    (void)arg;
+    weft_chan *c = mkchan(sizeof(int), 4);
+    for (int i = 1; i <= 4; i++)
+        cr_assert_eq(weft_chan_try_send(c, &i), 0);
+    int x = 5;
+    cr_assert_eq(weft_chan_try_send(c, &x), -EAGAIN);
+    cr_assert_eq(weft_chan_len(c), 4);
+    /* A parked sender's value joins the buffer in order as room frees up. */
+    struct sent s = {c, 0, 0, 1};
+    weft_task *t;
+    weft_spawn(&t, sender, &s, NULL);
+    weft_yield(); /* parked: the buffer is full */
+    for (int i = 1; i <= 4; i++) {
+        cr_assert_eq(weft_chan_recv(c, &x, WEFT_FOREVER), 0);
+        cr_assert_eq(x, i, "FIFO order");
+    }
+    weft_join(t, NULL, WEFT_FOREVER);
+    cr_assert_eq(weft_chan_try_recv(c, &x), 0);
+    cr_assert_eq(x, 0, "the parked sender's value came last");
+    cr_assert_eq(weft_chan_try_recv(c, &x), -EAGAIN);
+    weft_chan_release(c);
+    return NULL;
+}
+
+Test(chan, buffered_fifo)
+{
+    run_main(buffered_main, NULL);
+}
+
+static void *receiver(void *arg)
+{
+    long v;
+    return (void *)(intptr_t)weft_chan_recv(arg, &v, WEFT_FOREVER);
+}
+
+static void *close_main(void *arg)
+{
+    (void)arg;
+    weft_chan *c = mkchan(sizeof(int), 8);
+    for (int i = 0; i < 3; i++)
+        weft_chan_try_send(c, &i);
+    cr_assert_eq(weft_chan_close(c), 0);
+    cr_assert_eq(weft_chan_close(c), -EPIPE);
+    int x;
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(weft_chan_recv(c, &x, WEFT_FOREVER), 0, "drains after close");
+        cr_assert_eq(x, i);
+    }
+    cr_assert_eq(weft_chan_recv(c, &x, WEFT_FOREVER), -EPIPE);
+    cr_assert_eq(weft_chan_send(c, &x, WEFT_FOREVER), -EPIPE, "send on closed: an error");
+    cr_assert_eq(weft_chan_try_send(c, &x), -EPIPE);
+    weft_chan_release(c);
+
+    /* Waiters parked on a channel that closes are woken. */
+    weft_chan *u = mkchan(sizeof(long), 0);
+    weft_task *r1, *r2, *s1;
+    weft_spawn(&r1, receiver, u, NULL);
+    weft_spawn(&r2, receiver, u, NULL);
+    weft_yield();
+    weft_chan_close(u);
+    void *a, *b;
+    weft_join(r1, &a, WEFT_FOREVER);
+    weft_join(r2, &b, WEFT_FOREVER);
+    cr_assert_eq((intptr_t)a, -EPIPE);
+    cr_assert_eq((intptr_t)b, -EPIPE);
+    weft_chan_release(u);
+
+    u = mkchan(sizeof(long), 0);
+    struct sent s = {u, 1, 0, 1};
+    weft_spawn(&s1, sender, &s, NULL);
+    weft_yield();
+    weft_chan_close(u);
+    weft_join(s1, NULL, WEFT_FOREVER);
+    cr_assert_eq(s.rc, -EPIPE);
+    weft_chan_release(u);
+    return NULL;
+}
+
+Test(chan, close_then_drain_and_waiters_woken)
+{
+    run_main(close_main, NULL);
+}
+
+static void *fifo_waiters_main(void *arg)
+{
+    (void)arg;
+    weft_chan *c = mkchan(sizeof(long), 0);
+    struct sent s[5];
+    weft_task *t[5];
+    for (int i = 0; i < 5; i++) {
+        s[i] = (struct sent){c, 100 + i, 0, 1};
+        weft_spawn(&t[i], sender, &s[i], NULL);
+    }
+    weft_yield(); /* all five park, in spawn order */
+    for (int i = 0; i < 5; i++) {
+        long v;
+        weft_chan_recv(c, &v, WEFT_FOREVER);
+        cr_assert_eq(v, 100 + i, "waiting senders are served first-in first-out");
+    }
+    for (int i = 0; i < 5; i++)
+        weft_join(t[i], NULL, WEFT_FOREVER);
+    weft_chan_release(c);
+    return NULL;
+}
+
+Test(chan, waiting_senders_are_fifo)
+{
+    run_main(fifo_waiters_main, NULL);
+}
+
+static void *fair_main(void *arg)
+{
+    (void)arg;
+    weft_chan *a = mkchan(sizeof(int), 1), *b = mkchan(sizeof(int), 1);
+    int one = 1, x, y;
+    int counts[2] = {0, 0};
+    enum { ROUNDS = 10000 };
+    for (int i = 0; i < ROUNDS; i++) {
+        weft_chan_try_send(a, &one); /* both always ready */
+        weft_chan_try_send(b, &one);
+        weft_case cs[] = {{WEFT_CASE_RECV, a, &x, 0}, {WEFT_CASE_RECV, b, &y, 0}};
+        int r = weft_select(cs, 2, WEFT_FOREVER);
+        cr_assert(r == 0 || r == 1);
+        counts[r]++;
+    }
+    /* Uniform choice: each side about 5,000; 4,000 is over 20 standard deviations away. */
+    cr_assert_gt(counts[0], 4000, "case 0 chosen %d times", counts[0]);
+    cr_assert_gt(counts[1], 4000, "case 1 chosen %d times", counts[1]);
+    weft_chan_release(a);
+    weft_chan_release(b);
+    return NULL;
+}
+
+Test(chan, select_picks_uniformly_among_ready_cases)
+{
+    run_main(fair_main, NULL);
+}
+
+static void *select_misc_main(void *arg)
+{
+    (void)arg;
+    weft_chan *a = mkchan(sizeof(int), 0), *b = mkchan(sizeof(int), 0);
+    int x = 3, y;
+    weft_case cs[] = {{WEFT_CASE_SEND, a, &x, 0}, {WEFT_CASE_RECV, b, &y, 0}};
+    cr_assert_eq(weft_select(cs, 2, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT);
+    weft_case cd[] = {{WEFT_CASE_SEND, a, &x, 0}, {WEFT_CASE_DEFAULT, NULL, NULL, 0}};
+    cr_assert_eq(weft_select(cd, 2, WEFT_FOREVER), 1, "default when nothing is ready");
+    /* A nil channel never becomes ready. */
+    weft_case cn[] = {{WEFT_CASE_RECV, NULL, NULL, 0}};
+    cr_assert_eq(weft_select(cn, 1, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT);
+    weft_case bad[] = {{WEFT_CASE_DEFAULT, NULL, NULL, 0}, {WEFT_CASE_DEFAULT, NULL, NULL, 0}};
+    cr_assert_eq(weft_select(bad, 2, 0), -EINVAL);
+    cr_assert_eq(weft_select(cs, 0, 0), -EINVAL);
+    /* A select parked on a receive completes when a value arrives, with the value. */
+    struct sent s = {b, 99, 0, 1};
+    weft_task *t;
+    weft_spawn(&t, sender, &s, NULL);
+    long big;
+    weft_case cr2[] = {{WEFT_CASE_SEND, a, &x, 0}, {WEFT_CASE_RECV, b, &big, 0}};
+    weft_chan_release(b);
+    b = mkchan(sizeof(long), 0);
+    s.c = b;
+    cr2[1].chan = b;
+    int r = weft_select(cr2, 2, WEFT_FOREVER);
+    cr_assert_eq(r, 1);
+    cr_assert_eq(big, 99);
+    cr_assert_eq(cr2[1].result, 0);
+    weft_join(t, NULL, WEFT_FOREVER);
+    /* Closed channels make receive cases ready with -EPIPE. */
+    weft_chan_close(b);
+    r = weft_select(cr2, 2, WEFT_FOREVER);
+    cr_assert_eq(r, 1);
+    cr_assert_eq(cr2[1].result, -EPIPE);
+    weft_chan_release(a);
+    weft_chan_release(b);
+    return NULL;
+}
+
+Test(chan, select_deadline_default_and_close)
+{
+    run_main(select_misc_main, NULL);
+}
+
+static void *park_recv(void *arg)
+{
+    weft_chan *c = arg;
+    long v = 0;
+    return (void *)(intptr_t)weft_chan_recv(c, &v, WEFT_FOREVER);
+}
+
+static void *park_send(void *arg)
+{
+    long v = 1;
+    return (void *)(intptr_t)weft_chan_send(arg, &v, WEFT_FOREVER);
+}
+
+static void *park_select(void *arg)
+{
+    long v;
+    weft_case cs[] = {{WEFT_CASE_RECV, arg, &v, 0}, {WEFT_CASE_SEND, arg, &v, 0}};
+    return (void *)(intptr_t)weft_select(cs, 2, WEFT_FOREVER);
+}
+
+static void *cancel_main(void *arg)
+{
+    (void)arg;
+    weft_fn fns[] = {park_recv, park_send, park_select};
+    for (int i = 0; i < 3; i++) {
+        weft_chan *c = mkchan(sizeof(long), 0);
+        weft_task *t;
+        weft_spawn(&t, fns[i], c, NULL);
+        weft_yield();
+        weft_cancel(t);
+        void *r;
+        weft_join(t, &r, WEFT_FOREVER);
+        cr_assert_eq(r, WEFT_CANCELED);
+        /* The cancelled waiter left no trace: the channel still works both ways. */
+        long v = 5;
+        cr_assert_eq(weft_chan_try_send(c, &v), -EAGAIN);
+        cr_assert_eq(weft_chan_try_recv(c, &v), -EAGAIN);
+        weft_chan_release(c);
+    }
+    return NULL;
+}
+
+Test(chan, cancellation_of_parked_send_recv_and_select)
+{
+    run_main(cancel_main, NULL);
+}
+
+/* ---- A million messages, many producers and consumers, some through select ---- */
+
+enum { NPROD = 8, NCONS = 8, PER_PROD = 125000 };
+
+struct mpmc {
+    weft_chan *a, *b; /* producers alternate; consumers select over both */
+    weft_chan *done;  /* consumers report their sums */
+};
+
+static void *producer(void *arg)
+{
+    struct mpmc *m = arg;
+    static long next_id; /* ids 1..N, all distinct: the runtime is single-threaded */
+    for (int i = 0; i < PER_PROD; i++) {
+        long v = ++next_id;
+        if (weft_chan_send(i % 2 ? m->a : m->b, &v, WEFT_FOREVER) < 0)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+struct tally {
+    long count, sum;
+};
+
+static void *consumer(void *arg)
+{
+    struct mpmc *m = arg;
+    struct tally t = {0, 0};
+    for (;;) {
+        long va, vb;
+        weft_case cs[] = {{WEFT_CASE_RECV, m->a, &va, 0}, {WEFT_CASE_RECV, m->b, &vb, 0}};
+        int r = weft_select(cs, 2, WEFT_FOREVER);
+        if (r < 0 || cs[r].result == -EPIPE) {
+            /* One channel closed: drain the other plainly. */
+            weft_chan *other = r >= 0 && cs[r].chan == m->a ? m->b : m->a;
+            long v;
+            while (weft_chan_recv(other, &v, WEFT_FOREVER) == 0)
+                t.count++, t.sum += v;
+            break;
+        }
+        long v = r == 0 ? va : vb;
+        t.count++;
+        t.sum += v;
+    }
+    weft_chan_send(m->done, &t, WEFT_FOREVER);
+    return NULL;
+}
+
+static void *mpmc_main(void *arg)
+{
+    (void)arg;
+    struct mpmc m;
+    m.a = mkchan(sizeof(long), 0);  /* rendezvous */
+    m.b = mkchan(sizeof(long), 64); /* buffered */
+    m.done = mkchan(sizeof(struct tally), NCONS);
+    weft_task *p[NPROD];
+    for (int i = 0; i < NPROD; i++)
+        weft_spawn(&p[i], producer, &m, NULL);
+    for (int i = 0; i < NCONS; i++)
+        weft_spawn(NULL, consumer, &m, &(weft_spawn_opts){.flags = WEFT_SPAWN_DETACHED});
+    for (int i = 0; i < NPROD; i++) {
+        void *r;
+        weft_join(p[i], &r, WEFT_FOREVER);
+        cr_assert_null(r);
+    }
+    weft_chan_close(m.a);
+    weft_chan_close(m.b);
+    long count = 0, sum = 0;
+    for (int i = 0; i < NCONS; i++) {
+        struct tally t;
+        cr_assert_eq(weft_chan_recv(m.done, &t, WEFT_FOREVER), 0);
+        count += t.count;
+        sum += t.sum;
+    }
+    long n = (long)NPROD * PER_PROD;
+    cr_assert_eq(count, n, "every message received exactly once (count)");
+    cr_assert_eq(sum, n * (n + 1) / 2, "and no value lost or duplicated (sum)");
+    weft_chan_release(m.a);
+    weft_chan_release(m.b);
+    weft_chan_release(m.done);
+    return NULL;
+}
+
+Test(chan, a_million_messages_none_lost_or_duplicated, .timeout = 120)
+{
+    SKIP_UNDER_VALGRIND();
+    run_main(mpmc_main, NULL);
+}
