@@ -627,6 +627,161 @@ typedef struct weft_case {
 WEFT_API int weft_select(weft_case *cases, size_t n, int64_t deadline);
 
 /* ---------------------------------------------------------------------------------------
+ * Synchronisation
+ *
+ * Coroutine-aware primitives: a wait parks the task, never the thread, takes a deadline and
+ * returns -ECANCELED when the task is cancelled. They are fixed-size values with static
+ * initialisers, so they embed in your structures without a malloc; their fields are private.
+ * Waiters are served first-in first-out. Single-worker for now: runtime thread only.
+ * ------------------------------------------------------------------------------------- */
+
+/* Private storage shared by every primitive below. */
+typedef struct weft_sync_ {
+    void *p_[3];
+    int64_t n_[2];
+} weft_sync_;
+
+/* Mutex: unlock hands the lock straight to the longest waiter (no barging, no starvation). */
+typedef struct weft_mutex {
+    weft_sync_ s_;
+} weft_mutex;
+#define WEFT_MUTEX_INIT                                                                            \
+    {                                                                                              \
+        {                                                                                          \
+            {0, 0, 0},                                                                             \
+            {                                                                                      \
+                0, 0                                                                               \
+            }                                                                                      \
+        }                                                                                          \
+    }
+/* Returns 0, -ETIMEDOUT, -ECANCELED, -EDEADLK (already held by the caller), -EPERM. */
+WEFT_API int weft_mutex_lock(weft_mutex *m, int64_t deadline);
+/* Returns 0 or -EBUSY. */
+WEFT_API int weft_mutex_trylock(weft_mutex *m);
+/* Returns 0, or -EPERM if the caller does not hold it. */
+WEFT_API int weft_mutex_unlock(weft_mutex *m);
+
+/* Condition variable, used with a weft_mutex. */
+typedef struct weft_cond {
+    weft_sync_ s_;
+} weft_cond;
+#define WEFT_COND_INIT                                                                             \
+    {                                                                                              \
+        {                                                                                          \
+            {0, 0, 0},                                                                             \
+            {                                                                                      \
+                0, 0                                                                               \
+            }                                                                                      \
+        }                                                                                          \
+    }
+/* Releases `m`, waits for a signal, and takes `m` back before returning, whatever it
+ * returns (so on -ETIMEDOUT or -ECANCELED the caller still holds `m`). Spurious wake-ups do
+ * not happen, but re-check your condition: another task may have run first. Returns 0,
+ * -ETIMEDOUT, -ECANCELED, -EPERM (the caller does not hold m). */
+WEFT_API int weft_cond_wait(weft_cond *c, weft_mutex *m, int64_t deadline);
+/* Wake the longest waiter / every waiter. Return the number woken. */
+WEFT_API int weft_cond_signal(weft_cond *c);
+WEFT_API int weft_cond_broadcast(weft_cond *c);
+
+/* Counting semaphore. */
+typedef struct weft_sem {
+    weft_sync_ s_;
+} weft_sem;
+#define WEFT_SEM_INIT(count)                                                                       \
+    {                                                                                              \
+        {                                                                                          \
+            {0, 0, 0},                                                                             \
+            {                                                                                      \
+                (count), 0                                                                         \
+            }                                                                                      \
+        }                                                                                          \
+    }
+WEFT_API int weft_sem_acquire(weft_sem *s, int64_t deadline);
+WEFT_API int weft_sem_tryacquire(weft_sem *s);          /* 0 or -EAGAIN */
+WEFT_API int weft_sem_release(weft_sem *s, unsigned n); /* 0, or -EOVERFLOW */
+WEFT_API int64_t weft_sem_value(const weft_sem *s);
+
+/* Wait group: wait until a count of outstanding jobs drops to zero. */
+typedef struct weft_waitgroup {
+    weft_sync_ s_;
+} weft_waitgroup;
+#define WEFT_WAITGROUP_INIT                                                                        \
+    {                                                                                              \
+        {                                                                                          \
+            {0, 0, 0},                                                                             \
+            {                                                                                      \
+                0, 0                                                                               \
+            }                                                                                      \
+        }                                                                                          \
+    }
+/* Adds n (may be negative); 0, or -EINVAL if the count would go below zero. */
+WEFT_API int weft_waitgroup_add(weft_waitgroup *wg, int64_t n);
+WEFT_API int weft_waitgroup_done(weft_waitgroup *wg);
+WEFT_API int weft_waitgroup_wait(weft_waitgroup *wg, int64_t deadline);
+
+/* Read-write lock: many readers or one writer, granted in arrival order (a waiting writer
+ * holds back readers that come after it, so writers do not starve). */
+typedef struct weft_rwlock {
+    weft_sync_ s_;
+} weft_rwlock;
+#define WEFT_RWLOCK_INIT                                                                           \
+    {                                                                                              \
+        {                                                                                          \
+            {0, 0, 0},                                                                             \
+            {                                                                                      \
+                0, 0                                                                               \
+            }                                                                                      \
+        }                                                                                          \
+    }
+WEFT_API int weft_rwlock_rdlock(weft_rwlock *l, int64_t deadline);
+WEFT_API int weft_rwlock_wrlock(weft_rwlock *l, int64_t deadline);
+/* Releases the caller's read or write hold. 0, or -EPERM if it holds none. */
+WEFT_API int weft_rwlock_unlock(weft_rwlock *l);
+
+/* Once: the first caller runs fn(arg); callers that arrive while it runs wait for it. */
+typedef struct weft_once {
+    weft_sync_ s_;
+} weft_once;
+#define WEFT_ONCE_INIT                                                                             \
+    {                                                                                              \
+        {                                                                                          \
+            {0, 0, 0},                                                                             \
+            {                                                                                      \
+                0, 0                                                                               \
+            }                                                                                      \
+        }                                                                                          \
+    }
+/* Returns 0 once fn has run (now or before), or -ETIMEDOUT/-ECANCELED while waiting. */
+WEFT_API int weft_once_call(weft_once *o, void (*fn)(void *), void *arg, int64_t deadline);
+
+/* Event: one-shot (set stays set and releases every waiter, now and later, until reset) or
+ * auto-reset (each set releases one waiter, or the next one to come). */
+typedef struct weft_event {
+    weft_sync_ s_;
+} weft_event;
+#define WEFT_EVENT_INIT                                                                            \
+    {                                                                                              \
+        {                                                                                          \
+            {0, 0, 0},                                                                             \
+            {                                                                                      \
+                0, 0                                                                               \
+            }                                                                                      \
+        }                                                                                          \
+    }
+#define WEFT_EVENT_AUTO_INIT                                                                       \
+    {                                                                                              \
+        {                                                                                          \
+            {0, 0, 0},                                                                             \
+            {                                                                                      \
+                0, 1                                                                               \
+            }                                                                                      \
+        }                                                                                          \
+    }
+WEFT_API int weft_event_wait(weft_event *e, int64_t deadline);
+WEFT_API int weft_event_set(weft_event *e);
+WEFT_API int weft_event_reset(weft_event *e);
+
+/* ---------------------------------------------------------------------------------------
  * Signals
  * ------------------------------------------------------------------------------------- */
 

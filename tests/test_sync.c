@@ -1,0 +1,394 @@
+/* Synchronisation: mutual exclusion and FIFO hand-off of the mutex, condition variables
+ * (the mutex held on every return), semaphores without barging, wait groups, read-write
+ * locks (concurrent readers, exclusive writers, no writer starvation), once, and events;
+ * deadlines and cancellation while parked in each. */
+#include "harness.h"
+
+/* ---- Mutex ---- */
+
+static weft_mutex mu = WEFT_MUTEX_INIT;
+static int inside, overlaps, order[16], norder;
+
+static void *locker(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    for (int i = 0; i < 100; i++) {
+        if (weft_mutex_lock(&mu, WEFT_FOREVER) != 0)
+            return (void *)1;
+        if (inside++)
+            overlaps++;
+        if (i == 0)
+            order[norder++] = id;
+        weft_yield(); /* others run, and must queue */
+        inside--;
+        weft_mutex_unlock(&mu);
+    }
+    return NULL;
+}
+
+static void *mutex_main(void *arg)
+{
+    (void)arg;
+    weft_mutex fresh = WEFT_MUTEX_INIT;
+    mu = fresh;
+    inside = overlaps = norder = 0;
+    cr_assert_eq(weft_mutex_lock(&mu, WEFT_FOREVER), 0);
+    weft_task *t[8];
+    for (int i = 0; i < 8; i++)
+        weft_spawn(&t[i], locker, (void *)(intptr_t)i, NULL);
+    weft_yield(); /* all eight queue behind main, in spawn order */
+    cr_assert_eq(weft_mutex_lock(&mu, WEFT_FOREVER), -EDEADLK);
+    cr_assert_eq(weft_mutex_unlock(&mu), 0);
+    for (int i = 0; i < 8; i++)
+        weft_join(t[i], NULL, WEFT_FOREVER);
+    cr_assert_eq(overlaps, 0, "mutual exclusion");
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(order[i], i, "hand-off in arrival order");
+    cr_assert_eq(weft_mutex_unlock(&mu), -EPERM, "not held");
+    cr_assert_eq(weft_mutex_trylock(&mu), 0);
+    cr_assert_eq(weft_mutex_trylock(&mu), -EBUSY);
+    weft_mutex_unlock(&mu);
+    return NULL;
+}
+
+Test(sync, mutex_excludes_and_hands_off_fifo)
+{
+    run_main(mutex_main, NULL);
+}
+
+static void *lock_forever(void *arg)
+{
+    return (void *)(intptr_t)weft_mutex_lock(arg, WEFT_FOREVER);
+}
+
+static void *mutex_wait_main(void *arg)
+{
+    (void)arg;
+    weft_mutex m = WEFT_MUTEX_INIT;
+    weft_mutex_lock(&m, WEFT_FOREVER);
+    weft_task *t;
+    weft_spawn(&t, lock_forever, &m, NULL);
+    weft_yield();
+    weft_cancel(t);
+    void *r;
+    weft_join(t, &r, WEFT_FOREVER);
+    cr_assert_eq(r, WEFT_CANCELED);
+    weft_spawn(&t, lock_forever, &m, NULL);
+    weft_yield();
+    weft_mutex_unlock(&m); /* the cancelled waiter left the queue: this one gets it */
+    weft_join(t, &r, WEFT_FOREVER);
+    cr_assert_eq(r, (void *)0);
+    return NULL;
+}
+
+static void *timed_lock(void *arg)
+{
+    return (void *)(intptr_t)weft_mutex_lock(arg, weft_deadline_in(WEFT_MSEC));
+}
+
+static void *mutex_timeout_main(void *arg)
+{
+    (void)arg;
+    weft_mutex m = WEFT_MUTEX_INIT;
+    weft_mutex_lock(&m, WEFT_FOREVER);
+    weft_task *t;
+    weft_spawn(&t, timed_lock, &m, NULL);
+    void *r;
+    weft_join(t, &r, WEFT_FOREVER);
+    cr_assert_eq((intptr_t)r, -ETIMEDOUT);
+    weft_mutex_unlock(&m);
+    cr_assert_eq(weft_mutex_trylock(&m), 0, "free again: the timed-out waiter is gone");
+    weft_mutex_unlock(&m);
+    return NULL;
+}
+
+Test(sync, mutex_deadline_and_cancel)
+{
+    run_main(mutex_wait_main, NULL);
+    run_main(mutex_timeout_main, NULL);
+}
+
+/* ---- Condition variable ---- */
+
+struct box {
+    weft_mutex m;
+    weft_cond c;
+    int items;
+    int consumed;
+};
+
+static void *consume(void *arg)
+{
+    struct box *b = arg;
+    weft_mutex_lock(&b->m, WEFT_FOREVER);
+    while (b->items == 0)
+        if (weft_cond_wait(&b->c, &b->m, WEFT_FOREVER) < 0)
+            break;
+    b->items--;
+    b->consumed++;
+    weft_mutex_unlock(&b->m);
+    return NULL;
+}
+
+static void *cond_wait_cancelled(void *arg)
+{
+    struct box *b = arg;
+    weft_mutex_lock(&b->m, WEFT_FOREVER);
+    int r = weft_cond_wait(&b->c, &b->m, WEFT_FOREVER);
+    int held = weft_mutex_unlock(&b->m) == 0; /* proves it held the mutex on return */
+    return (void *)(intptr_t)(r == -ECANCELED && held);
+}
+
+static void *cond_main(void *arg)
+{
+    (void)arg;
+    struct box b = {WEFT_MUTEX_INIT, WEFT_COND_INIT, 0, 0};
+    weft_task *t[4];
+    for (int i = 0; i < 4; i++)
+        weft_spawn(&t[i], consume, &b, NULL);
+    weft_yield();
+    weft_mutex_lock(&b.m, WEFT_FOREVER);
+    b.items = 1;
+    cr_assert_eq(weft_cond_signal(&b.c), 1);
+    weft_mutex_unlock(&b.m);
+    weft_yield();
+    weft_yield();
+    cr_assert_eq(b.consumed, 1, "signal woke one");
+    weft_mutex_lock(&b.m, WEFT_FOREVER);
+    b.items = 3;
+    cr_assert_eq(weft_cond_broadcast(&b.c), 3);
+    weft_mutex_unlock(&b.m);
+    for (int i = 0; i < 4; i++)
+        weft_join(t[i], NULL, WEFT_FOREVER);
+    cr_assert_eq(b.consumed, 4);
+
+    /* A timed-out wait returns holding the mutex. */
+    weft_mutex_lock(&b.m, WEFT_FOREVER);
+    cr_assert_eq(weft_cond_wait(&b.c, &b.m, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT);
+    cr_assert_eq(weft_mutex_unlock(&b.m), 0);
+    cr_assert_eq(weft_cond_wait(&b.c, &b.m, 0), -EPERM, "without the mutex");
+
+    /* Cancelled in a wait: returns -ECANCELED holding the mutex. */
+    weft_task *c;
+    weft_spawn(&c, cond_wait_cancelled, &b, NULL);
+    weft_yield();
+    weft_cancel(c);
+    void *r;
+    weft_join(c, &r, WEFT_FOREVER);
+    cr_assert_eq(r, WEFT_CANCELED, "joined as cancelled");
+    cr_assert_eq(weft_mutex_trylock(&b.m), 0, "and it released the mutex afterwards");
+    weft_mutex_unlock(&b.m);
+    return NULL;
+}
+
+Test(sync, condition_signal_broadcast_timeout_cancel)
+{
+    run_main(cond_main, NULL);
+}
+
+/* ---- Semaphore ---- */
+
+static void *acquirer(void *arg)
+{
+    return (void *)(intptr_t)weft_sem_acquire(arg, WEFT_FOREVER);
+}
+
+static void *sem_main(void *arg)
+{
+    (void)arg;
+    weft_sem s = WEFT_SEM_INIT(2);
+    cr_assert_eq(weft_sem_acquire(&s, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_sem_tryacquire(&s), 0);
+    cr_assert_eq(weft_sem_tryacquire(&s), -EAGAIN);
+    weft_task *t;
+    weft_spawn(&t, acquirer, &s, NULL);
+    weft_yield(); /* parked */
+    cr_assert_eq(weft_sem_release(&s, 1), 0);
+    cr_assert_eq(weft_sem_tryacquire(&s), -EAGAIN, "the unit went to the waiter, not to us");
+    void *r;
+    weft_join(t, &r, WEFT_FOREVER);
+    cr_assert_eq(r, (void *)0);
+    cr_assert_eq(weft_sem_acquire(&s, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT);
+    weft_sem_release(&s, 3);
+    cr_assert_eq(weft_sem_value(&s), 3);
+    return NULL;
+}
+
+Test(sync, semaphore_counts_and_hands_units_to_waiters)
+{
+    run_main(sem_main, NULL);
+}
+
+/* ---- Wait group ---- */
+
+static void *worker_done(void *arg)
+{
+    weft_sleep(WEFT_MSEC);
+    weft_waitgroup_done(arg);
+    return NULL;
+}
+
+static void *wg_main(void *arg)
+{
+    (void)arg;
+    weft_waitgroup wg = WEFT_WAITGROUP_INIT;
+    cr_assert_eq(weft_waitgroup_wait(&wg, 0), 0, "zero: no wait");
+    weft_waitgroup_add(&wg, 5);
+    for (int i = 0; i < 5; i++)
+        weft_spawn(NULL, worker_done, &wg, &(weft_spawn_opts){.flags = WEFT_SPAWN_DETACHED});
+    cr_assert_eq(weft_waitgroup_wait(&wg, weft_deadline_in(0)), -ETIMEDOUT);
+    cr_assert_eq(weft_waitgroup_wait(&wg, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_waitgroup_add(&wg, -1), -EINVAL, "below zero");
+    return NULL;
+}
+
+Test(sync, waitgroup)
+{
+    run_main(wg_main, NULL);
+}
+
+/* ---- Read-write lock ---- */
+
+static weft_rwlock rw;
+static int readers_now, max_readers, writer_in, rw_violations;
+
+static void *reader_task(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 20; i++) {
+        weft_rwlock_rdlock(&rw, WEFT_FOREVER);
+        readers_now++;
+        if (readers_now > max_readers)
+            max_readers = readers_now;
+        if (writer_in)
+            rw_violations++;
+        weft_yield();
+        readers_now--;
+        weft_rwlock_unlock(&rw);
+        weft_yield();
+    }
+    return NULL;
+}
+
+static void *writer_task(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 20; i++) {
+        weft_rwlock_wrlock(&rw, WEFT_FOREVER);
+        if (writer_in++ || readers_now)
+            rw_violations++;
+        weft_yield();
+        writer_in--;
+        weft_rwlock_unlock(&rw);
+        weft_yield();
+    }
+    return NULL;
+}
+
+static void *rw_main(void *arg)
+{
+    (void)arg;
+    weft_rwlock fresh = WEFT_RWLOCK_INIT;
+    rw = fresh;
+    readers_now = max_readers = writer_in = rw_violations = 0;
+    weft_task *t[6];
+    for (int i = 0; i < 6; i++)
+        weft_spawn(&t[i], i % 3 == 2 ? writer_task : reader_task, NULL, NULL);
+    /* With readers always around, the writers must still finish (no starvation). */
+    for (int i = 0; i < 6; i++)
+        weft_join(t[i], NULL, WEFT_FOREVER);
+    cr_assert_eq(rw_violations, 0);
+    cr_assert_geq(max_readers, 2, "readers share the lock");
+    cr_assert_eq(weft_rwlock_unlock(&rw), -EPERM);
+    return NULL;
+}
+
+Test(sync, rwlock_shares_reads_excludes_writes_starves_nobody, .timeout = 30)
+{
+    run_main(rw_main, NULL);
+}
+
+/* ---- Once and events ---- */
+
+static int once_runs;
+
+static void once_fn(void *arg)
+{
+    (void)arg;
+    weft_yield(); /* others arrive while it runs */
+    once_runs++;
+}
+
+static void *once_caller(void *arg)
+{
+    int r = weft_once_call(arg, once_fn, NULL, WEFT_FOREVER);
+    return (void *)(intptr_t)(r == 0 && once_runs == 1);
+}
+
+static void *event_waiter(void *arg)
+{
+    return (void *)(intptr_t)weft_event_wait(arg, weft_deadline_in(5 * WEFT_SEC));
+}
+
+static void *once_event_main(void *arg)
+{
+    (void)arg;
+    weft_once o = WEFT_ONCE_INIT;
+    once_runs = 0;
+    weft_task *t[5];
+    for (int i = 0; i < 5; i++)
+        weft_spawn(&t[i], once_caller, &o, NULL);
+    for (int i = 0; i < 5; i++) {
+        void *r;
+        weft_join(t[i], &r, WEFT_FOREVER);
+        cr_assert_eq(r, (void *)1, "everyone returns after the one run");
+    }
+    cr_assert_eq(once_runs, 1);
+
+    /* One-shot: set releases every waiter and stays set until reset. */
+    weft_event e = WEFT_EVENT_INIT;
+    for (int i = 0; i < 3; i++)
+        weft_spawn(&t[i], event_waiter, &e, NULL);
+    weft_yield();
+    weft_event_set(&e);
+    for (int i = 0; i < 3; i++) {
+        void *r;
+        weft_join(t[i], &r, WEFT_FOREVER);
+        cr_assert_eq(r, (void *)0);
+    }
+    cr_assert_eq(weft_event_wait(&e, 0), 0, "still set");
+    weft_event_reset(&e);
+    cr_assert_eq(weft_event_wait(&e, 0), -ETIMEDOUT);
+
+    /* Auto-reset: each set releases exactly one waiter. */
+    weft_event a = WEFT_EVENT_AUTO_INIT;
+    for (int i = 0; i < 2; i++)
+        weft_spawn(&t[i], event_waiter, &a, NULL);
+    weft_yield();
+    weft_event_set(&a);
+    void *r0;
+    weft_join(t[0], &r0, WEFT_FOREVER);
+    cr_assert_eq(r0, (void *)0);
+    weft_yield();
+    cr_assert_eq(weft_event_wait(&a, 0), -ETIMEDOUT, "consumed by the first waiter");
+    weft_event_set(&a);
+    weft_join(t[1], &r0, WEFT_FOREVER);
+    cr_assert_eq(r0, (void *)0);
+    weft_event_set(&a); /* nobody waits: it stays set for the next one */
+    cr_assert_eq(weft_event_wait(&a, 0), 0);
+    cr_assert_eq(weft_event_wait(&a, 0), -ETIMEDOUT);
+    return NULL;
+}
+
+Test(sync, once_and_events)
+{
+    run_main(once_event_main, NULL);
+}
+
+Test(sync, waits_outside_a_task_are_refused)
+{
+    weft_mutex m = WEFT_MUTEX_INIT;
+    weft_sem s = WEFT_SEM_INIT(1);
+    cr_assert_eq(weft_mutex_lock(&m, 0), -EPERM);
+    cr_assert_eq(weft_sem_acquire(&s, 0), -EPERM);
+}
