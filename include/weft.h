@@ -782,6 +782,52 @@ WEFT_API int weft_event_set(weft_event *e);
 WEFT_API int weft_event_reset(weft_event *e);
 
 /* ---------------------------------------------------------------------------------------
+ * Groups (structured concurrency) and generators
+ * ------------------------------------------------------------------------------------- */
+
+/* A group owns the tasks spawned into it: wait for all of them, cancel all of them, and
+ * closing the group cancels and reaps whatever is still running, so no task outlives the
+ * scope that started it (spawn outside the group, detached, to let one live on). */
+typedef struct weft_group weft_group;
+
+/* Returns 0, -ENOMEM, -EPERM outside a runtime. `*out` is freed by weft_group_close. */
+WEFT_API int weft_group_create(weft_group **out);
+/* Spawns fn(arg) into the group (options as weft_spawn; the task is the group's: it cannot
+ * be joined or detached, its result is dropped). Returns 0, -EINVAL, -ENOMEM, -EPIPE (the
+ * group is closing), -EPERM. */
+WEFT_API int weft_group_spawn(weft_group *g, weft_fn fn, void *arg, const weft_spawn_opts *opts);
+/* Parks until every task of the group has finished. 0, -ETIMEDOUT, -ECANCELED, -EPERM. */
+WEFT_API int weft_group_wait(weft_group *g, int64_t deadline);
+/* Cancels every task of the group (they finish as cancelled tasks do). Returns how many. */
+WEFT_API int weft_group_cancel(weft_group *g);
+/* Tasks of the group not yet finished. */
+WEFT_API size_t weft_group_size(const weft_group *g);
+/* Cancels what is left, waits for all of it to finish (even if the caller is cancelled:
+ * the point is that nothing outlives the group), then frees the group. Returns 0 or -EPERM
+ * (not inside a task; the group is then left untouched). */
+WEFT_API int weft_group_close(weft_group *g);
+
+/* A generator: a coroutine that produces values one at a time, each when its consumer asks
+ * (it starts running at the first weft_gen_next). */
+typedef struct weft_gen weft_gen;
+/* The generator's body: produce values with weft_gen_yield; return to finish. */
+typedef void (*weft_gen_fn)(weft_gen *g, void *arg);
+
+/* Creates a generator of `elem_size`-byte values. Returns 0, -EINVAL, -ENOMEM, -EPERM. */
+WEFT_API int weft_gen_create(weft_gen **out, weft_gen_fn fn, void *arg, size_t elem_size,
+                             const weft_spawn_opts *opts);
+/* Asks for the next value. Returns 0 (copied into *out), -EPIPE (the generator finished),
+ * -ETIMEDOUT, -ECANCELED. From one consumer task at a time. */
+WEFT_API int weft_gen_next(weft_gen *g, void *out, int64_t deadline);
+/* From inside the body: hands *value to the consumer and parks until the next request.
+ * Returns 0, or -ECANCELED when the consumer stopped the generator (return then; cleanup
+ * handlers run). */
+WEFT_API int weft_gen_yield(weft_gen *g, const void *value);
+/* Stops the generator early if it has not finished (its pending yield returns -ECANCELED
+ * and its cleanup runs), waits for it, and frees it. Returns 0 or -EPERM. */
+WEFT_API int weft_gen_close(weft_gen *g);
+
+/* ---------------------------------------------------------------------------------------
  * Signals
  * ------------------------------------------------------------------------------------- */
 

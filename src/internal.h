@@ -311,12 +311,20 @@ void weft__task_finish(weft__worker *w, weft_task *t, void *result);
 /* Returns a finished record to the pool (after join, or at once when detached). */
 void weft__task_reap(weft__worker *w, weft_task *t);
 int weft__task_new(weft__worker *w, const weft_spawn_opts *opts, weft_task **out);
+/* Registers a cleanup handler on `t` (which need not be running, nor ever run: finishing
+ * runs its handlers either way). Returns 0 or -ENOMEM. */
+int weft__task_defer(weft_task *t, void (*fn)(void *), void *arg);
 void weft__tasks_fini(weft__worker *w);
 
 /* ---- Net (net.c) ---------------------------------------------------------------------- */
 
 /* One write of what the fd takes now (> 0 bytes), parking while it is full. */
 ssize_t weft__write_some(int fd, const void *buf, size_t len, int64_t deadline);
+
+/* ---- Sync (sync.c) ---------------------------------------------------------------------- */
+
+/* Waits for the wait group to reach zero, whatever the caller's cancel flag. */
+void weft__waitgroup_wait_all(weft_waitgroup *wg);
 
 /* ---- The blocking pool (pool.c) ----------------------------------------------------- */
 

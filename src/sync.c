@@ -276,6 +276,16 @@ int weft_waitgroup_wait(weft_waitgroup *wg, int64_t deadline)
     return wait_on(s, w, t, KIND_ANY, deadline, 0);
 }
 
+void weft__waitgroup_wait_all(weft_waitgroup *wg)
+{
+    weft__worker *w;
+    int err;
+    weft_task *t = caller(&w, &err);
+    sync_state *s = st(&wg->s_);
+    if (t && s->n0 > 0)
+        wait_on(s, w, t, KIND_ANY, WEFT_FOREVER, 1);
+}
+
 /* ---- Read-write lock --------------------------------------------------------------------- */
 
 /* Grants waiting holds in arrival order: a run of readers together, or one writer. */

@@ -386,6 +386,19 @@ int weft_defer(void (*fn)(void *), void *arg)
     return 0;
 }
 
+int weft__task_defer(weft_task *t, void (*fn)(void *), void *arg)
+{
+    weft__node *n = weft__node_get(t->worker);
+    if (!n)
+        return -ENOMEM;
+    n->key = NULL;
+    n->fn = fn;
+    n->arg = arg;
+    n->next = t->defers;
+    t->defers = n;
+    return 0;
+}
+
 int weft_defer_pop(int run)
 {
     weft__worker *w = weft__worker_current();

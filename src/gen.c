@@ -1,0 +1,132 @@
+/* Generators: a task that produces one value per request. The consumer and the generator
+ * take turns through `state`: next() posts a request and parks; the body runs until it
+ * yields (copying its value straight into the consumer's buffer) or returns; stopping early
+ * cancels the body, whose pending yield returns -ECANCELED, so its cleanup runs. The body
+ * starts only at the first request. */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+enum { GEN_IDLE, GEN_REQUESTED, GEN_PRODUCED, GEN_DONE };
+
+struct weft_gen {
+    weft__worker *w;
+    weft_task *task;
+    weft_gen_fn fn;
+    void *arg;
+    size_t elem_size;
+    int state;
+    void *out;           /* the consumer's buffer while a request is open */
+    weft_waker consumer; /* parked in next() */
+    weft_waker producer; /* parked waiting for a request */
+};
+
+/* Parks the calling task until `*state` is one of the two values. */
+static int wait_state(weft__worker *w, weft_waker *slot, const int *state, int a, int b,
+                      int64_t deadline)
+{
+    weft_task *t = w->current;
+    while (*state != a && *state != b) {
+        *slot = weft__waker_of(t);
+        int r = weft__park_until(w, deadline);
+        if (r < 0 && *state != a && *state != b)
+            return r;
+    }
+    return 0;
+}
+
+static void *gen_main(void *arg)
+{
+    weft_gen *g = arg;
+    /* Lazy: the body starts at the first request. */
+    if (wait_state(g->w, &g->producer, &g->state, GEN_REQUESTED, GEN_REQUESTED, WEFT_FOREVER) == 0)
+        g->fn(g, g->arg);
+    g->state = GEN_DONE;
+    weft_waker_wake(g->consumer);
+    return NULL;
+}
+
+int weft_gen_create(weft_gen **out, weft_gen_fn fn, void *arg, size_t elem_size,
+                    const weft_spawn_opts *opts)
+{
+    weft__worker *w = weft__worker_current();
+    if (!w)
+        return -EPERM;
+    if (!out || !fn || elem_size == 0)
+        return -EINVAL;
+    weft_gen *g = weft__calloc(w, 1, sizeof *g);
+    if (!g)
+        return -ENOMEM;
+    g->w = w;
+    g->fn = fn;
+    g->arg = arg;
+    g->elem_size = elem_size;
+    g->state = GEN_IDLE;
+    weft_spawn_opts o = opts ? *opts : (weft_spawn_opts){0};
+    o.flags &= ~WEFT_SPAWN_DETACHED;
+    int r = weft_spawn(&g->task, gen_main, g, &o);
+    if (r < 0) {
+        weft__free(w, g);
+        return r;
+    }
+    *out = g;
+    return 0;
+}
+
+int weft_gen_next(weft_gen *g, void *out, int64_t deadline)
+{
+    weft__worker *w = weft__worker_current();
+    if (!weft__blocking_task(w))
+        return -EPERM;
+    if (!g || !out)
+        return -EINVAL;
+    if (g->state == GEN_DONE)
+        return -EPIPE;
+    if (w->current->flags & WEFT__T_CANCELLED)
+        return -ECANCELED;
+    g->out = out;
+    g->state = GEN_REQUESTED;
+    weft_waker_wake(g->producer);
+    int r = wait_state(w, &g->consumer, &g->state, GEN_PRODUCED, GEN_DONE, deadline);
+    if (r < 0) {
+        /* Abandoned request: the body may still be computing; its value is not wanted. */
+        if (g->state == GEN_REQUESTED)
+            g->out = NULL;
+        return r;
+    }
+    if (g->state == GEN_DONE)
+        return -EPIPE;
+    g->state = GEN_IDLE;
+    return 0;
+}
+
+int weft_gen_yield(weft_gen *g, const void *value)
+{
+    weft__worker *w = weft__worker_current();
+    if (!g || !value)
+        return -EINVAL;
+    if (!w || w->current != g->task)
+        return -EPERM;
+    if (g->out) /* NULL if the consumer gave up on this request */
+        memcpy(g->out, value, g->elem_size);
+    g->out = NULL;
+    g->state = GEN_PRODUCED;
+    weft_waker_wake(g->consumer);
+    return wait_state(w, &g->producer, &g->state, GEN_REQUESTED, GEN_REQUESTED, WEFT_FOREVER);
+}
+
+int weft_gen_close(weft_gen *g)
+{
+    if (!g)
+        return -EINVAL;
+    weft__worker *w = weft__worker_current();
+    if (!weft__blocking_task(w))
+        return -EPERM;
+    weft_cancel(g->task);
+    /* Joining must not stop halfway: retry if our own cancellation interrupts it. */
+    while (weft_join(g->task, NULL, WEFT_FOREVER) == -ECANCELED)
+        weft_yield();
+    weft__free(w, g);
+    return 0;
+}

@@ -1,0 +1,125 @@
+/* Groups: a set of tasks owned by one scope. Members are spawned detached and linked into
+ * the group; each unlinks itself when it finishes (a cleanup handler attached at spawn, so
+ * it runs however the task ends, even if it was cancelled before it ever ran) and signals
+ * the group's wait group. Closing cancels the members and waits for
+ * the wait group without honouring the closer's own cancellation, so no member outlives it. */
+#include <errno.h>
+
+#include "internal.h"
+
+struct weft_group {
+    weft__worker *w;
+    weft__list members; /* member.link of unfinished members */
+    size_t n;
+    int closing;
+    weft_waitgroup wg;
+};
+
+typedef struct member {
+    weft__list link;
+    weft_group *g;
+    weft_task *task;
+    weft_fn fn;
+    void *arg;
+} member;
+
+int weft_group_create(weft_group **out)
+{
+    weft__worker *w = weft__worker_current();
+    if (!w)
+        return -EPERM;
+    if (!out)
+        return -EINVAL;
+    weft_group *g = weft__calloc(w, 1, sizeof *g);
+    if (!g)
+        return -ENOMEM;
+    g->w = w;
+    weft__list_init(&g->members);
+    weft_waitgroup wg = WEFT_WAITGROUP_INIT;
+    g->wg = wg;
+    *out = g;
+    return 0;
+}
+
+static void member_gone(void *arg)
+{
+    member *m = arg;
+    weft_group *g = m->g;
+    weft__list_remove(&m->link);
+    g->n--;
+    weft__free(g->w, m);
+    weft_waitgroup_done(&g->wg);
+}
+
+static void *member_main(void *arg)
+{
+    member *m = arg;
+    return m->fn(m->arg);
+}
+
+int weft_group_spawn(weft_group *g, weft_fn fn, void *arg, const weft_spawn_opts *opts)
+{
+    if (!g || !fn)
+        return -EINVAL;
+    if (g->closing)
+        return -EPIPE;
+    member *m = weft__malloc(g->w, sizeof *m);
+    if (!m)
+        return -ENOMEM;
+    *m = (member){.g = g, .fn = fn, .arg = arg};
+    weft_spawn_opts o = opts ? *opts : (weft_spawn_opts){0};
+    o.flags &= ~WEFT_SPAWN_DETACHED; /* the group needs the handle */
+    weft_task *t;
+    int r = weft_spawn(&t, member_main, m, &o);
+    if (r < 0) {
+        weft__free(g->w, m);
+        return r;
+    }
+    r = weft__task_defer(t, member_gone, m);
+    if (r < 0) {
+        weft_cancel(t); /* it finishes without running: nothing refers to m */
+        weft_detach(t);
+        weft__free(g->w, m);
+        return r;
+    }
+    m->task = t;
+    weft_detach(t); /* the group tracks it; its record is reaped when it finishes */
+    weft__list_push_back(&g->members, &m->link);
+    g->n++;
+    weft_waitgroup_add(&g->wg, 1);
+    return 0;
+}
+
+int weft_group_wait(weft_group *g, int64_t deadline)
+{
+    return g ? weft_waitgroup_wait(&g->wg, deadline) : -EINVAL;
+}
+
+int weft_group_cancel(weft_group *g)
+{
+    if (!g)
+        return -EINVAL;
+    int n = 0;
+    for (weft__list *l = g->members.next; l != &g->members; l = l->next, n++)
+        weft_cancel(weft__container_of(l, member, link)->task);
+    return n;
+}
+
+size_t weft_group_size(const weft_group *g)
+{
+    return g ? g->n : 0;
+}
+
+int weft_group_close(weft_group *g)
+{
+    if (!g)
+        return -EINVAL;
+    weft__worker *w = weft__worker_current();
+    if (!weft__blocking_task(w))
+        return -EPERM;
+    g->closing = 1;
+    weft_group_cancel(g);
+    weft__waitgroup_wait_all(&g->wg);
+    weft__free(w, g);
+    return 0;
+}

@@ -1,0 +1,156 @@
+/* Groups and generators: a group waits for its tasks, cancels them, and closing it reaps
+ * whatever still runs (cleanup included, even for tasks that never started); a generator
+ * starts lazily, yields values one at a time, and stopped early runs its cleanup. */
+#include "harness.h"
+
+static int ncleaned;
+
+static void cleaned(void *arg)
+{
+    (void)arg;
+    ncleaned++;
+}
+
+static void *short_job(void *arg)
+{
+    weft_defer(cleaned, NULL);
+    weft_sleep((int64_t)(intptr_t)arg * WEFT_MSEC);
+    return NULL;
+}
+
+static void *forever_job(void *arg)
+{
+    (void)arg;
+    weft_defer(cleaned, NULL);
+    weft_sleep_until(WEFT_FOREVER);
+    return NULL;
+}
+
+static void *group_main(void *arg)
+{
+    (void)arg;
+    ncleaned = 0;
+    weft_group *g;
+    cr_assert_eq(weft_group_create(&g), 0);
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(weft_group_spawn(g, short_job, (void *)(intptr_t)(i % 3), NULL), 0);
+    cr_assert_eq(weft_group_size(g), 10);
+    cr_assert_eq(weft_group_wait(g, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_group_size(g), 0);
+    cr_assert_eq(ncleaned, 10);
+
+    /* Cancel: parked members wake and finish. */
+    for (int i = 0; i < 5; i++)
+        weft_group_spawn(g, forever_job, NULL, NULL);
+    weft_yield();
+    cr_assert_eq(weft_group_wait(g, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT);
+    cr_assert_eq(weft_group_cancel(g), 5);
+    cr_assert_eq(weft_group_wait(g, WEFT_FOREVER), 0);
+    cr_assert_eq(ncleaned, 15);
+
+    /* Close with members running, parked, and not yet started. */
+    for (int i = 0; i < 4; i++)
+        weft_group_spawn(g, forever_job, NULL, NULL);
+    weft_yield(); /* these four are parked */
+    for (int i = 0; i < 3; i++)
+        weft_group_spawn(g, forever_job, NULL, NULL); /* these have not run yet */
+    cr_assert_eq(weft_group_close(g), 0);
+    cr_assert_eq(ncleaned, 19, "the parked ones ran their cleanup; the unstarted never ran");
+    return NULL;
+}
+
+Test(group, wait_cancel_and_close_reap_everything)
+{
+    run_main(group_main, NULL);
+}
+
+static void *closer(void *arg)
+{
+    weft_group *g = arg;
+    weft_cancel(weft_self()); /* the closer itself is cancelled: close still reaps all */
+    return (void *)(intptr_t)weft_group_close(g);
+}
+
+static void *close_cancelled_main(void *arg)
+{
+    (void)arg;
+    ncleaned = 0;
+    weft_group *g;
+    weft_group_create(&g);
+    for (int i = 0; i < 3; i++)
+        weft_group_spawn(g, forever_job, NULL, NULL);
+    weft_yield();
+    weft_task *t;
+    weft_spawn(&t, closer, g, NULL);
+    weft_join(t, NULL, WEFT_FOREVER);
+    cr_assert_eq(ncleaned, 3);
+    return NULL;
+}
+
+Test(group, close_reaps_even_when_the_closer_is_cancelled)
+{
+    run_main(close_cancelled_main, NULL);
+}
+
+/* ---- Generators ---- */
+
+static int gen_started, gen_cleanup;
+
+static void gen_cleaned(void *arg)
+{
+    (void)arg;
+    gen_cleanup++;
+}
+
+static void counter(weft_gen *g, void *arg)
+{
+    int limit = (int)(intptr_t)arg;
+    gen_started = 1;
+    weft_defer(gen_cleaned, NULL);
+    for (int i = 1; i <= limit; i++)
+        if (weft_gen_yield(g, &i) < 0)
+            return; /* stopped early */
+}
+
+static void *gen_main(void *arg)
+{
+    (void)arg;
+    gen_started = gen_cleanup = 0;
+    weft_gen *g;
+    cr_assert_eq(weft_gen_create(&g, counter, (void *)5, sizeof(int), NULL), 0);
+    for (int i = 0; i < 3; i++)
+        weft_yield();
+    cr_assert_eq(gen_started, 0, "lazy: nothing runs before the first request");
+    int v, sum = 0;
+    for (int i = 1; i <= 5; i++) {
+        cr_assert_eq(weft_gen_next(g, &v, WEFT_FOREVER), 0);
+        cr_assert_eq(v, i);
+        sum += v;
+    }
+    cr_assert_eq(weft_gen_next(g, &v, WEFT_FOREVER), -EPIPE, "finished");
+    cr_assert_eq(weft_gen_next(g, &v, WEFT_FOREVER), -EPIPE);
+    cr_assert_eq(sum, 15);
+    cr_assert_eq(weft_gen_close(g), 0);
+    cr_assert_eq(gen_cleanup, 1);
+
+    /* Stopped early: the body's yield returns -ECANCELED and its cleanup runs. */
+    gen_cleanup = 0;
+    cr_assert_eq(weft_gen_create(&g, counter, (void *)1000000, sizeof(int), NULL), 0);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(weft_gen_next(g, &v, WEFT_FOREVER), 0);
+    cr_assert_eq(v, 3);
+    cr_assert_eq(weft_gen_close(g), 0);
+    cr_assert_eq(gen_cleanup, 1, "cleanup ran when stopped early");
+
+    /* Closed before it ever ran. */
+    gen_started = 0;
+    cr_assert_eq(weft_gen_create(&g, counter, (void *)5, sizeof(int), NULL), 0);
+    cr_assert_eq(weft_gen_close(g), 0);
+    cr_assert_eq(gen_started, 0);
+    return NULL;
+}
+
+Test(group, generators_lazy_sequence_and_early_stop)
+{
+    run_main(gen_main, NULL);
+}
