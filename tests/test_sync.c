@@ -392,3 +392,77 @@ Test(sync, waits_outside_a_task_are_refused)
     cr_assert_eq(weft_mutex_lock(&m, 0), -EPERM);
     cr_assert_eq(weft_sem_acquire(&s, 0), -EPERM);
 }
+
+/* ---- Cancellation while parked in every kind of wait ---- */
+
+static weft_sem c_sem = WEFT_SEM_INIT(0);
+static weft_waitgroup c_wg = WEFT_WAITGROUP_INIT;
+static weft_rwlock c_rw = WEFT_RWLOCK_INIT;
+static weft_event c_ev = WEFT_EVENT_INIT;
+static weft_once c_once = WEFT_ONCE_INIT;
+
+static void slow_once(void *arg)
+{
+    (void)arg;
+    weft_sleep(20 * WEFT_MSEC); /* the others wait meanwhile */
+}
+
+static void *w_sem(void *a)
+{
+    (void)a;
+    return (void *)(intptr_t)weft_sem_acquire(&c_sem, WEFT_FOREVER);
+}
+static void *w_wg(void *a)
+{
+    (void)a;
+    return (void *)(intptr_t)weft_waitgroup_wait(&c_wg, WEFT_FOREVER);
+}
+static void *w_rd(void *a)
+{
+    (void)a;
+    return (void *)(intptr_t)weft_rwlock_rdlock(&c_rw, WEFT_FOREVER);
+}
+static void *w_ev(void *a)
+{
+    (void)a;
+    return (void *)(intptr_t)weft_event_wait(&c_ev, WEFT_FOREVER);
+}
+static void *w_once(void *a)
+{
+    (void)a;
+    return (void *)(intptr_t)weft_once_call(&c_once, slow_once, NULL, WEFT_FOREVER);
+}
+
+static void *cancel_waits_main(void *arg)
+{
+    (void)arg;
+    weft_waitgroup_add(&c_wg, 1);
+    weft_rwlock_wrlock(&c_rw, WEFT_FOREVER); /* readers must wait */
+    weft_task *runner;
+    weft_spawn(&runner, w_once, NULL, NULL); /* runs slow_once */
+    weft_yield();
+    weft_fn fns[] = {w_sem, w_wg, w_rd, w_ev, w_once};
+    for (int i = 0; i < 5; i++) {
+        weft_task *t;
+        weft_spawn(&t, fns[i], NULL, NULL);
+        weft_yield(); /* parked */
+        weft_cancel(t);
+        void *r;
+        weft_join(t, &r, WEFT_FOREVER);
+        cr_assert_eq(r, WEFT_CANCELED, "wait %d was not cancelled", i);
+    }
+    /* The cancelled waiters left no trace behind. */
+    weft_sem_release(&c_sem, 1);
+    cr_assert_eq(weft_sem_value(&c_sem), 1);
+    weft_rwlock_unlock(&c_rw);
+    cr_assert_eq(weft_rwlock_wrlock(&c_rw, 0), 0);
+    weft_rwlock_unlock(&c_rw);
+    weft_join(runner, NULL, WEFT_FOREVER);
+    weft_waitgroup_done(&c_wg);
+    return NULL;
+}
+
+Test(sync, cancellation_while_parked_in_every_wait)
+{
+    run_main(cancel_waits_main, NULL);
+}
