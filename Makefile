@@ -4,6 +4,7 @@
 #                of the core tests, the cross-thread stress tests under TSan, and a
 #                valgrind subset
 #   make bench   weft and its peers side by side (bench/run.sh), medians and ratios
+#   make bench-net  tcp_echo: weft on both backends against epoll_raw, Go, Tokio, libuv
 #   make install PREFIX=/usr/local
 #   make cross-test   aarch64 cross build, core tests under qemu-aarch64
 #   make format  clang-format in place
@@ -16,7 +17,8 @@ CMAKE_FLAGS += -DWEFT_WERROR=ON
 endif
 CTEST = ctest --output-on-failure -j$(JOBS)
 
-.PHONY: all build run test test-rel test-asan test-lto test-tsan test-valgrind bench install \
+.PHONY: all build run test test-rel test-asan test-lto test-tsan test-valgrind bench bench-net \
+        install \
         cross-test format clean
 
 all: build
@@ -71,6 +73,12 @@ bench:
 	@$(MAKE) --no-print-directory $(BUILD)/rel/CMakeCache.txt
 	cmake --build $(BUILD)/rel -j$(JOBS)
 	bench/run.sh $(BUILD)/rel $(RUNS)
+
+bench-net:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory $(BUILD)/rel/CMakeCache.txt
+	cmake --build $(BUILD)/rel -j$(JOBS)
+	BACKENDS="epoll io_uring" bench/run_net.sh $(BUILD)/rel $(RUNS)
 
 install: build
 	cmake -S . -B $(BUILD)/rel -DCMAKE_INSTALL_PREFIX=$(abspath $(PREFIX)) >/dev/null

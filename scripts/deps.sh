@@ -10,7 +10,7 @@ case "${1:-build}" in
   build) ;;
   test)  want+=(libcriterion-dev valgrind) ;;
   cross) want+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user qemu-user-binfmt) ;;
-  bench) want+=(g++ golang-go libboost-context-dev librust-tokio-dev cargo util-linux) ;;
+  bench) want+=(g++ golang-go libboost-context-dev librust-tokio-dev cargo util-linux libuv1-dev) ;;
   *) echo "deps.sh: unknown set '$1'" >&2; exit 2 ;;
 esac
 

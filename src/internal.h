@@ -205,6 +205,9 @@ void weft__io_notify(weft__worker *w);
 /* Forgets any record of fd without a syscall: for an fd number the kernel just handed out,
  * which cannot be registered yet whatever the table says. */
 void weft__io_fd_fresh(weft__worker *w, int fd);
+/* Drained-read bookkeeping for readiness backends (see reactor.c). */
+int weft__io_read_drained(weft__worker *w, int fd);
+void weft__io_mark_drained(weft__worker *w, int fd);
 /* Tasks parked on fds: when non-zero, ticks must poll I/O even while tasks are ready. */
 size_t weft__io_nwaiters(weft__worker *w);
 

@@ -80,6 +80,24 @@ int weft_fd_nonblock(int fd)
     return 0;
 }
 
+/* read/recv on a readiness backend: wait first if the last read drained the fd (see
+ * weft__io_read_drained), then try; a short read marks the fd drained again. */
+static ssize_t drained_read(int fd, void *buf, size_t len, int flags, int use_recv,
+                            int64_t deadline)
+{
+    weft__worker *w = weft__worker_current();
+    if (len > 0 && weft__io_read_drained(w, fd)) {
+        int r = weft_fd_wait(fd, WEFT_READABLE, deadline);
+        if (r < 0)
+            return r;
+    }
+    ssize_t n = use_recv ? RETRY_IO(fd, WEFT_READABLE, deadline, recv(fd, buf, len, flags))
+                         : RETRY_IO(fd, WEFT_READABLE, deadline, read(fd, buf, len));
+    if (n > 0 && (size_t)n < len && !(flags & MSG_PEEK))
+        weft__io_mark_drained(w, fd);
+    return n;
+}
+
 ssize_t weft_read(int fd, void *buf, size_t len, int64_t deadline)
 {
     int err;
@@ -89,7 +107,7 @@ ssize_t weft_read(int fd, void *buf, size_t len, int64_t deadline)
         return submit(
             &(weft__ioreq){.op = WEFT__IO_READ, .fd = fd, .buf = buf, .len = len, .off = -1},
             deadline);
-    return RETRY_IO(fd, WEFT_READABLE, deadline, read(fd, buf, len));
+    return drained_read(fd, buf, len, 0, 0, deadline);
 }
 
 ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt, int64_t deadline)
@@ -113,7 +131,7 @@ ssize_t weft_recv(int fd, void *buf, size_t len, int flags, int64_t deadline)
         return submit(
             &(weft__ioreq){.op = WEFT__IO_RECV, .fd = fd, .buf = buf, .len = len, .flags = flags},
             deadline);
-    return RETRY_IO(fd, WEFT_READABLE, deadline, recv(fd, buf, len, flags));
+    return drained_read(fd, buf, len, flags, 1, deadline);
 }
 
 ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from,

@@ -77,7 +77,9 @@ typedef struct weft__fdrec {
     weft_waker rd, wr; /* the tasks waiting for each direction */
     uint32_t gen;      /* bumped when the fd is forgotten, so parked waiters notice */
     uint8_t watched;
-    uint8_t ready; /* WEFT_READABLE|WEFT_WRITABLE edges not yet consumed */
+    uint8_t ready;   /* WEFT_READABLE|WEFT_WRITABLE edges not yet consumed */
+    uint8_t drained; /* a short read emptied the socket; no readable edge since */
+    uint8_t hup;     /* the peer hung up or the fd errored: sticky, no edge follows it */
 } weft__fdrec;
 
 struct weft__io {
@@ -88,6 +90,9 @@ struct weft__io {
     size_t nfds;
     size_t nwaiters; /* tasks parked in weft_fd_wait */
 };
+
+/* Internal event bit beside WEFT_READABLE/WEFT_WRITABLE: hang-up or error seen. */
+#define WEFT__HUP 0x4
 
 /* Called by a backend's poll for each fd that became ready. */
 void weft__io_ready(weft__io *io, int fd, unsigned mask);

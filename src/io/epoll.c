@@ -119,6 +119,8 @@ static int ep_poll(weft__io *io, int64_t timeout_ns)
             mask |= WEFT_READABLE;
         if (ev->events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
             mask |= WEFT_WRITABLE;
+        if (ev->events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+            mask |= WEFT__HUP;
         weft__io_ready(io, ev->data.fd, mask);
     }
     return n;

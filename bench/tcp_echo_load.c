@@ -1,0 +1,439 @@
+/* The tcp_echo load generator (bench-workloads.md): C connections to 127.0.0.1,
+ * each sends 64 bytes and waits for the 64-byte echo, in a loop; prints one JSON line with
+ * messages/s and the p50/p99 round trip. Plain C on raw level-triggered epoll, one thread,
+ * non-blocking sockets, a log-linear latency histogram; it stops by itself and fails fast
+ * (non-zero exit) if the server closes a connection, corrupts an echo or stalls.
+ *
+ *   tcp_echo_load --port P --conns C --seconds S [--impl NAME] [--warmup S] [--server-pid PID]
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MSG                 64
+#define CONNECT_BATCH       128           /* connections opened but not yet echoed once, at most */
+#define CONNECT_TRIES       20            /* attempts per connection (ECONNREFUSED, EAGAIN, ...) */
+#define CONNECT_DEADLINE_NS 30000000000LL /* the whole connect phase */
+#define STALL_NS            5000000000LL  /* no echo at all for this long: the server is stuck */
+#define MAX_EVENTS          1024
+
+/* Log-linear histogram of nanoseconds: values below 2^SUB_BITS are exact; above, each power
+ * of two is split into 2^SUB_BITS buckets, so a bucket is < 1/128 (0.8%) of its value wide. */
+#define SUB_BITS 7
+#define SUB      (1u << SUB_BITS)
+#define NBUCKETS ((64u - SUB_BITS + 1u) << SUB_BITS)
+
+enum state { IDLE, CONNECTING, RUNNING };
+
+typedef struct conn {
+    int fd;
+    enum state st;
+    int tries;       /* connect attempts so far */
+    int established; /* has had its first echo */
+    int wr;          /* bytes of the current message sent */
+    int rd;          /* bytes of its echo received */
+    int want_out;    /* EPOLLOUT is in the registered mask */
+    int64_t sent_ns; /* when the current message started going out */
+    char echo[MSG];
+} conn;
+
+static const char payload[MSG + 1] =
+    "tcp_echo 64-byte message: 0123456789abcdefghijklmnopqrstuvwxyz!\n";
+static uint64_t hist[NBUCKETS];
+static struct sockaddr_in server;
+static int ep;
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t cpu_ns(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
+           ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
+}
+
+/* With --server-pid the JSON line also has the server's CPU over the measured window
+ * (server_cpu_pct; server_us_per_msg, what a message costs the server even when this
+ * generator is the bottleneck) and other_cpu_pct, the busy time of all CPUs spent in neither
+ * process: a large value means something else on the machine disturbed the run. */
+
+/* User + system clock ticks of a process (all its threads), -1 if unreadable. */
+static long long proc_ticks(int pid)
+{
+    char path[64], line[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(line, 1, sizeof line - 1, f);
+    fclose(f);
+    line[n] = 0;
+    char *p = strrchr(line, ')'); /* the command name may hold spaces */
+    unsigned long long ut, st;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (long long)(ut + st);
+}
+
+/* Busy clock ticks of all CPUs together (everything but idle and iowait). */
+static long long busy_ticks(void)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    unsigned long long v[8] = {0};
+    int got = f ? fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+                         &v[3], &v[4], &v[5], &v[6], &v[7])
+                : 0;
+    if (f)
+        fclose(f);
+    if (got < 8)
+        return -1;
+    return (long long)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]);
+}
+
+static unsigned bucket_of(uint64_t v)
+{
+    if (v < SUB)
+        return (unsigned)v;
+    unsigned shift = 63u - (unsigned)__builtin_clzll(v) - SUB_BITS;
+    return ((shift + 1) << SUB_BITS) | (unsigned)((v >> shift) & (SUB - 1));
+}
+
+/* The middle of bucket b's range, in ns. */
+static double bucket_mid(unsigned b)
+{
+    unsigned e = b >> SUB_BITS, m = b & (SUB - 1);
+    if (e == 0)
+        return m;
+    unsigned shift = e - 1;
+    return (double)((uint64_t)(SUB | m) << shift) + (double)((uint64_t)1 << shift) / 2;
+}
+
+/* The smallest bucket below which at least a fraction p of the samples lie, in µs. */
+static double percentile_us(uint64_t total, double p)
+{
+    if (!total)
+        return 0;
+    uint64_t rank = (uint64_t)((double)total * p);
+    if ((double)rank < (double)total * p)
+        rank++;
+    if (rank < 1)
+        rank = 1;
+    uint64_t seen = 0;
+    for (unsigned b = 0; b < NBUCKETS; b++) {
+        seen += hist[b];
+        if (seen >= rank)
+            return bucket_mid(b) / 1000.0;
+    }
+    return bucket_mid(NBUCKETS - 1) / 1000.0;
+}
+
+static void die(const char *what, int i)
+{
+    if (i >= 0)
+        fprintf(stderr, "tcp_echo_load: connection %d: %s\n", i, what);
+    else
+        fprintf(stderr, "tcp_echo_load: %s\n", what);
+    exit(1);
+}
+
+static void set_events(conn *c, uint32_t events)
+{
+    struct epoll_event ev = {.events = events, .data.ptr = c};
+    if (epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev) < 0)
+        die("epoll_ctl", -1);
+    c->want_out = !!(events & EPOLLOUT);
+}
+
+/* Sends what is left of the current message; arms EPOLLOUT if the socket is full. */
+static void push(conn *c, int i)
+{
+    while (c->wr < MSG) {
+        ssize_t n = send(c->fd, payload + c->wr, (size_t)(MSG - c->wr), MSG_NOSIGNAL);
+        if (n > 0) {
+            c->wr += (int)n;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && errno == EAGAIN) {
+            if (!c->want_out)
+                set_events(c, EPOLLIN | EPOLLOUT);
+            return;
+        } else {
+            die(n < 0 ? strerror(errno) : "send returned 0", i);
+        }
+    }
+    if (c->want_out)
+        set_events(c, EPOLLIN);
+}
+
+static void start_message(conn *c, int i, int64_t t)
+{
+    c->wr = 0;
+    c->rd = 0;
+    c->sent_ns = t;
+    push(c, i);
+}
+
+/* Starts a non-blocking connect; returns 0, or -1 after a retryable failure. */
+static int start_connect(conn *c, int i)
+{
+    if (++c->tries > CONNECT_TRIES)
+        die("could not connect (too many refused or failed attempts)", i);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        die(errno == EMFILE || errno == ENFILE ? "out of file descriptors (raise ulimit -n)"
+                                               : strerror(errno),
+            i);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->fd = fd;
+    c->want_out = 1;
+    struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+        die("epoll_ctl", -1);
+    if (connect(fd, (struct sockaddr *)&server, sizeof server) == 0 || errno == EINPROGRESS) {
+        c->st = CONNECTING; /* completion (or failure) shows as EPOLLOUT */
+        return 0;
+    }
+    int err = errno;
+    close(fd);
+    c->fd = -1;
+    c->st = IDLE;
+    if (err == ECONNREFUSED || err == EAGAIN || err == ECONNRESET || err == ETIMEDOUT ||
+        err == EADDRNOTAVAIL || err == EINTR)
+        return -1;
+    die(strerror(err), i);
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    int port = 0, nconns = 0, server_pid = 0;
+    double seconds = 0, warmup = 1;
+    const char *impl = "unknown";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v)
+            goto usage;
+        if (!strcmp(a, "--port"))
+            port = atoi(v);
+        else if (!strcmp(a, "--conns"))
+            nconns = atoi(v);
+        else if (!strcmp(a, "--seconds"))
+            seconds = atof(v);
+        else if (!strcmp(a, "--warmup"))
+            warmup = atof(v);
+        else if (!strcmp(a, "--impl"))
+            impl = v;
+        else if (!strcmp(a, "--server-pid"))
+            server_pid = atoi(v);
+        else
+            goto usage;
+        i++;
+    }
+    if (port <= 0 || port > 65535 || nconns <= 0 || !(seconds > 0) || !(warmup >= 0) ||
+        seconds > 3600 || warmup > 3600) {
+    usage:
+        fprintf(stderr,
+                "usage: %s --port P --conns C --seconds S [--impl NAME] [--warmup S] [--server-pid "
+                "PID]\n"
+                "  (127.0.0.1 only; warm-up defaults to 1 s and is excluded from the stats)\n",
+                argv[0]);
+        return 2;
+    }
+    for (const char *p = impl; *p; p++)
+        if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20) {
+            fprintf(stderr, "tcp_echo_load: --impl must not need JSON escaping\n");
+            return 2;
+        }
+
+    signal(SIGPIPE, SIG_IGN);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)nconns + 16 > rl.rlim_cur) {
+        fprintf(stderr,
+                "tcp_echo_load: %d connections need more than the %llu descriptors "
+                "allowed (ulimit -Hn)\n",
+                nconns, (unsigned long long)rl.rlim_cur);
+        return 1;
+    }
+    server.sin_family = AF_INET;
+    server.sin_port = htons((uint16_t)port);
+    server.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ep = epoll_create1(EPOLL_CLOEXEC);
+    conn *cs = calloc((size_t)nconns, sizeof *cs);
+    if (ep < 0 || !cs)
+        die("out of memory or epoll", -1);
+    for (int i = 0; i < nconns; i++)
+        cs[i].fd = -1;
+
+    /* Connect phase: at most CONNECT_BATCH connections between connect() and their first
+     * echo, so neither the SYN queue nor the accept queue overflows whatever the server's
+     * accept rate. Each connection starts its echo loop as soon as it is up (that traffic is
+     * warm-up); the clock of the warm-up starts when the last connection has been echoed. */
+    int64_t t0 = now_ns(), last_progress = t0;
+    int next = 0, opening = 0, established = 0, failed = 0;
+    int *retry = malloc(sizeof(int) * (size_t)nconns), nretry = 0;
+    struct epoll_event evs[MAX_EVENTS];
+    int64_t measure_from = 0, end = 0, cpu_from = 0;
+    long long srv_from = -1, busy_from = -1;
+    uint64_t count = 0;
+    int measuring = 0;
+    if (!retry)
+        die("out of memory", -1);
+
+    for (;;) {
+        int64_t t = now_ns();
+        if (established < nconns) {
+            if (t - t0 > CONNECT_DEADLINE_NS) {
+                fprintf(stderr, "tcp_echo_load: only %d of %d connections up after %lld s\n",
+                        established, nconns, CONNECT_DEADLINE_NS / 1000000000);
+                return 1;
+            }
+            if (failed) { /* refused or reset: back off a little before trying again */
+                usleep(20000);
+                failed = 0;
+            }
+            while (opening < CONNECT_BATCH && (nretry || next < nconns)) {
+                int i = nretry ? retry[--nretry] : next++;
+                if (start_connect(&cs[i], i) == 0)
+                    opening++;
+                else
+                    retry[nretry++] = i, failed = 1;
+                if (failed)
+                    break;
+            }
+        } else if (!end) {
+            measure_from = t + (int64_t)(warmup * 1e9);
+            end = measure_from + (int64_t)(seconds * 1e9);
+        }
+        if (end && !measuring && t >= measure_from) {
+            measuring = 1;
+            cpu_from = cpu_ns();
+            if (server_pid > 0) {
+                srv_from = proc_ticks(server_pid);
+                busy_from = busy_ticks();
+            }
+        }
+        if (end && t >= end)
+            break;
+        if (t - last_progress > STALL_NS) {
+            fprintf(stderr, "tcp_echo_load: no echo for %lld s (%d of %d connections up)\n",
+                    STALL_NS / 1000000000, established, nconns);
+            return 1;
+        }
+        int timeout_ms = 100;
+        if (end) {
+            int64_t left = (measuring ? end : measure_from) - t;
+            if (left / 1000000 + 1 < timeout_ms)
+                timeout_ms = (int)(left / 1000000) + 1;
+        }
+        int n = epoll_wait(ep, evs, MAX_EVENTS, timeout_ms);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            die("epoll_wait", -1);
+        }
+        for (int k = 0; k < n; k++) {
+            conn *c = evs[k].data.ptr;
+            int i = (int)(c - cs);
+            if (c->st == CONNECTING) {
+                int err = 0;
+                socklen_t len = sizeof err;
+                getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+                if (err) {
+                    if (err != ECONNREFUSED && err != ECONNRESET && err != ETIMEDOUT &&
+                        err != EAGAIN)
+                        die(strerror(err), i);
+                    close(c->fd);
+                    c->fd = -1;
+                    c->st = IDLE;
+                    opening--;
+                    retry[nretry++] = i;
+                    failed = 1;
+                    continue;
+                }
+                c->st = RUNNING;
+                start_message(c, i, now_ns());
+                continue;
+            }
+            if (evs[k].events & EPOLLOUT && c->wr < MSG)
+                push(c, i);
+            if (!(evs[k].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+                continue;
+            ssize_t r = recv(c->fd, c->echo + c->rd, (size_t)(MSG - c->rd), 0);
+            if (r < 0 && (errno == EAGAIN || errno == EINTR))
+                continue;
+            if (r <= 0) {
+                fprintf(stderr, "tcp_echo_load: connection %d: %s (did the server die?)\n", i,
+                        r == 0 ? "closed by the server" : strerror(errno));
+                return 1;
+            }
+            if (c->rd + r > c->wr)
+                die("received more bytes than were sent", i);
+            c->rd += (int)r;
+            if (c->rd < MSG)
+                continue;
+            if (memcmp(c->echo, payload, MSG) != 0)
+                die("the echo differs from the message sent", i);
+            int64_t done = now_ns();
+            last_progress = done;
+            if (!c->established) {
+                c->established = 1;
+                established++;
+                opening--;
+            } else if (measuring && done < end) {
+                hist[bucket_of((uint64_t)(done - c->sent_ns))]++;
+                count++;
+            }
+            start_message(c, i, done);
+        }
+    }
+    int64_t cpu = cpu_ns() - cpu_from;
+    char extra[256] = "";
+    long long srv_to = server_pid > 0 ? proc_ticks(server_pid) : -1, busy_to = busy_ticks();
+    if (srv_from >= 0 && srv_to >= srv_from && busy_from >= 0 && busy_to >= busy_from) {
+        double tick_ns = 1e9 / (double)sysconf(_SC_CLK_TCK);
+        double srv_ns = (double)(srv_to - srv_from) * tick_ns;
+        double other_ns = (double)(busy_to - busy_from) * tick_ns - srv_ns - (double)cpu;
+        snprintf(extra, sizeof extra,
+                 ",\"server_cpu_pct\":%.0f,\"server_us_per_msg\":%.3f,\"other_cpu_pct\":%.0f",
+                 100.0 * srv_ns / (seconds * 1e9), count ? srv_ns / 1e3 / (double)count : 0.0,
+                 other_ns > 0 ? 100.0 * other_ns / (seconds * 1e9) : 0.0);
+    }
+    printf("{\"impl\":\"%s\",\"workload\":\"tcp_echo\",\"n\":%llu,\"value\":%.0f,"
+           "\"unit\":\"msg/s\",\"conns\":%d,\"p50_us\":%.1f,\"p99_us\":%.1f,"
+           "\"seconds\":%g,\"client_cpu_pct\":%.0f%s}\n",
+           impl, (unsigned long long)count, (double)count / seconds, nconns,
+           percentile_us(count, 0.50), percentile_us(count, 0.99), seconds,
+           100.0 * (double)cpu / (seconds * 1e9), extra);
+    fflush(stdout);
+    for (int i = 0; i < nconns; i++)
+        if (cs[i].fd >= 0)
+            close(cs[i].fd);
+    free(retry);
+    free(cs);
+    return count ? 0 : 1;
+}
