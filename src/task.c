@@ -375,15 +375,7 @@ int weft_defer(void (*fn)(void *), void *arg)
         return -EPERM;
     if (!fn)
         return -EINVAL;
-    weft__node *n = weft__node_get(w);
-    if (!n)
-        return -ENOMEM;
-    n->key = NULL;
-    n->fn = fn;
-    n->arg = arg;
-    n->next = t->defers;
-    t->defers = n;
-    return 0;
+    return weft__task_defer(t, fn, arg);
 }
 
 int weft__task_defer(weft_task *t, void (*fn)(void *), void *arg)

@@ -198,21 +198,26 @@ int weft_fd_wait(int fd, int events, int64_t deadline)
     }
 }
 
+/* Forgets everything known about an fd number: a new generation, so waiters notice. */
+static void reset_rec(weft__fdrec *rec)
+{
+    rec->watched = 0;
+    rec->ready = 0;
+    rec->drained = 0;
+    rec->hup = 0;
+    rec->gen++;
+    weft_waker_wake(rec->rd);
+    weft_waker_wake(rec->wr);
+}
+
 void weft__io_fd_fresh(weft__worker *w, int fd)
 {
     weft__io *io = w->io;
     if ((size_t)fd >= io->nfds)
         return;
     weft__fdrec *rec = &io->fds[fd];
-    if (rec->watched || rec->ready || rec->drained || rec->rd.task || rec->wr.task) {
-        rec->watched = 0;
-        rec->ready = 0;
-        rec->drained = 0;
-        rec->hup = 0;
-        rec->gen++;
-        weft_waker_wake(rec->rd);
-        weft_waker_wake(rec->wr);
-    }
+    if (rec->watched || rec->ready || rec->drained || rec->hup || rec->rd.task || rec->wr.task)
+        reset_rec(rec);
 }
 
 /* Drained reads (epoll). A read that returned less than it asked for emptied the socket's
@@ -252,13 +257,7 @@ int weft_fd_forget(int fd)
         io->ops->unwatch(io, fd);
     if (io->ops->cancel_fd)
         io->ops->cancel_fd(io, fd);
-    rec->watched = 0;
-    rec->ready = 0;
-    rec->drained = 0;
-    rec->hup = 0;
-    rec->gen++;
-    weft_waker_wake(rec->rd);
-    weft_waker_wake(rec->wr);
+    reset_rec(rec);
     return 0;
 }
 
