@@ -124,9 +124,7 @@ int weft_gen_close(weft_gen *g)
     if (!weft__blocking_task(w))
         return -EPERM;
     weft_cancel(g->task);
-    /* Joining must not stop halfway: retry if our own cancellation interrupts it. */
-    while (weft_join(g->task, NULL, WEFT_FOREVER) == -ECANCELED)
-        weft_yield();
+    weft__join_uncancellable(w, g->task); /* even if the closer itself is cancelled */
     weft__free(w, g);
     return 0;
 }

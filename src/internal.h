@@ -314,6 +314,9 @@ void weft__task_finish(weft__worker *w, weft_task *t, void *result);
 /* Returns a finished record to the pool (after join, or at once when detached). */
 void weft__task_reap(weft__worker *w, weft_task *t);
 int weft__task_new(weft__worker *w, const weft_spawn_opts *opts, weft_task **out);
+/* Waits for t to finish whatever the caller's deadline or cancel flag, then reaps it. For
+ * owners that must not return before what they own is gone (weft_gen_close). */
+void weft__join_uncancellable(weft__worker *w, weft_task *t);
 /* Registers a cleanup handler on `t` (which need not be running, nor ever run: finishing
  * runs its handlers either way). Returns 0 or -ENOMEM. */
 int weft__task_defer(weft_task *t, void (*fn)(void *), void *arg);

@@ -18,8 +18,9 @@
 #include "internal.h"
 #include "io/backend.h"
 
-/* The calling task, or NULL (blocking I/O needs one); *err gets -EPERM or -ECANCELED. */
-static weft_task *io_task(int *err)
+/* The worker, if the caller is a task that may block and is not cancelled; else NULL with
+ * *err = -EPERM or -ECANCELED. One lookup per call, passed down to what follows. */
+static weft__worker *io_begin(int *err)
 {
     weft__worker *w = weft__worker_current();
     weft_task *t = weft__blocking_task(w);
@@ -31,20 +32,19 @@ static weft_task *io_task(int *err)
         *err = -ECANCELED;
         return NULL;
     }
-    return t;
+    return w;
 }
 
-/* The completion backend's submit, or NULL on a readiness backend. */
-static inline ssize_t (*completion(void))(weft__io *, const weft__ioreq *, int64_t)
+/* Whether the backend completes operations itself (io_uring) rather than report readiness. */
+static inline int ring(const weft__worker *w)
 {
-    return weft__worker_current()->io->ops->submit;
+    return w->io->ops->submit != NULL;
 }
 
 /* Runs one operation on the completion backend. */
-static ssize_t submit(const weft__ioreq *q, int64_t deadline)
+static ssize_t submit(weft__worker *w, const weft__ioreq *q, int64_t deadline)
 {
-    weft__io *io = weft__worker_current()->io;
-    return io->ops->submit(io, q, deadline);
+    return w->io->ops->submit(w->io, q, deadline);
 }
 
 /* Runs `call` until it does not fail with EAGAIN (or EINTR), parking for `dir` in between.
@@ -82,10 +82,9 @@ int weft_fd_nonblock(int fd)
 
 /* read/recv on a readiness backend: wait first if the last read drained the fd (see
  * weft__io_read_drained), then try; a short read marks the fd drained again. */
-static ssize_t drained_read(int fd, void *buf, size_t len, int flags, int use_recv,
+static ssize_t drained_read(weft__worker *w, int fd, void *buf, size_t len, int flags, int use_recv,
                             int64_t deadline)
 {
-    weft__worker *w = weft__worker_current();
     if (len > 0 && weft__io_read_drained(w, fd)) {
         int r = weft_fd_wait(fd, WEFT_READABLE, deadline);
         if (r < 0)
@@ -100,23 +99,26 @@ static ssize_t drained_read(int fd, void *buf, size_t len, int flags, int use_re
 
 ssize_t weft_read(int fd, void *buf, size_t len, int64_t deadline)
 {
-    int err;
-    if (!io_task(&err))
+    int err = 0;
+    weft__worker *w = io_begin(&err);
+    if (!w)
         return err;
-    if (completion())
+    if (ring(w))
         return submit(
-            &(weft__ioreq){.op = WEFT__IO_READ, .fd = fd, .buf = buf, .len = len, .off = -1},
+            w, &(weft__ioreq){.op = WEFT__IO_READ, .fd = fd, .buf = buf, .len = len, .off = -1},
             deadline);
-    return drained_read(fd, buf, len, 0, 0, deadline);
+    return drained_read(w, fd, buf, len, 0, 0, deadline);
 }
 
 ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt, int64_t deadline)
 {
-    int err;
-    if (!io_task(&err))
+    int err = 0;
+    weft__worker *w = io_begin(&err);
+    if (!w)
         return err;
-    if (completion())
+    if (ring(w))
         return submit(
+            w,
             &(weft__ioreq){.op = WEFT__IO_READV, .fd = fd, .iov = iov, .iovcnt = iovcnt, .off = -1},
             deadline);
     return RETRY_IO(fd, WEFT_READABLE, deadline, readv(fd, iov, iovcnt));
@@ -124,30 +126,33 @@ ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt, int64_t deadline
 
 ssize_t weft_recv(int fd, void *buf, size_t len, int flags, int64_t deadline)
 {
-    int err;
-    if (!io_task(&err))
+    int err = 0;
+    weft__worker *w = io_begin(&err);
+    if (!w)
         return err;
-    if (completion())
+    if (ring(w))
         return submit(
+            w,
             &(weft__ioreq){.op = WEFT__IO_RECV, .fd = fd, .buf = buf, .len = len, .flags = flags},
             deadline);
-    return drained_read(fd, buf, len, flags, 1, deadline);
+    return drained_read(w, fd, buf, len, flags, 1, deadline);
 }
 
 ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from,
                       socklen_t *fromlen, int64_t deadline)
 {
-    int err;
-    if (!io_task(&err))
+    int err = 0;
+    weft__worker *w = io_begin(&err);
+    if (!w)
         return err;
-    if (completion()) {
+    if (ring(w)) {
         struct iovec iov = {buf, len};
         struct msghdr msg = {.msg_name = from,
                              .msg_namelen = fromlen ? *fromlen : 0,
                              .msg_iov = &iov,
                              .msg_iovlen = 1};
         ssize_t n =
-            submit(&(weft__ioreq){.op = WEFT__IO_RECVMSG, .fd = fd, .msg = &msg, .flags = flags},
+            submit(w, &(weft__ioreq){.op = WEFT__IO_RECVMSG, .fd = fd, .msg = &msg, .flags = flags},
                    deadline);
         if (n >= 0 && fromlen)
             *fromlen = msg.msg_namelen;
@@ -159,14 +164,16 @@ ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr 
 ssize_t weft_sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to,
                     socklen_t tolen, int64_t deadline)
 {
-    int err;
-    if (!io_task(&err))
+    int err = 0;
+    weft__worker *w = io_begin(&err);
+    if (!w)
         return err;
-    if (completion()) {
+    if (ring(w)) {
         struct iovec iov = {(void *)buf, len};
         struct msghdr msg = {
             .msg_name = (void *)to, .msg_namelen = tolen, .msg_iov = &iov, .msg_iovlen = 1};
-        return submit(&(weft__ioreq){.op = WEFT__IO_SENDMSG, .fd = fd, .msg = &msg, .flags = flags},
+        return submit(w,
+                      &(weft__ioreq){.op = WEFT__IO_SENDMSG, .fd = fd, .msg = &msg, .flags = flags},
                       deadline);
     }
     return RETRY_IO(fd, WEFT_WRITABLE, deadline,
@@ -175,11 +182,13 @@ ssize_t weft_sendto(int fd, const void *buf, size_t len, int flags, const struct
 
 ssize_t weft__write_some(int fd, const void *buf, size_t len, int64_t deadline)
 {
-    int err;
-    if (!io_task(&err))
+    int err = 0;
+    weft__worker *w = io_begin(&err);
+    if (!w)
         return err;
-    if (completion())
+    if (ring(w))
         return submit(
+            w,
             &(weft__ioreq){
                 .op = WEFT__IO_WRITE, .fd = fd, .buf = (void *)buf, .len = len, .off = -1},
             deadline);
@@ -190,14 +199,16 @@ ssize_t weft__write_some(int fd, const void *buf, size_t len, int64_t deadline)
 static ssize_t write_all(int fd, const char *p, size_t len, int flags, int use_send,
                          int64_t deadline)
 {
-    int err;
-    if (!io_task(&err))
+    int err = 0;
+    weft__worker *w = io_begin(&err);
+    if (!w)
         return err;
     size_t done = 0;
     while (done < len) {
         ssize_t n;
-        if (completion())
-            n = submit(&(weft__ioreq){.op = use_send ? WEFT__IO_SEND : WEFT__IO_WRITE,
+        if (ring(w))
+            n = submit(w,
+                       &(weft__ioreq){.op = use_send ? WEFT__IO_SEND : WEFT__IO_WRITE,
                                       .fd = fd,
                                       .buf = (void *)(p + done),
                                       .len = len - done,
@@ -230,8 +241,9 @@ ssize_t weft_send(int fd, const void *buf, size_t len, int flags, int64_t deadli
 
 ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, int64_t deadline)
 {
-    int err;
-    if (!io_task(&err))
+    int err = 0;
+    weft__worker *w = io_begin(&err);
+    if (!w)
         return err;
     if (iovcnt < 0 || iovcnt > IOV_MAX)
         return -EINVAL;
@@ -240,7 +252,7 @@ ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, int64_t deadlin
         total += iov[i].iov_len;
     struct iovec small[SMALL_IOV], *v = small;
     if (iovcnt > SMALL_IOV) {
-        v = weft__malloc(weft__worker_current(), (size_t)iovcnt * sizeof *v);
+        v = weft__malloc(w, (size_t)iovcnt * sizeof *v);
         if (!v)
             return -ENOMEM;
     }
@@ -250,8 +262,9 @@ ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, int64_t deadlin
     ssize_t r = (ssize_t)total;
     while (left > 0) {
         ssize_t n =
-            completion()
+            ring(w)
                 ? submit(
+                      w,
                       &(weft__ioreq){
                           .op = WEFT__IO_WRITEV, .fd = fd, .iov = cur, .iovcnt = left, .off = -1},
                       deadline)
@@ -272,14 +285,15 @@ ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, int64_t deadlin
         }
     }
     if (v != small)
-        weft__free(weft__worker_current(), v);
+        weft__free(w, v);
     return r;
 }
 
 ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, int64_t deadline)
 {
-    int err;
-    if (!io_task(&err))
+    int err = 0;
+    weft__worker *w = io_begin(&err);
+    if (!w)
         return err;
     size_t done = 0;
     while (done < count) {
@@ -296,9 +310,8 @@ ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, int64_
 
 /* An fd the kernel just created cannot be registered yet: clear any record left by an fd
  * that had the same number and was closed without weft_close(). */
-static int fresh_fd(int fd)
+static int fresh_fd(weft__worker *w, int fd)
 {
-    weft__worker *w = weft__worker_current();
     if (w && fd >= 0)
         weft__io_fd_fresh(w, fd);
     return fd;
@@ -306,8 +319,9 @@ static int fresh_fd(int fd)
 
 int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t deadline)
 {
-    int err;
-    if (!io_task(&err))
+    int err = 0;
+    weft__worker *w = io_begin(&err);
+    if (!w)
         return err;
     int64_t backoff = WEFT_MSEC;
     for (;;) {
@@ -318,15 +332,16 @@ int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t deadl
         if (c < 0)
             c = -errno;
         if (c == -EAGAIN || c == -EWOULDBLOCK || c == -EINTR)
-            c = completion()
+            c = ring(w)
                     ? (int)submit(
+                          w,
                           &(weft__ioreq){
                               .op = WEFT__IO_ACCEPT, .fd = fd, .addr = addr, .addrlen = addrlen},
                           deadline)
                     : (int)RETRY_IO(fd, WEFT_READABLE, deadline,
                                     accept4(fd, addr, addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC));
         if (c >= 0)
-            return fresh_fd(c);
+            return fresh_fd(w, c);
         if (c != -EMFILE && c != -ENFILE)
             return c;
         /* Out of fds: the pending connection stays in the backlog and, edge-triggered, no
@@ -345,11 +360,13 @@ int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t deadl
 
 int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, int64_t deadline)
 {
-    int err;
-    if (!io_task(&err))
+    int err = 0;
+    weft__worker *w = io_begin(&err);
+    if (!w)
         return err;
-    if (completion())
+    if (ring(w))
         return (int)submit(
+            w,
             &(weft__ioreq){
                 .op = WEFT__IO_CONNECT, .fd = fd, .addr = (struct sockaddr *)addr, .alen = len},
             deadline);
@@ -459,7 +476,7 @@ int weft_addr_local(int fd, weft_addr *out)
 int weft_socket(int domain, int type, int protocol)
 {
     int fd = socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
-    return fd >= 0 ? fresh_fd(fd) : -errno;
+    return fd >= 0 ? fresh_fd(weft__worker_current(), fd) : -errno;
 }
 
 static int set_int(int fd, int level, int opt, int v)

@@ -202,6 +202,34 @@ WEFT_COLD void weft__tasks_fini(weft__worker *w)
     w->nfree_tasks = 0;
 }
 
+/* Parks `self` until t finishes. With `uncancellable`, neither a deadline nor self's own
+ * cancellation ends the wait (for owners that must reap what they started). */
+static int wait_done(weft__worker *w, weft_task *self, weft_task *t, int64_t deadline,
+                     int uncancellable)
+{
+    while (!is_done(t)) {
+        t->joiner = weft__waker_of(self);
+        int r = uncancellable ? weft__park(w) : weft__park_until(w, deadline);
+        if (r < 0 && !is_done(t)) {
+            t->joiner = (weft_waker){NULL, 0};
+            return r;
+        }
+    }
+    return 0;
+}
+
+/* Reaps a finished t whose result was taken. */
+static void reap_joined(weft__worker *w, weft_task *t)
+{
+    if (!t->stack) {
+        weft__task_reap(w, t);
+    } else {
+        /* It finished but is not yet off its stack (we were woken during its last switch):
+         * let the stack release reap it. */
+        t->flags |= WEFT__T_DETACHED;
+    }
+}
+
 int weft_join(weft_task *t, void **result, int64_t deadline)
 {
     weft__worker *w = weft__worker_current();
@@ -214,24 +242,19 @@ int weft_join(weft_task *t, void **result, int64_t deadline)
         return -EDEADLK;
     if (t->joiner.task && t->joiner.task != self)
         return -EINVAL;
-    while (!is_done(t)) {
-        t->joiner = weft__waker_of(self);
-        int r = weft__park_until(w, deadline);
-        if (r < 0 && !is_done(t)) {
-            t->joiner = (weft_waker){NULL, 0};
-            return r;
-        }
-    }
+    int r = wait_done(w, self, t, deadline, 0);
+    if (r < 0)
+        return r;
     if (result)
         *result = t->result;
-    if (!t->stack) {
-        weft__task_reap(w, t);
-    } else {
-        /* It finished but is not yet off its stack (we were woken during its last switch):
-         * let the stack release reap it. */
-        t->flags |= WEFT__T_DETACHED;
-    }
+    reap_joined(w, t);
     return 0;
+}
+
+void weft__join_uncancellable(weft__worker *w, weft_task *t)
+{
+    wait_done(w, w->current, t, WEFT_FOREVER, 1);
+    reap_joined(w, t);
 }
 
 int weft_detach(weft_task *t)

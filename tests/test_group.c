@@ -154,3 +154,29 @@ Test(group, generators_lazy_sequence_and_early_stop)
 {
     run_main(gen_main, NULL);
 }
+
+static void *gen_closer(void *arg)
+{
+    weft_cancel(weft_self()); /* the closer itself is cancelled: close still finishes it */
+    return (void *)(intptr_t)weft_gen_close(arg);
+}
+
+static void *gen_close_cancelled_main(void *arg)
+{
+    (void)arg;
+    gen_cleanup = 0;
+    weft_gen *g;
+    cr_assert_eq(weft_gen_create(&g, counter, (void *)1000, sizeof(int), NULL), 0);
+    int v;
+    cr_assert_eq(weft_gen_next(g, &v, WEFT_FOREVER), 0); /* parked in its yield now */
+    weft_task *t;
+    weft_spawn(&t, gen_closer, g, NULL);
+    weft_join(t, NULL, WEFT_FOREVER);
+    cr_assert_eq(gen_cleanup, 1, "the generator was stopped and its cleanup ran");
+    return NULL;
+}
+
+Test(group, generator_closed_by_a_cancelled_task)
+{
+    run_main(gen_close_cancelled_main, NULL);
+}

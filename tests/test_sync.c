@@ -130,13 +130,16 @@ static void *consume(void *arg)
     return NULL;
 }
 
+static int cancelled_wait_ok; /* a cancelled task's join reports WEFT_CANCELED, not ours */
+
 static void *cond_wait_cancelled(void *arg)
 {
     struct box *b = arg;
     weft_mutex_lock(&b->m, WEFT_FOREVER);
     int r = weft_cond_wait(&b->c, &b->m, WEFT_FOREVER);
     int held = weft_mutex_unlock(&b->m) == 0; /* proves it held the mutex on return */
-    return (void *)(intptr_t)(r == -ECANCELED && held);
+    cancelled_wait_ok = r == -ECANCELED && held;
+    return NULL;
 }
 
 static void *cond_main(void *arg)
@@ -170,12 +173,14 @@ static void *cond_main(void *arg)
 
     /* Cancelled in a wait: returns -ECANCELED holding the mutex. */
     weft_task *c;
+    cancelled_wait_ok = 0;
     weft_spawn(&c, cond_wait_cancelled, &b, NULL);
     weft_yield();
     weft_cancel(c);
     void *r;
     weft_join(c, &r, WEFT_FOREVER);
     cr_assert_eq(r, WEFT_CANCELED, "joined as cancelled");
+    cr_assert(cancelled_wait_ok, "the wait returned -ECANCELED holding the mutex");
     cr_assert_eq(weft_mutex_trylock(&b.m), 0, "and it released the mutex afterwards");
     weft_mutex_unlock(&b.m);
     return NULL;
