@@ -36,8 +36,19 @@ extern "C" {
 #define WEFT_API __attribute__((visibility("default")))
 
 #define WEFT_VERSION_MAJOR 0
-#define WEFT_VERSION_MINOR 1
+#define WEFT_VERSION_MINOR 2
 #define WEFT_VERSION_PATCH 0
+/* MAJOR * 10000 + MINOR * 100 + PATCH, for comparisons in #if. */
+#define WEFT_VERSION_NUMBER (WEFT_VERSION_MAJOR * 10000 + WEFT_VERSION_MINOR * 100 + WEFT_VERSION_PATCH)
+
+/* The version of the library the program runs against, as WEFT_VERSION_NUMBER computes it
+ * (the header's macros give the version it was built against). Any thread. */
+WEFT_API unsigned weft_version(void);
+
+/* ABI: libweft.so.0 keeps its structures' layouts. The two structures a program fills or
+ * reads (weft_config, weft_stats) carry their size as the program was compiled, and end
+ * in reserved space, so fields added later neither move old ones nor are read past the end
+ * of an older program's copy. */
 
 /* ---------------------------------------------------------------------------------------
  * Errors
@@ -94,6 +105,8 @@ enum { WEFT_BACKEND_DEFAULT = 0, WEFT_BACKEND_EPOLL = 1, WEFT_BACKEND_IO_URING =
 
 /* Runtime configuration. Initialise with weft_config_init(), then change what you need. */
 typedef struct weft_config {
+    size_t size;             /* sizeof(weft_config) as the program was built: set by
+                              * weft_config_init(); weft_run() refuses 0 with -EINVAL */
     size_t stack_size;       /* default stack size of a spawned coroutine (WEFT_STACK_DEFAULT) */
     int guard;               /* WEFT_GUARD_AUTO, _ALWAYS or _NEVER */
     unsigned stack_pool_max; /* free stacks kept for reuse before returning memory (1024) */
@@ -106,6 +119,7 @@ typedef struct weft_config {
                               * "epoll" or "io_uring", else epoll), _EPOLL or _IO_URING */
     unsigned pool_threads;   /* most threads of the blocking pool (16) */
     unsigned pool_idle_ms;   /* a pool thread idle this long exits (10000) */
+    uint64_t reserved_[8];   /* zero: room for fields of later versions */
 } weft_config;
 
 /* 64 KiB of stack by default: enough for printf-heavy and parser code, and only the pages a
@@ -113,8 +127,10 @@ typedef struct weft_config {
 #define WEFT_STACK_DEFAULT ((size_t)64 * 1024)
 #define WEFT_STACK_MIN     ((size_t)16 * 1024)
 
-/* Fills `cfg` with the defaults above. Any thread. */
-WEFT_API void weft_config_init(weft_config *cfg);
+/* Fills `*cfg` (of `size` bytes) with the defaults above and records its size. Use the
+ * macro weft_config_init(cfg), which passes sizeof *cfg. Any thread. */
+WEFT_API void weft_config_init_sized(weft_config *cfg, size_t size);
+#define weft_config_init(cfg) weft_config_init_sized((cfg), sizeof *(cfg))
 
 /* The body of a stackful task: takes the spawn argument, returns the task's result. */
 typedef void *(*weft_fn)(void *arg);
@@ -131,6 +147,7 @@ WEFT_API int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void *
 
 /* Counters of the current runtime. Every field is cumulative except where marked "now". */
 typedef struct weft_stats {
+    size_t size;             /* sizeof(weft_stats) as the program was built (filled in) */
     uint64_t nspawned;       /* tasks spawned (stackful and stackless) */
     uint64_t nswitches;      /* context switches */
     uint64_t nresumes;       /* task resumes (a stackless poll counts as one) */
@@ -145,14 +162,18 @@ typedef struct weft_stats {
     uint64_t ntimers;        /* now: armed timers */
     uint64_t npool_threads;  /* now: blocking-pool threads */
     uint64_t npool_jobs;     /* jobs the blocking pool has run */
+    uint64_t reserved_[16];  /* zero: room for counters of later versions */
 } weft_stats;
 
 /* The I/O backend the current runtime uses ("epoll" or "io_uring"), or NULL outside one. */
 WEFT_API const char *weft_backend(void);
 
-/* Copies the current runtime's counters into `*out`. Returns 0, or -EPERM outside a task.
- * Runtime thread only. */
-WEFT_API int weft_stats_get(weft_stats *out);
+/* Copies the current runtime's counters into `*out` (of `size` bytes: fields beyond it are
+ * not written). Use the macro weft_stats_get(out), which passes sizeof *out. Returns 0,
+ * -EINVAL (NULL, or a size smaller than version 0.2's structure), or -EPERM outside a
+ * runtime. Runtime thread only. */
+WEFT_API int weft_stats_read(weft_stats *out, size_t size);
+#define weft_stats_get(out) weft_stats_read((out), sizeof *(out))
 
 /* ---------------------------------------------------------------------------------------
  * Tasks
@@ -635,25 +656,19 @@ WEFT_API int weft_select(weft_case *cases, size_t n, int64_t deadline);
  * Waiters are served first-in first-out. Single-worker for now: runtime thread only.
  * ------------------------------------------------------------------------------------- */
 
-/* Private storage shared by every primitive below. */
+/* Private storage shared by every primitive below: all zeros is a valid empty state, so
+ * nothing is initialised lazily, and r_ holds a lock word for use across threads. */
 typedef struct weft_sync_ {
-    void *p_[3];
+    void *p_[4];
     int64_t n_[2];
+    uint64_t r_[2];
 } weft_sync_;
 
 /* Mutex: unlock hands the lock straight to the longest waiter (no barging, no starvation). */
 typedef struct weft_mutex {
     weft_sync_ s_;
 } weft_mutex;
-#define WEFT_MUTEX_INIT                                                                            \
-    {                                                                                              \
-        {                                                                                          \
-            {0, 0, 0},                                                                             \
-            {                                                                                      \
-                0, 0                                                                               \
-            }                                                                                      \
-        }                                                                                          \
-    }
+#define WEFT_MUTEX_INIT {{{0, 0, 0, 0}, {0, 0}, {0, 0}}}
 /* Returns 0, -ETIMEDOUT, -ECANCELED, -EDEADLK (already held by the caller), -EPERM. */
 WEFT_API int weft_mutex_lock(weft_mutex *m, int64_t deadline);
 /* Returns 0 or -EBUSY. */
@@ -665,15 +680,7 @@ WEFT_API int weft_mutex_unlock(weft_mutex *m);
 typedef struct weft_cond {
     weft_sync_ s_;
 } weft_cond;
-#define WEFT_COND_INIT                                                                             \
-    {                                                                                              \
-        {                                                                                          \
-            {0, 0, 0},                                                                             \
-            {                                                                                      \
-                0, 0                                                                               \
-            }                                                                                      \
-        }                                                                                          \
-    }
+#define WEFT_COND_INIT {{{0, 0, 0, 0}, {0, 0}, {0, 0}}}
 /* Releases `m`, waits for a signal, and takes `m` back before returning, whatever it
  * returns (so on -ETIMEDOUT or -ECANCELED the caller still holds `m`). Spurious wake-ups do
  * not happen, but re-check your condition: another task may have run first. Returns 0,
@@ -687,15 +694,7 @@ WEFT_API int weft_cond_broadcast(weft_cond *c);
 typedef struct weft_sem {
     weft_sync_ s_;
 } weft_sem;
-#define WEFT_SEM_INIT(count)                                                                       \
-    {                                                                                              \
-        {                                                                                          \
-            {0, 0, 0},                                                                             \
-            {                                                                                      \
-                (count), 0                                                                         \
-            }                                                                                      \
-        }                                                                                          \
-    }
+#define WEFT_SEM_INIT(count) {{{0, 0, 0, 0}, {(count), 0}, {0, 0}}}
 WEFT_API int weft_sem_acquire(weft_sem *s, int64_t deadline);
 WEFT_API int weft_sem_tryacquire(weft_sem *s);          /* 0 or -EAGAIN */
 WEFT_API int weft_sem_release(weft_sem *s, unsigned n); /* 0, or -EOVERFLOW */
@@ -705,15 +704,7 @@ WEFT_API int64_t weft_sem_value(const weft_sem *s);
 typedef struct weft_waitgroup {
     weft_sync_ s_;
 } weft_waitgroup;
-#define WEFT_WAITGROUP_INIT                                                                        \
-    {                                                                                              \
-        {                                                                                          \
-            {0, 0, 0},                                                                             \
-            {                                                                                      \
-                0, 0                                                                               \
-            }                                                                                      \
-        }                                                                                          \
-    }
+#define WEFT_WAITGROUP_INIT {{{0, 0, 0, 0}, {0, 0}, {0, 0}}}
 /* Adds n (may be negative); 0, or -EINVAL if the count would go below zero. */
 WEFT_API int weft_waitgroup_add(weft_waitgroup *wg, int64_t n);
 WEFT_API int weft_waitgroup_done(weft_waitgroup *wg);
@@ -724,15 +715,7 @@ WEFT_API int weft_waitgroup_wait(weft_waitgroup *wg, int64_t deadline);
 typedef struct weft_rwlock {
     weft_sync_ s_;
 } weft_rwlock;
-#define WEFT_RWLOCK_INIT                                                                           \
-    {                                                                                              \
-        {                                                                                          \
-            {0, 0, 0},                                                                             \
-            {                                                                                      \
-                0, 0                                                                               \
-            }                                                                                      \
-        }                                                                                          \
-    }
+#define WEFT_RWLOCK_INIT {{{0, 0, 0, 0}, {0, 0}, {0, 0}}}
 WEFT_API int weft_rwlock_rdlock(weft_rwlock *l, int64_t deadline);
 WEFT_API int weft_rwlock_wrlock(weft_rwlock *l, int64_t deadline);
 /* Releases the caller's read or write hold. 0, or -EPERM if it holds none. */
@@ -742,15 +725,7 @@ WEFT_API int weft_rwlock_unlock(weft_rwlock *l);
 typedef struct weft_once {
     weft_sync_ s_;
 } weft_once;
-#define WEFT_ONCE_INIT                                                                             \
-    {                                                                                              \
-        {                                                                                          \
-            {0, 0, 0},                                                                             \
-            {                                                                                      \
-                0, 0                                                                               \
-            }                                                                                      \
-        }                                                                                          \
-    }
+#define WEFT_ONCE_INIT {{{0, 0, 0, 0}, {0, 0}, {0, 0}}}
 /* Returns 0 once fn has run (now or before), or -ETIMEDOUT/-ECANCELED while waiting. */
 WEFT_API int weft_once_call(weft_once *o, void (*fn)(void *), void *arg, int64_t deadline);
 
@@ -759,24 +734,8 @@ WEFT_API int weft_once_call(weft_once *o, void (*fn)(void *), void *arg, int64_t
 typedef struct weft_event {
     weft_sync_ s_;
 } weft_event;
-#define WEFT_EVENT_INIT                                                                            \
-    {                                                                                              \
-        {                                                                                          \
-            {0, 0, 0},                                                                             \
-            {                                                                                      \
-                0, 0                                                                               \
-            }                                                                                      \
-        }                                                                                          \
-    }
-#define WEFT_EVENT_AUTO_INIT                                                                       \
-    {                                                                                              \
-        {                                                                                          \
-            {0, 0, 0},                                                                             \
-            {                                                                                      \
-                0, 1                                                                               \
-            }                                                                                      \
-        }                                                                                          \
-    }
+#define WEFT_EVENT_INIT {{{0, 0, 0, 0}, {0, 0}, {0, 0}}}
+#define WEFT_EVENT_AUTO_INIT {{{0, 0, 0, 0}, {0, 1}, {0, 0}}}
 WEFT_API int weft_event_wait(weft_event *e, int64_t deadline);
 WEFT_API int weft_event_set(weft_event *e);
 WEFT_API int weft_event_reset(weft_event *e);

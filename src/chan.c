@@ -5,34 +5,51 @@
  * stale and are skipped, then unlinked by their owner. The counterpart copies the value
  * straight to or from the waiter's buffer, so a value is never lost or taken twice.
  *
- * Every state change happens between chan_lock() and chan_unlock(), no-ops today (one
- * worker); the multi-core issue makes those a spinlock per channel and `done->fired` an
- * atomic claim, without touching the rest. */
+ * Threads. Every state change happens between chan_lock() and chan_unlock(), and select
+ * takes the locks of all its channels in address order before it looks at any, so that it
+ * can complete exactly one case atomically; a waiter of a select of several cases is
+ * claimed with a CAS on its shared `fired` word, since two channels' lock holders may race
+ * for it. Until the multi-core issue, a channel belongs to the worker that created it: the
+ * locks are no-ops and a call from any other thread returns -EPERM (the check is one
+ * pointer comparison). The lock word is there for the day they become spinlocks. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "scheduler.h"
+#include "wake.h"
+#include "worker.h"
 
 #define MAX_ELEM    ((size_t)65536)
 #define MAX_CASES   1024
 #define STACK_CASES 8 /* waiter nodes on the stack up to this many cases, else one malloc */
 
+/* A channel. Every field but `refs` and `lock` is guarded by `lock` (and today touched by
+ * the owning worker `w` only). */
 struct weft_chan {
-    weft__worker *w;
+    weft__worker *w; /* the worker it belongs to; fixed */
     size_t elem_size, cap;
     size_t head, len; /* buffered values: slots head .. head+len-1 (mod cap) */
-    unsigned refs;
+    /* any thread: retain is relaxed (the caller already holds a reference); the release that
+     * drops it to zero is acq_rel, so every other holder's last use happens before the free. */
+    _Atomic unsigned refs;
+    _Atomic unsigned lock; /* 0 free, 1 held; see the file comment */
     int closed;
     weft__list sendq; /* chan_waiter.link, oldest first */
     weft__list recvq;
     char *buf;
 };
 
-/* Shared by the cases of one select. */
+/* Shared by the cases of one select (a plain send or receive is a select of one). Lives on
+ * the waiting task's stack. */
 typedef struct wait_done {
-    int fired;        /* claimed: some case completed */
-    int index;        /* which */
+    /* any thread holding one of the select's channel locks: 0, then 1 once a case is
+     * claimed. With one case, that channel's lock alone guards it (a plain store); with
+     * several, claimers race and CAS it (acq_rel: the winner's writes to index/result and the
+     * copied value happen after its claim and before the waiter's wake). */
+    _Atomic int fired;
+    int ncases;
+    int index;        /* which case completed */
     int result;       /* 0 or -EPIPE */
     weft_waker waker; /* the waiting task, refreshed before each park */
 } wait_done;
@@ -46,12 +63,18 @@ typedef struct chan_waiter {
 
 static void chan_lock(weft_chan *c)
 {
-    (void)c;
+    (void)c; /* a no-op while a channel has one worker: see the file comment */
 }
 
 static void chan_unlock(weft_chan *c)
 {
     (void)c;
+}
+
+/* Whether the calling thread may use c (its worker's). */
+static bool on_owner(const weft_chan *c)
+{
+    return weft__worker_current() == c->w;
 }
 
 static char *slot(weft_chan *c, size_t i)
@@ -64,17 +87,44 @@ static chan_waiter *first_live(weft__list *q)
 {
     while (!weft__list_empty(q)) {
         chan_waiter *wt = weft__container_of(q->next, chan_waiter, link);
-        if (!wt->done->fired)
+        if (!atomic_load_explicit(&wt->done->fired, memory_order_relaxed))
             return wt;
         weft__list_remove(&wt->link);
     }
     return NULL;
 }
 
+/* Claims wt's select for this completion. False if another channel's holder claimed it first
+ * (then wt is stale, and unlinked). */
+static inline __attribute__((always_inline)) bool claim(chan_waiter *wt)
+{
+    wait_done *d = wt->done;
+    if (d->ncases == 1) {
+        atomic_store_explicit(&d->fired, 1, memory_order_relaxed);
+        return true;
+    }
+    int expected = 0;
+    if (atomic_compare_exchange_strong_explicit(&d->fired, &expected, 1, memory_order_acq_rel,
+                                                memory_order_relaxed))
+        return true;
+    weft__list_remove(&wt->link);
+    return false;
+}
+
+/* The oldest live waiter of q, claimed; NULL if none. */
+static inline __attribute__((always_inline)) chan_waiter *take_live(weft__list *q)
+{
+    chan_waiter *wt;
+    while ((wt = first_live(q)) != NULL)
+        if (claim(wt))
+            return wt;
+    return NULL;
+}
+
+/* Finishes a claimed waiter: unlinks it, records the outcome, wakes its task. */
 static void complete(chan_waiter *wt, int result)
 {
     weft__list_remove(&wt->link);
-    wt->done->fired = 1;
     wt->done->index = wt->index;
     wt->done->result = result;
     weft_waker_wake(wt->done->waker);
@@ -96,7 +146,7 @@ static int do_send(weft_chan *c, const void *elem)
 {
     if (c->closed)
         return -EPIPE;
-    chan_waiter *r = first_live(&c->recvq);
+    chan_waiter *r = take_live(&c->recvq);
     if (r) {
         memcpy(r->elem, elem, c->elem_size);
         complete(r, 0);
@@ -113,7 +163,7 @@ static int do_send(weft_chan *c, const void *elem)
 /* Returns 0 (received), -EPIPE (closed and drained) or -EAGAIN (would wait). */
 static int do_recv(weft_chan *c, void *elem)
 {
-    chan_waiter *s = first_live(&c->sendq);
+    chan_waiter *s = take_live(&c->sendq);
     if (c->len > 0) {
         memcpy(elem, slot(c, c->head), c->elem_size);
         c->head = (c->head + 1) % c->cap;
@@ -153,7 +203,7 @@ int weft_chan_create(weft_chan **out, size_t elem_size, size_t cap)
     c->w = w;
     c->elem_size = elem_size;
     c->cap = cap;
-    c->refs = 1;
+    atomic_init(&c->refs, 1);
     weft__list_init(&c->sendq);
     weft__list_init(&c->recvq);
     *out = c;
@@ -163,12 +213,12 @@ int weft_chan_create(weft_chan **out, size_t elem_size, size_t cap)
 void weft_chan_retain(weft_chan *c)
 {
     if (c)
-        c->refs++;
+        atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
 }
 
 void weft_chan_release(weft_chan *c)
 {
-    if (!c || --c->refs > 0)
+    if (!c || atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
         return;
     weft__free(c->w, c->buf);
     weft__free(c->w, c);
@@ -183,6 +233,8 @@ int weft_chan_close(weft_chan *c)
 {
     if (!c)
         return -EINVAL;
+    if (!on_owner(c))
+        return -EPERM;
     chan_lock(c);
     if (c->closed) {
         chan_unlock(c);
@@ -192,9 +244,9 @@ int weft_chan_close(weft_chan *c)
     /* Receivers get -EPIPE only when nothing is buffered, which is the case whenever some
      * are waiting; senders always do. */
     chan_waiter *wt;
-    while ((wt = first_live(&c->recvq)) != NULL)
+    while ((wt = take_live(&c->recvq)) != NULL)
         complete(wt, -EPIPE);
-    while ((wt = first_live(&c->sendq)) != NULL)
+    while ((wt = take_live(&c->sendq)) != NULL)
         complete(wt, -EPIPE);
     chan_unlock(c);
     return 0;
@@ -204,6 +256,8 @@ int weft_chan_try_send(weft_chan *c, const void *elem)
 {
     if (!c || !elem)
         return -EINVAL;
+    if (!on_owner(c))
+        return -EPERM;
     chan_lock(c);
     int r = do_send(c, elem);
     chan_unlock(c);
@@ -214,51 +268,64 @@ int weft_chan_try_recv(weft_chan *c, void *elem)
 {
     if (!c || !elem)
         return -EINVAL;
+    if (!on_owner(c))
+        return -EPERM;
     chan_lock(c);
     int r = do_recv(c, elem);
     chan_unlock(c);
     return r;
 }
 
-/* Parks until `d` fires or the deadline/cancellation; unlinks the n waiters either way.
- * Returns d's index, or the park's error. */
-static int wait_cases(weft__worker *w, weft_task *t, wait_done *d, chan_waiter *ws, size_t n,
+static bool fired(const void *d)
+{
+    return atomic_load_explicit(&((const wait_done *)d)->fired, memory_order_acquire);
+}
+
+/* Parks until `d` fires or the deadline/cancellation. Returns d's index, or the park's error.
+ * The caller unlinks its waiters afterwards. */
+static int wait_cases(weft__worker *w, wait_done *d, int kind, const void *what,
                       int64_t deadline)
 {
-    int r = 0;
-    while (!d->fired) {
-        d->waker = weft__waker_of(t);
-        r = weft__park_until(w, deadline);
-        if (r < 0 && !d->fired)
-            break;
-    }
-    for (size_t i = 0; i < n; i++)
-        weft__list_remove(&ws[i].link); /* harmless for nodes already unlinked */
-    return d->fired ? d->index : r;
+    weft__wait wr = {.kind = kind,
+                     .what = what,
+                     .deadline = deadline,
+                     .done = fired,
+                     .done_arg = d,
+                     .waker = &d->waker};
+    int r = weft__park_until(w, &wr);
+    return r < 0 ? r : d->index;
 }
 
 static int blocking_op(weft_chan *c, void *elem, int is_send, int64_t deadline)
 {
-    weft__worker *w = weft__worker_current();
-    weft_task *t = weft__blocking_task(w);
-    if (!t)
-        return -EPERM;
+    weft_task *t;
+    int r;
+    weft__worker *w = weft__blocking_begin(&t, false, &r);
+    if (!w)
+        return r;
     if (!c || !elem)
         return -EINVAL;
+    if (c->w != w)
+        return -EPERM;
     if (t->flags & WEFT__T_CANCELLED)
         return -ECANCELED;
     chan_lock(c);
-    int r = is_send ? do_send(c, elem) : do_recv(c, elem);
+    r = is_send ? do_send(c, elem) : do_recv(c, elem);
     if (r != -EAGAIN) {
         chan_unlock(c);
         return r;
     }
-    wait_done d = {0};
+    wait_done d = {.ncases = 1};
     chan_waiter wt = {.elem = elem, .done = &d, .index = 0};
     weft__list_push_back(is_send ? &c->sendq : &c->recvq, &wt.link);
     chan_unlock(c);
-    r = wait_cases(w, t, &d, &wt, 1, deadline);
-    return r < 0 ? r : d.result;
+    r = wait_cases(w, &d, is_send ? WEFT__WAIT_CHAN_SEND : WEFT__WAIT_CHAN_RECV, c, deadline);
+    if (r >= 0)
+        return d.result; /* the completion unlinked our waiter */
+    chan_lock(c);
+    weft__list_remove(&wt.link);
+    chan_unlock(c);
+    return r;
 }
 
 int weft_chan_send(weft_chan *c, const void *elem, int64_t deadline)
@@ -271,23 +338,53 @@ int weft_chan_recv(weft_chan *c, void *elem, int64_t deadline)
     return blocking_op(c, elem, 0, deadline);
 }
 
-static uint64_t next_random(weft__worker *w)
+/* ---- Select ----------------------------------------------------------------------------- */
+
+/* The distinct channels of a select, in address order: the order every select locks them
+ * in, so two selects over the same channels cannot deadlock once the locks are real. */
+typedef struct chan_set {
+    weft_chan **v;
+    size_t n;
+} chan_set;
+
+static void set_build(chan_set *set, const weft_case *cases, size_t n)
 {
-    /* xorshift64*, per worker: select's fair choice needs no global state. */
-    uint64_t x = w->rng ? w->rng : (uint64_t)w->now | 1;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    w->rng = x;
-    return x * 0x2545F4914F6CDD1Dull;
+    set->n = 0;
+    for (size_t i = 0; i < n; i++) {
+        weft_chan *c = cases[i].op == WEFT_CASE_DEFAULT ? NULL : cases[i].chan;
+        if (!c)
+            continue;
+        /* Insertion into the sorted prefix (selects are small; duplicates kept once). */
+        size_t j = set->n;
+        while (j > 0 && (uintptr_t)set->v[j - 1] > (uintptr_t)c)
+            j--;
+        if (j > 0 && set->v[j - 1] == c)
+            continue;
+        memmove(&set->v[j + 1], &set->v[j], (set->n - j) * sizeof set->v[0]);
+        set->v[j] = c;
+        set->n++;
+    }
+}
+
+static void set_lock(const chan_set *set)
+{
+    for (size_t i = 0; i < set->n; i++)
+        chan_lock(set->v[i]);
+}
+
+static void set_unlock(const chan_set *set)
+{
+    for (size_t i = set->n; i-- > 0;)
+        chan_unlock(set->v[i]);
 }
 
 int weft_select(weft_case *cases, size_t n, int64_t deadline)
 {
-    weft__worker *w = weft__worker_current();
-    weft_task *t = weft__blocking_task(w);
-    if (!t)
-        return -EPERM;
+    weft_task *t;
+    int r;
+    weft__worker *w = weft__blocking_begin(&t, false, &r);
+    if (!w)
+        return r;
     if (!cases || n == 0 || n > MAX_CASES)
         return -EINVAL;
     int dflt = -1;
@@ -300,58 +397,73 @@ int weft_select(weft_case *cases, size_t n, int64_t deadline)
         } else if ((op != WEFT_CASE_SEND && op != WEFT_CASE_RECV) ||
                    (cases[i].chan && !cases[i].elem)) {
             return -EINVAL;
+        } else if (cases[i].chan && cases[i].chan->w != w) {
+            return -EPERM;
         }
     }
     if (t->flags & WEFT__T_CANCELLED)
         return -ECANCELED;
 
-    /* Pick uniformly among the ready cases (reservoir sampling), then complete that one. */
+    /* One allocation for the waiter nodes and the lock order, on the stack when small. */
+    chan_waiter small_ws[STACK_CASES], *ws = small_ws;
+    weft_chan *small_set[STACK_CASES];
+    chan_set set = {small_set, 0};
+    void *heap = NULL;
+    if (n > STACK_CASES) {
+        heap = weft__malloc(w, n * (sizeof *ws + sizeof *set.v));
+        if (!heap)
+            return -ENOMEM;
+        ws = heap;
+        set.v = (weft_chan **)(ws + n);
+    }
+    set_build(&set, cases, n);
+    set_lock(&set);
+
+    /* Pick uniformly among the ready cases (reservoir sampling), then complete that one:
+     * with every lock held, what was ready is still ready. */
     size_t nready = 0, pick = 0;
     for (size_t i = 0; i < n; i++) {
         weft_chan *c = cases[i].chan;
         if (!c || cases[i].op == WEFT_CASE_DEFAULT)
             continue;
-        chan_lock(c);
         int ready = cases[i].op == WEFT_CASE_SEND ? send_ready(c) : recv_ready(c);
-        chan_unlock(c);
-        if (ready && next_random(w) % ++nready == 0)
+        if (ready && weft__worker_random(w) % ++nready == 0)
             pick = i;
     }
-    if (nready) {
-        weft_chan *c = cases[pick].chan;
-        chan_lock(c);
-        int r = cases[pick].op == WEFT_CASE_SEND ? do_send(c, cases[pick].elem)
+    if (nready || dflt >= 0) {
+        int idx = dflt;
+        if (nready) {
+            weft_chan *c = cases[pick].chan;
+            r = cases[pick].op == WEFT_CASE_SEND ? do_send(c, cases[pick].elem)
                                                  : do_recv(c, cases[pick].elem);
-        chan_unlock(c);
-        cases[pick].result = r; /* 0 or -EPIPE: it was ready */
-        return (int)pick;
-    }
-    if (dflt >= 0) {
-        cases[dflt].result = 0;
-        return dflt;
+            cases[pick].result = r; /* 0 or -EPIPE: it was ready */
+            idx = (int)pick;
+        } else {
+            cases[dflt].result = 0;
+        }
+        set_unlock(&set);
+        weft__free(w, heap);
+        return idx;
     }
 
     /* Nothing ready: a waiter on every channel, all sharing one done record. */
-    chan_waiter small[STACK_CASES], *ws = small;
-    if (n > STACK_CASES) {
-        ws = weft__malloc(w, n * sizeof *ws);
-        if (!ws)
-            return -ENOMEM;
-    }
-    wait_done d = {0};
+    wait_done d = {.ncases = (int)n};
     for (size_t i = 0; i < n; i++) {
         ws[i] = (chan_waiter){.elem = cases[i].elem, .done = &d, .index = (int)i};
         weft__list_init(&ws[i].link);
         weft_chan *c = cases[i].chan;
-        if (!c)
-            continue;
-        chan_lock(c);
-        weft__list_push_back(cases[i].op == WEFT_CASE_SEND ? &c->sendq : &c->recvq, &ws[i].link);
-        chan_unlock(c);
+        if (c)
+            weft__list_push_back(cases[i].op == WEFT_CASE_SEND ? &c->sendq : &c->recvq,
+                                 &ws[i].link);
     }
-    int r = wait_cases(w, t, &d, ws, n, deadline);
-    if (ws != small)
-        weft__free(w, ws);
+    set_unlock(&set);
+    r = wait_cases(w, &d, WEFT__WAIT_SELECT, cases, deadline);
+    w = t->worker;
+    set_lock(&set);
+    for (size_t i = 0; i < n; i++)
+        weft__list_remove(&ws[i].link); /* harmless for nodes already unlinked */
+    set_unlock(&set);
+    weft__free(w, heap);
     if (r >= 0)
         cases[r].result = d.result;
     return r;

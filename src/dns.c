@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "core.h"
+#include "io/io.h"
+#include "net.h"
 
 typedef struct gai_call {
     const char *host, *service;

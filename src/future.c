@@ -7,7 +7,10 @@
 #include <errno.h>
 #include <string.h>
 
-#include "internal.h"
+#include "scheduler.h"
+#include "timer.h"
+#include "wake.h"
+#include "worker.h"
 
 void weft_future_init(weft_future *f, const weft_future_ops *ops)
 {
@@ -43,12 +46,14 @@ void weft_future_destroy(weft_future *f)
 
 int weft_await(weft_future *f, void **value, int64_t deadline)
 {
-    weft__worker *w = weft__worker_current();
-    weft_task *t = weft__blocking_task(w);
-    if (!t)
-        return -EPERM;
+    weft_task *t;
+    int err;
+    weft__worker *w = weft__blocking_begin(&t, false, &err);
+    if (!w)
+        return err;
     if (!f || !f->ops || !f->ops->poll)
         return -EINVAL;
+    weft__wait wr = {.kind = WEFT__WAIT_FUTURE, .what = f, .deadline = deadline};
     for (;;) {
         weft_context cx = {weft__waker_of(t)};
         if (weft_future_poll(f, &cx) == WEFT_READY) {
@@ -56,7 +61,8 @@ int weft_await(weft_future *f, void **value, int64_t deadline)
                 *value = f->value;
             return f->status;
         }
-        int r = weft__park_until(w, deadline);
+        int r = weft__park(w, &wr);
+        w = t->worker;
         if (r < 0) {
             /* One last look: it may have completed as the deadline passed. */
             cx.waker = (weft_waker){NULL, 0};
@@ -125,11 +131,15 @@ int weft_timer_future(weft_future **out, int64_t deadline)
 
 /* ---- Promise -------------------------------------------------------------------------- */
 
+/* A promise. owner: its worker, for every field but `refs`. */
 struct weft_promise {
     weft_future base;
     weft__worker *w;
     weft_waker waiter; /* the one awaiting task's latest waker */
-    unsigned refs;
+    /* any thread: retain is relaxed (the caller already holds a reference); the release
+     * that drops the count to zero is acq_rel, so every other holder's last use happens
+     * before the free. */
+    _Atomic unsigned refs;
     int settled;
     int status;
     void *value;
@@ -149,7 +159,7 @@ static int promise_poll(weft_future *self, weft_context *cx)
 static void promise_drop(weft_future *self)
 {
     weft_promise *p = (weft_promise *)self;
-    if (--p->refs == 0)
+    if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1)
         weft__free(p->w, p);
 }
 
@@ -168,7 +178,7 @@ int weft_promise_create(weft_promise **out)
     memset(p, 0, sizeof *p);
     weft_future_init(&p->base, &promise_ops);
     p->w = w;
-    p->refs = 1;
+    atomic_init(&p->refs, 1);
     *out = p;
     return 0;
 }
@@ -181,7 +191,7 @@ weft_future *weft_promise_future(weft_promise *p)
 void weft_promise_retain(weft_promise *p)
 {
     if (p)
-        p->refs++;
+        atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
 }
 
 static int settle(weft_promise *p, int status, void *value)

@@ -6,7 +6,10 @@
 #include <errno.h>
 #include <string.h>
 
-#include "internal.h"
+#include "scheduler.h"
+#include "task_api.h"
+#include "wake.h"
+#include "worker.h"
 
 enum { GEN_IDLE, GEN_REQUESTED, GEN_PRODUCED, GEN_DONE };
 
@@ -22,25 +25,37 @@ struct weft_gen {
     weft_waker producer; /* parked waiting for a request */
 };
 
+typedef struct state_wait {
+    const int *state;
+    int a, b;
+} state_wait;
+
+static bool state_reached(const void *arg)
+{
+    const state_wait *sw = arg;
+    return *sw->state == sw->a || *sw->state == sw->b;
+}
+
 /* Parks the calling task until `*state` is one of the two values. */
-static int wait_state(weft__worker *w, weft_waker *slot, const int *state, int a, int b,
+static int wait_state(weft__worker *w, weft_gen *g, weft_waker *slot, int kind, int a, int b,
                       int64_t deadline)
 {
-    weft_task *t = w->current;
-    while (*state != a && *state != b) {
-        *slot = weft__waker_of(t);
-        int r = weft__park_until(w, deadline);
-        if (r < 0 && *state != a && *state != b)
-            return r;
-    }
-    return 0;
+    state_wait sw = {&g->state, a, b};
+    weft__wait wr = {.kind = kind,
+                     .what = g,
+                     .deadline = deadline,
+                     .done = state_reached,
+                     .done_arg = &sw,
+                     .waker = slot};
+    return weft__park_until(w, &wr);
 }
 
 static void *gen_main(void *arg)
 {
     weft_gen *g = arg;
     /* Lazy: the body starts at the first request. */
-    if (wait_state(g->w, &g->producer, &g->state, GEN_REQUESTED, GEN_REQUESTED, WEFT_FOREVER) == 0)
+    if (wait_state(g->w, g, &g->producer, WEFT__WAIT_GEN_YIELD, GEN_REQUESTED, GEN_REQUESTED,
+                   WEFT_FOREVER) == 0)
         g->fn(g, g->arg);
     g->state = GEN_DONE;
     weft_waker_wake(g->consumer);
@@ -88,7 +103,7 @@ int weft_gen_next(weft_gen *g, void *out, int64_t deadline)
     g->out = out;
     g->state = GEN_REQUESTED;
     weft_waker_wake(g->producer);
-    int r = wait_state(w, &g->consumer, &g->state, GEN_PRODUCED, GEN_DONE, deadline);
+    int r = wait_state(w, g, &g->consumer, WEFT__WAIT_GEN_NEXT, GEN_PRODUCED, GEN_DONE, deadline);
     if (r < 0) {
         /* Abandoned request: the body may still be computing; its value is not wanted. */
         if (g->state == GEN_REQUESTED)
@@ -113,7 +128,8 @@ int weft_gen_yield(weft_gen *g, const void *value)
     g->out = NULL;
     g->state = GEN_PRODUCED;
     weft_waker_wake(g->consumer);
-    return wait_state(w, &g->producer, &g->state, GEN_REQUESTED, GEN_REQUESTED, WEFT_FOREVER);
+    return wait_state(w, g, &g->producer, WEFT__WAIT_GEN_YIELD, GEN_REQUESTED, GEN_REQUESTED,
+                      WEFT_FOREVER);
 }
 
 int weft_gen_close(weft_gen *g)

@@ -5,7 +5,10 @@
  * the wait group without honouring the closer's own cancellation, so no member outlives it. */
 #include <errno.h>
 
-#include "internal.h"
+#include "scheduler.h"
+#include "sync_internal.h"
+#include "task.h"
+#include "worker.h"
 
 struct weft_group {
     weft__worker *w;

@@ -15,7 +15,8 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
-#include "internal.h"
+#include "core.h"
+#include "net.h"
 #include "io/backend.h"
 
 /* The worker, if the caller is a task that may block and is not cancelled; else NULL with

@@ -11,7 +11,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "overflow.h"
+#include "stack.h"
+#include "task.h"
+#include "worker.h"
 
 #define SLACK_BELOW_GUARD ((uintptr_t)64 * 1024) /* a frame may jump past the guard page */
 
@@ -126,29 +129,29 @@ int weft__overflow_init(weft__worker *w)
         install_handler();
         return 0;
     }
-    w->altstack = weft__malloc(w, size);
-    if (!w->altstack)
+    w->altstack.mem = weft__malloc(w, size);
+    if (!w->altstack.mem)
         return -ENOMEM;
-    stack_t ss = {.ss_sp = w->altstack, .ss_size = size, .ss_flags = 0};
+    stack_t ss = {.ss_sp = w->altstack.mem, .ss_size = size, .ss_flags = 0};
     if (sigaltstack(&ss, NULL) != 0) {
         int e = errno;
-        weft__free(w, w->altstack);
-        w->altstack = NULL;
+        weft__free(w, w->altstack.mem);
+        w->altstack.mem = NULL;
         return -e;
     }
-    w->altstack_size = size;
-    w->altstack_installed = true;
+    w->altstack.size = size;
+    w->altstack.installed = true;
     install_handler();
     return 0;
 }
 
 void weft__overflow_fini(weft__worker *w)
 {
-    if (w->altstack_installed) {
+    if (w->altstack.installed) {
         stack_t ss = {.ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE};
         sigaltstack(&ss, NULL);
-        w->altstack_installed = false;
+        w->altstack.installed = false;
     }
-    weft__free(w, w->altstack);
-    w->altstack = NULL;
+    weft__free(w, w->altstack.mem);
+    w->altstack.mem = NULL;
 }

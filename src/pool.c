@@ -15,10 +15,15 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "internal.h"
+#include "pool.h"
+#include "runtime.h"
+#include "scheduler.h"
+#include "wake.h"
+#include "worker.h"
 
 enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE };
 
@@ -42,23 +47,29 @@ struct weft__pool {
     uint64_t njobs; /* jobs run, for weft_stats */
 };
 
-WEFT_COLD static int pool_get(weft__worker *w, weft__pool **out)
+/* The runtime's pool, created at first use (under the runtime's lock: any worker may be
+ * first). */
+static int pool_get(weft__worker *w, weft__pool **out)
 {
-    if (w->pool) {
-        *out = w->pool;
-        return 0;
+    weft__runtime *rt = w->rt;
+    int r = 0;
+    pthread_mutex_lock(&rt->lock);
+    if (!rt->pool) {
+        weft__pool *p = weft__calloc(w, 1, sizeof *p);
+        if (p) {
+            pthread_mutex_init(&p->mu, NULL);
+            pthread_cond_init(&p->work, NULL);
+            pthread_cond_init(&p->gone, NULL);
+            p->max_threads = rt->cfg.pool_threads;
+            p->idle_ms = rt->cfg.pool_idle_ms;
+            rt->pool = p;
+        } else {
+            r = -ENOMEM;
+        }
     }
-    weft__pool *p = weft__calloc(w, 1, sizeof *p);
-    if (!p)
-        return -ENOMEM;
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->work, NULL);
-    pthread_cond_init(&p->gone, NULL);
-    p->max_threads = w->cfg.pool_threads;
-    p->idle_ms = w->cfg.pool_idle_ms;
-    w->pool = p;
-    *out = p;
-    return 0;
+    *out = rt->pool;
+    pthread_mutex_unlock(&rt->lock);
+    return r;
 }
 
 static void unlink_job(weft__pool *p, weft__job *j)
@@ -142,18 +153,22 @@ static int grow(weft__pool *p)
     return 0;
 }
 
+static void unlock_mutex(void *mu)
+{
+    pthread_mutex_unlock(mu);
+}
+
 int weft_blocking(weft_fn fn, void *arg, void **result, int64_t deadline)
 {
-    weft__worker *w = weft__worker_current();
-    weft_task *t = weft__blocking_task(w);
-    if (!t)
-        return -EPERM;
+    weft_task *t;
+    int r;
+    weft__worker *w = weft__blocking_begin(&t, true, &r);
+    if (!w)
+        return r;
     if (!fn)
         return -EINVAL;
-    if (t->flags & WEFT__T_CANCELLED)
-        return -ECANCELED;
     weft__pool *p;
-    int r = pool_get(w, &p);
+    r = pool_get(w, &p);
     if (r < 0)
         return r;
     weft__job j = {.fn = fn, .arg = arg, .state = JOB_QUEUED};
@@ -164,7 +179,6 @@ int weft_blocking(weft_fn fn, void *arg, void **result, int64_t deadline)
         pthread_mutex_unlock(&p->mu);
         return r;
     }
-    j.waker = weft__waker_of(t);
     j.prev = p->tail;
     if (p->tail)
         p->tail->next = &j;
@@ -172,37 +186,43 @@ int weft_blocking(weft_fn fn, void *arg, void **result, int64_t deadline)
         p->head = &j;
     p->tail = &j;
     pthread_cond_signal(&p->work);
-    pthread_mutex_unlock(&p->mu);
 
-    int started = 0; /* once it runs, the wait ignores the deadline and cancellation */
+    /* The mutex is held at the top of each round; the park releases it once the task is
+     * marked parked, so the pool thread's wake (which copies the waker under the mutex)
+     * cannot fall between our check and our park. Once the job runs, the wait ignores the
+     * deadline and cancellation: the job's frame is ours until it is done. */
+    bool started = false;
     for (;;) {
-        pthread_mutex_lock(&p->mu);
         if (j.state == JOB_DONE) {
             pthread_mutex_unlock(&p->mu);
             break;
         }
-        j.waker = weft__waker_of(t); /* the park below is a new epoch's */
-        pthread_mutex_unlock(&p->mu);
-        r = started ? weft__park(w) : weft__park_until(w, deadline);
-        if (r == -ETIMEDOUT || r == -ECANCELED) {
-            pthread_mutex_lock(&p->mu);
-            if (j.state == JOB_QUEUED) {
-                unlink_job(p, &j); /* withdrawn: it never runs */
-                pthread_mutex_unlock(&p->mu);
-                return r;
-            }
+        j.waker = weft__waker_of(t); /* each park is a new epoch's */
+        weft__wait wr = {.kind = WEFT__WAIT_POOL_JOB,
+                         .what = &j,
+                         .deadline = deadline,
+                         .uncancellable = started,
+                         .unlock = unlock_mutex,
+                         .lock = &p->mu};
+        r = weft__park(w, &wr);
+        w = t->worker;
+        pthread_mutex_lock(&p->mu);
+        if (r < 0 && j.state == JOB_QUEUED) {
+            unlink_job(p, &j); /* withdrawn: it never runs */
             pthread_mutex_unlock(&p->mu);
-            started = 1;
+            return r;
         }
+        if (r < 0)
+            started = true;
     }
     if (result)
         *result = j.result;
     return 0;
 }
 
-WEFT_COLD void weft__pool_fini(weft__worker *w)
+WEFT_COLD void weft__pool_fini(weft__runtime *rt)
 {
-    weft__pool *p = w->pool;
+    weft__pool *p = rt->pool;
     if (!p)
         return;
     pthread_mutex_lock(&p->mu);
@@ -214,13 +234,13 @@ WEFT_COLD void weft__pool_fini(weft__worker *w)
     pthread_cond_destroy(&p->gone);
     pthread_cond_destroy(&p->work);
     pthread_mutex_destroy(&p->mu);
-    weft__free(w, p);
-    w->pool = NULL;
+    free(p); /* weft__calloc'd: the seam's free is plain free */
+    rt->pool = NULL;
 }
 
-void weft__pool_stats(weft__worker *w, weft_stats *out)
+void weft__pool_stats(weft__runtime *rt, weft_stats *out)
 {
-    weft__pool *p = w->pool;
+    weft__pool *p = rt->pool;
     if (!p)
         return;
     pthread_mutex_lock(&p->mu);

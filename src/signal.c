@@ -9,7 +9,9 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "core.h"
+#include "io/io.h"
+#include "net.h"
 
 int weft_signal_wait(const sigset_t *set, int64_t deadline)
 {

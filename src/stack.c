@@ -22,17 +22,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "internal.h"
-
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#define WEFT_VALGRIND 1
-#endif
-#endif
-#ifdef WEFT_ASAN
-#include <sanitizer/asan_interface.h>
-#endif
+#include "hooks.h"
+#include "stack.h"
+#include "worker.h"
 
 #define SLAB_BYTES ((size_t)4 << 20) /* 4 MiB: 64 default stacks per VMA */
 #define DESC_BYTES ((size_t)64)      /* the descriptor's room at the top of a stack */
@@ -86,11 +78,8 @@ static weft__stack *describe(char *base, size_t bytes, char *map, size_t map_siz
     s->size = (uint32_t)size;
     s->guarded = (uint8_t)guarded;
     s->slab = (uint8_t)slab;
-#ifdef WEFT_VALGRIND
-    s->vg_id = VALGRIND_STACK_REGISTER(s->lo, s->hi);
-#else
-    s->vg_id = 0;
-#endif
+    s->vg_id = weft__hook_stack_register(s->lo, s->hi);
+    s->fiber = NULL;
     return s;
 }
 
@@ -175,21 +164,25 @@ static weft__stack *pop_pooled(weft__stack_pool *p, size_t size, bool want_guard
     return NULL;
 }
 
-int weft__stack_alloc(weft__worker *w, size_t size, bool want_guard, weft__stack **out)
+WEFT_COLD void weft__stack_init(weft__worker *w, int guard_mode, size_t pool_max)
+{
+    w->stacks.guard_mode = guard_mode;
+    w->stacks.pool_max = pool_max;
+}
+
+int weft__stack_alloc(weft__worker *w, size_t size, bool noguard, weft__stack **out)
 {
     weft__stack_pool *p = &w->stacks;
+    bool want_guard = !noguard && p->guard_mode != WEFT_GUARD_NEVER;
     if (!p->guard_limit)
         p->guard_limit = read_guard_limit();
     weft__stack *s = pop_pooled(p, size, want_guard);
     int r = 0;
     if (s) {
-#ifdef WEFT_ASAN
-        /* A task that ended through weft_exit left its frames' redzones poisoned. */
-        __asan_unpoison_memory_region(s->lo, (size_t)(s->hi - s->lo));
-#endif
+        weft__hook_stack_reuse(s->lo, (size_t)(s->hi - s->lo));
     } else if (want_guard && p->nguarded < p->guard_limit) {
         r = new_guarded(w, size, &s);
-    } else if (want_guard && w->cfg.guard == WEFT_GUARD_ALWAYS) {
+    } else if (want_guard && p->guard_mode == WEFT_GUARD_ALWAYS) {
         r = -ENOMEM;
     } else {
         r = new_carved(w, size, &s);
@@ -207,9 +200,7 @@ int weft__stack_alloc(weft__worker *w, size_t size, bool want_guard, weft__stack
 
 static void unmap_stack(weft__worker *w, weft__stack *s)
 {
-#ifdef WEFT_VALGRIND
-    VALGRIND_STACK_DEREGISTER(s->vg_id);
-#endif
+    weft__hook_stack_deregister(s->vg_id);
     if (s->guarded) {
         w->stacks.nguarded--;
         munmap(s->map, s->map_size);
@@ -246,8 +237,8 @@ size_t weft__stack_trim(weft__worker *w, size_t max_ops)
 {
     weft__stack_pool *p = &w->stacks;
     size_t page = page_size(w), ops = 0;
-    for (int i = 0; i < WEFT__STACK_CLASSES && p->npooled > w->cfg.stack_pool_max; i++) {
-        while (p->cls[i].free && p->npooled > w->cfg.stack_pool_max && ops < max_ops) {
+    for (int i = 0; i < WEFT__STACK_CLASSES && p->npooled > p->pool_max; i++) {
+        while (p->cls[i].free && p->npooled > p->pool_max && ops < max_ops) {
             weft__stack *s = p->cls[i].free;
             p->cls[i].free = s->next;
             p->cls[i].nfree--;
@@ -266,7 +257,7 @@ size_t weft__stack_trim(weft__worker *w, size_t max_ops)
             p->ncold++;
         }
     }
-    return p->npooled > w->cfg.stack_pool_max ? p->npooled - w->cfg.stack_pool_max : 0;
+    return p->npooled > p->pool_max ? p->npooled - p->pool_max : 0;
 }
 
 WEFT_COLD void weft__stack_fini(weft__worker *w)

@@ -8,7 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "core.h"
+#include "io/io.h"
+#include "net.h"
 
 struct weft_stream {
     weft__worker *w;

@@ -9,88 +9,156 @@
  * cancelled unlinks itself, unless it was granted first, in which case it keeps the grant
  * and returns 0.
  *
- * Every primitive is a weft_sync_ overlaid with `sync_state`: the queue head (zero until the
- * first wait), an owner, and two counters. Only this file reads that storage, always as a
- * sync_state, and it is built with -fno-strict-aliasing (CMakeLists.txt) so that the overlay
- * stays sound under LTO too. Making these thread-safe for the multi-core
- * issue means a lock around each function body here, nothing more. */
+ * Every primitive is a weft_sync_ overlaid with `sync_state`: the waiter queue (head and
+ * tail, NULL when empty, so the all-zero static initialisers are a valid state and nothing is
+ * initialised lazily), an owner, two counters and a lock word. Only this file reads that
+ * storage, always as a sync_state, and it is built with -fno-strict-aliasing
+ * (CMakeLists.txt) so that the overlay stays sound under LTO too.
+ *
+ * Threads. Every function body runs between sync_lock() and sync_unlock() on the
+ * primitive's lock word. Until the multi-core issue a primitive is used by one worker's
+ * tasks, and the lock calls are no-ops: the word is there so that making these thread-safe
+ * changes those two functions and hands the park an unlock callback (wait_on), not the
+ * layout. */
 #include <errno.h>
 #include <stddef.h>
 
-#include "internal.h"
+#include "scheduler.h"
+#include "wake.h"
+#include "sync_internal.h"
+#include "worker.h"
 
+typedef struct waiter waiter;
+
+/* owner: whoever holds `lock` (today: the primitive's worker). */
 typedef struct sync_state {
-    weft__list q; /* waiters, oldest first; zeroed until first used */
-    void *owner;  /* mutex / rwlock writer / once: the holding task */
-    int64_t n0;   /* sem value, waitgroup count, rwlock readers, once state, event set */
-    int64_t n1;   /* event: auto-reset */
+    waiter *head, *tail; /* waiters, oldest first; NULL when none */
+    void *owner;         /* mutex / rwlock writer / once: the holding task */
+    void *reserved;
+    int64_t n0; /* sem value, waitgroup count, rwlock readers, once state, event set */
+    int64_t n1; /* event: auto-reset */
+    _Atomic uint32_t lock; /* see the file comment */
 } sync_state;
 
 _Static_assert(sizeof(sync_state) <= sizeof(weft_sync_), "weft_sync_ too small");
 _Static_assert(offsetof(sync_state, n0) == offsetof(weft_sync_, n_),
                "the static initialisers set n_[0] and n_[1]");
+_Static_assert(offsetof(sync_state, lock) == offsetof(weft_sync_, r_), "the lock word");
 
 enum { KIND_ANY, KIND_READ, KIND_WRITE };
 
-typedef struct waiter {
-    weft__list link;
+/* A waiter, on the waiting task's stack. */
+struct waiter {
+    waiter *prev, *next;
     weft_task *task;
     weft_waker waker;
     int kind;
-    int granted;
-} waiter;
+    bool queued;
+    bool granted;
+};
 
 static sync_state *st(weft_sync_ *s)
 {
-    sync_state *ss = (sync_state *)s;
-    if (!ss->q.next)
-        weft__list_init(&ss->q);
-    return ss;
+    return (sync_state *)s;
+}
+
+static void sync_lock(sync_state *s)
+{
+    (void)s; /* a no-op while a primitive has one worker: see the file comment */
+}
+
+static void sync_unlock(sync_state *s)
+{
+    (void)s;
 }
 
 static waiter *first(sync_state *s)
 {
-    return weft__list_empty(&s->q) ? NULL : weft__container_of(s->q.next, waiter, link);
+    return s->head;
 }
 
-static void grant(waiter *wt)
+static bool queue_empty(const sync_state *s)
 {
-    weft__list_remove(&wt->link);
-    wt->granted = 1;
+    return s->head == NULL;
+}
+
+/* GCC 12 cannot see that every waiter is dequeued (granted or withdrawn) before its frame
+ * ends, once the park is inlined into wait_on; it then warns about the queue holding a
+ * local's address, which is the design (waiters live on the waiting task's stack). */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic ignored "-Wdangling-pointer"
+#endif
+static void enqueue(sync_state *s, waiter *wt)
+{
+    wt->next = NULL;
+    wt->prev = s->tail;
+    if (s->tail)
+        s->tail->next = wt;
+    else
+        s->head = wt;
+    s->tail = wt;
+    wt->queued = true;
+}
+
+static void dequeue(sync_state *s, waiter *wt)
+{
+    if (!wt->queued)
+        return;
+    if (wt->prev)
+        wt->prev->next = wt->next;
+    else
+        s->head = wt->next;
+    if (wt->next)
+        wt->next->prev = wt->prev;
+    else
+        s->tail = wt->prev;
+    wt->prev = wt->next = NULL;
+    wt->queued = false;
+}
+
+static void grant(sync_state *s, waiter *wt)
+{
+    dequeue(s, wt);
+    wt->granted = true;
     weft_waker_wake(wt->waker);
+}
+
+static bool is_granted(const void *wt)
+{
+    return ((const waiter *)wt)->granted;
 }
 
 /* Queues the caller and parks until granted, or the deadline/cancellation (then unlinked).
  * With `uncancellable`, only a grant ends the wait. */
-static int wait_on(sync_state *s, weft__worker *w, weft_task *t, int kind, int64_t deadline,
-                   int uncancellable)
+static int wait_on(sync_state *s, weft__worker *w, weft_task *t, int kind, int wait_kind,
+                   int64_t deadline, bool uncancellable)
 {
-    waiter wt = {.task = t, .kind = kind, .granted = 0};
-    weft__list_push_back(&s->q, &wt.link);
-    for (;;) {
-        wt.waker = weft__waker_of(t);
-        int r = uncancellable ? weft__park(w) : weft__park_until(w, deadline);
-        if (wt.granted)
-            return 0;
-        if (r < 0) {
-            weft__list_remove(&wt.link);
-            return r;
-        }
-    }
+    waiter wt = {.task = t, .kind = kind};
+    enqueue(s, &wt);
+    weft__wait wr = {.kind = wait_kind,
+                     .what = s,
+                     .deadline = deadline,
+                     .uncancellable = uncancellable,
+                     .done = is_granted,
+                     .done_arg = &wt,
+                     .waker = &wt.waker};
+    int r = weft__park_until(w, &wr);
+    if (r < 0)
+        dequeue(s, &wt);
+    return r;
 }
 
 /* The calling task, or NULL with *err set. */
 static weft_task *caller(weft__worker **w, int *err)
 {
-    *w = weft__worker_current();
-    weft_task *t = weft__blocking_task(*w);
-    *err = t ? 0 : -EPERM;
+    weft_task *t = NULL;
+    *w = weft__blocking_begin(&t, false, err);
     return t;
 }
 
 /* ---- Mutex ------------------------------------------------------------------------------ */
 
-static int mutex_lock(weft_mutex *m, int64_t deadline, int uncancellable)
+static int mutex_lock(weft_mutex *m, int64_t deadline, bool uncancellable)
 {
     weft__worker *w;
     int err;
@@ -98,18 +166,21 @@ static int mutex_lock(weft_mutex *m, int64_t deadline, int uncancellable)
     if (!t)
         return err;
     sync_state *s = st(&m->s_);
-    if (!s->owner) {
+    sync_lock(s);
+    int r = 0;
+    if (!s->owner)
         s->owner = t;
-        return 0;
-    }
-    if (s->owner == t)
-        return -EDEADLK;
-    return wait_on(s, w, t, KIND_ANY, deadline, uncancellable); /* granted: we own it */
+    else if (s->owner == t)
+        r = -EDEADLK;
+    else /* granted: we own it */
+        r = wait_on(s, w, t, KIND_ANY, WEFT__WAIT_MUTEX, deadline, uncancellable);
+    sync_unlock(s);
+    return r;
 }
 
 int weft_mutex_lock(weft_mutex *m, int64_t deadline)
 {
-    return m ? mutex_lock(m, deadline, 0) : -EINVAL;
+    return m ? mutex_lock(m, deadline, false) : -EINVAL;
 }
 
 int weft_mutex_trylock(weft_mutex *m)
@@ -118,10 +189,12 @@ int weft_mutex_trylock(weft_mutex *m)
     if (!t)
         return -EPERM;
     sync_state *s = st(&m->s_);
-    if (s->owner)
-        return -EBUSY;
-    s->owner = t;
-    return 0;
+    sync_lock(s);
+    int r = s->owner ? -EBUSY : 0;
+    if (!r)
+        s->owner = t;
+    sync_unlock(s);
+    return r;
 }
 
 int weft_mutex_unlock(weft_mutex *m)
@@ -129,12 +202,16 @@ int weft_mutex_unlock(weft_mutex *m)
     if (!m)
         return -EINVAL;
     sync_state *s = st(&m->s_);
-    if (!s->owner || s->owner != weft_self())
+    sync_lock(s);
+    if (!s->owner || s->owner != weft_self()) {
+        sync_unlock(s);
         return -EPERM;
+    }
     waiter *wt = first(s);
     s->owner = wt ? wt->task : NULL; /* hand-off: the longest waiter owns it now */
     if (wt)
-        grant(wt);
+        grant(s, wt);
+    sync_unlock(s);
     return 0;
 }
 
@@ -152,32 +229,36 @@ int weft_cond_wait(weft_cond *c, weft_mutex *m, int64_t deadline)
     if (t->flags & WEFT__T_CANCELLED)
         return -ECANCELED;
     sync_state *cs = st(&c->s_);
-    waiter wt = {.task = t, .kind = KIND_ANY, .granted = 0};
-    weft__list_push_back(&cs->q, &wt.link);
+    sync_lock(cs);
+    waiter wt = {.task = t, .kind = KIND_ANY};
+    enqueue(cs, &wt);
     weft_mutex_unlock(m);
-    int r = 0;
-    while (!wt.granted) {
-        wt.waker = weft__waker_of(t);
-        r = weft__park_until(w, deadline);
-        if (r < 0 && !wt.granted) {
-            weft__list_remove(&wt.link);
-            break;
-        }
-    }
+    weft__wait wr = {.kind = WEFT__WAIT_COND,
+                     .what = c,
+                     .deadline = deadline,
+                     .done = is_granted,
+                     .done_arg = &wt,
+                     .waker = &wt.waker};
+    int r = weft__park_until(w, &wr);
+    if (r < 0)
+        dequeue(cs, &wt);
+    sync_unlock(cs);
     /* The mutex comes back whatever happened: callers rely on holding it on return. */
-    mutex_lock(m, WEFT_FOREVER, 1);
-    return wt.granted ? 0 : r;
+    mutex_lock(m, WEFT_FOREVER, true);
+    return r;
 }
 
 int weft_cond_signal(weft_cond *c)
 {
     if (!c)
         return -EINVAL;
-    waiter *wt = first(st(&c->s_));
-    if (!wt)
-        return 0;
-    grant(wt);
-    return 1;
+    sync_state *s = st(&c->s_);
+    sync_lock(s);
+    waiter *wt = first(s);
+    if (wt)
+        grant(s, wt);
+    sync_unlock(s);
+    return wt ? 1 : 0;
 }
 
 int weft_cond_broadcast(weft_cond *c)
@@ -185,9 +266,11 @@ int weft_cond_broadcast(weft_cond *c)
     if (!c)
         return -EINVAL;
     sync_state *s = st(&c->s_);
+    sync_lock(s);
     int n = 0;
     for (waiter *wt; (wt = first(s)) != NULL; n++)
-        grant(wt);
+        grant(s, wt);
+    sync_unlock(s);
     return n;
 }
 
@@ -203,11 +286,14 @@ int weft_sem_acquire(weft_sem *sem, int64_t deadline)
     if (!sem)
         return -EINVAL;
     sync_state *s = st(&sem->s_);
-    if (s->n0 > 0 && weft__list_empty(&s->q)) { /* no barging past waiters */
+    sync_lock(s);
+    int r = 0;
+    if (s->n0 > 0 && queue_empty(s)) /* no barging past waiters */
         s->n0--;
-        return 0;
-    }
-    return wait_on(s, w, t, KIND_ANY, deadline, 0); /* granted: the unit is ours */
+    else /* granted: the unit is ours */
+        r = wait_on(s, w, t, KIND_ANY, WEFT__WAIT_SEM, deadline, false);
+    sync_unlock(s);
+    return r;
 }
 
 int weft_sem_tryacquire(weft_sem *sem)
@@ -215,11 +301,14 @@ int weft_sem_tryacquire(weft_sem *sem)
     if (!sem)
         return -EINVAL;
     sync_state *s = st(&sem->s_);
-    if (s->n0 > 0 && weft__list_empty(&s->q)) {
+    sync_lock(s);
+    int r = -EAGAIN;
+    if (s->n0 > 0 && queue_empty(s)) {
         s->n0--;
-        return 0;
+        r = 0;
     }
-    return -EAGAIN;
+    sync_unlock(s);
+    return r;
 }
 
 int weft_sem_release(weft_sem *sem, unsigned n)
@@ -227,17 +316,22 @@ int weft_sem_release(weft_sem *sem, unsigned n)
     if (!sem)
         return -EINVAL;
     sync_state *s = st(&sem->s_);
-    if (s->n0 > INT64_MAX - (int64_t)n)
+    sync_lock(s);
+    if (s->n0 > INT64_MAX - (int64_t)n) {
+        sync_unlock(s);
         return -EOVERFLOW;
+    }
     for (waiter *wt; n > 0 && (wt = first(s)) != NULL; n--)
-        grant(wt); /* each waiter takes one unit straight from us */
+        grant(s, wt); /* each waiter takes one unit straight from us */
     s->n0 += n;
+    sync_unlock(s);
     return 0;
 }
 
 int64_t weft_sem_value(const weft_sem *sem)
 {
-    return sem ? st((weft_sync_ *)&sem->s_)->n0 : -EINVAL;
+    /* A read of one word: no lock, and nothing written through the const pointer. */
+    return sem ? ((const sync_state *)&sem->s_)->n0 : -EINVAL;
 }
 
 /* ---- Wait group -------------------------------------------------------------------------- */
@@ -247,12 +341,16 @@ int weft_waitgroup_add(weft_waitgroup *wg, int64_t n)
     if (!wg)
         return -EINVAL;
     sync_state *s = st(&wg->s_);
-    if (s->n0 + n < 0)
+    sync_lock(s);
+    if (s->n0 + n < 0) {
+        sync_unlock(s);
         return -EINVAL;
+    }
     s->n0 += n;
     if (s->n0 == 0)
         for (waiter *wt; (wt = first(s)) != NULL;)
-            grant(wt);
+            grant(s, wt);
+    sync_unlock(s);
     return 0;
 }
 
@@ -261,7 +359,7 @@ int weft_waitgroup_done(weft_waitgroup *wg)
     return weft_waitgroup_add(wg, -1);
 }
 
-int weft_waitgroup_wait(weft_waitgroup *wg, int64_t deadline)
+static int waitgroup_wait(weft_waitgroup *wg, int64_t deadline, bool uncancellable)
 {
     weft__worker *w;
     int err;
@@ -271,19 +369,22 @@ int weft_waitgroup_wait(weft_waitgroup *wg, int64_t deadline)
     if (!wg)
         return -EINVAL;
     sync_state *s = st(&wg->s_);
-    if (s->n0 == 0)
-        return 0;
-    return wait_on(s, w, t, KIND_ANY, deadline, 0);
+    sync_lock(s);
+    int r = 0;
+    if (s->n0 != 0)
+        r = wait_on(s, w, t, KIND_ANY, WEFT__WAIT_WAITGROUP, deadline, uncancellable);
+    sync_unlock(s);
+    return r;
+}
+
+int weft_waitgroup_wait(weft_waitgroup *wg, int64_t deadline)
+{
+    return waitgroup_wait(wg, deadline, false);
 }
 
 void weft__waitgroup_wait_all(weft_waitgroup *wg)
 {
-    weft__worker *w;
-    int err;
-    weft_task *t = caller(&w, &err);
-    sync_state *s = st(&wg->s_);
-    if (t && s->n0 > 0)
-        wait_on(s, w, t, KIND_ANY, WEFT_FOREVER, 1);
+    waitgroup_wait(wg, WEFT_FOREVER, true);
 }
 
 /* ---- Read-write lock --------------------------------------------------------------------- */
@@ -296,13 +397,13 @@ static void rw_dispatch(sync_state *s)
             if (s->owner || s->n0 > 0)
                 return;
             s->owner = wt->task;
-            grant(wt);
+            grant(s, wt);
             return;
         }
         if (s->owner)
             return;
         s->n0++;
-        grant(wt);
+        grant(s, wt);
     }
 }
 
@@ -316,11 +417,14 @@ int weft_rwlock_rdlock(weft_rwlock *l, int64_t deadline)
     if (!l)
         return -EINVAL;
     sync_state *s = st(&l->s_);
-    if (!s->owner && weft__list_empty(&s->q)) { /* a queued writer holds new readers back */
+    sync_lock(s);
+    int r = 0;
+    if (!s->owner && queue_empty(s)) /* a queued writer holds new readers back */
         s->n0++;
-        return 0;
-    }
-    return wait_on(s, w, t, KIND_READ, deadline, 0);
+    else
+        r = wait_on(s, w, t, KIND_READ, WEFT__WAIT_RWLOCK_RD, deadline, false);
+    sync_unlock(s);
+    return r;
 }
 
 int weft_rwlock_wrlock(weft_rwlock *l, int64_t deadline)
@@ -333,13 +437,16 @@ int weft_rwlock_wrlock(weft_rwlock *l, int64_t deadline)
     if (!l)
         return -EINVAL;
     sync_state *s = st(&l->s_);
+    sync_lock(s);
+    int r = 0;
     if (s->owner == t)
-        return -EDEADLK;
-    if (!s->owner && s->n0 == 0 && weft__list_empty(&s->q)) {
+        r = -EDEADLK;
+    else if (!s->owner && s->n0 == 0 && queue_empty(s))
         s->owner = t;
-        return 0;
-    }
-    return wait_on(s, w, t, KIND_WRITE, deadline, 0);
+    else
+        r = wait_on(s, w, t, KIND_WRITE, WEFT__WAIT_RWLOCK_WR, deadline, false);
+    sync_unlock(s);
+    return r;
 }
 
 int weft_rwlock_unlock(weft_rwlock *l)
@@ -348,14 +455,18 @@ int weft_rwlock_unlock(weft_rwlock *l)
         return -EINVAL;
     sync_state *s = st(&l->s_);
     weft_task *t = weft_self();
+    sync_lock(s);
+    int r = 0;
     if (s->owner && s->owner == t)
         s->owner = NULL;
     else if (!s->owner && s->n0 > 0)
         s->n0--; /* read holds are counted, not tracked per task */
     else
-        return -EPERM;
-    rw_dispatch(s);
-    return 0;
+        r = -EPERM;
+    if (r == 0)
+        rw_dispatch(s);
+    sync_unlock(s);
+    return r;
 }
 
 /* ---- Once --------------------------------------------------------------------------------- */
@@ -372,17 +483,26 @@ int weft_once_call(weft_once *o, void (*fn)(void *), void *arg, int64_t deadline
     if (!o || !fn)
         return -EINVAL;
     sync_state *s = st(&o->s_);
-    if (s->n0 == ONCE_DONE)
+    sync_lock(s);
+    if (s->n0 == ONCE_DONE) {
+        sync_unlock(s);
         return 0;
-    if (s->n0 == ONCE_RUNNING)
-        return wait_on(s, w, t, KIND_ANY, deadline, 0);
+    }
+    if (s->n0 == ONCE_RUNNING) {
+        int r = wait_on(s, w, t, KIND_ANY, WEFT__WAIT_ONCE, deadline, false);
+        sync_unlock(s);
+        return r;
+    }
     s->n0 = ONCE_RUNNING;
     s->owner = t;
+    sync_unlock(s); /* fn runs without the lock: it may block */
     fn(arg);
+    sync_lock(s);
     s->n0 = ONCE_DONE;
     s->owner = NULL;
     for (waiter *wt; (wt = first(s)) != NULL;)
-        grant(wt);
+        grant(s, wt);
+    sync_unlock(s);
     return 0;
 }
 
@@ -398,12 +518,16 @@ int weft_event_wait(weft_event *e, int64_t deadline)
     if (!e)
         return -EINVAL;
     sync_state *s = st(&e->s_);
+    sync_lock(s);
+    int r = 0;
     if (s->n0) {
         if (s->n1)
             s->n0 = 0; /* auto-reset: this waiter consumes the set */
-        return 0;
+    } else {
+        r = wait_on(s, w, t, KIND_ANY, WEFT__WAIT_EVENT, deadline, false);
     }
-    return wait_on(s, w, t, KIND_ANY, deadline, 0);
+    sync_unlock(s);
+    return r;
 }
 
 int weft_event_set(weft_event *e)
@@ -411,17 +535,19 @@ int weft_event_set(weft_event *e)
     if (!e)
         return -EINVAL;
     sync_state *s = st(&e->s_);
+    sync_lock(s);
     if (s->n1) {
         waiter *wt = first(s);
         if (wt)
-            grant(wt); /* one waiter consumes it */
+            grant(s, wt); /* one waiter consumes it */
         else
             s->n0 = 1;
-        return 0;
+    } else {
+        s->n0 = 1;
+        for (waiter *wt; (wt = first(s)) != NULL;)
+            grant(s, wt);
     }
-    s->n0 = 1;
-    for (waiter *wt; (wt = first(s)) != NULL;)
-        grant(wt);
+    sync_unlock(s);
     return 0;
 }
 
@@ -429,6 +555,9 @@ int weft_event_reset(weft_event *e)
 {
     if (!e)
         return -EINVAL;
-    st(&e->s_)->n0 = 0;
+    sync_state *s = st(&e->s_);
+    sync_lock(s);
+    s->n0 = 0;
+    sync_unlock(s);
     return 0;
 }

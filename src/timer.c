@@ -9,7 +9,9 @@
  * timer behind. Firing a timer wakes its waker. */
 #include <errno.h>
 
-#include "internal.h"
+#include "timer.h"
+#include "wake.h"
+#include "worker.h"
 
 static inline bool entry_less(const weft__timer_entry *a, const weft__timer_entry *b)
 {
@@ -84,7 +86,7 @@ int weft__timer_start(weft__worker *w, weft__timer *t, int64_t deadline, weft_wa
         h->cap = cap;
     }
     t->waker = wk;
-    h->v[h->n] = (weft__timer_entry){deadline, w->timer_seq++, t};
+    h->v[h->n] = (weft__timer_entry){deadline, h->seq++, t};
     h->n++;
     sift_up(h, h->n - 1);
     return 0;
@@ -96,11 +98,11 @@ void weft__timer_stop(weft__worker *w, weft__timer *t)
         heap_remove(&w->timers, t);
 }
 
-size_t weft__timers_run(weft__worker *w)
+size_t weft__timers_run(weft__worker *w, int64_t now)
 {
     weft__timer_heap *h = &w->timers;
     size_t n = 0;
-    while (h->n && h->v[0].deadline <= w->now) {
+    while (h->n && h->v[0].deadline <= now) {
         weft__timer *t = h->v[0].timer;
         heap_remove(h, t);
         weft_waker_wake(t->waker);
@@ -109,12 +111,12 @@ size_t weft__timers_run(weft__worker *w)
     return n;
 }
 
-int64_t weft__timers_next(weft__worker *w)
+int64_t weft__timers_next(weft__worker *w, int64_t now)
 {
     weft__timer_heap *h = &w->timers;
     if (!h->n)
         return -1;
-    int64_t d = h->v[0].deadline - w->now;
+    int64_t d = h->v[0].deadline - now;
     return d > 0 ? d : 0;
 }
 

@@ -1,5 +1,5 @@
 /* The reactor's backend contract. A readiness backend (epoll; kqueue would be another)
- * watches fds edge-triggered and reports events through weft__io_ready(); the layers above
+ * watches fds edge-triggered and reports events through io->ready(); the layers above
  * then try each system call and wait for readiness on EAGAIN. A completion backend
  * (io_uring) also implements `submit`, which runs one operation to completion for the
  * current task; weft_fd_wait becomes a poll operation there. Both wait with a nanosecond
@@ -12,7 +12,8 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-#include "../internal.h"
+#include "../core.h"
+#include "io.h"
 
 /* One operation for a completion backend. Fields unused by an op are ignored. */
 enum {
@@ -59,7 +60,7 @@ typedef struct weft__io_ops {
     /* Stops watching fd (which may already be closed). */
     void (*unwatch)(weft__io *io, int fd);
     /* Waits up to timeout_ns (-1 forever, 0 not at all) and reports every ready fd through
-     * weft__io_ready(). Returns the number of events or -errno. Owner thread only. */
+     * io->ready(). Returns the number of events or -errno. Owner thread only. */
     int (*poll)(weft__io *io, int64_t timeout_ns);
     /* Makes a poll in progress return soon. Any thread; async-signal-safe. */
     void (*notify)(weft__io *io);
@@ -89,16 +90,19 @@ struct weft__io {
     weft__fdrec *fds; /* indexed by fd, grown on demand */
     size_t nfds;
     size_t nwaiters; /* tasks parked in weft_fd_wait */
+    /* Set by the reactor at init: a backend's poll reports each fd that became ready
+     * through it (a callback handed down, so the backend never calls the reactor). */
+    void (*ready)(weft__io *io, int fd, unsigned mask);
 };
 
 /* Internal event bit beside WEFT_READABLE/WEFT_WRITABLE: hang-up or error seen. */
 #define WEFT__HUP 0x4
 
-/* Called by a backend's poll for each fd that became ready. */
-void weft__io_ready(weft__io *io, int fd, unsigned mask);
-
 /* Current generation of fd's record (bumped when it is forgotten). */
-uint32_t weft__io_fd_gen(weft__io *io, int fd);
+static inline uint32_t weft__io_fd_gen(const weft__io *io, int fd)
+{
+    return fd >= 0 && (size_t)fd < io->nfds ? io->fds[fd].gen : 0;
+}
 
 extern const weft__io_ops weft__io_epoll;
 #ifdef WEFT_HAVE_URING

@@ -121,7 +121,7 @@ static int ep_poll(weft__io *io, int64_t timeout_ns)
             mask |= WEFT_WRITABLE;
         if (ev->events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
             mask |= WEFT__HUP;
-        weft__io_ready(io, ev->data.fd, mask);
+        io->ready(io, ev->data.fd, mask);
     }
     return n;
 }

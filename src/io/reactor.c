@@ -13,9 +13,8 @@
 /* Which backend: the configuration, else WEFT_BACKEND, else epoll (the conservative
  * default libuv, Tokio and Go make). io_uring falls back to epoll, with one line on stderr,
  * when the kernel (or a seccomp policy) refuses it or lacks an operation weft needs. */
-static const weft__io_ops *choose(weft__worker *w, int *fell_back_from)
+static const weft__io_ops *choose(int want, int *fell_back_from)
 {
-    int want = w->cfg.backend;
     if (want == WEFT_BACKEND_DEFAULT) {
         const char *env = getenv("WEFT_BACKEND");
         want = env && strcmp(env, "io_uring") == 0 ? WEFT_BACKEND_IO_URING : WEFT_BACKEND_EPOLL;
@@ -31,14 +30,24 @@ static const weft__io_ops *choose(weft__worker *w, int *fell_back_from)
     return &weft__io_epoll;
 }
 
-int weft__io_init(weft__worker *w)
+static void io_ready(weft__io *io, int fd, unsigned mask);
+
+/* The worker's doorbell: makes a blocking poll return. */
+static void ring_doorbell(void *arg)
+{
+    weft__io *io = arg;
+    io->ops->notify(io);
+}
+
+int weft__io_init(weft__worker *w, int backend)
 {
     weft__io *io = weft__calloc(w, 1, sizeof *io);
     if (!io)
         return -ENOMEM;
     io->w = w;
+    io->ready = io_ready;
     int unbuilt;
-    io->ops = choose(w, &unbuilt);
+    io->ops = choose(backend, &unbuilt);
     int r = io->ops->init(io);
     if (r < 0 && io->ops != &weft__io_epoll) {
         fprintf(stderr, "weft: io_uring unavailable (%s): using epoll\n", weft_strerror(r));
@@ -52,6 +61,7 @@ int weft__io_init(weft__worker *w)
         return r;
     }
     w->io = io;
+    w->doorbell = (weft__doorbell){ring_doorbell, io};
     return 0;
 }
 
@@ -61,16 +71,12 @@ const char *weft_backend(void)
     return w && w->io ? w->io->ops->name : NULL;
 }
 
-uint32_t weft__io_fd_gen(weft__io *io, int fd)
-{
-    return fd >= 0 && (size_t)fd < io->nfds ? io->fds[fd].gen : 0;
-}
-
 void weft__io_fini(weft__worker *w)
 {
     weft__io *io = w->io;
     if (!io)
         return;
+    w->doorbell = (weft__doorbell){NULL, NULL};
     io->ops->fini(io);
     weft__free(w, io->fds);
     weft__free(w, io);
@@ -83,17 +89,12 @@ int weft__io_poll(weft__worker *w, int64_t timeout_ns)
     return w->io->ops->poll(w->io, timeout_ns);
 }
 
-void weft__io_notify(weft__worker *w)
-{
-    w->io->ops->notify(w->io);
-}
-
 size_t weft__io_nwaiters(weft__worker *w)
 {
     return w->io->nwaiters;
 }
 
-void weft__io_ready(weft__io *io, int fd, unsigned mask)
+static void io_ready(weft__io *io, int fd, unsigned mask)
 {
     if (fd < 0 || (size_t)fd >= io->nfds)
         return;
@@ -179,7 +180,11 @@ int weft_fd_wait(int fd, int events, int64_t deadline)
         if (events & WEFT_WRITABLE)
             rec->wr = wk;
         io->nwaiters++;
-        r = weft__park_until(w, deadline);
+        weft__wait wr = {.kind = WEFT__WAIT_FD, .what = (const void *)(intptr_t)fd,
+                         .deadline = deadline};
+        r = weft__park(w, &wr);
+        w = t->worker;
+        io = w->io;
         io->nwaiters--;
         rec = &io->fds[fd]; /* the table may have moved while we were parked */
         if (rec->rd.task == t)

@@ -248,13 +248,17 @@ static void prep(struct io_uring_sqe *sqe, const weft__ioreq *q)
     }
 }
 
+static bool op_done(const void *op)
+{
+    return ((const uop *)op)->done;
+}
+
 /* Submits one operation and parks until its CQE. `*why` gets the reason we cancelled it
  * (-ETIMEDOUT or -ECANCELED), or 0. */
 static int run_op(weft__io *io, const weft__ioreq *q, int64_t deadline, int *why)
 {
     uring_state *s = io->backend;
     weft__worker *w = io->w;
-    weft_task *t = w->current;
     struct io_uring_sqe *sqe = get_sqe(s);
     if (!sqe)
         return -EBUSY;
@@ -263,23 +267,25 @@ static int run_op(weft__io *io, const weft__ioreq *q, int64_t deadline, int *why
     io_uring_sqe_set_data(sqe, &op);
     *why = 0;
     io->nwaiters++;
-    while (!op.done) {
-        op.waker = weft__waker_of(t);
-        int r = weft__park_until(w, deadline);
-        if (r < 0 && !op.done) {
-            /* Withdraw it, then wait for its own CQE: until then the kernel may still be
-             * writing into the caller's buffer. */
-            *why = r;
-            struct io_uring_sqe *c = get_sqe(s);
-            if (c) {
-                io_uring_prep_cancel64(c, (uint64_t)(uintptr_t)&op, 0);
-                io_uring_sqe_set_data64(c, TAG_IGNORE);
-            }
-            while (!op.done) {
-                op.waker = weft__waker_of(t);
-                weft__park(w);
-            }
+    weft__wait wr = {.kind = WEFT__WAIT_IO,
+                     .what = (const void *)(intptr_t)q->fd,
+                     .deadline = deadline,
+                     .done = op_done,
+                     .done_arg = &op,
+                     .waker = &op.waker};
+    int r = weft__park_until(w, &wr);
+    if (r < 0) {
+        /* Withdraw it, then wait for its own CQE: until then the kernel may still be writing
+         * into the caller's buffer. The ring is this worker's: an operation completes on the
+         * ring it was submitted to (docs/architecture.md, "migration rules"). */
+        *why = r;
+        struct io_uring_sqe *c = get_sqe(s);
+        if (c) {
+            io_uring_prep_cancel64(c, (uint64_t)(uintptr_t)&op, 0);
+            io_uring_sqe_set_data64(c, TAG_IGNORE);
         }
+        wr.uncancellable = true;
+        weft__park_until(w, &wr);
     }
     io->nwaiters--;
     return op.res;

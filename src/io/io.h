@@ -1,0 +1,23 @@
+/* The I/O layer's interface to the rest of weft (io/reactor.c): setting up and tearing down
+ * a worker's reactor, the loop's polls, and the fd-record calls net.c and fs.c make. */
+#ifndef WEFT_IO_IO_H
+#define WEFT_IO_IO_H
+
+#include "../internal.h"
+
+/* Sets up w's reactor with the backend asked for (WEFT_BACKEND_*), and installs w's
+ * doorbell. Returns 0 or -errno. */
+int weft__io_init(weft__worker *w, int backend);
+void weft__io_fini(weft__worker *w);
+/* Polls the backend, waiting at most timeout_ns (-1: forever, 0: not at all). */
+int weft__io_poll(weft__worker *w, int64_t timeout_ns);
+/* Tasks parked on fds: when non-zero, ticks must poll I/O even while tasks are ready. */
+size_t weft__io_nwaiters(weft__worker *w);
+/* Forgets any record of fd without a syscall: for an fd number the kernel just handed out,
+ * which cannot be registered yet whatever the table says. */
+void weft__io_fd_fresh(weft__worker *w, int fd);
+/* Drained-read bookkeeping for readiness backends (see reactor.c). */
+int weft__io_read_drained(weft__worker *w, int fd);
+void weft__io_mark_drained(weft__worker *w, int fd);
+
+#endif

@@ -1,0 +1,115 @@
+/* The loop of one worker, on the thread's own stack. Each tick, in this order: read the
+ * clock; fire due timers; take tasks woken from other threads; give I/O waiters their events
+ * (at least once a tick, even while tasks keep the ready queue busy); run ready tasks and
+ * poll ready stackless tasks within the budget; start the shutdown once the main task is
+ * done; and, when nothing is ready, block in the reactor until the nearest timer. */
+#include <pthread.h>
+
+#include "hooks.h"
+#include "io/io.h"
+#include "loop.h"
+#include "runtime.h"
+#include "scheduler.h"
+#include "stack.h"
+#include "task.h"
+#include "timer.h"
+#include "wake.h"
+#include "worker.h"
+
+/* Polls a stackless task once, on the loop's stack. */
+static void poll_stackless(weft__worker *w, weft_task *t)
+{
+    weft__sched_begin_run(w, t);
+    w->current = t;
+    if (t->flags & WEFT__T_CANCELLED) {
+        weft__task_finish(w, t, WEFT_CANCELED);
+    } else {
+        weft_context cx = {weft__waker_of(t)};
+        if (weft_future_poll(t->future, &cx) == WEFT_READY) {
+            weft__task_finish(w, t, t->future->value);
+        } else {
+            uint64_t e = WEFT__EPOCH(atomic_load_explicit(&t->word, memory_order_relaxed));
+            uint64_t word = WEFT__WORD(e, WEFT__RUNNING);
+            if (!atomic_compare_exchange_strong_explicit(
+                    &t->word, &word, WEFT__WORD(e, WEFT__PARKED), memory_order_acq_rel,
+                    memory_order_acquire)) {
+                /* Woken during its own poll: poll again, after the others (fairness). */
+                atomic_store_explicit(&t->word, WEFT__WORD(e, WEFT__READY), memory_order_relaxed);
+                weft__ready_push(&w->sched, t);
+            }
+        }
+    }
+    w->current = NULL;
+}
+
+static void run_ready(weft__worker *w)
+{
+    w->sched.budget = w->sched.budget_max;
+    for (;;) {
+        weft_task *t = w->sched.handoff;
+        if (t) {
+            w->sched.handoff = NULL;
+        } else {
+            if (w->sched.budget == 0 || (t = weft__sched_pick(w)) == NULL)
+                return;
+            w->sched.budget--;
+        }
+        if (t->flags & WEFT__T_STACKLESS)
+            poll_stackless(w, t);
+        else
+            weft__sched_resume(w, t);
+    }
+}
+
+WEFT_COLD static void loop_init(weft__worker *w)
+{
+#ifdef WEFT_ASAN
+    pthread_attr_t attr;
+    void *lo = NULL;
+    size_t size = 0;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        pthread_attr_getstack(&attr, &lo, &size);
+        pthread_attr_destroy(&attr);
+    }
+    w->sched.loop_stack_lo = lo;
+    w->sched.loop_stack_size = size;
+#endif
+    w->sched.loop_fiber = weft__hook_fiber_current();
+}
+
+int weft__loop(weft__worker *w)
+{
+    loop_init(w);
+    weft_task *main_task = w->rt->main_task;
+    for (;;) {
+        w->now = weft__clock_ns();
+        w->stats.nticks++;
+        weft__timers_run(w, w->now);
+        weft__inbox_drain(w);
+        /* I/O waiters get their events at least once a tick, even while tasks keep the
+         * ready queue busy; without waiters the syscall is skipped. */
+        if (w->sched.ready.len && weft__io_nwaiters(w))
+            weft__io_poll(w, 0);
+        run_ready(w);
+
+        /* The shutdown trigger: the main task has finished. */
+        if (!w->tasks.shutting_down && weft__task_done(main_task))
+            weft__tasks_shutdown(w);
+        if (w->tasks.shutting_down && w->tasks.nlive == 0)
+            return 0;
+        if (w->sched.ready.len)
+            continue;
+
+        w->now = weft__clock_ns();
+        int64_t timeout = weft__timers_next(w, w->now);
+        /* Idle: give surplus pooled stacks back, a batch at a time, without blocking
+         * while some remain (256: a few hundred microseconds of madvise/munmap). */
+        if (timeout != 0 && w->stacks.npooled > w->stacks.pool_max &&
+            weft__stack_trim(w, 256) > 0)
+            timeout = 0;
+        if (weft__inbox_sleep(w))
+            timeout = 0;
+        weft__io_poll(w, timeout);
+        weft__inbox_awake(w);
+    }
+}

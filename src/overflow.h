@@ -1,0 +1,20 @@
+/* Stack-overflow reports (overflow.c): an alternate signal stack per worker thread and one
+ * SIGSEGV handler per process that names the task whose guard page was hit. */
+#ifndef WEFT_OVERFLOW_H
+#define WEFT_OVERFLOW_H
+
+#include "internal.h"
+
+/* The worker's part. owner: worker. */
+typedef struct weft__altstack {
+    void *mem;
+    size_t size;
+    bool installed;
+} weft__altstack;
+
+int weft__overflow_init(weft__worker *w);
+void weft__overflow_fini(weft__worker *w);
+/* Writes an overflow report for `t` to stderr and aborts. Async-signal-safe. */
+_Noreturn void weft__overflow_report(const weft_task *t, const void *fault, const char *how);
+
+#endif

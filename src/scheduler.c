@@ -1,0 +1,289 @@
+/* The scheduler of one worker: switching, picking the next task, and the park every wait
+ * goes through. Tasks wait in a FIFO ready queue. A task that parks or yields hands the CPU
+ * straight to the next ready task (one switch, no detour through the loop) while the tick's
+ * budget lasts; when the budget is spent or nothing is ready, control returns to the loop
+ * (loop.c) on the thread's own stack. See docs/architecture.md, "the life of a park". */
+#include <errno.h>
+#include <stdio.h>
+
+#include "hooks.h"
+#include "overflow.h"
+#include "scheduler.h"
+#include "stack.h"
+#include "task.h"
+#include "timer.h"
+#include "wake.h"
+#include "worker.h"
+
+/* errno is reached through these on purpose: __errno_location is declared const, so the
+ * compiler may keep its result in a register across a switch, and a coroutine that one day
+ * resumes on another thread would then write the wrong thread's errno. */
+static WEFT_NOINLINE int errno_get(void)
+{
+    return errno;
+}
+
+static WEFT_NOINLINE void errno_set(int v)
+{
+    errno = v;
+}
+
+/* ---- Switching ----------------------------------------------------------------------- */
+
+static void release_dead(weft__worker *w)
+{
+    weft_task *t = w->sched.dead;
+    w->sched.dead = NULL;
+    weft__hook_fiber_destroy(t->stack->fiber);
+    weft__stack_free(w, t->stack);
+    t->stack = NULL;
+    if (t->flags & WEFT__T_DETACHED)
+        weft__task_reap(w, t);
+}
+
+/* Runs first on whichever context a switch lands on. */
+static void landed(weft__worker *w, void *fake_stack)
+{
+    weft__hook_switch_end(fake_stack);
+    if (w->sched.dead)
+        release_dead(w);
+    weft_task *t = w->current;
+    errno_set(t ? t->saved_errno : w->sched.loop_errno);
+}
+
+/* Switches from the running context (`from`, NULL for the loop) to `to` (NULL: the loop).
+ * Never inlined: every switch leaves from this one call site, so the switch's `ret` lands
+ * where the CPU's return predictor expects (see src/arch/x86_64/switch.S). */
+static WEFT_NOINLINE void switch_to(weft__worker *w, weft_task *from, weft_task *to)
+{
+    weft__ctx *fc = from ? &from->ctx : &w->sched.loop_ctx;
+    weft__ctx *tc = to ? &to->ctx : &w->sched.loop_ctx;
+    int e = errno_get();
+    if (from)
+        from->saved_errno = e;
+    else
+        w->sched.loop_errno = e;
+    w->current = to;
+    w->stats.nswitches++;
+    /* A finished task's frames are never returned to: no fake stack to keep for it. */
+    void *fake = NULL;
+    bool exiting = from && from == w->sched.dead;
+    if (to)
+        weft__hook_switch_begin(exiting ? NULL : &fake, to->stack->lo,
+                                (size_t)(to->stack->hi - to->stack->lo));
+    else
+        weft__hook_switch_begin(exiting ? NULL : &fake, w->sched.loop_stack_lo,
+                                w->sched.loop_stack_size);
+    weft__hook_fiber_switch(to ? to->stack->fiber : w->sched.loop_fiber);
+    weft__ctx_switch(fc, tc);
+    landed(w, fake);
+}
+
+/* A coroutine's first frame (below it only the trampoline, which ends the frame chain). */
+static void task_entry(void *arg)
+{
+    weft_task *t = arg;
+    weft__worker *w = t->worker;
+    landed(w, NULL);
+    void *r = t->fn(t->arg);
+    weft__task_exit(weft__worker_current(), r);
+}
+
+static int bind_stack(weft__worker *w, weft_task *t)
+{
+    int r = weft__stack_alloc(w, t->stack_size, t->flags & WEFT__T_NOGUARD, &t->stack);
+    if (r < 0)
+        return r;
+    t->stack->fiber = weft__hook_fiber_create();
+    weft__ctx_make(&t->ctx, t->stack->hi, task_entry, t);
+    return 0;
+}
+
+/* Gives `t` the CPU's next run: a new epoch, so wakers made before now are stale. */
+void weft__sched_begin_run(weft__worker *w, weft_task *t)
+{
+    uint64_t word = atomic_load_explicit(&t->word, memory_order_relaxed);
+    atomic_store_explicit(&t->word, WEFT__WORD(WEFT__EPOCH(word) + 1, WEFT__RUNNING),
+                          memory_order_relaxed);
+    t->flags |= WEFT__T_STARTED;
+    w->stats.nresumes++;
+}
+
+weft_task *weft__sched_pick(weft__worker *w)
+{
+    weft_task *t;
+    while ((t = weft__fifo_pop(&w->sched.ready, offsetof(weft_task, next))) != NULL) {
+        if (t->flags & (WEFT__T_STARTED | WEFT__T_STACKLESS))
+            return t;
+        /* A task that never ran gets its stack now, so a queued task costs no stack, or
+         * finishes at once if it was cancelled before running. */
+        if (!(t->flags & WEFT__T_CANCELLED)) {
+            int r = bind_stack(w, t);
+            if (r == 0)
+                return t;
+            fprintf(stderr, "weft: task %llu \"%s\" got no stack (%s); finished as cancelled\n",
+                    (unsigned long long)t->id, t->name, weft_strerror(r));
+            t->flags |= WEFT__T_CANCELLED;
+        }
+        weft__sched_begin_run(w, t);
+        weft__task_finish(w, t, WEFT_CANCELED);
+    }
+    return NULL;
+}
+
+void weft__sched_resume(weft__worker *w, weft_task *t)
+{
+    weft__sched_begin_run(w, t);
+    switch_to(w, NULL, t);
+}
+
+static void check_canary(weft_task *t)
+{
+#if WEFT__STACK_CANARY
+    if (!t->stack->guarded && weft__stack_canary_check(t->stack) != 0)
+        weft__overflow_report(t, NULL, "its canary word was overwritten");
+#else
+    (void)t;
+#endif
+}
+
+/* Leaves the current task `from` (already parked, ready or done) for the next ready task,
+ * or for the loop. Returns when `from` is resumed. */
+static void schedule_away(weft__worker *w, weft_task *from)
+{
+    weft_task *next = NULL;
+    if (w->sched.budget > 0 && (next = weft__sched_pick(w)) != NULL)
+        w->sched.budget--;
+    if (next == from) {
+        weft__sched_begin_run(w, from); /* a yield with nothing else ready */
+        return;
+    }
+    if (next && (next->flags & WEFT__T_STACKLESS)) {
+        w->sched.handoff = next; /* polled on the loop's stack */
+        next = NULL;
+    }
+    if (next)
+        weft__sched_begin_run(w, next);
+    switch_to(w, from, next);
+}
+
+/* ---- The park ---------------------------------------------------------------------------- */
+
+static void record_wait(weft__worker *w, weft_task *t, const weft__wait *wr)
+{
+    /* relaxed: published by the PARKED CAS that follows (release). */
+    atomic_store_explicit(&t->wait.kind, wr->kind, memory_order_relaxed);
+    atomic_store_explicit(&t->wait.what, wr->what, memory_order_relaxed);
+    atomic_store_explicit(&t->wait.deadline, wr->deadline, memory_order_relaxed);
+    atomic_store_explicit(&t->wait.since, w->now, memory_order_relaxed);
+}
+
+/* Marks t PARKED, releases the caller's lock, and switches away; or, if a wake for this run
+ * came first (NOTIFIED), consumes it and returns at once. */
+static inline __attribute__((always_inline)) void park_current(weft__worker *w, weft_task *t,
+                                                                const weft__wait *wr)
+{
+    uint64_t word = atomic_load_explicit(&t->word, memory_order_acquire);
+    uint64_t e = WEFT__EPOCH(word);
+    if (WEFT__STATE(word) == WEFT__RUNNING &&
+        atomic_compare_exchange_strong_explicit(&t->word, &word, WEFT__WORD(e, WEFT__PARKED),
+                                                memory_order_acq_rel, memory_order_acquire)) {
+        if (wr->unlock)
+            wr->unlock(wr->lock); /* only now: a waker under the lock finds us PARKED */
+        check_canary(t);
+        schedule_away(w, t);
+        return;
+    }
+    if (wr->unlock)
+        wr->unlock(wr->lock);
+    atomic_store_explicit(&t->word, WEFT__WORD(e + 1, WEFT__RUNNING), memory_order_relaxed);
+}
+
+/* The general park: deadlines, an unlock callback, a cancelled task. */
+static WEFT_NOINLINE int park_slow(weft__worker *w, weft_task *t, const weft__wait *wr)
+{
+    int64_t deadline = wr->uncancellable ? WEFT_FOREVER : wr->deadline;
+    int early = 0;
+    if (!wr->uncancellable && (t->flags & WEFT__T_CANCELLED))
+        early = -ECANCELED;
+    else if (deadline != WEFT_FOREVER && deadline <= w->now)
+        early = -ETIMEDOUT;
+    weft__timer tm;
+    tm.index = 0;
+    if (!early && deadline != WEFT_FOREVER &&
+        weft__timer_start(w, &tm, deadline, weft__waker_of(t)) < 0)
+        early = -ENOMEM;
+    if (early) {
+        if (wr->unlock)
+            wr->unlock(wr->lock);
+        return early;
+    }
+    record_wait(w, t, wr);
+    park_current(w, t, wr);
+    /* Resumed: re-read the worker. Whoever resumes a task has set t->worker to itself first
+     * (the migration rule), so this is a load, not a TLS lookup. */
+    w = t->worker;
+    atomic_store_explicit(&t->wait.kind, WEFT__WAIT_NONE, memory_order_relaxed);
+    /* Armed on this worker's heap, and (migration rule) only ever stopped by its owner. */
+    if (tm.index)
+        weft__timer_stop(w, &tm);
+    if (!wr->uncancellable && (t->flags & WEFT__T_CANCELLED))
+        return -ECANCELED;
+    if (deadline != WEFT_FOREVER && w->now >= deadline)
+        return -ETIMEDOUT;
+    return 0;
+}
+
+int weft__park(weft__worker *w, const weft__wait *wr)
+{
+    weft_task *t = w->current;
+    /* The common case (a channel hand-off, a mutex, I/O without a deadline) takes the
+     * short path: no timer, nothing to unlock, not cancelled. */
+    if (weft_unlikely(wr->deadline != WEFT_FOREVER || wr->unlock ||
+                      (t->flags & WEFT__T_CANCELLED)))
+        return park_slow(w, t, wr);
+    record_wait(w, t, wr);
+    park_current(w, t, wr);
+    atomic_store_explicit(&t->wait.kind, WEFT__WAIT_NONE, memory_order_relaxed);
+    return (!wr->uncancellable && (t->flags & WEFT__T_CANCELLED)) ? -ECANCELED : 0;
+}
+
+void weft__yield(weft__worker *w)
+{
+    weft_task *t = w->current;
+    /* A plain store suffices (no locked instruction): a remote waker's CAS on RUNNING@e
+     * either lands first, and its NOTIFIED is overwritten (the notification belonged to this
+     * run, which the yield ends), or lands after and fails on READY. */
+    uint64_t word = atomic_load_explicit(&t->word, memory_order_relaxed);
+    atomic_store_explicit(&t->word, WEFT__WORD(WEFT__EPOCH(word), WEFT__READY),
+                          memory_order_relaxed);
+    weft__ready_push(&w->sched, t);
+    schedule_away(w, t);
+}
+
+_Noreturn void weft__task_exit(weft__worker *w, void *result)
+{
+    weft_task *t = w->current;
+    weft__task_finish(w, t, result);
+    check_canary(t);
+    /* The main task's end goes straight back to the loop, whose shutdown trigger then
+     * cancels every other task before any of them runs again. */
+    if (t->flags & WEFT__T_MAIN)
+        w->sched.budget = 0;
+    w->sched.dead = t; /* its stack is freed by whoever we switch to, once we are off it */
+    schedule_away(w, t);
+    __builtin_unreachable();
+}
+
+weft_task *weft__blocking_task(weft__worker *w)
+{
+    if (!w)
+        return NULL;
+    weft_task *t = w->current;
+    return t && !(t->flags & WEFT__T_STACKLESS) ? t : NULL;
+}
+
+WEFT_COLD void weft__sched_init(weft__worker *w, unsigned budget)
+{
+    w->sched.budget_max = budget;
+}

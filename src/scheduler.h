@@ -1,0 +1,157 @@
+/* The scheduler (scheduler.c): the ready queue, switching, picking the next task, and the one
+ * park through which every wait in weft goes. A task that parks or yields hands the CPU
+ * straight to the next ready task while the tick's budget lasts; otherwise control returns
+ * to the loop (loop.c) on the thread's own stack. */
+#ifndef WEFT_SCHEDULER_H
+#define WEFT_SCHEDULER_H
+
+#include "internal.h"
+#include "arch/switch.h"
+#include "task.h"
+#include "util/list.h"
+
+/* From worker.h (included at the end of this file), for the inlines below. */
+weft__worker *weft__worker_current(void);
+static inline weft_task *weft__worker_task(const weft__worker *w);
+
+/* The worker's scheduler part. owner: worker. */
+typedef struct weft__sched {
+    weft__ctx loop_ctx;  /* the thread's own stack, where the loop runs */
+    weft__fifo ready;    /* FIFO of READY tasks, linked through task->next */
+    unsigned budget;     /* resumes left in this tick */
+    unsigned budget_max; /* resumes per tick (the configuration's) */
+    weft_task *dead;     /* finished task whose stack is freed after the switch */
+    weft_task *handoff;  /* stackless task picked by a parking task, for the loop */
+    int loop_errno;      /* errno of the loop's context while a task runs */
+    /* Sanitizer bookkeeping for the loop's (thread) stack. */
+    const void *loop_stack_lo;
+    size_t loop_stack_size;
+    void *loop_fiber;
+} weft__sched;
+
+/* Makes a READY task runnable on its worker's queue; called by whoever moved it to READY on
+ * the owning thread (the winner of the wake CAS, a yield, a spawn). */
+static inline void weft__ready_push(weft__sched *s, weft_task *t)
+{
+    weft__fifo_push(&s->ready, t, offsetof(weft_task, next));
+}
+
+/* ---- The wait record and the park ----------------------------------------------------
+ * Every wait describes what it waits on (Go's gopark(unlockf, lock, reason)): the task dump
+ * and the deadlock report read the kind and the object; the park reads the rest. */
+enum {
+    WEFT__WAIT_NONE = 0,
+    WEFT__WAIT_SLEEP,      /* what: NULL */
+    WEFT__WAIT_YIELD,      /* what: NULL (ready, not parked; never in a record) */
+    WEFT__WAIT_FD,         /* what: the fd (intptr); readiness */
+    WEFT__WAIT_IO,         /* what: the fd (intptr); an operation in flight on the ring */
+    WEFT__WAIT_CHAN_SEND,  /* what: the channel */
+    WEFT__WAIT_CHAN_RECV,  /* what: the channel */
+    WEFT__WAIT_SELECT,     /* what: the case array */
+    WEFT__WAIT_MUTEX,      /* what: the mutex */
+    WEFT__WAIT_COND,       /* what: the condition variable */
+    WEFT__WAIT_SEM,        /* what: the semaphore */
+    WEFT__WAIT_WAITGROUP,  /* what: the wait group */
+    WEFT__WAIT_RWLOCK_RD,  /* what: the rwlock */
+    WEFT__WAIT_RWLOCK_WR,  /* what: the rwlock */
+    WEFT__WAIT_ONCE,       /* what: the once */
+    WEFT__WAIT_EVENT,      /* what: the event */
+    WEFT__WAIT_JOIN,       /* what: the joined task */
+    WEFT__WAIT_FUTURE,     /* what: the future */
+    WEFT__WAIT_POOL_JOB,   /* what: the job */
+    WEFT__WAIT_GEN_NEXT,   /* what: the generator (consumer side) */
+    WEFT__WAIT_GEN_YIELD,  /* what: the generator (producer side) */
+    WEFT__WAIT_NKINDS
+};
+
+typedef struct weft__wait {
+    int kind;          /* WEFT__WAIT_* */
+    bool uncancellable; /* neither the deadline nor cancellation ends the wait */
+    const void *what;  /* the object waited on (see the kinds) */
+    int64_t deadline;  /* absolute ns, or WEFT_FOREVER */
+    /* Optional (weft__park_until): the wait is over when done(done_arg) is true. Checked
+     * before each park, and once more after a deadline or a cancellation, so a completion
+     * that raced them wins. */
+    bool (*done)(const void *done_arg);
+    const void *done_arg;
+    /* Optional (weft__park_until): set to the task's waker before each park, for whoever
+     * will complete the wait. */
+    weft_waker *waker;
+    /* Optional (weft__park): releases the caller's lock once the task is marked PARKED,
+     * before it switches away, so a waker that takes the lock after the caller registered
+     * always finds the task parked or about to be. Never a lock held across the park. */
+    void (*unlock)(void *lock);
+    void *lock;
+} weft__wait;
+
+/* Parks the current task once: until it is woken, the deadline passes or it is cancelled
+ * (the last two not when uncancellable). Returns 0 (woken), -ETIMEDOUT or -ECANCELED;
+ * -ENOMEM if the deadline's timer could not be armed. The caller re-reads its worker after
+ * it returns (weft__worker_current()): no worker, fd record or timer pointer is kept across
+ * it. Calls wr->unlock (if any) exactly once, on every path. */
+int weft__park(weft__worker *w, const weft__wait *wr);
+/* Parks until wr->done holds (returns 0), or the deadline / cancellation (their error).
+ * Refreshes *wr->waker before each park. Inline, so that each wait's `done` is inlined into
+ * its loop on the hot paths (a channel hand-off parks once per message). */
+static inline int weft__park_until(weft__worker *w, const weft__wait *wr)
+{
+    /* Copied out: the compiler may then inline `done`, which a load through wr after the
+     * park's call would prevent. */
+    bool (*done)(const void *) = wr->done;
+    const void *arg = wr->done_arg;
+    weft_waker *slot = wr->waker;
+    weft_task *t = weft__worker_task(w);
+    while (!done(arg)) {
+        if (slot) {
+            slot->task = t;
+            slot->epoch = WEFT__EPOCH(atomic_load_explicit(&t->word, memory_order_relaxed));
+        }
+        int r = weft__park(w, wr);
+        w = t->worker; /* see weft__park: re-read after the switch */
+        if (r < 0)
+            return done(arg) ? 0 : r;
+    }
+    return 0;
+}
+
+/* Yields: the current task goes to the tail of the ready queue. */
+void weft__yield(weft__worker *w);
+/* Finishes the current stackful task; never returns. */
+_Noreturn void weft__task_exit(weft__worker *w, void *result);
+/* The current task if it is stackful and may block, else NULL. */
+weft_task *weft__blocking_task(weft__worker *w);
+
+
+/* The prologue of every blocking call: the calling worker and task, or NULL with *err set
+ * to -EPERM (not inside a stackful task). With `live`, a task already cancelled gets
+ * -ECANCELED at once. Inline: it is on every blocking call's path. */
+static inline weft__worker *weft__blocking_begin(weft_task **task, bool live, int *err)
+{
+    weft__worker *w = weft__worker_current();
+    weft_task *t = w ? weft__worker_task(w) : NULL;
+    if (!t || (t->flags & WEFT__T_STACKLESS)) {
+        *err = -EPERM;
+        return NULL;
+    }
+    if (live && (t->flags & WEFT__T_CANCELLED)) {
+        *err = -ECANCELED;
+        return NULL;
+    }
+    *task = t;
+    return w;
+}
+
+/* For the loop (loop.c): */
+void weft__sched_init(weft__worker *w, unsigned budget);
+/* Pops the next task that can run, binding a stack to one that never ran (a task that
+ * cannot get one finishes at once). NULL if none. */
+weft_task *weft__sched_pick(weft__worker *w);
+/* Gives the CPU to t (picked, READY) from the loop's context; returns when the loop is
+ * switched back to. */
+void weft__sched_resume(weft__worker *w, weft_task *t);
+/* Starts a run of t without a switch (stackless polls): a new epoch, RUNNING. */
+void weft__sched_begin_run(weft__worker *w, weft_task *t);
+
+#include "worker.h" /* last: it embeds this file's part, and defines weft__worker_task */
+
+#endif

@@ -1,0 +1,145 @@
+/* Task records (task.c): the record of a stackful or stackless task, its state word, and the
+ * per-worker cache of free records. A record lives from spawn until it is reaped (joined,
+ * or finished while detached), then returns to its worker's free list; the epoch in its
+ * state word keeps counting across lives, which makes a waker from an earlier life
+ * harmless. The record's memory belongs to the runtime (chunks freed at shutdown). */
+#ifndef WEFT_TASK_H
+#define WEFT_TASK_H
+
+#include "internal.h"
+#include "arch/switch.h"
+#include "util/list.h"
+
+/* ---- The state word ------------------------------------------------------------------
+ * One atomic word per task decides every race between a park, a wake (from any thread), a
+ * cancellation and a deadline: (epoch << 3 | state). The epoch counts the task's runs; it
+ * goes up by one each time the task is given the CPU, and a waker carries the epoch of the
+ * run that made it. A wake therefore applies only to the park that follows its creation, and
+ * only once: stale wakers (older epoch) do nothing, so no wake-up is applied twice, and a
+ * wake that arrives before the park turns RUNNING into NOTIFIED, so none is lost.
+ *
+ *   READY@e    --(resumed by its worker: sched.c)-->                RUNNING@e+1
+ *   RUNNING@e  --(park: sched.c)-->                                 PARKED@e
+ *   RUNNING@e  --(wake e, any thread: wake.c)-->                    NOTIFIED@e
+ *   NOTIFIED@e --(park: returns at once)-->                         RUNNING@e+1
+ *   PARKED@e   --(wake e, any thread; the waker enqueues: wake.c)-> READY@e
+ *   RUNNING@e  --(yield: sched.c)-->                                READY@e
+ *   RUNNING@e  --(finish: task.c)-->                                DONE@e+1
+ *
+ * Only the owning worker moves a task out of READY, RUNNING or NOTIFIED, and only a
+ * successful CAS from PARKED enqueues it, so a task is in at most one queue at a time. */
+enum {
+    WEFT__READY = 0,
+    WEFT__RUNNING = 1,
+    WEFT__PARKED = 2,
+    WEFT__NOTIFIED = 3,
+    WEFT__DONE = 4,
+};
+#define WEFT__STATE_BITS         3
+#define WEFT__STATE(word)        ((unsigned)((word)&7u))
+#define WEFT__EPOCH(word)        ((word) >> WEFT__STATE_BITS)
+#define WEFT__WORD(epoch, state) (((epoch) << WEFT__STATE_BITS) | (uint64_t)(state))
+
+/* A small pooled node for defer handlers and task-local values. owner: worker. */
+typedef struct weft__node {
+    struct weft__node *next;
+    void (*fn)(void *);
+    const void *key; /* task-local key; NULL for a defer handler */
+    void *arg;
+} weft__node;
+
+/* Task flags. owner: worker. */
+enum {
+    WEFT__T_STACKLESS = 0x01, /* drives `future` instead of running `fn` on a stack */
+    WEFT__T_DETACHED = 0x02,  /* nobody will join: reap at finish */
+    WEFT__T_CANCELLED = 0x04, /* cancellation requested */
+    WEFT__T_STARTED = 0x08,   /* has run at least once */
+    WEFT__T_NOGUARD = 0x10,   /* spawn asked for an unguarded stack */
+    WEFT__T_MAIN = 0x20,      /* the runtime's main task */
+};
+
+/* What a parked task waits on (sched.h's wait record, copied into the task at each park so
+ * that it outlives the caller's frame). Written by the owner before the park's PARKED CAS
+ * (release); a reader on another thread loads the state word (acquire), the fields, then the
+ * word again, and trusts the fields if the word did not change (a seqlock on the state word;
+ * weft__task_wait_snapshot does it). Relaxed atomics, so such reads are not data races. */
+typedef struct weft__task_wait {
+    _Atomic int kind;           /* WEFT__WAIT_*, or WEFT__WAIT_NONE while not parked */
+    _Atomic(const void *) what; /* the channel, mutex, task, fd (as intptr) ... */
+    _Atomic int64_t deadline;   /* absolute ns, or WEFT_FOREVER */
+    _Atomic int64_t since;      /* the worker's clock when the wait began */
+} weft__task_wait;
+
+struct weft_task {
+    /* any thread: wakers CAS it (acq_rel; the winner of PARKED->READY owns the enqueue). */
+    _Atomic uint64_t word;
+    weft_task *next;       /* ready-queue link; owner: worker */
+    weft_task *inbox_next; /* remote-wake inbox link; written by the pusher before its
+                            * publishing CAS, read by the worker after its acquire */
+    weft__worker *worker;  /* the owning worker: whoever resumes the task sets it first */
+    weft__ctx ctx;         /* saved stack pointer while not running; owner: worker */
+    weft__stack *stack;    /* bound at first run; NULL for stackless tasks; owner: worker */
+    union {
+        weft_fn fn;          /* stackful: the body */
+        weft_future *future; /* stackless: the driven future (owned) */
+    };
+    void *arg;
+    void *result;         /* set at finish; read by the joiner after it sees DONE */
+    weft__node *defers;   /* LIFO cleanup handlers; owner: worker */
+    weft__node *locals;   /* task-local values; owner: worker */
+    weft_waker joiner;    /* the task parked in weft_join on us, if any; owner: worker */
+    weft__list all;       /* in the worker's live list while not yet finished */
+    weft__task_wait wait; /* what it waits on while parked (see the type) */
+    uint64_t id;
+    uint32_t stack_size; /* requested size, rounded */
+    uint16_t flags;      /* WEFT__T_*; owner: worker */
+    int saved_errno;     /* errno while switched out (coroutines keep their own) */
+    char name[16];
+};
+
+/* The per-worker part of task records: free records, the unfinished ones, and a block of
+ * task ids taken from the runtime. owner: worker. */
+typedef struct weft__task_cache {
+    weft__list live;   /* unfinished tasks (task.all), cancelled at shutdown */
+    size_t nlive;      /* unfinished tasks */
+    size_t nrecords;   /* records not yet reaped */
+    weft_task *free;   /* recycled records, linked through next */
+    size_t nfree;
+    uint64_t next_id;  /* ids next_id .. id_end-1 are this worker's to hand out */
+    uint64_t id_end;
+    size_t stack_size; /* default stack size (the configuration's) */
+    bool shutting_down; /* spawned from now on: cancelled from birth */
+} weft__task_cache;
+
+void weft__tasks_init(weft__worker *w, size_t default_stack);
+/* A new READY record for a task of `w`, not yet queued. Returns 0, -EINVAL (bad options)
+ * or -ENOMEM. */
+int weft__task_new(weft__worker *w, const weft_spawn_opts *opts, weft_task **out);
+/* Finishing work shared by stackful and stackless tasks: defers, locals, result, DONE,
+ * joiner wake-up. Runs on the task's stack (stackful) or the loop's (stackless). */
+void weft__task_finish(weft__worker *w, weft_task *t, void *result);
+/* Returns a finished record to the free list (after join, or at once when detached). */
+void weft__task_reap(weft__worker *w, weft_task *t);
+/* Marks t cancelled and wakes whatever park it is in. Owner thread only. */
+void weft__task_cancel(weft_task *t);
+/* Registers a cleanup handler on `t` (which need not be running, nor ever run: finishing
+ * runs its handlers either way). Returns 0 or -ENOMEM. */
+int weft__task_defer(weft_task *t, void (*fn)(void *), void *arg);
+/* Cancels every unfinished task of w, and makes those spawned from now on cancelled from
+ * birth, so that nothing new starts running. */
+void weft__tasks_shutdown(weft__worker *w);
+void weft__tasks_fini(weft__worker *w);
+/* Frees every record of the runtime (after all its workers' tasks are reaped). */
+void weft__task_chunks_free(weft__runtime *rt, weft__worker *w);
+
+/* Copies t's wait record if t is parked, consistently (see weft__task_wait); returns 0, or
+ * -EAGAIN if t is not parked. Any thread, while the record is not reaped. */
+int weft__task_wait_snapshot(const weft_task *t, int *kind, const void **what,
+                             int64_t *deadline, int64_t *since);
+
+static inline bool weft__task_done(const weft_task *t)
+{
+    return WEFT__STATE(atomic_load_explicit(&t->word, memory_order_acquire)) == WEFT__DONE;
+}
+
+#endif

@@ -1,0 +1,289 @@
+/* The public task calls: spawn, join, detach, cancel, yield, sleep, exit, self, task-local
+ * values and cleanup handlers. They sit above the scheduler: a join or a sleep is a park
+ * with a wait record like any other. */
+#include <errno.h>
+#include <string.h>
+
+#include "scheduler.h"
+#include "task_api.h"
+#include "task.h"
+#include "wake.h"
+#include "worker.h"
+
+static int check_spawn(weft__worker *w, weft_task **out, const weft_spawn_opts *opts)
+{
+    if (!w)
+        return -EPERM;
+    if (!out && !(opts && (opts->flags & WEFT_SPAWN_DETACHED)))
+        return -EINVAL;
+    if (opts && (opts->flags & ~(WEFT_SPAWN_DETACHED | WEFT_SPAWN_NOGUARD)))
+        return -EINVAL;
+    return 0;
+}
+
+int weft_spawn(weft_task **out, weft_fn fn, void *arg, const weft_spawn_opts *opts)
+{
+    weft__worker *w = weft__worker_current();
+    int r = check_spawn(w, out, opts);
+    if (r < 0)
+        return r;
+    if (!fn)
+        return -EINVAL;
+    weft_task *t;
+    r = weft__task_new(w, opts, &t);
+    if (r < 0)
+        return r;
+    t->fn = fn;
+    t->arg = arg;
+    weft__ready_push(&w->sched, t);
+    if (out)
+        *out = (t->flags & WEFT__T_DETACHED) ? NULL : t;
+    return 0;
+}
+
+int weft_spawn_future(weft_task **out, weft_future *f, const weft_spawn_opts *opts)
+{
+    weft__worker *w = weft__worker_current();
+    int r = check_spawn(w, out, opts);
+    if (r < 0)
+        return r;
+    if (!f || !f->ops || !f->ops->poll)
+        return -EINVAL;
+    weft_task *t;
+    r = weft__task_new(w, NULL, &t);
+    if (r < 0)
+        return r;
+    if (opts && (opts->flags & WEFT_SPAWN_DETACHED))
+        t->flags |= WEFT__T_DETACHED;
+    if (opts && opts->name) {
+        strncpy(t->name, opts->name, sizeof t->name - 1);
+        t->name[sizeof t->name - 1] = 0;
+    }
+    t->flags |= WEFT__T_STACKLESS;
+    t->future = f;
+    weft__ready_push(&w->sched, t);
+    if (out)
+        *out = (t->flags & WEFT__T_DETACHED) ? NULL : t;
+    return 0;
+}
+
+static bool task_is_done(const void *t)
+{
+    return weft__task_done(t);
+}
+
+/* Reaps a finished t whose result was taken. */
+static void reap_joined(weft__worker *w, weft_task *t)
+{
+    if (!t->stack) {
+        weft__task_reap(w, t);
+    } else {
+        /* It finished but is not yet off its stack (we were woken during its last switch):
+         * let the stack release reap it. */
+        t->flags |= WEFT__T_DETACHED;
+    }
+}
+
+/* Parks until t finishes; with `uncancellable`, neither a deadline nor the caller's own
+ * cancellation ends the wait (for owners that must reap what they started). */
+static int wait_done(weft__worker *w, weft_task *t, int64_t deadline, bool uncancellable)
+{
+    weft__wait wr = {.kind = WEFT__WAIT_JOIN,
+                     .what = t,
+                     .deadline = deadline,
+                     .uncancellable = uncancellable,
+                     .done = task_is_done,
+                     .done_arg = t,
+                     .waker = &t->joiner};
+    int r = weft__park_until(w, &wr);
+    if (r < 0)
+        t->joiner = (weft_waker){NULL, 0};
+    return r;
+}
+
+int weft_join(weft_task *t, void **result, int64_t deadline)
+{
+    weft_task *self;
+    int err;
+    weft__worker *w = weft__blocking_begin(&self, false, &err);
+    if (!w)
+        return err;
+    if (!t || t->worker != w || (t->flags & WEFT__T_DETACHED))
+        return -EINVAL;
+    if (t == self)
+        return -EDEADLK;
+    if (t->joiner.task && t->joiner.task != self)
+        return -EINVAL;
+    int r = wait_done(w, t, deadline, false);
+    if (r < 0)
+        return r;
+    if (result)
+        *result = t->result;
+    reap_joined(self->worker, t);
+    return 0;
+}
+
+void weft__join_uncancellable(weft__worker *w, weft_task *t)
+{
+    wait_done(w, t, WEFT_FOREVER, true);
+    reap_joined(w->current->worker, t);
+}
+
+int weft_detach(weft_task *t)
+{
+    weft__worker *w = weft__worker_current();
+    if (!w)
+        return -EPERM;
+    if (!t || t->worker != w || (t->flags & WEFT__T_DETACHED) || t->joiner.task)
+        return -EINVAL;
+    t->flags |= WEFT__T_DETACHED;
+    if (weft__task_done(t) && !t->stack)
+        weft__task_reap(w, t);
+    return 0;
+}
+
+int weft_cancel(weft_task *t)
+{
+    weft__worker *w = weft__worker_current();
+    if (!w)
+        return -EPERM;
+    if (!t || t->worker != w)
+        return -EINVAL;
+    weft__task_cancel(t);
+    return 0;
+}
+
+int weft_yield(void)
+{
+    weft__worker *w = weft__worker_current();
+    weft_task *t = weft__blocking_task(w);
+    if (!t)
+        return -EPERM;
+    /* A cancelled task still yields: one that ignores -ECANCELED in a loop must not starve
+     * the others (or the shutdown that waits for it). */
+    weft__yield(w);
+    return (t->flags & WEFT__T_CANCELLED) ? -ECANCELED : 0;
+}
+
+int weft_sleep_until(int64_t deadline)
+{
+    weft_task *t;
+    int err;
+    weft__worker *w = weft__blocking_begin(&t, false, &err);
+    if (!w)
+        return err;
+    weft__wait wr = {.kind = WEFT__WAIT_SLEEP, .deadline = deadline};
+    for (;;) {
+        if (deadline != WEFT_FOREVER && w->now >= deadline)
+            return 0;
+        int r = weft__park(w, &wr);
+        if (r == -ETIMEDOUT)
+            return 0;
+        if (r < 0)
+            return r;
+        w = t->worker;
+    }
+}
+
+int weft_sleep(int64_t ns)
+{
+    return weft_sleep_until(weft_deadline_in(ns));
+}
+
+int weft_exit(void *result)
+{
+    weft__worker *w = weft__worker_current();
+    if (!weft__blocking_task(w))
+        return -EPERM;
+    weft__task_exit(w, result);
+}
+
+weft_task *weft_self(void)
+{
+    weft__worker *w = weft__worker_current();
+    return w ? w->current : NULL;
+}
+
+uint64_t weft_task_id(const weft_task *t)
+{
+    return t ? t->id : 0;
+}
+
+const char *weft_task_name(const weft_task *t)
+{
+    return t ? t->name : "";
+}
+
+int weft_cancelled(void)
+{
+    weft_task *t = weft_self();
+    if (!t)
+        return -EPERM;
+    return (t->flags & WEFT__T_CANCELLED) ? 1 : 0;
+}
+
+int weft_local_set(const void *key, void *value, void (*dtor)(void *))
+{
+    weft__worker *w = weft__worker_current();
+    weft_task *t = w ? w->current : NULL;
+    if (!t)
+        return -EPERM;
+    if (!key)
+        return -EINVAL;
+    for (weft__node *n = t->locals; n; n = n->next) {
+        if (n->key == key) {
+            if (n->fn && n->arg != value)
+                n->fn(n->arg);
+            n->arg = value;
+            n->fn = dtor;
+            return 0;
+        }
+    }
+    weft__node *n = weft__node_get(w);
+    if (!n)
+        return -ENOMEM;
+    n->key = key;
+    n->arg = value;
+    n->fn = dtor;
+    n->next = t->locals;
+    t->locals = n;
+    return 0;
+}
+
+void *weft_local_get(const void *key)
+{
+    weft_task *t = weft_self();
+    if (!t)
+        return NULL;
+    for (weft__node *n = t->locals; n; n = n->next)
+        if (n->key == key)
+            return n->arg;
+    return NULL;
+}
+
+int weft_defer(void (*fn)(void *), void *arg)
+{
+    weft__worker *w = weft__worker_current();
+    weft_task *t = w ? w->current : NULL;
+    if (!t)
+        return -EPERM;
+    if (!fn)
+        return -EINVAL;
+    return weft__task_defer(t, fn, arg);
+}
+
+int weft_defer_pop(int run)
+{
+    weft__worker *w = weft__worker_current();
+    weft_task *t = w ? w->current : NULL;
+    if (!t)
+        return -EPERM;
+    weft__node *n = t->defers;
+    if (!n)
+        return -ENOENT;
+    t->defers = n->next;
+    if (run)
+        n->fn(n->arg);
+    weft__node_put(w, n);
+    return 0;
+}

@@ -1,0 +1,92 @@
+/* Wakes: the transition a wake makes on a task's state word, the hand-over of a woken task
+ * to its worker (its ready queue on the owning thread, its inbox from any other), and the
+ * public waker. A wake never blocks and never allocates; from another thread it costs one
+ * CAS on the word, one on the inbox, and a doorbell ring only if the worker sleeps. */
+#include "wake.h"
+#include "scheduler.h"
+#include "worker.h"
+
+static void push_remote(weft__worker *w, weft_task *t)
+{
+    /* seq_cst CAS: pairs with weft__inbox_sleep's store then load (see weft__inbox). */
+    weft_task *head = atomic_load_explicit(&w->inbox.head, memory_order_relaxed);
+    do {
+        t->inbox_next = head;
+    } while (!atomic_compare_exchange_weak_explicit(&w->inbox.head, &head, t,
+                                                    memory_order_seq_cst, memory_order_relaxed));
+    if (atomic_load_explicit(&w->inbox.sleeping, memory_order_seq_cst))
+        weft__worker_ring(w);
+}
+
+void weft__wake(weft_task *t, uint64_t epoch)
+{
+    uint64_t word = atomic_load_explicit(&t->word, memory_order_relaxed);
+    for (;;) {
+        if (WEFT__EPOCH(word) != epoch)
+            return; /* a stale waker: that park is over */
+        unsigned st = WEFT__STATE(word);
+        uint64_t nw;
+        if (st == WEFT__PARKED)
+            nw = WEFT__WORD(epoch, WEFT__READY);
+        else if (st == WEFT__RUNNING)
+            nw = WEFT__WORD(epoch, WEFT__NOTIFIED);
+        else
+            return; /* already woken, queued, or finished */
+        /* release: what the waker wrote before waking is visible to the woken task. */
+        if (atomic_compare_exchange_weak_explicit(&t->word, &word, nw, memory_order_acq_rel,
+                                                  memory_order_relaxed)) {
+            if (st == WEFT__PARKED) {
+                weft__worker *w = t->worker;
+                if (weft_likely(weft__worker_current() == w))
+                    weft__ready_push(&w->sched, t);
+                else
+                    push_remote(w, t);
+            }
+            return;
+        }
+    }
+}
+
+void weft__inbox_drain(weft__worker *w)
+{
+    /* acquire: pairs with the pushers' CAS, so each task's READY state and whatever its
+     * waker published are visible here. */
+    weft_task *t = atomic_exchange_explicit(&w->inbox.head, NULL, memory_order_acquire);
+    /* The inbox is a stack (newest first): reverse it so wakes keep their order. */
+    weft_task *fifo = NULL;
+    while (t) {
+        weft_task *n = t->inbox_next;
+        t->inbox_next = fifo;
+        fifo = t;
+        t = n;
+    }
+    for (; fifo; fifo = fifo->inbox_next)
+        weft__ready_push(&w->sched, fifo);
+}
+
+bool weft__inbox_sleep(weft__worker *w)
+{
+    /* seq_cst: pairs with push_remote (see weft__inbox). */
+    atomic_store_explicit(&w->inbox.sleeping, 1, memory_order_seq_cst);
+    return atomic_load_explicit(&w->inbox.head, memory_order_seq_cst) != NULL;
+}
+
+void weft__inbox_awake(weft__worker *w)
+{
+    atomic_store_explicit(&w->inbox.sleeping, 0, memory_order_relaxed);
+}
+
+weft_waker weft_waker_current(void)
+{
+    weft__worker *w = weft__worker_current();
+    weft_task *t = w ? w->current : NULL;
+    if (!t)
+        return (weft_waker){NULL, 0};
+    return weft__waker_of(t);
+}
+
+void weft_waker_wake(weft_waker wk)
+{
+    if (wk.task)
+        weft__wake(wk.task, wk.epoch);
+}

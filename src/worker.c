@@ -1,0 +1,113 @@
+/* The worker's ground floor: which worker runs on this thread, its clock, its allocation
+ * seam and node pool, its random numbers and its doorbell. Nothing here calls another
+ * module of weft: every other module may call this one. */
+#include <stdlib.h>
+#include <time.h>
+
+#include "worker.h"
+
+/* The only thread-local: which worker runs on this thread. Reached through the non-inlined
+ * accessors below so that no TLS address outlives a switch in a register. */
+static __thread weft__worker *tls_worker;
+
+WEFT_NOINLINE weft__worker *weft__worker_current(void)
+{
+    weft__worker *w = tls_worker;
+    /* An empty asm that "changes" w keeps the compiler from folding calls across a switch. */
+    __asm__ volatile("" : "+r"(w));
+    return w;
+}
+
+WEFT_NOINLINE void weft__worker_set_current(weft__worker *w)
+{
+    tls_worker = w;
+}
+
+void weft__worker_ring(weft__worker *w)
+{
+    if (w->doorbell.ring)
+        w->doorbell.ring(w->doorbell.arg);
+}
+
+int64_t weft__clock_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * WEFT_SEC + ts.tv_nsec;
+}
+
+int64_t weft_now(void)
+{
+    weft__worker *w = weft__worker_current();
+    return w ? w->now : weft__clock_ns();
+}
+
+int64_t weft_deadline_in(int64_t ns)
+{
+    int64_t now = weft_now();
+    if (ns < 0)
+        return now > 0 ? now - 1 : 0;
+    if (ns > INT64_MAX - now)
+        return INT64_MAX;
+    return now + ns;
+}
+
+uint64_t weft__worker_random(weft__worker *w)
+{
+    /* xorshift64*, per worker: fair choices need no global state. */
+    uint64_t x = w->rng ? w->rng : (uint64_t)w->now | 1;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    w->rng = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+void *weft__malloc(weft__worker *w, size_t size)
+{
+    w->stats.nmallocs++;
+    return malloc(size);
+}
+
+void *weft__calloc(weft__worker *w, size_t n, size_t size)
+{
+    w->stats.nmallocs++;
+    return calloc(n, size);
+}
+
+void *weft__realloc(weft__worker *w, void *p, size_t size)
+{
+    w->stats.nmallocs++;
+    return realloc(p, size);
+}
+
+void weft__free(weft__worker *w, void *p)
+{
+    (void)w;
+    free(p);
+}
+
+weft__node *weft__node_get(weft__worker *w)
+{
+    weft__node *n = w->free_nodes;
+    if (n) {
+        w->free_nodes = n->next;
+        return n;
+    }
+    return weft__malloc(w, sizeof *n);
+}
+
+void weft__node_put(weft__worker *w, weft__node *n)
+{
+    n->next = w->free_nodes;
+    w->free_nodes = n;
+}
+
+WEFT_COLD void weft__nodes_fini(weft__worker *w)
+{
+    while (w->free_nodes) {
+        weft__node *n = w->free_nodes;
+        w->free_nodes = n->next;
+        weft__free(w, n);
+    }
+}

@@ -1,0 +1,72 @@
+/* The worker (worker.c): one thread's share of a runtime, composed of the parts each module
+ * declares in its own header (scheduler, inbox, timers, stacks, task records, I/O), plus
+ * what every module needs from the thread it runs on: the TLS accessor, the clock, the
+ * allocation seam, the doorbell that wakes the thread, the counters. Everything here is
+ * touched by the worker's own thread only, except what is marked "any thread". */
+#ifndef WEFT_WORKER_H
+#define WEFT_WORKER_H
+
+#include "internal.h"
+#include "overflow.h"
+#include "scheduler.h"
+#include "stack.h"
+#include "task.h"
+#include "timer.h"
+#include "wake.h"
+
+/* Wakes the worker out of a blocking poll. Installed by the I/O layer at init (the only call
+ * from the bottom of the core up into the reactor goes through it). any thread may ring;
+ * ring must be async-signal-safe. */
+typedef struct weft__doorbell {
+    void (*ring)(void *arg);
+    void *arg;
+} weft__doorbell;
+
+struct weft__worker {
+    weft__runtime *rt;  /* the runtime this worker belongs to; fixed */
+    unsigned index;     /* its place in rt->workers; fixed */
+    weft_task *current; /* running task, NULL on the loop's context; owner: worker */
+    int64_t now;        /* clock cached at the start of the tick; owner: worker */
+
+    weft__sched sched;       /* sched.h */
+    weft__inbox inbox;       /* wake.h; any thread pushes */
+    weft__timer_heap timers; /* timer.h */
+    weft__stack_pool stacks; /* stack.h */
+    weft__task_cache tasks;  /* task.h */
+    weft__io *io;            /* io/reactor.c */
+    weft__altstack altstack; /* overflow.h */
+    weft__doorbell doorbell; /* any thread rings */
+
+    weft__node *free_nodes; /* pooled defer/local nodes; owner: worker */
+    uint64_t rng;           /* xorshift state for fair choices (select) */
+    weft_stats stats;       /* this worker's counters; owner: worker (runtime sums them) */
+};
+
+/* The task running on w, NULL on the loop's context. */
+static inline weft_task *weft__worker_task(const weft__worker *w)
+{
+    return w->current;
+}
+
+/* The worker running on this thread, or NULL. Not inlined on purpose: a coroutine may one
+ * day resume on another thread, and a TLS address kept in a register would then be stale. */
+weft__worker *weft__worker_current(void);
+void weft__worker_set_current(weft__worker *w);
+/* Rings w's doorbell. Any thread. */
+void weft__worker_ring(weft__worker *w);
+
+/* The monotonic clock, uncached. */
+int64_t weft__clock_ns(void);
+/* A pseudo-random 64-bit value from w's generator. */
+uint64_t weft__worker_random(weft__worker *w);
+
+/* Allocation seam: counts every allocation, and is where fault injection hooks in. */
+void *weft__malloc(weft__worker *w, size_t size);
+void *weft__calloc(weft__worker *w, size_t n, size_t size);
+void *weft__realloc(weft__worker *w, void *p, size_t size);
+void weft__free(weft__worker *w, void *p);
+weft__node *weft__node_get(weft__worker *w);
+void weft__node_put(weft__worker *w, weft__node *n);
+void weft__nodes_fini(weft__worker *w);
+
+#endif
