@@ -1,6 +1,7 @@
 /* Channels and select: rendezvous and buffered semantics, close and drain, FIFO among
  * waiters, select's random fairness, deadlines and default, cancellation while parked, and
  * a million messages between many producers and consumers with none lost or duplicated. */
+#include <pthread.h>
 #include <string.h>
 
 #include "harness.h"
@@ -373,4 +374,85 @@ Test(chan, a_million_messages_none_lost_or_duplicated, .timeout = 120)
 {
     SKIP_UNDER_VALGRIND();
     run_main(mpmc_main, NULL);
+}
+
+/* ---- Select over one channel twice; a channel from another runtime's thread ------------- */
+
+static void *dup_peer(void *arg)
+{
+    long v = 9;
+    return (void *)(intptr_t)weft_chan_send(arg, &v, WEFT_FOREVER);
+}
+
+static void *select_dup_main(void *arg)
+{
+    (void)arg;
+    weft_chan *c = mkchan(sizeof(long), 0);
+    long a = -1, b = -1, out = 4;
+    /* The same channel as a receive case twice and a send case: its lock is taken once. */
+    weft_case cases[3] = {
+        {.op = WEFT_CASE_RECV, .chan = c, .elem = &a},
+        {.op = WEFT_CASE_RECV, .chan = c, .elem = &b},
+        {.op = WEFT_CASE_SEND, .chan = c, .elem = &out},
+    };
+    weft_task *t;
+    weft_spawn(&t, dup_peer, c, NULL);
+    int r = weft_select(cases, 3, WEFT_FOREVER);
+    cr_assert(r == 0 || r == 1, "a receive case completed (%d)", r);
+    cr_assert_eq(cases[r].result, 0);
+    cr_assert_eq(r == 0 ? a : b, 9);
+    cr_assert_eq(r == 0 ? b : a, -1, "the other receive case took nothing");
+    void *res;
+    cr_assert_eq(weft_join(t, &res, WEFT_FOREVER), 0);
+    cr_assert_null(res);
+    weft_chan_release(c);
+    return NULL;
+}
+
+Test(chan, select_with_one_channel_in_several_cases)
+{
+    run_main(select_dup_main, NULL);
+}
+
+typedef struct foreign {
+    weft_chan *c;
+    int rc_send, rc_try, rc_close;
+} foreign;
+
+static void *foreign_main(void *arg)
+{
+    foreign *f = arg;
+    long v = 1;
+    f->rc_send = weft_chan_send(f->c, &v, weft_deadline_in(0));
+    f->rc_try = weft_chan_try_send(f->c, &v);
+    f->rc_close = weft_chan_close(f->c);
+    return NULL;
+}
+
+static void *foreign_thread(void *arg)
+{
+    weft_run(NULL, foreign_main, arg, NULL);
+    return NULL;
+}
+
+static void *wrong_thread_main(void *arg)
+{
+    (void)arg;
+    foreign f = {.c = mkchan(sizeof(long), 4)};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, foreign_thread, &f), 0);
+    pthread_join(th, NULL);
+    cr_assert_eq(f.rc_send, -EPERM);
+    cr_assert_eq(f.rc_try, -EPERM);
+    cr_assert_eq(f.rc_close, -EPERM);
+    cr_assert_eq(weft_chan_len(f.c), 0, "nothing was sent from the other runtime");
+    long v = 2;
+    cr_assert_eq(weft_chan_try_send(f.c, &v), 0, "still open and usable here");
+    weft_chan_release(f.c);
+    return NULL;
+}
+
+Test(chan, a_channel_used_from_another_runtime_says_eperm)
+{
+    run_main(wrong_thread_main, NULL);
 }
