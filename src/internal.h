@@ -14,6 +14,7 @@
 #include "weft.h"
 #include "arch/switch.h"
 #include "util/list.h"
+#include "sys.h"
 
 #define WEFT_COLD        __attribute__((cold))
 #define WEFT_NOINLINE    __attribute__((noinline))
@@ -251,6 +252,7 @@ struct weft__worker {
     uint64_t rng; /* xorshift state for select's fair choice (chan.c) */
     weft_config cfg;
     weft_stats stats;
+    weft__sys sys; /* system calls made for this worker (sys.h); owner: worker */
 
     /* Sanitizer bookkeeping for the scheduler's own (thread) stack. */
     const void *sched_stack_lo;

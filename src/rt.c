@@ -195,5 +195,6 @@ int weft_stats_get(weft_stats *out)
     out->nguarded_live = w->stacks.nguarded;
     out->ntimers = w->timers.n;
     weft__pool_stats(w, out);
+    out->nsyscalls = weft__sys_total(&w->sys);
     return 0;
 }
