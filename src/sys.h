@@ -51,6 +51,7 @@ struct timespec;
     X(fsync)                                                                                       \
     X(stat)                                                                                        \
     X(sendfile)                                                                                    \
+    X(splice)                                                                                      \
     X(pipe)                                                                                        \
     X(eventfd)                                                                                     \
     X(signalfd)                                                                                    \
@@ -82,6 +83,22 @@ typedef struct weft__sys {
 #endif
 } weft__sys;
 
+/* The planned fault for one operation of `kind` (< 0: none), without counting it: 0, or
+ * the -errno it must fail with instead of running. For operations that are not system calls
+ * but stand in for one (an io_uring read stands in for read(2)), so that tests reach the same
+ * error paths on every backend. s may be NULL. Always 0 outside WEFT_TESTING builds. */
+static inline int weft__sys_fault(weft__sys *s, int kind)
+{
+#ifdef WEFT_TESTING
+    if (s && kind >= 0 && s->fail_nth[kind] && --s->fail_nth[kind] == 0)
+        return -s->fail_err[kind];
+#else
+    (void)s;
+    (void)kind;
+#endif
+    return 0;
+}
+
 /* Accounts for one call of `kind` about to be made on behalf of s's worker: counts it, or
  * returns the planned -errno (then the call must not be made). s may be NULL. For calls that
  * do not go through a wrapper below (liburing's submit, a call run on the blocking pool for
@@ -90,10 +107,9 @@ static inline int weft__sys_enter(weft__sys *s, int kind)
 {
     if (!s)
         return 0;
-#ifdef WEFT_TESTING
-    if (s->fail_nth[kind] && --s->fail_nth[kind] == 0)
-        return -s->fail_err[kind];
-#endif
+    int fault = weft__sys_fault(s, kind);
+    if (__builtin_expect(fault < 0, 0))
+        return fault;
     s->ncalls[kind]++;
     return 0;
 }

@@ -165,6 +165,8 @@ void weft__fdtable_fini(weft__io *io);
  * Returns its result or -errno, -EAGAIN included. POLL and SPLICE are not plain calls
  * (-EINVAL). Any thread. */
 ssize_t weft__io_exec(weft__sys *s, const weft__ioreq *req);
+/* The sys kind (WEFT__SYS_*) of the call `req` stands for, or -1 for a POLL. */
+int weft__io_kind(const weft__ioreq *req);
 /* Runs `req` on the blocking pool (EINTR retried there), for the current task. The call is
  * counted in (or failed by) w's sys record on the worker's thread before it is handed over.
  * Returns the call's result, or weft_blocking's -ETIMEDOUT/-ECANCELED/-ENOMEM. */

@@ -46,8 +46,7 @@ ssize_t weft__io_exec(weft__sys *s, const weft__ioreq *q)
     }
 }
 
-/* The sys kind a request's plain execution counts under. */
-static int kind_of(const weft__ioreq *q)
+int weft__io_kind(const weft__ioreq *q)
 {
     switch (q->op) {
     case WEFT__IO_READ:
@@ -76,8 +75,12 @@ static int kind_of(const weft__ioreq *q)
         return WEFT__SYS_fsync;
     case WEFT__IO_STAT:
         return WEFT__SYS_stat;
-    default:
+    case WEFT__IO_SENDFILE:
         return WEFT__SYS_sendfile;
+    case WEFT__IO_SPLICE:
+        return WEFT__SYS_splice;
+    default:
+        return -1; /* POLL: a wait, not a call */
     }
 }
 
@@ -100,7 +103,7 @@ static void *run_blocking(void *arg)
 
 ssize_t weft__io_exec_blocking(weft__worker *w, const weft__ioreq *req, int64_t deadline)
 {
-    int fault = weft__sys_enter(&w->sys, kind_of(req));
+    int fault = weft__sys_enter(&w->sys, weft__io_kind(req));
     if (fault < 0)
         return fault;
     blocking_call c = {.req = req};

@@ -346,11 +346,15 @@ static int run_op(weft__io *io, const weft__ioreq *q, int64_t deadline, int *why
  * operation after its preparation. */
 static ssize_t ring_run(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
+    /* Test builds: the fault plan of the call the operation stands for, taken as the first
+     * run's result (so that a planned EAGAIN goes through the readiness path). */
+    int fault = weft__sys_fault(&io->w->sys, weft__io_kind(q));
     int has_fd = q->op != WEFT__IO_OPEN;
     uint32_t gen = has_fd ? weft__fdtable_gen(io, q->fd) : 0;
     for (;;) {
-        int why;
-        int res = run_op(io, q, deadline, &why);
+        int why = 0;
+        int res = fault < 0 ? fault : run_op(io, q, deadline, &why);
+        fault = 0;
         if (has_fd && weft__fdtable_gen(io, q->fd) != gen)
             return -EBADF; /* forgotten (closed) while in flight */
         /* -EINTR: a blocking operation on an io-wq thread interrupted by our cancel. */
