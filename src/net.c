@@ -132,8 +132,8 @@ static ssize_t write_all(int fd, const char *p, size_t len, int flags, int use_s
     weft__worker *w = io_begin(&err);
     if (!w)
         return err;
-    weft__ioreq q = {.op = use_send ? WEFT__IO_SEND : WEFT__IO_WRITE, .fd = fd, .flags = flags,
-                     .off = -1};
+    weft__ioreq q = {
+        .op = use_send ? WEFT__IO_SEND : WEFT__IO_WRITE, .fd = fd, .flags = flags, .off = -1};
     size_t done = 0;
     while (done < len) {
         q.buf = (void *)(p + done);
@@ -210,8 +210,11 @@ ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, int64_
         return err;
     size_t done = 0;
     while (done < count) {
-        weft__ioreq q = {
-            .op = WEFT__IO_SENDFILE, .fd = out_fd, .fd2 = in_fd, .offp = offset, .len = count - done};
+        weft__ioreq q = {.op = WEFT__IO_SENDFILE,
+                         .fd = out_fd,
+                         .fd2 = in_fd,
+                         .offp = offset,
+                         .len = count - done};
         ssize_t n = weft__io_submit(w, &q, deadline);
         if (n < 0)
             return n;
@@ -362,8 +365,8 @@ int weft_addr_local(int fd, weft_addr *out)
 int weft_socket(int domain, int type, int protocol)
 {
     weft__worker *w = weft__worker_current();
-    int fd = weft__sys_socket(w ? &w->sys : NULL, domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                              protocol);
+    int fd =
+        weft__sys_socket(w ? &w->sys : NULL, domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
     return fresh_fd(w, fd);
 }
 

@@ -147,8 +147,7 @@ int weft__sys_listen(weft__sys *s, int fd, int backlog);
 int weft__sys_shutdown(weft__sys *s, int fd, int how);
 int weft__sys_close(weft__sys *s, int fd);
 int weft__sys_getsockopt(weft__sys *s, int fd, int level, int opt, void *val, socklen_t *len);
-int weft__sys_setsockopt(weft__sys *s, int fd, int level, int opt, const void *val,
-                         socklen_t len);
+int weft__sys_setsockopt(weft__sys *s, int fd, int level, int opt, const void *val, socklen_t len);
 int weft__sys_getsockname(weft__sys *s, int fd, struct sockaddr *addr, socklen_t *len);
 int weft__sys_fcntl(weft__sys *s, int fd, int cmd, long arg);
 off_t weft__sys_lseek(weft__sys *s, int fd, off_t off, int whence);

@@ -39,10 +39,10 @@ typedef struct uop {
 typedef struct uring_state {
     struct io_uring ring;
     int evfd;
-    int have_splice;     /* the kernel has IORING_OP_SPLICE: sendfile runs on the ring */
+    int have_splice;      /* the kernel has IORING_OP_SPLICE: sendfile runs on the ring */
     int pipe_rd, pipe_wr; /* sendfile's pipe, created at first use; -1 when none */
-    size_t pipe_cap;     /* its capacity in bytes */
-    weft__sys *sys;      /* the worker's record */
+    size_t pipe_cap;      /* its capacity in bytes */
+    weft__sys *sys;       /* the worker's record */
 } uring_state;
 
 /* Fails every operation still waiting in the SQ with `err` and turns its SQE into a no-op
@@ -189,8 +189,7 @@ static int ur_poll(weft__io *io, int64_t timeout_ns)
         /* Enter the kernel only with something to submit, or completions parked in the
          * overflow list: those come back only through an enter with GETEVENTS, and under
          * sustained load the loop never blocks, so a plain submit would strand them. */
-        if ((io_uring_sq_ready(&s->ring) || io_uring_cq_has_overflow(&s->ring)) &&
-            enter_ok(s) == 0)
+        if ((io_uring_sq_ready(&s->ring) || io_uring_cq_has_overflow(&s->ring)) && enter_ok(s) == 0)
             r = io_uring_submit_and_get_events(&s->ring);
     } else if (enter_ok(s) < 0) {
         /* Injected failure: what it would have submitted has failed; reap what is there. */
