@@ -65,34 +65,6 @@ weft__sys *weft__sys_current(void)
 }
 #endif
 
-ssize_t weft__sys_read(weft__sys *s, int fd, void *buf, size_t len)
-{
-    ENTER(s, read);
-    ssize_t r = read(fd, buf, len);
-    return RESULT(r);
-}
-
-ssize_t weft__sys_write(weft__sys *s, int fd, const void *buf, size_t len)
-{
-    ENTER(s, write);
-    ssize_t r = write(fd, buf, len);
-    return RESULT(r);
-}
-
-ssize_t weft__sys_readv(weft__sys *s, int fd, const struct iovec *iov, int iovcnt)
-{
-    ENTER(s, readv);
-    ssize_t r = readv(fd, iov, iovcnt);
-    return RESULT(r);
-}
-
-ssize_t weft__sys_writev(weft__sys *s, int fd, const struct iovec *iov, int iovcnt)
-{
-    ENTER(s, writev);
-    ssize_t r = writev(fd, iov, iovcnt);
-    return RESULT(r);
-}
-
 ssize_t weft__sys_pread(weft__sys *s, int fd, void *buf, size_t len, off_t off)
 {
     ENTER(s, pread);
@@ -104,20 +76,6 @@ ssize_t weft__sys_pwrite(weft__sys *s, int fd, const void *buf, size_t len, off_
 {
     ENTER(s, pwrite);
     ssize_t r = pwrite(fd, buf, len, off);
-    return RESULT(r);
-}
-
-ssize_t weft__sys_recv(weft__sys *s, int fd, void *buf, size_t len, int flags)
-{
-    ENTER(s, recv);
-    ssize_t r = recv(fd, buf, len, flags);
-    return RESULT(r);
-}
-
-ssize_t weft__sys_send(weft__sys *s, int fd, const void *buf, size_t len, int flags)
-{
-    ENTER(s, send);
-    ssize_t r = send(fd, buf, len, flags);
     return RESULT(r);
 }
 

@@ -10,13 +10,15 @@
 #ifndef WEFT_SYS_H
 #define WEFT_SYS_H
 
+#include <errno.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 struct epoll_event;
-struct iovec;
 struct msghdr;
 struct sockaddr;
 struct stat;
@@ -129,14 +131,49 @@ weft__sys *weft__sys_current(void);
 
 /* ---- The wrappers: one system call each, >= 0 or -errno. ---------------------------- */
 
-ssize_t weft__sys_read(weft__sys *s, int fd, void *buf, size_t len);
-ssize_t weft__sys_write(weft__sys *s, int fd, const void *buf, size_t len);
-ssize_t weft__sys_readv(weft__sys *s, int fd, const struct iovec *iov, int iovcnt);
-ssize_t weft__sys_writev(weft__sys *s, int fd, const struct iovec *iov, int iovcnt);
+/* The per-message ones are inline (tcp_echo makes two of them per message); the rest are in
+ * sys.c. WEFT__SYS_CALL makes the call of `kind`, or returns its planned fault. */
+#define WEFT__SYS_CALL(s, kind, type, call)                                                        \
+    do {                                                                                           \
+        int fault_ = weft__sys_enter((s), WEFT__SYS_##kind);                                       \
+        if (__builtin_expect(fault_ < 0, 0))                                                       \
+            return fault_;                                                                         \
+        type r_ = (call);                                                                          \
+        return r_ < 0 ? -errno : r_;                                                               \
+    } while (0)
+
+static inline ssize_t weft__sys_read(weft__sys *s, int fd, void *buf, size_t len)
+{
+    WEFT__SYS_CALL(s, read, ssize_t, read(fd, buf, len));
+}
+
+static inline ssize_t weft__sys_write(weft__sys *s, int fd, const void *buf, size_t len)
+{
+    WEFT__SYS_CALL(s, write, ssize_t, write(fd, buf, len));
+}
+
+static inline ssize_t weft__sys_readv(weft__sys *s, int fd, const struct iovec *iov, int iovcnt)
+{
+    WEFT__SYS_CALL(s, readv, ssize_t, readv(fd, iov, iovcnt));
+}
+
+static inline ssize_t weft__sys_writev(weft__sys *s, int fd, const struct iovec *iov, int iovcnt)
+{
+    WEFT__SYS_CALL(s, writev, ssize_t, writev(fd, iov, iovcnt));
+}
+
+static inline ssize_t weft__sys_recv(weft__sys *s, int fd, void *buf, size_t len, int flags)
+{
+    WEFT__SYS_CALL(s, recv, ssize_t, recv(fd, buf, len, flags));
+}
+
+static inline ssize_t weft__sys_send(weft__sys *s, int fd, const void *buf, size_t len, int flags)
+{
+    WEFT__SYS_CALL(s, send, ssize_t, send(fd, buf, len, flags));
+}
+
 ssize_t weft__sys_pread(weft__sys *s, int fd, void *buf, size_t len, off_t off);
 ssize_t weft__sys_pwrite(weft__sys *s, int fd, const void *buf, size_t len, off_t off);
-ssize_t weft__sys_recv(weft__sys *s, int fd, void *buf, size_t len, int flags);
-ssize_t weft__sys_send(weft__sys *s, int fd, const void *buf, size_t len, int flags);
 ssize_t weft__sys_recvmsg(weft__sys *s, int fd, struct msghdr *msg, int flags);
 ssize_t weft__sys_sendmsg(weft__sys *s, int fd, const struct msghdr *msg, int flags);
 int weft__sys_accept(weft__sys *s, int fd, struct sockaddr *addr, socklen_t *addrlen, int flags);

@@ -131,14 +131,29 @@ struct weft__io {
 /* ---- The single entry point (reactor.c) ---------------------------------------------- */
 
 /* Runs one attempt of `req` on the worker's backend (see weft__io_ops.submit). The caller
- * has checked that the current task may block. */
-ssize_t weft__io_submit(weft__worker *w, const weft__ioreq *req, int64_t deadline);
+ * has checked that the current task may block. Inline: it is on every operation's path. */
+static inline ssize_t weft__io_submit(weft__worker *w, const weft__ioreq *req, int64_t deadline)
+{
+    return w->io->ops->submit(w->io, req, deadline);
+}
 
 /* ---- The fd table (fdtable.c) --------------------------------------------------------- */
 
+/* Grows the table to hold fd. Returns 0 or -ENOMEM. */
+int weft__fdtable_grow(weft__io *io, int fd);
+
 /* fd's record, growing the table if needed. Returns 0 or -ENOMEM. The pointer is good until
- * the next park (the table may move meanwhile). */
-int weft__fdtable_get(weft__io *io, int fd, weft__fdrec **out);
+ * the next park (the table may move meanwhile). fd >= 0. */
+static inline int weft__fdtable_get(weft__io *io, int fd, weft__fdrec **out)
+{
+    if (__builtin_expect((size_t)fd >= io->nfds, 0)) {
+        int r = weft__fdtable_grow(io, fd);
+        if (r < 0)
+            return r;
+    }
+    *out = &io->fds[fd];
+    return 0;
+}
 /* Current generation of fd's record (bumped when it is forgotten); 0 if it has none. */
 uint32_t weft__fdtable_gen(weft__io *io, int fd);
 /* Records edges reported by a readiness backend and wakes their waiters. */
@@ -161,10 +176,7 @@ void weft__fdtable_fini(weft__io *io);
 
 /* ---- Plain execution (exec.c) --------------------------------------------------------- */
 
-/* Runs `req` with one plain system call through the sys layer (s may be NULL: uncounted).
- * Returns its result or -errno, -EAGAIN included. POLL and SPLICE are not plain calls
- * (-EINVAL). Any thread. */
-ssize_t weft__io_exec(weft__sys *s, const weft__ioreq *req);
+/* weft__io_exec(), the plain system call of a request, is inline in exec.h. */
 /* The sys kind (WEFT__SYS_*) of the call `req` stands for, or -1 for a POLL. */
 int weft__io_kind(const weft__ioreq *req);
 /* Runs `req` on the blocking pool (EINTR retried there), for the current task. The call is

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "backend.h"
+#include "exec.h"
 
 #define MAX_EVENTS 256 /* events taken per wait: enough to drain a busy tick in one call */
 
@@ -135,14 +136,22 @@ static ssize_t ep_connect(weft__io *io, const weft__ioreq *q, int64_t deadline)
     return r < 0 ? r : -soerr;
 }
 
-static ssize_t ep_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
+/* The requests that are not "try the call, wait on EAGAIN": kept out of ep_submit so that
+ * its hot path (reads and writes on sockets) stays small. */
+WEFT_NOINLINE static ssize_t ep_submit_other(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
     if (q->opts & WEFT__IOQ_FILE)
         return weft__io_exec_blocking(io->w, q, deadline);
     if (q->op == WEFT__IO_POLL)
         return wait_ready(io, q->fd, q->flags, deadline);
-    if (q->op == WEFT__IO_CONNECT)
-        return ep_connect(io, q, deadline);
+    return ep_connect(io, q, deadline);
+}
+
+static ssize_t ep_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
+{
+    if (weft_unlikely((q->opts & WEFT__IOQ_FILE) || q->op == WEFT__IO_POLL ||
+                      q->op == WEFT__IO_CONNECT))
+        return ep_submit_other(io, q, deadline);
     /* weft_read and weft_recv: the drained-read shortcut (MSG_PEEK leaves data queued, so
      * a short peek says nothing about the queue). */
     int plain_read = q->op == WEFT__IO_READ || q->op == WEFT__IO_RECV;

@@ -9,20 +9,17 @@
 
 #include "backend.h"
 
-int weft__fdtable_get(weft__io *io, int fd, weft__fdrec **out)
+int weft__fdtable_grow(weft__io *io, int fd)
 {
-    if ((size_t)fd >= io->nfds) {
-        size_t n = io->nfds ? io->nfds : 64;
-        while (n <= (size_t)fd)
-            n *= 2;
-        weft__fdrec *fds = weft__realloc(io->w, io->fds, n * sizeof *fds);
-        if (!fds)
-            return -ENOMEM;
-        memset(fds + io->nfds, 0, (n - io->nfds) * sizeof *fds);
-        io->fds = fds;
-        io->nfds = n;
-    }
-    *out = &io->fds[fd];
+    size_t n = io->nfds ? io->nfds : 64;
+    while (n <= (size_t)fd)
+        n *= 2;
+    weft__fdrec *fds = weft__realloc(io->w, io->fds, n * sizeof *fds);
+    if (!fds)
+        return -ENOMEM;
+    memset(fds + io->nfds, 0, (n - io->nfds) * sizeof *fds);
+    io->fds = fds;
+    io->nfds = n;
     return 0;
 }
 

@@ -87,11 +87,6 @@ size_t weft__io_nwaiters(weft__worker *w)
     return w->io->nwaiters;
 }
 
-ssize_t weft__io_submit(weft__worker *w, const weft__ioreq *req, int64_t deadline)
-{
-    return w->io->ops->submit(w->io, req, deadline);
-}
-
 int weft_fd_wait(int fd, int events, int64_t deadline)
 {
     weft__worker *w = weft__worker_current();

@@ -21,6 +21,7 @@
 #include <liburing.h>
 
 #include "backend.h"
+#include "exec.h"
 
 #define RING_ENTRIES 1024          /* SQEs per tick before an early submit */
 #define CQ_ENTRIES   16384         /* completions the ring holds before the kernel overflow list */
