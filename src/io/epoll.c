@@ -83,7 +83,8 @@ static void ep_forget(weft__io *io, int fd)
 
 /* Waits for `events` on fd, registering it first if this is its first wait. Registration
  * fails cleanly: the record stays unwatched, and the next wait tries again. */
-static int wait_ready(weft__io *io, int fd, int events, int64_t deadline)
+static inline __attribute__((always_inline)) int wait_ready(weft__io *io, int fd, int events,
+                                                            int64_t deadline)
 {
     weft__fdrec *rec;
     int r = weft__fdtable_get(io, fd, &rec);

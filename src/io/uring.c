@@ -348,7 +348,11 @@ static ssize_t ring_run(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
     /* Test builds: the fault plan of the call the operation stands for, taken as the first
      * run's result (so that a planned EAGAIN goes through the readiness path). */
+#ifdef WEFT_TESTING
     int fault = weft__sys_fault(&io->w->sys, weft__io_kind(q));
+#else
+    int fault = 0; /* and no kind lookup on every ring operation */
+#endif
     int has_fd = q->op != WEFT__IO_OPEN;
     uint32_t gen = has_fd ? weft__fdtable_gen(io, q->fd) : 0;
     for (;;) {
@@ -380,7 +384,7 @@ static ssize_t ring_run(weft__io *io, const weft__ioreq *q, int64_t deadline)
 }
 
 /* weft_fd_wait: a poll operation. The fd table records who waits, for the -EBUSY rule. */
-static ssize_t ring_poll(weft__io *io, const weft__ioreq *q, int64_t deadline)
+WEFT_NOINLINE static ssize_t ring_poll(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
     int r = weft__fdtable_claim(io, q->fd, q->flags);
     if (r < 0)
@@ -392,7 +396,7 @@ static ssize_t ring_poll(weft__io *io, const weft__ioreq *q, int64_t deadline)
 
 /* The readiness path, for what the ring cannot do: the plain call, then a poll operation on
  * EAGAIN, until it goes through. */
-static ssize_t plain_run(weft__io *io, const weft__ioreq *q, int64_t deadline)
+WEFT_NOINLINE static ssize_t plain_run(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
     for (;;) {
         ssize_t n = weft__io_exec(&io->w->sys, q);
@@ -428,7 +432,7 @@ WEFT_COLD static int pipe_open(uring_state *s)
  * stops half-way can put the position (or *offp) right after what reached out_fd; bytes left
  * in the pipe are thrown away with the pipe. Returns the bytes sent, 0 at the end of in_fd,
  * or -errno when nothing was sent. */
-static ssize_t ring_sendfile(weft__io *io, const weft__ioreq *q, int64_t deadline)
+WEFT_NOINLINE static ssize_t ring_sendfile(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
     uring_state *s = io->backend;
     weft__sys *sys = s->sys;
@@ -484,7 +488,9 @@ static ssize_t ring_sendfile(weft__io *io, const weft__ioreq *q, int64_t deadlin
     return sent > 0 ? (ssize_t)sent : err;
 }
 
-static ssize_t ur_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
+/* The operations that are not one plain ring operation: kept out of ur_submit so that its
+ * hot path (reads and writes) is a tail call to ring_run. */
+WEFT_NOINLINE static ssize_t ur_submit_other(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
     switch (q->op) {
     case WEFT__IO_POLL:
@@ -503,6 +509,19 @@ static ssize_t ur_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
     case WEFT__IO_SENDFILE:
         return ((uring_state *)io->backend)->have_splice ? ring_sendfile(io, q, deadline)
                                                          : plain_run(io, q, deadline);
+    default:
+        return ring_run(io, q, deadline);
+    }
+}
+
+static ssize_t ur_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
+{
+    switch (q->op) {
+    case WEFT__IO_POLL:
+    case WEFT__IO_STAT:
+    case WEFT__IO_ACCEPT:
+    case WEFT__IO_SENDFILE:
+        return ur_submit_other(io, q, deadline);
     default:
         return ring_run(io, q, deadline);
     }
