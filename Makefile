@@ -27,10 +27,13 @@ $(BUILD)/%/CMakeCache.txt:
 	cmake -S . -B $(BUILD)/$* $(CMAKE_FLAGS) $(CONF_$*)
 
 CONF_rel  = -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_TESTS=ON -DWEFT_TESTS_REQUIRED=ON \
-            -DWEFT_VALGRIND_TESTS=ON
+            -DWEFT_VALGRIND_TESTS=ON -DWEFT_TESTING=ON
 CONF_asan = -DCMAKE_BUILD_TYPE=Debug -DWEFT_SANITIZE=address,undefined -DWEFT_BENCH=OFF \
-            -DWEFT_TESTS_REQUIRED=ON
-CONF_lto  = -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_LTO=ON -DWEFT_BENCH=OFF -DWEFT_TESTS_REQUIRED=ON
+            -DWEFT_TESTS_REQUIRED=ON -DWEFT_TESTING=ON
+CONF_lto  = -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_LTO=ON -DWEFT_BENCH=OFF -DWEFT_TESTS_REQUIRED=ON \
+            -DWEFT_TESTING=ON
+# Benchmarks get their own build: no test seams in the measured library.
+CONF_bench = -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_TESTS=OFF -DWEFT_TESTING=OFF
 CONF_tsan = -DCMAKE_BUILD_TYPE=Debug -DWEFT_SANITIZE=thread -DWEFT_BENCH=OFF -DWEFT_EXAMPLES=OFF
 CONF_aarch64 = -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake \
                -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_BENCH=OFF -DWEFT_EXAMPLES=OFF
@@ -70,15 +73,15 @@ test-valgrind: test-rel
 
 bench:
 	@scripts/deps.sh bench
-	@$(MAKE) --no-print-directory $(BUILD)/rel/CMakeCache.txt
-	cmake --build $(BUILD)/rel -j$(JOBS)
-	bench/run.sh $(BUILD)/rel $(RUNS)
+	@$(MAKE) --no-print-directory $(BUILD)/bench/CMakeCache.txt
+	cmake --build $(BUILD)/bench -j$(JOBS)
+	bench/run.sh $(BUILD)/bench $(RUNS)
 
 bench-net:
 	@scripts/deps.sh bench
-	@$(MAKE) --no-print-directory $(BUILD)/rel/CMakeCache.txt
-	cmake --build $(BUILD)/rel -j$(JOBS)
-	BACKENDS="epoll io_uring" bench/run_net.sh $(BUILD)/rel $(RUNS)
+	@$(MAKE) --no-print-directory $(BUILD)/bench/CMakeCache.txt
+	cmake --build $(BUILD)/bench -j$(JOBS)
+	BACKENDS="epoll io_uring" bench/run_net.sh $(BUILD)/bench $(RUNS)
 
 install: build
 	cmake -S . -B $(BUILD)/rel -DCMAKE_INSTALL_PREFIX=$(abspath $(PREFIX)) >/dev/null

@@ -162,7 +162,11 @@ typedef struct weft_stats {
     uint64_t ntimers;        /* now: armed timers */
     uint64_t npool_threads;  /* now: blocking-pool threads */
     uint64_t npool_jobs;     /* jobs the blocking pool has run */
-    uint64_t reserved_[16];  /* zero: room for counters of later versions */
+    uint64_t nsyscalls;      /* system calls weft made for this runtime, all kinds: reads,
+                              * writes, epoll_wait, each io_uring_enter, mmap, ..., file
+                              * operations run on the blocking pool included (a wake-up
+                              * written from another thread is not counted) */
+    uint64_t reserved_[15];  /* zero: room for counters of later versions */
 } weft_stats;
 
 /* The I/O backend the current runtime uses ("epoll" or "io_uring"), or NULL outside one. */

@@ -1,8 +1,10 @@
-/* Coroutine-blocking I/O on fds and sockets. Each call tries the system call first and parks
- * on the reactor only when the kernel says EAGAIN (Go's netpoller discipline), so a ready fd
- * costs one syscall and no wait. Failures come back as -errno read right at the syscall, in
- * the same coroutine, before any switch. Every fd weft creates has its reactor record reset,
- * so a reused fd number never inherits the readiness or registration of a closed one. */
+/* Coroutine-blocking I/O on fds and sockets. Each call describes its operation as one request
+ * and hands it to the reactor's single entry point (weft__io_submit), once per attempt; the
+ * backend decides how it runs (epoll: the system call first, a readiness wait on EAGAIN;
+ * io_uring: a ring operation). What stays here is each call's own semantics: write-all,
+ * writev's advance, sendfile until count, accept's EMFILE backoff. Every fd weft creates has
+ * its reactor record reset, so a reused fd number never inherits the readiness or
+ * registration of a closed one. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -10,9 +12,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/sendfile.h>
 #include <sys/un.h>
-#include <unistd.h>
 #include <arpa/inet.h>
 
 #include "core.h"
@@ -36,66 +36,21 @@ static weft__worker *io_begin(int *err)
     return w;
 }
 
-/* Whether the backend completes operations itself (io_uring) rather than report readiness. */
-static inline int ring(const weft__worker *w)
+/* The sys record of the current worker, or NULL outside a runtime (uncounted). */
+static weft__sys *sys_here(void)
 {
-    return w->io->ops->submit != NULL;
+    weft__worker *w = weft__worker_current();
+    return w ? &w->sys : NULL;
 }
-
-/* Runs one operation on the completion backend. */
-static ssize_t submit(weft__worker *w, const weft__ioreq *q, int64_t deadline)
-{
-    return w->io->ops->submit(w->io, q, deadline);
-}
-
-/* Runs `call` until it does not fail with EAGAIN (or EINTR), parking for `dir` in between.
- * Evaluates to the call's result, or -errno, or the wait's error. */
-#define RETRY_IO(fd, dir, deadline, call)                                                          \
-    ({                                                                                             \
-        ssize_t res_;                                                                              \
-        for (;;) {                                                                                 \
-            res_ = (call);                                                                         \
-            if (res_ >= 0)                                                                         \
-                break;                                                                             \
-            int e_ = errno;                                                                        \
-            if (e_ == EINTR)                                                                       \
-                continue;                                                                          \
-            if (e_ != EAGAIN && e_ != EWOULDBLOCK) {                                               \
-                res_ = -e_;                                                                        \
-                break;                                                                             \
-            }                                                                                      \
-            int r_ = weft_fd_wait((fd), (dir), (deadline));                                        \
-            if (r_ < 0) {                                                                          \
-                res_ = r_;                                                                         \
-                break;                                                                             \
-            }                                                                                      \
-        }                                                                                          \
-        res_;                                                                                      \
-    })
 
 int weft_fd_nonblock(int fd)
 {
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-        return -errno;
-    return 0;
-}
-
-/* read/recv on a readiness backend: wait first if the last read drained the fd (see
- * weft__io_read_drained), then try; a short read marks the fd drained again. */
-static ssize_t drained_read(weft__worker *w, int fd, void *buf, size_t len, int flags, int use_recv,
-                            int64_t deadline)
-{
-    if (len > 0 && weft__io_read_drained(w, fd)) {
-        int r = weft_fd_wait(fd, WEFT_READABLE, deadline);
-        if (r < 0)
-            return r;
-    }
-    ssize_t n = use_recv ? RETRY_IO(fd, WEFT_READABLE, deadline, recv(fd, buf, len, flags))
-                         : RETRY_IO(fd, WEFT_READABLE, deadline, read(fd, buf, len));
-    if (n > 0 && (size_t)n < len && !(flags & MSG_PEEK))
-        weft__io_mark_drained(w, fd);
-    return n;
+    weft__sys *sys = sys_here();
+    int fl = weft__sys_fcntl(sys, fd, F_GETFL, 0);
+    if (fl < 0)
+        return fl;
+    int r = weft__sys_fcntl(sys, fd, F_SETFL, fl | O_NONBLOCK);
+    return r < 0 ? r : 0;
 }
 
 ssize_t weft_read(int fd, void *buf, size_t len, int64_t deadline)
@@ -104,11 +59,8 @@ ssize_t weft_read(int fd, void *buf, size_t len, int64_t deadline)
     weft__worker *w = io_begin(&err);
     if (!w)
         return err;
-    if (ring(w))
-        return submit(
-            w, &(weft__ioreq){.op = WEFT__IO_READ, .fd = fd, .buf = buf, .len = len, .off = -1},
-            deadline);
-    return drained_read(w, fd, buf, len, 0, 0, deadline);
+    weft__ioreq q = {.op = WEFT__IO_READ, .fd = fd, .buf = buf, .len = len, .off = -1};
+    return weft__io_submit(w, &q, deadline);
 }
 
 ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt, int64_t deadline)
@@ -117,12 +69,8 @@ ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt, int64_t deadline
     weft__worker *w = io_begin(&err);
     if (!w)
         return err;
-    if (ring(w))
-        return submit(
-            w,
-            &(weft__ioreq){.op = WEFT__IO_READV, .fd = fd, .iov = iov, .iovcnt = iovcnt, .off = -1},
-            deadline);
-    return RETRY_IO(fd, WEFT_READABLE, deadline, readv(fd, iov, iovcnt));
+    weft__ioreq q = {.op = WEFT__IO_READV, .fd = fd, .iov = iov, .iovcnt = iovcnt, .off = -1};
+    return weft__io_submit(w, &q, deadline);
 }
 
 ssize_t weft_recv(int fd, void *buf, size_t len, int flags, int64_t deadline)
@@ -131,12 +79,8 @@ ssize_t weft_recv(int fd, void *buf, size_t len, int flags, int64_t deadline)
     weft__worker *w = io_begin(&err);
     if (!w)
         return err;
-    if (ring(w))
-        return submit(
-            w,
-            &(weft__ioreq){.op = WEFT__IO_RECV, .fd = fd, .buf = buf, .len = len, .flags = flags},
-            deadline);
-    return drained_read(w, fd, buf, len, flags, 1, deadline);
+    weft__ioreq q = {.op = WEFT__IO_RECV, .fd = fd, .buf = buf, .len = len, .flags = flags};
+    return weft__io_submit(w, &q, deadline);
 }
 
 ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from,
@@ -146,20 +90,15 @@ ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr 
     weft__worker *w = io_begin(&err);
     if (!w)
         return err;
-    if (ring(w)) {
-        struct iovec iov = {buf, len};
-        struct msghdr msg = {.msg_name = from,
-                             .msg_namelen = fromlen ? *fromlen : 0,
-                             .msg_iov = &iov,
-                             .msg_iovlen = 1};
-        ssize_t n =
-            submit(w, &(weft__ioreq){.op = WEFT__IO_RECVMSG, .fd = fd, .msg = &msg, .flags = flags},
-                   deadline);
-        if (n >= 0 && fromlen)
-            *fromlen = msg.msg_namelen;
-        return n;
-    }
-    return RETRY_IO(fd, WEFT_READABLE, deadline, recvfrom(fd, buf, len, flags, from, fromlen));
+    /* recvmsg on both backends: the ring has no recvfrom. */
+    struct iovec iov = {buf, len};
+    struct msghdr msg = {
+        .msg_name = from, .msg_namelen = fromlen ? *fromlen : 0, .msg_iov = &iov, .msg_iovlen = 1};
+    weft__ioreq q = {.op = WEFT__IO_RECVMSG, .fd = fd, .msg = &msg, .flags = flags};
+    ssize_t n = weft__io_submit(w, &q, deadline);
+    if (n >= 0 && fromlen)
+        *fromlen = msg.msg_namelen;
+    return n;
 }
 
 ssize_t weft_sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to,
@@ -169,16 +108,11 @@ ssize_t weft_sendto(int fd, const void *buf, size_t len, int flags, const struct
     weft__worker *w = io_begin(&err);
     if (!w)
         return err;
-    if (ring(w)) {
-        struct iovec iov = {(void *)buf, len};
-        struct msghdr msg = {
-            .msg_name = (void *)to, .msg_namelen = tolen, .msg_iov = &iov, .msg_iovlen = 1};
-        return submit(w,
-                      &(weft__ioreq){.op = WEFT__IO_SENDMSG, .fd = fd, .msg = &msg, .flags = flags},
-                      deadline);
-    }
-    return RETRY_IO(fd, WEFT_WRITABLE, deadline,
-                    sendto(fd, buf, len, flags | MSG_NOSIGNAL, to, tolen));
+    struct iovec iov = {(void *)buf, len};
+    struct msghdr msg = {
+        .msg_name = (void *)to, .msg_namelen = tolen, .msg_iov = &iov, .msg_iovlen = 1};
+    weft__ioreq q = {.op = WEFT__IO_SENDMSG, .fd = fd, .msg = &msg, .flags = flags};
+    return weft__io_submit(w, &q, deadline);
 }
 
 ssize_t weft__write_some(int fd, const void *buf, size_t len, int64_t deadline)
@@ -187,13 +121,8 @@ ssize_t weft__write_some(int fd, const void *buf, size_t len, int64_t deadline)
     weft__worker *w = io_begin(&err);
     if (!w)
         return err;
-    if (ring(w))
-        return submit(
-            w,
-            &(weft__ioreq){
-                .op = WEFT__IO_WRITE, .fd = fd, .buf = (void *)buf, .len = len, .off = -1},
-            deadline);
-    return RETRY_IO(fd, WEFT_WRITABLE, deadline, write(fd, buf, len));
+    weft__ioreq q = {.op = WEFT__IO_WRITE, .fd = fd, .buf = (void *)buf, .len = len, .off = -1};
+    return weft__io_submit(w, &q, deadline);
 }
 
 /* Writes everything: each round writes what the kernel takes, then waits for room. */
@@ -204,23 +133,13 @@ static ssize_t write_all(int fd, const char *p, size_t len, int flags, int use_s
     weft__worker *w = io_begin(&err);
     if (!w)
         return err;
+    weft__ioreq q = {
+        .op = use_send ? WEFT__IO_SEND : WEFT__IO_WRITE, .fd = fd, .flags = flags, .off = -1};
     size_t done = 0;
     while (done < len) {
-        ssize_t n;
-        if (ring(w))
-            n = submit(w,
-                       &(weft__ioreq){.op = use_send ? WEFT__IO_SEND : WEFT__IO_WRITE,
-                                      .fd = fd,
-                                      .buf = (void *)(p + done),
-                                      .len = len - done,
-                                      .flags = flags,
-                                      .off = -1},
-                       deadline);
-        else if (use_send)
-            n = RETRY_IO(fd, WEFT_WRITABLE, deadline,
-                         send(fd, p + done, len - done, flags | MSG_NOSIGNAL));
-        else
-            n = RETRY_IO(fd, WEFT_WRITABLE, deadline, write(fd, p + done, len - done));
+        q.buf = (void *)(p + done);
+        q.len = len - done;
+        ssize_t n = weft__io_submit(w, &q, deadline);
         if (n < 0)
             return n;
         done += (size_t)n;
@@ -262,14 +181,8 @@ ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, int64_t deadlin
     int left = iovcnt;
     ssize_t r = (ssize_t)total;
     while (left > 0) {
-        ssize_t n =
-            ring(w)
-                ? submit(
-                      w,
-                      &(weft__ioreq){
-                          .op = WEFT__IO_WRITEV, .fd = fd, .iov = cur, .iovcnt = left, .off = -1},
-                      deadline)
-                : RETRY_IO(fd, WEFT_WRITABLE, deadline, writev(fd, cur, left));
+        weft__ioreq q = {.op = WEFT__IO_WRITEV, .fd = fd, .iov = cur, .iovcnt = left, .off = -1};
+        ssize_t n = weft__io_submit(w, &q, deadline);
         if (n < 0) {
             r = n;
             break;
@@ -298,8 +211,12 @@ ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, int64_
         return err;
     size_t done = 0;
     while (done < count) {
-        ssize_t n = RETRY_IO(out_fd, WEFT_WRITABLE, deadline,
-                             sendfile(out_fd, in_fd, offset, count - done));
+        weft__ioreq q = {.op = WEFT__IO_SENDFILE,
+                         .fd = out_fd,
+                         .fd2 = in_fd,
+                         .offp = offset,
+                         .len = count - done};
+        ssize_t n = weft__io_submit(w, &q, deadline);
         if (n < 0)
             return n;
         if (n == 0)
@@ -326,21 +243,8 @@ int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t deadl
         return err;
     int64_t backoff = WEFT_MSEC;
     for (;;) {
-        /* accept4 first on both backends, so a backlog is drained with plain system
-         * calls: through the ring each accept costs a whole loop tick, and with 5,000 busy
-         * connections that held accepts to a few hundred a second. */
-        int c = accept4(fd, addr, addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (c < 0)
-            c = -errno;
-        if (c == -EAGAIN || c == -EWOULDBLOCK || c == -EINTR)
-            c = ring(w)
-                    ? (int)submit(
-                          w,
-                          &(weft__ioreq){
-                              .op = WEFT__IO_ACCEPT, .fd = fd, .addr = addr, .addrlen = addrlen},
-                          deadline)
-                    : (int)RETRY_IO(fd, WEFT_READABLE, deadline,
-                                    accept4(fd, addr, addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC));
+        weft__ioreq q = {.op = WEFT__IO_ACCEPT, .fd = fd, .addr = addr, .addrlen = addrlen};
+        int c = (int)weft__io_submit(w, &q, deadline);
         if (c >= 0)
             return fresh_fd(w, c);
         if (c != -EMFILE && c != -ENFILE)
@@ -365,29 +269,14 @@ int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, int64_t dea
     weft__worker *w = io_begin(&err);
     if (!w)
         return err;
-    if (ring(w))
-        return (int)submit(
-            w,
-            &(weft__ioreq){
-                .op = WEFT__IO_CONNECT, .fd = fd, .addr = (struct sockaddr *)addr, .alen = len},
-            deadline);
-    if (connect(fd, addr, len) == 0)
-        return 0;
-    if (errno != EINPROGRESS && errno != EAGAIN && errno != EINTR)
-        return -errno;
-    int r = weft_fd_wait(fd, WEFT_WRITABLE, deadline);
-    if (r < 0)
-        return r;
-    int soerr = 0;
-    socklen_t sl = sizeof soerr;
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
-        return -errno;
-    return -soerr;
+    weft__ioreq q = {
+        .op = WEFT__IO_CONNECT, .fd = fd, .addr = (struct sockaddr *)addr, .alen = len};
+    return (int)weft__io_submit(w, &q, deadline);
 }
 
 int weft_shutdown(int fd, int how)
 {
-    return shutdown(fd, how) == 0 ? 0 : -errno;
+    return weft__sys_shutdown(sys_here(), fd, how);
 }
 
 int weft_close(int fd)
@@ -471,18 +360,20 @@ int weft_addr_local(int fd, weft_addr *out)
     if (!out)
         return -EINVAL;
     out->len = sizeof out->ss;
-    return getsockname(fd, (struct sockaddr *)&out->ss, &out->len) == 0 ? 0 : -errno;
+    return weft__sys_getsockname(sys_here(), fd, (struct sockaddr *)&out->ss, &out->len);
 }
 
 int weft_socket(int domain, int type, int protocol)
 {
-    int fd = socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
-    return fd >= 0 ? fresh_fd(weft__worker_current(), fd) : -errno;
+    weft__worker *w = weft__worker_current();
+    int fd =
+        weft__sys_socket(w ? &w->sys : NULL, domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+    return fresh_fd(w, fd);
 }
 
 static int set_int(int fd, int level, int opt, int v)
 {
-    return setsockopt(fd, level, opt, &v, sizeof v) == 0 ? 0 : -errno;
+    return weft__sys_setsockopt(sys_here(), fd, level, opt, &v, sizeof v);
 }
 
 int weft_listen(const weft_addr *addr, int backlog, unsigned flags)
@@ -500,12 +391,13 @@ int weft_listen(const weft_addr *addr, int backlog, unsigned flags)
         r = set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1);
     if (r == 0 && family == AF_INET6)
         r = set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, (flags & WEFT_LISTEN_V6ONLY) ? 1 : 0);
-    if (r == 0 && bind(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0)
-        r = -errno;
-    if (r == 0 && listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0)
-        r = -errno;
+    weft__sys *sys = sys_here();
+    if (r == 0)
+        r = weft__sys_bind(sys, fd, (const struct sockaddr *)&addr->ss, addr->len);
+    if (r == 0)
+        r = weft__sys_listen(sys, fd, backlog > 0 ? backlog : SOMAXCONN);
     if (r < 0) {
-        close(fd);
+        weft__sys_close(sys, fd);
         return r;
     }
     return fd;
@@ -533,10 +425,13 @@ int weft_datagram(const weft_addr *addr, int family)
     int fd = weft_socket(family, SOCK_DGRAM, 0);
     if (fd < 0)
         return fd;
-    if (addr && bind(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0) {
-        int e = errno;
-        close(fd);
-        return -e;
+    if (addr) {
+        weft__sys *sys = sys_here();
+        int r = weft__sys_bind(sys, fd, (const struct sockaddr *)&addr->ss, addr->len);
+        if (r < 0) {
+            weft__sys_close(sys, fd);
+            return r;
+        }
     }
     return fd;
 }

@@ -170,6 +170,7 @@ int weft_stats_read(weft_stats *out, size_t size)
         s.nstacks_live += x->stacks.nlive;
         s.nguarded_live += x->stacks.nguarded;
         s.ntimers += x->timers.n;
+        s.nsyscalls += weft__sys_total(&x->sys);
     }
     weft__pool_stats(rt, &s);
     s.size = size < sizeof s ? size : sizeof s;

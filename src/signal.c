@@ -7,7 +7,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/signalfd.h>
-#include <unistd.h>
 
 #include "core.h"
 #include "io/io.h"
@@ -23,9 +22,9 @@ int weft_signal_wait(const sigset_t *set, int64_t deadline)
     int r = pthread_sigmask(SIG_BLOCK, set, NULL);
     if (r != 0)
         return -r;
-    int fd = signalfd(-1, set, SFD_NONBLOCK | SFD_CLOEXEC);
+    int fd = weft__sys_signalfd(&w->sys, set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (fd < 0)
-        return -errno;
+        return fd;
     weft__io_fd_fresh(w, fd);
     struct signalfd_siginfo si;
     ssize_t n = weft_read(fd, &si, sizeof si, deadline);

@@ -47,14 +47,14 @@ static size_t page_size(weft__worker *w)
     return w->stacks.page;
 }
 
-WEFT_COLD static size_t read_guard_limit(void)
+WEFT_COLD static size_t read_guard_limit(weft__worker *w)
 {
     size_t max_maps = 65530;
-    int fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+    int fd = weft__sys_open(&w->sys, "/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC, 0);
     if (fd >= 0) {
         char buf[32];
-        ssize_t n = read(fd, buf, sizeof buf - 1);
-        close(fd);
+        ssize_t n = weft__sys_read(&w->sys, fd, buf, sizeof buf - 1);
+        weft__sys_close(&w->sys, fd);
         if (n > 0) {
             buf[n] = 0;
             unsigned long v = strtoul(buf, NULL, 10);
@@ -87,13 +87,15 @@ static int new_guarded(weft__worker *w, size_t size, weft__stack **out)
 {
     size_t page = page_size(w);
     size_t map_size = size + page;
-    char *map = mmap(NULL, map_size, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    void *p = NULL;
+    int r = weft__sys_mmap(&w->sys, &p, map_size, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     w->stats.nmmaps++;
-    if (map == MAP_FAILED)
+    if (r < 0)
         return -ENOMEM;
-    if (mprotect(map, page, PROT_NONE) != 0) {
-        munmap(map, map_size);
+    char *map = p;
+    if (weft__sys_mprotect(&w->sys, map, page, PROT_NONE) < 0) {
+        weft__sys_munmap(&w->sys, map, map_size);
         return -ENOMEM; /* the map count ran out: ENOMEM is what the kernel says too */
     }
     w->stacks.nguarded++;
@@ -110,10 +112,12 @@ static int new_carved(weft__worker *w, size_t size, weft__stack **out)
         if (!sl)
             return -ENOMEM;
         sl->map_size = cap * size;
-        sl->map = mmap(NULL, sl->map_size, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+        void *p = NULL;
+        int r = weft__sys_mmap(&w->sys, &p, sl->map_size, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
         w->stats.nmmaps++;
-        if (sl->map == MAP_FAILED) {
+        sl->map = p;
+        if (r < 0) {
             weft__free(w, sl);
             return -ENOMEM;
         }
@@ -175,7 +179,7 @@ int weft__stack_alloc(weft__worker *w, size_t size, bool noguard, weft__stack **
     weft__stack_pool *p = &w->stacks;
     bool want_guard = !noguard && p->guard_mode != WEFT_GUARD_NEVER;
     if (!p->guard_limit)
-        p->guard_limit = read_guard_limit();
+        p->guard_limit = read_guard_limit(w);
     weft__stack *s = pop_pooled(p, size, want_guard);
     int r = 0;
     if (s) {
@@ -203,7 +207,7 @@ static void unmap_stack(weft__worker *w, weft__stack *s)
     weft__hook_stack_deregister(s->vg_id);
     if (s->guarded) {
         w->stacks.nguarded--;
-        munmap(s->map, s->map_size);
+        weft__sys_munmap(&w->sys, s->map, s->map_size);
     }
 }
 
@@ -251,7 +255,7 @@ size_t weft__stack_trim(weft__worker *w, size_t max_ops)
             /* All but the top page, which holds the descriptor. */
             char *top_page = (char *)((uintptr_t)s->hi & ~(uintptr_t)(page - 1));
             if (top_page > s->lo)
-                madvise(s->lo, (size_t)(top_page - s->lo), MADV_DONTNEED);
+                weft__sys_madvise(&w->sys, s->lo, (size_t)(top_page - s->lo), MADV_DONTNEED);
             s->next = p->cls[i].cold;
             p->cls[i].cold = s;
             p->ncold++;
@@ -281,7 +285,7 @@ WEFT_COLD void weft__stack_fini(weft__worker *w)
     while (p->slabs) {
         struct weft__slab *sl = p->slabs;
         p->slabs = sl->next;
-        munmap(sl->map, sl->map_size);
+        weft__sys_munmap(&w->sys, sl->map, sl->map_size);
         weft__free(w, sl);
     }
 }

@@ -18,12 +18,12 @@
  * only once: stale wakers (older epoch) do nothing, so no wake-up is applied twice, and a
  * wake that arrives before the park turns RUNNING into NOTIFIED, so none is lost.
  *
- *   READY@e    --(resumed by its worker: sched.c)-->                RUNNING@e+1
- *   RUNNING@e  --(park: sched.c)-->                                 PARKED@e
+ *   READY@e    --(resumed by its worker: scheduler.c)-->              RUNNING@e+1
+ *   RUNNING@e  --(park: scheduler.c)-->                              PARKED@e
  *   RUNNING@e  --(wake e, any thread: wake.c)-->                    NOTIFIED@e
  *   NOTIFIED@e --(park: returns at once)-->                         RUNNING@e+1
  *   PARKED@e   --(wake e, any thread; the waker enqueues: wake.c)-> READY@e
- *   RUNNING@e  --(yield: sched.c)-->                                READY@e
+ *   RUNNING@e  --(yield: scheduler.c)-->                             READY@e
  *   RUNNING@e  --(finish: task.c)-->                                DONE@e+1
  *
  * Only the owning worker moves a task out of READY, RUNNING or NOTIFIED, and only a

@@ -13,6 +13,7 @@
 #include "task.h"
 #include "timer.h"
 #include "wake.h"
+#include "sys.h"
 
 /* Wakes the worker out of a blocking poll. Installed by the I/O layer at init (the only call
  * from the bottom of the core up into the reactor goes through it). any thread may ring;
@@ -36,6 +37,7 @@ struct weft__worker {
     weft__io *io;            /* io/reactor.c */
     weft__altstack altstack; /* overflow.h */
     weft__doorbell doorbell; /* any thread rings */
+    weft__sys sys;           /* sys.h: system-call counters (and the test fault plan) */
 
     weft__node *free_nodes; /* pooled defer/local nodes; owner: worker */
     uint64_t rng;           /* xorshift state for fair choices (select) */

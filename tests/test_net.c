@@ -365,6 +365,93 @@ Test(net, sendfile_to_a_socket)
     run_main(sendfile_main, NULL);
 }
 
+/* A few MiB in one call, with a reader draining the other end meanwhile: on io_uring this is
+ * the splice path (in_fd -> pipe -> socket), on epoll sendfile(2) and readiness waits. */
+enum { BIG = 3 * 1024 * 1024 + 1234 };
+
+typedef struct drain_arg {
+    int fd;
+    char *buf;
+    size_t len;
+} drain_arg;
+
+static void *drain(void *arg)
+{
+    drain_arg *d = arg;
+    size_t got = 0;
+    while (got < d->len) {
+        ssize_t n = weft_read(d->fd, d->buf + got, d->len - got, weft_deadline_in(10 * WEFT_SEC));
+        if (n <= 0)
+            return (void *)(intptr_t)(n < 0 ? n : -EPIPE);
+        got += (size_t)n;
+    }
+    return (void *)(intptr_t)got;
+}
+
+static void *sendfile_big_main(void *arg)
+{
+    (void)arg;
+    char path[] = "/tmp/weft-sendfile-big-XXXXXX";
+    int f = mkstemp(path);
+    cr_assert_geq(f, 0);
+    unlink(path);
+    char *data = malloc(BIG), *got = malloc(BIG);
+    cr_assert(data && got);
+    for (size_t i = 0; i < BIG; i++)
+        data[i] = (char)(i * 131 + (i >> 12));
+    cr_assert_eq(write(f, data, BIG), (ssize_t)BIG);
+    int p[2];
+    tcp_pair(p);
+
+    /* With an offset: the whole file from byte 1000; the offset ends at the end. */
+    drain_arg d = {p[1], got, BIG - 1000};
+    weft_task *t;
+    weft_spawn(&t, drain, &d, NULL);
+    off_t off = 1000;
+    ssize_t n = weft_sendfile(p[0], f, &off, BIG - 1000, weft_deadline_in(30 * WEFT_SEC));
+    cr_assert_eq(n, (ssize_t)(BIG - 1000), "sendfile: %s", weft_strerror((int)n));
+    cr_assert_eq(off, (off_t)BIG);
+    void *r;
+    weft_join(t, &r, WEFT_FOREVER);
+    cr_assert_eq((intptr_t)r, (intptr_t)(BIG - 1000));
+    cr_assert_eq(memcmp(got, data + 1000, BIG - 1000), 0);
+    cr_assert_eq(lseek(f, 0, SEEK_CUR), (off_t)BIG, "the file position was not used");
+
+    /* Without: from the file position, which moves; asking past the end sends what is left. */
+    cr_assert_eq(lseek(f, 5, SEEK_SET), 5);
+    d.len = BIG - 5;
+    weft_spawn(&t, drain, &d, NULL);
+    n = weft_sendfile(p[0], f, NULL, BIG, weft_deadline_in(30 * WEFT_SEC));
+    cr_assert_eq(n, (ssize_t)(BIG - 5));
+    cr_assert_eq(lseek(f, 0, SEEK_CUR), (off_t)BIG);
+    weft_join(t, &r, WEFT_FOREVER);
+    cr_assert_eq((intptr_t)r, (intptr_t)(BIG - 5));
+    cr_assert_eq(memcmp(got, data + 5, BIG - 5), 0);
+
+    /* A peer that stops reading: once the socket buffers are full, the deadline ends the
+     * call with -ETIMEDOUT instead of a hang, and the offset stops inside the file. */
+    for (int i = 0; i < 64; i++) {
+        off = 0;
+        n = weft_sendfile(p[0], f, &off, BIG, weft_deadline_in(20 * WEFT_MSEC));
+        if (n != (ssize_t)BIG)
+            break;
+        cr_assert_eq(off, (off_t)BIG);
+    }
+    cr_assert_eq(n, -ETIMEDOUT);
+    cr_assert(off >= 0 && off < (off_t)BIG, "offset %lld", (long long)off);
+    close(f);
+    weft_close(p[0]);
+    weft_close(p[1]);
+    free(data);
+    free(got);
+    return NULL;
+}
+
+Test(net, sendfile_of_megabytes_with_and_without_an_offset, .timeout = 60)
+{
+    run_main(sendfile_big_main, NULL);
+}
+
 /* ---- 5,000 concurrent connections ---- */
 
 enum { NCONNS = 5000 };

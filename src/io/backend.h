@@ -1,9 +1,13 @@
-/* The reactor's backend contract. A readiness backend (epoll; kqueue would be another)
- * watches fds edge-triggered and reports events through io->ready(); the layers above
- * then try each system call and wait for readiness on EAGAIN. A completion backend
- * (io_uring) also implements `submit`, which runs one operation to completion for the
- * current task; weft_fd_wait becomes a poll operation there. Both wait with a nanosecond
- * timeout and can be woken from any thread. */
+/* The I/O seam. net.c and fs.c describe each operation as one request (weft__ioreq) and hand
+ * it to weft__io_submit(), once per attempt; the backend behind the worker runs it to
+ * completion for the current task. A readiness backend (epoll) makes the system call through
+ * the sys layer and waits on the fd table on EAGAIN; a completion backend (io_uring) runs the
+ * operation on its ring. Both send regular-file operations they cannot do well to the
+ * blocking pool (exec.c).
+ *
+ * Layers, top down: reactor.c (the worker's calls, weft_fd_*) -> a backend (epoll.c,
+ * uring.c) -> exec.c (one plain system call per request) and fdtable.c (per-fd readiness and
+ * waiters) -> sys.c. Nothing calls upwards. */
 #ifndef WEFT_IO_BACKEND_H
 #define WEFT_IO_BACKEND_H
 
@@ -13,29 +17,44 @@
 #include <sys/uio.h>
 
 #include "../core.h"
+#include "../sys.h"
 #include "io.h"
 
-/* One operation for a completion backend. Fields unused by an op are ignored. */
+/* What a request does. Fields an op does not list are ignored. */
 enum {
-    WEFT__IO_READ,    /* fd, buf, len, off (-1: the file position) */
-    WEFT__IO_WRITE,   /* fd, buf, len, off */
-    WEFT__IO_READV,   /* fd, iov, iovcnt */
-    WEFT__IO_WRITEV,  /* fd, iov, iovcnt */
-    WEFT__IO_RECV,    /* fd, buf, len, flags */
-    WEFT__IO_SEND,    /* fd, buf, len, flags (MSG_NOSIGNAL added) */
-    WEFT__IO_RECVMSG, /* fd, msg, flags */
-    WEFT__IO_SENDMSG, /* fd, msg, flags */
-    WEFT__IO_ACCEPT,  /* fd, addr, addrlen: result is the new fd */
-    WEFT__IO_CONNECT, /* fd, addr, alen */
-    WEFT__IO_POLL,    /* fd, flags = WEFT_READABLE|WEFT_WRITABLE: result is the ready mask */
-    WEFT__IO_OPEN,    /* path, flags, mode: result is the fd */
-    WEFT__IO_FSYNC,   /* fd */
+    WEFT__IO_READ,     /* fd, buf, len, off (-1: the file position) */
+    WEFT__IO_WRITE,    /* fd, buf, len, off */
+    WEFT__IO_READV,    /* fd, iov, iovcnt */
+    WEFT__IO_WRITEV,   /* fd, iov, iovcnt */
+    WEFT__IO_RECV,     /* fd, buf, len, flags */
+    WEFT__IO_SEND,     /* fd, buf, len, flags (MSG_NOSIGNAL added) */
+    WEFT__IO_RECVMSG,  /* fd, msg, flags */
+    WEFT__IO_SENDMSG,  /* fd, msg, flags (MSG_NOSIGNAL added) */
+    WEFT__IO_ACCEPT,   /* fd, addr, addrlen: result is the new fd (non-blocking, cloexec) */
+    WEFT__IO_CONNECT,  /* fd, addr, alen: 0 once connected, or the connection's error */
+    WEFT__IO_POLL,     /* fd, flags = WEFT_READABLE|WEFT_WRITABLE: result is the ready mask */
+    WEFT__IO_OPEN,     /* path, flags (O_CLOEXEC added), mode: result is the fd */
+    WEFT__IO_FSYNC,    /* fd */
+    WEFT__IO_STAT,     /* path, st */
+    WEFT__IO_SENDFILE, /* fd = out, fd2 = in, offp (NULL: in's file position), len: one
+                        * transfer of at most len bytes; result is its byte count */
+    WEFT__IO_SPLICE,   /* io_uring only: fd, fd2 = a pipe end, off (fd's offset or -1),
+                        * len, flags = WEFT__SPLICE_*: one splice(2) */
+};
+
+/* WEFT__IO_SPLICE directions. */
+enum { WEFT__SPLICE_TO_PIPE = 0, WEFT__SPLICE_FROM_PIPE = 1 };
+
+/* Request options. */
+enum {
+    WEFT__IOQ_FILE = 0x1, /* a regular-file operation: readiness means nothing for it */
 };
 
 typedef struct weft__ioreq {
     int op;
     int fd;
     int flags;
+    unsigned opts; /* WEFT__IOQ_* */
     void *buf;
     size_t len;
     int64_t off;
@@ -47,62 +66,125 @@ typedef struct weft__ioreq {
     socklen_t alen;
     const char *path;
     mode_t mode;
+    struct stat *st;
+    int fd2;
+    off_t *offp;
 } weft__ioreq;
+
+/* The direction a request waits for when the kernel says EAGAIN. */
+static inline int weft__io_dir(const weft__ioreq *q)
+{
+    switch (q->op) {
+    case WEFT__IO_READ:
+    case WEFT__IO_READV:
+    case WEFT__IO_RECV:
+    case WEFT__IO_RECVMSG:
+    case WEFT__IO_ACCEPT:
+        return WEFT_READABLE;
+    case WEFT__IO_SPLICE:
+        return q->flags == WEFT__SPLICE_TO_PIPE ? WEFT_READABLE : WEFT_WRITABLE;
+    default:
+        return WEFT_WRITABLE;
+    }
+}
 
 typedef struct weft__io_ops {
     const char *name;
-    /* Sets up io->backend. Returns 0 or -errno. */
+    /* Sets up io->backend. Returns 0 or -errno. WEFT_COLD. */
     int (*init)(weft__io *io);
     void (*fini)(weft__io *io);
-    /* Starts watching fd for both directions, edge-triggered. Returns 0 or -errno
-     * (-EPERM for files that cannot be polled). */
-    int (*watch)(weft__io *io, int fd);
-    /* Stops watching fd (which may already be closed). */
-    void (*unwatch)(weft__io *io, int fd);
-    /* Waits up to timeout_ns (-1 forever, 0 not at all) and reports every ready fd through
-     * io->ready(). Returns the number of events or -errno. Owner thread only. */
+    /* Waits up to timeout_ns (-1 forever, 0 not at all) and wakes the tasks whose fds or
+     * operations are ready. Returns the number of events or -errno. Worker thread. */
     int (*poll)(weft__io *io, int64_t timeout_ns);
     /* Makes a poll in progress return soon. Any thread; async-signal-safe. */
     void (*notify)(weft__io *io);
-    /* Completion backends only (NULL otherwise): runs `req` for the current task, parking
-     * until it completes. Returns the operation's result (>= 0 or -errno), -ETIMEDOUT,
-     * -ECANCELED, or -EBADF if the fd was forgotten meanwhile. The caller's buffers stay
-     * in use until it returns, which it does only once the kernel is done with them. */
+    /* Runs `req` for the current (stackful, blocking) task, parking as long as it needs.
+     * Returns the operation's result (>= 0 or -errno), -ETIMEDOUT, -ECANCELED, or -EBADF if
+     * the fd was forgotten meanwhile. The caller's buffers stay in use until it returns,
+     * which it does only once the kernel is done with them. Worker thread. */
     ssize_t (*submit)(weft__io *io, const weft__ioreq *req, int64_t deadline);
-    /* Completion backends only: cancels every operation in flight on fd. */
-    void (*cancel_fd)(weft__io *io, int fd);
+    /* Forgets fd before it is closed: stops watching it, cancels operations in flight.
+     * The fd table's record is reset by the caller. Worker thread. */
+    void (*forget)(weft__io *io, int fd);
 } weft__io_ops;
 
 /* Per-fd readiness state. owner: worker. */
 typedef struct weft__fdrec {
     weft_waker rd, wr; /* the tasks waiting for each direction */
     uint32_t gen;      /* bumped when the fd is forgotten, so parked waiters notice */
-    uint8_t watched;
-    uint8_t ready;   /* WEFT_READABLE|WEFT_WRITABLE edges not yet consumed */
-    uint8_t drained; /* a short read emptied the socket; no readable edge since */
-    uint8_t hup;     /* the peer hung up or the fd errored: sticky, no edge follows it */
+    uint8_t watched;   /* registered with the readiness backend */
+    uint8_t ready;     /* WEFT_READABLE|WEFT_WRITABLE edges not yet consumed */
+    uint8_t drained;   /* a short read emptied the socket; no readable edge since */
+    uint8_t hup;       /* the peer hung up or the fd errored: sticky, no edge follows it */
 } weft__fdrec;
 
 struct weft__io {
     const weft__io_ops *ops;
     void *backend; /* the backend's private state */
     weft__worker *w;
-    weft__fdrec *fds; /* indexed by fd, grown on demand */
+    weft__fdrec *fds; /* indexed by fd, grown on demand (fdtable.c) */
     size_t nfds;
-    size_t nwaiters; /* tasks parked in weft_fd_wait */
-    /* Set by the reactor at init: a backend's poll reports each fd that became ready
-     * through it (a callback handed down, so the backend never calls the reactor). */
-    void (*ready)(weft__io *io, int fd, unsigned mask);
+    size_t nwaiters; /* tasks parked on an fd or an operation */
 };
 
 /* Internal event bit beside WEFT_READABLE/WEFT_WRITABLE: hang-up or error seen. */
 #define WEFT__HUP 0x4
 
-/* Current generation of fd's record (bumped when it is forgotten). */
-static inline uint32_t weft__io_fd_gen(const weft__io *io, int fd)
+/* ---- The single entry point (reactor.c) ---------------------------------------------- */
+
+/* Runs one attempt of `req` on the worker's backend (see weft__io_ops.submit). The caller
+ * has checked that the current task may block. Inline: it is on every operation's path. */
+static inline ssize_t weft__io_submit(weft__worker *w, const weft__ioreq *req, int64_t deadline)
 {
-    return fd >= 0 && (size_t)fd < io->nfds ? io->fds[fd].gen : 0;
+    return w->io->ops->submit(w->io, req, deadline);
 }
+
+/* ---- The fd table (fdtable.c) --------------------------------------------------------- */
+
+/* Grows the table to hold fd. Returns 0 or -ENOMEM. */
+int weft__fdtable_grow(weft__io *io, int fd);
+
+/* fd's record, growing the table if needed. Returns 0 or -ENOMEM. The pointer is good until
+ * the next park (the table may move meanwhile). fd >= 0. */
+static inline int weft__fdtable_get(weft__io *io, int fd, weft__fdrec **out)
+{
+    if (__builtin_expect((size_t)fd >= io->nfds, 0)) {
+        int r = weft__fdtable_grow(io, fd);
+        if (r < 0)
+            return r;
+    }
+    *out = &io->fds[fd];
+    return 0;
+}
+/* Current generation of fd's record (bumped when it is forgotten); 0 if it has none. */
+uint32_t weft__fdtable_gen(weft__io *io, int fd);
+/* Records edges reported by a readiness backend and wakes their waiters. */
+void weft__fdtable_ready(weft__io *io, int fd, unsigned mask);
+/* Readiness wait on a watched fd: consumes and returns the ready part of `events`
+ * (WEFT_READABLE|WEFT_WRITABLE), parking until an edge, the deadline or cancellation.
+ * Returns the mask, -EBUSY (another task waits in one of those directions), -EBADF
+ * (forgotten meanwhile), -ETIMEDOUT or -ECANCELED. */
+int weft__fdtable_wait(weft__io *io, int fd, int events, int64_t deadline);
+/* For completion backends: records the current task as fd's waiter for `events` without
+ * parking (-EBUSY if another holds one of them), and gives the slots up again. */
+int weft__fdtable_claim(weft__io *io, int fd, int events);
+void weft__fdtable_release(weft__io *io, int fd);
+/* Forgets everything known about fd: a new generation, and its waiters are woken. */
+void weft__fdtable_reset(weft__io *io, int fd);
+/* The same for an fd number the kernel just handed out, skipped when there is nothing to
+ * forget. */
+void weft__fdtable_fresh(weft__io *io, int fd);
+void weft__fdtable_fini(weft__io *io);
+
+/* ---- Plain execution (exec.c) --------------------------------------------------------- */
+
+/* weft__io_exec(), the plain system call of a request, is inline in exec.h. */
+/* The sys kind (WEFT__SYS_*) of the call `req` stands for, or -1 for a POLL. */
+int weft__io_kind(const weft__ioreq *req);
+/* Runs `req` on the blocking pool (EINTR retried there), for the current task. The call is
+ * counted in (or failed by) w's sys record on the worker's thread before it is handed over.
+ * Returns the call's result, or weft_blocking's -ETIMEDOUT/-ECANCELED/-ENOMEM. */
+ssize_t weft__io_exec_blocking(weft__worker *w, const weft__ioreq *req, int64_t deadline);
 
 extern const weft__io_ops weft__io_epoll;
 #ifdef WEFT_HAVE_URING

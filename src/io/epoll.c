@@ -1,16 +1,17 @@
 /* The epoll backend: one epoll instance per worker, fds registered once edge-triggered for
  * both directions (Go's netpoller model), and an eventfd that other threads write to wake a
- * blocked worker. Waits with nanosecond timeouts through epoll_pwait2 where the kernel has
- * it, else epoll_wait with the timeout rounded up to whole milliseconds (never early). */
+ * blocked worker. An operation is its system call, tried first (a ready fd costs one call and
+ * no wait), then a wait for readiness on EAGAIN; regular-file operations go to the blocking
+ * pool, since epoll calls a file always ready. Waits with nanosecond timeouts through
+ * epoll_pwait2 where the kernel has it, else epoll_wait rounded up to whole milliseconds. */
 #include <errno.h>
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
+#include <sys/socket.h>
 
 #include "backend.h"
+#include "exec.h"
 
 #define MAX_EVENTS 256 /* events taken per wait: enough to drain a busy tick in one call */
 
@@ -21,96 +22,174 @@ typedef struct epoll_state {
     struct epoll_event events[MAX_EVENTS];
 } epoll_state;
 
-static int ep_init(weft__io *io)
+WEFT_COLD static int ep_init(weft__io *io)
 {
+    weft__sys *sys = &io->w->sys;
     epoll_state *s = weft__malloc(io->w, sizeof *s);
     if (!s)
         return -ENOMEM;
     s->have_pwait2 = 1;
-    s->epfd = epoll_create1(EPOLL_CLOEXEC);
+    s->epfd = weft__sys_epoll_create(sys, EPOLL_CLOEXEC);
     if (s->epfd < 0) {
-        int e = errno;
+        int e = s->epfd;
         weft__free(io->w, s);
-        return -e;
+        return e;
     }
-    s->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    s->evfd = weft__sys_eventfd(sys, 0, EFD_NONBLOCK | EFD_CLOEXEC);
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = s->evfd};
-    if (s->evfd < 0 || epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->evfd, &ev) < 0) {
-        int e = errno;
+    int r = s->evfd < 0 ? s->evfd : weft__sys_epoll_ctl(sys, s->epfd, EPOLL_CTL_ADD, s->evfd, &ev);
+    if (r < 0) {
         if (s->evfd >= 0)
-            close(s->evfd);
-        close(s->epfd);
+            weft__sys_close(sys, s->evfd);
+        weft__sys_close(sys, s->epfd);
         weft__free(io->w, s);
-        return -e;
+        return r;
     }
     io->backend = s;
     return 0;
 }
 
-static void ep_fini(weft__io *io)
+WEFT_COLD static void ep_fini(weft__io *io)
 {
     epoll_state *s = io->backend;
     if (!s)
         return;
-    close(s->evfd);
-    close(s->epfd);
+    weft__sys_close(&io->w->sys, s->evfd);
+    weft__sys_close(&io->w->sys, s->epfd);
     weft__free(io->w, s);
     io->backend = NULL;
 }
 
-static int ep_watch(weft__io *io, int fd)
+/* Starts watching fd for both directions, edge-triggered. Returns 0 or -errno (-EPERM for
+ * files that cannot be polled). */
+static int watch(weft__io *io, int fd)
 {
     epoll_state *s = io->backend;
+    weft__sys *sys = &io->w->sys;
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.fd = fd};
-    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
-        return 0;
-    if (errno == EEXIST && epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev) == 0)
-        return 0;
-    return -errno;
+    int r = weft__sys_epoll_ctl(sys, s->epfd, EPOLL_CTL_ADD, fd, &ev);
+    if (r == -EEXIST)
+        r = weft__sys_epoll_ctl(sys, s->epfd, EPOLL_CTL_MOD, fd, &ev);
+    return r;
 }
 
-static void ep_unwatch(weft__io *io, int fd)
+static void ep_forget(weft__io *io, int fd)
 {
     epoll_state *s = io->backend;
-    epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL); /* ENOENT/EBADF: already gone, fine */
+    if ((size_t)fd < io->nfds && io->fds[fd].watched)
+        /* ENOENT/EBADF: already gone, fine. */
+        weft__sys_epoll_ctl(&io->w->sys, s->epfd, EPOLL_CTL_DEL, fd, NULL);
 }
 
-static int ep_wait(epoll_state *s, int64_t timeout_ns)
+/* Waits for `events` on fd, registering it first if this is its first wait. Registration
+ * fails cleanly: the record stays unwatched, and the next wait tries again. */
+static inline __attribute__((always_inline)) int wait_ready(weft__io *io, int fd, int events,
+                                                            int64_t deadline)
 {
-    if (s->have_pwait2) {
-        struct timespec ts, *tp = NULL;
-        if (timeout_ns >= 0) {
-            ts.tv_sec = timeout_ns / WEFT_SEC;
-            ts.tv_nsec = timeout_ns % WEFT_SEC;
-            tp = &ts;
+    weft__fdrec *rec;
+    int r = weft__fdtable_get(io, fd, &rec);
+    if (r < 0)
+        return r;
+    if (!rec->watched) {
+        r = watch(io, fd);
+        if (r < 0)
+            return r;
+        rec->watched = 1;
+    }
+    return weft__fdtable_wait(io, fd, events, deadline);
+}
+
+/* Drained reads. A read that returned less than it asked for emptied the socket's receive
+ * queue at that moment; with edge-triggered epoll, any byte that arrives later brings a new
+ * readable edge. So until such an edge comes, the next read can skip the system call that
+ * would only say EAGAIN and wait first (Tokio's reasoning too): one syscall fewer per message
+ * on a request/response connection. */
+static int read_drained(weft__io *io, int fd)
+{
+    if (fd < 0 || (size_t)fd >= io->nfds)
+        return 0;
+    weft__fdrec *rec = &io->fds[fd];
+    /* After a hang-up no edge will come again, so never wait then: read() reports it. */
+    return rec->drained && rec->watched && !rec->hup && !(rec->ready & WEFT_READABLE);
+}
+
+static void mark_drained(weft__io *io, int fd)
+{
+    if (fd >= 0 && (size_t)fd < io->nfds && io->fds[fd].watched)
+        io->fds[fd].drained = 1;
+}
+
+/* connect(2) on a non-blocking socket: EINPROGRESS, wait writable, then SO_ERROR. */
+static ssize_t ep_connect(weft__io *io, const weft__ioreq *q, int64_t deadline)
+{
+    weft__sys *sys = &io->w->sys;
+    int r = weft__sys_connect(sys, q->fd, q->addr, q->alen);
+    if (r == 0)
+        return 0;
+    if (r != -EINPROGRESS && r != -EAGAIN && r != -EINTR)
+        return r;
+    r = wait_ready(io, q->fd, WEFT_WRITABLE, deadline);
+    if (r < 0)
+        return r;
+    int soerr = 0;
+    socklen_t sl = sizeof soerr;
+    r = weft__sys_getsockopt(sys, q->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+    return r < 0 ? r : -soerr;
+}
+
+/* The requests that are not "try the call, wait on EAGAIN": kept out of ep_submit so that
+ * its hot path (reads and writes on sockets) stays small. */
+WEFT_NOINLINE static ssize_t ep_submit_other(weft__io *io, const weft__ioreq *q, int64_t deadline)
+{
+    if (q->opts & WEFT__IOQ_FILE)
+        return weft__io_exec_blocking(io->w, q, deadline);
+    if (q->op == WEFT__IO_POLL)
+        return wait_ready(io, q->fd, q->flags, deadline);
+    return ep_connect(io, q, deadline);
+}
+
+static ssize_t ep_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
+{
+    if (weft_unlikely((q->opts & WEFT__IOQ_FILE) || q->op == WEFT__IO_POLL ||
+                      q->op == WEFT__IO_CONNECT))
+        return ep_submit_other(io, q, deadline);
+    /* weft_read and weft_recv: the drained-read shortcut (MSG_PEEK leaves data queued, so
+     * a short peek says nothing about the queue). */
+    int plain_read = q->op == WEFT__IO_READ || q->op == WEFT__IO_RECV;
+    if (plain_read && q->len > 0 && read_drained(io, q->fd)) {
+        int r = wait_ready(io, q->fd, WEFT_READABLE, deadline);
+        if (r < 0)
+            return r;
+    }
+    for (;;) {
+        ssize_t n = weft__io_exec(&io->w->sys, q);
+        if (n >= 0) {
+            if (plain_read && n > 0 && (size_t)n < q->len && !(q->flags & MSG_PEEK))
+                mark_drained(io, q->fd);
+            return n;
         }
-#ifdef SYS_epoll_pwait2
-        long n = syscall(SYS_epoll_pwait2, s->epfd, s->events, MAX_EVENTS, tp, NULL, 0);
-        if (n >= 0 || errno != ENOSYS)
-            return n >= 0 ? (int)n : -errno;
-#endif
-        s->have_pwait2 = 0;
+        if (n == -EINTR)
+            continue;
+        if (n != -EAGAIN && n != -EWOULDBLOCK)
+            return n;
+        int r = wait_ready(io, q->fd, weft__io_dir(q), deadline);
+        if (r < 0)
+            return r;
     }
-    int ms = -1;
-    if (timeout_ns >= 0) {
-        int64_t m = (timeout_ns + WEFT_MSEC - 1) / WEFT_MSEC;
-        ms = m > INT32_MAX ? INT32_MAX : (int)m;
-    }
-    int n = epoll_wait(s->epfd, s->events, MAX_EVENTS, ms);
-    return n >= 0 ? n : -errno;
 }
 
 static int ep_poll(weft__io *io, int64_t timeout_ns)
 {
     epoll_state *s = io->backend;
-    int n = ep_wait(s, timeout_ns);
+    weft__sys *sys = &io->w->sys;
+    int n = weft__sys_epoll_wait(sys, s->epfd, s->events, MAX_EVENTS, timeout_ns, &s->have_pwait2);
     if (n < 0)
         return n == -EINTR ? 0 : n;
     for (int i = 0; i < n; i++) {
         struct epoll_event *ev = &s->events[i];
         if (ev->data.fd == s->evfd) {
             uint64_t v;
-            while (read(s->evfd, &v, sizeof v) > 0)
+            while (weft__sys_read(sys, s->evfd, &v, sizeof v) > 0)
                 ;
             continue;
         }
@@ -121,7 +200,7 @@ static int ep_poll(weft__io *io, int64_t timeout_ns)
             mask |= WEFT_WRITABLE;
         if (ev->events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
             mask |= WEFT__HUP;
-        io->ready(io, ev->data.fd, mask);
+        weft__fdtable_ready(io, ev->data.fd, mask);
     }
     return n;
 }
@@ -130,16 +209,17 @@ static void ep_notify(weft__io *io)
 {
     epoll_state *s = io->backend;
     uint64_t one = 1;
-    ssize_t r = write(s->evfd, &one, sizeof one);
-    (void)r; /* EAGAIN: the counter is already non-zero, the worker will wake anyway */
+    /* Any thread: NULL record, uncounted. EAGAIN: the counter is already non-zero, the
+     * worker will wake anyway. */
+    weft__sys_write(NULL, s->evfd, &one, sizeof one);
 }
 
 const weft__io_ops weft__io_epoll = {
     .name = "epoll",
     .init = ep_init,
     .fini = ep_fini,
-    .watch = ep_watch,
-    .unwatch = ep_unwatch,
     .poll = ep_poll,
     .notify = ep_notify,
+    .submit = ep_submit,
+    .forget = ep_forget,
 };

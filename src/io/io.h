@@ -16,8 +16,5 @@ size_t weft__io_nwaiters(weft__worker *w);
 /* Forgets any record of fd without a syscall: for an fd number the kernel just handed out,
  * which cannot be registered yet whatever the table says. */
 void weft__io_fd_fresh(weft__worker *w, int fd);
-/* Drained-read bookkeeping for readiness backends (see reactor.c). */
-int weft__io_read_drained(weft__worker *w, int fd);
-void weft__io_mark_drained(weft__worker *w, int fd);
 
 #endif

@@ -1,12 +1,11 @@
-/* The backend-independent half of the reactor: the per-fd table of readiness and waiters,
- * weft_fd_wait/forget/close, and the worker's calls into the backend. Readiness is kept as
- * edges not yet consumed (a wait returns at once if one arrived since the last wait), which
- * is what makes edge-triggered registration lose no wake-up. */
+/* The top of the I/O layer: the choice of backend, the worker's calls into it, the single
+ * entry point net.c and fs.c run every operation through (weft__io_submit), and
+ * weft_fd_wait/forget/close. Everything below is reached through the backend's ops table or
+ * the fd table (see backend.h for the layering). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "backend.h"
 
@@ -30,9 +29,7 @@ static const weft__io_ops *choose(int want, int *fell_back_from)
     return &weft__io_epoll;
 }
 
-static void io_ready(weft__io *io, int fd, unsigned mask);
-
-/* The worker's doorbell: makes a blocking poll return. */
+/* The worker's doorbell: makes a blocking poll return. Any thread. */
 static void ring_doorbell(void *arg)
 {
     weft__io *io = arg;
@@ -45,7 +42,6 @@ int weft__io_init(weft__worker *w, int backend)
     if (!io)
         return -ENOMEM;
     io->w = w;
-    io->ready = io_ready;
     int unbuilt;
     io->ops = choose(backend, &unbuilt);
     int r = io->ops->init(io);
@@ -78,7 +74,7 @@ void weft__io_fini(weft__worker *w)
         return;
     w->doorbell = (weft__doorbell){NULL, NULL};
     io->ops->fini(io);
-    weft__free(w, io->fds);
+    weft__fdtable_fini(io);
     weft__free(w, io);
     w->io = NULL;
 }
@@ -94,157 +90,22 @@ size_t weft__io_nwaiters(weft__worker *w)
     return w->io->nwaiters;
 }
 
-static void io_ready(weft__io *io, int fd, unsigned mask)
-{
-    if (fd < 0 || (size_t)fd >= io->nfds)
-        return;
-    weft__fdrec *rec = &io->fds[fd];
-    rec->ready |= (uint8_t)(mask & (WEFT_READABLE | WEFT_WRITABLE));
-    if (mask & WEFT_READABLE)
-        rec->drained = 0;
-    if (mask & WEFT__HUP)
-        rec->hup = 1; /* end of stream: reads return at once from now on */
-    if ((mask & WEFT_READABLE) && rec->rd.task)
-        weft_waker_wake(rec->rd);
-    if ((mask & WEFT_WRITABLE) && rec->wr.task)
-        weft_waker_wake(rec->wr);
-}
-
-static int fdrec_get(weft__io *io, int fd, weft__fdrec **out)
-{
-    if ((size_t)fd >= io->nfds) {
-        size_t n = io->nfds ? io->nfds : 64;
-        while (n <= (size_t)fd)
-            n *= 2;
-        weft__fdrec *fds = weft__realloc(io->w, io->fds, n * sizeof *fds);
-        if (!fds)
-            return -ENOMEM;
-        memset(fds + io->nfds, 0, (n - io->nfds) * sizeof *fds);
-        io->fds = fds;
-        io->nfds = n;
-    }
-    *out = &io->fds[fd];
-    return 0;
-}
-
 int weft_fd_wait(int fd, int events, int64_t deadline)
 {
     weft__worker *w = weft__worker_current();
-    weft_task *t = weft__blocking_task(w);
-    if (!t)
+    if (!weft__blocking_task(w))
         return -EPERM;
     if (fd < 0)
         return -EBADF;
     if (events == 0 || (events & ~(WEFT_READABLE | WEFT_WRITABLE)))
         return -EINVAL;
-    weft__io *io = w->io;
-    weft__fdrec *rec;
-    int r = fdrec_get(io, fd, &rec);
-    if (r < 0)
-        return r;
-    if (((events & WEFT_READABLE) && rec->rd.task && rec->rd.task != t) ||
-        ((events & WEFT_WRITABLE) && rec->wr.task && rec->wr.task != t))
-        return -EBUSY;
-    if (io->ops->submit) {
-        /* A poll operation; the slots only record who waits, for the -EBUSY rule. */
-        weft_waker me = {t, 0};
-        if (events & WEFT_READABLE)
-            rec->rd = me;
-        if (events & WEFT_WRITABLE)
-            rec->wr = me;
-        weft__ioreq q = {.op = WEFT__IO_POLL, .fd = fd, .flags = events};
-        int m = (int)io->ops->submit(io, &q, deadline);
-        rec = &io->fds[fd]; /* the table may have moved while we were parked */
-        if (rec->rd.task == t)
-            rec->rd = (weft_waker){NULL, 0};
-        if (rec->wr.task == t)
-            rec->wr = (weft_waker){NULL, 0};
-        return m;
-    }
-    if (!rec->watched) {
-        r = io->ops->watch(io, fd);
-        if (r < 0)
-            return r;
-        rec->watched = 1;
-    }
-    uint32_t gen = rec->gen;
-    for (;;) {
-        unsigned m = rec->ready & (unsigned)events;
-        if (m) {
-            rec->ready &= (uint8_t)~m;
-            return (int)m;
-        }
-        weft_waker wk = weft__waker_of(t);
-        if (events & WEFT_READABLE)
-            rec->rd = wk;
-        if (events & WEFT_WRITABLE)
-            rec->wr = wk;
-        io->nwaiters++;
-        weft__wait wr = {.kind = WEFT__WAIT_FD, .what = (const void *)(intptr_t)fd,
-                         .deadline = deadline};
-        r = weft__park(w, &wr);
-        w = t->worker;
-        io = w->io;
-        io->nwaiters--;
-        rec = &io->fds[fd]; /* the table may have moved while we were parked */
-        if (rec->rd.task == t)
-            rec->rd = (weft_waker){NULL, 0};
-        if (rec->wr.task == t)
-            rec->wr = (weft_waker){NULL, 0};
-        if (rec->gen != gen)
-            return -EBADF;
-        if (r < 0) {
-            m = rec->ready & (unsigned)events;
-            if (!m)
-                return r;
-            rec->ready &= (uint8_t)~m;
-            return (int)m;
-        }
-    }
-}
-
-/* Forgets everything known about an fd number: a new generation, so waiters notice. */
-static void reset_rec(weft__fdrec *rec)
-{
-    rec->watched = 0;
-    rec->ready = 0;
-    rec->drained = 0;
-    rec->hup = 0;
-    rec->gen++;
-    weft_waker_wake(rec->rd);
-    weft_waker_wake(rec->wr);
+    weft__ioreq q = {.op = WEFT__IO_POLL, .fd = fd, .flags = events};
+    return (int)weft__io_submit(w, &q, deadline);
 }
 
 void weft__io_fd_fresh(weft__worker *w, int fd)
 {
-    weft__io *io = w->io;
-    if ((size_t)fd >= io->nfds)
-        return;
-    weft__fdrec *rec = &io->fds[fd];
-    if (rec->watched || rec->ready || rec->drained || rec->hup || rec->rd.task || rec->wr.task)
-        reset_rec(rec);
-}
-
-/* Drained reads (epoll). A read that returned less than it asked for emptied the socket's
- * receive queue at that moment; with edge-triggered epoll, any byte that arrives later brings
- * a new readable edge. So until such an edge comes, the next read can skip the system call
- * that would only say EAGAIN and wait first (Tokio's reasoning too): one syscall fewer per
- * message on a request/response connection. */
-int weft__io_read_drained(weft__worker *w, int fd)
-{
-    weft__io *io = w->io;
-    if (fd < 0 || (size_t)fd >= io->nfds)
-        return 0;
-    weft__fdrec *rec = &io->fds[fd];
-    /* After a hang-up no edge will come again, so never wait then: read() reports it. */
-    return rec->drained && rec->watched && !rec->hup && !(rec->ready & WEFT_READABLE);
-}
-
-void weft__io_mark_drained(weft__worker *w, int fd)
-{
-    weft__io *io = w->io;
-    if (fd >= 0 && (size_t)fd < io->nfds && io->fds[fd].watched)
-        io->fds[fd].drained = 1;
+    weft__fdtable_fresh(w->io, fd);
 }
 
 int weft_fd_forget(int fd)
@@ -255,14 +116,13 @@ int weft_fd_forget(int fd)
     weft__io *io = w->io;
     if (fd < 0)
         return 0;
+    /* A record even for an fd never waited on: its new generation tells an operation in
+     * flight on it (io_uring) that it was forgotten. */
     weft__fdrec *rec;
-    if (fdrec_get(io, fd, &rec) < 0)
+    if (weft__fdtable_get(io, fd, &rec) < 0)
         return -ENOMEM;
-    if (rec->watched)
-        io->ops->unwatch(io, fd);
-    if (io->ops->cancel_fd)
-        io->ops->cancel_fd(io, fd);
-    reset_rec(rec);
+    io->ops->forget(io, fd);
+    weft__fdtable_reset(io, fd);
     return 0;
 }
 
@@ -271,5 +131,5 @@ int weft_fd_close(int fd)
     int r = weft_fd_forget(fd);
     if (r < 0)
         return r;
-    return close(fd) == 0 ? 0 : -errno;
+    return weft__sys_close(&weft__worker_current()->sys, fd);
 }

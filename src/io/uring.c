@@ -5,8 +5,14 @@
  * waits for the operation's own CQE, because the kernel owns the caller's buffers until
  * then. An eventfd, polled by the ring, lets other threads wake a blocked worker.
  * Operations the kernel answers with -EAGAIN (non-blocking fds, on kernels that honour
- * O_NONBLOCK in the ring) are retried after a poll for readiness. */
+ * O_NONBLOCK in the ring) are retried after a poll for readiness. weft_sendfile is two
+ * splices through a pipe kept per worker (in_fd -> pipe -> out_fd), there being no sendfile
+ * opcode. Every io_uring_enter weft makes goes through enter_ok(): counted in the worker's
+ * sys record and, in test builds, subject to its fault plan; an injected failure fails every
+ * operation that enter would have submitted, so no task waits for a completion that cannot
+ * come. The only parks of this backend are in run_op. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <sys/eventfd.h>
@@ -15,6 +21,7 @@
 #include <liburing.h>
 
 #include "backend.h"
+#include "exec.h"
 
 #define RING_ENTRIES 1024          /* SQEs per tick before an early submit */
 #define CQ_ENTRIES   16384         /* completions the ring holds before the kernel overflow list */
@@ -28,16 +35,53 @@ typedef struct uop {
     int done;
 } uop;
 
+#define PIPE_BYTES (256 * 1024) /* sendfile's pipe: 4 ring round trips per MiB, if allowed */
+
 typedef struct uring_state {
     struct io_uring ring;
     int evfd;
+    int have_splice;      /* the kernel has IORING_OP_SPLICE: sendfile runs on the ring */
+    int pipe_rd, pipe_wr; /* sendfile's pipe, created at first use; -1 when none */
+    size_t pipe_cap;      /* its capacity in bytes */
+    weft__sys *sys;       /* the worker's record */
 } uring_state;
+
+/* Fails every operation still waiting in the SQ with `err` and turns its SQE into a no-op
+ * whose completion nobody waits for. The eventfd poll and cancel requests stay as they are. */
+static void fail_pending(uring_state *s, int err)
+{
+    struct io_uring_sq *sq = &s->ring.sq;
+    for (unsigned i = *sq->khead; i != sq->sqe_tail; i++) {
+        struct io_uring_sqe *sqe = &sq->sqes[i & sq->ring_mask];
+        uint64_t ud = sqe->user_data;
+        if (ud == TAG_IGNORE || ud == TAG_EVENTFD)
+            continue;
+        uop *op = (uop *)(uintptr_t)ud;
+        op->res = err;
+        op->done = 1;
+        weft_waker_wake(op->waker);
+        io_uring_prep_nop(sqe);
+        io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+    }
+}
+
+/* Accounts for one io_uring_enter about to be made. Returns 0, or the planned fault after
+ * failing what the call would have submitted (the call must then not be made). */
+static int enter_ok(uring_state *s)
+{
+    int fault = weft__sys_enter(s->sys, WEFT__SYS_io_uring_enter);
+    if (weft_unlikely(fault < 0))
+        fail_pending(s, fault);
+    return fault;
+}
 
 static struct io_uring_sqe *get_sqe(uring_state *s)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
     if (!sqe) {
-        io_uring_submit(&s->ring); /* the SQ ring is full: hand this batch over now */
+        /* The SQ ring is full: hand this batch over now. */
+        if (enter_ok(s) == 0)
+            io_uring_submit(&s->ring);
         sqe = io_uring_get_sqe(&s->ring);
     }
     return sqe;
@@ -61,15 +105,20 @@ static const int needed_ops[] = {
     IORING_OP_OPENAT, IORING_OP_FSYNC,
 };
 
-static int ur_init(weft__io *io)
+WEFT_COLD static int ur_init(weft__io *io)
 {
+    weft__sys *sys = &io->w->sys;
     uring_state *s = weft__calloc(io->w, 1, sizeof *s);
     if (!s)
         return -ENOMEM;
+    s->sys = sys;
+    s->pipe_rd = s->pipe_wr = -1;
     /* A CQ much larger than the SQ: every connection may have an operation in flight, and
      * a burst of completions beyond the CQ waits in the kernel's overflow list. */
     struct io_uring_params params = {.flags = IORING_SETUP_CQSIZE, .cq_entries = CQ_ENTRIES};
-    int r = io_uring_queue_init_params(RING_ENTRIES, &s->ring, &params);
+    int r = weft__sys_enter(sys, WEFT__SYS_io_uring_setup);
+    if (r == 0)
+        r = io_uring_queue_init_params(RING_ENTRIES, &s->ring, &params);
     if (r < 0) {
         weft__free(io->w, s);
         return r;
@@ -80,17 +129,19 @@ static int ur_init(weft__io *io)
     for (size_t i = 0; r == 0 && i < sizeof needed_ops / sizeof needed_ops[0]; i++)
         if (!io_uring_opcode_supported(probe, needed_ops[i]))
             r = -ENOSYS;
+    /* Optional: without it, sendfile waits for readiness and calls sendfile(2). */
+    s->have_splice = probe && io_uring_opcode_supported(probe, IORING_OP_SPLICE);
     if (probe)
         io_uring_free_probe(probe);
     if (r == 0 && !(s->ring.features & IORING_FEAT_EXT_ARG))
         r = -ENOSYS; /* needed for waits with a timeout in one enter */
     if (r == 0) {
-        s->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        r = s->evfd < 0 ? -errno : arm_eventfd(s);
+        s->evfd = weft__sys_eventfd(sys, 0, EFD_NONBLOCK | EFD_CLOEXEC);
+        r = s->evfd < 0 ? s->evfd : arm_eventfd(s);
     }
     if (r < 0) {
         if (s->evfd > 0)
-            close(s->evfd);
+            weft__sys_close(sys, s->evfd);
         io_uring_queue_exit(&s->ring);
         weft__free(io->w, s);
         return r;
@@ -99,28 +150,25 @@ static int ur_init(weft__io *io)
     return 0;
 }
 
-static void ur_fini(weft__io *io)
+static void pipe_close(uring_state *s)
+{
+    if (s->pipe_rd >= 0) {
+        weft__sys_close(s->sys, s->pipe_rd);
+        weft__sys_close(s->sys, s->pipe_wr);
+    }
+    s->pipe_rd = s->pipe_wr = -1;
+}
+
+WEFT_COLD static void ur_fini(weft__io *io)
 {
     uring_state *s = io->backend;
     if (!s)
         return;
     io_uring_queue_exit(&s->ring);
-    close(s->evfd);
+    weft__sys_close(s->sys, s->evfd);
+    pipe_close(s);
     weft__free(io->w, s);
     io->backend = NULL;
-}
-
-static int ur_watch(weft__io *io, int fd)
-{
-    (void)io;
-    (void)fd;
-    return 0; /* nothing to register: each wait is a poll operation */
-}
-
-static void ur_unwatch(weft__io *io, int fd)
-{
-    (void)io;
-    (void)fd;
 }
 
 static unsigned poll_to_mask(int revents)
@@ -137,14 +185,15 @@ static int ur_poll(weft__io *io, int64_t timeout_ns)
 {
     uring_state *s = io->backend;
     struct io_uring_cqe *cqe = NULL;
-    int r;
+    int r = 0;
     if (timeout_ns == 0) {
         /* Enter the kernel only with something to submit, or completions parked in the
          * overflow list: those come back only through an enter with GETEVENTS, and under
          * sustained load the loop never blocks, so a plain submit would strand them. */
-        r = 0;
-        if (io_uring_sq_ready(&s->ring) || io_uring_cq_has_overflow(&s->ring))
+        if ((io_uring_sq_ready(&s->ring) || io_uring_cq_has_overflow(&s->ring)) && enter_ok(s) == 0)
             r = io_uring_submit_and_get_events(&s->ring);
+    } else if (enter_ok(s) < 0) {
+        /* Injected failure: what it would have submitted has failed; reap what is there. */
     } else if (timeout_ns < 0) {
         r = io_uring_submit_and_wait(&s->ring, 1);
     } else {
@@ -166,7 +215,7 @@ reap:
             continue;
         if (ud == TAG_EVENTFD) {
             uint64_t v;
-            while (read(s->evfd, &v, sizeof v) > 0)
+            while (weft__sys_read(s->sys, s->evfd, &v, sizeof v) > 0)
                 ;
             rearm = 1;
             continue;
@@ -180,8 +229,10 @@ reap:
     total += n;
     if (io_uring_cq_has_overflow(&s->ring)) {
         /* More completions wait in the overflow list: bring them in now. */
-        io_uring_get_events(&s->ring);
-        goto reap;
+        if (enter_ok(s) == 0) {
+            io_uring_get_events(&s->ring);
+            goto reap;
+        }
     }
     if (rearm)
         arm_eventfd(s);
@@ -192,8 +243,8 @@ static void ur_notify(weft__io *io)
 {
     uring_state *s = io->backend;
     uint64_t one = 1;
-    ssize_t r = write(s->evfd, &one, sizeof one);
-    (void)r; /* EAGAIN: the counter is already non-zero */
+    /* Any thread: NULL record, uncounted. EAGAIN: the counter is already non-zero. */
+    weft__sys_write(NULL, s->evfd, &one, sizeof one);
 }
 
 static void prep(struct io_uring_sqe *sqe, const weft__ioreq *q)
@@ -241,6 +292,12 @@ static void prep(struct io_uring_sqe *sqe, const weft__ioreq *q)
     }
     case WEFT__IO_OPEN:
         io_uring_prep_openat(sqe, AT_FDCWD, q->path, q->flags | O_CLOEXEC, q->mode);
+        break;
+    case WEFT__IO_SPLICE:
+        if (q->flags == WEFT__SPLICE_TO_PIPE)
+            io_uring_prep_splice(sqe, q->fd, q->off, q->fd2, -1, (unsigned)q->len, 0);
+        else
+            io_uring_prep_splice(sqe, q->fd2, -1, q->fd, -1, (unsigned)q->len, 0);
         break;
     default:
         io_uring_prep_fsync(sqe, q->fd, 0);
@@ -291,27 +348,34 @@ static int run_op(weft__io *io, const weft__ioreq *q, int64_t deadline, int *why
     return op.res;
 }
 
-static ssize_t ur_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
+/* Runs q on the ring until it is neither -EAGAIN nor withdrawn: the part of every ring
+ * operation after its preparation. */
+static ssize_t ring_run(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
-    uint32_t gen = q->op == WEFT__IO_OPEN ? 0 : weft__io_fd_gen(io, q->fd);
+    /* Test builds: the fault plan of the call the operation stands for, taken as the first
+     * run's result (so that a planned EAGAIN goes through the readiness path). */
+#ifdef WEFT_TESTING
+    int fault = weft__sys_fault(&io->w->sys, weft__io_kind(q));
+#else
+    int fault = 0; /* and no kind lookup on every ring operation */
+#endif
+    int has_fd = q->op != WEFT__IO_OPEN;
+    uint32_t gen = has_fd ? weft__fdtable_gen(io, q->fd) : 0;
     for (;;) {
-        int why;
-        int res = run_op(io, q, deadline, &why);
-        if (q->op != WEFT__IO_OPEN && weft__io_fd_gen(io, q->fd) != gen)
+        int why = 0;
+        int res = fault < 0 ? fault : run_op(io, q, deadline, &why);
+        fault = 0;
+        if (has_fd && weft__fdtable_gen(io, q->fd) != gen)
             return -EBADF; /* forgotten (closed) while in flight */
-        if (res == -ECANCELED && why)
+        /* -EINTR: a blocking operation on an io-wq thread interrupted by our cancel. */
+        if (why && (res == -ECANCELED || res == -EINTR))
             return why;
         if (res == -EAGAIN && q->op != WEFT__IO_POLL && q->op != WEFT__IO_OPEN &&
             q->op != WEFT__IO_FSYNC) {
             /* The kernel honoured O_NONBLOCK: wait for readiness, then try again. */
-            int dir =
-                (q->op == WEFT__IO_READ || q->op == WEFT__IO_READV || q->op == WEFT__IO_RECV ||
-                 q->op == WEFT__IO_RECVMSG || q->op == WEFT__IO_ACCEPT)
-                    ? WEFT_READABLE
-                    : WEFT_WRITABLE;
-            weft__ioreq pq = {.op = WEFT__IO_POLL, .fd = q->fd, .flags = dir};
+            weft__ioreq pq = {.op = WEFT__IO_POLL, .fd = q->fd, .flags = weft__io_dir(q)};
             int pr = run_op(io, &pq, deadline, &why);
-            if (weft__io_fd_gen(io, q->fd) != gen)
+            if (weft__fdtable_gen(io, q->fd) != gen)
                 return -EBADF;
             if (pr == -ECANCELED && why)
                 return why;
@@ -325,7 +389,151 @@ static ssize_t ur_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
     }
 }
 
-static void ur_cancel_fd(weft__io *io, int fd)
+/* weft_fd_wait: a poll operation. The fd table records who waits, for the -EBUSY rule. */
+WEFT_NOINLINE static ssize_t ring_poll(weft__io *io, const weft__ioreq *q, int64_t deadline)
+{
+    int r = weft__fdtable_claim(io, q->fd, q->flags);
+    if (r < 0)
+        return r;
+    ssize_t m = ring_run(io, q, deadline);
+    weft__fdtable_release(io, q->fd);
+    return m;
+}
+
+/* The readiness path, for what the ring cannot do: the plain call, then a poll operation on
+ * EAGAIN, until it goes through. */
+WEFT_NOINLINE static ssize_t plain_run(weft__io *io, const weft__ioreq *q, int64_t deadline)
+{
+    for (;;) {
+        ssize_t n = weft__io_exec(&io->w->sys, q);
+        if (n != -EAGAIN && n != -EWOULDBLOCK && n != -EINTR)
+            return n;
+        if (n == -EINTR)
+            continue;
+        weft__ioreq pq = {.op = WEFT__IO_POLL, .fd = q->fd, .flags = weft__io_dir(q)};
+        n = ring_run(io, &pq, deadline);
+        if (n < 0)
+            return n;
+    }
+}
+
+/* Creates sendfile's pipe, as large as the system lets an unprivileged process have it. */
+WEFT_COLD static int pipe_open(uring_state *s)
+{
+    int fds[2];
+    int r = weft__sys_pipe(s->sys, fds, O_CLOEXEC);
+    if (r < 0)
+        return r;
+    s->pipe_rd = fds[0];
+    s->pipe_wr = fds[1];
+    int cap = weft__sys_fcntl(s->sys, fds[1], F_SETPIPE_SZ, PIPE_BYTES);
+    if (cap < 0)
+        cap = weft__sys_fcntl(s->sys, fds[1], F_GETPIPE_SZ, 0);
+    s->pipe_cap = cap > 0 ? (size_t)cap : 4096;
+    return 0;
+}
+
+/* One sendfile transfer on the ring: in_fd -> pipe (at most the pipe's capacity), then
+ * pipe -> out_fd until the pipe is empty. The offset is always explicit, so a transfer that
+ * stops half-way can put the position (or *offp) right after what reached out_fd; bytes left
+ * in the pipe are thrown away with the pipe. Returns the bytes sent, 0 at the end of in_fd,
+ * or -errno when nothing was sent. */
+WEFT_NOINLINE static ssize_t ring_sendfile(weft__io *io, const weft__ioreq *q, int64_t deadline)
+{
+    uring_state *s = io->backend;
+    weft__sys *sys = s->sys;
+    if (s->pipe_rd < 0) {
+        int r = pipe_open(s);
+        if (r < 0)
+            return r;
+    }
+    off_t pos;
+    if (q->offp) {
+        pos = *q->offp;
+    } else {
+        pos = weft__sys_lseek(sys, q->fd2, 0, SEEK_CUR);
+        if (pos == -ESPIPE)
+            pos = -1; /* a pipe or socket: no position to honour */
+        else if (pos < 0)
+            return pos;
+    }
+    size_t want = q->len < s->pipe_cap ? q->len : s->pipe_cap;
+    weft__ioreq in = {.op = WEFT__IO_SPLICE,
+                      .fd = q->fd2,
+                      .fd2 = s->pipe_wr,
+                      .off = pos,
+                      .len = want,
+                      .flags = WEFT__SPLICE_TO_PIPE};
+    ssize_t n = ring_run(io, &in, deadline);
+    if (n <= 0)
+        return n;
+    size_t sent = 0;
+    ssize_t err = 0;
+    while (sent < (size_t)n) {
+        weft__ioreq out = {.op = WEFT__IO_SPLICE,
+                           .fd = q->fd,
+                           .fd2 = s->pipe_rd,
+                           .off = -1,
+                           .len = (size_t)n - sent,
+                           .flags = WEFT__SPLICE_FROM_PIPE};
+        ssize_t m = ring_run(io, &out, deadline);
+        if (m <= 0) {
+            err = m < 0 ? m : -EPIPE;
+            break;
+        }
+        sent += (size_t)m;
+    }
+    if (sent < (size_t)n)
+        pipe_close(s); /* what is still in it was not sent: the next transfer starts clean */
+    if (sent > 0 && pos >= 0) {
+        if (q->offp)
+            *q->offp = pos + (off_t)sent;
+        else
+            weft__sys_lseek(sys, q->fd2, pos + (off_t)sent, SEEK_SET);
+    }
+    return sent > 0 ? (ssize_t)sent : err;
+}
+
+/* The operations that are not one plain ring operation: kept out of ur_submit so that its
+ * hot path (reads and writes) is a tail call to ring_run. */
+WEFT_NOINLINE static ssize_t ur_submit_other(weft__io *io, const weft__ioreq *q, int64_t deadline)
+{
+    switch (q->op) {
+    case WEFT__IO_POLL:
+        return ring_poll(io, q, deadline);
+    case WEFT__IO_STAT:
+        return weft__io_exec_blocking(io->w, q, deadline); /* no ring op needed for it */
+    case WEFT__IO_ACCEPT: {
+        /* accept4 first, so a backlog is drained with plain system calls: through the ring
+         * each accept costs a whole loop tick, and with 5,000 busy connections that held
+         * accepts to a few hundred a second. */
+        ssize_t c = weft__io_exec(&io->w->sys, q);
+        if (c != -EAGAIN && c != -EWOULDBLOCK && c != -EINTR)
+            return c;
+        return ring_run(io, q, deadline);
+    }
+    case WEFT__IO_SENDFILE:
+        return ((uring_state *)io->backend)->have_splice ? ring_sendfile(io, q, deadline)
+                                                         : plain_run(io, q, deadline);
+    default:
+        return ring_run(io, q, deadline);
+    }
+}
+
+static ssize_t ur_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
+{
+    switch (q->op) {
+    case WEFT__IO_POLL:
+    case WEFT__IO_STAT:
+    case WEFT__IO_ACCEPT:
+    case WEFT__IO_SENDFILE:
+        return ur_submit_other(io, q, deadline);
+    default:
+        return ring_run(io, q, deadline);
+    }
+}
+
+static void ur_forget(weft__io *io, int fd)
 {
     uring_state *s = io->backend;
     struct io_uring_sqe *sqe = get_sqe(s);
@@ -334,17 +542,16 @@ static void ur_cancel_fd(weft__io *io, int fd)
     io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
     io_uring_sqe_set_data64(sqe, TAG_IGNORE);
     /* Submitted now: the fd is about to be closed, and the cancel must find it open. */
-    io_uring_submit(&s->ring);
+    if (enter_ok(s) == 0)
+        io_uring_submit(&s->ring);
 }
 
 const weft__io_ops weft__io_uring = {
     .name = "io_uring",
     .init = ur_init,
     .fini = ur_fini,
-    .watch = ur_watch,
-    .unwatch = ur_unwatch,
     .poll = ur_poll,
     .notify = ur_notify,
     .submit = ur_submit,
-    .cancel_fd = ur_cancel_fd,
+    .forget = ur_forget,
 };

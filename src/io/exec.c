@@ -1,0 +1,73 @@
+/* Plain execution of a request, the parts that are not inline (exec.h): the kind a request
+ * counts under, and the blocking-pool path for regular files. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "exec.h"
+
+int weft__io_kind(const weft__ioreq *q)
+{
+    switch (q->op) {
+    case WEFT__IO_READ:
+        return q->off < 0 ? WEFT__SYS_read : WEFT__SYS_pread;
+    case WEFT__IO_WRITE:
+        return q->off < 0 ? WEFT__SYS_write : WEFT__SYS_pwrite;
+    case WEFT__IO_READV:
+        return WEFT__SYS_readv;
+    case WEFT__IO_WRITEV:
+        return WEFT__SYS_writev;
+    case WEFT__IO_RECV:
+        return WEFT__SYS_recv;
+    case WEFT__IO_SEND:
+        return WEFT__SYS_send;
+    case WEFT__IO_RECVMSG:
+        return WEFT__SYS_recvmsg;
+    case WEFT__IO_SENDMSG:
+        return WEFT__SYS_sendmsg;
+    case WEFT__IO_ACCEPT:
+        return WEFT__SYS_accept;
+    case WEFT__IO_CONNECT:
+        return WEFT__SYS_connect;
+    case WEFT__IO_OPEN:
+        return WEFT__SYS_open;
+    case WEFT__IO_FSYNC:
+        return WEFT__SYS_fsync;
+    case WEFT__IO_STAT:
+        return WEFT__SYS_stat;
+    case WEFT__IO_SENDFILE:
+        return WEFT__SYS_sendfile;
+    case WEFT__IO_SPLICE:
+        return WEFT__SYS_splice;
+    default:
+        return -1; /* POLL: a wait, not a call */
+    }
+}
+
+typedef struct blocking_call {
+    const weft__ioreq *req;
+    ssize_t result; /* >= 0 or -errno, set on the pool thread */
+} blocking_call;
+
+static void *run_blocking(void *arg)
+{
+    blocking_call *c = arg;
+    ssize_t r;
+    /* NULL record: this is a pool thread, and the worker counted the call already. */
+    do
+        r = weft__io_exec(NULL, c->req);
+    while (r == -EINTR);
+    c->result = r;
+    return NULL;
+}
+
+ssize_t weft__io_exec_blocking(weft__worker *w, const weft__ioreq *req, int64_t deadline)
+{
+    int fault = weft__sys_enter(&w->sys, weft__io_kind(req));
+    if (fault < 0)
+        return fault;
+    blocking_call c = {.req = req};
+    int r = weft_blocking(run_blocking, &c, NULL, deadline);
+    return r < 0 ? r : c.result;
+}
