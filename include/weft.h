@@ -180,18 +180,34 @@ WEFT_API int weft_stats_read(weft_stats *out, size_t size);
  * ------------------------------------------------------------------------------------- */
 
 /* A task handle. Valid from spawn until weft_join() returns 0 or weft_detach() is called;
- * afterwards the record is recycled and the handle must not be used (like a pthread_t). */
+ * afterwards the record is recycled and the handle must not be used (like a pthread_t).
+ * A stale handle is detected while its record sits unused: every call taking a handle then
+ * returns -ESRCH (weft_task_id returns 0, weft_task_name ""). Records are recycled oldest
+ * first from a per-worker free list (at least 64 of them), so a stale handle names a new task
+ * only after every other free record has been reused; from then on it is indistinguishable
+ * from that task's handle, which is the remaining limit. */
 typedef struct weft_task weft_task;
 
 /* The result a join reports for a task that was cancelled before it finished (whatever its
  * function returned). Compare with ==, like PTHREAD_CANCELED. */
 #define WEFT_CANCELED ((void *)(intptr_t)-1)
 
-/* Spawn options; a NULL pointer means all defaults. */
+/* Spawn options; a NULL pointer means all defaults. Zero-initialise the structure (`= {0}` or
+ * a designated initialiser) so that fields you do not set are 0. */
 typedef struct weft_spawn_opts {
     size_t stack_size; /* 0: the runtime's default; rounded up to a page, at least STACK_MIN */
     const char *name;  /* NULL or a name; the first 15 bytes are copied */
     unsigned flags;    /* WEFT_SPAWN_* */
+    /* NULL, or called once with the spawn argument when the task has finished, however it
+     * ended: returned, weft_exit, cancelled, or cancelled before it ever ran (then its own
+     * weft_defer never registered: this is where resources handed to a task are freed).
+     * It runs after the task's defer handlers and task-local destructors, and before a join
+     * of the task returns. It may run on the task's stack or on another task's (a task that
+     * never ran is finished by whichever context picks it), so it must not block or call
+     * weft_exit. weft_spawn_future passes the future; weft_group_spawn and weft_gen_create
+     * pass their own `arg`. (Added in 0.2: a program built against an older header passes a
+     * smaller structure; rebuild it.) */
+    void (*cleanup)(void *arg);
 } weft_spawn_opts;
 
 /* The task is detached from the start: no handle is returned, its record is recycled when
@@ -211,12 +227,15 @@ WEFT_API int weft_spawn(weft_task **out, weft_fn fn, void *arg, const weft_spawn
 /* Waits until `t` finishes, then reaps it: `*result` (if not NULL) receives its return
  * value, or WEFT_CANCELED if it was cancelled. The handle is invalid after a 0 return.
  * Returns 0; -ETIMEDOUT or -ECANCELED (the caller was cancelled): the handle stays valid and
- * the join may be retried; -EINVAL (NULL, detached, or another task is already joining it);
- * -EDEADLK (joining itself); -EPERM outside a task. Runtime thread only. */
+ * the join may be retried; -EINVAL (NULL, detached, joined already but not yet recycled,
+ * another task is already joining it, or a task of another runtime); -ESRCH (a stale handle:
+ * already joined or detached and recycled); -EDEADLK (joining itself); -EPERM outside a
+ * task. Runtime thread only. */
 WEFT_API int weft_join(weft_task *t, void **result, int64_t deadline);
 
 /* Detaches `t`: its record is recycled when it finishes. The handle is invalid afterwards.
- * Returns 0 or -EINVAL (NULL, or already joined by someone). Runtime thread only. */
+ * Returns 0, -EINVAL (NULL, already detached, being joined, or of another runtime), -ESRCH
+ * (a stale handle), -EPERM outside a runtime. Runtime thread only. */
 WEFT_API int weft_detach(weft_task *t);
 
 /* Requests cancellation of `t`. If it is parked in a weft blocking call, that call returns
@@ -224,7 +243,8 @@ WEFT_API int weft_detach(weft_task *t);
  * and return. A task cancelled before it ever ran finishes without running. Its cleanup
  * handlers run when it finishes; a join reports WEFT_CANCELED. Cancelling twice, or a task
  * that has finished, is harmless.
- * Returns 0 or -EINVAL (NULL). Runtime thread only. */
+ * Returns 0, -EINVAL (NULL, or of another runtime), -ESRCH (a stale handle), -EPERM outside
+ * a runtime. Runtime thread only. */
 WEFT_API int weft_cancel(weft_task *t);
 
 /* Puts the current task at the tail of the ready queue and runs the others. Returns 0,
@@ -247,10 +267,11 @@ WEFT_API int weft_exit(void *result);
 WEFT_API weft_task *weft_self(void);
 
 /* Returns `t`'s id (unique within its runtime, starting at 1; the main task is 1), or 0 for
- * NULL. */
+ * NULL or a stale handle. */
 WEFT_API uint64_t weft_task_id(const weft_task *t);
 
-/* Returns `t`'s name ("" when it has none); the string lives as long as the handle. */
+/* Returns `t`'s name ("" when it has none, for NULL, or for a stale handle); the string
+ * lives as long as the handle. */
 WEFT_API const char *weft_task_name(const weft_task *t);
 
 /* Returns 1 if the current task has been cancelled, 0 if not, -EPERM outside a task. */
