@@ -148,6 +148,11 @@ struct weft_promise {
 static int promise_poll(weft_future *self, weft_context *cx)
 {
     weft_promise *p = (weft_promise *)self;
+    if (weft__worker_current() != p->w) {
+        /* Awaited from another runtime: its waker would be stored unsynchronised. */
+        weft_future_complete(self, -EPERM, NULL);
+        return WEFT_READY;
+    }
     if (p->settled) {
         weft_future_complete(self, p->status, p->value);
         return WEFT_READY;
@@ -196,6 +201,8 @@ void weft_promise_retain(weft_promise *p)
 
 static int settle(weft_promise *p, int status, void *value)
 {
+    if (weft__worker_current() != p->w)
+        return -EPERM; /* another runtime's thread: the multi-core issue will allow it */
     if (p->settled)
         return -EALREADY;
     p->settled = 1;
