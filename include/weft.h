@@ -383,7 +383,8 @@ typedef struct weft_promise weft_promise;
 
 /* Returns 0, -EINVAL, -ENOMEM, -EPERM outside a runtime. Runtime thread only: the promise
  * belongs to the runtime that created it; resolving or rejecting it from another thread
- * returns -EPERM, and awaiting it from another runtime completes with status -EPERM. */
+ * returns -EPERM, and so does weft_await on it from another runtime (a combinator or a
+ * stackless task of another runtime polling it sees it pending: not detected). */
 WEFT_API int weft_promise_create(weft_promise **out);
 /* The promise's future (the same object; destroying it drops a reference). */
 WEFT_API weft_future *weft_promise_future(weft_promise *p);
