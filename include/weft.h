@@ -184,18 +184,34 @@ WEFT_API int weft_stats_read(weft_stats *out, size_t size);
  * ------------------------------------------------------------------------------------- */
 
 /* A task handle. Valid from spawn until weft_join() returns 0 or weft_detach() is called;
- * afterwards the record is recycled and the handle must not be used (like a pthread_t). */
+ * afterwards the record is recycled and the handle must not be used (like a pthread_t).
+ * A stale handle is detected while its record sits unused: every call taking a handle then
+ * returns -ESRCH (weft_task_id returns 0, weft_task_name ""). Records are recycled oldest
+ * first from a per-worker free list (at least 64 of them), so a stale handle names a new task
+ * only after every other free record has been reused; from then on it is indistinguishable
+ * from that task's handle, which is the remaining limit. */
 typedef struct weft_task weft_task;
 
 /* The result a join reports for a task that was cancelled before it finished (whatever its
  * function returned). Compare with ==, like PTHREAD_CANCELED. */
 #define WEFT_CANCELED ((void *)(intptr_t)-1)
 
-/* Spawn options; a NULL pointer means all defaults. */
+/* Spawn options; a NULL pointer means all defaults. Zero-initialise the structure (`= {0}` or
+ * a designated initialiser) so that fields you do not set are 0. */
 typedef struct weft_spawn_opts {
     size_t stack_size; /* 0: the runtime's default; rounded up to a page, at least STACK_MIN */
     const char *name;  /* NULL or a name; the first 15 bytes are copied */
     unsigned flags;    /* WEFT_SPAWN_* */
+    /* NULL, or called once with the spawn argument when the task has finished, however it
+     * ended: returned, weft_exit, cancelled, or cancelled before it ever ran (then its own
+     * weft_defer never registered: this is where resources handed to a task are freed).
+     * It runs after the task's defer handlers and task-local destructors, and before a join
+     * of the task returns. It may run on the task's stack or on another task's (a task that
+     * never ran is finished by whichever context picks it), so it must not block or call
+     * weft_exit. weft_spawn_future passes the future; weft_group_spawn and weft_gen_create
+     * pass their own `arg`. (Added in 0.2: a program built against an older header passes a
+     * smaller structure; rebuild it.) */
+    void (*cleanup)(void *arg);
 } weft_spawn_opts;
 
 /* The task is detached from the start: no handle is returned, its record is recycled when
@@ -215,12 +231,15 @@ WEFT_API int weft_spawn(weft_task **out, weft_fn fn, void *arg, const weft_spawn
 /* Waits until `t` finishes, then reaps it: `*result` (if not NULL) receives its return
  * value, or WEFT_CANCELED if it was cancelled. The handle is invalid after a 0 return.
  * Returns 0; -ETIMEDOUT or -ECANCELED (the caller was cancelled): the handle stays valid and
- * the join may be retried; -EINVAL (NULL, detached, or another task is already joining it);
- * -EDEADLK (joining itself); -EPERM outside a task. Runtime thread only. */
+ * the join may be retried; -EINVAL (NULL, detached, joined already but not yet recycled,
+ * another task is already joining it, or a task of another runtime); -ESRCH (a stale handle:
+ * already joined or detached and recycled); -EDEADLK (joining itself); -EPERM outside a
+ * task. Runtime thread only. */
 WEFT_API int weft_join(weft_task *t, void **result, int64_t deadline);
 
 /* Detaches `t`: its record is recycled when it finishes. The handle is invalid afterwards.
- * Returns 0 or -EINVAL (NULL, or already joined by someone). Runtime thread only. */
+ * Returns 0, -EINVAL (NULL, already detached, being joined, or of another runtime), -ESRCH
+ * (a stale handle), -EPERM outside a runtime. Runtime thread only. */
 WEFT_API int weft_detach(weft_task *t);
 
 /* Requests cancellation of `t`. If it is parked in a weft blocking call, that call returns
@@ -228,7 +247,8 @@ WEFT_API int weft_detach(weft_task *t);
  * and return. A task cancelled before it ever ran finishes without running. Its cleanup
  * handlers run when it finishes; a join reports WEFT_CANCELED. Cancelling twice, or a task
  * that has finished, is harmless.
- * Returns 0 or -EINVAL (NULL). Runtime thread only. */
+ * Returns 0, -EINVAL (NULL, or of another runtime), -ESRCH (a stale handle), -EPERM outside
+ * a runtime. Runtime thread only. */
 WEFT_API int weft_cancel(weft_task *t);
 
 /* Puts the current task at the tail of the ready queue and runs the others. Returns 0,
@@ -251,10 +271,11 @@ WEFT_API int weft_exit(void *result);
 WEFT_API weft_task *weft_self(void);
 
 /* Returns `t`'s id (unique within its runtime, starting at 1; the main task is 1), or 0 for
- * NULL. */
+ * NULL or a stale handle. */
 WEFT_API uint64_t weft_task_id(const weft_task *t);
 
-/* Returns `t`'s name ("" when it has none); the string lives as long as the handle. */
+/* Returns `t`'s name ("" when it has none, for NULL, or for a stale handle); the string
+ * lives as long as the handle. */
 WEFT_API const char *weft_task_name(const weft_task *t);
 
 /* Returns 1 if the current task has been cancelled, 0 if not, -EPERM outside a task. */
@@ -364,12 +385,16 @@ WEFT_API int weft_timer_future(weft_future **out, int64_t deadline);
  * drop frees it. Resolving or rejecting after the first resolution returns -EALREADY. */
 typedef struct weft_promise weft_promise;
 
-/* Returns 0, -EINVAL, -ENOMEM, -EPERM outside a runtime. Runtime thread only. */
+/* Returns 0, -EINVAL, -ENOMEM, -EPERM outside a runtime. Runtime thread only: the promise
+ * belongs to the runtime that created it; resolving or rejecting it from another thread
+ * returns -EPERM, and so does weft_await on it from another runtime (a combinator or a
+ * stackless task of another runtime polling it sees it pending: not detected). */
 WEFT_API int weft_promise_create(weft_promise **out);
 /* The promise's future (the same object; destroying it drops a reference). */
 WEFT_API weft_future *weft_promise_future(weft_promise *p);
 WEFT_API void weft_promise_retain(weft_promise *p);
-/* Return 0, -EALREADY (already settled), -EINVAL (NULL, or reject with err >= 0). */
+/* Return 0, -EALREADY (already settled), -EINVAL (NULL, or reject with err >= 0), -EPERM
+ * (not the thread of the promise's runtime). */
 WEFT_API int weft_promise_resolve(weft_promise *p, void *value);
 WEFT_API int weft_promise_reject(weft_promise *p, int err);
 
@@ -613,10 +638,15 @@ WEFT_API int weft_resolve(weft_addr *out, const char *host, int port, int64_t de
 
 typedef struct weft_chan weft_chan;
 
-/* Creates a channel of `elem_size`-byte values (1 .. 65536) holding up to `cap` buffered
- * values. `*out` holds one reference. Returns 0, -EINVAL, -ENOMEM, -EPERM outside a runtime. */
+/* Creates a channel of `elem_size`-byte values (0 .. 65536) holding up to `cap` buffered
+ * values. With elem_size 0 (Go's chan struct{}) the values carry no data: only their count
+ * and order matter, and every `elem` pointer given for the channel may be NULL.
+ * `*out` holds one reference. Returns 0, -EINVAL, -ENOMEM, -EPERM outside a runtime. */
 WEFT_API int weft_chan_create(weft_chan **out, size_t elem_size, size_t cap);
-/* Adds a reference / drops one; the last drop frees the channel (no task may wait on it). */
+/* Adds a reference / drops one. Dropping the last one closes the channel if it is open
+ * (tasks waiting on it wake with -EPIPE, as for weft_chan_close) and frees it once no task
+ * waits on it any more: the waiting tasks keep it alive until they have left. The handle
+ * must not be used after its last release. */
 WEFT_API void weft_chan_retain(weft_chan *c);
 WEFT_API void weft_chan_release(weft_chan *c);
 
@@ -634,13 +664,16 @@ WEFT_API int weft_chan_try_recv(weft_chan *c, void *elem);
 WEFT_API int weft_chan_close(weft_chan *c);
 /* Buffered values now. */
 WEFT_API size_t weft_chan_len(const weft_chan *c);
+/* The capacity given at creation (0 for a rendezvous channel, or for NULL). */
+WEFT_API size_t weft_chan_cap(const weft_chan *c);
 
 /* One case of a select. */
 enum { WEFT_CASE_SEND = 1, WEFT_CASE_RECV = 2, WEFT_CASE_DEFAULT = 3 };
 typedef struct weft_case {
     int op;          /* WEFT_CASE_* */
     weft_chan *chan; /* SEND/RECV: the channel (a NULL channel never becomes ready) */
-    void *elem;      /* SEND: the value to send; RECV: where the value goes */
+    void *elem;      /* SEND: the value to send; RECV: where the value goes (NULL allowed for
+                      * a channel of 0-byte values) */
     int result;      /* out: 0, or -EPIPE for a closed channel */
 } weft_case;
 
@@ -657,7 +690,19 @@ WEFT_API int weft_select(weft_case *cases, size_t n, int64_t deadline);
  * Coroutine-aware primitives: a wait parks the task, never the thread, takes a deadline and
  * returns -ECANCELED when the task is cancelled. They are fixed-size values with static
  * initialisers, so they embed in your structures without a malloc; their fields are private.
- * Waiters are served first-in first-out. Single-worker for now: runtime thread only.
+ * Waiters are served first-in first-out. Every call returns -EINVAL for a NULL primitive.
+ *
+ * Single-worker for now: runtime thread only. While a primitive is in use (held, waited on,
+ * a wait group's count above zero, a once running), a call from a thread other than the
+ * runtime using it returns -EPERM. An idle primitive may be used by another runtime, one
+ * after the other (a static mutex shared by successive weft_run calls). Not detected: two
+ * runtimes changing an idle counter at the same time (a semaphore's, an event's, nobody
+ * waiting), which must not happen.
+ *
+ * A task that finishes while holding locks gives them up: a mutex goes to its next waiter
+ * (or next locker), whose lock returns -EOWNERDEAD (see weft_mutex_lock); a read hold of a
+ * rwlock is released. So a lock, once held, must not be freed or go out of scope before it
+ * is unlocked.
  * ------------------------------------------------------------------------------------- */
 
 /* Private storage shared by every primitive below: all zeros is a valid empty state, so
@@ -673,9 +718,13 @@ typedef struct weft_mutex {
     weft_sync_ s_;
 } weft_mutex;
 #define WEFT_MUTEX_INIT {{{0, 0, 0, 0}, {0, 0}, {0, 0}}}
-/* Returns 0, -ETIMEDOUT, -ECANCELED, -EDEADLK (already held by the caller), -EPERM. */
+/* Returns 0, -ETIMEDOUT, -ECANCELED, -EDEADLK (already held by the caller), -EPERM (not in a
+ * task, or the mutex is in use by another runtime), -EINVAL (NULL), or -EOWNERDEAD: the
+ * caller now holds the mutex, but its previous owner finished while holding it, so what it
+ * protects may be half-updated; repair it, then use the mutex as usual (like a robust
+ * pthread mutex, without the "consistent" step: only this one locker is told). */
 WEFT_API int weft_mutex_lock(weft_mutex *m, int64_t deadline);
-/* Returns 0 or -EBUSY. */
+/* Returns 0, -EBUSY, -EOWNERDEAD (taken, as for weft_mutex_lock), -EINVAL, -EPERM. */
 WEFT_API int weft_mutex_trylock(weft_mutex *m);
 /* Returns 0, or -EPERM if the caller does not hold it. */
 WEFT_API int weft_mutex_unlock(weft_mutex *m);
@@ -688,9 +737,11 @@ typedef struct weft_cond {
 /* Releases `m`, waits for a signal, and takes `m` back before returning, whatever it
  * returns (so on -ETIMEDOUT or -ECANCELED the caller still holds `m`). Spurious wake-ups do
  * not happen, but re-check your condition: another task may have run first. Returns 0,
- * -ETIMEDOUT, -ECANCELED, -EPERM (the caller does not hold m). */
+ * -ETIMEDOUT, -ECANCELED, -EINVAL (c or m NULL), -EPERM (the caller does not hold m, or c
+ * is in use by another runtime), or -EOWNERDEAD when the mutex came back from an owner that
+ * finished holding it (as weft_mutex_lock; it overrides the wait's own result). */
 WEFT_API int weft_cond_wait(weft_cond *c, weft_mutex *m, int64_t deadline);
-/* Wake the longest waiter / every waiter. Return the number woken. */
+/* Wake the longest waiter / every waiter. Return the number woken, -EINVAL, -EPERM. */
 WEFT_API int weft_cond_signal(weft_cond *c);
 WEFT_API int weft_cond_broadcast(weft_cond *c);
 
@@ -700,8 +751,8 @@ typedef struct weft_sem {
 } weft_sem;
 #define WEFT_SEM_INIT(count) {{{0, 0, 0, 0}, {(count), 0}, {0, 0}}}
 WEFT_API int weft_sem_acquire(weft_sem *s, int64_t deadline);
-WEFT_API int weft_sem_tryacquire(weft_sem *s);          /* 0 or -EAGAIN */
-WEFT_API int weft_sem_release(weft_sem *s, unsigned n); /* 0, or -EOVERFLOW */
+WEFT_API int weft_sem_tryacquire(weft_sem *s);          /* 0, -EAGAIN, -EINVAL, -EPERM */
+WEFT_API int weft_sem_release(weft_sem *s, unsigned n); /* 0, -EOVERFLOW, -EINVAL, -EPERM */
 WEFT_API int64_t weft_sem_value(const weft_sem *s);
 
 /* Wait group: wait until a count of outstanding jobs drops to zero. */
@@ -709,7 +760,8 @@ typedef struct weft_waitgroup {
     weft_sync_ s_;
 } weft_waitgroup;
 #define WEFT_WAITGROUP_INIT {{{0, 0, 0, 0}, {0, 0}, {0, 0}}}
-/* Adds n (may be negative); 0, or -EINVAL if the count would go below zero. */
+/* Adds n (may be negative); 0, -EINVAL if the count would go below zero (or wg is NULL),
+ * -EOVERFLOW if it would pass INT64_MAX, -EPERM. */
 WEFT_API int weft_waitgroup_add(weft_waitgroup *wg, int64_t n);
 WEFT_API int weft_waitgroup_done(weft_waitgroup *wg);
 WEFT_API int weft_waitgroup_wait(weft_waitgroup *wg, int64_t deadline);
@@ -720,9 +772,15 @@ typedef struct weft_rwlock {
     weft_sync_ s_;
 } weft_rwlock;
 #define WEFT_RWLOCK_INIT {{{0, 0, 0, 0}, {0, 0}, {0, 0}}}
+/* Read holds are recorded per task (one pooled node each), so: a task that already reads
+ * gets another read hold at once, even past a waiting writer (it would otherwise wait for a
+ * writer that waits for it); rdlock while holding the write lock, and wrlock while holding a
+ * read or the write lock, return -EDEADLK at once. Both return 0, -ETIMEDOUT, -ECANCELED,
+ * -EDEADLK, -EINVAL, -EPERM; rdlock also -ENOMEM. */
 WEFT_API int weft_rwlock_rdlock(weft_rwlock *l, int64_t deadline);
 WEFT_API int weft_rwlock_wrlock(weft_rwlock *l, int64_t deadline);
-/* Releases the caller's read or write hold. 0, or -EPERM if it holds none. */
+/* Releases the caller's write hold, or one of its read holds. 0, or -EPERM if it holds
+ * none (another task's hold is never released), -EINVAL. */
 WEFT_API int weft_rwlock_unlock(weft_rwlock *l);
 
 /* Once: the first caller runs fn(arg); callers that arrive while it runs wait for it. */
@@ -730,7 +788,8 @@ typedef struct weft_once {
     weft_sync_ s_;
 } weft_once;
 #define WEFT_ONCE_INIT {{{0, 0, 0, 0}, {0, 0}, {0, 0}}}
-/* Returns 0 once fn has run (now or before), or -ETIMEDOUT/-ECANCELED while waiting. */
+/* Returns 0 once fn has run (now or before), -ETIMEDOUT/-ECANCELED while waiting, -EDEADLK
+ * when fn itself calls the same once, -EINVAL, -EPERM. */
 WEFT_API int weft_once_call(weft_once *o, void (*fn)(void *), void *arg, int64_t deadline);
 
 /* Event: one-shot (set stays set and releases every waiter, now and later, until reset) or
@@ -755,19 +814,25 @@ typedef struct weft_group weft_group;
 
 /* Returns 0, -ENOMEM, -EPERM outside a runtime. `*out` is freed by weft_group_close. */
 WEFT_API int weft_group_create(weft_group **out);
+/* A group belongs to the runtime that created it: every call below returns -EPERM from
+ * another thread. */
 /* Spawns fn(arg) into the group (options as weft_spawn; the task is the group's: it cannot
- * be joined or detached, its result is dropped). Returns 0, -EINVAL, -ENOMEM, -EPIPE (the
- * group is closing), -EPERM. */
+ * be joined or detached, its result is dropped). opts->cleanup, if set, runs with `arg` when
+ * the task has finished, also when the group was closed before it ever ran: hand resources
+ * to group tasks through it. Returns 0, -EINVAL, -ENOMEM, -EPIPE (the group is closing),
+ * -EPERM. */
 WEFT_API int weft_group_spawn(weft_group *g, weft_fn fn, void *arg, const weft_spawn_opts *opts);
-/* Parks until every task of the group has finished. 0, -ETIMEDOUT, -ECANCELED, -EPERM. */
+/* Parks until every task of the group has finished. 0, -ETIMEDOUT, -ECANCELED, -EPERM,
+ * -EDEADLK (called by one of the group's tasks, which would wait for itself). */
 WEFT_API int weft_group_wait(weft_group *g, int64_t deadline);
 /* Cancels every task of the group (they finish as cancelled tasks do). Returns how many. */
 WEFT_API int weft_group_cancel(weft_group *g);
 /* Tasks of the group not yet finished. */
 WEFT_API size_t weft_group_size(const weft_group *g);
 /* Cancels what is left, waits for all of it to finish (even if the caller is cancelled:
- * the point is that nothing outlives the group), then frees the group. Returns 0 or -EPERM
- * (not inside a task; the group is then left untouched). */
+ * the point is that nothing outlives the group), then frees the group. Returns 0, -EPERM
+ * (not inside a task, or another runtime's thread) or -EDEADLK (called by one of the group's
+ * own tasks); the group is then left untouched. */
 WEFT_API int weft_group_close(weft_group *g);
 
 /* A generator: a coroutine that produces values one at a time, each when its consumer asks
@@ -776,18 +841,26 @@ typedef struct weft_gen weft_gen;
 /* The generator's body: produce values with weft_gen_yield; return to finish. */
 typedef void (*weft_gen_fn)(weft_gen *g, void *arg);
 
-/* Creates a generator of `elem_size`-byte values. Returns 0, -EINVAL, -ENOMEM, -EPERM. */
+/* Creates a generator of `elem_size`-byte values. opts->cleanup, if set, runs with `arg`
+ * when the body has finished, however it ended (even if it never started). A generator
+ * belongs to the runtime that created it (other threads get -EPERM). Returns 0, -EINVAL,
+ * -ENOMEM, -EPERM. */
 WEFT_API int weft_gen_create(weft_gen **out, weft_gen_fn fn, void *arg, size_t elem_size,
                              const weft_spawn_opts *opts);
-/* Asks for the next value. Returns 0 (copied into *out), -EPIPE (the generator finished),
- * -ETIMEDOUT, -ECANCELED. From one consumer task at a time. */
+/* Asks for the next value. Returns 0 (copied into *out), -EPIPE (the generator finished,
+ * however: returned, weft_exit, cancelled), -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM, -EDEADLK
+ * (from the generator's own body). A request given up on (-ETIMEDOUT, -ECANCELED) stays
+ * open: the value the body produces for it is kept and returned by the next call, so no
+ * value is lost or skipped. From one consumer task at a time. */
 WEFT_API int weft_gen_next(weft_gen *g, void *out, int64_t deadline);
 /* From inside the body: hands *value to the consumer and parks until the next request.
  * Returns 0, or -ECANCELED when the consumer stopped the generator (return then; cleanup
  * handlers run). */
 WEFT_API int weft_gen_yield(weft_gen *g, const void *value);
 /* Stops the generator early if it has not finished (its pending yield returns -ECANCELED
- * and its cleanup runs), waits for it, and frees it. Returns 0 or -EPERM. */
+ * and its cleanup runs), waits for it, and frees it. Returns 0, -EINVAL, -EPERM, or
+ * -EDEADLK from the generator's own body (which would wait for its own end; nothing is
+ * done). */
 WEFT_API int weft_gen_close(weft_gen *g);
 
 /* ---------------------------------------------------------------------------------------

@@ -11,7 +11,15 @@
  * claimed with a CAS on its shared `fired` word, since two channels' lock holders may race
  * for it. Until the multi-core issue, a channel belongs to the worker that created it: the
  * locks are no-ops and a call from any other thread returns -EPERM (the check is one
- * pointer comparison). The lock word is there for the day they become spinlocks. */
+ * pointer comparison). The lock word is there for the day they become spinlocks.
+ *
+ * Lifetime. Handles are counted in `refs`; waiting tasks are counted apart, in `nwaiters`
+ * (under the lock, so a park costs no atomic). When the last handle goes while tasks wait,
+ * the channel is closed (they wake with -EPIPE) and `orphaned`; the last waiter to leave
+ * frees it. So no waiter ever touches freed memory, and nothing leaks.
+ *
+ * Values of size 0 (Go's chan struct{}) carry no data: elem pointers may be NULL, and every
+ * copy is of 0 bytes from or to `zero_elem`, never from or to NULL. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +43,9 @@ struct weft_chan {
     _Atomic unsigned refs;
     _Atomic unsigned lock; /* 0 free, 1 held; see the file comment */
     int closed;
+    int orphaned;      /* the last handle went while tasks waited: the last waiter frees it */
+    size_t nwaiters;   /* waiter nodes linked in sendq/recvq by blocked sends, receives and
+                        * selects (each keeps the channel alive until it has unlinked) */
     weft__list sendq; /* chan_waiter.link, oldest first */
     weft__list recvq;
     char *buf;
@@ -60,6 +71,10 @@ typedef struct chan_waiter {
     wait_done *done;
     int index;
 } chan_waiter;
+
+/* Where the values of a channel of 0-byte elements are copied from and to (a NULL pointer
+ * is not a valid memcpy argument, even for 0 bytes). Never written: every copy is empty. */
+static char zero_elem[1];
 
 static void chan_lock(weft_chan *c)
 {
@@ -188,12 +203,14 @@ int weft_chan_create(weft_chan **out, size_t elem_size, size_t cap)
     weft__worker *w = weft__worker_current();
     if (!w)
         return -EPERM;
-    if (!out || elem_size == 0 || elem_size > MAX_ELEM || cap > ((size_t)1 << 30) / elem_size)
+    if (!out || elem_size > MAX_ELEM || cap > ((size_t)1 << 30) / (elem_size ? elem_size : 1))
         return -EINVAL;
     weft_chan *c = weft__calloc(w, 1, sizeof *c);
     if (!c)
         return -ENOMEM;
-    if (cap) {
+    if (elem_size == 0) {
+        c->buf = zero_elem; /* every slot is this empty one */
+    } else if (cap) {
         c->buf = weft__malloc(w, cap * elem_size);
         if (!c->buf) {
             weft__free(w, c);
@@ -216,17 +233,46 @@ void weft_chan_retain(weft_chan *c)
         atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
 }
 
+static void chan_free(weft_chan *c)
+{
+    if (c->buf != zero_elem)
+        weft__free(c->w, c->buf);
+    weft__free(c->w, c);
+}
+
+static int close_locked(weft_chan *c);
+
 void weft_chan_release(weft_chan *c)
 {
     if (!c || atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
         return;
-    weft__free(c->w, c->buf);
-    weft__free(c->w, c);
+    /* The last handle: tasks still waiting would wait forever, so they are woken (with
+     * -EPIPE), and the last of them frees the channel (see the file comment). */
+    chan_lock(c);
+    close_locked(c);
+    bool now = c->nwaiters == 0;
+    if (!now)
+        c->orphaned = 1;
+    chan_unlock(c);
+    if (now)
+        chan_free(c);
+}
+
+/* A waiter of c has unlinked itself (under the lock). Returns true if the caller must free
+ * c once it has unlocked it: it was the last waiter of an orphaned channel. */
+static inline bool waiter_left(weft_chan *c)
+{
+    return --c->nwaiters == 0 && weft_unlikely(c->orphaned);
 }
 
 size_t weft_chan_len(const weft_chan *c)
 {
     return c ? c->len : 0;
+}
+
+size_t weft_chan_cap(const weft_chan *c)
+{
+    return c ? c->cap : 0;
 }
 
 int weft_chan_close(weft_chan *c)
@@ -236,10 +282,16 @@ int weft_chan_close(weft_chan *c)
     if (!on_owner(c))
         return -EPERM;
     chan_lock(c);
-    if (c->closed) {
-        chan_unlock(c);
+    int r = close_locked(c);
+    chan_unlock(c);
+    return r;
+}
+
+/* Closes c (locked) and wakes its waiters. Returns 0, or -EPIPE if it was closed already. */
+static int close_locked(weft_chan *c)
+{
+    if (c->closed)
         return -EPIPE;
-    }
     c->closed = 1;
     /* Receivers get -EPIPE only when nothing is buffered, which is the case whenever some
      * are waiting; senders always do. */
@@ -248,13 +300,23 @@ int weft_chan_close(weft_chan *c)
         complete(wt, -EPIPE);
     while ((wt = take_live(&c->sendq)) != NULL)
         complete(wt, -EPIPE);
-    chan_unlock(c);
     return 0;
+}
+
+/* The value pointer to copy through: NULL is allowed for 0-byte values only. */
+static inline bool elem_ok(const weft_chan *c, void **elem)
+{
+    if (weft_likely(*elem != NULL))
+        return true;
+    if (c->elem_size != 0)
+        return false;
+    *elem = zero_elem;
+    return true;
 }
 
 int weft_chan_try_send(weft_chan *c, const void *elem)
 {
-    if (!c || !elem)
+    if (!c || !elem_ok(c, (void **)&elem))
         return -EINVAL;
     if (!on_owner(c))
         return -EPERM;
@@ -266,7 +328,7 @@ int weft_chan_try_send(weft_chan *c, const void *elem)
 
 int weft_chan_try_recv(weft_chan *c, void *elem)
 {
-    if (!c || !elem)
+    if (!c || !elem_ok(c, &elem))
         return -EINVAL;
     if (!on_owner(c))
         return -EPERM;
@@ -303,7 +365,7 @@ static int blocking_op(weft_chan *c, void *elem, int is_send, int64_t deadline)
     weft__worker *w = weft__blocking_begin(&t, false, &r);
     if (!w)
         return r;
-    if (!c || !elem)
+    if (!c || !elem_ok(c, &elem))
         return -EINVAL;
     if (c->w != w)
         return -EPERM;
@@ -318,13 +380,18 @@ static int blocking_op(weft_chan *c, void *elem, int is_send, int64_t deadline)
     wait_done d = {.ncases = 1};
     chan_waiter wt = {.elem = elem, .done = &d, .index = 0};
     weft__list_push_back(is_send ? &c->sendq : &c->recvq, &wt.link);
+    c->nwaiters++;
     chan_unlock(c);
     r = wait_cases(w, &d, is_send ? WEFT__WAIT_CHAN_SEND : WEFT__WAIT_CHAN_RECV, c, deadline);
-    if (r >= 0)
-        return d.result; /* the completion unlinked our waiter */
     chan_lock(c);
-    weft__list_remove(&wt.link);
+    if (r >= 0)
+        r = d.result; /* the completion unlinked our waiter */
+    else
+        weft__list_remove(&wt.link);
+    bool last = waiter_left(c);
     chan_unlock(c);
+    if (last)
+        chan_free(c);
     return r;
 }
 
@@ -395,7 +462,7 @@ int weft_select(weft_case *cases, size_t n, int64_t deadline)
                 return -EINVAL;
             dflt = (int)i;
         } else if ((op != WEFT_CASE_SEND && op != WEFT_CASE_RECV) ||
-                   (cases[i].chan && !cases[i].elem)) {
+                   (cases[i].chan && !cases[i].elem && cases[i].chan->elem_size != 0)) {
             return -EINVAL;
         } else if (cases[i].chan && cases[i].chan->w != w) {
             return -EPERM;
@@ -434,8 +501,8 @@ int weft_select(weft_case *cases, size_t n, int64_t deadline)
         int idx = dflt;
         if (nready) {
             weft_chan *c = cases[pick].chan;
-            r = cases[pick].op == WEFT_CASE_SEND ? do_send(c, cases[pick].elem)
-                                                 : do_recv(c, cases[pick].elem);
+            void *elem = cases[pick].elem ? cases[pick].elem : zero_elem;
+            r = cases[pick].op == WEFT_CASE_SEND ? do_send(c, elem) : do_recv(c, elem);
             cases[pick].result = r; /* 0 or -EPIPE: it was ready */
             idx = (int)pick;
         } else {
@@ -449,20 +516,31 @@ int weft_select(weft_case *cases, size_t n, int64_t deadline)
     /* Nothing ready: a waiter on every channel, all sharing one done record. */
     wait_done d = {.ncases = (int)n};
     for (size_t i = 0; i < n; i++) {
-        ws[i] = (chan_waiter){.elem = cases[i].elem, .done = &d, .index = (int)i};
+        void *elem = cases[i].elem ? cases[i].elem : zero_elem;
+        ws[i] = (chan_waiter){.elem = elem, .done = &d, .index = (int)i};
         weft__list_init(&ws[i].link);
         weft_chan *c = cases[i].chan;
-        if (c)
+        if (c) {
             weft__list_push_back(cases[i].op == WEFT_CASE_SEND ? &c->sendq : &c->recvq,
                                  &ws[i].link);
+            c->nwaiters++;
+        }
     }
     set_unlock(&set);
     r = wait_cases(w, &d, WEFT__WAIT_SELECT, cases, deadline);
     w = t->worker;
     set_lock(&set);
-    for (size_t i = 0; i < n; i++)
+    bool orphans = false;
+    for (size_t i = 0; i < n; i++) {
         weft__list_remove(&ws[i].link); /* harmless for nodes already unlinked */
+        if (cases[i].op != WEFT_CASE_DEFAULT && cases[i].chan)
+            orphans |= waiter_left(cases[i].chan);
+    }
     set_unlock(&set);
+    /* Orphaned channels whose last waiter this select was (each listed once in the set). */
+    for (size_t i = 0; orphans && i < set.n; i++)
+        if (set.v[i]->orphaned && set.v[i]->nwaiters == 0)
+            chan_free(set.v[i]);
     weft__free(w, heap);
     if (r >= 0)
         cases[r].result = d.result;

@@ -4,6 +4,12 @@
 
 #include "weft.h"
 
+/* |err| as an unsigned value: -INT_MIN does not fit in an int (UBSan's signed overflow). */
+static unsigned magnitude(int err)
+{
+    return err < 0 ? 0u - (unsigned)err : (unsigned)err;
+}
+
 #define WEFT__ERRNO_MAP(X)                                                                         \
     X(EPERM, "operation not permitted here (not inside a task?)")                                  \
     X(ENOENT, "no such entry")                                                                     \
@@ -36,13 +42,12 @@
     X(ETIMEDOUT, "deadline passed")                                                                \
     X(ECANCELED, "cancelled")                                                                      \
     X(EOVERFLOW, "value too large")                                                                \
-    X(EOPNOTSUPP, "operation not supported")
+    X(EOPNOTSUPP, "operation not supported")                                                      \
+    X(EOWNERDEAD, "the previous owner finished while holding it")
 
 const char *weft_strerror(int err)
 {
-    if (err < 0)
-        err = -err;
-    switch (err) {
+    switch (magnitude(err)) {
     case 0:
         return "success";
 #define X(name, msg)                                                                               \
@@ -57,9 +62,7 @@ const char *weft_strerror(int err)
 
 const char *weft_errname(int err)
 {
-    if (err < 0)
-        err = -err;
-    switch (err) {
+    switch (magnitude(err)) {
     case 0:
         return "OK";
 #define X(name, msg)                                                                               \

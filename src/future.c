@@ -44,6 +44,8 @@ void weft_future_destroy(weft_future *f)
         f->ops->drop(f);
 }
 
+static bool foreign_promise(const weft_future *f, const weft__worker *w);
+
 int weft_await(weft_future *f, void **value, int64_t deadline)
 {
     weft_task *t;
@@ -53,6 +55,8 @@ int weft_await(weft_future *f, void **value, int64_t deadline)
         return err;
     if (!f || !f->ops || !f->ops->poll)
         return -EINVAL;
+    if (foreign_promise(f, w))
+        return -EPERM; /* another runtime's promise (a combinator over one just waits) */
     weft__wait wr = {.kind = WEFT__WAIT_FUTURE, .what = f, .deadline = deadline};
     for (;;) {
         weft_context cx = {weft__waker_of(t)};
@@ -148,6 +152,8 @@ struct weft_promise {
 static int promise_poll(weft_future *self, weft_context *cx)
 {
     weft_promise *p = (weft_promise *)self;
+    if (weft__worker_current() != p->w)
+        return WEFT_PENDING; /* another runtime's poll: nothing stored (see weft_await) */
     if (p->settled) {
         weft_future_complete(self, p->status, p->value);
         return WEFT_READY;
@@ -164,6 +170,12 @@ static void promise_drop(weft_future *self)
 }
 
 static const weft_future_ops promise_ops = {promise_poll, promise_drop};
+
+/* Whether f is a promise of a runtime other than w's. */
+static bool foreign_promise(const weft_future *f, const weft__worker *w)
+{
+    return f->ops == &promise_ops && ((const weft_promise *)(const void *)f)->w != w;
+}
 
 int weft_promise_create(weft_promise **out)
 {
@@ -196,6 +208,8 @@ void weft_promise_retain(weft_promise *p)
 
 static int settle(weft_promise *p, int status, void *value)
 {
+    if (weft__worker_current() != p->w)
+        return -EPERM; /* another runtime's thread: the multi-core issue will allow it */
     if (p->settled)
         return -EALREADY;
     p->settled = 1;

@@ -2,7 +2,12 @@
  * take turns through `state`: next() posts a request and parks; the body runs until it
  * yields (copying its value straight into the consumer's buffer) or returns; stopping early
  * cancels the body, whose pending yield returns -ECANCELED, so its cleanup runs. The body
- * starts only at the first request. */
+ * starts only at the first request.
+ *
+ * A request the consumer abandons (its deadline passed, it was cancelled) stays open: the
+ * body's next value goes into `pending`, and the next request takes it from there, so no
+ * value is lost. The generator is DONE from the task's spawn cleanup, which runs however the
+ * body ends (return, weft_exit, cancellation, or never started). */
 #include <errno.h>
 #include <string.h>
 
@@ -11,18 +16,24 @@
 #include "wake.h"
 #include "worker.h"
 
+/* IDLE: no request open. REQUESTED: one is open (out is the consumer's buffer, or NULL once
+ * abandoned). PRODUCED: answered; when the consumer is not waiting for it any more, the
+ * value is in `pending`. DONE: the body has finished. */
 enum { GEN_IDLE, GEN_REQUESTED, GEN_PRODUCED, GEN_DONE };
 
+/* owner: its worker (other threads get -EPERM). */
 struct weft_gen {
     weft__worker *w;
     weft_task *task;
     weft_gen_fn fn;
     void *arg;
+    void (*cleanup)(void *arg); /* the creator's weft_spawn_opts.cleanup */
     size_t elem_size;
     int state;
     void *out;           /* the consumer's buffer while a request is open */
     weft_waker consumer; /* parked in next() */
     weft_waker producer; /* parked waiting for a request */
+    char pending[];      /* elem_size bytes: a value produced for an abandoned request */
 };
 
 typedef struct state_wait {
@@ -57,9 +68,17 @@ static void *gen_main(void *arg)
     if (wait_state(g->w, g, &g->producer, WEFT__WAIT_GEN_YIELD, GEN_REQUESTED, GEN_REQUESTED,
                    WEFT_FOREVER) == 0)
         g->fn(g, g->arg);
+    return NULL;
+}
+
+/* The task's spawn cleanup: however the body ended, the consumer learns it (-EPIPE). */
+static void gen_finished(void *arg)
+{
+    weft_gen *g = arg;
     g->state = GEN_DONE;
     weft_waker_wake(g->consumer);
-    return NULL;
+    if (g->cleanup)
+        g->cleanup(g->arg);
 }
 
 int weft_gen_create(weft_gen **out, weft_gen_fn fn, void *arg, size_t elem_size,
@@ -70,7 +89,9 @@ int weft_gen_create(weft_gen **out, weft_gen_fn fn, void *arg, size_t elem_size,
         return -EPERM;
     if (!out || !fn || elem_size == 0)
         return -EINVAL;
-    weft_gen *g = weft__calloc(w, 1, sizeof *g);
+    if (elem_size > ((size_t)1 << 30))
+        return -EINVAL;
+    weft_gen *g = weft__calloc(w, 1, sizeof *g + elem_size);
     if (!g)
         return -ENOMEM;
     g->w = w;
@@ -80,6 +101,8 @@ int weft_gen_create(weft_gen **out, weft_gen_fn fn, void *arg, size_t elem_size,
     g->state = GEN_IDLE;
     weft_spawn_opts o = opts ? *opts : (weft_spawn_opts){0};
     o.flags &= ~WEFT_SPAWN_DETACHED;
+    g->cleanup = o.cleanup;
+    o.cleanup = gen_finished;
     int r = weft_spawn(&g->task, gen_main, g, &o);
     if (r < 0) {
         weft__free(w, g);
@@ -92,20 +115,33 @@ int weft_gen_create(weft_gen **out, weft_gen_fn fn, void *arg, size_t elem_size,
 int weft_gen_next(weft_gen *g, void *out, int64_t deadline)
 {
     weft__worker *w = weft__worker_current();
-    if (!weft__blocking_task(w))
+    weft_task *self = weft__blocking_task(w);
+    if (!self)
         return -EPERM;
     if (!g || !out)
         return -EINVAL;
+    if (g->w != w)
+        return -EPERM;
+    if (self == g->task)
+        return -EDEADLK; /* the body asking itself: it would wait for its own yield */
     if (g->state == GEN_DONE)
         return -EPIPE;
-    if (w->current->flags & WEFT__T_CANCELLED)
+    if (self->flags & WEFT__T_CANCELLED)
         return -ECANCELED;
+    if (g->state == GEN_PRODUCED) {
+        /* The answer to an abandoned request, kept for this one. */
+        memcpy(out, g->pending, g->elem_size);
+        g->state = GEN_IDLE;
+        return 0;
+    }
     g->out = out;
-    g->state = GEN_REQUESTED;
-    weft_waker_wake(g->producer);
+    if (g->state == GEN_IDLE) {
+        g->state = GEN_REQUESTED;
+        weft_waker_wake(g->producer);
+    } /* else an abandoned request is still open: this one takes it over */
     int r = wait_state(w, g, &g->consumer, WEFT__WAIT_GEN_NEXT, GEN_PRODUCED, GEN_DONE, deadline);
     if (r < 0) {
-        /* Abandoned request: the body may still be computing; its value is not wanted. */
+        /* Abandoned: the body may still be computing; its value goes to `pending`. */
         if (g->state == GEN_REQUESTED)
             g->out = NULL;
         return r;
@@ -123,8 +159,8 @@ int weft_gen_yield(weft_gen *g, const void *value)
         return -EINVAL;
     if (!w || w->current != g->task)
         return -EPERM;
-    if (g->out) /* NULL if the consumer gave up on this request */
-        memcpy(g->out, value, g->elem_size);
+    /* Straight to the waiting consumer, or kept for the next request if it gave up. */
+    memcpy(g->out ? g->out : g->pending, value, g->elem_size);
     g->out = NULL;
     g->state = GEN_PRODUCED;
     weft_waker_wake(g->consumer);
@@ -137,8 +173,11 @@ int weft_gen_close(weft_gen *g)
     if (!g)
         return -EINVAL;
     weft__worker *w = weft__worker_current();
-    if (!weft__blocking_task(w))
+    weft_task *self = weft__blocking_task(w);
+    if (!self || g->w != w)
         return -EPERM;
+    if (self == g->task)
+        return -EDEADLK; /* the body closing itself would wait for its own end */
     weft_cancel(g->task);
     weft__join_uncancellable(w, g->task); /* even if the closer itself is cancelled */
     weft__free(w, g);

@@ -1,8 +1,10 @@
 /* Groups: a set of tasks owned by one scope. Members are spawned detached and linked into
- * the group; each unlinks itself when it finishes (a cleanup handler attached at spawn, so
- * it runs however the task ends, even if it was cancelled before it ever ran) and signals
- * the group's wait group. Closing cancels the members and waits for
- * the wait group without honouring the closer's own cancellation, so no member outlives it. */
+ * the group; each unlinks itself when it finishes (the spawn cleanup, so it runs however the
+ * task ends, even if it was cancelled before it ever ran) and signals the group's wait group.
+ * Closing cancels the members and waits for the wait group without honouring the closer's
+ * own cancellation, so no member outlives it. A member waiting for its own group (wait,
+ * close) would wait for itself: -EDEADLK. A group belongs to the worker that created it;
+ * other threads get -EPERM. */
 #include <errno.h>
 
 #include "scheduler.h"
@@ -24,6 +26,7 @@ typedef struct member {
     weft_task *task;
     weft_fn fn;
     void *arg;
+    void (*cleanup)(void *arg); /* the spawner's weft_spawn_opts.cleanup */
 } member;
 
 int weft_group_create(weft_group **out)
@@ -48,6 +51,8 @@ static void member_gone(void *arg)
 {
     member *m = arg;
     weft_group *g = m->g;
+    if (m->cleanup)
+        m->cleanup(m->arg);
     weft__list_remove(&m->link);
     g->n--;
     weft__free(g->w, m);
@@ -60,28 +65,36 @@ static void *member_main(void *arg)
     return m->fn(m->arg);
 }
 
+/* Whether t is a member of g (its spawn cleanup is member_gone, with its member record). */
+static bool is_member(const weft_group *g, const weft_task *t)
+{
+    return t && t->cleanup == member_gone && ((const member *)t->arg)->g == g;
+}
+
+/* -EPERM from a thread other than g's, else 0. */
+static int check_owner(const weft_group *g)
+{
+    return weft__worker_current() == g->w ? 0 : -EPERM;
+}
+
 int weft_group_spawn(weft_group *g, weft_fn fn, void *arg, const weft_spawn_opts *opts)
 {
     if (!g || !fn)
         return -EINVAL;
+    if (check_owner(g) < 0)
+        return -EPERM;
     if (g->closing)
         return -EPIPE;
     member *m = weft__malloc(g->w, sizeof *m);
     if (!m)
         return -ENOMEM;
-    *m = (member){.g = g, .fn = fn, .arg = arg};
     weft_spawn_opts o = opts ? *opts : (weft_spawn_opts){0};
+    *m = (member){.g = g, .fn = fn, .arg = arg, .cleanup = o.cleanup};
     o.flags &= ~WEFT_SPAWN_DETACHED; /* the group needs the handle */
+    o.cleanup = member_gone;
     weft_task *t;
     int r = weft_spawn(&t, member_main, m, &o);
     if (r < 0) {
-        weft__free(g->w, m);
-        return r;
-    }
-    r = weft__task_defer(t, member_gone, m);
-    if (r < 0) {
-        weft_cancel(t); /* it finishes without running: nothing refers to m */
-        weft_detach(t);
         weft__free(g->w, m);
         return r;
     }
@@ -95,13 +108,21 @@ int weft_group_spawn(weft_group *g, weft_fn fn, void *arg, const weft_spawn_opts
 
 int weft_group_wait(weft_group *g, int64_t deadline)
 {
-    return g ? weft_waitgroup_wait(&g->wg, deadline) : -EINVAL;
+    if (!g)
+        return -EINVAL;
+    if (check_owner(g) < 0)
+        return -EPERM;
+    if (is_member(g, weft_self()))
+        return -EDEADLK;
+    return weft_waitgroup_wait(&g->wg, deadline);
 }
 
 int weft_group_cancel(weft_group *g)
 {
     if (!g)
         return -EINVAL;
+    if (check_owner(g) < 0)
+        return -EPERM;
     int n = 0;
     for (weft__list *l = g->members.next; l != &g->members; l = l->next, n++)
         weft_cancel(weft__container_of(l, member, link)->task);
@@ -118,8 +139,11 @@ int weft_group_close(weft_group *g)
     if (!g)
         return -EINVAL;
     weft__worker *w = weft__worker_current();
-    if (!weft__blocking_task(w))
+    weft_task *self = weft__blocking_task(w);
+    if (!self || w != g->w)
         return -EPERM;
+    if (is_member(g, self))
+        return -EDEADLK; /* it would wait for its own end */
     g->closing = 1;
     weft_group_cancel(g);
     weft__waitgroup_wait_all(&g->wg);

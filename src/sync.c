@@ -15,11 +15,25 @@
  * storage, always as a sync_state, and it is built with -fno-strict-aliasing
  * (CMakeLists.txt) so that the overlay stays sound under LTO too.
  *
+ * Holds. A task's mutexes and rwlock read holds are linked into the task's list of holds
+ * (weft__hold, task.h): the mutex's node lives in the mutex (its counters' room, which a
+ * mutex does not use), a read hold's in a pooled node, since a rwlock has many readers. So
+ * unlock by a task that holds nothing is -EPERM, a self-deadlock is -EDEADLK at once, and a
+ * task that finishes holding a lock gives it up through the node's `abandon`: a read hold is
+ * released; a mutex goes to its next waiter (or next locker) with -EOWNERDEAD, like a robust
+ * pthread mutex, so no waiter stays parked on a task that is gone (shutdown always ends).
+ * A mutex must therefore not be freed or go out of scope while it is held.
+ *
  * Threads. Every function body runs between sync_lock() and sync_unlock() on the
  * primitive's lock word. Until the multi-core issue a primitive is used by one worker's
  * tasks, and the lock calls are no-ops: the word is there so that making these thread-safe
  * changes those two functions and hands the park an unlock callback (wait_on), not the
- * layout. */
+ * layout. Meanwhile a call from another runtime's thread is refused with -EPERM while the
+ * primitive is in use (held, waited on, a wait group's count above zero, a once running):
+ * `worker` records the worker of the current use. A primitive that is idle may move from one
+ * runtime to another (sequential runtimes may share a static mutex); what is not detected is
+ * two runtimes updating an idle counter (a semaphore's or an event's with nobody waiting) at
+ * the same time. */
 #include <errno.h>
 #include <stddef.h>
 
@@ -32,18 +46,30 @@ typedef struct waiter waiter;
 
 /* owner: whoever holds `lock` (today: the primitive's worker). */
 typedef struct sync_state {
-    waiter *head, *tail; /* waiters, oldest first; NULL when none */
-    void *owner;         /* mutex / rwlock writer / once: the holding task */
-    void *reserved;
-    int64_t n0; /* sem value, waitgroup count, rwlock readers, once state, event set */
-    int64_t n1; /* event: auto-reset */
+    waiter *head, *tail;  /* waiters, oldest first; NULL when none */
+    void *owner;          /* mutex / rwlock writer / once: the holding task */
+    weft__worker *worker; /* the worker of the current use (see the file comment) */
+    union {
+        struct {
+            int64_t n0; /* sem value, waitgroup count, rwlock readers, once state, event set */
+            int64_t n1; /* event: auto-reset */
+        };
+        weft__hold hold; /* mutex: its node in the owner's list of holds */
+    };
     _Atomic uint32_t lock; /* see the file comment */
+    uint32_t flags;        /* mutex: MUTEX_OWNER_DEAD */
+    uint64_t reserved;
 } sync_state;
+
+/* The previous owner finished holding the mutex: the next one to get it is told so. */
+#define MUTEX_OWNER_DEAD 0x1u
 
 _Static_assert(sizeof(sync_state) <= sizeof(weft_sync_), "weft_sync_ too small");
 _Static_assert(offsetof(sync_state, n0) == offsetof(weft_sync_, n_),
                "the static initialisers set n_[0] and n_[1]");
 _Static_assert(offsetof(sync_state, lock) == offsetof(weft_sync_, r_), "the lock word");
+_Static_assert(offsetof(sync_state, worker) == offsetof(weft_sync_, p_) + 3 * sizeof(void *),
+               "p_[3], unused before 0.2, holds the worker");
 
 enum { KIND_ANY, KIND_READ, KIND_WRITE };
 
@@ -156,7 +182,76 @@ static weft_task *caller(weft__worker **w, int *err)
     return t;
 }
 
+/* Whether the caller on worker `w` must be refused because `s` is `busy` with another
+ * worker's tasks; otherwise w becomes the worker of its use. */
+static inline bool foreign(sync_state *s, weft__worker *w, bool busy)
+{
+    if (busy && s->worker != w)
+        return true;
+    s->worker = w;
+    return false;
+}
+
+/* ---- Holds ------------------------------------------------------------------------------ */
+
+static void hold_push(weft_task *t, weft__hold *h)
+{
+    h->next = t->holds;
+    t->holds = h;
+}
+
+/* Unlinks h, which is in t's list (usually first: locks are mostly released newest first). */
+static void hold_unlink(weft_task *t, weft__hold *h)
+{
+    weft__hold **p = &t->holds;
+    while (*p != h)
+        p = &(*p)->next;
+    *p = h->next;
+}
+
 /* ---- Mutex ------------------------------------------------------------------------------ */
+
+static void mutex_abandon(weft__hold *h);
+
+/* t owns the mutex now, and its list of holds says so. */
+static inline void mutex_take(sync_state *s, weft_task *t)
+{
+    s->owner = t;
+    s->hold.abandon = mutex_abandon;
+    hold_push(t, &s->hold);
+}
+
+/* The new owner's result: 0, or -EOWNERDEAD once after an owner finished holding it. */
+static inline int mutex_taken(sync_state *s)
+{
+    if (weft_likely(!(s->flags & MUTEX_OWNER_DEAD)))
+        return 0;
+    s->flags &= ~MUTEX_OWNER_DEAD;
+    return -EOWNERDEAD;
+}
+
+/* Gives the mutex to its longest waiter (granted: it owns it on waking), or frees it. */
+static inline void mutex_pass(sync_state *s)
+{
+    waiter *wt = first(s);
+    if (wt) {
+        mutex_take(s, wt->task);
+        grant(s, wt);
+    } else {
+        s->owner = NULL;
+    }
+}
+
+/* The owner finished holding it (task.c, through the hold's callback; the hold is already
+ * off the owner's list). */
+static void mutex_abandon(weft__hold *h)
+{
+    sync_state *s = weft__container_of(h, sync_state, hold);
+    sync_lock(s);
+    s->flags |= MUTEX_OWNER_DEAD;
+    mutex_pass(s);
+    sync_unlock(s);
+}
 
 static int mutex_lock(weft_mutex *m, int64_t deadline, bool uncancellable)
 {
@@ -168,12 +263,18 @@ static int mutex_lock(weft_mutex *m, int64_t deadline, bool uncancellable)
     sync_state *s = st(&m->s_);
     sync_lock(s);
     int r = 0;
-    if (!s->owner)
-        s->owner = t;
-    else if (s->owner == t)
+    if (foreign(s, w, s->owner || s->head)) {
+        r = -EPERM;
+    } else if (!s->owner) {
+        mutex_take(s, t);
+        r = mutex_taken(s);
+    } else if (s->owner == t) {
         r = -EDEADLK;
-    else /* granted: we own it */
+    } else {
         r = wait_on(s, w, t, KIND_ANY, WEFT__WAIT_MUTEX, deadline, uncancellable);
+        if (r == 0) /* granted: we own it */
+            r = mutex_taken(s);
+    }
     sync_unlock(s);
     return r;
 }
@@ -185,14 +286,23 @@ int weft_mutex_lock(weft_mutex *m, int64_t deadline)
 
 int weft_mutex_trylock(weft_mutex *m)
 {
-    weft_task *t = weft_self();
+    if (!m)
+        return -EINVAL;
+    weft__worker *w = weft__worker_current();
+    weft_task *t = w ? w->current : NULL;
     if (!t)
         return -EPERM;
     sync_state *s = st(&m->s_);
     sync_lock(s);
-    int r = s->owner ? -EBUSY : 0;
-    if (!r)
-        s->owner = t;
+    int r;
+    if (foreign(s, w, s->owner || s->head)) {
+        r = -EPERM;
+    } else if (s->owner) {
+        r = -EBUSY;
+    } else {
+        mutex_take(s, t);
+        r = mutex_taken(s);
+    }
     sync_unlock(s);
     return r;
 }
@@ -202,15 +312,15 @@ int weft_mutex_unlock(weft_mutex *m)
     if (!m)
         return -EINVAL;
     sync_state *s = st(&m->s_);
+    weft_task *t = weft_self();
     sync_lock(s);
-    if (!s->owner || s->owner != weft_self()) {
+    /* The owner is a task of this thread's worker, so no worker check is needed. */
+    if (!s->owner || s->owner != t) {
         sync_unlock(s);
         return -EPERM;
     }
-    waiter *wt = first(s);
-    s->owner = wt ? wt->task : NULL; /* hand-off: the longest waiter owns it now */
-    if (wt)
-        grant(s, wt);
+    hold_unlink(t, &s->hold);
+    mutex_pass(s); /* hand-off: the longest waiter owns it now */
     sync_unlock(s);
     return 0;
 }
@@ -224,12 +334,18 @@ int weft_cond_wait(weft_cond *c, weft_mutex *m, int64_t deadline)
     weft_task *t = caller(&w, &err);
     if (!t)
         return err;
-    if (!c || !m || st(&m->s_)->owner != t)
+    if (!c || !m)
+        return -EINVAL;
+    if (st(&m->s_)->owner != t)
         return -EPERM;
     if (t->flags & WEFT__T_CANCELLED)
         return -ECANCELED;
     sync_state *cs = st(&c->s_);
     sync_lock(cs);
+    if (foreign(cs, w, cs->head != NULL)) {
+        sync_unlock(cs);
+        return -EPERM;
+    }
     waiter wt = {.task = t, .kind = KIND_ANY};
     enqueue(cs, &wt);
     weft_mutex_unlock(m);
@@ -243,8 +359,10 @@ int weft_cond_wait(weft_cond *c, weft_mutex *m, int64_t deadline)
     if (r < 0)
         dequeue(cs, &wt);
     sync_unlock(cs);
-    /* The mutex comes back whatever happened: callers rely on holding it on return. */
-    mutex_lock(m, WEFT_FOREVER, true);
+    /* The mutex comes back whatever happened: callers rely on holding it on return. Its
+     * owner may have finished holding it meanwhile: that news matters most. */
+    if (mutex_lock(m, WEFT_FOREVER, true) == -EOWNERDEAD)
+        r = -EOWNERDEAD;
     return r;
 }
 
@@ -254,6 +372,10 @@ int weft_cond_signal(weft_cond *c)
         return -EINVAL;
     sync_state *s = st(&c->s_);
     sync_lock(s);
+    if (foreign(s, weft__worker_current(), s->head != NULL)) {
+        sync_unlock(s);
+        return -EPERM;
+    }
     waiter *wt = first(s);
     if (wt)
         grant(s, wt);
@@ -267,6 +389,10 @@ int weft_cond_broadcast(weft_cond *c)
         return -EINVAL;
     sync_state *s = st(&c->s_);
     sync_lock(s);
+    if (foreign(s, weft__worker_current(), s->head != NULL)) {
+        sync_unlock(s);
+        return -EPERM;
+    }
     int n = 0;
     for (waiter *wt; (wt = first(s)) != NULL; n++)
         grant(s, wt);
@@ -288,7 +414,9 @@ int weft_sem_acquire(weft_sem *sem, int64_t deadline)
     sync_state *s = st(&sem->s_);
     sync_lock(s);
     int r = 0;
-    if (s->n0 > 0 && queue_empty(s)) /* no barging past waiters */
+    if (foreign(s, w, s->head != NULL))
+        r = -EPERM;
+    else if (s->n0 > 0 && queue_empty(s)) /* no barging past waiters */
         s->n0--;
     else /* granted: the unit is ours */
         r = wait_on(s, w, t, KIND_ANY, WEFT__WAIT_SEM, deadline, false);
@@ -303,7 +431,9 @@ int weft_sem_tryacquire(weft_sem *sem)
     sync_state *s = st(&sem->s_);
     sync_lock(s);
     int r = -EAGAIN;
-    if (s->n0 > 0 && queue_empty(s)) {
+    if (foreign(s, weft__worker_current(), s->head != NULL)) {
+        r = -EPERM;
+    } else if (s->n0 > 0 && queue_empty(s)) {
         s->n0--;
         r = 0;
     }
@@ -317,6 +447,10 @@ int weft_sem_release(weft_sem *sem, unsigned n)
         return -EINVAL;
     sync_state *s = st(&sem->s_);
     sync_lock(s);
+    if (foreign(s, weft__worker_current(), s->head != NULL)) {
+        sync_unlock(s);
+        return -EPERM;
+    }
     if (s->n0 > INT64_MAX - (int64_t)n) {
         sync_unlock(s);
         return -EOVERFLOW;
@@ -342,9 +476,16 @@ int weft_waitgroup_add(weft_waitgroup *wg, int64_t n)
         return -EINVAL;
     sync_state *s = st(&wg->s_);
     sync_lock(s);
-    if (s->n0 + n < 0) {
+    int r = 0;
+    if (foreign(s, weft__worker_current(), s->n0 != 0 || s->head))
+        r = -EPERM;
+    else if (n > 0 && s->n0 > INT64_MAX - n) /* n0 >= 0, so only adding can overflow */
+        r = -EOVERFLOW;
+    else if (n < 0 && s->n0 + n < 0)
+        r = -EINVAL;
+    if (r < 0) {
         sync_unlock(s);
-        return -EINVAL;
+        return r;
     }
     s->n0 += n;
     if (s->n0 == 0)
@@ -371,7 +512,9 @@ static int waitgroup_wait(weft_waitgroup *wg, int64_t deadline, bool uncancellab
     sync_state *s = st(&wg->s_);
     sync_lock(s);
     int r = 0;
-    if (s->n0 != 0)
+    if (foreign(s, w, s->n0 != 0 || s->head))
+        r = -EPERM;
+    else if (s->n0 != 0)
         r = wait_on(s, w, t, KIND_ANY, WEFT__WAIT_WAITGROUP, deadline, uncancellable);
     sync_unlock(s);
     return r;
@@ -388,6 +531,17 @@ void weft__waitgroup_wait_all(weft_waitgroup *wg)
 }
 
 /* ---- Read-write lock --------------------------------------------------------------------- */
+
+/* A read hold: the holder's node for one rdlock, in a pooled node (a rwlock has room for one
+ * node, not one per reader). The pool's nodes are weft__node sized; this file is built with
+ * -fno-strict-aliasing (see the file comment). */
+typedef struct read_hold {
+    weft__hold hold;
+    sync_state *lock;
+    weft__worker *w; /* whose pool it goes back to */
+} read_hold;
+
+_Static_assert(sizeof(read_hold) <= sizeof(weft__node), "a read hold fits in a pooled node");
 
 /* Grants waiting holds in arrival order: a run of readers together, or one writer. */
 static void rw_dispatch(sync_state *s)
@@ -407,6 +561,45 @@ static void rw_dispatch(sync_state *s)
     }
 }
 
+static void read_release(sync_state *s, read_hold *rh)
+{
+    s->n0--;
+    rw_dispatch(s);
+    weft__node_put(rh->w, (weft__node *)(void *)rh);
+}
+
+/* A reader finished holding the lock (task.c, through the hold's callback): readers change
+ * nothing, so its hold is simply released. */
+static void read_abandon(weft__hold *h)
+{
+    read_hold *rh = weft__container_of(h, read_hold, hold);
+    sync_state *s = rh->lock;
+    sync_lock(s);
+    read_release(s, rh);
+    sync_unlock(s);
+}
+
+/* t's read hold of s, or NULL; with `unlink`, taken off t's list. */
+static read_hold *read_hold_of(weft_task *t, sync_state *s, bool unlink)
+{
+    for (weft__hold **p = &t->holds; *p; p = &(*p)->next) {
+        if ((*p)->abandon != read_abandon)
+            continue;
+        read_hold *rh = weft__container_of(*p, read_hold, hold);
+        if (rh->lock == s) {
+            if (unlink)
+                *p = rh->hold.next;
+            return rh;
+        }
+    }
+    return NULL;
+}
+
+static bool rw_busy(const sync_state *s)
+{
+    return s->owner || s->n0 > 0 || s->head;
+}
+
 int weft_rwlock_rdlock(weft_rwlock *l, int64_t deadline)
 {
     weft__worker *w;
@@ -419,10 +612,29 @@ int weft_rwlock_rdlock(weft_rwlock *l, int64_t deadline)
     sync_state *s = st(&l->s_);
     sync_lock(s);
     int r = 0;
-    if (!s->owner && queue_empty(s)) /* a queued writer holds new readers back */
+    read_hold *rh = NULL;
+    if (foreign(s, w, rw_busy(s))) {
+        r = -EPERM;
+    } else if (s->owner == t) {
+        r = -EDEADLK; /* it would wait for its own write hold */
+    } else if (!(rh = (read_hold *)(void *)weft__node_get(w))) {
+        r = -ENOMEM;
+    } else if ((!s->owner && queue_empty(s)) || read_hold_of(t, s, false)) {
+        /* A queued writer holds new readers back, but not one that already reads: it would
+         * wait for a writer that waits for it. */
         s->n0++;
-    else
+    } else {
         r = wait_on(s, w, t, KIND_READ, WEFT__WAIT_RWLOCK_RD, deadline, false);
+        w = t->worker;
+    }
+    if (r == 0) {
+        rh->lock = s;
+        rh->w = w;
+        rh->hold.abandon = read_abandon;
+        hold_push(t, &rh->hold);
+    } else if (rh) {
+        weft__node_put(w, (weft__node *)(void *)rh);
+    }
     sync_unlock(s);
     return r;
 }
@@ -439,8 +651,10 @@ int weft_rwlock_wrlock(weft_rwlock *l, int64_t deadline)
     sync_state *s = st(&l->s_);
     sync_lock(s);
     int r = 0;
-    if (s->owner == t)
-        r = -EDEADLK;
+    if (foreign(s, w, rw_busy(s)))
+        r = -EPERM;
+    else if (s->owner == t || read_hold_of(t, s, false))
+        r = -EDEADLK; /* it would wait for its own hold */
     else if (!s->owner && s->n0 == 0 && queue_empty(s))
         s->owner = t;
     else
@@ -455,16 +669,19 @@ int weft_rwlock_unlock(weft_rwlock *l)
         return -EINVAL;
     sync_state *s = st(&l->s_);
     weft_task *t = weft_self();
+    if (!t)
+        return -EPERM;
     sync_lock(s);
     int r = 0;
-    if (s->owner && s->owner == t)
+    read_hold *rh;
+    if (s->owner && s->owner == t) {
         s->owner = NULL;
-    else if (!s->owner && s->n0 > 0)
-        s->n0--; /* read holds are counted, not tracked per task */
-    else
-        r = -EPERM;
-    if (r == 0)
         rw_dispatch(s);
+    } else if ((rh = read_hold_of(t, s, true)) != NULL) {
+        read_release(s, rh);
+    } else {
+        r = -EPERM; /* the caller holds neither a write hold nor a read hold */
+    }
     sync_unlock(s);
     return r;
 }
@@ -488,8 +705,14 @@ int weft_once_call(weft_once *o, void (*fn)(void *), void *arg, int64_t deadline
         sync_unlock(s);
         return 0;
     }
+    if (foreign(s, w, s->n0 == ONCE_RUNNING || s->head)) {
+        sync_unlock(s);
+        return -EPERM;
+    }
     if (s->n0 == ONCE_RUNNING) {
-        int r = wait_on(s, w, t, KIND_ANY, WEFT__WAIT_ONCE, deadline, false);
+        /* fn calling its own once would wait for itself. */
+        int r = s->owner == t ? -EDEADLK
+                              : wait_on(s, w, t, KIND_ANY, WEFT__WAIT_ONCE, deadline, false);
         sync_unlock(s);
         return r;
     }
@@ -520,7 +743,9 @@ int weft_event_wait(weft_event *e, int64_t deadline)
     sync_state *s = st(&e->s_);
     sync_lock(s);
     int r = 0;
-    if (s->n0) {
+    if (foreign(s, w, s->head != NULL)) {
+        r = -EPERM;
+    } else if (s->n0) {
         if (s->n1)
             s->n0 = 0; /* auto-reset: this waiter consumes the set */
     } else {
@@ -536,6 +761,10 @@ int weft_event_set(weft_event *e)
         return -EINVAL;
     sync_state *s = st(&e->s_);
     sync_lock(s);
+    if (foreign(s, weft__worker_current(), s->head != NULL)) {
+        sync_unlock(s);
+        return -EPERM;
+    }
     if (s->n1) {
         waiter *wt = first(s);
         if (wt)
@@ -557,6 +786,10 @@ int weft_event_reset(weft_event *e)
         return -EINVAL;
     sync_state *s = st(&e->s_);
     sync_lock(s);
+    if (foreign(s, weft__worker_current(), s->head != NULL)) {
+        sync_unlock(s);
+        return -EPERM;
+    }
     s->n0 = 0;
     sync_unlock(s);
     return 0;

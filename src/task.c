@@ -31,10 +31,13 @@ static int grow_records(weft__worker *w)
     c->next = rt->chunks;
     rt->chunks = c;
     pthread_mutex_unlock(&rt->lock);
-    for (int i = CHUNK_TASKS - 1; i >= 0; i--) {
-        c->tasks[i].next = w->tasks.free;
-        w->tasks.free = &c->tasks[i];
+    /* Called only when the free list is empty: the chunk becomes the list, in order. */
+    for (int i = 0; i < CHUNK_TASKS; i++) {
+        c->tasks[i].flags = WEFT__T_REAPED;
+        c->tasks[i].next = i + 1 < CHUNK_TASKS ? &c->tasks[i + 1] : NULL;
     }
+    w->tasks.free = &c->tasks[0];
+    w->tasks.free_tail = &c->tasks[CHUNK_TASKS - 1];
     w->tasks.nfree += CHUNK_TASKS;
     return 0;
 }
@@ -63,6 +66,8 @@ int weft__task_new(weft__worker *w, const weft_spawn_opts *opts, weft_task **out
     }
     weft_task *t = w->tasks.free;
     w->tasks.free = t->next;
+    if (!t->next)
+        w->tasks.free_tail = NULL;
     w->tasks.nfree--;
 
     /* The epoch continues from the record's previous life (see the file comment). */
@@ -76,6 +81,8 @@ int weft__task_new(weft__worker *w, const weft_spawn_opts *opts, weft_task **out
     t->result = NULL;
     t->defers = NULL;
     t->locals = NULL;
+    t->holds = NULL;
+    t->cleanup = opts ? opts->cleanup : NULL;
     t->joiner = (weft_waker){NULL, 0};
     atomic_store_explicit(&t->wait.kind, WEFT__WAIT_NONE, memory_order_relaxed);
     t->id = w->tasks.next_id++;
@@ -106,19 +113,39 @@ int weft__task_new(weft__worker *w, const weft_spawn_opts *opts, weft_task **out
 
 void weft__task_finish(weft__worker *w, weft_task *t, void *result)
 {
-    /* Cleanup handlers first (they may still read task-locals), newest first. */
+    /* Cleanup handlers first (they may still read task-locals), newest first. Each node goes
+     * back to the pool before its handler runs: a handler that calls weft_exit re-enters
+     * this function and never comes back here. */
     while (t->defers) {
         weft__node *n = t->defers;
         t->defers = n->next;
-        n->fn(n->arg);
+        void (*fn)(void *) = n->fn;
+        void *arg = n->arg;
         weft__node_put(w, n);
+        fn(arg);
     }
     while (t->locals) {
         weft__node *n = t->locals;
         t->locals = n->next;
-        if (n->fn)
-            n->fn(n->arg);
+        void (*fn)(void *) = n->fn;
+        void *arg = n->arg;
         weft__node_put(w, n);
+        if (fn)
+            fn(arg);
+    }
+    /* The spawn's cleanup: after the task's own handlers, which may still use what it was
+     * handed; cleared first for the same reason as the nodes above. */
+    if (t->cleanup) {
+        void (*fn)(void *) = t->cleanup;
+        t->cleanup = NULL;
+        fn(t->arg);
+    }
+    /* Locks still held are released by their module (a mutex reports its owner's death to
+     * the next locker), so no waiter is left parked on a task that is gone. */
+    while (t->holds) {
+        weft__hold *h = t->holds;
+        t->holds = h->next;
+        h->abandon(h);
     }
     if ((t->flags & WEFT__T_STACKLESS) && t->future) {
         weft_future *f = t->future;
@@ -143,8 +170,15 @@ void weft__task_finish(weft__worker *w, weft_task *t, void *result)
 void weft__task_reap(weft__worker *w, weft_task *t)
 {
     w->tasks.nrecords--;
-    t->next = w->tasks.free;
-    w->tasks.free = t;
+    t->flags |= WEFT__T_REAPED;
+    /* At the tail: the record is reused after every other free one, so a stale handle keeps
+     * answering -ESRCH for as long as possible. */
+    t->next = NULL;
+    if (w->tasks.free_tail)
+        w->tasks.free_tail->next = t;
+    else
+        w->tasks.free = t;
+    w->tasks.free_tail = t;
     w->tasks.nfree++;
 }
 
@@ -181,6 +215,7 @@ WEFT_COLD void weft__tasks_shutdown(weft__worker *w)
 WEFT_COLD void weft__tasks_fini(weft__worker *w)
 {
     w->tasks.free = NULL;
+    w->tasks.free_tail = NULL;
     w->tasks.nfree = 0;
 }
 

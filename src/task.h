@@ -56,7 +56,18 @@ enum {
     WEFT__T_STARTED = 0x08,   /* has run at least once */
     WEFT__T_NOGUARD = 0x10,   /* spawn asked for an unguarded stack */
     WEFT__T_MAIN = 0x20,      /* the runtime's main task */
+    WEFT__T_REAPED = 0x40,    /* back on the free list: a handle to it is stale (-ESRCH) */
 };
+
+/* A lock a task holds that must not stay held after the task finishes (a sync.c mutex, a
+ * read hold of a rwlock). The node lives in the lock, or in a pooled node for holds that
+ * cannot (read holds); `abandon` is the lock module's callback, handed down in the node, so
+ * finishing a task releases what it still holds without task.c calling up into sync.c.
+ * owner: the holder's worker. */
+typedef struct weft__hold {
+    struct weft__hold *next; /* the holder's next hold, newest first */
+    void (*abandon)(struct weft__hold *h);
+} weft__hold;
 
 /* What a parked task waits on (sched.h's wait record, copied into the task at each park so
  * that it outlives the caller's frame). Written by the owner before the park's PARKED CAS
@@ -87,6 +98,8 @@ struct weft_task {
     void *result;         /* set at finish; read by the joiner after it sees DONE */
     weft__node *defers;   /* LIFO cleanup handlers; owner: worker */
     weft__node *locals;   /* task-local values; owner: worker */
+    weft__hold *holds;    /* locks held now (see weft__hold); owner: worker */
+    void (*cleanup)(void *arg); /* weft_spawn_opts.cleanup, run with `arg` at finish */
     weft_waker joiner;    /* the task parked in weft_join on us, if any; owner: worker */
     weft__list all;       /* in the worker's live list while not yet finished */
     weft__task_wait wait; /* what it waits on while parked (see the type) */
@@ -103,7 +116,9 @@ typedef struct weft__task_cache {
     weft__list live;   /* unfinished tasks (task.all), cancelled at shutdown */
     size_t nlive;      /* unfinished tasks */
     size_t nrecords;   /* records not yet reaped */
-    weft_task *free;   /* recycled records, linked through next */
+    weft_task *free;   /* recycled records, linked through next, oldest reaped first (FIFO,
+                        * so that a stale handle names a new task as late as possible) */
+    weft_task *free_tail;
     size_t nfree;
     uint64_t next_id;  /* ids next_id .. id_end-1 are this worker's to hand out */
     uint64_t id_end;
@@ -115,8 +130,8 @@ void weft__tasks_init(weft__worker *w, size_t default_stack);
 /* A new READY record for a task of `w`, not yet queued. Returns 0, -EINVAL (bad options)
  * or -ENOMEM. */
 int weft__task_new(weft__worker *w, const weft_spawn_opts *opts, weft_task **out);
-/* Finishing work shared by stackful and stackless tasks: defers, locals, result, DONE,
- * joiner wake-up. Runs on the task's stack (stackful) or the loop's (stackless). */
+/* Finishing work shared by stackful and stackless tasks: defers, locals, the spawn cleanup,
+ * abandoned holds, result, DONE, joiner wake-up. Runs on the task's stack (stackful) or the loop's (stackless). */
 void weft__task_finish(weft__worker *w, weft_task *t, void *result);
 /* Returns a finished record to the free list (after join, or at once when detached). */
 void weft__task_reap(weft__worker *w, weft_task *t);
@@ -136,6 +151,12 @@ void weft__task_chunks_free(weft__runtime *rt, weft__worker *w);
  * -EAGAIN if t is not parked. Any thread, while the record is not reaped. */
 int weft__task_wait_snapshot(const weft_task *t, int *kind, const void **what,
                              int64_t *deadline, int64_t *since);
+
+/* Whether t still names a task record in use: not reaped (a stale handle is -ESRCH). */
+static inline bool weft__task_reaped(const weft_task *t)
+{
+    return (t->flags & WEFT__T_REAPED) != 0;
+}
 
 static inline bool weft__task_done(const weft_task *t)
 {

@@ -61,6 +61,8 @@ int weft_spawn_future(weft_task **out, weft_future *f, const weft_spawn_opts *op
     }
     t->flags |= WEFT__T_STACKLESS;
     t->future = f;
+    t->arg = f; /* what the spawn cleanup is given */
+    t->cleanup = opts ? opts->cleanup : NULL;
     weft__ready_push(&w->sched, t);
     if (out)
         *out = (t->flags & WEFT__T_DETACHED) ? NULL : t;
@@ -108,7 +110,11 @@ int weft_join(weft_task *t, void **result, int64_t deadline)
     weft__worker *w = weft__blocking_begin(&self, false, &err);
     if (!w)
         return err;
-    if (!t || t->worker != w || (t->flags & WEFT__T_DETACHED))
+    if (!t || t->worker != w)
+        return -EINVAL;
+    if (weft__task_reaped(t))
+        return -ESRCH;
+    if (t->flags & WEFT__T_DETACHED)
         return -EINVAL;
     if (t == self)
         return -EDEADLK;
@@ -134,7 +140,11 @@ int weft_detach(weft_task *t)
     weft__worker *w = weft__worker_current();
     if (!w)
         return -EPERM;
-    if (!t || t->worker != w || (t->flags & WEFT__T_DETACHED) || t->joiner.task)
+    if (!t || t->worker != w)
+        return -EINVAL;
+    if (weft__task_reaped(t))
+        return -ESRCH;
+    if ((t->flags & WEFT__T_DETACHED) || t->joiner.task)
         return -EINVAL;
     t->flags |= WEFT__T_DETACHED;
     if (weft__task_done(t) && !t->stack)
@@ -149,6 +159,8 @@ int weft_cancel(weft_task *t)
         return -EPERM;
     if (!t || t->worker != w)
         return -EINVAL;
+    if (weft__task_reaped(t))
+        return -ESRCH;
     weft__task_cancel(t);
     return 0;
 }
@@ -206,12 +218,12 @@ weft_task *weft_self(void)
 
 uint64_t weft_task_id(const weft_task *t)
 {
-    return t ? t->id : 0;
+    return t && !weft__task_reaped(t) ? t->id : 0;
 }
 
 const char *weft_task_name(const weft_task *t)
 {
-    return t ? t->name : "";
+    return t && !weft__task_reaped(t) ? t->name : "";
 }
 
 int weft_cancelled(void)

@@ -456,3 +456,115 @@ Test(chan, a_channel_used_from_another_runtime_says_eperm)
 {
     run_main(wrong_thread_main, NULL);
 }
+
+/* ---- Reliability: the last release with waiters; 0-byte values ---- */
+
+static void *recv_one(void *arg)
+{
+    int v;
+    return (void *)(intptr_t)weft_chan_recv(arg, &v, WEFT_FOREVER);
+}
+
+static void *send_one(void *arg)
+{
+    int v = 1;
+    return (void *)(intptr_t)weft_chan_send(arg, &v, WEFT_FOREVER);
+}
+
+static void *select_recv(void *arg)
+{
+    weft_chan **cs = arg;
+    int a, b;
+    weft_case cases[2] = {{WEFT_CASE_RECV, cs[0], &a, 1}, {WEFT_CASE_RECV, cs[1], &b, 1}};
+    int i = weft_select(cases, 2, WEFT_FOREVER);
+    return (void *)(intptr_t)(i < 0 ? i : cases[i].result);
+}
+
+static void *release_waiters_main(void *arg)
+{
+    (void)arg;
+    weft_chan *c, *full, *other;
+    cr_assert_eq(weft_chan_create(&c, sizeof(int), 0), 0);
+    cr_assert_eq(weft_chan_create(&full, sizeof(int), 0), 0);
+    cr_assert_eq(weft_chan_create(&other, sizeof(int), 0), 0);
+    weft_chan *pair[2] = {c, other};
+    weft_task *r1, *r2, *s1, *sel;
+    weft_spawn(&r1, recv_one, c, NULL);
+    weft_spawn(&r2, recv_one, c, NULL);
+    weft_spawn(&sel, select_recv, pair, NULL);
+    weft_spawn(&s1, send_one, full, NULL);
+    weft_yield(); /* all four park */
+    weft_chan_release(c);    /* the only handle: the parked receivers must not touch freed memory */
+    weft_chan_release(full); /* a parked sender, too */
+    void *r;
+    weft_join(r1, &r, WEFT_FOREVER);
+    cr_assert_eq(r, (void *)(intptr_t)-EPIPE);
+    weft_join(r2, &r, WEFT_FOREVER);
+    cr_assert_eq(r, (void *)(intptr_t)-EPIPE);
+    weft_join(sel, &r, WEFT_FOREVER);
+    cr_assert_eq(r, (void *)(intptr_t)-EPIPE, "the select's case on the released channel");
+    weft_join(s1, &r, WEFT_FOREVER);
+    cr_assert_eq(r, (void *)(intptr_t)-EPIPE);
+    weft_chan_release(other);
+    return NULL; /* the leak check proves both channels were freed */
+}
+
+Test(chan, releasing_the_last_handle_wakes_waiters_with_epipe, .timeout = 10)
+{
+    run_main(release_waiters_main, NULL);
+}
+
+static void *zero_sender(void *arg)
+{
+    for (int i = 0; i < 3; i++)
+        if (weft_chan_send(arg, NULL, WEFT_FOREVER) != 0)
+            return (void *)1;
+    return NULL;
+}
+
+static void *zero_size_main(void *arg)
+{
+    (void)arg;
+    weft_chan *c;
+    cr_assert_eq(weft_chan_create(&c, 0, 2), 0, "chan struct{}");
+    cr_assert_eq(weft_chan_cap(c), 2);
+    cr_assert_eq(weft_chan_try_send(c, NULL), 0);
+    char any;
+    cr_assert_eq(weft_chan_try_send(c, &any), 0);
+    cr_assert_eq(weft_chan_try_send(c, NULL), -EAGAIN, "full at its capacity");
+    cr_assert_eq(weft_chan_len(c), 2);
+    cr_assert_eq(weft_chan_try_recv(c, NULL), 0);
+    cr_assert_eq(weft_chan_recv(c, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_chan_try_recv(c, NULL), -EAGAIN);
+    weft_chan_release(c);
+
+    /* Rendezvous: only the count and the order matter. */
+    cr_assert_eq(weft_chan_create(&c, 0, 0), 0);
+    cr_assert_eq(weft_chan_cap(c), 0);
+    weft_task *t;
+    weft_spawn(&t, zero_sender, c, NULL);
+    cr_assert_eq(weft_chan_recv(c, NULL, WEFT_FOREVER), 0);
+    weft_case cases[1] = {{WEFT_CASE_RECV, c, NULL, 1}};
+    cr_assert_eq(weft_select(cases, 1, WEFT_FOREVER), 0);
+    cr_assert_eq(cases[0].result, 0);
+    cr_assert_eq(weft_select(cases, 1, WEFT_FOREVER), 0);
+    void *r;
+    weft_join(t, &r, WEFT_FOREVER);
+    cr_assert_eq(r, NULL);
+    weft_chan_close(c);
+    cr_assert_eq(weft_chan_recv(c, NULL, WEFT_FOREVER), -EPIPE);
+    weft_chan_release(c);
+
+    /* NULL is still refused where values have a size. */
+    cr_assert_eq(weft_chan_create(&c, sizeof(int), 1), 0);
+    cr_assert_eq(weft_chan_cap(c), 1);
+    cr_assert_eq(weft_chan_try_send(c, NULL), -EINVAL);
+    weft_chan_release(c);
+    cr_assert_eq(weft_chan_cap(NULL), 0);
+    return NULL;
+}
+
+Test(chan, zero_size_values_and_cap)
+{
+    run_main(zero_size_main, NULL);
+}

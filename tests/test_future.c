@@ -229,3 +229,46 @@ Test(future, misuse)
     cr_assert_eq(weft_timer_future(&f, 0), -EPERM);
     cr_assert_eq(weft_await(NULL, NULL, 0), -EPERM);
 }
+
+/* ---- A promise used from another runtime's thread is refused ---- */
+
+#include <pthread.h>
+
+static weft_promise *x_promise;
+
+static void *x_resolver_main(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(weft_promise_resolve(x_promise, (void *)1), -EPERM);
+    cr_assert_eq(weft_promise_reject(x_promise, -EIO), -EPERM);
+    cr_assert_eq(weft_await(weft_promise_future(x_promise), NULL, WEFT_FOREVER), -EPERM);
+    return NULL;
+}
+
+static void *x_resolver_thread(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)weft_run(NULL, x_resolver_main, NULL, NULL);
+}
+
+static void *x_promise_main(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(weft_promise_create(&x_promise), 0);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, x_resolver_thread, NULL), 0);
+    void *r;
+    pthread_join(th, &r); /* blocks this runtime: the other one runs meanwhile */
+    cr_assert_eq(r, (void *)0);
+    cr_assert_eq(weft_promise_resolve(x_promise, (void *)2), 0, "still unsettled here");
+    void *v;
+    cr_assert_eq(weft_await(weft_promise_future(x_promise), &v, WEFT_FOREVER), 0);
+    cr_assert_eq(v, (void *)2);
+    weft_future_destroy(weft_promise_future(x_promise));
+    return NULL;
+}
+
+Test(future, a_promise_is_refused_to_another_runtime, .timeout = 20)
+{
+    run_main(x_promise_main, NULL);
+}

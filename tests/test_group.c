@@ -1,6 +1,8 @@
 /* Groups and generators: a group waits for its tasks, cancels them, and closing it reaps
  * whatever still runs (cleanup included, even for tasks that never started); a generator
  * starts lazily, yields values one at a time, and stopped early runs its cleanup. */
+#include <stdlib.h>
+
 #include "harness.h"
 
 static int ncleaned;
@@ -179,4 +181,71 @@ static void *gen_close_cancelled_main(void *arg)
 Test(group, generator_closed_by_a_cancelled_task)
 {
     run_main(gen_close_cancelled_main, NULL);
+}
+
+/* ---- Reliability ---- */
+
+static int member_close_result = 1, member_wait_result = 1;
+
+static void *closes_own_group(void *arg)
+{
+    member_close_result = weft_group_close(arg);
+    member_wait_result = weft_group_wait(arg, WEFT_FOREVER);
+    return NULL;
+}
+
+static void *member_close_main(void *arg)
+{
+    (void)arg;
+    weft_group *g;
+    weft_group_create(&g);
+    cr_assert_eq(weft_group_spawn(g, closes_own_group, g, NULL), 0);
+    cr_assert_eq(weft_group_wait(g, WEFT_FOREVER), 0);
+    cr_assert_eq(member_close_result, -EDEADLK);
+    cr_assert_eq(member_wait_result, -EDEADLK);
+    cr_assert_eq(weft_group_close(g), 0);
+    return NULL;
+}
+
+/* Used to hang the runtime: the member waited for itself. */
+Test(group, closing_or_waiting_from_a_member_is_edeadlk, .timeout = 10)
+{
+    run_main(member_close_main, NULL);
+}
+
+static int nfreed;
+
+static void free_resource(void *arg)
+{
+    free(arg);
+    nfreed++;
+}
+
+static void *uses_resource(void *arg)
+{
+    (void)arg;
+    weft_sleep_until(WEFT_FOREVER);
+    return NULL;
+}
+
+static void *cleanup_close_main(void *arg)
+{
+    (void)arg;
+    nfreed = 0;
+    weft_group *g;
+    weft_group_create(&g);
+    weft_spawn_opts o = {.cleanup = free_resource};
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(weft_group_spawn(g, uses_resource, malloc(16), &o), 0);
+    weft_yield(); /* these three run and park */
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(weft_group_spawn(g, uses_resource, malloc(16), &o), 0);
+    cr_assert_eq(weft_group_close(g), 0); /* before these four ever ran */
+    cr_assert_eq(nfreed, 7, "every resource freed, also those of tasks that never ran");
+    return NULL;
+}
+
+Test(group, spawn_cleanup_frees_what_tasks_closed_early_were_handed)
+{
+    run_main(cleanup_close_main, NULL); /* and the leak check agrees */
 }

@@ -2,6 +2,8 @@
  * (the mutex held on every return), semaphores without barging, wait groups, read-write
  * locks (concurrent readers, exclusive writers, no writer starvation), once, and events;
  * deadlines and cancellation while parked in each. */
+#include <limits.h>
+
 #include "harness.h"
 
 /* ---- Mutex ---- */
@@ -470,4 +472,319 @@ static void *cancel_waits_main(void *arg)
 Test(sync, cancellation_while_parked_in_every_wait)
 {
     run_main(cancel_waits_main, NULL);
+}
+
+/* ---- Reliability ---- */
+
+/* A task that finishes holding a mutex: the next locker gets it with -EOWNERDEAD, once. */
+static void *lock_and_finish(void *arg)
+{
+    weft_mutex_lock(arg, WEFT_FOREVER);
+    return NULL;
+}
+
+static void *owner_dead_main(void *arg)
+{
+    (void)arg;
+    weft_mutex m = WEFT_MUTEX_INIT;
+    weft_task *t;
+    cr_assert_eq(weft_spawn(&t, lock_and_finish, &m, NULL), 0);
+    cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_mutex_lock(&m, WEFT_FOREVER), -EOWNERDEAD, "held by a finished task");
+    cr_assert_eq(weft_mutex_unlock(&m), 0);
+    cr_assert_eq(weft_mutex_trylock(&m), 0, "reported once");
+    cr_assert_eq(weft_mutex_unlock(&m), 0);
+
+    /* A waiter parked before the owner finished is handed the mutex. */
+    cr_assert_eq(weft_mutex_lock(&m, WEFT_FOREVER), 0);
+    weft_task *w;
+    cr_assert_eq(weft_spawn(&w, lock_forever, &m, NULL), 0);
+    weft_yield(); /* w queues behind main */
+    cr_assert_eq(weft_mutex_unlock(&m), 0);
+    void *r;
+    cr_assert_eq(weft_join(w, &r, WEFT_FOREVER), 0, "w finished holding m");
+    cr_assert_eq(r, (void *)0);
+    cr_assert_eq(weft_mutex_trylock(&m), -EOWNERDEAD);
+    cr_assert_eq(weft_mutex_unlock(&m), 0);
+    return NULL;
+}
+
+Test(sync, a_mutex_held_by_a_finished_task_reports_eownerdead, .timeout = 10)
+{
+    run_main(owner_dead_main, NULL);
+}
+
+static weft_mutex cw_mu;
+static weft_cond cw_cond;
+static int cw_result = 1;
+
+static void *cond_waiter(void *arg)
+{
+    (void)arg;
+    weft_mutex_lock(&cw_mu, WEFT_FOREVER);
+    cw_result = weft_cond_wait(&cw_cond, &cw_mu, WEFT_FOREVER);
+    weft_mutex_unlock(&cw_mu);
+    return NULL;
+}
+
+static void *cond_shutdown_main(void *arg)
+{
+    (void)arg;
+    weft_spawn(NULL, cond_waiter, NULL, &(weft_spawn_opts){.flags = WEFT_SPAWN_DETACHED});
+    weft_yield(); /* it waits on the cond, having released the mutex */
+    weft_spawn(NULL, lock_and_finish, &cw_mu, &(weft_spawn_opts){.flags = WEFT_SPAWN_DETACHED});
+    weft_yield(); /* that one took the mutex and finished holding it */
+    return NULL;  /* shutdown cancels the waiter, whose cond_wait must take the mutex back */
+}
+
+/* Used to hang: the cancelled cond_wait waited forever for a mutex nobody would unlock. */
+Test(sync, shutdown_completes_when_a_cond_waiter_needs_a_dead_owners_mutex, .timeout = 10)
+{
+    run_main(cond_shutdown_main, NULL);
+    cr_assert_eq(cw_result, -EOWNERDEAD);
+}
+
+static weft_rwlock rl;
+static int reading;
+
+static void *reader_holds(void *arg)
+{
+    (void)arg;
+    if (weft_rwlock_rdlock(&rl, WEFT_FOREVER) != 0)
+        return (void *)1;
+    reading = 1;
+    weft_yield();
+    weft_yield();
+    reading = 0;
+    return (void *)(intptr_t)weft_rwlock_unlock(&rl);
+}
+
+static void *writer_checks(void *arg)
+{
+    (void)arg;
+    if (weft_rwlock_wrlock(&rl, WEFT_FOREVER) != 0)
+        return (void *)1;
+    int r = reading; /* must be 0: no writer while a reader reads */
+    weft_rwlock_unlock(&rl);
+    return (void *)(intptr_t)(r ? 2 : 0);
+}
+
+static void *rdlock_forever(void *arg)
+{
+    return (void *)(intptr_t)weft_rwlock_rdlock(arg, WEFT_FOREVER);
+}
+
+static void *wrlock_forever(void *arg)
+{
+    return (void *)(intptr_t)weft_rwlock_wrlock(arg, WEFT_FOREVER);
+}
+
+static void *rw_nonholder_main(void *arg)
+{
+    (void)arg;
+    weft_rwlock fresh = WEFT_RWLOCK_INIT;
+    rl = fresh;
+    cr_assert_eq(weft_rwlock_unlock(&rl), -EPERM, "nothing held");
+    weft_task *r, *w;
+    weft_spawn(&r, reader_holds, NULL, NULL);
+    weft_yield(); /* the reader holds a read lock */
+    weft_spawn(&w, writer_checks, NULL, NULL);
+    cr_assert_eq(weft_rwlock_unlock(&rl), -EPERM, "main holds no read lock");
+    void *res;
+    weft_join(r, &res, WEFT_FOREVER);
+    cr_assert_eq(res, (void *)0);
+    weft_join(w, &res, WEFT_FOREVER);
+    cr_assert_eq(res, (void *)0, "the writer never ran while the reader read");
+
+    /* A reader that finishes holding its lock gives it up. */
+    weft_spawn(&r, rdlock_forever, &rl, NULL);
+    weft_join(r, NULL, WEFT_FOREVER);
+    cr_assert_eq(weft_rwlock_wrlock(&rl, weft_deadline_in(0)), 0);
+    cr_assert_eq(weft_rwlock_unlock(&rl), 0);
+    return NULL;
+}
+
+Test(sync, rwlock_unlock_by_a_task_holding_nothing_is_eperm, .timeout = 10)
+{
+    run_main(rw_nonholder_main, NULL);
+}
+
+static void log_nothing(void *arg)
+{
+    (void)arg;
+}
+
+static void *null_main(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(weft_mutex_lock(NULL, WEFT_FOREVER), -EINVAL);
+    cr_assert_eq(weft_mutex_trylock(NULL), -EINVAL);
+    cr_assert_eq(weft_mutex_unlock(NULL), -EINVAL);
+    weft_mutex m = WEFT_MUTEX_INIT;
+    weft_cond c = WEFT_COND_INIT;
+    cr_assert_eq(weft_cond_wait(NULL, &m, WEFT_FOREVER), -EINVAL);
+    cr_assert_eq(weft_cond_wait(&c, NULL, WEFT_FOREVER), -EINVAL);
+    cr_assert_eq(weft_cond_signal(NULL), -EINVAL);
+    cr_assert_eq(weft_cond_broadcast(NULL), -EINVAL);
+    cr_assert_eq(weft_sem_acquire(NULL, WEFT_FOREVER), -EINVAL);
+    cr_assert_eq(weft_sem_tryacquire(NULL), -EINVAL);
+    cr_assert_eq(weft_sem_release(NULL, 1), -EINVAL);
+    cr_assert_eq(weft_sem_value(NULL), -EINVAL);
+    cr_assert_eq(weft_waitgroup_add(NULL, 1), -EINVAL);
+    cr_assert_eq(weft_waitgroup_done(NULL), -EINVAL);
+    cr_assert_eq(weft_waitgroup_wait(NULL, WEFT_FOREVER), -EINVAL);
+    cr_assert_eq(weft_rwlock_rdlock(NULL, WEFT_FOREVER), -EINVAL);
+    cr_assert_eq(weft_rwlock_wrlock(NULL, WEFT_FOREVER), -EINVAL);
+    cr_assert_eq(weft_rwlock_unlock(NULL), -EINVAL);
+    cr_assert_eq(weft_once_call(NULL, log_nothing, NULL, WEFT_FOREVER), -EINVAL);
+    cr_assert_eq(weft_event_wait(NULL, WEFT_FOREVER), -EINVAL);
+    cr_assert_eq(weft_event_set(NULL), -EINVAL);
+    cr_assert_eq(weft_event_reset(NULL), -EINVAL);
+    return NULL;
+}
+
+Test(sync, every_entry_point_refuses_null)
+{
+    run_main(null_main, NULL);
+}
+
+static void *overflow_main(void *arg)
+{
+    (void)arg;
+    weft_waitgroup wg = WEFT_WAITGROUP_INIT;
+    cr_assert_eq(weft_waitgroup_add(&wg, INT64_MAX), 0);
+    cr_assert_eq(weft_waitgroup_add(&wg, 1), -EOVERFLOW);
+    cr_assert_eq(weft_waitgroup_add(&wg, INT64_MAX), -EOVERFLOW);
+    cr_assert_eq(weft_waitgroup_add(&wg, -INT64_MAX), 0);
+    cr_assert_eq(weft_waitgroup_add(&wg, INT64_MIN), -EINVAL);
+    cr_assert_eq(weft_waitgroup_wait(&wg, WEFT_FOREVER), 0);
+    return NULL;
+}
+
+/* Run under UBSan in the ASan build: each used to be a signed overflow. */
+Test(sync, counters_and_error_names_do_not_overflow)
+{
+    run_main(overflow_main, NULL);
+    cr_assert_str_eq(weft_errname(INT_MIN), "EUNKNOWN");
+    cr_assert_str_eq(weft_strerror(INT_MIN), "unknown error");
+    cr_assert_str_eq(weft_errname(-EOWNERDEAD), "EOWNERDEAD");
+}
+
+static weft_once self_once = WEFT_ONCE_INIT;
+static int self_once_result = 1;
+
+static void once_calls_itself(void *arg)
+{
+    (void)arg;
+    self_once_result = weft_once_call(&self_once, once_calls_itself, NULL, WEFT_FOREVER);
+}
+
+static void *self_deadlock_main(void *arg)
+{
+    (void)arg;
+    weft_rwlock l = WEFT_RWLOCK_INIT;
+    cr_assert_eq(weft_rwlock_wrlock(&l, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_rwlock_rdlock(&l, WEFT_FOREVER), -EDEADLK, "read under own write");
+    cr_assert_eq(weft_rwlock_wrlock(&l, WEFT_FOREVER), -EDEADLK);
+    cr_assert_eq(weft_rwlock_unlock(&l), 0);
+    cr_assert_eq(weft_rwlock_rdlock(&l, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_rwlock_wrlock(&l, WEFT_FOREVER), -EDEADLK, "write under own read");
+    /* A writer queues; a second read by the same reader is not held back behind it. */
+    weft_task *w;
+    weft_spawn(&w, wrlock_forever, &l, NULL);
+    weft_yield();
+    cr_assert_eq(weft_rwlock_rdlock(&l, WEFT_FOREVER), 0, "recursive read past a writer");
+    cr_assert_eq(weft_rwlock_unlock(&l), 0);
+    cr_assert_eq(weft_rwlock_unlock(&l), 0);
+    cr_assert_eq(weft_rwlock_unlock(&l), -EPERM);
+    cr_assert_eq(weft_join(w, NULL, WEFT_FOREVER), 0); /* it got the lock, then finished */
+
+    cr_assert_eq(weft_once_call(&self_once, once_calls_itself, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(self_once_result, -EDEADLK);
+    return NULL;
+}
+
+/* Each used to wait out its deadline (forever here) instead of failing at once. */
+Test(sync, self_deadlocks_fail_at_once, .timeout = 10)
+{
+    run_main(self_deadlock_main, NULL);
+}
+
+/* ---- Two runtimes: a primitive in use by one is refused to the other ---- */
+
+#include <pthread.h>
+#include <semaphore.h>
+
+static weft_mutex x_mu;
+static weft_sem x_sem;
+static weft_rwlock x_rw;
+static weft_waitgroup x_wg;
+static weft_event x_ev;
+static sem_t x_busy, x_checked;
+
+static void *x_sem_waiter(void *arg)
+{
+    (void)arg;
+    weft_sem_acquire(&x_sem, WEFT_FOREVER);
+    return NULL;
+}
+
+static void *x_owner_main(void *arg)
+{
+    (void)arg;
+    weft_mutex_lock(&x_mu, WEFT_FOREVER);
+    weft_rwlock_rdlock(&x_rw, WEFT_FOREVER);
+    weft_waitgroup_add(&x_wg, 1);
+    weft_task *t;
+    weft_spawn(&t, x_sem_waiter, NULL, NULL);
+    weft_yield(); /* parked on the semaphore */
+    sem_post(&x_busy);
+    while (sem_wait(&x_checked) != 0) /* blocks this runtime's thread: the test's point */
+        ;
+    weft_sem_release(&x_sem, 1);
+    weft_join(t, NULL, WEFT_FOREVER);
+    weft_waitgroup_done(&x_wg);
+    weft_rwlock_unlock(&x_rw);
+    weft_mutex_unlock(&x_mu);
+    return NULL;
+}
+
+static void *x_owner_thread(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)weft_run(NULL, x_owner_main, NULL, NULL);
+}
+
+static void *x_other_main(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(weft_mutex_trylock(&x_mu), -EPERM);
+    cr_assert_eq(weft_mutex_lock(&x_mu, WEFT_FOREVER), -EPERM);
+    cr_assert_eq(weft_sem_release(&x_sem, 1), -EPERM);
+    cr_assert_eq(weft_sem_tryacquire(&x_sem), -EPERM);
+    cr_assert_eq(weft_rwlock_rdlock(&x_rw, WEFT_FOREVER), -EPERM);
+    cr_assert_eq(weft_rwlock_wrlock(&x_rw, WEFT_FOREVER), -EPERM);
+    cr_assert_eq(weft_waitgroup_done(&x_wg), -EPERM);
+    cr_assert_eq(weft_waitgroup_wait(&x_wg, WEFT_FOREVER), -EPERM);
+    /* Idle primitives may be used by this runtime. */
+    cr_assert_eq(weft_event_set(&x_ev), 0);
+    cr_assert_eq(weft_event_wait(&x_ev, WEFT_FOREVER), 0);
+    return NULL;
+}
+
+Test(sync, a_primitive_in_use_by_another_runtime_is_eperm, .timeout = 20)
+{
+    sem_init(&x_busy, 0, 0);
+    sem_init(&x_checked, 0, 0);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, x_owner_thread, NULL), 0);
+    while (sem_wait(&x_busy) != 0)
+        ;
+    run_main(x_other_main, NULL);
+    sem_post(&x_checked);
+    void *r;
+    pthread_join(th, &r);
+    cr_assert_eq(r, (void *)0);
+    /* Idle again: usable from this thread's next runtime. */
+    run_main(lock_and_finish, &x_mu);
 }

@@ -396,3 +396,144 @@ Test(task, waking_a_finished_task_is_harmless)
 {
     run_main(stale_waker_main, NULL);
 }
+
+/* ---- Reliability: stale handles, defers that exit, the spawn cleanup ---- */
+
+/* Joining twice used to reap the record twice: the next two spawns then shared it. */
+static void *stale_main(void *arg)
+{
+    (void)arg;
+    weft_task *t;
+    void *r;
+    cr_assert_eq(weft_spawn(&t, ret_arg, (void *)7, NULL), 0);
+    cr_assert_eq(weft_join(t, &r, WEFT_FOREVER), 0);
+    cr_assert_eq(r, (void *)7);
+    cr_assert_eq(weft_join(t, &r, WEFT_FOREVER), -ESRCH, "joined twice");
+    cr_assert_eq(weft_detach(t), -ESRCH);
+    cr_assert_eq(weft_cancel(t), -ESRCH);
+    cr_assert_eq(weft_task_id(t), 0);
+    cr_assert_str_eq(weft_task_name(t), "");
+
+    weft_task *a, *b;
+    cr_assert_eq(weft_spawn(&a, ret_arg, (void *)1, NULL), 0);
+    cr_assert_eq(weft_spawn(&b, ret_arg, (void *)2, NULL), 0);
+    cr_assert_neq(a, b, "two live tasks never share a record");
+    cr_assert_neq(a, t, "a reaped record is reused last (FIFO)");
+    cr_assert_eq(weft_join(a, &r, WEFT_FOREVER), 0);
+    cr_assert_eq(r, (void *)1);
+    cr_assert_eq(weft_join(b, &r, WEFT_FOREVER), 0);
+    cr_assert_eq(r, (void *)2);
+
+    /* Detached, finished and recycled: stale too. */
+    cr_assert_eq(weft_spawn(&t, ret_arg, NULL, NULL), 0);
+    cr_assert_eq(weft_detach(t), 0);
+    weft_yield(); /* it runs, finishes, and is reaped */
+    cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), -ESRCH);
+    cr_assert_eq(weft_detach(t), -ESRCH);
+    return NULL;
+}
+
+Test(task, stale_handles_are_esrch_and_never_share_a_record, .timeout = 10)
+{
+    run_main(stale_main, NULL);
+}
+
+static void exit_from_defer(void *arg)
+{
+    weft_exit(arg);
+}
+
+static void *exits_in_defer(void *arg)
+{
+    (void)arg;
+    weft_defer(exit_from_defer, (void *)5);
+    return NULL;
+}
+
+/* weft_exit inside a defer handler used to lose the handler's node: each such task then
+ * cost one more allocation. */
+static void *defer_exit_main(void *arg)
+{
+    (void)arg;
+    weft_task *t;
+    void *r;
+    cr_assert_eq(weft_spawn(&t, exits_in_defer, NULL, NULL), 0);
+    cr_assert_eq(weft_join(t, &r, WEFT_FOREVER), 0);
+    cr_assert_eq(r, (void *)5, "the handler's weft_exit sets the result");
+    weft_stats before, after;
+    cr_assert_eq(weft_stats_get(&before), 0);
+    for (int i = 0; i < 100; i++) {
+        cr_assert_eq(weft_spawn(&t, exits_in_defer, NULL, NULL), 0);
+        cr_assert_eq(weft_join(t, &r, WEFT_FOREVER), 0);
+        cr_assert_eq(r, (void *)5);
+    }
+    cr_assert_eq(weft_stats_get(&after), 0);
+    cr_assert_eq(after.nmallocs, before.nmallocs, "the handler's node went back to the pool");
+    return NULL;
+}
+
+Test(task, exit_in_a_defer_handler_returns_its_node)
+{
+    run_main(defer_exit_main, NULL);
+}
+
+static char cleanup_log[32];
+static int ncleanup_log;
+
+static void log_char(void *arg)
+{
+    cleanup_log[ncleanup_log++] = (char)(intptr_t)arg;
+}
+
+static void cleanup_logs(void *arg)
+{
+    cleanup_log[ncleanup_log++] = *(char *)arg;
+}
+
+static void *defers_then_parks(void *arg)
+{
+    (void)arg;
+    weft_defer(log_char, (void *)'d');
+    weft_sleep_until(WEFT_FOREVER);
+    return NULL;
+}
+
+static void *spawn_cleanup_main(void *arg)
+{
+    (void)arg;
+    static char tag_a = 'A', tag_b = 'B', tag_c = 'C';
+    ncleanup_log = 0;
+    weft_spawn_opts o = {.cleanup = cleanup_logs};
+    weft_task *t;
+    void *r;
+
+    /* Cancelled before it ever ran: its own weft_defer never registered. */
+    cr_assert_eq(weft_spawn(&t, defers_then_parks, &tag_a, &o), 0);
+    cr_assert_eq(weft_cancel(t), 0);
+    cr_assert_eq(weft_join(t, &r, WEFT_FOREVER), 0);
+    cr_assert_eq(r, WEFT_CANCELED);
+    cr_assert_eq(ncleanup_log, 1, "ran once, before the join returned");
+    cr_assert_eq(cleanup_log[0], 'A');
+
+    /* Cancelled while parked: its defer first, then the cleanup. */
+    cr_assert_eq(weft_spawn(&t, defers_then_parks, &tag_b, &o), 0);
+    weft_yield();
+    cr_assert_eq(weft_cancel(t), 0);
+    cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(ncleanup_log, 3);
+    cr_assert_eq(cleanup_log[1], 'd');
+    cr_assert_eq(cleanup_log[2], 'B');
+
+    /* Returned normally, detached. */
+    o.flags = WEFT_SPAWN_DETACHED;
+    cr_assert_eq(weft_spawn(NULL, ret_arg, &tag_c, &o), 0);
+    weft_yield();
+    cr_assert_eq(ncleanup_log, 4);
+    cr_assert_eq(cleanup_log[3], 'C');
+    return NULL;
+}
+
+Test(task, spawn_cleanup_runs_once_however_the_task_ends)
+{
+    run_main(spawn_cleanup_main, NULL);
+}
