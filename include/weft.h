@@ -209,9 +209,12 @@ typedef struct weft_spawn_opts {
      * of the task returns. It may run on the task's stack or on another task's (a task that
      * never ran is finished by whichever context picks it), so it must not block or call
      * weft_exit. weft_spawn_future passes the future; weft_group_spawn and weft_gen_create
-     * pass their own `arg`. (Added in 0.2: a program built against an older header passes a
-     * smaller structure; rebuild it.) */
+     * pass their own `arg`. */
     void (*cleanup)(void *arg);
+    /* Zero (a designated initialiser leaves it so): room for options of later versions,
+     * which therefore never read past the end of a structure built against this header.
+     * (0.2 is the first release with this layout: rebuild programs built against 0.1.) */
+    void *reserved_[4];
 } weft_spawn_opts;
 
 /* The task is detached from the start: no handle is returned, its record is recycled when

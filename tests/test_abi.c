@@ -130,3 +130,28 @@ Test(abi, reading_a_const_semaphore_writes_nothing)
 {
     run_main(const_main, NULL);
 }
+
+static void *spawned(void *arg)
+{
+    return arg;
+}
+
+static void *spawn_opts_main(void *arg)
+{
+    (void)arg;
+    weft_task *t;
+    weft_spawn_opts o = {.name = "later"};
+    o.reserved_[2] = (void *)1; /* an option of a later version */
+    cr_assert_eq(weft_spawn(&t, spawned, NULL, &o), -EINVAL);
+    o.reserved_[2] = NULL;
+    cr_assert_eq(weft_spawn(&t, spawned, (void *)5, &o), 0);
+    void *r;
+    cr_assert_eq(weft_join(t, &r, WEFT_FOREVER), 0);
+    cr_assert_eq(r, (void *)5);
+    return NULL;
+}
+
+Test(abi, spawn_options_of_a_later_version_are_refused)
+{
+    run_main(spawn_opts_main, NULL);
+}
