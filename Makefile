@@ -23,8 +23,11 @@ CTEST = ctest --output-on-failure -j$(JOBS)
 
 all: build
 
+# Configure and build quietly: the output goes to a log, shown only if the step fails.
 $(BUILD)/%/CMakeCache.txt:
-	cmake -S . -B $(BUILD)/$* $(CMAKE_FLAGS) $(CONF_$*)
+	@mkdir -p $(BUILD)
+	@cmake -S . -B $(BUILD)/$* $(CMAKE_FLAGS) $(CONF_$*) >$(BUILD)/$*.configure.log 2>&1 || \
+	  { cat $(BUILD)/$*.configure.log; rm -f $@; exit 1; }
 
 CONF_rel  = -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_TESTS=ON -DWEFT_TESTS_REQUIRED=ON \
             -DWEFT_VALGRIND_TESTS=ON -DWEFT_TESTING=ON
@@ -41,10 +44,12 @@ CONF_aarch64 = -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake \
 build:
 	@scripts/deps.sh build
 	@$(MAKE) --no-print-directory $(BUILD)/rel/CMakeCache.txt CONF_rel=-DCMAKE_BUILD_TYPE=RelWithDebInfo
-	cmake --build $(BUILD)/rel -j$(JOBS)
+	@echo "building weft (log: $(BUILD)/rel.build.log)"
+	@cmake --build $(BUILD)/rel -j$(JOBS) >$(BUILD)/rel.build.log 2>&1 || \
+	  { cat $(BUILD)/rel.build.log; exit 1; }
 
 run: build
-	$(BUILD)/rel/examples/demo
+	@$(BUILD)/rel/examples/demo
 
 test:
 	@scripts/deps.sh test

@@ -49,6 +49,13 @@ static void *main_task(void *arg)
     weft_spawn(&b, sleeper, (void *)(intptr_t)10, &(weft_spawn_opts){.name = "sleeper-10"});
     weft_spawn(&c, stubborn, NULL, &(weft_spawn_opts){.name = "stubborn"});
 
+    /* A stackless task: a timer future driven by the scheduler, with no stack of its own
+     * (about 270 bytes; the task owns the future and drops it when it finishes). */
+    weft_future *sf;
+    weft_task *s;
+    weft_timer_future(&sf, weft_deadline_in(15 * WEFT_MSEC));
+    weft_spawn_future(&s, sf, &(weft_spawn_opts){.name = "stackless"});
+
     /* A timer future, awaited with a deadline that passes first, then without. */
     weft_future *tf;
     weft_timer_future(&tf, weft_deadline_in(50 * WEFT_MSEC));
@@ -63,6 +70,9 @@ static void *main_task(void *arg)
     printf("%7.1f ms  %-10s promise gave %ld\n", (double)(weft_now() - t0) / WEFT_MSEC, "main",
            (long)(intptr_t)v);
     weft_future_destroy(weft_promise_future(p));
+
+    weft_join(s, NULL, WEFT_FOREVER);
+    say("main", "stackless task (a 15 ms timer, no stack) joined");
 
     weft_await(tf, NULL, WEFT_FOREVER);
     say("main", "timer future (50 ms) completed");
@@ -81,9 +91,11 @@ static void *main_task(void *arg)
 
     weft_stats st;
     weft_stats_get(&st);
-    printf("stats: %llu tasks spawned, %llu switches, %llu ticks, %llu reactor polls\n",
+    printf("stats: %llu tasks spawned, %llu switches, %llu ticks, %llu reactor polls, "
+           "%llu system calls\n",
            (unsigned long long)st.nspawned, (unsigned long long)st.nswitches,
-           (unsigned long long)st.nticks, (unsigned long long)st.npolls);
+           (unsigned long long)st.nticks, (unsigned long long)st.npolls,
+           (unsigned long long)st.nsyscalls);
     return (void *)0;
 }
 
