@@ -69,7 +69,7 @@ static void *main_task(void *arg)
     weft_await(weft_promise_future(p), &v, WEFT_FOREVER);
     printf("%7.1f ms  %-10s promise gave %ld\n", (double)(weft_now() - t0) / WEFT_MSEC, "main",
            (long)(intptr_t)v);
-    weft_future_destroy(weft_promise_future(p));
+    weft_promise_release(p);
 
     weft_join(s, NULL, WEFT_FOREVER);
     say("main", "stackless task (a 15 ms timer, no stack) joined");

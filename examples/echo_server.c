@@ -124,7 +124,7 @@ static void *main_task(void *arg)
             weft_cancel(c->task);
         wait_drained(WEFT_FOREVER);
     }
-    weft_future_destroy(weft_promise_future(drained));
+    weft_promise_release(drained);
     fprintf(stderr, "echo_server: bye\n");
     return NULL;
 }

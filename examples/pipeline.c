@@ -12,7 +12,7 @@ typedef struct stage {
 static void report(void *arg)
 {
     stage *s = arg;
-    printf("stage %-7s stopped (%s)\n", s->name, weft_cancelled() == 1 ? "cancelled" : "done");
+    printf("stage %-7s stopped (%s)\n", s->name, weft_canceled() == 1 ? "cancelled" : "done");
 }
 
 static void *numbers(void *arg)

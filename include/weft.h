@@ -282,7 +282,7 @@ WEFT_API uint64_t weft_task_id(const weft_task *t);
 WEFT_API const char *weft_task_name(const weft_task *t);
 
 /* Returns 1 if the current task has been cancelled, 0 if not, -EPERM outside a task. */
-WEFT_API int weft_cancelled(void);
+WEFT_API int weft_canceled(void);
 
 /* Task-local storage, keyed by the address of any object of the caller's (usually a static
  * variable), so that no key registry is needed.
@@ -296,7 +296,7 @@ WEFT_API void *weft_local_get(const void *key);
 /* Registers `fn(arg)` to run when the current task finishes, however it finishes (return,
  * weft_exit, cancellation), in last-registered-first order: the "defer" of the runtime.
  * Handlers run on the task's own stack, may call non-blocking weft functions, and see
- * weft_cancelled() as it was. Returns 0, -EINVAL (fn NULL), -ENOMEM, -EPERM outside a task.
+ * weft_canceled() as it was. Returns 0, -EINVAL (fn NULL), -ENOMEM, -EPERM outside a task.
  * weft_defer_pop() removes the most recent handler and runs it if `run` is non-zero; returns
  * 0, -ENOENT (none registered) or -EPERM. */
 WEFT_API int weft_defer(void (*fn)(void *), void *arg);
@@ -384,8 +384,9 @@ WEFT_API int weft_timer_future(weft_future **out, int64_t deadline);
 
 /* A promise: a one-shot future that any task resolves with a value or rejects with an error.
  * One task at a time may await it. Reference counted: create gives one reference,
- * weft_future_destroy() on its future drops one, weft_promise_retain() adds one; the last
- * drop frees it. Resolving or rejecting after the first resolution returns -EALREADY. */
+ * weft_promise_retain() adds one, weft_promise_release() drops one (as does
+ * weft_future_destroy() on its future, for code that holds only the future); the last drop
+ * frees it. Resolving or rejecting after the first resolution returns -EALREADY. */
 typedef struct weft_promise weft_promise;
 
 /* Returns 0, -EINVAL, -ENOMEM, -EPERM outside a runtime. Runtime thread only: the promise
@@ -396,6 +397,8 @@ WEFT_API int weft_promise_create(weft_promise **out);
 /* The promise's future (the same object; destroying it drops a reference). */
 WEFT_API weft_future *weft_promise_future(weft_promise *p);
 WEFT_API void weft_promise_retain(weft_promise *p);
+/* Drops a reference; the last one frees the promise. NULL is ignored. Any thread. */
+WEFT_API void weft_promise_release(weft_promise *p);
 /* Return 0, -EALREADY (already settled), -EINVAL (NULL, or reject with err >= 0), -EPERM
  * (not the thread of the promise's runtime). */
 WEFT_API int weft_promise_resolve(weft_promise *p, void *value);
@@ -728,7 +731,7 @@ typedef struct weft_mutex {
  * pthread mutex, without the "consistent" step: only this one locker is told). */
 WEFT_API int weft_mutex_lock(weft_mutex *m, int64_t deadline);
 /* Returns 0, -EBUSY, -EOWNERDEAD (taken, as for weft_mutex_lock), -EINVAL, -EPERM. */
-WEFT_API int weft_mutex_trylock(weft_mutex *m);
+WEFT_API int weft_mutex_try_lock(weft_mutex *m);
 /* Returns 0, or -EPERM if the caller does not hold it. */
 WEFT_API int weft_mutex_unlock(weft_mutex *m);
 
@@ -754,7 +757,7 @@ typedef struct weft_sem {
 } weft_sem;
 #define WEFT_SEM_INIT(count) {{{0, 0, 0, 0}, {(count), 0}, {0, 0}}}
 WEFT_API int weft_sem_acquire(weft_sem *s, int64_t deadline);
-WEFT_API int weft_sem_tryacquire(weft_sem *s);          /* 0, -EAGAIN, -EINVAL, -EPERM */
+WEFT_API int weft_sem_try_acquire(weft_sem *s);          /* 0, -EAGAIN, -EINVAL, -EPERM */
 WEFT_API int weft_sem_release(weft_sem *s, unsigned n); /* 0, -EOVERFLOW, -EINVAL, -EPERM */
 WEFT_API int64_t weft_sem_value(const weft_sem *s);
 

@@ -206,6 +206,12 @@ void weft_promise_retain(weft_promise *p)
         atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
 }
 
+void weft_promise_release(weft_promise *p)
+{
+    if (p)
+        promise_drop(&p->base);
+}
+
 static int settle(weft_promise *p, int status, void *value)
 {
     if (weft__worker_current() != p->w)

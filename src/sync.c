@@ -284,7 +284,7 @@ int weft_mutex_lock(weft_mutex *m, int64_t deadline)
     return m ? mutex_lock(m, deadline, false) : -EINVAL;
 }
 
-int weft_mutex_trylock(weft_mutex *m)
+int weft_mutex_try_lock(weft_mutex *m)
 {
     if (!m)
         return -EINVAL;
@@ -424,7 +424,7 @@ int weft_sem_acquire(weft_sem *sem, int64_t deadline)
     return r;
 }
 
-int weft_sem_tryacquire(weft_sem *sem)
+int weft_sem_try_acquire(weft_sem *sem)
 {
     if (!sem)
         return -EINVAL;

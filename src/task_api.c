@@ -230,7 +230,7 @@ const char *weft_task_name(const weft_task *t)
     return t && !weft__task_reaped(t) ? t->name : "";
 }
 
-int weft_cancelled(void)
+int weft_canceled(void)
 {
     weft_task *t = weft_self();
     if (!t)

@@ -98,9 +98,9 @@ static void *zero_main(void *arg)
     memset(&s, 0, sizeof s);
     memset(&e, 0, sizeof e);
     cr_assert_eq(weft_mutex_lock(&m, WEFT_FOREVER), 0);
-    cr_assert_eq(weft_mutex_trylock(&m), -EBUSY);
+    cr_assert_eq(weft_mutex_try_lock(&m), -EBUSY);
     cr_assert_eq(weft_mutex_unlock(&m), 0);
-    cr_assert_eq(weft_sem_tryacquire(&s), -EAGAIN);
+    cr_assert_eq(weft_sem_try_acquire(&s), -EAGAIN);
     cr_assert_eq(weft_sem_release(&s, 2), 0);
     const weft_sem *cs = &s;
     cr_assert_eq(weft_sem_value(cs), 2);

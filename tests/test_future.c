@@ -32,7 +32,7 @@ static void *resolve_later(void *arg)
     cr_assert_eq(weft_promise_resolve(arg, (void *)(intptr_t)42), 0);
     cr_assert_eq(weft_promise_resolve(arg, NULL), -EALREADY);
     cr_assert_eq(weft_promise_reject(arg, -EIO), -EALREADY);
-    weft_future_destroy(weft_promise_future(arg)); /* drops the resolver's reference */
+    weft_promise_release(arg); /* drops the resolver's reference */
     return NULL;
 }
 
@@ -48,13 +48,13 @@ static void *promise_main(void *arg)
     cr_assert_eq(weft_await(weft_promise_future(p), &v, WEFT_FOREVER), 0);
     cr_assert_eq(v, (void *)42);
     weft_join(t, NULL, WEFT_FOREVER);
-    weft_future_destroy(weft_promise_future(p));
+    weft_promise_release(p);
 
     cr_assert_eq(weft_promise_create(&p), 0);
     cr_assert_eq(weft_promise_reject(p, 5), -EINVAL);
     cr_assert_eq(weft_promise_reject(p, -EPIPE), 0);
     cr_assert_eq(weft_await(weft_promise_future(p), &v, WEFT_FOREVER), -EPIPE);
-    weft_future_destroy(weft_promise_future(p));
+    weft_promise_release(p);
     return NULL;
 }
 
@@ -108,9 +108,9 @@ static void *combinators_main(void *arg)
     cr_assert_eq(weft_future_all(&all, bad, 1), -EINVAL);
 
     weft_future_destroy(t1);
-    weft_future_destroy(weft_promise_future(p));
-    weft_future_destroy(weft_promise_future(q));
-    weft_future_destroy(weft_promise_future(r));
+    weft_promise_release(p);
+    weft_promise_release(q);
+    weft_promise_release(r);
     weft_stats st;
     weft_stats_get(&st);
     cr_assert_eq(st.ntimers, 0);
@@ -264,7 +264,7 @@ static void *x_promise_main(void *arg)
     void *v;
     cr_assert_eq(weft_await(weft_promise_future(x_promise), &v, WEFT_FOREVER), 0);
     cr_assert_eq(v, (void *)2);
-    weft_future_destroy(weft_promise_future(x_promise));
+    weft_promise_release(x_promise);
     return NULL;
 }
 

@@ -138,7 +138,7 @@ static void *notify_main(void *arg)
     /* The park inside this await is cut short by the notification, then the promise is
      * still pending, so the await parks again and times out. */
     int r = weft_await(weft_promise_future(p), NULL, weft_deadline_in(2 * WEFT_MSEC));
-    weft_future_destroy(weft_promise_future(p));
+    weft_promise_release(p);
     cr_assert_eq(r, -ETIMEDOUT);
     return NULL;
 }

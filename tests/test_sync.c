@@ -47,8 +47,8 @@ static void *mutex_main(void *arg)
     for (int i = 0; i < 8; i++)
         cr_assert_eq(order[i], i, "hand-off in arrival order");
     cr_assert_eq(weft_mutex_unlock(&mu), -EPERM, "not held");
-    cr_assert_eq(weft_mutex_trylock(&mu), 0);
-    cr_assert_eq(weft_mutex_trylock(&mu), -EBUSY);
+    cr_assert_eq(weft_mutex_try_lock(&mu), 0);
+    cr_assert_eq(weft_mutex_try_lock(&mu), -EBUSY);
     weft_mutex_unlock(&mu);
     return NULL;
 }
@@ -99,7 +99,7 @@ static void *mutex_timeout_main(void *arg)
     weft_join(t, &r, WEFT_FOREVER);
     cr_assert_eq((intptr_t)r, -ETIMEDOUT);
     weft_mutex_unlock(&m);
-    cr_assert_eq(weft_mutex_trylock(&m), 0, "free again: the timed-out waiter is gone");
+    cr_assert_eq(weft_mutex_try_lock(&m), 0, "free again: the timed-out waiter is gone");
     weft_mutex_unlock(&m);
     return NULL;
 }
@@ -183,7 +183,7 @@ static void *cond_main(void *arg)
     weft_join(c, &r, WEFT_FOREVER);
     cr_assert_eq(r, WEFT_CANCELED, "joined as cancelled");
     cr_assert(cancelled_wait_ok, "the wait returned -ECANCELED holding the mutex");
-    cr_assert_eq(weft_mutex_trylock(&b.m), 0, "and it released the mutex afterwards");
+    cr_assert_eq(weft_mutex_try_lock(&b.m), 0, "and it released the mutex afterwards");
     weft_mutex_unlock(&b.m);
     return NULL;
 }
@@ -205,13 +205,13 @@ static void *sem_main(void *arg)
     (void)arg;
     weft_sem s = WEFT_SEM_INIT(2);
     cr_assert_eq(weft_sem_acquire(&s, WEFT_FOREVER), 0);
-    cr_assert_eq(weft_sem_tryacquire(&s), 0);
-    cr_assert_eq(weft_sem_tryacquire(&s), -EAGAIN);
+    cr_assert_eq(weft_sem_try_acquire(&s), 0);
+    cr_assert_eq(weft_sem_try_acquire(&s), -EAGAIN);
     weft_task *t;
     weft_spawn(&t, acquirer, &s, NULL);
     weft_yield(); /* parked */
     cr_assert_eq(weft_sem_release(&s, 1), 0);
-    cr_assert_eq(weft_sem_tryacquire(&s), -EAGAIN, "the unit went to the waiter, not to us");
+    cr_assert_eq(weft_sem_try_acquire(&s), -EAGAIN, "the unit went to the waiter, not to us");
     void *r;
     weft_join(t, &r, WEFT_FOREVER);
     cr_assert_eq(r, (void *)0);
@@ -492,7 +492,7 @@ static void *owner_dead_main(void *arg)
     cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
     cr_assert_eq(weft_mutex_lock(&m, WEFT_FOREVER), -EOWNERDEAD, "held by a finished task");
     cr_assert_eq(weft_mutex_unlock(&m), 0);
-    cr_assert_eq(weft_mutex_trylock(&m), 0, "reported once");
+    cr_assert_eq(weft_mutex_try_lock(&m), 0, "reported once");
     cr_assert_eq(weft_mutex_unlock(&m), 0);
 
     /* A waiter parked before the owner finished is handed the mutex. */
@@ -504,7 +504,7 @@ static void *owner_dead_main(void *arg)
     void *r;
     cr_assert_eq(weft_join(w, &r, WEFT_FOREVER), 0, "w finished holding m");
     cr_assert_eq(r, (void *)0);
-    cr_assert_eq(weft_mutex_trylock(&m), -EOWNERDEAD);
+    cr_assert_eq(weft_mutex_try_lock(&m), -EOWNERDEAD);
     cr_assert_eq(weft_mutex_unlock(&m), 0);
     return NULL;
 }
@@ -618,7 +618,7 @@ static void *null_main(void *arg)
 {
     (void)arg;
     cr_assert_eq(weft_mutex_lock(NULL, WEFT_FOREVER), -EINVAL);
-    cr_assert_eq(weft_mutex_trylock(NULL), -EINVAL);
+    cr_assert_eq(weft_mutex_try_lock(NULL), -EINVAL);
     cr_assert_eq(weft_mutex_unlock(NULL), -EINVAL);
     weft_mutex m = WEFT_MUTEX_INIT;
     weft_cond c = WEFT_COND_INIT;
@@ -627,7 +627,7 @@ static void *null_main(void *arg)
     cr_assert_eq(weft_cond_signal(NULL), -EINVAL);
     cr_assert_eq(weft_cond_broadcast(NULL), -EINVAL);
     cr_assert_eq(weft_sem_acquire(NULL, WEFT_FOREVER), -EINVAL);
-    cr_assert_eq(weft_sem_tryacquire(NULL), -EINVAL);
+    cr_assert_eq(weft_sem_try_acquire(NULL), -EINVAL);
     cr_assert_eq(weft_sem_release(NULL, 1), -EINVAL);
     cr_assert_eq(weft_sem_value(NULL), -EINVAL);
     cr_assert_eq(weft_waitgroup_add(NULL, 1), -EINVAL);
@@ -758,10 +758,10 @@ static void *x_owner_thread(void *arg)
 static void *x_other_main(void *arg)
 {
     (void)arg;
-    cr_assert_eq(weft_mutex_trylock(&x_mu), -EPERM);
+    cr_assert_eq(weft_mutex_try_lock(&x_mu), -EPERM);
     cr_assert_eq(weft_mutex_lock(&x_mu, WEFT_FOREVER), -EPERM);
     cr_assert_eq(weft_sem_release(&x_sem, 1), -EPERM);
-    cr_assert_eq(weft_sem_tryacquire(&x_sem), -EPERM);
+    cr_assert_eq(weft_sem_try_acquire(&x_sem), -EPERM);
     cr_assert_eq(weft_rwlock_rdlock(&x_rw, WEFT_FOREVER), -EPERM);
     cr_assert_eq(weft_rwlock_wrlock(&x_rw, WEFT_FOREVER), -EPERM);
     cr_assert_eq(weft_waitgroup_done(&x_wg), -EPERM);

@@ -32,7 +32,7 @@ static void *sleep_forever(void *arg)
     int r = weft_sleep_until(WEFT_FOREVER);
     *state = r == -ECANCELED ? 2 : 3;
     /* Later blocking calls fail at once; a yield still yields. */
-    if (weft_sleep(WEFT_SEC) == -ECANCELED && weft_yield() == -ECANCELED && weft_cancelled() == 1)
+    if (weft_sleep(WEFT_SEC) == -ECANCELED && weft_yield() == -ECANCELED && weft_canceled() == 1)
         *state = 4;
     return (void *)(intptr_t)99;
 }
@@ -249,7 +249,7 @@ Test(task, calls_outside_a_runtime_return_eperm)
     cr_assert_eq(weft_sleep(1), -EPERM);
     cr_assert_eq(weft_exit(NULL), -EPERM);
     cr_assert_eq(weft_defer(count_dtor, NULL), -EPERM);
-    cr_assert_eq(weft_cancelled(), -EPERM);
+    cr_assert_eq(weft_canceled(), -EPERM);
     cr_assert_null(weft_self());
     weft_stats st;
     cr_assert_eq(weft_stats_get(&st), -EPERM);
