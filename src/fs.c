@@ -10,12 +10,11 @@
 
 static ssize_t fs(weft__ioreq *q, int64_t deadline)
 {
-    weft__worker *w = weft__worker_current();
-    weft_task *t = weft__blocking_task(w);
-    if (!t)
-        return -EPERM;
-    if (t->flags & WEFT__T_CANCELLED)
-        return -ECANCELED;
+    weft_task *t;
+    int err;
+    weft__worker *w = weft__blocking_begin(&t, true, &err);
+    if (!w)
+        return err;
     q->opts |= WEFT__IOQ_FILE;
     return weft__io_submit(w, q, deadline);
 }

@@ -21,19 +21,10 @@
 
 /* The worker, if the caller is a task that may block and is not cancelled; else NULL with
  * *err = -EPERM or -ECANCELED. One lookup per call, passed down to what follows. */
-static weft__worker *io_begin(int *err)
+static inline weft__worker *io_begin(int *err)
 {
-    weft__worker *w = weft__worker_current();
-    weft_task *t = weft__blocking_task(w);
-    if (!t) {
-        *err = -EPERM;
-        return NULL;
-    }
-    if (t->flags & WEFT__T_CANCELLED) {
-        *err = -ECANCELED;
-        return NULL;
-    }
-    return w;
+    weft_task *t;
+    return weft__blocking_begin(&t, true, err); /* the prologue every blocking call shares */
 }
 
 /* The sys record of the current worker, or NULL outside a runtime (uncounted). */
