@@ -823,6 +823,68 @@ WEFT_API int weft_gen_close(weft_gen *g);
  * gracefully on SIGINT/SIGTERM (see examples/echo_server.c). */
 WEFT_API int weft_signal_wait(const sigset_t *set, int64_t deadline);
 
+/* ---------------------------------------------------------------------------------------
+ * Processes, and fork()
+ *
+ * fork() inside a runtime: the child gets a copy of the runtime it cannot use (its epoll
+ * instance or io_uring ring is the parent's). So in the child of a fork() made on a runtime's
+ * thread, every weft call behaves as outside a runtime: blocking calls and the rest return
+ * -EPERM, and the child never waits on, reaps or submits to the parent's epoll instance or
+ * ring, so the parent is unaffected by anything the child does. The child should only exec
+ * or _exit (returning from the task function in the child is not supported). This is Go's
+ * rule (fork+exec only), and weft_process_spawn below does both for you.
+ * ------------------------------------------------------------------------------------- */
+
+/* A child process started by weft_process_spawn. */
+typedef struct weft_process weft_process;
+
+/* Which standard streams of the child are pipes to the parent (else inherited). */
+#define WEFT_PROCESS_STDIN  0x1u
+#define WEFT_PROCESS_STDOUT 0x2u
+#define WEFT_PROCESS_STDERR 0x4u
+
+typedef struct weft_process_opts {
+    unsigned flags;        /* WEFT_PROCESS_* */
+    uint64_t reserved_[3]; /* zero */
+} weft_process_opts;
+
+/* Starts `path` (no PATH search) with `argv` (argv[0] set, NULL-terminated) and `envp` (NULL:
+ * the caller's environment) through posix_spawn: no copy of the runtime runs in the child.
+ * The child starts with no signal blocked and SIGPIPE at its default action. With opts'
+ * flags, its stdin/stdout/stderr are pipes whose parent ends (weft_process_stdio) are
+ * non-blocking and close-on-exec, for weft_read/weft_write. `*out` is freed with
+ * weft_process_free. Returns 0, -EINVAL, -ENOMEM, -EPERM outside a runtime, or the -errno of
+ * the spawn (-ENOENT: no such program, -EACCES, ...). Runtime thread only. */
+WEFT_API int weft_process_spawn(weft_process **out, const char *path, char *const argv[],
+                                char *const envp[], const weft_process_opts *opts);
+
+/* Waits until the child exits and reaps it; `*status` (if not NULL) receives a waitpid(2)
+ * status (WIFEXITED, WEXITSTATUS, WIFSIGNALED, WTERMSIG). Waits on a pidfd (Linux 5.3+;
+ * earlier kernels poll). Once reaped, later calls return 0 and the same status at once.
+ * Returns 0, -ETIMEDOUT or -ECANCELED (the child keeps running; wait again, or kill it),
+ * -EINVAL, -EPERM outside a task, -ECHILD (someone else reaped it, e.g. waitpid(-1)). */
+WEFT_API int weft_process_wait(weft_process *p, int *status, int64_t deadline);
+
+/* Sends `sig` to the child (through its pidfd, so never to a process that reused its pid).
+ * Returns 0, -ESRCH (already reaped), -EINVAL, or -errno. Runtime thread only. */
+WEFT_API int weft_process_kill(weft_process *p, int sig);
+
+/* The child's pid (-1 for NULL). */
+WEFT_API pid_t weft_process_pid(const weft_process *p);
+
+/* The parent's end of the child's stdin (0), stdout (1) or stderr (2) pipe: an fd owned by
+ * `p` (closed by weft_process_free; do not close it yourself). Returns it, -EBADF (that
+ * stream is not a pipe, or was closed), -EINVAL. */
+WEFT_API int weft_process_stdio(const weft_process *p, int which);
+
+/* Closes the parent's end of one pipe early, e.g. stdin to send the child end-of-file.
+ * Returns 0, -EBADF (not a pipe or already closed), -EINVAL. Runtime thread only. */
+WEFT_API int weft_process_close_stdio(weft_process *p, int which);
+
+/* Closes the pipes and the pidfd and frees `p`. It does not wait: a child never waited for
+ * stays a zombie once it exits, until the process reaps it. Any thread. */
+WEFT_API void weft_process_free(weft_process *p);
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -40,6 +41,14 @@ static int run_child(void (*fn)(void *), void *arg, char *err, size_t cap)
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     return status;
 }
+
+/* ASan checks stack accesses itself, and reports an overflow into a neighbour's frames before
+ * weft's canary check can: the canary tests are for builds without it. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SKIP_UNDER_ASAN() cr_skip_test("ASan reports this overflow itself, first")
+#else
+#define SKIP_UNDER_ASAN() (void)0
+#endif
 
 #define ASSERT_REPORTED(status, err, name)                                                         \
     do {                                                                                           \
@@ -213,6 +222,7 @@ static void run_unguarded(void *arg)
 Test(stack, unguarded_overflow_is_reported_naming_the_task)
 {
     SKIP_UNDER_VALGRIND();
+    SKIP_UNDER_ASAN();
     char err[4096];
     int status = run_child(run_unguarded, (void *)(uintptr_t)1024, err, sizeof err);
     ASSERT_REPORTED(status, err, "overflower");
@@ -223,6 +233,7 @@ Test(stack, unguarded_overflow_is_reported_naming_the_task)
 Test(stack, a_small_unguarded_overflow_is_reported)
 {
     SKIP_UNDER_VALGRIND();
+    SKIP_UNDER_ASAN();
     char err[4096];
     int status = run_child(run_unguarded, (void *)(uintptr_t)48, err, sizeof err);
     ASSERT_REPORTED(status, err, "overflower");
@@ -248,6 +259,7 @@ static void run_noguard_flag(void *arg)
 Test(stack, overflow_of_a_noguard_spawn_is_reported)
 {
     SKIP_UNDER_VALGRIND();
+    SKIP_UNDER_ASAN();
     char err[4096];
     int status = run_child(run_noguard_flag, (void *)(uintptr_t)1024, err, sizeof err);
     ASSERT_REPORTED(status, err, "noguard");
@@ -378,17 +390,19 @@ static void *nothing(void *arg)
     return arg;
 }
 
-static void *null_deref(void *arg)
+/* A fault that is no overflow (a PROT_NONE page far from any stack; UBSan would catch a
+ * NULL dereference itself). */
+static void *wild_access(void *arg)
 {
     (void)arg;
-    volatile int *p = NULL;
+    volatile int *p = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     return (void *)(intptr_t)*p;
 }
 
 static void *fault_main(void *arg)
 {
     weft_task *t;
-    weft_spawn(&t, arg ? null_deref : deep, NULL, &(weft_spawn_opts){.name = "faulty"});
+    weft_spawn(&t, arg ? wild_access : deep, NULL, &(weft_spawn_opts){.name = "faulty"});
     weft_join(t, NULL, WEFT_FOREVER);
     return NULL;
 }
