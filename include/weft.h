@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <netdb.h>
+#include <sys/select.h> /* sigset_t even under -std=c11 without feature macros (POSIX puts
+                         * it there too; <signal.h> then hides it) */
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -34,6 +36,10 @@ extern "C" {
 #endif
 
 #define WEFT_API __attribute__((visibility("default")))
+
+/* Declared here so that a parameter of this type has file scope even where <netdb.h> does
+ * not define it (-std=c11 without _GNU_SOURCE or _POSIX_C_SOURCE). */
+struct addrinfo;
 
 #define WEFT_VERSION_MAJOR 0
 #define WEFT_VERSION_MINOR 2
@@ -88,14 +94,18 @@ WEFT_API int64_t weft_deadline_in(int64_t ns);
 
 /* Guard-page policy for coroutine stacks. */
 enum {
-    /* Guarded stacks (one mmap each, a PROT_NONE page below) while fewer than a quarter of
-     * vm.max_map_count are in use, then unguarded stacks carved from large regions so that
-     * a million coroutines stay possible. The default. */
+    /* Guarded stacks (one mmap each, 256 KiB of PROT_NONE below: address space, not memory)
+     * while fewer than a quarter of vm.max_map_count are in use, then unguarded stacks
+     * carved from large regions so that a million coroutines stay possible. The default. */
     WEFT_GUARD_AUTO = 0,
     /* Always guarded: spawn fails with -ENOMEM once the kernel's map count runs out. */
     WEFT_GUARD_ALWAYS = 1,
-    /* Never guarded: stacks carved from large regions (cheapest; an overflow is caught only
-     * by a canary word checked when the task parks or exits). */
+    /* Never guarded: stacks carved from large regions (cheapest). An overflow is caught by
+     * the 128-byte canary zone below each such stack, checked every time its task switches
+     * out (parks, yields, exits), in every build: the process aborts with a report naming
+     * the task. An overflow that skips the whole zone (a frame > 128 bytes that writes none
+     * of it) or crashes before its task switches out is not caught: use guarded stacks
+     * wherever the map count allows. */
     WEFT_GUARD_NEVER = 2,
 };
 
@@ -111,7 +121,9 @@ typedef struct weft_config {
     int guard;               /* WEFT_GUARD_AUTO, _ALWAYS or _NEVER */
     unsigned stack_pool_max; /* free stacks kept for reuse before returning memory (1024) */
     unsigned budget;         /* task resumes per loop tick before timers and I/O are polled (64) */
-    int report_overflow;     /* 1: install the SIGSEGV handler that names an overflowing task */
+    int report_overflow;     /* 1: install the SIGSEGV handler that names an overflowing task
+                              * (checked at every weft_run: a handler the program installed
+                              * since is replaced, and chained to for any other fault) */
     int ignore_sigpipe;      /* 1: set SIGPIPE to SIG_IGN if it has its default action, so a
                               * write to a closed connection returns -EPIPE instead of killing
                               * the process (what Rust's runtime, redis and nginx do) */
@@ -125,6 +137,10 @@ typedef struct weft_config {
 /* 64 KiB of stack by default: enough for printf-heavy and parser code, and only the pages a
  * coroutine touches are ever committed. Rounded up to the page size; at least 16 KiB. */
 #define WEFT_STACK_DEFAULT ((size_t)64 * 1024)
+/* Stacks come in size classes, 2^k * {1, 1.25, 1.5, 1.75} from 16 KiB to 1 GiB: a size
+ * asked for is rounded up to its class (more address space, never more memory), and each
+ * class's stacks are pooled and reused. A stack overflow, in any kind of stack, aborts the
+ * process with a line on stderr naming the task (report_overflow). */
 #define WEFT_STACK_MIN     ((size_t)16 * 1024)
 
 /* Fills `*cfg` (of `size` bytes) with the defaults above and records its size. Use the
@@ -196,6 +212,14 @@ typedef struct weft_task weft_task;
  * function returned). Compare with ==, like PTHREAD_CANCELED. */
 #define WEFT_CANCELED ((void *)(intptr_t)-1)
 
+/* The result a join reports for a task that never ran because no stack could be allocated
+ * for it when it was first scheduled (the kernel refused the mmap, or WEFT_GUARD_ALWAYS ran
+ * out of map count): (intptr_t)result == -ENOMEM. Spawn succeeded earlier (a stack is bound
+ * only when a task first runs), so this is where a program learns of it. Its cleanup
+ * handlers run; weft writes one line on stderr the first time it happens in a runtime, never
+ * more. Compare with ==, like WEFT_CANCELED. */
+#define WEFT_NOMEM ((void *)(intptr_t)-ENOMEM)
+
 /* Spawn options; a NULL pointer means all defaults. Zero-initialise the structure (`= {0}` or
  * a designated initialiser) so that fields you do not set are 0. */
 typedef struct weft_spawn_opts {
@@ -232,7 +256,8 @@ typedef struct weft_spawn_opts {
 WEFT_API int weft_spawn(weft_task **out, weft_fn fn, void *arg, const weft_spawn_opts *opts);
 
 /* Waits until `t` finishes, then reaps it: `*result` (if not NULL) receives its return
- * value, or WEFT_CANCELED if it was cancelled. The handle is invalid after a 0 return.
+ * value, WEFT_CANCELED if it was cancelled, or WEFT_NOMEM if it never ran for want of a
+ * stack. The handle is invalid after a 0 return.
  * Returns 0; -ETIMEDOUT or -ECANCELED (the caller was cancelled): the handle stays valid and
  * the join may be retried; -EINVAL (NULL, detached, joined already but not yet recycled,
  * another task is already joining it, or a task of another runtime); -ESRCH (a stale handle:
@@ -880,6 +905,68 @@ WEFT_API int weft_gen_close(weft_gen *g);
  * before creating them) so the kernel delivers them here. Servers use it to shut down
  * gracefully on SIGINT/SIGTERM (see examples/echo_server.c). */
 WEFT_API int weft_signal_wait(const sigset_t *set, int64_t deadline);
+
+/* ---------------------------------------------------------------------------------------
+ * Processes, and fork()
+ *
+ * fork() inside a runtime: the child gets a copy of the runtime it cannot use (its epoll
+ * instance or io_uring ring is the parent's). So in the child of a fork() made on a runtime's
+ * thread, every weft call behaves as outside a runtime: blocking calls and the rest return
+ * -EPERM, and the child never waits on, reaps or submits to the parent's epoll instance or
+ * ring, so the parent is unaffected by anything the child does. The child should only exec
+ * or _exit (returning from the task function in the child is not supported). This is Go's
+ * rule (fork+exec only), and weft_process_spawn below does both for you.
+ * ------------------------------------------------------------------------------------- */
+
+/* A child process started by weft_process_spawn. */
+typedef struct weft_process weft_process;
+
+/* Which standard streams of the child are pipes to the parent (else inherited). */
+#define WEFT_PROCESS_STDIN  0x1u
+#define WEFT_PROCESS_STDOUT 0x2u
+#define WEFT_PROCESS_STDERR 0x4u
+
+typedef struct weft_process_opts {
+    unsigned flags;        /* WEFT_PROCESS_* */
+    uint64_t reserved_[3]; /* zero */
+} weft_process_opts;
+
+/* Starts `path` (no PATH search) with `argv` (argv[0] set, NULL-terminated) and `envp` (NULL:
+ * the caller's environment) through posix_spawn: no copy of the runtime runs in the child.
+ * The child starts with no signal blocked and SIGPIPE at its default action. With opts'
+ * flags, its stdin/stdout/stderr are pipes whose parent ends (weft_process_stdio) are
+ * non-blocking and close-on-exec, for weft_read/weft_write. `*out` is freed with
+ * weft_process_free. Returns 0, -EINVAL, -ENOMEM, -EPERM outside a runtime, or the -errno of
+ * the spawn (-ENOENT: no such program, -EACCES, ...). Runtime thread only. */
+WEFT_API int weft_process_spawn(weft_process **out, const char *path, char *const argv[],
+                                char *const envp[], const weft_process_opts *opts);
+
+/* Waits until the child exits and reaps it; `*status` (if not NULL) receives a waitpid(2)
+ * status (WIFEXITED, WEXITSTATUS, WIFSIGNALED, WTERMSIG). Waits on a pidfd (Linux 5.3+;
+ * earlier kernels poll). Once reaped, later calls return 0 and the same status at once.
+ * Returns 0, -ETIMEDOUT or -ECANCELED (the child keeps running; wait again, or kill it),
+ * -EINVAL, -EPERM outside a task, -ECHILD (someone else reaped it, e.g. waitpid(-1)). */
+WEFT_API int weft_process_wait(weft_process *p, int *status, int64_t deadline);
+
+/* Sends `sig` to the child (through its pidfd, so never to a process that reused its pid).
+ * Returns 0, -ESRCH (already reaped), -EINVAL, or -errno. Runtime thread only. */
+WEFT_API int weft_process_kill(weft_process *p, int sig);
+
+/* The child's pid (-1 for NULL). */
+WEFT_API pid_t weft_process_pid(const weft_process *p);
+
+/* The parent's end of the child's stdin (0), stdout (1) or stderr (2) pipe: an fd owned by
+ * `p` (closed by weft_process_free; do not close it yourself). Returns it, -EBADF (that
+ * stream is not a pipe, or was closed), -EINVAL. */
+WEFT_API int weft_process_stdio(const weft_process *p, int which);
+
+/* Closes the parent's end of one pipe early, e.g. stdin to send the child end-of-file.
+ * Returns 0, -EBADF (not a pipe or already closed), -EINVAL. Runtime thread only. */
+WEFT_API int weft_process_close_stdio(weft_process *p, int which);
+
+/* Closes the pipes and the pidfd and frees `p`. It does not wait: a child never waited for
+ * stays a zombie once it exits, until the process reaps it. Any thread. */
+WEFT_API void weft_process_free(weft_process *p);
 
 #ifdef __cplusplus
 }

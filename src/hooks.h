@@ -1,6 +1,13 @@
 /* Tooling hooks at a switch: AddressSanitizer and ThreadSanitizer fiber annotations and
- * Valgrind stack registration, each written once here as a static inline that compiles to
- * nothing when its tool is absent, so the switch path reads as the switch. */
+ * Valgrind stack registration, each written once here as a static inline, so the switch path
+ * reads as the switch.
+ *
+ * A sanitizer build of weft calls its sanitizer directly. A plain build (the installed
+ * library) reaches the same calls through weak references, which the dynamic or static
+ * linker binds when the program carries the sanitizer's runtime (a program built with
+ * -fsanitize=address or thread) and leaves NULL otherwise: a plain program pays one
+ * predictable branch per hook, and a sanitized program linked against the plain library
+ * gets correct fiber switches instead of false reports. */
 #ifndef WEFT_HOOKS_H
 #define WEFT_HOOKS_H
 
@@ -11,13 +18,28 @@
 #ifdef WEFT_ASAN
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
+#define WEFT__ASAN_HAS(fn) 1
+#else
+/* The sanitizer interface (sanitizer/common_interface_defs.h, asan_interface.h), weakly. */
+void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom, size_t size)
+    __attribute__((weak));
+void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_old,
+                                     size_t *size_old) __attribute__((weak));
+void __asan_unpoison_memory_region(void const volatile *addr, size_t size)
+    __attribute__((weak));
+#define WEFT__ASAN_HAS(fn) weft_unlikely((fn) != NULL)
 #endif
 #ifdef WEFT_TSAN
-void *__tsan_get_current_fiber(void);
-void *__tsan_create_fiber(unsigned flags);
-void __tsan_destroy_fiber(void *fiber);
-void __tsan_switch_to_fiber(void *fiber, unsigned flags);
+#define WEFT__TSAN_WEAK
+#define WEFT__TSAN_HAS(fn) 1
+#else
+#define WEFT__TSAN_WEAK    __attribute__((weak))
+#define WEFT__TSAN_HAS(fn) weft_unlikely((fn) != NULL)
 #endif
+void *__tsan_get_current_fiber(void) WEFT__TSAN_WEAK;
+void *__tsan_create_fiber(unsigned flags) WEFT__TSAN_WEAK;
+void __tsan_destroy_fiber(void *fiber) WEFT__TSAN_WEAK;
+void __tsan_switch_to_fiber(void *fiber, unsigned flags) WEFT__TSAN_WEAK;
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
@@ -29,69 +51,46 @@ void __tsan_switch_to_fiber(void *fiber, unsigned flags);
  * the context we leave, or pass NULL when that context never runs again (a finished task). */
 static inline void weft__hook_switch_begin(void **fake, const void *lo, size_t size)
 {
-#ifdef WEFT_ASAN
-    __sanitizer_start_switch_fiber(fake, lo, size);
-#else
-    (void)fake, (void)lo, (void)size;
-#endif
+    if (WEFT__ASAN_HAS(__sanitizer_start_switch_fiber))
+        __sanitizer_start_switch_fiber(fake, lo, size);
 }
 
 /* ASan: first thing on the context a switch lands on. */
 static inline void weft__hook_switch_end(void *fake)
 {
-#ifdef WEFT_ASAN
-    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
-#else
-    (void)fake;
-#endif
+    if (WEFT__ASAN_HAS(__sanitizer_finish_switch_fiber))
+        __sanitizer_finish_switch_fiber(fake, NULL, NULL);
 }
 
 /* ASan: a reused stack starts clean (a task that ended through weft_exit left its frames'
  * redzones poisoned). */
 static inline void weft__hook_stack_reuse(void *lo, size_t size)
 {
-#ifdef WEFT_ASAN
-    __asan_unpoison_memory_region(lo, size);
-#else
-    (void)lo, (void)size;
-#endif
+    if (WEFT__ASAN_HAS(__asan_unpoison_memory_region))
+        __asan_unpoison_memory_region(lo, size);
 }
 
 /* TSan: one fiber per coroutine stack, and one for the thread's own stack. */
 static inline void *weft__hook_fiber_create(void)
 {
-#ifdef WEFT_TSAN
-    return __tsan_create_fiber(0);
-#else
-    return NULL;
-#endif
+    return WEFT__TSAN_HAS(__tsan_create_fiber) ? __tsan_create_fiber(0) : NULL;
 }
 
 static inline void *weft__hook_fiber_current(void)
 {
-#ifdef WEFT_TSAN
-    return __tsan_get_current_fiber();
-#else
-    return NULL;
-#endif
+    return WEFT__TSAN_HAS(__tsan_get_current_fiber) ? __tsan_get_current_fiber() : NULL;
 }
 
 static inline void weft__hook_fiber_destroy(void *fiber)
 {
-#ifdef WEFT_TSAN
-    __tsan_destroy_fiber(fiber);
-#else
-    (void)fiber;
-#endif
+    if (fiber && WEFT__TSAN_HAS(__tsan_destroy_fiber))
+        __tsan_destroy_fiber(fiber);
 }
 
 static inline void weft__hook_fiber_switch(void *fiber)
 {
-#ifdef WEFT_TSAN
-    __tsan_switch_to_fiber(fiber, 0);
-#else
-    (void)fiber;
-#endif
+    if (fiber && WEFT__TSAN_HAS(__tsan_switch_to_fiber))
+        __tsan_switch_to_fiber(fiber, 0);
 }
 
 /* Valgrind: a coroutine stack, so that its client checks know the range is a stack. */
@@ -101,6 +100,16 @@ static inline unsigned weft__hook_stack_register(void *lo, void *hi)
     return VALGRIND_STACK_REGISTER(lo, hi);
 #else
     (void)lo, (void)hi;
+    return 0;
+#endif
+}
+
+/* Valgrind: whether the program runs under it (system calls it does not know are avoided). */
+static inline int weft__hook_on_valgrind(void)
+{
+#ifdef WEFT_VALGRIND
+    return RUNNING_ON_VALGRIND ? 1 : 0;
+#else
     return 0;
 #endif
 }

@@ -1,14 +1,20 @@
 /* Stack-overflow reports. Each worker thread gets an alternate signal stack, and the process
  * gets one SIGSEGV handler (the one process-wide piece of state weft keeps: a signal
- * disposition is per process by nature). A fault in or just below the guard page of the
- * running task's stack is reported on stderr with the task's id, name and stack size, then
- * the process aborts; any other fault goes to the handler that was there before (ASan's,
- * say), or to the default action. */
+ * disposition is per process by nature). A fault while a task runs is an overflow of that
+ * task when the faulting address or the task's stack pointer lies below its stack, within its
+ * guard region and a window beyond (a frame larger than the guard jumps over it, and then
+ * its stack pointer is the evidence); it is reported on stderr with the task's id, name and
+ * stack size, then the process aborts. Any other fault goes to the handler that was there
+ * before (ASan's, or one the program installed), or to the default action. Every weft_run
+ * checks that the handler is still ours, and re-installs it over one installed since,
+ * chaining to that one. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "overflow.h"
@@ -16,11 +22,17 @@
 #include "task.h"
 #include "worker.h"
 
-#define SLACK_BELOW_GUARD ((uintptr_t)64 * 1024) /* a frame may jump past the guard page */
+/* How far below a stack a fault or a stack pointer still counts as that stack's overflow:
+ * its guard region and 1 MiB beyond, where the frames that jump a guard land (a wild pointer
+ * that happens to point there is reported as an overflow too: it is at least suspicious). */
+#define OVERFLOW_WINDOW ((uintptr_t)WEFT__GUARD_BYTES + ((uintptr_t)1 << 20))
 
-/* Written once, by whichever worker installs the handler first; read by the handler. */
-static struct sigaction prev_segv;
-static atomic_int segv_state; /* 0: not installed, 1: installing, 2: installed */
+/* The handler weft chains to. Two slots: an install writes the slot not in use, then
+ * publishes its index (release), so a handler running on another thread at that moment
+ * reads one whole sigaction (acquire). Installs are serialised by install_lock. */
+static struct sigaction prev_segv[2];
+static atomic_int prev_slot;
+static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static size_t fmt_u(char *buf, uint64_t v, unsigned base)
 {
@@ -78,24 +90,46 @@ _Noreturn void weft__overflow_report(const weft_task *t, const void *fault, cons
     abort();
 }
 
+/* The interrupted stack pointer. */
+static uintptr_t fault_sp(const void *uctx)
+{
+    const ucontext_t *uc = uctx;
+#if defined(__x86_64__)
+    return (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+#elif defined(__aarch64__)
+    return (uintptr_t)uc->uc_mcontext.sp;
+#else
+    (void)uc;
+    return 0;
+#endif
+}
+
+static bool below(uintptr_t a, uintptr_t lo)
+{
+    return a < lo && a + OVERFLOW_WINDOW >= lo;
+}
+
 static void on_segv(int sig, siginfo_t *si, void *uctx)
 {
     weft__worker *w = weft__worker_current();
     weft_task *t = w ? w->current : NULL;
-    if (t && t->stack && t->stack->guarded) {
-        uintptr_t a = (uintptr_t)si->si_addr;
+    if (t && t->stack) {
         uintptr_t lo = (uintptr_t)t->stack->lo;
-        uintptr_t guard = lo - w->stacks.page;
-        if (a < lo && a + SLACK_BELOW_GUARD >= guard)
-            weft__overflow_report(t, si->si_addr, "it touched its guard page");
+        uintptr_t a = (uintptr_t)si->si_addr, sp = fault_sp(uctx);
+        if (t->stack->guarded && a < lo && a + WEFT__GUARD_BYTES >= lo)
+            weft__overflow_report(t, si->si_addr, "it touched its guard region");
+        if (below(a, lo) || below(sp, lo))
+            weft__overflow_report(t, si->si_addr, "its stack pointer went below its stack");
     }
     /* Not an overflow we can name: hand it on. */
-    if ((prev_segv.sa_flags & SA_SIGINFO) && prev_segv.sa_sigaction) {
-        prev_segv.sa_sigaction(sig, si, uctx);
+    const struct sigaction *prev =
+        &prev_segv[atomic_load_explicit(&prev_slot, memory_order_acquire)];
+    if ((prev->sa_flags & SA_SIGINFO) && prev->sa_sigaction) {
+        prev->sa_sigaction(sig, si, uctx);
         return;
     }
-    if (prev_segv.sa_handler != SIG_DFL && prev_segv.sa_handler != SIG_IGN) {
-        prev_segv.sa_handler(sig);
+    if (prev->sa_handler != SIG_DFL && prev->sa_handler != SIG_IGN) {
+        prev->sa_handler(sig);
         return;
     }
     /* Default action: restore it and return, so the faulting access repeats and kills the
@@ -103,18 +137,29 @@ static void on_segv(int sig, siginfo_t *si, void *uctx)
     signal(SIGSEGV, SIG_DFL);
 }
 
+static bool is_ours(const struct sigaction *sa)
+{
+    return (sa->sa_flags & SA_SIGINFO) && sa->sa_sigaction == on_segv;
+}
+
+/* Installs the handler, or re-installs it if something replaced it since (a program's
+ * handler, installed after an earlier weft_run), keeping what it replaces to chain to. */
 static void install_handler(void)
 {
-    int expected = 0;
-    if (!atomic_compare_exchange_strong(&segv_state, &expected, 1))
-        return;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_segv;
-    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGSEGV, &sa, &prev_segv);
-    atomic_store(&segv_state, 2);
+    pthread_mutex_lock(&install_lock);
+    struct sigaction cur;
+    if (sigaction(SIGSEGV, NULL, &cur) == 0 && !is_ours(&cur)) {
+        int slot = 1 - atomic_load_explicit(&prev_slot, memory_order_relaxed);
+        prev_segv[slot] = cur;
+        atomic_store_explicit(&prev_slot, slot, memory_order_release);
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = on_segv;
+        sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGSEGV, &sa, NULL);
+    }
+    pthread_mutex_unlock(&install_lock);
 }
 
 int weft__overflow_init(weft__worker *w)

@@ -121,6 +121,7 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result)
     rt->workers = (weft__worker *)(rt + 1);
     rt->nworkers = 1;
     weft__worker *w = &rt->workers[0];
+    weft__worker_fork_hook(); /* before the worker exists: a fork from now on sees none */
     weft__worker_set_current(w);
     if (rt->cfg.ignore_sigpipe)
         ignore_sigpipe();

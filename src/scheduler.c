@@ -116,17 +116,26 @@ weft_task *weft__sched_pick(weft__worker *w)
         if (t->flags & (WEFT__T_STARTED | WEFT__T_STACKLESS))
             return t;
         /* A task that never ran gets its stack now, so a queued task costs no stack, or
-         * finishes at once if it was cancelled before running. */
+         * finishes at once if it was cancelled before running. One that gets no stack
+         * finishes without running, and its join reports WEFT_NOMEM: distinct from a
+         * cancellation, and said on stderr once per runtime, not once per task (a program
+         * out of memory would otherwise flood it). */
+        void *result = WEFT_CANCELED;
         if (!(t->flags & WEFT__T_CANCELLED)) {
             int r = bind_stack(w, t);
             if (r == 0)
                 return t;
-            fprintf(stderr, "weft: task %llu \"%s\" got no stack (%s); finished as cancelled\n",
-                    (unsigned long long)t->id, t->name, weft_strerror(r));
-            t->flags |= WEFT__T_CANCELLED;
+            if (!w->stacks.nostack_told) {
+                w->stacks.nostack_told = true;
+                fprintf(stderr,
+                        "weft: task %llu \"%s\" got no stack (%s); it and any later task "
+                        "without one finish unrun, and their joins report WEFT_NOMEM\n",
+                        (unsigned long long)t->id, t->name, weft_strerror(r));
+            }
+            result = WEFT_NOMEM;
         }
         weft__sched_begin_run(w, t);
-        weft__task_finish(w, t, WEFT_CANCELED);
+        weft__task_finish(w, t, result);
     }
     return NULL;
 }
@@ -137,20 +146,20 @@ void weft__sched_resume(weft__worker *w, weft_task *t)
     switch_to(w, NULL, t);
 }
 
-static void check_canary(weft_task *t)
+/* An unguarded stack that overflowed has written over the canary zone below it (see
+ * stack.h). Checked at every switch-out, in every build, so the overflowing task is named
+ * before the neighbour it ran into gets the CPU. A guarded stack costs one branch here. */
+static inline void check_canary(weft_task *t)
 {
-#if WEFT__STACK_CANARY
-    if (!t->stack->guarded && weft__stack_canary_check(t->stack) != 0)
-        weft__overflow_report(t, NULL, "its canary word was overwritten");
-#else
-    (void)t;
-#endif
+    if (weft_unlikely(weft__stack_canary_check(t->stack) != 0))
+        weft__overflow_report(t, NULL, "it wrote over the canary zone below its stack");
 }
 
 /* Leaves the current task `from` (already parked, ready or done) for the next ready task,
  * or for the loop. Returns when `from` is resumed. */
 static void schedule_away(weft__worker *w, weft_task *from)
 {
+    check_canary(from);
     weft_task *next = NULL;
     if (w->sched.budget > 0 && (next = weft__sched_pick(w)) != NULL)
         w->sched.budget--;
@@ -190,7 +199,6 @@ static inline __attribute__((always_inline)) void park_current(weft__worker *w, 
                                                 memory_order_acq_rel, memory_order_acquire)) {
         if (wr->unlock)
             wr->unlock(wr->lock); /* only now: a waker under the lock finds us PARKED */
-        check_canary(t);
         schedule_away(w, t);
         return;
     }
@@ -265,7 +273,6 @@ _Noreturn void weft__task_exit(weft__worker *w, void *result)
 {
     weft_task *t = w->current;
     weft__task_finish(w, t, result);
-    check_canary(t);
     /* The main task's end goes straight back to the loop, whose shutdown trigger then
      * cancels every other task before any of them runs again. */
     if (t->flags & WEFT__T_MAIN)

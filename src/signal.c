@@ -2,7 +2,9 @@
  * on the worker's thread from the first wait on (and stay blocked), so one that arrives
  * between two waits is kept pending for the next instead of taking its default action. Block
  * them before creating other threads, or in those threads too, so that the kernel does not
- * deliver them there. */
+ * deliver them there. SIGSEGV, SIGBUS, SIGILL and SIGFPE are never blocked nor waited for,
+ * whatever the set: they report faults of the thread itself (a stack overflow among them),
+ * and a thread that faults with them blocked is killed with no report. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -19,10 +21,14 @@ int weft_signal_wait(const sigset_t *set, int64_t deadline)
         return -EPERM;
     if (!set)
         return -EINVAL;
-    int r = pthread_sigmask(SIG_BLOCK, set, NULL);
+    sigset_t want = *set;
+    static const int faults[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE};
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
+        sigdelset(&want, faults[i]);
+    int r = pthread_sigmask(SIG_BLOCK, &want, NULL);
     if (r != 0)
         return -r;
-    int fd = weft__sys_signalfd(&w->sys, set, SFD_NONBLOCK | SFD_CLOEXEC);
+    int fd = weft__sys_signalfd(&w->sys, &want, SFD_NONBLOCK | SFD_CLOEXEC);
     if (fd < 0)
         return fd;
     weft__io_fd_fresh(w, fd);

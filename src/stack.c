@@ -1,19 +1,20 @@
 /* Coroutine stacks: mmap'd (the kernel commits pages only when touched), with a PROT_NONE
- * guard page below each guarded stack, pooled per worker by size class so that spawn/exit in
- * steady state makes no mmap or munmap.
+ * guard region (WEFT__GUARD_BYTES) below each guarded stack, pooled per worker by size class
+ * (every size has one: see stack.h) so that spawn/exit in steady state makes no mmap or munmap.
  *
  * A guarded stack costs two VMAs (the guard and the stack), and the kernel allows
  * vm.max_map_count (65530 by default) per process. So under WEFT_GUARD_AUTO at most a quarter
  * of that limit is used for guarded stacks; past it, stacks are carved unguarded from slabs
  * of 4 MiB (one VMA for many stacks), which is what lets a million coroutines live at once.
- * In debug builds unguarded stacks carry a canary word at their lowest address, checked at
- * every park and exit (not in release builds: writing it commits a second page per stack).
+ * Below every carved stack lies a canary zone (the top of the stack carved before it, or the
+ * slab's first page), which the scheduler checks each time the task switches out, in every
+ * build: it lives in pages that are committed anyway, so it costs no memory.
  * Each stack's descriptor lives in the top bytes of its own mapping.
  *
  * Freeing a stack never makes a syscall: it goes back to its class's warm list. When the
  * pool holds more than stack_pool_max, the loop trims the excess while it is idle (guarded
- * stacks are unmapped, slab stacks have their pages given back and move to the cold list,
- * from which they are reused after the warm ones). */
+ * stacks are unmapped, slab stacks have their pages given back, all but the top one, and move
+ * to the cold list, from which they are reused after the warm ones). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -28,8 +29,10 @@
 
 #define SLAB_BYTES ((size_t)4 << 20) /* 4 MiB: 64 default stacks per VMA */
 #define DESC_BYTES ((size_t)64)      /* the descriptor's room at the top of a stack */
-#define CANARY     ((uint64_t)0x77656674DEADC0DEull)
 
+/* A slab: its first page holds only the canary zone of the first stack carved from it (at
+ * the page's top); then come `cap` stacks of `stack_bytes`, each ending in its descriptor and
+ * the canary zone of the stack carved above it. */
 struct weft__slab {
     struct weft__slab *next;
     char *map;
@@ -45,6 +48,24 @@ static size_t page_size(weft__worker *w)
         w->stacks.page = p > 0 ? (size_t)p : 4096;
     }
     return w->stacks.page;
+}
+
+/* The size class of `size` (16 KiB .. 1 GiB): the smallest 2^k * (4 + j) / 4 >= size. */
+static unsigned class_of(size_t size, size_t *class_bytes)
+{
+    if (size <= WEFT_STACK_MIN) {
+        *class_bytes = WEFT_STACK_MIN;
+        return 0;
+    }
+    unsigned k = 63u - (unsigned)__builtin_clzll((unsigned long long)size); /* 2^k <= size */
+    size_t base = (size_t)1 << k, step = base / 4;
+    size_t j = (size - base + step - 1) / step;
+    if (j == 4) {
+        k++;
+        j = 0;
+    }
+    *class_bytes = ((size_t)1 << k) + j * ((size_t)1 << k) / 4;
+    return (k - 14) * 4 + (unsigned)j;
 }
 
 WEFT_COLD static size_t read_guard_limit(weft__worker *w)
@@ -65,28 +86,35 @@ WEFT_COLD static size_t read_guard_limit(weft__worker *w)
     return max_maps / 4;
 }
 
-/* Fills in the descriptor at the top of [map + guard, map + guard + bytes). */
-static weft__stack *describe(char *base, size_t bytes, char *map, size_t map_size, size_t size,
-                             int guarded, int slab)
+static void canary_fill(char *zone)
 {
-    weft__stack *s = (weft__stack *)(base + bytes - DESC_BYTES);
+    weft__canary_word *z = (weft__canary_word *)zone;
+    for (size_t i = 0; i < WEFT__CANARY_BYTES / sizeof *z; i++)
+        z[i] = WEFT__CANARY;
+}
+
+/* Fills in the descriptor at the top of [base, base + bytes - top_reserve). */
+static weft__stack *describe(char *base, size_t bytes, size_t top_reserve, char *map,
+                             size_t map_size, unsigned cls, int guarded, int slab)
+{
+    weft__stack *s = (weft__stack *)(base + bytes - top_reserve - DESC_BYTES);
     s->next = NULL;
     s->lo = base;
     s->hi = (char *)s;
     s->map = map;
     s->map_size = map_size;
-    s->size = (uint32_t)size;
+    s->size = (uint32_t)bytes;
     s->guarded = (uint8_t)guarded;
     s->slab = (uint8_t)slab;
+    s->cls = (uint8_t)cls;
     s->vg_id = weft__hook_stack_register(s->lo, s->hi);
     s->fiber = NULL;
     return s;
 }
 
-static int new_guarded(weft__worker *w, size_t size, weft__stack **out)
+static int new_guarded(weft__worker *w, size_t size, unsigned cls, weft__stack **out)
 {
-    size_t page = page_size(w);
-    size_t map_size = size + page;
+    size_t map_size = size + WEFT__GUARD_BYTES;
     void *p = NULL;
     int r = weft__sys_mmap(&w->sys, &p, map_size, PROT_READ | PROT_WRITE,
                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
@@ -94,24 +122,25 @@ static int new_guarded(weft__worker *w, size_t size, weft__stack **out)
     if (r < 0)
         return -ENOMEM;
     char *map = p;
-    if (weft__sys_mprotect(&w->sys, map, page, PROT_NONE) < 0) {
+    if (weft__sys_mprotect(&w->sys, map, WEFT__GUARD_BYTES, PROT_NONE) < 0) {
         weft__sys_munmap(&w->sys, map, map_size);
         return -ENOMEM; /* the map count ran out: ENOMEM is what the kernel says too */
     }
     w->stacks.nguarded++;
-    *out = describe(map + page, size, map, map_size, size, 1, 0);
+    *out = describe(map + WEFT__GUARD_BYTES, size, 0, map, map_size, cls, 1, 0);
     return 0;
 }
 
-static int new_carved(weft__worker *w, size_t size, weft__stack **out)
+static int new_carved(weft__worker *w, size_t size, unsigned cls, weft__stack **out)
 {
-    struct weft__slab *sl = w->stacks.slabs;
-    if (!sl || sl->stack_bytes != size || sl->ncarved == sl->cap) {
+    struct weft__slab *sl = w->stacks.cls[cls].slab;
+    if (!sl || sl->ncarved == sl->cap) {
+        size_t page = page_size(w);
         size_t cap = SLAB_BYTES / size ? SLAB_BYTES / size : 1;
         sl = weft__malloc(w, sizeof *sl);
         if (!sl)
             return -ENOMEM;
-        sl->map_size = cap * size;
+        sl->map_size = page + cap * size;
         void *p = NULL;
         int r = weft__sys_mmap(&w->sys, &p, sl->map_size, PROT_READ | PROT_WRITE,
                                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
@@ -121,51 +150,37 @@ static int new_carved(weft__worker *w, size_t size, weft__stack **out)
             weft__free(w, sl);
             return -ENOMEM;
         }
+        canary_fill(sl->map + page - WEFT__CANARY_BYTES);
         sl->stack_bytes = size;
         sl->ncarved = 0;
         sl->cap = cap;
         sl->next = w->stacks.slabs;
         w->stacks.slabs = sl;
+        w->stacks.cls[cls].slab = sl;
     }
-    char *base = sl->map + sl->ncarved++ * size;
-    *out = describe(base, size, sl->map, 0, size, 0, 1);
+    char *base = sl->map + page_size(w) + sl->ncarved++ * size;
+    canary_fill(base + size - WEFT__CANARY_BYTES); /* the zone of the stack carved above */
+    *out = describe(base, size, WEFT__CANARY_BYTES, sl->map, 0, cls, 0, 1);
     return 0;
 }
 
-void weft__stack_canary_set(weft__stack *s)
+static weft__stack *pop_pooled(weft__stack_pool *p, unsigned cls, bool want_guard)
 {
-    memcpy(s->lo, &(uint64_t){CANARY}, sizeof(uint64_t));
-}
-
-int weft__stack_canary_check(const weft__stack *s)
-{
-    uint64_t v;
-    memcpy(&v, s->lo, sizeof v);
-    return v == CANARY ? 0 : -1;
-}
-
-static weft__stack *pop_pooled(weft__stack_pool *p, size_t size, bool want_guard)
-{
-    for (int i = 0; i < WEFT__STACK_CLASSES; i++) {
-        if (p->cls[i].size != size)
-            continue;
-        weft__stack **list = p->cls[i].free ? &p->cls[i].free : &p->cls[i].cold;
-        weft__stack *s = *list;
-        if (!s)
-            return NULL;
-        /* A guarded request takes an unguarded stack only once guards ran out. */
-        if (want_guard && !s->guarded && p->nguarded < p->guard_limit)
-            return NULL;
-        *list = s->next;
-        if (list == &p->cls[i].free) {
-            p->cls[i].nfree--;
-            p->npooled--;
-        } else {
-            p->ncold--;
-        }
-        return s;
+    weft__stack **list = p->cls[cls].free ? &p->cls[cls].free : &p->cls[cls].cold;
+    weft__stack *s = *list;
+    if (!s)
+        return NULL;
+    /* A guarded request takes an unguarded stack only once guards ran out. */
+    if (want_guard && !s->guarded && p->nguarded < p->guard_limit)
+        return NULL;
+    *list = s->next;
+    if (list == &p->cls[cls].free) {
+        p->cls[cls].nfree--;
+        p->npooled--;
+    } else {
+        p->ncold--;
     }
-    return NULL;
+    return s;
 }
 
 WEFT_COLD void weft__stack_init(weft__worker *w, int guard_mode, size_t pool_max)
@@ -180,24 +195,22 @@ int weft__stack_alloc(weft__worker *w, size_t size, bool noguard, weft__stack **
     bool want_guard = !noguard && p->guard_mode != WEFT_GUARD_NEVER;
     if (!p->guard_limit)
         p->guard_limit = read_guard_limit(w);
-    weft__stack *s = pop_pooled(p, size, want_guard);
+    size_t bytes;
+    unsigned cls = class_of(size, &bytes);
+    weft__stack *s = pop_pooled(p, cls, want_guard);
     int r = 0;
     if (s) {
         weft__hook_stack_reuse(s->lo, (size_t)(s->hi - s->lo));
     } else if (want_guard && p->nguarded < p->guard_limit) {
-        r = new_guarded(w, size, &s);
+        r = new_guarded(w, bytes, cls, &s);
     } else if (want_guard && p->guard_mode == WEFT_GUARD_ALWAYS) {
         r = -ENOMEM;
     } else {
-        r = new_carved(w, size, &s);
+        r = new_carved(w, bytes, cls, &s);
     }
     if (r < 0)
         return r;
     p->nlive++;
-#if WEFT__STACK_CANARY
-    if (!s->guarded)
-        weft__stack_canary_set(s);
-#endif
     *out = s;
     return 0;
 }
@@ -215,25 +228,9 @@ void weft__stack_free(weft__worker *w, weft__stack *s)
 {
     weft__stack_pool *p = &w->stacks;
     p->nlive--;
-    int slot = -1;
-    for (int i = 0; i < WEFT__STACK_CLASSES && slot < 0; i++)
-        if (p->cls[i].size == s->size)
-            slot = i;
-    for (int i = 0; i < WEFT__STACK_CLASSES && slot < 0; i++)
-        if (p->cls[i].size == 0 && !p->cls[i].free && !p->cls[i].cold) {
-            p->cls[i].size = s->size;
-            slot = i;
-        }
-    if (slot < 0) {
-        /* A ninth size class: guarded stacks go back to the kernel, slab ones stay in their
-         * slab until shutdown. */
-        if (s->guarded)
-            unmap_stack(w, s);
-        return;
-    }
-    s->next = p->cls[slot].free;
-    p->cls[slot].free = s;
-    p->cls[slot].nfree++;
+    s->next = p->cls[s->cls].free;
+    p->cls[s->cls].free = s;
+    p->cls[s->cls].nfree++;
     p->npooled++;
 }
 
@@ -279,6 +276,7 @@ WEFT_COLD void weft__stack_fini(weft__worker *w)
             unmap_stack(w, s);
         }
         p->cls[i].nfree = 0;
+        p->cls[i].slab = NULL;
     }
     p->npooled = 0;
     p->ncold = 0;

@@ -1,32 +1,54 @@
-/* Coroutine stacks (stack.c): mmap'd, guarded, pooled per worker by size class. */
+/* Coroutine stacks (stack.c): mmap'd, guarded or carved from slabs with canaries, pooled per
+ * worker by size class. */
 #ifndef WEFT_STACK_H
 #define WEFT_STACK_H
 
 #include "internal.h"
+
+/* The PROT_NONE region below each guarded stack. 256 KiB: a C frame larger than the guard
+ * can jump over it into whatever lies below, and frames of tens of KiB are common enough
+ * (a 64 KiB buffer on the stack, PATH_MAX arrays, big structs); 256 KiB catches any frame up
+ * to 256 KiB even when it starts right at the bottom of the stack. It costs address space
+ * only (never committed, one VMA however wide). Code built with -fstack-clash-protection
+ * probes each page of a large frame and so never jumps a guard at all. */
+#define WEFT__GUARD_BYTES ((size_t)256 * 1024)
+
+/* The canary zone of slab stacks: CANARY_BYTES of known words right below each carved
+ * stack's lowest address (the top of the neighbour below, or the slab's first page), checked
+ * whenever the task switches out. Dense over 128 bytes: a frame chain of frames up to 128
+ * bytes writes at least a return address inside it, wherever it crosses. It sits in a page
+ * that is committed anyway (the neighbour's top page holds that neighbour's descriptor), so
+ * the canary costs no memory. */
+#define WEFT__CANARY_BYTES ((size_t)128)
 
 /* A stack's descriptor lives at the top of its own mapping, so pooling needs no malloc.
  * The usable stack is [lo, hi); hi is where the descriptor starts. owner: worker. */
 struct weft__stack {
     weft__stack *next; /* pool link */
     char *lo, *hi;     /* usable range */
-    char *map;         /* mapping start (guard page included), or slab it was carved from */
+    char *map;         /* mapping start (guard included), or slab it was carved from */
     size_t map_size;
-    uint32_t size;    /* usable size class */
-    uint8_t guarded;  /* a PROT_NONE page sits right below lo */
-    uint8_t slab;     /* carved from a slab: freed with it */
+    uint32_t size;    /* its size class's bytes */
+    uint8_t guarded;  /* a WEFT__GUARD_BYTES PROT_NONE region sits right below lo */
+    uint8_t slab;     /* carved from a slab: freed with it; a canary zone sits below lo */
+    uint8_t cls;      /* index of its size class */
     unsigned vg_id;   /* valgrind stack id */
     void *fiber;      /* the TSan fiber of the task running on it (NULL without TSan) */
 };
 
-#define WEFT__STACK_CLASSES 8
+/* Size classes: every request is rounded up to the next of 2^k * {4,5,6,7}/4 for k = 14
+ * (16 KiB, WEFT_STACK_MIN) .. 29, and 2^30 (1 GiB, the largest stack), 65 classes in all,
+ * so that any size a program asks for has a class and its stacks are reused (at most 25%
+ * more address space than asked, never more memory: untouched pages are never committed). */
+#define WEFT__STACK_CLASSES 65
 
 /* The worker's stack part. owner: worker. */
 typedef struct weft__stack_pool {
     struct {
-        size_t size;
-        weft__stack *free; /* warm: pages still committed */
+        weft__stack *free;        /* warm: pages still committed */
         size_t nfree;
-        weft__stack *cold; /* trimmed: pages given back, reused after the warm ones */
+        weft__stack *cold;        /* trimmed: pages given back, reused after the warm ones */
+        struct weft__slab *slab;  /* the slab stacks of this class are carved from */
     } cls[WEFT__STACK_CLASSES];
     struct weft__slab *slabs; /* every slab, freed at shutdown */
     size_t nguarded;          /* guarded stacks in existence (each costs 2 VMAs) */
@@ -35,28 +57,42 @@ typedef struct weft__stack_pool {
     size_t npooled;           /* warm pooled stacks */
     size_t ncold;
     size_t page;
-    size_t pool_max; /* warm stacks kept beyond need (the configuration's stack_pool_max) */
-    int guard_mode;  /* WEFT_GUARD_* (the configuration's) */
+    size_t pool_max;      /* warm stacks kept beyond need (the configuration's stack_pool_max) */
+    int guard_mode;       /* WEFT_GUARD_* (the configuration's) */
+    bool nostack_told;    /* the one stderr line about a failed stack was written */
 } weft__stack_pool;
 
 void weft__stack_init(weft__worker *w, int guard_mode, size_t pool_max);
-/* A stack of `size` bytes; guarded unless `noguard` or the guard mode says otherwise.
- * Returns 0 or -ENOMEM. */
+/* A stack of at least `size` bytes; guarded unless `noguard` or the guard mode says
+ * otherwise. Returns 0 or -ENOMEM. */
 int weft__stack_alloc(weft__worker *w, size_t size, bool noguard, weft__stack **out);
 void weft__stack_free(weft__worker *w, weft__stack *s);
 /* Returns pooled stacks beyond pool_max to the kernel, at most max_ops of them; returns how
  * many are still in excess. Called by the loop when it is about to block. */
 size_t weft__stack_trim(weft__worker *w, size_t max_ops);
 void weft__stack_fini(weft__worker *w);
-/* Debug builds write a canary at the bottom of each unguarded stack and check it at every
- * park and exit. Release builds do not: it would commit a second page per stack. */
-#ifndef NDEBUG
-#define WEFT__STACK_CANARY 1
-#else
-#define WEFT__STACK_CANARY 0
-#endif
-/* Writes the canary at the bottom of an unguarded stack / checks it (0 = intact). */
-void weft__stack_canary_set(weft__stack *s);
-int weft__stack_canary_check(const weft__stack *s);
+
+/* The canary word, repeated over the whole zone. */
+#define WEFT__CANARY ((uint64_t)0x77656674DEADC0DEull)
+typedef uint64_t __attribute__((may_alias)) weft__canary_word;
+
+/* 16-byte vectors (SSE2 on x86_64, NEON on aarch64: both baseline) for the check. */
+typedef uint64_t __attribute__((vector_size(16), may_alias)) weft__canary_vec;
+
+/* Checks the canary zone below an unguarded (slab) stack: 0 when intact or when the stack is
+ * guarded, -1 when something wrote over it. In every build: an overflow of a slab stack runs
+ * into its neighbour's. Eight 16-byte loads from two cache lines, XORed with the pattern and
+ * OR-reduced into one branch (~25 instructions). */
+static inline int weft__stack_canary_check(const weft__stack *s)
+{
+    if (weft_likely(s->guarded))
+        return 0;
+    const weft__canary_vec *z = (const weft__canary_vec *)(s->lo - WEFT__CANARY_BYTES);
+    const weft__canary_vec c = {WEFT__CANARY, WEFT__CANARY};
+    weft__canary_vec bad = (z[0] ^ c) | (z[1] ^ c) | (z[2] ^ c) | (z[3] ^ c) | (z[4] ^ c) |
+                           (z[5] ^ c) | (z[6] ^ c) | (z[7] ^ c);
+    _Static_assert(WEFT__CANARY_BYTES == 8 * sizeof(weft__canary_vec), "eight vectors");
+    return (bad[0] | bad[1]) ? -1 : 0;
+}
 
 #endif

@@ -1,6 +1,7 @@
 /* The worker's ground floor: which worker runs on this thread, its clock, its allocation
  * seam and node pool, its random numbers and its doorbell. Nothing here calls another
  * module of weft: every other module may call this one. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -21,6 +22,27 @@ WEFT_NOINLINE weft__worker *weft__worker_current(void)
 WEFT_NOINLINE void weft__worker_set_current(weft__worker *w)
 {
     tls_worker = w;
+}
+
+/* fork(): the child's only thread is the one that forked, and its runtime (epoll instance,
+ * ring, eventfd) is shared with the parent. Forgetting the worker there makes every weft call
+ * in the child behave as outside a runtime (-EPERM), so the child can never wait on or reap
+ * the parent's events: the parent stays immune whatever the child does. No cost on any path:
+ * the hook runs only in a child. */
+static void forget_in_child(void)
+{
+    tls_worker = NULL;
+}
+
+static void register_fork_hook(void)
+{
+    pthread_atfork(NULL, NULL, forget_in_child);
+}
+
+WEFT_COLD void weft__worker_fork_hook(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, register_fork_hook);
 }
 
 void weft__worker_ring(weft__worker *w)

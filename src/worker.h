@@ -54,6 +54,8 @@ static inline weft_task *weft__worker_task(const weft__worker *w)
  * day resume on another thread, and a TLS address kept in a register would then be stale. */
 weft__worker *weft__worker_current(void);
 void weft__worker_set_current(weft__worker *w);
+/* Makes the child of a fork() see no worker on its thread (once per process; weft_run). */
+void weft__worker_fork_hook(void);
 /* Rings w's doorbell. Any thread. */
 void weft__worker_ring(weft__worker *w);
 

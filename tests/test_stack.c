@@ -1,8 +1,62 @@
-/* Stacks: guard policies, the pool (no mmap in steady state), per-spawn sizes, and 100,000
- * coroutines parked at once, past the point where guard pages would exhaust the map count. */
+/* Stacks: guard policies, the pool (no mmap in steady state, for every size class),
+ * per-spawn sizes, 100,000 coroutines parked at once past the point where guard pages would
+ * exhaust the map count; overflows of every kind of stack reported with the task's name
+ * (canary zones, wide guards, frames that jump, a blocked SIGSEGV, a replaced handler); a
+ * task that gets no stack reported to its joiner as WEFT_NOMEM.
+ *
+ * This file is built with -fno-stack-clash-protection (tests/CMakeLists.txt): its large
+ * frames stand for user code built without it, which moves the stack pointer in one jump. */
+#include <signal.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "harness.h"
+
+/* Runs fn(arg) in a forked child whose stderr is captured; returns its wait status. */
+static int run_child(void (*fn)(void *), void *arg, char *err, size_t cap)
+{
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        fn(arg);
+        _exit(0);
+    }
+    close(fds[1]);
+    size_t n = 0;
+    ssize_t k;
+    while (n < cap - 1 && (k = read(fds[0], err + n, cap - 1 - n)) > 0)
+        n += (size_t)k;
+    err[n] = 0;
+    close(fds[0]);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
+/* ASan checks stack accesses itself, and reports an overflow into a neighbour's frames before
+ * weft's canary check can: the canary tests are for builds without it. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SKIP_UNDER_ASAN() cr_skip_test("ASan reports this overflow itself, first")
+#else
+#define SKIP_UNDER_ASAN() (void)0
+#endif
+
+#define ASSERT_REPORTED(status, err, name)                                                         \
+    do {                                                                                           \
+        cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,                              \
+                  "status 0x%x, stderr: %s", status, err);                                         \
+        cr_assert(strstr(err, "stack overflow in task") && strstr(err, "\"" name "\""),           \
+                  "stderr: %s", err);                                                           \
+    } while (0)
 
 static void *use_stack(void *arg)
 {
@@ -110,4 +164,376 @@ Test(stack, a_hundred_thousand_coroutines_parked_at_once, .timeout = 120)
     cfg.budget = 1u << 20; /* start them all in one tick */
     uintptr_t nguarded = (uintptr_t)run_main_cfg(&cfg, parked_main, (void *)(intptr_t)100000);
     cr_assert_lt(nguarded, 100000, "past the map-count budget, stacks go unguarded");
+}
+
+/* ---- Overflows of unguarded stacks: the canary zone ------------------------------------ */
+
+/* Recurses, writing every byte of each 64-byte frame, until `limit` bytes below `start`. */
+static __attribute__((noinline)) int dive(char *start, size_t limit)
+{
+    volatile char pad[64];
+    memset((char *)pad, 0x41, sizeof pad);
+    if ((size_t)(start - (char *)pad) < limit)
+        return dive(start, limit) + pad[0];
+    return pad[1];
+}
+
+static void *victim(void *arg)
+{
+    (void)arg;
+    volatile char mine[256];
+    memset((char *)mine, 7, sizeof mine);
+    for (int i = 0; i < 4; i++)
+        weft_yield();
+    return (void *)(intptr_t)(mine[0] + mine[255]);
+}
+
+static void *overflower(void *arg)
+{
+    size_t past = (size_t)(uintptr_t)arg;
+    char here;
+    /* From near the top of a 64 KiB stack to `past` bytes below its bottom: the top of the
+     * stack carved just below, the victim's. Then park: the check runs at the switch. */
+    dive(&here, 64 * 1024 + past);
+    weft_yield();
+    return NULL;
+}
+
+static void *unguarded_main(void *arg)
+{
+    weft_task *v, *o;
+    weft_spawn(&v, victim, NULL, &(weft_spawn_opts){.name = "victim"});
+    weft_yield(); /* the victim's stack is carved first, so it lies below the overflower's */
+    weft_spawn(&o, overflower, arg, &(weft_spawn_opts){.name = "overflower"});
+    weft_join(o, NULL, WEFT_FOREVER);
+    weft_join(v, NULL, WEFT_FOREVER);
+    return NULL;
+}
+
+static void run_unguarded(void *arg)
+{
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.guard = WEFT_GUARD_NEVER;
+    weft_run(&cfg, unguarded_main, arg, NULL);
+}
+
+/* Release builds too: the canary zone is checked in every build. */
+Test(stack, unguarded_overflow_is_reported_naming_the_task)
+{
+    SKIP_UNDER_VALGRIND();
+    SKIP_UNDER_ASAN();
+    char err[4096];
+    int status = run_child(run_unguarded, (void *)(uintptr_t)1024, err, sizeof err);
+    ASSERT_REPORTED(status, err, "overflower");
+    cr_assert(strstr(err, "canary"), "stderr: %s", err);
+}
+
+/* An overflow of a few bytes only (a frame chain that just crosses the bottom). */
+Test(stack, a_small_unguarded_overflow_is_reported)
+{
+    SKIP_UNDER_VALGRIND();
+    SKIP_UNDER_ASAN();
+    char err[4096];
+    int status = run_child(run_unguarded, (void *)(uintptr_t)48, err, sizeof err);
+    ASSERT_REPORTED(status, err, "overflower");
+}
+
+static void *nostack_flag_main(void *arg)
+{
+    weft_task *v, *o;
+    weft_spawn(&v, victim, NULL, &(weft_spawn_opts){.name = "victim", .flags = WEFT_SPAWN_NOGUARD});
+    weft_yield();
+    weft_spawn(&o, overflower, arg,
+               &(weft_spawn_opts){.name = "noguard", .flags = WEFT_SPAWN_NOGUARD});
+    weft_join(o, NULL, WEFT_FOREVER);
+    weft_join(v, NULL, WEFT_FOREVER);
+    return NULL;
+}
+
+static void run_noguard_flag(void *arg)
+{
+    weft_run(NULL, nostack_flag_main, arg, NULL);
+}
+
+Test(stack, overflow_of_a_noguard_spawn_is_reported)
+{
+    SKIP_UNDER_VALGRIND();
+    SKIP_UNDER_ASAN();
+    char err[4096];
+    int status = run_child(run_noguard_flag, (void *)(uintptr_t)1024, err, sizeof err);
+    ASSERT_REPORTED(status, err, "noguard");
+}
+
+/* ---- Large frames and guarded stacks --------------------------------------------------- */
+
+/* One frame of `N` bytes that writes only its lowest byte: the stack pointer jumps by N at
+ * once (this file is built without stack-clash protection, like much user code). */
+#define BIG_FRAME(N)                                                                               \
+    static __attribute__((noinline)) int frame_##N(void)                                          \
+    {                                                                                              \
+        volatile char buf[(N)*1024];                                                               \
+        buf[0] = 1;                                                                                \
+        return buf[0];                                                                             \
+    }
+BIG_FRAME(100)
+BIG_FRAME(150)
+
+static void *jumper(void *arg)
+{
+    for (int i = 0; i < 3; i++)
+        weft_yield(); /* until the neighbour has its stack */
+    return (void *)(intptr_t)(arg ? frame_150() : frame_100());
+}
+
+static void *jump_main(void *arg)
+{
+    weft_task *j, *n;
+    weft_spawn(&j, jumper, arg, &(weft_spawn_opts){.name = "jumper"});
+    weft_yield(); /* the jumper gets its stack */
+    /* A neighbour whose stack is mapped right after (so, below) the jumper's: without a wide
+     * enough guard, the jumper's frame lands in it. */
+    weft_spawn(&n, victim, NULL, &(weft_spawn_opts){.name = "neighbour"});
+    weft_join(j, NULL, WEFT_FOREVER);
+    weft_join(n, NULL, WEFT_FOREVER);
+    return NULL;
+}
+
+static void run_jump(void *arg)
+{
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.guard = WEFT_GUARD_ALWAYS;
+    weft_run(&cfg, jump_main, arg, NULL);
+}
+
+Test(stack, a_100k_frame_in_a_64k_stack_hits_the_guard)
+{
+    SKIP_UNDER_VALGRIND();
+    char err[4096];
+    int status = run_child(run_jump, NULL, err, sizeof err);
+    ASSERT_REPORTED(status, err, "jumper");
+}
+
+Test(stack, a_150k_frame_in_a_64k_stack_is_named)
+{
+    SKIP_UNDER_VALGRIND();
+    char err[4096];
+    int status = run_child(run_jump, (void *)1, err, sizeof err);
+    ASSERT_REPORTED(status, err, "jumper");
+}
+
+/* ---- Reports that must not disappear --------------------------------------------------- */
+
+static __attribute__((noinline)) int recurse(int depth)
+{
+    volatile char pad[1024];
+    pad[0] = (char)depth;
+    if (depth > (1 << 30)) /* never: keeps the compiler from calling it infinite */
+        return 0;
+    return recurse(depth + 1) + pad[0];
+}
+
+static void *deep(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)recurse(0);
+}
+
+static void *all_signals(void *arg)
+{
+    (void)arg;
+    sigset_t set;
+    sigfillset(&set);
+    weft_signal_wait(&set, WEFT_FOREVER);
+    return NULL;
+}
+
+static void *sigwait_main(void *arg)
+{
+    (void)arg;
+    weft_task *s, *d;
+    weft_spawn(&s, all_signals, NULL, NULL);
+    weft_yield(); /* it blocks every signal it may on this thread, and parks */
+    weft_spawn(&d, deep, NULL, &(weft_spawn_opts){.name = "deep"});
+    weft_join(d, NULL, WEFT_FOREVER);
+    weft_cancel(s);
+    weft_join(s, NULL, WEFT_FOREVER);
+    return NULL;
+}
+
+static void run_sigwait(void *arg)
+{
+    (void)arg;
+    weft_run(NULL, sigwait_main, NULL, NULL);
+}
+
+Test(stack, overflow_is_reported_while_signal_wait_blocks_a_full_set)
+{
+    SKIP_UNDER_VALGRIND();
+    char err[4096];
+    int status = run_child(run_sigwait, NULL, err, sizeof err);
+    ASSERT_REPORTED(status, err, "deep");
+}
+
+static void user_segv(int sig, siginfo_t *si, void *uctx)
+{
+    (void)sig, (void)si, (void)uctx;
+    static const char msg[] = "user handler\n";
+    ssize_t r = write(2, msg, sizeof msg - 1);
+    (void)r;
+    _exit(42);
+}
+
+static void *nothing(void *arg)
+{
+    return arg;
+}
+
+/* A fault that is no overflow (a PROT_NONE page far from any stack; UBSan would catch a
+ * NULL dereference itself). */
+static void *wild_access(void *arg)
+{
+    (void)arg;
+    volatile int *p = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return (void *)(intptr_t)*p;
+}
+
+static void *fault_main(void *arg)
+{
+    weft_task *t;
+    weft_spawn(&t, arg ? wild_access : deep, NULL, &(weft_spawn_opts){.name = "faulty"});
+    weft_join(t, NULL, WEFT_FOREVER);
+    return NULL;
+}
+
+/* The program installs its own SIGSEGV handler between two runtimes. */
+static void run_after_user_handler(void *arg)
+{
+    weft_run(NULL, nothing, NULL, NULL);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = user_segv;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigaction(SIGSEGV, &sa, NULL);
+    weft_run(NULL, fault_main, arg, NULL);
+}
+
+Test(stack, overflow_is_reported_after_the_program_installs_a_handler)
+{
+    SKIP_UNDER_VALGRIND();
+    char err[4096];
+    int status = run_child(run_after_user_handler, NULL, err, sizeof err);
+    ASSERT_REPORTED(status, err, "faulty");
+}
+
+Test(stack, other_faults_reach_the_programs_handler)
+{
+    SKIP_UNDER_VALGRIND();
+    char err[4096];
+    int status = run_child(run_after_user_handler, (void *)1, err, sizeof err);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 42, "status 0x%x, stderr: %s", status,
+              err);
+    cr_assert(strstr(err, "user handler"), "stderr: %s", err);
+    cr_assert_null(strstr(err, "stack overflow"), "stderr: %s", err);
+}
+
+/* ---- Every size class is reused -------------------------------------------------------- */
+
+static const size_t twelve_sizes[12] = {16,  20,  24,  28,  32,  40, 48, 56,
+                                        64, 80, 96, 112}; /* KiB: twelve classes */
+
+static void *short_task(void *arg)
+{
+    volatile char *p = __builtin_alloca(1024);
+    p[0] = (char)(uintptr_t)arg;
+    return (void *)(uintptr_t)p[0];
+}
+
+static void *classes_main(void *arg)
+{
+    (void)arg;
+    weft_stats warm, end;
+    for (int round = 0; round < 2000; round++) {
+        if (round == 10)
+            weft_stats_get(&warm);
+        weft_task *ts[12];
+        for (int i = 0; i < 12; i++)
+            cr_assert_eq(weft_spawn(&ts[i], short_task, NULL,
+                                    &(weft_spawn_opts){.stack_size = twelve_sizes[i] * 1024}),
+                         0);
+        for (int i = 0; i < 12; i++)
+            weft_join(ts[i], NULL, WEFT_FOREVER);
+    }
+    weft_stats_get(&end);
+    cr_assert_eq(end.nmmaps, warm.nmmaps, "every class reuses its stacks (%llu mmaps, then %llu)",
+                 (unsigned long long)warm.nmmaps, (unsigned long long)end.nmmaps);
+    cr_assert_leq(end.nstacks_pooled, 13);
+    cr_assert_geq(end.nstacks_pooled, 12);
+    return NULL;
+}
+
+Test(stack, twelve_size_classes_are_all_reused)
+{
+    weft_config cfg;
+    weft_config_init(&cfg);
+    run_main_cfg(&cfg, classes_main, NULL);
+    cfg.guard = WEFT_GUARD_NEVER;
+    run_main_cfg(&cfg, classes_main, NULL);
+}
+
+/* ---- A task that gets no stack --------------------------------------------------------- */
+
+static void *nomem_main(void *arg)
+{
+    (void)arg;
+    /* Leave the address space room for little more than what is mapped now. */
+    FILE *f = fopen("/proc/self/status", "r");
+    cr_assert_not_null(f);
+    char line[256];
+    unsigned long long vm_kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %llu kB", &vm_kb) == 1)
+            break;
+    fclose(f);
+    cr_assert_gt(vm_kb, 0);
+    struct rlimit rl = {.rlim_cur = vm_kb * 1024 + (256ull << 20),
+                        .rlim_max = RLIM_INFINITY};
+    cr_assert_eq(setrlimit(RLIMIT_AS, &rl), 0);
+    enum { N = 200 };
+    weft_task *ts[N];
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(weft_spawn(&ts[i], nothing, (void *)1,
+                                &(weft_spawn_opts){.stack_size = (size_t)512 << 20}),
+                     0);
+    int nomem = 0;
+    for (int i = 0; i < N; i++) {
+        void *r = NULL;
+        cr_assert_eq(weft_join(ts[i], &r, WEFT_FOREVER), 0);
+        nomem += r == WEFT_NOMEM;
+    }
+    rl.rlim_cur = RLIM_INFINITY;
+    setrlimit(RLIMIT_AS, &rl);
+    return (void *)(intptr_t)nomem;
+}
+
+static void run_nomem(void *arg)
+{
+    (void)arg;
+    void *r = NULL;
+    int e = weft_run(NULL, nomem_main, NULL, &r);
+    _exit(e == 0 && r == (void *)(intptr_t)200 ? 0 : 1);
+}
+
+Test(stack, a_task_without_a_stack_joins_as_nomem_and_is_told_once)
+{
+    SKIP_UNDER_VALGRIND();
+    char err[16384];
+    int status = run_child(run_nomem, NULL, err, sizeof err);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status 0x%x, stderr: %s", status,
+              err);
+    char *first = strstr(err, "got no stack");
+    cr_assert_not_null(first, "stderr: %s", err);
+    cr_assert_null(strstr(first + 1, "got no stack"), "one line per runtime: %s", err);
+    cr_assert_eq((intptr_t)WEFT_NOMEM, -ENOMEM);
 }

@@ -358,14 +358,14 @@ static void *mmap_main(void *arg)
     cr_assert_eq(weft_spawn(&t, child, (void *)7, NULL), 0);
     void *r;
     cr_assert_eq(weft_join(t, &r, WEFT_FOREVER), 0);
-    cr_assert_eq(r, WEFT_CANCELED, "no stack: finished as cancelled");
+    cr_assert_eq(r, WEFT_NOMEM, "no stack: finished unrun, joined as WEFT_NOMEM");
 
     /* The guard page cannot be set up: the mapping is given back, same outcome. */
     uint64_t unmaps = s->ncalls[WEFT__SYS_munmap];
     fail(WEFT__SYS_mprotect, 1, ENOMEM);
     cr_assert_eq(weft_spawn(&t, child, (void *)7, NULL), 0);
     cr_assert_eq(weft_join(t, &r, WEFT_FOREVER), 0);
-    cr_assert_eq(r, WEFT_CANCELED);
+    cr_assert_eq(r, WEFT_NOMEM);
     cr_assert_eq(s->ncalls[WEFT__SYS_munmap], unmaps + 1);
 
     /* Then stacks come again. */
@@ -375,7 +375,7 @@ static void *mmap_main(void *arg)
     return NULL;
 }
 
-Test(sys, mmap_failing_finishes_the_new_task_as_cancelled)
+Test(sys, mmap_failing_finishes_the_new_task_as_nomem)
 {
     RUN(mmap_main);
 }

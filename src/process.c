@@ -1,0 +1,253 @@
+/* Child processes: the supported way to run a program from a runtime. posix_spawn (glibc's
+ * is clone(CLONE_VM|CLONE_VFORK)+exec, so no copy of the runtime ever runs in the child and
+ * no fork handler runs), standard streams optionally through pipes whose parent ends are
+ * non-blocking for weft_read/weft_write, and the exit awaited through a pidfd: readable once
+ * the child has exited, waited on like any fd, then reaped with waitid(P_PIDFD). On kernels
+ * without pidfds (before 5.3) the wait polls waitid(WNOHANG) on a doubling timer instead. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "io/io.h"
+#include "worker.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3 /* linux/wait.h; glibc's <sys/wait.h> names it only from 2.36 */
+#endif
+
+extern char **environ;
+
+struct weft_process {
+    pid_t pid;
+    int pidfd;     /* -1 without pidfd support, or once reaped */
+    int stdio[3];  /* parent ends of the pipes asked for, else -1 */
+    int status;    /* waitpid(2)-style status, once reaped */
+    bool reaped;
+};
+
+static void close_fd(int fd)
+{
+    if (fd < 0)
+        return;
+    if (weft__worker_current())
+        weft_fd_close(fd); /* forgets any registration too */
+    else
+        close(fd);
+}
+
+static int pidfd_open_(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+    long fd = syscall(SYS_pidfd_open, pid, 0);
+    return fd >= 0 ? (int)fd : -errno;
+#else
+    (void)pid;
+    return -ENOSYS;
+#endif
+}
+
+int weft_process_spawn(weft_process **out, const char *path, char *const argv[],
+                       char *const envp[], const weft_process_opts *opts)
+{
+    weft__worker *w = weft__worker_current();
+    if (!w)
+        return -EPERM;
+    if (!out || !path || !argv || !argv[0])
+        return -EINVAL;
+    unsigned flags = opts ? opts->flags : 0;
+    if (flags & ~(unsigned)(WEFT_PROCESS_STDIN | WEFT_PROCESS_STDOUT | WEFT_PROCESS_STDERR))
+        return -EINVAL;
+    weft_process *p = weft__malloc(w, sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    memset(p, 0, sizeof *p);
+    p->pidfd = -1;
+    int child_end[3] = {-1, -1, -1};
+    for (int i = 0; i < 3; i++)
+        p->stdio[i] = -1;
+
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    int r = posix_spawn_file_actions_init(&fa);
+    if (r != 0) {
+        weft__free(w, p);
+        return -r;
+    }
+    r = posix_spawnattr_init(&attr);
+    if (r != 0) {
+        posix_spawn_file_actions_destroy(&fa);
+        weft__free(w, p);
+        return -r;
+    }
+    for (int i = 0; i < 3 && r == 0; i++) {
+        if (!(flags & (WEFT_PROCESS_STDIN << i)))
+            continue;
+        int fds[2];
+        if (pipe2(fds, O_CLOEXEC) != 0) {
+            r = errno;
+            break;
+        }
+        /* stdin: the child reads fds[0]; stdout/stderr: the child writes fds[1]. */
+        int mine = i == 0 ? fds[1] : fds[0];
+        child_end[i] = i == 0 ? fds[0] : fds[1];
+        p->stdio[i] = mine;
+        /* Only the parent's end is non-blocking: the child's program expects blocking I/O. */
+        if (fcntl(mine, F_SETFL, fcntl(mine, F_GETFL) | O_NONBLOCK) != 0)
+            r = errno;
+        else
+            r = posix_spawn_file_actions_adddup2(&fa, child_end[i], i);
+    }
+    /* The child starts with no signal blocked (weft_signal_wait blocks some on this thread)
+     * and with SIGPIPE at its default (weft sets it to SIG_IGN, which exec would keep). */
+    sigset_t none, pipe_only;
+    sigemptyset(&none);
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    if (r == 0)
+        r = posix_spawnattr_setsigmask(&attr, &none);
+    if (r == 0)
+        r = posix_spawnattr_setsigdefault(&attr, &pipe_only);
+    if (r == 0)
+        r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    if (r == 0)
+        r = posix_spawn(&p->pid, path, &fa, &attr, argv, envp ? envp : environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    for (int i = 0; i < 3; i++)
+        if (child_end[i] >= 0)
+            close(child_end[i]);
+    if (r != 0) {
+        for (int i = 0; i < 3; i++)
+            if (p->stdio[i] >= 0)
+                close(p->stdio[i]);
+        weft__free(w, p);
+        return -r;
+    }
+    /* The child is ours until reaped, so its pid cannot be reused before pidfd_open. */
+    int fd = pidfd_open_(p->pid);
+    if (fd >= 0) {
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+        p->pidfd = fd;
+        weft__io_fd_fresh(w, fd);
+    }
+    for (int i = 0; i < 3; i++)
+        if (p->stdio[i] >= 0)
+            weft__io_fd_fresh(w, p->stdio[i]);
+    *out = p;
+    return 0;
+}
+
+/* Reaps the child if it has exited. Returns 1 (reaped), 0 (still running) or -errno. */
+static int try_reap(weft_process *p)
+{
+    siginfo_t si;
+    for (;;) {
+        memset(&si, 0, sizeof si);
+        int r = p->pidfd >= 0 ? waitid((idtype_t)P_PIDFD, (id_t)p->pidfd, &si, WEXITED | WNOHANG)
+                              : waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG);
+        if (r == 0)
+            break;
+        if (errno != EINTR)
+            return -errno;
+    }
+    if (si.si_pid == 0)
+        return 0;
+    switch (si.si_code) {
+    case CLD_EXITED:
+        p->status = (si.si_status & 0xff) << 8;
+        break;
+    case CLD_DUMPED:
+        p->status = (si.si_status & 0x7f) | 0x80;
+        break;
+    default: /* CLD_KILLED */
+        p->status = si.si_status & 0x7f;
+        break;
+    }
+    p->reaped = true;
+    close_fd(p->pidfd);
+    p->pidfd = -1;
+    return 1;
+}
+
+int weft_process_wait(weft_process *p, int *status, int64_t deadline)
+{
+    if (!p)
+        return -EINVAL;
+    int64_t backoff = WEFT_MSEC;
+    while (!p->reaped) {
+        if (weft_canceled() == 1)
+            return -ECANCELED;
+        int r = try_reap(p);
+        if (r < 0)
+            return r;
+        if (r > 0)
+            break;
+        if (p->pidfd >= 0) {
+            r = weft_fd_wait(p->pidfd, WEFT_READABLE, deadline);
+        } else {
+            /* No pidfd: poll, 1 ms doubling to 100 ms, never past the deadline. */
+            int64_t next = weft_deadline_in(backoff);
+            if (deadline != WEFT_FOREVER && deadline <= weft_now())
+                return -ETIMEDOUT;
+            r = weft_sleep_until(deadline != WEFT_FOREVER && deadline < next ? deadline : next);
+            backoff = backoff * 2 > 100 * WEFT_MSEC ? 100 * WEFT_MSEC : backoff * 2;
+        }
+        if (r < 0)
+            return r;
+    }
+    if (status)
+        *status = p->status;
+    return 0;
+}
+
+int weft_process_kill(weft_process *p, int sig)
+{
+    if (!p)
+        return -EINVAL;
+    if (p->reaped)
+        return -ESRCH;
+#ifdef SYS_pidfd_send_signal
+    if (p->pidfd >= 0)
+        return syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0) == 0 ? 0 : -errno;
+#endif
+    /* Not reaped: the pid is still this child's (a zombie at worst). */
+    return kill(p->pid, sig) == 0 ? 0 : -errno;
+}
+
+pid_t weft_process_pid(const weft_process *p)
+{
+    return p ? p->pid : -1;
+}
+
+int weft_process_stdio(const weft_process *p, int which)
+{
+    if (!p || which < 0 || which > 2)
+        return -EINVAL;
+    return p->stdio[which] >= 0 ? p->stdio[which] : -EBADF;
+}
+
+int weft_process_close_stdio(weft_process *p, int which)
+{
+    if (!p || which < 0 || which > 2)
+        return -EINVAL;
+    if (p->stdio[which] < 0)
+        return -EBADF;
+    close_fd(p->stdio[which]);
+    p->stdio[which] = -1;
+    return 0;
+}
+
+void weft_process_free(weft_process *p)
+{
+    if (!p)
+        return;
+    for (int i = 0; i < 3; i++)
+        close_fd(p->stdio[i]);
+    close_fd(p->pidfd);
+    weft__free(weft__worker_current(), p); /* needs no worker: any thread */
+}

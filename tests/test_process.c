@@ -1,0 +1,237 @@
+/* Processes: weft_process_spawn with pipes read and written by tasks, waits with deadlines
+ * and kills; and fork() inside a task, where the child finds the runtime unusable (-EPERM)
+ * while the parent's waits are untouched. Run over both backends. */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static ssize_t read_all(int fd, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (;;) {
+        ssize_t k = weft_read(fd, buf + n, cap - n, weft_deadline_in(10 * WEFT_SEC));
+        if (k < 0)
+            return k;
+        if (k == 0)
+            return (ssize_t)n;
+        n += (size_t)k;
+        if (n == cap)
+            return (ssize_t)n;
+    }
+}
+
+static void *echo_main(void *arg)
+{
+    (void)arg;
+    weft_process *p;
+    char *argv[] = {"echo", "hello", "world", NULL};
+    int r = weft_process_spawn(&p, "/bin/echo", argv, NULL,
+                               &(weft_process_opts){.flags = WEFT_PROCESS_STDOUT});
+    cr_assert_eq(r, 0, "%s", weft_strerror(r));
+    cr_assert_gt(weft_process_pid(p), 0);
+    cr_assert_eq(weft_process_stdio(p, 0), -EBADF);
+    char buf[64];
+    ssize_t n = read_all(weft_process_stdio(p, 1), buf, sizeof buf);
+    cr_assert_eq(n, 12, "%zd", n);
+    cr_assert_arr_eq(buf, "hello world\n", 12);
+    int status = -1;
+    cr_assert_eq(weft_process_wait(p, &status, WEFT_FOREVER), 0);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status 0x%x", status);
+    /* Reaped: again at once, same status; kill finds nothing. */
+    cr_assert_eq(weft_process_wait(p, &status, 0), 0);
+    cr_assert(WIFEXITED(status));
+    cr_assert_eq(weft_process_kill(p, SIGTERM), -ESRCH);
+    weft_process_free(p);
+    return NULL;
+}
+
+Test(process, echo_output_is_read_through_a_pipe)
+{
+    run_main(echo_main, NULL);
+}
+
+enum { CAT_BYTES = 300 * 1024 }; /* more than a pipe holds both ways: needs both tasks */
+
+static void *feeder(void *arg)
+{
+    weft_process *p = arg;
+    char *data = malloc(CAT_BYTES);
+    for (size_t i = 0; i < CAT_BYTES; i++)
+        data[i] = (char)(i * 7 + i / 251);
+    ssize_t w = weft_write(weft_process_stdio(p, 0), data, CAT_BYTES, WEFT_FOREVER);
+    free(data);
+    weft_process_close_stdio(p, 0); /* end of file for cat */
+    return (void *)(intptr_t)w;
+}
+
+static void *cat_main(void *arg)
+{
+    (void)arg;
+    weft_process *p;
+    char *argv[] = {"cat", NULL};
+    int r = weft_process_spawn(&p, "/bin/cat", argv, NULL,
+                               &(weft_process_opts){.flags = WEFT_PROCESS_STDIN |
+                                                             WEFT_PROCESS_STDOUT});
+    cr_assert_eq(r, 0, "%s", weft_strerror(r));
+    weft_task *f;
+    weft_spawn(&f, feeder, p, NULL);
+    char *back = malloc(CAT_BYTES + 1);
+    ssize_t n = read_all(weft_process_stdio(p, 1), back, CAT_BYTES + 1);
+    void *wrote;
+    weft_join(f, &wrote, WEFT_FOREVER);
+    cr_assert_eq((intptr_t)wrote, CAT_BYTES);
+    cr_assert_eq(n, CAT_BYTES);
+    for (size_t i = 0; i < CAT_BYTES; i++)
+        if (back[i] != (char)(i * 7 + i / 251))
+            cr_assert_fail("byte %zu differs", i);
+    free(back);
+    int status;
+    cr_assert_eq(weft_process_wait(p, &status, WEFT_FOREVER), 0);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status 0x%x", status);
+    weft_process_free(p);
+    return NULL;
+}
+
+Test(process, cat_round_trip)
+{
+    run_main(cat_main, NULL);
+}
+
+static void *sleep_main(void *arg)
+{
+    (void)arg;
+    weft_process *p;
+    char *argv[] = {"sleep", "5", NULL};
+    cr_assert_eq(weft_process_spawn(&p, "/bin/sleep", argv, NULL, NULL), 0);
+    int status = -1;
+    cr_assert_eq(weft_process_wait(p, &status, weft_deadline_in(20 * WEFT_MSEC)), -ETIMEDOUT);
+    cr_assert_eq(status, -1, "untouched on a timeout");
+    cr_assert_eq(kill(weft_process_pid(p), 0), 0, "still running");
+    cr_assert_eq(weft_process_kill(p, SIGKILL), 0);
+    cr_assert_eq(weft_process_wait(p, &status, WEFT_FOREVER), 0);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "status 0x%x", status);
+    weft_process_free(p);
+    return NULL;
+}
+
+Test(process, wait_times_out_then_kill_and_wait)
+{
+    run_main(sleep_main, NULL);
+}
+
+static void *waiter(void *arg)
+{
+    return (void *)(intptr_t)weft_process_wait(arg, NULL, WEFT_FOREVER);
+}
+
+static void *cancel_main(void *arg)
+{
+    (void)arg;
+    weft_process *p;
+    char *argv[] = {"sleep", "5", NULL};
+    cr_assert_eq(weft_process_spawn(&p, "/bin/sleep", argv, NULL, NULL), 0);
+    weft_task *t;
+    weft_spawn(&t, waiter, p, NULL);
+    weft_yield();
+    weft_cancel(t);
+    void *r;
+    weft_join(t, &r, WEFT_FOREVER);
+    cr_assert_eq(r, WEFT_CANCELED);
+    weft_process_kill(p, SIGKILL);
+    cr_assert_eq(weft_process_wait(p, NULL, WEFT_FOREVER), 0);
+    weft_process_free(p);
+    return NULL;
+}
+
+Test(process, a_cancelled_wait_leaves_the_child)
+{
+    run_main(cancel_main, NULL);
+}
+
+static void *errors_main(void *arg)
+{
+    (void)arg;
+    weft_process *p;
+    char *argv[] = {"nope", NULL};
+    cr_assert_eq(weft_process_spawn(&p, "/nonexistent/nope", argv, NULL, NULL), -ENOENT);
+    cr_assert_eq(weft_process_spawn(&p, "/bin/true", NULL, NULL, NULL), -EINVAL);
+    cr_assert_eq(weft_process_spawn(&p, "/bin/true", argv, NULL,
+                                    &(weft_process_opts){.flags = 0x100}),
+                 -EINVAL);
+    return NULL;
+}
+
+Test(process, spawn_errors)
+{
+    weft_process *p;
+    char *argv[] = {"true", NULL};
+    cr_assert_eq(weft_process_spawn(&p, "/bin/true", argv, NULL, NULL), -EPERM);
+    run_main(errors_main, NULL);
+}
+
+/* ---- fork() inside a task -------------------------------------------------------------- */
+
+typedef struct fork_pipe {
+    int rd, wr;
+} fork_pipe;
+
+static void *reader(void *arg)
+{
+    fork_pipe *fp = arg;
+    static char buf[64];
+    ssize_t n = weft_read(fp->rd, buf, sizeof buf - 1, weft_deadline_in(10 * WEFT_SEC));
+    if (n < 0)
+        return NULL;
+    buf[n] = 0;
+    return buf;
+}
+
+static void *fork_main(void *arg)
+{
+    (void)arg;
+    int fds[2];
+    cr_assert_eq(pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
+    fork_pipe fp = {fds[0], fds[1]};
+    weft_task *r;
+    weft_spawn(&r, reader, &fp, NULL);
+    weft_yield(); /* the reader parks in weft_read: the fd is registered with the backend */
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        /* The child: the runtime is unusable, and touching it must not steal the parent's
+         * readiness (a wait here on the shared epoll instance would). */
+        char c;
+        int e1 = weft_sleep(WEFT_MSEC);
+        ssize_t e2 = weft_read(fds[0], &c, 1, WEFT_FOREVER);
+        int e3 = weft_yield();
+        weft_task *t;
+        int e4 = weft_spawn(&t, reader, &fp, NULL);
+        char msg[64];
+        int len = snprintf(msg, sizeof msg, "child %d %d %d %d", e1, (int)e2, e3, e4);
+        ssize_t k = write(fds[1], msg, (size_t)len);
+        _exit(k == len ? 0 : 1);
+    }
+    void *got;
+    cr_assert_eq(weft_join(r, &got, WEFT_FOREVER), 0);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    cr_assert_not_null(got, "the parent's read got its data");
+    char want[64];
+    snprintf(want, sizeof want, "child %d %d %d %d", -EPERM, -EPERM, -EPERM, -EPERM);
+    cr_assert_str_eq(got, want);
+    weft_close(fds[0]);
+    close(fds[1]);
+    return NULL;
+}
+
+Test(process, fork_in_a_task_leaves_the_child_without_a_runtime)
+{
+    run_main(fork_main, NULL);
+}
