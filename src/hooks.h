@@ -47,6 +47,19 @@ void __tsan_switch_to_fiber(void *fiber, unsigned flags) WEFT__TSAN_WEAK;
 #endif
 #endif
 
+/* Whether a fiber-annotating tool (ASan or TSan) is in the process: always in a sanitizer
+ * build of weft; in a plain build, when the program carries a sanitizer runtime. The
+ * scheduler asks once per worker and then tests one flag per switch, so a plain program pays
+ * one predictable branch for all the hooks of a switch. */
+static inline bool weft__hook_tooling_present(void)
+{
+#if defined(WEFT_ASAN) || defined(WEFT_TSAN)
+    return true;
+#else
+    return __sanitizer_start_switch_fiber != NULL || __tsan_switch_to_fiber != NULL;
+#endif
+}
+
 /* ASan: announces a switch onto the stack [lo, lo+size). `fake` receives the fake stack of
  * the context we leave, or pass NULL when that context never runs again (a finished task). */
 static inline void weft__hook_switch_begin(void **fake, const void *lo, size_t size)

@@ -63,7 +63,9 @@ static void run_ready(weft__worker *w)
 
 WEFT_COLD static void loop_init(weft__worker *w)
 {
-#ifdef WEFT_ASAN
+    if (!w->sched.tooling)
+        return;
+    /* The thread's own stack, for ASan's fiber switches back to the loop. */
     pthread_attr_t attr;
     void *lo = NULL;
     size_t size = 0;
@@ -73,7 +75,6 @@ WEFT_COLD static void loop_init(weft__worker *w)
     }
     w->sched.loop_stack_lo = lo;
     w->sched.loop_stack_size = size;
-#endif
     w->sched.loop_fiber = weft__hook_fiber_current();
 }
 

@@ -44,7 +44,8 @@ static void release_dead(weft__worker *w)
 /* Runs first on whichever context a switch lands on. */
 static void landed(weft__worker *w, void *fake_stack)
 {
-    weft__hook_switch_end(fake_stack);
+    if (weft_unlikely(w->sched.tooling))
+        weft__hook_switch_end(fake_stack);
     if (w->sched.dead)
         release_dead(w);
     weft_task *t = w->current;
@@ -67,14 +68,16 @@ static WEFT_NOINLINE void switch_to(weft__worker *w, weft_task *from, weft_task 
     w->stats.nswitches++;
     /* A finished task's frames are never returned to: no fake stack to keep for it. */
     void *fake = NULL;
-    bool exiting = from && from == w->sched.dead;
-    if (to)
-        weft__hook_switch_begin(exiting ? NULL : &fake, to->stack->lo,
-                                (size_t)(to->stack->hi - to->stack->lo));
-    else
-        weft__hook_switch_begin(exiting ? NULL : &fake, w->sched.loop_stack_lo,
-                                w->sched.loop_stack_size);
-    weft__hook_fiber_switch(to ? to->stack->fiber : w->sched.loop_fiber);
+    if (weft_unlikely(w->sched.tooling)) {
+        bool exiting = from && from == w->sched.dead;
+        if (to)
+            weft__hook_switch_begin(exiting ? NULL : &fake, to->stack->lo,
+                                    (size_t)(to->stack->hi - to->stack->lo));
+        else
+            weft__hook_switch_begin(exiting ? NULL : &fake, w->sched.loop_stack_lo,
+                                    w->sched.loop_stack_size);
+        weft__hook_fiber_switch(to ? to->stack->fiber : w->sched.loop_fiber);
+    }
     weft__ctx_switch(fc, tc);
     landed(w, fake);
 }
@@ -293,4 +296,5 @@ weft_task *weft__blocking_task(weft__worker *w)
 WEFT_COLD void weft__sched_init(weft__worker *w, unsigned budget)
 {
     w->sched.budget_max = budget;
+    w->sched.tooling = weft__hook_tooling_present();
 }

@@ -27,6 +27,7 @@ typedef struct weft__sched {
     const void *loop_stack_lo;
     size_t loop_stack_size;
     void *loop_fiber;
+    bool tooling; /* a sanitizer's fiber hooks are live (hooks.h); fixed at init */
 } weft__sched;
 
 /* Makes a READY task runnable on its worker's queue; called by whoever moved it to READY on
