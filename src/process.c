@@ -35,20 +35,16 @@ static void close_fd(int fd)
     if (fd < 0)
         return;
     if (weft__worker_current())
-        weft_fd_close(fd); /* forgets any registration too */
+        weft_close(fd); /* forgets any registration too */
     else
-        close(fd);
+        weft__sys_close(NULL, fd);
 }
 
-static int pidfd_open_(pid_t pid)
+/* The current worker's system-call record, or NULL outside a runtime (not counted). */
+static weft__sys *sys_here(void)
 {
-#ifdef SYS_pidfd_open
-    long fd = syscall(SYS_pidfd_open, pid, 0);
-    return fd >= 0 ? (int)fd : -errno;
-#else
-    (void)pid;
-    return -ENOSYS;
-#endif
+    weft__worker *w = weft__worker_current();
+    return w ? &w->sys : NULL;
 }
 
 int weft_process_spawn(weft_process **out, const char *path, char *const argv[],
@@ -88,17 +84,17 @@ int weft_process_spawn(weft_process **out, const char *path, char *const argv[],
         if (!(flags & (WEFT_PROCESS_STDIN << i)))
             continue;
         int fds[2];
-        if (pipe2(fds, O_CLOEXEC) != 0) {
-            r = errno;
+        r = -weft__sys_pipe(&w->sys, fds, O_CLOEXEC);
+        if (r != 0)
             break;
-        }
         /* stdin: the child reads fds[0]; stdout/stderr: the child writes fds[1]. */
         int mine = i == 0 ? fds[1] : fds[0];
         child_end[i] = i == 0 ? fds[0] : fds[1];
         p->stdio[i] = mine;
         /* Only the parent's end is non-blocking: the child's program expects blocking I/O. */
-        if (fcntl(mine, F_SETFL, fcntl(mine, F_GETFL) | O_NONBLOCK) != 0)
-            r = errno;
+        int fl = weft__sys_fcntl(&w->sys, mine, F_GETFL, 0);
+        if (fl < 0 || (fl = weft__sys_fcntl(&w->sys, mine, F_SETFL, fl | O_NONBLOCK)) < 0)
+            r = -fl;
         else
             r = posix_spawn_file_actions_adddup2(&fa, child_end[i], i);
     }
@@ -115,23 +111,24 @@ int weft_process_spawn(weft_process **out, const char *path, char *const argv[],
     if (r == 0)
         r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     if (r == 0)
-        r = posix_spawn(&p->pid, path, &fa, &attr, argv, envp ? envp : environ);
+        r = -weft__sys_posix_spawn(&w->sys, &p->pid, path, &fa, &attr, argv,
+                                   envp ? envp : environ);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     for (int i = 0; i < 3; i++)
         if (child_end[i] >= 0)
-            close(child_end[i]);
+            weft__sys_close(&w->sys, child_end[i]);
     if (r != 0) {
         for (int i = 0; i < 3; i++)
             if (p->stdio[i] >= 0)
-                close(p->stdio[i]);
+                weft__sys_close(&w->sys, p->stdio[i]);
         weft__free(w, p);
         return -r;
     }
     /* The child is ours until reaped, so its pid cannot be reused before pidfd_open. */
-    int fd = pidfd_open_(p->pid);
+    int fd = weft__sys_pidfd_open(&w->sys, p->pid);
     if (fd >= 0) {
-        fcntl(fd, F_SETFD, FD_CLOEXEC);
+        weft__sys_fcntl(&w->sys, fd, F_SETFD, FD_CLOEXEC);
         p->pidfd = fd;
         weft__io_fd_fresh(w, fd);
     }
@@ -148,12 +145,13 @@ static int try_reap(weft_process *p)
     siginfo_t si;
     for (;;) {
         memset(&si, 0, sizeof si);
-        int r = p->pidfd >= 0 ? waitid((idtype_t)P_PIDFD, (id_t)p->pidfd, &si, WEXITED | WNOHANG)
-                              : waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG);
+        int r = p->pidfd >= 0
+                    ? weft__sys_waitid(sys_here(), P_PIDFD, (id_t)p->pidfd, &si, WEXITED | WNOHANG)
+                    : weft__sys_waitid(sys_here(), P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG);
         if (r == 0)
             break;
-        if (errno != EINTR)
-            return -errno;
+        if (r != -EINTR)
+            return r;
     }
     if (si.si_pid == 0)
         return 0;
@@ -211,12 +209,9 @@ int weft_process_kill(weft_process *p, int sig)
         return -EINVAL;
     if (p->reaped)
         return -ESRCH;
-#ifdef SYS_pidfd_send_signal
-    if (p->pidfd >= 0)
-        return syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0) == 0 ? 0 : -errno;
-#endif
-    /* Not reaped: the pid is still this child's (a zombie at worst). */
-    return kill(p->pid, sig) == 0 ? 0 : -errno;
+    /* Not reaped: the pid is still this child's (a zombie at worst); the pidfd, when there is
+     * one, names it whatever happens to the pid. */
+    return weft__sys_kill(sys_here(), p->pidfd, p->pid, sig);
 }
 
 pid_t weft_process_pid(const weft_process *p)

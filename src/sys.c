@@ -13,6 +13,9 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
+#include <signal.h>
+#include <spawn.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -298,5 +301,47 @@ int weft__sys_madvise(weft__sys *s, void *addr, size_t len, int advice)
 {
     ENTER(s, madvise);
     int r = madvise(addr, len, advice);
+    return RESULT(r);
+}
+
+int weft__sys_posix_spawn(weft__sys *s, pid_t *pid, const char *path, const void *file_actions,
+                          const void *attr, char *const argv[], char *const envp[])
+{
+    ENTER(s, posix_spawn);
+    int r = posix_spawn(pid, path, file_actions, attr, argv, envp);
+    return r == 0 ? 0 : -r; /* posix_spawn returns the error rather than setting errno */
+}
+
+int weft__sys_pidfd_open(weft__sys *s, pid_t pid)
+{
+    ENTER(s, pidfd_open);
+#ifdef SYS_pidfd_open
+    long r = syscall(SYS_pidfd_open, pid, 0);
+    return r >= 0 ? (int)r : -errno;
+#else
+    (void)pid;
+    return -ENOSYS;
+#endif
+}
+
+int weft__sys_waitid(weft__sys *s, int idtype, id_t id, void *info, int options)
+{
+    ENTER(s, waitid);
+    int r = waitid((idtype_t)idtype, id, info, options);
+    return RESULT(r);
+}
+
+int weft__sys_kill(weft__sys *s, int pidfd, pid_t pid, int sig)
+{
+    ENTER(s, kill);
+#ifdef SYS_pidfd_send_signal
+    if (pidfd >= 0) {
+        long r = syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+        return r == 0 ? 0 : -errno;
+    }
+#else
+    (void)pidfd;
+#endif
+    int r = kill(pid, sig);
     return RESULT(r);
 }

@@ -65,7 +65,11 @@ struct timespec;
     X(mmap)                                                                                        \
     X(munmap)                                                                                      \
     X(mprotect)                                                                                    \
-    X(madvise)
+    X(madvise)                                                                                     \
+    X(posix_spawn)                                                                                 \
+    X(pidfd_open)                                                                                  \
+    X(waitid)                                                                                      \
+    X(kill)
 
 enum {
 #define WEFT__SYS_ENUM(name) WEFT__SYS_##name,
@@ -193,6 +197,13 @@ int weft__sys_fsync(weft__sys *s, int fd);
 int weft__sys_stat(weft__sys *s, const char *path, struct stat *st);
 ssize_t weft__sys_sendfile(weft__sys *s, int out_fd, int in_fd, off_t *off, size_t count);
 int weft__sys_pipe(weft__sys *s, int fds[2], int flags);
+/* Processes (process.c). posix_spawn returns its error as a positive number: turned into
+ * -errno here like every other call. kill is pidfd_send_signal when pidfd >= 0. */
+int weft__sys_posix_spawn(weft__sys *s, pid_t *pid, const char *path, const void *file_actions,
+                          const void *attr, char *const argv[], char *const envp[]);
+int weft__sys_pidfd_open(weft__sys *s, pid_t pid);
+int weft__sys_waitid(weft__sys *s, int idtype, id_t id, void *info, int options);
+int weft__sys_kill(weft__sys *s, int pidfd, pid_t pid, int sig);
 int weft__sys_eventfd(weft__sys *s, unsigned initval, int flags);
 int weft__sys_signalfd(weft__sys *s, const sigset_t *set, int flags);
 int weft__sys_epoll_create(weft__sys *s, int flags);
