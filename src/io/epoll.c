@@ -2,8 +2,12 @@
  * both directions (Go's netpoller model), and an eventfd that other threads write to wake a
  * blocked worker. An operation is its system call, tried first (a ready fd costs one call and
  * no wait), then a wait for readiness on EAGAIN; regular-file operations go to the blocking
- * pool, since epoll calls a file always ready. Waits with nanosecond timeouts through
- * epoll_pwait2 where the kernel has it, else epoll_wait rounded up to whole milliseconds. */
+ * pool, since epoll calls a file always ready (a FIFO or a device opened by path is not a
+ * file: it takes the readiness path, where deadlines work). Every fd is classified at its
+ * first operation (fdtable.c), before its first system call, which is what lets weft set
+ * O_NONBLOCK on it before a read could block the thread. Waits with nanosecond timeouts
+ * through epoll_pwait2 where the kernel has it (not under valgrind, which does not know it),
+ * else epoll_wait rounded up to whole milliseconds. */
 #include <errno.h>
 #include <stdint.h>
 #include <sys/epoll.h>
@@ -12,6 +16,15 @@
 
 #include "backend.h"
 #include "exec.h"
+
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
 
 #define MAX_EVENTS 256 /* events taken per wait: enough to drain a busy tick in one call */
 
@@ -28,7 +41,7 @@ WEFT_COLD static int ep_init(weft__io *io)
     epoll_state *s = weft__malloc(io->w, sizeof *s);
     if (!s)
         return -ENOMEM;
-    s->have_pwait2 = 1;
+    s->have_pwait2 = !RUNNING_ON_VALGRIND; /* valgrind: "unhandled syscall 441" otherwise */
     s->epfd = weft__sys_epoll_create(sys, EPOLL_CLOEXEC);
     if (s->epfd < 0) {
         int e = s->epfd;
@@ -99,11 +112,13 @@ static inline __attribute__((always_inline)) int wait_ready(weft__io *io, int fd
     return weft__fdtable_wait(io, fd, events, deadline);
 }
 
-/* Drained reads. A read that returned less than it asked for emptied the socket's receive
- * queue at that moment; with edge-triggered epoll, any byte that arrives later brings a new
- * readable edge. So until such an edge comes, the next read can skip the system call that
- * would only say EAGAIN and wait first (Tokio's reasoning too): one syscall fewer per message
- * on a request/response connection. */
+/* Drained reads. A read that returned less than it asked for emptied a byte stream's
+ * receive queue at that moment; with edge-triggered epoll, any byte that arrives later brings
+ * a new readable edge. So until such an edge comes, the next read can skip the system call
+ * that would only say EAGAIN and wait first (Tokio's reasoning too): one syscall fewer per
+ * message on a request/response connection. Only for byte streams (WEFT__FD_STREAM): a
+ * datagram, a seqpacket record or a tty line is one read each, and a burst of them comes
+ * under one edge, so a short read there says nothing about what is still queued. */
 static int read_drained(weft__io *io, int fd)
 {
     if (fd < 0 || (size_t)fd >= io->nfds)
@@ -115,7 +130,8 @@ static int read_drained(weft__io *io, int fd)
 
 static void mark_drained(weft__io *io, int fd)
 {
-    if (fd >= 0 && (size_t)fd < io->nfds && io->fds[fd].watched)
+    if (fd >= 0 && (size_t)fd < io->nfds && io->fds[fd].watched &&
+        io->fds[fd].kind == WEFT__FD_STREAM)
         io->fds[fd].drained = 1;
 }
 
@@ -137,22 +153,10 @@ static ssize_t ep_connect(weft__io *io, const weft__ioreq *q, int64_t deadline)
     return r < 0 ? r : -soerr;
 }
 
-/* The requests that are not "try the call, wait on EAGAIN": kept out of ep_submit so that
- * its hot path (reads and writes on sockets) stays small. */
-WEFT_NOINLINE static ssize_t ep_submit_other(weft__io *io, const weft__ioreq *q, int64_t deadline)
+/* Try the call, wait on EAGAIN: reads and writes on a classified fd. */
+static inline __attribute__((always_inline)) ssize_t ep_rw(weft__io *io, const weft__ioreq *q,
+                                                           int64_t deadline)
 {
-    if (q->opts & WEFT__IOQ_FILE)
-        return weft__io_exec_blocking(io->w, q, deadline);
-    if (q->op == WEFT__IO_POLL)
-        return wait_ready(io, q->fd, q->flags, deadline);
-    return ep_connect(io, q, deadline);
-}
-
-static ssize_t ep_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
-{
-    if (weft_unlikely((q->opts & WEFT__IOQ_FILE) || q->op == WEFT__IO_POLL ||
-                      q->op == WEFT__IO_CONNECT))
-        return ep_submit_other(io, q, deadline);
     /* weft_read and weft_recv: the drained-read shortcut (MSG_PEEK leaves data queued, so
      * a short peek says nothing about the queue). */
     int plain_read = q->op == WEFT__IO_READ || q->op == WEFT__IO_RECV;
@@ -176,6 +180,35 @@ static ssize_t ep_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
         if (r < 0)
             return r;
     }
+}
+
+/* The requests that are not "try the call, wait on EAGAIN" on a known fd: kept out of
+ * ep_submit so that its hot path (reads and writes on sockets) stays small. */
+WEFT_NOINLINE static ssize_t ep_submit_other(weft__io *io, const weft__ioreq *q, int64_t deadline)
+{
+    if (q->op == WEFT__IO_OPEN || q->op == WEFT__IO_STAT)
+        return weft__io_exec_blocking(io->w, q, deadline);
+    /* The first operation on an fd classifies it (and makes it non-blocking) before any
+     * system call is made on it. */
+    int kind = weft__fdtable_kind(io, q->fd);
+    if (kind < 0)
+        return kind;
+    if ((q->opts & WEFT__IOQ_FILE) && kind == WEFT__FD_FILE)
+        return weft__io_exec_blocking(io->w, q, deadline);
+    if (q->op == WEFT__IO_POLL)
+        return wait_ready(io, q->fd, q->flags, deadline);
+    if (q->op == WEFT__IO_CONNECT)
+        return ep_connect(io, q, deadline);
+    return ep_rw(io, q, deadline);
+}
+
+static ssize_t ep_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
+{
+    if (weft_unlikely((q->opts & WEFT__IOQ_FILE) || q->op == WEFT__IO_POLL ||
+                      q->op == WEFT__IO_CONNECT || (size_t)q->fd >= io->nfds ||
+                      !io->fds[q->fd].kind))
+        return ep_submit_other(io, q, deadline);
+    return ep_rw(io, q, deadline);
 }
 
 static int ep_poll(weft__io *io, int64_t timeout_ns)
