@@ -94,17 +94,15 @@ static void ep_forget(weft__io *io, int fd)
         weft__sys_epoll_ctl(&io->w->sys, s->epfd, EPOLL_CTL_DEL, fd, NULL);
 }
 
-/* Waits for `events` on fd, registering it first if this is its first wait. Registration
- * fails cleanly: the record stays unwatched, and the next wait tries again. */
+/* Waits for `events` on a classified fd, registering it first if this is its first wait.
+ * Registration fails cleanly: the record stays unwatched, and the next wait tries again. */
 static inline __attribute__((always_inline)) int wait_ready(weft__io *io, int fd, int events,
                                                             int64_t deadline)
 {
-    weft__fdrec *rec;
-    int r = weft__fdtable_get(io, fd, &rec);
-    if (r < 0)
-        return r;
+    /* Every caller classified fd first, so the table holds it. */
+    weft__fdrec *rec = &io->fds[fd];
     if (!rec->watched) {
-        r = watch(io, fd);
+        int r = watch(io, fd);
         if (r < 0)
             return r;
         rec->watched = 1;
@@ -119,16 +117,7 @@ static inline __attribute__((always_inline)) int wait_ready(weft__io *io, int fd
  * message on a request/response connection. Only for byte streams (WEFT__FD_STREAM): a
  * datagram, a seqpacket record or a tty line is one read each, and a burst of them comes
  * under one edge, so a short read there says nothing about what is still queued. */
-static int read_drained(weft__io *io, int fd)
-{
-    if (fd < 0 || (size_t)fd >= io->nfds)
-        return 0;
-    weft__fdrec *rec = &io->fds[fd];
-    /* After a hang-up no edge will come again, so never wait then: read() reports it. */
-    return rec->drained && rec->watched && !rec->hup && !(rec->ready & WEFT_READABLE);
-}
-
-static void mark_drained(weft__io *io, int fd)
+static inline void mark_drained(weft__io *io, int fd)
 {
     if (fd >= 0 && (size_t)fd < io->nfds && io->fds[fd].watched &&
         io->fds[fd].kind == WEFT__FD_STREAM)
@@ -153,34 +142,8 @@ static ssize_t ep_connect(weft__io *io, const weft__ioreq *q, int64_t deadline)
     return r < 0 ? r : -soerr;
 }
 
-/* Try the call, wait on EAGAIN: reads and writes on a classified fd. */
-static inline __attribute__((always_inline)) ssize_t ep_rw(weft__io *io, const weft__ioreq *q,
-                                                           int64_t deadline)
-{
-    /* weft_read and weft_recv: the drained-read shortcut (MSG_PEEK leaves data queued, so
-     * a short peek says nothing about the queue). */
-    int plain_read = q->op == WEFT__IO_READ || q->op == WEFT__IO_RECV;
-    if (plain_read && q->len > 0 && read_drained(io, q->fd)) {
-        int r = wait_ready(io, q->fd, WEFT_READABLE, deadline);
-        if (r < 0)
-            return r;
-    }
-    for (;;) {
-        ssize_t n = weft__io_exec(&io->w->sys, q);
-        if (n >= 0) {
-            if (plain_read && n > 0 && (size_t)n < q->len && !(q->flags & MSG_PEEK))
-                mark_drained(io, q->fd);
-            return n;
-        }
-        if (n == -EINTR)
-            continue;
-        if (n != -EAGAIN && n != -EWOULDBLOCK)
-            return n;
-        int r = wait_ready(io, q->fd, weft__io_dir(q), deadline);
-        if (r < 0)
-            return r;
-    }
-}
+/* What ep_submit_other returns for "classified now: go on with the plain path". */
+#define EP_PLAIN ((ssize_t)INT64_MIN)
 
 /* The requests that are not "try the call, wait on EAGAIN" on a known fd: kept out of
  * ep_submit so that its hot path (reads and writes on sockets) stays small. */
@@ -199,16 +162,46 @@ WEFT_NOINLINE static ssize_t ep_submit_other(weft__io *io, const weft__ioreq *q,
         return wait_ready(io, q->fd, q->flags, deadline);
     if (q->op == WEFT__IO_CONNECT)
         return ep_connect(io, q, deadline);
-    return ep_rw(io, q, deadline);
+    return EP_PLAIN; /* a FIFO's file request, or a first read or write */
 }
 
 static ssize_t ep_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
-    if (weft_unlikely((q->opts & WEFT__IOQ_FILE) || q->op == WEFT__IO_POLL ||
-                      q->op == WEFT__IO_CONNECT || (size_t)q->fd >= io->nfds ||
-                      !io->fds[q->fd].kind))
-        return ep_submit_other(io, q, deadline);
-    return ep_rw(io, q, deadline);
+    /* One look at the record serves the classification test and the drained shortcut. */
+    weft__fdrec *rec;
+    if (weft_unlikely((size_t)q->fd >= io->nfds || !(rec = &io->fds[q->fd])->kind ||
+                      (q->opts & WEFT__IOQ_FILE) || q->op == WEFT__IO_POLL ||
+                      q->op == WEFT__IO_CONNECT)) {
+        ssize_t r = ep_submit_other(io, q, deadline);
+        if (r != EP_PLAIN)
+            return r;
+        rec = &io->fds[q->fd]; /* classified: the table holds it now (and may have moved) */
+    }
+    /* weft_read and weft_recv: the drained-read shortcut (MSG_PEEK leaves data queued, so
+     * a short peek says nothing about the queue). After a hang-up no edge will come again,
+     * so never wait then: read() reports it. */
+    int plain_read = q->op == WEFT__IO_READ || q->op == WEFT__IO_RECV;
+    if (plain_read && q->len > 0 && rec->drained && rec->watched && !rec->hup &&
+        !(rec->ready & WEFT_READABLE)) {
+        int r = wait_ready(io, q->fd, WEFT_READABLE, deadline);
+        if (r < 0)
+            return r;
+    }
+    for (;;) {
+        ssize_t n = weft__io_exec(&io->w->sys, q);
+        if (n >= 0) {
+            if (plain_read && n > 0 && (size_t)n < q->len && !(q->flags & MSG_PEEK))
+                mark_drained(io, q->fd); /* looked up again: a wait may have moved it */
+            return n;
+        }
+        if (n == -EINTR)
+            continue;
+        if (n != -EAGAIN && n != -EWOULDBLOCK)
+            return n;
+        int r = wait_ready(io, q->fd, weft__io_dir(q), deadline);
+        if (r < 0)
+            return r;
+    }
 }
 
 static int ep_poll(weft__io *io, int64_t timeout_ns)

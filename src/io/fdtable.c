@@ -152,13 +152,24 @@ static unsigned mine(const weft__fdrec *rec, int events, const weft__fdwaiter *r
 
 /* Leaves queue q (direction dir). If a waiter is left behind and this one used an edge of
  * dir (`used`) or one waits unconsumed, the next is woken with the edge. */
-static void leave(weft__fdrec *rec, weft__fdq *q, weft__fdwaiter *n, unsigned dir, unsigned used)
+static void leave_slow(weft__fdrec *rec, weft__fdq *q, weft__fdwaiter *n, unsigned dir,
+                       unsigned used)
 {
     dequeue(q, n);
     if (q->head && ((used & dir) || (rec->ready & dir))) {
         rec->ready |= (uint8_t)dir;
         weft_waker_wake(q->head->waker);
     }
+}
+
+static inline void leave(weft__fdrec *rec, weft__fdq *q, weft__fdwaiter *n, unsigned dir,
+                         unsigned used)
+{
+    if (weft_likely(q->head == n && !n->next)) { /* alone: the common case */
+        q->head = q->tail = NULL;
+        return;
+    }
+    leave_slow(rec, q, n, dir, used);
 }
 
 int weft__fdtable_wait(weft__io *io, int fd, int events, int64_t deadline)
