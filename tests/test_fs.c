@@ -18,7 +18,8 @@ typedef struct fifo {
 
 static void fifo_make(fifo *f)
 {
-    snprintf(f->dir, sizeof f->dir, "%s/weft-fs-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    snprintf(f->dir, sizeof f->dir, "%s/weft-fs-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     cr_assert_not_null(mkdtemp(f->dir));
     snprintf(f->path, sizeof f->path, "%s/fifo", f->dir);
     cr_assert_eq(mkfifo(f->path, 0600), 0);
@@ -53,8 +54,7 @@ static void *fifo_main(void *arg)
     cr_assert_geq(fd, 0, "open: %s", weft_strerror(fd));
     char buf[16];
     /* Empty: the deadline ends the read. */
-    cr_assert_eq(weft_file_read(fd, buf, sizeof buf, weft_deadline_in(50 * WEFT_MSEC)),
-                 -ETIMEDOUT);
+    cr_assert_eq(weft_file_read(fd, buf, sizeof buf, weft_deadline_in(50 * WEFT_MSEC)), -ETIMEDOUT);
     /* Cancelled while it waits. */
     waiter w = {.fd = fd, .n = 1};
     weft_task *t;
@@ -86,7 +86,8 @@ static void *regular_main(void *arg)
     fifo_make(&f);
     char path[PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/file", f.dir);
-    int fd = weft_file_open(path, O_RDWR | O_CREAT | O_TRUNC, 0600, weft_deadline_in(10 * WEFT_SEC));
+    int fd =
+        weft_file_open(path, O_RDWR | O_CREAT | O_TRUNC, 0600, weft_deadline_in(10 * WEFT_SEC));
     cr_assert_geq(fd, 0);
     cr_assert_eq(weft_file_write(fd, "regular", 7, WEFT_FOREVER), 7);
     char buf[16];

@@ -193,8 +193,8 @@ int weft__fdtable_wait(weft__io *io, int fd, int events, int64_t deadline)
             break;
         nrd.waker = nwr.waker = weft__waker_of(t);
         io->nwaiters++;
-        weft__wait wr = {.kind = WEFT__WAIT_FD, .what = (const void *)(intptr_t)fd,
-                         .deadline = deadline};
+        weft__wait wr = {
+            .kind = WEFT__WAIT_FD, .what = (const void *)(intptr_t)fd, .deadline = deadline};
         r = weft__park(w, &wr);
         w = t->worker; /* re-read after the park (the migration rule) */
         io = w->io;
