@@ -105,6 +105,7 @@ SOAK_CONNS   ?= 10000
 soak:
 	@scripts/deps.sh build
 	@$(MAKE) --no-print-directory $(BUILD)/bench/CMakeCache.txt
+	cmake -S . -B $(BUILD)/bench $(CONF_bench) >/dev/null
 	cmake --build $(BUILD)/bench -j$(JOBS) --target echo_server soak_load
 	bench/soak.sh $(BUILD)/bench $(SOAK_SECONDS) $(SOAK_CONNS)
 
