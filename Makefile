@@ -8,6 +8,10 @@
 #   make install PREFIX=/usr/local
 #   make cross-test   aarch64 cross build, core tests under qemu-aarch64
 #   make format  clang-format in place
+#   make coverage   the whole Criterion suite under gcc --coverage; line and branch coverage
+#                of src/ (gcovr), total printed, report in build/coverage/coverage.txt
+#   make soak    examples/echo_server under bench/soak_load on both backends, every byte
+#                checked: SOAK_SECONDS (600) with SOAK_CONNS (10000) connections
 BUILD   ?= build
 PREFIX  ?= /usr/local
 JOBS    ?= $(shell nproc)
@@ -18,7 +22,7 @@ endif
 CTEST = ctest --output-on-failure -j$(JOBS)
 
 .PHONY: all build run test test-rel test-asan test-lto test-tsan test-valgrind bench bench-net \
-        install \
+        install coverage soak \
         cross-test format clean
 
 all: build
@@ -37,6 +41,9 @@ CONF_lto  = -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_LTO=ON -DWEFT_BENCH=OFF -DW
             -DWEFT_TESTING=ON
 # Benchmarks get their own build: no test seams in the measured library.
 CONF_bench = -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_TESTS=OFF -DWEFT_TESTING=OFF
+CONF_coverage = -DCMAKE_BUILD_TYPE=Debug -DWEFT_TESTS_REQUIRED=ON -DWEFT_TESTING=ON \
+                -DWEFT_BENCH=OFF -DWEFT_EXAMPLES=OFF -DCMAKE_C_FLAGS=--coverage \
+                -DCMAKE_EXE_LINKER_FLAGS=--coverage -DCMAKE_SHARED_LINKER_FLAGS=--coverage
 CONF_tsan = -DCMAKE_BUILD_TYPE=Debug -DWEFT_SANITIZE=thread -DWEFT_BENCH=OFF -DWEFT_EXAMPLES=OFF
 CONF_aarch64 = -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake \
                -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_BENCH=OFF -DWEFT_EXAMPLES=OFF
@@ -87,6 +94,25 @@ bench-net:
 	@$(MAKE) --no-print-directory $(BUILD)/bench/CMakeCache.txt
 	cmake --build $(BUILD)/bench -j$(JOBS)
 	BACKENDS="epoll io_uring" bench/run_net.sh $(BUILD)/bench $(RUNS)
+
+# Counts from the previous run are deleted first; the suite runs on both backends (CTest).
+coverage:
+	@scripts/deps.sh coverage
+	@$(MAKE) --no-print-directory $(BUILD)/coverage/CMakeCache.txt
+	cmake --build $(BUILD)/coverage -j$(JOBS)
+	find $(BUILD)/coverage -name '*.gcda' -delete
+	cd $(BUILD)/coverage && $(CTEST) -E '^layers$$'
+	gcovr --root $(CURDIR) --filter '$(CURDIR)/src/' --exclude-unreachable-branches \
+	  --txt $(BUILD)/coverage/coverage.txt --print-summary $(BUILD)/coverage
+
+SOAK_SECONDS ?= 600
+SOAK_CONNS   ?= 10000
+soak:
+	@scripts/deps.sh build
+	@$(MAKE) --no-print-directory $(BUILD)/bench/CMakeCache.txt
+	cmake -S . -B $(BUILD)/bench $(CONF_bench) >/dev/null
+	cmake --build $(BUILD)/bench -j$(JOBS) --target echo_server soak_load
+	bench/soak.sh $(BUILD)/bench $(SOAK_SECONDS) $(SOAK_CONNS)
 
 install: build
 	cmake -S . -B $(BUILD)/rel -DCMAKE_INSTALL_PREFIX=$(abspath $(PREFIX)) >/dev/null

@@ -458,28 +458,50 @@ WEFT_API int weft_spawn_future(weft_task **out, weft_future *f, const weft_spawn
  * edge-triggered, and stays registered until weft_fd_close()/weft_fd_forget(); a readiness
  * edge that arrived since the last wait is reported at once, so call it after the syscall
  * returned EAGAIN, and retry the syscall after it returns.
+ * Several tasks may wait for the same direction of one fd (as in Go): they all wait, none
+ * gets -EBUSY. On epoll they are served in the order they began to wait: an edge wakes the
+ * first, and when it leaves the next is woken too (possibly with nothing left for it: retry
+ * the syscall, and wait again on EAGAIN); on io_uring each waits on its own poll and the
+ * kernel picks the order. Like every I/O call below, the first wait on an fd sets O_NONBLOCK
+ * on it (see "I/O on file descriptors").
  * Returns the ready mask (> 0; it may include WEFT_READABLE|WEFT_WRITABLE also on errors or
  * hang-up, so that the retried syscall reports them), -ETIMEDOUT, -ECANCELED, -EBADF (fd
- * closed through weft_fd_close while waiting, or invalid), -EBUSY (another task already waits
- * for the same direction), -EINVAL, -EPERM outside a task. */
+ * closed through weft_fd_close while waiting, or not an open fd), -EINVAL, -EPERM outside a
+ * task. */
 WEFT_API int weft_fd_wait(int fd, int events, int64_t deadline);
 
-/* Forgets `fd`'s registration (wakes its waiters with -EBADF) without closing it; call it
- * before closing an fd some other way. Returns 0 or -EPERM. */
+/* Forgets `fd`'s registration (wakes its waiters with -EBADF) and what weft knows of it (its
+ * kind) without closing it; call it before closing an fd some other way. Returns 0, -EBADF
+ * (not an open fd: weft's fd table never grows for one), -ENOMEM, -EPERM outside a runtime. */
 WEFT_API int weft_fd_forget(int fd);
 
-/* Forgets `fd` as above, then closes it. Returns 0 or the negative errno of close(). */
+/* Forgets `fd` as above, then closes it. Returns 0, -EBADF (not an open fd), -ENOMEM, or the
+ * negative errno of close(). Outside a runtime there is nothing to forget: it just closes.
+ * Any thread. */
 WEFT_API int weft_fd_close(int fd);
 
 /* ---------------------------------------------------------------------------------------
  * I/O on file descriptors
  *
  * Every call below tries the system call first and parks the task only when the fd is not
- * ready (EAGAIN), so the fd must be non-blocking: weft's socket calls create them so, and
- * weft_fd_nonblock() sets it on fds of your own. Each takes a deadline, returns -ECANCELED at
- * once in a cancelled task, and returns the other failures as the system call's negative
- * errno. Close fds that weft may have waited on with weft_fd_close() (weft_close() below),
- * or call weft_fd_forget() first. All of them: from inside a task only (-EPERM elsewhere).
+ * ready (EAGAIN), so the fd must be non-blocking. weft's socket calls create them so; any
+ * other fd is made so by weft itself at its first use (the first I/O call or weft_fd_wait on
+ * it): weft looks at what it is once (fstat, and SO_TYPE for a socket), remembers it until
+ * the fd is closed or forgotten, and sets O_NONBLOCK unless it is a regular file, block
+ * device or directory (Go does the same). O_NONBLOCK belongs to the open file description:
+ * every fd dup()ed from it and every process that shares it (a terminal's stdin shared with
+ * the shell, say) sees it too. weft_fd_nonblock() sets it ahead of time.
+ *
+ * Each call takes a deadline, returns -ECANCELED at once in a cancelled task, and returns
+ * the other failures as the system call's negative errno (-EBADF for a number that is not an
+ * open fd). A read returns what one system call gives: a datagram, a seqpacket record or a
+ * terminal line each; a burst of them is read one per call without waiting, on both
+ * backends. A length above what Linux moves in one call (0x7ffff000 bytes) is cut to it per
+ * call: a read returns at most that, a write loops on. Several tasks may use one fd in the
+ * same direction: they wait their turn (see weft_fd_wait), none gets -EBUSY.
+ * Close fds that weft may have used with weft_fd_close() (weft_close() below), or call
+ * weft_fd_forget() first: a number closed some other way and reused keeps what weft knew of
+ * the old fd. All of them: from inside a task only (-EPERM elsewhere), but weft_close().
  * ------------------------------------------------------------------------------------- */
 
 /* Sets O_NONBLOCK on fd. Returns 0 or -errno. Any thread. */
@@ -491,7 +513,9 @@ WEFT_API ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt, int64_t
 
 /* Writes all len bytes, parking while the fd is full: returns len, or -errno (-ETIMEDOUT,
  * -EPIPE, ...) if it stopped early, in which case an unknown prefix was written and the
- * stream should be closed. weft_writev() writes every buffer likewise (iovcnt <= 1024). */
+ * stream should be closed; -EIO if the fd took nothing of a non-empty write (write(2)
+ * returned 0), rather than trying forever. weft_writev() writes every buffer likewise
+ * (iovcnt <= 1024). */
 WEFT_API ssize_t weft_write(int fd, const void *buf, size_t len, int64_t deadline);
 WEFT_API ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, int64_t deadline);
 
@@ -518,7 +542,8 @@ WEFT_API int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, in
 /* shutdown(2); never blocks. Returns 0 or -errno. */
 WEFT_API int weft_shutdown(int fd, int how);
 
-/* Forgets fd in the reactor (waking its waiters with -EBADF), then closes it. */
+/* weft_fd_close(): forgets fd in the reactor (waking its waiters with -EBADF), then closes
+ * it. Returns 0, -EBADF or close()'s -errno. Any thread: outside a runtime it just closes. */
 WEFT_API int weft_close(int fd);
 
 /* Sends `count` bytes of in_fd from *offset (updated; NULL: the file position) to out_fd,
@@ -636,9 +661,13 @@ WEFT_API int weft_stream_close(weft_stream *s, int64_t deadline);
  * thread could be started), -EPERM outside a task. Runtime thread only. */
 WEFT_API int weft_blocking(weft_fn fn, void *arg, void **result, int64_t deadline);
 
-/* Files, through the blocking pool (regular files are always "ready" to epoll). Same
- * results as the system calls, as >= 0 or -errno; the deadline withdraws a call that has
- * not started. Close with weft_close() or close(). */
+/* Files. Regular files (and block devices) go through the blocking pool on epoll (they are
+ * always "ready" to it) and through the ring on io_uring; the deadline withdraws a pool call
+ * that has not started. An fd that is not a regular file (a FIFO, a character device, a
+ * socket opened by path) is decided at its first use (as for weft_read) and takes the
+ * readiness path instead, where deadlines and cancellation end a call that waits. Same
+ * results as the system calls, as >= 0 or -errno. Close with weft_close() (or
+ * weft_fd_forget() and close()). */
 WEFT_API int weft_file_open(const char *path, int flags, mode_t mode, int64_t deadline);
 WEFT_API ssize_t weft_file_read(int fd, void *buf, size_t len, int64_t deadline);
 WEFT_API ssize_t weft_file_write(int fd, const void *buf, size_t len, int64_t deadline);

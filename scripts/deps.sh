@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a make target needs, only those missing. Usage:
-#   scripts/deps.sh build|test|cross|bench
+#   scripts/deps.sh build|test|cross|bench|coverage
 # As root it runs apt-get; otherwise through sudo when there is one, else it lists what to
 # install and fails.
 set -euo pipefail
@@ -10,6 +10,7 @@ case "${1:-build}" in
   build) ;;
   test)  want+=(libcriterion-dev valgrind python3 binutils g++ clang) ;;
   cross) want+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user qemu-user-binfmt) ;;
+  coverage) want+=(libcriterion-dev gcovr) ;;
   bench) want+=(g++ golang-go libboost-context-dev librust-tokio-dev cargo util-linux libuv1-dev) ;;
   *) echo "deps.sh: unknown set '$1'" >&2; exit 2 ;;
 esac

@@ -133,6 +133,8 @@ static ssize_t write_all(int fd, const char *p, size_t len, int flags, int use_s
         ssize_t n = weft__io_submit(w, &q, deadline);
         if (n < 0)
             return n;
+        if (n == 0)
+            return -EIO; /* the fd took nothing of a non-empty write: never spin on it */
         done += (size_t)n;
     }
     return (ssize_t)len;
@@ -178,6 +180,15 @@ ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, int64_t deadlin
             r = n;
             break;
         }
+        if (n == 0) {
+            size_t rest = 0;
+            for (int i = 0; i < left; i++)
+                rest += cur[i].iov_len;
+            if (rest > 0) {
+                r = -EIO; /* as write_all: a non-empty write that took nothing */
+                break;
+            }
+        }
         /* Skip what was written: whole buffers, then a prefix of the next. */
         while (left > 0 && (size_t)n >= cur->iov_len) {
             n -= (ssize_t)cur->iov_len;
@@ -218,11 +229,12 @@ ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, int64_
 }
 
 /* An fd the kernel just created cannot be registered yet: clear any record left by an fd
- * that had the same number and was closed without weft_close(). */
-static int fresh_fd(weft__worker *w, int fd)
+ * that had the same number and was closed without weft_close(), and record its kind
+ * (WEFT__FD_*, 0 if unknown) so that its first operation need not find it out. */
+static int fresh_fd(weft__worker *w, int fd, int kind)
 {
     if (w && fd >= 0)
-        weft__io_fd_fresh(w, fd);
+        weft__io_fd_known(w, fd, kind);
     return fd;
 }
 
@@ -236,8 +248,8 @@ int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t deadl
     for (;;) {
         weft__ioreq q = {.op = WEFT__IO_ACCEPT, .fd = fd, .addr = addr, .addrlen = addrlen};
         int c = (int)weft__io_submit(w, &q, deadline);
-        if (c >= 0)
-            return fresh_fd(w, c);
+        if (c >= 0) /* the listener's kind: an accepted socket has the listener's type */
+            return fresh_fd(w, c, weft__io_fd_kind(w, fd));
         if (c != -EMFILE && c != -ENFILE)
             return c;
         /* Out of fds: the pending connection stays in the backlog and, edge-triggered, no
@@ -359,7 +371,8 @@ int weft_socket(int domain, int type, int protocol)
     weft__worker *w = weft__worker_current();
     int fd =
         weft__sys_socket(w ? &w->sys : NULL, domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
-    return fresh_fd(w, fd);
+    int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
+    return fresh_fd(w, fd, base == SOCK_STREAM ? WEFT__FD_STREAM : WEFT__FD_POLLED);
 }
 
 static int set_int(int fd, int level, int opt, int v)

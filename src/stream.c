@@ -189,6 +189,8 @@ static int drain_to(weft_stream *s, size_t keep, int64_t deadline)
         ssize_t n = weft__write_some(s->fd, s->wbuf, s->wlen, deadline);
         if (n < 0)
             return (int)n;
+        if (n == 0)
+            return -EIO; /* the fd took nothing: never spin on it */
         memmove(s->wbuf, s->wbuf + n, s->wlen - (size_t)n);
         s->wlen -= (size_t)n;
     }

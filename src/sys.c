@@ -202,6 +202,13 @@ int weft__sys_stat(weft__sys *s, const char *path, struct stat *st)
     return RESULT(r);
 }
 
+int weft__sys_fstat(weft__sys *s, int fd, struct stat *st)
+{
+    ENTER(s, fstat);
+    int r = fstat(fd, st);
+    return RESULT(r);
+}
+
 ssize_t weft__sys_sendfile(weft__sys *s, int out_fd, int in_fd, off_t *off, size_t count)
 {
     ENTER(s, sendfile);

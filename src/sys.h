@@ -52,6 +52,7 @@ struct timespec;
     X(open)                                                                                        \
     X(fsync)                                                                                       \
     X(stat)                                                                                        \
+    X(fstat)                                                                                       \
     X(sendfile)                                                                                    \
     X(splice)                                                                                      \
     X(pipe)                                                                                        \
@@ -195,6 +196,7 @@ off_t weft__sys_lseek(weft__sys *s, int fd, off_t off, int whence);
 int weft__sys_open(weft__sys *s, const char *path, int flags, mode_t mode);
 int weft__sys_fsync(weft__sys *s, int fd);
 int weft__sys_stat(weft__sys *s, const char *path, struct stat *st);
+int weft__sys_fstat(weft__sys *s, int fd, struct stat *st);
 ssize_t weft__sys_sendfile(weft__sys *s, int out_fd, int in_fd, off_t *off, size_t count);
 int weft__sys_pipe(weft__sys *s, int fds[2], int flags);
 /* Processes (process.c). posix_spawn returns its error as a positive number: turned into

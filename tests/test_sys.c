@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "io/io.h"
 #include "sys.h"
 
 static int on_uring(void)
@@ -51,6 +52,10 @@ static void *count_main(void *arg)
     (void)arg;
     int p[2];
     unix_pair(p);
+    /* The first operation on an fd classifies it (fstat, SO_TYPE...): count the second. */
+    cr_assert_eq(write(p[1], "w", 1), 1);
+    char w;
+    cr_assert_eq(weft_read(p[0], &w, 1, WEFT_FOREVER), 1);
     cr_assert_eq(write(p[1], "abcd", 4), 4);
     weft_stats before, after;
     cr_assert_eq(weft_stats_get(&before), 0);
@@ -464,4 +469,61 @@ static void *sendfile_path_main(void *arg)
 Test(sys, sendfile_runs_on_the_ring_with_io_uring_and_fails_cleanly)
 {
     RUN(sendfile_path_main);
+}
+
+/* ---- The fd table ---- */
+
+#define GARBAGE_FD 30000000 /* far beyond any fd table: 1.28 GB of records if it grew */
+
+static void *garbage_main(void *arg)
+{
+    (void)arg;
+    size_t before = weft__io_nfds();
+    char c;
+    cr_assert_eq(weft_close(GARBAGE_FD), -EBADF);
+    cr_assert_eq(weft_fd_forget(GARBAGE_FD), -EBADF);
+    cr_assert_eq(weft_fd_wait(GARBAGE_FD, WEFT_READABLE, WEFT_FOREVER), -EBADF);
+    cr_assert_eq(weft_read(GARBAGE_FD, &c, 1, WEFT_FOREVER), -EBADF);
+    cr_assert_eq(weft_write(GARBAGE_FD, "x", 1, WEFT_FOREVER), -EBADF);
+    cr_assert_eq(weft_file_read(GARBAGE_FD, &c, 1, WEFT_FOREVER), -EBADF);
+    size_t after = weft__io_nfds();
+    cr_assert_eq(after, before, "the table did not grow (%zu records)", after);
+    /* An open fd grows it as before, and only as far as that fd. */
+    int p[2];
+    unix_pair(p);
+    cr_assert_eq(write(p[1], "k", 1), 1);
+    cr_assert_eq(weft_read(p[0], &c, 1, WEFT_FOREVER), 1);
+    cr_assert_gt(weft__io_nfds(), (size_t)p[0]);
+    cr_assert_lt(weft__io_nfds(), (size_t)4096);
+    close_pair(p);
+    return NULL;
+}
+
+Test(sys, a_garbage_fd_number_is_ebadf_and_does_not_grow_the_fd_table)
+{
+    RUN(garbage_main);
+}
+
+/* The table's growth check (fcntl F_GETFD) goes through the sys layer like any call. */
+static void *grow_fail_main(void *arg)
+{
+    (void)arg;
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    /* Far enough to need a bigger table than the first 64 records. */
+    int hi = fcntl(fds[0], F_DUPFD_CLOEXEC, 200);
+    cr_assert_geq(hi, 200);
+    fail(WEFT__SYS_fcntl, 1, EMFILE);
+    char c;
+    cr_assert_eq(weft_read(hi, &c, 1, weft_deadline_in(WEFT_MSEC)), -EMFILE);
+    cr_assert_eq(weft_read(hi, &c, 1, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT);
+    cr_assert_eq(weft_close(hi), 0);
+    cr_assert_eq(weft_close(fds[0]), 0);
+    cr_assert_eq(weft_close(fds[1]), 0);
+    return NULL;
+}
+
+Test(sys, a_failed_growth_check_returns_its_error)
+{
+    RUN(grow_fail_main);
 }

@@ -108,14 +108,40 @@ typedef struct weft__io_ops {
     void (*forget)(weft__io *io, int fd);
 } weft__io_ops;
 
+/* What an fd is, decided once when weft first meets it (weft__fdtable_kind) and kept until
+ * it is forgotten. 0: not known yet. */
+enum {
+    WEFT__FD_STREAM = 1, /* a SOCK_STREAM socket or a pipe: a short read empties it */
+    WEFT__FD_POLLED = 2, /* any other pollable fd (datagram and seqpacket sockets, ttys and
+                          * other character devices, eventfd, signalfd...): reads take one
+                          * record each, so a short read says nothing about what is left */
+    WEFT__FD_FILE = 3,   /* a regular file, block device or directory: never waits for
+                          * readiness; file operations on it go to the blocking pool (epoll) */
+};
+
+/* A task waiting for one direction of an fd: on the task's stack, queued in the record.
+ * Only the first of a queue is woken by an edge; when it leaves having used one, the next
+ * is woken in turn (see fdtable.c). */
+typedef struct weft__fdwaiter {
+    weft_waker waker; /* refreshed before each park */
+    struct weft__fdwaiter *next;
+} weft__fdwaiter;
+
+/* A FIFO of waiters. The record holds only these two pointers and no node points back at
+ * the record, so the table may move (grow) while tasks wait. */
+typedef struct weft__fdq {
+    weft__fdwaiter *head, *tail;
+} weft__fdq;
+
 /* Per-fd readiness state. owner: worker. */
 typedef struct weft__fdrec {
-    weft_waker rd, wr; /* the tasks waiting for each direction */
+    weft__fdq rd, wr;  /* the tasks waiting for each direction, in arrival order */
     uint32_t gen;      /* bumped when the fd is forgotten, so parked waiters notice */
     uint8_t watched;   /* registered with the readiness backend */
     uint8_t ready;     /* WEFT_READABLE|WEFT_WRITABLE edges not yet consumed */
-    uint8_t drained;   /* a short read emptied the socket; no readable edge since */
+    uint8_t drained;   /* a short read emptied a stream; no readable edge since */
     uint8_t hup;       /* the peer hung up or the fd errored: sticky, no edge follows it */
+    uint8_t kind;      /* WEFT__FD_*, 0 until classified */
 } weft__fdrec;
 
 struct weft__io {
@@ -141,11 +167,12 @@ static inline ssize_t weft__io_submit(weft__worker *w, const weft__ioreq *req, i
 
 /* ---- The fd table (fdtable.c) --------------------------------------------------------- */
 
-/* Grows the table to hold fd. Returns 0 or -ENOMEM. */
+/* Grows the table to hold fd, once the kernel confirms that fd is open (so that a garbage
+ * number cannot grow it). Returns 0, -EBADF or -ENOMEM. */
 int weft__fdtable_grow(weft__io *io, int fd);
 
-/* fd's record, growing the table if needed. Returns 0 or -ENOMEM. The pointer is good until
- * the next park (the table may move meanwhile). fd >= 0. */
+/* fd's record, growing the table if needed. Returns 0, -EBADF or -ENOMEM. The pointer is good
+ * until the next park (the table may move meanwhile). */
 static inline int weft__fdtable_get(weft__io *io, int fd, weft__fdrec **out)
 {
     if (__builtin_expect((size_t)fd >= io->nfds, 0)) {
@@ -156,24 +183,32 @@ static inline int weft__fdtable_get(weft__io *io, int fd, weft__fdrec **out)
     *out = &io->fds[fd];
     return 0;
 }
+
+/* Classifies fd at its first use (fstat, and SO_TYPE for a socket) and sets O_NONBLOCK on
+ * it unless it is a file (WEFT__FD_FILE). Returns the kind or -errno (-EBADF: not open). */
+int weft__fdtable_classify(weft__io *io, int fd);
+
+/* fd's kind (WEFT__FD_*), classifying it at its first use. Returns the kind or -errno. */
+static inline int weft__fdtable_kind(weft__io *io, int fd)
+{
+    if (__builtin_expect((size_t)fd < io->nfds && io->fds[fd].kind, 1))
+        return io->fds[fd].kind;
+    return weft__fdtable_classify(io, fd);
+}
 /* Current generation of fd's record (bumped when it is forgotten); 0 if it has none. */
 uint32_t weft__fdtable_gen(weft__io *io, int fd);
 /* Records edges reported by a readiness backend and wakes their waiters. */
 void weft__fdtable_ready(weft__io *io, int fd, unsigned mask);
 /* Readiness wait on a watched fd: consumes and returns the ready part of `events`
  * (WEFT_READABLE|WEFT_WRITABLE), parking until an edge, the deadline or cancellation.
- * Returns the mask, -EBUSY (another task waits in one of those directions), -EBADF
- * (forgotten meanwhile), -ETIMEDOUT or -ECANCELED. */
+ * Several tasks may wait in one direction: they queue, and are served in arrival order.
+ * Returns the mask, -EBADF (forgotten meanwhile), -ETIMEDOUT or -ECANCELED. */
 int weft__fdtable_wait(weft__io *io, int fd, int events, int64_t deadline);
-/* For completion backends: records the current task as fd's waiter for `events` without
- * parking (-EBUSY if another holds one of them), and gives the slots up again. */
-int weft__fdtable_claim(weft__io *io, int fd, int events);
-void weft__fdtable_release(weft__io *io, int fd);
 /* Forgets everything known about fd: a new generation, and its waiters are woken. */
 void weft__fdtable_reset(weft__io *io, int fd);
 /* The same for an fd number the kernel just handed out, skipped when there is nothing to
- * forget. */
-void weft__fdtable_fresh(weft__io *io, int fd);
+ * forget; `kind` (0: unknown) is what its creator knows it to be (non-blocking already). */
+void weft__fdtable_fresh(weft__io *io, int fd, int kind);
 void weft__fdtable_fini(weft__io *io);
 
 /* ---- Plain execution (exec.c) --------------------------------------------------------- */

@@ -2,8 +2,12 @@
  * both directions (Go's netpoller model), and an eventfd that other threads write to wake a
  * blocked worker. An operation is its system call, tried first (a ready fd costs one call and
  * no wait), then a wait for readiness on EAGAIN; regular-file operations go to the blocking
- * pool, since epoll calls a file always ready. Waits with nanosecond timeouts through
- * epoll_pwait2 where the kernel has it, else epoll_wait rounded up to whole milliseconds. */
+ * pool, since epoll calls a file always ready (a FIFO or a device opened by path is not a
+ * file: it takes the readiness path, where deadlines work). Every fd is classified at its
+ * first operation (fdtable.c), before its first system call, which is what lets weft set
+ * O_NONBLOCK on it before a read could block the thread. Waits with nanosecond timeouts
+ * through epoll_pwait2 where the kernel has it (not under valgrind, which does not know it),
+ * else epoll_wait rounded up to whole milliseconds. */
 #include <errno.h>
 #include <stdint.h>
 #include <sys/epoll.h>
@@ -83,17 +87,15 @@ static void ep_forget(weft__io *io, int fd)
         weft__sys_epoll_ctl(&io->w->sys, s->epfd, EPOLL_CTL_DEL, fd, NULL);
 }
 
-/* Waits for `events` on fd, registering it first if this is its first wait. Registration
- * fails cleanly: the record stays unwatched, and the next wait tries again. */
+/* Waits for `events` on a classified fd, registering it first if this is its first wait.
+ * Registration fails cleanly: the record stays unwatched, and the next wait tries again. */
 static inline __attribute__((always_inline)) int wait_ready(weft__io *io, int fd, int events,
                                                             int64_t deadline)
 {
-    weft__fdrec *rec;
-    int r = weft__fdtable_get(io, fd, &rec);
-    if (r < 0)
-        return r;
+    /* Every caller classified fd first, so the table holds it. */
+    weft__fdrec *rec = &io->fds[fd];
     if (!rec->watched) {
-        r = watch(io, fd);
+        int r = watch(io, fd);
         if (r < 0)
             return r;
         rec->watched = 1;
@@ -101,23 +103,17 @@ static inline __attribute__((always_inline)) int wait_ready(weft__io *io, int fd
     return weft__fdtable_wait(io, fd, events, deadline);
 }
 
-/* Drained reads. A read that returned less than it asked for emptied the socket's receive
- * queue at that moment; with edge-triggered epoll, any byte that arrives later brings a new
- * readable edge. So until such an edge comes, the next read can skip the system call that
- * would only say EAGAIN and wait first (Tokio's reasoning too): one syscall fewer per message
- * on a request/response connection. */
-static int read_drained(weft__io *io, int fd)
+/* Drained reads. A read that returned less than it asked for emptied a byte stream's
+ * receive queue at that moment; with edge-triggered epoll, any byte that arrives later brings
+ * a new readable edge. So until such an edge comes, the next read can skip the system call
+ * that would only say EAGAIN and wait first (Tokio's reasoning too): one syscall fewer per
+ * message on a request/response connection. Only for byte streams (WEFT__FD_STREAM): a
+ * datagram, a seqpacket record or a tty line is one read each, and a burst of them comes
+ * under one edge, so a short read there says nothing about what is still queued. */
+static inline void mark_drained(weft__io *io, int fd)
 {
-    if (fd < 0 || (size_t)fd >= io->nfds)
-        return 0;
-    weft__fdrec *rec = &io->fds[fd];
-    /* After a hang-up no edge will come again, so never wait then: read() reports it. */
-    return rec->drained && rec->watched && !rec->hup && !(rec->ready & WEFT_READABLE);
-}
-
-static void mark_drained(weft__io *io, int fd)
-{
-    if (fd >= 0 && (size_t)fd < io->nfds && io->fds[fd].watched)
+    if (fd >= 0 && (size_t)fd < io->nfds && io->fds[fd].watched &&
+        io->fds[fd].kind == WEFT__FD_STREAM)
         io->fds[fd].drained = 1;
 }
 
@@ -139,26 +135,47 @@ static ssize_t ep_connect(weft__io *io, const weft__ioreq *q, int64_t deadline)
     return r < 0 ? r : -soerr;
 }
 
-/* The requests that are not "try the call, wait on EAGAIN": kept out of ep_submit so that
- * its hot path (reads and writes on sockets) stays small. */
+/* What ep_submit_other returns for "classified now: go on with the plain path". */
+#define EP_PLAIN ((ssize_t)INT64_MIN)
+
+/* The requests that are not "try the call, wait on EAGAIN" on a known fd: kept out of
+ * ep_submit so that its hot path (reads and writes on sockets) stays small. */
 WEFT_NOINLINE static ssize_t ep_submit_other(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
-    if (q->opts & WEFT__IOQ_FILE)
+    if (q->op == WEFT__IO_OPEN || q->op == WEFT__IO_STAT)
+        return weft__io_exec_blocking(io->w, q, deadline);
+    /* The first operation on an fd classifies it (and makes it non-blocking) before any
+     * system call is made on it. */
+    int kind = weft__fdtable_kind(io, q->fd);
+    if (kind < 0)
+        return kind;
+    if ((q->opts & WEFT__IOQ_FILE) && kind == WEFT__FD_FILE)
         return weft__io_exec_blocking(io->w, q, deadline);
     if (q->op == WEFT__IO_POLL)
         return wait_ready(io, q->fd, q->flags, deadline);
-    return ep_connect(io, q, deadline);
+    if (q->op == WEFT__IO_CONNECT)
+        return ep_connect(io, q, deadline);
+    return EP_PLAIN; /* a FIFO's file request, or a first read or write */
 }
 
 static ssize_t ep_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
-    if (weft_unlikely((q->opts & WEFT__IOQ_FILE) || q->op == WEFT__IO_POLL ||
-                      q->op == WEFT__IO_CONNECT))
-        return ep_submit_other(io, q, deadline);
+    /* One look at the record serves the classification test and the drained shortcut. */
+    weft__fdrec *rec;
+    if (weft_unlikely((size_t)q->fd >= io->nfds || !(rec = &io->fds[q->fd])->kind ||
+                      (q->opts & WEFT__IOQ_FILE) || q->op == WEFT__IO_POLL ||
+                      q->op == WEFT__IO_CONNECT)) {
+        ssize_t r = ep_submit_other(io, q, deadline);
+        if (r != EP_PLAIN)
+            return r;
+        rec = &io->fds[q->fd]; /* classified: the table holds it now (and may have moved) */
+    }
     /* weft_read and weft_recv: the drained-read shortcut (MSG_PEEK leaves data queued, so
-     * a short peek says nothing about the queue). */
+     * a short peek says nothing about the queue). After a hang-up no edge will come again,
+     * so never wait then: read() reports it. */
     int plain_read = q->op == WEFT__IO_READ || q->op == WEFT__IO_RECV;
-    if (plain_read && q->len > 0 && read_drained(io, q->fd)) {
+    if (plain_read && q->len > 0 && rec->drained && rec->watched && !rec->hup &&
+        !(rec->ready & WEFT_READABLE)) {
         int r = wait_ready(io, q->fd, WEFT_READABLE, deadline);
         if (r < 0)
             return r;
@@ -167,7 +184,7 @@ static ssize_t ep_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
         ssize_t n = weft__io_exec(&io->w->sys, q);
         if (n >= 0) {
             if (plain_read && n > 0 && (size_t)n < q->len && !(q->flags & MSG_PEEK))
-                mark_drained(io, q->fd);
+                mark_drained(io, q->fd); /* looked up again: a wait may have moved it */
             return n;
         }
         if (n == -EINTR)

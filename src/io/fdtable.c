@@ -1,16 +1,33 @@
-/* The fd table: per-fd readiness and waiters, below both the backends and the reactor.
+/* The fd table: per-fd kind, readiness and waiters, below both the backends and the reactor.
  * Readiness is kept as edges not yet consumed (a wait returns at once if one arrived since the
  * last wait), which is what makes edge-triggered registration lose no wake-up. Each record
  * has a generation, bumped when the fd is forgotten, so a task parked on a number that was
  * closed under it wakes with -EBADF instead of waiting on whatever gets the number next.
- * The only park of the readiness path is in weft__fdtable_wait. */
+ * The only park of the readiness path is in weft__fdtable_wait.
+ *
+ * Several waiters per direction. Tasks waiting for the same direction of one fd queue in
+ * arrival order (Go serialises them the same way, on the fd's lock). An edge wakes only the
+ * first. When a waiter leaves having consumed an edge, the one behind it may still have
+ * something to do (ten datagrams came under one edge; the first waiter took one), so the
+ * edge is handed on: marked again and the new first woken, which retries its call and waits
+ * again if that says EAGAIN. A lone waiter, the common case, pays for none of this. */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "backend.h"
 
 int weft__fdtable_grow(weft__io *io, int fd)
 {
+    if (fd < 0)
+        return -EBADF;
+    /* Only for an open fd: a number the kernel has handed out is bounded by its own table,
+     * while a garbage one (weft_close(30000000)) would cost memory in proportion. */
+    int r = weft__sys_fcntl(&io->w->sys, fd, F_GETFD, 0);
+    if (r < 0)
+        return r;
     size_t n = io->nfds ? io->nfds : 64;
     while (n <= (size_t)fd)
         n *= 2;
@@ -23,9 +40,59 @@ int weft__fdtable_grow(weft__io *io, int fd)
     return 0;
 }
 
+WEFT_NOINLINE int weft__fdtable_classify(weft__io *io, int fd)
+{
+    weft__fdrec *rec;
+    int r = weft__fdtable_get(io, fd, &rec);
+    if (r < 0)
+        return r;
+    if (rec->kind)
+        return rec->kind;
+    weft__sys *sys = &io->w->sys;
+    struct stat st;
+    r = weft__sys_fstat(sys, fd, &st);
+    if (r < 0)
+        return r;
+    int kind = WEFT__FD_POLLED;
+    if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISBLK(st.st_mode)) {
+        kind = WEFT__FD_FILE;
+    } else if (S_ISFIFO(st.st_mode)) {
+        kind = WEFT__FD_STREAM;
+    } else if (S_ISSOCK(st.st_mode)) {
+        int type = 0;
+        socklen_t len = sizeof type;
+        r = weft__sys_getsockopt(sys, fd, SOL_SOCKET, SO_TYPE, &type, &len);
+        if (r < 0)
+            return r;
+        if (type == SOCK_STREAM)
+            kind = WEFT__FD_STREAM;
+    }
+    if (kind != WEFT__FD_FILE) {
+        /* Go's rule: an fd weft waits on must not block the worker's thread, whoever opened
+         * it. The flag belongs to the open file description, shared with every process and
+         * fd that holds it (documented in weft.h). */
+        int fl = weft__sys_fcntl(sys, fd, F_GETFL, 0);
+        if (fl < 0)
+            return fl;
+        if (!(fl & O_NONBLOCK)) {
+            r = weft__sys_fcntl(sys, fd, F_SETFL, fl | O_NONBLOCK);
+            if (r < 0)
+                return r;
+        }
+    }
+    io->fds[fd].kind = (uint8_t)kind;
+    return kind;
+}
+
 uint32_t weft__fdtable_gen(weft__io *io, int fd)
 {
     return fd >= 0 && (size_t)fd < io->nfds ? io->fds[fd].gen : 0;
+}
+
+static void wake_first(const weft__fdq *q)
+{
+    if (q->head)
+        weft_waker_wake(q->head->waker);
 }
 
 void weft__fdtable_ready(weft__io *io, int fd, unsigned mask)
@@ -38,28 +105,71 @@ void weft__fdtable_ready(weft__io *io, int fd, unsigned mask)
         rec->drained = 0;
     if (mask & WEFT__HUP)
         rec->hup = 1; /* end of stream: reads return at once from now on */
-    if ((mask & WEFT_READABLE) && rec->rd.task)
-        weft_waker_wake(rec->rd);
-    if ((mask & WEFT_WRITABLE) && rec->wr.task)
-        weft_waker_wake(rec->wr);
+    if (mask & WEFT_READABLE)
+        wake_first(&rec->rd);
+    if (mask & WEFT_WRITABLE)
+        wake_first(&rec->wr);
 }
 
-/* Whether another task than `t` waits on rec in one of `events`' directions. */
-static int busy(const weft__fdrec *rec, int events, const weft_task *t)
+static void enqueue(weft__fdq *q, weft__fdwaiter *n)
 {
-    return ((events & WEFT_READABLE) && rec->rd.task && rec->rd.task != t) ||
-           ((events & WEFT_WRITABLE) && rec->wr.task && rec->wr.task != t);
+    n->next = NULL;
+    if (q->tail)
+        q->tail->next = n;
+    else
+        q->head = n;
+    q->tail = n;
 }
 
-/* Empties the slots `t` holds in fd's record (looked up again: the table may have moved
- * while t was parked). */
-static void unclaim(weft__io *io, int fd, const weft_task *t)
+/* Takes n out of q (a short walk: waiters on one fd and direction are few). */
+static void dequeue(weft__fdq *q, weft__fdwaiter *n)
 {
-    weft__fdrec *rec = &io->fds[fd];
-    if (rec->rd.task == t)
-        rec->rd = (weft_waker){NULL, 0};
-    if (rec->wr.task == t)
-        rec->wr = (weft_waker){NULL, 0};
+    weft__fdwaiter *prev = NULL;
+    for (weft__fdwaiter *p = q->head; p; prev = p, p = p->next) {
+        if (p != n)
+            continue;
+        if (prev)
+            prev->next = n->next;
+        else
+            q->head = n->next;
+        if (q->tail == n)
+            q->tail = prev;
+        return;
+    }
+}
+
+/* The directions of `events` in which the waiter (nodes rd, wr) is first and an edge waits. */
+static unsigned mine(const weft__fdrec *rec, int events, const weft__fdwaiter *rd,
+                     const weft__fdwaiter *wr)
+{
+    unsigned m = 0;
+    if ((events & WEFT_READABLE) && rec->rd.head == rd && (rec->ready & WEFT_READABLE))
+        m |= WEFT_READABLE;
+    if ((events & WEFT_WRITABLE) && rec->wr.head == wr && (rec->ready & WEFT_WRITABLE))
+        m |= WEFT_WRITABLE;
+    return m;
+}
+
+/* Leaves queue q (direction dir). If a waiter is left behind and this one used an edge of
+ * dir (`used`) or one waits unconsumed, the next is woken with the edge. */
+static void leave_slow(weft__fdrec *rec, weft__fdq *q, weft__fdwaiter *n, unsigned dir,
+                       unsigned used)
+{
+    dequeue(q, n);
+    if (q->head && ((used & dir) || (rec->ready & dir))) {
+        rec->ready |= (uint8_t)dir;
+        weft_waker_wake(q->head->waker);
+    }
+}
+
+static inline void leave(weft__fdrec *rec, weft__fdq *q, weft__fdwaiter *n, unsigned dir,
+                         unsigned used)
+{
+    if (weft_likely(q->head == n && !n->next)) { /* alone: the common case */
+        q->head = q->tail = NULL;
+        return;
+    }
+    leave_slow(rec, q, n, dir, used);
 }
 
 int weft__fdtable_wait(weft__io *io, int fd, int events, int64_t deadline)
@@ -70,62 +180,49 @@ int weft__fdtable_wait(weft__io *io, int fd, int events, int64_t deadline)
     int r = weft__fdtable_get(io, fd, &rec);
     if (r < 0)
         return r;
-    if (busy(rec, events, t))
-        return -EBUSY;
     uint32_t gen = rec->gen;
+    weft__fdwaiter nrd, nwr;
+    if (events & WEFT_READABLE)
+        enqueue(&rec->rd, &nrd);
+    if (events & WEFT_WRITABLE)
+        enqueue(&rec->wr, &nwr);
+    unsigned m;
     for (;;) {
-        unsigned m = rec->ready & (unsigned)events;
-        if (m) {
-            rec->ready &= (uint8_t)~m;
-            return (int)m;
-        }
-        weft_waker wk = weft__waker_of(t);
-        if (events & WEFT_READABLE)
-            rec->rd = wk;
-        if (events & WEFT_WRITABLE)
-            rec->wr = wk;
+        m = mine(rec, events, &nrd, &nwr);
+        if (m)
+            break;
+        nrd.waker = nwr.waker = weft__waker_of(t);
         io->nwaiters++;
-        weft__wait wr = {.kind = WEFT__WAIT_FD, .what = (const void *)(intptr_t)fd,
-                         .deadline = deadline};
+        weft__wait wr = {
+            .kind = WEFT__WAIT_FD, .what = (const void *)(intptr_t)fd, .deadline = deadline};
         r = weft__park(w, &wr);
         w = t->worker; /* re-read after the park (the migration rule) */
         io = w->io;
         io->nwaiters--;
-        unclaim(io, fd, t);
         rec = &io->fds[fd];
         if (rec->gen != gen)
-            return -EBADF;
+            return -EBADF; /* forgotten: the reset emptied the queues */
         if (r < 0) {
-            m = rec->ready & (unsigned)events;
-            if (!m)
-                return r;
-            rec->ready &= (uint8_t)~m;
-            return (int)m;
+            m = mine(rec, events, &nrd, &nwr); /* an edge that raced the deadline wins */
+            break;
         }
     }
-}
-
-int weft__fdtable_claim(weft__io *io, int fd, int events)
-{
-    weft_task *t = io->w->current;
-    weft__fdrec *rec;
-    int r = weft__fdtable_get(io, fd, &rec);
-    if (r < 0)
-        return r;
-    if (busy(rec, events, t))
-        return -EBUSY;
-    /* The slots only record who waits, for the -EBUSY rule: the epoch is never used. */
-    weft_waker me = {t, 0};
+    rec->ready &= (uint8_t)~m;
     if (events & WEFT_READABLE)
-        rec->rd = me;
+        leave(rec, &rec->rd, &nrd, WEFT_READABLE, m);
     if (events & WEFT_WRITABLE)
-        rec->wr = me;
-    return 0;
+        leave(rec, &rec->wr, &nwr, WEFT_WRITABLE, m);
+    return m ? (int)m : r;
 }
 
-void weft__fdtable_release(weft__io *io, int fd)
+/* Wakes every waiter of q and empties it; they see the new generation. */
+static void wake_all(weft__fdq *q)
 {
-    unclaim(io, fd, io->w->current);
+    for (weft__fdwaiter *n = q->head, *next; n; n = next) {
+        next = n->next;
+        weft_waker_wake(n->waker);
+    }
+    q->head = q->tail = NULL;
 }
 
 static void reset_rec(weft__fdrec *rec)
@@ -134,9 +231,10 @@ static void reset_rec(weft__fdrec *rec)
     rec->ready = 0;
     rec->drained = 0;
     rec->hup = 0;
+    rec->kind = 0;
     rec->gen++;
-    weft_waker_wake(rec->rd);
-    weft_waker_wake(rec->wr);
+    wake_all(&rec->rd);
+    wake_all(&rec->wr);
 }
 
 void weft__fdtable_reset(weft__io *io, int fd)
@@ -145,13 +243,23 @@ void weft__fdtable_reset(weft__io *io, int fd)
         reset_rec(&io->fds[fd]);
 }
 
-void weft__fdtable_fresh(weft__io *io, int fd)
+void weft__fdtable_fresh(weft__io *io, int fd, int kind)
 {
-    if (fd < 0 || (size_t)fd >= io->nfds)
+    if (fd < 0)
         return;
+    if ((size_t)fd >= io->nfds) {
+        /* Nothing to forget; a known kind is worth a record (it saves the classification's
+         * system calls at the first operation). Without memory it is found out later. */
+        weft__fdrec *rec;
+        if (kind && weft__fdtable_get(io, fd, &rec) == 0)
+            rec->kind = (uint8_t)kind;
+        return;
+    }
     weft__fdrec *rec = &io->fds[fd];
-    if (rec->watched || rec->ready || rec->drained || rec->hup || rec->rd.task || rec->wr.task)
+    if (rec->watched || rec->ready || rec->drained || rec->hup || rec->kind || rec->rd.head ||
+        rec->wr.head)
         reset_rec(rec);
+    rec->kind = (uint8_t)kind;
 }
 
 WEFT_COLD void weft__fdtable_fini(weft__io *io)

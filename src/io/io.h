@@ -16,5 +16,14 @@ size_t weft__io_nwaiters(weft__worker *w);
 /* Forgets any record of fd without a syscall: for an fd number the kernel just handed out,
  * which cannot be registered yet whatever the table says. */
 void weft__io_fd_fresh(weft__worker *w, int fd);
+/* The same, for an fd whose creator knows its kind (WEFT__FD_*, io/backend.h) and made it
+ * non-blocking: it is then never classified. */
+void weft__io_fd_known(weft__worker *w, int fd, int kind);
+/* fd's kind as far as the reactor knows it (0: not classified yet). */
+int weft__io_fd_kind(weft__worker *w, int fd);
+#ifdef WEFT_TESTING
+/* The size of the current worker's fd table, in records. Tests only. */
+size_t weft__io_nfds(void);
+#endif
 
 #endif

@@ -105,8 +105,27 @@ int weft_fd_wait(int fd, int events, int64_t deadline)
 
 void weft__io_fd_fresh(weft__worker *w, int fd)
 {
-    weft__fdtable_fresh(w->io, fd);
+    weft__fdtable_fresh(w->io, fd, 0);
 }
+
+void weft__io_fd_known(weft__worker *w, int fd, int kind)
+{
+    weft__fdtable_fresh(w->io, fd, kind);
+}
+
+int weft__io_fd_kind(weft__worker *w, int fd)
+{
+    weft__io *io = w->io;
+    return fd >= 0 && (size_t)fd < io->nfds ? io->fds[fd].kind : 0;
+}
+
+#ifdef WEFT_TESTING
+size_t weft__io_nfds(void)
+{
+    weft__worker *w = weft__worker_current();
+    return w && w->io ? w->io->nfds : 0;
+}
+#endif
 
 int weft_fd_forget(int fd)
 {
@@ -115,12 +134,14 @@ int weft_fd_forget(int fd)
         return -EPERM;
     weft__io *io = w->io;
     if (fd < 0)
-        return 0;
+        return -EBADF;
     /* A record even for an fd never waited on: its new generation tells an operation in
-     * flight on it (io_uring) that it was forgotten. */
+     * flight on it (io_uring) that it was forgotten. An fd that is not open has none, and
+     * gets none (-EBADF): the table grows only for open fds. */
     weft__fdrec *rec;
-    if (weft__fdtable_get(io, fd, &rec) < 0)
-        return -ENOMEM;
+    int r = weft__fdtable_get(io, fd, &rec);
+    if (r < 0)
+        return r;
     io->ops->forget(io, fd);
     weft__fdtable_reset(io, fd);
     return 0;
@@ -128,8 +149,13 @@ int weft_fd_forget(int fd)
 
 int weft_fd_close(int fd)
 {
+    weft__worker *w = weft__worker_current();
+    if (fd < 0)
+        return -EBADF;
+    if (!w)
+        return weft__sys_close(NULL, fd); /* no runtime: nothing to forget, just close */
     int r = weft_fd_forget(fd);
     if (r < 0)
         return r;
-    return weft__sys_close(&weft__worker_current()->sys, fd);
+    return weft__sys_close(&w->sys, fd);
 }

@@ -247,15 +247,26 @@ static void ur_notify(weft__io *io)
     weft__sys_write(NULL, s->evfd, &one, sizeof one);
 }
 
+/* The most one read or write takes in the kernel (Linux's MAX_RW_COUNT, INT_MAX rounded down
+ * to a page). An SQE's length is 32 bits: a larger request would be cut to its low bits (4 GiB
+ * to 0), so each operation asks for at most this and the API's loops do the rest. */
+#define MAX_RW_COUNT 0x7ffff000u
+
+static inline unsigned rw_len(size_t len)
+{
+    return len > MAX_RW_COUNT ? MAX_RW_COUNT : (unsigned)len;
+}
+
 static void prep(struct io_uring_sqe *sqe, const weft__ioreq *q)
 {
     uint64_t off = q->off < 0 ? (uint64_t)-1 : (uint64_t)q->off;
+    unsigned len = rw_len(q->len);
     switch (q->op) {
     case WEFT__IO_READ:
-        io_uring_prep_read(sqe, q->fd, q->buf, (unsigned)q->len, off);
+        io_uring_prep_read(sqe, q->fd, q->buf, len, off);
         break;
     case WEFT__IO_WRITE:
-        io_uring_prep_write(sqe, q->fd, q->buf, (unsigned)q->len, off);
+        io_uring_prep_write(sqe, q->fd, q->buf, len, off);
         break;
     case WEFT__IO_READV:
         io_uring_prep_readv(sqe, q->fd, q->iov, (unsigned)q->iovcnt, off);
@@ -264,10 +275,10 @@ static void prep(struct io_uring_sqe *sqe, const weft__ioreq *q)
         io_uring_prep_writev(sqe, q->fd, q->iov, (unsigned)q->iovcnt, off);
         break;
     case WEFT__IO_RECV:
-        io_uring_prep_recv(sqe, q->fd, q->buf, q->len, q->flags);
+        io_uring_prep_recv(sqe, q->fd, q->buf, len, q->flags);
         break;
     case WEFT__IO_SEND:
-        io_uring_prep_send(sqe, q->fd, q->buf, q->len, q->flags | MSG_NOSIGNAL);
+        io_uring_prep_send(sqe, q->fd, q->buf, len, q->flags | MSG_NOSIGNAL);
         break;
     case WEFT__IO_RECVMSG:
         io_uring_prep_recvmsg(sqe, q->fd, q->msg, (unsigned)q->flags);
@@ -295,9 +306,9 @@ static void prep(struct io_uring_sqe *sqe, const weft__ioreq *q)
         break;
     case WEFT__IO_SPLICE:
         if (q->flags == WEFT__SPLICE_TO_PIPE)
-            io_uring_prep_splice(sqe, q->fd, q->off, q->fd2, -1, (unsigned)q->len, 0);
+            io_uring_prep_splice(sqe, q->fd, q->off, q->fd2, -1, len, 0);
         else
-            io_uring_prep_splice(sqe, q->fd2, -1, q->fd, -1, (unsigned)q->len, 0);
+            io_uring_prep_splice(sqe, q->fd2, -1, q->fd, -1, len, 0);
         break;
     default:
         io_uring_prep_fsync(sqe, q->fd, 0);
@@ -360,7 +371,15 @@ static ssize_t ring_run(weft__io *io, const weft__ioreq *q, int64_t deadline)
     int fault = 0; /* and no kind lookup on every ring operation */
 #endif
     int has_fd = q->op != WEFT__IO_OPEN;
-    uint32_t gen = has_fd ? weft__fdtable_gen(io, q->fd) : 0;
+    uint32_t gen = 0;
+    if (has_fd) {
+        /* The first operation on an fd classifies it and makes it non-blocking, as on
+         * epoll: one rule for both backends. */
+        int kind = weft__fdtable_kind(io, q->fd);
+        if (kind < 0)
+            return kind;
+        gen = io->fds[q->fd].gen;
+    }
     for (;;) {
         int why = 0;
         int res = fault < 0 ? fault : run_op(io, q, deadline, &why);
@@ -387,17 +406,6 @@ static ssize_t ring_run(weft__io *io, const weft__ioreq *q, int64_t deadline)
             return (ssize_t)poll_to_mask(res);
         return res;
     }
-}
-
-/* weft_fd_wait: a poll operation. The fd table records who waits, for the -EBUSY rule. */
-WEFT_NOINLINE static ssize_t ring_poll(weft__io *io, const weft__ioreq *q, int64_t deadline)
-{
-    int r = weft__fdtable_claim(io, q->fd, q->flags);
-    if (r < 0)
-        return r;
-    ssize_t m = ring_run(io, q, deadline);
-    weft__fdtable_release(io, q->fd);
-    return m;
 }
 
 /* The readiness path, for what the ring cannot do: the plain call, then a poll operation on
@@ -498,9 +506,13 @@ WEFT_NOINLINE static ssize_t ring_sendfile(weft__io *io, const weft__ioreq *q, i
  * hot path (reads and writes) is a tail call to ring_run. */
 WEFT_NOINLINE static ssize_t ur_submit_other(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
+    if (q->op == WEFT__IO_ACCEPT || q->op == WEFT__IO_SENDFILE) {
+        /* Plain calls come first below: classify (and make non-blocking) before them. */
+        int kind = weft__fdtable_kind(io, q->fd);
+        if (kind < 0)
+            return kind;
+    }
     switch (q->op) {
-    case WEFT__IO_POLL:
-        return ring_poll(io, q, deadline);
     case WEFT__IO_STAT:
         return weft__io_exec_blocking(io->w, q, deadline); /* no ring op needed for it */
     case WEFT__IO_ACCEPT: {
@@ -523,7 +535,6 @@ WEFT_NOINLINE static ssize_t ur_submit_other(weft__io *io, const weft__ioreq *q,
 static ssize_t ur_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
     switch (q->op) {
-    case WEFT__IO_POLL:
     case WEFT__IO_STAT:
     case WEFT__IO_ACCEPT:
     case WEFT__IO_SENDFILE:
