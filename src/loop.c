@@ -19,7 +19,8 @@
 /* Polls a stackless task once, on the loop's stack. */
 static void poll_stackless(weft__worker *w, weft_task *t)
 {
-    weft__sched_begin_run(w, t);
+    weft__task_begin_run(t);
+    w->stats.nresumes++;
     w->current = t;
     if (t->flags & WEFT__T_CANCELLED) {
         weft__task_finish(w, t, WEFT_CANCELED);

@@ -103,12 +103,9 @@ static int bind_stack(weft__worker *w, weft_task *t)
 }
 
 /* Gives `t` the CPU's next run: a new epoch, so wakers made before now are stale. */
-void weft__sched_begin_run(weft__worker *w, weft_task *t)
+static inline void begin_run(weft__worker *w, weft_task *t)
 {
-    uint64_t word = atomic_load_explicit(&t->word, memory_order_relaxed);
-    atomic_store_explicit(&t->word, WEFT__WORD(WEFT__EPOCH(word) + 1, WEFT__RUNNING),
-                          memory_order_relaxed);
-    t->flags |= WEFT__T_STARTED;
+    weft__task_begin_run(t);
     w->stats.nresumes++;
 }
 
@@ -137,7 +134,7 @@ weft_task *weft__sched_pick(weft__worker *w)
             }
             result = WEFT_NOMEM;
         }
-        weft__sched_begin_run(w, t);
+        begin_run(w, t);
         weft__task_finish(w, t, result);
     }
     return NULL;
@@ -145,7 +142,7 @@ weft_task *weft__sched_pick(weft__worker *w)
 
 void weft__sched_resume(weft__worker *w, weft_task *t)
 {
-    weft__sched_begin_run(w, t);
+    begin_run(w, t);
     switch_to(w, NULL, t);
 }
 
@@ -167,7 +164,7 @@ static void schedule_away(weft__worker *w, weft_task *from)
     if (w->sched.budget > 0 && (next = weft__sched_pick(w)) != NULL)
         w->sched.budget--;
     if (next == from) {
-        weft__sched_begin_run(w, from); /* a yield with nothing else ready */
+        begin_run(w, from); /* a yield with nothing else ready */
         return;
     }
     if (next && (next->flags & WEFT__T_STACKLESS)) {
@@ -175,7 +172,7 @@ static void schedule_away(weft__worker *w, weft_task *from)
         next = NULL;
     }
     if (next)
-        weft__sched_begin_run(w, next);
+        begin_run(w, next);
     switch_to(w, from, next);
 }
 
@@ -184,10 +181,10 @@ static void schedule_away(weft__worker *w, weft_task *from)
 static void record_wait(weft__worker *w, weft_task *t, const weft__wait *wr)
 {
     /* relaxed: published by the PARKED CAS that follows (release). */
-    atomic_store_explicit(&t->wait.kind, wr->kind, memory_order_relaxed);
-    atomic_store_explicit(&t->wait.what, wr->what, memory_order_relaxed);
-    atomic_store_explicit(&t->wait.deadline, wr->deadline, memory_order_relaxed);
-    atomic_store_explicit(&t->wait.since, w->now, memory_order_relaxed);
+    atomic_store_explicit(&t->wait_kind, wr->kind, memory_order_relaxed);
+    atomic_store_explicit(&t->wait_what, wr->what, memory_order_relaxed);
+    atomic_store_explicit(&t->wait_deadline, wr->deadline, memory_order_relaxed);
+    atomic_store_explicit(&t->wait_since, w->now, memory_order_relaxed);
 }
 
 /* Marks t PARKED, releases the caller's lock, and switches away; or, if a wake for this run
@@ -234,7 +231,7 @@ static WEFT_NOINLINE int park_slow(weft__worker *w, weft_task *t, const weft__wa
     /* Resumed: re-read the worker. Whoever resumes a task has set t->worker to itself first
      * (the migration rule), so this is a load, not a TLS lookup. */
     w = t->worker;
-    atomic_store_explicit(&t->wait.kind, WEFT__WAIT_NONE, memory_order_relaxed);
+    atomic_store_explicit(&t->wait_kind, WEFT__WAIT_NONE, memory_order_relaxed);
     /* Armed on this worker's heap, and (migration rule) only ever stopped by its owner. */
     if (tm.index)
         weft__timer_stop(w, &tm);
@@ -255,7 +252,7 @@ int weft__park(weft__worker *w, const weft__wait *wr)
         return park_slow(w, t, wr);
     record_wait(w, t, wr);
     park_current(w, t, wr);
-    atomic_store_explicit(&t->wait.kind, WEFT__WAIT_NONE, memory_order_relaxed);
+    atomic_store_explicit(&t->wait_kind, WEFT__WAIT_NONE, memory_order_relaxed);
     return (!wr->uncancellable && (t->flags & WEFT__T_CANCELLED)) ? -ECANCELED : 0;
 }
 

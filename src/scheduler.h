@@ -150,8 +150,6 @@ weft_task *weft__sched_pick(weft__worker *w);
 /* Gives the CPU to t (picked, READY) from the loop's context; returns when the loop is
  * switched back to. */
 void weft__sched_resume(weft__worker *w, weft_task *t);
-/* Starts a run of t without a switch (stackless polls): a new epoch, RUNNING. */
-void weft__sched_begin_run(weft__worker *w, weft_task *t);
 
 #include "worker.h" /* last: it embeds this file's part, and defines weft__worker_task */
 

@@ -49,7 +49,6 @@ static size_t page_round(size_t n)
 
 WEFT_COLD void weft__tasks_init(weft__worker *w, size_t default_stack)
 {
-    weft__list_init(&w->tasks.live);
     w->tasks.stack_size = default_stack;
 }
 
@@ -74,7 +73,6 @@ int weft__task_new(weft__worker *w, const weft_spawn_opts *opts, weft_task **out
     uint64_t e = WEFT__EPOCH(atomic_load_explicit(&t->word, memory_order_relaxed)) + 1;
     atomic_store_explicit(&t->word, WEFT__WORD(e, WEFT__READY), memory_order_relaxed);
     t->next = NULL;
-    t->inbox_next = NULL;
     t->worker = w;
     t->stack = NULL;
     t->arg = NULL;
@@ -84,7 +82,7 @@ int weft__task_new(weft__worker *w, const weft_spawn_opts *opts, weft_task **out
     t->holds = NULL;
     t->cleanup = opts ? opts->cleanup : NULL;
     t->joiner = (weft_waker){NULL, 0};
-    atomic_store_explicit(&t->wait.kind, WEFT__WAIT_NONE, memory_order_relaxed);
+    atomic_store_explicit(&t->wait_kind, WEFT__WAIT_NONE, memory_order_relaxed);
     t->id = w->tasks.next_id++;
     t->stack_size = (uint32_t)page_round(size);
     t->flags = 0;
@@ -103,7 +101,6 @@ int weft__task_new(weft__worker *w, const weft_spawn_opts *opts, weft_task **out
     /* Spawned during shutdown: cancelled from birth, so it finishes without running. */
     if (w->tasks.shutting_down)
         t->flags |= WEFT__T_CANCELLED;
-    weft__list_push_back(&w->tasks.live, &t->all);
     w->tasks.nlive++;
     w->tasks.nrecords++;
     w->stats.nspawned++;
@@ -154,7 +151,6 @@ void weft__task_finish(weft__worker *w, weft_task *t, void *result)
             f->ops->drop(f); /* the future's own callback: no call up into future.c */
     }
     t->result = (t->flags & WEFT__T_CANCELLED) ? WEFT_CANCELED : result;
-    weft__list_remove(&t->all);
     uint64_t word = atomic_load_explicit(&t->word, memory_order_relaxed);
     /* release: the result is visible to whoever sees DONE. */
     atomic_store_explicit(&t->word, WEFT__WORD(WEFT__EPOCH(word) + 1, WEFT__DONE),
@@ -205,11 +201,35 @@ int weft__task_defer(weft_task *t, void (*fn)(void *), void *arg)
     return 0;
 }
 
+static task_chunk *reverse(task_chunk *c)
+{
+    task_chunk *r = NULL;
+    while (c) {
+        task_chunk *n = c->next;
+        c->next = r;
+        r = c;
+        c = n;
+    }
+    return r;
+}
+
 WEFT_COLD void weft__tasks_shutdown(weft__worker *w)
 {
     w->tasks.shutting_down = true;
-    for (weft__list *l = w->tasks.live.next; l != &w->tasks.live; l = l->next)
-        weft__task_cancel(weft__container_of(l, weft_task, all));
+    /* Every record lives in one of the runtime's chunks: walk them (shutdown is rare, and a
+     * live list would cost every record two pointers), oldest chunk first. */
+    weft__runtime *rt = w->rt;
+    pthread_mutex_lock(&rt->lock);
+    task_chunk *oldest_first = reverse(rt->chunks);
+    for (task_chunk *c = oldest_first; c; c = c->next) {
+        for (int i = 0; i < CHUNK_TASKS; i++) {
+            weft_task *t = &c->tasks[i];
+            if (t->worker == w && !weft__task_reaped(t))
+                weft__task_cancel(t); /* a no-op on a finished task */
+        }
+    }
+    rt->chunks = reverse(oldest_first);
+    pthread_mutex_unlock(&rt->lock);
 }
 
 WEFT_COLD void weft__tasks_fini(weft__worker *w)
@@ -227,10 +247,10 @@ int weft__task_wait_snapshot(const weft_task *t, int *kind, const void **what,
     uint64_t w0 = atomic_load_explicit(&t->word, memory_order_acquire);
     if (WEFT__STATE(w0) != WEFT__PARKED)
         return -EAGAIN;
-    int k = atomic_load_explicit(&t->wait.kind, memory_order_relaxed);
-    const void *o = atomic_load_explicit(&t->wait.what, memory_order_relaxed);
-    int64_t d = atomic_load_explicit(&t->wait.deadline, memory_order_relaxed);
-    int64_t s = atomic_load_explicit(&t->wait.since, memory_order_relaxed);
+    int k = atomic_load_explicit(&t->wait_kind, memory_order_relaxed);
+    const void *o = atomic_load_explicit(&t->wait_what, memory_order_relaxed);
+    int64_t d = atomic_load_explicit(&t->wait_deadline, memory_order_relaxed);
+    int64_t s = atomic_load_explicit(&t->wait_since, memory_order_relaxed);
     atomic_thread_fence(memory_order_acquire); /* the field loads before the re-check */
     if (atomic_load_explicit(&t->word, memory_order_relaxed) != w0 || k == WEFT__WAIT_NONE)
         return -EAGAIN;

@@ -69,24 +69,16 @@ typedef struct weft__hold {
     void (*abandon)(struct weft__hold *h);
 } weft__hold;
 
-/* What a parked task waits on (sched.h's wait record, copied into the task at each park so
- * that it outlives the caller's frame). Written by the owner before the park's PARKED CAS
- * (release); a reader on another thread loads the state word (acquire), the fields, then the
- * word again, and trusts the fields if the word did not change (a seqlock on the state word;
- * weft__task_wait_snapshot does it). Relaxed atomics, so such reads are not data races. */
-typedef struct weft__task_wait {
-    _Atomic int kind;           /* WEFT__WAIT_*, or WEFT__WAIT_NONE while not parked */
-    _Atomic(const void *) what; /* the channel, mutex, task, fd (as intptr) ... */
-    _Atomic int64_t deadline;   /* absolute ns, or WEFT_FOREVER */
-    _Atomic int64_t since;      /* the worker's clock when the wait began */
-} weft__task_wait;
-
+/* A task record is 176 bytes (a test checks it stays within three cache lines): with a
+ * million queued tasks, every byte is a cache miss shared by all of them. */
 struct weft_task {
     /* any thread: wakers CAS it (acq_rel; the winner of PARKED->READY owns the enqueue). */
     _Atomic uint64_t word;
-    weft_task *next;       /* ready-queue link; owner: worker */
-    weft_task *inbox_next; /* remote-wake inbox link; written by the pusher before its
-                            * publishing CAS, read by the worker after its acquire */
+    /* The ready-queue link (owner: worker), and the remote-wake inbox link while the task
+     * is in an inbox: written by the pusher before its publishing CAS, read by the worker
+     * after its acquire. A task is in at most one of the two at a time (only the winner of
+     * the PARKED->READY CAS queues it, in one place). */
+    weft_task *next;
     weft__worker *worker;  /* the owning worker: whoever resumes the task sets it first */
     weft__ctx ctx;         /* saved stack pointer while not running; owner: worker */
     weft__stack *stack;    /* bound at first run; NULL for stackless tasks; owner: worker */
@@ -101,19 +93,26 @@ struct weft_task {
     weft__hold *holds;    /* locks held now (see weft__hold); owner: worker */
     void (*cleanup)(void *arg); /* weft_spawn_opts.cleanup, run with `arg` at finish */
     weft_waker joiner;    /* the task parked in weft_join on us, if any; owner: worker */
-    weft__list all;       /* in the worker's live list while not yet finished */
-    weft__task_wait wait; /* what it waits on while parked (see the type) */
+    /* What it waits on while parked (scheduler.h's wait record, copied here at each park so
+     * that it outlives the caller's frame). Written by the owner before the park's PARKED
+     * CAS (release); a reader on another thread loads the state word (acquire), the fields,
+     * then the word again, and trusts the fields if the word did not change (a seqlock on
+     * the state word: weft__task_wait_snapshot). Relaxed atomics, so such reads are not data
+     * races. */
+    _Atomic(const void *) wait_what; /* the channel, mutex, task, fd (as intptr) ... */
+    _Atomic int64_t wait_deadline;   /* absolute ns, or WEFT_FOREVER */
+    _Atomic int64_t wait_since;      /* the worker's clock when the wait began */
+    _Atomic int wait_kind;           /* WEFT__WAIT_*, or WEFT__WAIT_NONE while not parked */
+    int saved_errno;                 /* errno while switched out (coroutines keep their own) */
     uint64_t id;
     uint32_t stack_size; /* requested size, rounded */
     uint16_t flags;      /* WEFT__T_*; owner: worker */
-    int saved_errno;     /* errno while switched out (coroutines keep their own) */
     char name[16];
 };
 
 /* The per-worker part of task records: free records, the unfinished ones, and a block of
  * task ids taken from the runtime. owner: worker. */
 typedef struct weft__task_cache {
-    weft__list live;   /* unfinished tasks (task.all), cancelled at shutdown */
     size_t nlive;      /* unfinished tasks */
     size_t nrecords;   /* records not yet reaped */
     weft_task *free;   /* recycled records, linked through next, oldest reaped first (FIFO,
@@ -156,6 +155,16 @@ int weft__task_wait_snapshot(const weft_task *t, int *kind, const void **what,
 static inline bool weft__task_reaped(const weft_task *t)
 {
     return (t->flags & WEFT__T_REAPED) != 0;
+}
+
+/* Gives t its next run: a new epoch (every waker made before is now stale), RUNNING.
+ * Owner thread only, on a READY task. Inline: every resume and every stackless poll. */
+static inline void weft__task_begin_run(weft_task *t)
+{
+    uint64_t word = atomic_load_explicit(&t->word, memory_order_relaxed);
+    atomic_store_explicit(&t->word, WEFT__WORD(WEFT__EPOCH(word) + 1, WEFT__RUNNING),
+                          memory_order_relaxed);
+    t->flags |= WEFT__T_STARTED;
 }
 
 static inline bool weft__task_done(const weft_task *t)

@@ -11,7 +11,7 @@ static void push_remote(weft__worker *w, weft_task *t)
     /* seq_cst CAS: pairs with weft__inbox_sleep's store then load (see weft__inbox). */
     weft_task *head = atomic_load_explicit(&w->inbox.head, memory_order_relaxed);
     do {
-        t->inbox_next = head;
+        t->next = head;
     } while (!atomic_compare_exchange_weak_explicit(&w->inbox.head, &head, t,
                                                     memory_order_seq_cst, memory_order_relaxed));
     if (atomic_load_explicit(&w->inbox.sleeping, memory_order_seq_cst))
@@ -55,13 +55,16 @@ void weft__inbox_drain(weft__worker *w)
     /* The inbox is a stack (newest first): reverse it so wakes keep their order. */
     weft_task *fifo = NULL;
     while (t) {
-        weft_task *n = t->inbox_next;
-        t->inbox_next = fifo;
+        weft_task *n = t->next;
+        t->next = fifo;
         fifo = t;
         t = n;
     }
-    for (; fifo; fifo = fifo->inbox_next)
+    while (fifo) {
+        weft_task *n = fifo->next; /* read first: the push rewrites the same link */
         weft__ready_push(&w->sched, fifo);
+        fifo = n;
+    }
 }
 
 bool weft__inbox_sleep(weft__worker *w)

@@ -180,3 +180,10 @@ Test(park, the_record_reads_consistently_from_another_thread, .timeout = 60)
     run_main(cross_main, &s);
     cr_assert_eq(s.nbad, 0, "%ld inconsistent snapshots", s.nbad);
 }
+
+/* With a million queued tasks every byte of a record is a cache miss they all share: the
+ * record stays within three cache lines. */
+Test(park, a_task_record_fits_three_cache_lines)
+{
+    cr_assert_leq(sizeof(struct weft_task), 192, "%zu bytes", sizeof(struct weft_task));
+}
