@@ -57,6 +57,7 @@ enum {
     WEFT__T_NOGUARD = 0x10,   /* spawn asked for an unguarded stack */
     WEFT__T_MAIN = 0x20,      /* the runtime's main task */
     WEFT__T_REAPED = 0x40,    /* back on the free list: a handle to it is stale (-ESRCH) */
+    WEFT__T_GUARDED = 0x80,   /* its stack has a guard region: no canary zone to check */
 };
 
 /* A lock a task holds that must not stay held after the task finishes (a sync.c mutex, a
