@@ -455,7 +455,7 @@ WEFT_API int weft_spawn_future(weft_task **out, weft_future *f, const weft_spawn
 
 /* Parks the current task until `fd` is readable and/or writable (`events`, a mask of
  * WEFT_READABLE/WEFT_WRITABLE) or the deadline passes. The fd is registered once,
- * edge-triggered, and stays registered until weft_fd_close()/weft_fd_forget(); a readiness
+ * edge-triggered, and stays registered until weft_close()/weft_fd_forget(); a readiness
  * edge that arrived since the last wait is reported at once, so call it after the syscall
  * returned EAGAIN, and retry the syscall after it returns.
  * Several tasks may wait for the same direction of one fd (as in Go): they all wait, none
@@ -466,7 +466,7 @@ WEFT_API int weft_spawn_future(weft_task **out, weft_future *f, const weft_spawn
  * on it (see "I/O on file descriptors").
  * Returns the ready mask (> 0; it may include WEFT_READABLE|WEFT_WRITABLE also on errors or
  * hang-up, so that the retried syscall reports them), -ETIMEDOUT, -ECANCELED, -EBADF (fd
- * closed through weft_fd_close while waiting, or not an open fd), -EINVAL, -EPERM outside a
+ * closed through weft_close while waiting, or not an open fd), -EINVAL, -EPERM outside a
  * task. */
 WEFT_API int weft_fd_wait(int fd, int events, int64_t deadline);
 
@@ -474,11 +474,6 @@ WEFT_API int weft_fd_wait(int fd, int events, int64_t deadline);
  * kind) without closing it; call it before closing an fd some other way. Returns 0, -EBADF
  * (not an open fd: weft's fd table never grows for one), -ENOMEM, -EPERM outside a runtime. */
 WEFT_API int weft_fd_forget(int fd);
-
-/* Forgets `fd` as above, then closes it. Returns 0, -EBADF (not an open fd), -ENOMEM, or the
- * negative errno of close(). Outside a runtime there is nothing to forget: it just closes.
- * Any thread. */
-WEFT_API int weft_fd_close(int fd);
 
 /* ---------------------------------------------------------------------------------------
  * I/O on file descriptors
@@ -499,7 +494,7 @@ WEFT_API int weft_fd_close(int fd);
  * backends. A length above what Linux moves in one call (0x7ffff000 bytes) is cut to it per
  * call: a read returns at most that, a write loops on. Several tasks may use one fd in the
  * same direction: they wait their turn (see weft_fd_wait), none gets -EBUSY.
- * Close fds that weft may have used with weft_fd_close() (weft_close() below), or call
+ * Close fds that weft may have used with weft_close(), or call
  * weft_fd_forget() first: a number closed some other way and reused keeps what weft knew of
  * the old fd. All of them: from inside a task only (-EPERM elsewhere), but weft_close().
  * ------------------------------------------------------------------------------------- */
@@ -542,8 +537,10 @@ WEFT_API int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, in
 /* shutdown(2); never blocks. Returns 0 or -errno. */
 WEFT_API int weft_shutdown(int fd, int how);
 
-/* weft_fd_close(): forgets fd in the reactor (waking its waiters with -EBADF), then closes
- * it. Returns 0, -EBADF or close()'s -errno. Any thread: outside a runtime it just closes. */
+/* Forgets `fd` as weft_fd_forget() does (its waiters wake with -EBADF; in-flight ring
+ * operations are cancelled), then closes it. Returns 0, -EBADF (not an open fd), -ENOMEM, or
+ * the negative errno of close(). Outside a runtime there is nothing to forget: it just
+ * closes. Any thread. The one way to close an fd weft may have used. */
 WEFT_API int weft_close(int fd);
 
 /* Sends `count` bytes of in_fd from *offset (updated; NULL: the file position) to out_fd,

@@ -282,11 +282,6 @@ int weft_shutdown(int fd, int how)
     return weft__sys_shutdown(sys_here(), fd, how);
 }
 
-int weft_close(int fd)
-{
-    return weft_fd_close(fd);
-}
-
 /* ---- Addresses and sockets ------------------------------------------------------------- */
 
 int weft_addr_ip(weft_addr *out, const char *host, int port)

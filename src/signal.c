@@ -34,7 +34,7 @@ int weft_signal_wait(const sigset_t *set, int64_t deadline)
     weft__io_fd_fresh(w, fd);
     struct signalfd_siginfo si;
     ssize_t n = weft_read(fd, &si, sizeof si, deadline);
-    weft_fd_close(fd);
+    weft_close(fd);
     if (n < 0)
         return (int)n;
     return n == (ssize_t)sizeof si ? (int)si.ssi_signo : -EIO;

@@ -57,10 +57,10 @@ static void *pipe_main(void *arg)
     /* Closed by another task while waiting: woken with -EBADF. */
     weft_spawn(&t, reader, &fds[0], NULL);
     weft_yield();
-    cr_assert_eq(weft_fd_close(fds[0]), 0);
+    cr_assert_eq(weft_close(fds[0]), 0);
     weft_join(t, &r, WEFT_FOREVER);
     cr_assert_eq(r, (void *)(intptr_t)-EBADF);
-    weft_fd_close(fds[1]);
+    weft_close(fds[1]);
     return NULL;
 }
 
@@ -90,7 +90,7 @@ static void *eventfd_main(void *arg)
     uint64_t v;
     cr_assert_eq(read(efd, &v, sizeof v), (ssize_t)sizeof v);
     cr_assert_eq(v, 1);
-    weft_fd_close(efd);
+    weft_close(efd);
     return NULL;
 }
 
@@ -110,8 +110,8 @@ static void *edge_main(void *arg)
     weft_yield(); /* a tick: the edge is recorded */
     weft_sleep(WEFT_MSEC);
     cr_assert_eq(weft_fd_wait(fds[0], WEFT_READABLE, WEFT_FOREVER), WEFT_READABLE);
-    weft_fd_close(fds[0]);
-    weft_fd_close(fds[1]);
+    weft_close(fds[0]);
+    weft_close(fds[1]);
     return NULL;
 }
 

@@ -116,7 +116,7 @@ static void *io_starve_main(void *arg)
     weft_join(r, NULL, WEFT_FOREVER);
     weft_join(s, NULL, WEFT_FOREVER);
     cr_assert_eq(atomic_load(&p.got), 'x');
-    weft_fd_close(p.fds[0]);
+    weft_close(p.fds[0]);
     close(p.fds[1]);
     return NULL;
 }

@@ -147,7 +147,7 @@ int weft_fd_forget(int fd)
     return 0;
 }
 
-int weft_fd_close(int fd)
+int weft_close(int fd)
 {
     weft__worker *w = weft__worker_current();
     if (fd < 0)
