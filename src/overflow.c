@@ -113,14 +113,23 @@ static void on_segv(int sig, siginfo_t *si, void *uctx)
 {
     weft__worker *w = weft__worker_current();
     weft_task *t = w ? w->current : NULL;
+    /* In this order: the running task's own guard; its stack pointer below its stack (a
+     * frame that jumped the guard); another task's guard region (a stray pointer ran into
+     * it: name the task it guards); an address just below the running stack. */
+    uintptr_t a = (uintptr_t)si->si_addr;
     if (t && t->stack) {
         uintptr_t lo = (uintptr_t)t->stack->lo;
-        uintptr_t a = (uintptr_t)si->si_addr, sp = fault_sp(uctx);
         if (t->stack->guarded && a < lo && a + WEFT__GUARD_BYTES >= lo)
             weft__overflow_report(t, si->si_addr, "it touched its guard region");
-        if (below(a, lo) || below(sp, lo))
+        if (below(fault_sp(uctx), lo))
             weft__overflow_report(t, si->si_addr, "its stack pointer went below its stack");
     }
+    weft_task *owner = w ? weft__task_by_guard(w, si->si_addr) : NULL;
+    if (owner && owner != t)
+        weft__overflow_report(owner, si->si_addr,
+                              "a fault landed in its guard region while another task ran");
+    if (t && t->stack && below(a, (uintptr_t)t->stack->lo))
+        weft__overflow_report(t, si->si_addr, "it faulted just below its stack");
     /* Not an overflow we can name: hand it on. */
     const struct sigaction *prev =
         &prev_segv[atomic_load_explicit(&prev_slot, memory_order_acquire)];

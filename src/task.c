@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "runtime.h"
+#include "stack.h"
 #include "scheduler.h"
 #include "task.h"
 #include "wake.h"
@@ -268,4 +269,20 @@ WEFT_COLD void weft__task_chunks_free(weft__runtime *rt, weft__worker *w)
         rt->chunks = c->next;
         weft__free(w, c);
     }
+}
+
+weft_task *weft__task_by_guard(weft__worker *w, const void *addr)
+{
+    uintptr_t a = (uintptr_t)addr;
+    for (task_chunk *c = w->rt->chunks; c; c = c->next) {
+        for (int i = 0; i < CHUNK_TASKS; i++) {
+            weft_task *t = &c->tasks[i];
+            const weft__stack *s = t->stack;
+            if (t->worker != w || !s || !s->guarded || weft__task_reaped(t))
+                continue;
+            if (a >= (uintptr_t)s->map && a < (uintptr_t)s->lo)
+                return t;
+        }
+    }
+    return NULL;
 }

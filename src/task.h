@@ -147,6 +147,11 @@ void weft__tasks_fini(weft__worker *w);
 /* Frees every record of the runtime (after all its workers' tasks are reaped). */
 void weft__task_chunks_free(weft__runtime *rt, weft__worker *w);
 
+/* The unfinished task of w whose stack's guard region holds `addr`, or NULL. Reads the
+ * runtime's chunk list without its lock (the list only grows, at the head, and a record
+ * never moves): async-signal-safe, for the overflow report. */
+weft_task *weft__task_by_guard(weft__worker *w, const void *addr);
+
 /* Copies t's wait record if t is parked, consistently (see weft__task_wait); returns 0, or
  * -EAGAIN if t is not parked. Any thread, while the record is not reaped. */
 int weft__task_wait_snapshot(const weft_task *t, int *kind, const void **what,

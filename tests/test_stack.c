@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "stack.h"
+#include "task.h"
 
 /* Runs fn(arg) in a forked child whose stderr is captured; returns its wait status. */
 static int run_child(void (*fn)(void *), void *arg, char *err, size_t cap)
@@ -536,4 +538,42 @@ Test(stack, a_task_without_a_stack_joins_as_nomem_and_is_told_once)
     cr_assert_not_null(first, "stderr: %s", err);
     cr_assert_null(strstr(first + 1, "got no stack"), "one line per runtime: %s", err);
     cr_assert_eq((intptr_t)WEFT_NOMEM, -ENOMEM);
+}
+
+/* A fault inside the guard region of a task that is not running (a stray pointer of another
+ * task ran into it) is reported naming the task whose stack it guards. */
+static void *parked_forever(void *arg)
+{
+    (void)arg;
+    weft_sleep_until(WEFT_FOREVER);
+    return NULL;
+}
+
+static void *stray_main(void *arg)
+{
+    (void)arg;
+    weft_task *v;
+    weft_spawn(&v, parked_forever, NULL, &(weft_spawn_opts){.name = "guarded-one"});
+    weft_yield(); /* it runs, gets its stack, parks */
+    volatile char *guard = (volatile char *)v->stack->lo - 4096;
+    *guard = 1; /* from the main task, into the other task's guard region */
+    return NULL;
+}
+
+static void run_stray(void *arg)
+{
+    (void)arg;
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.guard = WEFT_GUARD_ALWAYS;
+    weft_run(&cfg, stray_main, NULL, NULL);
+}
+
+Test(stack, a_fault_in_another_tasks_guard_names_that_task)
+{
+    SKIP_UNDER_VALGRIND();
+    char err[4096];
+    int status = run_child(run_stray, NULL, err, sizeof err);
+    ASSERT_REPORTED(status, err, "guarded-one");
+    cr_assert(strstr(err, "guard region"), "stderr: %s", err);
 }
