@@ -107,6 +107,15 @@ static int wait_done(weft__worker *w, weft_task *t, int64_t deadline, bool uncan
     return r;
 }
 
+/* Whether t is a handle w may act on: 0, -EINVAL (NULL, or another worker's task) or -ESRCH
+ * (a stale handle: its record was reaped). */
+static int check_handle(const weft__worker *w, const weft_task *t)
+{
+    if (!t || t->worker != w)
+        return -EINVAL;
+    return weft__task_reaped(t) ? -ESRCH : 0;
+}
+
 int weft_join(weft_task *t, void **result, int64_t deadline)
 {
     weft_task *self;
@@ -114,10 +123,8 @@ int weft_join(weft_task *t, void **result, int64_t deadline)
     weft__worker *w = weft__blocking_begin(&self, false, &err);
     if (!w)
         return err;
-    if (!t || t->worker != w)
-        return -EINVAL;
-    if (weft__task_reaped(t))
-        return -ESRCH;
+    if ((err = check_handle(w, t)) < 0)
+        return err;
     if (t->flags & WEFT__T_DETACHED)
         return -EINVAL;
     if (t == self)
@@ -144,10 +151,9 @@ int weft_detach(weft_task *t)
     weft__worker *w = weft__worker_current();
     if (!w)
         return -EPERM;
-    if (!t || t->worker != w)
-        return -EINVAL;
-    if (weft__task_reaped(t))
-        return -ESRCH;
+    int r = check_handle(w, t);
+    if (r < 0)
+        return r;
     if ((t->flags & WEFT__T_DETACHED) || t->joiner.task)
         return -EINVAL;
     t->flags |= WEFT__T_DETACHED;
@@ -161,10 +167,9 @@ int weft_cancel(weft_task *t)
     weft__worker *w = weft__worker_current();
     if (!w)
         return -EPERM;
-    if (!t || t->worker != w)
-        return -EINVAL;
-    if (weft__task_reaped(t))
-        return -ESRCH;
+    int r = check_handle(w, t);
+    if (r < 0)
+        return r;
     weft__task_cancel(t);
     return 0;
 }
