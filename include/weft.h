@@ -703,7 +703,10 @@ WEFT_API int weft_chan_create(weft_chan **out, size_t elem_size, size_t cap);
 /* Adds a reference / drops one. Dropping the last one closes the channel if it is open
  * (tasks waiting on it wake with -EPIPE, as for weft_chan_close) and frees it once no task
  * waits on it any more: the waiting tasks keep it alive until they have left. The handle
- * must not be used after its last release. */
+ * must not be used after its last release. Any thread may retain, or release a reference
+ * that is not the last (the count is atomic); the last release must be made on the thread of
+ * the channel's runtime, since it closes the channel (until the multi-core issue gives
+ * runtimes a way to hand work to each other's threads). */
 WEFT_API void weft_chan_retain(weft_chan *c);
 WEFT_API void weft_chan_release(weft_chan *c);
 

@@ -42,6 +42,7 @@ struct weft__pool {
     pthread_cond_t gone; /* signalled when the last thread exits */
     weft__job *head, *tail;
     unsigned nthreads, nidle, max_threads;
+    unsigned nqueued; /* jobs in the queue: an idle thread is not free until it takes one */
     unsigned idle_ms;
     int stopping;
     uint64_t njobs; /* jobs run, for weft_stats */
@@ -74,6 +75,7 @@ static int pool_get(weft__worker *w, weft__pool **out)
 
 static void unlink_job(weft__pool *p, weft__job *j)
 {
+    p->nqueued--;
     if (j->prev)
         j->prev->next = j->next;
     else
@@ -131,10 +133,12 @@ retire:
     return NULL;
 }
 
-/* Starts a thread if every thread is busy and the bound allows. Called with the mutex. */
+/* Starts a thread unless an idle one is left for the job about to be queued (idle threads
+ * already signalled for queued jobs do not count), and the bound allows. Called with the
+ * mutex. */
 static int grow(weft__pool *p)
 {
-    if (p->nidle > 0 || p->nthreads >= p->max_threads)
+    if (p->nidle > p->nqueued || p->nthreads >= p->max_threads)
         return 0;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
@@ -185,6 +189,7 @@ int weft_blocking(weft_fn fn, void *arg, void **result, int64_t deadline)
     else
         p->head = &j;
     p->tail = &j;
+    p->nqueued++;
     pthread_cond_signal(&p->work);
 
     /* The mutex is held at the top of each round; the park releases it once the task is

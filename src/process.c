@@ -187,6 +187,8 @@ int weft_process_wait(weft_process *p, int *status, int64_t deadline)
             break;
         if (p->pidfd >= 0) {
             r = weft_fd_wait(p->pidfd, WEFT_READABLE, deadline);
+            if (r == -EBADF && p->reaped)
+                break; /* another waiter reaped it (and closed the pidfd) meanwhile */
         } else {
             /* No pidfd: poll, 1 ms doubling to 100 ms, never past the deadline. */
             int64_t next = weft_deadline_in(backoff);

@@ -136,8 +136,13 @@ weft_task *weft__sched_pick(weft__worker *w)
             }
             result = WEFT_NOMEM;
         }
+        /* Finished as the current task, so that its cleanup handlers' weft_self and
+         * weft_defer are its own; with no stack it cannot block (-EPERM). */
+        weft_task *running = w->current;
+        w->current = t;
         begin_run(w, t);
         weft__task_finish(w, t, result);
+        w->current = running;
     }
     return NULL;
 }
@@ -185,6 +190,10 @@ static void schedule_away(weft__worker *w, weft_task *from)
 
 static void record_wait(weft__worker *w, weft_task *t, const weft__wait *wr)
 {
+    /* The seqlock's writer side: the word already says RUNNING@e+1 (begin_run); this fence
+     * orders that store before the fields below, so a reader that sees a new field also
+     * sees the word move, and retries (free on x86, a dmb on aarch64). */
+    atomic_thread_fence(memory_order_release);
     /* relaxed: published by the PARKED CAS that follows (release). */
     atomic_store_explicit(&t->wait_kind, wr->kind, memory_order_relaxed);
     atomic_store_explicit(&t->wait_what, wr->what, memory_order_relaxed);
@@ -292,7 +301,7 @@ weft_task *weft__blocking_task(weft__worker *w)
     if (!w)
         return NULL;
     weft_task *t = w->current;
-    return t && !(t->flags & WEFT__T_STACKLESS) ? t : NULL;
+    return t && t->stack ? t : NULL; /* a stackless task, or one finishing unrun, has none */
 }
 
 WEFT_COLD void weft__sched_init(weft__worker *w, unsigned budget)

@@ -130,7 +130,7 @@ static inline weft__worker *weft__blocking_begin(weft_task **task, bool live, in
 {
     weft__worker *w = weft__worker_current();
     weft_task *t = w ? weft__worker_task(w) : NULL;
-    if (!t || (t->flags & WEFT__T_STACKLESS)) {
+    if (!t || !t->stack) { /* stackless, or finishing without ever having run */
         *err = -EPERM;
         return NULL;
     }

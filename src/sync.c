@@ -532,9 +532,9 @@ void weft__waitgroup_wait_all(weft_waitgroup *wg)
 
 /* ---- Read-write lock --------------------------------------------------------------------- */
 
-/* A read hold: the holder's node for one rdlock, in a pooled node (a rwlock has room for one
- * node, not one per reader). The pool's nodes are weft__node sized; this file is built with
- * -fno-strict-aliasing (see the file comment). */
+/* A read hold, a write hold or a running once: the holder's node, in a pooled node (a rwlock
+ * has room for no node in its own storage: its counters are in use). The pool's nodes are
+ * weft__node sized; this file is built with -fno-strict-aliasing (see the file comment). */
 typedef struct read_hold {
     weft__hold hold;
     sync_state *lock;
@@ -579,11 +579,24 @@ static void read_abandon(weft__hold *h)
     sync_unlock(s);
 }
 
-/* t's read hold of s, or NULL; with `unlink`, taken off t's list. */
-static read_hold *read_hold_of(weft_task *t, sync_state *s, bool unlink)
+/* A writer finished holding the lock: the lock is free again for the next in line. */
+static void write_abandon(weft__hold *h)
+{
+    read_hold *wh = weft__container_of(h, read_hold, hold);
+    sync_state *s = wh->lock;
+    sync_lock(s);
+    s->owner = NULL;
+    rw_dispatch(s);
+    sync_unlock(s);
+    weft__node_put(wh->w, (weft__node *)(void *)wh);
+}
+
+/* t's hold of s of the kind `abandon` says, or NULL; with `unlink`, taken off t's list. */
+static read_hold *pooled_hold_of(weft_task *t, sync_state *s, void (*abandon)(weft__hold *),
+                                 bool unlink)
 {
     for (weft__hold **p = &t->holds; *p; p = &(*p)->next) {
-        if ((*p)->abandon != read_abandon)
+        if ((*p)->abandon != abandon)
             continue;
         read_hold *rh = weft__container_of(*p, read_hold, hold);
         if (rh->lock == s) {
@@ -593,6 +606,21 @@ static read_hold *read_hold_of(weft_task *t, sync_state *s, bool unlink)
         }
     }
     return NULL;
+}
+
+static read_hold *read_hold_of(weft_task *t, sync_state *s, bool unlink)
+{
+    return pooled_hold_of(t, s, read_abandon, unlink);
+}
+
+/* Records on t's list that it holds s (as `abandon` says), in a node taken beforehand. */
+static void pooled_hold_push(weft_task *t, weft__worker *w, sync_state *s, read_hold *h,
+                             void (*abandon)(weft__hold *))
+{
+    h->lock = s;
+    h->w = w;
+    h->hold.abandon = abandon;
+    hold_push(t, &h->hold);
 }
 
 static bool rw_busy(const sync_state *s)
@@ -628,10 +656,7 @@ int weft_rwlock_rdlock(weft_rwlock *l, int64_t deadline)
         w = t->worker;
     }
     if (r == 0) {
-        rh->lock = s;
-        rh->w = w;
-        rh->hold.abandon = read_abandon;
-        hold_push(t, &rh->hold);
+        pooled_hold_push(t, w, s, rh, read_abandon);
     } else if (rh) {
         weft__node_put(w, (weft__node *)(void *)rh);
     }
@@ -651,14 +676,22 @@ int weft_rwlock_wrlock(weft_rwlock *l, int64_t deadline)
     sync_state *s = st(&l->s_);
     sync_lock(s);
     int r = 0;
+    read_hold *wh = NULL;
     if (foreign(s, w, rw_busy(s)))
         r = -EPERM;
     else if (s->owner == t || read_hold_of(t, s, false))
         r = -EDEADLK; /* it would wait for its own hold */
+    else if (!(wh = (read_hold *)(void *)weft__node_get(w)))
+        r = -ENOMEM;
     else if (!s->owner && s->n0 == 0 && queue_empty(s))
         s->owner = t;
     else
         r = wait_on(s, w, t, KIND_WRITE, WEFT__WAIT_RWLOCK_WR, deadline, false);
+    /* The write hold on t's list: a writer that finishes holding it frees the lock. */
+    if (r == 0)
+        pooled_hold_push(t, t->worker, s, wh, write_abandon);
+    else if (wh)
+        weft__node_put(t->worker, (weft__node *)(void *)wh);
     sync_unlock(s);
     return r;
 }
@@ -675,6 +708,9 @@ int weft_rwlock_unlock(weft_rwlock *l)
     int r = 0;
     read_hold *rh;
     if (s->owner && s->owner == t) {
+        read_hold *wh = pooled_hold_of(t, s, write_abandon, true);
+        if (wh)
+            weft__node_put(wh->w, (weft__node *)(void *)wh);
         s->owner = NULL;
         rw_dispatch(s);
     } else if ((rh = read_hold_of(t, s, true)) != NULL) {
@@ -690,6 +726,22 @@ int weft_rwlock_unlock(weft_rwlock *l)
 
 enum { ONCE_NEW, ONCE_RUNNING, ONCE_DONE };
 
+/* The task running a once's function finished without returning from it (weft_exit, or a
+ * cancellation it exited on): the once is not done. It goes back to NEW, and its waiters
+ * wake to try again, one of them running the function. */
+static void once_abandon(weft__hold *h)
+{
+    read_hold *oh = weft__container_of(h, read_hold, hold);
+    sync_state *s = oh->lock;
+    sync_lock(s);
+    s->n0 = ONCE_NEW;
+    s->owner = NULL;
+    for (waiter *wt; (wt = first(s)) != NULL;)
+        grant(s, wt);
+    sync_unlock(s);
+    weft__node_put(oh->w, (weft__node *)(void *)oh);
+}
+
 int weft_once_call(weft_once *o, void (*fn)(void *), void *arg, int64_t deadline)
 {
     weft__worker *w;
@@ -701,26 +753,44 @@ int weft_once_call(weft_once *o, void (*fn)(void *), void *arg, int64_t deadline
         return -EINVAL;
     sync_state *s = st(&o->s_);
     sync_lock(s);
-    if (s->n0 == ONCE_DONE) {
-        sync_unlock(s);
-        return 0;
+    for (;;) {
+        if (s->n0 == ONCE_DONE) {
+            sync_unlock(s);
+            return 0;
+        }
+        if (foreign(s, w, s->n0 == ONCE_RUNNING || s->head)) {
+            sync_unlock(s);
+            return -EPERM;
+        }
+        if (s->n0 != ONCE_RUNNING)
+            break;
+        if (s->owner == t) { /* fn calling its own once would wait for itself */
+            sync_unlock(s);
+            return -EDEADLK;
+        }
+        /* Granted when the function returned, or when its runner finished without
+         * returning: look again either way. */
+        int r = wait_on(s, w, t, KIND_ANY, WEFT__WAIT_ONCE, deadline, false);
+        if (r < 0) {
+            sync_unlock(s);
+            return r;
+        }
+        w = t->worker;
     }
-    if (foreign(s, w, s->n0 == ONCE_RUNNING || s->head)) {
+    read_hold *oh = (read_hold *)(void *)weft__node_get(w);
+    if (!oh) {
         sync_unlock(s);
-        return -EPERM;
-    }
-    if (s->n0 == ONCE_RUNNING) {
-        /* fn calling its own once would wait for itself. */
-        int r = s->owner == t ? -EDEADLK
-                              : wait_on(s, w, t, KIND_ANY, WEFT__WAIT_ONCE, deadline, false);
-        sync_unlock(s);
-        return r;
+        return -ENOMEM;
     }
     s->n0 = ONCE_RUNNING;
     s->owner = t;
+    pooled_hold_push(t, w, s, oh, once_abandon);
     sync_unlock(s); /* fn runs without the lock: it may block */
     fn(arg);
+    w = t->worker;
     sync_lock(s);
+    hold_unlink(t, &oh->hold);
+    weft__node_put(w, (weft__node *)(void *)oh);
     s->n0 = ONCE_DONE;
     s->owner = NULL;
     for (waiter *wt; (wt = first(s)) != NULL;)

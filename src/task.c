@@ -202,34 +202,21 @@ int weft__task_defer(weft_task *t, void (*fn)(void *), void *arg)
     return 0;
 }
 
-static task_chunk *reverse(task_chunk *c)
-{
-    task_chunk *r = NULL;
-    while (c) {
-        task_chunk *n = c->next;
-        c->next = r;
-        r = c;
-        c = n;
-    }
-    return r;
-}
-
 WEFT_COLD void weft__tasks_shutdown(weft__worker *w)
 {
     w->tasks.shutting_down = true;
     /* Every record lives in one of the runtime's chunks: walk them (shutdown is rare, and a
-     * live list would cost every record two pointers), oldest chunk first. */
+     * live list would cost every record two pointers). The list is only ever prepended to,
+     * never rewritten, so the overflow handler may walk it too (weft__task_by_guard). */
     weft__runtime *rt = w->rt;
     pthread_mutex_lock(&rt->lock);
-    task_chunk *oldest_first = reverse(rt->chunks);
-    for (task_chunk *c = oldest_first; c; c = c->next) {
+    for (task_chunk *c = rt->chunks; c; c = c->next) {
         for (int i = 0; i < CHUNK_TASKS; i++) {
             weft_task *t = &c->tasks[i];
             if (t->worker == w && !weft__task_reaped(t))
                 weft__task_cancel(t); /* a no-op on a finished task */
         }
     }
-    rt->chunks = reverse(oldest_first);
     pthread_mutex_unlock(&rt->lock);
 }
 

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <string.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -822,4 +823,72 @@ Test(net, close_outside_a_runtime_closes_the_fd)
     cr_assert_eq(fcntl(p[0], F_GETFD), -1);
     cr_assert_eq(weft_close(p[1]), 0);
     cr_assert_eq(weft_close(p[1]), -EBADF);
+}
+
+/* An accept in flight when its listener is closed: whether it reports the connection or
+ * -EBADF, no fd is left behind (on io_uring the accept may complete after the close). */
+static int race_lfd;
+
+static int count_fds(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+static void *race_accept(void *arg)
+{
+    (void)arg;
+    int c = weft_accept(race_lfd, NULL, NULL, WEFT_FOREVER);
+    if (c >= 0)
+        weft_close(c);
+    return (void *)(intptr_t)(c >= 0 || c == -EBADF);
+}
+
+static void *race_close(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 3; i++)
+        weft_yield(); /* let the accept's completion come in first */
+    weft_close(race_lfd);
+    return NULL;
+}
+
+static void *race_main(void *arg)
+{
+    (void)arg;
+    weft_addr a;
+    cr_assert_eq(weft_addr_ip(&a, "127.0.0.1", 0), 0);
+    int before = count_fds();
+    for (int i = 0; i < 100; i++) {
+        race_lfd = weft_listen(&a, 16, 0);
+        cr_assert_geq(race_lfd, 0);
+        weft_addr la;
+        cr_assert_eq(weft_addr_local(race_lfd, &la), 0);
+        weft_task *t, *c;
+        weft_spawn(&t, race_accept, NULL, NULL);
+        weft_yield();
+        weft_yield(); /* the accept is in flight */
+        weft_spawn(&c, race_close, NULL, NULL);
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        cr_assert_geq(s, 0);
+        connect(s, (struct sockaddr *)&la.ss, la.len);
+        void *ok;
+        cr_assert_eq(weft_join(t, &ok, WEFT_FOREVER), 0);
+        cr_assert_eq(weft_join(c, NULL, WEFT_FOREVER), 0);
+        cr_assert_eq(ok, (void *)1, "the accept returned a connection or -EBADF");
+        close(s);
+    }
+    cr_assert_eq(count_fds(), before, "no fd leaked");
+    return NULL;
+}
+
+Test(net, an_accept_racing_its_listeners_close_leaks_nothing, .timeout = 60)
+{
+    run_main(race_main, NULL);
 }

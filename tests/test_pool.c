@@ -222,3 +222,56 @@ Test(pool, name_resolution_through_the_pool)
 {
     run_main(resolve_main, NULL);
 }
+
+/* A burst of jobs queued in one tick while one thread is idle: each gets a thread of its own
+ * (up to the bound), so a job that waits for another job's effect cannot wait forever. */
+static int burst_pipe[2];
+
+static void *burst_read(void *arg)
+{
+    (void)arg;
+    char c = 0;
+    return (void *)(intptr_t)(read(burst_pipe[0], &c, 1) == 1 && c == 'x');
+}
+
+static void *burst_write(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)(write(burst_pipe[1], "x", 1) == 1);
+}
+
+static void *burst_noop(void *arg)
+{
+    return arg;
+}
+
+static void *burst_task(void *arg)
+{
+    void *r = NULL;
+    int e = weft_blocking((weft_fn)arg, NULL, &r, WEFT_FOREVER);
+    return e == 0 ? r : NULL;
+}
+
+static void *burst_main(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(pipe(burst_pipe), 0);
+    void *r;
+    cr_assert_eq(weft_blocking(burst_noop, NULL, &r, WEFT_FOREVER), 0); /* one idle thread */
+    weft_task *a, *b;
+    weft_spawn(&a, burst_task, (void *)burst_read, NULL);
+    weft_spawn(&b, burst_task, (void *)burst_write, NULL);
+    void *ra, *rb;
+    cr_assert_eq(weft_join(a, &ra, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_join(b, &rb, WEFT_FOREVER), 0);
+    cr_assert_eq(ra, (void *)1, "the reader got the writer's byte");
+    cr_assert_eq(rb, (void *)1);
+    close(burst_pipe[0]);
+    close(burst_pipe[1]);
+    return NULL;
+}
+
+Test(pool, a_burst_in_one_tick_gets_a_thread_per_job, .timeout = 30)
+{
+    run_main(burst_main, NULL);
+}

@@ -788,3 +788,103 @@ Test(sync, a_primitive_in_use_by_another_runtime_is_eperm, .timeout = 20)
     /* Idle again: usable from this thread's next runtime. */
     run_main(lock_and_finish, &x_mu);
 }
+
+/* A writer that finishes holding a rwlock frees it: a waiting reader gets it, and a task that
+ * later reuses the writer's record holds nothing (its unlock is -EPERM). */
+static weft_rwlock abandoned_rw = WEFT_RWLOCK_INIT;
+
+static void *write_and_finish(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)weft_rwlock_wrlock(&abandoned_rw, WEFT_FOREVER);
+}
+
+static void *read_after_writer(void *arg)
+{
+    (void)arg;
+    int r = weft_rwlock_rdlock(&abandoned_rw, WEFT_FOREVER);
+    if (r == 0)
+        weft_rwlock_unlock(&abandoned_rw);
+    return (void *)(intptr_t)r;
+}
+
+static void *unlock_holding_nothing(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)weft_rwlock_unlock(&abandoned_rw);
+}
+
+static void *rw_abandon_main(void *arg)
+{
+    (void)arg;
+    weft_task *wr, *rd;
+    weft_spawn(&wr, write_and_finish, NULL, NULL);
+    weft_spawn(&rd, read_after_writer, NULL, NULL);
+    void *r;
+    cr_assert_eq(weft_join(wr, &r, WEFT_FOREVER), 0);
+    cr_assert_eq(r, (void *)0, "the writer got the lock, then finished holding it");
+    cr_assert_eq(weft_join(rd, &r, WEFT_FOREVER), 0);
+    cr_assert_eq(r, (void *)0, "the reader got it once the writer was gone");
+    for (int i = 0; i < 200; i++) { /* enough spawns to reuse the writer's record */
+        weft_task *u;
+        weft_spawn(&u, unlock_holding_nothing, NULL, NULL);
+        cr_assert_eq(weft_join(u, &r, WEFT_FOREVER), 0);
+        cr_assert_eq(r, (void *)(intptr_t)-EPERM);
+    }
+    cr_assert_eq(weft_rwlock_wrlock(&abandoned_rw, WEFT_FOREVER), 0, "free again");
+    cr_assert_eq(weft_rwlock_unlock(&abandoned_rw), 0);
+    return NULL;
+}
+
+Test(sync, a_writer_that_finishes_holding_the_lock_frees_it, .timeout = 30)
+{
+    run_main(rw_abandon_main, NULL);
+}
+
+/* A once function that never returns (its task calls weft_exit) leaves the once not done:
+ * a waiter runs the function instead, and nobody waits forever. */
+static weft_once exit_once = WEFT_ONCE_INIT;
+static int once_runs;
+
+static void exits_midway(void *arg)
+{
+    once_runs++;
+    if (arg)
+        weft_exit(NULL);
+}
+
+static void *once_exiter(void *arg)
+{
+    (void)arg;
+    weft_once_call(&exit_once, exits_midway, (void *)1, WEFT_FOREVER);
+    return (void *)2; /* not reached */
+}
+
+static void *once_waiter(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)weft_once_call(&exit_once, exits_midway, NULL, WEFT_FOREVER);
+}
+
+static void *once_exit_main(void *arg)
+{
+    (void)arg;
+    once_runs = 0;
+    weft_task *a, *b;
+    weft_spawn(&a, once_exiter, NULL, NULL);
+    weft_spawn(&b, once_waiter, NULL, NULL);
+    void *r;
+    cr_assert_eq(weft_join(a, &r, WEFT_FOREVER), 0);
+    cr_assert_null(r, "the first runner exited from inside the function");
+    cr_assert_eq(weft_join(b, &r, WEFT_FOREVER), 0);
+    cr_assert_eq(r, (void *)0);
+    cr_assert_eq(once_runs, 2, "the waiter ran the function itself");
+    cr_assert_eq(weft_once_call(&exit_once, exits_midway, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(once_runs, 2, "done now: never again");
+    return NULL;
+}
+
+Test(sync, a_once_whose_runner_exits_midway_is_run_by_a_waiter, .timeout = 30)
+{
+    run_main(once_exit_main, NULL);
+}

@@ -87,6 +87,19 @@ static struct io_uring_sqe *get_sqe(uring_state *s)
     return sqe;
 }
 
+/* An SQE for a cancel, which must go out (the canceller then waits for the operation's own
+ * completion): the SQ is handed to the kernel directly, outside the fault plan, until one is
+ * free. NULL only if the ring refuses submissions outright. */
+static struct io_uring_sqe *get_sqe_for_cancel(uring_state *s)
+{
+    struct io_uring_sqe *sqe = get_sqe(s);
+    for (int i = 0; !sqe && i < 8; i++) {
+        io_uring_submit(&s->ring);
+        sqe = io_uring_get_sqe(&s->ring);
+    }
+    return sqe;
+}
+
 static int arm_eventfd(uring_state *s)
 {
     struct io_uring_sqe *sqe = get_sqe(s);
@@ -347,11 +360,14 @@ static int run_op(weft__io *io, const weft__ioreq *q, int64_t deadline, int *why
          * into the caller's buffer. The ring is this worker's: an operation completes on the
          * ring it was submitted to (docs/architecture.md, "migration rules"). */
         *why = r;
-        struct io_uring_sqe *c = get_sqe(s);
-        if (c) {
-            io_uring_prep_cancel64(c, (uint64_t)(uintptr_t)&op, 0);
-            io_uring_sqe_set_data64(c, TAG_IGNORE);
+        struct io_uring_sqe *c;
+        while ((c = get_sqe_for_cancel(s)) == NULL) {
+            /* The ring takes nothing now: let the loop reap completions, then try again. */
+            weft__yield(w);
+            w = weft__worker_task(w)->worker;
         }
+        io_uring_prep_cancel64(c, (uint64_t)(uintptr_t)&op, 0);
+        io_uring_sqe_set_data64(c, TAG_IGNORE);
         wr.uncancellable = true;
         weft__park_until(w, &wr);
     }
@@ -384,8 +400,13 @@ static ssize_t ring_run(weft__io *io, const weft__ioreq *q, int64_t deadline)
         int why = 0;
         int res = fault < 0 ? fault : run_op(io, q, deadline, &why);
         fault = 0;
-        if (has_fd && weft__fdtable_gen(io, q->fd) != gen)
-            return -EBADF; /* forgotten (closed) while in flight */
+        if (has_fd && weft__fdtable_gen(io, q->fd) != gen) {
+            /* Forgotten (closed) while in flight. An accept that completed anyway made a
+             * connection nobody will see: close it rather than leak it. */
+            if (q->op == WEFT__IO_ACCEPT && res >= 0)
+                weft__sys_close(&io->w->sys, res);
+            return -EBADF;
+        }
         /* -EINTR: a blocking operation on an io-wq thread interrupted by our cancel. */
         if (why && (res == -ECANCELED || res == -EINTR))
             return why;
@@ -547,9 +568,9 @@ static ssize_t ur_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
 static void ur_forget(weft__io *io, int fd)
 {
     uring_state *s = io->backend;
-    struct io_uring_sqe *sqe = get_sqe(s);
+    struct io_uring_sqe *sqe = get_sqe_for_cancel(s);
     if (!sqe)
-        return;
+        return; /* the ring refuses every submission: nothing in flight can be cancelled */
     io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
     io_uring_sqe_set_data64(sqe, TAG_IGNORE);
     /* Submitted now: the fd is about to be closed, and the cancel must find it open. */
