@@ -45,7 +45,8 @@ struct addrinfo;
 #define WEFT_VERSION_MINOR 2
 #define WEFT_VERSION_PATCH 0
 /* MAJOR * 10000 + MINOR * 100 + PATCH, for comparisons in #if. */
-#define WEFT_VERSION_NUMBER (WEFT_VERSION_MAJOR * 10000 + WEFT_VERSION_MINOR * 100 + WEFT_VERSION_PATCH)
+#define WEFT_VERSION_NUMBER                                                                        \
+    (WEFT_VERSION_MAJOR * 10000 + WEFT_VERSION_MINOR * 100 + WEFT_VERSION_PATCH)
 
 /* The version of the library the program runs against, as WEFT_VERSION_NUMBER computes it
  * (the header's macros give the version it was built against). Any thread. */
@@ -141,7 +142,7 @@ typedef struct weft_config {
  * asked for is rounded up to its class (more address space, never more memory), and each
  * class's stacks are pooled and reused. A stack overflow, in any kind of stack, aborts the
  * process with a line on stderr naming the task (report_overflow). */
-#define WEFT_STACK_MIN     ((size_t)16 * 1024)
+#define WEFT_STACK_MIN ((size_t)16 * 1024)
 
 /* Fills `*cfg` (of `size` bytes) with the defaults above and records its size. Use the
  * macro weft_config_init(cfg), which passes sizeof *cfg. Any thread. */
@@ -777,7 +778,9 @@ typedef struct weft_sync_ {
 typedef struct weft_mutex {
     weft_sync_ s_;
 } weft_mutex;
+/* clang-format off */
 #define WEFT_MUTEX_INIT {{{0, 0, 0, 0}, {0, 0}, {0, 0}}}
+/* clang-format on */
 /* Returns 0, -ETIMEDOUT, -ECANCELED, -EDEADLK (already held by the caller), -EPERM (not in a
  * task, or the mutex is in use by another runtime), -EINVAL (NULL), or -EOWNERDEAD: the
  * caller now holds the mutex, but its previous owner finished while holding it, so what it
@@ -793,7 +796,9 @@ WEFT_API int weft_mutex_unlock(weft_mutex *m);
 typedef struct weft_cond {
     weft_sync_ s_;
 } weft_cond;
+/* clang-format off */
 #define WEFT_COND_INIT {{{0, 0, 0, 0}, {0, 0}, {0, 0}}}
+/* clang-format on */
 /* Releases `m`, waits for a signal, and takes `m` back before returning, whatever it
  * returns (so on -ETIMEDOUT or -ECANCELED the caller still holds `m`). Spurious wake-ups do
  * not happen, but re-check your condition: another task may have run first. Returns 0,
@@ -809,9 +814,11 @@ WEFT_API int weft_cond_broadcast(weft_cond *c);
 typedef struct weft_sem {
     weft_sync_ s_;
 } weft_sem;
+/* clang-format off */
 #define WEFT_SEM_INIT(count) {{{0, 0, 0, 0}, {(count), 0}, {0, 0}}}
+/* clang-format on */
 WEFT_API int weft_sem_acquire(weft_sem *s, int64_t deadline);
-WEFT_API int weft_sem_try_acquire(weft_sem *s);          /* 0, -EAGAIN, -EINVAL, -EPERM */
+WEFT_API int weft_sem_try_acquire(weft_sem *s);         /* 0, -EAGAIN, -EINVAL, -EPERM */
 WEFT_API int weft_sem_release(weft_sem *s, unsigned n); /* 0, -EOVERFLOW, -EINVAL, -EPERM */
 WEFT_API int64_t weft_sem_value(const weft_sem *s);
 
@@ -819,7 +826,9 @@ WEFT_API int64_t weft_sem_value(const weft_sem *s);
 typedef struct weft_waitgroup {
     weft_sync_ s_;
 } weft_waitgroup;
+/* clang-format off */
 #define WEFT_WAITGROUP_INIT {{{0, 0, 0, 0}, {0, 0}, {0, 0}}}
+/* clang-format on */
 /* Adds n (may be negative); 0, -EINVAL if the count would go below zero (or wg is NULL),
  * -EOVERFLOW if it would pass INT64_MAX, -EPERM. */
 WEFT_API int weft_waitgroup_add(weft_waitgroup *wg, int64_t n);
@@ -831,7 +840,9 @@ WEFT_API int weft_waitgroup_wait(weft_waitgroup *wg, int64_t deadline);
 typedef struct weft_rwlock {
     weft_sync_ s_;
 } weft_rwlock;
+/* clang-format off */
 #define WEFT_RWLOCK_INIT {{{0, 0, 0, 0}, {0, 0}, {0, 0}}}
+/* clang-format on */
 /* Read holds are recorded per task (one pooled node each), so: a task that already reads
  * gets another read hold at once, even past a waiting writer (it would otherwise wait for a
  * writer that waits for it); rdlock while holding the write lock, and wrlock while holding a
@@ -847,7 +858,9 @@ WEFT_API int weft_rwlock_unlock(weft_rwlock *l);
 typedef struct weft_once {
     weft_sync_ s_;
 } weft_once;
+/* clang-format off */
 #define WEFT_ONCE_INIT {{{0, 0, 0, 0}, {0, 0}, {0, 0}}}
+/* clang-format on */
 /* Returns 0 once fn has run (now or before), -ETIMEDOUT/-ECANCELED while waiting, -EDEADLK
  * when fn itself calls the same once, -EINVAL, -EPERM. */
 WEFT_API int weft_once_call(weft_once *o, void (*fn)(void *), void *arg, int64_t deadline);
@@ -857,8 +870,10 @@ WEFT_API int weft_once_call(weft_once *o, void (*fn)(void *), void *arg, int64_t
 typedef struct weft_event {
     weft_sync_ s_;
 } weft_event;
+/* clang-format off */
 #define WEFT_EVENT_INIT {{{0, 0, 0, 0}, {0, 0}, {0, 0}}}
 #define WEFT_EVENT_AUTO_INIT {{{0, 0, 0, 0}, {0, 1}, {0, 0}}}
+/* clang-format on */
 WEFT_API int weft_event_wait(weft_event *e, int64_t deadline);
 WEFT_API int weft_event_set(weft_event *e);
 WEFT_API int weft_event_reset(weft_event *e);

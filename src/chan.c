@@ -43,9 +43,9 @@ struct weft_chan {
     _Atomic unsigned refs;
     _Atomic unsigned lock; /* 0 free, 1 held; see the file comment */
     int closed;
-    int orphaned;      /* the last handle went while tasks waited: the last waiter frees it */
-    size_t nwaiters;   /* waiter nodes linked in sendq/recvq by blocked sends, receives and
-                        * selects (each keeps the channel alive until it has unlinked) */
+    int orphaned;     /* the last handle went while tasks waited: the last waiter frees it */
+    size_t nwaiters;  /* waiter nodes linked in sendq/recvq by blocked sends, receives and
+                       * selects (each keeps the channel alive until it has unlinked) */
     weft__list sendq; /* chan_waiter.link, oldest first */
     weft__list recvq;
     char *buf;
@@ -345,8 +345,7 @@ static bool fired(const void *d)
 
 /* Parks until `d` fires or the deadline/cancellation. Returns d's index, or the park's error.
  * The caller unlinks its waiters afterwards. */
-static int wait_cases(weft__worker *w, wait_done *d, int kind, const void *what,
-                      int64_t deadline)
+static int wait_cases(weft__worker *w, wait_done *d, int kind, const void *what, int64_t deadline)
 {
     weft__wait wr = {.kind = kind,
                      .what = what,

@@ -42,7 +42,7 @@ static unsigned magnitude(int err)
     X(ETIMEDOUT, "deadline passed")                                                                \
     X(ECANCELED, "cancelled")                                                                      \
     X(EOVERFLOW, "value too large")                                                                \
-    X(EOPNOTSUPP, "operation not supported")                                                      \
+    X(EOPNOTSUPP, "operation not supported")                                                       \
     X(EOWNERDEAD, "the previous owner finished while holding it")
 
 const char *weft_strerror(int err)

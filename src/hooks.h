@@ -25,8 +25,7 @@ void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom, 
     __attribute__((weak));
 void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_old,
                                      size_t *size_old) __attribute__((weak));
-void __asan_unpoison_memory_region(void const volatile *addr, size_t size)
-    __attribute__((weak));
+void __asan_unpoison_memory_region(void const volatile *addr, size_t size) __attribute__((weak));
 #define WEFT__ASAN_HAS(fn) weft_unlikely((fn) != NULL)
 #endif
 #ifdef WEFT_TSAN

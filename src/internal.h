@@ -40,4 +40,3 @@ typedef struct weft__io weft__io;
 typedef struct weft__pool weft__pool;
 
 #endif
-

@@ -106,8 +106,7 @@ int weft__loop(weft__worker *w)
         int64_t timeout = weft__timers_next(w, w->now);
         /* Idle: give surplus pooled stacks back, a batch at a time, without blocking
          * while some remain (256: a few hundred microseconds of madvise/munmap). */
-        if (timeout != 0 && w->stacks.npooled > w->stacks.pool_max &&
-            weft__stack_trim(w, 256) > 0)
+        if (timeout != 0 && w->stacks.npooled > w->stacks.pool_max && weft__stack_trim(w, 256) > 0)
             timeout = 0;
         if (weft__inbox_sleep(w))
             timeout = 0;

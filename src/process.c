@@ -24,9 +24,9 @@ extern char **environ;
 
 struct weft_process {
     pid_t pid;
-    int pidfd;     /* -1 without pidfd support, or once reaped */
-    int stdio[3];  /* parent ends of the pipes asked for, else -1 */
-    int status;    /* waitpid(2)-style status, once reaped */
+    int pidfd;    /* -1 without pidfd support, or once reaped */
+    int stdio[3]; /* parent ends of the pipes asked for, else -1 */
+    int status;   /* waitpid(2)-style status, once reaped */
     bool reaped;
 };
 
@@ -47,8 +47,8 @@ static weft__sys *sys_here(void)
     return w ? &w->sys : NULL;
 }
 
-int weft_process_spawn(weft_process **out, const char *path, char *const argv[],
-                       char *const envp[], const weft_process_opts *opts)
+int weft_process_spawn(weft_process **out, const char *path, char *const argv[], char *const envp[],
+                       const weft_process_opts *opts)
 {
     weft__worker *w = weft__worker_current();
     if (!w)
@@ -111,8 +111,7 @@ int weft_process_spawn(weft_process **out, const char *path, char *const argv[],
     if (r == 0)
         r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     if (r == 0)
-        r = -weft__sys_posix_spawn(&w->sys, &p->pid, path, &fa, &attr, argv,
-                                   envp ? envp : environ);
+        r = -weft__sys_posix_spawn(&w->sys, &p->pid, path, &fa, &attr, argv, envp ? envp : environ);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     for (int i = 0; i < 3; i++)

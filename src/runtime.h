@@ -16,7 +16,7 @@ struct weft__runtime {
     weft_config cfg;       /* fixed once started */
     weft__worker *workers; /* nworkers of them; fixed */
     unsigned nworkers;
-    weft_task *main_task;  /* owner: the main task's worker */
+    weft_task *main_task; /* owner: the main task's worker */
 
     /* any thread: the next unassigned task id; workers take blocks (relaxed: ids need only
      * be unique, not ordered). */

@@ -204,7 +204,7 @@ static void record_wait(weft__worker *w, weft_task *t, const weft__wait *wr)
 /* Marks t PARKED, releases the caller's lock, and switches away; or, if a wake for this run
  * came first (NOTIFIED), consumes it and returns at once. */
 static inline __attribute__((always_inline)) void park_current(weft__worker *w, weft_task *t,
-                                                                const weft__wait *wr)
+                                                               const weft__wait *wr)
 {
     uint64_t word = atomic_load_explicit(&t->word, memory_order_acquire);
     uint64_t e = WEFT__EPOCH(word);
@@ -261,8 +261,7 @@ int weft__park(weft__worker *w, const weft__wait *wr)
     weft_task *t = w->current;
     /* The common case (a channel hand-off, a mutex, I/O without a deadline) takes the
      * short path: no timer, nothing to unlock, not cancelled. */
-    if (weft_unlikely(wr->deadline != WEFT_FOREVER || wr->unlock ||
-                      (t->flags & WEFT__T_CANCELLED)))
+    if (weft_unlikely(wr->deadline != WEFT_FOREVER || wr->unlock || (t->flags & WEFT__T_CANCELLED)))
         return park_slow(w, t, wr);
     record_wait(w, t, wr);
     park_current(w, t, wr);

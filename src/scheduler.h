@@ -42,34 +42,34 @@ static inline void weft__ready_push(weft__sched *s, weft_task *t)
  * and the deadlock report read the kind and the object; the park reads the rest. */
 enum {
     WEFT__WAIT_NONE = 0,
-    WEFT__WAIT_SLEEP,      /* what: NULL */
-    WEFT__WAIT_YIELD,      /* what: NULL (ready, not parked; never in a record) */
-    WEFT__WAIT_FD,         /* what: the fd (intptr); readiness */
-    WEFT__WAIT_IO,         /* what: the fd (intptr); an operation in flight on the ring */
-    WEFT__WAIT_CHAN_SEND,  /* what: the channel */
-    WEFT__WAIT_CHAN_RECV,  /* what: the channel */
-    WEFT__WAIT_SELECT,     /* what: the case array */
-    WEFT__WAIT_MUTEX,      /* what: the mutex */
-    WEFT__WAIT_COND,       /* what: the condition variable */
-    WEFT__WAIT_SEM,        /* what: the semaphore */
-    WEFT__WAIT_WAITGROUP,  /* what: the wait group */
-    WEFT__WAIT_RWLOCK_RD,  /* what: the rwlock */
-    WEFT__WAIT_RWLOCK_WR,  /* what: the rwlock */
-    WEFT__WAIT_ONCE,       /* what: the once */
-    WEFT__WAIT_EVENT,      /* what: the event */
-    WEFT__WAIT_JOIN,       /* what: the joined task */
-    WEFT__WAIT_FUTURE,     /* what: the future */
-    WEFT__WAIT_POOL_JOB,   /* what: the job */
-    WEFT__WAIT_GEN_NEXT,   /* what: the generator (consumer side) */
-    WEFT__WAIT_GEN_YIELD,  /* what: the generator (producer side) */
+    WEFT__WAIT_SLEEP,     /* what: NULL */
+    WEFT__WAIT_YIELD,     /* what: NULL (ready, not parked; never in a record) */
+    WEFT__WAIT_FD,        /* what: the fd (intptr); readiness */
+    WEFT__WAIT_IO,        /* what: the fd (intptr); an operation in flight on the ring */
+    WEFT__WAIT_CHAN_SEND, /* what: the channel */
+    WEFT__WAIT_CHAN_RECV, /* what: the channel */
+    WEFT__WAIT_SELECT,    /* what: the case array */
+    WEFT__WAIT_MUTEX,     /* what: the mutex */
+    WEFT__WAIT_COND,      /* what: the condition variable */
+    WEFT__WAIT_SEM,       /* what: the semaphore */
+    WEFT__WAIT_WAITGROUP, /* what: the wait group */
+    WEFT__WAIT_RWLOCK_RD, /* what: the rwlock */
+    WEFT__WAIT_RWLOCK_WR, /* what: the rwlock */
+    WEFT__WAIT_ONCE,      /* what: the once */
+    WEFT__WAIT_EVENT,     /* what: the event */
+    WEFT__WAIT_JOIN,      /* what: the joined task */
+    WEFT__WAIT_FUTURE,    /* what: the future */
+    WEFT__WAIT_POOL_JOB,  /* what: the job */
+    WEFT__WAIT_GEN_NEXT,  /* what: the generator (consumer side) */
+    WEFT__WAIT_GEN_YIELD, /* what: the generator (producer side) */
     WEFT__WAIT_NKINDS
 };
 
 typedef struct weft__wait {
-    int kind;          /* WEFT__WAIT_* */
+    int kind;           /* WEFT__WAIT_* */
     bool uncancellable; /* neither the deadline nor cancellation ends the wait */
-    const void *what;  /* the object waited on (see the kinds) */
-    int64_t deadline;  /* absolute ns, or WEFT_FOREVER */
+    const void *what;   /* the object waited on (see the kinds) */
+    int64_t deadline;   /* absolute ns, or WEFT_FOREVER */
     /* Optional (weft__park_until): the wait is over when done(done_arg) is true. Checked
      * before each park, and once more after a deadline or a cancellation, so a completion
      * that raced them wins. */
@@ -121,7 +121,6 @@ void weft__yield(weft__worker *w);
 _Noreturn void weft__task_exit(weft__worker *w, void *result);
 /* The current task if it is stackful and may block, else NULL. */
 weft_task *weft__blocking_task(weft__worker *w);
-
 
 /* The prologue of every blocking call: the calling worker and task, or NULL with *err set
  * to -EPERM (not inside a stackful task). With `live`, a task already cancelled gets

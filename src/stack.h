@@ -28,12 +28,12 @@ struct weft__stack {
     char *lo, *hi;     /* usable range */
     char *map;         /* mapping start (guard included), or slab it was carved from */
     size_t map_size;
-    uint32_t size;    /* its size class's bytes */
-    uint8_t guarded;  /* a WEFT__GUARD_BYTES PROT_NONE region sits right below lo */
-    uint8_t slab;     /* carved from a slab: freed with it; a canary zone sits below lo */
-    uint8_t cls;      /* index of its size class */
-    unsigned vg_id;   /* valgrind stack id */
-    void *fiber;      /* the TSan fiber of the task running on it (NULL without TSan) */
+    uint32_t size;   /* its size class's bytes */
+    uint8_t guarded; /* a WEFT__GUARD_BYTES PROT_NONE region sits right below lo */
+    uint8_t slab;    /* carved from a slab: freed with it; a canary zone sits below lo */
+    uint8_t cls;     /* index of its size class */
+    unsigned vg_id;  /* valgrind stack id */
+    void *fiber;     /* the TSan fiber of the task running on it (NULL without TSan) */
 };
 
 /* Size classes: every request is rounded up to the next of 2^k * {4,5,6,7}/4 for k = 14
@@ -45,10 +45,10 @@ struct weft__stack {
 /* The worker's stack part. owner: worker. */
 typedef struct weft__stack_pool {
     struct {
-        weft__stack *free;        /* warm: pages still committed */
+        weft__stack *free; /* warm: pages still committed */
         size_t nfree;
-        weft__stack *cold;        /* trimmed: pages given back, reused after the warm ones */
-        struct weft__slab *slab;  /* the slab stacks of this class are carved from */
+        weft__stack *cold;       /* trimmed: pages given back, reused after the warm ones */
+        struct weft__slab *slab; /* the slab stacks of this class are carved from */
     } cls[WEFT__STACK_CLASSES];
     struct weft__slab *slabs; /* every slab, freed at shutdown */
     size_t nguarded;          /* guarded stacks in existence (each costs 2 VMAs) */
@@ -57,9 +57,9 @@ typedef struct weft__stack_pool {
     size_t npooled;           /* warm pooled stacks */
     size_t ncold;
     size_t page;
-    size_t pool_max;      /* warm stacks kept beyond need (the configuration's stack_pool_max) */
-    int guard_mode;       /* WEFT_GUARD_* (the configuration's) */
-    bool nostack_told;    /* the one stderr line about a failed stack was written */
+    size_t pool_max;   /* warm stacks kept beyond need (the configuration's stack_pool_max) */
+    int guard_mode;    /* WEFT_GUARD_* (the configuration's) */
+    bool nostack_told; /* the one stderr line about a failed stack was written */
 } weft__stack_pool;
 
 void weft__stack_init(weft__worker *w, int guard_mode, size_t pool_max);

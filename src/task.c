@@ -227,8 +227,8 @@ WEFT_COLD void weft__tasks_fini(weft__worker *w)
     w->tasks.nfree = 0;
 }
 
-int weft__task_wait_snapshot(const weft_task *t, int *kind, const void **what,
-                             int64_t *deadline, int64_t *since)
+int weft__task_wait_snapshot(const weft_task *t, int *kind, const void **what, int64_t *deadline,
+                             int64_t *since)
 {
     /* A seqlock on the state word: acquire pairs with the PARKED CAS (release) that
      * published the record; an unchanged word afterwards means the same park. */

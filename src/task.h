@@ -80,20 +80,20 @@ struct weft_task {
      * after its acquire. A task is in at most one of the two at a time (only the winner of
      * the PARKED->READY CAS queues it, in one place). */
     weft_task *next;
-    weft__worker *worker;  /* the owning worker: whoever resumes the task sets it first */
-    weft__ctx ctx;         /* saved stack pointer while not running; owner: worker */
-    weft__stack *stack;    /* bound at first run; NULL for stackless tasks; owner: worker */
+    weft__worker *worker; /* the owning worker: whoever resumes the task sets it first */
+    weft__ctx ctx;        /* saved stack pointer while not running; owner: worker */
+    weft__stack *stack;   /* bound at first run; NULL for stackless tasks; owner: worker */
     union {
         weft_fn fn;          /* stackful: the body */
         weft_future *future; /* stackless: the driven future (owned) */
     };
     void *arg;
-    void *result;         /* set at finish; read by the joiner after it sees DONE */
-    weft__node *defers;   /* LIFO cleanup handlers; owner: worker */
-    weft__node *locals;   /* task-local values; owner: worker */
-    weft__hold *holds;    /* locks held now (see weft__hold); owner: worker */
+    void *result;               /* set at finish; read by the joiner after it sees DONE */
+    weft__node *defers;         /* LIFO cleanup handlers; owner: worker */
+    weft__node *locals;         /* task-local values; owner: worker */
+    weft__hold *holds;          /* locks held now (see weft__hold); owner: worker */
     void (*cleanup)(void *arg); /* weft_spawn_opts.cleanup, run with `arg` at finish */
-    weft_waker joiner;    /* the task parked in weft_join on us, if any; owner: worker */
+    weft_waker joiner;          /* the task parked in weft_join on us, if any; owner: worker */
     /* What it waits on while parked (scheduler.h's wait record, copied here at each park so
      * that it outlives the caller's frame). Written by the owner before the park's PARKED
      * CAS (release); a reader on another thread loads the state word (acquire), the fields,
@@ -114,15 +114,15 @@ struct weft_task {
 /* The per-worker part of task records: free records, the unfinished ones, and a block of
  * task ids taken from the runtime. owner: worker. */
 typedef struct weft__task_cache {
-    size_t nlive;      /* unfinished tasks */
-    size_t nrecords;   /* records not yet reaped */
-    weft_task *free;   /* recycled records, linked through next, oldest reaped first (FIFO,
-                        * so that a stale handle names a new task as late as possible) */
+    size_t nlive;    /* unfinished tasks */
+    size_t nrecords; /* records not yet reaped */
+    weft_task *free; /* recycled records, linked through next, oldest reaped first (FIFO,
+                      * so that a stale handle names a new task as late as possible) */
     weft_task *free_tail;
     size_t nfree;
-    uint64_t next_id;  /* ids next_id .. id_end-1 are this worker's to hand out */
+    uint64_t next_id; /* ids next_id .. id_end-1 are this worker's to hand out */
     uint64_t id_end;
-    size_t stack_size; /* default stack size (the configuration's) */
+    size_t stack_size;  /* default stack size (the configuration's) */
     bool shutting_down; /* spawned from now on: cancelled from birth */
 } weft__task_cache;
 
@@ -131,7 +131,8 @@ void weft__tasks_init(weft__worker *w, size_t default_stack);
  * or -ENOMEM. */
 int weft__task_new(weft__worker *w, const weft_spawn_opts *opts, weft_task **out);
 /* Finishing work shared by stackful and stackless tasks: defers, locals, the spawn cleanup,
- * abandoned holds, result, DONE, joiner wake-up. Runs on the task's stack (stackful) or the loop's (stackless). */
+ * abandoned holds, result, DONE, joiner wake-up. Runs on the task's stack (stackful) or the loop's
+ * (stackless). */
 void weft__task_finish(weft__worker *w, weft_task *t, void *result);
 /* Returns a finished record to the free list (after join, or at once when detached). */
 void weft__task_reap(weft__worker *w, weft_task *t);
@@ -154,8 +155,8 @@ weft_task *weft__task_by_guard(weft__worker *w, const void *addr);
 
 /* Copies t's wait record if t is parked, consistently (see weft__task_wait); returns 0, or
  * -EAGAIN if t is not parked. Any thread, while the record is not reaped. */
-int weft__task_wait_snapshot(const weft_task *t, int *kind, const void **what,
-                             int64_t *deadline, int64_t *since);
+int weft__task_wait_snapshot(const weft_task *t, int *kind, const void **what, int64_t *deadline,
+                             int64_t *since);
 
 /* Whether t still names a task record in use: not reaped (a stale handle is -ESRCH). */
 static inline bool weft__task_reaped(const weft_task *t)

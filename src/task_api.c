@@ -19,8 +19,8 @@ static int check_spawn(weft__worker *w, weft_task **out, const weft_spawn_opts *
     if (opts && (opts->flags & ~(WEFT_SPAWN_DETACHED | WEFT_SPAWN_NOGUARD)))
         return -EINVAL;
     /* Options of a later version, set: this library cannot honour them. */
-    if (opts && (opts->reserved_[0] || opts->reserved_[1] || opts->reserved_[2] ||
-                 opts->reserved_[3]))
+    if (opts &&
+        (opts->reserved_[0] || opts->reserved_[1] || opts->reserved_[2] || opts->reserved_[3]))
         return -EINVAL;
     return 0;
 }

@@ -12,8 +12,8 @@ static void push_remote(weft__worker *w, weft_task *t)
     weft_task *head = atomic_load_explicit(&w->inbox.head, memory_order_relaxed);
     do {
         t->next = head;
-    } while (!atomic_compare_exchange_weak_explicit(&w->inbox.head, &head, t,
-                                                    memory_order_seq_cst, memory_order_relaxed));
+    } while (!atomic_compare_exchange_weak_explicit(&w->inbox.head, &head, t, memory_order_seq_cst,
+                                                    memory_order_relaxed));
     if (atomic_load_explicit(&w->inbox.sleeping, memory_order_seq_cst))
         weft__worker_ring(w);
 }

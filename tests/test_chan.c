@@ -493,7 +493,7 @@ static void *release_waiters_main(void *arg)
     weft_spawn(&r2, recv_one, c, NULL);
     weft_spawn(&sel, select_recv, pair, NULL);
     weft_spawn(&s1, send_one, full, NULL);
-    weft_yield(); /* all four park */
+    weft_yield();            /* all four park */
     weft_chan_release(c);    /* the only handle: the parked receivers must not touch freed memory */
     weft_chan_release(full); /* a parked sender, too */
     void *r;

@@ -611,8 +611,8 @@ Test(net, signal_waits)
 typedef struct burst {
     int fd;
     int use_recv;
-    int got;     /* records received */
-    int last;    /* the last one's result: its length, or -errno */
+    int got;  /* records received */
+    int last; /* the last one's result: its length, or -errno */
     char seen[BURST];
 } burst;
 

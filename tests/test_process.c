@@ -75,9 +75,9 @@ static void *cat_main(void *arg)
     (void)arg;
     weft_process *p;
     char *argv[] = {"cat", NULL};
-    int r = weft_process_spawn(&p, "/bin/cat", argv, NULL,
-                               &(weft_process_opts){.flags = WEFT_PROCESS_STDIN |
-                                                             WEFT_PROCESS_STDOUT});
+    int r =
+        weft_process_spawn(&p, "/bin/cat", argv, NULL,
+                           &(weft_process_opts){.flags = WEFT_PROCESS_STDIN | WEFT_PROCESS_STDOUT});
     cr_assert_eq(r, 0, "%s", weft_strerror(r));
     weft_task *f;
     weft_spawn(&f, feeder, p, NULL);
@@ -161,9 +161,9 @@ static void *errors_main(void *arg)
     char *argv[] = {"nope", NULL};
     cr_assert_eq(weft_process_spawn(&p, "/nonexistent/nope", argv, NULL, NULL), -ENOENT);
     cr_assert_eq(weft_process_spawn(&p, "/bin/true", NULL, NULL, NULL), -EINVAL);
-    cr_assert_eq(weft_process_spawn(&p, "/bin/true", argv, NULL,
-                                    &(weft_process_opts){.flags = 0x100}),
-                 -EINVAL);
+    cr_assert_eq(
+        weft_process_spawn(&p, "/bin/true", argv, NULL, &(weft_process_opts){.flags = 0x100}),
+        -EINVAL);
     return NULL;
 }
 

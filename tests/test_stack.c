@@ -54,10 +54,10 @@ static int run_child(void (*fn)(void *), void *arg, char *err, size_t cap)
 
 #define ASSERT_REPORTED(status, err, name)                                                         \
     do {                                                                                           \
-        cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,                              \
-                  "status 0x%x, stderr: %s", status, err);                                         \
-        cr_assert(strstr(err, "stack overflow in task") && strstr(err, "\"" name "\""),           \
-                  "stderr: %s", err);                                                           \
+        cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "status 0x%x, stderr: %s",   \
+                  status, err);                                                                    \
+        cr_assert(strstr(err, "stack overflow in task") && strstr(err, "\"" name "\""),            \
+                  "stderr: %s", err);                                                              \
     } while (0)
 
 static void *use_stack(void *arg)
@@ -272,7 +272,7 @@ Test(stack, overflow_of_a_noguard_spawn_is_reported)
 /* One frame of `N` bytes that writes only its lowest byte: the stack pointer jumps by N at
  * once (this file is built without stack-clash protection, like much user code). */
 #define BIG_FRAME(N)                                                                               \
-    static __attribute__((noinline)) int frame_##N(void)                                          \
+    static __attribute__((noinline)) int frame_##N(void)                                           \
     {                                                                                              \
         volatile char buf[(N)*1024];                                                               \
         buf[0] = 1;                                                                                \
@@ -442,8 +442,8 @@ Test(stack, other_faults_reach_the_programs_handler)
 
 /* ---- Every size class is reused -------------------------------------------------------- */
 
-static const size_t twelve_sizes[12] = {16,  20,  24,  28,  32,  40, 48, 56,
-                                        64, 80, 96, 112}; /* KiB: twelve classes */
+static const size_t twelve_sizes[12] = {16, 20, 24, 28, 32, 40,
+                                        48, 56, 64, 80, 96, 112}; /* KiB: twelve classes */
 
 static void *short_task(void *arg)
 {
@@ -499,8 +499,7 @@ static void *nomem_main(void *arg)
             break;
     fclose(f);
     cr_assert_gt(vm_kb, 0);
-    struct rlimit rl = {.rlim_cur = vm_kb * 1024 + (256ull << 20),
-                        .rlim_max = RLIM_INFINITY};
+    struct rlimit rl = {.rlim_cur = vm_kb * 1024 + (256ull << 20), .rlim_max = RLIM_INFINITY};
     cr_assert_eq(setrlimit(RLIMIT_AS, &rl), 0);
     enum { N = 200 };
     weft_task *ts[N];

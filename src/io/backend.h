@@ -135,13 +135,13 @@ typedef struct weft__fdq {
 
 /* Per-fd readiness state. owner: worker. */
 typedef struct weft__fdrec {
-    weft__fdq rd, wr;  /* the tasks waiting for each direction, in arrival order */
-    uint32_t gen;      /* bumped when the fd is forgotten, so parked waiters notice */
-    uint8_t watched;   /* registered with the readiness backend */
-    uint8_t ready;     /* WEFT_READABLE|WEFT_WRITABLE edges not yet consumed */
-    uint8_t drained;   /* a short read emptied a stream; no readable edge since */
-    uint8_t hup;       /* the peer hung up or the fd errored: sticky, no edge follows it */
-    uint8_t kind;      /* WEFT__FD_*, 0 until classified */
+    weft__fdq rd, wr; /* the tasks waiting for each direction, in arrival order */
+    uint32_t gen;     /* bumped when the fd is forgotten, so parked waiters notice */
+    uint8_t watched;  /* registered with the readiness backend */
+    uint8_t ready;    /* WEFT_READABLE|WEFT_WRITABLE edges not yet consumed */
+    uint8_t drained;  /* a short read emptied a stream; no readable edge since */
+    uint8_t hup;      /* the peer hung up or the fd errored: sticky, no edge follows it */
+    uint8_t kind;     /* WEFT__FD_*, 0 until classified */
 } weft__fdrec;
 
 struct weft__io {
