@@ -101,7 +101,7 @@ coverage:
 	@$(MAKE) --no-print-directory $(BUILD)/coverage/CMakeCache.txt
 	cmake --build $(BUILD)/coverage -j$(JOBS)
 	find $(BUILD)/coverage -name '*.gcda' -delete
-	cd $(BUILD)/coverage && $(CTEST) -E '^layers$$'
+	cd $(BUILD)/coverage && $(CTEST) -E '^(layers|package|asan_consumer)$$'
 	gcovr --root $(CURDIR) --filter '$(CURDIR)/src/' --exclude-unreachable-branches \
 	  --txt $(BUILD)/coverage/coverage.txt --print-summary $(BUILD)/coverage
 
