@@ -39,7 +39,6 @@ static int grow_records(weft__worker *w)
     }
     w->tasks.free = &c->tasks[0];
     w->tasks.free_tail = &c->tasks[CHUNK_TASKS - 1];
-    w->tasks.nfree += CHUNK_TASKS;
     return 0;
 }
 
@@ -50,14 +49,21 @@ static size_t page_round(size_t n)
 
 WEFT_COLD void weft__tasks_init(weft__worker *w, size_t default_stack)
 {
-    w->tasks.stack_size = default_stack;
+    /* Checked by the configuration (runtime.c); rounded once here, not at every spawn. */
+    w->tasks.stack_size = (uint32_t)page_round(default_stack);
 }
 
-int weft__task_new(weft__worker *w, const weft_spawn_opts *opts, weft_task **out)
+int weft__task_new(weft__worker *w, const weft_spawn_opts *opts, bool stackless, weft_task **out)
 {
-    size_t size = opts && opts->stack_size ? opts->stack_size : w->tasks.stack_size;
-    if (size < WEFT_STACK_MIN || size > ((size_t)1 << 30))
-        return -EINVAL;
+    /* The default size was checked and rounded once, at init; only a size the spawn asks
+     * for is checked here (a stackless task has no stack: its size is ignored). */
+    uint32_t stack_size = w->tasks.stack_size;
+    if (opts && opts->stack_size && !stackless) {
+        size_t size = opts->stack_size;
+        if (size < WEFT_STACK_MIN || size > ((size_t)1 << 30))
+            return -EINVAL;
+        stack_size = (uint32_t)page_round(size);
+    }
     if (!w->tasks.free && grow_records(w) < 0)
         return -ENOMEM;
     if (w->tasks.next_id == w->tasks.id_end) {
@@ -68,40 +74,42 @@ int weft__task_new(weft__worker *w, const weft_spawn_opts *opts, weft_task **out
     w->tasks.free = t->next;
     if (!t->next)
         w->tasks.free_tail = NULL;
-    w->tasks.nfree--;
 
     /* The epoch continues from the record's previous life (see the file comment). */
     uint64_t e = WEFT__EPOCH(atomic_load_explicit(&t->word, memory_order_relaxed)) + 1;
     atomic_store_explicit(&t->word, WEFT__WORD(e, WEFT__READY), memory_order_relaxed);
-    t->next = NULL;
+    /* Not set here, because a reaped record (or a fresh, zeroed one) already has them so:
+     * `stack` (released before the reap, or never bound), `cleanup` and `future` (cleared
+     * by weft__task_finish before it calls them), `wait_kind` (NONE after every park),
+     * `next` (the ready push writes it). `result` is written at finish, before DONE, and
+     * read only after it; `fn`/`future` and `arg` are the spawn's to set. The lists are
+     * emptied at finish too, but a spawn cleanup or a local's destructor may still add to
+     * them after their loop: they are reset, as before. */
     t->worker = w;
-    t->stack = NULL;
-    t->arg = NULL;
-    t->result = NULL;
     t->defers = NULL;
     t->locals = NULL;
     t->holds = NULL;
-    t->cleanup = opts ? opts->cleanup : NULL;
-    t->joiner = (weft_waker){NULL, 0};
-    atomic_store_explicit(&t->wait_kind, WEFT__WAIT_NONE, memory_order_relaxed);
+    t->joiner = (weft_waker){NULL, 0}; /* a join of the previous life left its waker */
     t->id = w->tasks.next_id++;
-    t->stack_size = (uint32_t)page_round(size);
-    t->flags = 0;
+    t->stack_size = stack_size;
     t->saved_errno = 0;
+    unsigned flags = stackless ? WEFT__T_STACKLESS : 0;
     t->name[0] = 0;
     if (opts) {
         if (opts->flags & WEFT_SPAWN_DETACHED)
-            t->flags |= WEFT__T_DETACHED;
-        if (opts->flags & WEFT_SPAWN_NOGUARD)
-            t->flags |= WEFT__T_NOGUARD;
+            flags |= WEFT__T_DETACHED;
+        if ((opts->flags & WEFT_SPAWN_NOGUARD) && !stackless)
+            flags |= WEFT__T_NOGUARD;
         if (opts->name) {
             strncpy(t->name, opts->name, sizeof t->name - 1);
             t->name[sizeof t->name - 1] = 0;
         }
+        t->cleanup = opts->cleanup;
     }
     /* Spawned during shutdown: cancelled from birth, so it finishes without running. */
     if (w->tasks.shutting_down)
-        t->flags |= WEFT__T_CANCELLED;
+        flags |= WEFT__T_CANCELLED;
+    t->flags = (uint16_t)flags; /* clears REAPED */
     w->tasks.nlive++;
     w->tasks.nrecords++;
     w->stats.nspawned++;
@@ -109,7 +117,9 @@ int weft__task_new(weft__worker *w, const weft_spawn_opts *opts, weft_task **out
     return 0;
 }
 
-void weft__task_finish(weft__worker *w, weft_task *t, void *result)
+/* The handlers a task left: defers, locals, the spawn cleanup, holds. Out of line: most
+ * tasks have none, and the finish then saves no registers for these loops. */
+static WEFT_NOINLINE void finish_handlers(weft__worker *w, weft_task *t)
 {
     /* Cleanup handlers first (they may still read task-locals), newest first. Each node goes
      * back to the pool before its handler runs: a handler that calls weft_exit re-enters
@@ -145,6 +155,12 @@ void weft__task_finish(weft__worker *w, weft_task *t, void *result)
         t->holds = h->next;
         h->abandon(h);
     }
+}
+
+void weft__task_finish(weft__worker *w, weft_task *t, void *result)
+{
+    if (t->defers || t->locals || t->cleanup || t->holds)
+        finish_handlers(w, t);
     if ((t->flags & WEFT__T_STACKLESS) && t->future) {
         weft_future *f = t->future;
         t->future = NULL;
@@ -176,7 +192,6 @@ void weft__task_reap(weft__worker *w, weft_task *t)
     else
         w->tasks.free = t;
     w->tasks.free_tail = t;
-    w->tasks.nfree++;
 }
 
 void weft__task_cancel(weft_task *t)
@@ -224,7 +239,6 @@ WEFT_COLD void weft__tasks_fini(weft__worker *w)
 {
     w->tasks.free = NULL;
     w->tasks.free_tail = NULL;
-    w->tasks.nfree = 0;
 }
 
 int weft__task_wait_snapshot(const weft_task *t, int *kind, const void **what, int64_t *deadline,

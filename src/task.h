@@ -119,17 +119,17 @@ typedef struct weft__task_cache {
     weft_task *free; /* recycled records, linked through next, oldest reaped first (FIFO,
                       * so that a stale handle names a new task as late as possible) */
     weft_task *free_tail;
-    size_t nfree;
     uint64_t next_id; /* ids next_id .. id_end-1 are this worker's to hand out */
     uint64_t id_end;
-    size_t stack_size;  /* default stack size (the configuration's) */
-    bool shutting_down; /* spawned from now on: cancelled from birth */
+    uint32_t stack_size; /* default stack size (the configuration's), page-rounded */
+    bool shutting_down;  /* spawned from now on: cancelled from birth */
 } weft__task_cache;
 
 void weft__tasks_init(weft__worker *w, size_t default_stack);
-/* A new READY record for a task of `w`, not yet queued. Returns 0, -EINVAL (bad options)
- * or -ENOMEM. */
-int weft__task_new(weft__worker *w, const weft_spawn_opts *opts, weft_task **out);
+/* A new READY record for a task of `w`, not yet queued, with the options' flags, name and
+ * cleanup; `stackless` for weft_spawn_future (the stack options are ignored). The caller
+ * sets fn or future, and arg. Returns 0, -EINVAL (bad options) or -ENOMEM. */
+int weft__task_new(weft__worker *w, const weft_spawn_opts *opts, bool stackless, weft_task **out);
 /* Finishing work shared by stackful and stackless tasks: defers, locals, the spawn cleanup,
  * abandoned holds, result, DONE, joiner wake-up. Runs on the task's stack (stackful) or the loop's
  * (stackless). */

@@ -34,7 +34,7 @@ int weft_spawn(weft_task **out, weft_fn fn, void *arg, const weft_spawn_opts *op
     if (!fn)
         return -EINVAL;
     weft_task *t;
-    r = weft__task_new(w, opts, &t);
+    r = weft__task_new(w, opts, false, &t);
     if (r < 0)
         return r;
     t->fn = fn;
@@ -54,19 +54,11 @@ int weft_spawn_future(weft_task **out, weft_future *f, const weft_spawn_opts *op
     if (!f || !f->ops || !f->ops->poll)
         return -EINVAL;
     weft_task *t;
-    r = weft__task_new(w, NULL, &t);
+    r = weft__task_new(w, opts, true, &t);
     if (r < 0)
         return r;
-    if (opts && (opts->flags & WEFT_SPAWN_DETACHED))
-        t->flags |= WEFT__T_DETACHED;
-    if (opts && opts->name) {
-        strncpy(t->name, opts->name, sizeof t->name - 1);
-        t->name[sizeof t->name - 1] = 0;
-    }
-    t->flags |= WEFT__T_STACKLESS;
     t->future = f;
     t->arg = f; /* what the spawn cleanup is given */
-    t->cleanup = opts ? opts->cleanup : NULL;
     weft__ready_push(&w->sched, t);
     if (out)
         *out = (t->flags & WEFT__T_DETACHED) ? NULL : t;
