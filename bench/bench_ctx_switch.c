@@ -3,7 +3,7 @@
  * jump_fcontext.
  *
  * Two figures. The headline runs the same loop on both sides, as the runtime does (every
- * task switch leaves from sched.c's switch_to): weft's switch ends in `ret`, which the CPU
+ * task switch leaves from scheduler.c's switch_to): weft's switch ends in `ret`, which the CPU
  * predicts when both sides return to the same call site. The extra field two_site_ns runs
  * main and the coroutine from different loops (the shape of Boost's harness), where that
  * `ret` mispredicts on every switch. An indirect jump (Boost's choice) would win there and
