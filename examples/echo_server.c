@@ -40,9 +40,12 @@ static void *serve(void *arg)
     conn *c = arg;
     weft_defer(conn_done, c); /* runs on return and on cancellation alike */
     char buf[16384];
+    /* In a local: c escapes to the runtime (weft_defer), so c->fd would be reloaded after
+     * every call, a cache miss per message once thousands of connections are open. */
+    int fd = c->fd;
     for (;;) {
-        ssize_t n = weft_read(c->fd, buf, sizeof buf, WEFT_FOREVER);
-        if (n <= 0 || weft_write(c->fd, buf, (size_t)n, WEFT_FOREVER) < 0)
+        ssize_t n = weft_read(fd, buf, sizeof buf, WEFT_FOREVER);
+        if (n <= 0 || weft_write(fd, buf, (size_t)n, WEFT_FOREVER) < 0)
             return NULL;
     }
 }
