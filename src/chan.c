@@ -357,7 +357,31 @@ static int wait_cases(weft__worker *w, wait_done *d, int kind, const void *what,
     return r < 0 ? r : d->index;
 }
 
-static int blocking_op(weft_chan *c, void *elem, int is_send, int64_t deadline)
+/* The waiting half of a send or receive, entered with c locked. Out of line: half the
+ * operations of a hand-off never wait, and they then save none of its registers. */
+static WEFT_NOINLINE int block_on(weft__worker *w, weft_chan *c, void *elem, int is_send,
+                                  int64_t deadline)
+{
+    int r;
+    wait_done d = {.ncases = 1};
+    chan_waiter wt = {.elem = elem, .done = &d, .index = 0};
+    weft__list_push_back(is_send ? &c->sendq : &c->recvq, &wt.link);
+    c->nwaiters++;
+    chan_unlock(c);
+    r = wait_cases(w, &d, is_send ? WEFT__WAIT_CHAN_SEND : WEFT__WAIT_CHAN_RECV, c, deadline);
+    chan_lock(c);
+    if (r >= 0)
+        r = d.result; /* the completion unlinked our waiter */
+    else
+        weft__list_remove(&wt.link);
+    bool last = waiter_left(c);
+    chan_unlock(c);
+    if (last)
+        chan_free(c);
+    return r;
+}
+
+static inline int blocking_op(weft_chan *c, void *elem, int is_send, int64_t deadline)
 {
     weft_task *t;
     int r;
@@ -376,22 +400,7 @@ static int blocking_op(weft_chan *c, void *elem, int is_send, int64_t deadline)
         chan_unlock(c);
         return r;
     }
-    wait_done d = {.ncases = 1};
-    chan_waiter wt = {.elem = elem, .done = &d, .index = 0};
-    weft__list_push_back(is_send ? &c->sendq : &c->recvq, &wt.link);
-    c->nwaiters++;
-    chan_unlock(c);
-    r = wait_cases(w, &d, is_send ? WEFT__WAIT_CHAN_SEND : WEFT__WAIT_CHAN_RECV, c, deadline);
-    chan_lock(c);
-    if (r >= 0)
-        r = d.result; /* the completion unlinked our waiter */
-    else
-        weft__list_remove(&wt.link);
-    bool last = waiter_left(c);
-    chan_unlock(c);
-    if (last)
-        chan_free(c);
-    return r;
+    return block_on(w, c, elem, is_send, deadline);
 }
 
 int weft_chan_send(weft_chan *c, const void *elem, int64_t deadline)

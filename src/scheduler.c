@@ -137,9 +137,12 @@ static inline __attribute__((always_inline)) void prefetch(const void *p)
  * record) and the stack of the next task, whose record the previous pick warmed. */
 static inline void prefetch_ahead(const weft__fifo *ready)
 {
-    const weft_task *n = ready->head;
-    if (!n)
+    /* A short queue is warm already (its tasks ran a moment ago): the prefetches would only
+     * cost the micro-ops (a yield, a channel hand-off) their instructions. 16: a backlog
+     * deeper than a quarter of a tick's budget. */
+    if (ready->len < 16)
         return;
+    const weft_task *n = ready->head;
     const weft_task *n2 = n->next;
     if (n2) {
         const char *r = (const char *)n2;
@@ -232,7 +235,8 @@ static void schedule_away(weft__worker *w, weft_task *from)
 
 /* ---- The park ---------------------------------------------------------------------------- */
 
-static void record_wait(weft__worker *w, weft_task *t, const weft__wait *wr)
+static inline __attribute__((always_inline)) void record_wait(weft__worker *w, weft_task *t,
+                                                             const weft__wait *wr)
 {
     /* The seqlock's writer side: the word already says RUNNING@e+1 (begin_run); this fence
      * orders that store before the fields below, so a reader that sees a new field also
