@@ -238,15 +238,14 @@ static void schedule_away(weft__worker *w, weft_task *from)
 static inline __attribute__((always_inline)) void record_wait(weft__worker *w, weft_task *t,
                                                              const weft__wait *wr)
 {
-    /* The seqlock's writer side: the word already says RUNNING@e+1 (begin_run); this fence
-     * orders that store before the fields below, so a reader that sees a new field also
-     * sees the word move, and retries (free on x86, a dmb on aarch64). */
-    atomic_thread_fence(memory_order_release);
-    /* relaxed: published by the PARKED CAS that follows (release). */
-    atomic_store_explicit(&t->wait_kind, wr->kind, memory_order_relaxed);
-    atomic_store_explicit(&t->wait_what, wr->what, memory_order_relaxed);
-    atomic_store_explicit(&t->wait_deadline, wr->deadline, memory_order_relaxed);
-    atomic_store_explicit(&t->wait_since, w->now, memory_order_relaxed);
+    /* The seqlock's writer side. The word already says RUNNING@e+1 (begin_run); each field
+     * is stored with release, so a reader whose acquire load sees a new field also sees the
+     * word move on, and retries (weft__task_wait_snapshot). Plain stores on x86; no fence,
+     * which ThreadSanitizer could not follow. The PARKED CAS that follows publishes them. */
+    atomic_store_explicit(&t->wait_kind, wr->kind, memory_order_release);
+    atomic_store_explicit(&t->wait_what, wr->what, memory_order_release);
+    atomic_store_explicit(&t->wait_deadline, wr->deadline, memory_order_release);
+    atomic_store_explicit(&t->wait_since, w->now, memory_order_release);
 }
 
 /* Marks t PARKED, releases the caller's lock, and switches away; or, if a wake for this run

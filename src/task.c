@@ -249,11 +249,12 @@ int weft__task_wait_snapshot(const weft_task *t, int *kind, const void **what, i
     uint64_t w0 = atomic_load_explicit(&t->word, memory_order_acquire);
     if (WEFT__STATE(w0) != WEFT__PARKED)
         return -EAGAIN;
-    int k = atomic_load_explicit(&t->wait_kind, memory_order_relaxed);
-    const void *o = atomic_load_explicit(&t->wait_what, memory_order_relaxed);
-    int64_t d = atomic_load_explicit(&t->wait_deadline, memory_order_relaxed);
-    int64_t s = atomic_load_explicit(&t->wait_since, memory_order_relaxed);
-    atomic_thread_fence(memory_order_acquire); /* the field loads before the re-check */
+    /* acquire: pairs with record_wait's release stores, so a field from a later park comes
+     * with that park's word, which the re-check below then sees. */
+    int k = atomic_load_explicit(&t->wait_kind, memory_order_acquire);
+    const void *o = atomic_load_explicit(&t->wait_what, memory_order_acquire);
+    int64_t d = atomic_load_explicit(&t->wait_deadline, memory_order_acquire);
+    int64_t s = atomic_load_explicit(&t->wait_since, memory_order_acquire);
     if (atomic_load_explicit(&t->word, memory_order_relaxed) != w0 || k == WEFT__WAIT_NONE)
         return -EAGAIN;
     *kind = k;
