@@ -68,7 +68,7 @@ static void *member_main(void *arg)
 /* Whether t is a member of g (its spawn cleanup is member_gone, with its member record). */
 static bool is_member(const weft_group *g, const weft_task *t)
 {
-    return t && t->cleanup == member_gone && ((const member *)t->arg)->g == g;
+    return t && weft__task_spawn_cleanup(t) == member_gone && ((const member *)t->arg)->g == g;
 }
 
 /* -EPERM from a thread other than g's, else 0. */

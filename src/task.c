@@ -53,6 +53,9 @@ WEFT_COLD void weft__tasks_init(weft__worker *w, size_t default_stack)
     w->tasks.stack_size = (uint32_t)page_round(default_stack);
 }
 
+/* The key of the node that carries a spawn's cleanup in a task's locals (see task.h). */
+static const char spawn_cleanup_key;
+
 int weft__task_new(weft__worker *w, const weft_spawn_opts *opts, bool stackless, weft_task **out)
 {
     /* The default size was checked and rounded once, at init; only a size the spawn asks
@@ -66,6 +69,15 @@ int weft__task_new(weft__worker *w, const weft_spawn_opts *opts, bool stackless,
     }
     if (!w->tasks.free && grow_records(w) < 0)
         return -ENOMEM;
+    weft__node *cleanup = NULL;
+    if (opts && opts->cleanup) {
+        if (!(cleanup = weft__node_get(w)))
+            return -ENOMEM;
+        cleanup->next = NULL;
+        cleanup->key = &spawn_cleanup_key;
+        cleanup->fn = opts->cleanup;
+        cleanup->arg = NULL; /* it gets the task's arg, set by the spawn after this */
+    }
     if (w->tasks.next_id == w->tasks.id_end) {
         w->tasks.next_id = weft__runtime_take_ids(w->rt, WEFT__ID_BLOCK);
         w->tasks.id_end = w->tasks.next_id + WEFT__ID_BLOCK;
@@ -79,15 +91,15 @@ int weft__task_new(weft__worker *w, const weft_spawn_opts *opts, bool stackless,
     uint64_t e = WEFT__EPOCH(atomic_load_explicit(&t->word, memory_order_relaxed)) + 1;
     atomic_store_explicit(&t->word, WEFT__WORD(e, WEFT__READY), memory_order_relaxed);
     /* Not set here, because a reaped record (or a fresh, zeroed one) already has them so:
-     * `stack` (released before the reap, or never bound), `cleanup` and `future` (cleared
-     * by weft__task_finish before it calls them), `wait_kind` (NONE after every park),
+     * `stack` (released before the reap, or never bound), `future` (cleared by
+     * weft__task_finish before it drops it), `wait_kind` (NONE after every park),
      * `next` (the ready push writes it). `result` is written at finish, before DONE, and
      * read only after it; `fn`/`future` and `arg` are the spawn's to set. The lists are
      * emptied at finish too, but a spawn cleanup or a local's destructor may still add to
      * them after their loop: they are reset, as before. */
     t->worker = w;
     t->defers = NULL;
-    t->locals = NULL;
+    t->locals = cleanup;
     t->holds = NULL;
     t->joiner = (weft_waker){NULL, 0}; /* a join of the previous life left its waker */
     t->id = w->tasks.next_id++;
@@ -104,7 +116,6 @@ int weft__task_new(weft__worker *w, const weft_spawn_opts *opts, bool stackless,
             strncpy(t->name, opts->name, sizeof t->name - 1);
             t->name[sizeof t->name - 1] = 0;
         }
-        t->cleanup = opts->cleanup;
     }
     /* Spawned during shutdown: cancelled from birth, so it finishes without running. */
     if (w->tasks.shutting_down)
@@ -132,21 +143,17 @@ static WEFT_NOINLINE void finish_handlers(weft__worker *w, weft_task *t)
         weft__node_put(w, n);
         fn(arg);
     }
+    /* Then the locals' destructors, newest first, and last of all the spawn's cleanup (the
+     * oldest node), which is given the task's argument: the task's own handlers may still
+     * use what it was handed. */
     while (t->locals) {
         weft__node *n = t->locals;
         t->locals = n->next;
         void (*fn)(void *) = n->fn;
-        void *arg = n->arg;
+        void *arg = n->key == &spawn_cleanup_key ? t->arg : n->arg;
         weft__node_put(w, n);
         if (fn)
             fn(arg);
-    }
-    /* The spawn's cleanup: after the task's own handlers, which may still use what it was
-     * handed; cleared first for the same reason as the nodes above. */
-    if (t->cleanup) {
-        void (*fn)(void *) = t->cleanup;
-        t->cleanup = NULL;
-        fn(t->arg);
     }
     /* Locks still held are released by their module (a mutex reports its owner's death to
      * the next locker), so no waiter is left parked on a task that is gone. */
@@ -159,7 +166,7 @@ static WEFT_NOINLINE void finish_handlers(weft__worker *w, weft_task *t)
 
 void weft__task_finish(weft__worker *w, weft_task *t, void *result)
 {
-    if (t->defers || t->locals || t->cleanup || t->holds)
+    if (t->defers || t->locals || t->holds)
         finish_handlers(w, t);
     if ((t->flags & WEFT__T_STACKLESS) && t->future) {
         weft_future *f = t->future;
@@ -286,5 +293,13 @@ weft_task *weft__task_by_guard(weft__worker *w, const void *addr)
                 return t;
         }
     }
+    return NULL;
+}
+
+weft__cleanup_fn weft__task_spawn_cleanup(const weft_task *t)
+{
+    for (const weft__node *n = t->locals; n; n = n->next)
+        if (n->key == &spawn_cleanup_key)
+            return n->fn;
     return NULL;
 }

@@ -70,7 +70,7 @@ typedef struct weft__hold {
     void (*abandon)(struct weft__hold *h);
 } weft__hold;
 
-/* A task record is 176 bytes (a test checks it stays within three cache lines): with a
+/* A task record is 160 bytes (a test checks it stays within 160): with a
  * million queued tasks, every byte is a cache miss shared by all of them. */
 struct weft_task {
     /* any thread: wakers CAS it (acq_rel; the winner of PARKED->READY owns the enqueue). */
@@ -83,16 +83,21 @@ struct weft_task {
     weft__worker *worker; /* the owning worker: whoever resumes the task sets it first */
     weft__ctx ctx;        /* saved stack pointer while not running; owner: worker */
     weft__stack *stack;   /* bound at first run; NULL for stackless tasks; owner: worker */
+    /* One word for three lives that never overlap: the body until the task first runs (or
+     * the future, owned, until the finish drops it), then the result, written at finish and
+     * read by the joiner after it sees DONE. */
     union {
         weft_fn fn;          /* stackful: the body */
         weft_future *future; /* stackless: the driven future (owned) */
+        void *result;        /* once finished */
     };
     void *arg;
-    void *result;               /* set at finish; read by the joiner after it sees DONE */
-    weft__node *defers;         /* LIFO cleanup handlers; owner: worker */
-    weft__node *locals;         /* task-local values; owner: worker */
-    weft__hold *holds;          /* locks held now (see weft__hold); owner: worker */
-    void (*cleanup)(void *arg); /* weft_spawn_opts.cleanup, run with `arg` at finish */
+    weft__node *defers; /* LIFO cleanup handlers; owner: worker */
+    /* Task-local values, and the spawn's cleanup as the oldest node (key: the address of
+     * task.c's spawn_cleanup_key), so that it runs after every local's destructor; owner:
+     * worker. */
+    weft__node *locals;
+    weft__hold *holds; /* locks held now (see weft__hold); owner: worker */
     weft_waker joiner;          /* the task parked in weft_join on us, if any; owner: worker */
     /* What it waits on while parked (scheduler.h's wait record, copied here at each park so
      * that it outlives the caller's frame). Written by the owner before the park's PARKED
@@ -157,6 +162,10 @@ weft_task *weft__task_by_guard(weft__worker *w, const void *addr);
  * -EAGAIN if t is not parked. Any thread, while the record is not reaped. */
 int weft__task_wait_snapshot(const weft_task *t, int *kind, const void **what, int64_t *deadline,
                              int64_t *since);
+
+/* The cleanup t was spawned with (weft_spawn_opts.cleanup), or NULL; until t finishes. */
+typedef void (*weft__cleanup_fn)(void *arg);
+weft__cleanup_fn weft__task_spawn_cleanup(const weft_task *t);
 
 /* Whether t still names a task record in use: not reaped (a stale handle is -ESRCH). */
 static inline bool weft__task_reaped(const weft_task *t)
