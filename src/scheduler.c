@@ -52,6 +52,26 @@ static void landed(weft__worker *w, void *fake_stack)
     errno_set(t ? t->saved_errno : w->sched.loop_errno);
 }
 
+/* switch_to's path when a sanitizer watches (hooks.h): the fiber annotations around the same
+ * switch. Apart, so that the plain path keeps no fake-stack slot in its frame; a second call
+ * site of the switch costs the return predictor only in sanitizer runs. */
+static WEFT_NOINLINE void switch_tooled(weft__worker *w, weft_task *from, weft_task *to,
+                                        weft__ctx *fc, weft__ctx *tc)
+{
+    /* A finished task's frames are never returned to: no fake stack to keep for it. */
+    void *fake = NULL;
+    bool exiting = from && from == w->sched.dead;
+    if (to)
+        weft__hook_switch_begin(exiting ? NULL : &fake, to->stack->lo,
+                                (size_t)(to->stack->hi - to->stack->lo));
+    else
+        weft__hook_switch_begin(exiting ? NULL : &fake, w->sched.loop_stack_lo,
+                                w->sched.loop_stack_size);
+    weft__hook_fiber_switch(to ? to->stack->fiber : w->sched.loop_fiber);
+    weft__ctx_switch(fc, tc);
+    landed(w, fake);
+}
+
 /* Switches from the running context (`from`, NULL for the loop) to `to` (NULL: the loop).
  * Never inlined: every switch leaves from this one call site, so the switch's `ret` lands
  * where the CPU's return predictor expects (see src/arch/x86_64/switch.S). */
@@ -66,20 +86,12 @@ static WEFT_NOINLINE void switch_to(weft__worker *w, weft_task *from, weft_task 
         w->sched.loop_errno = e;
     w->current = to;
     w->stats.nswitches++;
-    /* A finished task's frames are never returned to: no fake stack to keep for it. */
-    void *fake = NULL;
     if (weft_unlikely(w->sched.tooling)) {
-        bool exiting = from && from == w->sched.dead;
-        if (to)
-            weft__hook_switch_begin(exiting ? NULL : &fake, to->stack->lo,
-                                    (size_t)(to->stack->hi - to->stack->lo));
-        else
-            weft__hook_switch_begin(exiting ? NULL : &fake, w->sched.loop_stack_lo,
-                                    w->sched.loop_stack_size);
-        weft__hook_fiber_switch(to ? to->stack->fiber : w->sched.loop_fiber);
+        switch_tooled(w, from, to, fc, tc);
+        return;
     }
     weft__ctx_switch(fc, tc);
-    landed(w, fake);
+    landed(w, NULL);
 }
 
 /* A coroutine's first frame (below it only the trampoline, which ends the frame chain). */
