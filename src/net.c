@@ -136,6 +136,8 @@ static ssize_t write_all(int fd, const char *p, size_t len, int flags, int use_s
         if (n == 0)
             return -EIO; /* the fd took nothing of a non-empty write: never spin on it */
         done += (size_t)n;
+        if (done < len)
+            w = weft__worker_current(); /* the submit may have parked: the migration rule */
     }
     return (ssize_t)len;
 }
@@ -198,10 +200,11 @@ ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, int64_t deadlin
         if (left > 0) {
             cur->iov_base = (char *)cur->iov_base + n;
             cur->iov_len -= (size_t)n;
+            w = weft__worker_current(); /* the submit may have parked: the migration rule */
         }
     }
     if (v != small)
-        weft__free(w, v);
+        weft__free(weft__worker_current(), v);
     return r;
 }
 
@@ -224,6 +227,7 @@ ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, int64_
         if (n == 0)
             break; /* in_fd ended early */
         done += (size_t)n;
+        w = weft__worker_current(); /* the submit may have parked: the migration rule */
     }
     return (ssize_t)done;
 }
@@ -248,6 +252,7 @@ int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t deadl
     for (;;) {
         weft__ioreq q = {.op = WEFT__IO_ACCEPT, .fd = fd, .addr = addr, .addrlen = addrlen};
         int c = (int)weft__io_submit(w, &q, deadline);
+        w = weft__worker_current(); /* the submit may have parked: the migration rule */
         if (c >= 0) /* the listener's kind: an accepted socket has the listener's type */
             return fresh_fd(w, c, weft__io_fd_kind(w, fd));
         if (c != -EMFILE && c != -ENFILE)

@@ -179,6 +179,7 @@ static ssize_t ep_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
         int r = wait_ready(io, q->fd, WEFT_READABLE, deadline);
         if (r < 0)
             return r;
+        io = weft__worker_current()->io; /* parked: re-read (the migration rule) */
     }
     for (;;) {
         ssize_t n = weft__io_exec(&io->w->sys, q);
@@ -194,6 +195,7 @@ static ssize_t ep_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
         int r = wait_ready(io, q->fd, weft__io_dir(q), deadline);
         if (r < 0)
             return r;
+        io = weft__worker_current()->io; /* parked: re-read (the migration rule) */
     }
 }
 
