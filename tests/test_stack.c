@@ -29,7 +29,9 @@ static int run_child(void (*fn)(void *), void *arg, char *err, size_t cap)
     if (pid == 0) {
         dup2(fds[1], 2);
         close(fds[0]);
+        coverage_dump_on_abort();
         fn(arg);
+        coverage_dump();
         _exit(0);
     }
     close(fds[1]);

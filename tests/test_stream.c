@@ -166,3 +166,166 @@ Test(stream, slow_reader_parks_writer_with_bounded_memory, .timeout = 60)
 {
     run_main(backpressure_main, NULL);
 }
+
+/* ---- Arguments, direct reads, short reads at the end, errors that keep what was read ---- */
+
+Test(stream, open_outside_a_runtime_is_eperm)
+{
+    weft_stream *s = NULL;
+    cr_assert_eq(weft_stream_open(&s, 0, NULL), -EPERM);
+    cr_assert_null(s);
+    cr_assert_eq(weft_stream_fd(NULL), -EINVAL);
+    cr_assert_eq(weft_stream_buffered_out(NULL), 0);
+}
+
+static void *args_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    pair(p);
+    weft_stream *s = NULL;
+    weft_stream_opts o;
+    weft_stream_opts_init(&o);
+    cr_assert_eq(weft_stream_open(NULL, p[0], &o), -EINVAL);
+    cr_assert_eq(weft_stream_open(&s, -1, &o), -EINVAL);
+    o.read_buf = 0;
+    cr_assert_eq(weft_stream_open(&s, p[0], &o), -EINVAL);
+    weft_stream_opts_init(&o);
+    o.high_water = 0;
+    o.low_water = 0;
+    cr_assert_eq(weft_stream_open(&s, p[0], &o), -EINVAL);
+    weft_stream_opts_init(&o);
+    o.low_water = o.high_water + 1;
+    cr_assert_eq(weft_stream_open(&s, p[0], &o), -EINVAL);
+    cr_assert_null(s);
+
+    cr_assert_eq(weft_stream_open(&s, p[0], NULL), 0, "NULL opts: the defaults");
+    cr_assert_eq(weft_stream_fd(s), p[0]);
+    char buf[4];
+    cr_assert_eq(weft_stream_read(NULL, buf, 1, 0), -EINVAL);
+    cr_assert_eq(weft_stream_read(s, NULL, 1, 0), -EINVAL);
+    cr_assert_eq(weft_stream_read(s, buf, 0, 0), 0, "nothing asked, nothing read");
+    cr_assert_eq(weft_stream_read_exact(NULL, buf, 1, 0), -EINVAL);
+    cr_assert_eq(weft_stream_read_exact(s, NULL, 1, 0), -EINVAL);
+    cr_assert_eq(weft_stream_read_until(NULL, '\n', buf, 4, 0), -EINVAL);
+    cr_assert_eq(weft_stream_read_until(s, '\n', NULL, 4, 0), -EINVAL);
+    cr_assert_eq(weft_stream_read_until(s, '\n', buf, 0, 0), -EINVAL);
+    cr_assert_eq(weft_stream_write(NULL, "x", 1, 0), -EINVAL);
+    cr_assert_eq(weft_stream_write(s, NULL, 1, 0), -EINVAL);
+    cr_assert_eq(weft_stream_flush(NULL, 0), -EINVAL);
+    cr_assert_eq(weft_stream_close(NULL, 0), -EINVAL);
+    cr_assert_eq(weft_stream_buffered_out(s), 0);
+    cr_assert_eq(weft_stream_close(s, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_close(p[1]), 0);
+    return NULL;
+}
+
+Test(stream, bad_arguments_are_einval_and_change_nothing)
+{
+    run_main(args_main, NULL);
+}
+
+static void *partial_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    pair(p);
+    weft_stream *s;
+    weft_stream_opts o;
+    weft_stream_opts_init(&o);
+    o.read_buf = 16;
+    cr_assert_eq(weft_stream_open(&s, p[0], &o), 0);
+
+    /* A read larger than the buffer, with nothing buffered, gets the bytes straight. */
+    char big[64];
+    cr_assert_eq(weft_write(p[1], "0123456789abcdefghijklmnopqrstuv", 32, WEFT_FOREVER), 32);
+    cr_assert_eq(weft_stream_read(s, big, sizeof big, WEFT_FOREVER), 32);
+    cr_assert_eq(memcmp(big, "0123456789abcdefghijklmnopqrstuv", 32), 0);
+
+    /* Nothing there: the deadline (already passed) ends each kind of read with nothing. */
+    char line[64];
+    cr_assert_eq(weft_stream_read(s, big, sizeof big, 0), -ETIMEDOUT);
+    cr_assert_eq(weft_stream_read_line(s, line, sizeof line, 0), -ETIMEDOUT);
+    cr_assert_eq(weft_stream_read_exact(s, line, 4, 0), -ETIMEDOUT);
+
+    /* read_exact that gets part before an error returns that part; the error comes next. */
+    cr_assert_eq(weft_write(p[1], "abc", 3, WEFT_FOREVER), 3);
+    cr_assert_eq(weft_stream_read_exact(s, line, 10, 0), 3);
+    cr_assert_eq(memcmp(line, "abc", 3), 0);
+    cr_assert_eq(weft_stream_read_exact(s, line, 10, 0), -ETIMEDOUT);
+
+    /* A line longer than the read buffer: the buffer grows up to the limit. */
+    const char *longline = "a line well over sixteen bytes long\nrest";
+    cr_assert_eq(weft_write(p[1], longline, strlen(longline), WEFT_FOREVER),
+                 (ssize_t)strlen(longline));
+    ssize_t n = weft_stream_read_line(s, line, sizeof line, WEFT_FOREVER);
+    cr_assert_eq(n, 36);
+    cr_assert_eq(memcmp(line, longline, 36), 0);
+    /* The limit reached with no newline: -ENOBUFS, then the bytes are still readable. */
+    cr_assert_eq(weft_stream_read_line(s, line, 4, 0), -ENOBUFS);
+    cr_assert_eq(weft_stream_read_line(s, line, 3, 0), -ENOBUFS);
+
+    /* End of stream in the middle of an exact read: the short count, then 0. */
+    cr_assert_eq(weft_write(p[1], "xy", 2, WEFT_FOREVER), 2);
+    cr_assert_eq(weft_close(p[1]), 0);
+    cr_assert_eq(weft_stream_read_exact(s, line, 10, WEFT_FOREVER), 6);
+    cr_assert_eq(memcmp(line, "restxy", 6), 0);
+    cr_assert_eq(weft_stream_read_exact(s, line, 10, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_stream_read(s, big, sizeof big, WEFT_FOREVER), 0, "large read after EOF");
+    cr_assert_eq(weft_stream_close(s, WEFT_FOREVER), 0);
+    return NULL;
+}
+
+Test(stream, direct_reads_partial_reads_and_end_of_stream_mid_read)
+{
+    run_main(partial_main, NULL);
+}
+
+static void *write_paths_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    pair(p);
+    weft_stream *s;
+    weft_stream_opts o;
+    weft_stream_opts_init(&o);
+    o.high_water = 16;
+    o.low_water = 4;
+    cr_assert_eq(weft_stream_open(&s, p[0], &o), 0);
+
+    /* Larger than high water with nothing buffered: written straight through. */
+    char msg[100];
+    for (int i = 0; i < 100; i++)
+        msg[i] = (char)('A' + i % 26);
+    cr_assert_eq(weft_stream_write(s, msg, sizeof msg, WEFT_FOREVER), 100);
+    cr_assert_eq(weft_stream_buffered_out(s), 0);
+    /* Small writes buffer; crossing high water sends down to low water. */
+    cr_assert_eq(weft_stream_write(s, "0123456789", 10, WEFT_FOREVER), 10);
+    cr_assert_eq(weft_stream_buffered_out(s), 10);
+    cr_assert_eq(weft_stream_write(s, "abcdefghij", 10, WEFT_FOREVER), 10);
+    cr_assert_leq(weft_stream_buffered_out(s), 16);
+    cr_assert_eq(weft_stream_flush(s, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_stream_buffered_out(s), 0);
+    char got[120];
+    size_t n = 0;
+    while (n < sizeof got) {
+        ssize_t k = weft_read(p[1], got + n, sizeof got - n, weft_deadline_in(10 * WEFT_SEC));
+        cr_assert_gt(k, 0);
+        n += (size_t)k;
+    }
+    cr_assert_eq(memcmp(got, msg, 100), 0);
+    cr_assert_eq(memcmp(got + 100, "0123456789abcdefghij", 20), 0);
+
+    /* The peer gone: the flush fails with -EPIPE, and close reports it (and still frees). */
+    cr_assert_eq(weft_close(p[1]), 0);
+    cr_assert_eq(weft_stream_write(s, "lost", 4, WEFT_FOREVER), 4);
+    cr_assert_eq(weft_stream_flush(s, WEFT_FOREVER), -EPIPE);
+    cr_assert_eq(weft_stream_buffered_out(s), 4, "nothing was sent");
+    cr_assert_eq(weft_stream_close(s, WEFT_FOREVER), -EPIPE);
+    return NULL;
+}
+
+Test(stream, direct_and_buffered_writes_and_a_failed_flush)
+{
+    run_main(write_paths_main, NULL);
+}

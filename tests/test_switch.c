@@ -203,7 +203,9 @@ Test(switch, stack_overflow_is_reported)
     if (pid == 0) {
         dup2(fds[1], 2);
         close(fds[0]);
+        coverage_dump_on_abort();
         weft_run(NULL, overflow_main, NULL, NULL);
+        coverage_dump();
         _exit(0);
     }
     close(fds[1]);

@@ -5,6 +5,7 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <weft.h>
 
@@ -37,6 +38,33 @@ static inline void *run_main_cfg(const weft_config *cfg, weft_fn fn, void *arg)
 static inline void *run_main(weft_fn fn, void *arg)
 {
     return run_main_cfg(NULL, fn, arg);
+}
+
+/* gcov writes its counters at exit, which a forked child that dies of a signal (a stack
+ * overflow report aborts) or leaves through _exit never reaches. Coverage builds link gcov's
+ * __gcov_dump (tests/CMakeLists.txt); in every other build this weak reference is NULL and
+ * the helpers below do nothing. */
+extern void __gcov_dump(void) __attribute__((weak));
+
+static inline void coverage_dump(void)
+{
+    if (__gcov_dump)
+        __gcov_dump();
+}
+
+static inline void coverage_dump_then_die(int sig)
+{
+    coverage_dump();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* In a forked child expected to abort: dump the coverage counters first, then die of the
+ * same SIGABRT (the status the test checks is unchanged). */
+static inline void coverage_dump_on_abort(void)
+{
+    if (__gcov_dump)
+        signal(SIGABRT, coverage_dump_then_die);
 }
 
 /* Skips heavy tests under valgrind, where they would take minutes. */
