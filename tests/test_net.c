@@ -219,15 +219,22 @@ Test(net, deadlines_cancel_and_close_while_parked)
     run_main(deadlines_main, NULL);
 }
 
+/* The results go back through the argument: a cancelled task's join reports WEFT_CANCELED
+ * whatever it returned. */
+struct cancelled_args {
+    int fd;
+    int rd, wr, acc;
+};
+
 static void *cancelled_calls(void *arg)
 {
-    int fd = (int)(intptr_t)arg;
+    struct cancelled_args *a = arg;
     weft_cancel(weft_self());
     char c = 'x';
-    int ok = weft_read(fd, &c, 1, WEFT_FOREVER) == -ECANCELED &&
-             weft_write(fd, &c, 1, WEFT_FOREVER) == -ECANCELED &&
-             weft_accept(fd, NULL, NULL, WEFT_FOREVER) == -ECANCELED;
-    return (void *)(intptr_t)ok;
+    a->rd = (int)weft_read(a->fd, &c, 1, WEFT_FOREVER);
+    a->wr = (int)weft_write(a->fd, &c, 1, WEFT_FOREVER);
+    a->acc = weft_accept(a->fd, NULL, NULL, WEFT_FOREVER);
+    return NULL;
 }
 
 static void *cancelled_main(void *arg)
@@ -236,10 +243,14 @@ static void *cancelled_main(void *arg)
     int p[2];
     tcp_pair(p);
     weft_task *t;
-    weft_spawn(&t, cancelled_calls, (void *)(intptr_t)p[0], NULL);
+    struct cancelled_args a = {.fd = p[0], .rd = 1, .wr = 1, .acc = 1};
+    weft_spawn(&t, cancelled_calls, &a, NULL);
     void *r;
     weft_join(t, &r, WEFT_FOREVER);
     cr_assert_eq(r, WEFT_CANCELED);
+    cr_assert_eq(a.rd, -ECANCELED);
+    cr_assert_eq(a.wr, -ECANCELED);
+    cr_assert_eq(a.acc, -ECANCELED);
     char c;
     cr_assert_eq(weft_read(p[1], &c, 1, 0), -ETIMEDOUT, "nothing was written after cancel");
     weft_close(p[0]);
