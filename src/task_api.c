@@ -138,13 +138,20 @@ void weft__join_uncancellable(weft__worker *w, weft_task *t)
     reap_joined(w->current->worker, t);
 }
 
-int weft_detach(weft_task *t)
+/* The calling thread's worker if t is a handle it may act on; else NULL with *err = -EPERM
+ * (outside a runtime) or check_handle's error. */
+static weft__worker *handle_begin(weft_task *t, int *err)
 {
     weft__worker *w = weft__worker_current();
+    *err = w ? check_handle(w, t) : -EPERM;
+    return *err < 0 ? NULL : w;
+}
+
+int weft_detach(weft_task *t)
+{
+    int r;
+    weft__worker *w = handle_begin(t, &r);
     if (!w)
-        return -EPERM;
-    int r = check_handle(w, t);
-    if (r < 0)
         return r;
     if ((t->flags & WEFT__T_DETACHED) || t->joiner.task)
         return -EINVAL;
@@ -156,11 +163,8 @@ int weft_detach(weft_task *t)
 
 int weft_cancel(weft_task *t)
 {
-    weft__worker *w = weft__worker_current();
-    if (!w)
-        return -EPERM;
-    int r = check_handle(w, t);
-    if (r < 0)
+    int r;
+    if (!handle_begin(t, &r))
         return r;
     weft__task_cancel(t);
     return 0;

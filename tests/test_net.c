@@ -400,7 +400,7 @@ static void *drain(void *arg)
     drain_arg *d = arg;
     size_t got = 0;
     while (got < d->len) {
-        ssize_t n = weft_read(d->fd, d->buf + got, d->len - got, weft_deadline_in(10 * WEFT_SEC));
+        ssize_t n = weft_read(d->fd, d->buf + got, d->len - got, weft_deadline_in(30 * WEFT_SEC));
         if (n <= 0)
             return (void *)(intptr_t)(n < 0 ? n : -EPIPE);
         got += (size_t)n;
@@ -1113,25 +1113,6 @@ Test(net, failed_listen_dial_and_datagram_return_the_error_and_leak_no_fd)
 #define NIOV 40      /* more than writev's on-stack copy holds */
 #define IOV_LEN 8192 /* 40 x 8 KiB: more than a Unix socket buffer, so writev parks */
 
-typedef struct drain {
-    int fd;
-    size_t want;
-    unsigned char *got;
-} drain_job;
-
-static void *drain_all(void *arg)
-{
-    drain_job *d = arg;
-    size_t n = 0;
-    while (n < d->want) {
-        ssize_t k = weft_read(d->fd, d->got + n, d->want - n, weft_deadline_in(30 * WEFT_SEC));
-        if (k <= 0)
-            return (void *)(intptr_t)(k < 0 ? k : -EPIPE);
-        n += (size_t)k;
-    }
-    return (void *)(intptr_t)n;
-}
-
 static void *writev_main(void *arg)
 {
     (void)arg;
@@ -1148,9 +1129,9 @@ static void *writev_main(void *arg)
         iov[i] = (struct iovec){bufs[i], len};
         total += len;
     }
-    drain_job d = {p[1], total, got};
+    drain_arg d = {p[1], (char *)got, total};
     weft_task *t;
-    cr_assert_eq(weft_spawn(&t, drain_all, &d, NULL), 0);
+    cr_assert_eq(weft_spawn(&t, drain, &d, NULL), 0);
     cr_assert_eq(weft_writev(p[0], iov, NIOV, weft_deadline_in(30 * WEFT_SEC)), (ssize_t)total);
     void *r;
     cr_assert_eq(weft_join(t, &r, WEFT_FOREVER), 0);

@@ -329,15 +329,6 @@ Test(stack, a_150k_frame_in_a_64k_stack_is_named)
 
 /* ---- Reports that must not disappear --------------------------------------------------- */
 
-static __attribute__((noinline)) int recurse(int depth)
-{
-    volatile char pad[1024];
-    pad[0] = (char)depth;
-    if (depth > (1 << 30)) /* never: keeps the compiler from calling it infinite */
-        return 0;
-    return recurse(depth + 1) + pad[0];
-}
-
 static void *deep(void *arg)
 {
     (void)arg;

@@ -167,15 +167,6 @@ Test(switch, frame_chain_ends_at_coroutine_entry)
     cr_assert_eq(run_main(frames_main, NULL), (void *)1);
 }
 
-static __attribute__((noinline)) int recurse(int depth)
-{
-    volatile char pad[1024];
-    pad[0] = (char)depth;
-    if (depth > (1 << 30)) /* never: keeps the compiler from calling it infinite */
-        return 0;
-    return recurse(depth + 1) + pad[0];
-}
-
 static void *overflow(void *arg)
 {
     (void)arg;

@@ -203,7 +203,7 @@ void weft__fdtable_ready(weft__io *io, int fd, unsigned mask);
  * (WEFT_READABLE|WEFT_WRITABLE), parking until an edge, the deadline or cancellation.
  * Several tasks may wait in one direction: they queue, and are served in arrival order.
  * Returns the mask, -EBADF (forgotten meanwhile), -ETIMEDOUT or -ECANCELED. */
-int weft__fdtable_wait(weft__io *io, int fd, int events, int64_t deadline);
+int weft__fdtable_wait(weft__io **io, int fd, int events, int64_t deadline);
 /* Forgets everything known about fd: a new generation, and its waiters are woken. */
 void weft__fdtable_reset(weft__io *io, int fd);
 /* The same for an fd number the kernel just handed out, skipped when there is nothing to

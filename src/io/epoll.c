@@ -89,10 +89,12 @@ static void ep_forget(weft__io *io, int fd)
 
 /* Waits for `events` on a classified fd, registering it first if this is its first wait.
  * Registration fails cleanly: the record stays unwatched, and the next wait tries again. */
-static inline __attribute__((always_inline)) int wait_ready(weft__io *io, int fd, int events,
+static inline __attribute__((always_inline)) int wait_ready(weft__io **iop, int fd, int events,
                                                             int64_t deadline)
 {
-    /* Every caller classified fd first, so the table holds it. */
+    /* Every caller classified fd first, so the table holds it. *iop is re-read by the wait
+     * (the migration rule), so callers keep using it afterwards. */
+    weft__io *io = *iop;
     weft__fdrec *rec = &io->fds[fd];
     if (!rec->watched) {
         int r = watch(io, fd);
@@ -100,7 +102,7 @@ static inline __attribute__((always_inline)) int wait_ready(weft__io *io, int fd
             return r;
         rec->watched = 1;
     }
-    return weft__fdtable_wait(io, fd, events, deadline);
+    return weft__fdtable_wait(iop, fd, events, deadline);
 }
 
 /* Drained reads. A read that returned less than it asked for emptied a byte stream's
@@ -126,9 +128,10 @@ static ssize_t ep_connect(weft__io *io, const weft__ioreq *q, int64_t deadline)
         return 0;
     if (r != -EINPROGRESS && r != -EAGAIN && r != -EINTR)
         return r;
-    r = wait_ready(io, q->fd, WEFT_WRITABLE, deadline);
+    r = wait_ready(&io, q->fd, WEFT_WRITABLE, deadline);
     if (r < 0)
         return r;
+    sys = &io->w->sys;
     int soerr = 0;
     socklen_t sl = sizeof soerr;
     r = weft__sys_getsockopt(sys, q->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
@@ -152,7 +155,7 @@ WEFT_NOINLINE static ssize_t ep_submit_other(weft__io *io, const weft__ioreq *q,
     if ((q->opts & WEFT__IOQ_FILE) && kind == WEFT__FD_FILE)
         return weft__io_exec_blocking(io->w, q, deadline);
     if (q->op == WEFT__IO_POLL)
-        return wait_ready(io, q->fd, q->flags, deadline);
+        return wait_ready(&io, q->fd, q->flags, deadline);
     if (q->op == WEFT__IO_CONNECT)
         return ep_connect(io, q, deadline);
     return EP_PLAIN; /* a FIFO's file request, or a first read or write */
@@ -176,10 +179,9 @@ static ssize_t ep_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
     int plain_read = q->op == WEFT__IO_READ || q->op == WEFT__IO_RECV;
     if (plain_read && q->len > 0 && rec->drained && rec->watched && !rec->hup &&
         !(rec->ready & WEFT_READABLE)) {
-        int r = wait_ready(io, q->fd, WEFT_READABLE, deadline);
+        int r = wait_ready(&io, q->fd, WEFT_READABLE, deadline);
         if (r < 0)
             return r;
-        io = weft__worker_current()->io; /* parked: re-read (the migration rule) */
     }
     for (;;) {
         ssize_t n = weft__io_exec(&io->w->sys, q);
@@ -192,10 +194,9 @@ static ssize_t ep_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
             continue;
         if (n != -EAGAIN && n != -EWOULDBLOCK)
             return n;
-        int r = wait_ready(io, q->fd, weft__io_dir(q), deadline);
+        int r = wait_ready(&io, q->fd, weft__io_dir(q), deadline);
         if (r < 0)
             return r;
-        io = weft__worker_current()->io; /* parked: re-read (the migration rule) */
     }
 }
 

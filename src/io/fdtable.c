@@ -172,8 +172,9 @@ static inline void leave(weft__fdrec *rec, weft__fdq *q, weft__fdwaiter *n, unsi
     leave_slow(rec, q, n, dir, used);
 }
 
-int weft__fdtable_wait(weft__io *io, int fd, int events, int64_t deadline)
+int weft__fdtable_wait(weft__io **iop, int fd, int events, int64_t deadline)
 {
+    weft__io *io = *iop;
     weft__worker *w = io->w;
     weft_task *t = w->current;
     weft__fdrec *rec;
@@ -198,6 +199,7 @@ int weft__fdtable_wait(weft__io *io, int fd, int events, int64_t deadline)
         r = weft__park(w, &wr);
         w = t->worker; /* re-read after the park (the migration rule) */
         io = w->io;
+        *iop = io; /* the caller's I/O state is the resuming worker's from here on */
         io->nwaiters--;
         rec = &io->fds[fd];
         if (rec->gen != gen)

@@ -74,4 +74,14 @@ static inline void coverage_dump_on_abort(void)
             cr_skip_test("too heavy under valgrind");                                              \
     } while (0)
 
+/* Recurses until the stack overflows: 1 KiB of frame a level (the overflow tests). */
+static __attribute__((noinline, unused)) int recurse(int depth)
+{
+    volatile char pad[1024];
+    pad[0] = (char)depth;
+    if (depth > (1 << 30)) /* never: keeps the compiler from calling it infinite */
+        return 0;
+    return recurse(depth + 1) + pad[0];
+}
+
 #endif
