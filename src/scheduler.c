@@ -53,8 +53,7 @@ static void landed(weft__worker *w, void *fake_stack)
 }
 
 /* switch_to's path when a sanitizer watches (hooks.h): the fiber annotations around the same
- * switch. Apart, so that the plain path keeps no fake-stack slot in its frame; a second call
- * site of the switch costs the return predictor only in sanitizer runs. */
+ * switch. Apart, so that the plain path keeps no fake-stack slot in its frame. */
 static WEFT_NOINLINE void switch_tooled(weft__worker *w, weft_task *from, weft_task *to,
                                         weft__ctx *fc, weft__ctx *tc)
 {
@@ -73,8 +72,9 @@ static WEFT_NOINLINE void switch_tooled(weft__worker *w, weft_task *from, weft_t
 }
 
 /* Switches from the running context (`from`, NULL for the loop) to `to` (NULL: the loop).
- * Never inlined: every switch leaves from this one call site, so the switch's `ret` lands
- * where the CPU's return predictor expects (see src/arch/x86_64/switch.S). */
+ * Never inlined: every switch leaves from this one site, so that the returns after it (from
+ * switch_to to schedule_away, to the park) are the same code whichever task resumes, and the
+ * return stack predicts them (docs/switch.md). */
 static WEFT_NOINLINE void switch_to(weft__worker *w, weft_task *from, weft_task *to)
 {
     weft__ctx *fc = from ? &from->ctx : &w->sched.loop_ctx;
@@ -136,9 +136,9 @@ static inline __attribute__((always_inline)) void prefetch(const void *p)
 #endif
 }
 
-/* Bytes above a parked task's saved stack pointer that its resume touches at once: the
- * saved registers (64 bytes) and the frames of switch_to and the park. */
-#define WEFT__PREFETCH_STACK 256
+/* Bytes of a parked task's stack that its resume touches at once besides the saved frame:
+ * the frames of switch_to and the park, from WEFT__CTX_CALLER_OFFSET above the saved sp. */
+#define WEFT__PREFETCH_STACK 192
 
 /* Warms what the next resume will touch while the task being picked runs. Under a backlog
  * (thousands of connections, each woken by the reactor long before its turn) a resumed
@@ -164,8 +164,10 @@ static inline void prefetch_ahead(const weft__fifo *ready)
     }
     if ((n->flags & (WEFT__T_STARTED | WEFT__T_STACKLESS)) == WEFT__T_STARTED) {
         const char *sp = n->ctx.sp;
-        for (size_t off = 0; off < WEFT__PREFETCH_STACK; off += 64)
+        for (size_t off = 0; off < WEFT__CTX_FRAME_BYTES; off += 64)
             prefetch(sp + off);
+        for (size_t off = 0; off < WEFT__PREFETCH_STACK; off += 64)
+            prefetch(sp + WEFT__CTX_CALLER_OFFSET + off);
     }
 }
 
@@ -248,7 +250,7 @@ static void schedule_away(weft__worker *w, weft_task *from)
 /* ---- The park ---------------------------------------------------------------------------- */
 
 static inline __attribute__((always_inline)) void record_wait(weft__worker *w, weft_task *t,
-                                                             const weft__wait *wr)
+                                                              const weft__wait *wr)
 {
     /* The seqlock's writer side. The word already says RUNNING@e+1 (begin_run); each field
      * is stored with release, so a reader whose acquire load sees a new field also sees the

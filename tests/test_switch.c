@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "arch/switch.h"
 #include "harness.h"
 #if defined(__x86_64__)
 #include <xmmintrin.h>
@@ -213,4 +214,113 @@ Test(switch, stack_overflow_is_reported)
               buf);
     cr_assert(strstr(buf, "stack overflow in task 2 \"deep-diver\""), "stderr: %s", buf);
     cr_assert(strstr(buf, "stack 32768 bytes"), "stderr: %s", buf);
+}
+
+/* The raw switch, without the scheduler: two contexts that switch from different call sites
+ * (the switch must land on the right one either way), with values the compiler keeps in
+ * registers and in its stack frame across each switch, while the other side computes with
+ * its own. The main side is a function the compiler sees as making no call (the x86_64
+ * switch is inline asm), so its locals may sit in the red zone below the stack pointer, which
+ * the switch must not write. The FP values include a long double (x87 registers), and each
+ * side runs in its own rounding mode. */
+#define RAW_ROUNDS 200
+static weft__ctx raw_main_ctx, raw_co_ctx;
+
+struct raw_result {
+    long double lacc;
+    double dacc;
+    uint64_t iacc;
+    int rounding_ok;
+};
+
+static void raw_co(void *arg)
+{
+    struct raw_result *res = arg;
+    fesetround(FE_DOWNWARD);
+    long double lacc = 1.0L;
+    double dacc = 0.5;
+    uint64_t iacc = 7;
+    int ok = 1;
+    for (int k = 0; k < RAW_ROUNDS; k++) {
+        lacc = lacc * 1.0000001L + (long double)k / 3.0L;
+        dacc = dacc * 1.5 + (double)k / 7.0;
+        iacc = iacc * 6364136223846793005ull + (uint64_t)k;
+        weft__ctx_switch(&raw_co_ctx, &raw_main_ctx);
+        ok &= fegetround() == FE_DOWNWARD;
+    }
+    res->lacc = lacc, res->dacc = dacc, res->iacc = iacc, res->rounding_ok = ok;
+    fesetround(FE_TONEAREST);
+    for (;;)
+        weft__ctx_switch(&raw_co_ctx, &raw_main_ctx);
+}
+
+/* What raw_co computes, with no switch in between (FE_DOWNWARD as there). */
+static struct raw_result raw_co_expected(void)
+{
+    fesetround(FE_DOWNWARD);
+    volatile long double lacc = 1.0L;
+    volatile double dacc = 0.5;
+    uint64_t iacc = 7;
+    for (int k = 0; k < RAW_ROUNDS; k++) {
+        lacc = lacc * 1.0000001L + (long double)k / 3.0L;
+        dacc = dacc * 1.5 + (double)k / 7.0;
+        iacc = iacc * 6364136223846793005ull + (uint64_t)k;
+    }
+    fesetround(FE_TONEAREST);
+    return (struct raw_result){lacc, dacc, iacc, 1};
+}
+
+/* Runs `rounds` rounds on main's side: returns 1 if its locals came back intact, and its
+ * FP results in *lout and *dout. Small enough to keep its locals in the red zone. */
+static __attribute__((noinline)) int raw_main_side(int rounds, long double *lout, double *dout)
+{
+    volatile uint64_t zone[4]; /* small locals of a call-free function: red-zone material */
+    for (int k = 0; k < 4; k++)
+        zone[k] = 0x0123456789abcdefull * (uint64_t)(k + 1);
+    long double lacc = 2.0L;
+    double dacc = 1.25;
+    int ok = 1;
+    for (int k = 0; k < rounds; k++) {
+        lacc = lacc * 0.9999999L - (long double)k / 5.0L;
+        dacc = dacc * 0.75 + (double)k / 11.0;
+        weft__ctx_switch(&raw_main_ctx, &raw_co_ctx);
+        for (int j = 0; j < 4; j++)
+            ok &= zone[j] == 0x0123456789abcdefull * (uint64_t)(j + 1);
+    }
+    *lout = lacc, *dout = dacc;
+    return ok;
+}
+
+/* What raw_main_side computes, with no switch in between. */
+static __attribute__((noinline)) void raw_main_expected(int rounds, long double *lout, double *dout)
+{
+    volatile long double lacc = 2.0L;
+    volatile double dacc = 1.25;
+    for (int k = 0; k < rounds; k++) {
+        lacc = lacc * 0.9999999L - (long double)k / 5.0L;
+        dacc = dacc * 0.75 + (double)k / 11.0;
+    }
+    *lout = lacc, *dout = dacc;
+}
+
+Test(switch, raw_switch_between_two_sites_keeps_both_sides_state)
+{
+    struct raw_result want = raw_co_expected(), got = {0};
+    size_t size = 64 * 1024;
+    char *stack = malloc(size);
+    cr_assert_not_null(stack);
+    weft__ctx_make(&raw_co_ctx, stack + size, raw_co, &got);
+    long double lgot, lwant;
+    double dgot, dwant;
+    /* The last round lets raw_co store its results. */
+    cr_assert_eq(raw_main_side(RAW_ROUNDS + 1, &lgot, &dgot), 1, "a local changed");
+    free(stack);
+    raw_main_expected(RAW_ROUNDS + 1, &lwant, &dwant);
+    cr_assert(lgot == lwant && dgot == dwant, "main's values: %Lg %g, want %Lg %g", lgot, dgot,
+              lwant, dwant);
+    cr_assert_eq(fegetround(), FE_TONEAREST);
+    cr_assert(got.rounding_ok);
+    cr_assert(got.lacc == want.lacc && got.dacc == want.dacc && got.iacc == want.iacc,
+              "coroutine's values: %Lg %g %llu, want %Lg %g %llu", got.lacc, got.dacc,
+              (unsigned long long)got.iacc, want.lacc, want.dacc, (unsigned long long)want.iacc);
 }

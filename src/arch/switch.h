@@ -1,7 +1,12 @@
-/* The context-switch contract. A context is one saved stack pointer: the switch pushes the
- * callee-saved registers and the FP control state (x86_64: rbx rbp r12-r15, MXCSR, x87 CW;
- * aarch64: x19-x29, lr, d8-d15, FPCR) on the old stack, stores sp in *from, loads sp from *to
- * and pops the same set. Nothing else (no signal mask, no syscall), which is why it is fast. */
+/* The context-switch contract. A context is one saved stack pointer: the switch stores the
+ * callee-saved registers, the FP control state and the resume address (x86_64: rbx rbp
+ * r12-r15, MXCSR, x87 CW; aarch64: x19-x29, lr, d8-d15, FPCR) in a frame on the old stack,
+ * stores sp in *from, loads sp from *to and restores the same set from there. Nothing else
+ * (no signal mask, no syscall), which is why it is fast.
+ *
+ * x86_64 enters the switch by a jump and leaves it by an indirect jump, so that the CPU's
+ * return stack is never unbalanced and the switch is predicted whichever call sites the two
+ * contexts left from (docs/switch.md has the measurements). */
 #ifndef WEFT_ARCH_SWITCH_H
 #define WEFT_ARCH_SWITCH_H
 
@@ -11,9 +16,61 @@ typedef struct weft__ctx {
     void *sp;
 } weft__ctx;
 
+/* Where a parked context's state lies above its saved sp: the saved frame, then (from
+ * WEFT__CTX_CALLER_OFFSET) the frame of the function that called weft__ctx_switch. Used to
+ * prefetch a context before switching to it. */
+#if defined(__x86_64__)
+#define WEFT__CTX_FRAME_BYTES   64
+#define WEFT__CTX_CALLER_OFFSET 192 /* the frame, then the caller's 128-byte red zone */
+#elif defined(__aarch64__)
+#define WEFT__CTX_FRAME_BYTES   176
+#define WEFT__CTX_CALLER_OFFSET 176
+#endif
+
+#if defined(__x86_64__)
+/* Defined in src/arch/x86_64/switch.S; reached only from the asm below (its own calling
+ * convention: rdi, rsi, and the resume address in rax). */
+void weft__ctx_swap(void);
+
+/* Saves the running context into *from and resumes *to. Returns when something switches
+ * back to *from.
+ *
+ * Inline asm that jumps to weft__ctx_swap with the resume address (the label after the
+ * jump) in rax: no `call`, so nothing is pushed on the return stack for a `ret` the other
+ * context would have to pop. To the compiler the asm is a call: it clobbers every register
+ * the ABI lets a call clobber (the other context runs arbitrary code before it switches
+ * back), so whatever is live in one of them is kept elsewhere across it; rbp and rbx..r15
+ * are preserved by weft__ctx_swap itself. The x87 and MMX registers are listed because the
+ * ABI has the x87 stack empty at a call and the compiler would otherwise keep a long double
+ * there; the AVX-512 registers because a build that may use them must not keep values in
+ * them either. The pointers are copied to locals so that nothing reads them back after the
+ * asm (the registers then hold whatever the other context left). */
+static inline __attribute__((always_inline)) void weft__ctx_switch(weft__ctx *from, weft__ctx *to)
+{
+    weft__ctx *f = from, *t = to;
+    __asm__ volatile("leaq 1f(%%rip), %%rax\n\t"
+                     "jmp weft__ctx_swap\n"
+                     "1:"
+                     : "+D"(f), "+S"(t)
+                     :
+                     : "rax", "rcx", "rdx", "r8", "r9", "r10", "r11", "memory", "cc", "xmm0",
+                       "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+                       "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "st", "st(1)", "st(2)",
+                       "st(3)", "st(4)", "st(5)", "st(6)", "st(7)", "mm0", "mm1", "mm2", "mm3",
+                       "mm4", "mm5", "mm6", "mm7"
+#if defined(__AVX512F__)
+                       ,
+                       "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23",
+                       "xmm24", "xmm25", "xmm26", "xmm27", "xmm28", "xmm29", "xmm30", "xmm31", "k0",
+                       "k1", "k2", "k3", "k4", "k5", "k6", "k7"
+#endif
+    );
+}
+#else
 /* Saves the running context into *from and resumes *to. Returns when something switches
  * back to *from. Defined in src/arch/<arch>/switch.S. */
 void weft__ctx_switch(weft__ctx *from, weft__ctx *to);
+#endif
 
 /* Prepares `ctx` so that switching to it runs entry(arg) on the stack whose highest address
  * is `top`, with a frame chain that ends there (gdb, perf and backtrace() stop at the

@@ -1,46 +1,69 @@
-/* x86_64 System V context switch; see src/arch/switch.h for the contract.
+/* x86_64 System V context switch; see src/arch/switch.h for the contract and docs/switch.md
+ * for the measurements behind its shape.
+ *
+ * Reached by a jump, not a call, from the inline asm of weft__ctx_switch (switch.h), with
+ * rdi = from, rsi = to and rax = the address to resume the leaving context at; rsp is the
+ * caller's own (no return address pushed). It ends with an indirect jump, not `ret`, so the
+ * CPU's return stack is never touched: the jump is predicted from the branch history (right
+ * whichever call site the resumed context left from), and every return that follows a
+ * switch still pairs with its own call.
+ *
  * Saved frame, from the saved sp upward:
  *   +0 MXCSR (4 bytes) +4 x87 control word (2 bytes), +8 r15, +16 r14, +24 r13, +32 r12,
- *   +40 rbx, +48 rbp, +56 return address.
- * 7 pushes plus the return address keep sp 16-byte aligned at the save point. */
+ *   +40 rbx, +48 rbp, +56 resume address, +64..+192 not written (the caller's red zone,
+ *   which the compiler may use in a function it believes makes no call).
+ * The saved sp is the caller's rsp minus WEFT__CTX_CALLER_OFFSET (192). */
     .text
-    .globl  weft__ctx_switch
-    .hidden weft__ctx_switch
-    .type   weft__ctx_switch, @function
-    .p2align 4
-weft__ctx_switch:
+    .globl  weft__ctx_swap
+    .hidden weft__ctx_swap
+    .type   weft__ctx_swap, @function
+    .p2align 6
+weft__ctx_swap:
     .cfi_startproc
-    pushq   %rbp
-    pushq   %rbx
-    pushq   %r12
-    pushq   %r13
-    pushq   %r14
-    pushq   %r15
-    subq    $8, %rsp
+    /* The caller's rsp is the canonical frame address, and rip is in rax. */
+    .cfi_def_cfa rsp, 0
+    .cfi_register rip, rax
+    leaq    -192(%rsp), %rsp
+    .cfi_adjust_cfa_offset 192
+    movq    %rax, 56(%rsp)
+    .cfi_offset rip, -136
+    movq    %rbp, 48(%rsp)
+    .cfi_offset rbp, -144
+    movq    %rbx, 40(%rsp)
+    .cfi_offset rbx, -152
+    movq    %r12, 32(%rsp)
+    .cfi_offset r12, -160
+    movq    %r13, 24(%rsp)
+    .cfi_offset r13, -168
+    movq    %r14, 16(%rsp)
+    .cfi_offset r14, -176
+    movq    %r15, 8(%rsp)
+    .cfi_offset r15, -184
     stmxcsr (%rsp)
     fnstcw  4(%rsp)
     movq    %rsp, (%rdi)
+    /* From here the frame is the resumed context's, with the same layout: the CFI above
+     * describes it as well. */
     movq    (%rsi), %rsp
     ldmxcsr (%rsp)
     fldcw   4(%rsp)
-    addq    $8, %rsp
-    popq    %r15
-    popq    %r14
-    popq    %r13
-    popq    %r12
-    popq    %rbx
-    popq    %rbp
-    /* `ret`, not an indirect jump: every switch in the runtime is made from the one call
-     * site in scheduler.c's switch_to, so the return stack buffer predicts this return right,
-     * and the returns that follow stay balanced. (An indirect jump measured 4.7 ns for the
-     * raw switch but 31 ns per yield, against 16 ns with `ret`.) */
-    ret
+    movq    8(%rsp), %r15
+    movq    16(%rsp), %r14
+    movq    24(%rsp), %r13
+    movq    32(%rsp), %r12
+    movq    40(%rsp), %rbx
+    movq    48(%rsp), %rbp
+    movq    56(%rsp), %rcx
+    .cfi_register rip, rcx
+    leaq    192(%rsp), %rsp
+    .cfi_adjust_cfa_offset -192
+    jmpq    *%rcx
     .cfi_endproc
-    .size   weft__ctx_switch, .-weft__ctx_switch
+    .size   weft__ctx_swap, .-weft__ctx_swap
 
-/* First code a new coroutine runs (reached by the `ret` above): r12 holds the argument and
- * r13 the entry function. rip is marked undefined so that unwinders stop here, and rbp is
- * zero so that frame-pointer walks stop at the entry's frame. */
+/* First code a new coroutine runs (reached by the jump above, with rsp 16-byte aligned): r12
+ * holds the argument and r13 the entry function. rip is marked undefined so that unwinders
+ * stop here, and rbp is zero so that frame-pointer walks stop at the entry's frame. */
     .globl  weft__ctx_trampoline
     .hidden weft__ctx_trampoline
     .type   weft__ctx_trampoline, @function
