@@ -158,9 +158,18 @@ for line in open(path):
         continue
     if not isinstance(rec, dict) or "impl" not in rec or "workload" not in rec or "value" not in rec:
         continue
-    rows.setdefault((rec["workload"], rec["impl"]), []).append(rec)
+    # A program that measures several shapes of one workload (bench_ctx_switch) prints one
+    # line per shape: each shape is its own row, "impl/shape".
+    name = rec["impl"] + ("/" + rec["shape"] if isinstance(rec.get("shape"), str) else "")
+    rows.setdefault((rec["workload"], name), []).append(rec)
 
-CORE = {"impl", "workload", "n", "value", "unit"}
+CORE = {"impl", "workload", "n", "value", "unit", "shape"}
+
+def base_of(impls, i):  # the weft row a row is compared with: weft in the same shape if any
+    shape = i.split("/", 1)[1] if "/" in i else None
+    if shape and "weft/" + shape in impls:
+        return "weft/" + shape
+    return "weft"
 
 def is_rate(unit):  # e.g. "msgs/s": bigger is better, so the ratio is inverted
     return unit.endswith("/s") and unit != "s"
@@ -183,7 +192,7 @@ workloads += sorted({k[0] for k in rows} - set(workloads))
 table = []
 for w in workloads:
     impls = [k[1] for k in rows if k[0] == w]
-    impls.sort(key=lambda i: (not i.startswith("weft"), i != "weft", i))
+    impls.sort(key=lambda i: (not i.startswith("weft"), i != "weft", i.split("/", 1)[0], i))
     med = {}
     unit = {}
     for i in impls:
@@ -193,8 +202,9 @@ for w in workloads:
     for i in impls:
         recs = rows[(w, i)]
         ratio = "-"
-        if "weft" in med and unit.get("weft") == unit[i] and med["weft"] > 0 and med[i] > 0:
-            r = (med["weft"] / med[i]) if is_rate(unit[i]) else (med[i] / med["weft"])
+        b = base_of(impls, i)
+        if b in med and unit.get(b) == unit[i] and med[b] > 0 and med[i] > 0:
+            r = (med[b] / med[i]) if is_rate(unit[i]) else (med[i] / med[b])
             ratio = f"{r:.2f}x"
         extras = []
         keys = []
@@ -212,7 +222,8 @@ for w in workloads:
 hdr = ["workload", "impl", "median", "unit", "vs weft", "runs", "n", "extra (medians)"]
 print()
 print("Medians per implementation; 'vs weft' = peer median / weft median for time units "
-      "(weft / peer for rates), so >1 means weft is faster; '-' = no weft result.")
+      "(weft / peer for rates), so >1 means weft is faster; '-' = no weft result. "
+      "impl/shape rows are compared with weft in the same shape.")
 if not table:
     print("(no results)")
     sys.exit(0)
