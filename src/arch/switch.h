@@ -10,11 +10,13 @@
 #ifndef WEFT_ARCH_SWITCH_H
 #define WEFT_ARCH_SWITCH_H
 
+#ifndef __ASSEMBLER__
 #include <stddef.h>
 
 typedef struct weft__ctx {
     void *sp;
 } weft__ctx;
+#endif
 
 /* Where a parked context's state lies above its saved sp: the saved frame, then (from
  * WEFT__CTX_CALLER_OFFSET) the frame of the function that called weft__ctx_switch. Used to
@@ -27,6 +29,7 @@ typedef struct weft__ctx {
 #define WEFT__CTX_CALLER_OFFSET 176
 #endif
 
+#ifndef __ASSEMBLER__
 #if defined(__x86_64__)
 /* Defined in src/arch/x86_64/switch.S; reached only from the asm below (its own calling
  * convention: rdi, rsi, and the resume address in rax). */
@@ -76,5 +79,6 @@ void weft__ctx_switch(weft__ctx *from, weft__ctx *to);
  * is `top`, with a frame chain that ends there (gdb, perf and backtrace() stop at the
  * coroutine's entry). `entry` must never return. Defined in src/arch/<arch>/ctx.c. */
 void weft__ctx_make(weft__ctx *ctx, void *top, void (*entry)(void *), void *arg);
+#endif /* __ASSEMBLER__ */
 
 #endif

@@ -13,32 +13,35 @@
  *   +40 rbx, +48 rbp, +56 resume address, +64..+192 not written (the caller's red zone,
  *   which the compiler may use in a function it believes makes no call).
  * The saved sp is the caller's rsp minus WEFT__CTX_CALLER_OFFSET (192). */
+#include "../switch.h"
+
+#define OFF WEFT__CTX_CALLER_OFFSET
     .text
     .globl  weft__ctx_swap
     .hidden weft__ctx_swap
     .type   weft__ctx_swap, @function
-    .p2align 6
+    .p2align 4
 weft__ctx_swap:
     .cfi_startproc
     /* The caller's rsp is the canonical frame address, and rip is in rax. */
     .cfi_def_cfa rsp, 0
     .cfi_register rip, rax
-    leaq    -192(%rsp), %rsp
-    .cfi_adjust_cfa_offset 192
+    leaq    -OFF(%rsp), %rsp
+    .cfi_adjust_cfa_offset OFF
     movq    %rax, 56(%rsp)
-    .cfi_offset rip, -136
+    .cfi_offset rip, 56 - OFF
     movq    %rbp, 48(%rsp)
-    .cfi_offset rbp, -144
+    .cfi_offset rbp, 48 - OFF
     movq    %rbx, 40(%rsp)
-    .cfi_offset rbx, -152
+    .cfi_offset rbx, 40 - OFF
     movq    %r12, 32(%rsp)
-    .cfi_offset r12, -160
+    .cfi_offset r12, 32 - OFF
     movq    %r13, 24(%rsp)
-    .cfi_offset r13, -168
+    .cfi_offset r13, 24 - OFF
     movq    %r14, 16(%rsp)
-    .cfi_offset r14, -176
+    .cfi_offset r14, 16 - OFF
     movq    %r15, 8(%rsp)
-    .cfi_offset r15, -184
+    .cfi_offset r15, 8 - OFF
     stmxcsr (%rsp)
     fnstcw  4(%rsp)
     movq    %rsp, (%rdi)
@@ -55,8 +58,8 @@ weft__ctx_swap:
     movq    48(%rsp), %rbp
     movq    56(%rsp), %rcx
     .cfi_register rip, rcx
-    leaq    192(%rsp), %rsp
-    .cfi_adjust_cfa_offset -192
+    leaq    OFF(%rsp), %rsp
+    .cfi_adjust_cfa_offset -OFF
     jmpq    *%rcx
     .cfi_endproc
     .size   weft__ctx_swap, .-weft__ctx_swap
