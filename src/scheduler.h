@@ -23,6 +23,7 @@ typedef struct weft__sched {
     weft_task *dead;     /* finished task whose stack is freed after the switch */
     weft_task *handoff;  /* stackless task picked by a parking task, for the loop */
     int loop_errno;      /* errno of the loop's context while a task runs */
+    int *errno_loc;      /* the worker thread's errno, set as its loop starts (scheduler.c) */
     /* Sanitizer bookkeeping for the loop's (thread) stack. */
     const void *loop_stack_lo;
     size_t loop_stack_size;
@@ -117,10 +118,22 @@ static inline int weft__park_until(weft__worker *w, const weft__wait *wr)
 
 /* Yields: the current task goes to the tail of the ready queue. */
 void weft__yield(weft__worker *w);
+/* Child first (WEFT_SPAWN_CHILD_FIRST): the current stackful task goes to the tail of the
+ * ready queue, as in a yield, and `t` (just spawned: READY, never run, not queued) runs at
+ * once. Returns when the caller is resumed. A t cancelled from birth, or that cannot get a
+ * stack, is queued instead (and finished unrun by the pick), and the caller carries on. */
+void weft__run_first(weft__worker *w, weft_task *t);
 /* Finishes the current stackful task; never returns. */
 _Noreturn void weft__task_exit(weft__worker *w, void *result);
-/* The current task if it is stackful and may block, else NULL. */
-weft_task *weft__blocking_task(weft__worker *w);
+/* The current task if it is stackful and may block, else NULL. Inline: every yield and
+ * child-first spawn asks. */
+static inline weft_task *weft__blocking_task(weft__worker *w)
+{
+    if (!w)
+        return NULL;
+    weft_task *t = weft__worker_task(w);
+    return t && t->stack ? t : NULL; /* a stackless task, or one finishing unrun, has none */
+}
 
 /* The prologue of every blocking call: the calling worker and task, or NULL with *err set
  * to -EPERM (not inside a stackful task). With `live`, a task already cancelled gets
