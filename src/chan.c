@@ -394,7 +394,25 @@ static WEFT_NOINLINE int block_on(weft__worker *w, weft_chan *c, void *elem, int
     weft__list_push_back(is_send ? &c->sendq : &c->recvq, &wt.link);
     c->nwaiters++;
     chan_unlock(c);
-    r = wait_cases(w, &d, is_send ? WEFT__WAIT_CHAN_SEND : WEFT__WAIT_CHAN_RECV, c, deadline);
+    int kind = is_send ? WEFT__WAIT_CHAN_SEND : WEFT__WAIT_CHAN_RECV;
+    if (deadline == WEFT_FOREVER) {
+        /* wait_cases without a deadline, on the short park (weft__park_forever). */
+        weft_task *t = weft__worker_task(w);
+        r = 0;
+        while (!fired(&d)) {
+            d.waker = weft__waker_of(t);
+            r = weft__park_forever(w, kind, c);
+            w = t->worker; /* see weft__park: re-read after the switch */
+            if (r < 0) {
+                r = fired(&d) ? 0 : r;
+                break;
+            }
+        }
+        if (r == 0)
+            r = d.index;
+    } else {
+        r = wait_cases(w, &d, kind, c, deadline);
+    }
     chan_lock(c);
     if (r >= 0)
         r = d.result; /* the completion unlinked our waiter */

@@ -343,6 +343,19 @@ int weft__park(weft__worker *w, const weft__wait *wr)
     return (!wr->uncancellable && (t->flags & WEFT__T_CANCELLED)) ? -ECANCELED : 0;
 }
 
+int weft__park_forever(weft__worker *w, int kind, const void *what)
+{
+    weft_task *t = w->current;
+    if (t->flags & WEFT__T_CANCELLED)
+        return -ECANCELED; /* as park_slow says it to a cancellable wait */
+    /* A constant record: the inlined record_wait and park_current fold its fields. */
+    const weft__wait wr = {.kind = kind, .what = what, .deadline = WEFT_FOREVER};
+    record_wait(w, t, &wr);
+    park_current(w, t, &wr);
+    atomic_store_explicit(&t->wait_kind, WEFT__WAIT_NONE, memory_order_relaxed);
+    return (t->flags & WEFT__T_CANCELLED) ? -ECANCELED : 0;
+}
+
 void weft__yield(weft__worker *w)
 {
     weft_task *t = w->current;

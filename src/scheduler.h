@@ -92,6 +92,10 @@ typedef struct weft__wait {
  * it returns (weft__worker_current()): no worker, fd record or timer pointer is kept across
  * it. Calls wr->unlock (if any) exactly once, on every path. */
 int weft__park(weft__worker *w, const weft__wait *wr);
+/* weft__park for the commonest wait, built by the park itself: no deadline, nothing to
+ * unlock, cancellable (kind and what as in the wait record). The hot hand-offs (a channel
+ * operation that waits) save building and reading a record. Same returns as weft__park. */
+int weft__park_forever(weft__worker *w, int kind, const void *what);
 /* Parks until wr->done holds (returns 0), or the deadline / cancellation (their error).
  * Refreshes *wr->waker before each park. Inline, so that each wait's `done` is inlined into
  * its loop on the hot paths (a channel hand-off parks once per message). */
