@@ -93,8 +93,9 @@ typedef struct weft__wait {
  * it. Calls wr->unlock (if any) exactly once, on every path. */
 int weft__park(weft__worker *w, const weft__wait *wr);
 /* weft__park for the commonest wait, built by the park itself: no deadline, nothing to
- * unlock, cancellable (kind and what as in the wait record). The hot hand-offs (a channel
- * operation that waits) save building and reading a record. Same returns as weft__park. */
+ * unlock, cancellable (kind and what as in the wait record). weft__park_until takes it for
+ * such waits: the hot hand-offs (a channel operation, a mutex) then pass two arguments
+ * instead of a record the park reads back. Same returns as weft__park. */
 int weft__park_forever(weft__worker *w, int kind, const void *what);
 /* Parks until wr->done holds (returns 0), or the deadline / cancellation (their error).
  * Refreshes *wr->waker before each park. Inline, so that each wait's `done` is inlined into
@@ -112,7 +113,11 @@ static inline int weft__park_until(weft__worker *w, const weft__wait *wr)
             slot->task = t;
             slot->epoch = WEFT__EPOCH(atomic_load_explicit(&t->word, memory_order_relaxed));
         }
-        int r = weft__park(w, wr);
+        /* The commonest wait (no deadline, nothing to unlock, cancellable) takes the park
+         * that builds its own record from two arguments. */
+        int r = (wr->deadline == WEFT_FOREVER && !wr->unlock && !wr->uncancellable)
+                    ? weft__park_forever(w, wr->kind, wr->what)
+                    : weft__park(w, wr);
         w = t->worker; /* see weft__park: re-read after the switch */
         if (r < 0)
             return done(arg) ? 0 : r;
