@@ -1,5 +1,9 @@
 /* spawn_join: spawn 1,000,000 tiny tasks that each add 1 to a counter, then join them all.
- * Reports stackful tasks ("weft") and stackless ones ("weft_stackless") apart. */
+ * Reports stackful tasks in queue order ("weft": each waits at the tail until the spawner
+ * joins), stackful tasks spawned WEFT_SPAWN_CHILD_FIRST ("weft_child_first": each runs and
+ * finishes inside its spawn, libdill's order) and stackless ones ("weft_stackless") apart.
+ * Usage: bench_spawn_join [n [queue|child_first|stackless]]   (default: all three) */
+#include <stdbool.h>
 #include <weft.h>
 
 #include "bench_common.h"
@@ -28,37 +32,73 @@ static int add_poll(weft_future *self, weft_context *cx)
 
 static const weft_future_ops add_ops = {add_poll, NULL};
 
+static long n;
+static const char *only; /* one mode, or NULL for all */
+
+static void check_counter(void)
+{
+    if (counter != n)
+        fprintf(stderr, "spawn_join: counter %ld != %ld\n", counter, n), exit(1);
+}
+
+/* One repetition of the stackful workload with the given spawn options; ns per task. */
+static double stackful(weft_task **ts, const weft_spawn_opts *opts)
+{
+    counter = 0;
+    int64_t t0 = bench_ns();
+    for (long i = 0; i < n; i++)
+        weft_spawn(&ts[i], add_one, NULL, opts);
+    for (long i = 0; i < n; i++)
+        weft_join(ts[i], NULL, WEFT_FOREVER);
+    double v = (double)(bench_ns() - t0) / (double)n;
+    check_counter();
+    return v;
+}
+
+static double stackless(weft_task **ts, add_future *fs)
+{
+    counter = 0;
+    int64_t t0 = bench_ns();
+    for (long i = 0; i < n; i++) {
+        weft_future_init(&fs[i].base, &add_ops);
+        weft_spawn_future(&ts[i], &fs[i].base, NULL);
+    }
+    for (long i = 0; i < n; i++)
+        weft_join(ts[i], NULL, WEFT_FOREVER);
+    double v = (double)(bench_ns() - t0) / (double)n;
+    check_counter();
+    return v;
+}
+
+static bool want(const char *mode)
+{
+    return !only || strcmp(only, mode) == 0;
+}
+
 static void *bench(void *arg)
 {
-    long n = (long)(intptr_t)arg;
+    (void)arg;
     weft_task **ts = malloc((size_t)n * sizeof *ts);
     add_future *fs = malloc((size_t)n * sizeof *fs);
-    double v[BENCH_REPEATS], vs[BENCH_REPEATS];
+    const weft_spawn_opts child_first = {.flags = WEFT_SPAWN_CHILD_FIRST};
+    double v[BENCH_REPEATS], vc[BENCH_REPEATS], vs[BENCH_REPEATS];
     for (int r = 0; r < BENCH_REPEATS; r++) {
-        counter = 0;
-        int64_t t0 = bench_ns();
-        for (long i = 0; i < n; i++)
-            weft_spawn(&ts[i], add_one, NULL, NULL);
-        for (long i = 0; i < n; i++)
-            weft_join(ts[i], NULL, WEFT_FOREVER);
-        v[r] = (double)(bench_ns() - t0) / (double)n;
-        if (counter != n)
-            fprintf(stderr, "spawn_join: counter %ld != %ld\n", counter, n), exit(1);
-
-        counter = 0;
-        t0 = bench_ns();
-        for (long i = 0; i < n; i++) {
-            weft_future_init(&fs[i].base, &add_ops);
-            weft_spawn_future(&ts[i], &fs[i].base, NULL);
-        }
-        for (long i = 0; i < n; i++)
-            weft_join(ts[i], NULL, WEFT_FOREVER);
-        vs[r] = (double)(bench_ns() - t0) / (double)n;
-        if (counter != n)
-            fprintf(stderr, "spawn_join: counter %ld != %ld\n", counter, n), exit(1);
+        if (want("queue"))
+            v[r] = stackful(ts, NULL);
+        if (want("child_first"))
+            vc[r] = stackful(ts, &child_first);
+        if (want("stackless"))
+            vs[r] = stackless(ts, fs);
     }
-    bench_emit("weft", "spawn_join", n, bench_median(v, BENCH_REPEATS), "ns/task", NULL);
-    bench_emit("weft_stackless", "spawn_join", n, bench_median(vs, BENCH_REPEATS), "ns/task", NULL);
+    if (want("queue"))
+        bench_emit("weft", "spawn_join", n, bench_median(v, BENCH_REPEATS), "ns/task",
+                   ",\"mode\":\"queue\"");
+    if (want("child_first"))
+        bench_emit("weft_child_first", "spawn_join", n, bench_median(vc, BENCH_REPEATS), "ns/task",
+                   ",\"mode\":\"child_first\"");
+    if (want("stackless"))
+        bench_emit("weft_stackless", "spawn_join", n, bench_median(vs, BENCH_REPEATS), "ns/task",
+                   NULL);
     free(ts);
     free(fs);
     return NULL;
@@ -66,5 +106,7 @@ static void *bench(void *arg)
 
 int main(int argc, char **argv)
 {
-    return weft_run(NULL, bench, (void *)(intptr_t)bench_n(argc, argv, 1000000), NULL) ? 1 : 0;
+    n = bench_n(argc, argv, 1000000);
+    only = argc > 2 ? argv[2] : NULL;
+    return weft_run(NULL, bench, NULL, NULL) ? 1 : 0;
 }

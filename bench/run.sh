@@ -8,7 +8,9 @@
 #   weft binaries are taken from BUILD_DIR/bench/bench_<workload> (skipped if absent);
 #   peers are built into BUILD_DIR/peers/; every JSON line goes to BUILD_DIR/bench-results.jsonl.
 # Environment: BENCH_WORKLOADS="yield spawn_join" runs a subset; BENCH_TIMEOUT (s, default 600)
-#   bounds each single run; BENCH_NO_PIN=1 disables `taskset -c 0`.
+#   bounds each single run; BENCH_NO_PIN=1 disables `taskset -c 0`; LIBDILL_SRC=DIR adds the
+#   libdill peer (yield, spawn_join, chan_pingpong), compiled from a libdill source tree kept
+#   outside this repository (see bench/peers/libdill/README); skipped with a log line if unset.
 
 set -u
 
@@ -38,7 +40,7 @@ TMO=()
 if command -v timeout >/dev/null 2>&1; then TMO=(timeout "$TIMEOUT"); fi
 
 # ---------------------------------------------------------------- building the peers
-HAVE_UCONTEXT=0 HAVE_BOOST=0 HAVE_GO=0 HAVE_TOKIO=0
+HAVE_UCONTEXT=0 HAVE_BOOST=0 HAVE_GO=0 HAVE_TOKIO=0 HAVE_LIBDILL=0
 
 build_ucontext() {
     local cc=${CC:-cc}
@@ -86,11 +88,31 @@ build_tokio() {
         { log "skip tokio: build failed, see $PEER_OUT/tokio/build.log"; return 1; }
 }
 
+# libdill's core (coroutines, channels, handles, stacks, the poller its scheduler needs)
+# compiled straight from its sources with the defines its ./configure picks on Linux by
+# default (threads on, so its context is thread-local as weft's worker is; epoll; mprotect
+# guard pages) and its default -O2; the sockets, TLS and DNS parts are left out, since no
+# workload here uses them.
+build_libdill() {
+    local cc=${CC:-cc} src=${LIBDILL_SRC:-}
+    [ -n "$src" ] || { log "skip libdill: LIBDILL_SRC not set (see bench/peers/libdill/README)"; return 1; }
+    [ -f "$src/libdill.h" ] && [ -f "$src/cr.c" ] ||
+        { log "skip libdill: LIBDILL_SRC=$src is not a libdill source tree"; return 1; }
+    mkdir -p "$PEER_OUT/libdill"
+    "$cc" -O2 -g -std=gnu99 -DDILL_THREADS -DDILL_PTHREAD -DHAVE_POSIX_MEMALIGN \
+        -DHAVE_MPROTECT -DHAVE_EPOLL -DHAVE_CLOCK_GETTIME -I"$src" \
+        -o "$PEER_OUT/libdill/libdill-peer" "$PEER_SRC/libdill/libdill_peer.c" \
+        "$src"/{cr,ctx,handle,chan,stack,now,pollset,utils,libdill,rbtree}.c -lpthread \
+        >"$PEER_OUT/libdill/build.log" 2>&1 ||
+        { log "skip libdill: build failed, see $PEER_OUT/libdill/build.log"; return 1; }
+}
+
 log "building peers into $PEER_OUT"
 build_ucontext && HAVE_UCONTEXT=1
 build_boost_context && HAVE_BOOST=1
 build_go && HAVE_GO=1
 build_tokio && HAVE_TOKIO=1
+build_libdill && HAVE_LIBDILL=1
 
 # ---------------------------------------------------------------- running
 run_one() { # label, then the command; appends JSON lines to $RESULTS
@@ -127,6 +149,9 @@ for w in $WORKLOADS; do
             yield | spawn_join | sleepers_1m | timers_1m | chan_pingpong)
                 [ $HAVE_GO = 1 ] && { run_one go_p1 env GOMAXPROCS=1 "$PEER_OUT/go/go-peer" "$w"; have_any=1; }
                 [ $HAVE_TOKIO = 1 ] && { run_one tokio_ct "$PEER_OUT/tokio/target/release/tokio-peer" "$w"; have_any=1; }
+                case "$w" in yield | spawn_join | chan_pingpong)
+                    [ $HAVE_LIBDILL = 1 ] && { run_one libdill "$PEER_OUT/libdill/libdill-peer" "$w"; have_any=1; } ;;
+                esac
                 ;;
         esac
         [ $have_any = 1 ] || { log "$w: nothing to run"; break; }

@@ -247,10 +247,24 @@ typedef struct weft_spawn_opts {
 #define WEFT_SPAWN_DETACHED 0x1u
 /* This task's stack gets no guard page whatever the runtime's policy. */
 #define WEFT_SPAWN_NOGUARD 0x2u
+/* Child first (libdill's order): the new task runs at once, before weft_spawn returns, and
+ * the spawning task goes to the tail of the ready queue as if it had yielded; weft_spawn
+ * returns when the spawner's turn comes again (the child has parked, yielded or finished,
+ * and the tasks ready before the spawn have had their turn). A child that finishes at once
+ * hands its stack straight to the next spawn. Without the flag the child waits at the tail
+ * until the spawner parks or yields (Go's and Tokio's order). Ignored (the child is queued)
+ * when the spawner is a stackless task, which cannot yield, and when the child is cancelled
+ * from birth (runtime shutdown) or cannot get a stack (it finishes unrun, as without the flag).
+ * weft_group_spawn honours it (the member is registered before the child runs); a stackless
+ * task (weft_spawn_future) is queued as without it;
+ * weft_gen_create ignores it (a generator's body runs on the first weft_gen_next). With
+ * WEFT_SPAWN_DETACHED, `*out` is NULL as usual (the child may be gone by the return). */
+#define WEFT_SPAWN_CHILD_FIRST 0x4u
 
 /* Spawns a stackful task running `fn(arg)`, queued at the tail of the ready queue (it first
- * runs when the caller parks or yields). The stack is bound when the task first runs, so a
- * spawned-but-not-started task costs only its record (~200 bytes).
+ * runs when the caller parks or yields; at once with WEFT_SPAWN_CHILD_FIRST). The stack is
+ * bound when the task first runs, so a spawned-but-not-started task costs only its record
+ * (~200 bytes).
  * `*out` receives the handle, owned by the caller until joined or detached.
  * Returns 0, -EINVAL (fn NULL, out NULL without WEFT_SPAWN_DETACHED, bad stack size),
  * -ENOMEM, or -EPERM outside a runtime. Runtime thread only. */

@@ -92,6 +92,23 @@ static bool on_owner(const weft_chan *c)
     return weft__worker_current() == c->w;
 }
 
+/* Copies one value. A word (an int, a pointer, a long: most channels) is one load and one
+ * store instead of a call to memcpy, twice per hand-off. */
+static inline __attribute__((always_inline)) void copy_elem(const weft_chan *c, void *dst,
+                                                            const void *src)
+{
+    switch (c->elem_size) {
+    case 8:
+        memcpy(dst, src, 8);
+        break;
+    case 4:
+        memcpy(dst, src, 4);
+        break;
+    default:
+        memcpy(dst, src, c->elem_size);
+    }
+}
+
 static char *slot(weft_chan *c, size_t i)
 {
     return c->buf + (i % c->cap) * c->elem_size;
@@ -136,13 +153,21 @@ static inline __attribute__((always_inline)) chan_waiter *take_live(weft__list *
     return NULL;
 }
 
-/* Finishes a claimed waiter: unlinks it, records the outcome, wakes its task. */
-static void complete(chan_waiter *wt, int result)
+/* Finishes a claimed waiter: unlinks it, records the outcome, wakes its task. `self` is the
+ * calling thread's worker when the caller knows it (it checked it owns c), else NULL. */
+static inline __attribute__((always_inline)) void complete(weft__worker *self, chan_waiter *wt,
+                                                           int result)
 {
     weft__list_remove(&wt->link);
     wt->done->index = wt->index;
     wt->done->result = result;
-    weft_waker_wake(wt->done->waker);
+    weft_waker wk = wt->done->waker;
+    if (!wk.task)
+        return;
+    if (self)
+        weft__wake_from(self, wk.task, wk.epoch);
+    else
+        weft__wake(wk.task, wk.epoch);
 }
 
 /* Side-effect-free readiness, for select's uniform choice. */
@@ -156,19 +181,20 @@ static int recv_ready(weft_chan *c)
     return c->len > 0 || first_live(&c->sendq) || c->closed;
 }
 
-/* Returns 0 (sent), -EPIPE (closed) or -EAGAIN (would wait). */
+/* Returns 0 (sent), -EPIPE (closed) or -EAGAIN (would wait). On c's worker's thread only (every
+ * caller checked it), so a woken waiter is queued without asking which thread this is. */
 static int do_send(weft_chan *c, const void *elem)
 {
     if (c->closed)
         return -EPIPE;
     chan_waiter *r = take_live(&c->recvq);
     if (r) {
-        memcpy(r->elem, elem, c->elem_size);
-        complete(r, 0);
+        copy_elem(c, r->elem, elem);
+        complete(c->w, r, 0);
         return 0;
     }
     if (c->len < c->cap) {
-        memcpy(slot(c, c->head + c->len), elem, c->elem_size);
+        copy_elem(c, slot(c, c->head + c->len), elem);
         c->len++;
         return 0;
     }
@@ -180,19 +206,19 @@ static int do_recv(weft_chan *c, void *elem)
 {
     chan_waiter *s = take_live(&c->sendq);
     if (c->len > 0) {
-        memcpy(elem, slot(c, c->head), c->elem_size);
+        copy_elem(c, elem, slot(c, c->head));
         c->head = (c->head + 1) % c->cap;
         c->len--;
         if (s) { /* a parked sender's value takes the freed slot, keeping FIFO order */
-            memcpy(slot(c, c->head + c->len), s->elem, c->elem_size);
+            copy_elem(c, slot(c, c->head + c->len), s->elem);
             c->len++;
-            complete(s, 0);
+            complete(c->w, s, 0);
         }
         return 0;
     }
     if (s) {
-        memcpy(elem, s->elem, c->elem_size);
-        complete(s, 0);
+        copy_elem(c, elem, s->elem);
+        complete(c->w, s, 0);
         return 0;
     }
     return c->closed ? -EPIPE : -EAGAIN;
@@ -297,9 +323,9 @@ static int close_locked(weft_chan *c)
      * are waiting; senders always do. */
     chan_waiter *wt;
     while ((wt = take_live(&c->recvq)) != NULL)
-        complete(wt, -EPIPE);
+        complete(NULL, wt, -EPIPE); /* weft_chan_release may run on any thread */
     while ((wt = take_live(&c->sendq)) != NULL)
-        complete(wt, -EPIPE);
+        complete(NULL, wt, -EPIPE);
     return 0;
 }
 
@@ -368,7 +394,25 @@ static WEFT_NOINLINE int block_on(weft__worker *w, weft_chan *c, void *elem, int
     weft__list_push_back(is_send ? &c->sendq : &c->recvq, &wt.link);
     c->nwaiters++;
     chan_unlock(c);
-    r = wait_cases(w, &d, is_send ? WEFT__WAIT_CHAN_SEND : WEFT__WAIT_CHAN_RECV, c, deadline);
+    int kind = is_send ? WEFT__WAIT_CHAN_SEND : WEFT__WAIT_CHAN_RECV;
+    if (deadline == WEFT_FOREVER) {
+        /* wait_cases without a deadline, on the short park (weft__park_forever). */
+        weft_task *t = weft__worker_task(w);
+        r = 0;
+        while (!fired(&d)) {
+            d.waker = weft__waker_of(t);
+            r = weft__park_forever(w, kind, c);
+            w = t->worker; /* see weft__park: re-read after the switch */
+            if (r < 0) {
+                r = fired(&d) ? 0 : r;
+                break;
+            }
+        }
+        if (r == 0)
+            r = d.index;
+    } else {
+        r = wait_cases(w, &d, kind, c, deadline);
+    }
     chan_lock(c);
     if (r >= 0)
         r = d.result; /* the completion unlinked our waiter */

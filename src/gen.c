@@ -100,7 +100,7 @@ int weft_gen_create(weft_gen **out, weft_gen_fn fn, void *arg, size_t elem_size,
     g->elem_size = elem_size;
     g->state = GEN_IDLE;
     weft_spawn_opts o = opts ? *opts : (weft_spawn_opts){0};
-    o.flags &= ~WEFT_SPAWN_DETACHED;
+    o.flags &= ~(WEFT_SPAWN_DETACHED | WEFT_SPAWN_CHILD_FIRST); /* the producer waits for next */
     g->cleanup = o.cleanup;
     o.cleanup = gen_finished;
     int r = weft_spawn(&g->task, gen_main, g, &o);

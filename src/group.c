@@ -10,6 +10,7 @@
 #include "scheduler.h"
 #include "sync_internal.h"
 #include "task.h"
+#include "task_api.h"
 #include "worker.h"
 
 struct weft_group {
@@ -93,7 +94,9 @@ int weft_group_spawn(weft_group *g, weft_fn fn, void *arg, const weft_spawn_opts
     o.flags &= ~WEFT_SPAWN_DETACHED; /* the group needs the handle */
     o.cleanup = member_gone;
     weft_task *t;
-    int r = weft_spawn(&t, member_main, m, &o);
+    /* Not queued until the member is set up: a child-first task runs (and may finish, which
+     * unlinks it) inside the start. */
+    int r = weft__spawn_unqueued(g->w, true, &t, member_main, m, &o);
     if (r < 0) {
         weft__free(g->w, m);
         return r;
@@ -103,6 +106,7 @@ int weft_group_spawn(weft_group *g, weft_fn fn, void *arg, const weft_spawn_opts
     weft__list_push_back(&g->members, &m->link);
     g->n++;
     weft_waitgroup_add(&g->wg, 1);
+    weft__spawn_start(g->w, t, (o.flags & WEFT_SPAWN_CHILD_FIRST) != 0);
     return 0;
 }
 

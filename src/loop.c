@@ -3,6 +3,7 @@
  * (at least once a tick, even while tasks keep the ready queue busy); run ready tasks and
  * poll ready stackless tasks within the budget; start the shutdown once the main task is
  * done; and, when nothing is ready, block in the reactor until the nearest timer. */
+#include <errno.h>
 #include <pthread.h>
 
 #include "hooks.h"
@@ -81,6 +82,9 @@ WEFT_COLD static void loop_init(weft__worker *w)
 
 int weft__loop(weft__worker *w)
 {
+    /* On the worker's own thread: every switch of this worker saves and restores errno
+     * through it (scheduler.c). */
+    w->sched.errno_loc = &errno;
     loop_init(w);
     weft_task *main_task = w->rt->main_task;
     for (;;) {

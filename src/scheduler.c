@@ -15,22 +15,15 @@
 #include "wake.h"
 #include "worker.h"
 
-/* errno is reached through these on purpose: __errno_location is declared const, so the
- * compiler may keep its result in a register across a switch, and a coroutine that one day
- * resumes on another thread would then write the wrong thread's errno. */
-static WEFT_NOINLINE int errno_get(void)
-{
-    return errno;
-}
-
-static WEFT_NOINLINE void errno_set(int v)
-{
-    errno = v;
-}
+/* errno is reached through the worker's errno_loc (this thread's errno, taken when the loop
+ * starts), loaded from the worker at each switch: never through `errno` itself, whose
+ * __errno_location is declared const, so the compiler may keep its result in a register
+ * across a switch, and a coroutine that one day resumes on another thread would then write
+ * the wrong thread's errno. A load instead of two calls at every switch. */
 
 /* ---- Switching ----------------------------------------------------------------------- */
 
-static void release_dead(weft__worker *w)
+static WEFT_NOINLINE void release_dead(weft__worker *w)
 {
     weft_task *t = w->sched.dead;
     w->sched.dead = NULL;
@@ -49,7 +42,7 @@ static void landed(weft__worker *w, void *fake_stack)
     if (w->sched.dead)
         release_dead(w);
     weft_task *t = w->current;
-    errno_set(t ? t->saved_errno : w->sched.loop_errno);
+    *w->sched.errno_loc = t ? t->saved_errno : w->sched.loop_errno;
 }
 
 /* switch_to's path when a sanitizer watches (hooks.h): the fiber annotations around the same
@@ -79,7 +72,7 @@ static WEFT_NOINLINE void switch_to(weft__worker *w, weft_task *from, weft_task 
 {
     weft__ctx *fc = from ? &from->ctx : &w->sched.loop_ctx;
     weft__ctx *tc = to ? &to->ctx : &w->sched.loop_ctx;
-    int e = errno_get();
+    int e = *w->sched.errno_loc;
     if (from)
         from->saved_errno = e;
     else
@@ -91,7 +84,11 @@ static WEFT_NOINLINE void switch_to(weft__worker *w, weft_task *from, weft_task 
         return;
     }
     weft__ctx_switch(fc, tc);
-    landed(w, NULL);
+    /* landed(), inline: one frame fewer on every switch. */
+    if (w->sched.dead)
+        release_dead(w);
+    weft_task *t = w->current;
+    *w->sched.errno_loc = t ? t->saved_errno : w->sched.loop_errno;
 }
 
 /* A coroutine's first frame (below it only the trampoline, which ends the frame chain). */
@@ -101,14 +98,18 @@ static void task_entry(void *arg)
     weft__worker *w = t->worker;
     landed(w, NULL);
     void *r = t->fn(t->arg);
-    weft__task_exit(weft__worker_current(), r);
+    /* Whoever resumed t last set t->worker to itself first (the migration rule): a load, not
+     * a TLS lookup. */
+    weft__task_exit(t->worker, r);
 }
 
 static int bind_stack(weft__worker *w, weft_task *t)
 {
-    int r = weft__stack_alloc(w, t->stack_size, t->flags & WEFT__T_NOGUARD, &t->stack);
-    if (r < 0)
-        return r;
+    if (!(t->stack = weft__stack_pop_warm(&w->stacks, t->stack_size))) {
+        int r = weft__stack_alloc(w, t->stack_size, t->flags & WEFT__T_NOGUARD, &t->stack);
+        if (r < 0)
+            return r;
+    }
     if (t->stack->guarded)
         t->flags |= WEFT__T_GUARDED;
     t->stack->fiber = weft__hook_fiber_create();
@@ -171,41 +172,55 @@ static inline void prefetch_ahead(const weft__fifo *ready)
     }
 }
 
-weft_task *weft__sched_pick(weft__worker *w)
+/* The pick's slow half: t (popped) never ran and is stackful. It gets its stack now, so a
+ * queued task costs no stack, or finishes at once if it was cancelled before running. One that
+ * gets no stack finishes without running, and its join reports WEFT_NOMEM: distinct from a
+ * cancellation, and said on stderr once per runtime, not once per task (a program out of
+ * memory would otherwise flood it). Returns t ready to resume, or NULL if it finished. */
+static WEFT_NOINLINE weft_task *start_unrun(weft__worker *w, weft_task *t)
+{
+    void *result = WEFT_CANCELED;
+    if (!(t->flags & WEFT__T_CANCELLED)) {
+        int r = bind_stack(w, t);
+        if (r == 0)
+            return t;
+        if (!w->stacks.nostack_told) {
+            w->stacks.nostack_told = true;
+            fprintf(stderr,
+                    "weft: task %llu \"%s\" got no stack (%s); it and any later task "
+                    "without one finish unrun, and their joins report WEFT_NOMEM\n",
+                    (unsigned long long)t->id, t->name, weft_strerror(r));
+        }
+        result = WEFT_NOMEM;
+    }
+    /* Finished as the current task, so that its cleanup handlers' weft_self and weft_defer
+     * are its own; with no stack it cannot block (-EPERM). */
+    weft_task *running = w->current;
+    w->current = t;
+    begin_run(w, t);
+    weft__task_finish(w, t, result);
+    w->current = running;
+    return NULL;
+}
+
+/* The pick, inline in the park and yield paths: a task that ran before (or a stackless one)
+ * is returned as popped; only a first run takes the call. */
+static inline __attribute__((always_inline)) weft_task *pick(weft__worker *w)
 {
     weft_task *t;
     while ((t = weft__fifo_pop(&w->sched.ready, offsetof(weft_task, next))) != NULL) {
         prefetch_ahead(&w->sched.ready);
-        if (t->flags & (WEFT__T_STARTED | WEFT__T_STACKLESS))
+        if (weft_likely(t->flags & (WEFT__T_STARTED | WEFT__T_STACKLESS)))
             return t;
-        /* A task that never ran gets its stack now, so a queued task costs no stack, or
-         * finishes at once if it was cancelled before running. One that gets no stack
-         * finishes without running, and its join reports WEFT_NOMEM: distinct from a
-         * cancellation, and said on stderr once per runtime, not once per task (a program
-         * out of memory would otherwise flood it). */
-        void *result = WEFT_CANCELED;
-        if (!(t->flags & WEFT__T_CANCELLED)) {
-            int r = bind_stack(w, t);
-            if (r == 0)
-                return t;
-            if (!w->stacks.nostack_told) {
-                w->stacks.nostack_told = true;
-                fprintf(stderr,
-                        "weft: task %llu \"%s\" got no stack (%s); it and any later task "
-                        "without one finish unrun, and their joins report WEFT_NOMEM\n",
-                        (unsigned long long)t->id, t->name, weft_strerror(r));
-            }
-            result = WEFT_NOMEM;
-        }
-        /* Finished as the current task, so that its cleanup handlers' weft_self and
-         * weft_defer are its own; with no stack it cannot block (-EPERM). */
-        weft_task *running = w->current;
-        w->current = t;
-        begin_run(w, t);
-        weft__task_finish(w, t, result);
-        w->current = running;
+        if ((t = start_unrun(w, t)) != NULL)
+            return t;
     }
     return NULL;
+}
+
+weft_task *weft__sched_pick(weft__worker *w)
+{
+    return pick(w);
 }
 
 void weft__sched_resume(weft__worker *w, weft_task *t)
@@ -232,7 +247,7 @@ static void schedule_away(weft__worker *w, weft_task *from)
 {
     check_canary(from);
     weft_task *next = NULL;
-    if (w->sched.budget > 0 && (next = weft__sched_pick(w)) != NULL)
+    if (w->sched.budget > 0 && (next = pick(w)) != NULL)
         w->sched.budget--;
     if (next == from) {
         begin_run(w, from); /* a yield with nothing else ready */
@@ -330,6 +345,19 @@ int weft__park(weft__worker *w, const weft__wait *wr)
     return (!wr->uncancellable && (t->flags & WEFT__T_CANCELLED)) ? -ECANCELED : 0;
 }
 
+int weft__park_forever(weft__worker *w, int kind, const void *what)
+{
+    weft_task *t = w->current;
+    if (t->flags & WEFT__T_CANCELLED)
+        return -ECANCELED; /* as park_slow says it to a cancellable wait */
+    /* A constant record: the inlined record_wait and park_current fold its fields. */
+    const weft__wait wr = {.kind = kind, .what = what, .deadline = WEFT_FOREVER};
+    record_wait(w, t, &wr);
+    park_current(w, t, &wr);
+    atomic_store_explicit(&t->wait_kind, WEFT__WAIT_NONE, memory_order_relaxed);
+    return (t->flags & WEFT__T_CANCELLED) ? -ECANCELED : 0;
+}
+
 void weft__yield(weft__worker *w)
 {
     weft_task *t = w->current;
@@ -343,6 +371,30 @@ void weft__yield(weft__worker *w)
     schedule_away(w, t);
 }
 
+void weft__run_first(weft__worker *w, weft_task *t)
+{
+    weft_task *self = w->current;
+    /* A child cancelled from birth (shutdown) or that gets no stack takes the queue: the
+     * pick finishes it unrun there, with the report and the result it gives every such task. */
+    if (weft_unlikely((t->flags & WEFT__T_CANCELLED) || bind_stack(w, t) < 0)) {
+        weft__ready_push(&w->sched, t);
+        return;
+    }
+    /* The spawner yields (as weft__yield: a plain store, and the tail of the queue), but to
+     * t, without queueing t first: no push and pop between the spawn and the first run. */
+    uint64_t word = atomic_load_explicit(&self->word, memory_order_relaxed);
+    atomic_store_explicit(&self->word, WEFT__WORD(WEFT__EPOCH(word), WEFT__READY),
+                          memory_order_relaxed);
+    weft__ready_push(&w->sched, self);
+    check_canary(self);
+    /* The child's run counts against the tick like any other resume; with the budget spent
+     * it still runs (the spawn promised it), and its first switch away goes to the loop. */
+    if (w->sched.budget > 0)
+        w->sched.budget--;
+    begin_run(w, t);
+    switch_to(w, self, t);
+}
+
 _Noreturn void weft__task_exit(weft__worker *w, void *result)
 {
     weft_task *t = w->current;
@@ -354,14 +406,6 @@ _Noreturn void weft__task_exit(weft__worker *w, void *result)
     w->sched.dead = t; /* its stack is freed by whoever we switch to, once we are off it */
     schedule_away(w, t);
     __builtin_unreachable();
-}
-
-weft_task *weft__blocking_task(weft__worker *w)
-{
-    if (!w)
-        return NULL;
-    weft_task *t = w->current;
-    return t && t->stack ? t : NULL; /* a stackless task, or one finishing unrun, has none */
 }
 
 WEFT_COLD void weft__sched_init(weft__worker *w, unsigned budget)

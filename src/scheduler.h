@@ -23,6 +23,7 @@ typedef struct weft__sched {
     weft_task *dead;     /* finished task whose stack is freed after the switch */
     weft_task *handoff;  /* stackless task picked by a parking task, for the loop */
     int loop_errno;      /* errno of the loop's context while a task runs */
+    int *errno_loc;      /* the worker thread's errno, set as its loop starts (scheduler.c) */
     /* Sanitizer bookkeeping for the loop's (thread) stack. */
     const void *loop_stack_lo;
     size_t loop_stack_size;
@@ -91,6 +92,11 @@ typedef struct weft__wait {
  * it returns (weft__worker_current()): no worker, fd record or timer pointer is kept across
  * it. Calls wr->unlock (if any) exactly once, on every path. */
 int weft__park(weft__worker *w, const weft__wait *wr);
+/* weft__park for the commonest wait, built by the park itself: no deadline, nothing to
+ * unlock, cancellable (kind and what as in the wait record). weft__park_until takes it for
+ * such waits: the hot hand-offs (a channel operation, a mutex) then pass two arguments
+ * instead of a record the park reads back. Same returns as weft__park. */
+int weft__park_forever(weft__worker *w, int kind, const void *what);
 /* Parks until wr->done holds (returns 0), or the deadline / cancellation (their error).
  * Refreshes *wr->waker before each park. Inline, so that each wait's `done` is inlined into
  * its loop on the hot paths (a channel hand-off parks once per message). */
@@ -107,7 +113,11 @@ static inline int weft__park_until(weft__worker *w, const weft__wait *wr)
             slot->task = t;
             slot->epoch = WEFT__EPOCH(atomic_load_explicit(&t->word, memory_order_relaxed));
         }
-        int r = weft__park(w, wr);
+        /* The commonest wait (no deadline, nothing to unlock, cancellable) takes the park
+         * that builds its own record from two arguments. */
+        int r = (wr->deadline == WEFT_FOREVER && !wr->unlock && !wr->uncancellable)
+                    ? weft__park_forever(w, wr->kind, wr->what)
+                    : weft__park(w, wr);
         w = t->worker; /* see weft__park: re-read after the switch */
         if (r < 0)
             return done(arg) ? 0 : r;
@@ -117,10 +127,22 @@ static inline int weft__park_until(weft__worker *w, const weft__wait *wr)
 
 /* Yields: the current task goes to the tail of the ready queue. */
 void weft__yield(weft__worker *w);
+/* Child first (WEFT_SPAWN_CHILD_FIRST): the current stackful task goes to the tail of the
+ * ready queue, as in a yield, and `t` (just spawned: READY, never run, not queued) runs at
+ * once. Returns when the caller is resumed. A t cancelled from birth, or that cannot get a
+ * stack, is queued instead (and finished unrun by the pick), and the caller carries on. */
+void weft__run_first(weft__worker *w, weft_task *t);
 /* Finishes the current stackful task; never returns. */
 _Noreturn void weft__task_exit(weft__worker *w, void *result);
-/* The current task if it is stackful and may block, else NULL. */
-weft_task *weft__blocking_task(weft__worker *w);
+/* The current task if it is stackful and may block, else NULL. Inline: every yield and
+ * child-first spawn asks. */
+static inline weft_task *weft__blocking_task(weft__worker *w)
+{
+    if (!w)
+        return NULL;
+    weft_task *t = weft__worker_task(w);
+    return t && t->stack ? t : NULL; /* a stackless task, or one finishing unrun, has none */
+}
 
 /* The prologue of every blocking call: the calling worker and task, or NULL with *err set
  * to -EPERM (not inside a stackful task). With `live`, a task already cancelled gets

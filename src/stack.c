@@ -58,8 +58,10 @@ static unsigned class_of(size_t size, size_t *class_bytes)
         return 0;
     }
     unsigned k = 63u - (unsigned)__builtin_clzll((unsigned long long)size); /* 2^k <= size */
-    size_t base = (size_t)1 << k, step = base / 4;
-    size_t j = (size - base + step - 1) / step;
+    size_t base = (size_t)1 << k;
+    /* The step is base / 4 = 2^(k-2) (k >= 14 here): a shift, not a division, at every
+     * stack bind. */
+    size_t j = (size - base + ((size_t)1 << (k - 2)) - 1) >> (k - 2);
     if (j == 4) {
         k++;
         j = 0;
@@ -197,6 +199,8 @@ int weft__stack_alloc(weft__worker *w, size_t size, bool noguard, weft__stack **
         p->guard_limit = read_guard_limit(w);
     size_t bytes;
     unsigned cls = class_of(size, &bytes);
+    p->memo_size = size;
+    p->memo_cls = cls;
     weft__stack *s = pop_pooled(p, cls, want_guard);
     int r = 0;
     if (s) {

@@ -4,6 +4,7 @@
 #define WEFT_STACK_H
 
 #include "internal.h"
+#include "hooks.h"
 
 /* The PROT_NONE region below each guarded stack. 256 KiB: a C frame larger than the guard
  * can jump over it into whatever lies below, and frames of tens of KiB are common enough
@@ -57,8 +58,12 @@ typedef struct weft__stack_pool {
     size_t npooled;           /* warm pooled stacks */
     size_t ncold;
     size_t page;
-    size_t pool_max;   /* warm stacks kept beyond need (the configuration's stack_pool_max) */
-    int guard_mode;    /* WEFT_GUARD_* (the configuration's) */
+    size_t pool_max; /* warm stacks kept beyond need (the configuration's stack_pool_max) */
+    int guard_mode;  /* WEFT_GUARD_* (the configuration's) */
+    /* The size last asked for and its class (0: none yet), so that the common spawn (every
+     * task of the default size) finds its class without computing it (weft__stack_alloc). */
+    size_t memo_size;
+    unsigned memo_cls;
     bool nostack_told; /* the one stderr line about a failed stack was written */
 } weft__stack_pool;
 
@@ -66,6 +71,24 @@ void weft__stack_init(weft__worker *w, int guard_mode, size_t pool_max);
 /* A stack of at least `size` bytes; guarded unless `noguard` or the guard mode says
  * otherwise. Returns 0 or -ENOMEM. */
 int weft__stack_alloc(weft__worker *w, size_t size, bool noguard, weft__stack **out);
+/* The hot case of weft__stack_alloc, inline for the first run of a task: a warm guarded stack
+ * of the size asked for last, or NULL (then call weft__stack_alloc). It is what
+ * weft__stack_alloc would pick too: the head of that class's warm list, and a guarded stack
+ * suits any request. A first size, an empty list or an unguarded head go the long way. */
+static inline weft__stack *weft__stack_pop_warm(weft__stack_pool *p, size_t size)
+{
+    weft__stack *s;
+    if (weft_likely(size == p->memo_size) && (s = p->cls[p->memo_cls].free) != NULL &&
+        weft_likely(s->guarded)) {
+        p->cls[p->memo_cls].free = s->next;
+        p->cls[p->memo_cls].nfree--;
+        p->npooled--;
+        p->nlive++;
+        weft__hook_stack_reuse(s->lo, (size_t)(s->hi - s->lo));
+        return s;
+    }
+    return NULL;
+}
 void weft__stack_free(weft__worker *w, weft__stack *s);
 /* Returns pooled stacks beyond pool_max to the kernel, at most max_ops of them; returns how
  * many are still in excess. Called by the loop when it is about to block. */

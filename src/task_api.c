@@ -10,13 +10,14 @@
 #include "wake.h"
 #include "worker.h"
 
-static int check_spawn(weft__worker *w, weft_task **out, const weft_spawn_opts *opts)
+static inline int check_spawn(weft__worker *w, bool has_out, const weft_spawn_opts *opts)
 {
     if (!w)
         return -EPERM;
-    if (!out && !(opts && (opts->flags & WEFT_SPAWN_DETACHED)))
+    if (!has_out && !(opts && (opts->flags & WEFT_SPAWN_DETACHED)))
         return -EINVAL;
-    if (opts && (opts->flags & ~(WEFT_SPAWN_DETACHED | WEFT_SPAWN_NOGUARD)))
+    if (opts &&
+        (opts->flags & ~(WEFT_SPAWN_DETACHED | WEFT_SPAWN_NOGUARD | WEFT_SPAWN_CHILD_FIRST)))
         return -EINVAL;
     /* Options of a later version, set: this library cannot honour them. */
     if (opts &&
@@ -25,30 +26,64 @@ static int check_spawn(weft__worker *w, weft_task **out, const weft_spawn_opts *
     return 0;
 }
 
-int weft_spawn(weft_task **out, weft_fn fn, void *arg, const weft_spawn_opts *opts)
+static inline __attribute__((always_inline)) int spawn_unqueued(weft__worker *w, bool has_out,
+                                                                weft_task **out, weft_fn fn,
+                                                                void *arg,
+                                                                const weft_spawn_opts *opts)
 {
-    weft__worker *w = weft__worker_current();
-    int r = check_spawn(w, out, opts);
+    int r = check_spawn(w, has_out, opts);
     if (r < 0)
         return r;
     if (!fn)
         return -EINVAL;
-    weft_task *t;
-    r = weft__task_new(w, opts, false, &t);
+    r = weft__task_new(w, opts, false, out);
     if (r < 0)
         return r;
-    t->fn = fn;
-    t->arg = arg;
-    weft__ready_push(&w->sched, t);
+    (*out)->fn = fn;
+    (*out)->arg = arg;
+    return 0;
+}
+
+int weft__spawn_unqueued(weft__worker *w, bool has_out, weft_task **out, weft_fn fn, void *arg,
+                         const weft_spawn_opts *opts)
+{
+    return spawn_unqueued(w, has_out, out, fn, arg, opts);
+}
+
+static inline __attribute__((always_inline)) void spawn_start(weft__worker *w, weft_task *t,
+                                                              bool child_first)
+{
+    /* From a task that cannot switch away (a stackless one) the child just queues. */
+    if (weft_unlikely(child_first) && weft__blocking_task(w))
+        weft__run_first(w, t);
+    else
+        weft__ready_push(&w->sched, t);
+}
+
+void weft__spawn_start(weft__worker *w, weft_task *t, bool child_first)
+{
+    spawn_start(w, t, child_first);
+}
+
+int weft_spawn(weft_task **out, weft_fn fn, void *arg, const weft_spawn_opts *opts)
+{
+    weft__worker *w = weft__worker_current();
+    weft_task *t;
+    int r = spawn_unqueued(w, out != NULL, &t, fn, arg, opts);
+    if (r < 0)
+        return r;
+    /* Set before the start: a detached child-first task may finish, and its record be reused,
+     * before the start returns. */
     if (out)
         *out = (t->flags & WEFT__T_DETACHED) ? NULL : t;
+    spawn_start(w, t, opts && (opts->flags & WEFT_SPAWN_CHILD_FIRST));
     return 0;
 }
 
 int weft_spawn_future(weft_task **out, weft_future *f, const weft_spawn_opts *opts)
 {
     weft__worker *w = weft__worker_current();
-    int r = check_spawn(w, out, opts);
+    int r = check_spawn(w, out != NULL, opts);
     if (r < 0)
         return r;
     if (!f || !f->ops || !f->ops->poll)
@@ -123,9 +158,13 @@ int weft_join(weft_task *t, void **result, int64_t deadline)
         return -EDEADLK;
     if (t->joiner.task && t->joiner.task != self)
         return -EINVAL;
-    int r = wait_done(w, t, deadline, false);
-    if (r < 0)
-        return r;
+    /* Finished already (a child-first task, or one that ran while the caller worked): the
+     * wait would return 0 at once (its `done` is checked first), so none is built. */
+    if (!weft__task_done(t)) {
+        int r = wait_done(w, t, deadline, false);
+        if (r < 0)
+            return r;
+    }
     if (result)
         *result = t->result;
     reap_joined(self->worker, t);

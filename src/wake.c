@@ -18,7 +18,10 @@ static void push_remote(weft__worker *w, weft_task *t)
         weft__worker_ring(w);
 }
 
-void weft__wake(weft_task *t, uint64_t epoch)
+/* The wake, for both entry points: `self` is the calling thread's worker, or NULL to look it
+ * up (only when the wake enqueues). */
+static inline __attribute__((always_inline)) void wake(weft__worker *self, weft_task *t,
+                                                       uint64_t epoch)
 {
     uint64_t word = atomic_load_explicit(&t->word, memory_order_relaxed);
     for (;;) {
@@ -37,7 +40,9 @@ void weft__wake(weft_task *t, uint64_t epoch)
                                                   memory_order_relaxed)) {
             if (st == WEFT__PARKED) {
                 weft__worker *w = t->worker;
-                if (weft_likely(weft__worker_current() == w))
+                if (!self)
+                    self = weft__worker_current();
+                if (weft_likely(self == w))
                     weft__ready_push(&w->sched, t);
                 else
                     push_remote(w, t);
@@ -45,6 +50,16 @@ void weft__wake(weft_task *t, uint64_t epoch)
             return;
         }
     }
+}
+
+void weft__wake(weft_task *t, uint64_t epoch)
+{
+    wake(NULL, t, epoch);
+}
+
+void weft__wake_from(weft__worker *self, weft_task *t, uint64_t epoch)
+{
+    wake(self, t, epoch);
 }
 
 void weft__inbox_drain(weft__worker *w)

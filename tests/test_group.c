@@ -249,3 +249,55 @@ Test(group, spawn_cleanup_frees_what_tasks_closed_early_were_handed)
 {
     run_main(cleanup_close_main, NULL); /* and the leak check agrees */
 }
+
+static int member_log[8];
+static int nmember_log;
+
+static void *log_member(void *arg)
+{
+    member_log[nmember_log++] = (int)(intptr_t)arg;
+    return NULL;
+}
+
+static void *park_member(void *arg)
+{
+    member_log[nmember_log++] = (int)(intptr_t)arg;
+    weft_defer(cleaned, NULL);
+    weft_sleep_until(WEFT_FOREVER);
+    return NULL;
+}
+
+static void *group_child_first_main(void *arg)
+{
+    (void)arg;
+    ncleaned = 0;
+    nmember_log = 0;
+    const weft_spawn_opts cf = {.flags = WEFT_SPAWN_CHILD_FIRST};
+    weft_group *g;
+    cr_assert_eq(weft_group_create(&g), 0);
+    /* A member that finishes inside its spawn: it ran, and it has already left the group. */
+    cr_assert_eq(weft_group_spawn(g, log_member, (void *)(intptr_t)1, &cf), 0);
+    cr_assert_eq(nmember_log, 1);
+    cr_assert_eq(weft_group_size(g), 0);
+    /* Members that park inside their spawn: registered before they ran, so the group waits
+     * for them, and closing it cancels and reaps them. */
+    cr_assert_eq(weft_group_spawn(g, park_member, (void *)(intptr_t)2, &cf), 0);
+    cr_assert_eq(weft_group_spawn(g, park_member, (void *)(intptr_t)3, &cf), 0);
+    cr_assert_eq(nmember_log, 3);
+    cr_assert_eq(member_log[1], 2);
+    cr_assert_eq(member_log[2], 3);
+    cr_assert_eq(weft_group_size(g), 2);
+    cr_assert_eq(weft_group_wait(g, weft_deadline_in(0)), -ETIMEDOUT);
+    /* A queued member next to them has not run when its spawn returns. */
+    cr_assert_eq(weft_group_spawn(g, log_member, (void *)(intptr_t)4, NULL), 0);
+    cr_assert_eq(nmember_log, 3);
+    cr_assert_eq(weft_group_size(g), 3);
+    cr_assert_eq(weft_group_close(g), 0);
+    cr_assert_eq(ncleaned, 2, "both parked members were cancelled and cleaned up");
+    return NULL;
+}
+
+Test(group, child_first_members_run_inside_their_spawn_and_are_reaped)
+{
+    run_main(group_child_first_main, NULL);
+}

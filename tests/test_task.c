@@ -537,3 +537,193 @@ Test(task, spawn_cleanup_runs_once_however_the_task_ends)
 {
     run_main(spawn_cleanup_main, NULL);
 }
+
+/* ---- WEFT_SPAWN_CHILD_FIRST ---------------------------------------------------------- */
+
+static char order_log[16];
+static int norder_log;
+
+static void *log_then_yield(void *arg)
+{
+    order_log[norder_log++] = (char)(intptr_t)arg;
+    weft_yield();
+    order_log[norder_log++] = (char)((intptr_t)arg - 'a' + 'A');
+    return arg;
+}
+
+static void *child_first_order_main(void *arg)
+{
+    (void)arg;
+    const weft_spawn_opts cf = {.flags = WEFT_SPAWN_CHILD_FIRST};
+    weft_task *q, *c, *d;
+    /* Default (queue order): the child waits at the tail until the spawner parks. */
+    memset(order_log, 0, sizeof order_log);
+    norder_log = 0;
+    cr_assert_eq(weft_spawn(&d, log_then_yield, (void *)(intptr_t)'d', NULL), 0);
+    cr_assert_eq(norder_log, 0);
+    cr_assert_eq(weft_join(d, NULL, WEFT_FOREVER), 0);
+    cr_assert_str_eq(order_log, "dD");
+
+    /* Child first: it runs before the spawn returns; the spawner then queues behind the task
+     * already ready (q), and the child's yield puts it behind the spawner. */
+    memset(order_log, 0, sizeof order_log);
+    norder_log = 0;
+    cr_assert_eq(weft_spawn(&q, log_then_yield, (void *)(intptr_t)'q', NULL), 0);
+    cr_assert_eq(weft_spawn(&c, log_then_yield, (void *)(intptr_t)'c', &cf), 0);
+    order_log[norder_log++] = 'm';
+    cr_assert_str_eq(order_log, "cqm", "the child, then the queue in order, then the spawner");
+    void *rq = NULL, *rc = NULL;
+    cr_assert_eq(weft_join(q, &rq, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_join(c, &rc, WEFT_FOREVER), 0);
+    cr_assert_str_eq(order_log, "cqmCQ");
+    cr_assert_eq(rq, (void *)(intptr_t)'q');
+    cr_assert_eq(rc, (void *)(intptr_t)'c');
+    return NULL;
+}
+
+Test(task, child_first_runs_the_child_before_spawn_returns)
+{
+    run_main(child_first_order_main, NULL);
+}
+
+static void *ret_arg_after_check(void *arg)
+{
+    /* The spawner is not running: the child is, inside the spawn. */
+    cr_assert_neq(weft_self(), NULL);
+    return arg;
+}
+
+static void *child_first_finish_main(void *arg)
+{
+    (void)arg;
+    const weft_spawn_opts cf = {.flags = WEFT_SPAWN_CHILD_FIRST};
+    /* Children that finish inside their spawn: joined afterwards, each with its result; the
+     * finished child's stack goes to the next one (one stack bound at a time). */
+    weft_task *ts[100];
+    weft_stats st0, st;
+    cr_assert_eq(weft_stats_get(&st0), 0);
+    for (int i = 0; i < 100; i++) {
+        cr_assert_eq(weft_spawn(&ts[i], ret_arg_after_check, (void *)(intptr_t)(i + 1), &cf), 0);
+        cr_assert_eq(weft_stats_get(&st), 0);
+        cr_assert_eq(st.nstacks_live, st0.nstacks_live, "the child is finished and off its stack");
+    }
+    cr_assert_eq(weft_stats_get(&st), 0);
+    cr_assert_leq(st.nmmaps, st0.nmmaps + 1, "one stack served all 100 children");
+    for (int i = 0; i < 100; i++) {
+        void *r = NULL;
+        cr_assert_eq(weft_join(ts[i], &r, WEFT_FOREVER), 0);
+        cr_assert_eq(r, (void *)(intptr_t)(i + 1));
+    }
+
+    /* Detached and finishing at once: *out is NULL, the child ran, its cleanup too. */
+    ncleanup_log = 0;
+    static char tag = 'X';
+    weft_spawn_opts od = {.flags = WEFT_SPAWN_CHILD_FIRST | WEFT_SPAWN_DETACHED,
+                          .cleanup = cleanup_logs};
+    weft_task *none = (weft_task *)&tag;
+    cr_assert_eq(weft_spawn(&none, ret_arg, &tag, &od), 0);
+    cr_assert_null(none);
+    cr_assert_eq(ncleanup_log, 1);
+    cr_assert_eq(cleanup_log[0], 'X');
+    return NULL;
+}
+
+Test(task, child_first_children_that_finish_at_once_are_joined_and_reuse_a_stack)
+{
+    run_main(child_first_finish_main, NULL);
+}
+
+static void *park_until_cancelled(void *arg)
+{
+    int *state = arg;
+    *state = 1;
+    int r = weft_sleep_until(WEFT_FOREVER);
+    *state = r == -ECANCELED ? 2 : 3;
+    return NULL;
+}
+
+static void *child_first_cancel_main(void *arg)
+{
+    (void)arg;
+    const weft_spawn_opts cf = {.flags = WEFT_SPAWN_CHILD_FIRST};
+    /* A child that parks inside its spawn: the spawn returns with it parked; cancelling it
+     * wakes it with -ECANCELED, and the join reports the cancellation. */
+    int state = 0;
+    weft_task *t;
+    cr_assert_eq(weft_spawn(&t, park_until_cancelled, &state, &cf), 0);
+    cr_assert_eq(state, 1, "the child ran up to its park");
+    cr_assert_eq(weft_cancel(t), 0);
+    cr_assert_eq(state, 1, "the cancelled child waits for its turn");
+    void *r = NULL;
+    cr_assert_eq(weft_join(t, &r, WEFT_FOREVER), 0);
+    cr_assert_eq(state, 2);
+    cr_assert_eq(r, WEFT_CANCELED);
+
+    /* A cancelled spawner still runs its child first, and gets its own -ECANCELED from its
+     * next blocking call (the spawn itself succeeds). */
+    state = 0;
+    cr_assert_eq(weft_cancel(weft_self()), 0);
+    cr_assert_eq(weft_spawn(&t, park_until_cancelled, &state, &cf), 0);
+    cr_assert_eq(state, 1);
+    cr_assert_eq(weft_cancel(t), 0);
+    cr_assert_eq(weft_yield(), -ECANCELED, "the yield still lets the child finish");
+    cr_assert_eq(state, 2);
+    cr_assert_eq(weft_join(t, &r, WEFT_FOREVER), 0, "a finished task is joined at once");
+    cr_assert_eq(r, WEFT_CANCELED);
+    cr_assert_eq(weft_sleep(WEFT_MSEC), -ECANCELED);
+    return NULL;
+}
+
+Test(task, child_first_children_are_cancelled_and_joined_like_any)
+{
+    run_main(child_first_cancel_main, NULL);
+}
+
+/* A future whose first poll spawns a child-first task: a stackless task cannot yield, so the
+ * child is queued (it has not run when the spawn returns). */
+typedef struct spawning_future {
+    weft_future base;
+    int child_state;
+    int state_at_return;
+    weft_task *child;
+} spawning_future;
+
+static void *mark_ran(void *arg)
+{
+    *(int *)arg = 1;
+    return NULL;
+}
+
+static int spawning_poll(weft_future *self, weft_context *cx)
+{
+    (void)cx;
+    spawning_future *f = (spawning_future *)self;
+    const weft_spawn_opts cf = {.flags = WEFT_SPAWN_CHILD_FIRST | WEFT_SPAWN_DETACHED};
+    cr_assert_eq(weft_spawn(NULL, mark_ran, &f->child_state, &cf), 0);
+    f->state_at_return = f->child_state;
+    weft_future_complete(self, 0, NULL);
+    return WEFT_READY;
+}
+
+static const weft_future_ops spawning_ops = {spawning_poll, NULL};
+
+static void *child_first_from_stackless_main(void *arg)
+{
+    (void)arg;
+    spawning_future f = {0};
+    weft_future_init(&f.base, &spawning_ops);
+    weft_task *t;
+    /* The flag is accepted for a stackless task too (and ignored: it is queued). */
+    cr_assert_eq(
+        weft_spawn_future(&t, &f.base, &(weft_spawn_opts){.flags = WEFT_SPAWN_CHILD_FIRST}), 0);
+    cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(f.state_at_return, 0, "queued, not run, from a stackless spawner");
+    weft_yield();
+    cr_assert_eq(f.child_state, 1, "it ran once the main task parked or yielded");
+    return NULL;
+}
+
+Test(task, child_first_from_a_stackless_task_queues_the_child)
+{
+    run_main(child_first_from_stackless_main, NULL);
+}
