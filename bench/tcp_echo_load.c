@@ -76,8 +76,9 @@ static int64_t cpu_ns(void)
  * generator is the bottleneck) and other_cpu_pct, the busy time of all CPUs spent in neither
  * process: a large value means something else on the machine disturbed the run. */
 
-/* User + system clock ticks of a process (all its threads), -1 if unreadable. */
-static long long proc_ticks(int pid)
+/* User + system clock ticks of a process (all its threads), -1 if unreadable; its user
+ * ticks alone in *user (the runtime's own share: system time is the kernel's TCP work). */
+static long long proc_ticks(int pid, long long *user)
 {
     char path[64], line[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", pid);
@@ -91,6 +92,7 @@ static long long proc_ticks(int pid)
     unsigned long long ut, st;
     if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
         return -1;
+    *user = (long long)ut;
     return (long long)(ut + st);
 }
 
@@ -298,7 +300,7 @@ int main(int argc, char **argv)
     int *retry = malloc(sizeof(int) * (size_t)nconns), nretry = 0;
     struct epoll_event evs[MAX_EVENTS];
     int64_t measure_from = 0, end = 0, cpu_from = 0;
-    long long srv_from = -1, busy_from = -1;
+    long long srv_from = -1, srv_user_from = 0, busy_from = -1;
     uint64_t count = 0;
     int measuring = 0;
     if (!retry)
@@ -333,7 +335,7 @@ int main(int argc, char **argv)
             measuring = 1;
             cpu_from = cpu_ns();
             if (server_pid > 0) {
-                srv_from = proc_ticks(server_pid);
+                srv_from = proc_ticks(server_pid, &srv_user_from);
                 busy_from = busy_ticks();
             }
         }
@@ -412,15 +414,20 @@ int main(int argc, char **argv)
         }
     }
     int64_t cpu = cpu_ns() - cpu_from;
-    char extra[256] = "";
-    long long srv_to = server_pid > 0 ? proc_ticks(server_pid) : -1, busy_to = busy_ticks();
+    char extra[320] = "";
+    long long srv_user_to = 0;
+    long long srv_to = server_pid > 0 ? proc_ticks(server_pid, &srv_user_to) : -1;
+    long long busy_to = busy_ticks();
     if (srv_from >= 0 && srv_to >= srv_from && busy_from >= 0 && busy_to >= busy_from) {
         double tick_ns = 1e9 / (double)sysconf(_SC_CLK_TCK);
         double srv_ns = (double)(srv_to - srv_from) * tick_ns;
+        double user_ns = (double)(srv_user_to - srv_user_from) * tick_ns;
         double other_ns = (double)(busy_to - busy_from) * tick_ns - srv_ns - (double)cpu;
         snprintf(extra, sizeof extra,
-                 ",\"server_cpu_pct\":%.0f,\"server_us_per_msg\":%.3f,\"other_cpu_pct\":%.0f",
+                 ",\"server_cpu_pct\":%.0f,\"server_us_per_msg\":%.3f,"
+                 "\"server_user_us_per_msg\":%.3f,\"other_cpu_pct\":%.0f",
                  100.0 * srv_ns / (seconds * 1e9), count ? srv_ns / 1e3 / (double)count : 0.0,
+                 count ? user_ns / 1e3 / (double)count : 0.0,
                  other_ns > 0 ? 100.0 * other_ns / (seconds * 1e9) : 0.0);
     }
     printf("{\"impl\":\"%s\",\"workload\":\"tcp_echo\",\"n\":%llu,\"value\":%.0f,"

@@ -44,6 +44,16 @@ static void poll_stackless(weft__worker *w, weft_task *t)
     w->current = NULL;
 }
 
+/* Events a poll takes: no more than a tick runs. Taking more only queues tasks that wait
+ * behind the others, woken long before their turn: under a backlog (thousands of busy
+ * connections) the ready queue then held every connection, and each task's record and stack,
+ * touched by its wake, had gone cold again by its resume. Left in the kernel, they cost
+ * nothing until the next poll takes them, in the kernel's own order. */
+static inline int poll_cap(const weft__worker *w)
+{
+    return w->sched.budget_max > 4096 ? 4096 : (int)w->sched.budget_max;
+}
+
 static void run_ready(weft__worker *w)
 {
     w->sched.budget = w->sched.budget_max;
@@ -95,7 +105,7 @@ int weft__loop(weft__worker *w)
         /* I/O waiters get their events at least once a tick, even while tasks keep the
          * ready queue busy; without waiters the syscall is skipped. */
         if (w->sched.ready.len && weft__io_nwaiters(w))
-            weft__io_poll(w, 0);
+            weft__io_poll(w, 0, poll_cap(w));
         run_ready(w);
 
         /* The shutdown trigger: the main task has finished. */
@@ -114,7 +124,7 @@ int weft__loop(weft__worker *w)
             timeout = 0;
         if (weft__inbox_sleep(w))
             timeout = 0;
-        weft__io_poll(w, timeout);
+        weft__io_poll(w, timeout, poll_cap(w));
         weft__inbox_awake(w);
     }
 }

@@ -124,22 +124,12 @@ static inline void begin_run(weft__worker *w, weft_task *t)
     w->stats.nresumes++;
 }
 
-/* A prefetch the compiler keeps: GCC 12 drops __builtin_prefetch from this file's pick
- * (it counts the call as free of side effects and deletes the helper inlined around it). */
-static inline __attribute__((always_inline)) void prefetch(const void *p)
-{
-#if defined(__x86_64__)
-    __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)p));
-#elif defined(__aarch64__)
-    __asm__ volatile("prfm pldl1keep, %0" : : "Q"(*(const char *)p));
-#else
-    __builtin_prefetch(p);
-#endif
-}
-
-/* Bytes of a parked task's stack that its resume touches at once besides the saved frame:
- * the frames of switch_to and the park, from WEFT__CTX_CALLER_OFFSET above the saved sp. */
-#define WEFT__PREFETCH_STACK 192
+/* Bytes of a parked task's stack that its resume touches on its way back to the caller of
+ * the blocking call, besides the saved frame: from WEFT__CTX_CALLER_OFFSET above the saved
+ * sp, the frames of the switch, the park and the wait (a read parked on an fd: switch_to 48,
+ * schedule_away 48, park 48, fdtable_wait 224, the backend's submit 96, weft_read 112 on
+ * x86_64 with GCC 12: about 576). */
+#define WEFT__PREFETCH_STACK 576
 
 /* Warms what the next resume will touch while the task being picked runs. Under a backlog
  * (thousands of connections, each woken by the reactor long before its turn) a resumed
@@ -159,16 +149,16 @@ static inline void prefetch_ahead(const weft__fifo *ready)
     const weft_task *n2 = n->next;
     if (n2) {
         const char *r = (const char *)n2;
-        prefetch(r);
-        prefetch(r + 64);
-        prefetch(r + sizeof(weft_task) - 1);
+        weft__prefetch(r);
+        weft__prefetch(r + 64);
+        weft__prefetch(r + sizeof(weft_task) - 1);
     }
     if ((n->flags & (WEFT__T_STARTED | WEFT__T_STACKLESS)) == WEFT__T_STARTED) {
         const char *sp = n->ctx.sp;
         for (size_t off = 0; off < WEFT__CTX_FRAME_BYTES; off += 64)
-            prefetch(sp + off);
+            weft__prefetch(sp + off);
         for (size_t off = 0; off < WEFT__PREFETCH_STACK; off += 64)
-            prefetch(sp + WEFT__CTX_CALLER_OFFSET + off);
+            weft__prefetch(sp + WEFT__CTX_CALLER_OFFSET + off);
     }
 }
 

@@ -55,20 +55,26 @@ typedef struct weft__ioreq {
     int fd;
     int flags;
     unsigned opts; /* WEFT__IOQ_* */
-    void *buf;
-    size_t len;
-    int64_t off;
-    const struct iovec *iov;
-    int iovcnt;
-    struct msghdr *msg;
-    struct sockaddr *addr;
-    socklen_t *addrlen;
-    socklen_t alen;
-    const char *path;
-    mode_t mode;
-    struct stat *st;
     int fd2;
-    off_t *offp;
+    int64_t off;
+    size_t len;
+    /* The fields no op uses together share memory: the request is built on the caller's
+     * stack at every call, and a small one is a few stores and one cache line there. */
+    union {
+        void *buf;
+        const struct iovec *iov;
+        struct msghdr *msg;
+        struct sockaddr *addr;
+        const char *path;
+    };
+    union {
+        int iovcnt;
+        socklen_t *addrlen;
+        socklen_t alen;
+        mode_t mode;
+        struct stat *st;
+        off_t *offp;
+    };
 } weft__ioreq;
 
 /* The direction a request waits for when the kernel says EAGAIN. */
@@ -94,8 +100,10 @@ typedef struct weft__io_ops {
     int (*init)(weft__io *io);
     void (*fini)(weft__io *io);
     /* Waits up to timeout_ns (-1 forever, 0 not at all) and wakes the tasks whose fds or
-     * operations are ready. Returns the number of events or -errno. Worker thread. */
-    int (*poll)(weft__io *io, int64_t timeout_ns);
+     * operations are ready, taking at most about max_events (>= 1) events from the kernel:
+     * the others wait there, in its order, for the next poll. Returns the number of events
+     * or -errno. Worker thread. */
+    int (*poll)(weft__io *io, int64_t timeout_ns, int max_events);
     /* Makes a poll in progress return soon. Any thread; async-signal-safe. */
     void (*notify)(weft__io *io);
     /* Runs `req` for the current (stackful, blocking) task, parking as long as it needs.

@@ -9,8 +9,9 @@
  * doorbell. Returns 0 or -errno. */
 int weft__io_init(weft__worker *w, int backend);
 void weft__io_fini(weft__worker *w);
-/* Polls the backend, waiting at most timeout_ns (-1: forever, 0: not at all). */
-int weft__io_poll(weft__worker *w, int64_t timeout_ns);
+/* Polls the backend, waiting at most timeout_ns (-1: forever, 0: not at all), and wakes the
+ * tasks of at most about max_events events (the rest stay with the kernel for the next poll). */
+int weft__io_poll(weft__worker *w, int64_t timeout_ns, int max_events);
 /* Tasks parked on fds: when non-zero, ticks must poll I/O even while tasks are ready. */
 size_t weft__io_nwaiters(weft__worker *w);
 /* Forgets any record of fd without a syscall: for an fd number the kernel just handed out,

@@ -79,10 +79,10 @@ void weft__io_fini(weft__worker *w)
     w->io = NULL;
 }
 
-int weft__io_poll(weft__worker *w, int64_t timeout_ns)
+int weft__io_poll(weft__worker *w, int64_t timeout_ns, int max_events)
 {
     w->stats.npolls++;
-    return w->io->ops->poll(w->io, timeout_ns);
+    return w->io->ops->poll(w->io, timeout_ns, max_events);
 }
 
 size_t weft__io_nwaiters(weft__worker *w)

@@ -194,7 +194,7 @@ static unsigned poll_to_mask(int revents)
     return m;
 }
 
-static int ur_poll(weft__io *io, int64_t timeout_ns)
+static int ur_poll(weft__io *io, int64_t timeout_ns, int max_events)
 {
     uring_state *s = io->backend;
     struct io_uring_cqe *cqe = NULL;
@@ -222,6 +222,8 @@ reap:
     n = 0;
     io_uring_for_each_cqe(&s->ring, head, cqe)
     {
+        if (total + n >= (unsigned)max_events)
+            break; /* the rest stay in the CQ for the next poll */
         uint64_t ud = io_uring_cqe_get_data64(cqe);
         n++;
         if (ud == TAG_IGNORE)
@@ -240,7 +242,7 @@ reap:
     }
     io_uring_cq_advance(&s->ring, n);
     total += n;
-    if (io_uring_cq_has_overflow(&s->ring)) {
+    if (total < (unsigned)max_events && io_uring_cq_has_overflow(&s->ring)) {
         /* More completions wait in the overflow list: bring them in now. */
         if (enter_ok(s) == 0) {
             io_uring_get_events(&s->ring);
