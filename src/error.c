@@ -43,11 +43,11 @@ static unsigned magnitude(int err)
     X(ECANCELED, "cancelled")                                                                      \
     X(EOVERFLOW, "value too large")                                                                \
     X(EOPNOTSUPP, "operation not supported")                                                       \
-    X(EOWNERDEAD, "the previous owner finished while holding it")                                 \
+    X(EOWNERDEAD, "the previous owner finished while holding it")                                  \
     X(ENAMETOOLONG, "name too long")                                                               \
     X(ENOBUFS, "no buffer space: the limit was reached")                                           \
     X(ECHILD, "no such child process")                                                             \
-    X(EAFNOSUPPORT, "address family not supported")                                               \
+    X(EAFNOSUPPORT, "address family not supported")                                                \
     X(EADDRNOTAVAIL, "address not available")                                                      \
     X(ENETUNREACH, "network unreachable")                                                          \
     X(EHOSTUNREACH, "host unreachable")                                                            \

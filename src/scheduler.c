@@ -30,6 +30,7 @@ static WEFT_NOINLINE void release_dead(weft__worker *w)
     weft__hook_fiber_destroy(t->stack->fiber);
     weft__stack_free(w, t->stack);
     t->stack = NULL;
+    t->flags &= (uint16_t)~WEFT__T_ONSTACK;
     if (t->flags & WEFT__T_DETACHED)
         weft__task_reap(w, t);
 }
@@ -110,6 +111,7 @@ static int bind_stack(weft__worker *w, weft_task *t)
         if (r < 0)
             return r;
     }
+    t->flags |= WEFT__T_ONSTACK;
     if (t->stack->guarded)
         t->flags |= WEFT__T_GUARDED;
     t->stack->fiber = weft__hook_fiber_create();
@@ -148,10 +150,7 @@ static inline void prefetch_ahead(const weft__fifo *ready)
     const weft_task *n = ready->head;
     const weft_task *n2 = n->next;
     if (n2) {
-        const char *r = (const char *)n2;
-        weft__prefetch(r);
-        weft__prefetch(r + 64);
-        weft__prefetch(r + sizeof(weft_task) - 1);
+        weft__prefetch(n2); /* the record's first line: all a resume reads of it (task.h) */
     }
     if ((n->flags & (WEFT__T_STARTED | WEFT__T_STACKLESS)) == WEFT__T_STARTED) {
         const char *sp = n->ctx.sp;

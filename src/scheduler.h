@@ -151,7 +151,7 @@ static inline weft__worker *weft__blocking_begin(weft_task **task, bool live, in
 {
     weft__worker *w = weft__worker_current();
     weft_task *t = w ? weft__worker_task(w) : NULL;
-    if (!t || !t->stack) { /* stackless, or finishing without ever having run */
+    if (!t || !(t->flags & WEFT__T_ONSTACK)) { /* stackless, or finishing unrun */
         *err = -EPERM;
         return NULL;
     }

@@ -15,18 +15,25 @@
 
 #define CHUNK_TASKS 64 /* records per malloc: amortises the allocator, keeps them close */
 
+/* Records are 64-byte aligned (task.h): a chunk is carved at the first aligned address of
+ * its allocation, which `raw` keeps for the free. */
 typedef struct task_chunk {
     struct task_chunk *next;
+    void *raw;
     weft_task tasks[CHUNK_TASKS];
 } task_chunk;
 
 /* A chunk from the runtime for w's cache. The chunk list is the runtime's, under its lock. */
 static int grow_records(weft__worker *w)
 {
-    task_chunk *c = weft__malloc(w, sizeof *c);
-    if (!c)
+    void *raw = weft__malloc(w, sizeof(task_chunk) + _Alignof(task_chunk));
+    if (!raw)
         return -ENOMEM;
+    uintptr_t a =
+        ((uintptr_t)raw + _Alignof(task_chunk) - 1) & ~(uintptr_t)(_Alignof(task_chunk) - 1);
+    task_chunk *c = (task_chunk *)a;
     memset(c, 0, sizeof *c);
+    c->raw = raw;
     weft__runtime *rt = w->rt;
     pthread_mutex_lock(&rt->lock);
     c->next = rt->chunks;
@@ -276,7 +283,7 @@ WEFT_COLD void weft__task_chunks_free(weft__runtime *rt, weft__worker *w)
     while (rt->chunks) {
         task_chunk *c = rt->chunks;
         rt->chunks = c->next;
-        weft__free(w, c);
+        weft__free(w, c->raw);
     }
 }
 

@@ -58,6 +58,8 @@ enum {
     WEFT__T_MAIN = 0x20,      /* the runtime's main task */
     WEFT__T_REAPED = 0x40,    /* back on the free list: a handle to it is stale (-ESRCH) */
     WEFT__T_GUARDED = 0x80,   /* its stack has a guard region: no canary zone to check */
+    WEFT__T_ONSTACK = 0x100,  /* has its stack now (bound at first run, dropped at the end):
+                               * what the blocking calls test, in the record's first line */
 };
 
 /* A lock a task holds that must not stay held after the task finishes (a sync.c mutex, a
@@ -73,6 +75,11 @@ typedef struct weft__hold {
 /* A task record is 160 bytes (a test checks it stays within 160): with a
  * million queued tasks, every byte is a cache miss shared by all of them. */
 struct weft_task {
+    /* The first cache line holds what a message on a busy connection touches: the wake (word,
+     * worker), the queue (next), the switch (ctx, saved_errno), the park's wait record and
+     * the flags. Under a backlog every record is cold when its task's turn comes, and each
+     * line is a miss (records are 64-byte aligned: see task.c's chunks). */
+
     /* any thread: wakers CAS it (acq_rel; the winner of PARKED->READY owns the enqueue). */
     _Atomic uint64_t word;
     /* The ready-queue link (owner: worker), and the remote-wake inbox link while the task
@@ -82,7 +89,20 @@ struct weft_task {
     weft_task *next;
     weft__worker *worker; /* the owning worker: whoever resumes the task sets it first */
     weft__ctx ctx;        /* saved stack pointer while not running; owner: worker */
-    weft__stack *stack;   /* bound at first run; NULL for stackless tasks; owner: worker */
+    /* What it waits on while parked (scheduler.h's wait record, copied here at each park so
+     * that it outlives the caller's frame). Written by the owner before the park's PARKED
+     * CAS (release); a reader on another thread loads the state word (acquire), the fields,
+     * then the word again, and trusts the fields if the word did not change (a seqlock on
+     * the state word: weft__task_wait_snapshot). Relaxed atomics, so such reads are not data
+     * races. */
+    _Atomic(const void *) wait_what; /* the channel, mutex, task, fd (as intptr) ... */
+    _Atomic int64_t wait_deadline;   /* absolute ns, or WEFT_FOREVER */
+    _Atomic int64_t wait_since;      /* the worker's clock when the wait began */
+    uint16_t flags;                  /* WEFT__T_*; owner: worker */
+    _Atomic uint8_t wait_kind;       /* WEFT__WAIT_*, or WEFT__WAIT_NONE while not parked */
+    int saved_errno;                 /* errno while switched out (coroutines keep their own) */
+
+    weft__stack *stack; /* bound at first run; NULL for stackless tasks; owner: worker */
     /* One word for three lives that never overlap: the body until the task first runs (or
      * the future, owned, until the finish drops it), then the result, written at finish and
      * read by the joiner after it sees DONE. */
@@ -98,23 +118,15 @@ struct weft_task {
      * worker. */
     weft__node *locals;
     weft__hold *holds; /* locks held now (see weft__hold); owner: worker */
-    weft_waker joiner;          /* the task parked in weft_join on us, if any; owner: worker */
-    /* What it waits on while parked (scheduler.h's wait record, copied here at each park so
-     * that it outlives the caller's frame). Written by the owner before the park's PARKED
-     * CAS (release); a reader on another thread loads the state word (acquire), the fields,
-     * then the word again, and trusts the fields if the word did not change (a seqlock on
-     * the state word: weft__task_wait_snapshot). Relaxed atomics, so such reads are not data
-     * races. */
-    _Atomic(const void *) wait_what; /* the channel, mutex, task, fd (as intptr) ... */
-    _Atomic int64_t wait_deadline;   /* absolute ns, or WEFT_FOREVER */
-    _Atomic int64_t wait_since;      /* the worker's clock when the wait began */
-    _Atomic int wait_kind;           /* WEFT__WAIT_*, or WEFT__WAIT_NONE while not parked */
-    int saved_errno;                 /* errno while switched out (coroutines keep their own) */
+    weft_waker joiner; /* the task parked in weft_join on us, if any; owner: worker */
     uint64_t id;
     uint32_t stack_size; /* requested size, rounded */
-    uint16_t flags;      /* WEFT__T_*; owner: worker */
     char name[16];
-};
+} __attribute__((aligned(64)));
+
+/* The hot fields fill the first line exactly (x86_64, aarch64: 8-byte pointers). */
+_Static_assert(sizeof(void *) != 8 || offsetof(struct weft_task, stack) == 64,
+               "the hot fields of a task record fill its first cache line");
 
 /* The per-worker part of task records: free records, the unfinished ones, and a block of
  * task ids taken from the runtime. owner: worker. */

@@ -945,8 +945,11 @@ Test(net, addr_ip_parses_ipv4_ipv6_bracketed_and_wildcards)
 Test(net, addr_ip_rejects_bad_input)
 {
     weft_addr a;
-    const char *bad[] = {"localhost", "1.2.3", "256.0.0.1", "::1::2", "[::1", "::1]", "[]", "[",
-                         "[0000:0000:0000:0000:0000:0000:0000:0000:0000:0000]", "1.2.3.4 "};
+    const char *bad[] = {
+        "localhost", "1.2.3", "256.0.0.1",
+        "::1::2",    "[::1",  "::1]",
+        "[]",        "[",     "[0000:0000:0000:0000:0000:0000:0000:0000:0000:0000]",
+        "1.2.3.4 "};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_assert_eq(weft_addr_ip(&a, bad[i], 80), -EINVAL, "\"%s\"", bad[i]);
     cr_assert_eq(weft_addr_ip(&a, "127.0.0.1", -1), -EINVAL);
@@ -1110,7 +1113,7 @@ Test(net, failed_listen_dial_and_datagram_return_the_error_and_leak_no_fd)
 
 /* ---- Vectored I/O ---- */
 
-#define NIOV 40      /* more than writev's on-stack copy holds */
+#define NIOV    40   /* more than writev's on-stack copy holds */
 #define IOV_LEN 8192 /* 40 x 8 KiB: more than a Unix socket buffer, so writev parks */
 
 static void *writev_main(void *arg)
