@@ -171,6 +171,7 @@ static inline void prefetch_ahead(const weft__fifo *ready)
 
 weft_task *weft__sched_pick(weft__worker *w)
 {
+    weft__timers_poll(w); /* timer.c: a sleeper that came due goes first */
     weft_task *t;
     while ((t = weft__fifo_pop(&w->sched.ready, offsetof(weft_task, next))) != NULL) {
         prefetch_ahead(&w->sched.ready);

@@ -41,10 +41,7 @@ static const char *const kind_names[] = {
 
 uint64_t weft__sys_total(const weft__sys *s)
 {
-    uint64_t n = 0;
-    for (int k = 0; k < WEFT__SYS_NKINDS; k++)
-        n += s->ncalls[k];
-    return n;
+    return s->ntotal;
 }
 
 const char *weft__sys_name(int kind)

@@ -82,6 +82,8 @@ enum {
 /* A worker's system-call record. owner: worker (the thread that runs it). */
 typedef struct weft__sys {
     uint64_t ncalls[WEFT__SYS_NKINDS]; /* calls made, per kind */
+    uint64_t ntotal;                   /* calls made, all kinds: the timers' cue that time
+                                        * passed (weft__timers_poll) */
 #ifdef WEFT_TESTING
     /* Fault plan: when nth[k] is non-zero, each call of kind k counts it down, and the call
      * that brings it to zero fails with -err[k] without being made. */
@@ -118,6 +120,7 @@ static inline int weft__sys_enter(weft__sys *s, int kind)
     if (__builtin_expect(fault < 0, 0))
         return fault;
     s->ncalls[kind]++;
+    s->ntotal++;
     return 0;
 }
 
