@@ -3,6 +3,7 @@
  * spot. Nothing here retries: EINTR and EAGAIN are the callers' decisions. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -161,6 +162,13 @@ int weft__sys_getsockname(weft__sys *s, int fd, struct sockaddr *addr, socklen_t
 {
     ENTER(s, getsockname);
     int r = getsockname(fd, addr, len);
+    return RESULT(r);
+}
+
+int weft__sys_prctl(weft__sys *s, int op, unsigned long arg)
+{
+    ENTER(s, prctl);
+    int r = prctl(op, arg, 0UL, 0UL, 0UL);
     return RESULT(r);
 }
 

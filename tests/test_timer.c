@@ -4,6 +4,7 @@
  * tick's budget); the intrusive heap keeps its order under random inserts and removals. */
 #include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -191,6 +192,19 @@ Test(timer, a_sleeper_woken_by_the_tick_runs_before_the_queue)
     run_main_cfg(&cfg, due_main, (void *)(intptr_t)-100);
     cr_assert_leq(late_resumes, 8, "%d resumes ran after the deadline, before the sleeper",
                   late_resumes);
+}
+
+static void *slack_main(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)prctl(PR_GET_TIMERSLACK, 0UL, 0UL, 0UL, 0UL);
+}
+
+Test(timer, the_loop_waits_with_the_least_timer_slack_and_restores_the_threads)
+{
+    cr_assert_eq(prctl(PR_SET_TIMERSLACK, 50000UL, 0UL, 0UL, 0UL), 0);
+    cr_assert_eq(run_main(slack_main, NULL), (void *)(intptr_t)1);
+    cr_assert_eq(prctl(PR_GET_TIMERSLACK, 0UL, 0UL, 0UL, 0UL), 50000);
 }
 
 Test(timer, deadline_arithmetic)
