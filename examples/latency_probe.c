@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 #include <weft.h>
@@ -29,7 +30,8 @@ typedef struct samples {
     size_t peak;         /* the connection count they were taken at */
     weft_stats first;    /* the runtime's counters at the first and the last sample, */
     weft_stats last;
-    int64_t since, until; /* and when those were taken (real clock) */
+    int64_t since, until;           /* and when those were taken (real clock) */
+    long nivcsw_first, nivcsw_last; /* the thread's involuntary context switches then */
 } samples;
 
 struct latency_probe {
@@ -51,6 +53,15 @@ static int64_t clock_ns(void)
     return (int64_t)ts.tv_sec * WEFT_SEC + ts.tv_nsec;
 }
 
+/* The runtime thread's involuntary context switches so far: times the kernel gave its CPU to
+ * another thread. On a shared machine they, not the runtime, make the milliseconds-late
+ * samples; the JSON line carries their count over the window. */
+static long nivcsw(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nivcsw : 0;
+}
+
 static void record(samples *s, size_t load, int64_t late)
 {
     if (load < s->peak)
@@ -59,10 +70,12 @@ static void record(samples *s, size_t load, int64_t late)
         s->peak = load;
         s->n = 0;
         weft_stats_get(&s->first);
+        s->nivcsw_first = nivcsw();
         s->since = clock_ns();
     }
     s->v[s->n++ % NSAMPLES] = late;
     weft_stats_get(&s->last);
+    s->nivcsw_last = nivcsw();
     s->until = clock_ns();
 }
 
@@ -196,9 +209,10 @@ static void report(samples *s, const char *workload, const char *impl, bool coun
         double ticks = (double)(s->last.nticks - s->first.nticks);
         if (secs > 0 && ticks > 0)
             printf(",\"window_s\":%.1f,\"ticks_per_s\":%.0f,\"resumes_per_tick\":%.1f,"
-                   "\"polls_per_tick\":%.2f",
+                   "\"polls_per_tick\":%.2f,\"preempted\":%ld",
                    secs, ticks / secs, (double)(s->last.nresumes - s->first.nresumes) / ticks,
-                   (double)(s->last.npolls - s->first.npolls) / ticks);
+                   (double)(s->last.npolls - s->first.npolls) / ticks,
+                   s->nivcsw_last - s->nivcsw_first);
     }
     printf("}\n");
 }
