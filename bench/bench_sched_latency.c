@@ -23,6 +23,12 @@ static void *busy(void *arg)
     return NULL;
 }
 
+static long nivcsw(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nivcsw : 0;
+}
+
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -32,8 +38,10 @@ static int cmp_i64(const void *a, const void *b)
 static void *bench(void *arg)
 {
     long n = (long)(intptr_t)arg;
-    int64_t *late = malloc((size_t)n * sizeof *late);
-    if (!late)
+    /* All samples, and those during which the kernel never preempted this thread. */
+    int64_t *late = malloc((size_t)n * sizeof *late), *own = malloc((size_t)n * sizeof *own);
+    long nown = 0;
+    if (!late || !own)
         return (void *)1;
     weft_task *t[NBUSY];
     for (int i = 0; i < NBUSY; i++)
@@ -47,9 +55,12 @@ static void *bench(void *arg)
     int64_t t0 = bench_ns();
     uint64_t y0 = nyields;
     for (long i = 0; i < n; i++) {
+        long before = nivcsw();
         int64_t deadline = bench_ns() + WEFT_MSEC;
         weft_sleep_until(deadline);
         late[i] = bench_ns() - deadline;
+        if (nivcsw() == before)
+            own[nown++] = late[i];
     }
     double ns_per_yield = (double)(bench_ns() - t0) / (double)(nyields - y0);
     getrusage(RUSAGE_SELF, &ru1);
@@ -58,14 +69,19 @@ static void *bench(void *arg)
         weft_join(t[i], NULL, WEFT_FOREVER);
     qsort(late, (size_t)n, sizeof *late, cmp_i64);
     double p50 = (double)late[n / 2] / 1e3, p99 = (double)late[(n * 99 + 99) / 100 - 1] / 1e3;
-    char extra[160];
+    qsort(own, (size_t)nown, sizeof *own, cmp_i64);
+    double own50 = nown ? (double)own[nown / 2] / 1e3 : 0;
+    double own99 = nown ? (double)own[(nown * 99 + 99) / 100 - 1] / 1e3 : 0;
+    char extra[320];
     snprintf(extra, sizeof extra,
              ",\"p50_us\":%.2f,\"p99_us\":%.2f,\"max_us\":%.2f,\"busy_tasks\":%d,"
-             "\"busy_ns_per_yield\":%.1f,\"preempted\":%ld",
+             "\"busy_ns_per_yield\":%.1f,\"preempted\":%ld,\"n_unpreempted\":%ld,"
+             "\"p50_unpreempted_us\":%.2f,\"p99_unpreempted_us\":%.2f",
              p50, p99, (double)late[n - 1] / 1e3, NBUSY, ns_per_yield,
-             ru1.ru_nivcsw - ru0.ru_nivcsw);
+             ru1.ru_nivcsw - ru0.ru_nivcsw, nown, own50, own99);
     bench_emit("weft", "sched_latency", n, p99, "us_p99", extra);
     free(late);
+    free(own);
     return NULL;
 }
 

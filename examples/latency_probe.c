@@ -27,6 +27,11 @@
 typedef struct samples {
     int64_t v[NSAMPLES]; /* lateness, ns; a ring once full */
     size_t n;            /* samples taken at the current peak (may exceed NSAMPLES) */
+    /* The same, for the samples during which the kernel never took the CPU away from the
+     * runtime's thread (the timer probe only): the runtime's own lateness on a shared
+     * machine, where another process's time slice makes the milliseconds-late ones. */
+    int64_t own[NSAMPLES];
+    size_t nown;
     size_t peak;         /* the connection count they were taken at */
     weft_stats first;    /* the runtime's counters at the first and the last sample, */
     weft_stats last;
@@ -62,18 +67,20 @@ static long nivcsw(void)
     return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nivcsw : 0;
 }
 
-static void record(samples *s, size_t load, int64_t late)
+static void record(samples *s, size_t load, int64_t late, bool preempted)
 {
     if (load < s->peak)
         return; /* the load generator's ramp-up or teardown: not the busy window */
     if (load > s->peak) {
         s->peak = load;
-        s->n = 0;
+        s->n = s->nown = 0;
         weft_stats_get(&s->first);
         s->nivcsw_first = nivcsw();
         s->since = clock_ns();
     }
     s->v[s->n++ % NSAMPLES] = late;
+    if (!preempted)
+        s->own[s->nown++ % NSAMPLES] = late;
     weft_stats_get(&s->last);
     s->nivcsw_last = nivcsw();
     s->until = clock_ns();
@@ -83,10 +90,12 @@ static void *timer_probe(void *arg)
 {
     latency_probe *p = arg;
     for (;;) {
+        long before = nivcsw();
         int64_t deadline = clock_ns() + PERIOD;
         if (weft_sleep_until(deadline) < 0)
             return NULL; /* cancelled: the server is stopping */
-        record(&p->timer, *p->load, clock_ns() - deadline);
+        int64_t late = clock_ns() - deadline;
+        record(&p->timer, *p->load, late, nivcsw() != before);
     }
 }
 
@@ -123,7 +132,7 @@ static void *fd_probe(void *arg)
         int64_t now = clock_ns();
         size_t bytes = have + (size_t)n, whole = bytes / sizeof stamps[0];
         for (size_t i = 0; i < whole; i++)
-            record(&p->fd, *p->load, now - stamps[i]);
+            record(&p->fd, *p->load, now - stamps[i], true);
         have = bytes % sizeof stamps[0];
         memmove(stamps, (char *)stamps + whole * sizeof stamps[0], have);
     }
@@ -203,6 +212,14 @@ static void report(samples *s, const char *workload, const char *impl, bool coun
            "\"p50_us\":%.2f,\"p99_us\":%.2f,\"max_us\":%.2f,\"mean_us\":%.2f,\"conns\":%zu",
            impl, workload, n, p99, pct_us(s->v, n, 50), p99, (double)s->v[n - 1] / 1e3,
            sum / (double)n / 1e3, s->peak);
+    size_t nown = s->nown < NSAMPLES ? s->nown : NSAMPLES;
+    if (counters && nown) {
+        qsort(s->own, nown, sizeof s->own[0], cmp_i64);
+        printf(",\"n_unpreempted\":%zu,\"p50_unpreempted_us\":%.2f,"
+               "\"p99_unpreempted_us\":%.2f,\"max_unpreempted_us\":%.2f",
+               nown, pct_us(s->own, nown, 50), pct_us(s->own, nown, 99),
+               (double)s->own[nown - 1] / 1e3);
+    }
     if (counters) {
         /* The loop's shape over the busy window: resumes and reactor polls per tick. */
         double secs = (double)(s->until - s->since) / 1e9;
