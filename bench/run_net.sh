@@ -175,7 +175,7 @@ run_one() { # impl conns run [probe]
     printf '=== %s conns=%s run=%s port=%s%s\n' "$impl" "$conns" "$run" "$port" "${probe:+ probe}" >>"$SERVER_LOG"
     [ -n "$probe" ] && { sout=$OUT/probe.out; : >"$sout"; }
     # shellcheck disable=SC2086 # CMD holds a command line
-    "${PIN0[@]}" ${probe:+env WEFT_ECHO_PROBE=all WEFT_ECHO_PROBE_IMPL=$impl} ${CMD[$impl]} "$port" >>"$sout" 2>&1 &
+    "${PIN0[@]}" ${probe:+env WEFT_ECHO_PROBE=all WEFT_ECHO_PROBE_IMPL=$impl WEFT_ECHO_PROBE_CONNS=$conns} ${CMD[$impl]} "$port" >>"$sout" 2>&1 &
     SPID=$!
     for ((i = 0; i < 100; i++)); do # up to ~10 s for the server to listen
         kill -0 "$SPID" 2>/dev/null || break

@@ -8,7 +8,9 @@
  *
  * WEFT_ECHO_PROBE=timer|fd|all (1 = timer) adds schedule-latency probes (latency_probe.h)
  * that print one JSON line each on stdout at the shutdown; WEFT_ECHO_PROBE_IMPL names the
- * "impl" in them (default weft_<backend>). Unset, the server runs exactly as without them. */
+ * "impl" in them (default weft_<backend>), WEFT_ECHO_PROBE_CONNS the connection count the
+ * load opens (samples count while at least that many are open; default: at the peak).
+ * Unset, the server runs exactly as without them. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,7 +122,8 @@ static void *main_task(void *arg)
     sigaddset(&set, SIGTERM);
     latency_probe *probe = NULL;
     int kinds = latency_probe_kinds(getenv("WEFT_ECHO_PROBE"));
-    if (kinds && latency_probe_start(&probe, kinds, &nlive) < 0)
+    const char *want = getenv("WEFT_ECHO_PROBE_CONNS");
+    if (kinds && latency_probe_start(&probe, kinds, &nlive, want ? strtoul(want, NULL, 10) : 0) < 0)
         fprintf(stderr, "echo_server: the latency probe did not start\n");
     weft_task *acc;
     weft_spawn(&acc, acceptor, (void *)(intptr_t)lfd, NULL);

@@ -1,8 +1,10 @@
 /* Schedule-latency probes (see latency_probe.h). Lateness is read from the real clock
  * (CLOCK_MONOTONIC) as soon as the probe task runs again: weft_now() is the loop's cached
  * tick time, which would hide the time a woken task spends queued behind others. Each probe
- * keeps the last NSAMPLES samples taken while the server's connection count was at its peak;
- * a new peak discards the samples taken below it. */
+ * keeps the last NSAMPLES samples taken while the server's connection count was at its peak
+ * (a new peak discards the samples taken below it), or, given the count the load generator
+ * opens, while at least that many were open: a retried connect can briefly push the count
+ * above it, and a peak reached only then would keep almost nothing. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -32,8 +34,9 @@ typedef struct samples {
      * where other processes' time slices make the milliseconds-late ones. */
     int64_t own[NSAMPLES];
     size_t nown;
-    size_t peak;         /* the connection count they were taken at */
-    weft_stats first;    /* the runtime's counters at the first and the last sample, */
+    size_t peak;      /* the connection count they were taken at */
+    size_t want;      /* the count the load opens, 0 if unknown (then the peak rule) */
+    weft_stats first; /* the runtime's counters at the first and the last sample, */
     weft_stats last;
     int64_t since, until;           /* and when those were taken (real clock) */
     long nivcsw_first, nivcsw_last; /* the thread's involuntary context switches then */
@@ -86,8 +89,12 @@ static long long cpu_wait(int fd)
 
 static void record(samples *s, size_t load, int64_t late, bool delayed)
 {
-    if (load < s->peak)
+    if (s->want && load < s->want)
         return; /* the load generator's ramp-up or teardown: not the busy window */
+    if (s->want)
+        load = s->want; /* a retried connect's surplus is not a new peak */
+    if (load < s->peak)
+        return;
     if (load > s->peak) {
         s->peak = load;
         s->n = s->nown = 0;
@@ -172,12 +179,13 @@ int latency_probe_kinds(const char *env)
     return 0;
 }
 
-int latency_probe_start(latency_probe **out, int kinds, const size_t *load)
+int latency_probe_start(latency_probe **out, int kinds, const size_t *load, size_t want)
 {
     latency_probe *p = calloc(1, sizeof *p);
     if (!p)
         return -ENOMEM;
     p->load = load;
+    p->timer.want = p->fd.want = want;
     p->rfd = p->wfd = -1;
     int r = 0;
     if (kinds & PROBE_TIMER)

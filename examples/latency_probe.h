@@ -20,10 +20,11 @@ enum {
 int latency_probe_kinds(const char *env);
 
 /* Starts the probes in `kinds` as tasks of the current runtime. *load points at the server's
- * count of live connections: a sample counts only while it is at its peak (the load
- * generator's busy window, not its connect or its teardown). Returns 0 or -errno; *out is
- * freed by latency_probe_stop. */
-int latency_probe_start(latency_probe **out, int kinds, const size_t *load);
+ * count of live connections. A sample counts only while that count is at its peak, or, when
+ * `want` (the count the load generator opens) is not 0, while it is at least `want`: the
+ * load generator's busy window, not its connect or its teardown. Returns 0 or -errno; *out
+ * is freed by latency_probe_stop. */
+int latency_probe_start(latency_probe **out, int kinds, const size_t *load, size_t want);
 
 /* Stops the probes, prints one JSON line per probe kind on stdout (workload "sched_latency",
  * impl `impl`, p50/p99/max in us, the connection count in "conns") and frees p. */
