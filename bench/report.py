@@ -172,21 +172,28 @@ def print_tables(title, recs):
 
 def plot_net(plt, w, groups, out):
     """One line per server: server CPU per message (or the headline) against connections."""
-    series, ylabel = {}, None
+    series, medians, ylabel = {}, {}, None
     for (conns, threads), by_impl in groups.items():
         if conns is None:
             return None
         for i, rs in by_impl.items():
             key = "server_us_per_msg" if median(rs, "server_us_per_msg") is not None else "value"
             ylabel = ylabel or ("server CPU µs per message" if key == "server_us_per_msg"
-                                else f"{w} ({rs[0].get('unit', '')})")
+                                else f"{w} ({rs[0].get('unit', '')}; dashed: p50 µs)")
             label = i if threads is None else f"{i} ({threads} threads)"
             series.setdefault(label, []).append((conns, median(rs, key)))
+            # A latency headline (its p99) gets its p50 beside it, dashed, in the same colour.
+            if key == "value" and median(rs, "p50_us") is not None:
+                medians.setdefault(label, []).append((conns, median(rs, "p50_us")))
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for label in impl_order(series):
         pts = sorted(p for p in series[label] if p[1] is not None)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
-                linewidth=2.5 if is_weft(label) else 1.5, label=label)
+        line, = ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
+                        linewidth=2.5 if is_weft(label) else 1.5, label=label)
+        if label in medians:
+            pts = sorted(medians[label])
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", linestyle="--",
+                    color=line.get_color(), linewidth=1.2)
     ax.set_xscale("log")
     xs = sorted({c for (c, _t) in groups})
     ax.set_xticks(xs)
