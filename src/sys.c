@@ -3,11 +3,11 @@
  * spot. Nothing here retries: EINTR and EAGAIN are the callers' decisions. */
 #include <errno.h>
 #include <fcntl.h>
-#include <sys/prctl.h>
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/sendfile.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
