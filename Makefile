@@ -4,7 +4,9 @@
 #                of the core tests, the cross-thread stress tests under TSan, and a
 #                valgrind subset
 #   make bench   weft and its peers side by side (bench/run.sh), medians and ratios
-#   make bench-net  tcp_echo: weft on both backends against epoll_raw, Go, Tokio, libuv
+#   make bench-net  tcp_echo: weft on both backends against epoll_raw, Go, Tokio, libuv, and
+#                weft's schedule latency under that load (examples/latency_probe.c)
+#                Both end with bench/report.py: Markdown tables, PNGs in build/bench/plots/
 #   make install PREFIX=/usr/local
 #   make cross-test   aarch64 cross build, core tests under qemu-aarch64
 #   make format  clang-format in place
@@ -20,6 +22,8 @@ ifeq ($(CI),true)
 CMAKE_FLAGS += -DWEFT_WERROR=ON
 endif
 CTEST = ctest --output-on-failure -j$(JOBS)
+# Debian's python (python3-matplotlib lives there), not a pyenv or venv one first on PATH.
+BENCH_PY ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 
 .PHONY: all build run test test-rel test-asan test-lto test-tsan test-valgrind bench bench-net \
         install coverage soak \
@@ -88,12 +92,14 @@ bench:
 	@$(MAKE) --no-print-directory $(BUILD)/bench/CMakeCache.txt
 	cmake --build $(BUILD)/bench -j$(JOBS)
 	bench/run.sh $(BUILD)/bench $(RUNS)
+	-@$(BENCH_PY) bench/report.py --bench $(BUILD)/bench/bench-results.jsonl --out $(BUILD)/bench/plots
 
 bench-net:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory $(BUILD)/bench/CMakeCache.txt
 	cmake --build $(BUILD)/bench -j$(JOBS)
 	BACKENDS="epoll io_uring" bench/run_net.sh $(BUILD)/bench $(RUNS)
+	-@$(BENCH_PY) bench/report.py --net $(BUILD)/bench/net-results.jsonl --out $(BUILD)/bench/plots
 
 # Counts from the previous run are deleted first; the suite runs on both backends (CTest).
 coverage:

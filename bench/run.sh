@@ -26,7 +26,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PEER_SRC=$ROOT/bench/peers
 PEER_OUT=$BUILD_DIR/peers
 RESULTS=$BUILD_DIR/bench-results.jsonl
-WORKLOADS=${BENCH_WORKLOADS:-"ctx_switch yield spawn_join sleepers_1m timers_1m chan_pingpong"}
+WORKLOADS=${BENCH_WORKLOADS:-"ctx_switch yield spawn_join sleepers_1m timers_1m chan_pingpong sched_latency"}
 TIMEOUT=${BENCH_TIMEOUT:-600}
 mkdir -p "$PEER_OUT"
 

@@ -10,7 +10,10 @@
 # Environment: BACKENDS="epoll io_uring" runs weft once per backend (WEFT_BACKEND=<b>, impl
 #   weft_<b>; unset: one run as impl "weft"); CONNS (default "100 1000 5000"); WARMUP
 #   (s, default 1); NET_IMPLS="epoll_raw libuv" runs a subset of the peers; BASE_PORT
-#   (default 20000); BENCH_NO_PIN=1 disables taskset.
+#   (default 20000); BENCH_NO_PIN=1 disables taskset; PROBE_CONNS (default: CONNS; "" for
+#   none) adds one run of each weft server per count with WEFT_ECHO_PROBE=all, whose
+#   sched_latency lines (examples/latency_probe.c) go to the results instead of its tcp_echo
+#   line.
 
 set -u
 
@@ -165,13 +168,14 @@ SERVER_LOG=$OUT/servers.log
 port=$BASE_PORT
 LOAD_TIMEOUT=$((SECS + ${WARMUP%.*} + 60)) # connect (<= 30 s) + warm-up + run + teardown
 
-run_one() { # impl conns run
-    local impl=$1 conns=$2 run=$3 i ok=0
+run_one() { # impl conns run [probe]
+    local impl=$1 conns=$2 run=$3 probe=${4:-} i ok=0 sout=$SERVER_LOG
     port=$((port + 1))
     while accepts "$port"; do port=$((port + 1)); done # something else already listens there
-    printf '=== %s conns=%s run=%s port=%s\n' "$impl" "$conns" "$run" "$port" >>"$SERVER_LOG"
+    printf '=== %s conns=%s run=%s port=%s%s\n' "$impl" "$conns" "$run" "$port" "${probe:+ probe}" >>"$SERVER_LOG"
+    [ -n "$probe" ] && { sout=$OUT/probe.out; : >"$sout"; }
     # shellcheck disable=SC2086 # CMD holds a command line
-    "${PIN0[@]}" ${CMD[$impl]} "$port" >>"$SERVER_LOG" 2>&1 &
+    "${PIN0[@]}" ${probe:+env WEFT_ECHO_PROBE=all WEFT_ECHO_PROBE_IMPL=$impl WEFT_ECHO_PROBE_CONNS=$conns} ${CMD[$impl]} "$port" >>"$sout" 2>&1 &
     SPID=$!
     for ((i = 0; i < 100; i++)); do # up to ~10 s for the server to listen
         kill -0 "$SPID" 2>/dev/null || break
@@ -196,6 +200,11 @@ run_one() { # impl conns run
     line=$(grep -m1 '^{' "$LOAD_OUT")
     kill -0 "$SPID" 2>/dev/null || log "  $impl: the server died during the run"
     stop_server
+    if [ -n "$probe" ]; then # the probe's lines, printed at the server's shutdown
+        grep '^{' "$sout" | tee -a "$RESULTS" | sed 's/^/[net]   /' >&2
+        cat "$sout" >>"$SERVER_LOG"
+        return
+    fi
     if [ $rc != 0 ]; then
         log "  $impl at $conns connections: load generator exit status $rc, result dropped${line:+: $line}"
         return
@@ -217,6 +226,12 @@ for conns in $CONNS; do
         log "$conns connections: run $r/$RUNS"
         # Interleave servers within each run so drift hits all of them alike.
         for impl in "${IMPLS[@]}"; do run_one "$impl" "$conns" "$r"; done
+    done
+done
+for conns in ${PROBE_CONNS-$CONNS}; do
+    log "$conns connections: schedule-latency probe"
+    for impl in "${IMPLS[@]}"; do
+        case "$impl" in weft | weft_*) run_one "$impl" "$conns" probe probe ;; esac
     done
 done
 trap - EXIT INT TERM

@@ -4,12 +4,20 @@
  *   echo_server [PORT] [HOST]     (defaults: 7000, 127.0.0.1)
  *
  * 5,000 concurrent connections need more than the usual 1024 fds: raise the soft limit with
- * `ulimit -n 20000` (this program also raises it to the hard limit itself). */
+ * `ulimit -n 20000` (this program also raises it to the hard limit itself).
+ *
+ * WEFT_ECHO_PROBE=timer|fd|all (1 = timer) adds schedule-latency probes (latency_probe.h)
+ * that print one JSON line each on stdout at the shutdown; WEFT_ECHO_PROBE_IMPL names the
+ * "impl" in them (default weft_<backend>), WEFT_ECHO_PROBE_CONNS the connection count the
+ * load opens (samples count while at least that many are open; default: at the peak).
+ * Unset, the server runs exactly as without them. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <weft.h>
+
+#include "latency_probe.h"
 
 #define DRAIN_DEADLINE (5 * WEFT_SEC)
 
@@ -112,9 +120,20 @@ static void *main_task(void *arg)
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    latency_probe *probe = NULL;
+    int kinds = latency_probe_kinds(getenv("WEFT_ECHO_PROBE"));
+    const char *want = getenv("WEFT_ECHO_PROBE_CONNS");
+    if (kinds && latency_probe_start(&probe, kinds, &nlive, want ? strtoul(want, NULL, 10) : 0) < 0)
+        fprintf(stderr, "echo_server: the latency probe did not start\n");
     weft_task *acc;
     weft_spawn(&acc, acceptor, (void *)(intptr_t)lfd, NULL);
     int sig = weft_signal_wait(&set, WEFT_FOREVER);
+    if (probe) {
+        char impl[64];
+        const char *name = getenv("WEFT_ECHO_PROBE_IMPL");
+        snprintf(impl, sizeof impl, "%s%s", name ? name : "weft_", name ? "" : weft_backend());
+        latency_probe_stop(probe, impl);
+    }
 
     fprintf(stderr, "echo_server: signal %d: draining %zu connections\n", sig, nlive);
     weft_cancel(acc);

@@ -81,8 +81,9 @@ WEFT_API const char *weft_errname(int err);
 #define WEFT_SEC  ((int64_t)1000000000)
 
 /* Returns CLOCK_MONOTONIC in nanoseconds. Inside a runtime this is the value cached at the
- * start of the current loop tick (refreshed at least every `budget` resumes), which is never
- * ahead of the real clock; outside a runtime it reads the clock. Any thread. */
+ * start of the current loop tick (refreshed at least every `budget` resumes, and between two
+ * resumes while a timer is armed and tasks make system calls), which is never ahead of the
+ * real clock; outside a runtime it reads the clock. Any thread. */
 WEFT_API int64_t weft_now(void);
 
 /* Returns the deadline `ns` nanoseconds from weft_now(), saturating instead of overflowing;

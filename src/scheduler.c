@@ -196,6 +196,7 @@ static WEFT_NOINLINE weft_task *start_unrun(weft__worker *w, weft_task *t)
  * is returned as popped; only a first run takes the call. */
 static inline __attribute__((always_inline)) weft_task *pick(weft__worker *w)
 {
+    weft__timers_poll(w); /* timer.c: a sleeper that came due goes first */
     weft_task *t;
     while ((t = weft__fifo_pop(&w->sched.ready, offsetof(weft_task, next))) != NULL) {
         prefetch_ahead(&w->sched.ready);

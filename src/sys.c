@@ -7,6 +7,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/sendfile.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -41,10 +42,7 @@ static const char *const kind_names[] = {
 
 uint64_t weft__sys_total(const weft__sys *s)
 {
-    uint64_t n = 0;
-    for (int k = 0; k < WEFT__SYS_NKINDS; k++)
-        n += s->ncalls[k];
-    return n;
+    return s->ntotal;
 }
 
 const char *weft__sys_name(int kind)
@@ -164,6 +162,13 @@ int weft__sys_getsockname(weft__sys *s, int fd, struct sockaddr *addr, socklen_t
 {
     ENTER(s, getsockname);
     int r = getsockname(fd, addr, len);
+    return RESULT(r);
+}
+
+int weft__sys_prctl(weft__sys *s, int op, unsigned long arg)
+{
+    ENTER(s, prctl);
+    int r = prctl(op, arg, 0UL, 0UL, 0UL);
     return RESULT(r);
 }
 

@@ -70,7 +70,8 @@ struct timespec;
     X(posix_spawn)                                                                                 \
     X(pidfd_open)                                                                                  \
     X(waitid)                                                                                      \
-    X(kill)
+    X(kill)                                                                                        \
+    X(prctl)
 
 enum {
 #define WEFT__SYS_ENUM(name) WEFT__SYS_##name,
@@ -82,6 +83,8 @@ enum {
 /* A worker's system-call record. owner: worker (the thread that runs it). */
 typedef struct weft__sys {
     uint64_t ncalls[WEFT__SYS_NKINDS]; /* calls made, per kind */
+    uint64_t ntotal;                   /* calls made, all kinds: the timers' cue that time
+                                        * passed (weft__timers_poll) */
 #ifdef WEFT_TESTING
     /* Fault plan: when nth[k] is non-zero, each call of kind k counts it down, and the call
      * that brings it to zero fails with -err[k] without being made. */
@@ -118,6 +121,7 @@ static inline int weft__sys_enter(weft__sys *s, int kind)
     if (__builtin_expect(fault < 0, 0))
         return fault;
     s->ncalls[kind]++;
+    s->ntotal++;
     return 0;
 }
 
@@ -207,6 +211,8 @@ int weft__sys_pidfd_open(weft__sys *s, pid_t pid);
 int weft__sys_waitid(weft__sys *s, int idtype, id_t id, void *info, int options);
 int weft__sys_kill(weft__sys *s, int pidfd, pid_t pid, int sig);
 int weft__sys_eventfd(weft__sys *s, unsigned initval, int flags);
+/* prctl(op, arg, 0, 0, 0): its result (a value for the PR_GET_ ops), or -errno. */
+int weft__sys_prctl(weft__sys *s, int op, unsigned long arg);
 int weft__sys_signalfd(weft__sys *s, const sigset_t *set, int flags);
 int weft__sys_epoll_create(weft__sys *s, int flags);
 int weft__sys_epoll_ctl(weft__sys *s, int epfd, int op, int fd, struct epoll_event *ev);

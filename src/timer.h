@@ -22,15 +22,20 @@ typedef struct weft__timer_heap {
     weft__timer_entry *v;
     size_t n, cap;
     uint64_t seq;
+    uint64_t polled_at; /* the worker's system-call count when weft__timers_poll last read
+                         * the clock */
 } weft__timer_heap;
 
 /* Arms (or re-arms) t. Returns 0 or -ENOMEM (the heap could not grow). */
 int weft__timer_start(weft__worker *w, weft__timer *t, int64_t deadline, weft_waker wk);
 void weft__timer_stop(weft__worker *w, weft__timer *t);
-/* Fires every timer due at `now`; returns how many. */
+/* Fires every timer due at `now`, and puts the tasks they wake at the head of the ready
+ * queue (see timer.c); returns how many. */
 size_t weft__timers_run(weft__worker *w, int64_t now);
 /* Nanoseconds from `now` until the nearest timer (0 if due), or -1 if none. */
 int64_t weft__timers_next(weft__worker *w, int64_t now);
 void weft__timers_fini(weft__worker *w);
+/* weft__timers_poll's clock read and firing (worker.h). */
+void weft__timers_poll_clock(weft__worker *w);
 
 #endif

@@ -1,8 +1,13 @@
 /* Timers and time: sleeps never return early, fire in deadline order (FIFO among equal
- * deadlines), leave no timer behind when cancelled; the intrusive heap keeps its order
- * under random inserts and removals. */
+ * deadlines), leave no timer behind when cancelled, and a sleeper that comes due runs ahead
+ * of the tasks already queued (at the next pick after a system call, else within the
+ * tick's budget); the intrusive heap keeps its order under random inserts and removals. */
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "timer.h"
@@ -114,6 +119,92 @@ static void *no_leftover_main(void *arg)
 Test(timer, cancelled_sleepers_leave_no_timer)
 {
     run_main(no_leftover_main, NULL);
+}
+
+/* Lateness in resumes, not in time: how many other tasks began a run after the sleeper's
+ * deadline had passed at a pick, before the sleeper itself ran. */
+static int64_t due_at;
+static bool due_woke, due_seen;
+static int late_resumes;
+
+static void *due_sleeper(void *arg)
+{
+    (void)arg;
+    weft_sleep_until(due_at);
+    due_woke = true;
+    return NULL;
+}
+
+/* Yields in a loop, with a system call before each yield when fd >= 0. */
+static void *busy(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    while (!due_woke) {
+        if (due_seen)
+            late_resumes++;
+        if (fd >= 0)
+            cr_assert_eq(weft_tcp_nodelay(fd, 1), 0);
+        /* Read after the call: the pick in the yield below reads the clock later still. */
+        if (real_now() >= due_at)
+            due_seen = true;
+        weft_yield();
+    }
+    return NULL;
+}
+
+static void *due_main(void *arg)
+{
+    int nbusy = (int)(intptr_t)arg;
+    bool syscalls = nbusy > 0;
+    nbusy = abs(nbusy);
+    int fd = syscalls ? socket(AF_INET, SOCK_STREAM, 0) : -1;
+    due_woke = due_seen = false;
+    late_resumes = 0;
+    due_at = real_now() + 2 * WEFT_MSEC;
+    weft_task *s, *b[100];
+    weft_spawn(&s, due_sleeper, NULL, NULL);
+    for (int i = 0; i < nbusy; i++)
+        weft_spawn(&b[i], busy, (void *)(intptr_t)fd, NULL);
+    weft_join(s, NULL, WEFT_FOREVER);
+    for (int i = 0; i < nbusy; i++)
+        weft_join(b[i], NULL, WEFT_FOREVER);
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
+Test(timer, a_due_sleeper_runs_at_the_next_pick_after_a_system_call)
+{
+    /* Each busy task makes a system call, sees the deadline passed, and yields: the pick in
+     * that yield must fire the timer and run the sleeper before any busy task. */
+    run_main(due_main, (void *)(intptr_t)3);
+    cr_assert_eq(late_resumes, 0, "%d resumes ran after the deadline, before the sleeper",
+                 late_resumes);
+}
+
+Test(timer, a_sleeper_woken_by_the_tick_runs_before_the_queue)
+{
+    /* Yields only (no system call, so no clock read between resumes): the tick fires the
+     * timer within its budget, and the sleeper goes ahead of the 100 tasks queued. */
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.budget = 8;
+    run_main_cfg(&cfg, due_main, (void *)(intptr_t)-100);
+    cr_assert_leq(late_resumes, 8, "%d resumes ran after the deadline, before the sleeper",
+                  late_resumes);
+}
+
+static void *slack_main(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)prctl(PR_GET_TIMERSLACK, 0UL, 0UL, 0UL, 0UL);
+}
+
+Test(timer, the_loop_waits_with_the_least_timer_slack_and_restores_the_threads)
+{
+    cr_assert_eq(prctl(PR_SET_TIMERSLACK, 50000UL, 0UL, 0UL, 0UL), 0);
+    cr_assert_eq(run_main(slack_main, NULL), (void *)(intptr_t)1);
+    cr_assert_eq(prctl(PR_GET_TIMERSLACK, 0UL, 0UL, 0UL, 0UL), 50000);
 }
 
 Test(timer, deadline_arithmetic)

@@ -70,4 +70,18 @@ static inline void *weft__fifo_pop(weft__fifo *q, size_t off)
     return obj;
 }
 
+/* Moves the objects pushed since the tail was `mark` to the head, in their order. `mark` is
+ * the tail read before those pushes (NULL: the queue was empty, so they lead already), and
+ * nothing may have been popped since. O(1). */
+static inline void weft__fifo_to_front(weft__fifo *q, void *mark, size_t off)
+{
+    if (!mark || mark == q->tail)
+        return;
+    void *first = WEFT__FIFO_NEXT(mark, off);
+    WEFT__FIFO_NEXT(q->tail, off) = q->head;
+    q->head = first;
+    WEFT__FIFO_NEXT(mark, off) = NULL;
+    q->tail = mark;
+}
+
 #endif

@@ -1,0 +1,107 @@
+/* sched_latency (bench-workloads.md), one worker: 1,000 tasks yield in a loop to keep it
+ * busy while a probe task sleeps 1 ms, 10,000 times, and records how late it resumes (wake to
+ * run): the real clock on resume minus its deadline (weft_now() is the tick's cached time and
+ * would hide the wait in the ready queue). p50, p99 and max in µs. */
+#include <stdbool.h>
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+#include <weft.h>
+
+#include "bench_common.h"
+
+#define NBUSY 1000
+
+static bool done;
+static uint64_t nyields;
+
+static void *busy(void *arg)
+{
+    (void)arg;
+    while (!done) {
+        nyields++;
+        weft_yield();
+    }
+    return NULL;
+}
+
+/* Nanoseconds this thread has waited for a CPU while runnable (the second field of
+ * /proc/thread-self/schedstat: preemptions and wake-ups that found the CPU taken), read
+ * through `fd` (opened on the thread once; -1: the count of involuntary context switches
+ * instead). A sample during which it did not move measured the runtime alone. */
+static long long cpu_wait(int fd)
+{
+    char buf[96];
+    ssize_t n = fd >= 0 ? pread(fd, buf, sizeof buf - 1, 0) : -1;
+    if (n <= 0) {
+        struct rusage ru;
+        return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nivcsw : 0;
+    }
+    buf[n] = 0;
+    char *p = strchr(buf, ' ');
+    return p ? atoll(p + 1) : 0;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void *bench(void *arg)
+{
+    long n = (long)(intptr_t)arg;
+    /* All samples, and those during which this thread never waited for a CPU. */
+    int fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+    int64_t *late = malloc((size_t)n * sizeof *late), *own = malloc((size_t)n * sizeof *own);
+    long nown = 0;
+    if (!late || !own)
+        return (void *)1;
+    weft_task *t[NBUSY];
+    for (int i = 0; i < NBUSY; i++)
+        weft_spawn(&t[i], busy, NULL, NULL);
+    weft_sleep(10 * WEFT_MSEC); /* every busy task has run once: stacks bound, queue full */
+    /* Involuntary context switches: the kernel giving the CPU to another process. A probe
+     * that resumes milliseconds late was preempted, which no scheduler in the process can
+     * prevent; their count tells a run on a shared machine from a slow runtime. */
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_SELF, &ru0);
+    int64_t t0 = bench_ns();
+    uint64_t y0 = nyields;
+    for (long i = 0; i < n; i++) {
+        long long before = cpu_wait(fd);
+        int64_t deadline = bench_ns() + WEFT_MSEC;
+        weft_sleep_until(deadline);
+        late[i] = bench_ns() - deadline;
+        if (cpu_wait(fd) == before)
+            own[nown++] = late[i];
+    }
+    double ns_per_yield = (double)(bench_ns() - t0) / (double)(nyields - y0);
+    getrusage(RUSAGE_SELF, &ru1);
+    done = true;
+    for (int i = 0; i < NBUSY; i++)
+        weft_join(t[i], NULL, WEFT_FOREVER);
+    qsort(late, (size_t)n, sizeof *late, cmp_i64);
+    double p50 = (double)late[n / 2] / 1e3, p99 = (double)late[(n * 99 + 99) / 100 - 1] / 1e3;
+    qsort(own, (size_t)nown, sizeof *own, cmp_i64);
+    double own50 = nown ? (double)own[nown / 2] / 1e3 : 0;
+    double own99 = nown ? (double)own[(nown * 99 + 99) / 100 - 1] / 1e3 : 0;
+    char extra[320];
+    snprintf(extra, sizeof extra,
+             ",\"p50_us\":%.2f,\"p99_us\":%.2f,\"max_us\":%.2f,\"busy_tasks\":%d,"
+             "\"busy_ns_per_yield\":%.1f,\"preempted\":%ld,\"n_undelayed\":%ld,"
+             "\"p50_undelayed_us\":%.2f,\"p99_undelayed_us\":%.2f",
+             p50, p99, (double)late[n - 1] / 1e3, NBUSY, ns_per_yield,
+             ru1.ru_nivcsw - ru0.ru_nivcsw, nown, own50, own99);
+    bench_emit("weft", "sched_latency", n, p99, "us_p99", extra);
+    free(late);
+    free(own);
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    return weft_run(NULL, bench, (void *)(intptr_t)bench_n(argc, argv, 10000), NULL) ? 1 : 0;
+}
