@@ -172,6 +172,42 @@ static inline void leave(weft__fdrec *rec, weft__fdq *q, weft__fdwaiter *n, unsi
     leave_slow(rec, q, n, dir, used);
 }
 
+/* The commonest wait, apart: one direction, nobody else queued on it, no deadline (a
+ * connection's reader waiting for its next request). One node, no wait record (the short
+ * park builds its own), a small frame: under a backlog each parked task's frames are cold
+ * lines its resume walks back through. Same returns as weft__fdtable_wait. */
+static int wait_alone(weft__io **iop, weft__fdrec *rec, int fd, unsigned dir)
+{
+    weft__io *io = *iop;
+    weft__worker *w = io->w;
+    weft_task *t = w->current;
+    uint32_t gen = rec->gen;
+    weft__fdwaiter n;
+    n.next = NULL;
+    weft__fdq *q = dir == WEFT_READABLE ? &rec->rd : &rec->wr;
+    q->head = q->tail = &n;
+    for (;;) {
+        n.waker = weft__waker_of(t);
+        io->nwaiters++;
+        int r = weft__park_forever(w, WEFT__WAIT_FD, (const void *)(intptr_t)fd);
+        w = t->worker; /* re-read after the park (the migration rule) */
+        io = w->io;
+        *iop = io;
+        io->nwaiters--;
+        rec = &io->fds[fd];
+        if (rec->gen != gen)
+            return -EBADF; /* forgotten: the reset emptied the queues */
+        q = dir == WEFT_READABLE ? &rec->rd : &rec->wr;
+        /* Others may have queued behind us meanwhile; we are still first. */
+        unsigned m = (rec->ready & dir) ? dir : 0;
+        if (m || r < 0) { /* an edge that raced a cancellation wins */
+            rec->ready &= (uint8_t)~m;
+            leave(rec, q, &n, dir, m);
+            return m ? (int)m : r;
+        }
+    }
+}
+
 int weft__fdtable_wait(weft__io **iop, int fd, int events, int64_t deadline)
 {
     weft__io *io = *iop;
@@ -181,6 +217,11 @@ int weft__fdtable_wait(weft__io **iop, int fd, int events, int64_t deadline)
     int r = weft__fdtable_get(io, fd, &rec);
     if (r < 0)
         return r;
+    if (deadline == WEFT_FOREVER && (events == WEFT_READABLE || events == WEFT_WRITABLE)) {
+        const weft__fdq *q = events == WEFT_READABLE ? &rec->rd : &rec->wr;
+        if (!q->head && !(rec->ready & (unsigned)events))
+            return wait_alone(iop, rec, fd, (unsigned)events);
+    }
     uint32_t gen = rec->gen;
     weft__fdwaiter nrd, nwr;
     if (events & WEFT_READABLE)
