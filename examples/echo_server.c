@@ -116,6 +116,11 @@ static void *main_task(void *arg)
     weft_spawn(&acc, acceptor, (void *)(intptr_t)lfd, NULL);
     int sig = weft_signal_wait(&set, WEFT_FOREVER);
 
+    weft_stats st;
+    if (weft_stats_get(&st) == 0) /* the load's totals, for per-message figures */
+        fprintf(stderr, "echo_server: stats: syscalls %llu switches %llu ticks %llu polls %llu\n",
+                (unsigned long long)st.nsyscalls, (unsigned long long)st.nswitches,
+                (unsigned long long)st.nticks, (unsigned long long)st.npolls);
     fprintf(stderr, "echo_server: signal %d: draining %zu connections\n", sig, nlive);
     weft_cancel(acc);
     weft_join(acc, NULL, WEFT_FOREVER);
