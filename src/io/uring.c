@@ -10,7 +10,25 @@
  * opcode. Every io_uring_enter weft makes goes through enter_ok(): counted in the worker's
  * sys record and, in test builds, subject to its fault plan; an injected failure fails every
  * operation that enter would have submitted, so no task waits for a completion that cannot
- * come. The only parks of this backend are in run_op. */
+ * come. The parks of this backend are in run_op and (multishot reads) weft__fdtable_wait.
+ *
+ * Paths that need a newer kernel, each probed at init with today's path as the fallback
+ * (and each switched off in test builds by WEFT_URING_OFF, see features_off):
+ * - SINGLE_ISSUER|DEFER_TASKRUN|TASKRUN_FLAG (6.1): completion work runs only when the
+ *   worker reaps, in one batch; else COOP_TASKRUN|TASKRUN_FLAG (5.19); else neither.
+ * - A registered ring fd (5.18): io_uring_enter skips the fd table lookup.
+ * - A provided-buffer ring and multishot recv (6.0): a stream socket's reads are served from
+ *   one receive armed for the connection's life (uring_bufs.c), so a read that finds bytes
+ *   already delivered costs no park and no system call, and one that waits costs one park
+ *   and no SQE. Without it, each read is one ring recv into the caller's buffer.
+ * - Writes to sockets and pipes try the plain call first (any kernel): a socket nearly
+ *   always has room, and the write then costs one system call and no park; the ring on
+ *   EAGAIN. Together with the above an echo costs one park, as on epoll, instead of two.
+ * Left out, measured or considered: multishot accept (accept4 first already drains a
+ * backlog with plain calls, and a task per accepted fd wants the fd at once); registered
+ * (direct) files (weft's API hands out plain fds, which a direct descriptor is not); a
+ * cross-thread wake through the ring (IORING_OP_MSG_RING needs a ring on the sending side,
+ * which pool threads and foreign threads do not have; the eventfd stays). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
