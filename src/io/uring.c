@@ -21,9 +21,9 @@
  *   one receive armed for the connection's life (uring_bufs.c), so a read that finds bytes
  *   already delivered costs no park and no system call, and one that waits costs one park
  *   and no SQE. Without it, each read is one ring recv into the caller's buffer.
- * - Writes to sockets and pipes try the plain call first (any kernel): a socket nearly
- *   always has room, and the write then costs one system call and no park; the ring on
- *   EAGAIN. Together with the above an echo costs one park, as on epoll, instead of two.
+ * Writes stay ring operations, batched into the tick's enter: an echo costs two parks and
+ * almost no system calls. Trying the plain write first (one park and one system call per
+ * message, as on epoll) measured 3 to 7% more server CPU per message (README).
  * Left out, measured or considered: multishot accept (accept4 first already drains a
  * backlog with plain calls, and a task per accepted fd wants the fd at once); registered
  * (direct) files (weft's API hands out plain fds, which a direct descriptor is not); a
@@ -59,8 +59,7 @@ enum {
     FEAT_DEFER = 0x1,     /* IORING_SETUP_SINGLE_ISSUER|DEFER_TASKRUN (6.1) */
     FEAT_COOP = 0x2,      /* IORING_SETUP_COOP_TASKRUN|TASKRUN_FLAG (5.19), without DEFER */
     FEAT_BUFRING = 0x4,   /* provided-buffer ring + multishot recv (6.0) */
-    FEAT_SENDFIRST = 0x8, /* writes to sockets and pipes try the plain call first */
-    FEAT_REGRING = 0x10,  /* io_uring_register_ring_fd (5.18): enter skips the fd lookup */
+    FEAT_REGRING = 0x8,   /* io_uring_register_ring_fd (5.18): enter skips the fd lookup */
 };
 
 /* Where a completion lands: on the waiting task's stack. owner: worker thread. */
@@ -176,7 +175,7 @@ static const int needed_ops[] = {
 };
 
 /* The features a test build was told to go without (WEFT_URING_OFF, a list of "defer",
- * "coop", "bufring", "sendfirst", "regring"), so that every fallback path runs under test.
+ * "coop", "bufring", "regring"), so that every fallback path runs under test.
  * Always none in other builds. */
 WEFT_COLD static unsigned features_off(void)
 {
@@ -187,7 +186,6 @@ WEFT_COLD static unsigned features_off(void)
     } names[] = {{"defer", FEAT_DEFER},
                  {"coop", FEAT_COOP},
                  {"bufring", FEAT_BUFRING},
-                 {"sendfirst", FEAT_SENDFIRST},
                  {"regring", FEAT_REGRING}};
     const char *env = getenv("WEFT_URING_OFF");
     unsigned off = 0;
@@ -254,8 +252,6 @@ WEFT_COLD static int ur_init(weft__io *io)
     /* Optional features, each with today's path when missing. */
     if (!(off & FEAT_REGRING) && io_uring_register_ring_fd(&s->ring) == 1)
         s->feats |= FEAT_REGRING;
-    if (!(off & FEAT_SENDFIRST))
-        s->feats |= FEAT_SENDFIRST;
     if (!(off & FEAT_BUFRING) && weft__ubufs_init(&s->bufs, &s->ring, io->w) == 0)
         s->feats |= FEAT_BUFRING;
     struct io_uring_probe *probe = io_uring_get_probe_ring(&s->ring);
@@ -845,21 +841,6 @@ static ssize_t poll_buffered(weft__io *io, const weft__ioreq *q, int64_t deadlin
     return ring_run(io, q, deadline);
 }
 
-/* A write to a socket or pipe: the plain call first, since one usually has room, and it
- * then costs no park; the ring only on EAGAIN. Files go to the ring at once. */
-WEFT_NOINLINE static ssize_t send_first(weft__io *io, const weft__ioreq *q, int64_t deadline)
-{
-    int kind = weft__fdtable_kind(io, q->fd);
-    if (kind < 0)
-        return kind;
-    if (kind != WEFT__FD_FILE) {
-        ssize_t n = weft__io_exec(&io->w->sys, q);
-        if (n != -EAGAIN && n != -EWOULDBLOCK && n != -EINTR)
-            return n;
-    }
-    return ring_run(io, q, deadline);
-}
-
 static ssize_t ur_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
     unsigned feats = ((const uring_state *)io->backend)->feats;
@@ -879,13 +860,6 @@ static ssize_t ur_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
     case WEFT__IO_POLL:
         if (feats & FEAT_BUFRING)
             return poll_buffered(io, q, deadline);
-        return ring_run(io, q, deadline);
-    case WEFT__IO_WRITE:
-    case WEFT__IO_WRITEV:
-    case WEFT__IO_SEND:
-    case WEFT__IO_SENDMSG:
-        if (feats & FEAT_SENDFIRST)
-            return send_first(io, q, deadline);
         return ring_run(io, q, deadline);
     case WEFT__IO_STAT:
     case WEFT__IO_ACCEPT:
