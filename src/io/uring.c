@@ -56,10 +56,10 @@
 
 /* Features probed at start-up; each one missing leaves today's path in its place. */
 enum {
-    FEAT_DEFER = 0x1,     /* IORING_SETUP_SINGLE_ISSUER|DEFER_TASKRUN (6.1) */
-    FEAT_COOP = 0x2,      /* IORING_SETUP_COOP_TASKRUN|TASKRUN_FLAG (5.19), without DEFER */
-    FEAT_BUFRING = 0x4,   /* provided-buffer ring + multishot recv (6.0) */
-    FEAT_REGRING = 0x8,   /* io_uring_register_ring_fd (5.18): enter skips the fd lookup */
+    FEAT_DEFER = 0x1,   /* IORING_SETUP_SINGLE_ISSUER|DEFER_TASKRUN (6.1) */
+    FEAT_COOP = 0x2,    /* IORING_SETUP_COOP_TASKRUN|TASKRUN_FLAG (5.19), without DEFER */
+    FEAT_BUFRING = 0x4, /* provided-buffer ring + multishot recv (6.0) */
+    FEAT_REGRING = 0x8, /* io_uring_register_ring_fd (5.18): enter skips the fd lookup */
 };
 
 /* Where a completion lands: on the waiting task's stack. owner: worker thread. */
