@@ -242,6 +242,52 @@ Test(uring, end_of_stream_after_data_fallback)
     run_uring(eof_main, ALL_OFF);
 }
 
+/* More bytes held than the worker has buffers (16 MiB): the kernel stops receives with
+ * -ENOBUFS, those reads fall back to a single-shot recv and arm again, and every byte still
+ * arrives once, in order. */
+#define NPAIRS 96
+static void *nobufs_main(void *arg)
+{
+    (void)arg;
+    static int fds[NPAIRS][2];
+    static size_t sent[NPAIRS];
+    static unsigned char chunk[65536];
+    for (int i = 0; i < NPAIRS; i++) {
+        pair(fds[i]);
+        sent[i] = 0;
+        for (;;) { /* fill the pair: plain writes until the socket is full */
+            for (size_t k = 0; k < sizeof chunk; k++)
+                chunk[k] = (unsigned char)(i * 31 + sent[i] + k);
+            ssize_t n = write(fds[i][1], chunk, sizeof chunk);
+            if (n <= 0)
+                break;
+            sent[i] += (size_t)n;
+        }
+        cr_assert_gt(sent[i], 0);
+        unsigned char c;
+        cr_assert_eq(weft_read(fds[i][0], &c, 1, WEFT_FOREVER), 1); /* arms its receive */
+        cr_assert_eq(c, (unsigned char)(i * 31));
+    }
+    for (int i = 0; i < NPAIRS; i++) {
+        size_t got = 1;
+        while (got < sent[i]) {
+            ssize_t n = weft_read(fds[i][0], chunk, sizeof chunk, WEFT_FOREVER);
+            cr_assert_gt(n, 0);
+            for (ssize_t k = 0; k < n; k++)
+                cr_assert_eq(chunk[k], (unsigned char)(i * 31 + got + (size_t)k));
+            got += (size_t)n;
+        }
+        weft_close(fds[i][0]);
+        weft_close(fds[i][1]);
+    }
+    return NULL;
+}
+
+Test(uring, more_bytes_held_than_buffers, .timeout = 120)
+{
+    run_uring(nobufs_main, NULL);
+}
+
 /* Each feature off alone (the modes the probe can end in on older kernels), one runtime
  * per test: the three scenarios above in turn. */
 static void *all_main(void *arg)
