@@ -135,6 +135,11 @@ static void *main_task(void *arg)
         latency_probe_stop(probe, impl);
     }
 
+    weft_stats st;
+    if (weft_stats_get(&st) == 0) /* the load's totals, for per-message figures */
+        fprintf(stderr, "echo_server: stats: syscalls %llu switches %llu ticks %llu polls %llu\n",
+                (unsigned long long)st.nsyscalls, (unsigned long long)st.nswitches,
+                (unsigned long long)st.nticks, (unsigned long long)st.npolls);
     fprintf(stderr, "echo_server: signal %d: draining %zu connections\n", sig, nlive);
     weft_cancel(acc);
     weft_join(acc, NULL, WEFT_FOREVER);

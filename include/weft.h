@@ -513,6 +513,16 @@ WEFT_API int weft_fd_forget(int fd);
  * Close fds that weft may have used with weft_close(), or call
  * weft_fd_forget() first: a number closed some other way and reused keeps what weft knew of
  * the old fd. All of them: from inside a task only (-EPERM elsewhere), but weft_close().
+ *
+ * On io_uring (where the kernel has provided-buffer rings, 6.0+), the first weft_read,
+ * weft_readv or weft_recv of a stream socket arms a receive that takes the socket's bytes as
+ * they arrive and holds them for the next reads; a read that finds bytes held returns them
+ * without a system call. So once weft has read from a socket, read it through weft only (a
+ * plain read(2) would miss the bytes weft holds; weft_fd_wait reports them as readable),
+ * and close it with weft_close(): weft_close() and weft_fd_forget() drop what is held, and a
+ * socket closed with plain close() stays open in the kernel until its peer sends or hangs
+ * up. A weft_recv with flags on such a socket reads the held bytes: MSG_PEEK leaves them,
+ * MSG_DONTWAIT returns -EAGAIN when none are held, other flags are ignored.
  * ------------------------------------------------------------------------------------- */
 
 /* Sets O_NONBLOCK on fd. Returns 0 or -errno. Any thread. */

@@ -10,11 +10,32 @@
  * opcode. Every io_uring_enter weft makes goes through enter_ok(): counted in the worker's
  * sys record and, in test builds, subject to its fault plan; an injected failure fails every
  * operation that enter would have submitted, so no task waits for a completion that cannot
- * come. The only parks of this backend are in run_op. */
+ * come. The parks of this backend are in run_op and (multishot reads) weft__fdtable_wait.
+ *
+ * Paths that need a newer kernel, each probed at init with today's path as the fallback
+ * (and each switched off in test builds by WEFT_URING_OFF, see features_off):
+ * - SINGLE_ISSUER|DEFER_TASKRUN|TASKRUN_FLAG (6.1): completion work runs only when the
+ *   worker reaps, in one batch; else COOP_TASKRUN|TASKRUN_FLAG (5.19); else neither.
+ * - A registered ring fd (5.18): io_uring_enter skips the fd table lookup.
+ * - A provided-buffer ring and multishot recv (6.0): a stream socket's reads are served from
+ *   one receive armed for the connection's life (uring_bufs.c), so a read that finds bytes
+ *   already delivered costs no park and no system call, and one that waits costs one park
+ *   and no SQE. Without it, each read is one ring recv into the caller's buffer.
+ * Writes stay ring operations, batched into the tick's enter: an echo costs two parks and
+ * almost no system calls. Trying the plain write first (one park and one system call per
+ * message, as on epoll) measured about 2% more server CPU per message (README).
+ * Left out, measured or considered: multishot accept (accept4 first already drains a
+ * backlog with plain calls, and a task per accepted fd wants the fd at once); registered
+ * (direct) files (weft's API hands out plain fds, which a direct descriptor is not); a
+ * cross-thread wake through the ring (IORING_OP_MSG_RING needs a ring on the sending side,
+ * which pool threads and foreign threads do not have; the eventfd stays). */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -22,11 +43,24 @@
 
 #include "backend.h"
 #include "exec.h"
+#include "uring_bufs.h"
 
 #define RING_ENTRIES 1024          /* SQEs per tick before an early submit */
 #define CQ_ENTRIES   16384         /* completions the ring holds before the kernel overflow list */
 #define TAG_IGNORE   ((uint64_t)0) /* CQEs nobody waits for (cancel requests) */
 #define TAG_EVENTFD  ((uint64_t)1) /* the eventfd poll; real user_data are stack addresses */
+/* A multishot receive: bit 63 (never set in a user-space address), the fd's ring
+ * generation (31 bits) in 32..62, the fd in 0..31. */
+#define TAG_RECV ((uint64_t)1 << 63)
+#define GEN_MASK 0x7fffffffu
+
+/* Features probed at start-up; each one missing leaves today's path in its place. */
+enum {
+    FEAT_DEFER = 0x1,   /* IORING_SETUP_SINGLE_ISSUER|DEFER_TASKRUN (6.1) */
+    FEAT_COOP = 0x2,    /* IORING_SETUP_COOP_TASKRUN|TASKRUN_FLAG (5.19), without DEFER */
+    FEAT_BUFRING = 0x4, /* provided-buffer ring + multishot recv (6.0) */
+    FEAT_REGRING = 0x8, /* io_uring_register_ring_fd (5.18): enter skips the fd lookup */
+};
 
 /* Where a completion lands: on the waiting task's stack. owner: worker thread. */
 typedef struct uop {
@@ -44,7 +78,25 @@ typedef struct uring_state {
     int pipe_rd, pipe_wr; /* sendfile's pipe, created at first use; -1 when none */
     size_t pipe_cap;      /* its capacity in bytes */
     weft__sys *sys;       /* the worker's record */
+    weft__io *io;         /* the worker's I/O state, for completions that wake fd readers */
+    unsigned feats;       /* FEAT_* in use */
+    weft__ubufs bufs;     /* multishot receives' buffers (FEAT_BUFRING) */
 } uring_state;
+
+static inline uint64_t recv_tag(int fd, uint32_t gen)
+{
+    return TAG_RECV | ((uint64_t)(gen & GEN_MASK) << 32) | (uint32_t)fd;
+}
+
+/* A multishot receive's completion (or its failed submission): hand it to the buffers and
+ * wake the fd's readers if it brought them something. */
+static void recv_complete(uring_state *s, uint64_t ud, int res, unsigned flags)
+{
+    int fd = (int)(uint32_t)ud;
+    uint32_t gen = (uint32_t)(ud >> 32) & GEN_MASK;
+    if (weft__ubufs_complete(&s->bufs, fd, gen, res, flags))
+        weft__fdtable_ready(s->io, fd, WEFT_READABLE);
+}
 
 /* Fails every operation still waiting in the SQ with `err` and turns its SQE into a no-op
  * whose completion nobody waits for. The eventfd poll and cancel requests stay as they are. */
@@ -56,12 +108,16 @@ static void fail_pending(uring_state *s, int err)
         uint64_t ud = sqe->user_data;
         if (ud == TAG_IGNORE || ud == TAG_EVENTFD)
             continue;
+        io_uring_prep_nop(sqe);
+        io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+        if (ud & TAG_RECV) {
+            recv_complete(s, ud, err, 0); /* no F_MORE: the receive is not armed */
+            continue;
+        }
         uop *op = (uop *)(uintptr_t)ud;
         op->res = err;
         op->done = 1;
         weft_waker_wake(op->waker);
-        io_uring_prep_nop(sqe);
-        io_uring_sqe_set_data64(sqe, TAG_IGNORE);
     }
 }
 
@@ -118,6 +174,64 @@ static const int needed_ops[] = {
     IORING_OP_OPENAT, IORING_OP_FSYNC,
 };
 
+/* The features a test build was told to go without (WEFT_URING_OFF, a list of "defer",
+ * "coop", "bufring", "regring"), so that every fallback path runs under test.
+ * Always none in other builds. */
+WEFT_COLD static unsigned features_off(void)
+{
+#ifdef WEFT_TESTING
+    static const struct {
+        const char *name;
+        unsigned feat;
+    } names[] = {{"defer", FEAT_DEFER},
+                 {"coop", FEAT_COOP},
+                 {"bufring", FEAT_BUFRING},
+                 {"regring", FEAT_REGRING}};
+    const char *env = getenv("WEFT_URING_OFF");
+    unsigned off = 0;
+    for (size_t i = 0; env && i < sizeof names / sizeof names[0]; i++)
+        if (strstr(env, names[i].name))
+            off |= names[i].feat;
+    return off;
+#else
+    return 0;
+#endif
+}
+
+/* Creates the ring with the best task-running mode the kernel takes. DEFER_TASKRUN: the
+ * kernel runs completion work only when this worker enters the ring to reap, batched, never
+ * interrupting it in user space (the ring is only ever entered by its worker: other threads
+ * write the eventfd). COOP_TASKRUN: no IPI, the work runs at the worker's next kernel exit.
+ * TASKRUN_FLAG with either: the kernel flags pending work in the SQ ring, so a
+ * non-blocking tick enters only when there is some. */
+WEFT_COLD static int ring_create(uring_state *s, unsigned off)
+{
+    static const struct {
+        unsigned flags, feat;
+    } modes[] = {
+        {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+         FEAT_DEFER},
+        {IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG, FEAT_COOP},
+        {0, 0},
+    };
+    int r = -EINVAL;
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        if (modes[i].feat & off)
+            continue;
+        /* A CQ much larger than the SQ: every connection may have an operation in flight,
+         * and a burst of completions beyond the CQ waits in the kernel's overflow list. */
+        struct io_uring_params params = {.flags = IORING_SETUP_CQSIZE | modes[i].flags,
+                                         .cq_entries = CQ_ENTRIES};
+        r = io_uring_queue_init_params(RING_ENTRIES, &s->ring, &params);
+        if (r != -EINVAL)
+            break; /* taken, or refused for a reason an older mode would not change */
+    }
+    for (size_t i = 0; r == 0 && i < sizeof modes / sizeof modes[0]; i++)
+        if (s->ring.flags == (IORING_SETUP_CQSIZE | modes[i].flags))
+            s->feats |= modes[i].feat;
+    return r;
+}
+
 WEFT_COLD static int ur_init(weft__io *io)
 {
     weft__sys *sys = &io->w->sys;
@@ -125,17 +239,21 @@ WEFT_COLD static int ur_init(weft__io *io)
     if (!s)
         return -ENOMEM;
     s->sys = sys;
+    s->io = io;
     s->pipe_rd = s->pipe_wr = -1;
-    /* A CQ much larger than the SQ: every connection may have an operation in flight, and
-     * a burst of completions beyond the CQ waits in the kernel's overflow list. */
-    struct io_uring_params params = {.flags = IORING_SETUP_CQSIZE, .cq_entries = CQ_ENTRIES};
+    unsigned off = features_off();
     int r = weft__sys_enter(sys, WEFT__SYS_io_uring_setup);
     if (r == 0)
-        r = io_uring_queue_init_params(RING_ENTRIES, &s->ring, &params);
+        r = ring_create(s, off);
     if (r < 0) {
         weft__free(io->w, s);
         return r;
     }
+    /* Optional features, each with today's path when missing. */
+    if (!(off & FEAT_REGRING) && io_uring_register_ring_fd(&s->ring) == 1)
+        s->feats |= FEAT_REGRING;
+    if (!(off & FEAT_BUFRING) && weft__ubufs_init(&s->bufs, &s->ring, io->w) == 0)
+        s->feats |= FEAT_BUFRING;
     struct io_uring_probe *probe = io_uring_get_probe_ring(&s->ring);
     if (!probe)
         r = -ENOSYS;
@@ -156,6 +274,8 @@ WEFT_COLD static int ur_init(weft__io *io)
         if (s->evfd > 0)
             weft__sys_close(sys, s->evfd);
         io_uring_queue_exit(&s->ring);
+        if (s->feats & FEAT_BUFRING)
+            weft__ubufs_fini(&s->bufs, NULL);
         weft__free(io->w, s);
         return r;
     }
@@ -177,7 +297,9 @@ WEFT_COLD static void ur_fini(weft__io *io)
     uring_state *s = io->backend;
     if (!s)
         return;
-    io_uring_queue_exit(&s->ring);
+    io_uring_queue_exit(&s->ring); /* first: no receive may still fill a buffer */
+    if (s->feats & FEAT_BUFRING)
+        weft__ubufs_fini(&s->bufs, NULL);
     weft__sys_close(s->sys, s->evfd);
     pipe_close(s);
     weft__free(io->w, s);
@@ -194,6 +316,14 @@ static unsigned poll_to_mask(int revents)
     return m;
 }
 
+/* Completions the kernel holds back until we enter: the overflow list, and (TASKRUN_FLAG)
+ * completion work it deferred to this thread. The flags word is written by the kernel:
+ * read once, relaxed (a flag seen late only delays the reap to the next tick). */
+static inline bool kernel_has_work(const uring_state *s)
+{
+    return IO_URING_READ_ONCE(*s->ring.sq.kflags) & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN);
+}
+
 static int ur_poll(weft__io *io, int64_t timeout_ns, int max_events)
 {
     uring_state *s = io->backend;
@@ -203,7 +333,7 @@ static int ur_poll(weft__io *io, int64_t timeout_ns, int max_events)
         /* Enter the kernel only with something to submit, or completions parked in the
          * overflow list: those come back only through an enter with GETEVENTS, and under
          * sustained load the loop never blocks, so a plain submit would strand them. */
-        if ((io_uring_sq_ready(&s->ring) || io_uring_cq_has_overflow(&s->ring)) && enter_ok(s) == 0)
+        if ((io_uring_sq_ready(&s->ring) || kernel_has_work(s)) && enter_ok(s) == 0)
             r = io_uring_submit_and_get_events(&s->ring);
     } else if (enter_ok(s) < 0) {
         /* Injected failure: what it would have submitted has failed; reap what is there. */
@@ -228,6 +358,10 @@ reap:
         n++;
         if (ud == TAG_IGNORE)
             continue;
+        if (ud & TAG_RECV) {
+            recv_complete(s, ud, cqe->res, cqe->flags);
+            continue;
+        }
         if (ud == TAG_EVENTFD) {
             uint64_t v;
             while (weft__sys_read(s->sys, s->evfd, &v, sizeof v) > 0)
@@ -555,9 +689,180 @@ WEFT_NOINLINE static ssize_t ur_submit_other(weft__io *io, const weft__ioreq *q,
     }
 }
 
+/* ---- Multishot receives into provided buffers (FEAT_BUFRING) ---------------------------
+ * A stream socket's first read arms one multishot receive; from then on the kernel receives
+ * into the worker's buffer ring as data arrives, and a read copies what is buffered without
+ * a park or a system call, or waits on the fd table's readable edge (which every completion
+ * of the receive raises) for more. A deadline or cancellation during that wait only stops
+ * the wait: the kernel never holds the reader's buffer, and the receive stays armed for the
+ * next read. Buffered bytes are the fd's: weft_close (forget) gives them back. */
+
+/* Cancels the receive armed on a file that is gone, and drops what it buffered. */
+static void recv_abandon(uring_state *s, weft__ubuf_fd *f)
+{
+    if (f->armed) {
+        struct io_uring_sqe *c = get_sqe_for_cancel(s);
+        if (c) {
+            io_uring_prep_cancel64(c, f->inflight, 0);
+            io_uring_sqe_set_data64(c, TAG_IGNORE);
+        }
+    }
+    weft__ubufs_drop(&s->bufs, f);
+}
+
+static int recv_arm(uring_state *s, int fd, weft__ubuf_fd *f)
+{
+    struct io_uring_sqe *sqe = get_sqe(s);
+    if (!sqe)
+        return -EBUSY;
+    io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = WEFT__UBUF_GROUP;
+    f->inflight = recv_tag(fd, f->gen);
+    io_uring_sqe_set_data64(sqe, f->inflight);
+    f->armed = 1;
+    weft__fdrec *rec = &s->io->fds[fd];
+    f->fdgen = rec->gen;
+    /* Marks the record in use, so that the fd table starts a new generation if the number
+     * is handed out again without a weft_close (weft__fdtable_fresh), which recv_ready then
+     * notices. */
+    rec->watched = 1;
+    return 0;
+}
+
+/* Whether the fd has something for a reader now: bytes, an error, or the end of stream. */
+static inline bool recv_ready(const weft__ubuf_fd *f)
+{
+    return f->head >= 0 || f->err || f->eof;
+}
+
+/* A read, readv or flag-less recv of a stream socket, through its multishot receive. */
+WEFT_NOINLINE static ssize_t recv_buffered(weft__io *io, const weft__ioreq *q, int64_t deadline)
+{
+    uring_state *s = io->backend;
+    int fd = q->fd;
+    int kind = weft__fdtable_kind(io, fd);
+    if (kind < 0)
+        return kind;
+    weft__ubuf_fd *f = kind == WEFT__FD_STREAM ? weft__ubufs_fd(&s->bufs, fd) : NULL;
+    if (!f || f->off)
+        return ring_run(io, q, deadline); /* not a socket, or no memory for its record */
+    struct iovec one = {q->buf, q->len};
+    const struct iovec *iov = q->op == WEFT__IO_READV ? q->iov : &one;
+    int iovcnt = q->op == WEFT__IO_READV ? q->iovcnt : 1;
+    size_t want = 0;
+    for (int i = 0; i < iovcnt; i++)
+        want += iov[i].iov_len;
+    if (want == 0 || iovcnt > IOV_MAX)
+        return ring_run(io, q, deadline); /* the kernel's answer (0, or -EINVAL) */
+#ifdef WEFT_TESTING
+    int fault = weft__sys_fault(&io->w->sys, weft__io_kind(q));
+    if (fault < 0 && fault != -EAGAIN)
+        return fault; /* a planned EAGAIN is what a wait for the receive stands for */
+#endif
+    if ((f->armed || recv_ready(f)) && f->fdgen != io->fds[fd].gen)
+        recv_abandon(s, f); /* closed without weft_close and the number reused */
+    bool reaped = false;
+    for (;;) {
+        if (f->head >= 0)
+            return (ssize_t)weft__ubufs_copy(&s->bufs, f, iov, iovcnt, false);
+        if (f->err) {
+            int e = f->err;
+            f->err = 0; /* reported once, as recv(2) reports a pending socket error */
+            return e;
+        }
+        if (f->eof)
+            return 0;
+        if (!f->armed && (f->off || f->nobufs)) {
+            /* Refused, or stopped for want of buffers: this read takes the caller's
+             * buffer; the next arms the receive again. */
+            f->nobufs = 0;
+            return ring_run(io, q, deadline);
+        }
+        if (!f->armed) {
+            int r = recv_arm(s, fd, f);
+            if (r < 0)
+                return r;
+        }
+        int m = weft__fdtable_wait(&io, fd, WEFT_READABLE, deadline);
+        s = io->backend;
+        if (m == -ETIMEDOUT && !reaped) {
+            /* Before reporting a timeout (a deadline already passed, say), hand over the
+             * arming and run what the kernel deferred: bytes already sent to the socket
+             * are then read, as they would be by a plain read. */
+            reaped = true;
+            if (io_uring_sq_ready(&s->ring) || io_uring_cq_ready(&s->ring) || kernel_has_work(s)) {
+                ur_poll(io, 0, INT_MAX);
+                f = &s->bufs.fds[fd];
+                continue;
+            }
+        }
+        if (m < 0)
+            return m; /* -EBADF (forgotten), -ETIMEDOUT, -ECANCELED: the receive stays */
+        f = &s->bufs.fds[fd];
+    }
+}
+
+/* A recv with flags on an fd whose receive is armed or has bytes buffered: MSG_PEEK reads
+ * them without taking them; MSG_DONTWAIT returns -EAGAIN rather than waiting; other flags
+ * are served as a plain read from the buffered bytes (documented in weft.h). */
+WEFT_NOINLINE static ssize_t recv_flags(weft__io *io, const weft__ioreq *q, int64_t deadline)
+{
+    uring_state *s = io->backend;
+    weft__ubuf_fd *f = weft__ubufs_find(&s->bufs, q->fd);
+    if (!f || !(f->armed || recv_ready(f)) || f->fdgen != io->fds[q->fd].gen)
+        return ring_run(io, q, deadline);
+    struct iovec one = {q->buf, q->len};
+    bool peek = q->flags & MSG_PEEK;
+    for (;;) {
+        if (f->head >= 0)
+            return (ssize_t)weft__ubufs_copy(&s->bufs, f, &one, 1, peek);
+        if (f->err || f->eof || !f->armed) {
+            weft__ioreq plain = *q;
+            plain.flags = 0;
+            return recv_buffered(io, &plain, deadline);
+        }
+        if (q->flags & MSG_DONTWAIT)
+            return -EAGAIN;
+        int m = weft__fdtable_wait(&io, q->fd, WEFT_READABLE, deadline);
+        if (m < 0)
+            return m;
+        s = io->backend;
+        f = &s->bufs.fds[q->fd];
+    }
+}
+
+/* A poll for readability answers at once when the receive has something buffered: the
+ * kernel's socket may be empty, its bytes already in weft's buffers. */
+static ssize_t poll_buffered(weft__io *io, const weft__ioreq *q, int64_t deadline)
+{
+    uring_state *s = io->backend;
+    weft__ubuf_fd *f = weft__ubufs_find(&s->bufs, q->fd);
+    if ((q->flags & WEFT_READABLE) && f && recv_ready(f) && f->fdgen == io->fds[q->fd].gen)
+        return WEFT_READABLE;
+    return ring_run(io, q, deadline);
+}
+
 static ssize_t ur_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
+    unsigned feats = ((const uring_state *)io->backend)->feats;
     switch (q->op) {
+    case WEFT__IO_READ:
+        if ((feats & FEAT_BUFRING) && q->off < 0)
+            return recv_buffered(io, q, deadline);
+        return ring_run(io, q, deadline);
+    case WEFT__IO_READV:
+        if (feats & FEAT_BUFRING)
+            return recv_buffered(io, q, deadline);
+        return ring_run(io, q, deadline);
+    case WEFT__IO_RECV:
+        if (feats & FEAT_BUFRING)
+            return q->flags ? recv_flags(io, q, deadline) : recv_buffered(io, q, deadline);
+        return ring_run(io, q, deadline);
+    case WEFT__IO_POLL:
+        if (feats & FEAT_BUFRING)
+            return poll_buffered(io, q, deadline);
+        return ring_run(io, q, deadline);
     case WEFT__IO_STAT:
     case WEFT__IO_ACCEPT:
     case WEFT__IO_SENDFILE:
@@ -570,14 +875,21 @@ static ssize_t ur_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
 static void ur_forget(weft__io *io, int fd)
 {
     uring_state *s = io->backend;
+    weft__ubuf_fd *f = weft__ubufs_find(&s->bufs, fd);
+    if (f)
+        weft__ubufs_drop(&s->bufs, f); /* the cancel below stops its receive */
     struct io_uring_sqe *sqe = get_sqe_for_cancel(s);
     if (!sqe)
         return; /* the ring refuses every submission: nothing in flight can be cancelled */
     io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
     io_uring_sqe_set_data64(sqe, TAG_IGNORE);
-    /* Submitted now: the fd is about to be closed, and the cancel must find it open. */
+    /* Submitted now: the fd is about to be closed, and the cancel must find it open. With
+     * GETEVENTS, so that under DEFER_TASKRUN the cancelled operations finish now and drop
+     * their hold on the file: the close that follows then really closes it (the peer sees
+     * the end of stream) instead of waiting for the next tick. Their CQEs wait in the CQ
+     * for the loop's next reap. */
     if (enter_ok(s) == 0)
-        io_uring_submit(&s->ring);
+        io_uring_submit_and_get_events(&s->ring);
 }
 
 const weft__io_ops weft__io_uring = {

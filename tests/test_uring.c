@@ -1,0 +1,318 @@
+/* The io_uring backend's own paths: reads of stream sockets through a multishot receive into
+ * provided buffers (data larger than the reader's buffer, close with data buffered, deadline
+ * and cancellation while the receive waits, end of stream after data, MSG_PEEK, readiness of
+ * buffered data), each run with every optional feature on and again with all of them off
+ * (WEFT_URING_OFF, read at start-up by test builds), so the fallback paths stay covered. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <liburing.h>
+
+#include "harness.h"
+
+#define ALL_OFF "defer,coop,bufring,regring"
+
+static void pair(int fds[2])
+{
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
+}
+
+static uint64_t nsyscalls(void)
+{
+    weft_stats st;
+    cr_assert_eq(weft_stats_get(&st), 0);
+    return st.nsyscalls;
+}
+
+/* Whether the multishot path is in use: io_uring, and the buffers not switched off. */
+static bool multishot(void)
+{
+    const char *off = getenv("WEFT_URING_OFF");
+    return !(off && strstr(off, "bufring"));
+}
+
+/* Runs fn on io_uring with the features named in `off` switched off (NULL: none). */
+static void run_uring(weft_fn fn, const char *off)
+{
+    if (off)
+        setenv("WEFT_URING_OFF", off, 1);
+    else
+        unsetenv("WEFT_URING_OFF");
+    struct io_uring probe_ring;
+    if (io_uring_queue_init(4, &probe_ring, 0) < 0)
+        cr_skip_test("the kernel refuses io_uring here");
+    io_uring_queue_exit(&probe_ring);
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.backend = WEFT_BACKEND_IO_URING;
+    cr_assert_eq(run_main_cfg(&cfg, fn, NULL), NULL);
+}
+
+/* Another task reads the same fd: the bytes the receive holds are the fd's, not a task's. */
+static void *read_three(void *arg)
+{
+    char buf[3];
+    ssize_t n = weft_read((int)(intptr_t)arg, buf, sizeof buf, WEFT_FOREVER);
+    return n == 3 && memcmp(buf, "\x07\x08\x09", 3) == 0 ? NULL : (void *)1;
+}
+
+/* 100 bytes in one write, read 7 at a time: every byte in order, and with the multishot
+ * receive every read after the first is served from the buffer (no system call). */
+static void *larger_main(void *arg)
+{
+    (void)arg;
+    cr_assert_str_eq(weft_backend(), "io_uring");
+    int p[2];
+    pair(p);
+    char msg[100], got[100];
+    for (int i = 0; i < 100; i++)
+        msg[i] = (char)i;
+    cr_assert_eq(weft_write(p[1], msg, sizeof msg, WEFT_FOREVER), 100);
+    size_t n = 0;
+    cr_assert_eq(weft_read(p[0], got, 7, WEFT_FOREVER), 7);
+    weft_task *t;
+    cr_assert_eq(weft_spawn(&t, read_three, (void *)(intptr_t)p[0], NULL), 0);
+    void *res = (void *)2;
+    cr_assert_eq(weft_join(t, &res, WEFT_FOREVER), 0);
+    cr_assert_eq(res, NULL, "the other task read bytes 7, 8, 9");
+    memcpy(got + 7, msg + 7, 3);
+    n = 10;
+    uint64_t before = nsyscalls();
+    while (n < sizeof got) {
+        size_t want = sizeof got - n < 7 ? sizeof got - n : 7;
+        ssize_t k = weft_read(p[0], got + n, want, WEFT_FOREVER);
+        cr_assert_gt(k, 0);
+        n += (size_t)k;
+    }
+    if (multishot())
+        cr_assert_eq(nsyscalls(), before, "the rest came from the buffer");
+    cr_assert_eq(memcmp(got, msg, sizeof msg), 0);
+    /* A readv across two iovecs, and a message larger than one provided buffer (2 KiB). */
+    static char big[5000], back[5000];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (char)(i * 7);
+    cr_assert_eq(weft_write(p[1], big, sizeof big, WEFT_FOREVER), (ssize_t)sizeof big);
+    n = 0;
+    while (n < sizeof back) {
+        size_t rest = sizeof back - n;
+        struct iovec iov[2] = {{back + n, rest / 2}, {back + n + rest / 2, rest - rest / 2}};
+        ssize_t k = weft_readv(p[0], iov, rest > 1 ? 2 : 1, WEFT_FOREVER);
+        cr_assert_gt(k, 0);
+        n += (size_t)k;
+    }
+    cr_assert_eq(memcmp(big, back, sizeof big), 0);
+    weft_close(p[0]);
+    weft_close(p[1]);
+    return NULL;
+}
+
+Test(uring, data_larger_than_the_readers_buffer)
+{
+    run_uring(larger_main, NULL);
+}
+
+Test(uring, data_larger_than_the_readers_buffer_fallback)
+{
+    run_uring(larger_main, ALL_OFF);
+}
+
+/* Closed with data buffered: the buffers go back (LSan and the loop below would notice a
+ * leak of memory or buffers), and an fd that gets the same number sees none of it. */
+static void *close_main(void *arg)
+{
+    (void)arg;
+    static char junk[3000];
+    memset(junk, 'j', sizeof junk);
+    for (int round = 0; round < 3000; round++) {
+        int p[2];
+        pair(p);
+        cr_assert_eq(weft_write(p[1], junk, sizeof junk, WEFT_FOREVER), (ssize_t)sizeof junk);
+        char c;
+        cr_assert_eq(weft_read(p[0], &c, 1, WEFT_FOREVER), 1);
+        cr_assert_eq(c, 'j');
+        int old = p[0];
+        cr_assert_eq(weft_close(p[0]), 0);
+        cr_assert_eq(weft_close(p[1]), 0);
+        /* The next pair takes the same numbers: it must read its own bytes only. */
+        pair(p);
+        cr_assert_eq(p[0], old);
+        cr_assert_eq(weft_write(p[1], "fresh", 5, WEFT_FOREVER), 5);
+        char buf[16];
+        cr_assert_eq(weft_read(p[0], buf, sizeof buf, WEFT_FOREVER), 5);
+        cr_assert_eq(memcmp(buf, "fresh", 5), 0);
+        cr_assert_eq(weft_close(p[0]), 0);
+        cr_assert_eq(weft_close(p[1]), 0);
+    }
+    return NULL;
+}
+
+Test(uring, close_with_data_buffered, .timeout = 120)
+{
+    run_uring(close_main, NULL);
+}
+
+Test(uring, close_with_data_buffered_fallback, .timeout = 120)
+{
+    run_uring(close_main, ALL_OFF);
+}
+
+static void *blocked_reader(void *arg)
+{
+    char c;
+    return (void *)(intptr_t)weft_read((int)(intptr_t)arg, &c, 1, WEFT_FOREVER);
+}
+
+/* A deadline, then a cancellation, while the reader waits on its receive: each ends the
+ * wait only; bytes sent afterwards are all there for the next read, and the peer sees the
+ * connection close when it is closed with the receive armed. */
+static void *deadline_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    pair(p);
+    char buf[8];
+    cr_assert_eq(weft_read(p[0], buf, sizeof buf, weft_deadline_in(5 * WEFT_MSEC)), -ETIMEDOUT);
+    cr_assert_eq(weft_read(p[0], buf, sizeof buf, 0), -ETIMEDOUT);
+    weft_task *t;
+    cr_assert_eq(weft_spawn(&t, blocked_reader, (void *)(intptr_t)p[0], NULL), 0);
+    weft_yield(); /* it parks on the receive */
+    weft_cancel(t);
+    void *res;
+    cr_assert_eq(weft_join(t, &res, WEFT_FOREVER), 0);
+    cr_assert(res == WEFT_CANCELED || res == (void *)(intptr_t)-ECANCELED);
+    cr_assert_eq(weft_write(p[1], "late", 4, WEFT_FOREVER), 4);
+    cr_assert_eq(weft_read(p[0], buf, sizeof buf, WEFT_FOREVER), 4);
+    cr_assert_eq(memcmp(buf, "late", 4), 0);
+    /* Already sent, read with a deadline already passed: the bytes, not -ETIMEDOUT. */
+    cr_assert_eq(weft_write(p[1], "now", 3, WEFT_FOREVER), 3);
+    cr_assert_eq(weft_read(p[0], buf, sizeof buf, 0), 3);
+    /* Close with the receive armed: the peer reads the end of stream. */
+    cr_assert_eq(weft_close(p[0]), 0);
+    cr_assert_eq(weft_read(p[1], buf, sizeof buf, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_close(p[1]), 0);
+    return NULL;
+}
+
+Test(uring, deadline_and_cancel_during_a_multishot_wait)
+{
+    run_uring(deadline_main, NULL);
+}
+
+Test(uring, deadline_and_cancel_during_a_multishot_wait_fallback)
+{
+    run_uring(deadline_main, ALL_OFF);
+}
+
+/* Bytes, then the end of stream: the bytes (across reads), then 0 for every later read; a
+ * peek leaves bytes in place; a readiness wait sees buffered bytes at once. */
+static void *eof_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    pair(p);
+    cr_assert_eq(weft_write(p[1], "abcdef", 6, WEFT_FOREVER), 6);
+    char buf[8];
+    cr_assert_eq(weft_read(p[0], buf, 2, WEFT_FOREVER), 2);
+    cr_assert_eq(memcmp(buf, "ab", 2), 0);
+    cr_assert_eq(weft_fd_wait(p[0], WEFT_READABLE, 0), WEFT_READABLE);
+    cr_assert_eq(weft_recv(p[0], buf, 2, MSG_PEEK, WEFT_FOREVER), 2);
+    cr_assert_eq(memcmp(buf, "cd", 2), 0);
+    cr_assert_eq(shutdown(p[1], SHUT_WR), 0);
+    cr_assert_eq(weft_read(p[0], buf, 3, WEFT_FOREVER), 3);
+    cr_assert_eq(memcmp(buf, "cde", 3), 0);
+    cr_assert_eq(weft_recv(p[0], buf, sizeof buf, 0, WEFT_FOREVER), 1);
+    cr_assert_eq(buf[0], 'f');
+    cr_assert_eq(weft_read(p[0], buf, sizeof buf, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_read(p[0], buf, sizeof buf, WEFT_FOREVER), 0);
+    weft_close(p[0]);
+    weft_close(p[1]);
+    return NULL;
+}
+
+Test(uring, end_of_stream_after_data)
+{
+    run_uring(eof_main, NULL);
+}
+
+Test(uring, end_of_stream_after_data_fallback)
+{
+    run_uring(eof_main, ALL_OFF);
+}
+
+/* More bytes held than the worker has buffers (16 MiB): the kernel stops receives with
+ * -ENOBUFS, those reads fall back to a single-shot recv and arm again, and every byte still
+ * arrives once, in order. */
+#define NPAIRS 96
+static void *nobufs_main(void *arg)
+{
+    (void)arg;
+    static int fds[NPAIRS][2];
+    static size_t sent[NPAIRS];
+    static unsigned char chunk[65536];
+    for (int i = 0; i < NPAIRS; i++) {
+        pair(fds[i]);
+        sent[i] = 0;
+        for (;;) { /* fill the pair: plain writes until the socket is full */
+            for (size_t k = 0; k < sizeof chunk; k++)
+                chunk[k] = (unsigned char)(i * 31 + sent[i] + k);
+            ssize_t n = write(fds[i][1], chunk, sizeof chunk);
+            if (n <= 0)
+                break;
+            sent[i] += (size_t)n;
+        }
+        cr_assert_gt(sent[i], 0);
+        unsigned char c;
+        cr_assert_eq(weft_read(fds[i][0], &c, 1, WEFT_FOREVER), 1); /* arms its receive */
+        cr_assert_eq(c, (unsigned char)(i * 31));
+    }
+    for (int i = 0; i < NPAIRS; i++) {
+        size_t got = 1;
+        while (got < sent[i]) {
+            ssize_t n = weft_read(fds[i][0], chunk, sizeof chunk, WEFT_FOREVER);
+            cr_assert_gt(n, 0);
+            for (ssize_t k = 0; k < n; k++)
+                cr_assert_eq(chunk[k], (unsigned char)(i * 31 + got + (size_t)k));
+            got += (size_t)n;
+        }
+        weft_close(fds[i][0]);
+        weft_close(fds[i][1]);
+    }
+    return NULL;
+}
+
+Test(uring, more_bytes_held_than_buffers, .timeout = 120)
+{
+    run_uring(nobufs_main, NULL);
+}
+
+/* Each feature off alone (the modes the probe can end in on older kernels), one runtime
+ * per test: the three scenarios above in turn. */
+static void *all_main(void *arg)
+{
+    larger_main(arg);
+    eof_main(arg);
+    return deadline_main(arg);
+}
+
+Test(uring, without_defer_taskrun)
+{
+    run_uring(all_main, "defer");
+}
+
+Test(uring, without_any_taskrun_mode)
+{
+    run_uring(all_main, "defer,coop");
+}
+
+Test(uring, without_provided_buffers)
+{
+    run_uring(all_main, "bufring");
+}
+
+Test(uring, without_a_registered_ring_fd)
+{
+    run_uring(all_main, "regring");
+}
