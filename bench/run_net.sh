@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tcp_echo side by side (bench-workloads.md): builds the load generator and the
-# peer echo servers (epoll_raw, Go, Tokio, libuv), then runs weft's echo server (if built)
+# peer echo servers (epoll_raw, Go, Tokio, libuv, and "threads", one blocking thread per
+# connection), then runs weft's echo server (if built)
 # and each peer pinned to CPU 0 against the load generator pinned to CPU 1, at 100, 1,000
 # and 5,000 connections on 127.0.0.1, and prints medians with ratios to weft.
 #
@@ -93,6 +94,12 @@ build_tokio() {
     CMD[tokio_ct]="$OUT/tokio/target/release/tcp-echo-tokio"
 }
 
+build_threads() {
+    "$CC" -O2 -Wall -pthread -o "$OUT/threads_echo" "$SRC/threads.c" >"$OUT/threads.build.log" 2>&1 ||
+        { log "skip threads: build failed, see $OUT/threads.build.log"; return 1; }
+    CMD[threads]="$OUT/threads_echo"
+}
+
 build_libuv() {
     { [ -f /usr/include/uv.h ] || pkg-config --exists libuv 2>/dev/null; } ||
         { log "skip libuv: libuv1-dev not installed"; return 1; }
@@ -101,12 +108,13 @@ build_libuv() {
     CMD[libuv]="$OUT/libuv_echo"
 }
 
-for p in ${NET_IMPLS:-epoll_raw go_p1 tokio_ct libuv}; do
+for p in ${NET_IMPLS:-epoll_raw go_p1 tokio_ct libuv threads}; do
     case "$p" in
         epoll_raw) build_epoll_raw && PEERS+=(epoll_raw) ;;
         go_p1) build_go && PEERS+=(go_p1) ;;
         tokio_ct) build_tokio && PEERS+=(tokio_ct) ;;
         libuv) build_libuv && PEERS+=(libuv) ;;
+        threads) build_threads && PEERS+=(threads) ;;
         *) log "unknown peer '$p' in NET_IMPLS, ignored" ;;
     esac
 done
@@ -255,9 +263,10 @@ print(f"tcp_echo medians. ratio = {base or 'weft'} msg/s / this impl's msg/s: >1
       " faster ('-': no weft result).")
 print("srv us/msg = the server's CPU time (user+sys) per message; srv%, load% = CPU use of the "
       "server and the load generator (100 = a whole core, so the one at ~100 is the bottleneck); "
-      "other% = CPU used by anything else (high: disturbed run).")
+      "other% = CPU used by anything else (high: disturbed run); srv RSS = the server's resident "
+      "memory at the end of the window, every connection open.")
 hdr = ["conns", "impl", "median msg/s", "ratio", "median p50_us", "median p99_us",
-       "srv us/msg", "srv%", "load%", "other%", "runs"]
+       "srv us/msg", "srv%", "load%", "other%", "srv RSS MiB", "runs"]
 table = []
 for conns in sorted({k[0] for k in rows}):
     bv = med(rows[(conns, base)], "value") if base and (conns, base) in rows else None
@@ -271,7 +280,8 @@ for conns in sorted({k[0] for k in rows}):
                       f"{med(rs, 'p99_us'):.1f}", f"{med_or_nan(rs, 'server_us_per_msg'):.2f}",
                       f"{med_or_nan(rs, 'server_cpu_pct'):.0f}",
                       f"{med_or_nan(rs, 'client_cpu_pct'):.0f}",
-                      f"{med_or_nan(rs, 'other_cpu_pct'):.0f}", str(len(rs))])
+                      f"{med_or_nan(rs, 'other_cpu_pct'):.0f}",
+                      f"{med_or_nan(rs, 'server_rss_bytes') / (1 << 20):.1f}", str(len(rs))])
 if not table:
     print("(no results)")
     sys.exit(0)
