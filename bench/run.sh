@@ -178,9 +178,12 @@ for line in open(path):
         continue
     if not isinstance(rec, dict) or "impl" not in rec or "workload" not in rec or "value" not in rec:
         continue
-    rows.setdefault((rec["workload"], rec["impl"]), []).append(rec)
+    impl = rec["impl"]
+    if isinstance(rec.get("threads"), int):  # multi-core lines: one row per thread count
+        impl = f"{impl} ({rec['threads']}t)"
+    rows.setdefault((rec["workload"], impl), []).append(rec)
 
-CORE = {"impl", "workload", "n", "value", "unit"}
+CORE = {"impl", "workload", "n", "value", "unit", "threads"}
 
 def is_rate(unit):  # e.g. "msgs/s": bigger is better, so the ratio is inverted
     return unit.endswith("/s") and unit != "s"
