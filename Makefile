@@ -4,7 +4,10 @@
 #                of the core tests, the cross-thread stress tests under TSan, and a
 #                valgrind subset
 #   make bench   weft and its peers side by side (bench/run.sh), medians and ratios
-#   make bench-net  tcp_echo: weft on both backends against epoll_raw, Go, Tokio, libuv
+#   make bench-net  tcp_echo: weft on both backends against epoll_raw, Go, Tokio, libuv and
+#                a thread per connection
+#   make bench-file  file_randread: weft on both backends against fio (io_uring, psync); the
+#                1 GiB file is created once in build/bench (FILE_DIR overrides)
 #   make install PREFIX=/usr/local
 #   make cross-test   aarch64 cross build, core tests under qemu-aarch64
 #   make format  clang-format in place
@@ -21,7 +24,7 @@ CMAKE_FLAGS += -DWEFT_WERROR=ON
 endif
 CTEST = ctest --output-on-failure -j$(JOBS)
 
-.PHONY: all build run test test-rel test-asan test-lto test-tsan test-valgrind bench bench-net \
+.PHONY: all build run test test-rel test-asan test-lto test-tsan test-valgrind bench bench-net bench-file \
         install coverage soak \
         cross-test format clean
 
@@ -94,6 +97,12 @@ bench-net:
 	@$(MAKE) --no-print-directory $(BUILD)/bench/CMakeCache.txt
 	cmake --build $(BUILD)/bench -j$(JOBS)
 	BACKENDS="epoll io_uring" bench/run_net.sh $(BUILD)/bench $(RUNS)
+
+bench-file:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory $(BUILD)/bench/CMakeCache.txt
+	cmake --build $(BUILD)/bench -j$(JOBS) --target bench_file_randread
+	bench/run_file.sh $(BUILD)/bench $(RUNS)
 
 # Counts from the previous run are deleted first; the suite runs on both backends (CTest).
 coverage:
