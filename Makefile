@@ -4,9 +4,13 @@
 #                of the core tests, the cross-thread stress tests under TSan, and a
 #                valgrind subset
 #   make bench   weft and its peers side by side (bench/run.sh), medians and ratios
-#   make bench-net  tcp_echo: weft on both backends against epoll_raw, Go, Tokio, libuv, and
-#                weft's schedule latency under that load (examples/latency_probe.c)
-#                Both end with bench/report.py: Markdown tables, PNGs in build/bench/plots/
+#   make bench-net  tcp_echo: weft on both backends against epoll_raw, Go, Tokio, libuv and
+#                a thread per connection, and weft's schedule latency under that load
+#                (examples/latency_probe.c)
+#   make bench-file  file_randread: weft on both backends against fio (io_uring, psync); the
+#                1 GiB file is created once in build/bench (FILE_DIR overrides)
+#                bench and bench-net end with bench/report.py: Markdown tables, PNGs in
+#                build/bench/plots/
 #   make install PREFIX=/usr/local
 #   make cross-test   aarch64 cross build, core tests under qemu-aarch64
 #   make format  clang-format in place
@@ -25,7 +29,7 @@ CTEST = ctest --output-on-failure -j$(JOBS)
 # Debian's python (python3-matplotlib lives there), not a pyenv or venv one first on PATH.
 BENCH_PY ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 
-.PHONY: all build run test test-rel test-asan test-lto test-tsan test-valgrind bench bench-net \
+.PHONY: all build run test test-rel test-asan test-lto test-tsan test-valgrind bench bench-net bench-file \
         install coverage soak \
         cross-test format clean
 
@@ -100,6 +104,12 @@ bench-net:
 	cmake --build $(BUILD)/bench -j$(JOBS)
 	BACKENDS="epoll io_uring" bench/run_net.sh $(BUILD)/bench $(RUNS)
 	-@$(BENCH_PY) bench/report.py --net $(BUILD)/bench/net-results.jsonl --out $(BUILD)/bench/plots
+
+bench-file:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory $(BUILD)/bench/CMakeCache.txt
+	cmake --build $(BUILD)/bench -j$(JOBS) --target bench_file_randread
+	bench/run_file.sh $(BUILD)/bench $(RUNS)
 
 # Counts from the previous run are deleted first; the suite runs on both backends (CTest).
 coverage:

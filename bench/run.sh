@@ -2,7 +2,9 @@
 # Side-by-side benchmark runner (used by `make bench`): builds the peer benchmarks in
 # bench/peers/ that this machine has toolchains for, runs weft's bench binaries and the peers
 # on the single-thread workloads of the benchmark contract (bench-workloads.md), and prints a
-# table of medians with each peer's ratio to weft.
+# table of medians with each peer's ratio to weft. The multi-core workloads (spawn_join_mt,
+# fanout_tree, chan_mpmc) run only the peers that have them (Boost.Fiber, work stealing on
+# 1 and 2 threads, unpinned), and their lines are stored beside the rest.
 #
 # Usage: bench/run.sh BUILD_DIR [RUNS]      (RUNS defaults to 3)
 #   weft binaries are taken from BUILD_DIR/bench/bench_<workload> (skipped if absent);
@@ -26,7 +28,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PEER_SRC=$ROOT/bench/peers
 PEER_OUT=$BUILD_DIR/peers
 RESULTS=$BUILD_DIR/bench-results.jsonl
-WORKLOADS=${BENCH_WORKLOADS:-"ctx_switch yield spawn_join sleepers_1m timers_1m chan_pingpong sched_latency"}
+WORKLOADS=${BENCH_WORKLOADS:-"ctx_switch yield spawn_join sleepers_1m timers_1m chan_pingpong sched_latency spawn_join_mt fanout_tree chan_mpmc"}
 TIMEOUT=${BENCH_TIMEOUT:-600}
 mkdir -p "$PEER_OUT"
 
@@ -40,7 +42,7 @@ TMO=()
 if command -v timeout >/dev/null 2>&1; then TMO=(timeout "$TIMEOUT"); fi
 
 # ---------------------------------------------------------------- building the peers
-HAVE_UCONTEXT=0 HAVE_BOOST=0 HAVE_GO=0 HAVE_TOKIO=0 HAVE_LIBDILL=0
+HAVE_UCONTEXT=0 HAVE_BOOST=0 HAVE_GO=0 HAVE_TOKIO=0 HAVE_LIBDILL=0 HAVE_FIBER=0
 
 build_ucontext() {
     local cc=${CC:-cc}
@@ -59,6 +61,16 @@ build_boost_context() {
         "$PEER_SRC/boost_context/ctx_switch.cpp" -lboost_context \
         >"$PEER_OUT/boost_context/build.log" 2>&1 ||
         { log "skip boost_context: build failed (libboost-context-dev missing?), see $PEER_OUT/boost_context/build.log"; return 1; }
+}
+
+build_boost_fiber() {
+    local cxx=${CXX:-c++}
+    command -v "$cxx" >/dev/null 2>&1 || { log "skip boost_fiber: no C++ compiler ($cxx)"; return 1; }
+    mkdir -p "$PEER_OUT/boost_fiber"
+    "$cxx" -O2 -std=c++17 -o "$PEER_OUT/boost_fiber/boost_fiber" \
+        "$PEER_SRC/boost_fiber/main.cpp" -lboost_fiber -lboost_context -pthread \
+        >"$PEER_OUT/boost_fiber/build.log" 2>&1 ||
+        { log "skip boost_fiber: build failed (libboost-fiber-dev missing?), see $PEER_OUT/boost_fiber/build.log"; return 1; }
 }
 
 build_go() {
@@ -110,6 +122,7 @@ build_libdill() {
 log "building peers into $PEER_OUT"
 build_ucontext && HAVE_UCONTEXT=1
 build_boost_context && HAVE_BOOST=1
+build_boost_fiber && HAVE_FIBER=1
 build_go && HAVE_GO=1
 build_tokio && HAVE_TOKIO=1
 build_libdill && HAVE_LIBDILL=1
@@ -117,8 +130,9 @@ build_libdill && HAVE_LIBDILL=1
 # ---------------------------------------------------------------- running
 run_one() { # label, then the command; appends JSON lines to $RESULTS
     local label=$1; shift
-    local out rc
-    out=$("${TMO[@]}" "${PIN[@]}" "$@")
+    local out rc pin=("${PIN[@]}")
+    [ "${UNPINNED:-}" = 1 ] && pin=() # multi-core workloads get every CPU
+    out=$("${TMO[@]}" "${pin[@]}" "$@")
     rc=$?
     if [ $rc -ne 0 ]; then log "  $label: exit status $rc (results of this run dropped)"; return; fi
     local got=0 line
@@ -150,8 +164,12 @@ for w in $WORKLOADS; do
                 [ $HAVE_GO = 1 ] && { run_one go_p1 env GOMAXPROCS=1 "$PEER_OUT/go/go-peer" "$w"; have_any=1; }
                 [ $HAVE_TOKIO = 1 ] && { run_one tokio_ct "$PEER_OUT/tokio/target/release/tokio-peer" "$w"; have_any=1; }
                 case "$w" in yield | spawn_join | chan_pingpong)
-                    [ $HAVE_LIBDILL = 1 ] && { run_one libdill "$PEER_OUT/libdill/libdill-peer" "$w"; have_any=1; } ;;
+                    [ $HAVE_LIBDILL = 1 ] && { run_one libdill "$PEER_OUT/libdill/libdill-peer" "$w"; have_any=1; }
+                    [ $HAVE_FIBER = 1 ] && { run_one boost_fiber "$PEER_OUT/boost_fiber/boost_fiber" "$w"; have_any=1; } ;;
                 esac
+                ;;
+            spawn_join_mt | fanout_tree | chan_mpmc)
+                [ $HAVE_FIBER = 1 ] && { UNPINNED=1 run_one boost_fiber_stealing "$PEER_OUT/boost_fiber/boost_fiber" "$w" --threads 1 --threads 2; have_any=1; }
                 ;;
         esac
         [ $have_any = 1 ] || { log "$w: nothing to run"; break; }
@@ -184,11 +202,14 @@ for line in open(path):
     if not isinstance(rec, dict) or "impl" not in rec or "workload" not in rec or "value" not in rec:
         continue
     # A program that measures several shapes of one workload (bench_ctx_switch) prints one
-    # line per shape: each shape is its own row, "impl/shape".
+    # line per shape: each shape is its own row, "impl/shape"; multi-core lines get one row
+    # per thread count.
     name = rec["impl"] + ("/" + rec["shape"] if isinstance(rec.get("shape"), str) else "")
+    if isinstance(rec.get("threads"), int):
+        name = f"{name} ({rec['threads']}t)"
     rows.setdefault((rec["workload"], name), []).append(rec)
 
-CORE = {"impl", "workload", "n", "value", "unit", "shape"}
+CORE = {"impl", "workload", "n", "value", "unit", "shape", "threads"}
 
 def base_of(impls, i):  # the weft row a row is compared with: weft in the same shape if any
     shape = i.split("/", 1)[1] if "/" in i else None

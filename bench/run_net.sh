@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tcp_echo side by side (bench-workloads.md): builds the load generator and the
-# peer echo servers (epoll_raw, Go, Tokio, libuv), then runs weft's echo server (if built)
+# peer echo servers (epoll_raw, Go, Tokio, libuv, and "threads", one blocking thread per
+# connection), then runs weft's echo server (if built)
 # and each peer pinned to CPU 0 against the load generator pinned to CPU 1, at 100, 1,000
 # and 5,000 connections on 127.0.0.1, and prints medians with ratios to weft.
 #
@@ -10,10 +11,11 @@
 # Environment: BACKENDS="epoll io_uring" runs weft once per backend (WEFT_BACKEND=<b>, impl
 #   weft_<b>; unset: one run as impl "weft"); CONNS (default "100 1000 5000"); WARMUP
 #   (s, default 1); NET_IMPLS="epoll_raw libuv" runs a subset of the peers; BASE_PORT
-#   (default 20000); BENCH_NO_PIN=1 disables taskset; PROBE_CONNS (default: CONNS; "" for
-#   none) adds one run of each weft server per count with WEFT_ECHO_PROBE=all, whose
-#   sched_latency lines (examples/latency_probe.c) go to the results instead of its tcp_echo
-#   line.
+#   (default 20000); BENCH_NO_PIN=1 disables taskset; THREADS_MAX_CONNS (default 1000) is
+#   the most connections the thread-per-connection server is run at; PROBE_CONNS (default:
+#   CONNS; "" for none) adds one run of each weft server per count with WEFT_ECHO_PROBE=all,
+#   whose sched_latency lines (examples/latency_probe.c) go to the results instead of its
+#   tcp_echo line.
 
 set -u
 
@@ -29,6 +31,10 @@ case "$SECS" in '' | *[!0-9]* | 0) echo "SECONDS must be a positive integer" >&2
 WARMUP=${WARMUP:-1}
 CONNS=${CONNS:-"100 1000 5000"}
 BASE_PORT=${BASE_PORT:-20000}
+# The thread-per-connection server's one accepting thread shares CPU 0 with every busy
+# connection thread: at 5,000 connections it cannot accept them all within the load
+# generator's 30 s (README, "a thread per connection"), so by default it stops at 1,000.
+THREADS_MAX_CONNS=${THREADS_MAX_CONNS:-1000}
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SRC=$ROOT/bench/peers/tcp_echo
@@ -96,6 +102,12 @@ build_tokio() {
     CMD[tokio_ct]="$OUT/tokio/target/release/tcp-echo-tokio"
 }
 
+build_threads() {
+    "$CC" -O2 -Wall -pthread -o "$OUT/threads_echo" "$SRC/threads.c" >"$OUT/threads.build.log" 2>&1 ||
+        { log "skip threads: build failed, see $OUT/threads.build.log"; return 1; }
+    CMD[threads]="$OUT/threads_echo"
+}
+
 build_libuv() {
     { [ -f /usr/include/uv.h ] || pkg-config --exists libuv 2>/dev/null; } ||
         { log "skip libuv: libuv1-dev not installed"; return 1; }
@@ -104,12 +116,13 @@ build_libuv() {
     CMD[libuv]="$OUT/libuv_echo"
 }
 
-for p in ${NET_IMPLS:-epoll_raw go_p1 tokio_ct libuv}; do
+for p in ${NET_IMPLS:-epoll_raw go_p1 tokio_ct libuv threads}; do
     case "$p" in
         epoll_raw) build_epoll_raw && PEERS+=(epoll_raw) ;;
         go_p1) build_go && PEERS+=(go_p1) ;;
         tokio_ct) build_tokio && PEERS+=(tokio_ct) ;;
         libuv) build_libuv && PEERS+=(libuv) ;;
+        threads) build_threads && PEERS+=(threads) ;;
         *) log "unknown peer '$p' in NET_IMPLS, ignored" ;;
     esac
 done
@@ -225,7 +238,13 @@ for conns in $CONNS; do
     for ((r = 1; r <= RUNS; r++)); do
         log "$conns connections: run $r/$RUNS"
         # Interleave servers within each run so drift hits all of them alike.
-        for impl in "${IMPLS[@]}"; do run_one "$impl" "$conns" "$r"; done
+        for impl in "${IMPLS[@]}"; do
+            if [ "$impl" = threads ] && [ "$conns" -gt "$THREADS_MAX_CONNS" ]; then
+                [ "$r" = 1 ] && log "  threads: skipped above $THREADS_MAX_CONNS connections (THREADS_MAX_CONNS)"
+                continue
+            fi
+            run_one "$impl" "$conns" "$r"
+        done
     done
 done
 for conns in ${PROBE_CONNS-$CONNS}; do
@@ -270,9 +289,10 @@ print(f"tcp_echo medians. ratio = {base or 'weft'} msg/s / this impl's msg/s: >1
       " faster ('-': no weft result).")
 print("srv us/msg = the server's CPU time (user+sys) per message; srv%, load% = CPU use of the "
       "server and the load generator (100 = a whole core, so the one at ~100 is the bottleneck); "
-      "other% = CPU used by anything else (high: disturbed run).")
+      "other% = CPU used by anything else (high: disturbed run); srv RSS = the server's resident "
+      "memory at the end of the window, every connection open.")
 hdr = ["conns", "impl", "median msg/s", "ratio", "median p50_us", "median p99_us",
-       "srv us/msg", "srv%", "load%", "other%", "runs"]
+       "srv us/msg", "srv%", "load%", "other%", "srv RSS MiB", "runs"]
 table = []
 for conns in sorted({k[0] for k in rows}):
     bv = med(rows[(conns, base)], "value") if base and (conns, base) in rows else None
@@ -286,7 +306,8 @@ for conns in sorted({k[0] for k in rows}):
                       f"{med(rs, 'p99_us'):.1f}", f"{med_or_nan(rs, 'server_us_per_msg'):.2f}",
                       f"{med_or_nan(rs, 'server_cpu_pct'):.0f}",
                       f"{med_or_nan(rs, 'client_cpu_pct'):.0f}",
-                      f"{med_or_nan(rs, 'other_cpu_pct'):.0f}", str(len(rs))])
+                      f"{med_or_nan(rs, 'other_cpu_pct'):.0f}",
+                      f"{med_or_nan(rs, 'server_rss_bytes') / (1 << 20):.1f}", str(len(rs))])
 if not table:
     print("(no results)")
     sys.exit(0)

@@ -96,6 +96,22 @@ static long long proc_ticks(int pid, long long *user)
     return (long long)(ut + st);
 }
 
+/* A process's resident set in bytes (VmRSS of /proc/PID/status), -1 if unreadable. */
+static long long proc_rss(int pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    long long kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            kb = atoll(line + 6);
+    fclose(f);
+    return kb < 0 ? -1 : kb * 1024;
+}
+
 /* Busy clock ticks of all CPUs together (everything but idle and iowait). */
 static long long busy_ticks(void)
 {
@@ -414,10 +430,11 @@ int main(int argc, char **argv)
         }
     }
     int64_t cpu = cpu_ns() - cpu_from;
-    char extra[320] = "";
+    char extra[384] = "";
     long long srv_user_to = 0;
     long long srv_to = server_pid > 0 ? proc_ticks(server_pid, &srv_user_to) : -1;
     long long busy_to = busy_ticks();
+    long long srv_rss = server_pid > 0 ? proc_rss(server_pid) : -1; /* with every conn open */
     if (srv_from >= 0 && srv_to >= srv_from && busy_from >= 0 && busy_to >= busy_from) {
         double tick_ns = 1e9 / (double)sysconf(_SC_CLK_TCK);
         double srv_ns = (double)(srv_to - srv_from) * tick_ns;
@@ -425,10 +442,10 @@ int main(int argc, char **argv)
         double other_ns = (double)(busy_to - busy_from) * tick_ns - srv_ns - (double)cpu;
         snprintf(extra, sizeof extra,
                  ",\"server_cpu_pct\":%.0f,\"server_us_per_msg\":%.3f,"
-                 "\"server_user_us_per_msg\":%.3f,\"other_cpu_pct\":%.0f",
+                 "\"server_user_us_per_msg\":%.3f,\"other_cpu_pct\":%.0f,\"server_rss_bytes\":%lld",
                  100.0 * srv_ns / (seconds * 1e9), count ? srv_ns / 1e3 / (double)count : 0.0,
                  count ? user_ns / 1e3 / (double)count : 0.0,
-                 other_ns > 0 ? 100.0 * other_ns / (seconds * 1e9) : 0.0);
+                 other_ns > 0 ? 100.0 * other_ns / (seconds * 1e9) : 0.0, srv_rss);
     }
     printf("{\"impl\":\"%s\",\"workload\":\"tcp_echo\",\"n\":%llu,\"value\":%.0f,"
            "\"unit\":\"msg/s\",\"conns\":%d,\"p50_us\":%.1f,\"p99_us\":%.1f,"

@@ -11,8 +11,8 @@ case "${1:-build}" in
   test)  want+=(libcriterion-dev valgrind python3 binutils g++ clang) ;;
   cross) want+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user qemu-user-binfmt) ;;
   coverage) want+=(libcriterion-dev gcovr) ;;
-  bench) want+=(g++ golang-go libboost-context-dev librust-tokio-dev cargo util-linux libuv1-dev
-                python3-matplotlib) ;;
+  bench) want+=(g++ golang-go libboost-context-dev libboost-fiber-dev librust-tokio-dev cargo util-linux
+                 libuv1-dev fio python3-matplotlib) ;;
   *) echo "deps.sh: unknown set '$1'" >&2; exit 2 ;;
 esac
 
