@@ -33,7 +33,8 @@ CONNS=${CONNS:-"100 1000 5000"}
 BASE_PORT=${BASE_PORT:-20000}
 # The thread-per-connection server's one accepting thread shares CPU 0 with every busy
 # connection thread: at 5,000 connections it cannot accept them all within the load
-# generator's 30 s (README, "a thread per connection"), so by default it stops at 1,000.
+# generator's 30 s (docs/performance.md, "A thread per connection"), so by default it stops
+# at 1,000.
 THREADS_MAX_CONNS=${THREADS_MAX_CONNS:-1000}
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

@@ -23,7 +23,7 @@
  *   and no SQE. Without it, each read is one ring recv into the caller's buffer.
  * Writes stay ring operations, batched into the tick's enter: an echo costs two parks and
  * almost no system calls. Trying the plain write first (one park and one system call per
- * message, as on epoll) measured about 2% more server CPU per message (README).
+ * message, as on epoll) measured about 2% more server CPU per message (docs/performance.md).
  * Left out, measured or considered: multishot accept (accept4 first already drains a
  * backlog with plain calls, and a task per accepted fd wants the fd at once); registered
  * (direct) files (weft's API hands out plain fds, which a direct descriptor is not); a
