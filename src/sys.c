@@ -74,6 +74,14 @@ ssize_t weft__sys_pread(weft__sys *s, int fd, void *buf, size_t len, off_t off)
     return RESULT(r);
 }
 
+ssize_t weft__sys_pread_nowait(weft__sys *s, int fd, void *buf, size_t len, off_t off)
+{
+    ENTER(s, preadv2);
+    struct iovec iov = {buf, len};
+    ssize_t r = preadv2(fd, &iov, 1, off, RWF_NOWAIT);
+    return RESULT(r);
+}
+
 ssize_t weft__sys_pwrite(weft__sys *s, int fd, const void *buf, size_t len, off_t off)
 {
     ENTER(s, pwrite);

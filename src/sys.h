@@ -33,6 +33,7 @@ struct timespec;
     X(writev)                                                                                      \
     X(pread)                                                                                       \
     X(pwrite)                                                                                      \
+    X(preadv2)                                                                                     \
     X(recv)                                                                                        \
     X(send)                                                                                        \
     X(recvmsg)                                                                                     \
@@ -183,6 +184,9 @@ static inline ssize_t weft__sys_send(weft__sys *s, int fd, const void *buf, size
 
 ssize_t weft__sys_pread(weft__sys *s, int fd, void *buf, size_t len, off_t off);
 ssize_t weft__sys_pwrite(weft__sys *s, int fd, const void *buf, size_t len, off_t off);
+/* preadv2(RWF_NOWAIT) of one buffer at off (-1: the file position): what the page cache holds
+ * now, or -EAGAIN where the read would wait for the device. */
+ssize_t weft__sys_pread_nowait(weft__sys *s, int fd, void *buf, size_t len, off_t off);
 ssize_t weft__sys_recvmsg(weft__sys *s, int fd, struct msghdr *msg, int flags);
 ssize_t weft__sys_sendmsg(weft__sys *s, int fd, const struct msghdr *msg, int flags);
 int weft__sys_accept(weft__sys *s, int fd, struct sockaddr *addr, socklen_t *addrlen, int flags);

@@ -150,6 +150,7 @@ typedef struct weft__fdrec {
     uint8_t drained;  /* a short read emptied a stream; no readable edge since */
     uint8_t hup;      /* the peer hung up or the fd errored: sticky, no edge follows it */
     uint8_t kind;     /* WEFT__FD_*, 0 until classified */
+    uint8_t nowait;   /* a regular file without O_DIRECT: reads try the page cache first */
 } weft__fdrec;
 
 struct weft__io {

@@ -138,6 +138,48 @@ static ssize_t ep_connect(weft__io *io, const weft__ioreq *q, int64_t deadline)
     return r < 0 ? r : -soerr;
 }
 
+/* A regular file's read: what the page cache holds is read on the worker's thread
+ * (preadv2 with RWF_NOWAIT: no pool hand-off, two thread switches and a wake fewer), the
+ * rest by the blocking pool. A short RWF_NOWAIT read is what was cached: the rest is tried
+ * again (0 then means the end of the file) and, if not cached, read by the pool, so a read
+ * still returns short only at the end of the file, as pread does. A file system that
+ * refuses RWF_NOWAIT turns the try off for that fd. O_DIRECT fds never come here (their
+ * read would wait for the device on the worker's thread: fdtable.c). */
+static ssize_t file_read(weft__io *io, const weft__ioreq *q, int64_t deadline)
+{
+    weft__fdrec *rec = &io->fds[q->fd];
+    if (!rec->nowait || q->len == 0)
+        return weft__io_exec_blocking(io->w, q, deadline);
+    size_t done = 0;
+    while (done < q->len) {
+        off_t off = q->off < 0 ? -1 : (off_t)(q->off + (int64_t)done);
+        ssize_t n =
+            weft__sys_pread_nowait(&io->w->sys, q->fd, (char *)q->buf + done, q->len - done, off);
+        if (n == 0)
+            return (ssize_t)done; /* the end of the file */
+        if (n > 0) {
+            done += (size_t)n; /* a short one: what was cached; try the rest (EOF says 0) */
+            continue;
+        }
+        if (n == -EOPNOTSUPP || n == -EINVAL)
+            rec->nowait = 0; /* this file system has no RWF_NOWAIT */
+        else if (n != -EAGAIN)
+            return done ? (ssize_t)done : n; /* the read's own error (EBADF, EISDIR, ...) */
+        break;
+    }
+    if (done == q->len)
+        return (ssize_t)done;
+    weft__ioreq rest = *q; /* the part not cached: from the blocking pool */
+    rest.buf = (char *)q->buf + done;
+    rest.len = q->len - done;
+    if (q->off >= 0)
+        rest.off = q->off + (int64_t)done; /* -1 stays: the file position moved already */
+    ssize_t m = weft__io_exec_blocking(io->w, &rest, deadline);
+    if (m < 0)
+        return done ? (ssize_t)done : m;
+    return (ssize_t)done + m;
+}
+
 /* What ep_submit_other returns for "classified now: go on with the plain path". */
 #define EP_PLAIN ((ssize_t)INT64_MIN)
 
@@ -153,7 +195,8 @@ WEFT_NOINLINE static ssize_t ep_submit_other(weft__io *io, const weft__ioreq *q,
     if (kind < 0)
         return kind;
     if ((q->opts & WEFT__IOQ_FILE) && kind == WEFT__FD_FILE)
-        return weft__io_exec_blocking(io->w, q, deadline);
+        return q->op == WEFT__IO_READ ? file_read(io, q, deadline)
+                                      : weft__io_exec_blocking(io->w, q, deadline);
     if (q->op == WEFT__IO_POLL)
         return wait_ready(&io, q->fd, q->flags, deadline);
     if (q->op == WEFT__IO_CONNECT)

@@ -67,6 +67,14 @@ WEFT_NOINLINE int weft__fdtable_classify(weft__io *io, int fd)
         if (type == SOCK_STREAM)
             kind = WEFT__FD_STREAM;
     }
+    if (kind == WEFT__FD_FILE && S_ISREG(st.st_mode)) {
+        /* A cached read can be served on the worker's thread (RWF_NOWAIT), but an O_DIRECT
+         * read would wait for the device there: those keep to the blocking pool. */
+        int fl = weft__sys_fcntl(sys, fd, F_GETFL, 0);
+        if (fl < 0)
+            return fl;
+        io->fds[fd].nowait = !(fl & O_DIRECT);
+    }
     if (kind != WEFT__FD_FILE) {
         /* Go's rule: an fd weft waits on must not block the worker's thread, whoever opened
          * it. The flag belongs to the open file description, shared with every process and
@@ -275,6 +283,7 @@ static void reset_rec(weft__fdrec *rec)
     rec->drained = 0;
     rec->hup = 0;
     rec->kind = 0;
+    rec->nowait = 0;
     rec->gen++;
     wake_all(&rec->rd);
     wake_all(&rec->wr);
