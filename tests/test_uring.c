@@ -12,6 +12,7 @@
 #include <liburing.h>
 
 #include "harness.h"
+#include "io/uring_bufs.h"
 
 #define ALL_OFF "defer,coop,bufring,regring"
 
@@ -315,4 +316,118 @@ Test(uring, without_provided_buffers)
 Test(uring, without_a_registered_ring_fd)
 {
     run_uring(all_main, "regring");
+}
+
+/* A receive's generation travels in 31 bits of its tag: the record's own generation wraps
+ * within them, so after 2^31 closes of one fd number its completions still count (they were
+ * taken for stale ones, and its readers never woken). */
+Test(uring, a_receive_generation_wraps_within_its_tag)
+{
+    weft__ubuf_fd recs[8];
+    for (int i = 0; i < 8; i++)
+        recs[i] = (weft__ubuf_fd){.head = -1, .tail = -1};
+    weft__ubufs b = {.fds = recs, .nfds = 8};
+    weft__ubuf_fd *f = &recs[3];
+    f->gen = WEFT__UBUF_GEN_MASK; /* as after 2^31 - 1 forgets of fd 3 */
+    weft__ubufs_drop(&b, f);      /* one more */
+    cr_assert_eq(f->gen & ~WEFT__UBUF_GEN_MASK, 0u, "gen %#x left the tag's bits", f->gen);
+    f->armed = 1;
+    /* The receive's last completion (no F_MORE: the end of the stream), tagged with the
+     * masked generation: taken as this receive's (a stale one is ignored, returns false). */
+    cr_assert(weft__ubufs_complete(&b, 3, f->gen & WEFT__UBUF_GEN_MASK, 0, 0));
+    cr_assert_eq(f->armed, 0);
+    cr_assert(f->eof);
+}
+
+/* Bytes the armed receive has taken from the socket, their completion not yet reaped, are
+ * there for weft_fd_wait(READABLE) and for recv(MSG_DONTWAIT): the socket itself is empty. */
+static void *unreaped_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    pair(p);
+    char c;
+    cr_assert_eq(weft_write(p[1], "A", 1, WEFT_FOREVER), 1);
+    cr_assert_eq(weft_read(p[0], &c, 1, WEFT_FOREVER), 1); /* arms the receive */
+    cr_assert_eq(write(p[1], "x", 1), 1);                  /* no tick in between */
+    cr_assert_eq(weft_fd_wait(p[0], WEFT_READABLE, weft_deadline_in(5 * WEFT_SEC)), WEFT_READABLE);
+    cr_assert_eq(weft_read(p[0], &c, 1, weft_deadline_in(5 * WEFT_SEC)), 1);
+    cr_assert_eq(c, 'x');
+    cr_assert_eq(write(p[1], "y", 1), 1);
+    cr_assert_eq(weft_recv(p[0], &c, 1, MSG_DONTWAIT, WEFT_FOREVER), 1);
+    cr_assert_eq(c, 'y');
+    cr_assert_eq(weft_recv(p[0], &c, 1, MSG_DONTWAIT, WEFT_FOREVER), -EAGAIN, "and now empty");
+    weft_close(p[0]);
+    weft_close(p[1]);
+    return NULL;
+}
+
+Test(uring, unreaped_bytes_are_readable_and_dontwait_finds_them)
+{
+    run_uring(unreaped_main, NULL);
+}
+
+Test(uring, unreaped_bytes_are_readable_without_defer_taskrun)
+{
+    run_uring(unreaped_main, "defer");
+}
+
+Test(uring, unreaped_bytes_are_readable_without_any_taskrun_mode)
+{
+    run_uring(unreaped_main, "defer,coop");
+}
+
+/* A peek parked on an armed receive that then stops for want of buffers (another connection
+ * nobody reads took them all) peeks the socket: the bytes stay for the next read. */
+static void *peeker(void *arg)
+{
+    char buf[16];
+    ssize_t n = weft_recv((int)(intptr_t)arg, buf, sizeof buf, MSG_PEEK, WEFT_FOREVER);
+    return (void *)(intptr_t)n;
+}
+
+static void *peek_nobufs_main(void *arg)
+{
+    (void)arg;
+    int a[2], b[2];
+    pair(a);
+    pair(b);
+    char c;
+    cr_assert_eq(weft_write(a[1], "A", 1, WEFT_FOREVER), 1);
+    cr_assert_eq(weft_read(a[0], &c, 1, WEFT_FOREVER), 1);
+    cr_assert_eq(weft_write(b[1], "B", 1, WEFT_FOREVER), 1);
+    cr_assert_eq(weft_read(b[0], &c, 1, WEFT_FOREVER), 1);
+    weft_task *pt;
+    cr_assert_eq(weft_spawn(&pt, peeker, (void *)(intptr_t)b[0], NULL), 0);
+    weft_yield(); /* the peeker parks */
+    static char chunk[65536];
+    size_t total = 0;
+    for (int idle = 0; total < (24u << 20) && idle < 50;) {
+        ssize_t k = write(a[1], chunk, sizeof chunk);
+        if (k > 0) {
+            total += (size_t)k;
+            idle = 0;
+        } else {
+            idle++;
+            weft_sleep(WEFT_MSEC);
+        }
+    }
+    cr_assert_eq(weft_write(b[1], "xyz", 3, WEFT_FOREVER), 3);
+    void *r = NULL;
+    cr_assert_eq(weft_join(pt, &r, weft_deadline_in(10 * WEFT_SEC)), 0);
+    cr_assert_eq((intptr_t)r, 3);
+    char buf[16];
+    cr_assert_eq(weft_read(b[0], buf, sizeof buf, weft_deadline_in(5 * WEFT_SEC)), 3,
+                 "the peeked bytes are still there");
+    cr_assert_eq(memcmp(buf, "xyz", 3), 0);
+    weft_close(a[0]);
+    weft_close(a[1]);
+    weft_close(b[0]);
+    weft_close(b[1]);
+    return NULL;
+}
+
+Test(uring, a_peek_after_the_buffers_ran_out_takes_nothing, .timeout = 120)
+{
+    run_uring(peek_nobufs_main, NULL);
 }

@@ -161,8 +161,8 @@ static ssize_t file_read(weft__io *io, const weft__ioreq *q, int64_t deadline)
             done += (size_t)n; /* a short one: what was cached; try the rest (EOF says 0) */
             continue;
         }
-        if (n == -EOPNOTSUPP || n == -EINVAL)
-            rec->nowait = 0; /* this file system has no RWF_NOWAIT */
+        if (n == -EOPNOTSUPP || n == -EINVAL || n == -EPERM || n == -ENOSYS)
+            rec->nowait = 0; /* no RWF_NOWAIT here (the file system, or a seccomp filter) */
         else if (n != -EAGAIN)
             return done ? (ssize_t)done : n; /* the read's own error (EBADF, EISDIR, ...) */
         break;

@@ -52,7 +52,7 @@
 /* A multishot receive: bit 63 (never set in a user-space address), the fd's ring
  * generation (31 bits) in 32..62, the fd in 0..31. */
 #define TAG_RECV ((uint64_t)1 << 63)
-#define GEN_MASK 0x7fffffffu
+#define GEN_MASK WEFT__UBUF_GEN_MASK
 
 /* Features probed at start-up; each one missing leaves today's path in its place. */
 enum {
@@ -737,6 +737,18 @@ static inline bool recv_ready(const weft__ubuf_fd *f)
 }
 
 /* A read, readv or flag-less recv of a stream socket, through its multishot receive. */
+/* Runs, without waiting, the completions the kernel has for this ring (submitting what is
+ * queued): a task about to report "nothing there" looks once more. Returns whether it
+ * entered. The ring's state may move: callers re-read io->backend and their records. */
+static bool reap_pending(weft__io *io)
+{
+    uring_state *s = io->backend;
+    if (!(io_uring_sq_ready(&s->ring) || io_uring_cq_ready(&s->ring) || kernel_has_work(s)))
+        return false;
+    ur_poll(io, 0, INT_MAX);
+    return true;
+}
+
 WEFT_NOINLINE static ssize_t recv_buffered(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
     uring_state *s = io->backend;
@@ -791,8 +803,8 @@ WEFT_NOINLINE static ssize_t recv_buffered(weft__io *io, const weft__ioreq *q, i
              * arming and run what the kernel deferred: bytes already sent to the socket
              * are then read, as they would be by a plain read. */
             reaped = true;
-            if (io_uring_sq_ready(&s->ring) || io_uring_cq_ready(&s->ring) || kernel_has_work(s)) {
-                ur_poll(io, 0, INT_MAX);
+            if (reap_pending(io)) {
+                s = io->backend;
                 f = &s->bufs.fds[fd];
                 continue;
             }
@@ -814,16 +826,27 @@ WEFT_NOINLINE static ssize_t recv_flags(weft__io *io, const weft__ioreq *q, int6
         return ring_run(io, q, deadline);
     struct iovec one = {q->buf, q->len};
     bool peek = q->flags & MSG_PEEK;
+    bool reaped = false;
     for (;;) {
         if (f->head >= 0)
             return (ssize_t)weft__ubufs_copy(&s->bufs, f, &one, 1, peek);
-        if (f->err || f->eof || !f->armed) {
+        if (f->err || f->eof) {
             weft__ioreq plain = *q;
             plain.flags = 0;
-            return recv_buffered(io, &plain, deadline);
+            return recv_buffered(io, &plain, deadline); /* reports them, once */
         }
-        if (q->flags & MSG_DONTWAIT)
+        if (!f->armed)
+            return ring_run(io, q, deadline); /* nothing held: the socket, with the flags */
+        if (q->flags & MSG_DONTWAIT) {
+            /* Bytes the kernel delivered but we have not reaped are there for recv(2). */
+            if (!reaped && reap_pending(io)) {
+                reaped = true;
+                s = io->backend;
+                f = &s->bufs.fds[q->fd];
+                continue;
+            }
             return -EAGAIN;
+        }
         int m = weft__fdtable_wait(&io, q->fd, WEFT_READABLE, deadline);
         if (m < 0)
             return m;
@@ -838,9 +861,29 @@ static ssize_t poll_buffered(weft__io *io, const weft__ioreq *q, int64_t deadlin
 {
     uring_state *s = io->backend;
     weft__ubuf_fd *f = weft__ubufs_find(&s->bufs, q->fd);
-    if ((q->flags & WEFT_READABLE) && f && recv_ready(f) && f->fdgen == io->fds[q->fd].gen)
-        return WEFT_READABLE;
-    return ring_run(io, q, deadline);
+    if (!(q->flags & WEFT_READABLE) || !f || !(f->armed || recv_ready(f)) ||
+        f->fdgen != io->fds[q->fd].gen)
+        return ring_run(io, q, deadline);
+    /* The receive may have taken the socket's bytes already, its completion not yet reaped:
+     * the socket itself then looks empty to a kernel poll. Reap first. */
+    if (reap_pending(io)) {
+        s = io->backend;
+        f = &s->bufs.fds[q->fd];
+    }
+    if (recv_ready(f) || f->err || f->eof || !f->armed)
+        return WEFT_READABLE; /* a read now returns at once (bytes, the error, EOF, or plain) */
+    if (q->flags & WEFT_WRITABLE)
+        return ring_run(io, q, deadline); /* both directions: the kernel's poll */
+    /* Readable only, the receive armed: its completions raise the fd's readable edge. */
+    for (;;) {
+        int m = weft__fdtable_wait(&io, q->fd, WEFT_READABLE, deadline);
+        if (m < 0)
+            return m;
+        s = io->backend;
+        f = &s->bufs.fds[q->fd];
+        if (recv_ready(f) || f->err || f->eof || !f->armed)
+            return WEFT_READABLE;
+    }
 }
 
 static ssize_t ur_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)

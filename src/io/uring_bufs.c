@@ -170,6 +170,6 @@ void weft__ubufs_drop(weft__ubufs *b, weft__ubuf_fd *f)
         next = b->next[bid];
         recycle(b, (unsigned)bid);
     }
-    uint32_t gen = f->gen + 1;
+    uint32_t gen = (f->gen + 1) & WEFT__UBUF_GEN_MASK;
     *f = (weft__ubuf_fd){.gen = gen, .head = -1, .tail = -1};
 }

@@ -15,6 +15,10 @@
 #include "backend.h"
 
 /* What the ring knows about one fd's multishot receive. owner: worker. */
+/* A receive's generation travels in 31 bits of its user_data (uring.c): the record's own
+ * generation wraps within them, so that a completion's tag always compares equal to it. */
+#define WEFT__UBUF_GEN_MASK 0x7fffffffu
+
 typedef struct weft__ubuf_fd {
     uint32_t gen;      /* bumped when the fd is forgotten: completions tagged with an older
                         * one belong to a closed file and only give their buffer back */
