@@ -199,6 +199,8 @@ static inline __attribute__((always_inline)) weft_task *pick(weft__worker *w)
     weft__timers_poll(w); /* timer.c: a sleeper that came due goes first */
     weft_task *t;
     while ((t = weft__fifo_pop(&w->sched.ready, offsetof(weft_task, next))) != NULL) {
+        if (w->sched.nfront)
+            w->sched.nfront--;
         prefetch_ahead(&w->sched.ready);
         if (weft_likely(t->flags & (WEFT__T_STARTED | WEFT__T_STACKLESS)))
             return t;

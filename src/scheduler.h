@@ -20,10 +20,13 @@ typedef struct weft__sched {
     weft__fifo ready;    /* FIFO of READY tasks, linked through task->next */
     unsigned budget;     /* resumes left in this tick */
     unsigned budget_max; /* resumes per tick (the configuration's) */
-    weft_task *dead;     /* finished task whose stack is freed after the switch */
-    weft_task *handoff;  /* stackless task picked by a parking task, for the loop */
-    int loop_errno;      /* errno of the loop's context while a task runs */
-    int *errno_loc;      /* the worker thread's errno, set as its loop starts (scheduler.c) */
+    /* How many tasks at the head of `ready` timers woke (timer.c puts them there, in deadline
+     * order): a later batch goes behind them, not ahead. Each pick from the head takes one. */
+    size_t nfront;
+    weft_task *dead;    /* finished task whose stack is freed after the switch */
+    weft_task *handoff; /* stackless task picked by a parking task, for the loop */
+    int loop_errno;     /* errno of the loop's context while a task runs */
+    int *errno_loc;     /* the worker thread's errno, set as its loop starts (scheduler.c) */
     /* Sanitizer bookkeeping for the loop's (thread) stack. */
     const void *loop_stack_lo;
     size_t loop_stack_size;

@@ -267,3 +267,53 @@ Test(timer, heap_fires_in_order_under_random_inserts_and_removes)
         cr_assert_eq(timers[i].index, 0);
     weft__timers_fini(&w);
 }
+
+/* Two batches of timer wakes before the next pick (a slow machine: one fired at the tick's
+ * start, one at the first pick): the second goes behind the first, which has the earlier
+ * deadlines, and both ahead of the tasks queued before them. The queue operation alone. */
+struct node {
+    struct node *next;
+    int id;
+};
+
+static void check_queue(weft__fifo *q, const int *want, size_t n)
+{
+    struct node *p = q->head;
+    for (size_t i = 0; i < n; i++, p = p->next) {
+        cr_assert_not_null(p, "short at %zu", i);
+        cr_assert_eq(p->id, want[i], "position %zu holds %d, not %d", i, p->id, want[i]);
+    }
+    cr_assert_null(p);
+    cr_assert_eq(((struct node *)q->tail)->id, want[n - 1]);
+}
+
+Test(timer, a_later_batch_of_timer_wakes_goes_behind_an_earlier_one)
+{
+    struct node v[8];
+    weft__fifo q = {0};
+    size_t off = offsetof(struct node, next);
+    for (int i = 0; i < 8; i++)
+        v[i].id = i;
+    weft__fifo_push(&q, &v[0], off); /* queued before any timer fired */
+    weft__fifo_push(&q, &v[1], off);
+    void *mark = q.tail; /* batch one: 2 and 3 */
+    weft__fifo_push(&q, &v[2], off);
+    weft__fifo_push(&q, &v[3], off);
+    weft__fifo_to_nth(&q, mark, 0, off);
+    check_queue(&q, (int[]){2, 3, 0, 1}, 4);
+    mark = q.tail; /* batch two: 4, behind the two of batch one */
+    weft__fifo_push(&q, &v[4], off);
+    weft__fifo_to_nth(&q, mark, 2, off);
+    check_queue(&q, (int[]){2, 3, 4, 0, 1}, 5);
+    /* The five run; then one queued task and a batch behind k = 1: nothing moves. */
+    (void)weft__fifo_pop(&q, off);
+    (void)weft__fifo_pop(&q, off);
+    (void)weft__fifo_pop(&q, off);
+    (void)weft__fifo_pop(&q, off);
+    (void)weft__fifo_pop(&q, off);
+    weft__fifo_push(&q, &v[5], off);
+    mark = q.tail;
+    weft__fifo_push(&q, &v[6], off);
+    weft__fifo_to_nth(&q, mark, 1, off);
+    check_queue(&q, (int[]){5, 6}, 2);
+}

@@ -84,4 +84,26 @@ static inline void weft__fifo_to_front(weft__fifo *q, void *mark, size_t off)
     q->tail = mark;
 }
 
+/* Moves the objects pushed since the tail was `mark` (as weft__fifo_to_front) to just after
+ * the first k objects of the queue, in their order; k = 0 is weft__fifo_to_front. O(k). */
+static inline void weft__fifo_to_nth(weft__fifo *q, void *mark, size_t k, size_t off)
+{
+    if (k == 0) {
+        weft__fifo_to_front(q, mark, off);
+        return;
+    }
+    if (!mark || mark == q->tail)
+        return;        /* nothing pushed, or the queue was empty and they lead already */
+    void *p = q->head; /* the k-th object, or mark if the pushed ones follow them already */
+    for (size_t i = 1; i < k && p != mark; i++)
+        p = WEFT__FIFO_NEXT(p, off);
+    if (p == mark)
+        return;
+    void *first = WEFT__FIFO_NEXT(mark, off), *last = q->tail;
+    WEFT__FIFO_NEXT(mark, off) = NULL; /* cut them off the end */
+    q->tail = mark;
+    WEFT__FIFO_NEXT(last, off) = WEFT__FIFO_NEXT(p, off); /* and in after p */
+    WEFT__FIFO_NEXT(p, off) = first;
+}
+
 #endif
