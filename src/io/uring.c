@@ -45,6 +45,7 @@
 #include "exec.h"
 #include "uring_bufs.h"
 
+#define SLICE_SQES 16 /* submitted at once while a timer is armed (run_op) */
 #define RING_ENTRIES 1024          /* SQEs per tick before an early submit */
 #define CQ_ENTRIES   16384         /* completions the ring holds before the kernel overflow list */
 #define TAG_IGNORE   ((uint64_t)0) /* CQEs nobody waits for (cancel requests) */
@@ -482,6 +483,13 @@ static int run_op(weft__io *io, const weft__ioreq *q, int64_t deadline, int *why
     uop op = {.done = 0};
     prep(sqe, q);
     io_uring_sqe_set_data(sqe, &op);
+    /* While a timer is armed, the tick's operations go to the kernel in slices: the kernel
+     * runs a send inside the enter that submits it, and with one enter for the whole tick
+     * a timer that came due waited for all of them (the pick fires due timers after a
+     * system call: timer.h). A slice's enter is that system call. */
+    if (weft_unlikely(io->w->timers.n) && io_uring_sq_ready(&s->ring) >= SLICE_SQES &&
+        enter_ok(s) == 0)
+        io_uring_submit(&s->ring);
     *why = 0;
     io->nwaiters++;
     weft__wait wr = {.kind = WEFT__WAIT_IO,
