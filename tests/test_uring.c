@@ -431,3 +431,80 @@ Test(uring, a_peek_after_the_buffers_ran_out_takes_nothing, .timeout = 120)
 {
     run_uring(peek_nobufs_main, NULL);
 }
+
+/* A connection nobody reads holds at most WEFT__UBUF_FD_CAP buffers: its receive stops and
+ * the rest waits in its socket, so another connection's receive still has buffers, and its
+ * bytes are read from them without a system call (not a single-shot recv for want of
+ * buffers). Then the hog is read to its end: every byte once, in order, across the
+ * receive's stops and re-arms. */
+static void *cap_main(void *arg)
+{
+    (void)arg;
+    int a[2], b[2];
+    pair(a);
+    pair(b);
+    char c;
+    cr_assert_eq(weft_write(a[1], "A", 1, WEFT_FOREVER), 1);
+    cr_assert_eq(weft_read(a[0], &c, 1, WEFT_FOREVER), 1); /* arms a's receive */
+    cr_assert_eq(weft_write(b[1], "B", 1, WEFT_FOREVER), 1);
+    cr_assert_eq(weft_read(b[0], &c, 1, WEFT_FOREVER), 1); /* and b's */
+    static unsigned char chunk[65536];
+    size_t total = 0;
+    for (int idle = 0; total < (24u << 20) && idle < 50;) {
+        for (size_t k = 0; k < sizeof chunk; k++)
+            chunk[k] = (unsigned char)((total + k) * 13 + 1);
+        ssize_t k = write(a[1], chunk, sizeof chunk);
+        if (k > 0) {
+            total += (size_t)k;
+            idle = 0;
+            /* A tick between writes, as a worker serving its connections has: the cap is
+             * applied when completions are reaped (without DEFER_TASKRUN the kernel runs
+             * the receive on its own, so a writer that never yields could outrun it). */
+            weft_sleep(WEFT_USEC);
+        } else {
+            idle++;
+            weft_sleep(WEFT_MSEC);
+        }
+    }
+    if (multishot())
+        cr_assert_lt(total, 16u << 20, "%zu bytes went in: the receive did not stop", total);
+    static char msg[20000], got[20000];
+    for (size_t i = 0; i < sizeof msg; i++)
+        msg[i] = (char)(i * 3);
+    cr_assert_eq(write(b[1], msg, sizeof msg), (ssize_t)sizeof msg);
+    weft_sleep(20 * WEFT_MSEC); /* ticks reap b's completions */
+    uint64_t before = nsyscalls();
+    size_t n = 0;
+    while (n < sizeof got) {
+        ssize_t k = weft_read(b[0], got + n, sizeof got - n, WEFT_FOREVER);
+        cr_assert_gt(k, 0);
+        n += (size_t)k;
+    }
+    if (multishot())
+        cr_assert_eq(nsyscalls(), before, "b's bytes came from its buffers");
+    cr_assert_eq(memcmp(got, msg, sizeof msg), 0);
+    size_t seen = 0;
+    while (seen < total) {
+        ssize_t k = weft_read(a[0], chunk, sizeof chunk, weft_deadline_in(10 * WEFT_SEC));
+        cr_assert_gt(k, 0, "a: %zd at %zu of %zu", k, seen, total);
+        for (ssize_t i = 0; i < k; i++)
+            cr_assert_eq(chunk[i], (unsigned char)((seen + (size_t)i) * 13 + 1), "a: byte %zu",
+                         seen + (size_t)i);
+        seen += (size_t)k;
+    }
+    weft_close(a[0]);
+    weft_close(a[1]);
+    weft_close(b[0]);
+    weft_close(b[1]);
+    return NULL;
+}
+
+Test(uring, an_unread_connection_cannot_take_every_buffer, .timeout = 120)
+{
+    run_uring(cap_main, NULL);
+}
+
+Test(uring, an_unread_connection_cannot_take_every_buffer_without_defer_taskrun, .timeout = 120)
+{
+    run_uring(cap_main, "defer,coop");
+}

@@ -45,7 +45,7 @@
 #include "exec.h"
 #include "uring_bufs.h"
 
-#define SLICE_SQES 16 /* submitted at once while a timer is armed (run_op) */
+#define SLICE_SQES   16            /* submitted at once while a timer is armed (run_op) */
 #define RING_ENTRIES 1024          /* SQEs per tick before an early submit */
 #define CQ_ENTRIES   16384         /* completions the ring holds before the kernel overflow list */
 #define TAG_IGNORE   ((uint64_t)0) /* CQEs nobody waits for (cancel requests) */
@@ -91,12 +91,27 @@ static inline uint64_t recv_tag(int fd, uint32_t gen)
 
 /* A multishot receive's completion (or its failed submission): hand it to the buffers and
  * wake the fd's readers if it brought them something. */
+static struct io_uring_sqe *get_sqe_for_cancel(uring_state *s);
+
 static void recv_complete(uring_state *s, uint64_t ud, int res, unsigned flags)
 {
     int fd = (int)(uint32_t)ud;
     uint32_t gen = (uint32_t)(ud >> 32) & GEN_MASK;
-    if (weft__ubufs_complete(&s->bufs, fd, gen, res, flags))
-        weft__fdtable_ready(s->io, fd, WEFT_READABLE);
+    if (!weft__ubufs_complete(&s->bufs, fd, gen, res, flags))
+        return;
+    weft__fdtable_ready(s->io, fd, WEFT_READABLE);
+    weft__ubuf_fd *f = &s->bufs.fds[fd];
+    if (f->armed && !f->capped && f->nbufs >= WEFT__UBUF_FD_CAP) {
+        /* A reader that does not keep up: stop the receive (its last CQE, -ECANCELED, only
+         * clears `armed`); the read that empties the chain arms it again. A cancel that
+         * finds it gone already answers -ENOENT, to nobody. */
+        struct io_uring_sqe *c = get_sqe_for_cancel(s);
+        if (c) {
+            io_uring_prep_cancel64(c, f->inflight, 0);
+            io_uring_sqe_set_data64(c, TAG_IGNORE);
+            f->capped = 1;
+        }
+    }
 }
 
 /* Fails every operation still waiting in the SQ with `err` and turns its SQE into a no-op
@@ -729,6 +744,7 @@ static int recv_arm(uring_state *s, int fd, weft__ubuf_fd *f)
     f->inflight = recv_tag(fd, f->gen);
     io_uring_sqe_set_data64(sqe, f->inflight);
     f->armed = 1;
+    f->capped = 0;
     weft__fdrec *rec = &s->io->fds[fd];
     f->fdgen = rec->gen;
     /* Marks the record in use, so that the fd table starts a new generation if the number

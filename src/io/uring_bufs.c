@@ -115,6 +115,7 @@ bool weft__ubufs_complete(weft__ubufs *b, int fd, uint32_t gen, int res, unsigne
         else
             b->next[f->tail] = (int32_t)bid;
         f->tail = (int32_t)bid;
+        f->nbufs++;
         return true;
     }
     if (has_buf)
@@ -154,6 +155,7 @@ size_t weft__ubufs_copy(weft__ubufs *b, weft__ubuf_fd *f, const struct iovec *io
             if (!peek) {
                 recycle(b, (unsigned)bid);
                 f->head = next;
+                f->nbufs--;
             }
             bid = next;
             off = bid >= 0 ? b->off[bid] : 0;

@@ -33,8 +33,16 @@ typedef struct weft__ubuf_fd {
                         * operations for this fd until it is forgotten */
     uint8_t nobufs;    /* the receive stopped for want of buffers: the next read runs a
                         * single-shot one into the caller's buffer before arming again */
+    uint8_t capped;    /* the armed receive was cancelled for holding WEFT__UBUF_FD_CAP
+                        * buffers: it stops, and the read that empties the chain arms again */
+    uint32_t nbufs;    /* buffers in the chain */
     uint64_t inflight; /* the user_data of the armed receive, for a targeted cancel */
 } weft__ubuf_fd;
+
+/* The most buffers one fd's chain holds before its receive is stopped (128 KiB): past it the
+ * bytes wait in the socket, whose own buffer then pushes back on the peer, and a connection
+ * nobody reads cannot take the buffers every other connection of the worker needs. */
+#define WEFT__UBUF_FD_CAP 64
 
 typedef struct weft__ubufs {
     struct io_uring_buf_ring *br; /* shared with the kernel: we add, it takes */
