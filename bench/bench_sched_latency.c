@@ -9,6 +9,7 @@
 #include <weft.h>
 
 #include "bench_common.h"
+#include "../examples/latency_probe.h"
 
 #define NBUSY 1000
 
@@ -23,23 +24,6 @@ static void *busy(void *arg)
         weft_yield();
     }
     return NULL;
-}
-
-/* Nanoseconds this thread has waited for a CPU while runnable (the second field of
- * /proc/thread-self/schedstat: preemptions and wake-ups that found the CPU taken), read
- * through `fd` (opened on the thread once; -1: the count of involuntary context switches
- * instead). A sample during which it did not move measured the runtime alone. */
-static long long cpu_wait(int fd)
-{
-    char buf[96];
-    ssize_t n = fd >= 0 ? pread(fd, buf, sizeof buf - 1, 0) : -1;
-    if (n <= 0) {
-        struct rusage ru;
-        return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nivcsw : 0;
-    }
-    buf[n] = 0;
-    char *p = strchr(buf, ' ');
-    return p ? atoll(p + 1) : 0;
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -69,11 +53,11 @@ static void *bench(void *arg)
     int64_t t0 = bench_ns();
     uint64_t y0 = nyields;
     for (long i = 0; i < n; i++) {
-        long long before = cpu_wait(fd);
+        long long before = latency_cpu_wait(fd);
         int64_t deadline = bench_ns() + WEFT_MSEC;
         weft_sleep_until(deadline);
         late[i] = bench_ns() - deadline;
-        if (cpu_wait(fd) == before)
+        if (latency_cpu_wait(fd) == before)
             own[nown++] = late[i];
     }
     double ns_per_yield = (double)(bench_ns() - t0) / (double)(nyields - y0);

@@ -30,7 +30,7 @@ typedef struct samples {
     int64_t v[NSAMPLES]; /* lateness, ns; a ring once full */
     size_t n;            /* samples taken at the current peak (may exceed NSAMPLES) */
     /* The same, for the samples during which the runtime's thread never waited for a CPU
-     * (the timer probe only; see cpu_wait): the runtime's own lateness on a shared machine,
+     * (the timer probe only; see latency_cpu_wait): the runtime's own lateness on a shared machine,
      * where other processes' time slices make the milliseconds-late ones. */
     int64_t own[NSAMPLES];
     size_t nown;
@@ -70,11 +70,8 @@ static long nivcsw(void)
     return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nivcsw : 0;
 }
 
-/* Nanoseconds this thread has waited for a CPU while runnable (the second field of
- * /proc/thread-self/schedstat: preemptions and wake-ups that found the CPU taken), read
- * through `fd` (opened on the thread once; -1: the count of involuntary context switches
- * instead). A sample during which it did not move measured the runtime alone. */
-static long long cpu_wait(int fd)
+/* See latency_probe.h. */
+long long latency_cpu_wait(int fd)
 {
     char buf[96];
     ssize_t n = fd >= 0 ? pread(fd, buf, sizeof buf - 1, 0) : -1;
@@ -115,12 +112,12 @@ static void *timer_probe(void *arg)
     latency_probe *p = arg;
     int fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
     for (;;) {
-        long long before = cpu_wait(fd);
+        long long before = latency_cpu_wait(fd);
         int64_t deadline = clock_ns() + PERIOD;
         if (weft_sleep_until(deadline) < 0)
             break; /* cancelled: the server is stopping */
         int64_t late = clock_ns() - deadline;
-        record(&p->timer, *p->load, late, cpu_wait(fd) != before);
+        record(&p->timer, *p->load, late, latency_cpu_wait(fd) != before);
     }
     if (fd >= 0)
         close(fd);

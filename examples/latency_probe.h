@@ -30,4 +30,10 @@ int latency_probe_start(latency_probe **out, int kinds, const size_t *load, size
  * impl `impl`, p50/p99/max in us, the connection count in "conns") and frees p. */
 void latency_probe_stop(latency_probe *p, const char *impl);
 
+/* Nanoseconds this thread has waited for a CPU while runnable, read through `fd` (the
+ * thread's /proc/thread-self/schedstat, opened once on it; -1: the count of involuntary
+ * context switches instead). A sample during which it did not move measured the runtime
+ * alone. bench_sched_latency shares it. */
+long long latency_cpu_wait(int fd);
+
 #endif
