@@ -690,7 +690,8 @@ WEFT_API int weft_blocking(weft_fn fn, void *arg, void **result, int64_t deadlin
  * holds on the worker's own thread (preadv2 with RWF_NOWAIT), and only the rest goes to the
  * pool; an fd opened with O_DIRECT (as seen at its first weft call: set O_DIRECT before it)
  * always uses the pool. A read from the cache does not yield, like a socket read that finds
- * data. A read returns short only at the end of the file. An fd that is not a regular file (a FIFO,
+ * data. A part not cached is read by the pool, so such a read is short only where pread(2)
+ * would be (at the end of the file). An fd that is not a regular file (a FIFO,
  * a character device, a socket opened by path) is decided at its first use (as for weft_read) and
  * takes the readiness path instead, where deadlines and cancellation end a call that waits. Same
  * results as the system calls, as >= 0 or -errno. Close with weft_close() (or
