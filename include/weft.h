@@ -115,6 +115,19 @@ enum {
  * seccomp policy refuses it. */
 enum { WEFT_BACKEND_DEFAULT = 0, WEFT_BACKEND_EPOLL = 1, WEFT_BACKEND_IO_URING = 2 };
 
+/* How a runtime of several workers places tasks (docs/architecture.md, "Workers").
+ * - SHARDED (thread-per-core, Seastar's model): a task runs on the worker it was spawned on,
+ *   for its whole life. weft_spawn spawns on the caller's worker, weft_spawn_on on the one
+ *   named; weft_submit_to runs a function on a given worker. Each worker has its own ready
+ *   queue, timers and reactor, so a connection's state is touched by one thread only.
+ * - STEALING (Go's and Tokio's model): idle workers take ready tasks from busy ones. Not in
+ *   this version: weft_run answers -ENOTSUP.
+ * DEFAULT is the WEFT_MODE environment variable ("sharded" or "stealing"), else SHARDED. */
+enum { WEFT_MODE_DEFAULT = 0, WEFT_MODE_SHARDED = 1, WEFT_MODE_STEALING = 2 };
+
+/* The most workers a runtime may have. */
+#define WEFT_WORKERS_MAX 256u
+
 /* Runtime configuration. Initialise with weft_config_init(), then change what you need. */
 typedef struct weft_config {
     size_t size;             /* sizeof(weft_config) as the program was built: set by
@@ -133,7 +146,16 @@ typedef struct weft_config {
                               * "epoll" or "io_uring", else epoll), _EPOLL or _IO_URING */
     unsigned pool_threads;   /* most threads of the blocking pool (16) */
     unsigned pool_idle_ms;   /* a pool thread idle this long exits (10000) */
-    uint64_t reserved_[8];   /* zero: room for fields of later versions */
+    /* Worker threads, each with its own scheduler, timers and reactor. 0: the WEFT_WORKERS
+     * environment variable if set, else the CPUs in the process's affinity mask (at most
+     * WEFT_WORKERS_MAX). Worker 0 is the thread that called weft_run and runs the main
+     * task; the others are threads weft starts and joins before weft_run returns. */
+    unsigned workers;
+    int mode;            /* WEFT_MODE_DEFAULT, _SHARDED or _STEALING */
+    int pin_workers;     /* 1: worker i is pinned to the i-th CPU of the affinity mask (the
+                          * calling thread's mask is restored when weft_run returns) */
+    unsigned reserved0_; /* zero */
+    uint64_t reserved_[6]; /* zero: room for fields of later versions */
 } weft_config;
 
 /* 64 KiB of stack by default: enough for printf-heavy and parser code, and only the pages a
@@ -271,9 +293,30 @@ typedef struct weft_spawn_opts {
  * -ENOMEM, or -EPERM outside a runtime. Runtime thread only. */
 WEFT_API int weft_spawn(weft_task **out, weft_fn fn, void *arg, const weft_spawn_opts *opts);
 
+/* As weft_spawn, but the task runs on worker `worker` (0 .. weft_worker_count() - 1) of the
+ * caller's runtime, where it stays (sharded mode). From the caller's own worker this is
+ * weft_spawn. On another worker the record is handed over through the pair's message queue
+ * (no system call while that worker is busy; its doorbell rings if it sleeps), and the task
+ * is queued there in the order of the hand-overs; WEFT_SPAWN_CHILD_FIRST is then ignored.
+ * A task spawned onto a worker that is shutting down is cancelled from birth. The handle
+ * may be joined, detached or cancelled from any worker of the runtime.
+ * Returns 0, -EINVAL (as weft_spawn, or `worker` out of range), -ENOMEM, or -EPERM outside
+ * a runtime. Runtime thread only. */
+WEFT_API int weft_spawn_on(unsigned worker, weft_task **out, weft_fn fn, void *arg,
+                           const weft_spawn_opts *opts);
+
+/* The number of workers of the current runtime, or 0 outside one. Any runtime thread. */
+WEFT_API unsigned weft_worker_count(void);
+/* The index of the worker running the caller (0 .. count - 1; the main task starts on 0), or
+ * -EPERM outside a runtime. In sharded mode a task's worker never changes. */
+WEFT_API int weft_worker_index(void);
+
 /* Waits until `t` finishes, then reaps it: `*result` (if not NULL) receives its return
  * value, WEFT_CANCELED if it was cancelled, or WEFT_NOMEM if it never ran for want of a
- * stack. The handle is invalid after a 0 return.
+ * stack. The handle is invalid after a 0 return. `t` may run on another worker of the
+ * runtime: the join then registers with that worker by message, and the record is reaped
+ * there (a handle of another worker is not checked for staleness: -ESRCH is reported only
+ * for a task of the caller's own worker).
  * Returns 0; -ETIMEDOUT or -ECANCELED (the caller was cancelled): the handle stays valid and
  * the join may be retried; -EINVAL (NULL, detached, joined already but not yet recycled,
  * another task is already joining it, or a task of another runtime); -ESRCH (a stale handle:
@@ -282,6 +325,7 @@ WEFT_API int weft_spawn(weft_task **out, weft_fn fn, void *arg, const weft_spawn
 WEFT_API int weft_join(weft_task *t, void **result, int64_t deadline);
 
 /* Detaches `t`: its record is recycled when it finishes. The handle is invalid afterwards.
+ * For a task of another worker the detach is delivered to that worker by message.
  * Returns 0, -EINVAL (NULL, already detached, being joined, or of another runtime), -ESRCH
  * (a stale handle), -EPERM outside a runtime. Runtime thread only. */
 WEFT_API int weft_detach(weft_task *t);
@@ -290,7 +334,8 @@ WEFT_API int weft_detach(weft_task *t);
  * -ECANCELED now; its later blocking calls return -ECANCELED at once, so it should clean up
  * and return. A task cancelled before it ever ran finishes without running. Its cleanup
  * handlers run when it finishes; a join reports WEFT_CANCELED. Cancelling twice, or a task
- * that has finished, is harmless.
+ * that has finished, is harmless. `t` may run on any worker of the runtime (the flag and the
+ * wake are atomic: no message).
  * Returns 0, -EINVAL (NULL, or of another runtime), -ESRCH (a stale handle), -EPERM outside
  * a runtime. Runtime thread only. */
 WEFT_API int weft_cancel(weft_task *t);

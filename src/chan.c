@@ -436,7 +436,7 @@ static inline int blocking_op(weft_chan *c, void *elem, int is_send, int64_t dea
         return -EINVAL;
     if (c->w != w)
         return -EPERM;
-    if (t->flags & WEFT__T_CANCELLED)
+    if (weft__task_cancelled(t))
         return -ECANCELED;
     chan_lock(c);
     r = is_send ? do_send(c, elem) : do_recv(c, elem);
@@ -520,7 +520,7 @@ int weft_select(weft_case *cases, size_t n, int64_t deadline)
             return -EPERM;
         }
     }
-    if (t->flags & WEFT__T_CANCELLED)
+    if (weft__task_cancelled(t))
         return -ECANCELED;
 
     /* One allocation for the waiter nodes and the lock order, on the stack when small. */

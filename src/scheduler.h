@@ -66,6 +66,7 @@ enum {
     WEFT__WAIT_POOL_JOB,  /* what: the job */
     WEFT__WAIT_GEN_NEXT,  /* what: the generator (consumer side) */
     WEFT__WAIT_GEN_YIELD, /* what: the generator (producer side) */
+    WEFT__WAIT_SMP_ROOM,  /* what: the worker whose message ring from ours is full */
     WEFT__WAIT_NKINDS
 };
 
@@ -158,7 +159,7 @@ static inline weft__worker *weft__blocking_begin(weft_task **task, bool live, in
         *err = -EPERM;
         return NULL;
     }
-    if (live && (t->flags & WEFT__T_CANCELLED)) {
+    if (live && weft__task_cancelled(t)) {
         *err = -ECANCELED;
         return NULL;
     }

@@ -338,7 +338,7 @@ int weft_cond_wait(weft_cond *c, weft_mutex *m, int64_t deadline)
         return -EINVAL;
     if (st(&m->s_)->owner != t)
         return -EPERM;
-    if (t->flags & WEFT__T_CANCELLED)
+    if (weft__task_cancelled(t))
         return -ECANCELED;
     sync_state *cs = st(&c->s_);
     sync_lock(cs);
