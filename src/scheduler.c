@@ -111,8 +111,8 @@ static int bind_stack(weft__worker *w, weft_task *t)
         if (r < 0)
             return r;
     }
-    weft__task_flags_set(t, t->stack->guarded ? WEFT__T_ONSTACK | WEFT__T_GUARDED
-                                              : WEFT__T_ONSTACK);
+    weft__task_flags_set(t,
+                         t->stack->guarded ? WEFT__T_ONSTACK | WEFT__T_GUARDED : WEFT__T_ONSTACK);
     t->stack->fiber = weft__hook_fiber_create();
     weft__ctx_make(&t->ctx, t->stack->hi, task_entry, t);
     return 0;
@@ -336,17 +336,33 @@ int weft__park(weft__worker *w, const weft__wait *wr)
     return (!wr->uncancellable && weft__task_cancelled(t)) ? -ECANCELED : 0;
 }
 
-int weft__park_forever(weft__worker *w, int kind, const void *what)
+static inline __attribute__((always_inline)) int
+park_forever(weft__worker *w, int kind, const void *what, void (*unlock)(void *), void *lock)
 {
     weft_task *t = w->current;
-    if (weft__task_cancelled(t))
+    if (weft__task_cancelled(t)) {
+        if (unlock)
+            unlock(lock);
         return -ECANCELED; /* as park_slow says it to a cancellable wait */
+    }
     /* A constant record: the inlined record_wait and park_current fold its fields. */
-    const weft__wait wr = {.kind = kind, .what = what, .deadline = WEFT_FOREVER};
+    const weft__wait wr = {
+        .kind = kind, .what = what, .deadline = WEFT_FOREVER, .unlock = unlock, .lock = lock};
     record_wait(w, t, &wr);
     park_current(w, t, &wr);
     atomic_store_explicit(&t->wait_kind, WEFT__WAIT_NONE, memory_order_relaxed);
     return weft__task_cancelled(t) ? -ECANCELED : 0;
+}
+
+int weft__park_forever(weft__worker *w, int kind, const void *what)
+{
+    return park_forever(w, kind, what, NULL, NULL);
+}
+
+int weft__park_forever_unlock(weft__worker *w, int kind, const void *what, void (*unlock)(void *),
+                              void *lock)
+{
+    return park_forever(w, kind, what, unlock, lock);
 }
 
 void weft__yield(weft__worker *w)
