@@ -64,6 +64,7 @@ typedef struct wait_done {
      * copied value happen after its claim and before the waiter's wake). */
     _Atomic int fired;
     int ncases;
+    bool plain;       /* a send's or receive's, not a select's: see complete() */
     int index;        /* which case completed; under the completing channel's lock */
     int result;       /* 0 or -EPIPE; the same */
     weft_waker waker; /* the waiting task, refreshed under the lock(s) before each park */
@@ -165,14 +166,22 @@ static inline __attribute__((always_inline)) chan_waiter *take_live(weft__list *
 /* Finishes a claimed waiter: unlinks it, records the outcome, wakes its task. `self` is the
  * calling thread's worker when the caller knows it, else NULL. Under the channel's lock: the
  * waiter is parked (its park released the lock after marking it so), or about to take the
- * lock to look at its outcome. */
-static inline __attribute__((always_inline)) void complete(weft__worker *self, chan_waiter *wt,
-                                                           int result)
+ * lock to look at its outcome. A plain send's or receive's waiter (`plain`) is also
+ * counted out of the channel's waiters here, and `fired` = 2 (release) is the last touch of
+ * its done record and node: such a waiter that sees it returns without the lock (its frame
+ * may go at once), so the wake uses a copy of the waker. */
+static inline __attribute__((always_inline)) void complete(weft__worker *self, weft_chan *c,
+                                                           chan_waiter *wt, int result)
 {
     weft__list_remove(&wt->link);
-    wt->done->index = wt->index;
-    wt->done->result = result;
-    weft_waker wk = wt->done->waker;
+    wait_done *d = wt->done;
+    d->index = wt->index;
+    d->result = result;
+    weft_waker wk = d->waker;
+    if (d->plain) {
+        c->nwaiters--;
+        atomic_store_explicit(&d->fired, 2, memory_order_release);
+    }
     if (!wk.task)
         return;
     if (self)
@@ -201,7 +210,7 @@ static int do_send(weft__worker *self, weft_chan *c, const void *elem)
     chan_waiter *r = take_live(&c->recvq);
     if (r) {
         copy_elem(c, r->elem, elem);
-        complete(self, r, 0);
+        complete(self, c, r, 0);
         return 0;
     }
     if (c->len < c->cap) {
@@ -223,13 +232,13 @@ static int do_recv(weft__worker *self, weft_chan *c, void *elem)
         if (s) { /* a parked sender's value takes the freed slot, keeping FIFO order */
             copy_elem(c, slot(c, c->head + c->len), s->elem);
             set_len(c, c->len + 1);
-            complete(self, s, 0);
+            complete(self, c, s, 0);
         }
         return 0;
     }
     if (s) {
         copy_elem(c, elem, s->elem);
-        complete(self, s, 0);
+        complete(self, c, s, 0);
         return 0;
     }
     return c->closed ? -EPIPE : -EAGAIN;
@@ -336,9 +345,9 @@ static int close_locked(weft_chan *c)
      * are waiting; senders always do. */
     chan_waiter *wt;
     while ((wt = take_live(&c->recvq)) != NULL)
-        complete(NULL, wt, -EPIPE); /* weft_chan_release may run on any thread */
+        complete(NULL, c, wt, -EPIPE); /* weft_chan_release may run on any thread */
     while ((wt = take_live(&c->sendq)) != NULL)
-        complete(NULL, wt, -EPIPE);
+        complete(NULL, c, wt, -EPIPE);
     return 0;
 }
 
@@ -403,31 +412,46 @@ static int wait_cases(weft__worker *w, wait_done *d, int kind, const void *what,
     return fired(d) ? d->index : r;
 }
 
-static void chan_relock_cb(void *c)
-{
-    chan_lock(c);
-}
-
-/* The waiting half of a send or receive, entered with c locked. Out of line: half the
- * operations of a hand-off never wait, and they then save none of its registers. */
+/* The waiting half of a send or receive, entered with c locked; returns with it unlocked.
+ * Out of line: half the operations of a hand-off never wait, and they then save none of its
+ * registers. */
 static WEFT_NOINLINE int block_on(weft__worker *w, weft_chan *c, void *elem, int is_send,
                                   int64_t deadline)
 {
-    wait_done d = {.ncases = 1};
+    wait_done d = {.ncases = 1, .plain = true};
     chan_waiter wt = {.elem = elem, .done = &d, .index = 0};
     weft__list_push_back(is_send ? &c->sendq : &c->recvq, &wt.link);
     c->nwaiters++;
     int kind = is_send ? WEFT__WAIT_CHAN_SEND : WEFT__WAIT_CHAN_RECV;
-    int r = wait_cases(w, &d, kind, c, deadline, chan_unlock_cb, chan_relock_cb, c);
-    if (r >= 0)
-        r = d.result; /* the completion unlinked our waiter */
-    else
-        weft__list_remove(&wt.link);
-    bool last = waiter_left(c);
-    chan_unlock(c);
-    if (last)
-        chan_free(c);
-    return r;
+    weft_task *t = weft__worker_task(w);
+    weft__wait wr = {
+        .kind = kind, .what = c, .deadline = deadline, .unlock = chan_unlock_cb, .lock = c};
+    for (;;) {
+        d.waker = weft__waker_of(t); /* under the lock: see the file comment */
+        /* The commonest wait (no deadline) takes the short park. */
+        int r = deadline == WEFT_FOREVER ? weft__park_forever_unlock(w, kind, c, chan_unlock_cb, c)
+                                         : weft__park(w, &wr);
+        w = t->worker; /* see weft__park: re-read after the switch */
+        /* Completed: the completer unlinked us and counted us out, and its release store of
+         * 2 was its last touch of d and wt (see complete): no lock needed. */
+        if (atomic_load_explicit(&d.fired, memory_order_acquire) == 2)
+            return d.result;
+        chan_lock(c);
+        /* A one-case waiter is claimed and completed under c's lock: 0 or 2 here. */
+        if (atomic_load_explicit(&d.fired, memory_order_relaxed) == 2) {
+            chan_unlock(c);
+            return d.result;
+        }
+        if (r < 0) {
+            weft__list_remove(&wt.link);
+            bool last = waiter_left(c);
+            chan_unlock(c);
+            if (last)
+                chan_free(c);
+            return r;
+        }
+        /* Woken at this run's epoch by another waker: park again, the lock held. */
+    }
 }
 
 static inline int blocking_op(weft_chan *c, void *elem, int is_send, int64_t deadline)

@@ -171,7 +171,10 @@ static int wait_queued(sync_state *s, weft__worker *w, weft_task *t, waiter *wt,
          * wakes (a park that returns early, notified by another waker of this run, ends the
          * run: the next turn takes the new epoch). */
         wt->waker = weft__waker_of(t);
-        r = weft__park(w, &wr);
+        /* The commonest wait (no deadline, cancellable) takes the short park. */
+        r = deadline == WEFT_FOREVER && !uncancellable
+                ? weft__park_forever_unlock(w, wait_kind, what, sync_unlock_cb, s)
+                : weft__park(w, &wr);
         w = t->worker;
         sync_lock(s);
         if (r < 0)

@@ -248,12 +248,13 @@ int weft_spawn_on(unsigned worker, weft_task **out, weft_fn fn, void *arg,
  * runtime), -EINVAL (NULL, or another runtime's task) or -ESRCH (a stale handle of w's: its
  * record was reaped; another worker's records are not checked, since a record reaped there
  * may already be reused there). */
-static int check_handle(const weft__worker *w, const weft_task *t)
+static inline __attribute__((always_inline)) int check_handle(const weft__worker *w,
+                                                              const weft_task *t)
 {
     if (!t)
         return -EINVAL;
     weft__worker *owner = __atomic_load_n(&t->worker, __ATOMIC_RELAXED);
-    if (owner != w)
+    if (weft_unlikely(owner != w))
         return owner && owner->rt == w->rt ? 1 : -EINVAL;
     return weft__task_reaped(t) ? -ESRCH : 0;
 }
