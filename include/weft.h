@@ -120,8 +120,14 @@ enum { WEFT_BACKEND_DEFAULT = 0, WEFT_BACKEND_EPOLL = 1, WEFT_BACKEND_IO_URING =
  *   for its whole life. weft_spawn spawns on the caller's worker, weft_spawn_on on the one
  *   named; weft_submit_to runs a function on a given worker. Each worker has its own ready
  *   queue, timers and reactor, so a connection's state is touched by one thread only.
- * - STEALING (Go's and Tokio's model): idle workers take ready tasks from busy ones. Not in
- *   this version: weft_run answers -ENOTSUP.
+ * - STEALING (Go's and Tokio's model, for tasks that have not started): a worker with
+ *   nothing to run asks the busiest worker for work, and that worker hands it half of its
+ *   tasks that have not run yet (at its next tick, on its own thread: no task record is
+ *   touched by two threads at once). A task that has started stays on the worker that
+ *   started it: its stack, timers, fds and ring operations are there, and nothing of it
+ *   ever needs another thread's TLS. So load that arrives as new tasks (a task per
+ *   connection, a fan-out of children) spreads over the workers; load that grows inside a
+ *   running task does not move. WEFT_SPAWN_PINNED keeps a task where it was spawned.
  * DEFAULT is the WEFT_MODE environment variable ("sharded" or "stealing"), else SHARDED. */
 enum { WEFT_MODE_DEFAULT = 0, WEFT_MODE_SHARDED = 1, WEFT_MODE_STEALING = 2 };
 
@@ -283,6 +289,10 @@ typedef struct weft_spawn_opts {
  * weft_gen_create ignores it (a generator's body runs on the first weft_gen_next). With
  * WEFT_SPAWN_DETACHED, `*out` is NULL as usual (the child may be gone by the return). */
 #define WEFT_SPAWN_CHILD_FIRST 0x4u
+/* In stealing mode: the task is never handed to another worker, even before it starts (for
+ * code that keeps thread-local state, or must run where it was spawned). Sharded mode
+ * pins every task; the flag is accepted there and changes nothing. */
+#define WEFT_SPAWN_PINNED 0x8u
 
 /* Spawns a stackful task running `fn(arg)`, queued at the tail of the ready queue (it first
  * runs when the caller parks or yields; at once with WEFT_SPAWN_CHILD_FIRST). The stack is

@@ -103,6 +103,7 @@ int weft_gen_create(weft_gen **out, weft_gen_fn fn, void *arg, size_t elem_size,
     o.flags &= ~(WEFT_SPAWN_DETACHED | WEFT_SPAWN_CHILD_FIRST); /* the producer waits for next */
     g->cleanup = o.cleanup;
     o.cleanup = gen_finished;
+    o.flags |= WEFT_SPAWN_PINNED; /* it shares the generator's state with its consumer */
     int r = weft_spawn(&g->task, gen_main, g, &o);
     if (r < 0) {
         weft__free(w, g);

@@ -92,6 +92,7 @@ int weft_group_spawn(weft_group *g, weft_fn fn, void *arg, const weft_spawn_opts
     weft_spawn_opts o = opts ? *opts : (weft_spawn_opts){0};
     *m = (member){.g = g, .fn = fn, .arg = arg, .cleanup = o.cleanup};
     o.flags &= ~WEFT_SPAWN_DETACHED; /* the group needs the handle */
+    o.flags |= WEFT_SPAWN_PINNED;    /* members touch the group's state: its worker's */
     o.cleanup = member_gone;
     weft_task *t;
     /* Not queued until the member is set up: a child-first task runs (and may finish, which

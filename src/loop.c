@@ -13,6 +13,7 @@
 #include "runtime.h"
 #include "scheduler.h"
 #include "smp.h"
+#include "steal.h"
 #include "stack.h"
 #include "task.h"
 #include "timer.h"
@@ -153,6 +154,7 @@ int weft__loop(weft__worker *w)
         weft__inbox_drain(w);
         weft__smp_drain(w);
         publish_stats(w);
+        weft__steal_tick(w);
         /* I/O waiters get their events at least once a tick, even while tasks keep the
          * ready queue busy; without waiters the syscall is skipped. */
         if (w->sched.ready.len && weft__io_nwaiters(w))
@@ -178,9 +180,12 @@ int weft__loop(weft__worker *w)
          * while some remain (256: a few hundred microseconds of madvise/munmap). */
         if (timeout != 0 && w->stacks.npooled > w->stacks.pool_max && weft__stack_trim(w, 256) > 0)
             timeout = 0;
+        weft__steal_ask(w); /* stealing mode: ask a busy worker for tasks it has not started */
+        weft__steal_idle(w, true);
         if (weft__inbox_sleep(w) || weft__smp_pending(w))
             timeout = 0;
         weft__io_poll(w, timeout, poll_cap(w));
         weft__inbox_awake(w);
+        weft__steal_idle(w, false);
     }
 }

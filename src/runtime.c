@@ -104,8 +104,6 @@ WEFT_COLD static int resolve_workers(weft_config *c, unsigned ncpus)
         const char *m = getenv("WEFT_MODE");
         c->mode = (m && strcmp(m, "stealing") == 0) ? WEFT_MODE_STEALING : WEFT_MODE_SHARDED;
     }
-    if (c->mode == WEFT_MODE_STEALING)
-        return -ENOTSUP; /* not in this version (weft.h) */
     if (c->workers == 0)
         c->workers = env_count("WEFT_WORKERS");
     if (c->workers == 0)

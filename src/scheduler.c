@@ -167,6 +167,7 @@ static inline void prefetch_ahead(const weft__fifo *ready)
  * memory would otherwise flood it). Returns t ready to resume, or NULL if it finished. */
 static WEFT_NOINLINE weft_task *start_unrun(weft__worker *w, weft_task *t)
 {
+    w->sched.nunstarted--; /* queued by weft__ready_push_new */
     void *result = WEFT_CANCELED;
     if (!weft__task_cancelled(t)) {
         int r = bind_stack(w, t);
@@ -384,7 +385,7 @@ void weft__run_first(weft__worker *w, weft_task *t)
     /* A child cancelled from birth (shutdown) or that gets no stack takes the queue: the
      * pick finishes it unrun there, with the report and the result it gives every such task. */
     if (weft_unlikely(weft__task_cancelled(t) || bind_stack(w, t) < 0)) {
-        weft__ready_push(&w->sched, t);
+        weft__ready_push_new(&w->sched, t);
         return;
     }
     /* The spawner yields (as weft__yield: a plain store, and the tail of the queue), but to

@@ -23,6 +23,9 @@ typedef struct weft__sched {
     /* How many tasks at the head of `ready` timers woke (timer.c puts them there, in deadline
      * order): a later batch goes behind them, not ahead. Each pick from the head takes one. */
     size_t nfront;
+    /* Stackful tasks in `ready` that have never run (weft__ready_push_new; counted out when
+     * the pick starts one): what stealing mode may hand to an idle worker (steal.c). */
+    size_t nunstarted;
     weft_task *dead;    /* finished task whose stack is freed after the switch */
     weft_task *handoff; /* stackless task picked by a parking task, for the loop */
     int loop_errno;     /* errno of the loop's context while a task runs */
@@ -38,6 +41,14 @@ typedef struct weft__sched {
  * the owning thread (the winner of the wake CAS, a yield, a spawn). */
 static inline void weft__ready_push(weft__sched *s, weft_task *t)
 {
+    weft__fifo_push(&s->ready, t, offsetof(weft_task, next));
+}
+
+/* The same for a stackful task that has never run (a spawn, a hand-over): counted in
+ * nunstarted until the pick starts it. */
+static inline void weft__ready_push_new(weft__sched *s, weft_task *t)
+{
+    s->nunstarted++;
     weft__fifo_push(&s->ready, t, offsetof(weft_task, next));
 }
 

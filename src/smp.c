@@ -126,6 +126,8 @@ static int put(weft__worker *from, weft__worker *to, weft__smp_ring *r, const we
 
 int weft__smp_post(weft__worker *from, weft__worker *to, const weft__msg *m)
 {
+    if (weft_unlikely(from == to))
+        return -EINVAL; /* no ring from a worker to itself: nothing would drain it */
     weft__smp_ring *r = pair_ring(from, to);
     return r ? put(from, to, r, m) : -ENOMEM;
 }

@@ -149,6 +149,8 @@ static inline __attribute__((always_inline)) int task_new(weft__worker *w, weft_
             flags |= WEFT__T_DETACHED;
         if ((opts->flags & WEFT_SPAWN_NOGUARD) && !stackless)
             flags |= WEFT__T_NOGUARD;
+        if (opts->flags & WEFT_SPAWN_PINNED)
+            flags |= WEFT__T_PINNED;
         if (opts->name) {
             strncpy(t->name, opts->name, sizeof t->name - 1);
             t->name[sizeof t->name - 1] = 0;

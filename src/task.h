@@ -60,6 +60,7 @@ enum {
     WEFT__T_GUARDED = 0x80,  /* its stack has a guard region: no canary zone to check */
     WEFT__T_ONSTACK = 0x100, /* has its stack now (bound at first run, dropped at the end):
                               * what the blocking calls test, in the record's first line */
+    WEFT__T_PINNED = 0x200,  /* never handed to another worker (WEFT_SPAWN_PINNED) */
 };
 
 /* A lock a task holds that must not stay held after the task finishes (a sync.c mutex, a

@@ -19,7 +19,8 @@ static inline int check_spawn(weft__worker *w, bool has_out, const weft_spawn_op
     if (!has_out && !(opts && (opts->flags & WEFT_SPAWN_DETACHED)))
         return -EINVAL;
     if (opts &&
-        (opts->flags & ~(WEFT_SPAWN_DETACHED | WEFT_SPAWN_NOGUARD | WEFT_SPAWN_CHILD_FIRST)))
+        (opts->flags & ~(WEFT_SPAWN_DETACHED | WEFT_SPAWN_NOGUARD | WEFT_SPAWN_CHILD_FIRST |
+                         WEFT_SPAWN_PINNED)))
         return -EINVAL;
     /* Options of a later version, set: this library cannot honour them. */
     if (opts &&
@@ -59,7 +60,7 @@ static inline __attribute__((always_inline)) void spawn_start(weft__worker *w, w
     if (weft_unlikely(child_first) && weft__blocking_task(w))
         weft__run_first(w, t);
     else
-        weft__ready_push(&w->sched, t);
+        weft__ready_push_new(&w->sched, t);
 }
 
 void weft__spawn_start(weft__worker *w, weft_task *t, bool child_first)
@@ -107,10 +108,19 @@ static bool task_is_done(const void *t)
     return weft__task_done(t);
 }
 
-/* Reaps a finished t whose result was taken (see weft__task_release). */
+static void msg_reap(weft__worker *w, void *a, void *b, uint64_t c);
+static int post(weft__worker *from, weft__worker *to, weft__msg_fn fn, void *a, void *b,
+                uint64_t c);
+
+/* Reaps a finished t whose result was taken (see weft__task_release), on the worker it
+ * finished on: ours, unless stealing mode handed it to another before it started. */
 static void reap_joined(weft__worker *w, weft_task *t)
 {
-    weft__task_release(w, t);
+    weft__worker *home = __atomic_load_n(&t->worker, __ATOMIC_RELAXED);
+    if (weft_likely(home == w))
+        weft__task_release(w, t);
+    else
+        post(w, home, msg_reap, t, NULL, 0); /* as join_remote's */
 }
 
 /* ---- Handles of tasks on other workers ----------------------------------------------------
@@ -118,10 +128,24 @@ static void reap_joined(weft__worker *w, weft_task *t)
  * join or a detach of another worker's task is a message to that worker (smp.c), run there
  * on its loop. A cancel needs none: its flag and its wake are atomic. */
 
+/* Stealing mode hands never-run tasks to idle workers (steal.c): a message that reaches a
+ * worker the task has left goes on to the task's new worker. Returns true if it did. */
+static bool forwarded(weft__worker *w, weft__msg_fn fn, weft_task *t, void *b, uint64_t c)
+{
+    weft__worker *home = __atomic_load_n(&t->worker, __ATOMIC_RELAXED);
+    if (weft_likely(home == w))
+        return false;
+    weft__msg m = {fn, t, b, c};
+    weft__smp_post(w, home, &m); /* from the loop: spills rather than waits */
+    return true;
+}
+
 /* On t's worker: a remote joiner (waker epoch c) waits for t. */
 static void msg_join(weft__worker *w, void *a, void *b, uint64_t epoch)
 {
     weft_task *t = a;
+    if (forwarded(w, msg_join, t, b, epoch))
+        return;
     if (weft__task_done(t))
         weft__wake_from(w, b, epoch); /* finished before the message came */
     else
@@ -131,15 +155,16 @@ static void msg_join(weft__worker *w, void *a, void *b, uint64_t epoch)
 /* On t's worker: its joiner on another worker took the result. */
 static void msg_reap(weft__worker *w, void *a, void *b, uint64_t c)
 {
-    (void)b, (void)c;
-    weft__task_release(w, a);
+    if (!forwarded(w, msg_reap, a, b, c))
+        weft__task_release(w, a);
 }
 
 /* On t's worker: detached by a holder on another worker. */
 static void msg_detach(weft__worker *w, void *a, void *b, uint64_t c)
 {
-    (void)b, (void)c;
     weft_task *t = a;
+    if (forwarded(w, msg_detach, t, b, c))
+        return;
     if (weft__task_reaped(t) || (t->flags & WEFT__T_DETACHED))
         return;
     weft__task_flags_set(t, WEFT__T_DETACHED);
@@ -154,13 +179,19 @@ static void msg_adopt(weft__worker *w, void *a, void *b, uint64_t c)
     weft_task *t = a;
     weft__smp_busy(w); /* a stopping worker that was done has a task again */
     weft__task_adopt(w, t);
-    weft__ready_push(&w->sched, t);
+    weft__ready_push_new(&w->sched, t);
 }
 
 /* Posts to another worker; a stackful task waits for room in a full ring rather than
  * spilling (backpressure), anything else spills. */
 static int post(weft__worker *from, weft__worker *to, weft__msg_fn fn, void *a, void *b, uint64_t c)
 {
+    /* The task came back (stealing mode hands tasks on, and back): run it here. Every
+     * handler may run on a task's stack of its worker as well as on the loop's. */
+    if (to == from) {
+        fn(from, a, b, c);
+        return 0;
+    }
     weft__msg m = {fn, a, b, c};
     weft_task *self = weft__blocking_task(from);
     return self ? weft__smp_post_wait(from, self, to, &m) : weft__smp_post(from, to, &m);
@@ -189,9 +220,10 @@ static int join_remote(weft__worker *w, weft_task *self, weft_task *t, void **re
     }
     if (result)
         *result = t->result; /* written before DONE, which we loaded with acquire */
-    /* Reaped by its worker. Should the message not go (no memory for the ring), the record
-     * stays unreaped until the runtime ends: the join has still succeeded. */
-    post(self->worker, home, msg_reap, t, NULL, 0);
+    /* Reaped by its worker (finished: where it ended, which a message to its old worker
+     * would be forwarded to anyway). Should the message not go (no memory for the ring), the
+     * record stays unreaped until the runtime ends: the join has still succeeded. */
+    post(self->worker, __atomic_load_n(&t->worker, __ATOMIC_RELAXED), msg_reap, t, NULL, 0);
     return 0;
 }
 

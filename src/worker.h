@@ -15,6 +15,7 @@
 #include "wake.h"
 #include "sys.h"
 #include "smp.h"
+#include "steal.h"
 
 /* Wakes the worker out of a blocking poll. Installed by the I/O layer at init (the only call
  * from the bottom of the core up into the reactor goes through it). any thread may ring;
@@ -42,6 +43,7 @@ struct weft__worker {
     weft__doorbell doorbell; /* any thread rings */
     weft__sys sys;           /* sys.h: system-call counters (and the test fault plan) */
     weft__smp smp;           /* smp.h: messages from other workers; any worker posts */
+    weft__steal steal;       /* steal.h: stealing mode's requests and advertisements */
 
     weft__node *free_nodes; /* pooled defer/local nodes; owner: worker */
     uint64_t rng;           /* xorshift state for fair choices (select) */

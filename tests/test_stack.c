@@ -455,8 +455,9 @@ static void *classes_main(void *arg)
         weft_task *ts[12];
         for (int i = 0; i < 12; i++)
             cr_assert_eq(weft_spawn(&ts[i], short_task, NULL,
-                                    &(weft_spawn_opts){.stack_size = twelve_sizes[i] * 1024}),
-                         0);
+                                    &(weft_spawn_opts){.stack_size = twelve_sizes[i] * 1024,
+                                                       .flags = WEFT_SPAWN_PINNED}),
+                         0); /* pinned: one worker's pool is what is measured */
         for (int i = 0; i < 12; i++)
             weft_join(ts[i], NULL, WEFT_FOREVER);
     }

@@ -56,9 +56,6 @@ Test(workers, bad_configurations_are_refused)
     c = workers_cfg(2);
     c.pin_workers = 2;
     cr_assert_eq(weft_run(&c, count_main, NULL, NULL), -EINVAL);
-    c = workers_cfg(2);
-    c.mode = WEFT_MODE_STEALING;
-    cr_assert_eq(weft_run(&c, count_main, NULL, NULL), -ENOTSUP);
 }
 
 static void *where_am_i(void *arg)
@@ -354,4 +351,117 @@ Test(workers, pinned_workers_and_the_mask_restored)
     cr_assert_eq(run_main_cfg(&c, pinned_main, NULL), (void *)1); /* one CPU while it runs */
     cr_assert_eq(sched_getaffinity(0, sizeof after, &after), 0);
     cr_assert(CPU_EQUAL(&before, &after));
+}
+
+/* ---- Stealing mode ---- */
+
+#include <unistd.h>
+
+static atomic_int ran_on[8];
+
+/* Blocks its worker's thread for 100 us (a call weft cannot make asynchronous), so that a
+ * queue of them keeps worker 0 busy for many ticks: an idle worker has time to ask. */
+static void *blocking_work(void *arg)
+{
+    int k = weft_worker_index();
+    atomic_fetch_add(&ran_on[k], 1);
+    usleep(100);
+    return (void *)((intptr_t)arg + 1);
+}
+
+static void *steal_main(void *arg)
+{
+    bool pinned = arg != NULL;
+    enum { N = 1000 };
+    static weft_task *t[N];
+    weft_spawn_opts o = {.flags = pinned ? WEFT_SPAWN_PINNED : 0};
+    for (intptr_t i = 0; i < N; i++)
+        cr_assert_eq(weft_spawn(&t[i], blocking_work, (void *)i, &o), 0);
+    for (intptr_t i = 0; i < N; i++) {
+        void *r = NULL;
+        cr_assert_eq(weft_join(t[i], &r, WEFT_FOREVER), 0);
+        cr_assert_eq((intptr_t)r, i + 1);
+    }
+    return NULL;
+}
+
+static int run_steal(bool pinned, weft_config *c)
+{
+    for (int k = 0; k < 8; k++)
+        atomic_store(&ran_on[k], 0);
+    run_main_cfg(c, steal_main, pinned ? (void *)1 : NULL);
+    int total = 0, elsewhere = 0;
+    for (int k = 0; k < 8; k++) {
+        total += atomic_load(&ran_on[k]);
+        if (k)
+            elsewhere += atomic_load(&ran_on[k]);
+    }
+    cr_assert_eq(total, 1000, "every task ran once (%d)", total);
+    return elsewhere;
+}
+
+/* Worker 0 spawns 1,000 tasks that each block it for 100 us: the idle workers ask for some,
+ * get half of what has not started at worker 0's next tick, and run them. Pinned tasks never
+ * leave worker 0. Joins and results are the same either way. */
+Test(workers, idle_workers_take_unstarted_tasks_in_stealing_mode, .timeout = 60)
+{
+    weft_config c = workers_cfg(4);
+    c.mode = WEFT_MODE_STEALING;
+    int moved = run_steal(false, &c);
+    cr_assert_gt(moved, 0, "no task ran on another worker");
+    cr_assert_eq(run_steal(true, &c), 0, "a pinned task moved");
+    /* Sharded mode never moves one. */
+    c.mode = WEFT_MODE_SHARDED;
+    cr_assert_eq(run_steal(false, &c), 0);
+}
+
+static void *child_of_stolen(void *arg)
+{
+    return arg;
+}
+
+/* A task that moved before it started spawns, joins, detaches and cancels like any other;
+ * the joiner on worker 0 reaps it where it ran. */
+static void *mover(void *arg)
+{
+    (void)arg;
+    usleep(100);
+    weft_task *c;
+    if (weft_spawn(&c, child_of_stolen, (void *)7, NULL) != 0)
+        return (void *)-1;
+    void *r = NULL;
+    if (weft_join(c, &r, WEFT_FOREVER) != 0 || r != (void *)7)
+        return (void *)-2;
+    return (void *)(intptr_t)weft_worker_index();
+}
+
+static void *mover_main(void *arg)
+{
+    (void)arg;
+    enum { N = 600 };
+    static weft_task *t[N];
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(weft_spawn(&t[i], mover, NULL, NULL), 0);
+    for (int i = 0; i < N; i += 3)
+        cr_assert_eq(weft_detach(t[i]), 0);
+    for (int i = 1; i < N; i += 3)
+        cr_assert_eq(weft_cancel(t[i]), 0);
+    for (int i = 1; i < N; i++) {
+        if (i % 3 == 0)
+            continue;
+        void *r = NULL;
+        cr_assert_eq(weft_join(t[i], &r, WEFT_FOREVER), 0);
+        if (i % 3 == 1)
+            cr_assert_eq(r, WEFT_CANCELED);
+        else
+            cr_assert((intptr_t)r >= 0 && (intptr_t)r < 4, "result %ld", (long)(intptr_t)r);
+    }
+    return NULL;
+}
+
+Test(workers, handles_follow_tasks_that_moved, .timeout = 60)
+{
+    weft_config c = workers_cfg(4);
+    c.mode = WEFT_MODE_STEALING;
+    run_main_cfg(&c, mover_main, NULL);
 }
