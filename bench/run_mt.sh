@@ -264,6 +264,14 @@ echo_mt_one() { # impl N mode
     local line=${LOAD_LINE/\"workload\":\"tcp_echo\"/\"workload\":\"tcp_echo_mt\",\"threads\":$n,\"mode\":\"$mode\"}
     store "$line"
     log "  $impl ($n threads): $(field value "$line") msg/s, server $(field server_us_per_msg "$line") us/msg"
+    warn_disturbed "$line"
+}
+
+warn_disturbed() { # a load generator's line: says so when other processes took CPU meanwhile
+    local other
+    other=$(sed -n 's/.*"other_cpu_pct":\([0-9]*\).*/\1/p' <<<"$1")
+    [ -n "$other" ] && [ "$other" -gt 10 ] &&
+        log "  warning: other processes used ${other}% CPU during this run: it is disturbed"
 }
 
 blocked_one() { # impl, then the peer command
@@ -275,11 +283,12 @@ blocked_one() { # impl, then the peer command
     [ -n "$srv" ] || { log "  $impl: the blocked_worker server printed no JSON line"; return; }
     [ -n "$LOAD_LINE" ] || return
     local extra
-    extra=$(printf ',"echo_msg_s":%s,"echo_p50_us":%s,"echo_p99_us":%s,"echo_server_us_per_msg":%s,"conns":%s' \
+    extra=$(printf ',"echo_msg_s":%s,"echo_p50_us":%s,"echo_p99_us":%s,"echo_server_us_per_msg":%s,"other_cpu_pct":%s,"conns":%s' \
         "$(field value "$LOAD_LINE")" "$(field p50_us "$LOAD_LINE")" "$(field p99_us "$LOAD_LINE")" \
-        "$(field server_us_per_msg "$LOAD_LINE")" "$BLOCKED_CONNS")
+        "$(field server_us_per_msg "$LOAD_LINE")" "$(field other_cpu_pct "$LOAD_LINE")" "$BLOCKED_CONNS")
     srv="${srv%\}}$extra}"
     store "$srv"
+    warn_disturbed "$LOAD_LINE"
     log "  $impl: ticker p99 $(field p99_us "$srv") us, max $(field max_us "$srv") us; echo p99 $(field p99_us "$LOAD_LINE") us"
 }
 
@@ -422,7 +431,11 @@ for w in workloads:
                 ks += [k for k, x in r.items() if k not in CORE and k not in ks
                        and isinstance(x, (int, float)) and not isinstance(x, bool)]
         extras = " ".join(e for e in (fmt_extra(k, med(rs, k)) for k in ks) if e)
-        ns = "/".join(sorted({str(r.get("n")) for r in rs}))
+        if any(isinstance(r.get("other_cpu_pct"), (int, float)) and r["other_cpu_pct"] > 10 for r in rs):
+            extras += " (disturbed: other% > 10 in some run)"
+        # The network workloads' n is a message count: their connection count says more.
+        ns = "/".join(sorted({str(r.get("conns" if "conns" in r else "n")) for r in rs}))
+        ns = f"{ns} conns" if "conns" in rs[0] else ns
         table.append([w, str(t), i, fmt(v), unit, vs_weft, vs_one, str(len(rs)), ns, extras])
 
 print()
