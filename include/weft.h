@@ -115,6 +115,19 @@ enum {
  * seccomp policy refuses it. */
 enum { WEFT_BACKEND_DEFAULT = 0, WEFT_BACKEND_EPOLL = 1, WEFT_BACKEND_IO_URING = 2 };
 
+/* How a runtime of several workers places tasks (docs/architecture.md, "Workers").
+ * - SHARDED (thread-per-core, Seastar's model): a task runs on the worker it was spawned on,
+ *   for its whole life. weft_spawn spawns on the caller's worker, weft_spawn_on on the one
+ *   named; weft_submit_to runs a function on a given worker. Each worker has its own ready
+ *   queue, timers and reactor, so a connection's state is touched by one thread only.
+ * - STEALING (Go's and Tokio's model): idle workers take ready tasks from busy ones. Not in
+ *   this version: weft_run answers -ENOTSUP.
+ * DEFAULT is the WEFT_MODE environment variable ("sharded" or "stealing"), else SHARDED. */
+enum { WEFT_MODE_DEFAULT = 0, WEFT_MODE_SHARDED = 1, WEFT_MODE_STEALING = 2 };
+
+/* The most workers a runtime may have. */
+#define WEFT_WORKERS_MAX 256u
+
 /* Runtime configuration. Initialise with weft_config_init(), then change what you need. */
 typedef struct weft_config {
     size_t size;             /* sizeof(weft_config) as the program was built: set by
@@ -133,7 +146,16 @@ typedef struct weft_config {
                               * "epoll" or "io_uring", else epoll), _EPOLL or _IO_URING */
     unsigned pool_threads;   /* most threads of the blocking pool (16) */
     unsigned pool_idle_ms;   /* a pool thread idle this long exits (10000) */
-    uint64_t reserved_[8];   /* zero: room for fields of later versions */
+    /* Worker threads, each with its own scheduler, timers and reactor. 0: the WEFT_WORKERS
+     * environment variable if set, else the CPUs in the process's affinity mask (at most
+     * WEFT_WORKERS_MAX). Worker 0 is the thread that called weft_run and runs the main
+     * task; the others are threads weft starts and joins before weft_run returns. */
+    unsigned workers;
+    int mode;            /* WEFT_MODE_DEFAULT, _SHARDED or _STEALING */
+    int pin_workers;     /* 1: worker i is pinned to the i-th CPU of the affinity mask (the
+                          * calling thread's mask is restored when weft_run returns) */
+    unsigned reserved0_; /* zero */
+    uint64_t reserved_[6]; /* zero: room for fields of later versions */
 } weft_config;
 
 /* 64 KiB of stack by default: enough for printf-heavy and parser code, and only the pages a
@@ -271,9 +293,30 @@ typedef struct weft_spawn_opts {
  * -ENOMEM, or -EPERM outside a runtime. Runtime thread only. */
 WEFT_API int weft_spawn(weft_task **out, weft_fn fn, void *arg, const weft_spawn_opts *opts);
 
+/* As weft_spawn, but the task runs on worker `worker` (0 .. weft_worker_count() - 1) of the
+ * caller's runtime, where it stays (sharded mode). From the caller's own worker this is
+ * weft_spawn. On another worker the record is handed over through the pair's message queue
+ * (no system call while that worker is busy; its doorbell rings if it sleeps), and the task
+ * is queued there in the order of the hand-overs; WEFT_SPAWN_CHILD_FIRST is then ignored.
+ * A task spawned onto a worker that is shutting down is cancelled from birth. The handle
+ * may be joined, detached or cancelled from any worker of the runtime.
+ * Returns 0, -EINVAL (as weft_spawn, or `worker` out of range), -ENOMEM, or -EPERM outside
+ * a runtime. Runtime thread only. */
+WEFT_API int weft_spawn_on(unsigned worker, weft_task **out, weft_fn fn, void *arg,
+                           const weft_spawn_opts *opts);
+
+/* The number of workers of the current runtime, or 0 outside one. Any runtime thread. */
+WEFT_API unsigned weft_worker_count(void);
+/* The index of the worker running the caller (0 .. count - 1; the main task starts on 0), or
+ * -EPERM outside a runtime. In sharded mode a task's worker never changes. */
+WEFT_API int weft_worker_index(void);
+
 /* Waits until `t` finishes, then reaps it: `*result` (if not NULL) receives its return
  * value, WEFT_CANCELED if it was cancelled, or WEFT_NOMEM if it never ran for want of a
- * stack. The handle is invalid after a 0 return.
+ * stack. The handle is invalid after a 0 return. `t` may run on another worker of the
+ * runtime: the join then registers with that worker by message, and the record is reaped
+ * there (a handle of another worker is not checked for staleness: -ESRCH is reported only
+ * for a task of the caller's own worker).
  * Returns 0; -ETIMEDOUT or -ECANCELED (the caller was cancelled): the handle stays valid and
  * the join may be retried; -EINVAL (NULL, detached, joined already but not yet recycled,
  * another task is already joining it, or a task of another runtime); -ESRCH (a stale handle:
@@ -282,6 +325,7 @@ WEFT_API int weft_spawn(weft_task **out, weft_fn fn, void *arg, const weft_spawn
 WEFT_API int weft_join(weft_task *t, void **result, int64_t deadline);
 
 /* Detaches `t`: its record is recycled when it finishes. The handle is invalid afterwards.
+ * For a task of another worker the detach is delivered to that worker by message.
  * Returns 0, -EINVAL (NULL, already detached, being joined, or of another runtime), -ESRCH
  * (a stale handle), -EPERM outside a runtime. Runtime thread only. */
 WEFT_API int weft_detach(weft_task *t);
@@ -290,7 +334,8 @@ WEFT_API int weft_detach(weft_task *t);
  * -ECANCELED now; its later blocking calls return -ECANCELED at once, so it should clean up
  * and return. A task cancelled before it ever ran finishes without running. Its cleanup
  * handlers run when it finishes; a join reports WEFT_CANCELED. Cancelling twice, or a task
- * that has finished, is harmless.
+ * that has finished, is harmless. `t` may run on any worker of the runtime (the flag and the
+ * wake are atomic: no message).
  * Returns 0, -EINVAL (NULL, or of another runtime), -ESRCH (a stale handle), -EPERM outside
  * a runtime. Runtime thread only. */
 WEFT_API int weft_cancel(weft_task *t);
@@ -430,18 +475,17 @@ WEFT_API int weft_timer_future(weft_future **out, int64_t deadline);
  * frees it. Resolving or rejecting after the first resolution returns -EALREADY. */
 typedef struct weft_promise weft_promise;
 
-/* Returns 0, -EINVAL, -ENOMEM, -EPERM outside a runtime. Runtime thread only: the promise
- * belongs to the runtime that created it; resolving or rejecting it from another thread
- * returns -EPERM, and so does weft_await on it from another runtime (a combinator or a
- * stackless task of another runtime polling it sees it pending: not detected). */
+/* Returns 0, -EINVAL, -ENOMEM, -EPERM outside a runtime. Runtime thread only (the create);
+ * the promise may then be resolved or rejected from any thread (another worker, another
+ * runtime, a thread weft did not start) and awaited by a task of any worker or runtime. */
 WEFT_API int weft_promise_create(weft_promise **out);
 /* The promise's future (the same object; destroying it drops a reference). */
 WEFT_API weft_future *weft_promise_future(weft_promise *p);
 WEFT_API void weft_promise_retain(weft_promise *p);
 /* Drops a reference; the last one frees the promise. NULL is ignored. Any thread. */
 WEFT_API void weft_promise_release(weft_promise *p);
-/* Return 0, -EALREADY (already settled), -EINVAL (NULL, or reject with err >= 0), -EPERM
- * (not the thread of the promise's runtime). */
+/* Return 0, -EALREADY (already settled), -EINVAL (NULL, or reject with err >= 0). Any
+ * thread. */
 WEFT_API int weft_promise_resolve(weft_promise *p, void *value);
 WEFT_API int weft_promise_reject(weft_promise *p, int err);
 
@@ -721,7 +765,10 @@ WEFT_API int weft_resolve(weft_addr *out, const char *host, int port, int64_t de
  * (a send completes only when a receiver takes the value); capacity > 0 is a FIFO buffer.
  * Waiting senders, and waiting receivers, are served first-in first-out. Closing wakes every
  * waiter: receivers drain what is buffered, then get -EPIPE; senders get -EPIPE. Handles
- * are reference counted. Single-worker for now: runtime thread only.
+ * are reference counted. A channel may be shared by the tasks of every worker of a runtime,
+ * and of several runtimes: each has a spinlock held for a few dozen instructions, never
+ * across a park, and a completion wakes a waiter of another worker through its inbox. The
+ * calls that wait need a task (-EPERM elsewhere); the others work from any thread.
  * ------------------------------------------------------------------------------------- */
 
 typedef struct weft_chan weft_chan;
@@ -734,10 +781,7 @@ WEFT_API int weft_chan_create(weft_chan **out, size_t elem_size, size_t cap);
 /* Adds a reference / drops one. Dropping the last one closes the channel if it is open
  * (tasks waiting on it wake with -EPIPE, as for weft_chan_close) and frees it once no task
  * waits on it any more: the waiting tasks keep it alive until they have left. The handle
- * must not be used after its last release. Any thread may retain, or release a reference
- * that is not the last (the count is atomic); the last release must be made on the thread of
- * the channel's runtime, since it closes the channel (until the multi-core issue gives
- * runtimes a way to hand work to each other's threads). */
+ * must not be used after its last release. Any thread, the last release included. */
 WEFT_API void weft_chan_retain(weft_chan *c);
 WEFT_API void weft_chan_release(weft_chan *c);
 
@@ -747,8 +791,7 @@ WEFT_API int weft_chan_send(weft_chan *c, const void *elem, int64_t deadline);
 /* Receives into *elem. Returns 0, -EPIPE (closed and drained), -ETIMEDOUT, -ECANCELED,
  * -EINVAL, -EPERM outside a task. */
 WEFT_API int weft_chan_recv(weft_chan *c, void *elem, int64_t deadline);
-/* Never block: return -EAGAIN where the blocking calls would park. Any task or callback on
- * the runtime thread. */
+/* Never block: return -EAGAIN where the blocking calls would park. Any thread. */
 WEFT_API int weft_chan_try_send(weft_chan *c, const void *elem);
 WEFT_API int weft_chan_try_recv(weft_chan *c, void *elem);
 /* Closes the channel. Returns 0, or -EPIPE if it was already closed. */
@@ -783,12 +826,11 @@ WEFT_API int weft_select(weft_case *cases, size_t n, int64_t deadline);
  * initialisers, so they embed in your structures without a malloc; their fields are private.
  * Waiters are served first-in first-out. Every call returns -EINVAL for a NULL primitive.
  *
- * Single-worker for now: runtime thread only. While a primitive is in use (held, waited on,
- * a wait group's count above zero, a once running), a call from a thread other than the
- * runtime using it returns -EPERM. An idle primitive may be used by another runtime, one
- * after the other (a static mutex shared by successive weft_run calls). Not detected: two
- * runtimes changing an idle counter at the same time (a semaphore's, an event's, nobody
- * waiting), which must not happen.
+ * Across workers and runtimes: tasks of any worker of any runtime may share a primitive (a
+ * mutex held by a task of worker 0 is handed to a task of worker 1 parked on it, a wait
+ * group counted down on three workers wakes a waiter on a fourth). Each primitive has a
+ * spinlock held for a few instructions, never across a park. The calls that wait need a
+ * task; a thread outside any runtime cannot call them (-EPERM).
  *
  * A task that finishes while holding locks gives them up: a mutex goes to its next waiter
  * (or next locker), whose lock returns -EOWNERDEAD (see weft_mutex_lock); a read hold of a
@@ -812,7 +854,7 @@ typedef struct weft_mutex {
 #define WEFT_MUTEX_INIT {{{0, 0, 0, 0}, {0, 0}, {0, 0}}}
 /* clang-format on */
 /* Returns 0, -ETIMEDOUT, -ECANCELED, -EDEADLK (already held by the caller), -EPERM (not in a
- * task, or the mutex is in use by another runtime), -EINVAL (NULL), or -EOWNERDEAD: the
+ * task), -EINVAL (NULL), or -EOWNERDEAD: the
  * caller now holds the mutex, but its previous owner finished while holding it, so what it
  * protects may be half-updated; repair it, then use the mutex as usual (like a robust
  * pthread mutex, without the "consistent" step: only this one locker is told). */
@@ -832,8 +874,8 @@ typedef struct weft_cond {
 /* Releases `m`, waits for a signal, and takes `m` back before returning, whatever it
  * returns (so on -ETIMEDOUT or -ECANCELED the caller still holds `m`). Spurious wake-ups do
  * not happen, but re-check your condition: another task may have run first. Returns 0,
- * -ETIMEDOUT, -ECANCELED, -EINVAL (c or m NULL), -EPERM (the caller does not hold m, or c
- * is in use by another runtime), or -EOWNERDEAD when the mutex came back from an owner that
+ * -ETIMEDOUT, -ECANCELED, -EINVAL (c or m NULL), -EPERM (the caller does not hold m), or
+ * -EOWNERDEAD when the mutex came back from an owner that
  * finished holding it (as weft_mutex_lock; it overrides the wait's own result). */
 WEFT_API int weft_cond_wait(weft_cond *c, weft_mutex *m, int64_t deadline);
 /* Wake the longest waiter / every waiter. Return the number woken, -EINVAL, -EPERM. */

@@ -5,13 +5,17 @@
  * stale and are skipped, then unlinked by their owner. The counterpart copies the value
  * straight to or from the waiter's buffer, so a value is never lost or taken twice.
  *
- * Threads. Every state change happens between chan_lock() and chan_unlock(), and select
- * takes the locks of all its channels in address order before it looks at any, so that it
- * can complete exactly one case atomically; a waiter of a select of several cases is
+ * Threads. Every state change happens between chan_lock() and chan_unlock(), a spinlock on
+ * the channel's lock word held for a few dozen instructions and never across a park, and
+ * select takes the locks of all its channels in address order before it looks at any, so
+ * that it can complete exactly one case atomically; a waiter of a select of several cases is
  * claimed with a CAS on its shared `fired` word, since two channels' lock holders may race
- * for it. Until the multi-core issue, a channel belongs to the worker that created it: the
- * locks are no-ops and a call from any other thread returns -EPERM (the check is one
- * pointer comparison). The lock word is there for the day they become spinlocks.
+ * for it. A waiter is linked, and its waker stored, under the lock(s); it parks with them as
+ * the park's unlock callback (released once it is marked PARKED), and takes them again when
+ * it wakes, before it reads its outcome. So a completer, which holds a lock of the waiter's,
+ * always finds it parked with the waker it read, and the waiter's frame (its node, its done
+ * record) outlives every completer's use of it. Any task of any worker of any runtime may use
+ * a channel; a completion wakes a task of another worker through that worker's inbox.
  *
  * Lifetime. Handles are counted in `refs`; waiting tasks are counted apart, in `nwaiters`
  * (under the lock, so a park costs no atomic). When the last handle goes while tasks wait,
@@ -25,6 +29,7 @@
 #include <string.h>
 
 #include "scheduler.h"
+#include "util/spinlock.h"
 #include "wake.h"
 #include "worker.h"
 
@@ -32,16 +37,15 @@
 #define MAX_CASES   1024
 #define STACK_CASES 8 /* waiter nodes on the stack up to this many cases, else one malloc */
 
-/* A channel. Every field but `refs` and `lock` is guarded by `lock` (and today touched by
- * the owning worker `w` only). */
+/* A channel. Every field but `refs`, `lock` and the fixed ones is guarded by `lock`. */
 struct weft_chan {
-    weft__worker *w; /* the worker it belongs to; fixed */
+    weft__worker *w; /* the worker that created it (its allocation counter); fixed */
     size_t elem_size, cap;
     size_t head, len; /* buffered values: slots head .. head+len-1 (mod cap) */
     /* any thread: retain is relaxed (the caller already holds a reference); the release that
      * drops it to zero is acq_rel, so every other holder's last use happens before the free. */
     _Atomic unsigned refs;
-    _Atomic unsigned lock; /* 0 free, 1 held; see the file comment */
+    _Atomic uint32_t lock; /* 0 free, 1 held; see the file comment */
     int closed;
     int orphaned;     /* the last handle went while tasks waited: the last waiter frees it */
     size_t nwaiters;  /* waiter nodes linked in sendq/recvq by blocked sends, receives and
@@ -60,9 +64,10 @@ typedef struct wait_done {
      * copied value happen after its claim and before the waiter's wake). */
     _Atomic int fired;
     int ncases;
-    int index;        /* which case completed */
-    int result;       /* 0 or -EPIPE */
-    weft_waker waker; /* the waiting task, refreshed before each park */
+    bool plain;       /* a send's or receive's, not a select's: see complete() */
+    int index;        /* which case completed; under the completing channel's lock */
+    int result;       /* 0 or -EPIPE; the same */
+    weft_waker waker; /* the waiting task, refreshed under the lock(s) before each park */
 } wait_done;
 
 typedef struct chan_waiter {
@@ -78,18 +83,17 @@ static char zero_elem[1];
 
 static void chan_lock(weft_chan *c)
 {
-    (void)c; /* a no-op while a channel has one worker: see the file comment */
+    weft__spin_lock(&c->lock);
 }
 
 static void chan_unlock(weft_chan *c)
 {
-    (void)c;
+    weft__spin_unlock(&c->lock);
 }
 
-/* Whether the calling thread may use c (its worker's). */
-static bool on_owner(const weft_chan *c)
+static void chan_unlock_cb(void *c)
 {
-    return weft__worker_current() == c->w;
+    chan_unlock(c);
 }
 
 /* Copies one value. A word (an int, a pointer, a long: most channels) is one load and one
@@ -107,6 +111,12 @@ static inline __attribute__((always_inline)) void copy_elem(const weft_chan *c, 
     default:
         memcpy(dst, src, c->elem_size);
     }
+}
+
+/* The buffered count, under the lock; stored atomically for weft_chan_len's unlocked read. */
+static inline void set_len(weft_chan *c, size_t n)
+{
+    __atomic_store_n(&c->len, n, __ATOMIC_RELAXED);
 }
 
 static char *slot(weft_chan *c, size_t i)
@@ -154,14 +164,24 @@ static inline __attribute__((always_inline)) chan_waiter *take_live(weft__list *
 }
 
 /* Finishes a claimed waiter: unlinks it, records the outcome, wakes its task. `self` is the
- * calling thread's worker when the caller knows it (it checked it owns c), else NULL. */
-static inline __attribute__((always_inline)) void complete(weft__worker *self, chan_waiter *wt,
-                                                           int result)
+ * calling thread's worker when the caller knows it, else NULL. Under the channel's lock: the
+ * waiter is parked (its park released the lock after marking it so), or about to take the
+ * lock to look at its outcome. A plain send's or receive's waiter (`plain`) is also
+ * counted out of the channel's waiters here, and `fired` = 2 (release) is the last touch of
+ * its done record and node: such a waiter that sees it returns without the lock (its frame
+ * may go at once), so the wake uses a copy of the waker. */
+static inline __attribute__((always_inline)) void complete(weft__worker *self, weft_chan *c,
+                                                           chan_waiter *wt, int result)
 {
     weft__list_remove(&wt->link);
-    wt->done->index = wt->index;
-    wt->done->result = result;
-    weft_waker wk = wt->done->waker;
+    wait_done *d = wt->done;
+    d->index = wt->index;
+    d->result = result;
+    weft_waker wk = d->waker;
+    if (d->plain) {
+        c->nwaiters--;
+        atomic_store_explicit(&d->fired, 2, memory_order_release);
+    }
     if (!wk.task)
         return;
     if (self)
@@ -181,44 +201,44 @@ static int recv_ready(weft_chan *c)
     return c->len > 0 || first_live(&c->sendq) || c->closed;
 }
 
-/* Returns 0 (sent), -EPIPE (closed) or -EAGAIN (would wait). On c's worker's thread only (every
- * caller checked it), so a woken waiter is queued without asking which thread this is. */
-static int do_send(weft_chan *c, const void *elem)
+/* Returns 0 (sent), -EPIPE (closed) or -EAGAIN (would wait). `self`: the caller's worker,
+ * or NULL (then looked up only if a waiter is woken). */
+static int do_send(weft__worker *self, weft_chan *c, const void *elem)
 {
     if (c->closed)
         return -EPIPE;
     chan_waiter *r = take_live(&c->recvq);
     if (r) {
         copy_elem(c, r->elem, elem);
-        complete(c->w, r, 0);
+        complete(self, c, r, 0);
         return 0;
     }
     if (c->len < c->cap) {
         copy_elem(c, slot(c, c->head + c->len), elem);
-        c->len++;
+        set_len(c, c->len + 1);
         return 0;
     }
     return -EAGAIN;
 }
 
 /* Returns 0 (received), -EPIPE (closed and drained) or -EAGAIN (would wait). */
-static int do_recv(weft_chan *c, void *elem)
+static int do_recv(weft__worker *self, weft_chan *c, void *elem)
 {
     chan_waiter *s = take_live(&c->sendq);
     if (c->len > 0) {
         copy_elem(c, elem, slot(c, c->head));
         c->head = (c->head + 1) % c->cap;
-        c->len--;
+        set_len(c, c->len - 1);
         if (s) { /* a parked sender's value takes the freed slot, keeping FIFO order */
             copy_elem(c, slot(c, c->head + c->len), s->elem);
-            c->len++;
-            complete(c->w, s, 0);
+            set_len(c, c->len + 1);
+            complete(self, c, s, 0);
         }
         return 0;
     }
     if (s) {
         copy_elem(c, elem, s->elem);
-        complete(c->w, s, 0);
+        complete(self, c, s, 0);
         return 0;
     }
     return c->closed ? -EPIPE : -EAGAIN;
@@ -259,11 +279,13 @@ void weft_chan_retain(weft_chan *c)
         atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
 }
 
+/* By whichever thread drops the last reference: its creator's worker may be gone (a
+ * channel may outlive the runtime that made it), and the free needs none. */
 static void chan_free(weft_chan *c)
 {
     if (c->buf != zero_elem)
-        weft__free(c->w, c->buf);
-    weft__free(c->w, c);
+        weft__free(NULL, c->buf);
+    weft__free(NULL, c);
 }
 
 static int close_locked(weft_chan *c);
@@ -293,7 +315,9 @@ static inline bool waiter_left(weft_chan *c)
 
 size_t weft_chan_len(const weft_chan *c)
 {
-    return c ? c->len : 0;
+    /* One word, read without the lock (a figure that may be stale as soon as it is read);
+     * written under the lock with relaxed atomic stores (set_len). */
+    return c ? __atomic_load_n(&c->len, __ATOMIC_RELAXED) : 0;
 }
 
 size_t weft_chan_cap(const weft_chan *c)
@@ -305,8 +329,6 @@ int weft_chan_close(weft_chan *c)
 {
     if (!c)
         return -EINVAL;
-    if (!on_owner(c))
-        return -EPERM;
     chan_lock(c);
     int r = close_locked(c);
     chan_unlock(c);
@@ -323,9 +345,9 @@ static int close_locked(weft_chan *c)
      * are waiting; senders always do. */
     chan_waiter *wt;
     while ((wt = take_live(&c->recvq)) != NULL)
-        complete(NULL, wt, -EPIPE); /* weft_chan_release may run on any thread */
+        complete(NULL, c, wt, -EPIPE); /* weft_chan_release may run on any thread */
     while ((wt = take_live(&c->sendq)) != NULL)
-        complete(NULL, wt, -EPIPE);
+        complete(NULL, c, wt, -EPIPE);
     return 0;
 }
 
@@ -344,10 +366,8 @@ int weft_chan_try_send(weft_chan *c, const void *elem)
 {
     if (!c || !elem_ok(c, (void **)&elem))
         return -EINVAL;
-    if (!on_owner(c))
-        return -EPERM;
     chan_lock(c);
-    int r = do_send(c, elem);
+    int r = do_send(NULL, c, elem);
     chan_unlock(c);
     return r;
 }
@@ -356,73 +376,82 @@ int weft_chan_try_recv(weft_chan *c, void *elem)
 {
     if (!c || !elem_ok(c, &elem))
         return -EINVAL;
-    if (!on_owner(c))
-        return -EPERM;
     chan_lock(c);
-    int r = do_recv(c, elem);
+    int r = do_recv(NULL, c, elem);
     chan_unlock(c);
     return r;
 }
 
-static bool fired(const void *d)
+static bool fired(const wait_done *d)
 {
-    return atomic_load_explicit(&((const wait_done *)d)->fired, memory_order_acquire);
+    return atomic_load_explicit(&d->fired, memory_order_relaxed);
 }
 
-/* Parks until `d` fires or the deadline/cancellation. Returns d's index, or the park's error.
- * The caller unlinks its waiters afterwards. */
-static int wait_cases(weft__worker *w, wait_done *d, int kind, const void *what, int64_t deadline)
+/* Parks until `d` fires or the deadline/cancellation; entered and left with the waiter's
+ * lock(s) held (`unlock(lock)` releases them, `relock(lock)` takes them again). Returns d's
+ * index, or the park's error when d did not fire: a completion that raced the deadline or
+ * the cancellation wins. The caller unlinks its waiters afterwards. */
+static int wait_cases(weft__worker *w, wait_done *d, int kind, const void *what, int64_t deadline,
+                      void (*unlock)(void *), void (*relock)(void *), void *lock)
 {
-    weft__wait wr = {.kind = kind,
-                     .what = what,
-                     .deadline = deadline,
-                     .done = fired,
-                     .done_arg = d,
-                     .waker = &d->waker};
-    int r = weft__park_until(w, &wr);
-    return r < 0 ? r : d->index;
+    weft_task *t = weft__worker_task(w);
+    weft__wait wr = {
+        .kind = kind, .what = what, .deadline = deadline, .unlock = unlock, .lock = lock};
+    int r = 0;
+    while (!fired(d)) {
+        /* Under the lock(s), this run's epoch: see the file comment. */
+        d->waker = weft__waker_of(t);
+        /* The commonest wait (no deadline) takes the short park. */
+        r = deadline == WEFT_FOREVER ? weft__park_forever_unlock(w, kind, what, unlock, lock)
+                                     : weft__park(w, &wr);
+        w = t->worker; /* see weft__park: re-read after the switch */
+        relock(lock);
+        if (r < 0)
+            break;
+    }
+    return fired(d) ? d->index : r;
 }
 
-/* The waiting half of a send or receive, entered with c locked. Out of line: half the
- * operations of a hand-off never wait, and they then save none of its registers. */
+/* The waiting half of a send or receive, entered with c locked; returns with it unlocked.
+ * Out of line: half the operations of a hand-off never wait, and they then save none of its
+ * registers. */
 static WEFT_NOINLINE int block_on(weft__worker *w, weft_chan *c, void *elem, int is_send,
                                   int64_t deadline)
 {
-    int r;
-    wait_done d = {.ncases = 1};
+    wait_done d = {.ncases = 1, .plain = true};
     chan_waiter wt = {.elem = elem, .done = &d, .index = 0};
     weft__list_push_back(is_send ? &c->sendq : &c->recvq, &wt.link);
     c->nwaiters++;
-    chan_unlock(c);
     int kind = is_send ? WEFT__WAIT_CHAN_SEND : WEFT__WAIT_CHAN_RECV;
-    if (deadline == WEFT_FOREVER) {
-        /* wait_cases without a deadline, on the short park (weft__park_forever). */
-        weft_task *t = weft__worker_task(w);
-        r = 0;
-        while (!fired(&d)) {
-            d.waker = weft__waker_of(t);
-            r = weft__park_forever(w, kind, c);
-            w = t->worker; /* see weft__park: re-read after the switch */
-            if (r < 0) {
-                r = fired(&d) ? 0 : r;
-                break;
-            }
+    weft_task *t = weft__worker_task(w);
+    weft__wait wr = {
+        .kind = kind, .what = c, .deadline = deadline, .unlock = chan_unlock_cb, .lock = c};
+    for (;;) {
+        d.waker = weft__waker_of(t); /* under the lock: see the file comment */
+        /* The commonest wait (no deadline) takes the short park. */
+        int r = deadline == WEFT_FOREVER ? weft__park_forever_unlock(w, kind, c, chan_unlock_cb, c)
+                                         : weft__park(w, &wr);
+        w = t->worker; /* see weft__park: re-read after the switch */
+        /* Completed: the completer unlinked us and counted us out, and its release store of
+         * 2 was its last touch of d and wt (see complete): no lock needed. */
+        if (atomic_load_explicit(&d.fired, memory_order_acquire) == 2)
+            return d.result;
+        chan_lock(c);
+        /* A one-case waiter is claimed and completed under c's lock: 0 or 2 here. */
+        if (atomic_load_explicit(&d.fired, memory_order_relaxed) == 2) {
+            chan_unlock(c);
+            return d.result;
         }
-        if (r == 0)
-            r = d.index;
-    } else {
-        r = wait_cases(w, &d, kind, c, deadline);
+        if (r < 0) {
+            weft__list_remove(&wt.link);
+            bool last = waiter_left(c);
+            chan_unlock(c);
+            if (last)
+                chan_free(c);
+            return r;
+        }
+        /* Woken at this run's epoch by another waker: park again, the lock held. */
     }
-    chan_lock(c);
-    if (r >= 0)
-        r = d.result; /* the completion unlinked our waiter */
-    else
-        weft__list_remove(&wt.link);
-    bool last = waiter_left(c);
-    chan_unlock(c);
-    if (last)
-        chan_free(c);
-    return r;
 }
 
 static inline int blocking_op(weft_chan *c, void *elem, int is_send, int64_t deadline)
@@ -434,12 +463,10 @@ static inline int blocking_op(weft_chan *c, void *elem, int is_send, int64_t dea
         return r;
     if (!c || !elem_ok(c, &elem))
         return -EINVAL;
-    if (c->w != w)
-        return -EPERM;
-    if (t->flags & WEFT__T_CANCELLED)
+    if (weft__task_cancelled(t))
         return -ECANCELED;
     chan_lock(c);
-    r = is_send ? do_send(c, elem) : do_recv(c, elem);
+    r = is_send ? do_send(w, c, elem) : do_recv(w, c, elem);
     if (r != -EAGAIN) {
         chan_unlock(c);
         return r;
@@ -497,6 +524,16 @@ static void set_unlock(const chan_set *set)
         chan_unlock(set->v[i]);
 }
 
+static void set_lock_cb(void *set)
+{
+    set_lock(set);
+}
+
+static void set_unlock_cb(void *set)
+{
+    set_unlock(set);
+}
+
 int weft_select(weft_case *cases, size_t n, int64_t deadline)
 {
     weft_task *t;
@@ -516,11 +553,9 @@ int weft_select(weft_case *cases, size_t n, int64_t deadline)
         } else if ((op != WEFT_CASE_SEND && op != WEFT_CASE_RECV) ||
                    (cases[i].chan && !cases[i].elem && cases[i].chan->elem_size != 0)) {
             return -EINVAL;
-        } else if (cases[i].chan && cases[i].chan->w != w) {
-            return -EPERM;
         }
     }
-    if (t->flags & WEFT__T_CANCELLED)
+    if (weft__task_cancelled(t))
         return -ECANCELED;
 
     /* One allocation for the waiter nodes and the lock order, on the stack when small. */
@@ -554,7 +589,7 @@ int weft_select(weft_case *cases, size_t n, int64_t deadline)
         if (nready) {
             weft_chan *c = cases[pick].chan;
             void *elem = cases[pick].elem ? cases[pick].elem : zero_elem;
-            r = cases[pick].op == WEFT_CASE_SEND ? do_send(c, elem) : do_recv(c, elem);
+            r = cases[pick].op == WEFT_CASE_SEND ? do_send(w, c, elem) : do_recv(w, c, elem);
             cases[pick].result = r; /* 0 or -EPIPE: it was ready */
             idx = (int)pick;
         } else {
@@ -578,10 +613,8 @@ int weft_select(weft_case *cases, size_t n, int64_t deadline)
             c->nwaiters++;
         }
     }
-    set_unlock(&set);
-    r = wait_cases(w, &d, WEFT__WAIT_SELECT, cases, deadline);
+    r = wait_cases(w, &d, WEFT__WAIT_SELECT, cases, deadline, set_unlock_cb, set_lock_cb, &set);
     w = t->worker;
-    set_lock(&set);
     bool orphans = false;
     for (size_t i = 0; i < n; i++) {
         weft__list_remove(&ws[i].link); /* harmless for nodes already unlinked */

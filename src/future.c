@@ -9,6 +9,7 @@
 
 #include "scheduler.h"
 #include "timer.h"
+#include "util/spinlock.h"
 #include "wake.h"
 #include "worker.h"
 
@@ -44,8 +45,6 @@ void weft_future_destroy(weft_future *f)
         f->ops->drop(f);
 }
 
-static bool foreign_promise(const weft_future *f, const weft__worker *w);
-
 int weft_await(weft_future *f, void **value, int64_t deadline)
 {
     weft_task *t;
@@ -55,8 +54,6 @@ int weft_await(weft_future *f, void **value, int64_t deadline)
         return err;
     if (!f || !f->ops || !f->ops->poll)
         return -EINVAL;
-    if (foreign_promise(f, w))
-        return -EPERM; /* another runtime's promise (a combinator over one just waits) */
     weft__wait wr = {.kind = WEFT__WAIT_FUTURE, .what = f, .deadline = deadline};
     for (;;) {
         weft_context cx = {weft__waker_of(t)};
@@ -135,47 +132,45 @@ int weft_timer_future(weft_future **out, int64_t deadline)
 
 /* ---- Promise -------------------------------------------------------------------------- */
 
-/* A promise. owner: its worker, for every field but `refs`. */
+/* A promise. Any thread may settle it and any task poll it: `settled`, `status`, `value`
+ * and `waiter` are under `lock` (a spinlock held for a few stores), so a settle either finds
+ * the poller's waker or the poller finds it settled; the wake happens after the unlock. */
 struct weft_promise {
-    weft_future base;
-    weft__worker *w;
+    weft_future base; /* its header: the poller's (weft_future_complete runs in poll) */
+    _Atomic uint32_t lock;
+    int settled;
+    int status;
+    void *value;
     weft_waker waiter; /* the one awaiting task's latest waker */
     /* any thread: retain is relaxed (the caller already holds a reference); the release
      * that drops the count to zero is acq_rel, so every other holder's last use happens
      * before the free. */
     _Atomic unsigned refs;
-    int settled;
-    int status;
-    void *value;
 };
 
 static int promise_poll(weft_future *self, weft_context *cx)
 {
     weft_promise *p = (weft_promise *)self;
-    if (weft__worker_current() != p->w)
-        return WEFT_PENDING; /* another runtime's poll: nothing stored (see weft_await) */
-    if (p->settled) {
-        weft_future_complete(self, p->status, p->value);
-        return WEFT_READY;
-    }
-    p->waiter = cx->waker;
-    return WEFT_PENDING;
+    weft__spin_lock(&p->lock);
+    int settled = p->settled;
+    if (!settled)
+        p->waiter = cx->waker;
+    weft__spin_unlock(&p->lock);
+    if (!settled)
+        return WEFT_PENDING;
+    /* Settled: the fields no longer change (settle happens once). */
+    weft_future_complete(self, p->status, p->value);
+    return WEFT_READY;
 }
 
 static void promise_drop(weft_future *self)
 {
     weft_promise *p = (weft_promise *)self;
     if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1)
-        weft__free(p->w, p);
+        weft__free(NULL, p); /* by whichever thread drops the last reference */
 }
 
 static const weft_future_ops promise_ops = {promise_poll, promise_drop};
-
-/* Whether f is a promise of a runtime other than w's. */
-static bool foreign_promise(const weft_future *f, const weft__worker *w)
-{
-    return f->ops == &promise_ops && ((const weft_promise *)(const void *)f)->w != w;
-}
 
 int weft_promise_create(weft_promise **out)
 {
@@ -189,7 +184,6 @@ int weft_promise_create(weft_promise **out)
         return -ENOMEM;
     memset(p, 0, sizeof *p);
     weft_future_init(&p->base, &promise_ops);
-    p->w = w;
     atomic_init(&p->refs, 1);
     *out = p;
     return 0;
@@ -214,16 +208,18 @@ void weft_promise_release(weft_promise *p)
 
 static int settle(weft_promise *p, int status, void *value)
 {
-    if (weft__worker_current() != p->w)
-        return -EPERM; /* another runtime's thread: the multi-core issue will allow it */
-    if (p->settled)
+    weft__spin_lock(&p->lock);
+    if (p->settled) {
+        weft__spin_unlock(&p->lock);
         return -EALREADY;
+    }
     p->settled = 1;
     p->status = status;
     p->value = value;
     weft_waker wk = p->waiter;
     p->waiter = (weft_waker){NULL, 0};
-    weft_waker_wake(wk);
+    weft__spin_unlock(&p->lock);
+    weft_waker_wake(wk); /* a task record, not the promise: safe after the unlock */
     return 0;
 }
 

@@ -126,7 +126,7 @@ int weft_gen_next(weft_gen *g, void *out, int64_t deadline)
         return -EDEADLK; /* the body asking itself: it would wait for its own yield */
     if (g->state == GEN_DONE)
         return -EPIPE;
-    if (self->flags & WEFT__T_CANCELLED)
+    if (weft__task_cancelled(self))
         return -ECANCELED;
     if (g->state == GEN_PRODUCED) {
         /* The answer to an abandoned request, kept for this one. */

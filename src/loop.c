@@ -12,6 +12,7 @@
 #include "loop.h"
 #include "runtime.h"
 #include "scheduler.h"
+#include "smp.h"
 #include "stack.h"
 #include "task.h"
 #include "timer.h"
@@ -24,7 +25,7 @@ static void poll_stackless(weft__worker *w, weft_task *t)
     weft__task_begin_run(t);
     w->stats.nresumes++;
     w->current = t;
-    if (t->flags & WEFT__T_CANCELLED) {
+    if (weft__task_cancelled(t)) {
         weft__task_finish(w, t, WEFT_CANCELED);
     } else {
         weft_context cx = {weft__waker_of(t)};
@@ -109,6 +110,34 @@ WEFT_COLD static unsigned long precise_timers(weft__worker *w, unsigned long res
     return (unsigned long)slack;
 }
 
+/* The other workers' view of this one's counters (weft_stats_read), refreshed each tick:
+ * 13 plain stores, and none at all with one worker. */
+static inline void publish_stats(weft__worker *w)
+{
+    if (w->rt->nworkers == 1)
+        return;
+    uint64_t v[WEFT__NPUB];
+    weft__worker_counters(w, v);
+    for (int k = 0; k < WEFT__NPUB; k++)
+        atomic_store_explicit(&w->published[k], v[k], memory_order_relaxed);
+}
+
+/* The shutdown trigger: the main task has finished. Its worker sees it and tells the others
+ * (the flag, and each one's doorbell in case it sleeps); they see the flag. */
+static bool stop_seen(weft__worker *w, weft_task *main_task)
+{
+    weft__runtime *rt = w->rt;
+    if (main_task->worker != w)
+        return atomic_load_explicit(&rt->stopping, memory_order_acquire) != 0;
+    if (!weft__task_done(main_task))
+        return false;
+    atomic_store_explicit(&rt->stopping, 1, memory_order_release);
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        if (&rt->workers[i] != w)
+            weft__worker_ring(&rt->workers[i]);
+    return true;
+}
+
 int weft__loop(weft__worker *w)
 {
     /* On the worker's own thread: every switch of this worker saves and restores errno
@@ -122,16 +151,20 @@ int weft__loop(weft__worker *w)
         w->stats.nticks++;
         weft__timers_run(w, w->now);
         weft__inbox_drain(w);
+        weft__smp_drain(w);
+        publish_stats(w);
         /* I/O waiters get their events at least once a tick, even while tasks keep the
          * ready queue busy; without waiters the syscall is skipped. */
         if (w->sched.ready.len && weft__io_nwaiters(w))
             weft__io_poll(w, 0, poll_cap(w));
         run_ready(w);
 
-        /* The shutdown trigger: the main task has finished. */
-        if (!w->tasks.shutting_down && weft__task_done(main_task))
+        if (!w->tasks.shutting_down && stop_seen(w, main_task))
             weft__tasks_shutdown(w);
-        if (w->tasks.shutting_down && w->tasks.nlive == 0) {
+        /* Out when nothing is left to run here, and nothing can come: every worker is done
+         * and no message is in flight (smp.c). */
+        if (w->tasks.shutting_down && w->tasks.nlive == 0 && weft__smp_quiescent(w)) {
+            publish_stats(w);
             if (slack)
                 precise_timers(w, slack);
             return 0;
@@ -145,7 +178,7 @@ int weft__loop(weft__worker *w)
          * while some remain (256: a few hundred microseconds of madvise/munmap). */
         if (timeout != 0 && w->stacks.npooled > w->stacks.pool_max && weft__stack_trim(w, 256) > 0)
             timeout = 0;
-        if (weft__inbox_sleep(w))
+        if (weft__inbox_sleep(w) || weft__smp_pending(w))
             timeout = 0;
         weft__io_poll(w, timeout, poll_cap(w));
         weft__inbox_awake(w);

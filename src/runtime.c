@@ -1,8 +1,10 @@
-/* The runtime: weft_run() builds a runtime of one worker on the calling thread, runs the
- * main task and the worker's loop until everything has finished, then frees all it
- * allocated. Also the configuration, the counters summed over workers, and the version.
- * This is the top of the core: it calls every module, and none calls it. */
+/* The runtime: weft_run() builds a runtime of N workers (worker 0 on the calling thread,
+ * the others on threads it starts), runs the main task on worker 0 and every worker's loop
+ * until the main task has finished and every task everywhere with it, then joins the
+ * threads and frees all it allocated. Also the configuration, the counters summed over workers, and
+ * the version. This is the top of the core: it calls every module, and none calls it. */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 #include "pool.h"
 #include "runtime.h"
 #include "scheduler.h"
+#include "smp.h"
 #include "stack.h"
 #include "task.h"
 #include "timer.h"
@@ -39,6 +42,32 @@ void weft_config_init_sized(weft_config *cfg, size_t size)
     cfg->pool_idle_ms = 10000;
 }
 
+/* The CPUs of the calling thread's affinity mask, in order; returns how many (at least 1). */
+WEFT_COLD static unsigned affinity_cpus(cpu_set_t *set, unsigned *cpus, unsigned max)
+{
+    unsigned n = 0;
+    if (sched_getaffinity(0, sizeof *set, set) == 0)
+        for (unsigned c = 0; c < CPU_SETSIZE && n < max; c++)
+            if (CPU_ISSET(c, set))
+                cpus[n++] = c;
+    if (n == 0) {
+        CPU_ZERO(set);
+        cpus[n++] = 0;
+    }
+    return n;
+}
+
+/* A positive integer from the environment, or 0. */
+WEFT_COLD static unsigned env_count(const char *name)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return 0;
+    char *end;
+    unsigned long n = strtoul(v, &end, 10);
+    return (*end || n > WEFT_WORKERS_MAX) ? 0 : (unsigned)n;
+}
+
 /* Takes the caller's configuration into `out`: the fields this library knows, provided
  * that any the caller's (newer) structure has beyond them are zero. */
 static int take_config(const weft_config *cfg, weft_config *out)
@@ -61,6 +90,28 @@ static int take_config(const weft_config *cfg, weft_config *out)
         return -EINVAL;
     if (out->budget == 0 || out->pool_threads == 0 || out->pool_threads > 4096)
         return -EINVAL;
+    if (out->workers > WEFT_WORKERS_MAX || out->mode < WEFT_MODE_DEFAULT ||
+        out->mode > WEFT_MODE_STEALING || out->pin_workers < 0 || out->pin_workers > 1 ||
+        out->reserved0_)
+        return -EINVAL;
+    return 0;
+}
+
+/* The mode and worker count the configuration leaves to the environment and the machine. */
+WEFT_COLD static int resolve_workers(weft_config *c, unsigned ncpus)
+{
+    if (c->mode == WEFT_MODE_DEFAULT) {
+        const char *m = getenv("WEFT_MODE");
+        c->mode = (m && strcmp(m, "stealing") == 0) ? WEFT_MODE_STEALING : WEFT_MODE_SHARDED;
+    }
+    if (c->mode == WEFT_MODE_STEALING)
+        return -ENOTSUP; /* not in this version (weft.h) */
+    if (c->workers == 0)
+        c->workers = env_count("WEFT_WORKERS");
+    if (c->workers == 0)
+        c->workers = ncpus;
+    if (c->workers > WEFT_WORKERS_MAX)
+        c->workers = WEFT_WORKERS_MAX;
     return 0;
 }
 
@@ -69,7 +120,9 @@ WEFT_COLD static int worker_init(weft__runtime *rt, weft__worker *w, unsigned in
     w->rt = rt;
     w->index = index;
     w->now = weft__clock_ns();
-    w->stats.nmallocs = 1; /* the runtime's own record */
+    w->rng = ((uint64_t)w->now | 1) + index * 0x9E3779B97F4A7C15ull;
+    if (index == 0)
+        w->stats.nmallocs = 1; /* the runtime's own record */
     weft__sched_init(w, rt->cfg.budget);
     weft__tasks_init(w, rt->cfg.stack_size);
     weft__stack_init(w, rt->cfg.guard, rt->cfg.stack_pool_max);
@@ -98,53 +151,215 @@ WEFT_COLD static void ignore_sigpipe(void)
         signal(SIGPIPE, SIG_IGN);
 }
 
+/* ---- Worker threads ------------------------------------------------------------------ */
+
+typedef struct thread_start {
+    weft__runtime *rt;
+    unsigned index;
+    int cpu; /* -1: not pinned */
+} thread_start;
+
+/* Waits for the phase to leave `from`; returns the new one. */
+static int wait_phase(weft__runtime *rt, int from)
+{
+    pthread_mutex_lock(&rt->start_lock);
+    while (rt->phase == from)
+        pthread_cond_wait(&rt->start_cond, &rt->start_lock);
+    int p = rt->phase;
+    pthread_mutex_unlock(&rt->start_lock);
+    return p;
+}
+
+static void set_phase(weft__runtime *rt, int phase)
+{
+    pthread_mutex_lock(&rt->start_lock);
+    rt->phase = phase;
+    pthread_cond_broadcast(&rt->start_cond);
+    pthread_mutex_unlock(&rt->start_lock);
+}
+
+WEFT_COLD static void pin_to(int cpu)
+{
+    if (cpu < 0)
+        return;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET((unsigned)cpu, &one);
+    pthread_setaffinity_np(pthread_self(), sizeof one, &one); /* best effort */
+}
+
+/* A worker thread: its worker is built here, on its own thread (an io_uring ring created
+ * SINGLE_ISSUER belongs to the thread that made it; the alternate signal stack is per
+ * thread), runs its loop, and is freed here once every worker has left its loop and the
+ * blocking pool is gone. Every asynchronous signal is blocked: they go to the application's
+ * threads, as on the blocking pool's. */
+static void *worker_thread(void *arg)
+{
+    thread_start st = *(thread_start *)arg;
+    free(arg);
+    weft__runtime *rt = st.rt;
+    weft__worker *w = &rt->workers[st.index];
+    pin_to(st.cpu);
+    weft__worker_set_current(w);
+    int r = worker_init(rt, w, st.index);
+    pthread_mutex_lock(&rt->start_lock);
+    rt->nstarted++;
+    if (r < 0 && !rt->failed)
+        rt->failed = r;
+    pthread_cond_broadcast(&rt->start_cond);
+    pthread_mutex_unlock(&rt->start_lock);
+    if (wait_phase(rt, 0) == 1) {
+        weft__loop(w);
+        wait_phase(rt, 1); /* until the pool is gone: its threads may still ring us */
+    }
+    worker_fini(w);
+    weft__worker_set_current(NULL);
+    return NULL;
+}
+
+/* Starts workers 1 .. n-1 and waits for their inits. Returns 0, or the first error (the
+ * threads started are then told to leave, and joined by the caller: rt->threads). */
+WEFT_COLD static int start_threads(weft__runtime *rt, const unsigned *cpus, unsigned ncpus,
+                                   unsigned *nthreads)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    /* Synchronous faults stay deliverable (the overflow report, a crash's default action). */
+    sigdelset(&all, SIGSEGV);
+    sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGFPE);
+    sigdelset(&all, SIGILL);
+    sigdelset(&all, SIGTRAP);
+    sigdelset(&all, SIGABRT);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int r = 0;
+    for (unsigned i = 1; i < rt->nworkers; i++) {
+        thread_start *st = malloc(sizeof *st);
+        if (!st) {
+            r = -ENOMEM;
+            break;
+        }
+        *st = (thread_start){rt, i, rt->cfg.pin_workers ? (int)cpus[i % ncpus] : -1};
+        int e = pthread_create(&rt->threads[i - 1], NULL, worker_thread, st);
+        if (e) {
+            free(st);
+            r = -e;
+            break;
+        }
+        (*nthreads)++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_mutex_lock(&rt->start_lock);
+    while (rt->nstarted < *nthreads)
+        pthread_cond_wait(&rt->start_cond, &rt->start_lock);
+    if (r == 0)
+        r = rt->failed;
+    pthread_mutex_unlock(&rt->start_lock);
+    return r;
+}
+
+WEFT_COLD static weft__runtime *runtime_new(unsigned nworkers)
+{
+    size_t size = sizeof(weft__runtime) + (size_t)nworkers * sizeof(weft__worker);
+    void *mem = NULL;
+    /* 64-aligned: each worker's hot fields, and the inbox other threads write, apart. */
+    if (posix_memalign(&mem, 64, size) != 0)
+        return NULL;
+    memset(mem, 0, size);
+    weft__runtime *rt = mem;
+    rt->workers = (weft__worker *)(rt + 1);
+    rt->nworkers = nworkers;
+    if (nworkers > 1 && !(rt->threads = calloc(nworkers - 1, sizeof *rt->threads))) {
+        free(rt);
+        return NULL;
+    }
+    return rt;
+}
+
 int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result)
 {
     if (!main_fn)
         return -EINVAL;
     if (weft__worker_current())
         return -EBUSY;
-    weft__runtime *rt = calloc(1, sizeof *rt + sizeof(weft__worker));
-    if (!rt)
-        return -ENOMEM;
+    weft_config c;
     int r = 0;
     if (cfg)
-        r = take_config(cfg, &rt->cfg);
+        r = take_config(cfg, &c);
     else
-        weft_config_init(&rt->cfg);
-    if (r < 0) {
-        free(rt);
+        weft_config_init(&c);
+    if (r < 0)
         return r;
-    }
+    cpu_set_t mask;
+    unsigned cpus[CPU_SETSIZE]; /* 4 KiB of this thread's stack, once */
+    unsigned ncpus = affinity_cpus(&mask, cpus, CPU_SETSIZE);
+    if ((r = resolve_workers(&c, ncpus)) < 0)
+        return r;
+    weft__runtime *rt = runtime_new(c.workers);
+    if (!rt)
+        return -ENOMEM;
+    rt->cfg = c;
     pthread_mutex_init(&rt->lock, NULL);
+    pthread_mutex_init(&rt->start_lock, NULL);
+    pthread_cond_init(&rt->start_cond, NULL);
     atomic_init(&rt->next_id, 1);
-    rt->workers = (weft__worker *)(rt + 1);
-    rt->nworkers = 1;
     weft__worker *w = &rt->workers[0];
     weft__worker_fork_hook(); /* before the worker exists: a fork from now on sees none */
-    weft__worker_set_current(w);
     if (rt->cfg.ignore_sigpipe)
         ignore_sigpipe();
+    if (rt->cfg.pin_workers)
+        pin_to((int)cpus[0]);
+    weft__worker_set_current(w);
 
-    r = worker_init(rt, w, 0);
+    unsigned nthreads = 0;
+    r = weft__smp_init(rt);
+    if (r == 0)
+        r = worker_init(rt, w, 0);
+    if (r == 0)
+        r = start_threads(rt, cpus, ncpus, &nthreads);
     if (r == 0) {
         weft_spawn_opts o = {.name = "main"};
         r = weft_spawn(&rt->main_task, main_fn, arg, &o);
     }
     if (r == 0) {
-        rt->main_task->flags |= WEFT__T_MAIN;
+        weft__task_flags_set(rt->main_task, WEFT__T_MAIN);
+        set_phase(rt, 1);
         r = weft__loop(w);
         if (result)
             *result = rt->main_task->result;
+    } else {
+        set_phase(rt, -1);
     }
-    /* The pool first: its threads may still wake tasks through the worker's doorbell. */
+    /* The pool first: its threads may still wake tasks through a worker's doorbell. Then the
+     * other workers free theirs, on their own threads. */
     weft__pool_fini(rt);
+    set_phase(rt, 2);
+    for (unsigned i = 0; i < nthreads; i++)
+        pthread_join(rt->threads[i], NULL);
     worker_fini(w);
     weft__task_chunks_free(rt, w);
+    weft__smp_fini(rt);
     weft__worker_set_current(NULL);
+    if (rt->cfg.pin_workers)
+        sched_setaffinity(0, sizeof mask, &mask);
+    pthread_cond_destroy(&rt->start_cond);
+    pthread_mutex_destroy(&rt->start_lock);
     pthread_mutex_destroy(&rt->lock);
+    free(rt->threads);
     free(rt);
     return r;
+}
+
+unsigned weft_worker_count(void)
+{
+    weft__worker *w = weft__worker_current();
+    return w ? w->rt->nworkers : 0;
+}
+
+int weft_worker_index(void)
+{
+    weft__worker *w = weft__worker_current();
+    return w ? (int)w->index : -EPERM;
 }
 
 int weft_stats_read(weft_stats *out, size_t size)
@@ -157,22 +372,32 @@ int weft_stats_read(weft_stats *out, size_t size)
     weft__runtime *rt = w->rt;
     weft_stats s;
     memset(&s, 0, sizeof s);
+    uint64_t sum[WEFT__NPUB] = {0};
     for (unsigned i = 0; i < rt->nworkers; i++) {
         const weft__worker *x = &rt->workers[i];
-        s.nspawned += x->stats.nspawned;
-        s.nswitches += x->stats.nswitches;
-        s.nresumes += x->stats.nresumes;
-        s.nticks += x->stats.nticks;
-        s.npolls += x->stats.npolls;
-        s.nmallocs += x->stats.nmallocs;
-        s.nmmaps += x->stats.nmmaps;
-        s.ntasks += x->tasks.nrecords;
-        s.nstacks_pooled += x->stacks.npooled;
-        s.nstacks_live += x->stacks.nlive;
-        s.nguarded_live += x->stacks.nguarded;
-        s.ntimers += x->timers.n;
-        s.nsyscalls += weft__sys_total(&x->sys);
+        uint64_t v[WEFT__NPUB];
+        if (x == w) {
+            weft__worker_counters(x, v); /* the caller's own: exact */
+        } else {
+            for (int k = 0; k < WEFT__NPUB; k++) /* another's: as of its last tick */
+                v[k] = atomic_load_explicit(&x->published[k], memory_order_relaxed);
+        }
+        for (int k = 0; k < WEFT__NPUB; k++)
+            sum[k] += v[k];
     }
+    s.nspawned = sum[0];
+    s.nswitches = sum[1];
+    s.nresumes = sum[2];
+    s.nticks = sum[3];
+    s.npolls = sum[4];
+    s.nmallocs = sum[5];
+    s.nmmaps = sum[6];
+    s.ntasks = sum[7];
+    s.nstacks_pooled = sum[8];
+    s.nstacks_live = sum[9];
+    s.nguarded_live = sum[10];
+    s.ntimers = sum[11];
+    s.nsyscalls = sum[12];
     weft__pool_stats(rt, &s);
     s.size = size < sizeof s ? size : sizeof s;
     memcpy(out, &s, s.size);

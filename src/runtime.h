@@ -1,8 +1,8 @@
-/* The runtime (runtime.c): the process-level record behind weft_run. It owns its workers,
- * the configuration, the one blocking pool, the task-record chunks, the task-id counter,
- * and sums the workers' counters. Today a runtime has one worker, on the thread that called
- * weft_run; the multi-core issue adds more, and the injection queue for work arriving from
- * threads outside it (docs/architecture.md, "what lands where"). */
+/* The runtime (runtime.c): the process-level record behind weft_run. It owns its workers
+ * (worker 0 on the thread that called weft_run, the others on threads it starts), the
+ * configuration, the one blocking pool, the task-record chunks and the spare records
+ * workers hand back, the task-id counter, the message rings between workers (smp.c) and the
+ * shutdown's flags, and sums the workers' counters. */
 #ifndef WEFT_RUNTIME_H
 #define WEFT_RUNTIME_H
 
@@ -25,6 +25,31 @@ struct weft__runtime {
     pthread_mutex_t lock;      /* guards chunks and pool creation (cold paths only) */
     struct task_chunk *chunks; /* every task record is carved from these; under lock */
     weft__pool *pool;          /* the blocking pool, created at first use; under lock */
+    /* Free records a worker had too many of (a worker that reaps what others spawned onto
+     * it), for a worker that has none; linked through next, under lock. */
+    weft_task *spare;
+    size_t nspare;
+
+    /* The message rings, rings[from * nworkers + to] (smp.c); each pointer is stored once by
+     * its sender (release) and loaded by its receiver (acquire). */
+    struct weft__smp_ring *_Atomic *rings;
+    /* Shutdown. any thread: `stopping` is set once by the main task's worker when the main
+     * task has finished (release; loaded each tick by the others, acquire); `ndone` counts
+     * the workers with nothing left to run; `exiting` is set once by the worker that finds
+     * the runtime quiescent (smp.c), and then every loop returns. */
+    _Atomic int stopping;
+    _Atomic unsigned ndone;
+    _Atomic int exiting;
+
+    /* Start-up and tear-down of the worker threads, under start_lock: each thread reports its
+     * init (nstarted, failed) and waits for `phase` to move on (1: run the loop, 2: free its
+     * worker, -1: start-up failed, free and leave). */
+    pthread_mutex_t start_lock;
+    pthread_cond_t start_cond;
+    unsigned nstarted;
+    int failed;
+    int phase;
+    pthread_t *threads; /* nworkers - 1 of them (worker 0 is the caller's thread) */
 };
 
 /* Takes a block of n task ids; returns the first. Any thread. */

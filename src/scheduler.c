@@ -30,7 +30,7 @@ static WEFT_NOINLINE void release_dead(weft__worker *w)
     weft__hook_fiber_destroy(t->stack->fiber);
     weft__stack_free(w, t->stack);
     t->stack = NULL;
-    t->flags &= (uint16_t)~WEFT__T_ONSTACK;
+    weft__task_flags_clear(t, WEFT__T_ONSTACK);
     if (t->flags & WEFT__T_DETACHED)
         weft__task_reap(w, t);
 }
@@ -111,9 +111,8 @@ static int bind_stack(weft__worker *w, weft_task *t)
         if (r < 0)
             return r;
     }
-    t->flags |= WEFT__T_ONSTACK;
-    if (t->stack->guarded)
-        t->flags |= WEFT__T_GUARDED;
+    weft__task_flags_set(t,
+                         t->stack->guarded ? WEFT__T_ONSTACK | WEFT__T_GUARDED : WEFT__T_ONSTACK);
     t->stack->fiber = weft__hook_fiber_create();
     weft__ctx_make(&t->ctx, t->stack->hi, task_entry, t);
     return 0;
@@ -169,7 +168,7 @@ static inline void prefetch_ahead(const weft__fifo *ready)
 static WEFT_NOINLINE weft_task *start_unrun(weft__worker *w, weft_task *t)
 {
     void *result = WEFT_CANCELED;
-    if (!(t->flags & WEFT__T_CANCELLED)) {
+    if (!weft__task_cancelled(t)) {
         int r = bind_stack(w, t);
         if (r == 0)
             return t;
@@ -294,7 +293,7 @@ static WEFT_NOINLINE int park_slow(weft__worker *w, weft_task *t, const weft__wa
 {
     int64_t deadline = wr->uncancellable ? WEFT_FOREVER : wr->deadline;
     int early = 0;
-    if (!wr->uncancellable && (t->flags & WEFT__T_CANCELLED))
+    if (!wr->uncancellable && weft__task_cancelled(t))
         early = -ECANCELED;
     else if (deadline != WEFT_FOREVER && deadline <= w->now)
         early = -ETIMEDOUT;
@@ -317,7 +316,7 @@ static WEFT_NOINLINE int park_slow(weft__worker *w, weft_task *t, const weft__wa
     /* Armed on this worker's heap, and (migration rule) only ever stopped by its owner. */
     if (tm.index)
         weft__timer_stop(w, &tm);
-    if (!wr->uncancellable && (t->flags & WEFT__T_CANCELLED))
+    if (!wr->uncancellable && weft__task_cancelled(t))
         return -ECANCELED;
     if (deadline != WEFT_FOREVER && w->now >= deadline)
         return -ETIMEDOUT;
@@ -329,25 +328,41 @@ int weft__park(weft__worker *w, const weft__wait *wr)
     weft_task *t = w->current;
     /* The common case (a channel hand-off, a mutex, I/O without a deadline) takes the
      * short path: no timer, nothing to unlock, not cancelled. */
-    if (weft_unlikely(wr->deadline != WEFT_FOREVER || wr->unlock || (t->flags & WEFT__T_CANCELLED)))
+    if (weft_unlikely(wr->deadline != WEFT_FOREVER || wr->unlock || weft__task_cancelled(t)))
         return park_slow(w, t, wr);
     record_wait(w, t, wr);
     park_current(w, t, wr);
     atomic_store_explicit(&t->wait_kind, WEFT__WAIT_NONE, memory_order_relaxed);
-    return (!wr->uncancellable && (t->flags & WEFT__T_CANCELLED)) ? -ECANCELED : 0;
+    return (!wr->uncancellable && weft__task_cancelled(t)) ? -ECANCELED : 0;
+}
+
+static inline __attribute__((always_inline)) int
+park_forever(weft__worker *w, int kind, const void *what, void (*unlock)(void *), void *lock)
+{
+    weft_task *t = w->current;
+    if (weft__task_cancelled(t)) {
+        if (unlock)
+            unlock(lock);
+        return -ECANCELED; /* as park_slow says it to a cancellable wait */
+    }
+    /* A constant record: the inlined record_wait and park_current fold its fields. */
+    const weft__wait wr = {
+        .kind = kind, .what = what, .deadline = WEFT_FOREVER, .unlock = unlock, .lock = lock};
+    record_wait(w, t, &wr);
+    park_current(w, t, &wr);
+    atomic_store_explicit(&t->wait_kind, WEFT__WAIT_NONE, memory_order_relaxed);
+    return weft__task_cancelled(t) ? -ECANCELED : 0;
 }
 
 int weft__park_forever(weft__worker *w, int kind, const void *what)
 {
-    weft_task *t = w->current;
-    if (t->flags & WEFT__T_CANCELLED)
-        return -ECANCELED; /* as park_slow says it to a cancellable wait */
-    /* A constant record: the inlined record_wait and park_current fold its fields. */
-    const weft__wait wr = {.kind = kind, .what = what, .deadline = WEFT_FOREVER};
-    record_wait(w, t, &wr);
-    park_current(w, t, &wr);
-    atomic_store_explicit(&t->wait_kind, WEFT__WAIT_NONE, memory_order_relaxed);
-    return (t->flags & WEFT__T_CANCELLED) ? -ECANCELED : 0;
+    return park_forever(w, kind, what, NULL, NULL);
+}
+
+int weft__park_forever_unlock(weft__worker *w, int kind, const void *what, void (*unlock)(void *),
+                              void *lock)
+{
+    return park_forever(w, kind, what, unlock, lock);
 }
 
 void weft__yield(weft__worker *w)
@@ -368,7 +383,7 @@ void weft__run_first(weft__worker *w, weft_task *t)
     weft_task *self = w->current;
     /* A child cancelled from birth (shutdown) or that gets no stack takes the queue: the
      * pick finishes it unrun there, with the report and the result it gives every such task. */
-    if (weft_unlikely((t->flags & WEFT__T_CANCELLED) || bind_stack(w, t) < 0)) {
+    if (weft_unlikely(weft__task_cancelled(t) || bind_stack(w, t) < 0)) {
         weft__ready_push(&w->sched, t);
         return;
     }

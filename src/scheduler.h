@@ -66,6 +66,7 @@ enum {
     WEFT__WAIT_POOL_JOB,  /* what: the job */
     WEFT__WAIT_GEN_NEXT,  /* what: the generator (consumer side) */
     WEFT__WAIT_GEN_YIELD, /* what: the generator (producer side) */
+    WEFT__WAIT_SMP_ROOM,  /* what: the worker whose message ring from ours is full */
     WEFT__WAIT_NKINDS
 };
 
@@ -100,6 +101,10 @@ int weft__park(weft__worker *w, const weft__wait *wr);
  * such waits: the hot hand-offs (a channel operation, a mutex) then pass two arguments
  * instead of a record the park reads back. Same returns as weft__park. */
 int weft__park_forever(weft__worker *w, int kind, const void *what);
+/* The same with the caller's lock, released once the task is marked PARKED (as
+ * weft__wait.unlock): the hot hand-offs of channels between workers. */
+int weft__park_forever_unlock(weft__worker *w, int kind, const void *what, void (*unlock)(void *),
+                              void *lock);
 /* Parks until wr->done holds (returns 0), or the deadline / cancellation (their error).
  * Refreshes *wr->waker before each park. Inline, so that each wait's `done` is inlined into
  * its loop on the hot paths (a channel hand-off parks once per message). */
@@ -158,7 +163,7 @@ static inline weft__worker *weft__blocking_begin(weft_task **task, bool live, in
         *err = -EPERM;
         return NULL;
     }
-    if (live && (t->flags & WEFT__T_CANCELLED)) {
+    if (live && weft__task_cancelled(t)) {
         *err = -ECANCELED;
         return NULL;
     }

@@ -24,31 +24,30 @@
  * pthread mutex, so no waiter stays parked on a task that is gone (shutdown always ends).
  * A mutex must therefore not be freed or go out of scope while it is held.
  *
- * Threads. Every function body runs between sync_lock() and sync_unlock() on the
- * primitive's lock word. Until the multi-core issue a primitive is used by one worker's
- * tasks, and the lock calls are no-ops: the word is there so that making these thread-safe
- * changes those two functions and hands the park an unlock callback (wait_on), not the
- * layout. Meanwhile a call from another runtime's thread is refused with -EPERM while the
- * primitive is in use (held, waited on, a wait group's count above zero, a once running):
- * `worker` records the worker of the current use. A primitive that is idle may move from one
- * runtime to another (sequential runtimes may share a static mutex); what is not detected is
- * two runtimes updating an idle counter (a semaphore's or an event's with nobody waiting) at
- * the same time. */
+ * Threads. Every function body runs between sync_lock() and sync_unlock(): a spinlock on the
+ * primitive's lock word, held for the few instructions of the body and never across a park.
+ * A waiter is queued under the lock with its waker, and parks with the lock as the park's
+ * unlock callback: the park marks it PARKED, then unlocks, so a granter (which takes the
+ * lock) always finds it parked, and the waker it reads under the lock is the park's own. The
+ * waiter takes the lock again when it wakes, before it looks at its grant. So any task of any
+ * worker, of any runtime, may use a primitive: a grant to a task of another worker goes
+ * through that worker's inbox (wake.c). */
 #include <errno.h>
 #include <stddef.h>
 
 #include "scheduler.h"
 #include "wake.h"
 #include "sync_internal.h"
+#include "util/spinlock.h"
 #include "worker.h"
 
 typedef struct waiter waiter;
 
-/* owner: whoever holds `lock` (today: the primitive's worker). */
+/* owner: whoever holds `lock`. */
 typedef struct sync_state {
-    waiter *head, *tail;  /* waiters, oldest first; NULL when none */
-    void *owner;          /* mutex / rwlock writer / once: the holding task */
-    weft__worker *worker; /* the worker of the current use (see the file comment) */
+    waiter *head, *tail; /* waiters, oldest first; NULL when none */
+    void *owner;         /* mutex / rwlock writer / once: the holding task */
+    void *unused_;       /* p_[3]: was the worker of the current use (0.2) */
     union {
         struct {
             int64_t n0; /* sem value, waitgroup count, rwlock readers, once state, event set */
@@ -68,12 +67,10 @@ _Static_assert(sizeof(sync_state) <= sizeof(weft_sync_), "weft_sync_ too small")
 _Static_assert(offsetof(sync_state, n0) == offsetof(weft_sync_, n_),
                "the static initialisers set n_[0] and n_[1]");
 _Static_assert(offsetof(sync_state, lock) == offsetof(weft_sync_, r_), "the lock word");
-_Static_assert(offsetof(sync_state, worker) == offsetof(weft_sync_, p_) + 3 * sizeof(void *),
-               "p_[3], unused before 0.2, holds the worker");
 
 enum { KIND_ANY, KIND_READ, KIND_WRITE };
 
-/* A waiter, on the waiting task's stack. */
+/* A waiter, on the waiting task's stack; every field under the primitive's lock. */
 struct waiter {
     waiter *prev, *next;
     weft_task *task;
@@ -90,12 +87,18 @@ static sync_state *st(weft_sync_ *s)
 
 static void sync_lock(sync_state *s)
 {
-    (void)s; /* a no-op while a primitive has one worker: see the file comment */
+    weft__spin_lock(&s->lock);
 }
 
 static void sync_unlock(sync_state *s)
 {
-    (void)s;
+    weft__spin_unlock(&s->lock);
+}
+
+/* The park's unlock callback (see the file comment). */
+static void sync_unlock_cb(void *s)
+{
+    sync_unlock(s);
 }
 
 static waiter *first(sync_state *s)
@@ -149,29 +152,46 @@ static void grant(sync_state *s, waiter *wt)
     weft_waker_wake(wt->waker);
 }
 
-static bool is_granted(const void *wt)
+/* Parks the caller, queued as wt, until granted, or the deadline/cancellation (then
+ * unlinked). With `uncancellable`, only a grant ends the wait. Entered and left with s
+ * locked; the lock is dropped by the park once the task is marked PARKED, and taken again
+ * after it. A grant that raced the deadline or the cancellation wins: it returns 0. */
+static int wait_queued(sync_state *s, weft__worker *w, weft_task *t, waiter *wt, int wait_kind,
+                       const void *what, int64_t deadline, bool uncancellable)
 {
-    return ((const waiter *)wt)->granted;
+    weft__wait wr = {.kind = wait_kind,
+                     .what = what,
+                     .deadline = deadline,
+                     .uncancellable = uncancellable,
+                     .unlock = sync_unlock_cb,
+                     .lock = s};
+    int r = 0;
+    while (!wt->granted) {
+        /* Under the lock, and this run's epoch: the park that follows is the one a grant
+         * wakes (a park that returns early, notified by another waker of this run, ends the
+         * run: the next turn takes the new epoch). */
+        wt->waker = weft__waker_of(t);
+        /* The commonest wait (no deadline, cancellable) takes the short park. */
+        r = deadline == WEFT_FOREVER && !uncancellable
+                ? weft__park_forever_unlock(w, wait_kind, what, sync_unlock_cb, s)
+                : weft__park(w, &wr);
+        w = t->worker;
+        sync_lock(s);
+        if (r < 0)
+            break;
+    }
+    if (wt->granted)
+        return 0;
+    dequeue(s, wt);
+    return r;
 }
 
-/* Queues the caller and parks until granted, or the deadline/cancellation (then unlinked).
- * With `uncancellable`, only a grant ends the wait. */
 static int wait_on(sync_state *s, weft__worker *w, weft_task *t, int kind, int wait_kind,
                    int64_t deadline, bool uncancellable)
 {
     waiter wt = {.task = t, .kind = kind};
     enqueue(s, &wt);
-    weft__wait wr = {.kind = wait_kind,
-                     .what = s,
-                     .deadline = deadline,
-                     .uncancellable = uncancellable,
-                     .done = is_granted,
-                     .done_arg = &wt,
-                     .waker = &wt.waker};
-    int r = weft__park_until(w, &wr);
-    if (r < 0)
-        dequeue(s, &wt);
-    return r;
+    return wait_queued(s, w, t, &wt, wait_kind, s, deadline, uncancellable);
 }
 
 /* The calling task, or NULL with *err set. */
@@ -180,16 +200,6 @@ static weft_task *caller(weft__worker **w, int *err)
     weft_task *t = NULL;
     *w = weft__blocking_begin(&t, false, err);
     return t;
-}
-
-/* Whether the caller on worker `w` must be refused because `s` is `busy` with another
- * worker's tasks; otherwise w becomes the worker of its use. */
-static inline bool foreign(sync_state *s, weft__worker *w, bool busy)
-{
-    if (busy && s->worker != w)
-        return true;
-    s->worker = w;
-    return false;
 }
 
 /* ---- Holds ------------------------------------------------------------------------------ */
@@ -263,9 +273,7 @@ static int mutex_lock(weft_mutex *m, int64_t deadline, bool uncancellable)
     sync_state *s = st(&m->s_);
     sync_lock(s);
     int r = 0;
-    if (foreign(s, w, s->owner || s->head)) {
-        r = -EPERM;
-    } else if (!s->owner) {
+    if (!s->owner) {
         mutex_take(s, t);
         r = mutex_taken(s);
     } else if (s->owner == t) {
@@ -295,9 +303,7 @@ int weft_mutex_try_lock(weft_mutex *m)
     sync_state *s = st(&m->s_);
     sync_lock(s);
     int r;
-    if (foreign(s, w, s->owner || s->head)) {
-        r = -EPERM;
-    } else if (s->owner) {
+    if (s->owner) {
         r = -EBUSY;
     } else {
         mutex_take(s, t);
@@ -338,26 +344,14 @@ int weft_cond_wait(weft_cond *c, weft_mutex *m, int64_t deadline)
         return -EINVAL;
     if (st(&m->s_)->owner != t)
         return -EPERM;
-    if (t->flags & WEFT__T_CANCELLED)
+    if (weft__task_cancelled(t))
         return -ECANCELED;
     sync_state *cs = st(&c->s_);
     sync_lock(cs);
-    if (foreign(cs, w, cs->head != NULL)) {
-        sync_unlock(cs);
-        return -EPERM;
-    }
     waiter wt = {.task = t, .kind = KIND_ANY};
     enqueue(cs, &wt);
-    weft_mutex_unlock(m);
-    weft__wait wr = {.kind = WEFT__WAIT_COND,
-                     .what = c,
-                     .deadline = deadline,
-                     .done = is_granted,
-                     .done_arg = &wt,
-                     .waker = &wt.waker};
-    int r = weft__park_until(w, &wr);
-    if (r < 0)
-        dequeue(cs, &wt);
+    weft_mutex_unlock(m); /* takes m's lock inside cs's: the only nesting, always this order */
+    int r = wait_queued(cs, w, t, &wt, WEFT__WAIT_COND, c, deadline, false);
     sync_unlock(cs);
     /* The mutex comes back whatever happened: callers rely on holding it on return. Its
      * owner may have finished holding it meanwhile: that news matters most. */
@@ -372,10 +366,6 @@ int weft_cond_signal(weft_cond *c)
         return -EINVAL;
     sync_state *s = st(&c->s_);
     sync_lock(s);
-    if (foreign(s, weft__worker_current(), s->head != NULL)) {
-        sync_unlock(s);
-        return -EPERM;
-    }
     waiter *wt = first(s);
     if (wt)
         grant(s, wt);
@@ -389,10 +379,6 @@ int weft_cond_broadcast(weft_cond *c)
         return -EINVAL;
     sync_state *s = st(&c->s_);
     sync_lock(s);
-    if (foreign(s, weft__worker_current(), s->head != NULL)) {
-        sync_unlock(s);
-        return -EPERM;
-    }
     int n = 0;
     for (waiter *wt; (wt = first(s)) != NULL; n++)
         grant(s, wt);
@@ -401,6 +387,12 @@ int weft_cond_broadcast(weft_cond *c)
 }
 
 /* ---- Semaphore --------------------------------------------------------------------------- */
+
+/* A semaphore's value, under its lock; stored atomically for weft_sem_value's unlocked read. */
+static inline void sem_set(sync_state *s, int64_t v)
+{
+    __atomic_store_n(&s->n0, v, __ATOMIC_RELAXED);
+}
 
 int weft_sem_acquire(weft_sem *sem, int64_t deadline)
 {
@@ -414,10 +406,8 @@ int weft_sem_acquire(weft_sem *sem, int64_t deadline)
     sync_state *s = st(&sem->s_);
     sync_lock(s);
     int r = 0;
-    if (foreign(s, w, s->head != NULL))
-        r = -EPERM;
-    else if (s->n0 > 0 && queue_empty(s)) /* no barging past waiters */
-        s->n0--;
+    if (s->n0 > 0 && queue_empty(s)) /* no barging past waiters */
+        sem_set(s, s->n0 - 1);
     else /* granted: the unit is ours */
         r = wait_on(s, w, t, KIND_ANY, WEFT__WAIT_SEM, deadline, false);
     sync_unlock(s);
@@ -431,10 +421,8 @@ int weft_sem_try_acquire(weft_sem *sem)
     sync_state *s = st(&sem->s_);
     sync_lock(s);
     int r = -EAGAIN;
-    if (foreign(s, weft__worker_current(), s->head != NULL)) {
-        r = -EPERM;
-    } else if (s->n0 > 0 && queue_empty(s)) {
-        s->n0--;
+    if (s->n0 > 0 && queue_empty(s)) {
+        sem_set(s, s->n0 - 1);
         r = 0;
     }
     sync_unlock(s);
@@ -447,25 +435,22 @@ int weft_sem_release(weft_sem *sem, unsigned n)
         return -EINVAL;
     sync_state *s = st(&sem->s_);
     sync_lock(s);
-    if (foreign(s, weft__worker_current(), s->head != NULL)) {
-        sync_unlock(s);
-        return -EPERM;
-    }
     if (s->n0 > INT64_MAX - (int64_t)n) {
         sync_unlock(s);
         return -EOVERFLOW;
     }
     for (waiter *wt; n > 0 && (wt = first(s)) != NULL; n--)
         grant(s, wt); /* each waiter takes one unit straight from us */
-    s->n0 += n;
+    sem_set(s, s->n0 + n);
     sync_unlock(s);
     return 0;
 }
 
 int64_t weft_sem_value(const weft_sem *sem)
 {
-    /* A read of one word: no lock, and nothing written through the const pointer. */
-    return sem ? ((const sync_state *)&sem->s_)->n0 : -EINVAL;
+    /* A read of one word: no lock, and nothing written through the const pointer (the
+     * writers store it atomically, sem_set). */
+    return sem ? __atomic_load_n(&((const sync_state *)&sem->s_)->n0, __ATOMIC_RELAXED) : -EINVAL;
 }
 
 /* ---- Wait group -------------------------------------------------------------------------- */
@@ -477,9 +462,7 @@ int weft_waitgroup_add(weft_waitgroup *wg, int64_t n)
     sync_state *s = st(&wg->s_);
     sync_lock(s);
     int r = 0;
-    if (foreign(s, weft__worker_current(), s->n0 != 0 || s->head))
-        r = -EPERM;
-    else if (n > 0 && s->n0 > INT64_MAX - n) /* n0 >= 0, so only adding can overflow */
+    if (n > 0 && s->n0 > INT64_MAX - n) /* n0 >= 0, so only adding can overflow */
         r = -EOVERFLOW;
     else if (n < 0 && s->n0 + n < 0)
         r = -EINVAL;
@@ -512,9 +495,7 @@ static int waitgroup_wait(weft_waitgroup *wg, int64_t deadline, bool uncancellab
     sync_state *s = st(&wg->s_);
     sync_lock(s);
     int r = 0;
-    if (foreign(s, w, s->n0 != 0 || s->head))
-        r = -EPERM;
-    else if (s->n0 != 0)
+    if (s->n0 != 0)
         r = wait_on(s, w, t, KIND_ANY, WEFT__WAIT_WAITGROUP, deadline, uncancellable);
     sync_unlock(s);
     return r;
@@ -623,11 +604,6 @@ static void pooled_hold_push(weft_task *t, weft__worker *w, sync_state *s, read_
     hold_push(t, &h->hold);
 }
 
-static bool rw_busy(const sync_state *s)
-{
-    return s->owner || s->n0 > 0 || s->head;
-}
-
 int weft_rwlock_rdlock(weft_rwlock *l, int64_t deadline)
 {
     weft__worker *w;
@@ -641,9 +617,7 @@ int weft_rwlock_rdlock(weft_rwlock *l, int64_t deadline)
     sync_lock(s);
     int r = 0;
     read_hold *rh = NULL;
-    if (foreign(s, w, rw_busy(s))) {
-        r = -EPERM;
-    } else if (s->owner == t) {
+    if (s->owner == t) {
         r = -EDEADLK; /* it would wait for its own write hold */
     } else if (!(rh = (read_hold *)(void *)weft__node_get(w))) {
         r = -ENOMEM;
@@ -677,9 +651,7 @@ int weft_rwlock_wrlock(weft_rwlock *l, int64_t deadline)
     sync_lock(s);
     int r = 0;
     read_hold *wh = NULL;
-    if (foreign(s, w, rw_busy(s)))
-        r = -EPERM;
-    else if (s->owner == t || read_hold_of(t, s, false))
+    if (s->owner == t || read_hold_of(t, s, false))
         r = -EDEADLK; /* it would wait for its own hold */
     else if (!(wh = (read_hold *)(void *)weft__node_get(w)))
         r = -ENOMEM;
@@ -758,10 +730,6 @@ int weft_once_call(weft_once *o, void (*fn)(void *), void *arg, int64_t deadline
             sync_unlock(s);
             return 0;
         }
-        if (foreign(s, w, s->n0 == ONCE_RUNNING || s->head)) {
-            sync_unlock(s);
-            return -EPERM;
-        }
         if (s->n0 != ONCE_RUNNING)
             break;
         if (s->owner == t) { /* fn calling its own once would wait for itself */
@@ -813,9 +781,7 @@ int weft_event_wait(weft_event *e, int64_t deadline)
     sync_state *s = st(&e->s_);
     sync_lock(s);
     int r = 0;
-    if (foreign(s, w, s->head != NULL)) {
-        r = -EPERM;
-    } else if (s->n0) {
+    if (s->n0) {
         if (s->n1)
             s->n0 = 0; /* auto-reset: this waiter consumes the set */
     } else {
@@ -831,10 +797,6 @@ int weft_event_set(weft_event *e)
         return -EINVAL;
     sync_state *s = st(&e->s_);
     sync_lock(s);
-    if (foreign(s, weft__worker_current(), s->head != NULL)) {
-        sync_unlock(s);
-        return -EPERM;
-    }
     if (s->n1) {
         waiter *wt = first(s);
         if (wt)
@@ -856,10 +818,6 @@ int weft_event_reset(weft_event *e)
         return -EINVAL;
     sync_state *s = st(&e->s_);
     sync_lock(s);
-    if (foreign(s, weft__worker_current(), s->head != NULL)) {
-        sync_unlock(s);
-        return -EPERM;
-    }
     s->n0 = 0;
     sync_unlock(s);
     return 0;

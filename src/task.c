@@ -23,9 +23,32 @@ typedef struct task_chunk {
     weft_task tasks[CHUNK_TASKS];
 } task_chunk;
 
-/* A chunk from the runtime for w's cache. The chunk list is the runtime's, under its lock. */
+/* Records for w's empty cache: the runtime's spare ones if it has some, else a new chunk.
+ * Both lists are the runtime's, under its lock. */
 static int grow_records(weft__worker *w)
 {
+    weft__runtime *rt = w->rt;
+    if (rt->nworkers > 1) {
+        pthread_mutex_lock(&rt->lock);
+        weft_task *head = rt->spare, *tail = NULL;
+        size_t n = 0;
+        for (weft_task *t = head; t && n < WEFT__TASK_SPARE_MAX / 2; t = t->next) {
+            tail = t;
+            n++;
+        }
+        if (tail) {
+            rt->spare = tail->next;
+            rt->nspare -= n;
+            tail->next = NULL;
+        }
+        pthread_mutex_unlock(&rt->lock);
+        if (tail) {
+            w->tasks.free = head;
+            w->tasks.free_tail = tail;
+            w->tasks.nfree = n;
+            return 0;
+        }
+    }
     void *raw = weft__malloc(w, sizeof(task_chunk) + _Alignof(task_chunk));
     if (!raw)
         return -ENOMEM;
@@ -34,18 +57,19 @@ static int grow_records(weft__worker *w)
     task_chunk *c = (task_chunk *)a;
     memset(c, 0, sizeof *c);
     c->raw = raw;
-    weft__runtime *rt = w->rt;
-    pthread_mutex_lock(&rt->lock);
-    c->next = rt->chunks;
-    rt->chunks = c;
-    pthread_mutex_unlock(&rt->lock);
-    /* Called only when the free list is empty: the chunk becomes the list, in order. */
+    /* Called only when the free list is empty: the chunk becomes the list, in order. Set
+     * before the chunk is linked: other workers' shutdown walks read the list. */
     for (int i = 0; i < CHUNK_TASKS; i++) {
         c->tasks[i].flags = WEFT__T_REAPED;
         c->tasks[i].next = i + 1 < CHUNK_TASKS ? &c->tasks[i + 1] : NULL;
     }
+    pthread_mutex_lock(&rt->lock);
+    c->next = rt->chunks;
+    rt->chunks = c;
+    pthread_mutex_unlock(&rt->lock);
     w->tasks.free = &c->tasks[0];
     w->tasks.free_tail = &c->tasks[CHUNK_TASKS - 1];
+    w->tasks.nfree = CHUNK_TASKS;
     return 0;
 }
 
@@ -63,7 +87,9 @@ WEFT_COLD void weft__tasks_init(weft__worker *w, size_t default_stack)
 /* The key of the node that carries a spawn's cleanup in a task's locals (see task.h). */
 static const char spawn_cleanup_key;
 
-int weft__task_new(weft__worker *w, const weft_spawn_opts *opts, bool stackless, weft_task **out)
+static inline __attribute__((always_inline)) int task_new(weft__worker *w, weft__worker *home,
+                                                          const weft_spawn_opts *opts,
+                                                          bool stackless, weft_task **out)
 {
     /* The default size was checked and rounded once, at init; only a size the spawn asks
      * for is checked here (a stackless task has no stack: its size is ignored). */
@@ -93,6 +119,7 @@ int weft__task_new(weft__worker *w, const weft_spawn_opts *opts, bool stackless,
     w->tasks.free = t->next;
     if (!t->next)
         w->tasks.free_tail = NULL;
+    w->tasks.nfree--;
 
     /* The epoch continues from the record's previous life (see the file comment). */
     uint64_t e = WEFT__EPOCH(atomic_load_explicit(&t->word, memory_order_relaxed)) + 1;
@@ -104,7 +131,10 @@ int weft__task_new(weft__worker *w, const weft_spawn_opts *opts, bool stackless,
      * read only after it; `fn`/`future` and `arg` are the spawn's to set. The lists are
      * emptied at finish too, but a spawn cleanup or a local's destructor may still add to
      * them after their loop: they are reset, as before. */
-    t->worker = w;
+    /* Atomic (relaxed) because a stopping worker's walk of the chunks reads it for records
+     * of every worker (weft__tasks_shutdown); it is set once per life. */
+    __atomic_store_n(&t->worker, home, __ATOMIC_RELAXED);
+    atomic_store_explicit(&t->cancelled, 0, memory_order_relaxed);
     t->defers = NULL;
     t->locals = cleanup;
     t->holds = NULL;
@@ -124,15 +154,44 @@ int weft__task_new(weft__worker *w, const weft_spawn_opts *opts, bool stackless,
             t->name[sizeof t->name - 1] = 0;
         }
     }
-    /* Spawned during shutdown: cancelled from birth, so it finishes without running. */
-    if (w->tasks.shutting_down)
-        flags |= WEFT__T_CANCELLED;
-    t->flags = (uint16_t)flags; /* clears REAPED */
-    w->tasks.nlive++;
-    w->tasks.nrecords++;
+    __atomic_store_n(&t->flags, (uint16_t)flags, __ATOMIC_RELAXED); /* clears REAPED */
     w->stats.nspawned++;
+    if (home == w)
+        weft__task_adopt(w, t);
     *out = t;
     return 0;
+}
+
+int weft__task_new(weft__worker *w, const weft_spawn_opts *opts, bool stackless, weft_task **out)
+{
+    return task_new(w, w, opts, stackless, out);
+}
+
+int weft__task_new_for(weft__worker *w, weft__worker *home, const weft_spawn_opts *opts,
+                       bool stackless, weft_task **out)
+{
+    return task_new(w, home, opts, stackless, out);
+}
+
+void weft__task_adopt(weft__worker *w, weft_task *t)
+{
+    /* Spawned during shutdown: cancelled from birth, so it finishes without running. */
+    if (weft_unlikely(w->tasks.shutting_down))
+        atomic_store_explicit(&t->cancelled, 1, memory_order_relaxed);
+    w->tasks.nlive++;
+    w->tasks.nrecords++;
+}
+
+void weft__task_unnew(weft__worker *w, weft_task *t)
+{
+    for (weft__node *n = t->locals; n;) { /* the spawn's cleanup node, if any */
+        weft__node *next = n->next;
+        weft__node_put(w, n);
+        n = next;
+    }
+    t->locals = NULL;
+    w->tasks.nrecords++; /* taken back by the reap */
+    weft__task_reap(w, t);
 }
 
 /* The handlers a task left: defers, locals, the spawn cleanup, holds. Out of line: most
@@ -181,23 +240,48 @@ void weft__task_finish(weft__worker *w, weft_task *t, void *result)
         if (f->ops->drop)
             f->ops->drop(f); /* the future's own callback: no call up into future.c */
     }
-    t->result = (t->flags & WEFT__T_CANCELLED) ? WEFT_CANCELED : result;
+    t->result = weft__task_cancelled(t) ? WEFT_CANCELED : result;
     uint64_t word = atomic_load_explicit(&t->word, memory_order_relaxed);
     /* release: the result is visible to whoever sees DONE. */
     atomic_store_explicit(&t->word, WEFT__WORD(WEFT__EPOCH(word) + 1, WEFT__DONE),
                           memory_order_release);
     w->tasks.nlive--;
     if (t->joiner.task)
-        weft__wake(t->joiner.task, t->joiner.epoch);
+        weft__wake_from(w, t->joiner.task, t->joiner.epoch);
     /* A detached task that still runs on its stack is reaped once it is off it. */
     if ((t->flags & WEFT__T_DETACHED) && !t->stack)
         weft__task_reap(w, t);
 }
 
+void weft__task_release(weft__worker *w, weft_task *t)
+{
+    if (!t->stack)
+        weft__task_reap(w, t);
+    else
+        weft__task_flags_set(t, WEFT__T_DETACHED); /* the stack's release reaps it */
+}
+
+/* w keeps too many free records: the oldest half goes to the runtime's spare list. */
+static WEFT_NOINLINE void give_spare(weft__worker *w)
+{
+    size_t n = w->tasks.nfree / 2;
+    weft_task *head = w->tasks.free, *tail = head;
+    for (size_t i = 1; i < n; i++)
+        tail = tail->next;
+    w->tasks.free = tail->next;
+    w->tasks.nfree -= n;
+    weft__runtime *rt = w->rt;
+    pthread_mutex_lock(&rt->lock);
+    tail->next = rt->spare;
+    rt->spare = head;
+    rt->nspare += n;
+    pthread_mutex_unlock(&rt->lock);
+}
+
 void weft__task_reap(weft__worker *w, weft_task *t)
 {
     w->tasks.nrecords--;
-    t->flags |= WEFT__T_REAPED;
+    weft__task_flags_set(t, WEFT__T_REAPED);
     /* At the tail: the record is reused after every other free one, so a stale handle keeps
      * answering -ESRCH for as long as possible. */
     t->next = NULL;
@@ -206,6 +290,8 @@ void weft__task_reap(weft__worker *w, weft_task *t)
     else
         w->tasks.free = t;
     w->tasks.free_tail = t;
+    if (weft_unlikely(++w->tasks.nfree > WEFT__TASK_SPARE_MAX) && w->rt->nworkers > 1)
+        give_spare(w);
 }
 
 void weft__task_cancel(weft_task *t)
@@ -213,7 +299,9 @@ void weft__task_cancel(weft_task *t)
     uint64_t word = atomic_load_explicit(&t->word, memory_order_relaxed);
     if (WEFT__STATE(word) == WEFT__DONE)
         return;
-    t->flags |= WEFT__T_CANCELLED;
+    /* relaxed: the wake's CAS below (acq_rel) publishes it; a task running now sees it at
+     * its next park, whose CAS fails on NOTIFIED with acquire. */
+    atomic_store_explicit(&t->cancelled, 1, memory_order_relaxed);
     /* Wake whatever park it is in now, or make its next park return at once. */
     weft__wake(t, WEFT__EPOCH(word));
 }
@@ -242,7 +330,11 @@ WEFT_COLD void weft__tasks_shutdown(weft__worker *w)
     for (task_chunk *c = rt->chunks; c; c = c->next) {
         for (int i = 0; i < CHUNK_TASKS; i++) {
             weft_task *t = &c->tasks[i];
-            if (t->worker == w && !weft__task_reaped(t))
+            /* Relaxed loads: other workers write their records' fields meanwhile. Ours are
+             * reaped only on this thread, so one that says it is ours and alive stays so
+             * during the walk (or is a record being handed over to us, which the adoption
+             * cancels anyway). */
+            if (__atomic_load_n(&t->worker, __ATOMIC_RELAXED) == w && !weft__task_reaped(t))
                 weft__task_cancel(t); /* a no-op on a finished task */
         }
     }
@@ -253,6 +345,7 @@ WEFT_COLD void weft__tasks_fini(weft__worker *w)
 {
     w->tasks.free = NULL;
     w->tasks.free_tail = NULL;
+    w->tasks.nfree = 0;
 }
 
 int weft__task_wait_snapshot(const weft_task *t, int *kind, const void **what, int64_t *deadline,
@@ -293,8 +386,10 @@ weft_task *weft__task_by_guard(weft__worker *w, const void *addr)
     for (task_chunk *c = w->rt->chunks; c; c = c->next) {
         for (int i = 0; i < CHUNK_TASKS; i++) {
             weft_task *t = &c->tasks[i];
+            if (__atomic_load_n(&t->worker, __ATOMIC_RELAXED) != w)
+                continue;
             const weft__stack *s = t->stack;
-            if (t->worker != w || !s || !s->guarded || weft__task_reaped(t))
+            if (!s || !s->guarded || weft__task_reaped(t))
                 continue;
             if (a >= (uintptr_t)s->map && a < (uintptr_t)s->lo)
                 return t;

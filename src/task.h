@@ -52,14 +52,14 @@ typedef struct weft__node {
 enum {
     WEFT__T_STACKLESS = 0x01, /* drives `future` instead of running `fn` on a stack */
     WEFT__T_DETACHED = 0x02,  /* nobody will join: reap at finish */
-    WEFT__T_CANCELLED = 0x04, /* cancellation requested */
-    WEFT__T_STARTED = 0x08,   /* has run at least once */
-    WEFT__T_NOGUARD = 0x10,   /* spawn asked for an unguarded stack */
-    WEFT__T_MAIN = 0x20,      /* the runtime's main task */
-    WEFT__T_REAPED = 0x40,    /* back on the free list: a handle to it is stale (-ESRCH) */
-    WEFT__T_GUARDED = 0x80,   /* its stack has a guard region: no canary zone to check */
-    WEFT__T_ONSTACK = 0x100,  /* has its stack now (bound at first run, dropped at the end):
-                               * what the blocking calls test, in the record's first line */
+    /* 0x04: was the cancel flag, now the record's `cancelled` byte (any thread sets it) */
+    WEFT__T_STARTED = 0x08,  /* has run at least once */
+    WEFT__T_NOGUARD = 0x10,  /* spawn asked for an unguarded stack */
+    WEFT__T_MAIN = 0x20,     /* the runtime's main task */
+    WEFT__T_REAPED = 0x40,   /* back on the free list: a handle to it is stale (-ESRCH) */
+    WEFT__T_GUARDED = 0x80,  /* its stack has a guard region: no canary zone to check */
+    WEFT__T_ONSTACK = 0x100, /* has its stack now (bound at first run, dropped at the end):
+                              * what the blocking calls test, in the record's first line */
 };
 
 /* A lock a task holds that must not stay held after the task finishes (a sync.c mutex, a
@@ -98,9 +98,15 @@ struct weft_task {
     _Atomic(const void *) wait_what; /* the channel, mutex, task, fd (as intptr) ... */
     _Atomic int64_t wait_deadline;   /* absolute ns, or WEFT_FOREVER */
     _Atomic int64_t wait_since;      /* the worker's clock when the wait began */
-    uint16_t flags;                  /* WEFT__T_*; owner: worker */
-    _Atomic uint8_t wait_kind;       /* WEFT__WAIT_*, or WEFT__WAIT_NONE while not parked */
-    int saved_errno;                 /* errno while switched out (coroutines keep their own) */
+    /* WEFT__T_*. owner: the task's worker writes it, with relaxed atomic stores
+     * (weft__task_flags_set), so that a handle's holder on another worker may read it with
+     * relaxed loads (weft__task_flags_peek); the owner reads it plainly. */
+    uint16_t flags;
+    _Atomic uint8_t wait_kind; /* WEFT__WAIT_*, or WEFT__WAIT_NONE while not parked */
+    /* Cancellation requested. any thread: stored (relaxed) before the wake whose CAS
+     * publishes it (acq_rel); the task reads it after it resumes (relaxed). */
+    _Atomic uint8_t cancelled;
+    int saved_errno; /* errno while switched out (coroutines keep their own) */
 
     weft__stack *stack; /* bound at first run; NULL for stackless tasks; owner: worker */
     /* One word for three lives that never overlap: the body until the task first runs (or
@@ -140,20 +146,40 @@ typedef struct weft__task_cache {
     uint64_t id_end;
     uint32_t stack_size; /* default stack size (the configuration's), page-rounded */
     bool shutting_down;  /* spawned from now on: cancelled from birth */
+    size_t nfree;        /* records on `free`; past WEFT__TASK_SPARE_MAX half go to the runtime */
 } weft__task_cache;
+
+/* A worker keeps at most this many free records; past it, it hands the oldest half to the
+ * runtime's spare list, where a worker that runs out takes them before allocating a chunk.
+ * A worker that reaps what others spawn onto it (weft_spawn_on) would otherwise hoard
+ * records while the spawner keeps allocating. */
+#define WEFT__TASK_SPARE_MAX 1024
 
 void weft__tasks_init(weft__worker *w, size_t default_stack);
 /* A new READY record for a task of `w`, not yet queued, with the options' flags, name and
  * cleanup; `stackless` for weft_spawn_future (the stack options are ignored). The caller
  * sets fn or future, and arg. Returns 0, -EINVAL (bad options) or -ENOMEM. */
 int weft__task_new(weft__worker *w, const weft_spawn_opts *opts, bool stackless, weft_task **out);
+/* The same, taken from w's records for a task of another worker, `home` (weft_spawn_on): not
+ * counted on either until home adopts it (weft__task_adopt, on home's thread). */
+int weft__task_new_for(weft__worker *w, weft__worker *home, const weft_spawn_opts *opts,
+                       bool stackless, weft_task **out);
+/* Takes t (from weft__task_new_for) as one of w's unfinished tasks: counted, cancelled from
+ * birth if w is shutting down. The caller queues it. Owner thread. */
+void weft__task_adopt(weft__worker *w, weft_task *t);
+/* Gives back a record from weft__task_new_for that was never handed over. */
+void weft__task_unnew(weft__worker *w, weft_task *t);
+/* The join is over and its result taken: reaps t now, or, if it finished but is still on
+ * its stack (its worker is between its last switch and the release), marks it so that the
+ * release reaps it. t's own worker's thread. */
+void weft__task_release(weft__worker *w, weft_task *t);
 /* Finishing work shared by stackful and stackless tasks: defers, locals, the spawn cleanup,
  * abandoned holds, result, DONE, joiner wake-up. Runs on the task's stack (stackful) or the loop's
  * (stackless). */
 void weft__task_finish(weft__worker *w, weft_task *t, void *result);
 /* Returns a finished record to the free list (after join, or at once when detached). */
 void weft__task_reap(weft__worker *w, weft_task *t);
-/* Marks t cancelled and wakes whatever park it is in. Owner thread only. */
+/* Marks t cancelled and wakes whatever park it is in. Any thread, on a record not reaped. */
 void weft__task_cancel(weft_task *t);
 /* Registers a cleanup handler on `t` (which need not be running, nor ever run: finishing
  * runs its handlers either way). Returns 0 or -ENOMEM. */
@@ -179,10 +205,32 @@ int weft__task_wait_snapshot(const weft_task *t, int *kind, const void **what, i
 typedef void (*weft__cleanup_fn)(void *arg);
 weft__cleanup_fn weft__task_spawn_cleanup(const weft_task *t);
 
-/* Whether t still names a task record in use: not reaped (a stale handle is -ESRCH). */
+/* The owner's writes of t->flags (see the field). */
+static inline void weft__task_flags_set(weft_task *t, unsigned bits)
+{
+    __atomic_store_n(&t->flags, (uint16_t)(t->flags | bits), __ATOMIC_RELAXED);
+}
+static inline void weft__task_flags_clear(weft_task *t, unsigned bits)
+{
+    __atomic_store_n(&t->flags, (uint16_t)(t->flags & ~bits), __ATOMIC_RELAXED);
+}
+/* t->flags from a thread that is not t's worker's. */
+static inline unsigned weft__task_flags_peek(const weft_task *t)
+{
+    return __atomic_load_n(&t->flags, __ATOMIC_RELAXED);
+}
+
+/* Whether cancellation of t was requested. */
+static inline bool weft__task_cancelled(const weft_task *t)
+{
+    return atomic_load_explicit(&t->cancelled, memory_order_relaxed) != 0;
+}
+
+/* Whether t still names a task record in use: not reaped (a stale handle is -ESRCH). Any
+ * thread. */
 static inline bool weft__task_reaped(const weft_task *t)
 {
-    return (t->flags & WEFT__T_REAPED) != 0;
+    return (weft__task_flags_peek(t) & WEFT__T_REAPED) != 0;
 }
 
 /* Gives t its next run: a new epoch (every waker made before is now stale), RUNNING.
@@ -192,7 +240,7 @@ static inline void weft__task_begin_run(weft_task *t)
     uint64_t word = atomic_load_explicit(&t->word, memory_order_relaxed);
     atomic_store_explicit(&t->word, WEFT__WORD(WEFT__EPOCH(word) + 1, WEFT__RUNNING),
                           memory_order_relaxed);
-    t->flags |= WEFT__T_STARTED;
+    weft__task_flags_set(t, WEFT__T_STARTED);
 }
 
 static inline bool weft__task_done(const weft_task *t)

@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <string.h>
 
+#include "runtime.h"
 #include "scheduler.h"
+#include "smp.h"
 #include "task_api.h"
 #include "task.h"
 #include "wake.h"
@@ -105,16 +107,92 @@ static bool task_is_done(const void *t)
     return weft__task_done(t);
 }
 
-/* Reaps a finished t whose result was taken. */
+/* Reaps a finished t whose result was taken (see weft__task_release). */
 static void reap_joined(weft__worker *w, weft_task *t)
 {
-    if (!t->stack) {
+    weft__task_release(w, t);
+}
+
+/* ---- Handles of tasks on other workers ----------------------------------------------------
+ * Only a task's own worker touches its joiner, its flags and its place on a free list, so a
+ * join or a detach of another worker's task is a message to that worker (smp.c), run there
+ * on its loop. A cancel needs none: its flag and its wake are atomic. */
+
+/* On t's worker: a remote joiner (waker epoch c) waits for t. */
+static void msg_join(weft__worker *w, void *a, void *b, uint64_t epoch)
+{
+    weft_task *t = a;
+    if (weft__task_done(t))
+        weft__wake_from(w, b, epoch); /* finished before the message came */
+    else
+        t->joiner = (weft_waker){b, epoch};
+}
+
+/* On t's worker: its joiner on another worker took the result. */
+static void msg_reap(weft__worker *w, void *a, void *b, uint64_t c)
+{
+    (void)b, (void)c;
+    weft__task_release(w, a);
+}
+
+/* On t's worker: detached by a holder on another worker. */
+static void msg_detach(weft__worker *w, void *a, void *b, uint64_t c)
+{
+    (void)b, (void)c;
+    weft_task *t = a;
+    if (weft__task_reaped(t) || (t->flags & WEFT__T_DETACHED))
+        return;
+    weft__task_flags_set(t, WEFT__T_DETACHED);
+    if (weft__task_done(t) && !t->stack)
         weft__task_reap(w, t);
-    } else {
-        /* It finished but is not yet off its stack (we were woken during its last switch):
-         * let the stack release reap it. */
-        t->flags |= WEFT__T_DETACHED;
+}
+
+/* On t's worker: a task spawned there by weft_spawn_on. */
+static void msg_adopt(weft__worker *w, void *a, void *b, uint64_t c)
+{
+    (void)b, (void)c;
+    weft_task *t = a;
+    weft__smp_busy(w); /* a stopping worker that was done has a task again */
+    weft__task_adopt(w, t);
+    weft__ready_push(&w->sched, t);
+}
+
+/* Posts to another worker; a stackful task waits for room in a full ring rather than
+ * spilling (backpressure), anything else spills. */
+static int post(weft__worker *from, weft__worker *to, weft__msg_fn fn, void *a, void *b, uint64_t c)
+{
+    weft__msg m = {fn, a, b, c};
+    weft_task *self = weft__blocking_task(from);
+    return self ? weft__smp_post_wait(from, self, to, &m) : weft__smp_post(from, to, &m);
+}
+
+/* weft_join of a task on another worker: registers the joiner there, parks until t is done
+ * (its worker's finish wakes us through our inbox), then has it reaped there. */
+static int join_remote(weft__worker *w, weft_task *self, weft_task *t, void **result,
+                       int64_t deadline)
+{
+    weft__worker *home = t->worker;
+    while (!weft__task_done(t)) {
+        /* Room first: a wait for it would end the run whose epoch the message carries. */
+        int r = weft__smp_wait_room(w, self, home);
+        w = self->worker;
+        uint64_t e = WEFT__EPOCH(atomic_load_explicit(&self->word, memory_order_relaxed));
+        weft__msg m = {msg_join, t, self, e};
+        if (r < 0 || (r = weft__smp_post(w, home, &m)) < 0)
+            return r;
+        weft__wait wr = {.kind = WEFT__WAIT_JOIN, .what = t, .deadline = deadline};
+        r = weft__park(w, &wr);
+        w = self->worker;
+        /* A waker left registered is stale from now on: harmless. */
+        if (r < 0 && !weft__task_done(t))
+            return r;
     }
+    if (result)
+        *result = t->result; /* written before DONE, which we loaded with acquire */
+    /* Reaped by its worker. Should the message not go (no memory for the ring), the record
+     * stays unreaped until the runtime ends: the join has still succeeded. */
+    post(self->worker, home, msg_reap, t, NULL, 0);
+    return 0;
 }
 
 /* Parks until t finishes; with `uncancellable`, neither a deadline nor the caller's own
@@ -134,12 +212,50 @@ static int wait_done(weft__worker *w, weft_task *t, int64_t deadline, bool uncan
     return r;
 }
 
-/* Whether t is a handle w may act on: 0, -EINVAL (NULL, or another worker's task) or -ESRCH
- * (a stale handle: its record was reaped). */
-static int check_handle(const weft__worker *w, const weft_task *t)
+int weft_spawn_on(unsigned worker, weft_task **out, weft_fn fn, void *arg,
+                  const weft_spawn_opts *opts)
 {
-    if (!t || t->worker != w)
+    weft__worker *w = weft__worker_current();
+    if (!w)
+        return -EPERM;
+    if (worker >= w->rt->nworkers)
         return -EINVAL;
+    weft__worker *home = &w->rt->workers[worker];
+    if (home == w)
+        return weft_spawn(out, fn, arg, opts);
+    int r = check_spawn(w, out != NULL, opts);
+    if (r < 0)
+        return r;
+    if (!fn)
+        return -EINVAL;
+    weft_task *t;
+    if ((r = weft__task_new_for(w, home, opts, false, &t)) < 0)
+        return r;
+    t->fn = fn;
+    t->arg = arg;
+    /* Read before the hand-over: from then on only home touches the flags. */
+    bool detached = (t->flags & WEFT__T_DETACHED) != 0;
+    if ((r = post(w, home, msg_adopt, t, NULL, 0)) < 0) {
+        weft__task_unnew(w, t);
+        return r;
+    }
+    if (out)
+        *out = detached ? NULL : t;
+    return 0;
+}
+
+/* Whether t is a handle w may act on: 0 (a task of w), 1 (a task of another worker of w's
+ * runtime), -EINVAL (NULL, or another runtime's task) or -ESRCH (a stale handle of w's: its
+ * record was reaped; another worker's records are not checked, since a record reaped there
+ * may already be reused there). */
+static inline __attribute__((always_inline)) int check_handle(const weft__worker *w,
+                                                              const weft_task *t)
+{
+    if (!t)
+        return -EINVAL;
+    weft__worker *owner = __atomic_load_n(&t->worker, __ATOMIC_RELAXED);
+    if (weft_unlikely(owner != w))
+        return owner && owner->rt == w->rt ? 1 : -EINVAL;
     return weft__task_reaped(t) ? -ESRCH : 0;
 }
 
@@ -152,6 +268,8 @@ int weft_join(weft_task *t, void **result, int64_t deadline)
         return err;
     if ((err = check_handle(w, t)) < 0)
         return err;
+    if (err == 1)
+        return join_remote(w, self, t, result, deadline);
     if (t->flags & WEFT__T_DETACHED)
         return -EINVAL;
     if (t == self)
@@ -178,7 +296,7 @@ void weft__join_uncancellable(weft__worker *w, weft_task *t)
 }
 
 /* The calling thread's worker if t is a handle it may act on; else NULL with *err = -EPERM
- * (outside a runtime) or check_handle's error. */
+ * (outside a runtime) or check_handle's error. *err is 1 for another worker's task. */
 static weft__worker *handle_begin(weft_task *t, int *err)
 {
     weft__worker *w = weft__worker_current();
@@ -192,9 +310,11 @@ int weft_detach(weft_task *t)
     weft__worker *w = handle_begin(t, &r);
     if (!w)
         return r;
+    if (r == 1)
+        return post(w, t->worker, msg_detach, t, NULL, 0);
     if ((t->flags & WEFT__T_DETACHED) || t->joiner.task)
         return -EINVAL;
-    t->flags |= WEFT__T_DETACHED;
+    weft__task_flags_set(t, WEFT__T_DETACHED);
     if (weft__task_done(t) && !t->stack)
         weft__task_reap(w, t);
     return 0;
@@ -218,7 +338,7 @@ int weft_yield(void)
     /* A cancelled task still yields: one that ignores -ECANCELED in a loop must not starve
      * the others (or the shutdown that waits for it). */
     weft__yield(w);
-    return (t->flags & WEFT__T_CANCELLED) ? -ECANCELED : 0;
+    return weft__task_cancelled(t) ? -ECANCELED : 0;
 }
 
 int weft_sleep_until(int64_t deadline)
@@ -275,7 +395,7 @@ int weft_canceled(void)
     weft_task *t = weft_self();
     if (!t)
         return -EPERM;
-    return (t->flags & WEFT__T_CANCELLED) ? 1 : 0;
+    return weft__task_cancelled(t) ? 1 : 0;
 }
 
 int weft_local_set(const void *key, void *value, void (*dtor)(void *))

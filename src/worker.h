@@ -14,6 +14,7 @@
 #include "timer.h"
 #include "wake.h"
 #include "sys.h"
+#include "smp.h"
 
 /* Wakes the worker out of a blocking poll. Installed by the I/O layer at init (the only call
  * from the bottom of the core up into the reactor goes through it). any thread may ring;
@@ -22,6 +23,8 @@ typedef struct weft__doorbell {
     void (*ring)(void *arg);
     void *arg;
 } weft__doorbell;
+
+#define WEFT__NPUB 13
 
 struct weft__worker {
     weft__runtime *rt;  /* the runtime this worker belongs to; fixed */
@@ -38,10 +41,15 @@ struct weft__worker {
     weft__altstack altstack; /* overflow.h */
     weft__doorbell doorbell; /* any thread rings */
     weft__sys sys;           /* sys.h: system-call counters (and the test fault plan) */
+    weft__smp smp;           /* smp.h: messages from other workers; any worker posts */
 
     weft__node *free_nodes; /* pooled defer/local nodes; owner: worker */
     uint64_t rng;           /* xorshift state for fair choices (select) */
     weft_stats stats;       /* this worker's counters; owner: worker (runtime sums them) */
+    /* The counters as of this worker's last tick, for weft_stats_read on another worker:
+     * stored by the worker each tick, loaded by readers (relaxed both: each is a figure on
+     * its own). WEFT__NPUB in the order of runtime.c's publish_stats. */
+    _Atomic uint64_t published[WEFT__NPUB];
 };
 
 /* Between two resumes (the pick): fires the timers that came due while the last task ran,
@@ -55,6 +63,25 @@ static inline void weft__timers_poll(weft__worker *w)
 {
     if (w->timers.n && w->timers.polled_at != w->sys.ntotal)
         weft__timers_poll_clock(w);
+}
+
+/* w's counters in weft_stats's order (nspawned .. nguarded_live, ntimers, nsyscalls), for
+ * weft_stats_read and the copy each tick publishes. Owner thread. */
+static inline void weft__worker_counters(const weft__worker *w, uint64_t out[WEFT__NPUB])
+{
+    out[0] = w->stats.nspawned;
+    out[1] = w->stats.nswitches;
+    out[2] = w->stats.nresumes;
+    out[3] = w->stats.nticks;
+    out[4] = w->stats.npolls;
+    out[5] = w->stats.nmallocs;
+    out[6] = w->stats.nmmaps;
+    out[7] = w->tasks.nrecords;
+    out[8] = w->stacks.npooled;
+    out[9] = w->stacks.nlive;
+    out[10] = w->stacks.nguarded;
+    out[11] = w->timers.n;
+    out[12] = weft__sys_total(&w->sys);
 }
 
 /* The task running on w, NULL on the loop's context. */

@@ -1,0 +1,357 @@
+/* Workers: a runtime of several workers in sharded mode. The count and its sources
+ * (configuration, environment, affinity), tasks spawned onto each worker staying there,
+ * joins, detaches and cancels of another worker's tasks, records not hoarded by a worker
+ * that reaps what others spawn, the counters of every worker, and shutdown with tasks
+ * parked or busy on every worker. */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+static weft_config workers_cfg(unsigned n)
+{
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = n;
+    c.mode = WEFT_MODE_SHARDED;
+    return c;
+}
+
+static void *count_main(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(weft_worker_index(), 0);
+    return (void *)(uintptr_t)weft_worker_count();
+}
+
+Test(workers, count_from_config_env_and_affinity)
+{
+    weft_config c = workers_cfg(3);
+    cr_assert_eq(run_main_cfg(&c, count_main, NULL), (void *)3);
+
+    c = workers_cfg(0);
+    setenv("WEFT_WORKERS", "5", 1);
+    cr_assert_eq(run_main_cfg(&c, count_main, NULL), (void *)5);
+    unsetenv("WEFT_WORKERS");
+
+    cpu_set_t set;
+    cr_assert_eq(sched_getaffinity(0, sizeof set, &set), 0);
+    cr_assert_eq(run_main_cfg(&c, count_main, NULL), (void *)(uintptr_t)CPU_COUNT(&set));
+
+    /* Outside a runtime. */
+    cr_assert_eq(weft_worker_count(), 0);
+    cr_assert_eq(weft_worker_index(), -EPERM);
+}
+
+Test(workers, bad_configurations_are_refused)
+{
+    weft_config c = workers_cfg(WEFT_WORKERS_MAX + 1);
+    cr_assert_eq(weft_run(&c, count_main, NULL, NULL), -EINVAL);
+    c = workers_cfg(2);
+    c.mode = 7;
+    cr_assert_eq(weft_run(&c, count_main, NULL, NULL), -EINVAL);
+    c = workers_cfg(2);
+    c.pin_workers = 2;
+    cr_assert_eq(weft_run(&c, count_main, NULL, NULL), -EINVAL);
+    c = workers_cfg(2);
+    c.mode = WEFT_MODE_STEALING;
+    cr_assert_eq(weft_run(&c, count_main, NULL, NULL), -ENOTSUP);
+}
+
+static void *where_am_i(void *arg)
+{
+    int first = weft_worker_index();
+    /* A sharded task stays on its worker across parks. */
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(weft_sleep(1000), 0);
+        cr_assert_eq(weft_yield(), 0);
+        cr_assert_eq(weft_worker_index(), first);
+    }
+    return (void *)(intptr_t)(first * 1000 + (int)(intptr_t)arg);
+}
+
+static void *spawn_on_main(void *arg)
+{
+    unsigned n = weft_worker_count();
+    weft_task *t[8];
+    for (unsigned k = 0; k < n; k++)
+        cr_assert_eq(weft_spawn_on(k, &t[k], where_am_i, (void *)(intptr_t)k, NULL), 0);
+    for (unsigned k = 0; k < n; k++) {
+        void *r = NULL;
+        cr_assert_eq(weft_join(t[k], &r, WEFT_FOREVER), 0);
+        cr_assert_eq((intptr_t)r, (intptr_t)k * 1000 + k, "worker %u", k);
+    }
+    weft_task *x;
+    cr_assert_eq(weft_spawn_on(n, &x, where_am_i, NULL, NULL), -EINVAL);
+    cr_assert_eq(weft_spawn_on(1, NULL, where_am_i, NULL, NULL), -EINVAL); /* no handle */
+    cr_assert_eq(weft_spawn_on(1, &x, NULL, NULL, NULL), -EINVAL);
+    (void)arg;
+    return NULL;
+}
+
+Test(workers, spawn_on_runs_there_and_joins_from_here)
+{
+    weft_config c = workers_cfg(4);
+    run_main_cfg(&c, spawn_on_main, NULL);
+    cr_assert_eq(weft_spawn_on(0, NULL, where_am_i, NULL, NULL), -EPERM);
+}
+
+static void *sleeper(void *arg)
+{
+    atomic_int *started = arg;
+    atomic_fetch_add(started, 1);
+    int r = weft_sleep_until(WEFT_FOREVER);
+    return (void *)(intptr_t)r;
+}
+
+static void *cancel_remote_main(void *arg)
+{
+    (void)arg;
+    atomic_int started = 0;
+    weft_task *t;
+    cr_assert_eq(weft_spawn_on(1, &t, sleeper, &started, NULL), 0);
+    /* A join that times out leaves the handle valid; the task is still parked there. */
+    cr_assert_eq(weft_join(t, NULL, weft_deadline_in(2 * WEFT_MSEC)), -ETIMEDOUT);
+    while (atomic_load(&started) == 0)
+        weft_sleep(100 * 1000);
+    cr_assert_eq(weft_cancel(t), 0);
+    void *r = NULL;
+    cr_assert_eq(weft_join(t, &r, WEFT_FOREVER), 0);
+    cr_assert_eq(r, WEFT_CANCELED);
+    return NULL;
+}
+
+Test(workers, cancel_and_join_a_task_of_another_worker)
+{
+    weft_config c = workers_cfg(2);
+    run_main_cfg(&c, cancel_remote_main, NULL);
+}
+
+static atomic_int detached_done;
+
+static void *detached_body(void *arg)
+{
+    (void)arg;
+    weft_yield();
+    atomic_fetch_add(&detached_done, 1);
+    return NULL;
+}
+
+static void *detach_main(void *arg)
+{
+    (void)arg;
+    enum { N = 200 };
+    for (int i = 0; i < N; i++) {
+        weft_task *t;
+        cr_assert_eq(weft_spawn_on(1, &t, detached_body, NULL, NULL), 0);
+        cr_assert_eq(weft_detach(t), 0);
+        weft_spawn_opts o = {.flags = WEFT_SPAWN_DETACHED};
+        cr_assert_eq(weft_spawn_on(1, NULL, detached_body, NULL, &o), 0);
+    }
+    while (atomic_load(&detached_done) < 2 * N)
+        weft_sleep(100 * 1000);
+    return NULL;
+}
+
+Test(workers, detached_tasks_of_another_worker_are_reaped_there)
+{
+    atomic_store(&detached_done, 0);
+    weft_config c = workers_cfg(2);
+    run_main_cfg(&c, detach_main, NULL);
+    cr_assert_eq(atomic_load(&detached_done), 400);
+}
+
+static void *nothing(void *arg)
+{
+    return arg;
+}
+
+/* Spawning onto another worker takes records from the spawner's cache, and they are reaped
+ * on the other worker: without handing surplus back, the spawner would allocate a new chunk
+ * for every 64 spawns forever. */
+static void *records_main(void *arg)
+{
+    (void)arg;
+    weft_stats before, after;
+    for (int round = 0; round < 40; round++) {
+        if (round == 10)
+            cr_assert_eq(weft_stats_get(&before), 0);
+        weft_task *t[500];
+        for (int i = 0; i < 500; i++)
+            cr_assert_eq(weft_spawn_on(1, &t[i], nothing, NULL, NULL), 0);
+        for (int i = 0; i < 500; i++)
+            cr_assert_eq(weft_join(t[i], NULL, WEFT_FOREVER), 0);
+        weft_sleep(200 * 1000); /* let worker 1 take the reap messages */
+    }
+    cr_assert_eq(weft_stats_get(&after), 0);
+    /* 30 rounds of 500 remote spawns: 15,000 records if none were reused. */
+    cr_assert_lt(after.nmallocs - before.nmallocs, 100, "%llu allocations",
+                 (unsigned long long)(after.nmallocs - before.nmallocs));
+    cr_assert_geq(after.nspawned - before.nspawned, 15000);
+    return NULL;
+}
+
+Test(workers, records_spawned_elsewhere_are_reused)
+{
+    weft_config c = workers_cfg(2);
+    run_main_cfg(&c, records_main, NULL);
+}
+
+static atomic_int cleaned;
+
+static void count_cleanup(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&cleaned, 1);
+}
+
+static void *busy_then_park(void *arg)
+{
+    (void)arg;
+    if (weft_worker_index() % 2)
+        for (;;)
+            if (weft_yield() == -ECANCELED)
+                break;
+    weft_sleep_until(WEFT_FOREVER);
+    return NULL;
+}
+
+/* The main task returns while tasks are parked or busy on every worker: each worker
+ * cancels its own, they all finish (cleanups run), and weft_run returns. */
+static void *shutdown_main(void *arg)
+{
+    (void)arg;
+    unsigned n = weft_worker_count();
+    weft_spawn_opts o = {.flags = WEFT_SPAWN_DETACHED, .cleanup = count_cleanup};
+    for (unsigned i = 0; i < 64; i++)
+        cr_assert_eq(weft_spawn_on(i % n, NULL, busy_then_park, NULL, &o), 0);
+    weft_task *kept;
+    weft_spawn_opts o2 = {.cleanup = count_cleanup};
+    cr_assert_eq(weft_spawn_on(n - 1, &kept, busy_then_park, NULL, &o2), 0);
+    weft_sleep(2 * WEFT_MSEC);
+    return NULL; /* `kept` is never joined: the shutdown reaps it */
+}
+
+Test(workers, shutdown_with_tasks_parked_and_busy_everywhere)
+{
+    atomic_store(&cleaned, 0);
+    weft_config c = workers_cfg(4);
+    run_main_cfg(&c, shutdown_main, NULL);
+    cr_assert_eq(atomic_load(&cleaned), 65);
+}
+
+static void *late_spawner(void *arg)
+{
+    (void)arg;
+    /* Cancelled by the shutdown; its spawns onto other workers are cancelled from birth. */
+    weft_sleep_until(WEFT_FOREVER);
+    weft_spawn_opts o = {.flags = WEFT_SPAWN_DETACHED, .cleanup = count_cleanup};
+    unsigned n = weft_worker_count();
+    for (unsigned i = 0; i < 16; i++)
+        cr_assert_eq(weft_spawn_on(i % n, NULL, busy_then_park, NULL, &o), 0);
+    return NULL;
+}
+
+static void *late_main(void *arg)
+{
+    (void)arg;
+    weft_spawn_opts o = {.flags = WEFT_SPAWN_DETACHED};
+    cr_assert_eq(weft_spawn_on(1, NULL, late_spawner, NULL, &o), 0);
+    weft_sleep(WEFT_MSEC);
+    return NULL;
+}
+
+Test(workers, spawns_during_shutdown_are_cancelled_from_birth)
+{
+    atomic_store(&cleaned, 0);
+    weft_config c = workers_cfg(3);
+    run_main_cfg(&c, late_main, NULL);
+    cr_assert_eq(atomic_load(&cleaned), 16);
+}
+
+static void *spin_a_while(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 100; i++)
+        weft_yield();
+    return NULL;
+}
+
+static void *stats_main(void *arg)
+{
+    (void)arg;
+    weft_stats s0, s1;
+    cr_assert_eq(weft_stats_get(&s0), 0);
+    weft_task *t[3];
+    for (unsigned k = 1; k < 4; k++)
+        cr_assert_eq(weft_spawn_on(k, &t[k - 1], spin_a_while, NULL, NULL), 0);
+    for (int k = 0; k < 3; k++)
+        cr_assert_eq(weft_join(t[k], NULL, WEFT_FOREVER), 0);
+    weft_sleep(5 * WEFT_MSEC); /* the other workers publish their counters each tick */
+    cr_assert_eq(weft_stats_get(&s1), 0);
+    /* The 300 yields ran on workers 1..3: the sum sees them. */
+    cr_assert_geq(s1.nresumes - s0.nresumes, 300);
+    cr_assert_geq(s1.nspawned - s0.nspawned, 3);
+    return NULL;
+}
+
+Test(workers, counters_sum_every_worker)
+{
+    weft_config c = workers_cfg(4);
+    run_main_cfg(&c, stats_main, NULL);
+}
+
+/* Several runtimes of several workers at once, each on its own thread. */
+static void *many_main(void *arg)
+{
+    (void)arg;
+    weft_task *t[2];
+    for (int k = 0; k < 2; k++)
+        cr_assert_eq(weft_spawn_on((unsigned)k + 1, &t[k], where_am_i, NULL, NULL), 0);
+    for (int k = 0; k < 2; k++)
+        cr_assert_eq(weft_join(t[k], NULL, WEFT_FOREVER), 0);
+    return (void *)1;
+}
+
+static void *runtime_thread(void *arg)
+{
+    (void)arg;
+    weft_config c = workers_cfg(3);
+    void *r = NULL;
+    int e = weft_run(&c, many_main, NULL, &r);
+    return (void *)(intptr_t)(e == 0 && r == (void *)1);
+}
+
+Test(workers, several_runtimes_of_several_workers)
+{
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(pthread_create(&th[i], NULL, runtime_thread, NULL), 0);
+    for (int i = 0; i < 3; i++) {
+        void *ok;
+        pthread_join(th[i], &ok);
+        cr_assert_eq(ok, (void *)1);
+    }
+}
+
+static void *pinned_main(void *arg)
+{
+    (void)arg;
+    cpu_set_t set;
+    cr_assert_eq(sched_getaffinity(0, sizeof set, &set), 0);
+    return (void *)(uintptr_t)CPU_COUNT(&set);
+}
+
+Test(workers, pinned_workers_and_the_mask_restored)
+{
+    cpu_set_t before, after;
+    cr_assert_eq(sched_getaffinity(0, sizeof before, &before), 0);
+    weft_config c = workers_cfg(2);
+    c.pin_workers = 1;
+    cr_assert_eq(run_main_cfg(&c, pinned_main, NULL), (void *)1); /* one CPU while it runs */
+    cr_assert_eq(sched_getaffinity(0, sizeof after, &after), 0);
+    cr_assert(CPU_EQUAL(&before, &after));
+}
