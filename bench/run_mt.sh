@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The multi-core workloads of bench-workloads.md side by side (used by `make bench-mt`):
 # spawn_join_mt, fanout_tree, chan_mpmc and sched_latency (N workers), tcp_echo_mt (N
-# workers serving 1,000 connections) and blocked_worker (N = 2), for weft (bench_spawn_join_mt,
-# bench_fanout_tree and bench_chan_mpmc: impl weft_sharded, and weft_stealing once weft_run
-# stops answering -ENOTSUP for it) and the peers this machine has toolchains for: Go (GOMAXPROCS=N,
-# impl "go"), Tokio (multi_thread with N workers, impl "tokio_mt") and, for tcp_echo_mt,
-# epoll_raw with N shards (impl "epoll_raw_shards"). Prints a table of medians with ratios
-# to weft and to the same implementation on 1 thread.
+# workers serving 1,000 connections) and blocked_worker (N = 2). weft runs through its
+# bench_spawn_join_mt, bench_fanout_tree and bench_chan_mpmc (impl weft_sharded, and
+# weft_stealing once weft_run stops answering -ENOTSUP for it); the peers are those this
+# machine has toolchains for: Go (GOMAXPROCS=N, impl "go"), Tokio (multi_thread with N
+# workers, impl "tokio_mt") and, for tcp_echo_mt, epoll_raw with N shards (impl
+# "epoll_raw_shards"). Prints a table of medians with ratios to weft and to the same
+# implementation on 1 thread.
 #
 # Usage: bench/run_mt.sh BUILD_DIR [RUNS]      (RUNS defaults to 3)
 #   weft binaries are BUILD_DIR/bench/bench_<workload> (skipped if absent); peers are built
