@@ -361,8 +361,8 @@ for line in open(path):
 
 # The extra figures shown per workload (medians); others get every numeric field.
 EXTRAS = {
-    "spawn_join_mt": ["rss_bytes"],
-    "fanout_tree": ["rss_bytes"],
+    "spawn_join_mt": ["rss_bytes", "off_spawner_pct"],
+    "fanout_tree": ["rss_bytes", "off_root_pct"],
     "chan_mpmc": [],
     "sched_latency": ["p50_us", "max_us", "preempted"],
     "tcp_echo_mt": ["server_us_per_msg", "server_user_us_per_msg", "p99_us", "server_cpu_pct",
