@@ -7,6 +7,9 @@
 #   make bench-net  tcp_echo: weft on both backends against epoll_raw, Go, Tokio, libuv and
 #                a thread per connection, and weft's schedule latency under that load
 #                (examples/latency_probe.c)
+#   make bench-mt  the multi-core workloads (bench/run_mt.sh): spawn_join_mt, fanout_tree,
+#                chan_mpmc, sched_latency, tcp_echo_mt and blocked_worker on 1 and 2 workers
+#                (MT_THREADS="1 2 4" for more) against Go, Tokio and epoll_raw shards
 #   make bench-file  file_randread: weft on both backends against fio (io_uring, psync); the
 #                1 GiB file is created once in build/bench (FILE_DIR overrides)
 #                bench and bench-net end with bench/report.py: Markdown tables, PNGs in
@@ -29,7 +32,7 @@ CTEST = ctest --output-on-failure -j$(JOBS)
 # Debian's python (python3-matplotlib lives there), not a pyenv or venv one first on PATH.
 BENCH_PY ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 
-.PHONY: all build run test test-rel test-asan test-lto test-tsan test-valgrind bench bench-net bench-file \
+.PHONY: all build run test test-rel test-asan test-lto test-tsan test-valgrind bench bench-net bench-mt bench-file \
         install coverage soak \
         cross-test format clean
 
@@ -104,6 +107,12 @@ bench-net:
 	cmake --build $(BUILD)/bench -j$(JOBS)
 	BACKENDS="epoll io_uring" bench/run_net.sh $(BUILD)/bench $(RUNS)
 	-@$(BENCH_PY) bench/report.py --net $(BUILD)/bench/net-results.jsonl --out $(BUILD)/bench/plots
+
+bench-mt:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory $(BUILD)/bench/CMakeCache.txt
+	cmake --build $(BUILD)/bench -j$(JOBS)
+	bench/run_mt.sh $(BUILD)/bench $(RUNS)
 
 bench-file:
 	@scripts/deps.sh bench

@@ -1,6 +1,12 @@
-// Go peer for weft's single-thread benchmark workloads (bench-workloads.md), run with
-// GOMAXPROCS=1; prints one JSON line per run with impl "go_p1".
-// Usage: go-peer WORKLOAD [n]   (WORKLOAD: yield spawn_join sleepers_1m timers_1m chan_pingpong)
+// Go peer for weft's benchmark workloads (bench-workloads.md); prints one JSON line per run.
+// The single-thread ones run with GOMAXPROCS=1 (impl "go_p1"); the multi-core ones
+// (mt.go) with GOMAXPROCS=N (impl "go", with "threads" and "mode" fields).
+// Usage: go-peer WORKLOAD [n] [--threads N]... [--port P]
+//
+//	single-thread: yield spawn_join sleepers_1m timers_1m chan_pingpong
+//	multi-core: spawn_join_mt fanout_tree chan_mpmc sched_latency (default --threads 1
+//	--threads 2, each count in a fresh process) and blocked_worker (--port P, default
+//	--threads 2; an echo server that runs until SIGTERM, see mt.go)
 package main
 
 import (
@@ -15,7 +21,7 @@ import (
 	"time"
 )
 
-const impl = "go_p1"
+var impl = "go_p1" // "go" for the multi-core workloads
 
 var sink int64 // written at the end of each workload so the work stays observable
 
@@ -162,15 +168,32 @@ func benchChanPingpong(n int) {
 func main() {
 	runtime.GOMAXPROCS(1)
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: go-peer yield|spawn_join|sleepers_1m|timers_1m|chan_pingpong [n]")
+		fmt.Fprintln(os.Stderr, "usage: go-peer WORKLOAD [n] [--threads N]... [--port P]")
 		os.Exit(2)
 	}
 	w := os.Args[1]
 	n := -1
-	if len(os.Args) > 2 {
-		v, err := strconv.Atoi(os.Args[2])
+	var threads []int
+	port := 0
+	for i := 2; i < len(os.Args); i++ {
+		a := os.Args[i]
+		if (a == "--threads" || a == "--port") && i+1 < len(os.Args) {
+			v, err := strconv.Atoi(os.Args[i+1])
+			if err != nil || v < 1 {
+				fmt.Fprintln(os.Stderr, "bad", a, os.Args[i+1])
+				os.Exit(2)
+			}
+			if a == "--threads" {
+				threads = append(threads, v)
+			} else {
+				port = v
+			}
+			i++
+			continue
+		}
+		v, err := strconv.Atoi(a)
 		if err != nil || v < 1 {
-			fmt.Fprintln(os.Stderr, "bad n:", os.Args[2])
+			fmt.Fprintln(os.Stderr, "bad n:", a)
 			os.Exit(2)
 		}
 		n = v
@@ -192,6 +215,17 @@ func main() {
 		benchSleepers(w, def(1000000), true)
 	case "chan_pingpong":
 		benchChanPingpong(def(1000000))
+	case "spawn_join_mt", "fanout_tree", "chan_mpmc", "sched_latency":
+		os.Exit(runMT(w, n, threads))
+	case "blocked_worker":
+		if len(threads) == 0 {
+			threads = []int{2}
+		}
+		if port == 0 || len(threads) != 1 {
+			fmt.Fprintln(os.Stderr, "usage: go-peer blocked_worker --port P [--threads N]")
+			os.Exit(2)
+		}
+		benchBlockedWorker(port, threads[0])
 	default:
 		fmt.Fprintln(os.Stderr, "unknown workload:", w)
 		os.Exit(2)

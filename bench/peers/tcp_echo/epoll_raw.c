@@ -1,12 +1,18 @@
 /* The practical limit for tcp_echo: an edge-triggered epoll echo server on one thread with
  * no runtime (accept4 non-blocking, TCP_NODELAY; reads until EAGAIN or a short read and
  * writes back, keeping what a short write left and waiting for EPOLLOUT).
- * Usage: epoll_raw PORT (127.0.0.1). Runs until killed. */
+ * Usage: epoll_raw PORT [THREADS] (127.0.0.1). Runs until killed.
+ * With THREADS (tcp_echo_mt, bench/run_mt.sh: impl "epoll_raw_shards") it runs THREADS such
+ * loops, each on its own thread with its own epoll and its own SO_REUSEPORT listener, so the
+ * kernel spreads the connections and no state is shared: the reference for weft's shards.
+ * A descriptor belongs to the thread that accepted it, so the fd-indexed table needs no lock. */
 #define _GNU_SOURCE /* accept4 */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,10 +30,10 @@ typedef struct conn {
     int out_armed;  /* EPOLLOUT is in the registered mask */
 } conn;
 
-static conn *conns;
+static conn *conns;       /* entry fd: touched only by the thread that accepted fd */
 static int nconns_max;
-static int ep;
-static char buf[BUF];
+static _Thread_local int ep; /* each thread's own epoll */
+static _Thread_local char buf[BUF];
 
 static void drop(int fd)
 {
@@ -122,32 +128,24 @@ static void on_ready(int fd)
     }
 }
 
-int main(int argc, char **argv)
+/* Opens a non-blocking listener on 127.0.0.1:port; SO_REUSEPORT when several share it. */
+static int listen_on(int port, int reuseport)
 {
-    int port = argc > 1 ? atoi(argv[1]) : 0;
-    if (port <= 0 || port > 65535) {
-        fprintf(stderr, "usage: %s PORT\n", argv[0]);
-        return 2;
-    }
-    signal(SIGPIPE, SIG_IGN);
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-        getrlimit(RLIMIT_NOFILE, &rl);
-    }
-    nconns_max = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (1 << 20) ? 1 << 20
-                                                                         : (int)rl.rlim_cur;
-    conns = calloc((size_t)nconns_max, sizeof *conns);
-
     int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
     setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuseport && setsockopt(lfd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+        return -1;
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (!conns || bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(lfd, 4096) < 0) {
-        perror("epoll_raw: listen");
-        return 1;
-    }
+    if (bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(lfd, 4096) < 0)
+        return -1;
+    return lfd;
+}
+
+/* One event loop: accepts from lfd and serves what it accepted, until the process dies. */
+static void *serve(void *arg)
+{
+    int lfd = (int)(intptr_t)arg, one = 1;
     ep = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event lev = {.events = EPOLLIN | EPOLLET, .data.fd = lfd};
     epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &lev);
@@ -180,4 +178,45 @@ int main(int argc, char **argv)
             }
         }
     }
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    int port = argc > 1 ? atoi(argv[1]) : 0;
+    int nthreads = argc > 2 ? atoi(argv[2]) : 0; /* 0: one loop, no SO_REUSEPORT */
+    if (port <= 0 || port > 65535 || argc > 3 || (argc > 2 && (nthreads < 1 || nthreads > 1024))) {
+        fprintf(stderr, "usage: %s PORT [THREADS]\n", argv[0]);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    nconns_max = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (1 << 20) ? 1 << 20
+                                                                         : (int)rl.rlim_cur;
+    conns = calloc((size_t)nconns_max, sizeof *conns);
+
+    /* Every listener is bound before any loop runs, so the kernel spreads the first
+     * connections over all of them. */
+    int nl = nthreads ? nthreads : 1, lfd[1024];
+    for (int i = 0; i < nl; i++) {
+        lfd[i] = conns ? listen_on(port, nthreads > 0) : -1;
+        if (lfd[i] < 0) {
+            perror("epoll_raw: listen");
+            return 1;
+        }
+    }
+    for (int i = 1; i < nl; i++) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, serve, (void *)(intptr_t)lfd[i]) != 0) {
+            fprintf(stderr, "epoll_raw: pthread_create failed\n");
+            return 1;
+        }
+    }
+    serve((void *)(intptr_t)lfd[0]);
+    return 0;
 }

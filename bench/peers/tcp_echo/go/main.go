@@ -1,6 +1,7 @@
-// tcp_echo peer in Go (impl "go_p1"): net.Listen on 127.0.0.1, one goroutine per connection
-// copying what it reads back to the socket, GOMAXPROCS=1. Usage: go-echo PORT. Runs until
-// killed.
+// tcp_echo peer in Go: net.Listen on 127.0.0.1, one goroutine per connection copying what it
+// reads back to the socket. Usage: go-echo PORT [THREADS]: GOMAXPROCS=1 without THREADS
+// (impl "go_p1", bench/run_net.sh), GOMAXPROCS=THREADS with it (impl "go", tcp_echo_mt,
+// bench/run_mt.sh). Runs until killed.
 package main
 
 import (
@@ -8,6 +9,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"strconv"
 	"syscall"
 	"time"
 )
@@ -30,11 +32,19 @@ func serve(c net.Conn) {
 }
 
 func main() {
-	runtime.GOMAXPROCS(1)
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: go-echo PORT")
+	threads := 1
+	if len(os.Args) == 3 {
+		t, err := strconv.Atoi(os.Args[2])
+		if err != nil || t < 1 {
+			fmt.Fprintln(os.Stderr, "go-echo: bad THREADS:", os.Args[2])
+			os.Exit(2)
+		}
+		threads = t
+	} else if len(os.Args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: go-echo PORT [THREADS]")
 		os.Exit(2)
 	}
+	runtime.GOMAXPROCS(threads)
 	var rl syscall.Rlimit
 	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) == nil && rl.Cur < rl.Max {
 		rl.Cur = rl.Max

@@ -1,6 +1,14 @@
-//! Tokio peer for weft's single-thread benchmark workloads (bench-workloads.md) on a
-//! current_thread runtime; prints one JSON line per run with impl "tokio_ct".
-//! Usage: tokio-peer WORKLOAD [n]  (yield spawn_join sleepers_1m timers_1m chan_pingpong)
+//! Tokio peer for weft's benchmark workloads (bench-workloads.md); prints one JSON line per
+//! run. The single-thread ones run on a current_thread runtime (impl "tokio_ct"); the
+//! multi-core ones (mt.rs) on a multi_thread runtime of N workers (impl "tokio_mt", with
+//! "threads" and "mode" fields).
+//! Usage: tokio-peer WORKLOAD [n] [--threads N]... [--port P]
+//!   single-thread: yield spawn_join sleepers_1m timers_1m chan_pingpong
+//!   multi-core: spawn_join_mt fanout_tree chan_mpmc sched_latency (default --threads 1
+//!   --threads 2, each count in a fresh process) and blocked_worker (--port P, default
+//!   --threads 2; an echo server that runs until SIGTERM, see mt.rs)
+
+mod mt;
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -14,7 +22,7 @@ use tokio::task::{self, JoinHandle, LocalSet};
 const IMPL: &str = "tokio_ct";
 
 /// A "Vm*:  N kB" field of /proc/self/status, in bytes (0 if absent).
-fn proc_status_bytes(field: &str) -> u64 {
+pub(crate) fn proc_status_bytes(field: &str) -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     for line in s.lines() {
         if let Some(rest) = line.strip_prefix(field).and_then(|r| r.strip_prefix(':')) {
@@ -25,13 +33,25 @@ fn proc_status_bytes(field: &str) -> u64 {
     0
 }
 
+/// Raises the soft limit of open files to the hard one (the echo servers' connections).
+pub(crate) fn raise_nofile() {
+    // SAFETY: plain getrlimit/setrlimit on a local struct.
+    unsafe {
+        let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0 && rl.rlim_cur < rl.rlim_max {
+            rl.rlim_cur = rl.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
+        }
+    }
+}
+
 fn emit(workload: &str, n: u64, value: f64, unit: &str, extra: &str) {
     println!(
         "{{\"impl\":\"{IMPL}\",\"workload\":\"{workload}\",\"n\":{n},\"value\":{value:.3},\"unit\":\"{unit}\"{extra}}}"
     );
 }
 
-fn per_op_ns(el: Duration, n: u64) -> f64 {
+pub(crate) fn per_op_ns(el: Duration, n: u64) -> f64 {
     el.as_nanos() as f64 / n as f64
 }
 
@@ -176,24 +196,58 @@ async fn bench_chan_pingpong(n: u64) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 2 {
-        eprintln!("usage: tokio-peer yield|spawn_join|sleepers_1m|timers_1m|chan_pingpong [n]");
+        eprintln!("usage: tokio-peer WORKLOAD [n] [--threads N]... [--port P]");
         std::process::exit(2);
     }
-    let n_override: Option<u64> = args.get(2).map(|s| match s.parse() {
-        Ok(v) if v > 0 => v,
-        _ => {
-            eprintln!("bad n: {s}");
-            std::process::exit(2)
+    let bad = |what: &str, v: &str| -> ! {
+        eprintln!("bad {what}: {v}");
+        std::process::exit(2)
+    };
+    let mut n_override: Option<u64> = None;
+    let mut threads: Vec<usize> = Vec::new();
+    let mut port: Option<u16> = None;
+    let mut i = 2;
+    while i < args.len() {
+        let a = args[i].as_str();
+        if (a == "--threads" || a == "--port") && i + 1 < args.len() {
+            let v = &args[i + 1];
+            if a == "--threads" {
+                threads.push(v.parse().ok().filter(|&t| t > 0).unwrap_or_else(|| bad(a, v)));
+            } else {
+                port = Some(v.parse().ok().filter(|&p| p > 0).unwrap_or_else(|| bad(a, v)));
+            }
+            i += 2;
+            continue;
         }
-    });
+        n_override = Some(a.parse().ok().filter(|&v| v > 0).unwrap_or_else(|| bad("n", a)));
+        i += 1;
+    }
     let n = |default: u64| n_override.unwrap_or(default);
 
+    let w = args[1].as_str();
+    match w {
+        "spawn_join_mt" | "fanout_tree" | "chan_mpmc" | "sched_latency" => {
+            std::process::exit(mt::run(w, n_override, &threads))
+        }
+        "blocked_worker" => {
+            if threads.is_empty() {
+                threads.push(2);
+            }
+            match port {
+                Some(p) if threads.len() == 1 => std::process::exit(mt::blocked_worker(p, threads[0])),
+                _ => {
+                    eprintln!("usage: tokio-peer blocked_worker --port P [--threads N]");
+                    std::process::exit(2)
+                }
+            }
+        }
+        _ => {}
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     let local = LocalSet::new();
-    let w = args[1].as_str();
     local.block_on(&rt, async {
         match w {
             "yield" => bench_yield(n(10_000_000)).await,

@@ -1,6 +1,8 @@
-//! tcp_echo peer on Tokio's current_thread runtime (impl "tokio_ct"): a TcpListener on
-//! 127.0.0.1 (backlog 4096) and one task per connection that reads into a buffer and
-//! write_all()s it back. Usage: tcp-echo-tokio PORT. Runs until killed.
+//! tcp_echo peer on Tokio: a TcpListener on 127.0.0.1 (backlog 4096) and one task per
+//! connection that reads into a buffer and write_all()s it back.
+//! Usage: tcp-echo-tokio PORT [THREADS]: the current_thread runtime without THREADS (impl
+//! "tokio_ct", bench/run_net.sh), a multi_thread runtime of THREADS workers with it (impl
+//! "tokio_mt", tcp_echo_mt, bench/run_mt.sh). Runs until killed.
 use std::net::{Ipv4Addr, SocketAddr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -31,15 +33,27 @@ async fn serve(mut s: TcpStream) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let port: u16 = match args.get(1).map(|p| p.parse()) {
-        Some(Ok(p)) if args.len() == 2 => p,
-        _ => {
-            eprintln!("usage: tcp-echo-tokio PORT");
-            std::process::exit(2);
-        }
+    let usage = || -> ! {
+        eprintln!("usage: tcp-echo-tokio PORT [THREADS]");
+        std::process::exit(2)
     };
+    let port: u16 = match args.get(1).map(|p| p.parse()) {
+        Some(Ok(p)) if args.len() <= 3 => p,
+        _ => usage(),
+    };
+    let threads: Option<usize> = args.get(2).map(|t| match t.parse() {
+        Ok(t) if t > 0 => t,
+        _ => usage(),
+    });
     raise_nofile();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap();
+    let rt = match threads {
+        None => tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap(),
+        Some(t) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(t)
+            .enable_io()
+            .build()
+            .unwrap(),
+    };
     rt.block_on(async move {
         let sock = TcpSocket::new_v4().unwrap();
         sock.set_reuseaddr(true).unwrap();
