@@ -204,7 +204,7 @@ int weft__stack_alloc(weft__worker *w, size_t size, bool noguard, weft__stack **
     weft__stack *s = pop_pooled(p, cls, want_guard);
     int r = 0;
     if (s) {
-        weft__hook_stack_reuse(s->lo, (size_t)(s->hi - s->lo));
+        /* pooled: made clean below, as a fresh one is */
     } else if (want_guard && p->nguarded < p->guard_limit) {
         r = new_guarded(w, bytes, cls, &s);
     } else if (want_guard && p->guard_mode == WEFT_GUARD_ALWAYS) {
@@ -214,6 +214,10 @@ int weft__stack_alloc(weft__worker *w, size_t size, bool noguard, weft__stack **
     }
     if (r < 0)
         return r;
+    /* ASan: a reused stack starts clean (a task that ended through weft_exit left its frames'
+     * redzones poisoned), and so does a fresh mapping, which may lie where an unmapped stack
+     * was, a coroutine's or an exited worker thread's, whose poison munmap did not clear. */
+    weft__hook_stack_reuse(s->lo, (size_t)(s->hi - s->lo));
     p->nlive++;
     *out = s;
     return 0;
