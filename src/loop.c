@@ -139,13 +139,21 @@ static bool stop_seen(weft__worker *w, weft_task *main_task)
     return true;
 }
 
-int weft__loop(weft__worker *w)
+void weft__loop_prepare(weft__worker *w)
 {
     /* On the worker's own thread: every switch of this worker saves and restores errno
      * through it (scheduler.c). */
     w->sched.errno_loc = &errno;
     loop_init(w);
-    unsigned long slack = precise_timers(w, 0);
+    w->sched.slack_restore = precise_timers(w, 0);
+    /* The others' view of this worker starts with what its set-up cost: a reader's deltas
+     * then see only what happens after the runtime started. */
+    publish_stats(w);
+}
+
+int weft__loop(weft__worker *w)
+{
+    unsigned long slack = w->sched.slack_restore;
     weft_task *main_task = w->rt->main_task;
     for (;;) {
         w->now = weft__clock_ns();

@@ -7,6 +7,9 @@
 
 #include "internal.h"
 
+/* Prepares w's thread for its loop (errno, sanitizer stack bounds, timer slack) and
+ * publishes its counters. On w's thread, before the runtime starts. */
+void weft__loop_prepare(weft__worker *w);
 /* Runs w's loop until the runtime's main task is done and every task has finished. */
 int weft__loop(weft__worker *w);
 

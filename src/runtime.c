@@ -200,6 +200,8 @@ static void *worker_thread(void *arg)
     pin_to(st.cpu);
     weft__worker_set_current(w);
     int r = worker_init(rt, w, st.index);
+    if (r == 0)
+        weft__loop_prepare(w);
     pthread_mutex_lock(&rt->start_lock);
     rt->nstarted++;
     if (r < 0 && !rt->failed)
@@ -315,6 +317,8 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result)
         r = worker_init(rt, w, 0);
     if (r == 0)
         r = start_threads(rt, cpus, ncpus, &nthreads);
+    if (r == 0)
+        weft__loop_prepare(w);
     if (r == 0) {
         weft_spawn_opts o = {.name = "main"};
         r = weft_spawn(&rt->main_task, main_fn, arg, &o);

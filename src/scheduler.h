@@ -30,6 +30,7 @@ typedef struct weft__sched {
     weft_task *handoff; /* stackless task picked by a parking task, for the loop */
     int loop_errno;     /* errno of the loop's context while a task runs */
     int *errno_loc;     /* the worker thread's errno, set as its loop starts (scheduler.c) */
+    unsigned long slack_restore; /* the thread's timer slack to give back (loop.c), or 0 */
     /* Sanitizer bookkeeping for the loop's (thread) stack. */
     const void *loop_stack_lo;
     size_t loop_stack_size;

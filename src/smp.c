@@ -88,8 +88,9 @@ static weft__smp_ring *pair_ring(weft__worker *from, weft__worker *to)
     from->stats.nmallocs++;
     r = memset(mem, 0, sizeof *r);
     atomic_flag_clear(&r->room_lock);
-    /* release: the zeroed ring before the pointer the receiver loads (acquire). */
-    atomic_store_explicit(slot, r, memory_order_release);
+    /* seq_cst: the zeroed ring before the pointer, and the pointer before the tail store and
+     * `pending` (see notify). */
+    atomic_store_explicit(slot, r, memory_order_seq_cst);
     return r;
 }
 
@@ -197,8 +198,10 @@ static inline void count_taken(weft__worker *w)
 static void drain_ring(weft__worker *w, weft__smp_ring *r)
 {
     uint32_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
-    /* acquire: pairs with the sender's tail store, so the slots up to it are written. */
-    uint32_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+    /* seq_cst (an acquire would do for the slots): it must not pass our clearing of
+     * `pending`, which a sender that found `pending` still set relies on (see notify). On
+     * aarch64 an acquire load may be an RCpc one that does pass a store-release. */
+    uint32_t tail = atomic_load_explicit(&r->tail, memory_order_seq_cst);
     bool took = head != tail;
     while (head != tail) {
         count_taken(w);
@@ -219,7 +222,7 @@ static void drain_ring(weft__worker *w, weft__smp_ring *r)
             weft__wake_from(w, wk.task, wk.epoch);
         }
     }
-    if (!atomic_load_explicit(&r->spill, memory_order_relaxed))
+    if (!atomic_load_explicit(&r->spill, memory_order_seq_cst)) /* as the tail's load */
         return;
     count_taken(w);
     /* acquire: pairs with the sender's CAS, so each node is written. */
@@ -251,9 +254,9 @@ void weft__smp_drain(weft__worker *w)
     for (unsigned from = 0; from < rt->nworkers; from++) {
         if (from == w->index)
             continue;
-        /* acquire: pairs with the sender's publication of the zeroed ring. */
+        /* seq_cst: as the tail's load (and it pairs with the publication of the ring). */
         weft__smp_ring *r =
-            atomic_load_explicit(pair_slot(rt, from, w->index), memory_order_acquire);
+            atomic_load_explicit(pair_slot(rt, from, w->index), memory_order_seq_cst);
         if (r)
             drain_ring(w, r);
     }

@@ -90,7 +90,7 @@ static void *select_consumer(void *arg)
             continue;
         }
         CHECK(r == 0 || r == 1, "select %d", r);
-        if (r < 0)
+        if (r < 0 || r > 1)
             break;
         if (cs[r].result == -EPIPE) {
             closed[r] = true;
@@ -242,6 +242,7 @@ static void *main_task(void *arg)
 
 int main(void)
 {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* progress lines show where a hang is */
     seen = calloc(NVALUES, 1);
     unsigned counts[] = {2, 4};
     for (int i = 0; i < 2; i++) {

@@ -190,6 +190,7 @@ static void *main_task(void *arg)
 
 int main(void)
 {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* progress lines show where a hang is */
     ran = calloc(NSPAWN, 1);
     unsigned counts[] = {2, 4};
     for (int c = 0; c < 2; c++) {
