@@ -47,6 +47,20 @@ static inline __attribute__((always_inline)) void weft__prefetch(const void *p)
 #endif
 #endif
 
+/* A full fence between a seq_cst store and a seq_cst load of another variable, on the
+ * cross-thread hand-shakes where each side stores its flag and then loads the other's (the
+ * inbox's `sleeping`, the message rings' `pending` and `room_wanted`). C11 already orders
+ * them; the fence is for what runs aarch64 code without honouring a store-release followed
+ * by a load-acquire (qemu-user on an x86 host, which the cross-test uses: a message or a
+ * wake was lost there about once in ten runs of tests/tsan/shared.c without it). Not under
+ * TSan, which does not model fences and warns about them; the atomics tell it the same. */
+static inline void weft__fence_sc(void)
+{
+#if !defined(WEFT_TSAN)
+    atomic_thread_fence(memory_order_seq_cst);
+#endif
+}
+
 typedef struct weft__runtime weft__runtime;
 typedef struct weft__worker weft__worker;
 typedef struct weft__stack weft__stack;

@@ -52,8 +52,11 @@ WEFT_COLD void weft__smp_fini(weft__runtime *rt)
  * check before sleeping sees `pending` set, or this load sees it sleeping and rings. */
 static void notify(weft__worker *to)
 {
-    if (!atomic_load_explicit(&to->smp.pending, memory_order_seq_cst))
+    weft__fence_sc(); /* the tail store (or spill CAS) before the loads */
+    if (!atomic_load_explicit(&to->smp.pending, memory_order_seq_cst)) {
         atomic_store_explicit(&to->smp.pending, 1, memory_order_seq_cst);
+        weft__fence_sc();
+    }
     if (atomic_load_explicit(&to->inbox.sleeping, memory_order_seq_cst))
         weft__worker_ring(to);
 }
@@ -154,6 +157,7 @@ int weft__smp_wait_room(weft__worker *from, weft_task *self, weft__worker *to)
         r->room_waker = weft__waker_of(self);
         atomic_store_explicit(&r->room_wanted, 1, memory_order_seq_cst);
         room_unlock(r);
+        weft__fence_sc(); /* the store before has_room's load of head */
         /* The receiver may have drained between the check and the store: look again
          * before parking (its head store and our room_wanted store are a Dekker pair). */
         if (has_room(r))
@@ -214,6 +218,7 @@ static void drain_ring(weft__worker *w, weft__smp_ring *r)
         /* seq_cst, once a batch: the room_wanted load below may not pass it (see the
          * field), so a sender that announced itself before this store is woken here. */
         atomic_store_explicit(&r->head, head, memory_order_seq_cst);
+        weft__fence_sc();
         if (atomic_load_explicit(&r->room_wanted, memory_order_seq_cst)) {
             room_lock(r);
             weft_waker wk = r->room_waker;
@@ -250,6 +255,7 @@ void weft__smp_drain(weft__worker *w)
     /* seq_cst: cleared before the scan, so a message posted after the scan looked at its
      * ring sets it again (see notify). */
     atomic_store_explicit(&w->smp.pending, 0, memory_order_seq_cst);
+    weft__fence_sc();
     weft__runtime *rt = w->rt;
     for (unsigned from = 0; from < rt->nworkers; from++) {
         if (from == w->index)

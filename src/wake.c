@@ -14,6 +14,7 @@ static void push_remote(weft__worker *w, weft_task *t)
         t->next = head;
     } while (!atomic_compare_exchange_weak_explicit(&w->inbox.head, &head, t, memory_order_seq_cst,
                                                     memory_order_relaxed));
+    weft__fence_sc();
     if (atomic_load_explicit(&w->inbox.sleeping, memory_order_seq_cst))
         weft__worker_ring(w);
 }
@@ -86,6 +87,7 @@ bool weft__inbox_sleep(weft__worker *w)
 {
     /* seq_cst: pairs with push_remote (see weft__inbox). */
     atomic_store_explicit(&w->inbox.sleeping, 1, memory_order_seq_cst);
+    weft__fence_sc();
     return atomic_load_explicit(&w->inbox.head, memory_order_seq_cst) != NULL;
 }
 
