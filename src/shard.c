@@ -130,11 +130,11 @@ typedef struct submission {
     weft__worker *origin; /* the caller's worker; fixed */
     weft_fn fn;           /* fixed before the hand-over */
     void *arg;
-    void *value;  /* the task's, until the reply (see the file comment) */
-    int status;   /* the task's, until the reply */
-    bool started; /* the task's: fn was called */
-    bool replied; /* the task's: the reply is on its way (or done, on the origin) */
-    bool settled; /* origin: the reply has arrived */
+    void *value;       /* the task's, until the reply (see the file comment) */
+    int status;        /* the task's, until the reply */
+    bool started;      /* the task's: fn was called */
+    bool replied;      /* the task's: the reply is on its way (or done, on the origin) */
+    bool settled;      /* origin: the reply has arrived */
     weft_waker waiter; /* origin: the latest poll's waker */
     /* any thread: retained relaxed (by a holder of a reference); the release that drops it
      * to zero is acq_rel, so every other holder's last access happens before the free. */
@@ -255,9 +255,8 @@ int weft_submit_to(unsigned worker, weft_fn fn, void *arg, weft_future **out)
     atomic_init(&sub->refs, 2); /* the future's and the task's */
     /* The hand-over is weft_spawn_on's: the record goes to `worker` through the pair's ring
      * (its release publishes the fields above), or is queued here for our own worker. */
-    weft_spawn_opts o = {.name = "submit_to",
-                         .flags = WEFT_SPAWN_DETACHED,
-                         .cleanup = submission_cleanup};
+    weft_spawn_opts o = {
+        .name = "submit_to", .flags = WEFT_SPAWN_DETACHED, .cleanup = submission_cleanup};
     int r = weft_spawn_on(worker, NULL, submission_run, sub, &o);
     if (r < 0) {
         weft__free(w, sub); /* never handed over: the cleanup will not run */
@@ -270,7 +269,7 @@ int weft_submit_to(unsigned worker, weft_fn fn, void *arg, weft_future **out)
 /* ---- Sharded values ------------------------------------------------------------------------ */
 
 /* 64: a cache line, so that two workers' instances never share one. */
-#define SHARD_ALIGN 64
+#define SHARD_ALIGN    64
 #define SHARD_SIZE_MAX ((size_t)1 << 30)
 
 struct weft_sharded {
@@ -296,7 +295,7 @@ typedef struct slot {
 } slot;
 
 typedef struct bcast {
-    latch left;  /* slots neither DONE nor SKIPPED */
+    latch left; /* slots neither DONE nor SKIPPED */
     /* any thread: the caller's reference, and one per message not yet handled (retain
      * relaxed, by a holder; the release to zero acq_rel, as for submissions). */
     _Atomic unsigned refs;
@@ -419,8 +418,8 @@ static int bcast_run(weft_task *self, bcast *b, int64_t deadline, bool must)
     return err ? err : r;
 }
 
-int weft_sharded_create(weft_sharded **out, size_t size, weft_sharded_fn init,
-                        weft_sharded_fn fini, void *arg)
+int weft_sharded_create(weft_sharded **out, size_t size, weft_sharded_fn init, weft_sharded_fn fini,
+                        void *arg)
 {
     weft_task *self;
     int err;

@@ -34,7 +34,7 @@ static void wait_flag(atomic_int *flag, int value)
 
 static void *where(void *arg)
 {
-    cr_assert_neq(weft_self(), NULL); /* a task of its own */
+    cr_assert_neq(weft_self(), NULL);       /* a task of its own */
     cr_assert_eq(weft_sleep(WEFT_USEC), 0); /* which may block */
     return (void *)(intptr_t)(weft_worker_index() * 1000 + (intptr_t)arg);
 }
@@ -307,7 +307,7 @@ static void *stop_main(void *arg)
         weft_future_destroy(f);
     }
     wait_flag(&watching, 40); /* every watcher has its future */
-    return NULL; /* the watchers' submissions are running, queued or on their way */
+    return NULL;              /* the watchers' submissions are running, queued or on their way */
 }
 
 Test(shard, the_runtime_stops_with_submissions_in_flight)
@@ -467,7 +467,8 @@ static atomic_int reducer_got;
 
 static void *reducer(void *arg)
 {
-    atomic_store(&reducer_got, weft_sharded_reduce(arg, count_calls, sum, NULL, NULL, WEFT_FOREVER));
+    atomic_store(&reducer_got,
+                 weft_sharded_reduce(arg, count_calls, sum, NULL, NULL, WEFT_FOREVER));
     return NULL;
 }
 
@@ -485,8 +486,9 @@ static void *stuck_main(void *arg)
     wait_flag(&hog_spinning, 1);
 
     void *r = (void *)1;
-    cr_assert_eq(weft_sharded_reduce(s, count_calls, sum, NULL, &r, weft_deadline_in(2 * WEFT_MSEC)),
-                 -ETIMEDOUT);
+    cr_assert_eq(
+        weft_sharded_reduce(s, count_calls, sum, NULL, &r, weft_deadline_in(2 * WEFT_MSEC)),
+        -ETIMEDOUT);
     cr_assert_eq(r, (void *)1, "untouched");
     cr_assert_eq(atomic_load(&map_calls[0]), 1, "the caller's own map ran first");
 

@@ -38,9 +38,9 @@ static int failures;
     } while (0)
 
 static unsigned nworkers;
-static size_t nids;         /* submissions of the round trips */
-static unsigned char *ran;  /* ran[id]: how many times submission id's function ran */
-static atomic_size_t nran;  /* all of them, for the dropped ones' count */
+static size_t nids;        /* submissions of the round trips */
+static unsigned char *ran; /* ran[id]: how many times submission id's function ran */
+static atomic_size_t nran; /* all of them, for the dropped ones' count */
 static weft_sharded *counters;
 
 /* An id with room for the worker that must run it in the low bits. */
@@ -95,8 +95,7 @@ static void *driver(void *arg)
                 uintptr_t a = ((base + i) << 8) | j;
                 void *v = NULL;
                 int r = weft_await(f[i], &v, WEFT_FOREVER);
-                CHECK(r == 0 && v == (void *)(a * 3 + j), "submission %zu: %d, %p", base + i, r,
-                      v);
+                CHECK(r == 0 && v == (void *)(a * 3 + j), "submission %zu: %d, %p", base + i, r, v);
                 weft_future_destroy(f[i]);
             }
         }
@@ -187,8 +186,9 @@ int main(void)
         cfg.mode = WEFT_MODE_SHARDED;
         int r = weft_run(&cfg, main_task, NULL, NULL);
         CHECK(r == 0, "weft_run: %s", weft_strerror(r));
-        CHECK(atomic_load(&watched_ok) == NWATCH, "%d of %d stopped submissions completed with "
-              "-ECANCELED", atomic_load(&watched_ok), NWATCH);
+        CHECK(atomic_load(&watched_ok) == NWATCH,
+              "%d of %d stopped submissions completed with -ECANCELED",
+              atomic_load(&watched_ok), NWATCH);
         printf("stop with submissions in flight: N=%u\n", nworkers);
         free(ran);
     }
