@@ -20,7 +20,7 @@
 #include <weft.h>
 
 #if defined(__SANITIZE_THREAD__)
-enum { ROUNDS = 12, BATCH = 32 }; /* TSan is ~10x slower: the same paths, fewer laps */
+enum { ROUNDS = 40, BATCH = 32 }; /* TSan is ~10x slower: the same paths, fewer laps */
 #else
 enum { ROUNDS = 150, BATCH = 100 };
 #endif
