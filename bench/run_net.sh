@@ -6,7 +6,8 @@
 # and 5,000 connections on 127.0.0.1, and prints medians with ratios to weft.
 #
 # Usage: bench/run_net.sh BUILD_DIR [RUNS] [SECONDS]      (defaults: 3 runs of 10 s)
-#   weft's server is BUILD_DIR/examples/echo_server PORT (skipped if absent); the rest is
+#   weft's server is BUILD_DIR/examples/echo_server --workers 1 PORT (skipped if absent):
+#   one worker, as every peer here runs on one core (WEFT_NET_WORKERS overrides it); the rest is
 #   built into BUILD_DIR/peers/tcp_echo/; every JSON line goes to BUILD_DIR/net-results.jsonl.
 # Environment: BACKENDS="epoll io_uring" runs weft once per backend (WEFT_BACKEND=<b>, impl
 #   weft_<b>; unset: one run as impl "weft"); CONNS (default "100 1000 5000"); WARMUP
@@ -130,14 +131,17 @@ done
 
 IMPLS=()
 WEFT_BIN=$BUILD_DIR/examples/echo_server
+# The server runs on every CPU by default; these single-core figures measure one worker (it
+# is pinned to CPU 0 beside the peers, which run on one core each).
+WEFT_ARGS="--workers ${WEFT_NET_WORKERS:-1}"
 if [ -x "$WEFT_BIN" ]; then
     if [ -n "${BACKENDS:-}" ]; then
         for b in $BACKENDS; do
-            CMD[weft_$b]="env WEFT_BACKEND=$b $WEFT_BIN"
+            CMD[weft_$b]="env WEFT_BACKEND=$b $WEFT_BIN $WEFT_ARGS"
             IMPLS+=("weft_$b")
         done
     else
-        CMD[weft]=$WEFT_BIN
+        CMD[weft]="$WEFT_BIN $WEFT_ARGS"
         IMPLS+=(weft)
     fi
 else

@@ -6,7 +6,8 @@
 #
 # Usage: bench/soak.sh BUILD_DIR [SECONDS] [CONNS]     (defaults: 600 s, 10000 connections)
 # Environment: BACKENDS (default "epoll io_uring"), SOAK_PORT (default 21700),
-#   SOAK_INTERVAL (seconds between lines, default 60).
+#   SOAK_INTERVAL (seconds between lines, default 60), SOAK_WORKERS (the server's workers,
+#   default 1, the configuration of the figures in the README; 0: every CPU).
 set -u
 BUILD_DIR=$1
 SECS=${2:-600}
@@ -26,7 +27,7 @@ fi
 status=0
 for be in ${BACKENDS:-epoll io_uring}; do
     echo "soak: backend $be"
-    WEFT_BACKEND=$be "$SERVER" "$PORT" 127.0.0.1 >"$BUILD_DIR/soak-$be.server.log" 2>&1 &
+    WEFT_BACKEND=$be WEFT_WORKERS=${SOAK_WORKERS:-1} "$SERVER" "$PORT" 127.0.0.1 >"$BUILD_DIR/soak-$be.server.log" 2>&1 &
     spid=$!
     for _ in $(seq 50); do
         grep -q listening "$BUILD_DIR/soak-$be.server.log" 2>/dev/null && break

@@ -1,23 +1,29 @@
 /* A server that answers each request after the delay it asks for, and a client that fires
  * many requests at once to show they complete in the time of the longest, not the sum.
  *
- *   delay_server serve [PORT]                  answer "<ms>\n" with "done <ms>\n" after <ms>
- *   delay_server client [PORT] [N] [MAX_MS]    N concurrent requests of 1..MAX_MS ms each
- *   delay_server demo                          both in one process, on a free port
+ *   delay_server [OPTIONS] serve [PORT]   answer "<ms>\n" with "done <ms>\n" after <ms>
+ *   delay_server [OPTIONS] client [PORT] [N] [MAX_MS]
+ *                                         N concurrent requests of 1..MAX_MS ms each
+ *   delay_server [OPTIONS] demo           both in one process, on a free port
+ *   OPTIONS: --workers N (default: WEFT_WORKERS, else every CPU), --acceptor
  *
- * Each connection is a coroutine that reads lines through a buffered stream, so one client
- * connection may also send several requests in a row. */
+ * The server runs on every worker (shard): a listener per worker with SO_REUSEPORT, or with
+ * --acceptor one acceptor that hands the connections to the workers in turn. Each connection
+ * is a coroutine on one worker that reads lines through a buffered stream, so one client
+ * connection may also send several requests in a row. The client's requests all start from
+ * the main task's worker. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <weft.h>
 
-static void *serve_conn(void *arg)
+static void serve_conn(int fd, void *arg)
 {
+    (void)arg;
     weft_stream *s;
-    if (weft_stream_open(&s, (int)(intptr_t)arg, NULL) < 0) {
-        weft_close((int)(intptr_t)arg);
-        return NULL;
+    if (weft_stream_open(&s, fd, NULL) < 0) {
+        weft_close(fd);
+        return;
     }
     char line[64];
     for (;;) {
@@ -38,22 +44,6 @@ static void *serve_conn(void *arg)
             break;
     }
     weft_stream_close(s, weft_deadline_in(WEFT_SEC));
-    return NULL;
-}
-
-static void *server(void *arg)
-{
-    int lfd = (int)(intptr_t)arg;
-    for (;;) {
-        int fd = weft_accept(lfd, NULL, NULL, WEFT_FOREVER);
-        if (fd == -ECANCELED)
-            break;
-        if (fd >= 0)
-            weft_spawn(NULL, serve_conn, (void *)(intptr_t)fd,
-                       &(weft_spawn_opts){.flags = WEFT_SPAWN_DETACHED});
-    }
-    weft_close(lfd);
-    return NULL;
 }
 
 typedef struct request {
@@ -113,54 +103,85 @@ static int run_client(const weft_addr *srv, int n, long max_ms)
     return nok == n ? 0 : 1;
 }
 
-typedef struct args {
-    int argc;
-    char **argv;
-} args;
+typedef struct options {
+    const char *mode; /* serve, client or demo */
+    int port;         /* -1: the mode's default */
+    int n;
+    long max_ms;
+    int acceptor;
+} options;
 
 static void *main_task(void *arg)
 {
-    args *a = arg;
-    const char *mode = a->argc > 1 ? a->argv[1] : "demo";
-    int port = a->argc > 2 ? atoi(a->argv[2]) : (strcmp(mode, "demo") == 0 ? 0 : 7001);
-    weft_addr addr, srv;
+    const options *o = arg;
+    int port = o->port >= 0 ? o->port : (strcmp(o->mode, "demo") == 0 ? 0 : 7001);
+    weft_addr addr, srv_addr;
     weft_addr_ip(&addr, "127.0.0.1", port);
-    if (strcmp(mode, "client") == 0) {
-        int n = a->argc > 3 ? atoi(a->argv[3]) : 1000;
-        long max_ms = a->argc > 4 ? atol(a->argv[4]) : 1000;
-        return (void *)(intptr_t)run_client(&addr, n > 0 ? n : 1, max_ms > 0 ? max_ms : 1);
-    }
-    int lfd = weft_listen(&addr, 4096, 0);
-    if (lfd < 0) {
-        fprintf(stderr, "delay_server: listen: %s\n", weft_strerror(lfd));
+    if (strcmp(o->mode, "client") == 0)
+        return (void *)(intptr_t)run_client(&addr, o->n, o->max_ms);
+    weft_server *srv;
+    int r = weft_serve(&srv, &addr, o->acceptor ? WEFT_SERVE_ACCEPTOR : 0, serve_conn, NULL);
+    if (r < 0) {
+        fprintf(stderr, "delay_server: listen: %s\n", weft_strerror(r));
         return (void *)1;
     }
-    weft_addr_local(lfd, &srv);
-    weft_task *st;
-    weft_spawn(&st, server, (void *)(intptr_t)lfd, NULL);
-    if (strcmp(mode, "serve") == 0) {
-        printf("delay_server: listening on 127.0.0.1:%d\n", weft_addr_port(&srv));
+    weft_server_addr(srv, &srv_addr);
+    if (strcmp(o->mode, "serve") == 0) {
+        printf("delay_server: listening on 127.0.0.1:%d (%u workers)\n", weft_addr_port(&srv_addr),
+               weft_worker_count());
         fflush(stdout);
         sigset_t set;
         sigemptyset(&set);
         sigaddset(&set, SIGINT);
         sigaddset(&set, SIGTERM);
         weft_signal_wait(&set, WEFT_FOREVER);
-        weft_cancel(st);
-        weft_join(st, NULL, WEFT_FOREVER);
-        return NULL;
+        weft_server_close(srv);
+        return NULL; /* the connections left are cancelled by the runtime's stop */
     }
-    int r = run_client(&srv, 500, 500); /* demo */
-    weft_cancel(st);
-    weft_join(st, NULL, WEFT_FOREVER);
+    r = run_client(&srv_addr, 500, 500); /* demo */
+    weft_server_close(srv);
     return (void *)(intptr_t)r;
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: delay_server [--workers N] [--acceptor] serve [PORT] | "
+                    "client [PORT] [N] [MAX_MS] | demo\n");
+    return 2;
 }
 
 int main(int argc, char **argv)
 {
-    args a = {argc, argv};
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.mode = WEFT_MODE_SHARDED;
+    options o = {"demo", -1, 1000, 1000, 0};
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) {
+            char *end;
+            unsigned long n = strtoul(argv[++i], &end, 10);
+            if (*end || n == 0 || n > WEFT_WORKERS_MAX)
+                return usage();
+            cfg.workers = (unsigned)n;
+        } else if (strcmp(argv[i], "--acceptor") == 0) {
+            o.acceptor = 1;
+        } else {
+            return usage();
+        }
+    }
+    if (i < argc)
+        o.mode = argv[i++];
+    if (strcmp(o.mode, "serve") && strcmp(o.mode, "client") && strcmp(o.mode, "demo"))
+        return usage();
+    if (i < argc)
+        o.port = atoi(argv[i++]);
+    if (i < argc && (o.n = atoi(argv[i++])) <= 0)
+        o.n = 1;
+    if (i < argc && (o.max_ms = atol(argv[i++])) <= 0)
+        o.max_ms = 1;
     void *result = NULL;
-    int r = weft_run(NULL, main_task, &a, &result);
+    int r = weft_run(&cfg, main_task, &o, &result);
     if (r < 0) {
         fprintf(stderr, "delay_server: %s\n", weft_strerror(r));
         return 1;

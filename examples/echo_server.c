@@ -1,19 +1,29 @@
-/* The classic echo server: one coroutine per connection. On SIGINT or SIGTERM it stops
- * accepting, gives open connections up to 5 s to finish, cancels what is left, and exits 0.
+/* The classic echo server: one coroutine per connection, on every core. Each worker (shard)
+ * has its own listener on the port (SO_REUSEPORT) and serves the connections the kernel
+ * gives it; with --acceptor, one task accepts and hands the connections to the workers in
+ * turn. A connection lives on one worker, and each worker keeps the list of its own
+ * connections (a weft_sharded value), so nothing is shared between threads but a counter for
+ * the logs. On SIGINT or SIGTERM it stops accepting, gives open connections up to 5 s to
+ * finish (each worker drains its own), cancels what is left, and exits 0.
  *
- *   echo_server [PORT] [HOST]     (defaults: 7000, 127.0.0.1)
+ *   echo_server [--workers N] [--acceptor] [PORT] [HOST]
+ *                                         (defaults: every CPU, 7000, 127.0.0.1)
  *
+ * --workers 1 is the single-worker server the single-core benchmarks measure (bench/run_net.sh
+ * passes it); without the flag, WEFT_WORKERS in the environment also sets the count.
  * 5,000 concurrent connections need more than the usual 1024 fds: raise the soft limit with
  * `ulimit -n 20000` (this program also raises it to the hard limit itself).
  *
- * WEFT_ECHO_PROBE=timer|fd|all (1 = timer) adds schedule-latency probes (latency_probe.h)
- * that print one JSON line each on stdout at the shutdown; WEFT_ECHO_PROBE_IMPL names the
- * "impl" in them (default weft_<backend>), WEFT_ECHO_PROBE_CONNS the connection count the
- * load opens (samples count while at least that many are open; default: at the peak).
- * Unset, the server runs exactly as without them. */
+ * WEFT_ECHO_PROBE=timer|fd|all (1 = timer) adds schedule-latency probes (latency_probe.h),
+ * run on worker 0, that print one JSON line each on stdout at the shutdown;
+ * WEFT_ECHO_PROBE_IMPL names the "impl" in them (default weft_<backend>),
+ * WEFT_ECHO_PROBE_CONNS the connection count the load opens (samples count while at least
+ * that many are open; default: at the peak). Unset, the server runs exactly as without them. */
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <weft.h>
 
@@ -21,99 +31,105 @@
 
 #define DRAIN_DEADLINE (5 * WEFT_SEC)
 
-/* Live connections, for the shutdown. Only the runtime's one thread touches them. */
+/* A live connection, on its task's stack, linked in its worker's list for the shutdown. */
 typedef struct conn {
     struct conn *prev, *next;
     weft_task *task;
-    int fd;
 } conn;
 
-static conn live = {&live, &live, NULL, -1};
-static size_t nlive;
-static weft_promise *drained; /* resolved by the last connection to go, once draining */
+/* One worker's connections: touched by that worker only. */
+typedef struct shard {
+    conn live;
+    size_t nlive;
+    weft_promise *drained; /* resolved by the last connection to go, once draining */
+} shard;
 
-static void conn_done(void *arg)
+static weft_sharded *shards;
+/* Every worker's connections together, for the logs and the latency probe. */
+static atomic_size_t nlive_total;
+
+static void shard_init(void *value, unsigned worker, void *arg)
 {
-    conn *c = arg;
-    c->prev->next = c->next;
-    c->next->prev = c->prev;
-    weft_close(c->fd);
-    free(c);
-    if (--nlive == 0 && drained)
-        weft_promise_resolve(drained, NULL);
+    (void)worker, (void)arg;
+    shard *sh = value;
+    sh->live.prev = sh->live.next = &sh->live;
 }
 
-static void *serve(void *arg)
+static void serve(int fd, void *arg)
 {
-    conn *c = arg;
-    weft_defer(conn_done, c); /* runs on return and on cancellation alike */
+    (void)arg;
+    shard *sh = weft_sharded_local(shards);
+    conn c = {&sh->live, sh->live.next, weft_self()};
+    sh->live.next->prev = &c;
+    sh->live.next = &c;
+    sh->nlive++;
+    atomic_fetch_add_explicit(&nlive_total, 1, memory_order_relaxed);
+    weft_tcp_nodelay(fd, 1);
     char buf[16384];
-    /* In a local: c escapes to the runtime (weft_defer), so c->fd would be reloaded after
-     * every call, a cache miss per message once thousands of connections are open. */
-    int fd = c->fd;
-    for (;;) {
+    for (;;) { /* until end of stream, an error, or cancellation (-ECANCELED) */
         ssize_t n = weft_read(fd, buf, sizeof buf, WEFT_FOREVER);
         if (n <= 0 || weft_write(fd, buf, (size_t)n, WEFT_FOREVER) < 0)
-            return NULL;
+            break;
     }
+    c.prev->next = c.next;
+    c.next->prev = c.prev;
+    weft_close(fd);
+    atomic_fetch_sub_explicit(&nlive_total, 1, memory_order_relaxed);
+    if (--sh->nlive == 0 && sh->drained)
+        weft_promise_resolve(sh->drained, NULL);
 }
 
-static void *acceptor(void *arg)
+/* On each worker at the shutdown: waits until its connections have ended or the deadline
+ * has passed, then cancels what is left and waits for it. */
+static void *drain_shard(void *arg)
 {
-    int lfd = (int)(intptr_t)arg;
-    for (;;) {
-        int fd = weft_accept(lfd, NULL, NULL, WEFT_FOREVER);
-        if (fd == -ECANCELED)
-            return NULL;
-        if (fd < 0) {
-            fprintf(stderr, "accept: %s\n", weft_strerror(fd));
-            continue; /* weft_accept already backs off on EMFILE */
-        }
-        conn *c = malloc(sizeof *c);
-        if (!c) {
-            weft_close(fd);
-            continue;
-        }
-        c->fd = fd;
-        weft_tcp_nodelay(fd, 1);
-        if (weft_spawn(&c->task, serve, c, NULL) < 0) {
-            weft_close(fd);
-            free(c);
-            continue;
-        }
-        weft_detach(c->task); /* it unlinks itself; the handle is only used to cancel */
-        c->next = &live;
-        c->prev = live.prev;
-        live.prev->next = c;
-        live.prev = c;
-        nlive++;
+    int64_t deadline = *(const int64_t *)arg;
+    shard *sh = weft_sharded_local(shards);
+    if (sh->nlive == 0 || weft_promise_create(&sh->drained) < 0)
+        return NULL;
+    weft_future *f = weft_promise_future(sh->drained);
+    if (weft_await(f, NULL, deadline) < 0) {
+        fprintf(stderr, "echo_server: worker %d: cancelling %zu connections\n", weft_worker_index(),
+                sh->nlive);
+        for (conn *c = sh->live.next; c != &sh->live; c = c->next)
+            weft_cancel(c->task);
+        weft_await(f, NULL, WEFT_FOREVER);
     }
+    weft_promise_release(sh->drained);
+    sh->drained = NULL;
+    return NULL;
 }
 
-/* Parks until no connection is left or the deadline passes. */
-static int wait_drained(int64_t deadline)
-{
-    if (nlive == 0)
-        return 0;
-    return weft_await(weft_promise_future(drained), NULL, deadline);
-}
+typedef struct options {
+    unsigned workers; /* 0: the runtime's default (WEFT_WORKERS, else every CPU) */
+    int acceptor;     /* one acceptor handing connections out, rather than SO_REUSEPORT */
+    int port;
+    const char *host;
+} options;
 
 static void *main_task(void *arg)
 {
-    char **argv = arg;
-    int port = argv[1] ? atoi(argv[1]) : 7000;
-    const char *host = argv[1] && argv[2] ? argv[2] : "127.0.0.1";
+    const options *o = arg;
     weft_addr addr;
-    if (weft_addr_ip(&addr, host, port) < 0) {
-        fprintf(stderr, "echo_server: bad address %s port %d\n", host, port);
+    if (weft_addr_ip(&addr, o->host, o->port) < 0) {
+        fprintf(stderr, "echo_server: bad address %s port %d\n", o->host, o->port);
         return (void *)1;
     }
-    int lfd = weft_listen(&addr, 4096, 0);
-    if (lfd < 0) {
-        fprintf(stderr, "echo_server: listen: %s\n", weft_strerror(lfd));
+    int r = weft_sharded_create(&shards, sizeof(shard), shard_init, NULL, NULL);
+    weft_server *srv = NULL;
+    if (r == 0 &&
+        (r = weft_serve(&srv, &addr, o->acceptor ? WEFT_SERVE_ACCEPTOR : 0, serve, NULL)) < 0)
+        weft_sharded_destroy(shards);
+    if (r < 0) {
+        fprintf(stderr, "echo_server: listen: %s\n", weft_strerror(r));
         return (void *)1;
     }
-    printf("echo_server: listening on %s:%d\n", host, port);
+    unsigned n = weft_worker_count();
+    printf("echo_server: listening on %s:%d (%u worker%s%s)\n", o->host, o->port, n,
+           n == 1 ? "" : "s",
+           n == 1        ? ""
+           : o->acceptor ? ", one acceptor"
+                         : ", SO_REUSEPORT");
     fflush(stdout);
 
     sigset_t set;
@@ -123,10 +139,9 @@ static void *main_task(void *arg)
     latency_probe *probe = NULL;
     int kinds = latency_probe_kinds(getenv("WEFT_ECHO_PROBE"));
     const char *want = getenv("WEFT_ECHO_PROBE_CONNS");
-    if (kinds && latency_probe_start(&probe, kinds, &nlive, want ? strtoul(want, NULL, 10) : 0) < 0)
+    if (kinds &&
+        latency_probe_start(&probe, kinds, &nlive_total, want ? strtoul(want, NULL, 10) : 0) < 0)
         fprintf(stderr, "echo_server: the latency probe did not start\n");
-    weft_task *acc;
-    weft_spawn(&acc, acceptor, (void *)(intptr_t)lfd, NULL);
     int sig = weft_signal_wait(&set, WEFT_FOREVER);
     if (probe) {
         char impl[64];
@@ -140,32 +155,60 @@ static void *main_task(void *arg)
         fprintf(stderr, "echo_server: stats: syscalls %llu switches %llu ticks %llu polls %llu\n",
                 (unsigned long long)st.nsyscalls, (unsigned long long)st.nswitches,
                 (unsigned long long)st.nticks, (unsigned long long)st.npolls);
-    fprintf(stderr, "echo_server: signal %d: draining %zu connections\n", sig, nlive);
-    weft_cancel(acc);
-    weft_join(acc, NULL, WEFT_FOREVER);
-    weft_close(lfd);
-    weft_promise_create(&drained);
-    if (wait_drained(weft_deadline_in(DRAIN_DEADLINE)) < 0) {
-        fprintf(stderr, "echo_server: cancelling %zu connections\n", nlive);
-        for (conn *c = live.next; c != &live; c = c->next)
-            weft_cancel(c->task);
-        wait_drained(WEFT_FOREVER);
-    }
-    weft_promise_release(drained);
+    fprintf(stderr, "echo_server: signal %d: draining %zu connections\n", sig,
+            atomic_load(&nlive_total));
+    weft_server_close(srv);
+    int64_t deadline = weft_deadline_in(DRAIN_DEADLINE);
+    weft_task *drainers[WEFT_WORKERS_MAX];
+    for (unsigned k = 0; k < n; k++)
+        if (weft_spawn_on(k, &drainers[k], drain_shard, &deadline, NULL) < 0)
+            drainers[k] = NULL;
+    for (unsigned k = 0; k < n; k++)
+        if (drainers[k])
+            weft_join(drainers[k], NULL, WEFT_FOREVER);
+    weft_sharded_destroy(shards);
     fprintf(stderr, "echo_server: bye\n");
     return NULL;
 }
 
+static int usage(void)
+{
+    fprintf(stderr, "usage: echo_server [--workers N] [--acceptor] [PORT] [HOST]\n");
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
-    (void)argc;
+    options o = {0, 0, 7000, "127.0.0.1"};
+    int npos = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) {
+            char *end;
+            unsigned long n = strtoul(argv[++i], &end, 10);
+            if (*end || n == 0 || n > WEFT_WORKERS_MAX)
+                return usage();
+            o.workers = (unsigned)n;
+        } else if (strcmp(argv[i], "--acceptor") == 0) {
+            o.acceptor = 1;
+        } else if (argv[i][0] == '-' || npos == 2) {
+            return usage();
+        } else if (npos++ == 0) {
+            o.port = atoi(argv[i]);
+        } else {
+            o.host = argv[i];
+        }
+    }
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.workers = o.workers;
+    cfg.mode = WEFT_MODE_SHARDED;
     void *result = NULL;
-    int r = weft_run(NULL, main_task, argv, &result);
+    int r = weft_run(&cfg, main_task, &o, &result);
     if (r < 0) {
         fprintf(stderr, "echo_server: %s\n", weft_strerror(r));
         return 1;

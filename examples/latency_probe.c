@@ -43,7 +43,7 @@ typedef struct samples {
 } samples;
 
 struct latency_probe {
-    const size_t *load;
+    const atomic_size_t *load; /* the server's live connections, on every worker */
     weft_task *timer_task, *fd_task;
     samples timer, fd;
     /* The stamping thread: it owns wfd, the probe task rfd. */
@@ -117,7 +117,8 @@ static void *timer_probe(void *arg)
         if (weft_sleep_until(deadline) < 0)
             break; /* cancelled: the server is stopping */
         int64_t late = clock_ns() - deadline;
-        record(&p->timer, *p->load, late, latency_cpu_wait(fd) != before);
+        record(&p->timer, atomic_load_explicit(p->load, memory_order_relaxed), late,
+               latency_cpu_wait(fd) != before);
     }
     if (fd >= 0)
         close(fd);
@@ -157,7 +158,8 @@ static void *fd_probe(void *arg)
         int64_t now = clock_ns();
         size_t bytes = have + (size_t)n, whole = bytes / sizeof stamps[0];
         for (size_t i = 0; i < whole; i++)
-            record(&p->fd, *p->load, now - stamps[i], true);
+            record(&p->fd, atomic_load_explicit(p->load, memory_order_relaxed), now - stamps[i],
+                   true);
         have = bytes % sizeof stamps[0];
         memmove(stamps, (char *)stamps + whole * sizeof stamps[0], have);
     }
@@ -176,7 +178,7 @@ int latency_probe_kinds(const char *env)
     return 0;
 }
 
-int latency_probe_start(latency_probe **out, int kinds, const size_t *load, size_t want)
+int latency_probe_start(latency_probe **out, int kinds, const atomic_size_t *load, size_t want)
 {
     latency_probe *p = calloc(1, sizeof *p);
     if (!p)

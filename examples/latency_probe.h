@@ -4,6 +4,7 @@
 #ifndef LATENCY_PROBE_H
 #define LATENCY_PROBE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 typedef struct latency_probe latency_probe;
@@ -19,12 +20,14 @@ enum {
  * anything else. */
 int latency_probe_kinds(const char *env);
 
-/* Starts the probes in `kinds` as tasks of the current runtime. *load points at the server's
- * count of live connections. A sample counts only while that count is at its peak, or, when
- * `want` (the count the load generator opens) is not 0, while it is at least `want`: the
- * load generator's busy window, not its connect or its teardown. Returns 0 or -errno; *out
- * is freed by latency_probe_stop. */
-int latency_probe_start(latency_probe **out, int kinds, const size_t *load, size_t want);
+/* Starts the probes in `kinds` as tasks of the current runtime, on the caller's worker (so
+ * they measure that worker's lateness). *load points at the server's count of live
+ * connections: atomic, since a server of several workers counts on each of them (read
+ * relaxed: a figure on its own). A sample counts only while that count is at its peak, or,
+ * when `want` (the count the load generator opens) is not 0, while it is at least `want`:
+ * the load generator's busy window, not its connect or its teardown. Returns 0 or -errno;
+ * *out is freed by latency_probe_stop. */
+int latency_probe_start(latency_probe **out, int kinds, const atomic_size_t *load, size_t want);
 
 /* Stops the probes, prints one JSON line per probe kind on stdout (workload "sched_latency",
  * impl `impl`, p50/p99/max in us, the connection count in "conns") and frees p. */

@@ -673,6 +673,164 @@ WEFT_API int weft_tcp_nodelay(int fd, int on);
 WEFT_API int weft_tcp_keepalive(int fd, int on, int idle_s);
 
 /* ---------------------------------------------------------------------------------------
+ * Shards (sharded mode: thread-per-core)
+ *
+ * In a runtime of several workers in sharded mode each worker is a shard: its tasks, their
+ * timers and their fds stay on it, and what it owns is touched by its thread only. The calls
+ * below are what a server built that way needs (Seastar's smp::submit_to, sharded<T>,
+ * map_reduce, and a listener served by every shard). Workers talk through one bounded
+ * message ring per ordered pair of workers, drained in batches by the receiver's loop; a
+ * task that fills a ring parks until there is room (backpressure, not memory). With one
+ * worker every call still works, with no message at all.
+ * ------------------------------------------------------------------------------------- */
+
+/* Runs fn(arg) as a task on worker `worker` (0 .. weft_worker_count() - 1) of the caller's
+ * runtime and gives the caller a future of its result, to await with weft_await(f, &value,
+ * deadline) (or poll, or combine) on the caller's worker. The task is handed over through the
+ * pair's message ring; when fn returns, the task posts the result back to the caller's
+ * worker, whose loop completes the future and wakes whoever awaits it: a future is only ever
+ * written and read on the worker that called weft_submit_to. On the caller's own worker the
+ * task is spawned there, and completes the future without a message.
+ * The future completes with:
+ * - status 0 and value = what fn returned;
+ * - -ECANCELED when the task was cancelled (the runtime is shutting down: its blocking calls
+ *   returned -ECANCELED), with value = what fn returned, or NULL when it never ran;
+ * - -ENOMEM (value NULL) when fn never ran because no stack could be had for it;
+ * - -EINTR (value NULL) when fn left through weft_exit(), whose value does not reach the
+ *   future: return the result instead.
+ * The future is the caller's: destroy it with weft_future_destroy(), also when it never
+ * completes. It may be destroyed at any time, before completion included (after a deadline or
+ * a cancellation of the awaiting task): fn keeps running on its worker (a function that has
+ * been handed over cannot be recalled), and the result that arrives later is dropped, with no
+ * write to freed memory (the record is shared by reference count between the future, the
+ * task and the reply, and freed by the last of them). A dropped result that owns resources
+ * leaks them: hand such results over some other way. `arg` must stay valid until fn has
+ * returned, which only an awaited completion tells.
+ * Await it from the caller's worker, one task at a time (the latest poll's waker is the one
+ * woken); polled from another worker it stays pending. Destroying it is allowed from any
+ * thread (it drops a reference).
+ * Every future completes before weft_run returns, even when the runtime stops meanwhile (the
+ * loops keep exchanging messages until none is in flight).
+ * Returns 0, -EINVAL (fn or out NULL, worker out of range), -ENOMEM, or -EPERM outside a
+ * runtime. Runtime thread only (a task, a stackless task or a callback); from a stackful task
+ * it parks, uncancellably, while the pair's ring is full. */
+WEFT_API int weft_submit_to(unsigned worker, weft_fn fn, void *arg, weft_future **out);
+
+/* A value per shard (Seastar's sharded<T>): one instance of `size` bytes per worker of the
+ * runtime, each used by its own worker only (weft_sharded_local: no lock, no atomic), and a
+ * map-reduce over all of them. Instances are 64-byte aligned and never share a cache line. */
+typedef struct weft_sharded weft_sharded;
+
+/* Runs on one worker for that worker's instance: `worker` is its index, `arg` the one given
+ * to weft_sharded_create. */
+typedef void (*weft_sharded_fn)(void *value, unsigned worker, void *arg);
+/* A map over shards: computes one worker's part from its instance. */
+typedef void *(*weft_sharded_map_fn)(void *value, unsigned worker, void *arg);
+/* Folds one more part `x` into the accumulator; returns the new accumulator. */
+typedef void *(*weft_sharded_reduce_fn)(void *acc, void *x, void *arg);
+
+/* Creates a sharded value: every worker's instance is zeroed and then given to init (may be
+ * NULL) on its own worker, and the call parks until every worker has done so, so that on
+ * return each instance is ready. init, fini and map (below) run on the instance's worker:
+ * on the caller's own worker inside the calling task, on the others on their loop between two
+ * tasks (like a message): they must not block (there, blocking calls return -EPERM) and
+ * should be short, since a worker runs nothing else meanwhile; they may use what belongs to
+ * their worker (spawn there, create a channel there, read its clock). The wait is
+ * uncancellable and has no deadline: it lasts as long as each worker takes to come back to
+ * its loop. `*out` is freed by weft_sharded_destroy.
+ * Returns 0, -EINVAL (out NULL, size 0 or above 1 GiB), -ENOMEM, -EPERM (not inside a
+ * stackful task). Runtime thread only. */
+WEFT_API int weft_sharded_create(weft_sharded **out, size_t size, weft_sharded_fn init,
+                                 weft_sharded_fn fini, void *arg);
+
+/* The calling worker's instance of `s`: a plain pointer, valid until `s` is destroyed, for
+ * this worker only (never hand it to another worker: that worker has its own). Returns NULL
+ * for NULL, outside a runtime, or for a value of another runtime. Any worker of s's runtime. */
+WEFT_API void *weft_sharded_local(weft_sharded *s);
+
+/* Runs map(instance, k, arg) on every worker k (where, and under which rules: see
+ * weft_sharded_create), and folds the results on the caller, in worker order:
+ * acc = map's result of worker 0, then acc = reduce(acc, result of k, arg) for k = 1, 2, ...;
+ * `*result` (if not NULL) receives acc. With reduce NULL, map runs everywhere for its effect
+ * (Seastar's invoke_on_all) and `*result` is NULL. The caller's own worker runs its map
+ * first, the others as their loops reach the message.
+ * When the deadline passes or the caller is cancelled first, the maps that have not started
+ * are withdrawn, those running are waited for (they do not block), and the call returns
+ * -ETIMEDOUT or -ECANCELED with `*result` untouched and the results of the maps that ran
+ * dropped: once the call has returned, no map of it runs or will run, so `arg` and the
+ * instances are free to go.
+ * Returns 0, -ETIMEDOUT, -ECANCELED, -EINVAL (s or map NULL, or s of another runtime),
+ * -ENOMEM (a worker could not be reached: its map did not run, the others' results are
+ * dropped), -EPERM (not inside a stackful task). Runtime thread only, any worker. */
+WEFT_API int weft_sharded_reduce(weft_sharded *s, weft_sharded_map_fn map,
+                                 weft_sharded_reduce_fn reduce, void *arg, void **result,
+                                 int64_t deadline);
+
+/* Runs fini (if given at creation) on every worker for its instance, as init ran, waits for
+ * all of them (uncancellably), then frees `s`. No task may use s or an instance of it from
+ * the call on. Returns 0, -EINVAL (NULL, or of another runtime), -EPERM (not inside a
+ * stackful task). Runtime thread only, any worker. */
+WEFT_API int weft_sharded_destroy(weft_sharded *s);
+
+/* The worker that owns the key whose hash is `hash`, in the current runtime: a pure function
+ * of the hash and the worker count n,
+ *     (((hash * 0x9E3779B97F4A7C15 mod 2^64) >> 32) * n) >> 32,
+ * so the same key goes to the same worker for the runtime's life (and in any runtime of n
+ * workers). The multiply by 2^64/phi spreads hashes whose entropy sits in a few bits (small
+ * integers, aligned pointers) over the high bits, which the multiply-shift then maps onto
+ * 0 .. n-1 without a division; with well-mixed hashes each worker gets 1/n of the keys. It is
+ * not keyed: against adversarial keys, hash them with a keyed hash first.
+ * Returns the index (0 with one worker), or -EPERM outside a runtime. Any runtime thread. */
+WEFT_API int weft_shard_of(uint64_t hash);
+
+/* A listening socket served by every shard, with a task per connection on the shard that
+ * owns it. Two models:
+ * - SO_REUSEPORT (the default for IP addresses): one listener per worker, bound to the same
+ *   address; the kernel spreads incoming connections over them (by a hash of the addresses),
+ *   and each worker accepts on its own listener and serves the connection itself: nothing
+ *   crosses workers. (Other sockets of the same user on the same port join the group.)
+ * - WEFT_SERVE_ACCEPTOR (and always for Unix addresses, and with one worker): one listener
+ *   and one acceptor task on the caller's worker, which hands each connection to the workers
+ *   in turn (round-robin, starting with the next worker): the fd goes to worker k in a
+ *   message, and the handler task is spawned there.
+ * Either way a connection's fd and its handler belong to one worker for the connection's life. */
+typedef struct weft_server weft_server;
+
+/* One connection, run as a detached task on the connection's worker. It owns `fd` (a
+ * connected, non-blocking stream socket): close it with weft_close (or hand it to a stream)
+ * before returning. `arg` is weft_serve's. */
+typedef void (*weft_conn_fn)(int fd, void *arg);
+
+/* weft_serve flag: one listener and one acceptor that hands connections out round-robin. */
+#define WEFT_SERVE_ACCEPTOR 0x100u
+
+/* Listens on `addr` (TCP over IPv4/IPv6 with SO_REUSEADDR, or Unix; backlog SOMAXCONN per
+ * listener) in the model `flags` chooses (0, or WEFT_SERVE_ACCEPTOR; WEFT_LISTEN_V6ONLY is
+ * passed on to the listeners), and starts the acceptor tasks: for every connection, handler
+ * (fd, arg) runs as a task on the connection's worker. Port 0 takes a free port, the same for
+ * every listener (weft_server_addr tells which). The listeners are bound before the call
+ * returns, so a bind error (-EADDRINUSE, ...) is returned here and leaves nothing open.
+ * A connection whose task never runs (the runtime stops first) has its fd closed by weft.
+ * Connections outlive the server: weft_server_close stops the accepting only.
+ * `*out` is freed by weft_server_close, which must be called before the runtime ends.
+ * Returns 0, -EINVAL (out, addr or handler NULL, unknown flags), -ENOMEM, -EPERM (not inside a
+ * stackful task), or the -errno of socket, bind or listen. Runtime thread only. */
+WEFT_API int weft_serve(weft_server **out, const weft_addr *addr, unsigned flags,
+                        weft_conn_fn handler, void *arg);
+
+/* The address the server is bound to (its port, when weft_serve was given port 0). Returns 0
+ * or -EINVAL. Any thread while the server is open. */
+WEFT_API int weft_server_addr(const weft_server *srv, weft_addr *out);
+
+/* Stops accepting: cancels every acceptor, waits until each has closed its listener (even if
+ * the caller is cancelled meanwhile: nothing of the server outlives the call), then frees
+ * `srv`. Connections already accepted go on, including those handed to a worker and not yet
+ * started; ending them is the application's business (e.g. tracked per shard in a
+ * weft_sharded value). Returns 0, -EINVAL (NULL, or of another runtime), -EPERM (not inside a
+ * stackful task). Runtime thread only, any worker. */
+WEFT_API int weft_server_close(weft_server *srv);
+
+/* ---------------------------------------------------------------------------------------
  * Buffered streams with backpressure
  *
  * A stream buffers reads and writes over a connected fd, which it owns (weft_stream_close

@@ -74,8 +74,9 @@ static inline void weft__hook_switch_end(void *fake)
         __sanitizer_finish_switch_fiber(fake, NULL, NULL);
 }
 
-/* ASan: a reused stack starts clean (a task that ended through weft_exit left its frames'
- * redzones poisoned). */
+/* ASan: a stack handed to a task starts clean: a pooled one (the frames a task left when
+ * it ended, through weft_exit or its last switch, keep their redzones poisoned), and a fresh
+ * mapping at an address an unmapped stack had (ASan keeps the shadow of unmapped memory). */
 static inline void weft__hook_stack_reuse(void *lo, size_t size)
 {
     if (WEFT__ASAN_HAS(__asan_unpoison_memory_region))

@@ -79,6 +79,8 @@ enum {
     WEFT__WAIT_GEN_NEXT,  /* what: the generator (consumer side) */
     WEFT__WAIT_GEN_YIELD, /* what: the generator (producer side) */
     WEFT__WAIT_SMP_ROOM,  /* what: the worker whose message ring from ours is full */
+    WEFT__WAIT_SHARDS,    /* what: a shard.c operation (a sharded value's broadcast, a server
+                           * whose acceptors are stopping) */
     WEFT__WAIT_NKINDS
 };
 

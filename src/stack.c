@@ -203,20 +203,19 @@ int weft__stack_alloc(weft__worker *w, size_t size, bool noguard, weft__stack **
     p->memo_cls = cls;
     weft__stack *s = pop_pooled(p, cls, want_guard);
     int r = 0;
-    if (s) {
-        /* pooled: made clean below, as a fresh one is */
-    } else if (want_guard && p->nguarded < p->guard_limit) {
-        r = new_guarded(w, bytes, cls, &s);
-    } else if (want_guard && p->guard_mode == WEFT_GUARD_ALWAYS) {
-        r = -ENOMEM;
-    } else {
-        r = new_carved(w, bytes, cls, &s);
+    if (!s) {
+        if (want_guard && p->nguarded < p->guard_limit)
+            r = new_guarded(w, bytes, cls, &s);
+        else if (want_guard && p->guard_mode == WEFT_GUARD_ALWAYS)
+            r = -ENOMEM;
+        else
+            r = new_carved(w, bytes, cls, &s);
+        if (r < 0)
+            return r;
     }
-    if (r < 0)
-        return r;
-    /* ASan: a reused stack starts clean (a task that ended through weft_exit left its frames'
-     * redzones poisoned), and so does a fresh mapping, which may lie where an unmapped stack
-     * was, a coroutine's or an exited worker thread's, whose poison munmap did not clear. */
+    /* Pooled or fresh, it starts clean. A fresh one too: ASan does not clear the shadow of
+     * memory that is unmapped, so a stack mapped where an earlier one was (an earlier
+     * runtime's) would inherit that one's poisoned redzones. */
     weft__hook_stack_reuse(s->lo, (size_t)(s->hi - s->lo));
     p->nlive++;
     *out = s;
