@@ -112,10 +112,9 @@ static int latch_wait(weft__worker *w, weft_task *self, latch *l, const void *wh
 /* Posts m from the current stackful task to worker `to` for a message that must arrive (a
  * reply, an init, a fini), which nothing else could deliver: under memory exhaustion (the
  * pair's first ring, or a spill node, could not be allocated) it tries again at each of the
- * task's turns. It never parks for room: a ring holds one waiting sender (smp.c's
- * room_waker), and several tasks of one worker replying to the same worker at once would
- * overwrite each other's waker. What these messages add to a full ring is bounded by what
- * their senders have in flight (a reply per submission, one message per worker per
+ * task's turns. It does not park for room: a reply is sent from a finishing task, which
+ * should not wait on the receiver, and what these messages add to a full ring is bounded by
+ * what their senders have in flight (a reply per submission, one message per worker per
  * broadcast), so the spill list takes them. */
 static void post_must(weft_task *self, weft__worker *to, const weft__msg *m)
 {

@@ -152,9 +152,17 @@ int weft__smp_wait_room(weft__worker *from, weft_task *self, weft__worker *to)
     weft__smp_ring *r = pair_ring(from, to);
     if (!r)
         return -ENOMEM;
+    weft__smp_room_waiter me = {.linked = false};
+    bool queued = false; /* ever linked: `linked` itself is read under the lock only */
     while (!r->spilling && !has_room(r)) {
+        queued = true;
         room_lock(r);
-        r->room_waker = weft__waker_of(self);
+        if (!me.linked) {
+            me.next = r->room_waiters;
+            r->room_waiters = &me;
+            me.linked = true;
+        }
+        me.waker = weft__waker_of(self); /* this run's: the park below is the one woken */
         atomic_store_explicit(&r->room_wanted, 1, memory_order_seq_cst);
         room_unlock(r);
         weft__fence_sc(); /* the store before has_room's load of head */
@@ -169,6 +177,17 @@ int weft__smp_wait_room(weft__worker *from, weft_task *self, weft__worker *to)
                          .uncancellable = true};
         weft__park(from, &wr);
         from = self->worker; /* the migration rule: re-read after a park */
+    }
+    if (queued) { /* room may have come without the receiver waking us: leave the list */
+        room_lock(r);
+        if (me.linked) {
+            weft__smp_room_waiter **p = &r->room_waiters;
+            while (*p != &me)
+                p = &(*p)->next;
+            *p = me.next;
+            me.linked = false;
+        }
+        room_unlock(r);
     }
     return 0;
 }
@@ -220,11 +239,20 @@ static void drain_ring(weft__worker *w, weft__smp_ring *r)
         atomic_store_explicit(&r->head, head, memory_order_seq_cst);
         weft__fence_sc();
         if (atomic_load_explicit(&r->room_wanted, memory_order_seq_cst)) {
+            /* Every waiting sender: the freed slots may be enough for all of them, and one
+             * that finds none parks again. Woken under the lock, since a node is gone as
+             * soon as its task runs. */
             room_lock(r);
-            weft_waker wk = r->room_waker;
             atomic_store_explicit(&r->room_wanted, 0, memory_order_relaxed);
+            for (weft__smp_room_waiter *n = r->room_waiters; n;) {
+                weft__smp_room_waiter *next = n->next;
+                weft_waker wk = n->waker;
+                n->linked = false;
+                weft__wake_from(w, wk.task, wk.epoch);
+                n = next;
+            }
+            r->room_waiters = NULL;
             room_unlock(r);
-            weft__wake_from(w, wk.task, wk.epoch);
         }
     }
     if (!atomic_load_explicit(&r->spill, memory_order_seq_cst)) /* as the tail's load */

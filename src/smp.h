@@ -34,6 +34,13 @@ typedef struct weft__smp_spill {
     weft__msg m;
 } weft__smp_spill;
 
+/* A sender task waiting for room in a full ring (smp.c), on its stack. */
+typedef struct weft__smp_room_waiter {
+    struct weft__smp_room_waiter *next;
+    weft_waker waker;
+    bool linked;
+} weft__smp_room_waiter;
+
 typedef struct weft__smp_ring {
     /* The receiver's index: read by the sender to find room (acquire), advanced by the
      * receiver after it copied a slot out (release: the slot may be rewritten). */
@@ -43,13 +50,15 @@ typedef struct weft__smp_ring {
     _Alignas(64) _Atomic uint32_t tail;
     uint32_t head_seen; /* the sender's last look at head; owner: the sender */
     bool spilling;      /* the sender has messages in `spill`; owner: the sender */
-    /* A sender task parked for room (weft__smp_post_wait): it stores `room_waker` and then
-     * `room_wanted` (seq_cst) under `room_lock`; the receiver, after freeing slots (its head
-     * store, seq_cst), loads `room_wanted` and takes the waker under the lock. The lock is
-     * held for two stores, never across a park. */
+    /* Sender tasks parked for room (weft__smp_wait_room): each links a node on its stack into
+     * `room_waiters` (with its waker, under `room_lock`) and then stores `room_wanted`
+     * (seq_cst); the receiver, after freeing slots (its head store, seq_cst), loads
+     * `room_wanted` and, under the lock, unlinks every node and wakes its task. A woken
+     * sender finds its node unlinked and never touches the list again, so its frame may go.
+     * The lock is held for a few stores and the wakes, never across a park. */
     _Atomic int room_wanted;
     atomic_flag room_lock;
-    weft_waker room_waker;
+    struct weft__smp_room_waiter *room_waiters;
     /* Pushed by the sender (CAS, release), taken whole by the receiver (exchange, acquire). */
     _Alignas(64) _Atomic(weft__smp_spill *) spill;
     weft__msg slots[WEFT__SMP_RING];

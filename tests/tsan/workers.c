@@ -155,6 +155,39 @@ static void check_detaches(void)
     printf("detaches: %d\n", ND);
 }
 
+/* Several tasks of one worker filling the same ring at once: each parks for room, and every
+ * one of them must be woken (a ring once kept a single waiting sender's waker). */
+static atomic_int sent_ran;
+
+static void *sent(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&sent_ran, 1);
+    return NULL;
+}
+
+static void *sender(void *arg)
+{
+    (void)arg;
+    weft_spawn_opts o = {.flags = WEFT_SPAWN_DETACHED};
+    for (int i = 0; i < ND / 4; i++)
+        CHECK(weft_spawn_on(1, NULL, sent, NULL, &o) == 0, "spawn_on");
+    return NULL;
+}
+
+static void check_many_senders(void)
+{
+    atomic_store(&sent_ran, 0);
+    weft_task *t[4];
+    for (int k = 0; k < 4; k++)
+        CHECK(weft_spawn(&t[k], sender, NULL, NULL) == 0, "spawn");
+    for (int k = 0; k < 4; k++)
+        CHECK(weft_join(t[k], NULL, WEFT_FOREVER) == 0, "join");
+    while (atomic_load(&sent_ran) < 4 * (ND / 4))
+        weft_sleep(100 * 1000);
+    printf("senders: 4 tasks filling one ring, %d spawns\n", 4 * (ND / 4));
+}
+
 static atomic_int cleanups;
 
 static void cleanup(void *arg)
@@ -178,6 +211,7 @@ static void *main_task(void *arg)
     if (weft_worker_count() > 1) {
         check_cancels();
         check_detaches();
+        check_many_senders();
     }
     /* Shutdown while busy: tasks yielding or sleeping everywhere when main returns. */
     unsigned n = weft_worker_count();
