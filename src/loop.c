@@ -188,6 +188,7 @@ int weft__loop(weft__worker *w)
          * while some remain (256: a few hundred microseconds of madvise/munmap). */
         if (timeout != 0 && w->stacks.npooled > w->stacks.pool_max && weft__stack_trim(w, 256) > 0)
             timeout = 0;
+        publish_stats(w); /* what this tick did, before a sleep that may be long */
         weft__steal_ask(w); /* stealing mode: ask a busy worker for tasks it has not started */
         weft__steal_idle(w, true);
         if (weft__inbox_sleep(w) || weft__smp_pending(w))

@@ -181,7 +181,13 @@ static void *records_main(void *arg)
             cr_assert_eq(weft_spawn_on(1, &t[i], nothing, NULL, NULL), 0);
         for (int i = 0; i < 500; i++)
             cr_assert_eq(weft_join(t[i], NULL, WEFT_FOREVER), 0);
-        weft_sleep(200 * 1000); /* let worker 1 take the reap messages */
+        /* Until worker 1 has taken the reap messages (its published record count). */
+        for (weft_stats s;;) {
+            cr_assert_eq(weft_stats_get(&s), 0);
+            if (s.ntasks <= 1)
+                break;
+            weft_sleep(100 * 1000);
+        }
     }
     cr_assert_eq(weft_stats_get(&after), 0);
     /* 30 rounds of 500 remote spawns: 15,000 records if none were reused. */
@@ -240,9 +246,12 @@ Test(workers, shutdown_with_tasks_parked_and_busy_everywhere)
     cr_assert_eq(atomic_load(&cleaned), 65);
 }
 
+static atomic_int late_started;
+
 static void *late_spawner(void *arg)
 {
     (void)arg;
+    atomic_store(&late_started, 1);
     /* Cancelled by the shutdown; its spawns onto other workers are cancelled from birth. */
     weft_sleep_until(WEFT_FOREVER);
     weft_spawn_opts o = {.flags = WEFT_SPAWN_DETACHED, .cleanup = count_cleanup};
@@ -257,13 +266,15 @@ static void *late_main(void *arg)
     (void)arg;
     weft_spawn_opts o = {.flags = WEFT_SPAWN_DETACHED};
     cr_assert_eq(weft_spawn_on(1, NULL, late_spawner, NULL, &o), 0);
-    weft_sleep(WEFT_MSEC);
+    while (!atomic_load(&late_started)) /* parked in its sleep, or about to be */
+        weft_sleep(100 * 1000);
     return NULL;
 }
 
 Test(workers, spawns_during_shutdown_are_cancelled_from_birth)
 {
     atomic_store(&cleaned, 0);
+    atomic_store(&late_started, 0);
     weft_config c = workers_cfg(3);
     run_main_cfg(&c, late_main, NULL);
     cr_assert_eq(atomic_load(&cleaned), 16);
@@ -287,10 +298,12 @@ static void *stats_main(void *arg)
         cr_assert_eq(weft_spawn_on(k, &t[k - 1], spin_a_while, NULL, NULL), 0);
     for (int k = 0; k < 3; k++)
         cr_assert_eq(weft_join(t[k], NULL, WEFT_FOREVER), 0);
-    weft_sleep(5 * WEFT_MSEC); /* the other workers publish their counters each tick */
-    cr_assert_eq(weft_stats_get(&s1), 0);
-    /* The 300 yields ran on workers 1..3: the sum sees them. */
-    cr_assert_geq(s1.nresumes - s0.nresumes, 300);
+    /* The 300 yields ran on workers 1..3; each publishes its counters every tick and before
+     * it sleeps, so the sum comes to see them. */
+    do {
+        weft_sleep(100 * 1000);
+        cr_assert_eq(weft_stats_get(&s1), 0);
+    } while (s1.nresumes - s0.nresumes < 300);
     cr_assert_geq(s1.nspawned - s0.nspawned, 3);
     return NULL;
 }
