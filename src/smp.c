@@ -276,10 +276,10 @@ static void drain_ring(weft__worker *w, weft__smp_ring *r)
     }
 }
 
-void weft__smp_drain(weft__worker *w)
+bool weft__smp_drain(weft__worker *w)
 {
     if (!atomic_load_explicit(&w->smp.pending, memory_order_relaxed))
-        return;
+        return false;
     /* seq_cst: cleared before the scan, so a message posted after the scan looked at its
      * ring sets it again (see notify). */
     atomic_store_explicit(&w->smp.pending, 0, memory_order_seq_cst);
@@ -294,6 +294,7 @@ void weft__smp_drain(weft__worker *w)
         if (r)
             drain_ring(w, r);
     }
+    return true;
 }
 
 static uint64_t activity_sum(weft__runtime *rt)

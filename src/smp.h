@@ -88,7 +88,7 @@ int weft__smp_wait_room(weft__worker *from, weft_task *self, weft__worker *to);
  * or -ENOMEM. */
 int weft__smp_post_wait(weft__worker *from, weft_task *self, weft__worker *to, const weft__msg *m);
 /* Runs every message posted to w, oldest first per sender. Owner thread, on the loop. */
-void weft__smp_drain(weft__worker *w);
+bool weft__smp_drain(weft__worker *w); /* whether any was pending */
 /* Whether a message waits for w (seq_cst: the worker's last look before it sleeps). */
 bool weft__smp_pending(weft__worker *w);
 /* For a stopping worker with no unfinished task: counts it as done, and returns true once

@@ -63,10 +63,12 @@ void weft__wake_from(weft__worker *self, weft_task *t, uint64_t epoch)
     wake(self, t, epoch);
 }
 
-void weft__inbox_drain(weft__worker *w)
+bool weft__inbox_drain(weft__worker *w)
 {
     /* acquire: pairs with the pushers' CAS, so each task's READY state and whatever its
      * waker published are visible here. */
+    if (!atomic_load_explicit(&w->inbox.head, memory_order_relaxed))
+        return false;
     weft_task *t = atomic_exchange_explicit(&w->inbox.head, NULL, memory_order_acquire);
     /* The inbox is a stack (newest first): reverse it so wakes keep their order. */
     weft_task *fifo = NULL;
@@ -81,6 +83,7 @@ void weft__inbox_drain(weft__worker *w)
         weft__ready_push(&w->sched, fifo);
         fifo = n;
     }
+    return true;
 }
 
 bool weft__inbox_sleep(weft__worker *w)

@@ -22,8 +22,9 @@ typedef struct weft__inbox {
 void weft__wake(weft_task *t, uint64_t epoch);
 /* The same, from a caller that knows its own thread's worker `self` (no TLS lookup). */
 void weft__wake_from(weft__worker *self, weft_task *t, uint64_t epoch);
-/* Moves every task of w's inbox to its ready queue, oldest wake first. Owner thread. */
-void weft__inbox_drain(weft__worker *w);
+/* Moves every task of w's inbox to its ready queue, oldest wake first; returns whether there
+ * was any. Owner thread. */
+bool weft__inbox_drain(weft__worker *w);
 /* Marks w asleep; returns true if a wake already arrived, and the worker must not block.
  * Owner thread. */
 bool weft__inbox_sleep(weft__worker *w);
