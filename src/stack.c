@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "hooks.h"
+#include "runtime.h"
 #include "stack.h"
 #include "worker.h"
 
@@ -85,7 +86,10 @@ WEFT_COLD static size_t read_guard_limit(weft__worker *w)
                 max_maps = v;
         }
     }
-    return max_maps / 4;
+    /* A quarter of the map count for the runtime, shared evenly by its workers: each guarded
+     * stack takes two mappings, and with a quarter each, two workers of a stealing runtime
+     * that spread a fan-out between them ran the process out of mappings (mmap: ENOMEM). */
+    return max_maps / 4 / w->rt->nworkers;
 }
 
 static void canary_fill(char *zone)

@@ -478,3 +478,42 @@ Test(workers, handles_follow_tasks_that_moved, .timeout = 60)
     c.mode = WEFT_MODE_STEALING;
     run_main_cfg(&c, mover_main, NULL);
 }
+
+/* A fan-out tree in stealing mode: 65,535 tasks, most of them parked at once in their joins,
+ * spread over two workers. Each worker's guarded stacks used to count against its own
+ * quarter of the map count, so two workers ran the process out of mappings (tasks finished
+ * unrun with WEFT_NOMEM at depth 16). */
+static void *fan(void *arg)
+{
+    intptr_t depth = (intptr_t)arg;
+    if (depth == 0)
+        return (void *)1;
+    weft_task *a, *b;
+    weft_spawn_opts small = {.stack_size = 16 * 1024};
+    if (weft_spawn(&a, fan, (void *)(depth - 1), &small) != 0)
+        return (void *)0;
+    if (weft_spawn(&b, fan, (void *)(depth - 1), &small) != 0) {
+        weft_join(a, NULL, WEFT_FOREVER);
+        return (void *)0;
+    }
+    void *ra = NULL, *rb = NULL;
+    weft_join(a, &ra, WEFT_FOREVER);
+    weft_join(b, &rb, WEFT_FOREVER);
+    if (ra == WEFT_NOMEM || rb == WEFT_NOMEM)
+        return WEFT_NOMEM;
+    return (void *)((intptr_t)ra + (intptr_t)rb + 1);
+}
+
+static void *fan_main(void *arg)
+{
+    (void)arg;
+    return fan((void *)(intptr_t)15);
+}
+
+Test(workers, a_fan_out_over_stealing_workers_gets_its_stacks, .timeout = 120)
+{
+    SKIP_UNDER_VALGRIND();
+    weft_config c = workers_cfg(2);
+    c.mode = WEFT_MODE_STEALING;
+    cr_assert_eq(run_main_cfg(&c, fan_main, NULL), (void *)65535, "every node ran");
+}
