@@ -56,7 +56,8 @@ static inline __attribute__((always_inline)) void weft__prefetch(const void *p)
  * TSan, which does not model fences and warns about them; the atomics tell it the same. */
 static inline void weft__fence_sc(void)
 {
-#if !defined(WEFT_TSAN)
+#if !defined(WEFT_TSAN) && !defined(__x86_64__)
+    /* (x86_64: a seq_cst store is an xchg and a CAS a locked cmpxchg, full barriers already.) */
     atomic_thread_fence(memory_order_seq_cst);
 #endif
 }

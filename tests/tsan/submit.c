@@ -26,16 +26,7 @@ enum { ROUNDS = 150, BATCH = 100 };
 #endif
 enum { MAXW = 4, NWATCH = 16 };
 
-static int failures;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-            __atomic_fetch_add(&failures, 1, __ATOMIC_RELAXED);                                    \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
 static unsigned nworkers;
 static size_t nids;        /* submissions of the round trips */

@@ -23,16 +23,7 @@ enum { NSPAWN = 30000, BATCH = 100, NC = 200, ND = 2000 };
 enum { NSPAWN = 1000000, BATCH = 2000, NC = 2000, ND = 20000 };
 #endif
 
-static int failures;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
 static unsigned char *ran; /* ran[i]: how many times task i ran (atomically incremented) */
 
