@@ -162,9 +162,11 @@ static void *due_main(void *arg)
     late_resumes = 0;
     due_at = real_now() + 2 * WEFT_MSEC;
     weft_task *s, *b[100];
-    weft_spawn(&s, due_sleeper, NULL, NULL);
+    /* Pinned: the order measured is one worker's queue (stealing mode would spread them). */
+    weft_spawn_opts pin = {.flags = WEFT_SPAWN_PINNED};
+    weft_spawn(&s, due_sleeper, NULL, &pin);
     for (int i = 0; i < nbusy; i++)
-        weft_spawn(&b[i], busy, (void *)(intptr_t)fd, NULL);
+        weft_spawn(&b[i], busy, (void *)(intptr_t)fd, &pin);
     weft_join(s, NULL, WEFT_FOREVER);
     for (int i = 0; i < nbusy; i++)
         weft_join(b[i], NULL, WEFT_FOREVER);
