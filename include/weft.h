@@ -131,6 +131,14 @@ enum { WEFT_BACKEND_DEFAULT = 0, WEFT_BACKEND_EPOLL = 1, WEFT_BACKEND_IO_URING =
  * DEFAULT is the WEFT_MODE environment variable ("sharded" or "stealing"), else SHARDED. */
 enum { WEFT_MODE_DEFAULT = 0, WEFT_MODE_SHARDED = 1, WEFT_MODE_STEALING = 2 };
 
+/* Scheduling debug mode: with the environment variable WEFT_CHAOS set to a seed (a decimal
+ * number), every runtime started afterwards perturbs its scheduling from that seed: one pick
+ * in four takes the second ready task before the first, one blocking call in eight yields
+ * before it starts, and stealing asks a random busy worker. Interleavings the machine rarely
+ * produces then happen often, and a seed that breaks a program breaks it again (timing
+ * aside). Programs must not rely on the FIFO orders documented elsewhere in this header
+ * while it is on; weft's own stress programs run under several seeds in `make test`. */
+
 /* The most workers a runtime may have. */
 #define WEFT_WORKERS_MAX 256u
 

@@ -216,7 +216,7 @@ int weft__loop(weft__worker *w)
             timeout = 0;
         if (crossed && timeout != 0 && spin_for_work(w))
             continue;
-        publish_stats(w); /* what this tick did, before a sleep that may be long */
+        publish_stats(w);   /* what this tick did, before a sleep that may be long */
         weft__steal_ask(w); /* stealing mode: ask a busy worker for tasks it has not started */
         weft__steal_idle(w, true);
         if (weft__inbox_sleep(w) || weft__smp_pending(w))

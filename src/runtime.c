@@ -119,6 +119,8 @@ WEFT_COLD static int worker_init(weft__runtime *rt, weft__worker *w, unsigned in
     w->index = index;
     w->now = weft__clock_ns();
     w->rng = ((uint64_t)w->now | 1) + index * 0x9E3779B97F4A7C15ull;
+    if (rt->chaos_seed) /* the debug mode: each worker its own sequence of the seed */
+        w->sched.chaos = (rt->chaos_seed ^ ((uint64_t)(index + 1) * 0x9E3779B97F4A7C15ull)) | 1;
     if (index == 0)
         w->stats.nmallocs = 1; /* the runtime's own record */
     weft__sched_init(w, rt->cfg.budget);
@@ -299,6 +301,9 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result)
     if (!rt)
         return -ENOMEM;
     rt->cfg = c;
+    const char *chaos = getenv("WEFT_CHAOS");
+    if (chaos && *chaos)
+        rt->chaos_seed = strtoull(chaos, NULL, 10);
     pthread_mutex_init(&rt->lock, NULL);
     pthread_mutex_init(&rt->start_lock, NULL);
     pthread_cond_init(&rt->start_cond, NULL);

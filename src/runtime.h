@@ -17,6 +17,7 @@ struct weft__runtime {
     weft__worker *workers; /* nworkers of them; fixed */
     unsigned nworkers;
     weft_task *main_task; /* owner: the main task's worker */
+    uint64_t chaos_seed;  /* WEFT_CHAOS: the debug mode's seed, 0 when off; fixed */
 
     /* any thread: the next unassigned task id; workers take blocks (relaxed: ids need only
      * be unique, not ordered). */

@@ -194,9 +194,46 @@ static WEFT_NOINLINE weft_task *start_unrun(weft__worker *w, weft_task *t)
 
 /* The pick, inline in the park and yield paths: a task that ran before (or a stackless one)
  * is returned as popped; only a first run takes the call. */
+/* One step of the debug mode's generator; a value in [0, 2^32). */
+static uint32_t chaos_next(weft__worker *w)
+{
+    uint64_t x = w->sched.chaos;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    w->sched.chaos = x;
+    return (uint32_t)(x >> 32);
+}
+
+/* Debug mode: one pick in four takes the second ready task before the first. */
+static WEFT_NOINLINE void chaos_reorder(weft__worker *w)
+{
+    weft__fifo *q = &w->sched.ready;
+    if (q->len < 2 || chaos_next(w) % 4)
+        return;
+    void *a = weft__fifo_pop(q, offsetof(weft_task, next));
+    void *b = weft__fifo_pop(q, offsetof(weft_task, next));
+    weft__fifo_push_front(q, a, offsetof(weft_task, next));
+    weft__fifo_push_front(q, b, offsetof(weft_task, next));
+}
+
+/* Debug mode: one blocking call in eight yields before it starts. */
+void weft__chaos_yield(weft__worker *w)
+{
+    if (chaos_next(w) % 8 == 0)
+        weft__yield(w);
+}
+
+bool weft__chaos_coin(weft__worker *w)
+{
+    return chaos_next(w) & 1;
+}
+
 static inline __attribute__((always_inline)) weft_task *pick(weft__worker *w)
 {
     weft__timers_poll(w); /* timer.c: a sleeper that came due goes first */
+    if (weft_unlikely(w->sched.chaos))
+        chaos_reorder(w);
     weft_task *t;
     while ((t = weft__fifo_pop(&w->sched.ready, offsetof(weft_task, next))) != NULL) {
         if (w->sched.nfront)

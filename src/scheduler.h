@@ -13,6 +13,7 @@
 /* From worker.h (included at the end of this file), for the inlines below. */
 weft__worker *weft__worker_current(void);
 static inline weft_task *weft__worker_task(const weft__worker *w);
+static inline bool weft__worker_chaos(const weft__worker *w);
 
 /* The worker's scheduler part. owner: worker. */
 typedef struct weft__sched {
@@ -31,6 +32,10 @@ typedef struct weft__sched {
     int loop_errno;     /* errno of the loop's context while a task runs */
     int *errno_loc;     /* the worker thread's errno, set as its loop starts (scheduler.c) */
     unsigned long slack_restore; /* the thread's timer slack to give back (loop.c), or 0 */
+    /* Debug mode (WEFT_CHAOS=seed): a xorshift state, 0 when off. When on, picks sometimes
+     * take the second ready task before the first, blocking calls sometimes yield first,
+     * and steal victims are chosen at random (scheduler.c, steal.c). */
+    uint64_t chaos;
     /* Sanitizer bookkeeping for the loop's (thread) stack. */
     const void *loop_stack_lo;
     size_t loop_stack_size;
@@ -169,6 +174,10 @@ static inline weft_task *weft__blocking_task(weft__worker *w)
 /* The prologue of every blocking call: the calling worker and task, or NULL with *err set
  * to -EPERM (not inside a stackful task). With `live`, a task already cancelled gets
  * -ECANCELED at once. Inline: it is on every blocking call's path. */
+void weft__chaos_yield(weft__worker *w);
+/* Debug mode: a fair coin from w's generator (steal.c's victims). */
+bool weft__chaos_coin(weft__worker *w);
+
 static inline weft__worker *weft__blocking_begin(weft_task **task, bool live, int *err)
 {
     weft__worker *w = weft__worker_current();
@@ -176,6 +185,10 @@ static inline weft__worker *weft__blocking_begin(weft_task **task, bool live, in
     if (!t || !(t->flags & WEFT__T_ONSTACK)) { /* stackless, or finishing unrun */
         *err = -EPERM;
         return NULL;
+    }
+    if (weft_unlikely(weft__worker_chaos(w))) {
+        weft__chaos_yield(w); /* before the call registers anything: no waker goes stale */
+        w = t->worker;
     }
     if (live && weft__task_cancelled(t)) {
         *err = -ECANCELED;

@@ -105,7 +105,8 @@ void weft__steal_ask(weft__worker *w)
     for (unsigned i = 0; i < rt->nworkers; i++) {
         weft__worker *x = &rt->workers[i];
         size_t n = atomic_load_explicit(&x->steal.advertised, memory_order_relaxed);
-        if (x != w && n > most) {
+        /* The busiest; in the debug mode, any with tasks to spare, at random. */
+        if (x != w && n > 1 && (w->sched.chaos ? !victim || weft__chaos_coin(w) : n > most)) {
             most = n;
             victim = x;
         }
@@ -137,9 +138,8 @@ void weft__steal_tick(weft__worker *w)
     for (unsigned i = 0; i < rt->nworkers; i++) {
         weft__worker *x = &rt->workers[i];
         int expect = 1; /* idle, not asking: a 2 will hear from the worker it asked */
-        if (x != w && atomic_compare_exchange_strong_explicit(&x->steal.idle, &expect, 0,
-                                                              memory_order_seq_cst,
-                                                              memory_order_relaxed)) {
+        if (x != w && atomic_compare_exchange_strong_explicit(
+                          &x->steal.idle, &expect, 0, memory_order_seq_cst, memory_order_relaxed)) {
             weft__worker_ring(x);
             return;
         }

@@ -86,6 +86,12 @@ static inline void weft__worker_counters(const weft__worker *w, uint64_t out[WEF
     out[12] = weft__sys_total(&w->sys);
 }
 
+/* Whether w runs the scheduling debug mode (WEFT_CHAOS). */
+static inline bool weft__worker_chaos(const weft__worker *w)
+{
+    return w->sched.chaos != 0;
+}
+
 /* The task running on w, NULL on the loop's context. */
 static inline weft_task *weft__worker_task(const weft__worker *w)
 {

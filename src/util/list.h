@@ -70,6 +70,15 @@ static inline void *weft__fifo_pop(weft__fifo *q, size_t off)
     return obj;
 }
 
+static inline void weft__fifo_push_front(weft__fifo *q, void *obj, size_t off)
+{
+    WEFT__FIFO_NEXT(obj, off) = q->head;
+    q->head = obj;
+    if (!q->tail)
+        q->tail = obj;
+    q->len++;
+}
+
 /* Moves the objects pushed since the tail was `mark` to the head, in their order. `mark` is
  * the tail read before those pushes (NULL: the queue was empty, so they lead already), and
  * nothing may have been popped since. O(1). */

@@ -178,8 +178,8 @@ int main(void)
         int r = weft_run(&cfg, main_task, NULL, NULL);
         CHECK(r == 0, "weft_run: %s", weft_strerror(r));
         CHECK(atomic_load(&watched_ok) == NWATCH,
-              "%d of %d stopped submissions completed with -ECANCELED",
-              atomic_load(&watched_ok), NWATCH);
+              "%d of %d stopped submissions completed with -ECANCELED", atomic_load(&watched_ok),
+              NWATCH);
         printf("stop with submissions in flight: N=%u\n", nworkers);
         free(ran);
     }
