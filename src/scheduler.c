@@ -218,10 +218,12 @@ static WEFT_NOINLINE void chaos_reorder(weft__worker *w)
 }
 
 /* Debug mode: one blocking call in eight yields before it starts. */
-void weft__chaos_yield(weft__worker *w)
+weft__worker *weft__chaos_yield(weft__worker *w)
 {
+    weft_task *t = w->current;
     if (chaos_next(w) % 8 == 0)
         weft__yield(w);
+    return t->worker;
 }
 
 bool weft__chaos_coin(weft__worker *w)

@@ -174,7 +174,8 @@ static inline weft_task *weft__blocking_task(weft__worker *w)
 /* The prologue of every blocking call: the calling worker and task, or NULL with *err set
  * to -EPERM (not inside a stackful task). With `live`, a task already cancelled gets
  * -ECANCELED at once. Inline: it is on every blocking call's path. */
-void weft__chaos_yield(weft__worker *w);
+/* Returns the task's worker after it (the migration rule: re-read after a switch). */
+__attribute__((returns_nonnull)) weft__worker *weft__chaos_yield(weft__worker *w);
 /* Debug mode: a fair coin from w's generator (steal.c's victims). */
 bool weft__chaos_coin(weft__worker *w);
 
@@ -187,8 +188,8 @@ static inline weft__worker *weft__blocking_begin(weft_task **task, bool live, in
         return NULL;
     }
     if (weft_unlikely(weft__worker_chaos(w))) {
-        weft__chaos_yield(w); /* before the call registers anything: no waker goes stale */
-        w = t->worker;
+        /* before the call registers anything: no waker goes stale */
+        w = weft__chaos_yield(w);
     }
     if (live && weft__task_cancelled(t)) {
         *err = -ECANCELED;
