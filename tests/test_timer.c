@@ -68,7 +68,9 @@ static void *order_main(void *arg)
 {
     (void)arg;
     nwoken = 0;
-    int64_t base = weft_now() + 3 * WEFT_MSEC;
+    /* 20 ms: every sleeper parks before the first deadline even under qemu on a loaded
+     * machine (3 ms was not always enough in the aarch64 cross-test). */
+    int64_t base = weft_now() + 20 * WEFT_MSEC;
     /* Deadlines spawned out of order; ids 3, 4, 5 share one deadline. */
     static struct sleep_arg args[] = {{6, 9}, {1, 2}, {3, 5}, {0, 1}, {4, 5}, {2, 3}, {5, 5}};
     weft_task *t[7];
