@@ -269,6 +269,18 @@ echo_mt_one() { # impl N mode
     warn_disturbed "$line"
 }
 
+echo_mt_weft() { # N: weft's examples/echo_server on N workers (sharded, SO_REUSEPORT listeners)
+    local n=$1 bin=$BUILD_DIR/examples/echo_server
+    [ -x "$bin" ] || return
+    serve_and_load weft "$n" "$ECHO_CONNS" "$ECHO_SECS" "$bin" --workers "$n" PORT || return
+    stop_server
+    [ -n "$LOAD_LINE" ] || return
+    local line=${LOAD_LINE/\"workload\":\"tcp_echo\"/\"workload\":\"tcp_echo_mt\",\"threads\":$n,\"mode\":\"sharded\"}
+    store "$line"
+    log "  weft ($n workers): $(field value "$line") msg/s, server $(field server_us_per_msg "$line") us/msg"
+    warn_disturbed "$line"
+}
+
 warn_disturbed() { # a load generator's line: says so when other processes took CPU meanwhile
     local other
     other=$(sed -n 's/.*"other_cpu_pct":\([0-9]*\).*/\1/p' <<<"$1")
@@ -323,6 +335,7 @@ for w in $WORKLOADS; do
                     ;;
                 tcp_echo_mt)
                     [ $HAVE_LOAD = 1 ] || break 2
+                    echo_mt_weft "$n"
                     [ -n "${ECHO[epoll_raw_shards]:-}" ] && echo_mt_one epoll_raw_shards "$n" sharded
                     [ -n "${ECHO[go]:-}" ] && echo_mt_one go "$n" stealing
                     [ -n "${ECHO[tokio_mt]:-}" ] && echo_mt_one tokio_mt "$n" stealing
