@@ -310,6 +310,8 @@ blocked_one() { # impl, then the peer command
 : >"$SERVER_LOG"
 for w in $WORKLOADS; do
     weft_bin=$BUILD_DIR/bench/bench_$w
+    # sched_latency's N-worker form is its own program (bench_sched_latency is one worker's).
+    [ "$w" = sched_latency ] && weft_bin=$BUILD_DIR/bench/bench_sched_latency_mt
     [ -x "$weft_bin" ] || weft_bin=
     case "$w" in
         spawn_join_mt) count=$SPAWN_N ;;
@@ -328,8 +330,7 @@ for w in $WORKLOADS; do
         for n in $threads; do
             case "$w" in
                 spawn_join_mt | fanout_tree | chan_mpmc | sched_latency)
-                    # weft's sched_latency binary is the single-worker form: not this one.
-                    [ -n "$weft_bin" ] && [ "$w" != sched_latency ] && run_one weft "$n" "$weft_bin" "$count" --threads "$n"
+                    [ -n "$weft_bin" ] && run_one weft "$n" "$weft_bin" "$count" --threads "$n"
                     [ $HAVE_GO = 1 ] && run_one go "$n" "$GO_PEER" "$w" "$count" --threads "$n"
                     [ $HAVE_TOKIO = 1 ] && run_one tokio_mt "$n" "$TOKIO_PEER" "$w" "$count" --threads "$n"
                     ;;
