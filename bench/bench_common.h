@@ -60,6 +60,13 @@ static inline long bench_n(int argc, char **argv, long dflt)
     return argc > 1 ? atol(argv[1]) : dflt;
 }
 
+/* qsort's comparison of int64_t samples (latencies), ascending. */
+static inline int bench_cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
 static inline void bench_emit(const char *impl, const char *workload, long n, double value,
                               const char *unit, const char *extra)
 {

@@ -26,12 +26,6 @@ static void *busy(void *arg)
     return NULL;
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
 static void *bench(void *arg)
 {
     long n = (long)(intptr_t)arg;
@@ -65,9 +59,9 @@ static void *bench(void *arg)
     done = true;
     for (int i = 0; i < NBUSY; i++)
         weft_join(t[i], NULL, WEFT_FOREVER);
-    qsort(late, (size_t)n, sizeof *late, cmp_i64);
+    qsort(late, (size_t)n, sizeof *late, bench_cmp_i64);
     double p50 = (double)late[n / 2] / 1e3, p99 = (double)late[(n * 99 + 99) / 100 - 1] / 1e3;
-    qsort(own, (size_t)nown, sizeof *own, cmp_i64);
+    qsort(own, (size_t)nown, sizeof *own, bench_cmp_i64);
     double own50 = nown ? (double)own[nown / 2] / 1e3 : 0;
     double own99 = nown ? (double)own[(nown * 99 + 99) / 100 - 1] / 1e3 : 0;
     char extra[320];

@@ -27,12 +27,6 @@ static void *busy(void *arg)
     return NULL;
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
 static void *bench(void *arg)
 {
     mt_run_ctx *ctx = arg;
@@ -58,7 +52,7 @@ static void *bench(void *arg)
     long total = 0, on0 = atomic_load(&yields[0].n);
     for (unsigned k = 0; k < nw; k++)
         total += atomic_load(&yields[k].n);
-    qsort(late, (size_t)n, sizeof *late, cmp_i64);
+    qsort(late, (size_t)n, sizeof *late, bench_cmp_i64);
     char extra[256];
     snprintf(extra, sizeof extra,
              ",\"threads\":%u,\"mode\":\"%s\",\"p50_us\":%.2f,\"p99_us\":%.2f,\"max_us\":%.2f,"

@@ -258,26 +258,14 @@ field() { # KEY LINE: a numeric field of a flat JSON line
     sed -n "s/.*\"$1\":\(-\{0,1\}[0-9.][0-9.e+-]*\).*/\1/p" <<<"$2"
 }
 
-echo_mt_one() { # impl N mode
-    local impl=$1 n=$2 mode=$3
-    serve_and_load "$impl" "$n" "$ECHO_CONNS" "$ECHO_SECS" "${ECHO[$impl]}" PORT "$n" || return
+echo_mt_one() { # impl N mode, then the server's command line (PORT stands for the port)
+    local impl=$1 n=$2 mode=$3; shift 3
+    serve_and_load "$impl" "$n" "$ECHO_CONNS" "$ECHO_SECS" "$@" || return
     stop_server
     [ -n "$LOAD_LINE" ] || return
     local line=${LOAD_LINE/\"workload\":\"tcp_echo\"/\"workload\":\"tcp_echo_mt\",\"threads\":$n,\"mode\":\"$mode\"}
     store "$line"
     log "  $impl ($n threads): $(field value "$line") msg/s, server $(field server_us_per_msg "$line") us/msg"
-    warn_disturbed "$line"
-}
-
-echo_mt_weft() { # N: weft's examples/echo_server on N workers (sharded, SO_REUSEPORT listeners)
-    local n=$1 bin=$BUILD_DIR/examples/echo_server
-    [ -x "$bin" ] || return
-    serve_and_load weft "$n" "$ECHO_CONNS" "$ECHO_SECS" "$bin" --workers "$n" PORT || return
-    stop_server
-    [ -n "$LOAD_LINE" ] || return
-    local line=${LOAD_LINE/\"workload\":\"tcp_echo\"/\"workload\":\"tcp_echo_mt\",\"threads\":$n,\"mode\":\"sharded\"}
-    store "$line"
-    log "  weft ($n workers): $(field value "$line") msg/s, server $(field server_us_per_msg "$line") us/msg"
     warn_disturbed "$line"
 }
 
@@ -336,10 +324,14 @@ for w in $WORKLOADS; do
                     ;;
                 tcp_echo_mt)
                     [ $HAVE_LOAD = 1 ] || break 2
-                    echo_mt_weft "$n"
-                    [ -n "${ECHO[epoll_raw_shards]:-}" ] && echo_mt_one epoll_raw_shards "$n" sharded
-                    [ -n "${ECHO[go]:-}" ] && echo_mt_one go "$n" stealing
-                    [ -n "${ECHO[tokio_mt]:-}" ] && echo_mt_one tokio_mt "$n" stealing
+                    # weft: examples/echo_server on N workers (sharded, SO_REUSEPORT listeners)
+                    [ -x "$BUILD_DIR/examples/echo_server" ] &&
+                        echo_mt_one weft "$n" sharded "$BUILD_DIR/examples/echo_server" --workers "$n" PORT
+                    for impl in epoll_raw_shards go tokio_mt; do
+                        local_mode=stealing
+                        [ $impl = epoll_raw_shards ] && local_mode=sharded
+                        [ -n "${ECHO[$impl]:-}" ] && echo_mt_one $impl "$n" $local_mode "${ECHO[$impl]}" PORT "$n"
+                    done
                     ;;
                 blocked_worker)
                     [ $HAVE_LOAD = 1 ] || break 2

@@ -392,19 +392,10 @@ int weft_stats_read(weft_stats *out, size_t size)
         for (int k = 0; k < WEFT__NPUB; k++)
             sum[k] += v[k];
     }
-    s.nspawned = sum[0];
-    s.nswitches = sum[1];
-    s.nresumes = sum[2];
-    s.nticks = sum[3];
-    s.npolls = sum[4];
-    s.nmallocs = sum[5];
-    s.nmmaps = sum[6];
-    s.ntasks = sum[7];
-    s.nstacks_pooled = sum[8];
-    s.nstacks_live = sum[9];
-    s.nguarded_live = sum[10];
-    s.ntimers = sum[11];
-    s.nsyscalls = sum[12];
+    int k = 0;
+#define SUM_ONE(field, expr) s.field = sum[k++];
+    WEFT__COUNTERS(SUM_ONE)
+#undef SUM_ONE
     weft__pool_stats(rt, &s);
     s.size = size < sizeof s ? size : sizeof s;
     memcpy(out, &s, s.size);

@@ -25,7 +25,25 @@ typedef struct weft__doorbell {
     void *arg;
 } weft__doorbell;
 
-#define WEFT__NPUB 13
+/* The counters a worker publishes for weft_stats_read, once: the weft_stats field each sums
+ * into, and where the worker keeps it. worker.h reads them, runtime.c sums them by name. */
+#define WEFT__COUNTERS(X)                                                                          \
+    X(nspawned, w->stats.nspawned)                                                                 \
+    X(nswitches, w->stats.nswitches)                                                               \
+    X(nresumes, w->stats.nresumes)                                                                 \
+    X(nticks, w->stats.nticks)                                                                     \
+    X(npolls, w->stats.npolls)                                                                     \
+    X(nmallocs, w->stats.nmallocs)                                                                 \
+    X(nmmaps, w->stats.nmmaps)                                                                     \
+    X(ntasks, w->tasks.nrecords)                                                                   \
+    X(nstacks_pooled, w->stacks.npooled)                                                           \
+    X(nstacks_live, w->stacks.nlive)                                                               \
+    X(nguarded_live, w->stacks.nguarded)                                                           \
+    X(ntimers, w->timers.n)                                                                        \
+    X(nsyscalls, weft__sys_total(&w->sys))
+
+#define WEFT__COUNT_ONE(field, expr) +1
+#define WEFT__NPUB                   (0 WEFT__COUNTERS(WEFT__COUNT_ONE))
 
 struct weft__worker {
     weft__runtime *rt;  /* the runtime this worker belongs to; fixed */
@@ -50,7 +68,7 @@ struct weft__worker {
     weft_stats stats;       /* this worker's counters; owner: worker (runtime sums them) */
     /* The counters as of this worker's last tick, for weft_stats_read on another worker:
      * stored by the worker each tick, loaded by readers (relaxed both: each is a figure on
-     * its own). WEFT__NPUB in the order of runtime.c's publish_stats. */
+     * its own). In WEFT__COUNTERS' order. */
     _Atomic uint64_t published[WEFT__NPUB];
 };
 
@@ -67,23 +85,14 @@ static inline void weft__timers_poll(weft__worker *w)
         weft__timers_poll_clock(w);
 }
 
-/* w's counters in weft_stats's order (nspawned .. nguarded_live, ntimers, nsyscalls), for
- * weft_stats_read and the copy each tick publishes. Owner thread. */
+/* w's counters in WEFT__COUNTERS' order, for weft_stats_read and the copy each tick
+ * publishes. Owner thread. */
 static inline void weft__worker_counters(const weft__worker *w, uint64_t out[WEFT__NPUB])
 {
-    out[0] = w->stats.nspawned;
-    out[1] = w->stats.nswitches;
-    out[2] = w->stats.nresumes;
-    out[3] = w->stats.nticks;
-    out[4] = w->stats.npolls;
-    out[5] = w->stats.nmallocs;
-    out[6] = w->stats.nmmaps;
-    out[7] = w->tasks.nrecords;
-    out[8] = w->stacks.npooled;
-    out[9] = w->stacks.nlive;
-    out[10] = w->stacks.nguarded;
-    out[11] = w->timers.n;
-    out[12] = weft__sys_total(&w->sys);
+    int k = 0;
+#define WEFT__READ_ONE(field, expr) out[k++] = (expr);
+    WEFT__COUNTERS(WEFT__READ_ONE)
+#undef WEFT__READ_ONE
 }
 
 /* Whether w runs the scheduling debug mode (WEFT_CHAOS). */
