@@ -943,8 +943,13 @@ WEFT_API int weft_resolve(weft_addr *out, const char *host, int port, int64_t de
  * waiter: receivers drain what is buffered, then get -EPIPE; senders get -EPIPE. Handles
  * are reference counted. A channel may be shared by the tasks of every worker of a runtime,
  * and of several runtimes: each has a spinlock held for a few dozen instructions, never
- * across a park, and a completion wakes a waiter of another worker through its inbox. The
- * calls that wait need a task (-EPERM elsewhere); the others work from any thread.
+ * across a park, and a completion wakes a waiter of another worker through its inbox.
+ * Every call works from any thread. The calls that wait park the calling task; on a thread
+ * outside every runtime (one the program started, a blocking-pool job) they block that
+ * thread instead (a futex sleep, with the same deadline and FIFO order; a thread is never
+ * cancelled), so threads and tasks can talk through one channel. On a worker's thread
+ * outside a stackful task (a stackless task, a callback) they return -EPERM: the worker must
+ * not block.
  * ------------------------------------------------------------------------------------- */
 
 typedef struct weft_chan weft_chan;
@@ -952,7 +957,7 @@ typedef struct weft_chan weft_chan;
 /* Creates a channel of `elem_size`-byte values (0 .. 65536) holding up to `cap` buffered
  * values. With elem_size 0 (Go's chan struct{}) the values carry no data: only their count
  * and order matter, and every `elem` pointer given for the channel may be NULL.
- * `*out` holds one reference. Returns 0, -EINVAL, -ENOMEM, -EPERM outside a runtime. */
+ * `*out` holds one reference. Returns 0, -EINVAL, -ENOMEM. Any thread. */
 WEFT_API int weft_chan_create(weft_chan **out, size_t elem_size, size_t cap);
 /* Adds a reference / drops one. Dropping the last one closes the channel if it is open
  * (tasks waiting on it wake with -EPIPE, as for weft_chan_close) and frees it once no task
@@ -962,10 +967,10 @@ WEFT_API void weft_chan_retain(weft_chan *c);
 WEFT_API void weft_chan_release(weft_chan *c);
 
 /* Sends a copy of *elem. Returns 0, -EPIPE (closed), -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM
- * outside a task. */
+ * (a worker's thread outside a stackful task). Any thread (see above). */
 WEFT_API int weft_chan_send(weft_chan *c, const void *elem, int64_t deadline);
 /* Receives into *elem. Returns 0, -EPIPE (closed and drained), -ETIMEDOUT, -ECANCELED,
- * -EINVAL, -EPERM outside a task. */
+ * -EINVAL, -EPERM (as weft_chan_send). Any thread. */
 WEFT_API int weft_chan_recv(weft_chan *c, void *elem, int64_t deadline);
 /* Never block: return -EAGAIN where the blocking calls would park. Any thread. */
 WEFT_API int weft_chan_try_send(weft_chan *c, const void *elem);
@@ -991,7 +996,8 @@ typedef struct weft_case {
  * withdrawn, so no value is lost or taken twice. When several are ready, one is picked
  * uniformly at random. A WEFT_CASE_DEFAULT case is taken at once when nothing is ready.
  * Returns the index of the completed case (its `result` says 0 or -EPIPE), -ETIMEDOUT,
- * -ECANCELED, -EINVAL (no case, more than 1024, a bad op, two defaults), -ENOMEM, -EPERM. */
+ * -ECANCELED, -EINVAL (no case, more than 1024, a bad op, two defaults), -ENOMEM, -EPERM
+ * (as weft_chan_send). Any thread: on a plain thread it blocks that thread. */
 WEFT_API int weft_select(weft_case *cases, size_t n, int64_t deadline);
 
 /* ---------------------------------------------------------------------------------------
@@ -1005,8 +1011,15 @@ WEFT_API int weft_select(weft_case *cases, size_t n, int64_t deadline);
  * Across workers and runtimes: tasks of any worker of any runtime may share a primitive (a
  * mutex held by a task of worker 0 is handed to a task of worker 1 parked on it, a wait
  * group counted down on three workers wakes a waiter on a fourth). Each primitive has a
- * spinlock held for a few instructions, never across a park. The calls that wait need a
- * task; a thread outside any runtime cannot call them (-EPERM).
+ * spinlock held for a few instructions, never across a park.
+ *
+ * Plain threads (the seeds' "mutex that inflates for threads"): a thread outside every
+ * runtime (one the program started, a blocking-pool job) may call every function here. A
+ * wait then blocks that thread (a futex sleep) in the same FIFO queue as the tasks, with the
+ * same deadline; a thread is never cancelled. The thread itself is the holder: it unlocks
+ * what it locked, and a thread that exits holding a mutex leaves it held (as a pthread mutex
+ * that is not robust). On a worker's thread outside a stackful task (a stackless task, a
+ * callback) the waits return -EPERM: a worker must not block.
  *
  * A task that finishes while holding locks gives them up: a mutex goes to its next waiter
  * (or next locker), whose lock returns -EOWNERDEAD (see weft_mutex_lock); a read hold of a
@@ -1029,8 +1042,8 @@ typedef struct weft_mutex {
 /* clang-format off */
 #define WEFT_MUTEX_INIT {{{0, 0, 0, 0}, {0, 0}, {0, 0}}}
 /* clang-format on */
-/* Returns 0, -ETIMEDOUT, -ECANCELED, -EDEADLK (already held by the caller), -EPERM (not in a
- * task), -EINVAL (NULL), or -EOWNERDEAD: the
+/* Returns 0, -ETIMEDOUT, -ECANCELED, -EDEADLK (already held by the caller), -EPERM (a
+ * worker's thread outside a stackful task), -EINVAL (NULL), or -EOWNERDEAD: the
  * caller now holds the mutex, but its previous owner finished while holding it, so what it
  * protects may be half-updated; repair it, then use the mutex as usual (like a robust
  * pthread mutex, without the "consistent" step: only this one locker is told). */

@@ -15,7 +15,9 @@
  * it wakes, before it reads its outcome. So a completer, which holds a lock of the waiter's,
  * always finds it parked with the waker it read, and the waiter's frame (its node, its done
  * record) outlives every completer's use of it. Any task of any worker of any runtime may use
- * a channel; a completion wakes a task of another worker through that worker's inbox.
+ * a channel; a completion wakes a task of another worker through that worker's inbox. So
+ * may a plain thread outside every runtime: it blocks through its stand-in task record
+ * (thread_park.h), and its sends, receives and selects are never cancelled.
  *
  * Lifetime. Handles are counted in `refs`; waiting tasks are counted apart, in `nwaiters`
  * (under the lock, so a park costs no atomic). When the last handle goes while tasks wait,
@@ -246,9 +248,7 @@ static int do_recv(weft__worker *self, weft_chan *c, void *elem)
 
 int weft_chan_create(weft_chan **out, size_t elem_size, size_t cap)
 {
-    weft__worker *w = weft__worker_current();
-    if (!w)
-        return -EPERM;
+    weft__worker *w = weft__worker_current(); /* NULL on a plain thread: nothing counted */
     if (!out || elem_size > MAX_ELEM || cap > ((size_t)1 << 30) / (elem_size ? elem_size : 1))
         return -EINVAL;
     weft_chan *c = weft__calloc(w, 1, sizeof *c);
@@ -391,10 +391,10 @@ static bool fired(const wait_done *d)
  * lock(s) held (`unlock(lock)` releases them, `relock(lock)` takes them again). Returns d's
  * index, or the park's error when d did not fire: a completion that raced the deadline or
  * the cancellation wins. The caller unlinks its waiters afterwards. */
-static int wait_cases(weft__worker *w, wait_done *d, int kind, const void *what, int64_t deadline,
-                      void (*unlock)(void *), void (*relock)(void *), void *lock)
+static int wait_cases(weft__worker *w, weft_task *t, wait_done *d, int kind, const void *what,
+                      int64_t deadline, void (*unlock)(void *), void (*relock)(void *),
+                      void *lock)
 {
-    weft_task *t = weft__worker_task(w);
     weft__wait wr = {
         .kind = kind, .what = what, .deadline = deadline, .unlock = unlock, .lock = lock};
     int r = 0;
@@ -415,15 +415,14 @@ static int wait_cases(weft__worker *w, wait_done *d, int kind, const void *what,
 /* The waiting half of a send or receive, entered with c locked; returns with it unlocked.
  * Out of line: half the operations of a hand-off never wait, and they then save none of its
  * registers. */
-static WEFT_NOINLINE int block_on(weft__worker *w, weft_chan *c, void *elem, int is_send,
-                                  int64_t deadline)
+static WEFT_NOINLINE int block_on(weft__worker *w, weft_task *t, weft_chan *c, void *elem,
+                                  int is_send, int64_t deadline)
 {
     wait_done d = {.ncases = 1, .plain = true};
     chan_waiter wt = {.elem = elem, .done = &d, .index = 0};
     weft__list_push_back(is_send ? &c->sendq : &c->recvq, &wt.link);
     c->nwaiters++;
     int kind = is_send ? WEFT__WAIT_CHAN_SEND : WEFT__WAIT_CHAN_RECV;
-    weft_task *t = weft__worker_task(w);
     weft__wait wr = {
         .kind = kind, .what = c, .deadline = deadline, .unlock = chan_unlock_cb, .lock = c};
     for (;;) {
@@ -456,10 +455,10 @@ static WEFT_NOINLINE int block_on(weft__worker *w, weft_chan *c, void *elem, int
 
 static inline int blocking_op(weft_chan *c, void *elem, int is_send, int64_t deadline)
 {
-    weft_task *t;
+    weft_task *t = NULL;
     int r;
-    weft__worker *w = weft__blocking_begin(&t, false, &r);
-    if (!w)
+    weft__worker *w = weft__blocking_begin_any(&t, &r);
+    if (!t)
         return r;
     if (!c || !elem_ok(c, &elem))
         return -EINVAL;
@@ -471,7 +470,7 @@ static inline int blocking_op(weft_chan *c, void *elem, int is_send, int64_t dea
         chan_unlock(c);
         return r;
     }
-    return block_on(w, c, elem, is_send, deadline);
+    return block_on(w, t, c, elem, is_send, deadline);
 }
 
 /* The value-copying entry points are never inlined into a caller: under LTO (a program
@@ -538,12 +537,27 @@ static void set_unlock_cb(void *set)
     set_unlock(set);
 }
 
+/* A random number for select's choice: the worker's generator, or on a plain thread one of
+ * the thread's own (a xorshift in its storage: no state shared between threads). */
+static uint64_t pick_random(weft__worker *w)
+{
+    if (w)
+        return weft__worker_random(w);
+    static __thread uint64_t x;
+    if (!x)
+        x = (uint64_t)weft__clock_ns() | 1;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
 int weft_select(weft_case *cases, size_t n, int64_t deadline)
 {
-    weft_task *t;
+    weft_task *t = NULL;
     int r;
-    weft__worker *w = weft__blocking_begin(&t, false, &r);
-    if (!w)
+    weft__worker *w = weft__blocking_begin_any(&t, &r);
+    if (!t)
         return r;
     if (!cases || n == 0 || n > MAX_CASES)
         return -EINVAL;
@@ -585,7 +599,7 @@ int weft_select(weft_case *cases, size_t n, int64_t deadline)
         if (!c || cases[i].op == WEFT_CASE_DEFAULT)
             continue;
         int ready = cases[i].op == WEFT_CASE_SEND ? send_ready(c) : recv_ready(c);
-        if (ready && weft__worker_random(w) % ++nready == 0)
+        if (ready && pick_random(w) % ++nready == 0)
             pick = i;
     }
     if (nready || dflt >= 0) {
@@ -617,7 +631,7 @@ int weft_select(weft_case *cases, size_t n, int64_t deadline)
             c->nwaiters++;
         }
     }
-    r = wait_cases(w, &d, WEFT__WAIT_SELECT, cases, deadline, set_unlock_cb, set_lock_cb, &set);
+    r = wait_cases(w, t, &d, WEFT__WAIT_SELECT, cases, deadline, set_unlock_cb, set_lock_cb, &set);
     w = t->worker;
     bool orphans = false;
     for (size_t i = 0; i < n; i++) {

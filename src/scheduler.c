@@ -11,6 +11,7 @@
 #include "scheduler.h"
 #include "stack.h"
 #include "task.h"
+#include "thread_park.h"
 #include "timer.h"
 #include "wake.h"
 #include "worker.h"
@@ -365,6 +366,8 @@ static WEFT_NOINLINE int park_slow(weft__worker *w, weft_task *t, const weft__wa
 
 int weft__park(weft__worker *w, const weft__wait *wr)
 {
+    if (weft_unlikely(!w)) /* a plain thread (thread_park.c) */
+        return weft__thread_park(weft__thread_task(), wr);
     weft_task *t = w->current;
     /* The common case (a channel hand-off, a mutex, I/O without a deadline) takes the
      * short path: no timer, nothing to unlock, not cancelled. */
@@ -394,14 +397,27 @@ park_forever(weft__worker *w, int kind, const void *what, void (*unlock)(void *)
     return weft__task_cancelled(t) ? -ECANCELED : 0;
 }
 
+/* A plain thread's wait of the short form. */
+static WEFT_NOINLINE int thread_park_forever(int kind, const void *what, void (*unlock)(void *),
+                                             void *lock)
+{
+    const weft__wait wr = {
+        .kind = kind, .what = what, .deadline = WEFT_FOREVER, .unlock = unlock, .lock = lock};
+    return weft__thread_park(weft__thread_task(), &wr);
+}
+
 int weft__park_forever(weft__worker *w, int kind, const void *what)
 {
+    if (weft_unlikely(!w))
+        return thread_park_forever(kind, what, NULL, NULL);
     return park_forever(w, kind, what, NULL, NULL);
 }
 
 int weft__park_forever_unlock(weft__worker *w, int kind, const void *what, void (*unlock)(void *),
                               void *lock)
 {
+    if (weft_unlikely(!w))
+        return thread_park_forever(kind, what, unlock, lock);
     return park_forever(w, kind, what, unlock, lock);
 }
 

@@ -110,7 +110,8 @@ typedef struct weft__wait {
 } weft__wait;
 
 /* Parks the current task once: until it is woken, the deadline passes or it is cancelled
- * (the last two not when uncancellable). Returns 0 (woken), -ETIMEDOUT or -ECANCELED;
+ * (the last two not when uncancellable). With w NULL, the caller is a plain thread, and its
+ * stand-in parks (thread_park.h: never cancelled). Returns 0 (woken), -ETIMEDOUT or -ECANCELED;
  * -ENOMEM if the deadline's timer could not be armed. The caller re-reads its worker after
  * it returns (weft__worker_current()): no worker, fd record or timer pointer is kept across
  * it. Calls wr->unlock (if any) exactly once, on every path. */
@@ -179,9 +180,9 @@ __attribute__((returns_nonnull)) weft__worker *weft__chaos_yield(weft__worker *w
 /* Debug mode: a fair coin from w's generator (steal.c's victims). */
 bool weft__chaos_coin(weft__worker *w);
 
-static inline weft__worker *weft__blocking_begin(weft_task **task, bool live, int *err)
+static inline weft__worker *weft__blocking_begin_on(weft__worker *w, weft_task **task, bool live,
+                                                    int *err)
 {
-    weft__worker *w = weft__worker_current();
     weft_task *t = w ? weft__worker_task(w) : NULL;
     if (!t || !(t->flags & WEFT__T_ONSTACK)) { /* stackless, or finishing unrun */
         *err = -EPERM;
@@ -197,6 +198,27 @@ static inline weft__worker *weft__blocking_begin(weft_task **task, bool live, in
     }
     *task = t;
     return w;
+}
+
+static inline weft__worker *weft__blocking_begin(weft_task **task, bool live, int *err)
+{
+    return weft__blocking_begin_on(weft__worker_current(), task, live, err);
+}
+
+/* weft__blocking_begin for the calls a plain thread may make too (sync.c, chan.c): on a
+ * thread outside every runtime, *task is the thread's stand-in (thread_park.h), *err 0, and
+ * the worker returned NULL; the parks then sleep the thread (weft__park with w NULL). A
+ * worker's thread outside a stackful task still gets -EPERM: it must not block. */
+weft_task *weft__thread_task(void);
+static inline weft__worker *weft__blocking_begin_any(weft_task **task, int *err)
+{
+    weft__worker *w = weft__worker_current();
+    if (weft_unlikely(!w)) {
+        *task = weft__thread_task();
+        *err = 0;
+        return NULL;
+    }
+    return weft__blocking_begin_on(w, task, false, err);
 }
 
 /* For the loop (loop.c): */

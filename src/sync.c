@@ -31,11 +31,17 @@
  * lock) always finds it parked, and the waker it reads under the lock is the park's own. The
  * waiter takes the lock again when it wakes, before it looks at its grant. So any task of any
  * worker, of any runtime, may use a primitive: a grant to a task of another worker goes
- * through that worker's inbox (wake.c). */
+ * through that worker's inbox (wake.c).
+ *
+ * Plain threads. A thread outside every runtime may use every primitive too: it blocks as a
+ * task parks, through its stand-in task record (thread_park.h), which owns what the thread
+ * holds. Its waits are never cancelled; a thread that exits holding a mutex leaves it held
+ * (as a pthread mutex that is not robust). */
 #include <errno.h>
 #include <stddef.h>
 
 #include "scheduler.h"
+#include "thread_park.h"
 #include "wake.h"
 #include "sync_internal.h"
 #include "util/spinlock.h"
@@ -194,12 +200,21 @@ static int wait_on(sync_state *s, weft__worker *w, weft_task *t, int kind, int w
     return wait_queued(s, w, t, &wt, wait_kind, s, deadline, uncancellable);
 }
 
-/* The calling task, or NULL with *err set. */
+/* The calling task (a plain thread's stand-in, with *w NULL, outside every runtime), or NULL
+ * with *err set. */
 static weft_task *caller(weft__worker **w, int *err)
 {
     weft_task *t = NULL;
-    *w = weft__blocking_begin(&t, false, err);
+    *w = weft__blocking_begin_any(&t, err);
     return t;
+}
+
+/* The holder a non-blocking call acts for: the current task, a plain thread's stand-in, or
+ * NULL (a worker's thread outside a task, which may hold nothing). */
+static weft_task *holder(void)
+{
+    weft__worker *w = weft__worker_current();
+    return w ? w->current : weft__thread_task();
 }
 
 /* ---- Holds ------------------------------------------------------------------------------ */
@@ -296,8 +311,7 @@ int weft_mutex_try_lock(weft_mutex *m)
 {
     if (!m)
         return -EINVAL;
-    weft__worker *w = weft__worker_current();
-    weft_task *t = w ? w->current : NULL;
+    weft_task *t = holder();
     if (!t)
         return -EPERM;
     sync_state *s = st(&m->s_);
@@ -318,9 +332,9 @@ int weft_mutex_unlock(weft_mutex *m)
     if (!m)
         return -EINVAL;
     sync_state *s = st(&m->s_);
-    weft_task *t = weft_self();
+    weft_task *t = holder();
     sync_lock(s);
-    /* The owner is a task of this thread's worker, so no worker check is needed. */
+    /* The owner is this task or thread itself, so no worker check is needed. */
     if (!s->owner || s->owner != t) {
         sync_unlock(s);
         return -EPERM;
@@ -673,7 +687,7 @@ int weft_rwlock_unlock(weft_rwlock *l)
     if (!l)
         return -EINVAL;
     sync_state *s = st(&l->s_);
-    weft_task *t = weft_self();
+    weft_task *t = holder();
     if (!t)
         return -EPERM;
     sync_lock(s);

@@ -4,6 +4,7 @@
  * CAS on the word, one on the inbox, and a doorbell ring only if the worker sleeps. */
 #include "wake.h"
 #include "scheduler.h"
+#include "thread_park.h"
 #include "worker.h"
 
 static void push_remote(weft__worker *w, weft_task *t)
@@ -41,6 +42,10 @@ static inline __attribute__((always_inline)) void wake(weft__worker *self, weft_
                                                   memory_order_relaxed)) {
             if (st == WEFT__PARKED) {
                 weft__worker *w = t->worker;
+                if (weft_unlikely(!w)) { /* a plain thread's stand-in (thread_park.c) */
+                    weft__thread_unpark(t);
+                    return;
+                }
                 if (!self)
                     self = weft__worker_current();
                 if (weft_likely(self == w))

@@ -85,15 +85,18 @@ uint64_t weft__worker_random(weft__worker *w)
     return x * 0x2545F4914F6CDD1Dull;
 }
 
+/* w may be NULL (a plain thread using a channel or a lock): nothing is counted then. */
 void *weft__malloc(weft__worker *w, size_t size)
 {
-    w->stats.nmallocs++;
+    if (w)
+        w->stats.nmallocs++;
     return malloc(size);
 }
 
 void *weft__calloc(weft__worker *w, size_t n, size_t size)
 {
-    w->stats.nmallocs++;
+    if (w)
+        w->stats.nmallocs++;
     return calloc(n, size);
 }
 
@@ -111,6 +114,8 @@ void weft__free(weft__worker *w, void *p)
 
 weft__node *weft__node_get(weft__worker *w)
 {
+    if (!w)
+        return weft__malloc(NULL, sizeof(weft__node)); /* a plain thread: no pool */
     weft__node *n = w->free_nodes;
     if (n) {
         w->free_nodes = n->next;
@@ -121,6 +126,10 @@ weft__node *weft__node_get(weft__worker *w)
 
 void weft__node_put(weft__worker *w, weft__node *n)
 {
+    if (!w) {
+        weft__free(NULL, n);
+        return;
+    }
     n->next = w->free_nodes;
     w->free_nodes = n;
 }
