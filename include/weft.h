@@ -329,6 +329,64 @@ WEFT_API unsigned weft_worker_count(void);
  * -EPERM outside a runtime. In sharded mode a task's worker never changes. */
 WEFT_API int weft_worker_index(void);
 
+/* ---- Work from outside: threads the runtime did not start (Seastar's "alien") ----------
+ * A thread of the program's own (a C library's callback thread, a legacy thread pool) hands
+ * work to a running runtime through a counted handle on it, and gets back a handle to the
+ * task that it can join or cancel from that thread: a join blocks the thread (a futex sleep),
+ * or parks the task when called from a task of any runtime. The handles outlive the runtime:
+ * once its main task has finished, spawns return -ESHUTDOWN, and tasks spawned before that
+ * finish as every task does at shutdown (cancelled if still running: their result is
+ * WEFT_CANCELED). */
+typedef struct weft_runtime weft_runtime;
+typedef struct weft_handle weft_handle;
+
+/* A counted handle on the caller's runtime, for other threads; NULL outside a runtime (or if
+ * no memory). The caller owns one reference: weft_runtime_release. Runtime thread only (a
+ * task, or a callback on a worker). */
+WEFT_API weft_runtime *weft_runtime_current(void);
+/* Adds / drops a reference. The last release frees the handle (never the runtime, whose
+ * lifetime weft_run decides). Any thread. */
+WEFT_API void weft_runtime_retain(weft_runtime *rt);
+WEFT_API void weft_runtime_release(weft_runtime *rt);
+/* The runtime's worker count, -ESHUTDOWN once it has stopped taking work, -EINVAL for NULL.
+ * Any thread. */
+WEFT_API int weft_runtime_workers(weft_runtime *rt);
+
+/* Spawns fn(arg) onto the runtime from any thread: a message to one of its workers (chosen
+ * round-robin; in stealing mode the task may then move before it starts, as any new task),
+ * which spawns the task there at its next turn: no system call while that worker is busy,
+ * its doorbell rings if it sleeps. `opts` as for weft_spawn, less WEFT_SPAWN_CHILD_FIRST
+ * (-EINVAL); the cleanup runs on the worker when the task ends. `*out` receives the task's
+ * handle, owned by the caller (weft_handle_release); with out NULL or WEFT_SPAWN_DETACHED no
+ * handle is made and `*out`, if given, is set to NULL. Spawns from one thread onto one
+ * worker start in the order they were made.
+ * Returns 0, -EINVAL (rt or fn NULL, bad options), -ENOMEM, or -ESHUTDOWN (the runtime's main
+ * task has finished). Any thread, a task of this or another runtime included. */
+WEFT_API int weft_runtime_spawn(weft_runtime *rt, weft_handle **out, weft_fn fn, void *arg,
+                                const weft_spawn_opts *opts);
+/* The same on worker `worker` (0 .. weft_runtime_workers() - 1; -1: round-robin). -EINVAL
+ * for a worker out of range. Any thread. */
+WEFT_API int weft_runtime_spawn_on(weft_runtime *rt, int worker, weft_handle **out, weft_fn fn,
+                                   void *arg, const weft_spawn_opts *opts);
+/* Waits until the task has finished; `*result` (if result is not NULL) receives what a
+ * weft_join would (its return value, WEFT_CANCELED, WEFT_NOMEM). May be called again, by any
+ * number of threads and tasks: each gets the same result. On a plain thread it blocks the
+ * thread; in a stackful task it parks the task.
+ * Returns 0, -ETIMEDOUT, -ECANCELED (the calling task was cancelled), -ENOMEM (the worker
+ * could not make the task: it never ran), -EINVAL (NULL), -EPERM (a worker's thread outside
+ * a stackful task). Any thread. */
+WEFT_API int weft_handle_join(weft_handle *h, void **result, int64_t deadline);
+/* 1 once the task has finished (a join would not wait), 0 before, -EINVAL for NULL. Any
+ * thread. */
+WEFT_API int weft_handle_done(const weft_handle *h);
+/* Cancels the task, as weft_cancel (its blocking calls return -ECANCELED); before it has
+ * started, it finishes without running. A no-op once it has finished. Returns 0 or -EINVAL.
+ * Any thread. */
+WEFT_API int weft_handle_cancel(weft_handle *h);
+/* Drops the caller's handle (the task runs on, detached). The handle must not be used
+ * afterwards. Any thread. */
+WEFT_API void weft_handle_release(weft_handle *h);
+
 /* Waits until `t` finishes, then reaps it: `*result` (if not NULL) receives its return
  * value, WEFT_CANCELED if it was cancelled, or WEFT_NOMEM if it never ran for want of a
  * stack. The handle is invalid after a 0 return. `t` may run on another worker of the

@@ -55,7 +55,8 @@ static unsigned magnitude(int err)
     X(EISDIR, "is a directory")                                                                    \
     X(ENOTDIR, "not a directory")                                                                  \
     X(EROFS, "read-only file system")                                                              \
-    X(ESPIPE, "not seekable")
+    X(ESPIPE, "not seekable")                                                                      \
+    X(ESHUTDOWN, "the runtime has stopped")
 
 const char *weft_strerror(int err)
 {

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <sys/prctl.h>
 
+#include "alien.h"
 #include "hooks.h"
 #include "io/io.h"
 #include "loop.h"
@@ -158,6 +159,7 @@ static bool stop_seen(weft__worker *w, weft_task *main_task)
     if (!weft__task_done(main_task))
         return false;
     atomic_store_explicit(&rt->stopping, 1, memory_order_release);
+    weft__alien_close(rt); /* no more work from outside: what came is drained (alien.c) */
     for (unsigned i = 0; i < rt->nworkers; i++)
         if (&rt->workers[i] != w)
             weft__worker_ring(&rt->workers[i]);

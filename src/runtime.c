@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alien.h"
 #include "io/io.h"
 #include "loop.h"
 #include "overflow.h"
@@ -345,6 +346,7 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result)
         pthread_join(rt->threads[i], NULL);
     worker_fini(w);
     weft__task_chunks_free(rt, w);
+    weft__alien_fini(rt);
     weft__smp_fini(rt);
     weft__worker_set_current(NULL);
     if (rt->cfg.pin_workers)

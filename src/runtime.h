@@ -30,6 +30,9 @@ struct weft__runtime {
      * it), for a worker that has none; linked through next, under lock. */
     weft_task *spare;
     size_t nspare;
+    /* The handle threads outside the runtime hold (alien.c), made at the first
+     * weft_runtime_current; under lock. */
+    struct weft_runtime *anchor;
 
     /* The message rings, rings[from * nworkers + to] (smp.c); each pointer is stored once by
      * its sender (release) and loaded by its receiver (acquire). */

@@ -42,6 +42,15 @@ WEFT_COLD void weft__smp_fini(weft__runtime *rt)
         }
         free(r);
     }
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        weft__smp_spill *s =
+            atomic_load_explicit(&rt->workers[i].smp.foreign, memory_order_acquire);
+        while (s) {
+            weft__smp_spill *next = s->next;
+            free(s);
+            s = next;
+        }
+    }
     free(rt->rings);
     rt->rings = NULL;
 }
@@ -74,6 +83,22 @@ static int spill(weft__worker *from, weft__smp_ring *r, const weft__msg *m)
     } while (!atomic_compare_exchange_weak_explicit(&r->spill, &head, n, memory_order_seq_cst,
                                                     memory_order_relaxed));
     r->spilling = true;
+    return 0;
+}
+
+int weft__smp_post_foreign(weft__worker *to, const weft__msg *m)
+{
+    weft__smp_spill *n = weft__malloc(NULL, sizeof *n);
+    if (!n)
+        return -ENOMEM;
+    n->m = *m;
+    weft__smp_spill *head = atomic_load_explicit(&to->smp.foreign, memory_order_relaxed);
+    do {
+        n->next = head;
+        /* seq_cst: as the tail store (see notify). */
+    } while (!atomic_compare_exchange_weak_explicit(&to->smp.foreign, &head, n,
+                                                    memory_order_seq_cst, memory_order_relaxed));
+    notify(to);
     return 0;
 }
 
@@ -218,6 +243,8 @@ static inline void count_taken(weft__worker *w)
     }
 }
 
+static void run_list(weft__worker *w, _Atomic(weft__smp_spill *) *list);
+
 static void drain_ring(weft__worker *w, weft__smp_ring *r)
 {
     uint32_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
@@ -255,11 +282,17 @@ static void drain_ring(weft__worker *w, weft__smp_ring *r)
             room_unlock(r);
         }
     }
-    if (!atomic_load_explicit(&r->spill, memory_order_seq_cst)) /* as the tail's load */
+    run_list(w, &r->spill);
+}
+
+/* Takes a list of spilled (or foreign) messages whole and runs them, oldest first. */
+static void run_list(weft__worker *w, _Atomic(weft__smp_spill *) *list)
+{
+    if (!atomic_load_explicit(list, memory_order_seq_cst)) /* as the tail's load */
         return;
     count_taken(w);
     /* acquire: pairs with the sender's CAS, so each node is written. */
-    weft__smp_spill *s = atomic_exchange_explicit(&r->spill, NULL, memory_order_acquire);
+    weft__smp_spill *s = atomic_exchange_explicit(list, NULL, memory_order_acquire);
     weft__smp_spill *fifo = NULL; /* the list is newest first: reverse it */
     while (s) {
         weft__smp_spill *next = s->next;
@@ -294,6 +327,7 @@ bool weft__smp_drain(weft__worker *w)
         if (r)
             drain_ring(w, r);
     }
+    run_list(w, &w->smp.foreign);
     return true;
 }
 
@@ -317,6 +351,9 @@ static bool rings_empty(weft__runtime *rt)
             atomic_load_explicit(&r->spill, memory_order_seq_cst))
             return false;
     }
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        if (atomic_load_explicit(&rt->workers[i].smp.foreign, memory_order_seq_cst))
+            return false;
     return true;
 }
 

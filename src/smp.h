@@ -73,11 +73,21 @@ typedef struct weft__smp {
      * stores it (seq_cst, before it frees the slot); any worker reads it. */
     _Atomic uint64_t activity;
     bool done; /* counted in the runtime's ndone; owner: the worker */
+    /* Messages from threads outside the runtime (weft__smp_post_foreign), newest first: any
+     * thread pushes (CAS, seq_cst: as a ring's tail store, see notify), the worker takes the
+     * whole list (exchange, acquire) after its rings. */
+    _Atomic(weft__smp_spill *) foreign;
 } weft__smp;
 
 /* Posts `m` from worker `from` (the calling thread's) to worker `to` (not `from`). Returns 0
  * or -ENOMEM (the pair's ring or a spill node could not be allocated: nothing was sent). */
 int weft__smp_post(weft__worker *from, weft__worker *to, const weft__msg *m);
+/* Posts `m` to worker `to` from any thread, one outside the runtime included (alien.c): a
+ * malloc'd node on the worker's foreign list, run after its rings' messages at its next
+ * drain, in the order of the posts. The caller guarantees the runtime outlives the call
+ * (alien.c posts under its anchor's lock, which the shutdown takes before it can finish).
+ * Returns 0 or -ENOMEM. */
+int weft__smp_post_foreign(weft__worker *to, const weft__msg *m);
 /* Parks the stackful task `self` (running on `from`), uncancellably, until the pair's ring
  * has room, so that a weft__smp_post right after it (no park between) does not spill. For a
  * message that carries the sender's waker: its epoch must be taken after any park. Returns

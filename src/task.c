@@ -234,6 +234,12 @@ static WEFT_NOINLINE void finish_handlers(weft__worker *w, weft_task *t)
 
 void weft__task_finish(weft__worker *w, weft_task *t, void *result)
 {
+    /* The outcome is decided here, once: a cancel that comes while the handlers run changes
+     * nothing. A stackful task's record holds it before its handlers run, so that the spawn
+     * cleanup may read it (alien.c); a stackless task's word holds its future until the drop. */
+    void *outcome = weft__task_cancelled(t) ? WEFT_CANCELED : result;
+    if (!(t->flags & WEFT__T_STACKLESS))
+        t->result = outcome;
     if (t->defers || t->locals || t->holds)
         finish_handlers(w, t);
     if ((t->flags & WEFT__T_STACKLESS) && t->future) {
@@ -242,7 +248,7 @@ void weft__task_finish(weft__worker *w, weft_task *t, void *result)
         if (f->ops->drop)
             f->ops->drop(f); /* the future's own callback: no call up into future.c */
     }
-    t->result = weft__task_cancelled(t) ? WEFT_CANCELED : result;
+    t->result = outcome;
     uint64_t word = atomic_load_explicit(&t->word, memory_order_relaxed);
     /* release: the result is visible to whoever sees DONE. */
     atomic_store_explicit(&t->word, WEFT__WORD(WEFT__EPOCH(word) + 1, WEFT__DONE),

@@ -1,0 +1,284 @@
+/* Work from outside the runtime (Seastar's "alien"): threads the runtime did not start spawn
+ * tasks onto it and join or cancel them.
+ *
+ * The runtime handle (weft_runtime) is a small counted record apart from the runtime: the
+ * runtime holds one reference and each weft_runtime_current caller one more, so a thread may
+ * keep it after the runtime is gone. Its `rt` says whether the runtime still takes work,
+ * under its mutex: a spawn posts its message with the mutex held, and the shutdown clears
+ * `rt` under the same mutex once the main task has finished, before the runtime can reach
+ * quiescence; so every spawn either fails with -ESHUTDOWN or is drained by a live worker.
+ *
+ * A spawn is a message (smp.c's foreign list) to one worker, chosen round-robin or named,
+ * which spawns the task there, detached, as the message runs. The task's handle (weft_handle)
+ * is counted as well: one reference for the caller, one for the task, dropped by the task's
+ * cleanup once it has stored the result and set the handle's event. A join waits on that
+ * event, which any task or plain thread may (sync.c), so the handle outlives the task
+ * record, the worker and the runtime alike. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alien.h"
+#include "runtime.h"
+#include "smp.h"
+#include "task.h"
+#include "task_api.h"
+#include "util/spinlock.h"
+#include "worker.h"
+
+struct weft_runtime {
+    _Atomic unsigned refs; /* any thread: the runtime's own and each caller's */
+    pthread_mutex_t lock;  /* guards rt */
+    weft__runtime *rt;     /* NULL once the runtime stopped taking work */
+    _Atomic unsigned next; /* round-robin choice of worker (relaxed: any spread will do) */
+};
+
+struct weft_handle {
+    _Atomic unsigned refs; /* the caller's and, until its cleanup, the task's */
+    weft_event done;       /* set once result and status are stored */
+    void *result;          /* the task's result (WEFT_CANCELED, WEFT_NOMEM as for a join) */
+    int status;            /* 0, or why the task never existed (-ENOMEM) */
+    _Atomic int settled;   /* 1 once result and status are stored (release; weft_handle_done) */
+    /* `task` is the running task (for a cancel), set by the spawning worker and cleared by
+     * the task's cleanup; `cancel` a cancel that came before the task existed. Both under
+     * `lock`, a spinlock held for a few instructions by any thread. */
+    _Atomic uint32_t lock;
+    weft_task *task;
+    bool cancel;
+    /* The spawn, copied: the caller's structure may be gone when the message runs. */
+    weft_fn fn;
+    void *arg;
+    void (*cleanup)(void *arg);
+    size_t stack_size;
+    unsigned flags;
+    char name[16];
+};
+
+/* ---- The runtime handle --------------------------------------------------------------- */
+
+weft_runtime *weft_runtime_current(void)
+{
+    weft__worker *w = weft__worker_current();
+    if (!w)
+        return NULL;
+    weft__runtime *rt = w->rt;
+    pthread_mutex_lock(&rt->lock);
+    weft_runtime *a = rt->anchor;
+    if (!a && (a = calloc(1, sizeof *a)) != NULL) {
+        atomic_init(&a->refs, 1); /* the runtime's */
+        pthread_mutex_init(&a->lock, NULL);
+        a->rt = rt;
+        /* A runtime whose main task has finished takes no more work. */
+        if (atomic_load_explicit(&rt->stopping, memory_order_acquire))
+            a->rt = NULL;
+        rt->anchor = a;
+    }
+    if (a)
+        atomic_fetch_add_explicit(&a->refs, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&rt->lock);
+    return a;
+}
+
+void weft_runtime_retain(weft_runtime *a)
+{
+    if (a)
+        atomic_fetch_add_explicit(&a->refs, 1, memory_order_relaxed);
+}
+
+void weft_runtime_release(weft_runtime *a)
+{
+    /* acq_rel: every holder's last use happens before the free. */
+    if (!a || atomic_fetch_sub_explicit(&a->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    pthread_mutex_destroy(&a->lock);
+    free(a);
+}
+
+int weft_runtime_workers(weft_runtime *a)
+{
+    if (!a)
+        return -EINVAL;
+    pthread_mutex_lock(&a->lock);
+    int n = a->rt ? (int)a->rt->nworkers : -ESHUTDOWN;
+    pthread_mutex_unlock(&a->lock);
+    return n;
+}
+
+void weft__alien_close(weft__runtime *rt)
+{
+    pthread_mutex_lock(&rt->lock);
+    weft_runtime *a = rt->anchor;
+    pthread_mutex_unlock(&rt->lock);
+    if (!a)
+        return;
+    pthread_mutex_lock(&a->lock);
+    a->rt = NULL;
+    pthread_mutex_unlock(&a->lock);
+}
+
+void weft__alien_fini(weft__runtime *rt)
+{
+    weft__alien_close(rt);
+    weft_runtime_release(rt->anchor);
+    rt->anchor = NULL;
+}
+
+/* ---- Task handles ----------------------------------------------------------------------- */
+
+static void handle_unref(weft_handle *h)
+{
+    if (atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) == 1)
+        free(h);
+}
+
+/* The outcome is in: wake every joiner, then drop the task's reference. */
+static void handle_settle(weft_handle *h, void *result, int status)
+{
+    weft__spin_lock(&h->lock);
+    h->task = NULL;
+    weft__spin_unlock(&h->lock);
+    h->result = result;
+    h->status = status;
+    atomic_store_explicit(&h->settled, 1, memory_order_release);
+    weft_event_set(&h->done); /* its lock orders the stores above before a joiner's reads */
+    handle_unref(h);
+}
+
+/* The task's cleanup: runs once it has finished however it ended, the result stored in its
+ * record already (task.c), on the worker it finished on. */
+static void task_ended(void *arg)
+{
+    weft_handle *h = arg;
+    if (h->cleanup)
+        h->cleanup(h->arg);
+    /* Read under the lock: the record is alive while `task` names it (this is its last
+     * cleanup, before the record can be recycled). */
+    weft__spin_lock(&h->lock);
+    void *result = h->task ? h->task->result : WEFT_CANCELED;
+    weft__spin_unlock(&h->lock);
+    handle_settle(h, result, 0);
+}
+
+/* The task's body: the caller's function, with the handle as the spawn argument (so that
+ * the cleanup gets the handle). */
+static void *task_body(void *arg)
+{
+    weft_handle *h = arg;
+    return h->fn(h->arg);
+}
+
+/* On the chosen worker, on its loop: the spawn itself. */
+static void msg_spawn(weft__worker *w, void *a, void *b, uint64_t c)
+{
+    (void)b, (void)c;
+    weft_handle *h = a;
+    weft_spawn_opts o = {.stack_size = h->stack_size,
+                         .name = h->name[0] ? h->name : NULL,
+                         .flags = h->flags | WEFT_SPAWN_DETACHED,
+                         .cleanup = task_ended};
+    weft_task *t;
+    int r = weft__spawn_unqueued(w, false, &t, task_body, h, &o);
+    if (r < 0) {
+        handle_settle(h, NULL, r);
+        return;
+    }
+    weft__spin_lock(&h->lock);
+    h->task = t;
+    if (h->cancel)
+        weft__task_cancel(t);
+    weft__spin_unlock(&h->lock);
+    weft__spawn_start(w, t, false);
+}
+
+int weft_runtime_spawn_on(weft_runtime *a, int worker, weft_handle **out, weft_fn fn, void *arg,
+                          const weft_spawn_opts *opts)
+{
+    if (!a || !fn || worker < -1)
+        return -EINVAL;
+    if (opts &&
+        ((opts->flags & ~(WEFT_SPAWN_DETACHED | WEFT_SPAWN_NOGUARD | WEFT_SPAWN_PINNED)) ||
+         opts->reserved_[0] || opts->reserved_[1] || opts->reserved_[2] || opts->reserved_[3]))
+        return -EINVAL;
+    bool detached = !out || (opts && (opts->flags & WEFT_SPAWN_DETACHED));
+    weft_handle *h = calloc(1, sizeof *h);
+    if (!h)
+        return -ENOMEM;
+    atomic_init(&h->refs, detached ? 1 : 2);
+    h->done = (weft_event)WEFT_EVENT_INIT;
+    h->fn = fn;
+    h->arg = arg;
+    if (opts) {
+        h->cleanup = opts->cleanup;
+        h->stack_size = opts->stack_size;
+        h->flags = opts->flags & (WEFT_SPAWN_NOGUARD | WEFT_SPAWN_PINNED);
+        if (opts->name)
+            strncpy(h->name, opts->name, sizeof h->name - 1);
+    }
+    pthread_mutex_lock(&a->lock);
+    weft__runtime *rt = a->rt;
+    int r = -ESHUTDOWN;
+    if (rt && worker >= (int)rt->nworkers) {
+        r = -EINVAL;
+    } else if (rt) {
+        unsigned k = worker >= 0 ? (unsigned)worker
+                                 : atomic_fetch_add_explicit(&a->next, 1, memory_order_relaxed) %
+                                       rt->nworkers;
+        weft__msg m = {msg_spawn, h, NULL, 0};
+        r = weft__smp_post_foreign(&rt->workers[k], &m);
+    }
+    pthread_mutex_unlock(&a->lock);
+    if (r < 0) {
+        free(h);
+        return r;
+    }
+    if (out)
+        *out = detached ? NULL : h;
+    return 0;
+}
+
+int weft_runtime_spawn(weft_runtime *a, weft_handle **out, weft_fn fn, void *arg,
+                       const weft_spawn_opts *opts)
+{
+    return weft_runtime_spawn_on(a, -1, out, fn, arg, opts);
+}
+
+int weft_handle_join(weft_handle *h, void **result, int64_t deadline)
+{
+    if (!h)
+        return -EINVAL;
+    int r = weft_event_wait(&h->done, deadline);
+    if (r < 0)
+        return r;
+    if (h->status < 0)
+        return h->status;
+    if (result)
+        *result = h->result;
+    return 0;
+}
+
+int weft_handle_done(const weft_handle *h)
+{
+    if (!h)
+        return -EINVAL;
+    /* acquire: pairs with handle_settle's release, so a join after a 1 finds the result. */
+    return atomic_load_explicit(&h->settled, memory_order_acquire);
+}
+
+int weft_handle_cancel(weft_handle *h)
+{
+    if (!h)
+        return -EINVAL;
+    weft__spin_lock(&h->lock);
+    h->cancel = true;
+    if (h->task)
+        weft__task_cancel(h->task); /* any thread: an atomic flag and a wake */
+    weft__spin_unlock(&h->lock);
+    return 0;
+}
+
+void weft_handle_release(weft_handle *h)
+{
+    if (h)
+        handle_unref(h);
+}

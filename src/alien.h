@@ -1,0 +1,16 @@
+/* Work from outside (alien.c): the counted handle (weft_runtime) through which threads the
+ * runtime did not start spawn tasks onto it, and the handles (weft_handle) through which they
+ * join or cancel those tasks. */
+#ifndef WEFT_ALIEN_H
+#define WEFT_ALIEN_H
+
+#include "internal.h"
+
+/* The runtime stops taking work from outside: later weft_runtime_spawn calls return
+ * -ESHUTDOWN. Called once the main task has finished (loop.c), before the shutdown can end,
+ * so that everything posted before it is drained by the runtime's quiescence. Any thread. */
+void weft__alien_close(weft__runtime *rt);
+/* Drops the runtime's own reference to its handle (the runtime is being freed). */
+void weft__alien_fini(weft__runtime *rt);
+
+#endif

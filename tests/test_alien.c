@@ -1,0 +1,261 @@
+/* Work from outside: threads the runtime did not start spawn tasks onto it through a
+ * weft_runtime handle, and join or cancel them through weft_handle, blocking the thread. The
+ * results, worker placement, cancels before and after start, detached spawns and their
+ * cleanups, deadlines, the handle outliving the runtime (-ESHUTDOWN), shutdown with work from
+ * outside still running, and bad arguments. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+static weft_config cfg_of(unsigned workers)
+{
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = workers;
+    return c;
+}
+
+static void *square(void *arg)
+{
+    intptr_t v = (intptr_t)arg;
+    weft_yield(); /* a park between, so the result crosses a switch */
+    return (void *)(v * v);
+}
+
+static void *where(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)weft_worker_index();
+}
+
+static void *sleeper(void *arg)
+{
+    atomic_int *started = arg;
+    if (started)
+        atomic_store(started, 1);
+    int r = weft_sleep(3600 * WEFT_SEC);
+    return (void *)(intptr_t)(r == -ECANCELED ? 7 : 8);
+}
+
+/* ---- A thread spawns, joins and cancels while the main task waits for it ---- */
+
+typedef struct outside {
+    weft_runtime *rt;
+    weft_event finished; /* the thread's last act: the main task may return */
+    int step;            /* the first failing step, 0 if none */
+} outside;
+
+#define FAIL_AT(o, n)                                                                              \
+    do {                                                                                           \
+        (o)->step = (n);                                                                           \
+        goto out;                                                                                  \
+    } while (0)
+
+static void *outside_thread(void *arg)
+{
+    outside *o = arg;
+    int nw = weft_runtime_workers(o->rt);
+    if (nw < 1)
+        FAIL_AT(o, 1);
+    /* Results, round-robin over the workers. */
+    enum { N = 200 };
+    weft_handle *hs[N];
+    for (intptr_t i = 0; i < N; i++)
+        if (weft_runtime_spawn(o->rt, &hs[i], square, (void *)i, NULL) != 0)
+            FAIL_AT(o, 2);
+    for (intptr_t i = 0; i < N; i++) {
+        void *r = NULL;
+        if (weft_handle_join(hs[i], &r, WEFT_FOREVER) != 0 || r != (void *)(i * i))
+            FAIL_AT(o, 3);
+        if (weft_handle_done(hs[i]) != 1)
+            FAIL_AT(o, 4);
+        /* A second join gets the same. */
+        if (weft_handle_join(hs[i], &r, 0) != 0 || r != (void *)(i * i))
+            FAIL_AT(o, 5);
+        weft_handle_release(hs[i]);
+    }
+    /* On a named worker. */
+    for (int k = 0; k < nw; k++) {
+        weft_handle *h;
+        void *r = NULL;
+        if (weft_runtime_spawn_on(o->rt, k, &h, where, NULL, NULL) != 0)
+            FAIL_AT(o, 6);
+        if (weft_handle_join(h, &r, WEFT_FOREVER) != 0 || r != (void *)(intptr_t)k)
+            FAIL_AT(o, 7);
+        weft_handle_release(h);
+    }
+    /* A cancel of a running task: its sleep returns -ECANCELED, its result is WEFT_CANCELED;
+     * a join with a deadline times out before. */
+    atomic_int started = 0;
+    weft_handle *h;
+    if (weft_runtime_spawn(o->rt, &h, sleeper, &started, NULL) != 0)
+        FAIL_AT(o, 8);
+    if (weft_handle_join(h, NULL, weft_deadline_in(5 * WEFT_MSEC)) != -ETIMEDOUT)
+        FAIL_AT(o, 9);
+    if (weft_handle_done(h) != 0)
+        FAIL_AT(o, 10);
+    while (!atomic_load(&started))
+        sched_yield();
+    if (weft_handle_cancel(h) != 0)
+        FAIL_AT(o, 11);
+    void *r = NULL;
+    if (weft_handle_join(h, &r, WEFT_FOREVER) != 0 || r != WEFT_CANCELED)
+        FAIL_AT(o, 12);
+    if (weft_handle_cancel(h) != 0) /* finished: a no-op */
+        FAIL_AT(o, 13);
+    weft_handle_release(h);
+out:
+    weft_event_set(&o->finished);
+    return NULL;
+}
+
+static void *outside_main(void *arg)
+{
+    outside *o = arg;
+    o->rt = weft_runtime_current();
+    cr_assert_not_null(o->rt);
+    cr_assert_eq(weft_runtime_workers(o->rt), (int)weft_worker_count());
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, outside_thread, o), 0);
+    cr_assert_eq(weft_event_wait(&o->finished, WEFT_FOREVER), 0);
+    pthread_join(th, NULL); /* it has set the event: only its return is left */
+    cr_assert_eq(o->step, 0, "the outside thread failed at step %d", o->step);
+    return NULL;
+}
+
+Test(alien, a_thread_spawns_joins_and_cancels)
+{
+    for (unsigned n = 1; n <= 2; n++) {
+        outside o = {.finished = WEFT_EVENT_INIT};
+        weft_config c = cfg_of(n);
+        run_main_cfg(&c, outside_main, &o);
+        /* The handle outlives the runtime: no more work is taken. */
+        weft_handle *h = (weft_handle *)&o; /* overwritten with NULL, or left on failure */
+        cr_assert_eq(weft_runtime_spawn(o.rt, &h, square, NULL, NULL), -ESHUTDOWN);
+        cr_assert_eq(weft_runtime_workers(o.rt), -ESHUTDOWN);
+        weft_runtime_release(o.rt);
+    }
+}
+
+/* ---- Cancel before the task exists, detached spawns and their cleanups ---- */
+
+static atomic_int cleanups;
+
+static void count_cleanup(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&cleanups, 1);
+}
+
+static void *never_runs(void *arg)
+{
+    (void)arg;
+    cr_assert_fail("a task cancelled before it started ran");
+    return NULL;
+}
+
+static void *early_main(void *arg)
+{
+    (void)arg;
+    weft_runtime *rt = weft_runtime_current();
+    /* From a task of the runtime itself: the message is taken at this worker's next turn,
+     * so the cancel comes before the task exists. */
+    weft_handle *h;
+    weft_spawn_opts o = {.cleanup = count_cleanup, .name = "early"};
+    cr_assert_eq(weft_runtime_spawn_on(rt, 0, &h, never_runs, NULL, &o), 0);
+    cr_assert_eq(weft_handle_cancel(h), 0);
+    void *r = NULL;
+    cr_assert_eq(weft_handle_join(h, &r, WEFT_FOREVER), 0, "a task parks in the join");
+    cr_assert_eq(r, WEFT_CANCELED);
+    cr_assert_eq(atomic_load(&cleanups), 1, "its cleanup ran");
+    weft_handle_release(h);
+    /* Detached: no handle; the cleanup says when it ended. */
+    weft_handle *none = (weft_handle *)rt;
+    o.flags = WEFT_SPAWN_DETACHED;
+    cr_assert_eq(weft_runtime_spawn(rt, &none, where, NULL, &o), 0);
+    cr_assert_null(none);
+    cr_assert_eq(weft_runtime_spawn(rt, NULL, where, NULL, &o), 0);
+    while (atomic_load(&cleanups) < 3)
+        weft_sleep(WEFT_MSEC);
+    weft_runtime_release(rt);
+    return NULL;
+}
+
+Test(alien, cancel_before_start_and_detached_spawns)
+{
+    atomic_store(&cleanups, 0);
+    weft_config c = cfg_of(2);
+    run_main_cfg(&c, early_main, NULL);
+    cr_assert_eq(atomic_load(&cleanups), 3);
+}
+
+/* ---- Shutdown with work from outside still running ---- */
+
+typedef struct leftover {
+    weft_runtime *rt;
+    weft_handle *hs[8];
+    atomic_int spawned;
+} leftover;
+
+static void *leftover_main(void *arg)
+{
+    leftover *l = arg;
+    l->rt = weft_runtime_current();
+    /* Spawned from here for brevity; they sleep until the shutdown cancels them. */
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(weft_runtime_spawn(l->rt, &l->hs[i], sleeper, NULL, NULL), 0);
+    weft_sleep(2 * WEFT_MSEC); /* some have started, maybe not all */
+    return NULL;
+}
+
+Test(alien, shutdown_cancels_work_from_outside)
+{
+    leftover l = {0};
+    weft_config c = cfg_of(2);
+    run_main_cfg(&c, leftover_main, &l);
+    for (int i = 0; i < 8; i++) {
+        void *r = NULL;
+        cr_assert_eq(weft_handle_done(l.hs[i]), 1, "settled before weft_run returned");
+        cr_assert_eq(weft_handle_join(l.hs[i], &r, WEFT_FOREVER), 0);
+        cr_assert_eq(r, WEFT_CANCELED);
+        weft_handle_release(l.hs[i]);
+    }
+    weft_runtime_release(l.rt);
+}
+
+/* ---- Bad arguments ---- */
+
+static void *bad_main(void *arg)
+{
+    (void)arg;
+    weft_runtime *rt = weft_runtime_current();
+    weft_handle *h;
+    cr_assert_eq(weft_runtime_spawn(NULL, &h, where, NULL, NULL), -EINVAL);
+    cr_assert_eq(weft_runtime_spawn(rt, &h, NULL, NULL, NULL), -EINVAL);
+    weft_spawn_opts o = {.flags = WEFT_SPAWN_CHILD_FIRST};
+    cr_assert_eq(weft_runtime_spawn(rt, &h, where, NULL, &o), -EINVAL);
+    o.flags = 0x100;
+    cr_assert_eq(weft_runtime_spawn(rt, &h, where, NULL, &o), -EINVAL);
+    cr_assert_eq(weft_runtime_spawn_on(rt, (int)weft_worker_count(), &h, where, NULL, NULL),
+                 -EINVAL);
+    cr_assert_eq(weft_runtime_spawn_on(rt, -2, &h, where, NULL, NULL), -EINVAL);
+    cr_assert_eq(weft_handle_join(NULL, NULL, 0), -EINVAL);
+    cr_assert_eq(weft_handle_cancel(NULL), -EINVAL);
+    cr_assert_eq(weft_handle_done(NULL), -EINVAL);
+    cr_assert_eq(weft_runtime_workers(NULL), -EINVAL);
+    weft_handle_release(NULL);
+    weft_runtime_release(NULL);
+    weft_runtime_retain(rt);
+    weft_runtime_release(rt);
+    weft_runtime_release(rt);
+    return NULL;
+}
+
+Test(alien, bad_arguments)
+{
+    run_main(bad_main, NULL);
+    cr_assert_null(weft_runtime_current(), "outside a runtime");
+}
