@@ -139,6 +139,24 @@ enum { WEFT_MODE_DEFAULT = 0, WEFT_MODE_SHARDED = 1, WEFT_MODE_STEALING = 2 };
  * aside). Programs must not rely on the FIFO orders documented elsewhere in this header
  * while it is on; weft's own stress programs run under several seeds in `make test`. */
 
+/* What a runtime does when all its tasks are asleep for good: every task is parked, with no
+ * deadline, on something only another of its tasks could end (a channel, a lock, a join, a
+ * condition, a generator...), and nothing outside the runtime can act: no task waits on an
+ * fd, a signal, a timer or a blocking-pool job, no stackless task is pending, no thread
+ * outside the runtime has ever woken one of its tasks or spawned onto it, and no runtime
+ * handle (weft_runtime_current) is held. Once that has lasted 500 ms (time for a thread
+ * outside the runtime, which weft cannot see, to show itself), the runtime writes
+ * "weft: all tasks are asleep: deadlock!" and a dump of every task, with backtraces, on
+ * stderr (weft_dump_tasks' format), then:
+ * - EXIT: exits the process with status 2 (Go's behaviour). The default.
+ * - REPORT: runs on (a task may still be cancelled, from a signal handler say); the report is
+ *   not repeated until something has run again.
+ * - OFF: no check.
+ * DEFAULT is the WEFT_DEADLOCK environment variable ("exit", "report" or "off"), else EXIT.
+ * An idle runtime costs nothing for the check: it sleeps without polling. */
+enum { WEFT_DEADLOCK_DEFAULT = 0, WEFT_DEADLOCK_EXIT = 1, WEFT_DEADLOCK_REPORT = 2,
+       WEFT_DEADLOCK_OFF = 3 };
+
 /* The most workers a runtime may have. */
 #define WEFT_WORKERS_MAX 256u
 
@@ -168,7 +186,7 @@ typedef struct weft_config {
     int mode;            /* WEFT_MODE_DEFAULT, _SHARDED or _STEALING */
     int pin_workers;     /* 1: worker i is pinned to the i-th CPU of the affinity mask (the
                           * calling thread's mask is restored when weft_run returns) */
-    unsigned reserved0_; /* zero */
+    int deadlock;        /* WEFT_DEADLOCK_*: what a runtime whose tasks are all asleep does */
     uint64_t reserved_[6]; /* zero: room for fields of later versions */
 } weft_config;
 
@@ -222,6 +240,24 @@ typedef struct weft_stats {
                               * written from another thread is not counted) */
     uint64_t reserved_[15];  /* zero: room for counters of later versions */
 } weft_stats;
+
+/* Writes a dump of every task of the current runtime to `fd`, as text a person reads at a
+ * glance (Go's goroutine dump). One paragraph a task:
+ *   task 7 "worker" on worker 1: parked on channel receive 0x5581..., for 2.0 s
+ *       stack 64 KiB, 8 KiB touched, guarded
+ *       #0 0x7f... in weft_chan_recv+0x61 (libweft.so.0+0x1b2c1)
+ *       #1 0x55... in consume+0x2a (myprog+0x14aa)
+ * The state (ready, running, parked, not started), what a parked task waits on (the kind and
+ * the object: fd number, channel, mutex and the task holding it, joined task, ...), for how
+ * long and its deadline, its worker, its stack's size and how much of it has ever been
+ * touched (resident pages), and the backtrace of a switched-out coroutine, walked along its
+ * saved frame pointers (weft is built with them; code without them ends the walk early).
+ * Frames are "symbol+offset (module+offset)": `addr2line -f -e module offset` gives the line.
+ * Each worker lists its own tasks, as a short task of its own (weft_submit_to), so that
+ * every stack walked holds still; the calling task appears parked on a future.
+ * Returns 0, -EPERM (not in a stackful task), -EBADF (fd < 0), -ENOMEM, or a write's -errno.
+ * Runtime thread only. */
+WEFT_API int weft_dump_tasks(int fd);
 
 /* The I/O backend the current runtime uses ("epoll" or "io_uring"), or NULL outside one. */
 WEFT_API const char *weft_backend(void);

@@ -105,6 +105,15 @@ int weft_runtime_workers(weft_runtime *a)
     return n;
 }
 
+bool weft__runtime_held_outside(weft__runtime *rt)
+{
+    pthread_mutex_lock(&rt->lock);
+    weft_runtime *a = rt->anchor;
+    bool held = a && atomic_load_explicit(&a->refs, memory_order_relaxed) > 1;
+    pthread_mutex_unlock(&rt->lock);
+    return held;
+}
+
 void weft__alien_close(weft__runtime *rt)
 {
     pthread_mutex_lock(&rt->lock);

@@ -10,6 +10,9 @@
  * -ESHUTDOWN. Called once the main task has finished (loop.c), before the shutdown can end,
  * so that everything posted before it is drained by the runtime's quiescence. Any thread. */
 void weft__alien_close(weft__runtime *rt);
+/* Whether a runtime handle is held besides the runtime's own: a thread outside the runtime
+ * may spawn onto it at any time (the deadlock report counts it as an outside source). */
+bool weft__runtime_held_outside(weft__runtime *rt);
 /* Drops the runtime's own reference to its handle (the runtime is being freed). */
 void weft__alien_fini(weft__runtime *rt);
 

@@ -8,6 +8,7 @@
 #include <sys/prctl.h>
 
 #include "alien.h"
+#include "deadlock.h"
 #include "hooks.h"
 #include "io/io.h"
 #include "loop.h"
@@ -223,7 +224,12 @@ int weft__loop(weft__worker *w)
         weft__steal_idle(w, true);
         if (weft__inbox_sleep(w) || weft__smp_pending(w))
             timeout = 0;
+        /* A sleep with no end: counted for the deadlock report (deadlock.c), which may
+         * shorten it to the grace period, and judges after it. */
+        bool still = timeout < 0 && weft__deadlock_before(w, &timeout);
         weft__io_poll(w, timeout, poll_cap(w));
+        if (still)
+            weft__deadlock_after(w);
         weft__inbox_awake(w);
         weft__steal_idle(w, false);
     }

@@ -46,6 +46,7 @@ struct weft__pool {
     unsigned idle_ms;
     int stopping;
     uint64_t njobs; /* jobs run, for weft_stats */
+    weft__runtime *rt; /* whose pool it is; fixed */
 };
 
 /* The runtime's pool, created at first use (under the runtime's lock: any worker may be
@@ -61,6 +62,7 @@ static int pool_get(weft__worker *w, weft__pool **out)
             pthread_mutex_init(&p->mu, NULL);
             pthread_cond_init(&p->work, NULL);
             pthread_cond_init(&p->gone, NULL);
+            p->rt = rt;
             p->max_threads = rt->cfg.pool_threads;
             p->idle_ms = rt->cfg.pool_idle_ms;
             rt->pool = p;
@@ -90,6 +92,7 @@ static void unlink_job(weft__pool *p, weft__job *j)
 static void *pool_thread(void *arg)
 {
     weft__pool *p = arg;
+    weft__wake_thread_home(p->rt); /* its wakes come from inside the runtime */
     pthread_mutex_lock(&p->mu);
     for (;;) {
         while (!p->head && !p->stopping) {

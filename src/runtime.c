@@ -93,7 +93,7 @@ static int take_config(const weft_config *cfg, weft_config *out)
         return -EINVAL;
     if (out->workers > WEFT_WORKERS_MAX || out->mode < WEFT_MODE_DEFAULT ||
         out->mode > WEFT_MODE_STEALING || out->pin_workers < 0 || out->pin_workers > 1 ||
-        out->reserved0_)
+        out->deadlock < WEFT_DEADLOCK_DEFAULT || out->deadlock > WEFT_DEADLOCK_OFF)
         return -EINVAL;
     return 0;
 }
@@ -104,6 +104,13 @@ WEFT_COLD static int resolve_workers(weft_config *c, unsigned ncpus)
     if (c->mode == WEFT_MODE_DEFAULT) {
         const char *m = getenv("WEFT_MODE");
         c->mode = (m && strcmp(m, "stealing") == 0) ? WEFT_MODE_STEALING : WEFT_MODE_SHARDED;
+    }
+    if (c->deadlock == WEFT_DEADLOCK_DEFAULT) {
+        const char *d = getenv("WEFT_DEADLOCK");
+        c->deadlock = !d                       ? WEFT_DEADLOCK_EXIT
+                      : strcmp(d, "off") == 0    ? WEFT_DEADLOCK_OFF
+                      : strcmp(d, "report") == 0 ? WEFT_DEADLOCK_REPORT
+                                                 : WEFT_DEADLOCK_EXIT;
     }
     if (c->workers == 0)
         c->workers = env_count("WEFT_WORKERS");
@@ -302,6 +309,9 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result)
     if (!rt)
         return -ENOMEM;
     rt->cfg = c;
+    rt->deadlock_policy = c.deadlock;
+    atomic_init(&rt->checked_at, UINT64_MAX); /* no verdict given yet */
+    atomic_init(&rt->reported_at, UINT64_MAX);
     const char *chaos = getenv("WEFT_CHAOS");
     if (chaos && *chaos)
         rt->chaos_seed = strtoull(chaos, NULL, 10);

@@ -34,6 +34,18 @@ struct weft__runtime {
      * weft_runtime_current; under lock. */
     struct weft_runtime *anchor;
 
+    /* The deadlock report (deadlock.c). any worker: `nstill` counts the workers asleep with
+     * nothing of their own to wake them (seq_cst: the last to count itself sees every
+     * other's count); `checked_at` and `reported_at` are the runtime's resume counts at the
+     * last verdict that found no deadlock and at the last report (CAS: two checkers may
+     * finish together). any thread: `foreign` is set (relaxed, never cleared) once a thread
+     * outside the runtime woke one of its tasks. */
+    int deadlock_policy; /* WEFT_DEADLOCK_*, resolved; fixed */
+    _Atomic unsigned nstill;
+    _Atomic uint64_t checked_at;
+    _Atomic uint64_t reported_at;
+    _Atomic int foreign;
+
     /* The message rings, rings[from * nworkers + to] (smp.c); each pointer is stored once by
      * its sender (release) and loaded by its receiver (acquire). */
     struct weft__smp_ring *_Atomic *rings;

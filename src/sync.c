@@ -345,6 +345,15 @@ int weft_mutex_unlock(weft_mutex *m)
     return 0;
 }
 
+const weft_task *weft__sync_owner(const void *m)
+{
+    sync_state *s = (sync_state *)m; /* the lock word is written, nothing else */
+    sync_lock(s);
+    const weft_task *owner = s->owner;
+    sync_unlock(s);
+    return owner;
+}
+
 /* ---- Condition variable ------------------------------------------------------------------ */
 
 int weft_cond_wait(weft_cond *c, weft_mutex *m, int64_t deadline)

@@ -349,6 +349,19 @@ WEFT_COLD void weft__tasks_shutdown(weft__worker *w)
     pthread_mutex_unlock(&rt->lock);
 }
 
+WEFT_COLD void weft__task_each(weft__runtime *rt, void (*fn)(weft_task *t, void *arg), void *arg)
+{
+    /* The head under the lock; the rest without it: the list only grows at the head, and a
+     * record never moves. fn must not spawn (a new chunk would take the lock): it reads. */
+    pthread_mutex_lock(&rt->lock);
+    task_chunk *head = rt->chunks;
+    pthread_mutex_unlock(&rt->lock);
+    for (task_chunk *c = head; c; c = c->next)
+        for (int i = 0; i < CHUNK_TASKS; i++)
+            if (!weft__task_reaped(&c->tasks[i]))
+                fn(&c->tasks[i], arg);
+}
+
 WEFT_COLD void weft__tasks_fini(weft__worker *w)
 {
     w->tasks.free = NULL;

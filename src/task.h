@@ -196,6 +196,10 @@ void weft__task_chunks_free(weft__runtime *rt, weft__worker *w);
  * runtime's chunk list without its lock (the list only grows, at the head, and a record
  * never moves): async-signal-safe, for the overflow report. */
 weft_task *weft__task_by_guard(weft__worker *w, const void *addr);
+/* Calls fn on every record of the runtime that is not on a free list (a live or finished
+ * task), in no particular order; fn reads records (relaxed atomics for another worker's).
+ * Any thread of the runtime. */
+void weft__task_each(weft__runtime *rt, void (*fn)(weft_task *t, void *arg), void *arg);
 
 /* Copies t's wait record if t is parked, consistently (see weft__task_wait); returns 0, or
  * -EAGAIN if t is not parked. Any thread, while the record is not reaped. */

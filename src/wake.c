@@ -3,9 +3,27 @@
  * public waker. A wake never blocks and never allocates; from another thread it costs one
  * CAS on the word, one on the inbox, and a doorbell ring only if the worker sleeps. */
 #include "wake.h"
+#include "runtime.h"
 #include "scheduler.h"
 #include "thread_park.h"
 #include "worker.h"
+
+/* The runtime a thread that is no worker's belongs to (a pool thread's), or NULL. Thread
+ * storage: each thread has its own, set once by the thread itself. */
+static __thread weft__runtime *tls_home;
+
+void weft__wake_thread_home(weft__runtime *rt)
+{
+    tls_home = rt;
+}
+
+/* A wake of one of w's tasks from a thread outside w's runtime: the deadlock report can no
+ * longer rule out that such a thread wakes its tasks again. */
+static WEFT_NOINLINE void mark_foreign(weft__worker *self, weft__worker *w)
+{
+    if (self ? self->rt != w->rt : tls_home != w->rt)
+        atomic_store_explicit(&w->rt->foreign, 1, memory_order_relaxed);
+}
 
 static void push_remote(weft__worker *w, weft_task *t)
 {
@@ -42,16 +60,21 @@ static inline __attribute__((always_inline)) void wake(weft__worker *self, weft_
                                                   memory_order_relaxed)) {
             if (st == WEFT__PARKED) {
                 weft__worker *w = t->worker;
+                if (!self)
+                    self = weft__worker_current();
                 if (weft_unlikely(!w)) { /* a plain thread's stand-in (thread_park.c) */
+                    if (self)            /* a task talks to a thread outside its runtime */
+                        atomic_store_explicit(&self->rt->foreign, 1, memory_order_relaxed);
                     weft__thread_unpark(t);
                     return;
                 }
-                if (!self)
-                    self = weft__worker_current();
-                if (weft_likely(self == w))
+                if (weft_likely(self == w)) {
                     weft__ready_push(&w->sched, t);
-                else
+                } else {
+                    if (!self || self->rt != w->rt)
+                        mark_foreign(self, w);
                     push_remote(w, t);
+                }
             }
             return;
         }

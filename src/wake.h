@@ -18,6 +18,10 @@ typedef struct weft__inbox {
     _Atomic int sleeping;
 } weft__inbox;
 
+/* The calling thread, which is no worker's, belongs to rt (a blocking-pool thread): its wakes
+ * of rt's tasks do not count as coming from outside the runtime (deadlock.c). */
+void weft__wake_thread_home(weft__runtime *rt);
+
 /* Wakes park `epoch` of `t` (any thread). */
 void weft__wake(weft_task *t, uint64_t epoch);
 /* The same, from a caller that knows its own thread's worker `self` (no TLS lookup). */

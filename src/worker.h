@@ -44,6 +44,9 @@ typedef struct weft__doorbell {
 
 #define WEFT__COUNT_ONE(field, expr) +1
 #define WEFT__NPUB                   (0 WEFT__COUNTERS(WEFT__COUNT_ONE))
+/* Each counter's index in `published`: WEFT__PUB_nresumes, ... */
+#define WEFT__PUB_INDEX(field, expr) WEFT__PUB_##field,
+enum { WEFT__COUNTERS(WEFT__PUB_INDEX) };
 
 struct weft__worker {
     weft__runtime *rt;  /* the runtime this worker belongs to; fixed */
@@ -62,6 +65,15 @@ struct weft__worker {
     weft__sys sys;           /* sys.h: system-call counters (and the test fault plan) */
     weft__smp smp;           /* smp.h: messages from other workers; any worker posts */
     weft__steal steal;       /* steal.h: stealing mode's requests and advertisements */
+
+    /* The deadlock report's part (deadlock.c): whether this worker is checking (its sleep
+     * ends at `until`; `resumes_seen` is the runtime's resume count when it began). owner:
+     * worker. */
+    struct {
+        bool checker;
+        int64_t until;
+        uint64_t resumes_seen;
+    } deadlock;
 
     weft__node *free_nodes; /* pooled defer/local nodes; owner: worker */
     uint64_t rng;           /* xorshift state for fair choices (select) */

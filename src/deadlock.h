@@ -1,0 +1,24 @@
+/* The global deadlock report (deadlock.c): a runtime whose every task is parked on something
+ * only another of its tasks could end (a channel, a lock, a join...), with nothing outside it
+ * that could act (no fd, timer, signal, blocking-pool job, stackless task, thread outside the
+ * runtime), says so with a dump of its tasks, and by default exits with status 2 (Go's
+ * "all goroutines are asleep"). The loop calls it around a sleep that has no deadline. */
+#ifndef WEFT_DEADLOCK_H
+#define WEFT_DEADLOCK_H
+
+#include "internal.h"
+
+/* How long every worker must have slept with nothing able to wake it before the verdict: a
+ * thread outside the runtime that is about to send on a channel gets this long to show
+ * itself. 500 ms: far above a thread's start-up, far below a person's patience. */
+#define WEFT__DEADLOCK_GRACE_NS (500 * 1000000LL)
+
+/* Before a sleep with no deadline (*timeout_ns is -1): counts w among the workers asleep with
+ * nothing to do, and if it is the last one, shortens its sleep to the grace period. Returns
+ * whether w was counted (then weft__deadlock_after must follow the sleep). Owner thread. */
+bool weft__deadlock_before(weft__worker *w, int64_t *timeout_ns);
+/* After that sleep: the verdict, if w slept through the whole grace period as the last
+ * worker and nothing happened anywhere meanwhile; then uncounts w. Owner thread. */
+void weft__deadlock_after(weft__worker *w);
+
+#endif

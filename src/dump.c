@@ -1,0 +1,363 @@
+/* Task dumps: the records are found through the runtime's chunks (every record lives in one,
+ * and the list only grows), so a dump needs no registry on the spawn path and costs nothing
+ * until it is asked for. A record is read by a thread that owns it, or while its owner cannot
+ * touch it (see weft__dump_tasks); the wait fields are read through the state word's seqlock
+ * (weft__task_wait_snapshot) either way. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "dump.h"
+#include "runtime.h"
+#include "scheduler.h"
+#include "stack.h"
+#include "sync_internal.h"
+#include "task.h"
+#include "worker.h"
+
+void weft__dumpbuf_printf(weft__dumpbuf *b, const char *fmt, ...)
+{
+    if (b->truncated)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        size_t room = b->cap - b->len;
+        int n = vsnprintf(b->p ? b->p + b->len : NULL, room, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return;
+        if ((size_t)n < room) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = b->cap ? b->cap * 2 : 4096;
+        while (cap - b->len <= (size_t)n)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->truncated = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+}
+
+int weft__dumpbuf_flush(weft__dumpbuf *b, int fd)
+{
+    if (b->truncated && b->p && b->cap - b->len > 32)
+        b->len += (size_t)snprintf(b->p + b->len, b->cap - b->len, "... (out of memory)\n");
+    int r = 0;
+    for (size_t off = 0; off < b->len;) {
+        ssize_t n = write(fd, b->p + off, b->len - off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            r = -errno;
+            break;
+        }
+        off += (size_t)n;
+    }
+    free(b->p);
+    *b = (weft__dumpbuf){0};
+    return r;
+}
+
+static const char *const wait_names[WEFT__WAIT_NKINDS] = {
+    [WEFT__WAIT_NONE] = "nothing",
+    [WEFT__WAIT_SLEEP] = "sleep",
+    [WEFT__WAIT_YIELD] = "yield",
+    [WEFT__WAIT_FD] = "fd readiness",
+    [WEFT__WAIT_IO] = "I/O in flight",
+    [WEFT__WAIT_CHAN_SEND] = "channel send",
+    [WEFT__WAIT_CHAN_RECV] = "channel receive",
+    [WEFT__WAIT_SELECT] = "select",
+    [WEFT__WAIT_MUTEX] = "mutex",
+    [WEFT__WAIT_COND] = "condition variable",
+    [WEFT__WAIT_SEM] = "semaphore",
+    [WEFT__WAIT_WAITGROUP] = "wait group",
+    [WEFT__WAIT_RWLOCK_RD] = "rwlock (read)",
+    [WEFT__WAIT_RWLOCK_WR] = "rwlock (write)",
+    [WEFT__WAIT_ONCE] = "once",
+    [WEFT__WAIT_EVENT] = "event",
+    [WEFT__WAIT_JOIN] = "join",
+    [WEFT__WAIT_FUTURE] = "future",
+    [WEFT__WAIT_POOL_JOB] = "blocking-pool job",
+    [WEFT__WAIT_GEN_NEXT] = "generator next",
+    [WEFT__WAIT_GEN_YIELD] = "generator yield",
+    [WEFT__WAIT_SMP_ROOM] = "room in a worker's message ring",
+    [WEFT__WAIT_SHARDS] = "shards",
+};
+
+static const char *state_name(uint64_t word)
+{
+    switch (WEFT__STATE(word)) {
+    case WEFT__READY:
+        return "ready";
+    case WEFT__RUNNING:
+        return "running";
+    case WEFT__PARKED:
+        return "parked";
+    case WEFT__NOTIFIED:
+        return "running (notified)";
+    default:
+        return "finished";
+    }
+}
+
+/* A duration in the unit that reads best. */
+static void put_duration(weft__dumpbuf *b, int64_t ns)
+{
+    if (ns < 0)
+        ns = 0;
+    if (ns < 1000000)
+        weft__dumpbuf_printf(b, "%lld us", (long long)(ns / 1000));
+    else if (ns < 10000000000LL)
+        weft__dumpbuf_printf(b, "%.1f ms", (double)ns / 1e6);
+    else
+        weft__dumpbuf_printf(b, "%.1f s", (double)ns / 1e9);
+}
+
+static uint64_t id_of(const weft_task *t)
+{
+    return __atomic_load_n(&t->id, __ATOMIC_RELAXED);
+}
+
+/* What the wait is on, in words. */
+static void put_wait(weft__dumpbuf *b, int kind, const void *what, int64_t deadline, int64_t since,
+                     int64_t now)
+{
+    const char *name =
+        kind >= 0 && kind < WEFT__WAIT_NKINDS && wait_names[kind] ? wait_names[kind] : "unknown";
+    weft__dumpbuf_printf(b, "%s", name);
+    switch (kind) {
+    case WEFT__WAIT_FD:
+    case WEFT__WAIT_IO:
+        weft__dumpbuf_printf(b, " of fd %d", (int)(intptr_t)what);
+        break;
+    case WEFT__WAIT_JOIN:
+        weft__dumpbuf_printf(b, " of task %llu", (unsigned long long)id_of(what));
+        break;
+    case WEFT__WAIT_MUTEX: {
+        const weft_task *owner = weft__sync_owner(what);
+        weft__dumpbuf_printf(b, " %p", what);
+        if (owner && owner->worker)
+            weft__dumpbuf_printf(b, ", held by task %llu", (unsigned long long)id_of(owner));
+        else if (owner)
+            weft__dumpbuf_printf(b, ", held by a thread outside the runtime");
+        break;
+    }
+    case WEFT__WAIT_SLEEP:
+    case WEFT__WAIT_NONE:
+        break;
+    default:
+        if (what)
+            weft__dumpbuf_printf(b, " %p", what);
+    }
+    weft__dumpbuf_printf(b, ", for ");
+    put_duration(b, now - since);
+    if (deadline != WEFT_FOREVER) {
+        weft__dumpbuf_printf(b, ", deadline in ");
+        put_duration(b, deadline - now);
+    }
+}
+
+static void put_frame(weft__dumpbuf *b, int i, uintptr_t pc)
+{
+    Dl_info di;
+    /* pc - 1: a return address may be the first byte of the next function. */
+    if (dladdr((void *)(pc - 1), &di) && di.dli_fname) {
+        const char *mod = strrchr(di.dli_fname, '/');
+        mod = mod ? mod + 1 : di.dli_fname;
+        if (di.dli_sname)
+            weft__dumpbuf_printf(b, "    #%d 0x%lx in %s+0x%lx (%s+0x%lx)\n", i, (unsigned long)pc,
+                                 di.dli_sname, (unsigned long)(pc - (uintptr_t)di.dli_saddr), mod,
+                                 (unsigned long)(pc - (uintptr_t)di.dli_fbase));
+        else
+            weft__dumpbuf_printf(b, "    #%d 0x%lx in %s+0x%lx\n", i, (unsigned long)pc, mod,
+                                 (unsigned long)(pc - (uintptr_t)di.dli_fbase));
+        return;
+    }
+    weft__dumpbuf_printf(b, "    #%d 0x%lx\n", i, (unsigned long)pc);
+}
+
+/* The saved frame of a switched-out context (src/arch/<cpu>/switch.S): the resume address
+ * and the frame pointer, at fixed offsets above the saved sp. */
+#if defined(__x86_64__)
+#define SAVED_PC_OFF 56
+#define SAVED_FP_OFF 48
+#elif defined(__aarch64__)
+#define SAVED_PC_OFF 88
+#define SAVED_FP_OFF 80
+#endif
+
+/* Walks the frame-pointer chain of a switched-out coroutine, inside its stack only: every
+ * frame must lie above the last one and below the stack's top, so a broken chain (code built
+ * without frame pointers) ends the walk instead of reading elsewhere. The chain ends at the
+ * coroutine's entry, which zeroes its frame pointer. */
+static void put_backtrace(weft__dumpbuf *b, const weft_task *t)
+{
+    const weft__stack *s = t->stack;
+    if (!s)
+        return;
+    uintptr_t lo = (uintptr_t)s->lo, hi = (uintptr_t)s->hi;
+    uintptr_t sp = (uintptr_t)t->ctx.sp;
+    if (sp < lo || sp + WEFT__CTX_FRAME_BYTES > hi || (sp & 7))
+        return;
+    uintptr_t pc = *(const uintptr_t *)(sp + SAVED_PC_OFF);
+    uintptr_t fp = *(const uintptr_t *)(sp + SAVED_FP_OFF);
+    for (int i = 0; i < 64 && pc; i++) {
+        put_frame(b, i, pc);
+        if (fp <= sp || fp + 16 > hi || (fp & 7))
+            break;
+        sp = fp;
+        fp = *(const uintptr_t *)sp;
+        pc = *(const uintptr_t *)(sp + 8);
+    }
+}
+
+/* How much of the stack has ever been touched: its resident pages (the kernel commits a page
+ * at its first write), through mincore, which faults nothing in. */
+static size_t resident(const weft__stack *s)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = (uintptr_t)s->lo & ~(uintptr_t)(page - 1);
+    size_t len = (size_t)((uintptr_t)s->hi - lo);
+    size_t npages = (len + page - 1) / page;
+    unsigned char small[256], *vec = npages <= sizeof small ? small : malloc(npages);
+    if (!vec)
+        return 0;
+    size_t n = 0;
+    if (mincore((void *)lo, len, vec) == 0)
+        for (size_t i = 0; i < npages; i++)
+            n += vec[i] & 1;
+    if (vec != small)
+        free(vec);
+    return n * page;
+}
+
+static void put_task(weft__dumpbuf *b, const weft_task *t, uint64_t word, bool backtrace,
+                     int64_t now)
+{
+    const weft__worker *w = __atomic_load_n(&t->worker, __ATOMIC_RELAXED);
+    weft__dumpbuf_printf(b, "task %llu \"%.15s\" on worker %u: %s", (unsigned long long)id_of(t),
+                         t->name, w ? w->index : 0u, state_name(word));
+    if (t->flags & WEFT__T_STACKLESS)
+        weft__dumpbuf_printf(b, " (stackless)");
+    else if (!(t->flags & WEFT__T_STARTED))
+        weft__dumpbuf_printf(b, " (not started)");
+    int kind;
+    const void *what;
+    int64_t deadline, since;
+    if (weft__task_wait_snapshot(t, &kind, &what, &deadline, &since) == 0) {
+        weft__dumpbuf_printf(b, " on ");
+        put_wait(b, kind, what, deadline, since, now);
+    }
+    if (weft__task_cancelled(t))
+        weft__dumpbuf_printf(b, " [cancelled]");
+    weft__dumpbuf_printf(b, "\n");
+    const weft__stack *s = t->stack;
+    if (s) {
+        weft__dumpbuf_printf(b, "    stack %zu KiB, %zu KiB touched%s\n",
+                             (size_t)(s->hi - s->lo) / 1024, resident(s) / 1024,
+                             s->guarded ? ", guarded" : "");
+        unsigned st = WEFT__STATE(word);
+        if (backtrace && (st == WEFT__PARKED || st == WEFT__READY))
+            put_backtrace(b, t);
+    }
+}
+
+typedef struct dump_walk {
+    weft__dumpbuf *b;
+    const weft__worker *w;
+    const weft_task *skip;
+    bool backtraces;
+    int64_t now;
+    size_t n;
+} dump_walk;
+
+static void dump_one(weft_task *t, void *arg)
+{
+    dump_walk *d = arg;
+    if (t == d->skip || (d->w && __atomic_load_n(&t->worker, __ATOMIC_RELAXED) != d->w))
+        return;
+    uint64_t word = atomic_load_explicit(&t->word, memory_order_acquire);
+    if (WEFT__STATE(word) == WEFT__DONE)
+        return; /* finished, waiting to be joined: nothing left that can act */
+    put_task(d->b, t, word, d->backtraces, d->now);
+    d->n++;
+}
+
+size_t weft__dump_tasks(weft__dumpbuf *b, weft__runtime *rt, const weft__worker *w,
+                        const weft_task *skip, bool backtraces, int64_t now)
+{
+    dump_walk d = {b, w, skip, backtraces, now, 0};
+    weft__task_each(rt, dump_one, &d);
+    return d.n;
+}
+
+/* ---- weft_dump_tasks: each worker lists its own tasks, as a task of its own ------------ */
+
+typedef struct worker_part {
+    weft__dumpbuf b;
+    size_t n;
+} worker_part;
+
+/* Runs on worker k as a task (weft_submit_to): every other task of k is switched out while
+ * it runs, so their stacks hold still for the walk. */
+static void *dump_here(void *arg)
+{
+    worker_part *p = arg;
+    weft__worker *w = weft__worker_current();
+    p->n = weft__dump_tasks(&p->b, w->rt, w, weft_self(), true, w->now);
+    return NULL;
+}
+
+int weft_dump_tasks(int fd)
+{
+    weft__worker *w = weft__worker_current();
+    weft_task *self = weft__blocking_task(w);
+    if (!self)
+        return -EPERM;
+    if (fd < 0)
+        return -EBADF;
+    weft__runtime *rt = w->rt;
+    unsigned nw = rt->nworkers;
+    worker_part *parts = calloc(nw, sizeof *parts);
+    if (!parts)
+        return -ENOMEM;
+    for (unsigned k = 0; k < nw; k++) {
+        weft_future *f = NULL;
+        int r = weft_submit_to(k, dump_here, &parts[k], &f);
+        if (r == 0)
+            r = weft_await(f, NULL, WEFT_FOREVER);
+        weft_future_destroy(f);
+        if (r < 0) {
+            /* Cancelled, or no memory: that worker's tasks without their backtraces. */
+            w = weft__worker_current();
+            parts[k].n = weft__dump_tasks(&parts[k].b, rt, &rt->workers[k], NULL, false, w->now);
+        }
+    }
+    w = weft__worker_current();
+    weft__dumpbuf head = {0};
+    size_t total = 0;
+    for (unsigned k = 0; k < nw; k++)
+        total += parts[k].n;
+    weft__dumpbuf_printf(&head, "weft: %zu tasks on %u workers (%s mode), dumped by task %llu\n",
+                         total, nw, rt->cfg.mode == WEFT_MODE_STEALING ? "stealing" : "sharded",
+                         (unsigned long long)self->id);
+    int r = weft__dumpbuf_flush(&head, fd);
+    for (unsigned k = 0; k < nw; k++) {
+        int e = weft__dumpbuf_flush(&parts[k].b, fd);
+        if (r == 0)
+            r = e;
+    }
+    free(parts);
+    return r;
+}

@@ -1,0 +1,29 @@
+/* Task dumps (dump.c): every task of a runtime in text a person reads at a glance (Go's
+ * goroutine dump): id, name, state, what it waits on and for how long, its worker, its stack
+ * and the backtrace of a coroutine that is switched out (walked along its saved frame
+ * pointers). Also the report of a runtime whose tasks are all asleep (deadlock.c). */
+#ifndef WEFT_DUMP_H
+#define WEFT_DUMP_H
+
+#include "internal.h"
+
+/* A growing text buffer; on allocation failure it stops growing and says so at the end. */
+typedef struct weft__dumpbuf {
+    char *p;
+    size_t len, cap;
+    bool truncated;
+} weft__dumpbuf;
+
+void weft__dumpbuf_printf(weft__dumpbuf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Writes the buffer to fd (all of it, retrying short writes) and frees it; 0 or -errno. */
+int weft__dumpbuf_flush(weft__dumpbuf *b, int fd);
+
+/* Appends the tasks whose worker is w (all of the runtime's with w NULL), skipping `skip`
+ * (the dumping task itself). With backtraces, walks the saved frames of the switched-out
+ * ones: only for a caller that knows none of them can run meanwhile (a task of w dumping its
+ * own worker; every worker asleep). Returns the number of tasks listed. */
+size_t weft__dump_tasks(weft__dumpbuf *b, weft__runtime *rt, const weft__worker *w,
+                        const weft_task *skip, bool backtraces, int64_t now);
+
+#endif

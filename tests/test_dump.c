@@ -1,0 +1,310 @@
+/* Task dumps and the deadlock report: weft_dump_tasks lists every task of every worker with
+ * its state, wait, stack and backtrace; a runtime whose tasks are all asleep says so and
+ * exits with status 2 (or only reports, or does nothing, as configured), and one whose tasks
+ * wait on something outside it (a timer, a thread that shows itself, a runtime handle held
+ * outside) is left alone. The deadlocking runtimes run in forked children whose stderr the
+ * test reads. */
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+/* What a child wrote on the pipe: until it closed it (it exited), `ms` passed, or `needle`
+ * appeared and `linger_ms` more passed (to see whether more comes). */
+static char *read_until(int fd, int ms, const char *needle, int linger_ms)
+{
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    buf[0] = '\0';
+    int64_t until = weft_now() + (int64_t)ms * WEFT_MSEC;
+    bool seen = false;
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    while (weft_now() < until && len + 1 < cap) {
+        ssize_t n = read(fd, buf + len, cap - len - 1);
+        if (n == 0)
+            break;
+        if (n < 0) {
+            usleep(2000);
+            continue;
+        }
+        len += (size_t)n;
+        buf[len] = '\0';
+        if (!seen && needle && strstr(buf, needle)) {
+            seen = true;
+            until = weft_now() + (int64_t)linger_ms * WEFT_MSEC;
+        }
+    }
+    buf[len] = '\0';
+    return buf;
+}
+
+static char *read_all(int fd, int ms)
+{
+    return read_until(fd, ms, NULL, 0);
+}
+
+/* ---- weft_dump_tasks ---- */
+
+static weft_mutex d_mu = WEFT_MUTEX_INIT;
+static weft_chan *d_chan;
+
+static void *hold_mutex(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(weft_mutex_lock(&d_mu, WEFT_FOREVER), 0);
+    weft_sleep(3600 * WEFT_SEC); /* until cancelled */
+    weft_mutex_unlock(&d_mu);
+    return NULL;
+}
+
+static void *want_mutex(void *arg)
+{
+    (void)arg;
+    weft_mutex_lock(&d_mu, WEFT_FOREVER);
+    weft_mutex_unlock(&d_mu);
+    return NULL;
+}
+
+static void *receive(void *arg)
+{
+    (void)arg;
+    int v;
+    weft_chan_recv(d_chan, &v, WEFT_FOREVER);
+    return NULL;
+}
+
+static void *dump_main(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(weft_chan_create(&d_chan, sizeof(int), 0), 0);
+    weft_task *holder, *waiter, *recv;
+    weft_spawn_opts o = {.name = "holder"};
+    cr_assert_eq(weft_spawn(&holder, hold_mutex, NULL, &o), 0);
+    weft_yield(); /* it takes the mutex and sleeps */
+    o.name = "waiter";
+    cr_assert_eq(weft_spawn_on(weft_worker_count() - 1, &waiter, want_mutex, NULL, &o), 0);
+    o.name = "receiver";
+    cr_assert_eq(weft_spawn_on(weft_worker_count() - 1, &recv, receive, NULL, &o), 0);
+    weft_sleep(20 * WEFT_MSEC); /* every one parked */
+
+    int fd = memfd_create("dump", 0);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(weft_dump_tasks(fd), 0);
+    char text[1 << 15];
+    ssize_t n = pread(fd, text, sizeof text - 1, 0);
+    cr_assert_gt(n, 0);
+    text[n] = '\0';
+    close(fd);
+    char want[128];
+    snprintf(want, sizeof want, "4 tasks on %u workers", weft_worker_count());
+    cr_assert_not_null(strstr(text, want), "%s", text);
+    cr_assert_not_null(strstr(text, "\"main\" on worker 0: parked on future"), "%s", text);
+    cr_assert_not_null(strstr(text, "\"holder\" on worker 0: parked on sleep"), "%s", text);
+    cr_assert_not_null(strstr(text, "deadline in"), "%s", text);
+    snprintf(want, sizeof want, "\"waiter\" on worker %u: parked on mutex %p, held by task %llu",
+             weft_worker_count() - 1, (void *)&d_mu, (unsigned long long)weft_task_id(holder));
+    cr_assert_not_null(strstr(text, want), "want '%s' in:\n%s", want, text);
+    cr_assert_not_null(strstr(text, "\"receiver\""), "%s", text);
+    cr_assert_not_null(strstr(text, "parked on channel receive"), "%s", text);
+    cr_assert_not_null(strstr(text, "KiB touched"), "%s", text);
+    /* Backtraces: frames down to the task's entry (this program links weft statically,
+     * whose symbols are then not in its dynamic table: module+offset only). */
+    cr_assert_not_null(strstr(text, "    #4 0x"), "%s", text);
+
+    cr_assert_eq(weft_dump_tasks(-1), -EBADF);
+    weft_cancel(holder);
+    weft_chan_close(d_chan);
+    cr_assert_eq(weft_join(holder, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_join(waiter, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_join(recv, NULL, WEFT_FOREVER), 0);
+    weft_chan_release(d_chan);
+    return NULL;
+}
+
+Test(dump, every_task_with_its_wait_stack_and_backtrace)
+{
+    for (unsigned n = 1; n <= 2; n++) {
+        weft_config c;
+        weft_config_init(&c);
+        c.workers = n;
+        c.deadlock = WEFT_DEADLOCK_OFF;
+        run_main_cfg(&c, dump_main, NULL);
+    }
+    cr_assert_eq(weft_dump_tasks(1), -EPERM, "outside a runtime");
+}
+
+/* ---- The deadlock report ---- */
+
+static weft_mutex l_a = WEFT_MUTEX_INIT, l_b = WEFT_MUTEX_INIT;
+static weft_waitgroup l_wg = WEFT_WAITGROUP_INIT;
+
+static void *lock_ab(void *arg)
+{
+    weft_mutex *first = arg, *second = first == &l_a ? &l_b : &l_a;
+    weft_mutex_lock(first, WEFT_FOREVER);
+    weft_waitgroup_done(&l_wg);
+    weft_waitgroup_wait(&l_wg, WEFT_FOREVER); /* both hold their first lock */
+    weft_mutex_lock(second, WEFT_FOREVER);
+    return NULL;
+}
+
+static void *deadlock_main(void *arg)
+{
+    (void)arg;
+    weft_waitgroup_add(&l_wg, 2);
+    weft_task *a, *b;
+    weft_spawn_opts o = {.name = "takes-a-then-b"};
+    weft_spawn(&a, lock_ab, &l_a, &o);
+    o.name = "takes-b-then-a";
+    weft_spawn_on(weft_worker_count() - 1, &b, lock_ab, &l_b, &o);
+    weft_join(a, NULL, WEFT_FOREVER);
+    return NULL;
+}
+
+/* Runs `fn` in a runtime of `workers` with `policy` in a child whose stderr comes back on
+ * *err_fd; returns the child's pid. */
+static pid_t run_child(weft_fn fn, unsigned workers, int policy, int *err_fd)
+{
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        dup2(p[1], 2);
+        close(p[0]);
+        close(p[1]);
+        weft_config c;
+        weft_config_init(&c);
+        c.workers = workers;
+        c.deadlock = policy;
+        int r = weft_run(&c, fn, NULL, NULL);
+        coverage_dump();
+        _exit(r == 0 ? 0 : 1);
+    }
+    close(p[1]);
+    *err_fd = p[0];
+    return pid;
+}
+
+Test(dump, a_deadlock_is_reported_and_exits_with_status_2)
+{
+    for (unsigned n = 1; n <= 2; n++) {
+        int fd;
+        pid_t pid = run_child(deadlock_main, n, WEFT_DEADLOCK_DEFAULT, &fd);
+        char *text = read_all(fd, 20000);
+        close(fd);
+        int status;
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 2, "status %#x:\n%s", status, text);
+        cr_assert_not_null(strstr(text, "weft: all tasks are asleep: deadlock!"), "%s", text);
+        cr_assert_not_null(strstr(text, "\"takes-a-then-b\""), "%s", text);
+        cr_assert_not_null(strstr(text, "\"takes-b-then-a\""), "%s", text);
+        cr_assert_not_null(strstr(text, "parked on mutex"), "%s", text);
+        cr_assert_not_null(strstr(text, "\"main\" on worker 0: parked on join of task"), "%s",
+                           text);
+        cr_assert_not_null(strstr(text, "exiting with status 2"), "%s", text);
+        free(text);
+    }
+}
+
+Test(dump, report_only_reports_once_and_off_says_nothing)
+{
+    int fd;
+    pid_t pid = run_child(deadlock_main, 2, WEFT_DEADLOCK_REPORT, &fd);
+    /* One report, then not another over two more grace periods. */
+    char *text = read_until(fd, 20000, "all tasks are asleep", 1200);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(fd);
+    const char *first = strstr(text, "all tasks are asleep");
+    cr_assert_not_null(first, "%s", text);
+    cr_assert_null(strstr(first + 1, "all tasks are asleep"), "reported twice:\n%s", text);
+    cr_assert_not_null(strstr(text, "running on"), "%s", text);
+    free(text);
+
+    pid = run_child(deadlock_main, 2, WEFT_DEADLOCK_OFF, &fd);
+    text = read_all(fd, 1000);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(fd);
+    cr_assert_eq(text[0], '\0', "off, yet: %s", text);
+    free(text);
+}
+
+/* ---- Not a deadlock: something outside the runtime can still act ---- */
+
+static weft_chan *o_chan;
+
+static void *late_sender(void *arg)
+{
+    (void)arg;
+    usleep(50 * 1000); /* well inside the grace period */
+    int v = 42;
+    weft_chan_send(o_chan, &v, WEFT_FOREVER);
+    return NULL;
+}
+
+static void *outside_main(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(weft_chan_create(&o_chan, sizeof(int), 0), 0);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, late_sender, NULL), 0);
+    int v = 0;
+    /* Parked on a channel only a thread outside the runtime will send on. */
+    cr_assert_eq(weft_chan_recv(o_chan, &v, WEFT_FOREVER), 0);
+    cr_assert_eq(v, 42);
+    pthread_join(th, NULL);
+    weft_chan_release(o_chan);
+    /* A runtime handle held outside: the thread may spawn at any time. Parked past the
+     * grace period on a channel nobody sends on, woken by a task the thread spawns. */
+    weft_runtime *rt = weft_runtime_current();
+    cr_assert_eq(weft_chan_create(&o_chan, sizeof(int), 0), 0);
+    return rt;
+}
+
+static void *send_one(void *arg)
+{
+    int v = 7;
+    weft_chan_send(arg, &v, WEFT_FOREVER);
+    return NULL;
+}
+
+static void *handle_thread(void *arg)
+{
+    usleep(700 * 1000); /* past the grace period */
+    weft_runtime_spawn(arg, NULL, send_one, o_chan, NULL);
+    return NULL;
+}
+
+static void *held_main(void *arg)
+{
+    (void)arg;
+    weft_runtime *rt = outside_main(NULL);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, handle_thread, rt), 0);
+    int v = 0;
+    cr_assert_eq(weft_chan_recv(o_chan, &v, WEFT_FOREVER), 0);
+    cr_assert_eq(v, 7);
+    pthread_join(th, NULL);
+    weft_runtime_release(rt);
+    weft_chan_release(o_chan);
+    return NULL;
+}
+
+Test(dump, waits_on_the_outside_are_not_a_deadlock)
+{
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 2;
+    c.deadlock = WEFT_DEADLOCK_EXIT; /* a wrong verdict would end this test's process */
+    run_main_cfg(&c, held_main, NULL);
+}
