@@ -1,0 +1,481 @@
+# weft's gdb helper: lists the workers and tasks of every weft runtime in the inferior, prints
+# a task's wait record, and walks the saved frame pointers of a switched-out coroutine. Works
+# on a live process (run or attach) and on a core file; needs only gdb's own Python and the
+# library's debug info (a -g build: the struct layouts are read from DWARF, never hard-coded,
+# except the saved-context frame of src/arch/*/switch.S, described in SAVED_FRAME below).
+#
+# Load it with:   source /usr/local/share/weft/gdb/weft-gdb.py     (or tools/gdb/ in the repo)
+# Commands:       weft workers | weft tasks [--state S] [--name SUBSTR] | weft wait ID | weft bt ID
+#
+# Where the runtimes are found: each worker thread's `tls_worker` (src/worker.c), deduplicated
+# by runtime; every task record lives in its runtime's `chunks` list (src/task.c), and a record
+# whose flags have WEFT__T_REAPED is free. docs/gdb.md has sample output.
+import gdb
+
+# Where a switched-out context keeps the two registers a frame walk starts from, as byte
+# offsets from its saved stack pointer (weft_task.ctx.sp), and where the resumed code's stack
+# pointer will be. x86_64 (src/arch/x86_64/switch.S): rbp at +48, the resume address at +56,
+# rsp = sp + 192 (WEFT__CTX_CALLER_OFFSET). aarch64 (src/arch/aarch64/switch.S): x29 at +80,
+# x30 (lr, where `ret` goes) at +88, sp = sp + 176. From there both ABIs chain frame records
+# the same way: [fp] = the caller's fp, [fp + 8] = the return address.
+SAVED_FRAME = {
+    "x86_64": {"fp": 48, "pc": 56, "sp": 192},
+    "aarch64": {"fp": 80, "pc": 88, "sp": 176},
+}
+MAX_FRAMES = 64  # a longer chain is more likely a corrupt one than a real coroutine stack
+
+STATE_NAMES = ["ready", "running", "parked", "notified", "done"]  # task.h, in order
+
+
+def _arch():
+    name = gdb.selected_inferior().architecture().name()
+    if "x86-64" in name or "x86_64" in name:
+        return "x86_64"
+    if "aarch64" in name:
+        return "aarch64"
+    raise gdb.GdbError("weft: unsupported architecture %s" % name)
+
+
+def _u64(addr):
+    mem = gdb.selected_inferior().read_memory(addr, 8)
+    return int.from_bytes(bytes(mem), "little")
+
+
+def _enum(prefix, fallback):
+    """{value: name} of the enumerators of src/ named prefix*, read from the debug info so that
+    a kind added in src/ shows up here; `fallback` (names in order) if that fails."""
+    try:
+        first = gdb.parse_and_eval(prefix + fallback[0])
+        names = {int(f.enumval): f.name for f in first.type.strip_typedefs().fields()
+                 if f.name.startswith(prefix)}
+        if names:
+            return {v: n[len(prefix):] for v, n in names.items()}
+    except gdb.error:
+        pass
+    return dict(enumerate(fallback))
+
+
+def _wait_kinds():
+    fallback = ["NONE", "SLEEP", "YIELD", "FD", "IO", "CHAN_SEND", "CHAN_RECV", "SELECT",
+                "MUTEX", "COND", "SEM", "WAITGROUP", "RWLOCK_RD", "RWLOCK_WR", "ONCE", "EVENT",
+                "JOIN", "FUTURE", "POOL_JOB", "GEN_NEXT", "GEN_YIELD", "SMP_ROOM", "SHARDS"]
+    kinds = _enum("WEFT__WAIT_", fallback)
+    return {v: n.lower().replace("_", "-") for v, n in kinds.items()}
+
+
+def _flag(name, fallback):
+    try:
+        return int(gdb.parse_and_eval(name))
+    except gdb.error:
+        return fallback
+
+
+def _lookup_type(*names):
+    for n in names:
+        try:
+            return gdb.lookup_type(n)
+        except gdb.error:
+            continue
+    return None
+
+
+# ---- Finding the runtimes --------------------------------------------------------------------
+
+def _tls_worker():
+    """The current thread's worker (a weft__worker * Value), or None."""
+    for expr in ("'worker.c'::tls_worker", "tls_worker"):
+        try:
+            w = gdb.parse_and_eval(expr)
+        except gdb.error:
+            continue
+        return w if int(w) != 0 else None
+    return None
+
+
+class Runtime:
+    """One weft__runtime and the gdb threads its workers run on."""
+
+    def __init__(self, rt):
+        self.rt = rt
+        self.threads = {}  # worker index -> gdb.InferiorThread
+
+    @property
+    def nworkers(self):
+        return int(self.rt["nworkers"])
+
+    def worker(self, i):
+        return self.rt["workers"][i]
+
+    def thread_of(self, worker_ptr):
+        if int(worker_ptr) == 0:
+            return None
+        return self.threads.get(int(worker_ptr.dereference()["index"]))
+
+    def tasks(self):
+        """Every task record in use (not reaped), as weft_task Values."""
+        reaped = _flag("WEFT__T_REAPED", 0x40)
+        chunk_t = _lookup_type("task_chunk", "struct task_chunk")
+        task_ptr = gdb.lookup_type("weft_task").pointer()
+        if chunk_t is not None:
+            ntasks = chunk_t.strip_typedefs()["tasks"].type.range()[1] + 1
+        else:
+            ntasks = 64  # task.c's CHUNK_TASKS
+        c = self.rt["chunks"]
+        while int(c) != 0:
+            if chunk_t is not None:
+                chunk = c.cast(chunk_t.pointer()).dereference()
+                first = chunk["tasks"][0].address
+            else:  # next, raw, then the 64-byte aligned records
+                first = (c.cast(gdb.lookup_type("char").pointer()) + 64).cast(task_ptr)
+            for i in range(ntasks):
+                t = (first + i).dereference()
+                if not int(t["flags"]) & reaped:
+                    yield t
+            c = c.dereference()["next"]
+
+
+def runtimes():
+    """Every weft runtime of the selected inferior, found through its workers' threads."""
+    inf = gdb.selected_inferior()
+    if inf.pid == 0 and not inf.threads():
+        raise gdb.GdbError("weft: no process (run it, attach to it, or load a core file)")
+    found = {}
+    old = gdb.selected_thread()
+    try:
+        for th in inf.threads():
+            th.switch()
+            w = _tls_worker()
+            if w is None:
+                continue
+            rt_ptr = w.dereference()["rt"]
+            r = found.setdefault(int(rt_ptr), Runtime(rt_ptr.dereference()))
+            r.threads[int(w.dereference()["index"])] = th
+    finally:
+        if old is not None and old.is_valid():
+            old.switch()
+    if not found:
+        raise gdb.GdbError("weft: no weft runtime in this process")
+    return list(found.values())
+
+
+# ---- Describing a task -----------------------------------------------------------------------
+
+def task_name(t):
+    raw = bytes(int(b) & 0xFF for b in [t["name"][i] for i in range(16)])
+    s = raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+    return s or "-"
+
+
+def task_state(t):
+    word = int(t["word"])
+    state = word & 7
+    return STATE_NAMES[state] if state < len(STATE_NAMES) else "state%d" % state
+
+
+def worker_index(t):
+    w = t["worker"]
+    return int(w.dereference()["index"]) if int(w) != 0 else None
+
+
+def _ns(ns):
+    """A duration for a person: 850ns, 12.3us, 4.5ms, 3.2s, 59m59s."""
+    sign = "-" if ns < 0 else ""
+    ns = abs(ns)
+    if ns < 1000:
+        return "%s%dns" % (sign, ns)
+    for unit, div in (("us", 1e3), ("ms", 1e6), ("s", 1e9)):
+        if ns < div * 1000 or unit == "s" and ns < 60e9:
+            return "%s%.1f%s" % (sign, ns / div, unit)
+    return "%s%dm%02ds" % (sign, ns // 60_000_000_000, ns // 1_000_000_000 % 60)
+
+
+def _task_ref(ptr):
+    if int(ptr) == 0:
+        return "nobody"
+    t = ptr.cast(gdb.lookup_type("weft_task").pointer()).dereference()
+    return "task %d (%s)" % (int(t["id"]), task_name(t))
+
+
+def _mutex_owner(what):
+    """The task holding the mutex at `what`: sync.c's sync_state overlay (head, tail, owner)."""
+    st = _lookup_type("sync_state")
+    if st is not None:
+        return what.cast(st.pointer()).dereference()["owner"]
+    void_pp = gdb.lookup_type("void").pointer().pointer()
+    return (what.cast(void_pp) + 2).dereference()
+
+
+def wait_object(kind, what):
+    """What a task of this wait kind waits on, from wait_what (scheduler.h's list)."""
+    addr = int(what)
+    if kind in ("fd", "io"):
+        fd = addr if addr < 1 << 63 else addr - (1 << 64)
+        return "fd %d" % fd
+    if kind in ("sleep", "yield") or addr == 0:
+        return ""
+    if kind in ("chan-send", "chan-recv"):
+        try:
+            c = what.cast(gdb.lookup_type("struct weft_chan").pointer()).dereference()
+            closed = ", closed" if int(c["closed"]) else ""
+            return "0x%x (%d/%d queued%s)" % (addr, int(c["len"]), int(c["cap"]), closed)
+        except gdb.error:
+            return "0x%x" % addr
+    if kind == "mutex":
+        try:
+            return "0x%x held by %s" % (addr, _task_ref(_mutex_owner(what)))
+        except gdb.error:
+            return "0x%x" % addr
+    if kind == "join":
+        return _task_ref(what)
+    if kind == "smp-room":
+        w = what.cast(gdb.lookup_type("weft__worker").pointer()).dereference()
+        return "ring to worker %d" % int(w["index"])
+    return "0x%x" % addr
+
+
+def wait_record(t):
+    """(kind, object, since_ns, deadline) of a parked task, else None."""
+    if task_state(t) != "parked":
+        return None
+    kind = _wait_kinds().get(int(t["wait_kind"]), "kind%d" % int(t["wait_kind"]))
+    w = t["worker"]
+    now = int(w.dereference()["now"]) if int(w) != 0 else None
+    since = int(t["wait_since"])
+    deadline = int(t["wait_deadline"])
+    waited = now - since if now is not None and since else None
+    if deadline < 0:
+        left = "forever"
+    elif now is not None:
+        left = "in " + _ns(deadline - now)
+    else:
+        left = "at %dns" % deadline
+    return kind, wait_object(kind, t["wait_what"]), waited, left
+
+
+# ---- Commands --------------------------------------------------------------------------------
+
+def find_task(task_id):
+    for r in runtimes():
+        for t in r.tasks():
+            if int(t["id"]) == task_id:
+                return r, t
+    raise gdb.GdbError("weft: no live task with id %d" % task_id)
+
+
+def _parse_id(arg, usage):
+    args = gdb.string_to_argv(arg)
+    if len(args) != 1:
+        raise gdb.GdbError("usage: " + usage)
+    try:
+        return int(args[0], 0)
+    except ValueError:
+        raise gdb.GdbError("usage: " + usage)
+
+
+class WeftPrefix(gdb.Command):
+    """weft runtime inspection: weft workers, weft tasks, weft wait ID, weft bt ID."""
+
+    def __init__(self):
+        super().__init__("weft", gdb.COMMAND_DATA, gdb.COMPLETE_NONE, True)
+
+
+class WeftWorkers(gdb.Command):
+    """List each weft runtime's workers: index, thread, current task, ready-queue length.
+
+Usage: weft workers"""
+
+    def __init__(self):
+        super().__init__("weft workers", gdb.COMMAND_DATA)
+
+    def invoke(self, arg, from_tty):
+        for r in runtimes():
+            rt = r.rt
+            main = rt["main_task"]
+            print("runtime 0x%x: %d workers, main task %s" % (
+                int(rt.address), r.nworkers, _task_ref(main) if int(main) else "-"))
+            print("  %-2s %-18s %-24s %6s %7s %6s" % (
+                "W", "THREAD", "CURRENT", "READY", "TIMERS", "TASKS"))
+            for i in range(r.nworkers):
+                w = r.worker(i)
+                th = r.threads.get(i)
+                where = "%d (LWP %d)" % (th.num, th.ptid[1]) if th else "-"
+                cur = w["current"]
+                current = _task_ref(cur) if int(cur) else "(loop)"
+                print("  %-2d %-18s %-24s %6d %7d %6d" % (
+                    i, where, current, int(w["sched"]["ready"]["len"]),
+                    int(w["timers"]["n"]), int(w["tasks"]["nlive"])))
+
+
+class WeftTasks(gdb.Command):
+    """List every live weft task: id, name, state, worker, what it waits on, for how long.
+
+Usage: weft tasks [--state ready|running|parked|notified|done] [--name SUBSTRING]"""
+
+    def __init__(self):
+        super().__init__("weft tasks", gdb.COMMAND_DATA)
+
+    def invoke(self, arg, from_tty):
+        args = gdb.string_to_argv(arg)
+        state = name = None
+        while args:
+            opt = args.pop(0)
+            if opt in ("--state", "--name") and args:
+                if opt == "--state":
+                    state = args.pop(0)
+                else:
+                    name = args.pop(0)
+            else:
+                raise gdb.GdbError("usage: weft tasks [--state S] [--name SUBSTRING]")
+        if state is not None and state not in STATE_NAMES:
+            raise gdb.GdbError("weft: state is one of " + ", ".join(STATE_NAMES))
+        for r in runtimes():
+            print("runtime 0x%x:" % int(r.rt.address))
+            print("  %5s %-16s %-8s %2s  %-44s %8s  %s" % (
+                "ID", "NAME", "STATE", "W", "WAITS ON", "FOR", "DEADLINE"))
+            n = 0
+            for t in sorted(r.tasks(), key=lambda t: int(t["id"])):
+                st, nm = task_state(t), task_name(t)
+                if state and st != state or name and name not in nm:
+                    continue
+                wi = worker_index(t)
+                rec = wait_record(t)
+                waits = waited = left = ""
+                if rec:
+                    waits = (rec[0] + " " + rec[1]).strip()
+                    waited = _ns(rec[2]) if rec[2] is not None else "?"
+                    left = rec[3]
+                print(("  %5d %-16s %-8s %2s  %-44s %8s  %s" % (
+                    int(t["id"]), nm, st, "-" if wi is None else wi, waits, waited, left)).rstrip())
+                n += 1
+            print("  (%d tasks)" % n)
+
+
+class WeftWait(gdb.Command):
+    """Print the full wait record of one weft task.
+
+Usage: weft wait ID"""
+
+    def __init__(self):
+        super().__init__("weft wait", gdb.COMMAND_DATA)
+
+    def invoke(self, arg, from_tty):
+        task_id = _parse_id(arg, "weft wait ID")
+        _, t = find_task(task_id)
+        print("task %d (%s): %s on worker %s" % (
+            task_id, task_name(t), task_state(t), worker_index(t)))
+        rec = wait_record(t)
+        if rec is None:
+            print("  not parked: no wait record")
+            return
+        kind, obj, waited, left = rec
+        print("  kind      %s (%d)" % (kind, int(t["wait_kind"])))
+        print("  object    %s" % (obj or "-"))
+        print("  what      0x%x" % int(t["wait_what"]))
+        print("  since     %d ns (%s ago)" % (
+            int(t["wait_since"]), _ns(waited) if waited is not None else "?"))
+        print("  deadline  %s%s" % (
+            "" if int(t["wait_deadline"]) < 0 else "%d ns, " % int(t["wait_deadline"]), left))
+        print("  cancelled %s" % ("yes" if int(t["cancelled"]) else "no"))
+
+
+def _symbolise(pc, is_return):
+    """'func () at file:line' for a code address, one line per function: inlined ones first
+    (marked so), then the function they were inlined into, as gdb's bt prints them. A return
+    address is looked up at pc - 1 (in the call), since the next instruction may belong to
+    another line or function."""
+    look = pc - 1 if is_return else pc
+    try:
+        block = gdb.block_for_pc(look)
+    except RuntimeError:
+        block = None
+    funcs = []
+    while block is not None and not block.is_global and not block.is_static:
+        if block.function is not None:
+            funcs.append(block.function)
+        block = block.superblock
+    if not funcs:
+        # No debug info: the minimal symbol, if any.
+        text = gdb.execute("info symbol 0x%x" % look, to_string=True).strip()
+        name = "??" if text.startswith("No symbol") else text.split(" in section")[0]
+        return ["%s ()" % name.split(" + ")[0]]
+    sal = gdb.find_pc_line(look)
+    out = []
+    for i, f in enumerate(funcs):
+        if i == 0 and sal.symtab is not None:
+            where = " at %s:%d" % (sal.symtab.filename, sal.line)
+        else:  # gdb's Python gives no call-site line for an inlined call: only the file
+            where = " at %s" % f.symtab.filename if f.symtab else ""
+        out.append("%s ()%s%s" % (f.print_name, where, " [inlined]" if i < len(funcs) - 1 else ""))
+    return out
+
+
+def saved_frames(t):
+    """[(pc, is_return)] of a switched-out task, from its saved context outward."""
+    layout = SAVED_FRAME[_arch()]
+    sp = int(t["ctx"]["sp"])
+    stack = t["stack"]
+    lo = hi = None
+    if int(stack) != 0:
+        lo, hi = int(stack.dereference()["lo"]), int(stack.dereference()["hi"])
+    if sp == 0 or lo is not None and not lo <= sp < hi:
+        raise gdb.GdbError("weft: saved stack pointer 0x%x is not on the task's stack" % sp)
+    # x86_64 resumes at the address after its jump into the switch; aarch64 "returns" to lr.
+    # Either lies just after the switch in the function that called it, so both are looked
+    # up as return addresses.
+    frames = [(_u64(sp + layout["pc"]), True)]
+    fp = _u64(sp + layout["fp"])
+    low = sp + layout["sp"]  # every caller's frame lies above the resumed stack pointer
+    while fp and len(frames) < MAX_FRAMES:
+        if fp < low or hi is not None and fp + 16 > hi or fp % 8:
+            frames.append((None, "frame chain leaves the stack at 0x%x" % fp))
+            break
+        ret = _u64(fp + 8)
+        if ret == 0:
+            break
+        frames.append((ret, True))
+        low, fp = fp + 16, _u64(fp)
+    return frames
+
+
+class WeftBt(gdb.Command):
+    """Backtrace of a switched-out (parked or ready) weft task, from its saved frame pointers.
+
+Usage: weft bt ID"""
+
+    def __init__(self):
+        super().__init__("weft bt", gdb.COMMAND_STACK)
+
+    def invoke(self, arg, from_tty):
+        task_id = _parse_id(arg, "weft bt ID")
+        r, t = find_task(task_id)
+        st = task_state(t)
+        print("task %d (%s), %s on worker %s:" % (task_id, task_name(t), st, worker_index(t)))
+        w = t["worker"]
+        if st in ("running", "notified") or int(w) and int(w.dereference()["current"]) == int(
+                t.address):
+            th = r.thread_of(w)
+            num = th.num if th else "?"
+            print("  running on thread %s: use `thread %s` + `bt`" % (num, num))
+            return
+        if st == "done":
+            print("  finished: no stack")
+            return
+        started = _flag("WEFT__T_STARTED", 0x08)
+        if not int(t["flags"]) & started or int(t["stack"]) == 0:
+            print("  has not run yet: no stack")
+            return
+        n = 0
+        for pc, info in saved_frames(t):
+            if pc is None:
+                print("  (%s)" % info)
+                break
+            for line in _symbolise(pc, info):
+                print("#%-3d 0x%016x in %s" % (n, pc, line))
+                n += 1
+
+
+WeftPrefix()
+WeftWorkers()
+WeftTasks()
+WeftWait()
+WeftBt()
