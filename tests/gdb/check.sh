@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Tests tools/gdb/weft-gdb.py with gdb in batch mode: runs gdb_target under gdb to its stop
+# point (every task parked), checks the commands on the live process, writes a core file there,
+# then checks every command again on the core alone. Exits 77 (skipped) when gdb is missing or
+# cannot run a program here (ptrace refused, as in some containers); never on anything else.
+# Usage: tests/gdb/check.sh GDB_TARGET WEFT_GDB_PY
+set -uo pipefail
+target=${1:?usage: $0 GDB_TARGET WEFT_GDB_PY}
+script=${2:?usage: $0 GDB_TARGET WEFT_GDB_PY}
+
+if ! command -v gdb >/dev/null; then
+    echo "gdb: SKIPPED, gdb is not installed (scripts/deps.sh test installs it)"
+    exit 77
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# -nx: no ~/.gdbinit; no debuginfod queries, no pager, no questions.
+GDB=(timeout 120 gdb -batch -nx -iex 'set debuginfod enabled off' -iex 'set pagination off'
+     -iex 'set confirm off' -iex 'set width 0')
+
+if ! "${GDB[@]}" -ex 'set disable-randomization off' -ex run "$(command -v true)" \
+        >"$tmp/probe.out" 2>&1 || ! grep -q "exited normally" "$tmp/probe.out"; then
+    echo "gdb: SKIPPED, gdb cannot run a program here (ptrace not permitted?):"
+    sed 's/^/  /' "$tmp/probe.out"
+    exit 77
+fi
+
+failures=0
+# expect FILE REGEX WHAT: FILE has a line matching the extended REGEX.
+expect() {
+    if ! grep -Eq -- "$2" "$1"; then
+        echo "FAIL: $3: no line matching /$2/ in $(basename "$1"):"
+        sed 's/^/  | /' "$1"
+        failures=$((failures + 1))
+    fi
+}
+# expect_not FILE REGEX WHAT: no line of FILE matches.
+expect_not() {
+    if grep -Eq -- "$2" "$1"; then
+        echo "FAIL: $3: a line matches /$2/ in $(basename "$1"):"
+        sed 's/^/  | /' "$1"
+        failures=$((failures + 1))
+    fi
+}
+
+# 1. The live process: before weft_run (no runtime yet), then at the stop point.
+"${GDB[@]}" -ex "source $script" -ex 'set disable-randomization off' \
+    -ex 'weft tasks' -ex 'break main' -ex 'break gdb_target_ready' -ex run \
+    -ex 'weft workers' -ex continue \
+    -ex 'echo ==live\n' -ex 'weft workers' -ex 'weft tasks' \
+    -ex "generate-core-file $tmp/core" -ex kill "$target" >"$tmp/live.out" 2>&1
+sed -n '/^==live/,$p' "$tmp/live.out" >"$tmp/live_stop.out"
+expect "$tmp/live.out" "weft: no process" "no process yet"
+expect "$tmp/live.out" "weft: no weft runtime in this process" "stopped at main: no runtime"
+expect "$tmp/live_stop.out" "^  0 +1 \(LWP [0-9]+\) +task 1 \(main\)" "live: worker 0 runs main"
+expect "$tmp/live_stop.out" "^ +[0-9]+ sleeper +parked +0 +sleep" "live: the sleeper"
+if [ ! -s "$tmp/core" ]; then
+    echo "FAIL: gdb wrote no core file; its output:"
+    sed 's/^/  | /' "$tmp/live.out"
+    exit 1
+fi
+
+# 2. The core file alone. Each gdb run loads the core once and runs several commands, each
+# announced by an "==NAME" line: split_out files each command's output as $tmp/NAME.out.
+core() { "${GDB[@]}" -ex "source $script" "$@" "$target" "$tmp/core" 2>&1; }
+split_out() { awk -v dir="$tmp" '/^==/ { f = dir "/" substr($0, 3) ".out"; next } f { print > f }'; }
+core -ex 'echo ==workers\n' -ex 'weft workers' -ex 'echo ==tasks\n' -ex 'weft tasks' \
+    -ex 'echo ==parked\n' -ex 'weft tasks --state parked' \
+    -ex 'echo ==named\n' -ex 'weft tasks --name ock' \
+    -ex 'echo ==running\n' -ex 'weft tasks --state running --name main' | split_out
+
+expect "$tmp/workers.out" "^runtime 0x[0-9a-f]+: 2 workers, main task task 1 \(main\)" "runtime"
+expect "$tmp/workers.out" "^  0 +1 \(LWP [0-9]+\) +task 1 \(main\)" "worker 0 runs main"
+expect "$tmp/workers.out" "^  1 +2 \(LWP [0-9]+\) +\(loop\)" "worker 1 is in its loop"
+
+id_of() { awk -v n="$1" '$2 == n { print $1; exit }' "$tmp/tasks.out"; }
+holder=$(id_of holder) sleeper=$(id_of sleeper) joiner=$(id_of joiner)
+receiver=$(id_of receiver) locker=$(id_of locker)
+if [ -z "$holder" ] || [ -z "$sleeper" ] || [ -z "$joiner" ] || [ -z "$receiver" ] ||
+   [ -z "$locker" ]; then
+    echo "FAIL: weft tasks does not list every task of the target:"
+    sed 's/^/  | /' "$tmp/tasks.out"
+    exit 1
+fi
+expect "$tmp/tasks.out" "^ +1 main +running +0$" "main is running"
+expect "$tmp/tasks.out" "^ +$holder holder +parked +0 +chan-recv 0x[0-9a-f]+ \(0/0 queued\) +[0-9.]+[mun]?s +forever$" \
+    "holder receives"
+expect "$tmp/tasks.out" "^ +$sleeper sleeper +parked +0 +sleep +[0-9.]+[mun]?s +in (59m[0-9]+s|60m00s)$" \
+    "sleeper sleeps an hour"
+expect "$tmp/tasks.out" "^ +$joiner joiner +parked +0 +join task $sleeper \(sleeper\) .* forever$" \
+    "joiner joins the sleeper"
+expect "$tmp/tasks.out" "^ +$receiver receiver +parked +1 +chan-recv 0x" "receiver receives"
+expect "$tmp/tasks.out" "^ +$locker locker +parked +1 +mutex 0x[0-9a-f]+ held by task $holder \(holder\)" \
+    "locker waits for the holder's mutex"
+expect "$tmp/tasks.out" "^  \(6 tasks\)" "six tasks"
+expect "$tmp/parked.out" "^  \(5 tasks\)" "five parked"
+expect_not "$tmp/parked.out" " main +running" "--state parked leaves main out"
+expect "$tmp/named.out" "^ +$locker locker " "--name ock finds the locker"
+expect "$tmp/named.out" "^  \(1 tasks\)" "--name ock finds only the locker"
+expect "$tmp/running.out" "^  \(1 tasks\)" "--state running --name main"
+
+bt_cmds=()
+for who in holder sleeper joiner receiver locker; do
+    bt_cmds+=(-ex "echo ==bt_$who\\n" -ex "weft bt ${!who}")
+done
+core -ex 'echo ==wait\n' -ex "weft wait $sleeper" -ex "weft wait $locker" -ex 'weft wait 1' \
+    "${bt_cmds[@]}" -ex 'echo ==bt_other\n' -ex 'weft bt 1' -ex 'weft bt 99999' | split_out
+expect "$tmp/wait.out" "^task $sleeper \(sleeper\): parked on worker 0" "wait: sleeper"
+expect "$tmp/wait.out" "^  kind +sleep \([0-9]+\)" "wait: sleep kind"
+expect "$tmp/wait.out" "^  deadline +[0-9]+ ns, in " "wait: sleep deadline"
+expect "$tmp/wait.out" "^  object +0x[0-9a-f]+ held by task $holder \(holder\)" "wait: mutex owner"
+expect "$tmp/wait.out" "^task 1 \(main\): running on worker 0" "wait: main"
+expect "$tmp/wait.out" "^  not parked: no wait record" "wait: main has none"
+
+frame="^#[0-9]+ +0x[0-9a-f]{16} in"
+for who in holder sleeper joiner receiver locker; do
+    expect "$tmp/bt_$who.out" "$frame ${who}_body \(\) at .*gdb_target\.c:[0-9]+$" "bt $who: its body"
+    expect "$tmp/bt_$who.out" "$frame task_entry \(\) at .*scheduler\.c:[0-9]+$" "bt $who: the entry"
+    expect "$tmp/bt_$who.out" "^#0 +0x[0-9a-f]+ in " "bt $who: frame 0"
+    expect_not "$tmp/bt_$who.out" "leaves the stack|Python Exception|Error" "bt $who: a clean walk"
+done
+expect "$tmp/bt_sleeper.out" "$frame weft_sleep" "bt sleeper: weft_sleep"
+expect "$tmp/bt_joiner.out" "$frame weft_join" "bt joiner: weft_join"
+expect "$tmp/bt_other.out" "running on thread 1: use \`thread 1\` \+ \`bt\`" "bt of the running task"
+expect "$tmp/bt_other.out" "weft: no live task with id 99999" "bt of no task"
+
+for f in "$tmp"/*.out; do
+    expect_not "$f" "Python Exception|Traceback" "$(basename "$f"): no Python error"
+done
+if [ "$failures" -ne 0 ]; then
+    echo "gdb: $failures checks failed"
+    exit 1
+fi
+echo "gdb: weft workers, tasks, wait and bt checked on a live process and on a core file"
