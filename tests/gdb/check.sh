@@ -1,26 +1,43 @@
 #!/usr/bin/env bash
-# Tests tools/gdb/weft-gdb.py with gdb in batch mode: runs gdb_target under gdb to its stop
-# point (every task parked), checks the commands on the live process, writes a core file there,
-# then checks every command again on the core alone. Exits 77 (skipped) when gdb is missing or
-# cannot run a program here (ptrace refused, as in some containers); never on anything else.
-# Usage: tests/gdb/check.sh GDB_TARGET WEFT_GDB_PY
+# Tests tools/gdb/weft-gdb.py with gdb in batch mode on gdb_target (every task parked in a
+# known way, then a stop point). Two ways to get there:
+#   check.sh GDB_TARGET WEFT_GDB_PY
+#       runs the target under gdb to its stop point, checks the commands on the live process,
+#       writes a core file there, then checks every command again on the core alone;
+#   check.sh --abort GDB_TARGET WEFT_GDB_PY EMULATOR...
+#       (cross builds) runs the target under EMULATOR (qemu-aarch64) with GDB_TARGET_ABORT set,
+#       so that it aborts at the stop point and qemu dumps a core of the guest, and checks the
+#       commands on that core with gdb-multiarch.
+# Exits 77 (skipped) when the gdb needed is missing, or cannot run a program here (ptrace
+# refused, as in some containers), or no core could be had; never fails on those.
 set -uo pipefail
-target=${1:?usage: $0 GDB_TARGET WEFT_GDB_PY}
-script=${2:?usage: $0 GDB_TARGET WEFT_GDB_PY}
+usage="usage: $0 [--abort] GDB_TARGET WEFT_GDB_PY [EMULATOR...]"
+mode=live
+if [ "${1:-}" = --abort ]; then
+    mode=abort
+    shift
+fi
+target=$(realpath "${1:?$usage}")
+script=$(realpath "${2:?$usage}")
+shift 2
+emulator=("$@")
 
-if ! command -v gdb >/dev/null; then
-    echo "gdb: SKIPPED, gdb is not installed (scripts/deps.sh test installs it)"
+gdb=gdb
+[ "$mode" = abort ] && gdb=gdb-multiarch
+if ! command -v "$gdb" >/dev/null; then
+    echo "gdb: SKIPPED, $gdb is not installed (scripts/deps.sh test installs gdb)"
     exit 77
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 # -nx: no ~/.gdbinit; no debuginfod queries, no pager, no questions.
-GDB=(timeout 120 gdb -batch -nx -iex 'set debuginfod enabled off' -iex 'set pagination off'
+GDB=(timeout 120 "$gdb" -batch -nx -iex 'set debuginfod enabled off' -iex 'set pagination off'
      -iex 'set confirm off' -iex 'set width 0')
 
-if ! "${GDB[@]}" -ex 'set disable-randomization off' -ex run "$(command -v true)" \
-        >"$tmp/probe.out" 2>&1 || ! grep -q "exited normally" "$tmp/probe.out"; then
+if [ "$mode" = live ] && { ! "${GDB[@]}" -ex 'set disable-randomization off' \
+        -ex run "$(command -v true)" >"$tmp/probe.out" 2>&1 ||
+        ! grep -q "exited normally" "$tmp/probe.out"; }; then
     echo "gdb: SKIPPED, gdb cannot run a program here (ptrace not permitted?):"
     sed 's/^/  /' "$tmp/probe.out"
     exit 77
@@ -44,22 +61,42 @@ expect_not() {
     fi
 }
 
-# 1. The live process: before weft_run (no runtime yet), then at the stop point.
-"${GDB[@]}" -ex "source $script" -ex 'set disable-randomization off' \
-    -ex 'weft tasks' -ex 'break main' -ex 'break gdb_target_ready' -ex run \
-    -ex 'weft workers' -ex continue \
-    -ex 'echo ==live\n' -ex 'weft workers' -ex 'weft tasks' \
-    -ex "generate-core-file $tmp/core" -ex kill "$target" >"$tmp/live.out" 2>&1
-sed -n '/^==live/,$p' "$tmp/live.out" >"$tmp/live_stop.out"
-expect "$tmp/live.out" "weft: no process" "no process yet"
-expect "$tmp/live.out" "weft: no weft runtime in this process" "stopped at main: no runtime"
-expect "$tmp/live_stop.out" "^  0 +1 \(LWP [0-9]+\) +task 1 \(main\)" "live: worker 0 runs main"
-expect "$tmp/live_stop.out" "^ +[0-9]+ sleeper +parked +0 +sleep" "live: the sleeper"
-if [ ! -s "$tmp/core" ]; then
-    echo "FAIL: gdb wrote no core file; its output:"
-    sed 's/^/  | /' "$tmp/live.out"
-    exit 1
-fi
+# 1. The live process: before weft_run (no runtime yet), then at the stop point; gdb writes
+# the core there.
+live() {
+    "${GDB[@]}" -ex "source $script" -ex 'set disable-randomization off' \
+        -ex 'weft tasks' -ex 'break main' -ex 'break gdb_target_ready' -ex run \
+        -ex 'weft workers' -ex continue \
+        -ex 'echo ==live\n' -ex 'weft workers' -ex 'weft tasks' \
+        -ex "generate-core-file $tmp/core" -ex kill "$target" >"$tmp/live.out" 2>&1
+    sed -n '/^==live/,$p' "$tmp/live.out" >"$tmp/live_stop.out"
+    expect "$tmp/live.out" "weft: no process" "no process yet"
+    expect "$tmp/live.out" "weft: no weft runtime in this process" "stopped at main: no runtime"
+    expect "$tmp/live_stop.out" "^  0 +1 \(LWP [0-9]+\) +task 1 \(main\)" "live: worker 0 runs main"
+    expect "$tmp/live_stop.out" "^ +[0-9]+ sleeper +parked +0 +sleep" "live: the sleeper"
+    if [ ! -s "$tmp/core" ]; then
+        echo "FAIL: gdb wrote no core file; its output:"
+        sed 's/^/  | /' "$tmp/live.out"
+        exit 1
+    fi
+}
+
+# 1'. The target aborts at its stop point under the emulator, which dumps a core of the guest
+# (qemu-user: qemu_<name>_<date>_<pid>.core in its working directory).
+dump_core() {
+    (cd "$tmp" && ulimit -c unlimited && GDB_TARGET_ABORT=1 timeout 120 "${emulator[@]}" \
+        "$target" >"$tmp/abort.out" 2>&1) 2>/dev/null # (bash's "Aborted" line: expected)
+    local dumped
+    dumped=$(ls "$tmp"/qemu_*.core 2>/dev/null | head -1)
+    if [ -z "$dumped" ]; then
+        echo "gdb: SKIPPED, ${emulator[*]} dumped no core; its output:"
+        sed 's/^/  | /' "$tmp/abort.out"
+        exit 77
+    fi
+    mv "$dumped" "$tmp/core"
+}
+
+if [ "$mode" = live ]; then live; else dump_core; fi
 
 # 2. The core file alone. Each gdb run loads the core once and runs several commands, each
 # announced by an "==NAME" line: split_out files each command's output as $tmp/NAME.out.
@@ -132,4 +169,8 @@ if [ "$failures" -ne 0 ]; then
     echo "gdb: $failures checks failed"
     exit 1
 fi
-echo "gdb: weft workers, tasks, wait and bt checked on a live process and on a core file"
+if [ "$mode" = live ]; then
+    echo "gdb: weft workers, tasks, wait and bt checked on a live process and on a core file"
+else
+    echo "gdb: weft workers, tasks, wait and bt checked on a core dumped by ${emulator[*]}"
+fi

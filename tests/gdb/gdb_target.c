@@ -9,7 +9,9 @@
  *   worker 1: receiver (receives on `chan`), locker (waits for `lock`)
  *
  * Built without optimisation, so that each body keeps its own frame (no tail call hides it
- * from a backtrace). Run outside gdb it exits 0 after the stop point. */
+ * from a backtrace). Run outside gdb it exits 0 after the stop point, or, with
+ * GDB_TARGET_ABORT set, aborts there (a core dumped by the kernel or by qemu-user: how the
+ * helper was checked on aarch64, docs/gdb.md). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <weft.h>
@@ -118,6 +120,8 @@ static void *main_body(void *arg)
         return (void *)1;
     }
     gdb_target_ready();
+    if (getenv("GDB_TARGET_ABORT"))
+        abort();
     /* Outside gdb: unblock everyone and finish cleanly. */
     weft_cancel(sleeper);
     weft_cancel(receiver);

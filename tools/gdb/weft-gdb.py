@@ -82,13 +82,37 @@ def _lookup_type(*names):
 # ---- Finding the runtimes --------------------------------------------------------------------
 
 def _tls_worker():
-    """The current thread's worker (a weft__worker * Value), or None."""
+    """The current thread's worker from its `tls_worker` (a weft__worker * Value), or None."""
     for expr in ("'worker.c'::tls_worker", "tls_worker"):
         try:
             w = gdb.parse_and_eval(expr)
-        except gdb.error:
+            return w if int(w) != 0 else None
+        except gdb.error:  # no such symbol, or TLS gdb cannot read (see _frame_worker)
             continue
-        return w if int(w) != 0 else None
+    return None
+
+
+def _frame_worker():
+    """The current thread's worker from its frames, for when gdb cannot read TLS (a static
+    executable, a core of another architecture: no libthread_db for it): the `w` of the loop
+    on a worker's own stack, or the task of the coroutine running on it (task_entry's `t`,
+    whose `worker` is the thread's: the resumer sets it first)."""
+    try:
+        f = gdb.newest_frame()
+    except gdb.error:
+        return None
+    depth = 0
+    while f is not None and depth < 256:
+        try:
+            if f.name() == "task_entry":
+                return f.read_var("t")["worker"]
+            w = f.read_var("w")
+            if str(w.type.strip_typedefs().target().strip_typedefs()) == "struct weft__worker":
+                if int(w) != 0:
+                    return w
+        except (gdb.error, ValueError, RuntimeError):
+            pass  # no `w` here, or optimised out
+        f, depth = f.older(), depth + 1
     return None
 
 
@@ -144,7 +168,7 @@ def runtimes():
     try:
         for th in inf.threads():
             th.switch()
-            w = _tls_worker()
+            w = _tls_worker() or _frame_worker()
             if w is None:
                 continue
             rt_ptr = w.dereference()["rt"]
