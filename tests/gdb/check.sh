@@ -107,7 +107,7 @@ core -ex 'echo ==workers\n' -ex 'weft workers' -ex 'echo ==tasks\n' -ex 'weft ta
     -ex 'echo ==named\n' -ex 'weft tasks --name ock' \
     -ex 'echo ==running\n' -ex 'weft tasks --state running --name main' | split_out
 
-expect "$tmp/workers.out" "^runtime 0x[0-9a-f]+: 2 workers, main task task 1 \(main\)" "runtime"
+expect "$tmp/workers.out" "^runtime 0x[0-9a-f]+: 2 workers, main task 1 \(main\)" "runtime"
 expect "$tmp/workers.out" "^  0 +1 \(LWP [0-9]+\) +task 1 \(main\)" "worker 0 runs main"
 expect "$tmp/workers.out" "^  1 +2 \(LWP [0-9]+\) +\(loop\)" "worker 1 is in its loop"
 
@@ -134,8 +134,8 @@ expect "$tmp/tasks.out" "^  \(6 tasks\)" "six tasks"
 expect "$tmp/parked.out" "^  \(5 tasks\)" "five parked"
 expect_not "$tmp/parked.out" " main +running" "--state parked leaves main out"
 expect "$tmp/named.out" "^ +$locker locker " "--name ock finds the locker"
-expect "$tmp/named.out" "^  \(1 tasks\)" "--name ock finds only the locker"
-expect "$tmp/running.out" "^  \(1 tasks\)" "--state running --name main"
+expect "$tmp/named.out" "^  \(1 task\)" "--name ock finds only the locker"
+expect "$tmp/running.out" "^  \(1 task\)" "--state running --name main"
 
 bt_cmds=()
 for who in holder sleeper joiner receiver locker; do

@@ -42,25 +42,35 @@ def _u64(addr):
 
 
 def _enum(prefix, fallback):
-    """{value: name} of the enumerators of src/ named prefix*, read from the debug info so that
-    a kind added in src/ shows up here; `fallback` (names in order) if that fails."""
+    """({value: name} of the enumerators of src/ named prefix*, True) read from the debug info,
+    so that a kind added in src/ shows up here; else (`fallback`, names in order, False)."""
     try:
         first = gdb.parse_and_eval(prefix + fallback[0])
         names = {int(f.enumval): f.name for f in first.type.strip_typedefs().fields()
                  if f.name.startswith(prefix)}
         if names:
-            return {v: n[len(prefix):] for v, n in names.items()}
+            return {v: n[len(prefix):] for v, n in names.items()}, True
     except gdb.error:
         pass
-    return dict(enumerate(fallback))
+    return dict(enumerate(fallback)), False
+
+
+_wait_kind_names = None  # from the debug info, once found
 
 
 def _wait_kinds():
+    """{WEFT__WAIT_* value: "chan-recv"-style name}."""
+    global _wait_kind_names
+    if _wait_kind_names is not None:
+        return _wait_kind_names
     fallback = ["NONE", "SLEEP", "YIELD", "FD", "IO", "CHAN_SEND", "CHAN_RECV", "SELECT",
                 "MUTEX", "COND", "SEM", "WAITGROUP", "RWLOCK_RD", "RWLOCK_WR", "ONCE", "EVENT",
                 "JOIN", "FUTURE", "POOL_JOB", "GEN_NEXT", "GEN_YIELD", "SMP_ROOM", "SHARDS"]
-    kinds = _enum("WEFT__WAIT_", fallback)
-    return {v: n.lower().replace("_", "-") for v, n in kinds.items()}
+    kinds, found = _enum("WEFT__WAIT_", fallback)
+    names = {v: n.lower().replace("_", "-") for v, n in kinds.items()}
+    if found:
+        _wait_kind_names = names
+    return names
 
 
 def _flag(name, fallback):
@@ -116,12 +126,74 @@ def _frame_worker():
     return None
 
 
+SIGNED_FIELDS = ("wait_deadline", "wait_since")  # the int64_t fields read; the rest are unsigned
+
+
+class Task:
+    """One task record, parsed from its bytes (one read per chunk of records: a gdb.Value per
+    field would take minutes for a million tasks). Field offsets come from the debug info."""
+
+    _layout = None  # {field: (offset, size, signed)}, and "size": the record's size
+
+    @classmethod
+    def layout(cls):
+        if cls._layout is None:
+            t = gdb.lookup_type("struct weft_task").strip_typedefs()
+            lay = {"size": t.sizeof}
+            for f in t.fields():
+                if f.name:  # (the anonymous union of fn/future/result is not read)
+                    lay[f.name] = (f.bitpos // 8, f.type.sizeof, f.name in SIGNED_FIELDS)
+            cls._layout = lay
+        return cls._layout
+
+    def __init__(self, addr, raw):
+        lay = self.layout()
+        self.addr = addr
+
+        def field(name):
+            off, size, signed = lay[name]
+            return int.from_bytes(raw[off:off + size], "little", signed=signed)
+
+        self.word = field("word")
+        self.flags = field("flags")
+        self.id = field("id")
+        off, size, _ = lay["name"]
+        self.name = raw[off:off + size].split(b"\0", 1)[0].decode("utf-8", "replace") or "-"
+        self.worker = field("worker")  # the weft__worker's address, or 0
+        self.sp = field("ctx")  # weft__ctx is one pointer, the saved sp
+        self.stack = field("stack")
+        self.wait_kind = field("wait_kind")
+        self.wait_what = field("wait_what")
+        self.wait_since = field("wait_since")
+        self.wait_deadline = field("wait_deadline")
+        self.cancelled = field("cancelled")
+        state = self.word & 7
+        self.state = STATE_NAMES[state] if state < len(STATE_NAMES) else "state%d" % state
+
+    @classmethod
+    def at(cls, addr):
+        mem = gdb.selected_inferior().read_memory(addr, cls.layout()["size"])
+        return cls(addr, bytes(mem))
+
+    def ref(self):
+        return "task %d (%s)" % (self.id, self.name)
+
+
+def _worker_value(addr):
+    return gdb.Value(addr).cast(gdb.lookup_type("weft__worker").pointer()).dereference()
+
+
 class Runtime:
     """One weft__runtime and the gdb threads its workers run on."""
 
     def __init__(self, rt):
         self.rt = rt
         self.threads = {}  # worker index -> gdb.InferiorThread
+        # worker address -> (index, now): what a task's line needs of its worker
+        self.workers = {}
+        for i in range(self.nworkers):
+            w = self.worker(i)
+            self.workers[int(w.address)] = (i, int(w["now"]))
 
     @property
     def nworkers(self):
@@ -130,32 +202,36 @@ class Runtime:
     def worker(self, i):
         return self.rt["workers"][i]
 
-    def thread_of(self, worker_ptr):
-        if int(worker_ptr) == 0:
-            return None
-        return self.threads.get(int(worker_ptr.dereference()["index"]))
+    def worker_index(self, t):
+        return self.workers.get(t.worker, (None, None))[0]
+
+    def worker_now(self, t):
+        return self.workers.get(t.worker, (None, None))[1]
+
+    def thread_of(self, t):
+        return self.threads.get(self.worker_index(t))
 
     def tasks(self):
-        """Every task record in use (not reaped), as weft_task Values."""
+        """Every task record in use (not reaped), as Task objects."""
         reaped = _flag("WEFT__T_REAPED", 0x40)
+        size = Task.layout()["size"]
         chunk_t = _lookup_type("task_chunk", "struct task_chunk")
-        task_ptr = gdb.lookup_type("weft_task").pointer()
         if chunk_t is not None:
-            ntasks = chunk_t.strip_typedefs()["tasks"].type.range()[1] + 1
-        else:
-            ntasks = 64  # task.c's CHUNK_TASKS
-        c = self.rt["chunks"]
-        while int(c) != 0:
-            if chunk_t is not None:
-                chunk = c.cast(chunk_t.pointer()).dereference()
-                first = chunk["tasks"][0].address
-            else:  # next, raw, then the 64-byte aligned records
-                first = (c.cast(gdb.lookup_type("char").pointer()) + 64).cast(task_ptr)
+            chunk_t = chunk_t.strip_typedefs()
+            ntasks = chunk_t["tasks"].type.range()[1] + 1
+            first_off = chunk_t["tasks"].bitpos // 8
+        else:  # task.c: next, raw, then CHUNK_TASKS (64) records, 64-byte aligned
+            ntasks, first_off = 64, 64
+        inf = gdb.selected_inferior()
+        c = int(self.rt["chunks"])
+        while c != 0:
+            first = c + first_off
+            raw = bytes(inf.read_memory(first, ntasks * size))
             for i in range(ntasks):
-                t = (first + i).dereference()
-                if not int(t["flags"]) & reaped:
+                t = Task(first + i * size, raw[i * size:(i + 1) * size])
+                if not t.flags & reaped:
                     yield t
-            c = c.dereference()["next"]
+            c = _u64(c)  # task_chunk.next is its first field
 
 
 def runtimes():
@@ -184,23 +260,6 @@ def runtimes():
 
 # ---- Describing a task -----------------------------------------------------------------------
 
-def task_name(t):
-    raw = bytes(int(b) & 0xFF for b in [t["name"][i] for i in range(16)])
-    s = raw.split(b"\0", 1)[0].decode("utf-8", "replace")
-    return s or "-"
-
-
-def task_state(t):
-    word = int(t["word"])
-    state = word & 7
-    return STATE_NAMES[state] if state < len(STATE_NAMES) else "state%d" % state
-
-
-def worker_index(t):
-    w = t["worker"]
-    return int(w.dereference()["index"]) if int(w) != 0 else None
-
-
 def _ns(ns):
     """A duration for a person: 850ns, 12.3us, 4.5ms, 3.2s, 59m59s."""
     sign = "-" if ns < 0 else ""
@@ -213,67 +272,55 @@ def _ns(ns):
     return "%s%dm%02ds" % (sign, ns // 60_000_000_000, ns // 1_000_000_000 % 60)
 
 
-def _task_ref(ptr):
-    if int(ptr) == 0:
-        return "nobody"
-    t = ptr.cast(gdb.lookup_type("weft_task").pointer()).dereference()
-    return "task %d (%s)" % (int(t["id"]), task_name(t))
+def _task_ref(addr):
+    return Task.at(addr).ref() if addr else "nobody"
 
 
-def _mutex_owner(what):
-    """The task holding the mutex at `what`: sync.c's sync_state overlay (head, tail, owner)."""
+def _mutex_owner(addr):
+    """The task holding the mutex at `addr`: sync.c's sync_state overlay (head, tail, owner)."""
     st = _lookup_type("sync_state")
     if st is not None:
-        return what.cast(st.pointer()).dereference()["owner"]
-    void_pp = gdb.lookup_type("void").pointer().pointer()
-    return (what.cast(void_pp) + 2).dereference()
+        return int(gdb.Value(addr).cast(st.pointer()).dereference()["owner"])
+    return _u64(addr + 16)
 
 
-def wait_object(kind, what):
+def wait_object(kind, addr):
     """What a task of this wait kind waits on, from wait_what (scheduler.h's list)."""
-    addr = int(what)
     if kind in ("fd", "io"):
-        fd = addr if addr < 1 << 63 else addr - (1 << 64)
-        return "fd %d" % fd
+        return "fd %d" % (addr if addr < 1 << 63 else addr - (1 << 64))
     if kind in ("sleep", "yield") or addr == 0:
         return ""
-    if kind in ("chan-send", "chan-recv"):
-        try:
-            c = what.cast(gdb.lookup_type("struct weft_chan").pointer()).dereference()
+    try:
+        if kind in ("chan-send", "chan-recv"):
+            c = gdb.Value(addr).cast(gdb.lookup_type("struct weft_chan").pointer()).dereference()
             closed = ", closed" if int(c["closed"]) else ""
             return "0x%x (%d/%d queued%s)" % (addr, int(c["len"]), int(c["cap"]), closed)
-        except gdb.error:
-            return "0x%x" % addr
-    if kind == "mutex":
-        try:
-            return "0x%x held by %s" % (addr, _task_ref(_mutex_owner(what)))
-        except gdb.error:
-            return "0x%x" % addr
-    if kind == "join":
-        return _task_ref(what)
-    if kind == "smp-room":
-        w = what.cast(gdb.lookup_type("weft__worker").pointer()).dereference()
-        return "ring to worker %d" % int(w["index"])
+        if kind == "mutex":
+            return "0x%x held by %s" % (addr, _task_ref(_mutex_owner(addr)))
+        if kind == "join":
+            return _task_ref(addr)
+        if kind == "smp-room":
+            return "ring to worker %d" % int(_worker_value(addr)["index"])
+    except gdb.error:  # no type for it, or unreadable memory: the address alone
+        pass
     return "0x%x" % addr
 
 
-def wait_record(t):
-    """(kind, object, since_ns, deadline) of a parked task, else None."""
-    if task_state(t) != "parked":
+def wait_record(r, t):
+    """(kind, object, waited_ns, deadline) of a parked task, else None. Times are measured on
+    its worker's clock as of the worker's last tick (weft__worker.now), not at the stop."""
+    if t.state != "parked":
         return None
-    kind = _wait_kinds().get(int(t["wait_kind"]), "kind%d" % int(t["wait_kind"]))
-    w = t["worker"]
-    now = int(w.dereference()["now"]) if int(w) != 0 else None
-    since = int(t["wait_since"])
-    deadline = int(t["wait_deadline"])
-    waited = now - since if now is not None and since else None
-    if deadline < 0:
+    kind = _wait_kinds().get(t.wait_kind, "kind%d" % t.wait_kind)
+    now = r.worker_now(t)
+    waited = now - t.wait_since if now is not None and t.wait_since else None
+    if t.wait_deadline < 0:
         left = "forever"
     elif now is not None:
-        left = "in " + _ns(deadline - now)
+        left = "in " + _ns(t.wait_deadline - now)
     else:
-        left = "at %dns" % deadline
-    return kind, wait_object(kind, t["wait_what"]), waited, left
+        left = "at %dns" % t.wait_deadline
+    return kind, wait_object(kind, t.wait_what), waited, left
 
 
 # ---- Commands --------------------------------------------------------------------------------
@@ -281,7 +328,7 @@ def wait_record(t):
 def find_task(task_id):
     for r in runtimes():
         for t in r.tasks():
-            if int(t["id"]) == task_id:
+            if t.id == task_id:
                 return r, t
     raise gdb.GdbError("weft: no live task with id %d" % task_id)
 
@@ -314,17 +361,17 @@ Usage: weft workers"""
     def invoke(self, arg, from_tty):
         for r in runtimes():
             rt = r.rt
-            main = rt["main_task"]
-            print("runtime 0x%x: %d workers, main task %s" % (
-                int(rt.address), r.nworkers, _task_ref(main) if int(main) else "-"))
+            main = int(rt["main_task"])
+            print("runtime 0x%x: %d workers, main %s" % (
+                int(rt.address), r.nworkers, _task_ref(main) if main else "task -"))
             print("  %-2s %-18s %-24s %6s %7s %6s" % (
                 "W", "THREAD", "CURRENT", "READY", "TIMERS", "TASKS"))
             for i in range(r.nworkers):
                 w = r.worker(i)
                 th = r.threads.get(i)
                 where = "%d (LWP %d)" % (th.num, th.ptid[1]) if th else "-"
-                cur = w["current"]
-                current = _task_ref(cur) if int(cur) else "(loop)"
+                cur = int(w["current"])
+                current = _task_ref(cur) if cur else "(loop)"
                 print("  %-2d %-18s %-24s %6d %7d %6d" % (
                     i, where, current, int(w["sched"]["ready"]["len"]),
                     int(w["timers"]["n"]), int(w["tasks"]["nlive"])))
@@ -357,21 +404,20 @@ Usage: weft tasks [--state ready|running|parked|notified|done] [--name SUBSTRING
             print("  %5s %-16s %-8s %2s  %-44s %8s  %s" % (
                 "ID", "NAME", "STATE", "W", "WAITS ON", "FOR", "DEADLINE"))
             n = 0
-            for t in sorted(r.tasks(), key=lambda t: int(t["id"])):
-                st, nm = task_state(t), task_name(t)
-                if state and st != state or name and name not in nm:
+            for t in sorted(r.tasks(), key=lambda t: t.id):
+                if state and t.state != state or name and name not in t.name:
                     continue
-                wi = worker_index(t)
-                rec = wait_record(t)
+                wi = r.worker_index(t)
+                rec = wait_record(r, t)
                 waits = waited = left = ""
                 if rec:
                     waits = (rec[0] + " " + rec[1]).strip()
                     waited = _ns(rec[2]) if rec[2] is not None else "?"
                     left = rec[3]
                 print(("  %5d %-16s %-8s %2s  %-44s %8s  %s" % (
-                    int(t["id"]), nm, st, "-" if wi is None else wi, waits, waited, left)).rstrip())
+                    t.id, t.name, t.state, "-" if wi is None else wi, waits, waited, left)).rstrip())
                 n += 1
-            print("  (%d tasks)" % n)
+            print("  (%d task%s)" % (n, "" if n == 1 else "s"))
 
 
 class WeftWait(gdb.Command):
@@ -384,22 +430,21 @@ Usage: weft wait ID"""
 
     def invoke(self, arg, from_tty):
         task_id = _parse_id(arg, "weft wait ID")
-        _, t = find_task(task_id)
-        print("task %d (%s): %s on worker %s" % (
-            task_id, task_name(t), task_state(t), worker_index(t)))
-        rec = wait_record(t)
+        r, t = find_task(task_id)
+        print("%s: %s on worker %s" % (t.ref(), t.state, r.worker_index(t)))
+        rec = wait_record(r, t)
         if rec is None:
             print("  not parked: no wait record")
             return
         kind, obj, waited, left = rec
-        print("  kind      %s (%d)" % (kind, int(t["wait_kind"])))
+        print("  kind      %s (%d)" % (kind, t.wait_kind))
         print("  object    %s" % (obj or "-"))
-        print("  what      0x%x" % int(t["wait_what"]))
+        print("  what      0x%x" % t.wait_what)
         print("  since     %d ns (%s ago)" % (
-            int(t["wait_since"]), _ns(waited) if waited is not None else "?"))
+            t.wait_since, _ns(waited) if waited is not None else "?"))
         print("  deadline  %s%s" % (
-            "" if int(t["wait_deadline"]) < 0 else "%d ns, " % int(t["wait_deadline"]), left))
-        print("  cancelled %s" % ("yes" if int(t["cancelled"]) else "no"))
+            "" if t.wait_deadline < 0 else "%d ns, " % t.wait_deadline, left))
+        print("  cancelled %s" % ("yes" if t.cancelled else "no"))
 
 
 def _symbolise(pc, is_return):
@@ -436,11 +481,11 @@ def _symbolise(pc, is_return):
 def saved_frames(t):
     """[(pc, is_return)] of a switched-out task, from its saved context outward."""
     layout = SAVED_FRAME[_arch()]
-    sp = int(t["ctx"]["sp"])
-    stack = t["stack"]
+    sp = t.sp
     lo = hi = None
-    if int(stack) != 0:
-        lo, hi = int(stack.dereference()["lo"]), int(stack.dereference()["hi"])
+    if t.stack:
+        stack = gdb.Value(t.stack).cast(gdb.lookup_type("weft__stack").pointer()).dereference()
+        lo, hi = int(stack["lo"]), int(stack["hi"])
     if sp == 0 or lo is not None and not lo <= sp < hi:
         raise gdb.GdbError("weft: saved stack pointer 0x%x is not on the task's stack" % sp)
     # x86_64 resumes at the address after its jump into the switch; aarch64 "returns" to lr.
@@ -472,12 +517,11 @@ Usage: weft bt ID"""
     def invoke(self, arg, from_tty):
         task_id = _parse_id(arg, "weft bt ID")
         r, t = find_task(task_id)
-        st = task_state(t)
-        print("task %d (%s), %s on worker %s:" % (task_id, task_name(t), st, worker_index(t)))
-        w = t["worker"]
-        if st in ("running", "notified") or int(w) and int(w.dereference()["current"]) == int(
-                t.address):
-            th = r.thread_of(w)
+        st = t.state
+        print("%s, %s on worker %s:" % (t.ref(), st, r.worker_index(t)))
+        if st in ("running", "notified") or t.worker and int(
+                _worker_value(t.worker)["current"]) == t.addr:
+            th = r.thread_of(t)
             num = th.num if th else "?"
             print("  running on thread %s: use `thread %s` + `bt`" % (num, num))
             return
@@ -485,7 +529,7 @@ Usage: weft bt ID"""
             print("  finished: no stack")
             return
         started = _flag("WEFT__T_STARTED", 0x08)
-        if not int(t["flags"]) & started or int(t["stack"]) == 0:
+        if not t.flags & started or not t.stack:
             print("  has not run yet: no stack")
             return
         n = 0
