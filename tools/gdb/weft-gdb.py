@@ -176,6 +176,8 @@ class Task:
         return cls(addr, bytes(mem))
 
     def ref(self):
+        if self.id == 0:  # a plain thread's stand-in record (thread_park.c): no id
+            return "a plain thread (stand-in 0x%x)" % self.addr
         return "task %d (%s)" % (self.id, self.name)
 
 
@@ -244,12 +246,15 @@ def runtimes():
     try:
         for th in inf.threads():
             th.switch()
-            w = _tls_worker() or _frame_worker()
+            w = _tls_worker()
+            if w is None:
+                w = _frame_worker()
             if w is None:
                 continue
             rt_ptr = w.dereference()["rt"]
-            r = found.setdefault(int(rt_ptr), Runtime(rt_ptr.dereference()))
-            r.threads[int(w.dereference()["index"])] = th
+            if int(rt_ptr) not in found:
+                found[int(rt_ptr)] = Runtime(rt_ptr.dereference())
+            found[int(rt_ptr)].threads[int(w.dereference()["index"])] = th
     finally:
         if old is not None and old.is_valid():
             old.switch()
@@ -414,8 +419,9 @@ Usage: weft tasks [--state ready|running|parked|notified|done] [--name SUBSTRING
                     waits = (rec[0] + " " + rec[1]).strip()
                     waited = _ns(rec[2]) if rec[2] is not None else "?"
                     left = rec[3]
-                print(("  %5d %-16s %-8s %2s  %-44s %8s  %s" % (
-                    t.id, t.name, t.state, "-" if wi is None else wi, waits, waited, left)).rstrip())
+                line = "  %5d %-16s %-8s %2s  %-44s %8s  %s" % (
+                    t.id, t.name, t.state, "-" if wi is None else wi, waits, waited, left)
+                print(line.rstrip())
                 n += 1
             print("  (%d task%s)" % (n, "" if n == 1 else "s"))
 
@@ -542,6 +548,15 @@ Usage: weft bt ID"""
                 n += 1
 
 
+def _forget_layouts(event=None):
+    """What was read from one program's debug info does not hold for the next one loaded."""
+    global _wait_kind_names
+    Task._layout = None
+    _wait_kind_names = None
+
+
+gdb.events.new_objfile.connect(_forget_layouts)
+gdb.events.clear_objfiles.connect(_forget_layouts)
 WeftPrefix()
 WeftWorkers()
 WeftTasks()
