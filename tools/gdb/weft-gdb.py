@@ -1,8 +1,9 @@
 # weft's gdb helper: lists the workers and tasks of every weft runtime in the inferior, prints
 # a task's wait record, and walks the saved frame pointers of a switched-out coroutine. Works
 # on a live process (run or attach) and on a core file; needs only gdb's own Python and the
-# library's debug info (a -g build: the struct layouts are read from DWARF, never hard-coded,
-# except the saved-context frame of src/arch/*/switch.S, described in SAVED_FRAME below).
+# library's debug info (a -g build: the struct layouts are read from DWARF; what is written
+# here is the saved-context frame of src/arch/*/switch.S, described in SAVED_FRAME below, and
+# fallbacks, each marked, for a type or enumerator the debug info lacks).
 #
 # Load it with:   source /usr/local/share/weft/gdb/weft-gdb.py     (or tools/gdb/ in the repo)
 # Commands:       weft workers | weft tasks [--state S] [--name SUBSTR] | weft wait ID | weft bt ID
