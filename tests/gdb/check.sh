@@ -155,6 +155,7 @@ for who in holder sleeper joiner receiver locker; do
     expect "$tmp/bt_$who.out" "$frame ${who}_body \(\) at .*gdb_target\.c:[0-9]+$" "bt $who: its body"
     expect "$tmp/bt_$who.out" "$frame task_entry \(\) at .*scheduler\.c:[0-9]+$" "bt $who: the entry"
     expect "$tmp/bt_$who.out" "^#0 +0x[0-9a-f]+ in " "bt $who: frame 0"
+    expect "$tmp/bt_$who.out" "^  stack: [0-9.]+ KiB in use of [0-9.]+ KiB$" "bt $who: stack use"
     expect_not "$tmp/bt_$who.out" "leaves the stack|Python Exception|Error" "bt $who: a clean walk"
 done
 expect "$tmp/bt_sleeper.out" "$frame weft_sleep" "bt sleeper: weft_sleep"

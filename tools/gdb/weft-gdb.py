@@ -368,8 +368,9 @@ Usage: weft workers"""
         for r in runtimes():
             rt = r.rt
             main = int(rt["main_task"])
-            print("runtime 0x%x: %d workers, main %s" % (
-                int(rt.address), r.nworkers, _task_ref(main) if main else "task -"))
+            print("runtime 0x%x: %d worker%s, main %s" % (
+                int(rt.address), r.nworkers, "" if r.nworkers == 1 else "s",
+                _task_ref(main) if main else "task -"))
             print("  %-2s %-18s %-24s %6s %7s %6s" % (
                 "W", "THREAD", "CURRENT", "READY", "TIMERS", "TASKS"))
             for i in range(r.nworkers):
@@ -485,14 +486,19 @@ def _symbolise(pc, is_return):
     return out
 
 
+def stack_bounds(t):
+    """The usable range [lo, hi) of t's stack (src/stack.h), or (None, None)."""
+    if not t.stack:
+        return None, None
+    stack = gdb.Value(t.stack).cast(gdb.lookup_type("weft__stack").pointer()).dereference()
+    return int(stack["lo"]), int(stack["hi"])
+
+
 def saved_frames(t):
     """[(pc, is_return)] of a switched-out task, from its saved context outward."""
     layout = SAVED_FRAME[_arch()]
     sp = t.sp
-    lo = hi = None
-    if t.stack:
-        stack = gdb.Value(t.stack).cast(gdb.lookup_type("weft__stack").pointer()).dereference()
-        lo, hi = int(stack["lo"]), int(stack["hi"])
+    lo, hi = stack_bounds(t)
     if sp == 0 or lo is not None and not lo <= sp < hi:
         raise gdb.GdbError("weft: saved stack pointer 0x%x is not on the task's stack" % sp)
     # x86_64 resumes at the address after its jump into the switch; aarch64 "returns" to lr.
@@ -539,6 +545,9 @@ Usage: weft bt ID"""
         if not t.flags & started or not t.stack:
             print("  has not run yet: no stack")
             return
+        lo, hi = stack_bounds(t)
+        if lo is not None and lo <= t.sp < hi:
+            print("  stack: %.1f KiB in use of %.1f KiB" % ((hi - t.sp) / 1024, (hi - lo) / 1024))
         n = 0
         for pc, info in saved_frames(t):
             if pc is None:
