@@ -109,7 +109,7 @@ core -ex 'echo ==workers\n' -ex 'weft workers' -ex 'echo ==tasks\n' -ex 'weft ta
 
 expect "$tmp/workers.out" "^runtime 0x[0-9a-f]+: 2 workers, main task 1 \(main\)" "runtime"
 expect "$tmp/workers.out" "^  0 +1 \(LWP [0-9]+\) +task 1 \(main\)" "worker 0 runs main"
-expect "$tmp/workers.out" "^  1 +2 \(LWP [0-9]+\) +\(loop\)" "worker 1 is in its loop"
+expect "$tmp/workers.out" "^  1 +[0-9]+ \(LWP [0-9]+\) +\(loop\)" "worker 1 is in its loop"
 
 id_of() { awk -v n="$1" '$2 == n { print $1; exit }' "$tmp/tasks.out"; }
 holder=$(id_of holder) sleeper=$(id_of sleeper) joiner=$(id_of joiner)

@@ -140,6 +140,8 @@ int main(void)
     weft_config_init(&cfg);
     cfg.workers = 2;
     cfg.mode = WEFT_MODE_SHARDED;
+    /* epoll whatever WEFT_BACKEND says: io_uring's kernel workers would be more threads. */
+    cfg.backend = WEFT_BACKEND_EPOLL;
     void *result = (void *)1;
     int rc = weft_run(&cfg, main_body, NULL, &result);
     if (rc != 0 || result != NULL) {
