@@ -142,7 +142,10 @@ for who in holder sleeper joiner receiver locker; do
     bt_cmds+=(-ex "echo ==bt_$who\\n" -ex "weft bt ${!who}")
 done
 core -ex 'echo ==wait\n' -ex "weft wait $sleeper" -ex "weft wait $locker" -ex 'weft wait 1' \
-    "${bt_cmds[@]}" -ex 'echo ==bt_other\n' -ex 'weft bt 1' -ex 'weft bt 99999' | split_out
+    "${bt_cmds[@]}" -ex 'echo ==bt_other\n' -ex 'weft bt 1' -ex 'weft bt 99999' \
+    -ex 'echo ==select\n' -ex "weft select $locker" -ex bt -ex 'frame function locker_body' \
+    -ex 'info args' -ex 'echo ==unselect\n' -ex 'weft select' -ex bt -ex 'weft select 1' |
+    split_out
 expect "$tmp/wait.out" "^task $sleeper \(sleeper\): parked on worker 0" "wait: sleeper"
 expect "$tmp/wait.out" "^  kind +sleep \([0-9]+\)" "wait: sleep kind"
 expect "$tmp/wait.out" "^  deadline +[0-9]+ ns, in " "wait: sleep deadline"
@@ -163,6 +166,16 @@ expect "$tmp/bt_joiner.out" "$frame weft_join" "bt joiner: weft_join"
 expect "$tmp/bt_other.out" "running on thread 1: use \`thread 1\` \+ \`bt\`" "bt of the running task"
 expect "$tmp/bt_other.out" "weft: no live task with id 99999" "bt of no task"
 
+# weft select: gdb's own unwinder through the task's saved registers, after frame #0.
+expect "$tmp/select.out" "^weft: frames #1 on are task $locker \(locker\)'s" "select: announced"
+expect "$tmp/select.out" "^#[1-9][0-9]* +0x[0-9a-f]+ in locker_body \(arg=0x0\) at .*gdb_target\.c:[0-9]+$" \
+    "select: gdb's bt reaches the body"
+expect "$tmp/select.out" "^#[1-9][0-9]* .*mutex_lock \(m=0x[0-9a-f]+ <lock>" "select: arguments"
+expect "$tmp/select.out" "^arg = 0x0$" "select: frame N and info args"
+expect "$tmp/unselect.out" "in main_body \(arg=0x0\)" "unselect: the thread's own frames"
+expect_not "$tmp/unselect.out" "locker_body" "unselect: no task frames left"
+expect "$tmp/unselect.out" "weft: task 1 \(main\) is running on thread 1" "select of a running task"
+
 for f in "$tmp"/*.out; do
     expect_not "$f" "Python Exception|Traceback" "$(basename "$f"): no Python error"
 done
@@ -171,7 +184,7 @@ if [ "$failures" -ne 0 ]; then
     exit 1
 fi
 if [ "$mode" = live ]; then
-    echo "gdb: weft workers, tasks, wait and bt checked on a live process and on a core file"
+    echo "gdb: weft workers, tasks, wait, bt and select checked on a live process and a core file"
 else
-    echo "gdb: weft workers, tasks, wait and bt checked on a core dumped by ${emulator[*]}"
+    echo "gdb: weft workers, tasks, wait, bt and select checked on a core dumped by ${emulator[*]}"
 fi

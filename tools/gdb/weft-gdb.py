@@ -6,22 +6,32 @@
 # fallbacks, each marked, for a type or enumerator the debug info lacks).
 #
 # Load it with:   source /usr/local/share/weft/gdb/weft-gdb.py     (or tools/gdb/ in the repo)
-# Commands:       weft workers | weft tasks [--state S] [--name SUBSTR] | weft wait ID | weft bt ID
+# Commands:       weft workers | weft tasks [--state S] [--name SUBSTR] | weft wait ID
+#                 weft bt ID | weft select [ID]
 #
 # Where the runtimes are found: each worker thread's `tls_worker` (src/worker.c), deduplicated
 # by runtime; every task record lives in its runtime's `chunks` list (src/task.c), and a record
 # whose flags have WEFT__T_REAPED is free. docs/gdb.md has sample output.
 import gdb
+import gdb.unwinder
 
-# Where a switched-out context keeps the two registers a frame walk starts from, as byte
-# offsets from its saved stack pointer (weft_task.ctx.sp), and where the resumed code's stack
-# pointer will be. x86_64 (src/arch/x86_64/switch.S): rbp at +48, the resume address at +56,
-# rsp = sp + 192 (WEFT__CTX_CALLER_OFFSET). aarch64 (src/arch/aarch64/switch.S): x29 at +80,
-# x30 (lr, where `ret` goes) at +88, sp = sp + 176. From there both ABIs chain frame records
-# the same way: [fp] = the caller's fp, [fp + 8] = the return address.
+# What a switched-out context saved, as byte offsets from its saved stack pointer
+# (weft_task.ctx.sp): the registers the resumed code gets back, and the stack pointer it
+# resumes with. x86_64 (src/arch/x86_64/switch.S): r15 +8, r14 +16, r13 +24, r12 +32, rbx +40,
+# rbp +48, the resume address +56, rsp = sp + 192 (WEFT__CTX_CALLER_OFFSET: the frame, then the
+# caller's red zone). aarch64 (src/arch/aarch64/switch.S): x19..x28 at +0..+72, x29 (fp) +80,
+# x30 (lr, where its `ret` goes) +88, sp = sp + 176. From there both ABIs chain frame records
+# the same way: [fp] = the caller's fp, [fp + 8] = the return address. (The FP registers the
+# switch saves are left out: no frame walk needs them.)
 SAVED_FRAME = {
-    "x86_64": {"fp": 48, "pc": 56, "sp": 192},
-    "aarch64": {"fp": 80, "pc": 88, "sp": 176},
+    "x86_64": {
+        "pc": ("rip", 56), "fp": ("rbp", 48), "sp": ("rsp", 192),
+        "saved": {"rbx": 40, "r12": 32, "r13": 24, "r14": 16, "r15": 8},
+    },
+    "aarch64": {
+        "pc": ("pc", 88), "fp": ("x29", 80), "sp": ("sp", 176),
+        "saved": dict([("x%d" % n, (n - 19) * 8) for n in range(19, 29)] + [("x30", 88)]),
+    },
 }
 MAX_FRAMES = 64  # a longer chain is more likely a corrupt one than a real coroutine stack
 
@@ -244,6 +254,7 @@ def runtimes():
         raise gdb.GdbError("weft: no process (run it, attach to it, or load a core file)")
     found = {}
     old = gdb.selected_thread()
+    _unwinder.paused = True
     try:
         for th in inf.threads():
             th.switch()
@@ -257,6 +268,7 @@ def runtimes():
                 found[int(rt_ptr)] = Runtime(rt_ptr.dereference())
             found[int(rt_ptr)].threads[int(w.dereference()["index"])] = th
     finally:
+        _unwinder.paused = False
         if old is not None and old.is_valid():
             old.switch()
     if not found:
@@ -350,7 +362,7 @@ def _parse_id(arg, usage):
 
 
 class WeftPrefix(gdb.Command):
-    """weft runtime inspection: weft workers, weft tasks, weft wait ID, weft bt ID."""
+    """weft runtime inspection: weft workers, weft tasks, weft wait ID, weft bt ID, weft select."""
 
     def __init__(self):
         super().__init__("weft", gdb.COMMAND_DATA, gdb.COMPLETE_NONE, True)
@@ -504,9 +516,9 @@ def saved_frames(t):
     # x86_64 resumes at the address after its jump into the switch; aarch64 "returns" to lr.
     # Either lies just after the switch in the function that called it, so both are looked
     # up as return addresses.
-    frames = [(_u64(sp + layout["pc"]), True)]
-    fp = _u64(sp + layout["fp"])
-    low = sp + layout["sp"]  # every caller's frame lies above the resumed stack pointer
+    frames = [(_u64(sp + layout["pc"][1]), True)]
+    fp = _u64(sp + layout["fp"][1])
+    low = sp + layout["sp"][1]  # every caller's frame lies above the resumed stack pointer
     while fp and len(frames) < MAX_FRAMES:
         if fp < low or hi is not None and fp + 16 > hi or fp % 8:
             frames.append((None, "frame chain leaves the stack at 0x%x" % fp))
@@ -517,6 +529,20 @@ def saved_frames(t):
         frames.append((ret, True))
         low, fp = fp + 16, _u64(fp)
     return frames
+
+
+def not_switched_out(r, t):
+    """Why t has no saved context to walk (a line to print), or None if it has one."""
+    if t.state in ("running", "notified") or t.worker and int(
+            _worker_value(t.worker)["current"]) == t.addr:
+        th = r.thread_of(t)
+        num = th.num if th else "?"
+        return "running on thread %s: use `thread %s` + `bt`" % (num, num)
+    if t.state == "done":
+        return "finished: no stack"
+    if not t.flags & _flag("WEFT__T_STARTED", 0x08) or not t.stack:
+        return "has not run yet: no stack"
+    return None
 
 
 class WeftBt(gdb.Command):
@@ -530,20 +556,10 @@ Usage: weft bt ID"""
     def invoke(self, arg, from_tty):
         task_id = _parse_id(arg, "weft bt ID")
         r, t = find_task(task_id)
-        st = t.state
-        print("%s, %s on worker %s:" % (t.ref(), st, r.worker_index(t)))
-        if st in ("running", "notified") or t.worker and int(
-                _worker_value(t.worker)["current"]) == t.addr:
-            th = r.thread_of(t)
-            num = th.num if th else "?"
-            print("  running on thread %s: use `thread %s` + `bt`" % (num, num))
-            return
-        if st == "done":
-            print("  finished: no stack")
-            return
-        started = _flag("WEFT__T_STARTED", 0x08)
-        if not t.flags & started or not t.stack:
-            print("  has not run yet: no stack")
+        print("%s, %s on worker %s:" % (t.ref(), t.state, r.worker_index(t)))
+        why = not_switched_out(r, t)
+        if why:
+            print("  " + why)
             return
         lo, hi = stack_bounds(t)
         if lo is not None and lo <= t.sp < hi:
@@ -556,6 +572,87 @@ Usage: weft bt ID"""
             for line in _symbolise(pc, info):
                 print("#%-3d 0x%016x in %s" % (n, pc, line))
                 n += 1
+
+
+# ---- weft select: a task's frames as gdb's own --------------------------------------------
+
+class _FrameId:
+    def __init__(self, sp, pc):
+        self.sp, self.pc = sp, pc
+
+
+class TaskUnwinder(gdb.unwinder.Unwinder):
+    """While a task is selected: unwinds frame #0 of the thread selected then into the task's
+    saved registers, so that gdb's own unwinder (DWARF, with arguments, locals and call-site
+    lines) shows the task's frames as #1 onward. Off again at `weft select`, and whenever the
+    process resumes (its frame #0 is then another)."""
+
+    def __init__(self):
+        super().__init__("weft-task")
+        self.regs = None  # {register name: value} of the selected task's resume point
+        self.thread = None  # the ptid of the thread whose frame #0 leads into it
+        self.paused = False  # while runtimes() reads each thread's own frames
+
+    def __call__(self, pending_frame):
+        if self.regs is None or self.paused or pending_frame.level() != 0:
+            return None
+        th = gdb.selected_thread()
+        if th is None or th.ptid != self.thread:
+            return None
+        layout = SAVED_FRAME[_arch()]
+        frame_id = _FrameId(pending_frame.read_register(layout["sp"][0]),
+                            pending_frame.read_register(layout["pc"][0]))
+        info = pending_frame.create_unwind_info(frame_id)
+        u64 = gdb.lookup_type("unsigned long long")
+        for name, value in self.regs.items():
+            info.add_saved_register(name, gdb.Value(value).cast(u64))
+        return info
+
+    def select(self, t):
+        layout = SAVED_FRAME[_arch()]
+        sp = t.sp
+        regs = {name: _u64(sp + off) for name, off in layout["saved"].items()}
+        regs[layout["pc"][0]] = _u64(sp + layout["pc"][1])
+        regs[layout["fp"][0]] = _u64(sp + layout["fp"][1])
+        regs[layout["sp"][0]] = sp + layout["sp"][1]
+        self.regs, self.thread = regs, gdb.selected_thread().ptid
+        gdb.invalidate_cached_frames()
+
+    def clear(self, event=None):
+        if self.regs is not None:
+            self.regs = self.thread = None
+            gdb.invalidate_cached_frames()
+
+
+_unwinder = TaskUnwinder()
+gdb.unwinder.register_unwinder(None, _unwinder, replace=True)
+gdb.events.cont.connect(_unwinder.clear)
+gdb.events.exited.connect(_unwinder.clear)
+
+
+class WeftSelect(gdb.Command):
+    """Show a switched-out weft task's frames with gdb's own unwinder, after the current
+thread's frame #0: then `bt`, `frame N`, `info locals` work on the task's frames (#1 on).
+`weft select` alone, or resuming the process, goes back.
+
+Usage: weft select [ID]"""
+
+    def __init__(self):
+        super().__init__("weft select", gdb.COMMAND_STACK)
+
+    def invoke(self, arg, from_tty):
+        if not arg.strip():
+            _unwinder.clear()
+            print("weft: no task selected: frames are the thread's own")
+            return
+        task_id = _parse_id(arg, "weft select [ID]")
+        r, t = find_task(task_id)
+        why = not_switched_out(r, t)
+        if why:
+            raise gdb.GdbError("weft: %s is %s" % (t.ref(), why))
+        _unwinder.select(t)
+        print("weft: frames #1 on are %s's, until `weft select` or the process resumes"
+              % t.ref())
 
 
 def _forget_layouts(event=None):
@@ -572,3 +669,4 @@ WeftWorkers()
 WeftTasks()
 WeftWait()
 WeftBt()
+WeftSelect()
