@@ -23,7 +23,7 @@ shift 2
 emulator=("$@")
 
 gdb=gdb
-[ "$mode" = abort ] && gdb=gdb-multiarch
+[ "$mode" = abort ] && gdb="gdb-multiarch"
 if ! command -v "$gdb" >/dev/null; then
     echo "gdb: SKIPPED, $gdb is not installed (scripts/deps.sh test installs gdb)"
     exit 77
@@ -86,14 +86,18 @@ live() {
 dump_core() {
     (cd "$tmp" && ulimit -c unlimited && GDB_TARGET_ABORT=1 timeout 120 "${emulator[@]}" \
         "$target" >"$tmp/abort.out" 2>&1) 2>/dev/null # (bash's "Aborted" line: expected)
-    local dumped
-    dumped=$(ls "$tmp"/qemu_*.core 2>/dev/null | head -1)
-    if [ -z "$dumped" ]; then
+    local rc=$? dumped=("$tmp"/qemu_*.core)
+    if [ "$rc" -ne 134 ]; then # 128 + SIGABRT: anything else never reached the stop point
+        echo "FAIL: the target exited with $rc instead of aborting at its stop point:"
+        sed 's/^/  | /' "$tmp/abort.out"
+        exit 1
+    fi
+    if [ ! -e "${dumped[0]}" ]; then
         echo "gdb: SKIPPED, ${emulator[*]} dumped no core; its output:"
         sed 's/^/  | /' "$tmp/abort.out"
         exit 77
     fi
-    mv "$dumped" "$tmp/core"
+    mv "${dumped[0]}" "$tmp/core"
 }
 
 if [ "$mode" = live ]; then live; else dump_core; fi
@@ -101,7 +105,9 @@ if [ "$mode" = live ]; then live; else dump_core; fi
 # 2. The core file alone. Each gdb run loads the core once and runs several commands, each
 # announced by an "==NAME" line: split_out files each command's output as $tmp/NAME.out.
 core() { "${GDB[@]}" -ex "source $script" "$@" "$target" "$tmp/core" 2>&1; }
-split_out() { awk -v dir="$tmp" '/^==/ { f = dir "/" substr($0, 3) ".out"; next } f { print > f }'; }
+split_out() {
+    awk -v dir="$tmp" '/^==/ { f = dir "/" substr($0, 3) ".out"; next } f { print > f }'
+}
 core -ex 'echo ==workers\n' -ex 'weft workers' -ex 'echo ==tasks\n' -ex 'weft tasks' \
     -ex 'echo ==parked\n' -ex 'weft tasks --state parked' \
     -ex 'echo ==named\n' -ex 'weft tasks --name ock' \
@@ -120,15 +126,17 @@ if [ -z "$holder" ] || [ -z "$sleeper" ] || [ -z "$joiner" ] || [ -z "$receiver"
     sed 's/^/  | /' "$tmp/tasks.out"
     exit 1
 fi
+hex="0x[0-9a-f]+" waited="[0-9.]+[mun]?s" # an address; how long a task has waited
 expect "$tmp/tasks.out" "^ +1 main +running +0$" "main is running"
-expect "$tmp/tasks.out" "^ +$holder holder +parked +0 +chan-recv 0x[0-9a-f]+ \(0/0 queued\) +[0-9.]+[mun]?s +forever$" \
+expect "$tmp/tasks.out" \
+    "^ +$holder holder +parked +0 +chan-recv $hex \(0/0 queued\) +$waited +forever$" \
     "holder receives"
-expect "$tmp/tasks.out" "^ +$sleeper sleeper +parked +0 +sleep +[0-9.]+[mun]?s +in (59m[0-9]+s|60m00s)$" \
+expect "$tmp/tasks.out" "^ +$sleeper sleeper +parked +0 +sleep +$waited +in (59m[0-9]+s|60m00s)$" \
     "sleeper sleeps an hour"
 expect "$tmp/tasks.out" "^ +$joiner joiner +parked +0 +join task $sleeper \(sleeper\) .* forever$" \
     "joiner joins the sleeper"
 expect "$tmp/tasks.out" "^ +$receiver receiver +parked +1 +chan-recv 0x" "receiver receives"
-expect "$tmp/tasks.out" "^ +$locker locker +parked +1 +mutex 0x[0-9a-f]+ held by task $holder \(holder\)" \
+expect "$tmp/tasks.out" "^ +$locker locker +parked +1 +mutex $hex held by task $holder \(holder\)" \
     "locker waits for the holder's mutex"
 expect "$tmp/tasks.out" "^  \(6 tasks\)" "six tasks"
 expect "$tmp/parked.out" "^  \(5 tasks\)" "five parked"
@@ -155,20 +163,23 @@ expect "$tmp/wait.out" "^  not parked: no wait record" "wait: main has none"
 
 frame="^#[0-9]+ +0x[0-9a-f]{16} in"
 for who in holder sleeper joiner receiver locker; do
-    expect "$tmp/bt_$who.out" "$frame ${who}_body \(\) at .*gdb_target\.c:[0-9]+$" "bt $who: its body"
-    expect "$tmp/bt_$who.out" "$frame task_entry \(\) at .*scheduler\.c:[0-9]+$" "bt $who: the entry"
+    bt="$tmp/bt_$who.out"
+    expect "$bt" "$frame ${who}_body \(\) at .*gdb_target\.c:[0-9]+$" "bt $who: its body"
+    expect "$bt" "$frame task_entry \(\) at .*scheduler\.c:[0-9]+$" "bt $who: the entry"
     expect "$tmp/bt_$who.out" "^#0 +0x[0-9a-f]+ in " "bt $who: frame 0"
     expect "$tmp/bt_$who.out" "^  stack: [0-9.]+ KiB in use of [0-9.]+ KiB$" "bt $who: stack use"
     expect_not "$tmp/bt_$who.out" "leaves the stack|Python Exception|Error" "bt $who: a clean walk"
 done
 expect "$tmp/bt_sleeper.out" "$frame weft_sleep" "bt sleeper: weft_sleep"
 expect "$tmp/bt_joiner.out" "$frame weft_join" "bt joiner: weft_join"
-expect "$tmp/bt_other.out" "running on thread 1: use \`thread 1\` \+ \`bt\`" "bt of the running task"
+expect "$tmp/bt_other.out" "running on thread 1: use \`thread 1\` \+ \`bt\`" \
+    "bt of the running task"
 expect "$tmp/bt_other.out" "weft: no live task with id 99999" "bt of no task"
 
 # weft select: gdb's own unwinder through the task's saved registers, after frame #0.
 expect "$tmp/select.out" "^weft: frames #1 on are task $locker \(locker\)'s" "select: announced"
-expect "$tmp/select.out" "^#[1-9][0-9]* +0x[0-9a-f]+ in locker_body \(arg=0x0\) at .*gdb_target\.c:[0-9]+$" \
+expect "$tmp/select.out" \
+    "^#[1-9][0-9]* +$hex in locker_body \(arg=0x0\) at .*gdb_target\.c:[0-9]+$" \
     "select: gdb's bt reaches the body"
 expect "$tmp/select.out" "^#[1-9][0-9]* .*mutex_lock \(m=0x[0-9a-f]+ <lock>" "select: arguments"
 expect "$tmp/select.out" "^arg = 0x0$" "select: frame N and info args"
