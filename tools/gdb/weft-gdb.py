@@ -102,22 +102,26 @@ def _lookup_type(*names):
 
 # ---- Finding the runtimes --------------------------------------------------------------------
 
+_UNREADABLE = object()  # _tls_worker's answer when gdb cannot read the thread's TLS
+
+
 def _tls_worker():
-    """The current thread's worker from its `tls_worker` (a weft__worker * Value), or None."""
+    """The current thread's worker from its `tls_worker` (a weft__worker * Value), None if the
+    thread has none (not a worker), or _UNREADABLE."""
     for expr in ("'worker.c'::tls_worker", "tls_worker"):
         try:
             w = gdb.parse_and_eval(expr)
             return w if int(w) != 0 else None
         except gdb.error:  # no such symbol, or TLS gdb cannot read (see _frame_worker)
             continue
-    return None
+    return _UNREADABLE
 
 
 def _frame_worker():
     """The current thread's worker from its frames, for when gdb cannot read TLS (a static
     executable, a core of another architecture: no libthread_db for it): the `w` of the loop
-    on a worker's own stack, or the task of the coroutine running on it (task_entry's `t`,
-    whose `worker` is the thread's: the resumer sets it first)."""
+    (weft__loop) on a worker's own stack, or the task of the coroutine running on it
+    (task_entry's `t`, whose `worker` is the thread's: the resumer sets it first)."""
     try:
         f = gdb.newest_frame()
     except gdb.error:
@@ -127,12 +131,10 @@ def _frame_worker():
         try:
             if f.name() == "task_entry":
                 return f.read_var("t")["worker"]
-            w = f.read_var("w")
-            if str(w.type.strip_typedefs().target().strip_typedefs()) == "struct weft__worker":
-                if int(w) != 0:
-                    return w
+            if f.name() == "weft__loop":
+                return f.read_var("w")
         except (gdb.error, ValueError, RuntimeError):
-            pass  # no `w` here, or optimised out
+            pass  # optimised out
         f, depth = f.older(), depth + 1
     return None
 
@@ -259,9 +261,9 @@ def runtimes():
         for th in inf.threads():
             th.switch()
             w = _tls_worker()
-            if w is None:
+            if w is _UNREADABLE:
                 w = _frame_worker()
-            if w is None:
+            if w is None or int(w) == 0:
                 continue
             rt_ptr = w.dereference()["rt"]
             if int(rt_ptr) not in found:
@@ -645,6 +647,8 @@ Usage: weft select [ID]"""
             _unwinder.clear()
             print("weft: no task selected: frames are the thread's own")
             return
+        if not hasattr(gdb.PendingFrame, "level"):
+            raise gdb.GdbError("weft: weft select needs gdb 11 or later")
         task_id = _parse_id(arg, "weft select [ID]")
         r, t = find_task(task_id)
         why = not_switched_out(r, t)
