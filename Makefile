@@ -154,7 +154,7 @@ cross-test:
 
 format:
 	clang-format -i include/*.h src/*.c src/*.h src/*/*.h src/*/*.c src/arch/*/*.c \
-	  tests/*.c tests/support/*.h examples/*.c bench/*.c bench/*.h
+	  tests/*.c tests/support/*.h tests/gdb/*.c examples/*.c bench/*.c bench/*.h
 
 clean:
 	rm -rf $(BUILD)
