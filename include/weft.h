@@ -187,7 +187,16 @@ typedef struct weft_config {
     int pin_workers;     /* 1: worker i is pinned to the i-th CPU of the affinity mask (the
                           * calling thread's mask is restored when weft_run returns) */
     int deadlock;        /* WEFT_DEADLOCK_*: what a runtime whose tasks are all asleep does */
-    uint64_t reserved_[6]; /* zero: room for fields of later versions */
+    /* The stall detector: a task that runs this long without a switch (no park, yield or
+     * finish) is reported on stderr, with its worker and the backtrace it has at that moment
+     * (taken on its thread with SIGURG while that signal keeps its default action; without
+     * it, the report has no backtrace). Each stall once; at most 4 reports at once, then
+     * one per 10 s. 0: the WEFT_STALL_MS environment variable if set, else 10 ms (Seastar
+     * uses 25); negative: off. The watchdog thread samples the workers every quarter of the
+     * threshold while tasks run, backing off to 100 ms while none does. */
+    int stall_ms;
+    unsigned reserved1_;   /* zero */
+    uint64_t reserved_[5]; /* zero: room for fields of later versions */
 } weft_config;
 
 /* 64 KiB of stack by default: enough for printf-heavy and parser code, and only the pages a

@@ -8,6 +8,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "alien.h"
 #include "io/io.h"
@@ -18,6 +20,7 @@
 #include "scheduler.h"
 #include "smp.h"
 #include "stack.h"
+#include "watchdog.h"
 #include "task.h"
 #include "timer.h"
 #include "worker.h"
@@ -93,7 +96,8 @@ static int take_config(const weft_config *cfg, weft_config *out)
         return -EINVAL;
     if (out->workers > WEFT_WORKERS_MAX || out->mode < WEFT_MODE_DEFAULT ||
         out->mode > WEFT_MODE_STEALING || out->pin_workers < 0 || out->pin_workers > 1 ||
-        out->deadlock < WEFT_DEADLOCK_DEFAULT || out->deadlock > WEFT_DEADLOCK_OFF)
+        out->deadlock < WEFT_DEADLOCK_DEFAULT || out->deadlock > WEFT_DEADLOCK_OFF ||
+        out->reserved1_)
         return -EINVAL;
     return 0;
 }
@@ -107,10 +111,16 @@ WEFT_COLD static int resolve_workers(weft_config *c, unsigned ncpus)
     }
     if (c->deadlock == WEFT_DEADLOCK_DEFAULT) {
         const char *d = getenv("WEFT_DEADLOCK");
-        c->deadlock = !d                       ? WEFT_DEADLOCK_EXIT
+        c->deadlock = !d                         ? WEFT_DEADLOCK_EXIT
                       : strcmp(d, "off") == 0    ? WEFT_DEADLOCK_OFF
                       : strcmp(d, "report") == 0 ? WEFT_DEADLOCK_REPORT
                                                  : WEFT_DEADLOCK_EXIT;
+    }
+    if (c->stall_ms == 0) {
+        const char *s = getenv("WEFT_STALL_MS");
+        c->stall_ms = s && *s ? atoi(s) : 10;
+        if (c->stall_ms == 0)
+            c->stall_ms = -1; /* "0" in the environment: off */
     }
     if (c->workers == 0)
         c->workers = env_count("WEFT_WORKERS");
@@ -125,6 +135,8 @@ WEFT_COLD static int worker_init(weft__runtime *rt, weft__worker *w, unsigned in
 {
     w->rt = rt;
     w->index = index;
+    w->watch.thread = pthread_self();
+    w->watch.tid = (pid_t)syscall(SYS_gettid);
     w->now = weft__clock_ns();
     w->rng = ((uint64_t)w->now | 1) + index * 0x9E3779B97F4A7C15ull;
     if (rt->chaos_seed) /* the debug mode: each worker its own sequence of the seed */
@@ -241,6 +253,8 @@ WEFT_COLD static int start_threads(weft__runtime *rt, const unsigned *cpus, unsi
     sigdelset(&all, SIGILL);
     sigdelset(&all, SIGTRAP);
     sigdelset(&all, SIGABRT);
+    if (weft__watchdog_signals(rt)) /* the stall detector's request for a backtrace */
+        sigdelset(&all, WEFT__WATCH_SIGNAL);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int r = 0;
     for (unsigned i = 1; i < rt->nworkers; i++) {
@@ -310,6 +324,7 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result)
         return -ENOMEM;
     rt->cfg = c;
     rt->deadlock_policy = c.deadlock;
+    rt->stall_ns = c.stall_ms > 0 ? (int64_t)c.stall_ms * 1000000 : 0;
     atomic_init(&rt->checked_at, UINT64_MAX); /* no verdict given yet */
     atomic_init(&rt->reported_at, UINT64_MAX);
     const char *chaos = getenv("WEFT_CHAOS");
@@ -329,6 +344,14 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result)
 
     unsigned nthreads = 0;
     r = weft__smp_init(rt);
+    /* The watchdog first: whether its signal is weft's decides the workers' masks. */
+    if (r == 0)
+        r = weft__watchdog_start(rt);
+    sigset_t urg, old_mask;
+    sigemptyset(&urg);
+    sigaddset(&urg, WEFT__WATCH_SIGNAL);
+    bool unblocked =
+        weft__watchdog_signals(rt) && pthread_sigmask(SIG_UNBLOCK, &urg, &old_mask) == 0;
     if (r == 0)
         r = worker_init(rt, w, 0);
     if (r == 0)
@@ -348,6 +371,9 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result)
     } else {
         set_phase(rt, -1);
     }
+    weft__watchdog_stop(rt);
+    if (unblocked)
+        pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     /* The pool first: its threads may still wake tasks through a worker's doorbell. Then the
      * other workers free theirs, on their own threads. */
     weft__pool_fini(rt);

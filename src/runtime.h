@@ -46,6 +46,9 @@ struct weft__runtime {
     _Atomic uint64_t reported_at;
     _Atomic int foreign;
 
+    int64_t stall_ns;                  /* the stall detector's threshold, 0: off; fixed */
+    struct weft__watchdog *watchdog;   /* watchdog.c's thread, or NULL */
+
     /* The message rings, rings[from * nworkers + to] (smp.c); each pointer is stored once by
      * its sender (release) and loaded by its receiver (acquire). */
     struct weft__smp_ring *_Atomic *rings;

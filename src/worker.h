@@ -16,6 +16,7 @@
 #include "sys.h"
 #include "smp.h"
 #include "steal.h"
+#include "watchdog.h"
 
 /* Wakes the worker out of a blocking poll. Installed by the I/O layer at init (the only call
  * from the bottom of the core up into the reactor goes through it). any thread may ring;
@@ -74,6 +75,8 @@ struct weft__worker {
         int64_t until;
         uint64_t resumes_seen;
     } deadlock;
+
+    weft__watch watch; /* watchdog.h: what the stall detector samples */
 
     weft__node *free_nodes; /* pooled defer/local nodes; owner: worker */
     uint64_t rng;           /* xorshift state for fair choices (select) */

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -307,4 +308,72 @@ Test(dump, waits_on_the_outside_are_not_a_deadlock)
     c.workers = 2;
     c.deadlock = WEFT_DEADLOCK_EXIT; /* a wrong verdict would end this test's process */
     run_main_cfg(&c, held_main, NULL);
+}
+
+/* ---- The stall detector ---- */
+
+static __attribute__((noinline)) void spin_for(int64_t ns)
+{
+    int64_t end = weft_now() + ns;
+    struct timespec ts;
+    do
+        clock_gettime(CLOCK_MONOTONIC, &ts); /* weft_now() is the tick's clock: it stands still */
+    while ((int64_t)ts.tv_sec * WEFT_SEC + ts.tv_nsec < end);
+}
+
+static void *spinner(void *arg)
+{
+    (void)arg;
+    spin_for(100 * WEFT_MSEC);
+    return NULL;
+}
+
+static void *in_usleep(void *arg)
+{
+    (void)arg;
+    /* A blocking call weft does not see: the detector must not interrupt it. */
+    return (void *)(intptr_t)usleep(100 * 1000);
+}
+
+static void *stall_main(void *arg)
+{
+    (void)arg;
+    weft_task *t;
+    weft_spawn_opts o = {.name = "spinner"};
+    cr_assert_eq(weft_spawn_on(weft_worker_count() - 1, &t, spinner, NULL, &o), 0);
+    cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
+    o.name = "sleeper";
+    cr_assert_eq(weft_spawn(&t, in_usleep, NULL, &o), 0);
+    void *r = (void *)1;
+    cr_assert_eq(weft_join(t, &r, WEFT_FOREVER), 0);
+    cr_assert_eq(r, NULL, "usleep was interrupted");
+    return NULL;
+}
+
+Test(dump, a_stall_is_reported_once_with_its_backtrace)
+{
+    int fd;
+    pid_t pid = run_child(stall_main, 2, WEFT_DEADLOCK_OFF, &fd);
+    char *text = read_all(fd, 30000);
+    close(fd);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x:\n%s", status, text);
+    const char *spin = strstr(text, "\"spinner\" on worker 1 has run for");
+    cr_assert_not_null(spin, "%s", text);
+    cr_assert_null(strstr(spin + 1, "\"spinner\""), "reported twice:\n%s", text);
+    cr_assert_not_null(strstr(spin, "its backtrace now:\n    #0 0x"), "%s", text);
+    cr_assert_not_null(strstr(text, "on worker 0 has run for"), "%s", text);
+    cr_assert_not_null(strstr(text, "blocked in system call"), "%s", text);
+    free(text);
+
+    setenv("WEFT_STALL_MS", "-1", 1); /* off */
+    pid = run_child(stall_main, 2, WEFT_DEADLOCK_OFF, &fd);
+    text = read_all(fd, 30000);
+    close(fd);
+    unsetenv("WEFT_STALL_MS");
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+    cr_assert_null(strstr(text, "stall"), "off, yet: %s", text);
+    free(text);
 }

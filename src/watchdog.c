@@ -1,0 +1,323 @@
+/* The stall detector. A thread per runtime samples each worker's switch counter (`pub`):
+ * one that has stayed the same, with a task running, for longer than the threshold is a
+ * task that has not yielded, parked or finished for that long (a loop calling no blocking
+ * weft function, a blocking system call, a lock held by a plain thread). The watchdog then
+ * asks that worker's thread for its backtrace with a signal: the handler, on the stalled
+ * thread, walks the frame pointers of the interrupted code within the running task's stack
+ * and leaves the return addresses in the worker's part; the watchdog names them and writes
+ * the report. Each stall is reported once, and reports are rate-limited: at most
+ * WATCH_BURST at once, then one more for each WATCH_REFILL_NS (about six a minute).
+ *
+ * Sampling period: a quarter of the threshold while some worker runs a task, doubling up to
+ * 100 ms while none does, so an idle runtime costs ten wake-ups a second of one thread and a
+ * busy one about 0.1% of a CPU at the 10 ms default. A stall is reported between 1 and 1.25
+ * thresholds after it began (up to 100 ms more if it began while the runtime was idle). */
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "dump.h"
+#include "runtime.h"
+#include "stack.h"
+#include "task.h"
+#include "watchdog.h"
+#include "worker.h"
+
+#define WATCH_IDLE_MAX_NS (100 * 1000000LL)
+#define WATCH_BURST       4
+#define WATCH_REFILL_NS   (10 * 1000000000LL)
+
+struct weft__watchdog {
+    pthread_t thread;
+    pthread_mutex_t lock; /* guards stop, with cond: the stop wakes the sleep */
+    pthread_cond_t cond;
+    bool stop;
+    bool own_signal; /* the handler is weft's: worker threads unblock the signal */
+    int64_t threshold_ns;
+    double tokens; /* reports left in the rate limit */
+    int64_t refilled_at;
+    struct watch_seen {
+        uint64_t pub;  /* the last value seen */
+        int64_t since; /* when it was first seen */
+        bool reported; /* this stall was reported (or suppressed) already */
+    } * seen;
+};
+
+/* ---- The signal handler, on the stalled worker's thread -------------------------------- */
+
+static void on_signal(int sig, siginfo_t *si, void *uctx)
+{
+    (void)sig, (void)si;
+    weft__worker *w = weft__worker_current();
+    if (!w || atomic_load_explicit(&w->watch.npcs, memory_order_relaxed) != -1)
+        return;
+    const ucontext_t *uc = uctx;
+#if defined(__x86_64__)
+    uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+    uintptr_t fp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
+#elif defined(__aarch64__)
+    uintptr_t pc = (uintptr_t)uc->uc_mcontext.pc;
+    uintptr_t fp = (uintptr_t)uc->uc_mcontext.regs[29];
+#endif
+    /* Frames inside the running task's stack only (one without frame pointers ends it). */
+    const weft_task *t = w->current;
+    uintptr_t lo = 0, hi = 0;
+    if (t && t->stack) {
+        lo = (uintptr_t)t->stack->lo;
+        hi = (uintptr_t)t->stack->hi;
+    }
+    w->watch.task_id = t ? t->id : 0;
+    for (size_t i = 0; i < sizeof w->watch.name; i++) /* no library call in a handler */
+        w->watch.name[i] = t ? t->name[i] : '\0';
+    int n = 0;
+    w->watch.pcs[n++] = pc;
+    while (n < WEFT__WATCH_FRAMES && fp >= lo && fp + 16 <= hi && !(fp & 7)) {
+        uintptr_t next = *(const uintptr_t *)fp;
+        uintptr_t ret = *(const uintptr_t *)(fp + 8);
+        if (!ret)
+            break;
+        w->watch.pcs[n++] = ret;
+        if (next <= fp)
+            break;
+        fp = next;
+    }
+    /* release: the addresses before the count the watchdog waits for. */
+    atomic_store_explicit(&w->watch.npcs, n, memory_order_release);
+}
+
+/* ---- The report ------------------------------------------------------------------------ */
+
+/* The thread's scheduler state from /proc ('R' running, 'S' or 'D' in a system call), and in
+ * the second case the system call's number (-1 if unknown). A thread inside a system call is
+ * not signalled: the signal would end a sleep or a read it made on purpose (EINTR), and its
+ * user-space frames say less than the call does. */
+static char thread_state(pid_t tid, long *syscall_nr)
+{
+    char path[64], buf[512];
+    *syscall_nr = -1;
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return '?';
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
+    char st = p && p[1] == ' ' ? p[2] : '?';
+    if (st != 'R') {
+        snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+        if ((f = fopen(path, "re")) != NULL) {
+            if (fscanf(f, "%ld", syscall_nr) != 1)
+                *syscall_nr = -1;
+            fclose(f);
+        }
+    }
+    return st;
+}
+
+static WEFT_COLD void report(struct weft__watchdog *wd, weft__worker *w, int64_t ran_ns, bool ask)
+{
+    int n = 0;
+    long nr = -1;
+    char st = thread_state(w->watch.tid, &nr);
+    if (st != 'R')
+        ask = false;
+    if (ask) {
+        atomic_store_explicit(&w->watch.npcs, -1, memory_order_relaxed);
+        if (pthread_kill(w->watch.thread, WEFT__WATCH_SIGNAL) == 0) {
+            /* The handler answers within microseconds on a running thread; 20 ms covers a
+             * thread the kernel does not schedule at once. */
+            for (int i = 0; i < 200; i++) {
+                n = atomic_load_explicit(&w->watch.npcs, memory_order_acquire);
+                if (n >= 0)
+                    break;
+                struct timespec ts = {0, 100000};
+                nanosleep(&ts, NULL);
+            }
+        }
+        if (n < 0)
+            n = 0;
+    }
+    /* The task's name and id come from the handler, which read them on the task's thread. */
+    weft__dumpbuf b = {0};
+    if (n)
+        weft__dumpbuf_printf(&b, "weft: stall: task %llu \"%.15s\" on worker %u",
+                             (unsigned long long)w->watch.task_id, w->watch.name, w->index);
+    else
+        weft__dumpbuf_printf(&b, "weft: stall: a task on worker %u", w->index);
+    weft__dumpbuf_printf(&b, " has run for %.1f ms without a switch", (double)ran_ns / 1e6);
+    if (n)
+        weft__dumpbuf_printf(&b, "; its backtrace now:\n");
+    else if (st != 'R' && nr >= 0)
+        weft__dumpbuf_printf(&b, ", blocked in system call %ld (thread state %c)\n", nr, st);
+    else
+        weft__dumpbuf_printf(&b, " (no backtrace: %s)\n",
+                             wd->own_signal ? "the thread did not answer"
+                                            : "SIGURG is the program's own");
+    for (int i = 0; i < n; i++) {
+        uintptr_t pc = w->watch.pcs[i];
+        Dl_info di;
+        if (dladdr((void *)(i ? pc - 1 : pc), &di) && di.dli_fname) {
+            const char *mod = strrchr(di.dli_fname, '/');
+            mod = mod ? mod + 1 : di.dli_fname;
+            if (di.dli_sname)
+                weft__dumpbuf_printf(&b, "    #%d 0x%lx in %s+0x%lx (%s+0x%lx)\n", i,
+                                     (unsigned long)pc, di.dli_sname,
+                                     (unsigned long)(pc - (uintptr_t)di.dli_saddr), mod,
+                                     (unsigned long)(pc - (uintptr_t)di.dli_fbase));
+            else
+                weft__dumpbuf_printf(&b, "    #%d 0x%lx in %s+0x%lx\n", i, (unsigned long)pc, mod,
+                                     (unsigned long)(pc - (uintptr_t)di.dli_fbase));
+        } else {
+            weft__dumpbuf_printf(&b, "    #%d 0x%lx\n", i, (unsigned long)pc);
+        }
+    }
+    weft__dumpbuf_flush(&b, STDERR_FILENO);
+}
+
+/* Whether the rate limit lets one more report through. */
+static bool take_token(struct weft__watchdog *wd, int64_t now)
+{
+    wd->tokens += (double)(now - wd->refilled_at) / (double)WATCH_REFILL_NS;
+    wd->refilled_at = now;
+    if (wd->tokens > WATCH_BURST)
+        wd->tokens = WATCH_BURST;
+    if (wd->tokens < 1)
+        return false;
+    wd->tokens -= 1;
+    return true;
+}
+
+/* ---- The thread ------------------------------------------------------------------------ */
+
+static void *watchdog_thread(void *arg)
+{
+    weft__runtime *rt = arg;
+    struct weft__watchdog *wd = rt->watchdog;
+    int64_t busy_period = wd->threshold_ns / 4, period = busy_period;
+    pthread_mutex_lock(&wd->lock);
+    while (!wd->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        int64_t ns = (int64_t)until.tv_nsec + period;
+        until.tv_sec += (time_t)(ns / 1000000000);
+        until.tv_nsec = (long)(ns % 1000000000);
+        pthread_cond_timedwait(&wd->cond, &wd->lock, &until);
+        if (wd->stop)
+            break;
+        pthread_mutex_unlock(&wd->lock);
+        int64_t now = weft__clock_ns();
+        bool busy = false;
+        for (unsigned i = 0; i < rt->nworkers; i++) {
+            weft__worker *w = &rt->workers[i];
+            struct watch_seen *s = &wd->seen[i];
+            uint64_t pub = atomic_load_explicit(&w->watch.pub, memory_order_relaxed);
+            if (pub != s->pub) {
+                s->pub = pub;
+                s->since = now;
+                s->reported = false;
+            }
+            if (!(pub & 1))
+                continue;
+            busy = true;
+            if (!s->reported && now - s->since >= wd->threshold_ns) {
+                s->reported = true;
+                if (take_token(wd, now))
+                    report(wd, w, now - s->since, wd->own_signal);
+            }
+        }
+        period =
+            busy ? busy_period : (period * 2 > WATCH_IDLE_MAX_NS ? WATCH_IDLE_MAX_NS : period * 2);
+        pthread_mutex_lock(&wd->lock);
+    }
+    pthread_mutex_unlock(&wd->lock);
+    return NULL;
+}
+
+/* Installs the handler if the signal has its default disposition (or ours already: several
+ * runtimes share it). Returns whether ours is installed. */
+static bool install_handler(void)
+{
+    struct sigaction old;
+    if (sigaction(WEFT__WATCH_SIGNAL, NULL, &old) != 0)
+        return false;
+    if ((old.sa_flags & SA_SIGINFO) && old.sa_sigaction == on_signal)
+        return true;
+    if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler != SIG_DFL)
+        return false; /* the program's: left alone */
+    if (old.sa_flags & SA_SIGINFO)
+        return false;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_signal;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    return sigaction(WEFT__WATCH_SIGNAL, &sa, NULL) == 0;
+}
+
+bool weft__watchdog_signals(const weft__runtime *rt)
+{
+    return rt->watchdog && rt->watchdog->own_signal;
+}
+
+WEFT_COLD int weft__watchdog_start(weft__runtime *rt)
+{
+    if (rt->stall_ns <= 0)
+        return 0;
+    struct weft__watchdog *wd = calloc(1, sizeof *wd);
+    if (!wd)
+        return -ENOMEM;
+    wd->seen = calloc(rt->nworkers, sizeof *wd->seen);
+    if (!wd->seen) {
+        free(wd);
+        return -ENOMEM;
+    }
+    wd->threshold_ns = rt->stall_ns;
+    wd->tokens = WATCH_BURST;
+    wd->refilled_at = weft__clock_ns();
+    wd->own_signal = install_handler();
+    pthread_mutex_init(&wd->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&wd->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    rt->watchdog = wd;
+    /* Every signal blocked on the watchdog's thread: none is meant for it. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int e = pthread_create(&wd->thread, NULL, watchdog_thread, rt);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (e) {
+        rt->watchdog = NULL;
+        pthread_cond_destroy(&wd->cond);
+        pthread_mutex_destroy(&wd->lock);
+        free(wd->seen);
+        free(wd);
+        return -e;
+    }
+    return 0;
+}
+
+WEFT_COLD void weft__watchdog_stop(weft__runtime *rt)
+{
+    struct weft__watchdog *wd = rt->watchdog;
+    if (!wd)
+        return;
+    pthread_mutex_lock(&wd->lock);
+    wd->stop = true;
+    pthread_cond_signal(&wd->cond);
+    pthread_mutex_unlock(&wd->lock);
+    pthread_join(wd->thread, NULL);
+    pthread_cond_destroy(&wd->cond);
+    pthread_mutex_destroy(&wd->lock);
+    free(wd->seen);
+    free(wd);
+    rt->watchdog = NULL;
+}

@@ -1,0 +1,49 @@
+/* The stall detector (watchdog.c): a thread per runtime that notices a task running longer
+ * than the threshold without switching away, and reports it on stderr with its name and the
+ * backtrace it had at that moment (taken on its own thread by a signal), rate-limited. Its
+ * only cost on the workers' path is two relaxed stores at each switch (weft__watch_switch). */
+#ifndef WEFT_WATCHDOG_H
+#define WEFT_WATCHDOG_H
+
+#include <pthread.h>
+#include <signal.h>
+
+#include "internal.h"
+
+/* The signal that asks a stalled worker's thread for its backtrace: SIGURG, as Go's
+ * preemption, since programs rarely use it (out-of-band TCP data). Used only while its
+ * disposition is the default one (or weft's). */
+#define WEFT__WATCH_SIGNAL SIGURG
+#define WEFT__WATCH_FRAMES 32
+
+/* A worker's part. `pub` is (switches << 1 | in a task): stored by the worker at every
+ * switch (relaxed: the watchdog only compares values over time), read by the watchdog; the
+ * rest is the backtrace the signal handler leaves on the worker's thread, published by
+ * `npcs` (release) for the watchdog (acquire). */
+typedef struct weft__watch {
+    _Atomic uint64_t pub;
+    uint64_t seq;     /* owner: worker */
+    pthread_t thread; /* the worker's thread; fixed once it runs */
+    pid_t tid;        /* its kernel id, for /proc; fixed once it runs */
+    uintptr_t pcs[WEFT__WATCH_FRAMES];
+    uint64_t task_id; /* the running task, as the handler saw it */
+    char name[16];
+    _Atomic int npcs; /* -1: asked, not answered yet */
+} weft__watch;
+
+/* At every switch (scheduler.c): `to` is a task, or NULL for the loop. Owner thread. */
+static inline void weft__watch_switch(weft__watch *wt, const void *to)
+{
+    wt->seq++;
+    atomic_store_explicit(&wt->pub, wt->seq << 1 | (to != NULL), memory_order_relaxed);
+}
+
+/* Starts the runtime's watchdog if its threshold is not 0 (and installs the signal handler
+ * if the signal is free). Returns 0 or -errno. Called once the workers run; stopped and
+ * joined before they are freed. */
+int weft__watchdog_start(weft__runtime *rt);
+void weft__watchdog_stop(weft__runtime *rt);
+/* Whether this runtime asks for backtraces by signal: its worker threads unblock it. */
+bool weft__watchdog_signals(const weft__runtime *rt);
+
+#endif
