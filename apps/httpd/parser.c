@@ -103,7 +103,7 @@ static void split_target(http_request *r)
 {
     const char *t = r->target.p, *end = t + r->target.len;
     const char *path = t;
-    if (*t != '/' && *t != '*' && r->method != HTTP_M_CONNECT) {
+    if (*t != '/') {
         const char *auth = memchr(t, ':', r->target.len) + 3; /* checked: "scheme://" */
         path = auth;
         while (path < end && *path != '/' && *path != '?')
@@ -118,17 +118,15 @@ static void split_target(http_request *r)
     }
 }
 
-/* Checks the target's form once the whole of it is known: origin-form ("/..."), absolute-form
- * with an http or https scheme, "*" for OPTIONS, anything visible for CONNECT (which the
- * server refuses with 405 like nginx). */
+/* Checks the target's form once the whole of it is known: origin-form ("/...") or
+ * absolute-form with an http or https scheme. Like nginx, no asterisk-form (OPTIONS *) and
+ * no authority-form (CONNECT host:port): 400. */
 static int target_form_ok(const http_request *r)
 {
     const char *t = r->target.p;
     size_t n = r->target.len;
-    if (t[0] == '/' || r->method == HTTP_M_CONNECT)
+    if (t[0] == '/')
         return 1;
-    if (n == 1 && t[0] == '*')
-        return r->method == HTTP_M_OPTIONS;
     size_t s = 0;
     if (n >= 7 && lower((unsigned char)t[0]) == 'h' && lower((unsigned char)t[1]) == 't' &&
         lower((unsigned char)t[2]) == 't' && lower((unsigned char)t[3]) == 'p')
@@ -193,6 +191,8 @@ static int request_line(http_request *r, const char *s, size_t n, int complete)
         return -400;
     if (!complete)
         return MORE;
+    if (major == 0)
+        return -400; /* nginx: HTTP/0.x spelled out is malformed */
     if (major != 1)
         return -505;
     r->method_name = (http_view){s, mlen};

@@ -7,7 +7,7 @@
  *
  * Strictness follows nginx point by point, except where docs/httpd.md says otherwise: methods
  * are [A-Z_-]+, the target is origin-form or absolute-form (http/https) with no control byte
- * or space, the version is HTTP/1.x (other majors: 505), header names are tokens with no
+ * or space, the version is HTTP/1.x (2 and up: 505; 0: 400), header names are tokens with no
  * space before the colon, values hold no control byte but HTAB, obs-fold is refused, bare LF
  * ends a line like CRLF (bare CR is refused), Content-Length is one run of digits (a
  * duplicate is refused), Transfer-Encoding may only be "chunked" (else 501) and not with
@@ -88,7 +88,7 @@ void http_parser_init(http_parser *p);
  * the body or the next pipelined request) once complete, with p->req filled; 0 when more
  * bytes are needed; or -status for a request that must be refused: -400, -414 (request line
  * over HTTP_MAX_LINE), -431 (header line over HTTP_MAX_LINE, or too many headers), -501
- * (Transfer-Encoding other than chunked), -505 (HTTP major version other than 1). When 0 is
+ * (Transfer-Encoding other than chunked), -505 (HTTP major version 2 or more). When 0 is
  * returned for a head that fills the caller's whole buffer, the caller answers 431.
  * After a return other than 0 the parser must be reset with http_parser_init. */
 int http_parse(http_parser *p, const char *buf, size_t len);

@@ -104,16 +104,16 @@ Test(http_parser, every_split_point)
     const char *reqs[] = {
         browser,
         "HEAD / HTTP/1.0\r\n\r\n",
-        "GET / HTTP/1.1\nHost: a\n\n",                          /* bare LF */
-        "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",            /* leading empty lines */
-        "GET http://h:8080/x?y HTTP/1.1\r\nHost: h\r\n\r\n",    /* absolute-form */
+        "GET / HTTP/1.1\nHost: a\n\n",                       /* bare LF */
+        "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",         /* leading empty lines */
+        "GET http://h:8080/x?y HTTP/1.1\r\nHost: h\r\n\r\n", /* absolute-form */
         "POST /f HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
         "GET / HTTP/1.1\r\nHost: a\r\nX:  v  \t\r\n\r\n",
-        "GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n",          /* obs-fold: 400 */
-        "GET / HTTP/2.0\r\n\r\n",                                 /* 505 */
-        "get / HTTP/1.1\r\n\r\n",                                 /* 400 */
+        "GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n",                 /* obs-fold: 400 */
+        "GET / HTTP/2.0\r\n\r\n",                                       /* 505 */
+        "get / HTTP/1.1\r\n\r\n",                                       /* 400 */
         "GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", /* 501 */
-        "GET / HTTP/1.1\r\nHost: a\rX\r\n\r\n",                 /* bare CR */
+        "GET / HTTP/1.1\r\nHost: a\rX\r\n\r\n",                         /* bare CR */
     };
     for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++)
         check_splits(reqs[i]);
@@ -152,7 +152,9 @@ Test(http_parser, malformed_with_status)
         {"GET / HTTP/1\r\nHost: a\r\n\r\n", -400},
         {"GET / HTTP/1.1234\r\nHost: a\r\n\r\n", -400},
         {"GET / HTTPS/1.1\r\nHost: a\r\n\r\n", -400},
-        {"GET / HTTP/0.9\r\n\r\n", -505},
+        {"GET / HTTP/0.9\r\n\r\n", -400},
+        {"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", -400},
+        {"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n", -400},
         {"GET / HTTP/3.0\r\n\r\n", -505},
         {"GET a HTTP/1.1\r\nHost: a\r\n\r\n", -400},
         {"GET ftp://x/ HTTP/1.1\r\nHost: a\r\n\r\n", -400},
@@ -185,8 +187,7 @@ Test(http_parser, malformed_with_status)
             n += 1 + strlen(cases[i].req + n + 1);
         cr_assert_eq(parse_all(&p, cases[i].req, n), cases[i].status, "case %zu: %s", i,
                      cases[i].req);
-        cr_assert_eq(parse_bytewise(&p, cases[i].req, n), cases[i].status, "case %zu bytewise",
-                     i);
+        cr_assert_eq(parse_bytewise(&p, cases[i].req, n), cases[i].status, "case %zu bytewise", i);
     }
 }
 
@@ -196,16 +197,15 @@ Test(http_parser, accepted_forms)
     const char *ok[] = {
         "GET  /  HTTP/1.1  \r\nHost: a\r\n\r\n", /* nginx allows extra spaces */
         "GET / HTTP/1.5\r\nHost: a\r\n\r\n",     /* a later 1.x minor reads as 1.1 */
-        "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
         "FOO_BAR / HTTP/1.1\r\nHost: a\r\n\r\n",
         "GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", /* UTF-8 in the target */
-        "GET / HTTP/1.1\r\nHost:\r\n\r\n",            /* empty Host */
+        "GET / HTTP/1.1\r\nHost:\r\n\r\n",              /* empty Host */
         "GET / HTTP/1.1\r\nHost: a\r\nX-Empty:\r\nX-Utf8: \xc3\xa9\r\n\r\n",
         "GET / HTTP/1.0\r\n\r\n",
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
         cr_assert_gt(parse_all(&p, ok[i], strlen(ok[i])), 0, "%s", ok[i]);
-    cr_assert_eq(parse_all(&p, ok[3], strlen(ok[3])), (int)strlen(ok[3]));
+    cr_assert_eq(parse_all(&p, ok[2], strlen(ok[2])), (int)strlen(ok[2]));
     cr_assert_eq(p.req.method, HTTP_M_OTHER);
 }
 
@@ -310,8 +310,8 @@ static void norm_is(const char *in, const char *want)
 static void norm_fails(const char *in, int status)
 {
     char out[256];
-    cr_assert_eq(httpd_normalize_path((http_view){in, strlen(in)}, out, sizeof out), status,
-                 "%s", in);
+    cr_assert_eq(httpd_normalize_path((http_view){in, strlen(in)}, out, sizeof out), status, "%s",
+                 in);
 }
 
 Test(httpd_files, normalize)
@@ -388,8 +388,7 @@ Test(httpd_files, validators)
     time_t t;
     cr_assert_eq(httpd_parse_http_date((http_view){d, 29}, &t), 0);
     cr_assert_eq(t, 784111777);
-    cr_assert_eq(httpd_parse_http_date((http_view){"Sunday, 06-Nov-94 08:49:37 GMT", 30}, &t),
-                 -1);
+    cr_assert_eq(httpd_parse_http_date((http_view){"Sunday, 06-Nov-94 08:49:37 GMT", 30}, &t), -1);
     cr_assert_str_eq(httpd_mime_type("a/b.HTML", 8), "text/html");
     cr_assert_str_eq(httpd_mime_type("a.tar.gz", 8), "application/gzip");
     cr_assert_str_eq(httpd_mime_type("a.d/file", 8), "application/octet-stream");
