@@ -15,12 +15,12 @@
 #include "files.h"
 #include "parser.h"
 
-#define CHECK(cond)                                                                            \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            fprintf(stderr, "invariant broken: %s (line %d)\n", #cond, __LINE__);             \
-            abort();                                                                           \
-        }                                                                                      \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "invariant broken: %s (line %d)\n", #cond, __LINE__);                  \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 static void view_inside(http_view v, const char *b, size_t n)
