@@ -219,10 +219,9 @@ static int redirect_dir(conn *c, const http_request *r)
     if (need > OUT_BUF - 2 * HEADER_ROOM)
         return simple_response(c, r, 414, NULL);
     char loc[HTTP_MAX_LINE + 64]; /* the target fits in a request line */
-    int n = snprintf(loc, sizeof loc, "Location: %.*s/%s%.*s\r\n", (int)r->path.len,
-                     r->path.len ? r->path.p : "", r->query.p ? "?" : "", (int)r->query.len,
-                     r->query.p ? r->query.p : "");
-    (void)n;
+    snprintf(loc, sizeof loc, "Location: %.*s/%s%.*s\r\n", (int)r->path.len,
+             r->path.len ? r->path.p : "", r->query.p ? "?" : "", (int)r->query.len,
+             r->query.p ? r->query.p : "");
     return simple_response(c, r, 301, loc);
 }
 

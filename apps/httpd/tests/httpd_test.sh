@@ -167,6 +167,40 @@ got=$(raw 'GET /nope HTTP/1.1\r\nHost: t\r\n\r\nGET /small.txt HTTP/1.1\r\nHost:
 got=$($RAW "$PORT" partial "$(hex 'GET / HTTP/1.1\r\nHost: t\r\n')")
 [ "$got" = "HTTP/1.1 408 Request Time-out" ] && ok "408 header timeout" || fail "408: $got"
 
+# The connection cap: a second server that takes one connection; while a raw connection
+# holds it, curl's is closed at once (empty reply); once it is gone, curl is served.
+"$BIN" --port 0 --workers 1 --max-conns 1 "$root" >"$TMP/out_cap" 2>/dev/null &
+CAP_PID=$!
+CAP_PORT=
+for _ in $(seq 100); do
+    CAP_PORT=$(sed -n 's|.*http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$TMP/out_cap")
+    [ -n "$CAP_PORT" ] && break
+    sleep 0.1
+done
+mkfifo "$TMP/hold"
+python3 -c "
+import socket, sys
+s = socket.create_connection(('127.0.0.1', $CAP_PORT))
+print('connected', flush=True)
+sys.stdin.read()
+" <"$TMP/hold" >"$TMP/held" &
+HOLD_PID=$!
+exec 7>"$TMP/hold"
+for _ in $(seq 100); do grep -q connected "$TMP/held" && break; sleep 0.1; done
+curl -s -o /dev/null "http://127.0.0.1:$CAP_PORT/small.txt"
+rc=$?
+[ "$rc" = 52 ] || [ "$rc" = 56 ] && ok "over the cap: closed at once" || fail "cap: curl exit $rc"
+exec 7>&-
+wait "$HOLD_PID"
+served=0
+for _ in $(seq 50); do
+    [ "$(status /small.txt --connect-to "::127.0.0.1:$CAP_PORT")" = 200 ] && served=1 && break
+    sleep 0.1
+done
+[ "$served" = 1 ] && ok "served once a slot is free" || fail "cap: never served again"
+kill -TERM "$CAP_PID"
+wait "$CAP_PID"
+
 # Graceful shutdown: SIGTERM while a large response is in flight; it completes, exit 0.
 got=$($RAW "$PORT" slowget /huge.bin "$PID" 8000000)
 [ "$got" = complete ] && ok "in-flight response completed at SIGTERM" || fail "SIGTERM: $got"
