@@ -1,5 +1,6 @@
 # The two commands of the quick start, and the rest of the developer loop:
 #   make run     build, then run the main demo
+#   make run-httpd  build weft-httpd and serve apps/httpd/www/ on http://127.0.0.1:8080/
 #   make test    build and pass every test: a normal build, then ASan+UBSan, an LTO build
 #                of the core tests, the cross-thread stress tests under TSan, and a
 #                valgrind subset
@@ -32,7 +33,7 @@ CTEST = ctest --output-on-failure -j$(JOBS)
 # Debian's python (python3-matplotlib lives there), not a pyenv or venv one first on PATH.
 BENCH_PY ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 
-.PHONY: all build run test test-rel test-asan test-lto test-tsan test-valgrind bench bench-net bench-mt bench-file \
+.PHONY: all build run run-httpd test test-rel test-asan test-lto test-tsan test-valgrind bench bench-net bench-mt bench-file \
         install coverage soak \
         cross-test format clean
 
@@ -68,6 +69,9 @@ build:
 
 run: build
 	@$(BUILD)/rel/examples/demo
+
+run-httpd: build
+	@$(BUILD)/rel/apps/httpd/weft-httpd --listen 127.0.0.1 --port 8080 apps/httpd/www
 
 test:
 	@scripts/deps.sh test
@@ -154,7 +158,8 @@ cross-test:
 
 format:
 	clang-format -i include/*.h src/*.c src/*.h src/*/*.h src/*/*.c src/arch/*/*.c \
-	  tests/*.c tests/support/*.h tests/gdb/*.c examples/*.c bench/*.c bench/*.h
+	  tests/*.c tests/support/*.h tests/gdb/*.c examples/*.c bench/*.c bench/*.h \
+	  apps/httpd/*.c apps/httpd/*.h apps/httpd/tests/*.c apps/httpc/*.c apps/httpc/*.h fuzz/*.c
 
 clean:
 	rm -rf $(BUILD)

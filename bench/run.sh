@@ -28,7 +28,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PEER_SRC=$ROOT/bench/peers
 PEER_OUT=$BUILD_DIR/peers
 RESULTS=$BUILD_DIR/bench-results.jsonl
-WORKLOADS=${BENCH_WORKLOADS:-"ctx_switch yield spawn_join sleepers_1m timers_1m chan_pingpong sched_latency spawn_join_mt fanout_tree chan_mpmc"}
+WORKLOADS=${BENCH_WORKLOADS:-"ctx_switch yield spawn_join sleepers_1m timers_1m chan_pingpong sched_latency spawn_join_mt fanout_tree chan_mpmc http_parse"}
 TIMEOUT=${BENCH_TIMEOUT:-600}
 mkdir -p "$PEER_OUT"
 

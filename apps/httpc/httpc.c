@@ -1,0 +1,383 @@
+/* httpc.c: see httpc.h. Each request reads through one fixed 16 KiB buffer (on the calling
+ * task's stack), which also bounds a response head; bodies pass through it to the caller in
+ * pieces, so memory does not grow with the response. The pool is a stack of idle fds and a
+ * semaphore of `max_conns` slots: a request holds one slot from before it dials or takes an
+ * idle connection until it has put the connection back or closed it. */
+#include "httpc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <weft.h>
+
+/* The read buffer, and so the largest response head. */
+#define READ_BUF 16384
+
+struct httpc_pool {
+    char host[256];
+    int port;
+    unsigned max;
+    int resolved;
+    weft_addr addr;
+    weft_sem slots; /* free connection slots: max minus busy minus idle */
+    unsigned nidle;
+    int *idle; /* idle connections, most recently used last */
+};
+
+int httpc_pool_create(httpc_pool **out, const char *host, int port, unsigned max_conns)
+{
+    if (!out || !host || strlen(host) >= sizeof((httpc_pool *)0)->host || port <= 0 ||
+        port > 65535 || max_conns == 0)
+        return -EINVAL;
+    httpc_pool *p = calloc(1, sizeof *p);
+    int *idle = calloc(max_conns, sizeof *idle);
+    if (!p || !idle) {
+        free(p);
+        free(idle);
+        return -ENOMEM;
+    }
+    snprintf(p->host, sizeof p->host, "%s", host);
+    p->port = port;
+    p->max = max_conns;
+    p->idle = idle;
+    weft_sem slots = WEFT_SEM_INIT(max_conns);
+    p->slots = slots;
+    *out = p;
+    return 0;
+}
+
+void httpc_pool_destroy(httpc_pool *p)
+{
+    if (!p)
+        return;
+    for (unsigned i = 0; i < p->nidle; i++)
+        weft_close(p->idle[i]);
+    free(p->idle);
+    free(p);
+}
+
+/* A slot and a connection: an idle one (most recent first) or a new one. */
+static int acquire(httpc_pool *p, int fresh, int *reused, int64_t deadline)
+{
+    int r = weft_sem_acquire(&p->slots, deadline);
+    if (r < 0)
+        return r;
+    if (!fresh && p->nidle > 0) {
+        *reused = 1;
+        return p->idle[--p->nidle];
+    }
+    *reused = 0;
+    if (!p->resolved) {
+        r = weft_resolve(&p->addr, p->host, p->port, deadline);
+        if (r == 0)
+            p->resolved = 1;
+    }
+    int fd = r < 0 ? r : weft_dial(&p->addr, deadline);
+    if (fd < 0) {
+        weft_sem_release(&p->slots, 1);
+        return fd;
+    }
+    weft_tcp_nodelay(fd, 1);
+    return fd;
+}
+
+static void release(httpc_pool *p, int fd, int keep)
+{
+    if (keep && p->nidle < p->max)
+        p->idle[p->nidle++] = fd;
+    else
+        weft_close(fd);
+    weft_sem_release(&p->slots, 1);
+}
+
+typedef struct reader {
+    int fd;
+    int64_t deadline;
+    size_t pos, len; /* unread bytes: buf[pos .. len) */
+    int got_any;     /* a byte of the response has arrived */
+    char buf[READ_BUF];
+} reader;
+
+/* Reads more after what is buffered (moving it to the front first). 0 at end of stream. */
+static ssize_t fill(reader *r)
+{
+    if (r->pos > 0) {
+        memmove(r->buf, r->buf + r->pos, r->len - r->pos);
+        r->len -= r->pos;
+        r->pos = 0;
+    }
+    if (r->len == READ_BUF)
+        return -EMSGSIZE;
+    ssize_t n = weft_read(r->fd, r->buf + r->len, READ_BUF - r->len, r->deadline);
+    if (n > 0) {
+        r->len += (size_t)n;
+        r->got_any = 1;
+    }
+    return n;
+}
+
+/* The next line (without its CRLF or LF) as buf[*b .. *e); 0, or -errno. */
+static int line(reader *r, size_t *b, size_t *e)
+{
+    for (;;) {
+        char *lf = memchr(r->buf + r->pos, '\n', r->len - r->pos);
+        if (lf) {
+            *b = r->pos;
+            *e = (size_t)(lf - r->buf);
+            r->pos = *e + 1;
+            if (*e > *b && r->buf[*e - 1] == '\r')
+                (*e)--;
+            return 0;
+        }
+        ssize_t n = fill(r);
+        if (n <= 0)
+            return n == 0 ? -EPROTO : (int)n;
+    }
+}
+
+static int ieq(const char *s, size_t n, const char *lower)
+{
+    size_t k = strlen(lower);
+    if (n != k)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c | 0x20);
+        if (c != lower[i])
+            return 0;
+    }
+    return 1;
+}
+
+/* Whether the comma-separated list s[0 .. n) holds `tok` (case-insensitive). */
+static int has_token(const char *s, size_t n, const char *tok)
+{
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == ','))
+            i++;
+        size_t b = i;
+        while (i < n && s[i] != ',')
+            i++;
+        size_t e = i;
+        while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t'))
+            e--;
+        if (ieq(s + b, e - b, tok))
+            return 1;
+    }
+    return 0;
+}
+
+typedef struct head {
+    int status;
+    int minor;
+    int64_t content_length;
+    int chunked;
+    int close;
+} head;
+
+/* Reads a response head (skipping interim 1xx ones). */
+static int read_head(reader *r, head *h)
+{
+    for (;;) {
+        size_t b, e;
+        int rc = line(r, &b, &e);
+        if (rc < 0)
+            return rc;
+        const char *s = r->buf + b;
+        size_t n = e - b;
+        if (n < 12 || memcmp(s, "HTTP/1.", 7) != 0 || (s[7] != '0' && s[7] != '1') || s[8] != ' ' ||
+            s[9] < '1' || s[9] > '5' || s[10] < '0' || s[10] > '9' || s[11] < '0' || s[11] > '9')
+            return -EPROTO;
+        h->minor = s[7] - '0';
+        h->status = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
+        h->content_length = -1;
+        h->chunked = 0;
+        h->close = h->minor == 0;
+        for (;;) {
+            if ((rc = line(r, &b, &e)) < 0)
+                return rc;
+            if (e == b)
+                break;
+            s = r->buf + b;
+            n = e - b;
+            const char *colon = memchr(s, ':', n);
+            if (!colon)
+                return -EPROTO;
+            size_t nl = (size_t)(colon - s);
+            const char *v = colon + 1;
+            size_t vl = n - nl - 1;
+            while (vl > 0 && (*v == ' ' || *v == '\t'))
+                v++, vl--;
+            while (vl > 0 && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+                vl--;
+            if (ieq(s, nl, "content-length")) {
+                int64_t cl = 0;
+                if (vl == 0 || vl > 18)
+                    return -EPROTO;
+                for (size_t i = 0; i < vl; i++) {
+                    if (v[i] < '0' || v[i] > '9')
+                        return -EPROTO;
+                    cl = cl * 10 + (v[i] - '0');
+                }
+                if (h->content_length >= 0 && h->content_length != cl)
+                    return -EPROTO;
+                h->content_length = cl;
+            } else if (ieq(s, nl, "transfer-encoding")) {
+                h->chunked = has_token(v, vl, "chunked");
+            } else if (ieq(s, nl, "connection")) {
+                if (has_token(v, vl, "close"))
+                    h->close = 1;
+                else if (has_token(v, vl, "keep-alive"))
+                    h->close = 0;
+            }
+        }
+        if (h->status >= 200 || h->status == 101)
+            return 0;
+    }
+}
+
+/* Hands `n` body bytes to the caller: those buffered, then reads. n < 0: up to the end. */
+static int body_bytes(reader *r, int64_t n, httpc_body_fn fn, void *arg, httpc_response *resp)
+{
+    while (n != 0) {
+        if (r->pos == r->len) {
+            r->pos = r->len = 0;
+            ssize_t got = fill(r);
+            if (got == 0 && n < 0)
+                return 0;
+            if (got <= 0)
+                return got == 0 ? -EPROTO : (int)got;
+        }
+        size_t take = r->len - r->pos;
+        if (n >= 0 && (int64_t)take > n)
+            take = (size_t)n;
+        if (fn) {
+            int rc = fn(arg, r->buf + r->pos, take);
+            if (rc < 0)
+                return rc;
+        }
+        r->pos += take;
+        resp->body_bytes += (int64_t)take;
+        if (n > 0)
+            n -= (int64_t)take;
+    }
+    return 0;
+}
+
+/* A chunked body: size lines (hex, extensions ignored), data, CRLF; then trailers. */
+static int chunked_body(reader *r, httpc_body_fn fn, void *arg, httpc_response *resp)
+{
+    for (;;) {
+        size_t b, e;
+        int rc = line(r, &b, &e);
+        if (rc < 0)
+            return rc;
+        int64_t size = 0;
+        size_t i = b, digits = 0;
+        for (; i < e; i++, digits++) {
+            char c = r->buf[i];
+            int d = c >= '0' && c <= '9'   ? c - '0'
+                    : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                    : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                           : -1;
+            if (d < 0)
+                break;
+            if (digits == 15)
+                return -EPROTO;
+            size = size * 16 + d;
+        }
+        if (digits == 0 || (i < e && r->buf[i] != ';' && r->buf[i] != ' ' && r->buf[i] != '\t'))
+            return -EPROTO;
+        if (size == 0) {
+            do { /* trailers, up to the empty line */
+                if ((rc = line(r, &b, &e)) < 0)
+                    return rc;
+            } while (e != b);
+            return 0;
+        }
+        if ((rc = body_bytes(r, size, fn, arg, resp)) < 0)
+            return rc;
+        if ((rc = line(r, &b, &e)) < 0)
+            return rc;
+        if (e != b)
+            return -EPROTO;
+    }
+}
+
+static int exchange(int fd, const char *method, const char *host, int port, const char *path,
+                    const char *extra, const void *body, size_t body_len, httpc_body_fn fn,
+                    void *arg, httpc_response *resp, int *keep, int *got_any, int64_t deadline)
+{
+    char req[2048];
+    int n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: %s:%d\r\n%s", method, path, host,
+                     port, extra ? extra : "");
+    if (n < 0 || (size_t)n >= sizeof req - 40)
+        return -ENAMETOOLONG;
+    if (body)
+        n += snprintf(req + n, sizeof req - (size_t)n, "Content-Length: %zu\r\n", body_len);
+    n += snprintf(req + n, sizeof req - (size_t)n, "\r\n");
+    struct iovec iov[2] = {{req, (size_t)n}, {(void *)body, body ? body_len : 0}};
+    ssize_t w = weft_writev(fd, iov, body && body_len ? 2 : 1, deadline);
+    if (w < 0)
+        return (int)w;
+
+    reader *r = malloc(sizeof *r);
+    if (!r)
+        return -ENOMEM;
+    r->fd = fd;
+    r->deadline = deadline;
+    r->pos = r->len = 0;
+    r->got_any = 0;
+    head h;
+    int rc = read_head(r, &h);
+    if (rc == 0) {
+        resp->status = h.status;
+        resp->content_length = h.content_length;
+        resp->chunked = h.chunked;
+        int no_body = strcmp(method, "HEAD") == 0 || h.status == 204 || h.status == 304;
+        if (no_body)
+            rc = 0;
+        else if (h.chunked)
+            rc = chunked_body(r, fn, arg, resp);
+        else if (h.content_length >= 0)
+            rc = body_bytes(r, h.content_length, fn, arg, resp);
+        else {
+            rc = body_bytes(r, -1, fn, arg, resp);
+            h.close = 1;
+        }
+        /* Bytes past the response on a connection we did not pipeline: do not reuse. */
+        *keep = rc == 0 && !h.close && r->pos == r->len;
+    }
+    *got_any = r->got_any;
+    free(r);
+    return rc;
+}
+
+int httpc_request(httpc_pool *p, const char *method, const char *path, const char *extra_headers,
+                  const void *body, size_t body_len, httpc_body_fn on_body, void *arg,
+                  httpc_response *resp, int64_t deadline)
+{
+    if (!p || !method || !path || !resp)
+        return -EINVAL;
+    int idempotent = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    for (int attempt = 0;; attempt++) {
+        int reused = 0;
+        int fd = acquire(p, attempt > 0, &reused, deadline);
+        if (fd < 0)
+            return fd;
+        memset(resp, 0, sizeof *resp);
+        resp->reused = reused;
+        int keep = 0, got_any = 0;
+        int rc = exchange(fd, method, p->host, p->port, path, extra_headers, body, body_len,
+                          on_body, arg, resp, &keep, &got_any, deadline);
+        release(p, fd, rc == 0 && keep);
+        /* A pooled connection the server had closed fails before any response byte: once
+         * more on a new connection, where that is safe. */
+        if (rc < 0 && reused && !got_any && idempotent && attempt == 0 &&
+            (rc == -EPROTO || rc == -ECONNRESET || rc == -EPIPE))
+            continue;
+        return rc;
+    }
+}

@@ -1,0 +1,543 @@
+/* conn.c: one HTTP/1.1 connection, served by one task for its whole life. The task owns two
+ * fixed buffers (one allocation per connection): `in` holds the request heads (a head must fit in
+ * it: 431) and `out` collects the responses of a pipelined batch (status lines, headers, small
+ * bodies), which leave in one write when the batch is done; a large body goes out with sendfile
+ * right after its headers. Every read and write has a deadline, so a slow or silent client costs
+ * its fd and the pages of its stack it touched, never an unbounded wait or buffer. */
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "accesslog.h"
+#include "files.h"
+#include "httpd.h"
+#include "listing.h"
+#include "parser.h"
+
+/* 16 KiB: twice a request line's limit, enough for any browser's head (nginx: 4 x 8 KiB). */
+#define IN_BUF 16384
+/* 32 KiB: a batch of a dozen typical responses with small bodies, or one 16 KiB body. */
+#define OUT_BUF 32768
+/* Bodies up to this size are copied into the batch; larger ones go out with sendfile. */
+#define SMALL_BODY 16384
+/* sendfile in steps of 512 KiB, each with its own send_timeout: a reader must take 512 KiB
+ * every send_timeout (nginx's send_timeout is per write operation too). */
+#define SENDFILE_STEP (512 * 1024)
+/* Headers of one response: at most this, plus a Location that repeats the request path. */
+#define HEADER_ROOM 1024
+/* A closing connection reads what the client still sends for this long, this much, so that
+ * our last response is not destroyed by a reset (nginx's lingering_close). */
+#define LINGER_TIME  (2 * WEFT_SEC)
+#define LINGER_BYTES (256 * 1024)
+/* The longest decoded path we look up (PATH_MAX). */
+#define PATH_CAP 4096
+
+typedef struct conn {
+    int fd;
+    int close_after; /* the batch ends with this response: Connection: close */
+    int peer_closed; /* no lingering: the peer hung up or the socket failed */
+    size_t have;     /* bytes in `in` */
+    size_t start;    /* where the request being parsed starts in `in` */
+    size_t olen;     /* bytes in `out` */
+    httpd_shard *sh;
+    char peer[64]; /* the client's address for the log ("" until needed) */
+    char in[IN_BUF];
+    char out[OUT_BUF];
+} conn;
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 206:
+        return "Partial Content";
+    case 301:
+        return "Moved Permanently";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Not Allowed";
+    case 408:
+        return "Request Time-out";
+    case 413:
+        return "Request Entity Too Large";
+    case 414:
+        return "Request-URI Too Large";
+    case 416:
+        return "Requested Range Not Satisfiable";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Temporarily Unavailable";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Unknown";
+    }
+}
+
+/* The Date header's value, formatted once a second per worker thread. */
+static const char *date_now(void)
+{
+    static _Thread_local time_t cached;
+    static _Thread_local char text[32];
+    time_t t = time(NULL);
+    if (t != cached) {
+        cached = t;
+        httpd_http_date(t, text, sizeof text);
+    }
+    return text;
+}
+
+/* Appends to the batch; callers made room first (ensure_room), so a cut is a bug we would
+ * rather truncate than overflow. */
+__attribute__((format(printf, 2, 3))) static void put(conn *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(c->out + c->olen, OUT_BUF - c->olen, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        c->olen += (size_t)n < OUT_BUF - c->olen ? (size_t)n : OUT_BUF - c->olen - 1;
+}
+
+static void put_bytes(conn *c, const char *p, size_t n)
+{
+    if (n > OUT_BUF - c->olen)
+        n = OUT_BUF - c->olen;
+    memcpy(c->out + c->olen, p, n);
+    c->olen += n;
+}
+
+/* Sends the batch. `more`: a body follows at once (MSG_MORE: one segment with it). */
+static int flush(conn *c, int more)
+{
+    if (c->olen == 0)
+        return 0;
+    ssize_t n = weft_send(c->fd, c->out, c->olen, more ? MSG_MORE : 0,
+                          weft_deadline_in(httpd_cfg.send_timeout));
+    c->olen = 0;
+    if (n < 0) {
+        c->peer_closed = 1;
+        return (int)n;
+    }
+    return 0;
+}
+
+static int ensure_room(conn *c, size_t need)
+{
+    return OUT_BUF - c->olen >= need ? 0 : flush(c, 0);
+}
+
+/* Whether the connection stays open after this response: the client's wish, no error that
+ * closes (nginx closes after 400, 408, 413, 414, 431-like, 500, 501 and 505), no shutdown. */
+static int keep_alive(conn *c, const http_request *r, int status)
+{
+    switch (status) {
+    case 400:
+    case 408:
+    case 413:
+    case 414:
+    case 431:
+    case 500:
+    case 501:
+    case 505:
+        c->close_after = 1;
+        break;
+    default:
+        break;
+    }
+    if (!r || !r->keep_alive || c->sh->draining)
+        c->close_after = 1;
+    return !c->close_after;
+}
+
+static void status_line(conn *c, const http_request *r, int status)
+{
+    int keep = keep_alive(c, r, status);
+    put(c, "HTTP/1.1 %d %s\r\nServer: weft-httpd\r\nDate: %s\r\n", status, reason(status),
+        date_now());
+    if (!keep)
+        put(c, "Connection: close\r\n");
+    else if (r->version_minor == 0)
+        put(c, "Connection: keep-alive\r\n");
+}
+
+static void log_request(conn *c, const http_request *r, int status, int64_t bytes)
+{
+    if (httpd_cfg.access_log_fd < 0)
+        return;
+    if (!c->peer[0])
+        httpd_peer_name(c->fd, c->peer, sizeof c->peer);
+    httpd_log_request(&c->sh->log, c->peer, r ? r->request_line : (http_view){NULL, 0}, status,
+                      bytes);
+}
+
+/* An error or a redirect: nginx's small HTML body (none for HEAD), and `extra` header lines
+ * (each ending in CRLF) when given. */
+static int simple_response(conn *c, const http_request *r, int status, const char *extra)
+{
+    if (ensure_room(c, HEADER_ROOM + (extra ? strlen(extra) : 0)) < 0)
+        return -1;
+    char body[256];
+    int blen = snprintf(body, sizeof body,
+                        "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
+                        "<center><h1>%d %s</h1></center>\r\n<hr><center>weft-httpd</center>\r\n"
+                        "</body>\r\n</html>\r\n",
+                        status, reason(status), status, reason(status));
+    status_line(c, r, status);
+    put(c, "Content-Type: text/html\r\nContent-Length: %d\r\n%s\r\n", blen, extra ? extra : "");
+    int head = r && r->method == HTTP_M_HEAD;
+    if (!head)
+        put_bytes(c, body, (size_t)blen);
+    log_request(c, r, status, head ? 0 : blen);
+    return 0;
+}
+
+/* 301 to the directory's URL with its slash, query kept (nginx sends an absolute URL built
+ * from Host; a relative Location is valid since RFC 7231 and cannot be pointed elsewhere by
+ * a forged Host). */
+static int redirect_dir(conn *c, const http_request *r)
+{
+    size_t need = r->path.len + r->query.len + 32;
+    if (need > OUT_BUF - 2 * HEADER_ROOM)
+        return simple_response(c, r, 414, NULL);
+    char loc[HTTP_MAX_LINE + 64]; /* the target fits in a request line */
+    snprintf(loc, sizeof loc, "Location: %.*s/%s%.*s\r\n", (int)r->path.len,
+             r->path.len ? r->path.p : "", r->query.p ? "?" : "", (int)r->query.len,
+             r->query.p ? r->query.p : "");
+    return simple_response(c, r, 301, loc);
+}
+
+/* Reads and drops a body of `left` bytes, those already buffered first. */
+static int discard_body(conn *c, int64_t left)
+{
+    size_t inbuf = c->have - c->start;
+    if ((int64_t)inbuf > left)
+        inbuf = (size_t)left;
+    c->start += inbuf;
+    left -= (int64_t)inbuf;
+    char scratch[4096];
+    while (left > 0) {
+        size_t want = left < (int64_t)sizeof scratch ? (size_t)left : sizeof scratch;
+        ssize_t n = weft_read(c->fd, scratch, want, weft_deadline_in(httpd_cfg.send_timeout));
+        if (n <= 0) {
+            c->peer_closed = 1;
+            return -1;
+        }
+        left -= n;
+    }
+    return 0;
+}
+
+/* 304, 200, 206 or 416 for an open regular file. */
+static int serve_file(conn *c, const http_request *r, int fd, const struct stat *st,
+                      const char *name, size_t nlen)
+{
+    char etag[48], lm[32];
+    int elen = httpd_etag(st, etag, sizeof etag);
+    httpd_http_date(st->st_mtime, lm, sizeof lm);
+    if (ensure_room(c, HEADER_ROOM) < 0)
+        return -1;
+
+    const http_header *inm = http_find_header(r, "if-none-match");
+    const http_header *ims = http_find_header(r, "if-modified-since");
+    time_t since;
+    if (inm ? httpd_etag_match(inm->value, etag, (size_t)elen)
+            : ims && httpd_parse_http_date(ims->value, &since) == 0 && st->st_mtime <= since) {
+        status_line(c, r, 304);
+        put(c, "Last-Modified: %s\r\nETag: %s\r\n\r\n", lm, etag);
+        log_request(c, r, 304, 0);
+        return 0;
+    }
+
+    int64_t size = st->st_size, first = 0, last = size - 1;
+    int status = 200;
+    const http_header *range = r->method == HTTP_M_GET ? http_find_header(r, "range") : NULL;
+    if (range) {
+        const http_header *ifr = http_find_header(r, "if-range");
+        int fresh =
+            !ifr ||
+            (ifr->value.len == (size_t)elen && memcmp(ifr->value.p, etag, (size_t)elen) == 0) ||
+            (ifr->value.len == 29 && memcmp(ifr->value.p, lm, 29) == 0);
+        int pr = fresh ? httpd_parse_range(range->value, size, &first, &last) : 0;
+        if (pr < 0) {
+            char cr[64];
+            snprintf(cr, sizeof cr, "Content-Range: bytes */%lld\r\n", (long long)size);
+            return simple_response(c, r, 416, cr);
+        }
+        if (pr > 0)
+            status = 206;
+    }
+    int64_t len = last - first + 1;
+    status_line(c, r, status);
+    put(c,
+        "Content-Type: %s\r\nContent-Length: %lld\r\nLast-Modified: %s\r\nETag: %s\r\n"
+        "Accept-Ranges: bytes\r\n",
+        httpd_mime_type(name, nlen), (long long)len, lm, etag);
+    if (status == 206)
+        put(c, "Content-Range: bytes %lld-%lld/%lld\r\n", (long long)first, (long long)last,
+            (long long)size);
+    put(c, "\r\n");
+    if (r->method == HTTP_M_HEAD || len == 0) {
+        log_request(c, r, status, 0);
+        return 0;
+    }
+    log_request(c, r, status, len);
+    if (len <= SMALL_BODY && (size_t)len <= OUT_BUF - c->olen) {
+        /* Small: into the batch, to leave with the headers in one write. */
+        ssize_t n = weft_file_pread(fd, c->out + c->olen, (size_t)len, first,
+                                    weft_deadline_in(httpd_cfg.send_timeout));
+        if (n != len)
+            return -1; /* the file shrank under us: the promised length cannot be kept */
+        c->olen += (size_t)len;
+        return 0;
+    }
+    if (flush(c, 1) < 0)
+        return -1;
+    off_t off = first;
+    while (len > 0) {
+        size_t step = len < SENDFILE_STEP ? (size_t)len : SENDFILE_STEP;
+        ssize_t n = weft_sendfile(c->fd, fd, &off, step, weft_deadline_in(httpd_cfg.send_timeout));
+        if (n <= 0 || (size_t)n != step) {
+            c->peer_closed = 1;
+            return -1;
+        }
+        len -= n;
+    }
+    return 0;
+}
+
+/* A directory without index.html, listed (--autoindex): the page is built in memory (its
+ * size is bounded by listing.c) and leaves with the headers in one vectored write. */
+static int serve_listing(conn *c, const http_request *r, int dirfd, const char *norm)
+{
+    char *page = NULL;
+    size_t plen = 0;
+    if (httpd_listing(dirfd, norm, &page, &plen) < 0)
+        return simple_response(c, r, 500, NULL);
+    if (ensure_room(c, HEADER_ROOM) < 0) {
+        free(page);
+        return -1;
+    }
+    status_line(c, r, 200);
+    put(c, "Content-Type: text/html\r\nContent-Length: %zu\r\n\r\n", plen);
+    int head = r->method == HTTP_M_HEAD;
+    log_request(c, r, 200, head ? 0 : (int64_t)plen);
+    int rc = 0;
+    if (!head) {
+        struct iovec iov[2] = {{c->out, c->olen}, {page, plen}};
+        ssize_t n = weft_writev(c->fd, iov, 2, weft_deadline_in(httpd_cfg.send_timeout));
+        c->olen = 0;
+        if (n < 0) {
+            c->peer_closed = 1;
+            rc = -1;
+        }
+    }
+    free(page);
+    return rc;
+}
+
+/* Answers one parsed request (the body, if any, is read and dropped first). Returns 0, or
+ * -1 when the connection must close at once (a write failed). */
+static int handle(conn *c, const http_request *r)
+{
+    if (r->chunked) {
+        c->close_after = 1; /* a chunked body we do not read: the connection ends with us */
+    } else if (r->content_length > 0) {
+        if (r->content_length > httpd_cfg.max_body)
+            return simple_response(c, r, 413, NULL);
+        if (discard_body(c, r->content_length) < 0)
+            return -1;
+    }
+    if (r->method != HTTP_M_GET && r->method != HTTP_M_HEAD && r->method != HTTP_M_POST)
+        return simple_response(c, r, 405, "Allow: GET, HEAD\r\n");
+
+    char norm[PATH_CAP + 16]; /* room to append "index.html" */
+    int nl = httpd_normalize_path(r->path, norm, PATH_CAP);
+    if (nl < 0)
+        return simple_response(c, r, -nl, NULL);
+    struct stat st;
+    int fd = httpd_open_beneath(httpd_cfg.rootfd, norm, &st);
+    if (fd < 0)
+        return simple_response(c, r, -fd, NULL);
+    int rc;
+    if (S_ISDIR(st.st_mode)) {
+        if (r->path.len == 0 || r->path.p[r->path.len - 1] != '/') {
+            weft_close(fd);
+            return redirect_dir(c, r);
+        }
+        memcpy(norm + nl, "index.html", sizeof "index.html");
+        struct stat ist;
+        int ifd = httpd_open_beneath(httpd_cfg.rootfd, norm, &ist);
+        if (ifd >= 0 && S_ISREG(ist.st_mode)) {
+            weft_close(fd);
+            fd = ifd;
+            st = ist;
+            nl += (int)strlen("index.html");
+        } else {
+            if (ifd >= 0)
+                weft_close(ifd);
+            norm[nl] = '\0';
+            if (r->method == HTTP_M_POST)
+                rc = simple_response(c, r, 405, "Allow: GET, HEAD\r\n");
+            else if (httpd_cfg.autoindex)
+                rc = serve_listing(c, r, fd, norm);
+            else
+                rc = simple_response(c, r, 403, NULL);
+            weft_close(fd);
+            return rc;
+        }
+    }
+    if (r->method == HTTP_M_POST) /* nginx: POST to a static file that exists is 405 */
+        rc = simple_response(c, r, 405, "Allow: GET, HEAD\r\n");
+    else
+        rc = serve_file(c, r, fd, &st, norm, (size_t)nl);
+    weft_close(fd);
+    return rc;
+}
+
+/* Reads what the client still sends for a short while after our last response, so that
+ * the close does not reset the connection under the response (see LINGER_TIME). */
+static void linger_close(conn *c)
+{
+    if (!c->peer_closed && weft_shutdown(c->fd, SHUT_WR) == 0) {
+        int64_t deadline = weft_deadline_in(LINGER_TIME);
+        size_t total = 0;
+        while (total < LINGER_BYTES) {
+            ssize_t n = weft_read(c->fd, c->in, IN_BUF, deadline);
+            if (n <= 0)
+                break;
+            total += (size_t)n;
+        }
+    }
+    weft_close(c->fd);
+}
+
+/* The request loop: parse every complete head in `in`, answer each into the batch, send the
+ * batch when the buffer holds no complete request any more, then read. */
+static void serve(conn *c, httpd_conn_rec *rec)
+{
+    http_parser p;
+    http_parser_init(&p);
+    int first = 1;
+    /* The first head is timed from the accept, later ones from their first byte. */
+    int64_t head_deadline = weft_deadline_in(httpd_cfg.header_timeout);
+    for (;;) {
+        int r = c->have > c->start ? http_parse(&p, c->in + c->start, c->have - c->start) : 0;
+        if (r > 0) {
+            c->start += (size_t)r;
+            int rc = handle(c, &p.req);
+            http_parser_init(&p);
+            first = 0;
+            if (rc < 0)
+                return;
+            if (c->close_after)
+                break;
+            head_deadline = weft_deadline_in(httpd_cfg.header_timeout);
+            continue;
+        }
+        if (r < 0) {
+            simple_response(c, NULL, -r, NULL);
+            break;
+        }
+        /* Nothing complete is left: the batch goes out in one write. */
+        if (flush(c, 0) < 0)
+            return;
+        if (c->sh->draining && c->have == c->start)
+            break;
+        if (c->start > 0) {
+            /* Move the partial head to the front. The parser's views would point at the
+             * old place, so it starts again on the moved bytes (they are few: this only
+             * happens to the tail of a pipelined batch). */
+            memmove(c->in, c->in + c->start, c->have - c->start);
+            c->have -= c->start;
+            c->start = 0;
+            http_parser_init(&p);
+            continue;
+        }
+        if (c->have == IN_BUF) {
+            simple_response(c, NULL, 431, NULL);
+            break;
+        }
+        int idle = c->have == 0;
+        int64_t deadline =
+            idle && !first ? weft_deadline_in(httpd_cfg.keepalive_timeout) : head_deadline;
+        rec->idle = idle;
+        ssize_t n = weft_read(c->fd, c->in + c->have, IN_BUF - c->have, deadline);
+        rec->idle = 0;
+        if (n == -ETIMEDOUT) {
+            if (!idle || first) /* nginx closes silently; we say why (docs/httpd.md) */
+                simple_response(c, NULL, 408, NULL);
+            else
+                c->peer_closed = 1; /* an idle keep-alive connection just closes */
+            break;
+        }
+        if (n <= 0) {
+            c->peer_closed = 1;
+            return;
+        }
+        if (idle && !first)
+            head_deadline = weft_deadline_in(httpd_cfg.header_timeout);
+        c->have += (size_t)n;
+    }
+    if (flush(c, 0) < 0)
+        return;
+    linger_close(c);
+    c->fd = -1;
+}
+
+void httpd_serve_conn(int fd, void *arg)
+{
+    (void)arg;
+    httpd_shard *sh = weft_sharded_local(httpd_shards);
+    if (atomic_fetch_add_explicit(&httpd_nconns, 1, memory_order_relaxed) >= httpd_cfg.max_conns ||
+        sh->draining) {
+        /* Over the cap: closed at once, like nginx once worker_connections are taken. */
+        atomic_fetch_sub_explicit(&httpd_nconns, 1, memory_order_relaxed);
+        weft_close(fd);
+        return;
+    }
+    httpd_conn_rec rec = {&sh->live, sh->live.next, weft_self(), 0};
+    sh->live.next->prev = &rec;
+    sh->live.next = &rec;
+    sh->nlive++;
+
+    conn *c = malloc(sizeof *c);
+    if (c) {
+        c->fd = fd;
+        c->close_after = c->peer_closed = 0;
+        c->have = c->start = c->olen = 0;
+        c->sh = sh;
+        c->peer[0] = '\0';
+        weft_tcp_nodelay(fd, 1);
+        serve(c, &rec);
+        if (c->fd >= 0)
+            weft_close(c->fd);
+        free(c);
+    } else {
+        weft_close(fd);
+    }
+
+    rec.prev->next = rec.next;
+    rec.next->prev = rec.prev;
+    atomic_fetch_sub_explicit(&httpd_nconns, 1, memory_order_relaxed);
+    if (--sh->nlive == 0 && sh->drained)
+        weft_promise_resolve(sh->drained, NULL);
+}

@@ -1,0 +1,343 @@
+/* files.c: request path -> file under the document root, and the validators of a file.
+ * Invariant: every path handed to the kernel is relative, normalised (no "." or ".."
+ * segment, no NUL) and resolved from the root fd with RESOLVE_BENEATH, so neither the name
+ * nor a symlink met on the way can leave the root; kernels without openat2 get the same
+ * guarantee from a check of the opened file's real path. */
+#include "files.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+
+static int hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c |= 0x20;
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+int httpd_normalize_path(http_view path, char *out, size_t cap)
+{
+    size_t o = 0;
+    if (cap < 2)
+        return -414;
+    out[o++] = '/';
+    size_t seg = 1; /* where the segment being written begins in out */
+    for (size_t i = 0; i <= path.len; i++) {
+        int c;
+        if (i == path.len) {
+            c = '/'; /* closes the last segment; removed again below */
+        } else {
+            c = (unsigned char)path.p[i];
+            if (c == '%') {
+                int h = i + 2 < path.len ? hexval((unsigned char)path.p[i + 1]) : -1;
+                int l = h >= 0 ? hexval((unsigned char)path.p[i + 2]) : -1;
+                if (l < 0)
+                    return -400;
+                c = h * 16 + l;
+                i += 2;
+                if (c == 0)
+                    return -400;
+            }
+        }
+        if (c != '/') {
+            if (o + 1 >= cap)
+                return -414;
+            out[o++] = (char)c;
+            continue;
+        }
+        /* A segment ends: "." and ".." are resolved, empty ones merged. */
+        size_t n = o - seg;
+        if (n == 1 && out[seg] == '.') {
+            o = seg;
+        } else if (n == 2 && out[seg] == '.' && out[seg + 1] == '.') {
+            if (seg == 1)
+                return -400; /* above the root: 400, as nginx */
+            o = seg - 1;     /* the '/' before ".." */
+            while (out[o - 1] != '/')
+                o--;
+        } else if (n > 0) {
+            if (o + 1 >= cap)
+                return -414;
+            out[o++] = '/';
+        }
+        seg = o;
+    }
+    /* The closing '/' added for the end stays only where the path itself ended in one (or
+     * ended in a "." or ".." segment, which name a directory). */
+    int dir_end = path.len == 0 || path.p[path.len - 1] == '/';
+    if (!dir_end && path.len >= 2) {
+        size_t k = path.len;
+        /* "/a/." or "/a/..": the result is a directory path, keep the slash */
+        if ((path.p[k - 1] == '.' && path.p[k - 2] == '/') ||
+            (k >= 3 && path.p[k - 1] == '.' && path.p[k - 2] == '.' && path.p[k - 3] == '/'))
+            dir_end = 1;
+    }
+    if (!dir_end && o > 1 && out[o - 1] == '/')
+        o--;
+    out[o] = '\0';
+    return (int)o;
+}
+
+static int errno_status(int e)
+{
+    switch (e) {
+    case ENOENT:
+    case ENOTDIR:
+    case ENAMETOOLONG:
+        return -404;
+    case EXDEV:
+    case ELOOP:
+    case EACCES:
+    case EPERM:
+    case ENXIO:
+        return -403;
+    default:
+        return -500;
+    }
+}
+
+/* Kernels before 5.6 (or a seccomp policy) lack openat2: open, then check that the file's
+ * real path is the root or below it. */
+static int open_checked(int rootfd, const char *rel, int flags)
+{
+    int fd = openat(rootfd, rel, flags);
+    if (fd < 0)
+        return -errno;
+    char link[64], real[4096], root[4096];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", rootfd);
+    ssize_t rn = readlink(link, root, sizeof root - 1);
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t fn = readlink(link, real, sizeof real - 1);
+    if (rn <= 0 || fn <= 0) {
+        close(fd);
+        return -EACCES;
+    }
+    size_t n = (size_t)rn;
+    int inside = (size_t)fn >= n && memcmp(real, root, n) == 0 &&
+                 ((size_t)fn == n || real[n] == '/' || (n == 1 && root[0] == '/'));
+    if (!inside) {
+        close(fd);
+        return -EXDEV;
+    }
+    return fd;
+}
+
+int httpd_open_beneath(int rootfd, const char *norm, struct stat *st)
+{
+    static int no_openat2; /* written once per process, the same value by every worker */
+    const char *rel = norm[1] ? norm + 1 : ".";
+    int flags = O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY;
+    int fd = -ENOSYS;
+    if (!__atomic_load_n(&no_openat2, __ATOMIC_RELAXED)) {
+        struct open_how how = {.flags = (uint64_t)flags,
+                               .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
+        long r = syscall(SYS_openat2, rootfd, rel, &how, sizeof how);
+        fd = r < 0 ? -errno : (int)r;
+        if (fd == -ENOSYS || fd == -EPERM)
+            __atomic_store_n(&no_openat2, 1, __ATOMIC_RELAXED);
+    }
+    if (fd == -ENOSYS || (fd == -EPERM && __atomic_load_n(&no_openat2, __ATOMIC_RELAXED)))
+        fd = open_checked(rootfd, rel, flags);
+    if (fd < 0)
+        return errno_status(-fd);
+    if (fstat(fd, st) < 0 || !(S_ISREG(st->st_mode) || S_ISDIR(st->st_mode))) {
+        close(fd);
+        return -403;
+    }
+    return fd;
+}
+
+const char *httpd_mime_type(const char *name, size_t len)
+{
+    static const struct {
+        const char *ext, *type;
+    } types[] = {
+        {"html", "text/html"},
+        {"htm", "text/html"},
+        {"css", "text/css"},
+        {"js", "application/javascript"},
+        {"mjs", "application/javascript"},
+        {"json", "application/json"},
+        {"txt", "text/plain"},
+        {"md", "text/markdown"},
+        {"csv", "text/csv"},
+        {"xml", "text/xml"},
+        {"svg", "image/svg+xml"},
+        {"png", "image/png"},
+        {"jpg", "image/jpeg"},
+        {"jpeg", "image/jpeg"},
+        {"gif", "image/gif"},
+        {"webp", "image/webp"},
+        {"ico", "image/x-icon"},
+        {"avif", "image/avif"},
+        {"wasm", "application/wasm"},
+        {"pdf", "application/pdf"},
+        {"zip", "application/zip"},
+        {"gz", "application/gzip"},
+        {"tar", "application/x-tar"},
+        {"mp4", "video/mp4"},
+        {"webm", "video/webm"},
+        {"mp3", "audio/mpeg"},
+        {"ogg", "audio/ogg"},
+        {"wav", "audio/wav"},
+        {"woff", "font/woff"},
+        {"woff2", "font/woff2"},
+        {"ttf", "font/ttf"},
+        {"otf", "font/otf"},
+    };
+    size_t dot = len;
+    while (dot > 0 && name[dot - 1] != '.' && name[dot - 1] != '/')
+        dot--;
+    if (dot == 0 || name[dot - 1] != '.')
+        return "application/octet-stream";
+    http_view ext = {name + dot, len - dot};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (http_view_eq(ext, types[i].ext))
+            return types[i].type;
+    return "application/octet-stream";
+}
+
+int httpd_etag(const struct stat *st, char *out, size_t cap)
+{
+    return snprintf(out, cap, "\"%llx-%llx\"", (unsigned long long)st->st_mtime,
+                    (unsigned long long)st->st_size);
+}
+
+static const char wdays[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+int httpd_http_date(time_t t, char *out, size_t cap)
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    return snprintf(out, cap, "%s, %02d %s %04d %02d:%02d:%02d GMT", wdays[tm.tm_wday], tm.tm_mday,
+                    months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+static int digits(const char *s, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+int httpd_parse_http_date(http_view v, time_t *t)
+{
+    /* "Sun, 06 Nov 1994 08:49:37 GMT" */
+    const char *s = v.p;
+    if (v.len != 29 || s[3] != ',' || s[4] != ' ' || s[7] != ' ' || s[11] != ' ' || s[16] != ' ' ||
+        s[19] != ':' || s[22] != ':' || s[25] != ' ' || memcmp(s + 26, "GMT", 3) != 0)
+        return -1;
+    int mon = -1;
+    for (int i = 0; i < 12; i++)
+        if (memcmp(s + 8, months[i], 3) == 0)
+            mon = i;
+    struct tm tm = {0};
+    tm.tm_mday = digits(s + 5, 2);
+    tm.tm_year = digits(s + 12, 4) - 1900;
+    tm.tm_hour = digits(s + 17, 2);
+    tm.tm_min = digits(s + 20, 2);
+    tm.tm_sec = digits(s + 23, 2);
+    tm.tm_mon = mon;
+    if (mon < 0 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_year < 70 || tm.tm_hour < 0 ||
+        tm.tm_hour > 23 || tm.tm_min < 0 || tm.tm_min > 59 || tm.tm_sec < 0 || tm.tm_sec > 60)
+        return -1;
+    *t = timegm(&tm);
+    return 0;
+}
+
+int httpd_etag_match(http_view inm, const char *etag, size_t etag_len)
+{
+    size_t i = 0;
+    while (i < inm.len) {
+        while (i < inm.len && (inm.p[i] == ' ' || inm.p[i] == '\t' || inm.p[i] == ','))
+            i++;
+        if (i < inm.len && inm.p[i] == '*')
+            return 1;
+        if (i + 2 <= inm.len && inm.p[i] == 'W' && inm.p[i + 1] == '/')
+            i += 2;
+        if (i >= inm.len || inm.p[i] != '"')
+            return 0; /* malformed: no match */
+        size_t b = i++;
+        while (i < inm.len && inm.p[i] != '"')
+            i++;
+        if (i == inm.len)
+            return 0;
+        i++;
+        if (i - b == etag_len && memcmp(inm.p + b, etag, etag_len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Reads up to 18 digits (no overflow); returns the count read, -1 when there is none. */
+static int number(const char *s, size_t n, size_t *i, int64_t *out)
+{
+    size_t b = *i;
+    int64_t v = 0;
+    while (*i < n && s[*i] >= '0' && s[*i] <= '9' && *i - b < 18)
+        v = v * 10 + (s[(*i)++] - '0');
+    if (*i == b || (*i < n && s[*i] >= '0' && s[*i] <= '9'))
+        return -1;
+    *out = v;
+    return (int)(*i - b);
+}
+
+int httpd_parse_range(http_view v, int64_t size, int64_t *first, int64_t *last)
+{
+    const char *s = v.p;
+    size_t n = v.len, i = 6;
+    if (n < 7 || !http_view_eq((http_view){s, 6}, "bytes="))
+        return 0;
+    while (i < n && (s[i] == ' ' || s[i] == '\t'))
+        i++;
+    if (memchr(s + i, ',', n - i))
+        return 0; /* several ranges: we answer with the whole file (RFC 9110 14.2 allows it) */
+    int64_t a = -1, b = -1;
+    if (i < n && s[i] == '-') {
+        i++;
+        if (number(s, n, &i, &b) < 0)
+            return 0;
+    } else {
+        if (number(s, n, &i, &a) < 0 || i >= n || s[i] != '-')
+            return 0;
+        i++;
+        if (i < n && number(s, n, &i, &b) < 0)
+            return 0;
+    }
+    while (i < n && (s[i] == ' ' || s[i] == '\t'))
+        i++;
+    if (i != n)
+        return 0;
+    if (a < 0) { /* suffix: the last b bytes */
+        if (b == 0 || size == 0)
+            return -416;
+        *first = b >= size ? 0 : size - b;
+        *last = size - 1;
+        return 1;
+    }
+    if (b >= 0 && b < a)
+        return 0; /* invalid: ignored */
+    if (a >= size)
+        return -416;
+    *first = a;
+    *last = (b < 0 || b >= size) ? size - 1 : b;
+    return 1;
+}

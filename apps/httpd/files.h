@@ -1,0 +1,49 @@
+/* files.h: from a request path to an open file under the document root: percent-decoding,
+ * normalisation (no way above the root), a lookup that never leaves the root (openat2
+ * RESOLVE_BENEATH, else a realpath check), MIME types, validators (ETag, Last-Modified) and
+ * HTTP dates. */
+#ifndef WEFT_HTTPD_FILES_H
+#define WEFT_HTTPD_FILES_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "parser.h"
+
+/* Decodes and normalises `path` (as sent, without its query) into out[0 .. cap): a path
+ * that starts with '/', with %XX decoded (%2F too, as nginx does), "//" merged, "." and
+ * ".." segments resolved. Returns the length, -400 for a bad escape, a NUL byte or a ".."
+ * that climbs above the root, or -414 when it does not fit. out is NUL-terminated. */
+int httpd_normalize_path(http_view path, char *out, size_t cap);
+
+/* Opens the normalised path `norm` (starting with '/') below the root fd, read-only and
+ * non-blocking (a FIFO cannot hang the worker), refusing any symlink that leads out.
+ * Returns the fd (close it) with *st filled, or -404 (missing), -403 (outside the root,
+ * permission, not a regular file or directory). */
+int httpd_open_beneath(int rootfd, const char *norm, struct stat *st);
+
+/* The MIME type for a file name, from its extension (application/octet-stream if unknown). */
+const char *httpd_mime_type(const char *name, size_t len);
+
+/* Writes an ETag for st (nginx's form: "mtime-size" in hex, quoted) into out (>= 40 bytes);
+ * returns its length. */
+int httpd_etag(const struct stat *st, char *out, size_t cap);
+
+/* Writes `t` as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT", 29 bytes) into out
+ * (>= 30 bytes); returns 29. */
+int httpd_http_date(time_t t, char *out, size_t cap);
+
+/* Parses an IMF-fixdate. Returns 0 and *t, or -1 when `v` is not one. */
+int httpd_parse_http_date(http_view v, time_t *t);
+
+/* Whether an If-None-Match value matches `etag` (weak comparison, "*" matches). */
+int httpd_etag_match(http_view inm, const char *etag, size_t etag_len);
+
+/* A single byte range of a file of `size` bytes from a Range value. Returns 1 with
+ * [*first, *last] set, 0 when the header is to be ignored (not "bytes=", several ranges,
+ * bad syntax: the whole file is sent), or -416 when it cannot be satisfied. */
+int httpd_parse_range(http_view v, int64_t size, int64_t *first, int64_t *last);
+
+#endif

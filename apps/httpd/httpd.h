@@ -1,0 +1,64 @@
+/* httpd.h: what weft-httpd's modules share: the configuration (set once by main before any
+ * worker runs, read-only afterwards) and the per-worker state (one instance per shard,
+ * touched by that worker's thread only). */
+#ifndef WEFT_HTTPD_H
+#define WEFT_HTTPD_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <weft.h>
+
+/* Read-only once the server runs. */
+typedef struct httpd_config {
+    const char *root;          /* the document root, as given */
+    int rootfd;                /* O_PATH|O_DIRECTORY fd of the root: lookups start here */
+    int autoindex;             /* --autoindex: list directories without an index.html */
+    int64_t header_timeout;    /* whole request head, from its first byte (10 s) */
+    int64_t keepalive_timeout; /* idle between requests (75 s, nginx's) */
+    int64_t send_timeout;      /* each write step must progress within it (60 s, nginx's) */
+    int64_t drain_timeout;     /* graceful shutdown: in-flight work gets this long (30 s) */
+    int64_t max_body;          /* a request body over it is 413 (1 MiB, nginx's) */
+    unsigned max_conns;        /* open connections over all workers (10000) */
+    int access_log_fd;         /* -1: no access log */
+    int quiet;                 /* no startup line */
+} httpd_config;
+
+extern httpd_config httpd_cfg;
+
+/* A connection, on its task's stack, linked in its worker's list for the shutdown. */
+typedef struct httpd_conn_rec {
+    struct httpd_conn_rec *prev, *next;
+    weft_task *task;
+    int idle; /* 1 while waiting for the first byte of a request: cancel it at shutdown */
+} httpd_conn_rec;
+
+/* The access log's buffer of one worker: lines are appended to `buf`; the flusher swaps it
+ * with `spare` and writes the spare out while connections fill the other. */
+#define HTTPD_LOG_BUF (64 * 1024)
+typedef struct httpd_log {
+    char *buf, *spare;
+    size_t len;
+    uint64_t ndropped; /* lines dropped because both buffers were full */
+    weft_event kick;   /* set when buf is half full, or at the shutdown */
+    int stopping;
+    weft_task *flusher;
+} httpd_log;
+
+/* One worker's state. */
+typedef struct httpd_shard {
+    httpd_conn_rec live; /* list head */
+    size_t nlive;
+    int draining;          /* shutdown: finish the response in flight, then close */
+    weft_promise *drained; /* resolved by the last connection to go, once draining */
+    httpd_log log;
+} httpd_shard;
+
+extern weft_sharded *httpd_shards;
+/* Open connections over all workers, for the cap. */
+extern atomic_uint httpd_nconns;
+
+/* The connection handler given to weft_serve (conn.c). */
+void httpd_serve_conn(int fd, void *arg);
+
+#endif

@@ -1,0 +1,267 @@
+/* main.c: weft-httpd's command line, start-up and graceful shutdown. The server runs on
+ * every core by default: each worker (shard) has its own SO_REUSEPORT listener, serves the
+ * connections the kernel gives it and keeps the list of its own connections. On SIGTERM or
+ * SIGINT it stops accepting, closes idle keep-alive connections, lets responses in flight
+ * finish (up to --drain-timeout), flushes the access log and exits 0. */
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "accesslog.h"
+#include "httpd.h"
+
+httpd_config httpd_cfg;
+weft_sharded *httpd_shards;
+atomic_uint httpd_nconns;
+
+typedef struct options {
+    const char *host;
+    int port;
+    unsigned workers;
+} options;
+
+static void shard_init(void *value, unsigned worker, void *arg)
+{
+    (void)worker, (void)arg;
+    httpd_shard *sh = value;
+    sh->live.prev = sh->live.next = &sh->live;
+    if (httpd_cfg.access_log_fd >= 0 && httpd_log_start(&sh->log) < 0)
+        fprintf(stderr, "weft-httpd: worker %u: no memory for the access log\n", worker);
+}
+
+/* On each worker at the shutdown: idle connections are closed now, busy ones close after
+ * their response; past the deadline whatever is left is cancelled. Then the log is flushed. */
+static void *drain_shard(void *arg)
+{
+    int64_t deadline = *(const int64_t *)arg;
+    httpd_shard *sh = weft_sharded_local(httpd_shards);
+    sh->draining = 1;
+    for (httpd_conn_rec *c = sh->live.next; c != &sh->live; c = c->next)
+        if (c->idle)
+            weft_cancel(c->task);
+    if (sh->nlive > 0 && weft_promise_create(&sh->drained) == 0) {
+        weft_future *f = weft_promise_future(sh->drained);
+        if (weft_await(f, NULL, deadline) < 0) {
+            fprintf(stderr, "weft-httpd: worker %d: cancelling %zu connections\n",
+                    weft_worker_index(), sh->nlive);
+            for (httpd_conn_rec *c = sh->live.next; c != &sh->live; c = c->next)
+                weft_cancel(c->task);
+            weft_await(f, NULL, WEFT_FOREVER);
+        }
+        weft_promise_release(sh->drained);
+        sh->drained = NULL;
+    }
+    httpd_log_stop(&sh->log);
+    return NULL;
+}
+
+static void *main_task(void *arg)
+{
+    const options *o = arg;
+    weft_addr addr;
+    if (weft_addr_ip(&addr, o->host, o->port) < 0) {
+        fprintf(stderr, "weft-httpd: bad address %s port %d\n", o->host, o->port);
+        return (void *)1;
+    }
+    int r = weft_sharded_create(&httpd_shards, sizeof(httpd_shard), shard_init, NULL, NULL);
+    weft_server *srv = NULL;
+    if (r == 0 && (r = weft_serve(&srv, &addr, 0, httpd_serve_conn, NULL)) < 0)
+        weft_sharded_destroy(httpd_shards);
+    if (r < 0) {
+        fprintf(stderr, "weft-httpd: listen on %s:%d: %s\n", o->host, o->port, weft_strerror(r));
+        return (void *)1;
+    }
+    weft_addr bound;
+    weft_server_addr(srv, &bound);
+    unsigned n = weft_worker_count();
+    if (!httpd_cfg.quiet) {
+        int v6 = strchr(o->host, ':') != NULL && o->host[0] != '[';
+        printf("weft-httpd: serving %s on http://%s%s%s:%d/ (%u worker%s)\n", httpd_cfg.root,
+               v6 ? "[" : "", o->host, v6 ? "]" : "", weft_addr_port(&bound), n, n == 1 ? "" : "s");
+        fflush(stdout);
+    }
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    int sig = weft_signal_wait(&set, WEFT_FOREVER);
+    fprintf(stderr, "weft-httpd: signal %d: stopping (%u connections open)\n", sig,
+            atomic_load(&httpd_nconns));
+    weft_server_close(srv);
+    int64_t deadline = weft_deadline_in(httpd_cfg.drain_timeout);
+    weft_task *drainers[WEFT_WORKERS_MAX];
+    for (unsigned k = 0; k < n; k++)
+        if (weft_spawn_on(k, &drainers[k], drain_shard, &deadline, NULL) < 0)
+            drainers[k] = NULL;
+    for (unsigned k = 0; k < n; k++)
+        if (drainers[k])
+            weft_join(drainers[k], NULL, WEFT_FOREVER);
+    weft_sharded_destroy(httpd_shards);
+    fprintf(stderr, "weft-httpd: bye\n");
+    return NULL;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: weft-httpd [options] [DIR]\n"
+               "\n"
+               "Serves the files under DIR (default: the current directory) over HTTP/1.1, on\n"
+               "every core. To serve a folder on http://127.0.0.1:8080/:\n"
+               "\n"
+               "    weft-httpd /path/to/folder\n"
+               "    weft-httpd --listen 0.0.0.0 --port 8000 --autoindex ~/public\n"
+               "\n"
+               "options:\n"
+               "  --listen HOST          address to listen on (127.0.0.1; 0.0.0.0 or :: for all)\n"
+               "  --port N               TCP port (8080; 0 picks a free one, printed at start)\n"
+               "  --workers N            worker threads (default: every CPU; WEFT_WORKERS too)\n"
+               "  --autoindex            list directories that have no index.html\n"
+               "  --access-log FILE      append a common-log-format line per request (off)\n"
+               "  --header-timeout SEC   time for a whole request head, then 408 (10)\n"
+               "  --keepalive-timeout SEC  idle time between requests before closing (75)\n"
+               "  --send-timeout SEC     time each write step may take (60)\n"
+               "  --drain-timeout SEC    at SIGTERM/SIGINT, time left to responses in flight (30)\n"
+               "  --max-conns N          open connections at most, over all workers (10000)\n"
+               "  --max-body BYTES       larger request bodies are refused with 413 (1048576)\n"
+               "  --quiet                no start-up line\n"
+               "  -h, --help             this text\n");
+}
+
+/* Seconds as a decimal ("0.5") to nanoseconds; -1 when not a positive number. */
+static int64_t seconds(const char *s)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (*end || !(v > 0) || v > 1e6)
+        return -1;
+    return (int64_t)(v * 1e9);
+}
+
+static int parse_args(int argc, char **argv, options *o)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int64_t *timeout = NULL;
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            exit(0);
+        } else if (strcmp(a, "--autoindex") == 0) {
+            httpd_cfg.autoindex = 1;
+            continue;
+        } else if (strcmp(a, "--quiet") == 0) {
+            httpd_cfg.quiet = 1;
+            continue;
+        } else if (a[0] != '-') {
+            httpd_cfg.root = a;
+            continue;
+        }
+        if (!v) {
+            fprintf(stderr, "weft-httpd: %s needs a value\n", a);
+            return -1;
+        }
+        i++;
+        char *end;
+        if (strcmp(a, "--listen") == 0) {
+            o->host = v;
+        } else if (strcmp(a, "--port") == 0) {
+            long p = strtol(v, &end, 10);
+            if (*end || p < 0 || p > 65535)
+                return -1;
+            o->port = (int)p;
+        } else if (strcmp(a, "--workers") == 0) {
+            unsigned long w = strtoul(v, &end, 10);
+            if (*end || w == 0 || w > WEFT_WORKERS_MAX)
+                return -1;
+            o->workers = (unsigned)w;
+        } else if (strcmp(a, "--access-log") == 0) {
+            httpd_cfg.access_log_fd = open(v, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+            if (httpd_cfg.access_log_fd < 0) {
+                perror(v);
+                return -1;
+            }
+        } else if (strcmp(a, "--max-conns") == 0) {
+            unsigned long m = strtoul(v, &end, 10);
+            if (*end || m == 0 || m > 10000000)
+                return -1;
+            httpd_cfg.max_conns = (unsigned)m;
+        } else if (strcmp(a, "--max-body") == 0) {
+            long long m = strtoll(v, &end, 10);
+            if (*end || m < 0)
+                return -1;
+            httpd_cfg.max_body = m;
+        } else if (strcmp(a, "--header-timeout") == 0) {
+            timeout = &httpd_cfg.header_timeout;
+        } else if (strcmp(a, "--keepalive-timeout") == 0) {
+            timeout = &httpd_cfg.keepalive_timeout;
+        } else if (strcmp(a, "--send-timeout") == 0) {
+            timeout = &httpd_cfg.send_timeout;
+        } else if (strcmp(a, "--drain-timeout") == 0) {
+            timeout = &httpd_cfg.drain_timeout;
+        } else {
+            fprintf(stderr, "weft-httpd: unknown option %s\n", a);
+            return -1;
+        }
+        if (timeout && (*timeout = seconds(v)) < 0) {
+            fprintf(stderr, "weft-httpd: %s: not a number of seconds: %s\n", a, v);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    httpd_cfg = (httpd_config){
+        .root = ".",
+        .header_timeout = 10 * WEFT_SEC,
+        .keepalive_timeout = 75 * WEFT_SEC,
+        .send_timeout = 60 * WEFT_SEC,
+        .drain_timeout = 30 * WEFT_SEC,
+        .max_body = 1024 * 1024,
+        .max_conns = 10000,
+        .access_log_fd = -1,
+    };
+    options o = {"127.0.0.1", 8080, 0};
+    if (parse_args(argc, argv, &o) < 0) {
+        usage(stderr);
+        return 2;
+    }
+    httpd_cfg.rootfd = open(httpd_cfg.root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (httpd_cfg.rootfd < 0) {
+        perror(httpd_cfg.root);
+        return 2;
+    }
+    /* Connections are fds: take the hard limit (nginx's worker_rlimit_nofile). */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    /* SIGINT and SIGTERM are blocked before any worker thread exists, so every thread
+     * inherits the mask and the main task's weft_signal_wait is the one that gets them. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.workers = o.workers;
+    cfg.mode = WEFT_MODE_SHARDED;
+    cfg.stack_size = 128 * 1024; /* the request path's frames reach ~30 KiB; room to spare */
+    void *result = NULL;
+    int r = weft_run(&cfg, main_task, &o, &result);
+    if (r < 0) {
+        fprintf(stderr, "weft-httpd: %s\n", weft_strerror(r));
+        return 1;
+    }
+    return (int)(intptr_t)result;
+}

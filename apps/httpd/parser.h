@@ -1,0 +1,102 @@
+/* parser.h: weft-httpd's HTTP/1.x request-head parser. Hand-written, incremental and
+ * zero-copy: the caller keeps the request's bytes in one buffer and calls http_parse() again
+ * with the same buffer (more bytes appended) until it returns the head's length; every view
+ * in the result points into that buffer. The result does not depend on how the bytes were
+ * split between calls: the parser decides on whole lines only (a partial line is looked at
+ * only once it is longer than its limit), so a request cut at any byte parses the same.
+ *
+ * Strictness follows nginx point by point, except where docs/httpd.md says otherwise: methods
+ * are [A-Z_-]+, the target is origin-form or absolute-form (http/https) with no control byte
+ * or space, the version is HTTP/1.x (2 and up: 505; 0: 400), header names are tokens with no
+ * space before the colon, values hold no control byte but HTAB, obs-fold is refused, bare LF
+ * ends a line like CRLF (bare CR is refused), Content-Length is one run of digits (a
+ * duplicate is refused), Transfer-Encoding may only be "chunked" (else 501) and not with
+ * Content-Length, and HTTP/1.1 needs exactly one Host. The parser only reads the buffer and
+ * allocates nothing; one http_parser per connection, used by one thread. */
+#ifndef WEFT_HTTPD_PARSER_H
+#define WEFT_HTTPD_PARSER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Limits (nginx: large_client_header_buffers 4 8k). A request line longer than this is 414,
+ * a header line longer than HTTP_MAX_LINE 431, and so are more than HTTP_MAX_HEADERS
+ * fields. The whole head is bounded by the caller's buffer (its length). */
+#define HTTP_MAX_LINE    8192
+#define HTTP_MAX_HEADERS 100
+
+/* A view into the caller's buffer: `len` bytes at `p` (not NUL-terminated). */
+typedef struct http_view {
+    const char *p;
+    size_t len;
+} http_view;
+
+typedef struct http_header {
+    http_view name;  /* a token, as sent (compare case-insensitively) */
+    http_view value; /* without leading and trailing spaces and tabs */
+} http_header;
+
+enum {
+    HTTP_M_OTHER = 0, /* any other token of [A-Z_-] */
+    HTTP_M_GET,
+    HTTP_M_HEAD,
+    HTTP_M_POST,
+    HTTP_M_PUT,
+    HTTP_M_DELETE,
+    HTTP_M_OPTIONS,
+    HTTP_M_CONNECT,
+    HTTP_M_TRACE,
+    HTTP_M_PATCH,
+};
+
+/* The parsed head. Views stay valid while the caller's buffer holds the bytes unmoved. */
+typedef struct http_request {
+    int method;             /* HTTP_M_* */
+    http_view method_name;  /* as sent */
+    http_view target;       /* as sent: origin-form or absolute-form */
+    http_view path;         /* the target's path, absolute-form's scheme and authority cut */
+    http_view query;        /* after '?' (len 0 and p NULL when there is none) */
+    int version_minor;      /* 0 or 1 (HTTP/1.2 and later minors read as 1) */
+    http_view request_line; /* the whole first line, without its line end (for the log) */
+    unsigned nheaders;
+    http_header headers[HTTP_MAX_HEADERS];
+    /* Derived from the headers, for the server. */
+    int64_t content_length; /* -1: none */
+    int chunked;            /* Transfer-Encoding: chunked */
+    int keep_alive;         /* after the response: 1.1 unless "close", 1.0 only with
+                             * "keep-alive" */
+    http_view host;         /* Host field (len 0 when absent) */
+} http_request;
+
+/* Parser state: all offsets are from the start of the caller's buffer. */
+typedef struct http_parser {
+    size_t line; /* where the line being parsed begins */
+    size_t scan; /* bytes before this offset (from `line`) hold no LF */
+    int state;   /* private: which line comes next */
+    int host_seen;
+    int cl_seen;
+    int te_seen;
+    http_request req;
+} http_parser;
+
+/* Resets `p` for a new request whose bytes start at the beginning of the buffer. */
+void http_parser_init(http_parser *p);
+
+/* Parses as far as buf[0 .. len) allows. `buf` must be the same buffer each call of one
+ * request, holding the bytes of the earlier calls unchanged at the same place.
+ * Returns the length of the head (request line, headers and the empty line: what precedes
+ * the body or the next pipelined request) once complete, with p->req filled; 0 when more
+ * bytes are needed; or -status for a request that must be refused: -400, -414 (request line
+ * over HTTP_MAX_LINE), -431 (header line over HTTP_MAX_LINE, or too many headers), -501
+ * (Transfer-Encoding other than chunked), -505 (HTTP major version 2 or more). When 0 is
+ * returned for a head that fills the caller's whole buffer, the caller answers 431.
+ * After a return other than 0 the parser must be reset with http_parser_init. */
+int http_parse(http_parser *p, const char *buf, size_t len);
+
+/* Case-insensitive comparison of a view with a NUL-terminated lower-case ASCII string. */
+int http_view_eq(http_view v, const char *lower);
+
+/* The first header named `lower_name` (a lower-case string), or NULL. */
+const http_header *http_find_header(const http_request *r, const char *lower_name);
+
+#endif

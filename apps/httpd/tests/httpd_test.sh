@@ -1,0 +1,222 @@
+#!/usr/bin/env bash
+# httpd_test.sh: weft-httpd end to end, driven by curl (and rawhttp.py for what curl cannot
+# send), on an ephemeral port serving a temporary folder. Usage: httpd_test.sh WEFT_HTTPD
+# Checks bytes (cmp), statuses and headers; no timing is asserted (the 408 case waits for a
+# 1 s header timeout, the only wait).
+set -u
+BIN=$1
+HERE=$(cd "$(dirname "$0")" && pwd)
+RAW="python3 $HERE/rawhttp.py"
+TMP=$(mktemp -d)
+PID=
+cleanup() {
+    [ -n "$PID" ] && kill -KILL "$PID" 2>/dev/null
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+failures=0
+fail() {
+    echo "FAIL: $*"
+    failures=$((failures + 1))
+}
+ok() { echo "ok: $*"; }
+
+root=$TMP/www
+mkdir -p "$root/dir" "$root/noindex" "$root/sub dir"
+head -c 300000 /dev/urandom >"$root/big.bin"
+head -c 8000000 /dev/urandom >"$root/huge.bin"
+printf 'hello world\n' >"$root/small.txt"
+echo '<h1>index</h1>' >"$root/dir/index.html"
+echo x >"$root/noindex/a<b>.txt"
+echo secret >"$TMP/secret.txt"
+ln -s ../secret.txt "$root/link_out"
+ln -s small.txt "$root/link_in"
+echo spaced >"$root/sub dir/f.txt"
+
+"$BIN" --port 0 --workers 2 --header-timeout 1 --autoindex --access-log "$TMP/access.log" \
+    "$root" >"$TMP/out" 2>"$TMP/err" &
+PID=$!
+PORT=
+for _ in $(seq 100); do
+    PORT=$(sed -n 's|.*http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$TMP/out")
+    [ -n "$PORT" ] && break
+    sleep 0.1
+done
+[ -n "$PORT" ] || { echo "FAIL: the server did not start"; cat "$TMP/err"; exit 1; }
+URL=http://127.0.0.1:$PORT
+
+# status URL [curl args...]: prints the status code of a request
+status() {
+    local u=$1
+    shift
+    curl -s -o /dev/null -w '%{http_code}' "$@" "$URL$u"
+}
+expect() { # expect WANT DESCRIPTION URL [curl args...]
+    local want=$1 what=$2
+    shift 2
+    local got
+    got=$(status "$@")
+    [ "$got" = "$want" ] && ok "$what: $got" || fail "$what: got $got, want $want"
+}
+
+# Bytes: small (copied into the batch) and large (sendfile) bodies.
+curl -s -o "$TMP/got" "$URL/big.bin" && cmp -s "$TMP/got" "$root/big.bin" &&
+    ok "GET big.bin byte for byte" || fail "GET big.bin bytes"
+curl -s -o "$TMP/got" "$URL/huge.bin" && cmp -s "$TMP/got" "$root/huge.bin" &&
+    ok "GET huge.bin byte for byte" || fail "GET huge.bin bytes"
+curl -s -o "$TMP/got" "$URL/small.txt" && cmp -s "$TMP/got" "$root/small.txt" &&
+    ok "GET small.txt byte for byte" || fail "GET small.txt bytes"
+curl -s -o "$TMP/got" "$URL/sub%20dir/f.txt" && cmp -s "$TMP/got" "$root/sub dir/f.txt" &&
+    ok "percent-decoded name" || fail "percent-decoded name"
+ctype=$(curl -s -o /dev/null -w '%{content_type}' "$URL/dir/index.html")
+[ "$ctype" = "text/html" ] && ok "MIME type text/html" || fail "MIME type: $ctype"
+
+# HEAD: the headers of GET, no body.
+curl -s -I "$URL/big.bin" >"$TMP/head"
+grep -qi '^content-length: 300000' "$TMP/head" && ok "HEAD Content-Length" ||
+    fail "HEAD Content-Length"
+n=$(curl -s -X HEAD --max-time 5 "$URL/big.bin" 2>/dev/null | wc -c)
+[ "$n" = 0 ] && ok "HEAD has no body" || fail "HEAD body of $n bytes"
+
+# Ranges.
+curl -s -r 1000-1999 -o "$TMP/got" -w '%{http_code}' "$URL/big.bin" >"$TMP/code"
+tail -c +1001 "$root/big.bin" | head -c 1000 >"$TMP/want"
+[ "$(cat "$TMP/code")" = 206 ] && cmp -s "$TMP/got" "$TMP/want" && ok "range 206 slice" ||
+    fail "range 206 slice"
+curl -s -r -100 -o "$TMP/got" "$URL/big.bin"
+tail -c 100 "$root/big.bin" >"$TMP/want"
+cmp -s "$TMP/got" "$TMP/want" && ok "suffix range" || fail "suffix range"
+expect 416 "range past the end" /big.bin -r 400000-
+curl -s -D - -o /dev/null -r 400000- "$URL/big.bin" | grep -qi '^content-range: bytes \*/300000' &&
+    ok "416 Content-Range" || fail "416 Content-Range"
+
+# Conditional requests.
+etag=$(curl -s -I "$URL/small.txt" | sed -n 's/^[Ee][Tt]ag: *\([^\r]*\).*/\1/p')
+lm=$(curl -s -I "$URL/small.txt" | sed -n 's/^[Ll]ast-[Mm]odified: *\([^\r]*\).*/\1/p')
+expect 304 "If-None-Match" /small.txt -H "If-None-Match: $etag"
+expect 200 "If-None-Match other" /small.txt -H 'If-None-Match: "nope"'
+expect 304 "If-Modified-Since" /small.txt -H "If-Modified-Since: $lm"
+expect 200 "If-Modified-Since old" /small.txt -H "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT"
+
+# Errors.
+expect 404 "missing file" /nope.txt
+expect 405 "POST to a file" /small.txt -X POST -d x
+curl -s -D - -o /dev/null -X DELETE "$URL/small.txt" | grep -qi '^allow: GET, HEAD' &&
+    ok "405 Allow" || fail "405 Allow"
+
+# Traversal, every spelling, and symlinks.
+expect 400 "/../" /../secret.txt --path-as-is
+expect 400 "/%2e%2e/" /%2e%2e/secret.txt --path-as-is
+expect 400 "..%2f" /..%2fsecret.txt --path-as-is
+expect 400 "dir%2f..%2f..%2f" /dir%2f..%2f..%2fsecret.txt --path-as-is
+expect 400 "%00" /small.txt%00 --path-as-is
+expect 403 "symlink out of the root" /link_out
+expect 200 "symlink inside the root" /link_in
+expect 200 "dot segments inside" /dir/../small.txt --path-as-is
+
+# Directories.
+loc=$(curl -s -D - -o /dev/null "$URL/dir?q=1" | sed -n 's/^[Ll]ocation: *\([^\r]*\).*/\1/p')
+[ "$loc" = "/dir/?q=1" ] && ok "301 to the slash" || fail "301 Location: $loc"
+expect 200 "index.html" /dir/
+curl -s "$URL/noindex/" | grep -q 'href="a%3Cb%3E.txt">a&lt;b&gt;.txt<' && ok "autoindex" ||
+    fail "autoindex"
+
+# Keep-alive: curl reuses one connection for two URLs.
+curl -sv -o /dev/null -o /dev/null "$URL/small.txt" "$URL/big.bin" 2>"$TMP/verbose"
+grep -qi 're-using existing connection' "$TMP/verbose" && ok "keep-alive" || fail "keep-alive"
+
+hex() { printf '%b' "$1" | od -v -An -tx1 | tr -d ' \n'; }
+raw() { $RAW "$PORT" send "$(hex "$1")"; }
+
+# Pipelining: two requests in one write, two responses in order.
+got=$(raw 'GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\nGET /big.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n')
+want=$'HTTP/1.1 200 OK 12\nHTTP/1.1 200 OK 300000\nEOF'
+[ "$got" = "$want" ] && ok "pipelining" || fail "pipelining: $got"
+
+# A body on GET is read and dropped; the connection goes on.
+got=$(raw 'GET /small.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhelloGET /small.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n')
+[ "$got" = $'HTTP/1.1 200 OK 12\nHTTP/1.1 200 OK 12\nEOF' ] && ok "GET body dropped" ||
+    fail "GET body: $got"
+
+# Malformed requests: the status, then the connection closes.
+check_raw() { # check_raw WANT_STATUS DESCRIPTION REQUEST
+    local got
+    got=$(raw "$3" | tr '\n' '|')
+    case "$got" in
+    "HTTP/1.1 $1 "*"|EOF|") ok "$2: $1, closed" ;;
+    *) fail "$2: $got" ;;
+    esac
+}
+check_raw 400 "no Host" 'GET / HTTP/1.1\r\n\r\n'
+check_raw 400 "obs-fold" 'GET / HTTP/1.1\r\nHost: t\r\nX: a\r\n b\r\n\r\n'
+check_raw 400 "space before colon" 'GET / HTTP/1.1\r\nHost : t\r\n\r\n'
+check_raw 400 "two Content-Length" 'GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx'
+check_raw 400 "TE with CL" 'POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n'
+check_raw 501 "unknown Transfer-Encoding" 'GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n'
+check_raw 505 "HTTP/2.0" 'GET / HTTP/2.0\r\n\r\n'
+check_raw 413 "body over the limit" 'GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 2000000\r\n\r\n'
+check_raw 414 "request line too long" "GET /$(head -c 9000 /dev/zero | tr '\0' a) HTTP/1.1\r\nHost: t\r\n\r\n"
+check_raw 431 "header line too long" "GET / HTTP/1.1\r\nHost: t\r\nX: $(head -c 9000 /dev/zero | tr '\0' a)\r\n\r\n"
+many=$(for i in $(seq 120); do printf 'X%d: y\\r\\n' "$i"; done)
+check_raw 431 "too many headers" "GET / HTTP/1.1\r\nHost: t\r\n$many\r\n"
+got=$(raw 'GET /nope HTTP/1.1\r\nHost: t\r\n\r\nGET /small.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n')
+[[ "$got" == $'HTTP/1.1 404 Not Found '*$'\nHTTP/1.1 200 OK 12\nEOF' ]] && ok "404 keeps the connection" ||
+    fail "404 keep-alive: $got"
+
+# The header timeout: 408, then close.
+got=$($RAW "$PORT" partial "$(hex 'GET / HTTP/1.1\r\nHost: t\r\n')")
+[ "$got" = "HTTP/1.1 408 Request Time-out" ] && ok "408 header timeout" || fail "408: $got"
+
+# The connection cap: a second server that takes one connection; while a raw connection
+# holds it, curl's is closed at once (empty reply); once it is gone, curl is served.
+"$BIN" --port 0 --workers 1 --max-conns 1 "$root" >"$TMP/out_cap" 2>/dev/null &
+CAP_PID=$!
+CAP_PORT=
+for _ in $(seq 100); do
+    CAP_PORT=$(sed -n 's|.*http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$TMP/out_cap")
+    [ -n "$CAP_PORT" ] && break
+    sleep 0.1
+done
+mkfifo "$TMP/hold"
+python3 -c "
+import socket, sys
+s = socket.create_connection(('127.0.0.1', $CAP_PORT))
+print('connected', flush=True)
+sys.stdin.read()
+" <"$TMP/hold" >"$TMP/held" &
+HOLD_PID=$!
+exec 7>"$TMP/hold"
+for _ in $(seq 100); do grep -q connected "$TMP/held" && break; sleep 0.1; done
+curl -s -o /dev/null "http://127.0.0.1:$CAP_PORT/small.txt"
+rc=$?
+[ "$rc" = 52 ] || [ "$rc" = 56 ] && ok "over the cap: closed at once" || fail "cap: curl exit $rc"
+exec 7>&-
+wait "$HOLD_PID"
+served=0
+for _ in $(seq 50); do
+    [ "$(status /small.txt --connect-to "::127.0.0.1:$CAP_PORT")" = 200 ] && served=1 && break
+    sleep 0.1
+done
+[ "$served" = 1 ] && ok "served once a slot is free" || fail "cap: never served again"
+kill -TERM "$CAP_PID"
+wait "$CAP_PID"
+
+# Graceful shutdown: SIGTERM while a large response is in flight; it completes, exit 0.
+got=$($RAW "$PORT" slowget /huge.bin "$PID" 8000000)
+[ "$got" = complete ] && ok "in-flight response completed at SIGTERM" || fail "SIGTERM: $got"
+wait "$PID"
+rc=$?
+PID=
+[ "$rc" = 0 ] && ok "exit code 0 after SIGTERM" || fail "exit code $rc"
+
+# The access log was flushed at the exit.
+grep -q '^127.0.0.1 - - \[.*\] "GET /small.txt HTTP/1.1" 200 12$' "$TMP/access.log" &&
+    ok "access log" || fail "access log: $(head -3 "$TMP/access.log")"
+
+if [ "$failures" -ne 0 ]; then
+    echo "--- server stderr"
+    cat "$TMP/err"
+    echo "$failures failures"
+    exit 1
+fi
+echo "all passed"

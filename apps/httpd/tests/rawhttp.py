@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""rawhttp.py: the raw-socket client of weft-httpd's integration test (what curl cannot send).
+
+  rawhttp.py PORT send HEXBYTES      send the bytes in one write, print each response's status
+                                     line and body length, then "EOF" if the server closed
+  rawhttp.py PORT partial HEXBYTES   send an incomplete head, print the first response line
+  rawhttp.py PORT slowget PATH PID SIZE
+                                     GET PATH, read a little, SIGTERM the server PID, read the
+                                     rest; print "complete" if SIZE body bytes arrived
+"""
+import os
+import signal
+import socket
+import sys
+
+
+def read_responses(sock, stop_after=None):
+    """Reads responses (Content-Length framed) until EOF or stop_after responses."""
+    buf = b""
+    out = []
+    eof = False
+    while stop_after is None or len(out) < stop_after:
+        while b"\r\n\r\n" not in buf:
+            chunk = sock.recv(65536)
+            if not chunk:
+                eof = True
+                break
+            buf += chunk
+        if eof and b"\r\n\r\n" not in buf:
+            break
+        head, buf = buf.split(b"\r\n\r\n", 1)
+        lines = head.split(b"\r\n")
+        length = 0
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value.strip())
+        if lines[0].startswith(b"HTTP/1.1 304") or b" HEAD " in lines[0]:
+            length = 0
+        while len(buf) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                eof = True
+                break
+            buf += chunk
+        out.append((lines[0].decode(), buf[:length]))
+        buf = buf[length:]
+    return out, eof
+
+
+def main():
+    port = int(sys.argv[1])
+    cmd = sys.argv[2]
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    if cmd == "send":
+        sock.sendall(bytes.fromhex(sys.argv[3]))
+        responses, eof = read_responses(sock)
+        for status, body in responses:
+            print(status, len(body))
+        if eof:
+            print("EOF")
+    elif cmd == "partial":
+        sock.sendall(bytes.fromhex(sys.argv[3]))
+        data = sock.recv(65536)
+        print(data.split(b"\r\n", 1)[0].decode() if data else "EOF")
+    elif cmd == "slowget":
+        path, pid, size = sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        first = sock.recv(4096)
+        os.kill(pid, signal.SIGTERM)
+        data = first
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        print("complete" if len(body) == size else f"short {len(body)} of {size}")
+
+
+if __name__ == "__main__":
+    main()

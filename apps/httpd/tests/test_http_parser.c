@@ -1,0 +1,396 @@
+/* test_http_parser.c: weft-httpd's request parser (every split point of every request gives
+ * the one-shot result, pipelined heads, each malformed case with its status, the limits)
+ * and the path and header helpers of files.c (normalisation, ranges, validators). */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "files.h"
+#include "parser.h"
+
+static int parse_all(http_parser *p, const char *buf, size_t len)
+{
+    http_parser_init(p);
+    return http_parse(p, buf, len);
+}
+
+/* Feeds buf one more byte at a time; returns the first non-zero result (0 if none). */
+static int parse_bytewise(http_parser *p, const char *buf, size_t len)
+{
+    http_parser_init(p);
+    for (size_t k = 1; k <= len; k++) {
+        int r = http_parse(p, buf, k);
+        if (r != 0)
+            return r;
+    }
+    return 0;
+}
+
+static void expect_same(const http_request *a, const http_request *b)
+{
+    cr_assert_eq(a->method, b->method);
+    cr_assert_eq(a->method_name.p, b->method_name.p);
+    cr_assert_eq(a->target.p, b->target.p);
+    cr_assert_eq(a->target.len, b->target.len);
+    cr_assert_eq(a->path.len, b->path.len);
+    cr_assert_eq(a->query.len, b->query.len);
+    cr_assert_eq(a->version_minor, b->version_minor);
+    cr_assert_eq(a->nheaders, b->nheaders);
+    for (unsigned i = 0; i < a->nheaders; i++) {
+        cr_assert_eq(a->headers[i].name.p, b->headers[i].name.p);
+        cr_assert_eq(a->headers[i].name.len, b->headers[i].name.len);
+        cr_assert_eq(a->headers[i].value.p, b->headers[i].value.p);
+        cr_assert_eq(a->headers[i].value.len, b->headers[i].value.len);
+    }
+    cr_assert_eq(a->content_length, b->content_length);
+    cr_assert_eq(a->chunked, b->chunked);
+    cr_assert_eq(a->keep_alive, b->keep_alive);
+}
+
+/* Every way to cut `s` in two, and byte by byte, parses as the whole does. */
+static void check_splits(const char *s)
+{
+    size_t n = strlen(s);
+    static http_parser one, inc;
+    int whole = parse_all(&one, s, n);
+    for (size_t k = 0; k <= n; k++) {
+        http_parser_init(&inc);
+        int r = http_parse(&inc, s, k);
+        if (r == 0)
+            r = http_parse(&inc, s, n);
+        cr_assert_eq(r, whole, "split at %zu of %s: %d, whole %d", k, s, r, whole);
+        if (r > 0)
+            expect_same(&inc.req, &one.req);
+    }
+    int r = parse_bytewise(&inc, s, n);
+    cr_assert_eq(r, whole, "byte by byte: %d, whole %d", r, whole);
+    if (r > 0)
+        expect_same(&inc.req, &one.req);
+}
+
+static const char browser[] =
+    "GET /assets/app.js?v=3 HTTP/1.1\r\n"
+    "Host: example.com\r\n"
+    "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0\r\n"
+    "Accept: */*\r\n"
+    "Accept-Language: en-US,en;q=0.5\r\n"
+    "Accept-Encoding: gzip, deflate, br\r\n"
+    "Connection: keep-alive\r\n"
+    "Referer: http://example.com/\r\n"
+    "Sec-Fetch-Dest: script\r\n"
+    "\r\n";
+
+Test(http_parser, browser_request)
+{
+    static http_parser p;
+    int r = parse_all(&p, browser, strlen(browser));
+    cr_assert_eq(r, (int)strlen(browser));
+    cr_assert_eq(p.req.method, HTTP_M_GET);
+    cr_assert(http_view_eq(p.req.path, "/assets/app.js"));
+    cr_assert(http_view_eq(p.req.query, "v=3"));
+    cr_assert_eq(p.req.version_minor, 1);
+    cr_assert_eq(p.req.nheaders, 8);
+    cr_assert(http_view_eq(p.req.host, "example.com"));
+    cr_assert_eq(p.req.keep_alive, 1);
+    cr_assert_eq(p.req.content_length, -1);
+    const http_header *h = http_find_header(&p.req, "accept-encoding");
+    cr_assert(h && http_view_eq(h->value, "gzip, deflate, br"));
+    cr_assert(http_view_eq(p.req.request_line, "get /assets/app.js?v=3 http/1.1"));
+}
+
+Test(http_parser, every_split_point)
+{
+    const char *reqs[] = {
+        browser,
+        "HEAD / HTTP/1.0\r\n\r\n",
+        "GET / HTTP/1.1\nHost: a\n\n",                       /* bare LF */
+        "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",         /* leading empty lines */
+        "GET http://h:8080/x?y HTTP/1.1\r\nHost: h\r\n\r\n", /* absolute-form */
+        "POST /f HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
+        "GET / HTTP/1.1\r\nHost: a\r\nX:  v  \t\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n",                 /* obs-fold: 400 */
+        "GET / HTTP/2.0\r\n\r\n",                                       /* 505 */
+        "get / HTTP/1.1\r\n\r\n",                                       /* 400 */
+        "GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", /* 501 */
+        "GET / HTTP/1.1\r\nHost: a\rX\r\n\r\n",                         /* bare CR */
+    };
+    for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++)
+        check_splits(reqs[i]);
+}
+
+Test(http_parser, pipelined)
+{
+    const char *two = "GET /a HTTP/1.1\r\nHost: x\r\n\r\nHEAD /b HTTP/1.1\r\nHost: x\r\n\r\nGET /c";
+    size_t n = strlen(two);
+    static http_parser p;
+    int r1 = parse_all(&p, two, n);
+    cr_assert_eq(r1, 28);
+    cr_assert(http_view_eq(p.req.path, "/a"));
+    int r2 = parse_all(&p, two + r1, n - (size_t)r1);
+    cr_assert_eq(r2, 29);
+    cr_assert_eq(p.req.method, HTTP_M_HEAD);
+    cr_assert(http_view_eq(p.req.path, "/b"));
+    cr_assert_eq(parse_all(&p, two + r1 + r2, n - (size_t)(r1 + r2)), 0);
+}
+
+typedef struct bad_case {
+    const char *req;
+    int status;
+} bad_case;
+
+Test(http_parser, malformed_with_status)
+{
+    static const bad_case cases[] = {
+        {"GET / HTTP/1.1\r\n\r\n", -400},                       /* no Host in 1.1 */
+        {"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", -400}, /* two Hosts */
+        {"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", -400},
+        {"G@T / HTTP/1.1\r\nHost: a\r\n\r\n", -400},
+        {"GET  HTTP/1.1\r\nHost: a\r\n\r\n", -400},
+        {"GET /\r\n\r\n", -400}, /* HTTP/0.9 */
+        {"GET / HTTP/1.1 x\r\nHost: a\r\n\r\n", -400},
+        {"GET / HTTP/1\r\nHost: a\r\n\r\n", -400},
+        {"GET / HTTP/1.1234\r\nHost: a\r\n\r\n", -400},
+        {"GET / HTTPS/1.1\r\nHost: a\r\n\r\n", -400},
+        {"GET / HTTP/0.9\r\n\r\n", -400},
+        {"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", -400},
+        {"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n", -400},
+        {"GET / HTTP/3.0\r\n\r\n", -505},
+        {"GET a HTTP/1.1\r\nHost: a\r\n\r\n", -400},
+        {"GET ftp://x/ HTTP/1.1\r\nHost: a\r\n\r\n", -400},
+        {"GET * HTTP/1.1\r\nHost: a\r\n\r\n", -400},
+        {"GET /\x01 HTTP/1.1\r\nHost: a\r\n\r\n", -400},
+        {"GET /\x7f HTTP/1.1\r\nHost: a\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost : a\r\n\r\n", -400}, /* space before colon */
+        {"GET / HTTP/1.1\r\nHost: a\r\nNo colon\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: a\r\n: empty\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: a\r\nX: a\x01z\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: a\r\nX: a\0z\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: a\r\n\tfold\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1x\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1234567890123456789\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n",
+         -400},
+        {"GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", -501},
+        {"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: "
+         "chunked\r\n\r\n",
+         -400},
+    };
+    static http_parser p;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        /* The NUL case has its length from the array, the others from strlen. */
+        size_t n = strlen(cases[i].req);
+        if (strstr(cases[i].req, "X: a") && cases[i].req[n - 1] != '\n')
+            n += 1 + strlen(cases[i].req + n + 1);
+        cr_assert_eq(parse_all(&p, cases[i].req, n), cases[i].status, "case %zu: %s", i,
+                     cases[i].req);
+        cr_assert_eq(parse_bytewise(&p, cases[i].req, n), cases[i].status, "case %zu bytewise", i);
+    }
+}
+
+Test(http_parser, accepted_forms)
+{
+    static http_parser p;
+    const char *ok[] = {
+        "GET  /  HTTP/1.1  \r\nHost: a\r\n\r\n", /* nginx allows extra spaces */
+        "GET / HTTP/1.5\r\nHost: a\r\n\r\n",     /* a later 1.x minor reads as 1.1 */
+        "FOO_BAR / HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", /* UTF-8 in the target */
+        "GET / HTTP/1.1\r\nHost:\r\n\r\n",              /* empty Host */
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Empty:\r\nX-Utf8: \xc3\xa9\r\n\r\n",
+        "GET / HTTP/1.0\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        cr_assert_gt(parse_all(&p, ok[i], strlen(ok[i])), 0, "%s", ok[i]);
+    cr_assert_eq(parse_all(&p, ok[2], strlen(ok[2])), (int)strlen(ok[2]));
+    cr_assert_eq(p.req.method, HTTP_M_OTHER);
+}
+
+Test(http_parser, keep_alive_rules)
+{
+    static http_parser p;
+    const char *r10 = "GET / HTTP/1.0\r\n\r\n";
+    const char *r10ka = "GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n";
+    const char *r11 = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    const char *r11c = "GET / HTTP/1.1\r\nHost: a\r\nConnection: foo, close\r\n\r\n";
+    parse_all(&p, r10, strlen(r10));
+    cr_assert_eq(p.req.keep_alive, 0);
+    parse_all(&p, r10ka, strlen(r10ka));
+    cr_assert_eq(p.req.keep_alive, 1);
+    parse_all(&p, r11, strlen(r11));
+    cr_assert_eq(p.req.keep_alive, 1);
+    parse_all(&p, r11c, strlen(r11c));
+    cr_assert_eq(p.req.keep_alive, 0);
+}
+
+Test(http_parser, body_framing)
+{
+    static http_parser p;
+    const char *cl = "POST / HTTP/1.1\r\nHost: a\r\ncontent-length: 0042\r\n\r\n";
+    cr_assert_gt(parse_all(&p, cl, strlen(cl)), 0);
+    cr_assert_eq(p.req.content_length, 42);
+    const char *te = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n";
+    cr_assert_gt(parse_all(&p, te, strlen(te)), 0);
+    cr_assert_eq(p.req.chunked, 1);
+}
+
+/* A request whose request line has `tlen` bytes of target, and `nh` headers of `hlen` bytes. */
+static char *build(size_t tlen, unsigned nh, size_t hlen, size_t *len)
+{
+    size_t cap = tlen + (size_t)nh * (hlen + 2) + 256;
+    char *s = malloc(cap);
+    size_t n = (size_t)sprintf(s, "GET /");
+    memset(s + n, 'a', tlen - 1);
+    n += tlen - 1;
+    n += (size_t)sprintf(s + n, " HTTP/1.1\r\nHost: a\r\n");
+    for (unsigned i = 0; i < nh; i++) {
+        n += (size_t)sprintf(s + n, "X%u: ", i);
+        size_t line = (size_t)snprintf(NULL, 0, "X%u: ", i);
+        memset(s + n, 'v', hlen - line);
+        n += hlen - line;
+        s[n++] = '\r';
+        s[n++] = '\n';
+    }
+    s[n++] = '\r';
+    s[n++] = '\n';
+    *len = n;
+    return s;
+}
+
+Test(http_parser, limits)
+{
+    static http_parser p;
+    size_t n;
+    const size_t rl_extra = strlen("GET  HTTP/1.1\r"); /* request line bytes besides target */
+    char *s = build(HTTP_MAX_LINE - rl_extra, 0, 0, &n);
+    cr_assert_eq(parse_all(&p, s, n), (int)n, "a request line of exactly the limit");
+    free(s);
+    s = build(HTTP_MAX_LINE - rl_extra + 1, 0, 0, &n);
+    cr_assert_eq(parse_all(&p, s, n), -414);
+    cr_assert_eq(parse_bytewise(&p, s, n), -414);
+    free(s);
+    s = build(20000, 0, 0, &n);
+    cr_assert_eq(parse_all(&p, s, 12000), -414, "known before the line ends");
+    free(s);
+
+    s = build(10, 1, HTTP_MAX_LINE - 1, &n); /* the CR makes it HTTP_MAX_LINE */
+    cr_assert_eq(parse_all(&p, s, n), (int)n);
+    free(s);
+    s = build(10, 1, HTTP_MAX_LINE, &n);
+    cr_assert_eq(parse_all(&p, s, n), -431);
+    cr_assert_eq(parse_bytewise(&p, s, n), -431);
+    free(s);
+
+    s = build(10, HTTP_MAX_HEADERS - 1, 20, &n); /* with Host: the limit exactly */
+    cr_assert_eq(parse_all(&p, s, n), (int)n);
+    free(s);
+    s = build(10, HTTP_MAX_HEADERS, 20, &n);
+    cr_assert_eq(parse_all(&p, s, n), -431);
+    free(s);
+
+    /* A line over the limit that already holds an error is that error, not 414/431. */
+    s = build(HTTP_MAX_LINE + 100, 0, 0, &n);
+    s[100] = '\x01';
+    cr_assert_eq(parse_all(&p, s, n), -400);
+    free(s);
+}
+
+/* files.c: path normalisation. */
+static void norm_is(const char *in, const char *want)
+{
+    char out[256];
+    int r = httpd_normalize_path((http_view){in, strlen(in)}, out, sizeof out);
+    cr_assert_geq(r, 0, "%s: %d", in, r);
+    cr_assert_str_eq(out, want, "%s", in);
+}
+
+static void norm_fails(const char *in, int status)
+{
+    char out[256];
+    cr_assert_eq(httpd_normalize_path((http_view){in, strlen(in)}, out, sizeof out), status, "%s",
+                 in);
+}
+
+Test(httpd_files, normalize)
+{
+    norm_is("", "/");
+    norm_is("/", "/");
+    norm_is("/a/b", "/a/b");
+    norm_is("/a//b///c/", "/a/b/c/");
+    norm_is("/a/./b/.", "/a/b/");
+    norm_is("/a/b/../c", "/a/c");
+    norm_is("/a/b/..", "/a/");
+    norm_is("/a/%2e%2E/b", "/b");
+    norm_is("/a%2Fb", "/a/b");
+    norm_is("/caf%C3%A9", "/caf\xc3\xa9");
+    norm_is("/a%20b", "/a b");
+    norm_is("/..a/b..", "/..a/b..");
+    norm_fails("/..", -400);
+    norm_fails("/../etc/passwd", -400);
+    norm_fails("/a/../../etc", -400);
+    norm_fails("/%2e%2e/etc/passwd", -400);
+    norm_fails("/..%2fetc%2fpasswd", -400);
+    norm_fails("/a%2f..%2f..%2fetc", -400);
+    norm_fails("/a%00b", -400);
+    norm_fails("/a%", -400);
+    norm_fails("/a%2", -400);
+    norm_fails("/a%zz", -400);
+    char big[300];
+    memset(big, 'a', sizeof big - 1);
+    big[0] = '/';
+    big[sizeof big - 1] = '\0';
+    norm_fails(big, -414);
+}
+
+Test(httpd_files, ranges)
+{
+    int64_t a, b;
+    http_view v;
+#define RANGE(s) (v = (http_view){(s), strlen(s)}, httpd_parse_range(v, 100, &a, &b))
+    cr_assert_eq(RANGE("bytes=0-9"), 1);
+    cr_assert(a == 0 && b == 9);
+    cr_assert_eq(RANGE("bytes=90-"), 1);
+    cr_assert(a == 90 && b == 99);
+    cr_assert_eq(RANGE("bytes=-10"), 1);
+    cr_assert(a == 90 && b == 99);
+    cr_assert_eq(RANGE("bytes=-1000"), 1);
+    cr_assert(a == 0 && b == 99);
+    cr_assert_eq(RANGE("bytes=50-1000"), 1);
+    cr_assert(a == 50 && b == 99);
+    cr_assert_eq(RANGE("bytes=100-"), -416);
+    cr_assert_eq(RANGE("bytes=-0"), -416);
+    cr_assert_eq(RANGE("bytes=0-1,5-6"), 0);
+    cr_assert_eq(RANGE("bytes=5-1"), 0);
+    cr_assert_eq(RANGE("items=0-1"), 0);
+    cr_assert_eq(RANGE("bytes=x-1"), 0);
+    cr_assert_eq(RANGE("bytes=1-2x"), 0);
+#undef RANGE
+}
+
+Test(httpd_files, validators)
+{
+    const char *etag = "\"5f-10\"";
+    size_t el = strlen(etag);
+#define INM(s) httpd_etag_match((http_view){(s), strlen(s)}, etag, el)
+    cr_assert(INM("\"5f-10\""));
+    cr_assert(INM("W/\"5f-10\""));
+    cr_assert(INM("\"x\", \"5f-10\""));
+    cr_assert(INM("*"));
+    cr_assert(!INM("\"5f-11\""));
+    cr_assert(!INM("5f-10"));
+#undef INM
+    char d[32];
+    cr_assert_eq(httpd_http_date(784111777, d, sizeof d), 29);
+    cr_assert_str_eq(d, "Sun, 06 Nov 1994 08:49:37 GMT");
+    time_t t;
+    cr_assert_eq(httpd_parse_http_date((http_view){d, 29}, &t), 0);
+    cr_assert_eq(t, 784111777);
+    cr_assert_eq(httpd_parse_http_date((http_view){"Sunday, 06-Nov-94 08:49:37 GMT", 30}, &t), -1);
+    cr_assert_str_eq(httpd_mime_type("a/b.HTML", 8), "text/html");
+    cr_assert_str_eq(httpd_mime_type("a.tar.gz", 8), "application/gzip");
+    cr_assert_str_eq(httpd_mime_type("a.d/file", 8), "application/octet-stream");
+    cr_assert_str_eq(httpd_mime_type("noext", 5), "application/octet-stream");
+}
