@@ -183,6 +183,7 @@ int weft__loop(weft__worker *w)
 {
     unsigned long slack = w->sched.slack_restore;
     weft_task *main_task = w->rt->main_task;
+    atomic_store_explicit(&w->watch.active, 1, memory_order_relaxed); /* watchdog.h */
     for (;;) {
         w->now = weft__clock_ns();
         w->stats.nticks++;
@@ -203,6 +204,7 @@ int weft__loop(weft__worker *w)
         /* Out when nothing is left to run here, and nothing can come: every worker is done
          * and no message is in flight (smp.c). */
         if (w->tasks.shutting_down && w->tasks.nlive == 0 && weft__smp_quiescent(w)) {
+            atomic_store_explicit(&w->watch.active, 0, memory_order_relaxed);
             publish_stats(w);
             if (slack)
                 precise_timers(w, slack);

@@ -81,7 +81,7 @@ static WEFT_NOINLINE void switch_to(weft__worker *w, weft_task *from, weft_task 
         w->sched.loop_errno = e;
     w->current = to;
     w->stats.nswitches++;
-    weft__watch_switch(&w->watch, to);
+    weft__watch_switch(&w->watch, w->stats.nswitches);
     if (weft_unlikely(w->sched.tooling)) {
         switch_tooled(w, from, to, fc, tc);
         return;

@@ -1,7 +1,8 @@
 /* The stall detector. A thread per runtime samples each worker's switch counter (`pub`):
- * one that has stayed the same, with a task running, for longer than the threshold is a
- * task that has not yielded, parked or finished for that long (a loop calling no blocking
- * weft function, a blocking system call, a lock held by a plain thread). The watchdog then
+ * one that has stayed the same, while the worker is not asleep in its reactor, for longer
+ * than the threshold is a task that has not yielded, parked or finished for that long (a
+ * loop calling no blocking weft function, a blocking system call, a lock held by a plain
+ * thread), or the loop itself stuck in a stackless task's poll. The watchdog then
  * asks that worker's thread for its backtrace with a signal: the handler, on the stalled
  * thread, walks the frame pointers of the interrupted code within the running task's stack
  * and leaves the return addresses in the worker's part; the watchdog names them and writes
@@ -145,9 +146,11 @@ static WEFT_COLD void report(struct weft__watchdog *wd, weft__worker *w, int64_t
     }
     /* The task's name and id come from the handler, which read them on the task's thread. */
     weft__dumpbuf b = {0};
-    if (n)
+    if (n && w->watch.task_id)
         weft__dumpbuf_printf(&b, "weft: stall: task %llu \"%.15s\" on worker %u",
                              (unsigned long long)w->watch.task_id, w->watch.name, w->index);
+    else if (n)
+        weft__dumpbuf_printf(&b, "weft: stall: the loop of worker %u (no task)", w->index);
     else
         weft__dumpbuf_printf(&b, "weft: stall: a task on worker %u", w->index);
     weft__dumpbuf_printf(&b, " has run for %.1f ms without a switch", (double)ran_ns / 1e6);
@@ -222,7 +225,10 @@ static void *watchdog_thread(void *arg)
                 s->since = now;
                 s->reported = false;
             }
-            if (!(pub & 1))
+            /* Asleep in the reactor: idle, not stuck (seq_cst, as the worker stores it); or
+             * not in its loop yet, or any more. */
+            if (atomic_load_explicit(&w->inbox.sleeping, memory_order_seq_cst) ||
+                !atomic_load_explicit(&w->watch.active, memory_order_relaxed))
                 continue;
             busy = true;
             if (!s->reported && now - s->since >= wd->threshold_ns) {

@@ -1,7 +1,7 @@
 /* The stall detector (watchdog.c): a thread per runtime that notices a task running longer
  * than the threshold without switching away, and reports it on stderr with its name and the
  * backtrace it had at that moment (taken on its own thread by a signal), rate-limited. Its
- * only cost on the workers' path is two relaxed stores at each switch (weft__watch_switch). */
+ * only cost on the workers' path is one relaxed store at each switch (weft__watch_switch). */
 #ifndef WEFT_WATCHDOG_H
 #define WEFT_WATCHDOG_H
 
@@ -16,13 +16,15 @@
 #define WEFT__WATCH_SIGNAL SIGURG
 #define WEFT__WATCH_FRAMES 32
 
-/* A worker's part. `pub` is (switches << 1 | in a task): stored by the worker at every
- * switch (relaxed: the watchdog only compares values over time), read by the watchdog; the
- * rest is the backtrace the signal handler leaves on the worker's thread, published by
- * `npcs` (release) for the watchdog (acquire). */
+/* A worker's part. `pub` is the worker's switch count, stored by the worker at every switch
+ * (relaxed: the watchdog only compares values over time; whether the worker is asleep rather
+ * than stuck, it reads from the inbox's `sleeping`); the rest is the backtrace the signal handler
+ * leaves on the worker's thread, published by `npcs` (release) for the watchdog (acquire). */
 typedef struct weft__watch {
     _Atomic uint64_t pub;
-    uint64_t seq;     /* owner: worker */
+    /* 1 while the worker runs its loop (loop.c): before and after, a worker that does not
+     * switch is starting or stopping, not stuck. Relaxed both sides. */
+    _Atomic int active;
     pthread_t thread; /* the worker's thread; fixed once it runs */
     pid_t tid;        /* its kernel id, for /proc; fixed once it runs */
     uintptr_t pcs[WEFT__WATCH_FRAMES];
@@ -31,11 +33,11 @@ typedef struct weft__watch {
     _Atomic int npcs; /* -1: asked, not answered yet */
 } weft__watch;
 
-/* At every switch (scheduler.c): `to` is a task, or NULL for the loop. Owner thread. */
-static inline void weft__watch_switch(weft__watch *wt, const void *to)
+/* At every switch (scheduler.c), with the worker's switch count just bumped: one store.
+ * Owner thread. */
+static inline void weft__watch_switch(weft__watch *wt, uint64_t nswitches)
 {
-    wt->seq++;
-    atomic_store_explicit(&wt->pub, wt->seq << 1 | (to != NULL), memory_order_relaxed);
+    atomic_store_explicit(&wt->pub, nswitches, memory_order_relaxed);
 }
 
 /* Starts the runtime's watchdog if its threshold is not 0 (and installs the signal handler
