@@ -183,7 +183,7 @@ int weft__loop(weft__worker *w)
 {
     unsigned long slack = w->sched.slack_restore;
     weft_task *main_task = w->rt->main_task;
-    atomic_store_explicit(&w->watch.active, 1, memory_order_relaxed); /* watchdog.h */
+    atomic_store_explicit(&w->watch.active, 1, memory_order_release); /* watchdog.h */
     for (;;) {
         w->now = weft__clock_ns();
         w->stats.nticks++;

@@ -14,6 +14,7 @@
  * busy one about 0.1% of a CPU at the 10 ms default. A stall is reported between 1 and 1.25
  * thresholds after it began (up to 100 ms more if it began while the runtime was idle). */
 #include <dlfcn.h>
+#include <sched.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,12 +52,25 @@ struct weft__watchdog {
 
 /* ---- The signal handler, on the stalled worker's thread -------------------------------- */
 
+/* The states of a worker's `npcs` besides a count: asked by the watchdog, claimed by the
+ * handler (writing), or withdrawn by a watchdog that stopped waiting. */
+enum { WATCH_ASKED = -1, WATCH_CLAIMED = -2, WATCH_IDLE = 0 };
+
 static void on_signal(int sig, siginfo_t *si, void *uctx)
 {
     (void)sig, (void)si;
+    int saved_errno = errno;
     weft__worker *w = weft__worker_current();
-    if (!w || atomic_load_explicit(&w->watch.npcs, memory_order_relaxed) != -1)
+    /* Claim the request (ASKED -> CLAIMED), so that a watchdog that gave up waiting cannot
+     * read the addresses while they are written: it withdraws with a CAS that then fails,
+     * and waits for the count. acquire: after the watchdog's request. */
+    int asked = WATCH_ASKED;
+    if (!w ||
+        !atomic_compare_exchange_strong_explicit(&w->watch.npcs, &asked, WATCH_CLAIMED,
+                                                 memory_order_acquire, memory_order_relaxed)) {
+        errno = saved_errno;
         return;
+    }
     const ucontext_t *uc = uctx;
 #if defined(__x86_64__)
     uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
@@ -89,6 +103,7 @@ static void on_signal(int sig, siginfo_t *si, void *uctx)
     }
     /* release: the addresses before the count the watchdog waits for. */
     atomic_store_explicit(&w->watch.npcs, n, memory_order_release);
+    errno = saved_errno;
 }
 
 /* ---- The report ------------------------------------------------------------------------ */
@@ -121,7 +136,8 @@ static char thread_state(pid_t tid, long *syscall_nr)
     return st;
 }
 
-static WEFT_COLD void report(struct weft__watchdog *wd, weft__worker *w, int64_t ran_ns, bool ask)
+static WEFT_COLD void report(struct weft__watchdog *wd, weft__worker *w, unsigned index,
+                             int64_t ran_ns, bool ask)
 {
     int n = 0;
     long nr = -1;
@@ -129,7 +145,8 @@ static WEFT_COLD void report(struct weft__watchdog *wd, weft__worker *w, int64_t
     if (st != 'R')
         ask = false;
     if (ask) {
-        atomic_store_explicit(&w->watch.npcs, -1, memory_order_relaxed);
+        /* release: pairs with the handler's claim. */
+        atomic_store_explicit(&w->watch.npcs, WATCH_ASKED, memory_order_release);
         if (pthread_kill(w->watch.thread, WEFT__WATCH_SIGNAL) == 0) {
             /* The handler answers within microseconds on a running thread; 20 ms covers a
              * thread the kernel does not schedule at once. */
@@ -141,6 +158,14 @@ static WEFT_COLD void report(struct weft__watchdog *wd, weft__worker *w, int64_t
                 nanosleep(&ts, NULL);
             }
         }
+        int asked = WATCH_ASKED;
+        if (n < 0 &&
+            !atomic_compare_exchange_strong_explicit(&w->watch.npcs, &asked, WATCH_IDLE,
+                                                     memory_order_acquire, memory_order_acquire)) {
+            /* Claimed meanwhile: the handler is writing; its count comes at once. */
+            while ((n = atomic_load_explicit(&w->watch.npcs, memory_order_acquire)) < 0)
+                sched_yield();
+        }
         if (n < 0)
             n = 0;
     }
@@ -148,11 +173,11 @@ static WEFT_COLD void report(struct weft__watchdog *wd, weft__worker *w, int64_t
     weft__dumpbuf b = {0};
     if (n && w->watch.task_id)
         weft__dumpbuf_printf(&b, "weft: stall: task %llu \"%.15s\" on worker %u",
-                             (unsigned long long)w->watch.task_id, w->watch.name, w->index);
+                             (unsigned long long)w->watch.task_id, w->watch.name, index);
     else if (n)
-        weft__dumpbuf_printf(&b, "weft: stall: the loop of worker %u (no task)", w->index);
+        weft__dumpbuf_printf(&b, "weft: stall: the loop of worker %u (no task)", index);
     else
-        weft__dumpbuf_printf(&b, "weft: stall: a task on worker %u", w->index);
+        weft__dumpbuf_printf(&b, "weft: stall: a task on worker %u", index);
     weft__dumpbuf_printf(&b, " has run for %.1f ms without a switch", (double)ran_ns / 1e6);
     if (n)
         weft__dumpbuf_printf(&b, "; its backtrace now:\n");
@@ -227,14 +252,14 @@ static void *watchdog_thread(void *arg)
             }
             /* Asleep in the reactor: idle, not stuck (seq_cst, as the worker stores it); or
              * not in its loop yet, or any more. */
-            if (atomic_load_explicit(&w->inbox.sleeping, memory_order_seq_cst) ||
-                !atomic_load_explicit(&w->watch.active, memory_order_relaxed))
+            if (!atomic_load_explicit(&w->watch.active, memory_order_acquire) ||
+                atomic_load_explicit(&w->inbox.sleeping, memory_order_seq_cst))
                 continue;
             busy = true;
             if (!s->reported && now - s->since >= wd->threshold_ns) {
                 s->reported = true;
                 if (take_token(wd, now))
-                    report(wd, w, now - s->since, wd->own_signal);
+                    report(wd, w, i, now - s->since, wd->own_signal);
             }
         }
         period =

@@ -23,7 +23,9 @@
 typedef struct weft__watch {
     _Atomic uint64_t pub;
     /* 1 while the worker runs its loop (loop.c): before and after, a worker that does not
-     * switch is starting or stopping, not stuck. Relaxed both sides. */
+     * switch is starting or stopping, not stuck. Stored with release at the loop's start,
+     * loaded with acquire by the watchdog: what the worker's init wrote (thread, tid) is
+     * visible to it from then on. */
     _Atomic int active;
     pthread_t thread; /* the worker's thread; fixed once it runs */
     pid_t tid;        /* its kernel id, for /proc; fixed once it runs */
