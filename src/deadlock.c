@@ -23,14 +23,18 @@
 #include "task.h"
 #include "worker.h"
 
-/* Resumes of the whole runtime, as the workers published them (each publishes before it
- * sleeps, and once a tick). */
-static uint64_t resumes(const weft__runtime *rt)
+/* Resumes of the whole runtime: the caller's own count, and the others' as they published
+ * them (each publishes before it sleeps, and once a tick). */
+static uint64_t resumes(const weft__worker *self)
 {
+    const weft__runtime *rt = self->rt;
     uint64_t n = 0;
-    for (unsigned i = 0; i < rt->nworkers; i++)
-        n += atomic_load_explicit(&rt->workers[i].published[WEFT__PUB_nresumes],
-                                  memory_order_relaxed);
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        const weft__worker *x = &rt->workers[i];
+        n += x == self
+                 ? self->stats.nresumes
+                 : atomic_load_explicit(&x->published[WEFT__PUB_nresumes], memory_order_relaxed);
+    }
     return n;
 }
 
@@ -45,7 +49,7 @@ bool weft__deadlock_before(weft__worker *w, int64_t *timeout_ns)
     unsigned n = atomic_fetch_add_explicit(&rt->nstill, 1, memory_order_seq_cst) + 1;
     w->deadlock.checker = false;
     if (n == rt->nworkers) {
-        uint64_t ran = resumes(rt);
+        uint64_t ran = resumes(w);
         if (ran != atomic_load_explicit(&rt->checked_at, memory_order_relaxed)) {
             w->deadlock.checker = true;
             w->deadlock.resumes_seen = ran;
@@ -129,7 +133,7 @@ void weft__deadlock_after(weft__worker *w)
     weft__runtime *rt = w->rt;
     if (w->deadlock.checker && weft__clock_ns() >= w->deadlock.until && !w->sched.ready.len &&
         atomic_load_explicit(&rt->nstill, memory_order_seq_cst) == rt->nworkers) {
-        uint64_t ran = resumes(rt);
+        uint64_t ran = resumes(w);
         bool deadlock = false;
         if (ran == w->deadlock.resumes_seen &&
             !atomic_load_explicit(&rt->foreign, memory_order_relaxed) &&

@@ -216,6 +216,44 @@ Test(dump, a_deadlock_is_reported_and_exits_with_status_2)
     }
 }
 
+/* A wait on the blocking pool lasting past the grace period is not a deadlock; the deadlock
+ * that follows it is reported all the same (a verdict of "none" is not kept once tasks ran). */
+static void *long_job(void *arg)
+{
+    (void)arg;
+    usleep(700 * 1000);
+    return NULL;
+}
+
+static void *after_pool_main(void *arg)
+{
+    (void)arg;
+    weft_chan *c;
+    weft_chan_create(&c, sizeof(int), 0);
+    weft_blocking(long_job, NULL, NULL, WEFT_FOREVER);
+    int v;
+    weft_chan_recv(c, &v, WEFT_FOREVER);
+    return NULL;
+}
+
+Test(dump, a_pool_job_is_not_a_deadlock_but_what_follows_is)
+{
+    for (unsigned n = 1; n <= 2; n++) {
+        int fd;
+        int64_t start = weft_now();
+        pid_t pid = run_child(after_pool_main, n, WEFT_DEADLOCK_EXIT, &fd);
+        char *text = read_all(fd, 20000);
+        close(fd);
+        int status;
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 2, "status %#x:\n%s", status, text);
+        cr_assert_not_null(strstr(text, "parked on channel receive"), "%s", text);
+        cr_assert_null(strstr(text, "blocking-pool job"), "reported during the job:\n%s", text);
+        cr_assert_geq(weft_now() - start, 700 * WEFT_MSEC, "reported before the job ended");
+        free(text);
+    }
+}
+
 Test(dump, report_only_reports_once_and_off_says_nothing)
 {
     int fd;
