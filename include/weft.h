@@ -247,7 +247,14 @@ typedef struct weft_stats {
                               * writes, epoll_wait, each io_uring_enter, mmap, ..., file
                               * operations run on the blocking pool included (a wake-up
                               * written from another thread is not counted) */
-    uint64_t reserved_[15];  /* zero: room for counters of later versions */
+    uint64_t nparks;         /* parks: a task waited (a wake that came first included) */
+    uint64_t nwakes_remote;  /* wakes of another worker's tasks, sent through its inbox */
+    uint64_t nmsgs;          /* messages sent to other workers (spawns, joins, replies...) */
+    uint64_t nsteals;        /* tasks taken from another worker (stealing mode) */
+    uint64_t nevents;        /* reactor events (epoll events, io_uring completions) */
+    uint64_t nready;         /* now: tasks in the ready queues */
+    uint64_t busy_ns;        /* time the workers spent out of their reactor's sleep */
+    uint64_t reserved_[8];   /* zero: room for counters of later versions */
 } weft_stats;
 
 /* Writes a dump of every task of the current runtime to `fd`, as text a person reads at a
@@ -782,6 +789,38 @@ WEFT_API int weft_datagram(const weft_addr *addr, int family);
 WEFT_API int weft_tcp_nodelay(int fd, int on);
 /* Keep-alive probes after idle_s seconds idle (0: the system default). */
 WEFT_API int weft_tcp_keepalive(int fd, int on, int idle_s);
+
+/* ---------------------------------------------------------------------------------------
+ * Metrics and the debug endpoint (docs/observability.md)
+ * ------------------------------------------------------------------------------------- */
+
+/* Counters of the runtime behind `rt`, from any thread: worker `worker`'s (0 ..
+ * weft_runtime_workers() - 1), or with -1 the sum over the workers plus the blocking pool's.
+ * Each worker publishes its figures once a loop tick and before it sleeps, so they are those
+ * of its last tick. Fills `*out` as weft_stats_read (use sizeof *out as `size`). Returns 0,
+ * -EINVAL, or -ESHUTDOWN (the runtime has stopped). Any thread. */
+WEFT_API int weft_runtime_stats(weft_runtime *rt, int worker, weft_stats *out, size_t size);
+
+/* The counters of the runtime behind `rt` in Prometheus' text exposition format (version
+ * 0.0.4): weft_tasks_spawned_total, weft_tasks_alive, weft_tasks_ready, weft_resumes_total,
+ * weft_switches_total, weft_parks_total, weft_ticks_total, weft_reactor_polls_total,
+ * weft_reactor_events_total, weft_syscalls_total, weft_timers_armed,
+ * weft_remote_wakes_total, weft_messages_total, weft_steals_total, weft_busy_seconds_total,
+ * weft_stacks_live/pooled/guarded, weft_mallocs_total, weft_mmaps_total (each with a
+ * worker="N" label), weft_workers, weft_pool_threads and weft_pool_jobs_total. Writes at most
+ * len - 1 bytes and a NUL into buf (as snprintf) and returns the full length, or -EINVAL,
+ * -ENOMEM, -ESHUTDOWN. Any thread. */
+WEFT_API int weft_metrics_text(weft_runtime *rt, char *buf, size_t len);
+
+/* Turns on the debug endpoint: an HTTP/1.0 server, served by a task of the caller's worker on
+ * weft's own sockets, answering GET (and HEAD) /metrics with weft_metrics_text's text and
+ * /debug/tasks with weft_dump_tasks' text. `addr` NULL means 127.0.0.1 on a port the kernel
+ * picks; `*bound` (if not NULL) receives the address bound. One request per connection, each
+ * read and write under a 5 s deadline. The endpoint stops when the runtime does; while it
+ * listens, the deadlock report counts it as a source of work from outside (it is one).
+ * Returns 0, -EPERM (not in a stackful task), -ENOMEM, or the -errno of socket, bind or
+ * listen. Runtime thread only. */
+WEFT_API int weft_debug_serve(const weft_addr *addr, weft_addr *bound);
 
 /* ---------------------------------------------------------------------------------------
  * Shards (sharded mode: thread-per-core)

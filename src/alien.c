@@ -105,6 +105,17 @@ int weft_runtime_workers(weft_runtime *a)
     return n;
 }
 
+weft__runtime *weft__anchor_lock(weft_runtime *a)
+{
+    pthread_mutex_lock(&a->lock);
+    return a->rt;
+}
+
+void weft__anchor_unlock(weft_runtime *a)
+{
+    pthread_mutex_unlock(&a->lock);
+}
+
 bool weft__runtime_held_outside(weft__runtime *rt)
 {
     pthread_mutex_lock(&rt->lock);

@@ -10,6 +10,11 @@
  * -ESHUTDOWN. Called once the main task has finished (loop.c), before the shutdown can end,
  * so that everything posted before it is drained by the runtime's quiescence. Any thread. */
 void weft__alien_close(weft__runtime *rt);
+/* The runtime behind a handle, locked in: while the lock is held (from this call to
+ * weft__anchor_unlock) a non-NULL runtime is not freed. NULL once it stopped taking work.
+ * Any thread. */
+weft__runtime *weft__anchor_lock(weft_runtime *a);
+void weft__anchor_unlock(weft_runtime *a);
 /* Whether a runtime handle is held besides the runtime's own: a thread outside the runtime
  * may spawn onto it at any time (the deadlock report counts it as an outside source). */
 bool weft__runtime_held_outside(weft__runtime *rt);

@@ -319,14 +319,12 @@ static void *dump_here(void *arg)
     return NULL;
 }
 
-int weft_dump_tasks(int fd)
+int weft__dump_render(weft__dumpbuf *out)
 {
     weft__worker *w = weft__worker_current();
     weft_task *self = weft__blocking_task(w);
     if (!self)
         return -EPERM;
-    if (fd < 0)
-        return -EBADF;
     weft__runtime *rt = w->rt;
     unsigned nw = rt->nworkers;
     worker_part *parts = calloc(nw, sizeof *parts);
@@ -344,20 +342,30 @@ int weft_dump_tasks(int fd)
             parts[k].n = weft__dump_tasks(&parts[k].b, rt, &rt->workers[k], NULL, false, w->now);
         }
     }
-    w = weft__worker_current();
-    weft__dumpbuf head = {0};
     size_t total = 0;
     for (unsigned k = 0; k < nw; k++)
         total += parts[k].n;
-    weft__dumpbuf_printf(&head, "weft: %zu tasks on %u workers (%s mode), dumped by task %llu\n",
+    weft__dumpbuf_printf(out, "weft: %zu tasks on %u workers (%s mode), dumped by task %llu\n",
                          total, nw, rt->cfg.mode == WEFT_MODE_STEALING ? "stealing" : "sharded",
                          (unsigned long long)self->id);
-    int r = weft__dumpbuf_flush(&head, fd);
     for (unsigned k = 0; k < nw; k++) {
-        int e = weft__dumpbuf_flush(&parts[k].b, fd);
-        if (r == 0)
-            r = e;
+        if (parts[k].b.len)
+            weft__dumpbuf_printf(out, "%.*s", (int)parts[k].b.len, parts[k].b.p);
+        out->truncated |= parts[k].b.truncated;
+        free(parts[k].b.p);
     }
     free(parts);
-    return r;
+    return 0;
+}
+
+int weft_dump_tasks(int fd)
+{
+    if (!weft__blocking_task(weft__worker_current()))
+        return -EPERM;
+    if (fd < 0)
+        return -EBADF;
+    weft__dumpbuf b = {0};
+    int r = weft__dump_render(&b);
+    int e = weft__dumpbuf_flush(&b, fd);
+    return r < 0 ? r : e;
 }

@@ -118,8 +118,7 @@ WEFT_COLD static unsigned long precise_timers(weft__worker *w, unsigned long res
  * 13 plain stores, and none at all with one worker. */
 static inline void publish_stats(weft__worker *w)
 {
-    if (w->rt->nworkers == 1)
-        return;
+    /* Also with one worker: a thread outside the runtime may read them (weft_runtime_stats). */
     uint64_t v[WEFT__NPUB];
     weft__worker_counters(w, v);
     for (int k = 0; k < WEFT__NPUB; k++)
@@ -184,6 +183,7 @@ int weft__loop(weft__worker *w)
     unsigned long slack = w->sched.slack_restore;
     weft_task *main_task = w->rt->main_task;
     atomic_store_explicit(&w->watch.active, 1, memory_order_release); /* watchdog.h */
+    w->started_ns = weft__clock_ns();
     for (;;) {
         w->now = weft__clock_ns();
         w->stats.nticks++;
@@ -229,7 +229,12 @@ int weft__loop(weft__worker *w)
         /* A sleep with no end: counted for the deadlock report (deadlock.c), which may
          * shorten it to the grace period, and judges after it. */
         bool still = timeout < 0 && weft__deadlock_before(w, &timeout);
+        int64_t slept_from = w->now;
         weft__io_poll(w, timeout, poll_cap(w));
+        if (timeout != 0) { /* a poll that could block: its time counts as asleep */
+            w->now = weft__clock_ns();
+            w->asleep_ns += w->now - slept_from;
+        }
         if (still)
             weft__deadlock_after(w);
         weft__inbox_awake(w);

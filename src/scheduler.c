@@ -317,6 +317,7 @@ static inline __attribute__((always_inline)) void park_current(weft__worker *w, 
 {
     uint64_t word = atomic_load_explicit(&t->word, memory_order_acquire);
     uint64_t e = WEFT__EPOCH(word);
+    w->stats.nparks++;
     if (WEFT__STATE(word) == WEFT__RUNNING &&
         atomic_compare_exchange_strong_explicit(&t->word, &word, WEFT__WORD(e, WEFT__PARKED),
                                                 memory_order_acq_rel, memory_order_acquire)) {

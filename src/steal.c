@@ -33,6 +33,7 @@ static void msg_take(weft__worker *w, void *a, void *b, uint64_t n)
         weft_task *next = t->next;
         weft__task_adopt(w, t);
         weft__ready_push_new(&w->sched, t);
+        w->stats.nsteals++;
         t = next;
     }
 }

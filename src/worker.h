@@ -41,7 +41,14 @@ typedef struct weft__doorbell {
     X(nstacks_live, w->stacks.nlive)                                                               \
     X(nguarded_live, w->stacks.nguarded)                                                           \
     X(ntimers, w->timers.n)                                                                        \
-    X(nsyscalls, weft__sys_total(&w->sys))
+    X(nsyscalls, weft__sys_total(&w->sys))                                                         \
+    X(nparks, w->stats.nparks)                                                                     \
+    X(nwakes_remote, w->stats.nwakes_remote)                                                       \
+    X(nmsgs, w->stats.nmsgs)                                                                       \
+    X(nsteals, w->stats.nsteals)                                                                   \
+    X(nevents, w->stats.nevents)                                                                   \
+    X(nready, w->sched.ready.len)                                                                  \
+    X(busy_ns, weft__worker_busy_ns(w))
 
 #define WEFT__COUNT_ONE(field, expr) +1
 #define WEFT__NPUB                   (0 WEFT__COUNTERS(WEFT__COUNT_ONE))
@@ -80,6 +87,10 @@ struct weft__worker {
 
     weft__node *free_nodes; /* pooled defer/local nodes; owner: worker */
     uint64_t rng;           /* xorshift state for fair choices (select) */
+    /* Busy time: when the loop started, and the time it has slept in its reactor since (the
+     * wait of each poll that may block). owner: worker. */
+    int64_t started_ns;
+    int64_t asleep_ns;
     weft_stats stats;       /* this worker's counters; owner: worker (runtime sums them) */
     /* The counters as of this worker's last tick, for weft_stats_read on another worker:
      * stored by the worker each tick, loaded by readers (relaxed both: each is a figure on
@@ -98,6 +109,13 @@ static inline void weft__timers_poll(weft__worker *w)
 {
     if (w->timers.n && w->timers.polled_at != w->sys.ntotal)
         weft__timers_poll_clock(w);
+}
+
+/* Time w has spent out of its reactor's sleep since its loop started. Owner thread. */
+static inline uint64_t weft__worker_busy_ns(const weft__worker *w)
+{
+    int64_t busy = w->started_ns ? w->now - w->started_ns - w->asleep_ns : 0;
+    return busy > 0 ? (uint64_t)busy : 0;
 }
 
 /* w's counters in WEFT__COUNTERS' order, for weft_stats_read and the copy each tick

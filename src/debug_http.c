@@ -1,0 +1,124 @@
+/* The debug endpoint: a small HTTP/1.0 responder, on weft's own sockets, serving the metrics
+ * as Prometheus text at /metrics and the task dump at /debug/tasks. One task accepts and
+ * answers one request per connection in turn (a monitoring scraper, a person with curl), each
+ * read and write under a 5 s deadline, so a slow client costs the endpoint its turn and
+ * nothing else. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dump.h"
+#include "metrics.h"
+#include "worker.h"
+
+#define DEBUG_DEADLINE_NS (5 * WEFT_SEC)
+#define DEBUG_REQUEST_MAX 4096
+
+static void respond(int fd, int status, const char *reason, const char *type,
+                    const weft__dumpbuf *body, bool head, int64_t deadline)
+{
+    char hdr[256];
+    int n = snprintf(hdr, sizeof hdr,
+                     "HTTP/1.0 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n",
+                     status, reason, type, body->len);
+    if (weft_write(fd, hdr, (size_t)n, deadline) < 0 || head || !body->len)
+        return;
+    weft_write(fd, body->p, body->len, deadline);
+}
+
+/* Reads one request head and answers it. */
+static void serve_one(int fd)
+{
+    int64_t deadline = weft_deadline_in(DEBUG_DEADLINE_NS);
+    char req[DEBUG_REQUEST_MAX];
+    size_t n = 0;
+    for (;;) {
+        ssize_t r = weft_read(fd, req + n, sizeof req - 1 - n, deadline);
+        if (r <= 0)
+            return;
+        n += (size_t)r;
+        req[n] = '\0';
+        if (strstr(req, "\r\n\r\n") || strstr(req, "\n\n"))
+            break;
+        if (n == sizeof req - 1)
+            break; /* a head this long is answered from its first line */
+    }
+    char method[16], path[256];
+    weft__dumpbuf body = {0};
+    if (sscanf(req, "%15s %255s", method, path) != 2) {
+        weft__dumpbuf_printf(&body, "bad request\n");
+        respond(fd, 400, "Bad Request", "text/plain", &body, false, deadline);
+    } else if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+        weft__dumpbuf_printf(&body, "only GET and HEAD\n");
+        respond(fd, 405, "Method Not Allowed", "text/plain", &body, false, deadline);
+    } else {
+        bool head = strcmp(method, "HEAD") == 0;
+        char *q = strchr(path, '?');
+        if (q)
+            *q = '\0';
+        weft__worker *w = weft__worker_current();
+        if (strcmp(path, "/metrics") == 0) {
+            weft__metrics_render(w->rt, &body);
+            respond(fd, 200, "OK", "text/plain; version=0.0.4", &body, head, deadline);
+        } else if (strcmp(path, "/debug/tasks") == 0) {
+            weft__dump_render(&body);
+            respond(fd, 200, "OK", "text/plain; charset=utf-8", &body, head, deadline);
+        } else if (strcmp(path, "/") == 0 || strcmp(path, "/debug/") == 0) {
+            weft__dumpbuf_printf(&body, "weft debug endpoint\n/metrics       Prometheus text\n"
+                                        "/debug/tasks   every task, its wait and backtrace\n");
+            respond(fd, 200, "OK", "text/plain", &body, head, deadline);
+        } else {
+            weft__dumpbuf_printf(&body, "not found: try /metrics or /debug/tasks\n");
+            respond(fd, 404, "Not Found", "text/plain", &body, head, deadline);
+        }
+    }
+    free(body.p);
+}
+
+static void *serve_loop(void *arg)
+{
+    int lfd = (int)(intptr_t)arg;
+    for (;;) {
+        int c = weft_accept(lfd, NULL, NULL, WEFT_FOREVER);
+        if (c == -ECANCELED || c == -EBADF)
+            break;
+        if (c < 0) {
+            /* Out of fds or memory: let the program recover some before trying again. */
+            if (weft_sleep(10 * WEFT_MSEC) == -ECANCELED)
+                break;
+            continue;
+        }
+        serve_one(c);
+        weft_close(c);
+    }
+    weft_close(lfd);
+    return NULL;
+}
+
+int weft_debug_serve(const weft_addr *addr, weft_addr *bound)
+{
+    if (!weft__blocking_task(weft__worker_current()))
+        return -EPERM;
+    weft_addr local;
+    if (!addr) {
+        weft_addr_ip(&local, "127.0.0.1", 0);
+        addr = &local;
+    }
+    int lfd = weft_listen(addr, 64, 0);
+    if (lfd < 0)
+        return lfd;
+    if (bound) {
+        int r = weft_addr_local(lfd, bound);
+        if (r < 0) {
+            weft_close(lfd);
+            return r;
+        }
+    }
+    weft_spawn_opts o = {.name = "weft-debug", .flags = WEFT_SPAWN_DETACHED};
+    int r = weft_spawn(NULL, serve_loop, (void *)(intptr_t)lfd, &o);
+    if (r < 0)
+        weft_close(lfd);
+    return r;
+}

@@ -1,0 +1,177 @@
+/* Metrics. Every worker publishes its counters once a tick and before it sleeps (loop.c):
+ * relaxed stores of plain figures, so any thread reads a worker's as of its last tick without
+ * a lock, and the sum of all as a consistent-enough picture for monitoring. The Prometheus
+ * names, types and help texts are one table here, in weft_stats' terms. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alien.h"
+#include "metrics.h"
+#include "pool.h"
+#include "runtime.h"
+#include "worker.h"
+
+/* One worker's published counters into the weft_stats fields they feed. */
+static void worker_stats(const weft__worker *x, weft_stats *s)
+{
+    uint64_t v[WEFT__NPUB];
+    for (int k = 0; k < WEFT__NPUB; k++)
+        v[k] = atomic_load_explicit(&x->published[k], memory_order_relaxed);
+    int k = 0;
+#define SET_ONE(field, expr) s->field = v[k++];
+    WEFT__COUNTERS(SET_ONE)
+#undef SET_ONE
+}
+
+static void add_stats(weft_stats *sum, const weft_stats *s)
+{
+#define ADD_ONE(field, expr) sum->field += s->field;
+    WEFT__COUNTERS(ADD_ONE)
+#undef ADD_ONE
+}
+
+static void pool_stats(weft__runtime *rt, weft_stats *s)
+{
+    pthread_mutex_lock(&rt->lock); /* the pool is created under it */
+    weft__pool_stats(rt, s);
+    pthread_mutex_unlock(&rt->lock);
+}
+
+int weft_runtime_stats(weft_runtime *a, int worker, weft_stats *out, size_t size)
+{
+    if (!a || !out || size < offsetof(weft_stats, reserved_) || worker < -1)
+        return -EINVAL;
+    weft__runtime *rt = weft__anchor_lock(a);
+    int r = 0;
+    weft_stats s;
+    memset(&s, 0, sizeof s);
+    if (!rt) {
+        r = -ESHUTDOWN;
+    } else if (worker >= (int)rt->nworkers) {
+        r = -EINVAL;
+    } else if (worker >= 0) {
+        worker_stats(&rt->workers[worker], &s);
+    } else {
+        for (unsigned i = 0; i < rt->nworkers; i++) {
+            weft_stats one;
+            worker_stats(&rt->workers[i], &one);
+            add_stats(&s, &one);
+        }
+        pool_stats(rt, &s);
+    }
+    weft__anchor_unlock(a);
+    if (r < 0)
+        return r;
+    s.size = size < sizeof s ? size : sizeof s;
+    memcpy(out, &s, s.size);
+    return 0;
+}
+
+/* The exposition: name, type, help, and where the figure is in weft_stats. */
+static const struct metric {
+    const char *name, *type, *help;
+    size_t off;
+} metrics[] = {
+#define M(field, name, type, help)                                                                 \
+    {                                                                                              \
+        name, type, help, offsetof(weft_stats, field)                                              \
+    }
+    M(nspawned, "weft_tasks_spawned_total", "counter", "Tasks spawned (stackful and stackless)."),
+    M(ntasks, "weft_tasks_alive", "gauge", "Tasks not yet reaped."),
+    M(nready, "weft_tasks_ready", "gauge", "Tasks in the ready queue."),
+    M(nresumes, "weft_resumes_total", "counter", "Task resumes."),
+    M(nswitches, "weft_switches_total", "counter", "Context switches."),
+    M(nparks, "weft_parks_total", "counter", "Parks: a task waited."),
+    M(nticks, "weft_ticks_total", "counter", "Loop ticks."),
+    M(npolls, "weft_reactor_polls_total", "counter", "Reactor polls."),
+    M(nevents, "weft_reactor_events_total", "counter",
+      "Reactor events (epoll events, io_uring completions)."),
+    M(nsyscalls, "weft_syscalls_total", "counter", "System calls made by the runtime."),
+    M(ntimers, "weft_timers_armed", "gauge", "Armed timers."),
+    M(nwakes_remote, "weft_remote_wakes_total", "counter", "Wakes of another worker's tasks."),
+    M(nmsgs, "weft_messages_total", "counter", "Messages sent to other workers."),
+    M(nsteals, "weft_steals_total", "counter", "Tasks taken from another worker."),
+    M(busy_ns, "weft_busy_seconds_total", "counter", "Time out of the reactor's sleep."),
+    M(nstacks_live, "weft_stacks_live", "gauge", "Stacks bound to tasks."),
+    M(nstacks_pooled, "weft_stacks_pooled", "gauge", "Free stacks kept for reuse."),
+    M(nguarded_live, "weft_stacks_guarded", "gauge", "Guarded stacks in existence."),
+    M(nmallocs, "weft_mallocs_total", "counter", "Heap allocations made by the runtime."),
+    M(nmmaps, "weft_mmaps_total", "counter", "mmap calls made for stacks."),
+#undef M
+};
+
+static void put_value(weft__dumpbuf *b, const struct metric *m, const char *labels,
+                      const weft_stats *s)
+{
+    uint64_t v;
+    memcpy(&v, (const char *)s + m->off, sizeof v);
+    if (m->off == offsetof(weft_stats, busy_ns))
+        weft__dumpbuf_printf(b, "%s%s %.9f\n", m->name, labels, (double)v / 1e9);
+    else
+        weft__dumpbuf_printf(b, "%s%s %llu\n", m->name, labels, (unsigned long long)v);
+}
+
+void weft__metrics_render(weft__runtime *rt, weft__dumpbuf *b)
+{
+    unsigned n = rt->nworkers;
+    weft_stats *per = calloc(n, sizeof *per); /* not on a coroutine's small stack */
+    if (!per) {
+        b->truncated = true;
+        return;
+    }
+    for (unsigned i = 0; i < n; i++)
+        worker_stats(&rt->workers[i], &per[i]);
+    weft__dumpbuf_printf(b,
+                         "# HELP weft_workers Worker threads of the runtime.\n"
+                         "# TYPE weft_workers gauge\nweft_workers %u\n",
+                         n);
+    for (size_t k = 0; k < sizeof metrics / sizeof metrics[0]; k++) {
+        const struct metric *m = &metrics[k];
+        weft__dumpbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", m->name, m->help, m->name, m->type);
+        for (unsigned i = 0; i < n; i++) {
+            char labels[32];
+            snprintf(labels, sizeof labels, "{worker=\"%u\"}", i);
+            put_value(b, m, labels, &per[i]);
+        }
+    }
+    free(per);
+    weft_stats pool;
+    memset(&pool, 0, sizeof pool);
+    pool_stats(rt, &pool);
+    weft__dumpbuf_printf(b,
+                         "# HELP weft_pool_threads Blocking-pool threads.\n"
+                         "# TYPE weft_pool_threads gauge\nweft_pool_threads %llu\n"
+                         "# HELP weft_pool_jobs_total Jobs the blocking pool has run.\n"
+                         "# TYPE weft_pool_jobs_total counter\nweft_pool_jobs_total %llu\n",
+                         (unsigned long long)pool.npool_threads,
+                         (unsigned long long)pool.npool_jobs);
+}
+
+int weft_metrics_text(weft_runtime *a, char *buf, size_t len)
+{
+    if (!a || (!buf && len))
+        return -EINVAL;
+    weft__runtime *rt = weft__anchor_lock(a);
+    if (!rt) {
+        weft__anchor_unlock(a);
+        return -ESHUTDOWN;
+    }
+    weft__dumpbuf b = {0};
+    weft__metrics_render(rt, &b);
+    weft__anchor_unlock(a);
+    if (b.truncated) {
+        free(b.p);
+        return -ENOMEM;
+    }
+    int need = (int)b.len;
+    if (len) {
+        size_t n = b.len < len - 1 ? b.len : len - 1;
+        memcpy(buf, b.p, n);
+        buf[n] = '\0';
+    }
+    free(b.p);
+    return need;
+}

@@ -1,0 +1,179 @@
+/* Metrics: the counters read from a thread outside the runtime (per worker and summed), their
+ * Prometheus text, and the debug endpoint serving /metrics and /debug/tasks over HTTP. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+static void *spin_yields(void *arg)
+{
+    for (int i = 0; i < (int)(intptr_t)arg; i++)
+        weft_yield();
+    return NULL;
+}
+
+typedef struct reader {
+    weft_runtime *rt;
+    weft_stats total, w1;
+    int r_total, r_w1, r_bad;
+    char text[1 << 16];
+    int text_len, small_len;
+    char small[16];
+    weft_event go, done;
+} reader;
+
+static void *reader_thread(void *arg)
+{
+    reader *rd = arg;
+    weft_event_wait(&rd->go, WEFT_FOREVER);
+    rd->r_total = weft_runtime_stats(rd->rt, -1, &rd->total, sizeof rd->total);
+    rd->r_w1 = weft_runtime_stats(rd->rt, 1, &rd->w1, sizeof rd->w1);
+    rd->r_bad = weft_runtime_stats(rd->rt, 2, &rd->w1, sizeof rd->w1);
+    rd->text_len = weft_metrics_text(rd->rt, rd->text, sizeof rd->text);
+    rd->small_len = weft_metrics_text(rd->rt, rd->small, sizeof rd->small);
+    weft_event_set(&rd->done);
+    return NULL;
+}
+
+static void *stats_main(void *arg)
+{
+    reader *rd = arg;
+    rd->rt = weft_runtime_current();
+    /* Work on both workers, finished (and published: each publishes before it sleeps). */
+    weft_task *t[4];
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(weft_spawn_on((unsigned)i % 2, &t[i], spin_yields, (void *)100, NULL), 0);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(weft_join(t[i], NULL, WEFT_FOREVER), 0);
+    weft_sleep(5 * WEFT_MSEC); /* every worker has slept since: all published */
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, reader_thread, rd), 0);
+    weft_event_set(&rd->go);
+    cr_assert_eq(weft_event_wait(&rd->done, WEFT_FOREVER), 0);
+    pthread_join(th, NULL);
+    return NULL;
+}
+
+Test(metrics, read_from_a_thread_outside_the_runtime)
+{
+    reader *rd = calloc(1, sizeof *rd);
+    rd->go = (weft_event)WEFT_EVENT_INIT;
+    rd->done = (weft_event)WEFT_EVENT_INIT;
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 2;
+    run_main_cfg(&c, stats_main, rd);
+    cr_assert_eq(rd->r_total, 0);
+    cr_assert_eq(rd->r_w1, 0);
+    cr_assert_eq(rd->r_bad, -EINVAL);
+    cr_assert_geq(rd->total.nspawned, 5, "main and four");
+    cr_assert_geq(rd->w1.nresumes, 200, "their yields");
+    cr_assert_geq(rd->total.nmsgs, 2, "spawns onto worker 1 are messages");
+    cr_assert_geq(rd->total.nparks, 1, "the sleep parked, at least");
+    cr_assert_gt(rd->total.busy_ns, 0);
+    cr_assert_eq(rd->total.size, sizeof rd->total);
+
+    cr_assert_gt(rd->text_len, 0);
+    cr_assert_eq((size_t)rd->text_len, strlen(rd->text), "it fit");
+    cr_assert_not_null(strstr(rd->text, "# TYPE weft_tasks_spawned_total counter\n"));
+    cr_assert_not_null(strstr(rd->text, "weft_workers 2\n"));
+    cr_assert_not_null(strstr(rd->text, "weft_resumes_total{worker=\"1\"} "));
+    cr_assert_not_null(strstr(rd->text, "# TYPE weft_tasks_alive gauge\n"));
+    cr_assert_not_null(strstr(rd->text, "weft_pool_jobs_total 0\n"));
+    cr_assert_eq(rd->small_len, rd->text_len, "the full length, as snprintf");
+    cr_assert_eq(strlen(rd->small), sizeof rd->small - 1, "truncated and terminated");
+
+    /* After the runtime: the handle says so. */
+    weft_stats s;
+    cr_assert_eq(weft_runtime_stats(rd->rt, -1, &s, sizeof s), -ESHUTDOWN);
+    cr_assert_eq(weft_metrics_text(rd->rt, NULL, 0), -ESHUTDOWN);
+    cr_assert_eq(weft_runtime_stats(NULL, -1, &s, sizeof s), -EINVAL);
+    cr_assert_eq(weft_runtime_stats(rd->rt, -1, &s, 8), -EINVAL);
+    weft_runtime_release(rd->rt);
+    free(rd);
+}
+
+/* ---- The debug endpoint ---- */
+
+/* One request on a new connection; returns the whole response (malloc'd). */
+static char *http_get(const weft_addr *addr, const char *request)
+{
+    int fd = weft_dial(addr, weft_deadline_in(5 * WEFT_SEC));
+    cr_assert_geq(fd, 0, "dial: %s", weft_strerror(fd));
+    cr_assert_eq(weft_write(fd, request, strlen(request), weft_deadline_in(5 * WEFT_SEC)),
+                 (ssize_t)strlen(request));
+    size_t cap = 1 << 20, len = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        ssize_t n = weft_read(fd, buf + len, cap - 1 - len, weft_deadline_in(5 * WEFT_SEC));
+        cr_assert_geq(n, 0, "read: %s", weft_strerror((int)n));
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    weft_close(fd);
+    return buf;
+}
+
+static void *parked_forever(void *arg)
+{
+    weft_sem *s = arg;
+    weft_sem_acquire(s, WEFT_FOREVER);
+    return NULL;
+}
+
+static void *endpoint_main(void *arg)
+{
+    (void)arg;
+    weft_addr at;
+    cr_assert_eq(weft_debug_serve(NULL, &at), 0);
+    cr_assert_gt(weft_addr_port(&at), 0);
+    weft_sem sem = WEFT_SEM_INIT(0);
+    weft_task *t;
+    weft_spawn_opts o = {.name = "waits-on-sem"};
+    cr_assert_eq(weft_spawn_on(weft_worker_count() - 1, &t, parked_forever, &sem, &o), 0);
+    weft_sleep(5 * WEFT_MSEC);
+
+    char *r = http_get(&at, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert(strncmp(r, "HTTP/1.0 200 OK\r\n", 17) == 0, "%s", r);
+    cr_assert_not_null(strstr(r, "Content-Type: text/plain; version=0.0.4\r\n"), "%s", r);
+    cr_assert_not_null(strstr(r, "\r\n\r\n# HELP weft_workers"), "%s", r);
+    cr_assert_not_null(strstr(r, "weft_tasks_spawned_total{worker=\"0\"} "), "%s", r);
+    free(r);
+
+    r = http_get(&at, "GET /debug/tasks HTTP/1.0\r\n\r\n");
+    cr_assert(strncmp(r, "HTTP/1.0 200 OK\r\n", 17) == 0, "%s", r);
+    cr_assert_not_null(strstr(r, "\"waits-on-sem\""), "%s", r);
+    cr_assert_not_null(strstr(r, "parked on semaphore"), "%s", r);
+    cr_assert_not_null(strstr(r, "\"weft-debug\""), "the endpoint's own task: %s", r);
+    free(r);
+
+    r = http_get(&at, "HEAD /metrics HTTP/1.0\r\n\r\n");
+    cr_assert(strncmp(r, "HTTP/1.0 200 OK\r\n", 17) == 0, "%s", r);
+    cr_assert_null(strstr(r, "# HELP"), "no body for HEAD: %s", r);
+    free(r);
+    r = http_get(&at, "GET /nothing HTTP/1.0\r\n\r\n");
+    cr_assert(strncmp(r, "HTTP/1.0 404 ", 13) == 0, "%s", r);
+    free(r);
+    r = http_get(&at, "POST /metrics HTTP/1.0\r\n\r\n");
+    cr_assert(strncmp(r, "HTTP/1.0 405 ", 13) == 0, "%s", r);
+    free(r);
+    r = http_get(&at, "garbage\r\n\r\n");
+    cr_assert(strncmp(r, "HTTP/1.0 400 ", 13) == 0, "%s", r);
+    free(r);
+
+    cr_assert_eq(weft_sem_release(&sem, 1), 0);
+    cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
+    return NULL; /* the endpoint's task is cancelled with the runtime */
+}
+
+Test(metrics, the_debug_endpoint_serves_metrics_and_tasks)
+{
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 2;
+    run_main_cfg(&c, endpoint_main, NULL);
+    cr_assert_eq(weft_debug_serve(NULL, NULL), -EPERM, "outside a runtime");
+}
