@@ -6,8 +6,11 @@
  * the logs. On SIGINT or SIGTERM it stops accepting, gives open connections up to 5 s to
  * finish (each worker drains its own), cancels what is left, and exits 0.
  *
- *   echo_server [--workers N] [--acceptor] [PORT] [HOST]
+ *   echo_server [--workers N] [--acceptor] [--debug-port P] [PORT] [HOST]
  *                                         (defaults: every CPU, 7000, 127.0.0.1)
+ *
+ * --debug-port P turns on weft's debug endpoint on 127.0.0.1:P (0: a port the kernel picks,
+ * printed): `curl 127.0.0.1:P/metrics` for the counters, `/debug/tasks` for every task.
  *
  * --workers 1 is the single-worker server the single-core benchmarks measure (bench/run_net.sh
  * passes it); without the flag, WEFT_WORKERS in the environment also sets the count.
@@ -105,6 +108,7 @@ typedef struct options {
     int acceptor;     /* one acceptor handing connections out, rather than SO_REUSEPORT */
     int port;
     const char *host;
+    int debug_port; /* -1: no debug endpoint */
 } options;
 
 static void *main_task(void *arg)
@@ -123,6 +127,17 @@ static void *main_task(void *arg)
     if (r < 0) {
         fprintf(stderr, "echo_server: listen: %s\n", weft_strerror(r));
         return (void *)1;
+    }
+    if (o->debug_port >= 0) {
+        weft_addr dbg;
+        weft_addr_ip(&dbg, "127.0.0.1", o->debug_port);
+        int e = weft_debug_serve(&dbg, &dbg);
+        if (e < 0)
+            fprintf(stderr, "echo_server: debug endpoint: %s\n", weft_strerror(e));
+        else
+            printf("echo_server: debug endpoint on http://127.0.0.1:%d/ (/metrics, "
+                   "/debug/tasks)\n",
+                   weft_addr_port(&dbg));
     }
     unsigned n = weft_worker_count();
     printf("echo_server: listening on %s:%d (%u worker%s%s)\n", o->host, o->port, n,
@@ -173,13 +188,14 @@ static void *main_task(void *arg)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: echo_server [--workers N] [--acceptor] [PORT] [HOST]\n");
+    fprintf(stderr,
+            "usage: echo_server [--workers N] [--acceptor] [--debug-port P] [PORT] [HOST]\n");
     return 2;
 }
 
 int main(int argc, char **argv)
 {
-    options o = {0, 0, 7000, "127.0.0.1"};
+    options o = {0, 0, 7000, "127.0.0.1", -1};
     int npos = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) {
@@ -190,6 +206,12 @@ int main(int argc, char **argv)
             o.workers = (unsigned)n;
         } else if (strcmp(argv[i], "--acceptor") == 0) {
             o.acceptor = 1;
+        } else if (strcmp(argv[i], "--debug-port") == 0 && i + 1 < argc) {
+            char *end;
+            long p = strtol(argv[++i], &end, 10);
+            if (*end || p < 0 || p > 65535)
+                return usage();
+            o.debug_port = (int)p;
         } else if (argv[i][0] == '-' || npos == 2) {
             return usage();
         } else if (npos++ == 0) {
