@@ -335,6 +335,8 @@ for w in $WORKLOADS; do
                     ;;
                 blocked_worker)
                     [ $HAVE_LOAD = 1 ] || break 2
+                    [ -x "$BUILD_DIR/bench/bench_blocked_worker" ] &&
+                        blocked_one weft "$BUILD_DIR/bench/bench_blocked_worker"
                     [ $HAVE_GO = 1 ] && blocked_one go "$GO_PEER"
                     [ $HAVE_TOKIO = 1 ] && blocked_one tokio_mt "$TOKIO_PEER"
                     ;;

@@ -1,0 +1,154 @@
+/* blocked_worker (bench-workloads.md, N = 2): an echo server on 127.0.0.1:PORT on every
+ * worker (weft_serve, SO_REUSEPORT), beside a task that spins without yielding for 100 ms of
+ * every 200 ms and a ticker that sleeps 1 ms in a loop and records how late it wakes. Both sit
+ * on worker 0, as the main task's children: the ticker shares its worker with the spinner,
+ * the case a stuck-worker mechanism exists for. Runs until SIGTERM or SIGINT, then prints the
+ * ticker's lateness as one JSON line; bench/run_mt.sh drives the echo load and adds its
+ * figures.
+ *
+ *   bench_blocked_worker [blocked_worker] --port PORT [--threads N] [--mode sharded|stealing] */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <weft.h>
+
+#include "bench_common.h"
+
+typedef struct opts {
+    int port;
+    unsigned threads;
+    int mode;
+} opts;
+
+static volatile int stopping; /* set by the main task before it cancels the others */
+static long nspins;
+static int64_t *late;
+static size_t nlate, caplate;
+
+static void echo(int fd, void *arg)
+{
+    (void)arg;
+    weft_tcp_nodelay(fd, 1);
+    char buf[16384];
+    for (;;) {
+        ssize_t n = weft_read(fd, buf, sizeof buf, WEFT_FOREVER);
+        if (n <= 0 || weft_write(fd, buf, (size_t)n, WEFT_FOREVER) < 0)
+            break;
+    }
+    weft_close(fd);
+}
+
+static int64_t clock_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * WEFT_SEC + ts.tv_nsec;
+}
+
+static void *spinner(void *arg)
+{
+    (void)arg;
+    while (!stopping) {
+        int64_t start = clock_now();
+        while (clock_now() - start < 100 * WEFT_MSEC) /* no yield: the worker is stuck */
+            ;
+        nspins++;
+        if (weft_sleep_until(start + 200 * WEFT_MSEC) < 0)
+            break;
+    }
+    return NULL;
+}
+
+static void *ticker(void *arg)
+{
+    (void)arg;
+    while (!stopping) {
+        int64_t deadline = clock_now() + WEFT_MSEC;
+        if (weft_sleep_until(deadline) < 0)
+            break;
+        if (nlate == caplate) {
+            caplate = caplate ? caplate * 2 : 1 << 16;
+            late = realloc(late, caplate * sizeof *late);
+        }
+        late[nlate++] = clock_now() - deadline;
+    }
+    return NULL;
+}
+
+static void *main_task(void *arg)
+{
+    opts *o = arg;
+    weft_addr addr;
+    weft_addr_ip(&addr, "127.0.0.1", o->port);
+    weft_server *srv;
+    int r = weft_serve(&srv, &addr, 0, echo, NULL);
+    if (r < 0) {
+        fprintf(stderr, "bench_blocked_worker: listen: %s\n", weft_strerror(r));
+        return (void *)1;
+    }
+    weft_task *spin, *tick;
+    weft_spawn_opts so = {.name = "spinner", .flags = WEFT_SPAWN_PINNED};
+    weft_spawn(&spin, spinner, NULL, &so);
+    so.name = "ticker";
+    weft_spawn(&tick, ticker, NULL, &so);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    weft_signal_wait(&set, WEFT_FOREVER);
+    stopping = 1;
+    weft_cancel(spin);
+    weft_cancel(tick);
+    weft_join(spin, NULL, WEFT_FOREVER);
+    weft_join(tick, NULL, WEFT_FOREVER);
+    weft_server_close(srv);
+    qsort(late, nlate, sizeof *late, bench_cmp_i64);
+    double p50 = nlate ? (double)late[nlate / 2] / 1e3 : 0;
+    double p99 = nlate ? (double)late[nlate * 99 / 100] / 1e3 : 0;
+    double max = nlate ? (double)late[nlate - 1] / 1e3 : 0;
+    char extra[256];
+    snprintf(extra, sizeof extra,
+             ",\"threads\":%u,\"mode\":\"%s\",\"p50_us\":%.2f,\"p99_us\":%.2f,\"max_us\":%.2f,"
+             "\"spins\":%ld",
+             o->threads, o->mode == WEFT_MODE_STEALING ? "stealing" : "sharded", p50, p99, max,
+             nspins);
+    bench_emit("weft", "blocked_worker", (long)nlate, p99, "us_p99", extra);
+    free(late);
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    opts o = {0, 2, WEFT_MODE_SHARDED};
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "blocked_worker") == 0) /* the workload name the peers take */
+            continue;
+        if (strcmp(argv[i], "--port") == 0 && i + 1 < argc)
+            o.port = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
+            o.threads = (unsigned)atoi(argv[++i]);
+        else if (strcmp(argv[i], "--mode") == 0 && i + 1 < argc)
+            o.mode = strcmp(argv[++i], "stealing") == 0 ? WEFT_MODE_STEALING : WEFT_MODE_SHARDED;
+        else
+            return fprintf(stderr, "usage: bench_blocked_worker --port PORT [--threads N] "
+                                   "[--mode sharded|stealing]\n"),
+                   2;
+    }
+    /* The signals are taken by weft_signal_wait: blocked before the workers start. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = o.threads;
+    c.mode = o.mode;
+    c.stall_ms = -1; /* the spinner stalls on purpose: no report every 200 ms */
+    void *res = NULL;
+    int r = weft_run(&c, main_task, &o, &res);
+    return r < 0 || res ? 1 : 0;
+}
