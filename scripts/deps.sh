@@ -5,7 +5,7 @@
 # install and fails.
 set -euo pipefail
 
-want=(cmake make gcc pkg-config liburing-dev)
+want=(cmake make gcc pkg-config liburing-dev systemtap-sdt-dev)
 case "${1:-build}" in
   build) ;;
   test)  want+=(libcriterion-dev valgrind python3 binutils g++ clang gdb) ;;

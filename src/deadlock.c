@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "probes.h"
 #include "alien.h"
 #include "deadlock.h"
 #include "dump.h"
@@ -119,6 +120,7 @@ static WEFT_COLD void report(weft__worker *w, uint64_t ran)
                              "weft: every task waits on another task, and nothing outside the "
                              "runtime (fd, timer, signal, pool job, thread) can wake one.\n\n");
     size_t n = weft__dump_tasks(&b, rt, NULL, NULL, true, weft__clock_ns());
+    WEFT_PROBE1(deadlock, n);
     weft__dumpbuf_printf(&b, "\nweft: %zu tasks on %u workers; %s\n", n, rt->nworkers,
                          rt->deadlock_policy == WEFT_DEADLOCK_EXIT
                              ? "exiting with status 2 (WEFT_DEADLOCK=report only reports)"

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdio.h>
 
+#include "probes.h"
 #include "hooks.h"
 #include "overflow.h"
 #include "scheduler.h"
@@ -125,6 +126,7 @@ static inline void begin_run(weft__worker *w, weft_task *t)
 {
     weft__task_begin_run(t);
     w->stats.nresumes++;
+    WEFT_PROBE2(resume, t, w->index);
 }
 
 /* Bytes of a parked task's stack that its resume touches on its way back to the caller of
@@ -318,6 +320,7 @@ static inline __attribute__((always_inline)) void park_current(weft__worker *w, 
     uint64_t word = atomic_load_explicit(&t->word, memory_order_acquire);
     uint64_t e = WEFT__EPOCH(word);
     w->stats.nparks++;
+    WEFT_PROBE2(park, t, wr->kind);
     if (WEFT__STATE(word) == WEFT__RUNNING &&
         atomic_compare_exchange_strong_explicit(&t->word, &word, WEFT__WORD(e, WEFT__PARKED),
                                                 memory_order_acq_rel, memory_order_acquire)) {

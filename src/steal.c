@@ -6,6 +6,7 @@
  * timers, its fd registrations and ring operations stay where they are, and no migration
  * rule is needed for them. Handles follow the task: a join, detach or reap sent to its old
  * worker is forwarded (task_api.c). */
+#include "probes.h"
 #include "runtime.h"
 #include "scheduler.h"
 #include "smp.h"
@@ -27,6 +28,7 @@ static void msg_take(weft__worker *w, void *a, void *b, uint64_t n)
 {
     (void)b;
     w->steal.asked = false;
+    WEFT_PROBE2(steal, w->index, n);
     if (n)
         weft__smp_busy(w); /* a stopping worker that was done has tasks again */
     for (weft_task *t = a; t;) {

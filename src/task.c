@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "probes.h"
 #include "runtime.h"
 #include "stack.h"
 #include "scheduler.h"
@@ -158,6 +159,7 @@ static inline __attribute__((always_inline)) int task_new(weft__worker *w, weft_
     }
     __atomic_store_n(&t->flags, (uint16_t)flags, __ATOMIC_RELAXED); /* clears REAPED */
     w->stats.nspawned++;
+    WEFT_PROBE3(spawn, t, t->id, home->index);
     if (home == w)
         weft__task_adopt(w, t);
     *out = t;
@@ -249,6 +251,7 @@ void weft__task_finish(weft__worker *w, weft_task *t, void *result)
             f->ops->drop(f); /* the future's own callback: no call up into future.c */
     }
     t->result = outcome;
+    WEFT_PROBE2(exit, t, w->index);
     uint64_t word = atomic_load_explicit(&t->word, memory_order_relaxed);
     /* release: the result is visible to whoever sees DONE. */
     atomic_store_explicit(&t->word, WEFT__WORD(WEFT__EPOCH(word) + 1, WEFT__DONE),

@@ -2,6 +2,7 @@
  * to its worker (its ready queue on the owning thread, its inbox from any other), and the
  * public waker. A wake never blocks and never allocates; from another thread it costs one
  * CAS on the word, one on the inbox, and a doorbell ring only if the worker sleeps. */
+#include "probes.h"
 #include "wake.h"
 #include "runtime.h"
 #include "scheduler.h"
@@ -68,6 +69,7 @@ static inline __attribute__((always_inline)) void wake(weft__worker *self, weft_
                     weft__thread_unpark(t);
                     return;
                 }
+                WEFT_PROBE2(wake, t, self != w);
                 if (weft_likely(self == w)) {
                     weft__ready_push(&w->sched, t);
                 } else {

@@ -23,6 +23,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "probes.h"
 #include "dump.h"
 #include "runtime.h"
 #include "stack.h"
@@ -206,6 +207,7 @@ static WEFT_COLD void report(struct weft__watchdog *wd, weft__worker *w, unsigne
         }
     }
     weft__dumpbuf_flush(&b, STDERR_FILENO);
+    WEFT_PROBE2(stall, index, ran_ns / 1000000);
 }
 
 /* Whether the rate limit lets one more report through. */

@@ -17,6 +17,7 @@
 #include <sys/uio.h>
 
 #include "../core.h"
+#include "../probes.h"
 #include "../sys.h"
 #include "io.h"
 
@@ -171,6 +172,7 @@ struct weft__io {
  * has checked that the current task may block. Inline: it is on every operation's path. */
 static inline ssize_t weft__io_submit(weft__worker *w, const weft__ioreq *req, int64_t deadline)
 {
+    WEFT_PROBE2(io_submit, req->fd, req->op);
     return w->io->ops->submit(w->io, req, deadline);
 }
 
