@@ -81,7 +81,7 @@ void multi_hello(kv_ctx *c)
             reply_error(c->out, "ERR Protocol version is not an integer or out of range");
             return;
         }
-        if (v != 2) { /* RESP3 is not there yet */
+        if (v < 2 || v > 3) {
             reply_error(c->out, "NOPROTO unsupported protocol version");
             return;
         }
@@ -96,6 +96,10 @@ void multi_hello(kv_ctx *c)
                              c->argv[i]);
                 return;
             }
+        }
+        if (v == 3) { /* RESP3 is not there yet: a client falls back on RESP2 */
+            reply_error(c->out, "NOPROTO unsupported protocol version");
+            return;
         }
     }
     reply_array(c->out, 14);
