@@ -8,7 +8,7 @@ set -euo pipefail
 want=(cmake make gcc pkg-config liburing-dev)
 case "${1:-build}" in
   build) ;;
-  test)  want+=(libcriterion-dev valgrind python3 binutils g++ clang) ;;
+  test)  want+=(libcriterion-dev valgrind python3 binutils g++ clang redis-tools) ;;
   cross) want+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user qemu-user-binfmt) ;;
   coverage) want+=(libcriterion-dev gcovr) ;;
   bench) want+=(g++ golang-go libboost-context-dev libboost-fiber-dev librust-tokio-dev cargo util-linux

@@ -135,6 +135,29 @@ wait $bl
 check blpop "$(printf 'jobs\ntask1')" "$(cat "$tmp/blpop")"
 check blpop_timeout "" "$(cli blpop nothing 0.05)"
 
+# Active expiry: keys with a 1 ms TTL leave without being touched (DBSIZE counts the table,
+# it expires nothing itself). Polled, with a generous bound: no timing assertion.
+before=$(cli dbsize)
+for i in $(seq 200); do printf 'SET tmp:%d x PX 1\r\n' "$i"; done | cli --pipe >/dev/null 2>&1
+for _ in $(seq 300); do
+    [ "$(cli dbsize)" = "$before" ] && break
+    sleep 0.05
+done
+check active_expiry "$before" "$(cli dbsize)"
+check expired_keys "200" "$(cli info stats | sed -n 's/^expired_keys:\([0-9]*\).*/\1/p')"
+
+# maxmemory: 1 byte refuses writes under noeviction (every shard holds keys by now), and
+# evicts under allkeys-lru.
+cli config set maxmemory 1 >/dev/null
+check oom "OOM command not allowed when used memory > 'maxmemory'." "$(cli set over 1)"
+check oom_read "777" "$(cli get pipe:777)"
+cli config set maxmemory-policy allkeys-lru >/dev/null
+check evict "OK" "$(cli set over 1)"
+evicted=$(cli info stats | sed -n 's/^evicted_keys:\([0-9]*\).*/\1/p')
+[ "${evicted:-0}" -gt 0 ] || { echo "FAIL evicted_keys: $evicted"; fail=1; }
+cli config set maxmemory 0 >/dev/null
+cli config set maxmemory-policy noeviction >/dev/null
+
 # Hostile bytes on a raw socket, each answered as Redis does and closed; the server lives on.
 raw() { # bytes (printf format) -> the reply
     exec 3<>"/dev/tcp/127.0.0.1/$port"
