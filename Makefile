@@ -154,7 +154,8 @@ cross-test:
 
 format:
 	clang-format -i include/*.h src/*.c src/*.h src/*/*.h src/*/*.c src/arch/*/*.c \
-	  tests/*.c tests/support/*.h examples/*.c bench/*.c bench/*.h
+	  tests/*.c tests/support/*.h examples/*.c bench/*.c bench/*.h apps/kv/*.c apps/kv/*.h \
+	  tests/kv/*.c
 
 clean:
 	rm -rf $(BUILD)

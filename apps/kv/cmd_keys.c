@@ -264,42 +264,44 @@ void cmd_restore_at(kv_ctx *c)
 
 void multi_rename(kv_ctx *c)
 {
-    /* Two hops: take the value off the source shard (atomically there), then set it on the
-     * destination's. Between the hops neither name holds it (docs/kv.md, "Atomicity"). */
+    /* Atomic across shards: with both shards held, the value (with its TTL) is taken off the
+     * source's shard, then written on the destination's (tx.c). */
     const char *argv[3] = {"__dumpdel", c->argv[1], NULL};
     size_t argl[3] = {9, c->argl[1], 0};
-    kv_item it = {kv_command_find("__dumpdel", 9, 1),   2, argv, argl, 0,
-                  kv_key_shard(c->argv[1], c->argl[1]), 0, 0};
-    sbuf tmp = {0};
-    if (kv_exec_items(c->conn, &it, 1, &tmp) < 0) {
+    kv_item both[2] = {
+        {kv_command_find("__dumpdel", 9, 1), 2, argv, argl, 0, kv_key_shard(c->argv[1], c->argl[1]),
+         0, 0},
+        {NULL, 0, NULL, NULL, 0, kv_key_shard(c->argv[2], c->argl[2]), 0, 0}, /* hold only */
+    };
+    kv_tx tx;
+    sbuf tmp = {0}, tmp2 = {0};
+    if (kv_tx_begin(&tx, both, 2, &tmp) < 0) {
         c->conn->close_after = 1;
         sbuf_free(&tmp);
         return;
     }
+    int r = 0;
     sbuf_add(&tmp, "", 1);
-    const char *r = tmp.data + it.off;
-    if (r[0] != '$' || r[1] == '-') {
-        if (r[0] == '$')
-            reply_error(c->out, ERR_NOKEY);
-        else
-            sbuf_add(c->out, r, it.len);
-        sbuf_free(&tmp);
-        return;
+    const char *d = tmp.data + both[0].off;
+    if (d[0] == '$' && d[1] != '-') {
+        argv[0] = "__restore";
+        argl[0] = 9;
+        argv[1] = c->argv[2];
+        argl[1] = c->argl[2];
+        argv[2] = strchr(d, '\n') + 1;
+        argl[2] = (size_t)atoll(d + 1);
+        kv_item it2 = {kv_command_find("__restore", 9, 1), 3, argv, argl, 0, both[1].shard, 0, 0};
+        r = kv_tx_run(&tx, &it2, 1, &tmp2);
+        if (r == 0)
+            sbuf_add(c->out, tmp2.data + it2.off, it2.len);
+    } else if (d[0] == '$') {
+        reply_error(c->out, ERR_NOKEY);
+    } else {
+        sbuf_add(c->out, d, both[0].len);
     }
-    const char *nl = strchr(r, '\n');
-    argv[0] = "__restore";
-    argl[0] = 9;
-    argv[1] = c->argv[2];
-    argl[1] = c->argl[2];
-    argv[2] = nl + 1;
-    argl[2] = (size_t)atoll(r + 1);
-    kv_item it2 = {kv_command_find("__restore", 9, 1),   3, argv, argl, 0,
-                   kv_key_shard(c->argv[2], c->argl[2]), 0, 0};
-    sbuf tmp2 = {0};
-    if (kv_exec_items(c->conn, &it2, 1, &tmp2) < 0)
+    kv_tx_end(&tx);
+    if (r < 0)
         c->conn->close_after = 1;
-    else
-        sbuf_add(c->out, tmp2.data + it2.off, it2.len);
     sbuf_free(&tmp);
     sbuf_free(&tmp2);
 }

@@ -1,6 +1,7 @@
 /* List commands: pushes and pops at both ends, LLEN, LRANGE, and BLPOP/BRPOP, which park the
  * connection's task until a push on one of their keys' shards (exec.c, kv_wait_keys). */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,8 +156,14 @@ static void bpop_generic(kv_ctx *c, int left)
         reply_error(c->out, "ERR timeout is negative");
         return;
     }
-    int64_t deadline =
-        secs == 0 ? WEFT_FOREVER : weft_now() + (int64_t)(secs * (long double)WEFT_SEC);
+    if (secs * 1000 > (long double)LLONG_MAX) {
+        reply_error(c->out, "ERR timeout is out of range");
+        return;
+    }
+    /* Past a century the deadline is as good as none (and weft's clock cannot hold it). */
+    int64_t deadline = secs == 0 || secs > 3.0e9L
+                           ? WEFT_FOREVER
+                           : weft_now() + (int64_t)(secs * (long double)WEFT_SEC);
     int nkeys = c->argc - 2;
     const char *const *keys = c->argv + 1;
     const size_t *klens = c->argl + 1;

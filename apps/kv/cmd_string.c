@@ -467,12 +467,12 @@ void multi_mset(kv_ctx *c)
 {
     if (mset_arity(c) < 0)
         return;
+    /* kv_split_keys holds every shard involved while the parts run: atomic (tx.c). */
     kv_item items[WEFT_WORKERS_MAX];
     sbuf tmp = {0};
     void *arena[2];
     int *pos;
-    int m = kv_split_keys(c, 2, items, &tmp, arena, &pos);
-    if (m < 0)
+    if (kv_split_keys(c, 2, items, &tmp, arena, &pos) < 0)
         c->conn->close_after = 1;
     else
         reply_ok(c->out);
@@ -484,50 +484,52 @@ void multi_msetnx(kv_ctx *c)
 {
     if (mset_arity(c) < 0)
         return;
-    /* Two hops: EXISTS on every shard for its keys, then MSET on every shard if none exists.
-     * Not isolated: a key set by another client between the hops is overwritten
-     * (docs/kv.md, "Atomicity"). */
-    const char *const *argv = c->argv;
+    /* Atomic across shards: with every shard involved held, EXISTS on each shard's keys,
+     * then the MSET parts if none exists. */
     int argc = c->argc;
     const char **keys = malloc((size_t)argc * sizeof *keys);
     size_t *klens = malloc((size_t)argc * sizeof *klens);
-    if (!keys || !klens) {
-        free(keys);
-        free(klens);
-        c->conn->close_after = 1;
-        return;
+    kv_item sets[WEFT_WORKERS_MAX], checks[WEFT_WORKERS_MAX];
+    void *arena_s[2] = {NULL, NULL}, *arena_c[2] = {NULL, NULL};
+    int *pos_s = NULL, *pos_c = NULL;
+    int ms = -ENOMEM, mc = -ENOMEM;
+    if (keys && klens) {
+        keys[0] = "exists";
+        klens[0] = 6;
+        int nk = 1;
+        for (int i = 1; i < argc; i += 2) {
+            keys[nk] = c->argv[i];
+            klens[nk++] = c->argl[i];
+        }
+        kv_ctx ex = *c;
+        ex.argc = nk;
+        ex.argv = keys;
+        ex.argl = klens;
+        ex.cmd = kv_command_find("exists", 6, 0);
+        mc = kv_split_build(&ex, 1, checks, arena_c, &pos_c);
+        kv_ctx ms_ctx = *c;
+        ms_ctx.cmd = kv_command_find("mset", 4, 0);
+        ms = kv_split_build(&ms_ctx, 2, sets, arena_s, &pos_s);
     }
-    keys[0] = "exists";
-    klens[0] = 6;
-    int nk = 1;
-    for (int i = 1; i < argc; i += 2) {
-        keys[nk] = argv[i];
-        klens[nk++] = c->argl[i];
-    }
-    kv_ctx ex = *c;
-    ex.argc = nk;
-    ex.argv = keys;
-    ex.argl = klens;
-    ex.cmd = kv_command_find("exists", 6, 0);
+    kv_tx tx;
     sbuf tmp = {0};
-    ex.out = &tmp;
-    multi_exists(&ex);
+    int r = ms < 0 ? ms : mc < 0 ? mc : kv_tx_begin(&tx, checks, (size_t)mc, &tmp);
+    long long found = 0;
+    if (r == 0) {
+        sbuf_add(&tmp, "", 1);
+        for (int k = 0; k < mc; k++)
+            found += atoll(tmp.data + checks[k].off + 1);
+        if (found == 0)
+            r = kv_tx_run(&tx, sets, (size_t)ms, &tmp);
+        kv_tx_end(&tx);
+    }
+    sbuf_free(&tmp);
+    if (r < 0)
+        c->conn->close_after = 1;
+    else
+        reply_int(c->out, found ? 0 : 1);
+    kv_split_free(arena_s, pos_s);
+    kv_split_free(arena_c, pos_c);
     free(keys);
     free(klens);
-    long long n = tmp.len && tmp.data[0] == ':' ? atoll(tmp.data + 1) : -1;
-    sbuf_free(&tmp);
-    if (n != 0) {
-        if (n < 0)
-            c->conn->close_after = 1;
-        else
-            reply_int(c->out, 0);
-        return;
-    }
-    kv_ctx ms = *c;
-    ms.cmd = kv_command_find("mset", 4, 0);
-    sbuf tmp2 = {0};
-    ms.out = &tmp2;
-    multi_mset(&ms);
-    sbuf_free(&tmp2);
-    reply_int(c->out, 1);
 }

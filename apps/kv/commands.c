@@ -158,7 +158,9 @@ int str_to_ld(const char *s, size_t n, long double *v)
     char *end;
     errno = 0;
     long double x = strtold(buf, &end);
-    if ((size_t)(end - buf) != n || isnan(x) || (errno == ERANGE && !isinf(x)))
+    /* As Redis's string2ld: an overflow or an underflow to zero is not a valid float (a
+     * literal "inf" is, and is refused later as a result). */
+    if ((size_t)(end - buf) != n || isnan(x) || (errno == ERANGE && (isinf(x) || x == 0)))
         return -1;
     *v = x;
     return 0;

@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 
 #include "cmd.h"
+#include "msg.h"
 #include "server.h"
 
 /* Commands queued before a flush, and output buffered before a write: bounds on a
@@ -27,91 +28,6 @@
 #define OUT_FLUSH   ((size_t)1024 * 1024)
 
 atomic_long kv_inflight;
-
-typedef struct msg_item {
-    const kv_command *cmd;
-    int argc;
-    const char **argv;
-    size_t *argl;
-    size_t off, len;
-} msg_item;
-
-typedef struct kv_msg {
-    atomic_int refs; /* the connection's and the remote task's */
-    size_t n;
-    sbuf out; /* written by the remote task, read by the connection after completion */
-    msg_item items[];
-} kv_msg;
-
-static void msg_release(kv_msg *m)
-{
-    /* acq_rel: the last owner frees, after seeing the other's writes to out. */
-    if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
-        sbuf_free(&m->out);
-        free(m);
-    }
-}
-
-static void *run_msg(void *arg)
-{
-    kv_msg *m = arg;
-    kv_shard *sh = kv_local();
-    sh->nmsg_tasks++;
-    for (size_t i = 0; i < m->n; i++) {
-        msg_item *it = &m->items[i];
-        kv_ctx ctx = {&sh->db, it->argc, it->argv, it->argl, &m->out, NULL, it->cmd};
-        it->off = m->out.len;
-        kv_run_proc(it->cmd, &ctx);
-        it->len = m->out.len - it->off;
-    }
-    atomic_store_explicit(&sh->mem_pub, kv_mem_used, memory_order_relaxed);
-    sh->nmsg_tasks--;
-    msg_release(m);
-    atomic_fetch_sub_explicit(&kv_inflight, 1, memory_order_release);
-    return NULL;
-}
-
-/* A message for the items of `shard` among items[0 .. n): one allocation for the record, the
- * argument arrays and the argument bytes. */
-static kv_msg *msg_build(const kv_item *items, size_t n, unsigned shard)
-{
-    size_t k = 0, nargs = 0, bytes = 0;
-    for (size_t i = 0; i < n; i++)
-        if (items[i].shard == shard) {
-            k++;
-            nargs += (size_t)items[i].argc;
-            for (int a = 0; a < items[i].argc; a++)
-                bytes += items[i].argl[a];
-        }
-    size_t size =
-        sizeof(kv_msg) + k * sizeof(msg_item) + nargs * (sizeof(char *) + sizeof(size_t)) + bytes;
-    kv_msg *m = malloc(size);
-    if (!m)
-        return NULL;
-    atomic_init(&m->refs, 2);
-    m->n = k;
-    memset(&m->out, 0, sizeof m->out);
-    const char **argv = (const char **)(m->items + k);
-    size_t *argl = (size_t *)(argv + nargs);
-    char *p = (char *)(argl + nargs);
-    size_t j = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (items[i].shard != shard)
-            continue;
-        msg_item *it = &m->items[j++];
-        it->cmd = items[i].cmd;
-        it->argc = items[i].argc;
-        it->argv = argv;
-        it->argl = argl;
-        for (int a = 0; a < items[i].argc; a++) {
-            memcpy(p, items[i].argv[a], items[i].argl[a]);
-            *argv++ = p;
-            *argl++ = items[i].argl[a];
-            p += items[i].argl[a];
-        }
-    }
-    return m;
-}
 
 static void run_local(kv_conn *c, kv_item *it, sbuf *dst)
 {
@@ -144,17 +60,17 @@ int kv_exec_items(kv_conn *c, kv_item *items, size_t n, sbuf *dst)
         unsigned s = items[i].shard;
         if (s == self || msgs[s] || s >= nsh)
             continue;
-        msgs[s] = msg_build(items, n, s);
+        msgs[s] = kv_msg_build(items, n, s);
         if (!msgs[s]) {
             err = -ENOMEM;
             break;
         }
         atomic_fetch_add_explicit(&kv_inflight, 1, memory_order_relaxed);
-        int r = weft_submit_to(s, run_msg, msgs[s], &futs[s]);
+        int r = weft_submit_to(s, kv_msg_task, msgs[s], &futs[s]);
         if (r < 0) {
             atomic_fetch_sub_explicit(&kv_inflight, 1, memory_order_relaxed);
-            msg_release(msgs[s]); /* the task's reference: it will not run */
-            msg_release(msgs[s]);
+            kv_msg_release(msgs[s]); /* the task's reference: it will not run */
+            kv_msg_release(msgs[s]);
             msgs[s] = NULL;
             err = r;
             break;
@@ -184,7 +100,7 @@ int kv_exec_items(kv_conn *c, kv_item *items, size_t n, sbuf *dst)
                 src = c->tmp.data + items[i].off;
                 len = items[i].len;
             } else {
-                msg_item *mi = &msgs[s]->items[next[s]++];
+                kv_msg_item *mi = &msgs[s]->items[next[s]++];
                 src = msgs[s]->out.data + mi->off;
                 len = mi->len;
             }
@@ -195,7 +111,7 @@ int kv_exec_items(kv_conn *c, kv_item *items, size_t n, sbuf *dst)
     }
     for (unsigned s = 0; s < nsh; s++)
         if (msgs[s])
-            msg_release(msgs[s]);
+            kv_msg_release(msgs[s]);
     if (err == 0 && dst->oom)
         err = -ENOMEM;
     atomic_store_explicit(&kv_local()->mem_pub, kv_mem_used, memory_order_relaxed);
@@ -465,7 +381,7 @@ void kv_process(kv_conn *c)
  * item per shard holding that shard's keys, runs them, and returns the items (nshards, shard
  * order; an item with argc 1 had no key) with their replies in dst. The argument arrays are
  * *arena, for the caller to free. */
-int kv_split_keys(kv_ctx *c, int step, kv_item *items, sbuf *dst, void **arena, int **pos)
+int kv_split_build(kv_ctx *c, int step, kv_item *items, void **arena, int **pos)
 {
     unsigned n = kv_nshards();
     size_t total = (size_t)c->argc;
@@ -497,8 +413,24 @@ int kv_split_keys(kv_ctx *c, int step, kv_item *items, sbuf *dst, void **arena, 
     for (unsigned s = 0; s < n; s++)
         if (items[s].argc > 1)
             items[m++] = items[s];
-    int r = kv_exec_items(c->conn, items, m, dst);
-    return r < 0 ? r : (int)m;
+    return (int)m;
+}
+
+int kv_split_keys(kv_ctx *c, int step, kv_item *items, sbuf *dst, void **arena, int **pos)
+{
+    int m = kv_split_build(c, step, items, arena, pos);
+    if (m < 0)
+        return m;
+    if (m == 1) { /* one shard: atomic there */
+        int r = kv_exec_items(c->conn, items, 1, dst);
+        return r < 0 ? r : m;
+    }
+    kv_tx tx; /* several: held together (tx.c) */
+    int r = kv_tx_begin(&tx, items, (size_t)m, dst);
+    if (r < 0)
+        return r;
+    kv_tx_end(&tx);
+    return r < 0 ? r : m;
 }
 
 void kv_split_free(void **arena, int *pos)

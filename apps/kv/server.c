@@ -74,6 +74,11 @@ static int evict(kv_db *db, long long budget)
 
 void kv_run_proc(const kv_command *cmd, kv_ctx *ctx)
 {
+    /* The db is the first member of its shard. A shard held by a cross-shard transaction
+     * runs the transaction's commands only (tx.c). */
+    kv_shard *sh = (kv_shard *)ctx->db;
+    if (sh->held_by)
+        kv_wait_unheld(sh);
     long long max = atomic_load_explicit(&kv_cfg.maxmemory, memory_order_relaxed);
     /* Each shard keeps to its part of maxmemory: no shard reads another's figures. */
     if (max > 0 && (cmd->flags & CMD_DENYOOM) && kv_mem_used > max / (long long)nshards &&
@@ -93,6 +98,8 @@ static void *sweeper(void *arg)
      * follows, after a yield, while more than a quarter of the keys with an expiry seen were
      * expired. weft_sleep returns -ECANCELED at the shutdown. */
     while (weft_sleep(SWEEP_PERIOD) == 0) {
+        if (sh->held_by) /* a transaction holds the shard: next time */
+            continue;
         for (int k = 0; k < SWEEP_STEPS; k++) {
             size_t seen;
             size_t gone = db_expire_step(&sh->db, &seen);

@@ -71,9 +71,10 @@ typedef struct kv_shard {
     size_t nconns;
     uint64_t nconns_total;
     uint64_t ncommands;
-    size_t nmsg_tasks;     /* submitted tasks of other workers running here now */
     weft_task *sweeper;    /* the active expiry task */
     weft_promise *drained; /* resolved when the last connection goes, while shutting down */
+    weft_task *held_by;    /* the transaction task holding the shard (tx.c), or NULL */
+    weft_event thaw;       /* set when a hold ends: the commands waiting for it go on */
     atomic_llong mem_pub;  /* kv_mem_used of this worker, published for INFO */
 } kv_shard;
 
@@ -113,6 +114,28 @@ void kv_split_free(void **arena, int *pos);
 /* The length of the RESP2 reply at p (bulk, null, integer, status, error: not arrays); the
  * buffer must hold a NUL somewhere after it. */
 size_t kv_skip_reply(const char *p);
+/* Builds kv_split_keys's per-shard commands without running them: returns how many. */
+int kv_split_build(kv_ctx *c, int step, kv_item *items, void **arena, int **pos);
+
+/* An atomic step over several shards (tx.c). begin holds every shard of items (the caller's
+ * included) and runs items as the first phase (replies into dst in item order, as
+ * kv_exec_items; an item with no command only names a shard to hold); run runs another phase
+ * on the held shards; end releases them. While a shard is held, every other command that
+ * would run there waits (kv_run_proc). Connection task only. begin returns 0 or -errno (then
+ * nothing is held); run 0 or -ENOMEM, -EINVAL (an item on a shard not held). */
+typedef struct kv_tx {
+    struct tx_core *core; /* shared with the holding tasks on the other shards */
+    int nphase;
+    int nremote;
+    unsigned char remote[WEFT_WORKERS_MAX];
+    weft_future *futs[WEFT_WORKERS_MAX];
+} kv_tx;
+int kv_tx_begin(kv_tx *tx, kv_item *items, size_t n, sbuf *dst);
+/* Parks until no transaction of another task holds sh. */
+void kv_wait_unheld(kv_shard *sh);
+int kv_tx_run(kv_tx *tx, kv_item *items, size_t n, sbuf *dst);
+void kv_tx_end(kv_tx *tx);
+
 /* Runs a command's proc on the current shard with the memory policy checks (maxmemory). */
 void kv_run_proc(const struct kv_command *cmd, kv_ctx *ctx);
 

@@ -8,7 +8,7 @@ raw RESP, and the replies are compared one by one, byte for byte.
 Starts both servers on free ports itself; exits 77 (skipped) when redis-server is missing.
 Replies that depend on time or on hash order (TTL values, KEYS, HGETALL, SCAN) are compared
 after normalising: TTLs by range, unordered arrays sorted."""
-import os, random, shutil, socket, subprocess, sys, tempfile, time
+import os, random, shutil, socket, subprocess, sys, tempfile, threading, time
 
 def free_port():
     s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
@@ -157,6 +157,31 @@ def script(rng):
     s += [("KEYS", "*"), ("DBSIZE",)]
     return s
 
+def atomicity(port):
+    """Commands over several shards are atomic: a reader never sees an MSET half done, nor a
+    RENAME with both names or neither. Returns the number of violations (0 expected)."""
+    keys = ["atom:%d" % i for i in range(10)]  # ten keys: on both shards but for 1 in 512
+    w, r = Conn(port), Conn(port)
+    w.cmd("MSET", *[x for k in keys for x in (k, "0")])
+    w.cmd("SET", "ren:a", "v")
+    bad = []
+    def writer():
+        for i in range(1, 1500):
+            w.cmd("MSET", *[x for k in keys for x in (k, str(i))])
+            w.cmd("RENAME", *(("ren:a", "ren:b") if i % 2 else ("ren:b", "ren:a")))
+    t = threading.Thread(target=writer); t.start()
+    while t.is_alive():
+        vals = r.cmd("MGET", *keys)[1:]
+        if len(set(vals)) != 1:
+            bad.append(("MGET", vals))
+        n = r.cmd("EXISTS", "ren:a", "ren:b")
+        if n != b":1":
+            bad.append(("EXISTS", n))
+    t.join()
+    for b in bad[:5]:
+        print("NOT ATOMIC: %r" % (b,))
+    return len(bad)
+
 def main():
     kv_bin = sys.argv[1]; workers = sys.argv[2] if len(sys.argv) > 2 else "2"
     redis = shutil.which("redis-server")
@@ -182,6 +207,9 @@ def main():
                 if bad <= 20:
                     print("DIFF %r\n  redis:   %r\n  weft-kv: %r" % (cmd, ra, rb))
         print("kv_diff: %d commands, %d differences (%s workers)" % (len(cmds), bad, workers))
+        nat = atomicity(kp)
+        print("kv_diff: atomicity: %d violations" % nat)
+        bad += nat
     finally:
         rs.terminate(); ks.terminate()
         rs.wait(); rc = ks.wait()
