@@ -53,7 +53,7 @@ int main(int argc, char **argv)
 {
     kv_cfg.port = 6379;
     kv_cfg.bind = "127.0.0.1";
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* option and value pairs, but for --help */
         const char *o = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         long long n;
@@ -82,7 +82,6 @@ int main(int argc, char **argv)
             usage(stderr);
             return 2;
         }
-        i++;
     }
     kv_commands_init();
     /* Many clients need many fds. */
