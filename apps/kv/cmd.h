@@ -40,6 +40,8 @@ enum {
     CMD_LOADING = 1u << 7,
     CMD_STALE = 1u << 8,
     CMD_BLOCKING = 1u << 9,
+    CMD_LOGSTATE = 1u << 10,  /* AOF: log the keys' resulting state, not the command */
+    CMD_LOGEXPIRE = 1u << 11, /* with LOGSTATE: only their expiry (or DEL) */
 };
 
 struct kv_command {

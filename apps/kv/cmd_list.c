@@ -198,6 +198,7 @@ static void bpop_generic(kv_ctx *c, int left)
         if (deadline != WEFT_FOREVER && weft_now() >= deadline)
             break;
         if (c->out->len) { /* the replies of the batch before this command go out first */
+            kv_aof_wait(kv_local());
             if (weft_write(c->conn->fd, c->out->data, c->out->len, WEFT_FOREVER) < 0) {
                 c->conn->close_after = 1;
                 return;

@@ -307,7 +307,7 @@ static const char *const config_names[] = {
     "maxmemory",   "maxmemory-policy",   "appendonly",
     "save",        "databases",          "port",
     "bind",        "proto-max-bulk-len", "client-query-buffer-limit",
-    "appendfsync", "maxclients",
+    "appendfsync", "maxclients",         "dir",
 };
 
 static void config_value(const char *name, char *buf, size_t cap)
@@ -317,7 +317,7 @@ static void config_value(const char *name, char *buf, size_t cap)
     else if (strcmp(name, "maxmemory-policy") == 0)
         snprintf(buf, cap, "%s", policy_names[atomic_load(&kv_cfg.policy)]);
     else if (strcmp(name, "appendonly") == 0)
-        snprintf(buf, cap, "no");
+        snprintf(buf, cap, "%s", kv_cfg.aof_policy == AOF_OFF ? "no" : "yes");
     else if (strcmp(name, "save") == 0)
         snprintf(buf, cap, "%s", "");
     else if (strcmp(name, "databases") == 0)
@@ -331,7 +331,12 @@ static void config_value(const char *name, char *buf, size_t cap)
     else if (strcmp(name, "client-query-buffer-limit") == 0)
         snprintf(buf, cap, "%lld", RESP_MAX_BULK * 2);
     else if (strcmp(name, "appendfsync") == 0)
-        snprintf(buf, cap, "everysec");
+        snprintf(buf, cap, "%s",
+                 kv_cfg.aof_policy == AOF_ALWAYS ? "always"
+                 : kv_cfg.aof_policy == AOF_NO   ? "no"
+                                                 : "everysec");
+    else if (strcmp(name, "dir") == 0)
+        snprintf(buf, cap, "%s", kv_cfg.dir);
     else
         snprintf(buf, cap, "10000");
 }
@@ -403,7 +408,8 @@ static void config_set(kv_ctx *c)
                 return;
             }
         } else if ((arg_is(c, i, "save") && vl == 0) ||
-                   (arg_is(c, i, "appendonly") && vl == 2 && strncasecmp(v, "no", 2) == 0)) {
+                   (arg_is(c, i, "appendonly") && kv_cfg.aof_policy == AOF_OFF && vl == 2 &&
+                    strncasecmp(v, "no", 2) == 0)) {
             /* what we are already */
         } else {
             reply_errorf(c->out,
@@ -536,6 +542,11 @@ void multi_info(kv_ctx *c)
         for (unsigned s = 0; s < n; s++)
             LINE("shard%u_used_memory:%lld\r\n", s, shard_mem[s]);
         LINE("\r\n");
+    }
+    if (want(c, "persistence")) {
+        LINE("# Persistence\r\nloading:0\r\nrdb_bgsave_in_progress:0\r\naof_enabled:%d\r\n"
+             "aof_rewrite_in_progress:0\r\n\r\n",
+             kv_cfg.aof_policy != AOF_OFF);
     }
     if (want(c, "stats")) {
         weft_stats st;

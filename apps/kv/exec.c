@@ -296,7 +296,7 @@ static void dispatch(kv_conn *c, const char *base)
     }
     sh->ncommands++;
     c->last_ms = kv_mono_ms();
-    const kv_command *cmd = kv_command_find(argv[0], argl[0], 0);
+    const kv_command *cmd = kv_command_find(argv[0], argl[0], c->replay);
     if (!cmd) {
         flush_segment(c);
         /* Redis's text: the name, then up to the first arguments quoted, each cut to 128. */
@@ -363,7 +363,8 @@ void kv_process(kv_conn *c)
         start += used;
         if (c->out.len >= OUT_FLUSH) {
             flush_segment(c);
-            if (weft_write(c->fd, c->out.data, c->out.len, WEFT_FOREVER) < 0)
+            kv_aof_wait(kv_local());
+            if (c->fd >= 0 && weft_write(c->fd, c->out.data, c->out.len, WEFT_FOREVER) < 0)
                 c->close_after = 1;
             c->out.len = 0;
         }

@@ -18,11 +18,15 @@ static void usage(FILE *f)
     fprintf(f, "usage: weft-kv [--port N] [--bind ADDR] [--workers N] [--backend epoll|io_uring]\n"
                "               [--maxmemory BYTES] [--maxmemory-policy noeviction|allkeys-lru|"
                "volatile-lru]\n"
+               "               [--appendonly yes|no] [--appendfsync always|everysec|no] "
+               "[--dir DIR]\n"
                "\n"
                "A Redis-protocol (RESP2) key-value server on weft, sharded by key over one\n"
                "shard per worker thread. Defaults: --port 6379 --bind 127.0.0.1, one worker per\n"
                "CPU (or WEFT_WORKERS), the epoll backend (or WEFT_BACKEND). --port 0 takes a\n"
                "free port and prints it. Stop it with SIGINT, SIGTERM or SHUTDOWN.\n"
+               "--appendonly yes logs every write to DIR/weft-kv-<shard>.aof (DIR: ., fsync\n"
+               "everysec by default) and replays the files at start (with the same --workers).\n"
                "\n"
                "Try it:\n"
                "  weft-kv --port 7379 --workers 2 &\n"
@@ -53,6 +57,8 @@ int main(int argc, char **argv)
 {
     kv_cfg.port = 6379;
     kv_cfg.bind = "127.0.0.1";
+    kv_cfg.dir = ".";
+    int appendonly = 0, fsync_policy = AOF_EVERYSEC;
     for (int i = 1; i < argc; i += 2) { /* option and value pairs, but for --help */
         const char *o = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -69,6 +75,15 @@ int main(int argc, char **argv)
         } else if (!strcmp(o, "--backend") && v &&
                    (!strcmp(v, "epoll") || !strcmp(v, "io_uring"))) {
             kv_cfg.backend = !strcmp(v, "epoll") ? WEFT_BACKEND_EPOLL : WEFT_BACKEND_IO_URING;
+        } else if (!strcmp(o, "--appendonly") && v && (!strcmp(v, "yes") || !strcmp(v, "no"))) {
+            appendonly = !strcmp(v, "yes");
+        } else if (!strcmp(o, "--appendfsync") && v &&
+                   (!strcmp(v, "always") || !strcmp(v, "everysec") || !strcmp(v, "no"))) {
+            fsync_policy = !strcmp(v, "always")     ? AOF_ALWAYS
+                           : !strcmp(v, "everysec") ? AOF_EVERYSEC
+                                                    : AOF_NO;
+        } else if (!strcmp(o, "--dir") && v) {
+            kv_cfg.dir = v;
         } else if (!strcmp(o, "--maxmemory") && v && number(v, 0, (1LL << 62), &n) == 0) {
             atomic_store(&kv_cfg.maxmemory, n);
         } else if (!strcmp(o, "--maxmemory-policy") && v &&
@@ -83,6 +98,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    kv_cfg.aof_policy = appendonly ? fsync_policy : AOF_OFF;
     kv_commands_init();
     /* Many clients need many fds. */
     struct rlimit rl;

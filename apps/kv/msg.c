@@ -30,6 +30,7 @@ void *kv_msg_task(void *arg)
 {
     kv_msg *m = arg;
     kv_msg_run(m);
+    kv_aof_wait(kv_local()); /* appendfsync always: durable before the sender replies */
     kv_msg_release(m);
     atomic_fetch_sub_explicit(&kv_inflight, 1, memory_order_release);
     return NULL;

@@ -66,6 +66,7 @@ static int evict(kv_db *db, long long budget)
         }
         if (!best)
             return -1;
+        kv_aof_log_del((kv_shard *)db, best->key, best->node.klen);
         db_delete(db, best);
         db->nevicted++;
     }
@@ -86,7 +87,10 @@ void kv_run_proc(const kv_command *cmd, kv_ctx *ctx)
         reply_error(ctx->out, ERR_OOM);
         return;
     }
+    size_t reply_off = ctx->out->len;
     cmd->proc(ctx);
+    if (sh->aof.fd >= 0 && (cmd->flags & CMD_WRITE))
+        kv_aof_log(sh, cmd, ctx, reply_off);
 }
 
 /* ---- The shards ---- */
@@ -124,6 +128,9 @@ static void shard_init(void *value, unsigned worker, void *arg)
     o.name = "kv-expire";
     if (weft_spawn(&sh->sweeper, sweeper, sh, &o) < 0)
         sh->sweeper = NULL;
+    int r = kv_aof_open(sh);
+    if (r < 0)
+        fprintf(stderr, "weft-kv: AOF of shard %u: %s\n", worker, weft_strerror(r));
 }
 
 static void shard_fini(void *value, unsigned worker, void *arg)
@@ -222,6 +229,7 @@ static void serve(int fd, void *arg)
         c->qlen += (size_t)n;
         kv_process(c);
         if (c->out.len) {
+            kv_aof_wait(sh); /* appendfsync always: the writes go to disk before the replies */
             if (weft_write(fd, c->out.data, c->out.len, WEFT_FOREVER) < 0)
                 break;
             c->out.len = 0;
@@ -272,6 +280,25 @@ static void *drain_shard(void *arg)
     return NULL;
 }
 
+static void *close_aof(void *arg)
+{
+    (void)arg;
+    kv_aof_close(kv_local());
+    return NULL;
+}
+
+/* Every shard's AOF written out and closed, each on its own worker. */
+static void close_aofs(void)
+{
+    weft_task *t[WEFT_WORKERS_MAX];
+    for (unsigned k = 0; k < nshards; k++)
+        if (weft_spawn_on(k, &t[k], close_aof, NULL, NULL) < 0)
+            t[k] = NULL;
+    for (unsigned k = 0; k < nshards; k++)
+        if (t[k])
+            weft_join(t[k], NULL, WEFT_FOREVER);
+}
+
 int kv_serve_main(void);
 
 int kv_serve_main(void)
@@ -283,9 +310,16 @@ int kv_serve_main(void)
         fprintf(stderr, "weft-kv: bad address %s port %d\n", kv_cfg.bind, kv_cfg.port);
         return 1;
     }
+    if (kv_aof_prepare(nshards) < 0)
+        return 1;
     int r = weft_sharded_create(&kv_shards, sizeof(kv_shard), shard_init, shard_fini, NULL);
     if (r < 0) {
         fprintf(stderr, "weft-kv: %s\n", weft_strerror(r));
+        return 1;
+    }
+    if (kv_aof_replay() < 0) {
+        close_aofs();
+        weft_sharded_destroy(kv_shards);
         return 1;
     }
     weft_server *srv = NULL;
@@ -293,6 +327,7 @@ int kv_serve_main(void)
     if (r < 0) {
         fprintf(stderr, "weft-kv: listen on %s:%d: %s\n", kv_cfg.bind, kv_cfg.port,
                 weft_strerror(r));
+        close_aofs();
         weft_sharded_destroy(kv_shards);
         return 1;
     }
@@ -323,6 +358,7 @@ int kv_serve_main(void)
      * their own, within a second at most: the shards' data must outlive them. */
     while (atomic_load_explicit(&kv_inflight, memory_order_acquire) > 0)
         weft_sleep(WEFT_MSEC);
+    close_aofs();
     weft_sharded_destroy(kv_shards);
     fprintf(stderr, "weft-kv: bye\n");
     return 0;

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <weft.h>
 
+#include "aof.h"
 #include "cmd.h"
 #include "db.h"
 #include "resp.h"
@@ -23,7 +24,10 @@ typedef struct kv_config {
     atomic_llong maxmemory; /* bytes, 0: no limit; CONFIG SET writes it from any worker */
     atomic_int policy;      /* POLICY_* */
     int64_t started_ms;
-    atomic_int shutdown; /* SHUTDOWN asked: main_task stops the server */
+    atomic_int shutdown;      /* SHUTDOWN asked: main_task stops the server */
+    int aof_policy;           /* AOF_OFF, _ALWAYS, _EVERYSEC, _NO (aof.h) */
+    const char *dir;          /* where the AOF files are */
+    atomic_int aof_replaying; /* replay at start: nothing is logged */
 } kv_config;
 
 extern kv_config kv_cfg;
@@ -62,6 +66,7 @@ typedef struct kv_conn {
     size_t nargs, args_cap;
     int close_after; /* QUIT, a protocol error, SHUTDOWN: close once the replies are out */
     int blocked;     /* parked in BLPOP/BRPOP (CLIENT LIST's flags) */
+    int replay;      /* the AOF replay's: no socket, internal commands allowed */
 } kv_conn;
 
 typedef struct kv_shard {
@@ -75,7 +80,8 @@ typedef struct kv_shard {
     weft_promise *drained; /* resolved when the last connection goes, while shutting down */
     weft_task *held_by;    /* the transaction task holding the shard (tx.c), or NULL */
     weft_event thaw;       /* set when a hold ends: the commands waiting for it go on */
-    atomic_llong mem_pub;  /* kv_mem_used of this worker, published for INFO */
+    kv_aof aof;
+    atomic_llong mem_pub; /* kv_mem_used of this worker, published for INFO */
 } kv_shard;
 
 extern weft_sharded *kv_shards;

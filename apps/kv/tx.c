@@ -96,6 +96,7 @@ static void *holder_task(void *arg)
     int seen = atomic_load_explicit(&core->phase, memory_order_acquire);
     if (core->work[s])
         kv_msg_run(core->work[s]); /* the first phase runs as soon as the shard is held */
+    kv_aof_wait(sh);
     report(core);
     for (;;) {
         /* acquire: pairs with the coordinator's release store of phase, after work[]. */
@@ -109,6 +110,7 @@ static void *holder_task(void *arg)
         seen = ph;
         if (core->work[s])
             kv_msg_run(core->work[s]);
+        kv_aof_wait(sh);
         report(core);
     }
     let_go(sh);
