@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # kv_resp: weft-kv against redis-server under redis-benchmark, same flags for both: SET and GET,
 # 50 clients, unpipelined (-P 1) and at depth 16 (-P 16); weft-kv with 1 shard and with N.
-# Prints requests per second (median of RUNS runs) and the ratio to redis-server.
+# Prints requests per second (median of RUNS runs) and the ratio to redis-server, then the
+# server's CPU time per request (user + system, over all runs): on a small shared machine the
+# client competes with the server, and CPU per request is the steadier figure.
 #   bench/run_kv.sh [BUILD_DIR] [RUNS]     (defaults: build/rel, 3; SHARDS="1 2")
 # Build first (make build). Both servers run with no persistence.
 set -eu
@@ -25,16 +27,23 @@ start() { # name args...
 stop() { kill $srv; wait $srv 2>/dev/null || true; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-# bench P test -> median rps
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$srv/stat"; }
+hz=$(getconf CLK_TCK)
+
+# bench P test: the median rps into $tmp/rps; sets cpu_us (server CPU per request, microseconds)
 bench() {
     local n=$(( $1 == 1 ? 200000 : 1000000 ))
+    local t0
+    t0=$(cpu_ticks)
     for _ in $(seq "$runs"); do
         redis-benchmark -p $port -c 50 -n $n -P "$1" -t "$2" --csv 2>/dev/null |
             awk -F'"' 'NR == 2 {print $4}'
-    done | median
+    done | median >"$tmp/rps"
+    cpu_us=$(awk -v d=$(( $(cpu_ticks) - t0 )) -v hz="$hz" -v n=$((n * runs)) \
+        'BEGIN {printf "%.2f", d / hz * 1e6 / n}')
 }
 
-declare -A res
+declare -A res cpu
 for server in redis $(for s in $shards; do echo "kv$s"; done); do
     case $server in
     redis) start redis-server --port $port --save '' --appendonly no --dir "$tmp" ;;
@@ -42,7 +51,9 @@ for server in redis $(for s in $shards; do echo "kv$s"; done); do
     esac
     for p in 1 16; do
         for t in set get; do
-            res[$server,$p,$t]=$(bench $p $t)
+            bench $p $t
+            res[$server,$p,$t]=$(cat "$tmp/rps")
+            cpu[$server,$p,$t]=$cpu_us
         done
     done
     stop
@@ -57,6 +68,18 @@ for server in redis $(for s in $shards; do echo "kv$s"; done); do
             v=${res[$server,$p,$t]}
             r=$(awk -v a="$v" -v b="${res[redis,$p,$t]}" 'BEGIN {printf "%.2f", a / b}')
             line="$line $(printf '%14s' "$(printf '%.0f (%sx)' "$v" "$r")")"
+        done
+    done
+    echo "$line"
+done
+echo
+echo "server CPU per request (us):"
+for server in redis $(for s in $shards; do echo "kv$s"; done); do
+    name=$([ $server = redis ] && echo "redis-server" || echo "weft-kv ${server#kv} shard(s)")
+    line=$(printf '%-22s' "$name")
+    for p in 1 16; do
+        for t in set get; do
+            line="$line $(printf '%14s' "${cpu[$server,$p,$t]}")"
         done
     done
     echo "$line"
