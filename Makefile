@@ -155,7 +155,7 @@ cross-test:
 format:
 	clang-format -i include/*.h src/*.c src/*.h src/*/*.h src/*/*.c src/arch/*/*.c \
 	  tests/*.c tests/support/*.h examples/*.c bench/*.c bench/*.h apps/kv/*.c apps/kv/*.h \
-	  tests/kv/*.c
+	  tests/kv/*.c fuzz/*.c
 
 clean:
 	rm -rf $(BUILD)
