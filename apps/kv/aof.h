@@ -1,0 +1,53 @@
+/* The append-only file: one per shard (DIR/weft-kv-<shard>.aof), holding the writes that ran
+ * on that shard as RESP commands, replayed at start-up. Each shard's writer task writes its
+ * buffer through the blocking pool (the loop never waits for the disk) and fsyncs by policy:
+ * always (a reply leaves only once the writes before it are on disk), everysec, or no. All of
+ * a shard's AOF state is its worker's. */
+#ifndef KV_AOF_H
+#define KV_AOF_H
+
+#include <stdint.h>
+#include <weft.h>
+
+#include "sbuf.h"
+
+enum { AOF_OFF = 0, AOF_ALWAYS = 1, AOF_EVERYSEC = 2, AOF_NO = 3 };
+
+typedef struct kv_aof {
+    int fd;            /* -1 when off */
+    sbuf buf;          /* commands logged and not yet handed to the writer */
+    uint64_t appended; /* bytes ever logged */
+    uint64_t synced;   /* bytes written (and fsynced under always) */
+    int dirty;         /* written since the last fsync (everysec) */
+    int stop;          /* the writer ends once the buffer is out */
+    int64_t last_fsync;
+    weft_event kick; /* auto-reset: wakes the writer */
+    weft_mutex mu;
+    weft_cond cv; /* broadcast when synced moves */
+    weft_task *writer;
+} kv_aof;
+
+struct kv_shard;
+struct kv_command;
+struct kv_ctx;
+
+/* Opens this shard's file for appending and starts its writer. 0 or -errno. */
+int kv_aof_open(struct kv_shard *sh);
+/* Logs a write that ran on sh: its reply starts at reply_off in ctx->out (an error reply is
+ * not logged). Strings and expiry times are logged as the key's resulting state (SET ...
+ * PXAT, PEXPIREAT, DEL), so relative times replay right. */
+void kv_aof_log(struct kv_shard *sh, const struct kv_command *cmd, struct kv_ctx *ctx,
+                size_t reply_off);
+void kv_aof_log_del(struct kv_shard *sh, const char *key, size_t klen);
+/* Under always: parks until everything logged on sh so far is on disk. */
+void kv_aof_wait(struct kv_shard *sh);
+/* Writes out what is left, stops the writer, closes the file (at shutdown, on the shard). */
+void kv_aof_close(struct kv_shard *sh);
+/* Replays the files into the shards (main task, before serving): a truncated last command is
+ * cut off the file, with a line on stderr. Returns 0, or -1 (a message was printed). */
+int kv_aof_replay(void);
+/* Before the shards open their files: checks (or records) the shard count the files belong
+ * to. Returns 0, or -1 (a message was printed). */
+int kv_aof_prepare(unsigned nshards);
+
+#endif

@@ -1,0 +1,158 @@
+/* Commands: the table (commands.c), the context a command runs in, and the helpers the
+ * cmd_*.c files share. A command's `proc` runs on the shard that owns its keys, on that
+ * shard's worker, with that shard's db: locally when the connection lives there, else inside
+ * a task submitted there (exec.c). Commands whose keys span shards, and commands that need
+ * every shard or the connection itself, have a `multi` that runs on the connection's task
+ * and may park (it sends work to shards through exec.c). */
+#ifndef KV_CMD_H
+#define KV_CMD_H
+
+#include <stddef.h>
+
+#include "db.h"
+#include "reply.h"
+#include "resp.h"
+#include "sbuf.h"
+
+typedef struct kv_conn kv_conn;
+typedef struct kv_command kv_command;
+
+typedef struct kv_ctx {
+    kv_db *db; /* the running shard's db (proc); the connection's shard's (multi) */
+    int argc;
+    const char *const *argv;
+    const size_t *argl;
+    sbuf *out;
+    kv_conn *conn; /* multi only: the connection; NULL in proc */
+    const kv_command *cmd;
+} kv_ctx;
+
+typedef void (*kv_proc)(kv_ctx *c);
+
+enum {
+    CMD_WRITE = 1u << 0,
+    CMD_READONLY = 1u << 1,
+    CMD_DENYOOM = 1u << 2, /* refused past maxmemory with noeviction */
+    CMD_FAST = 1u << 3,
+    CMD_MULTI = 1u << 4,  /* always runs `multi` on the connection (fan-out, blocking, conn) */
+    CMD_HIDDEN = 1u << 5, /* internal: never looked up for a client */
+    CMD_NOSCRIPT = 1u << 6,
+    CMD_LOADING = 1u << 7,
+    CMD_STALE = 1u << 8,
+    CMD_BLOCKING = 1u << 9,
+    CMD_LOGSTATE = 1u << 10,  /* AOF: log the keys' resulting state, not the command */
+    CMD_LOGEXPIRE = 1u << 11, /* with LOGSTATE: only their expiry (or DEL) */
+};
+
+struct kv_command {
+    const char *name; /* lower case */
+    int arity;        /* Redis's: n exactly, or -n for at least n (the name counts) */
+    unsigned flags;
+    int first, last, step; /* key positions, as COMMAND reports them (last -1: to the end) */
+    kv_proc proc;
+    kv_proc multi;
+    const char *group; /* COMMAND DOCS's group */
+};
+
+/* The command named name[0 .. n) in any case, or NULL (hidden ones excluded unless asked). */
+const kv_command *kv_command_find(const char *name, size_t n, int hidden);
+/* Builds the lookup index: once, before the runtime starts. */
+void kv_commands_init(void);
+extern const kv_command kv_commands[];
+extern const size_t kv_ncommands;
+
+/* Argument helpers. arg_ll and arg_double reply the error themselves and return -1. */
+int arg_is(const kv_ctx *c, int i, const char *lit); /* case-insensitive equality */
+int arg_ll(kv_ctx *c, int i, long long *v);
+int str_to_ld(const char *s, size_t n, long double *v); /* Redis's string2ld: 0 or -1 */
+/* Formats a long double as Redis's INCRBYFLOAT does (%.17Lf, trailing zeros trimmed). */
+size_t ld_format(char *buf, size_t cap, long double v);
+void reply_wrongtype(kv_ctx *c);
+
+/* Entry points of the commands, by file. */
+#define KV_DECL(name) void name(kv_ctx *c)
+/* cmd_string.c */
+KV_DECL(cmd_get);
+KV_DECL(cmd_set);
+KV_DECL(cmd_getset);
+KV_DECL(cmd_getdel);
+KV_DECL(cmd_setnx);
+KV_DECL(cmd_setex);
+KV_DECL(cmd_psetex);
+KV_DECL(cmd_incr);
+KV_DECL(cmd_decr);
+KV_DECL(cmd_incrby);
+KV_DECL(cmd_decrby);
+KV_DECL(cmd_incrbyfloat);
+KV_DECL(cmd_append);
+KV_DECL(cmd_strlen);
+KV_DECL(cmd_getrange);
+KV_DECL(cmd_setrange);
+KV_DECL(cmd_mget);
+KV_DECL(cmd_mset);
+KV_DECL(cmd_msetnx);
+KV_DECL(multi_mget);
+KV_DECL(multi_mset);
+KV_DECL(multi_msetnx);
+/* cmd_keys.c */
+KV_DECL(cmd_del);
+KV_DECL(cmd_exists);
+KV_DECL(cmd_expire);
+KV_DECL(cmd_pexpire);
+KV_DECL(cmd_expireat);
+KV_DECL(cmd_pexpireat);
+KV_DECL(cmd_ttl);
+KV_DECL(cmd_pttl);
+KV_DECL(cmd_persist);
+KV_DECL(cmd_type);
+KV_DECL(cmd_rename);
+KV_DECL(cmd_keys);
+KV_DECL(cmd_scan);
+KV_DECL(cmd_randomkey);
+KV_DECL(cmd_dbsize);
+KV_DECL(cmd_flushdb);
+KV_DECL(cmd_dump_del);
+KV_DECL(cmd_restore_at);
+KV_DECL(cmd_shardstats);
+KV_DECL(multi_del);
+KV_DECL(multi_exists);
+KV_DECL(multi_rename);
+KV_DECL(multi_keys);
+KV_DECL(multi_scan);
+KV_DECL(multi_randomkey);
+KV_DECL(multi_dbsize);
+KV_DECL(multi_flushdb);
+/* cmd_hash.c */
+KV_DECL(cmd_hset);
+KV_DECL(cmd_hget);
+KV_DECL(cmd_hdel);
+KV_DECL(cmd_hgetall);
+KV_DECL(cmd_hlen);
+KV_DECL(cmd_hexists);
+KV_DECL(cmd_hincrby);
+/* cmd_list.c */
+KV_DECL(cmd_lpush);
+KV_DECL(cmd_rpush);
+KV_DECL(cmd_lpop);
+KV_DECL(cmd_rpop);
+KV_DECL(cmd_llen);
+KV_DECL(cmd_lrange);
+KV_DECL(multi_blpop);
+KV_DECL(multi_brpop);
+/* cmd_server.c */
+KV_DECL(cmd_ping);
+KV_DECL(cmd_echo);
+KV_DECL(multi_select);
+KV_DECL(multi_quit);
+KV_DECL(multi_hello);
+KV_DECL(multi_client);
+KV_DECL(multi_command);
+KV_DECL(multi_config);
+KV_DECL(multi_info);
+KV_DECL(multi_shutdown);
+KV_DECL(cmd_clientlist);
+
+/* Sets a hash field (cmd_hash.c; db_restore uses it). Returns 1 if new, 0 if updated, -1 OOM. */
+int hash_set(kv_entry *e, const char *f, size_t flen, const char *v, size_t vlen);
+
+#endif

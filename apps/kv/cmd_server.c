@@ -1,0 +1,586 @@
+/* Server and connection commands: PING, ECHO, SELECT, QUIT, HELLO, CLIENT, COMMAND, CONFIG,
+ * INFO, SHUTDOWN. They run on the connection's task (multi), except PING and ECHO, which are
+ * keyless procs run where the connection lives. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "server.h"
+
+/* The Redis version we answer as: redis-cli and redis-benchmark pick their features by it. */
+#define KV_REDIS_VERSION "7.0.15"
+
+void cmd_ping(kv_ctx *c)
+{
+    if (c->argc > 2)
+        reply_arity(c->out, c->argv[0], c->argl[0]);
+    else if (c->argc == 2)
+        reply_bulk(c->out, c->argv[1], c->argl[1]);
+    else
+        reply_status(c->out, "PONG");
+}
+
+void cmd_echo(kv_ctx *c)
+{
+    reply_bulk(c->out, c->argv[1], c->argl[1]);
+}
+
+void multi_select(kv_ctx *c)
+{
+    long long db;
+    if (arg_ll(c, 1, &db) < 0)
+        return;
+    if (db != 0)
+        reply_error(c->out, "ERR DB index is out of range");
+    else
+        reply_ok(c->out);
+}
+
+void multi_quit(kv_ctx *c)
+{
+    reply_ok(c->out);
+    c->conn->close_after = 1;
+}
+
+static int valid_name(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '!' || s[i] > '~')
+            return 0;
+    return 1;
+}
+
+static int set_name(kv_ctx *c, int i)
+{
+    if (!valid_name(c->argv[i], c->argl[i])) {
+        reply_error(c->out, "ERR Client names cannot contain spaces, newlines or special "
+                            "characters.");
+        return -1;
+    }
+    free(c->conn->name);
+    c->conn->name = NULL;
+    if (c->argl[i]) {
+        c->conn->name = malloc(c->argl[i] + 1);
+        if (c->conn->name) {
+            memcpy(c->conn->name, c->argv[i], c->argl[i]);
+            c->conn->name[c->argl[i]] = 0;
+        }
+    }
+    return 0;
+}
+
+void multi_hello(kv_ctx *c)
+{
+    if (c->argc >= 2) {
+        long long v;
+        if (resp_strtoll(c->argv[1], c->argl[1], &v) < 0) {
+            reply_error(c->out, "ERR Protocol version is not an integer or out of range");
+            return;
+        }
+        if (v < 2 || v > 3) {
+            reply_error(c->out, "NOPROTO unsupported protocol version");
+            return;
+        }
+        for (int i = 2; i < c->argc; i++) {
+            if (arg_is(c, i, "setname") && i + 1 < c->argc) {
+                if (set_name(c, ++i) < 0)
+                    return;
+            } else if (arg_is(c, i, "auth") && i + 2 < c->argc) {
+                i += 2; /* no users: any credentials are the default user's */
+            } else {
+                reply_errorf(c->out, "ERR Syntax error in HELLO option '%.*s'", (int)c->argl[i],
+                             c->argv[i]);
+                return;
+            }
+        }
+        if (v == 3) { /* RESP3 is not there yet: a client falls back on RESP2 */
+            reply_error(c->out, "NOPROTO unsupported protocol version");
+            return;
+        }
+    }
+    reply_array(c->out, 14);
+    reply_bulks(c->out, "server");
+    reply_bulks(c->out, "redis");
+    reply_bulks(c->out, "version");
+    reply_bulks(c->out, KV_REDIS_VERSION);
+    reply_bulks(c->out, "proto");
+    reply_int(c->out, 2);
+    reply_bulks(c->out, "id");
+    reply_int(c->out, (long long)c->conn->id);
+    reply_bulks(c->out, "mode");
+    reply_bulks(c->out, "standalone");
+    reply_bulks(c->out, "role");
+    reply_bulks(c->out, "master");
+    reply_bulks(c->out, "modules");
+    reply_array(c->out, 0);
+}
+
+/* __clientlist: CLIENT LIST's lines for this shard's connections. */
+void cmd_clientlist(kv_ctx *c)
+{
+    kv_shard *sh = kv_local();
+    sbuf b = {0};
+    int64_t now = kv_mono_ms();
+    for (kv_conn *k = sh->conns.next; k != &sh->conns; k = k->next) {
+        char line[512];
+        int n = snprintf(line, sizeof line,
+                         "id=%llu addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=%s "
+                         "db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=%zu qbuf-free=%zu "
+                         "argv-mem=0 multi-mem=0 obl=0 oll=0 omem=0 tot-mem=%zu events=r "
+                         "cmd=%s user=default redir=-1 resp=2 shard=%u\n",
+                         (unsigned long long)k->id, k->addr, k->laddr, k->fd,
+                         k->name ? k->name : "", (long long)(now - k->created_ms) / 1000,
+                         (long long)(now - k->last_ms) / 1000, k->blocked ? "b" : "N", k->qlen,
+                         k->qcap - k->qlen, k->qcap + k->out.cap + k->tmp.cap,
+                         k->last_cmd ? k->last_cmd : "NULL", sh->index);
+        sbuf_add(&b, line, (size_t)n);
+    }
+    reply_bulk(c->out, b.data ? b.data : "", b.len);
+    sbuf_free(&b);
+}
+
+static void client_list(kv_ctx *c)
+{
+    const char *argv[1] = {"__clientlist"};
+    size_t argl[1] = {12};
+    kv_item items[WEFT_WORKERS_MAX];
+    sbuf tmp = {0};
+    if (kv_exec_all(c->conn, argv, argl, 1, &tmp, items) < 0) {
+        c->conn->close_after = 1;
+        sbuf_free(&tmp);
+        return;
+    }
+    sbuf all = {0};
+    sbuf_add(&tmp, "", 1);
+    for (unsigned s = 0; s < kv_nshards(); s++) {
+        const char *p = tmp.data + items[s].off;
+        const char *body = strchr(p, '\n') + 1;
+        sbuf_add(&all, body, (size_t)atoll(p + 1));
+    }
+    reply_bulk(c->out, all.data ? all.data : "", all.len);
+    sbuf_free(&all);
+    sbuf_free(&tmp);
+}
+
+void multi_client(kv_ctx *c)
+{
+    if (arg_is(c, 1, "setname") && c->argc == 3) {
+        if (set_name(c, 2) == 0)
+            reply_ok(c->out);
+    } else if (arg_is(c, 1, "getname") && c->argc == 2) {
+        if (c->conn->name)
+            reply_bulks(c->out, c->conn->name);
+        else
+            reply_null(c->out);
+    } else if (arg_is(c, 1, "id") && c->argc == 2) {
+        reply_int(c->out, (long long)c->conn->id);
+    } else if (arg_is(c, 1, "list") && c->argc == 2) {
+        client_list(c);
+    } else if ((arg_is(c, 1, "setinfo") && c->argc == 4) ||
+               (arg_is(c, 1, "no-evict") && c->argc == 3) ||
+               (arg_is(c, 1, "no-touch") && c->argc == 3)) {
+        reply_ok(c->out);
+    } else if (arg_is(c, 1, "setname") || arg_is(c, 1, "getname") || arg_is(c, 1, "id") ||
+               arg_is(c, 1, "list")) {
+        char name[64];
+        snprintf(name, sizeof name, "client|%.*s", (int)c->argl[1], c->argv[1]);
+        reply_arity(c->out, name, strlen(name));
+    } else {
+        reply_errorf(c->out, "ERR unknown subcommand '%.*s'. Try CLIENT HELP.",
+                     (int)(c->argl[1] > 128 ? 128 : c->argl[1]), c->argv[1]);
+    }
+}
+
+/* ---- COMMAND ---- */
+
+static void command_flags(sbuf *b, unsigned f)
+{
+    const char *names[8];
+    int n = 0;
+    if (f & CMD_WRITE)
+        names[n++] = "write";
+    if (f & CMD_READONLY)
+        names[n++] = "readonly";
+    if (f & CMD_DENYOOM)
+        names[n++] = "denyoom";
+    if (f & CMD_FAST)
+        names[n++] = "fast";
+    if (f & CMD_BLOCKING)
+        names[n++] = "blocking";
+    if (f & CMD_NOSCRIPT)
+        names[n++] = "noscript";
+    if (f & CMD_LOADING)
+        names[n++] = "loading";
+    if (f & CMD_STALE)
+        names[n++] = "stale";
+    reply_array(b, n);
+    for (int i = 0; i < n; i++)
+        reply_status(b, names[i]);
+}
+
+static void command_info(sbuf *b, const kv_command *k)
+{
+    reply_array(b, 10);
+    reply_bulks(b, k->name);
+    reply_int(b, k->arity);
+    command_flags(b, k->flags);
+    reply_int(b, k->first);
+    reply_int(b, k->last);
+    reply_int(b, k->step);
+    reply_array(b, 0); /* ACL categories */
+    reply_array(b, 0); /* tips */
+    reply_array(b, 0); /* key specs */
+    reply_array(b, 0); /* subcommands */
+}
+
+static void command_docs(sbuf *b, const kv_command *k)
+{
+    reply_bulks(b, k->name);
+    reply_array(b, 6);
+    reply_bulks(b, "summary");
+    reply_bulks(b, "");
+    reply_bulks(b, "since");
+    reply_bulks(b, "1.0.0");
+    reply_bulks(b, "group");
+    reply_bulks(b, k->group ? k->group : "generic");
+}
+
+void multi_command(kv_ctx *c)
+{
+    size_t nvisible = 0;
+    for (size_t i = 0; i < kv_ncommands; i++)
+        nvisible += !(kv_commands[i].flags & CMD_HIDDEN);
+    if (c->argc == 1) {
+        reply_array(c->out, (long long)nvisible);
+        for (size_t i = 0; i < kv_ncommands; i++)
+            if (!(kv_commands[i].flags & CMD_HIDDEN))
+                command_info(c->out, &kv_commands[i]);
+    } else if (arg_is(c, 1, "count") && c->argc == 2) {
+        reply_int(c->out, (long long)nvisible);
+    } else if (arg_is(c, 1, "info")) {
+        reply_array(c->out, c->argc - 2);
+        for (int i = 2; i < c->argc; i++) {
+            const kv_command *k = kv_command_find(c->argv[i], c->argl[i], 0);
+            if (k)
+                command_info(c->out, k);
+            else
+                reply_null_array(c->out);
+        }
+    } else if (arg_is(c, 1, "docs")) {
+        if (c->argc == 2) {
+            reply_array(c->out, (long long)nvisible * 2);
+            for (size_t i = 0; i < kv_ncommands; i++)
+                if (!(kv_commands[i].flags & CMD_HIDDEN))
+                    command_docs(c->out, &kv_commands[i]);
+        } else {
+            int n = 0;
+            for (int i = 2; i < c->argc; i++)
+                n += kv_command_find(c->argv[i], c->argl[i], 0) != NULL;
+            reply_array(c->out, n * 2);
+            for (int i = 2; i < c->argc; i++) {
+                const kv_command *k = kv_command_find(c->argv[i], c->argl[i], 0);
+                if (k)
+                    command_docs(c->out, k);
+            }
+        }
+    } else if (arg_is(c, 1, "list") && c->argc == 2) {
+        reply_array(c->out, (long long)nvisible);
+        for (size_t i = 0; i < kv_ncommands; i++)
+            if (!(kv_commands[i].flags & CMD_HIDDEN))
+                reply_bulks(c->out, kv_commands[i].name);
+    } else {
+        reply_errorf(c->out, "ERR unknown subcommand '%.*s'. Try COMMAND HELP.",
+                     (int)(c->argl[1] > 128 ? 128 : c->argl[1]), c->argv[1]);
+    }
+}
+
+/* ---- CONFIG ---- */
+
+static const char *const policy_names[] = {"noeviction", "allkeys-lru", "volatile-lru"};
+
+/* The value of parameter `name` into buf. */
+static const char *const config_names[] = {
+    "maxmemory",   "maxmemory-policy",   "appendonly",
+    "save",        "databases",          "port",
+    "bind",        "proto-max-bulk-len", "client-query-buffer-limit",
+    "appendfsync", "maxclients",         "dir",
+};
+
+static void config_value(const char *name, char *buf, size_t cap)
+{
+    if (strcmp(name, "maxmemory") == 0)
+        snprintf(buf, cap, "%lld", atomic_load(&kv_cfg.maxmemory));
+    else if (strcmp(name, "maxmemory-policy") == 0)
+        snprintf(buf, cap, "%s", policy_names[atomic_load(&kv_cfg.policy)]);
+    else if (strcmp(name, "appendonly") == 0)
+        snprintf(buf, cap, "%s", kv_cfg.aof_policy == AOF_OFF ? "no" : "yes");
+    else if (strcmp(name, "save") == 0)
+        snprintf(buf, cap, "%s", "");
+    else if (strcmp(name, "databases") == 0)
+        snprintf(buf, cap, "1");
+    else if (strcmp(name, "port") == 0)
+        snprintf(buf, cap, "%d", kv_cfg.port);
+    else if (strcmp(name, "bind") == 0)
+        snprintf(buf, cap, "%s", kv_cfg.bind);
+    else if (strcmp(name, "proto-max-bulk-len") == 0)
+        snprintf(buf, cap, "%lld", RESP_MAX_BULK);
+    else if (strcmp(name, "client-query-buffer-limit") == 0)
+        snprintf(buf, cap, "%lld", RESP_MAX_BULK * 2);
+    else if (strcmp(name, "appendfsync") == 0)
+        snprintf(buf, cap, "%s",
+                 kv_cfg.aof_policy == AOF_ALWAYS ? "always"
+                 : kv_cfg.aof_policy == AOF_NO   ? "no"
+                                                 : "everysec");
+    else if (strcmp(name, "dir") == 0)
+        snprintf(buf, cap, "%s", kv_cfg.dir);
+    else
+        snprintf(buf, cap, "10000");
+}
+
+/* A memory amount as Redis's memtoull: a number with an optional b, k, kb, m, mb, g, gb. */
+static int parse_memory(const char *s, size_t n, long long *out)
+{
+    size_t digits = 0;
+    while (digits < n && s[digits] >= '0' && s[digits] <= '9')
+        digits++;
+    long long v;
+    if (resp_strtoll(s, digits, &v) < 0)
+        return -1;
+    char unit[4] = {0};
+    if (n - digits > 2)
+        return -1;
+    for (size_t i = digits; i < n; i++)
+        unit[i - digits] = (char)(s[i] | 0x20);
+    long long mul = 1;
+    if (!*unit || !strcmp(unit, "b"))
+        mul = 1;
+    else if (!strcmp(unit, "k"))
+        mul = 1000;
+    else if (!strcmp(unit, "kb"))
+        mul = 1024;
+    else if (!strcmp(unit, "m"))
+        mul = 1000 * 1000;
+    else if (!strcmp(unit, "mb"))
+        mul = 1024 * 1024;
+    else if (!strcmp(unit, "g"))
+        mul = 1000LL * 1000 * 1000;
+    else if (!strcmp(unit, "gb"))
+        mul = 1024LL * 1024 * 1024;
+    else
+        return -1;
+    if (v > (long long)(~0ULL >> 1) / mul)
+        return -1;
+    *out = v * mul;
+    return 0;
+}
+
+static void config_set(kv_ctx *c)
+{
+    if (c->argc < 4 || c->argc % 2 == 1) {
+        reply_arity(c->out, "config|set", 10);
+        return;
+    }
+    /* Check every pair, then apply them all (Redis applies none when one is bad). */
+    long long mem = -1;
+    int policy = -1;
+    for (int i = 2; i < c->argc; i += 2) {
+        const char *v = c->argv[i + 1];
+        size_t vl = c->argl[i + 1];
+        if (arg_is(c, i, "maxmemory")) {
+            if (parse_memory(v, vl, &mem) < 0) {
+                reply_errorf(c->out, "ERR CONFIG SET failed (possibly related to argument "
+                                     "'maxmemory') - argument must be a memory value");
+                return;
+            }
+        } else if (arg_is(c, i, "maxmemory-policy")) {
+            policy = -1;
+            for (int k = 0; k < 3; k++)
+                if (strlen(policy_names[k]) == vl && strncasecmp(policy_names[k], v, vl) == 0)
+                    policy = k;
+            if (policy < 0) {
+                reply_error(c->out, "ERR CONFIG SET failed (possibly related to argument "
+                                    "'maxmemory-policy') - argument(s) must be one of the "
+                                    "following: noeviction, allkeys-lru, volatile-lru");
+                return;
+            }
+        } else if ((arg_is(c, i, "save") && vl == 0) ||
+                   (arg_is(c, i, "appendonly") && kv_cfg.aof_policy == AOF_OFF && vl == 2 &&
+                    strncasecmp(v, "no", 2) == 0)) {
+            /* what we are already */
+        } else {
+            reply_errorf(c->out,
+                         "ERR Unknown option or number of arguments for CONFIG SET - '%.*s'",
+                         (int)c->argl[i], c->argv[i]);
+            return;
+        }
+    }
+    if (mem >= 0)
+        atomic_store(&kv_cfg.maxmemory, mem);
+    if (policy >= 0)
+        atomic_store(&kv_cfg.policy, policy);
+    reply_ok(c->out);
+}
+
+void multi_config(kv_ctx *c)
+{
+    if (arg_is(c, 1, "get")) {
+        if (c->argc < 3) {
+            reply_arity(c->out, "config|get", 10);
+            return;
+        }
+        size_t n = sizeof config_names / sizeof *config_names;
+        int hit[sizeof config_names / sizeof *config_names] = {0};
+        long long nhit = 0;
+        for (int i = 2; i < c->argc; i++)
+            for (size_t k = 0; k < n; k++)
+                if (!hit[k] &&
+                    kv_glob(c->argv[i], c->argl[i], config_names[k], strlen(config_names[k]), 1)) {
+                    hit[k] = 1;
+                    nhit++;
+                }
+        reply_array(c->out, nhit * 2);
+        for (size_t k = 0; k < n; k++)
+            if (hit[k]) {
+                char buf[128];
+                config_value(config_names[k], buf, sizeof buf);
+                reply_bulks(c->out, config_names[k]);
+                reply_bulks(c->out, buf);
+            }
+    } else if (arg_is(c, 1, "set")) {
+        config_set(c);
+    } else if (arg_is(c, 1, "resetstat") && c->argc == 2) {
+        reply_ok(c->out);
+    } else {
+        reply_errorf(c->out, "ERR unknown subcommand '%.*s'. Try CONFIG HELP.",
+                     (int)(c->argl[1] > 128 ? 128 : c->argl[1]), c->argv[1]);
+    }
+}
+
+/* ---- INFO ---- */
+
+typedef struct totals {
+    unsigned long long keys, expires, hits, misses, expired, evicted, conns, conns_total, cmds,
+        blocked;
+    long long mem;
+} totals;
+
+static int want(kv_ctx *c, const char *section)
+{
+    if (c->argc == 1)
+        return 1;
+    for (int i = 1; i < c->argc; i++)
+        if (arg_is(c, i, section) || arg_is(c, i, "all") || arg_is(c, i, "everything") ||
+            arg_is(c, i, "default"))
+            return 1;
+    return 0;
+}
+
+void multi_info(kv_ctx *c)
+{
+    const char *argv[1] = {"__shardstats"};
+    size_t argl[1] = {12};
+    kv_item items[WEFT_WORKERS_MAX];
+    sbuf tmp = {0};
+    if (kv_exec_all(c->conn, argv, argl, 1, &tmp, items) < 0) {
+        c->conn->close_after = 1;
+        sbuf_free(&tmp);
+        return;
+    }
+    sbuf_add(&tmp, "", 1);
+    totals t = {0};
+    unsigned n = kv_nshards();
+    long long shard_mem[WEFT_WORKERS_MAX];
+    unsigned long long shard_keys[WEFT_WORKERS_MAX];
+    for (unsigned s = 0; s < n; s++) {
+        const char *p = strchr(tmp.data + items[s].off, '\n') + 1;
+        unsigned long long k, e, h, m, x, ev, cn, ct, cm, bl;
+        long long mem;
+        if (sscanf(p, "%llu %llu %lld %llu %llu %llu %llu %llu %llu %llu %llu", &k, &e, &mem, &h,
+                   &m, &x, &ev, &cn, &ct, &cm, &bl) != 11)
+            continue;
+        shard_mem[s] = mem;
+        shard_keys[s] = k;
+        t.keys += k, t.expires += e, t.mem += mem, t.hits += h, t.misses += m, t.expired += x;
+        t.evicted += ev, t.conns += cn, t.conns_total += ct, t.cmds += cm, t.blocked += bl;
+    }
+    sbuf_free(&tmp);
+
+    sbuf b = {0};
+    char line[512];
+#define LINE(...)                                                                                  \
+    do {                                                                                           \
+        int len_ = snprintf(line, sizeof line, __VA_ARGS__);                                       \
+        sbuf_add(&b, line, (size_t)len_);                                                          \
+    } while (0)
+    int64_t up = (kv_unix_ms() - kv_cfg.started_ms) / 1000;
+    if (want(c, "server")) {
+        struct utsname u;
+        uname(&u);
+        LINE("# Server\r\nredis_version:" KV_REDIS_VERSION "\r\nredis_mode:standalone\r\n");
+        LINE("server_name:weft-kv\r\nweft_version:%u.%u.%u\r\nweft_backend:%s\r\n",
+             weft_version() >> 16, (weft_version() >> 8) & 0xff, weft_version() & 0xff,
+             weft_backend());
+        LINE("os:%s %s %s\r\narch_bits:%d\r\nmultiplexing_api:%s\r\nprocess_id:%d\r\n", u.sysname,
+             u.release, u.machine, (int)sizeof(void *) * 8, weft_backend(), (int)getpid());
+        LINE("tcp_port:%d\r\nuptime_in_seconds:%lld\r\nuptime_in_days:%lld\r\n", kv_cfg.port,
+             (long long)up, (long long)up / 86400);
+        LINE("shards:%u\r\n\r\n", n);
+    }
+    if (want(c, "clients")) {
+        LINE("# Clients\r\nconnected_clients:%llu\r\nblocked_clients:%llu\r\nmaxclients:10000\r\n"
+             "\r\n",
+             t.conns, t.blocked);
+    }
+    if (want(c, "memory")) {
+        LINE("# Memory\r\nused_memory:%lld\r\nused_memory_dataset:%lld\r\n", t.mem, t.mem);
+        LINE("maxmemory:%lld\r\nmaxmemory_policy:%s\r\n", atomic_load(&kv_cfg.maxmemory),
+             policy_names[atomic_load(&kv_cfg.policy)]);
+        for (unsigned s = 0; s < n; s++)
+            LINE("shard%u_used_memory:%lld\r\n", s, shard_mem[s]);
+        LINE("\r\n");
+    }
+    if (want(c, "persistence")) {
+        LINE("# Persistence\r\nloading:0\r\nrdb_bgsave_in_progress:0\r\naof_enabled:%d\r\n"
+             "aof_rewrite_in_progress:0\r\n\r\n",
+             kv_cfg.aof_policy != AOF_OFF);
+    }
+    if (want(c, "stats")) {
+        weft_stats st;
+        int have = weft_stats_get(&st) == 0;
+        LINE("# Stats\r\ntotal_connections_received:%llu\r\ntotal_commands_processed:%llu\r\n",
+             t.conns_total, t.cmds);
+        LINE("expired_keys:%llu\r\nevicted_keys:%llu\r\nkeyspace_hits:%llu\r\n"
+             "keyspace_misses:%llu\r\n",
+             t.expired, t.evicted, t.hits, t.misses);
+        if (have)
+            LINE("weft_tasks:%llu\r\nweft_context_switches:%llu\r\nweft_loop_ticks:%llu\r\n"
+                 "weft_polls:%llu\r\nweft_syscalls:%llu\r\n",
+                 (unsigned long long)st.ntasks, (unsigned long long)st.nswitches,
+                 (unsigned long long)st.nticks, (unsigned long long)st.npolls,
+                 (unsigned long long)st.nsyscalls);
+        LINE("\r\n");
+    }
+    if (want(c, "keyspace")) {
+        LINE("# Keyspace\r\n");
+        if (t.keys)
+            LINE("db0:keys=%llu,expires=%llu,avg_ttl=0\r\n", t.keys, t.expires);
+        for (unsigned s = 0; s < n; s++)
+            LINE("shard%u:keys=%llu\r\n", s, shard_keys[s]);
+    }
+#undef LINE
+    reply_bulk(c->out, b.data ? b.data : "", b.len);
+    sbuf_free(&b);
+}
+
+void multi_shutdown(kv_ctx *c)
+{
+    /* The main task waits for SIGTERM; SHUTDOWN sends it. The client gets no reply, as with
+     * Redis: its connection closes. */
+    atomic_store(&kv_cfg.shutdown, 1);
+    c->conn->close_after = 1;
+    kill(getpid(), SIGTERM);
+}

@@ -1,0 +1,193 @@
+/* The command table, its lookup, and the argument helpers the commands share. Arity, flags
+ * and key positions are Redis 7's, as COMMAND reports them. */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cmd.h"
+
+#define W   CMD_WRITE
+#define R   CMD_READONLY
+#define M   CMD_DENYOOM
+#define F   CMD_FAST
+#define X   CMD_MULTI
+#define H   CMD_HIDDEN
+#define B   CMD_BLOCKING
+#define NLS (CMD_NOSCRIPT | CMD_LOADING | CMD_STALE)
+#define LS  CMD_LOGSTATE
+#define LE  (CMD_LOGSTATE | CMD_LOGEXPIRE)
+
+/* clang-format off */
+const kv_command kv_commands[] = {
+    /* strings */
+    {"get", 2, R | F, 1, 1, 1, cmd_get, NULL, "string"},
+    {"set", -3, W | M | LS, 1, 1, 1, cmd_set, NULL, "string"},
+    {"getset", 3, W | M | F | LS, 1, 1, 1, cmd_getset, NULL, "string"},
+    {"getdel", 2, W | F | LS, 1, 1, 1, cmd_getdel, NULL, "string"},
+    {"setnx", 3, W | M | F | LS, 1, 1, 1, cmd_setnx, NULL, "string"},
+    {"setex", 4, W | M | LS, 1, 1, 1, cmd_setex, NULL, "string"},
+    {"psetex", 4, W | M | LS, 1, 1, 1, cmd_psetex, NULL, "string"},
+    {"incr", 2, W | M | F | LS, 1, 1, 1, cmd_incr, NULL, "string"},
+    {"decr", 2, W | M | F | LS, 1, 1, 1, cmd_decr, NULL, "string"},
+    {"incrby", 3, W | M | F | LS, 1, 1, 1, cmd_incrby, NULL, "string"},
+    {"decrby", 3, W | M | F | LS, 1, 1, 1, cmd_decrby, NULL, "string"},
+    {"incrbyfloat", 3, W | M | F | LS, 1, 1, 1, cmd_incrbyfloat, NULL, "string"},
+    {"append", 3, W | M | LS, 1, 1, 1, cmd_append, NULL, "string"},
+    {"strlen", 2, R | F, 1, 1, 1, cmd_strlen, NULL, "string"},
+    {"getrange", 4, R, 1, 1, 1, cmd_getrange, NULL, "string"},
+    {"setrange", 4, W | M | LS, 1, 1, 1, cmd_setrange, NULL, "string"},
+    {"mget", -2, R | F, 1, -1, 1, cmd_mget, multi_mget, "string"},
+    {"mset", -3, W | M | LS, 1, -1, 2, cmd_mset, multi_mset, "string"},
+    {"msetnx", -3, W | M | LS, 1, -1, 2, cmd_msetnx, multi_msetnx, "string"},
+    /* keys */
+    {"del", -2, W, 1, -1, 1, cmd_del, multi_del, "generic"},
+    {"unlink", -2, W | F, 1, -1, 1, cmd_del, multi_del, "generic"},
+    {"exists", -2, R | F, 1, -1, 1, cmd_exists, multi_exists, "generic"},
+    {"expire", -3, W | F | LE, 1, 1, 1, cmd_expire, NULL, "generic"},
+    {"pexpire", -3, W | F | LE, 1, 1, 1, cmd_pexpire, NULL, "generic"},
+    {"expireat", -3, W | F | LE, 1, 1, 1, cmd_expireat, NULL, "generic"},
+    {"pexpireat", -3, W | F | LE, 1, 1, 1, cmd_pexpireat, NULL, "generic"},
+    {"ttl", 2, R | F, 1, 1, 1, cmd_ttl, NULL, "generic"},
+    {"pttl", 2, R | F, 1, 1, 1, cmd_pttl, NULL, "generic"},
+    {"persist", 2, W | F | LE, 1, 1, 1, cmd_persist, NULL, "generic"},
+    {"type", 2, R | F, 1, 1, 1, cmd_type, NULL, "generic"},
+    {"rename", 3, W, 1, 2, 1, cmd_rename, multi_rename, "generic"},
+    {"keys", 2, R | X, 0, 0, 0, cmd_keys, multi_keys, "generic"},
+    {"scan", -2, R | X, 0, 0, 0, cmd_scan, multi_scan, "generic"},
+    {"randomkey", 1, R | X, 0, 0, 0, cmd_randomkey, multi_randomkey, "generic"},
+    {"dbsize", 1, R | F | X, 0, 0, 0, cmd_dbsize, multi_dbsize, "server"},
+    {"flushdb", -1, W | X, 0, 0, 0, cmd_flushdb, multi_flushdb, "server"},
+    {"flushall", -1, W | X, 0, 0, 0, cmd_flushdb, multi_flushdb, "server"},
+    /* hashes */
+    {"hset", -4, W | M | F, 1, 1, 1, cmd_hset, NULL, "hash"},
+    {"hget", 3, R | F, 1, 1, 1, cmd_hget, NULL, "hash"},
+    {"hdel", -3, W | F, 1, 1, 1, cmd_hdel, NULL, "hash"},
+    {"hgetall", 2, R, 1, 1, 1, cmd_hgetall, NULL, "hash"},
+    {"hlen", 2, R | F, 1, 1, 1, cmd_hlen, NULL, "hash"},
+    {"hexists", 3, R | F, 1, 1, 1, cmd_hexists, NULL, "hash"},
+    {"hincrby", 4, W | M | F, 1, 1, 1, cmd_hincrby, NULL, "hash"},
+    /* lists */
+    {"lpush", -3, W | M | F, 1, 1, 1, cmd_lpush, NULL, "list"},
+    {"rpush", -3, W | M | F, 1, 1, 1, cmd_rpush, NULL, "list"},
+    {"lpop", -2, W | F, 1, 1, 1, cmd_lpop, NULL, "list"},
+    {"rpop", -2, W | F, 1, 1, 1, cmd_rpop, NULL, "list"},
+    {"llen", 2, R | F, 1, 1, 1, cmd_llen, NULL, "list"},
+    {"lrange", 4, R, 1, 1, 1, cmd_lrange, NULL, "list"},
+    {"blpop", -3, W | B | X, 1, -2, 1, NULL, multi_blpop, "list"},
+    {"brpop", -3, W | B | X, 1, -2, 1, NULL, multi_brpop, "list"},
+    /* server and connection */
+    {"ping", -1, F, 0, 0, 0, cmd_ping, NULL, "connection"},
+    {"echo", 2, F, 0, 0, 0, cmd_echo, NULL, "connection"},
+    {"select", 2, F | X | CMD_LOADING | CMD_STALE, 0, 0, 0, NULL, multi_select, "connection"},
+    {"quit", -1, F | X | NLS, 0, 0, 0, NULL, multi_quit, "connection"},
+    {"hello", -1, F | X | NLS, 0, 0, 0, NULL, multi_hello, "connection"},
+    {"client", -2, X | NLS, 0, 0, 0, NULL, multi_client, "connection"},
+    {"command", -1, X | CMD_LOADING | CMD_STALE, 0, 0, 0, NULL, multi_command, "server"},
+    {"config", -2, X | NLS, 0, 0, 0, NULL, multi_config, "server"},
+    {"info", -1, X | CMD_LOADING | CMD_STALE, 0, 0, 0, NULL, multi_info, "server"},
+    {"shutdown", -1, W | X | NLS, 0, 0, 0, NULL, multi_shutdown, "server"},
+    /* internal: the parts of commands that span shards */
+    {"__dumpdel", 2, W | H, 1, 1, 1, cmd_dump_del, NULL, NULL},
+    {"__restore", 3, W | H, 1, 1, 1, cmd_restore_at, NULL, NULL},
+    {"__shardstats", 1, R | H, 0, 0, 0, cmd_shardstats, NULL, NULL},
+    {"__clientlist", 1, R | H, 0, 0, 0, cmd_clientlist, NULL, NULL},
+};
+/* clang-format on */
+
+const size_t kv_ncommands = sizeof kv_commands / sizeof kv_commands[0];
+
+/* An open-addressing index of the table by lower-case name, built once by kv_commands_init
+ * before the workers start and only read afterwards. 256 slots for ~70 names: short probes. */
+#define INDEX_SLOTS 256
+static const kv_command *cmd_index[INDEX_SLOTS];
+
+static unsigned name_slot(const char *lower, size_t n)
+{
+    return (unsigned)(kv_hash(lower, n) & (INDEX_SLOTS - 1));
+}
+
+void kv_commands_init(void)
+{
+    for (size_t i = 0; i < kv_ncommands; i++) {
+        const kv_command *k = &kv_commands[i];
+        unsigned s = name_slot(k->name, strlen(k->name));
+        while (cmd_index[s])
+            s = (s + 1) & (INDEX_SLOTS - 1);
+        cmd_index[s] = k;
+    }
+}
+
+const kv_command *kv_command_find(const char *name, size_t n, int hidden)
+{
+    char lower[32];
+    if (n == 0 || n >= sizeof lower)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        lower[i] = (char)tolower((unsigned char)name[i]);
+    for (unsigned s = name_slot(lower, n); cmd_index[s]; s = (s + 1) & (INDEX_SLOTS - 1)) {
+        const kv_command *k = cmd_index[s];
+        if (strncmp(k->name, lower, n) == 0 && k->name[n] == 0)
+            return hidden || !(k->flags & CMD_HIDDEN) ? k : NULL;
+    }
+    return NULL;
+}
+
+int arg_is(const kv_ctx *c, int i, const char *lit)
+{
+    size_t n = strlen(lit);
+    return c->argl[i] == n && strncasecmp(c->argv[i], lit, n) == 0;
+}
+
+int arg_ll(kv_ctx *c, int i, long long *v)
+{
+    if (resp_strtoll(c->argv[i], c->argl[i], v) == 0)
+        return 0;
+    reply_error(c->out, ERR_NOTINT);
+    return -1;
+}
+
+int str_to_ld(const char *s, size_t n, long double *v)
+{
+    char buf[5120];
+    if (n == 0 || n >= sizeof buf || isspace((unsigned char)s[0]))
+        return -1;
+    memcpy(buf, s, n);
+    buf[n] = 0;
+    char *end;
+    errno = 0;
+    long double x = strtold(buf, &end);
+    /* As Redis's string2ld: an overflow or an underflow to zero is not a valid float (a
+     * literal "inf" is, and is refused later as a result). */
+    if ((size_t)(end - buf) != n || isnan(x) || (errno == ERANGE && (isinf(x) || x == 0)))
+        return -1;
+    *v = x;
+    return 0;
+}
+
+size_t ld_format(char *buf, size_t cap, long double v)
+{
+    int n = snprintf(buf, cap, "%.17Lf", v);
+    if (n < 0 || (size_t)n >= cap)
+        return 0;
+    if (strchr(buf, '.')) {
+        while (n > 0 && buf[n - 1] == '0')
+            n--;
+        if (n > 0 && buf[n - 1] == '.')
+            n--;
+    }
+    if (n == 2 && buf[0] == '-' && buf[1] == '0') { /* -0 */
+        buf[0] = '0';
+        n = 1;
+    }
+    buf[n] = 0;
+    return (size_t)n;
+}
+
+void reply_wrongtype(kv_ctx *c)
+{
+    reply_error(c->out, ERR_WRONGTYPE);
+}

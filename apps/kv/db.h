@@ -1,0 +1,132 @@
+/* One shard's keyspace: the keys it owns with their values (strings, hashes, lists) and
+ * expiry times, the BLPOP waiters parked on its keys, and its counters. Each worker has one
+ * (server.c keeps them in a weft_sharded value) and only that worker's thread touches it:
+ * commands on its keys run there, locally or as a task submitted from another worker.
+ * Memory the shard's data uses is counted per thread by kv_malloc/kv_free (malloc's usable
+ * sizes), which is per shard since a shard's data is allocated and freed on its worker only. */
+#ifndef KV_DB_H
+#define KV_DB_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <weft.h>
+
+#include "dict.h"
+#include "sbuf.h"
+
+enum { KV_STRING = 0, KV_HASH = 1, KV_LIST = 2 };
+
+/* A list element, or a hash field's value: bytes with their length. */
+typedef struct kv_blob {
+    size_t len;
+    char data[];
+} kv_blob;
+
+/* A list: a ring of element pointers (push and pop at both ends in O(1), LRANGE by index). */
+typedef struct kv_list {
+    kv_blob **items;
+    size_t head, len, cap;
+} kv_list;
+
+/* A hash field: the node carries the field name, val the value. */
+typedef struct kv_field {
+    dnode node;
+    kv_blob *val;
+    char name[];
+} kv_field;
+
+typedef struct kv_entry {
+    dnode node;
+    int64_t expire_ms; /* Unix time in ms when the key expires, or -1 */
+    uint64_t lru_ms;   /* last access (monotonic ms), for the LRU eviction sampling */
+    int type;
+    union {
+        struct {
+            char *p;
+            size_t len, cap;
+        } str;
+        dict *hash; /* of kv_field */
+        kv_list *list;
+    } v;
+    char key[];
+} kv_entry;
+
+/* A task parked in BLPOP/BRPOP on some of this shard's keys (on the waiting task's stack):
+ * pushes to one of its keys set its event. */
+typedef struct kv_waiter {
+    struct kv_waiter *prev, *next;
+    size_t nkeys;
+    const char *const *keys;
+    const size_t *klens;
+    weft_event ev;
+} kv_waiter;
+
+typedef struct kv_db {
+    dict keys;
+    size_t nexpires;   /* keys with an expiry time */
+    kv_waiter waiters; /* list head */
+    size_t nwaiters;
+    size_t sweep_cursor; /* where the active expiry sweep resumes */
+    uint64_t nhits, nmisses, nexpired, nevicted;
+    uint64_t rng; /* xorshift state, for RANDOMKEY and the samplers */
+} kv_db;
+
+/* Bytes the calling thread's shard data holds (kv_malloc minus kv_free). */
+extern _Thread_local long long kv_mem_used;
+void *kv_malloc(size_t n);
+void *kv_realloc(void *p, size_t n);
+void kv_free(void *p);
+
+/* Wall-clock Unix time in ms (the clock of EXPIREAT and TTL), and the monotonic one. */
+int64_t kv_unix_ms(void);
+int64_t kv_mono_ms(void);
+
+void db_init(kv_db *db, unsigned index);
+/* Frees every key, and wakes the waiters (which must then leave before db is freed). */
+void db_flush(kv_db *db);
+
+/* The live entry of key (an expired one is deleted first, Redis's lazy expiry), or NULL.
+ * Counts a hit or miss and refreshes the LRU time. */
+kv_entry *db_find(kv_db *db, const char *key, size_t klen);
+/* db_find without counting hits and misses (for writes and for TYPE, EXISTS ...). */
+kv_entry *db_lookup(kv_db *db, const char *key, size_t klen);
+/* A new entry of `type`, replacing what was there (without its expiry). NULL if out of
+ * memory. Strings start empty; hashes and lists empty too (the caller fills them, and must not
+ * leave them empty: db_delete_if_empty). */
+kv_entry *db_create(kv_db *db, const char *key, size_t klen, int type);
+/* Sets the string value of key (replacing any value; the expiry is cleared unless keep_ttl).
+ * Returns the entry or NULL (out of memory). */
+kv_entry *db_set_string(kv_db *db, const char *key, size_t klen, const char *val, size_t vlen,
+                        int keep_ttl);
+void db_delete(kv_db *db, kv_entry *e);
+/* Deletes a hash or list emptied by a command (Redis keeps no empty aggregates). */
+void db_delete_if_empty(kv_db *db, kv_entry *e);
+void db_set_expire(kv_db *db, kv_entry *e, int64_t when_ms); /* -1: persist */
+/* Resizes e's string to n bytes (zero-filling growth). Returns 0 or -1. */
+int db_str_resize(kv_entry *e, size_t n);
+
+/* Lists. */
+int list_push(kv_list *l, const char *p, size_t n, int left); /* 0 or -1 */
+kv_blob *list_pop(kv_list *l, int left);                      /* the caller kv_frees it */
+kv_blob *list_at(const kv_list *l, size_t i);
+/* Wakes the BLPOP waiters parked on key. */
+void db_signal_key(kv_db *db, const char *key, size_t klen);
+
+/* The next pseudo-random number of the shard. */
+uint64_t db_rand(kv_db *db);
+
+/* One step of the active expiry: examines the keys of a few buckets from the sweep cursor and
+ * deletes the expired ones. Returns how many it deleted of how many with an expiry it saw
+ * (*nseen). Never blocks; the caller (the sweep task) yields between steps. */
+size_t db_expire_step(kv_db *db, size_t *nseen);
+
+/* Serialises e's value (type, then its strings) into out, and rebuilds one from such bytes
+ * into a new entry of key (replacing any). For RENAME across shards. */
+void db_dump(const kv_entry *e, sbuf *out);
+kv_entry *db_restore(kv_db *db, const char *key, size_t klen, const char *p, size_t n);
+
+/* Redis's glob matching (KEYS, SCAN MATCH): * ? [abc] [^a-z] and \ escapes. */
+int kv_glob(const char *pat, size_t plen, const char *s, size_t slen, int nocase);
+
+#endif

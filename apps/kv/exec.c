@@ -1,0 +1,451 @@
+/* Running commands where their keys live. A connection parses its buffered batch command by
+ * command; each is queued as an item tagged with its shard. A command on keys of the
+ * connection's own shard, met while nothing is queued, runs at once with no message. The
+ * queue is flushed (kv_exec_items) at the end of the batch, and before any command that needs
+ * the connection itself (a `multi`: keys on several shards, every shard, blocking): each
+ * remote shard gets one message holding all its items of the segment, the local items run
+ * meanwhile, and the replies are merged in the order of the commands. So a pipelined batch
+ * costs at most one message per shard it touches, per segment between two `multi` commands.
+ *
+ * A message owns copies of its arguments and its reply buffer, and is shared by reference
+ * count between the connection and the task on the remote worker: the connection may be
+ * cancelled while it waits (the runtime stops), and the remote task then still finds its
+ * arguments and a buffer to write to. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "cmd.h"
+#include "msg.h"
+#include "server.h"
+
+/* Commands queued before a flush, and output buffered before a write: bounds on a
+ * connection's memory for a huge pipeline (1,024 replies are at most a few 100 KiB for the
+ * usual small values; the 1 MiB cap holds for large ones). */
+#define SEGMENT_MAX 1024
+#define OUT_FLUSH   ((size_t)1024 * 1024)
+
+atomic_long kv_inflight;
+
+static void run_local(kv_conn *c, kv_item *it, sbuf *dst)
+{
+    kv_shard *sh = kv_local();
+    kv_ctx ctx = {&sh->db, it->argc, it->argv, it->argl, dst, NULL, it->cmd};
+    (void)c;
+    it->off = dst->len;
+    kv_run_proc(it->cmd, &ctx);
+    it->len = dst->len - it->off;
+}
+
+int kv_exec_items(kv_conn *c, kv_item *items, size_t n, sbuf *dst)
+{
+    unsigned self = kv_local()->index;
+    int all_local = 1;
+    for (size_t i = 0; i < n && all_local; i++)
+        all_local = items[i].shard == self;
+    if (all_local) {
+        for (size_t i = 0; i < n; i++)
+            run_local(c, &items[i], dst);
+        atomic_store_explicit(&kv_local()->mem_pub, kv_mem_used, memory_order_relaxed);
+        return 0;
+    }
+
+    unsigned nsh = kv_nshards();
+    kv_msg *msgs[WEFT_WORKERS_MAX] = {0};
+    weft_future *futs[WEFT_WORKERS_MAX] = {0};
+    int err = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned s = items[i].shard;
+        if (s == self || msgs[s] || s >= nsh)
+            continue;
+        msgs[s] = kv_msg_build(items, n, s);
+        if (!msgs[s]) {
+            err = -ENOMEM;
+            break;
+        }
+        atomic_fetch_add_explicit(&kv_inflight, 1, memory_order_relaxed);
+        int r = weft_submit_to(s, kv_msg_task, msgs[s], &futs[s]);
+        if (r < 0) {
+            atomic_fetch_sub_explicit(&kv_inflight, 1, memory_order_relaxed);
+            kv_msg_release(msgs[s]); /* the task's reference: it will not run */
+            kv_msg_release(msgs[s]);
+            msgs[s] = NULL;
+            err = r;
+            break;
+        }
+    }
+    /* Local items run while the remote ones do, into tmp (their order is fixed below). */
+    c->tmp.len = 0;
+    if (!err)
+        for (size_t i = 0; i < n; i++)
+            if (items[i].shard == self)
+                run_local(c, &items[i], &c->tmp);
+    for (unsigned s = 0; s < nsh; s++) {
+        if (!futs[s])
+            continue;
+        int r = weft_await(futs[s], NULL, WEFT_FOREVER);
+        if (r < 0 && !err)
+            err = r;
+        weft_future_destroy(futs[s]);
+    }
+    if (!err) {
+        size_t next[WEFT_WORKERS_MAX] = {0};
+        for (size_t i = 0; i < n; i++) {
+            unsigned s = items[i].shard;
+            const char *src;
+            size_t len;
+            if (s == self) {
+                src = c->tmp.data + items[i].off;
+                len = items[i].len;
+            } else {
+                kv_msg_item *mi = &msgs[s]->items[next[s]++];
+                src = msgs[s]->out.data + mi->off;
+                len = mi->len;
+            }
+            items[i].off = dst->len;
+            sbuf_add(dst, src, len);
+            items[i].len = len;
+        }
+    }
+    for (unsigned s = 0; s < nsh; s++)
+        if (msgs[s])
+            kv_msg_release(msgs[s]);
+    if (err == 0 && dst->oom)
+        err = -ENOMEM;
+    atomic_store_explicit(&kv_local()->mem_pub, kv_mem_used, memory_order_relaxed);
+    return err;
+}
+
+int kv_exec_all(kv_conn *c, const char *const *argv, const size_t *argl, int argc, sbuf *dst,
+                kv_item *items)
+{
+    const kv_command *cmd = kv_command_find(argv[0], argl[0], 1);
+    unsigned n = kv_nshards();
+    for (unsigned s = 0; s < n; s++)
+        items[s] = (kv_item){cmd, argc, argv, argl, 0, s, 0, 0};
+    return kv_exec_items(c, items, n, dst);
+}
+
+/* ---- BLPOP's parking ---- */
+
+typedef struct wait_msg {
+    size_t nkeys;
+    int64_t deadline;
+    const char **keys;
+    size_t *klens;
+} wait_msg;
+
+/* On the keys' shard: parks until a push to one of them, or the deadline. Owns m. */
+static void *run_wait(void *arg)
+{
+    wait_msg *m = arg;
+    kv_shard *sh = kv_local();
+    kv_db *db = &sh->db;
+    int ready = 0;
+    for (size_t i = 0; i < m->nkeys && !ready; i++) {
+        kv_entry *e = db_lookup(db, m->keys[i], m->klens[i]);
+        ready = e && e->type == KV_LIST && e->v.list->len > 0;
+    }
+    if (!ready) {
+        kv_waiter w = {.nkeys = m->nkeys, .keys = m->keys, .klens = m->klens};
+        w.ev = (weft_event)WEFT_EVENT_INIT;
+        w.prev = &db->waiters;
+        w.next = db->waiters.next;
+        db->waiters.next->prev = &w;
+        db->waiters.next = &w;
+        db->nwaiters++;
+        weft_event_wait(&w.ev, m->deadline);
+        w.prev->next = w.next;
+        w.next->prev = w.prev;
+        db->nwaiters--;
+    }
+    free(m);
+    atomic_fetch_sub_explicit(&kv_inflight, 1, memory_order_release);
+    return NULL;
+}
+
+int kv_wait_keys(kv_conn *c, const char *const *keys, const size_t *klens, size_t nkeys,
+                 int64_t deadline)
+{
+    (void)c;
+    /* A second at most per wait: the waiters left on other shards when one fires end by then,
+     * and the caller notices a client that went away. */
+    int64_t chunk = weft_deadline_in(WEFT_SEC);
+    int64_t until = deadline == WEFT_FOREVER || deadline > chunk ? chunk : deadline;
+    unsigned nsh = kv_nshards();
+    weft_future *futs[WEFT_WORKERS_MAX];
+    size_t nf = 0;
+    int err = 0;
+    for (unsigned s = 0; s < nsh && !err; s++) {
+        size_t k = 0, bytes = 0;
+        for (size_t i = 0; i < nkeys; i++)
+            if (kv_key_shard(keys[i], klens[i]) == s) {
+                k++;
+                bytes += klens[i];
+            }
+        if (!k)
+            continue;
+        wait_msg *m = malloc(sizeof *m + k * (sizeof(char *) + sizeof(size_t)) + bytes);
+        if (!m) {
+            err = -ENOMEM;
+            break;
+        }
+        m->nkeys = k;
+        m->deadline = until;
+        m->keys = (const char **)(m + 1);
+        m->klens = (size_t *)(m->keys + k);
+        char *p = (char *)(m->klens + k);
+        size_t j = 0;
+        for (size_t i = 0; i < nkeys; i++)
+            if (kv_key_shard(keys[i], klens[i]) == s) {
+                memcpy(p, keys[i], klens[i]);
+                m->keys[j] = p;
+                m->klens[j++] = klens[i];
+                p += klens[i];
+            }
+        atomic_fetch_add_explicit(&kv_inflight, 1, memory_order_relaxed);
+        int r = weft_submit_to(s, run_wait, m, &futs[nf]);
+        if (r < 0) {
+            atomic_fetch_sub_explicit(&kv_inflight, 1, memory_order_relaxed);
+            free(m);
+            err = r;
+            break;
+        }
+        nf++;
+    }
+    if (nf && !err) {
+        weft_future *first;
+        if (weft_future_first(&first, futs, nf) == 0) {
+            err = weft_await(first, NULL, WEFT_FOREVER);
+            if (err > 0)
+                err = 0;
+            weft_future_destroy(first);
+        } else {
+            err = weft_await(futs[0], NULL, WEFT_FOREVER);
+        }
+    }
+    for (size_t i = 0; i < nf; i++)
+        weft_future_destroy(futs[i]);
+    if (!err && deadline != WEFT_FOREVER && weft_now() >= deadline)
+        err = -ETIMEDOUT;
+    return err;
+}
+
+/* ---- The batch ---- */
+
+static void flush_segment(kv_conn *c)
+{
+    if (c->nitems == 0)
+        return;
+    for (size_t i = 0; i < c->nitems; i++) {
+        c->items[i].argv = c->argp + c->items[i].argi;
+        c->items[i].argl = c->argl + c->items[i].argi;
+    }
+    if (kv_exec_items(c, c->items, c->nitems, &c->out) < 0)
+        c->close_after = 1;
+    c->nitems = 0;
+    c->nargs = 0;
+}
+
+static int grow_segment(kv_conn *c, size_t argc)
+{
+    if (c->nitems == c->items_cap) {
+        size_t cap = c->items_cap ? c->items_cap * 2 : 16;
+        kv_item *it = realloc(c->items, cap * sizeof *it);
+        if (!it)
+            return -1;
+        c->items = it;
+        c->items_cap = cap;
+    }
+    if (c->args_cap - c->nargs < argc) {
+        size_t cap = c->args_cap ? c->args_cap : 64;
+        while (cap - c->nargs < argc)
+            cap *= 2;
+        const char **ap = realloc(c->argp, cap * sizeof *ap);
+        if (!ap)
+            return -1;
+        c->argp = ap;
+        size_t *al = realloc(c->argl, cap * sizeof *al);
+        if (!al)
+            return -1;
+        c->argl = al;
+        c->args_cap = cap;
+    }
+    return 0;
+}
+
+/* Queues or runs the command just parsed, whose bytes start at base. */
+static void dispatch(kv_conn *c, const char *base)
+{
+    kv_shard *sh = kv_local();
+    resp_parser *p = &c->parser;
+    size_t argc = p->argc;
+    if (grow_segment(c, argc) < 0) {
+        flush_segment(c);
+        reply_error(&c->out, "ERR out of memory");
+        c->close_after = 1;
+        return;
+    }
+    const char **argv = c->argp + c->nargs;
+    size_t *argl = c->argl + c->nargs;
+    for (size_t i = 0; i < argc; i++) {
+        argv[i] = base + p->argv[i].off;
+        argl[i] = p->argv[i].len;
+    }
+    sh->ncommands++;
+    c->last_ms = kv_mono_ms();
+    const kv_command *cmd = kv_command_find(argv[0], argl[0], c->replay);
+    if (!cmd) {
+        flush_segment(c);
+        /* Redis's text: the name, then up to the first arguments quoted, each cut to 128. */
+        char msg[512];
+        int n = snprintf(msg, sizeof msg, "ERR unknown command '%.*s', with args beginning with: ",
+                         (int)(argl[0] > 128 ? 128 : argl[0]), argv[0]);
+        for (size_t i = 1; i < argc && n < (int)sizeof msg - 140; i++)
+            n += snprintf(msg + n, sizeof msg - (size_t)n, "'%.*s' ",
+                          (int)(argl[i] > 128 ? 128 : argl[i]), argv[i]);
+        reply_error(&c->out, msg);
+        return;
+    }
+    c->last_cmd = cmd->name;
+    if ((cmd->arity > 0 && (int)argc != cmd->arity) || (int)argc < -cmd->arity) {
+        flush_segment(c);
+        reply_arity(&c->out, argv[0], argl[0]);
+        return;
+    }
+    unsigned shard = sh->index;
+    int multi = (cmd->flags & CMD_MULTI) != 0;
+    if (!multi && cmd->first > 0 && kv_nshards() > 1) {
+        int last = cmd->last < 0 ? (int)argc + cmd->last : cmd->last;
+        shard = kv_key_shard(argv[cmd->first], argl[cmd->first]);
+        for (int k = cmd->first + cmd->step; k <= last && k < (int)argc; k += cmd->step)
+            if (kv_key_shard(argv[k], argl[k]) != shard) {
+                multi = 1;
+                break;
+            }
+    }
+    if (multi) {
+        flush_segment(c);
+        kv_ctx ctx = {&sh->db, (int)argc, argv, argl, &c->out, c, cmd};
+        cmd->multi(&ctx);
+        return;
+    }
+    kv_item it = {cmd, (int)argc, argv, argl, c->nargs, shard, 0, 0};
+    if (c->nitems == 0 && shard == sh->index) { /* the fast path: no queue, no message */
+        run_local(c, &it, &c->out);
+        return;
+    }
+    c->items[c->nitems++] = it;
+    c->nargs += argc;
+    if (c->nitems >= SEGMENT_MAX)
+        flush_segment(c);
+}
+
+void kv_process(kv_conn *c)
+{
+    size_t start = 0;
+    while (!c->close_after) {
+        size_t used = 0;
+        int r = resp_parse(&c->parser, c->qbuf + start, c->qlen - start, &used);
+        if (r == RESP_MORE)
+            break;
+        if (r == RESP_ERROR) {
+            flush_segment(c);
+            reply_error(&c->out, c->parser.err);
+            c->close_after = 1;
+            break;
+        }
+        if (r == RESP_DONE)
+            dispatch(c, c->qbuf + start);
+        resp_reset(&c->parser);
+        start += used;
+        if (c->out.len >= OUT_FLUSH) {
+            flush_segment(c);
+            kv_aof_wait(kv_local());
+            if (c->fd >= 0 && weft_write(c->fd, c->out.data, c->out.len, WEFT_FOREVER) < 0)
+                c->close_after = 1;
+            c->out.len = 0;
+        }
+    }
+    flush_segment(c);
+    if (start) {
+        memmove(c->qbuf, c->qbuf + start, c->qlen - start);
+        c->qlen -= start;
+    }
+}
+
+/* ---- Helpers of the coordinators ---- */
+
+/* Splits the keys (every `step` arguments from 1, each with step - 1 values after it) into one
+ * item per shard holding that shard's keys, runs them, and returns the items (nshards, shard
+ * order; an item with argc 1 had no key) with their replies in dst. The argument arrays are
+ * *arena, for the caller to free. */
+int kv_split_build(kv_ctx *c, int step, kv_item *items, void **arena, int **pos)
+{
+    unsigned n = kv_nshards();
+    size_t total = (size_t)c->argc;
+    const char **argv = malloc(total * n * sizeof *argv);
+    size_t *argl = malloc(total * n * sizeof *argl);
+    int *where = malloc(total * sizeof *where);
+    arena[0] = argv;
+    arena[1] = argl;
+    *pos = where;
+    if (!argv || !argl || !where)
+        return -ENOMEM;
+    for (unsigned s = 0; s < n; s++) {
+        items[s] = (kv_item){c->cmd, 1, argv + s * total, argl + s * total, 0, s, 0, 0};
+        argv[s * total] = c->argv[0];
+        argl[s * total] = c->argl[0];
+    }
+    for (int i = 1; i < c->argc; i += step) {
+        unsigned s = kv_key_shard(c->argv[i], c->argl[i]);
+        kv_item *it = &items[s];
+        where[i] = it->argc; /* the key's index in its shard's command */
+        for (int k = 0; k < step; k++) {
+            argv[s * total + (size_t)it->argc] = c->argv[i + k];
+            argl[s * total + (size_t)it->argc] = c->argl[i + k];
+            it->argc++;
+        }
+    }
+    /* Only the shards that have keys run. */
+    size_t m = 0;
+    for (unsigned s = 0; s < n; s++)
+        if (items[s].argc > 1)
+            items[m++] = items[s];
+    return (int)m;
+}
+
+int kv_split_keys(kv_ctx *c, int step, kv_item *items, sbuf *dst, void **arena, int **pos)
+{
+    int m = kv_split_build(c, step, items, arena, pos);
+    if (m < 0)
+        return m;
+    if (m == 1) { /* one shard: atomic there */
+        int r = kv_exec_items(c->conn, items, 1, dst);
+        return r < 0 ? r : m;
+    }
+    kv_tx tx; /* several: held together (tx.c) */
+    int r = kv_tx_begin(&tx, items, (size_t)m, dst);
+    if (r < 0)
+        return r;
+    kv_tx_end(&tx);
+    return r < 0 ? r : m;
+}
+
+void kv_split_free(void **arena, int *pos)
+{
+    free(arena[0]);
+    free(arena[1]);
+    free(pos);
+}
+
+size_t kv_skip_reply(const char *p)
+{
+    const char *nl = strchr(p, '\n');
+    size_t head = (size_t)(nl - p) + 1;
+    if (p[0] == '$' && p[1] != '-')
+        head += (size_t)atoll(p + 1) + 2;
+    return head;
+}

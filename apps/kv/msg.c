@@ -1,0 +1,78 @@
+/* Cross-shard messages (msg.h). */
+#include "msg.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void kv_msg_release(kv_msg *m)
+{
+    /* acq_rel: the last owner frees, after seeing the other's writes to out. */
+    if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
+        sbuf_free(&m->out);
+        free(m);
+    }
+}
+
+void kv_msg_run(kv_msg *m)
+{
+    kv_shard *sh = kv_local();
+    for (size_t i = 0; i < m->n; i++) {
+        kv_msg_item *it = &m->items[i];
+        kv_ctx ctx = {&sh->db, it->argc, it->argv, it->argl, &m->out, NULL, it->cmd};
+        it->off = m->out.len;
+        kv_run_proc(it->cmd, &ctx);
+        it->len = m->out.len - it->off;
+    }
+    atomic_store_explicit(&sh->mem_pub, kv_mem_used, memory_order_relaxed);
+}
+
+void *kv_msg_task(void *arg)
+{
+    kv_msg *m = arg;
+    kv_msg_run(m);
+    kv_aof_wait(kv_local()); /* appendfsync always: durable before the sender replies */
+    kv_msg_release(m);
+    atomic_fetch_sub_explicit(&kv_inflight, 1, memory_order_release);
+    return NULL;
+}
+
+kv_msg *kv_msg_build(const kv_item *items, size_t n, unsigned shard)
+{
+    size_t k = 0, nargs = 0, bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        if (items[i].shard == shard) {
+            k++;
+            nargs += (size_t)items[i].argc;
+            for (int a = 0; a < items[i].argc; a++)
+                bytes += items[i].argl[a];
+        }
+    size_t size = sizeof(kv_msg) + k * sizeof(kv_msg_item) +
+                  nargs * (sizeof(char *) + sizeof(size_t)) + bytes;
+    kv_msg *m = malloc(size);
+    if (!m)
+        return NULL;
+    atomic_init(&m->refs, 2);
+    m->n = k;
+    memset(&m->out, 0, sizeof m->out);
+    const char **argv = (const char **)(m->items + k);
+    size_t *argl = (size_t *)(argv + nargs);
+    char *p = (char *)(argl + nargs);
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].shard != shard)
+            continue;
+        kv_msg_item *it = &m->items[j++];
+        it->cmd = items[i].cmd;
+        it->argc = items[i].argc;
+        it->argv = argv;
+        it->argl = argl;
+        for (int a = 0; a < items[i].argc; a++) {
+            if (items[i].argl[a])
+                memcpy(p, items[i].argv[a], items[i].argl[a]);
+            *argv++ = p;
+            *argl++ = items[i].argl[a];
+            p += items[i].argl[a];
+        }
+    }
+    return m;
+}

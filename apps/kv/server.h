@@ -1,0 +1,148 @@
+/* The server's shared state: the configuration, each worker's shard (its db, its connections,
+ * its counters) in a weft_sharded value, and the connection record. A shard is touched by its
+ * own worker only, except the fields marked atomic. */
+#ifndef KV_SERVER_H
+#define KV_SERVER_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <weft.h>
+
+#include "aof.h"
+#include "cmd.h"
+#include "db.h"
+#include "resp.h"
+#include "sbuf.h"
+
+enum { POLICY_NOEVICTION = 0, POLICY_ALLKEYS_LRU = 1, POLICY_VOLATILE_LRU = 2 };
+
+typedef struct kv_config {
+    int port;
+    const char *bind;
+    unsigned workers; /* 0: one per CPU */
+    int backend;
+    atomic_llong maxmemory; /* bytes, 0: no limit; CONFIG SET writes it from any worker */
+    atomic_int policy;      /* POLICY_* */
+    int64_t started_ms;
+    atomic_int shutdown;      /* SHUTDOWN asked: main_task stops the server */
+    int aof_policy;           /* AOF_OFF, _ALWAYS, _EVERYSEC, _NO (aof.h) */
+    const char *dir;          /* where the AOF files are */
+    atomic_int aof_replaying; /* replay at start: nothing is logged */
+} kv_config;
+
+extern kv_config kv_cfg;
+
+/* One pending command of a connection's pipelined batch, or of a coordinator's fan-out. */
+typedef struct kv_item {
+    const struct kv_command *cmd;
+    int argc;
+    const char *const *argv;
+    const size_t *argl;
+    size_t argi;     /* batch items: where argv starts in the connection's flat arrays */
+    unsigned shard;  /* where it runs */
+    size_t off, len; /* its reply in the destination buffer, once run */
+} kv_item;
+
+typedef struct kv_conn {
+    struct kv_conn *prev, *next; /* in the shard's list */
+    weft_task *task;
+    int fd;
+    uint64_t id;
+    char *name; /* CLIENT SETNAME, or NULL */
+    char addr[64];
+    char laddr[64];
+    int64_t created_ms;
+    int64_t last_ms;
+    const char *last_cmd;
+    char *qbuf; /* the query buffer: qlen bytes of qcap */
+    size_t qlen, qcap;
+    resp_parser parser;
+    sbuf out;       /* replies of the batch, written with one write */
+    sbuf tmp;       /* replies of local items while remote ones run */
+    kv_item *items; /* the batch's pending segment */
+    size_t nitems, items_cap;
+    const char **argp; /* the segment's arguments, flat (items index them by argi) */
+    size_t *argl;
+    size_t nargs, args_cap;
+    int close_after; /* QUIT, a protocol error, SHUTDOWN: close once the replies are out */
+    int blocked;     /* parked in BLPOP/BRPOP (CLIENT LIST's flags) */
+    int replay;      /* the AOF replay's: no socket, internal commands allowed */
+} kv_conn;
+
+typedef struct kv_shard {
+    kv_db db;
+    unsigned index;
+    kv_conn conns; /* list head of this worker's connections */
+    size_t nconns;
+    uint64_t nconns_total;
+    uint64_t ncommands;
+    weft_task *sweeper;    /* the active expiry task */
+    weft_promise *drained; /* resolved when the last connection goes, while shutting down */
+    weft_task *held_by;    /* the transaction task holding the shard (tx.c), or NULL */
+    weft_event thaw;       /* set when a hold ends: the commands waiting for it go on */
+    kv_aof aof;
+    atomic_llong mem_pub; /* kv_mem_used of this worker, published for INFO */
+} kv_shard;
+
+extern weft_sharded *kv_shards;
+extern atomic_uint_fast64_t kv_next_client_id;
+/* Cross-shard tasks submitted and not yet finished, all workers: the shutdown waits for 0. */
+extern atomic_long kv_inflight;
+
+/* This worker's shard. */
+kv_shard *kv_local(void);
+/* The shard that owns key. */
+unsigned kv_key_shard(const char *key, size_t klen);
+unsigned kv_nshards(void);
+
+/* Connection: parses and runs every complete command buffered (exec.c). */
+void kv_process(kv_conn *c);
+
+/* Runs items[0 .. n) each on its shard (one message per remote shard, local ones inline),
+ * and appends their replies to dst in item order, setting each item's off and len. Returns
+ * 0, or -ECANCELED / -ENOMEM (replies missing: close the connection). Connection task only. */
+int kv_exec_items(kv_conn *c, kv_item *items, size_t n, sbuf *dst);
+/* Runs one command built by a coordinator on every shard, replies in shard order into dst;
+ * items (nshards entries) receive the offsets. */
+int kv_exec_all(kv_conn *c, const char *const *argv, const size_t *argl, int argc, sbuf *dst,
+                kv_item *items);
+/* Parks until one of keys gets a push on its shard, the deadline (absolute weft time, or
+ * WEFT_FOREVER) passes, or about a second has gone by (the caller retries, and checks its
+ * client is still there). Returns 0 or -ETIMEDOUT / -ECANCELED. */
+int kv_wait_keys(kv_conn *c, const char *const *keys, const size_t *klens, size_t nkeys,
+                 int64_t deadline);
+/* Splits c's keys (every `step` arguments from 1, each with step - 1 values after it) into
+ * one command per shard holding that shard's keys (same name), runs those, and returns how
+ * many ran (items[0 .. m), with replies in dst), or -errno. pos[i] is request argument i's
+ * index in its shard's command. arena and pos are freed with kv_split_free. */
+int kv_split_keys(kv_ctx *c, int step, kv_item *items, sbuf *dst, void **arena, int **pos);
+void kv_split_free(void **arena, int *pos);
+/* The length of the RESP2 reply at p (bulk, null, integer, status, error: not arrays); the
+ * buffer must hold a NUL somewhere after it. */
+size_t kv_skip_reply(const char *p);
+/* Builds kv_split_keys's per-shard commands without running them: returns how many. */
+int kv_split_build(kv_ctx *c, int step, kv_item *items, void **arena, int **pos);
+
+/* An atomic step over several shards (tx.c). begin holds every shard of items (the caller's
+ * included) and runs items as the first phase (replies into dst in item order, as
+ * kv_exec_items; an item with no command only names a shard to hold); run runs another phase
+ * on the held shards; end releases them. While a shard is held, every other command that
+ * would run there waits (kv_run_proc). Connection task only. begin returns 0 or -errno (then
+ * nothing is held); run 0 or -ENOMEM, -EINVAL (an item on a shard not held). */
+typedef struct kv_tx {
+    struct tx_core *core; /* shared with the holding tasks on the other shards */
+    int nphase;
+    int nremote;
+    unsigned char remote[WEFT_WORKERS_MAX];
+    weft_future *futs[WEFT_WORKERS_MAX];
+} kv_tx;
+int kv_tx_begin(kv_tx *tx, kv_item *items, size_t n, sbuf *dst);
+/* Parks until no transaction of another task holds sh. */
+void kv_wait_unheld(kv_shard *sh);
+int kv_tx_run(kv_tx *tx, kv_item *items, size_t n, sbuf *dst);
+void kv_tx_end(kv_tx *tx);
+
+/* Runs a command's proc on the current shard with the memory policy checks (maxmemory). */
+void kv_run_proc(const struct kv_command *cmd, kv_ctx *ctx);
+
+#endif

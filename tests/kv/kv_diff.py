@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""Differential test of weft-kv against the real redis-server: the same script of commands
+(every command weft-kv has, with wrong types, bad arguments and errors) is sent to both over
+raw RESP, and the replies are compared one by one, byte for byte.
+
+    kv_diff.py WEFT_KV_BINARY [WORKERS]
+
+Starts both servers on free ports itself; exits 77 (skipped) when redis-server is missing.
+Replies that depend on time or on hash order (TTL values, KEYS, HGETALL, SCAN) are compared
+after normalising: TTLs by range, unordered arrays sorted."""
+import os, random, shutil, socket, subprocess, sys, tempfile, threading, time
+
+def free_port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+
+def wait_port(port, proc):
+    for _ in range(200):
+        if proc.poll() is not None:
+            raise SystemExit("server exited early")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close(); return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("server did not start")
+
+class Conn:
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port)); self.buf = b""
+        self.s.settimeout(10)
+    def fill(self):
+        d = self.s.recv(65536)
+        if not d: raise EOFError
+        self.buf += d
+    def line(self):
+        while b"\r\n" not in self.buf: self.fill()
+        l, self.buf = self.buf.split(b"\r\n", 1); return l
+    def reply(self):
+        l = self.line(); t = l[:1]
+        if t in (b"+", b"-", b":"): return l
+        if t == b"$":
+            n = int(l[1:])
+            if n < 0: return l
+            while len(self.buf) < n + 2: self.fill()
+            d, self.buf = self.buf[:n], self.buf[n + 2:]; return l + b" " + d
+        if t == b"*":
+            n = int(l[1:])
+            return [l] + [self.reply() for _ in range(max(n, 0))]
+        raise ValueError(l)
+    def send(self, *args):
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        self.s.sendall(out)
+    def cmd(self, *args):
+        self.send(*args); return self.reply()
+
+UNORDERED = {"keys", "hgetall", "scan_keys"}
+
+def norm(cmd, r):
+    name = cmd[0].lower()
+    if name in ("ttl", "pttl") and isinstance(r, bytes) and r.startswith(b":"):
+        v = int(r[1:]); return b":" + (b"pos" if v > 0 else str(v).encode())
+    if name in ("keys",) and isinstance(r, list):
+        return [r[0]] + sorted(r[1:])
+    if name == "hgetall" and isinstance(r, list):
+        pairs = sorted(zip(r[1::2], r[2::2])); return [r[0]] + pairs
+    return r
+
+def script(rng):
+    """The commands: a fixed part covering every command and error, then random ones."""
+    s = [
+        ("PING",), ("PING", "hi"), ("PING", "a", "b"), ("ECHO", "x"), ("ECHO",), ("GET",),
+        ("GET", "k"), ("SET", "k", "v"), ("GET", "k"), ("SET", "k", "v", "NX"),
+        ("SET", "k", "v2", "XX"), ("SET", "k", "v", "NX", "XX"), ("SET", "k", "v", "EX", "0"),
+        ("SET", "k", "v", "EX", "-1"), ("SET", "k", "v", "EX", "x"), ("SET", "k", "v", "PX"),
+        ("SET", "k", "v", "EX", "10", "PX", "10"), ("SET", "k", "v", "KEEPTTL", "EX", "1"),
+        ("SET", "k", "v3", "GET"), ("SET", "nk", "v3", "GET"), ("SET", "k", "v4", "NX", "GET"),
+        ("SET", "k", "v", "EX", "9999999999999999"), ("SET", "k", "v", "PXAT", "1"),
+        ("GET", "k"), ("SET", "k", "v", "EXAT", "99999999999"), ("TTL", "k"),
+        ("SET", "k", "w", "KEEPTTL"), ("TTL", "k"), ("PERSIST", "k"), ("TTL", "k"),
+        ("GETSET", "k", "g"), ("GETSET", "nope", "g"), ("GETDEL", "nope"), ("GETDEL", "nope2"),
+        ("SETNX", "k", "x"), ("SETNX", "k2", "x"), ("SETEX", "k3", "0", "v"),
+        ("SETEX", "k3", "x", "v"), ("SETEX", "k3", "100", "v"), ("TTL", "k3"),
+        ("PSETEX", "k4", "-5", "v"), ("PSETEX", "k4", "100000", "v"), ("PTTL", "k4"),
+        ("INCR", "n"), ("INCRBY", "n", "10"), ("INCRBY", "n", "x"), ("DECR", "n"),
+        ("DECRBY", "n", "5"), ("DECRBY", "n", "-9223372036854775808"), ("INCR", "k"),
+        ("SET", "big", "9223372036854775807"), ("INCR", "big"), ("DECRBY", "n", "1.5"),
+        ("SET", "neg", "-9223372036854775808"), ("DECR", "neg"), ("INCR", "neg"),
+        ("SET", "sp", " 1"), ("INCR", "sp"), ("SET", "z", "01"), ("INCR", "z"),
+        ("INCRBYFLOAT", "f", "10.5"), ("INCRBYFLOAT", "f", "0.1"), ("INCRBYFLOAT", "f", "-5.6"),
+        ("INCRBYFLOAT", "f", "x"), ("INCRBYFLOAT", "f", "1e3"), ("INCRBYFLOAT", "k", "1"),
+        ("INCRBYFLOAT", "f", "inf"), ("INCRBYFLOAT", "n", "3"),
+        ("APPEND", "a", "he"), ("APPEND", "a", "llo"), ("GET", "a"), ("STRLEN", "a"),
+        ("STRLEN", "nope"), ("GETRANGE", "a", "0", "1"), ("GETRANGE", "a", "-3", "-1"),
+        ("GETRANGE", "a", "3", "1"), ("GETRANGE", "a", "-1", "-5"), ("GETRANGE", "a", "0", "100"),
+        ("GETRANGE", "nope", "0", "1"), ("GETRANGE", "a", "x", "1"), ("SETRANGE", "a", "1", "EY"),
+        ("GET", "a"), ("SETRANGE", "a", "-1", "x"), ("SETRANGE", "s2", "3", "x"), ("GET", "s2"),
+        ("SETRANGE", "s3", "0", ""), ("EXISTS", "s3"), ("SETRANGE", "a", "0", ""),
+        ("MSET", "m1", "1", "m2", "2", "m3", "3"), ("MSET", "m1"), ("MSET", "m1", "1", "m2"),
+        ("MGET", "m1", "m2", "nope", "m3", "l"), ("MSETNX", "m1", "x", "m9", "y"), ("GET", "m9"),
+        ("MSETNX", "m8", "x", "m9", "y"), ("MGET", "m8", "m9"), ("DEL", "m1", "m2", "nope"),
+        ("UNLINK", "m3", "m8"), ("EXISTS", "m9", "m9", "nope", "a"),
+        ("LPUSH", "l", "a", "b", "c"), ("RPUSH", "l", "d"), ("LLEN", "l"), ("LRANGE", "l", "0", "-1"),
+        ("LRANGE", "l", "1", "2"), ("LRANGE", "l", "-2", "100"), ("LRANGE", "l", "5", "10"),
+        ("LRANGE", "l", "x", "1"), ("LPOP", "l"), ("RPOP", "l"), ("LPOP", "l", "0"),
+        ("LPOP", "l", "-1"), ("LPOP", "l", "x"), ("LPOP", "l", "5"), ("LPOP", "l"),
+        ("LPOP", "nope", "2"), ("RPOP", "nope"), ("LLEN", "l"), ("EXISTS", "l"), ("GET", "l"),
+        ("LPUSH", "k", "x"), ("LPUSH", "l"), ("RPUSH", "l2", "1", "2", "3"), ("RPOP", "l2", "2"),
+        ("LPOP", "a"), ("LLEN", "a"), ("LRANGE", "a", "0", "1"),
+        ("HSET", "h", "f", "1", "g", "2"), ("HSET", "h", "f", "3"), ("HSET", "h", "f"),
+        ("HGET", "h", "f"), ("HGET", "h", "nope"), ("HGET", "nope", "f"), ("HLEN", "h"),
+        ("HEXISTS", "h", "g"), ("HEXISTS", "h", "x"), ("HGETALL", "h"), ("HGETALL", "nope"),
+        ("HINCRBY", "h", "f", "5"), ("HINCRBY", "h", "new", "-2"), ("HINCRBY", "h", "f", "x"),
+        ("HSET", "h", "s", "abc"), ("HINCRBY", "h", "s", "1"), ("HDEL", "h", "f", "nope"),
+        ("HDEL", "h", "g", "new", "s"), ("EXISTS", "h"), ("HGET", "a", "f"), ("HSET", "a", "f", "v"),
+        ("HINCRBY", "hh", "f", "9223372036854775807"), ("HINCRBY", "hh", "f", "1"),
+        ("TYPE", "a"), ("TYPE", "l2"), ("TYPE", "hh"), ("TYPE", "nope"),
+        ("EXPIRE", "a", "100"), ("TTL", "a"), ("EXPIRE", "a", "100", "NX"), ("EXPIRE", "a", "50", "GT"),
+        ("EXPIRE", "a", "200", "GT"), ("EXPIRE", "a", "50", "LT"), ("EXPIRE", "a", "1", "NX", "XX"),
+        ("EXPIRE", "a", "1", "GT", "LT"), ("EXPIRE", "a", "1", "FOO"), ("EXPIRE", "a", "x"),
+        ("EXPIRE", "nope", "10"), ("PEXPIRE", "a", "100000"), ("PTTL", "a"), ("PERSIST", "a"),
+        ("PERSIST", "a"), ("TTL", "a"), ("TTL", "nope"), ("PTTL", "nope"),
+        ("EXPIREAT", "a", "99999999999"), ("TTL", "a"), ("PEXPIREAT", "a", "1"), ("EXISTS", "a"),
+        ("SET", "e", "v"), ("EXPIRE", "e", "-1"), ("GET", "e"), ("EXPIRE", "e", "9223372036854775807"),
+        ("SET", "r1", "v", "EX", "100"), ("RENAME", "r1", "r2"), ("GET", "r1"), ("GET", "r2"),
+        ("TTL", "r2"), ("RENAME", "nope", "x"), ("RENAME", "r2", "r2"), ("RPUSH", "rl", "1", "2"),
+        ("RENAME", "rl", "rl2"), ("LRANGE", "rl2", "0", "-1"), ("HSET", "rh", "a", "1"),
+        ("RENAME", "rh", "r2"), ("HGETALL", "r2"), ("TYPE", "rh"),
+        ("KEYS", "*"), ("KEYS", "m*"), ("KEYS", "h?"), ("KEYS", "[rs]*"), ("KEYS", "nomatch*"),
+        ("DBSIZE",), ("SELECT", "0"), ("SELECT", "x"), ("SCAN", "x"), ("SCAN", "0", "COUNT", "0"),
+        ("SCAN", "0", "FOO"), ("HELLO", "4"), ("HELLO", "x"), ("HELLO", "3", "FOO"),
+        ("CLIENT", "SETNAME", "a b"), ("CLIENT", "SETNAME", "me"), ("CLIENT", "GETNAME"),
+        ("CLIENT", "FOO"), ("CONFIG", "GET", "save"), ("CONFIG", "GET", "appendonly"),
+        ("CONFIG", "GET", "nosuch"), ("CONFIG", "SET", "nosuch", "1"), ("CONFIG", "GET"),
+        ("CONFIG", "SET", "maxmemory-policy", "allkeys-lru"), ("CONFIG", "GET", "maxmemory-policy"),
+        ("CONFIG", "SET", "maxmemory-policy", "noeviction"), ("CONFIG", "GET", "maxmemory"),
+        ("FOO",), ("FOO", "a", "b"), ("BLPOP", "bl", "x"), ("BLPOP", "bl", "-1"),
+        ("BLPOP", "bl", "0.05"), ("RPUSH", "bl", "x"), ("BLPOP", "bl", "bl2", "1"),
+        ("BRPOP", "nope", "a", "0.01"), ("BLPOP", "a", "0.01"), ("FLUSHDB", "x"),
+        ("FLUSHDB",), ("DBSIZE",), ("KEYS", "*"), ("RANDOMKEY",),
+    ]
+    keys = ["k%d" % i for i in range(12)]
+    for _ in range(1500):
+        k, k2 = rng.choice(keys), rng.choice(keys)
+        v = str(rng.choice([rng.randint(-5, 50), "x" + str(rng.randint(0, 9))]))
+        s.append(rng.choice([
+            ("SET", k, v), ("GET", k), ("INCR", k), ("INCRBY", k, v), ("APPEND", k, v),
+            ("DEL", k, k2), ("EXISTS", k, k2), ("LPUSH", k, v), ("RPUSH", k, v, v), ("LPOP", k),
+            ("RPOP", k), ("LLEN", k), ("LRANGE", k, "0", "-1"), ("HSET", k, v, v), ("HGET", k, v),
+            ("HDEL", k, v), ("HLEN", k), ("HINCRBY", k, v, "2"), ("TYPE", k), ("STRLEN", k),
+            ("MSET", k, v, k2, v), ("MGET", k, k2, "nope"), ("RENAME", k, k2), ("GETDEL", k),
+            ("SETNX", k, v), ("GETSET", k, v), ("EXPIRE", k, "100"), ("TTL", k), ("PERSIST", k),
+            ("SETRANGE", k, "2", v), ("GETRANGE", k, "1", "-2"), ("HEXISTS", k, v),
+            ("MSETNX", k, v, k2, v), ("DBSIZE",), ("INCRBYFLOAT", k, "1.5"), ("DECRBY", k, v),
+        ]))
+    s += [("KEYS", "*"), ("DBSIZE",)]
+    return s
+
+def atomicity(port):
+    """Commands over several shards are atomic: a reader never sees an MSET half done, nor a
+    RENAME with both names or neither. Returns the number of violations (0 expected)."""
+    keys = ["atom:%d" % i for i in range(10)]  # ten keys: on both shards but for 1 in 512
+    w, r = Conn(port), Conn(port)
+    w.cmd("MSET", *[x for k in keys for x in (k, "0")])
+    w.cmd("SET", "ren:a", "v")
+    bad = []
+    def writer():
+        for i in range(1, 1500):
+            w.cmd("MSET", *[x for k in keys for x in (k, str(i))])
+            w.cmd("RENAME", *(("ren:a", "ren:b") if i % 2 else ("ren:b", "ren:a")))
+    t = threading.Thread(target=writer); t.start()
+    while t.is_alive():
+        vals = r.cmd("MGET", *keys)[1:]
+        if len(set(vals)) != 1:
+            bad.append(("MGET", vals))
+        n = r.cmd("EXISTS", "ren:a", "ren:b")
+        if n != b":1":
+            bad.append(("EXISTS", n))
+    t.join()
+    for b in bad[:5]:
+        print("NOT ATOMIC: %r" % (b,))
+    return len(bad)
+
+def main():
+    kv_bin = sys.argv[1]; workers = sys.argv[2] if len(sys.argv) > 2 else "2"
+    redis = shutil.which("redis-server")
+    if not redis:
+        print("kv_diff: redis-server not installed: skipped"); return 77
+    rp, kp = free_port(), free_port()
+    tmp = tempfile.mkdtemp()
+    rs = subprocess.Popen([redis, "--port", str(rp), "--bind", "127.0.0.1", "--save", "",
+                           "--appendonly", "no", "--dir", tmp, "--databases", "1"],
+                          stdout=subprocess.DEVNULL)
+    ks = subprocess.Popen([kv_bin, "--port", str(kp), "--workers", workers],
+                          stdout=subprocess.DEVNULL)
+    bad = 0
+    try:
+        wait_port(rp, rs); wait_port(kp, ks)
+        a, b = Conn(rp), Conn(kp)
+        rng = random.Random(int(os.environ.get("KV_DIFF_SEED", "13")))
+        cmds = script(rng)
+        for cmd in cmds:
+            ra, rb = norm(cmd, a.cmd(*cmd)), norm(cmd, b.cmd(*cmd))
+            if ra != rb:
+                bad += 1
+                if bad <= 20:
+                    print("DIFF %r\n  redis:   %r\n  weft-kv: %r" % (cmd, ra, rb))
+        print("kv_diff: %d commands, %d differences (%s workers)" % (len(cmds), bad, workers))
+        nat = atomicity(kp)
+        print("kv_diff: atomicity: %d violations" % nat)
+        bad += nat
+    finally:
+        rs.terminate(); ks.terminate()
+        rs.wait(); rc = ks.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+    if rc != 0:
+        print("kv_diff: weft-kv exited with %d" % rc); return 1
+    return 1 if bad else 0
+
+sys.exit(main())

@@ -1,0 +1,299 @@
+/* weft-kv's RESP parser (apps/kv/resp.c): whole commands, pipelines, every split point of a
+ * batch (the parser must give the same commands whatever the chunking, with the buffer
+ * compacted between commands as the server does), inline commands with quotes, the empty
+ * commands, Redis's limits and error texts, and no allocation from a declared length. Also
+ * the glob matcher of KEYS and SCAN (apps/kv/db.c). */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "resp.h"
+
+/* The commands parsed from a byte stream, as "arg|arg|...;" per command, "!<err>" for an
+ * error (which ends the stream), fed in chunks of the sizes given (0-terminated list; the
+ * last size repeats). The buffer is compacted after each command, as the connection does. */
+static char *parse_stream(const char *in, size_t n, const size_t *chunks)
+{
+    resp_parser p = {0};
+    resp_reset(&p);
+    char *buf = malloc(n + 1);
+    size_t len = 0, fed = 0, k = 0;
+    size_t cap = 4096, olen = 0;
+    char *out = malloc(cap);
+    out[0] = 0;
+    for (;;) {
+        size_t step = chunks[k] ? chunks[k] : 1;
+        if (chunks[k + 1])
+            k++;
+        size_t take = fed + step > n ? n - fed : step;
+        memcpy(buf + len, in + fed, take);
+        len += take;
+        fed += take;
+        for (;;) {
+            size_t used = 0;
+            int r = resp_parse(&p, buf, len, &used);
+            if (r == RESP_MORE)
+                break;
+            if (r == RESP_ERROR) {
+                olen += (size_t)snprintf(out + olen, cap - olen, "!%s", p.err);
+                resp_free(&p);
+                free(buf);
+                return out;
+            }
+            if (r == RESP_DONE) {
+                for (size_t a = 0; a < p.argc; a++) {
+                    cr_assert_lt(olen + p.argv[a].len + 2, cap);
+                    memcpy(out + olen, buf + p.argv[a].off, p.argv[a].len);
+                    olen += p.argv[a].len;
+                    out[olen++] = a + 1 < p.argc ? '|' : ';';
+                }
+                out[olen] = 0;
+            }
+            memmove(buf, buf + used, len - used);
+            len -= used;
+            resp_reset(&p);
+        }
+        if (fed == n)
+            break;
+    }
+    if (len)
+        olen += (size_t)snprintf(out + olen, cap - olen, "+%zu", len); /* left incomplete */
+    resp_free(&p);
+    free(buf);
+    return out;
+}
+
+static char *parse_whole(const char *in)
+{
+    size_t chunks[] = {strlen(in) ? strlen(in) : 1, 0};
+    return parse_stream(in, strlen(in), chunks);
+}
+
+Test(resp, multibulk)
+{
+    char *r = parse_whole("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n");
+    cr_assert_str_eq(r, "SET|k|hello;");
+    free(r);
+    r = parse_whole("*1\r\n$0\r\n\r\n*2\r\n$4\r\nECHO\r\n$4\r\na\r\nb\r\n");
+    cr_assert_str_eq(r, ";ECHO|a\r\nb;", "empty and binary-safe bulks");
+    free(r);
+}
+
+Test(resp, pipeline_and_every_split)
+{
+    const char *in = "*1\r\n$4\r\nPING\r\n"
+                     "PING\r\n"
+                     "SET a \"b c\" 'd\\'e'\n"
+                     "*0\r\n*-1\r\n\r\n"
+                     "*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$10\r\n0123456789\r\n"
+                     "  get   key  \r\n"
+                     "*2\r\n$4\r\nECHO\r\n$2\r\n\r\n\r\n";
+    size_t n = strlen(in);
+    char *want = parse_whole(in);
+    cr_assert_str_eq(want, "PING;PING;SET|a|b c|d'e;SET|key|0123456789;get|key;ECHO|\r\n;");
+    for (size_t s = 1; s < n; s++) { /* two chunks, split at s */
+        size_t chunks[] = {s, n - s, 0};
+        char *got = parse_stream(in, n, chunks);
+        cr_assert_str_eq(got, want, "split at byte %zu", s);
+        free(got);
+    }
+    size_t bytewise[] = {1, 0};
+    char *got = parse_stream(in, n, bytewise);
+    cr_assert_str_eq(got, want, "byte by byte");
+    free(got);
+    for (size_t step = 2; step < 9; step++) {
+        size_t chunks[] = {step, 0};
+        got = parse_stream(in, n, chunks);
+        cr_assert_str_eq(got, want, "chunks of %zu", step);
+        free(got);
+    }
+    free(want);
+}
+
+Test(resp, incomplete_stays_pending)
+{
+    char *r = parse_whole("*2\r\n$3\r\nGET\r\n$1\r\n");
+    cr_assert_str_eq(r, "+17", "no command until the last bulk is in");
+    free(r);
+    r = parse_whole("PING");
+    cr_assert_str_eq(r, "+4");
+    free(r);
+}
+
+Test(resp, redis_quirks)
+{
+    /* Redis skips the two bytes after a bulk without checking them. */
+    char *r = parse_whole("*1\r\n$4\r\nPINGxx");
+    cr_assert_str_eq(r, "PING;");
+    free(r);
+    r = parse_whole("PING\n");
+    cr_assert_str_eq(r, "PING;", "an inline line may end with \\n alone");
+    free(r);
+    r = parse_whole("ECHO \"a\\x41\\n\"\r\n");
+    cr_assert_str_eq(r, "ECHO|aA\n;");
+    free(r);
+}
+
+static void expect_error(const char *in, const char *err)
+{
+    char *r = parse_whole(in);
+    char want[256];
+    snprintf(want, sizeof want, "!%s", err);
+    cr_assert_str_eq(r, want, "input %s", in);
+    free(r);
+}
+
+Test(resp, errors_as_redis)
+{
+    expect_error("*x\r\n", "ERR Protocol error: invalid multibulk length");
+    expect_error("*1x\r\n", "ERR Protocol error: invalid multibulk length");
+    expect_error("*\r\n", "ERR Protocol error: invalid multibulk length");
+    expect_error("*+1\r\n", "ERR Protocol error: invalid multibulk length");
+    expect_error("*01\r\n", "ERR Protocol error: invalid multibulk length");
+    expect_error("*3000000000\r\n", "ERR Protocol error: invalid multibulk length");
+    expect_error("*2\r\n$-5\r\n", "ERR Protocol error: invalid bulk length");
+    expect_error("*2\r\n$600000000\r\n", "ERR Protocol error: invalid bulk length");
+    expect_error("*1\r\n$ 4\r\nPING\r\n", "ERR Protocol error: invalid bulk length");
+    expect_error("*1\r\n$\r\n", "ERR Protocol error: invalid bulk length");
+    expect_error("*2\r\n:1\r\n", "ERR Protocol error: expected '$', got ':'");
+    expect_error("set \"a b\r\n", "ERR Protocol error: unbalanced quotes in request");
+    expect_error("echo \"a\"b\r\n", "ERR Protocol error: unbalanced quotes in request");
+    expect_error("echo 'a\r\n", "ERR Protocol error: unbalanced quotes in request");
+}
+
+Test(resp, line_limits)
+{
+    size_t n = RESP_MAX_INLINE + 10;
+    char *big = malloc(n + 1);
+    memset(big, 'a', n);
+    big[n] = 0;
+    expect_error(big, "ERR Protocol error: too big inline request");
+    big[0] = '*';
+    expect_error(big, "ERR Protocol error: too big mbulk count string");
+    memcpy(big, "*1\r\n$", 5);
+    expect_error(big, "ERR Protocol error: too big bulk count string");
+    free(big);
+}
+
+Test(resp, no_allocation_from_declared_sizes)
+{
+    resp_parser p = {0};
+    resp_reset(&p);
+    char in[] = "*2147483647\r\n$536870912\r\nabc";
+    size_t used;
+    cr_assert_eq(resp_parse(&p, in, strlen(in), &used), RESP_MORE);
+    cr_assert_eq(p.argv_cap, 0, "argv grows with arguments received, not declared");
+    cr_assert_eq(p.nargs, 2147483647);
+    cr_assert_eq(p.bulk_len, 536870912, "512 MB is proto-max-bulk-len: allowed");
+    resp_free(&p);
+}
+
+Test(resp, empty_commands)
+{
+    resp_parser p = {0};
+    resp_reset(&p);
+    size_t used;
+    char a[] = "*0\r\n";
+    cr_assert_eq(resp_parse(&p, a, 4, &used), RESP_SKIP);
+    cr_assert_eq(used, 4);
+    resp_reset(&p);
+    char b[] = "\r\n";
+    cr_assert_eq(resp_parse(&p, b, 2, &used), RESP_SKIP);
+    cr_assert_eq(used, 2);
+    resp_free(&p);
+}
+
+Test(resp, strtoll_strict)
+{
+    long long v;
+    cr_assert_eq(resp_strtoll("0", 1, &v), 0);
+    cr_assert_eq(v, 0);
+    cr_assert_eq(resp_strtoll("-9223372036854775808", 20, &v), 0);
+    cr_assert_eq(v, -9223372036854775807LL - 1);
+    cr_assert_eq(resp_strtoll("9223372036854775807", 19, &v), 0);
+    cr_assert_eq(resp_strtoll("9223372036854775808", 19, &v), -1);
+    cr_assert_eq(resp_strtoll("-0", 2, &v), -1);
+    cr_assert_eq(resp_strtoll("+1", 2, &v), -1);
+    cr_assert_eq(resp_strtoll(" 1", 2, &v), -1);
+    cr_assert_eq(resp_strtoll("", 0, &v), -1);
+    cr_assert_eq(resp_strtoll("-", 1, &v), -1);
+}
+
+/* Mutated requests, cut at random points: the parser never reads or points outside what it
+ * was given, and every outcome is one of its codes (run under ASan by `make test`). */
+Test(resp, fuzz_smoke)
+{
+    static const char *const seeds[] = {
+        "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n",
+        "PING\r\n",
+        "SET a \"b\\x41 c\" 'd\\'e'\n",
+        "*0\r\n*-1\r\n\r\n",
+        "*2\r\n$4\r\nECHO\r\n$0\r\n\r\n",
+    };
+    const char alphabet[] = "*$\r\n0123456789-+\"' \\xAaZ";
+    unsigned long long x = 88172645463325252ULL;
+    for (int round = 0; round < 20000; round++) {
+        char buf[256];
+        const char *seed = seeds[round % 5];
+        size_t n = strlen(seed);
+        memcpy(buf, seed, n);
+        for (int m = 0; m < 3; m++) { /* a few byte flips, inserts or cuts */
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            size_t at = (size_t)(x % (n + 1));
+            int op = (int)((x >> 20) % 3);
+            char c = alphabet[(x >> 32) % (sizeof alphabet - 1)];
+            if (op == 0 && at < n)
+                buf[at] = c;
+            else if (op == 1 && n + 1 < sizeof buf) {
+                memmove(buf + at + 1, buf + at, n - at);
+                buf[at] = c;
+                n++;
+            } else if (op == 2)
+                n = at;
+        }
+        resp_parser p = {0};
+        resp_reset(&p);
+        size_t start = 0;
+        while (start < n) {
+            size_t used = 0;
+            int r = resp_parse(&p, buf + start, n - start, &used);
+            cr_assert(r >= RESP_ERROR && r <= RESP_SKIP);
+            if (r == RESP_MORE || r == RESP_ERROR)
+                break;
+            cr_assert(used > 0 && used <= n - start, "consumed %zu of %zu", used, n - start);
+            for (size_t a = 0; r == RESP_DONE && a < p.argc; a++)
+                cr_assert(p.argv[a].off + p.argv[a].len <= used);
+            start += used;
+            resp_reset(&p);
+        }
+        resp_free(&p);
+    }
+}
+
+static int glob(const char *p, const char *s)
+{
+    return kv_glob(p, strlen(p), s, strlen(s), 0);
+}
+
+Test(glob, patterns)
+{
+    cr_assert(glob("*", ""));
+    cr_assert(glob("h?llo", "hello"));
+    cr_assert(!glob("h?llo", "hllo"));
+    cr_assert(glob("h*llo", "heeeello"));
+    cr_assert(glob("h[ae]llo", "hallo"));
+    cr_assert(!glob("h[^e]llo", "hello"));
+    cr_assert(glob("h[a-b]llo", "hbllo"));
+    cr_assert(glob("h\\*llo", "h*llo"));
+    cr_assert(!glob("h\\*llo", "hello"));
+    cr_assert(glob("*a*b*c", "xxaxxbxxc"));
+    cr_assert(!glob("*a*b*c", "xxaxxbxx"));
+    cr_assert(kv_glob("MAX*", 4, "maxmemory", 9, 1), "nocase");
+    /* A pattern that is exponential for naive recursion returns at once. */
+    char s[200];
+    memset(s, 'a', sizeof s - 1);
+    s[sizeof s - 1] = 0;
+    cr_assert(!glob("*a*a*a*a*a*a*a*a*a*a*a*a*b", s));
+}
