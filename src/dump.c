@@ -168,11 +168,11 @@ static void put_wait(weft__dumpbuf *b, int kind, const void *what, int64_t deadl
     }
 }
 
-static void put_frame(weft__dumpbuf *b, int i, uintptr_t pc)
+void weft__dumpbuf_frame(weft__dumpbuf *b, int i, uintptr_t pc, bool exact)
 {
     Dl_info di;
-    /* pc - 1: a return address may be the first byte of the next function. */
-    if (dladdr((void *)(pc - 1), &di) && di.dli_fname) {
+    /* pc - 1 for a return address: it may be the first byte of the next function. */
+    if (dladdr((void *)(exact ? pc : pc - 1), &di) && di.dli_fname) {
         const char *mod = strrchr(di.dli_fname, '/');
         mod = mod ? mod + 1 : di.dli_fname;
         if (di.dli_sname)
@@ -213,7 +213,7 @@ static void put_backtrace(weft__dumpbuf *b, const weft_task *t)
     uintptr_t pc = *(const uintptr_t *)(sp + SAVED_PC_OFF);
     uintptr_t fp = *(const uintptr_t *)(sp + SAVED_FP_OFF);
     for (int i = 0; i < 64 && pc; i++) {
-        put_frame(b, i, pc);
+        weft__dumpbuf_frame(b, i, pc, false);
         if (fp <= sp || fp + 16 > hi || (fp & 7))
             break;
         sp = fp;

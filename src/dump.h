@@ -16,6 +16,10 @@ typedef struct weft__dumpbuf {
 
 void weft__dumpbuf_printf(weft__dumpbuf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Appends frame #i of a backtrace: "symbol+offset (module+offset)" where the symbol is
+ * known, "module+offset" where it is not. `exact`: pc is where the code stood (an interrupted
+ * one), not a return address. */
+void weft__dumpbuf_frame(weft__dumpbuf *b, int i, uintptr_t pc, bool exact);
 /* Writes the buffer to fd (all of it, retrying short writes) and frees it; 0 or -errno. */
 int weft__dumpbuf_flush(weft__dumpbuf *b, int fd);
 

@@ -13,7 +13,6 @@
  * 100 ms while none does, so an idle runtime costs ten wake-ups a second of one thread and a
  * busy one about 0.1% of a CPU at the 10 ms default. A stall is reported between 1 and 1.25
  * thresholds after it began (up to 100 ms more if it began while the runtime was idle). */
-#include <dlfcn.h>
 #include <sched.h>
 #include <errno.h>
 #include <stdio.h>
@@ -188,24 +187,8 @@ static WEFT_COLD void report(struct weft__watchdog *wd, weft__worker *w, unsigne
         weft__dumpbuf_printf(&b, " (no backtrace: %s)\n",
                              wd->own_signal ? "the thread did not answer"
                                             : "SIGURG is the program's own");
-    for (int i = 0; i < n; i++) {
-        uintptr_t pc = w->watch.pcs[i];
-        Dl_info di;
-        if (dladdr((void *)(i ? pc - 1 : pc), &di) && di.dli_fname) {
-            const char *mod = strrchr(di.dli_fname, '/');
-            mod = mod ? mod + 1 : di.dli_fname;
-            if (di.dli_sname)
-                weft__dumpbuf_printf(&b, "    #%d 0x%lx in %s+0x%lx (%s+0x%lx)\n", i,
-                                     (unsigned long)pc, di.dli_sname,
-                                     (unsigned long)(pc - (uintptr_t)di.dli_saddr), mod,
-                                     (unsigned long)(pc - (uintptr_t)di.dli_fbase));
-            else
-                weft__dumpbuf_printf(&b, "    #%d 0x%lx in %s+0x%lx\n", i, (unsigned long)pc, mod,
-                                     (unsigned long)(pc - (uintptr_t)di.dli_fbase));
-        } else {
-            weft__dumpbuf_printf(&b, "    #%d 0x%lx\n", i, (unsigned long)pc);
-        }
-    }
+    for (int i = 0; i < n; i++)
+        weft__dumpbuf_frame(&b, i, w->watch.pcs[i], i == 0);
     weft__dumpbuf_flush(&b, STDERR_FILENO);
     WEFT_PROBE2(stall, index, ran_ns / 1000000);
 }
