@@ -157,6 +157,10 @@ enum { WEFT_MODE_DEFAULT = 0, WEFT_MODE_SHARDED = 1, WEFT_MODE_STEALING = 2 };
 enum { WEFT_DEADLOCK_DEFAULT = 0, WEFT_DEADLOCK_EXIT = 1, WEFT_DEADLOCK_REPORT = 2,
        WEFT_DEADLOCK_OFF = 3 };
 
+/* Log levels (weft_config.log_level): a report of a failure the program should act on
+ * (a deadlock), a warning (a stall, a fallback to epoll, a task with no stack), information. */
+enum { WEFT_LOG_ERROR = 1, WEFT_LOG_WARN = 2, WEFT_LOG_INFO = 3 };
+
 /* The most workers a runtime may have. */
 #define WEFT_WORKERS_MAX 256u
 
@@ -195,8 +199,19 @@ typedef struct weft_config {
      * uses 25); negative: off. The watchdog thread samples the workers every quarter of the
      * threshold while tasks run, backing off to 100 ms while none does. */
     int stall_ms;
-    unsigned reserved1_;   /* zero */
-    uint64_t reserved_[5]; /* zero: room for fields of later versions */
+    /* The lines weft writes of its own accord: an io_uring fallback, a task that got no
+     * stack, a stall, a deadlock report. At most this level (WEFT_LOG_*; 0: the
+     * WEFT_LOG_LEVEL environment variable, "error", "warn", "info" or "off", else
+     * WARN); negative: none. */
+    int log_level;
+    /* NULL: the lines go to stderr, each in one write. Otherwise log(log_arg, level, text)
+     * gets each message (one or more lines, without the last newline), on whichever thread
+     * wrote it (a worker's, the stall detector's): it must not block for long or call back
+     * into weft. The stack overflow report, written from a signal handler, always goes to
+     * stderr. */
+    void (*log)(void *log_arg, int level, const char *text);
+    void *log_arg;
+    uint64_t reserved_[3]; /* zero: room for fields of later versions */
 } weft_config;
 
 /* 64 KiB of stack by default: enough for printf-heavy and parser code, and only the pages a

@@ -19,6 +19,7 @@
 #include "deadlock.h"
 #include "dump.h"
 #include "io/io.h"
+#include "log.h"
 #include "runtime.h"
 #include "scheduler.h"
 #include "task.h"
@@ -125,7 +126,8 @@ static WEFT_COLD void report(weft__worker *w, uint64_t ran)
                          rt->deadlock_policy == WEFT_DEADLOCK_EXIT
                              ? "exiting with status 2 (WEFT_DEADLOCK=report only reports)"
                              : "running on (WEFT_DEADLOCK=report)");
-    weft__dumpbuf_flush(&b, STDERR_FILENO);
+    weft__log(rt, WEFT_LOG_ERROR, b.p ? b.p : "", b.len);
+    free(b.p);
     if (rt->deadlock_policy == WEFT_DEADLOCK_EXIT)
         _exit(2);
 }

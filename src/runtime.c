@@ -97,7 +97,7 @@ static int take_config(const weft_config *cfg, weft_config *out)
     if (out->workers > WEFT_WORKERS_MAX || out->mode < WEFT_MODE_DEFAULT ||
         out->mode > WEFT_MODE_STEALING || out->pin_workers < 0 || out->pin_workers > 1 ||
         out->deadlock < WEFT_DEADLOCK_DEFAULT || out->deadlock > WEFT_DEADLOCK_OFF ||
-        out->reserved1_)
+        out->log_level > WEFT_LOG_INFO)
         return -EINVAL;
     return 0;
 }
@@ -115,6 +115,14 @@ WEFT_COLD static int resolve_workers(weft_config *c, unsigned ncpus)
                       : strcmp(d, "off") == 0    ? WEFT_DEADLOCK_OFF
                       : strcmp(d, "report") == 0 ? WEFT_DEADLOCK_REPORT
                                                  : WEFT_DEADLOCK_EXIT;
+    }
+    if (c->log_level == 0) {
+        const char *l = getenv("WEFT_LOG_LEVEL");
+        c->log_level = !l || !*l                 ? WEFT_LOG_WARN
+                       : strcmp(l, "error") == 0 ? WEFT_LOG_ERROR
+                       : strcmp(l, "info") == 0  ? WEFT_LOG_INFO
+                       : strcmp(l, "off") == 0   ? -1
+                                                 : WEFT_LOG_WARN;
     }
     if (c->stall_ms == 0) {
         const char *s = getenv("WEFT_STALL_MS");

@@ -8,6 +8,7 @@
 
 #include "probes.h"
 #include "hooks.h"
+#include "log.h"
 #include "overflow.h"
 #include "scheduler.h"
 #include "stack.h"
@@ -179,10 +180,10 @@ static WEFT_NOINLINE weft_task *start_unrun(weft__worker *w, weft_task *t)
             return t;
         if (!w->stacks.nostack_told) {
             w->stacks.nostack_told = true;
-            fprintf(stderr,
-                    "weft: task %llu \"%s\" got no stack (%s); it and any later task "
-                    "without one finish unrun, and their joins report WEFT_NOMEM\n",
-                    (unsigned long long)t->id, t->name, weft_strerror(r));
+            weft__logf(w->rt, WEFT_LOG_WARN,
+                       "weft: task %llu \"%s\" got no stack (%s); it and any later task "
+                       "without one finish unrun, and their joins report WEFT_NOMEM\n",
+                       (unsigned long long)t->id, t->name, weft_strerror(r));
         }
         result = WEFT_NOMEM;
     }

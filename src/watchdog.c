@@ -24,6 +24,7 @@
 
 #include "probes.h"
 #include "dump.h"
+#include "log.h"
 #include "runtime.h"
 #include "stack.h"
 #include "task.h"
@@ -36,7 +37,8 @@
 
 struct weft__watchdog {
     pthread_t thread;
-    pthread_mutex_t lock; /* guards stop, with cond: the stop wakes the sleep */
+    const weft__runtime *rt; /* whose workers it watches; fixed */
+    pthread_mutex_t lock;    /* guards stop, with cond: the stop wakes the sleep */
     pthread_cond_t cond;
     bool stop;
     bool own_signal; /* the handler is weft's: worker threads unblock the signal */
@@ -189,7 +191,8 @@ static WEFT_COLD void report(struct weft__watchdog *wd, weft__worker *w, unsigne
                                             : "SIGURG is the program's own");
     for (int i = 0; i < n; i++)
         weft__dumpbuf_frame(&b, i, w->watch.pcs[i], i == 0);
-    weft__dumpbuf_flush(&b, STDERR_FILENO);
+    weft__log(wd->rt, WEFT_LOG_WARN, b.p ? b.p : "", b.len);
+    free(b.p);
     WEFT_PROBE2(stall, index, ran_ns / 1000000);
 }
 
@@ -294,6 +297,7 @@ WEFT_COLD int weft__watchdog_start(weft__runtime *rt)
         return -ENOMEM;
     }
     wd->threshold_ns = rt->stall_ns;
+    wd->rt = rt;
     wd->tokens = WATCH_BURST;
     wd->refilled_at = weft__clock_ns();
     wd->own_signal = install_handler();

@@ -415,3 +415,58 @@ Test(dump, a_stall_is_reported_once_with_its_backtrace)
     cr_assert_null(strstr(text, "stall"), "off, yet: %s", text);
     free(text);
 }
+
+/* ---- The log hook ---- */
+
+typedef struct log_capture {
+    pthread_mutex_t mu; /* the callback runs on the watchdog's thread */
+    int nstall, other_level;
+    char first[256];
+} log_capture;
+
+static void capture(void *arg, int level, const char *text)
+{
+    log_capture *lc = arg;
+    pthread_mutex_lock(&lc->mu);
+    if (level == WEFT_LOG_WARN && strstr(text, "weft: stall:")) {
+        if (lc->nstall++ == 0)
+            snprintf(lc->first, sizeof lc->first, "%s", text);
+    } else {
+        lc->other_level = level;
+    }
+    pthread_mutex_unlock(&lc->mu);
+}
+
+static void *spin_main(void *arg)
+{
+    (void)arg;
+    weft_task *t;
+    weft_spawn_opts o = {.name = "spinner"};
+    cr_assert_eq(weft_spawn(&t, spinner, NULL, &o), 0);
+    cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
+    return NULL;
+}
+
+Test(dump, the_log_hook_gets_the_reports)
+{
+    log_capture lc = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 1;
+    c.log = capture;
+    c.log_arg = &lc;
+    run_main_cfg(&c, spin_main, NULL);
+    cr_assert_eq(lc.nstall, 1, "one stall, reported once");
+    cr_assert_not_null(strstr(lc.first, "\"spinner\" on worker 0 has run for"), "%s", lc.first);
+    cr_assert_neq(lc.first[strlen(lc.first) - 1], '\n', "without the last newline");
+    cr_assert_eq(lc.other_level, 0);
+
+    /* Below the level: nothing. */
+    log_capture quiet = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    c.log_arg = &quiet;
+    c.log_level = WEFT_LOG_ERROR;
+    run_main_cfg(&c, spin_main, NULL);
+    cr_assert_eq(quiet.nstall, 0);
+    c.log_level = WEFT_LOG_INFO + 1;
+    cr_assert_eq(weft_run(&c, spin_main, NULL, NULL), -EINVAL);
+}

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "../log.h"
 
 /* Which backend: the configuration, else WEFT_BACKEND, else epoll (the conservative
  * default libuv, Tokio and Go make). io_uring falls back to epoll, with one line on stderr,
@@ -46,11 +47,12 @@ int weft__io_init(weft__worker *w, int backend)
     io->ops = choose(backend, &unbuilt);
     int r = io->ops->init(io);
     if (r < 0 && io->ops != &weft__io_epoll) {
-        fprintf(stderr, "weft: io_uring unavailable (%s): using epoll\n", weft_strerror(r));
+        weft__logf(w->rt, WEFT_LOG_WARN, "weft: io_uring unavailable (%s): using epoll\n",
+                   weft_strerror(r));
         io->ops = &weft__io_epoll;
         r = io->ops->init(io);
     } else if (unbuilt) {
-        fprintf(stderr, "weft: built without io_uring (liburing): using epoll\n");
+        weft__logf(w->rt, WEFT_LOG_WARN, "weft: built without io_uring (liburing): using epoll\n");
     }
     if (r < 0) {
         weft__free(w, io);

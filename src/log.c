@@ -1,0 +1,55 @@
+/* The runtime's log. The function and level are the runtime's configuration (no process-wide
+ * state: each runtime logs where its program said); without a function, a line goes to
+ * stderr in one write, so lines of several threads do not interleave. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "runtime.h"
+
+void weft__log(const weft__runtime *rt, int level, const char *text, size_t len)
+{
+    if (level > rt->cfg.log_level)
+        return;
+    if (rt->cfg.log) {
+        /* The callback gets a NUL-terminated copy, without the last newline. */
+        size_t n = len && text[len - 1] == '\n' ? len - 1 : len;
+        char small[1024], *msg = n < sizeof small ? small : malloc(n + 1);
+        if (!msg)
+            return;
+        memcpy(msg, text, n);
+        msg[n] = '\0';
+        rt->cfg.log(rt->cfg.log_arg, level, msg);
+        if (msg != small)
+            free(msg);
+        return;
+    }
+    int saved = errno;
+    for (size_t off = 0; off < len;) {
+        ssize_t w = write(STDERR_FILENO, text + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    errno = saved;
+}
+
+void weft__logf(const weft__runtime *rt, int level, const char *fmt, ...)
+{
+    if (level > rt->cfg.log_level)
+        return;
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    weft__log(rt, level, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+}

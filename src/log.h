@@ -1,0 +1,16 @@
+/* The runtime's log (log.c): the lines weft writes of its own accord (a fallback from
+ * io_uring to epoll, a task that got no stack, a stall, a deadlock) go to the program's log
+ * function when the configuration has one, else to stderr, at or above the configured level. */
+#ifndef WEFT_LOG_H
+#define WEFT_LOG_H
+
+#include "internal.h"
+
+/* Logs `len` bytes of `text` (one or more lines, each ending in '\n') at `level`
+ * (WEFT_LOG_*). Any thread of the runtime, the watchdog's included. */
+void weft__log(const weft__runtime *rt, int level, const char *text, size_t len);
+/* The same, formatted (at most 1 KiB). */
+void weft__logf(const weft__runtime *rt, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif
