@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "probes.h"
+#include "cycles.h"
 #include "dump.h"
 #include "log.h"
 #include "runtime.h"
@@ -32,6 +33,7 @@
 #include "worker.h"
 
 #define WATCH_IDLE_MAX_NS (100 * 1000000LL)
+#define WATCH_CYCLES_NS   (1000 * 1000000LL) /* a walk of every record: seldom */
 #define WATCH_BURST       4
 #define WATCH_REFILL_NS   (10 * 1000000000LL)
 
@@ -41,7 +43,9 @@ struct weft__watchdog {
     pthread_mutex_t lock;    /* guards stop, with cond: the stop wakes the sleep */
     pthread_cond_t cond;
     bool stop;
-    bool own_signal; /* the handler is weft's: worker threads unblock the signal */
+    bool own_signal;     /* the handler is weft's: worker threads unblock the signal */
+    weft__cycles cycles; /* circles of joins reported (cycles.c) */
+    int64_t cycles_at;   /* when the last walk for them was */
     int64_t threshold_ns;
     double tokens; /* reports left in the rate limit */
     int64_t refilled_at;
@@ -249,6 +253,11 @@ static void *watchdog_thread(void *arg)
                 if (take_token(wd, now))
                     report(wd, w, i, now - s->since, wd->own_signal);
             }
+        }
+        /* About once a second, tasks that wait for each other while others run. */
+        if (now - wd->cycles_at >= WATCH_CYCLES_NS) {
+            wd->cycles_at = now;
+            weft__cycles_check(rt, &wd->cycles);
         }
         period =
             busy ? busy_period : (period * 2 > WATCH_IDLE_MAX_NS ? WATCH_IDLE_MAX_NS : period * 2);

@@ -470,3 +470,70 @@ Test(dump, the_log_hook_gets_the_reports)
     c.log_level = WEFT_LOG_INFO + 1;
     cr_assert_eq(weft_run(&c, spin_main, NULL, NULL), -EINVAL);
 }
+
+/* ---- A circle of joins while the rest runs on ---- */
+
+static weft_task *circle[3];
+static weft_event circle_ready = WEFT_EVENT_INIT;
+
+static void *join_next(void *arg)
+{
+    intptr_t i = (intptr_t)arg;
+    weft_event_wait(&circle_ready, WEFT_FOREVER);
+    return (void *)(intptr_t)weft_join(circle[(i + 1) % 3], NULL, WEFT_FOREVER);
+}
+
+static void *circle_main(void *arg)
+{
+    log_capture *lc = arg;
+    const char *names[3] = {"first", "second", "third"};
+    for (intptr_t i = 0; i < 3; i++) {
+        weft_spawn_opts o = {.name = names[i]};
+        cr_assert_eq(
+            weft_spawn_on((unsigned)i % weft_worker_count(), &circle[i], join_next, (void *)i, &o),
+            0);
+    }
+    weft_event_set(&circle_ready);
+    /* This task runs on (a sleep loop): no global deadlock, yet three tasks are stuck. */
+    bool seen = false;
+    for (int n = 0; n < 1000 && !seen; n++) {
+        weft_sleep(10 * WEFT_MSEC);
+        pthread_mutex_lock(&lc->mu);
+        seen = lc->other_level == WEFT_LOG_WARN;
+        pthread_mutex_unlock(&lc->mu);
+    }
+    cr_assert(seen, "no report of the circle in 10 s");
+    /* Each is joined by another already (one joiner a task): cancelled, and left to the
+     * runtime's end to reap. */
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(weft_cancel(circle[i]), 0);
+    return NULL;
+}
+
+static void capture_circle(void *arg, int level, const char *text)
+{
+    log_capture *lc = arg;
+    pthread_mutex_lock(&lc->mu);
+    if (strstr(text, "wait for each other")) {
+        lc->other_level = level;
+        snprintf(lc->first, sizeof lc->first, "%s", text);
+        lc->nstall++; /* here: reports of the circle */
+    }
+    pthread_mutex_unlock(&lc->mu);
+}
+
+Test(dump, a_circle_of_joins_is_reported_while_others_run)
+{
+    log_capture lc = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 2;
+    c.log = capture_circle;
+    c.log_arg = &lc;
+    run_main_cfg(&c, circle_main, &lc);
+    cr_assert_eq(lc.nstall, 1, "reported once");
+    cr_assert_not_null(strstr(lc.first, "3 tasks wait for each other"), "%s", lc.first);
+    cr_assert_not_null(strstr(lc.first, "\"first\" on worker 0 joins task"), "%s", lc.first);
+    cr_assert_not_null(strstr(lc.first, "\"second\" on worker 1 joins task"), "%s", lc.first);
+    cr_assert_not_null(strstr(lc.first, "\"third\" on worker 0 joins task"), "%s", lc.first);
+}

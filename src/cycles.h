@@ -1,0 +1,29 @@
+/* Partial deadlocks (cycles.c): tasks that wait for each other in a circle while the rest of
+ * the program runs on, which the global report (deadlock.c) cannot see. Found by the stall
+ * detector's thread, about once a second. Joins only: a join's wait record names the task
+ * waited for (a record, which lives as long as the runtime), so the circle is exact; a
+ * mutex's holder lives in the mutex, which this thread cannot read safely. */
+#ifndef WEFT_CYCLES_H
+#define WEFT_CYCLES_H
+
+#include "internal.h"
+
+#define WEFT__CYCLES_REMEMBERED 64
+
+/* What the checker remembers between walks: the circles reported (each by its lowest
+ * record and that record's state word), so each is reported once. owner: the watchdog. */
+typedef struct weft__cycle_key {
+    const weft_task *t;
+    uint64_t word;
+} weft__cycle_key;
+
+typedef struct weft__cycles {
+    weft__cycle_key reported[WEFT__CYCLES_REMEMBERED];
+    unsigned nreported;
+} weft__cycles;
+
+/* Walks rt's task records and reports (weft__log, warning) each new circle of joins: tasks
+ * parked, with no deadline, each in a join of the next. Any thread while rt runs. */
+void weft__cycles_check(weft__runtime *rt, weft__cycles *c);
+
+#endif
