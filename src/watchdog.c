@@ -237,7 +237,7 @@ static void *watchdog_thread(void *arg)
             weft__worker *w = &rt->workers[i];
             struct watch_seen *s = &wd->seen[i];
             uint64_t pub = atomic_load_explicit(&w->watch.pub, memory_order_relaxed);
-            if (pub != s->pub) {
+            if (pub != s->pub || !s->since) { /* a new run, or the first look */
                 s->pub = pub;
                 s->since = now;
                 s->reported = false;
