@@ -10,7 +10,8 @@
  *                                         (defaults: every CPU, 7000, 127.0.0.1)
  *
  * --debug-port P turns on weft's debug endpoint on 127.0.0.1:P (0: a port the kernel picks,
- * printed): `curl 127.0.0.1:P/metrics` for the counters, `/debug/tasks` for every task.
+ * printed): `curl 127.0.0.1:P/metrics` for the counters, `/debug/tasks.txt` (or JSON at
+ * `/debug/tasks`) for every task.
  *
  * --workers 1 is the single-worker server the single-core benchmarks measure (bench/run_net.sh
  * passes it); without the flag, WEFT_WORKERS in the environment also sets the count.

@@ -828,8 +828,12 @@ WEFT_API int weft_runtime_stats(weft_runtime *rt, int worker, weft_stats *out, s
 WEFT_API int weft_metrics_text(weft_runtime *rt, char *buf, size_t len);
 
 /* Turns on the debug endpoint: an HTTP/1.0 server, served by a task of the caller's worker on
- * weft's own sockets, answering GET (and HEAD) /metrics with weft_metrics_text's text and
- * /debug/tasks with weft_dump_tasks' text. `addr` NULL means 127.0.0.1 on a port the kernel
+ * weft's own sockets, answering GET (and HEAD) /metrics with weft_metrics_text's text,
+ * /debug/tasks with every task as JSON ({"ntasks", "workers", "mode", "dumped_by", "tasks":
+ * [{"id", "name", "worker", "state", "started", "stackless", "cancelled", "wait": {"kind",
+ * "for_ns", "deadline_in_ns", "fd" | "task" | "object", "held_by"}, "stack": {"size",
+ * "touched", "guarded"}, "frames": [{"pc", "module", "module_offset", "symbol", "offset"}]}]},
+ * the fields present where they apply) and /debug/tasks.txt with weft_dump_tasks' text. `addr` NULL means 127.0.0.1 on a port the kernel
  * picks; `*bound` (if not NULL) receives the address bound. One request per connection, each
  * read and write under a 5 s deadline. The endpoint stops when the runtime does; while it
  * listens, the deadlock report counts it as a source of work from outside (it is one).

@@ -1,8 +1,8 @@
 /* The debug endpoint: a small HTTP/1.0 responder, on weft's own sockets, serving the metrics
- * as Prometheus text at /metrics and the task dump at /debug/tasks. One task accepts and
- * answers one request per connection in turn (a monitoring scraper, a person with curl), each
- * read and write under a 5 s deadline, so a slow client costs the endpoint its turn and
- * nothing else. */
+ * as Prometheus text at /metrics and the task dump at /debug/tasks (JSON) and
+ * /debug/tasks.txt. One task accepts and answers one request per connection in turn (a
+ * monitoring scraper, a person with curl), each read and write under a 5 s deadline, so a slow
+ * client costs the endpoint its turn and nothing else. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,11 +63,15 @@ static void serve_one(int fd)
             weft__metrics_render(w->rt, &body);
             respond(fd, 200, "OK", "text/plain; version=0.0.4", &body, head, deadline);
         } else if (strcmp(path, "/debug/tasks") == 0) {
-            weft__dump_render(&body);
+            weft__dump_render(&body, true);
+            respond(fd, 200, "OK", "application/json", &body, head, deadline);
+        } else if (strcmp(path, "/debug/tasks.txt") == 0) {
+            weft__dump_render(&body, false);
             respond(fd, 200, "OK", "text/plain; charset=utf-8", &body, head, deadline);
         } else if (strcmp(path, "/") == 0 || strcmp(path, "/debug/") == 0) {
-            weft__dumpbuf_printf(&body, "weft debug endpoint\n/metrics       Prometheus text\n"
-                                        "/debug/tasks   every task, its wait and backtrace\n");
+            weft__dumpbuf_printf(&body, "weft debug endpoint\n/metrics           Prometheus text\n"
+                                        "/debug/tasks       every task, its wait and backtrace "
+                                        "(JSON)\n/debug/tasks.txt   the same as text\n");
             respond(fd, 200, "OK", "text/plain", &body, head, deadline);
         } else {
             weft__dumpbuf_printf(&body, "not found: try /metrics or /debug/tasks\n");

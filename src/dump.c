@@ -201,25 +201,38 @@ void weft__dumpbuf_frame(weft__dumpbuf *b, int i, uintptr_t pc, bool exact)
  * frame must lie above the last one and below the stack's top, so a broken chain (code built
  * without frame pointers) ends the walk instead of reading elsewhere. The chain ends at the
  * coroutine's entry, which zeroes its frame pointer. */
-static void put_backtrace(weft__dumpbuf *b, const weft_task *t)
+#define MAX_FRAMES 64
+
+/* The return addresses of t's saved frames, at most MAX_FRAMES; returns how many. */
+static int backtrace_of(const weft_task *t, uintptr_t *pcs)
 {
     const weft__stack *s = t->stack;
     if (!s)
-        return;
+        return 0;
     uintptr_t lo = (uintptr_t)s->lo, hi = (uintptr_t)s->hi;
     uintptr_t sp = (uintptr_t)t->ctx.sp;
     if (sp < lo || sp + WEFT__CTX_FRAME_BYTES > hi || (sp & 7))
-        return;
+        return 0;
     uintptr_t pc = *(const uintptr_t *)(sp + SAVED_PC_OFF);
     uintptr_t fp = *(const uintptr_t *)(sp + SAVED_FP_OFF);
-    for (int i = 0; i < 64 && pc; i++) {
-        weft__dumpbuf_frame(b, i, pc, false);
+    int n = 0;
+    while (n < MAX_FRAMES && pc) {
+        pcs[n++] = pc;
         if (fp <= sp || fp + 16 > hi || (fp & 7))
             break;
         sp = fp;
         fp = *(const uintptr_t *)sp;
         pc = *(const uintptr_t *)(sp + 8);
     }
+    return n;
+}
+
+static void put_backtrace(weft__dumpbuf *b, const weft_task *t)
+{
+    uintptr_t pcs[MAX_FRAMES];
+    int n = backtrace_of(t, pcs);
+    for (int i = 0; i < n; i++)
+        weft__dumpbuf_frame(b, i, pcs[i], false);
 }
 
 /* How much of the stack has ever been touched: its resident pages (the kernel commits a page
@@ -273,11 +286,102 @@ static void put_task(weft__dumpbuf *b, const weft_task *t, uint64_t word, bool b
     }
 }
 
+/* ---- The same as JSON (the debug endpoint's /debug/tasks) ------------------------------ */
+
+/* A JSON string: quotes, backslashes and control bytes escaped. */
+static void put_json_string(weft__dumpbuf *b, const char *s, size_t max)
+{
+    weft__dumpbuf_printf(b, "\"");
+    for (size_t i = 0; i < max && s[i]; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\')
+            weft__dumpbuf_printf(b, "\\%c", c);
+        else if (c < 0x20 || c == 0x7f)
+            weft__dumpbuf_printf(b, "\\u%04x", c);
+        else
+            weft__dumpbuf_printf(b, "%c", c);
+    }
+    weft__dumpbuf_printf(b, "\"");
+}
+
+static void put_task_json(weft__dumpbuf *b, const weft_task *t, uint64_t word, bool backtrace,
+                          int64_t now, bool first)
+{
+    const weft__worker *w = __atomic_load_n(&t->worker, __ATOMIC_RELAXED);
+    weft__dumpbuf_printf(b, "%s{\"id\":%llu,\"name\":", first ? "" : ",",
+                         (unsigned long long)id_of(t));
+    put_json_string(b, t->name, sizeof t->name);
+    weft__dumpbuf_printf(b,
+                         ",\"worker\":%u,\"state\":\"%s\",\"started\":%s,\"stackless\":%s,"
+                         "\"cancelled\":%s",
+                         w ? w->index : 0u, state_name(word),
+                         (t->flags & WEFT__T_STARTED) ? "true" : "false",
+                         (t->flags & WEFT__T_STACKLESS) ? "true" : "false",
+                         weft__task_cancelled(t) ? "true" : "false");
+    int kind;
+    const void *what;
+    int64_t deadline, since;
+    if (weft__task_wait_snapshot(t, &kind, &what, &deadline, &since) == 0) {
+        const char *name = kind >= 0 && kind < WEFT__WAIT_NKINDS && wait_names[kind]
+                               ? wait_names[kind]
+                               : "unknown";
+        weft__dumpbuf_printf(b, ",\"wait\":{\"kind\":\"%s\",\"for_ns\":%lld", name,
+                             (long long)(now - since));
+        if (deadline != WEFT_FOREVER)
+            weft__dumpbuf_printf(b, ",\"deadline_in_ns\":%lld", (long long)(deadline - now));
+        if (kind == WEFT__WAIT_FD || kind == WEFT__WAIT_IO)
+            weft__dumpbuf_printf(b, ",\"fd\":%d", (int)(intptr_t)what);
+        else if (kind == WEFT__WAIT_JOIN)
+            weft__dumpbuf_printf(b, ",\"task\":%llu", (unsigned long long)id_of(what));
+        else if (what)
+            weft__dumpbuf_printf(b, ",\"object\":\"%p\"", what);
+        if (kind == WEFT__WAIT_MUTEX) {
+            const weft_task *owner = weft__sync_owner(what);
+            if (owner && owner->worker)
+                weft__dumpbuf_printf(b, ",\"held_by\":%llu", (unsigned long long)id_of(owner));
+            else if (owner)
+                weft__dumpbuf_printf(b, ",\"held_by\":\"thread\"");
+        }
+        weft__dumpbuf_printf(b, "}");
+    }
+    const weft__stack *s = t->stack;
+    if (s) {
+        weft__dumpbuf_printf(b, ",\"stack\":{\"size\":%zu,\"touched\":%zu,\"guarded\":%s}",
+                             (size_t)(s->hi - s->lo), resident(s), s->guarded ? "true" : "false");
+        unsigned st = WEFT__STATE(word);
+        if (backtrace && (st == WEFT__PARKED || st == WEFT__READY)) {
+            uintptr_t pcs[MAX_FRAMES];
+            int n = backtrace_of(t, pcs);
+            weft__dumpbuf_printf(b, ",\"frames\":[");
+            for (int i = 0; i < n; i++) {
+                Dl_info di;
+                weft__dumpbuf_printf(b, "%s{\"pc\":\"0x%lx\"", i ? "," : "", (unsigned long)pcs[i]);
+                if (dladdr((void *)(pcs[i] - 1), &di) && di.dli_fname) {
+                    weft__dumpbuf_printf(b, ",\"module\":");
+                    put_json_string(b, di.dli_fname, 4096);
+                    weft__dumpbuf_printf(b, ",\"module_offset\":%lu",
+                                         (unsigned long)(pcs[i] - (uintptr_t)di.dli_fbase));
+                    if (di.dli_sname) {
+                        weft__dumpbuf_printf(b, ",\"symbol\":");
+                        put_json_string(b, di.dli_sname, 4096);
+                        weft__dumpbuf_printf(b, ",\"offset\":%lu",
+                                             (unsigned long)(pcs[i] - (uintptr_t)di.dli_saddr));
+                    }
+                }
+                weft__dumpbuf_printf(b, "}");
+            }
+            weft__dumpbuf_printf(b, "]");
+        }
+    }
+    weft__dumpbuf_printf(b, "}");
+}
+
 typedef struct dump_walk {
     weft__dumpbuf *b;
     const weft__worker *w;
     const weft_task *skip;
     bool backtraces;
+    bool json;
     int64_t now;
     size_t n;
 } dump_walk;
@@ -290,14 +394,26 @@ static void dump_one(weft_task *t, void *arg)
     uint64_t word = atomic_load_explicit(&t->word, memory_order_acquire);
     if (WEFT__STATE(word) == WEFT__DONE)
         return; /* finished, waiting to be joined: nothing left that can act */
-    put_task(d->b, t, word, d->backtraces, d->now);
+    if (d->json)
+        put_task_json(d->b, t, word, d->backtraces, d->now, d->n == 0);
+    else
+        put_task(d->b, t, word, d->backtraces, d->now);
     d->n++;
 }
 
 size_t weft__dump_tasks(weft__dumpbuf *b, weft__runtime *rt, const weft__worker *w,
                         const weft_task *skip, bool backtraces, int64_t now)
 {
-    dump_walk d = {b, w, skip, backtraces, now, 0};
+    dump_walk d = {b, w, skip, backtraces, false, now, 0};
+    weft__task_each(rt, dump_one, &d);
+    return d.n;
+}
+
+/* As weft__dump_tasks, as the elements of a JSON array (comma-separated objects). */
+static size_t dump_tasks_json(weft__dumpbuf *b, weft__runtime *rt, const weft__worker *w,
+                              const weft_task *skip, bool backtraces, int64_t now)
+{
+    dump_walk d = {b, w, skip, backtraces, true, now, 0};
     weft__task_each(rt, dump_one, &d);
     return d.n;
 }
@@ -307,6 +423,7 @@ size_t weft__dump_tasks(weft__dumpbuf *b, weft__runtime *rt, const weft__worker 
 typedef struct worker_part {
     weft__dumpbuf b;
     size_t n;
+    bool json;
 } worker_part;
 
 /* Runs on worker k as a task (weft_submit_to): every other task of k is switched out while
@@ -315,11 +432,12 @@ static void *dump_here(void *arg)
 {
     worker_part *p = arg;
     weft__worker *w = weft__worker_current();
-    p->n = weft__dump_tasks(&p->b, w->rt, w, weft_self(), true, w->now);
+    p->n = p->json ? dump_tasks_json(&p->b, w->rt, w, weft_self(), true, w->now)
+                   : weft__dump_tasks(&p->b, w->rt, w, weft_self(), true, w->now);
     return NULL;
 }
 
-int weft__dump_render(weft__dumpbuf *out)
+int weft__dump_render(weft__dumpbuf *out, bool json)
 {
     weft__worker *w = weft__worker_current();
     weft_task *self = weft__blocking_task(w);
@@ -331,6 +449,7 @@ int weft__dump_render(weft__dumpbuf *out)
     if (!parts)
         return -ENOMEM;
     for (unsigned k = 0; k < nw; k++) {
+        parts[k].json = json;
         weft_future *f = NULL;
         int r = weft_submit_to(k, dump_here, &parts[k], &f);
         if (r == 0)
@@ -339,21 +458,34 @@ int weft__dump_render(weft__dumpbuf *out)
         if (r < 0) {
             /* Cancelled, or no memory: that worker's tasks without their backtraces. */
             w = weft__worker_current();
-            parts[k].n = weft__dump_tasks(&parts[k].b, rt, &rt->workers[k], NULL, false, w->now);
+            parts[k].n =
+                json ? dump_tasks_json(&parts[k].b, rt, &rt->workers[k], NULL, false, w->now)
+                     : weft__dump_tasks(&parts[k].b, rt, &rt->workers[k], NULL, false, w->now);
         }
     }
     size_t total = 0;
     for (unsigned k = 0; k < nw; k++)
         total += parts[k].n;
-    weft__dumpbuf_printf(out, "weft: %zu tasks on %u workers (%s mode), dumped by task %llu\n",
-                         total, nw, rt->cfg.mode == WEFT_MODE_STEALING ? "stealing" : "sharded",
-                         (unsigned long long)self->id);
+    const char *mode = rt->cfg.mode == WEFT_MODE_STEALING ? "stealing" : "sharded";
+    if (json)
+        weft__dumpbuf_printf(out,
+                             "{\"ntasks\":%zu,\"workers\":%u,\"mode\":\"%s\",\"dumped_by\":%llu,"
+                             "\"tasks\":[",
+                             total, nw, mode, (unsigned long long)self->id);
+    else
+        weft__dumpbuf_printf(out, "weft: %zu tasks on %u workers (%s mode), dumped by task %llu\n",
+                             total, nw, mode, (unsigned long long)self->id);
+    bool any = false;
     for (unsigned k = 0; k < nw; k++) {
-        if (parts[k].b.len)
-            weft__dumpbuf_printf(out, "%.*s", (int)parts[k].b.len, parts[k].b.p);
+        if (parts[k].b.len) /* a JSON part is comma-separated objects: join them likewise */
+            weft__dumpbuf_printf(out, "%s%.*s", json && any ? "," : "", (int)parts[k].b.len,
+                                 parts[k].b.p);
+        any |= parts[k].n > 0;
         out->truncated |= parts[k].b.truncated;
         free(parts[k].b.p);
     }
+    if (json)
+        weft__dumpbuf_printf(out, "]}\n");
     free(parts);
     return 0;
 }
@@ -365,7 +497,7 @@ int weft_dump_tasks(int fd)
     if (fd < 0)
         return -EBADF;
     weft__dumpbuf b = {0};
-    int r = weft__dump_render(&b);
+    int r = weft__dump_render(&b, false);
     int e = weft__dumpbuf_flush(&b, fd);
     return r < 0 ? r : e;
 }

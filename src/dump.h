@@ -30,9 +30,9 @@ int weft__dumpbuf_flush(weft__dumpbuf *b, int fd);
 size_t weft__dump_tasks(weft__dumpbuf *b, weft__runtime *rt, const weft__worker *w,
                         const weft_task *skip, bool backtraces, int64_t now);
 
-/* The whole dump of the caller's runtime (weft_dump_tasks' text), appended to `out`. From a
- * stackful task: each worker lists its own, as a task of its own. Returns 0 or -EPERM,
- * -ENOMEM. */
-int weft__dump_render(weft__dumpbuf *out);
+/* The whole dump of the caller's runtime, appended to `out`: weft_dump_tasks' text, or with
+ * `json` one JSON object (the debug endpoint's /debug/tasks). From a stackful task: each
+ * worker lists its own, as a task of its own. Returns 0 or -EPERM, -ENOMEM. */
+int weft__dump_render(weft__dumpbuf *out, bool json);
 
 #endif

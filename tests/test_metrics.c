@@ -1,8 +1,10 @@
 /* Metrics: the counters read from a thread outside the runtime (per worker and summed), their
  * Prometheus text, and the debug endpoint serving /metrics and /debug/tasks over HTTP. */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -143,11 +145,37 @@ static void *endpoint_main(void *arg)
     cr_assert_not_null(strstr(r, "weft_tasks_spawned_total{worker=\"0\"} "), "%s", r);
     free(r);
 
-    r = http_get(&at, "GET /debug/tasks HTTP/1.0\r\n\r\n");
+    r = http_get(&at, "GET /debug/tasks.txt HTTP/1.0\r\n\r\n");
     cr_assert(strncmp(r, "HTTP/1.0 200 OK\r\n", 17) == 0, "%s", r);
     cr_assert_not_null(strstr(r, "\"waits-on-sem\""), "%s", r);
     cr_assert_not_null(strstr(r, "parked on semaphore"), "%s", r);
     cr_assert_not_null(strstr(r, "\"weft-debug\""), "the endpoint's own task: %s", r);
+    free(r);
+
+    /* The same as JSON, which a JSON parser accepts. */
+    r = http_get(&at, "GET /debug/tasks HTTP/1.0\r\n\r\n");
+    cr_assert(strncmp(r, "HTTP/1.0 200 OK\r\n", 17) == 0, "%s", r);
+    cr_assert_not_null(strstr(r, "Content-Type: application/json\r\n"), "%s", r);
+    const char *body = strstr(r, "\r\n\r\n");
+    cr_assert_not_null(body);
+    body += 4;
+    cr_assert(strncmp(body, "{\"ntasks\":", 10) == 0, "%s", body);
+    cr_assert_not_null(strstr(body, "\"name\":\"waits-on-sem\""), "%s", body);
+    cr_assert_not_null(strstr(body, "\"wait\":{\"kind\":\"semaphore\""), "%s", body);
+    cr_assert_not_null(strstr(body, "\"frames\":[{\"pc\":\"0x"), "%s", body);
+    char path[] = "/tmp/weft-tasks-XXXXXX";
+    int tfd = mkstemp(path);
+    cr_assert_geq(tfd, 0);
+    cr_assert_eq(write(tfd, body, strlen(body)), (ssize_t)strlen(body));
+    close(tfd);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd,
+             "python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); "
+             "assert d[\"ntasks\"] == len(d[\"tasks\"]) >= 3' %s",
+             path);
+    int st = system(cmd);
+    unlink(path);
+    cr_assert_eq(st, 0, "not JSON, or the count is off:\n%s", body);
     free(r);
 
     r = http_get(&at, "HEAD /metrics HTTP/1.0\r\n\r\n");
