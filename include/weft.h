@@ -816,6 +816,26 @@ WEFT_API int weft_tcp_keepalive(int fd, int on, int idle_s);
  * -EINVAL, or -ESHUTDOWN (the runtime has stopped). Any thread. */
 WEFT_API int weft_runtime_stats(weft_runtime *rt, int worker, weft_stats *out, size_t size);
 
+/* Histograms of durations, over every worker of a runtime: bucket k counts the samples in
+ * [2^k, 2^(k+1)) nanoseconds (0 ns in bucket 0; the last bucket everything above), sum_ns
+ * their total. One resume in 256 is sampled (two clock reads), so the counts are a 1/256
+ * sample.
+ * - WEFT_HIST_SCHEDULE_LATENCY: from a wake (a park's end: a channel hand-off, an fd ready,
+ *   a timer) to the woken task's resume on its worker.
+ * - WEFT_HIST_POLL_TIME: the length of one resume, from the switch to the task to the switch
+ *   away (a park, a yield, its end). */
+#define WEFT_HIST_BUCKETS 40
+enum { WEFT_HIST_SCHEDULE_LATENCY = 1, WEFT_HIST_POLL_TIME = 2 };
+typedef struct weft_histogram {
+    uint64_t count;
+    uint64_t sum_ns;
+    uint64_t buckets[WEFT_HIST_BUCKETS];
+} weft_histogram;
+
+/* Fills `*out` with histogram `which` of the runtime behind `rt` (summed over its workers, as
+ * of now: each worker writes its own). Returns 0, -EINVAL or -ESHUTDOWN. Any thread. */
+WEFT_API int weft_runtime_histogram(weft_runtime *rt, int which, weft_histogram *out);
+
 /* The counters of the runtime behind `rt` in Prometheus' text exposition format (version
  * 0.0.4): weft_tasks_spawned_total, weft_tasks_alive, weft_tasks_ready, weft_resumes_total,
  * weft_switches_total, weft_parks_total, weft_ticks_total, weft_reactor_polls_total,

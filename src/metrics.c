@@ -70,6 +70,54 @@ int weft_runtime_stats(weft_runtime *a, int worker, weft_stats *out, size_t size
     return 0;
 }
 
+/* Histogram `which` summed over rt's workers. */
+static int sum_histogram(const weft__runtime *rt, int which, weft_histogram *out)
+{
+    if (which != WEFT_HIST_SCHEDULE_LATENCY && which != WEFT_HIST_POLL_TIME)
+        return -EINVAL;
+    memset(out, 0, sizeof *out);
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        const weft__worker *x = &rt->workers[i];
+        const weft__hist *h = which == WEFT_HIST_SCHEDULE_LATENCY ? &x->sched_hist : &x->poll_hist;
+        for (int k = 0; k < WEFT_HIST_BUCKETS; k++) {
+            uint64_t n = atomic_load_explicit(&h->buckets[k], memory_order_relaxed);
+            out->buckets[k] += n;
+            out->count += n;
+        }
+        out->sum_ns += atomic_load_explicit(&h->sum_ns, memory_order_relaxed);
+    }
+    return 0;
+}
+
+int weft_runtime_histogram(weft_runtime *a, int which, weft_histogram *out)
+{
+    if (!a || !out)
+        return -EINVAL;
+    weft__runtime *rt = weft__anchor_lock(a);
+    int r = rt ? sum_histogram(rt, which, out) : -ESHUTDOWN;
+    weft__anchor_unlock(a);
+    return r;
+}
+
+/* A Prometheus histogram: cumulative buckets with upper bounds in seconds (2^(k+1) ns). */
+static void put_histogram(weft__dumpbuf *b, const weft__runtime *rt, int which, const char *name,
+                          const char *help)
+{
+    weft_histogram h;
+    if (sum_histogram(rt, which, &h) < 0)
+        return;
+    weft__dumpbuf_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    uint64_t cum = 0;
+    for (int k = 0; k < WEFT_HIST_BUCKETS - 1; k++) {
+        cum += h.buckets[k];
+        weft__dumpbuf_printf(b, "%s_bucket{le=\"%.9g\"} %llu\n", name,
+                             (double)((uint64_t)1 << (k + 1)) / 1e9, (unsigned long long)cum);
+    }
+    weft__dumpbuf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9f\n%s_count %llu\n", name,
+                         (unsigned long long)h.count, name, (double)h.sum_ns / 1e9, name,
+                         (unsigned long long)h.count);
+}
+
 /* The exposition: name, type, help, and where the figure is in weft_stats. */
 static const struct metric {
     const char *name, *type, *help;
@@ -138,6 +186,10 @@ void weft__metrics_render(weft__runtime *rt, weft__dumpbuf *b)
         }
     }
     free(per);
+    put_histogram(b, rt, WEFT_HIST_SCHEDULE_LATENCY, "weft_schedule_latency_seconds",
+                  "From a wake to the woken task's resume (one in 256 sampled).");
+    put_histogram(b, rt, WEFT_HIST_POLL_TIME, "weft_poll_seconds",
+                  "The length of one resume (one in 256 sampled).");
     weft_stats pool;
     memset(&pool, 0, sizeof pool);
     pool_stats(rt, &pool);

@@ -68,6 +68,13 @@ static WEFT_NOINLINE void switch_tooled(weft__worker *w, weft_task *from, weft_t
     landed(w, fake);
 }
 
+/* The end of a timed resume (the histograms): its length into the poll-time histogram. */
+static WEFT_NOINLINE void end_timed_run(weft__worker *w)
+{
+    weft__hist_add(&w->poll_hist, weft__clock_ns() - w->poll_start);
+    w->poll_task = NULL;
+}
+
 /* Switches from the running context (`from`, NULL for the loop) to `to` (NULL: the loop).
  * Never inlined: every switch leaves from this one site, so that the returns after it (from
  * switch_to to schedule_away, to the park) are the same code whichever task resumes, and the
@@ -81,6 +88,8 @@ static WEFT_NOINLINE void switch_to(weft__worker *w, weft_task *from, weft_task 
         from->saved_errno = e;
     else
         w->sched.loop_errno = e;
+    if (weft_unlikely(from && from == w->poll_task))
+        end_timed_run(w);
     w->current = to;
     w->stats.nswitches++;
     weft__watch_switch(&w->watch, w->stats.nswitches);
@@ -123,10 +132,28 @@ static int bind_stack(weft__worker *w, weft_task *t)
 }
 
 /* Gives `t` the CPU's next run: a new epoch, so wakers made before now are stale. */
-static inline void begin_run(weft__worker *w, weft_task *t)
+/* A sampled resume: the wake-to-run time if its wake was sampled too (the same epoch), and
+ * the start of its timing. Out of line: one resume in 256. */
+static WEFT_NOINLINE void begin_timed_run(weft__worker *w, weft_task *t)
 {
-    weft__task_begin_run(t);
+    if (w->poll_task)
+        end_timed_run(w); /* a yield that came straight back to the same task */
+    int64_t now = weft__clock_ns();
+    int64_t woke = atomic_load_explicit(&t->woke_ns, memory_order_relaxed);
+    if (woke) {
+        atomic_store_explicit(&t->woke_ns, 0, memory_order_relaxed);
+        weft__hist_add(&w->sched_hist, now - woke);
+    }
+    w->poll_task = t;
+    w->poll_start = now;
+}
+
+static inline __attribute__((always_inline)) void begin_run(weft__worker *w, weft_task *t)
+{
+    uint64_t epoch = weft__task_begin_run(t);
     w->stats.nresumes++;
+    if (weft_unlikely(weft__sampled(epoch)))
+        begin_timed_run(w, t);
     WEFT_PROBE2(resume, t, w->index);
 }
 

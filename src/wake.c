@@ -50,9 +50,13 @@ static inline __attribute__((always_inline)) void wake(weft__worker *self, weft_
             return; /* a stale waker: that park is over */
         unsigned st = WEFT__STATE(word);
         uint64_t nw;
-        if (st == WEFT__PARKED)
+        if (st == WEFT__PARKED) {
             nw = WEFT__WORD(epoch, WEFT__READY);
-        else if (st == WEFT__RUNNING)
+            /* Sampled for the schedule-latency histogram: the time, before the CAS that
+             * publishes the wake (the resume reads it; scheduler.c). */
+            if (weft_unlikely(weft__sampled(epoch)))
+                atomic_store_explicit(&t->woke_ns, weft__clock_ns(), memory_order_relaxed);
+        } else if (st == WEFT__RUNNING)
             nw = WEFT__WORD(epoch, WEFT__NOTIFIED);
         else
             return; /* already woken, queued, or finished */

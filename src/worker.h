@@ -56,6 +56,13 @@ typedef struct weft__doorbell {
 #define WEFT__PUB_INDEX(field, expr) WEFT__PUB_##field,
 enum { WEFT__COUNTERS(WEFT__PUB_INDEX) };
 
+/* A histogram of durations: bucket k counts samples in [2^k, 2^(k+1)) ns (0 in bucket 0), the
+ * last one everything above. Written by its worker, read by any thread (relaxed). */
+typedef struct weft__hist {
+    _Atomic uint64_t buckets[WEFT_HIST_BUCKETS];
+    _Atomic uint64_t sum_ns;
+} weft__hist;
+
 struct weft__worker {
     weft__runtime *rt;  /* the runtime this worker belongs to; fixed */
     unsigned index;     /* its place in rt->workers; fixed */
@@ -91,7 +98,12 @@ struct weft__worker {
      * wait of each poll that may block). owner: worker. */
     int64_t started_ns;
     int64_t asleep_ns;
-    weft_stats stats;       /* this worker's counters; owner: worker (runtime sums them) */
+    /* Histograms (metrics.c): schedule latency (wake to run) and poll time (one resume),
+     * each sampled one in 256. The resume being timed and when it began. owner: worker. */
+    weft__hist sched_hist, poll_hist;
+    const weft_task *poll_task;
+    int64_t poll_start;
+    weft_stats stats; /* this worker's counters; owner: worker (runtime sums them) */
     /* The counters as of this worker's last tick, for weft_stats_read on another worker:
      * stored by the worker each tick, loaded by readers (relaxed both: each is a figure on
      * its own). In WEFT__COUNTERS' order. */
@@ -109,6 +121,22 @@ static inline void weft__timers_poll(weft__worker *w)
 {
     if (w->timers.n && w->timers.polled_at != w->sys.ntotal)
         weft__timers_poll_clock(w);
+}
+
+/* Adds a sample of `ns` to h. Owner thread (relaxed stores: one writer). */
+static inline void weft__hist_add(weft__hist *h, int64_t ns)
+{
+    if (ns < 0)
+        ns = 0;
+    unsigned k = ns ? 63u - (unsigned)__builtin_clzll((uint64_t)ns) : 0;
+    if (k >= WEFT_HIST_BUCKETS)
+        k = WEFT_HIST_BUCKETS - 1;
+    atomic_store_explicit(&h->buckets[k],
+                          atomic_load_explicit(&h->buckets[k], memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    atomic_store_explicit(&h->sum_ns,
+                          atomic_load_explicit(&h->sum_ns, memory_order_relaxed) + (uint64_t)ns,
+                          memory_order_relaxed);
 }
 
 /* Time w has spent out of its reactor's sleep since its loop started. Owner thread. */

@@ -22,6 +22,8 @@ typedef struct reader {
     char text[1 << 16];
     int text_len, small_len;
     char small[16];
+    weft_histogram lat, poll;
+    int r_lat, r_poll, r_hbad;
     weft_event go, done;
 } reader;
 
@@ -34,7 +36,20 @@ static void *reader_thread(void *arg)
     rd->r_bad = weft_runtime_stats(rd->rt, 2, &rd->w1, sizeof rd->w1);
     rd->text_len = weft_metrics_text(rd->rt, rd->text, sizeof rd->text);
     rd->small_len = weft_metrics_text(rd->rt, rd->small, sizeof rd->small);
+    rd->r_lat = weft_runtime_histogram(rd->rt, WEFT_HIST_SCHEDULE_LATENCY, &rd->lat);
+    rd->r_poll = weft_runtime_histogram(rd->rt, WEFT_HIST_POLL_TIME, &rd->poll);
+    rd->r_hbad = weft_runtime_histogram(rd->rt, 3, &rd->poll);
     weft_event_set(&rd->done);
+    return NULL;
+}
+
+/* Parks on a rendezvous channel at every value: 20,000 wakes for the latency histogram. */
+static void *pong(void *arg)
+{
+    weft_chan *c = arg;
+    int v;
+    while (weft_chan_recv(c, &v, WEFT_FOREVER) == 0 && v >= 0)
+        ;
     return NULL;
 }
 
@@ -42,6 +57,16 @@ static void *stats_main(void *arg)
 {
     reader *rd = arg;
     rd->rt = weft_runtime_current();
+    weft_chan *c;
+    cr_assert_eq(weft_chan_create(&c, sizeof(int), 0), 0);
+    weft_task *p;
+    cr_assert_eq(weft_spawn(&p, pong, c, NULL), 0);
+    for (int i = 0; i < 20000; i++)
+        cr_assert_eq(weft_chan_send(c, &i, WEFT_FOREVER), 0);
+    int stop = -1;
+    cr_assert_eq(weft_chan_send(c, &stop, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_join(p, NULL, WEFT_FOREVER), 0);
+    weft_chan_release(c);
     /* Work on both workers, finished (and published: each publishes before it sleeps). */
     weft_task *t[4];
     for (int i = 0; i < 4; i++)
@@ -84,6 +109,20 @@ Test(metrics, read_from_a_thread_outside_the_runtime)
     cr_assert_not_null(strstr(rd->text, "# TYPE weft_tasks_alive gauge\n"));
     cr_assert_not_null(strstr(rd->text, "weft_pool_jobs_total 0\n"));
     cr_assert_eq(rd->small_len, rd->text_len, "the full length, as snprintf");
+    cr_assert_not_null(strstr(rd->text, "# TYPE weft_schedule_latency_seconds histogram\n"));
+    cr_assert_not_null(strstr(rd->text, "weft_poll_seconds_bucket{le=\"+Inf\"} "));
+
+    /* One in 256 of the 20,000 parks and resumes, and more. */
+    cr_assert_eq(rd->r_lat, 0);
+    cr_assert_eq(rd->r_poll, 0);
+    cr_assert_eq(rd->r_hbad, -EINVAL);
+    cr_assert_geq(rd->lat.count, 10, "sampled wakes: %llu", (unsigned long long)rd->lat.count);
+    cr_assert_geq(rd->poll.count, 10, "sampled resumes: %llu", (unsigned long long)rd->poll.count);
+    uint64_t n = 0;
+    for (int k = 0; k < WEFT_HIST_BUCKETS; k++)
+        n += rd->poll.buckets[k];
+    cr_assert_eq(n, rd->poll.count);
+    cr_assert_gt(rd->poll.sum_ns, 0);
     cr_assert_eq(strlen(rd->small), sizeof rd->small - 1, "truncated and terminated");
 
     /* After the runtime: the handle says so. */
