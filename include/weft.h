@@ -143,8 +143,8 @@ enum { WEFT_MODE_DEFAULT = 0, WEFT_MODE_SHARDED = 1, WEFT_MODE_STEALING = 2 };
  * deadline, on something only another of its tasks could end (a channel, a lock, a join, a
  * condition, a generator...), and nothing outside the runtime can act: no task waits on an
  * fd, a signal, a timer or a blocking-pool job, no stackless task is pending, no thread
- * outside the runtime has ever woken one of its tasks or spawned onto it, and no runtime
- * handle (weft_runtime_current) is held. Once that has lasted 500 ms (time for a thread
+ * outside the runtime has ever woken one of its tasks or spawned onto it or holds a mutex a
+ * task waits for, and no runtime handle (weft_runtime_current) is held. Once that has lasted 1 s (time for a thread
  * outside the runtime, which weft cannot see, to show itself), the runtime writes
  * "weft: all tasks are asleep: deadlock!" and a dump of every task, with backtraces, on
  * stderr (weft_dump_tasks' format), then:

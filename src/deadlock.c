@@ -22,6 +22,7 @@
 #include "log.h"
 #include "runtime.h"
 #include "scheduler.h"
+#include "sync_internal.h"
 #include "task.h"
 #include "worker.h"
 
@@ -103,8 +104,17 @@ static void judge(weft_task *t, void *arg)
     int64_t deadline, since;
     if ((t->flags & WEFT__T_STACKLESS) ||
         weft__task_wait_snapshot(t, &kind, &what, &deadline, &since) < 0 ||
-        deadline != WEFT_FOREVER || !inner_wait(kind))
+        deadline != WEFT_FOREVER || !inner_wait(kind)) {
         v->outside = true;
+        return;
+    }
+    /* A lock held by a thread outside the runtime (its stand-in has no worker): that thread
+     * may let go of it at any time. (Every worker sleeps: the waiter, and so the lock, stay.) */
+    if (kind == WEFT__WAIT_MUTEX || kind == WEFT__WAIT_RWLOCK_RD || kind == WEFT__WAIT_RWLOCK_WR) {
+        const weft_task *owner = weft__sync_owner(what);
+        if (owner && !__atomic_load_n(&owner->worker, __ATOMIC_RELAXED))
+            v->outside = true;
+    }
 }
 
 static WEFT_COLD void report(weft__worker *w, uint64_t ran)

@@ -10,8 +10,8 @@
 
 /* How long every worker must have slept with nothing able to wake it before the verdict: a
  * thread outside the runtime that is about to send on a channel gets this long to show
- * itself. 500 ms: far above a thread's start-up, far below a person's patience. */
-#define WEFT__DEADLOCK_GRACE_NS (500 * 1000000LL)
+ * itself. 1 s: far above a thread's start-up, below a person's patience. */
+#define WEFT__DEADLOCK_GRACE_NS (1000 * 1000000LL)
 
 /* Before a sleep with no deadline (*timeout_ns is -1): counts w among the workers asleep with
  * nothing to do, and if it is the last one, shortens its sleep to the grace period. Returns

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -337,6 +338,42 @@ static void *held_main(void *arg)
     weft_runtime_release(rt);
     weft_chan_release(o_chan);
     return NULL;
+}
+
+/* A mutex held by a thread outside the runtime for longer than the grace period. */
+static weft_mutex held_mu = WEFT_MUTEX_INIT;
+static atomic_int held_taken;
+
+static void *holding_thread(void *arg)
+{
+    (void)arg;
+    weft_mutex_lock(&held_mu, WEFT_FOREVER);
+    atomic_store(&held_taken, 1); /* no weft call: the runtime must not hear of this thread */
+    usleep(1500 * 1000);
+    weft_mutex_unlock(&held_mu);
+    return NULL;
+}
+
+static void *thread_lock_main(void *arg)
+{
+    (void)arg;
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, holding_thread, NULL), 0);
+    while (!atomic_load(&held_taken))
+        weft_sleep(WEFT_MSEC);
+    cr_assert_eq(weft_mutex_lock(&held_mu, WEFT_FOREVER), 0, "parked on the thread's lock");
+    cr_assert_eq(weft_mutex_unlock(&held_mu), 0);
+    pthread_join(th, NULL);
+    return NULL;
+}
+
+Test(dump, a_lock_held_by_a_thread_outside_is_not_a_deadlock)
+{
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 1;
+    c.deadlock = WEFT_DEADLOCK_EXIT; /* a wrong verdict would end this test's process */
+    run_main_cfg(&c, thread_lock_main, NULL);
 }
 
 Test(dump, waits_on_the_outside_are_not_a_deadlock)
