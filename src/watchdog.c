@@ -243,10 +243,14 @@ static void *watchdog_thread(void *arg)
                 s->reported = false;
             }
             /* Asleep in the reactor: idle, not stuck (seq_cst, as the worker stores it); or
-             * not in its loop yet, or any more. */
+             * not in its loop yet, or any more. The clock restarts: a worker that wakes and
+             * runs its loop a moment without a switch (a message, a timer) has not stalled
+             * for the time it slept. */
             if (!atomic_load_explicit(&w->watch.active, memory_order_acquire) ||
-                atomic_load_explicit(&w->inbox.sleeping, memory_order_seq_cst))
+                atomic_load_explicit(&w->inbox.sleeping, memory_order_seq_cst)) {
+                s->since = now;
                 continue;
+            }
             busy = true;
             if (!s->reported && now - s->since >= wd->threshold_ns) {
                 s->reported = true;
