@@ -196,16 +196,26 @@ static pid_t run_child(weft_fn fn, unsigned workers, int policy, int *err_fd)
     return pid;
 }
 
+/* Runs `fn` as run_child does, to the child's end: returns its stderr (malloc'd) and stores
+ * its exit status (the child's own, or -1 if a signal ended it) in *code. */
+static char *run_to_end(weft_fn fn, unsigned workers, int policy, int *code)
+{
+    int fd;
+    pid_t pid = run_child(fn, workers, policy, &fd);
+    char *text = read_all(fd, 30000);
+    close(fd);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    *code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return text;
+}
+
 Test(dump, a_deadlock_is_reported_and_exits_with_status_2)
 {
     for (unsigned n = 1; n <= 2; n++) {
-        int fd;
-        pid_t pid = run_child(deadlock_main, n, WEFT_DEADLOCK_DEFAULT, &fd);
-        char *text = read_all(fd, 20000);
-        close(fd);
-        int status;
-        cr_assert_eq(waitpid(pid, &status, 0), pid);
-        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 2, "status %#x:\n%s", status, text);
+        int code;
+        char *text = run_to_end(deadlock_main, n, WEFT_DEADLOCK_DEFAULT, &code);
+        cr_assert_eq(code, 2, "exit %d:\n%s", code, text);
         cr_assert_not_null(strstr(text, "weft: all tasks are asleep: deadlock!"), "%s", text);
         cr_assert_not_null(strstr(text, "\"takes-a-then-b\""), "%s", text);
         cr_assert_not_null(strstr(text, "\"takes-b-then-a\""), "%s", text);
@@ -240,14 +250,10 @@ static void *after_pool_main(void *arg)
 Test(dump, a_pool_job_is_not_a_deadlock_but_what_follows_is)
 {
     for (unsigned n = 1; n <= 2; n++) {
-        int fd;
+        int code;
         int64_t start = weft_now();
-        pid_t pid = run_child(after_pool_main, n, WEFT_DEADLOCK_EXIT, &fd);
-        char *text = read_all(fd, 20000);
-        close(fd);
-        int status;
-        cr_assert_eq(waitpid(pid, &status, 0), pid);
-        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 2, "status %#x:\n%s", status, text);
+        char *text = run_to_end(after_pool_main, n, WEFT_DEADLOCK_EXIT, &code);
+        cr_assert_eq(code, 2, "exit %d:\n%s", code, text);
         cr_assert_not_null(strstr(text, "parked on channel receive"), "%s", text);
         cr_assert_null(strstr(text, "blocking-pool job"), "reported during the job:\n%s", text);
         cr_assert_geq(weft_now() - start, 700 * WEFT_MSEC, "reported before the job ended");
@@ -427,13 +433,9 @@ static void *stall_main(void *arg)
 
 Test(dump, a_stall_is_reported_once_with_its_backtrace)
 {
-    int fd;
-    pid_t pid = run_child(stall_main, 2, WEFT_DEADLOCK_OFF, &fd);
-    char *text = read_all(fd, 30000);
-    close(fd);
-    int status;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x:\n%s", status, text);
+    int code;
+    char *text = run_to_end(stall_main, 2, WEFT_DEADLOCK_OFF, &code);
+    cr_assert_eq(code, 0, "exit %d:\n%s", code, text);
     const char *spin = strstr(text, "\"spinner\" on worker 1 has run for");
     cr_assert_not_null(spin, "%s", text);
     cr_assert_null(strstr(spin + 1, "\"spinner\""), "reported twice:\n%s", text);
@@ -443,12 +445,9 @@ Test(dump, a_stall_is_reported_once_with_its_backtrace)
     free(text);
 
     setenv("WEFT_STALL_MS", "-1", 1); /* off */
-    pid = run_child(stall_main, 2, WEFT_DEADLOCK_OFF, &fd);
-    text = read_all(fd, 30000);
-    close(fd);
+    text = run_to_end(stall_main, 2, WEFT_DEADLOCK_OFF, &code);
     unsetenv("WEFT_STALL_MS");
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+    cr_assert_eq(code, 0, "exit %d", code);
     cr_assert_null(strstr(text, "stall"), "off, yet: %s", text);
     free(text);
 }
