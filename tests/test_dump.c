@@ -457,7 +457,7 @@ Test(dump, a_stall_is_reported_once_with_its_backtrace)
 typedef struct log_capture {
     pthread_mutex_t mu; /* the callback runs on the watchdog's thread */
     int nstall, other_level;
-    char first[256];
+    char first[1024];
 } log_capture;
 
 static void capture(void *arg, int level, const char *text)
@@ -572,4 +572,131 @@ Test(dump, a_circle_of_joins_is_reported_while_others_run)
     cr_assert_not_null(strstr(lc.first, "\"first\" on worker 0 joins task"), "%s", lc.first);
     cr_assert_not_null(strstr(lc.first, "\"second\" on worker 1 joins task"), "%s", lc.first);
     cr_assert_not_null(strstr(lc.first, "\"third\" on worker 0 joins task"), "%s", lc.first);
+}
+
+/* ---- A circle through mutexes and a join, while the rest runs on ---- */
+
+static weft_mutex m_first = WEFT_MUTEX_INIT, m_second = WEFT_MUTEX_INIT;
+static weft_event m_ready = WEFT_EVENT_INIT;
+static weft_task *m_joined;
+
+/* Holds its own mutex, then (once every member holds one) wants the other's. */
+static void *lock_crossed(void *arg)
+{
+    weft_mutex *mine = arg, *other = mine == &m_first ? &m_second : &m_first;
+    cr_assert_eq(weft_mutex_lock(mine, WEFT_FOREVER), 0);
+    weft_event_wait(&m_ready, WEFT_FOREVER);
+    if (mine == &m_first) /* the first joins a task that wants the second's... */
+        weft_join(m_joined, NULL, WEFT_FOREVER);
+    else
+        weft_mutex_lock(other, WEFT_FOREVER);
+    weft_mutex_unlock(mine);
+    return NULL;
+}
+
+/* ...which wants the second's mutex: holds-first -> wants-second -> holds-second (which
+ * wants the first's) -> holds-first. */
+static void *want_second(void *arg)
+{
+    (void)arg;
+    weft_event_wait(&m_ready, WEFT_FOREVER);
+    if (weft_mutex_lock(&m_second, WEFT_FOREVER) == 0)
+        weft_mutex_unlock(&m_second);
+    return NULL;
+}
+
+static void *mutex_circle_main(void *arg)
+{
+    log_capture *lc = arg;
+    weft_task *a, *b;
+    weft_spawn_opts oa = {.name = "holds-first"}, ob = {.name = "holds-second"},
+                    oj = {.name = "wants-second"};
+    cr_assert_eq(weft_spawn_on(0, &m_joined, want_second, NULL, &oj), 0);
+    cr_assert_eq(weft_spawn_on(1 % weft_worker_count(), &a, lock_crossed, &m_first, &oa), 0);
+    cr_assert_eq(weft_spawn_on(0, &b, lock_crossed, &m_second, &ob), 0);
+    weft_sleep(20 * WEFT_MSEC); /* each holds its own */
+    weft_event_set(&m_ready);
+    bool seen = false;
+    for (int n = 0; n < 1000 && !seen; n++) {
+        weft_sleep(10 * WEFT_MSEC);
+        pthread_mutex_lock(&lc->mu);
+        seen = lc->nstall > 0;
+        pthread_mutex_unlock(&lc->mu);
+    }
+    cr_assert(seen, "no report of the circle in 10 s");
+    cr_assert_eq(weft_cancel(a), 0);
+    cr_assert_eq(weft_cancel(b), 0);
+    cr_assert_eq(weft_cancel(m_joined), 0);
+    cr_assert_eq(weft_join(b, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_join(a, NULL, WEFT_FOREVER), 0);
+    return NULL;
+}
+
+Test(dump, a_circle_through_mutexes_and_a_join_is_reported_while_others_run)
+{
+    log_capture lc = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 2;
+    c.log = capture_circle;
+    c.log_arg = &lc;
+    run_main_cfg(&c, mutex_circle_main, &lc);
+    cr_assert_eq(lc.nstall, 1, "reported once: %s", lc.first);
+    cr_assert_not_null(strstr(lc.first, "3 tasks wait for each other"), "%s", lc.first);
+    cr_assert_not_null(strstr(lc.first, "\"holds-first\" on worker 1 joins task"), "%s",
+                       lc.first);
+    cr_assert_not_null(strstr(lc.first, "\"wants-second\" on worker 0 waits for mutex 0x"), "%s",
+                       lc.first);
+    cr_assert_not_null(strstr(lc.first, "\"holds-second\" on worker 0 waits for mutex 0x"),
+                       "%s", lc.first);
+}
+
+/* A mutex held by a task that waits on a channel (not a task): no circle, no report. */
+static weft_mutex m_lone = WEFT_MUTEX_INIT;
+static weft_chan *m_chan;
+
+static void *hold_and_receive(void *arg)
+{
+    (void)arg;
+    weft_mutex_lock(&m_lone, WEFT_FOREVER);
+    int v;
+    weft_chan_recv(m_chan, &v, WEFT_FOREVER);
+    weft_mutex_unlock(&m_lone);
+    return NULL;
+}
+
+static void *lock_lone(void *arg)
+{
+    (void)arg;
+    if (weft_mutex_lock(&m_lone, WEFT_FOREVER) == 0)
+        weft_mutex_unlock(&m_lone);
+    return NULL;
+}
+
+static void *no_circle_main(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(weft_chan_create(&m_chan, sizeof(int), 0), 0);
+    weft_task *h, *l;
+    cr_assert_eq(weft_spawn(&h, hold_and_receive, NULL, NULL), 0);
+    cr_assert_eq(weft_spawn(&l, lock_lone, NULL, NULL), 0);
+    weft_sleep(2500 * WEFT_MSEC); /* two walks at least */
+    int v = 1;
+    cr_assert_eq(weft_chan_send(m_chan, &v, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_join(h, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_join(l, NULL, WEFT_FOREVER), 0);
+    weft_chan_release(m_chan);
+    return NULL;
+}
+
+Test(dump, a_lock_chain_that_ends_in_a_channel_is_no_circle)
+{
+    log_capture lc = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 1;
+    c.log = capture_circle;
+    c.log_arg = &lc;
+    run_main_cfg(&c, no_circle_main, &lc);
+    cr_assert_eq(lc.nstall, 0, "%s", lc.first);
 }
