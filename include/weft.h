@@ -390,6 +390,22 @@ WEFT_API int weft_spawn(weft_task **out, weft_fn fn, void *arg, const weft_spawn
 WEFT_API int weft_spawn_on(unsigned worker, weft_task **out, weft_fn fn, void *arg,
                            const weft_spawn_opts *opts);
 
+/* weft_spawn and weft_spawn_on that also record where they were called from, for the task
+ * dump ("spawned at file:line by task N"). `file` must live as long as the task (a string
+ * literal such as __FILE__). The macros below make every weft_spawn and weft_spawn_on of a
+ * program call these with __FILE__ and __LINE__; define WEFT_NO_SPAWN_SITES before including
+ * this header to call the plain functions (the dump then gives the parent only). The plain
+ * functions stay exported, and `(weft_spawn)(...)` or `&weft_spawn` reach them. */
+WEFT_API int weft_spawn_at(const char *file, int line, weft_task **out, weft_fn fn, void *arg,
+                           const weft_spawn_opts *opts);
+WEFT_API int weft_spawn_on_at(const char *file, int line, unsigned worker, weft_task **out,
+                              weft_fn fn, void *arg, const weft_spawn_opts *opts);
+#ifndef WEFT_NO_SPAWN_SITES
+/* Variadic, so that an argument holding commas (a compound literal of options) passes. */
+#define weft_spawn(...)    weft_spawn_at(__FILE__, __LINE__, __VA_ARGS__)
+#define weft_spawn_on(...) weft_spawn_on_at(__FILE__, __LINE__, __VA_ARGS__)
+#endif
+
 /* The number of workers of the current runtime, or 0 outside one. Any runtime thread. */
 WEFT_API unsigned weft_worker_count(void);
 /* The index of the worker running the caller (0 .. count - 1; the main task starts on 0), or

@@ -255,6 +255,20 @@ static size_t resident(const weft__stack *s)
     return n * page;
 }
 
+/* "created by task N at file:line" (Go's "created by"): the parent, and the spawn macro's
+ * site where it was used. A task spawned from outside any task (a plain thread, a message)
+ * has parent 0. */
+static void put_origin(weft__dumpbuf *b, const weft_task *t)
+{
+    if (t->parent_id)
+        weft__dumpbuf_printf(b, "    created by task %llu", (unsigned long long)t->parent_id);
+    else
+        weft__dumpbuf_printf(b, "    created outside any task");
+    if (t->spawn_file)
+        weft__dumpbuf_printf(b, " at %s:%u", t->spawn_file, t->spawn_line);
+    weft__dumpbuf_printf(b, "\n");
+}
+
 static void put_task(weft__dumpbuf *b, const weft_task *t, uint64_t word, bool backtrace,
                      int64_t now)
 {
@@ -275,6 +289,7 @@ static void put_task(weft__dumpbuf *b, const weft_task *t, uint64_t word, bool b
     if (weft__task_cancelled(t))
         weft__dumpbuf_printf(b, " [cancelled]");
     weft__dumpbuf_printf(b, "\n");
+    put_origin(b, t);
     const weft__stack *s = t->stack;
     if (s) {
         weft__dumpbuf_printf(b, "    stack %zu KiB, %zu KiB touched%s\n",
@@ -318,6 +333,12 @@ static void put_task_json(weft__dumpbuf *b, const weft_task *t, uint64_t word, b
                          (t->flags & WEFT__T_STARTED) ? "true" : "false",
                          (t->flags & WEFT__T_STACKLESS) ? "true" : "false",
                          weft__task_cancelled(t) ? "true" : "false");
+    weft__dumpbuf_printf(b, ",\"parent\":%llu", (unsigned long long)t->parent_id);
+    if (t->spawn_file) {
+        weft__dumpbuf_printf(b, ",\"spawned_at\":");
+        put_json_string(b, t->spawn_file, 4096);
+        weft__dumpbuf_printf(b, ",\"spawned_line\":%u", t->spawn_line);
+    }
     int kind;
     const void *what;
     int64_t deadline, since;

@@ -11,6 +11,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* The library's own spawns record no site (its files are not where a user looks), and the
+ * definitions of weft_spawn and weft_spawn_on must not be macro-expanded. */
+#define WEFT_NO_SPAWN_SITES 1
 #include "weft.h"
 
 #define WEFT_COLD        __attribute__((cold))

@@ -141,6 +141,9 @@ static inline __attribute__((always_inline)) int task_new(weft__worker *w, weft_
     t->holds = NULL;
     t->joiner = (weft_waker){NULL, 0}; /* a join of the previous life left its waker */
     t->id = w->tasks.next_id++;
+    t->parent_id = w->current ? w->current->id : 0;
+    t->spawn_file = NULL; /* the spawn macro's call sets them after this */
+    t->spawn_line = 0;
     t->stack_size = stack_size;
     t->saved_errno = 0;
     unsigned flags = stackless ? WEFT__T_STACKLESS : 0;

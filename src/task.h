@@ -134,6 +134,14 @@ struct weft_task {
      * and zeroed by the resume (relaxed both: the CAS and the queue order them). In the
      * record's padding: no byte added, and no line touched but on sampled runs. */
     _Atomic int64_t woke_ns;
+    /* Where and by whom it was spawned, for the dump: the spawn macro's __FILE__ (a string
+     * that lives as long as the program) and __LINE__, or NULL and 0 for a spawn through the
+     * plain function; the spawning task's id, or 0 (a thread outside, the runtime itself).
+     * Written by the spawner before the task is published; read by dumps. In the padding, on
+     * the line the spawn writes already (id, name). */
+    const char *spawn_file;
+    uint64_t parent_id;
+    uint32_t spawn_line;
 } __attribute__((aligned(64)));
 
 /* Whether the park or run of epoch e is sampled for the histograms: one in 256 (two clock

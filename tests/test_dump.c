@@ -89,12 +89,14 @@ static void *dump_main(void *arg)
     cr_assert_eq(weft_chan_create(&d_chan, sizeof(int), 0), 0);
     weft_task *holder, *waiter, *recv;
     weft_spawn_opts o = {.name = "holder"};
+    int holder_line = __LINE__ + 1;
     cr_assert_eq(weft_spawn(&holder, hold_mutex, NULL, &o), 0);
     weft_yield(); /* it takes the mutex and sleeps */
     o.name = "waiter";
     cr_assert_eq(weft_spawn_on(weft_worker_count() - 1, &waiter, want_mutex, NULL, &o), 0);
     o.name = "receiver";
-    cr_assert_eq(weft_spawn_on(weft_worker_count() - 1, &recv, receive, NULL, &o), 0);
+    /* The plain function: no site, the parent only. */
+    cr_assert_eq((weft_spawn_on)(weft_worker_count() - 1, &recv, receive, NULL, &o), 0);
     weft_sleep(20 * WEFT_MSEC); /* every one parked */
 
     int fd = memfd_create("dump", 0);
@@ -117,6 +119,18 @@ static void *dump_main(void *arg)
     cr_assert_not_null(strstr(text, "\"receiver\""), "%s", text);
     cr_assert_not_null(strstr(text, "parked on channel receive"), "%s", text);
     cr_assert_not_null(strstr(text, "KiB touched"), "%s", text);
+    /* Spawn sites: the macro's file:line, and the parent (the main task, id 1). */
+    snprintf(want, sizeof want, "    created by task %llu at %s:%d\n",
+             (unsigned long long)weft_task_id(weft_self()), __FILE__, holder_line);
+    cr_assert_not_null(strstr(text, want), "want '%s' in:\n%s", want, text);
+    const char *r = strstr(text, "\"receiver\"");
+    cr_assert_not_null(r);
+    snprintf(want, sizeof want, "\n    created by task %llu\n",
+             (unsigned long long)weft_task_id(weft_self()));
+    cr_assert_not_null(strstr(r, want), "want '%s' in:\n%s", want, r);
+    cr_assert_not_null(strstr(text, "\"main\" on worker 0: parked on future"), "%s", text);
+    cr_assert_not_null(strstr(strstr(text, "\"main\" on worker 0"), "created outside any task"),
+                       "%s", text);
     /* Backtraces: frames down to the task's entry (this program links weft statically,
      * whose symbols are then not in its dynamic table: module+offset only). */
     cr_assert_not_null(strstr(text, "    #4 0x"), "%s", text);
