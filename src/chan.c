@@ -392,8 +392,7 @@ static bool fired(const wait_done *d)
  * index, or the park's error when d did not fire: a completion that raced the deadline or
  * the cancellation wins. The caller unlinks its waiters afterwards. */
 static int wait_cases(weft__worker *w, weft_task *t, wait_done *d, int kind, const void *what,
-                      int64_t deadline, void (*unlock)(void *), void (*relock)(void *),
-                      void *lock)
+                      int64_t deadline, void (*unlock)(void *), void (*relock)(void *), void *lock)
 {
     weft__wait wr = {
         .kind = kind, .what = what, .deadline = deadline, .unlock = unlock, .lock = lock};

@@ -30,8 +30,8 @@ typedef struct waiter {
     weft_task *t;
     uint64_t word;
     int kind;
-    const void *what;         /* the joined task, or the lock */
-    const weft_task *target;  /* the task it waits for */
+    const void *what;        /* the joined task, or the lock */
+    const weft_task *target; /* the task it waits for */
 } waiter;
 
 typedef struct walk {

@@ -15,7 +15,9 @@
 #include "runtime.h"
 #include "scheduler.h"
 #include "smp.h"
+#include "dumpsig.h"
 #include "steal.h"
+#include "tracer.h"
 #include "util/spinlock.h"
 #include "stack.h"
 #include "task.h"
@@ -191,6 +193,8 @@ int weft__loop(weft__worker *w)
         /* Work from other workers this tick: then a short spin before sleeping (below). */
         bool crossed = weft__inbox_drain(w);
         crossed |= weft__smp_drain(w);
+        if (weft_unlikely(atomic_load_explicit(&w->dump_asked, memory_order_relaxed)))
+            weft__dumpsig_serve(w);
         publish_stats(w);
         weft__steal_tick(w);
         /* I/O waiters get their events at least once a tick, even while tasks keep the
@@ -230,10 +234,14 @@ int weft__loop(weft__worker *w)
          * shorten it to the grace period, and judges after it. */
         bool still = timeout < 0 && weft__deadlock_before(w, &timeout);
         int64_t slept_from = w->now;
+        if (timeout != 0 && w->tracer)
+            weft__trace_sleep(w, true);
         weft__io_poll(w, timeout, poll_cap(w));
         if (timeout != 0) { /* a poll that could block: its time counts as asleep */
             w->now = weft__clock_ns();
             w->asleep_ns += w->now - slept_from;
+            if (w->tracer)
+                weft__trace_sleep(w, false);
         }
         if (still)
             weft__deadlock_after(w);

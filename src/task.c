@@ -11,6 +11,7 @@
 #include "stack.h"
 #include "scheduler.h"
 #include "task.h"
+#include "tracer.h"
 #include "wake.h"
 #include "worker.h"
 
@@ -163,6 +164,8 @@ static inline __attribute__((always_inline)) int task_new(weft__worker *w, weft_
     __atomic_store_n(&t->flags, (uint16_t)flags, __ATOMIC_RELAXED); /* clears REAPED */
     w->stats.nspawned++;
     WEFT_PROBE3(spawn, t, t->id, home->index);
+    if (weft_unlikely(w->tracer != NULL))
+        weft__trace_spawn(home, t);
     if (home == w)
         weft__task_adopt(w, t);
     *out = t;
@@ -255,6 +258,8 @@ void weft__task_finish(weft__worker *w, weft_task *t, void *result)
     }
     t->result = outcome;
     WEFT_PROBE2(exit, t, w->index);
+    if (weft_unlikely(w->tracer != NULL))
+        weft__trace_exit(w, t);
     uint64_t word = atomic_load_explicit(&t->word, memory_order_relaxed);
     /* release: the result is visible to whoever sees DONE. */
     atomic_store_explicit(&t->word, WEFT__WORD(WEFT__EPOCH(word) + 1, WEFT__DONE),

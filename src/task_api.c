@@ -18,9 +18,8 @@ static inline int check_spawn(weft__worker *w, bool has_out, const weft_spawn_op
         return -EPERM;
     if (!has_out && !(opts && (opts->flags & WEFT_SPAWN_DETACHED)))
         return -EINVAL;
-    if (opts &&
-        (opts->flags & ~(WEFT_SPAWN_DETACHED | WEFT_SPAWN_NOGUARD | WEFT_SPAWN_CHILD_FIRST |
-                         WEFT_SPAWN_PINNED)))
+    if (opts && (opts->flags & ~(WEFT_SPAWN_DETACHED | WEFT_SPAWN_NOGUARD | WEFT_SPAWN_CHILD_FIRST |
+                                 WEFT_SPAWN_PINNED)))
         return -EINVAL;
     /* Options of a later version, set: this library cannot honour them. */
     if (opts &&
@@ -69,8 +68,7 @@ void weft__spawn_start(weft__worker *w, weft_task *t, bool child_first)
 }
 
 static inline __attribute__((always_inline)) int spawn_here(const char *file, int line,
-                                                            weft_task **out, weft_fn fn,
-                                                            void *arg,
+                                                            weft_task **out, weft_fn fn, void *arg,
                                                             const weft_spawn_opts *opts)
 {
     weft__worker *w = weft__worker_current();

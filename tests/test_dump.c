@@ -657,12 +657,11 @@ Test(dump, a_circle_through_mutexes_and_a_join_is_reported_while_others_run)
     run_main_cfg(&c, mutex_circle_main, &lc);
     cr_assert_eq(lc.nstall, 1, "reported once: %s", lc.first);
     cr_assert_not_null(strstr(lc.first, "3 tasks wait for each other"), "%s", lc.first);
-    cr_assert_not_null(strstr(lc.first, "\"holds-first\" on worker 1 joins task"), "%s",
-                       lc.first);
+    cr_assert_not_null(strstr(lc.first, "\"holds-first\" on worker 1 joins task"), "%s", lc.first);
     cr_assert_not_null(strstr(lc.first, "\"wants-second\" on worker 0 waits for mutex 0x"), "%s",
                        lc.first);
-    cr_assert_not_null(strstr(lc.first, "\"holds-second\" on worker 0 waits for mutex 0x"),
-                       "%s", lc.first);
+    cr_assert_not_null(strstr(lc.first, "\"holds-second\" on worker 0 waits for mutex 0x"), "%s",
+                       lc.first);
 }
 
 /* A mutex held by a task that waits on a channel (not a task): no circle, no report. */
@@ -713,4 +712,94 @@ Test(dump, a_lock_chain_that_ends_in_a_channel_is_no_circle)
     c.log_arg = &lc;
     run_main_cfg(&c, no_circle_main, &lc);
     cr_assert_eq(lc.nstall, 0, "%s", lc.first);
+}
+
+/* ---- A dump on a signal ---- */
+
+static void *receive_on(void *arg)
+{
+    int v;
+    weft_chan_recv(arg, &v, WEFT_FOREVER);
+    return NULL;
+}
+
+static void *nothing_main(void *arg)
+{
+    return arg;
+}
+
+static void *parked_until_killed(void *arg)
+{
+    (void)arg;
+    weft_chan *c;
+    cr_assert_eq(weft_chan_create(&c, sizeof(int), 0), 0);
+    weft_task *t;
+    weft_spawn_opts o = {.name = "sig-waiter"};
+    cr_assert_eq(weft_spawn_on(weft_worker_count() - 1, &t, receive_on, c, &o), 0);
+    fprintf(stderr, "ready\n");
+    weft_sleep(3600 * WEFT_SEC); /* until the parent kills the process */
+    return NULL;
+}
+
+/* A child whose runtime has `sig` as its dump signal (0: from WEFT_DUMP_SIGNAL); sends it
+ * once its tasks are parked, and returns what the child wrote on stderr. */
+static char *dump_on_signal(int cfg_sig, int send)
+{
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        dup2(p[1], 2);
+        close(p[0]);
+        close(p[1]);
+        weft_config c;
+        weft_config_init(&c);
+        c.workers = 2;
+        c.dump_signal = cfg_sig;
+        weft_run(&c, parked_until_killed, NULL, NULL);
+        coverage_dump();
+        _exit(0);
+    }
+    close(p[1]);
+    char *text = read_until(p[0], 10000, "ready\n", 100);
+    free(text);
+    kill(pid, send);
+    text = read_until(p[0], 10000, "dumped by task", 200);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(p[0]);
+    return text;
+}
+
+Test(dump, a_dump_on_the_configured_signal_and_the_process_runs_on)
+{
+    char *text = dump_on_signal(SIGUSR1, SIGUSR1);
+    cr_assert_not_null(strstr(text, "weft: task dump on signal"), "%s", text);
+    cr_assert_not_null(strstr(text, "(USR1)"), "%s", text);
+    cr_assert_not_null(strstr(text, "\"sig-waiter\" on worker 1: parked on channel receive"), "%s",
+                       text);
+    cr_assert_not_null(strstr(text, "\"main\" on worker 0: parked on sleep"), "%s", text);
+    free(text);
+
+    setenv("WEFT_DUMP_SIGNAL", "SIGUSR2", 1);
+    text = dump_on_signal(0, SIGUSR2);
+    unsetenv("WEFT_DUMP_SIGNAL");
+    cr_assert_not_null(strstr(text, "(USR2)"), "%s", text);
+    cr_assert_not_null(strstr(text, "\"sig-waiter\""), "%s", text);
+    free(text);
+}
+
+Test(dump, a_dump_signal_weft_cannot_take_is_refused)
+{
+    weft_config c;
+    weft_config_init(&c);
+    int bad[] = {SIGKILL, SIGSTOP, SIGSEGV, SIGURG, 4096};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        c.dump_signal = bad[i];
+        cr_assert_eq(weft_run(&c, nothing_main, NULL, NULL), -EINVAL, "signal %d", bad[i]);
+    }
+    c.dump_signal = 0;
+    c.leak_report = 2;
+    cr_assert_eq(weft_run(&c, nothing_main, NULL, NULL), -EINVAL);
 }
