@@ -16,6 +16,7 @@
 #include "scheduler.h"
 #include "smp.h"
 #include "dumpsig.h"
+#include "leaks.h"
 #include "steal.h"
 #include "tracer.h"
 #include "util/spinlock.h"
@@ -160,6 +161,8 @@ static bool stop_seen(weft__worker *w, weft_task *main_task)
         return atomic_load_explicit(&rt->stopping, memory_order_acquire) != 0;
     if (!weft__task_done(main_task))
         return false;
+    if (rt->leaks) /* before any worker's shutdown releases what the tasks held */
+        weft__leaks_main_ended(rt);
     atomic_store_explicit(&rt->stopping, 1, memory_order_release);
     weft__alien_close(rt); /* no more work from outside: what came is drained (alien.c) */
     for (unsigned i = 0; i < rt->nworkers; i++)
@@ -203,8 +206,11 @@ int weft__loop(weft__worker *w)
             weft__io_poll(w, 0, poll_cap(w));
         run_ready(w);
 
-        if (!w->tasks.shutting_down && stop_seen(w, main_task))
+        if (!w->tasks.shutting_down && stop_seen(w, main_task)) {
+            if (w->rt->leaks)
+                weft__leaks_worker_stop(w);
             weft__tasks_shutdown(w);
+        }
         /* Out when nothing is left to run here, and nothing can come: every worker is done
          * and no message is in flight (smp.c). */
         if (w->tasks.shutting_down && w->tasks.nlive == 0 && weft__smp_quiescent(w)) {

@@ -13,6 +13,7 @@
 
 #include "alien.h"
 #include "dumpsig.h"
+#include "leaks.h"
 #include "io/io.h"
 #include "loop.h"
 #include "overflow.h"
@@ -157,6 +158,7 @@ WEFT_COLD static int worker_init(weft__runtime *rt, weft__worker *w, unsigned in
     w->rt = rt;
     w->index = index;
     w->tracer = rt->cfg.tracer;
+    w->leaks = rt->leaks;
     w->run_mask = w->tracer ? 0 : 255; /* task.h's weft__sampled: one in 256 */
     w->watch.thread = pthread_self();
     w->watch.tid = (pid_t)syscall(SYS_gettid);
@@ -367,6 +369,8 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result)
 
     unsigned nthreads = 0;
     r = weft__smp_init(rt);
+    if (r == 0 && rt->cfg.leak_report)
+        r = weft__leaks_start(rt);
     /* The watchdog first: whether its signal is weft's decides the workers' masks. */
     if (r == 0)
         r = weft__watchdog_start(rt);
@@ -415,6 +419,7 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result)
     pthread_cond_destroy(&rt->start_cond);
     pthread_mutex_destroy(&rt->start_lock);
     pthread_mutex_destroy(&rt->lock);
+    weft__leaks_stop(rt);
     free(rt->threads);
     free(rt);
     return r;

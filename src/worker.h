@@ -77,6 +77,8 @@ struct weft__worker {
     /* Worker 0's: a dump was asked for by the dump signal's handler (dumpsig.c), which sets
      * it and rings the doorbell; the worker takes it at its next tick. */
     _Atomic int dump_asked;
+    /* The runtime's leak-report table (leaks.c), or NULL while the report is off; fixed. */
+    struct weft__leaks *leaks;
 
     weft__sched sched;       /* sched.h */
     weft__inbox inbox;       /* wake.h; any thread pushes */
