@@ -151,7 +151,7 @@ enum { WEFT_MODE_DEFAULT = 0, WEFT_MODE_SHARDED = 1, WEFT_MODE_STEALING = 2 };
  * - EXIT: exits the process with status 2 (Go's behaviour). The default.
  * - REPORT: runs on (a task may still be cancelled, from a signal handler say); the report is
  *   not repeated until something has run again.
- * - OFF: no check.
+ * - OFF: no check, and no report of circles of waits among some tasks either.
  * DEFAULT is the WEFT_DEADLOCK environment variable ("exit", "report" or "off"), else EXIT.
  * An idle runtime costs nothing for the check: it sleeps without polling. */
 enum {
@@ -198,8 +198,10 @@ typedef struct weft_config {
     /* The stall detector: a task that runs this long without a switch (no park, yield or
      * finish) is reported on stderr, with its worker and the backtrace it has at that moment
      * (taken on its thread with SIGURG while that signal keeps its default action; without
-     * it, the report has no backtrace). Each stall once; at most 4 reports at once, then
-     * one per 10 s. 0: the WEFT_STALL_MS environment variable if set, else 10 ms (Seastar
+     * it, the report has no backtrace), and again each time the stall doubles (2, 4, 8 ...
+     * thresholds); at most 10 reports a minute. Its thread also reports, about once a
+     * second, tasks that wait for each other in a circle (joins, locks held) while the rest
+     * runs on. 0: the WEFT_STALL_MS environment variable if set, else 10 ms (Seastar
      * uses 25); negative: off. The watchdog thread samples the workers every quarter of the
      * threshold while tasks run, backing off to 100 ms while none does. */
     int stall_ms;

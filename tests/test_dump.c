@@ -419,8 +419,7 @@ static __attribute__((noinline)) void spin_for(int64_t ns)
 
 static void *spinner(void *arg)
 {
-    (void)arg;
-    spin_for(100 * WEFT_MSEC);
+    spin_for(arg ? (int64_t)(intptr_t)arg * WEFT_MSEC : 100 * WEFT_MSEC);
     return NULL;
 }
 
@@ -436,7 +435,8 @@ static void *stall_main(void *arg)
     (void)arg;
     weft_task *t;
     weft_spawn_opts o = {.name = "spinner"};
-    cr_assert_eq(weft_spawn_on(weft_worker_count() - 1, &t, spinner, NULL, &o), 0);
+    /* 300 ms: reported at 10 ms, then again as the stall reaches 20, 40, 80, 160 ms. */
+    cr_assert_eq(weft_spawn_on(weft_worker_count() - 1, &t, spinner, (void *)300, &o), 0);
     cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
     o.name = "sleeper";
     cr_assert_eq(weft_spawn(&t, in_usleep, NULL, &o), 0);
@@ -446,15 +446,22 @@ static void *stall_main(void *arg)
     return NULL;
 }
 
-Test(dump, a_stall_is_reported_once_with_its_backtrace)
+Test(dump, a_stall_is_reported_with_its_backtrace_and_again_as_it_doubles)
 {
     int code;
     char *text = run_to_end(stall_main, 2, WEFT_DEADLOCK_OFF, &code);
     cr_assert_eq(code, 0, "exit %d:\n%s", code, text);
     const char *spin = strstr(text, "\"spinner\" on worker 1 has run for");
     cr_assert_not_null(spin, "%s", text);
-    cr_assert_null(strstr(spin + 1, "\"spinner\""), "reported twice:\n%s", text);
+    cr_assert_null(strstr(spin + 1, "\"spinner\" on worker 1 has run for"),
+                   "the first report twice:\n%s", text);
     cr_assert_not_null(strstr(spin, "its backtrace now:\n    #0 0x"), "%s", text);
+    /* The same stall again once it has doubled, with a backtrace of its own. */
+    const char *again = strstr(spin, "\"spinner\" on worker 1 is still running after ");
+    cr_assert_not_null(again, "%s", text);
+    double ms = atof(again + strlen("\"spinner\" on worker 1 is still running after "));
+    cr_assert_geq(ms, 20.0, "%s", text);
+    cr_assert_not_null(strstr(again, "its backtrace now:\n    #0 0x"), "%s", text);
     cr_assert_not_null(strstr(text, "on worker 0 has run for"), "%s", text);
     cr_assert_not_null(strstr(text, "blocked in system call"), "%s", text);
     free(text);
@@ -479,7 +486,9 @@ static void capture(void *arg, int level, const char *text)
 {
     log_capture *lc = arg;
     pthread_mutex_lock(&lc->mu);
-    if (level == WEFT_LOG_WARN && strstr(text, "weft: stall:")) {
+    if (level == WEFT_LOG_WARN && strstr(text, "is still running after")) {
+        /* the same stall, reported again as it doubled */
+    } else if (level == WEFT_LOG_WARN && strstr(text, "weft: stall:")) {
         if (lc->nstall++ == 0)
             snprintf(lc->first, sizeof lc->first, "%s", text);
     } else {
