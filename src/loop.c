@@ -191,7 +191,7 @@ int weft__loop(weft__worker *w)
     w->started_ns = weft__clock_ns();
     for (;;) {
         w->now = weft__clock_ns();
-        w->stats.nticks++;
+        WEFT_COUNT(w->stats.nticks++);
         weft__timers_run(w, w->now);
         /* Work from other workers this tick: then a short spin before sleeping (below). */
         bool crossed = weft__inbox_drain(w);

@@ -89,8 +89,10 @@ static WEFT_NOINLINE void switch_to(weft__worker *w, weft_task *from, weft_task 
         from->saved_errno = e;
     else
         w->sched.loop_errno = e;
+#ifndef WEFT_NO_METRICS
     if (weft_unlikely(from && from == w->poll_task))
         end_timed_run(w);
+#endif
     w->current = to;
     w->stats.nswitches++;
     weft__watch_switch(&w->watch, w->stats.nswitches);
@@ -158,7 +160,11 @@ static inline __attribute__((always_inline)) void begin_run(weft__worker *w, wef
 {
     uint64_t epoch = weft__task_begin_run(t);
     w->stats.nresumes++;
+#ifdef WEFT_NO_METRICS
+    if (weft_unlikely(w->tracer != NULL))
+#else
     if (weft_unlikely((epoch & w->run_mask) == 0)) /* weft__sampled, or a tracer */
+#endif
         begin_timed_run(w, t, epoch);
     WEFT_PROBE2(resume, t, w->index);
 }
@@ -353,7 +359,7 @@ static inline __attribute__((always_inline)) void park_current(weft__worker *w, 
 {
     uint64_t word = atomic_load_explicit(&t->word, memory_order_acquire);
     uint64_t e = WEFT__EPOCH(word);
-    w->stats.nparks++;
+    WEFT_COUNT(w->stats.nparks++);
     WEFT_PROBE2(park, t, wr->kind);
     if (weft_unlikely(w->tracer != NULL))
         weft__trace_park(w, t, wr->kind);

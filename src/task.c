@@ -162,7 +162,7 @@ static inline __attribute__((always_inline)) int task_new(weft__worker *w, weft_
         }
     }
     __atomic_store_n(&t->flags, (uint16_t)flags, __ATOMIC_RELAXED); /* clears REAPED */
-    w->stats.nspawned++;
+    WEFT_COUNT(w->stats.nspawned++);
     WEFT_PROBE3(spawn, t, t->id, home->index);
     if (weft_unlikely(w->tracer != NULL))
         weft__trace_spawn(home, t);

@@ -83,7 +83,7 @@ static inline __attribute__((always_inline)) void wake(weft__worker *self, weft_
                     if (!self || self->rt != w->rt)
                         mark_foreign(self, w);
                     else
-                        self->stats.nwakes_remote++;
+                        WEFT_COUNT(self->stats.nwakes_remote++);
                     push_remote(w, t);
                 }
             }
