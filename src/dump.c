@@ -312,6 +312,11 @@ static void put_task_json(weft__dumpbuf *b, const weft_task *t, uint64_t word, b
         put_json_string(b, t->spawn_file, 4096);
         weft__dumpbuf_printf(b, ",\"spawned_line\":%u", t->spawn_line);
     }
+    uint32_t spawned = atomic_load_explicit(&t->spawned_ms, memory_order_relaxed);
+    weft__dumpbuf_printf(b, ",\"age_ms\":%u,\"stalls\":%u,\"stall_max_ms\":%u",
+                         (uint32_t)(now / 1000000) - spawned,
+                         (unsigned)atomic_load_explicit(&t->nstalls, memory_order_relaxed),
+                         (unsigned)atomic_load_explicit(&t->stall_max_ms, memory_order_relaxed));
     int kind;
     const void *what;
     int64_t deadline, since;

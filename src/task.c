@@ -147,6 +147,9 @@ static inline __attribute__((always_inline)) int task_new(weft__worker *w, weft_
     t->spawn_line = 0;
     t->stack_size = stack_size;
     t->saved_errno = 0;
+    atomic_store_explicit(&t->spawned_ms, (uint32_t)(w->now / 1000000), memory_order_relaxed);
+    atomic_store_explicit(&t->nstalls, 0, memory_order_relaxed);
+    atomic_store_explicit(&t->stall_max_ms, 0, memory_order_relaxed);
     unsigned flags = stackless ? WEFT__T_STACKLESS : 0;
     t->name[0] = 0;
     if (opts) {

@@ -95,6 +95,18 @@ static void on_signal(int sig, siginfo_t *si, void *uctx)
         hi = (uintptr_t)t->stack->hi;
     }
     w->watch.task_id = t ? t->id : 0;
+    weft_task *cur = w->current;
+    if (cur) { /* the task's record of its stalls (the dump's "stalls"): this thread owns it */
+        int64_t ms = w->watch.ran_ns / 1000000;
+        uint64_t run = atomic_load_explicit(&w->watch.pub, memory_order_relaxed) + 1;
+        uint16_t nst = atomic_load_explicit(&cur->nstalls, memory_order_relaxed);
+        if (w->watch.counted != run && nst < UINT16_MAX) /* once however often reported */
+            atomic_store_explicit(&cur->nstalls, nst + 1, memory_order_relaxed);
+        w->watch.counted = run;
+        if (ms > atomic_load_explicit(&cur->stall_max_ms, memory_order_relaxed))
+            atomic_store_explicit(&cur->stall_max_ms, ms < UINT16_MAX ? ms : UINT16_MAX,
+                                  memory_order_relaxed);
+    }
     for (size_t i = 0; i < sizeof w->watch.name; i++) /* no library call in a handler */
         w->watch.name[i] = t ? t->name[i] : '\0';
     int n = 0;
@@ -153,6 +165,7 @@ static WEFT_COLD void report(struct weft__watchdog *wd, weft__worker *w, unsigne
     if (st != 'R')
         ask = false;
     if (ask) {
+        w->watch.ran_ns = ran_ns; /* for the handler, published by the store below */
         /* release: pairs with the handler's claim. */
         atomic_store_explicit(&w->watch.npcs, WATCH_ASKED, memory_order_release);
         if (pthread_kill(w->watch.thread, WEFT__WATCH_SIGNAL) == 0) {
