@@ -916,10 +916,14 @@ WEFT_API int weft_metrics_text(weft_runtime *rt, char *buf, size_t len);
 /* Turns on the debug endpoint: an HTTP/1.0 server, served by a task of the caller's worker on
  * weft's own sockets, answering GET (and HEAD) /metrics with weft_metrics_text's text,
  * /debug/tasks with every task as JSON ({"ntasks", "workers", "mode", "dumped_by", "tasks":
- * [{"id", "name", "worker", "state", "started", "stackless", "cancelled", "wait": {"kind",
+ * [{"id", "name", "worker", "state", "started", "stackless", "cancelled", "age_ms" (since its
+ * spawn), "stalls" and "stall_max_ms" (the stall detector's catches of it), "wait": {"kind",
  * "for_ns", "deadline_in_ns", "fd" | "task" | "object", "held_by"}, "stack": {"size",
  * "touched", "guarded"}, "frames": [{"pc", "module", "module_offset", "symbol", "offset"}]}]},
- * the fields present where they apply) and /debug/tasks.txt with weft_dump_tasks' text. `addr` NULL
+ * the fields present where they apply) and /debug/tasks.txt with weft_dump_tasks' text;
+ * /debug/stats with the counters per worker and in total and the histograms as JSON, and
+ * /debug/ with the console, a page for a browser that polls those two (docs/observability.md,
+ * "The console"). `addr` NULL
  * means 127.0.0.1 on a port the kernel picks; `*bound` (if not NULL) receives the address bound.
  * One request per connection, each read and write under a 5 s deadline. The endpoint stops when the
  * runtime does; while it listens, the deadlock report counts it as a source of work from outside

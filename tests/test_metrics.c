@@ -219,6 +219,41 @@ static void *endpoint_main(void *arg)
     cr_assert_eq(st, 0, "not JSON, or the count is off:\n%s", body);
     free(r);
 
+    /* The counters as JSON (the console's /debug/stats), per worker and in total. */
+    r = http_get(&at, "GET /debug/stats HTTP/1.0\r\n\r\n");
+    cr_assert(strncmp(r, "HTTP/1.0 200 OK\r\n", 17) == 0, "%s", r);
+    cr_assert_not_null(strstr(r, "Content-Type: application/json\r\n"), "%s", r);
+    body = strstr(r, "\r\n\r\n");
+    cr_assert_not_null(body);
+    body += 4;
+    cr_assert(strncmp(body, "{\"now_ns\":", 10) == 0, "%s", body);
+    char spath[] = "/tmp/weft-stats-XXXXXX";
+    tfd = mkstemp(spath);
+    cr_assert_geq(tfd, 0);
+    cr_assert_eq(write(tfd, body, strlen(body)), (ssize_t)strlen(body));
+    close(tfd);
+    char scmd[512];
+    snprintf(scmd, sizeof scmd,
+             "python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); "
+             "w=d[\"workers\"]; assert [x[\"index\"] for x in w] == [0, 1]; "
+             "assert d[\"total\"][\"nspawned\"] == sum(x[\"nspawned\"] for x in w) >= 3; "
+             "assert len(d[\"histograms\"][\"poll_time\"][\"buckets\"]) == 40' %s",
+             spath);
+    st = system(scmd);
+    unlink(spath);
+    cr_assert_eq(st, 0, "not JSON, or the figures are off:\n%s", body);
+    free(r);
+
+    /* The console: one page, its script and style inside it. */
+    r = http_get(&at, "GET /debug/ HTTP/1.0\r\n\r\n");
+    cr_assert(strncmp(r, "HTTP/1.0 200 OK\r\n", 17) == 0, "%s", r);
+    cr_assert_not_null(strstr(r, "Content-Type: text/html; charset=utf-8\r\n"), "%s", r);
+    cr_assert_not_null(strstr(r, "<title>weft console</title>"), "%s", r);
+    cr_assert_not_null(strstr(r, "getJSON('/debug/stats')"), "%s", r);
+    cr_assert_null(strstr(r, "<script src"), "%s", r);
+    cr_assert_not_null(strstr(r, "</html>\n"), "the whole page: %s", r);
+    free(r);
+
     r = http_get(&at, "HEAD /metrics HTTP/1.0\r\n\r\n");
     cr_assert(strncmp(r, "HTTP/1.0 200 OK\r\n", 17) == 0, "%s", r);
     cr_assert_null(strstr(r, "# HELP"), "no body for HEAD: %s", r);
