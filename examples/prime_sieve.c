@@ -54,8 +54,8 @@ static void *main_task(void *arg)
         if (e < 0)
             fprintf(stderr, "prime_sieve: debug endpoint: %s\n", weft_strerror(e));
         else
-            fprintf(stderr, "prime_sieve: debug endpoint on http://127.0.0.1:%d/debug/\n",
-                    weft_addr_port(&dbg));
+            printf("prime_sieve: debug endpoint on http://127.0.0.1:%d/debug/\n",
+                   weft_addr_port(&dbg));
     }
     weft_group *g;
     weft_group_create(&g);
