@@ -319,7 +319,10 @@ typedef struct weft_stats {
     uint64_t nevents;        /* reactor events (epoll events, io_uring completions) */
     uint64_t nready;         /* now: tasks in the ready queues */
     uint64_t busy_ns;        /* time the workers spent out of their reactor's sleep */
-    uint64_t reserved_[8];   /* zero: room for counters of later versions */
+    /* now: workers the stall detector sees stuck in one task (no switch for the stall
+     * threshold while awake); 0 with the detector off. Read live, not at the last tick. */
+    uint64_t nstuck;
+    uint64_t reserved_[7]; /* zero: room for counters of later versions */
 } weft_stats;
 
 /* Writes a dump of every task of the current runtime to `fd`, as text a person reads at a

@@ -12,6 +12,7 @@
 #include "metrics.h"
 #include "pool.h"
 #include "runtime.h"
+#include "watchdog.h"
 #include "worker.h"
 
 /* One worker's published counters into the weft_stats fields they feed. */
@@ -24,6 +25,7 @@ static void worker_stats(const weft__worker *x, weft_stats *s)
 #define SET_ONE(field, expr) s->field = v[k++];
     WEFT__COUNTERS(SET_ONE)
 #undef SET_ONE
+    s->nstuck = weft__watch_stuck(&x->watch); /* live: a stuck worker publishes nothing */
 }
 
 static void add_stats(weft_stats *sum, const weft_stats *s)
@@ -31,6 +33,7 @@ static void add_stats(weft_stats *sum, const weft_stats *s)
 #define ADD_ONE(field, expr) sum->field += s->field;
     WEFT__COUNTERS(ADD_ONE)
 #undef ADD_ONE
+    sum->nstuck += s->nstuck;
 }
 
 static void pool_stats(weft__runtime *rt, weft_stats *s)
@@ -143,6 +146,7 @@ static const struct metric {
     M(nmsgs, "weft_messages_total", "counter", "Messages sent to other workers."),
     M(nsteals, "weft_steals_total", "counter", "Tasks taken from another worker."),
     M(busy_ns, "weft_busy_seconds_total", "counter", "Time out of the reactor's sleep."),
+    M(nstuck, "weft_workers_stuck", "gauge", "Workers stuck in one task past the stall threshold."),
     M(nstacks_live, "weft_stacks_live", "gauge", "Stacks bound to tasks."),
     M(nstacks_pooled, "weft_stacks_pooled", "gauge", "Free stacks kept for reuse."),
     M(nguarded_live, "weft_stacks_guarded", "gauge", "Guarded stacks in existence."),
@@ -253,8 +257,9 @@ void weft__metrics_render_json(weft__runtime *rt, weft__dumpbuf *b, int64_t now)
     for (unsigned i = 0; i < n; i++) {
         /* Asleep in its reactor (relaxed: a figure; the watchdog reads it the same way). */
         bool asleep = atomic_load_explicit(&rt->workers[i].inbox.sleeping, memory_order_relaxed);
-        weft__dumpbuf_printf(b, "%s{\"index\":%u,\"asleep\":%s,", i ? "," : "", i,
-                             asleep ? "true" : "false");
+        weft__dumpbuf_printf(b, "%s{\"index\":%u,\"asleep\":%s,\"stuck\":%s,", i ? "," : "", i,
+                             asleep ? "true" : "false",
+                             weft__watch_stuck(&rt->workers[i].watch) ? "true" : "false");
         put_stats_json(b, &per[i]);
         weft__dumpbuf_printf(b, "}");
     }

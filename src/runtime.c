@@ -459,6 +459,7 @@ int weft_stats_read(weft_stats *out, size_t size)
         }
         for (int k = 0; k < WEFT__NPUB; k++)
             sum[k] += v[k];
+        s.nstuck += weft__watch_stuck(&x->watch);
     }
     int k = 0;
 #define SUM_ONE(field, expr) s.field = sum[k++];
