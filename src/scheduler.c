@@ -362,7 +362,7 @@ static inline __attribute__((always_inline)) void park_current(weft__worker *w, 
     WEFT_COUNT(w->stats.nparks++);
     WEFT_PROBE2(park, t, wr->kind);
     if (weft_unlikely(w->tracer != NULL))
-        weft__trace_park(w, t, wr->kind);
+        weft__trace_park(w, t, weft__wait_kind_name(wr->kind));
     if (WEFT__STATE(word) == WEFT__RUNNING &&
         atomic_compare_exchange_strong_explicit(&t->word, &word, WEFT__WORD(e, WEFT__PARKED),
                                                 memory_order_acq_rel, memory_order_acquire)) {
@@ -479,7 +479,7 @@ void weft__yield(weft__worker *w)
                           memory_order_relaxed);
     weft__ready_push(&w->sched, t);
     if (weft_unlikely(w->tracer != NULL))
-        weft__trace_park(w, t, WEFT__WAIT_YIELD);
+        weft__trace_park(w, t, "yield");
     schedule_away(w, t);
 }
 
