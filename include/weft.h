@@ -322,7 +322,10 @@ typedef struct weft_stats {
     /* now: workers the stall detector sees stuck in one task (no switch for the stall
      * threshold while awake); 0 with the detector off. Read live, not at the last tick. */
     uint64_t nstuck;
-    uint64_t reserved_[7]; /* zero: room for counters of later versions */
+    uint64_t nfinished;    /* tasks finished (returned, exited or cancelled) */
+    uint64_t nunfinished;  /* now: tasks not finished: ready, running or waiting (ntasks
+                            * counts the finished ones not yet reaped too) */
+    uint64_t reserved_[5]; /* zero: room for counters of later versions */
 } weft_stats;
 
 /* Writes a dump of every task of the current runtime to `fd`, as text a person reads at a

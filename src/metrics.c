@@ -132,6 +132,7 @@ static const struct metric {
     }
     M(nspawned, "weft_tasks_spawned_total", "counter", "Tasks spawned (stackful and stackless)."),
     M(ntasks, "weft_tasks_alive", "gauge", "Tasks not yet reaped."),
+    M(nfinished, "weft_tasks_finished_total", "counter", "Tasks finished."),
     M(nready, "weft_tasks_ready", "gauge", "Tasks in the ready queue."),
     M(nresumes, "weft_resumes_total", "counter", "Task resumes."),
     M(nswitches, "weft_switches_total", "counter", "Context switches."),
@@ -188,6 +189,21 @@ void weft__metrics_render(weft__runtime *rt, weft__dumpbuf *b)
             snprintf(labels, sizeof labels, "{worker=\"%u\"}", i);
             put_value(b, m, labels, &per[i]);
         }
+    }
+    /* Tasks by state: in the ready queue; waiting (parked, or woken from another thread
+     * and not queued yet, or running); finished and not yet joined or reaped. */
+    weft__dumpbuf_printf(b, "# HELP weft_tasks Tasks by state.\n# TYPE weft_tasks gauge\n");
+    for (unsigned i = 0; i < n; i++) {
+        const weft_stats *s = &per[i];
+        uint64_t ready = s->nready < s->nunfinished ? s->nready : s->nunfinished;
+        uint64_t done = s->ntasks > s->nunfinished ? s->ntasks - s->nunfinished : 0;
+        weft__dumpbuf_printf(b,
+                             "weft_tasks{worker=\"%u\",state=\"ready\"} %llu\n"
+                             "weft_tasks{worker=\"%u\",state=\"waiting\"} %llu\n"
+                             "weft_tasks{worker=\"%u\",state=\"finished\"} %llu\n",
+                             i, (unsigned long long)ready, i,
+                             (unsigned long long)(s->nunfinished - ready), i,
+                             (unsigned long long)done);
     }
     free(per);
     put_histogram(b, rt, WEFT_HIST_SCHEDULE_LATENCY, "weft_schedule_latency_seconds",
