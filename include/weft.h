@@ -322,10 +322,13 @@ typedef struct weft_stats {
     /* now: workers the stall detector sees stuck in one task (no switch for the stall
      * threshold while awake); 0 with the detector off. Read live, not at the last tick. */
     uint64_t nstuck;
-    uint64_t nfinished;    /* tasks finished (returned, exited or cancelled) */
-    uint64_t nunfinished;  /* now: tasks not finished: ready, running or waiting (ntasks
-                            * counts the finished ones not yet reaped too) */
-    uint64_t reserved_[5]; /* zero: room for counters of later versions */
+    uint64_t nfinished;          /* tasks finished (returned, exited or cancelled) */
+    uint64_t nunfinished;        /* now: tasks not finished: ready, running or waiting (ntasks
+                                  * counts the finished ones not yet reaped too) */
+    uint64_t stack_bytes_live;   /* now: the sizes of the stacks bound to tasks (address
+                                  * space; a task commits only the pages it touches) */
+    uint64_t stack_bytes_pooled; /* now: the sizes of the warm stacks kept for reuse */
+    uint64_t reserved_[3];       /* zero: room for counters of later versions */
 } weft_stats;
 
 /* Writes a dump of every task of the current runtime to `fd`, as text a person reads at a

@@ -107,6 +107,12 @@ Test(metrics, read_from_a_thread_outside_the_runtime)
     cr_assert_eq(rd->total.nunfinished, 1, "main only: %llu",
                  (unsigned long long)rd->total.nunfinished);
     cr_assert_eq(rd->w1.nunfinished, 0);
+    /* Stack memory: main's stack bound; worker 1's tasks' stacks pooled there. */
+    cr_assert_geq(rd->total.stack_bytes_live, WEFT_STACK_DEFAULT / 2, "%llu",
+                  (unsigned long long)rd->total.stack_bytes_live);
+    cr_assert_eq(rd->w1.stack_bytes_live, 0);
+    cr_assert_geq(rd->w1.stack_bytes_pooled, WEFT_STACK_DEFAULT / 2);
+    cr_assert_not_null(strstr(rd->text, "weft_stack_bytes_pooled{worker=\"1\"} "));
     cr_assert_not_null(strstr(rd->text, "# TYPE weft_tasks gauge\n"));
     cr_assert_not_null(strstr(rd->text, "weft_tasks{worker=\"0\",state=\"waiting\"} 1\n"), "%s",
                        rd->text);
