@@ -231,7 +231,17 @@ typedef struct weft_config {
      * its wait and spawn site), channels never released, fds still registered with a
      * worker's reactor. 0: the WEFT_LEAK_REPORT environment variable ("1"), else off. */
     int leak_report;
-    uint64_t reserved_[1]; /* zero: room for fields of later versions */
+    /* Stealing mode's LIFO slot (Go's runnext, Tokio's lifo slot): the task spawned or woken
+     * last on a worker runs next, ahead of its queue (a warm cache for a task that wakes or
+     * spawns another; a tree of spawns and joins runs more depth first, with fewer stacks
+     * held at once). At most 3 slot runs in a row, then a task from the queue: two tasks
+     * waking each other cannot starve the rest. A slot task that never ran may be stolen.
+     * It changes the order tasks run in (no longer first in, first out), so it is chosen:
+     * 1 on; 0: the WEFT_LIFO environment variable ("1" on), else off; negative: off.
+     * Ignored in sharded mode. */
+    int lifo_slot;
+    int reserved_int_;     /* zero */
+    uint64_t reserved_[4]; /* zero: room for fields of later versions */
 } weft_config;
 
 /* Callbacks for the program's own tracer (a span per task, a timeline of polls, a latency

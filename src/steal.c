@@ -83,6 +83,7 @@ static void msg_ask(weft__worker *w, void *a, void *b, uint64_t c)
             t = next;
         }
         w->sched.nunstarted -= n;
+        w->sched.lifo = NULL; /* it may have been handed over: the head is unknown now */
         w->tasks.nlive -= n;
         w->tasks.nrecords -= n;
     }
