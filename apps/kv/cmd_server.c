@@ -85,10 +85,10 @@ void multi_hello(kv_ctx *c)
             reply_error(c->out, "NOPROTO unsupported protocol version");
             return;
         }
+        int name = 0;
         for (int i = 2; i < c->argc; i++) {
             if (arg_is(c, i, "setname") && i + 1 < c->argc) {
-                if (set_name(c, ++i) < 0)
-                    return;
+                name = ++i;
             } else if (arg_is(c, i, "auth") && i + 2 < c->argc) {
                 i += 2; /* no users: any credentials are the default user's */
             } else {
@@ -97,18 +97,19 @@ void multi_hello(kv_ctx *c)
                 return;
             }
         }
-        if (v == 3) { /* RESP3 is not there yet: a client falls back on RESP2 */
-            reply_error(c->out, "NOPROTO unsupported protocol version");
+        /* As Redis: the options are checked first, then the name set, then the protocol. */
+        if (name && set_name(c, name) < 0)
             return;
-        }
+        /* The connection's buffers carry the protocol: this reply is the first in it. */
+        c->conn->out.resp3 = c->conn->tmp.resp3 = v == 3;
     }
-    reply_array(c->out, 14);
+    reply_map(c->out, 7);
     reply_bulks(c->out, "server");
     reply_bulks(c->out, "redis");
     reply_bulks(c->out, "version");
     reply_bulks(c->out, KV_REDIS_VERSION);
     reply_bulks(c->out, "proto");
-    reply_int(c->out, 2);
+    reply_int(c->out, c->out->resp3 ? 3 : 2);
     reply_bulks(c->out, "id");
     reply_int(c->out, (long long)c->conn->id);
     reply_bulks(c->out, "mode");
@@ -131,12 +132,12 @@ void cmd_clientlist(kv_ctx *c)
                          "id=%llu addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=%s "
                          "db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=%zu qbuf-free=%zu "
                          "argv-mem=0 multi-mem=0 obl=0 oll=0 omem=0 tot-mem=%zu events=r "
-                         "cmd=%s user=default redir=-1 resp=2 shard=%u\n",
+                         "cmd=%s user=default redir=-1 resp=%d shard=%u\n",
                          (unsigned long long)k->id, k->addr, k->laddr, k->fd,
                          k->name ? k->name : "", (long long)(now - k->created_ms) / 1000,
                          (long long)(now - k->last_ms) / 1000, k->blocked ? "b" : "N", k->qlen,
                          k->qcap - k->qlen, k->qcap + k->out.cap + k->tmp.cap,
-                         k->last_cmd ? k->last_cmd : "NULL", sh->index);
+                         k->last_cmd ? k->last_cmd : "NULL", k->out.resp3 ? 3 : 2, sh->index);
         sbuf_add(&b, line, (size_t)n);
     }
     reply_bulk(c->out, b.data ? b.data : "", b.len);
@@ -161,7 +162,7 @@ static void client_list(kv_ctx *c)
         const char *body = strchr(p, '\n') + 1;
         sbuf_add(&all, body, (size_t)atoll(p + 1));
     }
-    reply_bulk(c->out, all.data ? all.data : "", all.len);
+    reply_verbatim(c->out, all.data ? all.data : "", all.len);
     sbuf_free(&all);
     sbuf_free(&tmp);
 }
@@ -217,7 +218,7 @@ static void command_flags(sbuf *b, unsigned f)
         names[n++] = "loading";
     if (f & CMD_STALE)
         names[n++] = "stale";
-    reply_array(b, n);
+    reply_set(b, n);
     for (int i = 0; i < n; i++)
         reply_status(b, names[i]);
 }
@@ -231,16 +232,16 @@ static void command_info(sbuf *b, const kv_command *k)
     reply_int(b, k->first);
     reply_int(b, k->last);
     reply_int(b, k->step);
-    reply_array(b, 0); /* ACL categories */
-    reply_array(b, 0); /* tips */
-    reply_array(b, 0); /* key specs */
-    reply_array(b, 0); /* subcommands */
+    reply_set(b, 0); /* ACL categories */
+    reply_set(b, 0); /* tips */
+    reply_set(b, 0); /* key specs */
+    reply_set(b, 0); /* subcommands */
 }
 
 static void command_docs(sbuf *b, const kv_command *k)
 {
     reply_bulks(b, k->name);
-    reply_array(b, 6);
+    reply_map(b, 3);
     reply_bulks(b, "summary");
     reply_bulks(b, "");
     reply_bulks(b, "since");
@@ -272,7 +273,7 @@ void multi_command(kv_ctx *c)
         }
     } else if (arg_is(c, 1, "docs")) {
         if (c->argc == 2) {
-            reply_array(c->out, (long long)nvisible * 2);
+            reply_map(c->out, (long long)nvisible);
             for (size_t i = 0; i < kv_ncommands; i++)
                 if (!(kv_commands[i].flags & CMD_HIDDEN))
                     command_docs(c->out, &kv_commands[i]);
@@ -280,7 +281,7 @@ void multi_command(kv_ctx *c)
             int n = 0;
             for (int i = 2; i < c->argc; i++)
                 n += kv_command_find(c->argv[i], c->argl[i], 0) != NULL;
-            reply_array(c->out, n * 2);
+            reply_map(c->out, n);
             for (int i = 2; i < c->argc; i++) {
                 const kv_command *k = kv_command_find(c->argv[i], c->argl[i], 0);
                 if (k)
@@ -442,7 +443,7 @@ void multi_config(kv_ctx *c)
                     hit[k] = 1;
                     nhit++;
                 }
-        reply_array(c->out, nhit * 2);
+        reply_map(c->out, nhit);
         for (size_t k = 0; k < n; k++)
             if (hit[k]) {
                 char buf[128];
@@ -572,7 +573,7 @@ void multi_info(kv_ctx *c)
             LINE("shard%u:keys=%llu\r\n", s, shard_keys[s]);
     }
 #undef LINE
-    reply_bulk(c->out, b.data ? b.data : "", b.len);
+    reply_verbatim(c->out, b.data ? b.data : "", b.len);
     sbuf_free(&b);
 }
 

@@ -60,7 +60,7 @@ int kv_exec_items(kv_conn *c, kv_item *items, size_t n, sbuf *dst)
         unsigned s = items[i].shard;
         if (s == self || msgs[s] || s >= nsh)
             continue;
-        msgs[s] = kv_msg_build(items, n, s);
+        msgs[s] = kv_msg_build(items, n, s, dst);
         if (!msgs[s]) {
             err = -ENOMEM;
             break;
@@ -78,6 +78,7 @@ int kv_exec_items(kv_conn *c, kv_item *items, size_t n, sbuf *dst)
     }
     /* Local items run while the remote ones do, into tmp (their order is fixed below). */
     c->tmp.len = 0;
+    c->tmp.resp3 = dst->resp3;
     if (!err)
         for (size_t i = 0; i < n; i++)
             if (items[i].shard == self)
