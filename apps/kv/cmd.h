@@ -151,6 +151,8 @@ KV_DECL(multi_config);
 KV_DECL(multi_info);
 KV_DECL(multi_shutdown);
 KV_DECL(cmd_clientlist);
+KV_DECL(multi_bgrewriteaof);
+KV_DECL(cmd_bgrewrite);
 
 /* Sets a hash field (cmd_hash.c; db_restore uses it). Returns 1 if new, 0 if updated, -1 OOM. */
 int hash_set(kv_entry *e, const char *f, size_t flen, const char *v, size_t vlen);

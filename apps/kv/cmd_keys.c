@@ -600,11 +600,15 @@ void cmd_shardstats(kv_ctx *c)
 {
     kv_shard *sh = kv_local();
     char line[512];
-    int n = snprintf(line, sizeof line, "%zu %zu %lld %llu %llu %llu %llu %zu %llu %llu %zu",
-                     c->db->keys.size, c->db->nexpires, kv_mem_used,
-                     (unsigned long long)c->db->nhits, (unsigned long long)c->db->nmisses,
-                     (unsigned long long)c->db->nexpired, (unsigned long long)c->db->nevicted,
-                     sh->nconns, (unsigned long long)sh->nconns_total,
-                     (unsigned long long)sh->ncommands, c->db->nwaiters);
+    const kv_aof *a = &sh->aof;
+    int n =
+        snprintf(line, sizeof line,
+                 "%zu %zu %lld %llu %llu %llu %llu %zu %llu %llu %zu %d %llu %llu %llu %d",
+                 c->db->keys.size, c->db->nexpires, kv_mem_used, (unsigned long long)c->db->nhits,
+                 (unsigned long long)c->db->nmisses, (unsigned long long)c->db->nexpired,
+                 (unsigned long long)c->db->nevicted, sh->nconns,
+                 (unsigned long long)sh->nconns_total, (unsigned long long)sh->ncommands,
+                 c->db->nwaiters, a->rewriting, (unsigned long long)a->nrewrites,
+                 (unsigned long long)a->size, (unsigned long long)a->base_size, a->last_failed);
     reply_bulk(c->out, line, (size_t)n);
 }

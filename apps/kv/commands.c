@@ -90,11 +90,13 @@ const kv_command kv_commands[] = {
     {"config", -2, X | NLS, 0, 0, 0, NULL, multi_config, "server"},
     {"info", -1, X | CMD_LOADING | CMD_STALE, 0, 0, 0, NULL, multi_info, "server"},
     {"shutdown", -1, W | X | NLS, 0, 0, 0, NULL, multi_shutdown, "server"},
+    {"bgrewriteaof", 1, X | CMD_NOSCRIPT, 0, 0, 0, NULL, multi_bgrewriteaof, "server"},
     /* internal: the parts of commands that span shards */
     {"__dumpdel", 2, W | H, 1, 1, 1, cmd_dump_del, NULL, NULL},
     {"__restore", 3, W | H, 1, 1, 1, cmd_restore_at, NULL, NULL},
     {"__shardstats", 1, R | H, 0, 0, 0, cmd_shardstats, NULL, NULL},
     {"__clientlist", 1, R | H, 0, 0, 0, cmd_clientlist, NULL, NULL},
+    {"__bgrewrite", 1, H, 0, 0, 0, cmd_bgrewrite, NULL, NULL},
 };
 /* clang-format on */
 

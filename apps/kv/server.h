@@ -28,6 +28,11 @@ typedef struct kv_config {
     int aof_policy;           /* AOF_OFF, _ALWAYS, _EVERYSEC, _NO (aof.h) */
     const char *dir;          /* where the AOF files are */
     atomic_int aof_replaying; /* replay at start: nothing is logged */
+    /* A shard's file is rewritten when it has grown by this percentage over its size after
+     * the last rewrite (0: never by itself) and is at least aof_rewrite_min bytes: Redis's
+     * auto-aof-rewrite-percentage and -min-size; CONFIG SET writes them from any worker. */
+    atomic_llong aof_rewrite_pct;
+    atomic_llong aof_rewrite_min;
 } kv_config;
 
 extern kv_config kv_cfg;
