@@ -14,6 +14,11 @@
 
 enum { AOF_OFF = 0, AOF_ALWAYS = 1, AOF_EVERYSEC = 2, AOF_NO = 3 };
 
+/* A rewrite's walker takes this many buckets, then yields (--aof-rewrite-step): about 64 keys
+ * at the tables' usual load of 1, a few microseconds for small values, as the active
+ * expiry's steps. */
+#define REWRITE_STEP 64
+
 typedef struct kv_aof {
     int fd;            /* -1 when off */
     sbuf buf;          /* commands logged and not yet handed to the writer */

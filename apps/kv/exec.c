@@ -318,6 +318,12 @@ static void dispatch(kv_conn *c, const char *base)
     }
     unsigned shard = sh->index;
     int multi = (cmd->flags & CMD_MULTI) != 0;
+    if (c->replay && cmd->proc == cmd_flushdb) {
+        /* A FLUSHDB in a shard's file emptied that shard (each shard logs its own): at
+         * replay it must not empty the shards replayed before. */
+        multi = 0;
+        shard = c->replay_shard;
+    }
     if (!multi && cmd->first > 0 && kv_nshards() > 1) {
         int last = cmd->last < 0 ? (int)argc + cmd->last : cmd->last;
         shard = kv_key_shard(argv[cmd->first], argl[cmd->first]);

@@ -95,6 +95,8 @@ int main(int argc, char **argv)
                    number(v, 0, (1LL << 62), &n) == 0) {
             atomic_store(&kv_cfg.aof_rewrite_min, n);
             rewrite_min_set = 1;
+        } else if (!strcmp(o, "--aof-rewrite-step") && v && number(v, 1, 1 << 20, &n) == 0) {
+            kv_cfg.aof_rewrite_step = (int)n; /* tuning and tests: how finely a walk is cut */
         } else if (!strcmp(o, "--dir") && v) {
             kv_cfg.dir = v;
         } else if (!strcmp(o, "--maxmemory") && v && number(v, 0, (1LL << 62), &n) == 0) {
@@ -116,6 +118,8 @@ int main(int argc, char **argv)
         atomic_store(&kv_cfg.aof_rewrite_pct, 100);
     if (!rewrite_min_set)
         atomic_store(&kv_cfg.aof_rewrite_min, 64LL * 1024 * 1024);
+    if (!kv_cfg.aof_rewrite_step)
+        kv_cfg.aof_rewrite_step = REWRITE_STEP;
     kv_cfg.aof_policy = appendonly ? fsync_policy : AOF_OFF;
     kv_commands_init();
     /* Many clients need many fds. */

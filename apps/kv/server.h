@@ -33,6 +33,7 @@ typedef struct kv_config {
      * auto-aof-rewrite-percentage and -min-size; CONFIG SET writes them from any worker. */
     atomic_llong aof_rewrite_pct;
     atomic_llong aof_rewrite_min;
+    int aof_rewrite_step; /* buckets a rewrite's walker takes between two yields (64) */
 } kv_config;
 
 extern kv_config kv_cfg;
@@ -69,9 +70,10 @@ typedef struct kv_conn {
     const char **argp; /* the segment's arguments, flat (items index them by argi) */
     size_t *argl;
     size_t nargs, args_cap;
-    int close_after; /* QUIT, a protocol error, SHUTDOWN: close once the replies are out */
-    int blocked;     /* parked in BLPOP/BRPOP (CLIENT LIST's flags) */
-    int replay;      /* the AOF replay's: no socket, internal commands allowed */
+    int close_after;       /* QUIT, a protocol error, SHUTDOWN: close once the replies are out */
+    int blocked;           /* parked in BLPOP/BRPOP (CLIENT LIST's flags) */
+    int replay;            /* the AOF replay's: no socket, internal commands allowed */
+    unsigned replay_shard; /* the shard whose file the replay reads */
 } kv_conn;
 
 typedef struct kv_shard {
