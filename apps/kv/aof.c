@@ -613,7 +613,10 @@ static int replay_file(unsigned shard)
         c->out.len = 0;
         if (c->close_after) {
             fprintf(stderr, "weft-kv: AOF %s: not a valid AOF near byte %lld: %s\n", path,
-                    (long long)(total - (off_t)c->qlen), c->parser.err ? c->parser.err : "");
+                    (long long)(total - (off_t)c->qlen),
+                    c->replay_err   ? c->replay_err
+                    : c->parser.err ? c->parser.err
+                                    : "");
             rc = -1;
             break;
         }

@@ -298,6 +298,12 @@ static void dispatch(kv_conn *c, const char *base)
     sh->ncommands++;
     c->last_ms = kv_mono_ms();
     const kv_command *cmd = kv_command_find(argv[0], argl[0], c->replay);
+    if (!cmd && c->replay) { /* the file is damaged: no command of ours has that name */
+        flush_segment(c);
+        c->replay_err = "unknown command";
+        c->close_after = 1;
+        return;
+    }
     if (!cmd) {
         flush_segment(c);
         /* Redis's text: the name, then up to the first arguments quoted, each cut to 128. */
@@ -355,6 +361,13 @@ void kv_process(kv_conn *c)
     size_t start = 0;
     while (!c->close_after) {
         size_t used = 0;
+        if (c->replay && c->parser.pos == 0 && start < c->qlen && c->qbuf[start] != '*') {
+            /* The log holds multibulk commands only: anything else is damage, which inline
+             * parsing would take for (unknown) commands. */
+            c->replay_err = "not a multibulk command";
+            c->close_after = 1;
+            break;
+        }
         int r = resp_parse(&c->parser, c->qbuf + start, c->qlen - start, &used);
         if (r == RESP_MORE)
             break;

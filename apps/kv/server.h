@@ -70,10 +70,11 @@ typedef struct kv_conn {
     const char **argp; /* the segment's arguments, flat (items index them by argi) */
     size_t *argl;
     size_t nargs, args_cap;
-    int close_after;       /* QUIT, a protocol error, SHUTDOWN: close once the replies are out */
-    int blocked;           /* parked in BLPOP/BRPOP (CLIENT LIST's flags) */
-    int replay;            /* the AOF replay's: no socket, internal commands allowed */
-    unsigned replay_shard; /* the shard whose file the replay reads */
+    int close_after;        /* QUIT, a protocol error, SHUTDOWN: close once the replies are out */
+    int blocked;            /* parked in BLPOP/BRPOP (CLIENT LIST's flags) */
+    int replay;             /* the AOF replay's: no socket, internal commands allowed */
+    unsigned replay_shard;  /* the shard whose file the replay reads */
+    const char *replay_err; /* why the replay stopped: a command no file holds */
 } kv_conn;
 
 typedef struct kv_shard {
