@@ -197,7 +197,9 @@ def main():
                     print("FAIL torn at %d: state after the cut" % cut)
                     bad += 1
                 p.send_signal(signal.SIGTERM)
-                p.wait()
+                if p.wait() != 0:
+                    print("FAIL torn at %d: exit status %d" % (cut, p.returncode))
+                    bad += 1
                 if len(open(f, "rb").read()) != len(whole) - len(rec):
                     print("FAIL torn at %d: the file was not cut" % cut)
                     bad += 1
