@@ -358,6 +358,40 @@ static void log_keys_state(kv_shard *sh, const kv_command *cmd, const kv_ctx *ct
     }
 }
 
+/* SPOP picks at random: it is logged as the SREM of the members its reply holds (a bulk, or
+ * an array or RESP3 set of bulks; nothing for a null or an empty one). */
+static void log_spop(kv_shard *sh, const kv_ctx *ctx, size_t reply_off)
+{
+    const char *p = ctx->out->data + reply_off;
+    const char *end = ctx->out->data + ctx->out->len;
+    long long n = 1;
+    if (*p == '*' || *p == '~') {
+        n = atoll(p + 1);
+        p = memchr(p, '\n', (size_t)(end - p)) + 1;
+    } else if (*p != '$') {
+        return;
+    }
+    if (n <= 0 || p[1] == '-')
+        return;
+    const char **argv = malloc((size_t)(n + 2) * sizeof *argv);
+    size_t *argl = malloc((size_t)(n + 2) * sizeof *argl);
+    if (argv && argl) {
+        argv[0] = "SREM";
+        argl[0] = 4;
+        argv[1] = ctx->argv[1];
+        argl[1] = ctx->argl[1];
+        for (long long i = 0; i < n; i++) { /* $len\r\nbytes\r\n */
+            const char *body = memchr(p, '\n', (size_t)(end - p)) + 1;
+            argv[i + 2] = body;
+            argl[i + 2] = (size_t)atoll(p + 1);
+            p = body + argl[i + 2] + 2;
+        }
+        log_argv(sh, ctx->argv[1], ctx->argl[1], (int)n + 2, argv, argl);
+    }
+    free(argv);
+    free(argl);
+}
+
 /* The state of one string key, or its expiry: what it is now, as commands that set it. */
 static void log_state(kv_shard *sh, const char *key, size_t klen, int value)
 {
@@ -396,6 +430,8 @@ void kv_aof_log(kv_shard *sh, const kv_command *cmd, kv_ctx *ctx, size_t reply_o
         const char *argv[2] = {"DEL", ctx->argv[1]};
         size_t argl[2] = {3, ctx->argl[1]};
         log_argv(sh, ctx->argv[1], ctx->argl[1], 2, argv, argl);
+    } else if (cmd->proc == cmd_spop) {
+        log_spop(sh, ctx, reply_off);
     } else if (cmd->first == 0) { /* FLUSHDB, FLUSHALL */
         log_argv(sh, NULL, 0, ctx->argc, ctx->argv, ctx->argl);
         a->walk_done = 1; /* the replay's keyspace is empty here, as the shard's is */

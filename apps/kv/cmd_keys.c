@@ -186,7 +186,7 @@ void cmd_persist(kv_ctx *c)
 void cmd_type(kv_ctx *c)
 {
     kv_entry *e = db_lookup(c->db, c->argv[1], c->argl[1]);
-    static const char *const names[] = {"string", "hash", "list"};
+    static const char *const names[] = {"string", "hash", "list", "set", "zset"};
     reply_status(c->out, e ? names[e->type] : "none");
 }
 
@@ -411,6 +411,8 @@ static int scan_opts(kv_ctx *c, keys_acc *a, long long *count)
             a->type = arg_is(c, i, "string") ? KV_STRING
                       : arg_is(c, i, "hash") ? KV_HASH
                       : arg_is(c, i, "list") ? KV_LIST
+                      : arg_is(c, i, "set")  ? KV_SET
+                      : arg_is(c, i, "zset") ? KV_ZSET
                                              : 99; /* another Redis type: matches nothing */
         } else {
             reply_error(c->out, ERR_SYNTAX);

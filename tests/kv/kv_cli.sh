@@ -206,6 +206,11 @@ redis-benchmark -p "$port" -q -n 2000 -c 10 -t set,get,incr,lpush,rpop,mset >"$t
 if grep -qi 'error' "$tmp/bench" || [ "$(grep -c 'requests per second' "$tmp/bench")" != 6 ]; then
     echo "FAIL benchmark"; cat "$tmp/bench"; fail=1
 fi
+# The default suite, every test (sets and sorted sets included: SADD, SPOP, ZADD, ZPOPMIN).
+redis-benchmark -p "$port" -q -n 1000 -c 10 >"$tmp/bench" 2>&1
+if grep -qi 'error' "$tmp/bench" || [ "$(grep -c 'requests per second' "$tmp/bench")" != 20 ]; then
+    echo "FAIL benchmark's default suite"; tr '\r' '\n' <"$tmp/bench" | grep -v rps=; fail=1
+fi
 redis-benchmark -p "$port" -q -n 2000 -c 10 -P 16 -t set,get >"$tmp/bench" 2>&1
 if grep -qi 'error' "$tmp/bench" || [ "$(grep -c 'requests per second' "$tmp/bench")" != 2 ]; then
     echo "FAIL benchmark -P 16"; cat "$tmp/bench"; fail=1

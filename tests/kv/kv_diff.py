@@ -68,7 +68,9 @@ def norm(cmd, r):
     name = cmd[0].lower()
     if name in ("ttl", "pttl") and isinstance(r, bytes) and r.startswith(b":"):
         v = int(r[1:]); return b":" + (b"pos" if v > 0 else str(v).encode())
-    if name in ("keys",) and isinstance(r, list):
+    if name in ("keys", "smembers") and isinstance(r, list):
+        return [r[0]] + sorted(r[1:])
+    if name == "spop" and len(cmd) == 3 and isinstance(r, list):  # all of a set: any order
         return [r[0]] + sorted(r[1:])
     if name == "hgetall" and isinstance(r, list):
         pairs = sorted(zip(r[1::2], r[2::2])); return [r[0]] + pairs
@@ -192,6 +194,39 @@ def script(rng):
         ("BLPOP", "bl", "0.05"), ("RPUSH", "bl", "x"), ("BLPOP", "bl", "bl2", "1"),
         ("BRPOP", "nope", "a", "0.01"), ("BLPOP", "a", "0.01"), ("FLUSHDB", "x"),
         ("FLUSHDB",), ("DBSIZE",), ("KEYS", "*"), ("RANDOMKEY",),
+        # sets and sorted sets (redis-benchmark's default suite: SADD, SPOP, ZADD, ZPOPMIN)
+        ("SADD", "s", "a", "b", "a"), ("SMEMBERS", "nope"), ("SPOP", "s", "0"), ("SPOP", "nope"),
+        ("SPOP", "nope", "2"), ("SPOP", "s", "-1"), ("SPOP", "s", "x"), ("SPOP", "s", "1", "2"),
+        ("SADD", "one", "x"), ("SPOP", "one", "5"), ("EXISTS", "one"), ("SADD", "one", "x"),
+        ("SPOP", "one"), ("SISMEMBER", "s", "a"), ("SISMEMBER", "s", "z"), ("SCARD", "s"),
+        ("SCARD", "nope"), ("SREM", "s", "a", "zz"), ("SMEMBERS", "s"), ("SREM", "s", "b"),
+        ("EXISTS", "s"), ("SADD", "s"), ("SADD", "s", "m1", "m2", "m3"),
+        ("ZADD", "z", "1.5", "a", "0.1", "b"), ("ZSCORE", "z", "b"), ("ZSCORE", "z", "nope"),
+        ("ZSCORE", "nope", "a"), ("ZINCRBY", "z", "1", "a"), ("ZADD", "z", "INCR", "1", "a"),
+        ("ZADD", "z", "NX", "INCR", "1", "a"), ("ZRANGE", "z", "0", "-1", "WITHSCORES"),
+        ("ZRANGE", "z", "0", "-1"), ("ZPOPMIN", "z"), ("ZPOPMIN", "z", "2"), ("ZPOPMIN", "nope"),
+        ("ZPOPMIN", "nope", "2"), ("ZADD", "z", "inf", "x", "-inf", "y"), ("ZPOPMAX", "z"),
+        ("ZADD", "z", "nan", "x"), ("ZADD", "z", "1e400", "x"), ("ZADD", "z", "1e-400", "x"),
+        ("ZADD", "z", "+inf", "q"), ("ZSCORE", "z", "q"), ("ZINCRBY", "z", "-inf", "q"),
+        ("ZADD", "z", "NX", "XX", "1", "a"), ("ZADD", "z", "GT", "LT", "1", "a"),
+        ("ZADD", "z", "GT", "NX", "1", "a"), ("ZADD", "z", "INCR", "1", "a", "2", "b"),
+        ("ZADD", "z", "1"), ("ZADD", "z", "NX", "1"), ("ZADD", "z", "x", "a"), ("ZADD", "z", " 1", "a"),
+        ("ZADD", "z", "1 ", "a"), ("ZADD", "z", "0x10", "a"), ("ZADD", "z", "CH", "5", "y"),
+        ("ZADD", "z", "CH", "5", "y", "6", "a"), ("ZADD", "z", "GT", "CH", "1", "y", "9", "a"),
+        ("ZADD", "z", "LT", "1", "y", "99", "a", "3", "new"), ("ZRANGE", "z", "0", "-1", "WITHSCORES"),
+        ("ZRANGE", "z", "0", "-1", "REV", "WITHSCORES"), ("ZRANGE", "z", "-2", "100"),
+        ("ZRANGE", "z", "1", "0"), ("ZRANGE", "z", "7", "9"), ("ZRANGE", "z", "1", "-1", "REV"),
+        ("ZCARD", "z"), ("ZCARD", "nope"), ("ZREM", "z", "y", "nope"), ("ZRANGE", "z", "x", "1"),
+        ("ZRANGE", "z", "0", "1", "FOO"), ("TYPE", "z"), ("TYPE", "s"), ("ZADD", "z", "XX", "1", "n2"),
+        ("ZADD", "z", "XX", "INCR", "1", "n2"), ("ZADD", "nz", "XX", "1", "a"), ("EXISTS", "nz"),
+        ("ZPOPMIN", "z", "-1"), ("ZPOPMIN", "z", "0"), ("ZPOPMIN", "z", "x"), ("ZPOPMIN", "z", "1", "2"),
+        ("SADD", "z", "a"), ("ZADD", "s", "1", "a"), ("ZINCRBY", "z", "x", "a"),
+        ("ZADD", "z", "1.0", "m"), ("ZSCORE", "z", "m"), ("ZADD", "z", "3.0000000000000004", "m3"),
+        ("ZSCORE", "z", "m3"), ("ZRANGE", "z", "0", "0", "withscores"), ("ZADD", "z", "2", "a", "2", "b"),
+        ("ZRANGE", "z", "0", "-1", "WITHSCORES"), ("ZINCRBY", "z", "1", "new2"), ("ZREM", "z", "a", "b", "m", "m3", "new", "new2", "q", "x", "y"),
+        ("EXISTS", "z"), ("ZPOPMAX", "z", "3"), ("RENAME", "s", "s2"), ("SMEMBERS", "s2"),
+        ("ZADD", "zz", "1", "a", "2", "b"), ("RENAME", "zz", "zz2"), ("ZRANGE", "zz2", "0", "-1", "WITHSCORES"),
+        ("KEYS", "zz*"),
     ]
     keys = ["k%d" % i for i in range(12)]
     for _ in range(1500):
@@ -206,6 +241,10 @@ def script(rng):
             ("SETNX", k, v), ("GETSET", k, v), ("EXPIRE", k, "100"), ("TTL", k), ("PERSIST", k),
             ("SETRANGE", k, "2", v), ("GETRANGE", k, "1", "-2"), ("HEXISTS", k, v),
             ("MSETNX", k, v, k2, v), ("DBSIZE",), ("INCRBYFLOAT", k, "1.5"), ("DECRBY", k, v),
+            ("SADD", k, v, v + "b"), ("SREM", k, v), ("SISMEMBER", k, v), ("SCARD", k),
+            ("SMEMBERS", k), ("SPOP", k, "100"), ("ZADD", k, v if v[0] != "x" else "1.5", v),
+            ("ZINCRBY", k, "0.25", v), ("ZSCORE", k, v), ("ZRANGE", k, "0", "-1", "WITHSCORES"),
+            ("ZPOPMIN", k), ("ZPOPMAX", k, "2"), ("ZREM", k, v), ("ZCARD", k),
         ]))
     s += [("KEYS", "*"), ("DBSIZE",)]
     return s

@@ -74,14 +74,20 @@ class Conn:
         return self.pipe([a])[0]
 
 
+def fmt(score):
+    """A score as Redis writes it (%.17g; inf spelled out)."""
+    return (b"%.17g" % score).replace(b"Infinity", b"inf")
+
+
 class Model:
     """The keyspace as the writes leave it: key -> [type, value, has_ttl]."""
 
     def __init__(self):
         self.k = {}
 
-    def apply(self, c):
-        """Applies write c; returns the reply Redis gives."""
+    def apply(self, c, rep=None):
+        """Applies write c; returns the reply Redis gives. SPOP's member is random: the
+        server's reply `rep` says which."""
         op, k = c[0], self.k
         if op == "SET":
             k[c[1]] = ["string", c[2].encode(), False]
@@ -127,6 +133,55 @@ class Model:
             if not e[1]:
                 del k[c[1]]
             return b":%d" % n
+        if op == "SADD":
+            e = k.setdefault(c[1], ["set", set(), False])
+            n = len(e[1])
+            e[1].update(x.encode() for x in c[2:])
+            return b":%d" % (len(e[1]) - n)
+        if op == "SREM":
+            e = k.get(c[1])
+            if not e:
+                return b":0"
+            n = sum(x.encode() in e[1] for x in set(c[2:]))
+            e[1].difference_update(x.encode() for x in c[2:])
+            if not e[1]:
+                del k[c[1]]
+            return b":%d" % n
+        if op == "SPOP":
+            e = k.get(c[1])
+            if not e:
+                return None
+            if rep in e[1]:
+                e[1].discard(rep)
+                if not e[1]:
+                    del k[c[1]]
+                return rep
+            return b"<not a member: %r>" % rep
+        if op in ("ZADD", "ZINCRBY"):
+            e = k.setdefault(c[1], ["zset", {}, False])
+            new = c[3].encode() not in e[1]
+            if op == "ZINCRBY":
+                e[1][c[3].encode()] = e[1].get(c[3].encode(), 0.0) + float(c[2])
+                return b"%s" % fmt(e[1][c[3].encode()])
+            e[1][c[3].encode()] = float(c[2])
+            return b":%d" % new
+        if op == "ZPOPMIN":
+            e = k.get(c[1])
+            if not e:
+                return []
+            m = min(e[1], key=lambda x: (e[1][x], x))
+            s = e[1].pop(m)
+            if not e[1]:
+                del k[c[1]]
+            return [m, fmt(s)]
+        if op == "ZREM":
+            e = k.get(c[1])
+            if not e or c[2].encode() not in e[1]:
+                return b":0"
+            del e[1][c[2].encode()]
+            if not e[1]:
+                del k[c[1]]
+            return b":1"
         if op == "DEL":
             n = 0
             for key in set(c[1:]):
@@ -155,8 +210,8 @@ class Model:
 
 def random_write(rng, m):
     """A write of any kind the log knows, on keys of its family (no WRONGTYPE)."""
-    fam = rng.choice("sslhc")
-    n = {"s": NS, "l": NL, "h": NL, "c": 200}[fam]
+    fam = rng.choice("sslhcSz")
+    n = {"s": NS, "l": NL, "h": NL, "c": 200, "S": NL, "z": NL}[fam]
     key = lambda: "%s:%d" % (fam, rng.randrange(n))
     v = "v%d" % rng.randrange(1000)
     r = rng.random()
@@ -177,6 +232,22 @@ def random_write(rng, m):
             return ("HSET", key(), "f%d" % rng.randrange(4), v)
         if r < 0.55:
             return ("HDEL", key(), "f%d" % rng.randrange(4))
+    elif fam == "S":
+        if r < 0.35:
+            return ("SADD", key(), v, "m%d" % rng.randrange(5))
+        if r < 0.45:
+            return ("SREM", key(), v)
+        if r < 0.55:
+            return ("SPOP", key())
+    elif fam == "z":
+        if r < 0.3:
+            return ("ZADD", key(), str(rng.randrange(-5, 5) / 4), "m%d" % rng.randrange(5))
+        if r < 0.4:
+            return ("ZINCRBY", key(), "0.5", "m%d" % rng.randrange(5))
+        if r < 0.5:
+            return ("ZPOPMIN", key())
+        if r < 0.55:
+            return ("ZREM", key(), "m%d" % rng.randrange(5))
     else:
         if r < 0.7:
             return ("INCR", key())
@@ -201,7 +272,8 @@ def check_state(conn, m, what):
             t = m.k[key][0]
             cmds.append(("TYPE", key))
             cmds.append({"string": ("GET", key), "list": ("LRANGE", key, "0", "-1"),
-                         "hash": ("HGETALL", key)}[t])
+                         "hash": ("HGETALL", key), "set": ("SMEMBERS", key),
+                         "zset": ("ZRANGE", key, "0", "-1", "WITHSCORES")}[t])
             cmds.append(("TTL", key))
         rs = conn.pipe(cmds)
         for j, key in enumerate(part):
@@ -209,6 +281,11 @@ def check_state(conn, m, what):
             rt, rv, rttl = rs[3 * j:3 * j + 3]
             if t == "hash" and isinstance(rv, list):
                 rv = dict(zip(rv[0::2], rv[1::2]))
+            if t == "set" and isinstance(rv, list):
+                rv = set(rv)
+            if t == "zset" and isinstance(rv, list):
+                val = [x for m_, s_ in sorted(val.items(), key=lambda p: (p[1], p[0]))
+                       for x in (m_, fmt(s_))]
             got_ttl = int(rttl[1:]) > 0
             if rt != b"+" + t.encode() or rv != val or got_ttl != ttl:
                 bad.append((key, (t, val, ttl), (rt, rv, rttl)))
@@ -268,7 +345,7 @@ def main():
         for i in range(0, len(load), 2000):
             part = load[i:i + 2000]
             for cmd, rep in zip(part, c.pipe(part)):
-                want = m.apply(cmd)
+                want = m.apply(cmd, rep)
                 if rep != want:
                     bad += 1
         size0 = int(info(c, "aof_current_size"))
@@ -312,7 +389,7 @@ def main():
                 reps = reps[len(head):]
                 for k, cmd in enumerate(batch):
                     rep = reps[k + k // 5]
-                    want = m.apply(cmd)
+                    want = m.apply(cmd, rep)
                     if rep != want:
                         bad += 1
                         if bad < 10:
@@ -364,7 +441,7 @@ def main():
             batch = [random_write(rng, m) for _ in range(5)]
             reps = c.pipe([("BGREWRITEAOF",)] + batch + [("INFO", "persistence")])
             for cmd, rep in zip(batch, reps[1:]):
-                if rep != m.apply(cmd):
+                if rep != m.apply(cmd, rep):
                     bad += 1
             killed_during = b"aof_rewrite_in_progress:1" in reps[-1]
             if killed_during or attempt == 7:
