@@ -127,13 +127,14 @@ static void rewrite_switch(kv_shard *sh)
     kv_aof *a = &sh->aof;
     a->switch_ready = 0;
     sbuf spare = {0};
-    int err = 0;
+    int err = a->rbuf.oom ? -ENOMEM : 0;
     while (!err && a->rbuf.len > 0) {
         sbuf w = a->rbuf;
         a->rbuf = spare;
         a->rbuf.len = 0;
-        err = write_all(a->rfd, &w);
+        err = w.oom ? -ENOMEM : write_all(a->rfd, &w);
         spare = w;
+        spare.oom = 0;
         if (!err)
             a->rsize += w.len;
     }
@@ -523,7 +524,7 @@ static void *rewriter_task(void *arg)
 int kv_aof_rewrite(kv_shard *sh)
 {
     kv_aof *a = &sh->aof;
-    if (a->fd < 0 || a->stop)
+    if (a->fd < 0 || a->stop || a->abort) /* abort: the shutdown has begun */
         return -EINVAL;
     if (a->rewriting)
         return -EBUSY;
@@ -546,7 +547,6 @@ int kv_aof_rewrite(kv_shard *sh)
     a->walk_cursor = 0;
     a->rsize = 0;
     a->switch_ready = 0;
-    a->abort = 0;
     memset(&a->rbuf, 0, sizeof a->rbuf);
     weft_spawn_opts o = {0};
     o.name = "kv-aof-rewrite";
