@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The AOF rewrite under load, weft-kv against redis-server (which forks for it): a keyspace of
 # KEYS keys (64-byte values) is loaded with appendonly yes (everysec), then redis-benchmark
-# reads (GET, unpipelined, 50 clients) twice: alone, and while BGREWRITEAOF runs again and
-# again. Prints the latency of each (p50, p99, max, from redis-benchmark), how many rewrites
-# ran meanwhile, and the file sizes before and after: what a rewrite costs the clients.
+# reads (GET, unpipelined, 50 clients) twice: alone, and while a BGREWRITEAOF starts every
+# INTERVAL seconds (once the last one is done): the same number of rewrites for both servers
+# when each takes less than that. Prints the latency of each (p50, p99, max, from
+# redis-benchmark), how many rewrites ran meanwhile, and the file sizes before and after: what
+# a rewrite costs the clients.
 #   bench/run_kv_rewrite.sh [BUILD_DIR]   (default build/bench, else build/rel)
-#   KEYS=500000 N=200000 (GETs a measurement)
+#   KEYS=500000 N=200000 (GETs a measurement) INTERVAL=1.5
 # One-core servers, pinned to CPU 0, the client to CPU 1 (bench-workloads.md); weft-kv with
 # one shard. Redis forks its rewrite: the child takes CPU 1 as well, beside the client.
 set -eu
@@ -16,6 +18,7 @@ if [ -z "$build" ]; then
 fi
 nkeys=${KEYS:-500000}
 n=${N:-200000}
+interval=${INTERVAL:-1.5}
 kv=$build/apps/kv/weft-kv
 [ -x "$kv" ] || { echo "run_kv_rewrite: $kv missing (make build)"; exit 1; }
 command -v redis-server >/dev/null || { echo "run_kv_rewrite: redis-server missing"; exit 1; }
@@ -58,8 +61,8 @@ for server in redis weft-kv; do
     (
         while :; do
             cli bgrewriteaof >/dev/null 2>&1
+            sleep "$interval"
             while [ "$(info aof_rewrite_in_progress)" = 1 ]; do sleep 0.02; done
-            sleep 0.05
         done
     ) &
     loop=$!
