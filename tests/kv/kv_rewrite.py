@@ -14,7 +14,9 @@ Python model applies the same writes. Checked:
 - after SIGKILL and a restart from the rewritten files, the keyspace is the model's, key by
   key (type, value, whether it has a TTL) and in size;
 - SIGKILL in the middle of a rewrite (INFO: in progress) loses nothing acknowledged under
-  appendfsync always, and the restart drops the half-written file.
+  appendfsync always, and the restart drops the half-written file;
+- with auto-aof-rewrite-percentage and -min-size set by CONFIG SET, a file that grows past
+  them is rewritten by itself, and the restart from it is the model's.
 """
 import os, random, shutil, signal, socket, subprocess, sys, tempfile, time
 
@@ -455,13 +457,40 @@ def main():
         if left:
             print("FAIL: half-written rewrite left: %r" % left)
             bad += 1
+        # The rewrite by itself: CONFIG SET the rule (100% growth, 256 KB at least), then
+        # overwrite keys until a file has doubled; no BGREWRITEAOF.
+        before = int(info(c, "aof_rewrites"))
+        sets = [("CONFIG", "SET", "auto-aof-rewrite-percentage", "100"),
+                ("CONFIG", "SET", "auto-aof-rewrite-min-size", "256kb")]
+        if c.pipe(sets) != [b"+OK", b"+OK"] or \
+                c.cmd("CONFIG", "GET", "auto-aof-rewrite-min-size") != [
+                    b"auto-aof-rewrite-min-size", b"262144"]:
+            print("FAIL: CONFIG SET auto-aof-rewrite-*")
+            bad += 1
+        auto = 0
+        for r in range(200):  # each round logs about 340 KB: bounded, no timing
+            batch = [("SET", "s:%d" % rng.randrange(NS), "auto%d" % r + "x" * 100)
+                     for _ in range(2000)]
+            for cmd, rep in zip(batch, c.pipe(batch)):
+                if rep != m.apply(cmd, rep):
+                    bad += 1
+            auto = int(info(c, "aof_rewrites")) - before
+            if auto >= 1 and info(c, "aof_rewrite_in_progress") == "0":
+                break
+        if auto < 1:
+            print("FAIL: no rewrite by itself after %d rounds of writes" % (r + 1))
+            bad += 1
+        c.cmd("CONFIG", "SET", "auto-aof-rewrite-percentage", "0")
+        proc.kill(); proc.wait()
+        c = start()
+        bad += check_state(c, m, "restart after a rewrite by itself")
         if ov1 + ov2 + ov3 == 0:
             print("FAIL: no batch of writes ran during a rewrite: the test proved little")
             bad += 1
         print("kv_rewrite: %d writes, rewrites seen under way after writes by %d/%d/%d probes, files %d -> %d bytes, "
-              "killed %s a rewrite, %d failures (%s workers, %s)"
+              "killed %s a rewrite, a rewrite by itself after %d rounds of 2,000 SETs, %d failures (%s workers, %s)"
               % (nwrites, ov1, ov2, ov3, size0, size1, "during" if killed_during else "after",
-                 bad, workers, backend))
+                 r + 1, bad, workers, backend))
         proc.send_signal(signal.SIGTERM)
         if proc.wait() != 0:
             print("FAIL: exit status %d" % proc.returncode)
