@@ -7,8 +7,9 @@
  *
  * The rewrite compacts a shard's file while the shard goes on serving, with no fork and no
  * copy of the keyspace. A walker task visits the keyspace a few buckets at a time (dict_scan,
- * yielding between steps) and appends each live key's state to the new stream as one
- * `__restore key <expiry+dump>` (which replaces the key). Meanwhile every command logged goes
+ * letting the loop poll I/O between steps) and appends each live key's state to the new
+ * stream as commands that replace the key (SET and PEXPIREAT for a string, else
+ * `__restore key <expiry+dump>`). Meanwhile every command logged goes
  * to the old file as before, and to the new stream too if it touches only keys whose bucket
  * the walker has passed; a command on a key not yet passed is left out of the new stream,
  * since the key's state when the walker reaches it includes its effect. So, replayed in
