@@ -3,7 +3,25 @@
  * or the ring), fsyncs as the policy says, and moves `synced`, on which `always` replies wait.
  * Replay feeds each file through a connection record with no socket (exec.c's kv_process), so
  * the commands reach their shards as a client's would, and stops at a truncated tail, which it
- * cuts off. */
+ * cuts off.
+ *
+ * The rewrite compacts a shard's file while the shard goes on serving, with no fork and no
+ * copy of the keyspace. A walker task visits the keyspace a few buckets at a time (dict_scan,
+ * letting the loop poll I/O between steps) and appends each live key's state to the new
+ * stream as commands that replace the key (SET and PEXPIREAT for a string, else
+ * `__restore key <expiry+dump>`). Meanwhile every command logged goes
+ * to the old file as before, and to the new stream too if it touches only keys whose bucket
+ * the walker has passed; a command on a key not yet passed is left out of the new stream,
+ * since the key's state when the walker reaches it includes its effect. So, replayed in
+ * order, the new stream rebuilds each key exactly: from its dump on, every change to it
+ * follows. The exceptions are the commands logged as sent that touch several keys (DEL,
+ * RENAME): during a rewrite they go to the new stream as the resulting state of each passed
+ * key instead. FLUSHDB goes as it is and ends the walk (everything after it is logged).
+ * The walker writes the stream out as it grows (through the blocking pool or the ring); when
+ * it has passed every key, the writer task (the only one that writes the live file) drains
+ * the rest of the stream into the new file, fsyncs it, renames it over the old one (blocking
+ * pool), and from then on writes there. The replies under `always` wait for the writer, so
+ * nothing is acknowledged while the switch is under way that the new file would lack. */
 #include "aof.h"
 
 #include <errno.h>
@@ -17,9 +35,169 @@
 #include "cmd.h"
 #include "server.h"
 
+/* A rewrite's stream goes to the file every REWRITE_CHUNK bytes; the switch waits until less
+ * than that is left. */
+#define REWRITE_CHUNK ((size_t)1 << 20)
+
 static void path_of(unsigned shard, char *buf, size_t cap)
 {
     snprintf(buf, cap, "%s/weft-kv-%u.aof", kv_cfg.dir, shard);
+}
+
+static void temp_path_of(unsigned shard, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/weft-kv-%u.aof.rewrite", kv_cfg.dir, shard);
+}
+
+/* Writes all of b to fd. Returns 0 or -errno. */
+static int write_all(int fd, const sbuf *b)
+{
+    size_t done = 0;
+    while (done < b->len) {
+        ssize_t n = weft_file_write(fd, b->data + done, b->len - done, WEFT_FOREVER);
+        if (n <= 0)
+            return n < 0 ? (int)n : -EIO;
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+/* ---- The rewrite's switch, on the writer task ---- */
+
+typedef struct rename_job {
+    char from[4096], to[4096];
+    const char *dir;
+    int err;
+} rename_job;
+
+/* On a pool thread: the new file takes the old one's name, and the directory is synced so
+ * that the rename survives a power cut. */
+static void *rename_fn(void *arg)
+{
+    rename_job *j = arg;
+    j->err = rename(j->from, j->to) < 0 ? -errno : 0;
+    if (j->err == 0) {
+        int dfd = open(j->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+    }
+    return NULL;
+}
+
+static void *unlink_fn(void *arg)
+{
+    unlink(arg);
+    return NULL;
+}
+
+/* On a pool thread: the last close of a renamed-over file frees its pages, which takes
+ * milliseconds for a large one (measured: 10 ms for 2 MB, reported by weft's stall check). */
+static void *close_fn(void *arg)
+{
+    close((int)(intptr_t)arg);
+    return NULL;
+}
+
+/* Drops the rewrite under way: its stream, its file. */
+static void rewrite_drop(kv_shard *sh)
+{
+    kv_aof *a = &sh->aof;
+    a->switch_ready = 0;
+    a->last_failed = 1;
+    if (a->rfd >= 0) {
+        weft_close(a->rfd);
+        a->rfd = -1;
+        char path[4096];
+        temp_path_of(sh->index, path, sizeof path);
+        weft_blocking(unlink_fn, path, NULL, WEFT_FOREVER);
+    }
+    /* Last: while this parked, commands went on into rbuf, and no other rewrite started. */
+    a->rewriting = 0;
+    sbuf_free(&a->rbuf);
+}
+
+/* The end of a rewrite, on the writer (which alone writes the live file): the rest of the
+ * stream goes to the new file, which is fsynced and renamed over the old one; the commands
+ * pending for the old file are dropped (they are in the new stream too), and the writer goes
+ * on with the new file. While this parks, commands go on being logged to both buffers, and
+ * `synced` does not move: under always, no reply leaves that the new file might lack. */
+static void rewrite_switch(kv_shard *sh)
+{
+    kv_aof *a = &sh->aof;
+    a->switch_ready = 0;
+    sbuf spare = {0};
+    int err = a->rbuf.oom ? -ENOMEM : 0;
+    while (!err && a->rbuf.len > 0) {
+        sbuf w = a->rbuf;
+        a->rbuf = spare;
+        a->rbuf.len = 0;
+        err = w.oom ? -ENOMEM : write_all(a->rfd, &w);
+        spare = w;
+        spare.oom = 0;
+        if (!err)
+            a->rsize += w.len;
+    }
+    sbuf_free(&spare);
+    if (!err)
+        err = weft_file_fsync(a->rfd, WEFT_FOREVER);
+    rename_job *j = err ? NULL : malloc(sizeof *j);
+    if (!err && !j)
+        err = -ENOMEM;
+    if (!err) {
+        temp_path_of(sh->index, j->from, sizeof j->from);
+        path_of(sh->index, j->to, sizeof j->to);
+        j->dir = kv_cfg.dir;
+        err = weft_blocking(rename_fn, j, NULL, WEFT_FOREVER);
+        if (!err)
+            err = j->err;
+        free(j);
+    }
+    if (err) {
+        fprintf(stderr, "weft-kv: AOF rewrite of shard %u failed: %s (the old file stays)\n",
+                sh->index, weft_strerror(err));
+        rewrite_drop(sh);
+        return;
+    }
+    /* The new file is the live one. What was logged while this parked is in both buffers:
+     * the new stream's copy goes on, the old file's is dropped. */
+    sbuf_free(&a->buf);
+    a->buf = a->rbuf;
+    memset(&a->rbuf, 0, sizeof a->rbuf);
+    a->rewriting = 0;
+    int old = a->fd;
+    a->fd = a->rfd;
+    a->rfd = -1;
+    a->size = a->base_size = a->rsize;
+    a->nrewrites++;
+    a->last_failed = 0;
+    weft_fd_forget(old);
+    weft_blocking(close_fn, (void *)(intptr_t)old, NULL, WEFT_FOREVER);
+    if (a->buf.len == 0) {
+        /* Nothing came while the new file was synced and renamed: every command logged so
+         * far is in it, on disk. (Else the loop writes the rest and moves `synced`.) */
+        weft_mutex_lock(&a->mu, WEFT_FOREVER);
+        a->synced = a->appended;
+        weft_cond_broadcast(&a->cv);
+        weft_mutex_unlock(&a->mu);
+    }
+    fprintf(stderr, "weft-kv: AOF of shard %u rewritten: %llu bytes\n", sh->index,
+            (unsigned long long)a->size);
+}
+
+/* Starts a rewrite when the file has grown by auto-aof-rewrite-percentage over its base size
+ * and is at least auto-aof-rewrite-min-size (Redis's rule). */
+static void maybe_rewrite(kv_shard *sh)
+{
+    kv_aof *a = &sh->aof;
+    long long pct = atomic_load_explicit(&kv_cfg.aof_rewrite_pct, memory_order_relaxed);
+    long long min = atomic_load_explicit(&kv_cfg.aof_rewrite_min, memory_order_relaxed);
+    if (a->rewriting || pct <= 0 || a->size < (uint64_t)min)
+        return;
+    uint64_t base = a->base_size ? a->base_size : 1;
+    if ((a->size - (a->size > base ? base : a->size)) * 100 / base >= (uint64_t)pct)
+        kv_aof_rewrite(sh);
 }
 
 static void *writer_task(void *arg)
@@ -28,6 +206,10 @@ static void *writer_task(void *arg)
     kv_aof *a = &sh->aof;
     sbuf spare = {0};
     for (;;) {
+        if (a->switch_ready) {
+            rewrite_switch(sh);
+            continue;
+        }
         if (a->buf.len == 0) {
             if (a->stop)
                 break;
@@ -48,16 +230,11 @@ static void *writer_task(void *arg)
         a->buf = spare;
         a->buf.len = 0;
         uint64_t upto = a->appended;
-        size_t done = 0;
-        while (done < w.len) {
-            ssize_t n = weft_file_write(a->fd, w.data + done, w.len - done, WEFT_FOREVER);
-            if (n <= 0) {
-                fprintf(stderr, "weft-kv: AOF of shard %u: write: %s\n", sh->index,
-                        weft_strerror(n < 0 ? (int)n : -EIO));
-                break;
-            }
-            done += (size_t)n;
-        }
+        int werr = write_all(a->fd, &w);
+        if (werr < 0)
+            fprintf(stderr, "weft-kv: AOF of shard %u: write: %s\n", sh->index,
+                    weft_strerror(werr));
+        a->size += w.len;
         spare = w;
         if (kv_cfg.aof_policy == AOF_ALWAYS) {
             weft_file_fsync(a->fd, WEFT_FOREVER);
@@ -75,6 +252,8 @@ static void *writer_task(void *arg)
         weft_mutex_unlock(&a->mu);
         if (spare.cap > 4 * 1024 * 1024)
             sbuf_free(&spare);
+        if (!a->stop)
+            maybe_rewrite(sh);
     }
     if (a->dirty || kv_cfg.aof_policy != AOF_NO)
         weft_file_fsync(a->fd, WEFT_FOREVER);
@@ -96,6 +275,14 @@ int kv_aof_open(kv_shard *sh)
     if (fd < 0)
         return -errno;
     a->fd = fd;
+    a->rfd = -1;
+    struct stat st;
+    if (fstat(fd, &st) == 0)
+        a->size = a->base_size = (uint64_t)st.st_size;
+    /* A rewrite cut short by a crash left its file: the old one is whole, this goes. */
+    char temp[4096];
+    temp_path_of(sh->index, temp, sizeof temp);
+    unlink(temp);
     a->kick = (weft_event)WEFT_EVENT_AUTO_INIT;
     a->last_fsync = weft_now();
     weft_spawn_opts o = {0};
@@ -108,36 +295,139 @@ int kv_aof_open(kv_shard *sh)
     return r;
 }
 
-static void log_argv(kv_aof *a, int argc, const char *const *argv, const size_t *argl)
+static void emit(sbuf *b, int argc, const char *const *argv, const size_t *argl)
 {
-    size_t before = a->buf.len;
-    reply_array(&a->buf, argc);
+    reply_array(b, argc);
     for (int i = 0; i < argc; i++)
-        reply_bulk(&a->buf, argv[i], argl[i]);
+        reply_bulk(b, argv[i], argl[i]);
+}
+
+/* Whether the rewrite under way has passed key (its state is in the new stream). */
+static int passed(kv_shard *sh, const char *key, size_t klen)
+{
+    kv_aof *a = &sh->aof;
+    return a->walk_done || dict_scan_passed(&sh->db.keys, a->walk_cursor, kv_hash(key, klen));
+}
+
+/* Logs a command about one key (or none: key NULL): to the file, and to the new stream of a
+ * rewrite that has passed the key. */
+static void log_argv(kv_shard *sh, const char *key, size_t klen, int argc, const char *const *argv,
+                     const size_t *argl)
+{
+    kv_aof *a = &sh->aof;
+    size_t before = a->buf.len;
+    emit(&a->buf, argc, argv, argl);
     a->appended += a->buf.len - before;
+    if (a->rewriting && (!key || passed(sh, key, klen)))
+        emit(&a->rbuf, argc, argv, argl);
+}
+
+/* Appends e's whole state to b, as commands that replace whatever the key held at replay: a
+ * string as SET (and PEXPIREAT), 25 bytes shorter a key than the general form, `__restore key
+ * <expiry><dump>`. */
+static void emit_restore(sbuf *b, const kv_entry *e)
+{
+    if (e->type == KV_STRING) {
+        const char *argv[3] = {"SET", e->key, e->v.str.p ? e->v.str.p : ""};
+        size_t argl[3] = {3, e->node.klen, e->v.str.len};
+        emit(b, 3, argv, argl);
+        if (e->expire_ms >= 0) {
+            char when[32];
+            int n = snprintf(when, sizeof when, "%lld", (long long)e->expire_ms);
+            const char *xv[3] = {"PEXPIREAT", e->key, when};
+            size_t xl[3] = {9, e->node.klen, (size_t)n};
+            emit(b, 3, xv, xl);
+        }
+        return;
+    }
+    sbuf d = {0};
+    sbuf_add(&d, &e->expire_ms, sizeof e->expire_ms);
+    db_dump(e, &d);
+    const char *argv[3] = {"__restore", e->key, d.data};
+    size_t argl[3] = {9, e->node.klen, d.len};
+    if (d.oom)
+        b->oom = 1; /* the rewrite fails: see flush_rbuf */
+    else
+        emit(b, 3, argv, argl);
+    sbuf_free(&d);
+}
+
+/* During a rewrite, for a command logged as sent that touched several keys: the resulting
+ * state of each key the walker has passed, to the new stream only. */
+static void log_keys_state(kv_shard *sh, const kv_command *cmd, const kv_ctx *ctx)
+{
+    kv_aof *a = &sh->aof;
+    int last = cmd->last < 0 ? ctx->argc + cmd->last : cmd->last;
+    for (int k = cmd->first; k <= last && k < ctx->argc; k += cmd->step) {
+        const char *key = ctx->argv[k];
+        size_t klen = ctx->argl[k];
+        if (!passed(sh, key, klen))
+            continue;
+        kv_entry *e = (kv_entry *)dict_find(&sh->db.keys, key, klen, kv_hash(key, klen));
+        if (e) {
+            emit_restore(&a->rbuf, e);
+        } else {
+            const char *argv[2] = {"DEL", key};
+            size_t argl[2] = {3, klen};
+            emit(&a->rbuf, 2, argv, argl);
+        }
+    }
+}
+
+/* SPOP picks at random: it is logged as the SREM of the members its reply holds (a bulk, or
+ * an array or RESP3 set of bulks; nothing for a null or an empty one). */
+static void log_spop(kv_shard *sh, const kv_ctx *ctx, size_t reply_off)
+{
+    const char *p = ctx->out->data + reply_off;
+    const char *end = ctx->out->data + ctx->out->len;
+    long long n = 1;
+    if (*p == '*' || *p == '~') {
+        n = atoll(p + 1);
+        p = memchr(p, '\n', (size_t)(end - p)) + 1;
+    } else if (*p != '$') {
+        return;
+    }
+    if (n <= 0 || p[1] == '-')
+        return;
+    const char **argv = malloc((size_t)(n + 2) * sizeof *argv);
+    size_t *argl = malloc((size_t)(n + 2) * sizeof *argl);
+    if (argv && argl) {
+        argv[0] = "SREM";
+        argl[0] = 4;
+        argv[1] = ctx->argv[1];
+        argl[1] = ctx->argl[1];
+        for (long long i = 0; i < n; i++) { /* $len\r\nbytes\r\n */
+            const char *body = memchr(p, '\n', (size_t)(end - p)) + 1;
+            argv[i + 2] = body;
+            argl[i + 2] = (size_t)atoll(p + 1);
+            p = body + argl[i + 2] + 2;
+        }
+        log_argv(sh, ctx->argv[1], ctx->argl[1], (int)n + 2, argv, argl);
+    }
+    free(argv);
+    free(argl);
 }
 
 /* The state of one string key, or its expiry: what it is now, as commands that set it. */
 static void log_state(kv_shard *sh, const char *key, size_t klen, int value)
 {
-    kv_aof *a = &sh->aof;
     kv_entry *e = (kv_entry *)dict_find(&sh->db.keys, key, klen, kv_hash(key, klen));
     if (!e) {
         const char *argv[2] = {"DEL", key};
         size_t argl[2] = {3, klen};
-        log_argv(a, 2, argv, argl);
+        log_argv(sh, key, klen, 2, argv, argl);
         return;
     }
     if (value && e->type == KV_STRING) {
         const char *argv[3] = {"SET", key, e->v.str.p ? e->v.str.p : ""};
         size_t argl[3] = {3, klen, e->v.str.len};
-        log_argv(a, 3, argv, argl);
+        log_argv(sh, key, klen, 3, argv, argl);
     }
     char when[32];
     int n = snprintf(when, sizeof when, "%lld", (long long)e->expire_ms);
     const char *argv[3] = {e->expire_ms >= 0 ? "PEXPIREAT" : "PERSIST", key, when};
     size_t argl[3] = {e->expire_ms >= 0 ? 9u : 7u, klen, (size_t)n};
-    log_argv(a, e->expire_ms >= 0 ? 3 : 2, argv, argl);
+    log_argv(sh, key, klen, e->expire_ms >= 0 ? 3 : 2, argv, argl);
 }
 
 void kv_aof_log(kv_shard *sh, const kv_command *cmd, kv_ctx *ctx, size_t reply_off)
@@ -155,9 +445,20 @@ void kv_aof_log(kv_shard *sh, const kv_command *cmd, kv_ctx *ctx, size_t reply_o
     } else if (strcmp(cmd->name, "__dumpdel") == 0) {
         const char *argv[2] = {"DEL", ctx->argv[1]};
         size_t argl[2] = {3, ctx->argl[1]};
-        log_argv(a, 2, argv, argl);
-    } else {
-        log_argv(a, ctx->argc, ctx->argv, ctx->argl);
+        log_argv(sh, ctx->argv[1], ctx->argl[1], 2, argv, argl);
+    } else if (cmd->proc == cmd_spop) {
+        log_spop(sh, ctx, reply_off);
+    } else if (cmd->first == 0) { /* FLUSHDB, FLUSHALL */
+        log_argv(sh, NULL, 0, ctx->argc, ctx->argv, ctx->argl);
+        a->walk_done = 1; /* the replay's keyspace is empty here, as the shard's is */
+    } else if (cmd->last == cmd->first || ctx->argc <= cmd->first + 1) {
+        log_argv(sh, ctx->argv[cmd->first], ctx->argl[cmd->first], ctx->argc, ctx->argv, ctx->argl);
+    } else { /* several keys (DEL, UNLINK, RENAME): the new stream gets each one's state */
+        size_t before = a->buf.len;
+        emit(&a->buf, ctx->argc, ctx->argv, ctx->argl);
+        a->appended += a->buf.len - before;
+        if (a->rewriting)
+            log_keys_state(sh, cmd, ctx);
     }
     weft_event_set(&a->kick);
 }
@@ -169,8 +470,115 @@ void kv_aof_log_del(kv_shard *sh, const char *key, size_t klen)
         return;
     const char *argv[2] = {"DEL", key};
     size_t argl[2] = {3, klen};
-    log_argv(a, 2, argv, argl);
+    log_argv(sh, key, klen, 2, argv, argl);
     weft_event_set(&a->kick);
+}
+
+/* ---- The rewrite's walker ---- */
+
+static void dump_key(dnode *n, void *arg)
+{
+    kv_shard *sh = arg;
+    kv_entry *e = (kv_entry *)n;
+    if (e->expire_ms >= 0 && e->expire_ms <= kv_unix_ms())
+        return; /* gone already, for whoever looks: a later command logs it afresh */
+    emit_restore(&sh->aof.rbuf, e);
+}
+
+/* Writes the new stream so far to the new file (parks; logging goes on into a fresh buffer).
+ * Returns 0 or -errno. */
+static int flush_rbuf(kv_aof *a, sbuf *spare)
+{
+    if (a->rbuf.oom)
+        return -ENOMEM;
+    sbuf w = a->rbuf;
+    a->rbuf = *spare;
+    a->rbuf.len = 0;
+    int err = write_all(a->rfd, &w);
+    a->rsize += w.len;
+    *spare = w;
+    spare->len = 0;
+    return err;
+}
+
+static void *rewriter_task(void *arg)
+{
+    kv_shard *sh = arg;
+    kv_aof *a = &sh->aof;
+    sbuf spare = {0};
+    int err = 0;
+    while (!err && !a->walk_done && !a->abort) {
+        for (int k = 0; k < kv_cfg.aof_rewrite_step && !a->walk_done; k++) {
+            a->walk_cursor = dict_scan(&sh->db.keys, a->walk_cursor, dump_key, sh);
+            if (a->walk_cursor == 0)
+                a->walk_done = 1;
+        }
+        if (a->rbuf.len >= REWRITE_CHUNK || a->rbuf.oom)
+            err = flush_rbuf(a, &spare);
+        /* A sleep of 1 ns, not a yield: the loop polls I/O and timers before the next step.
+         * A yield would run the walker again at once, up to the tick's budget (64 resumes,
+         * some 4,000 keys): clients waited for that, and weft's stall check saw the walker
+         * run 11 to 25 ms without a switch. */
+        if (!err && weft_sleep(1) < 0)
+            err = -ECANCELED;
+    }
+    /* The bulk of the stream goes out here; the writer takes the rest at the switch. */
+    while (!err && !a->abort && a->rbuf.len >= REWRITE_CHUNK)
+        err = flush_rbuf(a, &spare);
+    if (!err && !a->abort)
+        err = weft_file_fsync(a->rfd, WEFT_FOREVER);
+    sbuf_free(&spare);
+    if (err || a->abort) {
+        if (!a->abort)
+            fprintf(stderr, "weft-kv: AOF rewrite of shard %u failed: %s\n", sh->index,
+                    weft_strerror(err));
+        rewrite_drop(sh);
+    } else {
+        a->switch_ready = 1;
+        weft_event_set(&a->kick);
+    }
+    return NULL;
+}
+
+int kv_aof_rewrite(kv_shard *sh)
+{
+    kv_aof *a = &sh->aof;
+    if (a->fd < 0 || a->stop || a->abort) /* abort: the shutdown has begun */
+        return -EINVAL;
+    if (a->rewriting)
+        return -EBUSY;
+    if (a->rewriter) { /* the last one's task, which has ended or is about to */
+        weft_join(a->rewriter, NULL, WEFT_FOREVER);
+        a->rewriter = NULL;
+        if (a->rewriting || a->stop)
+            return -EBUSY;
+    }
+    char path[4096];
+    temp_path_of(sh->index, path, sizeof path);
+    /* open(2) itself: this runs where blocking calls may be refused (a message's task);
+     * creating a local file does not wait on the disk. */
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    a->rfd = fd;
+    a->rewriting = 1;
+    a->walk_done = 0;
+    a->walk_cursor = 0;
+    a->rsize = 0;
+    a->switch_ready = 0;
+    memset(&a->rbuf, 0, sizeof a->rbuf);
+    weft_spawn_opts o = {0};
+    o.name = "kv-aof-rewrite";
+    int r = weft_spawn(&a->rewriter, rewriter_task, sh, &o);
+    if (r < 0) {
+        a->rewriting = 0;
+        a->rewriter = NULL;
+        close(fd);
+        a->rfd = -1;
+        unlink(path);
+        return r;
+    }
+    return 0;
 }
 
 void kv_aof_wait(kv_shard *sh)
@@ -194,6 +602,11 @@ void kv_aof_close(kv_shard *sh)
     kv_aof *a = &sh->aof;
     if (a->fd < 0)
         return;
+    a->abort = 1;
+    if (a->rewriter) {
+        weft_join(a->rewriter, NULL, WEFT_FOREVER);
+        a->rewriter = NULL;
+    }
     a->stop = 1;
     weft_event_set(&a->kick);
     if (a->writer)
@@ -202,6 +615,8 @@ void kv_aof_close(kv_shard *sh)
     weft_close(a->fd);
     a->fd = -1;
     sbuf_free(&a->buf);
+    if (a->rewriting) /* a switch the writer did not reach */
+        rewrite_drop(sh);
 }
 
 /* Replays one file; returns 0 or -1. */
@@ -224,6 +639,7 @@ static int replay_file(unsigned shard)
     }
     c->fd = -1;
     c->replay = 1;
+    c->replay_shard = shard;
     c->qcap = 1 << 20;
     resp_reset(&c->parser);
     off_t total = 0;
@@ -252,7 +668,10 @@ static int replay_file(unsigned shard)
         c->out.len = 0;
         if (c->close_after) {
             fprintf(stderr, "weft-kv: AOF %s: not a valid AOF near byte %lld: %s\n", path,
-                    (long long)(total - (off_t)c->qlen), c->parser.err ? c->parser.err : "");
+                    (long long)(total - (off_t)c->qlen),
+                    c->replay_err   ? c->replay_err
+                    : c->parser.err ? c->parser.err
+                                    : "");
             rc = -1;
             break;
         }

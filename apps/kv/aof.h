@@ -1,8 +1,9 @@
 /* The append-only file: one per shard (DIR/weft-kv-<shard>.aof), holding the writes that ran
  * on that shard as RESP commands, replayed at start-up. Each shard's writer task writes its
  * buffer through the blocking pool (the loop never waits for the disk) and fsyncs by policy:
- * always (a reply leaves only once the writes before it are on disk), everysec, or no. All of
- * a shard's AOF state is its worker's. */
+ * always (a reply leaves only once the writes before it are on disk), everysec, or no. A
+ * rewrite (BGREWRITEAOF, or the file grown past its base size) compacts the file without
+ * stopping the shard (aof.c). All of a shard's AOF state is its worker's. */
 #ifndef KV_AOF_H
 #define KV_AOF_H
 
@@ -12,6 +13,11 @@
 #include "sbuf.h"
 
 enum { AOF_OFF = 0, AOF_ALWAYS = 1, AOF_EVERYSEC = 2, AOF_NO = 3 };
+
+/* A rewrite's walker takes this many buckets, then yields (--aof-rewrite-step): about 64 keys
+ * at the tables' usual load of 1, a few microseconds for small values, as the active
+ * expiry's steps. */
+#define REWRITE_STEP 64
 
 typedef struct kv_aof {
     int fd;            /* -1 when off */
@@ -25,6 +31,23 @@ typedef struct kv_aof {
     weft_mutex mu;
     weft_cond cv; /* broadcast when synced moves */
     weft_task *writer;
+
+    /* The rewrite. The new file is written as one stream: each key's state (__restore) when
+     * the walker reaches it, and the commands logged meanwhile on keys it has passed, in the
+     * order they happen (see aof.c). */
+    int rewriting;       /* under way: logged commands also go to rbuf */
+    int walk_done;       /* the walker has passed every key: every command goes to rbuf */
+    size_t walk_cursor;  /* where the walker is in the keyspace (dict_scan's cursor) */
+    sbuf rbuf;           /* the new file's stream not yet written out */
+    int rfd;             /* the new file (DIR/weft-kv-<shard>.aof.rewrite), or -1 */
+    int switch_ready;    /* the walk is written: the writer may switch files */
+    int abort;           /* the shutdown stops the rewrite */
+    weft_task *rewriter; /* the walker's task, or NULL */
+    uint64_t size;       /* bytes in the file (written) */
+    uint64_t base_size;  /* its size after the last rewrite (or at start-up) */
+    uint64_t rsize;      /* bytes written to the new file */
+    uint64_t nrewrites;  /* rewrites completed */
+    int last_failed;     /* the last rewrite failed */
 } kv_aof;
 
 struct kv_shard;
@@ -39,6 +62,9 @@ int kv_aof_open(struct kv_shard *sh);
 void kv_aof_log(struct kv_shard *sh, const struct kv_command *cmd, struct kv_ctx *ctx,
                 size_t reply_off);
 void kv_aof_log_del(struct kv_shard *sh, const char *key, size_t klen);
+/* Starts a rewrite of sh's file. Returns 0, -EBUSY (one is under way), -EINVAL (no AOF), or
+ * -errno. On sh's worker. */
+int kv_aof_rewrite(struct kv_shard *sh);
 /* Under always: parks until everything logged on sh so far is on disk. */
 void kv_aof_wait(struct kv_shard *sh);
 /* Writes out what is left, stops the writer, closes the file (at shutdown, on the shard). */

@@ -139,6 +139,21 @@ KV_DECL(cmd_llen);
 KV_DECL(cmd_lrange);
 KV_DECL(multi_blpop);
 KV_DECL(multi_brpop);
+/* cmd_set.c */
+KV_DECL(cmd_sadd);
+KV_DECL(cmd_srem);
+KV_DECL(cmd_smembers);
+KV_DECL(cmd_sismember);
+KV_DECL(cmd_scard);
+KV_DECL(cmd_spop);
+KV_DECL(cmd_zadd);
+KV_DECL(cmd_zincrby);
+KV_DECL(cmd_zscore);
+KV_DECL(cmd_zcard);
+KV_DECL(cmd_zrem);
+KV_DECL(cmd_zrange);
+KV_DECL(cmd_zpopmin);
+KV_DECL(cmd_zpopmax);
 /* cmd_server.c */
 KV_DECL(cmd_ping);
 KV_DECL(cmd_echo);
@@ -151,7 +166,11 @@ KV_DECL(multi_config);
 KV_DECL(multi_info);
 KV_DECL(multi_shutdown);
 KV_DECL(cmd_clientlist);
+KV_DECL(multi_bgrewriteaof);
+KV_DECL(cmd_bgrewrite);
 
+/* Adds a set member (cmd_set.c; db_restore uses it). Returns 1 if new, 0 if there, -1 OOM. */
+int set_add(kv_entry *e, const char *m, size_t mlen);
 /* Sets a hash field (cmd_hash.c; db_restore uses it). Returns 1 if new, 0 if updated, -1 OOM. */
 int hash_set(kv_entry *e, const char *f, size_t flen, const char *v, size_t vlen);
 

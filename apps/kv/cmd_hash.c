@@ -132,10 +132,10 @@ void cmd_hgetall(kv_ctx *c)
     if (wrong)
         return;
     if (!e) {
-        reply_array(c->out, 0);
+        reply_map(c->out, 0);
         return;
     }
-    reply_array(c->out, (long long)e->v.hash->size * 2);
+    reply_map(c->out, (long long)e->v.hash->size);
     size_t cur = 0;
     do
         cur = dict_scan(e->v.hash, cur, add_field, c->out);

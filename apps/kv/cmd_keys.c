@@ -186,7 +186,7 @@ void cmd_persist(kv_ctx *c)
 void cmd_type(kv_ctx *c)
 {
     kv_entry *e = db_lookup(c->db, c->argv[1], c->argl[1]);
-    static const char *const names[] = {"string", "hash", "list"};
+    static const char *const names[] = {"string", "hash", "list", "set", "zset"};
     reply_status(c->out, e ? names[e->type] : "none");
 }
 
@@ -411,6 +411,8 @@ static int scan_opts(kv_ctx *c, keys_acc *a, long long *count)
             a->type = arg_is(c, i, "string") ? KV_STRING
                       : arg_is(c, i, "hash") ? KV_HASH
                       : arg_is(c, i, "list") ? KV_LIST
+                      : arg_is(c, i, "set")  ? KV_SET
+                      : arg_is(c, i, "zset") ? KV_ZSET
                                              : 99; /* another Redis type: matches nothing */
         } else {
             reply_error(c->out, ERR_SYNTAX);
@@ -600,11 +602,15 @@ void cmd_shardstats(kv_ctx *c)
 {
     kv_shard *sh = kv_local();
     char line[512];
-    int n = snprintf(line, sizeof line, "%zu %zu %lld %llu %llu %llu %llu %zu %llu %llu %zu",
-                     c->db->keys.size, c->db->nexpires, kv_mem_used,
-                     (unsigned long long)c->db->nhits, (unsigned long long)c->db->nmisses,
-                     (unsigned long long)c->db->nexpired, (unsigned long long)c->db->nevicted,
-                     sh->nconns, (unsigned long long)sh->nconns_total,
-                     (unsigned long long)sh->ncommands, c->db->nwaiters);
+    const kv_aof *a = &sh->aof;
+    int n =
+        snprintf(line, sizeof line,
+                 "%zu %zu %lld %llu %llu %llu %llu %zu %llu %llu %zu %d %llu %llu %llu %d",
+                 c->db->keys.size, c->db->nexpires, kv_mem_used, (unsigned long long)c->db->nhits,
+                 (unsigned long long)c->db->nmisses, (unsigned long long)c->db->nexpired,
+                 (unsigned long long)c->db->nevicted, sh->nconns,
+                 (unsigned long long)sh->nconns_total, (unsigned long long)sh->ncommands,
+                 c->db->nwaiters, a->rewriting, (unsigned long long)a->nrewrites,
+                 (unsigned long long)a->size, (unsigned long long)a->base_size, a->last_failed);
     reply_bulk(c->out, line, (size_t)n);
 }

@@ -1,6 +1,7 @@
 /* Server and connection commands: PING, ECHO, SELECT, QUIT, HELLO, CLIENT, COMMAND, CONFIG,
  * INFO, SHUTDOWN. They run on the connection's task (multi), except PING and ECHO, which are
  * keyless procs run where the connection lives. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,10 +86,10 @@ void multi_hello(kv_ctx *c)
             reply_error(c->out, "NOPROTO unsupported protocol version");
             return;
         }
+        int name = 0;
         for (int i = 2; i < c->argc; i++) {
             if (arg_is(c, i, "setname") && i + 1 < c->argc) {
-                if (set_name(c, ++i) < 0)
-                    return;
+                name = ++i;
             } else if (arg_is(c, i, "auth") && i + 2 < c->argc) {
                 i += 2; /* no users: any credentials are the default user's */
             } else {
@@ -97,18 +98,19 @@ void multi_hello(kv_ctx *c)
                 return;
             }
         }
-        if (v == 3) { /* RESP3 is not there yet: a client falls back on RESP2 */
-            reply_error(c->out, "NOPROTO unsupported protocol version");
+        /* As Redis: the options are checked first, then the name set, then the protocol. */
+        if (name && set_name(c, name) < 0)
             return;
-        }
+        /* The connection's buffers carry the protocol: this reply is the first in it. */
+        c->conn->out.resp3 = c->conn->tmp.resp3 = v == 3;
     }
-    reply_array(c->out, 14);
+    reply_map(c->out, 7);
     reply_bulks(c->out, "server");
     reply_bulks(c->out, "redis");
     reply_bulks(c->out, "version");
     reply_bulks(c->out, KV_REDIS_VERSION);
     reply_bulks(c->out, "proto");
-    reply_int(c->out, 2);
+    reply_int(c->out, c->out->resp3 ? 3 : 2);
     reply_bulks(c->out, "id");
     reply_int(c->out, (long long)c->conn->id);
     reply_bulks(c->out, "mode");
@@ -131,12 +133,12 @@ void cmd_clientlist(kv_ctx *c)
                          "id=%llu addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=%s "
                          "db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=%zu qbuf-free=%zu "
                          "argv-mem=0 multi-mem=0 obl=0 oll=0 omem=0 tot-mem=%zu events=r "
-                         "cmd=%s user=default redir=-1 resp=2 shard=%u\n",
+                         "cmd=%s user=default redir=-1 resp=%d shard=%u\n",
                          (unsigned long long)k->id, k->addr, k->laddr, k->fd,
                          k->name ? k->name : "", (long long)(now - k->created_ms) / 1000,
                          (long long)(now - k->last_ms) / 1000, k->blocked ? "b" : "N", k->qlen,
                          k->qcap - k->qlen, k->qcap + k->out.cap + k->tmp.cap,
-                         k->last_cmd ? k->last_cmd : "NULL", sh->index);
+                         k->last_cmd ? k->last_cmd : "NULL", k->out.resp3 ? 3 : 2, sh->index);
         sbuf_add(&b, line, (size_t)n);
     }
     reply_bulk(c->out, b.data ? b.data : "", b.len);
@@ -161,7 +163,7 @@ static void client_list(kv_ctx *c)
         const char *body = strchr(p, '\n') + 1;
         sbuf_add(&all, body, (size_t)atoll(p + 1));
     }
-    reply_bulk(c->out, all.data ? all.data : "", all.len);
+    reply_verbatim(c->out, all.data ? all.data : "", all.len);
     sbuf_free(&all);
     sbuf_free(&tmp);
 }
@@ -217,7 +219,7 @@ static void command_flags(sbuf *b, unsigned f)
         names[n++] = "loading";
     if (f & CMD_STALE)
         names[n++] = "stale";
-    reply_array(b, n);
+    reply_set(b, n);
     for (int i = 0; i < n; i++)
         reply_status(b, names[i]);
 }
@@ -231,16 +233,16 @@ static void command_info(sbuf *b, const kv_command *k)
     reply_int(b, k->first);
     reply_int(b, k->last);
     reply_int(b, k->step);
-    reply_array(b, 0); /* ACL categories */
-    reply_array(b, 0); /* tips */
-    reply_array(b, 0); /* key specs */
-    reply_array(b, 0); /* subcommands */
+    reply_set(b, 0); /* ACL categories */
+    reply_set(b, 0); /* tips */
+    reply_set(b, 0); /* key specs */
+    reply_set(b, 0); /* subcommands */
 }
 
 static void command_docs(sbuf *b, const kv_command *k)
 {
     reply_bulks(b, k->name);
-    reply_array(b, 6);
+    reply_map(b, 3);
     reply_bulks(b, "summary");
     reply_bulks(b, "");
     reply_bulks(b, "since");
@@ -272,7 +274,7 @@ void multi_command(kv_ctx *c)
         }
     } else if (arg_is(c, 1, "docs")) {
         if (c->argc == 2) {
-            reply_array(c->out, (long long)nvisible * 2);
+            reply_map(c->out, (long long)nvisible);
             for (size_t i = 0; i < kv_ncommands; i++)
                 if (!(kv_commands[i].flags & CMD_HIDDEN))
                     command_docs(c->out, &kv_commands[i]);
@@ -280,7 +282,7 @@ void multi_command(kv_ctx *c)
             int n = 0;
             for (int i = 2; i < c->argc; i++)
                 n += kv_command_find(c->argv[i], c->argl[i], 0) != NULL;
-            reply_array(c->out, n * 2);
+            reply_map(c->out, n);
             for (int i = 2; i < c->argc; i++) {
                 const kv_command *k = kv_command_find(c->argv[i], c->argl[i], 0);
                 if (k)
@@ -304,10 +306,20 @@ static const char *const policy_names[] = {"noeviction", "allkeys-lru", "volatil
 
 /* The value of parameter `name` into buf. */
 static const char *const config_names[] = {
-    "maxmemory",   "maxmemory-policy",   "appendonly",
-    "save",        "databases",          "port",
-    "bind",        "proto-max-bulk-len", "client-query-buffer-limit",
-    "appendfsync", "maxclients",         "dir",
+    "maxmemory",
+    "maxmemory-policy",
+    "appendonly",
+    "save",
+    "databases",
+    "port",
+    "bind",
+    "proto-max-bulk-len",
+    "client-query-buffer-limit",
+    "appendfsync",
+    "maxclients",
+    "dir",
+    "auto-aof-rewrite-percentage",
+    "auto-aof-rewrite-min-size",
 };
 
 static void config_value(const char *name, char *buf, size_t cap)
@@ -337,6 +349,10 @@ static void config_value(const char *name, char *buf, size_t cap)
                                                  : "everysec");
     else if (strcmp(name, "dir") == 0)
         snprintf(buf, cap, "%s", kv_cfg.dir);
+    else if (strcmp(name, "auto-aof-rewrite-percentage") == 0)
+        snprintf(buf, cap, "%lld", atomic_load(&kv_cfg.aof_rewrite_pct));
+    else if (strcmp(name, "auto-aof-rewrite-min-size") == 0)
+        snprintf(buf, cap, "%lld", atomic_load(&kv_cfg.aof_rewrite_min));
     else
         snprintf(buf, cap, "10000");
 }
@@ -385,7 +401,7 @@ static void config_set(kv_ctx *c)
         return;
     }
     /* Check every pair, then apply them all (Redis applies none when one is bad). */
-    long long mem = -1;
+    long long mem = -1, pct = -1, min = -1;
     int policy = -1;
     for (int i = 2; i < c->argc; i += 2) {
         const char *v = c->argv[i + 1];
@@ -407,6 +423,20 @@ static void config_set(kv_ctx *c)
                                     "following: noeviction, allkeys-lru, volatile-lru");
                 return;
             }
+        } else if (arg_is(c, i, "auto-aof-rewrite-percentage")) {
+            if (resp_strtoll(v, vl, &pct) < 0 || pct < 0) {
+                reply_error(c->out, "ERR CONFIG SET failed (possibly related to argument "
+                                    "'auto-aof-rewrite-percentage') - argument couldn't be "
+                                    "parsed into an integer");
+                return;
+            }
+        } else if (arg_is(c, i, "auto-aof-rewrite-min-size")) {
+            if (parse_memory(v, vl, &min) < 0) {
+                reply_error(c->out, "ERR CONFIG SET failed (possibly related to argument "
+                                    "'auto-aof-rewrite-min-size') - argument must be a memory "
+                                    "value");
+                return;
+            }
         } else if ((arg_is(c, i, "save") && vl == 0) ||
                    (arg_is(c, i, "appendonly") && kv_cfg.aof_policy == AOF_OFF && vl == 2 &&
                     strncasecmp(v, "no", 2) == 0)) {
@@ -422,6 +452,10 @@ static void config_set(kv_ctx *c)
         atomic_store(&kv_cfg.maxmemory, mem);
     if (policy >= 0)
         atomic_store(&kv_cfg.policy, policy);
+    if (pct >= 0)
+        atomic_store(&kv_cfg.aof_rewrite_pct, pct);
+    if (min >= 0)
+        atomic_store(&kv_cfg.aof_rewrite_min, min);
     reply_ok(c->out);
 }
 
@@ -442,7 +476,7 @@ void multi_config(kv_ctx *c)
                     hit[k] = 1;
                     nhit++;
                 }
-        reply_array(c->out, nhit * 2);
+        reply_map(c->out, nhit);
         for (size_t k = 0; k < n; k++)
             if (hit[k]) {
                 char buf[128];
@@ -466,6 +500,7 @@ typedef struct totals {
     unsigned long long keys, expires, hits, misses, expired, evicted, conns, conns_total, cmds,
         blocked;
     long long mem;
+    unsigned long long aof_rewriting, aof_rewrites, aof_size, aof_base, aof_failed;
 } totals;
 
 static int want(kv_ctx *c, const char *section)
@@ -497,11 +532,16 @@ void multi_info(kv_ctx *c)
     unsigned long long shard_keys[WEFT_WORKERS_MAX];
     for (unsigned s = 0; s < n; s++) {
         const char *p = strchr(tmp.data + items[s].off, '\n') + 1;
-        unsigned long long k, e, h, m, x, ev, cn, ct, cm, bl;
+        unsigned long long k, e, h, m, x, ev, cn, ct, cm, bl, ar, an, as, ab, af;
         long long mem;
-        if (sscanf(p, "%llu %llu %lld %llu %llu %llu %llu %llu %llu %llu %llu", &k, &e, &mem, &h,
-                   &m, &x, &ev, &cn, &ct, &cm, &bl) != 11)
+        if (sscanf(p,
+                   "%llu %llu %lld %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu "
+                   "%llu",
+                   &k, &e, &mem, &h, &m, &x, &ev, &cn, &ct, &cm, &bl, &ar, &an, &as, &ab,
+                   &af) != 16)
             continue;
+        t.aof_rewriting += ar, t.aof_rewrites += an, t.aof_size += as, t.aof_base += ab;
+        t.aof_failed += af;
         shard_mem[s] = mem;
         shard_keys[s] = k;
         t.keys += k, t.expires += e, t.mem += mem, t.hits += h, t.misses += m, t.expired += x;
@@ -545,8 +585,13 @@ void multi_info(kv_ctx *c)
     }
     if (want(c, "persistence")) {
         LINE("# Persistence\r\nloading:0\r\nrdb_bgsave_in_progress:0\r\naof_enabled:%d\r\n"
-             "aof_rewrite_in_progress:0\r\n\r\n",
-             kv_cfg.aof_policy != AOF_OFF);
+             "aof_rewrite_in_progress:%d\r\naof_rewrites:%llu\r\n"
+             "aof_last_bgrewrite_status:%s\r\n",
+             kv_cfg.aof_policy != AOF_OFF, t.aof_rewriting > 0, t.aof_rewrites,
+             t.aof_failed ? "err" : "ok");
+        if (kv_cfg.aof_policy != AOF_OFF)
+            LINE("aof_current_size:%llu\r\naof_base_size:%llu\r\n", t.aof_size, t.aof_base);
+        LINE("\r\n");
     }
     if (want(c, "stats")) {
         weft_stats st;
@@ -572,8 +617,46 @@ void multi_info(kv_ctx *c)
             LINE("shard%u:keys=%llu\r\n", s, shard_keys[s]);
     }
 #undef LINE
-    reply_bulk(c->out, b.data ? b.data : "", b.len);
+    reply_verbatim(c->out, b.data ? b.data : "", b.len);
     sbuf_free(&b);
+}
+
+/* __bgrewrite: starts this shard's AOF rewrite; replies 0 or -errno as an integer. */
+void cmd_bgrewrite(kv_ctx *c)
+{
+    reply_int(c->out, kv_aof_rewrite(kv_local()));
+}
+
+void multi_bgrewriteaof(kv_ctx *c)
+{
+    const char *argv[1] = {"__bgrewrite"};
+    size_t argl[1] = {11};
+    kv_item items[WEFT_WORKERS_MAX];
+    sbuf tmp = {0};
+    if (kv_exec_all(c->conn, argv, argl, 1, &tmp, items) < 0) {
+        c->conn->close_after = 1;
+        sbuf_free(&tmp);
+        return;
+    }
+    sbuf_add(&tmp, "", 1);
+    int started = 0, busy = 0, other = 0;
+    for (unsigned s = 0; s < kv_nshards(); s++) {
+        long long r = atoll(tmp.data + items[s].off + 1);
+        started += r == 0;
+        busy += r == -EBUSY;
+        other = r < 0 && r != -EBUSY ? (int)r : other;
+    }
+    sbuf_free(&tmp);
+    /* Each shard's file is rewritten on its own: some may start while others are busy. */
+    if (started)
+        reply_status(c->out, "Background append only file rewriting started");
+    else if (busy)
+        reply_error(c->out, "ERR Background append only file rewriting already in progress");
+    else if (other == -EINVAL)
+        reply_error(c->out, "ERR weft-kv: appendonly is off: no file to rewrite");
+    else
+        reply_errorf(c->out, "ERR Background append only file rewriting failed: %s",
+                     weft_strerror(other));
 }
 
 void multi_shutdown(kv_ctx *c)

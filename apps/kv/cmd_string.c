@@ -428,7 +428,7 @@ void cmd_msetnx(kv_ctx *c)
 void multi_mget(kv_ctx *c)
 {
     kv_item items[WEFT_WORKERS_MAX];
-    sbuf tmp = {0};
+    sbuf tmp = sbuf_like(c->out);
     void *arena[2];
     int *pos;
     int m = kv_split_keys(c, 1, items, &tmp, arena, &pos);

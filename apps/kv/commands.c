@@ -79,6 +79,22 @@ const kv_command kv_commands[] = {
     {"lrange", 4, R, 1, 1, 1, cmd_lrange, NULL, "list"},
     {"blpop", -3, W | B | X, 1, -2, 1, NULL, multi_blpop, "list"},
     {"brpop", -3, W | B | X, 1, -2, 1, NULL, multi_brpop, "list"},
+    /* sets */
+    {"sadd", -3, W | M | F, 1, 1, 1, cmd_sadd, NULL, "set"},
+    {"srem", -3, W | F, 1, 1, 1, cmd_srem, NULL, "set"},
+    {"smembers", 2, R, 1, 1, 1, cmd_smembers, NULL, "set"},
+    {"sismember", 3, R | F, 1, 1, 1, cmd_sismember, NULL, "set"},
+    {"scard", 2, R | F, 1, 1, 1, cmd_scard, NULL, "set"},
+    {"spop", -2, W | F, 1, 1, 1, cmd_spop, NULL, "set"},
+    /* sorted sets */
+    {"zadd", -4, W | M | F, 1, 1, 1, cmd_zadd, NULL, "sorted-set"},
+    {"zincrby", 4, W | M | F, 1, 1, 1, cmd_zincrby, NULL, "sorted-set"},
+    {"zscore", 3, R | F, 1, 1, 1, cmd_zscore, NULL, "sorted-set"},
+    {"zcard", 2, R | F, 1, 1, 1, cmd_zcard, NULL, "sorted-set"},
+    {"zrem", -3, W | F, 1, 1, 1, cmd_zrem, NULL, "sorted-set"},
+    {"zrange", -4, R, 1, 1, 1, cmd_zrange, NULL, "sorted-set"},
+    {"zpopmin", -2, W | F, 1, 1, 1, cmd_zpopmin, NULL, "sorted-set"},
+    {"zpopmax", -2, W | F, 1, 1, 1, cmd_zpopmax, NULL, "sorted-set"},
     /* server and connection */
     {"ping", -1, F, 0, 0, 0, cmd_ping, NULL, "connection"},
     {"echo", 2, F, 0, 0, 0, cmd_echo, NULL, "connection"},
@@ -90,18 +106,20 @@ const kv_command kv_commands[] = {
     {"config", -2, X | NLS, 0, 0, 0, NULL, multi_config, "server"},
     {"info", -1, X | CMD_LOADING | CMD_STALE, 0, 0, 0, NULL, multi_info, "server"},
     {"shutdown", -1, W | X | NLS, 0, 0, 0, NULL, multi_shutdown, "server"},
+    {"bgrewriteaof", 1, X | CMD_NOSCRIPT, 0, 0, 0, NULL, multi_bgrewriteaof, "server"},
     /* internal: the parts of commands that span shards */
     {"__dumpdel", 2, W | H, 1, 1, 1, cmd_dump_del, NULL, NULL},
     {"__restore", 3, W | H, 1, 1, 1, cmd_restore_at, NULL, NULL},
     {"__shardstats", 1, R | H, 0, 0, 0, cmd_shardstats, NULL, NULL},
     {"__clientlist", 1, R | H, 0, 0, 0, cmd_clientlist, NULL, NULL},
+    {"__bgrewrite", 1, H, 0, 0, 0, cmd_bgrewrite, NULL, NULL},
 };
 /* clang-format on */
 
 const size_t kv_ncommands = sizeof kv_commands / sizeof kv_commands[0];
 
 /* An open-addressing index of the table by lower-case name, built once by kv_commands_init
- * before the workers start and only read afterwards. 256 slots for ~70 names: short probes. */
+ * before the workers start and only read afterwards. 256 slots for ~90 names: short probes. */
 #define INDEX_SLOTS 256
 static const kv_command *cmd_index[INDEX_SLOTS];
 

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "zset.h"
+
 _Thread_local long long kv_mem_used;
 
 void *kv_malloc(size_t n)
@@ -79,8 +81,12 @@ static void free_value(kv_entry *e)
         kv_free(e->v.str.p);
         break;
     case KV_HASH:
+    case KV_SET:
         dict_clear(e->v.hash, free_field, NULL);
         kv_free(e->v.hash);
+        break;
+    case KV_ZSET:
+        zset_free(e->v.zset);
         break;
     case KV_LIST: {
         kv_list *l = e->v.list;
@@ -166,7 +172,7 @@ kv_entry *db_create(kv_db *db, const char *key, size_t klen, int type)
     e->expire_ms = -1;
     e->lru_ms = (uint64_t)kv_mono_ms();
     e->type = type;
-    if (type == KV_HASH) {
+    if (type == KV_HASH || type == KV_SET) {
         e->v.hash = kv_malloc(sizeof(dict));
         if (!e->v.hash) {
             kv_free(e);
@@ -180,6 +186,12 @@ kv_entry *db_create(kv_db *db, const char *key, size_t klen, int type)
             return NULL;
         }
         memset(e->v.list, 0, sizeof(kv_list));
+    } else if (type == KV_ZSET) {
+        e->v.zset = zset_create();
+        if (!e->v.zset) {
+            kv_free(e);
+            return NULL;
+        }
     }
     if (dict_add(&db->keys, &e->node) < 0 && !dict_find(&db->keys, key, klen, h)) {
         free_entry(&e->node, NULL);
@@ -241,7 +253,8 @@ kv_entry *db_set_string(kv_db *db, const char *key, size_t klen, const char *val
 
 void db_delete_if_empty(kv_db *db, kv_entry *e)
 {
-    if ((e->type == KV_HASH && e->v.hash->size == 0) || (e->type == KV_LIST && e->v.list->len == 0))
+    if (((e->type == KV_HASH || e->type == KV_SET) && e->v.hash->size == 0) ||
+        (e->type == KV_LIST && e->v.list->len == 0) || (e->type == KV_ZSET && e->v.zset->len == 0))
         db_delete(db, e);
 }
 
@@ -364,7 +377,8 @@ static void dump_field(dnode *n, void *arg)
 {
     kv_field *f = (kv_field *)n;
     dump_str(arg, f->name, f->node.klen);
-    dump_str(arg, f->val->data, f->val->len);
+    if (f->val) /* a hash's field; a set's member has none */
+        dump_str(arg, f->val->data, f->val->len);
 }
 
 void db_dump(const kv_entry *e, sbuf *out)
@@ -373,9 +387,16 @@ void db_dump(const kv_entry *e, sbuf *out)
     sbuf_add(out, &t, 1);
     uint64_t count = e->type == KV_STRING ? 1
                      : e->type == KV_LIST ? e->v.list->len
+                     : e->type == KV_SET  ? e->v.set->size
+                     : e->type == KV_ZSET ? e->v.zset->len * 2
                                           : e->v.hash->size * 2;
     sbuf_add(out, &count, sizeof count);
-    if (e->type == KV_STRING) {
+    if (e->type == KV_ZSET) { /* member, then the score's 8 bytes */
+        for (kv_znode *n = zset_first(e->v.zset); n; n = n->next[0]) {
+            dump_str(out, n->node.key, n->node.klen);
+            dump_str(out, &n->score, sizeof n->score);
+        }
+    } else if (e->type == KV_STRING) {
         dump_str(out, e->v.str.p, e->v.str.len);
     } else if (e->type == KV_LIST) {
         for (size_t i = 0; i < e->v.list->len; i++) {
@@ -404,6 +425,7 @@ static int take(const char **p, const char *end, const char **s, uint64_t *n)
 }
 
 int hash_set(kv_entry *e, const char *f, size_t flen, const char *v, size_t vlen);
+int set_add(kv_entry *e, const char *m, size_t mlen);
 
 kv_entry *db_restore(kv_db *db, const char *key, size_t klen, const char *p, size_t n)
 {
@@ -411,6 +433,8 @@ kv_entry *db_restore(kv_db *db, const char *key, size_t klen, const char *p, siz
     if (n < 9)
         return NULL;
     int type = (unsigned char)*p++;
+    if (type > KV_ZSET)
+        return NULL;
     uint64_t count;
     memcpy(&count, p, 8);
     p += 8;
@@ -427,6 +451,15 @@ kv_entry *db_restore(kv_db *db, const char *key, size_t klen, const char *p, siz
                 memcpy(e->v.str.p, s, len);
         } else if (type == KV_LIST) {
             list_push(e->v.list, s, len, 0);
+        } else if (type == KV_SET) {
+            set_add(e, s, len);
+        } else if (type == KV_ZSET) {
+            double score;
+            if (take(&p, end, &s2, &len2) == 0 && len2 == sizeof score) {
+                memcpy(&score, s2, sizeof score);
+                zset_set(e->v.zset, s, len, score, &db->rng);
+            }
+            i++;
         } else if (take(&p, end, &s2, &len2) == 0) {
             hash_set(e, s, len, s2, len2);
             i++;

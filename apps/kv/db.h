@@ -1,4 +1,5 @@
-/* One shard's keyspace: the keys it owns with their values (strings, hashes, lists) and
+/* One shard's keyspace: the keys it owns with their values (strings, hashes, lists, sets,
+ * sorted sets) and
  * expiry times, the BLPOP waiters parked on its keys, and its counters. Each worker has one
  * (server.c keeps them in a weft_sharded value) and only that worker's thread touches it:
  * commands on its keys run there, locally or as a task submitted from another worker.
@@ -15,7 +16,7 @@
 #include "dict.h"
 #include "sbuf.h"
 
-enum { KV_STRING = 0, KV_HASH = 1, KV_LIST = 2 };
+enum { KV_STRING = 0, KV_HASH = 1, KV_LIST = 2, KV_SET = 3, KV_ZSET = 4 };
 
 /* A list element, or a hash field's value: bytes with their length. */
 typedef struct kv_blob {
@@ -48,6 +49,8 @@ typedef struct kv_entry {
         } str;
         dict *hash; /* of kv_field */
         kv_list *list;
+        dict *set;            /* of kv_field with no value (val NULL) */
+        struct kv_zset *zset; /* zset.h */
     } v;
     char key[];
 } kv_entry;

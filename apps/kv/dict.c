@@ -118,6 +118,11 @@ size_t dict_scan(const dict *d, size_t cursor, dict_scan_fn fn, void *arg)
     return cursor;
 }
 
+int dict_scan_passed(const dict *d, size_t cursor, uint64_t hash)
+{
+    return rev((size_t)hash & d->mask) < rev(cursor & d->mask);
+}
+
 static uint64_t rnd(uint64_t *x)
 {
     *x ^= *x << 13;

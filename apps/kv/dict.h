@@ -39,6 +39,10 @@ void dict_free(dict *d);
  * the scan is complete. fn may not add or remove nodes. */
 typedef void (*dict_scan_fn)(dnode *n, void *arg);
 size_t dict_scan(const dict *d, size_t cursor, dict_scan_fn fn, void *arg);
+/* Whether a scan that has reached `cursor` (not yet complete) has visited the bucket of a key
+ * with this hash: the slots come in reverse-binary order, and a doubling splits a visited slot
+ * into two visited ones, so the answer for a key never goes from 1 back to 0. */
+int dict_scan_passed(const dict *d, size_t cursor, uint64_t hash);
 /* A node picked at random (bucket first, then within its chain), or NULL when empty; *rng is
  * a nonzero xorshift state the call advances. */
 dnode *dict_random(const dict *d, uint64_t *rng);

@@ -60,7 +60,7 @@ int kv_exec_items(kv_conn *c, kv_item *items, size_t n, sbuf *dst)
         unsigned s = items[i].shard;
         if (s == self || msgs[s] || s >= nsh)
             continue;
-        msgs[s] = kv_msg_build(items, n, s);
+        msgs[s] = kv_msg_build(items, n, s, dst);
         if (!msgs[s]) {
             err = -ENOMEM;
             break;
@@ -78,6 +78,7 @@ int kv_exec_items(kv_conn *c, kv_item *items, size_t n, sbuf *dst)
     }
     /* Local items run while the remote ones do, into tmp (their order is fixed below). */
     c->tmp.len = 0;
+    c->tmp.resp3 = dst->resp3;
     if (!err)
         for (size_t i = 0; i < n; i++)
             if (items[i].shard == self)
@@ -297,6 +298,12 @@ static void dispatch(kv_conn *c, const char *base)
     sh->ncommands++;
     c->last_ms = kv_mono_ms();
     const kv_command *cmd = kv_command_find(argv[0], argl[0], c->replay);
+    if (!cmd && c->replay) { /* the file is damaged: no command of ours has that name */
+        flush_segment(c);
+        c->replay_err = "unknown command";
+        c->close_after = 1;
+        return;
+    }
     if (!cmd) {
         flush_segment(c);
         /* Redis's text: the name, then up to the first arguments quoted, each cut to 128. */
@@ -317,6 +324,12 @@ static void dispatch(kv_conn *c, const char *base)
     }
     unsigned shard = sh->index;
     int multi = (cmd->flags & CMD_MULTI) != 0;
+    if (c->replay && cmd->proc == cmd_flushdb) {
+        /* A FLUSHDB in a shard's file emptied that shard (each shard logs its own): at
+         * replay it must not empty the shards replayed before. */
+        multi = 0;
+        shard = c->replay_shard;
+    }
     if (!multi && cmd->first > 0 && kv_nshards() > 1) {
         int last = cmd->last < 0 ? (int)argc + cmd->last : cmd->last;
         shard = kv_key_shard(argv[cmd->first], argl[cmd->first]);
@@ -348,6 +361,13 @@ void kv_process(kv_conn *c)
     size_t start = 0;
     while (!c->close_after) {
         size_t used = 0;
+        if (c->replay && c->parser.pos == 0 && start < c->qlen && c->qbuf[start] != '*') {
+            /* The log holds multibulk commands only: anything else is damage, which inline
+             * parsing would take for (unknown) commands. */
+            c->replay_err = "not a multibulk command";
+            c->close_after = 1;
+            break;
+        }
         int r = resp_parse(&c->parser, c->qbuf + start, c->qlen - start, &used);
         if (r == RESP_MORE)
             break;

@@ -20,13 +20,17 @@ static void usage(FILE *f)
                "volatile-lru]\n"
                "               [--appendonly yes|no] [--appendfsync always|everysec|no] "
                "[--dir DIR]\n"
+               "               [--auto-aof-rewrite-percentage N] [--auto-aof-rewrite-min-size "
+               "BYTES]\n"
                "\n"
-               "A Redis-protocol (RESP2) key-value server on weft, sharded by key over one\n"
+               "A Redis-protocol (RESP2, RESP3) key-value server on weft, sharded by key over one\n"
                "shard per worker thread. Defaults: --port 6379 --bind 127.0.0.1, one worker per\n"
                "CPU (or WEFT_WORKERS), the epoll backend (or WEFT_BACKEND). --port 0 takes a\n"
                "free port and prints it. Stop it with SIGINT, SIGTERM or SHUTDOWN.\n"
                "--appendonly yes logs every write to DIR/weft-kv-<shard>.aof (DIR: ., fsync\n"
-               "everysec by default) and replays the files at start (with the same --workers).\n"
+               "everysec by default) and replays the files at start (with the same --workers);\n"
+               "a file is rewritten (compacted) when it has grown by the percentage (100) since\n"
+               "its last rewrite and is at least the min size (64 MB), or on BGREWRITEAOF.\n"
                "\n"
                "Try it:\n"
                "  weft-kv --port 7379 --workers 2 &\n"
@@ -59,6 +63,7 @@ int main(int argc, char **argv)
     kv_cfg.bind = "127.0.0.1";
     kv_cfg.dir = ".";
     int appendonly = 0, fsync_policy = AOF_EVERYSEC;
+    int rewrite_pct_set = 0, rewrite_min_set = 0;
     for (int i = 1; i < argc; i += 2) { /* option and value pairs, but for --help */
         const char *o = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -82,6 +87,16 @@ int main(int argc, char **argv)
             fsync_policy = !strcmp(v, "always")     ? AOF_ALWAYS
                            : !strcmp(v, "everysec") ? AOF_EVERYSEC
                                                     : AOF_NO;
+        } else if (!strcmp(o, "--auto-aof-rewrite-percentage") && v &&
+                   number(v, 0, 1000000, &n) == 0) {
+            atomic_store(&kv_cfg.aof_rewrite_pct, n);
+            rewrite_pct_set = 1;
+        } else if (!strcmp(o, "--auto-aof-rewrite-min-size") && v &&
+                   number(v, 0, (1LL << 62), &n) == 0) {
+            atomic_store(&kv_cfg.aof_rewrite_min, n);
+            rewrite_min_set = 1;
+        } else if (!strcmp(o, "--aof-rewrite-step") && v && number(v, 1, 1 << 20, &n) == 0) {
+            kv_cfg.aof_rewrite_step = (int)n; /* tuning and tests: how finely a walk is cut */
         } else if (!strcmp(o, "--dir") && v) {
             kv_cfg.dir = v;
         } else if (!strcmp(o, "--maxmemory") && v && number(v, 0, (1LL << 62), &n) == 0) {
@@ -98,6 +113,13 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    /* Redis's defaults: a rewrite when the file has doubled, from 64 MB. */
+    if (!rewrite_pct_set)
+        atomic_store(&kv_cfg.aof_rewrite_pct, 100);
+    if (!rewrite_min_set)
+        atomic_store(&kv_cfg.aof_rewrite_min, 64LL * 1024 * 1024);
+    if (!kv_cfg.aof_rewrite_step)
+        kv_cfg.aof_rewrite_step = REWRITE_STEP;
     kv_cfg.aof_policy = appendonly ? fsync_policy : AOF_OFF;
     kv_commands_init();
     /* Many clients need many fds. */

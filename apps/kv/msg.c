@@ -36,7 +36,7 @@ void *kv_msg_task(void *arg)
     return NULL;
 }
 
-kv_msg *kv_msg_build(const kv_item *items, size_t n, unsigned shard)
+kv_msg *kv_msg_build(const kv_item *items, size_t n, unsigned shard, const sbuf *like)
 {
     size_t k = 0, nargs = 0, bytes = 0;
     for (size_t i = 0; i < n; i++)
@@ -53,7 +53,7 @@ kv_msg *kv_msg_build(const kv_item *items, size_t n, unsigned shard)
         return NULL;
     atomic_init(&m->refs, 2);
     m->n = k;
-    memset(&m->out, 0, sizeof m->out);
+    m->out = sbuf_like(like);
     const char **argv = (const char **)(m->items + k);
     size_t *argl = (size_t *)(argv + nargs);
     char *p = (char *)(argl + nargs);

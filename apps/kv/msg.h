@@ -25,8 +25,9 @@ typedef struct kv_msg {
     kv_msg_item items[];
 } kv_msg;
 
-/* A message for the items of `shard` among items[0 .. n), or NULL (out of memory). */
-kv_msg *kv_msg_build(const kv_item *items, size_t n, unsigned shard);
+/* A message for the items of `shard` among items[0 .. n), its replies written in `like`'s
+ * protocol, or NULL (out of memory). */
+kv_msg *kv_msg_build(const kv_item *items, size_t n, unsigned shard, const sbuf *like);
 /* Drops a reference; the last one frees. Any thread. */
 void kv_msg_release(kv_msg *m);
 /* Runs m's commands on the calling worker's shard, replies into m->out. */

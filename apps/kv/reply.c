@@ -1,8 +1,9 @@
-/* The RESP2 reply writer (reply.h). Numbers are formatted by hand: these calls sit on every
- * reply's path. */
+/* The reply writer, RESP2 and RESP3 (reply.h). Numbers are formatted by hand: these calls sit on
+ * every reply's path. */
 #include "reply.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -88,17 +89,74 @@ void reply_bulk_ll(sbuf *b, long long v)
 
 void reply_null(sbuf *b)
 {
-    sbuf_add(b, "$-1\r\n", 5);
+    if (b->resp3)
+        sbuf_add(b, "_\r\n", 3);
+    else
+        sbuf_add(b, "$-1\r\n", 5);
 }
 
 void reply_null_array(sbuf *b)
 {
-    sbuf_add(b, "*-1\r\n", 5);
+    if (b->resp3)
+        sbuf_add(b, "_\r\n", 3);
+    else
+        sbuf_add(b, "*-1\r\n", 5);
 }
 
 void reply_array(sbuf *b, long long n)
 {
     prefixed_ll(b, '*', n);
+}
+
+void reply_map(sbuf *b, long long npairs)
+{
+    if (b->resp3)
+        prefixed_ll(b, '%', npairs);
+    else
+        prefixed_ll(b, '*', npairs * 2);
+}
+
+void reply_set(sbuf *b, long long n)
+{
+    prefixed_ll(b, b->resp3 ? '~' : '*', n);
+}
+
+void reply_double(sbuf *b, double v)
+{
+    /* Redis's addReplyDouble: inf and -inf spelled out, else %.17g (which round-trips). */
+    char tmp[64];
+    int n;
+    if (isinf(v))
+        n = snprintf(tmp, sizeof tmp, "%s", v > 0 ? "inf" : "-inf");
+    else
+        n = snprintf(tmp, sizeof tmp, "%.17g", v);
+    if (b->resp3) {
+        sbuf_add(b, ",", 1);
+        sbuf_add(b, tmp, (size_t)n);
+        sbuf_add(b, "\r\n", 2);
+    } else {
+        reply_bulk(b, tmp, (size_t)n);
+    }
+}
+
+void reply_bool(sbuf *b, int v)
+{
+    if (b->resp3)
+        sbuf_add(b, v ? "#t\r\n" : "#f\r\n", 4);
+    else
+        sbuf_add(b, v ? ":1\r\n" : ":0\r\n", 4);
+}
+
+void reply_verbatim(sbuf *b, const void *p, size_t n)
+{
+    if (!b->resp3) {
+        reply_bulk(b, p, n);
+        return;
+    }
+    prefixed_ll(b, '=', (long long)n + 4);
+    sbuf_add(b, "txt:", 4);
+    sbuf_add(b, p, n);
+    sbuf_add(b, "\r\n", 2);
 }
 
 void reply_arity(sbuf *b, const char *name, size_t n)

@@ -1,6 +1,7 @@
-/* The RESP2 reply writer: appends replies to an sbuf (the connection's output, or a reply
- * slot of a cross-shard message). Error texts shared by several commands, byte for byte as
- * Redis 7 sends them, are here too. */
+/* The reply writer: appends replies to an sbuf (the connection's output, or a reply slot of a
+ * cross-shard message) in the buffer's protocol: RESP2, or RESP3 once the client sent HELLO 3
+ * (sbuf.resp3). The calls that differ between the two say how. Error texts shared by several
+ * commands, byte for byte as Redis 7 sends them, are here too. */
 #ifndef KV_REPLY_H
 #define KV_REPLY_H
 
@@ -25,10 +26,16 @@ void reply_int(sbuf *b, long long v);              /* :v */
 void reply_bulk(sbuf *b, const void *p, size_t n); /* $n p */
 void reply_bulks(sbuf *b, const char *s);          /* a C string as a bulk */
 void reply_bulk_ll(sbuf *b, long long v);          /* a number as a bulk */
-void reply_null(sbuf *b);                          /* $-1 */
-void reply_null_array(sbuf *b);                    /* *-1 */
+void reply_null(sbuf *b);                          /* $-1; RESP3: _ */
+void reply_null_array(sbuf *b);                    /* *-1; RESP3: _ */
 void reply_array(sbuf *b, long long n);            /* *n, then n replies */
-void reply_ok(sbuf *b);                            /* +OK */
+void reply_map(sbuf *b, long long npairs);         /* *2n; RESP3: %n. Then key, value, ... */
+void reply_set(sbuf *b, long long n);              /* *n; RESP3: ~n, then n replies */
+void reply_double(sbuf *b, double v);              /* a bulk, %.17g; RESP3: ,v */
+void reply_bool(sbuf *b, int v);                   /* :0 or :1; RESP3: #f or #t */
+/* A text to be shown as is (INFO, CLIENT LIST): a bulk; RESP3: =n txt:... (verbatim). */
+void reply_verbatim(sbuf *b, const void *p, size_t n);
+void reply_ok(sbuf *b); /* +OK */
 /* The wrong-arity error, with the command's name lowercased as Redis prints it. */
 void reply_arity(sbuf *b, const char *name, size_t n);
 

@@ -1,4 +1,6 @@
-/* A growable byte buffer (reply output, copied arguments): header-only. Owned by one thread at
+/* A growable byte buffer (reply output, copied arguments): header-only. A reply buffer knows
+ * the protocol its replies are written in (RESP2 or RESP3), so that a command's proc, wherever
+ * it runs, writes its client's protocol without knowing the client. Owned by one thread at
  * a time; the memory is the holder's to free with sbuf_free. An allocation failure sets `oom`
  * and drops further appends, so writers need not check every call: the connection checks the
  * flag once per batch. */
@@ -12,8 +14,18 @@ typedef struct sbuf {
     char *data;
     size_t len;
     size_t cap;
-    int oom; /* an append failed: the contents are incomplete */
+    int oom;   /* an append failed: the contents are incomplete */
+    int resp3; /* replies written here use RESP3 (the client sent HELLO 3); kept by sbuf_free */
 } sbuf;
+
+/* An empty buffer for replies in the same protocol as b's (a coordinator's or a message's
+ * buffer whose replies go on to b). */
+static inline sbuf sbuf_like(const sbuf *b)
+{
+    sbuf n = {0};
+    n.resp3 = b->resp3;
+    return n;
+}
 
 /* Makes room for `more` bytes past len. Returns 0, or -1 (and sets oom). */
 static inline int sbuf_reserve(sbuf *b, size_t more)

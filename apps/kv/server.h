@@ -28,6 +28,12 @@ typedef struct kv_config {
     int aof_policy;           /* AOF_OFF, _ALWAYS, _EVERYSEC, _NO (aof.h) */
     const char *dir;          /* where the AOF files are */
     atomic_int aof_replaying; /* replay at start: nothing is logged */
+    /* A shard's file is rewritten when it has grown by this percentage over its size after
+     * the last rewrite (0: never by itself) and is at least aof_rewrite_min bytes: Redis's
+     * auto-aof-rewrite-percentage and -min-size; CONFIG SET writes them from any worker. */
+    atomic_llong aof_rewrite_pct;
+    atomic_llong aof_rewrite_min;
+    int aof_rewrite_step; /* buckets a rewrite's walker takes between two yields (64) */
 } kv_config;
 
 extern kv_config kv_cfg;
@@ -64,9 +70,11 @@ typedef struct kv_conn {
     const char **argp; /* the segment's arguments, flat (items index them by argi) */
     size_t *argl;
     size_t nargs, args_cap;
-    int close_after; /* QUIT, a protocol error, SHUTDOWN: close once the replies are out */
-    int blocked;     /* parked in BLPOP/BRPOP (CLIENT LIST's flags) */
-    int replay;      /* the AOF replay's: no socket, internal commands allowed */
+    int close_after;        /* QUIT, a protocol error, SHUTDOWN: close once the replies are out */
+    int blocked;            /* parked in BLPOP/BRPOP (CLIENT LIST's flags) */
+    int replay;             /* the AOF replay's: no socket, internal commands allowed */
+    unsigned replay_shard;  /* the shard whose file the replay reads */
+    const char *replay_err; /* why the replay stopped: a command no file holds */
 } kv_conn;
 
 typedef struct kv_shard {

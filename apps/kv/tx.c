@@ -125,8 +125,9 @@ static void wait_acks(tx_core *core, int target)
         wait_event(&core->acked);
 }
 
-/* Builds each remote shard's part of items (those with a command) into core->work. */
-static int build_work(kv_tx *tx, const kv_item *items, size_t n)
+/* Builds each remote shard's part of items (those with a command) into core->work, replies in
+ * like's protocol. */
+static int build_work(kv_tx *tx, const kv_item *items, size_t n, const sbuf *like)
 {
     tx_core *core = tx->core;
     unsigned self = kv_local()->index, nsh = kv_nshards();
@@ -146,7 +147,7 @@ static int build_work(kv_tx *tx, const kv_item *items, size_t n)
         int any = 0;
         for (size_t i = 0; i < m && !any; i++)
             any = real[i].shard == s && s != self;
-        if (any && !(core->work[s] = kv_msg_build(real, m, s)))
+        if (any && !(core->work[s] = kv_msg_build(real, m, s, like)))
             err = -ENOMEM;
     }
     free(real);
@@ -159,7 +160,7 @@ static void finish_phase(kv_tx *tx, kv_item *items, size_t n, sbuf *dst, int tar
 {
     tx_core *core = tx->core;
     unsigned self = kv_local()->index, nsh = kv_nshards();
-    sbuf local = {0};
+    sbuf local = sbuf_like(dst);
     for (size_t i = 0; i < n; i++)
         if (items[i].cmd && items[i].shard == self) {
             kv_shard *sh = kv_local();
@@ -214,7 +215,7 @@ int kv_tx_begin(kv_tx *tx, kv_item *items, size_t n, sbuf *dst)
     for (unsigned s = 0; s < nsh; s++)
         core->go[s] = (weft_event)WEFT_EVENT_AUTO_INIT;
     tx->core = core;
-    int r = build_work(tx, items, n);
+    int r = build_work(tx, items, n, dst);
     if (r < 0) {
         free(core);
         return r;
@@ -268,7 +269,7 @@ int kv_tx_begin(kv_tx *tx, kv_item *items, size_t n, sbuf *dst)
 int kv_tx_run(kv_tx *tx, kv_item *items, size_t n, sbuf *dst)
 {
     tx_core *core = tx->core;
-    int err = build_work(tx, items, n);
+    int err = build_work(tx, items, n, dst);
     if (err < 0)
         return err;
     int target = atomic_load_explicit(&core->nacks, memory_order_relaxed) + tx->nremote;

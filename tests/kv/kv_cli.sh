@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# weft-kv driven by the real Redis clients: redis-cli (commands, --pipe, a BLPOP woken by
+# weft-kv driven by the real Redis clients: redis-cli (commands, RESP3 with -3, --pipe, a BLPOP woken by
 # another client's push), hostile bytes on a raw socket (protocol errors, a client gone
 # mid-command, a huge declared bulk), a short redis-benchmark run checked for errors, and a
 # clean exit on SIGTERM. Usage: kv_cli.sh WEFT_KV_BINARY WORKERS. Exits 77 without redis-cli.
@@ -100,6 +100,29 @@ END
 )
 check commands "$want" "$got"
 
+# RESP3 (redis-cli -3 sends HELLO 3): a map, nulls, a map from CONFIG GET, a verbatim INFO, as
+# redis-cli prints them from Redis 7's replies (--no-raw: with their types).
+got=$(
+    cli -3 --no-raw hgetall h | sed 's/^[0-9]# //' | sort
+    cli -3 --no-raw get nope
+    cli -3 --no-raw mget dd nope
+    cli -3 --no-raw config get appendonly
+    cli -3 --no-raw lpop nope 2
+    cli -3 info keyspace | head -1 | tr -d '\r'
+)
+want=$(cat <<'END'
+"f1" => "v1"
+"f2" => "v2"
+(nil)
+1) "4"
+2) (nil)
+1# "appendonly" => "no"
+(nil)
+# Keyspace
+END
+)
+check resp3 "$want" "$got"
+
 # INCRBY kept the TTL (a range: no assertion on how long the commands took).
 ttl=$(cli ttl n)
 [ "$ttl" -gt 0 ] && [ "$ttl" -le 100 ] || { echo "FAIL ttl: $ttl"; fail=1; }
@@ -182,6 +205,11 @@ check no_k "" "$(cli get k)"
 redis-benchmark -p "$port" -q -n 2000 -c 10 -t set,get,incr,lpush,rpop,mset >"$tmp/bench" 2>&1
 if grep -qi 'error' "$tmp/bench" || [ "$(grep -c 'requests per second' "$tmp/bench")" != 6 ]; then
     echo "FAIL benchmark"; cat "$tmp/bench"; fail=1
+fi
+# The default suite, every test (sets and sorted sets included: SADD, SPOP, ZADD, ZPOPMIN).
+redis-benchmark -p "$port" -q -n 1000 -c 10 >"$tmp/bench" 2>&1
+if grep -qi 'error' "$tmp/bench" || [ "$(grep -c 'requests per second' "$tmp/bench")" != 20 ]; then
+    echo "FAIL benchmark's default suite"; tr '\r' '\n' <"$tmp/bench" | grep -v rps=; fail=1
 fi
 redis-benchmark -p "$port" -q -n 2000 -c 10 -P 16 -t set,get >"$tmp/bench" 2>&1
 if grep -qi 'error' "$tmp/bench" || [ "$(grep -c 'requests per second' "$tmp/bench")" != 2 ]; then

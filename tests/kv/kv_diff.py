@@ -5,6 +5,9 @@ raw RESP, and the replies are compared one by one, byte for byte.
 
     kv_diff.py WEFT_KV_BINARY [WORKERS]
 
+The script runs twice: in RESP2, then on connections switched to RESP3 by HELLO 3 (maps,
+sets, nulls, verbatim strings, doubles and booleans parsed by type), with the commands whose
+replies change type in RESP3 added (CONFIG GET, COMMAND DOCS, INFO, CLIENT LIST, ...).
 Starts both servers on free ports itself; exits 77 (skipped) when redis-server is missing.
 Replies that depend on time or on hash order (TTL values, KEYS, HGETALL, SCAN) are compared
 after normalising: TTLs by range, unordered arrays sorted."""
@@ -36,15 +39,19 @@ class Conn:
         l, self.buf = self.buf.split(b"\r\n", 1); return l
     def reply(self):
         l = self.line(); t = l[:1]
-        if t in (b"+", b"-", b":"): return l
-        if t == b"$":
+        # RESP3's simple types: null, double, boolean, big number.
+        if t in (b"+", b"-", b":", b"_", b",", b"#", b"("): return l
+        if t in (b"$", b"=", b"!"):  # bulk, verbatim, bulk error
             n = int(l[1:])
             if n < 0: return l
             while len(self.buf) < n + 2: self.fill()
             d, self.buf = self.buf[:n], self.buf[n + 2:]; return l + b" " + d
-        if t == b"*":
+        if t in (b"*", b"~", b">"):  # array, set, push
             n = int(l[1:])
             return [l] + [self.reply() for _ in range(max(n, 0))]
+        if t == b"%":  # map: n pairs
+            n = int(l[1:])
+            return [l] + [self.reply() for _ in range(2 * n)]
         raise ValueError(l)
     def send(self, *args):
         out = b"*%d\r\n" % len(args)
@@ -61,11 +68,59 @@ def norm(cmd, r):
     name = cmd[0].lower()
     if name in ("ttl", "pttl") and isinstance(r, bytes) and r.startswith(b":"):
         v = int(r[1:]); return b":" + (b"pos" if v > 0 else str(v).encode())
-    if name in ("keys",) and isinstance(r, list):
+    if name in ("keys", "smembers") and isinstance(r, list):
+        return [r[0]] + sorted(r[1:])
+    if name == "spop" and len(cmd) == 3 and isinstance(r, list):  # all of a set: any order
         return [r[0]] + sorted(r[1:])
     if name == "hgetall" and isinstance(r, list):
         pairs = sorted(zip(r[1::2], r[2::2])); return [r[0]] + pairs
     return r
+
+def hello_norm(r):
+    """HELLO's reply with the client id (which differs) taken out."""
+    if isinstance(r, list):
+        return [x if i == 0 or r[i - 1] != b"$2 id" else b":ID" for i, x in enumerate(r)]
+    return r
+
+# Replies that change type in RESP3 (maps, sets, verbatim strings, nulls), beyond the script's.
+RESP3_EXTRA = [
+    ("HSET", "h3", "a", "1", "b", "2"), ("HGETALL", "h3"), ("HGETALL", "nope"),
+    ("CONFIG", "GET", "maxmemory-policy"), ("CONFIG", "GET", "save"), ("CONFIG", "GET", "nosuch"),
+    ("COMMAND", "INFO", "nosuchcommand"), ("CLIENT", "GETNAME"), ("CLIENT", "SETNAME", "c3"),
+    ("CLIENT", "GETNAME"), ("LPOP", "nope", "3"), ("RPOP", "nope"), ("GET", "nope"),
+    ("MGET", "nope", "h3", "nope2"), ("SET", "s3", "v", "GET"), ("SET", "s3", "w", "GET"),
+    ("BLPOP", "nope", "0.01"), ("GETDEL", "nope"), ("GETSET", "nope", "x"),
+    ("HELLO", "3", "SETNAME", "a b"), ("HELLO", "3", "AUTH", "default"), ("FLUSHDB",),
+    ("RANDOMKEY",), ("KEYS", "*"), ("DBSIZE",),
+]
+
+def resp3_typed(r):
+    """How many parts of a reply have a type RESP2 does not (null, map, set, verbatim...)."""
+    if isinstance(r, list):
+        return sum(resp3_typed(x) for x in r)
+    if isinstance(r, tuple):
+        return resp3_typed(r[0]) + resp3_typed(r[1])
+    return 1 if r[:1] in (b"_", b"%", b"~", b"=", b",", b"#") else 0
+
+def kind(r):
+    """The type and shape of a reply whose content differs between the servers."""
+    return r[:1] + r[r.index(b" ") + 1:r.index(b" ") + 5] if r[:1] == b"=" else r
+
+def resp3_types(a, b):
+    """Replies whose bytes differ (texts of the server itself) compared by type: INFO and
+    CLIENT LIST are verbatim strings (=n txt:...), COMMAND DOCS a map of maps."""
+    bad = 0
+    for cmd in [("INFO", "keyspace"), ("CLIENT", "LIST"), ("INFO",)]:
+        ra, rb = a.cmd(*cmd), b.cmd(*cmd)
+        if kind(ra) != kind(rb):
+            bad += 1; print("DIFF %r\n  redis:   %r\n  weft-kv: %r" % (cmd, kind(ra), kind(rb)))
+    ra, rb = a.cmd("COMMAND", "DOCS", "get"), b.cmd("COMMAND", "DOCS", "get")
+    if ra[:2] != rb[:2] or ra[2][0][:1] != rb[2][0][:1]:  # %1, the name, a map
+        bad += 1; print("DIFF COMMAND DOCS get\n  redis:   %r\n  weft-kv: %r" % (ra, rb))
+    ra, rb = a.cmd("COMMAND", "INFO", "get"), b.cmd("COMMAND", "INFO", "get")
+    if ra[1][:4] != rb[1][:4]:  # *10, name, arity, and the flags as a set
+        bad += 1; print("DIFF COMMAND INFO get\n  redis:   %r\n  weft-kv: %r" % (ra, rb))
+    return bad
 
 def script(rng):
     """The commands: a fixed part covering every command and error, then random ones."""
@@ -139,6 +194,39 @@ def script(rng):
         ("BLPOP", "bl", "0.05"), ("RPUSH", "bl", "x"), ("BLPOP", "bl", "bl2", "1"),
         ("BRPOP", "nope", "a", "0.01"), ("BLPOP", "a", "0.01"), ("FLUSHDB", "x"),
         ("FLUSHDB",), ("DBSIZE",), ("KEYS", "*"), ("RANDOMKEY",),
+        # sets and sorted sets (redis-benchmark's default suite: SADD, SPOP, ZADD, ZPOPMIN)
+        ("SADD", "s", "a", "b", "a"), ("SMEMBERS", "nope"), ("SPOP", "s", "0"), ("SPOP", "nope"),
+        ("SPOP", "nope", "2"), ("SPOP", "s", "-1"), ("SPOP", "s", "x"), ("SPOP", "s", "1", "2"),
+        ("SADD", "one", "x"), ("SPOP", "one", "5"), ("EXISTS", "one"), ("SADD", "one", "x"),
+        ("SPOP", "one"), ("SISMEMBER", "s", "a"), ("SISMEMBER", "s", "z"), ("SCARD", "s"),
+        ("SCARD", "nope"), ("SREM", "s", "a", "zz"), ("SMEMBERS", "s"), ("SREM", "s", "b"),
+        ("EXISTS", "s"), ("SADD", "s"), ("SADD", "s", "m1", "m2", "m3"),
+        ("ZADD", "z", "1.5", "a", "0.1", "b"), ("ZSCORE", "z", "b"), ("ZSCORE", "z", "nope"),
+        ("ZSCORE", "nope", "a"), ("ZINCRBY", "z", "1", "a"), ("ZADD", "z", "INCR", "1", "a"),
+        ("ZADD", "z", "NX", "INCR", "1", "a"), ("ZRANGE", "z", "0", "-1", "WITHSCORES"),
+        ("ZRANGE", "z", "0", "-1"), ("ZPOPMIN", "z"), ("ZPOPMIN", "z", "2"), ("ZPOPMIN", "nope"),
+        ("ZPOPMIN", "nope", "2"), ("ZADD", "z", "inf", "x", "-inf", "y"), ("ZPOPMAX", "z"),
+        ("ZADD", "z", "nan", "x"), ("ZADD", "z", "1e400", "x"), ("ZADD", "z", "1e-400", "x"),
+        ("ZADD", "z", "+inf", "q"), ("ZSCORE", "z", "q"), ("ZINCRBY", "z", "-inf", "q"),
+        ("ZADD", "z", "NX", "XX", "1", "a"), ("ZADD", "z", "GT", "LT", "1", "a"),
+        ("ZADD", "z", "GT", "NX", "1", "a"), ("ZADD", "z", "INCR", "1", "a", "2", "b"),
+        ("ZADD", "z", "1"), ("ZADD", "z", "NX", "1"), ("ZADD", "z", "x", "a"), ("ZADD", "z", " 1", "a"),
+        ("ZADD", "z", "1 ", "a"), ("ZADD", "z", "0x10", "a"), ("ZADD", "z", "CH", "5", "y"),
+        ("ZADD", "z", "CH", "5", "y", "6", "a"), ("ZADD", "z", "GT", "CH", "1", "y", "9", "a"),
+        ("ZADD", "z", "LT", "1", "y", "99", "a", "3", "new"), ("ZRANGE", "z", "0", "-1", "WITHSCORES"),
+        ("ZRANGE", "z", "0", "-1", "REV", "WITHSCORES"), ("ZRANGE", "z", "-2", "100"),
+        ("ZRANGE", "z", "1", "0"), ("ZRANGE", "z", "7", "9"), ("ZRANGE", "z", "1", "-1", "REV"),
+        ("ZCARD", "z"), ("ZCARD", "nope"), ("ZREM", "z", "y", "nope"), ("ZRANGE", "z", "x", "1"),
+        ("ZRANGE", "z", "0", "1", "FOO"), ("TYPE", "z"), ("TYPE", "s"), ("ZADD", "z", "XX", "1", "n2"),
+        ("ZADD", "z", "XX", "INCR", "1", "n2"), ("ZADD", "nz", "XX", "1", "a"), ("EXISTS", "nz"),
+        ("ZPOPMIN", "z", "-1"), ("ZPOPMIN", "z", "0"), ("ZPOPMIN", "z", "x"), ("ZPOPMIN", "z", "1", "2"),
+        ("SADD", "z", "a"), ("ZADD", "s", "1", "a"), ("ZINCRBY", "z", "x", "a"),
+        ("ZADD", "z", "1.0", "m"), ("ZSCORE", "z", "m"), ("ZADD", "z", "3.0000000000000004", "m3"),
+        ("ZSCORE", "z", "m3"), ("ZRANGE", "z", "0", "0", "withscores"), ("ZADD", "z", "2", "a", "2", "b"),
+        ("ZRANGE", "z", "0", "-1", "WITHSCORES"), ("ZINCRBY", "z", "1", "new2"), ("ZREM", "z", "a", "b", "m", "m3", "new", "new2", "q", "x", "y"),
+        ("EXISTS", "z"), ("ZPOPMAX", "z", "3"), ("RENAME", "s", "s2"), ("SMEMBERS", "s2"),
+        ("ZADD", "zz", "1", "a", "2", "b"), ("RENAME", "zz", "zz2"), ("ZRANGE", "zz2", "0", "-1", "WITHSCORES"),
+        ("KEYS", "zz*"),
     ]
     keys = ["k%d" % i for i in range(12)]
     for _ in range(1500):
@@ -153,6 +241,10 @@ def script(rng):
             ("SETNX", k, v), ("GETSET", k, v), ("EXPIRE", k, "100"), ("TTL", k), ("PERSIST", k),
             ("SETRANGE", k, "2", v), ("GETRANGE", k, "1", "-2"), ("HEXISTS", k, v),
             ("MSETNX", k, v, k2, v), ("DBSIZE",), ("INCRBYFLOAT", k, "1.5"), ("DECRBY", k, v),
+            ("SADD", k, v, v + "b"), ("SREM", k, v), ("SISMEMBER", k, v), ("SCARD", k),
+            ("SMEMBERS", k), ("SPOP", k, "100"), ("ZADD", k, v if v[0] != "x" else "1.5", v),
+            ("ZINCRBY", k, "0.25", v), ("ZSCORE", k, v), ("ZRANGE", k, "0", "-1", "WITHSCORES"),
+            ("ZPOPMIN", k), ("ZPOPMAX", k, "2"), ("ZREM", k, v), ("ZCARD", k),
         ]))
     s += [("KEYS", "*"), ("DBSIZE",)]
     return s
@@ -207,6 +299,30 @@ def main():
                 if bad <= 20:
                     print("DIFF %r\n  redis:   %r\n  weft-kv: %r" % (cmd, ra, rb))
         print("kv_diff: %d commands, %d differences (%s workers)" % (len(cmds), bad, workers))
+        # The same again in RESP3, from an empty keyspace, on connections switched by HELLO 3.
+        a.cmd("FLUSHDB"); b.cmd("FLUSHDB")
+        a, b = Conn(rp), Conn(kp)
+        ha, hb = hello_norm(a.cmd("HELLO", "3")), hello_norm(b.cmd("HELLO", "3"))
+        bad3 = 0 if ha == hb else 1
+        if bad3:
+            print("DIFF HELLO 3\n  redis:   %r\n  weft-kv: %r" % (ha, hb))
+        typed = 0
+        for cmd in script(random.Random(rng.random())) + RESP3_EXTRA:
+            ra, rb = norm(cmd, a.cmd(*cmd)), norm(cmd, b.cmd(*cmd))
+            typed += resp3_typed(ra)
+            if ra != rb:
+                bad3 += 1
+                if bad3 <= 20:
+                    print("DIFF3 %r\n  redis:   %r\n  weft-kv: %r" % (cmd, ra, rb))
+        bad3 += resp3_types(a, b)
+        ha, hb = hello_norm(a.cmd("HELLO", "2")), hello_norm(b.cmd("HELLO", "2"))
+        if ha != hb or a.cmd("GET", "nope") != b.cmd("GET", "nope") != b"$-1":
+            bad3 += 1; print("DIFF back to RESP2: %r %r" % (ha, hb))
+        print("kv_diff: RESP3: %d differences (%d replies or parts of RESP3-only types)"
+              % (bad3, typed))
+        if typed < 50:  # the check would be vacuous: the script lost its RESP3 replies
+            bad3 += 1
+        bad += bad3
         nat = atomicity(kp)
         print("kv_diff: atomicity: %d violations" % nat)
         bad += nat

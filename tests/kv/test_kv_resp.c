@@ -2,13 +2,15 @@
  * batch (the parser must give the same commands whatever the chunking, with the buffer
  * compacted between commands as the server does), inline commands with quotes, the empty
  * commands, Redis's limits and error texts, and no allocation from a declared length. Also
- * the glob matcher of KEYS and SCAN (apps/kv/db.c). */
+ * the glob matcher of KEYS and SCAN (apps/kv/db.c), and the reply writer in RESP2 and RESP3
+ * (apps/kv/reply.c). */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "db.h"
+#include "reply.h"
 #include "resp.h"
 
 /* The commands parsed from a byte stream, as "arg|arg|...;" per command, "!<err>" for an
@@ -296,4 +298,48 @@ Test(glob, patterns)
     memset(s, 'a', sizeof s - 1);
     s[sizeof s - 1] = 0;
     cr_assert(!glob("*a*a*a*a*a*a*a*a*a*a*a*a*b", s));
+}
+
+/* The reply writer in both protocols: each RESP3 type against Redis 7's bytes for it (taken
+ * from redis-server's replies after HELLO 3), and its RESP2 form on a buffer that was not
+ * switched. */
+static void expect_buf(sbuf *b, const char *want)
+{
+    cr_assert_eq(b->oom, 0);
+    cr_assert_eq(b->len, strlen(want), "got %zu bytes, want %zu", b->len, strlen(want));
+    cr_assert_arr_eq(b->data, want, b->len);
+    b->len = 0;
+}
+
+Test(reply, resp2_and_resp3)
+{
+    sbuf b2 = {0};
+    sbuf b3 = {0};
+    b3.resp3 = 1;
+    sbuf *both[2] = {&b2, &b3};
+    for (int i = 0; i < 2; i++) {
+        reply_null(both[i]);
+        reply_null_array(both[i]);
+        reply_map(both[i], 2);
+        reply_set(both[i], 3);
+        reply_bool(both[i], 1);
+        reply_bool(both[i], 0);
+        reply_double(both[i], 1.5);
+        reply_double(both[i], -1.0 / 0.0);
+        reply_verbatim(both[i], "a\r\nb", 4);
+        reply_array(both[i], 2);
+    }
+    expect_buf(&b2, "$-1\r\n*-1\r\n*4\r\n*3\r\n:1\r\n:0\r\n$3\r\n1.5\r\n$4\r\n-inf\r\n"
+                    "$4\r\na\r\nb\r\n*2\r\n");
+    expect_buf(&b3, "_\r\n_\r\n%2\r\n~3\r\n#t\r\n#f\r\n,1.5\r\n,-inf\r\n"
+                    "=8\r\ntxt:a\r\nb\r\n*2\r\n");
+    /* A buffer made for replies that go on to another keeps its protocol, also once freed. */
+    sbuf like = sbuf_like(&b3);
+    sbuf_free(&b3);
+    cr_assert_eq(like.resp3, 1);
+    cr_assert_eq(b3.resp3, 1);
+    reply_double(&like, 0.1);
+    expect_buf(&like, ",0.10000000000000001\r\n");
+    sbuf_free(&like);
+    sbuf_free(&b2);
 }
