@@ -595,6 +595,20 @@ WEFT_API uint64_t weft_task_id(const weft_task *t);
  * lives as long as the handle. */
 WEFT_API const char *weft_task_name(const weft_task *t);
 
+/* What a task is doing now, read through its handle without joining it (a snapshot: it may
+ * change as soon as it is read). */
+enum {
+    WEFT_TASK_READY = 1,     /* queued to run (never run yet, or woken, or yielded) */
+    WEFT_TASK_RUNNING = 2,   /* on its worker's CPU now (from another thread's view) */
+    WEFT_TASK_PARKED = 3,    /* waiting in a blocking call */
+    WEFT_TASK_FINISHED = 4,  /* returned or called weft_exit; not joined yet */
+    WEFT_TASK_CANCELLED = 5, /* finished by a cancellation (its join gives WEFT_CANCELED) */
+    WEFT_TASK_FAILED = 6     /* finished without running: it got no stack (WEFT_NOMEM) */
+};
+/* Returns WEFT_TASK_*, or -EINVAL (NULL), -ESRCH (a stale handle: joined or detached and
+ * reaped). Any thread. */
+WEFT_API int weft_task_status(const weft_task *t);
+
 /* Returns 1 if the current task has been cancelled, 0 if not, -EPERM outside a task. */
 WEFT_API int weft_canceled(void);
 

@@ -450,6 +450,29 @@ const char *weft_task_name(const weft_task *t)
     return t && !weft__task_reaped(t) ? t->name : "";
 }
 
+int weft_task_status(const weft_task *t)
+{
+    if (!t)
+        return -EINVAL;
+    if (weft__task_reaped(t))
+        return -ESRCH;
+    /* acquire: the result, written before DONE, is read after it. */
+    uint64_t word = atomic_load_explicit(&t->word, memory_order_acquire);
+    switch (WEFT__STATE(word)) {
+    case WEFT__READY:
+        return WEFT_TASK_READY;
+    case WEFT__RUNNING:
+    case WEFT__NOTIFIED: /* woken while still running, before its park */
+        return WEFT_TASK_RUNNING;
+    case WEFT__PARKED:
+        return WEFT_TASK_PARKED;
+    default:
+        return t->result == WEFT_CANCELED ? WEFT_TASK_CANCELLED
+               : t->result == WEFT_NOMEM  ? WEFT_TASK_FAILED
+                                          : WEFT_TASK_FINISHED;
+    }
+}
+
 int weft_canceled(void)
 {
     weft_task *t = weft_self();

@@ -361,6 +361,8 @@ static void *mmap_main(void *arg)
     fail(WEFT__SYS_mmap, 1, ENOMEM);
     weft_task *t;
     cr_assert_eq(weft_spawn(&t, child, (void *)7, NULL), 0);
+    weft_yield(); /* its pick finds no stack */
+    cr_assert_eq(weft_task_status(t), WEFT_TASK_FAILED);
     void *r;
     cr_assert_eq(weft_join(t, &r, WEFT_FOREVER), 0);
     cr_assert_eq(r, WEFT_NOMEM, "no stack: finished unrun, joined as WEFT_NOMEM");

@@ -729,3 +729,60 @@ Test(task, child_first_from_a_stackless_task_queues_the_child)
 {
     run_main(child_first_from_stackless_main, NULL);
 }
+
+/* ---- A task's status by its handle ---- */
+
+static weft_event status_go = WEFT_EVENT_INIT;
+
+static void *status_waiter(void *arg)
+{
+    (void)arg;
+    weft_event_wait(&status_go, WEFT_FOREVER);
+    return (void *)3;
+}
+
+static void *status_self(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)weft_task_status(weft_self());
+}
+
+/* Pinned: in stealing mode a thief would run them elsewhere, at its own pace. */
+static const weft_spawn_opts here = {.flags = WEFT_SPAWN_PINNED};
+
+static void *status_main(void *arg)
+{
+    (void)arg;
+    weft_task *w, *s, *c;
+    cr_assert_eq(weft_spawn(&w, status_waiter, NULL, &here), 0);
+    cr_assert_eq(weft_spawn(&s, status_self, NULL, &here), 0);
+    cr_assert_eq(weft_task_status(w), WEFT_TASK_READY, "never run yet");
+    cr_assert_eq(weft_task_status(weft_self()), WEFT_TASK_RUNNING);
+    weft_yield();
+    cr_assert_eq(weft_task_status(w), WEFT_TASK_PARKED);
+    cr_assert_eq(weft_task_status(s), WEFT_TASK_FINISHED);
+    void *r;
+    cr_assert_eq(weft_join(s, &r, WEFT_FOREVER), 0);
+    cr_assert_eq((intptr_t)r, WEFT_TASK_RUNNING, "its own status, from inside");
+    cr_assert_eq(weft_task_status(s), -ESRCH, "joined: the handle is stale");
+    weft_event_set(&status_go);
+    weft_yield();
+    cr_assert_eq(weft_task_status(w), WEFT_TASK_FINISHED);
+    cr_assert_eq(weft_join(w, &r, WEFT_FOREVER), 0);
+    cr_assert_eq(r, (void *)3);
+    cr_assert_eq(weft_spawn(&c, status_waiter, NULL, &here), 0);
+    weft_event_reset(&status_go);
+    weft_yield();
+    cr_assert_eq(weft_cancel(c), 0);
+    weft_yield();
+    cr_assert_eq(weft_task_status(c), WEFT_TASK_CANCELLED);
+    cr_assert_eq(weft_join(c, &r, WEFT_FOREVER), 0);
+    cr_assert_eq(r, WEFT_CANCELED);
+    cr_assert_eq(weft_task_status(NULL), -EINVAL);
+    return NULL;
+}
+
+Test(task, status_by_handle_without_joining)
+{
+    run_main(status_main, NULL);
+}
