@@ -582,15 +582,21 @@ static void capture_circle(void *arg, int level, const char *text)
     pthread_mutex_unlock(&lc->mu);
 }
 
+/* Runs fn(arg) on `workers` workers with the runtime's log going to capture_circle. */
+static void run_circle_logged(unsigned workers, log_capture *lc, weft_fn fn)
+{
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = workers;
+    c.log = capture_circle;
+    c.log_arg = lc;
+    run_main_cfg(&c, fn, lc);
+}
+
 Test(dump, a_circle_of_joins_is_reported_while_others_run)
 {
     log_capture lc = {.mu = PTHREAD_MUTEX_INITIALIZER};
-    weft_config c;
-    weft_config_init(&c);
-    c.workers = 2;
-    c.log = capture_circle;
-    c.log_arg = &lc;
-    run_main_cfg(&c, circle_main, &lc);
+    run_circle_logged(2, &lc, circle_main);
     cr_assert_eq(lc.nstall, 1, "reported once");
     cr_assert_not_null(strstr(lc.first, "3 tasks wait for each other"), "%s", lc.first);
     cr_assert_not_null(strstr(lc.first, "\"first\" on worker 0 joins task"), "%s", lc.first);
@@ -659,12 +665,7 @@ static void *mutex_circle_main(void *arg)
 Test(dump, a_circle_through_mutexes_and_a_join_is_reported_while_others_run)
 {
     log_capture lc = {.mu = PTHREAD_MUTEX_INITIALIZER};
-    weft_config c;
-    weft_config_init(&c);
-    c.workers = 2;
-    c.log = capture_circle;
-    c.log_arg = &lc;
-    run_main_cfg(&c, mutex_circle_main, &lc);
+    run_circle_logged(2, &lc, mutex_circle_main);
     cr_assert_eq(lc.nstall, 1, "reported once: %s", lc.first);
     cr_assert_not_null(strstr(lc.first, "3 tasks wait for each other"), "%s", lc.first);
     cr_assert_not_null(strstr(lc.first, "\"holds-first\" on worker 1 joins task"), "%s", lc.first);
@@ -715,12 +716,7 @@ static void *no_circle_main(void *arg)
 Test(dump, a_lock_chain_that_ends_in_a_channel_is_no_circle)
 {
     log_capture lc = {.mu = PTHREAD_MUTEX_INITIALIZER};
-    weft_config c;
-    weft_config_init(&c);
-    c.workers = 1;
-    c.log = capture_circle;
-    c.log_arg = &lc;
-    run_main_cfg(&c, no_circle_main, &lc);
+    run_circle_logged(1, &lc, no_circle_main);
     cr_assert_eq(lc.nstall, 0, "%s", lc.first);
 }
 
