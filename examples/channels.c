@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <weft.h>
 
+#include "debug_flag.h"
+
 enum { NPROD = 3, PER_PROD = 1000, NCONS = 2 };
 
 static weft_chan *work;
@@ -31,7 +33,7 @@ static void *consumer(void *arg)
 
 static void *main_task(void *arg)
 {
-    (void)arg;
+    example_debug_serve("channels", (int)(intptr_t)arg); /* --debug-port P */
     weft_chan_create(&work, sizeof(int), 16);
     weft_waitgroup_add(&producers, NPROD);
     for (int i = 0; i < NPROD; i++)
@@ -54,8 +56,13 @@ static void *main_task(void *arg)
     return (void *)(intptr_t)(total != n * (n + 1) / 2);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    int debug_port = example_take_debug_port(&argc, argv);
+    if (debug_port == -2 || argc > 1) {
+        fprintf(stderr, "usage: channels [--debug-port P]\n");
+        return 2;
+    }
     void *r;
-    return weft_run(NULL, main_task, NULL, &r) < 0 || r;
+    return weft_run(NULL, main_task, (void *)(intptr_t)debug_port, &r) < 0 || r;
 }

@@ -19,6 +19,8 @@
 #include <string.h>
 #include <weft.h>
 
+#include "debug_flag.h"
+
 static void serve_conn(int fd, void *arg)
 {
     (void)arg;
@@ -117,16 +119,7 @@ typedef struct options {
 static void *main_task(void *arg)
 {
     const options *o = arg;
-    if (o->debug_port >= 0) {
-        weft_addr dbg;
-        weft_addr_ip(&dbg, "127.0.0.1", o->debug_port);
-        int e = weft_debug_serve(&dbg, &dbg);
-        if (e < 0)
-            fprintf(stderr, "delay_server: debug endpoint: %s\n", weft_strerror(e));
-        else
-            printf("delay_server: debug endpoint on http://127.0.0.1:%d/debug/\n",
-                   weft_addr_port(&dbg));
-    }
+    example_debug_serve("delay_server", o->debug_port);
     int port = o->port >= 0 ? o->port : (strcmp(o->mode, "demo") == 0 ? 0 : 7001);
     weft_addr addr, srv_addr;
     weft_addr_ip(&addr, "127.0.0.1", port);
@@ -168,7 +161,9 @@ int main(int argc, char **argv)
     weft_config cfg;
     weft_config_init(&cfg);
     cfg.mode = WEFT_MODE_SHARDED;
-    options o = {"demo", -1, 1000, 1000, 0, -1};
+    options o = {"demo", -1, 1000, 1000, 0, example_take_debug_port(&argc, argv)};
+    if (o.debug_port == -2)
+        return usage();
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) {
@@ -179,12 +174,6 @@ int main(int argc, char **argv)
             cfg.workers = (unsigned)n;
         } else if (strcmp(argv[i], "--acceptor") == 0) {
             o.acceptor = 1;
-        } else if (strcmp(argv[i], "--debug-port") == 0 && i + 1 < argc) {
-            char *end;
-            long p = strtol(argv[++i], &end, 10);
-            if (*end || p < 0 || p > 65535)
-                return usage();
-            o.debug_port = (int)p;
         } else {
             return usage();
         }

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <weft.h>
 
+#include "debug_flag.h"
+
 static int64_t t0;
 
 static void say(const char *who, const char *what)
@@ -42,7 +44,7 @@ static void *stubborn(void *arg)
 
 static void *main_task(void *arg)
 {
-    (void)arg;
+    example_debug_serve("demo", (int)(intptr_t)arg); /* --debug-port P */
     t0 = weft_now();
     weft_task *a, *b, *c;
     weft_spawn(&a, sleeper, (void *)(intptr_t)20, &(weft_spawn_opts){.name = "sleeper-20"});
@@ -99,10 +101,15 @@ static void *main_task(void *arg)
     return (void *)0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    int debug_port = example_take_debug_port(&argc, argv);
+    if (debug_port == -2 || argc > 1) {
+        fprintf(stderr, "usage: demo [--debug-port P]\n");
+        return 2;
+    }
     void *result;
-    int r = weft_run(NULL, main_task, NULL, &result);
+    int r = weft_run(NULL, main_task, (void *)(intptr_t)debug_port, &result);
     if (r < 0) {
         fprintf(stderr, "weft_run: %s\n", weft_strerror(r));
         return 1;

@@ -31,6 +31,8 @@
 #include <sys/resource.h>
 #include <weft.h>
 
+#include "debug_flag.h"
+
 #include "latency_probe.h"
 
 #define DRAIN_DEADLINE (5 * WEFT_SEC)
@@ -129,17 +131,7 @@ static void *main_task(void *arg)
         fprintf(stderr, "echo_server: listen: %s\n", weft_strerror(r));
         return (void *)1;
     }
-    if (o->debug_port >= 0) {
-        weft_addr dbg;
-        weft_addr_ip(&dbg, "127.0.0.1", o->debug_port);
-        int e = weft_debug_serve(&dbg, &dbg);
-        if (e < 0)
-            fprintf(stderr, "echo_server: debug endpoint: %s\n", weft_strerror(e));
-        else
-            printf("echo_server: debug endpoint on http://127.0.0.1:%d/ (the console at "
-                   "/debug/, /metrics, /debug/tasks)\n",
-                   weft_addr_port(&dbg));
-    }
+    example_debug_serve("echo_server", o->debug_port);
     unsigned n = weft_worker_count();
     printf("echo_server: listening on %s:%d (%u worker%s%s)\n", o->host, o->port, n,
            n == 1 ? "" : "s",
@@ -196,7 +188,9 @@ static int usage(void)
 
 int main(int argc, char **argv)
 {
-    options o = {0, 0, 7000, "127.0.0.1", -1};
+    options o = {0, 0, 7000, "127.0.0.1", example_take_debug_port(&argc, argv)};
+    if (o.debug_port == -2)
+        return usage();
     int npos = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) {
@@ -207,12 +201,6 @@ int main(int argc, char **argv)
             o.workers = (unsigned)n;
         } else if (strcmp(argv[i], "--acceptor") == 0) {
             o.acceptor = 1;
-        } else if (strcmp(argv[i], "--debug-port") == 0 && i + 1 < argc) {
-            char *end;
-            long p = strtol(argv[++i], &end, 10);
-            if (*end || p < 0 || p > 65535)
-                return usage();
-            o.debug_port = (int)p;
         } else if (argv[i][0] == '-' || npos == 2) {
             return usage();
         } else if (npos++ == 0) {

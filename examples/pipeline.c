@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <weft.h>
 
+#include "debug_flag.h"
+
 typedef struct stage {
     const char *name;
     weft_chan *in, *out;
@@ -40,7 +42,7 @@ static void *squares(void *arg)
 
 static void *main_task(void *arg)
 {
-    (void)arg;
+    example_debug_serve("pipeline", (int)(intptr_t)arg); /* --debug-port P */
     weft_chan *a, *b;
     weft_chan_create(&a, sizeof(long), 4);
     weft_chan_create(&b, sizeof(long), 4);
@@ -59,8 +61,13 @@ static void *main_task(void *arg)
     return (void *)(intptr_t)(sum != n * (n + 1) * (2 * n + 1) / 6);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    int debug_port = example_take_debug_port(&argc, argv);
+    if (debug_port == -2 || argc > 1) {
+        fprintf(stderr, "usage: pipeline [--debug-port P]\n");
+        return 2;
+    }
     void *r;
-    return weft_run(NULL, main_task, NULL, &r) < 0 || r;
+    return weft_run(NULL, main_task, (void *)(intptr_t)debug_port, &r) < 0 || r;
 }

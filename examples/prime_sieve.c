@@ -12,6 +12,8 @@
 #include <string.h>
 #include <weft.h>
 
+#include "debug_flag.h"
+
 typedef struct filter {
     weft_chan *in, *out;
     int prime;
@@ -47,16 +49,7 @@ static void *main_task(void *arg)
 {
     const options *o = arg;
     int n = o->n;
-    if (o->debug_port >= 0) {
-        weft_addr dbg;
-        weft_addr_ip(&dbg, "127.0.0.1", o->debug_port);
-        int e = weft_debug_serve(&dbg, &dbg);
-        if (e < 0)
-            fprintf(stderr, "prime_sieve: debug endpoint: %s\n", weft_strerror(e));
-        else
-            printf("prime_sieve: debug endpoint on http://127.0.0.1:%d/debug/\n",
-                   weft_addr_port(&dbg));
-    }
+    example_debug_serve("prime_sieve", o->debug_port);
     weft_group *g;
     weft_group_create(&g);
     weft_chan *ch;
@@ -89,18 +82,12 @@ static void *main_task(void *arg)
 
 int main(int argc, char **argv)
 {
-    options o = {100, -1};
-    int i = 1;
-    if (i + 1 < argc && strcmp(argv[i], "--debug-port") == 0) {
-        char *end;
-        long p = strtol(argv[i + 1], &end, 10);
-        if (*end || p < 0 || p > 65535) {
-            fprintf(stderr, "usage: prime_sieve [--debug-port P] [N]\n");
-            return 2;
-        }
-        o.debug_port = (int)p;
-        i += 2;
+    options o = {100, example_take_debug_port(&argc, argv)};
+    if (o.debug_port == -2) {
+        fprintf(stderr, "usage: prime_sieve [--debug-port P] [N]\n");
+        return 2;
     }
+    int i = 1;
     if (i < argc && atoi(argv[i]) > 0)
         o.n = atoi(argv[i]);
     return weft_run(NULL, main_task, &o, NULL) < 0;

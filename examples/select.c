@@ -2,6 +2,8 @@
 #include <stdio.h>
 #include <weft.h>
 
+#include "debug_flag.h"
+
 static void *ticker(void *arg)
 {
     weft_chan *c = arg;
@@ -15,7 +17,7 @@ static void *ticker(void *arg)
 
 static void *main_task(void *arg)
 {
-    (void)arg;
+    example_debug_serve("select", (int)(intptr_t)arg); /* --debug-port P */
     weft_chan *fast, *slow;
     weft_chan_create(&fast, sizeof(int), 0);
     weft_chan_create(&slow, sizeof(int), 0);
@@ -42,8 +44,13 @@ static void *main_task(void *arg)
     return (void *)(intptr_t)(got != 3);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    int debug_port = example_take_debug_port(&argc, argv);
+    if (debug_port == -2 || argc > 1) {
+        fprintf(stderr, "usage: select [--debug-port P]\n");
+        return 2;
+    }
     void *r;
-    return weft_run(NULL, main_task, NULL, &r) < 0 || r;
+    return weft_run(NULL, main_task, (void *)(intptr_t)debug_port, &r) < 0 || r;
 }
