@@ -14,6 +14,8 @@
  * on an unmapped page instead of faulting, and is trusted only if the waiter's state word
  * was the same before and after (it was parked on the lock, so the lock was alive). A holder
  * read is a record address only; it is followed only if the table has that record. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -38,6 +40,11 @@ typedef struct walk {
     waiter *v;
     size_t n, cap;
     pid_t pid;
+    /* process_vm_readv refused (a seccomp profile that blocks it, as some containers'): the
+     * fallback reads through a pipe instead (a write from a bad address fails with EFAULT,
+     * faults nothing), made at its first use; -1 until then. */
+    bool no_vm;
+    int pipe[2];
 } walk;
 
 static bool lock_kind(int kind)
@@ -46,15 +53,32 @@ static bool lock_kind(int kind)
            kind == WEFT__WAIT_RWLOCK_WR || kind == WEFT__WAIT_ONCE;
 }
 
+/* Reads a word through the pipe: the kernel copies it from `addr` (EFAULT if unmapped). */
+static bool read_by_pipe(walk *wk, const void *addr, void *out)
+{
+    if (wk->pipe[0] < 0 && pipe2(wk->pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+        return false;
+    if (write(wk->pipe[1], addr, sizeof(void *)) != (ssize_t)sizeof(void *))
+        return false;
+    return read(wk->pipe[0], out, sizeof(void *)) == (ssize_t)sizeof(void *);
+}
+
 /* The lock's holder now, read without a fault or a write; NULL if it cannot be read. */
-static const weft_task *holder_of(pid_t pid, const void *lock)
+static const weft_task *holder_of(walk *wk, const void *lock)
 {
     const void *holder = NULL;
-    struct iovec local = {&holder, sizeof holder};
-    struct iovec remote = {(void *)weft__sync_owner_slot(lock), sizeof holder};
-    if (process_vm_readv(pid, &local, 1, &remote, 1, 0) != (ssize_t)sizeof holder)
-        return NULL;
-    return holder;
+    const void *slot = weft__sync_owner_slot(lock);
+    if (!wk->no_vm) {
+        struct iovec local = {&holder, sizeof holder};
+        struct iovec remote = {(void *)slot, sizeof holder};
+        ssize_t n = process_vm_readv(wk->pid, &local, 1, &remote, 1, 0);
+        if (n == (ssize_t)sizeof holder)
+            return holder;
+        if (n >= 0 || (errno != EPERM && errno != ENOSYS))
+            return NULL; /* unmapped (EFAULT), or short */
+        wk->no_vm = true;
+    }
+    return read_by_pipe(wk, slot, &holder) ? holder : NULL;
 }
 
 static void take(weft_task *t, void *arg)
@@ -71,7 +95,7 @@ static void take(weft_task *t, void *arg)
     if (kind == WEFT__WAIT_JOIN)
         target = what;
     else if (lock_kind(kind)) {
-        target = holder_of(wk->pid, what);
+        target = holder_of(wk, what);
         if (!target || atomic_load_explicit(&t->word, memory_order_acquire) != word)
             return; /* free, unreadable, or the waiter moved: the lock may be gone */
     } else
@@ -127,11 +151,11 @@ static const char *lock_name(int kind)
 }
 
 /* The second reading (see the file comment): every member's holder, then every word. */
-static bool confirmed(const walk *wk, waiter *start)
+static bool confirmed(walk *wk, waiter *start)
 {
     waiter *j = start;
     do {
-        if (lock_kind(j->kind) && holder_of(wk->pid, j->what) != j->target)
+        if (lock_kind(j->kind) && holder_of(wk, j->what) != j->target)
             return false;
         j = find(wk, j->target);
     } while (j != start);
@@ -146,7 +170,7 @@ static bool confirmed(const walk *wk, waiter *start)
 /* Reports the circle starting at `start` if it is one: each member's target found in the
  * table, back to start, confirmed, and start the lowest record of the circle (so that a
  * circle is reported once, not once per member). */
-static void follow(weft__runtime *rt, weft__cycles *c, const walk *wk, waiter *start)
+static void follow(weft__runtime *rt, weft__cycles *c, walk *wk, waiter *start)
 {
     waiter *j = start;
     size_t len = 0;
@@ -182,7 +206,7 @@ static void follow(weft__runtime *rt, weft__cycles *c, const walk *wk, waiter *s
 
 void weft__cycles_check(weft__runtime *rt, weft__cycles *c)
 {
-    walk wk = {.pid = getpid()};
+    walk wk = {.pid = getpid(), .pipe = {-1, -1}};
     weft__task_each(rt, take, &wk);
     if (wk.n > 1 || (wk.n == 1 && wk.v[0].target == wk.v[0].t)) {
         qsort(wk.v, wk.n, sizeof wk.v[0], by_task);
@@ -190,4 +214,8 @@ void weft__cycles_check(weft__runtime *rt, weft__cycles *c)
             follow(rt, c, &wk, &wk.v[i]);
     }
     free(wk.v);
+    if (wk.pipe[0] >= 0) {
+        close(wk.pipe[0]);
+        close(wk.pipe[1]);
+    }
 }
