@@ -1350,6 +1350,51 @@ WEFT_API size_t weft_chan_len(const weft_chan *c);
  * unbounded one). */
 WEFT_API size_t weft_chan_cap(const weft_chan *c);
 
+/* Broadcast channels (tokio::sync::broadcast): every receiver sees every value sent after it
+ * subscribed, in order. The channel keeps the last `cap` values in a ring; a send never
+ * waits, and overwrites the oldest value. A receiver too slow to read a value before it was
+ * overwritten is told how many it missed (-EOVERFLOW with the count) and goes on from the
+ * oldest value still held. Values are copied in and out, as with weft_chan. Like channels,
+ * a broadcast channel may be shared by the tasks of every worker and runtime and by plain
+ * threads (a receive there blocks the thread, never cancelled); a receive on a worker's
+ * thread outside a stackful task returns -EPERM. Receives are not select cases (weft_select
+ * takes weft_chan cases only). */
+typedef struct weft_bcast weft_bcast;
+typedef struct weft_bcast_rx weft_bcast_rx;
+
+/* Creates a broadcast channel of `elem_size`-byte values (0 .. 65536; 0 for values that carry
+ * no data, whose elem pointers may be NULL) keeping the last `cap` (1 .. 2^20). `*out` holds
+ * one handle. Returns 0, -EINVAL, -ENOMEM. Any thread. */
+WEFT_API int weft_bcast_create(weft_bcast **out, size_t elem_size, size_t cap);
+/* Adds a handle / drops one. Dropping the last handle closes the channel (receivers read what
+ * is left, then get -EPIPE); the memory goes when the last handle and the last receiver have.
+ * NULL is ignored. Any thread. */
+WEFT_API void weft_bcast_retain(weft_bcast *b);
+WEFT_API void weft_bcast_release(weft_bcast *b);
+/* Sends a copy of *elem to every receiver. Never waits. Returns the number of receivers
+ * subscribed at the send (>= 0; with 0 the value is kept, but nobody will read it), -EPIPE
+ * (closed), -EINVAL. Any thread, and any context (a stackless task, a callback). */
+WEFT_API int weft_bcast_send(weft_bcast *b, const void *elem);
+/* Closes the channel: later sends get -EPIPE, receivers drain then get -EPIPE. Returns 0,
+ * -EPIPE (closed already), -EINVAL. Any thread. */
+WEFT_API int weft_bcast_close(weft_bcast *b);
+/* A new receiver, which sees the values sent from now on. `*out` is the caller's until
+ * weft_bcast_unsubscribe(); it keeps the channel's memory alive. One task or thread uses a
+ * receiver at a time. Returns 0, -EINVAL, -ENOMEM. Any thread. */
+WEFT_API int weft_bcast_subscribe(weft_bcast *b, weft_bcast_rx **out);
+/* Frees the receiver (not while a receive on it waits). NULL is ignored. Any thread. */
+WEFT_API void weft_bcast_unsubscribe(weft_bcast_rx *rx);
+/* Receives the next value into *elem. Returns 0; -EOVERFLOW when values were overwritten
+ * before this receiver read them: `*nmissed` (if not NULL) gets how many, no value is
+ * stored, and the next receive returns the oldest value still held; -EPIPE (closed, and
+ * this receiver has read everything); -ETIMEDOUT; -ECANCELED; -EINVAL; -EPERM (a worker's
+ * thread outside a stackful task). Any thread (see above). */
+WEFT_API int weft_bcast_recv(weft_bcast_rx *rx, void *elem, uint64_t *nmissed, int64_t deadline);
+/* As weft_bcast_recv, never waiting: -EAGAIN where it would wait. Any thread and context. */
+WEFT_API int weft_bcast_try_recv(weft_bcast_rx *rx, void *elem, uint64_t *nmissed);
+/* Receivers subscribed now (a figure that may be stale at once; 0 for NULL). Any thread. */
+WEFT_API size_t weft_bcast_receivers(const weft_bcast *b);
+
 /* One case of a select. */
 enum { WEFT_CASE_SEND = 1, WEFT_CASE_RECV = 2, WEFT_CASE_DEFAULT = 3 };
 typedef struct weft_case {
