@@ -340,18 +340,20 @@ struct settle_job {
 
 static void *settle_job_main(void *arg)
 {
-    struct settle_job *j = arg;
+    /* A copy: once the promise is settled, the awaiter may reuse the job for the next. */
+    struct settle_job j = *(struct settle_job *)arg;
     weft_yield(); /* most likely after the awaiter parked */
-    if (j->status < 0)
-        cr_assert_eq(weft_promise_reject(j->p, j->status), 0);
+    if (j.status < 0)
+        cr_assert_eq(weft_promise_reject(j.p, j.status), 0);
     else
-        cr_assert_eq(weft_promise_resolve(j->p, j->value), 0);
-    weft_promise_release(j->p);
+        cr_assert_eq(weft_promise_resolve(j.p, j.value), 0);
+    weft_promise_release(j.p);
     return NULL;
 }
 
-/* A promise settled later by a task on the other worker. `j` must outlive the task, which is
- * detached. Returns the promise's future (the caller's reference). */
+/* A promise settled later by a detached task on the other worker, which copies `j` when it
+ * starts, before it settles: `j` may be reused once the promise has settled. Returns the
+ * promise's future (the caller's reference). */
 static weft_future *settled_later(struct settle_job *j, int status, void *value)
 {
     weft_promise *p;

@@ -1,0 +1,213 @@
+/* Shared futures and broadcast channels across threads, under ThreadSanitizer (a plain
+ * program: Criterion cannot start under TSan). Two workers and plain threads:
+ *
+ * - shared futures: each round, tasks on both workers and plain threads await one shared
+ *   future over a promise that a plain thread or a task of the other worker resolves; every
+ *   awaiter gets the round's value, and nothing leaks;
+ * - broadcast channels: one sender (a task of worker 1, then a plain thread) and receivers on
+ *   both workers and on plain threads; each receiver sees strictly increasing values, and the
+ *   values it read plus those it was told it missed are exactly the values sent. */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <weft.h>
+
+#if defined(__SANITIZE_THREAD__)
+enum { ROUNDS = 100, NBCAST = 4000 };
+#else
+enum { ROUNDS = 1000, NBCAST = 40000 };
+#endif
+enum { TASK_AWAITERS = 4, THREAD_AWAITERS = 2, TASK_READERS = 2, THREAD_READERS = 2 };
+
+#include "check.h"
+
+/* ---- Shared futures ---- */
+
+typedef struct round {
+    weft_shared *s;
+    weft_promise *p;
+    intptr_t want;
+} round;
+
+static void *await_shared(round *rd)
+{
+    void *v = NULL;
+    int r = weft_shared_await(rd->s, &v, WEFT_FOREVER);
+    CHECK(r == 0, "shared await: %s", weft_strerror(r));
+    CHECK((intptr_t)v == rd->want, "shared value %ld, want %ld", (long)(intptr_t)v,
+          (long)rd->want);
+    weft_shared_release(rd->s);
+    return NULL;
+}
+
+static void *await_task(void *arg)
+{
+    return await_shared(arg);
+}
+
+static void *await_thread(void *arg)
+{
+    return await_shared(arg);
+}
+
+static void *resolve(void *arg)
+{
+    round *rd = arg;
+    int r = weft_promise_resolve(rd->p, (void *)rd->want);
+    CHECK(r == 0, "resolve: %s", weft_strerror(r));
+    weft_promise_release(rd->p);
+    return NULL;
+}
+
+static void shared_rounds(void)
+{
+    unsigned other = weft_worker_count() > 1 ? 1 : 0;
+    for (int i = 0; i < ROUNDS; i++) {
+        round rd = {.want = 1000 + i};
+        int r = weft_promise_create(&rd.p);
+        CHECK(r == 0, "promise: %s", weft_strerror(r));
+        if (r < 0)
+            return;
+        weft_promise_retain(rd.p); /* the resolver's */
+        r = weft_shared_create(&rd.s, weft_promise_future(rd.p));
+        CHECK(r == 0, "shared: %s", weft_strerror(r));
+        weft_task *ts[TASK_AWAITERS + 1];
+        pthread_t th[THREAD_AWAITERS + 1];
+        for (int k = 0; k < TASK_AWAITERS; k++) {
+            weft_shared_retain(rd.s);
+            r = weft_spawn_on((unsigned)k % weft_worker_count(), &ts[k], await_task, &rd, NULL);
+            CHECK(r == 0, "spawn: %s", weft_strerror(r));
+        }
+        for (int k = 0; k < THREAD_AWAITERS; k++) {
+            weft_shared_retain(rd.s);
+            CHECK(pthread_create(&th[k], NULL, await_thread, &rd) == 0, "pthread");
+        }
+        /* The resolver: a plain thread on even rounds, a task of the other worker on odd. */
+        bool by_thread = (i & 1) == 0;
+        if (by_thread)
+            CHECK(pthread_create(&th[THREAD_AWAITERS], NULL, resolve, &rd) == 0, "pthread");
+        else
+            CHECK(weft_spawn_on(other, &ts[TASK_AWAITERS], resolve, &rd, NULL) == 0, "spawn");
+        /* Await here too: this parks, so the driver (on this worker) runs; once it has
+         * settled, no thread waits for this worker any more, and joining them may block. */
+        weft_shared_retain(rd.s);
+        await_shared(&rd);
+        for (int k = 0; k < TASK_AWAITERS + !by_thread; k++)
+            weft_join(ts[k], NULL, WEFT_FOREVER);
+        for (int k = 0; k < THREAD_AWAITERS + by_thread; k++)
+            pthread_join(th[k], NULL);
+        weft_shared_release(rd.s);
+    }
+}
+
+/* ---- Broadcast ---- */
+
+typedef struct reader {
+    weft_bcast_rx *rx;
+    long nvalues, nmissed;
+} reader;
+
+static void *read_all(void *arg)
+{
+    reader *rd = arg;
+    long last = -1;
+    for (;;) {
+        long v = -1;
+        uint64_t missed = 0;
+        int r = weft_bcast_recv(rd->rx, &v, &missed, WEFT_FOREVER);
+        if (r == -EPIPE)
+            break;
+        if (r == -EOVERFLOW) {
+            CHECK(missed > 0, "a lag of 0 values");
+            rd->nmissed += (long)missed;
+            last += (long)missed;
+            continue;
+        }
+        CHECK(r == 0, "bcast recv: %s", weft_strerror(r));
+        if (r < 0)
+            break;
+        CHECK(v == last + 1, "value %ld after %ld", v, last);
+        last = v;
+        rd->nvalues++;
+    }
+    CHECK(rd->nvalues + rd->nmissed == NBCAST, "read %ld + missed %ld != %d", rd->nvalues,
+          rd->nmissed, NBCAST);
+    return NULL;
+}
+
+static void *send_all(void *arg)
+{
+    weft_bcast *b = arg;
+    for (long v = 0; v < NBCAST; v++) {
+        int r = weft_bcast_send(b, &v);
+        CHECK(r == TASK_READERS + THREAD_READERS, "bcast send: %d", r);
+        if (v % 64 == 0) {
+            if (weft_self())
+                weft_yield();
+            else
+                sched_yield();
+        }
+    }
+    weft_bcast_release(b); /* the last handle: closes it */
+    return NULL;
+}
+
+static void broadcast_phase(bool thread_sender)
+{
+    weft_bcast *b;
+    int r = weft_bcast_create(&b, sizeof(long), 32);
+    CHECK(r == 0, "bcast: %s", weft_strerror(r));
+    if (r < 0)
+        return;
+    reader rs[TASK_READERS + THREAD_READERS] = {{0}};
+    for (int k = 0; k < TASK_READERS + THREAD_READERS; k++) {
+        r = weft_bcast_subscribe(b, &rs[k].rx);
+        CHECK(r == 0, "subscribe: %s", weft_strerror(r));
+    }
+    weft_task *ts[TASK_READERS + 1];
+    pthread_t th[THREAD_READERS + 1];
+    for (int k = 0; k < TASK_READERS; k++)
+        CHECK(weft_spawn_on((unsigned)k % weft_worker_count(), &ts[k], read_all, &rs[k], NULL) ==
+                  0,
+              "spawn");
+    for (int k = 0; k < THREAD_READERS; k++)
+        CHECK(pthread_create(&th[k], NULL, read_all, &rs[TASK_READERS + k]) == 0, "pthread");
+    if (thread_sender)
+        CHECK(pthread_create(&th[THREAD_READERS], NULL, send_all, b) == 0, "pthread");
+    else
+        CHECK(weft_spawn_on(weft_worker_count() - 1, &ts[TASK_READERS], send_all, b, NULL) == 0,
+              "spawn");
+    /* Tasks first (this parks); the threads need nothing of this worker. */
+    for (int k = 0; k < TASK_READERS + !thread_sender; k++)
+        weft_join(ts[k], NULL, WEFT_FOREVER);
+    for (int k = 0; k < THREAD_READERS + thread_sender; k++)
+        pthread_join(th[k], NULL);
+    for (int k = 0; k < TASK_READERS + THREAD_READERS; k++)
+        weft_bcast_unsubscribe(rs[k].rx); /* the last one frees the channel */
+}
+
+static void *main_task(void *arg)
+{
+    (void)arg;
+    shared_rounds();
+    broadcast_phase(false);
+    broadcast_phase(true);
+    return NULL;
+}
+
+int main(void)
+{
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 2;
+    int r = weft_run(&c, main_task, NULL, NULL);
+    CHECK(r == 0, "run: %s", weft_strerror(r));
+    printf("bcast_shared: %d shared rounds, %d broadcast values twice: %s\n", ROUNDS, NBCAST,
+           failures ? "FAILED" : "ok");
+    return failures != 0;
+}
