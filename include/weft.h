@@ -779,16 +779,15 @@ WEFT_API int weft_future_and_then(weft_future **out, weft_future *f, weft_and_th
  *   status and *value; or returns a negative errno, the chain failing with it. When f
  *   succeeds, the chain completes with f's status and value, fn not called. */
 typedef int (*weft_or_else_fn)(int status, void *arg, weft_future **next, void **value);
-WEFT_API int weft_future_or_else(weft_future **out, weft_future *f, weft_or_else_fn fn,
-                                 void *arg);
+WEFT_API int weft_future_or_else(weft_future **out, weft_future *f, weft_or_else_fn fn, void *arg);
 
 /* join: completes when all `n` children have, borrowed as for weft_future_all, and fills
  * `statuses[i]` and `values[i]` (either array may be NULL; each of n entries, owned by the
  * caller, must outlive the join) with child i's status and value. Its own status is the
  * number of children that failed (0: all succeeded); its value NULL. Returns 0, -EINVAL
  * (out or fs NULL, n == 0 or above 2^20, a NULL child), -ENOMEM. Any thread. */
-WEFT_API int weft_future_join(weft_future **out, weft_future *const *fs, size_t n,
-                              int *statuses, void **values);
+WEFT_API int weft_future_join(weft_future **out, weft_future *const *fs, size_t n, int *statuses,
+                              void **values);
 
 /* A shared future: any number of tasks, of any worker or runtime, and plain threads, await
  * one future at once, and every awaiter gets the same status and value (a promise has one

@@ -57,8 +57,8 @@ struct weft_chan {
     _Atomic unsigned refs;
     _Atomic uint32_t lock; /* 0 free, 1 held; see the file comment */
     int closed;
-    bool unbounded; /* fixed: a full ring grows (see the file comment) */
-    size_t max_len; /* unbounded: the most values buffered (SIZE_MAX: memory is the limit) */
+    bool unbounded;   /* fixed: a full ring grows (see the file comment) */
+    size_t max_len;   /* unbounded: the most values buffered (SIZE_MAX: memory is the limit) */
     int orphaned;     /* the last handle went while tasks waited: the last waiter frees it */
     size_t nwaiters;  /* waiter nodes linked in sendq/recvq by blocked sends, receives and
                        * selects (each keeps the channel alive until it has unlinked) */

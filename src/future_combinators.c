@@ -146,9 +146,9 @@ static void chain_drop(weft_future *self)
 
 static const weft_future_ops chain_ops = {chain_poll, chain_drop};
 
-static int chain_new(weft_future **out, weft_future *f, int kind, void (*fn)(void), void *arg)
+static int chain_new(weft_future **out, weft_future *f, int kind, bool has_fn, void *arg)
 {
-    if (!out || !f || !f->ops || !f->ops->poll || !fn)
+    if (!out || !f || !f->ops || !f->ops->poll || !has_fn)
         return -EINVAL;
     chain_future *c = weft__malloc(weft__worker_current(), sizeof *c);
     if (!c)
@@ -164,7 +164,7 @@ static int chain_new(weft_future **out, weft_future *f, int kind, void (*fn)(voi
 
 int weft_future_map(weft_future **out, weft_future *f, weft_map_fn fn, void *arg)
 {
-    int r = chain_new(out, f, CHAIN_MAP, (void (*)(void))fn, arg);
+    int r = chain_new(out, f, CHAIN_MAP, fn != NULL, arg);
     if (r == 0)
         ((chain_future *)*out)->fn.map = fn;
     return r;
@@ -172,7 +172,7 @@ int weft_future_map(weft_future **out, weft_future *f, weft_map_fn fn, void *arg
 
 int weft_future_and_then(weft_future **out, weft_future *f, weft_and_then_fn fn, void *arg)
 {
-    int r = chain_new(out, f, CHAIN_AND_THEN, (void (*)(void))fn, arg);
+    int r = chain_new(out, f, CHAIN_AND_THEN, fn != NULL, arg);
     if (r == 0)
         ((chain_future *)*out)->fn.and_then = fn;
     return r;
@@ -180,7 +180,7 @@ int weft_future_and_then(weft_future **out, weft_future *f, weft_and_then_fn fn,
 
 int weft_future_or_else(weft_future **out, weft_future *f, weft_or_else_fn fn, void *arg)
 {
-    int r = chain_new(out, f, CHAIN_OR_ELSE, (void (*)(void))fn, arg);
+    int r = chain_new(out, f, CHAIN_OR_ELSE, fn != NULL, arg);
     if (r == 0)
         ((chain_future *)*out)->fn.or_else = fn;
     return r;
@@ -356,7 +356,8 @@ int weft_shared_create(weft_shared **out, weft_future *f)
     d->f = f;
     /* Pinned: f may be bound to this worker (a timer future is). Detached: nobody joins it;
      * the shared state carries its outcome. */
-    weft_spawn_opts opts = {.name = "weft_shared", .flags = WEFT_SPAWN_DETACHED | WEFT_SPAWN_PINNED};
+    weft_spawn_opts opts = {.name = "weft_shared",
+                            .flags = WEFT_SPAWN_DETACHED | WEFT_SPAWN_PINNED};
     int r = weft_spawn_future(NULL, &d->base, &opts);
     if (r < 0) { /* f stays the caller's */
         weft__free(w, s);

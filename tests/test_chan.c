@@ -810,8 +810,7 @@ static void *bcast_main(void *arg)
     for (int i = 0; i < NRX; i++) {
         cr_assert_eq(weft_join(ts[i], NULL, WEFT_FOREVER), 0);
         cr_assert_eq(js[i].end, -EPIPE, "reader %d ended with %d", i, js[i].end);
-        cr_assert_eq(js[i].nvalues + js[i].nmissed, NBCAST,
-                     "every value seen or reported missed");
+        cr_assert_eq(js[i].nvalues + js[i].nmissed, NBCAST, "every value seen or reported missed");
         cr_assert_eq(js[i].last, NBCAST - 1);
         weft_bcast_unsubscribe(js[i].rx);
     }

@@ -425,9 +425,8 @@ static void *chains_main(void *arg)
 
     /* map: fn runs on success only; the status passes through. */
     nmapped = 0;
-    cr_assert_eq(weft_future_map(&f, settled_later(&j1, 0, (void *)(intptr_t)2), times_ten,
-                                 &nmapped),
-                 0);
+    cr_assert_eq(
+        weft_future_map(&f, settled_later(&j1, 0, (void *)(intptr_t)2), times_ten, &nmapped), 0);
     cr_assert_eq(weft_await(f, &v, WEFT_FOREVER), 0);
     cr_assert_eq(v, (void *)20);
     weft_future_destroy(f);
@@ -442,9 +441,9 @@ static void *chains_main(void *arg)
     weft_future_destroy(f);
 
     /* and_then: the second stage is driven by the chain, its wake crossing workers. */
-    cr_assert_eq(weft_future_and_then(&f, settled_later(&j1, 0, (void *)(intptr_t)41),
-                                      plus_one_later, NULL),
-                 0);
+    cr_assert_eq(
+        weft_future_and_then(&f, settled_later(&j1, 0, (void *)(intptr_t)41), plus_one_later, NULL),
+        0);
     cr_assert_eq(weft_await(f, &v, WEFT_FOREVER), 0);
     cr_assert_eq(v, (void *)42);
     weft_future_destroy(f);
@@ -463,8 +462,7 @@ static void *chains_main(void *arg)
 
     /* or_else: a recovered value, a replacement future, an error; success passes. */
     for (intptr_t how = 0; how < 3; how++) {
-        cr_assert_eq(weft_future_or_else(&f, settled_later(&j1, -EIO, NULL), recover,
-                                         (void *)how),
+        cr_assert_eq(weft_future_or_else(&f, settled_later(&j1, -EIO, NULL), recover, (void *)how),
                      0);
         int st = weft_await(f, &v, WEFT_FOREVER);
         if (how == 0) {
@@ -478,9 +476,8 @@ static void *chains_main(void *arg)
         }
         weft_future_destroy(f);
     }
-    cr_assert_eq(weft_future_or_else(&f, settled_later(&j1, 0, (void *)(intptr_t)9), recover,
-                                     (void *)2),
-                 0);
+    cr_assert_eq(
+        weft_future_or_else(&f, settled_later(&j1, 0, (void *)(intptr_t)9), recover, (void *)2), 0);
     cr_assert_eq(weft_await(f, &v, WEFT_FOREVER), 0);
     cr_assert_eq(v, (void *)9);
     weft_future_destroy(f);

@@ -6,7 +6,9 @@
  *   awaiter gets the round's value, and nothing leaks;
  * - broadcast channels: one sender (a task of worker 1, then a plain thread) and receivers on
  *   both workers and on plain threads; each receiver sees strictly increasing values, and the
- *   values it read plus those it was told it missed are exactly the values sent. */
+ *   values it read plus those it was told it missed are exactly the values sent;
+ * - an unbounded channel that plain threads and tasks of both workers fill (its ring growing
+ *   under their sends) while tasks drain it: every value received exactly once. */
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -191,12 +193,75 @@ static void broadcast_phase(bool thread_sender)
         weft_bcast_unsubscribe(rs[k].rx); /* the last one frees the channel */
 }
 
+/* ---- Unbounded channel ---- */
+
+enum { NPRODUCERS = 4 };
+
+static weft_chan *unbounded;
+static unsigned char seen[NBCAST];
+
+static void *produce(void *arg)
+{
+    long from = (long)(intptr_t)arg * (NBCAST / NPRODUCERS);
+    for (long v = from; v < from + NBCAST / NPRODUCERS; v++) {
+        int r = weft_chan_send(unbounded, &v, WEFT_FOREVER);
+        CHECK(r == 0, "unbounded send: %s", weft_strerror(r));
+    }
+    return NULL;
+}
+
+static void *consume(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        long v = -1;
+        int r = weft_chan_recv(unbounded, &v, WEFT_FOREVER);
+        if (r == -EPIPE)
+            return NULL;
+        CHECK(r == 0 && v >= 0 && v < NBCAST, "unbounded recv: %s, %ld", weft_strerror(r), v);
+        if (r < 0)
+            return NULL;
+        unsigned char was = __atomic_exchange_n(&seen[v], 1, __ATOMIC_RELAXED);
+        CHECK(!was, "value %ld received twice", v);
+    }
+}
+
+static void unbounded_phase(void)
+{
+    int r = weft_chan_create_unbounded(&unbounded, sizeof(long), 0);
+    CHECK(r == 0, "unbounded: %s", weft_strerror(r));
+    if (r < 0)
+        return;
+    weft_task *consumers[2], *producers[NPRODUCERS / 2];
+    pthread_t th[NPRODUCERS / 2];
+    for (unsigned k = 0; k < 2; k++)
+        CHECK(weft_spawn_on(k % weft_worker_count(), &consumers[k], consume, NULL, NULL) == 0,
+              "spawn");
+    for (int k = 0; k < NPRODUCERS / 2; k++) {
+        CHECK(pthread_create(&th[k], NULL, produce, (void *)(intptr_t)k) == 0, "pthread");
+        CHECK(weft_spawn_on((unsigned)k % weft_worker_count(), &producers[k], produce,
+                            (void *)(intptr_t)(NPRODUCERS / 2 + k), NULL) == 0,
+              "spawn");
+    }
+    for (int k = 0; k < NPRODUCERS / 2; k++)
+        weft_join(producers[k], NULL, WEFT_FOREVER);
+    for (int k = 0; k < NPRODUCERS / 2; k++)
+        pthread_join(th[k], NULL); /* sends never wait: they need nothing of this worker */
+    weft_chan_close(unbounded); /* the consumers drain, then get -EPIPE */
+    for (int k = 0; k < 2; k++)
+        weft_join(consumers[k], NULL, WEFT_FOREVER);
+    for (long v = 0; v < NBCAST; v++)
+        CHECK(seen[v], "value %ld lost", v);
+    weft_chan_release(unbounded);
+}
+
 static void *main_task(void *arg)
 {
     (void)arg;
     shared_rounds();
     broadcast_phase(false);
     broadcast_phase(true);
+    unbounded_phase();
     return NULL;
 }
 
@@ -207,7 +272,8 @@ int main(void)
     c.workers = 2;
     int r = weft_run(&c, main_task, NULL, NULL);
     CHECK(r == 0, "run: %s", weft_strerror(r));
-    printf("bcast_shared: %d shared rounds, %d broadcast values twice: %s\n", ROUNDS, NBCAST,
-           failures ? "FAILED" : "ok");
+    printf("bcast_shared: %d shared rounds, %d broadcast values twice, %d through an unbounded "
+           "channel: %s\n",
+           ROUNDS, NBCAST, NBCAST, failures ? "FAILED" : "ok");
     return failures != 0;
 }
