@@ -815,6 +815,11 @@ WEFT_API int weft_shared_await(weft_shared *s, void **value, int64_t deadline);
 /* Never waits: the status (and *value) if settled, else -EAGAIN (ambiguous with a future
  * whose status is -EAGAIN: await with an expired deadline tells them apart). Any thread. */
 WEFT_API int weft_shared_try(weft_shared *s, void **value);
+/* A future that completes with the shared future's status and value: for combinators (a
+ * select with weft_future_first, a join) and stackless tasks, which cannot call
+ * weft_shared_await. Any number may exist; each holds a reference on `s` until destroyed.
+ * `*out` is the caller's (weft_future_destroy). Returns 0, -EINVAL, -ENOMEM. Any thread. */
+WEFT_API int weft_shared_future(weft_shared *s, weft_future **out);
 
 /* Spawns a stackless task that drives `f` by polling it whenever its waker fires: no stack,
  * only the task record. The task takes ownership of `f` and destroys it when finished; a

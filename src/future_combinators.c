@@ -435,3 +435,69 @@ int weft_shared_try(weft_shared *s, void **value)
     shared_unlock(s);
     return r;
 }
+
+/* ---- A shared future's per-holder future ---------------------------------------------------- */
+
+/* A future over a shared one, for combinators and stackless tasks: it holds a reference and,
+ * while pending, a waiter node of its own (in this allocation, not on a stack), linked with
+ * the poller's latest waker. A settle unlinks it and wakes that waker; a drop unlinks it
+ * under the lock, so the settle never touches a freed node. owner: its poller (the node's
+ * fields: the shared future's lock). */
+typedef struct shared_view {
+    weft_future base;
+    weft_shared *s;
+    shared_waiter node;
+    bool linked; /* under s's lock: node is in s->waiters (false once a settle unlinked it) */
+} shared_view;
+
+static int view_poll(weft_future *self, weft_context *cx)
+{
+    shared_view *sv = (shared_view *)self;
+    weft_shared *s = sv->s;
+    shared_lock(s);
+    if (s->settled) {
+        int status = s->status;
+        void *value = s->value;
+        shared_unlock(s);
+        weft_future_complete(self, status, value);
+        return WEFT_READY;
+    }
+    sv->node.waker = cx->waker; /* the latest poller's: see weft_future_ops */
+    if (sv->node.woken || !sv->linked) {
+        sv->node.woken = false;
+        weft__list_push_back(&s->waiters, &sv->node.link);
+        sv->linked = true;
+    }
+    shared_unlock(s);
+    return WEFT_PENDING;
+}
+
+static void view_drop(weft_future *self)
+{
+    shared_view *sv = (shared_view *)self;
+    shared_lock(sv->s);
+    if (sv->linked && !sv->node.woken)
+        weft__list_remove(&sv->node.link);
+    shared_unlock(sv->s);
+    weft_shared_release(sv->s);
+    weft__free(NULL, sv);
+}
+
+static const weft_future_ops view_ops = {view_poll, view_drop};
+
+int weft_shared_future(weft_shared *s, weft_future **out)
+{
+    if (!s || !out)
+        return -EINVAL;
+    shared_view *sv = weft__malloc(weft__worker_current(), sizeof *sv);
+    if (!sv)
+        return -ENOMEM;
+    weft_future_init(&sv->base, &view_ops);
+    weft_shared_retain(s);
+    sv->s = s;
+    sv->node = (shared_waiter){.woken = false};
+    weft__list_init(&sv->node.link);
+    sv->linked = false;
+    *out = &sv->base;
+    return 0;
+}

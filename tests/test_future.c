@@ -633,6 +633,40 @@ static void *shared_main(void *arg)
     cr_assert_eq(weft_shared_await(s, NULL, WEFT_FOREVER), -EIO);
     weft_shared_release(s);
 
+    /* Its future form: in a select (weft_future_first) against a far timer, and driven by a
+     * stackless task; both complete when a task of the other worker resolves the promise. */
+    struct settle_job sj;
+    cr_assert_eq(weft_shared_create(&s, settled_later(&sj, 0, (void *)(intptr_t)8)), 0);
+    weft_future *view, *far, *sel, *view2;
+    cr_assert_eq(weft_shared_future(s, &view), 0);
+    cr_assert_eq(weft_shared_future(s, &view2), 0);
+    cr_assert_eq(weft_timer_future(&far, weft_deadline_in(3600 * WEFT_SEC)), 0);
+    weft_future *cases[] = {far, view};
+    cr_assert_eq(weft_future_first(&sel, cases, 2), 0);
+    weft_task *st;
+    cr_assert_eq(weft_spawn_future(&st, view2, NULL), 0); /* the task owns view2 */
+    cr_assert_eq(weft_await(sel, &v, WEFT_FOREVER), 1, "the shared future's case");
+    cr_assert_eq(v, (void *)8);
+    cr_assert_eq(view->status, 0);
+    cr_assert_eq(weft_join(st, &v, WEFT_FOREVER), 0);
+    cr_assert_eq(v, (void *)8);
+    weft_future_destroy(sel);
+    weft_future_destroy(far);
+    weft_future_destroy(view);
+    /* A view destroyed while pending unlinks itself (ASan would see a later settle's write). */
+    weft_promise *p2;
+    cr_assert_eq(weft_promise_create(&p2), 0);
+    weft_shared *s2;
+    cr_assert_eq(weft_shared_create(&s2, weft_promise_future(p2)), 0);
+    cr_assert_eq(weft_shared_future(s2, &view), 0);
+    cr_assert_eq(weft_await(view, NULL, weft_deadline_in(-1)), -ETIMEDOUT);
+    weft_future_destroy(view);
+    weft_promise_resolve(p2, NULL);
+    cr_assert_eq(weft_shared_await(s2, NULL, WEFT_FOREVER), 0);
+    weft_shared_release(s2);
+    weft_shared_release(s);
+    cr_assert_eq(weft_shared_future(NULL, &view), -EINVAL);
+
     /* Misuse. */
     cr_assert_eq(weft_shared_create(&s, NULL), -EINVAL);
     cr_assert_eq(weft_shared_await(NULL, NULL, WEFT_FOREVER), -EINVAL);

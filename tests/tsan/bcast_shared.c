@@ -1,8 +1,8 @@
 /* Shared futures and broadcast channels across threads, under ThreadSanitizer (a plain
  * program: Criterion cannot start under TSan). Two workers and plain threads:
  *
- * - shared futures: each round, tasks on both workers and plain threads await one shared
- *   future over a promise that a plain thread or a task of the other worker resolves; every
+ * - shared futures: each round, tasks on both workers (two through weft_shared_future) and
+ *   plain threads await one shared future over a promise that a plain thread or a task of the other worker resolves; every
  *   awaiter gets the round's value, and nothing leaks;
  * - broadcast channels: one sender (a task of worker 1, then a plain thread) and receivers on
  *   both workers and on plain threads; each receiver sees strictly increasing values, and the
@@ -52,6 +52,24 @@ static void *await_task(void *arg)
     return await_shared(arg);
 }
 
+/* The same through the shared future's future form (weft_shared_future + weft_await). */
+static void *await_view(void *arg)
+{
+    round *rd = arg;
+    weft_future *f;
+    int r = weft_shared_future(rd->s, &f);
+    CHECK(r == 0, "shared future: %s", weft_strerror(r));
+    weft_shared_release(rd->s); /* the view holds its own reference */
+    if (r < 0)
+        return NULL;
+    void *v = NULL;
+    r = weft_await(f, &v, WEFT_FOREVER);
+    CHECK(r == 0 && (intptr_t)v == rd->want, "view: %s, %ld", weft_strerror(r),
+          (long)(intptr_t)v);
+    weft_future_destroy(f);
+    return NULL;
+}
+
 static void *await_thread(void *arg)
 {
     return await_shared(arg);
@@ -82,7 +100,8 @@ static void shared_rounds(void)
         pthread_t th[THREAD_AWAITERS + 1];
         for (int k = 0; k < TASK_AWAITERS; k++) {
             weft_shared_retain(rd.s);
-            r = weft_spawn_on((unsigned)k % weft_worker_count(), &ts[k], await_task, &rd, NULL);
+            r = weft_spawn_on((unsigned)k % weft_worker_count(), &ts[k],
+                              k < 2 ? await_view : await_task, &rd, NULL);
             CHECK(r == 0, "spawn: %s", weft_strerror(r));
         }
         for (int k = 0; k < THREAD_AWAITERS; k++) {
