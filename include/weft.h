@@ -742,6 +742,85 @@ WEFT_API int weft_future_first(weft_future **out, weft_future *const *fs, size_t
 WEFT_API int weft_future_all(weft_future **out, weft_future *const *fs, size_t n);
 WEFT_API int weft_future_timeout(weft_future **out, weft_future *f, int64_t deadline);
 
+/* Select of N: weft_future_first is it. It completes with the index of a completed child as
+ * its status and that child's value, the child itself left to the caller (its own status is
+ * in fs[i]->status); when several have completed by one poll, the lowest index wins (first
+ * is not randomised, unlike weft_select over channels). Cancel the losers by destroying them
+ * or keep awaiting them: they are the caller's. */
+
+/* A future that is complete from the start, with `status` (>= 0 or -errno) and `value`; and
+ * one that never completes (an await of it returns only at its deadline or cancellation).
+ * `*out` is the caller's (weft_future_destroy). Return 0, -EINVAL (out NULL), -ENOMEM. Any
+ * thread. */
+WEFT_API int weft_future_ready(weft_future **out, int status, void *value);
+WEFT_API int weft_future_pending(weft_future **out);
+
+/* Chains. Unlike first/all/join, each takes ownership of `f` on success (destroying the
+ * chain destroys f, and any future fn returned); on an error return, f stays the caller's.
+ * fn runs once, inside a poll of the chain, on the polling task's thread; it must not block.
+ * All return 0, -EINVAL (out, f or fn NULL), -ENOMEM. Any thread (the creation); poll as any
+ * future.
+ *
+ * map: completes with f's status and fn(value, arg) as its value when f succeeds (status
+ *   >= 0); with f's status and value, fn not called, when f fails. */
+typedef void *(*weft_map_fn)(void *value, void *arg);
+WEFT_API int weft_future_map(weft_future **out, weft_future *f, weft_map_fn fn, void *arg);
+/* and_then: when f succeeds, fn(value, arg, &next) returns 0 and sets *next to the next
+ *   future, which the chain then owns and drives; the chain completes as next does. fn may
+ *   instead return a negative errno (the chain completes with it, and destroys *next if it
+ *   was set); 0 with *next NULL completes it with -EINVAL. When f fails, the chain completes
+ *   with f's status and a NULL value, fn not called. */
+typedef int (*weft_and_then_fn)(void *value, void *arg, weft_future **next);
+WEFT_API int weft_future_and_then(weft_future **out, weft_future *f, weft_and_then_fn fn,
+                                  void *arg);
+/* or_else: when f fails, fn(status, arg, &next, &value) recovers: it returns 0 and sets
+ *   *next to a replacement future (owned and driven by the chain, which completes as it
+ *   does); or returns a status >= 0 with *next left NULL, the chain completing with that
+ *   status and *value; or returns a negative errno, the chain failing with it. When f
+ *   succeeds, the chain completes with f's status and value, fn not called. */
+typedef int (*weft_or_else_fn)(int status, void *arg, weft_future **next, void **value);
+WEFT_API int weft_future_or_else(weft_future **out, weft_future *f, weft_or_else_fn fn, void *arg);
+
+/* join: completes when all `n` children have, borrowed as for weft_future_all, and fills
+ * `statuses[i]` and `values[i]` (either array may be NULL; each of n entries, owned by the
+ * caller, must outlive the join) with child i's status and value. Its own status is the
+ * number of children that failed (0: all succeeded); its value NULL. Returns 0, -EINVAL
+ * (out or fs NULL, n == 0 or above 2^20, a NULL child), -ENOMEM. Any thread. */
+WEFT_API int weft_future_join(weft_future **out, weft_future *const *fs, size_t n, int *statuses,
+                              void **values);
+
+/* A shared future: any number of tasks, of any worker or runtime, and plain threads, await
+ * one future at once, and every awaiter gets the same status and value (a promise has one
+ * awaiter at a time). Reference counted: create gives the caller one reference;
+ * weft_shared_retain() adds one per extra holder, weft_shared_release() drops one, the last
+ * frees it. The value is handed out as is: what it points to is not the shared future's. */
+typedef struct weft_shared weft_shared;
+
+/* Takes ownership of `f` (on success; on an error it stays the caller's) and drives it to
+ * completion in a stackless task on the caller's worker (pinned there, so a future bound to
+ * its worker, such as a timer future, is fine), which then settles the shared future and
+ * wakes every awaiter; f is destroyed then. If that task is cancelled first (the runtime
+ * shuts down), the shared future settles with -ECANCELED. Returns 0, -EINVAL (out or f NULL),
+ * -ENOMEM, -EPERM outside a runtime. Runtime thread only. */
+WEFT_API int weft_shared_create(weft_shared **out, weft_future *f);
+/* Any thread. NULL is ignored. */
+WEFT_API void weft_shared_retain(weft_shared *s);
+WEFT_API void weft_shared_release(weft_shared *s);
+/* Waits until the shared future has settled; returns its status (>= 0 or its negative errno)
+ * and stores its value in `*value` (if not NULL). Or -ETIMEDOUT / -ECANCELED (the shared
+ * future is unchanged; others still get its outcome), -EINVAL (s NULL), -EPERM on a worker's
+ * thread outside a stackful task. A task parks; a plain thread outside every runtime blocks
+ * (never cancelled). The caller holds a reference for the duration. */
+WEFT_API int weft_shared_await(weft_shared *s, void **value, int64_t deadline);
+/* Never waits: the status (and *value) if settled, else -EAGAIN (ambiguous with a future
+ * whose status is -EAGAIN: await with an expired deadline tells them apart). Any thread. */
+WEFT_API int weft_shared_try(weft_shared *s, void **value);
+/* A future that completes with the shared future's status and value: for combinators (a
+ * select with weft_future_first, a join) and stackless tasks, which cannot call
+ * weft_shared_await. Any number may exist; each holds a reference on `s` until destroyed.
+ * `*out` is the caller's (weft_future_destroy). Returns 0, -EINVAL, -ENOMEM. Any thread. */
+WEFT_API int weft_shared_future(weft_shared *s, weft_future **out);
+
 /* Spawns a stackless task that drives `f` by polling it whenever its waker fires: no stack,
  * only the task record. The task takes ownership of `f` and destroys it when finished; a
  * join reports the future's value (or WEFT_CANCELED). Options as weft_spawn (stack_size is
@@ -1243,6 +1322,13 @@ typedef struct weft_chan weft_chan;
  * and order matter, and every `elem` pointer given for the channel may be NULL.
  * `*out` holds one reference. Returns 0, -EINVAL, -ENOMEM. Any thread. */
 WEFT_API int weft_chan_create(weft_chan **out, size_t elem_size, size_t cap);
+/* Creates an unbounded channel: sends never wait, the buffer grows (doubling) as values
+ * arrive, and receivers wait as on any channel. A send that would hold more than `max_len`
+ * values (0: no limit but memory), or finds no memory to grow into, returns -ENOMEM and the
+ * value is not taken (the caller still has it: nothing is lost). Every other call behaves as
+ * for a buffered channel; weft_chan_cap() returns SIZE_MAX. `*out` holds one reference.
+ * Returns 0, -EINVAL (out NULL, elem_size above 65536), -ENOMEM. Any thread. */
+WEFT_API int weft_chan_create_unbounded(weft_chan **out, size_t elem_size, size_t max_len);
 /* Adds a reference / drops one. Dropping the last one closes the channel if it is open
  * (tasks waiting on it wake with -EPIPE, as for weft_chan_close) and frees it once no task
  * waits on it any more: the waiting tasks keep it alive until they have left. The handle
@@ -1251,7 +1337,8 @@ WEFT_API void weft_chan_retain(weft_chan *c);
 WEFT_API void weft_chan_release(weft_chan *c);
 
 /* Sends a copy of *elem. Returns 0, -EPIPE (closed), -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM
- * (a worker's thread outside a stackful task). Any thread (see above). */
+ * (a worker's thread outside a stackful task), -ENOMEM (an unbounded channel at its limit;
+ * never waits there). Any thread (see above). */
 WEFT_API int weft_chan_send(weft_chan *c, const void *elem, int64_t deadline);
 /* Receives into *elem. Returns 0, -EPIPE (closed and drained), -ETIMEDOUT, -ECANCELED,
  * -EINVAL, -EPERM (as weft_chan_send). Any thread. */
@@ -1263,8 +1350,54 @@ WEFT_API int weft_chan_try_recv(weft_chan *c, void *elem);
 WEFT_API int weft_chan_close(weft_chan *c);
 /* Buffered values now. */
 WEFT_API size_t weft_chan_len(const weft_chan *c);
-/* The capacity given at creation (0 for a rendezvous channel, or for NULL). */
+/* The capacity given at creation (0 for a rendezvous channel, or for NULL; SIZE_MAX for an
+ * unbounded one). */
 WEFT_API size_t weft_chan_cap(const weft_chan *c);
+
+/* Broadcast channels (tokio::sync::broadcast): every receiver sees every value sent after it
+ * subscribed, in order. The channel keeps the last `cap` values in a ring; a send never
+ * waits, and overwrites the oldest value. A receiver too slow to read a value before it was
+ * overwritten is told how many it missed (-EOVERFLOW with the count) and goes on from the
+ * oldest value still held. Values are copied in and out, as with weft_chan. Like channels,
+ * a broadcast channel may be shared by the tasks of every worker and runtime and by plain
+ * threads (a receive there blocks the thread, never cancelled); a receive on a worker's
+ * thread outside a stackful task returns -EPERM. Receives are not select cases (weft_select
+ * takes weft_chan cases only). */
+typedef struct weft_bcast weft_bcast;
+typedef struct weft_bcast_rx weft_bcast_rx;
+
+/* Creates a broadcast channel of `elem_size`-byte values (0 .. 65536; 0 for values that carry
+ * no data, whose elem pointers may be NULL) keeping the last `cap` (1 .. 2^20). `*out` holds
+ * one handle. Returns 0, -EINVAL, -ENOMEM. Any thread. */
+WEFT_API int weft_bcast_create(weft_bcast **out, size_t elem_size, size_t cap);
+/* Adds a handle / drops one. Dropping the last handle closes the channel (receivers read what
+ * is left, then get -EPIPE); the memory goes when the last handle and the last receiver have.
+ * NULL is ignored. Any thread. */
+WEFT_API void weft_bcast_retain(weft_bcast *b);
+WEFT_API void weft_bcast_release(weft_bcast *b);
+/* Sends a copy of *elem to every receiver. Never waits. Returns the number of receivers
+ * subscribed at the send (>= 0; with 0 the value is kept, but nobody will read it), -EPIPE
+ * (closed), -EINVAL. Any thread, and any context (a stackless task, a callback). */
+WEFT_API int weft_bcast_send(weft_bcast *b, const void *elem);
+/* Closes the channel: later sends get -EPIPE, receivers drain then get -EPIPE. Returns 0,
+ * -EPIPE (closed already), -EINVAL. Any thread. */
+WEFT_API int weft_bcast_close(weft_bcast *b);
+/* A new receiver, which sees the values sent from now on. `*out` is the caller's until
+ * weft_bcast_unsubscribe(); it keeps the channel's memory alive. One task or thread uses a
+ * receiver at a time. Returns 0, -EINVAL, -ENOMEM. Any thread. */
+WEFT_API int weft_bcast_subscribe(weft_bcast *b, weft_bcast_rx **out);
+/* Frees the receiver (not while a receive on it waits). NULL is ignored. Any thread. */
+WEFT_API void weft_bcast_unsubscribe(weft_bcast_rx *rx);
+/* Receives the next value into *elem. Returns 0; -EOVERFLOW when values were overwritten
+ * before this receiver read them: `*nmissed` (if not NULL) gets how many, no value is
+ * stored, and the next receive returns the oldest value still held; -EPIPE (closed, and
+ * this receiver has read everything); -ETIMEDOUT; -ECANCELED; -EINVAL; -EPERM (a worker's
+ * thread outside a stackful task). Any thread (see above). */
+WEFT_API int weft_bcast_recv(weft_bcast_rx *rx, void *elem, uint64_t *nmissed, int64_t deadline);
+/* As weft_bcast_recv, never waiting: -EAGAIN where it would wait. Any thread and context. */
+WEFT_API int weft_bcast_try_recv(weft_bcast_rx *rx, void *elem, uint64_t *nmissed);
+/* Receivers subscribed now (a figure that may be stale at once; 0 for NULL). Any thread. */
+WEFT_API size_t weft_bcast_receivers(const weft_bcast *b);
 
 /* One case of a select. */
 enum { WEFT_CASE_SEND = 1, WEFT_CASE_RECV = 2, WEFT_CASE_DEFAULT = 3 };
@@ -1273,7 +1406,8 @@ typedef struct weft_case {
     weft_chan *chan; /* SEND/RECV: the channel (a NULL channel never becomes ready) */
     void *elem;      /* SEND: the value to send; RECV: where the value goes (NULL allowed for
                       * a channel of 0-byte values) */
-    int result;      /* out: 0, or -EPIPE for a closed channel */
+    int result;      /* out: 0, or -EPIPE for a closed channel (-ENOMEM: a send to an
+                      * unbounded channel at its limit; such a send case is always ready) */
 } weft_case;
 
 /* Waits until one case can complete and completes exactly that one; the others are

@@ -25,7 +25,14 @@
  * frees it. So no waiter ever touches freed memory, and nothing leaks.
  *
  * Values of size 0 (Go's chan struct{}) carry no data: elem pointers may be NULL, and every
- * copy is of 0 bytes from or to `zero_elem`, never from or to NULL. */
+ * copy is of 0 bytes from or to `zero_elem`, never from or to NULL.
+ *
+ * Unbounded channels (weft_chan_create_unbounded) are the same ring, which a send that finds
+ * it full doubles instead of waiting: senders never park, so their queue stays empty. The
+ * doubling allocates under the lock, the one exception to "a few dozen instructions": it
+ * happens log2(n) times for n values, and doing it outside would need a second pass for a
+ * select holding several locks. At `max_len` values, or when the allocation fails, the send
+ * returns -ENOMEM and the value is not taken (never lost silently). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +57,8 @@ struct weft_chan {
     _Atomic unsigned refs;
     _Atomic uint32_t lock; /* 0 free, 1 held; see the file comment */
     int closed;
+    bool unbounded;   /* fixed: a full ring grows (see the file comment) */
+    size_t max_len;   /* unbounded: the most values buffered (SIZE_MAX: memory is the limit) */
     int orphaned;     /* the last handle went while tasks waited: the last waiter frees it */
     size_t nwaiters;  /* waiter nodes linked in sendq/recvq by blocked sends, receives and
                        * selects (each keeps the channel alive until it has unlinked) */
@@ -131,6 +140,29 @@ static char *slot(weft_chan *c, size_t i)
     return c->buf + (i % c->cap) * c->elem_size;
 }
 
+/* Doubles a full unbounded channel's ring (locked), keeping its values in order from slot 0.
+ * Returns 0, or -ENOMEM at max_len or when memory runs out (then nothing changed). */
+static WEFT_NOINLINE int grow(weft_chan *c)
+{
+    if (c->len >= c->max_len)
+        return -ENOMEM;
+    size_t ncap = c->cap * 2;
+    if (ncap > c->max_len)
+        ncap = c->max_len;
+    if (ncap > SIZE_MAX / c->elem_size)
+        return -ENOMEM;
+    char *nb = weft__malloc(NULL, ncap * c->elem_size); /* any thread: counted nowhere */
+    if (!nb)
+        return -ENOMEM;
+    for (size_t i = 0; i < c->len; i++)
+        memcpy(nb + i * c->elem_size, slot(c, c->head + i), c->elem_size);
+    weft__free(NULL, c->buf);
+    c->buf = nb;
+    c->head = 0;
+    c->cap = ncap;
+    return 0;
+}
+
 /* The oldest waiter whose select has not fired; stale ones are unlinked on the way. */
 static chan_waiter *first_live(weft__list *q)
 {
@@ -200,7 +232,8 @@ static inline __attribute__((always_inline)) void complete(weft__worker *self, w
 /* Side-effect-free readiness, for select's uniform choice. */
 static int send_ready(weft_chan *c)
 {
-    return c->closed || first_live(&c->recvq) || c->len < c->cap;
+    /* An unbounded send never waits: it sends, or fails with -ENOMEM. */
+    return c->closed || c->unbounded || first_live(&c->recvq) || c->len < c->cap;
 }
 
 static int recv_ready(weft_chan *c)
@@ -219,6 +252,11 @@ static int do_send(weft__worker *self, weft_chan *c, const void *elem)
         copy_elem(c, r->elem, elem);
         complete(self, c, r, 0);
         return 0;
+    }
+    if (weft_unlikely(c->unbounded) && c->len == c->cap) {
+        int err = grow(c);
+        if (err < 0)
+            return err;
     }
     if (c->len < c->cap) {
         copy_elem(c, slot(c, c->head + c->len), elem);
@@ -332,7 +370,32 @@ size_t weft_chan_len(const weft_chan *c)
 
 size_t weft_chan_cap(const weft_chan *c)
 {
+    if (c && c->unbounded)
+        return SIZE_MAX; /* c->cap is the ring's size now, changed under the lock */
     return c ? c->cap : 0;
+}
+
+/* 16 values: the first ring of an unbounded channel, doubled as it fills. */
+#define UNBOUNDED_CAP0 16
+
+int weft_chan_create_unbounded(weft_chan **out, size_t elem_size, size_t max_len)
+{
+    if (!out)
+        return -EINVAL;
+    if (max_len == 0)
+        max_len = SIZE_MAX;
+    /* A channel of 0-byte values counts them: its one empty slot is every slot. */
+    size_t cap0 = elem_size == 0 ? max_len : (max_len < UNBOUNDED_CAP0 ? max_len : UNBOUNDED_CAP0);
+    weft_chan *c;
+    int r = weft_chan_create(&c, elem_size, elem_size == 0 ? 0 : cap0);
+    if (r < 0)
+        return r;
+    if (elem_size == 0)
+        c->cap = cap0;
+    c->unbounded = true;
+    c->max_len = max_len;
+    *out = c;
+    return 0;
 }
 
 int weft_chan_close(weft_chan *c)

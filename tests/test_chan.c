@@ -630,3 +630,324 @@ Test(chan, parked_receivers_are_handed_values_directly_in_fifo_order)
 {
     run_main(parked_receivers_main, NULL);
 }
+
+/* ---- Issue 14 §2: unbounded and broadcast channels, on one worker and on two ---- */
+
+#include <stdint.h>
+
+static void run_workers(unsigned workers, weft_fn fn)
+{
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.workers = workers;
+    cfg.mode = WEFT_MODE_SHARDED;
+    run_main_cfg(&cfg, fn, NULL);
+}
+
+/* The worker other than the caller's when there are two, else the caller's. */
+static unsigned other_worker(void)
+{
+    return weft_worker_count() > 1 ? (unsigned)(1 - weft_worker_index()) : 0;
+}
+
+enum { NUNBOUNDED = 10000 };
+
+static void *unbounded_receiver(void *arg)
+{
+    long sum = 0;
+    for (long i = 0; i < NUNBOUNDED; i++) {
+        long v = -1;
+        int r = weft_chan_recv(arg, &v, WEFT_FOREVER);
+        if (r < 0)
+            return (void *)(intptr_t)r;
+        if (v != i)
+            return (void *)(intptr_t)-EPROTO; /* out of order */
+        sum += v;
+    }
+    return (void *)(intptr_t)(sum == (long)NUNBOUNDED * (NUNBOUNDED - 1) / 2 ? 0 : -EBADMSG);
+}
+
+static void *unbounded_main(void *arg)
+{
+    (void)arg;
+    weft_chan *c;
+    cr_assert_eq(weft_chan_create_unbounded(&c, sizeof(long), 0), 0);
+    cr_assert_eq(weft_chan_cap(c), SIZE_MAX);
+    /* With nobody receiving, sends never wait: the ring grows, order is kept. */
+    for (long i = 0; i < NUNBOUNDED; i++)
+        cr_assert_eq(weft_chan_send(c, &i, weft_deadline_in(-1)), 0);
+    cr_assert_eq(weft_chan_len(c), NUNBOUNDED);
+    cr_assert_eq(unbounded_receiver(c), NULL, "all received, in order");
+    cr_assert_eq(weft_chan_len(c), 0);
+
+    /* A receiver parked on another worker is handed the values as they come. */
+    weft_task *t;
+    cr_assert_eq(weft_spawn_on(other_worker(), &t, unbounded_receiver, c, NULL), 0);
+    for (long i = 0; i < NUNBOUNDED; i++) {
+        cr_assert_eq(weft_chan_send(c, &i, WEFT_FOREVER), 0);
+        if (i % 1000 == 0)
+            weft_yield();
+    }
+    void *r;
+    cr_assert_eq(weft_join(t, &r, WEFT_FOREVER), 0);
+    cr_assert_eq(r, NULL);
+
+    /* A select's send case on an unbounded channel is always ready. */
+    long x = 5;
+    weft_case cs[1] = {{WEFT_CASE_SEND, c, &x, 1}};
+    cr_assert_eq(weft_select(cs, 1, weft_deadline_in(-1)), 0);
+    cr_assert_eq(cs[0].result, 0);
+    cr_assert_eq(weft_chan_close(c), 0);
+    cr_assert_eq(weft_chan_send(c, &x, WEFT_FOREVER), -EPIPE);
+    cr_assert_eq(weft_chan_recv(c, &x, WEFT_FOREVER), 0, "drained after the close");
+    cr_assert_eq(weft_chan_recv(c, &x, WEFT_FOREVER), -EPIPE);
+    weft_chan_release(c);
+
+    /* At the limit: -ENOMEM, nothing lost, and room again once a value is taken. */
+    cr_assert_eq(weft_chan_create_unbounded(&c, sizeof(long), 20), 0);
+    for (long i = 0; i < 20; i++)
+        cr_assert_eq(weft_chan_try_send(c, &i), 0);
+    x = 99;
+    cr_assert_eq(weft_chan_try_send(c, &x), -ENOMEM);
+    cr_assert_eq(weft_chan_send(c, &x, WEFT_FOREVER), -ENOMEM, "never waits");
+    cs[0] = (weft_case){WEFT_CASE_SEND, c, &x, 1};
+    cr_assert_eq(weft_select(cs, 1, WEFT_FOREVER), 0);
+    cr_assert_eq(cs[0].result, -ENOMEM);
+    cr_assert_eq(weft_chan_recv(c, &x, WEFT_FOREVER), 0);
+    cr_assert_eq(x, 0);
+    x = 20;
+    cr_assert_eq(weft_chan_send(c, &x, WEFT_FOREVER), 0);
+    for (long i = 1; i <= 20; i++) {
+        cr_assert_eq(weft_chan_try_recv(c, &x), 0);
+        cr_assert_eq(x, i, "every value kept, in order");
+    }
+    cr_assert_eq(weft_chan_try_recv(c, &x), -EAGAIN);
+    weft_chan_release(c);
+
+    /* 0-byte values count, up to the limit. */
+    cr_assert_eq(weft_chan_create_unbounded(&c, 0, 3), 0);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(weft_chan_send(c, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_chan_send(c, NULL, WEFT_FOREVER), -ENOMEM);
+    cr_assert_eq(weft_chan_len(c), 3);
+    weft_chan_release(c);
+    cr_assert_eq(weft_chan_create_unbounded(NULL, 8, 0), -EINVAL);
+    cr_assert_eq(weft_chan_create_unbounded(&c, 65537, 0), -EINVAL);
+    return NULL;
+}
+
+Test(chan, unbounded_on_one_worker)
+{
+    run_workers(1, unbounded_main);
+}
+
+Test(chan, unbounded_across_two_workers)
+{
+    run_workers(2, unbounded_main);
+}
+
+/* ---- Broadcast ---- */
+
+enum { NBCAST = 2000, NRX = 4 };
+
+struct bcast_rx_job {
+    weft_bcast_rx *rx;
+    long nvalues, nmissed, last;
+    int end; /* the receive's error that ended the loop */
+};
+
+/* Receives until the channel closes: values strictly increasing, each one after the last
+ * plus what was reported missed. */
+static void *bcast_reader(void *arg)
+{
+    struct bcast_rx_job *j = arg;
+    j->last = -1;
+    for (;;) {
+        long v;
+        uint64_t missed = 0;
+        int r = weft_bcast_recv(j->rx, &v, &missed, WEFT_FOREVER);
+        if (r == -EOVERFLOW) {
+            j->nmissed += (long)missed;
+            j->last += (long)missed;
+            continue;
+        }
+        if (r < 0) {
+            j->end = r;
+            return NULL;
+        }
+        if (v != j->last + 1) {
+            j->end = -EPROTO;
+            return NULL;
+        }
+        j->last = v;
+        j->nvalues++;
+    }
+}
+
+static void *bcast_main(void *arg)
+{
+    (void)arg;
+    weft_bcast *b;
+    cr_assert_eq(weft_bcast_create(&b, sizeof(long), 64), 0);
+    cr_assert_eq(weft_bcast_send(b, &(long){-5}), 0, "nobody subscribed yet");
+    struct bcast_rx_job js[NRX];
+    weft_task *ts[NRX];
+    for (int i = 0; i < NRX; i++) {
+        js[i] = (struct bcast_rx_job){0};
+        cr_assert_eq(weft_bcast_subscribe(b, &js[i].rx), 0);
+        unsigned on = (i & 1) ? other_worker() : (unsigned)weft_worker_index();
+        cr_assert_eq(weft_spawn_on(on, &ts[i], bcast_reader, &js[i], NULL), 0);
+    }
+    cr_assert_eq(weft_bcast_receivers(b), NRX);
+    for (long v = 0; v < NBCAST; v++) {
+        cr_assert_eq(weft_bcast_send(b, &v), NRX);
+        if (v % 16 == 0)
+            weft_yield(); /* readers mostly keep up, but lagging is allowed */
+    }
+    cr_assert_eq(weft_bcast_close(b), 0);
+    cr_assert_eq(weft_bcast_close(b), -EPIPE);
+    cr_assert_eq(weft_bcast_send(b, &(long){0}), -EPIPE);
+    for (int i = 0; i < NRX; i++) {
+        cr_assert_eq(weft_join(ts[i], NULL, WEFT_FOREVER), 0);
+        cr_assert_eq(js[i].end, -EPIPE, "reader %d ended with %d", i, js[i].end);
+        cr_assert_eq(js[i].nvalues + js[i].nmissed, NBCAST, "every value seen or reported missed");
+        cr_assert_eq(js[i].last, NBCAST - 1);
+        weft_bcast_unsubscribe(js[i].rx);
+    }
+    weft_bcast_release(b);
+    return NULL;
+}
+
+Test(chan, broadcast_every_receiver_sees_every_value_on_one_worker)
+{
+    run_workers(1, bcast_main);
+}
+
+Test(chan, broadcast_every_receiver_sees_every_value_across_two_workers)
+{
+    run_workers(2, bcast_main);
+}
+
+static void *bcast_wait_one(void *arg)
+{
+    long v;
+    return (void *)(intptr_t)weft_bcast_recv(arg, &v, NULL, WEFT_FOREVER);
+}
+
+static void *bcast_lag_main(void *arg)
+{
+    (void)arg;
+    weft_bcast *b;
+    cr_assert_eq(weft_bcast_create(&b, sizeof(long), 4), 0);
+    weft_bcast_rx *slow, *fast;
+    cr_assert_eq(weft_bcast_subscribe(b, &slow), 0);
+    long v;
+    uint64_t missed = 0;
+    cr_assert_eq(weft_bcast_try_recv(slow, &v, &missed), -EAGAIN);
+    cr_assert_eq(weft_bcast_recv(slow, &v, &missed, weft_deadline_in(-1)), -ETIMEDOUT);
+    for (v = 0; v < 10; v++)
+        cr_assert_eq(weft_bcast_send(b, &v), 1);
+    cr_assert_eq(weft_bcast_subscribe(b, &fast), 0);
+    cr_assert_eq(weft_bcast_try_recv(fast, &v, &missed), -EAGAIN, "only values sent later");
+
+    /* The slow receiver lost 0..5 (the ring keeps 6..9): it is told, then reads 6..9. */
+    cr_assert_eq(weft_bcast_recv(slow, &v, &missed, WEFT_FOREVER), -EOVERFLOW);
+    cr_assert_eq(missed, 6);
+    for (long want = 6; want < 10; want++) {
+        cr_assert_eq(weft_bcast_recv(slow, &v, &missed, WEFT_FOREVER), 0);
+        cr_assert_eq(v, want);
+    }
+    cr_assert_eq(weft_bcast_try_recv(slow, &v, NULL), -EAGAIN);
+
+    /* A parked receiver on the other worker is woken by a send here; one cancelled while
+     * parked leaves with -ECANCELED. */
+    weft_task *t, *c;
+    cr_assert_eq(weft_spawn_on(other_worker(), &t, bcast_wait_one, fast, NULL), 0);
+    cr_assert_eq(weft_spawn(&c, bcast_wait_one, slow, NULL), 0);
+    weft_sleep(WEFT_MSEC);
+    weft_cancel(c);
+    void *r;
+    cr_assert_eq(weft_join(c, &r, WEFT_FOREVER), 0);
+    cr_assert(r == (void *)(intptr_t)-ECANCELED || r == WEFT_CANCELED, "%p", r);
+    v = 11;
+    cr_assert_eq(weft_bcast_send(b, &v), 2);
+    cr_assert_eq(weft_join(t, &r, WEFT_FOREVER), 0);
+    cr_assert_eq(r, NULL);
+
+    /* The last handle's release closes it: receivers drain, then get -EPIPE. */
+    cr_assert_eq(weft_spawn_on(other_worker(), &t, bcast_wait_one, fast, NULL), 0);
+    weft_sleep(WEFT_MSEC);
+    weft_bcast_release(b); /* the receivers keep the memory */
+    cr_assert_eq(weft_join(t, &r, WEFT_FOREVER), 0);
+    cr_assert_eq(r, (void *)(intptr_t)-EPIPE);
+    cr_assert_eq(weft_bcast_recv(slow, &v, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(v, 11);
+    cr_assert_eq(weft_bcast_recv(slow, &v, NULL, WEFT_FOREVER), -EPIPE);
+    weft_bcast_unsubscribe(slow);
+    weft_bcast_unsubscribe(fast); /* the last reference: frees it */
+
+    /* 0-byte values, and misuse. */
+    cr_assert_eq(weft_bcast_create(&b, 0, 2), 0);
+    cr_assert_eq(weft_bcast_subscribe(b, &slow), 0);
+    cr_assert_eq(weft_bcast_send(b, NULL), 1);
+    cr_assert_eq(weft_bcast_recv(slow, NULL, NULL, WEFT_FOREVER), 0);
+    weft_bcast_unsubscribe(slow);
+    weft_bcast_release(b);
+    cr_assert_eq(weft_bcast_create(&b, 8, 0), -EINVAL);
+    cr_assert_eq(weft_bcast_create(&b, 65537, 1), -EINVAL);
+    cr_assert_eq(weft_bcast_create(NULL, 8, 1), -EINVAL);
+    cr_assert_eq(weft_bcast_send(NULL, &v), -EINVAL);
+    cr_assert_eq(weft_bcast_recv(NULL, &v, NULL, WEFT_FOREVER), -EINVAL);
+    return NULL;
+}
+
+Test(chan, broadcast_lag_deadline_cancel_and_close_on_one_worker)
+{
+    run_workers(1, bcast_lag_main);
+}
+
+Test(chan, broadcast_lag_deadline_cancel_and_close_across_two_workers)
+{
+    run_workers(2, bcast_lag_main);
+}
+
+/* A plain thread receives from a broadcast channel that a task sends on. */
+static void *bcast_thread(void *arg)
+{
+    long sum = 0;
+    for (;;) {
+        long v;
+        int r = weft_bcast_recv(arg, &v, NULL, WEFT_FOREVER);
+        if (r == -EPIPE)
+            break;
+        if (r < 0)
+            return (void *)(intptr_t)r;
+        sum += v;
+    }
+    return (void *)(intptr_t)sum;
+}
+
+static void *bcast_thread_main(void *arg)
+{
+    (void)arg;
+    weft_bcast *b;
+    cr_assert_eq(weft_bcast_create(&b, sizeof(long), 128), 0); /* room for all: no lag */
+    weft_bcast_rx *rx;
+    cr_assert_eq(weft_bcast_subscribe(b, &rx), 0);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, bcast_thread, rx), 0);
+    for (long v = 1; v <= 100; v++)
+        cr_assert_eq(weft_bcast_send(b, &v), 1);
+    weft_bcast_close(b);
+    void *r;
+    pthread_join(th, &r); /* the thread needs nothing of this worker to finish */
+    cr_assert_eq(r, (void *)(intptr_t)5050);
+    weft_bcast_unsubscribe(rx);
+    weft_bcast_release(b);
+    return NULL;
+}
+
+Test(chan, broadcast_to_a_plain_thread, .timeout = 20)
+{
+    run_workers(2, bcast_thread_main);
+}

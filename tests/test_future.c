@@ -286,3 +286,456 @@ Test(future, a_promise_is_settled_from_any_thread, .timeout = 20)
 {
     run_main(x_promise_main, NULL);
 }
+
+/* ---- Issue 14 §2: ready/pending, map/and_then/or_else, join, shared futures ----
+ * Each on one worker and on two (sharded), with the second stage or the awaiters placed on
+ * the other worker where there is one, so that every wake crosses between workers there. */
+
+static void *run_workers(unsigned workers, weft_fn fn)
+{
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.workers = workers;
+    cfg.mode = WEFT_MODE_SHARDED;
+    return run_main_cfg(&cfg, fn, NULL);
+}
+
+/* The worker other than the caller's when there are two, else the caller's. */
+static unsigned other_worker(void)
+{
+    return weft_worker_count() > 1 ? (unsigned)(1 - weft_worker_index()) : 0;
+}
+
+static void *ready_pending_main(void *arg)
+{
+    (void)arg;
+    weft_future *f;
+    void *v = NULL;
+    cr_assert_eq(weft_future_ready(&f, 7, (void *)(intptr_t)70), 0);
+    cr_assert_eq(weft_await(f, &v, WEFT_FOREVER), 7);
+    cr_assert_eq(v, (void *)70);
+    weft_future_destroy(f);
+    cr_assert_eq(weft_future_ready(&f, -EIO, NULL), 0);
+    cr_assert_eq(weft_await(f, &v, WEFT_FOREVER), -EIO);
+    weft_future_destroy(f);
+    cr_assert_eq(weft_future_pending(&f), 0);
+    cr_assert_eq(weft_await(f, &v, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT);
+    weft_future_destroy(f);
+    cr_assert_eq(weft_future_ready(NULL, 0, NULL), -EINVAL);
+    cr_assert_eq(weft_future_pending(NULL), -EINVAL);
+    return NULL;
+}
+
+Test(future, ready_and_pending_constructors)
+{
+    run_workers(1, ready_pending_main);
+}
+
+/* Resolves or rejects the promise it is given (its own reference), from wherever it runs. */
+struct settle_job {
+    weft_promise *p;
+    int status;
+    void *value;
+};
+
+static void *settle_job_main(void *arg)
+{
+    /* A copy: once the promise is settled, the awaiter may reuse the job for the next. */
+    struct settle_job j = *(struct settle_job *)arg;
+    weft_yield(); /* most likely after the awaiter parked */
+    if (j.status < 0)
+        cr_assert_eq(weft_promise_reject(j.p, j.status), 0);
+    else
+        cr_assert_eq(weft_promise_resolve(j.p, j.value), 0);
+    weft_promise_release(j.p);
+    return NULL;
+}
+
+/* A promise settled later by a detached task on the other worker, which copies `j` when it
+ * starts, before it settles: `j` may be reused once the promise has settled. Returns the
+ * promise's future (the caller's reference). */
+static weft_future *settled_later(struct settle_job *j, int status, void *value)
+{
+    weft_promise *p;
+    cr_assert_eq(weft_promise_create(&p), 0);
+    weft_promise_retain(p);
+    *j = (struct settle_job){p, status, value};
+    weft_spawn_opts o = {.flags = WEFT_SPAWN_DETACHED};
+    cr_assert_eq(weft_spawn_on(other_worker(), NULL, settle_job_main, j, &o), 0);
+    return weft_promise_future(p);
+}
+
+static int nmapped;
+
+static void *times_ten(void *value, void *arg)
+{
+    cr_assert_eq(arg, (void *)&nmapped);
+    nmapped++;
+    return (void *)((intptr_t)value * 10);
+}
+
+static struct settle_job then_job;
+
+/* and_then's step: the next stage is a promise that a task on the other worker resolves with
+ * value + 1. */
+static int plus_one_later(void *value, void *arg, weft_future **next)
+{
+    (void)arg;
+    *next = settled_later(&then_job, 0, (void *)((intptr_t)value + 1));
+    return 0;
+}
+
+static int refuse(void *value, void *arg, weft_future **next)
+{
+    (void)value;
+    (void)arg;
+    (void)next;
+    return -EPROTO;
+}
+
+static int forgets_next(void *value, void *arg, weft_future **next)
+{
+    (void)value;
+    (void)arg;
+    (void)next;
+    return 0;
+}
+
+/* or_else's recoveries, chosen by arg: a value, a replacement future, an error. */
+static int recover(int status, void *arg, weft_future **next, void **value)
+{
+    cr_assert_eq(status, -EIO, "or_else is given the failure");
+    switch ((intptr_t)arg) {
+    case 0:
+        *value = (void *)(intptr_t)5;
+        return 3;
+    case 1:
+        return weft_future_ready(next, 0, (void *)(intptr_t)6);
+    default:
+        return -ENOENT;
+    }
+}
+
+static void *chains_main(void *arg)
+{
+    (void)arg;
+    struct settle_job j1, j2;
+    weft_future *f, *r;
+    void *v = NULL;
+
+    /* map: fn runs on success only; the status passes through. */
+    nmapped = 0;
+    cr_assert_eq(
+        weft_future_map(&f, settled_later(&j1, 0, (void *)(intptr_t)2), times_ten, &nmapped), 0);
+    cr_assert_eq(weft_await(f, &v, WEFT_FOREVER), 0);
+    cr_assert_eq(v, (void *)20);
+    weft_future_destroy(f);
+    cr_assert_eq(weft_future_ready(&r, 4, (void *)(intptr_t)3), 0);
+    cr_assert_eq(weft_future_map(&f, r, times_ten, &nmapped), 0);
+    cr_assert_eq(weft_await(f, &v, WEFT_FOREVER), 4, "a status >= 0 passes through");
+    cr_assert_eq(v, (void *)30);
+    weft_future_destroy(f); /* destroys the promise's future too: the leak check proves it */
+    cr_assert_eq(weft_future_map(&f, settled_later(&j2, -EIO, NULL), times_ten, &nmapped), 0);
+    cr_assert_eq(weft_await(f, &v, WEFT_FOREVER), -EIO);
+    cr_assert_eq(nmapped, 2, "map's fn is not called on a failure");
+    weft_future_destroy(f);
+
+    /* and_then: the second stage is driven by the chain, its wake crossing workers. */
+    cr_assert_eq(
+        weft_future_and_then(&f, settled_later(&j1, 0, (void *)(intptr_t)41), plus_one_later, NULL),
+        0);
+    cr_assert_eq(weft_await(f, &v, WEFT_FOREVER), 0);
+    cr_assert_eq(v, (void *)42);
+    weft_future_destroy(f);
+    cr_assert_eq(weft_future_ready(&r, 0, NULL), 0);
+    cr_assert_eq(weft_future_and_then(&f, r, refuse, NULL), 0);
+    cr_assert_eq(weft_await(f, &v, WEFT_FOREVER), -EPROTO);
+    weft_future_destroy(f);
+    cr_assert_eq(weft_future_ready(&r, 0, NULL), 0);
+    cr_assert_eq(weft_future_and_then(&f, r, forgets_next, NULL), 0);
+    cr_assert_eq(weft_await(f, &v, WEFT_FOREVER), -EINVAL);
+    weft_future_destroy(f);
+    cr_assert_eq(weft_future_ready(&r, -EIO, NULL), 0);
+    cr_assert_eq(weft_future_and_then(&f, r, refuse, NULL), 0);
+    cr_assert_eq(weft_await(f, &v, WEFT_FOREVER), -EIO, "a failure skips fn");
+    weft_future_destroy(f);
+
+    /* or_else: a recovered value, a replacement future, an error; success passes. */
+    for (intptr_t how = 0; how < 3; how++) {
+        cr_assert_eq(weft_future_or_else(&f, settled_later(&j1, -EIO, NULL), recover, (void *)how),
+                     0);
+        int st = weft_await(f, &v, WEFT_FOREVER);
+        if (how == 0) {
+            cr_assert_eq(st, 3);
+            cr_assert_eq(v, (void *)5);
+        } else if (how == 1) {
+            cr_assert_eq(st, 0);
+            cr_assert_eq(v, (void *)6);
+        } else {
+            cr_assert_eq(st, -ENOENT);
+        }
+        weft_future_destroy(f);
+    }
+    cr_assert_eq(
+        weft_future_or_else(&f, settled_later(&j1, 0, (void *)(intptr_t)9), recover, (void *)2), 0);
+    cr_assert_eq(weft_await(f, &v, WEFT_FOREVER), 0);
+    cr_assert_eq(v, (void *)9);
+    weft_future_destroy(f);
+
+    /* Chains nest: map(and_then(...)). */
+    weft_future *inner;
+    cr_assert_eq(weft_future_and_then(&inner, settled_later(&j1, 0, (void *)(intptr_t)1),
+                                      plus_one_later, NULL),
+                 0);
+    cr_assert_eq(weft_future_map(&f, inner, times_ten, &nmapped), 0);
+    cr_assert_eq(weft_await(f, &v, WEFT_FOREVER), 0);
+    cr_assert_eq(v, (void *)20);
+    weft_future_destroy(f);
+
+    /* Misuse: nothing is taken. */
+    cr_assert_eq(weft_future_map(&f, NULL, times_ten, NULL), -EINVAL);
+    cr_assert_eq(weft_future_ready(&r, 0, NULL), 0);
+    cr_assert_eq(weft_future_and_then(&f, r, NULL, NULL), -EINVAL);
+    cr_assert_eq(weft_future_or_else(NULL, r, recover, NULL), -EINVAL);
+    weft_future_destroy(r);
+    /* Let the detached settlers finish before the runtime's leak check. */
+    weft_sleep(WEFT_MSEC);
+    return NULL;
+}
+
+Test(future, map_and_then_or_else_on_one_worker)
+{
+    run_workers(1, chains_main);
+}
+
+Test(future, map_and_then_or_else_across_two_workers)
+{
+    run_workers(2, chains_main);
+}
+
+static void *join_main(void *arg)
+{
+    (void)arg;
+    struct settle_job js[2];
+    weft_future *fs[3] = {settled_later(&js[0], 0, (void *)(intptr_t)10),
+                          settled_later(&js[1], -EIO, NULL), NULL};
+    cr_assert_eq(weft_future_ready(&fs[2], 2, (void *)(intptr_t)30), 0);
+    int statuses[3] = {-1, -1, -1};
+    void *values[3] = {NULL, NULL, NULL};
+    weft_future *j;
+    cr_assert_eq(weft_future_join(&j, fs, 3, statuses, values), 0);
+    void *v = (void *)1;
+    cr_assert_eq(weft_await(j, &v, WEFT_FOREVER), 1, "one child failed");
+    cr_assert_eq(v, NULL);
+    cr_assert_eq(statuses[0], 0);
+    cr_assert_eq(statuses[1], -EIO);
+    cr_assert_eq(statuses[2], 2);
+    cr_assert_eq(values[0], (void *)10);
+    cr_assert_eq(values[2], (void *)30);
+    weft_future_destroy(j);
+    /* Arrays are optional; all succeeding gives 0. */
+    cr_assert_eq(weft_future_join(&j, &fs[2], 1, NULL, NULL), 0);
+    cr_assert_eq(weft_await(j, NULL, WEFT_FOREVER), 0);
+    weft_future_destroy(j);
+    for (int i = 0; i < 3; i++)
+        weft_future_destroy(fs[i]); /* borrowed: still the caller's */
+    cr_assert_eq(weft_future_join(&j, fs, 0, NULL, NULL), -EINVAL);
+    weft_future *bad[] = {NULL};
+    cr_assert_eq(weft_future_join(&j, bad, 1, NULL, NULL), -EINVAL);
+    return NULL;
+}
+
+Test(future, join_reports_every_child_on_one_worker)
+{
+    run_workers(1, join_main);
+}
+
+Test(future, join_reports_every_child_across_two_workers)
+{
+    run_workers(2, join_main);
+}
+
+/* ---- Shared futures ---- */
+
+enum { NAWAITERS = 8 };
+
+struct awaiter {
+    weft_shared *s;
+    int64_t deadline;
+    int status;
+    void *value;
+};
+
+/* The awaiter borrows the spawner's reference, which outlives the join (a task cancelled
+ * before it ran would never release one of its own). */
+static void *awaiter_main(void *arg)
+{
+    struct awaiter *a = arg;
+    a->status = weft_shared_await(a->s, &a->value, a->deadline);
+    return NULL;
+}
+
+static void *shared_main(void *arg)
+{
+    (void)arg;
+    weft_promise *p;
+    cr_assert_eq(weft_promise_create(&p), 0);
+    weft_shared *s;
+    cr_assert_eq(weft_shared_create(&s, weft_promise_future(p)), 0);
+    cr_assert_eq(weft_shared_try(s, NULL), -EAGAIN);
+
+    /* Awaiters on both workers (alternating), all parked before the resolve, plus one whose
+     * deadline has passed and one cancelled: they leave, the others still get the value. */
+    struct awaiter as[NAWAITERS];
+    weft_task *ts[NAWAITERS];
+    for (int i = 0; i < NAWAITERS; i++) {
+        as[i] = (struct awaiter){.s = s, .deadline = WEFT_FOREVER, .status = 1};
+        if (i == 0)
+            as[i].deadline = weft_deadline_in(-1);
+        unsigned on = (i & 1) ? other_worker() : (unsigned)weft_worker_index();
+        cr_assert_eq(weft_spawn_on(on, &ts[i], awaiter_main, &as[i], NULL), 0);
+    }
+    weft_sleep(2 * WEFT_MSEC); /* let them park (the result does not depend on it) */
+    weft_cancel(ts[1]);
+    cr_assert_eq(weft_join(ts[1], NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_join(ts[0], NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(as[0].status, -ETIMEDOUT);
+    cr_assert(as[1].status == -ECANCELED || as[1].status == 1,
+              "cancelled while parked, or before it ran: %d", as[1].status);
+
+    weft_promise_resolve(p, (void *)(intptr_t)77);
+    for (int i = 2; i < NAWAITERS; i++) {
+        cr_assert_eq(weft_join(ts[i], NULL, WEFT_FOREVER), 0);
+        cr_assert_eq(as[i].status, 0);
+        cr_assert_eq(as[i].value, (void *)77, "every awaiter gets the same value");
+    }
+    void *v = NULL;
+    cr_assert_eq(weft_shared_await(s, &v, WEFT_FOREVER), 0, "and later awaits too");
+    cr_assert_eq(v, (void *)77);
+    cr_assert_eq(weft_shared_try(s, &v), 0);
+    weft_shared_release(s);
+
+    /* A timer future (bound to this worker) shared with a task of the other worker; an error
+     * status is shared the same way. */
+    weft_future *tf;
+    cr_assert_eq(weft_timer_future(&tf, weft_deadline_in(WEFT_MSEC)), 0);
+    cr_assert_eq(weft_shared_create(&s, tf), 0);
+    struct awaiter a = {.s = s, .deadline = WEFT_FOREVER, .status = 1};
+    weft_task *t;
+    cr_assert_eq(weft_spawn_on(other_worker(), &t, awaiter_main, &a, NULL), 0);
+    cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(a.status, 0);
+    weft_shared_release(s);
+    weft_future *e;
+    cr_assert_eq(weft_future_ready(&e, -EIO, NULL), 0);
+    cr_assert_eq(weft_shared_create(&s, e), 0);
+    cr_assert_eq(weft_shared_await(s, NULL, WEFT_FOREVER), -EIO);
+    weft_shared_release(s);
+
+    /* Its future form: in a select (weft_future_first) against a far timer, and driven by a
+     * stackless task; both complete when a task of the other worker resolves the promise. */
+    struct settle_job sj;
+    cr_assert_eq(weft_shared_create(&s, settled_later(&sj, 0, (void *)(intptr_t)8)), 0);
+    weft_future *view, *far, *sel, *view2;
+    cr_assert_eq(weft_shared_future(s, &view), 0);
+    cr_assert_eq(weft_shared_future(s, &view2), 0);
+    cr_assert_eq(weft_timer_future(&far, weft_deadline_in(3600 * WEFT_SEC)), 0);
+    weft_future *cases[] = {far, view};
+    cr_assert_eq(weft_future_first(&sel, cases, 2), 0);
+    weft_task *st;
+    cr_assert_eq(weft_spawn_future(&st, view2, NULL), 0); /* the task owns view2 */
+    cr_assert_eq(weft_await(sel, &v, WEFT_FOREVER), 1, "the shared future's case");
+    cr_assert_eq(v, (void *)8);
+    cr_assert_eq(view->status, 0);
+    cr_assert_eq(weft_join(st, &v, WEFT_FOREVER), 0);
+    cr_assert_eq(v, (void *)8);
+    weft_future_destroy(sel);
+    weft_future_destroy(far);
+    weft_future_destroy(view);
+    /* A view destroyed while pending unlinks itself (ASan would see a later settle's write). */
+    weft_promise *p2;
+    cr_assert_eq(weft_promise_create(&p2), 0);
+    weft_shared *s2;
+    cr_assert_eq(weft_shared_create(&s2, weft_promise_future(p2)), 0);
+    cr_assert_eq(weft_shared_future(s2, &view), 0);
+    cr_assert_eq(weft_await(view, NULL, weft_deadline_in(-1)), -ETIMEDOUT);
+    weft_future_destroy(view);
+    weft_promise_resolve(p2, NULL);
+    cr_assert_eq(weft_shared_await(s2, NULL, WEFT_FOREVER), 0);
+    weft_shared_release(s2);
+    weft_shared_release(s);
+    cr_assert_eq(weft_shared_future(NULL, &view), -EINVAL);
+
+    /* Misuse. */
+    cr_assert_eq(weft_shared_create(&s, NULL), -EINVAL);
+    cr_assert_eq(weft_shared_await(NULL, NULL, WEFT_FOREVER), -EINVAL);
+    cr_assert_eq(weft_shared_try(NULL, NULL), -EINVAL);
+
+    /* A shared future left pending at shutdown: its driver is cancelled and frees it (the
+     * leak check proves it). */
+    weft_future *pf;
+    cr_assert_eq(weft_future_pending(&pf), 0);
+    cr_assert_eq(weft_shared_create(&s, pf), 0);
+    weft_shared_release(s);
+    return NULL;
+}
+
+Test(future, shared_future_awaited_by_many_on_one_worker)
+{
+    run_workers(1, shared_main);
+}
+
+Test(future, shared_future_awaited_by_many_across_two_workers)
+{
+    run_workers(2, shared_main);
+}
+
+/* A plain thread (outside every runtime) awaits the shared future a task settles. */
+static weft_chan *thread_done;
+
+static void *shared_thread(void *arg)
+{
+    void *v = NULL;
+    int r = weft_shared_await(arg, &v, WEFT_FOREVER);
+    weft_shared_release(arg);
+    weft_chan_send(thread_done, NULL, WEFT_FOREVER);
+    return r == 0 ? v : (void *)(intptr_t)r;
+}
+
+static void *shared_thread_main(void *arg)
+{
+    (void)arg;
+    weft_promise *p;
+    cr_assert_eq(weft_promise_create(&p), 0);
+    weft_shared *s;
+    cr_assert_eq(weft_shared_create(&s, weft_promise_future(p)), 0);
+    weft_shared_retain(s);
+    cr_assert_eq(weft_chan_create(&thread_done, 0, 1), 0);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, shared_thread, s), 0);
+    weft_sleep(WEFT_MSEC);
+    weft_promise_resolve(p, (void *)(intptr_t)5);
+    /* Park (not block the worker in pthread_join): the driver of the shared future runs
+     * here. */
+    cr_assert_eq(weft_chan_recv(thread_done, NULL, WEFT_FOREVER), 0);
+    void *r;
+    pthread_join(th, &r);
+    cr_assert_eq(r, (void *)5);
+    weft_chan_release(thread_done);
+    weft_shared_release(s);
+    return NULL;
+}
+
+Test(future, shared_future_awaited_from_a_plain_thread, .timeout = 20)
+{
+    run_workers(2, shared_thread_main);
+}
+
+Test(future, shared_misuse_outside_a_runtime)
+{
+    weft_shared *s;
+    weft_future *f;
+    cr_assert_eq(weft_future_ready(&f, 0, NULL), 0, "constructors work on any thread");
+    cr_assert_eq(weft_shared_create(&s, f), -EPERM);
+    weft_future_destroy(f);
+}
