@@ -19,6 +19,10 @@
 #include "listing.h"
 #include "parser.h"
 
+#ifdef WEFT_HAVE_TLS
+#include "weft_tls.h"
+#endif
+
 /* 16 KiB: twice a request line's limit, enough for any browser's head (nginx: 4 x 8 KiB). */
 #define IN_BUF 16384
 /* 32 KiB: a batch of a dozen typical responses with small bodies, or one 16 KiB body. */
@@ -39,6 +43,9 @@
 
 typedef struct conn {
     int fd;
+#ifdef WEFT_HAVE_TLS
+    weft_tls *tls; /* NULL on the plain port */
+#endif
     int close_after; /* the batch ends with this response: Connection: close */
     int peer_closed; /* no lingering: the peer hung up or the socket failed */
     size_t have;     /* bytes in `in` */
@@ -125,13 +132,50 @@ static void put_bytes(conn *c, const char *p, size_t n)
     c->olen += n;
 }
 
+/* The connection's byte stream: the socket, or TLS over it. */
+static int is_tls(const conn *c)
+{
+#ifdef WEFT_HAVE_TLS
+    return c->tls != NULL;
+#else
+    (void)c;
+    return 0;
+#endif
+}
+
+static ssize_t conn_read(conn *c, void *buf, size_t len, int64_t deadline)
+{
+#ifdef WEFT_HAVE_TLS
+    if (c->tls)
+        return weft_tls_read(c->tls, buf, len, deadline);
+#endif
+    return weft_read(c->fd, buf, len, deadline);
+}
+
+static ssize_t conn_send(conn *c, const void *buf, size_t len, int more, int64_t deadline)
+{
+#ifdef WEFT_HAVE_TLS
+    if (c->tls)
+        return weft_tls_write(c->tls, buf, len, deadline);
+#endif
+    return weft_send(c->fd, buf, len, more ? MSG_MORE : 0, deadline);
+}
+
+static ssize_t conn_writev(conn *c, const struct iovec *iov, int iovcnt, int64_t deadline)
+{
+#ifdef WEFT_HAVE_TLS
+    if (c->tls)
+        return weft_tls_writev(c->tls, iov, iovcnt, deadline);
+#endif
+    return weft_writev(c->fd, iov, iovcnt, deadline);
+}
+
 /* Sends the batch. `more`: a body follows at once (MSG_MORE: one segment with it). */
 static int flush(conn *c, int more)
 {
     if (c->olen == 0)
         return 0;
-    ssize_t n = weft_send(c->fd, c->out, c->olen, more ? MSG_MORE : 0,
-                          weft_deadline_in(httpd_cfg.send_timeout));
+    ssize_t n = conn_send(c, c->out, c->olen, more, weft_deadline_in(httpd_cfg.send_timeout));
     c->olen = 0;
     if (n < 0) {
         c->peer_closed = 1;
@@ -236,12 +280,34 @@ static int discard_body(conn *c, int64_t left)
     char scratch[4096];
     while (left > 0) {
         size_t want = left < (int64_t)sizeof scratch ? (size_t)left : sizeof scratch;
-        ssize_t n = weft_read(c->fd, scratch, want, weft_deadline_in(httpd_cfg.send_timeout));
+        ssize_t n = conn_read(c, scratch, want, weft_deadline_in(httpd_cfg.send_timeout));
         if (n <= 0) {
             c->peer_closed = 1;
             return -1;
         }
         left -= n;
+    }
+    return 0;
+}
+
+/* A body over TLS: no sendfile (the bytes must be encrypted here), so the file is read into
+ * the batch buffer behind the headers already there and sent from it, a buffer at a time. */
+static int send_file_tls(conn *c, int fd, int64_t off, int64_t len)
+{
+    while (len > 0) {
+        size_t room = OUT_BUF - c->olen;
+        size_t step = len < (int64_t)room ? (size_t)len : room;
+        ssize_t n = weft_file_pread(fd, c->out + c->olen, step, off,
+                                    weft_deadline_in(httpd_cfg.send_timeout));
+        if (n <= 0 || (size_t)n != step) {
+            c->olen = 0;
+            return -1; /* the file shrank: the promised length cannot be kept */
+        }
+        c->olen += step;
+        off += (int64_t)step;
+        len -= (int64_t)step;
+        if (flush(c, 0) < 0)
+            return -1;
     }
     return 0;
 }
@@ -309,6 +375,8 @@ static int serve_file(conn *c, const http_request *r, int fd, const struct stat 
         c->olen += (size_t)len;
         return 0;
     }
+    if (is_tls(c))
+        return send_file_tls(c, fd, first, len);
     if (flush(c, 1) < 0)
         return -1;
     off_t off = first;
@@ -343,7 +411,7 @@ static int serve_listing(conn *c, const http_request *r, int dirfd, const char *
     int rc = 0;
     if (!head) {
         struct iovec iov[2] = {{c->out, c->olen}, {page, plen}};
-        ssize_t n = weft_writev(c->fd, iov, 2, weft_deadline_in(httpd_cfg.send_timeout));
+        ssize_t n = conn_writev(c, iov, 2, weft_deadline_in(httpd_cfg.send_timeout));
         c->olen = 0;
         if (n < 0) {
             c->peer_closed = 1;
@@ -417,6 +485,10 @@ static int handle(conn *c, const http_request *r)
  * the close does not reset the connection under the response (see LINGER_TIME). */
 static void linger_close(conn *c)
 {
+#ifdef WEFT_HAVE_TLS
+    if (c->tls && !c->peer_closed) /* close_notify, then the TCP half-close */
+        weft_tls_shutdown(c->tls, weft_deadline_in(LINGER_TIME));
+#endif
     if (!c->peer_closed && weft_shutdown(c->fd, SHUT_WR) == 0) {
         int64_t deadline = weft_deadline_in(LINGER_TIME);
         size_t total = 0;
@@ -480,7 +552,7 @@ static void serve(conn *c, httpd_conn_rec *rec)
         int64_t deadline =
             idle && !first ? weft_deadline_in(httpd_cfg.keepalive_timeout) : head_deadline;
         rec->idle = idle;
-        ssize_t n = weft_read(c->fd, c->in + c->have, IN_BUF - c->have, deadline);
+        ssize_t n = conn_read(c, c->in + c->have, IN_BUF - c->have, deadline);
         rec->idle = 0;
         if (n == -ETIMEDOUT) {
             if (!idle || first) /* nginx closes silently; we say why (docs/httpd.md) */
@@ -503,9 +575,9 @@ static void serve(conn *c, httpd_conn_rec *rec)
     c->fd = -1;
 }
 
-void httpd_serve_conn(int fd, void *arg)
+/* A connection's life, on the plain port or (tls) the TLS one. */
+static void run_conn(int fd, int tls)
 {
-    (void)arg;
     httpd_shard *sh = weft_sharded_local(httpd_shards);
     if (atomic_fetch_add_explicit(&httpd_nconns, 1, memory_order_relaxed) >= httpd_cfg.max_conns ||
         sh->draining) {
@@ -527,7 +599,26 @@ void httpd_serve_conn(int fd, void *arg)
         c->sh = sh;
         c->peer[0] = '\0';
         weft_tcp_nodelay(fd, 1);
-        serve(c, &rec);
+        int ready = 1;
+#ifdef WEFT_HAVE_TLS
+        c->tls = NULL;
+        if (tls) {
+            /* The handshake is part of the first head's time (the header timeout, from the
+             * accept); a shutdown cancels it like an idle connection. A failed handshake
+             * closes silently: there is no channel to answer on. */
+            rec.idle = 1;
+            ready = weft_tls_create(&c->tls, httpd_cfg.tls, fd, NULL) == 0 &&
+                    weft_tls_handshake(c->tls, weft_deadline_in(httpd_cfg.header_timeout)) == 0;
+            rec.idle = 0;
+        }
+#else
+        (void)tls;
+#endif
+        if (ready)
+            serve(c, &rec);
+#ifdef WEFT_HAVE_TLS
+        weft_tls_destroy(c->tls);
+#endif
         if (c->fd >= 0)
             weft_close(c->fd);
         free(c);
@@ -540,4 +631,16 @@ void httpd_serve_conn(int fd, void *arg)
     atomic_fetch_sub_explicit(&httpd_nconns, 1, memory_order_relaxed);
     if (--sh->nlive == 0 && sh->drained)
         weft_promise_resolve(sh->drained, NULL);
+}
+
+void httpd_serve_conn(int fd, void *arg)
+{
+    (void)arg;
+    run_conn(fd, 0);
+}
+
+void httpd_serve_tls_conn(int fd, void *arg)
+{
+    (void)arg;
+    run_conn(fd, 1);
 }

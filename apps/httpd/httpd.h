@@ -22,6 +22,7 @@ typedef struct httpd_config {
     unsigned max_conns;        /* open connections over all workers (10000) */
     int access_log_fd;         /* -1: no access log */
     int quiet;                 /* no startup line */
+    struct weft_tls_ctx *tls;  /* --tls-cert/--tls-key: the TLS port's context, else NULL */
 } httpd_config;
 
 extern httpd_config httpd_cfg;
@@ -58,7 +59,9 @@ extern weft_sharded *httpd_shards;
 /* Open connections over all workers, for the cap. */
 extern atomic_uint httpd_nconns;
 
-/* The connection handler given to weft_serve (conn.c). */
+/* The connection handlers given to weft_serve (conn.c): plain HTTP, and HTTP over TLS with
+ * httpd_cfg.tls (only listened for when the build has OpenSSL and a certificate was given). */
 void httpd_serve_conn(int fd, void *arg);
+void httpd_serve_tls_conn(int fd, void *arg);
 
 #endif
