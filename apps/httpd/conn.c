@@ -161,15 +161,6 @@ static ssize_t conn_send(conn *c, const void *buf, size_t len, int more, int64_t
     return weft_send(c->fd, buf, len, more ? MSG_MORE : 0, deadline);
 }
 
-static ssize_t conn_writev(conn *c, const struct iovec *iov, int iovcnt, int64_t deadline)
-{
-#ifdef WEFT_HAVE_TLS
-    if (c->tls)
-        return weft_tls_writev(c->tls, iov, iovcnt, deadline);
-#endif
-    return weft_writev(c->fd, iov, iovcnt, deadline);
-}
-
 /* Sends the batch. `more`: a body follows at once (MSG_MORE: one segment with it). */
 static int flush(conn *c, int more)
 {
@@ -392,34 +383,138 @@ static int serve_file(conn *c, const http_request *r, int fd, const struct stat 
     return 0;
 }
 
-/* A directory without index.html, listed (--autoindex): the page is built in memory (its
- * size is bounded by listing.c) and leaves with the headers in one vectored write. */
+/* A body whose length is not known when the headers go: chunked for HTTP/1.1, up to the
+ * close for HTTP/1.0. The bytes are framed in the batch buffer: an open chunk's size line
+ * is reserved (CHUNK_HEAD bytes) when it opens and written when it closes, once the buffer
+ * is full or the body ends, so a chunk is as large as the buffer allows. */
+#define CHUNK_HEAD 6 /* "xxxx\r\n": a chunk is smaller than OUT_BUF, under 0x10000 */
+#define CHUNK_TAIL 7 /* the chunk's CRLF, and room for the last chunk's "0\r\n\r\n" */
+
+typedef struct body_out {
+    conn *c;
+    int chunked;
+    size_t mark;   /* where the open chunk's size line goes */
+    int64_t bytes; /* body bytes, unframed (for the log) */
+} body_out;
+
+static void chunk_open(body_out *b)
+{
+    if (b->chunked) {
+        b->mark = b->c->olen;
+        b->c->olen += CHUNK_HEAD;
+    }
+}
+
+static void chunk_close(body_out *b)
+{
+    conn *c = b->c;
+    if (!b->chunked)
+        return;
+    size_t n = c->olen - b->mark - CHUNK_HEAD;
+    if (n == 0) { /* an empty chunk would be the last one: leave it out */
+        c->olen = b->mark;
+        return;
+    }
+    static const char hex[] = "0123456789abcdef";
+    char *p = c->out + b->mark;
+    for (int i = 0; i < 4; i++)
+        p[i] = hex[(n >> (12 - 4 * i)) & 15];
+    p[4] = '\r';
+    p[5] = '\n';
+    put_bytes(c, "\r\n", 2);
+}
+
+/* httpd_emit_fn: appends body bytes, sending the batch each time it fills. */
+static int body_emit(void *arg, const char *p, size_t n)
+{
+    body_out *b = arg;
+    conn *c = b->c;
+    b->bytes += (int64_t)n;
+    size_t reserve = b->chunked ? CHUNK_TAIL : 0;
+    while (n > 0) {
+        if (OUT_BUF - c->olen <= reserve) {
+            chunk_close(b);
+            if (flush(c, 0) < 0)
+                return -1;
+            chunk_open(b);
+            continue;
+        }
+        size_t take = OUT_BUF - c->olen - reserve;
+        if (take > n)
+            take = n;
+        memcpy(c->out + c->olen, p, take);
+        c->olen += take;
+        p += take;
+        n -= take;
+    }
+    return 0;
+}
+
+/* A directory without index.html, listed (--autoindex): the names are read and sorted, then
+ * the page is made straight into the batch buffer and sent chunked (its length is not known
+ * before it is made), so a listing costs its names in memory, never the page. */
 static int serve_listing(conn *c, const http_request *r, int dirfd, const char *norm)
 {
-    char *page = NULL;
-    size_t plen = 0;
-    if (httpd_listing(dirfd, norm, &page, &plen) < 0)
+    httpd_listing *l;
+    if (httpd_listing_read(dirfd, &l) < 0)
         return simple_response(c, r, 500, NULL);
     if (ensure_room(c, HEADER_ROOM) < 0) {
-        free(page);
+        httpd_listing_free(l);
         return -1;
     }
+    body_out b = {c, r->version_minor >= 1, 0, 0};
+    if (!b.chunked)
+        c->close_after = 1; /* HTTP/1.0: the body ends at the close */
     status_line(c, r, 200);
-    put(c, "Content-Type: text/html\r\nContent-Length: %zu\r\n\r\n", plen);
-    int head = r->method == HTTP_M_HEAD;
-    log_request(c, r, 200, head ? 0 : (int64_t)plen);
+    put(c, "Content-Type: text/html\r\n%s\r\n", b.chunked ? "Transfer-Encoding: chunked\r\n" : "");
     int rc = 0;
-    if (!head) {
-        struct iovec iov[2] = {{c->out, c->olen}, {page, plen}};
-        ssize_t n = conn_writev(c, iov, 2, weft_deadline_in(httpd_cfg.send_timeout));
-        c->olen = 0;
-        if (n < 0) {
-            c->peer_closed = 1;
-            rc = -1;
+    if (r->method != HTTP_M_HEAD) {
+        chunk_open(&b);
+        rc = httpd_listing_write(l, norm, body_emit, &b);
+        if (rc == 0) {
+            chunk_close(&b);
+            if (b.chunked)
+                put_bytes(c, "0\r\n\r\n", 5);
         }
     }
-    free(page);
-    return rc;
+    httpd_listing_free(l);
+    log_request(c, r, 200, b.bytes);
+    return rc < 0 ? -1 : 0;
+}
+
+/* Reads and drops a chunked request body, decoded (as nginx does) so that the connection
+ * can go on to the next request. The body's bytes are read into the input buffer behind
+ * the head, whose views stay where they are; the space is reused once a read is decoded, and
+ * what follows the body (a pipelined request) stays in the buffer. Returns 0, -1 when the
+ * connection must close at once (the client went away or stalled past the send timeout),
+ * or a status to answer before closing (400 malformed, 413 over --max-body). */
+static int discard_chunked(conn *c)
+{
+    http_chunked d;
+    http_chunked_init(&d);
+    size_t base = c->start; /* the body starts here: the head before it stays intact */
+    for (;;) {
+        if (c->have > c->start) {
+            int done = 0;
+            int64_t n = http_chunked_feed(&d, c->in + c->start, c->have - c->start,
+                                          httpd_cfg.max_body, &done);
+            if (n < 0)
+                return (int)-n;
+            c->start += (size_t)n;
+            if (done)
+                return 0;
+        }
+        c->have = c->start = base;
+        if (base == IN_BUF)
+            return 413; /* the head took the whole buffer: no room to read a body through */
+        ssize_t n =
+            conn_read(c, c->in + base, IN_BUF - base, weft_deadline_in(httpd_cfg.send_timeout));
+        if (n <= 0) {
+            c->peer_closed = 1;
+            return -1;
+        }
+        c->have += (size_t)n;
+    }
 }
 
 /* Answers one parsed request (the body, if any, is read and dropped first). Returns 0, or
@@ -427,7 +522,11 @@ static int serve_listing(conn *c, const http_request *r, int dirfd, const char *
 static int handle(conn *c, const http_request *r)
 {
     if (r->chunked) {
-        c->close_after = 1; /* a chunked body we do not read: the connection ends with us */
+        int st = discard_chunked(c);
+        if (st < 0)
+            return -1;
+        if (st > 0)
+            return simple_response(c, r, st, NULL); /* 400 and 413 close the connection */
     } else if (r->content_length > 0) {
         if (r->content_length > httpd_cfg.max_body)
             return simple_response(c, r, 413, NULL);

@@ -41,6 +41,7 @@ quiet openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days
 
 root=$TMP/www
 mkdir -p "$root/dir"
+for i in $(seq 500); do : >"$root/dir/name-$i"; done
 head -c 300000 /dev/urandom >"$root/big.bin"
 head -c 8000000 /dev/urandom >"$root/huge.bin"
 printf 'hello tls\n' >"$root/small.txt"
@@ -68,6 +69,9 @@ want=$(tail -c +101 "$root/big.bin" | head -c 100 | od -An -tx1 | tr -d ' \n')
 [ "$got" = "$want" ] && ok "range over TLS" || fail "range over TLS"
 curl -sS --cacert ca.pem -I "$URL/big.bin" | grep -qi '^content-length: 300000' &&
     ok "HEAD over TLS" || fail "HEAD over TLS"
+# A chunked listing over TLS, decoded by curl (500 entries).
+n=$(curl -sS --cacert ca.pem "$URL/dir/" | grep -c 'href="name-')
+[ "$n" = 500 ] && ok "chunked listing over TLS" || fail "listing over TLS: $n entries"
 # Keep-alive over TLS: the second request reuses the connection.
 curl -sS --cacert ca.pem -v -o /dev/null -o /dev/null "$URL/small.txt" "$URL/small.txt" \
     2>curl.log
