@@ -75,6 +75,7 @@ start() { # name
     esac
     srv=$!
     for _ in $(seq 100); do
+        kill -0 $srv 2>/dev/null || break # it failed (the port taken?)
         curl -s -o /dev/null "http://127.0.0.1:$port/" && return
         sleep 0.05
     done
@@ -90,7 +91,7 @@ stop() {
 cpu_ticks() {
     local t=0
     for p in $srv $(pgrep -P $srv || true); do
-        t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+        t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
     done
     echo $t
 }
