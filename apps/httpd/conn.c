@@ -51,6 +51,8 @@ typedef struct conn {
     size_t have;     /* bytes in `in` */
     size_t start;    /* where the request being parsed starts in `in` */
     size_t olen;     /* bytes in `out` */
+    int64_t
+        first_deadline; /* the first head's (and the TLS handshake's): accept + header timeout */
     httpd_shard *sh;
     char peer[64]; /* the client's address for the log ("" until needed) */
     char in[IN_BUF];
@@ -608,8 +610,9 @@ static void serve(conn *c, httpd_conn_rec *rec)
     http_parser p;
     http_parser_init(&p);
     int first = 1;
-    /* The first head is timed from the accept, later ones from their first byte. */
-    int64_t head_deadline = weft_deadline_in(httpd_cfg.header_timeout);
+    /* The first head is timed from the accept (the TLS handshake included), later ones from
+     * their first byte. */
+    int64_t head_deadline = c->first_deadline;
     for (;;) {
         int r = c->have > c->start ? http_parse(&p, c->in + c->start, c->have - c->start) : 0;
         if (r > 0) {
@@ -697,6 +700,7 @@ static void run_conn(int fd, int tls)
         c->have = c->start = c->olen = 0;
         c->sh = sh;
         c->peer[0] = '\0';
+        c->first_deadline = weft_deadline_in(httpd_cfg.header_timeout);
         weft_tcp_nodelay(fd, 1);
         int ready = 1;
 #ifdef WEFT_HAVE_TLS
@@ -707,7 +711,7 @@ static void run_conn(int fd, int tls)
              * closes silently: there is no channel to answer on. */
             rec.idle = 1;
             ready = weft_tls_create(&c->tls, httpd_cfg.tls, fd, NULL) == 0 &&
-                    weft_tls_handshake(c->tls, weft_deadline_in(httpd_cfg.header_timeout)) == 0;
+                    weft_tls_handshake(c->tls, c->first_deadline) == 0;
             rec.idle = 0;
         }
 #else
