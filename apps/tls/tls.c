@@ -291,7 +291,7 @@ static int failure(weft_tls *t, int rc)
         ssl_reason(t->err, sizeof t->err, "TLS");
     } else if (t->eof) {
         r = -ECONNRESET;
-        snprintf(t->err, sizeof t->err, "the peer closed the connection during the handshake");
+        snprintf(t->err, sizeof t->err, "the peer closed the connection mid-handshake");
     } else {
         r = -EPROTO;
         snprintf(t->err, sizeof t->err, "TLS: failure %d", e);
