@@ -33,7 +33,10 @@ struct httpc_pool {
     unsigned nidle;
     hconn *idle;              /* idle connections, most recently used last */
     struct weft_tls_ctx *tls; /* borrowed from httpc_pool_set_tls; NULL: plain HTTP */
-    char tls_err[200];        /* the last handshake failure in words */
+    /* The latest resumable session a connection received, offered by new connections (one
+     * reference, owned by the pool). */
+    struct weft_tls_session *session;
+    char tls_err[200]; /* the last handshake failure in words */
 };
 
 static void hconn_close(hconn *c)
@@ -72,6 +75,9 @@ void httpc_pool_destroy(httpc_pool *p)
         return;
     for (unsigned i = 0; i < p->nidle; i++)
         hconn_close(&p->idle[i]);
+#ifdef WEFT_HAVE_TLS
+    weft_tls_session_release(p->session);
+#endif
     free(p->idle);
     free(p);
 }
@@ -99,6 +105,8 @@ static int start_tls(httpc_pool *p, hconn *c, int64_t deadline)
 {
 #ifdef WEFT_HAVE_TLS
     int r = weft_tls_create(&c->tls, p->tls, c->fd, p->host);
+    if (r == 0 && p->session)
+        weft_tls_session_set(c->tls, p->session); /* refused: a full handshake */
     if (r == 0 && (r = weft_tls_handshake(c->tls, deadline)) < 0)
         snprintf(p->tls_err, sizeof p->tls_err, "%s", weft_tls_errmsg(c->tls));
     return r;
@@ -142,6 +150,15 @@ static int acquire(httpc_pool *p, int fresh, int *reused, hconn *c, int64_t dead
 
 static void release(httpc_pool *p, hconn *c, int keep)
 {
+#ifdef WEFT_HAVE_TLS
+    /* After a response, a TLS 1.3 server's tickets have arrived: the newest session is kept
+     * for the next new connection. */
+    weft_tls_session *s = c->tls ? weft_tls_session_get(c->tls) : NULL;
+    if (s) {
+        weft_tls_session_release(p->session);
+        p->session = s;
+    }
+#endif
     if (keep && p->nidle < p->max)
         p->idle[p->nidle++] = *c;
     else
@@ -447,6 +464,9 @@ int httpc_request(httpc_pool *p, const char *method, const char *path, const cha
             return ar;
         memset(resp, 0, sizeof *resp);
         resp->reused = reused;
+#ifdef WEFT_HAVE_TLS
+        resp->tls_resumed = c.tls && !reused && weft_tls_resumed(c.tls);
+#endif
         int keep = 0, got_any = 0;
         int rc = exchange(&c, method, p->host, p->port, path, extra_headers, body, body_len,
                           on_body, arg, resp, &keep, &got_any, deadline);

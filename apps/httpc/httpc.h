@@ -22,7 +22,9 @@ int httpc_pool_create(httpc_pool **out, const char *host, int port, unsigned max
  * client context trusts). `ctx` (weft_tls_ctx_client) is borrowed and must outlive the
  * pool. Call it before the first request. Returns 0, -EINVAL, -ENOTSUP (built without
  * OpenSSL). A failed handshake fails the request with weft_tls's code (-EKEYREJECTED for a
- * certificate that does not verify); httpc_pool_tls_error says why in words. */
+ * certificate that does not verify); httpc_pool_tls_error says why in words. The pool keeps
+ * the latest session its connections received and offers it on new ones (resumption: no
+ * certificate exchange, no signature), falling back to a full handshake when refused. */
 int httpc_pool_set_tls(httpc_pool *p, struct weft_tls_ctx *ctx);
 const char *httpc_pool_tls_error(const httpc_pool *p);
 
@@ -39,6 +41,7 @@ typedef struct httpc_response {
     int chunked;            /* the body came chunked */
     int64_t body_bytes;     /* body bytes handed to on_body */
     int reused;             /* the request went over a pooled (kept-alive) connection */
+    int tls_resumed;        /* a new https connection resumed the pool's last TLS session */
 } httpc_response;
 
 /* Sends `method path` (with `extra_headers`: NULL or lines each ending in CRLF, and `body` of

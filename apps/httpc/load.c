@@ -41,6 +41,7 @@ typedef struct load {
     httpc_pool *pool;
     long next;       /* the next request to start (one worker: plain fields) */
     long nok, nfail; /* 2xx responses, and the rest (errors or other statuses) */
+    long nresumed;   /* new https connections that resumed a TLS session */
     int64_t *lat;    /* ns per request, by index */
     int64_t bytes;
 } load;
@@ -74,6 +75,7 @@ static void *client(void *arg)
         l->lat[i] = mono_ns() - t0;
         if (r == 0 && resp.status >= 200 && resp.status < 300) {
             l->nok++;
+            l->nresumed += resp.tls_resumed;
             l->bytes += resp.body_bytes;
         } else {
             if (l->nfail++ < 5)
@@ -146,6 +148,8 @@ static void *run(load *l)
            l->n, l->nok, l->nfail, l->c, secs, (double)l->n / secs, (long long)l->bytes);
     printf("latency ms: p50 %.3f p90 %.3f p99 %.3f max %.3f\n", PCT(0.50), PCT(0.90), PCT(0.99),
            PCT(1.0));
+    if (l->https)
+        printf("tls resumed %ld\n", l->nresumed);
 #undef PCT
     free(tasks);
     free(l->lat);

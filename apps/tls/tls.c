@@ -405,6 +405,36 @@ void weft_tls_destroy(weft_tls *t)
     free(t);
 }
 
+/* weft_tls_session is OpenSSL's SSL_SESSION under an opaque name (never defined: only cast). */
+weft_tls_session *weft_tls_session_get(const weft_tls *t)
+{
+    if (!t || t->failed)
+        return NULL;
+    SSL_SESSION *s = SSL_get0_session(t->ssl);
+    /* A copy: OpenSSL marks a connection's own session not resumable when the connection is
+     * freed without close_notify (as HTTP clients close), which would spoil the one kept. */
+    return s && SSL_SESSION_is_resumable(s) ? (weft_tls_session *)SSL_SESSION_dup(s) : NULL;
+}
+
+int weft_tls_session_set(weft_tls *t, weft_tls_session *s)
+{
+    if (!t || !s || SSL_is_server(t->ssl) || SSL_in_before(t->ssl) != 1)
+        return -EINVAL;
+    int ok = SSL_set_session(t->ssl, (SSL_SESSION *)s); /* takes its own reference */
+    ERR_clear_error();
+    return ok == 1 ? 0 : -EINVAL;
+}
+
+void weft_tls_session_release(weft_tls_session *s)
+{
+    SSL_SESSION_free((SSL_SESSION *)s);
+}
+
+int weft_tls_resumed(const weft_tls *t)
+{
+    return t && SSL_session_reused(t->ssl) == 1;
+}
+
 const char *weft_tls_errmsg(const weft_tls *t)
 {
     return t ? t->err : "";

@@ -77,6 +77,26 @@ int weft_tls_shutdown(weft_tls *t, int64_t deadline);
 /* Frees the stream (not its fd). NULL is ignored. Call it from the owning task. */
 void weft_tls_destroy(weft_tls *t);
 
+/* Session resumption, for clients: a new connection to the same server that offers a session
+ * of an earlier one skips the certificate exchange and the signature (and the server's
+ * private-key work). A session is the server's ticket with its keys, opaque and counted. */
+typedef struct weft_tls_session weft_tls_session;
+
+/* The stream's session, to resume later on another connection to the same server; NULL when
+ * there is none that can be resumed yet (TLS 1.3 servers send their tickets after the
+ * handshake: they have arrived once a response has been read). The caller releases it. */
+weft_tls_session *weft_tls_session_get(const weft_tls *t);
+
+/* Offers `s` in the handshake of a client stream that has not started it. The stream takes
+ * its own reference. Returns 0, -EINVAL (a server stream, a started one, or a session of
+ * another context's protocol). */
+int weft_tls_session_set(weft_tls *t, weft_tls_session *s);
+
+void weft_tls_session_release(weft_tls_session *s);
+
+/* 1 when the handshake resumed an offered session, 0 otherwise. */
+int weft_tls_resumed(const weft_tls *t);
+
 /* The last failure in words ("" when none); valid until the next call on the stream. */
 const char *weft_tls_errmsg(const weft_tls *t);
 

@@ -104,6 +104,11 @@ case "$out" in *"requests 500 ok 500 failed 0"*) ok "500 requests over 20 TLS co
 out=$("$LOAD" -n 100 -c 4 --close --cacert ca.pem "$URL/small.txt" 2>&1)
 case "$out" in *"requests 100 ok 100 failed 0"*) ok "100 handshakes (Connection: close)" ;;
 *) fail "TLS --close: $out" ;; esac
+# ... most of them resuming the session of an earlier connection (TLS 1.3 tickets; the
+# first connections of the 4 tasks start together, with nothing to resume yet).
+resumed=$(sed -n 's/^tls resumed \([0-9]*\)$/\1/p' <<<"$out")
+[ "${resumed:-0}" -ge 50 ] && ok "$resumed of 100 connections resumed a session" ||
+    fail "resumption: ${resumed:-none} of 100"
 
 # Servers the client must refuse: untrusted (self-signed), and trusted but for another name.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

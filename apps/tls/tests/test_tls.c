@@ -344,3 +344,82 @@ Test(weft_tls, context_errors)
     weft_tls_ctx_release(NULL);
     weft_tls_destroy(NULL);
 }
+
+/* Resumption: one server context, two connections; the second offers the first's session
+ * and resumes it. A third offers it to a server with other ticket keys: a full handshake. */
+typedef struct resume_server {
+    weft_tls_ctx *ctx;
+    int fd;
+} resume_server;
+
+static void *one_exchange_server(void *arg)
+{
+    resume_server *a = arg;
+    weft_tls *t;
+    cr_assert_eq(weft_tls_create(&t, a->ctx, a->fd, NULL), 0);
+    int r = weft_tls_handshake(t, weft_deadline_in(10 * WEFT_SEC));
+    char c;
+    if (r == 0 && weft_tls_read(t, &c, 1, weft_deadline_in(10 * WEFT_SEC)) == 1)
+        r = (int)weft_tls_write(t, &c, 1, weft_deadline_in(10 * WEFT_SEC)) == 1 ? 0 : -EIO;
+    weft_tls_destroy(t);
+    weft_close(a->fd);
+    return (void *)(intptr_t)r;
+}
+
+/* Connects to a server task on `sctx`, offering `offer`; returns whether it resumed, and the
+ * session it ends with in *got (when got is not NULL). */
+static int connect_once(weft_tls_ctx *sctx, weft_tls_ctx *cctx, weft_tls_session *offer,
+                        weft_tls_session **got)
+{
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    resume_server rs = {sctx, sv[1]};
+    weft_task *srv;
+    cr_assert_eq(weft_spawn(&srv, one_exchange_server, &rs, NULL), 0);
+    weft_tls *t;
+    cr_assert_eq(weft_tls_create(&t, cctx, sv[0], "localhost"), 0);
+    if (offer)
+        cr_assert_eq(weft_tls_session_set(t, offer), 0);
+    cr_assert_eq(weft_tls_handshake(t, weft_deadline_in(10 * WEFT_SEC)), 0, "%s",
+                 weft_tls_errmsg(t));
+    cr_assert_eq(weft_tls_session_set(t, offer ? offer : (weft_tls_session *)1), -EINVAL,
+                 "a started stream takes no session");
+    char c = 'x';
+    cr_assert_eq(weft_tls_write(t, &c, 1, weft_deadline_in(10 * WEFT_SEC)), 1);
+    cr_assert_eq(weft_tls_read(t, &c, 1, weft_deadline_in(10 * WEFT_SEC)), 1); /* tickets too */
+    int resumed = weft_tls_resumed(t);
+    if (got) {
+        *got = weft_tls_session_get(t);
+        cr_assert_not_null(*got);
+    }
+    weft_tls_destroy(t); /* no close_notify: the kept session must stay resumable */
+    weft_close(sv[0]);
+    void *r;
+    cr_assert_eq(weft_join(srv, &r, weft_deadline_in(10 * WEFT_SEC)), 0);
+    cr_assert_eq((intptr_t)r, 0);
+    return resumed;
+}
+
+static void *resume_main(void *arg)
+{
+    (void)arg;
+    weft_tls_ctx *sctx, *other, *cctx;
+    cr_assert_eq(weft_tls_ctx_server(&sctx, leaf_pem, leaf_key, NULL, 0), 0);
+    cr_assert_eq(weft_tls_ctx_server(&other, leaf_pem, leaf_key, NULL, 0), 0);
+    cr_assert_eq(weft_tls_ctx_client(&cctx, ca_pem, 1, NULL, 0), 0);
+    weft_tls_session *s1 = NULL, *s2 = NULL;
+    cr_assert_eq(connect_once(sctx, cctx, NULL, &s1), 0);
+    cr_assert_eq(connect_once(sctx, cctx, s1, &s2), 1);
+    cr_assert_eq(connect_once(other, cctx, s2, NULL), 0); /* unknown ticket: a full handshake */
+    weft_tls_session_release(s1);
+    weft_tls_session_release(s2);
+    weft_tls_ctx_release(sctx);
+    weft_tls_ctx_release(other);
+    weft_tls_ctx_release(cctx);
+    return NULL;
+}
+
+Test(weft_tls, session_resumption)
+{
+    run(resume_main, NULL);
+}
