@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # load_test.sh: issue 12's connection-count tests, pass/fail on counts and statuses only (no
-# time is asserted). Usage: load_test.sh WEFT_HTTPD conns|slowloris
+# time is asserted). Usage: load_test.sh WEFT_HTTPD conns|tls|slowloris
 #   conns:     10,000 keep-alive connections open at once, two rounds of GETs on each, all
 #              answered; the server holds them all (its fd count).
+#   tls:       the same with 1,000 TLS connections (a full handshake each, a certificate made
+#              here with openssl).
 #   slowloris: 1,000 connections trickle a request head a byte at a time and never end it;
 #              requests on other connections are all answered meanwhile, and every slow one
 #              gets 408 and the close at the header timeout (2 s here) although it never
@@ -22,8 +24,9 @@ trap cleanup EXIT
 
 case $MODE in
 conns) N=10000 ;;
+tls) N=1000 ;;
 slowloris) N=1000 ;;
-*) echo "usage: load_test.sh WEFT_HTTPD conns|slowloris"; exit 2 ;;
+*) echo "usage: load_test.sh WEFT_HTTPD conns|tls|slowloris"; exit 2 ;;
 esac
 # The client and the server each need N fds and some more.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
@@ -34,22 +37,36 @@ fi
 
 mkdir -p "$TMP/www"
 printf 'hello world\n' >"$TMP/www/small.txt"
-"$BIN" --port 0 --workers 2 --max-conns $((N + 100)) --header-timeout 2 "$TMP/www" \
-    >"$TMP/out" 2>"$TMP/err" &
+TLSARGS=()
+HEADER_TIMEOUT=2
+if [ "$MODE" = tls ]; then
+    # The handshakes are made one after another: the first connection's request comes after
+    # the last one's handshake, seconds after its accept (the header timeout's start).
+    HEADER_TIMEOUT=60
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -keyout "$TMP/key.pem" -out "$TMP/cert.pem" -subj /CN=localhost \
+        -addext "subjectAltName=DNS:localhost" >/dev/null 2>&1 ||
+        { echo "FAIL: openssl req"; exit 1; }
+    TLSARGS=(--tls-port 0 --tls-cert "$TMP/cert.pem" --tls-key "$TMP/key.pem")
+fi
+"$BIN" --port 0 --workers 2 --max-conns $((N + 100)) --header-timeout $HEADER_TIMEOUT "${TLSARGS[@]}" \
+    "$TMP/www" >"$TMP/out" 2>"$TMP/err" &
 PID=$!
 PORT=
+scheme=http
+[ "$MODE" = tls ] && scheme=https
 for _ in $(seq 100); do
-    PORT=$(sed -n 's|.*http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$TMP/out")
+    PORT=$(sed -n "s|.*$scheme://127.0.0.1:\([0-9]*\)/.*|\1|p" "$TMP/out")
     [ -n "$PORT" ] && break
     sleep 0.1
 done
 [ -n "$PORT" ] || { echo "FAIL: the server did not start"; cat "$TMP/err"; exit 1; }
 
-out=$(python3 "$HERE/loadclient.py" "$MODE" "$PORT" "$PID" "$N")
+out=$(python3 "$HERE/loadclient.py" "$MODE" "$PORT" "$PID" "$N" "$TMP/cert.pem")
 echo "$out"
 failures=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-if [ "$MODE" = conns ]; then
+if [ "$MODE" != slowloris ]; then
     grep -q "^round1 ok $N failed 0$" <<<"$out" || fail "first round"
     grep -q "^round2 ok $N failed 0$" <<<"$out" || fail "second round on the same connections"
     fds=$(sed -n 's/^server fds \([0-9]*\)$/\1/p' <<<"$out")

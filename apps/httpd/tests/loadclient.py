@@ -5,6 +5,9 @@
                                       of GET /small.txt on every one of them; print the
                                       responses, the server's open fds at the peak and its
                                       memory per connection
+  loadclient.py tls PORT PID N CAFILE open N keep-alive TLS connections, all at once (each one
+                                      a full handshake); two rounds of GET /small.txt on every
+                                      one; print as for conns
   loadclient.py slowloris PORT PID N  open N connections that send a request head one byte
                                       every 0.2 s and never finish it, while fast requests
                                       run beside them; print how the slow ones ended and the
@@ -118,6 +121,55 @@ def conns(port, pid, n):
         s.close()
 
 
+def tls_get(s):
+    """One GET on a blocking TLS socket; True for a 200 with the right body."""
+    s.sendall(REQ)
+    data = b""
+    while True:
+        head, sep, body = data.partition(b"\r\n\r\n")
+        if sep and len(body) >= 12:
+            return head.startswith(b"HTTP/1.1 200") and body == b"hello world\n"
+        chunk = s.recv(4096)
+        if not chunk:
+            return False
+        data += chunk
+
+
+def tls(port, pid, n, cafile):
+    import ssl
+    ctx = ssl.create_default_context(cafile=cafile)
+    rss0 = rss_kib(pid)
+    socks = []
+    good = [0, 0]
+    bad = [0, 0]
+    for _ in range(n):
+        try:
+            raw = socket.create_connection(("127.0.0.1", port), timeout=20)
+            s = ctx.wrap_socket(raw, server_hostname="localhost")
+            socks.append(s)
+        except OSError:
+            bad[0] += 1
+            continue
+    for r in range(2):
+        for s in socks:
+            try:
+                ok = tls_get(s)
+            except OSError:
+                ok = False
+            good[r] += ok
+            bad[r] += not ok
+        if r == 0:
+            peak_fds = nfds(pid)
+    rss1 = rss_kib(pid)
+    print(f"round1 ok {good[0]} failed {bad[0]}")
+    print(f"round2 ok {good[1]} failed {bad[1]}")
+    print(f"server fds {peak_fds}")
+    print(f"server rss {rss0} KiB idle, {rss1} KiB with {n} TLS connections: "
+          f"{(rss1 - rss0) / n:.1f} KiB per connection")
+    for s in socks:
+        s.close()
+
+
 def slowloris(port, pid, n):
     rss0 = rss_kib(pid)
     socks = open_all(port, n)
@@ -191,7 +243,10 @@ def slowloris(port, pid, n):
 
 def main():
     mode, port, pid, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-    {"conns": conns, "slowloris": slowloris}[mode](port, pid, n)
+    if mode == "tls":
+        tls(port, pid, n, sys.argv[5])
+    else:
+        {"conns": conns, "slowloris": slowloris}[mode](port, pid, n)
 
 
 if __name__ == "__main__":
