@@ -44,7 +44,8 @@ int weft_tls_ctx_server(weft_tls_ctx **out, const char *cert_file, const char *k
 int weft_tls_ctx_client(weft_tls_ctx **out, const char *ca_file, int verify, char *err,
                         size_t errlen);
 
-/* Drops a reference; the context is freed once no stream uses it. NULL is ignored. */
+/* Releases the caller's context; the OpenSSL context under it lives on while streams made
+ * from it exist (each holds a reference). NULL is ignored. Any thread. */
 void weft_tls_ctx_release(weft_tls_ctx *ctx);
 
 /* A stream over the connected socket `fd` (which stays the caller's: weft_tls_destroy does
@@ -61,17 +62,19 @@ int weft_tls_handshake(weft_tls *t, int64_t deadline);
 
 /* Reads up to len bytes of application data (the handshake first if not done): returns the
  * count (> 0), 0 when the peer closed (close_notify, or the TCP close without it: many
- * clients skip it, and HTTP's framing, not the close, says where a body ends), or -errno. */
+ * clients skip it, and HTTP's framing, not the close, says where a body ends), or -errno.
+ * `buf` is borrowed for the call. From the owning task. */
 ssize_t weft_tls_read(weft_tls *t, void *buf, size_t len, int64_t deadline);
 
 /* Writes all len bytes (the handshake first if not done), in records of up to 16 KiB:
  * returns len or -errno (then an unknown prefix was sent). weft_tls_writev writes each
- * buffer in turn. */
+ * buffer in turn. Buffers are borrowed for the call. From the owning task. */
 ssize_t weft_tls_write(weft_tls *t, const void *buf, size_t len, int64_t deadline);
 ssize_t weft_tls_writev(weft_tls *t, const struct iovec *iov, int iovcnt, int64_t deadline);
 
 /* Sends close_notify (it does not wait for the peer's). Returns 0 or -errno; -ENOTCONN
- * before a completed handshake or after an error. */
+ * before a completed handshake, after the peer closed, or after an error. From the owning
+ * task. */
 int weft_tls_shutdown(weft_tls *t, int64_t deadline);
 
 /* Frees the stream (not its fd). NULL is ignored. Call it from the owning task. */
@@ -82,25 +85,31 @@ void weft_tls_destroy(weft_tls *t);
  * private-key work). A session is the server's ticket with its keys, opaque and counted. */
 typedef struct weft_tls_session weft_tls_session;
 
-/* The stream's session, to resume later on another connection to the same server; NULL when
- * there is none that can be resumed yet (TLS 1.3 servers send their tickets after the
- * handshake: they have arrived once a response has been read). The caller releases it. */
+/* A copy of the stream's session, to resume later on another connection to the same server;
+ * NULL when there is none that can be resumed yet (TLS 1.3 servers send their tickets after
+ * the handshake: they have arrived once a response has been read). The caller releases it
+ * with weft_tls_session_release; it may be used by streams of any task or worker. From the
+ * owning task of `t`. */
 weft_tls_session *weft_tls_session_get(const weft_tls *t);
 
-/* Offers `s` in the handshake of a client stream that has not started it. The stream takes
- * its own reference. Returns 0, -EINVAL (a server stream, a started one, or a session of
- * another context's protocol). */
+/* Offers `s` in the handshake of a client stream that has not started it (the server may
+ * refuse it: then the handshake is a full one). The stream takes its own reference; the
+ * caller keeps its own. Returns 0, -EINVAL (a server stream, a started one, or a session of
+ * another context's protocol). From the owning task. */
 int weft_tls_session_set(weft_tls *t, weft_tls_session *s);
 
+/* Drops the caller's reference. NULL is ignored. Any thread. */
 void weft_tls_session_release(weft_tls_session *s);
 
-/* 1 when the handshake resumed an offered session, 0 otherwise. */
+/* 1 when the handshake resumed an offered session, 0 otherwise. From the owning task. */
 int weft_tls_resumed(const weft_tls *t);
 
-/* The last failure in words ("" when none); valid until the next call on the stream. */
+/* The last failure in words ("" when none); valid until the next call on the stream (owned
+ * by it). From the owning task. */
 const char *weft_tls_errmsg(const weft_tls *t);
 
-/* The negotiated protocol ("TLSv1.3") and cipher, once the handshake is done; "" before. */
+/* The negotiated protocol ("TLSv1.3") and cipher, once the handshake is done; "" before.
+ * Static strings. From the owning task. */
 const char *weft_tls_version(const weft_tls *t);
 const char *weft_tls_cipher(const weft_tls *t);
 
