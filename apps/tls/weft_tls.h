@@ -33,7 +33,9 @@ typedef struct weft_tls weft_tls;
 /* A server context: the certificate chain (PEM, leaf first) and its private key (PEM).
  * TLS 1.2 and 1.3. Returns 0, -ENOENT/-EACCES (a file cannot be read), -EINVAL (not a
  * certificate or key, or they do not match), -ENOMEM; on failure a reason goes to
- * err[errlen] when err is not NULL. `*out` is freed with weft_tls_ctx_release. Any thread. */
+ * err[errlen] when err is not NULL. `*out` is freed with weft_tls_ctx_release. Any thread;
+ * it reads and parses the files on that thread (milliseconds; the system store of a client
+ * context, tens of them), so make contexts before weft_run or accept the pause. */
 int weft_tls_ctx_server(weft_tls_ctx **out, const char *cert_file, const char *key_file, char *err,
                         size_t errlen);
 
