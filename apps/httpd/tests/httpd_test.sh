@@ -173,6 +173,17 @@ curl -s -v -o /dev/null -o /dev/null -H 'Transfer-Encoding: chunked' --data-bina
     "$URL/small.txt" "$URL/small.txt" 2>"$TMP/verbose"
 grep -q '< HTTP/1.1 405' "$TMP/verbose" && grep -qi 're-using existing connection' "$TMP/verbose" &&
     ok "curl chunked upload: 405, connection kept" || fail "curl chunked upload"
+# Expect: 100-continue: 100 Continue at once (curl would otherwise wait a second), then the
+# final status; not when the body would be over the limit (413 straight away; curl sends the
+# header by itself for bodies over 1 MiB).
+curl -s -v -o /dev/null -H 'Expect: 100-continue' --data-binary @"$TMP/upload" "$URL/small.txt" \
+    2>"$TMP/verbose"
+grep -q '< HTTP/1.1 100 Continue' "$TMP/verbose" && grep -q '< HTTP/1.1 405' "$TMP/verbose" &&
+    ok "100 Continue, then 405" || fail "no 100 Continue"
+head -c 2000000 /dev/zero >"$TMP/upload2"
+curl -s -v -o /dev/null --data-binary @"$TMP/upload2" "$URL/small.txt" 2>"$TMP/verbose"
+grep -q '< HTTP/1.1 413' "$TMP/verbose" && ! grep -q '< HTTP/1.1 100' "$TMP/verbose" &&
+    ok "413 without 100 Continue" || fail "Expect with a body over the limit"
 
 # Malformed requests: the status, then the connection closes.
 check_raw() { # check_raw WANT_STATUS DESCRIPTION REQUEST
