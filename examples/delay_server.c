@@ -5,7 +5,9 @@
  *   delay_server [OPTIONS] client [PORT] [N] [MAX_MS]
  *                                         N concurrent requests of 1..MAX_MS ms each
  *   delay_server [OPTIONS] demo           both in one process, on a free port
- *   OPTIONS: --workers N (default: WEFT_WORKERS, else every CPU), --acceptor
+ *   OPTIONS: --workers N (default: WEFT_WORKERS, else every CPU), --acceptor,
+ *            --debug-port P (weft's debug endpoint on 127.0.0.1:P, 0: a port the kernel
+ *            picks; the console at http://127.0.0.1:P/debug/, docs/observability.md)
  *
  * The server runs on every worker (shard): a listener per worker with SO_REUSEPORT, or with
  * --acceptor one acceptor that hands the connections to the workers in turn. Each connection
@@ -109,11 +111,22 @@ typedef struct options {
     int n;
     long max_ms;
     int acceptor;
+    int debug_port; /* -1: no debug endpoint */
 } options;
 
 static void *main_task(void *arg)
 {
     const options *o = arg;
+    if (o->debug_port >= 0) {
+        weft_addr dbg;
+        weft_addr_ip(&dbg, "127.0.0.1", o->debug_port);
+        int e = weft_debug_serve(&dbg, &dbg);
+        if (e < 0)
+            fprintf(stderr, "delay_server: debug endpoint: %s\n", weft_strerror(e));
+        else
+            printf("delay_server: debug endpoint on http://127.0.0.1:%d/debug/\n",
+                   weft_addr_port(&dbg));
+    }
     int port = o->port >= 0 ? o->port : (strcmp(o->mode, "demo") == 0 ? 0 : 7001);
     weft_addr addr, srv_addr;
     weft_addr_ip(&addr, "127.0.0.1", port);
@@ -145,8 +158,8 @@ static void *main_task(void *arg)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: delay_server [--workers N] [--acceptor] serve [PORT] | "
-                    "client [PORT] [N] [MAX_MS] | demo\n");
+    fprintf(stderr, "usage: delay_server [--workers N] [--acceptor] [--debug-port P] serve [PORT] "
+                    "| client [PORT] [N] [MAX_MS] | demo\n");
     return 2;
 }
 
@@ -155,7 +168,7 @@ int main(int argc, char **argv)
     weft_config cfg;
     weft_config_init(&cfg);
     cfg.mode = WEFT_MODE_SHARDED;
-    options o = {"demo", -1, 1000, 1000, 0};
+    options o = {"demo", -1, 1000, 1000, 0, -1};
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) {
@@ -166,6 +179,12 @@ int main(int argc, char **argv)
             cfg.workers = (unsigned)n;
         } else if (strcmp(argv[i], "--acceptor") == 0) {
             o.acceptor = 1;
+        } else if (strcmp(argv[i], "--debug-port") == 0 && i + 1 < argc) {
+            char *end;
+            long p = strtol(argv[++i], &end, 10);
+            if (*end || p < 0 || p > 65535)
+                return usage();
+            o.debug_port = (int)p;
         } else {
             return usage();
         }

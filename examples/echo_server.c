@@ -10,8 +10,8 @@
  *                                         (defaults: every CPU, 7000, 127.0.0.1)
  *
  * --debug-port P turns on weft's debug endpoint on 127.0.0.1:P (0: a port the kernel picks,
- * printed): `curl 127.0.0.1:P/metrics` for the counters, `/debug/tasks.txt` (or JSON at
- * `/debug/tasks`) for every task.
+ * printed): the console at http://127.0.0.1:P/debug/ in a browser, `curl 127.0.0.1:P/metrics`
+ * for the counters, `/debug/tasks.txt` (or JSON at `/debug/tasks`) for every task.
  *
  * --workers 1 is the single-worker server the single-core benchmarks measure (bench/run_net.sh
  * passes it); without the flag, WEFT_WORKERS in the environment also sets the count.
@@ -136,8 +136,8 @@ static void *main_task(void *arg)
         if (e < 0)
             fprintf(stderr, "echo_server: debug endpoint: %s\n", weft_strerror(e));
         else
-            printf("echo_server: debug endpoint on http://127.0.0.1:%d/ (/metrics, "
-                   "/debug/tasks)\n",
+            printf("echo_server: debug endpoint on http://127.0.0.1:%d/ (the console at "
+                   "/debug/, /metrics, /debug/tasks)\n",
                    weft_addr_port(&dbg));
     }
     unsigned n = weft_worker_count();

@@ -2,9 +2,14 @@
  * tasks, one per prime found, connected by unbuffered channels; each filter drops the
  * multiples of its prime. Closing the source at the end unwinds the chain.
  *
- *   prime_sieve [N]     print the first N primes (default 100) */
+ *   prime_sieve [--debug-port P] [N]     print the first N primes (default 100)
+ *
+ * --debug-port P turns on weft's debug endpoint on 127.0.0.1:P (0: a port the kernel picks):
+ * with a large N (20000, say) the chain is long enough to watch at
+ * http://127.0.0.1:P/debug/, one task per prime, each parked on its channel. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <weft.h>
 
 typedef struct filter {
@@ -33,9 +38,25 @@ static void *sieve(void *arg)
     return NULL;
 }
 
+typedef struct options {
+    int n;
+    int debug_port; /* -1: no debug endpoint */
+} options;
+
 static void *main_task(void *arg)
 {
-    int n = (int)(intptr_t)arg;
+    const options *o = arg;
+    int n = o->n;
+    if (o->debug_port >= 0) {
+        weft_addr dbg;
+        weft_addr_ip(&dbg, "127.0.0.1", o->debug_port);
+        int e = weft_debug_serve(&dbg, &dbg);
+        if (e < 0)
+            fprintf(stderr, "prime_sieve: debug endpoint: %s\n", weft_strerror(e));
+        else
+            printf("prime_sieve: debug endpoint on http://127.0.0.1:%d/debug/\n",
+                   weft_addr_port(&dbg));
+    }
     weft_group *g;
     weft_group_create(&g);
     weft_chan *ch;
@@ -68,6 +89,19 @@ static void *main_task(void *arg)
 
 int main(int argc, char **argv)
 {
-    int n = argc > 1 ? atoi(argv[1]) : 100;
-    return weft_run(NULL, main_task, (void *)(intptr_t)(n > 0 ? n : 100), NULL) < 0;
+    options o = {100, -1};
+    int i = 1;
+    if (i + 1 < argc && strcmp(argv[i], "--debug-port") == 0) {
+        char *end;
+        long p = strtol(argv[i + 1], &end, 10);
+        if (*end || p < 0 || p > 65535) {
+            fprintf(stderr, "usage: prime_sieve [--debug-port P] [N]\n");
+            return 2;
+        }
+        o.debug_port = (int)p;
+        i += 2;
+    }
+    if (i < argc && atoi(argv[i]) > 0)
+        o.n = atoi(argv[i]);
+    return weft_run(NULL, main_task, &o, NULL) < 0;
 }

@@ -144,18 +144,22 @@ enum { WEFT_MODE_DEFAULT = 0, WEFT_MODE_SHARDED = 1, WEFT_MODE_STEALING = 2 };
  * condition, a generator...), and nothing outside the runtime can act: no task waits on an
  * fd, a signal, a timer or a blocking-pool job, no stackless task is pending, no thread
  * outside the runtime has ever woken one of its tasks or spawned onto it or holds a mutex a
- * task waits for, and no runtime handle (weft_runtime_current) is held. Once that has lasted 1 s (time for a thread
- * outside the runtime, which weft cannot see, to show itself), the runtime writes
- * "weft: all tasks are asleep: deadlock!" and a dump of every task, with backtraces, on
+ * task waits for, and no runtime handle (weft_runtime_current) is held. Once that has lasted 1 s
+ * (time for a thread outside the runtime, which weft cannot see, to show itself), the runtime
+ * writes "weft: all tasks are asleep: deadlock!" and a dump of every task, with backtraces, on
  * stderr (weft_dump_tasks' format), then:
  * - EXIT: exits the process with status 2 (Go's behaviour). The default.
  * - REPORT: runs on (a task may still be cancelled, from a signal handler say); the report is
  *   not repeated until something has run again.
- * - OFF: no check.
+ * - OFF: no check, and no report of circles of waits among some tasks either.
  * DEFAULT is the WEFT_DEADLOCK environment variable ("exit", "report" or "off"), else EXIT.
  * An idle runtime costs nothing for the check: it sleeps without polling. */
-enum { WEFT_DEADLOCK_DEFAULT = 0, WEFT_DEADLOCK_EXIT = 1, WEFT_DEADLOCK_REPORT = 2,
-       WEFT_DEADLOCK_OFF = 3 };
+enum {
+    WEFT_DEADLOCK_DEFAULT = 0,
+    WEFT_DEADLOCK_EXIT = 1,
+    WEFT_DEADLOCK_REPORT = 2,
+    WEFT_DEADLOCK_OFF = 3
+};
 
 /* Log levels (weft_config.log_level): a report of a failure the program should act on
  * (a deadlock), a warning (a stall, a fallback to epoll, a task with no stack), information. */
@@ -187,15 +191,17 @@ typedef struct weft_config {
      * WEFT_WORKERS_MAX). Worker 0 is the thread that called weft_run and runs the main
      * task; the others are threads weft starts and joins before weft_run returns. */
     unsigned workers;
-    int mode;            /* WEFT_MODE_DEFAULT, _SHARDED or _STEALING */
-    int pin_workers;     /* 1: worker i is pinned to the i-th CPU of the affinity mask (the
-                          * calling thread's mask is restored when weft_run returns) */
-    int deadlock;        /* WEFT_DEADLOCK_*: what a runtime whose tasks are all asleep does */
+    int mode;        /* WEFT_MODE_DEFAULT, _SHARDED or _STEALING */
+    int pin_workers; /* 1: worker i is pinned to the i-th CPU of the affinity mask (the
+                      * calling thread's mask is restored when weft_run returns) */
+    int deadlock;    /* WEFT_DEADLOCK_*: what a runtime whose tasks are all asleep does */
     /* The stall detector: a task that runs this long without a switch (no park, yield or
      * finish) is reported on stderr, with its worker and the backtrace it has at that moment
      * (taken on its thread with SIGURG while that signal keeps its default action; without
-     * it, the report has no backtrace). Each stall once; at most 4 reports at once, then
-     * one per 10 s. 0: the WEFT_STALL_MS environment variable if set, else 10 ms (Seastar
+     * it, the report has no backtrace), and again each time the stall doubles (2, 4, 8 ...
+     * thresholds); at most 10 reports a minute. Its thread also reports, about once a
+     * second, tasks that wait for each other in a circle (joins, locks held) while the rest
+     * runs on. 0: the WEFT_STALL_MS environment variable if set, else 10 ms (Seastar
      * uses 25); negative: off. The watchdog thread samples the workers every quarter of the
      * threshold while tasks run, backing off to 100 ms while none does. */
     int stall_ms;
@@ -211,8 +217,52 @@ typedef struct weft_config {
      * stderr. */
     void (*log)(void *log_arg, int level, const char *text);
     void *log_arg;
-    uint64_t reserved_[3]; /* zero: room for fields of later versions */
+    /* NULL, or the program's own tracer's callbacks (weft_tracer, below); the structure must
+     * outlive the runtime. */
+    const struct weft_tracer *tracer;
+    /* A signal on which every task is dumped to stderr (weft_dump_tasks' format), as Go does
+     * on SIGQUIT but without exiting: e.g. SIGQUIT or SIGUSR1. 0: the WEFT_DUMP_SIGNAL
+     * environment variable (a number, or a name such as "QUIT" or "SIGUSR1"), else none;
+     * negative: none. weft installs its handler only over the signal's default action (a
+     * handler the program installed first is left alone). */
+    int dump_signal;
+    /* 1: when the main task has returned, before the shutdown cancels what is left, report
+     * what the program left behind (weft__log, warning level): tasks still alive (each with
+     * its wait and spawn site), channels never released, fds still registered with a
+     * worker's reactor. 0: the WEFT_LEAK_REPORT environment variable ("1"), else off. */
+    int leak_report;
+    uint64_t reserved_[1]; /* zero: room for fields of later versions */
 } weft_config;
+
+/* Callbacks for the program's own tracer (a span per task, a timeline of polls, a latency
+ * monitor of its own): weft_config.tracer. Any callback may be NULL. Each runs on the thread
+ * where the event happens, inside weft's scheduler: it must be short, must not block, and
+ * must call no weft function but weft_now and the weft_stats/metrics readers. Tasks are
+ * named by their id (weft_task_id), workers by index. With a tracer set, every resume takes
+ * the path that one resume in 256 takes for the histograms (about 2 ns more, besides the
+ * callbacks themselves); without one, each park and spawn costs a predicted branch. */
+typedef struct weft_tracer {
+    void *arg; /* passed to every callback */
+    /* A task was made (spawned, or a generator or future task): its id, its parent's (0 if
+     * it was made outside any task: weft_run's main task, weft_runtime_spawn), the worker
+     * it will run on. On the spawner's thread, before the task can run. */
+    void (*on_spawn)(void *arg, uint64_t task, uint64_t parent, unsigned worker);
+    /* The task is given the CPU (Tokio's on_before_task_poll). On its worker's thread. */
+    void (*on_resume)(void *arg, uint64_t task, unsigned worker);
+    /* The running task gives the CPU up: it parks, waiting on `wait` ("mutex", "channel
+     * receive", "fd readiness", "sleep" ... as in the dump), or yields ("yield"). A park that
+     * a wake beat to it returns at once without a switch, after this. */
+    void (*on_park)(void *arg, uint64_t task, unsigned worker, const char *wait);
+    /* A parked task was made ready; on the waker's thread (its own worker, another worker, a
+     * pool thread or a thread outside the runtime); `worker` is the woken task's. */
+    void (*on_wake)(void *arg, uint64_t task, unsigned worker);
+    /* The task finished: returned, exited or was cancelled. On its worker's thread. */
+    void (*on_exit)(void *arg, uint64_t task, unsigned worker);
+    /* The worker goes to sleep in its reactor with nothing to run, and wakes up again. */
+    void (*on_worker_sleep)(void *arg, unsigned worker);
+    void (*on_worker_wake)(void *arg, unsigned worker);
+    void *reserved_[4]; /* NULL: callbacks of later versions */
+} weft_tracer;
 
 /* 64 KiB of stack by default: enough for printf-heavy and parser code, and only the pages a
  * coroutine touches are ever committed. Rounded up to the page size; at least 16 KiB. */
@@ -389,6 +439,22 @@ WEFT_API int weft_spawn(weft_task **out, weft_fn fn, void *arg, const weft_spawn
  * a runtime. Runtime thread only. */
 WEFT_API int weft_spawn_on(unsigned worker, weft_task **out, weft_fn fn, void *arg,
                            const weft_spawn_opts *opts);
+
+/* weft_spawn and weft_spawn_on that also record where they were called from, for the task
+ * dump ("spawned at file:line by task N"). `file` must live as long as the task (a string
+ * literal such as __FILE__). The macros below make every weft_spawn and weft_spawn_on of a
+ * program call these with __FILE__ and __LINE__; define WEFT_NO_SPAWN_SITES before including
+ * this header to call the plain functions (the dump then gives the parent only). The plain
+ * functions stay exported, and `(weft_spawn)(...)` or `&weft_spawn` reach them. */
+WEFT_API int weft_spawn_at(const char *file, int line, weft_task **out, weft_fn fn, void *arg,
+                           const weft_spawn_opts *opts);
+WEFT_API int weft_spawn_on_at(const char *file, int line, unsigned worker, weft_task **out,
+                              weft_fn fn, void *arg, const weft_spawn_opts *opts);
+#ifndef WEFT_NO_SPAWN_SITES
+/* Variadic, so that an argument holding commas (a compound literal of options) passes. */
+#define weft_spawn(...)    weft_spawn_at(__FILE__, __LINE__, __VA_ARGS__)
+#define weft_spawn_on(...) weft_spawn_on_at(__FILE__, __LINE__, __VA_ARGS__)
+#endif
 
 /* The number of workers of the current runtime, or 0 outside one. Any runtime thread. */
 WEFT_API unsigned weft_worker_count(void);
@@ -850,15 +916,19 @@ WEFT_API int weft_metrics_text(weft_runtime *rt, char *buf, size_t len);
 /* Turns on the debug endpoint: an HTTP/1.0 server, served by a task of the caller's worker on
  * weft's own sockets, answering GET (and HEAD) /metrics with weft_metrics_text's text,
  * /debug/tasks with every task as JSON ({"ntasks", "workers", "mode", "dumped_by", "tasks":
- * [{"id", "name", "worker", "state", "started", "stackless", "cancelled", "wait": {"kind",
+ * [{"id", "name", "worker", "state", "started", "stackless", "cancelled", "age_ms" (since its
+ * spawn), "stalls" and "stall_max_ms" (the stall detector's catches of it), "wait": {"kind",
  * "for_ns", "deadline_in_ns", "fd" | "task" | "object", "held_by"}, "stack": {"size",
  * "touched", "guarded"}, "frames": [{"pc", "module", "module_offset", "symbol", "offset"}]}]},
- * the fields present where they apply) and /debug/tasks.txt with weft_dump_tasks' text. `addr` NULL means 127.0.0.1 on a port the kernel
- * picks; `*bound` (if not NULL) receives the address bound. One request per connection, each
- * read and write under a 5 s deadline. The endpoint stops when the runtime does; while it
- * listens, the deadlock report counts it as a source of work from outside (it is one).
- * Returns 0, -EPERM (not in a stackful task), -ENOMEM, or the -errno of socket, bind or
- * listen. Runtime thread only. */
+ * the fields present where they apply) and /debug/tasks.txt with weft_dump_tasks' text;
+ * /debug/stats with the counters per worker and in total and the histograms as JSON, and
+ * /debug/ with the console, a page for a browser that polls those two (docs/observability.md,
+ * "The console"). `addr` NULL
+ * means 127.0.0.1 on a port the kernel picks; `*bound` (if not NULL) receives the address bound.
+ * One request per connection, each read and write under a 5 s deadline. The endpoint stops when the
+ * runtime does; while it listens, the deadlock report counts it as a source of work from outside
+ * (it is one). Returns 0, -EPERM (not in a stackful task), -ENOMEM, or the -errno of socket, bind
+ * or listen. Runtime thread only. */
 WEFT_API int weft_debug_serve(const weft_addr *addr, weft_addr *bound);
 
 /* ---------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "leaks.h"
 #include "scheduler.h"
 #include "util/spinlock.h"
 #include "wake.h"
@@ -55,6 +56,10 @@ struct weft_chan {
     weft__list sendq; /* chan_waiter.link, oldest first */
     weft__list recvq;
     char *buf;
+    /* The leak report's table (leaks.c) while it tracks this channel, and its index there
+     * (written under the table's mutex); NULL while the report is off. */
+    struct weft__leaks *leaks;
+    size_t leak_index;
 };
 
 /* Shared by the cases of one select (a plain send or receive is a select of one). Lives on
@@ -269,6 +274,9 @@ int weft_chan_create(weft_chan **out, size_t elem_size, size_t cap)
     atomic_init(&c->refs, 1);
     weft__list_init(&c->sendq);
     weft__list_init(&c->recvq);
+    if (weft_unlikely(w && w->leaks))
+        c->leaks = weft__leaks_chan_add(w->leaks, c, &c->leak_index,
+                                        w->current ? w->current->id : 0, elem_size, cap);
     *out = c;
     return 0;
 }
@@ -283,6 +291,8 @@ void weft_chan_retain(weft_chan *c)
  * channel may outlive the runtime that made it), and the free needs none. */
 static void chan_free(weft_chan *c)
 {
+    if (weft_unlikely(c->leaks != NULL))
+        weft__leaks_chan_remove(c->leaks, c->leak_index);
     if (c->buf != zero_elem)
         weft__free(NULL, c->buf);
     weft__free(NULL, c);
@@ -392,8 +402,7 @@ static bool fired(const wait_done *d)
  * index, or the park's error when d did not fire: a completion that raced the deadline or
  * the cancellation wins. The caller unlinks its waiters afterwards. */
 static int wait_cases(weft__worker *w, weft_task *t, wait_done *d, int kind, const void *what,
-                      int64_t deadline, void (*unlock)(void *), void (*relock)(void *),
-                      void *lock)
+                      int64_t deadline, void (*unlock)(void *), void (*relock)(void *), void *lock)
 {
     weft__wait wr = {
         .kind = kind, .what = what, .deadline = deadline, .unlock = unlock, .lock = lock};

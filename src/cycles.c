@@ -1,28 +1,61 @@
-/* Circles of joins. One walk of the task records takes every task parked in a join with no
- * deadline, with its state word and the task it joins; then each circle is followed through
- * a sorted table, and confirmed by reading every member's state word again: a word that has
- * not changed since its task was taken means the task stayed in that very park (a park's
- * word changes with any wake, cancellation included), so at the end of the walk every member
- * was parked, each waiting for the next to finish, which none of them can. */
+/* Circles of waits. One walk of the task records takes every task parked with no deadline
+ * in a wait that names one task able to end it: a join (the joined task), or a mutex, a
+ * rwlock or a once (the task holding it); then each circle is followed through a sorted
+ * table, and confirmed by reading every member's holder and then every member's state word
+ * again. A word that has not changed since its task was taken means the task stayed in that
+ * very park (a park's word changes with any wake, cancellation included). So during the
+ * whole second reading of the holders every member was parked, and a lock's holder changes
+ * only by its holder's own unlock (or finish), which a parked holder cannot do: each member
+ * waited, at one moment, for the next, and none of them can ever move.
+ *
+ * A lock lives in the program's memory, which its waiter's wake may let the program free
+ * at any moment; this thread must neither fault on it nor write to it (its spin lock). Its
+ * holder is therefore read with process_vm_readv on our own process, which fails with EFAULT
+ * on an unmapped page instead of faulting, and is trusted only if the waiter's state word
+ * was the same before and after (it was parked on the lock, so the lock was alive). A holder
+ * read is a record address only; it is followed only if the table has that record. */
 #include <stdlib.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include "cycles.h"
 #include "dump.h"
 #include "log.h"
 #include "scheduler.h"
+#include "sync_internal.h"
 #include "task.h"
 #include "worker.h"
 
-typedef struct joiner {
+typedef struct waiter {
     weft_task *t;
     uint64_t word;
-    const weft_task *target;
-} joiner;
+    int kind;
+    const void *what;        /* the joined task, or the lock */
+    const weft_task *target; /* the task it waits for */
+} waiter;
 
 typedef struct walk {
-    joiner *v;
+    waiter *v;
     size_t n, cap;
+    pid_t pid;
 } walk;
+
+static bool lock_kind(int kind)
+{
+    return kind == WEFT__WAIT_MUTEX || kind == WEFT__WAIT_RWLOCK_RD ||
+           kind == WEFT__WAIT_RWLOCK_WR || kind == WEFT__WAIT_ONCE;
+}
+
+/* The lock's holder now, read without a fault or a write; NULL if it cannot be read. */
+static const weft_task *holder_of(pid_t pid, const void *lock)
+{
+    const void *holder = NULL;
+    struct iovec local = {&holder, sizeof holder};
+    struct iovec remote = {(void *)weft__sync_owner_slot(lock), sizeof holder};
+    if (process_vm_readv(pid, &local, 1, &remote, 1, 0) != (ssize_t)sizeof holder)
+        return NULL;
+    return holder;
+}
 
 static void take(weft_task *t, void *arg)
 {
@@ -32,32 +65,41 @@ static void take(weft_task *t, void *arg)
     int64_t deadline, since;
     uint64_t word = atomic_load_explicit(&t->word, memory_order_acquire);
     if (weft__task_wait_snapshot(t, &kind, &what, &deadline, &since) < 0 ||
-        kind != WEFT__WAIT_JOIN || deadline != WEFT_FOREVER)
+        deadline != WEFT_FOREVER || !what)
+        return;
+    const weft_task *target;
+    if (kind == WEFT__WAIT_JOIN)
+        target = what;
+    else if (lock_kind(kind)) {
+        target = holder_of(wk->pid, what);
+        if (!target || atomic_load_explicit(&t->word, memory_order_acquire) != word)
+            return; /* free, unreadable, or the waiter moved: the lock may be gone */
+    } else
         return;
     if (wk->n == wk->cap) {
         size_t cap = wk->cap ? wk->cap * 2 : 64;
-        joiner *v = realloc(wk->v, cap * sizeof *v);
+        waiter *v = realloc(wk->v, cap * sizeof *v);
         if (!v)
             return;
         wk->v = v;
         wk->cap = cap;
     }
-    wk->v[wk->n++] = (joiner){t, word, what};
+    wk->v[wk->n++] = (waiter){t, word, kind, what, target};
 }
 
 static int by_task(const void *a, const void *b)
 {
-    const weft_task *x = ((const joiner *)a)->t, *y = ((const joiner *)b)->t;
+    const weft_task *x = ((const waiter *)a)->t, *y = ((const waiter *)b)->t;
     return x < y ? -1 : x > y;
 }
 
-static joiner *find(const walk *wk, const weft_task *t)
+static waiter *find(const walk *wk, const weft_task *t)
 {
-    joiner key = {(weft_task *)t, 0, NULL};
+    waiter key = {.t = (weft_task *)t};
     return bsearch(&key, wk->v, wk->n, sizeof key, by_task);
 }
 
-static bool remembered(weft__cycles *c, const joiner *j)
+static bool remembered(weft__cycles *c, const waiter *j)
 {
     for (unsigned i = 0; i < c->nreported; i++)
         if (c->reported[i].t == j->t && c->reported[i].word == j->word)
@@ -72,12 +114,41 @@ static uint64_t id_of(const weft_task *t)
     return __atomic_load_n(&t->id, __ATOMIC_RELAXED);
 }
 
-/* Reports the circle starting at `start` if it is one: each member's target found in the
- * table, back to start, every word unchanged, and start the lowest record of the circle (so
- * that a circle is reported once, not once per member). */
-static void follow(weft__runtime *rt, weft__cycles *c, const walk *wk, joiner *start)
+static const char *lock_name(int kind)
 {
-    joiner *j = start;
+    switch (kind) {
+    case WEFT__WAIT_MUTEX:
+        return "mutex";
+    case WEFT__WAIT_ONCE:
+        return "once";
+    default:
+        return "rwlock";
+    }
+}
+
+/* The second reading (see the file comment): every member's holder, then every word. */
+static bool confirmed(const walk *wk, waiter *start)
+{
+    waiter *j = start;
+    do {
+        if (lock_kind(j->kind) && holder_of(wk->pid, j->what) != j->target)
+            return false;
+        j = find(wk, j->target);
+    } while (j != start);
+    do {
+        if (atomic_load_explicit(&j->t->word, memory_order_acquire) != j->word)
+            return false;
+        j = find(wk, j->target);
+    } while (j != start);
+    return true;
+}
+
+/* Reports the circle starting at `start` if it is one: each member's target found in the
+ * table, back to start, confirmed, and start the lowest record of the circle (so that a
+ * circle is reported once, not once per member). */
+static void follow(weft__runtime *rt, weft__cycles *c, const walk *wk, waiter *start)
+{
+    waiter *j = start;
     size_t len = 0;
     do {
         if (j->t < start->t || ++len > wk->n)
@@ -86,25 +157,23 @@ static void follow(weft__runtime *rt, weft__cycles *c, const walk *wk, joiner *s
         if (!j)
             return;
     } while (j != start);
-    j = start;
-    do { /* confirmed only if nobody moved meanwhile */
-        if (atomic_load_explicit(&j->t->word, memory_order_acquire) != j->word)
-            return;
-        j = find(wk, j->target);
-    } while (j != start);
-    if (remembered(c, start))
+    if (!confirmed(wk, start) || remembered(c, start))
         return;
     weft__dumpbuf b = {0};
     weft__dumpbuf_printf(&b,
-                         "weft: %zu tasks wait for each other (joins in a circle), while the "
-                         "rest of the program runs on:\n",
+                         "weft: %zu tasks wait for each other in a circle, while the rest of "
+                         "the program runs on:\n",
                          len);
     j = start;
     do {
         const weft__worker *w = __atomic_load_n(&j->t->worker, __ATOMIC_RELAXED);
-        weft__dumpbuf_printf(&b, "    task %llu \"%.15s\" on worker %u joins task %llu\n",
-                             (unsigned long long)id_of(j->t), j->t->name, w ? w->index : 0u,
-                             (unsigned long long)id_of(j->target));
+        weft__dumpbuf_printf(&b, "    task %llu \"%.15s\" on worker %u ",
+                             (unsigned long long)id_of(j->t), j->t->name, w ? w->index : 0u);
+        if (j->kind == WEFT__WAIT_JOIN)
+            weft__dumpbuf_printf(&b, "joins task %llu\n", (unsigned long long)id_of(j->target));
+        else
+            weft__dumpbuf_printf(&b, "waits for %s %p, held by task %llu\n", lock_name(j->kind),
+                                 j->what, (unsigned long long)id_of(j->target));
         j = find(wk, j->target);
     } while (j != start);
     weft__log(rt, WEFT_LOG_WARN, b.p ? b.p : "", b.len);
@@ -113,9 +182,9 @@ static void follow(weft__runtime *rt, weft__cycles *c, const walk *wk, joiner *s
 
 void weft__cycles_check(weft__runtime *rt, weft__cycles *c)
 {
-    walk wk = {0};
+    walk wk = {.pid = getpid()};
     weft__task_each(rt, take, &wk);
-    if (wk.n > 1) {
+    if (wk.n > 1 || (wk.n == 1 && wk.v[0].target == wk.v[0].t)) {
         qsort(wk.v, wk.n, sizeof wk.v[0], by_task);
         for (size_t i = 0; i < wk.n; i++)
             follow(rt, c, &wk, &wk.v[i]);

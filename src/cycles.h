@@ -1,8 +1,9 @@
 /* Partial deadlocks (cycles.c): tasks that wait for each other in a circle while the rest of
  * the program runs on, which the global report (deadlock.c) cannot see. Found by the stall
- * detector's thread, about once a second. Joins only: a join's wait record names the task
- * waited for (a record, which lives as long as the runtime), so the circle is exact; a
- * mutex's holder lives in the mutex, which this thread cannot read safely. */
+ * detector's thread, about once a second. The waits followed are those that name the one task
+ * that can end them: a join (the joined task) and a mutex, rwlock or once (its holder). A
+ * rwlock held by readers, a channel, a condition variable, a semaphore have no such task:
+ * circles through them are not seen. */
 #ifndef WEFT_CYCLES_H
 #define WEFT_CYCLES_H
 
@@ -22,8 +23,9 @@ typedef struct weft__cycles {
     unsigned nreported;
 } weft__cycles;
 
-/* Walks rt's task records and reports (weft__log, warning) each new circle of joins: tasks
- * parked, with no deadline, each in a join of the next. Any thread while rt runs. */
+/* Walks rt's task records and reports (weft__log, warning) each new circle: tasks parked,
+ * with no deadline, each in a join of the next or waiting for a lock the next holds. Any
+ * thread while rt runs. */
 void weft__cycles_check(weft__runtime *rt, weft__cycles *c);
 
 #endif

@@ -1,8 +1,10 @@
 /* The debug endpoint: a small HTTP/1.0 responder, on weft's own sockets, serving the metrics
- * as Prometheus text at /metrics and the task dump at /debug/tasks (JSON) and
- * /debug/tasks.txt. One task accepts and answers one request per connection in turn (a
- * monitoring scraper, a person with curl), each read and write under a 5 s deadline, so a slow
- * client costs the endpoint its turn and nothing else. */
+ * as Prometheus text at /metrics and as JSON at /debug/stats, the task dump at /debug/tasks
+ * (JSON) and /debug/tasks.txt, and the console at /debug/: one page (src/debug_console.html,
+ * built into the library) whose script polls the two JSON documents. One task accepts and
+ * answers one request per connection in turn (a monitoring scraper, a person with curl, the
+ * console), each read and write under a 5 s deadline, so a slow client costs the endpoint its
+ * turn and nothing else. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,17 +17,28 @@
 #define DEBUG_DEADLINE_NS (5 * WEFT_SEC)
 #define DEBUG_REQUEST_MAX 4096
 
+/* The console's page, generated from src/debug_console.html (cmake/embed.cmake). */
+extern const unsigned char weft__console_html[];
+extern const size_t weft__console_html_len;
+
+static void respond_bytes(int fd, int status, const char *reason, const char *type,
+                          const void *body, size_t len, bool head, int64_t deadline)
+{
+    char hdr[256];
+    /* no-store: the console polls the same URLs every second and wants each answer fresh. */
+    int n = snprintf(hdr, sizeof hdr,
+                     "HTTP/1.0 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+                     status, reason, type, len);
+    if (weft_write(fd, hdr, (size_t)n, deadline) < 0 || head || !len)
+        return;
+    weft_write(fd, body, len, deadline);
+}
+
 static void respond(int fd, int status, const char *reason, const char *type,
                     const weft__dumpbuf *body, bool head, int64_t deadline)
 {
-    char hdr[256];
-    int n = snprintf(hdr, sizeof hdr,
-                     "HTTP/1.0 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                     "Connection: close\r\n\r\n",
-                     status, reason, type, body->len);
-    if (weft_write(fd, hdr, (size_t)n, deadline) < 0 || head || !body->len)
-        return;
-    weft_write(fd, body->p, body->len, deadline);
+    respond_bytes(fd, status, reason, type, body->p, body->len, head, deadline);
 }
 
 /* Reads one request head and answers it. */
@@ -68,13 +81,21 @@ static void serve_one(int fd)
         } else if (strcmp(path, "/debug/tasks.txt") == 0) {
             weft__dump_render(&body, false);
             respond(fd, 200, "OK", "text/plain; charset=utf-8", &body, head, deadline);
-        } else if (strcmp(path, "/") == 0 || strcmp(path, "/debug/") == 0) {
-            weft__dumpbuf_printf(&body, "weft debug endpoint\n/metrics           Prometheus text\n"
+        } else if (strcmp(path, "/debug/stats") == 0) {
+            weft__metrics_render_json(w->rt, &body, w->now);
+            respond(fd, 200, "OK", "application/json", &body, head, deadline);
+        } else if (strcmp(path, "/debug/") == 0 || strcmp(path, "/debug") == 0) {
+            respond_bytes(fd, 200, "OK", "text/html; charset=utf-8", weft__console_html,
+                          weft__console_html_len, head, deadline);
+        } else if (strcmp(path, "/") == 0) {
+            weft__dumpbuf_printf(&body, "weft debug endpoint\n/debug/            the console (a "
+                                        "page for a browser)\n/metrics           Prometheus text\n"
+                                        "/debug/stats       the same figures as JSON\n"
                                         "/debug/tasks       every task, its wait and backtrace "
                                         "(JSON)\n/debug/tasks.txt   the same as text\n");
             respond(fd, 200, "OK", "text/plain", &body, head, deadline);
         } else {
-            weft__dumpbuf_printf(&body, "not found: try /metrics or /debug/tasks\n");
+            weft__dumpbuf_printf(&body, "not found: try /debug/, /metrics or /debug/tasks\n");
             respond(fd, 404, "Not Found", "text/plain", &body, head, deadline);
         }
     }

@@ -69,32 +69,6 @@ int weft__dumpbuf_flush(weft__dumpbuf *b, int fd)
     return r;
 }
 
-static const char *const wait_names[WEFT__WAIT_NKINDS] = {
-    [WEFT__WAIT_NONE] = "nothing",
-    [WEFT__WAIT_SLEEP] = "sleep",
-    [WEFT__WAIT_YIELD] = "yield",
-    [WEFT__WAIT_FD] = "fd readiness",
-    [WEFT__WAIT_IO] = "I/O in flight",
-    [WEFT__WAIT_CHAN_SEND] = "channel send",
-    [WEFT__WAIT_CHAN_RECV] = "channel receive",
-    [WEFT__WAIT_SELECT] = "select",
-    [WEFT__WAIT_MUTEX] = "mutex",
-    [WEFT__WAIT_COND] = "condition variable",
-    [WEFT__WAIT_SEM] = "semaphore",
-    [WEFT__WAIT_WAITGROUP] = "wait group",
-    [WEFT__WAIT_RWLOCK_RD] = "rwlock (read)",
-    [WEFT__WAIT_RWLOCK_WR] = "rwlock (write)",
-    [WEFT__WAIT_ONCE] = "once",
-    [WEFT__WAIT_EVENT] = "event",
-    [WEFT__WAIT_JOIN] = "join",
-    [WEFT__WAIT_FUTURE] = "future",
-    [WEFT__WAIT_POOL_JOB] = "blocking-pool job",
-    [WEFT__WAIT_GEN_NEXT] = "generator next",
-    [WEFT__WAIT_GEN_YIELD] = "generator yield",
-    [WEFT__WAIT_SMP_ROOM] = "room in a worker's message ring",
-    [WEFT__WAIT_SHARDS] = "shards",
-};
-
 static const char *state_name(uint64_t word)
 {
     switch (WEFT__STATE(word)) {
@@ -133,8 +107,7 @@ static uint64_t id_of(const weft_task *t)
 static void put_wait(weft__dumpbuf *b, int kind, const void *what, int64_t deadline, int64_t since,
                      int64_t now)
 {
-    const char *name =
-        kind >= 0 && kind < WEFT__WAIT_NKINDS && wait_names[kind] ? wait_names[kind] : "unknown";
+    const char *name = weft__wait_kind_name(kind);
     weft__dumpbuf_printf(b, "%s", name);
     switch (kind) {
     case WEFT__WAIT_FD:
@@ -255,6 +228,20 @@ static size_t resident(const weft__stack *s)
     return n * page;
 }
 
+/* "created by task N at file:line" (Go's "created by"): the parent, and the spawn macro's
+ * site where it was used. A task spawned from outside any task (a plain thread, a message)
+ * has parent 0. */
+static void put_origin(weft__dumpbuf *b, const weft_task *t)
+{
+    if (t->parent_id)
+        weft__dumpbuf_printf(b, "    created by task %llu", (unsigned long long)t->parent_id);
+    else
+        weft__dumpbuf_printf(b, "    created outside any task");
+    if (t->spawn_file)
+        weft__dumpbuf_printf(b, " at %s:%u", t->spawn_file, t->spawn_line);
+    weft__dumpbuf_printf(b, "\n");
+}
+
 static void put_task(weft__dumpbuf *b, const weft_task *t, uint64_t word, bool backtrace,
                      int64_t now)
 {
@@ -275,6 +262,7 @@ static void put_task(weft__dumpbuf *b, const weft_task *t, uint64_t word, bool b
     if (weft__task_cancelled(t))
         weft__dumpbuf_printf(b, " [cancelled]");
     weft__dumpbuf_printf(b, "\n");
+    put_origin(b, t);
     const weft__stack *s = t->stack;
     if (s) {
         weft__dumpbuf_printf(b, "    stack %zu KiB, %zu KiB touched%s\n",
@@ -318,13 +306,22 @@ static void put_task_json(weft__dumpbuf *b, const weft_task *t, uint64_t word, b
                          (t->flags & WEFT__T_STARTED) ? "true" : "false",
                          (t->flags & WEFT__T_STACKLESS) ? "true" : "false",
                          weft__task_cancelled(t) ? "true" : "false");
+    weft__dumpbuf_printf(b, ",\"parent\":%llu", (unsigned long long)t->parent_id);
+    if (t->spawn_file) {
+        weft__dumpbuf_printf(b, ",\"spawned_at\":");
+        put_json_string(b, t->spawn_file, 4096);
+        weft__dumpbuf_printf(b, ",\"spawned_line\":%u", t->spawn_line);
+    }
+    uint32_t spawned = atomic_load_explicit(&t->spawned_ms, memory_order_relaxed);
+    weft__dumpbuf_printf(b, ",\"age_ms\":%u,\"stalls\":%u,\"stall_max_ms\":%u",
+                         (uint32_t)(now / 1000000) - spawned,
+                         (unsigned)atomic_load_explicit(&t->nstalls, memory_order_relaxed),
+                         (unsigned)atomic_load_explicit(&t->stall_max_ms, memory_order_relaxed));
     int kind;
     const void *what;
     int64_t deadline, since;
     if (weft__task_wait_snapshot(t, &kind, &what, &deadline, &since) == 0) {
-        const char *name = kind >= 0 && kind < WEFT__WAIT_NKINDS && wait_names[kind]
-                               ? wait_names[kind]
-                               : "unknown";
+        const char *name = weft__wait_kind_name(kind);
         weft__dumpbuf_printf(b, ",\"wait\":{\"kind\":\"%s\",\"for_ns\":%lld", name,
                              (long long)(now - since));
         if (deadline != WEFT_FOREVER)

@@ -11,9 +11,21 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* The library's own spawns record no site (its files are not where a user looks), and the
+ * definitions of weft_spawn and weft_spawn_on must not be macro-expanded. */
+#define WEFT_NO_SPAWN_SITES 1
 #include "weft.h"
 
 #define WEFT_COLD        __attribute__((cold))
+/* A counter that only the metrics read (weft_stats, /metrics), not the runtime itself: compiled
+ * out in a WEFT_NO_METRICS build (cmake -DWEFT_METRICS=OFF), which exists only to measure
+ * what the metrics cost (bench/run_metrics_cost.sh). The counters the runtime reads itself
+ * (switches for the stall detector, resumes for the deadlock report) stay. */
+#ifdef WEFT_NO_METRICS
+#define WEFT_COUNT(stmt) ((void)0)
+#else
+#define WEFT_COUNT(stmt) ((void)(stmt))
+#endif
 #define WEFT_NOINLINE    __attribute__((noinline))
 #define weft_likely(x)   __builtin_expect(!!(x), 1)
 #define weft_unlikely(x) __builtin_expect(!!(x), 0)

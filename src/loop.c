@@ -15,7 +15,10 @@
 #include "runtime.h"
 #include "scheduler.h"
 #include "smp.h"
+#include "dumpsig.h"
+#include "leaks.h"
 #include "steal.h"
+#include "tracer.h"
 #include "util/spinlock.h"
 #include "stack.h"
 #include "task.h"
@@ -158,6 +161,8 @@ static bool stop_seen(weft__worker *w, weft_task *main_task)
         return atomic_load_explicit(&rt->stopping, memory_order_acquire) != 0;
     if (!weft__task_done(main_task))
         return false;
+    if (rt->leaks) /* before any worker's shutdown releases what the tasks held */
+        weft__leaks_main_ended(rt);
     atomic_store_explicit(&rt->stopping, 1, memory_order_release);
     weft__alien_close(rt); /* no more work from outside: what came is drained (alien.c) */
     for (unsigned i = 0; i < rt->nworkers; i++)
@@ -186,11 +191,13 @@ int weft__loop(weft__worker *w)
     w->started_ns = weft__clock_ns();
     for (;;) {
         w->now = weft__clock_ns();
-        w->stats.nticks++;
+        WEFT_COUNT(w->stats.nticks++);
         weft__timers_run(w, w->now);
         /* Work from other workers this tick: then a short spin before sleeping (below). */
         bool crossed = weft__inbox_drain(w);
         crossed |= weft__smp_drain(w);
+        if (weft_unlikely(atomic_load_explicit(&w->dump_asked, memory_order_relaxed)))
+            weft__dumpsig_serve(w);
         publish_stats(w);
         weft__steal_tick(w);
         /* I/O waiters get their events at least once a tick, even while tasks keep the
@@ -199,8 +206,11 @@ int weft__loop(weft__worker *w)
             weft__io_poll(w, 0, poll_cap(w));
         run_ready(w);
 
-        if (!w->tasks.shutting_down && stop_seen(w, main_task))
+        if (!w->tasks.shutting_down && stop_seen(w, main_task)) {
+            if (w->rt->leaks)
+                weft__leaks_worker_stop(w);
             weft__tasks_shutdown(w);
+        }
         /* Out when nothing is left to run here, and nothing can come: every worker is done
          * and no message is in flight (smp.c). */
         if (w->tasks.shutting_down && w->tasks.nlive == 0 && weft__smp_quiescent(w)) {
@@ -230,10 +240,14 @@ int weft__loop(weft__worker *w)
          * shorten it to the grace period, and judges after it. */
         bool still = timeout < 0 && weft__deadlock_before(w, &timeout);
         int64_t slept_from = w->now;
+        if (timeout != 0 && w->tracer)
+            weft__trace_sleep(w, true);
         weft__io_poll(w, timeout, poll_cap(w));
         if (timeout != 0) { /* a poll that could block: its time counts as asleep */
             w->now = weft__clock_ns();
             w->asleep_ns += w->now - slept_from;
+            if (w->tracer)
+                weft__trace_sleep(w, false);
         }
         if (still)
             weft__deadlock_after(w);

@@ -202,6 +202,70 @@ void weft__metrics_render(weft__runtime *rt, weft__dumpbuf *b)
                          (unsigned long long)pool.npool_jobs);
 }
 
+/* ---- The same figures as JSON, for the console (/debug/stats) ------------------------ */
+
+/* weft_stats' counters as JSON members, named after their fields ("nspawned": 12, ...). */
+static void put_stats_json(weft__dumpbuf *b, const weft_stats *s)
+{
+    const char *sep = "";
+#define PUT_ONE(field, expr)                                                                       \
+    weft__dumpbuf_printf(b, "%s\"" #field "\":%llu", sep, (unsigned long long)s->field);           \
+    sep = ",";
+    WEFT__COUNTERS(PUT_ONE)
+#undef PUT_ONE
+}
+
+static void put_histogram_json(weft__dumpbuf *b, const weft__runtime *rt, int which)
+{
+    weft_histogram h;
+    if (sum_histogram(rt, which, &h) < 0)
+        return;
+    weft__dumpbuf_printf(b, "{\"count\":%llu,\"sum_ns\":%llu,\"buckets\":[",
+                         (unsigned long long)h.count, (unsigned long long)h.sum_ns);
+    for (int k = 0; k < WEFT_HIST_BUCKETS; k++)
+        weft__dumpbuf_printf(b, "%s%llu", k ? "," : "", (unsigned long long)h.buckets[k]);
+    weft__dumpbuf_printf(b, "]}");
+}
+
+void weft__metrics_render_json(weft__runtime *rt, weft__dumpbuf *b, int64_t now)
+{
+    unsigned n = rt->nworkers;
+    weft_stats *per = calloc(n + 1, sizeof *per); /* the last one: the total */
+    if (!per) {
+        b->truncated = true;
+        return;
+    }
+    weft_stats *total = &per[n];
+    for (unsigned i = 0; i < n; i++) {
+        worker_stats(&rt->workers[i], &per[i]);
+        add_stats(total, &per[i]);
+    }
+    pool_stats(rt, total);
+    weft__dumpbuf_printf(b,
+                         "{\"now_ns\":%lld,\"mode\":\"%s\",\"stall_ns\":%lld,"
+                         "\"pool_threads\":%llu,\"pool_jobs\":%llu,\"total\":{",
+                         (long long)now,
+                         rt->cfg.mode == WEFT_MODE_STEALING ? "stealing" : "sharded",
+                         (long long)rt->stall_ns, (unsigned long long)total->npool_threads,
+                         (unsigned long long)total->npool_jobs);
+    put_stats_json(b, total);
+    weft__dumpbuf_printf(b, "},\"workers\":[");
+    for (unsigned i = 0; i < n; i++) {
+        /* Asleep in its reactor (relaxed: a figure; the watchdog reads it the same way). */
+        bool asleep = atomic_load_explicit(&rt->workers[i].inbox.sleeping, memory_order_relaxed);
+        weft__dumpbuf_printf(b, "%s{\"index\":%u,\"asleep\":%s,", i ? "," : "", i,
+                             asleep ? "true" : "false");
+        put_stats_json(b, &per[i]);
+        weft__dumpbuf_printf(b, "}");
+    }
+    free(per);
+    weft__dumpbuf_printf(b, "],\"histograms\":{\"schedule_latency\":");
+    put_histogram_json(b, rt, WEFT_HIST_SCHEDULE_LATENCY);
+    weft__dumpbuf_printf(b, ",\"poll_time\":");
+    put_histogram_json(b, rt, WEFT_HIST_POLL_TIME);
+    weft__dumpbuf_printf(b, "}}\n");
+}
+
 int weft_metrics_text(weft_runtime *a, char *buf, size_t len)
 {
     if (!a || (!buf && len))

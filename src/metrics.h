@@ -8,5 +8,11 @@
 /* Appends the Prometheus text of rt's counters (one series per worker) to `b`. Any thread
  * that keeps rt alive meanwhile. */
 void weft__metrics_render(weft__runtime *rt, weft__dumpbuf *b);
+/* Appends the same figures as one JSON object to `b` (the console's /debug/stats): {"now_ns",
+ * "mode", "stall_ns", "pool_threads", "pool_jobs", "total": {<weft_stats field>: n, ...},
+ * "workers": [{"index", "asleep", <weft_stats field>: n, ...}], "histograms":
+ * {"schedule_latency", "poll_time": {"count", "sum_ns", "buckets": [40 counts]}}}. `now` is
+ * the clock the dump's ages are measured against. Any thread that keeps rt alive. */
+void weft__metrics_render_json(weft__runtime *rt, weft__dumpbuf *b, int64_t now);
 
 #endif

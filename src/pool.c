@@ -45,7 +45,7 @@ struct weft__pool {
     unsigned nqueued; /* jobs in the queue: an idle thread is not free until it takes one */
     unsigned idle_ms;
     int stopping;
-    uint64_t njobs; /* jobs run, for weft_stats */
+    uint64_t njobs;    /* jobs run, for weft_stats */
     weft__runtime *rt; /* whose pool it is; fixed */
 };
 

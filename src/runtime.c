@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "alien.h"
+#include "dumpsig.h"
+#include "leaks.h"
 #include "io/io.h"
 #include "loop.h"
 #include "overflow.h"
@@ -23,6 +25,7 @@
 #include "watchdog.h"
 #include "task.h"
 #include "timer.h"
+#include "tracer.h"
 #include "worker.h"
 
 unsigned weft_version(void)
@@ -99,6 +102,11 @@ static int take_config(const weft_config *cfg, weft_config *out)
         out->deadlock < WEFT_DEADLOCK_DEFAULT || out->deadlock > WEFT_DEADLOCK_OFF ||
         out->log_level > WEFT_LOG_INFO)
         return -EINVAL;
+    if (out->leak_report < 0 || out->leak_report > 1 || !weft__dump_signal_valid(out->dump_signal))
+        return -EINVAL;
+    const weft_tracer *tr = out->tracer;
+    if (tr && (tr->reserved_[0] || tr->reserved_[1] || tr->reserved_[2] || tr->reserved_[3]))
+        return -EINVAL; /* callbacks of a later version, set: this library cannot call them */
     return 0;
 }
 
@@ -130,6 +138,12 @@ WEFT_COLD static int resolve_workers(weft_config *c, unsigned ncpus)
         if (c->stall_ms == 0)
             c->stall_ms = -1; /* "0" in the environment: off */
     }
+    if (c->dump_signal == 0)
+        c->dump_signal = weft__dump_signal_from_env(getenv("WEFT_DUMP_SIGNAL"));
+    if (c->leak_report == 0) {
+        const char *l = getenv("WEFT_LEAK_REPORT");
+        c->leak_report = l && strcmp(l, "1") == 0;
+    }
     if (c->workers == 0)
         c->workers = env_count("WEFT_WORKERS");
     if (c->workers == 0)
@@ -143,6 +157,9 @@ WEFT_COLD static int worker_init(weft__runtime *rt, weft__worker *w, unsigned in
 {
     w->rt = rt;
     w->index = index;
+    w->tracer = rt->cfg.tracer;
+    w->leaks = rt->leaks;
+    w->run_mask = w->tracer ? 0 : 255; /* task.h's weft__sampled: one in 256 */
     w->watch.thread = pthread_self();
     w->watch.tid = (pid_t)syscall(SYS_gettid);
     w->now = weft__clock_ns();
@@ -352,6 +369,8 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result)
 
     unsigned nthreads = 0;
     r = weft__smp_init(rt);
+    if (r == 0 && rt->cfg.leak_report)
+        r = weft__leaks_start(rt);
     /* The watchdog first: whether its signal is weft's decides the workers' masks. */
     if (r == 0)
         r = weft__watchdog_start(rt);
@@ -373,7 +392,9 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result)
     if (r == 0) {
         weft__task_flags_set(rt->main_task, WEFT__T_MAIN);
         set_phase(rt, 1);
+        weft__dumpsig_start(rt);
         r = weft__loop(w);
+        weft__dumpsig_stop(rt);
         if (result)
             *result = rt->main_task->result;
     } else {
@@ -398,6 +419,7 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result)
     pthread_cond_destroy(&rt->start_cond);
     pthread_mutex_destroy(&rt->start_lock);
     pthread_mutex_destroy(&rt->lock);
+    weft__leaks_stop(rt);
     free(rt->threads);
     free(rt);
     return r;

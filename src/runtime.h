@@ -45,9 +45,14 @@ struct weft__runtime {
     _Atomic uint64_t checked_at;
     _Atomic uint64_t reported_at;
     _Atomic int foreign;
+    /* Its slot + 1 in dumpsig.c's table while it has a dump signal, else 0; owner: the
+     * thread of weft_run. */
+    int dumpsig_slot;
+    /* The leak report's table and parts (leaks.c), or NULL when the report is off; fixed. */
+    struct weft__leaks *leaks;
 
-    int64_t stall_ns;                  /* the stall detector's threshold, 0: off; fixed */
-    struct weft__watchdog *watchdog;   /* watchdog.c's thread, or NULL */
+    int64_t stall_ns;                /* the stall detector's threshold, 0: off; fixed */
+    struct weft__watchdog *watchdog; /* watchdog.c's thread, or NULL */
 
     /* The message rings, rings[from * nworkers + to] (smp.c); each pointer is stored once by
      * its sender (release) and loaded by its receiver (acquire). */

@@ -13,6 +13,7 @@
 #include "scheduler.h"
 #include "stack.h"
 #include "task.h"
+#include "tracer.h"
 #include "thread_park.h"
 #include "timer.h"
 #include "wake.h"
@@ -88,8 +89,10 @@ static WEFT_NOINLINE void switch_to(weft__worker *w, weft_task *from, weft_task 
         from->saved_errno = e;
     else
         w->sched.loop_errno = e;
+#ifndef WEFT_NO_METRICS
     if (weft_unlikely(from && from == w->poll_task))
         end_timed_run(w);
+#endif
     w->current = to;
     w->stats.nswitches++;
     weft__watch_switch(&w->watch, w->stats.nswitches);
@@ -134,8 +137,13 @@ static int bind_stack(weft__worker *w, weft_task *t)
 /* Gives `t` the CPU's next run: a new epoch, so wakers made before now are stale. */
 /* A sampled resume: the wake-to-run time if its wake was sampled too (the same epoch), and
  * the start of its timing. Out of line: one resume in 256. */
-static WEFT_NOINLINE void begin_timed_run(weft__worker *w, weft_task *t)
+static WEFT_NOINLINE void begin_timed_run(weft__worker *w, weft_task *t, uint64_t epoch)
 {
+    if (w->tracer) { /* with a tracer, every resume comes here (w->run_mask 0) */
+        weft__trace_resume(w, t);
+        if (!weft__sampled(epoch))
+            return;
+    }
     if (w->poll_task)
         end_timed_run(w); /* a yield that came straight back to the same task */
     int64_t now = weft__clock_ns();
@@ -152,8 +160,12 @@ static inline __attribute__((always_inline)) void begin_run(weft__worker *w, wef
 {
     uint64_t epoch = weft__task_begin_run(t);
     w->stats.nresumes++;
-    if (weft_unlikely(weft__sampled(epoch)))
-        begin_timed_run(w, t);
+#ifdef WEFT_NO_METRICS
+    if (weft_unlikely(w->tracer != NULL))
+#else
+    if (weft_unlikely((epoch & w->run_mask) == 0)) /* weft__sampled, or a tracer */
+#endif
+        begin_timed_run(w, t, epoch);
     WEFT_PROBE2(resume, t, w->index);
 }
 
@@ -347,8 +359,10 @@ static inline __attribute__((always_inline)) void park_current(weft__worker *w, 
 {
     uint64_t word = atomic_load_explicit(&t->word, memory_order_acquire);
     uint64_t e = WEFT__EPOCH(word);
-    w->stats.nparks++;
+    WEFT_COUNT(w->stats.nparks++);
     WEFT_PROBE2(park, t, wr->kind);
+    if (weft_unlikely(w->tracer != NULL))
+        weft__trace_park(w, t, wr->kind);
     if (WEFT__STATE(word) == WEFT__RUNNING &&
         atomic_compare_exchange_strong_explicit(&t->word, &word, WEFT__WORD(e, WEFT__PARKED),
                                                 memory_order_acq_rel, memory_order_acquire)) {
@@ -464,6 +478,8 @@ void weft__yield(weft__worker *w)
     atomic_store_explicit(&t->word, WEFT__WORD(WEFT__EPOCH(word), WEFT__READY),
                           memory_order_relaxed);
     weft__ready_push(&w->sched, t);
+    if (weft_unlikely(w->tracer != NULL))
+        weft__trace_park(w, t, WEFT__WAIT_YIELD);
     schedule_away(w, t);
 }
 
@@ -508,4 +524,37 @@ WEFT_COLD void weft__sched_init(weft__worker *w, unsigned budget)
 {
     w->sched.budget_max = budget;
     w->sched.tooling = weft__hook_tooling_present();
+}
+
+/* ---- Names of the wait kinds (the dump, the tracer hooks) ---- */
+
+static const char *const wait_names[WEFT__WAIT_NKINDS] = {
+    [WEFT__WAIT_NONE] = "nothing",
+    [WEFT__WAIT_SLEEP] = "sleep",
+    [WEFT__WAIT_YIELD] = "yield",
+    [WEFT__WAIT_FD] = "fd readiness",
+    [WEFT__WAIT_IO] = "I/O in flight",
+    [WEFT__WAIT_CHAN_SEND] = "channel send",
+    [WEFT__WAIT_CHAN_RECV] = "channel receive",
+    [WEFT__WAIT_SELECT] = "select",
+    [WEFT__WAIT_MUTEX] = "mutex",
+    [WEFT__WAIT_COND] = "condition variable",
+    [WEFT__WAIT_SEM] = "semaphore",
+    [WEFT__WAIT_WAITGROUP] = "wait group",
+    [WEFT__WAIT_RWLOCK_RD] = "rwlock (read)",
+    [WEFT__WAIT_RWLOCK_WR] = "rwlock (write)",
+    [WEFT__WAIT_ONCE] = "once",
+    [WEFT__WAIT_EVENT] = "event",
+    [WEFT__WAIT_JOIN] = "join",
+    [WEFT__WAIT_FUTURE] = "future",
+    [WEFT__WAIT_POOL_JOB] = "blocking-pool job",
+    [WEFT__WAIT_GEN_NEXT] = "generator next",
+    [WEFT__WAIT_GEN_YIELD] = "generator yield",
+    [WEFT__WAIT_SMP_ROOM] = "room in a worker's message ring",
+    [WEFT__WAIT_SHARDS] = "shards",
+};
+
+const char *weft__wait_kind_name(int kind)
+{
+    return kind >= 0 && kind < WEFT__WAIT_NKINDS && wait_names[kind] ? wait_names[kind] : "unknown";
 }

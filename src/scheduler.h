@@ -89,6 +89,10 @@ enum {
     WEFT__WAIT_NKINDS
 };
 
+/* What a person calls a wait kind ("mutex", "fd readiness" ...): the dump's words, the
+ * tracer's too; "unknown" for a kind out of range. */
+const char *weft__wait_kind_name(int kind);
+
 typedef struct weft__wait {
     int kind;           /* WEFT__WAIT_* */
     bool uncancellable; /* neither the deadline nor cancellation ends the wait */

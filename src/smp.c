@@ -136,7 +136,7 @@ static bool has_room(weft__smp_ring *r)
 /* Posts into the ring (there is room) or the spill list. */
 static int put(weft__worker *from, weft__worker *to, weft__smp_ring *r, const weft__msg *m)
 {
-    from->stats.nmsgs++;
+    WEFT_COUNT(from->stats.nmsgs++);
     /* The spill list emptied (the receiver took it): back to the ring, still in order,
      * because the receiver drains the ring before the list it took. */
     if (r->spilling && !atomic_load_explicit(&r->spill, memory_order_acquire))

@@ -354,6 +354,11 @@ const weft_task *weft__sync_owner(const void *m)
     return owner;
 }
 
+const void *const *weft__sync_owner_slot(const void *m)
+{
+    return (const void *const *)&((const sync_state *)m)->owner;
+}
+
 /* ---- Condition variable ------------------------------------------------------------------ */
 
 int weft_cond_wait(weft_cond *c, weft_mutex *m, int64_t deadline)

@@ -11,4 +11,9 @@ void weft__waitgroup_wait_all(weft_waitgroup *wg);
  * the task dump. Any thread. */
 const weft_task *weft__sync_owner(const void *m);
 
+/* Where the lock object `m` (a mutex, rwlock or once) keeps its holder: the address, not the
+ * value, for a reader that must not write to `m` or fault on it (cycles.c reads it with
+ * process_vm_readv). Any thread; computes an address only. */
+const void *const *weft__sync_owner_slot(const void *m);
+
 #endif

@@ -11,6 +11,7 @@
 #include "stack.h"
 #include "scheduler.h"
 #include "task.h"
+#include "tracer.h"
 #include "wake.h"
 #include "worker.h"
 
@@ -141,8 +142,14 @@ static inline __attribute__((always_inline)) int task_new(weft__worker *w, weft_
     t->holds = NULL;
     t->joiner = (weft_waker){NULL, 0}; /* a join of the previous life left its waker */
     t->id = w->tasks.next_id++;
+    t->parent_id = w->current ? w->current->id : 0;
+    t->spawn_file = NULL; /* the spawn macro's call sets them after this */
+    t->spawn_line = 0;
     t->stack_size = stack_size;
     t->saved_errno = 0;
+    atomic_store_explicit(&t->spawned_ms, (uint32_t)(w->now / 1000000), memory_order_relaxed);
+    atomic_store_explicit(&t->nstalls, 0, memory_order_relaxed);
+    atomic_store_explicit(&t->stall_max_ms, 0, memory_order_relaxed);
     unsigned flags = stackless ? WEFT__T_STACKLESS : 0;
     t->name[0] = 0;
     if (opts) {
@@ -158,8 +165,10 @@ static inline __attribute__((always_inline)) int task_new(weft__worker *w, weft_
         }
     }
     __atomic_store_n(&t->flags, (uint16_t)flags, __ATOMIC_RELAXED); /* clears REAPED */
-    w->stats.nspawned++;
+    WEFT_COUNT(w->stats.nspawned++);
     WEFT_PROBE3(spawn, t, t->id, home->index);
+    if (weft_unlikely(w->tracer != NULL))
+        weft__trace_spawn(home, t);
     if (home == w)
         weft__task_adopt(w, t);
     *out = t;
@@ -252,6 +261,8 @@ void weft__task_finish(weft__worker *w, weft_task *t, void *result)
     }
     t->result = outcome;
     WEFT_PROBE2(exit, t, w->index);
+    if (weft_unlikely(w->tracer != NULL))
+        weft__trace_exit(w, t);
     uint64_t word = atomic_load_explicit(&t->word, memory_order_relaxed);
     /* release: the result is visible to whoever sees DONE. */
     atomic_store_explicit(&t->word, WEFT__WORD(WEFT__EPOCH(word) + 1, WEFT__DONE),

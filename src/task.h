@@ -129,18 +129,41 @@ struct weft_task {
     uint64_t id;
     uint32_t stack_size; /* requested size, rounded */
     char name[16];
+    /* When this life began, in ms of the spawning worker's clock (cached per tick), modulo
+     * 2^32: an age is the difference, right up to 49 days. For the dump's age; stored at
+     * spawn, before the task is published. In the padding after `name`. */
+    _Atomic uint32_t spawned_ms;
     /* A sampled wake's time (weft__clock_ns), for the schedule-latency histogram: stored by
      * a waker of a park whose epoch is sampled (weft__sampled), before its READY CAS; taken
      * and zeroed by the resume (relaxed both: the CAS and the queue order them). In the
      * record's padding: no byte added, and no line touched but on sampled runs. */
     _Atomic int64_t woke_ns;
+    /* Where and by whom it was spawned, for the dump: the spawn macro's __FILE__ (a string
+     * that lives as long as the program) and __LINE__, or NULL and 0 for a spawn through the
+     * plain function; the spawning task's id, or 0 (a thread outside, the runtime itself).
+     * Written by the spawner before the task is published; read by dumps. In the padding, on
+     * the line the spawn writes already (id, name). */
+    const char *spawn_file;
+    uint64_t parent_id;
+    uint32_t spawn_line;
+    /* This life's stalls the stall detector caught (watchdog.c), and the longest run it saw
+     * at detection in ms, both saturating at 65535: written by its signal handler on the
+     * task's own thread while the task runs; reset at spawn. Relaxed: the dump reads them as
+     * figures. In the last of the padding. */
+    _Atomic uint16_t nstalls;
+    _Atomic uint16_t stall_max_ms;
 } __attribute__((aligned(64)));
 
 /* Whether the park or run of epoch e is sampled for the histograms: one in 256 (two clock
  * reads a sample, about 0.15 ns a resume spread over all of them). */
 static inline bool weft__sampled(uint64_t epoch)
 {
+#ifdef WEFT_NO_METRICS
+    (void)epoch;
+    return false;
+#else
     return (epoch & 255) == 0;
+#endif
 }
 
 /* The hot fields fill the first line exactly (x86_64, aarch64: 8-byte pointers). */

@@ -18,9 +18,8 @@ static inline int check_spawn(weft__worker *w, bool has_out, const weft_spawn_op
         return -EPERM;
     if (!has_out && !(opts && (opts->flags & WEFT_SPAWN_DETACHED)))
         return -EINVAL;
-    if (opts &&
-        (opts->flags & ~(WEFT_SPAWN_DETACHED | WEFT_SPAWN_NOGUARD | WEFT_SPAWN_CHILD_FIRST |
-                         WEFT_SPAWN_PINNED)))
+    if (opts && (opts->flags & ~(WEFT_SPAWN_DETACHED | WEFT_SPAWN_NOGUARD | WEFT_SPAWN_CHILD_FIRST |
+                                 WEFT_SPAWN_PINNED)))
         return -EINVAL;
     /* Options of a later version, set: this library cannot honour them. */
     if (opts &&
@@ -68,19 +67,34 @@ void weft__spawn_start(weft__worker *w, weft_task *t, bool child_first)
     spawn_start(w, t, child_first);
 }
 
-int weft_spawn(weft_task **out, weft_fn fn, void *arg, const weft_spawn_opts *opts)
+static inline __attribute__((always_inline)) int spawn_here(const char *file, int line,
+                                                            weft_task **out, weft_fn fn, void *arg,
+                                                            const weft_spawn_opts *opts)
 {
     weft__worker *w = weft__worker_current();
     weft_task *t;
     int r = spawn_unqueued(w, out != NULL, &t, fn, arg, opts);
     if (r < 0)
         return r;
+    t->spawn_file = file;
+    t->spawn_line = line > 0 ? (uint32_t)line : 0;
     /* Set before the start: a detached child-first task may finish, and its record be reused,
      * before the start returns. */
     if (out)
         *out = (t->flags & WEFT__T_DETACHED) ? NULL : t;
     spawn_start(w, t, opts && (opts->flags & WEFT_SPAWN_CHILD_FIRST));
     return 0;
+}
+
+int weft_spawn(weft_task **out, weft_fn fn, void *arg, const weft_spawn_opts *opts)
+{
+    return spawn_here(NULL, 0, out, fn, arg, opts);
+}
+
+int weft_spawn_at(const char *file, int line, weft_task **out, weft_fn fn, void *arg,
+                  const weft_spawn_opts *opts)
+{
+    return spawn_here(file, line, out, fn, arg, opts);
 }
 
 int weft_spawn_future(weft_task **out, weft_future *f, const weft_spawn_opts *opts)
@@ -244,8 +258,8 @@ static int wait_done(weft__worker *w, weft_task *t, int64_t deadline, bool uncan
     return r;
 }
 
-int weft_spawn_on(unsigned worker, weft_task **out, weft_fn fn, void *arg,
-                  const weft_spawn_opts *opts)
+static int spawn_on(const char *file, int line, unsigned worker, weft_task **out, weft_fn fn,
+                    void *arg, const weft_spawn_opts *opts)
 {
     weft__worker *w = weft__worker_current();
     if (!w)
@@ -254,7 +268,7 @@ int weft_spawn_on(unsigned worker, weft_task **out, weft_fn fn, void *arg,
         return -EINVAL;
     weft__worker *home = &w->rt->workers[worker];
     if (home == w)
-        return weft_spawn(out, fn, arg, opts);
+        return spawn_here(file, line, out, fn, arg, opts);
     int r = check_spawn(w, out != NULL, opts);
     if (r < 0)
         return r;
@@ -265,6 +279,8 @@ int weft_spawn_on(unsigned worker, weft_task **out, weft_fn fn, void *arg,
         return r;
     t->fn = fn;
     t->arg = arg;
+    t->spawn_file = file;
+    t->spawn_line = line > 0 ? (uint32_t)line : 0;
     /* Read before the hand-over: from then on only home touches the flags. */
     bool detached = (t->flags & WEFT__T_DETACHED) != 0;
     if ((r = post(w, home, msg_adopt, t, NULL, 0)) < 0) {
@@ -274,6 +290,18 @@ int weft_spawn_on(unsigned worker, weft_task **out, weft_fn fn, void *arg,
     if (out)
         *out = detached ? NULL : t;
     return 0;
+}
+
+int weft_spawn_on(unsigned worker, weft_task **out, weft_fn fn, void *arg,
+                  const weft_spawn_opts *opts)
+{
+    return spawn_on(NULL, 0, worker, out, fn, arg, opts);
+}
+
+int weft_spawn_on_at(const char *file, int line, unsigned worker, weft_task **out, weft_fn fn,
+                     void *arg, const weft_spawn_opts *opts)
+{
+    return spawn_on(file, line, worker, out, fn, arg, opts);
 }
 
 /* Whether t is a handle w may act on: 0 (a task of w), 1 (a task of another worker of w's

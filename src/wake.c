@@ -3,6 +3,7 @@
  * public waker. A wake never blocks and never allocates; from another thread it costs one
  * CAS on the word, one on the inbox, and a doorbell ring only if the worker sleeps. */
 #include "probes.h"
+#include "tracer.h"
 #include "wake.h"
 #include "runtime.h"
 #include "scheduler.h"
@@ -74,13 +75,15 @@ static inline __attribute__((always_inline)) void wake(weft__worker *self, weft_
                     return;
                 }
                 WEFT_PROBE2(wake, t, self != w);
+                if (weft_unlikely(w->tracer != NULL))
+                    weft__trace_wake(w, t);
                 if (weft_likely(self == w)) {
                     weft__ready_push(&w->sched, t);
                 } else {
                     if (!self || self->rt != w->rt)
                         mark_foreign(self, w);
                     else
-                        self->stats.nwakes_remote++;
+                        WEFT_COUNT(self->stats.nwakes_remote++);
                     push_remote(w, t);
                 }
             }

@@ -6,8 +6,10 @@
  * asks that worker's thread for its backtrace with a signal: the handler, on the stalled
  * thread, walks the frame pointers of the interrupted code within the running task's stack
  * and leaves the return addresses in the worker's part; the watchdog names them and writes
- * the report. Each stall is reported once, and reports are rate-limited: at most
- * WATCH_BURST at once, then one more for each WATCH_REFILL_NS (about six a minute).
+ * the report. A stall is reported when it reaches the threshold, and again, with a new
+ * backtrace, each time its length doubles (2, 4, 8 ... thresholds: a long stall shows where
+ * it went, in few lines); reports are capped at WATCH_PER_MINUTE a minute (a bucket of that
+ * many, refilled evenly), so a program that stalls all the time costs a few lines a minute.
  *
  * Sampling period: a quarter of the threshold while some worker runs a task, doubling up to
  * 100 ms while none does, so an idle runtime costs ten wake-ups a second of one thread and a
@@ -34,8 +36,8 @@
 
 #define WATCH_IDLE_MAX_NS (100 * 1000000LL)
 #define WATCH_CYCLES_NS   (1000 * 1000000LL) /* a walk of every record: seldom */
-#define WATCH_BURST       4
-#define WATCH_REFILL_NS   (10 * 1000000000LL)
+#define WATCH_PER_MINUTE  10
+#define WATCH_REFILL_NS   (60 * 1000000000LL / WATCH_PER_MINUTE)
 
 struct weft__watchdog {
     pthread_t thread;
@@ -50,9 +52,9 @@ struct weft__watchdog {
     double tokens; /* reports left in the rate limit */
     int64_t refilled_at;
     struct watch_seen {
-        uint64_t pub;  /* the last value seen */
-        int64_t since; /* when it was first seen */
-        bool reported; /* this stall was reported (or suppressed) already */
+        uint64_t pub;    /* the last value seen */
+        int64_t since;   /* when it was first seen */
+        int64_t next_ns; /* the length at which this stall is reported next (doubling) */
     } * seen;
 };
 
@@ -93,6 +95,18 @@ static void on_signal(int sig, siginfo_t *si, void *uctx)
         hi = (uintptr_t)t->stack->hi;
     }
     w->watch.task_id = t ? t->id : 0;
+    weft_task *cur = w->current;
+    if (cur) { /* the task's record of its stalls (the dump's "stalls"): this thread owns it */
+        int64_t ms = w->watch.ran_ns / 1000000;
+        uint64_t run = atomic_load_explicit(&w->watch.pub, memory_order_relaxed) + 1;
+        uint16_t nst = atomic_load_explicit(&cur->nstalls, memory_order_relaxed);
+        if (w->watch.counted != run && nst < UINT16_MAX) /* once however often reported */
+            atomic_store_explicit(&cur->nstalls, nst + 1, memory_order_relaxed);
+        w->watch.counted = run;
+        if (ms > atomic_load_explicit(&cur->stall_max_ms, memory_order_relaxed))
+            atomic_store_explicit(&cur->stall_max_ms, ms < UINT16_MAX ? ms : UINT16_MAX,
+                                  memory_order_relaxed);
+    }
     for (size_t i = 0; i < sizeof w->watch.name; i++) /* no library call in a handler */
         w->watch.name[i] = t ? t->name[i] : '\0';
     int n = 0;
@@ -143,7 +157,7 @@ static char thread_state(pid_t tid, long *syscall_nr)
 }
 
 static WEFT_COLD void report(struct weft__watchdog *wd, weft__worker *w, unsigned index,
-                             int64_t ran_ns, bool ask)
+                             int64_t ran_ns, bool again, bool ask)
 {
     int n = 0;
     long nr = -1;
@@ -151,6 +165,7 @@ static WEFT_COLD void report(struct weft__watchdog *wd, weft__worker *w, unsigne
     if (st != 'R')
         ask = false;
     if (ask) {
+        w->watch.ran_ns = ran_ns; /* for the handler, published by the store below */
         /* release: pairs with the handler's claim. */
         atomic_store_explicit(&w->watch.npcs, WATCH_ASKED, memory_order_release);
         if (pthread_kill(w->watch.thread, WEFT__WATCH_SIGNAL) == 0) {
@@ -184,7 +199,8 @@ static WEFT_COLD void report(struct weft__watchdog *wd, weft__worker *w, unsigne
         weft__dumpbuf_printf(&b, "weft: stall: the loop of worker %u (no task)", index);
     else
         weft__dumpbuf_printf(&b, "weft: stall: a task on worker %u", index);
-    weft__dumpbuf_printf(&b, " has run for %.1f ms without a switch", (double)ran_ns / 1e6);
+    weft__dumpbuf_printf(&b, " %s %.1f ms without a switch",
+                         again ? "is still running after" : "has run for", (double)ran_ns / 1e6);
     if (n)
         weft__dumpbuf_printf(&b, "; its backtrace now:\n");
     else if (st != 'R' && nr >= 0)
@@ -205,8 +221,8 @@ static bool take_token(struct weft__watchdog *wd, int64_t now)
 {
     wd->tokens += (double)(now - wd->refilled_at) / (double)WATCH_REFILL_NS;
     wd->refilled_at = now;
-    if (wd->tokens > WATCH_BURST)
-        wd->tokens = WATCH_BURST;
+    if (wd->tokens > WATCH_PER_MINUTE)
+        wd->tokens = WATCH_PER_MINUTE;
     if (wd->tokens < 1)
         return false;
     wd->tokens -= 1;
@@ -240,7 +256,7 @@ static void *watchdog_thread(void *arg)
             if (pub != s->pub || !s->since) { /* a new run, or the first look */
                 s->pub = pub;
                 s->since = now;
-                s->reported = false;
+                s->next_ns = wd->threshold_ns;
             }
             /* Asleep in the reactor: idle, not stuck (seq_cst, as the worker stores it); or
              * not in its loop yet, or any more. The clock restarts: a worker that wakes and
@@ -249,17 +265,21 @@ static void *watchdog_thread(void *arg)
             if (!atomic_load_explicit(&w->watch.active, memory_order_acquire) ||
                 atomic_load_explicit(&w->inbox.sleeping, memory_order_seq_cst)) {
                 s->since = now;
+                s->next_ns = wd->threshold_ns;
                 continue;
             }
             busy = true;
-            if (!s->reported && now - s->since >= wd->threshold_ns) {
-                s->reported = true;
-                if (take_token(wd, now))
-                    report(wd, w, i, now - s->since, wd->own_signal);
+            int64_t ran = now - s->since;
+            if (ran >= s->next_ns) {
+                bool again = s->next_ns > wd->threshold_ns;
+                while (s->next_ns <= ran) /* the next doubling still ahead */
+                    s->next_ns *= 2;
+                if (take_token(wd, now)) /* a report the cap suppresses is not made up for */
+                    report(wd, w, i, ran, again, wd->own_signal);
             }
         }
         /* About once a second, tasks that wait for each other while others run. */
-        if (now - wd->cycles_at >= WATCH_CYCLES_NS) {
+        if (rt->deadlock_policy != WEFT_DEADLOCK_OFF && now - wd->cycles_at >= WATCH_CYCLES_NS) {
             wd->cycles_at = now;
             weft__cycles_check(rt, &wd->cycles);
         }
@@ -311,7 +331,7 @@ WEFT_COLD int weft__watchdog_start(weft__runtime *rt)
     }
     wd->threshold_ns = rt->stall_ns;
     wd->rt = rt;
-    wd->tokens = WATCH_BURST;
+    wd->tokens = WATCH_PER_MINUTE;
     wd->refilled_at = weft__clock_ns();
     wd->own_signal = install_handler();
     pthread_mutex_init(&wd->lock, NULL);

@@ -31,6 +31,9 @@ typedef struct weft__watch {
     pid_t tid;        /* its kernel id, for /proc; fixed once it runs */
     uintptr_t pcs[WEFT__WATCH_FRAMES];
     uint64_t task_id; /* the running task, as the handler saw it */
+    int64_t ran_ns;   /* the stall's length so far: the watchdog's, before it asks */
+    uint64_t counted; /* 1 + `pub` at the handler's last count of a stall (0: none): the same
+                       * value again is the same run, reported again; handler only */
     char name[16];
     _Atomic int npcs; /* -1: asked, not answered yet */
 } weft__watch;

@@ -1,9 +1,11 @@
 /* Metrics: the counters read from a thread outside the runtime (per worker and summed), their
  * Prometheus text, and the debug endpoint serving /metrics and /debug/tasks over HTTP. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -217,6 +219,41 @@ static void *endpoint_main(void *arg)
     cr_assert_eq(st, 0, "not JSON, or the count is off:\n%s", body);
     free(r);
 
+    /* The counters as JSON (the console's /debug/stats), per worker and in total. */
+    r = http_get(&at, "GET /debug/stats HTTP/1.0\r\n\r\n");
+    cr_assert(strncmp(r, "HTTP/1.0 200 OK\r\n", 17) == 0, "%s", r);
+    cr_assert_not_null(strstr(r, "Content-Type: application/json\r\n"), "%s", r);
+    body = strstr(r, "\r\n\r\n");
+    cr_assert_not_null(body);
+    body += 4;
+    cr_assert(strncmp(body, "{\"now_ns\":", 10) == 0, "%s", body);
+    char spath[] = "/tmp/weft-stats-XXXXXX";
+    tfd = mkstemp(spath);
+    cr_assert_geq(tfd, 0);
+    cr_assert_eq(write(tfd, body, strlen(body)), (ssize_t)strlen(body));
+    close(tfd);
+    char scmd[512];
+    snprintf(scmd, sizeof scmd,
+             "python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); "
+             "w=d[\"workers\"]; assert [x[\"index\"] for x in w] == [0, 1]; "
+             "assert d[\"total\"][\"nspawned\"] == sum(x[\"nspawned\"] for x in w) >= 3; "
+             "assert len(d[\"histograms\"][\"poll_time\"][\"buckets\"]) == 40' %s",
+             spath);
+    st = system(scmd);
+    unlink(spath);
+    cr_assert_eq(st, 0, "not JSON, or the figures are off:\n%s", body);
+    free(r);
+
+    /* The console: one page, its script and style inside it. */
+    r = http_get(&at, "GET /debug/ HTTP/1.0\r\n\r\n");
+    cr_assert(strncmp(r, "HTTP/1.0 200 OK\r\n", 17) == 0, "%s", r);
+    cr_assert_not_null(strstr(r, "Content-Type: text/html; charset=utf-8\r\n"), "%s", r);
+    cr_assert_not_null(strstr(r, "<title>weft console</title>"), "%s", r);
+    cr_assert_not_null(strstr(r, "getJSON('/debug/stats')"), "%s", r);
+    cr_assert_null(strstr(r, "<script src"), "%s", r);
+    cr_assert_not_null(strstr(r, "</html>\n"), "the whole page: %s", r);
+    free(r);
+
     r = http_get(&at, "HEAD /metrics HTTP/1.0\r\n\r\n");
     cr_assert(strncmp(r, "HTTP/1.0 200 OK\r\n", 17) == 0, "%s", r);
     cr_assert_null(strstr(r, "# HELP"), "no body for HEAD: %s", r);
@@ -234,6 +271,89 @@ static void *endpoint_main(void *arg)
     cr_assert_eq(weft_sem_release(&sem, 1), 0);
     cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
     return NULL; /* the endpoint's task is cancelled with the runtime */
+}
+
+/* ---- A stall on the task's record (the console's stall lint) ---- */
+
+static atomic_int spinner_caught; /* reports naming "spinner" the log hook saw */
+
+static void on_stall_log(void *arg, int level, const char *text)
+{
+    (void)arg, (void)level;
+    if (strstr(text, "stall: task") && strstr(text, "\"spinner\""))
+        atomic_fetch_add(&spinner_caught, 1);
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Runs without a switch until the stall detector has reported it twice (at 10 ms, then at
+ * 20: one stall, reported again as it doubled; 20 s at most), then waits on the semaphore. */
+static void *spin_then_park(void *arg)
+{
+    int64_t end = mono_ns() + 20 * WEFT_SEC;
+    while (atomic_load(&spinner_caught) < 2 && mono_ns() < end)
+        ;
+    weft_sem_acquire(arg, WEFT_FOREVER);
+    return NULL;
+}
+
+static void *stall_record_main(void *arg)
+{
+    (void)arg;
+    weft_addr at;
+    cr_assert_eq(weft_debug_serve(NULL, &at), 0);
+    weft_sem sem = WEFT_SEM_INIT(0);
+    weft_task *spinner, *calm;
+    weft_spawn_opts o = {.name = "spinner"};
+    cr_assert_eq(weft_spawn_on(1, &spinner, spin_then_park, &sem, &o), 0);
+    o.name = "calm";
+    cr_assert_eq(weft_spawn_on(1, &calm, parked_forever, &sem, &o), 0);
+    for (int i = 0; i < 2000 && atomic_load(&spinner_caught) < 2; i++)
+        weft_sleep(10 * WEFT_MSEC);
+    cr_assert_geq(atomic_load(&spinner_caught), 2, "the stall detector did not report the spinner");
+    weft_sleep(5 * WEFT_MSEC); /* the spinner parks */
+
+    char *r = http_get(&at, "GET /debug/tasks HTTP/1.0\r\n\r\n");
+    const char *body = strstr(r, "\r\n\r\n");
+    cr_assert_not_null(body, "%s", r);
+    body += 4;
+    char path[] = "/tmp/weft-stall-XXXXXX";
+    int tfd = mkstemp(path);
+    cr_assert_geq(tfd, 0);
+    cr_assert_eq(write(tfd, body, strlen(body)), (ssize_t)strlen(body));
+    close(tfd);
+    /* The spinner's record holds one stall (reported twice), at least 20 ms long; calm, on
+     * the spinner's worker, none. */
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "python3 -c 'import json,sys; t={x[\"name\"]: x for x in "
+             "json.load(open(sys.argv[1]))[\"tasks\"]}; s=t[\"spinner\"]; "
+             "assert s[\"stalls\"] == 1 and s[\"stall_max_ms\"] >= 20, s; "
+             "assert t[\"calm\"][\"stalls\"] == 0 and t[\"calm\"][\"age_ms\"] > 0' %s",
+             path);
+    int st = system(cmd);
+    unlink(path);
+    cr_assert_eq(st, 0, "the stall is not on the record:\n%s", body);
+    free(r);
+    cr_assert_eq(weft_sem_release(&sem, 2), 0);
+    cr_assert_eq(weft_join(spinner, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_join(calm, NULL, WEFT_FOREVER), 0);
+    return NULL;
+}
+
+Test(metrics, a_stall_is_recorded_on_the_task_and_shown_in_the_dump)
+{
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 2;
+    c.stall_ms = 10;
+    c.log = on_stall_log;
+    run_main_cfg(&c, stall_record_main, NULL);
 }
 
 Test(metrics, the_debug_endpoint_serves_metrics_and_tasks)

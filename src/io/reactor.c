@@ -83,10 +83,10 @@ void weft__io_fini(weft__worker *w)
 
 int weft__io_poll(weft__worker *w, int64_t timeout_ns, int max_events)
 {
-    w->stats.npolls++;
+    WEFT_COUNT(w->stats.npolls++);
     int n = w->io->ops->poll(w->io, timeout_ns, max_events);
     if (n > 0)
-        w->stats.nevents += (uint64_t)n;
+        WEFT_COUNT(w->stats.nevents += (uint64_t)n);
     return n;
 }
 

@@ -1,0 +1,244 @@
+/* The tracer hooks (weft_config.tracer): every task's life as the hooks report it, in order
+ * (spawn, then resumes and parks in turn, then exit), with its parent, the waits named as the
+ * dump names them, wakes from other workers, and the workers' sleeps; a tracer of a later
+ * version refused. */
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "harness.h"
+
+#define MAX_TASKS 64
+
+typedef struct life {
+    uint64_t id, parent;
+    int spawns, resumes, parks, wakes, exits;
+    bool running; /* between a resume and the next park or exit */
+    bool out_of_order;
+    char waits[256]; /* the wait names of its parks, joined by ',' */
+} life;
+
+typedef struct trace {
+    pthread_mutex_t mu; /* the hooks run on every worker's thread */
+    life tasks[MAX_TASKS];
+    int n;
+    int sleeps, wakeups;
+} trace;
+
+static life *find(trace *tr, uint64_t id)
+{
+    for (int i = 0; i < tr->n; i++)
+        if (tr->tasks[i].id == id)
+            return &tr->tasks[i];
+    if (tr->n == MAX_TASKS)
+        return NULL;
+    life *l = &tr->tasks[tr->n++];
+    memset(l, 0, sizeof *l);
+    l->id = id;
+    return l;
+}
+
+static void on_spawn(void *arg, uint64_t task, uint64_t parent, unsigned worker)
+{
+    (void)worker;
+    trace *tr = arg;
+    pthread_mutex_lock(&tr->mu);
+    life *l = find(tr, task);
+    if (l->resumes || l->spawns)
+        l->out_of_order = true;
+    l->spawns++;
+    l->parent = parent;
+    pthread_mutex_unlock(&tr->mu);
+}
+
+static void on_resume(void *arg, uint64_t task, unsigned worker)
+{
+    (void)worker;
+    trace *tr = arg;
+    pthread_mutex_lock(&tr->mu);
+    life *l = find(tr, task);
+    if (l->running || l->exits)
+        l->out_of_order = true;
+    l->running = true;
+    l->resumes++;
+    pthread_mutex_unlock(&tr->mu);
+}
+
+static void on_park(void *arg, uint64_t task, unsigned worker, const char *wait)
+{
+    (void)worker;
+    trace *tr = arg;
+    pthread_mutex_lock(&tr->mu);
+    life *l = find(tr, task);
+    if (!l->running)
+        l->out_of_order = true;
+    l->parks++;
+    l->running = false;
+    size_t len = strlen(l->waits);
+    snprintf(l->waits + len, sizeof l->waits - len, "%s,", wait);
+    pthread_mutex_unlock(&tr->mu);
+}
+
+static void on_wake(void *arg, uint64_t task, unsigned worker)
+{
+    (void)worker;
+    trace *tr = arg;
+    pthread_mutex_lock(&tr->mu);
+    find(tr, task)->wakes++;
+    pthread_mutex_unlock(&tr->mu);
+}
+
+static void on_exit_hook(void *arg, uint64_t task, unsigned worker)
+{
+    (void)worker;
+    trace *tr = arg;
+    pthread_mutex_lock(&tr->mu);
+    life *l = find(tr, task);
+    if (!l->running || l->exits)
+        l->out_of_order = true;
+    l->running = false;
+    l->exits++;
+    pthread_mutex_unlock(&tr->mu);
+}
+
+static void on_sleep(void *arg, unsigned worker)
+{
+    (void)worker;
+    trace *tr = arg;
+    pthread_mutex_lock(&tr->mu);
+    tr->sleeps++;
+    pthread_mutex_unlock(&tr->mu);
+}
+
+static void on_wakeup(void *arg, unsigned worker)
+{
+    (void)worker;
+    trace *tr = arg;
+    pthread_mutex_lock(&tr->mu);
+    tr->wakeups++;
+    pthread_mutex_unlock(&tr->mu);
+}
+
+static weft_chan *chan;
+
+static void *sleeper(void *arg)
+{
+    (void)arg;
+    weft_sleep(5 * WEFT_MSEC);
+    return NULL;
+}
+
+static void *yielder(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 3; i++)
+        weft_yield();
+    return NULL;
+}
+
+static void *receiver(void *arg)
+{
+    (void)arg;
+    int v;
+    weft_chan_recv(chan, &v, WEFT_FOREVER);
+    return (void *)(intptr_t)v;
+}
+
+typedef struct ids {
+    uint64_t main, sleeper, yielder, receiver;
+} ids;
+
+static void *traced_main(void *arg)
+{
+    ids *id = arg;
+    id->main = weft_task_id(weft_self());
+    cr_assert_eq(weft_chan_create(&chan, sizeof(int), 0), 0);
+    weft_task *s, *y, *r;
+    cr_assert_eq(weft_spawn(&s, sleeper, NULL, NULL), 0);
+    cr_assert_eq(weft_spawn(&y, yielder, NULL, NULL), 0);
+    cr_assert_eq(weft_spawn_on(weft_worker_count() - 1, &r, receiver, NULL, NULL), 0);
+    id->sleeper = weft_task_id(s);
+    id->yielder = weft_task_id(y);
+    id->receiver = weft_task_id(r);
+    weft_sleep(20 * WEFT_MSEC); /* the receiver parks first (its worker sleeps meanwhile) */
+    int v = 7;
+    cr_assert_eq(weft_chan_send(chan, &v, WEFT_FOREVER), 0);
+    void *res;
+    cr_assert_eq(weft_join(r, &res, WEFT_FOREVER), 0);
+    cr_assert_eq((intptr_t)res, 7);
+    cr_assert_eq(weft_join(s, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_join(y, NULL, WEFT_FOREVER), 0);
+    weft_chan_release(chan);
+    return NULL;
+}
+
+static void check_life(const life *l, uint64_t parent, const char *wait)
+{
+    cr_assert_not_null(l);
+    cr_assert_not(l->out_of_order, "task %llu: events out of order", (unsigned long long)l->id);
+    cr_assert_eq(l->spawns, 1);
+    cr_assert_eq(l->exits, 1);
+    cr_assert_eq(l->parent, parent, "task %llu: parent %llu", (unsigned long long)l->id,
+                 (unsigned long long)l->parent);
+    /* Every resume but the last ends in a park; a park a wake beat returns without one. */
+    cr_assert_geq(l->resumes, 1);
+    cr_assert_leq(l->resumes, l->parks + 1);
+    if (wait)
+        cr_assert_not_null(strstr(l->waits, wait), "task %llu parked on '%s', not '%s'",
+                           (unsigned long long)l->id, l->waits, wait);
+}
+
+Test(trace, every_task_life_in_order_with_its_parent_waits_and_wakes)
+{
+    for (unsigned workers = 1; workers <= 2; workers++) {
+        trace tr = {.mu = PTHREAD_MUTEX_INITIALIZER};
+        weft_tracer t = {.arg = &tr,
+                         .on_spawn = on_spawn,
+                         .on_resume = on_resume,
+                         .on_park = on_park,
+                         .on_wake = on_wake,
+                         .on_exit = on_exit_hook,
+                         .on_worker_sleep = on_sleep,
+                         .on_worker_wake = on_wakeup};
+        weft_config c;
+        weft_config_init(&c);
+        c.workers = workers;
+        c.tracer = &t;
+        ids id = {0};
+        run_main_cfg(&c, traced_main, &id);
+        pthread_mutex_lock(&tr.mu);
+        check_life(find(&tr, id.main), 0, "sleep");
+        check_life(find(&tr, id.sleeper), id.main, "sleep");
+        check_life(find(&tr, id.yielder), id.main, "yield");
+        check_life(find(&tr, id.receiver), id.main, "channel receive");
+        cr_assert_geq(find(&tr, id.yielder)->parks, 3);
+        cr_assert_geq(find(&tr, id.receiver)->wakes, 1);
+        cr_assert_geq(find(&tr, id.sleeper)->wakes, 1);
+        cr_assert_geq(tr.sleeps, 1, "a worker slept during the main task's sleep");
+        cr_assert_leq(tr.wakeups, tr.sleeps);
+        cr_assert_geq(tr.wakeups, tr.sleeps - (int)workers, "each sleep but the last ended");
+        pthread_mutex_unlock(&tr.mu);
+    }
+}
+
+static void *nothing(void *arg)
+{
+    return arg;
+}
+
+Test(trace, a_tracer_of_a_later_version_is_refused)
+{
+    weft_tracer t = {.on_resume = on_resume};
+    t.reserved_[2] = (void *)1;
+    weft_config c;
+    weft_config_init(&c);
+    c.tracer = &t;
+    cr_assert_eq(weft_run(&c, nothing, NULL, NULL), -EINVAL);
+    t.reserved_[2] = NULL;
+    trace tr = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    t.arg = &tr;
+    cr_assert_eq(weft_run(&c, nothing, NULL, NULL), 0);
+    cr_assert_eq(tr.n, 1, "the main task resumed, and only it");
+    cr_assert_eq(tr.tasks[0].resumes, 1);
+}
