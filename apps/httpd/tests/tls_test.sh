@@ -112,11 +112,13 @@ resumed=$(sed -n 's/^tls resumed \([0-9]*\)$/\1/p' <<<"$out")
 
 # Servers the client must refuse: untrusted (self-signed), and trusted but for another name.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-sserver() { # sserver CERT KEY: openssl s_server -WWW on a free port, serving $root; prints it
-    local p
+sserver() { # sserver CERT KEY [ARGS...]: openssl s_server -WWW on a free port, serving
+    # $root; prints the port
+    local p c=$1 k=$2
+    shift 2
     p=$(free_port)
-    (cd "$root" && exec openssl s_server -accept "$p" -cert "$TMP/$1" -key "$TMP/$2" -WWW \
-        -quiet) >/dev/null 2>&1 &
+    (cd "$root" && exec openssl s_server -accept "$p" -cert "$TMP/$c" -key "$TMP/$k" -WWW \
+        -quiet "$@") >/dev/null 2>&1 &
     PIDS+=($!)
     for _ in $(seq 50); do
         (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break
@@ -128,6 +130,13 @@ SP=$(sserver server.pem server.key)
 "$LOAD" --get --cacert ca.pem "https://localhost:$SP/big.bin" >got 2>load.err &&
     cmp -s got "$root/big.bin" && ok "weft client from openssl s_server -WWW" ||
     { fail "weft client from s_server"; cat load.err; }
+# SNI: this s_server answers with the certificate for other.example unless the client asks
+# for localhost by SNI; the fetch verifies only if the client sent it.
+SP=$(sserver other.pem other.key -servername localhost -cert2 "$TMP/server.pem" \
+    -key2 "$TMP/server.key")
+"$LOAD" --get --cacert ca.pem "https://localhost:$SP/small.txt" >got 2>load.err &&
+    cmp -s got "$root/small.txt" && ok "SNI sent (s_server picked the localhost certificate)" ||
+    { fail "SNI: $(cat load.err)"; }
 SP=$(sserver self.pem self.key)
 "$LOAD" --get --cacert ca.pem "https://localhost:$SP/small.txt" >/dev/null 2>load.err &&
     fail "untrusted certificate accepted" ||
