@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # http_plaintext and http_static (shared/bench-workloads.md), and the same over TLS: weft-httpd
-# against nginx, each on one worker pinned to CPU 0, wrk pinned to CPU 1 (-t1 -c100). Files:
+# against nginx and Go's net/http (bench/peers/go_http, when Go is installed), each on one
+# worker (GOMAXPROCS=1) pinned to CPU 0, wrk pinned to CPU 1 (-t1 -c100). Files:
 # "Hello, World!" as the index (plaintext, also pipelined 16 deep with a wrk Lua script), 4 KiB
 # and 1 MiB. TLS: keep-alive GETs of the 13 B file, and a new connection per request
 # (Connection: close: a full handshake + one GET each). One JSON line per figure (median
 # requests/s of RUNS runs, p99 latency of the median run, server CPU microseconds per request
 # over all runs), then a Markdown table with the ratio weft/nginx.
 #   bench/run_http.sh [BUILD_DIR] [RUNS] [SECONDS]     (defaults: build/rel, 3, 5)
-# Needs wrk and nginx (scripts/deps.sh bench), openssl for the throwaway certificate.
+# Needs wrk and nginx (scripts/deps.sh bench), openssl for the throwaway certificate; Go for
+# the third peer (skipped without it).
 set -eu
 build=${1:-build/rel}
 runs=${2:-3}
@@ -66,12 +68,23 @@ http {
 }
 EOF
 
+impls="nginx weft"
+if command -v go >/dev/null &&
+    (cd "$(dirname "$0")/peers/go_http" && go build -trimpath -o "$tmp/go_http" .) \
+        >"$tmp/go.build.log" 2>&1; then
+    impls="$impls go_nethttp"
+else
+    echo "run_http: no Go peer (go missing or the build failed)" >&2
+fi
+
 start() { # name
     case $1 in
     weft) taskset -c 0 "$httpd" --workers 1 --port $port --tls-port $tport --max-conns 20000 \
               --tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem" --quiet "$tmp/www" \
               >/dev/null 2>&1 & ;;
     nginx) taskset -c 0 "$NGINX" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" >/dev/null 2>&1 & ;;
+    go_nethttp) GOMAXPROCS=1 taskset -c 0 "$tmp/go_http" -dir "$tmp/www" -port $port \
+                    -tls-port $tport -cert "$tmp/cert.pem" -key "$tmp/key.pem" >/dev/null 2>&1 & ;;
     esac
     srv=$!
     for _ in $(seq 100); do
@@ -129,7 +142,7 @@ run() {
         "$( [ -n "$errs" ] && printf ',"errors":"%s"' "$errs")" | tee -a "$tmp/results"
 }
 
-for impl in nginx weft; do
+for impl in $impls; do
     start $impl
     run $impl http_plaintext hello "http://127.0.0.1:$port/"
     run $impl http_plaintext hello_pipelined16 "http://127.0.0.1:$port/" -s "$tmp/pipeline.lua"
@@ -142,8 +155,8 @@ for impl in nginx weft; do
 done
 
 echo
-echo "| workload | file | nginx req/s | weft req/s | weft/nginx | nginx CPU us/req | weft CPU us/req |"
-echo "|---|---|---|---|---|---|---|"
+echo "| workload | file | nginx req/s | weft req/s | weft/nginx | nginx CPU us/req | weft CPU us/req | go CPU us/req |"
+echo "|---|---|---|---|---|---|---|---|"
 python3 - "$tmp/results" <<'EOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
@@ -155,6 +168,7 @@ for r in rows:
     if not w:
         continue
     ratio = w["value"] / r["value"] if r["value"] else 0
+    g = by.get(("go_nethttp", r["workload"], r["file"]))
     print(f'| {r["workload"]} | {r["file"]} | {r["value"]} | {w["value"]} | {ratio:.2f} | '
-          f'{r["cpu_us_per_req"]} | {w["cpu_us_per_req"]} |')
+          f'{r["cpu_us_per_req"]} | {w["cpu_us_per_req"]} | {g["cpu_us_per_req"] if g else "-"} |')
 EOF
