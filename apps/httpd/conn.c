@@ -519,6 +519,21 @@ static int discard_chunked(conn *c)
     }
 }
 
+/* A file of the root, through the worker's open-file cache (filecache.h): *slot says how it
+ * is given back (close_file). */
+static int open_file(conn *c, const char *norm, struct stat *st, int *slot)
+{
+    return httpd_fc_open(&c->sh->fc, httpd_cfg.rootfd, norm, httpd_cfg.file_cache_ttl, st, slot);
+}
+
+static void close_file(conn *c, int fd, int slot)
+{
+    if (slot >= 0)
+        httpd_fc_release(&c->sh->fc, slot);
+    else
+        weft_close(fd);
+}
+
 /* A client that sent `Expect: 100-continue` waits before its body (curl: a second). We read
  * bodies (to drop them and go on), so we say so at once: after the responses batched before
  * it, which must leave first. Only when none of the body has come yet; only for HTTP/1.1. */
@@ -562,26 +577,29 @@ static int handle(conn *c, const http_request *r)
     if (nl < 0)
         return simple_response(c, r, -nl, NULL);
     struct stat st;
-    int fd = httpd_open_beneath(httpd_cfg.rootfd, norm, &st);
+    int slot;
+    int fd = open_file(c, norm, &st, &slot);
     if (fd < 0)
         return simple_response(c, r, -fd, NULL);
     int rc;
     if (S_ISDIR(st.st_mode)) {
         if (r->path.len == 0 || r->path.p[r->path.len - 1] != '/') {
-            weft_close(fd);
+            close_file(c, fd, slot);
             return redirect_dir(c, r);
         }
         memcpy(norm + nl, "index.html", sizeof "index.html");
         struct stat ist;
-        int ifd = httpd_open_beneath(httpd_cfg.rootfd, norm, &ist);
+        int islot;
+        int ifd = open_file(c, norm, &ist, &islot);
         if (ifd >= 0 && S_ISREG(ist.st_mode)) {
-            weft_close(fd);
+            close_file(c, fd, slot);
             fd = ifd;
+            slot = islot;
             st = ist;
             nl += (int)strlen("index.html");
         } else {
             if (ifd >= 0)
-                weft_close(ifd);
+                close_file(c, ifd, islot);
             norm[nl] = '\0';
             if (r->method == HTTP_M_POST)
                 rc = simple_response(c, r, 405, "Allow: GET, HEAD\r\n");
@@ -589,7 +607,7 @@ static int handle(conn *c, const http_request *r)
                 rc = serve_listing(c, r, fd, norm);
             else
                 rc = simple_response(c, r, 403, NULL);
-            weft_close(fd);
+            close_file(c, fd, slot);
             return rc;
         }
     }
@@ -597,7 +615,7 @@ static int handle(conn *c, const http_request *r)
         rc = simple_response(c, r, 405, "Allow: GET, HEAD\r\n");
     else
         rc = serve_file(c, r, fd, &st, norm, (size_t)nl);
-    weft_close(fd);
+    close_file(c, fd, slot);
     return rc;
 }
 

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <weft.h>
 
+#include "filecache.h"
+
 /* Read-only once the server runs. */
 typedef struct httpd_config {
     const char *root;          /* the document root, as given */
@@ -19,6 +21,7 @@ typedef struct httpd_config {
     int64_t send_timeout;      /* each write step must progress within it (60 s, nginx's) */
     int64_t drain_timeout;     /* graceful shutdown: in-flight work gets this long (30 s) */
     int64_t max_body;          /* a request body over it is 413 (1 MiB, nginx's) */
+    int64_t file_cache_ttl;    /* how long an open file is reused (1 s); 0: no cache */
     unsigned max_conns;        /* open connections over all workers (10000) */
     int access_log_fd;         /* -1: no access log */
     int quiet;                 /* no startup line */
@@ -53,6 +56,7 @@ typedef struct httpd_shard {
     int draining;          /* shutdown: finish the response in flight, then close */
     weft_promise *drained; /* resolved by the last connection to go, once draining */
     httpd_log log;
+    httpd_filecache fc; /* this worker's open files (filecache.h) */
 } httpd_shard;
 
 extern weft_sharded *httpd_shards;

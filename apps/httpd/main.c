@@ -36,6 +36,7 @@ static void shard_init(void *value, unsigned worker, void *arg)
     (void)worker, (void)arg;
     httpd_shard *sh = value;
     sh->live.prev = sh->live.next = &sh->live;
+    memset(&sh->fc, 0, sizeof sh->fc);
     if (httpd_cfg.access_log_fd >= 0 && httpd_log_start(&sh->log) < 0)
         fprintf(stderr, "weft-httpd: worker %u: no memory for the access log\n", worker);
 }
@@ -63,6 +64,7 @@ static void *drain_shard(void *arg)
         sh->drained = NULL;
     }
     httpd_log_stop(&sh->log);
+    httpd_fc_clear(&sh->fc); /* no request is left to use a cached fd */
     return NULL;
 }
 
@@ -156,6 +158,7 @@ static void usage(FILE *f)
                "  --drain-timeout SEC    at SIGTERM/SIGINT, time left to responses in flight (30)\n"
                "  --max-conns N          open connections at most, over all workers (10000)\n"
                "  --max-body BYTES       larger request bodies are refused with 413 (1048576)\n"
+               "  --file-cache SEC       reuse an open file (fd and stat) this long; 0: off (1)\n"
                "  --tls-cert FILE        certificate chain (PEM): serve HTTPS on --tls-port too\n"
                "  --tls-key FILE         its private key (PEM)\n"
                "  --tls-port N           the HTTPS port (8443; 0 picks a free one)\n"
@@ -235,6 +238,11 @@ static int parse_args(int argc, char **argv, options *o)
             if (*end || p < 0 || p > 65535)
                 return -1;
             o->tls_port = (int)p;
+        } else if (strcmp(a, "--file-cache") == 0) {
+            if (strcmp(v, "0") == 0)
+                httpd_cfg.file_cache_ttl = 0;
+            else
+                timeout = &httpd_cfg.file_cache_ttl;
         } else if (strcmp(a, "--header-timeout") == 0) {
             timeout = &httpd_cfg.header_timeout;
         } else if (strcmp(a, "--keepalive-timeout") == 0) {
@@ -264,6 +272,7 @@ int main(int argc, char **argv)
         .send_timeout = 60 * WEFT_SEC,
         .drain_timeout = 30 * WEFT_SEC,
         .max_body = 1024 * 1024,
+        .file_cache_ttl = 1 * WEFT_SEC,
         .max_conns = 10000,
         .access_log_fd = -1,
     };

@@ -217,6 +217,36 @@ got=$(raw 'GET /nope HTTP/1.1\r\nHost: t\r\n\r\nGET /small.txt HTTP/1.1\r\nHost:
 got=$($RAW "$PORT" partial "$(hex 'GET / HTTP/1.1\r\nHost: t\r\n')")
 [ "$got" = "HTTP/1.1 408 Request Time-out" ] && ok "408 header timeout" || fail "408: $got"
 
+# The open-file cache: with it off, a replaced or removed file is seen at once; with a 0.3 s
+# cache, it is seen once that time has passed (we wait 1 s: only the safe side of the wait
+# is asserted, never how soon).
+mkdir -p "$TMP/fc"
+serve_fc() { # serve_fc SECONDS: a server on $TMP/fc; sets FC_PID and FC_PORT
+    "$BIN" --port 0 --workers 1 --file-cache "$1" "$TMP/fc" >"$TMP/out_fc" 2>/dev/null &
+    FC_PID=$!
+    FC_PORT=
+    for _ in $(seq 100); do
+        FC_PORT=$(sed -n 's|.*http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$TMP/out_fc")
+        [ -n "$FC_PORT" ] && break
+        sleep 0.1
+    done
+}
+for ttl in 0 0.3; do
+    echo one >"$TMP/fc/f.txt"
+    serve_fc $ttl
+    a=$(curl -s "http://127.0.0.1:$FC_PORT/f.txt")
+    echo second >"$TMP/fc/f.new" && mv "$TMP/fc/f.new" "$TMP/fc/f.txt"
+    [ "$ttl" = 0 ] || sleep 1
+    b=$(curl -s "http://127.0.0.1:$FC_PORT/f.txt")
+    rm "$TMP/fc/f.txt"
+    [ "$ttl" = 0 ] || sleep 1
+    c=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$FC_PORT/f.txt")
+    [ "$a|$b|$c" = "one|second|404" ] && ok "file cache $ttl s: replaced and removed files seen" ||
+        fail "file cache $ttl: $a|$b|$c"
+    kill "$FC_PID"
+    wait "$FC_PID" 2>/dev/null
+done
+
 # The connection cap: a second server that takes one connection; while a raw connection
 # holds it, curl's is closed at once (empty reply); once it is gone, curl is served.
 "$BIN" --port 0 --workers 1 --max-conns 1 "$root" >"$TMP/out_cap" 2>/dev/null &
