@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # http_plaintext and http_static (shared/bench-workloads.md), and the same over TLS: weft-httpd
-# against nginx and Go's net/http (bench/peers/go_http, when Go is installed), each on one
-# worker (GOMAXPROCS=1) pinned to CPU 0, wrk pinned to CPU 1 (-t1 -c100). Files:
+# against nginx, h2o (when installed) and Go's net/http (bench/peers/go_http, when Go is
+# installed), each on one worker (GOMAXPROCS=1) pinned to CPU 0, wrk pinned to CPU 1 (-t1
+# -c100). Files:
 # "Hello, World!" as the index (plaintext, also pipelined 16 deep with a wrk Lua script), 4 KiB
 # and 1 MiB. TLS: keep-alive GETs of the 13 B file, and a new connection per request
 # (Connection: close: a full handshake + one GET each). One JSON line per figure (median
 # requests/s of RUNS runs, p99 latency of the median run, server CPU microseconds per request
 # over all runs), then a Markdown table with the ratio weft/nginx.
 #   bench/run_http.sh [BUILD_DIR] [RUNS] [SECONDS]     (defaults: build/rel, 3, 5)
-# Needs wrk and nginx (scripts/deps.sh bench), openssl for the throwaway certificate; Go for
-# the third peer (skipped without it).
+# Needs wrk and nginx (scripts/deps.sh bench), openssl for the throwaway certificate; h2o and
+# Go for the other peers (each skipped without it).
 set -eu
 build=${1:-build/rel}
 runs=${2:-3}
@@ -69,6 +70,26 @@ http {
 EOF
 
 impls="nginx weft"
+if command -v h2o >/dev/null; then
+    impls="$impls h2o"
+    cat >"$tmp/h2o.conf" <<EOF
+listen:
+  host: 127.0.0.1
+  port: $port
+listen:
+  host: 127.0.0.1
+  port: $tport
+  ssl:
+    certificate-file: $tmp/cert.pem
+    key-file: $tmp/key.pem
+num-threads: 1
+hosts:
+  default:
+    paths:
+      /:
+        file.dir: $tmp/www
+EOF
+fi
 if command -v go >/dev/null &&
     (cd "$(dirname "$0")/peers/go_http" && go build -trimpath -o "$tmp/go_http" .) \
         >"$tmp/go.build.log" 2>&1; then
@@ -83,6 +104,7 @@ start() { # name
               --tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem" --quiet "$tmp/www" \
               >/dev/null 2>&1 & ;;
     nginx) taskset -c 0 "$NGINX" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" >/dev/null 2>&1 & ;;
+    h2o) taskset -c 0 h2o -c "$tmp/h2o.conf" >/dev/null 2>&1 & ;;
     go_nethttp) GOMAXPROCS=1 taskset -c 0 "$tmp/go_http" -dir "$tmp/www" -port $port \
                     -tls-port $tport -cert "$tmp/cert.pem" -key "$tmp/key.pem" >/dev/null 2>&1 & ;;
     esac
@@ -155,8 +177,8 @@ for impl in $impls; do
 done
 
 echo
-echo "| workload | file | nginx req/s | weft req/s | weft/nginx | nginx CPU us/req | weft CPU us/req | go CPU us/req |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| workload | file | nginx req/s | weft req/s | weft/nginx | nginx CPU us/req | weft CPU us/req | h2o CPU us/req | go CPU us/req |"
+echo "|---|---|---|---|---|---|---|---|---|"
 python3 - "$tmp/results" <<'EOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
@@ -168,7 +190,9 @@ for r in rows:
     if not w:
         continue
     ratio = w["value"] / r["value"] if r["value"] else 0
+    h = by.get(("h2o", r["workload"], r["file"]))
     g = by.get(("go_nethttp", r["workload"], r["file"]))
     print(f'| {r["workload"]} | {r["file"]} | {r["value"]} | {w["value"]} | {ratio:.2f} | '
-          f'{r["cpu_us_per_req"]} | {w["cpu_us_per_req"]} | {g["cpu_us_per_req"] if g else "-"} |')
+          f'{r["cpu_us_per_req"]} | {w["cpu_us_per_req"]} | {h["cpu_us_per_req"] if h else "-"} | '
+          f'{g["cpu_us_per_req"] if g else "-"} |')
 EOF

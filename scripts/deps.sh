@@ -13,7 +13,7 @@ case "${1:-build}" in
   cross) want+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user qemu-user-binfmt gdb-multiarch) ;;
   coverage) want+=(libcriterion-dev gcovr) ;;
   bench) want+=(g++ golang-go libboost-context-dev libboost-fiber-dev librust-tokio-dev cargo util-linux
-                 libuv1-dev fio python3-matplotlib wrk nginx-light) ;;
+                 libuv1-dev fio python3-matplotlib wrk nginx-light h2o) ;;
   *) echo "deps.sh: unknown set '$1'" >&2; exit 2 ;;
 esac
 
