@@ -46,13 +46,12 @@ typedef struct conn {
 #ifdef WEFT_HAVE_TLS
     weft_tls *tls; /* NULL on the plain port */
 #endif
-    int close_after; /* the batch ends with this response: Connection: close */
-    int peer_closed; /* no lingering: the peer hung up or the socket failed */
-    size_t have;     /* bytes in `in` */
-    size_t start;    /* where the request being parsed starts in `in` */
-    size_t olen;     /* bytes in `out` */
-    int64_t
-        first_deadline; /* the first head's (and the TLS handshake's): accept + header timeout */
+    int close_after;        /* the batch ends with this response: Connection: close */
+    int peer_closed;        /* no lingering: the peer hung up or the socket failed */
+    size_t have;            /* bytes in `in` */
+    size_t start;           /* where the request being parsed starts in `in` */
+    size_t olen;            /* bytes in `out` */
+    int64_t first_deadline; /* the first head's and the handshake's: accept + header timeout */
     httpd_shard *sh;
     char peer[64]; /* the client's address for the log ("" until needed) */
     char in[IN_BUF];
