@@ -28,12 +28,16 @@ for v in on off; do
 done
 
 : >"$OUT/metrics-cost.jsonl"
+# Three servers in turn: metrics on (the default build), metrics off, and metrics on with the
+# stall detector's thread off (WEFT_STALL_MS=-1: what the detector costs when nothing stalls).
 for ((r = 1; r <= RUNS; r++)); do
-    for v in on off; do
-        log "run $r, metrics $v"
-        CONNS="$CONNS" NET_IMPLS=none WARMUP=1 "$ROOT/bench/run_net.sh" "$OUT/metrics-$v" 1 "$SECS" \
-            2>>"$OUT/metrics-cost.log"
-        sed "s/\"impl\":\"weft\"/\"impl\":\"weft_metrics_$v\"/" "$OUT/metrics-$v/net-results.jsonl" \
+    for v in on off nostall; do
+        log "run $r, $v"
+        build=$v stall=
+        [ $v = nostall ] && build=on stall=-1
+        WEFT_STALL_MS=$stall CONNS="$CONNS" NET_IMPLS=none WARMUP=1 "$ROOT/bench/run_net.sh" \
+            "$OUT/metrics-$build" 1 "$SECS" 2>>"$OUT/metrics-cost.log"
+        sed "s/\"impl\":\"weft\"/\"impl\":\"weft_metrics_$v\"/" "$OUT/metrics-$build/net-results.jsonl" \
             >>"$OUT/metrics-cost.jsonl"
     done
 done
@@ -79,13 +83,14 @@ by = {}
 for r in rows:
     if r.get("workload") == "tcp_echo" and "server_us_per_msg" in r:
         by.setdefault((r["conns"], r["impl"]), []).append(r["server_us_per_msg"])
-print("| conns | metrics on (us/msg) | metrics off | on/off | runs |")
-print("|---|---|---|---|---|")
+print("| conns | metrics on (us/msg) | metrics off | on/off | stall detector off | on/that | runs |")
+print("|---|---|---|---|---|---|---|")
 for c in sorted({k[0] for k in by}):
     on, off = by.get((c, "weft_metrics_on"), []), by.get((c, "weft_metrics_off"), [])
-    if on and off:
-        a, b = statistics.median(on), statistics.median(off)
-        print(f"| {c} | {a:.3f} | {b:.3f} | {a / b:.3f} | {len(on)} |")
+    ns = by.get((c, "weft_metrics_nostall"), [])
+    if on and off and ns:
+        a, b, d = statistics.median(on), statistics.median(off), statistics.median(ns)
+        print(f"| {c} | {a:.3f} | {b:.3f} | {a / b:.3f} | {d:.3f} | {a / d:.3f} | {len(on)} |")
 ins = {r["impl"]: r["instructions_per_msg"] for r in rows
        if r.get("workload") == "tcp_echo_instructions"}
 if len(ins) == 2:

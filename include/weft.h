@@ -231,7 +231,17 @@ typedef struct weft_config {
      * its wait and spawn site), channels never released, fds still registered with a
      * worker's reactor. 0: the WEFT_LEAK_REPORT environment variable ("1"), else off. */
     int leak_report;
-    uint64_t reserved_[1]; /* zero: room for fields of later versions */
+    /* Stealing mode's LIFO slot (Go's runnext, Tokio's lifo slot): the task spawned or woken
+     * last on a worker runs next, ahead of its queue (a warm cache for a task that wakes or
+     * spawns another; a tree of spawns and joins runs more depth first, with fewer stacks
+     * held at once). At most 3 slot runs in a row, then a task from the queue: two tasks
+     * waking each other cannot starve the rest. A slot task that never ran may be stolen.
+     * It changes the order tasks run in (no longer first in, first out), so it is chosen:
+     * 1 on; 0: the WEFT_LIFO environment variable ("1" on), else off; negative: off.
+     * Ignored in sharded mode. */
+    int lifo_slot;
+    int reserved_int_;     /* zero */
+    uint64_t reserved_[4]; /* zero: room for fields of later versions */
 } weft_config;
 
 /* Callbacks for the program's own tracer (a span per task, a timeline of polls, a latency
@@ -319,7 +329,16 @@ typedef struct weft_stats {
     uint64_t nevents;        /* reactor events (epoll events, io_uring completions) */
     uint64_t nready;         /* now: tasks in the ready queues */
     uint64_t busy_ns;        /* time the workers spent out of their reactor's sleep */
-    uint64_t reserved_[8];   /* zero: room for counters of later versions */
+    /* now: workers the stall detector sees stuck in one task (no switch for the stall
+     * threshold while awake); 0 with the detector off. Read live, not at the last tick. */
+    uint64_t nstuck;
+    uint64_t nfinished;          /* tasks finished (returned, exited or cancelled) */
+    uint64_t nunfinished;        /* now: tasks not finished: ready, running or waiting (ntasks
+                                  * counts the finished ones not yet reaped too) */
+    uint64_t stack_bytes_live;   /* now: the sizes of the stacks bound to tasks (address
+                                  * space; a task commits only the pages it touches) */
+    uint64_t stack_bytes_pooled; /* now: the sizes of the warm stacks kept for reuse */
+    uint64_t reserved_[3];       /* zero: room for counters of later versions */
 } weft_stats;
 
 /* Writes a dump of every task of the current runtime to `fd`, as text a person reads at a

@@ -25,6 +25,7 @@
 #include "task.h"
 #include "task_api.h"
 #include "util/spinlock.h"
+#include "watchdog.h"
 #include "worker.h"
 
 struct weft_runtime {
@@ -211,6 +212,21 @@ static void msg_spawn(weft__worker *w, void *a, void *b, uint64_t c)
     weft__spawn_start(w, t, false);
 }
 
+/* The next worker round-robin, going round those the stall detector sees stuck in a task (the
+ * stuck-worker hint, watchdog.h): a spawn placed there would wait for the task to yield. If
+ * all are stuck, the next in turn. */
+static unsigned pick_worker(weft_runtime *a, const weft__runtime *rt)
+{
+    unsigned n = rt->nworkers;
+    unsigned k = atomic_fetch_add_explicit(&a->next, 1, memory_order_relaxed) % n;
+    for (unsigned i = 0; i < n; i++) {
+        unsigned c = (k + i) % n;
+        if (!weft__watch_stuck(&rt->workers[c].watch))
+            return c;
+    }
+    return k;
+}
+
 int weft_runtime_spawn_on(weft_runtime *a, int worker, weft_handle **out, weft_fn fn, void *arg,
                           const weft_spawn_opts *opts)
 {
@@ -241,9 +257,7 @@ int weft_runtime_spawn_on(weft_runtime *a, int worker, weft_handle **out, weft_f
     if (rt && worker >= (int)rt->nworkers) {
         r = -EINVAL;
     } else if (rt) {
-        unsigned k = worker >= 0 ? (unsigned)worker
-                                 : atomic_fetch_add_explicit(&a->next, 1, memory_order_relaxed) %
-                                       rt->nworkers;
+        unsigned k = worker >= 0 ? (unsigned)worker : pick_worker(a, rt);
         weft__msg m = {msg_spawn, h, NULL, 0};
         r = weft__smp_post_foreign(&rt->workers[k], &m);
     }

@@ -16,7 +16,7 @@
 #define WEFT_NO_SPAWN_SITES 1
 #include "weft.h"
 
-#define WEFT_COLD        __attribute__((cold))
+#define WEFT_COLD __attribute__((cold))
 /* A counter that only the metrics read (weft_stats, /metrics), not the runtime itself: compiled
  * out in a WEFT_NO_METRICS build (cmake -DWEFT_METRICS=OFF), which exists only to measure
  * what the metrics cost (bench/run_metrics_cost.sh). The counters the runtime reads itself

@@ -12,6 +12,7 @@
 #include "metrics.h"
 #include "pool.h"
 #include "runtime.h"
+#include "watchdog.h"
 #include "worker.h"
 
 /* One worker's published counters into the weft_stats fields they feed. */
@@ -24,6 +25,7 @@ static void worker_stats(const weft__worker *x, weft_stats *s)
 #define SET_ONE(field, expr) s->field = v[k++];
     WEFT__COUNTERS(SET_ONE)
 #undef SET_ONE
+    s->nstuck = weft__watch_stuck(&x->watch); /* live: a stuck worker publishes nothing */
 }
 
 static void add_stats(weft_stats *sum, const weft_stats *s)
@@ -31,6 +33,7 @@ static void add_stats(weft_stats *sum, const weft_stats *s)
 #define ADD_ONE(field, expr) sum->field += s->field;
     WEFT__COUNTERS(ADD_ONE)
 #undef ADD_ONE
+    sum->nstuck += s->nstuck;
 }
 
 static void pool_stats(weft__runtime *rt, weft_stats *s)
@@ -129,6 +132,7 @@ static const struct metric {
     }
     M(nspawned, "weft_tasks_spawned_total", "counter", "Tasks spawned (stackful and stackless)."),
     M(ntasks, "weft_tasks_alive", "gauge", "Tasks not yet reaped."),
+    M(nfinished, "weft_tasks_finished_total", "counter", "Tasks finished."),
     M(nready, "weft_tasks_ready", "gauge", "Tasks in the ready queue."),
     M(nresumes, "weft_resumes_total", "counter", "Task resumes."),
     M(nswitches, "weft_switches_total", "counter", "Context switches."),
@@ -143,8 +147,13 @@ static const struct metric {
     M(nmsgs, "weft_messages_total", "counter", "Messages sent to other workers."),
     M(nsteals, "weft_steals_total", "counter", "Tasks taken from another worker."),
     M(busy_ns, "weft_busy_seconds_total", "counter", "Time out of the reactor's sleep."),
+    M(nstuck, "weft_workers_stuck", "gauge", "Workers stuck in one task past the stall threshold."),
     M(nstacks_live, "weft_stacks_live", "gauge", "Stacks bound to tasks."),
     M(nstacks_pooled, "weft_stacks_pooled", "gauge", "Free stacks kept for reuse."),
+    M(stack_bytes_live, "weft_stack_bytes_live", "gauge",
+      "Sizes of the stacks bound to tasks (address space)."),
+    M(stack_bytes_pooled, "weft_stack_bytes_pooled", "gauge",
+      "Sizes of the warm stacks kept for reuse."),
     M(nguarded_live, "weft_stacks_guarded", "gauge", "Guarded stacks in existence."),
     M(nmallocs, "weft_mallocs_total", "counter", "Heap allocations made by the runtime."),
     M(nmmaps, "weft_mmaps_total", "counter", "mmap calls made for stacks."),
@@ -184,6 +193,21 @@ void weft__metrics_render(weft__runtime *rt, weft__dumpbuf *b)
             snprintf(labels, sizeof labels, "{worker=\"%u\"}", i);
             put_value(b, m, labels, &per[i]);
         }
+    }
+    /* Tasks by state: in the ready queue; waiting (parked, or woken from another thread
+     * and not queued yet, or running); finished and not yet joined or reaped. */
+    weft__dumpbuf_printf(b, "# HELP weft_tasks Tasks by state.\n# TYPE weft_tasks gauge\n");
+    for (unsigned i = 0; i < n; i++) {
+        const weft_stats *s = &per[i];
+        uint64_t ready = s->nready < s->nunfinished ? s->nready : s->nunfinished;
+        uint64_t done = s->ntasks > s->nunfinished ? s->ntasks - s->nunfinished : 0;
+        weft__dumpbuf_printf(b,
+                             "weft_tasks{worker=\"%u\",state=\"ready\"} %llu\n"
+                             "weft_tasks{worker=\"%u\",state=\"waiting\"} %llu\n"
+                             "weft_tasks{worker=\"%u\",state=\"finished\"} %llu\n",
+                             i, (unsigned long long)ready, i,
+                             (unsigned long long)(s->nunfinished - ready), i,
+                             (unsigned long long)done);
     }
     free(per);
     put_histogram(b, rt, WEFT_HIST_SCHEDULE_LATENCY, "weft_schedule_latency_seconds",
@@ -253,8 +277,9 @@ void weft__metrics_render_json(weft__runtime *rt, weft__dumpbuf *b, int64_t now)
     for (unsigned i = 0; i < n; i++) {
         /* Asleep in its reactor (relaxed: a figure; the watchdog reads it the same way). */
         bool asleep = atomic_load_explicit(&rt->workers[i].inbox.sleeping, memory_order_relaxed);
-        weft__dumpbuf_printf(b, "%s{\"index\":%u,\"asleep\":%s,", i ? "," : "", i,
-                             asleep ? "true" : "false");
+        weft__dumpbuf_printf(b, "%s{\"index\":%u,\"asleep\":%s,\"stuck\":%s,", i ? "," : "", i,
+                             asleep ? "true" : "false",
+                             weft__watch_stuck(&rt->workers[i].watch) ? "true" : "false");
         put_stats_json(b, &per[i]);
         weft__dumpbuf_printf(b, "}");
     }

@@ -102,7 +102,8 @@ static int take_config(const weft_config *cfg, weft_config *out)
         out->deadlock < WEFT_DEADLOCK_DEFAULT || out->deadlock > WEFT_DEADLOCK_OFF ||
         out->log_level > WEFT_LOG_INFO)
         return -EINVAL;
-    if (out->leak_report < 0 || out->leak_report > 1 || !weft__dump_signal_valid(out->dump_signal))
+    if (out->leak_report < 0 || out->leak_report > 1 ||
+        !weft__dump_signal_valid(out->dump_signal) || out->lifo_slot > 1 || out->reserved_int_)
         return -EINVAL;
     const weft_tracer *tr = out->tracer;
     if (tr && (tr->reserved_[0] || tr->reserved_[1] || tr->reserved_[2] || tr->reserved_[3]))
@@ -140,6 +141,10 @@ WEFT_COLD static int resolve_workers(weft_config *c, unsigned ncpus)
     }
     if (c->dump_signal == 0)
         c->dump_signal = weft__dump_signal_from_env(getenv("WEFT_DUMP_SIGNAL"));
+    if (c->lifo_slot == 0) {
+        const char *l = getenv("WEFT_LIFO");
+        c->lifo_slot = l && strcmp(l, "1") == 0 ? 1 : -1;
+    }
     if (c->leak_report == 0) {
         const char *l = getenv("WEFT_LEAK_REPORT");
         c->leak_report = l && strcmp(l, "1") == 0;
@@ -168,7 +173,9 @@ WEFT_COLD static int worker_init(weft__runtime *rt, weft__worker *w, unsigned in
         w->sched.chaos = (rt->chaos_seed ^ ((uint64_t)(index + 1) * 0x9E3779B97F4A7C15ull)) | 1;
     if (index == 0)
         w->stats.nmallocs = 1; /* the runtime's own record */
-    weft__sched_init(w, rt->cfg.budget);
+    weft__sched_init(w, rt->cfg.budget,
+                     rt->cfg.mode == WEFT_MODE_STEALING && rt->nworkers > 1 &&
+                         rt->cfg.lifo_slot > 0);
     weft__tasks_init(w, rt->cfg.stack_size);
     weft__stack_init(w, rt->cfg.guard, rt->cfg.stack_pool_max);
     int r = weft__io_init(w, rt->cfg.backend);
@@ -459,6 +466,7 @@ int weft_stats_read(weft_stats *out, size_t size)
         }
         for (int k = 0; k < WEFT__NPUB; k++)
             sum[k] += v[k];
+        s.nstuck += weft__watch_stuck(&x->watch);
     }
     int k = 0;
 #define SUM_ONE(field, expr) s.field = sum[k++];

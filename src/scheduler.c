@@ -4,6 +4,7 @@
  * budget lasts; when the budget is spent or nothing is ready, control returns to the loop
  * (loop.c) on the thread's own stack. See docs/architecture.md, "the life of a park". */
 #include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 
 #include "probes.h"
@@ -255,6 +256,7 @@ static WEFT_NOINLINE void chaos_reorder(weft__worker *w)
     weft__fifo *q = &w->sched.ready;
     if (q->len < 2 || chaos_next(w) % 4)
         return;
+    w->sched.lifo = NULL; /* no longer surely at the head */
     void *a = weft__fifo_pop(q, offsetof(weft_task, next));
     void *b = weft__fifo_pop(q, offsetof(weft_task, next));
     weft__fifo_push_front(q, a, offsetof(weft_task, next));
@@ -284,6 +286,8 @@ static inline __attribute__((always_inline)) weft_task *pick(weft__worker *w)
     while ((t = weft__fifo_pop(&w->sched.ready, offsetof(weft_task, next))) != NULL) {
         if (w->sched.nfront)
             w->sched.nfront--;
+        if (weft_unlikely(w->sched.lifo_on))
+            weft__lifo_picked(&w->sched, t);
         prefetch_ahead(&w->sched.ready);
         if (weft_likely(t->flags & (WEFT__T_STARTED | WEFT__T_STACKLESS)))
             return t;
@@ -362,7 +366,7 @@ static inline __attribute__((always_inline)) void park_current(weft__worker *w, 
     WEFT_COUNT(w->stats.nparks++);
     WEFT_PROBE2(park, t, wr->kind);
     if (weft_unlikely(w->tracer != NULL))
-        weft__trace_park(w, t, wr->kind);
+        weft__trace_park(w, t, weft__wait_kind_name(wr->kind));
     if (WEFT__STATE(word) == WEFT__RUNNING &&
         atomic_compare_exchange_strong_explicit(&t->word, &word, WEFT__WORD(e, WEFT__PARKED),
                                                 memory_order_acq_rel, memory_order_acquire)) {
@@ -479,7 +483,7 @@ void weft__yield(weft__worker *w)
                           memory_order_relaxed);
     weft__ready_push(&w->sched, t);
     if (weft_unlikely(w->tracer != NULL))
-        weft__trace_park(w, t, WEFT__WAIT_YIELD);
+        weft__trace_park(w, t, "yield");
     schedule_away(w, t);
 }
 
@@ -520,8 +524,9 @@ _Noreturn void weft__task_exit(weft__worker *w, void *result)
     __builtin_unreachable();
 }
 
-WEFT_COLD void weft__sched_init(weft__worker *w, unsigned budget)
+WEFT_COLD void weft__sched_init(weft__worker *w, unsigned budget, bool lifo)
 {
+    w->sched.lifo_on = lifo;
     w->sched.budget_max = budget;
     w->sched.tooling = weft__hook_tooling_present();
 }

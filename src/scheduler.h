@@ -41,7 +41,22 @@ typedef struct weft__sched {
     size_t loop_stack_size;
     void *loop_fiber;
     bool tooling; /* a sanitizer's fiber hooks are live (hooks.h); fixed at init */
+    /* The LIFO slot (stealing mode, when weft_config.lifo_slot chooses it; Go's runnext,
+     * Tokio's lifo slot): the task spawned or
+     * woken last on this worker runs next, ahead of the queue, so a task that wakes or
+     * spawns another hands it a warm cache, and a tree of spawns and joins runs depth first
+     * (few tasks parked at once, stacks reused warm). The slot is the head of `ready`: `lifo`
+     * is the task there, NULL once it is picked or something else went ahead of it. A new one
+     * sends the old one to the tail. After WEFT__LIFO_MAX slot picks in a row the slot is
+     * skipped (pushes go to the tail) until a task from the queue runs, so two tasks waking
+     * each other cannot starve the rest. Its task is in the queue like any other, so a thief
+     * may take it if it never ran. owner: worker. */
+    bool lifo_on; /* chosen, in stealing mode with more than one worker; fixed at init */
+    unsigned lifo_streak;
+    weft_task *lifo;
 } weft__sched;
+
+#define WEFT__LIFO_MAX 3
 
 /* Makes a READY task runnable on its worker's queue; called by whoever moved it to READY on
  * the owning thread (the winner of the wake CAS, a yield, a spawn). */
@@ -56,6 +71,34 @@ static inline void weft__ready_push_new(weft__sched *s, weft_task *t)
 {
     s->nunstarted++;
     weft__fifo_push(&s->ready, t, offsetof(weft_task, next));
+}
+
+/* Into the LIFO slot (see weft__sched.lifo), or the tail when the slot is off, skipped, or
+ * timer-woken tasks hold the head. `unstarted`: a spawn (weft__ready_push_new's count). */
+static inline void weft__ready_push_lifo(weft__sched *s, weft_task *t, bool unstarted)
+{
+    s->nunstarted += unstarted;
+    if (weft_likely(!s->lifo_on) || s->nfront || s->lifo_streak >= WEFT__LIFO_MAX) {
+        weft__fifo_push(&s->ready, t, offsetof(weft_task, next));
+        return;
+    }
+    if (s->lifo && s->ready.head == s->lifo) { /* the previous one goes to the tail */
+        weft__fifo_pop(&s->ready, offsetof(weft_task, next));
+        weft__fifo_push(&s->ready, s->lifo, offsetof(weft_task, next));
+    }
+    weft__fifo_push_front(&s->ready, t, offsetof(weft_task, next));
+    s->lifo = t;
+}
+
+/* After each pick (stealing mode): the slot's streak. */
+static inline void weft__lifo_picked(weft__sched *s, const weft_task *t)
+{
+    if (t == s->lifo) {
+        s->lifo = NULL;
+        s->lifo_streak++;
+    } else {
+        s->lifo_streak = 0;
+    }
 }
 
 /* ---- The wait record and the park ----------------------------------------------------
@@ -226,7 +269,7 @@ static inline weft__worker *weft__blocking_begin_any(weft_task **task, int *err)
 }
 
 /* For the loop (loop.c): */
-void weft__sched_init(weft__worker *w, unsigned budget);
+void weft__sched_init(weft__worker *w, unsigned budget, bool lifo);
 /* Pops the next task that can run, binding a stack to one that never ran (a task that
  * cannot get one finishes at once). NULL if none. */
 weft_task *weft__sched_pick(weft__worker *w);

@@ -183,6 +183,7 @@ static weft__stack *pop_pooled(weft__stack_pool *p, unsigned cls, bool want_guar
     if (list == &p->cls[cls].free) {
         p->cls[cls].nfree--;
         p->npooled--;
+        WEFT_COUNT(p->bytes_pooled -= (size_t)(s->hi - s->lo));
     } else {
         p->ncold--;
     }
@@ -222,6 +223,7 @@ int weft__stack_alloc(weft__worker *w, size_t size, bool noguard, weft__stack **
      * runtime's) would inherit that one's poisoned redzones. */
     weft__hook_stack_reuse(s->lo, (size_t)(s->hi - s->lo));
     p->nlive++;
+    WEFT_COUNT(p->bytes_live += (size_t)(s->hi - s->lo));
     *out = s;
     return 0;
 }
@@ -243,6 +245,8 @@ void weft__stack_free(weft__worker *w, weft__stack *s)
     p->cls[s->cls].free = s;
     p->cls[s->cls].nfree++;
     p->npooled++;
+    WEFT_COUNT(p->bytes_live -= (size_t)(s->hi - s->lo));
+    WEFT_COUNT(p->bytes_pooled += (size_t)(s->hi - s->lo));
 }
 
 size_t weft__stack_trim(weft__worker *w, size_t max_ops)
@@ -255,6 +259,7 @@ size_t weft__stack_trim(weft__worker *w, size_t max_ops)
             p->cls[i].free = s->next;
             p->cls[i].nfree--;
             p->npooled--;
+            WEFT_COUNT(p->bytes_pooled -= (size_t)(s->hi - s->lo));
             ops++;
             if (s->guarded) {
                 unmap_stack(w, s);
@@ -290,6 +295,7 @@ WEFT_COLD void weft__stack_fini(weft__worker *w)
         p->cls[i].slab = NULL;
     }
     p->npooled = 0;
+    p->bytes_pooled = 0;
     p->ncold = 0;
     while (p->slabs) {
         struct weft__slab *sl = p->slabs;

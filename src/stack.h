@@ -56,6 +56,9 @@ typedef struct weft__stack_pool {
     size_t guard_limit;       /* from vm.max_map_count / 4 */
     size_t nlive;             /* stacks bound to tasks */
     size_t npooled;           /* warm pooled stacks */
+    /* Their sizes in bytes (address space: only the pages a task touched are committed),
+     * for the metrics (WEFT_COUNT). */
+    size_t bytes_live, bytes_pooled;
     size_t ncold;
     size_t page;
     size_t pool_max; /* warm stacks kept beyond need (the configuration's stack_pool_max) */
@@ -84,6 +87,8 @@ static inline weft__stack *weft__stack_pop_warm(weft__stack_pool *p, size_t size
         p->cls[p->memo_cls].nfree--;
         p->npooled--;
         p->nlive++;
+        WEFT_COUNT(p->bytes_pooled -= (size_t)(s->hi - s->lo));
+        WEFT_COUNT(p->bytes_live += (size_t)(s->hi - s->lo));
         weft__hook_stack_reuse(s->lo, (size_t)(s->hi - s->lo));
         return s;
     }

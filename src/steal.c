@@ -12,6 +12,7 @@
 #include "smp.h"
 #include "steal.h"
 #include "task.h"
+#include "watchdog.h"
 #include "worker.h"
 
 /* Tasks handed over at most per request: half of what the victim has, up to this. 256: a
@@ -82,6 +83,7 @@ static void msg_ask(weft__worker *w, void *a, void *b, uint64_t c)
             t = next;
         }
         w->sched.nunstarted -= n;
+        w->sched.lifo = NULL; /* it may have been handed over: the head is unknown now */
         w->tasks.nlive -= n;
         w->tasks.nrecords -= n;
     }
@@ -100,7 +102,11 @@ static void msg_ask(weft__worker *w, void *a, void *b, uint64_t c)
 
 void weft__steal_ask(weft__worker *w)
 {
-    if (!stealing(w) || w->steal.asked || w->tasks.shutting_down)
+    if (!stealing(w) || w->tasks.shutting_down)
+        return;
+    /* One request out at a time, unless its victim is stuck in a task (the stall detector's
+     * hint): it answers only when that task yields, which may be long. */
+    if (w->steal.asked && !weft__watch_stuck(&w->steal.asked_of->watch))
         return;
     weft__runtime *rt = w->rt;
     weft__worker *victim = NULL;
@@ -109,7 +115,8 @@ void weft__steal_ask(weft__worker *w)
         weft__worker *x = &rt->workers[i];
         size_t n = atomic_load_explicit(&x->steal.advertised, memory_order_relaxed);
         /* The busiest; in the debug mode, any with tasks to spare, at random. */
-        if (x != w && n > 1 && (w->sched.chaos ? !victim || weft__chaos_coin(w) : n > most)) {
+        if (x != w && n > 1 && !weft__watch_stuck(&x->watch) &&
+            (w->sched.chaos ? !victim || weft__chaos_coin(w) : n > most)) {
             most = n;
             victim = x;
         }
@@ -117,8 +124,10 @@ void weft__steal_ask(weft__worker *w)
     if (!victim)
         return;
     weft__msg m = {msg_ask, NULL, w, 0};
-    if (weft__smp_post(w, victim, &m) == 0)
+    if (weft__smp_post(w, victim, &m) == 0) {
         w->steal.asked = true;
+        w->steal.asked_of = victim;
+    }
 }
 
 void weft__steal_idle(weft__worker *w, bool idle)

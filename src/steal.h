@@ -16,6 +16,9 @@ typedef struct weft__steal {
      * and rings it, so each idle spell is woken once. */
     _Atomic int idle;
     bool asked; /* a request of ours is out, not yet answered; owner: the worker */
+    /* The worker it went to: if the stall detector sees that one stuck in a task, the thief
+     * asks another meanwhile (both answers are taken). owner: the worker. */
+    struct weft__worker *asked_of;
 } weft__steal;
 
 /* The idle worker's side, before it blocks: asks the busiest worker, if one has tasks to

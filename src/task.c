@@ -268,6 +268,7 @@ void weft__task_finish(weft__worker *w, weft_task *t, void *result)
     atomic_store_explicit(&t->word, WEFT__WORD(WEFT__EPOCH(word) + 1, WEFT__DONE),
                           memory_order_release);
     w->tasks.nlive--;
+    WEFT_COUNT(w->stats.nfinished++);
     if (t->joiner.task)
         weft__wake_from(w, t->joiner.task, t->joiner.epoch);
     /* A detached task that still runs on its stack is reaped once it is off it. */

@@ -59,7 +59,7 @@ static inline __attribute__((always_inline)) void spawn_start(weft__worker *w, w
     if (weft_unlikely(child_first) && weft__blocking_task(w))
         weft__run_first(w, t);
     else
-        weft__ready_push_new(&w->sched, t);
+        weft__ready_push_lifo(&w->sched, t, true);
 }
 
 void weft__spawn_start(weft__worker *w, weft_task *t, bool child_first)
@@ -216,7 +216,7 @@ static int post(weft__worker *from, weft__worker *to, weft__msg_fn fn, void *a, 
 static int join_remote(weft__worker *w, weft_task *self, weft_task *t, void **result,
                        int64_t deadline)
 {
-    weft__worker *home = t->worker;
+    weft__worker *home = __atomic_load_n(&t->worker, __ATOMIC_RELAXED); /* it may move */
     while (!weft__task_done(t)) {
         /* Room first: a wait for it would end the run whose epoch the message carries. */
         int r = weft__smp_wait_room(w, self, home);

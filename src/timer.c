@@ -111,12 +111,18 @@ size_t weft__timers_run(weft__worker *w, int64_t now)
     weft__fifo *ready = &w->sched.ready;
     void *mark = ready->tail;
     size_t len = ready->len, n = 0;
+    /* Their wakes go to the tail first (not the LIFO slot), to be moved as a batch below; the
+     * slot's task, if any, is then behind them. */
+    bool lifo_on = w->sched.lifo_on;
+    w->sched.lifo_on = false;
     while (h->n && h->v[0].deadline <= now) {
         weft__timer *t = h->v[0].timer;
         heap_remove(h, t);
         weft_waker_wake(t->waker);
         n++;
     }
+    w->sched.lifo_on = lifo_on;
+    w->sched.lifo = NULL;
     /* Behind the tasks earlier timers put at the head and that have not run yet: those have
      * earlier deadlines (a slow machine can fire two batches between two picks). */
     weft__fifo_to_nth(ready, mark, w->sched.nfront, offsetof(weft_task, next));

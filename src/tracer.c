@@ -3,7 +3,6 @@
  * program's, fixed for the runtime's life (weft_config.tracer); `w->tracer` points to it
  * from the worker's start, and is read by any thread (a waker) without synchronisation since
  * it never changes while the workers run. */
-#include "scheduler.h"
 #include "task.h"
 #include "tracer.h"
 #include "worker.h"
@@ -20,10 +19,10 @@ void weft__trace_resume(const weft__worker *w, const weft_task *t)
         w->tracer->on_resume(w->tracer->arg, t->id, w->index);
 }
 
-void weft__trace_park(const weft__worker *w, const weft_task *t, int kind)
+void weft__trace_park(const weft__worker *w, const weft_task *t, const char *wait)
 {
     if (w->tracer->on_park)
-        w->tracer->on_park(w->tracer->arg, t->id, w->index, weft__wait_kind_name(kind));
+        w->tracer->on_park(w->tracer->arg, t->id, w->index, wait);
 }
 
 void weft__trace_wake(const weft__worker *w, const weft_task *t)

@@ -9,7 +9,8 @@
 
 WEFT_COLD void weft__trace_spawn(const weft__worker *w, const weft_task *t);
 void weft__trace_resume(const weft__worker *w, const weft_task *t);
-void weft__trace_park(const weft__worker *w, const weft_task *t, int kind);
+/* `wait`: the wait kind's name (scheduler.c's weft__wait_kind_name). */
+void weft__trace_park(const weft__worker *w, const weft_task *t, const char *wait);
 void weft__trace_wake(const weft__worker *w, const weft_task *t);
 void weft__trace_exit(const weft__worker *w, const weft_task *t);
 WEFT_COLD void weft__trace_sleep(const weft__worker *w, bool asleep);

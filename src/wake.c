@@ -78,7 +78,7 @@ static inline __attribute__((always_inline)) void wake(weft__worker *self, weft_
                 if (weft_unlikely(w->tracer != NULL))
                     weft__trace_wake(w, t);
                 if (weft_likely(self == w)) {
-                    weft__ready_push(&w->sched, t);
+                    weft__ready_push_lifo(&w->sched, t, false);
                 } else {
                     if (!self || self->rt != w->rt)
                         mark_foreign(self, w);

@@ -231,6 +231,13 @@ static bool take_token(struct weft__watchdog *wd, int64_t now)
 
 /* ---- The thread ------------------------------------------------------------------------ */
 
+/* The stuck-worker hint (watchdog.h): a store only when it changes. */
+static void set_stuck(weft__worker *w, bool stuck)
+{
+    if (weft__watch_stuck(&w->watch) != stuck)
+        atomic_store_explicit(&w->watch.stuck, stuck, memory_order_relaxed);
+}
+
 static void *watchdog_thread(void *arg)
 {
     weft__runtime *rt = arg;
@@ -266,10 +273,12 @@ static void *watchdog_thread(void *arg)
                 atomic_load_explicit(&w->inbox.sleeping, memory_order_seq_cst)) {
                 s->since = now;
                 s->next_ns = wd->threshold_ns;
+                set_stuck(w, false);
                 continue;
             }
             busy = true;
             int64_t ran = now - s->since;
+            set_stuck(w, ran >= wd->threshold_ns);
             if (ran >= s->next_ns) {
                 bool again = s->next_ns > wd->threshold_ns;
                 while (s->next_ns <= ran) /* the next doubling still ahead */

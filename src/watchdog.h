@@ -36,6 +36,11 @@ typedef struct weft__watch {
                        * value again is the same run, reported again; handler only */
     char name[16];
     _Atomic int npcs; /* -1: asked, not answered yet */
+    /* 1 while the watchdog sees this worker stalled (no switch for the stall threshold, not
+     * asleep): set and cleared by the watchdog at its samples (relaxed: a hint). Read by
+     * whoever places work: alien spawns go round it, thieves do not wait for its answer
+     * (weft__watch_stuck). */
+    _Atomic int stuck;
 } weft__watch;
 
 /* At every switch (scheduler.c), with the worker's switch count just bumped: one store.
@@ -43,6 +48,12 @@ typedef struct weft__watch {
 static inline void weft__watch_switch(weft__watch *wt, uint64_t nswitches)
 {
     atomic_store_explicit(&wt->pub, nswitches, memory_order_relaxed);
+}
+
+/* Whether the watchdog sees w stalled now (the stuck-worker hint). Any thread. */
+static inline bool weft__watch_stuck(const weft__watch *wt)
+{
+    return atomic_load_explicit(&wt->stuck, memory_order_relaxed) != 0;
 }
 
 /* Starts the runtime's watchdog if its threshold is not 0 (and installs the signal handler

@@ -48,7 +48,11 @@ typedef struct weft__doorbell {
     X(nsteals, w->stats.nsteals)                                                                   \
     X(nevents, w->stats.nevents)                                                                   \
     X(nready, w->sched.ready.len)                                                                  \
-    X(busy_ns, weft__worker_busy_ns(w))
+    X(busy_ns, weft__worker_busy_ns(w))                                                            \
+    X(nfinished, w->stats.nfinished)                                                               \
+    X(nunfinished, w->tasks.nlive)                                                                 \
+    X(stack_bytes_live, w->stacks.bytes_live)                                                      \
+    X(stack_bytes_pooled, w->stacks.bytes_pooled)
 
 #define WEFT__COUNT_ONE(field, expr) +1
 #define WEFT__NPUB                   (0 WEFT__COUNTERS(WEFT__COUNT_ONE))

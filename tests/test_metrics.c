@@ -102,6 +102,23 @@ Test(metrics, read_from_a_thread_outside_the_runtime)
     cr_assert_geq(rd->total.nparks, 1, "the sleep parked, at least");
     cr_assert_gt(rd->total.busy_ns, 0);
     cr_assert_eq(rd->total.size, sizeof rd->total);
+    /* By state: pong and the four finished (and reaped); main waits for the reader. */
+    cr_assert_eq(rd->total.nfinished, 5);
+    cr_assert_eq(rd->total.nunfinished, 1, "main only: %llu",
+                 (unsigned long long)rd->total.nunfinished);
+    cr_assert_eq(rd->w1.nunfinished, 0);
+    /* Stack memory: main's stack bound; worker 1's tasks' stacks pooled there. */
+    cr_assert_geq(rd->total.stack_bytes_live, WEFT_STACK_DEFAULT / 2, "%llu",
+                  (unsigned long long)rd->total.stack_bytes_live);
+    cr_assert_eq(rd->w1.stack_bytes_live, 0);
+    cr_assert_geq(rd->w1.stack_bytes_pooled, WEFT_STACK_DEFAULT / 2);
+    cr_assert_not_null(strstr(rd->text, "weft_stack_bytes_pooled{worker=\"1\"} "));
+    cr_assert_not_null(strstr(rd->text, "# TYPE weft_tasks gauge\n"));
+    cr_assert_not_null(strstr(rd->text, "weft_tasks{worker=\"0\",state=\"waiting\"} 1\n"), "%s",
+                       rd->text);
+    cr_assert_not_null(strstr(rd->text, "weft_tasks{worker=\"1\",state=\"waiting\"} 0\n"));
+    cr_assert_not_null(strstr(rd->text, "weft_tasks{worker=\"0\",state=\"finished\"} 0\n"));
+    cr_assert_not_null(strstr(rd->text, "weft_tasks_finished_total{worker=\"1\"} 2\n"));
 
     cr_assert_gt(rd->text_len, 0);
     cr_assert_eq((size_t)rd->text_len, strlen(rd->text), "it fit");
