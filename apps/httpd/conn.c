@@ -304,13 +304,22 @@ static int send_file_tls(conn *c, int fd, int64_t off, int64_t len)
     return 0;
 }
 
-/* 304, 200, 206 or 416 for an open regular file. */
+/* 304, 200, 206 or 416 for an open regular file; `fe`: its cache entry (the validators
+ * already formatted, a small file's bytes), or NULL. */
 static int serve_file(conn *c, const http_request *r, int fd, const struct stat *st,
-                      const char *name, size_t nlen)
+                      const char *name, size_t nlen, const httpd_fc_entry *fe)
 {
-    char etag[48], lm[32];
-    int elen = httpd_etag(st, etag, sizeof etag);
-    httpd_http_date(st->st_mtime, lm, sizeof lm);
+    char etag_buf[48], lm_buf[32];
+    const char *etag = etag_buf, *lm = lm_buf;
+    int elen;
+    if (fe) {
+        etag = fe->etag;
+        elen = fe->elen;
+        lm = fe->last_modified;
+    } else {
+        elen = httpd_etag(st, etag_buf, sizeof etag_buf);
+        httpd_http_date(st->st_mtime, lm_buf, sizeof lm_buf);
+    }
     if (ensure_room(c, HEADER_ROOM) < 0)
         return -1;
 
@@ -359,9 +368,14 @@ static int serve_file(conn *c, const http_request *r, int fd, const struct stat 
     }
     log_request(c, r, status, len);
     if (len <= SMALL_BODY && (size_t)len <= OUT_BUF - c->olen) {
-        /* Small: into the batch, to leave with the headers in one write. */
-        ssize_t n = weft_file_pread(fd, c->out + c->olen, (size_t)len, first,
-                                    weft_deadline_in(httpd_cfg.send_timeout));
+        /* Small: into the batch, to leave with the headers in one write; from the cache's
+         * copy when it holds one. */
+        ssize_t n = len;
+        if (fe && fe->data)
+            memcpy(c->out + c->olen, fe->data + first, (size_t)len);
+        else
+            n = weft_file_pread(fd, c->out + c->olen, (size_t)len, first,
+                                weft_deadline_in(httpd_cfg.send_timeout));
         if (n != len)
             return -1; /* the file shrank under us: the promised length cannot be kept */
         c->olen += (size_t)len;
@@ -613,7 +627,7 @@ static int handle(conn *c, const http_request *r)
     if (r->method == HTTP_M_POST) /* nginx: POST to a static file that exists is 405 */
         rc = simple_response(c, r, 405, "Allow: GET, HEAD\r\n");
     else
-        rc = serve_file(c, r, fd, &st, norm, (size_t)nl);
+        rc = serve_file(c, r, fd, &st, norm, (size_t)nl, httpd_fc_entry_of(&c->sh->fc, slot));
     close_file(c, fd, slot);
     return rc;
 }
