@@ -5,7 +5,9 @@
  *   cut in two at every 97th point) gives the same result and the same views;
  * - every view lies inside the head that was parsed;
  * - pipelined heads parse one after the other the same way;
- * - a normalised path starts with '/', holds no NUL, no "//", and no "." or ".." segment.
+ * - a normalised path starts with '/', holds no NUL, no "//", and no "." or ".." segment;
+ * - after a head with a chunked body, the body decoder gives the same verdict, consumed
+ *   count and data count whole and in pieces, and never consumes past its input.
  * Build: clang -fsanitize=fuzzer,address,undefined (fuzz/run_http_fuzz.sh does). */
 #include <stdint.h>
 #include <stdio.h>
@@ -97,8 +99,44 @@ static void check_helpers(const http_request *r)
         httpd_parse_http_date(h->value, &t);
 }
 
+/* A chunked body at the start of b[0 .. n): returns the bytes it took when it ended, 0 when
+ * it wants more, or the error; the same whole and in pieces of `step`. */
+static int64_t check_chunked(const char *b, size_t n, unsigned step)
+{
+    const int64_t limit = 1000; /* small, so that 413 is reached too */
+    http_chunked whole, inc;
+    http_chunked_init(&whole);
+    int done = 0;
+    int64_t r = http_chunked_feed(&whole, b, n, limit, &done);
+    CHECK(r == -400 || r == -413 || (r >= 0 && (size_t)r <= n));
+    CHECK(r < 0 || done || (size_t)r == n);
+    CHECK(whole.total >= 0 && whole.total <= limit);
+    http_chunked_init(&inc);
+    size_t off = 0;
+    int64_t ri = 0;
+    int idone = 0;
+    while (off < n) {
+        size_t k = n - off < step ? n - off : step;
+        ri = http_chunked_feed(&inc, b + off, k, limit, &idone);
+        if (ri < 0)
+            break;
+        CHECK((size_t)ri <= k);
+        off += (size_t)ri;
+        if (idone)
+            break;
+        CHECK((size_t)ri == k);
+    }
+    if (r < 0) {
+        CHECK(ri == r);
+        return r;
+    }
+    CHECK(ri >= 0 && idone == done && inc.total == whole.total);
+    CHECK(!done || off == (size_t)r);
+    return done ? r : 0;
+}
+
 /* One head at the start of b[0 .. n): returns its result, checked against other splits. */
-static int check_one(const char *b, size_t n, unsigned step)
+static int check_one(const char *b, size_t n, unsigned step, int *chunked)
 {
     static http_parser whole, inc;
     http_parser_init(&whole);
@@ -119,6 +157,7 @@ static int check_one(const char *b, size_t n, unsigned step)
             view_inside(q->headers[i].value, b, (size_t)r);
         }
         check_helpers(q);
+        *chunked = q->chunked;
     }
 
     /* In pieces of `step` bytes. */
@@ -158,10 +197,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(buf, data + 1, size - 1);
     size_t off = 0, n = size - 1;
     for (int i = 0; i < 8 && off < n; i++) {
-        int r = check_one(buf + off, n - off, step);
+        int chunked = 0;
+        int r = check_one(buf + off, n - off, step, &chunked);
         if (r <= 0)
             break;
         off += (size_t)r;
+        if (chunked) {
+            int64_t c = check_chunked(buf + off, n - off, step);
+            if (c <= 0)
+                break;
+            off += (size_t)c;
+        }
     }
     free(buf);
     return 0;

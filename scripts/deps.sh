@@ -5,15 +5,15 @@
 # install and fails.
 set -euo pipefail
 
-want=(cmake make gcc pkg-config liburing-dev systemtap-sdt-dev)
+want=(cmake make gcc pkg-config liburing-dev systemtap-sdt-dev libssl-dev)
 case "${1:-build}" in
   build) ;;
   test)  want+=(libcriterion-dev valgrind python3 binutils g++ clang gdb redis-tools redis-server
-                 chromium) ;;
+                 chromium curl openssl) ;;
   cross) want+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user qemu-user-binfmt gdb-multiarch) ;;
   coverage) want+=(libcriterion-dev gcovr) ;;
   bench) want+=(g++ golang-go libboost-context-dev libboost-fiber-dev librust-tokio-dev cargo util-linux
-                 libuv1-dev fio python3-matplotlib) ;;
+                 libuv1-dev fio python3-matplotlib wrk nginx-light h2o) ;;
   *) echo "deps.sh: unknown set '$1'" >&2; exit 2 ;;
 esac
 

@@ -10,8 +10,18 @@
 #include <string.h>
 #include <weft.h>
 
+#ifdef WEFT_HAVE_TLS
+#include "weft_tls.h"
+#endif
+
 /* The read buffer, and so the largest response head. */
 #define READ_BUF 16384
+
+/* A connection: the socket, and TLS over it for an https pool. */
+typedef struct hconn {
+    int fd;
+    struct weft_tls *tls;
+} hconn;
 
 struct httpc_pool {
     char host[256];
@@ -21,8 +31,21 @@ struct httpc_pool {
     weft_addr addr;
     weft_sem slots; /* free connection slots: max minus busy minus idle */
     unsigned nidle;
-    int *idle; /* idle connections, most recently used last */
+    hconn *idle;              /* idle connections, most recently used last */
+    struct weft_tls_ctx *tls; /* borrowed from httpc_pool_set_tls; NULL: plain HTTP */
+    /* The latest resumable session a connection received, offered by new connections (one
+     * reference, owned by the pool). */
+    struct weft_tls_session *session;
+    char tls_err[200]; /* the last handshake failure in words */
 };
+
+static void hconn_close(hconn *c)
+{
+#ifdef WEFT_HAVE_TLS
+    weft_tls_destroy(c->tls);
+#endif
+    weft_close(c->fd);
+}
 
 int httpc_pool_create(httpc_pool **out, const char *host, int port, unsigned max_conns)
 {
@@ -30,7 +53,7 @@ int httpc_pool_create(httpc_pool **out, const char *host, int port, unsigned max
         port > 65535 || max_conns == 0)
         return -EINVAL;
     httpc_pool *p = calloc(1, sizeof *p);
-    int *idle = calloc(max_conns, sizeof *idle);
+    hconn *idle = calloc(max_conns, sizeof *idle);
     if (!p || !idle) {
         free(p);
         free(idle);
@@ -51,20 +74,58 @@ void httpc_pool_destroy(httpc_pool *p)
     if (!p)
         return;
     for (unsigned i = 0; i < p->nidle; i++)
-        weft_close(p->idle[i]);
+        hconn_close(&p->idle[i]);
+#ifdef WEFT_HAVE_TLS
+    weft_tls_session_release(p->session);
+#endif
     free(p->idle);
     free(p);
 }
 
+int httpc_pool_set_tls(httpc_pool *p, struct weft_tls_ctx *ctx)
+{
+#ifdef WEFT_HAVE_TLS
+    if (!p || p->nidle > 0)
+        return -EINVAL;
+    p->tls = ctx;
+    return 0;
+#else
+    (void)p, (void)ctx;
+    return -ENOTSUP;
+#endif
+}
+
+const char *httpc_pool_tls_error(const httpc_pool *p)
+{
+    return p ? p->tls_err : "";
+}
+
+/* A new connection's TLS handshake, the pool's host as SNI and as the name to verify. */
+static int start_tls(httpc_pool *p, hconn *c, int64_t deadline)
+{
+#ifdef WEFT_HAVE_TLS
+    int r = weft_tls_create(&c->tls, p->tls, c->fd, p->host);
+    if (r == 0 && p->session)
+        weft_tls_session_set(c->tls, p->session); /* refused: a full handshake */
+    if (r == 0 && (r = weft_tls_handshake(c->tls, deadline)) < 0)
+        snprintf(p->tls_err, sizeof p->tls_err, "%s", weft_tls_errmsg(c->tls));
+    return r;
+#else
+    (void)p, (void)c, (void)deadline;
+    return -ENOTSUP;
+#endif
+}
+
 /* A slot and a connection: an idle one (most recent first) or a new one. */
-static int acquire(httpc_pool *p, int fresh, int *reused, int64_t deadline)
+static int acquire(httpc_pool *p, int fresh, int *reused, hconn *c, int64_t deadline)
 {
     int r = weft_sem_acquire(&p->slots, deadline);
     if (r < 0)
         return r;
     if (!fresh && p->nidle > 0) {
         *reused = 1;
-        return p->idle[--p->nidle];
+        *c = p->idle[--p->nidle];
+        return 0;
     }
     *reused = 0;
     if (!p->resolved) {
@@ -78,20 +139,53 @@ static int acquire(httpc_pool *p, int fresh, int *reused, int64_t deadline)
         return fd;
     }
     weft_tcp_nodelay(fd, 1);
-    return fd;
+    *c = (hconn){fd, NULL};
+    if (p->tls && (r = start_tls(p, c, deadline)) < 0) {
+        hconn_close(c);
+        weft_sem_release(&p->slots, 1);
+        return r;
+    }
+    return 0;
 }
 
-static void release(httpc_pool *p, int fd, int keep)
+static void release(httpc_pool *p, hconn *c, int keep)
 {
+#ifdef WEFT_HAVE_TLS
+    /* After a response, a TLS 1.3 server's tickets have arrived: the newest session is kept
+     * for the next new connection. */
+    weft_tls_session *s = c->tls ? weft_tls_session_get(c->tls) : NULL;
+    if (s) {
+        weft_tls_session_release(p->session);
+        p->session = s;
+    }
+#endif
     if (keep && p->nidle < p->max)
-        p->idle[p->nidle++] = fd;
+        p->idle[p->nidle++] = *c;
     else
-        weft_close(fd);
+        hconn_close(c);
     weft_sem_release(&p->slots, 1);
 }
 
+static ssize_t conn_read(hconn *c, void *buf, size_t len, int64_t deadline)
+{
+#ifdef WEFT_HAVE_TLS
+    if (c->tls)
+        return weft_tls_read(c->tls, buf, len, deadline);
+#endif
+    return weft_read(c->fd, buf, len, deadline);
+}
+
+static ssize_t conn_writev(hconn *c, const struct iovec *iov, int iovcnt, int64_t deadline)
+{
+#ifdef WEFT_HAVE_TLS
+    if (c->tls)
+        return weft_tls_writev(c->tls, iov, iovcnt, deadline);
+#endif
+    return weft_writev(c->fd, iov, iovcnt, deadline);
+}
+
 typedef struct reader {
-    int fd;
+    hconn *conn;
     int64_t deadline;
     size_t pos, len; /* unread bytes: buf[pos .. len) */
     int got_any;     /* a byte of the response has arrived */
@@ -108,7 +202,7 @@ static ssize_t fill(reader *r)
     }
     if (r->len == READ_BUF)
         return -EMSGSIZE;
-    ssize_t n = weft_read(r->fd, r->buf + r->len, READ_BUF - r->len, r->deadline);
+    ssize_t n = conn_read(r->conn, r->buf + r->len, READ_BUF - r->len, r->deadline);
     if (n > 0) {
         r->len += (size_t)n;
         r->got_any = 1;
@@ -306,7 +400,7 @@ static int chunked_body(reader *r, httpc_body_fn fn, void *arg, httpc_response *
     }
 }
 
-static int exchange(int fd, const char *method, const char *host, int port, const char *path,
+static int exchange(hconn *c, const char *method, const char *host, int port, const char *path,
                     const char *extra, const void *body, size_t body_len, httpc_body_fn fn,
                     void *arg, httpc_response *resp, int *keep, int *got_any, int64_t deadline)
 {
@@ -319,14 +413,14 @@ static int exchange(int fd, const char *method, const char *host, int port, cons
         n += snprintf(req + n, sizeof req - (size_t)n, "Content-Length: %zu\r\n", body_len);
     n += snprintf(req + n, sizeof req - (size_t)n, "\r\n");
     struct iovec iov[2] = {{req, (size_t)n}, {(void *)body, body ? body_len : 0}};
-    ssize_t w = weft_writev(fd, iov, body && body_len ? 2 : 1, deadline);
+    ssize_t w = conn_writev(c, iov, body && body_len ? 2 : 1, deadline);
     if (w < 0)
         return (int)w;
 
     reader *r = malloc(sizeof *r);
     if (!r)
         return -ENOMEM;
-    r->fd = fd;
+    r->conn = c;
     r->deadline = deadline;
     r->pos = r->len = 0;
     r->got_any = 0;
@@ -364,15 +458,19 @@ int httpc_request(httpc_pool *p, const char *method, const char *path, const cha
     int idempotent = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
     for (int attempt = 0;; attempt++) {
         int reused = 0;
-        int fd = acquire(p, attempt > 0, &reused, deadline);
-        if (fd < 0)
-            return fd;
+        hconn c;
+        int ar = acquire(p, attempt > 0, &reused, &c, deadline);
+        if (ar < 0)
+            return ar;
         memset(resp, 0, sizeof *resp);
         resp->reused = reused;
+#ifdef WEFT_HAVE_TLS
+        resp->tls_resumed = c.tls && !reused && weft_tls_resumed(c.tls);
+#endif
         int keep = 0, got_any = 0;
-        int rc = exchange(fd, method, p->host, p->port, path, extra_headers, body, body_len,
+        int rc = exchange(&c, method, p->host, p->port, path, extra_headers, body, body_len,
                           on_body, arg, resp, &keep, &got_any, deadline);
-        release(p, fd, rc == 0 && keep);
+        release(p, &c, rc == 0 && keep);
         /* A pooled connection the server had closed fails before any response byte: once
          * more on a new connection, where that is safe. */
         if (rc < 0 && reused && !got_any && idempotent && attempt == 0 &&

@@ -10,11 +10,23 @@
 #include <stdint.h>
 
 typedef struct httpc_pool httpc_pool;
+struct weft_tls_ctx; /* weft_tls.h */
 
 /* Creates a pool for http://host:port with at most `max_conns` connections (busy and idle
  * together). Resolution happens at the first request. Returns 0, -EINVAL, -ENOMEM. `*out` is
  * freed with httpc_pool_destroy. From a task of the worker that will use it. */
 int httpc_pool_create(httpc_pool **out, const char *host, int port, unsigned max_conns);
+
+/* Makes the pool's connections https: each new connection runs a TLS handshake with the
+ * pool's host as SNI and as the name its certificate must carry (verified against what the
+ * client context trusts). `ctx` (weft_tls_ctx_client) is borrowed and must outlive the
+ * pool. Call it before the first request. Returns 0, -EINVAL, -ENOTSUP (built without
+ * OpenSSL). A failed handshake fails the request with weft_tls's code (-EKEYREJECTED for a
+ * certificate that does not verify); httpc_pool_tls_error says why in words. The pool keeps
+ * the latest session its connections received and offers it on new ones (resumption: no
+ * certificate exchange, no signature), falling back to a full handshake when refused. */
+int httpc_pool_set_tls(httpc_pool *p, struct weft_tls_ctx *ctx);
+const char *httpc_pool_tls_error(const httpc_pool *p);
 
 /* Closes the idle connections and frees the pool; no request may be in flight. */
 void httpc_pool_destroy(httpc_pool *p);
@@ -29,6 +41,7 @@ typedef struct httpc_response {
     int chunked;            /* the body came chunked */
     int64_t body_bytes;     /* body bytes handed to on_body */
     int reused;             /* the request went over a pooled (kept-alive) connection */
+    int tls_resumed;        /* a new https connection resumed the pool's last TLS session */
 } httpc_response;
 
 /* Sends `method path` (with `extra_headers`: NULL or lines each ending in CRLF, and `body` of

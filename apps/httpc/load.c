@@ -4,6 +4,11 @@
  *
  *   weft-http-load [-n 1000] [-c 50] [--timeout SEC] http://127.0.0.1:8080/path
  *   weft-http-load --get http://127.0.0.1:8080/path > body
+ *   weft-http-load --get --cacert ca.pem https://localhost:8443/path > body
+ *
+ * https:// URLs are verified against --cacert FILE, or the system's store; -k skips the
+ * check. --close asks the server to close after each response (Connection: close), so
+ * that every request pays a new connection (and, over https, a full handshake).
  *
  * --pause SEC makes each task sleep between its requests (the test uses it to let the server
  * close a pooled connection, which the client must then retry on a new one). */
@@ -16,17 +21,27 @@
 
 #include "httpc.h"
 
+#ifdef WEFT_HAVE_TLS
+#include "weft_tls.h"
+#endif
+
 typedef struct load {
     char host[256];
     int port;
     const char *path;
     long n, c;
     int get;
+    int https;
+    int insecure;             /* -k: no certificate check */
+    int close;                /* --close: a new connection per request */
+    const char *cacert;       /* NULL: the system's store */
+    struct weft_tls_ctx *tls; /* made by main before the runtime: loading a store takes ms */
     int64_t timeout;
     int64_t pause; /* each task sleeps this long between its requests */
     httpc_pool *pool;
     long next;       /* the next request to start (one worker: plain fields) */
     long nok, nfail; /* 2xx responses, and the rest (errors or other statuses) */
+    long nresumed;   /* new https connections that resumed a TLS session */
     int64_t *lat;    /* ns per request, by index */
     int64_t bytes;
 } load;
@@ -55,16 +70,18 @@ static void *client(void *arg)
         long i = l->next++;
         httpc_response resp;
         int64_t t0 = mono_ns();
-        int r = httpc_request(l->pool, "GET", l->path, NULL, NULL, 0, NULL, NULL, &resp,
-                              weft_deadline_in(l->timeout));
+        int r = httpc_request(l->pool, "GET", l->path, l->close ? "Connection: close\r\n" : NULL,
+                              NULL, 0, NULL, NULL, &resp, weft_deadline_in(l->timeout));
         l->lat[i] = mono_ns() - t0;
         if (r == 0 && resp.status >= 200 && resp.status < 300) {
             l->nok++;
+            l->nresumed += resp.tls_resumed;
             l->bytes += resp.body_bytes;
         } else {
             if (l->nfail++ < 5)
-                fprintf(stderr, "weft-http-load: request %ld: %s (status %d)\n", i,
-                        r < 0 ? weft_strerror(r) : "ok", r < 0 ? 0 : resp.status);
+                fprintf(stderr, "weft-http-load: request %ld: %s (status %d) %s\n", i,
+                        r < 0 ? strerror(-r) : "ok", r < 0 ? 0 : resp.status,
+                        r < 0 ? httpc_pool_tls_error(l->pool) : "");
         }
     }
     return NULL;
@@ -76,19 +93,34 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+static void *run(load *l);
+
 static void *main_task(void *arg)
 {
     load *l = arg;
     if (httpc_pool_create(&l->pool, l->host, l->port, l->get ? 1 : (unsigned)l->c) < 0)
         return (void *)2;
+    if (l->https && httpc_pool_set_tls(l->pool, l->tls) < 0) {
+        fprintf(stderr, "weft-http-load: built without TLS\n");
+        httpc_pool_destroy(l->pool);
+        return (void *)2;
+    }
+    void *ret = run(l);
+    httpc_pool_destroy(l->pool);
+    return ret;
+}
+
+/* The fetch or the load, over the pool made by main_task. */
+static void *run(load *l)
+{
     if (l->get) {
         httpc_response resp;
         int r = httpc_request(l->pool, "GET", l->path, NULL, NULL, 0, to_stdout, NULL, &resp,
                               weft_deadline_in(l->timeout));
         fflush(stdout);
-        httpc_pool_destroy(l->pool);
         if (r < 0) {
-            fprintf(stderr, "weft-http-load: %s\n", weft_strerror(r));
+            fprintf(stderr, "weft-http-load: %s%s%s\n", strerror(-r), l->https ? ": " : "",
+                    l->https ? httpc_pool_tls_error(l->pool) : "");
             return (void *)1;
         }
         fprintf(stderr, "status %d, %lld bytes%s\n", resp.status, (long long)resp.body_bytes,
@@ -97,8 +129,11 @@ static void *main_task(void *arg)
     }
     l->lat = calloc((size_t)l->n, sizeof *l->lat);
     weft_task **tasks = calloc((size_t)l->c, sizeof *tasks);
-    if (!l->lat || !tasks)
+    if (!l->lat || !tasks) {
+        free(l->lat);
+        free(tasks);
         return (void *)2;
+    }
     int64_t t0 = mono_ns();
     for (long k = 0; k < l->c; k++)
         if (weft_spawn(&tasks[k], client, l, NULL) < 0)
@@ -113,8 +148,9 @@ static void *main_task(void *arg)
            l->n, l->nok, l->nfail, l->c, secs, (double)l->n / secs, (long long)l->bytes);
     printf("latency ms: p50 %.3f p90 %.3f p99 %.3f max %.3f\n", PCT(0.50), PCT(0.90), PCT(0.99),
            PCT(1.0));
+    if (l->https)
+        printf("tls resumed %ld\n", l->nresumed);
 #undef PCT
-    httpc_pool_destroy(l->pool);
     free(tasks);
     free(l->lat);
     return l->nfail ? (void *)1 : NULL;
@@ -123,21 +159,25 @@ static void *main_task(void *arg)
 static int usage(void)
 {
     fprintf(stderr, "usage: weft-http-load [-n N] [-c CONNS] [--timeout SEC] [--pause SEC] [--get] "
-                    "http://HOST[:PORT]/PATH\n");
+                    "[--close] [--cacert FILE] [-k] http[s]://HOST[:PORT]/PATH\n");
     return 2;
 }
 
-/* http://host[:port][/path] into l; 0 or -1. */
+/* http[s]://host[:port][/path] into l; 0 or -1. */
 static int parse_url(load *l, const char *url)
 {
-    if (strncmp(url, "http://", 7) != 0)
+    const char *h;
+    if (strncmp(url, "http://", 7) == 0)
+        h = url + 7;
+    else if (strncmp(url, "https://", 8) == 0)
+        h = url + 8, l->https = 1;
+    else
         return -1;
-    const char *h = url + 7;
     const char *slash = strchr(h, '/');
     size_t hl = slash ? (size_t)(slash - h) : strlen(h);
     l->path = slash ? slash : "/";
     const char *colon = memchr(h, ':', hl);
-    l->port = 80;
+    l->port = l->https ? 443 : 80;
     if (colon) {
         l->port = atoi(colon + 1);
         hl = (size_t)(colon - h);
@@ -164,6 +204,12 @@ int main(int argc, char **argv)
             l.pause = (int64_t)(atof(argv[++i]) * 1e9);
         else if (strcmp(argv[i], "--get") == 0)
             l.get = 1;
+        else if (strcmp(argv[i], "--close") == 0)
+            l.close = 1;
+        else if (strcmp(argv[i], "-k") == 0 || strcmp(argv[i], "--insecure") == 0)
+            l.insecure = 1;
+        else if (strcmp(argv[i], "--cacert") == 0 && i + 1 < argc)
+            l.cacert = argv[++i];
         else if (argv[i][0] != '-' && !url)
             url = argv[i];
         else
@@ -173,11 +219,23 @@ int main(int argc, char **argv)
         return usage();
     if (l.c > l.n)
         l.c = l.n;
+    if (l.https) {
+#ifdef WEFT_HAVE_TLS
+        char err[256];
+        if (weft_tls_ctx_client(&l.tls, l.cacert, !l.insecure, err, sizeof err) < 0) {
+            fprintf(stderr, "weft-http-load: TLS: %s\n", err);
+            return 2;
+        }
+#endif
+    }
     weft_config cfg;
     weft_config_init(&cfg);
     cfg.workers = 1;
     void *result = NULL;
     int r = weft_run(&cfg, main_task, &l, &result);
+#ifdef WEFT_HAVE_TLS
+    weft_tls_ctx_release(l.tls);
+#endif
     if (r < 0) {
         fprintf(stderr, "weft-http-load: %s\n", weft_strerror(r));
         return 1;

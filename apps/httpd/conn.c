@@ -19,6 +19,10 @@
 #include "listing.h"
 #include "parser.h"
 
+#ifdef WEFT_HAVE_TLS
+#include "weft_tls.h"
+#endif
+
 /* 16 KiB: twice a request line's limit, enough for any browser's head (nginx: 4 x 8 KiB). */
 #define IN_BUF 16384
 /* 32 KiB: a batch of a dozen typical responses with small bodies, or one 16 KiB body. */
@@ -39,11 +43,15 @@
 
 typedef struct conn {
     int fd;
-    int close_after; /* the batch ends with this response: Connection: close */
-    int peer_closed; /* no lingering: the peer hung up or the socket failed */
-    size_t have;     /* bytes in `in` */
-    size_t start;    /* where the request being parsed starts in `in` */
-    size_t olen;     /* bytes in `out` */
+#ifdef WEFT_HAVE_TLS
+    weft_tls *tls; /* NULL on the plain port */
+#endif
+    int close_after;        /* the batch ends with this response: Connection: close */
+    int peer_closed;        /* no lingering: the peer hung up or the socket failed */
+    size_t have;            /* bytes in `in` */
+    size_t start;           /* where the request being parsed starts in `in` */
+    size_t olen;            /* bytes in `out` */
+    int64_t first_deadline; /* the first head's and the handshake's: accept + header timeout */
     httpd_shard *sh;
     char peer[64]; /* the client's address for the log ("" until needed) */
     char in[IN_BUF];
@@ -125,13 +133,41 @@ static void put_bytes(conn *c, const char *p, size_t n)
     c->olen += n;
 }
 
+/* The connection's byte stream: the socket, or TLS over it. */
+static int is_tls(const conn *c)
+{
+#ifdef WEFT_HAVE_TLS
+    return c->tls != NULL;
+#else
+    (void)c;
+    return 0;
+#endif
+}
+
+static ssize_t conn_read(conn *c, void *buf, size_t len, int64_t deadline)
+{
+#ifdef WEFT_HAVE_TLS
+    if (c->tls)
+        return weft_tls_read(c->tls, buf, len, deadline);
+#endif
+    return weft_read(c->fd, buf, len, deadline);
+}
+
+static ssize_t conn_send(conn *c, const void *buf, size_t len, int more, int64_t deadline)
+{
+#ifdef WEFT_HAVE_TLS
+    if (c->tls)
+        return weft_tls_write(c->tls, buf, len, deadline);
+#endif
+    return weft_send(c->fd, buf, len, more ? MSG_MORE : 0, deadline);
+}
+
 /* Sends the batch. `more`: a body follows at once (MSG_MORE: one segment with it). */
 static int flush(conn *c, int more)
 {
     if (c->olen == 0)
         return 0;
-    ssize_t n = weft_send(c->fd, c->out, c->olen, more ? MSG_MORE : 0,
-                          weft_deadline_in(httpd_cfg.send_timeout));
+    ssize_t n = conn_send(c, c->out, c->olen, more, weft_deadline_in(httpd_cfg.send_timeout));
     c->olen = 0;
     if (n < 0) {
         c->peer_closed = 1;
@@ -236,7 +272,7 @@ static int discard_body(conn *c, int64_t left)
     char scratch[4096];
     while (left > 0) {
         size_t want = left < (int64_t)sizeof scratch ? (size_t)left : sizeof scratch;
-        ssize_t n = weft_read(c->fd, scratch, want, weft_deadline_in(httpd_cfg.send_timeout));
+        ssize_t n = conn_read(c, scratch, want, weft_deadline_in(httpd_cfg.send_timeout));
         if (n <= 0) {
             c->peer_closed = 1;
             return -1;
@@ -246,13 +282,44 @@ static int discard_body(conn *c, int64_t left)
     return 0;
 }
 
-/* 304, 200, 206 or 416 for an open regular file. */
-static int serve_file(conn *c, const http_request *r, int fd, const struct stat *st,
-                      const char *name, size_t nlen)
+/* A body over TLS: no sendfile (the bytes must be encrypted here), so the file is read into
+ * the batch buffer behind the headers already there and sent from it, a buffer at a time. */
+static int send_file_tls(conn *c, int fd, int64_t off, int64_t len)
 {
-    char etag[48], lm[32];
-    int elen = httpd_etag(st, etag, sizeof etag);
-    httpd_http_date(st->st_mtime, lm, sizeof lm);
+    while (len > 0) {
+        size_t room = OUT_BUF - c->olen;
+        size_t step = len < (int64_t)room ? (size_t)len : room;
+        ssize_t n = weft_file_pread(fd, c->out + c->olen, step, off,
+                                    weft_deadline_in(httpd_cfg.send_timeout));
+        if (n <= 0 || (size_t)n != step) {
+            c->olen = 0;
+            return -1; /* the file shrank: the promised length cannot be kept */
+        }
+        c->olen += step;
+        off += (int64_t)step;
+        len -= (int64_t)step;
+        if (flush(c, 0) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* 304, 200, 206 or 416 for an open regular file; `fe`: its cache entry (the validators
+ * already formatted, a small file's bytes), or NULL. */
+static int serve_file(conn *c, const http_request *r, int fd, const struct stat *st,
+                      const char *name, size_t nlen, const httpd_fc_entry *fe)
+{
+    char etag_buf[48], lm_buf[32];
+    const char *etag = etag_buf, *lm = lm_buf;
+    int elen;
+    if (fe) {
+        etag = fe->etag;
+        elen = fe->elen;
+        lm = fe->last_modified;
+    } else {
+        elen = httpd_etag(st, etag_buf, sizeof etag_buf);
+        httpd_http_date(st->st_mtime, lm_buf, sizeof lm_buf);
+    }
     if (ensure_room(c, HEADER_ROOM) < 0)
         return -1;
 
@@ -301,14 +368,21 @@ static int serve_file(conn *c, const http_request *r, int fd, const struct stat 
     }
     log_request(c, r, status, len);
     if (len <= SMALL_BODY && (size_t)len <= OUT_BUF - c->olen) {
-        /* Small: into the batch, to leave with the headers in one write. */
-        ssize_t n = weft_file_pread(fd, c->out + c->olen, (size_t)len, first,
-                                    weft_deadline_in(httpd_cfg.send_timeout));
+        /* Small: into the batch, to leave with the headers in one write; from the cache's
+         * copy when it holds one. */
+        ssize_t n = len;
+        if (fe && fe->data)
+            memcpy(c->out + c->olen, fe->data + first, (size_t)len);
+        else
+            n = weft_file_pread(fd, c->out + c->olen, (size_t)len, first,
+                                weft_deadline_in(httpd_cfg.send_timeout));
         if (n != len)
             return -1; /* the file shrank under us: the promised length cannot be kept */
         c->olen += (size_t)len;
         return 0;
     }
+    if (is_tls(c))
+        return send_file_tls(c, fd, first, len);
     if (flush(c, 1) < 0)
         return -1;
     off_t off = first;
@@ -324,34 +398,170 @@ static int serve_file(conn *c, const http_request *r, int fd, const struct stat 
     return 0;
 }
 
-/* A directory without index.html, listed (--autoindex): the page is built in memory (its
- * size is bounded by listing.c) and leaves with the headers in one vectored write. */
+/* A body whose length is not known when the headers go: chunked for HTTP/1.1, up to the
+ * close for HTTP/1.0. The bytes are framed in the batch buffer: an open chunk's size line
+ * is reserved (CHUNK_HEAD bytes) when it opens and written when it closes, once the buffer
+ * is full or the body ends, so a chunk is as large as the buffer allows. */
+#define CHUNK_HEAD 6 /* "xxxx\r\n": a chunk is smaller than OUT_BUF, under 0x10000 */
+#define CHUNK_TAIL 7 /* the chunk's CRLF, and room for the last chunk's "0\r\n\r\n" */
+
+typedef struct body_out {
+    conn *c;
+    int chunked;
+    size_t mark;   /* where the open chunk's size line goes */
+    int64_t bytes; /* body bytes, unframed (for the log) */
+} body_out;
+
+static void chunk_open(body_out *b)
+{
+    if (b->chunked) {
+        b->mark = b->c->olen;
+        b->c->olen += CHUNK_HEAD;
+    }
+}
+
+static void chunk_close(body_out *b)
+{
+    conn *c = b->c;
+    if (!b->chunked)
+        return;
+    size_t n = c->olen - b->mark - CHUNK_HEAD;
+    if (n == 0) { /* an empty chunk would be the last one: leave it out */
+        c->olen = b->mark;
+        return;
+    }
+    static const char hex[] = "0123456789abcdef";
+    char *p = c->out + b->mark;
+    for (int i = 0; i < 4; i++)
+        p[i] = hex[(n >> (12 - 4 * i)) & 15];
+    p[4] = '\r';
+    p[5] = '\n';
+    put_bytes(c, "\r\n", 2);
+}
+
+/* httpd_emit_fn: appends body bytes, sending the batch each time it fills. */
+static int body_emit(void *arg, const char *p, size_t n)
+{
+    body_out *b = arg;
+    conn *c = b->c;
+    b->bytes += (int64_t)n;
+    size_t reserve = b->chunked ? CHUNK_TAIL : 0;
+    while (n > 0) {
+        if (OUT_BUF - c->olen <= reserve) {
+            chunk_close(b);
+            if (flush(c, 0) < 0)
+                return -1;
+            chunk_open(b);
+            continue;
+        }
+        size_t take = OUT_BUF - c->olen - reserve;
+        if (take > n)
+            take = n;
+        memcpy(c->out + c->olen, p, take);
+        c->olen += take;
+        p += take;
+        n -= take;
+    }
+    return 0;
+}
+
+/* A directory without index.html, listed (--autoindex): the names are read and sorted, then
+ * the page is made straight into the batch buffer and sent chunked (its length is not known
+ * before it is made), so a listing costs its names in memory, never the page. */
 static int serve_listing(conn *c, const http_request *r, int dirfd, const char *norm)
 {
-    char *page = NULL;
-    size_t plen = 0;
-    if (httpd_listing(dirfd, norm, &page, &plen) < 0)
+    httpd_listing *l;
+    if (httpd_listing_read(dirfd, &l) < 0)
         return simple_response(c, r, 500, NULL);
     if (ensure_room(c, HEADER_ROOM) < 0) {
-        free(page);
+        httpd_listing_free(l);
         return -1;
     }
+    body_out b = {c, r->version_minor >= 1, 0, 0};
+    if (!b.chunked)
+        c->close_after = 1; /* HTTP/1.0: the body ends at the close */
     status_line(c, r, 200);
-    put(c, "Content-Type: text/html\r\nContent-Length: %zu\r\n\r\n", plen);
-    int head = r->method == HTTP_M_HEAD;
-    log_request(c, r, 200, head ? 0 : (int64_t)plen);
+    put(c, "Content-Type: text/html\r\n%s\r\n", b.chunked ? "Transfer-Encoding: chunked\r\n" : "");
     int rc = 0;
-    if (!head) {
-        struct iovec iov[2] = {{c->out, c->olen}, {page, plen}};
-        ssize_t n = weft_writev(c->fd, iov, 2, weft_deadline_in(httpd_cfg.send_timeout));
-        c->olen = 0;
-        if (n < 0) {
-            c->peer_closed = 1;
-            rc = -1;
+    if (r->method != HTTP_M_HEAD) {
+        chunk_open(&b);
+        rc = httpd_listing_write(l, norm, body_emit, &b);
+        if (rc == 0) {
+            chunk_close(&b);
+            if (b.chunked)
+                put_bytes(c, "0\r\n\r\n", 5);
         }
     }
-    free(page);
-    return rc;
+    httpd_listing_free(l);
+    log_request(c, r, 200, b.bytes);
+    return rc < 0 ? -1 : 0;
+}
+
+/* Reads and drops a chunked request body, decoded (as nginx does) so that the connection
+ * can go on to the next request. The body's bytes are read into the input buffer behind
+ * the head, whose views stay where they are; the space is reused once a read is decoded, and
+ * what follows the body (a pipelined request) stays in the buffer. Returns 0, -1 when the
+ * connection must close at once (the client went away or stalled past the send timeout),
+ * or a status to answer before closing (400 malformed, 413 over --max-body). */
+static int discard_chunked(conn *c)
+{
+    http_chunked d;
+    http_chunked_init(&d);
+    size_t base = c->start; /* the body starts here: the head before it stays intact */
+    for (;;) {
+        if (c->have > c->start) {
+            int done = 0;
+            int64_t n = http_chunked_feed(&d, c->in + c->start, c->have - c->start,
+                                          httpd_cfg.max_body, &done);
+            if (n < 0)
+                return (int)-n;
+            c->start += (size_t)n;
+            if (done)
+                return 0;
+        }
+        c->have = c->start = base;
+        if (base == IN_BUF)
+            return 413; /* the head took the whole buffer: no room to read a body through */
+        ssize_t n =
+            conn_read(c, c->in + base, IN_BUF - base, weft_deadline_in(httpd_cfg.send_timeout));
+        if (n <= 0) {
+            c->peer_closed = 1;
+            return -1;
+        }
+        c->have += (size_t)n;
+    }
+}
+
+/* A file of the root, through the worker's open-file cache (filecache.h): *slot says how it
+ * is given back (close_file). */
+static int open_file(conn *c, const char *norm, struct stat *st, int *slot)
+{
+    return httpd_fc_open(&c->sh->fc, httpd_cfg.rootfd, norm, httpd_cfg.file_cache_ttl, st, slot);
+}
+
+static void close_file(conn *c, int fd, int slot)
+{
+    if (slot >= 0)
+        httpd_fc_release(&c->sh->fc, slot);
+    else
+        weft_close(fd);
+}
+
+/* A client that sent `Expect: 100-continue` waits before its body (curl: a second). We read
+ * bodies (to drop them and go on), so we say so at once: after the responses batched before
+ * it, which must leave first. Only when none of the body has come yet; only for HTTP/1.1. */
+static int continue_if_expected(conn *c, const http_request *r)
+{
+    if (r->version_minor < 1 || c->have > c->start)
+        return 0;
+    const http_header *h = http_find_header(r, "expect");
+    if (!h || !http_view_eq(h->value, "100-continue"))
+        return 0;
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    if (ensure_room(c, sizeof cont) < 0)
+        return -1;
+    put_bytes(c, cont, sizeof cont - 1);
+    return flush(c, 0);
 }
 
 /* Answers one parsed request (the body, if any, is read and dropped first). Returns 0, or
@@ -359,11 +569,17 @@ static int serve_listing(conn *c, const http_request *r, int dirfd, const char *
 static int handle(conn *c, const http_request *r)
 {
     if (r->chunked) {
-        c->close_after = 1; /* a chunked body we do not read: the connection ends with us */
+        if (continue_if_expected(c, r) < 0)
+            return -1;
+        int st = discard_chunked(c);
+        if (st < 0)
+            return -1;
+        if (st > 0)
+            return simple_response(c, r, st, NULL); /* 400 and 413 close the connection */
     } else if (r->content_length > 0) {
         if (r->content_length > httpd_cfg.max_body)
             return simple_response(c, r, 413, NULL);
-        if (discard_body(c, r->content_length) < 0)
+        if (continue_if_expected(c, r) < 0 || discard_body(c, r->content_length) < 0)
             return -1;
     }
     if (r->method != HTTP_M_GET && r->method != HTTP_M_HEAD && r->method != HTTP_M_POST)
@@ -374,26 +590,29 @@ static int handle(conn *c, const http_request *r)
     if (nl < 0)
         return simple_response(c, r, -nl, NULL);
     struct stat st;
-    int fd = httpd_open_beneath(httpd_cfg.rootfd, norm, &st);
+    int slot;
+    int fd = open_file(c, norm, &st, &slot);
     if (fd < 0)
         return simple_response(c, r, -fd, NULL);
     int rc;
     if (S_ISDIR(st.st_mode)) {
         if (r->path.len == 0 || r->path.p[r->path.len - 1] != '/') {
-            weft_close(fd);
+            close_file(c, fd, slot);
             return redirect_dir(c, r);
         }
         memcpy(norm + nl, "index.html", sizeof "index.html");
         struct stat ist;
-        int ifd = httpd_open_beneath(httpd_cfg.rootfd, norm, &ist);
+        int islot;
+        int ifd = open_file(c, norm, &ist, &islot);
         if (ifd >= 0 && S_ISREG(ist.st_mode)) {
-            weft_close(fd);
+            close_file(c, fd, slot);
             fd = ifd;
+            slot = islot;
             st = ist;
             nl += (int)strlen("index.html");
         } else {
             if (ifd >= 0)
-                weft_close(ifd);
+                close_file(c, ifd, islot);
             norm[nl] = '\0';
             if (r->method == HTTP_M_POST)
                 rc = simple_response(c, r, 405, "Allow: GET, HEAD\r\n");
@@ -401,15 +620,15 @@ static int handle(conn *c, const http_request *r)
                 rc = serve_listing(c, r, fd, norm);
             else
                 rc = simple_response(c, r, 403, NULL);
-            weft_close(fd);
+            close_file(c, fd, slot);
             return rc;
         }
     }
     if (r->method == HTTP_M_POST) /* nginx: POST to a static file that exists is 405 */
         rc = simple_response(c, r, 405, "Allow: GET, HEAD\r\n");
     else
-        rc = serve_file(c, r, fd, &st, norm, (size_t)nl);
-    weft_close(fd);
+        rc = serve_file(c, r, fd, &st, norm, (size_t)nl, httpd_fc_entry_of(&c->sh->fc, slot));
+    close_file(c, fd, slot);
     return rc;
 }
 
@@ -417,6 +636,10 @@ static int handle(conn *c, const http_request *r)
  * the close does not reset the connection under the response (see LINGER_TIME). */
 static void linger_close(conn *c)
 {
+#ifdef WEFT_HAVE_TLS
+    if (c->tls && !c->peer_closed) /* close_notify, then the TCP half-close */
+        weft_tls_shutdown(c->tls, weft_deadline_in(LINGER_TIME));
+#endif
     if (!c->peer_closed && weft_shutdown(c->fd, SHUT_WR) == 0) {
         int64_t deadline = weft_deadline_in(LINGER_TIME);
         size_t total = 0;
@@ -437,8 +660,9 @@ static void serve(conn *c, httpd_conn_rec *rec)
     http_parser p;
     http_parser_init(&p);
     int first = 1;
-    /* The first head is timed from the accept, later ones from their first byte. */
-    int64_t head_deadline = weft_deadline_in(httpd_cfg.header_timeout);
+    /* The first head is timed from the accept (the TLS handshake included), later ones from
+     * their first byte. */
+    int64_t head_deadline = c->first_deadline;
     for (;;) {
         int r = c->have > c->start ? http_parse(&p, c->in + c->start, c->have - c->start) : 0;
         if (r > 0) {
@@ -480,7 +704,7 @@ static void serve(conn *c, httpd_conn_rec *rec)
         int64_t deadline =
             idle && !first ? weft_deadline_in(httpd_cfg.keepalive_timeout) : head_deadline;
         rec->idle = idle;
-        ssize_t n = weft_read(c->fd, c->in + c->have, IN_BUF - c->have, deadline);
+        ssize_t n = conn_read(c, c->in + c->have, IN_BUF - c->have, deadline);
         rec->idle = 0;
         if (n == -ETIMEDOUT) {
             if (!idle || first) /* nginx closes silently; we say why (docs/httpd.md) */
@@ -503,9 +727,9 @@ static void serve(conn *c, httpd_conn_rec *rec)
     c->fd = -1;
 }
 
-void httpd_serve_conn(int fd, void *arg)
+/* A connection's life, on the plain port or (tls) the TLS one. */
+static void run_conn(int fd, int tls)
 {
-    (void)arg;
     httpd_shard *sh = weft_sharded_local(httpd_shards);
     if (atomic_fetch_add_explicit(&httpd_nconns, 1, memory_order_relaxed) >= httpd_cfg.max_conns ||
         sh->draining) {
@@ -526,8 +750,28 @@ void httpd_serve_conn(int fd, void *arg)
         c->have = c->start = c->olen = 0;
         c->sh = sh;
         c->peer[0] = '\0';
+        c->first_deadline = weft_deadline_in(httpd_cfg.header_timeout);
         weft_tcp_nodelay(fd, 1);
-        serve(c, &rec);
+        int ready = 1;
+#ifdef WEFT_HAVE_TLS
+        c->tls = NULL;
+        if (tls) {
+            /* The handshake is part of the first head's time (the header timeout, from the
+             * accept); a shutdown cancels it like an idle connection. A failed handshake
+             * closes silently: there is no channel to answer on. */
+            rec.idle = 1;
+            ready = weft_tls_create(&c->tls, httpd_cfg.tls, fd, NULL) == 0 &&
+                    weft_tls_handshake(c->tls, c->first_deadline) == 0;
+            rec.idle = 0;
+        }
+#else
+        (void)tls;
+#endif
+        if (ready)
+            serve(c, &rec);
+#ifdef WEFT_HAVE_TLS
+        weft_tls_destroy(c->tls);
+#endif
         if (c->fd >= 0)
             weft_close(c->fd);
         free(c);
@@ -540,4 +784,16 @@ void httpd_serve_conn(int fd, void *arg)
     atomic_fetch_sub_explicit(&httpd_nconns, 1, memory_order_relaxed);
     if (--sh->nlive == 0 && sh->drained)
         weft_promise_resolve(sh->drained, NULL);
+}
+
+void httpd_serve_conn(int fd, void *arg)
+{
+    (void)arg;
+    run_conn(fd, 0);
+}
+
+void httpd_serve_tls_conn(int fd, void *arg)
+{
+    (void)arg;
+    run_conn(fd, 1);
 }

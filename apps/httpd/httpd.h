@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <weft.h>
 
+#include "filecache.h"
+
 /* Read-only once the server runs. */
 typedef struct httpd_config {
     const char *root;          /* the document root, as given */
@@ -19,9 +21,11 @@ typedef struct httpd_config {
     int64_t send_timeout;      /* each write step must progress within it (60 s, nginx's) */
     int64_t drain_timeout;     /* graceful shutdown: in-flight work gets this long (30 s) */
     int64_t max_body;          /* a request body over it is 413 (1 MiB, nginx's) */
+    int64_t file_cache_ttl;    /* how long an open file is reused (1 s); 0: no cache */
     unsigned max_conns;        /* open connections over all workers (10000) */
     int access_log_fd;         /* -1: no access log */
     int quiet;                 /* no startup line */
+    struct weft_tls_ctx *tls;  /* --tls-cert/--tls-key: the TLS port's context, else NULL */
 } httpd_config;
 
 extern httpd_config httpd_cfg;
@@ -52,13 +56,16 @@ typedef struct httpd_shard {
     int draining;          /* shutdown: finish the response in flight, then close */
     weft_promise *drained; /* resolved by the last connection to go, once draining */
     httpd_log log;
+    httpd_filecache fc; /* this worker's open files (filecache.h) */
 } httpd_shard;
 
 extern weft_sharded *httpd_shards;
 /* Open connections over all workers, for the cap. */
 extern atomic_uint httpd_nconns;
 
-/* The connection handler given to weft_serve (conn.c). */
+/* The connection handlers given to weft_serve (conn.c): plain HTTP, and HTTP over TLS with
+ * httpd_cfg.tls (only listened for when the build has OpenSSL and a certificate was given). */
 void httpd_serve_conn(int fd, void *arg);
+void httpd_serve_tls_conn(int fd, void *arg);
 
 #endif

@@ -1,6 +1,7 @@
-/* listing.c: see listing.h. The page is built in one malloc'd buffer that never passes
- * HTTPD_LISTING_MAX; names are escaped twice (percent-encoding in the href, HTML escapes in
- * the text), so no file name can inject markup or a link elsewhere. */
+/* listing.c: see listing.h. The names are read and sorted first (their bytes bounded by
+ * HTTPD_LISTING_MAX), then the page is written out piece by piece; names are escaped twice
+ * (percent-encoding in the href, HTML escapes in the text), so no file name can inject markup
+ * or a link elsewhere. */
 #include "listing.h"
 
 #include <dirent.h>
@@ -17,65 +18,76 @@ typedef struct entry {
     int dir;
 } entry;
 
-typedef struct page_buf {
-    char *p;
-    size_t len, cap;
-    int full;
-} page_buf;
+struct httpd_listing {
+    entry *ents;
+    size_t n;
+};
 
-static void add(page_buf *b, const char *s, size_t n)
+/* The page's writer: the first failure of `emit` stops every later piece. */
+typedef struct page_out {
+    httpd_emit_fn emit;
+    void *arg;
+    int err;
+} page_out;
+
+static void add(page_out *b, const char *s, size_t n)
 {
-    if (b->full || b->len + n > b->cap) {
-        b->full = 1;
-        return;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
+    if (b->err == 0 && n > 0)
+        b->err = b->emit(b->arg, s, n);
 }
 
-static void add_str(page_buf *b, const char *s)
+static void add_str(page_out *b, const char *s)
 {
     add(b, s, strlen(s));
 }
 
-static void add_html(page_buf *b, const char *s)
+/* Runs of plain bytes go out whole; each special byte goes out as its escape. */
+static void add_html(page_out *b, const char *s)
 {
+    const char *run = s;
     for (; *s; s++) {
+        const char *esc;
         switch (*s) {
         case '<':
-            add_str(b, "&lt;");
+            esc = "&lt;";
             break;
         case '>':
-            add_str(b, "&gt;");
+            esc = "&gt;";
             break;
         case '&':
-            add_str(b, "&amp;");
+            esc = "&amp;";
             break;
         case '"':
-            add_str(b, "&quot;");
+            esc = "&quot;";
             break;
         case '\'':
-            add_str(b, "&#39;");
+            esc = "&#39;";
             break;
         default:
-            add(b, s, 1);
+            continue;
         }
+        add(b, run, (size_t)(s - run));
+        add_str(b, esc);
+        run = s + 1;
     }
+    add(b, run, (size_t)(s - run));
 }
 
-static void add_url(page_buf *b, const char *s)
+static void add_url(page_out *b, const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
+    const char *run = s;
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '_' || c == '.' || c == '~') {
-            add(b, s, 1);
-        } else {
-            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-            add(b, e, 3);
-        }
+            c == '-' || c == '_' || c == '.' || c == '~')
+            continue;
+        add(b, run, (size_t)(s - run));
+        char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+        add(b, e, 3);
+        run = s + 1;
     }
+    add(b, run, (size_t)(s - run));
 }
 
 static int by_name(const void *a, const void *b)
@@ -86,67 +98,80 @@ static int by_name(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-int httpd_listing(int dirfd, const char *path, char **page, size_t *len)
+int httpd_listing_read(int dirfd, httpd_listing **out)
 {
+    httpd_listing *l = calloc(1, sizeof *l);
+    if (!l)
+        return -ENOMEM;
     int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
+    if (fd < 0) {
+        int e = errno;
+        free(l);
+        return -e;
+    }
     DIR *d = fdopendir(fd);
     if (!d) {
         int e = errno;
         close(fd);
+        free(l);
         return -e;
     }
-    entry *ents = NULL;
-    size_t n = 0, cap = 0;
-    size_t bytes = 0; /* names' bytes: stop reading once they alone would pass the limit */
+    size_t cap = 0;
+    size_t bytes = 0; /* names' bytes: stop reading once they pass the limit */
     struct dirent *de;
     while ((de = readdir(d)) != NULL && bytes < HTTPD_LISTING_MAX) {
         if (de->d_name[0] == '.')
             continue;
-        if (n == cap) {
+        if (l->n == cap) {
             cap = cap ? 2 * cap : 64;
-            entry *grown = realloc(ents, cap * sizeof *ents);
+            entry *grown = realloc(l->ents, cap * sizeof *l->ents);
             if (!grown)
                 break;
-            ents = grown;
+            l->ents = grown;
         }
         int dir = de->d_type == DT_DIR;
         if (de->d_type == DT_UNKNOWN || de->d_type == DT_LNK) {
             struct stat st;
             dir = fstatat(fd, de->d_name, &st, 0) == 0 && S_ISDIR(st.st_mode);
         }
-        ents[n].name = strdup(de->d_name);
-        if (!ents[n].name)
+        l->ents[l->n].name = strdup(de->d_name);
+        if (!l->ents[l->n].name)
             break;
-        ents[n++].dir = dir;
+        l->ents[l->n++].dir = dir;
         bytes += strlen(de->d_name);
     }
     closedir(d);
-    qsort(ents, n, sizeof *ents, by_name);
-
-    page_buf b = {malloc(HTTPD_LISTING_MAX), 0, HTTPD_LISTING_MAX, 0};
-    if (b.p) {
-        add_str(&b, "<html>\r\n<head><title>Index of ");
-        add_html(&b, path);
-        add_str(&b, "</title></head>\r\n<body>\r\n<h1>Index of ");
-        add_html(&b, path);
-        add_str(&b, "</h1><hr><pre><a href=\"../\">../</a>\r\n");
-        for (size_t i = 0; i < n; i++) {
-            add_str(&b, "<a href=\"");
-            add_url(&b, ents[i].name);
-            add_str(&b, ents[i].dir ? "/\">" : "\">");
-            add_html(&b, ents[i].name);
-            add_str(&b, ents[i].dir ? "/</a>\r\n" : "</a>\r\n");
-        }
-        add_str(&b, "</pre><hr></body>\r\n</html>\r\n");
-    }
-    for (size_t i = 0; i < n; i++)
-        free(ents[i].name);
-    free(ents);
-    if (!b.p)
-        return -ENOMEM;
-    *page = b.p;
-    *len = b.len;
+    if (l->n > 1)
+        qsort(l->ents, l->n, sizeof *l->ents, by_name);
+    *out = l;
     return 0;
+}
+
+int httpd_listing_write(const httpd_listing *l, const char *path, httpd_emit_fn emit, void *arg)
+{
+    page_out b = {emit, arg, 0};
+    add_str(&b, "<html>\r\n<head><title>Index of ");
+    add_html(&b, path);
+    add_str(&b, "</title></head>\r\n<body>\r\n<h1>Index of ");
+    add_html(&b, path);
+    add_str(&b, "</h1><hr><pre><a href=\"../\">../</a>\r\n");
+    for (size_t i = 0; i < l->n && b.err == 0; i++) {
+        add_str(&b, "<a href=\"");
+        add_url(&b, l->ents[i].name);
+        add_str(&b, l->ents[i].dir ? "/\">" : "\">");
+        add_html(&b, l->ents[i].name);
+        add_str(&b, l->ents[i].dir ? "/</a>\r\n" : "</a>\r\n");
+    }
+    add_str(&b, "</pre><hr></body>\r\n</html>\r\n");
+    return b.err;
+}
+
+void httpd_listing_free(httpd_listing *l)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->n; i++)
+        free(l->ents[i].name);
+    free(l->ents);
+    free(l);
 }

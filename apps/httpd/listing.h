@@ -6,12 +6,23 @@
 
 #include <stddef.h>
 
-/* The most bytes a listing page may take; a larger directory is listed up to it. */
+/* The most bytes of names a listing holds in memory to sort them; a larger directory is
+ * listed up to it (1 MiB: about 30,000 typical names). The page itself is never held: it is
+ * written out in pieces as it is made. */
 #define HTTPD_LISTING_MAX (1024 * 1024)
 
-/* Builds the page for the open directory `dirfd` whose URL path is `path` (normalised, with
- * its trailing slash). Returns 0 with *page (malloc'd: the caller frees it) and *len, or
- * -errno. Reads the directory on the calling thread (like nginx). */
-int httpd_listing(int dirfd, const char *path, char **page, size_t *len);
+typedef struct httpd_listing httpd_listing;
+
+/* Reads and sorts the names of the open directory `dirfd`, on the calling thread (like
+ * nginx). Returns 0 with *out (freed with httpd_listing_free), or -errno. */
+int httpd_listing_read(int dirfd, httpd_listing **out);
+
+/* Writes the page for the listing, whose URL path is `path` (normalised, with its trailing
+ * slash), through `emit` in pieces of a few dozen bytes. Returns 0, or the first negative
+ * value `emit` returned (then the page stops there). */
+typedef int (*httpd_emit_fn)(void *arg, const char *p, size_t n);
+int httpd_listing_write(const httpd_listing *l, const char *path, httpd_emit_fn emit, void *arg);
+
+void httpd_listing_free(httpd_listing *l);
 
 #endif

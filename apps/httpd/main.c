@@ -15,6 +15,10 @@
 #include "accesslog.h"
 #include "httpd.h"
 
+#ifdef WEFT_HAVE_TLS
+#include "weft_tls.h"
+#endif
+
 httpd_config httpd_cfg;
 weft_sharded *httpd_shards;
 atomic_uint httpd_nconns;
@@ -23,6 +27,8 @@ typedef struct options {
     const char *host;
     int port;
     unsigned workers;
+    const char *tls_cert, *tls_key;
+    int tls_port;
 } options;
 
 static void shard_init(void *value, unsigned worker, void *arg)
@@ -30,6 +36,7 @@ static void shard_init(void *value, unsigned worker, void *arg)
     (void)worker, (void)arg;
     httpd_shard *sh = value;
     sh->live.prev = sh->live.next = &sh->live;
+    memset(&sh->fc, 0, sizeof sh->fc);
     if (httpd_cfg.access_log_fd >= 0 && httpd_log_start(&sh->log) < 0)
         fprintf(stderr, "weft-httpd: worker %u: no memory for the access log\n", worker);
 }
@@ -57,6 +64,7 @@ static void *drain_shard(void *arg)
         sh->drained = NULL;
     }
     httpd_log_stop(&sh->log);
+    httpd_fc_clear(&sh->fc); /* no request is left to use a cached fd */
     return NULL;
 }
 
@@ -76,6 +84,20 @@ static void *main_task(void *arg)
         fprintf(stderr, "weft-httpd: listen on %s:%d: %s\n", o->host, o->port, weft_strerror(r));
         return (void *)1;
     }
+    weft_server *tls_srv = NULL;
+    if (httpd_cfg.tls) {
+        weft_addr taddr;
+        r = weft_addr_ip(&taddr, o->host, o->tls_port);
+        if (r == 0)
+            r = weft_serve(&tls_srv, &taddr, 0, httpd_serve_tls_conn, NULL);
+        if (r < 0) {
+            fprintf(stderr, "weft-httpd: listen on %s:%d (TLS): %s\n", o->host, o->tls_port,
+                    weft_strerror(r));
+            weft_server_close(srv);
+            weft_sharded_destroy(httpd_shards);
+            return (void *)1;
+        }
+    }
     weft_addr bound;
     weft_server_addr(srv, &bound);
     unsigned n = weft_worker_count();
@@ -83,6 +105,11 @@ static void *main_task(void *arg)
         int v6 = strchr(o->host, ':') != NULL && o->host[0] != '[';
         printf("weft-httpd: serving %s on http://%s%s%s:%d/ (%u worker%s)\n", httpd_cfg.root,
                v6 ? "[" : "", o->host, v6 ? "]" : "", weft_addr_port(&bound), n, n == 1 ? "" : "s");
+        if (tls_srv) {
+            weft_server_addr(tls_srv, &bound);
+            printf("weft-httpd: TLS on https://%s%s%s:%d/\n", v6 ? "[" : "", o->host, v6 ? "]" : "",
+                   weft_addr_port(&bound));
+        }
         fflush(stdout);
     }
 
@@ -94,6 +121,8 @@ static void *main_task(void *arg)
     fprintf(stderr, "weft-httpd: signal %d: stopping (%u connections open)\n", sig,
             atomic_load(&httpd_nconns));
     weft_server_close(srv);
+    if (tls_srv)
+        weft_server_close(tls_srv);
     int64_t deadline = weft_deadline_in(httpd_cfg.drain_timeout);
     weft_task *drainers[WEFT_WORKERS_MAX];
     for (unsigned k = 0; k < n; k++)
@@ -129,6 +158,10 @@ static void usage(FILE *f)
                "  --drain-timeout SEC    at SIGTERM/SIGINT, time left to responses in flight (30)\n"
                "  --max-conns N          open connections at most, over all workers (10000)\n"
                "  --max-body BYTES       larger request bodies are refused with 413 (1048576)\n"
+               "  --file-cache SEC       reuse an open file (fd and stat) this long; 0: off (1)\n"
+               "  --tls-cert FILE        certificate chain (PEM): serve HTTPS on --tls-port too\n"
+               "  --tls-key FILE         its private key (PEM)\n"
+               "  --tls-port N           the HTTPS port (8443; 0 picks a free one)\n"
                "  --quiet                no start-up line\n"
                "  -h, --help             this text\n");
 }
@@ -196,6 +229,20 @@ static int parse_args(int argc, char **argv, options *o)
             if (*end || m < 0)
                 return -1;
             httpd_cfg.max_body = m;
+        } else if (strcmp(a, "--tls-cert") == 0) {
+            o->tls_cert = v;
+        } else if (strcmp(a, "--tls-key") == 0) {
+            o->tls_key = v;
+        } else if (strcmp(a, "--tls-port") == 0) {
+            long p = strtol(v, &end, 10);
+            if (*end || p < 0 || p > 65535)
+                return -1;
+            o->tls_port = (int)p;
+        } else if (strcmp(a, "--file-cache") == 0) {
+            if (strcmp(v, "0") == 0)
+                httpd_cfg.file_cache_ttl = 0;
+            else
+                timeout = &httpd_cfg.file_cache_ttl;
         } else if (strcmp(a, "--header-timeout") == 0) {
             timeout = &httpd_cfg.header_timeout;
         } else if (strcmp(a, "--keepalive-timeout") == 0) {
@@ -225,13 +272,31 @@ int main(int argc, char **argv)
         .send_timeout = 60 * WEFT_SEC,
         .drain_timeout = 30 * WEFT_SEC,
         .max_body = 1024 * 1024,
+        .file_cache_ttl = 1 * WEFT_SEC,
         .max_conns = 10000,
         .access_log_fd = -1,
     };
-    options o = {"127.0.0.1", 8080, 0};
+    options o = {"127.0.0.1", 8080, 0, NULL, NULL, 8443};
     if (parse_args(argc, argv, &o) < 0) {
         usage(stderr);
         return 2;
+    }
+    if (!o.tls_cert != !o.tls_key) {
+        fprintf(stderr, "weft-httpd: --tls-cert and --tls-key go together\n");
+        return 2;
+    }
+    if (o.tls_cert) {
+#ifdef WEFT_HAVE_TLS
+        char err[256];
+        int tr = weft_tls_ctx_server(&httpd_cfg.tls, o.tls_cert, o.tls_key, err, sizeof err);
+        if (tr < 0) {
+            fprintf(stderr, "weft-httpd: TLS: %s\n", err);
+            return 2;
+        }
+#else
+        fprintf(stderr, "weft-httpd: built without OpenSSL (libssl-dev): no TLS\n");
+        return 2;
+#endif
     }
     httpd_cfg.rootfd = open(httpd_cfg.root, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (httpd_cfg.rootfd < 0) {
@@ -259,6 +324,9 @@ int main(int argc, char **argv)
     cfg.stack_size = 128 * 1024; /* the request path's frames reach ~30 KiB; room to spare */
     void *result = NULL;
     int r = weft_run(&cfg, main_task, &o, &result);
+#ifdef WEFT_HAVE_TLS
+    weft_tls_ctx_release(httpd_cfg.tls);
+#endif
     if (r < 0) {
         fprintf(stderr, "weft-httpd: %s\n", weft_strerror(r));
         return 1;

@@ -379,3 +379,170 @@ int http_parse(http_parser *p, const char *buf, size_t len)
             return r;
     }
 }
+
+/* The chunked-body decoder: one state per place in the grammar
+ *   chunked-body = *chunk last-chunk trailer-section CRLF
+ *   chunk        = chunk-size [ BWS chunk-ext ] CRLF chunk-data CRLF
+ * where bare LF may end a line as in the head, and extensions and trailers are checked for
+ * control bytes (as header values are) and otherwise skipped. */
+enum {
+    CK_SIZE0,      /* the first hex digit of a chunk size */
+    CK_SIZE,       /* more hex digits, or what ends them */
+    CK_SIZE_WS,    /* spaces after the size: ';' or the line end must follow */
+    CK_EXT,        /* an extension, up to the line end */
+    CK_SIZE_LF,    /* after the size line's CR */
+    CK_DATA,       /* `size` data bytes left */
+    CK_DATA_CR,    /* the CRLF after the data */
+    CK_DATA_LF,    /* the LF of it */
+    CK_TRAILER0,   /* the start of a trailer line, or the final empty line */
+    CK_TRAILER,    /* inside a trailer line */
+    CK_TRAILER_LF, /* after a trailer line's CR */
+    CK_END_LF,     /* after the final CR */
+    CK_DONE,
+};
+
+void http_chunked_init(http_chunked *d)
+{
+    d->state = CK_SIZE0;
+    d->size = 0;
+    d->line = 0;
+    d->total = 0;
+}
+
+static int hex_value(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = lower(c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+int64_t http_chunked_feed(http_chunked *d, const char *buf, size_t len, int64_t limit, int *done)
+{
+    *done = 0;
+    size_t i = 0;
+    while (i < len && d->state != CK_DONE) {
+        if (d->state == CK_DATA) { /* the bulk of the body: no per-byte work */
+            size_t take = len - i;
+            if ((uint64_t)take > d->size)
+                take = (size_t)d->size;
+            d->size -= take;
+            d->total += (int64_t)take;
+            i += take;
+            if (d->size == 0)
+                d->state = CK_DATA_CR;
+            continue;
+        }
+        unsigned char c = (unsigned char)buf[i++];
+        int h;
+        switch (d->state) {
+        case CK_SIZE0:
+        case CK_SIZE:
+            if ((h = hex_value(c)) >= 0) {
+                d->size = d->size * 16 + (uint64_t)h;
+                /* Checked at each digit, so the size never overflows: limit < 2^63. */
+                if (d->size > (uint64_t)(limit - d->total))
+                    return -413;
+                d->state = CK_SIZE;
+            } else if (d->state == CK_SIZE0) {
+                return -400;
+            } else if (c == ' ' || c == '\t') {
+                d->state = CK_SIZE_WS;
+            } else if (c == ';') {
+                d->state = CK_EXT;
+            } else if (c == '\r') {
+                d->state = CK_SIZE_LF;
+            } else if (c == '\n') {
+                goto size_line_done;
+            } else {
+                return -400;
+            }
+            break;
+        case CK_SIZE_WS:
+            if (c == ';')
+                d->state = CK_EXT;
+            else if (c == '\r')
+                d->state = CK_SIZE_LF;
+            else if (c == '\n')
+                goto size_line_done;
+            else if (c != ' ' && c != '\t')
+                return -400;
+            break;
+        case CK_EXT:
+            if (c == '\r')
+                d->state = CK_SIZE_LF;
+            else if (c == '\n')
+                goto size_line_done;
+            else if (!is_value_char(c))
+                return -400;
+            break;
+        case CK_SIZE_LF:
+            if (c != '\n')
+                return -400; /* bare CR */
+            goto size_line_done;
+        case CK_DATA_CR:
+            if (c == '\r')
+                d->state = CK_DATA_LF;
+            else if (c == '\n')
+                d->state = CK_SIZE0;
+            else
+                return -400;
+            break;
+        case CK_DATA_LF:
+            if (c != '\n')
+                return -400;
+            d->state = CK_SIZE0;
+            break;
+        case CK_TRAILER0:
+            if (c == '\r') {
+                d->state = CK_END_LF;
+            } else if (c == '\n') {
+                d->state = CK_DONE;
+            } else if (c == ' ' || c == '\t' || !is_value_char(c)) {
+                return -400; /* obs-fold, or a control byte */
+            } else {
+                d->state = CK_TRAILER;
+            }
+            break;
+        case CK_TRAILER:
+            if (c == '\r')
+                d->state = CK_TRAILER_LF;
+            else if (c == '\n')
+                d->state = CK_TRAILER0;
+            else if (!is_value_char(c))
+                return -400;
+            break;
+        case CK_TRAILER_LF:
+            if (c != '\n')
+                return -400;
+            d->state = CK_TRAILER0;
+            break;
+        case CK_END_LF:
+            if (c != '\n')
+                return -400;
+            d->state = CK_DONE;
+            break;
+        default:
+            return -400;
+        }
+        /* Lines are bounded: a size line by HTTP_MAX_CHUNK_LINE (its line end aside), all
+         * trailers together by HTTP_MAX_LINE. */
+        if (d->state >= CK_TRAILER0 && d->state <= CK_END_LF) {
+            if (++d->line > HTTP_MAX_LINE)
+                return -400;
+        } else if (d->state >= CK_SIZE && d->state <= CK_EXT && ++d->line > HTTP_MAX_CHUNK_LINE) {
+            return -400;
+        }
+        continue;
+    size_line_done:
+        d->line = 0;
+        if (d->size == 0) {
+            d->state = CK_TRAILER0;
+        } else {
+            d->state = CK_DATA;
+        }
+    }
+    if (d->state == CK_DONE)
+        *done = 1;
+    return (int64_t)i;
+}

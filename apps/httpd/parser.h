@@ -93,6 +93,29 @@ void http_parser_init(http_parser *p);
  * After a return other than 0 the parser must be reset with http_parser_init. */
 int http_parse(http_parser *p, const char *buf, size_t len);
 
+/* A chunked request body (RFC 9112 7.1), decoded byte by byte: like the head parser, the
+ * outcome depends on the bytes only, never on how they were split. The data is counted, not
+ * kept (weft-httpd drops request bodies). Limits: a chunk-size line (size and extensions)
+ * of HTTP_MAX_CHUNK_LINE bytes, a trailer section of HTTP_MAX_LINE bytes (both 400 past
+ * it), and the caller's limit on the data (413 as soon as a chunk size says it would pass). */
+#define HTTP_MAX_CHUNK_LINE 4096
+
+typedef struct http_chunked {
+    int state;     /* private: where in the chunk grammar the next byte falls */
+    uint64_t size; /* the chunk size being read, then the data bytes left in the chunk */
+    size_t line;   /* bytes of the current size line, or of the trailer section */
+    int64_t total; /* data bytes so far */
+} http_chunked;
+
+void http_chunked_init(http_chunked *d);
+
+/* Decodes buf[0 .. len), the next bytes of the body. Returns how many it consumed: all of
+ * them, or fewer when the body ended inside (the rest belongs to the next request), with
+ * *done set to 1 at the end of the body (after the last chunk and the trailers); or -400 for
+ * a malformed body, -413 when the data would pass `limit` bytes. After a negative return
+ * the decoder is spent (reset it with http_chunked_init). */
+int64_t http_chunked_feed(http_chunked *d, const char *buf, size_t len, int64_t limit, int *done);
+
 /* Case-insensitive comparison of a view with a NUL-terminated lower-case ASCII string. */
 int http_view_eq(http_view v, const char *lower);
 

@@ -68,5 +68,53 @@ case "$out" in *"requests 3 ok 3 failed 0"*) ok "stale pooled connection retried
 "$LOAD" --get --timeout 2 "http://127.0.0.1:1/" >/dev/null 2>&1 && fail "port 1 succeeded" ||
     ok "connection refused reported"
 
+# Against nginx too (when installed), plain and over TLS (nginx 1.22 speaks TLS 1.2 by
+# default: the client's TLS 1.2 path, verified against a CA made here).
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+if [ -x "$NGINX" ] && command -v openssl >/dev/null && "$LOAD" --help 2>&1 | grep -q cacert; then
+    chmod 755 "$TMP" # nginx's worker runs as nobody
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -keyout "$TMP/key.pem" -out "$TMP/cert.pem" -subj /CN=localhost \
+        -addext "subjectAltName=DNS:localhost" >/dev/null 2>&1
+    NP=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    NTP=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    mkdir -p "$TMP/nginx"
+    cat >"$TMP/nginx/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $TMP/nginx;
+    server {
+        listen 127.0.0.1:$NP;
+        listen 127.0.0.1:$NTP ssl;
+        ssl_certificate $TMP/cert.pem;
+        ssl_certificate_key $TMP/key.pem;
+        root $TMP/www;
+    }
+}
+EOF
+    "$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" >/dev/null 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 50); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$NTP") 2>/dev/null && break
+        sleep 0.1
+    done
+    out=$("$LOAD" -n 1000 -c 50 "http://127.0.0.1:$NP/small.txt")
+    case "$out" in *"requests 1000 ok 1000 failed 0"*) ok "nginx: 1000 requests, 50 connections" ;;
+    *) fail "nginx load: $out" ;; esac
+    "$LOAD" --get --cacert "$TMP/cert.pem" "https://localhost:$NTP/big.bin" >"$TMP/got" \
+        2>"$TMP/lerr" && cmp -s "$TMP/got" "$TMP/www/big.bin" && ok "nginx https body" ||
+        fail "nginx https: $(cat "$TMP/lerr")"
+    out=$("$LOAD" -n 300 -c 10 --cacert "$TMP/cert.pem" "https://localhost:$NTP/small.txt")
+    case "$out" in *"requests 300 ok 300 failed 0"*) ok "nginx: 300 https requests" ;;
+    *) fail "nginx https load: $out" ;; esac
+else
+    echo "skipped: nginx (not installed, or the client has no TLS)"
+fi
+
 [ "$failures" -eq 0 ] || { echo "$failures failures"; exit 1; }
 echo "all passed"

@@ -22,7 +22,8 @@ fail() {
 ok() { echo "ok: $*"; }
 
 root=$TMP/www
-mkdir -p "$root/dir" "$root/noindex" "$root/sub dir"
+mkdir -p "$root/dir" "$root/noindex" "$root/sub dir" "$root/many"
+for i in $(seq 2000); do : >"$root/many/a-file-with-a-rather-long-name-number-$i.txt"; done
 head -c 300000 /dev/urandom >"$root/big.bin"
 head -c 8000000 /dev/urandom >"$root/huge.bin"
 printf 'hello world\n' >"$root/small.txt"
@@ -121,6 +122,30 @@ expect 200 "index.html" /dir/
 curl -s "$URL/noindex/" | grep -q 'href="a%3Cb%3E.txt">a&lt;b&gt;.txt<' && ok "autoindex" ||
     fail "autoindex"
 
+# A listing of unknown length goes out chunked (HTTP/1.1), in chunks of the batch buffer
+# (this one, about 170 KB, takes several), or up to the close for HTTP/1.0; same bytes.
+curl -s -D "$TMP/lh" -o "$TMP/l11" "$URL/many/"
+curl -s -0 -D "$TMP/lh0" -o "$TMP/l10" "$URL/many/"
+grep -qi '^transfer-encoding: chunked' "$TMP/lh" && ! grep -qi '^content-length' "$TMP/lh" &&
+    ok "listing chunked" || fail "listing not chunked"
+grep -qi '^connection: close' "$TMP/lh0" && cmp -s "$TMP/l11" "$TMP/l10" &&
+    [ "$(grep -c 'a-file-with' "$TMP/l11")" = 2000 ] && tail -c 9 "$TMP/l11" | grep -q '</html>' &&
+    ok "chunked listing == HTTP/1.0 listing, 2000 entries" || fail "chunked listing bytes"
+nchunks=$(curl -s --raw "$URL/many/" | grep -c $'^[0-9a-f]\{4\}\r$')
+[ "$nchunks" -ge 5 ] && ok "listing in $nchunks chunks" || fail "chunks: $nchunks"
+python3 - "$PORT" "$TMP/l11" <<'PY'
+import http.client, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=10)
+c.request("GET", "/many/")
+body = c.getresponse().read()
+c.request("GET", "/small.txt")  # the same connection goes on after the last chunk
+r2 = c.getresponse()
+sys.exit(0 if body == open(sys.argv[2], "rb").read() and r2.status == 200 and
+         r2.read() == b"hello world\n" else 1)
+PY
+[ $? = 0 ] && ok "http.client decodes the chunked listing, keep-alive after it" ||
+    fail "http.client chunked listing"
+
 # Keep-alive: curl reuses one connection for two URLs.
 curl -sv -o /dev/null -o /dev/null "$URL/small.txt" "$URL/big.bin" 2>"$TMP/verbose"
 grep -qi 're-using existing connection' "$TMP/verbose" && ok "keep-alive" || fail "keep-alive"
@@ -137,6 +162,30 @@ want=$'HTTP/1.1 200 OK 12\nHTTP/1.1 200 OK 300000\nEOF'
 got=$(raw 'GET /small.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhelloGET /small.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n')
 [ "$got" = $'HTTP/1.1 200 OK 12\nHTTP/1.1 200 OK 12\nEOF' ] && ok "GET body dropped" ||
     fail "GET body: $got"
+
+# A chunked request body (extensions, trailers) is decoded and dropped; the pipelined request
+# after it is answered on the same connection. curl's own chunked upload too (POST: 405).
+got=$(raw 'GET /small.txt HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n10\r\n0123456789abcdef\r\n0\r\nX-T: 1\r\n\r\nGET /small.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n')
+[ "$got" = $'HTTP/1.1 200 OK 12\nHTTP/1.1 200 OK 12\nEOF' ] && ok "chunked GET body dropped" ||
+    fail "chunked body: $got"
+head -c 200000 /dev/urandom >"$TMP/upload"
+curl -s -v -o /dev/null -o /dev/null -H 'Transfer-Encoding: chunked' --data-binary @"$TMP/upload" \
+    "$URL/small.txt" "$URL/small.txt" 2>"$TMP/verbose"
+grep -q '< HTTP/1.1 405' "$TMP/verbose" && grep -qi 're-using existing connection' "$TMP/verbose" &&
+    ok "curl chunked upload: 405, connection kept" || fail "curl chunked upload"
+# Expect: 100-continue: 100 Continue at once (curl would otherwise wait a second), then the
+# final status; not when the body would be over the limit (413 straight away; curl sends the
+# header by itself for bodies over 1 MiB).
+# (--expect100-timeout: curl sends the body anyway after 1 s by default, and a loaded machine
+# may take longer to answer; then the body is there first and no 100 is due.)
+curl -s -v -o /dev/null -H 'Expect: 100-continue' --expect100-timeout 60 \
+    --data-binary @"$TMP/upload" "$URL/small.txt" 2>"$TMP/verbose"
+grep -q '< HTTP/1.1 100 Continue' "$TMP/verbose" && grep -q '< HTTP/1.1 405' "$TMP/verbose" &&
+    ok "100 Continue, then 405" || fail "no 100 Continue"
+head -c 2000000 /dev/zero >"$TMP/upload2"
+curl -s -v -o /dev/null --data-binary @"$TMP/upload2" "$URL/small.txt" 2>"$TMP/verbose"
+grep -q '< HTTP/1.1 413' "$TMP/verbose" && ! grep -q '< HTTP/1.1 100' "$TMP/verbose" &&
+    ok "413 without 100 Continue" || fail "Expect with a body over the limit"
 
 # Malformed requests: the status, then the connection closes.
 check_raw() { # check_raw WANT_STATUS DESCRIPTION REQUEST
@@ -155,6 +204,9 @@ check_raw 400 "TE with CL" 'POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chu
 check_raw 501 "unknown Transfer-Encoding" 'GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n'
 check_raw 505 "HTTP/2.0" 'GET / HTTP/2.0\r\n\r\n'
 check_raw 413 "body over the limit" 'GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 2000000\r\n\r\n'
+check_raw 413 "chunk over the limit" 'GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n200000\r\n'
+check_raw 400 "bad chunk size" 'GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n'
+check_raw 400 "chunk without its CRLF" 'GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nxy\r\n0\r\n\r\n'
 check_raw 414 "request line too long" "GET /$(head -c 9000 /dev/zero | tr '\0' a) HTTP/1.1\r\nHost: t\r\n\r\n"
 check_raw 431 "header line too long" "GET / HTTP/1.1\r\nHost: t\r\nX: $(head -c 9000 /dev/zero | tr '\0' a)\r\n\r\n"
 many=$(for i in $(seq 120); do printf 'X%d: y\\r\\n' "$i"; done)
@@ -166,6 +218,36 @@ got=$(raw 'GET /nope HTTP/1.1\r\nHost: t\r\n\r\nGET /small.txt HTTP/1.1\r\nHost:
 # The header timeout: 408, then close.
 got=$($RAW "$PORT" partial "$(hex 'GET / HTTP/1.1\r\nHost: t\r\n')")
 [ "$got" = "HTTP/1.1 408 Request Time-out" ] && ok "408 header timeout" || fail "408: $got"
+
+# The open-file cache: with it off, a replaced or removed file is seen at once; with a 0.3 s
+# cache, it is seen once that time has passed (we wait 1 s: only the safe side of the wait
+# is asserted, never how soon).
+mkdir -p "$TMP/fc"
+serve_fc() { # serve_fc SECONDS: a server on $TMP/fc; sets FC_PID and FC_PORT
+    "$BIN" --port 0 --workers 1 --file-cache "$1" "$TMP/fc" >"$TMP/out_fc" 2>/dev/null &
+    FC_PID=$!
+    FC_PORT=
+    for _ in $(seq 100); do
+        FC_PORT=$(sed -n 's|.*http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$TMP/out_fc")
+        [ -n "$FC_PORT" ] && break
+        sleep 0.1
+    done
+}
+for ttl in 0 0.3; do
+    echo one >"$TMP/fc/f.txt"
+    serve_fc $ttl
+    a=$(curl -s "http://127.0.0.1:$FC_PORT/f.txt")
+    echo second >"$TMP/fc/f.new" && mv "$TMP/fc/f.new" "$TMP/fc/f.txt"
+    [ "$ttl" = 0 ] || sleep 1
+    b=$(curl -s "http://127.0.0.1:$FC_PORT/f.txt")
+    rm "$TMP/fc/f.txt"
+    [ "$ttl" = 0 ] || sleep 1
+    c=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$FC_PORT/f.txt")
+    [ "$a|$b|$c" = "one|second|404" ] && ok "file cache $ttl s: replaced and removed files seen" ||
+        fail "file cache $ttl: $a|$b|$c"
+    kill "$FC_PID"
+    wait "$FC_PID" 2>/dev/null
+done
 
 # The connection cap: a second server that takes one connection; while a raw connection
 # holds it, curl's is closed at once (empty reply); once it is gone, curl is served.

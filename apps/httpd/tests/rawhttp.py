@@ -15,34 +15,57 @@ import sys
 
 
 def read_responses(sock, stop_after=None):
-    """Reads responses (Content-Length framed) until EOF or stop_after responses."""
+    """Reads responses (Content-Length or chunked) until EOF or stop_after responses; a
+    chunked body is decoded, and its length printed is the decoded one."""
     buf = b""
     out = []
     eof = False
+
+    def more():
+        nonlocal buf, eof
+        chunk = sock.recv(65536)
+        if not chunk:
+            eof = True
+            return False
+        buf += chunk
+        return True
+
     while stop_after is None or len(out) < stop_after:
-        while b"\r\n\r\n" not in buf:
-            chunk = sock.recv(65536)
-            if not chunk:
-                eof = True
-                break
-            buf += chunk
-        if eof and b"\r\n\r\n" not in buf:
+        while b"\r\n\r\n" not in buf and more():
+            pass
+        if b"\r\n\r\n" not in buf:
             break
         head, buf = buf.split(b"\r\n\r\n", 1)
         lines = head.split(b"\r\n")
         length = 0
+        chunked = False
         for line in lines[1:]:
             name, _, value = line.partition(b":")
             if name.strip().lower() == b"content-length":
                 length = int(value.strip())
-        if lines[0].startswith(b"HTTP/1.1 304") or b" HEAD " in lines[0]:
+            if name.strip().lower() == b"transfer-encoding":
+                chunked = value.strip().lower() == b"chunked"
+        no_body = lines[0].startswith(b"HTTP/1.1 304") or b" HEAD " in lines[0]
+        if chunked and not no_body:
+            body = b""
+            while True:
+                while b"\r\n" not in buf and more():
+                    pass
+                size_line, _, buf = buf.partition(b"\r\n")
+                size = int(size_line.split(b";")[0], 16)
+                while len(buf) < size + 2 and more():
+                    pass
+                if size == 0:
+                    buf = buf[2:]  # the final CRLF (no trailers from weft-httpd)
+                    break
+                body += buf[:size]
+                buf = buf[size + 2:]
+            out.append((lines[0].decode(), body))
+            continue
+        if no_body:
             length = 0
-        while len(buf) < length:
-            chunk = sock.recv(65536)
-            if not chunk:
-                eof = True
-                break
-            buf += chunk
+        while len(buf) < length and more():
+            pass
         out.append((lines[0].decode(), buf[:length]))
         buf = buf[length:]
     return out, eof

@@ -394,3 +394,118 @@ Test(httpd_files, validators)
     cr_assert_str_eq(httpd_mime_type("a.d/file", 8), "application/octet-stream");
     cr_assert_str_eq(httpd_mime_type("noext", 5), "application/octet-stream");
 }
+
+/* Feeds a chunked body in pieces of `piece` bytes (0: all at once). Returns the decoder's
+ * verdict: the offset just past the body when it ended, 0 when it wants more, or -status. */
+static int64_t chunked_in_pieces(const char *body, size_t len, size_t piece, int64_t limit,
+                                 int64_t *total)
+{
+    http_chunked d;
+    http_chunked_init(&d);
+    size_t off = 0;
+    while (off < len) {
+        size_t n = piece && len - off > piece ? piece : len - off;
+        int done = 0;
+        int64_t r = http_chunked_feed(&d, body + off, n, limit, &done);
+        if (r < 0)
+            return r;
+        cr_assert_leq((size_t)r, n);
+        off += (size_t)r;
+        if (done) {
+            *total = d.total;
+            return (int64_t)off;
+        }
+        cr_assert_eq((size_t)r, n, "a piece not consumed while the body goes on");
+    }
+    *total = d.total;
+    return 0;
+}
+
+Test(http_chunked, every_split_gives_the_same)
+{
+    static const char *bodies[] = {
+        "5\r\nhello\r\n0\r\n\r\n",
+        "5;name=value\r\nhello\r\nA \r\n0123456789\r\n0\r\nX-Sum: 1\r\nY: 2\r\n\r\n",
+        "00005\nhello\n0\n\n",
+        "1;a;b=\"q\"\r\nx\r\n000\r\n\r\n",
+        "0\r\n\r\n",
+    };
+    static const int64_t totals[] = {5, 15, 5, 1, 0};
+    for (size_t b = 0; b < sizeof bodies / sizeof *bodies; b++) {
+        char buf[256];
+        size_t len = strlen(bodies[b]);
+        /* The next pipelined request follows: it must be left unconsumed. */
+        snprintf(buf, sizeof buf, "%sGET / HTTP/1.1\r\n", bodies[b]);
+        for (size_t piece = 0; piece <= len; piece++) {
+            int64_t total = -1;
+            int64_t r = chunked_in_pieces(buf, strlen(buf), piece, 1000, &total);
+            cr_assert_eq(r, (int64_t)len, "body %zu piece %zu: %lld", b, piece, (long long)r);
+            cr_assert_eq(total, totals[b]);
+        }
+    }
+}
+
+Test(http_chunked, malformed)
+{
+    static const char *bad[] = {
+        "\r\n",                    /* no size */
+        "g\r\n",                   /* not hex */
+        "-1\r\n",                  /* sign */
+        "5\rhello\r\n0\r\n\r\n",   /* bare CR after the size */
+        "5\r\nhelloX0\r\n\r\n",    /* no CRLF after the data */
+        "5\r\nhello\r\r0\r\n\r\n", /* CR without LF after the data */
+        "5 x\r\nhello\r\n",        /* junk after the size */
+        "5;a\x01\r\nhello\r\n",    /* control byte in an extension */
+        "0\r\n folded\r\n\r\n",    /* obs-fold in the trailers */
+        "0\r\nX: a\x7f\r\n\r\n",   /* control byte in a trailer */
+        "0\r\nX: 1\r\r\n",         /* bare CR in the trailers */
+        "0\r\n\rX",                /* bare CR at the end */
+    };
+    for (size_t b = 0; b < sizeof bad / sizeof *bad; b++)
+        for (size_t piece = 0; piece < 4; piece++) {
+            int64_t total;
+            cr_assert_eq(chunked_in_pieces(bad[b], strlen(bad[b]), piece, 1000, &total), -400,
+                         "case %zu piece %zu", b, piece);
+        }
+}
+
+Test(http_chunked, limits)
+{
+    int64_t total;
+    /* The data limit, at its edge: 10 bytes pass a limit of 10, 11 do not (413 at the size,
+     * before any data). */
+    const char *ten = "a\r\n0123456789\r\n0\r\n\r\n";
+    cr_assert_eq(chunked_in_pieces(ten, strlen(ten), 0, 10, &total), (int64_t)strlen(ten));
+    cr_assert_eq(chunked_in_pieces(ten, strlen(ten), 0, 9, &total), -413);
+    const char *split = "5\r\n01234\r\n6\r\n012345\r\n0\r\n\r\n";
+    cr_assert_eq(chunked_in_pieces(split, strlen(split), 1, 10, &total), -413);
+    /* A size that would overflow 64 bits is 413, never a wrap. */
+    const char *huge = "ffffffffffffffffffff\r\n";
+    cr_assert_eq(chunked_in_pieces(huge, strlen(huge), 0, INT64_MAX / 2, &total), -413);
+    /* A size line of HTTP_MAX_CHUNK_LINE bytes is read; one more is 400. */
+    static char line[HTTP_MAX_CHUNK_LINE + 64];
+    for (int extra = 0; extra <= 1; extra++) {
+        size_t n = 0;
+        line[n++] = '1';
+        line[n++] = ';';
+        while (n < (size_t)HTTP_MAX_CHUNK_LINE + (size_t)extra)
+            line[n++] = 'e';
+        memcpy(line + n, "\r\nx\r\n0\r\n\r\n", 11);
+        int64_t r = chunked_in_pieces(line, strlen(line), 7, 100, &total);
+        if (extra)
+            cr_assert_eq(r, -400);
+        else
+            cr_assert_eq(r, (int64_t)strlen(line));
+    }
+    /* Trailers beyond HTTP_MAX_LINE bytes in all are 400. */
+    static char tr[HTTP_MAX_LINE + 64];
+    size_t n = 0;
+    memcpy(tr, "0\r\n", 3);
+    n = 3;
+    while (n < HTTP_MAX_LINE + 8) {
+        memcpy(tr + n, "X: yyyyyy\r\n", 11);
+        n += 11;
+    }
+    memcpy(tr + n, "\r\n", 3);
+    cr_assert_eq(chunked_in_pieces(tr, strlen(tr), 0, 100, &total), -400);
+}

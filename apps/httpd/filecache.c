@@ -1,0 +1,125 @@
+/* filecache.c: see filecache.h. The slots are scanned in full on each lookup: expired entries
+ * are retired on the way (closed, or marked dead while a request still uses them), and the
+ * least recently opened idle entry is the one a miss replaces when no slot is free. Nothing
+ * between choosing a slot and filling it parks the task, so no other task of the worker sees
+ * a half-made entry. */
+#include "filecache.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <weft.h>
+
+#include "files.h"
+
+static uint32_t hash_path(const char *s)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+static void drop(httpd_fc_entry *e)
+{
+    weft_close(e->fd);
+    free(e->path);
+    free(e->data);
+    e->data = NULL;
+    e->path = NULL;
+    e->refs = 0;
+    e->dead = 0;
+}
+
+/* A slot for a new entry: a free one, or the least recently opened idle one (dropped), or
+ * NULL when every slot is in use. Expired idle entries are retired on the way. */
+static httpd_fc_entry *pick_slot(httpd_filecache *fc, int64_t now)
+{
+    httpd_fc_entry *free_slot = NULL, *victim = NULL;
+    for (int i = 0; i < HTTPD_FC_SLOTS; i++) {
+        httpd_fc_entry *e = &fc->e[i];
+        if (e->path && !e->dead && e->refs == 0 && e->expires <= now)
+            drop(e);
+        if (!e->path) {
+            free_slot = e;
+            break;
+        }
+        if (!e->dead && e->refs == 0 && (!victim || e->expires < victim->expires))
+            victim = e;
+    }
+    httpd_fc_entry *e = free_slot ? free_slot : victim;
+    if (e && e->path)
+        drop(e);
+    return e;
+}
+
+int httpd_fc_open(httpd_filecache *fc, int rootfd, const char *path, int64_t ttl, struct stat *st,
+                  int *slot)
+{
+    *slot = -1;
+    if (ttl <= 0)
+        return httpd_open_beneath(rootfd, path, st);
+    int64_t now = weft_now();
+    uint32_t h = hash_path(path);
+    for (int i = 0; i < HTTPD_FC_SLOTS; i++) {
+        httpd_fc_entry *e = &fc->e[i];
+        if (!e->path || e->dead)
+            continue;
+        if (e->expires <= now) {
+            if (e->refs > 0)
+                e->dead = 1;
+            else
+                drop(e);
+            continue;
+        }
+        if (e->hash == h && strcmp(e->path, path) == 0) {
+            e->refs++;
+            *st = e->st;
+            *slot = i;
+            fc->nhits++;
+            return e->fd;
+        }
+    }
+    fc->nmisses++;
+    int fd = httpd_open_beneath(rootfd, path, st);
+    if (fd < 0 || !S_ISREG(st->st_mode))
+        return fd;
+    /* A small file's bytes are read before the entry is published: the read may park this
+     * task, and no other may find an entry whose bytes are still coming. (Another task may
+     * open the same file meanwhile: two entries for it, both right.) */
+    char *data = NULL;
+    if (st->st_size > 0 && st->st_size <= HTTPD_FC_SMALL &&
+        (data = malloc((size_t)st->st_size)) != NULL &&
+        weft_file_pread(fd, data, (size_t)st->st_size, 0, weft_deadline_in(WEFT_SEC)) !=
+            st->st_size) {
+        free(data); /* it changed under us: read at each request instead */
+        data = NULL;
+    }
+    char *copy = strdup(path);
+    httpd_fc_entry *e = copy ? pick_slot(fc, weft_now()) : NULL;
+    if (!e) { /* every slot in use by a request: this one goes uncached */
+        free(copy);
+        free(data);
+        return fd;
+    }
+    *e = (httpd_fc_entry){copy, h, fd, *st, now + ttl, 1, 0, data, 0, "", ""};
+    e->elen = httpd_etag(st, e->etag, sizeof e->etag);
+    httpd_http_date(st->st_mtime, e->last_modified, sizeof e->last_modified);
+    *slot = (int)(e - fc->e);
+    return fd;
+}
+
+void httpd_fc_release(httpd_filecache *fc, int slot)
+{
+    if (slot < 0)
+        return;
+    httpd_fc_entry *e = &fc->e[slot];
+    if (--e->refs == 0 && e->dead)
+        drop(e);
+}
+
+void httpd_fc_clear(httpd_filecache *fc)
+{
+    for (int i = 0; i < HTTPD_FC_SLOTS; i++)
+        if (fc->e[i].path)
+            drop(&fc->e[i]);
+}
