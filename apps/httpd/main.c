@@ -29,6 +29,7 @@ typedef struct options {
     unsigned workers;
     const char *tls_cert, *tls_key;
     int tls_port;
+    int debug_port; /* -1: none */
 } options;
 
 static void shard_init(void *value, unsigned worker, void *arg)
@@ -112,6 +113,17 @@ static void *main_task(void *arg)
         }
         fflush(stdout);
     }
+    if (o->debug_port >= 0) { /* /metrics, /debug/ (the console), /debug/tasks, on 127.0.0.1 */
+        weft_addr dbg;
+        weft_addr_ip(&dbg, "127.0.0.1", o->debug_port);
+        int e = weft_debug_serve(&dbg, &dbg);
+        if (e < 0)
+            fprintf(stderr, "weft-httpd: debug endpoint: %s\n", weft_strerror(e));
+        else if (!httpd_cfg.quiet)
+            printf("weft-httpd: debug endpoint on http://127.0.0.1:%d/debug/ (and /metrics)\n",
+                   weft_addr_port(&dbg));
+        fflush(stdout);
+    }
 
     sigset_t set;
     sigemptyset(&set);
@@ -162,6 +174,8 @@ static void usage(FILE *f)
                "  --tls-cert FILE        certificate chain (PEM): serve HTTPS on --tls-port too\n"
                "  --tls-key FILE         its private key (PEM)\n"
                "  --tls-port N           the HTTPS port (8443; 0 picks a free one)\n"
+               "  --debug-port N         weft's /metrics, /debug/ console and /debug/tasks on\n"
+               "                         127.0.0.1:N (off; 0 picks a free one)\n"
                "  --quiet                no start-up line\n"
                "  -h, --help             this text\n");
 }
@@ -233,6 +247,11 @@ static int parse_args(int argc, char **argv, options *o)
             o->tls_cert = v;
         } else if (strcmp(a, "--tls-key") == 0) {
             o->tls_key = v;
+        } else if (strcmp(a, "--debug-port") == 0) {
+            long p = strtol(v, &end, 10);
+            if (*end || p < 0 || p > 65535)
+                return -1;
+            o->debug_port = (int)p;
         } else if (strcmp(a, "--tls-port") == 0) {
             long p = strtol(v, &end, 10);
             if (*end || p < 0 || p > 65535)
@@ -276,7 +295,7 @@ int main(int argc, char **argv)
         .max_conns = 10000,
         .access_log_fd = -1,
     };
-    options o = {"127.0.0.1", 8080, 0, NULL, NULL, 8443};
+    options o = {"127.0.0.1", 8080, 0, NULL, NULL, 8443, -1};
     if (parse_args(argc, argv, &o) < 0) {
         usage(stderr);
         return 2;

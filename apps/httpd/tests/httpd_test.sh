@@ -35,12 +35,13 @@ ln -s small.txt "$root/link_in"
 echo spaced >"$root/sub dir/f.txt"
 
 "$BIN" --port 0 --workers 2 --header-timeout 1 --autoindex --access-log "$TMP/access.log" \
-    "$root" >"$TMP/out" 2>"$TMP/err" &
+    --debug-port 0 "$root" >"$TMP/out" 2>"$TMP/err" &
 PID=$!
-PORT=
+PORT= DPORT=
 for _ in $(seq 100); do
-    PORT=$(sed -n 's|.*http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$TMP/out")
-    [ -n "$PORT" ] && break
+    PORT=$(sed -n 's|.*serving.*http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$TMP/out")
+    DPORT=$(sed -n 's|.*debug endpoint on http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$TMP/out")
+    [ -n "$PORT" ] && [ -n "$DPORT" ] && break
     sleep 0.1
 done
 [ -n "$PORT" ] || { echo "FAIL: the server did not start"; cat "$TMP/err"; exit 1; }
@@ -282,6 +283,19 @@ done
 [ "$served" = 1 ] && ok "served once a slot is free" || fail "cap: never served again"
 kill -TERM "$CAP_PID"
 wait "$CAP_PID"
+
+# The debug endpoint (--debug-port): the metrics count the requests served, the console page
+# and the task dump answer.
+if [ -n "$DPORT" ]; then
+    curl -s "http://127.0.0.1:$DPORT/metrics" | grep -Eq '^weft_resumes_total\{worker="[01]"\} [1-9]' &&
+        ok "debug endpoint: /metrics" || fail "debug endpoint: /metrics"
+    curl -s "http://127.0.0.1:$DPORT/debug/" | grep -q '<title>' &&
+        ok "debug endpoint: the console page" || fail "debug endpoint: /debug/"
+    curl -s "http://127.0.0.1:$DPORT/debug/tasks" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["ntasks"] > 0' &&
+        ok "debug endpoint: /debug/tasks" || fail "debug endpoint: /debug/tasks"
+else
+    fail "no debug endpoint line: $(cat "$TMP/out")"
+fi
 
 # Graceful shutdown: SIGTERM while a large response is in flight; it completes, exit 0.
 got=$($RAW "$PORT" slowget /huge.bin "$PID" 8000000)
