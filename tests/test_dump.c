@@ -186,9 +186,9 @@ static void *deadlock_main(void *arg)
     return NULL;
 }
 
-/* Runs `fn` in a runtime of `workers` with `policy` in a child whose stderr comes back on
- * *err_fd; returns the child's pid. */
-static pid_t run_child(weft_fn fn, unsigned workers, int policy, int *err_fd)
+/* Runs `fn` in a runtime configured as `c` in a child whose stderr comes back on *err_fd;
+ * returns the child's pid. */
+static pid_t run_child_cfg(weft_fn fn, const weft_config *c, int *err_fd)
 {
     int p[2];
     cr_assert_eq(pipe(p), 0);
@@ -198,17 +198,23 @@ static pid_t run_child(weft_fn fn, unsigned workers, int policy, int *err_fd)
         dup2(p[1], 2);
         close(p[0]);
         close(p[1]);
-        weft_config c;
-        weft_config_init(&c);
-        c.workers = workers;
-        c.deadlock = policy;
-        int r = weft_run(&c, fn, NULL, NULL);
+        int r = weft_run(c, fn, NULL, NULL);
         coverage_dump();
         _exit(r == 0 ? 0 : 1);
     }
     close(p[1]);
     *err_fd = p[0];
     return pid;
+}
+
+/* The same with `workers` workers and the deadlock `policy`. */
+static pid_t run_child(weft_fn fn, unsigned workers, int policy, int *err_fd)
+{
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = workers;
+    c.deadlock = policy;
+    return run_child_cfg(fn, &c, err_fd);
 }
 
 /* Runs `fn` as run_child does, to the child's end: returns its stderr (malloc'd) and stores
@@ -751,30 +757,19 @@ static void *parked_until_killed(void *arg)
  * once its tasks are parked, and returns what the child wrote on stderr. */
 static char *dump_on_signal(int cfg_sig, int send)
 {
-    int p[2];
-    cr_assert_eq(pipe(p), 0);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        dup2(p[1], 2);
-        close(p[0]);
-        close(p[1]);
-        weft_config c;
-        weft_config_init(&c);
-        c.workers = 2;
-        c.dump_signal = cfg_sig;
-        weft_run(&c, parked_until_killed, NULL, NULL);
-        coverage_dump();
-        _exit(0);
-    }
-    close(p[1]);
-    char *text = read_until(p[0], 10000, "ready\n", 100);
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 2;
+    c.dump_signal = cfg_sig;
+    int fd;
+    pid_t pid = run_child_cfg(parked_until_killed, &c, &fd);
+    char *text = read_until(fd, 10000, "ready\n", 100);
     free(text);
     kill(pid, send);
-    text = read_until(p[0], 10000, "dumped by task", 200);
+    text = read_until(fd, 10000, "dumped by task", 200);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
-    close(p[0]);
+    close(fd);
     return text;
 }
 
