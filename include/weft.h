@@ -224,7 +224,8 @@ typedef struct weft_config {
      * on SIGQUIT but without exiting: e.g. SIGQUIT or SIGUSR1. 0: the WEFT_DUMP_SIGNAL
      * environment variable (a number, or a name such as "QUIT" or "SIGUSR1"), else none;
      * negative: none. weft installs its handler only over the signal's default action (a
-     * handler the program installed first is left alone). */
+     * handler the program installed first is left alone, with a warning in the log); it
+     * stays installed after weft_run returns, when the signal then does nothing. */
     int dump_signal;
     /* 1: when the main task has returned, before the shutdown cancels what is left, report
      * what the program left behind (weft__log, warning level): tasks still alive (each with

@@ -145,19 +145,29 @@ void cmd_clientlist(kv_ctx *c)
     sbuf_free(&b);
 }
 
+/* Runs the internal command `cmd` (no arguments) on every shard: their replies in `tmp`, one
+ * item each, NUL-terminated for the parsers below. Returns 0, or -1 after closing the
+ * connection (a shard could not be reached: the reply is unknown). */
+static int exec_on_every_shard(kv_ctx *c, const char *cmd, sbuf *tmp, kv_item *items)
+{
+    const char *argv[1] = {cmd};
+    size_t argl[1] = {strlen(cmd)};
+    if (kv_exec_all(c->conn, argv, argl, 1, tmp, items) < 0) {
+        c->conn->close_after = 1;
+        sbuf_free(tmp);
+        return -1;
+    }
+    sbuf_add(tmp, "", 1);
+    return 0;
+}
+
 static void client_list(kv_ctx *c)
 {
-    const char *argv[1] = {"__clientlist"};
-    size_t argl[1] = {12};
     kv_item items[WEFT_WORKERS_MAX];
     sbuf tmp = {0};
-    if (kv_exec_all(c->conn, argv, argl, 1, &tmp, items) < 0) {
-        c->conn->close_after = 1;
-        sbuf_free(&tmp);
+    if (exec_on_every_shard(c, "__clientlist", &tmp, items) < 0)
         return;
-    }
     sbuf all = {0};
-    sbuf_add(&tmp, "", 1);
     for (unsigned s = 0; s < kv_nshards(); s++) {
         const char *p = tmp.data + items[s].off;
         const char *body = strchr(p, '\n') + 1;
@@ -516,16 +526,10 @@ static int want(kv_ctx *c, const char *section)
 
 void multi_info(kv_ctx *c)
 {
-    const char *argv[1] = {"__shardstats"};
-    size_t argl[1] = {12};
     kv_item items[WEFT_WORKERS_MAX];
     sbuf tmp = {0};
-    if (kv_exec_all(c->conn, argv, argl, 1, &tmp, items) < 0) {
-        c->conn->close_after = 1;
-        sbuf_free(&tmp);
+    if (exec_on_every_shard(c, "__shardstats", &tmp, items) < 0)
         return;
-    }
-    sbuf_add(&tmp, "", 1);
     totals t = {0};
     unsigned n = kv_nshards();
     long long shard_mem[WEFT_WORKERS_MAX];
@@ -629,16 +633,10 @@ void cmd_bgrewrite(kv_ctx *c)
 
 void multi_bgrewriteaof(kv_ctx *c)
 {
-    const char *argv[1] = {"__bgrewrite"};
-    size_t argl[1] = {11};
     kv_item items[WEFT_WORKERS_MAX];
     sbuf tmp = {0};
-    if (kv_exec_all(c->conn, argv, argl, 1, &tmp, items) < 0) {
-        c->conn->close_after = 1;
-        sbuf_free(&tmp);
+    if (exec_on_every_shard(c, "__bgrewrite", &tmp, items) < 0)
         return;
-    }
-    sbuf_add(&tmp, "", 1);
     int started = 0, busy = 0, other = 0;
     for (unsigned s = 0; s < kv_nshards(); s++) {
         long long r = atoll(tmp.data + items[s].off + 1);
