@@ -81,8 +81,12 @@ static bool inner_wait(int kind)
     case WEFT__WAIT_JOIN:
     case WEFT__WAIT_GEN_NEXT:
     case WEFT__WAIT_GEN_YIELD:
+    /* A sleep with no end (the caller has checked the deadline): only a cancel ends it, and
+     * with every task parked a cancel could only come from outside, which the verdict also
+     * rules out. (Go: `select {}` in every goroutine is a deadlock.) */
+    case WEFT__WAIT_SLEEP:
         return true;
-    default: /* sleep, fd, I/O, future, pool job, message room, shards: outside or timed */
+    default: /* fd, I/O, future, pool job, message room, shards: outside or timed */
         return false;
     }
 }

@@ -30,6 +30,8 @@
 static void poll_stackless(weft__worker *w, weft_task *t)
 {
     weft__task_begin_run(t);
+    if (weft_unlikely(w->fence_resumes)) /* fence.h */
+        atomic_thread_fence(memory_order_seq_cst);
     w->stats.nresumes++;
     w->current = t;
     if (weft__task_cancelled(t)) {

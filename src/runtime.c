@@ -164,7 +164,9 @@ WEFT_COLD static int worker_init(weft__runtime *rt, weft__worker *w, unsigned in
     w->index = index;
     w->tracer = rt->cfg.tracer;
     w->leaks = rt->leaks;
-    w->run_mask = w->tracer ? 0 : 255; /* task.h's weft__sampled: one in 256 */
+    w->fence_resumes = rt->fence_resumes;
+    /* task.h's weft__sampled: one in 256; every one with a tracer or fence.h's fallback. */
+    w->run_mask = w->tracer || w->fence_resumes ? 0 : 255;
     w->watch.thread = pthread_self();
     w->watch.tid = (pid_t)syscall(SYS_gettid);
     w->now = weft__clock_ns();
@@ -362,6 +364,7 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result)
     const char *chaos = getenv("WEFT_CHAOS");
     if (chaos && *chaos)
         rt->chaos_seed = strtoull(chaos, NULL, 10);
+    rt->fence_resumes = weft__fence_setup(&rt->fence);
     pthread_mutex_init(&rt->lock, NULL);
     pthread_mutex_init(&rt->start_lock, NULL);
     pthread_cond_init(&rt->start_cond, NULL);

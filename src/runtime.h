@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 
+#include "fence.h"
 #include "internal.h"
 
 #define WEFT__ID_BLOCK 1024 /* task ids a worker takes at once: one atomic per 1024 spawns */
@@ -18,6 +19,9 @@ struct weft__runtime {
     unsigned nworkers;
     weft_task *main_task; /* owner: the main task's worker */
     uint64_t chaos_seed;  /* WEFT_CHAOS: the debug mode's seed, 0 when off; fixed */
+    /* The cancel's fence (fence.h), and whether every resume takes one instead; fixed. */
+    weft__fence fence;
+    bool fence_resumes;
 
     /* any thread: the next unassigned task id; workers take blocks (relaxed: ids need only
      * be unique, not ordered). */

@@ -140,11 +140,13 @@ static int bind_stack(weft__worker *w, weft_task *t)
  * the start of its timing. Out of line: one resume in 256. */
 static WEFT_NOINLINE void begin_timed_run(weft__worker *w, weft_task *t, uint64_t epoch)
 {
-    if (w->tracer) { /* with a tracer, every resume comes here (w->run_mask 0) */
+    /* With a tracer or without membarrier, every resume comes here (w->run_mask 0). */
+    if (w->fence_resumes) /* fence.h: the new epoch stored before the task reads its flag */
+        atomic_thread_fence(memory_order_seq_cst);
+    if (w->tracer)
         weft__trace_resume(w, t);
-        if (!weft__sampled(epoch))
-            return;
-    }
+    if (!weft__sampled(epoch))
+        return;
     if (w->poll_task)
         end_timed_run(w); /* a yield that came straight back to the same task */
     int64_t now = weft__clock_ns();
@@ -162,7 +164,7 @@ static inline __attribute__((always_inline)) void begin_run(weft__worker *w, wef
     uint64_t epoch = weft__task_begin_run(t);
     w->stats.nresumes++;
 #ifdef WEFT_NO_METRICS
-    if (weft_unlikely(w->tracer != NULL))
+    if (weft_unlikely(w->run_mask == 0)) /* a tracer, or fence.h's fallback */
 #else
     if (weft_unlikely((epoch & w->run_mask) == 0)) /* weft__sampled, or a tracer */
 #endif

@@ -180,6 +180,13 @@ int weft__sys_prctl(weft__sys *s, int op, unsigned long arg)
     return RESULT(r);
 }
 
+int weft__sys_membarrier(weft__sys *s, int cmd)
+{
+    ENTER(s, membarrier);
+    long r = syscall(SYS_membarrier, cmd, 0U, 0);
+    return (int)RESULT(r);
+}
+
 int weft__sys_fcntl(weft__sys *s, int fd, int cmd, long arg)
 {
     ENTER(s, fcntl);

@@ -72,7 +72,8 @@ struct timespec;
     X(pidfd_open)                                                                                  \
     X(waitid)                                                                                      \
     X(kill)                                                                                        \
-    X(prctl)
+    X(prctl)                                                                                       \
+    X(membarrier)
 
 enum {
 #define WEFT__SYS_ENUM(name) WEFT__SYS_##name,
@@ -217,6 +218,9 @@ int weft__sys_kill(weft__sys *s, int pidfd, pid_t pid, int sig);
 int weft__sys_eventfd(weft__sys *s, unsigned initval, int flags);
 /* prctl(op, arg, 0, 0, 0): its result (a value for the PR_GET_ ops), or -errno. */
 int weft__sys_prctl(weft__sys *s, int op, unsigned long arg);
+/* membarrier(cmd, 0, 0): 0 (the mask of supported commands for MEMBARRIER_CMD_QUERY) or
+ * -errno. */
+int weft__sys_membarrier(weft__sys *s, int cmd);
 int weft__sys_signalfd(weft__sys *s, const sigset_t *set, int flags);
 int weft__sys_epoll_create(weft__sys *s, int flags);
 int weft__sys_epoll_ctl(weft__sys *s, int epfd, int op, int fd, struct epoll_event *ev);

@@ -317,16 +317,45 @@ void weft__task_reap(weft__worker *w, weft_task *t)
         give_spare(w);
 }
 
-void weft__task_cancel(weft_task *t)
+/* A cancel is the flag, then (fence.h) a wake of the epoch the word holds after it: the park
+ * it is in now, or, if it is running, its next park, which returns at once. The flag comes
+ * first: a cancel that read the epoch first and was preempted before its store could wake
+ * a park that had ended meanwhile (a sleep's timer fired), while the task parked again
+ * without seeing the flag, for ever (tests/test_workers.c, cancel_races_a_timer). */
+static bool cancel_flag(weft_task *t)
+{
+    if (WEFT__STATE(atomic_load_explicit(&t->word, memory_order_relaxed)) == WEFT__DONE)
+        return false;
+    /* relaxed: the fence orders it before the load of the word, and the wake's CAS (acq_rel)
+     * publishes it to the task it makes READY. */
+    atomic_store_explicit(&t->cancelled, 1, memory_order_relaxed);
+    return true;
+}
+
+static void cancel_wake(weft_task *t)
 {
     uint64_t word = atomic_load_explicit(&t->word, memory_order_relaxed);
-    if (WEFT__STATE(word) == WEFT__DONE)
-        return;
-    /* relaxed: the wake's CAS below (acq_rel) publishes it; a task running now sees it at
-     * its next park, whose CAS fails on NOTIFIED with acquire. */
-    atomic_store_explicit(&t->cancelled, 1, memory_order_relaxed);
-    /* Wake whatever park it is in now, or make its next park return at once. */
     weft__wake(t, WEFT__EPOCH(word));
+}
+
+/* Whether a task of `owner` may run on another thread while the calling thread cancels it:
+ * unless the caller is its owner in sharded mode (in stealing mode a task not yet started
+ * may just have been handed to another worker, which runs it). */
+static bool cancel_may_race(const weft__worker *owner)
+{
+    if (owner != weft__worker_current())
+        return true;
+    return owner->rt->cfg.mode == WEFT_MODE_STEALING && owner->rt->nworkers > 1;
+}
+
+void weft__task_cancel(weft_task *t)
+{
+    if (!cancel_flag(t))
+        return;
+    weft__worker *owner = __atomic_load_n(&t->worker, __ATOMIC_RELAXED);
+    if (cancel_may_race(owner))
+        weft__fence_cancel(&owner->rt->fence);
+    cancel_wake(t);
 }
 
 int weft__task_defer(weft_task *t, void (*fn)(void *), void *arg)
@@ -350,15 +379,24 @@ WEFT_COLD void weft__tasks_shutdown(weft__worker *w)
      * never rewritten, so the overflow handler may walk it too (weft__task_by_guard). */
     weft__runtime *rt = w->rt;
     pthread_mutex_lock(&rt->lock);
-    for (task_chunk *c = rt->chunks; c; c = c->next) {
-        for (int i = 0; i < CHUNK_TASKS; i++) {
-            weft_task *t = &c->tasks[i];
-            /* Relaxed loads: other workers write their records' fields meanwhile. Ours are
-             * reaped only on this thread, so one that says it is ours and alive stays so
-             * during the walk (or is a record being handed over to us, which the adoption
-             * cancels anyway). */
-            if (__atomic_load_n(&t->worker, __ATOMIC_RELAXED) == w && !weft__task_reaped(t))
-                weft__task_cancel(t); /* a no-op on a finished task */
+    /* Two walks: every flag, one fence for them all (fence.h), then every wake. */
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1 && cancel_may_race(w))
+            weft__fence_cancel(&rt->fence);
+        for (task_chunk *c = rt->chunks; c; c = c->next) {
+            for (int i = 0; i < CHUNK_TASKS; i++) {
+                weft_task *t = &c->tasks[i];
+                /* Relaxed loads: other workers write their records' fields meanwhile. Ours
+                 * are reaped only on this thread, so one that says it is ours and alive stays
+                 * so during the walk (or is a record being handed over to us, which the
+                 * adoption cancels anyway). A finished task is left as it is. */
+                if (__atomic_load_n(&t->worker, __ATOMIC_RELAXED) != w || weft__task_reaped(t))
+                    continue;
+                if (pass == 0)
+                    cancel_flag(t);
+                else if (weft__task_cancelled(t))
+                    cancel_wake(t);
+            }
         }
     }
     pthread_mutex_unlock(&rt->lock);

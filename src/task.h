@@ -281,6 +281,9 @@ static inline uint64_t weft__task_begin_run(weft_task *t)
     uint64_t word = atomic_load_explicit(&t->word, memory_order_relaxed);
     uint64_t epoch = WEFT__EPOCH(word);
     atomic_store_explicit(&t->word, WEFT__WORD(epoch + 1, WEFT__RUNNING), memory_order_relaxed);
+    /* The new epoch before any later look at the cancel flag, as far as the compiler goes;
+     * the CPU's side is the cancel's membarrier (fence.h). No instruction. */
+    atomic_signal_fence(memory_order_seq_cst);
     weft__task_flags_set(t, WEFT__T_STARTED);
     return epoch;
 }

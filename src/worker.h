@@ -74,10 +74,12 @@ struct weft__worker {
     int64_t now;        /* clock cached at the start of the tick; owner: worker */
     /* The program's tracer (weft_config.tracer) or NULL, and the mask of a resume's epoch
      * whose zero sends the resume down the slow path (scheduler.c's begin_run): 255 (one in
-     * 256, the histograms' samples), or 0 with a tracer (every resume). Fixed before the
-     * worker runs; any thread reads `tracer` (a waker). */
+     * 256, the histograms' samples), or 0 with a tracer or `fence_resumes` (every resume:
+     * fence.h's fallback, a full fence each). Fixed before the worker runs; any thread reads
+     * `tracer` (a waker). */
     const weft_tracer *tracer;
     uint64_t run_mask;
+    bool fence_resumes;
     /* Worker 0's: a dump was asked for by the dump signal's handler (dumpsig.c), which sets
      * it and rings the doorbell; the worker takes it at its next tick. */
     _Atomic int dump_asked;

@@ -306,6 +306,39 @@ Test(dump, report_only_reports_once_and_off_says_nothing)
     free(text);
 }
 
+/* A sleep with no end is ended only by a cancel: with every task parked, none can come. A
+ * task joining one that sleeps for ever on another worker is the shape of a lost cancel,
+ * which ran to the test's timeout before this verdict. */
+static void *sleeps_for_ever(void *arg)
+{
+    (void)arg;
+    weft_sleep_until(WEFT_FOREVER);
+    return NULL;
+}
+
+static void *join_sleeper_main(void *arg)
+{
+    (void)arg;
+    weft_task *t;
+    weft_spawn_opts o = {.name = "sleeps-for-ever"};
+    cr_assert_eq(weft_spawn_on(weft_worker_count() - 1, &t, sleeps_for_ever, NULL, &o), 0);
+    weft_join(t, NULL, WEFT_FOREVER);
+    return NULL;
+}
+
+Test(dump, a_sleep_with_no_end_everywhere_is_a_deadlock)
+{
+    for (unsigned n = 1; n <= 2; n++) {
+        int code;
+        char *text = run_to_end(join_sleeper_main, n, WEFT_DEADLOCK_DEFAULT, &code);
+        cr_assert_eq(code, 2, "exit %d:\n%s", code, text);
+        cr_assert_not_null(strstr(text, "weft: all tasks are asleep: deadlock!"), "%s", text);
+        cr_assert_not_null(strstr(text, "\"sleeps-for-ever\" on worker"), "%s", text);
+        cr_assert_not_null(strstr(text, "parked on sleep"), "%s", text);
+        free(text);
+    }
+}
+
 /* ---- Not a deadlock: something outside the runtime can still act ---- */
 
 static weft_chan *o_chan;

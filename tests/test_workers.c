@@ -127,6 +127,60 @@ Test(workers, cancel_and_join_a_task_of_another_worker)
     run_main_cfg(&c, cancel_remote_main, NULL);
 }
 
+/* A cancel from another thread, preempted after it stored the flag (a pause of 3 ms after its
+ * fence, through a seam of WEFT_TESTING builds) while the task's 1 ms sleep ends: the task
+ * must see the flag when its sleep returns. The cancel once read the task's epoch before it
+ * stored the flag; preempted in between, it woke the sleep that had ended meanwhile, and the
+ * task, back from the sleep without the flag, parked for ever (CI saw it: the cancels of
+ * stress_workers_chaos2 hung). In each build, with the membarrier and with the fallback of
+ * a kernel that refuses it (fence.h). */
+static void *sleep_then_park(void *arg)
+{
+    (void)arg;
+    int r = weft_sleep(WEFT_MSEC);
+    if (r == 0)
+        r = weft_sleep_until(WEFT_FOREVER);
+    return (void *)(intptr_t)r;
+}
+
+static void *cancel_races_a_timer_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 5; i++) {
+        weft_task *t;
+        cr_assert_eq(weft_spawn_on(1, &t, sleep_then_park, NULL, NULL), 0);
+        weft_sleep(WEFT_MSEC / 2); /* it is in its sleep, or about to be */
+        cr_assert_eq(weft_cancel(t), 0);
+        void *r = NULL;
+        cr_assert_eq(weft_join(t, &r, weft_now() + 10 * WEFT_SEC), 0, "the cancel was lost");
+        cr_assert_eq(r, WEFT_CANCELED);
+    }
+    return NULL;
+}
+
+static void cancel_races_a_timer(bool membarrier)
+{
+    setenv("WEFT_TEST_CANCEL_PAUSE_NS", "3000000", 1);
+    if (!membarrier)
+        setenv("WEFT_TEST_NO_MEMBARRIER", "1", 1);
+    weft_config c = workers_cfg(2);
+    run_main_cfg(&c, cancel_races_a_timer_main, NULL);
+    c.mode = WEFT_MODE_STEALING;
+    run_main_cfg(&c, cancel_races_a_timer_main, NULL);
+    unsetenv("WEFT_TEST_CANCEL_PAUSE_NS");
+    unsetenv("WEFT_TEST_NO_MEMBARRIER");
+}
+
+Test(workers, cancel_races_a_timer, .timeout = 60)
+{
+    cancel_races_a_timer(true);
+}
+
+Test(workers, cancel_races_a_timer_without_membarrier, .timeout = 60)
+{
+    cancel_races_a_timer(false);
+}
+
 static atomic_int detached_done;
 
 static void *detached_body(void *arg)
