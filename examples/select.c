@@ -25,7 +25,8 @@ static void *main_task(void *arg)
     weft_spawn(&t, ticker, fast, NULL);
     int a, b, got = 0;
     for (int round = 0; round < 5; round++) {
-        weft_case cs[] = {{WEFT_CASE_RECV, fast, &a, 0}, {WEFT_CASE_RECV, slow, &b, 0}};
+        weft_case cs[] = {{.op = WEFT_CASE_RECV, .chan = fast, .elem = &a, .result = 0},
+                          {.op = WEFT_CASE_RECV, .chan = slow, .elem = &b, .result = 0}};
         int r = weft_select(cs, 2, weft_deadline_in(25 * WEFT_MSEC));
         if (r == 0)
             printf("round %d: fast sent %d\n", round, a), got++;
@@ -35,7 +36,8 @@ static void *main_task(void *arg)
             printf("round %d: %s after 25 ms\n", round, weft_strerror(r));
     }
     /* Non-blocking: a default case is taken when nothing is ready. */
-    weft_case poll[] = {{WEFT_CASE_RECV, slow, &b, 0}, {WEFT_CASE_DEFAULT, NULL, NULL, 0}};
+    weft_case poll[] = {{.op = WEFT_CASE_RECV, .chan = slow, .elem = &b, .result = 0},
+                        {.op = WEFT_CASE_DEFAULT, .chan = NULL, .elem = NULL, .result = 0}};
     printf("poll: %s\n",
            weft_select(poll, 2, WEFT_FOREVER) == 1 ? "default (nothing ready)" : "slow was ready");
     weft_join(t, NULL, WEFT_FOREVER);

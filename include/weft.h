@@ -1400,15 +1400,30 @@ WEFT_API int weft_bcast_try_recv(weft_bcast_rx *rx, void *elem, uint64_t *nmisse
 /* Receivers subscribed now (a figure that may be stale at once; 0 for NULL). Any thread. */
 WEFT_API size_t weft_bcast_receivers(const weft_bcast *b);
 
-/* One case of a select. */
-enum { WEFT_CASE_SEND = 1, WEFT_CASE_RECV = 2, WEFT_CASE_DEFAULT = 3 };
+/* One case of a select: a channel operation, or (the general select) fd readiness, a
+ * future's completion or a point in time. */
+enum {
+    WEFT_CASE_SEND = 1,
+    WEFT_CASE_RECV = 2,
+    WEFT_CASE_DEFAULT = 3,
+    WEFT_CASE_FD = 4,     /* ready once `fd` is ready for `events` (as weft_fd_wait) */
+    WEFT_CASE_FUTURE = 5, /* ready once `future` has completed (as weft_await) */
+    WEFT_CASE_TIMER = 6   /* ready once the clock reaches `at` (absolute, as a deadline) */
+};
 typedef struct weft_case {
     int op;          /* WEFT_CASE_* */
     weft_chan *chan; /* SEND/RECV: the channel (a NULL channel never becomes ready) */
     void *elem;      /* SEND: the value to send; RECV: where the value goes (NULL allowed for
-                      * a channel of 0-byte values) */
-    int result;      /* out: 0, or -EPIPE for a closed channel (-ENOMEM: a send to an
-                      * unbounded channel at its limit; such a send case is always ready) */
+                      * a channel of 0-byte values); FUTURE: if not NULL, a `void *` that
+                      * gets the future's value */
+    int result;      /* out. SEND/RECV: 0, or -EPIPE for a closed channel (-ENOMEM: a send
+                      * to an unbounded channel at its limit; such a send case is always
+                      * ready). FD: the ready mask (as weft_fd_wait's), or -EBADF. FUTURE:
+                      * the future's status. TIMER, DEFAULT: 0 */
+    int fd;          /* FD: the file descriptor */
+    int events;      /* FD: WEFT_READABLE, WEFT_WRITABLE or both */
+    weft_future *future; /* FUTURE: the future, still the caller's (select never destroys it) */
+    int64_t at;          /* TIMER: when, in CLOCK_MONOTONIC ns (in the past: ready at once) */
 } weft_case;
 
 /* Waits until one case can complete and completes exactly that one; the others are
@@ -1416,7 +1431,17 @@ typedef struct weft_case {
  * uniformly at random. A WEFT_CASE_DEFAULT case is taken at once when nothing is ready.
  * Returns the index of the completed case (its `result` says 0 or -EPIPE), -ETIMEDOUT,
  * -ECANCELED, -EINVAL (no case, more than 1024, a bad op, two defaults), -ENOMEM, -EPERM
- * (as weft_chan_send). Any thread: on a plain thread it blocks that thread. */
+ * (as weft_chan_send). Any thread: on a plain thread it blocks that thread.
+ *
+ * The general select: FD, FUTURE and TIMER cases mix with channel cases under the same
+ * rules (uniform choice among the ready cases, exactly one completed). None of them consumes
+ * anything: an fd case that is not chosen leaves the fd's readiness for the next wait, a
+ * future case leaves the future pending or completed, and still the caller's. They need a
+ * stackful task (-EPERM elsewhere, a plain thread included). Each one not ready at the call
+ * costs a small pinned task of the caller's worker while the select waits (about a spawn
+ * and a join; the channel-only select costs none). Extra errors: -EINVAL (an fd case with
+ * fd < 0 or events not within WEFT_READABLE|WEFT_WRITABLE, a future case without a future).
+ * An fd case on an fd that is not open completes with result -EBADF. */
 WEFT_API int weft_select(weft_case *cases, size_t n, int64_t deadline);
 
 /* ---------------------------------------------------------------------------------------

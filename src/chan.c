@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chan.h"
 #include "leaks.h"
 #include "scheduler.h"
 #include "util/spinlock.h"
@@ -44,7 +45,7 @@
 #include "worker.h"
 
 #define MAX_ELEM    ((size_t)65536)
-#define MAX_CASES   1024
+#define MAX_CASES   1025 /* weft_select's 1024 (select.c), and the general select's added DEFAULT */
 #define STACK_CASES 8 /* waiter nodes on the stack up to this many cases, else one malloc */
 
 /* A channel. Every field but `refs`, `lock` and the fixed ones is guarded by `lock`. */
@@ -624,7 +625,7 @@ static uint64_t pick_random(weft__worker *w)
     return x * 0x2545F4914F6CDD1Dull;
 }
 
-int weft_select(weft_case *cases, size_t n, int64_t deadline)
+int weft__chan_select(weft_case *cases, size_t n, int64_t deadline)
 {
     weft_task *t = NULL;
     int r;

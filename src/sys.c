@@ -16,6 +16,7 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <signal.h>
+#include <poll.h>
 #include <spawn.h>
 #include <time.h>
 #include <unistd.h>
@@ -185,6 +186,13 @@ int weft__sys_membarrier(weft__sys *s, int cmd)
     ENTER(s, membarrier);
     long r = syscall(SYS_membarrier, cmd, 0U, 0);
     return (int)RESULT(r);
+}
+
+int weft__sys_poll(weft__sys *s, struct pollfd *fds, unsigned long n, int timeout_ms)
+{
+    ENTER(s, poll);
+    int r = poll(fds, n, timeout_ms);
+    return RESULT(r);
 }
 
 int weft__sys_fcntl(weft__sys *s, int fd, int cmd, long arg)

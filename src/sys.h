@@ -73,7 +73,8 @@ struct timespec;
     X(waitid)                                                                                      \
     X(kill)                                                                                        \
     X(prctl)                                                                                       \
-    X(membarrier)
+    X(membarrier)                                                                                  \
+    X(poll)
 
 enum {
 #define WEFT__SYS_ENUM(name) WEFT__SYS_##name,
@@ -221,6 +222,9 @@ int weft__sys_prctl(weft__sys *s, int op, unsigned long arg);
 /* membarrier(cmd, 0, 0): 0 (the mask of supported commands for MEMBARRIER_CMD_QUERY) or
  * -errno. */
 int weft__sys_membarrier(weft__sys *s, int cmd);
+/* poll(fds, n, timeout_ms): the number of fds with events, or -errno. */
+struct pollfd;
+int weft__sys_poll(weft__sys *s, struct pollfd *fds, unsigned long n, int timeout_ms);
 int weft__sys_signalfd(weft__sys *s, const sigset_t *set, int flags);
 int weft__sys_epoll_create(weft__sys *s, int flags);
 int weft__sys_epoll_ctl(weft__sys *s, int epfd, int op, int fd, struct epoll_event *ev);

@@ -176,7 +176,8 @@ static void *fair_main(void *arg)
     for (int i = 0; i < ROUNDS; i++) {
         weft_chan_try_send(a, &one); /* both always ready */
         weft_chan_try_send(b, &one);
-        weft_case cs[] = {{WEFT_CASE_RECV, a, &x, 0}, {WEFT_CASE_RECV, b, &y, 0}};
+        weft_case cs[] = {{.op = WEFT_CASE_RECV, .chan = a, .elem = &x, .result = 0},
+                          {.op = WEFT_CASE_RECV, .chan = b, .elem = &y, .result = 0}};
         int r = weft_select(cs, 2, WEFT_FOREVER);
         cr_assert(r == 0 || r == 1);
         counts[r]++;
@@ -199,14 +200,17 @@ static void *select_misc_main(void *arg)
     (void)arg;
     weft_chan *a = mkchan(sizeof(int), 0), *b = mkchan(sizeof(int), 0);
     int x = 3, y;
-    weft_case cs[] = {{WEFT_CASE_SEND, a, &x, 0}, {WEFT_CASE_RECV, b, &y, 0}};
+    weft_case cs[] = {{.op = WEFT_CASE_SEND, .chan = a, .elem = &x, .result = 0},
+                      {.op = WEFT_CASE_RECV, .chan = b, .elem = &y, .result = 0}};
     cr_assert_eq(weft_select(cs, 2, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT);
-    weft_case cd[] = {{WEFT_CASE_SEND, a, &x, 0}, {WEFT_CASE_DEFAULT, NULL, NULL, 0}};
+    weft_case cd[] = {{.op = WEFT_CASE_SEND, .chan = a, .elem = &x, .result = 0},
+                      {.op = WEFT_CASE_DEFAULT, .chan = NULL, .elem = NULL, .result = 0}};
     cr_assert_eq(weft_select(cd, 2, WEFT_FOREVER), 1, "default when nothing is ready");
     /* A nil channel never becomes ready. */
-    weft_case cn[] = {{WEFT_CASE_RECV, NULL, NULL, 0}};
+    weft_case cn[] = {{.op = WEFT_CASE_RECV, .chan = NULL, .elem = NULL, .result = 0}};
     cr_assert_eq(weft_select(cn, 1, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT);
-    weft_case bad[] = {{WEFT_CASE_DEFAULT, NULL, NULL, 0}, {WEFT_CASE_DEFAULT, NULL, NULL, 0}};
+    weft_case bad[] = {{.op = WEFT_CASE_DEFAULT, .chan = NULL, .elem = NULL, .result = 0},
+                       {.op = WEFT_CASE_DEFAULT, .chan = NULL, .elem = NULL, .result = 0}};
     cr_assert_eq(weft_select(bad, 2, 0), -EINVAL);
     cr_assert_eq(weft_select(cs, 0, 0), -EINVAL);
     /* A select parked on a receive completes when a value arrives, with the value. */
@@ -214,7 +218,8 @@ static void *select_misc_main(void *arg)
     weft_task *t;
     weft_spawn(&t, sender, &s, NULL);
     long big;
-    weft_case cr2[] = {{WEFT_CASE_SEND, a, &x, 0}, {WEFT_CASE_RECV, b, &big, 0}};
+    weft_case cr2[] = {{.op = WEFT_CASE_SEND, .chan = a, .elem = &x, .result = 0},
+                       {.op = WEFT_CASE_RECV, .chan = b, .elem = &big, .result = 0}};
     weft_chan_release(b);
     b = mkchan(sizeof(long), 0);
     s.c = b;
@@ -255,7 +260,8 @@ static void *park_send(void *arg)
 static void *park_select(void *arg)
 {
     long v;
-    weft_case cs[] = {{WEFT_CASE_RECV, arg, &v, 0}, {WEFT_CASE_SEND, arg, &v, 0}};
+    weft_case cs[] = {{.op = WEFT_CASE_RECV, .chan = arg, .elem = &v, .result = 0},
+                      {.op = WEFT_CASE_SEND, .chan = arg, .elem = &v, .result = 0}};
     return (void *)(intptr_t)weft_select(cs, 2, WEFT_FOREVER);
 }
 
@@ -317,7 +323,8 @@ static void *consumer(void *arg)
     struct tally t = {0, 0};
     for (;;) {
         long va, vb;
-        weft_case cs[] = {{WEFT_CASE_RECV, m->a, &va, 0}, {WEFT_CASE_RECV, m->b, &vb, 0}};
+        weft_case cs[] = {{.op = WEFT_CASE_RECV, .chan = m->a, .elem = &va, .result = 0},
+                          {.op = WEFT_CASE_RECV, .chan = m->b, .elem = &vb, .result = 0}};
         int r = weft_select(cs, 2, WEFT_FOREVER);
         if (r < 0 || cs[r].result == -EPIPE) {
             /* One channel closed: drain the other plainly. */
@@ -477,7 +484,8 @@ static void *select_recv(void *arg)
 {
     weft_chan **cs = arg;
     int a, b;
-    weft_case cases[2] = {{WEFT_CASE_RECV, cs[0], &a, 1}, {WEFT_CASE_RECV, cs[1], &b, 1}};
+    weft_case cases[2] = {{.op = WEFT_CASE_RECV, .chan = cs[0], .elem = &a, .result = 1},
+                          {.op = WEFT_CASE_RECV, .chan = cs[1], .elem = &b, .result = 1}};
     int i = weft_select(cases, 2, WEFT_FOREVER);
     return (void *)(intptr_t)(i < 0 ? i : cases[i].result);
 }
@@ -546,7 +554,7 @@ static void *zero_size_main(void *arg)
     weft_task *t;
     weft_spawn(&t, zero_sender, c, NULL);
     cr_assert_eq(weft_chan_recv(c, NULL, WEFT_FOREVER), 0);
-    weft_case cases[1] = {{WEFT_CASE_RECV, c, NULL, 1}};
+    weft_case cases[1] = {{.op = WEFT_CASE_RECV, .chan = c, .elem = NULL, .result = 1}};
     cr_assert_eq(weft_select(cases, 1, WEFT_FOREVER), 0);
     cr_assert_eq(cases[0].result, 0);
     cr_assert_eq(weft_select(cases, 1, WEFT_FOREVER), 0);
@@ -694,7 +702,7 @@ static void *unbounded_main(void *arg)
 
     /* A select's send case on an unbounded channel is always ready. */
     long x = 5;
-    weft_case cs[1] = {{WEFT_CASE_SEND, c, &x, 1}};
+    weft_case cs[1] = {{.op = WEFT_CASE_SEND, .chan = c, .elem = &x, .result = 1}};
     cr_assert_eq(weft_select(cs, 1, weft_deadline_in(-1)), 0);
     cr_assert_eq(cs[0].result, 0);
     cr_assert_eq(weft_chan_close(c), 0);
@@ -710,7 +718,7 @@ static void *unbounded_main(void *arg)
     x = 99;
     cr_assert_eq(weft_chan_try_send(c, &x), -ENOMEM);
     cr_assert_eq(weft_chan_send(c, &x, WEFT_FOREVER), -ENOMEM, "never waits");
-    cs[0] = (weft_case){WEFT_CASE_SEND, c, &x, 1};
+    cs[0] = (weft_case){.op = WEFT_CASE_SEND, .chan = c, .elem = &x, .result = 1};
     cr_assert_eq(weft_select(cs, 1, WEFT_FOREVER), 0);
     cr_assert_eq(cs[0].result, -ENOMEM);
     cr_assert_eq(weft_chan_recv(c, &x, WEFT_FOREVER), 0);

@@ -20,6 +20,10 @@ void weft__io_fd_fresh(weft__worker *w, int fd);
 /* The same, for an fd whose creator knows its kind (WEFT__FD_*, io/backend.h) and made it
  * non-blocking: it is then never classified. */
 void weft__io_fd_known(weft__worker *w, int fd, int kind);
+/* Gives back readiness a wait took that nobody used (a general select's fd case that lost,
+ * select.c): on epoll the mask is marked again and the fd's next waiter woken, as an edge
+ * would; io_uring's polls take nothing, so there it does nothing. Worker thread. */
+void weft__io_fd_unconsume(weft__worker *w, int fd, unsigned mask);
 /* fd's kind as far as the reactor knows it (0: not classified yet). */
 int weft__io_fd_kind(weft__worker *w, int fd);
 #ifdef WEFT_TESTING

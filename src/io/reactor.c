@@ -118,6 +118,12 @@ void weft__io_fd_known(weft__worker *w, int fd, int kind)
     weft__fdtable_fresh(w->io, fd, kind);
 }
 
+void weft__io_fd_unconsume(weft__worker *w, int fd, unsigned mask)
+{
+    if (w->io->ops == &weft__io_epoll)
+        weft__fdtable_ready(w->io, fd, mask & (WEFT_READABLE | WEFT_WRITABLE));
+}
+
 int weft__io_fd_kind(weft__worker *w, int fd)
 {
     weft__io *io = w->io;

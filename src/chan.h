@@ -1,0 +1,11 @@
+/* What chan.c offers the rest of weft beyond the public API. */
+#ifndef WEFT_CHAN_H
+#define WEFT_CHAN_H
+
+#include "internal.h"
+
+/* weft_select over channel cases only (SEND, RECV, DEFAULT; any other op is -EINVAL): the
+ * select every general select (select.c) comes down to. Any thread. */
+int weft__chan_select(weft_case *cases, size_t n, int64_t deadline);
+
+#endif
