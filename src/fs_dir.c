@@ -29,9 +29,13 @@ int weft_dir_open(weft_dir **out, const char *path, int64_t deadline)
     if (!out || !path)
         return -EINVAL;
     *out = NULL;
-    weft__worker *w = weft__worker_current();
+    weft_task *t;
+    int err;
+    weft__worker *w = weft__blocking_begin(&t, true, &err);
     if (!w)
-        return -EPERM;
+        return err;
+    if (deadline != WEFT_FOREVER && deadline <= weft_now())
+        return -ETIMEDOUT; /* the open needs a wait: as weft_fs_* */
     weft_dir *d = weft__malloc(w, sizeof *d);
     uint64_t *buf = d ? weft__malloc(w, DIR_BUF) : NULL;
     if (!buf) {

@@ -28,8 +28,7 @@ static void *run_map(void *arg)
     return NULL;
 }
 
-int weft_file_map(void **out, int fd, off_t off, size_t len, int prot, int flags,
-                  int64_t deadline)
+int weft_file_map(void **out, int fd, off_t off, size_t len, int prot, int flags, int64_t deadline)
 {
     if (!out)
         return -EINVAL;

@@ -688,15 +688,14 @@ static void *map_main(void *arg)
     cr_assert_eq(weft_file_unmap(p, 2 * page), 0);
     /* MAP_POPULATE: on the pool. */
     uint64_t jobs = pool_jobs();
-    cr_assert_eq(weft_file_map(&p, fd, 0, 3 * page, PROT_READ, MAP_PRIVATE | MAP_POPULATE,
-                               WEFT_FOREVER),
-                 0);
+    cr_assert_eq(
+        weft_file_map(&p, fd, 0, 3 * page, PROT_READ, MAP_PRIVATE | MAP_POPULATE, WEFT_FOREVER), 0);
     cr_assert_eq(pool_jobs(), jobs + 1);
     cr_assert_eq(memcmp(p, b, 3 * page), 0);
     cr_assert_eq(weft_file_unmap(p, 3 * page), 0);
     /* A shared writable mapping writes the file. */
-    cr_assert_eq(
-        weft_file_map(&p, fd, 0, page, PROT_READ | PROT_WRITE, MAP_SHARED, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_file_map(&p, fd, 0, page, PROT_READ | PROT_WRITE, MAP_SHARED, WEFT_FOREVER),
+                 0);
     memcpy(p, "mapped", 6);
     cr_assert_eq(weft_file_unmap(p, page), 0);
     char got[6];
@@ -748,8 +747,8 @@ static void *watch_main(void *arg)
     root_make();
     weft_watch *w;
     cr_assert_eq(weft_watch_create(&w), 0);
-    uint32_t mask = IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM |
-                    IN_MOVED_TO;
+    uint32_t mask =
+        IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO;
     int wd = weft_watch_add(w, root, mask, WEFT_FOREVER);
     cr_assert_geq(wd, 0, "%s", weft_strerror(wd));
     int fd = weft_file_open(at("a"), O_WRONLY | O_CREAT, 0600, WEFT_FOREVER);

@@ -60,10 +60,10 @@
 
 /* Features probed at start-up; each one missing leaves today's path in its place. */
 enum {
-    FEAT_DEFER = 0x1,   /* IORING_SETUP_SINGLE_ISSUER|DEFER_TASKRUN (6.1) */
-    FEAT_COOP = 0x2,    /* IORING_SETUP_COOP_TASKRUN|TASKRUN_FLAG (5.19), without DEFER */
-    FEAT_BUFRING = 0x4, /* provided-buffer ring + multishot recv (6.0) */
-    FEAT_REGRING = 0x8, /* io_uring_register_ring_fd (5.18): enter skips the fd lookup */
+    FEAT_DEFER = 0x1,    /* IORING_SETUP_SINGLE_ISSUER|DEFER_TASKRUN (6.1) */
+    FEAT_COOP = 0x2,     /* IORING_SETUP_COOP_TASKRUN|TASKRUN_FLAG (5.19), without DEFER */
+    FEAT_BUFRING = 0x4,  /* provided-buffer ring + multishot recv (6.0) */
+    FEAT_REGRING = 0x8,  /* io_uring_register_ring_fd (5.18): enter skips the fd lookup */
     FEAT_PATHOPS = 0x10, /* MKDIRAT, RENAMEAT, UNLINKAT (5.11), SYMLINKAT, LINKAT (5.15): the
                           * tree's calls on the ring; each also probed on its own (path_ops) */
 };
@@ -201,8 +201,8 @@ static const int needed_ops[] = {
 static const struct {
     int op, opcode;
 } path_ring_ops[] = {
-    {WEFT__IO_MKDIR, IORING_OP_MKDIRAT}, {WEFT__IO_UNLINK, IORING_OP_UNLINKAT},
-    {WEFT__IO_RENAME, IORING_OP_RENAMEAT}, {WEFT__IO_LINK, IORING_OP_LINKAT},
+    {WEFT__IO_MKDIR, IORING_OP_MKDIRAT},     {WEFT__IO_UNLINK, IORING_OP_UNLINKAT},
+    {WEFT__IO_RENAME, IORING_OP_RENAMEAT},   {WEFT__IO_LINK, IORING_OP_LINKAT},
     {WEFT__IO_SYMLINK, IORING_OP_SYMLINKAT},
 };
 
@@ -296,7 +296,8 @@ WEFT_COLD static int ur_init(weft__io *io)
     /* Optional: without it, sendfile waits for readiness and calls sendfile(2). */
     s->have_splice = probe && io_uring_opcode_supported(probe, IORING_OP_SPLICE);
     /* Optional, each on its own: the tree's calls the ring lacks run on the blocking pool. */
-    for (size_t i = 0; probe && !(off & FEAT_PATHOPS) && i < sizeof path_ring_ops / sizeof path_ring_ops[0]; i++)
+    for (size_t i = 0;
+         probe && !(off & FEAT_PATHOPS) && i < sizeof path_ring_ops / sizeof path_ring_ops[0]; i++)
         if (io_uring_opcode_supported(probe, path_ring_ops[i].opcode))
             s->path_ops |= 1u << (path_ring_ops[i].op - WEFT__IO_MKDIR);
     if (s->path_ops)
