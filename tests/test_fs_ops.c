@@ -34,10 +34,10 @@ static void root_make(void)
 /* A path under the test's directory, in one of a few rotating buffers. */
 static const char *at(const char *name)
 {
-    static char bufs[8][PATH_MAX + 64];
+    static char bufs[8][2 * PATH_MAX];
     static unsigned next;
     char *b = bufs[next++ % 8];
-    snprintf(b, PATH_MAX + 64, "%s/%s", root, name);
+    snprintf(b, 2 * PATH_MAX, "%s/%s", root, name);
     return b;
 }
 
