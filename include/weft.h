@@ -1365,8 +1365,9 @@ WEFT_API int weft_file_write_atomic(const char *path, const void *buf, size_t le
  * (the deadline withdraws it while queued; pages may still be evicted later under memory
  * pressure), or call madvise(MADV_WILLNEED) on the region early, which starts reading ahead
  * without waiting. A mapping outlives the fd (close it when you like) and is the caller's:
- * weft_file_unmap() it. Returns 0, -EINVAL, -EBADF, -EACCES, -ENODEV, -ENOMEM, -ETIMEDOUT,
- * -ECANCELED (MAP_POPULATE only), -EPERM outside a task. */
+ * weft_file_unmap() it. Returns 0, -EINVAL, -EBADF, -EACCES, -ENODEV, -ENOMEM, -ETIMEDOUT
+ * (MAP_POPULATE only), -ECANCELED (a cancelled task; with MAP_POPULATE also while queued),
+ * -EPERM outside a task. Runtime thread only. */
 WEFT_API int weft_file_map(void **out, int fd, off_t off, size_t len, int prot, int flags,
                            int64_t deadline);
 /* munmap(2) of a mapping (or part of one) from weft_file_map. Returns 0 or -errno. Any
