@@ -1288,6 +1288,159 @@ WEFT_API ssize_t weft_file_pwrite(int fd, const void *buf, size_t len, off_t off
 WEFT_API int weft_file_fsync(int fd, int64_t deadline);
 WEFT_API int weft_file_stat(const char *path, struct stat *st, int64_t deadline);
 
+/* ---------------------------------------------------------------------------------------
+ * Files and directories: the tree, listings, atomic replacement, mappings, watches
+ *
+ * Naming: weft_fs_<call> changes or reads the file-system tree by path (an entry's name, not
+ * a file's contents), named after its system call; weft_file_<verb> works on a file's
+ * contents, through an fd (truncate, map) or, like weft_file_open, by path where a file's
+ * contents are the point (write_atomic). weft_dir_* lists a directory, weft_watch_* reports
+ * changes to files and directories.
+ *
+ * The tree's calls and the truncates run as ring operations on io_uring where the kernel has
+ * them (mkdir, unlink, rmdir, rename, link, symlink: probed when the ring is set up), and on
+ * the blocking pool otherwise (epoll; readlink and the truncates on both backends). Each
+ * takes a deadline and honours cancellation, with one guarantee: a call that returns
+ * -ETIMEDOUT or -ECANCELED did nothing, and no longer uses the caller's buffers (a pool job
+ * is withdrawn only while it waits for a thread, else waited for; a ring operation is
+ * cancelled and its completion waited for, and one that completed anyway returns its own
+ * result). A deadline that has passed returns -ETIMEDOUT before anything is done: none of
+ * these calls completes without a wait. Paths are relative to the current directory, as for
+ * the system calls; they are borrowed for the call only. Other failures are the system
+ * call's -errno (-ENOENT, -EEXIST, -ENOTEMPTY, -EACCES, ...); a NULL path or buffer is
+ * -EINVAL. From inside a task only (-EPERM elsewhere), on a runtime's thread.
+ * ------------------------------------------------------------------------------------- */
+
+/* mkdir(2): creates directory `path` with `mode` (less the umask). Returns 0 or -errno. */
+WEFT_API int weft_fs_mkdir(const char *path, mode_t mode, int64_t deadline);
+/* rmdir(2): removes the empty directory `path`. Returns 0 or -errno (-ENOTEMPTY). */
+WEFT_API int weft_fs_rmdir(const char *path, int64_t deadline);
+/* unlink(2): removes the name `path` (not a directory: -EISDIR). Returns 0 or -errno. */
+WEFT_API int weft_fs_unlink(const char *path, int64_t deadline);
+/* renameat2(2): renames `from` to `to`, replacing `to` atomically if it exists (flags 0), or
+ * failing with -EEXIST if it does (RENAME_NOREPLACE), or swapping the two (RENAME_EXCHANGE;
+ * both from <stdio.h> with _GNU_SOURCE). Other flags: -EINVAL. Returns 0 or -errno. */
+WEFT_API int weft_fs_rename(const char *from, const char *to, unsigned flags, int64_t deadline);
+/* link(2): makes `to` a new name of the file `from`. Returns 0 or -errno. */
+WEFT_API int weft_fs_link(const char *from, const char *to, int64_t deadline);
+/* symlink(2): makes `linkpath` a symbolic link holding `target` (not checked to exist).
+ * Returns 0 or -errno. */
+WEFT_API int weft_fs_symlink(const char *target, const char *linkpath, int64_t deadline);
+/* readlink(2), NUL-terminated: copies the target of the symbolic link `path` into buf (len
+ * bytes, the NUL included). Returns its length, -ENAMETOOLONG when it does not fit with the
+ * NUL (buf then holds a cut copy, unterminated), -EINVAL (`path` is not a symbolic link, or
+ * len is 0), -ENOENT, ... Blocking pool on both backends. */
+WEFT_API ssize_t weft_fs_readlink(const char *path, char *buf, size_t len, int64_t deadline);
+/* truncate(2): sets the length of the file `path` to `len` (>= 0; zeros when it grows).
+ * Returns 0 or -errno. Blocking pool on both backends. */
+WEFT_API int weft_fs_truncate(const char *path, off_t len, int64_t deadline);
+/* ftruncate(2) of an open fd, as weft_fs_truncate. Returns 0, -EBADF, -EINVAL (len < 0, or
+ * not a regular file open for writing), or -errno. Blocking pool on both backends. */
+WEFT_API int weft_file_truncate(int fd, off_t len, int64_t deadline);
+
+/* Replaces the contents of `path` with `len` bytes of buf, atomically: a reader (and the file
+ * after a crash) sees the old contents or the new ones, never a mix. It writes a temporary
+ * file in the same directory (".<name>.<random>.tmp", created with `mode` less the umask,
+ * O_EXCL), fsyncs it, renames it over `path` and fsyncs the directory, each step a call
+ * above with the one deadline. The new file has `mode`, not the old one's; a symbolic link
+ * at `path` is replaced, not followed. Returns 0, or -errno with:
+ * - a failure before the rename (the temporary file's open, write, fsync or close, the
+ *   rename itself, the deadline, cancellation): `path` untouched, and the temporary file
+ *   removed (by a plain unlink(2) on the worker's thread, so that it goes even in a cancelled
+ *   task or past the deadline);
+ * - a failure of the directory's fsync after the rename: the new contents are in place, but
+ *   a crash may still bring the old ones back.
+ * -EINVAL for a NULL path, a path ending in '/', or a NULL buf with len > 0; -ENAMETOOLONG
+ * when the temporary name does not fit PATH_MAX. From inside a task only. */
+WEFT_API int weft_file_write_atomic(const char *path, const void *buf, size_t len, mode_t mode,
+                                    int64_t deadline);
+
+/* A file's region mapped into memory: mmap(2) of `len` bytes of fd from `off` (a multiple of
+ * the page size), `prot` PROT_READ/PROT_WRITE, `flags` MAP_SHARED or MAP_PRIVATE, optionally
+ * with MAP_POPULATE and MAP_NORESERVE (others: -EINVAL). `*out` gets the address.
+ * The mapping itself waits for no I/O and is made on the worker's thread; but touching a page
+ * that is not in memory stops the worker's thread on a page fault until the device delivers
+ * it, and every task of that worker waits. To keep faults off the worker: pass MAP_POPULATE,
+ * and the call runs on the blocking pool, which reads the whole region in before returning
+ * (the deadline withdraws it while queued; pages may still be evicted later under memory
+ * pressure), or call madvise(MADV_WILLNEED) on the region early, which starts reading ahead
+ * without waiting. A mapping outlives the fd (close it when you like) and is the caller's:
+ * weft_file_unmap() it. Returns 0, -EINVAL, -EBADF, -EACCES, -ENODEV, -ENOMEM, -ETIMEDOUT
+ * (MAP_POPULATE only), -ECANCELED (a cancelled task; with MAP_POPULATE also while queued),
+ * -EPERM outside a task. Runtime thread only. */
+WEFT_API int weft_file_map(void **out, int fd, off_t off, size_t len, int prot, int flags,
+                           int64_t deadline);
+/* munmap(2) of a mapping (or part of one) from weft_file_map. Returns 0 or -errno. Any
+ * thread. */
+WEFT_API int weft_file_unmap(void *addr, size_t len);
+
+/* Directory listing, in batches: each getdents64(2) on the blocking pool fills a 32 KiB
+ * buffer (a few hundred entries), and weft_dir_next hands them out one at a time without a
+ * system call until it is empty. "." and ".." are left out; the order is the file system's. */
+typedef struct weft_dir weft_dir;
+
+typedef struct weft_dirent {
+    uint64_t ino;       /* the entry's inode number */
+    unsigned char type; /* DT_REG, DT_DIR, DT_LNK, ... of <dirent.h>; DT_UNKNOWN where the file
+                         * system does not say (weft_file_stat it then) */
+    char name[256];     /* NUL-terminated (NAME_MAX is 255) */
+} weft_dirent;
+
+/* Opens the directory `path` (O_DIRECTORY; -ENOTDIR for anything else). `*out` is the
+ * caller's: weft_dir_close() it. Returns 0, -ENOENT, -ENOTDIR, -EACCES, -ENOMEM, -EINVAL,
+ * -ETIMEDOUT, -ECANCELED, -EPERM outside a task. */
+WEFT_API int weft_dir_open(weft_dir **out, const char *path, int64_t deadline);
+/* The next entry into `*ent`. Returns 1 (an entry), 0 (no more: the end, and it stays so), or
+ * -errno from getdents64 (the listing may be retried), -ETIMEDOUT, -ECANCELED (the deadline
+ * only bites when the buffer is empty: a listing interrupted so loses no entry, the next
+ * call goes on from where it was), -EINVAL, -EPERM outside a task. One task at a time. */
+WEFT_API int weft_dir_next(weft_dir *d, weft_dirent *ent, int64_t deadline);
+/* Closes the directory and frees `d` (NULL: nothing). Any thread, no call on `d` in
+ * progress. */
+WEFT_API void weft_dir_close(weft_dir *d);
+
+/* Watching files and directories for changes: inotify(7), as a stream of events a task waits
+ * for. The inotify fd is waited on like any fd (weft_fd_wait: epoll or a ring poll), so a
+ * task parked in weft_watch_next costs no thread. Masks are inotify's IN_* of
+ * <sys/inotify.h>. The kernel queues at most /proc/sys/fs/inotify/max_queued_events events
+ * per watcher; past that it drops events and queues one IN_Q_OVERFLOW, which
+ * weft_watch_next reports like any event (wd -1): rescan what you watch then. */
+typedef struct weft_watch weft_watch;
+
+typedef struct weft_watch_event {
+    int wd;          /* the watch (weft_watch_add's result); -1 with IN_Q_OVERFLOW */
+    uint32_t mask;   /* what happened: IN_CREATE, IN_MODIFY, IN_DELETE, IN_MOVED_FROM, ...,
+                      * with IN_ISDIR for a directory; IN_IGNORED when the watch went away
+                      * (removed, or its file deleted) */
+    uint32_t cookie; /* the same non-zero value in the IN_MOVED_FROM and IN_MOVED_TO of one
+                      * rename, else 0 */
+    char name[256];  /* the entry's name, for an event on an entry of a watched directory;
+                      * else "" */
+} weft_watch_event;
+
+/* Creates a watcher (an inotify instance, non-blocking and close-on-exec). `*out` is the
+ * caller's: weft_watch_destroy() it. Returns 0, -EMFILE (inotify's max_user_instances),
+ * -ENOMEM, -EINVAL, -EPERM outside a runtime. Runtime thread only. */
+WEFT_API int weft_watch_create(weft_watch **out);
+/* inotify_add_watch(2) of `path` for the events in `mask` (IN_ALL_EVENTS, IN_ONLYDIR,
+ * IN_MASK_ADD, ... as inotify takes them), on the blocking pool (it resolves a path).
+ * Watching a path already watched returns its wd again, with the new mask. Returns the watch
+ * descriptor (>= 0), -ENOENT, -ENOSPC (max_user_watches), -EINVAL (mask 0, NULL), -ETIMEDOUT,
+ * -ECANCELED, -EPERM outside a task. */
+WEFT_API int weft_watch_add(weft_watch *w, const char *path, uint32_t mask, int64_t deadline);
+/* inotify_rm_watch(2): stops watch `wd`; an IN_IGNORED event for it follows. Returns 0,
+ * -EINVAL (not a watch of `w`). Runtime thread only. */
+WEFT_API int weft_watch_remove(weft_watch *w, int wd);
+/* The next event into `*ev`, in the kernel's order, parking until one comes, the deadline or
+ * cancellation. Events already queued are returned even when the deadline has passed. Every
+ * event fits: weft reads into a buffer that holds at least one event of the longest name.
+ * Returns 0, -ETIMEDOUT, -ECANCELED (no event is lost either way), -EINVAL, -EPERM outside a
+ * task, or the read's -errno. One task at a time. */
+WEFT_API int weft_watch_next(weft_watch *w, weft_watch_event *ev, int64_t deadline);
+/* Closes the watcher (its watches go with it) and frees `w` (NULL: nothing). No call on `w`
+ * may be in progress. Runtime thread only. */
+WEFT_API void weft_watch_destroy(weft_watch *w);
+
 /* Name resolution through the blocking pool: getaddrinfo(3) with a deadline. Returns 0 and
  * `*res` (free it with freeaddrinfo), or -ENOENT (no such name), -EAGAIN (temporary failure),
  * -EINVAL (bad hints or service), -ENOMEM, -errno (EAI_SYSTEM), -EIO (other), -ETIMEDOUT,

@@ -1,8 +1,13 @@
 /* File operations, one request each through the reactor's entry point, marked as regular-file
  * operations: the epoll backend runs them on the blocking pool (epoll calls a file always
  * ready, so a read would block the worker), io_uring on its ring (stat excepted, which stays
- * on the pool). */
+ * on the pool). The file-system tree's calls (weft_fs_*) and truncate go the same way: on the
+ * ring where the kernel has the opcode (mkdir, unlink, rmdir, rename, link, symlink), else on
+ * the pool. Unlike the older weft_file_* calls, these end before they start when the deadline
+ * has passed, so that the outcome never depends on which thread got to the request first. */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <sys/stat.h>
 
 #include "core.h"
@@ -71,4 +76,104 @@ int weft_file_stat(const char *path, struct stat *st, int64_t deadline)
         return -EINVAL;
     weft__ioreq q = {.op = WEFT__IO_STAT, .path = path, .st = st};
     return (int)fs(&q, deadline);
+}
+
+/* The tree's calls: fs() after the deadline check. None of them can complete without a wait
+ * (a pool job or a ring round trip), so a deadline that has passed is -ETIMEDOUT before
+ * anything is done; after that, -ETIMEDOUT or -ECANCELED still means not done (a pool job is
+ * withdrawn only while queued; a ring operation that completed despite its cancel returns
+ * its own result). */
+static int fs_tree(weft__ioreq *q, int64_t deadline)
+{
+    if (deadline != WEFT_FOREVER && deadline <= weft_now()) {
+        weft_task *t;
+        int err;
+        /* -EPERM outside a task and -ECANCELED in a cancelled one still come first. */
+        if (!weft__blocking_begin(&t, true, &err))
+            return err;
+        return -ETIMEDOUT;
+    }
+    return (int)fs(q, deadline);
+}
+
+int weft_fs_mkdir(const char *path, mode_t mode, int64_t deadline)
+{
+    if (!path)
+        return -EINVAL;
+    weft__ioreq q = {.op = WEFT__IO_MKDIR, .path = path, .mode = mode};
+    return fs_tree(&q, deadline);
+}
+
+int weft_fs_rmdir(const char *path, int64_t deadline)
+{
+    if (!path)
+        return -EINVAL;
+    weft__ioreq q = {.op = WEFT__IO_UNLINK, .path = path, .flags = AT_REMOVEDIR};
+    return fs_tree(&q, deadline);
+}
+
+int weft_fs_unlink(const char *path, int64_t deadline)
+{
+    if (!path)
+        return -EINVAL;
+    weft__ioreq q = {.op = WEFT__IO_UNLINK, .path = path};
+    return fs_tree(&q, deadline);
+}
+
+int weft_fs_rename(const char *from, const char *to, unsigned flags, int64_t deadline)
+{
+    if (!from || !to || (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)))
+        return -EINVAL;
+    weft__ioreq q = {.op = WEFT__IO_RENAME, .path = from, .path2 = to, .flags = (int)flags};
+    return fs_tree(&q, deadline);
+}
+
+int weft_fs_link(const char *from, const char *to, int64_t deadline)
+{
+    if (!from || !to)
+        return -EINVAL;
+    weft__ioreq q = {.op = WEFT__IO_LINK, .path = from, .path2 = to};
+    return fs_tree(&q, deadline);
+}
+
+int weft_fs_symlink(const char *target, const char *linkpath, int64_t deadline)
+{
+    if (!target || !linkpath)
+        return -EINVAL;
+    weft__ioreq q = {.op = WEFT__IO_SYMLINK, .path = target, .path2 = linkpath};
+    return fs_tree(&q, deadline);
+}
+
+ssize_t weft_fs_readlink(const char *path, char *buf, size_t len, int64_t deadline)
+{
+    if (!path || !buf || len == 0)
+        return -EINVAL;
+    weft__ioreq q = {.op = WEFT__IO_READLINK, .path = path, .out = buf, .len = len};
+    int r = fs_tree(&q, deadline);
+    if (r < 0)
+        return r;
+    /* readlink(2) cuts a long target silently: one that fills the buffer may have been cut,
+     * and leaves no room for the terminating NUL either way. */
+    if ((size_t)r >= len)
+        return -ENAMETOOLONG;
+    buf[r] = '\0';
+    return r;
+}
+
+int weft_fs_truncate(const char *path, off_t len, int64_t deadline)
+{
+    if (!path || len < 0)
+        return -EINVAL;
+    weft__ioreq q = {.op = WEFT__IO_TRUNCATE, .path = path, .off = len};
+    return fs_tree(&q, deadline);
+}
+
+int weft_file_truncate(int fd, off_t len, int64_t deadline)
+{
+    if (fd < 0)
+        return -EBADF;
+    if (len < 0)
+        return -EINVAL;
+    weft__ioreq q = {.op = WEFT__IO_FTRUNCATE, .fd = fd, .off = len};
+    return fs_tree(&q, deadline);
 }

@@ -5,7 +5,9 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <sys/epoll.h>
+#include <dirent.h>
 #include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/sendfile.h>
@@ -18,6 +20,7 @@
 #include <signal.h>
 #include <poll.h>
 #include <spawn.h>
+#include <stdio.h> /* renameat2 */
 #include <time.h>
 #include <unistd.h>
 
@@ -241,6 +244,93 @@ ssize_t weft__sys_sendfile(weft__sys *s, int out_fd, int in_fd, off_t *off, size
 {
     ENTER(s, sendfile);
     ssize_t r = sendfile(out_fd, in_fd, off, count);
+    return RESULT(r);
+}
+
+int weft__sys_mkdir(weft__sys *s, const char *path, mode_t mode)
+{
+    ENTER(s, mkdir);
+    int r = mkdir(path, mode);
+    return RESULT(r);
+}
+
+int weft__sys_unlinkat(weft__sys *s, const char *path, int flags)
+{
+    if (flags & AT_REMOVEDIR)
+        ENTER(s, rmdir);
+    else
+        ENTER(s, unlink);
+    int r = unlinkat(AT_FDCWD, path, flags);
+    return RESULT(r);
+}
+
+int weft__sys_rename(weft__sys *s, const char *from, const char *to, unsigned flags)
+{
+    ENTER(s, rename);
+    int r = renameat2(AT_FDCWD, from, AT_FDCWD, to, flags);
+    return RESULT(r);
+}
+
+int weft__sys_link(weft__sys *s, const char *from, const char *to)
+{
+    ENTER(s, link);
+    int r = link(from, to);
+    return RESULT(r);
+}
+
+int weft__sys_symlink(weft__sys *s, const char *target, const char *linkpath)
+{
+    ENTER(s, symlink);
+    int r = symlink(target, linkpath);
+    return RESULT(r);
+}
+
+ssize_t weft__sys_readlink(weft__sys *s, const char *path, char *buf, size_t len)
+{
+    ENTER(s, readlink);
+    ssize_t r = readlink(path, buf, len);
+    return RESULT(r);
+}
+
+int weft__sys_truncate(weft__sys *s, const char *path, off_t len)
+{
+    ENTER(s, truncate);
+    int r = truncate(path, len);
+    return RESULT(r);
+}
+
+int weft__sys_ftruncate(weft__sys *s, int fd, off_t len)
+{
+    ENTER(s, ftruncate);
+    int r = ftruncate(fd, len);
+    return RESULT(r);
+}
+
+ssize_t weft__sys_getdents64(weft__sys *s, int fd, void *buf, size_t len)
+{
+    ENTER(s, getdents64);
+    ssize_t r = getdents64(fd, buf, len);
+    return RESULT(r);
+}
+
+int weft__sys_inotify_init(weft__sys *s, int flags)
+{
+    ENTER(s, inotify_init);
+    int r = inotify_init1(flags);
+    return RESULT(r);
+}
+
+int weft__sys_inotify_add_watch(weft__sys *s, int fd, const char *path, uint32_t mask)
+{
+    ENTER(s, inotify_add_watch);
+    int r = inotify_add_watch(fd, path, mask);
+    return RESULT(r);
+}
+
+int weft__sys_inotify_rm_watch(weft__sys *s, int fd, int wd)
+{
+    ENTER(s, inotify_rm_watch);
+    int r = inotify_rm_watch(fd, wd);
     return RESULT(r);
 }
 

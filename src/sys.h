@@ -53,6 +53,19 @@ struct timespec;
     X(open)                                                                                        \
     X(fsync)                                                                                       \
     X(stat)                                                                                        \
+    X(mkdir)                                                                                       \
+    X(rmdir)                                                                                       \
+    X(unlink)                                                                                      \
+    X(rename)                                                                                      \
+    X(link)                                                                                        \
+    X(symlink)                                                                                     \
+    X(readlink)                                                                                    \
+    X(truncate)                                                                                    \
+    X(ftruncate)                                                                                   \
+    X(getdents64)                                                                                  \
+    X(inotify_init)                                                                                \
+    X(inotify_add_watch)                                                                           \
+    X(inotify_rm_watch)                                                                            \
     X(fstat)                                                                                       \
     X(sendfile)                                                                                    \
     X(splice)                                                                                      \
@@ -208,6 +221,22 @@ int weft__sys_fsync(weft__sys *s, int fd);
 int weft__sys_stat(weft__sys *s, const char *path, struct stat *st);
 int weft__sys_fstat(weft__sys *s, int fd, struct stat *st);
 ssize_t weft__sys_sendfile(weft__sys *s, int out_fd, int in_fd, off_t *off, size_t count);
+/* The file-system tree (fs.c, through exec.h), each relative to the current directory like
+ * the plain calls. unlinkat counts as rmdir with AT_REMOVEDIR, else as unlink; rename is
+ * renameat2 (flags 0, RENAME_NOREPLACE, RENAME_EXCHANGE). */
+int weft__sys_mkdir(weft__sys *s, const char *path, mode_t mode);
+int weft__sys_unlinkat(weft__sys *s, const char *path, int flags);
+int weft__sys_rename(weft__sys *s, const char *from, const char *to, unsigned flags);
+int weft__sys_link(weft__sys *s, const char *from, const char *to);
+int weft__sys_symlink(weft__sys *s, const char *target, const char *linkpath);
+ssize_t weft__sys_readlink(weft__sys *s, const char *path, char *buf, size_t len);
+int weft__sys_truncate(weft__sys *s, const char *path, off_t len);
+int weft__sys_ftruncate(weft__sys *s, int fd, off_t len);
+/* getdents64(2): fills buf with struct linux_dirent64 records; 0 at the end. */
+ssize_t weft__sys_getdents64(weft__sys *s, int fd, void *buf, size_t len);
+int weft__sys_inotify_init(weft__sys *s, int flags);
+int weft__sys_inotify_add_watch(weft__sys *s, int fd, const char *path, uint32_t mask);
+int weft__sys_inotify_rm_watch(weft__sys *s, int fd, int wd);
 int weft__sys_pipe(weft__sys *s, int fds[2], int flags);
 /* Processes (process.c). posix_spawn returns its error as a positive number: turned into
  * -errno here like every other call. kill is pidfd_send_signal when pidfd >= 0. */

@@ -11,6 +11,7 @@
 #ifndef WEFT_IO_BACKEND_H
 #define WEFT_IO_BACKEND_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -41,6 +42,17 @@ enum {
                         * transfer of at most len bytes; result is its byte count */
     WEFT__IO_SPLICE,   /* io_uring only: fd, fd2 = a pipe end, off (fd's offset or -1),
                         * len, flags = WEFT__SPLICE_*: one splice(2) */
+    /* The file-system tree (fs.c): named by path, no fd. Ring operations where the kernel
+     * has them (uring.c probes), else blocking-pool calls. */
+    WEFT__IO_MKDIR,     /* path, mode */
+    WEFT__IO_UNLINK,    /* path, flags (0, or AT_REMOVEDIR: rmdir) */
+    WEFT__IO_RENAME,    /* path (from), path2 (to), flags (renameat2's) */
+    WEFT__IO_LINK,      /* path (from), path2 (to) */
+    WEFT__IO_SYMLINK,   /* path (the target), path2 (the link made) */
+    WEFT__IO_READLINK,  /* path, out, len: blocking pool only */
+    WEFT__IO_TRUNCATE,  /* path, off (the new length): blocking pool only */
+    WEFT__IO_FTRUNCATE, /* fd, off (the new length): blocking pool only */
+    WEFT__IO_GETDENTS,  /* fd (a directory), buf, len: one getdents64; blocking pool only */
 };
 
 /* WEFT__IO_SPLICE directions. */
@@ -75,8 +87,30 @@ typedef struct weft__ioreq {
         mode_t mode;
         struct stat *st;
         off_t *offp;
+        const char *path2;
+        char *out;
     };
 } weft__ioreq;
+
+/* Whether a request names a file by path, its fd field unused (no fd to classify or
+ * forget). */
+static inline bool weft__io_by_path(const weft__ioreq *q)
+{
+    switch (q->op) {
+    case WEFT__IO_OPEN:
+    case WEFT__IO_STAT:
+    case WEFT__IO_MKDIR:
+    case WEFT__IO_UNLINK:
+    case WEFT__IO_RENAME:
+    case WEFT__IO_LINK:
+    case WEFT__IO_SYMLINK:
+    case WEFT__IO_READLINK:
+    case WEFT__IO_TRUNCATE:
+        return true;
+    default:
+        return false;
+    }
+}
 
 /* The direction a request waits for when the kernel says EAGAIN. */
 static inline int weft__io_dir(const weft__ioreq *q)

@@ -187,8 +187,8 @@ static ssize_t file_read(weft__io *io, const weft__ioreq *q, int64_t deadline)
  * ep_submit so that its hot path (reads and writes on sockets) stays small. */
 WEFT_NOINLINE static ssize_t ep_submit_other(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
-    if (q->op == WEFT__IO_OPEN || q->op == WEFT__IO_STAT)
-        return weft__io_exec_blocking(io->w, q, deadline);
+    if (weft__io_by_path(q))
+        return weft__io_exec_blocking(io->w, q, deadline); /* open, stat, the tree's calls */
     /* The first operation on an fd classifies it (and makes it non-blocking) before any
      * system call is made on it. */
     int kind = weft__fdtable_kind(io, q->fd);

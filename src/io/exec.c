@@ -40,6 +40,24 @@ int weft__io_kind(const weft__ioreq *q)
         return WEFT__SYS_sendfile;
     case WEFT__IO_SPLICE:
         return WEFT__SYS_splice;
+    case WEFT__IO_MKDIR:
+        return WEFT__SYS_mkdir;
+    case WEFT__IO_UNLINK:
+        return (q->flags & AT_REMOVEDIR) ? WEFT__SYS_rmdir : WEFT__SYS_unlink;
+    case WEFT__IO_RENAME:
+        return WEFT__SYS_rename;
+    case WEFT__IO_LINK:
+        return WEFT__SYS_link;
+    case WEFT__IO_SYMLINK:
+        return WEFT__SYS_symlink;
+    case WEFT__IO_READLINK:
+        return WEFT__SYS_readlink;
+    case WEFT__IO_TRUNCATE:
+        return WEFT__SYS_truncate;
+    case WEFT__IO_FTRUNCATE:
+        return WEFT__SYS_ftruncate;
+    case WEFT__IO_GETDENTS:
+        return WEFT__SYS_getdents64;
     default:
         return -1; /* POLL: a wait, not a call */
     }

@@ -46,6 +46,24 @@ static inline ssize_t weft__io_exec(weft__sys *s, const weft__ioreq *q)
         return weft__sys_stat(s, q->path, q->st);
     case WEFT__IO_SENDFILE:
         return weft__sys_sendfile(s, q->fd, q->fd2, q->offp, q->len);
+    case WEFT__IO_MKDIR:
+        return weft__sys_mkdir(s, q->path, q->mode);
+    case WEFT__IO_UNLINK:
+        return weft__sys_unlinkat(s, q->path, q->flags);
+    case WEFT__IO_RENAME:
+        return weft__sys_rename(s, q->path, q->path2, (unsigned)q->flags);
+    case WEFT__IO_LINK:
+        return weft__sys_link(s, q->path, q->path2);
+    case WEFT__IO_SYMLINK:
+        return weft__sys_symlink(s, q->path, q->path2);
+    case WEFT__IO_READLINK:
+        return weft__sys_readlink(s, q->path, q->out, q->len);
+    case WEFT__IO_TRUNCATE:
+        return weft__sys_truncate(s, q->path, (off_t)q->off);
+    case WEFT__IO_FTRUNCATE:
+        return weft__sys_ftruncate(s, q->fd, (off_t)q->off);
+    case WEFT__IO_GETDENTS:
+        return weft__sys_getdents64(s, q->fd, q->buf, q->len);
     default:
         return -EINVAL; /* POLL and SPLICE are backend operations, not one plain call */
     }

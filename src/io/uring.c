@@ -21,6 +21,9 @@
  *   one receive armed for the connection's life (uring_bufs.c), so a read that finds bytes
  *   already delivered costs no park and no system call, and one that waits costs one park
  *   and no SQE. Without it, each read is one ring recv into the caller's buffer.
+ * - mkdirat, unlinkat, renameat (5.11), symlinkat and linkat (5.15), each probed on its own:
+ *   weft_fs_* on the ring; a call whose opcode is missing runs on the blocking pool. The
+ *   kernel copies the path names when it takes the SQE, and run_op waits for the CQE anyway.
  * Writes stay ring operations, batched into the tick's enter: an echo costs two parks and
  * almost no system calls. Trying the plain write first (one park and one system call per
  * message, as on epoll) measured about 2% more server CPU per message (docs/performance.md).
@@ -57,10 +60,12 @@
 
 /* Features probed at start-up; each one missing leaves today's path in its place. */
 enum {
-    FEAT_DEFER = 0x1,   /* IORING_SETUP_SINGLE_ISSUER|DEFER_TASKRUN (6.1) */
-    FEAT_COOP = 0x2,    /* IORING_SETUP_COOP_TASKRUN|TASKRUN_FLAG (5.19), without DEFER */
-    FEAT_BUFRING = 0x4, /* provided-buffer ring + multishot recv (6.0) */
-    FEAT_REGRING = 0x8, /* io_uring_register_ring_fd (5.18): enter skips the fd lookup */
+    FEAT_DEFER = 0x1,    /* IORING_SETUP_SINGLE_ISSUER|DEFER_TASKRUN (6.1) */
+    FEAT_COOP = 0x2,     /* IORING_SETUP_COOP_TASKRUN|TASKRUN_FLAG (5.19), without DEFER */
+    FEAT_BUFRING = 0x4,  /* provided-buffer ring + multishot recv (6.0) */
+    FEAT_REGRING = 0x8,  /* io_uring_register_ring_fd (5.18): enter skips the fd lookup */
+    FEAT_PATHOPS = 0x10, /* MKDIRAT, RENAMEAT, UNLINKAT (5.11), SYMLINKAT, LINKAT (5.15): the
+                          * tree's calls on the ring; each also probed on its own (path_ops) */
 };
 
 /* Where a completion lands: on the waiting task's stack. owner: worker thread. */
@@ -76,6 +81,8 @@ typedef struct uring_state {
     struct io_uring ring;
     int evfd;
     int have_splice;      /* the kernel has IORING_OP_SPLICE: sendfile runs on the ring */
+    unsigned path_ops;    /* bit (op - WEFT__IO_MKDIR) set: that tree call runs on the ring,
+                           * else on the blocking pool (FEAT_PATHOPS off, or an old kernel) */
     int pipe_rd, pipe_wr; /* sendfile's pipe, created at first use; -1 when none */
     size_t pipe_cap;      /* its capacity in bytes */
     weft__sys *sys;       /* the worker's record */
@@ -190,8 +197,17 @@ static const int needed_ops[] = {
     IORING_OP_OPENAT, IORING_OP_FSYNC,
 };
 
+/* The tree's calls the ring may run, each with the opcode the kernel must have. */
+static const struct {
+    int op, opcode;
+} path_ring_ops[] = {
+    {WEFT__IO_MKDIR, IORING_OP_MKDIRAT},     {WEFT__IO_UNLINK, IORING_OP_UNLINKAT},
+    {WEFT__IO_RENAME, IORING_OP_RENAMEAT},   {WEFT__IO_LINK, IORING_OP_LINKAT},
+    {WEFT__IO_SYMLINK, IORING_OP_SYMLINKAT},
+};
+
 /* The features a test build was told to go without (WEFT_URING_OFF, a list of "defer",
- * "coop", "bufring", "regring"), so that every fallback path runs under test.
+ * "coop", "bufring", "regring", "pathops"), so that every fallback path runs under test.
  * Always none in other builds. */
 WEFT_COLD static unsigned features_off(void)
 {
@@ -202,7 +218,8 @@ WEFT_COLD static unsigned features_off(void)
     } names[] = {{"defer", FEAT_DEFER},
                  {"coop", FEAT_COOP},
                  {"bufring", FEAT_BUFRING},
-                 {"regring", FEAT_REGRING}};
+                 {"regring", FEAT_REGRING},
+                 {"pathops", FEAT_PATHOPS}};
     const char *env = getenv("WEFT_URING_OFF");
     unsigned off = 0;
     for (size_t i = 0; env && i < sizeof names / sizeof names[0]; i++)
@@ -278,6 +295,13 @@ WEFT_COLD static int ur_init(weft__io *io)
             r = -ENOSYS;
     /* Optional: without it, sendfile waits for readiness and calls sendfile(2). */
     s->have_splice = probe && io_uring_opcode_supported(probe, IORING_OP_SPLICE);
+    /* Optional, each on its own: the tree's calls the ring lacks run on the blocking pool. */
+    for (size_t i = 0;
+         probe && !(off & FEAT_PATHOPS) && i < sizeof path_ring_ops / sizeof path_ring_ops[0]; i++)
+        if (io_uring_opcode_supported(probe, path_ring_ops[i].opcode))
+            s->path_ops |= 1u << (path_ring_ops[i].op - WEFT__IO_MKDIR);
+    if (s->path_ops)
+        s->feats |= FEAT_PATHOPS;
     if (probe)
         io_uring_free_probe(probe);
     if (r == 0 && !(s->ring.features & IORING_FEAT_EXT_ARG))
@@ -469,6 +493,21 @@ static void prep(struct io_uring_sqe *sqe, const weft__ioreq *q)
     case WEFT__IO_OPEN:
         io_uring_prep_openat(sqe, AT_FDCWD, q->path, q->flags | O_CLOEXEC, q->mode);
         break;
+    case WEFT__IO_MKDIR:
+        io_uring_prep_mkdirat(sqe, AT_FDCWD, q->path, q->mode);
+        break;
+    case WEFT__IO_UNLINK:
+        io_uring_prep_unlinkat(sqe, AT_FDCWD, q->path, q->flags);
+        break;
+    case WEFT__IO_RENAME:
+        io_uring_prep_renameat(sqe, AT_FDCWD, q->path, AT_FDCWD, q->path2, (unsigned)q->flags);
+        break;
+    case WEFT__IO_LINK:
+        io_uring_prep_linkat(sqe, AT_FDCWD, q->path, AT_FDCWD, q->path2, 0);
+        break;
+    case WEFT__IO_SYMLINK:
+        io_uring_prep_symlinkat(sqe, q->path, AT_FDCWD, q->path2);
+        break;
     case WEFT__IO_SPLICE:
         if (q->flags == WEFT__SPLICE_TO_PIPE)
             io_uring_prep_splice(sqe, q->fd, q->off, q->fd2, -1, len, 0);
@@ -545,7 +584,7 @@ static ssize_t ring_run(weft__io *io, const weft__ioreq *q, int64_t deadline)
 #else
     int fault = 0; /* and no kind lookup on every ring operation */
 #endif
-    int has_fd = q->op != WEFT__IO_OPEN;
+    bool has_fd = !weft__io_by_path(q);
     uint32_t gen = 0;
     if (has_fd) {
         /* The first operation on an fd classifies it and makes it non-blocking, as on
@@ -569,8 +608,7 @@ static ssize_t ring_run(weft__io *io, const weft__ioreq *q, int64_t deadline)
         /* -EINTR: a blocking operation on an io-wq thread interrupted by our cancel. */
         if (why && (res == -ECANCELED || res == -EINTR))
             return why;
-        if (res == -EAGAIN && q->op != WEFT__IO_POLL && q->op != WEFT__IO_OPEN &&
-            q->op != WEFT__IO_FSYNC) {
+        if (res == -EAGAIN && has_fd && q->op != WEFT__IO_POLL && q->op != WEFT__IO_FSYNC) {
             /* The kernel honoured O_NONBLOCK: wait for readiness, then try again. */
             weft__ioreq pq = {.op = WEFT__IO_POLL, .fd = q->fd, .flags = weft__io_dir(q)};
             int pr = run_op(io, &pq, deadline, &why);
@@ -694,7 +732,21 @@ WEFT_NOINLINE static ssize_t ur_submit_other(weft__io *io, const weft__ioreq *q,
     }
     switch (q->op) {
     case WEFT__IO_STAT:
-        return weft__io_exec_blocking(io->w, q, deadline); /* no ring op needed for it */
+    case WEFT__IO_READLINK:
+    case WEFT__IO_TRUNCATE:
+    case WEFT__IO_FTRUNCATE:
+    case WEFT__IO_GETDENTS:
+        /* No ring op needed for stat; none in the kernel (or none in Debian 12's liburing,
+         * for ftruncate) for the others. */
+        return weft__io_exec_blocking(io->w, q, deadline);
+    case WEFT__IO_MKDIR:
+    case WEFT__IO_UNLINK:
+    case WEFT__IO_RENAME:
+    case WEFT__IO_LINK:
+    case WEFT__IO_SYMLINK:
+        if (((uring_state *)io->backend)->path_ops & (1u << (q->op - WEFT__IO_MKDIR)))
+            return ring_run(io, q, deadline);
+        return weft__io_exec_blocking(io->w, q, deadline);
     case WEFT__IO_ACCEPT: {
         /* accept4 first, so a backlog is drained with plain system calls: through the ring
          * each accept costs a whole loop tick, and with 5,000 busy connections that held
@@ -933,6 +985,15 @@ static ssize_t ur_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
     case WEFT__IO_STAT:
     case WEFT__IO_ACCEPT:
     case WEFT__IO_SENDFILE:
+    case WEFT__IO_MKDIR:
+    case WEFT__IO_UNLINK:
+    case WEFT__IO_RENAME:
+    case WEFT__IO_LINK:
+    case WEFT__IO_SYMLINK:
+    case WEFT__IO_READLINK:
+    case WEFT__IO_TRUNCATE:
+    case WEFT__IO_FTRUNCATE:
+    case WEFT__IO_GETDENTS:
         return ur_submit_other(io, q, deadline);
     default:
         return ring_run(io, q, deadline);
