@@ -52,6 +52,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <new>
 #include <optional>
 #include <type_traits>
@@ -609,6 +610,16 @@ inline detail::sleep_awaiter sleep_for(int64_t ns) noexcept
 inline detail::wait_awaiter wait(weft_future *f, int64_t deadline = forever) noexcept
 {
     return detail::wait_awaiter(f, deadline, false);
+}
+/* An owned weft future: destroyed (weft_future_destroy) with its owner, so that a task
+ * dropped while it waits does not leak it. */
+struct future_deleter {
+    void operator()(weft_future *f) const noexcept { weft_future_destroy(f); }
+};
+using future_ptr = std::unique_ptr<weft_future, future_deleter>;
+inline detail::wait_awaiter wait(const future_ptr &f, int64_t deadline = forever) noexcept
+{
+    return detail::wait_awaiter(f.get(), deadline, false);
 }
 /* co_await yield(): lets the other ready tasks run. result<void>: ok, or -ECANCELED. */
 inline detail::yield_awaiter yield() noexcept { return {}; }

@@ -100,11 +100,11 @@ weft::task<int> sleeper()
 
 weft::task<int> times_out()
 {
-    weft_future *never = nullptr;
-    if (weft_future_pending(&never) < 0)
+    weft_future *f = nullptr;
+    if (weft_future_pending(&f) < 0)
         co_return -ENOMEM;
+    weft::future_ptr never(f); /* freed also when the task is dropped at its await */
     auto r = co_await weft::wait(never, weft::deadline_in(WEFT_MSEC));
-    weft_future_destroy(never);
     co_return r.error();
 }
 
