@@ -1,0 +1,387 @@
+/* Tests of weft.hpp, the C++20 binding: a plain program (no Criterion, so that the same file
+ * builds with g++ and clang++ alike) that runs each case in its own runtime of one worker and
+ * exits non-zero on the first failed check, naming it. The backend comes from WEFT_BACKEND,
+ * as for the C I/O suites. No timing asserts: orders are made explicit with channels. */
+#include <weft.hpp>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace {
+
+int nchecks = 0;
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        nchecks++;                                                                                 \
+        if (!(cond)) {                                                                             \
+            std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);        \
+            std::exit(1);                                                                          \
+        }                                                                                          \
+    } while (0)
+#define CHECK_EQ(a, b)                                                                             \
+    do {                                                                                           \
+        nchecks++;                                                                                 \
+        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
+        if (a_ != b_) {                                                                            \
+            std::fprintf(stderr, "%s:%d: check failed: %s == %s (%lld != %lld)\n", __FILE__,      \
+                         __LINE__, #a, #b, a_, b_);                                                \
+            std::exit(1);                                                                          \
+        }                                                                                          \
+    } while (0)
+
+/* Runs fn as the main task of a one-worker runtime. */
+template <class F>
+void in_runtime(const char *name, F fn)
+{
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.workers = 1;
+    auto r = weft::runtime::run(&cfg, fn);
+    CHECK(r.ok());
+    std::printf("ok %s (%s)\n", name, std::getenv("WEFT_BACKEND") ? std::getenv("WEFT_BACKEND")
+                                                                   : "default backend");
+}
+
+weft::task<int> forty_two() { co_return 42; }
+
+weft::task<int> add(int a, int b)
+{
+    int x = co_await forty_two();
+    co_return x + a + b;
+}
+
+weft::task<int> nested()
+{
+    int s = 0;
+    for (int i = 0; i < 10; i++)
+        s += co_await add(i, 1); /* 10 frames made and freed in turn */
+    co_return s;
+}
+
+weft::task<void> thrower() { throw std::runtime_error("boom"); co_return; }
+
+weft::task<std::string> catches()
+{
+    try {
+        co_await thrower();
+    } catch (const std::runtime_error &e) {
+        co_return std::string("caught ") + e.what();
+    }
+    co_return "not caught";
+}
+
+weft::task<long> await_promise(weft_promise *p, std::atomic<bool> *awaiting)
+{
+    awaiting->store(true);
+    auto r = co_await weft::wait(weft_promise_future(p), weft::forever);
+    if (!r)
+        co_return r.error();
+    co_return *static_cast<long *>(r->value);
+}
+
+weft::task<int> sleeper()
+{
+    int64_t d = weft::deadline_in(2 * WEFT_MSEC);
+    auto r = co_await weft::sleep_until(d);
+    if (!r)
+        co_return r.error();
+    co_return weft::now() >= d ? 1 : -1; /* never before the deadline */
+}
+
+weft::task<int> times_out()
+{
+    weft_future *f = nullptr;
+    if (weft_future_pending(&f) < 0)
+        co_return -ENOMEM;
+    weft::future_ptr never(f); /* freed also when the task is dropped at its await */
+    auto r = co_await weft::wait(never, weft::deadline_in(WEFT_MSEC));
+    co_return r.error();
+}
+
+weft::task<int> recv_times_out(weft::channel<int> ch)
+{
+    auto r = co_await ch.recv_async(weft::deadline_in(WEFT_MSEC)); /* the helper's path */
+    co_return r.error();
+}
+
+/* Tells `ready` it is about to wait, then waits forever on `ch`; reports what its wait and a
+ * later sleep returned. */
+weft::task<std::pair<int, int>> wait_to_be_cancelled(weft::channel<int> ch, weft::channel<int> ready)
+{
+    (void)ready.try_send(1);
+    auto r = co_await ch.recv_async();
+    auto s = co_await weft::sleep_for(WEFT_SEC); /* cancelled: at once */
+    co_return std::pair<int, int>(r.error(), s.error());
+}
+
+weft::task<int> wait_promise_to_be_cancelled(weft_promise *p, weft::channel<int> ready)
+{
+    (void)ready.try_send(1);
+    auto r = co_await weft::wait(weft_promise_future(p));
+    co_return r.error();
+}
+
+weft::task<int> channel_echo(weft::channel<int> in, weft::channel<int> out)
+{
+    int n = 0;
+    for (;;) {
+        auto v = co_await in.recv_async();
+        if (!v)
+            co_return v.error() == -EPIPE ? n : v.error();
+        auto s = co_await out.send_async(*v * 2);
+        if (!s)
+            co_return s.error();
+        n++;
+    }
+}
+
+weft::task<int> echo_server_side(int fd)
+{
+    char buf[256];
+    int total = 0;
+    for (;;) {
+        auto n = co_await weft::read(fd, buf, sizeof buf);
+        if (!n)
+            co_return n.error();
+        if (*n == 0)
+            co_return total;
+        auto w = co_await weft::write(fd, buf, *n);
+        if (!w)
+            co_return w.error();
+        total += (int)*n;
+    }
+}
+
+weft::task<int> echo_client_side(int fd)
+{
+    const char msg[] = "hello, weft++";
+    int ok = 0;
+    for (int i = 0; i < 20; i++) {
+        auto w = co_await weft::write(fd, msg, sizeof msg);
+        if (!w || *w != sizeof msg)
+            co_return -1;
+        char back[sizeof msg];
+        std::size_t got = 0;
+        while (got < sizeof msg) {
+            auto n = co_await weft::read(fd, back + got, sizeof msg - got, weft::deadline_in(WEFT_SEC * 10));
+            if (!n || *n == 0)
+                co_return -2;
+            got += *n;
+        }
+        ok += std::memcmp(back, msg, sizeof msg) == 0;
+    }
+    weft_shutdown(fd, SHUT_WR);
+    co_return ok;
+}
+
+/* Sets a flag when destroyed: tells that a dropped frame ran its destructors. */
+struct sentinel {
+    std::atomic<int> *n;
+    ~sentinel() { n->fetch_add(1); }
+};
+
+weft::task<int> dropped_while_waiting(weft::channel<int> ch, std::atomic<int> *destroyed)
+{
+    sentinel s{destroyed};
+    auto r = co_await ch.recv_async(); /* forever: the block_on's deadline drops the task */
+    co_return r.error();
+}
+
+weft::task<int> sleep_and_return(int i)
+{
+    auto r = co_await weft::sleep_for(WEFT_MSEC);
+    co_return r ? i : r.error();
+}
+
+weft::task<long> fan_out(int n)
+{
+    std::vector<weft::task_handle<int>> hs;
+    for (int i = 0; i < n; i++) {
+        auto h = weft::spawn(sleep_and_return(i));
+        if (!h)
+            co_return h.error();
+        hs.push_back(std::move(*h));
+    }
+    long sum = 0;
+    for (auto &h : hs) {
+        auto r = co_await h;
+        if (!r)
+            co_return r.error();
+        sum += *r;
+    }
+    co_return sum;
+}
+
+void *lock_try(void *arg)
+{
+    auto *m = static_cast<weft::mutex *>(arg);
+    auto g = m->try_lock();
+    return (void *)(intptr_t)g.error();
+}
+
+} // namespace
+
+int main()
+{
+    in_runtime("value", [] {
+        auto r = weft::block_on(forty_two());
+        CHECK(r.ok());
+        CHECK_EQ(*r, 42);
+    });
+    in_runtime("task returned by the main function", [] { return add(1, 2); });
+    in_runtime("nested co_await", [] {
+        auto r = weft::block_on(nested());
+        CHECK_EQ(*r, 10 * 42 + 45 + 10);
+    });
+    in_runtime("exception through co_await", [] {
+        auto r = weft::block_on(catches());
+        CHECK(*r == "caught boom");
+        bool thrown = false;
+        try {
+            (void)weft::block_on(thrower());
+        } catch (const std::runtime_error &) {
+            thrown = true;
+        }
+        CHECK(thrown);
+    });
+    in_runtime("promise resolved from another thread", [] {
+        weft_promise *p = nullptr;
+        CHECK_EQ(weft_promise_create(&p), 0);
+        static long value = 4711;
+        std::atomic<bool> awaiting{false};
+        auto h = weft::spawn(await_promise(p, &awaiting));
+        CHECK(h.ok());
+        std::thread th([p, &awaiting] {
+            while (!awaiting.load())
+                std::this_thread::yield();
+            weft_promise_resolve(p, &value);
+        });
+        auto r = h->join();
+        th.join();
+        CHECK(r.ok());
+        CHECK_EQ(*r, 4711);
+        weft_promise_release(p);
+    });
+    in_runtime("sleep with a deadline", [] {
+        auto r = weft::block_on(sleeper());
+        CHECK_EQ(*r, 1);
+    });
+    in_runtime("timeouts", [] {
+        CHECK_EQ(*weft::block_on(times_out()), -ETIMEDOUT);
+        auto ch = weft::channel<int>::make(0);
+        CHECK(ch.ok());
+        CHECK_EQ(*weft::block_on(recv_times_out(*ch)), -ETIMEDOUT);
+        auto r = weft::block_on(times_out(), weft::deadline_in(-1)); /* block_on's own */
+        CHECK_EQ(r.error(), -ETIMEDOUT);
+    });
+    in_runtime("cancellation", [] {
+        auto ch = weft::channel<int>::make(0);
+        auto ready = weft::channel<int>::make(1);
+        auto h = weft::spawn(wait_to_be_cancelled(*ch, *ready));
+        CHECK(h.ok());
+        CHECK(ready->recv().ok()); /* it is about to wait (or waits) */
+        CHECK(!h->done());
+        h->cancel();
+        auto r = h->join();
+        CHECK(r.ok());
+        CHECK_EQ(r->first, -ECANCELED);
+        CHECK_EQ(r->second, -ECANCELED);
+        CHECK_EQ(h->join().error(), -EINVAL); /* joined already */
+
+        weft_promise *p = nullptr;
+        CHECK_EQ(weft_promise_create(&p), 0);
+        auto h2 = weft::spawn(wait_promise_to_be_cancelled(p, *ready));
+        CHECK(ready->recv().ok());
+        h2->cancel();
+        CHECK_EQ(*h2->join(), -ECANCELED);
+        weft_promise_release(p);
+    });
+    in_runtime("a dropped task runs its destructors once its helper has returned", [] {
+        auto ch = weft::channel<int>::make(0);
+        std::atomic<int> destroyed{0};
+        auto r = weft::block_on(dropped_while_waiting(*ch, &destroyed), weft::deadline_in(WEFT_MSEC));
+        CHECK_EQ(r.error(), -ETIMEDOUT);
+        for (int i = 0; i < 1000 && destroyed.load() == 0; i++)
+            weft_yield();
+        CHECK_EQ(destroyed.load(), 1);
+    });
+    in_runtime("channel round trip", [] {
+        auto in = weft::channel<int>::make(0); /* rendezvous: every await waits */
+        auto out = weft::channel<int>::make(4);
+        auto h = weft::spawn(channel_echo(*in, *out));
+        CHECK(h.ok());
+        for (int i = 0; i < 100; i++) {
+            CHECK(in->send(i).ok());
+            auto v = out->recv(weft::deadline_in(10 * WEFT_SEC));
+            CHECK(v.ok());
+            CHECK_EQ(*v, 2 * i);
+        }
+        CHECK(in->close().ok());
+        CHECK_EQ(*h->join(), 100);
+        CHECK_EQ(out->try_recv().error(), -EAGAIN);
+    });
+    in_runtime("mutex guard", [] {
+        weft::mutex m;
+        {
+            auto g = m.lock();
+            CHECK(g.ok());
+            CHECK(g->owns_lock());
+            CHECK_EQ(m.lock(weft::deadline_in(0)).error(), -EDEADLK);
+            weft_task *t = nullptr;
+            CHECK_EQ(weft_spawn(&t, lock_try, &m, nullptr), 0);
+            void *res = nullptr;
+            CHECK_EQ(weft_join(t, &res, weft::forever), 0);
+            CHECK_EQ((intptr_t)res, -EBUSY);
+            weft::lock_guard moved = std::move(*g);
+            CHECK(!g->owns_lock());
+            CHECK(moved.owns_lock());
+        } /* unlocked here */
+        weft_task *t = nullptr;
+        CHECK_EQ(weft_spawn(&t, lock_try, &m, nullptr), 0);
+        void *res = nullptr;
+        CHECK_EQ(weft_join(t, &res, weft::forever), 0);
+        CHECK_EQ((intptr_t)res, 0);
+    });
+    in_runtime("echo over a socketpair", [] {
+        int sv[2];
+        CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        auto srv = weft::spawn(echo_server_side(sv[0]));
+        auto cli = weft::spawn(echo_client_side(sv[1]));
+        CHECK(srv.ok() && cli.ok());
+        CHECK_EQ(*cli->join(), 20);
+        CHECK_EQ(*srv->join(), 20 * (int)sizeof "hello, weft++");
+        weft_close(sv[0]);
+        weft_close(sv[1]);
+    });
+    in_runtime("fan-out of spawned tasks", [] {
+        auto r = weft::block_on(fan_out(100));
+        CHECK_EQ(*r, 99 * 100 / 2);
+    });
+    in_runtime("errors as values", [] {
+        CHECK_EQ(weft::block_on(weft::task<int>()).error(), -EINVAL);
+        CHECK_EQ(weft::spawn(weft::task<int>()).error(), -EINVAL);
+        weft::task_handle<int> empty;
+        CHECK_EQ(empty.join().error(), -EINVAL);
+    });
+    /* Outside a runtime: nothing runs, nothing leaks. */
+    CHECK_EQ(weft::block_on(forty_two()).error(), -EPERM);
+
+    /* Every frame made on this thread was freed on it (one worker: the main thread). */
+    weft::frame_stats st = weft::frame_stats_get();
+    CHECK(st.nallocs > 100);
+    CHECK_EQ(st.nallocs, st.nfrees);
+    std::printf("ok frames: %llu made, %llu freed, %llu from the cache; %d checks\n",
+                (unsigned long long)st.nallocs, (unsigned long long)st.nfrees,
+                (unsigned long long)st.nhits, nchecks);
+    return 0;
+}
