@@ -1294,7 +1294,7 @@ WEFT_API int weft_file_stat(const char *path, struct stat *st, int64_t deadline)
  * Naming: weft_fs_<call> changes or reads the file-system tree by path (an entry's name, not
  * a file's contents), named after its system call; weft_file_<verb> works on a file's
  * contents, through an fd (truncate, map) or, like weft_file_open, by path where a file's
- * contents are the point (write_atomic). weft_dir_* lists a directory, weft_watch_* reports
+ * contents are the point (write_atomic). weft_dir_* lists a directory, weft_fswatch_* reports
  * changes to files and directories.
  *
  * The tree's calls and the truncates run as ring operations on io_uring where the kernel has
@@ -1401,14 +1401,14 @@ WEFT_API void weft_dir_close(weft_dir *d);
 
 /* Watching files and directories for changes: inotify(7), as a stream of events a task waits
  * for. The inotify fd is waited on like any fd (weft_fd_wait: epoll or a ring poll), so a
- * task parked in weft_watch_next costs no thread. Masks are inotify's IN_* of
+ * task parked in weft_fswatch_next costs no thread. Masks are inotify's IN_* of
  * <sys/inotify.h>. The kernel queues at most /proc/sys/fs/inotify/max_queued_events events
  * per watcher; past that it drops events and queues one IN_Q_OVERFLOW, which
- * weft_watch_next reports like any event (wd -1): rescan what you watch then. */
-typedef struct weft_watch weft_watch;
+ * weft_fswatch_next reports like any event (wd -1): rescan what you watch then. */
+typedef struct weft_fswatch weft_fswatch;
 
-typedef struct weft_watch_event {
-    int wd;          /* the watch (weft_watch_add's result); -1 with IN_Q_OVERFLOW */
+typedef struct weft_fswatch_event {
+    int wd;          /* the watch (weft_fswatch_add's result); -1 with IN_Q_OVERFLOW */
     uint32_t mask;   /* what happened: IN_CREATE, IN_MODIFY, IN_DELETE, IN_MOVED_FROM, ...,
                       * with IN_ISDIR for a directory; IN_IGNORED when the watch went away
                       * (removed, or its file deleted) */
@@ -1416,30 +1416,30 @@ typedef struct weft_watch_event {
                       * rename, else 0 */
     char name[256];  /* the entry's name, for an event on an entry of a watched directory;
                       * else "" */
-} weft_watch_event;
+} weft_fswatch_event;
 
 /* Creates a watcher (an inotify instance, non-blocking and close-on-exec). `*out` is the
- * caller's: weft_watch_destroy() it. Returns 0, -EMFILE (inotify's max_user_instances),
+ * caller's: weft_fswatch_destroy() it. Returns 0, -EMFILE (inotify's max_user_instances),
  * -ENOMEM, -EINVAL, -EPERM outside a runtime. Runtime thread only. */
-WEFT_API int weft_watch_create(weft_watch **out);
+WEFT_API int weft_fswatch_create(weft_fswatch **out);
 /* inotify_add_watch(2) of `path` for the events in `mask` (IN_ALL_EVENTS, IN_ONLYDIR,
  * IN_MASK_ADD, ... as inotify takes them), on the blocking pool (it resolves a path).
  * Watching a path already watched returns its wd again, with the new mask. Returns the watch
  * descriptor (>= 0), -ENOENT, -ENOSPC (max_user_watches), -EINVAL (mask 0, NULL), -ETIMEDOUT,
  * -ECANCELED, -EPERM outside a task. */
-WEFT_API int weft_watch_add(weft_watch *w, const char *path, uint32_t mask, int64_t deadline);
+WEFT_API int weft_fswatch_add(weft_fswatch *w, const char *path, uint32_t mask, int64_t deadline);
 /* inotify_rm_watch(2): stops watch `wd`; an IN_IGNORED event for it follows. Returns 0,
  * -EINVAL (not a watch of `w`). Runtime thread only. */
-WEFT_API int weft_watch_remove(weft_watch *w, int wd);
+WEFT_API int weft_fswatch_remove(weft_fswatch *w, int wd);
 /* The next event into `*ev`, in the kernel's order, parking until one comes, the deadline or
  * cancellation. Events already queued are returned even when the deadline has passed. Every
  * event fits: weft reads into a buffer that holds at least one event of the longest name.
  * Returns 0, -ETIMEDOUT, -ECANCELED (no event is lost either way), -EINVAL, -EPERM outside a
  * task, or the read's -errno. One task at a time. */
-WEFT_API int weft_watch_next(weft_watch *w, weft_watch_event *ev, int64_t deadline);
+WEFT_API int weft_fswatch_next(weft_fswatch *w, weft_fswatch_event *ev, int64_t deadline);
 /* Closes the watcher (its watches go with it) and frees `w` (NULL: nothing). No call on `w`
  * may be in progress. Runtime thread only. */
-WEFT_API void weft_watch_destroy(weft_watch *w);
+WEFT_API void weft_fswatch_destroy(weft_fswatch *w);
 
 /* Name resolution through the blocking pool: getaddrinfo(3) with a deadline. Returns 0 and
  * `*res` (free it with freeaddrinfo), or -ENOENT (no such name), -EAGAIN (temporary failure),

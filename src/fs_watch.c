@@ -20,7 +20,7 @@
 _Static_assert(WATCH_BUF >= sizeof(struct inotify_event) + NAME_MAX + 1,
                "the read buffer must hold the largest event");
 
-struct weft_watch {
+struct weft_fswatch {
     int fd;     /* the inotify instance, non-blocking */
     size_t pos; /* the next event in buf */
     size_t len; /* bytes of events in buf */
@@ -28,7 +28,7 @@ struct weft_watch {
     _Alignas(struct inotify_event) char buf[WATCH_BUF];
 };
 
-int weft_watch_create(weft_watch **out)
+int weft_fswatch_create(weft_fswatch **out)
 {
     if (!out)
         return -EINVAL;
@@ -36,7 +36,7 @@ int weft_watch_create(weft_watch **out)
     weft__worker *w = weft__worker_current();
     if (!w)
         return -EPERM;
-    weft_watch *wt = weft__malloc(w, sizeof *wt);
+    weft_fswatch *wt = weft__malloc(w, sizeof *wt);
     if (!wt)
         return -ENOMEM;
     int fd = weft__sys_inotify_init(&w->sys, IN_NONBLOCK | IN_CLOEXEC);
@@ -67,7 +67,7 @@ static void *run_add(void *arg)
     return NULL;
 }
 
-int weft_watch_add(weft_watch *wt, const char *path, uint32_t mask, int64_t deadline)
+int weft_fswatch_add(weft_fswatch *wt, const char *path, uint32_t mask, int64_t deadline)
 {
     if (!wt || !path || mask == 0)
         return -EINVAL;
@@ -88,7 +88,7 @@ int weft_watch_add(weft_watch *wt, const char *path, uint32_t mask, int64_t dead
     return r < 0 ? r : j.result;
 }
 
-int weft_watch_remove(weft_watch *wt, int wd)
+int weft_fswatch_remove(weft_fswatch *wt, int wd)
 {
     if (!wt)
         return -EINVAL;
@@ -97,7 +97,7 @@ int weft_watch_remove(weft_watch *wt, int wd)
 }
 
 /* Takes the event at pos into *ev and moves past it. */
-static void take(weft_watch *wt, weft_watch_event *ev)
+static void take(weft_fswatch *wt, weft_fswatch_event *ev)
 {
     struct inotify_event e;
     memcpy(&e, wt->buf + wt->pos, sizeof e);
@@ -114,7 +114,7 @@ static void take(weft_watch *wt, weft_watch_event *ev)
     ev->name[n] = '\0';
 }
 
-int weft_watch_next(weft_watch *wt, weft_watch_event *ev, int64_t deadline)
+int weft_fswatch_next(weft_fswatch *wt, weft_fswatch_event *ev, int64_t deadline)
 {
     if (!wt || !ev)
         return -EINVAL;
@@ -148,7 +148,7 @@ int weft_watch_next(weft_watch *wt, weft_watch_event *ev, int64_t deadline)
     }
 }
 
-void weft_watch_destroy(weft_watch *wt)
+void weft_fswatch_destroy(weft_fswatch *wt)
 {
     if (!wt)
         return;

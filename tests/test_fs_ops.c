@@ -258,8 +258,8 @@ Test(fs_ops, tree_calls_outside_a_task_are_refused)
     cr_assert_eq(weft_fs_mkdir("/tmp/never", 0700, WEFT_FOREVER), -EPERM);
     cr_assert_eq(weft_fs_unlink("/tmp/never", WEFT_FOREVER), -EPERM);
     cr_assert_eq(weft_file_write_atomic("/tmp/never", "x", 1, 0600, WEFT_FOREVER), -EPERM);
-    weft_watch *w;
-    cr_assert_eq(weft_watch_create(&w), -EPERM);
+    weft_fswatch *w;
+    cr_assert_eq(weft_fswatch_create(&w), -EPERM);
     weft_dir *d;
     cr_assert_eq(weft_dir_open(&d, "/tmp", WEFT_FOREVER), -EPERM);
 }
@@ -303,12 +303,12 @@ static void *passed_main(void *arg)
     cr_assert_eq(r, 0);
     cr_assert_eq(n, 2, "f and s, nothing lost to the timeouts");
     weft_dir_close(d);
-    weft_watch *w;
-    cr_assert_eq(weft_watch_create(&w), 0);
-    cr_assert_eq(weft_watch_add(w, root, IN_ALL_EVENTS, past), -ETIMEDOUT);
-    weft_watch_event ev;
-    cr_assert_eq(weft_watch_next(w, &ev, past), -ETIMEDOUT);
-    weft_watch_destroy(w);
+    weft_fswatch *w;
+    cr_assert_eq(weft_fswatch_create(&w), 0);
+    cr_assert_eq(weft_fswatch_add(w, root, IN_ALL_EVENTS, past), -ETIMEDOUT);
+    weft_fswatch_event ev;
+    cr_assert_eq(weft_fswatch_next(w, &ev, past), -ETIMEDOUT);
+    weft_fswatch_destroy(w);
     /* Nothing changed. */
     cr_assert_eq(count_entries(), 2);
     cr_assert_str_eq(get(at("f")), "keep");
@@ -343,12 +343,12 @@ static void *cancelled_task(void *arg)
     c->r[i++] = weft_file_write_atomic(at("f"), "new", 3, 0600, WEFT_FOREVER);
     weft_dir *d;
     c->r[i++] = weft_dir_open(&d, root, WEFT_FOREVER);
-    weft_watch *w;
-    cr_assert_eq(weft_watch_create(&w), 0, "creating waits for nothing");
-    c->r[i++] = weft_watch_add(w, root, IN_ALL_EVENTS, WEFT_FOREVER);
-    weft_watch_event ev;
-    c->r[i++] = weft_watch_next(w, &ev, WEFT_FOREVER);
-    weft_watch_destroy(w);
+    weft_fswatch *w;
+    cr_assert_eq(weft_fswatch_create(&w), 0, "creating waits for nothing");
+    c->r[i++] = weft_fswatch_add(w, root, IN_ALL_EVENTS, WEFT_FOREVER);
+    weft_fswatch_event ev;
+    c->r[i++] = weft_fswatch_next(w, &ev, WEFT_FOREVER);
+    weft_fswatch_destroy(w);
     return NULL;
 }
 
@@ -733,9 +733,9 @@ Test(fs_ops, a_file_region_is_mapped)
 
 /* ---- Watches --------------------------------------------------------------------------- */
 
-static void next_event(weft_watch *w, weft_watch_event *ev, uint32_t mask, const char *name)
+static void next_event(weft_fswatch *w, weft_fswatch_event *ev, uint32_t mask, const char *name)
 {
-    int r = weft_watch_next(w, ev, weft_deadline_in(SOON));
+    int r = weft_fswatch_next(w, ev, weft_deadline_in(SOON));
     cr_assert_eq(r, 0, "waiting for %s: %s", name, weft_strerror(r));
     cr_assert_eq(ev->mask & ~(uint32_t)IN_ISDIR, mask, "%s: mask %#x", name, ev->mask);
     cr_assert_str_eq(ev->name, name);
@@ -745,11 +745,11 @@ static void *watch_main(void *arg)
 {
     (void)arg;
     root_make();
-    weft_watch *w;
-    cr_assert_eq(weft_watch_create(&w), 0);
+    weft_fswatch *w;
+    cr_assert_eq(weft_fswatch_create(&w), 0);
     uint32_t mask =
         IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO;
-    int wd = weft_watch_add(w, root, mask, WEFT_FOREVER);
+    int wd = weft_fswatch_add(w, root, mask, WEFT_FOREVER);
     cr_assert_geq(wd, 0, "%s", weft_strerror(wd));
     int fd = weft_file_open(at("a"), O_WRONLY | O_CREAT, 0600, WEFT_FOREVER);
     cr_assert_geq(fd, 0);
@@ -758,7 +758,7 @@ static void *watch_main(void *arg)
     cr_assert_eq(weft_fs_rename(at("a"), at("b"), 0, WEFT_FOREVER), 0);
     cr_assert_eq(weft_fs_mkdir(at("dir"), 0700, WEFT_FOREVER), 0);
     cr_assert_eq(weft_fs_unlink(at("b"), WEFT_FOREVER), 0);
-    weft_watch_event ev;
+    weft_fswatch_event ev;
     next_event(w, &ev, IN_CREATE, "a");
     cr_assert_eq(ev.wd, wd);
     cr_assert_eq(ev.cookie, 0);
@@ -772,10 +772,10 @@ static void *watch_main(void *arg)
     next_event(w, &ev, IN_CREATE, "dir");
     cr_assert(ev.mask & IN_ISDIR);
     next_event(w, &ev, IN_DELETE, "b");
-    cr_assert_eq(weft_watch_next(w, &ev, weft_deadline_in(-1)), -ETIMEDOUT, "no more");
+    cr_assert_eq(weft_fswatch_next(w, &ev, weft_deadline_in(-1)), -ETIMEDOUT, "no more");
     /* A watch on a file: its events have no name. Removing a watch says IN_IGNORED. */
     put(at("f"), "");
-    int fwd = weft_watch_add(w, at("f"), IN_ATTRIB, WEFT_FOREVER);
+    int fwd = weft_fswatch_add(w, at("f"), IN_ATTRIB, WEFT_FOREVER);
     cr_assert_geq(fwd, 0);
     cr_assert_neq(fwd, wd);
     cr_assert_eq(chmod(at("f"), 0644), 0);
@@ -783,21 +783,21 @@ static void *watch_main(void *arg)
     next_event(w, &ev, IN_CLOSE_WRITE, "f");
     next_event(w, &ev, IN_ATTRIB, "");
     cr_assert_eq(ev.wd, fwd);
-    cr_assert_eq(weft_watch_remove(w, fwd), 0);
+    cr_assert_eq(weft_fswatch_remove(w, fwd), 0);
     next_event(w, &ev, IN_IGNORED, "");
     cr_assert_eq(ev.wd, fwd);
-    cr_assert_eq(weft_watch_remove(w, fwd), -EINVAL, "gone already");
+    cr_assert_eq(weft_fswatch_remove(w, fwd), -EINVAL, "gone already");
     /* Errors. */
-    cr_assert_eq(weft_watch_add(w, at("none"), IN_CREATE, WEFT_FOREVER), -ENOENT);
-    cr_assert_eq(weft_watch_add(w, root, 0, WEFT_FOREVER), -EINVAL);
-    cr_assert_eq(weft_watch_add(w, NULL, IN_CREATE, WEFT_FOREVER), -EINVAL);
-    cr_assert_eq(weft_watch_add(NULL, root, IN_CREATE, WEFT_FOREVER), -EINVAL);
-    cr_assert_eq(weft_watch_next(w, NULL, WEFT_FOREVER), -EINVAL);
-    cr_assert_eq(weft_watch_next(NULL, &ev, WEFT_FOREVER), -EINVAL);
-    cr_assert_eq(weft_watch_remove(NULL, 1), -EINVAL);
-    cr_assert_eq(weft_watch_create(NULL), -EINVAL);
-    weft_watch_destroy(w);
-    weft_watch_destroy(NULL);
+    cr_assert_eq(weft_fswatch_add(w, at("none"), IN_CREATE, WEFT_FOREVER), -ENOENT);
+    cr_assert_eq(weft_fswatch_add(w, root, 0, WEFT_FOREVER), -EINVAL);
+    cr_assert_eq(weft_fswatch_add(w, NULL, IN_CREATE, WEFT_FOREVER), -EINVAL);
+    cr_assert_eq(weft_fswatch_add(NULL, root, IN_CREATE, WEFT_FOREVER), -EINVAL);
+    cr_assert_eq(weft_fswatch_next(w, NULL, WEFT_FOREVER), -EINVAL);
+    cr_assert_eq(weft_fswatch_next(NULL, &ev, WEFT_FOREVER), -EINVAL);
+    cr_assert_eq(weft_fswatch_remove(NULL, 1), -EINVAL);
+    cr_assert_eq(weft_fswatch_create(NULL), -EINVAL);
+    weft_fswatch_destroy(w);
+    weft_fswatch_destroy(NULL);
     root_remove();
     return NULL;
 }
@@ -807,19 +807,19 @@ Test(fs_ops, a_watch_reports_create_modify_move_delete)
     run_main(watch_main, NULL);
 }
 
-/* A task parked in weft_watch_next: woken by an event, or by cancellation (losing nothing). */
+/* A task parked in weft_fswatch_next: woken by an event, or by cancellation (losing nothing). */
 typedef struct watcher {
-    weft_watch *w;
+    weft_fswatch *w;
     bool started;
     int r;
-    weft_watch_event ev;
+    weft_fswatch_event ev;
 } watcher;
 
 static void *watch_forever(void *arg)
 {
     watcher *x = arg;
     x->started = true;
-    x->r = weft_watch_next(x->w, &x->ev, WEFT_FOREVER);
+    x->r = weft_fswatch_next(x->w, &x->ev, WEFT_FOREVER);
     return NULL;
 }
 
@@ -828,8 +828,8 @@ static void *watch_wait_main(void *arg)
     (void)arg;
     root_make();
     watcher x = {.r = 1};
-    cr_assert_eq(weft_watch_create(&x.w), 0);
-    cr_assert_geq(weft_watch_add(x.w, root, IN_CREATE, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_fswatch_create(&x.w), 0);
+    cr_assert_geq(weft_fswatch_add(x.w, root, IN_CREATE, WEFT_FOREVER), 0);
     /* Parked (started, and nothing queued: it waits on the fd without yielding first), then
      * cancelled. */
     weft_task *t;
@@ -850,7 +850,7 @@ static void *watch_wait_main(void *arg)
     cr_assert_eq(x.r, 0);
     cr_assert_eq(x.ev.mask, IN_CREATE);
     cr_assert_str_eq(x.ev.name, "made");
-    weft_watch_destroy(x.w);
+    weft_fswatch_destroy(x.w);
     root_remove();
     return NULL;
 }
@@ -887,14 +887,14 @@ static void *overflow_main(void *arg)
         return NULL; /* unknown, or too large to fill quickly */
     root_make();
     put(at("f"), "");
-    weft_watch *w;
-    cr_assert_eq(weft_watch_create(&w), 0);
-    cr_assert_geq(weft_watch_add(w, at("f"), IN_OPEN | IN_CLOSE_NOWRITE, WEFT_FOREVER), 0);
+    weft_fswatch *w;
+    cr_assert_eq(weft_fswatch_create(&w), 0);
+    cr_assert_geq(weft_fswatch_add(w, at("f"), IN_OPEN | IN_CLOSE_NOWRITE, WEFT_FOREVER), 0);
     cr_assert_eq(weft_blocking(open_close_job, &max, NULL, WEFT_FOREVER), 0);
-    weft_watch_event ev;
+    weft_fswatch_event ev;
     long n = 0;
     bool overflow = false;
-    while (!overflow && weft_watch_next(w, &ev, weft_deadline_in(-1)) == 0) {
+    while (!overflow && weft_fswatch_next(w, &ev, weft_deadline_in(-1)) == 0) {
         n++;
         if (ev.mask & IN_Q_OVERFLOW) {
             overflow = true;
@@ -904,8 +904,8 @@ static void *overflow_main(void *arg)
     }
     cr_assert(overflow, "no IN_Q_OVERFLOW after %ld events", n);
     cr_assert_leq(n, max + 1);
-    cr_assert_eq(weft_watch_next(w, &ev, weft_deadline_in(-1)), -ETIMEDOUT, "and then none");
-    weft_watch_destroy(w);
+    cr_assert_eq(weft_fswatch_next(w, &ev, weft_deadline_in(-1)), -ETIMEDOUT, "and then none");
+    weft_fswatch_destroy(w);
     root_remove();
     return NULL;
 }
