@@ -1742,6 +1742,65 @@ WEFT_API int weft_gen_close(weft_gen *g);
 WEFT_API int weft_signal_wait(const sigset_t *set, int64_t deadline);
 
 /* ---------------------------------------------------------------------------------------
+ * Watches: callbacks on a worker (libevent's and redis ae's form)
+ *
+ * For C programs written in the callback style: "call cb when this fd is readable, when
+ * this timer expires, when this signal comes", run by the worker that added the watch. fds,
+ * timers and signals are kinds of one mask, as in libevent's event_new.
+ *
+ * Where callbacks run: each watch is a small task of its own (named "watch", pinned to the
+ * worker that added it; its stack is the default task stack), which waits with the
+ * reactor's own calls (weft_fd_wait, weft_sleep_until, weft_signal_wait) on either backend,
+ * and runs the callback on its stack. Between two callbacks of one watch the worker's other
+ * tasks run. A callback must not block: every blocking weft call made from it (a read that
+ * would wait, a sleep, a lock, a channel send that would wait...) returns -EPERM at once,
+ * as on a worker's loop; the non-blocking calls (try_ variants, weft_spawn, weft_watch_add
+ * and weft_watch_del, writes that complete at once...) work. To do blocking work, spawn a
+ * task from the callback.
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct weft_watch weft_watch;
+
+/* A watch's callback: `fd` as given to weft_watch_add (the signal number for a signal,
+ * -1 for a timer), `events` what fired: WEFT_READABLE and/or WEFT_WRITABLE, WEFT_WATCH_TIMER,
+ * WEFT_WATCH_SIGNAL, or WEFT_POLL_ERROR once when the fd's wait failed (it was closed
+ * through weft_close or forgotten under the watch, which then stops). */
+typedef void (*weft_watch_fn)(weft_watch *w, int fd, unsigned events, void *arg);
+
+/* Mask bits beside WEFT_READABLE and WEFT_WRITABLE. */
+#define WEFT_WATCH_TIMER   0x10000u /* a timer (fd -1), or with a direction: the fd's timeout */
+#define WEFT_WATCH_SIGNAL  0x20000u /* a signal: `fd` is its number */
+#define WEFT_WATCH_PERSIST 0x40000u /* stay after firing (else the watch fires once) */
+
+/* Adds a watch on the calling worker:
+ * - fd: `mask` holds WEFT_READABLE and/or WEFT_WRITABLE; the callback runs while the fd is
+ *   ready for one of them (level-triggered, like libevent's and ae's default: a callback that
+ *   leaves data unread is called again). With WEFT_WATCH_TIMER too, it also runs with
+ *   WEFT_WATCH_TIMER when `timeout_ns` passes with the fd not ready (libevent's EV_TIMEOUT).
+ *   A callback may find nothing to do (a spurious report): handle EAGAIN.
+ * - timer: `mask` is WEFT_WATCH_TIMER, `fd` -1: the callback runs `timeout_ns` from now, and
+ *   with WEFT_WATCH_PERSIST every `timeout_ns` after (periods missed by a late worker are
+ *   skipped, not run in a burst).
+ * - signal: `mask` is WEFT_WATCH_SIGNAL, `fd` the signal: the callback runs each time it
+ *   arrives (as weft_signal_wait: the signal is blocked on the worker's thread from then on).
+ * Like every fd weft waits on, an fd watched is made non-blocking. `*out` (may be NULL for a
+ * watch without WEFT_WATCH_PERSIST, which then frees itself after firing) receives the
+ * handle; delete it with weft_watch_del, also after a one-shot watch has fired.
+ * Returns 0, -EINVAL (cb NULL, unknown bits, a mask mixing kinds, timeout_ns <= 0 for a
+ * timer, a signal weft cannot wait for (SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGILL, SIGFPE),
+ * PERSIST without `out`), -EBADF (not an open fd), -ENOMEM, -EPERM outside a runtime.
+ * Runtime thread (a task, or another watch's callback). */
+WEFT_API int weft_watch_add(weft_watch **out, int fd, unsigned mask, int64_t timeout_ns,
+                            weft_watch_fn cb, void *arg);
+
+/* Removes a watch and frees it: its callback does not run again (from its own callback, the
+ * callback running now finishes first). `w` must not be used afterwards. Returns 0, -EINVAL
+ * (NULL, or deleted already while its callback ran), -EPERM (another worker's watch, or
+ * outside a runtime). After the main task has returned, the shutdown frees every watch
+ * itself, and this returns 0 without touching `w`. The worker that added the watch. */
+WEFT_API int weft_watch_del(weft_watch *w);
+
+/* ---------------------------------------------------------------------------------------
  * Processes, and fork()
  *
  * fork() inside a runtime: the child gets a copy of the runtime it cannot use (its epoll

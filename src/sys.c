@@ -15,6 +15,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <time.h>
@@ -248,6 +249,14 @@ int weft__sys_eventfd(weft__sys *s, unsigned initval, int flags)
     ENTER(s, eventfd);
     int r = eventfd(initval, flags);
     return RESULT(r);
+}
+
+int weft__sys_poll1(weft__sys *s, int fd, short events, int timeout_ms)
+{
+    ENTER(s, poll);
+    struct pollfd pfd = {.fd = fd, .events = events};
+    int r = poll(&pfd, 1, timeout_ms);
+    return r < 0 ? -errno : r == 0 ? 0 : pfd.revents;
 }
 
 int weft__sys_signalfd(weft__sys *s, const sigset_t *set, int flags)

@@ -73,7 +73,8 @@ struct timespec;
     X(waitid)                                                                                      \
     X(kill)                                                                                        \
     X(prctl)                                                                                       \
-    X(membarrier)
+    X(membarrier)                                                                                  \
+    X(poll)
 
 enum {
 #define WEFT__SYS_ENUM(name) WEFT__SYS_##name,
@@ -222,6 +223,9 @@ int weft__sys_prctl(weft__sys *s, int op, unsigned long arg);
  * -errno. */
 int weft__sys_membarrier(weft__sys *s, int cmd);
 int weft__sys_signalfd(weft__sys *s, const sigset_t *set, int flags);
+/* poll(2) of one fd for `events` (POLLIN/POLLOUT), waiting at most timeout_ms: the revents
+ * (0: not ready), or -errno. */
+int weft__sys_poll1(weft__sys *s, int fd, short events, int timeout_ms);
 int weft__sys_epoll_create(weft__sys *s, int flags);
 int weft__sys_epoll_ctl(weft__sys *s, int epfd, int op, int fd, struct epoll_event *ev);
 /* epoll_pwait2 when `*have_pwait2` (cleared once the kernel says ENOSYS), else epoll_wait

@@ -465,3 +465,219 @@ Test(poller, plain_thread_without_runtime, .timeout = 30)
     pthread_join(t, &ok);
     cr_assert_eq(ok, (void *)1);
 }
+
+/* ---- Watches: callbacks on a worker ------------------------------------------------- */
+
+typedef struct watch_log {
+    int calls;
+    unsigned last;
+    int fd;
+    int blocked_err; /* what a blocking call returned inside the callback */
+    int del_after;   /* delete the watch from inside its callback at this call */
+    weft_watch *self;
+    char got[16];
+    int ngot;
+} watch_log;
+
+static void on_readable(weft_watch *w, int fd, unsigned events, void *arg)
+{
+    watch_log *log = arg;
+    log->calls++;
+    log->last = events;
+    log->fd = fd;
+    /* Read one byte a call: the watch is level-triggered, so the rest calls again. */
+    char c;
+    if (read(fd, &c, 1) == 1 && log->ngot < (int)sizeof log->got)
+        log->got[log->ngot++] = c;
+    log->blocked_err = (int)weft_read(fd, &c, 1, WEFT_FOREVER);
+    if (log->del_after && log->calls == log->del_after)
+        cr_assert_eq(weft_watch_del(w), 0);
+}
+
+static void *watch_fd_main(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    pair(sv);
+    watch_log log = {0};
+    weft_watch *w;
+    cr_assert_eq(weft_watch_add(&w, sv[0], WEFT_READABLE | WEFT_WATCH_PERSIST, 0, on_readable, &log),
+                 0);
+    cr_assert_eq(write(sv[1], "abc", 3), 3);
+    while (log.ngot < 3)
+        weft_yield();
+    cr_assert_eq(memcmp(log.got, "abc", 3), 0);
+    cr_assert_eq(log.last, WEFT_READABLE);
+    cr_assert_eq(log.fd, sv[0]);
+    cr_assert_eq(log.blocked_err, -EPERM, "a blocking call in a callback: %d", log.blocked_err);
+    /* Drained: no more calls, whatever runs meanwhile. */
+    int calls = log.calls;
+    for (int i = 0; i < 10; i++)
+        weft_yield();
+    cr_assert_eq(log.calls, calls);
+    cr_assert_eq(weft_watch_del(w), 0);
+    cr_assert_eq(write(sv[1], "d", 1), 1);
+    for (int i = 0; i < 10; i++)
+        weft_yield();
+    cr_assert_eq(log.calls, calls, "called after weft_watch_del");
+    weft_close(sv[0]);
+    close(sv[1]);
+    return NULL;
+}
+
+Test(watch, fd_callbacks_are_level_triggered_and_may_not_block, .timeout = 30)
+{
+    run_main(watch_fd_main, NULL);
+}
+
+static void *watch_del_inside_main(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    pair(sv);
+    watch_log log = {.del_after = 2};
+    weft_watch *w;
+    cr_assert_eq(weft_watch_add(&w, sv[0], WEFT_READABLE | WEFT_WATCH_PERSIST, 0, on_readable, &log),
+                 0);
+    cr_assert_eq(write(sv[1], "abcd", 4), 4);
+    while (log.calls < 2)
+        weft_yield();
+    for (int i = 0; i < 10; i++)
+        weft_yield();
+    cr_assert_eq(log.calls, 2, "deleted in its second call: %d calls", log.calls);
+    weft_close(sv[0]);
+    close(sv[1]);
+    return NULL;
+}
+
+Test(watch, removal_from_inside_the_callback, .timeout = 30)
+{
+    run_main(watch_del_inside_main, NULL);
+}
+
+static void on_tick(weft_watch *w, int fd, unsigned events, void *arg)
+{
+    (void)w;
+    watch_log *log = arg;
+    log->calls++;
+    log->last = events;
+    log->fd = fd;
+    log->blocked_err = weft_sleep(WEFT_MSEC);
+}
+
+static void *watch_timer_main(void *arg)
+{
+    (void)arg;
+    watch_log once = {0}, rep = {0};
+    weft_watch *w1, *w2;
+    cr_assert_eq(weft_watch_add(&w1, -1, WEFT_WATCH_TIMER, WEFT_MSEC, on_tick, &once), 0);
+    cr_assert_eq(weft_watch_add(&w2, -1, WEFT_WATCH_TIMER | WEFT_WATCH_PERSIST, WEFT_MSEC, on_tick,
+                                &rep),
+                 0);
+    /* One-shot and repeating alike fire no earlier than their time. */
+    cr_assert_eq(once.calls, 0);
+    while (rep.calls < 3)
+        weft_sleep(WEFT_MSEC);
+    cr_assert_eq(once.calls, 1, "a one-shot timer fired %d times", once.calls);
+    cr_assert_eq(once.last, WEFT_WATCH_TIMER);
+    cr_assert_eq(once.fd, -1);
+    cr_assert_eq(rep.blocked_err, -EPERM);
+    cr_assert_eq(weft_watch_del(w1), 0); /* fired already: frees it */
+    cr_assert_eq(weft_watch_del(w2), 0);
+    int calls = rep.calls;
+    weft_sleep(5 * WEFT_MSEC);
+    cr_assert_eq(rep.calls, calls, "a deleted timer fired");
+    /* A one-shot without a handle frees itself. */
+    watch_log loose = {0};
+    cr_assert_eq(weft_watch_add(NULL, -1, WEFT_WATCH_TIMER, WEFT_MSEC, on_tick, &loose), 0);
+    while (loose.calls < 1)
+        weft_sleep(WEFT_MSEC);
+    return NULL;
+}
+
+Test(watch, timers_one_shot_and_repeating, .timeout = 30)
+{
+    run_main(watch_timer_main, NULL);
+}
+
+static void *watch_signal_main(void *arg)
+{
+    (void)arg;
+    watch_log log = {0};
+    weft_watch *w;
+    cr_assert_eq(weft_watch_add(&w, SIGUSR1, WEFT_WATCH_SIGNAL | WEFT_WATCH_PERSIST, 0, on_tick, &log),
+                 0);
+    weft_yield(); /* the watch blocks SIGUSR1 on this thread as it starts waiting */
+    for (int i = 1; i <= 2; i++) {
+        pthread_kill(pthread_self(), SIGUSR1);
+        while (log.calls < i)
+            weft_yield();
+        cr_assert_eq(log.last, WEFT_WATCH_SIGNAL);
+        cr_assert_eq(log.fd, SIGUSR1);
+    }
+    cr_assert_eq(weft_watch_del(w), 0);
+    return NULL;
+}
+
+Test(watch, signals, .timeout = 30)
+{
+    run_main(watch_signal_main, NULL);
+}
+
+static void *watch_fd_timeout_main(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    pair(sv);
+    watch_log log = {0};
+    weft_watch *w;
+    /* Nothing to read: the fd's timeout fires instead. */
+    cr_assert_eq(weft_watch_add(&w, sv[0], WEFT_READABLE | WEFT_WATCH_TIMER, WEFT_MSEC, on_tick,
+                                &log),
+                 0);
+    while (log.calls < 1)
+        weft_sleep(WEFT_MSEC);
+    cr_assert_eq(log.last, WEFT_WATCH_TIMER);
+    cr_assert_eq(weft_watch_del(w), 0);
+    weft_close(sv[0]);
+    close(sv[1]);
+    return NULL;
+}
+
+Test(watch, fd_timeout, .timeout = 30)
+{
+    run_main(watch_fd_timeout_main, NULL);
+}
+
+static void nop(weft_watch *w, int fd, unsigned events, void *arg)
+{
+    (void)w, (void)fd, (void)events, (void)arg;
+}
+
+static void *watch_errors_main(void *arg)
+{
+    (void)arg;
+    weft_watch *w;
+    cr_assert_eq(weft_watch_add(&w, 0, WEFT_READABLE, 0, NULL, NULL), -EINVAL);
+    cr_assert_eq(weft_watch_add(&w, -1, WEFT_READABLE, 0, nop, NULL), -EBADF);
+    cr_assert_eq(weft_watch_add(&w, 1000, WEFT_READABLE, 0, nop, NULL), -EBADF);
+    cr_assert_eq(weft_watch_add(&w, -1, WEFT_WATCH_TIMER, 0, nop, NULL), -EINVAL);
+    cr_assert_eq(weft_watch_add(&w, -1, 0x80000000u, WEFT_MSEC, nop, NULL), -EINVAL);
+    cr_assert_eq(weft_watch_add(&w, SIGKILL, WEFT_WATCH_SIGNAL, 0, nop, NULL), -EINVAL);
+    cr_assert_eq(weft_watch_add(&w, SIGUSR1, WEFT_WATCH_SIGNAL | WEFT_READABLE, 0, nop, NULL),
+                 -EINVAL);
+    cr_assert_eq(weft_watch_add(NULL, -1, WEFT_WATCH_TIMER | WEFT_WATCH_PERSIST, WEFT_MSEC, nop,
+                                NULL),
+                 -EINVAL);
+    cr_assert_eq(weft_watch_del(NULL), -EINVAL);
+    /* A persistent watch left to the shutdown is freed by it (LSan checks). */
+    cr_assert_eq(weft_watch_add(&w, -1, WEFT_WATCH_TIMER | WEFT_WATCH_PERSIST, WEFT_SEC, nop, NULL),
+                 0);
+    return NULL;
+}
+
+Test(watch, errors_and_shutdown)
+{
+    cr_assert_eq(weft_watch_add(NULL, -1, WEFT_WATCH_TIMER, WEFT_MSEC, nop, NULL), -EPERM);
+    run_main(watch_errors_main, NULL);
+}
