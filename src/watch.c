@@ -57,7 +57,8 @@ static void fire(weft_watch *wt, unsigned events)
  * triggering do, when weft_fd_wait reports only new edges. */
 static unsigned ready_now(weft_watch *wt, unsigned dirs)
 {
-    short want = (short)((dirs & WEFT_READABLE ? POLLIN : 0) | (dirs & WEFT_WRITABLE ? POLLOUT : 0));
+    short want =
+        (short)((dirs & WEFT_READABLE ? POLLIN : 0) | (dirs & WEFT_WRITABLE ? POLLOUT : 0));
     int r = weft__sys_poll1(&weft__worker_current()->sys, wt->fd, want, 0);
     if (r <= 0)
         return 0;

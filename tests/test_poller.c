@@ -501,8 +501,8 @@ static void *watch_fd_main(void *arg)
     pair(sv);
     watch_log log = {0};
     weft_watch *w;
-    cr_assert_eq(weft_watch_add(&w, sv[0], WEFT_READABLE | WEFT_WATCH_PERSIST, 0, on_readable, &log),
-                 0);
+    cr_assert_eq(
+        weft_watch_add(&w, sv[0], WEFT_READABLE | WEFT_WATCH_PERSIST, 0, on_readable, &log), 0);
     cr_assert_eq(write(sv[1], "abc", 3), 3);
     while (log.ngot < 3)
         weft_yield();
@@ -537,8 +537,8 @@ static void *watch_del_inside_main(void *arg)
     pair(sv);
     watch_log log = {.del_after = 2};
     weft_watch *w;
-    cr_assert_eq(weft_watch_add(&w, sv[0], WEFT_READABLE | WEFT_WATCH_PERSIST, 0, on_readable, &log),
-                 0);
+    cr_assert_eq(
+        weft_watch_add(&w, sv[0], WEFT_READABLE | WEFT_WATCH_PERSIST, 0, on_readable, &log), 0);
     cr_assert_eq(write(sv[1], "abcd", 4), 4);
     while (log.calls < 2)
         weft_yield();
@@ -571,9 +571,9 @@ static void *watch_timer_main(void *arg)
     watch_log once = {0}, rep = {0};
     weft_watch *w1, *w2;
     cr_assert_eq(weft_watch_add(&w1, -1, WEFT_WATCH_TIMER, WEFT_MSEC, on_tick, &once), 0);
-    cr_assert_eq(weft_watch_add(&w2, -1, WEFT_WATCH_TIMER | WEFT_WATCH_PERSIST, WEFT_MSEC, on_tick,
-                                &rep),
-                 0);
+    cr_assert_eq(
+        weft_watch_add(&w2, -1, WEFT_WATCH_TIMER | WEFT_WATCH_PERSIST, WEFT_MSEC, on_tick, &rep),
+        0);
     /* One-shot and repeating alike fire no earlier than their time. */
     cr_assert_eq(once.calls, 0);
     while (rep.calls < 3)
@@ -605,8 +605,8 @@ static void *watch_signal_main(void *arg)
     (void)arg;
     watch_log log = {0};
     weft_watch *w;
-    cr_assert_eq(weft_watch_add(&w, SIGUSR1, WEFT_WATCH_SIGNAL | WEFT_WATCH_PERSIST, 0, on_tick, &log),
-                 0);
+    cr_assert_eq(
+        weft_watch_add(&w, SIGUSR1, WEFT_WATCH_SIGNAL | WEFT_WATCH_PERSIST, 0, on_tick, &log), 0);
     weft_yield(); /* the watch blocks SIGUSR1 on this thread as it starts waiting */
     for (int i = 1; i <= 2; i++) {
         pthread_kill(pthread_self(), SIGUSR1);
@@ -632,9 +632,8 @@ static void *watch_fd_timeout_main(void *arg)
     watch_log log = {0};
     weft_watch *w;
     /* Nothing to read: the fd's timeout fires instead. */
-    cr_assert_eq(weft_watch_add(&w, sv[0], WEFT_READABLE | WEFT_WATCH_TIMER, WEFT_MSEC, on_tick,
-                                &log),
-                 0);
+    cr_assert_eq(
+        weft_watch_add(&w, sv[0], WEFT_READABLE | WEFT_WATCH_TIMER, WEFT_MSEC, on_tick, &log), 0);
     while (log.calls < 1)
         weft_sleep(WEFT_MSEC);
     cr_assert_eq(log.last, WEFT_WATCH_TIMER);
@@ -666,9 +665,9 @@ static void *watch_errors_main(void *arg)
     cr_assert_eq(weft_watch_add(&w, SIGKILL, WEFT_WATCH_SIGNAL, 0, nop, NULL), -EINVAL);
     cr_assert_eq(weft_watch_add(&w, SIGUSR1, WEFT_WATCH_SIGNAL | WEFT_READABLE, 0, nop, NULL),
                  -EINVAL);
-    cr_assert_eq(weft_watch_add(NULL, -1, WEFT_WATCH_TIMER | WEFT_WATCH_PERSIST, WEFT_MSEC, nop,
-                                NULL),
-                 -EINVAL);
+    cr_assert_eq(
+        weft_watch_add(NULL, -1, WEFT_WATCH_TIMER | WEFT_WATCH_PERSIST, WEFT_MSEC, nop, NULL),
+        -EINVAL);
     cr_assert_eq(weft_watch_del(NULL), -EINVAL);
     /* A persistent watch left to the shutdown is freed by it (LSan checks). */
     cr_assert_eq(weft_watch_add(&w, -1, WEFT_WATCH_TIMER | WEFT_WATCH_PERSIST, WEFT_SEC, nop, NULL),

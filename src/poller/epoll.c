@@ -30,7 +30,8 @@ WEFT_COLD static int ep_init(weft_poller *p)
     s->have_pwait2 = !weft__hook_on_valgrind(); /* valgrind does not know epoll_pwait2 */
     s->epfd = weft__sys_epoll_create(NULL, EPOLL_CLOEXEC);
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = WEFT_POLL_WAKE_TOKEN};
-    int r = s->epfd < 0 ? s->epfd : weft__sys_epoll_ctl(NULL, s->epfd, EPOLL_CTL_ADD, p->wakefd, &ev);
+    int r =
+        s->epfd < 0 ? s->epfd : weft__sys_epoll_ctl(NULL, s->epfd, EPOLL_CTL_ADD, p->wakefd, &ev);
     if (r < 0) {
         if (s->epfd >= 0)
             weft__sys_close(NULL, s->epfd);

@@ -31,8 +31,8 @@
 #include "../sys.h"
 #include "../worker.h"
 
-#define SQ_ENTRIES 256          /* each change submits at once: a few suffice; re-arms batch */
-#define CQ_ENTRIES 4096         /* beyond this, completions wait in the kernel's overflow list */
+#define SQ_ENTRIES 256           /* each change submits at once: a few suffice; re-arms batch */
+#define CQ_ENTRIES 4096          /* beyond this, completions wait in the kernel's overflow list */
 #define TAG_IGNORE ((uint64_t)0) /* removals: nobody waits for their completion */
 #define TAG_WAKE   ((uint64_t)1) /* the waker's eventfd; real tags have a generation >= 1 above */
 
@@ -187,8 +187,8 @@ WEFT_COLD static int ur_init(weft_poller *p)
     if (r == 0) {
         submit(s);
         struct io_uring_cqe *cqe;
-        if (s->multi && io_uring_peek_cqe(&s->ring, &cqe) == 0 &&
-            cqe->user_data == TAG_WAKE && cqe->res == -EINVAL) {
+        if (s->multi && io_uring_peek_cqe(&s->ring, &cqe) == 0 && cqe->user_data == TAG_WAKE &&
+            cqe->res == -EINVAL) {
             io_uring_cqe_seen(&s->ring, cqe);
             s->multi = false;
             s->wake_armed = false; /* armed single-shot at the first wait */
@@ -363,7 +363,8 @@ static int reap(weft_poller *p, ur_state *s, weft_poll_event *evs, int max)
                 continue; /* cancelled or refused: re-armed at the next wait */
             drain_wake(p);
             if (!woke) {
-                evs[n++] = (weft_poll_event){.token = WEFT_POLL_WAKE_TOKEN, .events = WEFT_POLL_WAKE};
+                evs[n++] =
+                    (weft_poll_event){.token = WEFT_POLL_WAKE_TOKEN, .events = WEFT_POLL_WAKE};
                 woke = true;
             }
             continue;
@@ -382,8 +383,8 @@ static int reap(weft_poller *p, ur_state *s, weft_poll_event *evs, int max)
             evs[n++] = (weft_poll_event){.token = r->token, .events = WEFT_POLL_ERROR};
             continue;
         }
-        evs[n++] = (weft_poll_event){.token = r->token,
-                                     .events = weft__poller_bits((uint32_t)cqe->res)};
+        evs[n++] =
+            (weft_poll_event){.token = r->token, .events = weft__poller_bits((uint32_t)cqe->res)};
         if (!r->armed && !(r->interest & WEFT_POLL_ONESHOT))
             queue(s, (int)fd, r);
     }
