@@ -858,6 +858,117 @@ WEFT_API int weft_fd_wait(int fd, int events, int64_t deadline);
 WEFT_API int weft_fd_forget(int fd);
 
 /* ---------------------------------------------------------------------------------------
+ * The poller: readiness without coroutines (mio's shape)
+ *
+ * For a program that wants an event loop and nothing else, or a library's loop to fit into:
+ * register fds under a 64-bit token with an interest, then wait for an array of events.
+ * It needs no runtime: any thread may create one, in a program that never calls weft_run.
+ * Over epoll, or over io_uring's poll operations (WEFT_BACKEND_*, as weft_config.backend).
+ *
+ * Threads (mio's Registry is Sync; so is this): register, reregister, deregister and wake
+ * may be called from any thread at any time, also while another thread waits: a
+ * registration made during a wait is watched by that wait. One thread at a time waits (a
+ * second concurrent wait returns -EBUSY). Destroy when no other call is in progress.
+ *
+ * Spurious events are possible (an fd reported with nothing to do: on io_uring an edge
+ * registration may be reported twice in one wait, or like a level one on kernels before
+ * 5.13 which lack multishot polls): the program tries its call and handles EAGAIN. Deregister
+ * an fd before closing it: on epoll a close removes the registration (once every duplicate
+ * of the fd is closed), on io_uring the registration and its poll live on until deregister.
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct weft_poller weft_poller;
+
+/* Interest bits, beside WEFT_READABLE and WEFT_WRITABLE (at least one of which is needed). */
+#define WEFT_POLL_LEVEL 0x0u /* the default: reported at every wait while the fd is ready */
+/* Reported once per new readiness (data arrived, room freed): read or write until EAGAIN
+ * before waiting again, or no new report comes (EPOLLET). */
+#define WEFT_POLL_EDGE 0x10u
+/* Reported once, then disabled (still registered) until weft_poller_reregister arms it
+ * again (EPOLLONESHOT): one event per hand-off, for a pool of threads sharing one poller. */
+#define WEFT_POLL_ONESHOT 0x20u
+
+/* Event bits, beside WEFT_READABLE and WEFT_WRITABLE (the directions the fd is ready for,
+ * among those registered). The closed and error bits come whatever the interest.
+ * - ERROR: the fd has a pending error (a refused connect, a reset): the next call returns it
+ *   (or read getsockopt SO_ERROR). On io_uring also when the kernel failed the poll itself.
+ * - HUP: both directions are closed (EPOLLHUP): a refused connect, a pipe whose writer
+ *   closed, a socket shut down both ways. Implies READ_CLOSED and WRITE_CLOSED.
+ * - READ_CLOSED: no more data will come (the peer shut down its writing side, EPOLLRDHUP):
+ *   reads return what is buffered, then 0.
+ * - WRITE_CLOSED: writes will fail (the peer is gone: HUP, or an error without readability).
+ * - WAKE: the event weft_poller_wake sent; its token is WEFT_POLL_WAKE_TOKEN.
+ * A mask rather than one bool a field: one test covers several conditions, it mirrors
+ * epoll's word, and bits can be added later without changing the structure. */
+#define WEFT_POLL_ERROR        0x100u
+#define WEFT_POLL_HUP          0x200u
+#define WEFT_POLL_READ_CLOSED  0x400u
+#define WEFT_POLL_WRITE_CLOSED 0x800u
+#define WEFT_POLL_WAKE         0x1000u
+
+/* The token of the waker's event, which no registration may use. */
+#define WEFT_POLL_WAKE_TOKEN UINT64_MAX
+
+/* One readiness event, as weft_poller_wait reports it (16 bytes). */
+typedef struct weft_poll_event {
+    uint64_t token;     /* as registered */
+    uint32_t events;    /* WEFT_READABLE, WEFT_WRITABLE, WEFT_POLL_ERROR ... WEFT_POLL_WAKE */
+    uint32_t reserved_; /* zero */
+} weft_poll_event;
+
+/* Creates a poller over the backend `flags` names: WEFT_BACKEND_DEFAULT (the WEFT_BACKEND
+ * environment variable, "epoll" or "io_uring", else epoll), _EPOLL or _IO_URING; io_uring
+ * falls back to epoll where the kernel refuses it or lacks what the poller needs (5.11's
+ * waits with a timeout): weft_poller_backend tells which one it got. Returns 0, -EINVAL
+ * (out NULL, unknown flags), -ENOMEM, -EMFILE or another -errno of epoll_create/eventfd.
+ * `*out` is freed with weft_poller_destroy. Any thread; no runtime needed. */
+WEFT_API int weft_poller_create(weft_poller **out, unsigned flags);
+
+/* Closes the poller's kernel objects and frees it (NULL is ignored). Registered fds are not
+ * closed. No other call on `p` may be in progress or come later. Any thread. */
+WEFT_API void weft_poller_destroy(weft_poller *p);
+
+/* "epoll" or "io_uring" (NULL for NULL). Any thread. */
+WEFT_API const char *weft_poller_backend(const weft_poller *p);
+
+/* Watches `fd` for `interest` (WEFT_READABLE and/or WEFT_WRITABLE, with WEFT_POLL_EDGE or
+ * WEFT_POLL_ONESHOT if wanted; level-triggered otherwise), reporting its events under
+ * `token` (any value but WEFT_POLL_WAKE_TOKEN). The fd is not changed (set O_NONBLOCK
+ * yourself for edge-triggered use). Returns 0; -EEXIST (already registered), -EBADF (not an
+ * open fd), -EPERM (a regular file or directory: always ready, never polled), -EINVAL (p
+ * NULL, no direction, unknown bits, the reserved token, the poller's own fd), -ENOMEM, or
+ * another -errno of epoll_ctl. Any thread, also while another waits. */
+WEFT_API int weft_poller_register(weft_poller *p, int fd, uint64_t token, unsigned interest);
+
+/* Replaces fd's token and interest, and re-arms a WEFT_POLL_ONESHOT registration that has
+ * fired. Returns 0, -ENOENT (not registered), and the errors of weft_poller_register. Any
+ * thread. */
+WEFT_API int weft_poller_reregister(weft_poller *p, int fd, uint64_t token, unsigned interest);
+
+/* Stops watching `fd`; no event of it is reported by a wait that starts afterwards (one
+ * already under way may still report one taken before). Returns 0, -ENOENT (not
+ * registered), -EBADF (fd < 0; on epoll also an fd already closed, which the close
+ * deregistered), -EINVAL (p NULL). Any thread. */
+WEFT_API int weft_poller_deregister(weft_poller *p, int fd);
+
+/* Waits until at least one event is ready, `deadline` (absolute CLOCK_MONOTONIC ns, or
+ * WEFT_FOREVER) passes, or weft_poller_wake is called, and fills events[0 .. max) with what
+ * is ready: each registered fd at most once per wait on epoll; the waker's event at most
+ * once however many wakes came. A deadline that has passed polls without blocking. Events
+ * beyond `max` stay for the next wait.
+ * Returns the number of events (0 when the deadline passed first), -EINTR (a signal
+ * handler ran), -EBUSY (another thread is waiting on `p`), -EINVAL (p or events NULL,
+ * max <= 0). Blocks the calling thread: call it from a plain thread, not from a task (which
+ * would stall its worker). One thread at a time. */
+WEFT_API int weft_poller_wait(weft_poller *p, weft_poll_event *events, int max, int64_t deadline);
+
+/* Makes the wait in progress on `p` return (or the next one, at once), with one event whose
+ * token is WEFT_POLL_WAKE_TOKEN and events WEFT_POLL_WAKE; several wakes before that wait
+ * returns make one event. Returns 0, -EINVAL (p NULL). Any thread, and async-signal-safe
+ * (one write to an eventfd). */
+WEFT_API int weft_poller_wake(weft_poller *p);
+
+/* ---------------------------------------------------------------------------------------
  * I/O on file descriptors
  *
  * Every call below tries the system call first and parks the task only when the fd is not
@@ -1807,6 +1918,65 @@ WEFT_API int weft_gen_close(weft_gen *g);
  * before creating them) so the kernel delivers them here. Servers use it to shut down
  * gracefully on SIGINT/SIGTERM (see examples/echo_server.c). */
 WEFT_API int weft_signal_wait(const sigset_t *set, int64_t deadline);
+
+/* ---------------------------------------------------------------------------------------
+ * Watches: callbacks on a worker (libevent's and redis ae's form)
+ *
+ * For C programs written in the callback style: "call cb when this fd is readable, when
+ * this timer expires, when this signal comes", run by the worker that added the watch. fds,
+ * timers and signals are kinds of one mask, as in libevent's event_new.
+ *
+ * Where callbacks run: each watch is a small task of its own (named "watch", pinned to the
+ * worker that added it; its stack is the default task stack), which waits with the
+ * reactor's own calls (weft_fd_wait, weft_sleep_until, weft_signal_wait) on either backend,
+ * and runs the callback on its stack. Between two callbacks of one watch the worker's other
+ * tasks run. A callback must not block: every blocking weft call made from it (a read that
+ * would wait, a sleep, a lock, a channel send that would wait...) returns -EPERM at once,
+ * as on a worker's loop; the non-blocking calls (try_ variants, weft_spawn, weft_watch_add
+ * and weft_watch_del, writes that complete at once...) work. To do blocking work, spawn a
+ * task from the callback.
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct weft_watch weft_watch;
+
+/* A watch's callback: `fd` as given to weft_watch_add (the signal number for a signal,
+ * -1 for a timer), `events` what fired: WEFT_READABLE and/or WEFT_WRITABLE, WEFT_WATCH_TIMER,
+ * WEFT_WATCH_SIGNAL, or WEFT_POLL_ERROR once when the fd's wait failed (it was closed
+ * through weft_close or forgotten under the watch, which then stops). */
+typedef void (*weft_watch_fn)(weft_watch *w, int fd, unsigned events, void *arg);
+
+/* Mask bits beside WEFT_READABLE and WEFT_WRITABLE. */
+#define WEFT_WATCH_TIMER   0x10000u /* a timer (fd -1), or with a direction: the fd's timeout */
+#define WEFT_WATCH_SIGNAL  0x20000u /* a signal: `fd` is its number */
+#define WEFT_WATCH_PERSIST 0x40000u /* stay after firing (else the watch fires once) */
+
+/* Adds a watch on the calling worker:
+ * - fd: `mask` holds WEFT_READABLE and/or WEFT_WRITABLE; the callback runs while the fd is
+ *   ready for one of them (level-triggered, like libevent's and ae's default: a callback that
+ *   leaves data unread is called again). With WEFT_WATCH_TIMER too, it also runs with
+ *   WEFT_WATCH_TIMER when `timeout_ns` passes with the fd not ready (libevent's EV_TIMEOUT).
+ *   A callback may find nothing to do (a spurious report): handle EAGAIN.
+ * - timer: `mask` is WEFT_WATCH_TIMER, `fd` -1: the callback runs `timeout_ns` from now, and
+ *   with WEFT_WATCH_PERSIST every `timeout_ns` after (periods missed by a late worker are
+ *   skipped, not run in a burst).
+ * - signal: `mask` is WEFT_WATCH_SIGNAL, `fd` the signal: the callback runs each time it
+ *   arrives (as weft_signal_wait: the signal is blocked on the worker's thread from then on).
+ * Like every fd weft waits on, an fd watched is made non-blocking. `*out` (may be NULL for a
+ * watch without WEFT_WATCH_PERSIST, which then frees itself after firing) receives the
+ * handle; delete it with weft_watch_del, also after a one-shot watch has fired.
+ * Returns 0, -EINVAL (cb NULL, unknown bits, a mask mixing kinds, timeout_ns <= 0 for a
+ * timer, a signal weft cannot wait for (SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGILL, SIGFPE),
+ * PERSIST without `out`), -EBADF (not an open fd), -ENOMEM, -EPERM outside a runtime.
+ * Runtime thread (a task, or another watch's callback). */
+WEFT_API int weft_watch_add(weft_watch **out, int fd, unsigned mask, int64_t timeout_ns,
+                            weft_watch_fn cb, void *arg);
+
+/* Removes a watch and frees it: its callback does not run again (from its own callback, the
+ * callback running now finishes first). `w` must not be used afterwards. Returns 0, -EINVAL
+ * (NULL, or deleted already while its callback ran), -EPERM (another worker's watch, or
+ * outside a runtime). After the main task has returned, the shutdown frees every watch
+ * itself, and this returns 0 without touching `w`. The worker that added the watch. */
+WEFT_API int weft_watch_del(weft_watch *w);
 
 /* ---------------------------------------------------------------------------------------
  * Processes, and fork()

@@ -216,7 +216,8 @@ static inline weft_task *weft__blocking_task(weft__worker *w)
     if (!w)
         return NULL;
     weft_task *t = weft__worker_task(w);
-    return t && t->stack ? t : NULL; /* a stackless task, or one finishing unrun, has none */
+    /* A stackless task, or one finishing unrun, has no stack; a watch callback must not block. */
+    return t && t->stack && !(t->flags & WEFT__T_NOBLOCK) ? t : NULL;
 }
 
 /* The prologue of every blocking call: the calling worker and task, or NULL with *err set
@@ -231,7 +232,8 @@ static inline weft__worker *weft__blocking_begin_on(weft__worker *w, weft_task *
                                                     int *err)
 {
     weft_task *t = w ? weft__worker_task(w) : NULL;
-    if (!t || !(t->flags & WEFT__T_ONSTACK)) { /* stackless, or finishing unrun */
+    /* stackless, finishing unrun, or in a watch callback: one test of the flags */
+    if (!t || (t->flags & (WEFT__T_ONSTACK | WEFT__T_NOBLOCK)) != WEFT__T_ONSTACK) {
         *err = -EPERM;
         return NULL;
     }

@@ -73,13 +73,12 @@ static int ready_now(weft__worker *w, const weft_case *c, int *outcome)
     default: { /* WEFT_CASE_FD */
         short want = (short)(((c->events & WEFT_READABLE) ? POLLIN | POLLRDHUP : 0) |
                              ((c->events & WEFT_WRITABLE) ? POLLOUT : 0));
-        struct pollfd p = {.fd = c->fd, .events = want};
-        int r = weft__sys_poll(&w->sys, &p, 1, 0);
-        if (r < 0 || (p.revents & POLLNVAL)) {
+        int r = weft__sys_poll1(&w->sys, c->fd, want, 0); /* the revents */
+        if (r < 0 || (r & POLLNVAL)) {
             *outcome = r < 0 ? r : -EBADF;
             return 1;
         }
-        *outcome = mask_of(p.revents, c->events);
+        *outcome = mask_of((short)r, c->events);
         return *outcome != 0;
     }
     }

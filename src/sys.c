@@ -17,6 +17,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <poll.h>
 #include <signal.h>
 #include <poll.h>
 #include <spawn.h>
@@ -191,13 +192,6 @@ int weft__sys_membarrier(weft__sys *s, int cmd)
     return (int)RESULT(r);
 }
 
-int weft__sys_poll(weft__sys *s, struct pollfd *fds, unsigned long n, int timeout_ms)
-{
-    ENTER(s, poll);
-    int r = poll(fds, n, timeout_ms);
-    return RESULT(r);
-}
-
 int weft__sys_fcntl(weft__sys *s, int fd, int cmd, long arg)
 {
     ENTER(s, fcntl);
@@ -346,6 +340,14 @@ int weft__sys_eventfd(weft__sys *s, unsigned initval, int flags)
     ENTER(s, eventfd);
     int r = eventfd(initval, flags);
     return RESULT(r);
+}
+
+int weft__sys_poll1(weft__sys *s, int fd, short events, int timeout_ms)
+{
+    ENTER(s, poll);
+    struct pollfd pfd = {.fd = fd, .events = events};
+    int r = poll(&pfd, 1, timeout_ms);
+    return r < 0 ? -errno : r == 0 ? 0 : pfd.revents;
 }
 
 int weft__sys_signalfd(weft__sys *s, const sigset_t *set, int flags)

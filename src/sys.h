@@ -251,10 +251,10 @@ int weft__sys_prctl(weft__sys *s, int op, unsigned long arg);
 /* membarrier(cmd, 0, 0): 0 (the mask of supported commands for MEMBARRIER_CMD_QUERY) or
  * -errno. */
 int weft__sys_membarrier(weft__sys *s, int cmd);
-/* poll(fds, n, timeout_ms): the number of fds with events, or -errno. */
-struct pollfd;
-int weft__sys_poll(weft__sys *s, struct pollfd *fds, unsigned long n, int timeout_ms);
 int weft__sys_signalfd(weft__sys *s, const sigset_t *set, int flags);
+/* poll(2) of one fd for `events` (POLLIN/POLLOUT), waiting at most timeout_ms: the revents
+ * (0: not ready), or -errno. */
+int weft__sys_poll1(weft__sys *s, int fd, short events, int timeout_ms);
 int weft__sys_epoll_create(weft__sys *s, int flags);
 int weft__sys_epoll_ctl(weft__sys *s, int epfd, int op, int fd, struct epoll_event *ev);
 /* epoll_pwait2 when `*have_pwait2` (cleared once the kernel says ENOSYS), else epoll_wait

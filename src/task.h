@@ -61,6 +61,8 @@ enum {
     WEFT__T_ONSTACK = 0x100, /* has its stack now (bound at first run, dropped at the end):
                               * what the blocking calls test, in the record's first line */
     WEFT__T_PINNED = 0x200,  /* never handed to another worker (WEFT_SPAWN_PINNED) */
+    WEFT__T_NOBLOCK = 0x400, /* running a watch's callback (watch.c): its blocking calls
+                              * return -EPERM, as on a worker's loop */
 };
 
 /* A lock a task holds that must not stay held after the task finishes (a sync.c mutex, a
