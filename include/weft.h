@@ -1674,20 +1674,32 @@ enum {
     WEFT_CASE_FUTURE = 5, /* ready once `future` has completed (as weft_await) */
     WEFT_CASE_TIMER = 6   /* ready once the clock reaches `at` (absolute, as a deadline) */
 };
+/* An fd case's fd and events (weft_case.io). */
+typedef struct weft_case_fd {
+    int fd;     /* the file descriptor */
+    int events; /* WEFT_READABLE, WEFT_WRITABLE or both */
+} weft_case_fd;
+
 typedef struct weft_case {
-    int op;          /* WEFT_CASE_* */
-    weft_chan *chan; /* SEND/RECV: the channel (a NULL channel never becomes ready) */
-    void *elem;      /* SEND: the value to send; RECV: where the value goes (NULL allowed for
-                      * a channel of 0-byte values); FUTURE: if not NULL, a `void *` that
-                      * gets the future's value */
-    int result;      /* out. SEND/RECV: 0, or -EPIPE for a closed channel (-ENOMEM: a send
-                      * to an unbounded channel at its limit; such a send case is always
-                      * ready). FD: the ready mask (as weft_fd_wait's), or -EBADF. FUTURE:
-                      * the future's status. TIMER, DEFAULT: 0 */
-    int fd;          /* FD: the file descriptor */
-    int events;      /* FD: WEFT_READABLE, WEFT_WRITABLE or both */
-    weft_future *future; /* FUTURE: the future, still the caller's (select never destroys it) */
-    int64_t at;          /* TIMER: when, in CLOCK_MONOTONIC ns (in the past: ready at once) */
+    int op; /* WEFT_CASE_* */
+    /* What the case waits on. The unions keep the layout of the channel-only select's cases,
+     * which a program built against an earlier weft.h passes (libweft.so.0's ABI). */
+    union {
+        weft_chan *chan;     /* SEND/RECV: the channel (a NULL channel never becomes ready) */
+        weft_future *future; /* FUTURE: the future, still the caller's (select never
+                              * destroys it) */
+        weft_case_fd io;     /* FD: the fd and the events it waits for */
+    };
+    union {
+        void *elem; /* SEND: the value to send; RECV: where the value goes (NULL allowed for a
+                     * channel of 0-byte values); FUTURE: if not NULL, a `void *` that gets
+                     * the future's value */
+        int64_t at; /* TIMER: when, in CLOCK_MONOTONIC ns (in the past: ready at once) */
+    };
+    int result; /* out. SEND/RECV: 0, or -EPIPE for a closed channel (-ENOMEM: a send to an
+                 * unbounded channel at its limit; such a send case is always ready). FD: the
+                 * ready mask (as weft_fd_wait's), or -EBADF. FUTURE: the future's status.
+                 * TIMER, DEFAULT: 0 */
 } weft_case;
 
 /* Waits until one case can complete and completes exactly that one; the others are

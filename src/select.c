@@ -71,14 +71,14 @@ static int ready_now(weft__worker *w, const weft_case *c, int *outcome)
         return 1;
     }
     default: { /* WEFT_CASE_FD */
-        short want = (short)(((c->events & WEFT_READABLE) ? POLLIN | POLLRDHUP : 0) |
-                             ((c->events & WEFT_WRITABLE) ? POLLOUT : 0));
-        int r = weft__sys_poll1(&w->sys, c->fd, want, 0); /* the revents */
+        short want = (short)(((c->io.events & WEFT_READABLE) ? POLLIN | POLLRDHUP : 0) |
+                             ((c->io.events & WEFT_WRITABLE) ? POLLOUT : 0));
+        int r = weft__sys_poll1(&w->sys, c->io.fd, want, 0); /* the revents */
         if (r < 0 || (r & POLLNVAL)) {
             *outcome = r < 0 ? r : -EBADF;
             return 1;
         }
-        *outcome = mask_of((short)r, c->events);
+        *outcome = mask_of((short)r, c->io.events);
         return *outcome != 0;
     }
     }
@@ -89,7 +89,7 @@ static int ready_now(weft__worker *w, const weft_case *c, int *outcome)
 static void *watch_fd(void *arg)
 {
     watch *x = arg;
-    int m = weft_fd_wait(x->c->fd, x->c->events, WEFT_FOREVER);
+    int m = weft_fd_wait(x->c->io.fd, x->c->io.events, WEFT_FOREVER);
     if (m != -ECANCELED)
         weft_chan_try_send(x->ch, &m);
     return NULL;
@@ -137,7 +137,7 @@ static void stop_watchers(weft__worker *w, watch *xs, size_t nx, const weft_case
         int m;
         if (xs[i].c != chosen && xs[i].c->op == WEFT_CASE_FD &&
             weft_chan_try_recv(xs[i].ch, &m) == 0 && m > 0)
-            weft__io_fd_unconsume(w, xs[i].c->fd, (unsigned)m);
+            weft__io_fd_unconsume(w, xs[i].c->io.fd, (unsigned)m);
     }
 }
 
@@ -152,7 +152,7 @@ static int check_cases(const weft_case *cases, size_t n, size_t *nx, bool *dflt)
         if (!general_op(c->op))
             continue; /* the channel select checks its own */
         if (c->op == WEFT_CASE_FD &&
-            (c->fd < 0 || !c->events || (c->events & ~(WEFT_READABLE | WEFT_WRITABLE))))
+            (c->io.fd < 0 || !c->io.events || (c->io.events & ~(WEFT_READABLE | WEFT_WRITABLE))))
             return -EINVAL;
         if (c->op == WEFT_CASE_FUTURE && !c->future)
             return -EINVAL;
@@ -201,7 +201,9 @@ static int general_select(weft_case *cases, size_t n, size_t nx, bool has_defaul
         if (!has_default)
             inner[ninner++] = (weft_case){.op = WEFT_CASE_DEFAULT};
         r = weft__chan_select(inner, ninner, deadline);
-        if (r == (int)n) { /* nothing ready: watch every case, then wait */
+        if (r == (int)n && deadline != WEFT_FOREVER && deadline <= weft_now())
+            r = -ETIMEDOUT; /* nothing ready, and no time to wait: no watcher */
+        if (r == (int)n) {  /* nothing ready: watch every case, then wait */
             for (size_t i = 0; i < nx && r == (int)n; i++) {
                 int s = start_watcher(&xs[i]);
                 if (s < 0)

@@ -155,3 +155,20 @@ Test(abi, spawn_options_of_a_later_version_are_refused)
 {
     run_main(spawn_opts_main, NULL);
 }
+
+/* The general select's cases share their room with the channel cases' fields (unions), so a
+ * program built against a weft.h whose cases had only channels passes cases of the same
+ * layout (x86_64 and aarch64: 8-byte pointers). */
+Test(abi, select_cases_keep_their_layout)
+{
+    if (sizeof(void *) != 8)
+        return;
+    cr_assert_eq(sizeof(weft_case), 32);
+    cr_assert_eq(offsetof(weft_case, op), 0);
+    cr_assert_eq(offsetof(weft_case, chan), 8);
+    cr_assert_eq(offsetof(weft_case, elem), 16);
+    cr_assert_eq(offsetof(weft_case, result), 24);
+    cr_assert_eq(offsetof(weft_case, future), offsetof(weft_case, chan));
+    cr_assert_eq(offsetof(weft_case, io.fd), offsetof(weft_case, chan));
+    cr_assert_eq(offsetof(weft_case, at), offsetof(weft_case, elem));
+}

@@ -70,7 +70,7 @@ static void *fd_main(void *arg)
     weft_task *t;
     cr_assert_eq(weft_spawn(&t, write_later, (void *)(intptr_t)sv[1], NULL), 0);
     weft_case cs[] = {{.op = WEFT_CASE_RECV, .chan = c, .elem = &v},
-                      {.op = WEFT_CASE_FD, .fd = sv[0], .events = WEFT_READABLE}};
+                      {.op = WEFT_CASE_FD, .io = {.fd = sv[0], .events = WEFT_READABLE}}};
     cr_assert_eq(weft_select(cs, 2, weft_deadline_in(10 * WEFT_SEC)), 1);
     cr_assert_eq(cs[1].result & WEFT_READABLE, WEFT_READABLE);
     char buf[4];
@@ -78,12 +78,12 @@ static void *fd_main(void *arg)
     cr_assert_eq(memcmp(buf, "hi", 2), 0);
     cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
     /* Writable at once; an fd number that is not open completes with -EBADF. */
-    weft_case w[] = {{.op = WEFT_CASE_FD, .fd = sv[1], .events = WEFT_WRITABLE}};
+    weft_case w[] = {{.op = WEFT_CASE_FD, .io = {.fd = sv[1], .events = WEFT_WRITABLE}}};
     cr_assert_eq(weft_select(w, 1, WEFT_FOREVER), 0);
     cr_assert_eq(w[0].result, WEFT_WRITABLE);
     int dead = dup(sv[1]);
     close(dead);
-    weft_case bad[] = {{.op = WEFT_CASE_FD, .fd = dead, .events = WEFT_READABLE}};
+    weft_case bad[] = {{.op = WEFT_CASE_FD, .io = {.fd = dead, .events = WEFT_READABLE}}};
     cr_assert_eq(weft_select(bad, 1, WEFT_FOREVER), 0);
     cr_assert_eq(bad[0].result, -EBADF);
     weft_close(sv[0]);
@@ -206,7 +206,7 @@ static void *losing_fd_main(void *arg)
         pthread_t th;
         cr_assert_eq(pthread_create(&th, NULL, write_then_send, &b), 0);
         weft_case cs[] = {{.op = WEFT_CASE_RECV, .chan = c, .elem = &v},
-                          {.op = WEFT_CASE_FD, .fd = sv[0], .events = WEFT_READABLE}};
+                          {.op = WEFT_CASE_FD, .io = {.fd = sv[0], .events = WEFT_READABLE}}};
         int r = weft_select(cs, 2, weft_deadline_in(10 * WEFT_SEC));
         cr_assert(r == 0 || r == 1, "select: %d", r);
         wins[r]++;
@@ -245,7 +245,7 @@ static void *deadline_main(void *arg)
     pair(sv);
     weft_future *never;
     cr_assert_eq(weft_future_pending(&never), 0);
-    weft_case cs[] = {{.op = WEFT_CASE_FD, .fd = sv[0], .events = WEFT_READABLE},
+    weft_case cs[] = {{.op = WEFT_CASE_FD, .io = {.fd = sv[0], .events = WEFT_READABLE}},
                       {.op = WEFT_CASE_FUTURE, .future = never},
                       {.op = WEFT_CASE_TIMER, .at = weft_deadline_in(60 * WEFT_SEC)}};
     cr_assert_eq(weft_select(cs, 3, weft_deadline_in(2 * WEFT_MSEC)), -ETIMEDOUT);
@@ -301,11 +301,11 @@ static void *plain_thread(void *arg)
 static void *errors_main(void *arg)
 {
     (void)arg;
-    weft_case fd_neg[] = {{.op = WEFT_CASE_FD, .fd = -1, .events = WEFT_READABLE}};
+    weft_case fd_neg[] = {{.op = WEFT_CASE_FD, .io = {.fd = -1, .events = WEFT_READABLE}}};
     cr_assert_eq(weft_select(fd_neg, 1, WEFT_FOREVER), -EINVAL);
-    weft_case no_events[] = {{.op = WEFT_CASE_FD, .fd = 0, .events = 0}};
+    weft_case no_events[] = {{.op = WEFT_CASE_FD, .io = {.fd = 0, .events = 0}}};
     cr_assert_eq(weft_select(no_events, 1, WEFT_FOREVER), -EINVAL);
-    weft_case odd_events[] = {{.op = WEFT_CASE_FD, .fd = 0, .events = 0x40}};
+    weft_case odd_events[] = {{.op = WEFT_CASE_FD, .io = {.fd = 0, .events = 0x40}}};
     cr_assert_eq(weft_select(odd_events, 1, WEFT_FOREVER), -EINVAL);
     weft_case no_future[] = {{.op = WEFT_CASE_FUTURE}};
     cr_assert_eq(weft_select(no_future, 1, WEFT_FOREVER), -EINVAL);
