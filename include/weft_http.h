@@ -101,11 +101,11 @@ WEFT_API int weft_http_get(weft_http_pool *p, const char *path, weft_http_body_f
 WEFT_API int weft_http_head(weft_http_pool *p, const char *path, weft_http_response *resp,
                             int64_t deadline);
 WEFT_API int weft_http_post(weft_http_pool *p, const char *path, const char *content_type,
-                            const void *body, size_t body_len, weft_http_body_fn on_body,
-                            void *arg, weft_http_response *resp, int64_t deadline);
+                            const void *body, size_t body_len, weft_http_body_fn on_body, void *arg,
+                            weft_http_response *resp, int64_t deadline);
 WEFT_API int weft_http_put(weft_http_pool *p, const char *path, const char *content_type,
-                           const void *body, size_t body_len, weft_http_body_fn on_body,
-                           void *arg, weft_http_response *resp, int64_t deadline);
+                           const void *body, size_t body_len, weft_http_body_fn on_body, void *arg,
+                           weft_http_response *resp, int64_t deadline);
 
 #ifdef __cplusplus
 }

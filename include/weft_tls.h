@@ -42,15 +42,15 @@ typedef struct weft_tls weft_tls;
  * err[errlen] when err is not NULL. `*out` is freed with weft_tls_ctx_release. Any thread;
  * it reads and parses the files on that thread (milliseconds; the system store of a client
  * context, tens of them), so make contexts before weft_run or accept the pause. */
-WEFT_API int weft_tls_ctx_server(weft_tls_ctx **out, const char *cert_file, const char *key_file, char *err,
-                        size_t errlen);
+WEFT_API int weft_tls_ctx_server(weft_tls_ctx **out, const char *cert_file, const char *key_file,
+                                 char *err, size_t errlen);
 
 /* A client context: peers are verified against the CA certificates in `ca_file` (PEM), or
  * against the system's store (OpenSSL's default paths) when `ca_file` is NULL. `verify` 0
  * turns verification off (for tests and debugging only: anyone can then impersonate the
  * server). Returns as weft_tls_ctx_server. Any thread. */
 WEFT_API int weft_tls_ctx_client(weft_tls_ctx **out, const char *ca_file, int verify, char *err,
-                        size_t errlen);
+                                 size_t errlen);
 
 /* Releases the caller's context; the OpenSSL context under it lives on while streams made
  * from it exist (each holds a reference). NULL is ignored. Any thread. */
@@ -78,7 +78,8 @@ WEFT_API ssize_t weft_tls_read(weft_tls *t, void *buf, size_t len, int64_t deadl
  * returns len or -errno (then an unknown prefix was sent). weft_tls_writev writes each
  * buffer in turn. Buffers are borrowed for the call. From the owning task. */
 WEFT_API ssize_t weft_tls_write(weft_tls *t, const void *buf, size_t len, int64_t deadline);
-WEFT_API ssize_t weft_tls_writev(weft_tls *t, const struct iovec *iov, int iovcnt, int64_t deadline);
+WEFT_API ssize_t weft_tls_writev(weft_tls *t, const struct iovec *iov, int iovcnt,
+                                 int64_t deadline);
 
 /* Sends close_notify (it does not wait for the peer's). Returns 0 or -errno; -ENOTCONN
  * before a completed handshake, after the peer closed, or after an error. From the owning

@@ -73,7 +73,8 @@ static void *client(void *arg)
         long i = l->next++;
         weft_http_response resp;
         int64_t t0 = mono_ns();
-        int r = weft_http_request(l->pool, "GET", l->path, l->close ? "Connection: close\r\n" : NULL,
+        int r =
+            weft_http_request(l->pool, "GET", l->path, l->close ? "Connection: close\r\n" : NULL,
                               NULL, 0, NULL, NULL, &resp, weft_deadline_in(l->timeout));
         l->lat[i] = mono_ns() - t0;
         if (r == 0 && resp.status >= 200 && resp.status < 300) {
@@ -119,8 +120,8 @@ static void *run(load *l)
 {
     if (l->get) {
         weft_http_response resp;
-        int r = weft_http_get(l->pool, l->path, to_stdout, NULL, &resp,
-                              weft_deadline_in(l->timeout));
+        int r =
+            weft_http_get(l->pool, l->path, to_stdout, NULL, &resp, weft_deadline_in(l->timeout));
         fflush(stdout);
         if (r < 0) {
             fprintf(stderr, "weft-http-load: %s%s%s\n", strerror(-r), l->https ? ": " : "",
@@ -162,8 +163,9 @@ static void *run(load *l)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: weft-http-load [-n N] [-c CONNS] [--timeout SEC] [--pause SEC] [--get] "
-                    "[--close] [-L] [--max-redirs N] [--cacert FILE] [-k] http[s]://HOST[:PORT]/PATH\n");
+    fprintf(stderr,
+            "usage: weft-http-load [-n N] [-c CONNS] [--timeout SEC] [--pause SEC] [--get] "
+            "[--close] [-L] [--max-redirs N] [--cacert FILE] [-k] http[s]://HOST[:PORT]/PATH\n");
     return 2;
 }
 

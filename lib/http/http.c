@@ -281,7 +281,7 @@ typedef struct head {
     int64_t content_length;
     int chunked;
     int close;
-    char *location;       /* WEFT_HTTP_LOCATION_MAX bytes: the Location header, or "" */
+    char *location;        /* WEFT_HTTP_LOCATION_MAX bytes: the Location header, or "" */
     int location_too_long; /* there was one, longer than the buffer */
 } head;
 
@@ -354,7 +354,8 @@ static int read_head(reader *r, head *h)
 }
 
 /* Hands `n` body bytes to the caller: those buffered, then reads. n < 0: up to the end. */
-static int body_bytes(reader *r, int64_t n, weft_http_body_fn fn, void *arg, weft_http_response *resp)
+static int body_bytes(reader *r, int64_t n, weft_http_body_fn fn, void *arg,
+                      weft_http_response *resp)
 {
     while (n != 0) {
         if (r->pos == r->len) {
@@ -617,7 +618,8 @@ int weft_http_request(weft_http_pool *p, const char *method, const char *path,
 {
     if (!p || !method || !path || !resp)
         return -EINVAL;
-    int follow = p->max_redirects > 0 && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0);
+    int follow =
+        p->max_redirects > 0 && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0);
     int rc = request_once(p, method, path, extra_headers, body, body_len, on_body, arg, follow,
                           resp, deadline);
     if (!follow)
@@ -636,9 +638,7 @@ int weft_http_request(weft_http_pool *p, const char *method, const char *path,
             rc = -ELOOP;
             break;
         }
-        char loc[WEFT_HTTP_LOCATION_MAX];
-        memcpy(loc, resp->location, sizeof loc);
-        if ((rc = resolve_location(cur, base, loc, t)) < 0)
+        if ((rc = resolve_location(cur, base, resp->location, t)) < 0)
             break;
         if (!same_origin(cur, t)) {
             weft_http_pool_destroy(other);
@@ -675,8 +675,7 @@ int weft_http_get(weft_http_pool *p, const char *path, weft_http_body_fn on_body
     return weft_http_request(p, "GET", path, NULL, NULL, 0, on_body, arg, resp, deadline);
 }
 
-int weft_http_head(weft_http_pool *p, const char *path, weft_http_response *resp,
-                   int64_t deadline)
+int weft_http_head(weft_http_pool *p, const char *path, weft_http_response *resp, int64_t deadline)
 {
     return weft_http_request(p, "HEAD", path, NULL, NULL, 0, NULL, NULL, resp, deadline);
 }
@@ -701,17 +700,16 @@ static int send_body(weft_http_pool *p, const char *method, const char *path,
                              body_len, on_body, arg, resp, deadline);
 }
 
-int weft_http_post(weft_http_pool *p, const char *path, const char *content_type,
-                   const void *body, size_t body_len, weft_http_body_fn on_body, void *arg,
-                   weft_http_response *resp, int64_t deadline)
+int weft_http_post(weft_http_pool *p, const char *path, const char *content_type, const void *body,
+                   size_t body_len, weft_http_body_fn on_body, void *arg, weft_http_response *resp,
+                   int64_t deadline)
 {
-    return send_body(p, "POST", path, content_type, body, body_len, on_body, arg, resp,
-                     deadline);
+    return send_body(p, "POST", path, content_type, body, body_len, on_body, arg, resp, deadline);
 }
 
-int weft_http_put(weft_http_pool *p, const char *path, const char *content_type,
-                  const void *body, size_t body_len, weft_http_body_fn on_body, void *arg,
-                  weft_http_response *resp, int64_t deadline)
+int weft_http_put(weft_http_pool *p, const char *path, const char *content_type, const void *body,
+                  size_t body_len, weft_http_body_fn on_body, void *arg, weft_http_response *resp,
+                  int64_t deadline)
 {
     return send_body(p, "PUT", path, content_type, body, body_len, on_body, arg, resp, deadline);
 }

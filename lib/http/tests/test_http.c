@@ -339,9 +339,9 @@ static void *t_post(void *arg)
     cr_assert_str_eq(k.data, "POST 0 - ");
     cr_assert_eq(weft_http_post(p, "/echo", NULL, NULL, 3, NULL, NULL, &resp, WEFT_FOREVER),
                  -EINVAL);
-    cr_assert_eq(weft_http_post(p, "/echo", "a\r\nX-Evil: 1", "", 0, NULL, NULL, &resp,
-                                WEFT_FOREVER),
-                 -EINVAL);
+    cr_assert_eq(
+        weft_http_post(p, "/echo", "a\r\nX-Evil: 1", "", 0, NULL, NULL, &resp, WEFT_FOREVER),
+        -EINVAL);
     weft_http_pool_destroy(p);
     return NULL;
 }
@@ -393,8 +393,8 @@ static void *t_redirects(void *arg)
 
     /* The extra headers go to the same host, not to another one. */
     k.len = 0;
-    cr_assert_eq(weft_http_request(p, "GET", "/to-secret", "X-Secret: 1\r\n", NULL, 0, collect,
-                                   &k, &resp, dl),
+    cr_assert_eq(weft_http_request(p, "GET", "/to-secret", "X-Secret: 1\r\n", NULL, 0, collect, &k,
+                                   &resp, dl),
                  0);
     cr_assert_str_eq(k.data, "yes");
     k.len = 0;
@@ -459,9 +459,9 @@ static void *t_errors(void *arg)
     cr_assert_eq(weft_http_pool_create(&q, "127.0.0.1", 80, 0), -EINVAL);
     cr_assert_eq(weft_http_pool_create(NULL, "127.0.0.1", 80, 1), -EINVAL);
     cr_assert_eq(weft_http_pool_set_redirects(NULL, 1), -EINVAL);
-    cr_assert_eq(weft_http_request(NULL, "GET", "/", NULL, NULL, 0, NULL, NULL, &resp,
-                                   WEFT_FOREVER),
-                 -EINVAL);
+    cr_assert_eq(
+        weft_http_request(NULL, "GET", "/", NULL, NULL, 0, NULL, NULL, &resp, WEFT_FOREVER),
+        -EINVAL);
 
     /* A port nobody listens on (a listener bound, then closed). */
     weft_addr a;

@@ -64,8 +64,8 @@ static void *main_task(void *arg)
     weft_join(server, &served, WEFT_FOREVER);
     weft_close(lfd);
     if (r < 0 || resp.status != 200 || strcmp(body, "ok") != 0 || served) {
-        fprintf(stderr, "http consumer: %s, status %d, body '%s'\n", weft_strerror(r),
-                resp.status, body);
+        fprintf(stderr, "http consumer: %s, status %d, body '%s'\n", weft_strerror(r), resp.status,
+                body);
         return (void *)1;
     }
 #ifdef HAVE_WEFT_TLS
