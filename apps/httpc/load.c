@@ -163,9 +163,14 @@ static void *run(load *l)
 
 static int usage(void)
 {
-    fprintf(stderr,
-            "usage: weft-http-load [-n N] [-c CONNS] [--timeout SEC] [--pause SEC] [--get] "
-            "[--close] [-L] [--max-redirs N] [--cacert FILE] [-k] http[s]://HOST[:PORT]/PATH\n");
+    /* The test looks for --cacert here to know whether https is there. */
+#ifdef WEFT_HAVE_TLS
+#define URL_USAGE "[--cacert FILE] [-k] http[s]://HOST[:PORT]/PATH"
+#else
+#define URL_USAGE "http://HOST[:PORT]/PATH (built without TLS)"
+#endif
+    fprintf(stderr, "usage: weft-http-load [-n N] [-c CONNS] [--timeout SEC] [--pause SEC] [--get] "
+                    "[--close] [-L] [--max-redirs N] " URL_USAGE "\n");
     return 2;
 }
 
