@@ -160,7 +160,8 @@ format:
 	clang-format -i include/*.h src/*.c src/*.h src/*/*.h src/*/*.c src/arch/*/*.c \
 	  tests/*.c tests/support/*.h tests/gdb/*.c tests/console/*.c examples/*.c bench/*.c bench/*.h \
 	  apps/httpd/*.c apps/httpd/*.h apps/httpd/tests/*.c apps/httpc/*.c \
-	  apps/kv/*.c apps/kv/*.h tests/kv/*.c fuzz/*.c lib/*/*.c lib/*/tests/*.c tests/package/consumer/*.c
+	  apps/kv/*.c apps/kv/*.h tests/kv/*.c fuzz/*.c lib/*/*.c lib/*/tests/*.c \
+	  tests/package/consumer/*.c
 
 clean:
 	rm -rf $(BUILD)

@@ -3,12 +3,14 @@
  * percentiles; or, with --get, fetches it once and writes the body to stdout.
  *
  *   weft-http-load [-n 1000] [-c 50] [--timeout SEC] http://127.0.0.1:8080/path
- *   weft-http-load --get http://127.0.0.1:8080/path > body
+ *   weft-http-load --get [-L] http://127.0.0.1:8080/path > body
  *   weft-http-load --get --cacert ca.pem https://localhost:8443/path > body
  *
  * https:// URLs are verified against --cacert FILE, or the system's store; -k skips the
  * check. --close asks the server to close after each response (Connection: close), so
  * that every request pays a new connection (and, over https, a full handshake).
+ *
+ * -L follows up to 10 redirects (GET; --max-redirs N for another limit).
  *
  * --pause SEC makes each task sleep between its requests (the test uses it to let the server
  * close a pooled connection, which the client must then retry on a new one). */
@@ -19,10 +21,10 @@
 #include <unistd.h>
 #include <weft.h>
 
-#include "httpc.h"
+#include <weft_http.h>
 
 #ifdef WEFT_HAVE_TLS
-#include "weft_tls.h"
+#include <weft_tls.h>
 #endif
 
 typedef struct load {
@@ -37,8 +39,9 @@ typedef struct load {
     const char *cacert;       /* NULL: the system's store */
     struct weft_tls_ctx *tls; /* made by main before the runtime: loading a store takes ms */
     int64_t timeout;
-    int64_t pause; /* each task sleeps this long between its requests */
-    httpc_pool *pool;
+    int64_t pause;      /* each task sleeps this long between its requests */
+    unsigned redirects; /* -L, --max-redirs: redirects to follow */
+    weft_http_pool *pool;
     long next;       /* the next request to start (one worker: plain fields) */
     long nok, nfail; /* 2xx responses, and the rest (errors or other statuses) */
     long nresumed;   /* new https connections that resumed a TLS session */
@@ -68,9 +71,10 @@ static void *client(void *arg)
         if (l->next >= l->n)
             break;
         long i = l->next++;
-        httpc_response resp;
+        weft_http_response resp;
         int64_t t0 = mono_ns();
-        int r = httpc_request(l->pool, "GET", l->path, l->close ? "Connection: close\r\n" : NULL,
+        int r =
+            weft_http_request(l->pool, "GET", l->path, l->close ? "Connection: close\r\n" : NULL,
                               NULL, 0, NULL, NULL, &resp, weft_deadline_in(l->timeout));
         l->lat[i] = mono_ns() - t0;
         if (r == 0 && resp.status >= 200 && resp.status < 300) {
@@ -81,7 +85,7 @@ static void *client(void *arg)
             if (l->nfail++ < 5)
                 fprintf(stderr, "weft-http-load: request %ld: %s (status %d) %s\n", i,
                         r < 0 ? strerror(-r) : "ok", r < 0 ? 0 : resp.status,
-                        r < 0 ? httpc_pool_tls_error(l->pool) : "");
+                        r < 0 ? weft_http_pool_tls_error(l->pool) : "");
         }
     }
     return NULL;
@@ -98,15 +102,16 @@ static void *run(load *l);
 static void *main_task(void *arg)
 {
     load *l = arg;
-    if (httpc_pool_create(&l->pool, l->host, l->port, l->get ? 1 : (unsigned)l->c) < 0)
+    if (weft_http_pool_create(&l->pool, l->host, l->port, l->get ? 1 : (unsigned)l->c) < 0)
         return (void *)2;
-    if (l->https && httpc_pool_set_tls(l->pool, l->tls) < 0) {
+    if (l->https && weft_http_pool_set_tls(l->pool, l->tls) < 0) {
         fprintf(stderr, "weft-http-load: built without TLS\n");
-        httpc_pool_destroy(l->pool);
+        weft_http_pool_destroy(l->pool);
         return (void *)2;
     }
+    weft_http_pool_set_redirects(l->pool, l->redirects);
     void *ret = run(l);
-    httpc_pool_destroy(l->pool);
+    weft_http_pool_destroy(l->pool);
     return ret;
 }
 
@@ -114,17 +119,17 @@ static void *main_task(void *arg)
 static void *run(load *l)
 {
     if (l->get) {
-        httpc_response resp;
-        int r = httpc_request(l->pool, "GET", l->path, NULL, NULL, 0, to_stdout, NULL, &resp,
-                              weft_deadline_in(l->timeout));
+        weft_http_response resp;
+        int r =
+            weft_http_get(l->pool, l->path, to_stdout, NULL, &resp, weft_deadline_in(l->timeout));
         fflush(stdout);
         if (r < 0) {
             fprintf(stderr, "weft-http-load: %s%s%s\n", strerror(-r), l->https ? ": " : "",
-                    l->https ? httpc_pool_tls_error(l->pool) : "");
+                    l->https ? weft_http_pool_tls_error(l->pool) : "");
             return (void *)1;
         }
-        fprintf(stderr, "status %d, %lld bytes%s\n", resp.status, (long long)resp.body_bytes,
-                resp.chunked ? ", chunked" : "");
+        fprintf(stderr, "status %d, %lld bytes%s, %u redirects\n", resp.status,
+                (long long)resp.body_bytes, resp.chunked ? ", chunked" : "", resp.nredirects);
         return resp.status >= 200 && resp.status < 300 ? NULL : (void *)1;
     }
     l->lat = calloc((size_t)l->n, sizeof *l->lat);
@@ -158,8 +163,14 @@ static void *run(load *l)
 
 static int usage(void)
 {
+    /* The test looks for --cacert here to know whether https is there. */
+#ifdef WEFT_HAVE_TLS
+#define URL_USAGE "[--cacert FILE] [-k] http[s]://HOST[:PORT]/PATH"
+#else
+#define URL_USAGE "http://HOST[:PORT]/PATH (built without TLS)"
+#endif
     fprintf(stderr, "usage: weft-http-load [-n N] [-c CONNS] [--timeout SEC] [--pause SEC] [--get] "
-                    "[--close] [--cacert FILE] [-k] http[s]://HOST[:PORT]/PATH\n");
+                    "[--close] [-L] [--max-redirs N] " URL_USAGE "\n");
     return 2;
 }
 
@@ -204,6 +215,10 @@ int main(int argc, char **argv)
             l.pause = (int64_t)(atof(argv[++i]) * 1e9);
         else if (strcmp(argv[i], "--get") == 0)
             l.get = 1;
+        else if (strcmp(argv[i], "-L") == 0)
+            l.redirects = 10;
+        else if (strcmp(argv[i], "--max-redirs") == 0 && i + 1 < argc)
+            l.redirects = (unsigned)atoi(argv[++i]);
         else if (strcmp(argv[i], "--close") == 0)
             l.close = 1;
         else if (strcmp(argv[i], "-k") == 0 || strcmp(argv[i], "--insecure") == 0)

@@ -20,7 +20,7 @@
 #include "parser.h"
 
 #ifdef WEFT_HAVE_TLS
-#include "weft_tls.h"
+#include <weft_tls.h>
 #endif
 
 /* 16 KiB: twice a request line's limit, enough for any browser's head (nginx: 4 x 8 KiB). */

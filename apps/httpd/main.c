@@ -16,7 +16,7 @@
 #include "httpd.h"
 
 #ifdef WEFT_HAVE_TLS
-#include "weft_tls.h"
+#include <weft_tls.h>
 #endif
 
 httpd_config httpd_cfg;

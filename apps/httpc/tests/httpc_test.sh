@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# httpc_test.sh: the HTTP client (apps/httpc) against weft-httpd and against a small Python
-# server for the framings weft-httpd does not send. Usage: httpc_test.sh WEFT_HTTPD WEFT_HTTP_LOAD
+# httpc_test.sh: the HTTP client (libweft_http, through weft-http-load) against weft-httpd,
+# a small Python server for the framings weft-httpd does not send, and nginx.
+# Usage: httpc_test.sh WEFT_HTTPD WEFT_HTTP_LOAD
 set -u
 HTTPD=$1
 LOAD=$2
@@ -68,14 +69,14 @@ case "$out" in *"requests 3 ok 3 failed 0"*) ok "stale pooled connection retried
 "$LOAD" --get --timeout 2 "http://127.0.0.1:1/" >/dev/null 2>&1 && fail "port 1 succeeded" ||
     ok "connection refused reported"
 
-# Against nginx too (when installed), plain and over TLS (nginx 1.22 speaks TLS 1.2 by
-# default: the client's TLS 1.2 path, verified against a CA made here).
+# Against nginx too (when installed): plain, a redirect (-L), and over TLS when the client has
+# it (nginx 1.22 speaks TLS 1.2 by default: the client's TLS 1.2 path, verified against a CA
+# made here).
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-if [ -x "$NGINX" ] && command -v openssl >/dev/null && "$LOAD" --help 2>&1 | grep -q cacert; then
+TLS=0
+command -v openssl >/dev/null && "$LOAD" --help 2>&1 | grep -q cacert && TLS=1
+if [ -x "$NGINX" ]; then
     chmod 755 "$TMP" # nginx's worker runs as nobody
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-        -keyout "$TMP/key.pem" -out "$TMP/cert.pem" -subj /CN=localhost \
-        -addext "subjectAltName=DNS:localhost" >/dev/null 2>&1
     NP=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     NTP=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     mkdir -p "$TMP/nginx"
@@ -90,30 +91,48 @@ http {
     client_body_temp_path $TMP/nginx;
     server {
         listen 127.0.0.1:$NP;
+        root $TMP/www;
+        location = /moved { return 302 /small.txt; }
+    }
+EOF
+    if [ $TLS = 1 ]; then
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+            -keyout "$TMP/key.pem" -out "$TMP/cert.pem" -subj /CN=localhost \
+            -addext "subjectAltName=DNS:localhost" >/dev/null 2>&1
+        cat >>"$TMP/nginx/nginx.conf" <<EOF
+    server {
         listen 127.0.0.1:$NTP ssl;
         ssl_certificate $TMP/cert.pem;
         ssl_certificate_key $TMP/key.pem;
         root $TMP/www;
     }
-}
 EOF
+    fi
+    echo "}" >>"$TMP/nginx/nginx.conf"
     "$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" >/dev/null 2>&1 &
     PIDS+=($!)
     for _ in $(seq 50); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$NTP") 2>/dev/null && break
+        (exec 3<>"/dev/tcp/127.0.0.1/$NP") 2>/dev/null && break
         sleep 0.1
     done
     out=$("$LOAD" -n 1000 -c 50 "http://127.0.0.1:$NP/small.txt")
     case "$out" in *"requests 1000 ok 1000 failed 0"*) ok "nginx: 1000 requests, 50 connections" ;;
     *) fail "nginx load: $out" ;; esac
-    "$LOAD" --get --cacert "$TMP/cert.pem" "https://localhost:$NTP/big.bin" >"$TMP/got" \
-        2>"$TMP/lerr" && cmp -s "$TMP/got" "$TMP/www/big.bin" && ok "nginx https body" ||
-        fail "nginx https: $(cat "$TMP/lerr")"
-    out=$("$LOAD" -n 300 -c 10 --cacert "$TMP/cert.pem" "https://localhost:$NTP/small.txt")
-    case "$out" in *"requests 300 ok 300 failed 0"*) ok "nginx: 300 https requests" ;;
-    *) fail "nginx https load: $out" ;; esac
+    got=$("$LOAD" --get -L "http://127.0.0.1:$NP/moved" 2>"$TMP/lerr")
+    [ "$got" = small ] && grep -q ", 1 redirects" "$TMP/lerr" && ok "nginx: a redirect followed" ||
+        fail "nginx redirect: '$got' $(cat "$TMP/lerr")"
+    if [ $TLS = 1 ]; then
+        "$LOAD" --get --cacert "$TMP/cert.pem" "https://localhost:$NTP/big.bin" >"$TMP/got" \
+            2>"$TMP/lerr" && cmp -s "$TMP/got" "$TMP/www/big.bin" && ok "nginx https body" ||
+            fail "nginx https: $(cat "$TMP/lerr")"
+        out=$("$LOAD" -n 300 -c 10 --cacert "$TMP/cert.pem" "https://localhost:$NTP/small.txt")
+        case "$out" in *"requests 300 ok 300 failed 0"*) ok "nginx: 300 https requests" ;;
+        *) fail "nginx https load: $out" ;; esac
+    else
+        echo "skipped: https against nginx (the client has no TLS)"
+    fi
 else
-    echo "skipped: nginx (not installed, or the client has no TLS)"
+    echo "skipped: nginx (not installed)"
 fi
 
 [ "$failures" -eq 0 ] || { echo "$failures failures"; exit 1; }

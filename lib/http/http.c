@@ -1,17 +1,20 @@
-/* httpc.c: see httpc.h. Each request reads through one fixed 16 KiB buffer (on the calling
- * task's stack), which also bounds a response head; bodies pass through it to the caller in
- * pieces, so memory does not grow with the response. The pool is a stack of idle fds and a
- * semaphore of `max_conns` slots: a request holds one slot from before it dials or takes an
- * idle connection until it has put the connection back or closed it. */
-#include "httpc.h"
+/* http.c: libweft_http, the HTTP/1.1 client of weft_http.h, on weft's public API (and
+ * weft_tls.h's when built with it). Each request reads through one fixed 16 KiB buffer
+ * (allocated per exchange, not on the task's stack), which also bounds a response head;
+ * bodies pass through it to the caller in pieces, so memory does not grow with the response.
+ * The pool is a stack of idle fds and a semaphore of `max_conns` slots: a request holds one
+ * slot from before it dials or takes an idle connection until it has put the connection back
+ * or closed it. Redirects are a loop above the single exchange (weft_http_request). */
+#include <weft_http.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <weft.h>
 
 #ifdef WEFT_HAVE_TLS
-#include "weft_tls.h"
+#include <weft_tls.h>
 #endif
 
 /* The read buffer, and so the largest response head. */
@@ -23,7 +26,7 @@ typedef struct hconn {
     struct weft_tls *tls;
 } hconn;
 
-struct httpc_pool {
+struct weft_http_pool {
     char host[256];
     int port;
     unsigned max;
@@ -32,11 +35,12 @@ struct httpc_pool {
     weft_sem slots; /* free connection slots: max minus busy minus idle */
     unsigned nidle;
     hconn *idle;              /* idle connections, most recently used last */
-    struct weft_tls_ctx *tls; /* borrowed from httpc_pool_set_tls; NULL: plain HTTP */
+    struct weft_tls_ctx *tls; /* borrowed from weft_http_pool_set_tls; NULL: plain HTTP */
     /* The latest resumable session a connection received, offered by new connections (one
      * reference, owned by the pool). */
     struct weft_tls_session *session;
-    char tls_err[200]; /* the last handshake failure in words */
+    char tls_err[200];      /* the last handshake failure in words */
+    unsigned max_redirects; /* weft_http_pool_set_redirects; 0: none followed */
 };
 
 static void hconn_close(hconn *c)
@@ -47,12 +51,12 @@ static void hconn_close(hconn *c)
     weft_close(c->fd);
 }
 
-int httpc_pool_create(httpc_pool **out, const char *host, int port, unsigned max_conns)
+int weft_http_pool_create(weft_http_pool **out, const char *host, int port, unsigned max_conns)
 {
-    if (!out || !host || strlen(host) >= sizeof((httpc_pool *)0)->host || port <= 0 ||
+    if (!out || !host || strlen(host) >= sizeof((weft_http_pool *)0)->host || port <= 0 ||
         port > 65535 || max_conns == 0)
         return -EINVAL;
-    httpc_pool *p = calloc(1, sizeof *p);
+    weft_http_pool *p = calloc(1, sizeof *p);
     hconn *idle = calloc(max_conns, sizeof *idle);
     if (!p || !idle) {
         free(p);
@@ -69,7 +73,7 @@ int httpc_pool_create(httpc_pool **out, const char *host, int port, unsigned max
     return 0;
 }
 
-void httpc_pool_destroy(httpc_pool *p)
+void weft_http_pool_destroy(weft_http_pool *p)
 {
     if (!p)
         return;
@@ -82,7 +86,7 @@ void httpc_pool_destroy(httpc_pool *p)
     free(p);
 }
 
-int httpc_pool_set_tls(httpc_pool *p, struct weft_tls_ctx *ctx)
+int weft_http_pool_set_tls(weft_http_pool *p, struct weft_tls_ctx *ctx)
 {
 #ifdef WEFT_HAVE_TLS
     if (!p || p->nidle > 0)
@@ -95,13 +99,21 @@ int httpc_pool_set_tls(httpc_pool *p, struct weft_tls_ctx *ctx)
 #endif
 }
 
-const char *httpc_pool_tls_error(const httpc_pool *p)
+const char *weft_http_pool_tls_error(const weft_http_pool *p)
 {
     return p ? p->tls_err : "";
 }
 
+int weft_http_pool_set_redirects(weft_http_pool *p, unsigned max)
+{
+    if (!p)
+        return -EINVAL;
+    p->max_redirects = max;
+    return 0;
+}
+
 /* A new connection's TLS handshake, the pool's host as SNI and as the name to verify. */
-static int start_tls(httpc_pool *p, hconn *c, int64_t deadline)
+static int start_tls(weft_http_pool *p, hconn *c, int64_t deadline)
 {
 #ifdef WEFT_HAVE_TLS
     int r = weft_tls_create(&c->tls, p->tls, c->fd, p->host);
@@ -117,7 +129,7 @@ static int start_tls(httpc_pool *p, hconn *c, int64_t deadline)
 }
 
 /* A slot and a connection: an idle one (most recent first) or a new one. */
-static int acquire(httpc_pool *p, int fresh, int *reused, hconn *c, int64_t deadline)
+static int acquire(weft_http_pool *p, int fresh, int *reused, hconn *c, int64_t deadline)
 {
     int r = weft_sem_acquire(&p->slots, deadline);
     if (r < 0)
@@ -148,7 +160,7 @@ static int acquire(httpc_pool *p, int fresh, int *reused, hconn *c, int64_t dead
     return 0;
 }
 
-static void release(httpc_pool *p, hconn *c, int keep)
+static void release(weft_http_pool *p, hconn *c, int keep)
 {
 #ifdef WEFT_HAVE_TLS
     /* After a response, a TLS 1.3 server's tickets have arrived: the newest session is kept
@@ -269,6 +281,8 @@ typedef struct head {
     int64_t content_length;
     int chunked;
     int close;
+    char *location;        /* WEFT_HTTP_LOCATION_MAX bytes: the Location header, or "" */
+    int location_too_long; /* there was one, longer than the buffer */
 } head;
 
 /* Reads a response head (skipping interim 1xx ones). */
@@ -289,6 +303,8 @@ static int read_head(reader *r, head *h)
         h->content_length = -1;
         h->chunked = 0;
         h->close = h->minor == 0;
+        h->location[0] = '\0';
+        h->location_too_long = 0;
         for (;;) {
             if ((rc = line(r, &b, &e)) < 0)
                 return rc;
@@ -320,6 +336,11 @@ static int read_head(reader *r, head *h)
                 h->content_length = cl;
             } else if (ieq(s, nl, "transfer-encoding")) {
                 h->chunked = has_token(v, vl, "chunked");
+            } else if (ieq(s, nl, "location")) {
+                h->location_too_long = vl >= WEFT_HTTP_LOCATION_MAX;
+                vl = h->location_too_long ? 0 : vl;
+                memcpy(h->location, v, vl);
+                h->location[vl] = '\0';
             } else if (ieq(s, nl, "connection")) {
                 if (has_token(v, vl, "close"))
                     h->close = 1;
@@ -333,7 +354,8 @@ static int read_head(reader *r, head *h)
 }
 
 /* Hands `n` body bytes to the caller: those buffered, then reads. n < 0: up to the end. */
-static int body_bytes(reader *r, int64_t n, httpc_body_fn fn, void *arg, httpc_response *resp)
+static int body_bytes(reader *r, int64_t n, weft_http_body_fn fn, void *arg,
+                      weft_http_response *resp)
 {
     while (n != 0) {
         if (r->pos == r->len) {
@@ -361,7 +383,7 @@ static int body_bytes(reader *r, int64_t n, httpc_body_fn fn, void *arg, httpc_r
 }
 
 /* A chunked body: size lines (hex, extensions ignored), data, CRLF; then trailers. */
-static int chunked_body(reader *r, httpc_body_fn fn, void *arg, httpc_response *resp)
+static int chunked_body(reader *r, weft_http_body_fn fn, void *arg, weft_http_response *resp)
 {
     for (;;) {
         size_t b, e;
@@ -400,9 +422,17 @@ static int chunked_body(reader *r, httpc_body_fn fn, void *arg, httpc_response *
     }
 }
 
+static int is_redirect(int status)
+{
+    return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+/* One request and its response on connection c. `follow`: a redirect's body is dropped, not
+ * handed to fn (the caller will follow it). */
 static int exchange(hconn *c, const char *method, const char *host, int port, const char *path,
-                    const char *extra, const void *body, size_t body_len, httpc_body_fn fn,
-                    void *arg, httpc_response *resp, int *keep, int *got_any, int64_t deadline)
+                    const char *extra, const void *body, size_t body_len, weft_http_body_fn fn,
+                    void *arg, int follow, weft_http_response *resp, int *keep, int *got_any,
+                    int64_t deadline)
 {
     char req[2048];
     int n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: %s:%d\r\n%s", method, path, host,
@@ -424,12 +454,14 @@ static int exchange(hconn *c, const char *method, const char *host, int port, co
     r->deadline = deadline;
     r->pos = r->len = 0;
     r->got_any = 0;
-    head h;
+    head h = {.location = resp->location};
     int rc = read_head(r, &h);
     if (rc == 0) {
         resp->status = h.status;
         resp->content_length = h.content_length;
         resp->chunked = h.chunked;
+        if (follow && is_redirect(h.status) && (h.location[0] || h.location_too_long))
+            fn = NULL;
         int no_body = strcmp(method, "HEAD") == 0 || h.status == 204 || h.status == 304;
         if (no_body)
             rc = 0;
@@ -443,18 +475,20 @@ static int exchange(hconn *c, const char *method, const char *host, int port, co
         }
         /* Bytes past the response on a connection we did not pipeline: do not reuse. */
         *keep = rc == 0 && !h.close && r->pos == r->len;
+        if (rc == 0 && follow && is_redirect(h.status) && h.location_too_long)
+            rc = -ENAMETOOLONG; /* a redirect we cannot follow: too long to keep */
     }
     *got_any = r->got_any;
     free(r);
     return rc;
 }
 
-int httpc_request(httpc_pool *p, const char *method, const char *path, const char *extra_headers,
-                  const void *body, size_t body_len, httpc_body_fn on_body, void *arg,
-                  httpc_response *resp, int64_t deadline)
+/* One request on the pool, without redirects (but with the retry of a stale connection). */
+static int request_once(weft_http_pool *p, const char *method, const char *path,
+                        const char *extra_headers, const void *body, size_t body_len,
+                        weft_http_body_fn on_body, void *arg, int follow, weft_http_response *resp,
+                        int64_t deadline)
 {
-    if (!p || !method || !path || !resp)
-        return -EINVAL;
     int idempotent = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
     for (int attempt = 0;; attempt++) {
         int reused = 0;
@@ -469,7 +503,7 @@ int httpc_request(httpc_pool *p, const char *method, const char *path, const cha
 #endif
         int keep = 0, got_any = 0;
         int rc = exchange(&c, method, p->host, p->port, path, extra_headers, body, body_len,
-                          on_body, arg, resp, &keep, &got_any, deadline);
+                          on_body, arg, follow, resp, &keep, &got_any, deadline);
         release(p, &c, rc == 0 && keep);
         /* A pooled connection the server had closed fails before any response byte: once
          * more on a new connection, where that is safe. */
@@ -478,4 +512,204 @@ int httpc_request(httpc_pool *p, const char *method, const char *path, const cha
             continue;
         return rc;
     }
+}
+
+/* Where a redirect points: scheme, authority and path, resolved against the request's. */
+typedef struct target {
+    int https;
+    char host[256];
+    int port;
+    char path[WEFT_HTTP_LOCATION_MAX];
+} target;
+
+/* Resolves `loc` (an absolute URL, a scheme-relative "//host/path", an absolute path or a
+ * path relative to `base`'s directory; any fragment dropped) against the request that was
+ * made on `from` for `base`. Returns 0, -ENAMETOOLONG, or -EPROTO (not a URL we can send:
+ * another scheme, a bad port, a control character or space in it). */
+static int resolve_location(const weft_http_pool *from, const char *base, const char *loc,
+                            target *t)
+{
+    size_t n = strcspn(loc, "#");
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)loc[i] <= ' ' || loc[i] == 0x7f)
+            return -EPROTO;
+    t->https = from->tls != NULL;
+    snprintf(t->host, sizeof t->host, "%s", from->host);
+    t->port = from->port;
+    const char *rest = NULL; /* after the authority, when loc has one */
+    if (n >= 7 && strncasecmp(loc, "http://", 7) == 0)
+        t->https = 0, rest = loc + 7;
+    else if (n >= 8 && strncasecmp(loc, "https://", 8) == 0)
+        t->https = 1, rest = loc + 8;
+    else if (n >= 2 && loc[0] == '/' && loc[1] == '/')
+        rest = loc + 2;
+    else if (strchr(loc, ':') && strcspn(loc, ":") < strcspn(loc, "/?"))
+        return -EPROTO; /* another scheme (mailto:, ftp:) */
+    const char *p = loc;
+    if (rest) {
+        size_t alen = strcspn(rest, "/?#");
+        const char *a = rest, *colon = NULL;
+        size_t hlen = alen;
+        if (alen > 0 && a[0] == '[') { /* [IPv6]: the address without its brackets */
+            const char *close = memchr(a, ']', alen);
+            if (!close)
+                return -EPROTO;
+            hlen = (size_t)(close - a) - 1;
+            a++;
+            colon = close + 1 < rest + alen && close[1] == ':' ? close + 1 : NULL;
+            if (!colon && close + 1 != rest + alen)
+                return -EPROTO;
+        } else if ((colon = memchr(a, ':', alen)) != NULL) {
+            hlen = (size_t)(colon - a);
+        }
+        if (hlen == 0 || hlen >= sizeof t->host)
+            return hlen == 0 ? -EPROTO : -ENAMETOOLONG;
+        memcpy(t->host, a, hlen);
+        t->host[hlen] = '\0';
+        t->port = t->https ? 443 : 80;
+        if (colon) {
+            const char *d = colon + 1, *end = rest + alen;
+            int port = 0;
+            if (d == end)
+                return -EPROTO;
+            for (; d < end; d++) {
+                if (*d < '0' || *d > '9' || (port = port * 10 + (*d - '0')) > 65535)
+                    return -EPROTO;
+            }
+            if (port == 0)
+                return -EPROTO;
+            t->port = port;
+        }
+        p = rest + alen;
+        n -= (size_t)(p - loc);
+    }
+    /* The path: as given when absolute; "/" for none; base for a bare fragment; else after
+     * base's last '/'. (base may be t->path itself: memmove.) */
+    size_t dir = 0;
+    if (!rest && n == 0) {
+        dir = strlen(base);
+    } else if (n == 0 || p[0] == '?') {
+        dir = 1; /* "/" then the query, if any */
+        base = "/";
+    } else if (p[0] != '/') {
+        size_t blen = strcspn(base, "?");
+        while (blen > 0 && base[blen - 1] != '/')
+            blen--;
+        dir = blen > 0 ? blen : 1;
+        base = blen > 0 ? base : "/";
+    }
+    if (dir + n >= sizeof t->path)
+        return -ENAMETOOLONG;
+    memmove(t->path, base, dir);
+    memcpy(t->path + dir, p, n);
+    t->path[dir + n] = '\0';
+    return 0;
+}
+
+static int same_origin(const weft_http_pool *p, const target *t)
+{
+    return (p->tls != NULL) == t->https && p->port == t->port && strcasecmp(p->host, t->host) == 0;
+}
+
+int weft_http_request(weft_http_pool *p, const char *method, const char *path,
+                      const char *extra_headers, const void *body, size_t body_len,
+                      weft_http_body_fn on_body, void *arg, weft_http_response *resp,
+                      int64_t deadline)
+{
+    if (!p || !method || !path || !resp)
+        return -EINVAL;
+    int follow =
+        p->max_redirects > 0 && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0);
+    int rc = request_once(p, method, path, extra_headers, body, body_len, on_body, arg, follow,
+                          resp, deadline);
+    if (!follow)
+        return rc;
+    /* The hops: `cur` is the pool the last request went through (p, or `other`, a pool of
+     * one connection for another origin); `t` holds the next target, and its path is the
+     * base of the one after. */
+    target *t = malloc(sizeof *t);
+    if (!t)
+        return -ENOMEM;
+    weft_http_pool *cur = p, *other = NULL;
+    const char *base = path;
+    unsigned hop = 0;
+    while (rc == 0 && is_redirect(resp->status) && resp->location[0]) {
+        if (hop == p->max_redirects) {
+            rc = -ELOOP;
+            break;
+        }
+        if ((rc = resolve_location(cur, base, resp->location, t)) < 0)
+            break;
+        if (!same_origin(cur, t)) {
+            weft_http_pool_destroy(other);
+            other = NULL;
+            if (same_origin(p, t)) {
+                cur = p;
+            } else if (t->https && !p->tls) {
+                rc = -ENOTSUP;
+                break;
+            } else {
+                if ((rc = weft_http_pool_create(&other, t->host, t->port, 1)) < 0 ||
+                    (t->https && (rc = weft_http_pool_set_tls(other, p->tls)) < 0))
+                    break;
+                cur = other;
+                extra_headers = NULL; /* once the origin changed, never again */
+            }
+        }
+        hop++;
+        base = t->path;
+        rc = request_once(cur, method, t->path, extra_headers, NULL, 0, on_body, arg, 1, resp,
+                          deadline);
+        resp->nredirects = hop;
+        if (rc < 0 && cur == other)
+            snprintf(p->tls_err, sizeof p->tls_err, "%s", other->tls_err);
+    }
+    weft_http_pool_destroy(other);
+    free(t);
+    return rc;
+}
+
+int weft_http_get(weft_http_pool *p, const char *path, weft_http_body_fn on_body, void *arg,
+                  weft_http_response *resp, int64_t deadline)
+{
+    return weft_http_request(p, "GET", path, NULL, NULL, 0, on_body, arg, resp, deadline);
+}
+
+int weft_http_head(weft_http_pool *p, const char *path, weft_http_response *resp, int64_t deadline)
+{
+    return weft_http_request(p, "HEAD", path, NULL, NULL, 0, NULL, NULL, resp, deadline);
+}
+
+/* POST and PUT: a body always (Content-Length: 0 for an empty one), and its type. */
+static int send_body(weft_http_pool *p, const char *method, const char *path,
+                     const char *content_type, const void *body, size_t body_len,
+                     weft_http_body_fn on_body, void *arg, weft_http_response *resp,
+                     int64_t deadline)
+{
+    if (!body && body_len > 0)
+        return -EINVAL;
+    char extra[288]; /* "Content-Type: " + 256 + CRLF: a longer type is a mistake */
+    if (content_type) {
+        int n = snprintf(extra, sizeof extra, "Content-Type: %s\r\n", content_type);
+        if (n < 0 || (size_t)n >= sizeof extra)
+            return -ENAMETOOLONG;
+        if (strpbrk(content_type, "\r\n"))
+            return -EINVAL;
+    }
+    return weft_http_request(p, method, path, content_type ? extra : NULL, body ? body : "",
+                             body_len, on_body, arg, resp, deadline);
+}
+
+int weft_http_post(weft_http_pool *p, const char *path, const char *content_type, const void *body,
+                   size_t body_len, weft_http_body_fn on_body, void *arg, weft_http_response *resp,
+                   int64_t deadline)
+{
+    return send_body(p, "POST", path, content_type, body, body_len, on_body, arg, resp, deadline);
+}
+
+int weft_http_put(weft_http_pool *p, const char *path, const char *content_type, const void *body,
+                  size_t body_len, weft_http_body_fn on_body, void *arg, weft_http_response *resp,
+                  int64_t deadline)
+{
+    return send_body(p, "PUT", path, content_type, body, body_len, on_body, arg, resp, deadline);
 }

@@ -1,4 +1,5 @@
-/* weft_tls.h: TLS 1.2/1.3 streams over OpenSSL for weft tasks, on weft's public API. A stream
+/* weft_tls.h: TLS 1.2/1.3 streams over OpenSSL for weft tasks (libweft_tls, beside libweft and
+ * built on its public API only; link weft::weft_tls or pkg-config weft-tls). A stream
  * wraps a connected socket; its handshake, reads, writes and shutdown park the calling task
  * (never the worker thread) and each takes a deadline, honours cancellation and returns
  * >= 0 or a negative errno, like every weft call.
@@ -26,6 +27,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <weft.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef struct weft_tls_ctx weft_tls_ctx;
 typedef struct weft_tls weft_tls;
@@ -36,19 +42,19 @@ typedef struct weft_tls weft_tls;
  * err[errlen] when err is not NULL. `*out` is freed with weft_tls_ctx_release. Any thread;
  * it reads and parses the files on that thread (milliseconds; the system store of a client
  * context, tens of them), so make contexts before weft_run or accept the pause. */
-int weft_tls_ctx_server(weft_tls_ctx **out, const char *cert_file, const char *key_file, char *err,
-                        size_t errlen);
+WEFT_API int weft_tls_ctx_server(weft_tls_ctx **out, const char *cert_file, const char *key_file,
+                                 char *err, size_t errlen);
 
 /* A client context: peers are verified against the CA certificates in `ca_file` (PEM), or
  * against the system's store (OpenSSL's default paths) when `ca_file` is NULL. `verify` 0
  * turns verification off (for tests and debugging only: anyone can then impersonate the
  * server). Returns as weft_tls_ctx_server. Any thread. */
-int weft_tls_ctx_client(weft_tls_ctx **out, const char *ca_file, int verify, char *err,
-                        size_t errlen);
+WEFT_API int weft_tls_ctx_client(weft_tls_ctx **out, const char *ca_file, int verify, char *err,
+                                 size_t errlen);
 
 /* Releases the caller's context; the OpenSSL context under it lives on while streams made
  * from it exist (each holds a reference). NULL is ignored. Any thread. */
-void weft_tls_ctx_release(weft_tls_ctx *ctx);
+WEFT_API void weft_tls_ctx_release(weft_tls_ctx *ctx);
 
 /* A stream over the connected socket `fd` (which stays the caller's: weft_tls_destroy does
  * not close it). On a client context, `server_name` is sent as SNI (unless it is an IP
@@ -56,31 +62,32 @@ void weft_tls_ctx_release(weft_tls_ctx *ctx);
  * certificate's SAN); NULL skips the name check. Ignored on a server context. Nothing is
  * sent until the handshake. Returns 0, -EINVAL, -ENOMEM. `*out` is freed with
  * weft_tls_destroy. From a task. */
-int weft_tls_create(weft_tls **out, weft_tls_ctx *ctx, int fd, const char *server_name);
+WEFT_API int weft_tls_create(weft_tls **out, weft_tls_ctx *ctx, int fd, const char *server_name);
 
 /* Runs the handshake to its end. Returns 0 or a negative errno (see above). From the task
  * that owns the stream. */
-int weft_tls_handshake(weft_tls *t, int64_t deadline);
+WEFT_API int weft_tls_handshake(weft_tls *t, int64_t deadline);
 
 /* Reads up to len bytes of application data (the handshake first if not done): returns the
  * count (> 0), 0 when the peer closed (close_notify, or the TCP close without it: many
  * clients skip it, and HTTP's framing, not the close, says where a body ends), or -errno.
  * `buf` is borrowed for the call. From the owning task. */
-ssize_t weft_tls_read(weft_tls *t, void *buf, size_t len, int64_t deadline);
+WEFT_API ssize_t weft_tls_read(weft_tls *t, void *buf, size_t len, int64_t deadline);
 
 /* Writes all len bytes (the handshake first if not done), in records of up to 16 KiB:
  * returns len or -errno (then an unknown prefix was sent). weft_tls_writev writes each
  * buffer in turn. Buffers are borrowed for the call. From the owning task. */
-ssize_t weft_tls_write(weft_tls *t, const void *buf, size_t len, int64_t deadline);
-ssize_t weft_tls_writev(weft_tls *t, const struct iovec *iov, int iovcnt, int64_t deadline);
+WEFT_API ssize_t weft_tls_write(weft_tls *t, const void *buf, size_t len, int64_t deadline);
+WEFT_API ssize_t weft_tls_writev(weft_tls *t, const struct iovec *iov, int iovcnt,
+                                 int64_t deadline);
 
 /* Sends close_notify (it does not wait for the peer's). Returns 0 or -errno; -ENOTCONN
  * before a completed handshake, after the peer closed, or after an error. From the owning
  * task. */
-int weft_tls_shutdown(weft_tls *t, int64_t deadline);
+WEFT_API int weft_tls_shutdown(weft_tls *t, int64_t deadline);
 
 /* Frees the stream (not its fd). NULL is ignored. Call it from the owning task. */
-void weft_tls_destroy(weft_tls *t);
+WEFT_API void weft_tls_destroy(weft_tls *t);
 
 /* Session resumption, for clients: a new connection to the same server that offers a session
  * of an earlier one skips the certificate exchange and the signature (and the server's
@@ -92,27 +99,31 @@ typedef struct weft_tls_session weft_tls_session;
  * the handshake: they have arrived once a response has been read). The caller releases it
  * with weft_tls_session_release; it may be used by streams of any task or worker. From the
  * owning task of `t`. */
-weft_tls_session *weft_tls_session_get(const weft_tls *t);
+WEFT_API weft_tls_session *weft_tls_session_get(const weft_tls *t);
 
 /* Offers `s` in the handshake of a client stream that has not started it (the server may
  * refuse it: then the handshake is a full one). The stream takes its own reference; the
  * caller keeps its own. Returns 0, -EINVAL (a server stream, a started one, or a session of
  * another context's protocol). From the owning task. */
-int weft_tls_session_set(weft_tls *t, weft_tls_session *s);
+WEFT_API int weft_tls_session_set(weft_tls *t, weft_tls_session *s);
 
 /* Drops the caller's reference. NULL is ignored. Any thread. */
-void weft_tls_session_release(weft_tls_session *s);
+WEFT_API void weft_tls_session_release(weft_tls_session *s);
 
 /* 1 when the handshake resumed an offered session, 0 otherwise. From the owning task. */
-int weft_tls_resumed(const weft_tls *t);
+WEFT_API int weft_tls_resumed(const weft_tls *t);
 
 /* The last failure in words ("" when none); valid until the next call on the stream (owned
  * by it). From the owning task. */
-const char *weft_tls_errmsg(const weft_tls *t);
+WEFT_API const char *weft_tls_errmsg(const weft_tls *t);
 
 /* The negotiated protocol ("TLSv1.3") and cipher, once the handshake is done; "" before.
  * Static strings. From the owning task. */
-const char *weft_tls_version(const weft_tls *t);
-const char *weft_tls_cipher(const weft_tls *t);
+WEFT_API const char *weft_tls_version(const weft_tls *t);
+WEFT_API const char *weft_tls_cipher(const weft_tls *t);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

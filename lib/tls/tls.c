@@ -1,9 +1,9 @@
-/* tls.c: see weft_tls.h. One SSL object per stream, joined to its socket by a BIO whose read
- * and write are weft_read and weft_send with the deadline of the call in progress: the task
- * parks inside OpenSSL, on its own stack, and OpenSSL sees either bytes or a failure, never
- * a "retry". The socket error that ended an operation is kept in the stream (io_err), so it
- * is returned as is (-ETIMEDOUT, -ECANCELED) instead of OpenSSL's vaguer verdict. */
-#include "weft_tls.h"
+/* tls.c: libweft_tls, see weft_tls.h. One SSL object per stream, joined to its socket by a BIO
+ * whose read and write are weft_read and weft_send with the deadline of the call in progress: the
+ * task parks inside OpenSSL, on its own stack, and OpenSSL sees either bytes or a failure, never a
+ * "retry". The socket error that ended an operation is kept in the stream (io_err), so it is
+ * returned as is (-ETIMEDOUT, -ECANCELED) instead of OpenSSL's vaguer verdict. */
+#include <weft_tls.h>
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -18,7 +18,7 @@
 #include <unistd.h>
 #include <weft.h>
 
-#include "weft_tls.h"
+#include <weft_tls.h>
 
 static char dir[64];
 static char ca_pem[128], leaf_pem[128], leaf_key[128], self_pem[128], self_key[128];
