@@ -105,15 +105,22 @@ int weft_poller_wait(weft_poller *p, weft_poll_event *events, int max, int64_t d
 {
     if (!p || !events || max <= 0)
         return -EINVAL;
-    int64_t timeout_ns = -1;
-    if (deadline != WEFT_FOREVER) {
-        int64_t now = weft__clock_ns();
-        timeout_ns = deadline > now ? deadline - now : 0;
-    }
     /* One waiter at a time: the backends' reaping state is the waiter's alone. */
     if (atomic_exchange_explicit(&p->waiting, 1, memory_order_acquire))
         return -EBUSY;
-    int n = p->ops->wait(p, events, max, timeout_ns);
+    int n;
+    for (;;) {
+        int64_t timeout_ns = -1;
+        if (deadline != WEFT_FOREVER) {
+            int64_t now = weft__clock_ns();
+            timeout_ns = deadline > now ? deadline - now : 0;
+        }
+        n = p->ops->wait(p, events, max, timeout_ns);
+        /* 0 events before the deadline: a backend woke for completions it dropped (a poll
+         * removed or replaced meanwhile, io_uring); wait on, so that 0 means the deadline. */
+        if (n != 0 || timeout_ns == 0)
+            break;
+    }
     atomic_store_explicit(&p->waiting, 0, memory_order_release);
     return n;
 }
