@@ -216,8 +216,9 @@ static inline weft_task *weft__blocking_task(weft__worker *w)
     if (!w)
         return NULL;
     weft_task *t = weft__worker_task(w);
-    /* A stackless task, or one finishing unrun, has no stack; a watch callback must not block. */
-    return t && t->stack && !(t->flags & WEFT__T_NOBLOCK) ? t : NULL;
+    /* A stackless task, or one finishing unrun, has no stack (no ONSTACK); a watch callback
+     * must not block (NOBLOCK): one load and one test for both. */
+    return t && (t->flags & (WEFT__T_ONSTACK | WEFT__T_NOBLOCK)) == WEFT__T_ONSTACK ? t : NULL;
 }
 
 /* The prologue of every blocking call: the calling worker and task, or NULL with *err set
