@@ -263,7 +263,7 @@ static void *writer_task(void *arg)
         if (!a->stop)
             maybe_rewrite(sh);
     }
-    if (a->dirty || kv_cfg.aof_policy != AOF_NO)
+    if (a->fd >= 0 && kv_cfg.aof_policy != AOF_NO) /* -1: the open failed after the spawn */
         weft_file_fsync(a->fd, WEFT_FOREVER);
     sbuf_free(&spare);
     return NULL;
@@ -313,8 +313,7 @@ static void sync_once(kv_shard *sh)
         close_on_pool(fd);
     } else if (gen == a->gen && err != -ECANCELED) {
         if (err < 0 && !a->fsync_err)
-            fprintf(stderr, "weft-kv: AOF of shard %u: fsync: %s\n", sh->index,
-                    weft_strerror(err));
+            fprintf(stderr, "weft-kv: AOF of shard %u: fsync: %s\n", sh->index, weft_strerror(err));
         a->fsync_err = err < 0;
         if (err == 0 && upto > a->fsynced)
             a->fsynced = upto;
@@ -404,11 +403,11 @@ int kv_aof_open(kv_shard *sh)
     if (r == 0 && kv_cfg.aof_policy == AOF_EVERYSEC) {
         o.name = "kv-aof-sync";
         r = weft_spawn(&a->syncer, syncer_task, sh, &o);
-        if (r < 0) {
+        if (r < 0) { /* the writer ends by itself, with nothing written (no join here) */
             a->syncer = NULL;
             a->stop = 1;
             weft_event_set(&a->kick);
-            weft_join(a->writer, NULL, WEFT_FOREVER);
+            weft_detach(a->writer);
             a->writer = NULL;
         }
     }

@@ -42,17 +42,17 @@ typedef struct kv_aof {
     /* everysec: the syncing task fsyncs the live file once a second while the writer goes on
      * writing (see aof.c, "The syncing task"). All of it is the shard's worker's, as above. */
     weft_task *syncer;
-    weft_event sync_kick;  /* auto-reset: the file got dirty, or the shutdown */
-    weft_event halt;       /* one-shot: the shutdown (cuts the test delay short) */
-    unsigned gen;          /* the live file's number: a rewrite's switch moves it */
-    int syncing;           /* a fsync of the syncer's is under way (its test delay too) */
-    int sync_fd;           /* the fd it is on: the live file's, or one a switch retired */
-    int64_t sync_start;    /* when it began */
-    int sync_late_seen;    /* it has held replies back: counted and logged once */
-    int retired_fd;        /* the old file of a switch, left for the syncer to close, or -1 */
-    uint64_t nsyncs;       /* fsyncs the syncer finished: delayed replies wait for a move */
-    uint64_t ndelayed;     /* fsyncs that held replies back (INFO aof_delayed_fsync) */
-    int fsync_err;         /* the live file's last fsync failed (aof_last_write_status) */
+    weft_event sync_kick; /* auto-reset: the file got dirty, or the shutdown */
+    weft_event halt;      /* one-shot: the shutdown (cuts the test delay short) */
+    unsigned gen;         /* the live file's number: a rewrite's switch moves it */
+    int syncing;          /* a fsync of the syncer's is under way (its test delay too) */
+    int sync_fd;          /* the fd it is on: the live file's, or one a switch retired */
+    int64_t sync_start;   /* when it began */
+    int sync_late_seen;   /* it has held replies back: counted and logged once */
+    int retired_fd;       /* the old file of a switch, left for the syncer to close, or -1 */
+    uint64_t nsyncs;      /* fsyncs the syncer finished: delayed replies wait for a move */
+    uint64_t ndelayed;    /* fsyncs that held replies back (INFO aof_delayed_fsync) */
+    int fsync_err;        /* the live file's last fsync failed (aof_last_write_status) */
 
     /* The rewrite. The new file is written as one stream: each key's state (__restore) when
      * the walker reaches it, and the commands logged meanwhile on keys it has passed, in the
