@@ -1,6 +1,8 @@
 /* The append-only file (aof.h). Logging appends RESP to the shard's buffer and kicks the
  * writer; the writer swaps the buffer out, writes it with weft_file_write (the blocking pool
- * or the ring), fsyncs as the policy says, and moves `synced`, on which `always` replies wait.
+ * or the ring), fsyncs under always, and moves `synced`, on which `always` replies wait. Under
+ * everysec a second task, the syncer, fsyncs the live file once a second, so that a slow fsync
+ * never holds back the writes behind it (see "The syncing task" below).
  * Replay feeds each file through a connection record with no socket (exec.c's kv_process), so
  * the commands reach their shards as a client's would, and stops at a truncated tail, which it
  * cuts off.
@@ -100,6 +102,13 @@ static void *close_fn(void *arg)
     return NULL;
 }
 
+/* Closes an fd weft may have used, on the pool. */
+static void close_on_pool(int fd)
+{
+    weft_fd_forget(fd);
+    weft_blocking(close_fn, (void *)(intptr_t)fd, NULL, WEFT_FOREVER);
+}
+
 /* Drops the rewrite under way: its stream, its file. */
 static void rewrite_drop(kv_shard *sh)
 {
@@ -140,6 +149,7 @@ static void rewrite_switch(kv_shard *sh)
             a->rsize += w.len;
     }
     sbuf_free(&spare);
+    uint64_t upto = a->appended; /* all of it is in the new file now: the fsync covers it */
     if (!err)
         err = weft_file_fsync(a->rfd, WEFT_FOREVER);
     rename_job *j = err ? NULL : malloc(sizeof *j);
@@ -169,11 +179,17 @@ static void rewrite_switch(kv_shard *sh)
     int old = a->fd;
     a->fd = a->rfd;
     a->rfd = -1;
+    a->gen++; /* a fsync under way on the old file covers nothing in this one */
+    a->fsynced = upto;
+    a->fsync_err = 0;
+    a->dirty = 0; /* the writes from here on dirty the new file */
     a->size = a->base_size = a->rsize;
     a->nrewrites++;
     a->last_failed = 0;
-    weft_fd_forget(old);
-    weft_blocking(close_fn, (void *)(intptr_t)old, NULL, WEFT_FOREVER);
+    if (a->syncing && a->sync_fd == old)
+        a->retired_fd = old; /* the syncer closes it when its fsync is back */
+    else
+        close_on_pool(old);
     if (a->buf.len == 0) {
         /* Nothing came while the new file was synced and renamed: every command logged so
          * far is in it, on disk. (Else the loop writes the rest and moves `synced`.) */
@@ -213,16 +229,8 @@ static void *writer_task(void *arg)
         if (a->buf.len == 0) {
             if (a->stop)
                 break;
-            int64_t dl = kv_cfg.aof_policy == AOF_EVERYSEC && a->dirty ? a->last_fsync + WEFT_SEC
-                                                                       : WEFT_FOREVER;
-            int r = weft_event_wait(&a->kick, dl);
-            if (r == -ETIMEDOUT) {
-                weft_file_fsync(a->fd, WEFT_FOREVER);
-                a->dirty = 0;
-                a->last_fsync = weft_now();
-            } else if (r < 0) {
+            if (weft_event_wait(&a->kick, WEFT_FOREVER) < 0)
                 break; /* cancelled: the runtime is going */
-            }
             continue;
         }
         /* Swap buffers: commands go on being logged while this one is written. */
@@ -234,17 +242,17 @@ static void *writer_task(void *arg)
         if (werr < 0)
             fprintf(stderr, "weft-kv: AOF of shard %u: write: %s\n", sh->index,
                     weft_strerror(werr));
+        a->write_err = werr < 0;
         a->size += w.len;
         spare = w;
         if (kv_cfg.aof_policy == AOF_ALWAYS) {
-            weft_file_fsync(a->fd, WEFT_FOREVER);
-        } else if (kv_cfg.aof_policy == AOF_EVERYSEC) {
-            a->dirty = 1;
-            if (weft_now() - a->last_fsync >= WEFT_SEC) {
-                weft_file_fsync(a->fd, WEFT_FOREVER);
-                a->dirty = 0;
-                a->last_fsync = weft_now();
-            }
+            int ferr = weft_file_fsync(a->fd, WEFT_FOREVER);
+            a->fsync_err = ferr < 0;
+            if (ferr == 0)
+                a->fsynced = upto;
+        } else if (kv_cfg.aof_policy == AOF_EVERYSEC && !a->dirty) {
+            a->dirty = 1; /* the syncer fsyncs within the second */
+            weft_event_set(&a->sync_kick);
         }
         weft_mutex_lock(&a->mu, WEFT_FOREVER);
         a->synced = upto;
@@ -255,10 +263,111 @@ static void *writer_task(void *arg)
         if (!a->stop)
             maybe_rewrite(sh);
     }
-    if (a->dirty || kv_cfg.aof_policy != AOF_NO)
+    if (a->fd >= 0 && kv_cfg.aof_policy != AOF_NO) /* -1: the open failed after the spawn */
         weft_file_fsync(a->fd, WEFT_FOREVER);
     sbuf_free(&spare);
     return NULL;
+}
+
+/* ---- The syncing task (everysec) ----
+ *
+ * The syncer fsyncs the live file once a second at most (from the start of one to the start
+ * of the next, as Redis's), whenever the writer has written since its last fsync began. The
+ * writer never waits for it: it goes on writing while the fsync runs (on the pool or the
+ * ring), so a slow disk holds back no writes and a crash of the process loses no more than
+ * before. What a slow fsync does put at risk is what a power cut would lose, so the replies
+ * are bounded as Redis bounds them: once the fsync under way has run AOF_FSYNC_LATE (2 s),
+ * a reply on this shard that follows a write not yet on disk waits until it ends
+ * (kv_aof_wait; counted in aof_delayed_fsync, logged once a fsync). Redis postpones its AOF
+ * write for those 2 s, then writes, and the write blocks behind the fsync with the whole
+ * server; here the writes go on, and only the replies wait.
+ *
+ * The rewrite's switch replaces the live fd while a fsync may be under way on the old one.
+ * The syncer took the fd number when it began; the switch leaves the old fd open for it
+ * (retired_fd) and the syncer closes it once its fsync is back, so it never fsyncs a closed
+ * or reused number. The file's generation (gen) tells it that such a fsync covered the old
+ * file only: it moves neither `fsynced` nor the status of the live file, which the switch
+ * fsynced itself. */
+
+/* One fsync of the live file, with the test delay before it. */
+static void sync_once(kv_shard *sh)
+{
+    kv_aof *a = &sh->aof;
+    int fd = a->fd;
+    unsigned gen = a->gen;
+    uint64_t upto = a->synced; /* written before the fsync begins: it covers them */
+    a->dirty = 0;
+    a->syncing = 1;
+    a->sync_fd = fd;
+    a->sync_late_seen = 0;
+    a->sync_start = a->last_fsync = weft_now();
+    long long delay = atomic_load_explicit(&kv_cfg.test_fsync_delay_ms, memory_order_relaxed);
+    if (delay > 0)
+        weft_event_wait(&a->halt, a->sync_start + delay * 1000000);
+    /* At the shutdown the writer's last fsync covers everything: this one may be skipped. */
+    int err = a->stop ? -ECANCELED : weft_file_fsync(fd, WEFT_FOREVER);
+    a->syncing = 0;
+    a->nsyncs++;
+    if (a->retired_fd == fd) {
+        a->retired_fd = -1;
+        close_on_pool(fd);
+    } else if (gen == a->gen && err != -ECANCELED) {
+        if (err < 0 && !a->fsync_err)
+            fprintf(stderr, "weft-kv: AOF of shard %u: fsync: %s\n", sh->index, weft_strerror(err));
+        a->fsync_err = err < 0;
+        if (err == 0 && upto > a->fsynced)
+            a->fsynced = upto;
+    }
+    /* Replies held back by this fsync go. */
+    weft_mutex_lock(&a->mu, WEFT_FOREVER);
+    weft_cond_broadcast(&a->cv);
+    weft_mutex_unlock(&a->mu);
+}
+
+static void *syncer_task(void *arg)
+{
+    kv_shard *sh = arg;
+    kv_aof *a = &sh->aof;
+    while (!a->stop) {
+        int64_t due = a->last_fsync + WEFT_SEC;
+        if (!a->dirty || weft_now() < due) {
+            /* The writer kicks once per fsync (when the file gets dirty), so this does not
+             * wake for every write. */
+            int r = weft_event_wait(&a->sync_kick, a->dirty ? due : WEFT_FOREVER);
+            if (r < 0 && r != -ETIMEDOUT)
+                break; /* cancelled: the runtime is going */
+            continue;
+        }
+        sync_once(sh);
+    }
+    return NULL;
+}
+
+/* Under everysec, for a reply about to leave sh: waits for the syncer's fsync if it has run
+ * for AOF_FSYNC_LATE and something logged here is not on disk yet. */
+static void wait_late_fsync(kv_shard *sh)
+{
+    kv_aof *a = &sh->aof;
+    if (!a->syncing || a->fsynced >= a->appended)
+        return;
+    int64_t ran = weft_now() - a->sync_start;
+    if (ran < AOF_FSYNC_LATE)
+        return;
+    if (!a->sync_late_seen) {
+        a->sync_late_seen = 1;
+        a->ndelayed++;
+        fprintf(stderr,
+                "weft-kv: AOF of shard %u: asynchronous AOF fsync is taking too long (disk is "
+                "busy?): %.1f s so far; replies after writes wait for it\n",
+                sh->index, (double)ran / WEFT_SEC);
+    }
+    uint64_t seq = a->nsyncs;
+    if (weft_mutex_lock(&a->mu, WEFT_FOREVER) < 0)
+        return;
+    while (a->nsyncs == seq && !a->stop)
+        if (weft_cond_wait(&a->cv, &a->mu, WEFT_FOREVER) < 0)
+            break;
+    weft_mutex_unlock(&a->mu);
 }
 
 int kv_aof_open(kv_shard *sh)
@@ -284,10 +393,24 @@ int kv_aof_open(kv_shard *sh)
     temp_path_of(sh->index, temp, sizeof temp);
     unlink(temp);
     a->kick = (weft_event)WEFT_EVENT_AUTO_INIT;
+    a->sync_kick = (weft_event)WEFT_EVENT_AUTO_INIT;
+    a->halt = (weft_event)WEFT_EVENT_INIT;
+    a->retired_fd = -1;
     a->last_fsync = weft_now();
     weft_spawn_opts o = {0};
     o.name = "kv-aof";
     int r = weft_spawn(&a->writer, writer_task, sh, &o);
+    if (r == 0 && kv_cfg.aof_policy == AOF_EVERYSEC) {
+        o.name = "kv-aof-sync";
+        r = weft_spawn(&a->syncer, syncer_task, sh, &o);
+        if (r < 0) { /* the writer ends by itself, with nothing written (no join here) */
+            a->syncer = NULL;
+            a->stop = 1;
+            weft_event_set(&a->kick);
+            weft_detach(a->writer);
+            a->writer = NULL;
+        }
+    }
     if (r < 0) {
         close(fd);
         a->fd = -1;
@@ -584,6 +707,8 @@ int kv_aof_rewrite(kv_shard *sh)
 void kv_aof_wait(kv_shard *sh)
 {
     kv_aof *a = &sh->aof;
+    if (a->fd >= 0 && kv_cfg.aof_policy == AOF_EVERYSEC)
+        wait_late_fsync(sh);
     if (a->fd < 0 || kv_cfg.aof_policy != AOF_ALWAYS)
         return;
     uint64_t need = a->appended;
@@ -609,9 +734,16 @@ void kv_aof_close(kv_shard *sh)
     }
     a->stop = 1;
     weft_event_set(&a->kick);
+    weft_event_set(&a->sync_kick);
+    weft_event_set(&a->halt);
     if (a->writer)
         weft_join(a->writer, NULL, WEFT_FOREVER);
     a->writer = NULL;
+    /* The syncer ends once its fsync is back (it closes a retired fd): only then may the
+     * live fd close. */
+    if (a->syncer)
+        weft_join(a->syncer, NULL, WEFT_FOREVER);
+    a->syncer = NULL;
     weft_close(a->fd);
     a->fd = -1;
     sbuf_free(&a->buf);

@@ -605,12 +605,14 @@ void cmd_shardstats(kv_ctx *c)
     const kv_aof *a = &sh->aof;
     int n =
         snprintf(line, sizeof line,
-                 "%zu %zu %lld %llu %llu %llu %llu %zu %llu %llu %zu %d %llu %llu %llu %d",
+                 "%zu %zu %lld %llu %llu %llu %llu %zu %llu %llu %zu %d %llu %llu %llu %d %d %d "
+                 "%llu",
                  c->db->keys.size, c->db->nexpires, kv_mem_used, (unsigned long long)c->db->nhits,
                  (unsigned long long)c->db->nmisses, (unsigned long long)c->db->nexpired,
                  (unsigned long long)c->db->nevicted, sh->nconns,
                  (unsigned long long)sh->nconns_total, (unsigned long long)sh->ncommands,
                  c->db->nwaiters, a->rewriting, (unsigned long long)a->nrewrites,
-                 (unsigned long long)a->size, (unsigned long long)a->base_size, a->last_failed);
+                 (unsigned long long)a->size, (unsigned long long)a->base_size, a->last_failed,
+                 a->write_err || a->fsync_err, a->syncing, (unsigned long long)a->ndelayed);
     reply_bulk(c->out, line, (size_t)n);
 }

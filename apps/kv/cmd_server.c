@@ -411,7 +411,7 @@ static void config_set(kv_ctx *c)
         return;
     }
     /* Check every pair, then apply them all (Redis applies none when one is bad). */
-    long long mem = -1, pct = -1, min = -1;
+    long long mem = -1, pct = -1, min = -1, fsync_delay = -1;
     int policy = -1;
     for (int i = 2; i < c->argc; i += 2) {
         const char *v = c->argv[i + 1];
@@ -447,6 +447,15 @@ static void config_set(kv_ctx *c)
                                     "value");
                 return;
             }
+        } else if (arg_is(c, i, "test-fsync-delay-ms")) {
+            /* A test seam, not in CONFIG GET: the everysec syncer sleeps this long before each
+             * fsync (aof.c), as on a busy disk. */
+            if (resp_strtoll(v, vl, &fsync_delay) < 0 || fsync_delay < 0) {
+                reply_error(c->out, "ERR CONFIG SET failed (possibly related to argument "
+                                    "'test-fsync-delay-ms') - argument couldn't be parsed into "
+                                    "an integer");
+                return;
+            }
         } else if ((arg_is(c, i, "save") && vl == 0) ||
                    (arg_is(c, i, "appendonly") && kv_cfg.aof_policy == AOF_OFF && vl == 2 &&
                     strncasecmp(v, "no", 2) == 0)) {
@@ -466,6 +475,8 @@ static void config_set(kv_ctx *c)
         atomic_store(&kv_cfg.aof_rewrite_pct, pct);
     if (min >= 0)
         atomic_store(&kv_cfg.aof_rewrite_min, min);
+    if (fsync_delay >= 0)
+        atomic_store(&kv_cfg.test_fsync_delay_ms, fsync_delay);
     reply_ok(c->out);
 }
 
@@ -511,6 +522,7 @@ typedef struct totals {
         blocked;
     long long mem;
     unsigned long long aof_rewriting, aof_rewrites, aof_size, aof_base, aof_failed;
+    unsigned long long aof_write_err, aof_pending_fsync, aof_delayed;
 } totals;
 
 static int want(kv_ctx *c, const char *section)
@@ -536,16 +548,16 @@ void multi_info(kv_ctx *c)
     unsigned long long shard_keys[WEFT_WORKERS_MAX];
     for (unsigned s = 0; s < n; s++) {
         const char *p = strchr(tmp.data + items[s].off, '\n') + 1;
-        unsigned long long k, e, h, m, x, ev, cn, ct, cm, bl, ar, an, as, ab, af;
+        unsigned long long k, e, h, m, x, ev, cn, ct, cm, bl, ar, an, as, ab, af, we, pf, dl;
         long long mem;
         if (sscanf(p,
                    "%llu %llu %lld %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu "
-                   "%llu",
-                   &k, &e, &mem, &h, &m, &x, &ev, &cn, &ct, &cm, &bl, &ar, &an, &as, &ab,
-                   &af) != 16)
+                   "%llu %llu %llu %llu",
+                   &k, &e, &mem, &h, &m, &x, &ev, &cn, &ct, &cm, &bl, &ar, &an, &as, &ab, &af, &we,
+                   &pf, &dl) != 19)
             continue;
         t.aof_rewriting += ar, t.aof_rewrites += an, t.aof_size += as, t.aof_base += ab;
-        t.aof_failed += af;
+        t.aof_failed += af, t.aof_write_err += we, t.aof_pending_fsync += pf, t.aof_delayed += dl;
         shard_mem[s] = mem;
         shard_keys[s] = k;
         t.keys += k, t.expires += e, t.mem += mem, t.hits += h, t.misses += m, t.expired += x;
@@ -590,11 +602,16 @@ void multi_info(kv_ctx *c)
     if (want(c, "persistence")) {
         LINE("# Persistence\r\nloading:0\r\nrdb_bgsave_in_progress:0\r\naof_enabled:%d\r\n"
              "aof_rewrite_in_progress:%d\r\naof_rewrites:%llu\r\n"
-             "aof_last_bgrewrite_status:%s\r\n",
+             "aof_last_bgrewrite_status:%s\r\naof_last_write_status:%s\r\n",
              kv_cfg.aof_policy != AOF_OFF, t.aof_rewriting > 0, t.aof_rewrites,
-             t.aof_failed ? "err" : "ok");
+             t.aof_failed ? "err" : "ok", t.aof_write_err ? "err" : "ok");
+        /* aof_last_write_status is err while a shard's last write or fsync failed (Redis 7
+         * folds its background fsync's status in too); aof_pending_bio_fsync counts the fsyncs
+         * under way, aof_delayed_fsync those that held replies back (aof.c). */
         if (kv_cfg.aof_policy != AOF_OFF)
-            LINE("aof_current_size:%llu\r\naof_base_size:%llu\r\n", t.aof_size, t.aof_base);
+            LINE("aof_current_size:%llu\r\naof_base_size:%llu\r\naof_pending_bio_fsync:%llu\r\n"
+                 "aof_delayed_fsync:%llu\r\n",
+                 t.aof_size, t.aof_base, t.aof_pending_fsync, t.aof_delayed);
         LINE("\r\n");
     }
     if (want(c, "stats")) {

@@ -34,6 +34,9 @@ typedef struct kv_config {
     atomic_llong aof_rewrite_pct;
     atomic_llong aof_rewrite_min;
     int aof_rewrite_step; /* buckets a rewrite's walker takes between two yields (64) */
+    /* A test seam, not a setting: the everysec syncer sleeps this long before each fsync, as
+     * a busy disk would make it wait (CONFIG SET test-fsync-delay-ms, from any worker). */
+    atomic_llong test_fsync_delay_ms;
 } kv_config;
 
 extern kv_config kv_cfg;
