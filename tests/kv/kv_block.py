@@ -208,15 +208,21 @@ def scenarios(port, ck, workers):
     ck.eq("rpush d y", ctl.cmd("RPUSH", "d", "y"), b":1")
     ck.eq("d keeps y", ctl.cmd("LRANGE", "d", "0", "-1"), [b"y"])
     # Closed and pushed at once: whether the close is seen first or not, the element stays
-    # (weft-kv gives back an element claimed for a client found gone).
-    c = block(port, ctl, 0, "BLPOP", "d2", "0")
-    c.close()
-    ctl.cmd("RPUSH", "d2", "z")
-    for _ in range(200):
-        if ctl.cmd("LLEN", "d2") == b":1" and blocked(ctl) == 0:
-            break
-        time.sleep(0.01)
-    ck.eq("d2 keeps z", ctl.cmd("LRANGE", "d2", "0", "-1"), [b"z"])
+    # (weft-kv gives back an element claimed for a client found gone). Redis may lose it (it
+    # serves a client whose close it has not read yet): not in the transcript.
+    if ck.name == "weft-kv":
+        for i in range(20):
+            c = block(port, ctl, 0, "BLPOP", "d2", "0")
+            c.close()
+            ctl.cmd("RPUSH", "d2", "z%d" % i)
+            for _ in range(200):
+                if ctl.cmd("LLEN", "d2") == b":1" and blocked(ctl) == 0:
+                    break
+                time.sleep(0.01)
+            got = ctl.cmd("LRANGE", "d2", "0", "-1")
+            if got != [b"z%d" % i]:
+                ck.bad += 1; print("close then push, round %d: d2 holds %r" % (i, got))
+            ctl.cmd("DEL", "d2")
     # SET and DEL keep the client blocked; a later push serves it.
     c = block(port, ctl, 0, "BLPOP", "s", "0")
     ck.eq("set s", ctl.cmd("SET", "s", "str"), b"+OK")
@@ -283,17 +289,23 @@ def scenarios(port, ck, workers):
     for c in cs: c.close()
     pa.close(); pb.close()
     ck.eq("none blocked at the end", wait_blocked(ctl, 0), True)
+    # Clients left blocked (on both shards) when the server stops: a clean exit, no leak.
+    ctl.cmd("DEL", ka, kb)
+    cs = [block(port, ctl, i, "BLPOP", ka, kb, "0") for i in range(2)]
     ctl.close()
+    return cs
 
 def run(argv, port, name, workers):
     p = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
     ck = Check(name)
     try:
         wait_port(port, p)
-        scenarios(port, ck, workers)
+        left = scenarios(port, ck, workers)
     finally:
         p.terminate()
         rc = p.wait(timeout=30)
+    for c in left:
+        c.close()
     if name == "weft-kv" and rc != 0:
         ck.bad += 1; print("weft-kv exited with %d" % rc)
     return ck
