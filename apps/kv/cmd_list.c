@@ -1,6 +1,5 @@
 /* List commands: pushes and pops at both ends, LLEN, LRANGE, and BLPOP/BRPOP, which park the
  * connection's task in their keys' queues until a push hands them an element (block.c). */
-#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>

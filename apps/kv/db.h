@@ -1,10 +1,10 @@
 /* One shard's keyspace: the keys it owns with their values (strings, hashes, lists, sets,
- * sorted sets) and
- * expiry times, the queues of the clients blocked in BLPOP/BRPOP on its keys, and its counters. Each worker has one
- * (server.c keeps them in a weft_sharded value) and only that worker's thread touches it:
- * commands on its keys run there, locally or as a task submitted from another worker.
- * Memory the shard's data uses is counted per thread by kv_malloc/kv_free (malloc's usable
- * sizes), which is per shard since a shard's data is allocated and freed on its worker only. */
+ * sorted sets) and expiry times, the queues of the clients blocked in BLPOP/BRPOP on its keys,
+ * and its counters. Each worker has one (server.c keeps them in a weft_sharded value) and only
+ * that worker's thread touches it: commands on its keys run there, locally or as a task
+ * submitted from another worker. Memory the shard's data uses is counted per thread by
+ * kv_malloc/kv_free (malloc's usable sizes), which is per shard since a shard's data is
+ * allocated and freed on its worker only. */
 #ifndef KV_DB_H
 #define KV_DB_H
 

@@ -11,11 +11,13 @@ compared.
 - BLPOP on several keys is served once, by the key pushed, and says which; BRPOP pops right;
 - a timeout replies nil (RESP2 *-1, RESP3 _) and leaves no client queued;
 - a client that disconnects while blocked is never served: the element stays in the list;
-- SET and DEL of the key keep the clients blocked; a later push serves them;
+- SET, DEL and FLUSHALL keep the clients blocked; a later push serves them;
 - two keys on different shards (with 2 workers: picked with weft-kv's hash), pushed at the
   same moment from two connections, many times: the client gets exactly one element and the
   other stays; several clients on both keys under concurrent pushes: every element is
-  received once or left in a list, none lost or duplicated.
+  received once or left in a list, none lost or duplicated;
+- weft-kv with its AOF (always, everysec): the pops that served clients replay after their
+  pushes, so a restart finds the lists as they were.
 Exits 77 (skipped) when weft-kv cannot start; without redis-server only weft-kv runs."""
 import os, shutil, socket, subprocess, sys, tempfile, threading, time
 
@@ -229,6 +231,9 @@ def scenarios(port, ck, workers):
     ck.eq("rpush on string", ctl.cmd("RPUSH", "s", "v")[:9], b"-WRONGTYP")
     ck.eq("del s", ctl.cmd("DEL", "s"), b":1")
     ck.eq("still blocked", blocked(ctl), 1)
+    ctl.cmd("SET", "s", "again")
+    ck.eq("flushall", ctl.cmd("FLUSHALL"), b"+OK")
+    ck.eq("still blocked after flushall", blocked(ctl), 1)
     ck.eq("rpush s", ctl.cmd("RPUSH", "s", "v"), b":1")
     ck.eq("served after del", c.reply(), [b"s", b"v"])
     c.close()
@@ -310,6 +315,39 @@ def run(argv, port, name, workers):
         ck.bad += 1; print("weft-kv exited with %d" % rc)
     return ck
 
+def aof_round(kv_bin, workers, tmp):
+    """With the AOF on (always), served pops are logged after the push that served them: a
+    restart finds the lists as they were."""
+    bad = 0
+    for pol in ("always", "everysec"):
+        d = tempfile.mkdtemp(dir=tmp)
+        port = free_port()
+        argv = [kv_bin, "--port", str(port), "--workers", str(workers), "--appendonly", "yes",
+                "--appendfsync", pol, "--dir", d]
+        ka, kb = key_on("ka", 0, workers), key_on("kb", workers - 1, workers)
+        p = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+        try:
+            wait_port(port, p)
+            ctl = Conn(port)
+            cs = [block(port, ctl, i, "BLPOP", ka, kb, "0") for i in range(3)]
+            ctl.cmd("RPUSH", kb, "1", "2"); ctl.cmd("RPUSH", ka, "3", "4", "5")
+            got = [c.reply() for c in cs]
+            before = (ctl.cmd("LRANGE", ka, "0", "-1"), ctl.cmd("LRANGE", kb, "0", "-1"))
+        finally:
+            p.terminate(); p.wait(timeout=30)
+        p = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+        try:
+            wait_port(port, p)
+            ctl = Conn(port)
+            after = (ctl.cmd("LRANGE", ka, "0", "-1"), ctl.cmd("LRANGE", kb, "0", "-1"))
+        finally:
+            p.terminate(); p.wait(timeout=30)
+        want = [[kb.encode(), b"1"], [kb.encode(), b"2"], [ka.encode(), b"3"]]
+        if got != want or before != after or before != ([b"4", b"5"], []):
+            bad += 1
+            print("aof %s: served %r, lists %r, after restart %r" % (pol, got, before, after))
+    return bad
+
 def main():
     kv_bin = sys.argv[1]; workers = int(sys.argv[2]) if len(sys.argv) > 2 else 2
     redis = shutil.which("redis-server")
@@ -326,6 +364,7 @@ def main():
     kp = free_port()
     kv = run([kv_bin, "--port", str(kp), "--workers", str(workers)], kp, "weft-kv", workers)
     bad += kv.bad
+    bad += aof_round(kv_bin, workers, tmp)
     if ref and ref.log != kv.log:
         bad += 1
         for a, b in zip(ref.log, kv.log):
