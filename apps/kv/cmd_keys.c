@@ -611,7 +611,7 @@ void cmd_shardstats(kv_ctx *c)
                  (unsigned long long)c->db->nmisses, (unsigned long long)c->db->nexpired,
                  (unsigned long long)c->db->nevicted, sh->nconns,
                  (unsigned long long)sh->nconns_total, (unsigned long long)sh->ncommands,
-                 c->db->nwaiters, a->rewriting, (unsigned long long)a->nrewrites,
+                 sh->nblocked, a->rewriting, (unsigned long long)a->nrewrites,
                  (unsigned long long)a->size, (unsigned long long)a->base_size, a->last_failed,
                  a->write_err || a->fsync_err, a->syncing, (unsigned long long)a->ndelayed);
     reply_bulk(c->out, line, (size_t)n);

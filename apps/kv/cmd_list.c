@@ -1,11 +1,9 @@
 /* List commands: pushes and pops at both ends, LLEN, LRANGE, and BLPOP/BRPOP, which park the
- * connection's task until a push on one of their keys' shards (exec.c, kv_wait_keys). */
-#include <errno.h>
+ * connection's task in their keys' queues until a push hands them an element (block.c). */
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "cmd.h"
 #include "server.h"
@@ -137,14 +135,6 @@ void cmd_lrange(kv_ctx *c)
     }
 }
 
-/* True when the client has closed its end (checked between BLPOP's waits). */
-static int client_gone(kv_conn *conn)
-{
-    char b;
-    ssize_t n = recv(conn->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
-}
-
 static void bpop_generic(kv_ctx *c, int left)
 {
     long double secs;
@@ -168,54 +158,47 @@ static void bpop_generic(kv_ctx *c, int left)
     const char *const *keys = c->argv + 1;
     const size_t *klens = c->argl + 1;
     const kv_command *pop = kv_command_find(left ? "lpop" : "rpop", 4, 0);
-    for (;;) {
-        /* Try the keys in order, each on its shard. */
-        for (int i = 0; i < nkeys; i++) {
-            const char *argv[2] = {pop->name, keys[i]};
-            size_t argl[2] = {4, klens[i]};
-            kv_item it = {pop, 2, argv, argl, 0, kv_key_shard(keys[i], klens[i]), 0, 0};
-            sbuf tmp = {0};
-            if (kv_exec_items(c->conn, &it, 1, &tmp) < 0) {
-                sbuf_free(&tmp);
-                c->conn->close_after = 1;
-                return;
-            }
-            const char *r = tmp.data + it.off;
-            if (r[0] == '-') { /* WRONGTYPE */
-                sbuf_add(c->out, r, it.len);
-                sbuf_free(&tmp);
-                return;
-            }
-            if (r[0] == '$' && r[1] != '-') {
-                reply_array(c->out, 2);
-                reply_bulk(c->out, keys[i], klens[i]);
-                sbuf_add(c->out, r, it.len);
-                sbuf_free(&tmp);
-                return;
-            }
+    /* Try the keys in order, each on its shard. */
+    for (int i = 0; i < nkeys; i++) {
+        const char *argv[2] = {pop->name, keys[i]};
+        size_t argl[2] = {4, klens[i]};
+        kv_item it = {pop, 2, argv, argl, 0, kv_key_shard(keys[i], klens[i]), 0, 0};
+        sbuf tmp = {0};
+        if (kv_exec_items(c->conn, &it, 1, &tmp) < 0) {
             sbuf_free(&tmp);
-        }
-        if (deadline != WEFT_FOREVER && weft_now() >= deadline)
-            break;
-        if (c->out->len) { /* the replies of the batch before this command go out first */
-            kv_aof_wait(kv_local());
-            if (weft_write(c->conn->fd, c->out->data, c->out->len, WEFT_FOREVER) < 0) {
-                c->conn->close_after = 1;
-                return;
-            }
-            c->out->len = 0;
-        }
-        c->conn->blocked = 1;
-        int r = kv_wait_keys(c->conn, keys, klens, (size_t)nkeys, deadline);
-        c->conn->blocked = 0;
-        if (r == -ETIMEDOUT)
-            break;
-        if (r < 0 || client_gone(c->conn)) {
             c->conn->close_after = 1;
             return;
         }
+        const char *r = tmp.data + it.off;
+        if (r[0] == '-') { /* WRONGTYPE */
+            sbuf_add(c->out, r, it.len);
+            sbuf_free(&tmp);
+            return;
+        }
+        if (r[0] == '$' && r[1] != '-') {
+            reply_array(c->out, 2);
+            reply_bulk(c->out, keys[i], klens[i]);
+            sbuf_add(c->out, r, it.len);
+            sbuf_free(&tmp);
+            return;
+        }
+        sbuf_free(&tmp);
     }
-    reply_null_array(c->out);
+    if (deadline != WEFT_FOREVER && weft_now() >= deadline) {
+        reply_null_array(c->out);
+        return;
+    }
+    if (c->out->len && c->conn->fd >= 0) { /* the replies of the batch before go out first */
+        kv_aof_wait(kv_local());
+        if (weft_write(c->conn->fd, c->out->data, c->out->len, WEFT_FOREVER) < 0) {
+            c->conn->close_after = 1;
+            return;
+        }
+        c->out->len = 0;
+    }
+    /* Then queue up behind the clients blocked on these keys before (block.c). */
+    if (kv_block_pop(c->conn, keys, klens, (size_t)nkeys, left, deadline, c->out) < 0)
+        c->conn->close_after = 1;
 }
 
 void multi_blpop(kv_ctx *c)

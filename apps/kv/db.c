@@ -60,7 +60,7 @@ uint64_t db_rand(kv_db *db)
 void db_init(kv_db *db, unsigned index)
 {
     memset(db, 0, sizeof *db);
-    db->waiters.prev = db->waiters.next = &db->waiters;
+    db->regs.prev = db->regs.next = &db->regs;
     db->rng = 0x9E3779B97F4A7C15ULL * (index + 1) ^ (uint64_t)kv_unix_ms();
     if (!db->rng)
         db->rng = 1;
@@ -114,8 +114,6 @@ void db_flush(kv_db *db)
      * array is the dict's and not counted (dict.c allocates with calloc). */
     db->nexpires = 0;
     db->sweep_cursor = 0;
-    for (kv_waiter *w = db->waiters.next; w != &db->waiters; w = w->next)
-        weft_event_set(&w->ev);
 }
 
 void db_delete(kv_db *db, kv_entry *e)
@@ -318,12 +316,14 @@ kv_blob *list_at(const kv_list *l, size_t i)
 
 void db_signal_key(kv_db *db, const char *key, size_t klen)
 {
-    for (kv_waiter *w = db->waiters.next; w != &db->waiters; w = w->next)
-        for (size_t i = 0; i < w->nkeys; i++)
-            if (w->klens[i] == klen && memcmp(w->keys[i], key, klen) == 0) {
-                weft_event_set(&w->ev);
-                break;
-            }
+    if (db->blocking.size == 0)
+        return;
+    kv_bkey *bk = (kv_bkey *)dict_find(&db->blocking, key, klen, kv_hash(key, klen));
+    if (bk && !bk->ready) {
+        bk->ready = 1;
+        bk->next_ready = db->ready;
+        db->ready = bk;
+    }
 }
 
 typedef struct sweep_state {

@@ -1,10 +1,10 @@
 /* One shard's keyspace: the keys it owns with their values (strings, hashes, lists, sets,
- * sorted sets) and
- * expiry times, the BLPOP waiters parked on its keys, and its counters. Each worker has one
- * (server.c keeps them in a weft_sharded value) and only that worker's thread touches it:
- * commands on its keys run there, locally or as a task submitted from another worker.
- * Memory the shard's data uses is counted per thread by kv_malloc/kv_free (malloc's usable
- * sizes), which is per shard since a shard's data is allocated and freed on its worker only. */
+ * sorted sets) and expiry times, the queues of the clients blocked in BLPOP/BRPOP on its keys,
+ * and its counters. Each worker has one (server.c keeps them in a weft_sharded value) and only
+ * that worker's thread touches it: commands on its keys run there, locally or as a task
+ * submitted from another worker. Memory the shard's data uses is counted per thread by
+ * kv_malloc/kv_free (malloc's usable sizes), which is per shard since a shard's data is
+ * allocated and freed on its worker only. */
 #ifndef KV_DB_H
 #define KV_DB_H
 
@@ -55,21 +55,40 @@ typedef struct kv_entry {
     char key[];
 } kv_entry;
 
-/* A task parked in BLPOP/BRPOP on some of this shard's keys (on the waiting task's stack):
- * pushes to one of its keys set its event. */
-typedef struct kv_waiter {
-    struct kv_waiter *prev, *next;
+/* BLPOP/BRPOP's queues on this shard (block.c). A client blocked on some of this shard's keys
+ * has one registration here (kv_breg) with a node in each of those keys' queues (kv_bkey,
+ * oldest first). All of it is this shard's worker's, like the keys. */
+typedef struct kv_blink {
+    struct kv_blink *prev, *next;
+} kv_blink;
+
+typedef struct kv_bnode {
+    struct kv_bnode *prev, *next; /* in bk->queue */
+    struct kv_breg *reg;          /* the registration it belongs to */
+    struct kv_bkey *bk;           /* the key's queue */
+} kv_bnode;
+
+typedef struct kv_bkey {
+    dnode node;                 /* in kv_db.blocking, by key */
+    kv_bnode queue;             /* list head: the clients blocked on the key, oldest first */
+    struct kv_bkey *next_ready; /* in kv_db.ready */
+    int ready;                  /* in kv_db.ready or being served: not freed meanwhile */
+    char key[];
+} kv_bkey;
+
+typedef struct kv_breg {
+    kv_blink link;      /* in kv_db.regs: first member */
+    struct kv_bwait *w; /* the client's wait record, shared with its connection (block.c) */
     size_t nkeys;
-    const char *const *keys;
-    const size_t *klens;
-    weft_event ev;
-} kv_waiter;
+    kv_bnode nodes[]; /* one per key of this shard the client waits on */
+} kv_breg;
 
 typedef struct kv_db {
     dict keys;
-    size_t nexpires;   /* keys with an expiry time */
-    kv_waiter waiters; /* list head */
-    size_t nwaiters;
+    size_t nexpires;     /* keys with an expiry time */
+    dict blocking;       /* of kv_bkey: the keys clients are blocked on */
+    kv_bkey *ready;      /* keys a command pushed to, served once it ends (kv_block_serve) */
+    kv_blink regs;       /* list head of the kv_breg of this shard */
     size_t sweep_cursor; /* where the active expiry sweep resumes */
     uint64_t nhits, nmisses, nexpired, nevicted;
     uint64_t rng; /* xorshift state, for RANDOMKEY and the samplers */
@@ -86,7 +105,7 @@ int64_t kv_unix_ms(void);
 int64_t kv_mono_ms(void);
 
 void db_init(kv_db *db, unsigned index);
-/* Frees every key, and wakes the waiters (which must then leave before db is freed). */
+/* Frees every key (the blocked clients stay blocked, as in Redis). */
 void db_flush(kv_db *db);
 
 /* The live entry of key (an expired one is deleted first, Redis's lazy expiry), or NULL.
@@ -113,7 +132,8 @@ int db_str_resize(kv_entry *e, size_t n);
 int list_push(kv_list *l, const char *p, size_t n, int left); /* 0 or -1 */
 kv_blob *list_pop(kv_list *l, int left);                      /* the caller kv_frees it */
 kv_blob *list_at(const kv_list *l, size_t i);
-/* Wakes the BLPOP waiters parked on key. */
+/* Marks key ready when clients are blocked on it: the command that pushed to it serves them
+ * once it ends (kv_run_proc, kv_block_serve). */
 void db_signal_key(kv_db *db, const char *key, size_t klen);
 
 /* The next pseudo-random number of the shard. */

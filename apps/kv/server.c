@@ -91,6 +91,8 @@ void kv_run_proc(const kv_command *cmd, kv_ctx *ctx)
     cmd->proc(ctx);
     if (sh->aof.fd >= 0 && (cmd->flags & CMD_WRITE))
         kv_aof_log(sh, cmd, ctx, reply_off);
+    if (sh->db.ready) /* a push to a key with blocked clients: served before anything else */
+        kv_block_serve(sh);
 }
 
 /* ---- The shards ---- */
@@ -137,6 +139,7 @@ static void shard_fini(void *value, unsigned worker, void *arg)
 {
     (void)worker, (void)arg;
     kv_shard *sh = value;
+    kv_block_fini(sh);
     db_flush(&sh->db);
 }
 
@@ -257,8 +260,8 @@ static void serve(int fd, void *arg)
         weft_promise_resolve(sh->drained, NULL);
 }
 
-/* On each worker at the shutdown: ends its connections (cancelled: their reads return
- * -ECANCELED) and its expiry task, and wakes its BLPOP waiters. */
+/* On each worker at the shutdown: ends its connections (cancelled: their reads and BLPOP's
+ * waits return -ECANCELED) and its expiry task. */
 static void *drain_shard(void *arg)
 {
     (void)arg;
@@ -275,8 +278,6 @@ static void *drain_shard(void *arg)
         weft_join(sh->sweeper, NULL, WEFT_FOREVER);
         sh->sweeper = NULL;
     }
-    for (kv_waiter *w = sh->db.waiters.next; w != &sh->db.waiters; w = w->next)
-        weft_event_set(&w->ev);
     return NULL;
 }
 
@@ -354,8 +355,8 @@ int kv_serve_main(void)
     for (unsigned k = 0; k < nshards; k++)
         if (drainers[k])
             weft_join(drainers[k], NULL, WEFT_FOREVER);
-    /* Tasks submitted to other shards (a cancelled connection's batch, BLPOP waiters) end on
-     * their own, within a second at most: the shards' data must outlive them. */
+    /* Tasks submitted to other shards (a cancelled connection's batch, BLPOP's
+     * registrations) end on their own: the shards' data must outlive them. */
     while (atomic_load_explicit(&kv_inflight, memory_order_acquire) > 0)
         weft_sleep(WEFT_MSEC);
     close_aofs();

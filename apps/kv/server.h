@@ -92,6 +92,7 @@ typedef struct kv_shard {
     weft_task *held_by;    /* the transaction task holding the shard (tx.c), or NULL */
     weft_event thaw;       /* set when a hold ends: the commands waiting for it go on */
     kv_aof aof;
+    size_t nblocked;      /* this worker's connections parked in BLPOP/BRPOP (INFO) */
     atomic_llong mem_pub; /* kv_mem_used of this worker, published for INFO */
 } kv_shard;
 
@@ -117,11 +118,18 @@ int kv_exec_items(kv_conn *c, kv_item *items, size_t n, sbuf *dst);
  * items (nshards entries) receive the offsets. */
 int kv_exec_all(kv_conn *c, const char *const *argv, const size_t *argl, int argc, sbuf *dst,
                 kv_item *items);
-/* Parks until one of keys gets a push on its shard, the deadline (absolute weft time, or
- * WEFT_FOREVER) passes, or about a second has gone by (the caller retries, and checks its
- * client is still there). Returns 0 or -ETIMEDOUT / -ECANCELED. */
-int kv_wait_keys(kv_conn *c, const char *const *keys, const size_t *klens, size_t nkeys,
-                 int64_t deadline);
+/* BLPOP/BRPOP (block.c). kv_block_pop parks c's task until one of keys (nkeys of them, on any
+ * shards) is handed an element by a push, the deadline (absolute weft time, or WEFT_FOREVER)
+ * passes, or the client goes; it appends the reply to out (the key and the element from the
+ * left or right end, or the null array at the deadline). Returns 0, or -1 when the connection
+ * must close (the client went, the task was cancelled). Connection task only. */
+int kv_block_pop(kv_conn *c, const char *const *keys, const size_t *klens, size_t nkeys, int left,
+                 int64_t deadline, sbuf *out);
+/* After a command on sh: hands the elements pushed to keys with blocked clients to those
+ * clients, oldest first, before anything else runs on sh (kv_run_proc). sh's worker. */
+void kv_block_serve(kv_shard *sh);
+/* At sh's end (shard_fini): frees the registrations left. sh's worker. */
+void kv_block_fini(kv_shard *sh);
 /* Splits c's keys (every `step` arguments from 1, each with step - 1 values after it) into
  * one command per shard holding that shard's keys (same name), runs those, and returns how
  * many ran (items[0 .. m), with replies in dst), or -errno. pos[i] is request argument i's
