@@ -852,6 +852,20 @@ WEFT_API int weft_spawn_future(weft_task **out, weft_future *f, const weft_spawn
  * task. */
 WEFT_API int weft_fd_wait(int fd, int events, int64_t deadline);
 
+/* A future of weft_fd_wait: completes once `fd` is ready for `events` (WEFT_READABLE,
+ * WEFT_WRITABLE or both) with the ready mask as its status (> 0, as weft_fd_wait's), or with
+ * -EBADF (not an open fd, or forgotten meanwhile). For stackless tasks (weft_spawn_future)
+ * and combinators: weft_future_first of it and a timer future is a readiness wait with a
+ * deadline. Like weft_fd_wait it takes the readiness it reports (on epoll: the edge), and
+ * one destroyed before completing takes nothing. It belongs to the worker that created it:
+ * polled by a task of another worker it completes with -EPERM, and it must be destroyed on
+ * its own worker (elsewhere it is leaked, with a warning, rather than touched). Until it
+ * completes it costs a small pinned task of that worker, which waits with weft_fd_wait
+ * (created at the first poll, unless the fd is ready then). Returns 0, -EINVAL (out NULL,
+ * fd < 0, events not within WEFT_READABLE|WEFT_WRITABLE), -ENOMEM, -EPERM outside a worker's
+ * thread. */
+WEFT_API int weft_fd_future(weft_future **out, int fd, int events);
+
 /* Forgets `fd`'s registration (wakes its waiters with -EBADF) and what weft knows of it (its
  * kind) without closing it; call it before closing an fd some other way. Returns 0, -EBADF
  * (not an open fd: weft's fd table never grows for one), -ENOMEM, -EPERM outside a runtime. */

@@ -324,3 +324,126 @@ Test(select, bad_general_cases_are_refused)
 {
     run_main(errors_main, NULL);
 }
+
+/* ---- weft_fd_future: weft_fd_wait as a future ---- */
+
+static void *write_one(void *arg)
+{
+    weft_sleep(WEFT_MSEC);
+    cr_assert_eq(weft_write((int)(intptr_t)arg, "y", 1, WEFT_FOREVER), 1);
+    return NULL;
+}
+
+static void *fd_future_main(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    pair(sv);
+    /* A stackless task awaits it. */
+    weft_future *f;
+    cr_assert_eq(weft_fd_future(&f, sv[0], WEFT_READABLE), 0);
+    weft_task *st, *wr;
+    cr_assert_eq(weft_spawn_future(&st, f, NULL), 0);
+    cr_assert_eq(weft_spawn(&wr, write_one, (void *)(intptr_t)sv[1], NULL), 0);
+    cr_assert_eq(weft_join(wr, NULL, WEFT_FOREVER), 0);
+    void *res = NULL;
+    cr_assert_eq(weft_join(st, &res, weft_deadline_in(10 * WEFT_SEC)), 0);
+    char c;
+    cr_assert_eq(weft_read(sv[0], &c, 1, WEFT_FOREVER), 1);
+    /* With a timer, the first of them: a readiness wait with a deadline. */
+    weft_future *g, *tm, *first;
+    cr_assert_eq(weft_fd_future(&g, sv[0], WEFT_READABLE), 0);
+    cr_assert_eq(weft_timer_future(&tm, weft_deadline_in(2 * WEFT_MSEC)), 0);
+    weft_future *pair_[2] = {g, tm};
+    cr_assert_eq(weft_future_first(&first, pair_, 2), 0);
+    cr_assert_eq(weft_await(first, NULL, weft_deadline_in(10 * WEFT_SEC)), 1, "the timer");
+    weft_future_destroy(first);
+    weft_future_destroy(tm);
+    weft_future_destroy(g);
+    /* Writable at once: no watcher needed. */
+    cr_assert_eq(weft_fd_future(&g, sv[1], WEFT_WRITABLE), 0);
+    cr_assert_eq(weft_await(g, NULL, WEFT_FOREVER), WEFT_WRITABLE);
+    weft_future_destroy(g);
+    weft_close(sv[0]);
+    weft_close(sv[1]);
+    return NULL;
+}
+
+Test(select, an_fd_future_completes_with_the_ready_mask)
+{
+    run_main(fd_future_main, NULL);
+}
+
+/* A future whose watcher took the fd's readiness and was destroyed before it said so gives
+ * the readiness back: the next weft_fd_wait finds it. */
+static void *fd_future_gives_back_main(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    pair(sv);
+    for (int i = 0; i < 20; i++) {
+        weft_future *f;
+        cr_assert_eq(weft_fd_future(&f, sv[0], WEFT_READABLE), 0);
+        /* One poll: not ready, so its watcher starts and waits. */
+        cr_assert_eq(weft_await(f, NULL, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT);
+        cr_assert_eq(weft_write(sv[1], "z", 1, WEFT_FOREVER), 1);
+        weft_sleep(WEFT_MSEC); /* the watcher takes the edge (or not yet) */
+        weft_future_destroy(f);
+        int m = weft_fd_wait(sv[0], WEFT_READABLE, weft_deadline_in(10 * WEFT_SEC));
+        cr_assert_eq(m & WEFT_READABLE, WEFT_READABLE, "the destroyed future kept the edge");
+        char c;
+        cr_assert_eq(weft_read(sv[0], &c, 1, WEFT_FOREVER), 1);
+    }
+    weft_close(sv[0]);
+    weft_close(sv[1]);
+    return NULL;
+}
+
+Test(select, a_destroyed_fd_future_takes_nothing)
+{
+    run_main(fd_future_gives_back_main, NULL);
+}
+
+static void *await_elsewhere(void *arg)
+{
+    return (void *)(intptr_t)weft_await(arg, NULL, weft_deadline_in(10 * WEFT_SEC));
+}
+
+static void *fd_future_errors_main(void *arg)
+{
+    (void)arg;
+    weft_future *f;
+    cr_assert_eq(weft_fd_future(NULL, 0, WEFT_READABLE), -EINVAL);
+    cr_assert_eq(weft_fd_future(&f, -1, WEFT_READABLE), -EINVAL);
+    cr_assert_eq(weft_fd_future(&f, 0, 0), -EINVAL);
+    cr_assert_eq(weft_fd_future(&f, 0, 0x10), -EINVAL);
+    int dead = dup(0);
+    close(dead);
+    cr_assert_eq(weft_fd_future(&f, dead, WEFT_READABLE), 0);
+    cr_assert_eq(weft_await(f, NULL, WEFT_FOREVER), -EBADF);
+    weft_future_destroy(f);
+    /* Polled by a task of another worker. */
+    int sv[2];
+    pair(sv);
+    cr_assert_eq(weft_fd_future(&f, sv[0], WEFT_READABLE), 0);
+    weft_task *t;
+    cr_assert_eq(weft_spawn_on(1, &t, await_elsewhere, f, NULL), 0);
+    void *r;
+    cr_assert_eq(weft_join(t, &r, WEFT_FOREVER), 0);
+    cr_assert_eq((intptr_t)r, -EPERM);
+    weft_future_destroy(f);
+    weft_close(sv[0]);
+    weft_close(sv[1]);
+    return NULL;
+}
+
+Test(select, bad_fd_futures_are_refused)
+{
+    weft_future *f;
+    cr_assert_eq(weft_fd_future(&f, 0, WEFT_READABLE), -EPERM); /* outside a runtime */
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 2;
+    c.mode = WEFT_MODE_SHARDED;
+    run_main_cfg(&c, fd_future_errors_main, NULL);
+}
