@@ -51,30 +51,12 @@ def key_on(prefix, shard, n):
             return k
     raise SystemExit("no key found for shard %d" % shard)
 
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+from kvclient import free_port, wait_port, Conn as RawConn
 
-def wait_port(port, proc):
-    for _ in range(200):
-        if proc.poll() is not None:
-            raise SystemExit("server exited early")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close(); return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit("server did not start")
 
-class Conn:
-    def __init__(self, port):
-        self.s = socket.create_connection(("127.0.0.1", port)); self.buf = b""
-        self.s.settimeout(10)
-    def fill(self):
-        d = self.s.recv(65536)
-        if not d: raise EOFError
-        self.buf += d
-    def line(self):
-        while b"\r\n" not in self.buf: self.fill()
-        l, self.buf = self.buf.split(b"\r\n", 1); return l
+class Conn(RawConn):
+    """Replies as values (bulks' contents, arrays as lists)."""
+
     def reply(self):
         l = self.line(); t = l[:1]
         if t in (b"+", b"-", b":", b"_", b","): return l
@@ -88,19 +70,6 @@ class Conn:
             if n < 0: return l
             return [self.reply() for _ in range(n * (2 if t == b"%" else 1))]
         raise ValueError(l)
-    @staticmethod
-    def enc(*args):
-        out = b"*%d\r\n" % len(args)
-        for a in args:
-            a = a if isinstance(a, bytes) else str(a).encode()
-            out += b"$%d\r\n%s\r\n" % (len(a), a)
-        return out
-    def send(self, *args):
-        self.s.sendall(self.enc(*args))
-    def cmd(self, *args):
-        self.send(*args); return self.reply()
-    def close(self):
-        self.s.close()
 
 class Check:
     def __init__(self, name):

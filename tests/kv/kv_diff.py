@@ -13,30 +13,12 @@ Replies that depend on time or on hash order (TTL values, KEYS, HGETALL, SCAN) a
 after normalising: TTLs by range, unordered arrays sorted."""
 import os, random, shutil, socket, subprocess, sys, tempfile, threading, time
 
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+from kvclient import free_port, wait_port, Conn as RawConn
 
-def wait_port(port, proc):
-    for _ in range(200):
-        if proc.poll() is not None:
-            raise SystemExit("server exited early")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close(); return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit("server did not start")
 
-class Conn:
-    def __init__(self, port):
-        self.s = socket.create_connection(("127.0.0.1", port)); self.buf = b""
-        self.s.settimeout(10)
-    def fill(self):
-        d = self.s.recv(65536)
-        if not d: raise EOFError
-        self.buf += d
-    def line(self):
-        while b"\r\n" not in self.buf: self.fill()
-        l, self.buf = self.buf.split(b"\r\n", 1); return l
+class Conn(RawConn):
+    """Replies with their type prefixes, for byte-for-byte comparison."""
+
     def reply(self):
         l = self.line(); t = l[:1]
         # RESP3's simple types: null, double, boolean, big number.
@@ -53,14 +35,6 @@ class Conn:
             n = int(l[1:])
             return [l] + [self.reply() for _ in range(2 * n)]
         raise ValueError(l)
-    def send(self, *args):
-        out = b"*%d\r\n" % len(args)
-        for a in args:
-            a = a if isinstance(a, bytes) else str(a).encode()
-            out += b"$%d\r\n%s\r\n" % (len(a), a)
-        self.s.sendall(out)
-    def cmd(self, *args):
-        self.send(*args); return self.reply()
 
 UNORDERED = {"keys", "hgetall", "scan_keys"}
 

@@ -20,56 +20,12 @@ write leaves it); each start cuts it off with a log line and keeps everything be
 byte of garbage in the middle of the file stops the start with its offset.
 """
 import os, shutil, signal, socket, subprocess, sys, tempfile, threading, time
+from kvclient import resp, Conn as RawConn
 
 
-def resp(*args):
-    out = b"*%d\r\n" % len(args)
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out += b"$%d\r\n%s\r\n" % (len(a), a)
-    return out
-
-
-class Conn:
+class Conn(RawConn):
     def __init__(self, port):
-        self.s = socket.create_connection(("127.0.0.1", port))
-        self.s.settimeout(20)
-        self.buf = b""
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            d = self.s.recv(65536)
-            if not d:
-                raise EOFError
-            self.buf += d
-        l, self.buf = self.buf.split(b"\r\n", 1)
-        return l
-
-    def cmd(self, *args):
-        """One command; its reply as the first line, or for an array the bulks' contents."""
-        self.s.sendall(resp(*args))
-        l = self.line()
-        if l[:1] == b"*":
-            out = []
-            for _ in range(int(l[1:])):
-                n = int(self.line()[1:])
-                while len(self.buf) < n + 2:
-                    d = self.s.recv(65536)
-                    if not d:
-                        raise EOFError
-                    self.buf += d
-                out.append(self.buf[:n])
-                self.buf = self.buf[n + 2:]
-            return out
-        if l[:1] == b"$":
-            n = int(l[1:])
-            if n < 0:
-                return None
-            while len(self.buf) < n + 2:
-                self.buf += self.s.recv(65536)
-            d, self.buf = self.buf[:n], self.buf[n + 2:]
-            return d
-        return l
+        super().__init__(port, timeout=20)
 
 
 def main():

@@ -23,50 +23,12 @@ sleeps N ms before each fsync, as if the disk held it (it counts as the fsync's 
 The margins are wide: this runs on loaded machines and under ASan.
 """
 import os, shutil, signal, socket, subprocess, sys, tempfile, threading, time
+from kvclient import Conn as RawConn
 
 
-def resp(*args):
-    out = b"*%d\r\n" % len(args)
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out += b"$%d\r\n%s\r\n" % (len(a), a)
-    return out
-
-
-class Conn:
+class Conn(RawConn):
     def __init__(self, port):
-        self.s = socket.create_connection(("127.0.0.1", port))
-        self.s.settimeout(30)
-        self.buf = b""
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            d = self.s.recv(65536)
-            if not d:
-                raise EOFError
-            self.buf += d
-        l, self.buf = self.buf.split(b"\r\n", 1)
-        return l
-
-    def bulk(self, n):
-        while len(self.buf) < n + 2:
-            d = self.s.recv(65536)
-            if not d:
-                raise EOFError
-            self.buf += d
-        d, self.buf = self.buf[:n], self.buf[n + 2:]
-        return d
-
-    def cmd(self, *args):
-        """One command; its reply as the first line, a bulk's contents, or an array's bulks."""
-        self.s.sendall(resp(*args))
-        l = self.line()
-        if l[:1] == b"*":
-            return [self.bulk(int(self.line()[1:])) for _ in range(int(l[1:]))]
-        if l[:1] == b"$":
-            n = int(l[1:])
-            return None if n < 0 else self.bulk(n)
-        return l
+        super().__init__(port, timeout=30)
 
     def info(self, field):
         for l in self.cmd("INFO", "persistence").decode().split("\r\n"):
