@@ -15,11 +15,12 @@
  *
  * Leaves. Sleeps and weft futures (timer, promise, weft_submit_to, combinators, shared
  * futures, joins of other weft::tasks) are polled directly: no stack, no task. The fd calls
- * and channel waits of weft.h park a stackful task and return -EPERM in a stackless one, and
- * weft.h has no readiness future, so those awaitables run the call in a small stackful
- * helper task (spawned pinned on the root's worker, with weft's pooled stacks) and wake the
- * root when it returns. A channel await tries the non-blocking call first and spawns only
- * when it would wait. Switch these to a readiness future when weft.h gains one.
+ * and channel waits of weft.h park a stackful task and return -EPERM in a stackless one, so
+ * those awaitables run the call in a small stackful helper task (spawned pinned on the
+ * root's worker, with weft's pooled stacks) and wake the root when it returns. (weft.h's
+ * readiness future, weft_fd_future, would not do for reads: on io_uring weft holds a
+ * socket's received bytes, which a plain read(2) after readiness would miss.) A channel
+ * await tries the non-blocking call first and spawns only when it would wait.
  *
  * Cancellation. task_handle::cancel() asks a spawned task to stop: the pending leaf
  * completes with -ECANCELED (a helper task is cancelled through weft_cancel, so its blocking
