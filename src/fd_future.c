@@ -56,21 +56,6 @@ static void watch_ended(void *arg)
     fd_future_free(f);
 }
 
-static int mask_now(weft__worker *w, int fd, int events)
-{
-    short want = (short)(((events & WEFT_READABLE) ? POLLIN | POLLRDHUP : 0) |
-                         ((events & WEFT_WRITABLE) ? POLLOUT : 0));
-    int r = weft__sys_poll1(&w->sys, fd, want, 0);
-    if (r < 0 || (r & POLLNVAL))
-        return r < 0 ? r : -EBADF;
-    int m = 0;
-    if ((events & WEFT_READABLE) && (r & (POLLIN | POLLHUP | POLLERR | POLLRDHUP)))
-        m |= WEFT_READABLE;
-    if ((events & WEFT_WRITABLE) && (r & (POLLOUT | POLLHUP | POLLERR)))
-        m |= WEFT_WRITABLE;
-    return m;
-}
-
 static int fd_poll(weft_future *self, weft_context *cx)
 {
     fd_future *f = (fd_future *)self;
@@ -87,7 +72,7 @@ static int fd_poll(weft_future *self, weft_context *cx)
     f->waker = cx->waker;
     if (f->watcher)
         return WEFT_PENDING;
-    int m = mask_now(w, f->fd, f->events);
+    int m = weft__io_fd_ready_now(w, f->fd, f->events);
     if (m != 0) {
         weft_future_complete(self, m, NULL);
         return WEFT_READY;

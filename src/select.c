@@ -43,19 +43,6 @@ static bool general_op(int op)
     return op == WEFT_CASE_FD || op == WEFT_CASE_FUTURE || op == WEFT_CASE_TIMER;
 }
 
-/* WEFT_READABLE/WEFT_WRITABLE from poll(2)'s revents, for the directions `events` asks for:
- * an error or hang-up counts as ready in each (the retried call reports it), as the reactor's
- * waits say it. */
-static int mask_of(short revents, int events)
-{
-    int m = 0;
-    if ((events & WEFT_READABLE) && (revents & (POLLIN | POLLHUP | POLLERR | POLLRDHUP)))
-        m |= WEFT_READABLE;
-    if ((events & WEFT_WRITABLE) && (revents & (POLLOUT | POLLHUP | POLLERR)))
-        m |= WEFT_WRITABLE;
-    return m;
-}
-
 /* The look that waits for nothing: 1 and *outcome if the case is ready now, else 0. */
 static int ready_now(weft__worker *w, const weft_case *c, int *outcome)
 {
@@ -70,17 +57,9 @@ static int ready_now(weft__worker *w, const weft_case *c, int *outcome)
         *outcome = c->future->status;
         return 1;
     }
-    default: { /* WEFT_CASE_FD */
-        short want = (short)(((c->io.events & WEFT_READABLE) ? POLLIN | POLLRDHUP : 0) |
-                             ((c->io.events & WEFT_WRITABLE) ? POLLOUT : 0));
-        int r = weft__sys_poll1(&w->sys, c->io.fd, want, 0); /* the revents */
-        if (r < 0 || (r & POLLNVAL)) {
-            *outcome = r < 0 ? r : -EBADF;
-            return 1;
-        }
-        *outcome = mask_of((short)r, c->io.events);
+    default: /* WEFT_CASE_FD */
+        *outcome = weft__io_fd_ready_now(w, c->io.fd, c->io.events);
         return *outcome != 0;
-    }
     }
 }
 
@@ -169,11 +148,11 @@ static int general_select(weft_case *cases, size_t n, size_t nx, bool has_defaul
     if (!w)
         return r;
     /* The caller's cases as channel cases, and one DEFAULT more for the first look. */
-    weft_case *inner = calloc(n + 1, sizeof *inner);
-    watch *xs = calloc(nx, sizeof *xs);
+    weft_case *inner = weft__calloc(w, n + 1, sizeof *inner);
+    watch *xs = weft__calloc(w, nx, sizeof *xs);
     if (!inner || !xs) {
-        free(inner);
-        free(xs);
+        weft__free(w, inner);
+        weft__free(w, xs);
         return -ENOMEM;
     }
     size_t k = 0;
@@ -226,8 +205,9 @@ static int general_select(weft_case *cases, size_t n, size_t nx, bool has_defaul
     }
     for (size_t i = 0; i < nx; i++)
         weft_chan_release(xs[i].ch);
-    free(xs);
-    free(inner);
+    w = weft__worker_current();
+    weft__free(w, xs);
+    weft__free(w, inner);
     return r;
 }
 

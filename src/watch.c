@@ -12,6 +12,7 @@
 #include <stdbool.h>
 
 #include "core.h"
+#include "io/io.h"
 
 #define WATCH_KINDS (WEFT_WATCH_TIMER | WEFT_WATCH_SIGNAL)
 #define WATCH_DIRS  (WEFT_READABLE | WEFT_WRITABLE)
@@ -57,17 +58,8 @@ static void fire(weft_watch *wt, unsigned events)
  * triggering do, when weft_fd_wait reports only new edges. */
 static unsigned ready_now(weft_watch *wt, unsigned dirs)
 {
-    short want =
-        (short)((dirs & WEFT_READABLE ? POLLIN : 0) | (dirs & WEFT_WRITABLE ? POLLOUT : 0));
-    int r = weft__sys_poll1(&weft__worker_current()->sys, wt->fd, want, 0);
-    if (r <= 0)
-        return 0;
-    unsigned m = 0;
-    if (r & (POLLIN | POLLHUP | POLLERR | POLLRDHUP))
-        m |= WEFT_READABLE;
-    if (r & (POLLOUT | POLLHUP | POLLERR))
-        m |= WEFT_WRITABLE;
-    return m & dirs;
+    int m = weft__io_fd_ready_now(weft__worker_current(), wt->fd, (int)dirs);
+    return m > 0 ? (unsigned)m : 0;
 }
 
 /* The next events of the watch, or 0 when it must stop (cancelled, or its wait failed: then

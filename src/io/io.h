@@ -24,6 +24,11 @@ void weft__io_fd_known(weft__worker *w, int fd, int kind);
  * select.c): on epoll the mask is marked again and the fd's next waiter woken, as an edge
  * would; io_uring's polls take nothing, so there it does nothing. Worker thread. */
 void weft__io_fd_unconsume(weft__worker *w, int fd, unsigned mask);
+/* fd's readiness for `events` (WEFT_READABLE|WEFT_WRITABLE) now, by one poll(2) that does
+ * not wait and takes nothing: the ready mask (0: not ready; an error or hang-up counts as
+ * ready in each direction asked, as the reactor's waits say it), -EBADF (not an open fd) or
+ * -errno. The level look of the general select, weft_fd_future and the watches. */
+int weft__io_fd_ready_now(weft__worker *w, int fd, int events);
 /* fd's kind as far as the reactor knows it (0: not classified yet). */
 int weft__io_fd_kind(weft__worker *w, int fd);
 #ifdef WEFT_TESTING

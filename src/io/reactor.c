@@ -3,6 +3,7 @@
  * weft_fd_wait/forget/close. Everything below is reached through the backend's ops table or
  * the fd table (see backend.h for the layering). */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +117,21 @@ void weft__io_fd_fresh(weft__worker *w, int fd)
 void weft__io_fd_known(weft__worker *w, int fd, int kind)
 {
     weft__fdtable_fresh(w->io, fd, kind);
+}
+
+int weft__io_fd_ready_now(weft__worker *w, int fd, int events)
+{
+    short want = (short)(((events & WEFT_READABLE) ? POLLIN | POLLRDHUP : 0) |
+                         ((events & WEFT_WRITABLE) ? POLLOUT : 0));
+    int r = weft__sys_poll1(&w->sys, fd, want, 0); /* the revents */
+    if (r < 0 || (r & POLLNVAL))
+        return r < 0 ? r : -EBADF;
+    int m = 0;
+    if ((events & WEFT_READABLE) && (r & (POLLIN | POLLHUP | POLLERR | POLLRDHUP)))
+        m |= WEFT_READABLE;
+    if ((events & WEFT_WRITABLE) && (r & (POLLOUT | POLLHUP | POLLERR)))
+        m |= WEFT_WRITABLE;
+    return m;
 }
 
 void weft__io_fd_unconsume(weft__worker *w, int fd, unsigned mask)
