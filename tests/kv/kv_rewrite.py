@@ -324,6 +324,10 @@ def main():
         line = proc.stdout.readline().decode()
         if "listening on" not in line:
             proc.wait()
+            # Say why, or the caller fails on a None with nothing to go on.
+            with open(os.path.join(tmp, "err"), errors="replace") as f:
+                print("FAIL: weft-kv did not start (exit %s); its stderr ends:\n%s"
+                      % (proc.returncode, "".join(f.readlines()[-20:])))
             return None
         return Conn(int(line.rsplit(":", 1)[1].split()[0]))
 
