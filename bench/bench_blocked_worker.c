@@ -4,9 +4,12 @@
  * on worker 0, as the main task's children: the ticker shares its worker with the spinner,
  * the case a stuck-worker mechanism exists for. Runs until SIGTERM or SIGINT, then prints the
  * ticker's lateness as one JSON line; bench/run_mt.sh drives the echo load and adds its
- * figures.
+ * figures. With --in-place the spinner says what it does: each spin runs inside
+ * weft_block_in_place, and worker 0 goes on on a relief thread meanwhile (the workload as
+ * defined spins without saying so: that is the run without it).
  *
- *   bench_blocked_worker [blocked_worker] --port PORT [--threads N] [--mode sharded|stealing] */
+ *   bench_blocked_worker [blocked_worker] --port PORT [--threads N] [--mode sharded|stealing]
+ *                        [--in-place] */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +24,7 @@ typedef struct opts {
     int port;
     unsigned threads;
     int mode;
+    int in_place;
 } opts;
 
 static volatile int stopping; /* set by the main task before it cancels the others */
@@ -48,13 +52,24 @@ static int64_t clock_now(void)
     return (int64_t)ts.tv_sec * WEFT_SEC + ts.tv_nsec;
 }
 
+/* 100 ms without a yield. */
+static void *spin(void *arg)
+{
+    int64_t start = *(int64_t *)arg;
+    while (clock_now() - start < 100 * WEFT_MSEC)
+        ;
+    return NULL;
+}
+
 static void *spinner(void *arg)
 {
-    (void)arg;
+    const opts *o = arg;
     while (!stopping) {
         int64_t start = clock_now();
-        while (clock_now() - start < 100 * WEFT_MSEC) /* no yield: the worker is stuck */
-            ;
+        if (o->in_place)
+            weft_block_in_place(spin, &start, NULL); /* the worker goes on elsewhere */
+        else
+            spin(&start); /* the worker is stuck */
         nspins++;
         if (weft_sleep_until(start + 200 * WEFT_MSEC) < 0)
             break;
@@ -91,7 +106,7 @@ static void *main_task(void *arg)
     }
     weft_task *spin, *tick;
     weft_spawn_opts so = {.name = "spinner", .flags = WEFT_SPAWN_PINNED};
-    weft_spawn(&spin, spinner, NULL, &so);
+    weft_spawn(&spin, spinner, o, &so);
     so.name = "ticker";
     weft_spawn(&tick, ticker, NULL, &so);
     sigset_t set;
@@ -112,17 +127,18 @@ static void *main_task(void *arg)
     char extra[256];
     snprintf(extra, sizeof extra,
              ",\"threads\":%u,\"mode\":\"%s\",\"p50_us\":%.2f,\"p99_us\":%.2f,\"max_us\":%.2f,"
-             "\"spins\":%ld",
+             "\"spins\":%ld,\"in_place\":%d",
              o->threads, o->mode == WEFT_MODE_STEALING ? "stealing" : "sharded", p50, p99, max,
-             nspins);
-    bench_emit("weft", "blocked_worker", (long)nlate, p99, "us_p99", extra);
+             nspins, o->in_place);
+    bench_emit(o->in_place ? "weft_in_place" : "weft", "blocked_worker", (long)nlate, p99, "us_p99",
+               extra);
     free(late);
     return NULL;
 }
 
 int main(int argc, char **argv)
 {
-    opts o = {0, 2, WEFT_MODE_SHARDED};
+    opts o = {0, 2, WEFT_MODE_SHARDED, 0};
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "blocked_worker") == 0) /* the workload name the peers take */
             continue;
@@ -130,11 +146,13 @@ int main(int argc, char **argv)
             o.port = atoi(argv[++i]);
         else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
             o.threads = (unsigned)atoi(argv[++i]);
+        else if (strcmp(argv[i], "--in-place") == 0)
+            o.in_place = 1;
         else if (strcmp(argv[i], "--mode") == 0 && i + 1 < argc)
             o.mode = strcmp(argv[++i], "stealing") == 0 ? WEFT_MODE_STEALING : WEFT_MODE_SHARDED;
         else
             return fprintf(stderr, "usage: bench_blocked_worker --port PORT [--threads N] "
-                                   "[--mode sharded|stealing]\n"),
+                                   "[--mode sharded|stealing] [--in-place]\n"),
                    2;
     }
     /* The signals are taken by weft_signal_wait: blocked before the workers start. */

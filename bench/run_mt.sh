@@ -337,6 +337,9 @@ for w in $WORKLOADS; do
                     [ $HAVE_LOAD = 1 ] || break 2
                     [ -x "$BUILD_DIR/bench/bench_blocked_worker" ] &&
                         blocked_one weft "$BUILD_DIR/bench/bench_blocked_worker"
+                    # The same spinner inside weft_block_in_place (the worker hand-off)
+                    [ -x "$BUILD_DIR/bench/bench_blocked_worker" ] &&
+                        blocked_one weft_in_place "$BUILD_DIR/bench/bench_blocked_worker" --in-place
                     [ $HAVE_GO = 1 ] && blocked_one go "$GO_PEER"
                     [ $HAVE_TOKIO = 1 ] && blocked_one tokio_mt "$TOKIO_PEER"
                     ;;

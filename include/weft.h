@@ -128,6 +128,11 @@ enum { WEFT_BACKEND_DEFAULT = 0, WEFT_BACKEND_EPOLL = 1, WEFT_BACKEND_IO_URING =
  *   ever needs another thread's TLS. So load that arrives as new tasks (a task per
  *   connection, a fan-out of children) spreads over the workers; load that grows inside a
  *   running task does not move. WEFT_SPAWN_PINNED keeps a task where it was spawned.
+ * A worker runs on its own thread, except while one of its tasks is inside
+ * weft_block_in_place: another thread then drives it, and its other tasks run there. Code
+ * that keeps thread-local state (or a cached &errno) across a weft call must run on a worker
+ * where no task blocks in place; weft's own state follows the worker, and errno is kept per
+ * task.
  * DEFAULT is the WEFT_MODE environment variable ("sharded" or "stealing"), else SHARDED. */
 enum { WEFT_MODE_DEFAULT = 0, WEFT_MODE_SHARDED = 1, WEFT_MODE_STEALING = 2 };
 
@@ -1392,6 +1397,28 @@ WEFT_API int weft_stream_close(weft_stream *s, int64_t deadline);
  * thread. Returns 0, -ETIMEDOUT or -ECANCELED (withdrawn, never ran), -EINVAL, -EAGAIN (no
  * thread could be started), -EPERM outside a task. Runtime thread only. */
 WEFT_API int weft_blocking(weft_fn fn, void *arg, void **result, int64_t deadline);
+
+/* Runs fn(arg) on the calling task's own thread, after handing the task's worker (its ready
+ * tasks, timers and I/O) to another thread, and takes the worker back after (Go's system-call
+ * hand-off, Tokio's block_in_place). For a call weft cannot make asynchronous that must stay
+ * on this thread (a C library's blocking I/O with thread-local state), or a long computation:
+ * the worker's other tasks keep running meanwhile, which they do not when a task just blocks.
+ * `*result` (if not NULL) gets fn's return value.
+ * - fn runs as on a thread outside the runtime: it must not call weft's task-only calls
+ *   (weft_sleep, weft_read, ...: -EPERM); the calls a plain thread may make work, and a
+ *   channel or lock call blocks the thread. The task is not parked: a cancel is seen by its
+ *   next blocking call, after fn; fn itself cannot be interrupted.
+ * - The worker is driven meanwhile by a relief thread (started on demand, one per hand-off in
+ *   progress, kept idle for the next; joined when weft_run returns). Taking the worker back
+ *   waits for its next tick, so the return may wait for the resume that is running then.
+ * - On the io_uring backend a ring belongs to the thread that made it, so the worker cannot
+ *   move: fn runs on the blocking pool instead (weft_blocking, without a deadline), and so
+ *   on another thread.
+ * - Outside every runtime it just runs fn.
+ * Returns 0, -ECANCELED (the task was cancelled before: fn did not run), -EINVAL (fn NULL),
+ * -EAGAIN (no relief thread could be started: fn did not run), -EPERM on a worker's thread
+ * outside a stackful task (a stackless task, a watch callback). Any thread. */
+WEFT_API int weft_block_in_place(weft_fn fn, void *arg, void **result);
 
 /* Files. Regular files (and block devices) go through the blocking pool on epoll (they are
  * always "ready" to it) and through the ring on io_uring; the deadline withdraws a pool call

@@ -17,6 +17,7 @@
 #include "smp.h"
 #include "dumpsig.h"
 #include "leaks.h"
+#include "relief.h"
 #include "steal.h"
 #include "tracer.h"
 #include "util/spinlock.h"
@@ -173,25 +174,40 @@ static bool stop_seen(weft__worker *w, weft_task *main_task)
     return true;
 }
 
-void weft__loop_prepare(weft__worker *w)
+void weft__loop_adopt(weft__worker *w)
 {
-    /* On the worker's own thread: every switch of this worker saves and restores errno
+    /* On the thread about to drive w: every switch of this worker saves and restores errno
      * through it (scheduler.c). */
     w->sched.errno_loc = &errno;
     loop_init(w);
+    weft__watch_thread(&w->watch);
+}
+
+void weft__loop_prepare(weft__worker *w)
+{
+    weft__loop_adopt(w);
     w->sched.slack_restore = precise_timers(w, 0);
     /* The others' view of this worker starts with what its set-up cost: a reader's deltas
      * then see only what happens after the runtime started. */
     publish_stats(w);
 }
 
-int weft__loop(weft__worker *w)
+/* A worker's loop on the thread driving it: `native` on the worker's own thread, else on a
+ * relief thread (relief.c). Returns WEFT__LOOP_DONE when the runtime has ended (on the
+ * worker's own thread only), or WEFT__LOOP_HANDED when it gave the worker to another thread
+ * at a tick: it must not touch it again. */
+static int loop_run(weft__worker *w, bool native)
 {
-    unsigned long slack = w->sched.slack_restore;
     weft_task *main_task = w->rt->main_task;
     atomic_store_explicit(&w->watch.active, 1, memory_order_release); /* watchdog.h */
-    w->started_ns = weft__clock_ns();
+    if (!w->started_ns)
+        w->started_ns = weft__clock_ns();
     for (;;) {
+        /* A thread waits for this worker (relief.h): handed over at a tick, never inside a
+         * resume. One relaxed load a tick. */
+        if (weft_unlikely(atomic_load_explicit(&w->relief.want, memory_order_relaxed)) &&
+            weft__relief_serve(w, native))
+            return WEFT__LOOP_HANDED;
         w->now = weft__clock_ns();
         WEFT_COUNT(w->stats.nticks++);
         weft__timers_run(w, w->now);
@@ -214,13 +230,16 @@ int weft__loop(weft__worker *w)
             weft__tasks_shutdown(w);
         }
         /* Out when nothing is left to run here, and nothing can come: every worker is done
-         * and no message is in flight (smp.c). */
-        if (w->tasks.shutting_down && w->tasks.nlive == 0 && weft__smp_quiescent(w)) {
-            atomic_store_explicit(&w->watch.active, 0, memory_order_relaxed);
-            publish_stats(w);
-            if (slack)
-                precise_timers(w, slack);
-            return 0;
+         * and no message is in flight (smp.c). Only on the worker's own thread: a relief
+         * thread gives it back first (no task is detached once none is live). */
+        if (w->tasks.shutting_down && w->tasks.nlive == 0) {
+            if (!native && weft__relief_serve(w, false))
+                return WEFT__LOOP_HANDED;
+            if (native && weft__smp_quiescent(w)) {
+                atomic_store_explicit(&w->watch.active, 0, memory_order_relaxed);
+                publish_stats(w);
+                return WEFT__LOOP_DONE;
+            }
         }
         if (w->sched.ready.len)
             continue;
@@ -236,7 +255,10 @@ int weft__loop(weft__worker *w)
         publish_stats(w);   /* what this tick did, before a sleep that may be long */
         weft__steal_ask(w); /* stealing mode: ask a busy worker for tasks it has not started */
         weft__steal_idle(w, true);
-        if (weft__inbox_sleep(w) || weft__smp_pending(w))
+        /* A hand-off request's doorbell may have been taken by a poll earlier in this tick,
+         * after the check at its top: looked at again now that the sleep is announced. */
+        if (weft__inbox_sleep(w) || weft__smp_pending(w) ||
+            atomic_load_explicit(&w->relief.want, memory_order_seq_cst))
             timeout = 0;
         /* A sleep with no end: counted for the deadlock report (deadlock.c), which may
          * shorten it to the grace period, and judges after it. */
@@ -256,4 +278,24 @@ int weft__loop(weft__worker *w)
         weft__inbox_awake(w);
         weft__steal_idle(w, false);
     }
+}
+
+int weft__loop(weft__worker *w)
+{
+    unsigned long slack = w->sched.slack_restore;
+    while (loop_run(w, true) == WEFT__LOOP_HANDED) {
+        /* Another thread drives w until it gives it back (relief.c). */
+        weft__worker_set_current(NULL);
+        weft__relief_native_wait(w);
+        weft__worker_set_current(w);
+        weft__loop_adopt(w);
+    }
+    if (slack)
+        precise_timers(w, slack);
+    return 0;
+}
+
+void weft__loop_relief(weft__worker *w)
+{
+    loop_run(w, false);
 }

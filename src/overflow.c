@@ -171,41 +171,54 @@ static void install_handler(void)
     pthread_mutex_unlock(&install_lock);
 }
 
-int weft__overflow_init(weft__worker *w)
+/* Gives this thread an alternate signal stack in `as` (allocated through w's seam; w may be
+ * NULL), unless it has one (the application's, or a sanitizer's: used as it is). Returns 0
+ * or -errno. */
+int weft__altstack_install(weft__worker *w, weft__altstack *as)
 {
     long min = sysconf(_SC_SIGSTKSZ);
     size_t size = 64 * 1024; /* room for the handler, and for ASan's if it chains there */
     if (min > 0 && (size_t)min > size)
         size = (size_t)min;
     stack_t cur;
-    if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE)) {
-        /* The thread already has one (the application's, or a sanitizer's): use it. */
-        install_handler();
+    if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE))
         return 0;
-    }
-    w->altstack.mem = weft__malloc(w, size);
-    if (!w->altstack.mem)
+    as->mem = weft__malloc(w, size);
+    if (!as->mem)
         return -ENOMEM;
-    stack_t ss = {.ss_sp = w->altstack.mem, .ss_size = size, .ss_flags = 0};
+    stack_t ss = {.ss_sp = as->mem, .ss_size = size, .ss_flags = 0};
     if (sigaltstack(&ss, NULL) != 0) {
         int e = errno;
-        weft__free(w, w->altstack.mem);
-        w->altstack.mem = NULL;
+        weft__free(w, as->mem);
+        as->mem = NULL;
         return -e;
     }
-    w->altstack.size = size;
-    w->altstack.installed = true;
+    as->size = size;
+    as->installed = true;
+    return 0;
+}
+
+void weft__altstack_remove(weft__worker *w, weft__altstack *as)
+{
+    if (as->installed) {
+        stack_t ss = {.ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE};
+        sigaltstack(&ss, NULL);
+        as->installed = false;
+    }
+    weft__free(w, as->mem);
+    as->mem = NULL;
+}
+
+int weft__overflow_init(weft__worker *w)
+{
+    int r = weft__altstack_install(w, &w->altstack);
+    if (r < 0)
+        return r;
     install_handler();
     return 0;
 }
 
 void weft__overflow_fini(weft__worker *w)
 {
-    if (w->altstack.installed) {
-        stack_t ss = {.ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE};
-        sigaltstack(&ss, NULL);
-        w->altstack.installed = false;
-    }
-    weft__free(w, w->altstack.mem);
-    w->altstack.mem = NULL;
+    weft__altstack_remove(w, &w->altstack);
 }

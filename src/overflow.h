@@ -13,6 +13,10 @@ typedef struct weft__altstack {
 } weft__altstack;
 
 int weft__overflow_init(weft__worker *w);
+/* The same for any thread of weft's (w NULL: a relief thread, relief.c): its own alternate
+ * stack; the handler is the process's, installed by the workers. That thread only. */
+int weft__altstack_install(weft__worker *w, weft__altstack *as);
+void weft__altstack_remove(weft__worker *w, weft__altstack *as);
 void weft__overflow_fini(weft__worker *w);
 /* Writes an overflow report for `t` to stderr and aborts. Async-signal-safe. */
 _Noreturn void weft__overflow_report(const weft_task *t, const void *fault, const char *how);

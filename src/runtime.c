@@ -167,8 +167,8 @@ WEFT_COLD static int worker_init(weft__runtime *rt, weft__worker *w, unsigned in
     w->fence_resumes = rt->fence_resumes;
     /* task.h's weft__sampled: one in 256; every one with a tracer or fence.h's fallback. */
     w->run_mask = w->tracer || w->fence_resumes ? 0 : 255;
-    w->watch.thread = pthread_self();
-    w->watch.tid = (pid_t)syscall(SYS_gettid);
+    weft__watch_thread(&w->watch);
+    weft__relief_worker_init(w);
     w->now = weft__clock_ns();
     w->rng = ((uint64_t)w->now | 1) + index * 0x9E3779B97F4A7C15ull;
     if (rt->chaos_seed) /* the debug mode: each worker its own sequence of the seed */
@@ -194,6 +194,7 @@ WEFT_COLD static void worker_fini(weft__worker *w)
     weft__timers_fini(w);
     weft__io_fini(w);
     weft__overflow_fini(w);
+    weft__relief_worker_fini(w);
 }
 
 WEFT_COLD static void ignore_sigpipe(void)
@@ -273,23 +274,30 @@ static void *worker_thread(void *arg)
     return NULL;
 }
 
+/* The signal mask of every thread weft starts (workers, relief threads): every asynchronous
+ * signal blocked, the synchronous faults and the stall detector's request left deliverable. */
+static void thread_sigmask(const weft__runtime *rt, sigset_t *all)
+{
+    sigfillset(all);
+    /* Synchronous faults stay deliverable (the overflow report, a crash's default action). */
+    sigdelset(all, SIGSEGV);
+    sigdelset(all, SIGBUS);
+    sigdelset(all, SIGFPE);
+    sigdelset(all, SIGILL);
+    sigdelset(all, SIGTRAP);
+    sigdelset(all, SIGABRT);
+    if (weft__watchdog_signals(rt)) /* the stall detector's request for a backtrace */
+        sigdelset(all, WEFT__WATCH_SIGNAL);
+}
+
 /* Starts workers 1 .. n-1 and waits for their inits. Returns 0, or the first error (the
  * threads started are then told to leave, and joined by the caller: rt->threads). */
 WEFT_COLD static int start_threads(weft__runtime *rt, const unsigned *cpus, unsigned ncpus,
                                    unsigned *nthreads)
 {
-    sigset_t all, old;
-    sigfillset(&all);
-    /* Synchronous faults stay deliverable (the overflow report, a crash's default action). */
-    sigdelset(&all, SIGSEGV);
-    sigdelset(&all, SIGBUS);
-    sigdelset(&all, SIGFPE);
-    sigdelset(&all, SIGILL);
-    sigdelset(&all, SIGTRAP);
-    sigdelset(&all, SIGABRT);
-    if (weft__watchdog_signals(rt)) /* the stall detector's request for a backtrace */
-        sigdelset(&all, WEFT__WATCH_SIGNAL);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
+    sigset_t old;
+    thread_sigmask(rt, &rt->thread_mask); /* relief threads (in_place.c) take it too */
+    pthread_sigmask(SIG_SETMASK, &rt->thread_mask, &old);
     int r = 0;
     for (unsigned i = 1; i < rt->nworkers; i++) {
         thread_start *st = malloc(sizeof *st);
@@ -357,6 +365,8 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result)
     if (!rt)
         return -ENOMEM;
     rt->cfg = c;
+    rt->affinity = mask;
+    weft__relief_init(rt);
     rt->deadlock_policy = c.deadlock;
     rt->stall_ns = c.stall_ms > 0 ? (int64_t)c.stall_ms * 1000000 : 0;
     atomic_init(&rt->checked_at, UINT64_MAX); /* no verdict given yet */
@@ -416,6 +426,7 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result)
     /* The pool first: its threads may still wake tasks through a worker's doorbell. Then the
      * other workers free theirs, on their own threads. */
     weft__pool_fini(rt);
+    weft__in_place_fini(rt); /* idle, every loop having ended */
     set_phase(rt, 2);
     for (unsigned i = 0; i < nthreads; i++)
         pthread_join(rt->threads[i], NULL);

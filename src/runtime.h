@@ -7,9 +7,12 @@
 #define WEFT_RUNTIME_H
 
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 
 #include "fence.h"
 #include "internal.h"
+#include "relief.h"
 
 #define WEFT__ID_BLOCK 1024 /* task ids a worker takes at once: one atomic per 1024 spawns */
 
@@ -78,6 +81,11 @@ struct weft__runtime {
     int failed;
     int phase;
     pthread_t *threads; /* nworkers - 1 of them (worker 0 is the caller's thread) */
+    /* The relief threads of weft_block_in_place (in_place.c), the CPUs they may run on (the
+     * affinity mask weft_run found) and their signal mask (the workers'); fixed. */
+    weft__relief_pool relief;
+    cpu_set_t affinity;
+    sigset_t thread_mask;
 };
 
 /* Takes a block of n task ids; returns the first. Any thread. */

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 #include <ucontext.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "probes.h"
@@ -57,6 +58,12 @@ struct weft__watchdog {
         int64_t next_ns; /* the length at which this stall is reported next (doubling) */
     } * seen;
 };
+
+void weft__watch_thread(weft__watch *wt)
+{
+    atomic_store_explicit(&wt->thread, pthread_self(), memory_order_relaxed);
+    atomic_store_explicit(&wt->tid, (pid_t)syscall(SYS_gettid), memory_order_relaxed);
+}
 
 /* ---- The signal handler, on the stalled worker's thread -------------------------------- */
 
@@ -161,14 +168,15 @@ static WEFT_COLD void report(struct weft__watchdog *wd, weft__worker *w, unsigne
 {
     int n = 0;
     long nr = -1;
-    char st = thread_state(w->watch.tid, &nr);
+    char st = thread_state(atomic_load_explicit(&w->watch.tid, memory_order_relaxed), &nr);
     if (st != 'R')
         ask = false;
     if (ask) {
         w->watch.ran_ns = ran_ns; /* for the handler, published by the store below */
         /* release: pairs with the handler's claim. */
         atomic_store_explicit(&w->watch.npcs, WATCH_ASKED, memory_order_release);
-        if (pthread_kill(w->watch.thread, WEFT__WATCH_SIGNAL) == 0) {
+        if (pthread_kill(atomic_load_explicit(&w->watch.thread, memory_order_relaxed),
+                         WEFT__WATCH_SIGNAL) == 0) {
             /* The handler answers within microseconds on a running thread; 20 ms covers a
              * thread the kernel does not schedule at once. */
             for (int i = 0; i < 200; i++) {

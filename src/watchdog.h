@@ -27,8 +27,12 @@ typedef struct weft__watch {
      * loaded with acquire by the watchdog: what the worker's init wrote (thread, tid) is
      * visible to it from then on. */
     _Atomic int active;
-    pthread_t thread; /* the worker's thread; fixed once it runs */
-    pid_t tid;        /* its kernel id, for /proc; fixed once it runs */
+    /* The thread driving the worker and its kernel id (for /proc): stored by that thread
+     * when it takes the worker (weft__watch_thread), loaded by the watchdog; relaxed: a
+     * signal sent to a thread that just handed the worker over finds it no worker's, and
+     * the handler answers nothing. */
+    _Atomic pthread_t thread;
+    _Atomic pid_t tid;
     uintptr_t pcs[WEFT__WATCH_FRAMES];
     uint64_t task_id; /* the running task, as the handler saw it */
     int64_t ran_ns;   /* the stall's length so far: the watchdog's, before it asks */
@@ -42,6 +46,9 @@ typedef struct weft__watch {
      * (weft__watch_stuck). */
     _Atomic int stuck;
 } weft__watch;
+
+/* Records the calling thread as the one driving the worker (loop.c, relief.c). */
+void weft__watch_thread(weft__watch *wt);
 
 /* At every switch (scheduler.c), with the worker's switch count just bumped: one store.
  * Owner thread. */

@@ -17,6 +17,7 @@
 #include "smp.h"
 #include "steal.h"
 #include "watchdog.h"
+#include "relief.h"
 
 /* Wakes the worker out of a blocking poll. Installed by the I/O layer at init (the only call
  * from the bottom of the core up into the reactor goes through it). any thread may ring;
@@ -97,6 +98,7 @@ struct weft__worker {
     weft__sys sys;           /* sys.h: system-call counters (and the test fault plan) */
     weft__smp smp;           /* smp.h: messages from other workers; any worker posts */
     weft__steal steal;       /* steal.h: stealing mode's requests and advertisements */
+    weft__relief relief;     /* relief.h: the hand-off to another thread; under a lock */
 
     /* The deadlock report's part (deadlock.c): whether this worker is checking (its sleep
      * ends at `until`; `resumes_seen` is the runtime's resume count when it began). owner:

@@ -131,6 +131,8 @@ static inline int weft__io_dir(const weft__ioreq *q)
 
 typedef struct weft__io_ops {
     const char *name;
+    /* Only the thread that made it may poll it or submit to it (relief.c). */
+    bool thread_bound;
     /* Sets up io->backend. Returns 0 or -errno. WEFT_COLD. */
     int (*init)(weft__io *io);
     void (*fini)(weft__io *io);

@@ -31,6 +31,11 @@ void weft__io_fd_unconsume(weft__worker *w, int fd, unsigned mask);
 int weft__io_fd_ready_now(weft__worker *w, int fd, int events);
 /* fd's kind as far as the reactor knows it (0: not classified yet). */
 int weft__io_fd_kind(weft__worker *w, int fd);
+/* Whether w's reactor is bound to the thread that made it (io_uring: a request's
+ * completion work runs on the thread that submitted it), so that no other thread may drive
+ * w (relief.c). */
+bool weft__io_thread_bound(const weft__worker *w);
+
 #ifdef WEFT_TESTING
 /* The size of the current worker's fd table, in records. Tests only. */
 size_t weft__io_nfds(void);

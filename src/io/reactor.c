@@ -186,3 +186,8 @@ int weft_close(int fd)
         return r;
     return weft__sys_close(&w->sys, fd);
 }
+
+bool weft__io_thread_bound(const weft__worker *w)
+{
+    return w->io->ops->thread_bound;
+}

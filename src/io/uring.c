@@ -1022,6 +1022,7 @@ static void ur_forget(weft__io *io, int fd)
 
 const weft__io_ops weft__io_uring = {
     .name = "io_uring",
+    .thread_bound = true,
     .init = ur_init,
     .fini = ur_fini,
     .poll = ur_poll,

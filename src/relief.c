@@ -1,0 +1,137 @@
+/* The worker hand-off's state machine: which thread drives a worker, and how it changes.
+ * weft_block_in_place and the relief threads (in_place.c) are built on it.
+ *
+ * A worker (its queues, timers, reactor, records) is driven by one thread at a time: the one
+ * whose loop runs it. weft_block_in_place, on the thread X driving worker w, inside task T:
+ *  1. keeps what X needs to take w back (weft__relief_home: X's loop context, where X's loop
+ *     frames wait, and its sanitizer fiber), and lets go of w: w has no current task, X's
+ *     thread-local worker is NULL;
+ *  2. hands w, under the relief lock, to an idle relief thread R (started if none is idle),
+ *     which runs w's loop from its top on its own stack;
+ *  3. runs fn on X, on T's stack: T stays RUNNING, its worker w, but no thread runs it as w's
+ *     task (its wakers find it running and do nothing; a cancel is seen after);
+ *  4. queues a request for w (weft__relief_take_back), rings w's doorbell and waits. The
+ *     driver, at its next tick (never inside a resume), grants it (weft__relief_serve): it
+ *     stops touching w, returns from its loop, and X carries on as w's driver with T as the
+ *     running task, its own loop context back in place.
+ * A relief thread's loop that handed w over goes idle. A loop on w's own thread (the one
+ * that built w and returns from its loop at the end) that hands w over waits until w is given
+ * back: a relief thread driving w gives it back at its first tick with no task of w left
+ * detached. So every loop ends on its own thread: a loop ends only when no task is live, and a
+ * detached task is live.
+ *
+ * Who touches what: w's fields are touched by its driver only, as everywhere in weft; every
+ * change of driver is made under the relief lock, which orders everything the old driver
+ * wrote before everything the new one reads. The relief lock is never held across a park or
+ * a loop's run. */
+#include <pthread.h>
+
+#include "relief.h"
+#include "runtime.h"
+#include "scheduler.h"
+#include "worker.h"
+
+/* A thread waiting to take a worker back: on the stack of the task it ran fn for. */
+typedef struct weft__relief_req {
+    struct weft__relief_req *next;
+    pthread_cond_t cond;
+    bool granted; /* under the lock */
+} weft__relief_req;
+
+void weft__relief_init(weft__runtime *rt)
+{
+    pthread_mutex_init(&rt->relief.lock, NULL);
+}
+
+void weft__relief_worker_init(weft__worker *w)
+{
+    pthread_cond_init(&w->relief.native_cond, NULL);
+}
+
+void weft__relief_worker_fini(weft__worker *w)
+{
+    pthread_cond_destroy(&w->relief.native_cond);
+}
+
+/* Under the lock: whether w's driver must look at the hand-off state at its next tick. */
+static void update_want(weft__worker *w)
+{
+    int want = w->relief.reqs || (w->relief.native_waiting && w->relief.ndetached == 0);
+    /* seq_cst: a driver about to sleep loads it after announcing its sleep (loop.c); the
+     * doorbell rung after this store wakes one that already slept. */
+    atomic_store_explicit(&w->relief.want, want, memory_order_seq_cst);
+}
+
+/* ---- Handing over and taking back -------------------------------------------------------- */
+
+bool weft__relief_serve(weft__worker *w, bool native)
+{
+    weft__runtime *rt = w->rt;
+    bool handed = false;
+    pthread_mutex_lock(&rt->relief.lock);
+    weft__relief_req *q = w->relief.reqs;
+    if (q) {
+        if (!(w->relief.reqs = q->next))
+            w->relief.reqs_tail = NULL;
+        w->relief.ndetached--;
+        if (native)
+            w->relief.native_waiting = true;
+        q->granted = true;
+        pthread_cond_signal(&q->cond);
+        handed = true;
+    } else if (!native && w->relief.native_waiting && w->relief.ndetached == 0) {
+        w->relief.native_waiting = false;
+        w->relief.native_granted = true;
+        pthread_cond_signal(&w->relief.native_cond);
+        handed = true;
+    }
+    /* Between two drivers the worker runs no loop: not a stall (watchdog.h). Stored before
+     * the grant is seen, so that the new driver's store of 1 comes after it. */
+    if (handed)
+        atomic_store_explicit(&w->watch.active, 0, memory_order_relaxed);
+    update_want(w);
+    pthread_mutex_unlock(&rt->relief.lock);
+    return handed;
+}
+
+void weft__relief_native_wait(weft__worker *w)
+{
+    weft__runtime *rt = w->rt;
+    pthread_mutex_lock(&rt->relief.lock);
+    while (!w->relief.native_granted)
+        pthread_cond_wait(&w->relief.native_cond, &rt->relief.lock);
+    w->relief.native_granted = false;
+    pthread_mutex_unlock(&rt->relief.lock);
+}
+
+void weft__relief_take_back(weft__worker *w, weft_task *t, const weft__relief_home *h)
+{
+    weft__runtime *rt = w->rt;
+    weft__relief_req q = {.granted = false};
+    pthread_cond_init(&q.cond, NULL);
+    pthread_mutex_lock(&rt->relief.lock);
+    if (w->relief.reqs_tail)
+        *w->relief.reqs_tail = &q;
+    else
+        w->relief.reqs = &q;
+    w->relief.reqs_tail = &q.next;
+    update_want(w);
+    pthread_mutex_unlock(&rt->relief.lock);
+    weft__worker_ring(w); /* its driver may sleep in its reactor: the want is seen on waking */
+    pthread_mutex_lock(&rt->relief.lock);
+    while (!q.granted)
+        pthread_cond_wait(&q.cond, &rt->relief.lock);
+    pthread_mutex_unlock(&rt->relief.lock);
+    pthread_cond_destroy(&q.cond);
+
+    weft__worker_set_current(w);
+    w->sched.loop_ctx = h->loop_ctx;
+    w->sched.errno_loc = h->errno_loc;
+    w->sched.loop_errno = h->loop_errno;
+    w->sched.loop_stack_lo = h->loop_stack_lo;
+    w->sched.loop_stack_size = h->loop_stack_size;
+    w->sched.loop_fiber = h->loop_fiber;
+    weft__watch_thread(&w->watch);
+    w->current = t;
+    atomic_store_explicit(&w->watch.active, 1, memory_order_release);
+}

@@ -1,0 +1,79 @@
+/* The worker hand-off (relief.c; in_place.c has the API and the relief threads):
+ * weft_block_in_place gives the calling task's worker to
+ * another thread (a relief thread) while the task blocks its own thread in a call weft cannot
+ * make asynchronous, and takes the worker back after, on the same thread (Go's syscall
+ * hand-off, Tokio's block_in_place). A worker is driven by one thread at a time; which one
+ * moves only under the runtime's relief lock, at a point where the thread giving it up no
+ * longer touches it (docs/architecture.md, "Handing a worker over"). */
+#ifndef WEFT_RELIEF_H
+#define WEFT_RELIEF_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "arch/switch.h"
+#include "internal.h"
+
+struct weft__relief_req;
+struct weft__relief_thread;
+
+/* A worker's part. Every field is under the runtime's relief lock, except `want`. */
+typedef struct weft__relief {
+    /* Set, under the lock, when the thread driving the worker must hand it over at its next
+     * tick: a thread waits to take it back, or it is a relief thread and the worker's own
+     * thread waits with nothing left detached. Loaded by the driver once a tick (relaxed: the
+     * lock orders everything else); stored under the lock only. */
+    _Atomic int want;
+    unsigned ndetached;                  /* its tasks inside weft_block_in_place now */
+    struct weft__relief_req *reqs;       /* threads waiting to take it back, oldest first */
+    struct weft__relief_req **reqs_tail; /* NULL while reqs is empty */
+    /* Its own thread (the one that built it, whose loop returns when the runtime ends)
+     * handed it to a waiting thread at a tick and waits to be given it back. */
+    bool native_waiting;
+    bool native_granted;
+    pthread_cond_t native_cond;
+} weft__relief;
+
+/* The runtime's part: the relief threads, each either driving a worker or idle. */
+typedef struct weft__relief_pool {
+    pthread_mutex_t lock; /* guards this and every worker's weft__relief; cold paths only */
+    struct weft__relief_thread *all;  /* every relief thread, for the join at the end */
+    struct weft__relief_thread *idle; /* those driving no worker */
+    unsigned nthreads;
+} weft__relief_pool;
+
+/* A worker loop's answer (loop.c): the runtime has ended, or the loop handed its worker to
+ * another thread at a tick and must not touch it again. */
+enum { WEFT__LOOP_DONE = 0, WEFT__LOOP_HANDED = 1 };
+
+void weft__relief_init(weft__runtime *rt);
+void weft__relief_worker_init(weft__worker *w);
+void weft__relief_worker_fini(weft__worker *w);
+/* Stops and joins the relief threads (in_place.c), all idle by then (every loop has ended),
+ * and destroys the lock. The thread of weft_run, after the loops. */
+void weft__in_place_fini(weft__runtime *rt);
+
+/* What a thread that lets go of a worker inside a task keeps to take it back: where its
+ * loop's frames wait, and its errno and sanitizer fiber. On the task's stack. */
+typedef struct weft__relief_home {
+    weft__ctx loop_ctx;
+    int *errno_loc;
+    int loop_errno;
+    const void *loop_stack_lo;
+    size_t loop_stack_size;
+    void *loop_fiber;
+} weft__relief_home;
+
+/* Takes w back for t on the thread that let go of it inside t: queues a request, rings w's
+ * doorbell, waits for the driver's grant, then puts back this thread's loop context (h) and
+ * makes t w's running task again. */
+void weft__relief_take_back(weft__worker *w, weft_task *t, const weft__relief_home *h);
+
+/* At a tick of w's loop, with w->relief.want set: hands w over if a thread waits for it
+ * (`native`: the loop runs on w's own thread). Returns true if it did: the loop then returns
+ * WEFT__LOOP_HANDED without touching w again. The driving thread. */
+bool weft__relief_serve(weft__worker *w, bool native);
+/* On w's own thread after its loop handed w over: waits until w is given back. */
+void weft__relief_native_wait(weft__worker *w);
+
+#endif

@@ -1,0 +1,344 @@
+/* weft_block_in_place: the task's worker goes on (its tasks, timers and I/O) while the task
+ * blocks its own thread, and the task comes back to the same thread after; several at once on
+ * one worker; cancellation before; shutdown while one blocks; the io_uring fallback to the
+ * pool; misuse. Each wait in a blocked fn is bounded (10 s), so a worker that did not go on
+ * fails the test rather than hanging it; no assertion is about time. Both backends
+ * (WEFT_BACKEND from CTest). */
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static bool on_uring(void)
+{
+    return strcmp(weft_backend(), "io_uring") == 0;
+}
+
+static pid_t tid(void)
+{
+    return (pid_t)syscall(SYS_gettid);
+}
+
+/* Waits up to 10 s for s: 0, or -ETIMEDOUT. */
+static int sem_wait_10s(sem_t *s)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 10;
+    while (sem_timedwait(s, &ts) != 0)
+        if (errno != EINTR)
+            return -errno;
+    return 0;
+}
+
+static weft_config one_worker(void)
+{
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 1;
+    return c;
+}
+
+/* ---- The worker goes on --------------------------------------------------------------- */
+
+typedef struct progress {
+    sem_t done;    /* posted by the helper task once it has slept and done I/O */
+    pid_t fn_tid;  /* the thread fn ran on */
+    int helper_ok; /* the helper's sleep and pipe round trip succeeded */
+} progress;
+
+/* A task of the same worker: a timer, then a pipe round trip through the reactor, then the
+ * semaphore the blocked fn waits for. It can run only if the worker goes on. */
+static void *helper(void *arg)
+{
+    progress *p = arg;
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    int ok = weft_sleep(1000000) == 0;
+    ok &= weft_write(fds[1], "x", 1, WEFT_FOREVER) == 1;
+    char c = 0;
+    ok &= weft_read(fds[0], &c, 1, WEFT_FOREVER) == 1 && c == 'x';
+    close(fds[0]);
+    close(fds[1]);
+    p->helper_ok = ok;
+    sem_post(&p->done);
+    return NULL;
+}
+
+static void *wait_for_helper(void *arg)
+{
+    progress *p = arg;
+    p->fn_tid = tid();
+    return (void *)(intptr_t)sem_wait_10s(&p->done);
+}
+
+static void *goes_on_main(void *arg)
+{
+    (void)arg;
+    progress p = {.fn_tid = 0};
+    sem_init(&p.done, 0, 0);
+    weft_task *h;
+    cr_assert_eq(weft_spawn(&h, helper, &p, NULL), 0);
+    pid_t before = tid();
+    void *res = (void *)1;
+    cr_assert_eq(weft_block_in_place(wait_for_helper, &p, &res), 0);
+    cr_assert_eq((intptr_t)res, 0, "the helper task did not run while fn blocked: %s",
+                 weft_strerror((int)(intptr_t)res));
+    cr_assert(p.helper_ok);
+    if (on_uring()) /* the pool's thread: the ring cannot move */
+        cr_assert_neq(p.fn_tid, before);
+    else
+        cr_assert_eq(p.fn_tid, before, "fn ran on another thread");
+    cr_assert_eq(tid(), before, "the task came back on another thread");
+    /* Back on its worker: blocking calls work again. */
+    cr_assert_eq(weft_sleep(1000), 0);
+    cr_assert_eq(weft_join(h, NULL, WEFT_FOREVER), 0);
+    sem_destroy(&p.done);
+    return NULL;
+}
+
+Test(relief, the_worker_runs_its_tasks_timers_and_io_while_one_blocks_in_place)
+{
+    weft_config c = one_worker();
+    run_main_cfg(&c, goes_on_main, NULL);
+}
+
+/* ---- fn runs outside the runtime -------------------------------------------------------- */
+
+static void *try_task_calls(void *arg)
+{
+    weft_chan *ch = arg;
+    int v = 7;
+    /* A task-only call is refused; a plain thread's call works (and would block it). */
+    intptr_t r = weft_sleep(1000) == -EPERM;
+    r &= weft_chan_try_send(ch, &v) == 0;
+    r &= weft_self() == NULL;
+    return (void *)r;
+}
+
+static void *outside_main(void *arg)
+{
+    (void)arg;
+    weft_chan *ch;
+    cr_assert_eq(weft_chan_create(&ch, sizeof(int), 1), 0);
+    weft_task *self = weft_self();
+    void *res = NULL;
+    cr_assert_eq(weft_block_in_place(try_task_calls, ch, &res), 0);
+    cr_assert_eq((intptr_t)res, 1, "fn saw the runtime's task calls");
+    cr_assert_eq(weft_self(), self);
+    int v = 0;
+    cr_assert_eq(weft_chan_recv(ch, &v, WEFT_FOREVER), 0);
+    cr_assert_eq(v, 7);
+    weft_chan_release(ch);
+    return NULL;
+}
+
+Test(relief, fn_runs_as_on_a_plain_thread)
+{
+    weft_config c = one_worker();
+    run_main_cfg(&c, outside_main, NULL);
+}
+
+/* ---- Several at once on one worker ------------------------------------------------------ */
+
+#define NBLOCKERS 8
+
+typedef struct crowd {
+    pthread_barrier_t all_in; /* NBLOCKERS fns: each is in only if the worker went on */
+    atomic_int back;          /* tasks that came back and ran on */
+} crowd;
+
+typedef struct meeting {
+    crowd *c;
+    pid_t tid; /* the thread fn ran on */
+} meeting;
+
+static void *meet(void *arg)
+{
+    meeting *m = arg;
+    m->tid = tid();
+    int r = pthread_barrier_wait(&m->c->all_in);
+    return (void *)(intptr_t)(r == 0 || r == PTHREAD_BARRIER_SERIAL_THREAD);
+}
+
+/* A task's thread is its worker's driver: between two calls it may change (another task of
+ * the worker handed it over), but within one the task goes on where fn ran. */
+static void *blocker(void *arg)
+{
+    crowd *c = arg;
+    for (int round = 0; round < 3; round++) {
+        meeting m = {c, 0};
+        void *ok = NULL;
+        cr_assert_eq(weft_block_in_place(meet, &m, &ok), 0);
+        cr_assert_eq((intptr_t)ok, 1);
+        if (!on_uring())
+            cr_assert_eq(tid(), m.tid, "the task came back on another thread");
+        cr_assert_eq(weft_yield(), 0);
+    }
+    atomic_fetch_add(&c->back, 1);
+    return NULL;
+}
+
+static void *crowd_main(void *arg)
+{
+    (void)arg;
+    crowd c;
+    /* On io_uring the fns run on the pool: enough threads for all of them at once. */
+    pthread_barrier_init(&c.all_in, NULL, NBLOCKERS);
+    atomic_init(&c.back, 0);
+    weft_task *t[NBLOCKERS];
+    for (int i = 0; i < NBLOCKERS; i++)
+        cr_assert_eq(weft_spawn(&t[i], blocker, &c, NULL), 0);
+    for (int i = 0; i < NBLOCKERS; i++)
+        cr_assert_eq(weft_join(t[i], NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(atomic_load(&c.back), NBLOCKERS);
+    pthread_barrier_destroy(&c.all_in);
+    return NULL;
+}
+
+/* The deadlock report off: its bounded sleep would hide a lost doorbell (a take-back that
+ * waits for a driver that sleeps for ever then hangs the test, and fails it). */
+Test(relief, many_tasks_of_one_worker_block_in_place_at_once)
+{
+    weft_config c = one_worker();
+    c.deadlock = WEFT_DEADLOCK_OFF;
+    run_main_cfg(&c, crowd_main, NULL);
+}
+
+/* The same on every worker of a runtime, each one's tasks meeting the others'. */
+Test(relief, tasks_of_several_workers_block_in_place_at_once)
+{
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 3;
+    c.deadlock = WEFT_DEADLOCK_OFF;
+    run_main_cfg(&c, crowd_main, NULL);
+}
+
+/* ---- Cancellation, shutdown, misuse ----------------------------------------------------- */
+
+static atomic_int ran;
+
+static void *count_run(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&ran, 1);
+    return NULL;
+}
+
+static void *cancelled_main(void *arg)
+{
+    (void)arg;
+    atomic_store(&ran, 0);
+    weft_cancel(weft_self());
+    cr_assert_eq(weft_block_in_place(count_run, NULL, NULL), -ECANCELED);
+    cr_assert_eq(atomic_load(&ran), 0, "fn ran for a cancelled task");
+    return NULL;
+}
+
+Test(relief, a_cancelled_task_does_not_run_fn)
+{
+    weft_config c = one_worker();
+    run_main_cfg(&c, cancelled_main, NULL);
+}
+
+typedef struct late {
+    sem_t go;
+    atomic_int after; /* the task ran on after fn, in a runtime shutting down */
+} late;
+
+static void *wait_go(void *arg)
+{
+    return (void *)(intptr_t)sem_wait_10s(&((late *)arg)->go);
+}
+
+static void *late_blocker(void *arg)
+{
+    late *l = arg;
+    void *r = (void *)1;
+    cr_assert_eq(weft_block_in_place(wait_go, l, &r), 0);
+    cr_assert_eq((intptr_t)r, 0);
+    /* The main task has returned meanwhile: the runtime is ending, the task cancelled. */
+    atomic_store(&l->after, weft_sleep(1000000) == -ECANCELED ? 1 : -1);
+    return NULL;
+}
+
+static late the_late;
+
+static void *shutdown_main(void *arg)
+{
+    (void)arg;
+    weft_task *t;
+    cr_assert_eq(weft_spawn(&t, late_blocker, &the_late, NULL), 0);
+    cr_assert_eq(weft_detach(t), 0);
+    cr_assert_eq(weft_sleep(1000000), 0); /* the worker goes on: the blocker is in fn */
+    sem_post(&the_late.go);
+    return NULL; /* with the blocker still in fn, or on its way back */
+}
+
+Test(relief, the_runtime_ends_after_a_task_blocked_in_place_comes_back)
+{
+    sem_init(&the_late.go, 0, 0);
+    atomic_init(&the_late.after, 0);
+    weft_config c = one_worker();
+    run_main_cfg(&c, shutdown_main, NULL);
+    cr_assert_eq(atomic_load(&the_late.after), 1, "the blocked task did not finish its run");
+    sem_destroy(&the_late.go);
+}
+
+Test(relief, outside_a_runtime_fn_just_runs)
+{
+    atomic_store(&ran, 0);
+    void *r = (void *)1;
+    cr_assert_eq(weft_block_in_place(count_run, NULL, &r), 0);
+    cr_assert_eq(atomic_load(&ran), 1);
+    cr_assert_null(r);
+    cr_assert_eq(weft_block_in_place(NULL, NULL, NULL), -EINVAL);
+}
+
+static void *null_fn_main(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(weft_block_in_place(NULL, NULL, NULL), -EINVAL);
+    return NULL;
+}
+
+Test(relief, a_null_fn_is_refused)
+{
+    run_main(null_fn_main, NULL);
+}
+
+/* A stackless task cannot block: -EPERM, and fn does not run. */
+static int in_place_poll(weft_future *f, weft_context *cx)
+{
+    (void)cx;
+    weft_future_complete(f, 0, (void *)(intptr_t)weft_block_in_place(count_run, NULL, NULL));
+    return WEFT_READY;
+}
+
+static const weft_future_ops in_place_ops = {in_place_poll, NULL};
+
+static void *stackless_main(void *arg)
+{
+    (void)arg;
+    atomic_store(&ran, 0);
+    weft_future f;
+    weft_future_init(&f, &in_place_ops);
+    weft_task *t;
+    cr_assert_eq(weft_spawn_future(&t, &f, NULL), 0);
+    void *r = NULL;
+    cr_assert_eq(weft_join(t, &r, WEFT_FOREVER), 0);
+    cr_assert_eq((intptr_t)r, -EPERM);
+    cr_assert_eq(atomic_load(&ran), 0);
+    return NULL;
+}
+
+Test(relief, a_stackless_task_gets_eperm)
+{
+    run_main(stackless_main, NULL);
+}
