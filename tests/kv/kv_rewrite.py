@@ -328,6 +328,15 @@ def main():
             with open(os.path.join(tmp, "err"), errors="replace") as f:
                 print("FAIL: weft-kv did not start (exit %s); its stderr ends:\n%s"
                       % (proc.returncode, "".join(f.readlines()[-20:])))
+            # And the files it found: sizes, and each log's last bytes (a torn command?).
+            for name in sorted(os.listdir(tmp)):
+                path = os.path.join(tmp, name)
+                tail = b""
+                if ".aof" in name:
+                    with open(path, "rb") as f:
+                        f.seek(max(0, os.path.getsize(path) - 80))
+                        tail = f.read()
+                print("  %s: %d bytes %r" % (name, os.path.getsize(path), tail))
             return None
         return Conn(int(line.rsplit(":", 1)[1].split()[0]))
 
