@@ -135,24 +135,41 @@ static inline void publish_stats(weft__worker *w)
  * its rings for a few microseconds before it sleeps: the next hand-over then costs its
  * sender no doorbell (an eventfd write, 1 to 2 us, and the wake-up of this thread, which
  * was most of spawn_join_mt's 600 ns per task across two workers). Bounded, and only after
- * such work, so an idle worker never spins. Returns true if work came. */
+ * such work, so an idle worker never spins; and at most half the workers (at least one)
+ * spin at once (Go's rule for its spinning threads), so that spinners never take most of
+ * the CPUs from the workers that have work. Returns true if work came. */
 #define SPIN_NS 20000 /* 20 us: about ten doorbells' worth of a sender's time */
+
+static bool spin_slot_take(weft__runtime *rt)
+{
+    unsigned max = rt->nworkers / 2;
+    /* relaxed: a count, not a hand-over; nothing else is published through it. */
+    unsigned n = atomic_load_explicit(&rt->nspinning, memory_order_relaxed);
+    do {
+        if (n >= (max ? max : 1))
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(&rt->nspinning, &n, n + 1,
+                                                    memory_order_relaxed, memory_order_relaxed));
+    return true;
+}
 
 static WEFT_NOINLINE bool spin_for_work(weft__worker *w)
 {
-    if (w->rt->nworkers == 1)
+    if (w->rt->nworkers == 1 || !spin_slot_take(w->rt))
         return false;
     int64_t until = weft__clock_ns() + SPIN_NS;
-    for (;;) {
-        for (int i = 0; i < 64; i++) {
-            if (atomic_load_explicit(&w->inbox.head, memory_order_relaxed) ||
-                atomic_load_explicit(&w->smp.pending, memory_order_relaxed))
-                return true;
+    bool came = false;
+    while (!came) {
+        for (int i = 0; i < 64 && !came; i++) {
+            came = atomic_load_explicit(&w->inbox.head, memory_order_relaxed) ||
+                   atomic_load_explicit(&w->smp.pending, memory_order_relaxed);
             weft__cpu_relax();
         }
         if (weft__clock_ns() >= until)
-            return false;
+            break;
     }
+    atomic_fetch_sub_explicit(&w->rt->nspinning, 1, memory_order_relaxed);
+    return came;
 }
 
 /* The shutdown trigger: the main task has finished. Its worker sees it and tells the others

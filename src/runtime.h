@@ -70,6 +70,8 @@ struct weft__runtime {
      * the runtime quiescent (smp.c), and then every loop returns. */
     _Atomic int stopping;
     _Atomic unsigned ndone;
+    /* any worker: how many spin for work before sleeping now (loop.c, at most half) */
+    _Atomic unsigned nspinning;
     _Atomic int exiting;
 
     /* Start-up and tear-down of the worker threads, under start_lock: each thread reports its
