@@ -1412,8 +1412,11 @@ WEFT_API int weft_blocking(weft_fn fn, void *arg, void **result, int64_t deadlin
  *   progress, kept idle for the next; joined when weft_run returns). Taking the worker back
  *   waits for its next tick, so the return may wait for the resume that is running then.
  * - On the io_uring backend a ring belongs to the thread that made it, so the worker cannot
- *   move: fn runs on the blocking pool instead (weft_blocking, without a deadline), and so
- *   on another thread.
+ *   move: fn runs on the blocking pool instead (as weft_blocking, but always to the end: a
+ *   cancel does not withdraw it), and so on another thread.
+ * - A call that returns before a relief thread has woken (about the time of a thread's
+ *   wake-up) costs no hand-off: its worker waits for it (Go's system-call hand-off likewise
+ *   waits 20 us).
  * - Outside every runtime it just runs fn.
  * Returns 0, -ECANCELED (the task was cancelled before: fn did not run), -EINVAL (fn NULL),
  * -EAGAIN (no relief thread could be started: fn did not run), -EPERM on a worker's thread

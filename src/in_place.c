@@ -12,6 +12,7 @@
 #include "io/io.h"
 #include "loop.h"
 #include "overflow.h"
+#include "pool.h"
 #include "relief.h"
 #include "runtime.h"
 #include "scheduler.h"
@@ -23,7 +24,8 @@ typedef struct weft__relief_thread {
     pthread_t thread;
     struct weft__relief_thread *next;      /* the pool's list of all; under the lock */
     struct weft__relief_thread *next_idle; /* the pool's idle list; under the lock */
-    weft__worker *drive;     /* the worker handed to it, NULL while idle; under the lock */
+    weft__worker *drive;     /* the worker lent to it, NULL while idle; under the lock */
+    uint64_t lent;           /* the worker's `lend` word as lent (relief.h); under the lock */
     bool quit;               /* under the lock */
     pthread_cond_t cond;     /* signalled when drive or quit is set */
     weft__altstack altstack; /* the thread's own */
@@ -44,11 +46,23 @@ static void *relief_main(void *arg)
         weft__worker *w = r->drive;
         if (!w)
             break;
+        uint64_t lent = r->lent;
+        if (w->relief.assigned == r) /* picked up: the next lend signals a thread again */
+            w->relief.assigned = NULL;
         pthread_mutex_unlock(&rt->relief.lock);
-        weft__worker_set_current(w);
-        weft__loop_adopt(w);
-        weft__loop_relief(w); /* until it hands w over */
-        weft__worker_set_current(NULL);
+        /* The worker is this thread's only if its task is still in fn: else it came back,
+         * and the worker was never handed over. acq_rel: what the lender wrote to w before
+         * lending is seen here; the next generation makes a late relief thread's CAS fail. */
+        if (atomic_compare_exchange_strong_explicit(&w->relief.lend, &lent, lent + 1,
+                                                    memory_order_acq_rel, memory_order_relaxed)) {
+            pthread_mutex_lock(&rt->relief.lock);
+            w->relief.ndetached++; /* before its loop can serve the lender's request */
+            pthread_mutex_unlock(&rt->relief.lock);
+            weft__worker_set_current(w);
+            weft__loop_adopt(w);
+            weft__loop_relief(w); /* until it hands w over */
+            weft__worker_set_current(NULL);
+        }
         pthread_mutex_lock(&rt->relief.lock);
         r->drive = NULL;
         r->next_idle = rt->relief.idle;
@@ -132,7 +146,7 @@ int weft_block_in_place(weft_fn fn, void *arg, void **result)
     /* io_uring runs a request's completion work on the thread that submitted it, so a ring's
      * worker cannot move to another thread: fn goes to the blocking pool instead. */
     if (weft__io_thread_bound(w))
-        return weft_blocking(fn, arg, result, WEFT_FOREVER);
+        return weft__pool_run(w, t, fn, arg, result);
     weft__runtime *rt = w->rt;
     weft__relief_home h = {w->sched.loop_ctx,      w->sched.errno_loc,       w->sched.loop_errno,
                            w->sched.loop_stack_lo, w->sched.loop_stack_size, w->sched.loop_fiber};
@@ -141,19 +155,27 @@ int weft_block_in_place(weft_fn fn, void *arg, void **result)
     w->current = NULL;
 
     pthread_mutex_lock(&rt->relief.lock);
-    weft__relief_thread *relief = NULL;
-    r = take_thread(rt, &relief);
-    if (r < 0) {
+    /* A relief thread signalled for an earlier lend that has not woken yet takes this one
+     * (calls shorter than its wake-up would otherwise start a thread each). */
+    weft__relief_thread *relief = w->relief.assigned;
+    if (!relief && (r = take_thread(rt, &relief)) < 0) {
         pthread_mutex_unlock(&rt->relief.lock);
         w->current = t;
         return r;
     }
-    w->relief.ndetached++;
+    /* Lent, not handed over yet (relief.h, `lend`): the relief thread takes it when it wakes
+     * if fn is still running then; a call shorter than its wake-up costs no hand-off. */
+    uint64_t owned = atomic_load_explicit(&w->relief.lend, memory_order_relaxed);
     atomic_store_explicit(&w->watch.active, 0, memory_order_relaxed); /* as in serve */
-    relief->drive = w;
-    pthread_cond_signal(&relief->cond);
+    atomic_store_explicit(&w->relief.lend, owned + 1, memory_order_release);
+    relief->lent = owned + 1;
+    if (relief != w->relief.assigned) {
+        relief->drive = w;
+        w->relief.assigned = relief;
+        pthread_cond_signal(&relief->cond);
+    }
     pthread_mutex_unlock(&rt->relief.lock);
-    /* From here until take_back's grant this thread touches w only under the relief lock. It
+    /* From here until it takes w back this thread touches w only under the relief lock. It
      * is no worker's: weft calls in fn act as on a plain thread of this runtime's. */
     weft__worker_set_current(NULL);
     weft__wake_thread_home(rt);
@@ -161,7 +183,16 @@ int weft_block_in_place(weft_fn fn, void *arg, void **result)
     void *res = fn(arg);
 
     weft__wake_thread_home(NULL);
-    weft__relief_take_back(w, t, &h);
+    uint64_t lent = owned + 1;
+    if (atomic_compare_exchange_strong_explicit(&w->relief.lend, &lent, owned + 2,
+                                                memory_order_acq_rel, memory_order_relaxed)) {
+        /* Back before the relief thread took it: nothing of w moved. */
+        weft__worker_set_current(w);
+        w->current = t;
+        atomic_store_explicit(&w->watch.active, 1, memory_order_release);
+    } else {
+        weft__relief_take_back(w, t, &h);
+    }
     if (result)
         *result = res;
     return 0;

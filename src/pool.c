@@ -165,15 +165,12 @@ static void unlock_mutex(void *mu)
     pthread_mutex_unlock(mu);
 }
 
-int weft_blocking(weft_fn fn, void *arg, void **result, int64_t deadline)
+/* weft_blocking's body, for the task t of w; with `withdrawable` false the wait ignores the
+ * deadline and cancellation from the start (weft__pool_run). */
+static int pool_run(weft__worker *w, weft_task *t, weft_fn fn, void *arg, void **result,
+                    int64_t deadline, bool withdrawable)
 {
-    weft_task *t;
     int r;
-    weft__worker *w = weft__blocking_begin(&t, true, &r);
-    if (!w)
-        return r;
-    if (!fn)
-        return -EINVAL;
     weft__pool *p;
     r = pool_get(w, &p);
     if (r < 0)
@@ -199,7 +196,7 @@ int weft_blocking(weft_fn fn, void *arg, void **result, int64_t deadline)
      * marked parked, so the pool thread's wake (which copies the waker under the mutex)
      * cannot fall between our check and our park. Once the job runs, the wait ignores the
      * deadline and cancellation: the job's frame is ours until it is done. */
-    bool started = false;
+    bool started = !withdrawable;
     for (;;) {
         if (j.state == JOB_DONE) {
             pthread_mutex_unlock(&p->mu);
@@ -226,6 +223,23 @@ int weft_blocking(weft_fn fn, void *arg, void **result, int64_t deadline)
     if (result)
         *result = j.result;
     return 0;
+}
+
+int weft_blocking(weft_fn fn, void *arg, void **result, int64_t deadline)
+{
+    weft_task *t;
+    int r;
+    weft__worker *w = weft__blocking_begin(&t, true, &r);
+    if (!w)
+        return r;
+    if (!fn)
+        return -EINVAL;
+    return pool_run(w, t, fn, arg, result, deadline, true);
+}
+
+int weft__pool_run(weft__worker *w, weft_task *t, weft_fn fn, void *arg, void **result)
+{
+    return pool_run(w, t, fn, arg, result, WEFT_FOREVER, false);
 }
 
 WEFT_COLD void weft__pool_fini(weft__runtime *rt)

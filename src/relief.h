@@ -24,7 +24,16 @@ typedef struct weft__relief {
      * thread waits with nothing left detached. Loaded by the driver once a tick (relaxed: the
      * lock orders everything else); stored under the lock only. */
     _Atomic int want;
-    unsigned ndetached;                  /* its tasks inside weft_block_in_place now */
+    /* Who may drive the worker now, for the lazy hand-off (in_place.c): a generation, times
+     * two, plus 1 while the driver's task is inside weft_block_in_place and no relief thread
+     * has taken the worker yet (lent). Its driver lends it (a release store, odd); then one
+     * CAS from that odd value to the next even one decides between the lender coming back
+     * (the hand-off never happened: it goes on as before) and the relief thread taking it
+     * (the lender then asks for it back, below). Not under the lock. */
+    _Atomic uint64_t lend;
+    unsigned ndetached; /* its tasks inside weft_block_in_place whose worker was taken */
+    /* The relief thread signalled for its latest lend that has not picked it up yet. */
+    struct weft__relief_thread *assigned;
     struct weft__relief_req *reqs;       /* threads waiting to take it back, oldest first */
     struct weft__relief_req **reqs_tail; /* NULL while reqs is empty */
     /* Its own thread (the one that built it, whose loop returns when the runtime ends)
