@@ -243,11 +243,13 @@ static void put_origin(weft__dumpbuf *b, const weft_task *t)
 }
 
 static void put_task(weft__dumpbuf *b, const weft_task *t, uint64_t word, bool backtrace,
-                     int64_t now)
+                     int64_t now, bool in_place)
 {
     const weft__worker *w = __atomic_load_n(&t->worker, __ATOMIC_RELAXED);
     weft__dumpbuf_printf(b, "task %llu \"%.15s\" on worker %u: %s", (unsigned long long)id_of(t),
                          t->name, w ? w->index : 0u, state_name(word));
+    if (in_place)
+        weft__dumpbuf_printf(b, " (inside weft_block_in_place, on its own thread)");
     if (t->flags & WEFT__T_STACKLESS)
         weft__dumpbuf_printf(b, " (stackless)");
     else if (!(t->flags & WEFT__T_STARTED))
@@ -293,7 +295,7 @@ static void put_json_string(weft__dumpbuf *b, const char *s, size_t max)
 }
 
 static void put_task_json(weft__dumpbuf *b, const weft_task *t, uint64_t word, bool backtrace,
-                          int64_t now, bool first)
+                          int64_t now, bool first, bool in_place)
 {
     const weft__worker *w = __atomic_load_n(&t->worker, __ATOMIC_RELAXED);
     weft__dumpbuf_printf(b, "%s{\"id\":%llu,\"name\":", first ? "" : ",",
@@ -306,6 +308,8 @@ static void put_task_json(weft__dumpbuf *b, const weft_task *t, uint64_t word, b
                          (t->flags & WEFT__T_STARTED) ? "true" : "false",
                          (t->flags & WEFT__T_STACKLESS) ? "true" : "false",
                          weft__task_cancelled(t) ? "true" : "false");
+    if (in_place)
+        weft__dumpbuf_printf(b, ",\"in_place\":true");
     weft__dumpbuf_printf(b, ",\"parent\":%llu", (unsigned long long)t->parent_id);
     if (t->spawn_file) {
         weft__dumpbuf_printf(b, ",\"spawned_at\":");
@@ -391,10 +395,13 @@ static void dump_one(weft_task *t, void *arg)
     uint64_t word = atomic_load_explicit(&t->word, memory_order_acquire);
     if (WEFT__STATE(word) == WEFT__DONE)
         return; /* finished, waiting to be joined: nothing left that can act */
+    /* Dumped on its own worker, by another task: a task of that worker running meanwhile is
+     * inside weft_block_in_place (relief.c), on its own thread. */
+    bool in_place = d->w && d->skip && WEFT__STATE(word) == WEFT__RUNNING;
     if (d->json)
-        put_task_json(d->b, t, word, d->backtraces, d->now, d->n == 0);
+        put_task_json(d->b, t, word, d->backtraces, d->now, d->n == 0, in_place);
     else
-        put_task(d->b, t, word, d->backtraces, d->now);
+        put_task(d->b, t, word, d->backtraces, d->now, in_place);
     d->n++;
 }
 

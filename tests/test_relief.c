@@ -8,6 +8,7 @@
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -341,4 +342,46 @@ static void *stackless_main(void *arg)
 Test(relief, a_stackless_task_gets_eperm)
 {
     run_main(stackless_main, NULL);
+}
+
+/* ---- The task dump names a task that blocks in place ------------------------------------- */
+
+static void *in_place_named(void *arg)
+{
+    return (void *)(intptr_t)weft_block_in_place(wait_go, arg, NULL);
+}
+
+static void *dump_main(void *arg)
+{
+    (void)arg;
+    late l;
+    sem_init(&l.go, 0, 0);
+    weft_task *t;
+    weft_spawn_opts o = {.name = "inplace"};
+    cr_assert_eq(weft_spawn(&t, in_place_named, &l, &o), 0);
+    cr_assert_eq(weft_sleep(1000000), 0); /* the worker went on: the task is in fn */
+    int fd = memfd_create("dump", 0);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(weft_dump_tasks(fd), 0);
+    char text[1 << 14];
+    ssize_t n = pread(fd, text, sizeof text - 1, 0);
+    close(fd);
+    sem_post(&l.go);
+    cr_assert_gt(n, 0);
+    text[n] = '\0';
+    /* On io_uring fn runs on the pool, and the task is parked there. */
+    const char *want = on_uring() ? "\"inplace\" on worker 0: parked on"
+                                  : "\"inplace\" on worker 0: running (inside weft_block_in_place";
+    cr_assert_not_null(strstr(text, want), "%s", text);
+    void *r = (void *)1;
+    cr_assert_eq(weft_join(t, &r, WEFT_FOREVER), 0);
+    cr_assert_eq((intptr_t)r, 0);
+    sem_destroy(&l.go);
+    return NULL;
+}
+
+Test(relief, the_task_dump_names_a_task_inside_block_in_place)
+{
+    weft_config c = one_worker();
+    run_main_cfg(&c, dump_main, NULL);
 }
