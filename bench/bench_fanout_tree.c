@@ -5,8 +5,13 @@
  * repetition per process; "off_root_pct" is the share of the tasks that ran on another
  * worker than the root's. Every task gets a 16 KiB stack (the smallest class; a node's frame
  * is tiny), as the Boost.Fiber peer's fibers do.
+ * With WEFT_ORDER=depth_first in the environment the workers run their queues depth first
+ * (weft.h, WEFT_ORDER_DEPTH_FIRST), and the impl is named weft_<mode>_df.
  * Usage: bench_fanout_tree [depth] [--threads N]... [--mode sharded|stealing]...
  *   (default: depth 20, 1 and 2 threads, both modes, each in its own process) */
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
 #include <weft.h>
 
 #include "bench_mt_common.h"
@@ -58,7 +63,10 @@ static void *bench(void *arg)
         return (void *)1;
     }
     char impl[32], extra[192];
-    snprintf(impl, sizeof impl, "weft_%s", mt_mode_name(ctx->mode));
+    /* The depth-first order (WEFT_ORDER, weft.h) is its own implementation in the tables. */
+    const char *order = getenv("WEFT_ORDER");
+    bool df = order && strcmp(order, "depth_first") == 0;
+    snprintf(impl, sizeof impl, "weft_%s%s", mt_mode_name(ctx->mode), df ? "_df" : "");
     snprintf(extra, sizeof extra,
              ",\"threads\":%u,\"mode\":\"%s\",\"depth\":%ld,\"off_root_pct\":%.1f,"
              "\"rss_bytes\":%lld",

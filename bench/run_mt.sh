@@ -319,6 +319,9 @@ for w in $WORKLOADS; do
             case "$w" in
                 spawn_join_mt | fanout_tree | chan_mpmc | sched_latency)
                     [ -n "$weft_bin" ] && run_one weft "$n" "$weft_bin" "$count" --threads "$n"
+                    # fork-join: weft's depth-first order too (WEFT_ORDER, impls weft_*_df)
+                    [ -n "$weft_bin" ] && [ "$w" = fanout_tree ] &&
+                        run_one weft_df "$n" env WEFT_ORDER=depth_first "$weft_bin" "$count" --threads "$n"
                     [ $HAVE_GO = 1 ] && run_one go "$n" "$GO_PEER" "$w" "$count" --threads "$n"
                     [ $HAVE_TOKIO = 1 ] && run_one tokio_mt "$n" "$TOKIO_PEER" "$w" "$count" --threads "$n"
                     ;;

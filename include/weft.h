@@ -136,6 +136,20 @@ enum { WEFT_BACKEND_DEFAULT = 0, WEFT_BACKEND_EPOLL = 1, WEFT_BACKEND_IO_URING =
  * DEFAULT is the WEFT_MODE environment variable ("sharded" or "stealing"), else SHARDED. */
 enum { WEFT_MODE_DEFAULT = 0, WEFT_MODE_SHARDED = 1, WEFT_MODE_STEALING = 2 };
 
+/* The order a worker runs its ready tasks in (weft_config.order; docs/architecture.md,
+ * "Depth-first order").
+ * - FIFO (the default): first in, first out, with timer wakes ahead (and the LIFO slot's
+ *   capped exception in stealing mode). Fair: every queued task runs within one pass of the
+ *   queue. For servers.
+ * - DEPTH_FIRST (Cilk's and Rayon's order, for fork-join computation): every spawn and every
+ *   wake made on the task's own worker goes to the head of its queue, so a tree of spawns
+ *   and joins runs depth first, with about its depth of stacks alive instead of its width
+ *   (fanout_tree, depth 20: 1.8 MB against 4.7 GB). Thieves (stealing mode) take the oldest
+ *   never-run tasks, the biggest subtrees. Not fair: a queued task waits as long as newer
+ *   ones keep coming. A yield still goes behind everything; timers and I/O are still served
+ *   at every tick; wakes from other threads still queue at the tail. */
+enum { WEFT_ORDER_DEFAULT = 0, WEFT_ORDER_FIFO = 1, WEFT_ORDER_DEPTH_FIRST = 2 };
+
 /* Scheduling debug mode: with the environment variable WEFT_CHAOS set to a seed (a decimal
  * number), every runtime started afterwards perturbs its scheduling from that seed: one pick
  * in four takes the second ready task before the first, one blocking call in eight yields
@@ -246,7 +260,9 @@ typedef struct weft_config {
      * 1 on; 0: the WEFT_LIFO environment variable ("1" on), else off; negative: off.
      * Ignored in sharded mode. */
     int lifo_slot;
-    int reserved_int_;     /* zero */
+    /* The order a worker runs its ready tasks in (WEFT_ORDER_*). DEFAULT: the WEFT_ORDER
+     * environment variable ("fifo" or "depth_first"), else FIFO. */
+    int order;
     uint64_t reserved_[4]; /* zero: room for fields of later versions */
 } weft_config;
 

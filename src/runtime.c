@@ -103,7 +103,8 @@ static int take_config(const weft_config *cfg, weft_config *out)
         out->log_level > WEFT_LOG_INFO)
         return -EINVAL;
     if (out->leak_report < 0 || out->leak_report > 1 ||
-        !weft__dump_signal_valid(out->dump_signal) || out->lifo_slot > 1 || out->reserved_int_)
+        !weft__dump_signal_valid(out->dump_signal) || out->lifo_slot > 1 || out->order < 0 ||
+        out->order > WEFT_ORDER_DEPTH_FIRST)
         return -EINVAL;
     const weft_tracer *tr = out->tracer;
     if (tr && (tr->reserved_[0] || tr->reserved_[1] || tr->reserved_[2] || tr->reserved_[3]))
@@ -141,6 +142,10 @@ WEFT_COLD static int resolve_workers(weft_config *c, unsigned ncpus)
     }
     if (c->dump_signal == 0)
         c->dump_signal = weft__dump_signal_from_env(getenv("WEFT_DUMP_SIGNAL"));
+    if (c->order == WEFT_ORDER_DEFAULT) {
+        const char *o = getenv("WEFT_ORDER");
+        c->order = o && strcmp(o, "depth_first") == 0 ? WEFT_ORDER_DEPTH_FIRST : WEFT_ORDER_FIFO;
+    }
     if (c->lifo_slot == 0) {
         const char *l = getenv("WEFT_LIFO");
         c->lifo_slot = l && strcmp(l, "1") == 0 ? 1 : -1;
@@ -177,7 +182,8 @@ WEFT_COLD static int worker_init(weft__runtime *rt, weft__worker *w, unsigned in
         w->stats.nmallocs = 1; /* the runtime's own record */
     weft__sched_init(w, rt->cfg.budget,
                      rt->cfg.mode == WEFT_MODE_STEALING && rt->nworkers > 1 &&
-                         rt->cfg.lifo_slot > 0);
+                         rt->cfg.lifo_slot > 0,
+                     rt->cfg.order == WEFT_ORDER_DEPTH_FIRST);
     weft__tasks_init(w, rt->cfg.stack_size);
     weft__stack_init(w, rt->cfg.guard, rt->cfg.stack_pool_max);
     int r = weft__io_init(w, rt->cfg.backend);

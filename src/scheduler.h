@@ -51,6 +51,9 @@ typedef struct weft__sched {
      * skipped (pushes go to the tail) until a task from the queue runs, so two tasks waking
      * each other cannot starve the rest. Its task is in the queue like any other, so a thief
      * may take it if it never ran. owner: worker. */
+    /* Depth-first order (WEFT_ORDER_DEPTH_FIRST): spawns and local wakes go to the head,
+     * behind the timer-woken tasks there (weft__ready_push_lifo). fixed at init. */
+    bool depth_first;
     bool lifo_on; /* chosen, in stealing mode with more than one worker; fixed at init */
     unsigned lifo_streak;
     weft_task *lifo;
@@ -73,11 +76,19 @@ static inline void weft__ready_push_new(weft__sched *s, weft_task *t)
     weft__fifo_push(&s->ready, t, offsetof(weft_task, next));
 }
 
+/* Depth-first order: to the head, behind the timer-woken tasks that hold it (nfront, few:
+ * one tick's due timers). Out of line: the FIFO order never comes here. */
+void weft__ready_push_depth_first(weft__sched *s, weft_task *t);
+
 /* Into the LIFO slot (see weft__sched.lifo), or the tail when the slot is off, skipped, or
  * timer-woken tasks hold the head. `unstarted`: a spawn (weft__ready_push_new's count). */
 static inline void weft__ready_push_lifo(weft__sched *s, weft_task *t, bool unstarted)
 {
     s->nunstarted += unstarted;
+    if (weft_unlikely(s->depth_first)) {
+        weft__ready_push_depth_first(s, t);
+        return;
+    }
     if (weft_likely(!s->lifo_on) || s->nfront || s->lifo_streak >= WEFT__LIFO_MAX) {
         weft__fifo_push(&s->ready, t, offsetof(weft_task, next));
         return;
@@ -272,7 +283,7 @@ static inline weft__worker *weft__blocking_begin_any(weft_task **task, int *err)
 }
 
 /* For the loop (loop.c): */
-void weft__sched_init(weft__worker *w, unsigned budget, bool lifo);
+void weft__sched_init(weft__worker *w, unsigned budget, bool lifo, bool depth_first);
 /* Pops the next task that can run, binding a stack to one that never ran (a task that
  * cannot get one finishes at once). NULL if none. */
 weft_task *weft__sched_pick(weft__worker *w);

@@ -48,7 +48,8 @@ static bool handable(const weft_task *t)
 
 /* On the victim: the thief `b` asks. Walks the ready queue once, unlinking up to half of its
  * never-run tasks, oldest first. Those lie behind the timer-woken tasks at the head (which
- * have run), so `nfront` is unchanged. */
+ * have run), so `nfront` is unchanged. In depth-first order the oldest are the last ones
+ * (the biggest subtrees of a fork-join tree): the walk passes over the newer ones first. */
 static void msg_ask(weft__worker *w, void *a, void *b, uint64_t c)
 {
     (void)a, (void)c;
@@ -61,9 +62,13 @@ static void msg_ask(weft__worker *w, void *a, void *b, uint64_t c)
     if (want && !w->tasks.shutting_down) {
         weft__fifo *q = &w->sched.ready;
         weft_task *prev = NULL;
+        size_t newer = w->sched.depth_first ? w->sched.nunstarted - want : 0;
         for (weft_task *t = q->head; t && n < want;) {
             weft_task *next = t->next;
-            if (handable(t)) {
+            if (newer && !(t->flags & WEFT__T_STARTED)) {
+                newer--;
+                prev = t;
+            } else if (handable(t)) {
                 if (prev)
                     prev->next = next;
                 else

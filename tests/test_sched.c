@@ -366,3 +366,94 @@ Test(sched, the_lifo_slot_cannot_starve_the_queue)
     weft_config c = lifo_cfg();
     run_main_cfg(&c, lifo_starve_main, NULL);
 }
+
+/* ---- Depth-first order (weft_config.order = WEFT_ORDER_DEPTH_FIRST) ---- */
+
+static weft_config depth_first_cfg(unsigned workers, int mode)
+{
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = workers;
+    c.mode = mode;
+    c.order = WEFT_ORDER_DEPTH_FIRST;
+    return c;
+}
+
+static void *df_order_main(void *arg)
+{
+    (void)arg;
+    nlog = 0;
+    weft_task *a, *b, *c;
+    /* The newest spawn runs first; a yield goes behind everything (round robin among the
+     * three after their first runs, newest first). */
+    weft_spawn(&a, logger, "aa", NULL);
+    weft_spawn(&b, logger, "bb", NULL);
+    weft_spawn(&c, logger, "cc", NULL);
+    weft_join(a, NULL, WEFT_FOREVER);
+    weft_join(b, NULL, WEFT_FOREVER);
+    weft_join(c, NULL, WEFT_FOREVER);
+    log_buf[nlog] = 0;
+    cr_assert_str_eq(log_buf, "cbacba");
+    return NULL;
+}
+
+/* A fork-join tree: each node spawns two children and joins them. How many nodes have
+ * started and not finished at once is the stacks it holds. */
+static atomic_int df_live, df_live_max, df_nodes;
+
+static void *df_node(void *arg)
+{
+    intptr_t depth = (intptr_t)arg;
+    int live = atomic_fetch_add(&df_live, 1) + 1;
+    int m = atomic_load(&df_live_max);
+    while (live > m && !atomic_compare_exchange_weak(&df_live_max, &m, live))
+        ;
+    atomic_fetch_add(&df_nodes, 1);
+    if (depth > 0) {
+        weft_task *a, *b;
+        cr_assert_eq(weft_spawn(&a, df_node, (void *)(depth - 1), NULL), 0);
+        cr_assert_eq(weft_spawn(&b, df_node, (void *)(depth - 1), NULL), 0);
+        cr_assert_eq(weft_join(a, NULL, WEFT_FOREVER), 0);
+        cr_assert_eq(weft_join(b, NULL, WEFT_FOREVER), 0);
+    }
+    atomic_fetch_sub(&df_live, 1);
+    return NULL;
+}
+
+static void *df_tree_main(void *arg)
+{
+    intptr_t depth = (intptr_t)arg;
+    atomic_store(&df_live, 0);
+    atomic_store(&df_live_max, 0);
+    atomic_store(&df_nodes, 0);
+    df_node((void *)depth);
+    cr_assert_eq(atomic_load(&df_nodes), (2 << depth) - 1);
+    return (void *)(intptr_t)atomic_load(&df_live_max);
+}
+
+Test(sched, depth_first_order_runs_a_fork_join_tree_on_its_depth_of_stacks)
+{
+    enum { DEPTH = 12 }; /* 8,191 nodes */
+    weft_config c = depth_first_cfg(1, WEFT_MODE_SHARDED);
+    run_main_cfg(&c, df_order_main, NULL);
+    intptr_t most = (intptr_t)run_main_cfg(&c, df_tree_main, (void *)(intptr_t)DEPTH);
+    /* The path from the root, and each node's second child queued beside it. */
+    cr_assert_leq(most, 2 * (DEPTH + 1), "%ld nodes alive at once", (long)most);
+    /* First in, first out holds a level of the tree at once: the order is what changed. */
+    c.order = WEFT_ORDER_FIFO;
+    intptr_t fifo = (intptr_t)run_main_cfg(&c, df_tree_main, (void *)(intptr_t)DEPTH);
+    cr_assert_gt(fifo, 1 << (DEPTH - 1), "%ld nodes alive at once in FIFO order", (long)fifo);
+    c.order = 3;
+    cr_assert_eq(weft_run(&c, df_tree_main, NULL, NULL), -EINVAL);
+    c.order = -1;
+    cr_assert_eq(weft_run(&c, df_tree_main, NULL, NULL), -EINVAL);
+}
+
+/* Stealing: thieves take the oldest never-run tasks, and the tree completes on both. */
+Test(sched, depth_first_order_with_stealing_completes_a_tree)
+{
+    enum { DEPTH = 14 };
+    weft_config c = depth_first_cfg(2, WEFT_MODE_STEALING);
+    intptr_t most = (intptr_t)run_main_cfg(&c, df_tree_main, (void *)(intptr_t)DEPTH);
+    cr_assert_lt(most, 1 << 10, "%ld nodes alive at once", (long)most);
+}
