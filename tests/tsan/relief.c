@@ -4,9 +4,13 @@
  * changes thread while wakes from the other worker arrive, timers fire and other tasks of
  * the same worker block in place too. Every message must arrive exactly once, in order, and
  * every task must come back on the thread it left (on epoll; on io_uring fn runs on the pool).
+ * First, a task is made to resume on another thread than it parked on, deterministically,
+ * and keeps its errno (the -flto build runs this program too).
  * Workers and mode come from the environment (WEFT_WORKERS, WEFT_MODE), 2 workers if unset. */
 #include <pthread.h>
+#include <errno.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -99,10 +103,88 @@ static void *consumer(void *arg)
     return NULL;
 }
 
+/* ---- A task that resumes on another thread (the migration check, also in the -flto build):
+ * on one worker, `parker` parks in a sleep on the worker's own thread; `blocker` then blocks
+ * in place on a semaphore that only `poster`, a task of the same worker, posts: the worker
+ * must have gone to a relief thread, where `parker` resumes. Its errno comes with it. */
+
+typedef struct migration {
+    sem_t go;
+    atomic_int sleeping; /* the parker is inside weft_sleep (it gave the CPU up there) */
+    pid_t parked_on, resumed_on;
+    int errno_after;
+} migration;
+
+/* errno through a call the compiler cannot fold into the caller's (a cached &errno from
+ * before the park would be the old thread's: docs/architecture.md, "Migration rules"). */
+static __attribute__((noinline)) int errno_now(void)
+{
+    int e = errno;
+    __asm__ volatile("" : "+r"(e));
+    return e;
+}
+
+static void *parker(void *arg)
+{
+    migration *m = arg;
+    m->parked_on = (pid_t)syscall(SYS_gettid);
+    errno = EDOM;
+    atomic_store(&m->sleeping, 1); /* seen by main only once this task is inside the sleep */
+    weft_sleep(5 * WEFT_MSEC);
+    m->errno_after = errno_now();
+    m->resumed_on = (pid_t)syscall(SYS_gettid);
+    return NULL;
+}
+
+static void *wait_go(void *arg)
+{
+    migration *m = arg;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 10;
+    return (void *)(intptr_t)sem_timedwait(&m->go, &ts);
+}
+
+static void *blocker(void *arg)
+{
+    void *r = (void *)1;
+    int e = weft_block_in_place(wait_go, arg, &r);
+    CHECK(e == 0 && r == NULL, "the worker did not go on while a task blocked in place");
+    return NULL;
+}
+
+static void *poster(void *arg)
+{
+    weft_sleep(10 * WEFT_MSEC); /* after the parker resumed */
+    sem_post(&((migration *)arg)->go);
+    return NULL;
+}
+
+static void migrate_once(void)
+{
+    migration m = {.parked_on = 0};
+    atomic_init(&m.sleeping, 0);
+    sem_init(&m.go, 0, 0);
+    weft_task *t[3];
+    weft_spawn_opts here = {.flags = WEFT_SPAWN_PINNED};
+    CHECK(weft_spawn(&t[0], parker, &m, &here) == 0, "spawn");
+    while (!atomic_load(&m.sleeping)) /* one worker: it parks on this thread first */
+        weft_yield();
+    CHECK(weft_spawn(&t[1], blocker, &m, &here) == 0, "spawn");
+    CHECK(weft_spawn(&t[2], poster, &m, &here) == 0, "spawn");
+    for (int i = 0; i < 3; i++)
+        weft_join(t[i], NULL, WEFT_FOREVER);
+    CHECK(m.resumed_on != m.parked_on, "the parker resumed on the thread it parked on");
+    CHECK(m.errno_after == EDOM, "errno %d after the move, want EDOM", m.errno_after);
+    sem_destroy(&m.go);
+}
+
 static void *main_task(void *arg)
 {
     (void)arg;
     thread_bound = strcmp(weft_backend(), "io_uring") == 0;
+    if (!thread_bound)
+        migrate_once();
     unsigned nw = weft_worker_count();
     pair pairs[NPAIRS];
     weft_task *t[2 * NPAIRS];
