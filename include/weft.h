@@ -526,10 +526,13 @@ WEFT_API void weft_runtime_release(weft_runtime *rt);
  * Any thread. */
 WEFT_API int weft_runtime_workers(weft_runtime *rt);
 
-/* Spawns fn(arg) onto the runtime from any thread: a message to one of its workers (chosen
- * round-robin; in stealing mode the task may then move before it starts, as any new task),
- * which spawns the task there at its next turn: no system call while that worker is busy,
- * its doorbell rings if it sleeps. `opts` as for weft_spawn, less WEFT_SPAWN_CHILD_FIRST
+/* Spawns fn(arg) onto the runtime from any thread: a message to one of its workers, which
+ * spawns the task there at its next turn: no system call while that worker is busy, its
+ * doorbell rings if it sleeps. Sharded mode chooses the worker round-robin, going round
+ * those the stall detector sees stuck. Stealing mode puts the message on the runtime's
+ * injection queue (Go's global run queue), where the first worker to look takes it: one
+ * asleep is rung, a busy one looks every 61 ticks (and the task may then move before it
+ * starts, as any new task). `opts` as for weft_spawn, less WEFT_SPAWN_CHILD_FIRST
  * (-EINVAL); the cleanup runs on the worker when the task ends. `*out` receives the task's
  * handle, owned by the caller (weft_handle_release); with out NULL or WEFT_SPAWN_DETACHED no
  * handle is made and `*out`, if given, is set to NULL. Spawns from one thread onto one

@@ -9,7 +9,9 @@
  * quiescence; so every spawn either fails with -ESHUTDOWN or is drained by a live worker.
  *
  * A spawn is a message (smp.c's foreign list) to one worker, chosen round-robin or named,
- * which spawns the task there, detached, as the message runs. The task's handle (weft_handle)
+ * which spawns the task there, detached, as the message runs; in stealing mode an unnamed
+ * one goes to the runtime's injection queue instead, for whichever worker looks first (an
+ * idle one at once, a busy one within WEFT__INJECT_TICKS ticks). The task's handle (weft_handle)
  * is counted as well: one reference for the caller, one for the task, dropped by the task's
  * cleanup once it has stored the result and set the handle's event. A join waits on that
  * event, which any task or plain thread may (sync.c), so the handle outlives the task
@@ -257,9 +259,12 @@ int weft_runtime_spawn_on(weft_runtime *a, int worker, weft_handle **out, weft_f
     if (rt && worker >= (int)rt->nworkers) {
         r = -EINVAL;
     } else if (rt) {
-        unsigned k = worker >= 0 ? (unsigned)worker : pick_worker(a, rt);
         weft__msg m = {msg_spawn, h, NULL, 0};
-        r = weft__smp_post_foreign(&rt->workers[k], &m);
+        if (worker < 0 && rt->cfg.mode == WEFT_MODE_STEALING && rt->nworkers > 1)
+            r = weft__smp_inject(rt, &m); /* whichever worker looks first */
+        else
+            r = weft__smp_post_foreign(
+                &rt->workers[worker >= 0 ? (unsigned)worker : pick_worker(a, rt)], &m);
     }
     pthread_mutex_unlock(&a->lock);
     if (r < 0) {

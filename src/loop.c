@@ -148,8 +148,8 @@ static bool spin_slot_take(weft__runtime *rt)
     do {
         if (n >= (max ? max : 1))
             return false;
-    } while (!atomic_compare_exchange_weak_explicit(&rt->nspinning, &n, n + 1,
-                                                    memory_order_relaxed, memory_order_relaxed));
+    } while (!atomic_compare_exchange_weak_explicit(&rt->nspinning, &n, n + 1, memory_order_relaxed,
+                                                    memory_order_relaxed));
     return true;
 }
 
@@ -231,6 +231,7 @@ static int loop_run(weft__worker *w, bool native)
         /* Work from other workers this tick: then a short spin before sleeping (below). */
         bool crossed = weft__inbox_drain(w);
         crossed |= weft__smp_drain(w);
+        weft__smp_inject_take(w); /* stealing mode's work from outside (smp.h) */
         if (weft_unlikely(atomic_load_explicit(&w->dump_asked, memory_order_relaxed)))
             weft__dumpsig_serve(w);
         publish_stats(w);
@@ -275,7 +276,8 @@ static int loop_run(weft__worker *w, bool native)
         /* A hand-off request's doorbell may have been taken by a poll earlier in this tick,
          * after the check at its top: looked at again now that the sleep is announced. */
         if (weft__inbox_sleep(w) || weft__smp_pending(w) ||
-            atomic_load_explicit(&w->relief.want, memory_order_seq_cst))
+            atomic_load_explicit(&w->relief.want, memory_order_seq_cst) ||
+            weft__smp_inject_pending(w->rt))
             timeout = 0;
         /* A sleep with no end: counted for the deadlock report (deadlock.c), which may
          * shorten it to the grace period, and judges after it. */

@@ -64,6 +64,11 @@ struct weft__runtime {
     /* The message rings, rings[from * nworkers + to] (smp.c); each pointer is stored once by
      * its sender (release) and loaded by its receiver (acquire). */
     struct weft__smp_ring *_Atomic *rings;
+    /* The injection queue (smp.c, weft__smp_inject), newest first: any thread pushes (CAS,
+     * seq_cst), a worker takes the whole list (exchange, acquire). `inject_next` rotates the
+     * choice of the sleeping worker an injection rings (relaxed: any spread will do). */
+    struct weft__smp_spill *_Atomic inject;
+    _Atomic unsigned inject_next;
     /* Shutdown. any thread: `stopping` is set once by the main task's worker when the main
      * task has finished (release; loaded each tick by the others, acquire); `ndone` counts
      * the workers with nothing left to run; `exiting` is set once by the worker that finds

@@ -42,6 +42,11 @@ WEFT_COLD void weft__smp_fini(weft__runtime *rt)
         }
         free(r);
     }
+    for (weft__smp_spill *s = atomic_load_explicit(&rt->inject, memory_order_acquire); s;) {
+        weft__smp_spill *next = s->next;
+        free(s);
+        s = next;
+    }
     for (unsigned i = 0; i < rt->nworkers; i++) {
         weft__smp_spill *s =
             atomic_load_explicit(&rt->workers[i].smp.foreign, memory_order_acquire);
@@ -100,6 +105,36 @@ int weft__smp_post_foreign(weft__worker *to, const weft__msg *m)
                                                     memory_order_seq_cst, memory_order_relaxed));
     notify(to);
     return 0;
+}
+
+int weft__smp_inject(weft__runtime *rt, const weft__msg *m)
+{
+    weft__smp_spill *n = weft__malloc(NULL, sizeof *n);
+    if (!n)
+        return -ENOMEM;
+    n->m = *m;
+    weft__smp_spill *head = atomic_load_explicit(&rt->inject, memory_order_relaxed);
+    do {
+        n->next = head;
+        /* seq_cst: a Dekker pair with a worker's sleep (its `sleeping` store, then its look at
+         * the queue in weft__smp_inject_pending): it sees the node, or this sees it asleep. */
+    } while (!atomic_compare_exchange_weak_explicit(&rt->inject, &head, n, memory_order_seq_cst,
+                                                    memory_order_relaxed));
+    weft__fence_sc();
+    unsigned k = atomic_fetch_add_explicit(&rt->inject_next, 1, memory_order_relaxed);
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        weft__worker *x = &rt->workers[(k + i) % rt->nworkers];
+        if (atomic_load_explicit(&x->inbox.sleeping, memory_order_seq_cst)) {
+            weft__worker_ring(x); /* one is enough: it takes the whole queue */
+            break;
+        }
+    }
+    return 0;
+}
+
+bool weft__smp_inject_pending(const weft__runtime *rt)
+{
+    return atomic_load_explicit(&rt->inject, memory_order_seq_cst) != NULL;
 }
 
 /* The pair's ring, allocated at its first message. */
@@ -310,6 +345,21 @@ static void run_list(weft__worker *w, _Atomic(weft__smp_spill *) *list)
     }
 }
 
+void weft__smp_inject_take(weft__worker *w)
+{
+    weft__runtime *rt = w->rt;
+    if (!atomic_load_explicit(&rt->inject, memory_order_relaxed))
+        return;               /* the common case: one load a tick */
+    if (w->sched.ready.len) { /* busy: a look every WEFT__INJECT_TICKS ticks */
+        if (!w->smp.inject_countdown)
+            w->smp.inject_countdown = WEFT__INJECT_TICKS;
+        if (--w->smp.inject_countdown)
+            return;
+    }
+    w->smp.inject_countdown = 0;
+    run_list(w, &rt->inject);
+}
+
 bool weft__smp_drain(weft__worker *w)
 {
     if (!atomic_load_explicit(&w->smp.pending, memory_order_relaxed))
@@ -355,7 +405,7 @@ static bool rings_empty(weft__runtime *rt)
     for (unsigned i = 0; i < rt->nworkers; i++)
         if (atomic_load_explicit(&rt->workers[i].smp.foreign, memory_order_seq_cst))
             return false;
-    return true;
+    return !atomic_load_explicit(&rt->inject, memory_order_seq_cst);
 }
 
 /* Quiescence. A message is sent only by a task (or by a worker's loop for one of its tasks),

@@ -77,7 +77,14 @@ typedef struct weft__smp {
      * thread pushes (CAS, seq_cst: as a ring's tail store, see notify), the worker takes the
      * whole list (exchange, acquire) after its rings. */
     _Atomic(weft__smp_spill *) foreign;
+    /* Ticks until this worker looks at the runtime's injection queue while it has tasks of
+     * its own to run (weft__smp_inject_take); owner: the worker. */
+    unsigned inject_countdown;
 } weft__smp;
+
+/* How often (in ticks) a busy worker looks at the injection queue: Go's 61, a prime, so that
+ * the look does not fall into step with a program's own periods. */
+#define WEFT__INJECT_TICKS 61
 
 /* Posts `m` from worker `from` (the calling thread's) to worker `to` (not `from`). Returns 0
  * or -ENOMEM (the pair's ring or a spill node could not be allocated: nothing was sent). */
@@ -88,6 +95,18 @@ int weft__smp_post(weft__worker *from, weft__worker *to, const weft__msg *m);
  * (alien.c posts under its anchor's lock, which the shutdown takes before it can finish).
  * Returns 0 or -ENOMEM. */
 int weft__smp_post_foreign(weft__worker *to, const weft__msg *m);
+/* The injection queue (stealing mode; Go's global run queue, Tokio's inject queue): `m` from
+ * any thread, one outside the runtime included, for whichever worker looks first; one worker
+ * asleep in its reactor is rung. Same contract as weft__smp_post_foreign. Returns 0 or
+ * -ENOMEM. */
+int weft__smp_inject(weft__runtime *rt, const weft__msg *m);
+/* At a tick: runs what the injection queue holds if this worker has nothing else to run, or
+ * every WEFT__INJECT_TICKS ticks while it has (so injected work is not starved by a busy
+ * worker, nor taken from the others by it). Owner thread, on the loop. */
+void weft__smp_inject_take(weft__worker *w);
+/* Whether the injection queue holds something (seq_cst: after the worker announced its sleep,
+ * as a message's `pending`). Any thread. */
+bool weft__smp_inject_pending(const weft__runtime *rt);
 /* Parks the stackful task `self` (running on `from`), uncancellably, until the pair's ring
  * has room, so that a weft__smp_post right after it (no park between) does not spill. For a
  * message that carries the sender's waker: its epoch must be taken after any park. Returns

@@ -354,3 +354,76 @@ Test(alien, spawns_from_outside_go_round_a_worker_stuck_in_a_task)
     cr_assert_leq(atomic_load(&c.on_stuck), 1, "%d of 8 went to the stuck worker",
                   atomic_load(&c.on_stuck));
 }
+
+/* ---- Stealing mode: the injection queue ---- */
+
+typedef struct inject_ctx {
+    weft_runtime *rt;
+    atomic_int spinning; /* the spinner holds worker 1 */
+    atomic_int ran, on_spinner;
+} inject_ctx;
+
+static void *count_ran(void *arg)
+{
+    inject_ctx *c = arg;
+    if (weft_worker_index() == 1)
+        atomic_fetch_add(&c->on_spinner, 1);
+    atomic_fetch_add(&c->ran, 1);
+    return NULL;
+}
+
+/* Holds worker 1 without a switch until the 8 spawns have run, or 10 s. */
+static void *inject_spinner(void *arg)
+{
+    inject_ctx *c = arg;
+    atomic_store(&c->spinning, 1);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    time_t until = ts.tv_sec + 10;
+    while (atomic_load(&c->ran) < 8 && ts.tv_sec < until)
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+    return NULL;
+}
+
+static void *inject_thread(void *arg)
+{
+    inject_ctx *c = arg;
+    while (!atomic_load(&c->spinning))
+        usleep(100);
+    for (int i = 0; i < 8; i++)
+        if (weft_runtime_spawn(c->rt, NULL, count_ran, c,
+                               &(weft_spawn_opts){.flags = WEFT_SPAWN_DETACHED}) != 0)
+            atomic_fetch_add(&c->ran, 100);
+    return NULL;
+}
+
+static void *inject_main(void *arg)
+{
+    inject_ctx *c = arg;
+    c->rt = weft_runtime_current();
+    weft_task *t;
+    cr_assert_eq(weft_spawn_on(1, &t, inject_spinner, c, NULL), 0);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, inject_thread, c), 0);
+    cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
+    void *r;
+    cr_assert_eq(weft_blocking(join_thread, &th, &r, WEFT_FOREVER), 0);
+    weft_runtime_release(c->rt);
+    return NULL;
+}
+
+/* With the stall detector off (so no stuck mark steers the spawns), spawns from outside in
+ * stealing mode go to the injection queue, and the worker that is free takes them: none
+ * waits for the one held by a task that does not yield. Round-robin placement put every
+ * other one there. */
+Test(alien, stealing_mode_spawns_from_outside_go_to_the_worker_that_is_free)
+{
+    inject_ctx c = {0};
+    weft_config cfg = cfg_of(2);
+    cfg.mode = WEFT_MODE_STEALING;
+    cfg.stall_ms = -1;
+    run_main_cfg(&cfg, inject_main, &c);
+    cr_assert_eq(atomic_load(&c.ran), 8);
+    cr_assert_eq(atomic_load(&c.on_spinner), 0, "%d of 8 waited for the held worker",
+                 atomic_load(&c.on_spinner));
+}
