@@ -330,6 +330,9 @@ for w in $WORKLOADS; do
                     # weft: examples/echo_server on N workers (sharded, SO_REUSEPORT listeners)
                     [ -x "$BUILD_DIR/examples/echo_server" ] &&
                         echo_mt_one weft "$n" sharded "$BUILD_DIR/examples/echo_server" --workers "$n" PORT
+                    # the same server in stealing mode (the issue: within 10% of sharded)
+                    [ -x "$BUILD_DIR/examples/echo_server" ] &&
+                        echo_mt_one weft_stealing "$n" stealing "$BUILD_DIR/examples/echo_server" --workers "$n" --mode stealing PORT
                     for impl in epoll_raw_shards go tokio_mt; do
                         local_mode=stealing
                         [ $impl = epoll_raw_shards ] && local_mode=sharded

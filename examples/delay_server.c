@@ -6,6 +6,7 @@
  *                                         N concurrent requests of 1..MAX_MS ms each
  *   delay_server [OPTIONS] demo           both in one process, on a free port
  *   OPTIONS: --workers N (default: WEFT_WORKERS, else every CPU), --acceptor,
+ *            --mode sharded|stealing (default sharded: weft.h, WEFT_MODE_*),
  *            --debug-port P (weft's debug endpoint on 127.0.0.1:P, 0: a port the kernel
  *            picks; the console at http://127.0.0.1:P/debug/, docs/observability.md)
  *
@@ -151,8 +152,8 @@ static void *main_task(void *arg)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: delay_server [--workers N] [--acceptor] [--debug-port P] serve [PORT] "
-                    "| client [PORT] [N] [MAX_MS] | demo\n");
+    fprintf(stderr, "usage: delay_server [--workers N] [--mode sharded|stealing] [--acceptor] "
+                    "[--debug-port P] serve [PORT] | client [PORT] [N] [MAX_MS] | demo\n");
     return 2;
 }
 
@@ -172,6 +173,14 @@ int main(int argc, char **argv)
             if (*end || n == 0 || n > WEFT_WORKERS_MAX)
                 return usage();
             cfg.workers = (unsigned)n;
+        } else if (strcmp(argv[i], "--mode") == 0 && i + 1 < argc) {
+            i++;
+            if (strcmp(argv[i], "sharded") == 0)
+                cfg.mode = WEFT_MODE_SHARDED;
+            else if (strcmp(argv[i], "stealing") == 0)
+                cfg.mode = WEFT_MODE_STEALING;
+            else
+                return usage();
         } else if (strcmp(argv[i], "--acceptor") == 0) {
             o.acceptor = 1;
         } else {

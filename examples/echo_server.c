@@ -6,8 +6,11 @@
  * the logs. On SIGINT or SIGTERM it stops accepting, gives open connections up to 5 s to
  * finish (each worker drains its own), cancels what is left, and exits 0.
  *
- *   echo_server [--workers N] [--acceptor] [--debug-port P] [PORT] [HOST]
- *                                         (defaults: every CPU, 7000, 127.0.0.1)
+ *   echo_server [--workers N] [--mode sharded|stealing] [--acceptor] [--debug-port P]
+ *               [PORT] [HOST]             (defaults: every CPU, sharded, 7000, 127.0.0.1)
+ *
+ * --mode stealing lets an idle worker take connections another has accepted and not started
+ * yet (weft.h, WEFT_MODE_STEALING); a connection still lives on one worker once it runs.
  *
  * --debug-port P turns on weft's debug endpoint on 127.0.0.1:P (0: a port the kernel picks,
  * printed): the console at http://127.0.0.1:P/debug/ in a browser, `curl 127.0.0.1:P/metrics`
@@ -182,7 +185,8 @@ static void *main_task(void *arg)
 static int usage(void)
 {
     fprintf(stderr,
-            "usage: echo_server [--workers N] [--acceptor] [--debug-port P] [PORT] [HOST]\n");
+            "usage: echo_server [--workers N] [--mode sharded|stealing] [--acceptor] "
+            "[--debug-port P] [PORT] [HOST]\n");
     return 2;
 }
 
@@ -192,6 +196,7 @@ int main(int argc, char **argv)
     if (o.debug_port == -2)
         return usage();
     int npos = 0;
+    int mode = WEFT_MODE_SHARDED;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) {
             char *end;
@@ -199,6 +204,14 @@ int main(int argc, char **argv)
             if (*end || n == 0 || n > WEFT_WORKERS_MAX)
                 return usage();
             o.workers = (unsigned)n;
+        } else if (strcmp(argv[i], "--mode") == 0 && i + 1 < argc) {
+            i++;
+            if (strcmp(argv[i], "sharded") == 0)
+                mode = WEFT_MODE_SHARDED;
+            else if (strcmp(argv[i], "stealing") == 0)
+                mode = WEFT_MODE_STEALING;
+            else
+                return usage();
         } else if (strcmp(argv[i], "--acceptor") == 0) {
             o.acceptor = 1;
         } else if (argv[i][0] == '-' || npos == 2) {
@@ -217,7 +230,7 @@ int main(int argc, char **argv)
     weft_config cfg;
     weft_config_init(&cfg);
     cfg.workers = o.workers;
-    cfg.mode = WEFT_MODE_SHARDED;
+    cfg.mode = mode;
     void *result = NULL;
     int r = weft_run(&cfg, main_task, &o, &result);
     if (r < 0) {
