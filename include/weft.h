@@ -1425,21 +1425,30 @@ WEFT_API int weft_blocking(weft_fn fn, void *arg, void **result, int64_t deadlin
  * `*result` (if not NULL) gets fn's return value.
  * - fn runs as on a thread outside the runtime: it must not call weft's task-only calls
  *   (weft_sleep, weft_read, ...: -EPERM); the calls a plain thread may make work, and a
- *   channel or lock call blocks the thread. The task is not parked: a cancel is seen by its
- *   next blocking call, after fn; fn itself cannot be interrupted.
- * - The worker is driven meanwhile by a relief thread (started on demand, one per hand-off in
- *   progress, kept idle for the next; joined when weft_run returns). Taking the worker back
- *   waits for its next tick, so the return may wait for the resume that is running then.
+ *   channel or lock call blocks the thread. fn must return (no longjmp or exception out of
+ *   it). It runs on the task's stack: an overflow there is reported as the task's. The task
+ *   is not parked: a cancel is seen by its next blocking call, after fn; fn itself cannot
+ *   be interrupted.
+ * - The worker is lent at first: a call that returns before a relief thread has woken
+ *   (about a thread's wake-up) costs no hand-off, and the worker waits for it (Go's
+ *   system-call hand-off likewise waits 20 us). Otherwise a relief thread drives the worker,
+ *   and taking it back waits for its next tick (the resume that is running then).
+ * - Relief threads start on demand, up to weft_config.pool_threads of them (besides the
+ *   pool's), and exit after pool_idle_ms idle; past the limit fn runs on the blocking pool
+ *   (as below). After a hand-off the worker's other tasks run on the relief thread: see
+ *   WEFT_MODE_* for what that means for thread-local state.
  * - On the io_uring backend a ring belongs to the thread that made it, so the worker cannot
  *   move: fn runs on the blocking pool instead (as weft_blocking, but always to the end: a
  *   cancel does not withdraw it), and so on another thread.
- * - A call that returns before a relief thread has woken (about the time of a thread's
- *   wake-up) costs no hand-off: its worker waits for it (Go's system-call hand-off likewise
- *   waits 20 us).
+ * - Signals waited for with weft_signal_wait stay blocked on the thread while fn runs. A
+ *   program whose tasks wait for signals and block in place should block those signals in
+ *   every thread before weft_run (as signalfd wants anyway): a wait that begins while the
+ *   worker is on a relief thread cannot block them on the thread running fn.
  * - Outside every runtime it just runs fn.
  * Returns 0, -ECANCELED (the task was cancelled before: fn did not run), -EINVAL (fn NULL),
- * -EAGAIN (no relief thread could be started: fn did not run), -EPERM on a worker's thread
- * outside a stackful task (a stackless task, a watch callback). Any thread. */
+ * -EAGAIN or -ENOMEM (no relief thread could be started: fn did not run), -EPERM on a
+ * worker's thread outside a stackful task (a stackless task, a watch callback). Any
+ * thread. */
 WEFT_API int weft_block_in_place(weft_fn fn, void *arg, void **result);
 
 /* Files. Regular files (and block devices) go through the blocking pool on epoll (they are

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
+#include <time.h>
 
 #include "io/io.h"
 #include "loop.h"
@@ -21,8 +22,6 @@
 
 typedef struct weft__relief_thread {
     weft__runtime *rt;
-    pthread_t thread;
-    struct weft__relief_thread *next;      /* the pool's list of all; under the lock */
     struct weft__relief_thread *next_idle; /* the pool's idle list; under the lock */
     weft__worker *drive;     /* the worker lent to it, NULL while idle; under the lock */
     uint64_t lent;           /* the worker's `lend` word as lent (relief.h); under the lock */
@@ -31,6 +30,19 @@ typedef struct weft__relief_thread {
     weft__altstack altstack; /* the thread's own */
 } weft__relief_thread;
 
+/* Under the lock: takes r off the idle list, where it is. */
+static void unlink_idle(weft__runtime *rt, weft__relief_thread *r)
+{
+    for (weft__relief_thread **p = &rt->relief.idle; *p; p = &(*p)->next_idle)
+        if (*p == r) {
+            *p = r->next_idle;
+            return;
+        }
+}
+
+/* A relief thread: waits to be lent a worker, drives it if its lender is still in fn when
+ * it wakes, goes idle again; after pool_idle_ms idle it exits (detached: the runtime's end
+ * waits for the count to reach 0, as the blocking pool's does). */
 static void *relief_main(void *arg)
 {
     weft__relief_thread *r = arg;
@@ -41,8 +53,21 @@ static void *relief_main(void *arg)
     prctl(PR_SET_TIMERSLACK, 1UL); /* exact deadlines, as on a worker's thread (loop.c) */
     pthread_mutex_lock(&rt->relief.lock);
     for (;;) {
-        while (!r->drive && !r->quit)
-            pthread_cond_wait(&r->cond, &rt->relief.lock);
+        while (!r->drive && !r->quit) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += rt->cfg.pool_idle_ms / 1000;
+            until.tv_nsec += (long)(rt->cfg.pool_idle_ms % 1000) * 1000000;
+            if (until.tv_nsec >= 1000000000) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000;
+            }
+            if (pthread_cond_timedwait(&r->cond, &rt->relief.lock, &until) == ETIMEDOUT &&
+                !r->drive && !r->quit) {
+                unlink_idle(rt, r); /* idle too long: nobody can take it from now on */
+                r->quit = true;
+            }
+        }
         weft__worker *w = r->drive;
         if (!w)
             break;
@@ -68,21 +93,24 @@ static void *relief_main(void *arg)
         r->next_idle = rt->relief.idle;
         rt->relief.idle = r;
     }
+    rt->relief.nthreads--;
+    pthread_cond_broadcast(&rt->relief.gone);
     pthread_mutex_unlock(&rt->relief.lock);
+    /* The runtime may be gone from here on: only this thread's own record is touched. */
     weft__altstack_remove(NULL, &r->altstack);
+    pthread_cond_destroy(&r->cond);
+    free(r);
     return NULL;
 }
 
-/* Under the lock: an idle relief thread, or a new one. Returns 0 or -errno. */
-static int take_thread(weft__runtime *rt, weft__relief_thread **out)
+/* Starts a relief thread, idle (not on the idle list: the caller lends it a worker at once).
+ * Not under the lock: a thread's creation takes long, and every lend and take-back of every
+ * worker takes the lock. Its slot in nthreads is the caller's, taken before. Returns 0 or
+ * -errno. */
+static int start_thread(weft__runtime *rt, weft__relief_thread **out)
 {
-    weft__relief_thread *r = rt->relief.idle;
-    if (r) {
-        rt->relief.idle = r->next_idle;
-        *out = r;
-        return 0;
-    }
-    if (!(r = calloc(1, sizeof *r)))
+    weft__relief_thread *r = calloc(1, sizeof *r);
+    if (!r)
         return -ENOMEM;
     r->rt = rt;
     pthread_cond_init(&r->cond, NULL);
@@ -90,8 +118,10 @@ static int take_thread(weft__runtime *rt, weft__relief_thread **out)
     pthread_sigmask(SIG_SETMASK, &rt->thread_mask, &old);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setaffinity_np(&attr, sizeof rt->affinity, &rt->affinity);
-    int e = pthread_create(&r->thread, &attr, relief_main, r);
+    pthread_t th;
+    int e = pthread_create(&th, &attr, relief_main, r);
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (e) {
@@ -99,9 +129,6 @@ static int take_thread(weft__runtime *rt, weft__relief_thread **out)
         free(r);
         return -e;
     }
-    r->next = rt->relief.all;
-    rt->relief.all = r;
-    rt->relief.nthreads++;
     *out = r;
     return 0;
 }
@@ -109,20 +136,15 @@ static int take_thread(weft__runtime *rt, weft__relief_thread **out)
 void weft__in_place_fini(weft__runtime *rt)
 {
     pthread_mutex_lock(&rt->relief.lock);
-    for (weft__relief_thread *r = rt->relief.all; r; r = r->next) {
+    for (weft__relief_thread *r = rt->relief.idle; r; r = r->next_idle) {
         r->quit = true;
         pthread_cond_signal(&r->cond);
     }
+    rt->relief.idle = NULL;
+    while (rt->relief.nthreads > 0)
+        pthread_cond_wait(&rt->relief.gone, &rt->relief.lock);
     pthread_mutex_unlock(&rt->relief.lock);
-    weft__relief_thread *r = rt->relief.all;
-    while (r) {
-        weft__relief_thread *next = r->next;
-        pthread_join(r->thread, NULL);
-        pthread_cond_destroy(&r->cond);
-        free(r);
-        r = next;
-    }
-    rt->relief.all = rt->relief.idle = NULL;
+    pthread_cond_destroy(&rt->relief.gone);
     pthread_mutex_destroy(&rt->relief.lock);
 }
 
@@ -152,16 +174,35 @@ int weft_block_in_place(weft_fn fn, void *arg, void **result)
                            w->sched.loop_stack_lo, w->sched.loop_stack_size, w->sched.loop_fiber};
     if (w->poll_task == t) /* a sampled resume: its length would count fn's */
         w->poll_task = NULL;
+    /* The signals w's tasks wait for stay blocked on this thread while fn runs (signal.c),
+     * read while w is still this thread's. */
+    weft__worker_block_waited_signals(w);
     w->current = NULL;
 
     pthread_mutex_lock(&rt->relief.lock);
     /* A relief thread signalled for an earlier lend that has not woken yet takes this one
-     * (calls shorter than its wake-up would otherwise start a thread each). */
+     * (calls shorter than its wake-up would otherwise wake a thread each); else an idle one;
+     * else a new one, up to pool_threads of them; past that fn runs on the blocking pool. */
     weft__relief_thread *relief = w->relief.assigned;
-    if (!relief && (r = take_thread(rt, &relief)) < 0) {
+    if (!relief && (relief = rt->relief.idle) != NULL)
+        rt->relief.idle = relief->next_idle;
+    if (!relief) {
+        if (rt->relief.nthreads >= rt->cfg.pool_threads) {
+            pthread_mutex_unlock(&rt->relief.lock);
+            w->current = t;
+            return weft__pool_run(w, t, fn, arg, result);
+        }
+        rt->relief.nthreads++; /* this call's slot, while the thread starts unlocked */
         pthread_mutex_unlock(&rt->relief.lock);
-        w->current = t;
-        return r;
+        r = start_thread(rt, &relief);
+        pthread_mutex_lock(&rt->relief.lock);
+        if (r < 0) {
+            rt->relief.nthreads--;
+            pthread_cond_broadcast(&rt->relief.gone);
+            pthread_mutex_unlock(&rt->relief.lock);
+            w->current = t;
+            return r;
+        }
     }
     /* Lent, not handed over yet (relief.h, `lend`): the relief thread takes it when it wakes
      * if fn is still running then; a call shorter than its wake-up costs no hand-off. */
@@ -179,9 +220,11 @@ int weft_block_in_place(weft_fn fn, void *arg, void **result)
      * is no worker's: weft calls in fn act as on a plain thread of this runtime's. */
     weft__worker_set_current(NULL);
     weft__wake_thread_home(rt);
+    weft__overflow_in_place(t); /* a stack overflow in fn is still t's (overflow.c) */
 
     void *res = fn(arg);
 
+    weft__overflow_in_place(NULL);
     weft__wake_thread_home(NULL);
     uint64_t lent = owned + 1;
     if (atomic_compare_exchange_strong_explicit(&w->relief.lend, &lent, owned + 2,

@@ -162,7 +162,8 @@ static WEFT_NOINLINE bool spin_for_work(weft__worker *w)
     while (!came) {
         for (int i = 0; i < 64 && !came; i++) {
             came = atomic_load_explicit(&w->inbox.head, memory_order_relaxed) ||
-                   atomic_load_explicit(&w->smp.pending, memory_order_relaxed);
+                   atomic_load_explicit(&w->smp.pending, memory_order_relaxed) ||
+                   atomic_load_explicit(&w->relief.want, memory_order_relaxed);
             weft__cpu_relax();
         }
         if (weft__clock_ns() >= until)
@@ -308,6 +309,7 @@ int weft__loop(weft__worker *w)
         weft__relief_native_wait(w);
         weft__worker_set_current(w);
         weft__loop_adopt(w);
+        weft__worker_block_waited_signals(w);
     }
     if (slack)
         precise_timers(w, slack);

@@ -109,10 +109,19 @@ static bool below(uintptr_t a, uintptr_t lo)
     return a < lo && a + OVERFLOW_WINDOW >= lo;
 }
 
+/* The task whose thread runs fn in weft_block_in_place (in_place.c), on that thread: the
+ * thread is no worker's then, but a fault on the task's stack is still the task's. */
+static __thread const weft_task *tls_in_place;
+
+void weft__overflow_in_place(const weft_task *t)
+{
+    tls_in_place = t;
+}
+
 static void on_segv(int sig, siginfo_t *si, void *uctx)
 {
     weft__worker *w = weft__worker_current();
-    weft_task *t = w ? w->current : NULL;
+    const weft_task *t = w ? w->current : tls_in_place;
     /* In this order: the running task's own guard; its stack pointer below its stack (a
      * frame that jumped the guard); another task's guard region (a stray pointer ran into
      * it: name the task it guards); an address just below the running stack. */

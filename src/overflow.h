@@ -18,6 +18,9 @@ int weft__overflow_init(weft__worker *w);
 int weft__altstack_install(weft__worker *w, weft__altstack *as);
 void weft__altstack_remove(weft__worker *w, weft__altstack *as);
 void weft__overflow_fini(weft__worker *w);
+/* Names t as the task running on this thread outside any worker (inside
+ * weft_block_in_place's fn), or NULL after: its stack's faults are reported as t's. */
+void weft__overflow_in_place(const weft_task *t);
 /* Writes an overflow report for `t` to stderr and aborts. Async-signal-safe. */
 _Noreturn void weft__overflow_report(const weft_task *t, const void *fault, const char *how);
 

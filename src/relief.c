@@ -6,8 +6,9 @@
  *  1. keeps what X needs to take w back (weft__relief_home: X's loop context, where X's loop
  *     frames wait, and its sanitizer fiber), and lets go of w: w has no current task, X's
  *     thread-local worker is NULL;
- *  2. hands w, under the relief lock, to an idle relief thread R (started if none is idle),
- *     which runs w's loop from its top on its own stack;
+ *  2. lends w (in_place.c: the `lend` word, relief.h) and signals a relief thread R, which,
+ *     if X's task is still in fn when R wakes, takes w (a CAS on `lend`) and runs w's loop
+ *     from its top on its own stack;
  *  3. runs fn on X, on T's stack: T stays RUNNING, its worker w, but no thread runs it as w's
  *     task (its wakers find it running and do nothing; a cancel is seen after);
  *  4. queues a request for w (weft__relief_take_back), rings w's doorbell and waits. The
@@ -20,9 +21,10 @@
  * detached. So every loop ends on its own thread: a loop ends only when no task is live, and a
  * detached task is live.
  *
- * Who touches what: w's fields are touched by its driver only, as everywhere in weft; every
- * change of driver is made under the relief lock, which orders everything the old driver
- * wrote before everything the new one reads. The relief lock is never held across a park or
+ * Who touches what: w's fields are touched by its driver only, as everywhere in weft. A
+ * change of driver from a lender to a relief thread is ordered by the CAS on `lend`; every
+ * other change (a grant, a give-back) is made under the relief lock. Either orders everything
+ * the old driver wrote before everything the new one reads. The relief lock is never held across a park or
  * a loop's run. */
 #include <pthread.h>
 
@@ -41,6 +43,7 @@ typedef struct weft__relief_req {
 void weft__relief_init(weft__runtime *rt)
 {
     pthread_mutex_init(&rt->relief.lock, NULL);
+    pthread_cond_init(&rt->relief.gone, NULL);
 }
 
 void weft__relief_worker_init(weft__worker *w)
@@ -132,6 +135,7 @@ void weft__relief_take_back(weft__worker *w, weft_task *t, const weft__relief_ho
     w->sched.loop_stack_size = h->loop_stack_size;
     w->sched.loop_fiber = h->loop_fiber;
     weft__watch_thread(&w->watch);
+    weft__worker_block_waited_signals(w); /* a task waited for more while it was away */
     w->current = t;
     atomic_store_explicit(&w->watch.active, 1, memory_order_release);
 }

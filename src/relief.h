@@ -17,7 +17,7 @@
 struct weft__relief_req;
 struct weft__relief_thread;
 
-/* A worker's part. Every field is under the runtime's relief lock, except `want`. */
+/* A worker's part. Every field is under the runtime's relief lock, except `want` and `lend`. */
 typedef struct weft__relief {
     /* Set, under the lock, when the thread driving the worker must hand it over at its next
      * tick: a thread waits to take it back, or it is a relief thread and the worker's own
@@ -46,9 +46,9 @@ typedef struct weft__relief {
 /* The runtime's part: the relief threads, each either driving a worker or idle. */
 typedef struct weft__relief_pool {
     pthread_mutex_t lock; /* guards this and every worker's weft__relief; cold paths only */
-    struct weft__relief_thread *all;  /* every relief thread, for the join at the end */
     struct weft__relief_thread *idle; /* those driving no worker */
-    unsigned nthreads;
+    unsigned nthreads;                /* started and not exited (pool_threads at most) */
+    pthread_cond_t gone;              /* broadcast when one exits */
 } weft__relief_pool;
 
 /* A worker loop's answer (loop.c): the runtime has ended, or the loop handed its worker to

@@ -4,7 +4,9 @@
  * them before creating other threads, or in those threads too, so that the kernel does not
  * deliver them there. SIGSEGV, SIGBUS, SIGILL and SIGFPE are never blocked nor waited for,
  * whatever the set: they report faults of the thread itself (a stack overflow among them),
- * and a thread that faults with them blocked is killed with no report. */
+ * and a thread that faults with them blocked is killed with no report. The set is also kept
+ * in the worker: a thread that takes the worker over (weft_block_in_place's relief threads
+ * block every signal anyway) or gives it back blocks it too. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -28,6 +30,9 @@ int weft_signal_wait(const sigset_t *set, int64_t deadline)
     int r = pthread_sigmask(SIG_BLOCK, &want, NULL);
     if (r != 0)
         return -r;
+    /* Remembered for the worker: a thread that drives it later blocks them too (relief.c). */
+    sigorset(&w->sigwaited, &w->sigwaited, &want);
+    w->has_sigwaited = true;
     int fd = weft__sys_signalfd(&w->sys, &want, SFD_NONBLOCK | SFD_CLOEXEC);
     if (fd < 0)
         return fd;

@@ -6,6 +6,9 @@
 #ifndef WEFT_WORKER_H
 #define WEFT_WORKER_H
 
+#include <pthread.h>
+#include <signal.h>
+
 #include "internal.h"
 #include "overflow.h"
 #include "scheduler.h"
@@ -99,6 +102,11 @@ struct weft__worker {
     weft__smp smp;           /* smp.h: messages from other workers; any worker posts */
     weft__steal steal;       /* steal.h: stealing mode's requests and advertisements */
     weft__relief relief;     /* relief.h: the hand-off to another thread; under a lock */
+    /* The signals weft_signal_wait has blocked for this worker's tasks (signal.c), so that a
+     * thread taking the worker over, or lending it to run fn, blocks them too
+     * (weft__worker_block_waited_signals). owner: worker. */
+    sigset_t sigwaited;
+    bool has_sigwaited;
 
     /* The deadlock report's part (deadlock.c): whether this worker is checking (its sleep
      * ends at `until`; `resumes_seen` is the runtime's resume count when it began). owner:
@@ -173,6 +181,15 @@ static inline void weft__worker_counters(const weft__worker *w, uint64_t out[WEF
 #define WEFT__READ_ONE(field, expr) out[k++] = (expr);
     WEFT__COUNTERS(WEFT__READ_ONE)
 #undef WEFT__READ_ONE
+}
+
+/* Blocks on the calling thread the signals w's tasks wait for (weft_signal_wait): a thread
+ * that takes w over, or runs fn for one of its tasks (in_place.c), must not let them take
+ * their default action. Nothing to do, and no system call, while none is waited for. */
+static inline void weft__worker_block_waited_signals(const weft__worker *w)
+{
+    if (w->has_sigwaited)
+        pthread_sigmask(SIG_BLOCK, &w->sigwaited, NULL);
 }
 
 /* Whether w runs the scheduling debug mode (WEFT_CHAOS). */

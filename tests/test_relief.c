@@ -5,7 +5,9 @@
  * fails the test rather than hanging it; no assertion is about time. Both backends
  * (WEFT_BACKEND from CTest). */
 #include <pthread.h>
+#include <dirent.h>
 #include <semaphore.h>
+#include <stdlib.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -14,6 +16,13 @@
 #include <unistd.h>
 
 #include "harness.h"
+
+/* Before a runtime exists: the backend CTest chose. */
+static bool on_uring_backend_env(void)
+{
+    const char *b = getenv("WEFT_BACKEND");
+    return b && strcmp(b, "io_uring") == 0;
+}
 
 static bool on_uring(void)
 {
@@ -148,6 +157,7 @@ Test(relief, fn_runs_as_on_a_plain_thread)
 /* ---- Several at once on one worker ------------------------------------------------------ */
 
 #define NBLOCKERS 8
+static bool crowd4; /* four blockers instead of eight (the limit's test) */
 
 typedef struct crowd {
     pthread_barrier_t all_in; /* NBLOCKERS fns: each is in only if the worker went on */
@@ -177,7 +187,7 @@ static void *blocker(void *arg)
         void *ok = NULL;
         cr_assert_eq(weft_block_in_place(meet, &m, &ok), 0);
         cr_assert_eq((intptr_t)ok, 1);
-        if (!on_uring())
+        if (!on_uring() && !crowd4) /* past the limit, fn runs on the pool */
             cr_assert_eq(tid(), m.tid, "the task came back on another thread");
         cr_assert_eq(weft_yield(), 0);
     }
@@ -190,14 +200,15 @@ static void *crowd_main(void *arg)
     (void)arg;
     crowd c;
     /* On io_uring the fns run on the pool: enough threads for all of them at once. */
-    pthread_barrier_init(&c.all_in, NULL, NBLOCKERS);
+    int nb = crowd4 ? 4 : NBLOCKERS;
+    pthread_barrier_init(&c.all_in, NULL, (unsigned)nb);
     atomic_init(&c.back, 0);
     weft_task *t[NBLOCKERS];
-    for (int i = 0; i < NBLOCKERS; i++)
+    for (int i = 0; i < nb; i++)
         cr_assert_eq(weft_spawn(&t[i], blocker, &c, NULL), 0);
-    for (int i = 0; i < NBLOCKERS; i++)
+    for (int i = 0; i < nb; i++)
         cr_assert_eq(weft_join(t[i], NULL, WEFT_FOREVER), 0);
-    cr_assert_eq(atomic_load(&c.back), NBLOCKERS);
+    cr_assert_eq(atomic_load(&c.back), nb);
     pthread_barrier_destroy(&c.all_in);
     return NULL;
 }
@@ -384,4 +395,63 @@ Test(relief, the_task_dump_names_a_task_inside_block_in_place)
 {
     weft_config c = one_worker();
     run_main_cfg(&c, dump_main, NULL);
+}
+
+/* ---- The relief threads: a limit, and idle ones retire ------------------------------------ */
+
+/* Past pool_threads relief threads, fn runs on the blocking pool: four tasks of one worker
+ * still meet inside fn with a limit of two (two relief threads lent on, two pool threads). */
+Test(relief, past_the_relief_thread_limit_fn_runs_on_the_pool)
+{
+    if (on_uring_backend_env()) /* every fn on the pool there: two threads for four */
+        cr_skip_test("io_uring runs fn on the pool");
+    weft_config c = one_worker();
+    c.deadlock = WEFT_DEADLOCK_OFF;
+    c.pool_threads = 2;
+    crowd4 = true;
+    run_main_cfg(&c, crowd_main, NULL);
+    crowd4 = false;
+}
+
+static int nthreads_now(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/task");
+    cr_assert_not_null(d);
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+static void *retire_main(void *arg)
+{
+    (void)arg;
+    int before = nthreads_now();
+    progress p = {.fn_tid = 0};
+    sem_init(&p.done, 0, 0);
+    weft_task *h;
+    cr_assert_eq(weft_spawn(&h, helper, &p, NULL), 0);
+    void *res = (void *)1;
+    cr_assert_eq(weft_block_in_place(wait_for_helper, &p, &res), 0); /* a relief thread ran */
+    cr_assert_eq((intptr_t)res, 0);
+    cr_assert_eq(weft_join(h, NULL, WEFT_FOREVER), 0);
+    cr_assert_gt(nthreads_now(), before, "no relief thread was started");
+    /* Idle for pool_idle_ms (20 ms), it exits: looked at for up to 10 s. */
+    int n = 0;
+    for (int i = 0; i < 1000 && (n = nthreads_now()) > before; i++)
+        weft_sleep(10 * WEFT_MSEC);
+    cr_assert_eq(n, before, "%d threads, %d before: the idle relief thread stayed", n, before);
+    sem_destroy(&p.done);
+    return NULL;
+}
+
+Test(relief, an_idle_relief_thread_exits_after_pool_idle_ms)
+{
+    weft_config c = one_worker();
+    c.pool_idle_ms = 20;
+    c.stall_ms = -1; /* no watchdog thread to count */
+    if (on_uring_backend_env())
+        cr_skip_test("io_uring runs fn on the pool: no relief thread");
+    run_main_cfg(&c, retire_main, NULL);
 }

@@ -570,3 +570,47 @@ Test(stack, a_fault_in_another_tasks_guard_names_that_task)
     ASSERT_REPORTED(status, err, "guarded-one");
     cr_assert(strstr(err, "guard region"), "stderr: %s", err);
 }
+
+/* ---- An overflow inside weft_block_in_place's fn ---------------------------------------- */
+
+/* fn runs on the task's stack, on a thread that is no worker's meanwhile (in_place.c): its
+ * overflow is still reported as the task's. */
+static void *recurse_in_place(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)recurse(0);
+}
+
+static void *in_place_task(void *arg)
+{
+    (void)arg;
+    weft_block_in_place(recurse_in_place, NULL, NULL);
+    return NULL;
+}
+
+static void *in_place_main(void *arg)
+{
+    (void)arg;
+    weft_task *t;
+    weft_spawn(&t, in_place_task, NULL, &(weft_spawn_opts){.name = "inplace"});
+    weft_join(t, NULL, WEFT_FOREVER);
+    return NULL;
+}
+
+static void run_in_place(void *arg)
+{
+    (void)arg;
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.guard = WEFT_GUARD_ALWAYS;
+    cfg.backend = WEFT_BACKEND_EPOLL; /* on io_uring fn runs on the pool, on its own stack */
+    weft_run(&cfg, in_place_main, NULL, NULL);
+}
+
+Test(stack, an_overflow_inside_block_in_place_names_the_task)
+{
+    SKIP_UNDER_VALGRIND();
+    char err[4096];
+    int status = run_child(run_in_place, NULL, err, sizeof err);
+    ASSERT_REPORTED(status, err, "inplace");
+}
