@@ -360,7 +360,9 @@ typedef struct weft_stats {
     uint64_t stack_bytes_live;   /* now: the sizes of the stacks bound to tasks (address
                                   * space; a task commits only the pages it touches) */
     uint64_t stack_bytes_pooled; /* now: the sizes of the warm stacks kept for reuse */
-    uint64_t reserved_[3];       /* zero: room for counters of later versions */
+    uint64_t nhandoffs;          /* weft_block_in_place calls whose worker a relief thread
+                                  * took (the others came back before it woke) */
+    uint64_t reserved_[2];       /* zero: room for counters of later versions */
 } weft_stats;
 
 /* Writes a dump of every task of the current runtime to `fd`, as text a person reads at a
@@ -1435,7 +1437,8 @@ WEFT_API int weft_blocking(weft_fn fn, void *arg, void **result, int64_t deadlin
  *   and taking it back waits for its next tick (the resume that is running then).
  * - Relief threads start on demand, up to weft_config.pool_threads of them (besides the
  *   pool's), and exit after pool_idle_ms idle; past the limit fn runs on the blocking pool
- *   (as below). After a hand-off the worker's other tasks run on the relief thread: see
+ *   (as below), and waits for one of its threads: fns that wait for each other need no more
+ *   of them at once than these limits allow. After a hand-off the worker's other tasks run on the relief thread: see
  *   WEFT_MODE_* for what that means for thread-local state.
  * - On the io_uring backend a ring belongs to the thread that made it, so the worker cannot
  *   move: fn runs on the blocking pool instead (as weft_blocking, but always to the end: a

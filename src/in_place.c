@@ -85,6 +85,7 @@ static void *relief_main(void *arg)
             pthread_mutex_unlock(&rt->relief.lock);
             weft__worker_set_current(w);
             weft__loop_adopt(w);
+            w->stats.nhandoffs++; /* this thread drives w now: its counters are this thread's */
             weft__loop_relief(w); /* until it hands w over */
             weft__worker_set_current(NULL);
         }
@@ -184,9 +185,12 @@ int weft_block_in_place(weft_fn fn, void *arg, void **result)
      * (calls shorter than its wake-up would otherwise wake a thread each); else an idle one;
      * else a new one, up to pool_threads of them; past that fn runs on the blocking pool. */
     weft__relief_thread *relief = w->relief.assigned;
-    if (!relief && (relief = rt->relief.idle) != NULL)
+    /* The worker's own thread, waiting for it (relief.c), drives it as well as a relief
+     * thread would: it is offered the lend first, and no thread is woken or started. */
+    bool to_native = !relief && w->relief.native_waiting;
+    if (!relief && !to_native && (relief = rt->relief.idle) != NULL)
         rt->relief.idle = relief->next_idle;
-    if (!relief) {
+    if (!relief && !to_native) {
         if (rt->relief.nthreads >= rt->cfg.pool_threads) {
             pthread_mutex_unlock(&rt->relief.lock);
             w->current = t;
@@ -209,11 +213,17 @@ int weft_block_in_place(weft_fn fn, void *arg, void **result)
     uint64_t owned = atomic_load_explicit(&w->relief.lend, memory_order_relaxed);
     atomic_store_explicit(&w->watch.active, 0, memory_order_relaxed); /* as in serve */
     atomic_store_explicit(&w->relief.lend, owned + 1, memory_order_release);
-    relief->lent = owned + 1;
-    if (relief != w->relief.assigned) {
-        relief->drive = w;
-        w->relief.assigned = relief;
-        pthread_cond_signal(&relief->cond);
+    if (to_native) {
+        w->relief.native_lent = true;
+        w->relief.native_lent_word = owned + 1;
+        pthread_cond_signal(&w->relief.native_cond);
+    } else {
+        relief->lent = owned + 1;
+        if (relief != w->relief.assigned) {
+            relief->drive = w;
+            w->relief.assigned = relief;
+            pthread_cond_signal(&relief->cond);
+        }
     }
     pthread_mutex_unlock(&rt->relief.lock);
     /* From here until it takes w back this thread touches w only under the relief lock. It

@@ -146,6 +146,8 @@ static const struct metric {
     M(nwakes_remote, "weft_remote_wakes_total", "counter", "Wakes of another worker's tasks."),
     M(nmsgs, "weft_messages_total", "counter", "Messages sent to other workers."),
     M(nsteals, "weft_steals_total", "counter", "Tasks taken from another worker."),
+    M(nhandoffs, "weft_handoffs_total", "counter",
+      "weft_block_in_place calls whose worker a relief thread took."),
     M(busy_ns, "weft_busy_seconds_total", "counter", "Time out of the reactor's sleep."),
     M(nstuck, "weft_workers_stuck", "gauge", "Workers stuck in one task past the stall threshold."),
     M(nstacks_live, "weft_stacks_live", "gauge", "Stacks bound to tasks."),

@@ -24,8 +24,8 @@
  * Who touches what: w's fields are touched by its driver only, as everywhere in weft. A
  * change of driver from a lender to a relief thread is ordered by the CAS on `lend`; every
  * other change (a grant, a give-back) is made under the relief lock. Either orders everything
- * the old driver wrote before everything the new one reads. The relief lock is never held across a park or
- * a loop's run. */
+ * the old driver wrote before everything the new one reads. The relief lock is never held across a
+ * park or a loop's run. */
 #include <pthread.h>
 
 #include "relief.h"
@@ -101,9 +101,31 @@ void weft__relief_native_wait(weft__worker *w)
 {
     weft__runtime *rt = w->rt;
     pthread_mutex_lock(&rt->relief.lock);
-    while (!w->relief.native_granted)
+    for (;;) {
+        if (w->relief.native_granted) {
+            w->relief.native_granted = false;
+            break;
+        }
+        if (w->relief.native_lent) {
+            /* Lent while this thread waits: it takes the worker as a relief thread would,
+             * if the lender is still in fn (the same CAS, in_place.c). */
+            uint64_t lent = w->relief.native_lent_word;
+            w->relief.native_lent = false;
+            pthread_mutex_unlock(&rt->relief.lock);
+            bool took = atomic_compare_exchange_strong_explicit(
+                &w->relief.lend, &lent, lent + 1, memory_order_acq_rel, memory_order_relaxed);
+            pthread_mutex_lock(&rt->relief.lock);
+            if (took) {
+                w->relief.native_waiting = false;
+                w->relief.ndetached++; /* the lender's task, as a relief thread counts it */
+                w->stats.nhandoffs++;
+                update_want(w);
+                break;
+            }
+            continue;
+        }
         pthread_cond_wait(&w->relief.native_cond, &rt->relief.lock);
-    w->relief.native_granted = false;
+    }
     pthread_mutex_unlock(&rt->relief.lock);
 }
 

@@ -40,6 +40,10 @@ typedef struct weft__relief {
      * handed it to a waiting thread at a tick and waits to be given it back. */
     bool native_waiting;
     bool native_granted;
+    /* A lend made while it waits (in_place.c): the waiting thread is a driver as good as a
+     * relief thread, and is offered the lent `lend` word first (weft__relief_native_wait). */
+    bool native_lent;
+    uint64_t native_lent_word;
     pthread_cond_t native_cond;
 } weft__relief;
 

@@ -526,24 +526,6 @@ _Noreturn void weft__task_exit(weft__worker *w, void *result)
     __builtin_unreachable();
 }
 
-void weft__ready_push_depth_first(weft__sched *s, weft_task *t)
-{
-    if (!s->nfront) {
-        weft__fifo_push_front(&s->ready, t, offsetof(weft_task, next));
-        return;
-    }
-    weft_task *p = s->ready.head; /* the last timer-woken task: t goes after it */
-    for (size_t i = 1; i < s->nfront; i++)
-        p = p->next;
-    if (p == s->ready.tail) {
-        weft__fifo_push(&s->ready, t, offsetof(weft_task, next));
-        return;
-    }
-    t->next = p->next;
-    p->next = t;
-    s->ready.len++;
-}
-
 WEFT_COLD void weft__sched_init(weft__worker *w, unsigned budget, bool lifo, bool depth_first)
 {
     w->sched.depth_first = depth_first;

@@ -77,8 +77,24 @@ static inline void weft__ready_push_new(weft__sched *s, weft_task *t)
 }
 
 /* Depth-first order: to the head, behind the timer-woken tasks that hold it (nfront, few:
- * one tick's due timers). Out of line: the FIFO order never comes here. */
-void weft__ready_push_depth_first(weft__sched *s, weft_task *t);
+ * one tick's due timers). */
+static inline void weft__ready_push_depth_first(weft__sched *s, weft_task *t)
+{
+    if (!s->nfront) {
+        weft__fifo_push_front(&s->ready, t, offsetof(weft_task, next));
+        return;
+    }
+    weft_task *p = s->ready.head; /* the last timer-woken task: t goes after it */
+    for (size_t i = 1; i < s->nfront; i++)
+        p = p->next;
+    if (p == s->ready.tail) {
+        weft__fifo_push(&s->ready, t, offsetof(weft_task, next));
+        return;
+    }
+    t->next = p->next;
+    p->next = t;
+    s->ready.len++;
+}
 
 /* Into the LIFO slot (see weft__sched.lifo), or the tail when the slot is off, skipped, or
  * timer-woken tasks hold the head. `unstarted`: a spawn (weft__ready_push_new's count). */

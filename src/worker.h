@@ -56,7 +56,8 @@ typedef struct weft__doorbell {
     X(nfinished, w->stats.nfinished)                                                               \
     X(nunfinished, w->tasks.nlive)                                                                 \
     X(stack_bytes_live, w->stacks.bytes_live)                                                      \
-    X(stack_bytes_pooled, w->stacks.bytes_pooled)
+    X(stack_bytes_pooled, w->stacks.bytes_pooled)                                                  \
+    X(nhandoffs, w->stats.nhandoffs)
 
 #define WEFT__COUNT_ONE(field, expr) +1
 #define WEFT__NPUB                   (0 WEFT__COUNTERS(WEFT__COUNT_ONE))

@@ -17,13 +17,6 @@
 
 #include "harness.h"
 
-/* Before a runtime exists: the backend CTest chose. */
-static bool on_uring_backend_env(void)
-{
-    const char *b = getenv("WEFT_BACKEND");
-    return b && strcmp(b, "io_uring") == 0;
-}
-
 static bool on_uring(void)
 {
     return strcmp(weft_backend(), "io_uring") == 0;
@@ -100,6 +93,12 @@ static void *goes_on_main(void *arg)
     cr_assert_eq((intptr_t)res, 0, "the helper task did not run while fn blocked: %s",
                  weft_strerror((int)(intptr_t)res));
     cr_assert(p.helper_ok);
+    weft_stats st;
+    weft_stats_get(&st);
+    if (!on_uring()) /* the helper ran: a relief thread took the worker */
+        cr_assert_geq(st.nhandoffs, 1);
+    else
+        cr_assert_eq(st.nhandoffs, 0);
     if (on_uring()) /* the pool's thread: the ring cannot move */
         cr_assert_neq(p.fn_tid, before);
     else
@@ -157,7 +156,6 @@ Test(relief, fn_runs_as_on_a_plain_thread)
 /* ---- Several at once on one worker ------------------------------------------------------ */
 
 #define NBLOCKERS 8
-static bool crowd4; /* four blockers instead of eight (the limit's test) */
 
 typedef struct crowd {
     pthread_barrier_t all_in; /* NBLOCKERS fns: each is in only if the worker went on */
@@ -187,7 +185,7 @@ static void *blocker(void *arg)
         void *ok = NULL;
         cr_assert_eq(weft_block_in_place(meet, &m, &ok), 0);
         cr_assert_eq((intptr_t)ok, 1);
-        if (!on_uring() && !crowd4) /* past the limit, fn runs on the pool */
+        if (!on_uring())
             cr_assert_eq(tid(), m.tid, "the task came back on another thread");
         cr_assert_eq(weft_yield(), 0);
     }
@@ -200,7 +198,7 @@ static void *crowd_main(void *arg)
     (void)arg;
     crowd c;
     /* On io_uring the fns run on the pool: enough threads for all of them at once. */
-    int nb = crowd4 ? 4 : NBLOCKERS;
+    int nb = NBLOCKERS;
     pthread_barrier_init(&c.all_in, NULL, (unsigned)nb);
     atomic_init(&c.back, 0);
     weft_task *t[NBLOCKERS];
@@ -399,20 +397,6 @@ Test(relief, the_task_dump_names_a_task_inside_block_in_place)
 
 /* ---- The relief threads: a limit, and idle ones retire ------------------------------------ */
 
-/* Past pool_threads relief threads, fn runs on the blocking pool: four tasks of one worker
- * still meet inside fn with a limit of two (two relief threads lent on, two pool threads). */
-Test(relief, past_the_relief_thread_limit_fn_runs_on_the_pool)
-{
-    if (on_uring_backend_env()) /* every fn on the pool there: two threads for four */
-        cr_skip_test("io_uring runs fn on the pool");
-    weft_config c = one_worker();
-    c.deadlock = WEFT_DEADLOCK_OFF;
-    c.pool_threads = 2;
-    crowd4 = true;
-    run_main_cfg(&c, crowd_main, NULL);
-    crowd4 = false;
-}
-
 static int nthreads_now(void)
 {
     int n = 0;
@@ -424,9 +408,62 @@ static int nthreads_now(void)
     return n;
 }
 
+/* Past pool_threads relief threads, fn runs on the blocking pool: six tasks of one worker
+ * block in place for 200 ms each, so that each lends the worker on to a new relief thread
+ * while the others are in fn; with a limit of 2 the process never has more than 2 relief
+ * threads and 2 pool threads besides its own. */
+static atomic_int limit_most, limit_base;
+
+static void *long_fn(void *arg)
+{
+    (void)arg;
+    int n = nthreads_now();
+    int m = atomic_load(&limit_most);
+    while (n > m && !atomic_compare_exchange_weak(&limit_most, &m, n))
+        ;
+    struct timespec ts = {0, 200 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    return (void *)7;
+}
+
+static void *limited_blocker(void *arg)
+{
+    (void)arg;
+    void *r = NULL;
+    cr_assert_eq(weft_block_in_place(long_fn, NULL, &r), 0);
+    cr_assert_eq((intptr_t)r, 7);
+    return NULL;
+}
+
+static void *limit_main(void *arg)
+{
+    (void)arg;
+    atomic_store(&limit_base, nthreads_now());
+    atomic_store(&limit_most, 0);
+    weft_task *t[6];
+    for (int i = 0; i < 6; i++)
+        cr_assert_eq(weft_spawn(&t[i], limited_blocker, NULL, NULL), 0);
+    for (int i = 0; i < 6; i++)
+        cr_assert_eq(weft_join(t[i], NULL, WEFT_FOREVER), 0);
+    return NULL;
+}
+
+Test(relief, past_the_relief_thread_limit_fn_runs_on_the_pool)
+{
+    weft_config c = one_worker();
+    c.pool_threads = 2;
+    c.stall_ms = -1; /* no watchdog thread to count */
+    run_main_cfg(&c, limit_main, NULL);
+    int most = atomic_load(&limit_most), base = atomic_load(&limit_base);
+    cr_assert_leq(most, base + 4, "%d threads at most, %d before: more than 2 relief and 2 pool",
+                  most, base);
+}
+
 static void *retire_main(void *arg)
 {
     (void)arg;
+    if (on_uring()) /* fn runs on the pool there: no relief thread to see */
+        return NULL;
     int before = nthreads_now();
     progress p = {.fn_tid = 0};
     sem_init(&p.done, 0, 0);
@@ -451,7 +488,5 @@ Test(relief, an_idle_relief_thread_exits_after_pool_idle_ms)
     weft_config c = one_worker();
     c.pool_idle_ms = 20;
     c.stall_ms = -1; /* no watchdog thread to count */
-    if (on_uring_backend_env())
-        cr_skip_test("io_uring runs fn on the pool: no relief thread");
     run_main_cfg(&c, retire_main, NULL);
 }
