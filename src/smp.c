@@ -75,51 +75,47 @@ static void notify(weft__worker *to)
         weft__worker_ring(to);
 }
 
-static int spill(weft__worker *from, weft__smp_ring *r, const weft__msg *m)
+/* Pushes a copy of m onto a list of messages (newest first), allocated through `from`'s seam
+ * (NULL: a thread outside the runtime). seq_cst CAS: the push is the store of a Dekker pair
+ * whose other side loads the list after storing its own word (a ring's tail, see notify; a
+ * worker's `sleeping`, for the injection queue). Returns 0 or -ENOMEM. */
+static int push_msg(weft__worker *from, _Atomic(weft__smp_spill *) *list, const weft__msg *m)
 {
     weft__smp_spill *n = weft__malloc(from, sizeof *n);
     if (!n)
         return -ENOMEM;
     n->m = *m;
-    weft__smp_spill *head = atomic_load_explicit(&r->spill, memory_order_relaxed);
+    weft__smp_spill *head = atomic_load_explicit(list, memory_order_relaxed);
     do {
         n->next = head;
-        /* seq_cst: as the tail store (see notify). */
-    } while (!atomic_compare_exchange_weak_explicit(&r->spill, &head, n, memory_order_seq_cst,
+    } while (!atomic_compare_exchange_weak_explicit(list, &head, n, memory_order_seq_cst,
                                                     memory_order_relaxed));
-    r->spilling = true;
     return 0;
+}
+
+static int spill(weft__worker *from, weft__smp_ring *r, const weft__msg *m)
+{
+    int e = push_msg(from, &r->spill, m);
+    if (e == 0)
+        r->spilling = true;
+    return e;
 }
 
 int weft__smp_post_foreign(weft__worker *to, const weft__msg *m)
 {
-    weft__smp_spill *n = weft__malloc(NULL, sizeof *n);
-    if (!n)
-        return -ENOMEM;
-    n->m = *m;
-    weft__smp_spill *head = atomic_load_explicit(&to->smp.foreign, memory_order_relaxed);
-    do {
-        n->next = head;
-        /* seq_cst: as the tail store (see notify). */
-    } while (!atomic_compare_exchange_weak_explicit(&to->smp.foreign, &head, n,
-                                                    memory_order_seq_cst, memory_order_relaxed));
-    notify(to);
-    return 0;
+    int e = push_msg(NULL, &to->smp.foreign, m);
+    if (e == 0)
+        notify(to);
+    return e;
 }
 
 int weft__smp_inject(weft__runtime *rt, const weft__msg *m)
 {
-    weft__smp_spill *n = weft__malloc(NULL, sizeof *n);
-    if (!n)
-        return -ENOMEM;
-    n->m = *m;
-    weft__smp_spill *head = atomic_load_explicit(&rt->inject, memory_order_relaxed);
-    do {
-        n->next = head;
-        /* seq_cst: a Dekker pair with a worker's sleep (its `sleeping` store, then its look at
-         * the queue in weft__smp_inject_pending): it sees the node, or this sees it asleep. */
-    } while (!atomic_compare_exchange_weak_explicit(&rt->inject, &head, n, memory_order_seq_cst,
-                                                    memory_order_relaxed));
+    /* A Dekker pair with a worker's sleep (its `sleeping` store, then its look at the queue
+     * in weft__smp_inject_pending): it sees the node, or this sees it asleep and rings. */
+    int e = push_msg(NULL, &rt->inject, m);
+    if (e < 0)
+        return e;
     weft__fence_sc();
     unsigned k = atomic_fetch_add_explicit(&rt->inject_next, 1, memory_order_relaxed);
     for (unsigned i = 0; i < rt->nworkers; i++) {
