@@ -21,6 +21,7 @@ enum { T = 4, LATE = 64 };
 
 static weft_runtime *rt;
 static weft_waitgroup phase1 = WEFT_WAITGROUP_INIT;
+static pthread_barrier_t phase2;
 static atomic_long ran, cancelled, refused;
 
 static void *body(void *arg)
@@ -62,6 +63,10 @@ static void *thread_main(void *arg)
         weft_handle_release(hs[i]);
     }
     weft_waitgroup_done(&phase1);
+    /* Phase 2 starts on every thread together: a thread whose phase 1 is slow would otherwise
+     * see its joins wait behind the others' late spawns, which kept coming (under TSan, for
+     * tens of seconds: its allocator ran out), and the main task waits for that phase 1. */
+    pthread_barrier_wait(&phase2);
     /* Phase 2: spawn until the runtime says it has stopped. */
     weft_handle *late[LATE];
     int n = 0;
@@ -108,6 +113,7 @@ static void *main_task(void *arg)
 int main(void)
 {
     pthread_t th[T];
+    pthread_barrier_init(&phase2, NULL, T);
     weft_config c;
     weft_config_init(&c);
     c.workers = 2;
