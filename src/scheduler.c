@@ -529,7 +529,7 @@ _Noreturn void weft__task_exit(weft__worker *w, void *result)
 WEFT_COLD void weft__sched_init(weft__worker *w, unsigned budget, bool lifo, bool depth_first)
 {
     w->sched.depth_first = depth_first;
-    w->sched.lifo_on = lifo && !depth_first;
+    w->sched.lifo_on = lifo || depth_first;
     w->sched.budget_max = budget;
     w->sched.tooling = weft__hook_tooling_present();
 }

@@ -52,9 +52,10 @@ typedef struct weft__sched {
      * each other cannot starve the rest. Its task is in the queue like any other, so a thief
      * may take it if it never ran. owner: worker. */
     /* Depth-first order (WEFT_ORDER_DEPTH_FIRST): spawns and local wakes go to the head,
-     * behind the timer-woken tasks there (weft__ready_push_lifo). fixed at init. */
+     * behind the timer-woken tasks there (weft__ready_push_lifo); lifo_on is set with it,
+     * so that the FIFO order's pushes test one flag. fixed at init. */
     bool depth_first;
-    bool lifo_on; /* chosen, in stealing mode with more than one worker; fixed at init */
+    bool lifo_on; /* the slot chosen (stealing mode, several workers), or depth_first; fixed */
     unsigned lifo_streak;
     weft_task *lifo;
 } weft__sched;
@@ -101,7 +102,8 @@ static inline void weft__ready_push_depth_first(weft__sched *s, weft_task *t)
 static inline void weft__ready_push_lifo(weft__sched *s, weft_task *t, bool unstarted)
 {
     s->nunstarted += unstarted;
-    if (weft_unlikely(s->depth_first)) {
+    /* One test on the FIFO order's path: lifo_on covers the depth-first order too. */
+    if (weft_unlikely(s->lifo_on) && s->depth_first) {
         weft__ready_push_depth_first(s, t);
         return;
     }
