@@ -543,7 +543,8 @@ WEFT_API int weft_runtime_workers(weft_runtime *rt);
  * task has finished). Any thread, a task of this or another runtime included. */
 WEFT_API int weft_runtime_spawn(weft_runtime *rt, weft_handle **out, weft_fn fn, void *arg,
                                 const weft_spawn_opts *opts);
-/* The same on worker `worker` (0 .. weft_runtime_workers() - 1; -1: round-robin). -EINVAL
+/* The same on worker `worker` (0 .. weft_runtime_workers() - 1; -1: as weft_runtime_spawn,
+ * round-robin or the injection queue by mode). -EINVAL
  * for a worker out of range. Any thread. */
 WEFT_API int weft_runtime_spawn_on(weft_runtime *rt, int worker, weft_handle **out, weft_fn fn,
                                    void *arg, const weft_spawn_opts *opts);

@@ -8,7 +8,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
-#include <time.h>
 
 #include "io/io.h"
 #include "loop.h"
@@ -55,13 +54,7 @@ static void *relief_main(void *arg)
     for (;;) {
         while (!r->drive && !r->quit) {
             struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_sec += rt->cfg.pool_idle_ms / 1000;
-            until.tv_nsec += (long)(rt->cfg.pool_idle_ms % 1000) * 1000000;
-            if (until.tv_nsec >= 1000000000) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000;
-            }
+            weft__realtime_after_ms(&until, rt->cfg.pool_idle_ms);
             if (pthread_cond_timedwait(&r->cond, &rt->relief.lock, &until) == ETIMEDOUT &&
                 !r->drive && !r->quit) {
                 unlink_idle(rt, r); /* idle too long: nobody can take it from now on */

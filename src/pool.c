@@ -97,13 +97,7 @@ static void *pool_thread(void *arg)
     for (;;) {
         while (!p->head && !p->stopping) {
             struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_sec += p->idle_ms / 1000;
-            until.tv_nsec += (long)(p->idle_ms % 1000) * 1000000;
-            if (until.tv_nsec >= 1000000000) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000;
-            }
+            weft__realtime_after_ms(&until, p->idle_ms);
             p->nidle++;
             int r = pthread_cond_timedwait(&p->work, &p->mu, &until);
             p->nidle--;

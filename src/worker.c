@@ -51,6 +51,17 @@ void weft__worker_ring(weft__worker *w)
         w->doorbell.ring(w->doorbell.arg);
 }
 
+void weft__realtime_after_ms(struct timespec *ts, unsigned ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000;
+    if (ts->tv_nsec >= 1000000000) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000;
+    }
+}
+
 int64_t weft__clock_ns(void)
 {
     struct timespec ts;

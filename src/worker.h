@@ -216,6 +216,9 @@ void weft__worker_ring(weft__worker *w);
 
 /* The monotonic clock, uncached. */
 int64_t weft__clock_ns(void);
+/* *ts = CLOCK_REALTIME now + ms, for pthread_cond_timedwait (the idle timeouts of the pool's
+ * and the relief threads). */
+void weft__realtime_after_ms(struct timespec *ts, unsigned ms);
 /* A pseudo-random 64-bit value from w's generator. */
 uint64_t weft__worker_random(weft__worker *w);
 

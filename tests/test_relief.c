@@ -473,7 +473,11 @@ static void *retire_main(void *arg)
     cr_assert_eq(weft_block_in_place(wait_for_helper, &p, &res), 0); /* a relief thread ran */
     cr_assert_eq((intptr_t)res, 0);
     cr_assert_eq(weft_join(h, NULL, WEFT_FOREVER), 0);
-    cr_assert_gt(nthreads_now(), before, "no relief thread was started");
+    /* A relief thread took the worker (the counter: the thread may already have retired,
+     * 20 ms idle being no promise on a loaded machine). */
+    weft_stats st;
+    weft_stats_get(&st);
+    cr_assert_geq(st.nhandoffs, 1, "no relief thread took the worker");
     /* Idle for pool_idle_ms (20 ms), it exits: looked at for up to 10 s. */
     int n = 0;
     for (int i = 0; i < 1000 && (n = nthreads_now()) > before; i++)
