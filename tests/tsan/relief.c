@@ -104,13 +104,15 @@ static void *consumer(void *arg)
 }
 
 /* ---- A task that resumes on another thread (the migration check, also in the -flto build):
- * on one worker, `parker` parks in a sleep on the worker's own thread; `blocker` then blocks
- * in place on a semaphore that only `poster`, a task of the same worker, posts: the worker
- * must have gone to a relief thread, where `parker` resumes. Its errno comes with it. */
+ * on one worker, `parker` parks on an event on the worker's own thread; `blocker` then blocks
+ * in place, and its fn (on that thread, the worker lent) sets the event and waits until the
+ * parker has run again. The parker can only run on the thread that drives the worker
+ * meanwhile, a relief thread; no timer and no order decides it. Its errno comes with it. */
 
 typedef struct migration {
-    sem_t go;
-    atomic_int sleeping; /* the parker is inside weft_sleep (it gave the CPU up there) */
+    weft_event wake;     /* set by the blocker's fn */
+    sem_t back;          /* posted by the parker once it resumed */
+    atomic_int sleeping; /* the parker is inside its wait (it gave the CPU up there) */
     pid_t parked_on, resumed_on;
     int errno_after;
 } migration;
@@ -129,54 +131,48 @@ static void *parker(void *arg)
     migration *m = arg;
     m->parked_on = (pid_t)syscall(SYS_gettid);
     errno = EDOM;
-    atomic_store(&m->sleeping, 1); /* seen by main only once this task is inside the sleep */
-    weft_sleep(5 * WEFT_MSEC);
+    atomic_store(&m->sleeping, 1); /* seen by main only once this task is inside the wait */
+    weft_event_wait(&m->wake, WEFT_FOREVER);
     m->errno_after = errno_now();
     m->resumed_on = (pid_t)syscall(SYS_gettid);
+    sem_post(&m->back);
     return NULL;
 }
 
-static void *wait_go(void *arg)
+static void *wake_and_wait(void *arg)
 {
     migration *m = arg;
+    weft_event_set(&m->wake); /* from a thread outside the runtime: the worker is lent */
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += 10;
-    return (void *)(intptr_t)sem_timedwait(&m->go, &ts);
+    return (void *)(intptr_t)sem_timedwait(&m->back, &ts);
 }
 
 static void *blocker(void *arg)
 {
     void *r = (void *)1;
-    int e = weft_block_in_place(wait_go, arg, &r);
+    int e = weft_block_in_place(wake_and_wait, arg, &r);
     CHECK(e == 0 && r == NULL, "the worker did not go on while a task blocked in place");
-    return NULL;
-}
-
-static void *poster(void *arg)
-{
-    weft_sleep(10 * WEFT_MSEC); /* after the parker resumed */
-    sem_post(&((migration *)arg)->go);
     return NULL;
 }
 
 static void migrate_once(void)
 {
-    migration m = {.parked_on = 0};
+    migration m = {.wake = WEFT_EVENT_INIT, .parked_on = 0};
     atomic_init(&m.sleeping, 0);
-    sem_init(&m.go, 0, 0);
-    weft_task *t[3];
+    sem_init(&m.back, 0, 0);
+    weft_task *t[2];
     weft_spawn_opts here = {.flags = WEFT_SPAWN_PINNED};
     CHECK(weft_spawn(&t[0], parker, &m, &here) == 0, "spawn");
-    while (!atomic_load(&m.sleeping)) /* one worker: it parks on this thread first */
+    while (!atomic_load(&m.sleeping)) /* one worker: it waits on this thread first */
         weft_yield();
     CHECK(weft_spawn(&t[1], blocker, &m, &here) == 0, "spawn");
-    CHECK(weft_spawn(&t[2], poster, &m, &here) == 0, "spawn");
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 2; i++)
         weft_join(t[i], NULL, WEFT_FOREVER);
     CHECK(m.resumed_on != m.parked_on, "the parker resumed on the thread it parked on");
     CHECK(m.errno_after == EDOM, "errno %d after the move, want EDOM", m.errno_after);
-    sem_destroy(&m.go);
+    sem_destroy(&m.back);
 }
 
 static void *main_task(void *arg)
