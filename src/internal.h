@@ -44,6 +44,20 @@ static inline __attribute__((always_inline)) void weft__prefetch(const void *p)
 #endif
 }
 
+/* The same, for a line about to be written: fetched for ownership, so that the store does
+ * not wait for another CPU's copy to be invalidated. (x86's prefetchw is a no-op on CPUs
+ * without it.) */
+static inline __attribute__((always_inline)) void weft__prefetchw(const void *p)
+{
+#if defined(__x86_64__)
+    __asm__ volatile("prefetchw %0" : : "m"(*(const char *)p));
+#elif defined(__aarch64__)
+    __asm__ volatile("prfm pstl1keep, %0" : : "Q"(*(const char *)p));
+#else
+    __builtin_prefetch(p, 1);
+#endif
+}
+
 #if defined(__SANITIZE_ADDRESS__)
 #define WEFT_ASAN 1
 #elif defined(__has_feature)

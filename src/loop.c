@@ -23,6 +23,7 @@
 #include "util/spinlock.h"
 #include "stack.h"
 #include "task.h"
+#include "task_api.h"
 #include "timer.h"
 #include "wake.h"
 #include "worker.h"
@@ -242,6 +243,8 @@ static int loop_run(weft__worker *w, bool native)
         if (w->sched.ready.len && weft__io_nwaiters(w))
             weft__io_poll(w, 0, poll_cap(w));
         run_ready(w);
+        if (weft_unlikely(w->tasks.npending))
+            weft__task_send_reaps(w); /* the joins' reaps of other workers' records */
 
         if (!w->tasks.shutting_down && stop_seen(w, main_task)) {
             if (w->rt->leaks)

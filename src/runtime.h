@@ -34,9 +34,10 @@ struct weft__runtime {
     struct task_chunk *chunks; /* every task record is carved from these; under lock */
     weft__pool *pool;          /* the blocking pool, created at first use; under lock */
     /* Free records a worker had too many of (a worker that reaps what others spawned onto
-     * it), for a worker that has none; linked through next, under lock. */
+     * it), for a worker that has none: a stack of bundles (task.h, WEFT__TASK_BUNDLE), under
+     * lock. */
     weft_task *spare;
-    size_t nspare;
+    size_t nspare; /* records on it */
     /* The handle threads outside the runtime hold (alien.c), made at the first
      * weft_runtime_current; under lock. */
     struct weft_runtime *anchor;

@@ -25,29 +25,32 @@ typedef struct task_chunk {
     weft_task tasks[CHUNK_TASKS];
 } task_chunk;
 
-/* Records for w's empty cache: the runtime's spare ones if it has some, else a new chunk.
- * Both lists are the runtime's, under its lock. */
+/* Records for w's empty `free`: its own `back` if it has some, else a bundle of the runtime's
+ * spare ones, else a new chunk. The spare bundles and the chunk list are the runtime's,
+ * under its lock. */
 static int grow_records(weft__worker *w)
 {
+    if (w->tasks.back) {
+        w->tasks.free = w->tasks.back;
+        w->tasks.free_tail = w->tasks.back_tail;
+        w->tasks.nfree = w->tasks.nback;
+        w->tasks.back = w->tasks.back_tail = NULL;
+        w->tasks.nback = 0;
+        return 0;
+    }
     weft__runtime *rt = w->rt;
     if (rt->nworkers > 1) {
         pthread_mutex_lock(&rt->lock);
-        weft_task *head = rt->spare, *tail = NULL;
-        size_t n = 0;
-        for (weft_task *t = head; t && n < WEFT__TASK_SPARE_MAX / 2; t = t->next) {
-            tail = t;
-            n++;
-        }
-        if (tail) {
-            rt->spare = tail->next;
-            rt->nspare -= n;
-            tail->next = NULL;
+        weft_task *head = rt->spare;
+        if (head) {
+            rt->spare = head->arg;
+            rt->nspare -= WEFT__TASK_BUNDLE;
         }
         pthread_mutex_unlock(&rt->lock);
-        if (tail) {
+        if (head) {
             w->tasks.free = head;
-            w->tasks.free_tail = tail;
-            w->tasks.nfree = n;
+            w->tasks.free_tail = head->joiner.task;
+            w->tasks.nfree = WEFT__TASK_BUNDLE;
             return 0;
         }
     }
@@ -121,6 +124,9 @@ static inline __attribute__((always_inline)) int task_new(weft__worker *w, weft_
     w->tasks.free = t->next;
     if (!t->next)
         w->tasks.free_tail = NULL;
+    else /* the next spawn's record, whose `next` it reads first: often cold (reaped long
+          * ago, or on another worker's CPU), and the list is a chain of dependent loads */
+        weft__prefetch_record(t->next);
     w->tasks.nfree--;
 
     /* The epoch continues from the record's previous life (see the file comment). */
@@ -284,20 +290,28 @@ void weft__task_release(weft__worker *w, weft_task *t)
         weft__task_flags_set(t, WEFT__T_DETACHED); /* the stack's release reaps it */
 }
 
-/* w keeps too many free records: the oldest half goes to the runtime's spare list. */
-static WEFT_NOINLINE void give_spare(weft__worker *w)
+/* w's `back` is a full bundle: it joins `free` if that is short of one (or w is the only
+ * worker), else it goes whole to the runtime's spare bundles. */
+static WEFT_NOINLINE void retire_back(weft__worker *w)
 {
-    size_t n = w->tasks.nfree / 2;
-    weft_task *head = w->tasks.free, *tail = head;
-    for (size_t i = 1; i < n; i++)
-        tail = tail->next;
-    w->tasks.free = tail->next;
-    w->tasks.nfree -= n;
+    weft_task *head = w->tasks.back, *tail = w->tasks.back_tail;
+    w->tasks.back = w->tasks.back_tail = NULL;
+    w->tasks.nback = 0;
     weft__runtime *rt = w->rt;
+    if (w->tasks.nfree < WEFT__TASK_BUNDLE || rt->nworkers == 1) {
+        if (w->tasks.free_tail)
+            w->tasks.free_tail->next = head;
+        else
+            w->tasks.free = head;
+        w->tasks.free_tail = tail;
+        w->tasks.nfree += WEFT__TASK_BUNDLE;
+        return;
+    }
+    head->joiner.task = tail;
     pthread_mutex_lock(&rt->lock);
-    tail->next = rt->spare;
+    head->arg = rt->spare;
     rt->spare = head;
-    rt->nspare += n;
+    rt->nspare += WEFT__TASK_BUNDLE;
     pthread_mutex_unlock(&rt->lock);
 }
 
@@ -308,13 +322,13 @@ void weft__task_reap(weft__worker *w, weft_task *t)
     /* At the tail: the record is reused after every other free one, so a stale handle keeps
      * answering -ESRCH for as long as possible. */
     t->next = NULL;
-    if (w->tasks.free_tail)
-        w->tasks.free_tail->next = t;
+    if (w->tasks.back_tail)
+        w->tasks.back_tail->next = t;
     else
-        w->tasks.free = t;
-    w->tasks.free_tail = t;
-    if (weft_unlikely(++w->tasks.nfree > WEFT__TASK_SPARE_MAX) && w->rt->nworkers > 1)
-        give_spare(w);
+        w->tasks.back = t;
+    w->tasks.back_tail = t;
+    if (weft_unlikely(++w->tasks.nback == WEFT__TASK_BUNDLE))
+        retire_back(w);
 }
 
 /* A cancel is the flag, then (fence.h) a wake of the epoch the word holds after it: the park
@@ -417,9 +431,11 @@ WEFT_COLD void weft__task_each(weft__runtime *rt, void (*fn)(weft_task *t, void 
 
 WEFT_COLD void weft__tasks_fini(weft__worker *w)
 {
-    w->tasks.free = NULL;
-    w->tasks.free_tail = NULL;
-    w->tasks.nfree = 0;
+    weft__free(w, w->tasks.reap_out); /* empty: the loop sent every chain before it ended */
+    w->tasks.reap_out = NULL;
+    w->tasks.free = w->tasks.free_tail = NULL;
+    w->tasks.back = w->tasks.back_tail = NULL;
+    w->tasks.nfree = w->tasks.nback = 0;
 }
 
 int weft__task_wait_snapshot(const weft_task *t, int *kind, const void **what, int64_t *deadline,

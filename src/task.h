@@ -156,6 +156,15 @@ struct weft_task {
     _Atomic uint16_t stall_max_ms;
 } __attribute__((aligned(64)));
 
+/* The lines of a record a spawn is about to write (all three), for ownership. */
+static inline void weft__prefetch_record(const weft_task *t)
+{
+    const char *p = (const char *)t;
+    weft__prefetchw(p);
+    weft__prefetchw(p + 64);
+    weft__prefetchw(p + 128);
+}
+
 /* Whether the park or run of epoch e is sampled for the histograms: one in 256 (two clock
  * reads a sample, about 0.15 ns a resume spread over all of them). */
 static inline bool weft__sampled(uint64_t epoch)
@@ -177,21 +186,48 @@ _Static_assert(sizeof(void *) != 8 || offsetof(struct weft_task, stack) == 64,
 typedef struct weft__task_cache {
     size_t nlive;    /* unfinished tasks */
     size_t nrecords; /* records not yet reaped */
-    weft_task *free; /* recycled records, linked through next, oldest reaped first (FIFO,
-                      * so that a stale handle names a new task as late as possible) */
+    /* Recycled records, linked through next and reused oldest reaped first (FIFO, so that
+     * a stale handle names a new task as late as possible): `free` is where spawns take
+     * them, `back` where reaps put them. A full `back` (WEFT__TASK_BUNDLE records) joins
+     * the end of `free` while `free` is short of a bundle, else it goes whole to the
+     * runtime's spare bundles (only with several workers): both O(1), so a worker keeps
+     * fewer than 2 bundles' worth beyond its own need and never walks a list. */
+    weft_task *free;
     weft_task *free_tail;
+    weft_task *back;
+    weft_task *back_tail;
     uint64_t next_id; /* ids next_id .. id_end-1 are this worker's to hand out */
     uint64_t id_end;
     uint32_t stack_size; /* default stack size (the configuration's), page-rounded */
     bool shutting_down;  /* spawned from now on: cancelled from birth */
-    size_t nfree;        /* records on `free`; past WEFT__TASK_SPARE_MAX half go to the runtime */
+    size_t nfree;        /* records on `free` */
+    size_t nback;        /* records on `back` */
+    /* Finished records of other workers whose results this worker's tasks took, waiting to
+     * go home as one message per worker (task_api.c): `reap_out[k]` chains those of worker
+     * k through `next` (a finished record's worker does not touch its `next` until it
+     * reaps it). Allocated at the first such reap, freed by weft__tasks_fini; `npending`
+     * counts the chained records. */
+    struct weft__reap_out *reap_out;
+    size_t npending;
 } weft__task_cache;
 
-/* A worker keeps at most this many free records; past it, it hands the oldest half to the
- * runtime's spare list, where a worker that runs out takes them before allocating a chunk.
- * A worker that reaps what others spawn onto it (weft_spawn_on) would otherwise hoard
- * records while the spawner keeps allocating. */
-#define WEFT__TASK_SPARE_MAX 1024
+/* Free records move between workers in bundles of this many: a worker that reaps what
+ * others spawn onto it (weft_spawn_on, stolen tasks) hands its surplus to the runtime's spare
+ * list a bundle at a time, and a worker that runs out takes a bundle before it allocates a
+ * chunk. Without it, the reaper hoards records while the spawner keeps allocating. A bundle
+ * is NULL-terminated through next; on the spare list its first record's `arg` links the next
+ * bundle and its `joiner.task` names its last record (fields a reaped record does not use
+ * and weft__task_new sets). */
+#define WEFT__TASK_BUNDLE 512
+
+/* One worker's chain of records to reap (see reap_out). */
+typedef struct weft__reap_out {
+    weft_task *head;
+    uint32_t n;
+} weft__reap_out;
+
+/* A chain goes as soon as it holds this many: one message reaps them all. */
+#define WEFT__REAP_BATCH 64
 
 void weft__tasks_init(weft__worker *w, size_t default_stack);
 /* A new READY record for a task of `w`, not yet queued, with the options' flags, name and

@@ -126,15 +126,53 @@ static void msg_reap(weft__worker *w, void *a, void *b, uint64_t c);
 static int post(weft__worker *from, weft__worker *to, weft__msg_fn fn, void *a, void *b,
                 uint64_t c);
 
+static void msg_reap_chain(weft__worker *w, void *a, void *b, uint64_t c);
+
+/* Sends home's chain (it is not empty). From the loop, a full ring spills rather than waits;
+ * from a task, post waits for room. Should the message not go (no memory for the ring), the
+ * records stay unreaped until the runtime ends: the joins have still succeeded. */
+static void send_chain(weft__worker *w, unsigned home)
+{
+    weft__reap_out *o = &w->tasks.reap_out[home];
+    weft_task *head = o->head;
+    w->tasks.npending -= o->n;
+    o->head = NULL;
+    o->n = 0;
+    post(w, &w->rt->workers[home], msg_reap_chain, head, NULL, 0);
+}
+
 /* Reaps a finished t whose result was taken (see weft__task_release), on the worker it
- * finished on: ours, unless stealing mode handed it to another before it started. */
+ * finished on: ours, unless it ran on another (spawned there, or handed there by stealing
+ * mode before it started). Another worker's records go home in chains (task.h, reap_out):
+ * one message, and at most one doorbell, reaps up to WEFT__REAP_BATCH of them, instead of
+ * one each; the loop sends what is chained at the end of the tick. */
 static void reap_joined(weft__worker *w, weft_task *t)
 {
     weft__worker *home = __atomic_load_n(&t->worker, __ATOMIC_RELAXED);
-    if (weft_likely(home == w))
+    if (weft_likely(home == w)) {
         weft__task_release(w, t);
-    else
-        post(w, home, msg_reap, t, NULL, 0); /* as join_remote's */
+        return;
+    }
+    if (weft_unlikely(!w->tasks.reap_out)) {
+        w->tasks.reap_out = weft__calloc(w, w->rt->nworkers, sizeof(weft__reap_out));
+        if (!w->tasks.reap_out) {
+            post(w, home, msg_reap, t, NULL, 0); /* one message for it alone */
+            return;
+        }
+    }
+    weft__reap_out *o = &w->tasks.reap_out[home->index];
+    t->next = o->head; /* ours to write: see reap_out */
+    o->head = t;
+    w->tasks.npending++;
+    if (++o->n == WEFT__REAP_BATCH)
+        send_chain(w, home->index);
+}
+
+void weft__task_send_reaps(weft__worker *w)
+{
+    for (unsigned k = 0; k < w->rt->nworkers && w->tasks.npending; k++)
+        if (w->tasks.reap_out[k].head)
+            send_chain(w, k);
 }
 
 /* ---- Handles of tasks on other workers ----------------------------------------------------
@@ -171,6 +209,17 @@ static void msg_reap(weft__worker *w, void *a, void *b, uint64_t c)
 {
     if (!forwarded(w, msg_reap, a, b, c))
         weft__task_release(w, a);
+}
+
+/* On the records' worker: a chain of finished records whose results other workers' joins
+ * took (reap_joined). Each record finished here and stays here: a finished task never moves. */
+static void msg_reap_chain(weft__worker *w, void *a, void *b, uint64_t c)
+{
+    (void)b, (void)c;
+    for (weft_task *t = a, *next; t; t = next) {
+        next = t->next; /* the reap rewrites it */
+        weft__task_release(w, t);
+    }
 }
 
 /* On t's worker: detached by a holder on another worker. */
@@ -233,11 +282,8 @@ static int join_remote(weft__worker *w, weft_task *self, weft_task *t, void **re
             return r;
     }
     if (result)
-        *result = t->result; /* written before DONE, which we loaded with acquire */
-    /* Reaped by its worker (finished: where it ended, which a message to its old worker
-     * would be forwarded to anyway). Should the message not go (no memory for the ring), the
-     * record stays unreaped until the runtime ends: the join has still succeeded. */
-    post(self->worker, __atomic_load_n(&t->worker, __ATOMIC_RELAXED), msg_reap, t, NULL, 0);
+        *result = t->result;      /* written before DONE, which we loaded with acquire */
+    reap_joined(self->worker, t); /* by the worker it finished on */
     return 0;
 }
 

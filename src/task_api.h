@@ -17,4 +17,9 @@ int weft__spawn_unqueued(weft__worker *w, bool has_out, weft_task **out, weft_fn
                          const weft_spawn_opts *opts);
 void weft__spawn_start(weft__worker *w, weft_task *t, bool child_first);
 
+/* Sends the records of other workers this worker's joins have chained (task.h, reap_out)
+ * home, one message per worker. The loop calls it after the tick's resumes, while
+ * w->tasks.npending is not 0, so nothing chained outlives the tick. Loop only. */
+void weft__task_send_reaps(weft__worker *w);
+
 #endif
