@@ -709,14 +709,18 @@ int weft__chan_select(weft_case *cases, size_t n, int64_t deadline)
     bool orphans = false;
     for (size_t i = 0; i < n; i++) {
         weft__list_remove(&ws[i].link); /* harmless for nodes already unlinked */
-        if (cases[i].op != WEFT_CASE_DEFAULT && cases[i].chan)
-            orphans |= waiter_left(cases[i].chan);
+        if (cases[i].op != WEFT_CASE_DEFAULT && cases[i].chan && waiter_left(cases[i].chan)) {
+            ws[i].index = -1; /* the node is done with: marks the case's channel to free */
+            orphans = true;
+        }
     }
     set_unlock(&set);
-    /* Orphaned channels whose last waiter this select was (each listed once in the set). */
-    for (size_t i = 0; orphans && i < set.n; i++)
-        if (set.v[i]->orphaned && set.v[i]->nwaiters == 0)
-            chan_free(set.v[i]);
+    /* Orphaned channels whose last waiter this select was, decided under their locks (each
+     * once: only the decrement to 0 says so). Once unlocked, another channel of the set may
+     * be freed by its own last waiter at any moment: none is read again. */
+    for (size_t i = 0; orphans && i < n; i++)
+        if (ws[i].index == -1)
+            chan_free(cases[i].chan);
     weft__free(w, heap);
     if (r >= 0)
         cases[r].result = d.result;

@@ -49,7 +49,7 @@ static int ready_now(weft__worker *w, const weft_case *c, int *outcome)
     switch (c->op) {
     case WEFT_CASE_TIMER:
         *outcome = 0;
-        return c->at <= weft_now();
+        return c->at != WEFT_FOREVER && c->at <= weft_now(); /* never, as a deadline */
     case WEFT_CASE_FUTURE: {
         weft_context cx = {{NULL, 0}}; /* its watcher polls again with a waker */
         if (!c->future->ready && weft_future_poll(c->future, &cx) != WEFT_READY)

@@ -162,6 +162,8 @@ static void grant(sync_state *s, waiter *wt)
  * unlinked). With `uncancellable`, only a grant ends the wait. Entered and left with s
  * locked; the lock is dropped by the park once the task is marked PARKED, and taken again
  * after it. A grant that raced the deadline or the cancellation wins: it returns 0. */
+static void rw_dispatch(sync_state *s);
+
 static int wait_queued(sync_state *s, weft__worker *w, weft_task *t, waiter *wt, int wait_kind,
                        const void *what, int64_t deadline, bool uncancellable)
 {
@@ -189,6 +191,10 @@ static int wait_queued(sync_state *s, weft__worker *w, weft_task *t, waiter *wt,
     if (wt->granted)
         return 0;
     dequeue(s, wt);
+    /* A writer that gave up (deadline, cancel) no longer holds back the readers queued
+     * behind it: they may be granted now, with the lock only read-held. */
+    if (wt->kind == KIND_WRITE)
+        rw_dispatch(s);
     return r;
 }
 
