@@ -29,6 +29,9 @@ struct weft__runtime {
     /* any thread: the next unassigned task id; workers take blocks (relaxed: ids need only
      * be unique, not ordered). */
     _Atomic uint64_t next_id;
+    /* The one stderr line about a task that got no stack was written (scheduler.c): any
+     * worker exchanges it (relaxed: only its own value matters). */
+    _Atomic bool nostack_told;
 
     pthread_mutex_t lock;      /* guards chunks and pool creation (cold paths only) */
     struct task_chunk *chunks; /* every task record is carved from these; under lock */

@@ -11,6 +11,7 @@
 #include "hooks.h"
 #include "log.h"
 #include "overflow.h"
+#include "runtime.h"
 #include "scheduler.h"
 #include "stack.h"
 #include "task.h"
@@ -220,13 +221,11 @@ static WEFT_NOINLINE weft_task *start_unrun(weft__worker *w, weft_task *t)
         int r = bind_stack(w, t);
         if (r == 0)
             return t;
-        if (!w->stacks.nostack_told) {
-            w->stacks.nostack_told = true;
+        if (!atomic_exchange_explicit(&w->rt->nostack_told, true, memory_order_relaxed))
             weft__logf(w->rt, WEFT_LOG_WARN,
                        "weft: task %llu \"%s\" got no stack (%s); it and any later task "
                        "without one finish unrun, and their joins report WEFT_NOMEM\n",
                        (unsigned long long)t->id, t->name, weft_strerror(r));
-        }
         result = WEFT_NOMEM;
     }
     /* Finished as the current task, so that its cleanup handlers' weft_self and weft_defer

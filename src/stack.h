@@ -67,7 +67,6 @@ typedef struct weft__stack_pool {
      * task of the default size) finds its class without computing it (weft__stack_alloc). */
     size_t memo_size;
     unsigned memo_cls;
-    bool nostack_told; /* the one stderr line about a failed stack was written */
 } weft__stack_pool;
 
 void weft__stack_init(weft__worker *w, int guard_mode, size_t pool_max);

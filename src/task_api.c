@@ -7,6 +7,7 @@
 #include "runtime.h"
 #include "scheduler.h"
 #include "smp.h"
+#include "steal.h"
 #include "task_api.h"
 #include "task.h"
 #include "wake.h"
@@ -56,10 +57,12 @@ static inline __attribute__((always_inline)) void spawn_start(weft__worker *w, w
                                                               bool child_first)
 {
     /* From a task that cannot switch away (a stackless one) the child just queues. */
-    if (weft_unlikely(child_first) && weft__blocking_task(w))
+    if (weft_unlikely(child_first) && weft__blocking_task(w)) {
         weft__run_first(w, t);
-    else
+    } else {
         weft__ready_push_lifo(&w->sched, t, true);
+        weft__steal_spawned(&w->steal, w->sched.nunstarted, w); /* stealing mode only */
+    }
 }
 
 void weft__spawn_start(weft__worker *w, weft_task *t, bool child_first)
@@ -207,7 +210,8 @@ static void msg_join(weft__worker *w, void *a, void *b, uint64_t epoch)
 /* On t's worker: its joiner on another worker took the result. */
 static void msg_reap(weft__worker *w, void *a, void *b, uint64_t c)
 {
-    if (!forwarded(w, msg_reap, a, b, c))
+    /* Not twice, should its handle have been joined twice (misuse): see msg_reap_chain. */
+    if (!forwarded(w, msg_reap, a, b, c) && !weft__task_reaped(a))
         weft__task_release(w, a);
 }
 
@@ -217,6 +221,11 @@ static void msg_reap_chain(weft__worker *w, void *a, void *b, uint64_t c)
 {
     (void)b, (void)c;
     for (weft_task *t = a, *next; t; t = next) {
+        /* Already reaped: its handle was joined twice (misuse), here too. Its `next` now
+         * links a free list, not the chain: the walk stops, so nothing is reaped twice; the
+         * rest of the chain stays unreaped until the runtime ends. */
+        if (weft_unlikely(weft__task_reaped(t)))
+            return;
         next = t->next; /* the reap rewrites it */
         weft__task_release(w, t);
     }
