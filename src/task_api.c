@@ -149,13 +149,8 @@ static void send_chain(weft__worker *w, unsigned home)
  * mode before it started). Another worker's records go home in chains (task.h, reap_out):
  * one message, and at most one doorbell, reaps up to WEFT__REAP_BATCH of them, instead of
  * one each; the loop sends what is chained at the end of the tick. */
-static void reap_joined(weft__worker *w, weft_task *t)
+static WEFT_NOINLINE void reap_elsewhere(weft__worker *w, weft__worker *home, weft_task *t)
 {
-    weft__worker *home = __atomic_load_n(&t->worker, __ATOMIC_RELAXED);
-    if (weft_likely(home == w)) {
-        weft__task_release(w, t);
-        return;
-    }
     if (weft_unlikely(!w->tasks.reap_out)) {
         w->tasks.reap_out = weft__calloc(w, w->rt->nworkers, sizeof(weft__reap_out));
         if (!w->tasks.reap_out) {
@@ -169,6 +164,15 @@ static void reap_joined(weft__worker *w, weft_task *t)
     w->tasks.npending++;
     if (++o->n == WEFT__REAP_BATCH)
         send_chain(w, home->index);
+}
+
+static inline void reap_joined(weft__worker *w, weft_task *t)
+{
+    weft__worker *home = __atomic_load_n(&t->worker, __ATOMIC_RELAXED);
+    if (weft_likely(home == w))
+        weft__task_release(w, t);
+    else
+        reap_elsewhere(w, home, t);
 }
 
 void weft__task_send_reaps(weft__worker *w)
