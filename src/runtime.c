@@ -21,7 +21,6 @@
 #include "runtime.h"
 #include "scheduler.h"
 #include "smp.h"
-#include "steal.h"
 #include "stack.h"
 #include "watchdog.h"
 #include "task.h"
@@ -185,7 +184,6 @@ WEFT_COLD static int worker_init(weft__runtime *rt, weft__worker *w, unsigned in
                      rt->cfg.mode == WEFT_MODE_STEALING && rt->nworkers > 1 &&
                          rt->cfg.lifo_slot > 0,
                      rt->cfg.order == WEFT_ORDER_DEPTH_FIRST);
-    w->steal.on = rt->cfg.mode == WEFT_MODE_STEALING && rt->nworkers > 1;
     weft__tasks_init(w, rt->cfg.stack_size);
     weft__stack_init(w, rt->cfg.guard, rt->cfg.stack_pool_max);
     int r = weft__io_init(w, rt->cfg.backend);

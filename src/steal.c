@@ -46,15 +46,14 @@ static bool handable(const weft_task *t)
     return !(t->flags & (WEFT__T_STARTED | WEFT__T_STACKLESS | WEFT__T_PINNED));
 }
 
-/* On the victim, for `thief`: walks the ready queue once, unlinking up to half of its
- * never-run tasks, oldest first, and posts them to the thief (an empty answer if none).
- * Those lie behind the timer-woken tasks at the head (which have run), so `nfront` is
- * unchanged. In depth-first order the oldest are the last ones (the biggest subtrees of a
- * fork-join tree): the walk passes over the newer ones first. From the loop (a request's
- * message) or from a task of the victim (weft__steal_share): the ready queue is the owner
- * thread's either way, and the post spills rather than waits. */
-static void hand_over(weft__worker *w, weft__worker *thief)
+/* On the victim: the thief `b` asks. Walks the ready queue once, unlinking up to half of its
+ * never-run tasks, oldest first. Those lie behind the timer-woken tasks at the head (which
+ * have run), so `nfront` is unchanged. In depth-first order the oldest are the last ones
+ * (the biggest subtrees of a fork-join tree): the walk passes over the newer ones first. */
+static void msg_ask(weft__worker *w, void *a, void *b, uint64_t c)
 {
+    (void)a, (void)c;
+    weft__worker *thief = b;
     size_t want = w->sched.nunstarted / 2;
     if (want > STEAL_MAX)
         want = STEAL_MAX;
@@ -106,16 +105,6 @@ static void hand_over(weft__worker *w, weft__worker *thief)
     }
 }
 
-/* On the victim: the thief `b` asks. A hint it left is spent by this answer. */
-static void msg_ask(weft__worker *w, void *a, void *b, uint64_t c)
-{
-    (void)a, (void)c;
-    weft__worker *thief = b, *expect = thief;
-    atomic_compare_exchange_strong_explicit(&w->steal.hint, &expect, NULL, memory_order_relaxed,
-                                            memory_order_relaxed);
-    hand_over(w, thief);
-}
-
 void weft__steal_ask(weft__worker *w)
 {
     if (!stealing(w) || w->tasks.shutting_down)
@@ -139,8 +128,6 @@ void weft__steal_ask(weft__worker *w)
     }
     if (!victim)
         return;
-    /* The hint first: the message's answer then finds it and spends it. */
-    atomic_store_explicit(&victim->steal.hint, w, memory_order_relaxed);
     weft__msg m = {msg_ask, NULL, w, 0};
     if (weft__smp_post(w, victim, &m) == 0) {
         w->steal.asked = true;
@@ -155,9 +142,10 @@ void weft__steal_idle(weft__worker *w, bool idle)
                               memory_order_seq_cst);
 }
 
-/* Advertises w's unstarted tasks and, if it has some to spare, wakes one idle worker. */
-static void advertise(weft__worker *w)
+void weft__steal_tick(weft__worker *w)
 {
+    if (!stealing(w))
+        return;
     size_t n = w->sched.nunstarted;
     atomic_store_explicit(&w->steal.advertised, n, memory_order_relaxed);
     if (n < 2)
@@ -173,19 +161,4 @@ static void advertise(weft__worker *w)
             return;
         }
     }
-}
-
-void weft__steal_tick(weft__worker *w)
-{
-    if (stealing(w))
-        advertise(w);
-}
-
-void weft__steal_share(weft__worker *w)
-{
-    weft__worker *thief = atomic_exchange_explicit(&w->steal.hint, NULL, memory_order_relaxed);
-    if (thief && !w->tasks.shutting_down)
-        hand_over(w, thief);
-    else
-        advertise(w);
 }

@@ -7,7 +7,6 @@
 #include "runtime.h"
 #include "scheduler.h"
 #include "smp.h"
-#include "steal.h"
 #include "task_api.h"
 #include "task.h"
 #include "wake.h"
@@ -57,12 +56,10 @@ static inline __attribute__((always_inline)) void spawn_start(weft__worker *w, w
                                                               bool child_first)
 {
     /* From a task that cannot switch away (a stackless one) the child just queues. */
-    if (weft_unlikely(child_first) && weft__blocking_task(w)) {
+    if (weft_unlikely(child_first) && weft__blocking_task(w))
         weft__run_first(w, t);
-    } else {
+    else
         weft__ready_push_lifo(&w->sched, t, true);
-        weft__steal_spawned(&w->steal, w->sched.nunstarted, w); /* stealing mode only */
-    }
 }
 
 void weft__spawn_start(weft__worker *w, weft_task *t, bool child_first)

@@ -482,47 +482,6 @@ Test(workers, idle_workers_take_unstarted_tasks_in_stealing_mode, .timeout = 60)
     cr_assert_eq(run_steal(false, &c), 0);
 }
 
-static atomic_long nelsewhere, nfinished;
-
-static void *note_worker(void *arg)
-{
-    if (weft_worker_index() != (int)(intptr_t)arg)
-        atomic_fetch_add(&nelsewhere, 1);
-    atomic_fetch_add(&nfinished, 1);
-    return NULL;
-}
-
-/* Spawns detached children without ever parking or yielding until one of them has run on
- * another worker (at most 200,000 of them), then waits for them all. */
-static void *spawn_loop_main(void *arg)
-{
-    (void)arg;
-    atomic_store(&nelsewhere, 0);
-    atomic_store(&nfinished, 0);
-    intptr_t me = weft_worker_index();
-    const weft_spawn_opts o = {.flags = WEFT_SPAWN_DETACHED};
-    long n = 0;
-    while (n < 200000 && atomic_load(&nelsewhere) == 0) {
-        cr_assert_eq(weft_spawn(NULL, note_worker, (void *)me, &o), 0);
-        n++;
-    }
-    long elsewhere = atomic_load(&nelsewhere);
-    while (atomic_load(&nfinished) < n)
-        weft_sleep(WEFT_MSEC);
-    return (void *)elsewhere;
-}
-
-/* A task that spawns in a loop reaches no tick until it parks, and a thief's request (a
- * message) is read at a tick: its children are handed over by the spawns themselves, which
- * answer a waiting thief at once. */
-Test(workers, a_task_spawning_in_a_loop_has_its_children_stolen_before_it_parks, .timeout = 120)
-{
-    weft_config c = workers_cfg(2);
-    c.mode = WEFT_MODE_STEALING;
-    void *elsewhere = run_main_cfg(&c, spawn_loop_main, NULL);
-    cr_assert_gt((intptr_t)elsewhere, 0, "no child ran on the other worker while the spawner ran");
-}
-
 static void *child_of_stolen(void *arg)
 {
     return arg;
