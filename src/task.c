@@ -284,7 +284,8 @@ void weft__task_finish(weft__worker *w, weft_task *t, void *result)
 
 void weft__task_release(weft__worker *w, weft_task *t)
 {
-    if (!t->stack)
+    /* ONSTACK says what `stack` would (bound and dropped together), from the first line. */
+    if (!(t->flags & WEFT__T_ONSTACK))
         weft__task_reap(w, t);
     else
         weft__task_flags_set(t, WEFT__T_DETACHED); /* the stack's release reaps it */

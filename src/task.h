@@ -63,6 +63,10 @@ enum {
     WEFT__T_PINNED = 0x200,  /* never handed to another worker (WEFT_SPAWN_PINNED) */
     WEFT__T_NOBLOCK = 0x400, /* running a watch's callback (watch.c): its blocking calls
                               * return -EPERM, as on a worker's loop */
+    /* A join registered its waker in `joiner` this life: only then is `joiner` (the second
+     * line) worth reading, so the join of a finished task nobody waited for reads the first
+     * line only. Set by the owner with the waker, never cleared before the next life. */
+    WEFT__T_JOINWAIT = 0x800,
 };
 
 /* A lock a task holds that must not stay held after the task finishes (a sync.c mutex, a

@@ -202,10 +202,12 @@ static void msg_join(weft__worker *w, void *a, void *b, uint64_t epoch)
     weft_task *t = a;
     if (forwarded(w, msg_join, t, b, epoch))
         return;
-    if (weft__task_done(t))
+    if (weft__task_done(t)) {
         weft__wake_from(w, b, epoch); /* finished before the message came */
-    else
+    } else {
         t->joiner = (weft_waker){b, epoch};
+        weft__task_flags_set(t, WEFT__T_JOINWAIT);
+    }
 }
 
 /* On t's worker: its joiner on another worker took the result. */
@@ -308,6 +310,7 @@ static int wait_done(weft__worker *w, weft_task *t, int64_t deadline, bool uncan
                      .done = task_is_done,
                      .done_arg = t,
                      .waker = &t->joiner};
+    weft__task_flags_set(t, WEFT__T_JOINWAIT);
     int r = weft__park_until(w, &wr);
     if (r < 0)
         t->joiner = (weft_waker){NULL, 0};
@@ -390,7 +393,7 @@ int weft_join(weft_task *t, void **result, int64_t deadline)
         return -EINVAL;
     if (t == self)
         return -EDEADLK;
-    if (t->joiner.task && t->joiner.task != self)
+    if ((t->flags & WEFT__T_JOINWAIT) && t->joiner.task && t->joiner.task != self)
         return -EINVAL;
     /* Finished already (a child-first task, or one that ran while the caller worked): the
      * wait would return 0 at once (its `done` is checked first), so none is built. */
@@ -428,7 +431,7 @@ int weft_detach(weft_task *t)
         return r;
     if (r == 1)
         return post(w, t->worker, msg_detach, t, NULL, 0);
-    if ((t->flags & WEFT__T_DETACHED) || t->joiner.task)
+    if ((t->flags & WEFT__T_DETACHED) || ((t->flags & WEFT__T_JOINWAIT) && t->joiner.task))
         return -EINVAL;
     weft__task_flags_set(t, WEFT__T_DETACHED);
     if (weft__task_done(t) && !t->stack)
