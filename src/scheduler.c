@@ -124,8 +124,10 @@ static void task_entry(void *arg)
 
 static int bind_stack(weft__worker *w, weft_task *t)
 {
-    if (!(t->stack = weft__stack_pop_warm(&w->stacks, t->stack_size))) {
-        int r = weft__stack_alloc(w, t->stack_size, t->flags & WEFT__T_NOGUARD, &t->stack);
+    /* The record's third line is cold by now: read only for a size the spawn asked for. */
+    uint32_t size = t->flags & WEFT__T_SIZED ? t->stack_size : w->tasks.stack_size;
+    if (!(t->stack = weft__stack_pop_warm(&w->stacks, size))) {
+        int r = weft__stack_alloc(w, size, t->flags & WEFT__T_NOGUARD, &t->stack);
         if (r < 0)
             return r;
     }

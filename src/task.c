@@ -157,6 +157,8 @@ static inline __attribute__((always_inline)) int task_new(weft__worker *w, weft_
     atomic_store_explicit(&t->nstalls, 0, memory_order_relaxed);
     atomic_store_explicit(&t->stall_max_ms, 0, memory_order_relaxed);
     unsigned flags = stackless ? WEFT__T_STACKLESS : 0;
+    if (stack_size != w->tasks.stack_size)
+        flags |= WEFT__T_SIZED;
     t->name[0] = 0;
     if (opts) {
         if (opts->flags & WEFT_SPAWN_DETACHED)

@@ -67,6 +67,9 @@ enum {
      * line) worth reading, so the join of a finished task nobody waited for reads the first
      * line only. Set by the owner with the waker, never cleared before the next life. */
     WEFT__T_JOINWAIT = 0x800,
+    /* Its spawn asked for a stack size: only then does the first run read `stack_size` (the
+     * third line); every other task gets the runtime's default, which the worker keeps. */
+    WEFT__T_SIZED = 0x1000,
 };
 
 /* A lock a task holds that must not stay held after the task finishes (a sync.c mutex, a
