@@ -894,8 +894,9 @@ WEFT_API int weft_fd_wait(int fd, int events, int64_t deadline);
 WEFT_API int weft_fd_future(weft_future **out, int fd, int events);
 
 /* Forgets `fd`'s registration (wakes its waiters with -EBADF) and what weft knows of it (its
- * kind) without closing it; call it before closing an fd some other way. Returns 0, -EBADF
- * (not an open fd: weft's fd table never grows for one), -ENOMEM, -EPERM outside a runtime. */
+ * kind) without closing it; call it before closing an fd some other way. On every worker that
+ * used it, as weft_close() does (from a task it waits for them). Returns 0, -EBADF (not an
+ * open fd: weft's fd table never grows for one), -ENOMEM, -EPERM outside a runtime. */
 WEFT_API int weft_fd_forget(int fd);
 
 /* ---------------------------------------------------------------------------------------
@@ -1036,7 +1037,10 @@ WEFT_API int weft_poller_wake(weft_poller *p);
  * weft_readv or weft_recv of a stream socket arms a receive that takes the socket's bytes as
  * they arrive and holds them for the next reads; a read that finds bytes held returns them
  * without a system call. So once weft has read from a socket, read it through weft only (a
- * plain read(2) would miss the bytes weft holds; weft_fd_wait reports them as readable),
+ * plain read(2) would miss the bytes weft holds; weft_fd_wait reports them as readable), and
+ * from tasks of one worker: the receive and the bytes it holds belong to the worker of the
+ * first read, and a read on another worker does not see them (a connection handed to a task
+ * of another worker before anyone read it is fine; after, read it where it was first read),
  * and close it with weft_close(): weft_close() and weft_fd_forget() drop what is held, and a
  * socket closed with plain close() stays open in the kernel until its peer sends or hangs
  * up. A weft_recv with flags on such a socket reads the held bytes: MSG_PEEK leaves them,
@@ -1084,7 +1088,16 @@ WEFT_API int weft_shutdown(int fd, int how);
 /* Forgets `fd` as weft_fd_forget() does (its waiters wake with -EBADF; in-flight ring
  * operations are cancelled), then closes it. Returns 0, -EBADF (not an open fd), -ENOMEM, or
  * the negative errno of close(). Outside a runtime there is nothing to forget: it just
- * closes. Any thread. The one way to close an fd weft may have used. */
+ * closes. Any thread. The one way to close an fd weft may have used.
+ * In a runtime of several workers the fd is forgotten on every worker whose tasks used it
+ * (their waiters wake with -EBADF too) before the number is closed, so that a new fd given
+ * the same number is new to every worker. From a task the call waits for those workers (a
+ * message each; it is not interrupted by a cancel) and returns close()'s result; from a
+ * watch's callback, which cannot wait, it returns 0 and the last of them closes the fd. An
+ * operation that another worker's task starts on the fd while it is being closed races with
+ * the close as a read(2) and a close(2) on two threads do: end such uses first (a waiter
+ * already parked is woken). Fds numbered 2^20 and up are forgotten on the calling worker
+ * only. */
 WEFT_API int weft_close(int fd);
 
 /* Sends `count` bytes of in_fd from *offset (updated; NULL: the file position) to out_fd,

@@ -438,6 +438,8 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result)
         pthread_join(rt->threads[i], NULL);
     worker_fini(w);
     weft__task_chunks_free(rt, w);
+    for (unsigned i = 0; i < sizeof rt->fdshare / sizeof rt->fdshare[0]; i++)
+        weft__free(w, (void *)atomic_load_explicit(&rt->fdshare[i], memory_order_relaxed));
     weft__alien_fini(rt);
     weft__smp_fini(rt);
     weft__worker_set_current(NULL);

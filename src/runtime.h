@@ -32,6 +32,9 @@ struct weft__runtime {
     /* The one stderr line about a task that got no stack was written (scheduler.c): any
      * worker exchanges it (relaxed: only its own value matters). */
     _Atomic bool nostack_told;
+    /* Which workers used each fd (io/fdshare.c): pages of masks made at first use by any
+     * worker (CAS), freed with the runtime. Only in a runtime of several workers. */
+    _Atomic(_Atomic uint64_t *) fdshare[256]; /* WEFT__FDSHARE_PAGES */
 
     pthread_mutex_t lock;      /* guards chunks and pool creation (cold paths only) */
     struct task_chunk *chunks; /* every task record is carved from these; under lock */

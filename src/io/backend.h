@@ -197,7 +197,43 @@ struct weft__io {
     weft__fdrec *fds; /* indexed by fd, grown on demand (fdtable.c) */
     size_t nfds;
     size_t nwaiters; /* tasks parked on an fd or an operation */
+    /* The runtime's pages of which workers used each fd (fdshare.c), or NULL in a runtime of
+     * one worker; fixed. */
+    _Atomic(_Atomic uint64_t *) *fdshare;
+    unsigned w_index; /* w->index, for the mask's bit */
 };
+
+/* ---- Fds shared between workers (fdshare.c) ------------------------------------------ */
+
+/* fds per page of the runtime's masks, and pages: fds from 2^20 up are not tracked. */
+#define WEFT__FDSHARE_PAGE  4096u
+#define WEFT__FDSHARE_PAGES 256u
+
+/* The page of masks that holds fd (made at its first use), or NULL without memory. */
+_Atomic uint64_t *weft__fdshare_page(weft__worker *w, int fd);
+/* Marks fd as used by w. */
+void weft__fdshare_add(weft__worker *w, int fd);
+/* Forgets fd on every other worker that used it (their records reset, their waiters woken
+ * with -EBADF). From a task it waits for all of them and returns 0; elsewhere it returns 1
+ * if it left `close_after`'s close to the last of them (the caller must not close), else 0.
+ * Worker thread. */
+int weft__fdshare_forget_others(weft__worker *w, int fd, bool close_after);
+
+/* Marks fd as used by io's worker, in a runtime of several workers: a load and a test once
+ * it is marked. */
+static inline void weft__fdshare_note(weft__io *io, int fd)
+{
+    if (__builtin_expect(io->fdshare == NULL, 1) || fd < 0 ||
+        (unsigned)fd / WEFT__FDSHARE_PAGE >= WEFT__FDSHARE_PAGES)
+        return;
+    _Atomic uint64_t *page =
+        atomic_load_explicit(&io->fdshare[(unsigned)fd / WEFT__FDSHARE_PAGE], memory_order_acquire);
+    uint64_t bit = 1ull << (io->w_index % 64);
+    if (!page || !(atomic_load_explicit(&page[(unsigned)fd % WEFT__FDSHARE_PAGE],
+                                        memory_order_relaxed) &
+                   bit))
+        weft__fdshare_add(io->w, fd);
+}
 
 /* Internal event bit beside WEFT_READABLE/WEFT_WRITABLE: hang-up or error seen. */
 #define WEFT__HUP 0x4
@@ -209,6 +245,7 @@ struct weft__io {
 static inline ssize_t weft__io_submit(weft__worker *w, const weft__ioreq *req, int64_t deadline)
 {
     WEFT_PROBE2(io_submit, req->fd, req->op);
+    weft__fdshare_note(w->io, req->fd);
     return w->io->ops->submit(w->io, req, deadline);
 }
 

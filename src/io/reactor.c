@@ -59,6 +59,9 @@ int weft__io_init(weft__worker *w, int backend)
         weft__free(w, io);
         return r;
     }
+    if (w->rt->nworkers > 1)
+        io->fdshare = w->rt->fdshare;
+    io->w_index = w->index;
     w->io = io;
     w->doorbell = (weft__doorbell){ring_doorbell, io};
     return 0;
@@ -162,9 +165,9 @@ size_t weft__io_nfds(void)
 }
 #endif
 
-int weft_fd_forget(int fd)
+/* weft_fd_forget on the calling worker only. */
+static int forget_here(weft__worker *w, int fd)
 {
-    weft__worker *w = weft__worker_current();
     if (!w)
         return -EPERM;
     weft__io *io = w->io;
@@ -182,6 +185,15 @@ int weft_fd_forget(int fd)
     return 0;
 }
 
+int weft_fd_forget(int fd)
+{
+    weft__worker *w = weft__worker_current();
+    int r = forget_here(w, fd);
+    if (r == 0)
+        weft__fdshare_forget_others(w, fd, false); /* other workers that used it too */
+    return r;
+}
+
 int weft_close(int fd)
 {
     weft__worker *w = weft__worker_current();
@@ -189,9 +201,12 @@ int weft_close(int fd)
         return -EBADF;
     if (!w)
         return weft__sys_close(NULL, fd); /* no runtime: nothing to forget, just close */
-    int r = weft_fd_forget(fd);
+    int r = forget_here(w, fd);
     if (r < 0)
         return r;
+    /* Forgotten on the other workers that used it before the number can be reused. */
+    if (weft__fdshare_forget_others(w, fd, true) == 1)
+        return 0; /* the last of them closes it */
     return weft__sys_close(&w->sys, fd);
 }
 

@@ -1,0 +1,138 @@
+/* Which workers of a runtime know an fd, and forgetting it on every one of them.
+ *
+ * Each worker keeps its own record of an fd (its epoll registration, io_uring's armed receive
+ * and held bytes, what it learnt of the fd's kind), touched by its own thread only. An fd
+ * passed between tasks of different workers is known to each worker that used it, so a
+ * weft_close on one worker must reach the others before the number is closed: else their
+ * waiters stay parked (the close silently drops the fd from their epoll sets), and a new fd
+ * that reuses the number inherits their stale record (a registration epoll no longer has, a
+ * held end of stream).
+ *
+ * The runtime keeps, per fd, a mask of the workers that used it (bit `index % 64`), in pages
+ * of 4,096 fds made at first use and freed with the runtime. The I/O entry point sets its
+ * worker's bit (a load and a test once the bit is set; only in runtimes of several workers).
+ * A close exchanges the mask for 0 and sends each other worker whose bit is set a message that
+ * forgets the fd there; a task waits for all of them (a wait group on its stack, uncancellable,
+ * as the close must not return before the number may be reused) and then closes the fd
+ * itself; any other caller leaves the close to the last of them. Fds past the pages (2^20)
+ * are not tracked: a close forgets them on its own worker only. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "../runtime.h"
+#include "../scheduler.h"
+#include "../smp.h"
+#include "../sync_internal.h"
+#include "../worker.h"
+#include "backend.h"
+#include "io.h"
+
+#define PAGE_FDS WEFT__FDSHARE_PAGE
+
+_Atomic uint64_t *weft__fdshare_page(weft__worker *w, int fd)
+{
+    _Atomic(_Atomic uint64_t *) *slot = &w->rt->fdshare[(unsigned)fd / PAGE_FDS];
+    _Atomic uint64_t *page = atomic_load_explicit(slot, memory_order_acquire);
+    if (page)
+        return page;
+    _Atomic uint64_t *fresh = weft__calloc(w, PAGE_FDS, sizeof *fresh);
+    if (!fresh)
+        return NULL;
+    /* acq_rel: the zeroed page before the pointer; a loser takes the winner's. */
+    if (!atomic_compare_exchange_strong_explicit(slot, &page, fresh, memory_order_acq_rel,
+                                                 memory_order_acquire)) {
+        weft__free(w, fresh);
+        return page;
+    }
+    return fresh;
+}
+
+void weft__fdshare_add(weft__worker *w, int fd)
+{
+    _Atomic uint64_t *page = weft__fdshare_page(w, fd);
+    if (page) /* without memory the fd is not tracked: a close forgets it here only */
+        atomic_fetch_or_explicit(&page[(unsigned)fd % PAGE_FDS], 1ull << (w->index % 64),
+                                 memory_order_relaxed);
+}
+
+/* What the workers that forget an fd share: a task's wait group, or (no task to wait) a
+ * count of references (one per message, one the sender's) whose last drop frees the job and,
+ * for a close, closes the fd. */
+typedef struct forget_job {
+    weft_waitgroup *wg;
+    _Atomic unsigned left;
+    bool close_after;
+} forget_job;
+
+/* Drops one reference; true if it was the last (the job is freed, and the caller closes the
+ * fd if the job says so). */
+static bool job_drop(weft__worker *w, forget_job *j)
+{
+    if (j->wg) {
+        weft_waitgroup_done(j->wg); /* touches nothing of j's after its unlock */
+        return false;
+    }
+    if (atomic_fetch_sub_explicit(&j->left, 1, memory_order_acq_rel) != 1)
+        return false;
+    weft__free(w, j);
+    return true;
+}
+
+/* On a worker that used the fd: forgets it there, as weft_fd_forget does on its own. */
+static void msg_forget(weft__worker *to, void *a, void *b, uint64_t c)
+{
+    (void)b;
+    forget_job *j = a;
+    int fd = (int)c;
+    weft__io *io = to->io;
+    if ((size_t)fd < io->nfds) {
+        io->ops->forget(io, fd);
+        weft__fdtable_reset(io, fd);
+    }
+    bool close_after = j->close_after;
+    if (job_drop(to, j) && close_after)
+        weft__sys_close(&to->sys, fd);
+}
+
+int weft__fdshare_forget_others(weft__worker *w, int fd, bool close_after)
+{
+    if (!w->io->fdshare || (unsigned)fd / PAGE_FDS >= WEFT__FDSHARE_PAGES)
+        return 0;
+    _Atomic uint64_t *page =
+        atomic_load_explicit(&w->rt->fdshare[(unsigned)fd / PAGE_FDS], memory_order_acquire);
+    if (!page)
+        return 0;
+    /* An RMW: it reads the last bit any worker set before it. */
+    uint64_t mask =
+        atomic_exchange_explicit(&page[(unsigned)fd % PAGE_FDS], 0, memory_order_relaxed);
+    weft__runtime *rt = w->rt;
+    unsigned n = 0;
+    for (unsigned k = 0; k < rt->nworkers; k++)
+        n += k != w->index && (mask >> (k % 64) & 1);
+    if (n == 0)
+        return 0;
+    weft_waitgroup wg = WEFT_WAITGROUP_INIT;
+    forget_job local = {.wg = &wg, .close_after = close_after}, *j = &local;
+    bool waits = weft__blocking_task(w) != NULL;
+    if (waits) {
+        weft_waitgroup_add(&wg, n);
+    } else {
+        if (!(j = weft__malloc(w, sizeof *j)))
+            return 0; /* no memory: forgotten here only, as an untracked fd */
+        *j = (forget_job){.wg = NULL, .left = n + 1, .close_after = close_after};
+    }
+    for (unsigned k = 0; k < rt->nworkers; k++) {
+        if (k == w->index || !(mask >> (k % 64) & 1))
+            continue;
+        weft__msg m = {msg_forget, j, NULL, (uint64_t)fd};
+        if (weft__smp_post(w, &rt->workers[k], &m) < 0)
+            job_drop(w, j); /* no memory for the message: that worker keeps its record */
+    }
+    if (waits) {
+        weft__waitgroup_wait_all(&wg);
+        return 0;
+    }
+    /* The sender's reference: if it is the last, every forget is done and the caller
+     * closes; else the last forget does. */
+    return job_drop(w, j) ? 0 : 1;
+}
