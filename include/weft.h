@@ -1452,8 +1452,8 @@ WEFT_API int weft_blocking(weft_fn fn, void *arg, void **result, int64_t deadlin
  * - Relief threads start on demand, up to weft_config.pool_threads of them (besides the
  *   pool's), and exit after pool_idle_ms idle; past the limit fn runs on the blocking pool
  *   (as below), and waits for one of its threads: fns that wait for each other need no more
- *   of them at once than these limits allow. After a hand-off the worker's other tasks run on the relief thread: see
- *   WEFT_MODE_* for what that means for thread-local state.
+ *   of them at once than these limits allow. After a hand-off the worker's other tasks run on the
+ * relief thread: see WEFT_MODE_* for what that means for thread-local state.
  * - On the io_uring backend a ring belongs to the thread that made it, so the worker cannot
  *   move: fn runs on the blocking pool instead (as weft_blocking, but always to the end: a
  *   cancel does not withdraw it), and so on another thread.

@@ -229,9 +229,9 @@ static inline void weft__fdshare_note(weft__io *io, int fd)
     _Atomic uint64_t *page =
         atomic_load_explicit(&io->fdshare[(unsigned)fd / WEFT__FDSHARE_PAGE], memory_order_acquire);
     uint64_t bit = 1ull << (io->w_index % 64);
-    if (!page || !(atomic_load_explicit(&page[(unsigned)fd % WEFT__FDSHARE_PAGE],
-                                        memory_order_relaxed) &
-                   bit))
+    if (!page ||
+        !(atomic_load_explicit(&page[(unsigned)fd % WEFT__FDSHARE_PAGE], memory_order_relaxed) &
+          bit))
         weft__fdshare_add(io->w, fd);
 }
 
