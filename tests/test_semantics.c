@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "task_helpers.h"
 
 /* ---- Helpers ---------------------------------------------------------------------------- */
 
@@ -19,30 +20,6 @@ static weft_chan *mkchan(size_t elem, size_t cap)
     weft_chan *c = NULL;
     cr_assert_eq(weft_chan_create(&c, elem, cap), 0);
     return c;
-}
-
-/* Spawns fn(arg) pinned to the caller's worker, so its order against the caller is the
- * single worker's order in both modes. */
-static weft_task *spawn_pinned(weft_fn fn, void *arg)
-{
-    weft_task *t = NULL;
-    weft_spawn_opts o = {.flags = WEFT_SPAWN_PINNED};
-    cr_assert_eq(weft_spawn(&t, fn, arg, &o), 0);
-    return t;
-}
-
-/* Yields until t is parked in a blocking call (it may run on another worker). */
-static void wait_parked(weft_task *t)
-{
-    while (weft_task_status(t) != WEFT_TASK_PARKED)
-        cr_assert_eq(weft_yield(), 0);
-}
-
-static void *join_result(weft_task *t)
-{
-    void *r = (void *)(intptr_t)-12345;
-    cr_assert_eq(weft_join(t, &r, WEFT_FOREVER), 0);
-    return r;
 }
 
 /* A config of two workers in the given mode (the cross-thread tests). */
