@@ -6,6 +6,7 @@
  * and in stealing mode on two workers (tasks whose order matters are pinned, and a test waits
  * for a task to park through weft_task_status rather than counting yields). */
 #include <limits.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1586,17 +1587,29 @@ static void *sleep_logged(void *arg)
 static void *timer_order_main(void *arg)
 {
     (void)arg;
-    nwake = 0;
-    int64_t base = weft_deadline_in(5 * WEFT_MSEC);
     struct sleeper_arg a[48];
     weft_task *t[48];
-    /* Deadlines base + k ms for k = (i * 7) % 6: scrambled, with 8 of each. */
-    for (int i = 0; i < 48; i++) {
-        a[i] = (struct sleeper_arg){i, base + ((i * 7) % 6) * WEFT_MSEC};
-        t[i] = spawn_pinned(sleep_logged, &a[i]);
+    /* Every timer must be armed before the first deadline, or the order says nothing: a
+     * machine too slow for the margin (a sanitizer on a loaded CI machine) retries with ten
+     * times more. */
+    for (int64_t margin = 20 * WEFT_MSEC;; margin *= 10) {
+        nwake = 0;
+        int64_t base = weft_deadline_in(margin);
+        /* Deadlines base + k ms for k = (i * 7) % 6: scrambled, with 8 of each. */
+        for (int i = 0; i < 48; i++) {
+            a[i] = (struct sleeper_arg){i, base + ((i * 7) % 6) * WEFT_MSEC};
+            t[i] = spawn_pinned(sleep_logged, &a[i]);
+        }
+        for (int i = 0; i < 48; i++)
+            wait_parked(t[i]);
+        bool in_time = weft_now() < base && nwake == 0;
+        for (int i = 0; i < 48; i++)
+            cr_assert_eq(join_result(t[i]), (void *)0);
+        if (in_time)
+            break;
+        cr_assert_lt(margin, 100 * WEFT_SEC, "never armed 48 timers within %lld ms",
+                     (long long)(margin / WEFT_MSEC));
     }
-    for (int i = 0; i < 48; i++)
-        cr_assert_eq(join_result(t[i]), (void *)0);
     cr_assert_eq(nwake, 48);
     for (int i = 1; i < 48; i++) {
         struct sleeper_arg *p = &a[wake_log[i - 1]], *q = &a[wake_log[i]];
