@@ -248,16 +248,21 @@ static int simple_response(conn *c, const http_request *r, int status, const cha
 
 /* 301 to the directory's URL with its slash, query kept (nginx sends an absolute URL built
  * from Host; a relative Location is valid since RFC 7231 and cannot be pointed elsewhere by
- * a forged Host). */
+ * a forged Host). The Location starts with one slash, never two nor a slash and a
+ * backslash: a browser reads "//evil.example/dir/" as another host's URL (and a backslash as
+ * a slash), so the target's leading slashes and backslashes collapse into one. */
 static int redirect_dir(conn *c, const http_request *r)
 {
     size_t need = r->path.len + r->query.len + 32;
     if (need > OUT_BUF - 2 * HEADER_ROOM)
         return simple_response(c, r, 414, NULL);
+    const char *p = r->path.len ? r->path.p : "";
+    size_t len = r->path.len;
+    while (len && (*p == '/' || *p == '\\'))
+        p++, len--;
     char loc[HTTP_MAX_LINE + 64]; /* the target fits in a request line */
-    snprintf(loc, sizeof loc, "Location: %.*s/%s%.*s\r\n", (int)r->path.len,
-             r->path.len ? r->path.p : "", r->query.p ? "?" : "", (int)r->query.len,
-             r->query.p ? r->query.p : "");
+    snprintf(loc, sizeof loc, "Location: /%.*s%s%s%.*s\r\n", (int)len, p, len ? "/" : "",
+             r->query.p ? "?" : "", (int)r->query.len, r->query.p ? r->query.p : "");
     return simple_response(c, r, 301, loc);
 }
 

@@ -119,6 +119,14 @@ expect 200 "dot segments inside" /dir/../small.txt --path-as-is
 # Directories.
 loc=$(curl -s -D - -o /dev/null "$URL/dir?q=1" | sed -n 's/^[Ll]ocation: *\([^\r]*\).*/\1/p')
 [ "$loc" = "/dir/?q=1" ] && ok "301 to the slash" || fail "301 Location: $loc"
+# A Location starting with "//" (or "/\") names another host to a browser: an open redirect.
+for target in '//evil.example/../dir' '/\evil.example/../dir'; do
+    loc=$(curl -s -D - -o /dev/null --path-as-is "$URL$target" | sed -n 's/^[Ll]ocation: *\([^\r]*\).*/\1/p')
+    case "$loc" in
+    /[!/\\]*) ok "301 for $target stays on this host ($loc)" ;;
+    *) fail "301 for $target: Location $loc" ;;
+    esac
+done
 expect 200 "index.html" /dir/
 curl -s "$URL/noindex/" | grep -q 'href="a%3Cb%3E.txt">a&lt;b&gt;.txt<' && ok "autoindex" ||
     fail "autoindex"
