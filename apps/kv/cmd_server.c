@@ -3,6 +3,7 @@
  * keyless procs run where the connection lives. */
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -676,6 +677,31 @@ void multi_bgrewriteaof(kv_ctx *c)
 
 void multi_shutdown(kv_ctx *c)
 {
+    /* Redis 7's options: NOSAVE or SAVE, NOW, FORCE (weft-kv has no snapshot to save or skip,
+     * and its append-only file is flushed either way), and ABORT alone, which cancels a
+     * shutdown in progress: there never is one, since the shutdown is immediate. Anything
+     * else is refused, and nothing stops. */
+    bool nosave = false, save = false, abort = false, other = false;
+    for (int i = 1; i < c->argc; i++) {
+        if (arg_is(c, i, "nosave"))
+            nosave = true;
+        else if (arg_is(c, i, "save"))
+            save = true;
+        else if (arg_is(c, i, "abort"))
+            abort = true;
+        else if (arg_is(c, i, "now") || arg_is(c, i, "force"))
+            other = true;
+        else
+            nosave = save = true; /* unknown: refused below */
+    }
+    if ((nosave && save) || (abort && (nosave || save || other))) {
+        reply_error(c->out, "ERR syntax error");
+        return;
+    }
+    if (abort) {
+        reply_error(c->out, "ERR No shutdown in progress.");
+        return;
+    }
     /* The main task waits for SIGTERM; SHUTDOWN sends it. The client gets no reply, as with
      * Redis: its connection closes. */
     atomic_store(&kv_cfg.shutdown, 1);

@@ -200,6 +200,11 @@ exec 3<&-
 exec 3<>"/dev/tcp/127.0.0.1/$port"; printf '*3\r\n$3\r\nSE' >&3; exec 3<&-
 check alive "PONG" "$(cli ping)"
 check no_k "" "$(cli get k)"
+# SHUTDOWN with options it does not know, or ABORT, stops nothing (as Redis 7).
+check shutdown_bad "ERR syntax error" "$(cli shutdown foo)"
+check shutdown_both "ERR syntax error" "$(cli shutdown save nosave)"
+check shutdown_abort "ERR No shutdown in progress." "$(cli shutdown abort)"
+check alive_after_shutdown_abort "PONG" "$(cli ping)"
 
 # redis-benchmark's suite, short: no errors, every test reported.
 redis-benchmark -p "$port" -q -n 2000 -c 10 -t set,get,incr,lpush,rpop,mset >"$tmp/bench" 2>&1
