@@ -79,8 +79,11 @@ static void msg_ask(weft__worker *w, void *a, void *b, uint64_t c)
                 t->next = NULL;
                 *gtail = t;
                 gtail = &t->next;
-                /* Re-homed here, on the owner's thread: relaxed, as task.c's store. */
-                __atomic_store_n(&t->worker, thief, __ATOMIC_RELAXED);
+                /* Re-homed here, on the owner's thread. Release: the thief may act on the
+                 * record before the answer arrives (a join's message from a third worker,
+                 * drained first, finds t->worker naming it: task_api.c's forwarded, with an
+                 * acquire), and must see everything this worker did to it, its reads too. */
+                __atomic_store_n(&t->worker, thief, __ATOMIC_RELEASE);
                 n++;
             } else {
                 prev = t;

@@ -188,7 +188,9 @@ void weft__task_send_reaps(weft__worker *w)
  * worker the task has left goes on to the task's new worker. Returns true if it did. */
 static bool forwarded(weft__worker *w, weft__msg_fn fn, weft_task *t, void *b, uint64_t c)
 {
-    weft__worker *home = __atomic_load_n(&t->worker, __ATOMIC_RELAXED);
+    /* Acquire: pairs with the re-homing store of a hand-over (steal.c), which this message may
+     * overtake (it comes through another worker's ring than the hand-over's answer). */
+    weft__worker *home = __atomic_load_n(&t->worker, __ATOMIC_ACQUIRE);
     if (weft_likely(home == w))
         return false;
     weft__msg m = {fn, t, b, c};
@@ -372,7 +374,9 @@ static inline __attribute__((always_inline)) int check_handle(const weft__worker
 {
     if (!t)
         return -EINVAL;
-    weft__worker *owner = __atomic_load_n(&t->worker, __ATOMIC_RELAXED);
+    /* Acquire: a task just handed to w by stealing is w's before its answer is drained
+     * (see forwarded). */
+    weft__worker *owner = __atomic_load_n(&t->worker, __ATOMIC_ACQUIRE);
     if (weft_unlikely(owner != w))
         return owner && owner->rt == w->rt ? 1 : -EINVAL;
     return weft__task_reaped(t) ? -ESRCH : 0;
