@@ -43,7 +43,6 @@ struct weft__runtime {
      * it), for a worker that has none: a stack of bundles (task.h, WEFT__TASK_BUNDLE), under
      * lock. */
     weft_task *spare;
-    size_t nspare; /* records on it */
     /* The handle threads outside the runtime hold (alien.c), made at the first
      * weft_runtime_current; under lock. */
     struct weft_runtime *anchor;

@@ -42,10 +42,8 @@ static int grow_records(weft__worker *w)
     if (rt->nworkers > 1) {
         pthread_mutex_lock(&rt->lock);
         weft_task *head = rt->spare;
-        if (head) {
+        if (head)
             rt->spare = head->arg;
-            rt->nspare -= WEFT__TASK_BUNDLE;
-        }
         pthread_mutex_unlock(&rt->lock);
         if (head) {
             w->tasks.free = head;
@@ -314,7 +312,6 @@ static WEFT_NOINLINE void retire_back(weft__worker *w)
     pthread_mutex_lock(&rt->lock);
     head->arg = rt->spare;
     rt->spare = head;
-    rt->nspare += WEFT__TASK_BUNDLE;
     pthread_mutex_unlock(&rt->lock);
 }
 

@@ -209,8 +209,6 @@ struct weft__io {
 #define WEFT__FDSHARE_PAGE  4096u
 #define WEFT__FDSHARE_PAGES 256u
 
-/* The page of masks that holds fd (made at its first use), or NULL without memory. */
-_Atomic uint64_t *weft__fdshare_page(weft__worker *w, int fd);
 /* Marks fd as used by w. */
 void weft__fdshare_add(weft__worker *w, int fd);
 /* Forgets fd on every other worker that used it (their records reset, their waiters woken

@@ -29,7 +29,8 @@
 
 #define PAGE_FDS WEFT__FDSHARE_PAGE
 
-_Atomic uint64_t *weft__fdshare_page(weft__worker *w, int fd)
+/* The page of masks that holds fd (made at its first use), or NULL without memory. */
+static _Atomic uint64_t *page_of(weft__worker *w, int fd)
 {
     _Atomic(_Atomic uint64_t *) *slot = &w->rt->fdshare[(unsigned)fd / PAGE_FDS];
     _Atomic uint64_t *page = atomic_load_explicit(slot, memory_order_acquire);
@@ -49,7 +50,7 @@ _Atomic uint64_t *weft__fdshare_page(weft__worker *w, int fd)
 
 void weft__fdshare_add(weft__worker *w, int fd)
 {
-    _Atomic uint64_t *page = weft__fdshare_page(w, fd);
+    _Atomic uint64_t *page = page_of(w, fd);
     if (page) /* without memory the fd is not tracked: a close forgets it here only */
         atomic_fetch_or_explicit(&page[(unsigned)fd % PAGE_FDS], 1ull << (w->index % 64),
                                  memory_order_relaxed);
