@@ -228,8 +228,16 @@ int weft__stack_alloc(weft__worker *w, size_t size, bool noguard, weft__stack **
     return 0;
 }
 
+/* A stack leaving the pool for good, or going cold, lets go of its TSan fiber. */
+static void drop_fiber(weft__stack *s)
+{
+    weft__hook_fiber_destroy(s->fiber);
+    s->fiber = NULL;
+}
+
 static void unmap_stack(weft__worker *w, weft__stack *s)
 {
+    drop_fiber(s);
     weft__hook_stack_deregister(s->vg_id);
     if (s->guarded) {
         w->stacks.nguarded--;
@@ -265,6 +273,7 @@ size_t weft__stack_trim(weft__worker *w, size_t max_ops)
                 unmap_stack(w, s);
                 continue;
             }
+            drop_fiber(s);
             /* All but the top page, which holds the descriptor. */
             char *top_page = (char *)((uintptr_t)s->hi & ~(uintptr_t)(page - 1));
             if (top_page > s->lo)

@@ -34,7 +34,7 @@ struct weft__stack {
     uint8_t slab;    /* carved from a slab: freed with it; a canary zone sits below lo */
     uint8_t cls;     /* index of its size class */
     unsigned vg_id;  /* valgrind stack id */
-    void *fiber;     /* the TSan fiber of the task running on it (NULL without TSan) */
+    void *fiber;     /* TSan fiber of the tasks run on it, kept while pooled (NULL without) */
 };
 
 /* Size classes: every request is rounded up to the next of 2^k * {4,5,6,7}/4 for k = 14
