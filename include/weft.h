@@ -120,14 +120,27 @@ enum { WEFT_BACKEND_DEFAULT = 0, WEFT_BACKEND_EPOLL = 1, WEFT_BACKEND_IO_URING =
  *   for its whole life. weft_spawn spawns on the caller's worker, weft_spawn_on on the one
  *   named; weft_submit_to runs a function on a given worker. Each worker has its own ready
  *   queue, timers and reactor, so a connection's state is touched by one thread only.
- * - STEALING (Go's and Tokio's model, for tasks that have not started): a worker with
- *   nothing to run asks the busiest worker for work, and that worker hands it half of its
- *   tasks that have not run yet (at its next tick, on its own thread: no task record is
- *   touched by two threads at once). A task that has started stays on the worker that
- *   started it: its stack, timers, fds and ring operations are there, and nothing of it
- *   ever needs another thread's TLS. So load that arrives as new tasks (a task per
- *   connection, a fan-out of children) spreads over the workers; load that grows inside a
- *   running task does not move. WEFT_SPAWN_PINNED keeps a task where it was spawned.
+ * - STEALING (Go's and Tokio's model): a worker with nothing to run asks the busiest worker
+ *   for work, and that worker hands it half of the tasks it may give (at its next tick, on
+ *   its own thread: no task record is touched by two threads at once). By default those are
+ *   the tasks that have not run yet: a started task stays on the worker that started it, so
+ *   load that arrives as new tasks (a task per connection, a fan-out of children) spreads,
+ *   and nothing a task does ever sees another thread's TLS. With weft_config.move_started
+ *   (or WEFT_MOVE_STARTED=1), started tasks are handed over too, with their stacks, when
+ *   they are queued to run after a yield, or after a wait with no deadline on a channel, a
+ *   select of channels, a lock, a condition, a semaphore, a wait group, a once, an event or
+ *   a join: such a wait leaves nothing on its worker. A task stays where it is while it
+ *   sleeps or waits with a deadline, on an fd or for I/O (its timer and fd waiter live on
+ *   its worker), and for good once it has used something that belongs to its worker: a
+ *   group, a generator, weft_await or a future it made, a stream, a watch, a select with fd,
+ *   future or timer cases, a sharded value's local instance, or any I/O on the io_uring
+ *   backend (its ring). The main task, a task spawned with WEFT_SPAWN_PINNED or pinned by
+ *   weft_pin_self, and a task on an unguarded stack never move. A task that may move resumes
+ *   on another thread after such a call, so it must not keep a thread-local's address, or a
+ *   value read from one, across a weft call that may switch. The compiler keeps errno's
+ *   address across calls on its own (__errno_location is declared const), so such a task
+ *   must read and set errno after a weft call only through a function the compiler cannot
+ *   see into, or be pinned; weft keeps each task's errno value for it.
  * A worker runs on its own thread, except while one of its tasks is inside
  * weft_block_in_place: another thread then drives it, and its other tasks run there. Code
  * that keeps thread-local state (or a cached &errno) across a weft call must run on a worker
@@ -263,7 +276,17 @@ typedef struct weft_config {
     /* The order a worker runs its ready tasks in (WEFT_ORDER_*). DEFAULT: the WEFT_ORDER
      * environment variable ("fifo" or "depth_first"), else FIFO. */
     int order;
-    uint64_t reserved_[4]; /* zero: room for fields of later versions */
+    /* Stealing mode: whether a task that has started may be handed to an idle worker too
+     * (Go's and Tokio's stealing), not only one that never ran, so that load which grows
+     * inside running tasks spreads as well. A started task moves only while it is queued to
+     * run and has left nothing on its worker: see WEFT_MODE_STEALING for what that excludes,
+     * and for what code that may move must not keep in thread-locals (errno's address
+     * included, which the compiler keeps on its own). 1 on; 0: the WEFT_MOVE_STARTED
+     * environment variable ("1" on), else off; negative: off. Ignored in sharded mode and
+     * in depth-first order (thieves take never-run subtrees there). */
+    int move_started;
+    int reserved_pad_;     /* zero */
+    uint64_t reserved_[3]; /* zero: room for fields of later versions */
 } weft_config;
 
 /* Callbacks for the program's own tracer (a span per task, a timeline of polls, a latency
@@ -461,6 +484,12 @@ typedef struct weft_spawn_opts {
  * code that keeps thread-local state, or must run where it was spawned). Sharded mode
  * pins every task; the flag is accepted there and changes nothing. */
 #define WEFT_SPAWN_PINNED 0x8u
+
+/* Pins the calling task to the worker it runs on now, for the rest of its life, as
+ * WEFT_SPAWN_PINNED would have from its spawn: for code that keeps thread-local state once
+ * it has started (see WEFT_MODE_STEALING and weft_config.move_started). Returns 0, or
+ * -EPERM outside a task. */
+WEFT_API int weft_pin_self(void);
 
 /* Spawns a stackful task running `fn(arg)`, queued at the tail of the ready queue (it first
  * runs when the caller parks or yields; at once with WEFT_SPAWN_CHILD_FIRST). The stack is
@@ -1281,7 +1310,8 @@ WEFT_API int weft_sharded_create(weft_sharded **out, size_t size, weft_sharded_f
                                  weft_sharded_fn fini, void *arg);
 
 /* The calling worker's instance of `s`: a plain pointer, valid until `s` is destroyed, for
- * this worker only (never hand it to another worker: that worker has its own). Returns NULL
+ * this worker only (never hand it to another worker: that worker has its own). The calling
+ * task then never moves to another worker (weft_config.move_started). Returns NULL
  * for NULL, outside a runtime, or for a value of another runtime. Any worker of s's runtime. */
 WEFT_API void *weft_sharded_local(weft_sharded *s);
 

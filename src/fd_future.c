@@ -119,6 +119,7 @@ int weft_fd_future(weft_future **out, int fd, int events)
     weft__worker *w = weft__worker_current();
     if (!w)
         return -EPERM;
+    weft__task_bind(w->current); /* it keeps a worker's object: it stays there (task.h) */
     fd_future *f = weft__calloc(w, 1, sizeof *f);
     if (!f)
         return -ENOMEM;

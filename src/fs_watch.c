@@ -36,6 +36,7 @@ int weft_fswatch_create(weft_fswatch **out)
     weft__worker *w = weft__worker_current();
     if (!w)
         return -EPERM;
+    weft__task_bind(w->current); /* it keeps a worker's object: it stays there (task.h) */
     weft_fswatch *wt = weft__malloc(w, sizeof *wt);
     if (!wt)
         return -ENOMEM;

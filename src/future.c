@@ -54,6 +54,9 @@ int weft_await(weft_future *f, void **value, int64_t deadline)
         return err;
     if (!f || !f->ops || !f->ops->poll)
         return -EINVAL;
+    /* A future may arm timers, fd waits and tasks on the worker that polls it: its awaiter
+     * stays there from now on (task.h). */
+    weft__task_bind(t);
     weft__wait wr = {.kind = WEFT__WAIT_FUTURE, .what = f, .deadline = deadline};
     for (;;) {
         weft_context cx = {weft__waker_of(t)};
@@ -117,6 +120,7 @@ int weft_timer_future(weft_future **out, int64_t deadline)
     weft__worker *w = weft__worker_current();
     if (!w)
         return -EPERM;
+    weft__task_bind(w->current); /* it keeps a worker's object: it stays there (task.h) */
     if (!out)
         return -EINVAL;
     timer_future *tf = weft__malloc(w, sizeof *tf);
@@ -311,6 +315,7 @@ static int combo_new(weft_future **out, weft_future *const *fs, size_t n,
     weft__worker *w = weft__worker_current();
     if (!w)
         return -EPERM;
+    weft__task_bind(w->current); /* it keeps a worker's object: it stays there (task.h) */
     if (!out || !fs || n == 0 || n > ((size_t)1 << 20))
         return -EINVAL;
     for (size_t i = 0; i < n; i++)

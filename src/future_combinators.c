@@ -339,6 +339,7 @@ int weft_shared_create(weft_shared **out, weft_future *f)
     weft__worker *w = weft__worker_current();
     if (!w)
         return -EPERM;
+    weft__task_bind(w->current); /* it keeps a worker's object: it stays there (task.h) */
     if (!out || !f || !f->ops || !f->ops->poll)
         return -EINVAL;
     weft_shared *s = weft__malloc(w, sizeof *s);

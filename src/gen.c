@@ -87,6 +87,7 @@ int weft_gen_create(weft_gen **out, weft_gen_fn fn, void *arg, size_t elem_size,
     weft__worker *w = weft__worker_current();
     if (!w)
         return -EPERM;
+    weft__task_bind(w->current); /* it keeps a worker's object: it stays there (task.h) */
     if (!out || !fn || elem_size == 0)
         return -EINVAL;
     if (elem_size > ((size_t)1 << 30))
@@ -123,6 +124,7 @@ int weft_gen_next(weft_gen *g, void *out, int64_t deadline)
         return -EINVAL;
     if (g->w != w)
         return -EPERM;
+    weft__task_bind(self); /* its generator is its worker's: it stays there (task.h) */
     if (self == g->task)
         return -EDEADLK; /* the body asking itself: it would wait for its own yield */
     if (g->state == GEN_DONE)

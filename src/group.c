@@ -35,6 +35,7 @@ int weft_group_create(weft_group **out)
     weft__worker *w = weft__worker_current();
     if (!w)
         return -EPERM;
+    weft__task_bind(w->current); /* it keeps a worker's object: it stays there (task.h) */
     if (!out)
         return -EINVAL;
     weft_group *g = weft__calloc(w, 1, sizeof *g);
@@ -75,7 +76,11 @@ static bool is_member(const weft_group *g, const weft_task *t)
 /* -EPERM from a thread other than g's, else 0. */
 static int check_owner(const weft_group *g)
 {
-    return weft__worker_current() == g->w ? 0 : -EPERM;
+    weft__worker *w = weft__worker_current();
+    if (w != g->w)
+        return -EPERM;
+    weft__task_bind(w->current); /* its group is its worker's: it stays there (task.h) */
+    return 0;
 }
 
 int weft_group_spawn(weft_group *g, weft_fn fn, void *arg, const weft_spawn_opts *opts)

@@ -104,7 +104,7 @@ static int take_config(const weft_config *cfg, weft_config *out)
         return -EINVAL;
     if (out->leak_report < 0 || out->leak_report > 1 ||
         !weft__dump_signal_valid(out->dump_signal) || out->lifo_slot > 1 || out->order < 0 ||
-        out->order > WEFT_ORDER_DEPTH_FIRST)
+        out->order > WEFT_ORDER_DEPTH_FIRST || out->move_started > 1 || out->reserved_pad_)
         return -EINVAL;
     const weft_tracer *tr = out->tracer;
     if (tr && (tr->reserved_[0] || tr->reserved_[1] || tr->reserved_[2] || tr->reserved_[3]))
@@ -150,6 +150,10 @@ WEFT_COLD static int resolve_workers(weft_config *c, unsigned ncpus)
         const char *l = getenv("WEFT_LIFO");
         c->lifo_slot = l && strcmp(l, "1") == 0 ? 1 : -1;
     }
+    if (c->move_started == 0) {
+        const char *m = getenv("WEFT_MOVE_STARTED");
+        c->move_started = m && strcmp(m, "1") == 0 ? 1 : -1;
+    }
     if (c->leak_report == 0) {
         const char *l = getenv("WEFT_LEAK_REPORT");
         c->leak_report = l && strcmp(l, "1") == 0;
@@ -180,10 +184,9 @@ WEFT_COLD static int worker_init(weft__runtime *rt, weft__worker *w, unsigned in
         w->sched.chaos = (rt->chaos_seed ^ ((uint64_t)(index + 1) * 0x9E3779B97F4A7C15ull)) | 1;
     if (index == 0)
         w->stats.nmallocs = 1; /* the runtime's own record */
-    weft__sched_init(w, rt->cfg.budget,
-                     rt->cfg.mode == WEFT_MODE_STEALING && rt->nworkers > 1 &&
-                         rt->cfg.lifo_slot > 0,
-                     rt->cfg.order == WEFT_ORDER_DEPTH_FIRST);
+    bool stealing = rt->cfg.mode == WEFT_MODE_STEALING && rt->nworkers > 1;
+    weft__sched_init(w, rt->cfg.budget, stealing && rt->cfg.lifo_slot > 0,
+                     rt->cfg.order == WEFT_ORDER_DEPTH_FIRST, stealing && rt->cfg.move_started > 0);
     weft__tasks_init(w, rt->cfg.stack_size);
     weft__stack_init(w, rt->cfg.guard, rt->cfg.stack_pool_max);
     int r = weft__io_init(w, rt->cfg.backend);

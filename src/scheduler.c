@@ -67,7 +67,7 @@ static WEFT_NOINLINE void switch_tooled(weft__worker *w, weft_task *from, weft_t
                                 w->sched.loop_stack_size);
     weft__hook_fiber_switch(to ? to->stack->fiber : w->sched.loop_fiber);
     weft__ctx_switch(fc, tc);
-    landed(w, fake);
+    landed(from ? from->worker : w, fake); /* see switch_to */
 }
 
 /* The end of a timed resume (the histograms): its length into the poll-time histogram. */
@@ -102,6 +102,11 @@ static WEFT_NOINLINE void switch_to(weft__worker *w, weft_task *from, weft_task 
         return;
     }
     weft__ctx_switch(fc, tc);
+    /* Resumed: `from` is this frame's task again, perhaps on another worker than the one it
+     * left (a hand-over, steal.c), whose thread runs us now: the migration rule, as in the
+     * park. The loop's frame (from NULL) never moves. */
+    if (from)
+        w = from->worker;
     /* landed(), inline: one frame fewer on every switch. */
     if (w->sched.dead)
         release_dead(w);
@@ -530,9 +535,11 @@ _Noreturn void weft__task_exit(weft__worker *w, void *result)
     __builtin_unreachable();
 }
 
-WEFT_COLD void weft__sched_init(weft__worker *w, unsigned budget, bool lifo, bool depth_first)
+WEFT_COLD void weft__sched_init(weft__worker *w, unsigned budget, bool lifo, bool depth_first,
+                                bool move_started)
 {
     w->sched.depth_first = depth_first;
+    w->sched.move_started = move_started && !depth_first;
     w->sched.lifo_on = lifo || depth_first;
     w->sched.budget_max = budget;
     w->sched.tooling = weft__hook_tooling_present();

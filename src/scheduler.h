@@ -58,6 +58,11 @@ typedef struct weft__sched {
     bool lifo_on; /* the slot chosen (stealing mode, several workers), or depth_first; fixed */
     unsigned lifo_streak;
     weft_task *lifo;
+    /* Stealing mode with started tasks handed over too (weft_config.move_started; not in
+     * depth-first order, whose thieves take never-run subtrees): fixed at init. Which queued
+     * started tasks may go is decided by the victim's walk (steal.c); the pushes and the
+     * pick pay nothing for it. */
+    bool move_started;
 } weft__sched;
 
 #define WEFT__LIFO_MAX 3
@@ -160,6 +165,36 @@ enum {
                            * whose acceptors are stopping) */
     WEFT__WAIT_NKINDS
 };
+
+/* The waits after which nothing of a task stays on its worker, so that, woken and queued,
+ * it may be handed to another (steal.c): it waited, with no deadline, on an object any
+ * thread may touch (a channel, a lock, a join), or yielded (WEFT__WAIT_NONE: its last park
+ * ended). Not these: a sleep or any deadline (a timer in its worker's heap, which the task
+ * stops when it resumes), an fd (its waiter node is in the worker's fd table until the task
+ * leaves it), a ring operation, a future, a generator, a pool job, the worker's rings. */
+#define WEFT__WAITS_MOVABLE                                                                        \
+    ((1u << WEFT__WAIT_CHAN_SEND) | (1u << WEFT__WAIT_CHAN_RECV) | (1u << WEFT__WAIT_SELECT) |     \
+     (1u << WEFT__WAIT_MUTEX) | (1u << WEFT__WAIT_COND) | (1u << WEFT__WAIT_SEM) |                 \
+     (1u << WEFT__WAIT_WAITGROUP) | (1u << WEFT__WAIT_RWLOCK_RD) | (1u << WEFT__WAIT_RWLOCK_WR) |  \
+     (1u << WEFT__WAIT_ONCE) | (1u << WEFT__WAIT_EVENT) | (1u << WEFT__WAIT_JOIN))
+
+/* Whether a started, queued (READY) task may be handed to another worker: stackful, on a
+ * guarded stack (an unguarded one is carved from its worker's slab, freed with that worker),
+ * not pinned, bound (WEFT__T_BOUND) or the main task, and its last wait left nothing behind
+ * (WEFT__WAITS_MOVABLE). Every field read is in the record's first line. Owner thread. */
+static inline bool weft__task_movable(const weft_task *t)
+{
+    unsigned f = t->flags;
+    if ((f & (WEFT__T_STARTED | WEFT__T_GUARDED | WEFT__T_STACKLESS | WEFT__T_PINNED |
+              WEFT__T_BOUND | WEFT__T_MAIN | WEFT__T_NOBLOCK)) !=
+        (WEFT__T_STARTED | WEFT__T_GUARDED))
+        return false;
+    /* A yield leaves the last park's deadline in the record: it counts only with a kind. */
+    unsigned kind = atomic_load_explicit(&t->wait_kind, memory_order_relaxed);
+    return kind == WEFT__WAIT_NONE ||
+           (kind < 32 && (WEFT__WAITS_MOVABLE >> kind & 1) &&
+            atomic_load_explicit(&t->wait_deadline, memory_order_relaxed) == WEFT_FOREVER);
+}
 
 /* What a person calls a wait kind ("mutex", "fd readiness" ...): the dump's words, the
  * tracer's too; "unknown" for a kind out of range. */
@@ -301,7 +336,8 @@ static inline weft__worker *weft__blocking_begin_any(weft_task **task, int *err)
 }
 
 /* For the loop (loop.c): */
-void weft__sched_init(weft__worker *w, unsigned budget, bool lifo, bool depth_first);
+void weft__sched_init(weft__worker *w, unsigned budget, bool lifo, bool depth_first,
+                      bool move_started);
 /* Pops the next task that can run, binding a stack to one that never ran (a task that
  * cannot get one finishes at once). NULL if none. */
 weft_task *weft__sched_pick(weft__worker *w);

@@ -99,6 +99,9 @@ static int start_watcher(watch *x)
                  : x->c->op == WEFT_CASE_FUTURE ? watch_future
                                                 : watch_timer;
     weft_spawn_opts o = {.flags = WEFT_SPAWN_PINNED, .name = "select-watch"};
+    /* Its watchers (and an fd's consumed edge, given back after) are its worker's: the
+     * selecting task stays there from now on (task.h). */
+    weft__task_bind(weft__worker_task(weft__worker_current()));
     return weft_spawn_at(__FILE__, __LINE__, &x->task, fn, x, &o);
 }
 

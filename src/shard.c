@@ -458,6 +458,8 @@ void *weft_sharded_local(weft_sharded *s)
     weft__worker *w = weft__worker_current();
     if (!s || !w || w->rt != s->rt)
         return NULL;
+    /* The pointer is this worker's: a task holding it stays here (task.h). */
+    weft__task_bind(w->current);
     return s->values + (size_t)w->index * s->stride;
 }
 

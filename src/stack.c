@@ -257,6 +257,22 @@ void weft__stack_free(weft__worker *w, weft__stack *s)
     WEFT_COUNT(p->bytes_pooled += (size_t)(s->hi - s->lo));
 }
 
+void weft__stack_give(weft__worker *from, const weft__stack *s)
+{
+    weft__stack_pool *p = &from->stacks;
+    p->nlive--;
+    p->nguarded--; /* only guarded stacks move (weft__task_movable) */
+    WEFT_COUNT(p->bytes_live -= (size_t)(s->hi - s->lo));
+}
+
+void weft__stack_take(weft__worker *to, const weft__stack *s)
+{
+    weft__stack_pool *p = &to->stacks;
+    p->nlive++;
+    p->nguarded++;
+    WEFT_COUNT(p->bytes_live += (size_t)(s->hi - s->lo));
+}
+
 size_t weft__stack_trim(weft__worker *w, size_t max_ops)
 {
     weft__stack_pool *p = &w->stacks;

@@ -94,6 +94,11 @@ static inline weft__stack *weft__stack_pop_warm(weft__stack_pool *p, size_t size
     return NULL;
 }
 void weft__stack_free(weft__worker *w, weft__stack *s);
+/* A started task handed to another worker takes its (guarded) stack along: `from` counts it
+ * out on its thread, `to` in on its own (steal.c). Its pages stay where they are; the pool it
+ * returns to is the one of the worker the task finishes on. */
+void weft__stack_give(weft__worker *from, const weft__stack *s);
+void weft__stack_take(weft__worker *to, const weft__stack *s);
 /* Returns pooled stacks beyond pool_max to the kernel, at most max_ops of them; returns how
  * many are still in excess. Called by the loop when it is about to block. */
 size_t weft__stack_trim(weft__worker *w, size_t max_ops);

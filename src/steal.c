@@ -1,15 +1,19 @@
 /* Stealing mode. The thief never touches the victim's queue: it posts a request (smp.c),
- * and the victim, on its own thread at its next tick, unlinks half of its never-run tasks
+ * and the victim, on its own thread at its next tick, unlinks half of the tasks it may give
  * from its ready queue, re-homes them (t->worker, its counts) and posts them to the thief,
  * which adopts them. Every field of a task record is thus written by one thread at a time,
- * and the hand-over's message orders the two. A started task never moves: its stack, its
- * timers, its fd registrations and ring operations stay where they are, and no migration
- * rule is needed for them. Handles follow the task: a join, detach or reap sent to its old
+ * and the hand-over's message orders the two. The tasks it may give: those that never ran,
+ * and with move_started those started ones that left nothing on this worker
+ * (weft__task_movable: no timer in its heap, no waiter in its fd table, no ring operation,
+ * nothing bound to it). Such a task's stack goes along (its counts move: weft__stack_give
+ * and _take); it resumes on the thief, where the switch and every park re-read t->worker
+ * (the migration rule). Handles follow the task: a join, detach or reap sent to its old
  * worker is forwarded (task_api.c). */
 #include "probes.h"
 #include "runtime.h"
 #include "scheduler.h"
 #include "smp.h"
+#include "stack.h"
 #include "steal.h"
 #include "task.h"
 #include "watchdog.h"
@@ -24,6 +28,18 @@ static bool stealing(const weft__worker *w)
     return w->rt->cfg.mode == WEFT_MODE_STEALING && w->rt->nworkers > 1;
 }
 
+/* Queues a task handed to w (by a thief's answer, or back after a failed one): a started one
+ * with its stack counted here, a new one as unstarted. */
+static void queue_handed(weft__worker *w, weft_task *t)
+{
+    if (t->flags & WEFT__T_STARTED) {
+        weft__stack_take(w, t->stack);
+        weft__ready_push(&w->sched, t);
+    } else {
+        weft__ready_push_new(&w->sched, t);
+    }
+}
+
 /* On the thief: tasks handed over (a list through `next`), or none (an empty answer). */
 static void msg_take(weft__worker *w, void *a, void *b, uint64_t n)
 {
@@ -35,40 +51,78 @@ static void msg_take(weft__worker *w, void *a, void *b, uint64_t n)
     for (weft_task *t = a; t;) {
         weft_task *next = t->next;
         weft__task_adopt(w, t);
-        weft__ready_push_new(&w->sched, t);
+        queue_handed(w, t);
         w->stats.nsteals++;
         t = next;
     }
 }
 
-static bool handable(const weft_task *t)
+/* A task that has never run and may go: stackful (a stackless one is polled where it was
+ * made) and not pinned. */
+static bool handable_new(const weft_task *t)
 {
     return !(t->flags & (WEFT__T_STARTED | WEFT__T_STACKLESS | WEFT__T_PINNED));
 }
 
-/* On the victim: the thief `b` asks. Walks the ready queue once, unlinking up to half of its
- * never-run tasks, oldest first. Those lie behind the timer-woken tasks at the head (which
- * have run), so `nfront` is unchanged. In depth-first order the oldest are the last ones
- * (the biggest subtrees of a fork-join tree): the walk passes over the newer ones first. */
+/* Tasks w may give as far as it knows without a walk: its never-run ones, and with
+ * move_started its queued started ones (which the walk sorts), unless a walk found none
+ * movable a moment ago (barren_ticks). Owner thread. */
+static size_t spare(const weft__worker *w)
+{
+    const weft__sched *s = &w->sched;
+    size_t n = s->nunstarted;
+    if (s->move_started && !w->steal.barren_ticks)
+        n = s->ready.len > s->nfront ? s->ready.len - s->nfront : 0;
+    return n;
+}
+
+/* After a walk that examined started tasks: none given makes the next pause twice as long
+ * (a queue of tasks that cannot move stops drawing requests), some given ends the pauses. */
+static void note_walk(weft__worker *w, size_t started_seen, size_t started_given)
+{
+    if (!started_seen)
+        return;
+    if (started_given) {
+        w->steal.barren_pause = 0;
+        return;
+    }
+    unsigned p = w->steal.barren_pause;
+    p = p < 64 ? 64 : p >= 4096 ? 4096 : p * 2;
+    w->steal.barren_pause = p;
+    w->steal.barren_ticks = p;
+}
+
+/* On the victim: the thief `b` asks. Walks the ready queue once, unlinking up to half of
+ * the tasks it may give, oldest first: never-run ones, and (move_started) started ones that
+ * left nothing on this worker (weft__task_movable), whose stacks go with them. The
+ * timer-woken tasks at the head (nfront) stay. In depth-first order the oldest never-run
+ * tasks are the last ones (the biggest subtrees of a fork-join tree): the walk passes over
+ * the newer ones first. */
 static void msg_ask(weft__worker *w, void *a, void *b, uint64_t c)
 {
     (void)a, (void)c;
     weft__worker *thief = b;
-    size_t want = w->sched.nunstarted / 2;
+    weft__sched *s = &w->sched;
+    size_t want = spare(w) / 2;
     if (want > STEAL_MAX)
         want = STEAL_MAX;
+    /* The walk reads a cold line per task it passes: at most this many. */
+    size_t walk_max = 4 * want + 64;
     weft_task *given = NULL, **gtail = &given;
-    size_t n = 0;
+    size_t n = 0, nnew = 0, started_seen = 0;
     if (want && !w->tasks.shutting_down) {
-        weft__fifo *q = &w->sched.ready;
-        weft_task *prev = NULL;
-        size_t newer = w->sched.depth_first ? w->sched.nunstarted - want : 0;
-        for (weft_task *t = q->head; t && n < want;) {
+        weft__fifo *q = &s->ready;
+        weft_task *prev = NULL, *t = q->head;
+        size_t newer = s->depth_first ? s->nunstarted - want : 0;
+        for (size_t i = 0; t && n < want && i < walk_max; i++) {
             weft_task *next = t->next;
+            bool fresh = handable_new(t);
+            bool movable = !fresh && s->move_started && weft__task_movable(t);
+            started_seen += s->move_started && (t->flags & WEFT__T_STARTED);
             if (newer && !(t->flags & WEFT__T_STARTED)) {
                 newer--;
                 prev = t;
-            } else if (handable(t)) {
+            } else if ((fresh || movable) && i >= s->nfront) {
                 if (prev)
                     prev->next = next;
                 else
@@ -79,10 +133,15 @@ static void msg_ask(weft__worker *w, void *a, void *b, uint64_t c)
                 t->next = NULL;
                 *gtail = t;
                 gtail = &t->next;
+                if (movable)
+                    weft__stack_give(w, t->stack);
+                else
+                    nnew++;
                 /* Re-homed here, on the owner's thread. Release: the thief may act on the
                  * record before the answer arrives (a join's message from a third worker,
                  * drained first, finds t->worker naming it: task_api.c's forwarded, with an
-                 * acquire), and must see everything this worker did to it, its reads too. */
+                 * acquire), and must see everything this worker did to it, its reads too
+                 * (and, for a started task, to its stack). */
                 __atomic_store_n(&t->worker, thief, __ATOMIC_RELEASE);
                 n++;
             } else {
@@ -90,19 +149,20 @@ static void msg_ask(weft__worker *w, void *a, void *b, uint64_t c)
             }
             t = next;
         }
-        w->sched.nunstarted -= n;
-        w->sched.lifo = NULL; /* it may have been handed over: the head is unknown now */
+        note_walk(w, started_seen, n - nnew);
+        s->nunstarted -= nnew;
+        s->lifo = NULL; /* it may have been handed over: the head is unknown now */
         w->tasks.nlive -= n;
         w->tasks.nrecords -= n;
     }
     weft__msg m = {msg_take, given, NULL, n};
     if (weft__smp_post(w, thief, &m) < 0) {
-        /* No memory for the answer: keep them (they are still READY and unstarted). */
+        /* No memory for the answer: keep them (still READY, where they were). */
         for (weft_task *t = given; t;) {
             weft_task *next = t->next;
             __atomic_store_n(&t->worker, w, __ATOMIC_RELAXED);
             weft__task_adopt(w, t); /* counts it here again */
-            weft__ready_push_new(&w->sched, t);
+            queue_handed(w, t);
             t = next;
         }
     }
@@ -149,7 +209,9 @@ void weft__steal_tick(weft__worker *w)
 {
     if (!stealing(w))
         return;
-    size_t n = w->sched.nunstarted;
+    if (w->steal.barren_ticks)
+        w->steal.barren_ticks--;
+    size_t n = spare(w);
     atomic_store_explicit(&w->steal.advertised, n, memory_order_relaxed);
     if (n < 2)
         return;

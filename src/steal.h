@@ -1,6 +1,7 @@
 /* Stealing mode (steal.c): a worker with nothing to run asks the busiest worker for work,
- * and that worker hands it half of its tasks that have never run, on its own thread at its
- * next tick. Started tasks never move (weft.h, WEFT_MODE_STEALING). */
+ * and that worker hands it half of its tasks that have never run, and (move_started) of its
+ * queued started tasks that left nothing on it, on its own thread at its next tick
+ * (weft.h, WEFT_MODE_STEALING). */
 #ifndef WEFT_STEAL_H
 #define WEFT_STEAL_H
 
@@ -8,8 +9,9 @@
 
 /* The worker's part. */
 typedef struct weft__steal {
-    /* any thread: the owner's nunstarted as of its last tick (relaxed: a hint for choosing
-     * a victim). */
+    /* any thread: what the owner may give as of its last tick (relaxed: a hint for choosing
+     * a victim): its never-run tasks, plus (move_started) its queued started ones unless its
+     * last walk found none of those movable (weft__spare). */
     _Atomic size_t advertised;
     /* any thread: 1 while the owner is blocked with nothing to run and no request out, 2
      * with one out (stored seq_cst before it blocks, 0 after); a busy worker CASes a 1 to 0
@@ -19,6 +21,12 @@ typedef struct weft__steal {
     /* The worker it went to: if the stall detector sees that one stuck in a task, the thief
      * asks another meanwhile (both answers are taken). owner: the worker. */
     struct weft__worker *asked_of;
+    /* move_started: after a walk that found no started task it could give, its queued
+     * started tasks are not advertised for `barren_ticks` ticks; each such walk in a row
+     * doubles the pause (`barren_pause`, 64 to 4096 ticks), one that gives resets it. So a
+     * queue of tasks that cannot move (fd waiters, bound tasks) draws a futile request at
+     * most once a pause, and the pushes and the pick keep no count. owner: the worker. */
+    unsigned barren_ticks, barren_pause;
 } weft__steal;
 
 /* The idle worker's side, before it blocks: asks the busiest worker, if one has tasks to

@@ -35,6 +35,7 @@ int weft_stream_open(weft_stream **out, int fd, const weft_stream_opts *opts)
     weft__worker *w = weft__worker_current();
     if (!w)
         return -EPERM;
+    weft__task_bind(w->current); /* it keeps a worker's object: it stays there (task.h) */
     weft_stream_opts o;
     weft_stream_opts_init(&o);
     if (opts)

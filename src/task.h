@@ -70,6 +70,11 @@ enum {
     /* Its spawn asked for a stack size: only then does the first run read `stack_size` (the
      * third line); every other task gets the runtime's default, which the worker keeps. */
     WEFT__T_SIZED = 0x1000,
+    /* Holds state on its worker that another thread must not touch: it used a worker's
+     * object (a group, a generator, a stream, a watch, a future it awaits or made, the
+     * io_uring ring). Set by the task itself while it runs, never cleared: a started task
+     * with it is never handed to another worker (steal.c's weft__task_movable). */
+    WEFT__T_BOUND = 0x2000,
 };
 
 /* A lock a task holds that must not stay held after the task finishes (a sync.c mutex, a
@@ -303,6 +308,14 @@ static inline void weft__task_flags_clear(weft_task *t, unsigned bits)
 static inline unsigned weft__task_flags_peek(const weft_task *t)
 {
     return __atomic_load_n(&t->flags, __ATOMIC_RELAXED);
+}
+
+/* The running task `t` (NULL: none, a plain thread) keeps state on its worker from now on
+ * (WEFT__T_BOUND). Owner thread. */
+static inline void weft__task_bind(weft_task *t)
+{
+    if (t && !(t->flags & WEFT__T_BOUND))
+        weft__task_flags_set(t, WEFT__T_BOUND);
 }
 
 /* Whether cancellation of t was requested. */

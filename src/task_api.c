@@ -314,7 +314,10 @@ static int wait_done(weft__worker *w, weft_task *t, int64_t deadline, bool uncan
                      .waker = &t->joiner};
     weft__task_flags_set(t, WEFT__T_JOINWAIT);
     int r = weft__park_until(w, &wr);
-    if (r < 0)
+    /* Given up: take the waker back, if t is still our worker's (its owner's field). Either
+     * of us may have been handed to another worker meanwhile (steal.c); a waker left behind
+     * is stale from now on, and harmless. */
+    if (r < 0 && __atomic_load_n(&t->worker, __ATOMIC_ACQUIRE) == weft__worker_current())
         t->joiner = (weft_waker){NULL, 0};
     return r;
 }
@@ -449,6 +452,16 @@ int weft_cancel(weft_task *t)
     if (!handle_begin(t, &r))
         return r;
     weft__task_cancel(t);
+    return 0;
+}
+
+int weft_pin_self(void)
+{
+    weft__worker *w = weft__worker_current();
+    weft_task *t = w ? w->current : NULL;
+    if (!t)
+        return -EPERM;
+    weft__task_flags_set(t, WEFT__T_PINNED); /* owner thread: it is running here */
     return 0;
 }
 

@@ -135,6 +135,7 @@ int weft_watch_add(weft_watch **out, int fd, unsigned mask, int64_t timeout_ns, 
     weft__worker *w = weft__worker_current();
     if (!w)
         return -EPERM;
+    weft__task_bind(w->current); /* it keeps a worker's object: it stays there (task.h) */
     if (!cb || (mask & ~(unsigned)(WATCH_DIRS | WATCH_KINDS | WEFT_WATCH_PERSIST)))
         return -EINVAL;
     if (!out && (mask & WEFT_WATCH_PERSIST))

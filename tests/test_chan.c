@@ -2,6 +2,7 @@
  * waiters, select's random fairness, deadlines and default, cancellation while parked, and
  * a million messages between many producers and consumers with none lost or duplicated. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "harness.h"
@@ -304,9 +305,11 @@ struct mpmc {
 static void *producer(void *arg)
 {
     struct mpmc *m = arg;
-    static long next_id; /* ids 1..N, all distinct: the runtime is single-threaded */
+    /* ids 1..N, all distinct: atomic, since producers may run on two workers at once
+     * (the suite's stealing run). */
+    static _Atomic long next_id;
     for (int i = 0; i < PER_PROD; i++) {
-        long v = ++next_id;
+        long v = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed) + 1;
         if (weft_chan_send(i % 2 ? m->a : m->b, &v, WEFT_FOREVER) < 0)
             return (void *)1;
     }

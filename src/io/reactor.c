@@ -207,6 +207,8 @@ int weft_close(int fd)
     /* Forgotten on the other workers that used it before the number can be reused. */
     if (weft__fdshare_forget_others(w, fd, true) == 1)
         return 0; /* the last of them closes it */
+    /* The wait for them may have ended on another worker (the migration rule). */
+    w = weft__worker_current();
     return weft__sys_close(&w->sys, fd);
 }
 

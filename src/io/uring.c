@@ -964,6 +964,9 @@ static ssize_t poll_buffered(weft__io *io, const weft__ioreq *q, int64_t deadlin
 
 static ssize_t ur_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
+    /* Its operations complete on this ring, and a socket's armed receive holds its bytes
+     * here: the task never moves to another worker from now on (task.h, steal.c). */
+    weft__task_bind(io->w->current);
     unsigned feats = ((const uring_state *)io->backend)->feats;
     switch (q->op) {
     case WEFT__IO_READ:
