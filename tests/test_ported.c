@@ -1452,6 +1452,57 @@ Test(ported, abort_a_task_parked_in_each_kind_of_wait, .timeout = 30)
     run_main(abort_parked_main, NULL);
 }
 
+/* Tokio's JoinHandle after a timed-out `timeout(handle)` / a dropped join future: a join
+ * that gave up (its deadline passed) from a task of another worker leaves the handle valid
+ * (weft.h), so another task may then join it, or detach it. */
+struct given_up {
+    weft_task *target;
+    int rc;
+};
+
+static void *join_briefly(void *arg)
+{
+    struct given_up *g = arg;
+    g->rc = weft_join(g->target, NULL, weft_deadline_in(WEFT_MSEC));
+    return NULL;
+}
+
+static void *given_up_join_main(void *arg)
+{
+    (void)arg;
+    if (weft_worker_count() < 2)
+        return NULL; /* the remote join needs a second worker */
+    weft_spawn_opts pin = {.flags = WEFT_SPAWN_PINNED};
+    for (int detach = 0; detach < 2; detach++) {
+        weft_event gate = WEFT_EVENT_INIT;
+        struct given_up g = {.target = spawn_pinned(wait_event_task, &gate), .rc = 1};
+        weft_task *j;
+        cr_assert_eq(weft_spawn_on(1, &j, join_briefly, &g, &pin), 0);
+        cr_assert_eq(join_result(j), NULL);
+        cr_assert_eq(g.rc, -ETIMEDOUT);
+        if (detach) {
+            cr_assert_eq(weft_detach(g.target), 0, "detach after a given-up remote join");
+            cr_assert_eq(weft_event_set(&gate), 0);
+            /* The detached task finishes on its own; let it, before `gate` goes. */
+            while (weft_task_status(g.target) != -ESRCH &&
+                   weft_task_status(g.target) != WEFT_TASK_FINISHED)
+                cr_assert_eq(weft_yield(), 0);
+        } else {
+            cr_assert_eq(weft_event_set(&gate), 0);
+            void *r = (void *)1;
+            cr_assert_eq(weft_join(g.target, &r, WEFT_FOREVER), 0,
+                         "join after a given-up remote join");
+            cr_assert_eq(r, NULL);
+        }
+    }
+    return NULL;
+}
+
+Test(ported, a_given_up_remote_join_leaves_the_handle_joinable, .timeout = 30)
+{
+    run_main(given_up_join_main, NULL);
+}
+
 /* Tokio's spawn_blocking abort: a task cancelled while its blocking-pool job runs does not
  * finish before the job (weft.h: a job that started runs to completion and the call waits
  * for it), so what the job borrows from the task's frame stays valid. */
