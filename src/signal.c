@@ -27,12 +27,9 @@ int weft_signal_wait(const sigset_t *set, int64_t deadline)
     static const int faults[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE};
     for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
         sigdelset(&want, faults[i]);
-    int r = pthread_sigmask(SIG_BLOCK, &want, NULL);
-    if (r != 0)
-        return -r;
-    /* Remembered for the worker: a thread that drives it later blocks them too (relief.c). */
-    sigorset(&w->sigwaited, &w->sigwaited, &want);
-    w->has_sigwaited = true;
+    int r = weft__worker_wait_signals(w, &want);
+    if (r < 0)
+        return r;
     int fd = weft__sys_signalfd(&w->sys, &want, SFD_NONBLOCK | SFD_CLOEXEC);
     if (fd < 0)
         return fd;

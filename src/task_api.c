@@ -385,6 +385,20 @@ static inline __attribute__((always_inline)) int check_handle(const weft__worker
     return weft__task_reaped(t) ? -ESRCH : 0;
 }
 
+/* Whether a task other than `self` is joining t (a task of t's worker, or a remote joiner,
+ * registered by msg_join). A remote join that gave up (deadline, cancel) leaves its waker
+ * behind (join_remote); it is stale once that task has run on (its epoch moved), and then
+ * holds the handle no more: another task may join or detach t. */
+static bool joined_by_other(const weft_task *t, const weft_task *self)
+{
+    if (!(t->flags & WEFT__T_JOINWAIT) || !t->joiner.task || t->joiner.task == self)
+        return false;
+    const weft_task *j = t->joiner.task;
+    /* Relaxed: only whether that park is still the joiner's current one, which the joiner's
+     * worker may change at any moment anyway (as for any waker: wake.c). */
+    return WEFT__EPOCH(atomic_load_explicit(&j->word, memory_order_relaxed)) == t->joiner.epoch;
+}
+
 int weft_join(weft_task *t, void **result, int64_t deadline)
 {
     weft_task *self;
@@ -400,7 +414,7 @@ int weft_join(weft_task *t, void **result, int64_t deadline)
         return -EINVAL;
     if (t == self)
         return -EDEADLK;
-    if ((t->flags & WEFT__T_JOINWAIT) && t->joiner.task && t->joiner.task != self)
+    if (joined_by_other(t, self))
         return -EINVAL;
     /* Finished already (a child-first task, or one that ran while the caller worked): the
      * wait would return 0 at once (its `done` is checked first), so none is built. */
@@ -438,7 +452,7 @@ int weft_detach(weft_task *t)
         return r;
     if (r == 1)
         return post(w, t->worker, msg_detach, t, NULL, 0);
-    if ((t->flags & WEFT__T_DETACHED) || ((t->flags & WEFT__T_JOINWAIT) && t->joiner.task))
+    if ((t->flags & WEFT__T_DETACHED) || joined_by_other(t, NULL))
         return -EINVAL;
     weft__task_flags_set(t, WEFT__T_DETACHED);
     if (weft__task_done(t) && !t->stack)

@@ -146,6 +146,14 @@ int weft_watch_add(weft_watch **out, int fd, unsigned mask, int64_t timeout_ns, 
         if (fd <= 0 || fd >= NSIG || fd == SIGKILL || fd == SIGSTOP || fd == SIGSEGV ||
             fd == SIGBUS || fd == SIGILL || fd == SIGFPE)
             return -EINVAL;
+        /* Blocked now, not when the watch's task first waits: a signal that comes before
+         * then stays pending for the watch instead of taking its default action. */
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, fd);
+        int r = weft__worker_wait_signals(w, &set);
+        if (r < 0)
+            return r;
     } else if (mask & WATCH_DIRS) {
         if (fd < 0)
             return -EBADF;

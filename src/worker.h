@@ -193,6 +193,20 @@ static inline void weft__worker_block_waited_signals(const weft__worker *w)
         pthread_sigmask(SIG_BLOCK, &w->sigwaited, NULL);
 }
 
+/* Blocks `set` on the calling thread (w's) from now on, and remembers it for w, so that a
+ * signal of it that arrives before (or between) waits stays pending for the next wait instead
+ * of taking its default action. Returns 0 or -errno. */
+static inline int weft__worker_wait_signals(weft__worker *w, const sigset_t *set)
+{
+    int r = pthread_sigmask(SIG_BLOCK, set, NULL);
+    if (r != 0)
+        return -r;
+    /* Remembered for the worker: a thread that drives it later blocks them too (relief.c). */
+    sigorset(&w->sigwaited, &w->sigwaited, set);
+    w->has_sigwaited = true;
+    return 0;
+}
+
 /* Whether w runs the scheduling debug mode (WEFT_CHAOS). */
 static inline bool weft__worker_chaos(const weft__worker *w)
 {
