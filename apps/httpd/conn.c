@@ -309,6 +309,26 @@ static int send_file_tls(conn *c, int fd, int64_t off, int64_t len)
     return 0;
 }
 
+/* Whether the conditional headers make the answer 304 (RFC 9110 13.2.2): If-None-Match
+ * when present (If-Modified-Since is then ignored), else If-Modified-Since. */
+static int not_modified(const http_request *r, const struct stat *st, const char *etag,
+                        size_t elen)
+{
+    const http_header *inm = http_find_header(r, "if-none-match");
+    if (inm)
+        return httpd_etag_match(inm->value, etag, elen);
+    const http_header *ims = http_find_header(r, "if-modified-since");
+    time_t now = time(NULL), since;
+    if (!ims || httpd_parse_http_date(ims->value, now, &since) < 0)
+        return 0; /* no valid date: the condition is ignored (13.1.3) */
+    /* A date later than our clock is invalid and ignored too (13.1.3): a client that saw
+     * a bad Last-Modified (a file dated in the future) must not be told forever that it
+     * has the current copy. */
+    if (since > now)
+        return 0;
+    return st->st_mtime <= since;
+}
+
 /* 304, 200, 206 or 416 for an open regular file; `fe`: its cache entry (the validators
  * already formatted, a small file's bytes), or NULL. */
 static int serve_file(conn *c, const http_request *r, int fd, const struct stat *st,
@@ -328,11 +348,7 @@ static int serve_file(conn *c, const http_request *r, int fd, const struct stat 
     if (ensure_room(c, HEADER_ROOM) < 0)
         return -1;
 
-    const http_header *inm = http_find_header(r, "if-none-match");
-    const http_header *ims = http_find_header(r, "if-modified-since");
-    time_t since;
-    if (inm ? httpd_etag_match(inm->value, etag, (size_t)elen)
-            : ims && httpd_parse_http_date(ims->value, &since) == 0 && st->st_mtime <= since) {
+    if (not_modified(r, st, etag, (size_t)elen)) {
         status_line(c, r, 304);
         put(c, "Last-Modified: %s\r\nETag: %s\r\n\r\n", lm, etag);
         log_request(c, r, 304, 0);

@@ -99,6 +99,16 @@ expect 304 "If-None-Match" /small.txt -H "If-None-Match: $etag"
 expect 200 "If-None-Match other" /small.txt -H 'If-None-Match: "nope"'
 expect 304 "If-Modified-Since" /small.txt -H "If-Modified-Since: $lm"
 expect 200 "If-Modified-Since old" /small.txt -H "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT"
+# The obsolete forms of the same date must be read too (RFC 9110 5.6.7): 304 for each.
+lm_forms=$(python3 -c '
+import email.utils, sys, time
+t = time.gmtime(email.utils.mktime_tz(email.utils.parsedate_tz(sys.argv[1])))
+print(time.strftime("%A, %d-%b-%y %H:%M:%S GMT", t))
+print(time.strftime("%a %b ", t) + "%2d" % t.tm_mday + time.strftime(" %H:%M:%S %Y", t))' "$lm")
+expect 304 "If-Modified-Since as rfc850-date" /small.txt -H "If-Modified-Since: $(sed -n 1p <<<"$lm_forms")"
+expect 304 "If-Modified-Since as asctime-date" /small.txt -H "If-Modified-Since: $(sed -n 2p <<<"$lm_forms")"
+# A date later than the server's clock is invalid and the condition ignored (13.1.3).
+expect 200 "If-Modified-Since in the future" /small.txt -H "If-Modified-Since: Fri, 01 Jan 2100 00:00:00 GMT"
 
 # Errors.
 expect 404 "missing file" /nope.txt
