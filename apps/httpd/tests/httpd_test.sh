@@ -216,6 +216,9 @@ check_raw() { # check_raw WANT_STATUS DESCRIPTION REQUEST
     esac
 }
 check_raw 400 "no Host" 'GET / HTTP/1.1\r\n\r\n'
+check_raw 400 "two Hosts" 'GET / HTTP/1.1\r\nHost: t\r\nHost: t\r\n\r\n'
+check_raw 400 "Host with a space" 'GET / HTTP/1.1\r\nHost: a b\r\n\r\n'
+check_raw 400 "Host with userinfo" 'GET / HTTP/1.1\r\nHost: u@a\r\n\r\n'
 check_raw 400 "obs-fold" 'GET / HTTP/1.1\r\nHost: t\r\nX: a\r\n b\r\n\r\n'
 check_raw 400 "space before colon" 'GET / HTTP/1.1\r\nHost : t\r\n\r\n'
 check_raw 400 "two Content-Length" 'GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx'

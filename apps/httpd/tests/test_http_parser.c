@@ -145,6 +145,21 @@ Test(http_parser, malformed_with_status)
         {"GET / HTTP/1.1\r\n\r\n", -400},                       /* no Host in 1.1 */
         {"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", -400}, /* two Hosts */
         {"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", -400},
+        /* Host values outside uri-host [":" port] (RFC 9112 3.2), in 1.0 too. */
+        {"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", -400},
+        {"GET / HTTP/1.0\r\nHost: a b\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: a:8x\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: a:1:2\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: []\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: [::1]x\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: a%zz\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: a%4\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: a\\b\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: a..b\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: caf\xc3\xa9\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: a\tb\r\n\r\n", -400},
         {"G@T / HTTP/1.1\r\nHost: a\r\n\r\n", -400},
         {"GET  HTTP/1.1\r\nHost: a\r\n\r\n", -400},
         {"GET /\r\n\r\n", -400}, /* HTTP/0.9 */
@@ -200,6 +215,12 @@ Test(http_parser, accepted_forms)
         "FOO_BAR / HTTP/1.1\r\nHost: a\r\n\r\n",
         "GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", /* UTF-8 in the target */
         "GET / HTTP/1.1\r\nHost:\r\n\r\n",              /* empty Host */
+        "GET / HTTP/1.1\r\nHost: example.com:8080\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a:\r\n\r\n", /* port = *DIGIT */
+        "GET / HTTP/1.1\r\nHost: xn--caf-dma.example\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a%41_~!$&'()*+,;=\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: a\r\nX-Empty:\r\nX-Utf8: \xc3\xa9\r\n\r\n",
         "GET / HTTP/1.0\r\n\r\n",
     };
