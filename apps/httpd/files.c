@@ -409,17 +409,21 @@ int httpd_etag_match(http_view inm, const char *etag, size_t etag_len)
     return 0;
 }
 
-/* Reads up to 18 digits (no overflow); returns the count read, -1 when there is none. */
+/* Reads a run of digits (1*DIGIT: the grammar sets no bound on its length), its value
+ * saturated at INT64_MAX: a number too large for an int64 is larger than any file, and
+ * reads as such. Returns 0, or -1 when there is no digit. */
 static int number(const char *s, size_t n, size_t *i, int64_t *out)
 {
     size_t b = *i;
     int64_t v = 0;
-    while (*i < n && s[*i] >= '0' && s[*i] <= '9' && *i - b < 18)
-        v = v * 10 + (s[(*i)++] - '0');
-    if (*i == b || (*i < n && s[*i] >= '0' && s[*i] <= '9'))
+    for (; *i < n && s[*i] >= '0' && s[*i] <= '9'; (*i)++) {
+        int d = s[*i] - '0';
+        v = v > (INT64_MAX - d) / 10 ? INT64_MAX : v * 10 + d;
+    }
+    if (*i == b)
         return -1;
     *out = v;
-    return (int)(*i - b);
+    return 0;
 }
 
 int httpd_parse_range(http_view v, int64_t size, int64_t *first, int64_t *last)
@@ -457,6 +461,13 @@ int httpd_parse_range(http_view v, int64_t size, int64_t *first, int64_t *last)
     }
     if (b >= 0 && b < a)
         return 0; /* invalid: ignored */
+    /* Numbers too large for an int64 are valid syntax, read as INT64_MAX (number()): a huge
+     * last-pos is clamped to the file's end like any last-pos past it (RFC 9110 14.1.1), so
+     * "bytes=0-99999999999999999999999" is 206 for the whole file; a huge first-pos is past
+     * any file's end, so the range is unsatisfiable: 416 (14.1.1, 15.5.17), which is also
+     * nginx's answer when a start overflows (ngx_http_range_parse; nginx also answers 416
+     * for an overflowing last-pos, where we follow the RFC's clamp). A huge suffix-length
+     * asks for more than there is: the whole file, 206. */
     if (a >= size)
         return -416;
     *first = a;

@@ -45,7 +45,8 @@ int httpd_etag_match(http_view inm, const char *etag, size_t etag_len);
 
 /* A single byte range of a file of `size` bytes from a Range value. Returns 1 with
  * [*first, *last] set, 0 when the header is to be ignored (not "bytes=", several ranges,
- * bad syntax: the whole file is sent), or -416 when it cannot be satisfied. */
+ * bad syntax: the whole file is sent), or -416 when it cannot be satisfied. Positions too
+ * large for an int64 are past any end: a last-pos is clamped, a first-pos gives -416. */
 int httpd_parse_range(http_view v, int64_t size, int64_t *first, int64_t *last);
 
 #endif

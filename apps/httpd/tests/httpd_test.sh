@@ -89,6 +89,13 @@ curl -s -r -100 -o "$TMP/got" "$URL/big.bin"
 tail -c 100 "$root/big.bin" >"$TMP/want"
 cmp -s "$TMP/got" "$TMP/want" && ok "suffix range" || fail "suffix range"
 expect 416 "range past the end" /big.bin -r 400000-
+# Numbers past int64 (RFC 9110 14.1.1): a huge last-pos is clamped (206 to the end), a huge
+# first-pos is past the end (416, as nginx answers).
+curl -s -r 299990-99999999999999999999999 -o "$TMP/got" -w '%{http_code}' "$URL/big.bin" >"$TMP/code"
+tail -c 10 "$root/big.bin" >"$TMP/want"
+[ "$(cat "$TMP/code")" = 206 ] && cmp -s "$TMP/got" "$TMP/want" && ok "huge last-pos: 206 to the end" ||
+    fail "huge last-pos: $(cat "$TMP/code")"
+expect 416 "huge first-pos" /big.bin -r 99999999999999999999999-
 curl -s -D - -o /dev/null -r 400000- "$URL/big.bin" | grep -qi '^content-range: bytes \*/300000' &&
     ok "416 Content-Range" || fail "416 Content-Range"
 

@@ -388,6 +388,18 @@ Test(httpd_files, ranges)
     cr_assert_eq(RANGE("items=0-1"), 0);
     cr_assert_eq(RANGE("bytes=x-1"), 0);
     cr_assert_eq(RANGE("bytes=1-2x"), 0);
+    /* Positions past int64: syntactically valid; the last clamped, the first unsatisfiable. */
+    cr_assert_eq(RANGE("bytes=0-99999999999999999999999"), 1);
+    cr_assert(a == 0 && b == 99);
+    cr_assert_eq(RANGE("bytes=5-9223372036854775808"), 1);
+    cr_assert(a == 5 && b == 99);
+    cr_assert_eq(RANGE("bytes=99999999999999999999999-"), -416);
+    cr_assert_eq(RANGE("bytes=99999999999999999999999-99999999999999999999999"), -416);
+    cr_assert_eq(RANGE("bytes=99999999999999999999999-5"), 0); /* last < first: invalid */
+    cr_assert_eq(RANGE("bytes=-99999999999999999999999"), 1);
+    cr_assert(a == 0 && b == 99);
+    cr_assert_eq(RANGE("bytes=0000000000000000000000000000010-19"), 1);
+    cr_assert(a == 10 && b == 19);
 #undef RANGE
 }
 
