@@ -325,6 +325,10 @@ else
     fail "no debug endpoint line: $(cat "$TMP/out")"
 fi
 
+# A download the client resets part way: the access log must say how much was sent, not
+# the 8000000 bytes promised (checked below, once the log is flushed).
+$RAW "$PORT" abort '/huge.bin?abort' >/dev/null
+
 # Graceful shutdown: SIGTERM while a large response is in flight; it completes, exit 0.
 got=$($RAW "$PORT" slowget /huge.bin "$PID" 8000000)
 [ "$got" = complete ] && ok "in-flight response completed at SIGTERM" || fail "SIGTERM: $got"
@@ -336,6 +340,9 @@ PID=
 # The access log was flushed at the exit.
 grep -q '^127.0.0.1 - - \[.*\] "GET /small.txt HTTP/1.1" 200 12$' "$TMP/access.log" &&
     ok "access log" || fail "access log: $(head -3 "$TMP/access.log")"
+aborted=$(sed -n 's|^127.0.0.1 - - \[.*\] "GET /huge.bin?abort HTTP/1.1" 200 \([0-9]*\)$|\1|p' "$TMP/access.log")
+[ -n "$aborted" ] && [ "$aborted" -lt 8000000 ] && ok "access log: $aborted bytes sent of an aborted download" ||
+    fail "access log of the aborted download: '$aborted'"
 
 if [ "$failures" -ne 0 ]; then
     echo "--- server stderr"
