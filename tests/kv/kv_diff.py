@@ -96,6 +96,24 @@ def resp3_types(a, b):
         bad += 1; print("DIFF COMMAND INFO get\n  redis:   %r\n  weft-kv: %r" % (ra, rb))
     return bad
 
+def edge_cases():
+    """Misuse at the edges: the expiry commands at the ends of int64 (each on a fresh key, so
+    one that deletes it shows), and option errors before a bad time."""
+    s = []
+    times = ["-9223372036854775808", "9223372036854775807", "-9223372036854775807",
+             "9223372036854775806", "9223372036854775", "9223372036854776", "-9223372036854775",
+             "-9223372036854776", "-1", "0", "1.5"]
+    for t in times:
+        for cmd in ("EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT"):
+            s += [("SET", "ek", "v"), (cmd, "ek", t), ("EXISTS", "ek"), (cmd, "nokey", t)]
+        for opt in ("EX", "PX", "EXAT", "PXAT"):
+            s += [("SET", "ek", "v", opt, t), ("EXISTS", "ek")]
+        s += [("SETEX", "ek", t, "v"), ("PSETEX", "ek", t, "v")]
+    s += [("SET", "ek", "v"), ("EXPIRE", "ek", "x", "FOO"), ("EXPIRE", "ek", "x", "NX", "XX"),
+          ("EXPIRE", "ek", "x", "GT", "LT"), ("PEXPIRE", "ek", "9223372036854775807", "NX"),
+          ("TTL", "ek")]
+    return s
+
 def script(rng):
     """The commands: a fixed part covering every command and error, then random ones."""
     s = [
@@ -202,6 +220,7 @@ def script(rng):
         ("ZADD", "zz", "1", "a", "2", "b"), ("RENAME", "zz", "zz2"), ("ZRANGE", "zz2", "0", "-1", "WITHSCORES"),
         ("KEYS", "zz*"),
     ]
+    s += edge_cases()
     keys = ["k%d" % i for i in range(12)]
     for _ in range(1500):
         k, k2 = rng.choice(keys), rng.choice(keys)
