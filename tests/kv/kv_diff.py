@@ -98,7 +98,8 @@ def resp3_types(a, b):
 
 def edge_cases():
     """Misuse at the edges: the expiry commands at the ends of int64 (each on a fresh key, so
-    one that deletes it shows), and option errors before a bad time."""
+    one that deletes it shows), option errors before a bad time, and the arity and argument
+    errors of CLIENT, COMMAND and CONFIG subcommands."""
     s = []
     times = ["-9223372036854775808", "9223372036854775807", "-9223372036854775807",
              "9223372036854775806", "9223372036854775", "9223372036854776", "-9223372036854775",
@@ -112,6 +113,24 @@ def edge_cases():
     s += [("SET", "ek", "v"), ("EXPIRE", "ek", "x", "FOO"), ("EXPIRE", "ek", "x", "NX", "XX"),
           ("EXPIRE", "ek", "x", "GT", "LT"), ("PEXPIRE", "ek", "9223372036854775807", "NX"),
           ("TTL", "ek")]
+    for line in [
+        "CLIENT NO-EVICT maybe", "CLIENT NO-EVICT on", "CLIENT NO-EVICT OFF", "CLIENT NO-EVICT",
+        "CLIENT NO-EVICT on x", "CLIENT REPLY", "CLIENT KILL", "CLIENT PAUSE", "CLIENT UNPAUSE x",
+        "CLIENT INFO x", "CLIENT HELP x", "CLIENT GETREDIR x", "CLIENT TRACKINGINFO x",
+        "CLIENT UNBLOCK", "CLIENT SETNAME", "CLIENT GETNAME x", "CLIENT ID x", "CLIENT list TYPE foo",
+        "CLIENT LIST TYPE master", "CLIENT LIST TYPE pubsub", "CLIENT LIST ID x",
+        "CLIENT LIST ID 999999", "CLIENT LIST ID -1", "CLIENT LIST FOO", "CLIENT LIST ID",
+        "CLIENT LIST TYPE", "CLIENT LIST TYPE normal x",
+        "COMMAND COUNT x", "COMMAND GETKEYS", "COMMAND GETKEYS get", "COMMAND GETKEYS foo a",
+        "COMMAND GETKEYS get a b", "COMMAND GETKEYS get a", "COMMAND GETKEYS mset a 1 b 2",
+        "COMMAND GETKEYS mset a", "COMMAND GETKEYS blpop a b 0", "COMMAND GETKEYS ping x",
+        "COMMAND GETKEYS rename a b", "COMMAND LIST FILTERBY", "COMMAND LIST FOO",
+        "COMMAND LIST FILTERBY module x", "COMMAND LIST FILTERBY foo x",
+        "COMMAND LIST FILTERBY pattern nomatch*", "COMMAND HELP x", "CONFIG RESETSTAT x",
+        "CONFIG REWRITE x", "CONFIG HELP x", "CONFIG SET", "CONFIG SET a", "CONFIG SET a b c",
+        "CONFIG SET maxmemory",
+    ]:
+        s.append(tuple(line.split()))
     return s
 
 def script(rng):
