@@ -159,6 +159,9 @@ cli rpush jobs task1 >/dev/null
 wait $bl
 check blpop "$(printf 'jobs\ntask1')" "$(cat "$tmp/blpop")"
 check blpop_timeout "" "$(cli blpop nothing 0.05)"
+# Timeouts past the range (Redis 7.2's answers; 7.0.15 overflows a cast and says "negative").
+check blpop_huge "ERR timeout is out of range|ERR timeout is out of range|ERR timeout is negative" \
+    "$(cli blpop nothing 1e400)|$(cli blpop nothing inf)|$(cli blpop nothing -inf)"
 
 # Active expiry: keys with a 1 ms TTL leave without being touched (DBSIZE counts the table,
 # it expires nothing itself). Polled, with a generous bound: no timing assertion.
