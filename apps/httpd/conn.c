@@ -359,8 +359,7 @@ static int copy_small_body(conn *c, int fd, int64_t first, int64_t len, const ht
 
 /* Whether the conditional headers make the answer 304 (RFC 9110 13.2.2): If-None-Match
  * when present (If-Modified-Since is then ignored), else If-Modified-Since. */
-static int not_modified(const http_request *r, const struct stat *st, const char *etag,
-                        size_t elen)
+static int not_modified(const http_request *r, const struct stat *st, const char *etag, size_t elen)
 {
     const http_header *inm = http_find_header(r, "if-none-match");
     if (inm)

@@ -88,8 +88,7 @@ typedef struct subcommand {
 /* Runs the subcommand argv[1] of `parent` ("CLIENT") from `table`, with Redis's errors in
  * Redis's order: a name it does not know, then the arity ("'client|kill' command"); then
  * ours, for one Redis has and we do not. */
-static void dispatch_subcommand(kv_ctx *c, const char *parent, const subcommand *table,
-                                size_t n)
+static void dispatch_subcommand(kv_ctx *c, const char *parent, const subcommand *table, size_t n)
 {
     const subcommand *sub = NULL;
     for (size_t i = 0; i < n && !sub; i++)
@@ -107,8 +106,8 @@ static void dispatch_subcommand(kv_ctx *c, const char *parent, const subcommand 
         return;
     }
     if (!sub->run) {
-        reply_errorf(c->out, "ERR weft-kv: %s %.*s is not supported", parent,
-                     (int)c->argl[1], c->argv[1]);
+        reply_errorf(c->out, "ERR weft-kv: %s %.*s is not supported", parent, (int)c->argl[1],
+                     c->argv[1]);
         return;
     }
     sub->run(c);
@@ -267,7 +266,7 @@ static void client_list(kv_ctx *c)
             size_t len;
             resp_strtoll(c->argv[i], c->argl[i], &id);
             const char *line = id > 0 ? find_client_line(all.data ? all.data : "", all.len,
-                                                          (unsigned long long)id, &len)
+                                                         (unsigned long long)id, &len)
                                       : NULL;
             if (line)
                 sbuf_add(&picked, line, len);
@@ -338,12 +337,24 @@ static void client_setinfo(kv_ctx *c)
 
 /* Redis 7.0's CLIENT subcommands and 7.2's NO-TOUCH and SETINFO. */
 static const subcommand client_subcommands[] = {
-    {"caching", 3, NULL},       {"getname", 2, client_getname}, {"getredir", 2, NULL},
-    {"help", 2, NULL},          {"id", 2, client_id},           {"info", 2, client_info},
-    {"kill", -3, NULL},         {"list", -2, client_list},      {"no-evict", 3, client_on_off},
-    {"no-touch", 3, client_on_off}, {"pause", -3, NULL},        {"reply", 3, NULL},
-    {"setinfo", 4, client_setinfo}, {"setname", 3, client_setname}, {"tracking", -3, NULL},
-    {"trackinginfo", 2, NULL},  {"unblock", -3, NULL},          {"unpause", 2, NULL},
+    {"caching", 3, NULL},
+    {"getname", 2, client_getname},
+    {"getredir", 2, NULL},
+    {"help", 2, NULL},
+    {"id", 2, client_id},
+    {"info", 2, client_info},
+    {"kill", -3, NULL},
+    {"list", -2, client_list},
+    {"no-evict", 3, client_on_off},
+    {"no-touch", 3, client_on_off},
+    {"pause", -3, NULL},
+    {"reply", 3, NULL},
+    {"setinfo", 4, client_setinfo},
+    {"setname", 3, client_setname},
+    {"tracking", -3, NULL},
+    {"trackinginfo", 2, NULL},
+    {"unblock", -3, NULL},
+    {"unpause", 2, NULL},
 };
 
 void multi_client(kv_ctx *c)
@@ -536,8 +547,12 @@ static void command_getkeys(kv_ctx *c)
 
 /* Redis 7.0's COMMAND subcommands. */
 static const subcommand command_subcommands[] = {
-    {"count", 2, command_count},  {"docs", -2, command_docs_of}, {"getkeys", -4, command_getkeys},
-    {"getkeysandflags", -4, NULL}, {"help", 2, NULL},             {"info", -2, command_info_of},
+    {"count", 2, command_count},
+    {"docs", -2, command_docs_of},
+    {"getkeys", -4, command_getkeys},
+    {"getkeysandflags", -4, NULL},
+    {"help", 2, NULL},
+    {"info", -2, command_info_of},
     {"list", -2, command_list},
 };
 
@@ -749,8 +764,8 @@ static void config_resetstat(kv_ctx *c)
 
 /* Redis 7.0's CONFIG subcommands. */
 static const subcommand config_subcommands[] = {
-    {"get", -3, config_get},   {"set", -4, config_set}, {"resetstat", 2, config_resetstat},
-    {"rewrite", 2, NULL},      {"help", 2, NULL},
+    {"get", -3, config_get}, {"set", -4, config_set}, {"resetstat", 2, config_resetstat},
+    {"rewrite", 2, NULL},    {"help", 2, NULL},
 };
 
 void multi_config(kv_ctx *c)
