@@ -215,12 +215,19 @@ static void status_line(conn *c, const http_request *r, int status)
         put(c, "Connection: keep-alive\r\n");
 }
 
+/* Looks up the client's address for the log, once per connection. Called before a large
+ * body goes out too: after a reset the socket has no peer any more (getpeername fails). */
+static void note_peer(conn *c)
+{
+    if (httpd_cfg.access_log_fd >= 0 && !c->peer[0])
+        httpd_peer_name(c->fd, c->peer, sizeof c->peer);
+}
+
 static void log_request(conn *c, const http_request *r, int status, int64_t bytes)
 {
     if (httpd_cfg.access_log_fd < 0)
         return;
-    if (!c->peer[0])
-        httpd_peer_name(c->fd, c->peer, sizeof c->peer);
+    note_peer(c);
     httpd_log_request(&c->sh->log, c->peer, r ? r->request_line : (http_view){NULL, 0}, status,
                       bytes);
 }
@@ -288,8 +295,9 @@ static int discard_body(conn *c, int64_t left)
 }
 
 /* A body over TLS: no sendfile (the bytes must be encrypted here), so the file is read into
- * the batch buffer behind the headers already there and sent from it, a buffer at a time. */
-static int send_file_tls(conn *c, int fd, int64_t off, int64_t len)
+ * the batch buffer behind the headers already there and sent from it, a buffer at a time.
+ * *sent counts the body bytes of the buffers that went out whole. */
+static int send_file_tls(conn *c, int fd, int64_t off, int64_t len, int64_t *sent)
 {
     while (len > 0) {
         size_t room = OUT_BUF - c->olen;
@@ -305,8 +313,67 @@ static int send_file_tls(conn *c, int fd, int64_t off, int64_t len)
         len -= (int64_t)step;
         if (flush(c, 0) < 0)
             return -1;
+        *sent += (int64_t)step;
     }
     return 0;
+}
+
+/* A large body with sendfile, after the headers in the batch. *sent counts the body bytes
+ * the socket took, also when the transfer stops early (the client went away): sendfile
+ * moves the offset past every byte it sent, even on a call that ends in an error. */
+static int send_file_plain(conn *c, int fd, int64_t first, int64_t len, int64_t *sent)
+{
+    if (flush(c, 1) < 0)
+        return -1;
+    off_t off = first;
+    int rc = 0;
+    while (len > 0) {
+        size_t step = len < SENDFILE_STEP ? (size_t)len : SENDFILE_STEP;
+        ssize_t n = weft_sendfile(c->fd, fd, &off, step, weft_deadline_in(httpd_cfg.send_timeout));
+        if (n <= 0 || (size_t)n != step) {
+            c->peer_closed = 1;
+            rc = -1;
+            break;
+        }
+        len -= n;
+    }
+    *sent = (int64_t)off - first;
+    return rc;
+}
+
+/* A small body: copied into the batch, to leave with the headers in one write; from the
+ * cache's copy when it holds one. */
+static int copy_small_body(conn *c, int fd, int64_t first, int64_t len, const httpd_fc_entry *fe)
+{
+    ssize_t n = len;
+    if (fe && fe->data)
+        memcpy(c->out + c->olen, fe->data + first, (size_t)len);
+    else
+        n = weft_file_pread(fd, c->out + c->olen, (size_t)len, first,
+                            weft_deadline_in(httpd_cfg.send_timeout));
+    if (n != len)
+        return -1; /* the file shrank under us: the promised length cannot be kept */
+    c->olen += (size_t)len;
+    return 0;
+}
+
+/* Whether the conditional headers make the answer 304 (RFC 9110 13.2.2): If-None-Match
+ * when present (If-Modified-Since is then ignored), else If-Modified-Since. */
+static int not_modified(const http_request *r, const struct stat *st, const char *etag, size_t elen)
+{
+    const http_header *inm = http_find_header(r, "if-none-match");
+    if (inm)
+        return httpd_etag_match(inm->value, etag, elen);
+    const http_header *ims = http_find_header(r, "if-modified-since");
+    time_t now = time(NULL), since;
+    if (!ims || httpd_parse_http_date(ims->value, now, &since) < 0)
+        return 0; /* no valid date: the condition is ignored (13.1.3) */
+    /* A date later than our clock is invalid and ignored too (13.1.3): a client that saw
+     * a bad Last-Modified (a file dated in the future) must not be told forever that it
+     * has the current copy. */
+    if (since > now)
+        return 0;
+    return st->st_mtime <= since;
 }
 
 /* 304, 200, 206 or 416 for an open regular file; `fe`: its cache entry (the validators
@@ -328,11 +395,7 @@ static int serve_file(conn *c, const http_request *r, int fd, const struct stat 
     if (ensure_room(c, HEADER_ROOM) < 0)
         return -1;
 
-    const http_header *inm = http_find_header(r, "if-none-match");
-    const http_header *ims = http_find_header(r, "if-modified-since");
-    time_t since;
-    if (inm ? httpd_etag_match(inm->value, etag, (size_t)elen)
-            : ims && httpd_parse_http_date(ims->value, &since) == 0 && st->st_mtime <= since) {
+    if (not_modified(r, st, etag, (size_t)elen)) {
         status_line(c, r, 304);
         put(c, "Last-Modified: %s\r\nETag: %s\r\n\r\n", lm, etag);
         log_request(c, r, 304, 0);
@@ -371,36 +434,23 @@ static int serve_file(conn *c, const http_request *r, int fd, const struct stat 
         log_request(c, r, status, 0);
         return 0;
     }
-    log_request(c, r, status, len);
+    /* The log records the body bytes sent, not those promised (nginx's $body_bytes_sent): a
+     * download the client broke off logs what it got. A small body counts as sent once it is
+     * in the batch (a batch that then fails to leave is not told apart). */
+    int64_t sent = 0;
+    int rc;
     if (len <= SMALL_BODY && (size_t)len <= OUT_BUF - c->olen) {
-        /* Small: into the batch, to leave with the headers in one write; from the cache's
-         * copy when it holds one. */
-        ssize_t n = len;
-        if (fe && fe->data)
-            memcpy(c->out + c->olen, fe->data + first, (size_t)len);
-        else
-            n = weft_file_pread(fd, c->out + c->olen, (size_t)len, first,
-                                weft_deadline_in(httpd_cfg.send_timeout));
-        if (n != len)
-            return -1; /* the file shrank under us: the promised length cannot be kept */
-        c->olen += (size_t)len;
-        return 0;
+        rc = copy_small_body(c, fd, first, len, fe);
+        sent = rc == 0 ? len : 0;
+    } else if (is_tls(c)) {
+        note_peer(c);
+        rc = send_file_tls(c, fd, first, len, &sent);
+    } else {
+        note_peer(c);
+        rc = send_file_plain(c, fd, first, len, &sent);
     }
-    if (is_tls(c))
-        return send_file_tls(c, fd, first, len);
-    if (flush(c, 1) < 0)
-        return -1;
-    off_t off = first;
-    while (len > 0) {
-        size_t step = len < SENDFILE_STEP ? (size_t)len : SENDFILE_STEP;
-        ssize_t n = weft_sendfile(c->fd, fd, &off, step, weft_deadline_in(httpd_cfg.send_timeout));
-        if (n <= 0 || (size_t)n != step) {
-            c->peer_closed = 1;
-            return -1;
-        }
-        len -= n;
-    }
-    return 0;
+    log_request(c, r, status, sent);
+    return rc;
 }
 
 /* A body whose length is not known when the headers go: chunked for HTTP/1.1, up to the

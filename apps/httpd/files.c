@@ -227,37 +227,159 @@ int httpd_http_date(time_t t, char *out, size_t cap)
                     months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-static int digits(const char *s, int n)
+/* HTTP-date parsing (RFC 9110 5.6.7): a recipient must accept the preferred IMF-fixdate and
+ * the two obsolete forms, RFC 850's and asctime's:
+ *   IMF-fixdate  "Sun, 06 Nov 1994 08:49:37 GMT"
+ *   rfc850-date  "Sunday, 06-Nov-94 08:49:37 GMT"
+ *   asctime-date "Sun Nov  6 08:49:37 1994"
+ * Each form is matched exactly (its separators, fixed-width fields, a day name of the right
+ * length); the day name is not checked against the date, as nginx does not. A cursor walks
+ * the bytes: every take_* advances it past what it matched, or returns -1 and leaves the
+ * parse to fail. */
+typedef struct date_cursor {
+    const char *p, *end;
+} date_cursor;
+
+static int take_literal(date_cursor *c, const char *lit)
 {
+    size_t n = strlen(lit);
+    if ((size_t)(c->end - c->p) < n || memcmp(c->p, lit, n) != 0)
+        return -1;
+    c->p += n;
+    return 0;
+}
+
+/* Exactly n digits; their value, or -1. */
+static int take_digits(date_cursor *c, int n)
+{
+    if (c->end - c->p < n)
+        return -1;
     int v = 0;
     for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
+        if (c->p[i] < '0' || c->p[i] > '9')
             return -1;
-        v = v * 10 + (s[i] - '0');
+        v = v * 10 + (c->p[i] - '0');
     }
+    c->p += n;
     return v;
 }
 
-int httpd_parse_http_date(http_view v, time_t *t)
+/* A three-letter month name (case-sensitive, as the grammar's %s"Jan" is); 0..11, or -1. */
+static int take_month(date_cursor *c)
 {
-    /* "Sun, 06 Nov 1994 08:49:37 GMT" */
-    const char *s = v.p;
-    if (v.len != 29 || s[3] != ',' || s[4] != ' ' || s[7] != ' ' || s[11] != ' ' || s[16] != ' ' ||
-        s[19] != ':' || s[22] != ':' || s[25] != ' ' || memcmp(s + 26, "GMT", 3) != 0)
-        return -1;
-    int mon = -1;
     for (int i = 0; i < 12; i++)
-        if (memcmp(s + 8, months[i], 3) == 0)
-            mon = i;
+        if (take_literal(c, months[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* A day name: the three-letter one, or (rfc850-date) the full one. */
+static int take_day_name(date_cursor *c, int full)
+{
+    static const char long_days[7][10] = {"Sunday",   "Monday", "Tuesday", "Wednesday",
+                                          "Thursday", "Friday", "Saturday"};
+    for (int i = 0; i < 7; i++)
+        if (take_literal(c, full ? long_days[i] : wdays[i]) == 0)
+            return 0;
+    return -1;
+}
+
+/* "HH:MM:SS" into tm. */
+static int take_time_of_day(date_cursor *c, struct tm *tm)
+{
+    tm->tm_hour = take_digits(c, 2);
+    if (tm->tm_hour < 0 || take_literal(c, ":") < 0)
+        return -1;
+    tm->tm_min = take_digits(c, 2);
+    if (tm->tm_min < 0 || take_literal(c, ":") < 0)
+        return -1;
+    tm->tm_sec = take_digits(c, 2);
+    return tm->tm_sec < 0 ? -1 : 0;
+}
+
+/* "Sun, 06 Nov 1994 08:49:37 GMT" */
+static int parse_imf_fixdate(date_cursor c, struct tm *tm)
+{
+    if (take_day_name(&c, 0) < 0 || take_literal(&c, ", ") < 0)
+        return -1;
+    tm->tm_mday = take_digits(&c, 2);
+    if (tm->tm_mday < 0 || take_literal(&c, " ") < 0 || (tm->tm_mon = take_month(&c)) < 0 ||
+        take_literal(&c, " ") < 0)
+        return -1;
+    int year = take_digits(&c, 4);
+    if (year < 0 || take_literal(&c, " ") < 0 || take_time_of_day(&c, tm) < 0 ||
+        take_literal(&c, " GMT") < 0 || c.p != c.end)
+        return -1;
+    tm->tm_year = year - 1900;
+    return 0;
+}
+
+/* The full year of rfc850-date's two digits: RFC 9110 5.6.7 reads a year that would be more
+ * than 50 years in the future as the most recent past year with the same last two digits;
+ * so the year is the one with those digits in (now - 50, now + 50]. */
+static int full_year_of(int yy, time_t now)
+{
+    struct tm tm_now;
+    gmtime_r(&now, &tm_now);
+    int this_year = tm_now.tm_year + 1900;
+    int year = this_year - this_year % 100 + yy;
+    if (year > this_year + 50)
+        year -= 100;
+    else if (year <= this_year - 50)
+        year += 100;
+    return year;
+}
+
+/* "Sunday, 06-Nov-94 08:49:37 GMT" */
+static int parse_rfc850_date(date_cursor c, time_t now, struct tm *tm)
+{
+    if (take_day_name(&c, 1) < 0 || take_literal(&c, ", ") < 0)
+        return -1;
+    tm->tm_mday = take_digits(&c, 2);
+    if (tm->tm_mday < 0 || take_literal(&c, "-") < 0 || (tm->tm_mon = take_month(&c)) < 0 ||
+        take_literal(&c, "-") < 0)
+        return -1;
+    int yy = take_digits(&c, 2);
+    if (yy < 0 || take_literal(&c, " ") < 0 || take_time_of_day(&c, tm) < 0 ||
+        take_literal(&c, " GMT") < 0 || c.p != c.end)
+        return -1;
+    tm->tm_year = full_year_of(yy, now) - 1900;
+    return 0;
+}
+
+/* "Sun Nov  6 08:49:37 1994": the day of the month is two digits or a space and one. */
+static int parse_asctime_date(date_cursor c, struct tm *tm)
+{
+    if (take_day_name(&c, 0) < 0 || take_literal(&c, " ") < 0 ||
+        (tm->tm_mon = take_month(&c)) < 0 || take_literal(&c, " ") < 0)
+        return -1;
+    tm->tm_mday = take_literal(&c, " ") == 0 ? take_digits(&c, 1) : take_digits(&c, 2);
+    if (tm->tm_mday < 0 || take_literal(&c, " ") < 0 || take_time_of_day(&c, tm) < 0 ||
+        take_literal(&c, " ") < 0)
+        return -1;
+    int year = take_digits(&c, 4);
+    if (year < 0 || c.p != c.end)
+        return -1;
+    tm->tm_year = year - 1900;
+    return 0;
+}
+
+/* The fields' ranges (the grammar bounds their widths only). Years before 1970 are refused:
+ * no file has such a modification time, and time_t arithmetic stays positive. */
+static int date_fields_ok(const struct tm *tm)
+{
+    return tm->tm_mday >= 1 && tm->tm_mday <= 31 && tm->tm_year >= 70 && tm->tm_hour <= 23 &&
+           tm->tm_min <= 59 && tm->tm_sec <= 60;
+}
+
+int httpd_parse_http_date(http_view v, time_t now, time_t *t)
+{
+    date_cursor c = {v.p, v.p + v.len};
     struct tm tm = {0};
-    tm.tm_mday = digits(s + 5, 2);
-    tm.tm_year = digits(s + 12, 4) - 1900;
-    tm.tm_hour = digits(s + 17, 2);
-    tm.tm_min = digits(s + 20, 2);
-    tm.tm_sec = digits(s + 23, 2);
-    tm.tm_mon = mon;
-    if (mon < 0 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_year < 70 || tm.tm_hour < 0 ||
-        tm.tm_hour > 23 || tm.tm_min < 0 || tm.tm_min > 59 || tm.tm_sec < 0 || tm.tm_sec > 60)
+    if (parse_imf_fixdate(c, &tm) < 0 && parse_rfc850_date(c, now, &tm) < 0 &&
+        parse_asctime_date(c, &tm) < 0)
+        return -1;
+    if (!date_fields_ok(&tm))
         return -1;
     *t = timegm(&tm);
     return 0;
@@ -287,17 +409,21 @@ int httpd_etag_match(http_view inm, const char *etag, size_t etag_len)
     return 0;
 }
 
-/* Reads up to 18 digits (no overflow); returns the count read, -1 when there is none. */
+/* Reads a run of digits (1*DIGIT: the grammar sets no bound on its length), its value
+ * saturated at INT64_MAX: a number too large for an int64 is larger than any file, and
+ * reads as such. Returns 0, or -1 when there is no digit. */
 static int number(const char *s, size_t n, size_t *i, int64_t *out)
 {
     size_t b = *i;
     int64_t v = 0;
-    while (*i < n && s[*i] >= '0' && s[*i] <= '9' && *i - b < 18)
-        v = v * 10 + (s[(*i)++] - '0');
-    if (*i == b || (*i < n && s[*i] >= '0' && s[*i] <= '9'))
+    for (; *i < n && s[*i] >= '0' && s[*i] <= '9'; (*i)++) {
+        int d = s[*i] - '0';
+        v = v > (INT64_MAX - d) / 10 ? INT64_MAX : v * 10 + d;
+    }
+    if (*i == b)
         return -1;
     *out = v;
-    return (int)(*i - b);
+    return 0;
 }
 
 int httpd_parse_range(http_view v, int64_t size, int64_t *first, int64_t *last)
@@ -335,6 +461,13 @@ int httpd_parse_range(http_view v, int64_t size, int64_t *first, int64_t *last)
     }
     if (b >= 0 && b < a)
         return 0; /* invalid: ignored */
+    /* Numbers too large for an int64 are valid syntax, read as INT64_MAX (number()): a huge
+     * last-pos is clamped to the file's end like any last-pos past it (RFC 9110 14.1.1), so
+     * "bytes=0-99999999999999999999999" is 206 for the whole file; a huge first-pos is past
+     * any file's end, so the range is unsatisfiable: 416 (14.1.1, 15.5.17), which is also
+     * nginx's answer when a start overflows (ngx_http_range_parse; nginx also answers 416
+     * for an overflowing last-pos, where we follow the RFC's clamp). A huge suffix-length
+     * asks for more than there is: the whole file, 206. */
     if (a >= size)
         return -416;
     *first = a;

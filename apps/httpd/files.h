@@ -35,15 +35,18 @@ int httpd_etag(const struct stat *st, char *out, size_t cap);
  * (>= 30 bytes); returns 29. */
 int httpd_http_date(time_t t, char *out, size_t cap);
 
-/* Parses an IMF-fixdate. Returns 0 and *t, or -1 when `v` is not one. */
-int httpd_parse_http_date(http_view v, time_t *t);
+/* Parses an HTTP-date in any of its three forms (RFC 9110 5.6.7): IMF-fixdate, and the
+ * obsolete rfc850-date and asctime-date. `now` places rfc850-date's two-digit year (within
+ * 50 years of it). Returns 0 and *t, or -1 when `v` is none of them. */
+int httpd_parse_http_date(http_view v, time_t now, time_t *t);
 
 /* Whether an If-None-Match value matches `etag` (weak comparison, "*" matches). */
 int httpd_etag_match(http_view inm, const char *etag, size_t etag_len);
 
 /* A single byte range of a file of `size` bytes from a Range value. Returns 1 with
  * [*first, *last] set, 0 when the header is to be ignored (not "bytes=", several ranges,
- * bad syntax: the whole file is sent), or -416 when it cannot be satisfied. */
+ * bad syntax: the whole file is sent), or -416 when it cannot be satisfied. Positions too
+ * large for an int64 are past any end: a last-pos is clamped, a first-pos gives -416. */
 int httpd_parse_range(http_view v, int64_t size, int64_t *first, int64_t *last);
 
 #endif

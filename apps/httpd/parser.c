@@ -240,15 +240,63 @@ static void parse_connection(http_request *r, http_view v)
     }
 }
 
-/* Host: nginx refuses a host with a slash, a backslash, a NUL or a ".." in it. */
+/* RFC 3986's unreserved and sub-delims: the bytes a reg-name holds besides pct-encoded. */
+static int is_host_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("-._~!$&'()*+,;=", c) != NULL);
+}
+
+static int is_hex_digit(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (lower(c) >= 'a' && lower(c) <= 'f');
+}
+
+/* The host part of a Host value: an IP-literal ("[" IPv6 or IPvFuture "]", its inside
+ * checked for its alphabet only) or a reg-name (which covers IPv4 addresses). Returns where
+ * it ends (the start of ":port" or the value's end), or -1. */
+static long host_part_end(http_view v)
+{
+    size_t i = 0;
+    if (v.len > 0 && v.p[0] == '[') {
+        for (i = 1; i < v.len && v.p[i] != ']'; i++)
+            if (!is_host_char((unsigned char)v.p[i]) && v.p[i] != ':')
+                return -1;
+        return i < v.len && i > 1 ? (long)i + 1 : -1;
+    }
+    for (; i < v.len && v.p[i] != ':'; i++) {
+        if (v.p[i] == '%') { /* pct-encoded: two hex digits follow */
+            if (i + 2 >= v.len || !is_hex_digit((unsigned char)v.p[i + 1]) ||
+                !is_hex_digit((unsigned char)v.p[i + 2]))
+                return -1;
+            i += 2;
+        } else if (!is_host_char((unsigned char)v.p[i])) {
+            return -1;
+        }
+    }
+    return (long)i;
+}
+
+/* Host = uri-host [ ":" port ] (RFC 9110 7.2); a request with any other value is 400 (RFC
+ * 9112 3.2), so a space, a slash, a userinfo '@' or a control byte is refused. An empty
+ * value is valid (a target without an authority). On top of the grammar, nginx's ".." rule:
+ * a host with ".." in it could climb out of a per-host directory. */
 static int host_ok(http_view v)
 {
-    for (size_t i = 0; i < v.len; i++) {
-        if (v.p[i] == '/' || v.p[i] == '\\')
+    long end = host_part_end(v);
+    if (end < 0)
+        return 0;
+    size_t i = (size_t)end;
+    if (i < v.len) {
+        if (v.p[i] != ':')
             return 0;
-        if (v.p[i] == '.' && i + 1 < v.len && v.p[i + 1] == '.')
-            return 0;
+        for (i++; i < v.len; i++) /* port = *DIGIT: may be empty */
+            if (v.p[i] < '0' || v.p[i] > '9')
+                return 0;
     }
+    for (size_t k = 0; k + 1 < v.len; k++)
+        if (v.p[k] == '.' && v.p[k + 1] == '.')
+            return 0;
     return 1;
 }
 

@@ -11,7 +11,8 @@
  * space before the colon, values hold no control byte but HTAB, obs-fold is refused, bare LF
  * ends a line like CRLF (bare CR is refused), Content-Length is one run of digits (a
  * duplicate is refused), Transfer-Encoding may only be "chunked" (else 501) and not with
- * Content-Length, and HTTP/1.1 needs exactly one Host. The parser only reads the buffer and
+ * Content-Length, and HTTP/1.1 needs exactly one Host, whose value
+ * must be uri-host [":" port] (RFC 9112 3.2; 400 otherwise). The parser only reads the buffer and
  * allocates nothing; one http_parser per connection, used by one thread. */
 #ifndef WEFT_HTTPD_PARSER_H
 #define WEFT_HTTPD_PARSER_H

@@ -62,57 +62,86 @@ void multi_exists(kv_ctx *c)
 
 enum { EXP_NX = 1, EXP_XX = 2, EXP_GT = 4, EXP_LT = 8 };
 
-/* EXPIRE and family: `unit_ms` 1000 or 1, `absolute` for the *AT forms. */
-static void expire_generic(kv_ctx *c, long long unit_ms, int absolute, const char *name)
+/* EXPIRE's NX/XX/GT/LT options (argv[3] on) into *flags. Redis checks them before the time
+ * argument, so "EXPIRE k x FOO" is "Unsupported option FOO", not a bad integer. Returns 0,
+ * or -1 with the error replied. */
+static int parse_expire_flags(kv_ctx *c, unsigned *flags)
 {
-    long long v;
-    if (arg_ll(c, 2, &v) < 0)
-        return;
-    unsigned flags = 0;
+    *flags = 0;
     for (int i = 3; i < c->argc; i++) {
         if (arg_is(c, i, "nx"))
-            flags |= EXP_NX;
+            *flags |= EXP_NX;
         else if (arg_is(c, i, "xx"))
-            flags |= EXP_XX;
+            *flags |= EXP_XX;
         else if (arg_is(c, i, "gt"))
-            flags |= EXP_GT;
+            *flags |= EXP_GT;
         else if (arg_is(c, i, "lt"))
-            flags |= EXP_LT;
+            *flags |= EXP_LT;
         else {
             reply_errorf(c->out, "ERR Unsupported option %.*s", (int)c->argl[i], c->argv[i]);
-            return;
+            return -1;
         }
     }
-    if ((flags & EXP_NX) && (flags & (EXP_XX | EXP_GT | EXP_LT))) {
+    if ((*flags & EXP_NX) && (*flags & (EXP_XX | EXP_GT | EXP_LT))) {
         reply_error(c->out, "ERR NX and XX, GT or LT options at the same time are not compatible");
-        return;
+        return -1;
     }
-    if ((flags & EXP_GT) && (flags & EXP_LT)) {
+    if ((*flags & EXP_GT) && (*flags & EXP_LT)) {
         reply_error(c->out, "ERR GT and LT options at the same time are not compatible");
-        return;
+        return -1;
     }
+    return 0;
+}
+
+/* The absolute expiry in Unix ms of `v` (in units of `unit_ms`, from `base_ms`: now for
+ * EXPIRE and PEXPIRE, 0 for the *AT forms), with Redis 7's overflow checks and no others
+ * (expireGenericCommand): seconds must convert to ms within an int64 both ways, and the sum
+ * must not pass INT64_MAX. A sum below zero is no error: PEXPIRE k INT64_MIN is a time long
+ * past, and deletes the key (:1), as in Redis. Returns 0, or -1 with the error replied. */
+static int expire_deadline(kv_ctx *c, long long v, long long unit_ms, long long base_ms,
+                           const char *name, long long *when)
+{
+    if (unit_ms == 1000 && (v > LLONG_MAX / 1000 || v < LLONG_MIN / 1000))
+        goto invalid;
+    v *= unit_ms;
+    if (v > LLONG_MAX - base_ms) /* base_ms >= 0, so LLONG_MAX - base_ms cannot overflow */
+        goto invalid;
+    *when = v + base_ms; /* v >= LLONG_MIN and base_ms >= 0: no overflow below either */
+    return 0;
+invalid:
+    reply_errorf(c->out, "ERR invalid expire time in '%s' command", name);
+    return -1;
+}
+
+/* Whether NX/XX/GT/LT let the new expiry `when` replace `cur` (-1: none, which GT and LT
+ * take for infinity). */
+static int expire_allowed(unsigned flags, long long cur, long long when)
+{
+    if ((flags & EXP_NX) && cur >= 0)
+        return 0;
+    if ((flags & EXP_XX) && cur < 0)
+        return 0;
+    if ((flags & EXP_GT) && (cur < 0 || when <= cur))
+        return 0;
+    if ((flags & EXP_LT) && cur >= 0 && when >= cur)
+        return 0;
+    return 1;
+}
+
+/* EXPIRE and family: `unit_ms` 1000 or 1, `absolute` for the *AT forms. The checks run in
+ * Redis's order (options, the integer, its overflow, then the key), so the same misuse gets
+ * the same error. */
+static void expire_generic(kv_ctx *c, long long unit_ms, int absolute, const char *name)
+{
+    unsigned flags;
+    long long v, when;
+    if (parse_expire_flags(c, &flags) < 0 || arg_ll(c, 2, &v) < 0)
+        return;
     long long now = kv_unix_ms();
-    if ((unit_ms == 1000 && (v > LLONG_MAX / 1000 || v < LLONG_MIN / 1000))) {
-        reply_errorf(c->out, "ERR invalid expire time in '%s' command", name);
+    if (expire_deadline(c, v, unit_ms, absolute ? 0 : now, name, &when) < 0)
         return;
-    }
-    long long when = v * unit_ms;
-    if (!absolute) {
-        if ((when > 0 && when > LLONG_MAX - now) || (when < 0 && when < LLONG_MIN + now)) {
-            reply_errorf(c->out, "ERR invalid expire time in '%s' command", name);
-            return;
-        }
-        when += now;
-    }
     kv_entry *e = db_lookup(c->db, c->argv[1], c->argl[1]);
-    if (!e) {
-        reply_int(c->out, 0);
-        return;
-    }
-    long long cur = e->expire_ms; /* -1: none, which GT and LT take for infinity */
-    if (((flags & EXP_NX) && cur >= 0) || ((flags & EXP_XX) && cur < 0) ||
-        ((flags & EXP_GT) && (cur < 0 || when <= cur)) ||
-        ((flags & EXP_LT) && cur >= 0 && when >= cur)) {
+    if (!e || !expire_allowed(flags, e->expire_ms, when)) {
         reply_int(c->out, 0);
         return;
     }

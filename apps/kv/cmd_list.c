@@ -138,7 +138,10 @@ void cmd_lrange(kv_ctx *c)
 static void bpop_generic(kv_ctx *c, int left)
 {
     long double secs;
-    if (str_to_ld(c->argv[c->argc - 1], c->argl[c->argc - 1], &secs) < 0 || isinf(secs)) {
+    /* "inf" is a float (Redis's string2ld takes it), too large a timeout: out of range below,
+     * as 1e400 is; "-inf" is negative. Redis 7.0.15 says "negative" for both, from a cast
+     * that overflows; later versions check the range first, as here. */
+    if (str_to_ld(c->argv[c->argc - 1], c->argl[c->argc - 1], &secs) < 0) {
         reply_error(c->out, "ERR timeout is not a float or out of range");
         return;
     }

@@ -75,6 +75,44 @@ static int set_name(kv_ctx *c, int i)
     return 0;
 }
 
+/* ---- Subcommands (CLIENT, COMMAND, CONFIG) ---- */
+
+/* A subcommand with Redis 7's arity, counting the command and the subcommand (-n: at least
+ * n). `run` NULL: Redis has it and weft-kv does not. */
+typedef struct subcommand {
+    const char *name; /* lower case */
+    int arity;
+    kv_proc run;
+} subcommand;
+
+/* Runs the subcommand argv[1] of `parent` ("CLIENT") from `table`, with Redis's errors in
+ * Redis's order: a name it does not know, then the arity ("'client|kill' command"); then
+ * ours, for one Redis has and we do not. */
+static void dispatch_subcommand(kv_ctx *c, const char *parent, const subcommand *table, size_t n)
+{
+    const subcommand *sub = NULL;
+    for (size_t i = 0; i < n && !sub; i++)
+        if (arg_is(c, 1, table[i].name))
+            sub = &table[i];
+    if (!sub) {
+        reply_errorf(c->out, "ERR unknown subcommand '%.*s'. Try %s HELP.",
+                     (int)(c->argl[1] > 128 ? 128 : c->argl[1]), c->argv[1], parent);
+        return;
+    }
+    if ((sub->arity > 0 && c->argc != sub->arity) || (sub->arity < 0 && c->argc < -sub->arity)) {
+        char full[64];
+        int len = snprintf(full, sizeof full, "%s|%s", parent, sub->name);
+        reply_arity(c->out, full, (size_t)len); /* lower-cases it, as Redis's fullname is */
+        return;
+    }
+    if (!sub->run) {
+        reply_errorf(c->out, "ERR weft-kv: %s %.*s is not supported", parent, (int)c->argl[1],
+                     c->argv[1]);
+        return;
+    }
+    sub->run(c);
+}
+
 void multi_hello(kv_ctx *c)
 {
     if (c->argc >= 2) {
@@ -122,26 +160,31 @@ void multi_hello(kv_ctx *c)
     reply_array(c->out, 0);
 }
 
+/* One connection's CLIENT LIST line (CLIENT INFO's reply), newline included, into b. */
+static void client_line(sbuf *b, const kv_conn *k, const kv_shard *sh, int64_t now)
+{
+    char line[512];
+    int n = snprintf(line, sizeof line,
+                     "id=%llu addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=%s "
+                     "db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=%zu qbuf-free=%zu "
+                     "argv-mem=0 multi-mem=0 obl=0 oll=0 omem=0 tot-mem=%zu events=r "
+                     "cmd=%s user=default redir=-1 resp=%d shard=%u\n",
+                     (unsigned long long)k->id, k->addr, k->laddr, k->fd, k->name ? k->name : "",
+                     (long long)(now - k->created_ms) / 1000, (long long)(now - k->last_ms) / 1000,
+                     k->blocked ? "b" : "N", k->qlen, k->qcap - k->qlen,
+                     k->qcap + k->out.cap + k->tmp.cap, k->last_cmd ? k->last_cmd : "NULL",
+                     k->out.resp3 ? 3 : 2, sh->index);
+    sbuf_add(b, line, n < (int)sizeof line ? (size_t)n : sizeof line - 1);
+}
+
 /* __clientlist: CLIENT LIST's lines for this shard's connections. */
 void cmd_clientlist(kv_ctx *c)
 {
     kv_shard *sh = kv_local();
     sbuf b = {0};
     int64_t now = kv_mono_ms();
-    for (kv_conn *k = sh->conns.next; k != &sh->conns; k = k->next) {
-        char line[512];
-        int n = snprintf(line, sizeof line,
-                         "id=%llu addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=%s "
-                         "db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=%zu qbuf-free=%zu "
-                         "argv-mem=0 multi-mem=0 obl=0 oll=0 omem=0 tot-mem=%zu events=r "
-                         "cmd=%s user=default redir=-1 resp=%d shard=%u\n",
-                         (unsigned long long)k->id, k->addr, k->laddr, k->fd,
-                         k->name ? k->name : "", (long long)(now - k->created_ms) / 1000,
-                         (long long)(now - k->last_ms) / 1000, k->blocked ? "b" : "N", k->qlen,
-                         k->qcap - k->qlen, k->qcap + k->out.cap + k->tmp.cap,
-                         k->last_cmd ? k->last_cmd : "NULL", k->out.resp3 ? 3 : 2, sh->index);
-        sbuf_add(&b, line, (size_t)n);
-    }
+    for (kv_conn *k = sh->conns.next; k != &sh->conns; k = k->next)
+        client_line(&b, k, sh, now);
     reply_bulk(c->out, b.data ? b.data : "", b.len);
     sbuf_free(&b);
 }
@@ -162,50 +205,162 @@ static int exec_on_every_shard(kv_ctx *c, const char *cmd, sbuf *tmp, kv_item *i
     return 0;
 }
 
+/* The line of client `id` in a CLIENT LIST text, or NULL; *len gets its length with its
+ * newline. Every line starts "id=<n> ". */
+static const char *find_client_line(const char *all, size_t n, unsigned long long id, size_t *len)
+{
+    char prefix[32];
+    int plen = snprintf(prefix, sizeof prefix, "id=%llu ", id);
+    for (const char *p = all; p < all + n;) {
+        const char *nl = memchr(p, '\n', (size_t)(all + n - p));
+        const char *end = nl ? nl + 1 : all + n;
+        if ((size_t)(end - p) > (size_t)plen && memcmp(p, prefix, (size_t)plen) == 0) {
+            *len = (size_t)(end - p);
+            return p;
+        }
+        p = end;
+    }
+    return NULL;
+}
+
+/* CLIENT LIST [TYPE type | ID id...]: Redis 7's filters. Every connection here is a normal
+ * one, so TYPE normal lists them all and master, replica (slave) and pubsub none. */
 static void client_list(kv_ctx *c)
 {
+    int only_ids = 0, none = 0;
+    if (c->argc == 4 && arg_is(c, 2, "type")) {
+        if (arg_is(c, 3, "master") || arg_is(c, 3, "replica") || arg_is(c, 3, "slave") ||
+            arg_is(c, 3, "pubsub")) {
+            none = 1;
+        } else if (!arg_is(c, 3, "normal")) {
+            reply_errorf(c->out, "ERR Unknown client type '%.*s'", (int)c->argl[3], c->argv[3]);
+            return;
+        }
+    } else if (c->argc > 3 && arg_is(c, 2, "id")) {
+        for (int i = 3; i < c->argc; i++) {
+            long long id;
+            if (resp_strtoll(c->argv[i], c->argl[i], &id) < 0) {
+                reply_error(c->out, "ERR Invalid client ID");
+                return;
+            }
+        }
+        only_ids = 1;
+    } else if (c->argc != 2) {
+        reply_error(c->out, "ERR syntax error");
+        return;
+    }
     kv_item items[WEFT_WORKERS_MAX];
     sbuf tmp = {0};
     if (exec_on_every_shard(c, "__clientlist", &tmp, items) < 0)
         return;
     sbuf all = {0};
-    for (unsigned s = 0; s < kv_nshards(); s++) {
+    for (unsigned s = 0; s < kv_nshards() && !none; s++) {
         const char *p = tmp.data + items[s].off;
         const char *body = strchr(p, '\n') + 1;
         sbuf_add(&all, body, (size_t)atoll(p + 1));
+    }
+    if (only_ids) { /* the lines of the ids asked for, in their order (Redis's too) */
+        sbuf picked = {0};
+        for (int i = 3; i < c->argc; i++) {
+            long long id;
+            size_t len;
+            resp_strtoll(c->argv[i], c->argl[i], &id);
+            const char *line = id > 0 ? find_client_line(all.data ? all.data : "", all.len,
+                                                         (unsigned long long)id, &len)
+                                      : NULL;
+            if (line)
+                sbuf_add(&picked, line, len);
+        }
+        sbuf_free(&all);
+        all = picked;
     }
     reply_verbatim(c->out, all.data ? all.data : "", all.len);
     sbuf_free(&all);
     sbuf_free(&tmp);
 }
 
+static void client_setname(kv_ctx *c)
+{
+    if (set_name(c, 2) == 0)
+        reply_ok(c->out);
+}
+
+static void client_getname(kv_ctx *c)
+{
+    if (c->conn->name)
+        reply_bulks(c->out, c->conn->name);
+    else
+        reply_null(c->out);
+}
+
+static void client_id(kv_ctx *c)
+{
+    reply_int(c->out, (long long)c->conn->id);
+}
+
+/* CLIENT INFO: this connection's CLIENT LIST line. Multi commands run on the connection's
+ * task, so its shard is the local one. */
+static void client_info(kv_ctx *c)
+{
+    sbuf b = {0};
+    client_line(&b, c->conn, kv_local(), kv_mono_ms());
+    reply_verbatim(c->out, b.data ? b.data : "", b.len);
+    sbuf_free(&b);
+}
+
+/* CLIENT NO-EVICT and NO-TOUCH (7.2) take on or off, else Redis's "syntax error". Neither
+ * changes anything here: eviction picks keys, never clients, and an LRU time is only
+ * advisory. */
+static void client_on_off(kv_ctx *c)
+{
+    if (arg_is(c, 2, "on") || arg_is(c, 2, "off"))
+        reply_ok(c->out);
+    else
+        reply_error(c->out, "ERR syntax error");
+}
+
+/* CLIENT SETINFO (7.2): lib-name or lib-ver, a value without spaces or special characters
+ * (checked as Redis does, then dropped: CLIENT LIST does not show them). */
+static void client_setinfo(kv_ctx *c)
+{
+    if (!arg_is(c, 2, "lib-name") && !arg_is(c, 2, "lib-ver")) {
+        reply_errorf(c->out, "ERR Unrecognized option '%.*s'", (int)c->argl[2], c->argv[2]);
+        return;
+    }
+    if (!valid_name(c->argv[3], c->argl[3])) {
+        reply_errorf(c->out, "ERR %.*s cannot contain spaces, newlines or special characters.",
+                     (int)c->argl[2], c->argv[2]);
+        return;
+    }
+    reply_ok(c->out);
+}
+
+/* Redis 7.0's CLIENT subcommands and 7.2's NO-TOUCH and SETINFO. */
+static const subcommand client_subcommands[] = {
+    {"caching", 3, NULL},
+    {"getname", 2, client_getname},
+    {"getredir", 2, NULL},
+    {"help", 2, NULL},
+    {"id", 2, client_id},
+    {"info", 2, client_info},
+    {"kill", -3, NULL},
+    {"list", -2, client_list},
+    {"no-evict", 3, client_on_off},
+    {"no-touch", 3, client_on_off},
+    {"pause", -3, NULL},
+    {"reply", 3, NULL},
+    {"setinfo", 4, client_setinfo},
+    {"setname", 3, client_setname},
+    {"tracking", -3, NULL},
+    {"trackinginfo", 2, NULL},
+    {"unblock", -3, NULL},
+    {"unpause", 2, NULL},
+};
+
 void multi_client(kv_ctx *c)
 {
-    if (arg_is(c, 1, "setname") && c->argc == 3) {
-        if (set_name(c, 2) == 0)
-            reply_ok(c->out);
-    } else if (arg_is(c, 1, "getname") && c->argc == 2) {
-        if (c->conn->name)
-            reply_bulks(c->out, c->conn->name);
-        else
-            reply_null(c->out);
-    } else if (arg_is(c, 1, "id") && c->argc == 2) {
-        reply_int(c->out, (long long)c->conn->id);
-    } else if (arg_is(c, 1, "list") && c->argc == 2) {
-        client_list(c);
-    } else if ((arg_is(c, 1, "setinfo") && c->argc == 4) ||
-               (arg_is(c, 1, "no-evict") && c->argc == 3) ||
-               (arg_is(c, 1, "no-touch") && c->argc == 3)) {
-        reply_ok(c->out);
-    } else if (arg_is(c, 1, "setname") || arg_is(c, 1, "getname") || arg_is(c, 1, "id") ||
-               arg_is(c, 1, "list")) {
-        char name[64];
-        snprintf(name, sizeof name, "client|%.*s", (int)c->argl[1], c->argv[1]);
-        reply_arity(c->out, name, strlen(name));
-    } else {
-        reply_errorf(c->out, "ERR unknown subcommand '%.*s'. Try CLIENT HELP.",
-                     (int)(c->argl[1] > 128 ? 128 : c->argl[1]), c->argv[1]);
-    }
+    dispatch_subcommand(c, "CLIENT", client_subcommands,
+                        sizeof client_subcommands / sizeof *client_subcommands);
 }
 
 /* ---- COMMAND ---- */
@@ -262,53 +417,152 @@ static void command_docs(sbuf *b, const kv_command *k)
     reply_bulks(b, k->group ? k->group : "generic");
 }
 
+static size_t count_visible(void)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < kv_ncommands; i++)
+        n += !(kv_commands[i].flags & CMD_HIDDEN);
+    return n;
+}
+
+/* COMMAND, and COMMAND INFO with no name: every command's info. */
+static void command_all(kv_ctx *c)
+{
+    reply_array(c->out, (long long)count_visible());
+    for (size_t i = 0; i < kv_ncommands; i++)
+        if (!(kv_commands[i].flags & CMD_HIDDEN))
+            command_info(c->out, &kv_commands[i]);
+}
+
+static void command_count(kv_ctx *c)
+{
+    reply_int(c->out, (long long)count_visible());
+}
+
+static void command_info_of(kv_ctx *c)
+{
+    if (c->argc == 2) {
+        command_all(c);
+        return;
+    }
+    reply_array(c->out, c->argc - 2);
+    for (int i = 2; i < c->argc; i++) {
+        const kv_command *k = kv_command_find(c->argv[i], c->argl[i], 0);
+        if (k)
+            command_info(c->out, k);
+        else
+            reply_null_array(c->out);
+    }
+}
+
+static void command_docs_of(kv_ctx *c)
+{
+    if (c->argc == 2) {
+        reply_map(c->out, (long long)count_visible());
+        for (size_t i = 0; i < kv_ncommands; i++)
+            if (!(kv_commands[i].flags & CMD_HIDDEN))
+                command_docs(c->out, &kv_commands[i]);
+        return;
+    }
+    int n = 0;
+    for (int i = 2; i < c->argc; i++)
+        n += kv_command_find(c->argv[i], c->argl[i], 0) != NULL;
+    reply_map(c->out, n);
+    for (int i = 2; i < c->argc; i++) {
+        const kv_command *k = kv_command_find(c->argv[i], c->argl[i], 0);
+        if (k)
+            command_docs(c->out, k);
+    }
+}
+
+/* COMMAND LIST [FILTERBY MODULE m | ACLCAT c | PATTERN p], parsed as Redis 7 does: anything
+ * else is a syntax error. No module is loaded (MODULE: none); weft-kv has no ACL
+ * categories to filter by. */
+static void command_list(kv_ctx *c)
+{
+    const char *pattern = NULL;
+    size_t plen = 0;
+    int none = 0;
+    if (c->argc != 2) {
+        if (c->argc != 5 || !arg_is(c, 2, "filterby")) {
+            reply_error(c->out, "ERR syntax error");
+            return;
+        }
+        if (arg_is(c, 3, "module")) {
+            none = 1;
+        } else if (arg_is(c, 3, "pattern")) {
+            pattern = c->argv[4];
+            plen = c->argl[4];
+        } else if (arg_is(c, 3, "aclcat")) {
+            reply_error(c->out, "ERR weft-kv: COMMAND LIST FILTERBY ACLCAT is not supported");
+            return;
+        } else {
+            reply_error(c->out, "ERR syntax error");
+            return;
+        }
+    }
+    long long n = 0;
+    for (size_t pass = 0; pass < 2; pass++) { /* count, then reply */
+        if (pass == 1)
+            reply_array(c->out, n);
+        for (size_t i = 0; i < kv_ncommands && !none; i++) {
+            const kv_command *k = &kv_commands[i];
+            if ((k->flags & CMD_HIDDEN) ||
+                (pattern && !kv_glob(pattern, plen, k->name, strlen(k->name), 1)))
+                continue;
+            if (pass == 0)
+                n++;
+            else
+                reply_bulks(c->out, k->name);
+        }
+    }
+}
+
+/* COMMAND GETKEYS cmd arg...: the key arguments by the command's key positions, with Redis's
+ * errors in its order (unknown command, no keys, arity). */
+static void command_getkeys(kv_ctx *c)
+{
+    const kv_command *k = kv_command_find(c->argv[2], c->argl[2], 0);
+    int argc = c->argc - 2; /* the command's own argc, its name included */
+    if (!k) {
+        reply_error(c->out, "ERR Invalid command specified");
+        return;
+    }
+    if (k->first == 0) {
+        reply_error(c->out, "ERR The command has no key arguments");
+        return;
+    }
+    if ((k->arity > 0 && k->arity != argc) || argc < -k->arity) {
+        reply_error(c->out, "ERR Invalid number of arguments specified for command");
+        return;
+    }
+    int last = k->last >= 0 ? k->last : argc + k->last; /* -1: the last argument, -2: ... */
+    long long n = 0;
+    for (int i = k->first; i <= last; i += k->step)
+        n++;
+    reply_array(c->out, n);
+    for (int i = k->first; i <= last; i += k->step)
+        reply_bulk(c->out, c->argv[2 + i], c->argl[2 + i]);
+}
+
+/* Redis 7.0's COMMAND subcommands. */
+static const subcommand command_subcommands[] = {
+    {"count", 2, command_count},
+    {"docs", -2, command_docs_of},
+    {"getkeys", -4, command_getkeys},
+    {"getkeysandflags", -4, NULL},
+    {"help", 2, NULL},
+    {"info", -2, command_info_of},
+    {"list", -2, command_list},
+};
+
 void multi_command(kv_ctx *c)
 {
-    size_t nvisible = 0;
-    for (size_t i = 0; i < kv_ncommands; i++)
-        nvisible += !(kv_commands[i].flags & CMD_HIDDEN);
-    if (c->argc == 1) {
-        reply_array(c->out, (long long)nvisible);
-        for (size_t i = 0; i < kv_ncommands; i++)
-            if (!(kv_commands[i].flags & CMD_HIDDEN))
-                command_info(c->out, &kv_commands[i]);
-    } else if (arg_is(c, 1, "count") && c->argc == 2) {
-        reply_int(c->out, (long long)nvisible);
-    } else if (arg_is(c, 1, "info")) {
-        reply_array(c->out, c->argc - 2);
-        for (int i = 2; i < c->argc; i++) {
-            const kv_command *k = kv_command_find(c->argv[i], c->argl[i], 0);
-            if (k)
-                command_info(c->out, k);
-            else
-                reply_null_array(c->out);
-        }
-    } else if (arg_is(c, 1, "docs")) {
-        if (c->argc == 2) {
-            reply_map(c->out, (long long)nvisible);
-            for (size_t i = 0; i < kv_ncommands; i++)
-                if (!(kv_commands[i].flags & CMD_HIDDEN))
-                    command_docs(c->out, &kv_commands[i]);
-        } else {
-            int n = 0;
-            for (int i = 2; i < c->argc; i++)
-                n += kv_command_find(c->argv[i], c->argl[i], 0) != NULL;
-            reply_map(c->out, n);
-            for (int i = 2; i < c->argc; i++) {
-                const kv_command *k = kv_command_find(c->argv[i], c->argl[i], 0);
-                if (k)
-                    command_docs(c->out, k);
-            }
-        }
-    } else if (arg_is(c, 1, "list") && c->argc == 2) {
-        reply_array(c->out, (long long)nvisible);
-        for (size_t i = 0; i < kv_ncommands; i++)
-            if (!(kv_commands[i].flags & CMD_HIDDEN))
-                reply_bulks(c->out, kv_commands[i].name);
-    } else {
-        reply_errorf(c->out, "ERR unknown subcommand '%.*s'. Try COMMAND HELP.",
-                     (int)(c->argl[1] > 128 ? 128 : c->argl[1]), c->argv[1]);
-    }
+    if (c->argc == 1)
+        command_all(c);
+    else
+        dispatch_subcommand(c, "COMMAND", command_subcommands,
+                            sizeof command_subcommands / sizeof *command_subcommands);
 }
 
 /* ---- CONFIG ---- */
@@ -407,8 +661,8 @@ static int parse_memory(const char *s, size_t n, long long *out)
 
 static void config_set(kv_ctx *c)
 {
-    if (c->argc < 4 || c->argc % 2 == 1) {
-        reply_arity(c->out, "config|set", 10);
+    if (c->argc % 2 == 1) { /* not name-value pairs: Redis 7.0 says "syntax error" */
+        reply_error(c->out, "ERR syntax error");
         return;
     }
     /* Check every pair, then apply them all (Redis applies none when one is bad). */
@@ -481,39 +735,43 @@ static void config_set(kv_ctx *c)
     reply_ok(c->out);
 }
 
+static void config_get(kv_ctx *c)
+{
+    size_t n = sizeof config_names / sizeof *config_names;
+    int hit[sizeof config_names / sizeof *config_names] = {0};
+    long long nhit = 0;
+    for (int i = 2; i < c->argc; i++)
+        for (size_t k = 0; k < n; k++)
+            if (!hit[k] &&
+                kv_glob(c->argv[i], c->argl[i], config_names[k], strlen(config_names[k]), 1)) {
+                hit[k] = 1;
+                nhit++;
+            }
+    reply_map(c->out, nhit);
+    for (size_t k = 0; k < n; k++)
+        if (hit[k]) {
+            char buf[128];
+            config_value(config_names[k], buf, sizeof buf);
+            reply_bulks(c->out, config_names[k]);
+            reply_bulks(c->out, buf);
+        }
+}
+
+static void config_resetstat(kv_ctx *c)
+{
+    reply_ok(c->out);
+}
+
+/* Redis 7.0's CONFIG subcommands. */
+static const subcommand config_subcommands[] = {
+    {"get", -3, config_get}, {"set", -4, config_set}, {"resetstat", 2, config_resetstat},
+    {"rewrite", 2, NULL},    {"help", 2, NULL},
+};
+
 void multi_config(kv_ctx *c)
 {
-    if (arg_is(c, 1, "get")) {
-        if (c->argc < 3) {
-            reply_arity(c->out, "config|get", 10);
-            return;
-        }
-        size_t n = sizeof config_names / sizeof *config_names;
-        int hit[sizeof config_names / sizeof *config_names] = {0};
-        long long nhit = 0;
-        for (int i = 2; i < c->argc; i++)
-            for (size_t k = 0; k < n; k++)
-                if (!hit[k] &&
-                    kv_glob(c->argv[i], c->argl[i], config_names[k], strlen(config_names[k]), 1)) {
-                    hit[k] = 1;
-                    nhit++;
-                }
-        reply_map(c->out, nhit);
-        for (size_t k = 0; k < n; k++)
-            if (hit[k]) {
-                char buf[128];
-                config_value(config_names[k], buf, sizeof buf);
-                reply_bulks(c->out, config_names[k]);
-                reply_bulks(c->out, buf);
-            }
-    } else if (arg_is(c, 1, "set")) {
-        config_set(c);
-    } else if (arg_is(c, 1, "resetstat") && c->argc == 2) {
-        reply_ok(c->out);
-    } else {
-        reply_errorf(c->out, "ERR unknown subcommand '%.*s'. Try CONFIG HELP.",
-                     (int)(c->argl[1] > 128 ? 128 : c->argl[1]), c->argv[1]);
-    }
+    dispatch_subcommand(c, "CONFIG", config_subcommands,
+                        sizeof config_subcommands / sizeof *config_subcommands);
 }
 
 /* ---- INFO ---- */

@@ -96,6 +96,43 @@ def resp3_types(a, b):
         bad += 1; print("DIFF COMMAND INFO get\n  redis:   %r\n  weft-kv: %r" % (ra, rb))
     return bad
 
+def edge_cases():
+    """Misuse at the edges: the expiry commands at the ends of int64 (each on a fresh key, so
+    one that deletes it shows), option errors before a bad time, and the arity and argument
+    errors of CLIENT, COMMAND and CONFIG subcommands."""
+    s = []
+    times = ["-9223372036854775808", "9223372036854775807", "-9223372036854775807",
+             "9223372036854775806", "9223372036854775", "9223372036854776", "-9223372036854775",
+             "-9223372036854776", "-1", "0", "1.5"]
+    for t in times:
+        for cmd in ("EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT"):
+            s += [("SET", "ek", "v"), (cmd, "ek", t), ("EXISTS", "ek"), (cmd, "nokey", t)]
+        for opt in ("EX", "PX", "EXAT", "PXAT"):
+            s += [("SET", "ek", "v", opt, t), ("EXISTS", "ek")]
+        s += [("SETEX", "ek", t, "v"), ("PSETEX", "ek", t, "v")]
+    s += [("SET", "ek", "v"), ("EXPIRE", "ek", "x", "FOO"), ("EXPIRE", "ek", "x", "NX", "XX"),
+          ("EXPIRE", "ek", "x", "GT", "LT"), ("PEXPIRE", "ek", "9223372036854775807", "NX"),
+          ("TTL", "ek")]
+    for line in [
+        "CLIENT NO-EVICT maybe", "CLIENT NO-EVICT on", "CLIENT NO-EVICT OFF", "CLIENT NO-EVICT",
+        "CLIENT NO-EVICT on x", "CLIENT REPLY", "CLIENT KILL", "CLIENT PAUSE", "CLIENT UNPAUSE x",
+        "CLIENT INFO x", "CLIENT HELP x", "CLIENT GETREDIR x", "CLIENT TRACKINGINFO x",
+        "CLIENT UNBLOCK", "CLIENT SETNAME", "CLIENT GETNAME x", "CLIENT ID x", "CLIENT list TYPE foo",
+        "CLIENT LIST TYPE master", "CLIENT LIST TYPE pubsub", "CLIENT LIST ID x",
+        "CLIENT LIST ID 999999", "CLIENT LIST ID -1", "CLIENT LIST FOO", "CLIENT LIST ID",
+        "CLIENT LIST TYPE", "CLIENT LIST TYPE normal x",
+        "COMMAND COUNT x", "COMMAND GETKEYS", "COMMAND GETKEYS get", "COMMAND GETKEYS foo a",
+        "COMMAND GETKEYS get a b", "COMMAND GETKEYS get a", "COMMAND GETKEYS mset a 1 b 2",
+        "COMMAND GETKEYS mset a", "COMMAND GETKEYS blpop a b 0", "COMMAND GETKEYS ping x",
+        "COMMAND GETKEYS rename a b", "COMMAND LIST FILTERBY", "COMMAND LIST FOO",
+        "COMMAND LIST FILTERBY module x", "COMMAND LIST FILTERBY foo x",
+        "COMMAND LIST FILTERBY pattern nomatch*", "COMMAND HELP x", "CONFIG RESETSTAT x",
+        "CONFIG REWRITE x", "CONFIG HELP x", "CONFIG SET", "CONFIG SET a", "CONFIG SET a b c",
+        "CONFIG SET maxmemory",
+    ]:
+        s.append(tuple(line.split()))
+    return s
+
 def script(rng):
     """The commands: a fixed part covering every command and error, then random ones."""
     s = [
@@ -202,6 +239,7 @@ def script(rng):
         ("ZADD", "zz", "1", "a", "2", "b"), ("RENAME", "zz", "zz2"), ("ZRANGE", "zz2", "0", "-1", "WITHSCORES"),
         ("KEYS", "zz*"),
     ]
+    s += edge_cases()
     keys = ["k%d" % i for i in range(12)]
     for _ in range(1500):
         k, k2 = rng.choice(keys), rng.choice(keys)

@@ -89,6 +89,13 @@ curl -s -r -100 -o "$TMP/got" "$URL/big.bin"
 tail -c 100 "$root/big.bin" >"$TMP/want"
 cmp -s "$TMP/got" "$TMP/want" && ok "suffix range" || fail "suffix range"
 expect 416 "range past the end" /big.bin -r 400000-
+# Numbers past int64 (RFC 9110 14.1.1): a huge last-pos is clamped (206 to the end), a huge
+# first-pos is past the end (416, as nginx answers).
+curl -s -r 299990-99999999999999999999999 -o "$TMP/got" -w '%{http_code}' "$URL/big.bin" >"$TMP/code"
+tail -c 10 "$root/big.bin" >"$TMP/want"
+[ "$(cat "$TMP/code")" = 206 ] && cmp -s "$TMP/got" "$TMP/want" && ok "huge last-pos: 206 to the end" ||
+    fail "huge last-pos: $(cat "$TMP/code")"
+expect 416 "huge first-pos" /big.bin -r 99999999999999999999999-
 curl -s -D - -o /dev/null -r 400000- "$URL/big.bin" | grep -qi '^content-range: bytes \*/300000' &&
     ok "416 Content-Range" || fail "416 Content-Range"
 
@@ -99,6 +106,16 @@ expect 304 "If-None-Match" /small.txt -H "If-None-Match: $etag"
 expect 200 "If-None-Match other" /small.txt -H 'If-None-Match: "nope"'
 expect 304 "If-Modified-Since" /small.txt -H "If-Modified-Since: $lm"
 expect 200 "If-Modified-Since old" /small.txt -H "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT"
+# The obsolete forms of the same date must be read too (RFC 9110 5.6.7): 304 for each.
+lm_forms=$(python3 -c '
+import email.utils, sys, time
+t = time.gmtime(email.utils.mktime_tz(email.utils.parsedate_tz(sys.argv[1])))
+print(time.strftime("%A, %d-%b-%y %H:%M:%S GMT", t))
+print(time.strftime("%a %b ", t) + "%2d" % t.tm_mday + time.strftime(" %H:%M:%S %Y", t))' "$lm")
+expect 304 "If-Modified-Since as rfc850-date" /small.txt -H "If-Modified-Since: $(sed -n 1p <<<"$lm_forms")"
+expect 304 "If-Modified-Since as asctime-date" /small.txt -H "If-Modified-Since: $(sed -n 2p <<<"$lm_forms")"
+# A date later than the server's clock is invalid and the condition ignored (13.1.3).
+expect 200 "If-Modified-Since in the future" /small.txt -H "If-Modified-Since: Fri, 01 Jan 2100 00:00:00 GMT"
 
 # Errors.
 expect 404 "missing file" /nope.txt
@@ -206,6 +223,9 @@ check_raw() { # check_raw WANT_STATUS DESCRIPTION REQUEST
     esac
 }
 check_raw 400 "no Host" 'GET / HTTP/1.1\r\n\r\n'
+check_raw 400 "two Hosts" 'GET / HTTP/1.1\r\nHost: t\r\nHost: t\r\n\r\n'
+check_raw 400 "Host with a space" 'GET / HTTP/1.1\r\nHost: a b\r\n\r\n'
+check_raw 400 "Host with userinfo" 'GET / HTTP/1.1\r\nHost: u@a\r\n\r\n'
 check_raw 400 "obs-fold" 'GET / HTTP/1.1\r\nHost: t\r\nX: a\r\n b\r\n\r\n'
 check_raw 400 "space before colon" 'GET / HTTP/1.1\r\nHost : t\r\n\r\n'
 check_raw 400 "two Content-Length" 'GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx'
@@ -305,6 +325,10 @@ else
     fail "no debug endpoint line: $(cat "$TMP/out")"
 fi
 
+# A download the client resets part way: the access log must say how much was sent, not
+# the 8000000 bytes promised (checked below, once the log is flushed).
+$RAW "$PORT" abort '/huge.bin?abort' >/dev/null
+
 # Graceful shutdown: SIGTERM while a large response is in flight; it completes, exit 0.
 got=$($RAW "$PORT" slowget /huge.bin "$PID" 8000000)
 [ "$got" = complete ] && ok "in-flight response completed at SIGTERM" || fail "SIGTERM: $got"
@@ -316,6 +340,9 @@ PID=
 # The access log was flushed at the exit.
 grep -q '^127.0.0.1 - - \[.*\] "GET /small.txt HTTP/1.1" 200 12$' "$TMP/access.log" &&
     ok "access log" || fail "access log: $(head -3 "$TMP/access.log")"
+aborted=$(sed -n 's|^127.0.0.1 - - \[.*\] "GET /huge.bin?abort HTTP/1.1" 200 \([0-9]*\)$|\1|p' "$TMP/access.log")
+[ -n "$aborted" ] && [ "$aborted" -lt 8000000 ] && ok "access log: $aborted bytes sent of an aborted download" ||
+    fail "access log of the aborted download: '$aborted'"
 
 if [ "$failures" -ne 0 ]; then
     echo "--- server stderr"

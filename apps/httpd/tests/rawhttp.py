@@ -7,10 +7,13 @@
   rawhttp.py PORT slowget PATH PID SIZE
                                      GET PATH, read a little, SIGTERM the server PID, read the
                                      rest; print "complete" if SIZE body bytes arrived
+  rawhttp.py PORT abort PATH         GET PATH with a small receive buffer, read a little and
+                                     reset the connection; print "aborted"
 """
 import os
 import signal
 import socket
+import struct
 import sys
 
 
@@ -74,6 +77,19 @@ def read_responses(sock, stop_after=None):
 def main():
     port = int(sys.argv[1])
     cmd = sys.argv[2]
+    if cmd == "abort":
+        # The receive buffer is set before the connect (it sets the window scale), so the
+        # server can have sent only its own send buffer and this one when the reset comes.
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", port))
+        sock.sendall(f"GET {sys.argv[3]} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        sock.recv(4096)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()  # linger 0: a reset
+        print("aborted")
+        return
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     if cmd == "send":
         sock.sendall(bytes.fromhex(sys.argv[3]))

@@ -145,6 +145,21 @@ Test(http_parser, malformed_with_status)
         {"GET / HTTP/1.1\r\n\r\n", -400},                       /* no Host in 1.1 */
         {"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", -400}, /* two Hosts */
         {"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", -400},
+        /* Host values outside uri-host [":" port] (RFC 9112 3.2), in 1.0 too. */
+        {"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", -400},
+        {"GET / HTTP/1.0\r\nHost: a b\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: a:8x\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: a:1:2\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: []\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: [::1]x\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: a%zz\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: a%4\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: a\\b\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: a..b\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: caf\xc3\xa9\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: a\tb\r\n\r\n", -400},
         {"G@T / HTTP/1.1\r\nHost: a\r\n\r\n", -400},
         {"GET  HTTP/1.1\r\nHost: a\r\n\r\n", -400},
         {"GET /\r\n\r\n", -400}, /* HTTP/0.9 */
@@ -200,6 +215,12 @@ Test(http_parser, accepted_forms)
         "FOO_BAR / HTTP/1.1\r\nHost: a\r\n\r\n",
         "GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", /* UTF-8 in the target */
         "GET / HTTP/1.1\r\nHost:\r\n\r\n",              /* empty Host */
+        "GET / HTTP/1.1\r\nHost: example.com:8080\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a:\r\n\r\n", /* port = *DIGIT */
+        "GET / HTTP/1.1\r\nHost: xn--caf-dma.example\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a%41_~!$&'()*+,;=\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: a\r\nX-Empty:\r\nX-Utf8: \xc3\xa9\r\n\r\n",
         "GET / HTTP/1.0\r\n\r\n",
     };
@@ -367,6 +388,18 @@ Test(httpd_files, ranges)
     cr_assert_eq(RANGE("items=0-1"), 0);
     cr_assert_eq(RANGE("bytes=x-1"), 0);
     cr_assert_eq(RANGE("bytes=1-2x"), 0);
+    /* Positions past int64: syntactically valid; the last clamped, the first unsatisfiable. */
+    cr_assert_eq(RANGE("bytes=0-99999999999999999999999"), 1);
+    cr_assert(a == 0 && b == 99);
+    cr_assert_eq(RANGE("bytes=5-9223372036854775808"), 1);
+    cr_assert(a == 5 && b == 99);
+    cr_assert_eq(RANGE("bytes=99999999999999999999999-"), -416);
+    cr_assert_eq(RANGE("bytes=99999999999999999999999-99999999999999999999999"), -416);
+    cr_assert_eq(RANGE("bytes=99999999999999999999999-5"), 0); /* last < first: invalid */
+    cr_assert_eq(RANGE("bytes=-99999999999999999999999"), 1);
+    cr_assert(a == 0 && b == 99);
+    cr_assert_eq(RANGE("bytes=0000000000000000000000000000010-19"), 1);
+    cr_assert(a == 10 && b == 19);
 #undef RANGE
 }
 
@@ -385,14 +418,51 @@ Test(httpd_files, validators)
     char d[32];
     cr_assert_eq(httpd_http_date(784111777, d, sizeof d), 29);
     cr_assert_str_eq(d, "Sun, 06 Nov 1994 08:49:37 GMT");
-    time_t t;
-    cr_assert_eq(httpd_parse_http_date((http_view){d, 29}, &t), 0);
-    cr_assert_eq(t, 784111777);
-    cr_assert_eq(httpd_parse_http_date((http_view){"Sunday, 06-Nov-94 08:49:37 GMT", 30}, &t), -1);
     cr_assert_str_eq(httpd_mime_type("a/b.HTML", 8), "text/html");
     cr_assert_str_eq(httpd_mime_type("a.tar.gz", 8), "application/gzip");
     cr_assert_str_eq(httpd_mime_type("a.d/file", 8), "application/octet-stream");
     cr_assert_str_eq(httpd_mime_type("noext", 5), "application/octet-stream");
+}
+
+/* RFC 9110 5.6.7: the three forms of HTTP-date are all accepted, each exactly. */
+Test(httpd_files, http_dates)
+{
+    const time_t now = 1700000000; /* 2023-11-14: rfc850-date's years are placed around it */
+    time_t t;
+#define DATE(s) httpd_parse_http_date((http_view){(s), strlen(s)}, now, &t)
+    cr_assert_eq(DATE("Sun, 06 Nov 1994 08:49:37 GMT"), 0);
+    cr_assert_eq(t, 784111777);
+    cr_assert_eq(DATE("Sunday, 06-Nov-94 08:49:37 GMT"), 0);
+    cr_assert_eq(t, 784111777);
+    cr_assert_eq(DATE("Sun Nov  6 08:49:37 1994"), 0);
+    cr_assert_eq(t, 784111777);
+    cr_assert_eq(DATE("Thu Nov 16 08:49:37 2023"), 0);
+    cr_assert_eq(t, 1700124577);
+    /* Two-digit years: within 50 years of now (2023), so 24 is 2024 and 74 is 1974. */
+    cr_assert_eq(DATE("Wednesday, 06-Nov-24 08:49:37 GMT"), 0);
+    cr_assert_eq(t, 1730882977);
+    cr_assert_eq(DATE("Wednesday, 06-Nov-74 08:49:37 GMT"), 0);
+    cr_assert_eq(t, 152959777);
+    const char *bad[] = {
+        "Sun, 06 Nov 1994 08:49:37 UTC",
+        "Sun, 6 Nov 1994 08:49:37 GMT",
+        "Sun, 06 Nov 94 08:49:37 GMT",
+        "Sun 06 Nov 1994 08:49:37 GMT",
+        "Sun, 06 Nov 1994 08:49:37 GMT ",
+        "Sunday, 06-Nov-1994 08:49:37 GMT",
+        "Sun, 06-Nov-94 08:49:37 GMT",
+        "Sun Nov 6 08:49:37 1994",
+        "Sun Nov  6 08:49:37 1994 GMT",
+        "Sun, 32 Nov 1994 08:49:37 GMT",
+        "Sun, 06 Nov 1994 24:00:00 GMT",
+        "Sun, 06 nov 1994 08:49:37 GMT",
+        "Sun, 06 Nov 1969 08:49:37 GMT",
+        "",
+        "Sun Nov  6 08:49:3",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_assert_eq(DATE(bad[i]), -1, "%s", bad[i]);
+#undef DATE
 }
 
 /* Feeds a chunked body in pieces of `piece` bytes (0: all at once). Returns the decoder's
