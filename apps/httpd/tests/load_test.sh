@@ -38,11 +38,15 @@ fi
 mkdir -p "$TMP/www"
 printf 'hello world\n' >"$TMP/www/small.txt"
 TLSARGS=()
-HEADER_TIMEOUT=2
+# Only slowloris tests the header timeout (2 s). The other modes must not depend on the
+# server reading every head within it: on a loaded machine (the sanitizer builds' tests run
+# two at a time) 10,000 connections took longer, and the late ones got a 408 and a close
+# (round1 ok 5899 failed 4101, once in CI-like conditions).
+HEADER_TIMEOUT=60
+[ "$MODE" = slowloris ] && HEADER_TIMEOUT=2
 if [ "$MODE" = tls ]; then
     # The handshakes are made one after another: the first connection's request comes after
     # the last one's handshake, seconds after its accept (the header timeout's start).
-    HEADER_TIMEOUT=60
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
         -keyout "$TMP/key.pem" -out "$TMP/cert.pem" -subj /CN=localhost \
         -addext "subjectAltName=DNS:localhost" >/dev/null 2>&1 ||
