@@ -124,6 +124,7 @@ KV_DECL(multi_dbsize);
 KV_DECL(multi_flushdb);
 /* cmd_hash.c */
 KV_DECL(cmd_hset);
+KV_DECL(cmd_hmset);
 KV_DECL(cmd_hget);
 KV_DECL(cmd_hdel);
 KV_DECL(cmd_hgetall);

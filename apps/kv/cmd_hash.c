@@ -1,5 +1,6 @@
 /* Hash commands: HSET, HGET, HDEL, HGETALL, HLEN, HEXISTS, HINCRBY. A hash is a dict of
  * kv_field records on its key's shard. */
+#include <stdbool.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -61,27 +62,44 @@ int hash_set(kv_entry *e, const char *f, size_t flen, const char *v, size_t vlen
     return 1;
 }
 
-void cmd_hset(kv_ctx *c)
+/* HSET's and HMSET's work: sets every field-value pair; false (the reply written) on a
+ * misuse or no memory, else true with the count of new fields in *added. */
+static bool set_fields(kv_ctx *c, long long *added)
 {
     if (c->argc % 2 == 1) {
         reply_arity(c->out, c->argv[0], c->argl[0]);
-        return;
+        return false;
     }
     int wrong;
     kv_entry *e = get_hash(c, 1, &wrong);
     if (!e)
-        return;
-    long long added = 0;
+        return false;
+    *added = 0;
     for (int i = 2; i < c->argc; i += 2) {
         int r = hash_set(e, c->argv[i], c->argl[i], c->argv[i + 1], c->argl[i + 1]);
         if (r < 0) {
             db_delete_if_empty(c->db, e);
             reply_error(c->out, "ERR out of memory");
-            return;
+            return false;
         }
-        added += r;
+        *added += r;
     }
-    reply_int(c->out, added);
+    return true;
+}
+
+void cmd_hset(kv_ctx *c)
+{
+    long long added;
+    if (set_fields(c, &added))
+        reply_int(c->out, added);
+}
+
+/* HMSET: HSET's older form (deprecated in Redis 4, still sent by many clients): +OK. */
+void cmd_hmset(kv_ctx *c)
+{
+    long long added;
+    if (set_fields(c, &added))
+        reply_ok(c->out);
 }
 
 void cmd_hget(kv_ctx *c)

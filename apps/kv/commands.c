@@ -64,6 +64,7 @@ const kv_command kv_commands[] = {
     {"flushall", -1, W | X, 0, 0, 0, cmd_flushdb, multi_flushdb, "server"},
     /* hashes */
     {"hset", -4, W | M | F, 1, 1, 1, cmd_hset, NULL, "hash"},
+    {"hmset", -4, W | M | F, 1, 1, 1, cmd_hmset, NULL, "hash"},
     {"hget", 3, R | F, 1, 1, 1, cmd_hget, NULL, "hash"},
     {"hdel", -3, W | F, 1, 1, 1, cmd_hdel, NULL, "hash"},
     {"hgetall", 2, R, 1, 1, 1, cmd_hgetall, NULL, "hash"},

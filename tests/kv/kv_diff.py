@@ -181,6 +181,8 @@ def script(rng):
         ("HSET", "h", "s", "abc"), ("HINCRBY", "h", "s", "1"), ("HDEL", "h", "f", "nope"),
         ("HDEL", "h", "g", "new", "s"), ("EXISTS", "h"), ("HGET", "a", "f"), ("HSET", "a", "f", "v"),
         ("HINCRBY", "hh", "f", "9223372036854775807"), ("HINCRBY", "hh", "f", "1"),
+        ("HMSET", "hm", "a", "1", "b", "2"), ("HMSET", "hm", "a", "3"), ("HGET", "hm", "a"),
+        ("HLEN", "hm"), ("HMSET", "hm", "a"), ("HMSET", "hm"), ("HMSET", "l2", "f", "v"),
         ("TYPE", "a"), ("TYPE", "l2"), ("TYPE", "hh"), ("TYPE", "nope"),
         ("EXPIRE", "a", "100"), ("TTL", "a"), ("EXPIRE", "a", "100", "NX"), ("EXPIRE", "a", "50", "GT"),
         ("EXPIRE", "a", "200", "GT"), ("EXPIRE", "a", "50", "LT"), ("EXPIRE", "a", "1", "NX", "XX"),
