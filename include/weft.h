@@ -268,7 +268,9 @@ typedef struct weft_config {
      * last on a worker runs next, ahead of its queue (a warm cache for a task that wakes or
      * spawns another; a tree of spawns and joins runs more depth first, with fewer stacks
      * held at once). At most 3 slot runs in a row, then a task from the queue: two tasks
-     * waking each other cannot starve the rest. A slot task that never ran may be stolen.
+     * waking each other cannot starve the rest. A slot task that never ran may be stolen, and
+     * with move_started a started one too, as any queued task (its slot is not stranded
+     * behind a worker that stays busy: Tokio's tokio#4941).
      * It changes the order tasks run in (no longer first in, first out), so it is chosen:
      * 1 on; 0: the WEFT_LIFO environment variable ("1" on), else off; negative: off.
      * Ignored in sharded mode. */
