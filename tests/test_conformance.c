@@ -18,6 +18,7 @@
 
 #include "harness.h"
 #include "task_helpers.h"
+#include "tcp_helpers.h"
 
 /* ---- Helpers ---------------------------------------------------------------------------- */
 
@@ -1027,37 +1028,6 @@ Test(conformance, stackless_tasks_drop_their_future_once)
 }
 
 /* ---- TCP on 127.0.0.1 ------------------------------------------------------------------- */
-
-static int listener(weft_addr *bound)
-{
-    weft_addr a;
-    cr_assert_eq(weft_addr_ip(&a, "127.0.0.1", 0), 0);
-    int lfd = weft_listen(&a, 0, 0);
-    cr_assert_geq(lfd, 0, "listen: %s", weft_strerror(lfd));
-    cr_assert_eq(weft_addr_local(lfd, bound), 0);
-    return lfd;
-}
-
-static void tcp_pair(int fds[2])
-{
-    weft_addr srv;
-    int lfd = listener(&srv);
-    fds[0] = weft_dial(&srv, weft_deadline_in(5 * WEFT_SEC));
-    cr_assert_geq(fds[0], 0, "dial: %s", weft_strerror(fds[0]));
-    fds[1] = weft_accept(lfd, NULL, NULL, weft_deadline_in(5 * WEFT_SEC));
-    cr_assert_geq(fds[1], 0, "accept: %s", weft_strerror(fds[1]));
-    cr_assert_eq(weft_close(lfd), 0);
-}
-
-static void read_exactly(int fd, void *buf, size_t len)
-{
-    size_t got = 0;
-    while (got < len) {
-        ssize_t n = weft_read(fd, (char *)buf + got, len - got, weft_deadline_in(5 * WEFT_SEC));
-        cr_assert_gt(n, 0, "read after %zu of %zu: %s", got, len, weft_strerror((int)n));
-        got += (size_t)n;
-    }
-}
 
 /* Go's TestDialError / libuv's tcp_connect_error: a port nobody listens on refuses. */
 static void *refused_main(void *arg)

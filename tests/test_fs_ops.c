@@ -18,55 +18,14 @@
 
 #include "harness.h"
 #include "sys.h"
+#include "tmpdir_helpers.h"
 
 #define SOON (10 * WEFT_SEC) /* a deadline that only a hang reaches */
-
-static char root[PATH_MAX];
-
-/* The test's directory, made once per test (Criterion forks one process per test). */
-static void root_make(void)
-{
-    snprintf(root, sizeof root, "%s/weft-fsops-XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    cr_assert_not_null(mkdtemp(root));
-}
-
-/* A path under the test's directory, in one of a few rotating buffers. */
-static const char *at(const char *name)
-{
-    static char bufs[8][2 * PATH_MAX];
-    static unsigned next;
-    char *b = bufs[next++ % 8];
-    snprintf(b, 2 * PATH_MAX, "%s/%s", root, name);
-    return b;
-}
-
-/* Removes dir and everything under it (plain libc: the test's own cleanup). */
-static void remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                continue;
-            char p[PATH_MAX + 300];
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            struct stat st;
-            if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
-                remove_tree(p);
-            else
-                unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-}
 
 static void *remove_root_job(void *arg)
 {
     (void)arg;
-    remove_tree(root);
+    remove_tree(tmpdir_root);
     return NULL;
 }
 
@@ -108,7 +67,7 @@ static bool exists(const char *path)
 /* Entries in the test's directory (plain libc). */
 static int count_entries(void)
 {
-    DIR *d = opendir(root);
+    DIR *d = opendir(tmpdir_root);
     cr_assert_not_null(d);
     int n = 0;
     struct dirent *e;
@@ -136,7 +95,7 @@ static bool epoll(void)
 static void *tree_main(void *arg)
 {
     (void)arg;
-    root_make();
+    tmpdir_make("weft-fsops");
     int64_t dl = weft_deadline_in(SOON);
     struct stat st;
     cr_assert_eq(weft_fs_mkdir(at("d"), 0750, dl), 0);
@@ -200,7 +159,7 @@ Test(fs_ops, tree_calls_do_what_their_system_calls_do)
 static void *errors_main(void *arg)
 {
     (void)arg;
-    root_make();
+    tmpdir_make("weft-fsops");
     int64_t dl = weft_deadline_in(SOON);
     char buf[8];
     /* A missing path. */
@@ -268,7 +227,7 @@ Test(fs_ops, tree_calls_outside_a_task_are_refused)
 static void *passed_main(void *arg)
 {
     (void)arg;
-    root_make();
+    tmpdir_make("weft-fsops");
     int64_t past = weft_deadline_in(-1);
     put(at("f"), "keep");
     cr_assert_eq(weft_fs_symlink("f", at("s"), WEFT_FOREVER), 0);
@@ -291,9 +250,9 @@ static void *passed_main(void *arg)
     weft_close(fd);
     cr_assert_eq(weft_file_write_atomic(at("f"), "new", 3, 0600, past), -ETIMEDOUT);
     weft_dir *d;
-    cr_assert_eq(weft_dir_open(&d, root, past), -ETIMEDOUT);
+    cr_assert_eq(weft_dir_open(&d, tmpdir_root, past), -ETIMEDOUT);
     cr_assert_null(d);
-    cr_assert_eq(weft_dir_open(&d, root, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_dir_open(&d, tmpdir_root, WEFT_FOREVER), 0);
     weft_dirent e;
     cr_assert_eq(weft_dir_next(d, &e, past), -ETIMEDOUT, "an empty buffer needs the pool");
     cr_assert_eq(weft_dir_next(d, &e, past), -ETIMEDOUT, "and again");
@@ -305,7 +264,7 @@ static void *passed_main(void *arg)
     weft_dir_close(d);
     weft_fswatch *w;
     cr_assert_eq(weft_fswatch_create(&w), 0);
-    cr_assert_eq(weft_fswatch_add(w, root, IN_ALL_EVENTS, past), -ETIMEDOUT);
+    cr_assert_eq(weft_fswatch_add(w, tmpdir_root, IN_ALL_EVENTS, past), -ETIMEDOUT);
     weft_fswatch_event ev;
     cr_assert_eq(weft_fswatch_next(w, &ev, past), -ETIMEDOUT);
     weft_fswatch_destroy(w);
@@ -342,10 +301,10 @@ static void *cancelled_task(void *arg)
     c->r[i++] = weft_fs_truncate(at("f"), 0, WEFT_FOREVER);
     c->r[i++] = weft_file_write_atomic(at("f"), "new", 3, 0600, WEFT_FOREVER);
     weft_dir *d;
-    c->r[i++] = weft_dir_open(&d, root, WEFT_FOREVER);
+    c->r[i++] = weft_dir_open(&d, tmpdir_root, WEFT_FOREVER);
     weft_fswatch *w;
     cr_assert_eq(weft_fswatch_create(&w), 0, "creating waits for nothing");
-    c->r[i++] = weft_fswatch_add(w, root, IN_ALL_EVENTS, WEFT_FOREVER);
+    c->r[i++] = weft_fswatch_add(w, tmpdir_root, IN_ALL_EVENTS, WEFT_FOREVER);
     weft_fswatch_event ev;
     c->r[i++] = weft_fswatch_next(w, &ev, WEFT_FOREVER);
     weft_fswatch_destroy(w);
@@ -355,7 +314,7 @@ static void *cancelled_task(void *arg)
 static void *cancel_main(void *arg)
 {
     (void)arg;
-    root_make();
+    tmpdir_make("weft-fsops");
     put(at("f"), "keep");
     mkdir(at("e"), 0700);
     cr_assert_eq(symlink("f", at("s")), 0);
@@ -418,7 +377,7 @@ static void *truncate_forever(void *arg)
 static void *queued_main(void *arg)
 {
     (void)arg;
-    root_make();
+    tmpdir_make("weft-fsops");
     put(at("f"), "keep");
     cr_assert_eq(symlink("f", at("s")), 0);
     int fd = weft_file_open(at("f"), O_RDWR, 0, WEFT_FOREVER); /* before the pool is busy */
@@ -441,7 +400,7 @@ static void *queued_main(void *arg)
                                weft_deadline_in(20 * WEFT_MSEC)),
                  -ETIMEDOUT);
     weft_dir *d;
-    cr_assert_eq(weft_dir_open(&d, root, weft_deadline_in(-1)), -ETIMEDOUT);
+    cr_assert_eq(weft_dir_open(&d, tmpdir_root, weft_deadline_in(-1)), -ETIMEDOUT);
     if (epoll()) {
         /* epoll: the tree's calls are pool jobs too. */
         cr_assert_eq(weft_fs_mkdir(at("d"), 0700, weft_deadline_in(20 * WEFT_MSEC)), -ETIMEDOUT);
@@ -489,7 +448,7 @@ static void *ring_main(void *arg)
     if (epoll() || (off && strstr(off, "pathops")) || uname(&u) != 0 ||
         sscanf(u.release, "%d.%d", &major, &minor) != 2 || major * 100 + minor < 515)
         return NULL;
-    root_make();
+    tmpdir_make("weft-fsops");
     uint64_t jobs = pool_jobs();
     cr_assert_eq(weft_fs_mkdir(at("d"), 0700, WEFT_FOREVER), 0);
     cr_assert_eq(weft_fs_symlink("d", at("s"), WEFT_FOREVER), 0);
@@ -525,12 +484,12 @@ static void *make_files_job(void *arg)
 static void *dir_main(void *arg)
 {
     (void)arg;
-    root_make();
+    tmpdir_make("weft-fsops");
     cr_assert_eq(weft_blocking(make_files_job, NULL, NULL, WEFT_FOREVER), 0);
     static bool seen[NFILES];
     memset(seen, 0, sizeof seen);
     weft_dir *d;
-    cr_assert_eq(weft_dir_open(&d, root, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_dir_open(&d, tmpdir_root, WEFT_FOREVER), 0);
     weft_dirent e;
     int n = 0, r;
     bool sub = false;
@@ -564,7 +523,7 @@ static void *dir_main(void *arg)
     cr_assert_eq(weft_dir_open(&d, at("none"), WEFT_FOREVER), -ENOENT);
     cr_assert_null(d);
     cr_assert_eq(weft_dir_open(&d, at("file-0000"), WEFT_FOREVER), -ENOTDIR);
-    cr_assert_eq(weft_dir_open(NULL, root, WEFT_FOREVER), -EINVAL);
+    cr_assert_eq(weft_dir_open(NULL, tmpdir_root, WEFT_FOREVER), -EINVAL);
     cr_assert_eq(weft_dir_open(&d, NULL, WEFT_FOREVER), -EINVAL);
     cr_assert_eq(weft_dir_next(NULL, &e, WEFT_FOREVER), -EINVAL);
     cr_assert_eq(weft_dir_open(&d, at("sub"), WEFT_FOREVER), 0);
@@ -586,7 +545,7 @@ Test(fs_ops, a_directory_is_listed_in_batches, .timeout = 120)
 static void *atomic_main(void *arg)
 {
     (void)arg;
-    root_make();
+    tmpdir_make("weft-fsops");
     mode_t mask = umask(022);
     umask(mask);
     /* A new file, then a replacement. */
@@ -603,7 +562,7 @@ static void *atomic_main(void *arg)
     /* A relative path: the directory's fsync is of ".". */
     char cwd[PATH_MAX];
     cr_assert_not_null(getcwd(cwd, sizeof cwd));
-    cr_assert_eq(chdir(root), 0);
+    cr_assert_eq(chdir(tmpdir_root), 0);
     cr_assert_eq(weft_file_write_atomic("rel", "r", 1, 0600, WEFT_FOREVER), 0);
     cr_assert_eq(chdir(cwd), 0);
     cr_assert_str_eq(get(at("rel")), "r");
@@ -628,7 +587,7 @@ Test(fs_ops, write_atomic_replaces_a_file)
 static void *atomic_fail_main(void *arg)
 {
     (void)arg;
-    root_make();
+    tmpdir_make("weft-fsops");
     weft__sys *sys = weft__sys_current();
     cr_assert_eq(weft_file_write_atomic(at("cfg"), "old", 3, 0600, WEFT_FOREVER), 0);
     static const struct {
@@ -672,7 +631,7 @@ Test(fs_ops, write_atomic_keeps_the_old_contents_when_a_step_fails)
 static void *map_main(void *arg)
 {
     (void)arg;
-    root_make();
+    tmpdir_make("weft-fsops");
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     int fd = weft_file_open(at("m"), O_RDWR | O_CREAT, 0600, WEFT_FOREVER);
     cr_assert_geq(fd, 0);
@@ -744,12 +703,12 @@ static void next_event(weft_fswatch *w, weft_fswatch_event *ev, uint32_t mask, c
 static void *watch_main(void *arg)
 {
     (void)arg;
-    root_make();
+    tmpdir_make("weft-fsops");
     weft_fswatch *w;
     cr_assert_eq(weft_fswatch_create(&w), 0);
     uint32_t mask =
         IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO;
-    int wd = weft_fswatch_add(w, root, mask, WEFT_FOREVER);
+    int wd = weft_fswatch_add(w, tmpdir_root, mask, WEFT_FOREVER);
     cr_assert_geq(wd, 0, "%s", weft_strerror(wd));
     int fd = weft_file_open(at("a"), O_WRONLY | O_CREAT, 0600, WEFT_FOREVER);
     cr_assert_geq(fd, 0);
@@ -789,9 +748,9 @@ static void *watch_main(void *arg)
     cr_assert_eq(weft_fswatch_remove(w, fwd), -EINVAL, "gone already");
     /* Errors. */
     cr_assert_eq(weft_fswatch_add(w, at("none"), IN_CREATE, WEFT_FOREVER), -ENOENT);
-    cr_assert_eq(weft_fswatch_add(w, root, 0, WEFT_FOREVER), -EINVAL);
+    cr_assert_eq(weft_fswatch_add(w, tmpdir_root, 0, WEFT_FOREVER), -EINVAL);
     cr_assert_eq(weft_fswatch_add(w, NULL, IN_CREATE, WEFT_FOREVER), -EINVAL);
-    cr_assert_eq(weft_fswatch_add(NULL, root, IN_CREATE, WEFT_FOREVER), -EINVAL);
+    cr_assert_eq(weft_fswatch_add(NULL, tmpdir_root, IN_CREATE, WEFT_FOREVER), -EINVAL);
     cr_assert_eq(weft_fswatch_next(w, NULL, WEFT_FOREVER), -EINVAL);
     cr_assert_eq(weft_fswatch_next(NULL, &ev, WEFT_FOREVER), -EINVAL);
     cr_assert_eq(weft_fswatch_remove(NULL, 1), -EINVAL);
@@ -826,10 +785,10 @@ static void *watch_forever(void *arg)
 static void *watch_wait_main(void *arg)
 {
     (void)arg;
-    root_make();
+    tmpdir_make("weft-fsops");
     watcher x = {.r = 1};
     cr_assert_eq(weft_fswatch_create(&x.w), 0);
-    cr_assert_geq(weft_fswatch_add(x.w, root, IN_CREATE, WEFT_FOREVER), 0);
+    cr_assert_geq(weft_fswatch_add(x.w, tmpdir_root, IN_CREATE, WEFT_FOREVER), 0);
     /* Parked (started, and nothing queued: it waits on the fd without yielding first), then
      * cancelled. */
     weft_task *t;
@@ -885,7 +844,7 @@ static void *overflow_main(void *arg)
     }
     if (max <= 0 || max > (1 << 20))
         return NULL; /* unknown, or too large to fill quickly */
-    root_make();
+    tmpdir_make("weft-fsops");
     put(at("f"), "");
     weft_fswatch *w;
     cr_assert_eq(weft_fswatch_create(&w), 0);

@@ -22,41 +22,12 @@
 
 #include "harness.h"
 #include "task_helpers.h"
+#include "tcp_helpers.h"
+#include "tmpdir_helpers.h"
 
 #define SOON (10 * WEFT_SEC) /* a deadline only a hang reaches */
 
 /* ---- Helpers ---------------------------------------------------------------------------- */
-
-static int listener(weft_addr *bound)
-{
-    weft_addr a;
-    cr_assert_eq(weft_addr_ip(&a, "127.0.0.1", 0), 0);
-    int lfd = weft_listen(&a, 0, 0);
-    cr_assert_geq(lfd, 0, "listen: %s", weft_strerror(lfd));
-    cr_assert_eq(weft_addr_local(lfd, bound), 0);
-    return lfd;
-}
-
-static void tcp_pair(int fds[2])
-{
-    weft_addr srv;
-    int lfd = listener(&srv);
-    fds[0] = weft_dial(&srv, weft_deadline_in(SOON));
-    cr_assert_geq(fds[0], 0, "dial: %s", weft_strerror(fds[0]));
-    fds[1] = weft_accept(lfd, NULL, NULL, weft_deadline_in(SOON));
-    cr_assert_geq(fds[1], 0, "accept: %s", weft_strerror(fds[1]));
-    cr_assert_eq(weft_close(lfd), 0);
-}
-
-static void read_exactly(int fd, void *buf, size_t len)
-{
-    size_t got = 0;
-    while (got < len) {
-        ssize_t n = weft_read(fd, (char *)buf + got, len - got, weft_deadline_in(SOON));
-        cr_assert_gt(n, 0, "read after %zu of %zu: %s", got, len, weft_strerror((int)n));
-        got += (size_t)n;
-    }
-}
 
 /* Reads until end of file into buf (at most cap bytes); returns the count or -errno. */
 static ssize_t read_to_eof(int fd, char *buf, size_t cap)
@@ -92,47 +63,6 @@ static unsigned char pattern(size_t i)
 
 /* ---- Files (libuv test-fs.c) ------------------------------------------------------------ */
 
-static char root[PATH_MAX];
-
-static void root_make(void)
-{
-    snprintf(root, sizeof root, "%s/weft-ported-XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    cr_assert_not_null(mkdtemp(root));
-}
-
-/* A path under the test's directory, in one of a few rotating buffers. */
-static const char *at(const char *name)
-{
-    static char bufs[8][2 * PATH_MAX];
-    static unsigned next;
-    char *b = bufs[next++ % 8];
-    snprintf(b, 2 * PATH_MAX, "%s/%s", root, name);
-    return b;
-}
-
-/* Plain libc cleanup of the test's directory. */
-static void remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                continue;
-            char p[PATH_MAX + 300];
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            struct stat st;
-            if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
-                remove_tree(p);
-            else
-                unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-}
-
 static void put_file(const char *path, const char *text)
 {
     int fd = weft_file_open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600, weft_deadline_in(SOON));
@@ -148,12 +78,12 @@ static void put_file(const char *path, const char *text)
 static void *fs_open_errors_main(void *arg)
 {
     (void)arg;
-    root_make();
+    tmpdir_make("weft-ported");
     int64_t dl = weft_deadline_in(SOON);
     cr_assert_eq(weft_file_open(at("missing"), O_RDONLY, 0, dl), -ENOENT);
     cr_assert_eq(weft_file_open(at("no/such/dir/f"), O_WRONLY | O_CREAT, 0600, dl), -ENOENT);
-    cr_assert_eq(weft_file_open(root, O_RDWR, 0, dl), -EISDIR);
-    cr_assert_eq(weft_file_open(root, O_WRONLY, 0, dl), -EISDIR);
+    cr_assert_eq(weft_file_open(tmpdir_root, O_RDWR, 0, dl), -EISDIR);
+    cr_assert_eq(weft_file_open(tmpdir_root, O_WRONLY, 0, dl), -EISDIR);
     put_file(at("f"), "x");
     cr_assert_eq(weft_file_open(at("f"), O_WRONLY | O_CREAT | O_EXCL, 0600, dl), -EEXIST);
     cr_assert_eq(weft_file_open(at("f/child"), O_RDONLY, 0, dl), -ENOTDIR);
@@ -161,13 +91,13 @@ static void *fs_open_errors_main(void *arg)
     cr_assert_eq(weft_file_open(NULL, O_RDONLY, 0, dl) < 0, 1, "NULL path fails");
 
     /* A directory opened for reading: its fd reads as EISDIR (libuv fs_read_dir). */
-    int dfd = weft_file_open(root, O_RDONLY | O_DIRECTORY, 0, dl);
+    int dfd = weft_file_open(tmpdir_root, O_RDONLY | O_DIRECTORY, 0, dl);
     cr_assert_geq(dfd, 0, "%s", weft_strerror(dfd));
     char buf[16];
     cr_assert_eq(weft_file_read(dfd, buf, sizeof buf, dl), -EISDIR);
     cr_assert_eq(weft_file_pread(dfd, buf, sizeof buf, 0, dl), -EISDIR);
     cr_assert_eq(weft_close(dfd), 0);
-    remove_tree(root);
+    remove_tree(tmpdir_root);
     return NULL;
 }
 
@@ -183,7 +113,7 @@ Test(ported, fs_open_errors, .timeout = 30)
 static void *fs_rw_offsets_main(void *arg)
 {
     (void)arg;
-    root_make();
+    tmpdir_make("weft-ported");
     int64_t dl = weft_deadline_in(SOON);
     int fd = weft_file_open(at("data"), O_RDWR | O_CREAT | O_TRUNC, 0644, dl);
     cr_assert_geq(fd, 0);
@@ -231,7 +161,7 @@ static void *fs_rw_offsets_main(void *arg)
     cr_assert_eq(weft_close(fd), 0);
     cr_assert_eq(weft_file_stat(at("data"), &st, dl), 0);
     cr_assert_eq(st.st_size, 105);
-    remove_tree(root);
+    remove_tree(tmpdir_root);
     return NULL;
 }
 
@@ -245,7 +175,7 @@ Test(ported, fs_reads_and_writes_at_offsets_and_past_eof, .timeout = 30)
 static void *fs_bad_fds_main(void *arg)
 {
     (void)arg;
-    root_make();
+    tmpdir_make("weft-ported");
     int64_t dl = weft_deadline_in(SOON);
     char buf[8];
     put_file(at("f"), "abc");
@@ -269,7 +199,7 @@ static void *fs_bad_fds_main(void *arg)
     cr_assert_eq(weft_file_read(fd, buf, sizeof buf, dl), -EBADF, "read of a write-only fd");
     cr_assert_eq(weft_file_pread(fd, buf, sizeof buf, 0, dl), -EBADF);
     cr_assert_eq(weft_close(fd), 0);
-    remove_tree(root);
+    remove_tree(tmpdir_root);
     return NULL;
 }
 
@@ -284,12 +214,12 @@ Test(ported, fs_bad_fds_are_ebadf, .timeout = 30)
 static void *fs_tree_errors_main(void *arg)
 {
     (void)arg;
-    root_make();
+    tmpdir_make("weft-ported");
     int64_t dl = weft_deadline_in(SOON);
     struct stat st;
     cr_assert_eq(weft_file_stat(at("missing"), &st, dl), -ENOENT);
     cr_assert_eq(weft_file_stat(at("missing/x"), &st, dl), -ENOENT);
-    cr_assert_eq(weft_file_stat(root, &st, dl), 0);
+    cr_assert_eq(weft_file_stat(tmpdir_root, &st, dl), 0);
     cr_assert(S_ISDIR(st.st_mode));
 
     put_file(at("a"), "AAA");
@@ -323,7 +253,7 @@ static void *fs_tree_errors_main(void *arg)
     cr_assert_eq(weft_fs_unlink(at("e/inner"), dl), 0);
     cr_assert_eq(weft_fs_rmdir(at("e"), dl), 0);
     cr_assert_eq(weft_fs_rmdir(at("e"), dl), -ENOENT);
-    remove_tree(root);
+    remove_tree(tmpdir_root);
     return NULL;
 }
 
@@ -338,10 +268,10 @@ Test(ported, fs_stat_rename_unlink_mkdir_errors, .timeout = 30)
 static void *fs_readdir_main(void *arg)
 {
     (void)arg;
-    root_make();
+    tmpdir_make("weft-ported");
     int64_t dl = weft_deadline_in(SOON);
     weft_dir *d;
-    cr_assert_eq(weft_dir_open(&d, root, dl), 0);
+    cr_assert_eq(weft_dir_open(&d, tmpdir_root, dl), 0);
     weft_dirent ent;
     cr_assert_eq(weft_dir_next(d, &ent, dl), 0, "an empty directory");
     cr_assert_eq(weft_dir_next(d, &ent, dl), 0, "and it stays ended");
@@ -351,7 +281,7 @@ static void *fs_readdir_main(void *arg)
     put_file(at("file2"), "22");
     cr_assert_eq(weft_fs_mkdir(at("subdir"), 0700, dl), 0);
     cr_assert_eq(weft_fs_symlink("file1", at("link"), dl), 0);
-    cr_assert_eq(weft_dir_open(&d, root, dl), 0);
+    cr_assert_eq(weft_dir_open(&d, tmpdir_root, dl), 0);
     const char *names[] = {"file1", "file2", "subdir", "link"};
     const unsigned char types[] = {DT_REG, DT_REG, DT_DIR, DT_LNK};
     int seen[4] = {0};
@@ -375,7 +305,7 @@ static void *fs_readdir_main(void *arg)
 
     cr_assert_eq(weft_dir_open(&d, at("file1"), dl), -ENOTDIR);
     cr_assert_eq(weft_dir_open(&d, at("missing"), dl), -ENOENT);
-    remove_tree(root);
+    remove_tree(tmpdir_root);
     return NULL;
 }
 
@@ -542,13 +472,13 @@ Test(ported, process_pipes_argv_env_and_epipe, .timeout = 30)
 static void *spawn_fails_main(void *arg)
 {
     (void)arg;
-    root_make();
+    tmpdir_make("weft-ported");
     weft_process *p = (weft_process *)1;
     char *argv[] = {"x", NULL};
     cr_assert_eq(weft_process_spawn(&p, at("missing"), argv, NULL, NULL), -ENOENT);
     put_file(at("data"), "not a program\n"); /* mode 0600: not executable */
     cr_assert_eq(weft_process_spawn(&p, at("data"), argv, NULL, NULL), -EACCES);
-    cr_assert_eq(weft_process_spawn(&p, root, argv, NULL, NULL), -EACCES, "a directory");
+    cr_assert_eq(weft_process_spawn(&p, tmpdir_root, argv, NULL, NULL), -EACCES, "a directory");
     cr_assert_eq(weft_process_spawn(&p, "/bin/true", argv, NULL,
                                     &(weft_process_opts){.flags = WEFT_PROCESS_STDOUT}),
                  0, "and a good spawn still works");
@@ -556,7 +486,7 @@ static void *spawn_fails_main(void *arg)
     cr_assert_eq(weft_process_wait(p, &st, weft_deadline_in(SOON)), 0);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     weft_process_free(p);
-    remove_tree(root);
+    remove_tree(tmpdir_root);
     return NULL;
 }
 
@@ -886,7 +816,7 @@ static void *addrinuse_main(void *arg)
     weft_close(d1);
 
     /* A Unix path that exists is in use. */
-    root_make();
+    tmpdir_make("weft-ported");
     weft_addr ua;
     cr_assert_eq(weft_addr_unix(&ua, at("sock")), 0);
     int p1 = weft_listen(&ua, 0, 0);
@@ -905,7 +835,7 @@ static void *addrinuse_main(void *arg)
     cr_assert_eq(weft_addr_unix(&none, at("nobody")), 0);
     cr_assert_eq(weft_dial(&none, weft_deadline_in(SOON)), -ENOENT);
     cr_assert_eq(weft_dial(&ua, weft_deadline_in(SOON)), -ECONNREFUSED);
-    remove_tree(root);
+    remove_tree(tmpdir_root);
     return NULL;
 }
 
