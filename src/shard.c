@@ -243,6 +243,11 @@ int weft_submit_to(unsigned worker, weft_fn fn, void *arg, weft_future **out)
         return -EPERM;
     if (!fn || !out || worker >= w->rt->nworkers)
         return -EINVAL;
+    /* The future is this worker's (sub->origin: only its poll there completes, and the reply
+     * comes here): the caller stays here, or its await would poll from another worker and
+     * wait for ever (task.h). Now, not at the await: a yield between the two (the await's own
+     * debug-mode yield included) may hand it over. */
+    weft__task_bind(w->current);
     submission *sub = weft__malloc(w, sizeof *sub);
     if (!sub)
         return -ENOMEM;

@@ -553,8 +553,15 @@ void weft__waitgroup_wait_all(weft_waitgroup *wg)
 typedef struct read_hold {
     weft__hold hold;
     sync_state *lock;
-    weft__worker *w; /* whose pool it goes back to */
 } read_hold;
+
+/* Gives a hold's node back to the pool of the worker its holder runs on now: not the one it
+ * was taken on, which a task that moved (stealing mode, move_started) has left, and whose
+ * pool only that worker's thread may touch. A plain thread's stand-in has no pool (freed). */
+static void hold_node_put(read_hold *h)
+{
+    weft__node_put(weft__worker_current(), (weft__node *)(void *)h);
+}
 
 _Static_assert(sizeof(read_hold) <= sizeof(weft__node), "a read hold fits in a pooled node");
 
@@ -580,7 +587,7 @@ static void read_release(sync_state *s, read_hold *rh)
 {
     s->n0--;
     rw_dispatch(s);
-    weft__node_put(rh->w, (weft__node *)(void *)rh);
+    hold_node_put(rh);
 }
 
 /* A reader finished holding the lock (task.c, through the hold's callback): readers change
@@ -603,7 +610,7 @@ static void write_abandon(weft__hold *h)
     s->owner = NULL;
     rw_dispatch(s);
     sync_unlock(s);
-    weft__node_put(wh->w, (weft__node *)(void *)wh);
+    hold_node_put(wh);
 }
 
 /* t's hold of s of the kind `abandon` says, or NULL; with `unlink`, taken off t's list. */
@@ -629,11 +636,10 @@ static read_hold *read_hold_of(weft_task *t, sync_state *s, bool unlink)
 }
 
 /* Records on t's list that it holds s (as `abandon` says), in a node taken beforehand. */
-static void pooled_hold_push(weft_task *t, weft__worker *w, sync_state *s, read_hold *h,
+static void pooled_hold_push(weft_task *t, sync_state *s, read_hold *h,
                              void (*abandon)(weft__hold *))
 {
     h->lock = s;
-    h->w = w;
     h->hold.abandon = abandon;
     hold_push(t, &h->hold);
 }
@@ -664,7 +670,7 @@ int weft_rwlock_rdlock(weft_rwlock *l, int64_t deadline)
         w = t->worker;
     }
     if (r == 0) {
-        pooled_hold_push(t, w, s, rh, read_abandon);
+        pooled_hold_push(t, s, rh, read_abandon);
     } else if (rh) {
         weft__node_put(w, (weft__node *)(void *)rh);
     }
@@ -695,7 +701,7 @@ int weft_rwlock_wrlock(weft_rwlock *l, int64_t deadline)
         r = wait_on(s, w, t, KIND_WRITE, WEFT__WAIT_RWLOCK_WR, deadline, false);
     /* The write hold on t's list: a writer that finishes holding it frees the lock. */
     if (r == 0)
-        pooled_hold_push(t, t->worker, s, wh, write_abandon);
+        pooled_hold_push(t, s, wh, write_abandon);
     else if (wh)
         weft__node_put(t->worker, (weft__node *)(void *)wh);
     sync_unlock(s);
@@ -716,7 +722,7 @@ int weft_rwlock_unlock(weft_rwlock *l)
     if (s->owner && s->owner == t) {
         read_hold *wh = pooled_hold_of(t, s, write_abandon, true);
         if (wh)
-            weft__node_put(wh->w, (weft__node *)(void *)wh);
+            hold_node_put(wh);
         s->owner = NULL;
         rw_dispatch(s);
     } else if ((rh = read_hold_of(t, s, true)) != NULL) {
@@ -745,7 +751,7 @@ static void once_abandon(weft__hold *h)
     for (waiter *wt; (wt = first(s)) != NULL;)
         grant(s, wt);
     sync_unlock(s);
-    weft__node_put(oh->w, (weft__node *)(void *)oh);
+    hold_node_put(oh);
 }
 
 int weft_once_call(weft_once *o, void (*fn)(void *), void *arg, int64_t deadline)
@@ -786,7 +792,7 @@ int weft_once_call(weft_once *o, void (*fn)(void *), void *arg, int64_t deadline
     }
     s->n0 = ONCE_RUNNING;
     s->owner = t;
-    pooled_hold_push(t, w, s, oh, once_abandon);
+    pooled_hold_push(t, s, oh, once_abandon);
     sync_unlock(s); /* fn runs without the lock: it may block */
     fn(arg);
     w = t->worker;

@@ -265,3 +265,50 @@ Test(migrate, bad_move_started_is_refused)
     c.reserved_pad_ = 1;
     cr_assert_eq(weft_run(&c, spawn_main, NULL, NULL), -EINVAL);
 }
+
+static void *submitted(void *arg)
+{
+    return arg;
+}
+
+/* weft_submit_to's future is completed only on the caller's worker (its poll elsewhere stays
+ * pending), so its caller must not move before its await: a task that yields between the two
+ * stays on worker 0 and its await completes. Before the caller was bound, the tasks moved to
+ * the idle worker 1 during the yields, and each await timed out. */
+static void *submit_then_yield(void *arg)
+{
+    (void)arg;
+    int first = weft_worker_index();
+    weft_future *f = NULL;
+    cr_assert_eq(weft_submit_to(1, submitted, (void *)42, &f), 0);
+    for (int i = 0; i < STAY_YIELDS && weft_worker_index() == first; i++) {
+        spin_us(5);
+        weft_yield();
+    }
+    void *v = NULL;
+    int r = weft_await(f, &v, weft_deadline_in(2 * WEFT_SEC));
+    weft_future_destroy(f);
+    cr_assert_eq(r, 0, "the await on worker %d of a future made on worker %d: %d",
+                 weft_worker_index(), first, r);
+    cr_assert_eq(v, (void *)42);
+    cr_assert_eq(weft_worker_index(), first, "the caller of weft_submit_to moved");
+    return NULL;
+}
+
+static void *submit_main(void *arg)
+{
+    (void)arg;
+    weft_task *t[NTASKS];
+    weft_spawn_opts o = {.flags = WEFT_SPAWN_CHILD_FIRST};
+    for (int i = 0; i < NTASKS; i++)
+        cr_assert_eq(weft_spawn(&t[i], submit_then_yield, NULL, &o), 0);
+    for (int i = 0; i < NTASKS; i++)
+        cr_assert_eq(weft_join(t[i], NULL, WEFT_FOREVER), 0);
+    return NULL;
+}
+
+Test(migrate, submit_to_caller_stays_for_its_await, .timeout = 60)
+{
+    weft_config c = stealing_cfg();
+    run_main_cfg(&c, submit_main, NULL);
+}

@@ -6,6 +6,9 @@
  *   every count is kept;
  * - parents spawn children (child first) and join them, the joins parking and moving;
  * - waiters park on an event and a wait group with no deadline, and some are cancelled there;
+ * - readers and writers of a rwlock hold it across yields, so that a hold taken on one worker
+ *   is given back on another (its pooled node must go to the pool of the worker it is given
+ *   back on, not the one it was taken on: another thread's);
  * - each task's errno survives every blocking call, wherever it resumes (read and set
  *   through functions the compiler cannot see into, as weft.h asks of code that may move).
  * At least one task must have resumed on another worker than it started on. Runs with 2 and
@@ -21,9 +24,9 @@
 #include "check.h"
 
 #if defined(__SANITIZE_THREAD__)
-enum { NPAIRS = 8, NMSGS = 400, NPARENTS = 8, NWAITERS = 16 };
+enum { NPAIRS = 8, NMSGS = 400, NPARENTS = 8, NWAITERS = 16, NHOLDERS = 8 };
 #else
-enum { NPAIRS = 16, NMSGS = 4000, NPARENTS = 16, NWAITERS = 64 };
+enum { NPAIRS = 16, NMSGS = 4000, NPARENTS = 16, NWAITERS = 64, NHOLDERS = 16 };
 #endif
 
 static atomic_int moved, errno_lost;
@@ -139,6 +142,38 @@ static void *parent(void *arg)
     return NULL;
 }
 
+/* Several locks: one would order every pool access under its own spinlock (no race seen). */
+static weft_rwlock rws[4] = {WEFT_RWLOCK_INIT, WEFT_RWLOCK_INIT, WEFT_RWLOCK_INIT,
+                             WEFT_RWLOCK_INIT};
+static _Atomic long rw_written;
+
+/* Takes a rwlock (a write hold one time in eight, else a read hold) and yields while holding
+ * it: the unlock often runs on another worker than the lock. */
+static void *holder(void *arg)
+{
+    intptr_t id = (intptr_t)arg;
+    int first = weft_worker_index(), tag = 400 + (int)id;
+    bool m = false;
+    errno_set(tag);
+    for (int i = 0; i < NMSGS / 2; i++) {
+        bool wr = (i + id) % 8 == 0;
+        weft_rwlock *rw = &rws[(i + id) % 4];
+        if ((wr ? weft_rwlock_wrlock(rw, WEFT_FOREVER) : weft_rwlock_rdlock(rw, WEFT_FOREVER)) != 0)
+            return (void *)10;
+        after_wait(tag, first, &m);
+        if (wr)
+            atomic_fetch_add(&rw_written, 1);
+        weft_yield();
+        after_wait(tag, first, &m);
+        if (weft_rwlock_unlock(rw) != 0)
+            return (void *)11;
+        weft_yield();
+        after_wait(tag, first, &m);
+    }
+    atomic_fetch_add(&moved, m);
+    return NULL;
+}
+
 static weft_event go = WEFT_EVENT_INIT;
 static weft_waitgroup wg = WEFT_WAITGROUP_INIT;
 
@@ -161,7 +196,7 @@ static void *main_task(void *arg)
 {
     (void)arg;
     static pair ps[NPAIRS];
-    weft_task *pt[2 * NPAIRS], *par[NPARENTS], *wt[NWAITERS];
+    weft_task *pt[2 * NPAIRS], *par[NPARENTS], *wt[NWAITERS], *ho[NHOLDERS];
     weft_spawn_opts o = {.flags = WEFT_SPAWN_CHILD_FIRST};
     weft_waitgroup_add(&wg, NWAITERS / 2);
     for (int i = 0; i < NWAITERS; i++)
@@ -175,6 +210,8 @@ static void *main_task(void *arg)
     }
     for (intptr_t i = 0; i < NPARENTS; i++)
         CHECK(weft_spawn(&par[i], parent, (void *)i, &o) == 0, "spawn parent");
+    for (intptr_t i = 0; i < NHOLDERS; i++)
+        CHECK(weft_spawn(&ho[i], holder, (void *)i, &o) == 0, "spawn holder");
     for (int i = 0; i < 2 * NPAIRS; i++) {
         void *r = (void *)-1;
         CHECK(weft_join(pt[i], &r, WEFT_FOREVER) == 0 && r == NULL, "pair task %d: %ld", i,
@@ -185,6 +222,13 @@ static void *main_task(void *arg)
         CHECK(weft_join(par[i], &r, WEFT_FOREVER) == 0 && r == NULL, "parent %d: %ld", i,
               (long)(intptr_t)r);
     }
+    for (int i = 0; i < NHOLDERS; i++) {
+        void *r = (void *)-1;
+        CHECK(weft_join(ho[i], &r, WEFT_FOREVER) == 0 && r == NULL, "holder %d: %ld", i,
+              (long)(intptr_t)r);
+    }
+    CHECK(atomic_load(&rw_written) == (long)NHOLDERS * (NMSGS / 2) / 8, "write holds lost: %ld",
+          atomic_load(&rw_written));
     for (int i = 1; i < NWAITERS; i += 2)
         weft_cancel(wt[i]);
     weft_event_set(&go);
@@ -212,6 +256,7 @@ int main(void)
             atomic_store(&moved, 0);
             atomic_store(&errno_lost, 0);
             counted = 0;
+            atomic_store(&rw_written, 0);
             weft_event_reset(&go);
             weft_config cfg;
             weft_config_init(&cfg);
@@ -225,7 +270,7 @@ int main(void)
             CHECK(atomic_load(&errno_lost) == 0, "errno lost %d times", atomic_load(&errno_lost));
             CHECK(atomic_load(&moved) > 0, "no started task moved (N=%u)", counts[c]);
             printf("moves: N=%u lifo=%d, %d of %d tasks resumed elsewhere\n", counts[c], lifo,
-                   atomic_load(&moved), 2 * NPAIRS + NPARENTS);
+                   atomic_load(&moved), 2 * NPAIRS + NPARENTS + NHOLDERS);
         }
     }
     printf("%s\n", failures ? "FAILED" : "passed");
