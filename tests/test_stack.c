@@ -118,11 +118,14 @@ static void *pool_main(void *arg)
     (void)arg;
     weft_task *ts[50];
     weft_stats a, b;
+    /* Pinned: a pool is its worker's, and a task that moves (move_started, the suite's
+     * stealing run) ends on another worker and leaves its stack in that one's pool. */
+    weft_spawn_opts pin = {.flags = WEFT_SPAWN_PINNED};
     for (int round = 0; round < 3; round++) {
         if (round == 2)
             weft_stats_get(&a);
         for (int i = 0; i < 50; i++)
-            weft_spawn(&ts[i], use_stack, (void *)(uintptr_t)256, NULL);
+            weft_spawn(&ts[i], use_stack, (void *)(uintptr_t)256, &pin);
         for (int i = 0; i < 50; i++)
             weft_join(ts[i], NULL, WEFT_FOREVER);
     }
