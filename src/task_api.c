@@ -204,12 +204,20 @@ static void msg_join(weft__worker *w, void *a, void *b, uint64_t epoch)
     weft_task *t = a;
     if (forwarded(w, msg_join, t, b, epoch))
         return;
+    weft_task *joiner = b;
     if (weft__task_done(t)) {
-        weft__wake_from(w, b, epoch); /* finished before the message came */
-    } else {
-        t->joiner = (weft_waker){b, epoch};
-        weft__task_flags_set(t, WEFT__T_JOINWAIT);
+        weft__wake_from(w, joiner, epoch); /* finished before the message came */
+        return;
     }
+    /* A joiner that gave up (deadline, cancel) before its message came has run on: its epoch
+     * moved (a record's epochs only grow, across lives too). Its registration must not take
+     * the place of a joiner that came since, whose wake it would swallow: one from this
+     * worker, parked on t now, was waited for for ever. (Relaxed: a joiner still parked at
+     * `epoch` is the only case that registers, and its wake, if it comes, decides.) */
+    if (WEFT__EPOCH(atomic_load_explicit(&joiner->word, memory_order_relaxed)) != epoch)
+        return;
+    t->joiner = (weft_waker){joiner, epoch};
+    weft__task_flags_set(t, WEFT__T_JOINWAIT);
 }
 
 /* On t's worker: its joiner on another worker took the result. */

@@ -571,3 +571,61 @@ Test(workers, a_fan_out_over_stealing_workers_gets_its_stacks, .timeout = 120)
     c.mode = WEFT_MODE_STEALING;
     cr_assert_eq(run_main_cfg(&c, fan_main, NULL), (void *)65535, "every node ran");
 }
+
+/* A remote join's registration that arrives after its joiner gave up must not take the
+ * place of a joiner that came since. X on worker 1 joins `other` (worker 0, not started yet)
+ * with a short deadline and gives up; its message reaches worker 0 only at worker 0's next
+ * tick, because the main task keeps worker 0 busy meanwhile. The main task then joins
+ * `other` itself, and `other` sleeps before it finishes, so worker 0 ticks in between: the
+ * late message used to overwrite the main task's registration, other's finish woke X's stale
+ * park, and the main task waited for ever (found by test_ported, 1 run in 60 under ASan). */
+typedef struct late_join {
+    weft_task *other;
+    atomic_int gave_up;
+} late_join;
+
+/* Sleeps, so that worker 0 ticks (and drains its messages) between the main task's join
+ * and this finish. */
+static void *nap_then_finish(void *arg)
+{
+    (void)arg;
+    weft_sleep(5 * WEFT_MSEC);
+    return (void *)3;
+}
+
+static void *join_and_give_up(void *arg)
+{
+    late_join *lj = arg;
+    int r = weft_join(lj->other, NULL, weft_deadline_in(WEFT_MSEC));
+    atomic_store(&lj->gave_up, r);
+    return NULL;
+}
+
+static void *late_join_main(void *arg)
+{
+    (void)arg;
+    static late_join lj;
+    lj = (late_join){.gave_up = 1};
+    weft_spawn_opts pin = {.flags = WEFT_SPAWN_PINNED};
+    cr_assert_eq(weft_spawn_on(0, &lj.other, nap_then_finish, NULL, &pin), 0);
+    weft_task *x;
+    cr_assert_eq(weft_spawn_on(1, &x, join_and_give_up, &lj, &pin), 0);
+    /* No switch until X has given up: worker 0 drains no message meanwhile. */
+    while (atomic_load(&lj.gave_up) == 1)
+        sched_yield();
+    cr_assert_eq(atomic_load(&lj.gave_up), -ETIMEDOUT);
+    void *r = NULL;
+    /* With the bug this join never returns (the test's timeout fails it): no deadline, since
+     * a join that reaches its deadline still finds the task done and returns 0. */
+    cr_assert_eq(weft_join(lj.other, &r, WEFT_FOREVER), 0);
+    cr_assert_eq(r, (void *)3);
+    cr_assert_eq(weft_join(x, NULL, WEFT_FOREVER), 0);
+    return NULL;
+}
+
+Test(workers, a_late_join_message_does_not_displace_the_current_joiner, .timeout = 30)
+{
+    weft_config c = workers_cfg(2);
+    c.stall_ms = -1;
+    run_main_cfg(&c, late_join_main, NULL);
+}
