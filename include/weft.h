@@ -2094,9 +2094,10 @@ typedef void (*weft_watch_fn)(weft_watch *w, int fd, unsigned events, void *arg)
  *   skipped, not run in a burst).
  * - signal: `mask` is WEFT_WATCH_SIGNAL, `fd` the signal: the callback runs each time it
  *   arrives (as weft_signal_wait: the signal is blocked on the worker's thread from then on,
- *   from this call). Each arrival is consumed once: with several watches of one signal, or
- *   a watch beside a weft_signal_wait of it, one of them gets it (libuv, Tokio and Go call
- *   every handler instead; a program that wants that fans it out from one watch).
+ *   from this call). Every watch of the signal in the runtime gets each arrival from its
+ *   add on, whichever worker it is on (as libuv's, Tokio's and Go's handlers do): one of
+ *   them reads it and counts it to the others. A weft_signal_wait of the same signal
+ *   competes with the watches: each arrival goes either to it or to all the watches.
  * Like every fd weft waits on, an fd watched is made non-blocking. `*out` (may be NULL for a
  * watch without WEFT_WATCH_PERSIST, which then frees itself after firing) receives the
  * handle; delete it with weft_watch_del, also after a one-shot watch has fired.

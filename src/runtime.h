@@ -13,6 +13,7 @@
 #include "fence.h"
 #include "internal.h"
 #include "relief.h"
+#include "sighub.h"
 
 #define WEFT__ID_BLOCK 1024 /* task ids a worker takes at once: one atomic per 1024 spawns */
 
@@ -35,6 +36,8 @@ struct weft__runtime {
     /* Which workers used each fd (io/fdshare.c): pages of masks made at first use by any
      * worker (CAS), freed with the runtime. Only in a runtime of several workers. */
     _Atomic(_Atomic uint64_t *) fdshare[256]; /* WEFT__FDSHARE_PAGES */
+
+    weft__sighub sighub; /* signal watches' fan-out (sighub.h) */
 
     pthread_mutex_t lock;      /* guards chunks and pool creation (cold paths only) */
     struct task_chunk *chunks; /* every task record is carved from these; under lock */

@@ -29,6 +29,8 @@ struct weft_watch {
     bool owned;        /* a handle was given out: weft_watch_del frees, or marks */
     bool dropped;      /* weft_watch_del was called: stop after the callback */
     bool finished;     /* the task has returned: only the handle holds the record */
+    bool subscribed;   /* a signal watch in the runtime's hub (sighub.h), until its end */
+    weft__sigsub sub;
 };
 
 /* The main task has finished: the shutdown cancels every task, watches' included, and each
@@ -66,13 +68,8 @@ static unsigned ready_now(weft_watch *wt, unsigned dirs)
  * WEFT_POLL_ERROR is returned once, for the callback to learn of it). */
 static unsigned next_events(weft_watch *wt, int64_t *next_ns, bool *failed)
 {
-    if (wt->mask & WEFT_WATCH_SIGNAL) {
-        sigset_t set;
-        sigemptyset(&set);
-        sigaddset(&set, wt->fd);
-        int r = weft_signal_wait(&set, WEFT_FOREVER);
-        return r > 0 ? WEFT_WATCH_SIGNAL : 0;
-    }
+    if (wt->mask & WEFT_WATCH_SIGNAL) /* every watch of the signal gets each arrival */
+        return weft__sighub_next(&wt->worker->rt->sighub, &wt->sub) > 0 ? WEFT_WATCH_SIGNAL : 0;
     if (!(wt->mask & WATCH_DIRS)) {
         if (weft_sleep_until(*next_ns) < 0)
             return 0;
@@ -125,6 +122,8 @@ static void watch_done(void *arg)
 {
     weft_watch *wt = arg;
     wt->finished = true;
+    if (wt->subscribed)
+        weft__sighub_leave(&wt->worker->rt->sighub, &wt->sub);
     if (!wt->owned || wt->dropped || stopping(wt->worker))
         watch_free(wt);
 }
@@ -181,6 +180,12 @@ int weft_watch_add(weft_watch **out, int fd, unsigned mask, int64_t timeout_ns, 
     if (r < 0) {
         watch_free(wt);
         return r;
+    }
+    /* Subscribed now, not when its task first runs: an arrival from here on is its too, as
+     * for the other watches of the signal (the task's cleanup unsubscribes it). */
+    if (mask & WEFT_WATCH_SIGNAL) {
+        weft__sighub_join(&w->rt->sighub, &wt->sub, fd);
+        wt->subscribed = true;
     }
     /* The watch's own record keeps the task alive to its end (finished), so the handle
      * stays good for a cancel until then although nobody joins it. */
