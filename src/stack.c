@@ -273,6 +273,32 @@ void weft__stack_take(weft__worker *to, const weft__stack *s)
     WEFT_COUNT(p->bytes_live += (size_t)(s->hi - s->lo));
 }
 
+weft__stack *weft__stack_lend(weft__worker *w, unsigned cls)
+{
+    weft__stack_pool *p = &w->stacks;
+    weft__stack *s = p->cls[cls].free;
+    if (!s || !s->guarded) /* a carved stack belongs to this worker's slab: it stays */
+        return NULL;
+    p->cls[cls].free = s->next;
+    p->cls[cls].nfree--;
+    p->npooled--;
+    p->nguarded--;
+    WEFT_COUNT(p->bytes_pooled -= (size_t)(s->hi - s->lo));
+    s->next = NULL;
+    return s;
+}
+
+void weft__stack_pool_add(weft__worker *w, weft__stack *s)
+{
+    weft__stack_pool *p = &w->stacks;
+    p->nguarded++;
+    s->next = p->cls[s->cls].free;
+    p->cls[s->cls].free = s;
+    p->cls[s->cls].nfree++;
+    p->npooled++;
+    WEFT_COUNT(p->bytes_pooled += (size_t)(s->hi - s->lo));
+}
+
 size_t weft__stack_trim(weft__worker *w, size_t max_ops)
 {
     weft__stack_pool *p = &w->stacks;

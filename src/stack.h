@@ -99,6 +99,12 @@ void weft__stack_free(weft__worker *w, weft__stack *s);
  * returns to is the one of the worker the task finishes on. */
 void weft__stack_give(weft__worker *from, const weft__stack *s);
 void weft__stack_take(weft__worker *to, const weft__stack *s);
+/* A thief that took started tasks sends as many warm guarded stacks of their classes back
+ * (steal.c), so that moves one way (one worker spawns, another finishes) do not drain the
+ * spawner's pool into the thief's: lend pops one of class `cls` from w's pool (NULL if its
+ * head is not a guarded stack), add puts one into w's pool; each on its worker's thread. */
+weft__stack *weft__stack_lend(weft__worker *w, unsigned cls);
+void weft__stack_pool_add(weft__worker *w, weft__stack *s);
 /* Returns pooled stacks beyond pool_max to the kernel, at most max_ops of them; returns how
  * many are still in excess. Called by the loop when it is about to block. */
 size_t weft__stack_trim(weft__worker *w, size_t max_ops);

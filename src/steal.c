@@ -40,21 +40,44 @@ static void queue_handed(weft__worker *w, weft_task *t)
     }
 }
 
-/* On the thief: tasks handed over (a list through `next`), or none (an empty answer). */
+/* On the victim: warm stacks a thief sent back for the started tasks it took. */
+static void msg_stacks_back(weft__worker *w, void *a, void *b, uint64_t c)
+{
+    (void)b, (void)c;
+    for (weft__stack *s = a, *next; s; s = next) {
+        next = s->next;
+        weft__stack_pool_add(w, s);
+    }
+}
+
+/* On the thief: tasks handed over by `b` (a list through `next`), or none (an empty answer).
+ * For each started one (its stack came along) a warm stack of the same class goes back to
+ * `b` if this worker's pool has one: see weft__stack_lend. */
 static void msg_take(weft__worker *w, void *a, void *b, uint64_t n)
 {
-    (void)b;
+    weft__worker *victim = b;
     w->steal.asked = false;
     WEFT_PROBE2(steal, w->index, n);
     if (n)
         weft__smp_busy(w); /* a stopping worker that was done has tasks again */
+    weft__stack *back = NULL;
     for (weft_task *t = a; t;) {
         weft_task *next = t->next;
         weft__task_adopt(w, t);
+        if (t->flags & WEFT__T_STARTED) {
+            weft__stack *s = weft__stack_lend(w, t->stack->cls);
+            if (s) {
+                s->next = back;
+                back = s;
+            }
+        }
         queue_handed(w, t);
         w->stats.nsteals++;
         t = next;
     }
+    weft__msg m = {msg_stacks_back, back, NULL, 0};
+    if (back && weft__smp_post(w, victim, &m) < 0)
+        msg_stacks_back(w, back, NULL, 0); /* no memory for the message: they stay here */
 }
 
 /* A task that has never run and may go: stackful (a stackless one is polled where it was
@@ -155,7 +178,7 @@ static void msg_ask(weft__worker *w, void *a, void *b, uint64_t c)
         w->tasks.nlive -= n;
         w->tasks.nrecords -= n;
     }
-    weft__msg m = {msg_take, given, NULL, n};
+    weft__msg m = {msg_take, given, w, n};
     if (weft__smp_post(w, thief, &m) < 0) {
         /* No memory for the answer: keep them (still READY, where they were). */
         for (weft_task *t = given; t;) {

@@ -312,3 +312,46 @@ Test(migrate, submit_to_caller_stays_for_its_await, .timeout = 60)
     weft_config c = stealing_cfg();
     run_main_cfg(&c, submit_main, NULL);
 }
+
+/* ---- Stacks after one-way moves ---------------------------------------------------------- */
+
+/* Yields until it runs on another worker than it started on (or gives up), then ends there. */
+static void *move_away(void *arg)
+{
+    (void)arg;
+    int first = weft_worker_index();
+    for (int i = 0; i < MAX_YIELDS && weft_worker_index() == first; i++)
+        weft_yield();
+    return NULL;
+}
+
+static void *one_way_main(void *arg)
+{
+    uint64_t *mmaps = arg;
+    weft_spawn_opts o = {.flags = WEFT_SPAWN_CHILD_FIRST};
+    weft_stats s0, s1;
+    for (int round = 0; round < 150; round++) {
+        if (round == 50)
+            weft_stats_get(&s0);
+        weft_task *t[NTASKS];
+        for (int i = 0; i < NTASKS; i++)
+            cr_assert_eq(weft_spawn(&t[i], move_away, NULL, &o), 0);
+        for (int i = 0; i < NTASKS; i++)
+            cr_assert_eq(weft_join(t[i], NULL, WEFT_FOREVER), 0);
+    }
+    weft_stats_get(&s1);
+    cr_assert_gt(s1.nsteals, s0.nsteals, "tasks moved");
+    *mmaps = s1.nmmaps - s0.nmmaps;
+    return NULL;
+}
+
+/* Each round, tasks start on worker 0 and end on worker 1. Their stacks end in worker 1's
+ * pool, and worker 1 sends as many back with each hand-over it takes: after a warm-up
+ * worker 0 maps no stack per moved task (it used to map one for each: 7 a round here). */
+Test(migrate, one_way_moves_send_stacks_back, .timeout = 120)
+{
+    weft_config c = stealing_cfg();
+    uint64_t mmaps = 0;
+    run_main_cfg(&c, one_way_main, &mmaps);
+    cr_assert_lt(mmaps, 100, "%llu stack mmaps in 100 rounds of moves", (unsigned long long)mmaps);
+}
