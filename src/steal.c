@@ -129,15 +129,13 @@ static void msg_ask(weft__worker *w, void *a, void *b, uint64_t c)
     size_t want = spare(w) / 2;
     if (want > STEAL_MAX)
         want = STEAL_MAX;
-    /* The walk reads a cold line per task it passes: at most this many. */
-    size_t walk_max = 4 * want + 64;
     weft_task *given = NULL, **gtail = &given;
     size_t n = 0, nnew = 0, started_seen = 0;
     if (want && !w->tasks.shutting_down) {
         weft__fifo *q = &s->ready;
         weft_task *prev = NULL, *t = q->head;
         size_t newer = s->depth_first ? s->nunstarted - want : 0;
-        for (size_t i = 0; t && n < want && i < walk_max; i++) {
+        for (size_t i = 0; t && n < want; i++) {
             weft_task *next = t->next;
             bool fresh = handable_new(t);
             bool movable = !fresh && s->move_started && weft__task_movable(t);
