@@ -132,10 +132,11 @@ enum { WEFT_BACKEND_DEFAULT = 0, WEFT_BACKEND_EPOLL = 1, WEFT_BACKEND_IO_URING =
  *   a join: such a wait leaves nothing on its worker. A task stays where it is while it
  *   sleeps or waits with a deadline, on an fd or for I/O (its timer and fd waiter live on
  *   its worker), and for good once it has used something that belongs to its worker: a
- *   group, a generator, weft_await or a future it made (weft_submit_to's included), a
- *   stream, a watch, a select with fd, future or timer cases, a sharded value's local
- *   instance, or any I/O on the io_uring backend (its ring). The main task, a task spawned with WEFT_SPAWN_PINNED or pinned by
- *   weft_pin_self, and a task on an unguarded stack never move. A task that may move resumes
+ *   group, a generator, weft_await (of any future), a timer, fd, first/all/timeout or
+ *   shared future it made, weft_submit_to, a stream, a watch, a select with fd, future or
+ *   timer cases, a sharded value's local instance, or any I/O on the io_uring backend (its
+ *   ring). The main task, a task spawned with WEFT_SPAWN_PINNED or pinned by weft_pin_self,
+ *   and a task on an unguarded stack never move. A task that may move resumes
  *   on another thread after such a call, so it must not keep a thread-local's address, or a
  *   value read from one, across a weft call that may switch. The compiler keeps errno's
  *   address across calls on its own (__errno_location is declared const), so such a task

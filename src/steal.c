@@ -99,9 +99,11 @@ static size_t spare(const weft__worker *w)
     return n;
 }
 
-/* After a walk that examined started tasks: none given makes the next pause twice as long
- * (a queue of tasks that cannot move stops drawing requests), some given ends the pauses. */
-static void note_walk(weft__worker *w, size_t started_seen, size_t started_given)
+/* After a walk that examined started tasks: some given ends the pauses; none given in a walk
+ * of the whole queue makes the next pause twice as long (a queue of tasks that cannot move
+ * stops drawing requests). A walk that stopped early, its share found among never-run tasks,
+ * says nothing of the rest. */
+static void note_walk(weft__worker *w, size_t started_seen, size_t started_given, bool walked_all)
 {
     if (!started_seen)
         return;
@@ -109,6 +111,8 @@ static void note_walk(weft__worker *w, size_t started_seen, size_t started_given
         w->steal.barren_pause = 0;
         return;
     }
+    if (!walked_all)
+        return;
     unsigned p = w->steal.barren_pause;
     p = p < 64 ? 64 : p >= 4096 ? 4096 : p * 2;
     w->steal.barren_pause = p;
@@ -170,7 +174,7 @@ static void msg_ask(weft__worker *w, void *a, void *b, uint64_t c)
             }
             t = next;
         }
-        note_walk(w, started_seen, n - nnew);
+        note_walk(w, started_seen, n - nnew, t == NULL);
         s->nunstarted -= nnew;
         s->lifo = NULL; /* it may have been handed over: the head is unknown now */
         w->tasks.nlive -= n;
