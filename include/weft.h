@@ -288,7 +288,20 @@ typedef struct weft_config {
      * environment variable ("1" on), else off; negative: off. Ignored in sharded mode and
      * in depth-first order (thieves take never-run subtrees there). */
     int move_started;
-    int reserved_pad_;     /* zero */
+    /* The involuntary hand-off: a task that runs this many microseconds without a switch (a
+     * loop that calls no weft function, a long computation) has its worker's other tasks,
+     * timers and I/O carried on by another thread (a relief thread, as weft_block_in_place
+     * uses) while it runs on; at its next weft call, or when it returns, its thread takes the
+     * worker back. The stall detector's thread watches for it (taking the task's thread by
+     * SIGURG, as for its backtraces: not while the program has its own SIGURG handler), and
+     * lets go only while the task is in its own code, never inside a weft call or a callback
+     * weft made. Not for a task blocked in a system call (it would see EINTR): wrap those in
+     * weft_block_in_place. Not on io_uring (a ring's worker cannot change threads), in an LTO
+     * build of weft (its code is mixed with the program's, and cannot be told apart), or
+     * under TSan. What runs on the relief thread sees that thread's thread-locals, as with
+     * weft_block_in_place. 0: the WEFT_HANDOFF_US environment variable if set ("0": off),
+     * else 1000 in stealing mode and off in sharded mode; negative: off. */
+    int handoff_us;
     uint64_t reserved_[3]; /* zero: room for fields of later versions */
 } weft_config;
 
@@ -386,8 +399,10 @@ typedef struct weft_stats {
     uint64_t stack_bytes_live;   /* now: the sizes of the stacks bound to tasks (address
                                   * space; a task commits only the pages it touches) */
     uint64_t stack_bytes_pooled; /* now: the sizes of the warm stacks kept for reuse */
-    uint64_t nhandoffs;          /* weft_block_in_place calls whose worker a relief thread
-                                  * took (the others came back before it woke) */
+    uint64_t nhandoffs;          /* times a relief thread took a worker: lent by
+                                  * weft_block_in_place, or by the involuntary hand-off
+                                  * (weft_config.handoff_us); a lend taken back before the
+                                  * relief thread woke is not counted */
     uint64_t reserved_[2];       /* zero: room for counters of later versions */
 } weft_stats;
 

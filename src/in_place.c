@@ -142,6 +142,68 @@ void weft__in_place_fini(weft__runtime *rt)
     pthread_mutex_destroy(&rt->relief.lock);
 }
 
+/* Under the relief lock: finds the thread to drive w once it is lent. A relief thread
+ * signalled for an earlier lend that has not woken yet takes this one (calls shorter than its
+ * wake-up would otherwise wake a thread each); else w's own thread, if it waits for w
+ * (relief.c: it drives w as well as a relief thread would, and no thread is woken or
+ * started: *to_native); else an idle relief thread; else a new one, up to pool_threads of
+ * them (the lock is let go while it starts). Returns 0, -EAGAIN (all pool_threads busy) or
+ * -errno of the thread's creation. */
+static int take_driver(weft__runtime *rt, weft__worker *w, weft__relief_thread **out,
+                       bool *to_native)
+{
+    weft__relief_thread *relief = w->relief.assigned;
+    *to_native = !relief && w->relief.native_waiting;
+    if (!relief && !*to_native && (relief = rt->relief.idle) != NULL)
+        rt->relief.idle = relief->next_idle;
+    if (!relief && !*to_native) {
+        if (rt->relief.nthreads >= rt->cfg.pool_threads)
+            return -EAGAIN;
+        rt->relief.nthreads++; /* this call's slot, while the thread starts unlocked */
+        pthread_mutex_unlock(&rt->relief.lock);
+        int r = start_thread(rt, &relief);
+        pthread_mutex_lock(&rt->relief.lock);
+        if (r < 0) {
+            rt->relief.nthreads--;
+            pthread_cond_broadcast(&rt->relief.gone);
+            return r;
+        }
+    }
+    *out = relief;
+    return 0;
+}
+
+/* Under the relief lock, with w lent as `lent` (its `lend` word): tells the driver found by
+ * take_driver, which takes w if the lend still stands when it looks. */
+static void offer(weft__worker *w, weft__relief_thread *relief, bool to_native, uint64_t lent)
+{
+    if (to_native) {
+        w->relief.native_lent = true;
+        w->relief.native_lent_word = lent;
+        pthread_cond_signal(&w->relief.native_cond);
+    } else {
+        relief->lent = lent;
+        if (relief != w->relief.assigned) {
+            relief->drive = w;
+            w->relief.assigned = relief;
+            pthread_cond_signal(&relief->cond);
+        }
+    }
+}
+
+int weft__relief_assign(weft__worker *w, uint64_t lent)
+{
+    weft__runtime *rt = w->rt;
+    weft__relief_thread *relief;
+    bool to_native;
+    pthread_mutex_lock(&rt->relief.lock);
+    int r = take_driver(rt, w, &relief, &to_native);
+    if (r == 0)
+        offer(w, relief, to_native, lent);
+    pthread_mutex_unlock(&rt->relief.lock);
+    return r;
+}
+
 int weft_block_in_place(weft_fn fn, void *arg, void **result)
 {
     weft__worker *w = weft__worker_current();
@@ -174,50 +236,20 @@ int weft_block_in_place(weft_fn fn, void *arg, void **result)
     w->current = NULL;
 
     pthread_mutex_lock(&rt->relief.lock);
-    /* A relief thread signalled for an earlier lend that has not woken yet takes this one
-     * (calls shorter than its wake-up would otherwise wake a thread each); else an idle one;
-     * else a new one, up to pool_threads of them; past that fn runs on the blocking pool. */
-    weft__relief_thread *relief = w->relief.assigned;
-    /* The worker's own thread, waiting for it (relief.c), drives it as well as a relief
-     * thread would: it is offered the lend first, and no thread is woken or started. */
-    bool to_native = !relief && w->relief.native_waiting;
-    if (!relief && !to_native && (relief = rt->relief.idle) != NULL)
-        rt->relief.idle = relief->next_idle;
-    if (!relief && !to_native) {
-        if (rt->relief.nthreads >= rt->cfg.pool_threads) {
-            pthread_mutex_unlock(&rt->relief.lock);
-            w->current = t;
-            return weft__pool_run(w, t, fn, arg, result);
-        }
-        rt->relief.nthreads++; /* this call's slot, while the thread starts unlocked */
+    weft__relief_thread *relief;
+    bool to_native;
+    r = take_driver(rt, w, &relief, &to_native);
+    if (r < 0) { /* -EAGAIN: every relief thread is busy; fn goes to the blocking pool */
         pthread_mutex_unlock(&rt->relief.lock);
-        r = start_thread(rt, &relief);
-        pthread_mutex_lock(&rt->relief.lock);
-        if (r < 0) {
-            rt->relief.nthreads--;
-            pthread_cond_broadcast(&rt->relief.gone);
-            pthread_mutex_unlock(&rt->relief.lock);
-            w->current = t;
-            return r;
-        }
+        w->current = t;
+        return r == -EAGAIN ? weft__pool_run(w, t, fn, arg, result) : r;
     }
     /* Lent, not handed over yet (relief.h, `lend`): the relief thread takes it when it wakes
      * if fn is still running then; a call shorter than its wake-up costs no hand-off. */
     uint64_t owned = atomic_load_explicit(&w->relief.lend, memory_order_relaxed);
     atomic_store_explicit(&w->watch.active, 0, memory_order_relaxed); /* as in serve */
     atomic_store_explicit(&w->relief.lend, owned + 1, memory_order_release);
-    if (to_native) {
-        w->relief.native_lent = true;
-        w->relief.native_lent_word = owned + 1;
-        pthread_cond_signal(&w->relief.native_cond);
-    } else {
-        relief->lent = owned + 1;
-        if (relief != w->relief.assigned) {
-            relief->drive = w;
-            w->relief.assigned = relief;
-            pthread_cond_signal(&relief->cond);
-        }
-    }
+    offer(w, relief, to_native, owned + 1);
     pthread_mutex_unlock(&rt->relief.lock);
     /* From here until it takes w back this thread touches w only under the relief lock. It
      * is no worker's: weft calls in fn act as on a plain thread of this runtime's. */

@@ -120,7 +120,7 @@ void weft__overflow_in_place(const weft_task *t)
 
 static void on_segv(int sig, siginfo_t *si, void *uctx)
 {
-    weft__worker *w = weft__worker_current();
+    weft__worker *w = weft__worker_tls();
     const weft_task *t = w ? w->current : tls_in_place;
     /* In this order: the running task's own guard; its stack pointer below its stack (a
      * frame that jumped the guard); another task's guard region (a stray pointer ran into

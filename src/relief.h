@@ -86,6 +86,12 @@ void weft__relief_take_back(weft__worker *w, weft_task *t, const weft__relief_ho
  * (`native`: the loop runs on w's own thread). Returns true if it did: the loop then returns
  * WEFT__LOOP_HANDED without touching w again. The driving thread. */
 bool weft__relief_serve(weft__worker *w, bool native);
+/* For a worker lent from outside weft_block_in_place (the involuntary hand-off, handoff.c:
+ * its `lend` word already stored as `lent`): finds a thread to drive it, as that call does,
+ * and offers it the lend. Returns 0, -EAGAIN (every relief thread busy: w stays lent, and its
+ * lender takes it back at its next weft call) or -errno. Any thread but w's driver; takes the
+ * relief lock. */
+int weft__relief_assign(weft__worker *w, uint64_t lent);
 /* On w's own thread after its loop handed w over: waits until w is given back. */
 void weft__relief_native_wait(weft__worker *w);
 

@@ -104,7 +104,7 @@ static int take_config(const weft_config *cfg, weft_config *out)
         return -EINVAL;
     if (out->leak_report < 0 || out->leak_report > 1 ||
         !weft__dump_signal_valid(out->dump_signal) || out->lifo_slot > 1 || out->order < 0 ||
-        out->order > WEFT_ORDER_DEPTH_FIRST || out->move_started > 1 || out->reserved_pad_)
+        out->order > WEFT_ORDER_DEPTH_FIRST || out->move_started > 1)
         return -EINVAL;
     const weft_tracer *tr = out->tracer;
     if (tr && (tr->reserved_[0] || tr->reserved_[1] || tr->reserved_[2] || tr->reserved_[3]))
@@ -153,6 +153,12 @@ WEFT_COLD static int resolve_workers(weft_config *c, unsigned ncpus)
     if (c->move_started == 0) {
         const char *m = getenv("WEFT_MOVE_STARTED");
         c->move_started = m && strcmp(m, "1") == 0 ? 1 : -1;
+    }
+    if (c->handoff_us == 0) {
+        const char *h = getenv("WEFT_HANDOFF_US");
+        c->handoff_us = h && *h ? atoi(h) : c->mode == WEFT_MODE_STEALING ? 1000 : -1;
+        if (c->handoff_us == 0)
+            c->handoff_us = -1; /* "0" in the environment: off */
     }
     if (c->leak_report == 0) {
         const char *l = getenv("WEFT_LEAK_REPORT");
@@ -378,6 +384,16 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result)
     weft__relief_init(rt);
     rt->deadlock_policy = c.deadlock;
     rt->stall_ns = c.stall_ms > 0 ? (int64_t)c.stall_ms * 1000000 : 0;
+    /* The hand-off needs weft's code told apart (handoff.c). Not under TSan, which runs a
+     * signal's handler only at the thread's next intercepted call: a spinning task would
+     * never answer. */
+    weft__handoff_find_code(&rt->code);
+    rt->handoff_detach = weft__handoff_detach;
+    rt->handoff_assign = weft__relief_assign;
+#if !defined(__SANITIZE_THREAD__)
+    if (c.handoff_us > 0 && rt->code.lo != rt->code.hi)
+        rt->handoff_ns = (int64_t)c.handoff_us * 1000;
+#endif
     atomic_init(&rt->checked_at, UINT64_MAX); /* no verdict given yet */
     atomic_init(&rt->reported_at, UINT64_MAX);
     const char *chaos = getenv("WEFT_CHAOS");

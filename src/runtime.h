@@ -11,6 +11,7 @@
 #include <signal.h>
 
 #include "fence.h"
+#include "handoff.h"
 #include "internal.h"
 #include "relief.h"
 #include "sighub.h"
@@ -67,7 +68,15 @@ struct weft__runtime {
     /* The leak report's table and parts (leaks.c), or NULL when the report is off; fixed. */
     struct weft__leaks *leaks;
 
-    int64_t stall_ns;                /* the stall detector's threshold, 0: off; fixed */
+    int64_t stall_ns; /* the stall detector's threshold, 0: off; fixed */
+    /* The involuntary hand-off (handoff.h): a worker running one task this long is asked to
+     * let go of it, 0: off; and where weft's code lies, for its check. Fixed. */
+    int64_t handoff_ns;
+    weft__code_range code;
+    /* Its two steps, handed to the stall detector (a layer below them) by runtime.c:
+     * weft__handoff_detach in the detector's signal handler, weft__relief_assign after. */
+    bool (*handoff_detach)(weft__worker *w, void *uctx, uint64_t *lent);
+    int (*handoff_assign)(weft__worker *w, uint64_t lent);
     struct weft__watchdog *watchdog; /* watchdog.c's thread, or NULL */
 
     /* The message rings, rings[from * nworkers + to] (smp.c); each pointer is stored once by

@@ -120,9 +120,12 @@ static void task_entry(void *arg)
     weft_task *t = arg;
     weft__worker *w = t->worker;
     landed(w, NULL);
-    void *r = t->fn(t->arg);
+    void *r = weft__ctx_call(t->fn, t->arg, &t->stack->entry_sp);
     /* Whoever resumed t last set t->worker to itself first (the migration rule): a load, not
-     * a TLS lookup. */
+     * a TLS lookup. Unless the stall detector handed t's worker to another thread while the
+     * body ran (handoff.c): this thread takes it back first. */
+    if (weft_unlikely(t->flags & WEFT__T_HANDED))
+        weft__worker_current(); /* takes it back: see its comment */
     weft__task_exit(t->worker, r);
 }
 

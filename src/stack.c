@@ -30,6 +30,7 @@
 
 #define SLAB_BYTES ((size_t)4 << 20) /* 4 MiB: 64 default stacks per VMA */
 #define DESC_BYTES ((size_t)64)      /* the descriptor's room at the top of a stack */
+_Static_assert(sizeof(weft__stack) <= DESC_BYTES, "a stack's descriptor fits its room");
 
 /* A slab: its first page holds only the canary zone of the first stack carved from it (at
  * the page's top); then come `cap` stacks of `stack_bytes`, each ending in its descriptor and
@@ -108,7 +109,7 @@ static weft__stack *describe(char *base, size_t bytes, size_t top_reserve, char 
     s->lo = base;
     s->hi = (char *)s;
     s->map = map;
-    s->map_size = map_size;
+    s->map_size = (uint32_t)map_size;
     s->size = (uint32_t)bytes;
     s->guarded = (uint8_t)guarded;
     s->slab = (uint8_t)slab;

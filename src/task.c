@@ -357,7 +357,7 @@ static void cancel_wake(weft_task *t)
  * may just have been handed to another worker, which runs it). */
 static bool cancel_may_race(const weft__worker *owner)
 {
-    if (owner != weft__worker_current())
+    if (owner != weft__worker_tls()) /* under the runtime's lock: no take-back */
         return true;
     return owner->rt->cfg.mode == WEFT_MODE_STEALING && owner->rt->nworkers > 1;
 }

@@ -75,6 +75,12 @@ enum {
      * io_uring ring). Set by the task itself while it runs, never cleared: a started task
      * with it is never handed to another worker (steal.c's weft__task_movable). */
     WEFT__T_BOUND = 0x2000,
+    /* Its worker was handed to another thread by the stall detector while its body ran
+     * (handoff.c): its thread takes the worker back at its next weft call or when the body
+     * returns. Set by the signal handler on the task's own thread (the task is then in its
+     * own code, so no weft code on that thread is in the middle of the flags), cleared at the
+     * take-back. */
+    WEFT__T_HANDED = 0x4000,
 };
 
 /* A lock a task holds that must not stay held after the task finishes (a sync.c mutex, a

@@ -67,9 +67,9 @@ static inline __attribute__((always_inline)) void wake(weft__worker *self, weft_
             if (st == WEFT__PARKED) {
                 weft__worker *w = t->worker;
                 if (!self)
-                    self = weft__worker_current();
-                if (weft_unlikely(!w)) { /* a plain thread's stand-in (thread_park.c) */
-                    if (self)            /* a task talks to a thread outside its runtime */
+                    self = weft__worker_tls(); /* maybe under a lock: no take-back */
+                if (weft_unlikely(!w)) {       /* a plain thread's stand-in (thread_park.c) */
+                    if (self)                  /* a task talks to a thread outside its runtime */
                         atomic_store_explicit(&self->rt->foreign, 1, memory_order_relaxed);
                     weft__thread_unpark(t);
                     return;

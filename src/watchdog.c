@@ -53,9 +53,10 @@ struct weft__watchdog {
     double tokens; /* reports left in the rate limit */
     int64_t refilled_at;
     struct watch_seen {
-        uint64_t pub;    /* the last value seen */
-        int64_t since;   /* when it was first seen */
-        int64_t next_ns; /* the length at which this stall is reported next (doubling) */
+        uint64_t pub;       /* the last value seen */
+        int64_t since;      /* when it was first seen */
+        int64_t next_ns;    /* the length at which this stall is reported next (doubling) */
+        int64_t handoff_ns; /* the length at which a hand-off is asked next (doubling) */
     } * seen;
 };
 
@@ -69,7 +70,7 @@ void weft__watch_thread(weft__watch *wt)
 
 /* The states of a worker's `npcs` besides a count: asked by the watchdog, claimed by the
  * handler (writing), or withdrawn by a watchdog that stopped waiting. */
-enum { WATCH_ASKED = -1, WATCH_CLAIMED = -2, WATCH_IDLE = 0 };
+enum { WATCH_ASKED = -1, WATCH_CLAIMED = -2, WATCH_IDLE = 0, WATCH_HANDED = 1, WATCH_REFUSED = 2 };
 
 /* One word of the stalled task's stack, for the walk below. The walk starts from the frame
  * pointer register as the signal found it, and inside a function built without frame
@@ -86,7 +87,23 @@ static void on_signal(int sig, siginfo_t *si, void *uctx)
 {
     (void)sig, (void)si;
     int saved_errno = errno;
-    weft__worker *w = weft__worker_current();
+    weft__worker *w = weft__worker_tls();
+    /* Asked to let go of the worker (handoff.c): claimed as the backtrace is, below. */
+    int want = WATCH_ASKED;
+    if (w && atomic_compare_exchange_strong_explicit(&w->watch.handoff, &want, WATCH_CLAIMED,
+                                                     memory_order_acquire, memory_order_relaxed)) {
+        uint64_t lent = 0;
+        bool handed = w->rt->handoff_detach(w, uctx, &lent);
+        w->watch.handoff_lent = lent;
+        /* release: handoff_lent before the answer. After a hand-off nothing else of w is
+         * touched here: another thread may drive it already. */
+        atomic_store_explicit(&w->watch.handoff, handed ? WATCH_HANDED : WATCH_REFUSED,
+                              memory_order_release);
+        if (handed) {
+            errno = saved_errno;
+            return;
+        }
+    }
     /* Claim the request (ASKED -> CLAIMED), so that a watchdog that gave up waiting cannot
      * read the addresses while they are written: it withdraws with a CAS that then fails,
      * and waits for the count. acquire: after the watchdog's request. */
@@ -248,6 +265,45 @@ static bool take_token(struct weft__watchdog *wd, int64_t now)
     return true;
 }
 
+/* ---- The involuntary hand-off ------------------------------------------------------------ */
+
+/* Asks w's thread, which has run one task for the hand-off threshold, to let go of w
+ * (handoff.h), and finds w a relief thread if it did. Only a thread running on a CPU is asked:
+ * one inside a system call would see it fail with EINTR (a sleep cut short), and a thread
+ * blocked there is left to weft_block_in_place. */
+static void try_handoff(struct weft__watchdog *wd, weft__worker *w)
+{
+    long nr;
+    if (!wd->own_signal ||
+        thread_state(atomic_load_explicit(&w->watch.tid, memory_order_relaxed), &nr) != 'R')
+        return;
+    /* release: pairs with the handler's claim. */
+    atomic_store_explicit(&w->watch.handoff, WATCH_ASKED, memory_order_release);
+    int got = WATCH_ASKED;
+    if (pthread_kill(atomic_load_explicit(&w->watch.thread, memory_order_relaxed),
+                     WEFT__WATCH_SIGNAL) == 0) {
+        for (int i = 0; i < 200; i++) { /* 20 ms, as for a backtrace */
+            got = atomic_load_explicit(&w->watch.handoff, memory_order_acquire);
+            if (got >= WATCH_HANDED)
+                break;
+            struct timespec ts = {0, 100000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    int asked = WATCH_ASKED;
+    if (got < WATCH_HANDED &&
+        !atomic_compare_exchange_strong_explicit(&w->watch.handoff, &asked, WATCH_IDLE,
+                                                 memory_order_acquire, memory_order_acquire)) {
+        /* Claimed meanwhile: the handler's answer comes at once. */
+        while ((got = atomic_load_explicit(&w->watch.handoff, memory_order_acquire)) < WATCH_HANDED)
+            sched_yield();
+    }
+    uint64_t lent = w->watch.handoff_lent;
+    atomic_store_explicit(&w->watch.handoff, WATCH_IDLE, memory_order_relaxed);
+    if (got == WATCH_HANDED)
+        wd->rt->handoff_assign(w, lent); /* -EAGAIN: it stays lent; its task takes it back */
+}
+
 /* ---- The thread ------------------------------------------------------------------------ */
 
 /* The stuck-worker hint (watchdog.h): a store only when it changes. */
@@ -261,7 +317,10 @@ static void *watchdog_thread(void *arg)
 {
     weft__runtime *rt = arg;
     struct weft__watchdog *wd = rt->watchdog;
-    int64_t busy_period = wd->threshold_ns / 4, period = busy_period;
+    int64_t busy_period = wd->threshold_ns / 4;
+    if (rt->handoff_ns && rt->handoff_ns / 2 < busy_period)
+        busy_period = rt->handoff_ns / 2;
+    int64_t period = busy_period;
     pthread_mutex_lock(&wd->lock);
     while (!wd->stop) {
         struct timespec until;
@@ -283,6 +342,7 @@ static void *watchdog_thread(void *arg)
                 s->pub = pub;
                 s->since = now;
                 s->next_ns = wd->threshold_ns;
+                s->handoff_ns = rt->handoff_ns;
             }
             /* Asleep in the reactor: idle, not stuck (seq_cst, as the worker stores it); or
              * not in its loop yet, or any more. The clock restarts: a worker that wakes and
@@ -292,11 +352,18 @@ static void *watchdog_thread(void *arg)
                 atomic_load_explicit(&w->inbox.sleeping, memory_order_seq_cst)) {
                 s->since = now;
                 s->next_ns = wd->threshold_ns;
+                s->handoff_ns = rt->handoff_ns;
                 set_stuck(w, false);
                 continue;
             }
             busy = true;
             int64_t ran = now - s->since;
+            /* A refusal (a weft call in progress) is asked again at twice the length. */
+            if (rt->handoff_ns && ran >= s->handoff_ns) {
+                while (s->handoff_ns <= ran)
+                    s->handoff_ns *= 2;
+                try_handoff(wd, w);
+            }
             set_stuck(w, ran >= wd->threshold_ns);
             if (ran >= s->next_ns) {
                 bool again = s->next_ns > wd->threshold_ns;
@@ -347,7 +414,7 @@ bool weft__watchdog_signals(const weft__runtime *rt)
 
 WEFT_COLD int weft__watchdog_start(weft__runtime *rt)
 {
-    if (rt->stall_ns <= 0)
+    if (rt->stall_ns <= 0 && rt->handoff_ns <= 0)
         return 0;
     struct weft__watchdog *wd = calloc(1, sizeof *wd);
     if (!wd)
@@ -357,7 +424,7 @@ WEFT_COLD int weft__watchdog_start(weft__runtime *rt)
         free(wd);
         return -ENOMEM;
     }
-    wd->threshold_ns = rt->stall_ns;
+    wd->threshold_ns = rt->stall_ns > 0 ? rt->stall_ns : INT64_MAX / 4; /* hand-offs only */
     wd->rt = rt;
     wd->tokens = WATCH_PER_MINUTE;
     wd->refilled_at = weft__clock_ns();

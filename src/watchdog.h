@@ -45,6 +45,12 @@ typedef struct weft__watch {
      * whoever places work: alien spawns go round it, thieves do not wait for its answer
      * (weft__watch_stuck). */
     _Atomic int stuck;
+    /* The involuntary hand-off's request (handoff.h): WATCH_ASKED by the watchdog (release),
+     * claimed by the handler, then its answer, WATCH_HANDED with the lent `lend` word in
+     * `handoff_lent` (written before, published by the answer's release), or WATCH_REFUSED;
+     * WATCH_IDLE again once the watchdog has read it. */
+    _Atomic int handoff;
+    uint64_t handoff_lent;
 } weft__watch;
 
 /* Records the calling thread as the one driving the worker (loop.c, relief.c). */

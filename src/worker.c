@@ -10,11 +10,32 @@
 /* The only thread-local: which worker runs on this thread. Reached through the non-inlined
  * accessors below so that no TLS address outlives a switch in a register. */
 static __thread weft__worker *tls_worker;
+/* Set on a thread that let go of its worker while its task ran (the involuntary hand-off,
+ * handoff.c): the function that takes it back. Handed in by that module, so that this one
+ * calls nothing above it. */
+static __thread weft__worker *(*tls_reclaim)(void);
+
+WEFT_NOINLINE void weft__worker_set_reclaim(weft__worker *(*reclaim)(void))
+{
+    tls_reclaim = reclaim;
+}
 
 WEFT_NOINLINE weft__worker *weft__worker_current(void)
 {
     weft__worker *w = tls_worker;
     /* An empty asm that "changes" w keeps the compiler from folding calls across a switch. */
+    __asm__ volatile("" : "+r"(w));
+    /* Every weft call starts here, so a thread whose worker the stall detector handed to
+     * another thread while its task ran (handoff.c) takes the worker back here, before the
+     * call touches anything of it. Plain threads pay a TLS load; worker threads nothing. */
+    if (weft_unlikely(!w) && tls_reclaim)
+        w = tls_reclaim();
+    return w;
+}
+
+WEFT_NOINLINE weft__worker *weft__worker_tls(void)
+{
+    weft__worker *w = tls_worker;
     __asm__ volatile("" : "+r"(w));
     return w;
 }

@@ -222,6 +222,13 @@ static inline weft_task *weft__worker_task(const weft__worker *w)
 /* The worker running on this thread, or NULL. Not inlined on purpose: a coroutine may one
  * day resume on another thread, and a TLS address kept in a register would then be stale. */
 weft__worker *weft__worker_current(void);
+/* The same without the take-back of a worker handed over (handoff.c): for signal handlers,
+ * and for lookups that may run under a lock (a wake's), where waiting for the worker could
+ * deadlock; a thread that let go of its worker is no worker's there. */
+weft__worker *weft__worker_tls(void);
+/* Sets (or clears, NULL) the calling thread's way to take back a worker it let go of while
+ * its task ran (handoff.c), which weft__worker_current calls on a thread that has no worker. */
+void weft__worker_set_reclaim(weft__worker *(*reclaim)(void));
 void weft__worker_set_current(weft__worker *w);
 /* Makes the child of a fork() see no worker on its thread (once per process; weft_run). */
 void weft__worker_fork_hook(void);

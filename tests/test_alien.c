@@ -346,6 +346,7 @@ Test(alien, spawns_from_outside_go_round_a_worker_stuck_in_a_task)
 {
     stuck_ctx c = {0};
     weft_config cfg = cfg_of(2);
+    cfg.handoff_us = -1; /* worker 0 stays stuck: its being stuck is the subject */
     run_main_cfg(&cfg, stuck_main, &c);
     cr_assert(atomic_load(&c.seen_stuck));
     cr_assert_eq(atomic_load(&c.placed), 8);

@@ -488,6 +488,7 @@ static void *stall_main(void *arg)
 Test(dump, a_stall_is_reported_with_its_backtrace_and_again_as_it_doubles)
 {
     int code;
+    setenv("WEFT_HANDOFF_US", "0", 1); /* the spinner keeps its worker (this process only) */
     char *text = run_to_end(stall_main, 2, WEFT_DEADLOCK_OFF, &code);
     cr_assert_eq(code, 0, "exit %d:\n%s", code, text);
     const char *spin = strstr(text, "\"spinner\" on worker 1 has run for");
@@ -554,6 +555,7 @@ Test(dump, the_log_hook_gets_the_reports)
     c.workers = 1;
     c.log = capture;
     c.log_arg = &lc;
+    c.handoff_us = -1; /* the spinner keeps its worker: the stall is the subject */
     run_main_cfg(&c, spin_main, NULL);
     cr_assert_eq(lc.nstall, 1, "one stall, reported once");
     cr_assert_not_null(strstr(lc.first, "\"spinner\" on worker 0 has run for"), "%s", lc.first);

@@ -371,6 +371,7 @@ Test(metrics, a_stall_is_recorded_on_the_task_and_shown_in_the_dump)
     weft_config_init(&c);
     c.workers = 2;
     c.stall_ms = 10;
+    c.handoff_us = -1; /* the stalled task keeps its worker: the stall is the subject */
     c.log = on_stall_log;
     run_main_cfg(&c, stall_record_main, NULL);
 }

@@ -262,7 +262,7 @@ Test(migrate, bad_move_started_is_refused)
     c.move_started = 2;
     cr_assert_eq(weft_run(&c, spawn_main, NULL, NULL), -EINVAL);
     c = stealing_cfg();
-    c.reserved_pad_ = 1;
+    c.reserved_[0] = 1;
     cr_assert_eq(weft_run(&c, spawn_main, NULL, NULL), -EINVAL);
 }
 

@@ -79,6 +79,15 @@ void weft__ctx_switch(weft__ctx *from, weft__ctx *to);
  * is `top`, with a frame chain that ends there (gdb, perf and backtrace() stop at the
  * coroutine's entry). `entry` must never return. Defined in src/arch/<arch>/ctx.c. */
 void weft__ctx_make(weft__ctx *ctx, void *top, void (*entry)(void *), void *arg);
+
+/* Returns fn(arg), having stored at *entry_sp the stack pointer fn is called with: on x86_64
+ * the word just below it holds weft__ctx_call_ret, the call's return address; on aarch64
+ * fn's first frame saves that address (or lr still holds it). A task's body runs under it so
+ * that the involuntary hand-off (handoff.c) can tell a body interrupted in its own code from
+ * one inside a weft call. Defined in src/arch/<arch>/switch.S. */
+void *weft__ctx_call(void *(*fn)(void *), void *arg, char **entry_sp);
+/* The address weft__ctx_call returns to from fn (a label, not a function). */
+extern const char weft__ctx_call_ret[];
 #endif /* __ASSEMBLER__ */
 
 #endif

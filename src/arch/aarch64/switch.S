@@ -54,9 +54,48 @@ weft__ctx_trampoline:
     mov     x29, xzr
     mov     x30, xzr
     mov     x0, x19
-    blr     x20
+    mov     x9, x20
+    /* The entry's address must not stay in a callee-saved register: the body's frames would
+     * save it, and the involuntary hand-off (handoff.c) takes any address of weft's code on
+     * the body's part of the stack for a weft call in progress. */
+    mov     x19, xzr
+    mov     x20, xzr
+    blr     x9
     brk     #0
     .cfi_endproc
     .size   weft__ctx_trampoline, .-weft__ctx_trampoline
+
+/* Calls fn(arg) and returns its result: x0 = fn, x1 = arg, x2 = where to store the sp fn
+ * is called with (its own frame record). A task's body runs under it (scheduler.c's
+ * task_entry), so that the one return address into weft's code that the body's frames can
+ * hold is weft__ctx_call_ret (saved by the body's first frame, or still in lr): the
+ * involuntary hand-off (handoff.c) scans the words between the interrupted sp and that sp,
+ * and any other address of weft's code there is a weft call in progress. */
+    .globl  weft__ctx_call
+    .hidden weft__ctx_call
+    .type   weft__ctx_call, %function
+    .globl  weft__ctx_call_ret
+    .hidden weft__ctx_call_ret
+    .p2align 4
+weft__ctx_call:
+    .cfi_startproc
+    stp     x29, x30, [sp, #-16]!
+    .cfi_def_cfa_offset 16
+    .cfi_offset x29, -16
+    .cfi_offset x30, -8
+    mov     x29, sp
+    mov     x9, sp
+    str     x9, [x2]
+    mov     x9, x0
+    mov     x0, x1
+    blr     x9
+weft__ctx_call_ret:
+    ldp     x29, x30, [sp], #16
+    .cfi_def_cfa_offset 0
+    .cfi_restore x29
+    .cfi_restore x30
+    ret
+    .cfi_endproc
+    .size   weft__ctx_call, .-weft__ctx_call
 
     .section .note.GNU-stack,"",%progbits

@@ -65,7 +65,7 @@ weft__ctx_swap:
     .size   weft__ctx_swap, .-weft__ctx_swap
 
 /* First code a new coroutine runs (reached by the jump above, with rsp 16-byte aligned): r12
- * holds the argument and r13 the entry function. rip is marked undefined so that unwinders
+ * holds the argument and r13 the entry function (both cleared before the call). rip is marked undefined so that unwinders
  * stop here, and rbp is zero so that frame-pointer walks stop at the entry's frame. */
     .globl  weft__ctx_trampoline
     .hidden weft__ctx_trampoline
@@ -76,9 +76,45 @@ weft__ctx_trampoline:
     .cfi_undefined rip
     xorl    %ebp, %ebp
     movq    %r12, %rdi
-    callq   *%r13
+    movq    %r13, %rax
+    /* The entry's address must not stay in a callee-saved register: the body's frames would
+     * save it, and the involuntary hand-off (handoff.c) takes any address of weft's code on
+     * the body's part of the stack for a weft call in progress. */
+    xorl    %r12d, %r12d
+    xorl    %r13d, %r13d
+    callq   *%rax
     ud2
     .cfi_endproc
     .size   weft__ctx_trampoline, .-weft__ctx_trampoline
+
+/* Calls fn(arg) and returns its result: rdi = fn, rsi = arg, rdx = where to store the sp
+ * fn is called with. A task's body runs under it (scheduler.c's task_entry), so that the one
+ * return address into weft's code below the body's frames is weft__ctx_call_ret, stored in
+ * the word just below that sp: the involuntary hand-off (handoff.c) scans the words between
+ * the interrupted sp and that one, and any other address of weft's code there is a weft
+ * call in progress. A frame of its own (rbp pushed) keeps the frame chain whole. */
+    .globl  weft__ctx_call
+    .hidden weft__ctx_call
+    .type   weft__ctx_call, @function
+    .globl  weft__ctx_call_ret
+    .hidden weft__ctx_call_ret
+    .p2align 4
+weft__ctx_call:
+    .cfi_startproc
+    pushq   %rbp
+    .cfi_adjust_cfa_offset 8
+    .cfi_offset rbp, -16
+    movq    %rsp, %rbp
+    .cfi_def_cfa_register rbp
+    movq    %rsp, (%rdx)
+    movq    %rdi, %rax
+    movq    %rsi, %rdi
+    callq   *%rax
+weft__ctx_call_ret:
+    popq    %rbp
+    .cfi_def_cfa rsp, 8
+    ret
+    .cfi_endproc
+    .size   weft__ctx_call, .-weft__ctx_call
 
     .section .note.GNU-stack,"",@progbits

@@ -1,0 +1,194 @@
+/* The involuntary hand-off (handoff.h): letting go of a worker from the stall detector's
+ * signal handler, and taking it back at the next weft call.
+ *
+ * When may a thread let go of its worker at an arbitrary instruction? Only when no weft code
+ * on it is in the middle of anything: weft's state is then as consistent as it is at a
+ * switch, and the relief thread may drive the worker from its loop's top. The handler checks
+ * it on the running task's stack. A weft call in progress is either the interrupted
+ * instruction itself, or has called something (a function of weft's, of libc's, the PLT), and
+ * that call left a return address into weft's code on the stack (on aarch64 perhaps still in
+ * lr). The body itself runs under weft__ctx_call, whose return address is the one expected
+ * there. So: the interrupted pc (and lr) outside weft's code, and no word between the
+ * interrupted sp and the sp the body was called with pointing into weft's code but that one.
+ * A word that only looks like such an address (a stale one in an uninitialised local, a
+ * pointer to a weft function) makes the check refuse: it can be wrong only in refusing.
+ * Callbacks weft makes into the program's code (a future's poll, a map over shards) have
+ * weft's frames below them, so they are never interrupted this way.
+ *
+ * weft's code must be told from the program's, so the hand-off needs it in one place: the
+ * static library's code is renamed to one section at the build (CMakeLists.txt), whose
+ * bounds the linker provides; the shared library's is its own executable segment. An LTO
+ * build mixes it with the program's: no range, and no hand-off. */
+#include <link.h>
+#include <signal.h>
+#include <ucontext.h>
+
+#include "arch/switch.h"
+#include "handoff.h"
+#include "io/backend.h"
+#include "overflow.h"
+#include "relief.h"
+#include "runtime.h"
+#include "stack.h"
+#include "task.h"
+#include "worker.h"
+
+/* The static library's code section (the build's rename); NULL where there is none. Hidden:
+ * a shared library's references never bind to a program's own copy of the symbols. */
+extern const char __start_weft_text[] __attribute__((weak, visibility("hidden")));
+extern const char __stop_weft_text[] __attribute__((weak, visibility("hidden")));
+
+/* What a thread that let go of its worker keeps to take it back: its own, so initial-exec
+ * (no allocation at a first access from the handler). `w` NULL: none let go. */
+static __thread __attribute__((tls_model("initial-exec"))) struct {
+    weft__worker *w;
+    weft_task *t;
+    uint64_t lent; /* the `lend` word as lent (relief.h) */
+    weft__relief_home home;
+} tls_handed;
+
+/* ---- Where weft's code is ---------------------------------------------------------------- */
+
+static bool in_range(const weft__code_range *c, uintptr_t a)
+{
+    return a - c->lo < c->hi - c->lo;
+}
+
+/* dl_iterate_phdr's callback: the executable segment holding c->lo (a probe address), if its
+ * object is a shared library (a program's own segment holds the program's code too). */
+static int find_segment(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    weft__code_range *c = arg;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *p = &info->dlpi_phdr[i];
+        if (p->p_type != PT_LOAD || !(p->p_flags & PF_X))
+            continue;
+        uintptr_t lo = info->dlpi_addr + p->p_vaddr;
+        if (c->lo - lo >= p->p_memsz)
+            continue;
+        bool shared = info->dlpi_name && info->dlpi_name[0];
+        c->lo = shared ? lo : 0;
+        c->hi = shared ? lo + p->p_memsz : 0;
+        return 1;
+    }
+    return 0;
+}
+
+void weft__handoff_find_code(weft__code_range *code)
+{
+    uintptr_t self = (uintptr_t)weft__handoff_find_code;
+    uintptr_t ret = (uintptr_t)weft__ctx_call_ret;
+    weft__code_range c = {0, 0};
+    if (__start_weft_text && (uintptr_t)__stop_weft_text > (uintptr_t)__start_weft_text) {
+        c.lo = (uintptr_t)__start_weft_text;
+        c.hi = (uintptr_t)__stop_weft_text;
+    } else {
+        c.lo = self; /* the probe */
+        if (!dl_iterate_phdr(find_segment, &c))
+            c.lo = c.hi = 0;
+    }
+    /* The range must hold weft's code for certain: this function and the switch's label. */
+    if (!in_range(&c, self) || !in_range(&c, ret))
+        c.lo = c.hi = 0;
+    *code = c;
+}
+
+/* ---- Letting go, in the signal handler --------------------------------------------------- */
+
+/* One word of the task's stack. The scan reads locals ASan keeps redzones around: not
+ * instrumented, and not inlined so that the attribute holds. */
+__attribute__((no_sanitize("address"), noinline)) static uintptr_t stack_word(uintptr_t at)
+{
+    return *(const uintptr_t *)at;
+}
+
+/* Whether t, interrupted at `uc`, is in its own code: see the file comment. */
+static bool in_own_code(const weft__code_range *code, const weft_task *t, const ucontext_t *uc)
+{
+    uintptr_t ret = (uintptr_t)weft__ctx_call_ret;
+#if defined(__x86_64__)
+    uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+    uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+#elif defined(__aarch64__)
+    uintptr_t pc = (uintptr_t)uc->uc_mcontext.pc;
+    uintptr_t sp = (uintptr_t)uc->uc_mcontext.sp;
+    uintptr_t lr = (uintptr_t)uc->uc_mcontext.regs[30];
+    if (in_range(code, lr) && lr != ret)
+        return false;
+#endif
+    uintptr_t lo = (uintptr_t)t->stack->lo, top = (uintptr_t)t->stack->entry_sp;
+    if (in_range(code, pc) || sp < lo || sp >= top)
+        return false; /* in weft's code, or not on the body's part of its stack */
+    for (uintptr_t a = sp & ~(uintptr_t)7; a < top; a += sizeof(uintptr_t)) {
+        uintptr_t v = stack_word(a);
+        if (in_range(code, v) && v != ret)
+            return false;
+    }
+    return true;
+}
+
+bool weft__handoff_detach(weft__worker *w, void *uctx, uint64_t *lent)
+{
+    ucontext_t *uc = uctx;
+    weft_task *t = w->current;
+    const weft__code_range *code = &w->rt->code;
+    /* A ring's worker (io_uring) cannot change threads: its completions run on the thread
+     * that submitted. */
+    if (!t || !t->stack || tls_handed.w || code->lo == code->hi || w->io->ops->thread_bound ||
+        (t->flags & (WEFT__T_STACKLESS | WEFT__T_NOBLOCK | WEFT__T_HANDED)))
+        return false;
+    uint64_t owned = atomic_load_explicit(&w->relief.lend, memory_order_relaxed);
+    if ((owned & 1) || !in_own_code(code, t, uc))
+        return false;
+    /* What weft_block_in_place does before fn (in_place.c), from here. */
+    tls_handed.home =
+        (weft__relief_home){w->sched.loop_ctx,      w->sched.errno_loc,       w->sched.loop_errno,
+                            w->sched.loop_stack_lo, w->sched.loop_stack_size, w->sched.loop_fiber};
+    if (w->poll_task == t)
+        w->poll_task = NULL;
+    /* The signals w's tasks wait for stay blocked on this thread once the handler returns
+     * (the interrupted context's mask is the one restored). */
+    if (w->has_sigwaited)
+        sigorset(&uc->uc_sigmask, &uc->uc_sigmask, &w->sigwaited);
+    weft__task_flags_set(t, WEFT__T_HANDED);
+    w->current = NULL;
+    tls_handed.w = w;
+    tls_handed.t = t;
+    tls_handed.lent = owned + 1;
+    atomic_store_explicit(&w->watch.active, 0, memory_order_relaxed); /* as in_place.c does */
+    /* release: everything above is w's state the next driver reads after its CAS (acquire). */
+    atomic_store_explicit(&w->relief.lend, owned + 1, memory_order_release);
+    weft__worker_set_current(NULL);
+    weft__worker_set_reclaim(weft__handoff_reclaim);
+    weft__overflow_in_place(t); /* a stack overflow from here on is still t's */
+    *lent = owned + 1;
+    return true;
+}
+
+/* ---- Taking back, at the next weft call -------------------------------------------------- */
+
+weft__worker *weft__handoff_reclaim(void)
+{
+    weft__worker *w = tls_handed.w;
+    if (!w)
+        return NULL;
+    weft_task *t = tls_handed.t;
+    uint64_t lent = tls_handed.lent;
+    weft__relief_home home = tls_handed.home;
+    tls_handed.w = NULL;
+    weft__worker_set_reclaim(NULL);
+    weft__overflow_in_place(NULL);
+    /* As weft_block_in_place after fn: back before a relief thread took it (nothing of w
+     * moved), or asked back from the thread that drives it now. */
+    if (atomic_compare_exchange_strong_explicit(&w->relief.lend, &lent, lent + 1,
+                                                memory_order_acq_rel, memory_order_relaxed)) {
+        weft__worker_set_current(w);
+        w->current = t;
+        atomic_store_explicit(&w->watch.active, 1, memory_order_release);
+    } else {
+        weft__relief_take_back(w, t, &home);
+    }
+    weft__task_flags_clear(t, WEFT__T_HANDED);
+    return w;
+}

@@ -1,0 +1,282 @@
+/* The involuntary hand-off (weft_config.handoff_us): a task that spins without a switch no
+ * longer holds up its worker's other tasks, timers and I/O. Each test's spinner waits, in a
+ * loop that calls no weft function, for something only another task of the same worker can
+ * do: without the hand-off it would wait forever. Every spin is bounded (10 s of the clock),
+ * so a worker that did not go on fails the test instead of hanging it; no assertion is about
+ * time. One worker, stealing mode (where the hand-off is on by default), epoll (a ring's
+ * worker cannot change threads). */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define SPIN_LIMIT_NS (10LL * 1000000000) /* only a worker that never went on reaches it */
+
+static int64_t clock_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static pid_t tid(void)
+{
+    return (pid_t)syscall(SYS_gettid);
+}
+
+/* Spins, calling no weft function, until *flag is set: 1, or 0 at the limit. */
+static int spin_until(atomic_int *flag)
+{
+    int64_t end = clock_ns() + SPIN_LIMIT_NS;
+    while (!atomic_load_explicit(flag, memory_order_acquire))
+        if (clock_ns() > end)
+            return 0;
+    return 1;
+}
+
+static weft_config handoff_cfg(void)
+{
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 1;
+    c.mode = WEFT_MODE_STEALING;
+    c.backend = WEFT_BACKEND_EPOLL;
+    c.handoff_us = 1000;
+    return c;
+}
+
+typedef struct scene {
+    atomic_int flag;   /* set by the other task once it has done its part */
+    int spun;          /* the spinner saw the flag (1) or gave up (0) */
+    int other_ok;      /* what the other task checked */
+    pid_t spinner_tid; /* the thread the spinner ran on, before and after */
+    pid_t spinner_tid_after;
+    int after_yield; /* weft_yield's result after the spin (the take-back at a call) */
+} scene;
+
+/* ---- A spinner and a task of the same worker ------------------------------------------ */
+
+static void *spinner(void *arg)
+{
+    scene *s = arg;
+    s->spinner_tid = tid();
+    s->spun = spin_until(&s->flag);
+    s->spinner_tid_after = tid();
+    return NULL; /* the body returns with the worker still handed: taken back at its end */
+}
+
+static void *spinner_then_yield(void *arg)
+{
+    scene *s = arg;
+    s->spinner_tid = tid();
+    s->spun = spin_until(&s->flag);
+    s->after_yield = weft_yield(); /* a weft call takes the worker back first */
+    s->spinner_tid_after = tid();
+    return NULL;
+}
+
+static void *setter(void *arg)
+{
+    scene *s = arg;
+    s->other_ok = 1;
+    atomic_store_explicit(&s->flag, 1, memory_order_release);
+    return NULL;
+}
+
+/* A timer of the same worker: its task sleeps, then sets the flag. */
+static void *sleeper(void *arg)
+{
+    scene *s = arg;
+    s->other_ok = weft_sleep(2 * WEFT_MSEC) == 0;
+    atomic_store_explicit(&s->flag, 1, memory_order_release);
+    return NULL;
+}
+
+typedef struct io_scene {
+    scene s;
+    int fds[2];
+} io_scene;
+
+/* I/O of the same worker: reads what a plain thread writes, then sets the flag. */
+static void *reader(void *arg)
+{
+    io_scene *x = arg;
+    char c = 0;
+    x->s.other_ok = weft_read(x->fds[0], &c, 1, weft_deadline_in(10 * WEFT_SEC)) == 1 && c == 'x';
+    atomic_store_explicit(&x->s.flag, 1, memory_order_release);
+    return NULL;
+}
+
+static void *writer_thread(void *arg)
+{
+    io_scene *x = arg;
+    struct timespec ts = {0, 5000000}; /* after the spin has begun, most likely */
+    nanosleep(&ts, NULL);
+    return (void *)(intptr_t)write(x->fds[1], "x", 1);
+}
+
+typedef struct pair {
+    weft_fn spin, other;
+    void *arg;
+} pair;
+
+static void *run_pair(void *arg)
+{
+    pair *p = arg;
+    weft_task *a, *b;
+    cr_assert_eq(weft_spawn(&a, p->spin, p->arg, NULL), 0);
+    cr_assert_eq(weft_spawn(&b, p->other, p->arg, NULL), 0);
+    cr_assert_eq(weft_join(a, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_join(b, NULL, WEFT_FOREVER), 0);
+    return NULL;
+}
+
+static void run_scene(weft_fn spin, weft_fn other, void *arg)
+{
+    weft_config c = handoff_cfg();
+    pair p = {spin, other, arg};
+    cr_assert_eq(weft_run(&c, run_pair, &p, NULL), 0);
+}
+
+Test(handoff, a_spinning_task_lets_its_worker_run_another_task)
+{
+    scene s = {0};
+    run_scene(spinner, setter, &s);
+    cr_assert_eq(s.spun, 1, "the other task never ran while the spinner spun");
+    cr_assert_eq(s.other_ok, 1);
+    cr_assert_eq(s.spinner_tid_after, s.spinner_tid, "the spinner stays on its thread");
+}
+
+Test(handoff, the_worker_is_taken_back_at_the_next_weft_call)
+{
+    scene s = {0};
+    run_scene(spinner_then_yield, setter, &s);
+    cr_assert_eq(s.spun, 1);
+    cr_assert_eq(s.after_yield, 0);
+    cr_assert_eq(s.spinner_tid_after, s.spinner_tid);
+}
+
+Test(handoff, a_timer_fires_while_a_task_spins)
+{
+    scene s = {0};
+    run_scene(spinner, sleeper, &s);
+    cr_assert_eq(s.spun, 1, "the sleeper's timer never fired while the spinner spun");
+    cr_assert_eq(s.other_ok, 1);
+}
+
+Test(handoff, io_readiness_is_served_while_a_task_spins)
+{
+    io_scene x = {0};
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, x.fds), 0);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, writer_thread, &x), 0);
+    run_scene(spinner, reader, &x);
+    void *wr;
+    pthread_join(th, &wr);
+    cr_assert_eq((intptr_t)wr, 1);
+    cr_assert_eq(x.s.spun, 1, "the reader never woke while the spinner spun");
+    cr_assert_eq(x.s.other_ok, 1);
+    close(x.fds[0]);
+    close(x.fds[1]);
+}
+
+/* ---- Many rounds: hand-offs and take-backs in a row ------------------------------------ */
+
+#define ROUNDS 20
+
+static void *rounds_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < ROUNDS; i++) {
+        scene s = {0};
+        weft_task *a, *b;
+        cr_assert_eq(weft_spawn(&a, i % 2 ? spinner : spinner_then_yield, &s, NULL), 0);
+        cr_assert_eq(weft_spawn(&b, setter, &s, NULL), 0);
+        cr_assert_eq(weft_join(a, NULL, WEFT_FOREVER), 0);
+        cr_assert_eq(weft_join(b, NULL, WEFT_FOREVER), 0);
+        cr_assert_eq(s.spun, 1, "round %d", i);
+        if (i % 2 == 0)
+            cr_assert_eq(s.after_yield, 0, "round %d", i);
+    }
+    weft_stats st;
+    cr_assert_eq(weft_stats_get(&st), 0);
+    cr_assert_geq(st.nhandoffs, 1, "the worker was handed over at least once");
+    return NULL;
+}
+
+Test(handoff, twenty_hand_offs_in_a_row)
+{
+    weft_config c = handoff_cfg();
+    cr_assert_eq(weft_run(&c, rounds_main, NULL, NULL), 0);
+}
+
+/* ---- Where it must not happen ------------------------------------------------------------ */
+
+/* A spin inside a callback weft makes (weft_once's fn: weft's frames are below it, the once
+ * held) is never handed over: the other task does not run until the callback returns. */
+typedef struct once_scene {
+    weft_once once;
+    atomic_int other_ran;
+    int ran_during; /* the other task ran while the callback spun */
+} once_scene;
+
+static void once_spin(void *arg)
+{
+    once_scene *o = arg;
+    int64_t end = clock_ns() + 50 * 1000000LL; /* 50 handoff_us thresholds */
+    while (clock_ns() < end)
+        if (atomic_load(&o->other_ran))
+            break;
+    o->ran_during = atomic_load(&o->other_ran);
+}
+
+static void *once_spinner(void *arg)
+{
+    once_scene *o = arg;
+    cr_assert_eq(weft_once_call(&o->once, once_spin, o, WEFT_FOREVER), 0);
+    return NULL;
+}
+
+static void *mark_ran(void *arg)
+{
+    once_scene *o = arg;
+    atomic_store(&o->other_ran, 1);
+    return NULL;
+}
+
+Test(handoff, a_spin_inside_a_weft_callback_is_not_handed_over)
+{
+    static once_scene o;
+    memset(&o, 0, sizeof o);
+    o.once = (weft_once)WEFT_ONCE_INIT;
+    run_scene(once_spinner, mark_ran, &o);
+    cr_assert_eq(o.ran_during, 0, "the worker was handed over inside weft_once's callback");
+    cr_assert_eq(atomic_load(&o.other_ran), 1);
+}
+
+/* Off: the spinner gives up at a short limit, the other task never having run. */
+static void *short_spinner(void *arg)
+{
+    scene *s = arg;
+    int64_t end = clock_ns() + 30 * 1000000LL;
+    while (!atomic_load(&s->flag) && clock_ns() < end)
+        ;
+    s->spun = atomic_load(&s->flag);
+    return NULL;
+}
+
+Test(handoff, handoff_us_negative_is_off)
+{
+    weft_config c = handoff_cfg();
+    c.handoff_us = -1;
+    scene s = {0};
+    pair p = {short_spinner, setter, &s};
+    cr_assert_eq(weft_run(&c, run_pair, &p, NULL), 0);
+    cr_assert_eq(s.spun, 0, "a hand-off happened with handoff_us < 0");
+    cr_assert_eq(s.other_ok, 1);
+}
