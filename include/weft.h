@@ -1095,7 +1095,9 @@ WEFT_API ssize_t weft_write(int fd, const void *buf, size_t len, int64_t deadlin
 WEFT_API ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, int64_t deadline);
 
 /* recv(2)/send(2) with flags. weft_send writes everything, like weft_write, and never raises
- * SIGPIPE (MSG_NOSIGNAL is added). */
+ * SIGPIPE (MSG_NOSIGNAL is added). A receive with MSG_DONTWAIT (weft_recv, weft_recvfrom)
+ * makes one attempt and returns -EAGAIN when nothing is there, whatever the deadline, on
+ * both backends. */
 WEFT_API ssize_t weft_recv(int fd, void *buf, size_t len, int flags, int64_t deadline);
 WEFT_API ssize_t weft_send(int fd, const void *buf, size_t len, int flags, int64_t deadline);
 
