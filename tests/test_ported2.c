@@ -1780,3 +1780,165 @@ Test(ported2, unix_socket_dial_and_listen_errors, .timeout = 30)
 {
     run_main(unix_errors_main, NULL);
 }
+
+enum { MSG_BYTES = 256 * 1024, NWRITERS = 4 };
+
+struct writer_arg {
+    int fd;
+    unsigned char tag;
+};
+
+static void *tagged_writer(void *arg)
+{
+    struct writer_arg *a = arg;
+    unsigned char *buf = malloc(MSG_BYTES);
+    if (!buf)
+        return (void *)(intptr_t)-ENOMEM;
+    memset(buf, a->tag, MSG_BYTES);
+    ssize_t n = weft_write(a->fd, buf, MSG_BYTES, weft_deadline_in(SOON));
+    free(buf);
+    return (void *)(intptr_t)(n == MSG_BYTES ? 0 : (n < 0 ? n : -EIO));
+}
+
+/* libuv tcp_write_queue_order (writes queued on one stream go out whole and in order) and Go's
+ * net.Conn (concurrent Writes do not interleave): tasks writing large messages to one socket
+ * at once, each parking on a full socket, deliver each message as one contiguous run. */
+static void *concurrent_writes_main(void *arg)
+{
+    (void)arg;
+    int fds[2];
+    tcp_pair(fds);
+    struct writer_arg a[NWRITERS];
+    weft_task *t[NWRITERS];
+    for (int i = 0; i < NWRITERS; i++) {
+        a[i] = (struct writer_arg){fds[0], (unsigned char)('A' + i)};
+        cr_assert_eq(weft_spawn(&t[i], tagged_writer, &a[i], NULL), 0);
+    }
+    unsigned char *got = malloc((size_t)MSG_BYTES * NWRITERS);
+    cr_assert_not_null(got);
+    read_exactly(fds[1], got, (size_t)MSG_BYTES * NWRITERS);
+    for (int i = 0; i < NWRITERS; i++)
+        cr_assert_eq(join_result(t[i]), NULL, "writer %d", i);
+    bool seen[NWRITERS] = {false};
+    for (int m = 0; m < NWRITERS; m++) {
+        unsigned char tag = got[(size_t)m * MSG_BYTES];
+        cr_assert(tag >= 'A' && tag < 'A' + NWRITERS, "tag %d", tag);
+        cr_assert(!seen[tag - 'A'], "message %c twice", tag);
+        seen[tag - 'A'] = true;
+        for (size_t j = 0; j < MSG_BYTES; j++)
+            if (got[(size_t)m * MSG_BYTES + j] != tag)
+                cr_assert_fail("message %d (%c) interleaved with %c at byte %zu", m, tag,
+                               got[(size_t)m * MSG_BYTES + j], j);
+    }
+    free(got);
+    cr_assert_eq(weft_close(fds[0]), 0);
+    cr_assert_eq(weft_close(fds[1]), 0);
+    return NULL;
+}
+
+Test(ported2, concurrent_writes_to_one_socket_do_not_interleave, .timeout = 60)
+{
+    run_main(concurrent_writes_main, NULL);
+}
+
+static void *peek_task(void *arg)
+{
+    char buf[8] = {0};
+    ssize_t n = weft_recv((int)(intptr_t)arg, buf, sizeof buf, MSG_PEEK, weft_deadline_in(SOON));
+    return (void *)(intptr_t)(n == 2 && memcmp(buf, "hi", 2) == 0 ? 0 : (n < 0 ? n : -EPROTO));
+}
+
+/* Tokio tcp_peek (a peek returns the bytes and leaves them) and vectored reads after plain
+ * ones: a peek parked on an empty socket wakes with the bytes that come and leaves them for
+ * the read; MSG_DONTWAIT on an empty socket is -EAGAIN at once (recv(2)'s one attempt, as
+ * Tokio's try_read and libuv's uv_try_read give), before and after the first read, and on a
+ * datagram socket; a readv after a short read continues the byte stream in order across its
+ * buffers. */
+static void *peek_readv_main(void *arg)
+{
+    (void)arg;
+    int fds[2];
+    tcp_pair(fds);
+    char buf[16];
+    /* MSG_DONTWAIT as the first call on a socket, and on a datagram socket. */
+    cr_assert_eq(weft_recv(fds[0], buf, sizeof buf, MSG_DONTWAIT, weft_deadline_in(SOON)), -EAGAIN);
+    weft_addr lo;
+    cr_assert_eq(weft_addr_ip(&lo, "127.0.0.1", 0), 0);
+    int ufd = weft_datagram(&lo, AF_INET);
+    cr_assert_geq(ufd, 0);
+    cr_assert_eq(weft_recvfrom(ufd, buf, sizeof buf, MSG_DONTWAIT, NULL, NULL, weft_deadline_in(SOON)),
+                 -EAGAIN);
+    cr_assert_eq(weft_close(ufd), 0);
+    cr_assert_eq(weft_write(fds[1], "0123456789", 10, weft_deadline_in(SOON)), 10);
+    cr_assert_eq(weft_read(fds[0], buf, 3, weft_deadline_in(SOON)), 3);
+    cr_assert_eq(memcmp(buf, "012", 3), 0);
+    char a[4], b[4];
+    struct iovec iov[2] = {{a, 4}, {b, 4}};
+    size_t got = 0;
+    while (got < 7) {
+        ssize_t n = weft_readv(fds[0], iov, 2, weft_deadline_in(SOON));
+        cr_assert_gt(n, 0, "%zd", n);
+        if (got == 0)
+            cr_assert_eq(memcmp(a, "3456", n < 4 ? (size_t)n : 4), 0);
+        /* The rest, if any, by plain reads (the bytes may come in two pieces). */
+        got += (size_t)n;
+        if (got < 7) {
+            read_exactly(fds[0], buf, 7 - got);
+            got = 7;
+        } else {
+            cr_assert_eq(memcmp(b, "789", 3), 0);
+        }
+    }
+    cr_assert_eq(weft_recv(fds[0], buf, sizeof buf, MSG_DONTWAIT, weft_deadline_in(SOON)), -EAGAIN);
+    weft_task *t = spawn_pinned(peek_task, (void *)(intptr_t)fds[0]);
+    wait_parked(t);
+    cr_assert_eq(weft_write(fds[1], "hi", 2, weft_deadline_in(SOON)), 2);
+    cr_assert_eq(join_result(t), NULL);
+    cr_assert_eq(weft_recv(fds[0], buf, sizeof buf, MSG_PEEK, weft_deadline_in(SOON)), 2, "left");
+    read_exactly(fds[0], buf, 2);
+    cr_assert_eq(memcmp(buf, "hi", 2), 0);
+    cr_assert_eq(weft_recv(fds[0], buf, sizeof buf, MSG_DONTWAIT, weft_deadline_in(SOON)), -EAGAIN);
+    cr_assert_eq(weft_close(fds[0]), 0);
+    cr_assert_eq(weft_close(fds[1]), 0);
+    return NULL;
+}
+
+Test(ported2, peeks_and_vectored_reads_continue_the_stream, .timeout = 30)
+{
+    run_main(peek_readv_main, NULL);
+}
+
+static void *wg_wait_task(void *arg)
+{
+    return (void *)(intptr_t)weft_waitgroup_wait(arg, weft_deadline_in(SOON));
+}
+
+/* Go TestWaitGroupMisuse2/3 made legal (Go panics: "WaitGroup is reused before previous Wait
+ * has returned"): the waiters of a count that reached zero are released even when the count
+ * goes up again before they run; a waiter that comes after the new add waits for it. */
+static void *wg_reuse_main(void *arg)
+{
+    (void)arg;
+    weft_waitgroup wg = WEFT_WAITGROUP_INIT;
+    for (int round = 0; round < 20; round++) {
+        cr_assert_eq(weft_waitgroup_add(&wg, 1), 0);
+        weft_task *a = spawn_on_other(wg_wait_task, &wg);
+        weft_task *b = spawn_pinned(wg_wait_task, &wg);
+        wait_parked(a);
+        wait_parked(b);
+        cr_assert_eq(weft_waitgroup_done(&wg), 0);
+        cr_assert_eq(weft_waitgroup_add(&wg, 1), 0, "reused at once");
+        weft_task *c = spawn_pinned(wg_wait_task, &wg);
+        cr_assert_eq(join_result(a), NULL, "round %d", round);
+        cr_assert_eq(join_result(b), NULL, "round %d", round);
+        wait_parked(c);
+        cr_assert_eq(weft_waitgroup_done(&wg), 0);
+        cr_assert_eq(join_result(c), NULL);
+    }
+    return NULL;
+}
+
+Test(ported2, a_waitgroup_reused_before_its_waiters_ran, .timeout = 30)
+{
+    run_main(wg_reuse_main, NULL);
+}
