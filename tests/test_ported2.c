@@ -209,7 +209,8 @@ static void *nonblock_main(void *arg)
         t = pass ? spawn_on_other(recv_long, c) : spawn_pinned(recv_long, c);
         wait_parked(t);
         v = 200 + pass;
-        weft_case cs[2] = {{.op = WEFT_CASE_DEFAULT}, {.op = WEFT_CASE_SEND, .chan = c, .elem = &v}};
+        weft_case cs[2] = {{.op = WEFT_CASE_DEFAULT},
+                           {.op = WEFT_CASE_SEND, .chan = c, .elem = &v}};
         cr_assert_eq(weft_select(cs, 2, WEFT_FOREVER), 1, "pass %d", pass);
         cr_assert_eq(cs[1].result, 0);
         cr_assert_eq(join_result(t), (void *)(intptr_t)(200 + pass));
@@ -217,7 +218,8 @@ static void *nonblock_main(void *arg)
         t = pass ? spawn_on_other(send_long_42, c) : spawn_pinned(send_long_42, c);
         wait_parked(t);
         v = 0;
-        weft_case cr[2] = {{.op = WEFT_CASE_RECV, .chan = c, .elem = &v}, {.op = WEFT_CASE_DEFAULT}};
+        weft_case cr[2] = {{.op = WEFT_CASE_RECV, .chan = c, .elem = &v},
+                           {.op = WEFT_CASE_DEFAULT}};
         cr_assert_eq(weft_select(cr, 2, WEFT_FOREVER), 0, "pass %d", pass);
         cr_assert_eq(cr[0].result, 0);
         cr_assert_eq(v, 42);
@@ -698,9 +700,9 @@ static void *hammer_main(void *arg)
     weft_task *t[10];
     unsigned nw = weft_worker_count();
     for (int i = 0; i < 10; i++)
-        cr_assert_eq(weft_spawn_on((unsigned)i % nw, &t[i], i < 2 ? hammer_writer : hammer_reader,
-                                   &h, NULL),
-                     0);
+        cr_assert_eq(
+            weft_spawn_on((unsigned)i % nw, &t[i], i < 2 ? hammer_writer : hammer_reader, &h, NULL),
+            0);
     for (int i = 0; i < 10; i++)
         cr_assert_eq(join_result(t[i]), NULL, "task %d", i);
     cr_assert_eq(atomic_load(&h.bad), 0, "exclusion broken %d times", atomic_load(&h.bad));
@@ -997,7 +999,8 @@ static void *timeout_edges_main(void *arg)
     void *value = NULL;
     cr_assert_eq(weft_future_ready(&ready, 7, (void *)(intptr_t)5), 0);
     cr_assert_eq(weft_future_pending(&pending), 0);
-    cr_assert_eq(weft_await(ready, &value, weft_deadline_in(-1)), 7, "ready wins a passed deadline");
+    cr_assert_eq(weft_await(ready, &value, weft_deadline_in(-1)), 7,
+                 "ready wins a passed deadline");
     cr_assert_eq(value, (void *)(intptr_t)5);
     cr_assert_eq(weft_await(pending, NULL, weft_deadline_in(-1)), -ETIMEDOUT);
     cr_assert_eq(weft_await(pending, NULL, 0), -ETIMEDOUT);
@@ -1081,9 +1084,9 @@ static void *far_future_main(void *arg)
     weft_watch *w1, *w2;
     huge_fired = 0;
     cr_assert_eq(weft_watch_add(&w1, -1, WEFT_WATCH_TIMER, INT64_MAX, on_huge, NULL), 0);
-    cr_assert_eq(
-        weft_watch_add(&w2, -1, WEFT_WATCH_TIMER | WEFT_WATCH_PERSIST, INT64_MAX - 1, on_huge, NULL),
-        0);
+    cr_assert_eq(weft_watch_add(&w2, -1, WEFT_WATCH_TIMER | WEFT_WATCH_PERSIST, INT64_MAX - 1,
+                                on_huge, NULL),
+                 0);
     weft_case cs[2] = {{.op = WEFT_CASE_TIMER, .at = INT64_MAX - 1},
                        {.op = WEFT_CASE_TIMER, .at = weft_deadline_in(WEFT_MSEC)}};
     cr_assert_eq(weft_select(cs, 2, weft_deadline_in(SOON)), 1);
@@ -1203,9 +1206,9 @@ static void on_a(weft_watch *w, int fd, unsigned events, void *arg)
     if (++g->a == 3) {
         /* Stop this repeating timer and start another in its place, from its callback. */
         cr_assert_eq(weft_watch_del(w), 0);
-        cr_assert_eq(weft_watch_add(&g->wb, -1, WEFT_WATCH_TIMER | WEFT_WATCH_PERSIST, WEFT_MSEC,
-                                    on_b, g),
-                     0);
+        cr_assert_eq(
+            weft_watch_add(&g->wb, -1, WEFT_WATCH_TIMER | WEFT_WATCH_PERSIST, WEFT_MSEC, on_b, g),
+            0);
     }
 }
 
@@ -1228,8 +1231,8 @@ static void *timers_from_callbacks_main(void *arg)
 
     struct again g = {0};
     weft_watch *wa;
-    cr_assert_eq(weft_watch_add(&wa, -1, WEFT_WATCH_TIMER | WEFT_WATCH_PERSIST, WEFT_MSEC, on_a, &g),
-                 0);
+    cr_assert_eq(
+        weft_watch_add(&wa, -1, WEFT_WATCH_TIMER | WEFT_WATCH_PERSIST, WEFT_MSEC, on_a, &g), 0);
     while (g.b < 3 && weft_now() < until)
         cr_assert_eq(weft_sleep(WEFT_MSEC), 0);
     cr_assert_geq(g.b, 3);
@@ -1263,9 +1266,9 @@ static void *watch_order_main(void *arg)
     (void)arg;
     order_log = (struct order_log){0};
     for (int i = 0; i < 8; i++)
-        cr_assert_eq(
-            weft_watch_add(NULL, -1, WEFT_WATCH_TIMER, 2 * WEFT_MSEC, on_ordered, (void *)(intptr_t)i),
-            0);
+        cr_assert_eq(weft_watch_add(NULL, -1, WEFT_WATCH_TIMER, 2 * WEFT_MSEC, on_ordered,
+                                    (void *)(intptr_t)i),
+                     0);
     int64_t until = weft_deadline_in(SOON);
     while (order_log.n < 8 && weft_now() < until)
         cr_assert_eq(weft_sleep(WEFT_MSEC), 0);
@@ -1449,8 +1452,9 @@ static void *close_while_connecting_main(void *arg)
     }
     int fd = weft_socket(AF_INET, SOCK_STREAM, 0);
     cr_assert_geq(fd, 0);
-    cr_assert_eq(weft_connect(fd, (struct sockaddr *)&a.ss, a.len, weft_deadline_in(20 * WEFT_MSEC)),
-                 -ETIMEDOUT);
+    cr_assert_eq(
+        weft_connect(fd, (struct sockaddr *)&a.ss, a.len, weft_deadline_in(20 * WEFT_MSEC)),
+        -ETIMEDOUT);
     cr_assert_eq(weft_close(fd), 0);
 
     struct connecting c1 = {weft_socket(AF_INET, SOCK_STREAM, 0), &a};
@@ -1649,9 +1653,8 @@ static void *concurrent_accept_main(void *arg)
     weft_task *t[4];
     unsigned nw = weft_worker_count();
     for (int i = 0; i < 4; i++)
-        cr_assert_eq(weft_spawn_on((unsigned)(i + 1) % nw, &t[i], acceptor, (void *)(intptr_t)lfd,
-                                   NULL),
-                     0);
+        cr_assert_eq(
+            weft_spawn_on((unsigned)(i + 1) % nw, &t[i], acceptor, (void *)(intptr_t)lfd, NULL), 0);
     for (int i = 0; i < NCONN; i++) {
         int fd = weft_dial(&a, weft_deadline_in(SOON));
         cr_assert_geq(fd, 0, "dial %d: %s", i, weft_strerror(fd));
@@ -1781,7 +1784,7 @@ Test(ported2, unix_socket_dial_and_listen_errors, .timeout = 30)
     run_main(unix_errors_main, NULL);
 }
 
-enum { MSG_BYTES = 256 * 1024, NWRITERS = 4 };
+enum { MSG_BYTES = 1024 * 1024, NWRITERS = 4 };
 
 struct writer_arg {
     int fd;
@@ -1800,35 +1803,62 @@ static void *tagged_writer(void *arg)
     return (void *)(intptr_t)(n == MSG_BYTES ? 0 : (n < 0 ? n : -EIO));
 }
 
-/* libuv tcp_write_queue_order (writes queued on one stream go out whole and in order) and Go's
- * net.Conn (concurrent Writes do not interleave): tasks writing large messages to one socket
- * at once, each parking on a full socket, deliver each message as one contiguous run. */
+/* libuv tcp_write_queue_order and Go's net.Conn keep concurrent writes whole; weft.h says they
+ * may interleave once they wait (as Tokio, which makes the caller serialise them). What holds
+ * either way: tasks writing large messages to one socket at once, each parking on a full
+ * socket, all finish, and every byte of every message arrives once; and writers serialised
+ * by a mutex (weft.h's recipe) deliver each message as one contiguous run. */
+struct locked_writer {
+    struct writer_arg w;
+    weft_mutex *m;
+};
+
+static void *locked_tagged_writer(void *arg)
+{
+    struct locked_writer *l = arg;
+    if (weft_mutex_lock(l->m, weft_deadline_in(SOON)) != 0)
+        return (void *)(intptr_t)-ETIMEDOUT;
+    void *r = tagged_writer(&l->w);
+    weft_mutex_unlock(l->m);
+    return r;
+}
+
 static void *concurrent_writes_main(void *arg)
 {
     (void)arg;
     int fds[2];
     tcp_pair(fds);
-    struct writer_arg a[NWRITERS];
-    weft_task *t[NWRITERS];
-    for (int i = 0; i < NWRITERS; i++) {
-        a[i] = (struct writer_arg){fds[0], (unsigned char)('A' + i)};
-        cr_assert_eq(weft_spawn(&t[i], tagged_writer, &a[i], NULL), 0);
-    }
     unsigned char *got = malloc((size_t)MSG_BYTES * NWRITERS);
     cr_assert_not_null(got);
-    read_exactly(fds[1], got, (size_t)MSG_BYTES * NWRITERS);
-    for (int i = 0; i < NWRITERS; i++)
-        cr_assert_eq(join_result(t[i]), NULL, "writer %d", i);
-    bool seen[NWRITERS] = {false};
-    for (int m = 0; m < NWRITERS; m++) {
-        unsigned char tag = got[(size_t)m * MSG_BYTES];
-        cr_assert(tag >= 'A' && tag < 'A' + NWRITERS, "tag %d", tag);
-        cr_assert(!seen[tag - 'A'], "message %c twice", tag);
-        seen[tag - 'A'] = true;
-        for (size_t j = 0; j < MSG_BYTES; j++)
-            if (got[(size_t)m * MSG_BYTES + j] != tag)
-                cr_assert_fail("message %d (%c) interleaved with %c at byte %zu", m, tag,
-                               got[(size_t)m * MSG_BYTES + j], j);
+    for (int locked = 0; locked < 2; locked++) {
+        weft_mutex m = WEFT_MUTEX_INIT;
+        struct locked_writer a[NWRITERS];
+        weft_task *t[NWRITERS];
+        for (int i = 0; i < NWRITERS; i++) {
+            a[i] = (struct locked_writer){{fds[0], (unsigned char)('A' + i)}, &m};
+            cr_assert_eq(weft_spawn(&t[i], locked ? locked_tagged_writer : tagged_writer,
+                                    locked ? (void *)&a[i] : (void *)&a[i].w, NULL),
+                         0);
+        }
+        read_exactly(fds[1], got, (size_t)MSG_BYTES * NWRITERS);
+        for (int i = 0; i < NWRITERS; i++)
+            cr_assert_eq(join_result(t[i]), NULL, "writer %d", i);
+        size_t count[NWRITERS] = {0};
+        for (size_t j = 0; j < (size_t)MSG_BYTES * NWRITERS; j++) {
+            cr_assert(got[j] >= 'A' && got[j] < 'A' + NWRITERS, "byte %zu: %d", j, got[j]);
+            count[got[j] - 'A']++;
+        }
+        for (int i = 0; i < NWRITERS; i++)
+            cr_assert_eq(count[i], (size_t)MSG_BYTES, "writer %d's bytes", i);
+        if (!locked)
+            continue;
+        for (int k = 0; k < NWRITERS; k++) {
+            unsigned char tag = got[(size_t)k * MSG_BYTES];
+            for (size_t j = 0; j < MSG_BYTES; j++)
+                if (got[(size_t)k * MSG_BYTES + j] != tag)
+                    cr_assert_fail("message %d (%c) interleaved with %c at byte %zu", k, tag,
+                                   got[(size_t)k * MSG_BYTES + j], j);
+        }
     }
     free(got);
     cr_assert_eq(weft_close(fds[0]), 0);
@@ -1836,7 +1866,8 @@ static void *concurrent_writes_main(void *arg)
     return NULL;
 }
 
-Test(ported2, concurrent_writes_to_one_socket_do_not_interleave, .timeout = 60)
+Test(ported2, concurrent_writes_to_one_socket_lose_nothing_and_a_mutex_keeps_them_whole,
+     .timeout = 60)
 {
     run_main(concurrent_writes_main, NULL);
 }
@@ -1866,8 +1897,9 @@ static void *peek_readv_main(void *arg)
     cr_assert_eq(weft_addr_ip(&lo, "127.0.0.1", 0), 0);
     int ufd = weft_datagram(&lo, AF_INET);
     cr_assert_geq(ufd, 0);
-    cr_assert_eq(weft_recvfrom(ufd, buf, sizeof buf, MSG_DONTWAIT, NULL, NULL, weft_deadline_in(SOON)),
-                 -EAGAIN);
+    cr_assert_eq(
+        weft_recvfrom(ufd, buf, sizeof buf, MSG_DONTWAIT, NULL, NULL, weft_deadline_in(SOON)),
+        -EAGAIN);
     cr_assert_eq(weft_close(ufd), 0);
     cr_assert_eq(weft_write(fds[1], "0123456789", 10, weft_deadline_in(SOON)), 10);
     cr_assert_eq(weft_read(fds[0], buf, 3, weft_deadline_in(SOON)), 3);
@@ -1941,4 +1973,62 @@ static void *wg_reuse_main(void *arg)
 Test(ported2, a_waitgroup_reused_before_its_waiters_ran, .timeout = 30)
 {
     run_main(wg_reuse_main, NULL);
+}
+
+/* ---- Structured concurrency (Tokio JoinSet, Trio nurseries) ---------------------------- */
+
+struct tree {
+    weft_group *g;
+    atomic_int finished;
+    atomic_int bad;
+};
+
+static struct tree tree;
+
+static void *tree_member(void *arg)
+{
+    long depth = (long)(intptr_t)arg;
+    if (depth < 4) {
+        for (int i = 0; i < 2; i++)
+            if (weft_group_spawn(tree.g, tree_member, (void *)(intptr_t)(depth + 1), NULL) != 0)
+                atomic_fetch_add(&tree.bad, 1);
+    }
+    weft_yield();
+    atomic_fetch_add(&tree.finished, 1);
+    return NULL;
+}
+
+static void *late_sleeper(void *arg)
+{
+    (void)arg;
+    weft_sleep(WEFT_SEC * 100); /* until the close cancels it */
+    atomic_fetch_add(&tree.finished, 1);
+    return NULL;
+}
+
+/* Tokio JoinSet (join_next until empty, with tasks added meanwhile) and Trio's nursery
+ * start_soon from a child: members spawn more members into their group; a wait returns only
+ * once the late members have finished too; the group is then empty and takes new members;
+ * a close cancels and reaps what is left. */
+static void *group_tree_main(void *arg)
+{
+    (void)arg;
+    tree = (struct tree){0};
+    cr_assert_eq(weft_group_create(&tree.g), 0);
+    cr_assert_eq(weft_group_spawn(tree.g, tree_member, (void *)(intptr_t)0, NULL), 0);
+    cr_assert_eq(weft_group_wait(tree.g, weft_deadline_in(SOON)), 0);
+    cr_assert_eq(atomic_load(&tree.bad), 0);
+    cr_assert_eq(atomic_load(&tree.finished), 31, "1 + 2 + 4 + 8 + 16 members");
+    cr_assert_eq(weft_group_size(tree.g), 0);
+    cr_assert_eq(weft_group_spawn(tree.g, late_sleeper, NULL, NULL), 0);
+    cr_assert_eq(weft_group_size(tree.g), 1);
+    cr_assert_eq(weft_group_wait(tree.g, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT);
+    cr_assert_eq(weft_group_close(tree.g), 0);
+    cr_assert_eq(atomic_load(&tree.finished), 32, "the sleeper ran to its end, cancelled");
+    return NULL;
+}
+
+Test(ported2, group_members_spawn_members_and_wait_covers_them, .timeout = 30)
+{
+    run_main(group_tree_main, NULL);
 }
