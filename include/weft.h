@@ -1075,7 +1075,12 @@ WEFT_API int weft_poller_wake(weft_poller *p);
  * terminal line each; a burst of them is read one per call without waiting, on both
  * backends. A length above what Linux moves in one call (0x7ffff000 bytes) is cut to it per
  * call: a read returns at most that, a write loops on. Several tasks may use one fd in the
- * same direction: they wait their turn (see weft_fd_wait), none gets -EBUSY.
+ * same direction: they wait their turn (see weft_fd_wait), none gets -EBUSY. A turn is one
+ * system call, not one weft call: two weft_write (or weft_send, weft_writev) calls on one
+ * stream that both have to wait for room may interleave their bytes (on epoll four writers of
+ * 4 MiB each on loopback do), as Tokio's split halves would; libuv's and Go's write queues
+ * keep each write whole, weft does not. Serialise the writers of a stream whose messages
+ * must stay whole (a weft_mutex held across the write, or one writer task fed by a channel).
  * Close fds that weft may have used with weft_close(), or call
  * weft_fd_forget() first: a number closed some other way and reused keeps what weft knew of
  * the old fd. All of them: from inside a task only (-EPERM elsewhere), but weft_close().
@@ -1110,7 +1115,9 @@ WEFT_API ssize_t weft_write(int fd, const void *buf, size_t len, int64_t deadlin
 WEFT_API ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, int64_t deadline);
 
 /* recv(2)/send(2) with flags. weft_send writes everything, like weft_write, and never raises
- * SIGPIPE (MSG_NOSIGNAL is added). */
+ * SIGPIPE (MSG_NOSIGNAL is added). A receive with MSG_DONTWAIT (weft_recv, weft_recvfrom)
+ * makes one attempt and returns -EAGAIN when nothing is there, whatever the deadline, on
+ * both backends. */
 WEFT_API ssize_t weft_recv(int fd, void *buf, size_t len, int flags, int64_t deadline);
 WEFT_API ssize_t weft_send(int fd, const void *buf, size_t len, int flags, int64_t deadline);
 

@@ -112,6 +112,15 @@ static inline bool weft__io_by_path(const weft__ioreq *q)
     }
 }
 
+/* A receive the caller asked not to wait (MSG_DONTWAIT, recv(2)'s one non-blocking attempt):
+ * its EAGAIN is the answer, never a reason to wait for readiness. Both backends test it where
+ * they would wait, so that the flag means the same on each (on io_uring, bytes already held
+ * by the armed receive are still returned: uring.c's recv_flags). */
+static inline bool weft__io_nowait(const weft__ioreq *q)
+{
+    return (q->op == WEFT__IO_RECV || q->op == WEFT__IO_RECVMSG) && (q->flags & MSG_DONTWAIT);
+}
+
 /* The direction a request waits for when the kernel says EAGAIN. */
 static inline int weft__io_dir(const weft__ioreq *q)
 {

@@ -221,7 +221,7 @@ static ssize_t ep_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
      * so never wait then: read() reports it. */
     int plain_read = q->op == WEFT__IO_READ || q->op == WEFT__IO_RECV;
     if (plain_read && q->len > 0 && rec->drained && rec->watched && !rec->hup &&
-        !(rec->ready & WEFT_READABLE)) {
+        !(rec->ready & WEFT_READABLE) && !weft__io_nowait(q)) {
         int r = wait_ready(&io, q->fd, WEFT_READABLE, deadline);
         if (r < 0)
             return r;
@@ -235,7 +235,7 @@ static ssize_t ep_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
         }
         if (n == -EINTR)
             continue;
-        if (n != -EAGAIN && n != -EWOULDBLOCK)
+        if ((n != -EAGAIN && n != -EWOULDBLOCK) || weft__io_nowait(q))
             return n;
         int r = wait_ready(&io, q->fd, weft__io_dir(q), deadline);
         if (r < 0)

@@ -608,7 +608,8 @@ static ssize_t ring_run(weft__io *io, const weft__ioreq *q, int64_t deadline)
         /* -EINTR: a blocking operation on an io-wq thread interrupted by our cancel. */
         if (why && (res == -ECANCELED || res == -EINTR))
             return why;
-        if (res == -EAGAIN && has_fd && q->op != WEFT__IO_POLL && q->op != WEFT__IO_FSYNC) {
+        if (res == -EAGAIN && has_fd && q->op != WEFT__IO_POLL && q->op != WEFT__IO_FSYNC &&
+            !weft__io_nowait(q)) {
             /* The kernel honoured O_NONBLOCK: wait for readiness, then try again. */
             weft__ioreq pq = {.op = WEFT__IO_POLL, .fd = q->fd, .flags = weft__io_dir(q)};
             int pr = run_op(io, &pq, deadline, &why);
@@ -632,10 +633,10 @@ WEFT_NOINLINE static ssize_t plain_run(weft__io *io, const weft__ioreq *q, int64
 {
     for (;;) {
         ssize_t n = weft__io_exec(&io->w->sys, q);
-        if (n != -EAGAIN && n != -EWOULDBLOCK && n != -EINTR)
-            return n;
         if (n == -EINTR)
             continue;
+        if ((n != -EAGAIN && n != -EWOULDBLOCK) || weft__io_nowait(q))
+            return n;
         weft__ioreq pq = {.op = WEFT__IO_POLL, .fd = q->fd, .flags = weft__io_dir(q)};
         n = ring_run(io, &pq, deadline);
         if (n < 0)
