@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "multi.h"
 #include "server.h"
 
 /* A rewrite's stream goes to the file every REWRITE_CHUNK bytes; the switch waits until less
@@ -820,6 +821,7 @@ static int replay_file(unsigned shard)
             rc = -1;
         }
     }
+    kv_multi_free(c); /* our files hold no MULTI; a damaged one may */
     resp_free(&c->parser);
     sbuf_free(&c->out);
     sbuf_free(&c->tmp);

@@ -304,7 +304,7 @@ void multi_rename(kv_ctx *c)
     };
     kv_tx tx;
     sbuf tmp = {0}, tmp2 = {0};
-    if (kv_tx_begin(&tx, both, 2, &tmp) < 0) {
+    if (kv_tx_begin(&tx, c->conn, both, 2, &tmp) < 0) {
         c->conn->close_after = 1;
         sbuf_free(&tmp);
         return;

@@ -108,6 +108,12 @@ const kv_command kv_commands[] = {
     {"info", -1, X | CMD_LOADING | CMD_STALE, 0, 0, 0, NULL, multi_info, "server"},
     {"shutdown", -1, W | X | NLS, 0, 0, 0, NULL, multi_shutdown, "server"},
     {"bgrewriteaof", 1, X | CMD_NOSCRIPT, 0, 0, 0, NULL, multi_bgrewriteaof, "server"},
+    /* transactions */
+    {"multi", 1, F | X | NLS, 0, 0, 0, NULL, multi_multi, "transactions"},
+    {"exec", 1, X | NLS, 0, 0, 0, NULL, multi_exec, "transactions"},
+    {"discard", 1, F | X | NLS, 0, 0, 0, NULL, multi_discard, "transactions"},
+    {"watch", -2, F | X | NLS, 1, -1, 1, NULL, multi_watch, "transactions"},
+    {"unwatch", 1, F | X | NLS, 0, 0, 0, NULL, multi_unwatch, "transactions"},
     /* internal: the parts of commands that span shards */
     {"__dumpdel", 2, W | H, 1, 1, 1, cmd_dump_del, NULL, NULL},
     {"__restore", 3, W | H, 1, 1, 1, cmd_restore_at, NULL, NULL},
