@@ -173,8 +173,9 @@ void kv_watch_fini(kv_db *db)
 }
 
 /* Whether a write command's reply (r, at least 3 bytes) says it changed no key, or that the
- * changes were reported already (db_delete touches each key it deletes). */
-static int changed_nothing(const kv_command *cmd, const kv_ctx *c, const char *r)
+ * changes were reported already (db_delete touches each key it deletes). When in doubt it
+ * says changed: a needless EXEC failure costs a retry, a missed change breaks the lock. */
+static int changed_nothing(kv_db *db, const kv_command *cmd, const kv_ctx *c, const char *r)
 {
     kv_proc p = cmd->proc;
     int null = r[0] == '_' || ((r[0] == '$' || r[0] == '*') && r[1] == '-');
@@ -196,7 +197,9 @@ static int changed_nothing(const kv_command *cmd, const kv_ctx *c, const char *r
         int ch = 0;
         for (int i = 2; i < c->argc - 2; i++)
             ch |= arg_is(c, i, "ch");
-        return null || (ch && zero);
+        /* ZADD XX of a missing key creates nothing (ZADD never deletes its key). */
+        return null || (ch && zero) ||
+               !dict_find(&db->keys, c->argv[1], c->argl[1], kv_hash(c->argv[1], c->argl[1]));
     }
     if (p == cmd_set) {
         int nx = 0, xx = 0, get = 0;
@@ -215,7 +218,7 @@ static int changed_nothing(const kv_command *cmd, const kv_ctx *c, const char *r
 void kv_watch_after_write(kv_db *db, const kv_command *cmd, const kv_ctx *ctx, size_t reply_off)
 {
     if (cmd->first <= 0 || ctx->out->len < reply_off + 3 ||
-        changed_nothing(cmd, ctx, ctx->out->data + reply_off))
+        changed_nothing(db, cmd, ctx, ctx->out->data + reply_off))
         return;
     int last = cmd->last < 0 ? ctx->argc + cmd->last : cmd->last;
     for (int k = cmd->first; k <= last && k < ctx->argc; k += cmd->step) {
