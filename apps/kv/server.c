@@ -41,7 +41,7 @@ unsigned kv_key_shard(const char *key, size_t klen)
 {
     if (nshards == 1)
         return 0;
-    return (unsigned)weft_shard_of(kv_hash(key, klen));
+    return (unsigned)weft_shard_of(kv_hash_shard(key, klen));
 }
 
 /* ---- maxmemory ---- */
