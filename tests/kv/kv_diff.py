@@ -282,6 +282,12 @@ def script(rng):
         ("BLPOP", "bl", "0.05"), ("RPUSH", "bl", "x"), ("BLPOP", "bl", "bl2", "1"),
         ("BRPOP", "nope", "a", "0.01"), ("BLPOP", "a", "0.01"), ("FLUSHDB", "x"),
         ("FLUSHDB",), ("DBSIZE",), ("KEYS", "*"), ("RANDOMKEY",),
+        # Cursors out of range, on an empty keyspace (elsewhere Redis's page depends on its
+        # table's size), and Redis's cursor syntax (strtoul's). A valid cursor is not here:
+        # with 2 shards weft-kv's first call ends at shard 0's end (cursor 1), Redis's at 0.
+        ("SCAN", "99999999999"), ("SCAN", "18446744073709551615"), ("SCAN", "-1"),
+        ("SCAN", "18446744073709551616"), ("SCAN", "-18446744073709551616"), ("SCAN", " 1"),
+        ("SCAN", "1 "), ("SCAN", "+"), ("SCAN", "-"), ("SCAN", "0x10"),
         # sets and sorted sets (redis-benchmark's default suite: SADD, SPOP, ZADD, ZPOPMIN)
         ("SADD", "s", "a", "b", "a"), ("SMEMBERS", "nope"), ("SPOP", "s", "0"), ("SPOP", "nope"),
         ("SPOP", "nope", "2"), ("SPOP", "s", "-1"), ("SPOP", "s", "x"), ("SPOP", "s", "1", "2"),
