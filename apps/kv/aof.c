@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "multi.h"
 #include "server.h"
 
 /* A rewrite's stream goes to the file every REWRITE_CHUNK bytes; the switch waits until less
@@ -820,6 +821,7 @@ static int replay_file(unsigned shard)
             rc = -1;
         }
     }
+    kv_multi_free(c); /* our files hold no MULTI; a damaged one may */
     resp_free(&c->parser);
     sbuf_free(&c->out);
     sbuf_free(&c->tmp);
@@ -831,12 +833,68 @@ static int replay_file(unsigned shard)
     return rc;
 }
 
+/* Writes text to path and fsyncs it. Returns 0 or -1. */
+static int write_small_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    int ok = fputs(text, f) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+/* The shard key (hash.h) is kept beside the files in hex, so that every start places each key
+ * on the shard whose file holds its history. Without the file: a directory that holds an AOF
+ * already was written before keyed hashing, and keeps that version's unkeyed shard choice
+ * (with one shard any choice will do, and the key is written); a new one gets this run's
+ * random key. */
+static int prepare_shard_key(unsigned nshards, int had_aof)
+{
+    char path[4096], hex[64];
+    uint8_t key[16];
+    snprintf(path, sizeof path, "%s/weft-kv-aof.shardkey", kv_cfg.dir);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        int ok = fscanf(f, "%32s", hex) == 1 && strlen(hex) == 32;
+        for (int i = 0; ok && i < 16; i++) {
+            unsigned byte;
+            ok = sscanf(hex + 2 * i, "%2x", &byte) == 1;
+            key[i] = (uint8_t)byte;
+        }
+        fclose(f);
+        if (!ok) {
+            fprintf(stderr, "weft-kv: %s is damaged (32 hex digits expected)\n", path);
+            return -1;
+        }
+        kv_hash_set_shard_key(key);
+        return 0;
+    }
+    if (had_aof && nshards > 1) {
+        fprintf(stderr, "weft-kv: the AOF in %s predates keyed hashing: its keys stay on the "
+                        "shards of the unkeyed hash\n",
+                kv_cfg.dir);
+        kv_hash_shard_legacy();
+        return 0;
+    }
+    kv_hash_shard_key(key);
+    for (int i = 0; i < 16; i++)
+        snprintf(hex + 2 * i, 3, "%02x", key[i]);
+    hex[32] = '\n';
+    hex[33] = 0;
+    if (write_small_file(path, hex) < 0) {
+        fprintf(stderr, "weft-kv: cannot write %s\n", path);
+        return -1;
+    }
+    return 0;
+}
+
 int kv_aof_prepare(unsigned nshards)
 {
     if (kv_cfg.aof_policy == AOF_OFF)
         return 0;
     /* A key's history must stay in one file: the shard count is written down beside the
-     * files, and another count is refused (keys would change shards, and files). */
+     * files, and another count is refused (keys would change shards, and files); so is the
+     * shard key. */
     char path[4096];
     snprintf(path, sizeof path, "%s/weft-kv-aof.shards", kv_cfg.dir);
     FILE *f = fopen(path, "r");
@@ -851,10 +909,14 @@ int kv_aof_prepare(unsigned nshards)
                     kv_cfg.dir, was, was);
             return -1;
         }
-        return 0;
+        return prepare_shard_key(nshards, 1);
     }
-    f = fopen(path, "w");
-    if (!f || fprintf(f, "%u\n", nshards) < 0 || fclose(f) != 0) {
+    /* The key first: a start that dies between the two finds no count, and starts afresh. */
+    char count[32];
+    snprintf(count, sizeof count, "%u\n", nshards);
+    if (prepare_shard_key(nshards, 0) < 0)
+        return -1;
+    if (write_small_file(path, count) < 0) {
         fprintf(stderr, "weft-kv: cannot write %s\n", path);
         return -1;
     }

@@ -169,6 +169,18 @@ KV_DECL(multi_shutdown);
 KV_DECL(cmd_clientlist);
 KV_DECL(multi_bgrewriteaof);
 KV_DECL(cmd_bgrewrite);
+/* Before CLIENT, COMMAND or CONFIG is queued inside MULTI: Redis's errors for an unknown
+ * subcommand or its arity, as running it would answer. Returns 0, or -1 with the error in out;
+ * 0 for any other command. */
+int kv_subcommand_check(const kv_command *cmd, int argc, const char *const *argv,
+                        const size_t *argl, sbuf *out);
+/* multi.c */
+KV_DECL(multi_multi);
+KV_DECL(multi_exec);
+KV_DECL(multi_discard);
+/* watch.c */
+KV_DECL(multi_watch);
+KV_DECL(multi_unwatch);
 
 /* Adds a set member (cmd_set.c; db_restore uses it). Returns 1 if new, 0 if there, -1 OOM. */
 int set_add(kv_entry *e, const char *m, size_t mlen);

@@ -304,7 +304,7 @@ void multi_rename(kv_ctx *c)
     };
     kv_tx tx;
     sbuf tmp = {0}, tmp2 = {0};
-    if (kv_tx_begin(&tx, both, 2, &tmp) < 0) {
+    if (kv_tx_begin(&tx, c->conn, both, 2, &tmp) < 0) {
         c->conn->close_after = 1;
         sbuf_free(&tmp);
         return;
@@ -399,8 +399,18 @@ void multi_keys(kv_ctx *c)
     sbuf_free(&tmp);
 }
 
+/* Redis's cursor syntax (strtoul's): decimal, an optional sign first ("-1" is the largest
+ * cursor), nothing after, not out of range; an empty string is 0, a sign alone is not. */
 static int parse_cursor(const char *s, size_t n, unsigned long long *out)
 {
+    *out = 0;
+    if (n == 0)
+        return 0;
+    int neg = s[0] == '-';
+    if (s[0] == '-' || s[0] == '+') {
+        s++;
+        n--;
+    }
     if (n == 0 || n > 20)
         return -1;
     unsigned long long v = 0;
@@ -412,7 +422,7 @@ static int parse_cursor(const char *s, size_t n, unsigned long long *out)
             return -1;
         v = v * 10 + d;
     }
-    *out = v;
+    *out = neg ? 0 - v : v;
     return 0;
 }
 
@@ -497,9 +507,13 @@ void multi_scan(kv_ctx *c)
     }
     unsigned n = kv_nshards();
     unsigned shard = (unsigned)(cur & 0xff);
-    if (shard >= n) { /* not a cursor of ours: start over, as Redis does for a stale one */
-        shard = 0;
-        cur = 0;
+    if (shard >= n) {
+        /* Not a cursor of ours (none names a shard past the last): the scan is over, as for
+         * Redis's cursors past its table (on an empty keyspace Redis answers this for any). */
+        reply_array(c->out, 2);
+        reply_bulks(c->out, "0");
+        reply_array(c->out, 0);
+        return;
     }
     char local[32];
     snprintf(local, sizeof local, "%llu", cur >> 8);

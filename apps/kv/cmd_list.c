@@ -187,7 +187,8 @@ static void bpop_generic(kv_ctx *c, int left)
         }
         sbuf_free(&tmp);
     }
-    if (deadline != WEFT_FOREVER && weft_now() >= deadline) {
+    /* Inside EXEC nothing blocks: no element is the timeout's reply at once (Redis's). */
+    if (c->conn->in_exec || (deadline != WEFT_FOREVER && weft_now() >= deadline)) {
         reply_null_array(c->out);
         return;
     }

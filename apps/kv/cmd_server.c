@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "multi.h"
 #include "server.h"
 
 /* The Redis version we answer as: redis-cli and redis-benchmark pick their features by it. */
@@ -88,7 +89,8 @@ typedef struct subcommand {
 /* Runs the subcommand argv[1] of `parent` ("CLIENT") from `table`, with Redis's errors in
  * Redis's order: a name it does not know, then the arity ("'client|kill' command"); then
  * ours, for one Redis has and we do not. */
-static void dispatch_subcommand(kv_ctx *c, const char *parent, const subcommand *table, size_t n)
+static const subcommand *find_subcommand(kv_ctx *c, const char *parent, const subcommand *table,
+                                         size_t n)
 {
     const subcommand *sub = NULL;
     for (size_t i = 0; i < n && !sub; i++)
@@ -97,14 +99,22 @@ static void dispatch_subcommand(kv_ctx *c, const char *parent, const subcommand 
     if (!sub) {
         reply_errorf(c->out, "ERR unknown subcommand '%.*s'. Try %s HELP.",
                      (int)(c->argl[1] > 128 ? 128 : c->argl[1]), c->argv[1], parent);
-        return;
+        return NULL;
     }
     if ((sub->arity > 0 && c->argc != sub->arity) || (sub->arity < 0 && c->argc < -sub->arity)) {
         char full[64];
         int len = snprintf(full, sizeof full, "%s|%s", parent, sub->name);
         reply_arity(c->out, full, (size_t)len); /* lower-cases it, as Redis's fullname is */
-        return;
+        return NULL;
     }
+    return sub;
+}
+
+static void dispatch_subcommand(kv_ctx *c, const char *parent, const subcommand *table, size_t n)
+{
+    const subcommand *sub = find_subcommand(c, parent, table, n);
+    if (!sub)
+        return;
     if (!sub->run) {
         reply_errorf(c->out, "ERR weft-kv: %s %.*s is not supported", parent, (int)c->argl[1],
                      c->argv[1]);
@@ -166,12 +176,12 @@ static void client_line(sbuf *b, const kv_conn *k, const kv_shard *sh, int64_t n
     char line[512];
     int n = snprintf(line, sizeof line,
                      "id=%llu addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=%s "
-                     "db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=%zu qbuf-free=%zu "
+                     "db=0 sub=0 psub=0 ssub=0 multi=%ld qbuf=%zu qbuf-free=%zu "
                      "argv-mem=0 multi-mem=0 obl=0 oll=0 omem=0 tot-mem=%zu events=r "
                      "cmd=%s user=default redir=-1 resp=%d shard=%u\n",
                      (unsigned long long)k->id, k->addr, k->laddr, k->fd, k->name ? k->name : "",
                      (long long)(now - k->created_ms) / 1000, (long long)(now - k->last_ms) / 1000,
-                     k->blocked ? "b" : "N", k->qlen, k->qcap - k->qlen,
+                     k->blocked ? "b" : k->multi ? "x" : "N", kv_multi_count(k), k->qlen, k->qcap - k->qlen,
                      k->qcap + k->out.cap + k->tmp.cap, k->last_cmd ? k->last_cmd : "NULL",
                      k->out.resp3 ? 3 : 2, sh->index);
     sbuf_add(b, line, n < (int)sizeof line ? (size_t)n : sizeof line - 1);
@@ -772,6 +782,28 @@ void multi_config(kv_ctx *c)
 {
     dispatch_subcommand(c, "CONFIG", config_subcommands,
                         sizeof config_subcommands / sizeof *config_subcommands);
+}
+
+int kv_subcommand_check(const kv_command *cmd, int argc, const char *const *argv,
+                        const size_t *argl, sbuf *out)
+{
+    kv_ctx c = {NULL, argc, argv, argl, out, NULL, cmd};
+    if (cmd->multi == multi_client)
+        return find_subcommand(&c, "CLIENT", client_subcommands,
+                               sizeof client_subcommands / sizeof *client_subcommands)
+                   ? 0
+                   : -1;
+    if (cmd->multi == multi_command && argc > 1)
+        return find_subcommand(&c, "COMMAND", command_subcommands,
+                               sizeof command_subcommands / sizeof *command_subcommands)
+                   ? 0
+                   : -1;
+    if (cmd->multi == multi_config)
+        return find_subcommand(&c, "CONFIG", config_subcommands,
+                               sizeof config_subcommands / sizeof *config_subcommands)
+                   ? 0
+                   : -1;
+    return 0;
 }
 
 /* ---- INFO ---- */

@@ -513,7 +513,7 @@ void multi_msetnx(kv_ctx *c)
     }
     kv_tx tx;
     sbuf tmp = {0};
-    int r = ms < 0 ? ms : mc < 0 ? mc : kv_tx_begin(&tx, checks, (size_t)mc, &tmp);
+    int r = ms < 0 ? ms : mc < 0 ? mc : kv_tx_begin(&tx, c->conn, checks, (size_t)mc, &tmp);
     long long found = 0;
     if (r == 0) {
         sbuf_add(&tmp, "", 1);

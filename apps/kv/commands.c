@@ -108,6 +108,12 @@ const kv_command kv_commands[] = {
     {"info", -1, X | CMD_LOADING | CMD_STALE, 0, 0, 0, NULL, multi_info, "server"},
     {"shutdown", -1, W | X | NLS, 0, 0, 0, NULL, multi_shutdown, "server"},
     {"bgrewriteaof", 1, X | CMD_NOSCRIPT, 0, 0, 0, NULL, multi_bgrewriteaof, "server"},
+    /* transactions */
+    {"multi", 1, F | X | NLS, 0, 0, 0, NULL, multi_multi, "transactions"},
+    {"exec", 1, X | NLS, 0, 0, 0, NULL, multi_exec, "transactions"},
+    {"discard", 1, F | X | NLS, 0, 0, 0, NULL, multi_discard, "transactions"},
+    {"watch", -2, F | X | NLS, 1, -1, 1, NULL, multi_watch, "transactions"},
+    {"unwatch", 1, F | X | NLS, 0, 0, 0, NULL, multi_unwatch, "transactions"},
     /* internal: the parts of commands that span shards */
     {"__dumpdel", 2, W | H, 1, 1, 1, cmd_dump_del, NULL, NULL},
     {"__restore", 3, W | H, 1, 1, 1, cmd_restore_at, NULL, NULL},
@@ -126,7 +132,11 @@ static const kv_command *cmd_index[INDEX_SLOTS];
 
 static unsigned name_slot(const char *lower, size_t n)
 {
-    return (unsigned)(kv_hash(lower, n) & (INDEX_SLOTS - 1));
+    /* FNV-1a: the names are ours, not a client's, so no key is needed. */
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)lower[i]) * 16777619u;
+    return h & (INDEX_SLOTS - 1);
 }
 
 void kv_commands_init(void)

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "watch.h"
 #include "zset.h"
 
 _Thread_local long long kv_mem_used;
@@ -109,6 +110,8 @@ static void free_entry(dnode *n, void *arg)
 
 void db_flush(kv_db *db)
 {
+    if (db->watched.size)
+        kv_watch_flushing(db);
     dict_clear(&db->keys, free_entry, NULL);
     /* dict_clear freed the buckets through free(), counted by kv_malloc at growth: the bucket
      * array is the dict's and not counted (dict.c allocates with calloc). */
@@ -121,6 +124,8 @@ void db_delete(kv_db *db, kv_entry *e)
     dict_remove(&db->keys, &e->node);
     if (e->expire_ms >= 0)
         db->nexpires--;
+    if (db->watched.size)
+        kv_watch_touch(db, e->key, e->node.klen, 1);
     free_entry(&e->node, NULL);
 }
 
@@ -344,6 +349,8 @@ static int sweep_one(dnode *n, void *arg)
     st->db->nexpires--;
     st->db->nexpired++;
     st->ndeleted++;
+    if (st->db->watched.size)
+        kv_watch_touch(st->db, e->key, e->node.klen, 1);
     free_entry(n, NULL);
     return 1;
 }

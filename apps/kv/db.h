@@ -87,6 +87,7 @@ typedef struct kv_db {
     dict keys;
     size_t nexpires;     /* keys with an expiry time */
     dict blocking;       /* of kv_bkey: the keys clients are blocked on */
+    dict watched;        /* the keys connections WATCH, each with its watchers (watch.c) */
     kv_bkey *ready;      /* keys a command pushed to, served once it ends (kv_block_serve) */
     kv_blink regs;       /* list head of the kv_breg of this shard */
     size_t sweep_cursor; /* where the active expiry sweep resumes */

@@ -4,29 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-uint64_t kv_hash(const void *p, size_t n)
-{
-    /* A multiply-xor hash over 8-byte words with a final avalanche: every bit of the input
-     * reaches the high bits weft_shard_of uses and the low bits the buckets use. */
-    const unsigned char *s = p;
-    uint64_t h = 0x243F6A8885A308D3ULL ^ ((uint64_t)n * 0x9E3779B97F4A7C15ULL);
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, s, 8);
-        h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
-        h ^= h >> 32;
-        s += 8;
-        n -= 8;
-    }
-    uint64_t w = 0;
-    memcpy(&w, s, n);
-    h = (h ^ w) * 0xC4CEB9FE1A85EC53ULL;
-    h ^= h >> 29;
-    h *= 0xFF51AFD7ED558CCDULL;
-    h ^= h >> 32;
-    return h;
-}
-
 dnode *dict_find(const dict *d, const char *key, size_t klen, uint64_t hash)
 {
     if (!d->buckets)

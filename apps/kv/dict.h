@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hash.h" /* kv_hash, which every table of weft-kv uses */
+
 typedef struct dnode {
     struct dnode *next;
     uint64_t hash;
@@ -23,8 +25,6 @@ typedef struct dict {
     size_t size;
 } dict;
 
-/* The keys' hash (not keyed: see docs/kv.md). Any thread. */
-uint64_t kv_hash(const void *p, size_t n);
 
 dnode *dict_find(const dict *d, const char *key, size_t klen, uint64_t hash);
 /* Links n (its hash, key and klen set; no node with that key present). Returns 0 or -1 when

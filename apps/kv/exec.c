@@ -19,6 +19,7 @@
 
 #include "cmd.h"
 #include "msg.h"
+#include "multi.h"
 #include "server.h"
 
 /* Commands queued before a flush, and output buffered before a write: bounds on a
@@ -41,6 +42,8 @@ static void run_local(kv_conn *c, kv_item *it, sbuf *dst)
 
 int kv_exec_items(kv_conn *c, kv_item *items, size_t n, sbuf *dst)
 {
+    if (c && c->exec_tx) /* inside EXEC the shards are held: a phase of its transaction */
+        return kv_tx_run(c->exec_tx, items, n, dst);
     unsigned self = kv_local()->index;
     int all_local = 1;
     for (size_t i = 0; i < n && all_local; i++)
@@ -172,6 +175,22 @@ static int grow_segment(kv_conn *c, size_t argc)
     return 0;
 }
 
+int kv_route(const kv_command *cmd, int argc, const char *const *argv, const size_t *argl,
+             unsigned *shard)
+{
+    *shard = kv_local()->index;
+    if (cmd->flags & CMD_MULTI)
+        return 1;
+    if (cmd->first <= 0 || kv_nshards() == 1)
+        return 0;
+    int last = cmd->last < 0 ? argc + cmd->last : cmd->last;
+    *shard = kv_key_shard(argv[cmd->first], argl[cmd->first]);
+    for (int k = cmd->first + cmd->step; k <= last && k < argc; k += cmd->step)
+        if (kv_key_shard(argv[k], argl[k]) != *shard)
+            return 1;
+    return 0;
+}
+
 /* Queues or runs the command just parsed, whose bytes start at base. */
 static void dispatch(kv_conn *c, const char *base)
 {
@@ -209,30 +228,34 @@ static void dispatch(kv_conn *c, const char *base)
             n += snprintf(msg + n, sizeof msg - (size_t)n, "'%.*s' ",
                           (int)(argl[i] > 128 ? 128 : argl[i]), argv[i]);
         reply_error(&c->out, msg);
+        if (c->multi) /* a command refused inside MULTI fails the EXEC to come */
+            kv_multi_flag(c);
         return;
     }
     c->last_cmd = cmd->name;
     if ((cmd->arity > 0 && (int)argc != cmd->arity) || (int)argc < -cmd->arity) {
         flush_segment(c);
+        if (c->multi && cmd->multi == multi_exec) {
+            kv_multi_abort(c, "wrong number of arguments for 'exec' command");
+            return;
+        }
         reply_arity(&c->out, argv[0], argl[0]);
+        if (c->multi)
+            kv_multi_flag(c);
         return;
     }
-    unsigned shard = sh->index;
-    int multi = (cmd->flags & CMD_MULTI) != 0;
+    if (c->multi && !kv_multi_runs_now(cmd)) {
+        flush_segment(c);
+        kv_multi_queue(c, cmd, (int)argc, argv, argl);
+        return;
+    }
+    unsigned shard;
+    int multi = kv_route(cmd, (int)argc, argv, argl, &shard);
     if (c->replay && cmd->proc == cmd_flushdb) {
         /* A FLUSHDB in a shard's file emptied that shard (each shard logs its own): at
          * replay it must not empty the shards replayed before. */
         multi = 0;
         shard = c->replay_shard;
-    }
-    if (!multi && cmd->first > 0 && kv_nshards() > 1) {
-        int last = cmd->last < 0 ? (int)argc + cmd->last : cmd->last;
-        shard = kv_key_shard(argv[cmd->first], argl[cmd->first]);
-        for (int k = cmd->first + cmd->step; k <= last && k < (int)argc; k += cmd->step)
-            if (kv_key_shard(argv[k], argl[k]) != shard) {
-                multi = 1;
-                break;
-            }
     }
     if (multi) {
         flush_segment(c);
@@ -342,7 +365,7 @@ int kv_split_keys(kv_ctx *c, int step, kv_item *items, sbuf *dst, void **arena, 
         return r < 0 ? r : m;
     }
     kv_tx tx; /* several: held together (tx.c) */
-    int r = kv_tx_begin(&tx, items, (size_t)m, dst);
+    int r = kv_tx_begin(&tx, c->conn, items, (size_t)m, dst);
     if (r < 0)
         return r;
     kv_tx_end(&tx);

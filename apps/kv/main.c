@@ -121,6 +121,10 @@ int main(int argc, char **argv)
     if (!kv_cfg.aof_rewrite_step)
         kv_cfg.aof_rewrite_step = REWRITE_STEP;
     kv_cfg.aof_policy = appendonly ? fsync_policy : AOF_OFF;
+    if (kv_hash_init() < 0) {
+        fprintf(stderr, "weft-kv: getrandom failed: no key for the hashes\n");
+        return 1;
+    }
     kv_commands_init();
     /* Many clients need many fds. */
     struct rlimit rl;

@@ -10,7 +10,9 @@
 #include <sys/socket.h>
 
 #include "cmd.h"
+#include "multi.h"
 #include "server.h"
+#include "watch.h"
 
 /* Redis's client-query-buffer-limit: a request may hold a 512 MB bulk and then some. */
 #define QBUF_MAX   ((size_t)1024 * 1024 * 1024)
@@ -39,7 +41,7 @@ unsigned kv_key_shard(const char *key, size_t klen)
 {
     if (nshards == 1)
         return 0;
-    return (unsigned)weft_shard_of(kv_hash(key, klen));
+    return (unsigned)weft_shard_of(kv_hash_shard(key, klen));
 }
 
 /* ---- maxmemory ---- */
@@ -89,6 +91,8 @@ void kv_run_proc(const kv_command *cmd, kv_ctx *ctx)
     }
     size_t reply_off = ctx->out->len;
     cmd->proc(ctx);
+    if (sh->db.watched.size && (cmd->flags & CMD_WRITE))
+        kv_watch_after_write(&sh->db, cmd, ctx, reply_off);
     if (sh->aof.fd >= 0 && (cmd->flags & CMD_WRITE))
         kv_aof_log(sh, cmd, ctx, reply_off);
     if (sh->db.ready) /* a push to a key with blocked clients: served before anything else */
@@ -141,6 +145,7 @@ static void shard_fini(void *value, unsigned worker, void *arg)
     kv_shard *sh = value;
     kv_block_fini(sh);
     db_flush(&sh->db);
+    kv_watch_fini(&sh->db);
 }
 
 /* ---- Connections ---- */
@@ -252,6 +257,7 @@ static void serve(int fd, void *arg)
             }
         }
     }
+    kv_multi_free(c); /* an open transaction is discarded, the watches dropped */
     c->prev->next = c->next;
     c->next->prev = c->prev;
     weft_close(fd);

@@ -78,6 +78,10 @@ typedef struct kv_conn {
     int replay;             /* the AOF replay's: no socket, internal commands allowed */
     unsigned replay_shard;  /* the shard whose file the replay reads */
     const char *replay_err; /* why the replay stopped: a command no file holds */
+    struct kv_multi *multi;    /* MULTI's queue while a transaction is open, else NULL */
+    struct kv_watchset *watch; /* WATCH's keys, or NULL (watch.c) */
+    int in_exec;               /* EXEC is running the queue: blocking commands do not block */
+    struct kv_tx *exec_tx;     /* EXEC's transaction over several shards while it runs */
 } kv_conn;
 
 typedef struct kv_shard {
@@ -106,6 +110,12 @@ kv_shard *kv_local(void);
 /* The shard that owns key. */
 unsigned kv_key_shard(const char *key, size_t klen);
 unsigned kv_nshards(void);
+
+/* Where a command runs: returns 0 with *shard the one shard holding all its keys (the
+ * connection's own for keyless commands), or 1 when it needs the connection's task (a
+ * `multi`: CMD_MULTI, or keys on several shards). Any thread of a worker. */
+int kv_route(const kv_command *cmd, int argc, const char *const *argv, const size_t *argl,
+             unsigned *shard);
 
 /* Connection: parses and runs every complete command buffered (exec.c). */
 void kv_process(kv_conn *c);
@@ -145,17 +155,19 @@ int kv_split_build(kv_ctx *c, int step, kv_item *items, void **arena, int **pos)
 /* An atomic step over several shards (tx.c). begin holds every shard of items (the caller's
  * included) and runs items as the first phase (replies into dst in item order, as
  * kv_exec_items; an item with no command only names a shard to hold); run runs another phase
- * on the held shards; end releases them. While a shard is held, every other command that
+ * on the held shards; end releases them. Begun for connection c while c->exec_tx is set (inside
+ * EXEC), it joins that transaction instead: its phases are phases of EXEC's, its end is none. While a shard is held, every other command that
  * would run there waits (kv_run_proc). Connection task only. begin returns 0 or -errno (then
  * nothing is held); run 0 or -ENOMEM, -EINVAL (an item on a shard not held). */
 typedef struct kv_tx {
-    struct tx_core *core; /* shared with the holding tasks on the other shards */
+    struct tx_core *core;  /* shared with the holding tasks on the other shards */
+    struct kv_tx *outer;   /* begun inside EXEC's transaction: every call goes to that one */
     int nphase;
     int nremote;
     unsigned char remote[WEFT_WORKERS_MAX];
     weft_future *futs[WEFT_WORKERS_MAX];
 } kv_tx;
-int kv_tx_begin(kv_tx *tx, kv_item *items, size_t n, sbuf *dst);
+int kv_tx_begin(kv_tx *tx, kv_conn *c, kv_item *items, size_t n, sbuf *dst);
 /* Parks until no transaction of another task holds sh. */
 void kv_wait_unheld(kv_shard *sh);
 int kv_tx_run(kv_tx *tx, kv_item *items, size_t n, sbuf *dst);

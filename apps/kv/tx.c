@@ -16,7 +16,11 @@
  *    client sees one half done; the shards involved wait meanwhile (a few cross-thread
  *    wake-ups). The shared part lives on the heap, freed by the last of the coordinator and
  *    the holders to drop it; once holders are submitted the coordinator finishes the
- *    protocol whatever happens (cancellation included): the holders wait for it. */
+ *    protocol whatever happens (cancellation included): the holders wait for it.
+ * Nesting: EXEC over several shards (multi.c) holds every shard its commands need before the
+ * first runs, and a command inside it that would start a transaction of its own (MSET across
+ * shards, RENAME, ...) runs its phases as phases of EXEC's instead (kv_tx.outer): taking the
+ * lock again, or holding a shard already held, would wait for ever. */
 #include <errno.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -200,9 +204,13 @@ static void finish_phase(kv_tx *tx, kv_item *items, size_t n, sbuf *dst, int tar
         }
 }
 
-int kv_tx_begin(kv_tx *tx, kv_item *items, size_t n, sbuf *dst)
+int kv_tx_begin(kv_tx *tx, kv_conn *c, kv_item *items, size_t n, sbuf *dst)
 {
     memset(tx, 0, sizeof *tx);
+    if (c && c->exec_tx) {
+        tx->outer = c->exec_tx;
+        return kv_tx_run(tx->outer, items, n, dst);
+    }
     unsigned self = kv_local()->index, nsh = kv_nshards();
     for (size_t i = 0; i < n; i++)
         if (items[i].shard != self)
@@ -268,6 +276,8 @@ int kv_tx_begin(kv_tx *tx, kv_item *items, size_t n, sbuf *dst)
 
 int kv_tx_run(kv_tx *tx, kv_item *items, size_t n, sbuf *dst)
 {
+    if (tx->outer)
+        return kv_tx_run(tx->outer, items, n, dst);
     tx_core *core = tx->core;
     int err = build_work(tx, items, n, dst);
     if (err < 0)
@@ -284,6 +294,10 @@ int kv_tx_run(kv_tx *tx, kv_item *items, size_t n, sbuf *dst)
 
 void kv_tx_end(kv_tx *tx)
 {
+    if (tx->outer) { /* the outer transaction lets the shards go */
+        tx->outer = NULL;
+        return;
+    }
     tx_core *core = tx->core;
     kv_shard *sh = kv_local();
     if (sh->held_by == weft_self())

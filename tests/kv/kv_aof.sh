@@ -101,6 +101,25 @@ kill -TERM $pid
 wait $pid
 check clean_exit 0 $?
 
+# The shard key stays with the files (the restarts above placed each key where its history
+# is); a directory without it (written before keyed hashing) keeps the unkeyed shard choice.
+grep -qE '^[0-9a-f]{32}$' "$tmp/weft-kv-aof.shardkey" || { echo "FAIL: no shard key file"; fail=1; }
+key=$(cat "$tmp/weft-kv-aof.shardkey")
+start || { echo "kv_aof: no restart"; cat "$tmp/err"; exit 1; }
+check same_shard_key "$key" "$(cat "$tmp/weft-kv-aof.shardkey")"
+check after_key_restart ok "$(cli get new)"
+kill -TERM $pid
+wait $pid
+if [ "$workers" -gt 1 ]; then
+    mv "$tmp/weft-kv-aof.shardkey" "$tmp/shardkey.saved"
+    start || { echo "kv_aof: no legacy start"; cat "$tmp/err"; exit 1; }
+    grep -q "predates keyed hashing" "$tmp/err" || { echo "FAIL: no legacy line"; fail=1; }
+    kill -TERM $pid
+    wait $pid
+    [ -e "$tmp/weft-kv-aof.shardkey" ] && { echo "FAIL: legacy dir got a key"; fail=1; }
+    mv "$tmp/shardkey.saved" "$tmp/weft-kv-aof.shardkey"
+fi
+
 # Another worker count: refused with a message.
 if "$bin" --port 0 --workers $((workers + 1)) --appendonly yes --dir "$tmp" >/dev/null \
     2>"$tmp/err2"; then

@@ -343,3 +343,48 @@ Test(reply, resp2_and_resp3)
     sbuf_free(&like);
     sbuf_free(&b2);
 }
+
+/* SipHash (hash.c): the paper's SipHash-2-4 vector (appendix A: key 00 .. 0f, message 00 .. 0e),
+ * and SipHash-1-3 with a zero key against CPython 3.11's bytes hash (siphash13, with
+ * PYTHONHASHSEED=0 its key is zero): `PYTHONHASHSEED=0 python3 -c 'print(hex(hash(b"a")
+ * & (2**64-1)))'`. Lengths 1, 7, 8, 16 and 43 reach every tail length's path. */
+Test(hash, siphash_vectors)
+{
+    uint8_t key[16], msg[15];
+    for (int i = 0; i < 16; i++)
+        key[i] = (uint8_t)i;
+    for (int i = 0; i < 15; i++)
+        msg[i] = (uint8_t)i;
+    cr_assert_eq(kv_siphash(key, msg, 15, 2, 4), 0xa129ca6149be45e5ULL);
+    static const struct {
+        const char *s;
+        uint64_t h;
+    } v13[] = {
+        {"a", 0x407448d2b89b1813ULL},
+        {"abcdefg", 0x6db12aae9070f506ULL},
+        {"abcdefgh", 0x3f7b849c0b8e35eaULL},
+        {"key:000000012345", 0x286cb3dfebab533dULL},
+        {"The quick brown fox jumps over the lazy dog", 0x8df676d3d00c451eULL},
+    };
+    uint8_t zero[16] = {0};
+    for (size_t i = 0; i < sizeof v13 / sizeof v13[0]; i++)
+        cr_assert_eq(kv_siphash(zero, v13[i].s, strlen(v13[i].s), 1, 3), v13[i].h, "%s", v13[i].s);
+}
+
+/* The keys are drawn at start: two draws give other hashes, and the bucket and shard hashes
+ * differ from each other. */
+Test(hash, keyed_at_start)
+{
+    cr_assert_eq(kv_hash_init(), 0);
+    uint64_t b1 = kv_hash("key:1", 5), s1 = kv_hash_shard("key:1", 5);
+    cr_assert_neq(b1, s1);
+    cr_assert_eq(kv_hash_init(), 0);
+    cr_assert_neq(kv_hash("key:1", 5), b1);
+    cr_assert_neq(kv_hash_shard("key:1", 5), s1);
+    uint8_t k[16] = {1, 2, 3};
+    kv_hash_set_shard_key(k);
+    uint8_t back[16];
+    kv_hash_shard_key(back);
+    cr_assert_eq(memcmp(k, back, 16), 0);
+    cr_assert_eq(kv_hash_shard("abc", 3), kv_siphash(k, "abc", 3, 1, 3));
+}
