@@ -130,8 +130,11 @@ static void *main_task(void *arg)
              "\"spins\":%ld,\"in_place\":%d",
              o->threads, o->mode == WEFT_MODE_STEALING ? "stealing" : "sharded", p50, p99, max,
              nspins, o->in_place);
-    bench_emit(o->in_place ? "weft_in_place" : "weft", "blocked_worker", (long)nlate, p99, "us_p99",
-               extra);
+    /* weft_stealing: stealing mode, where the involuntary hand-off is on by default. */
+    const char *impl = o->in_place                     ? "weft_in_place"
+                       : o->mode == WEFT_MODE_STEALING ? "weft_stealing"
+                                                       : "weft";
+    bench_emit(impl, "blocked_worker", (long)nlate, p99, "us_p99", extra);
     free(late);
     return NULL;
 }

@@ -343,6 +343,10 @@ for w in $WORKLOADS; do
                     [ $HAVE_LOAD = 1 ] || break 2
                     [ -x "$BUILD_DIR/bench/bench_blocked_worker" ] &&
                         blocked_one weft "$BUILD_DIR/bench/bench_blocked_worker"
+                    # Stealing mode: the involuntary hand-off (weft_config.handoff_us) moves
+                    # worker 0 to a relief thread while the spinner spins
+                    [ -x "$BUILD_DIR/bench/bench_blocked_worker" ] &&
+                        blocked_one weft_stealing "$BUILD_DIR/bench/bench_blocked_worker" --mode stealing
                     # The same spinner inside weft_block_in_place (the worker hand-off)
                     [ -x "$BUILD_DIR/bench/bench_blocked_worker" ] &&
                         blocked_one weft_in_place "$BUILD_DIR/bench/bench_blocked_worker" --in-place

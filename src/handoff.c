@@ -7,18 +7,20 @@
  * it on the running task's stack. A weft call in progress is either the interrupted
  * instruction itself, or has called something (a function of weft's, of libc's, the PLT), and
  * that call left a return address into weft's code on the stack (on aarch64 perhaps still in
- * lr). The body itself runs under weft__ctx_call, whose return address is the one expected
- * there. So: the interrupted pc (and lr) outside weft's code, and no word between the
- * interrupted sp and the sp the body was called with pointing into weft's code but that one.
- * A word that only looks like such an address (a stale one in an uninitialised local, a
- * pointer to a weft function) makes the check refuse: it can be wrong only in refusing.
- * Callbacks weft makes into the program's code (a future's poll, a map over shards) have
- * weft's frames below them, so they are never interrupted this way.
+ * lr). The body itself is called by the task's trampoline (switch.S), and its return address
+ * into the trampoline, weft__ctx_call_ret, is the one expected there; the trampoline publishes
+ * the sp it calls the body with in the stack's entry slot just before the call, and zeroes it
+ * as soon as the body returns, so a task in its first or last steps is refused. So: the interrupted
+ * pc (and lr) outside weft's code, and no word between the interrupted sp and the sp the body was
+ * called with pointing into weft's code but that one. A word that only looks like such an address
+ * (a stale one in an uninitialised local, a pointer to a weft function) makes the check refuse: it
+ * can be wrong only in refusing. Callbacks weft makes into the program's code (a future's poll, a
+ * map over shards) have weft's frames below them, so they are never interrupted this way.
  *
  * weft's code must be told from the program's, so the hand-off needs it in one place: the
- * static library's code is renamed to one section at the build (CMakeLists.txt), whose
- * bounds the linker provides; the shared library's is its own executable segment. An LTO
- * build mixes it with the program's: no range, and no hand-off. */
+ * static library's code is renamed at the build (CMakeLists.txt) so that the linker sorts it
+ * between two markers of this file; the shared library's is its own executable segment. An
+ * LTO build mixes it with the program's: no range, and no hand-off. */
 #include <link.h>
 #include <signal.h>
 #include <ucontext.h>
@@ -33,10 +35,15 @@
 #include "task.h"
 #include "worker.h"
 
-/* The static library's code section (the build's rename); NULL where there is none. Hidden:
- * a shared library's references never bind to a program's own copy of the symbols. */
-extern const char __start_weft_text[] __attribute__((weak, visibility("hidden")));
-extern const char __stop_weft_text[] __attribute__((weak, visibility("hidden")));
+/* The bounds of the static library's code (CMakeLists.txt renames it .text.sorted.weft.1,
+ * which the linker places, sorted by name, between these two). Each a function of its own,
+ * kept, in a section of its own. */
+__attribute__((section(".text.sorted.weft.0"), used, noinline)) void weft__code_begin(void)
+{
+}
+__attribute__((section(".text.sorted.weft.2"), used, noinline)) void weft__code_end(void)
+{
+}
 
 /* What a thread that let go of its worker keeps to take it back: its own, so initial-exec
  * (no allocation at a first access from the handler). `w` NULL: none let go. */
@@ -79,17 +86,19 @@ void weft__handoff_find_code(weft__code_range *code)
 {
     uintptr_t self = (uintptr_t)weft__handoff_find_code;
     uintptr_t ret = (uintptr_t)weft__ctx_call_ret;
-    weft__code_range c = {0, 0};
-    if (__start_weft_text && (uintptr_t)__stop_weft_text > (uintptr_t)__start_weft_text) {
-        c.lo = (uintptr_t)__start_weft_text;
-        c.hi = (uintptr_t)__stop_weft_text;
-    } else {
+    uintptr_t worker = (uintptr_t)weft__worker_current; /* a third object's code */
+    weft__code_range c = {(uintptr_t)weft__code_begin, (uintptr_t)weft__code_end};
+    /* The markers hold this file's code, the switch's and the worker's: the build's rename
+     * and the linker's sort both happened (a linker that places sections in input order
+     * leaves the markers around this file's code only). Else a shared library's own code. */
+    if (!(c.lo < c.hi && in_range(&c, self) && in_range(&c, ret) && in_range(&c, worker))) {
         c.lo = self; /* the probe */
+        c.hi = 0;
         if (!dl_iterate_phdr(find_segment, &c))
             c.lo = c.hi = 0;
     }
-    /* The range must hold weft's code for certain: this function and the switch's label. */
-    if (!in_range(&c, self) || !in_range(&c, ret))
+    /* The range must hold weft's code for certain. */
+    if (!in_range(&c, self) || !in_range(&c, ret) || !in_range(&c, worker))
         c.lo = c.hi = 0;
     *code = c;
 }
@@ -117,7 +126,8 @@ static bool in_own_code(const weft__code_range *code, const weft_task *t, const 
     if (in_range(code, lr) && lr != ret)
         return false;
 #endif
-    uintptr_t lo = (uintptr_t)t->stack->lo, top = (uintptr_t)t->stack->entry_sp;
+    /* The entry slot is 0 but while the body runs (switch.h). */
+    uintptr_t lo = (uintptr_t)t->stack->lo, top = (uintptr_t)*weft__ctx_entry_slot(t->stack->hi);
     if (in_range(code, pc) || sp < lo || sp >= top)
         return false; /* in weft's code, or not on the body's part of its stack */
     for (uintptr_t a = sp & ~(uintptr_t)7; a < top; a += sizeof(uintptr_t)) {
@@ -168,6 +178,37 @@ bool weft__handoff_detach(weft__worker *w, void *uctx, uint64_t *lent)
 
 /* ---- Taking back, at the next weft call -------------------------------------------------- */
 
+#define CLEAR_BYTES 4096 /* below a take-back: what its frames (a condition wait) reached */
+
+/* Zeroes the CLEAR_BYTES below the stack pointer, where the take-back's frames just were:
+ * their return addresses into weft's code would otherwise stay there, and a later frame of
+ * the body that leaves a slot unwritten (an -O0 build's padding) would make the hand-off's
+ * check refuse, again and again. Inline, in a function that makes calls (so no red zone is
+ * in use below sp), and not instrumented: the memory is dead, and ASan keeps it poisoned. */
+static inline __attribute__((always_inline)) void clear_below_sp(void)
+{
+#if defined(__x86_64__)
+    void *dst;
+    size_t n = CLEAR_BYTES / 8;
+    __asm__ volatile("leaq -%c2(%%rsp), %%rdi\n\t"
+                     "xorl %%eax, %%eax\n\t"
+                     "rep stosq"
+                     : "=&D"(dst), "+c"(n)
+                     : "i"(CLEAR_BYTES)
+                     : "rax", "memory");
+#elif defined(__aarch64__)
+    __asm__ volatile("mov x9, sp\n\t"
+                     "sub x10, x9, %0\n"
+                     "1:\n\t"
+                     "stp xzr, xzr, [x10], #16\n\t"
+                     "cmp x10, x9\n\t"
+                     "b.lo 1b"
+                     :
+                     : "i"(CLEAR_BYTES)
+                     : "x9", "x10", "memory", "cc");
+#endif
+}
+
 weft__worker *weft__handoff_reclaim(void)
 {
     weft__worker *w = tls_handed.w;
@@ -188,6 +229,9 @@ weft__worker *weft__handoff_reclaim(void)
         atomic_store_explicit(&w->watch.active, 1, memory_order_release);
     } else {
         weft__relief_take_back(w, t, &home);
+        /* Only where the stack has room below: the guard region is not this task's. */
+        if ((uintptr_t)__builtin_frame_address(0) - (uintptr_t)t->stack->lo > 2 * CLEAR_BYTES)
+            clear_below_sp();
     }
     weft__task_flags_clear(t, WEFT__T_HANDED);
     return w;

@@ -23,9 +23,13 @@ typedef struct weft__code_range {
     uintptr_t lo, hi;
 } weft__code_range;
 
-/* Finds weft's code: the static library's code is one section (the build renames it:
- * CMakeLists.txt), the shared library's is its executable segment. */
+/* Finds weft's code: the static library's lies between two markers (the build renames it so
+ * that the linker sorts it there: CMakeLists.txt), the shared library's is its executable
+ * segment. */
 void weft__handoff_find_code(weft__code_range *code);
+/* The markers (handoff.c). */
+void weft__code_begin(void);
+void weft__code_end(void);
 
 /* In the stall detector's signal handler, on w's thread, asked to let go of w: does it if
  * w's running task is inside its own code (`uctx`: the interrupted context, whose signal mask

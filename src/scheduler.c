@@ -114,19 +114,26 @@ static WEFT_NOINLINE void switch_to(weft__worker *w, weft_task *from, weft_task 
     *w->sched.errno_loc = t ? t->saved_errno : w->sched.loop_errno;
 }
 
-/* A coroutine's first frame (below it only the trampoline, which ends the frame chain). */
-static void task_entry(void *arg)
+/* A task's first call on its stack (the trampoline's, weft__ctx_make_task; below it only the
+ * trampoline, which ends the frame chain): lands, and returns the body for the trampoline to
+ * call. */
+static weft__ctx_body task_begin(void *arg)
 {
     weft_task *t = arg;
-    weft__worker *w = t->worker;
-    landed(w, NULL);
-    void *r = weft__ctx_call(t->fn, t->arg, &t->stack->entry_sp);
+    landed(t->worker, NULL);
+    return (weft__ctx_body){t->fn, t->arg};
+}
+
+/* A task's last call, once its body returned (the trampoline's). */
+static void task_end(void *arg, void *result)
+{
+    weft_task *t = arg;
     /* Whoever resumed t last set t->worker to itself first (the migration rule): a load, not
      * a TLS lookup. Unless the stall detector handed t's worker to another thread while the
      * body ran (handoff.c): this thread takes it back first. */
     if (weft_unlikely(t->flags & WEFT__T_HANDED))
         weft__worker_current(); /* takes it back: see its comment */
-    weft__task_exit(t->worker, r);
+    weft__task_exit(t->worker, result);
 }
 
 static int bind_stack(weft__worker *w, weft_task *t)
@@ -145,7 +152,7 @@ static int bind_stack(weft__worker *w, weft_task *t)
      * orders nothing the worker's own sequence did not: every switch synchronises. */
     if (!t->stack->fiber)
         t->stack->fiber = weft__hook_fiber_create();
-    weft__ctx_make(&t->ctx, t->stack->hi, task_entry, t);
+    weft__ctx_make_task(&t->ctx, t->stack->hi, task_begin, task_end, t);
     return 0;
 }
 

@@ -29,9 +29,6 @@ struct weft__stack {
     char *lo, *hi;     /* usable range */
     char *map;         /* mapping start (guard included), or slab it was carved from */
     void *fiber;       /* TSan fiber of the tasks run on it, kept while pooled (NULL without) */
-    /* The sp its task's body was called with (weft__ctx_call stores it at every start): the
-     * top of what the involuntary hand-off scans (handoff.c). Its task's thread only. */
-    char *entry_sp;
     uint32_t map_size; /* the mapping's bytes: a stack is at most 1 GiB and its guard */
     uint32_t size;     /* its size class's bytes */
     unsigned vg_id;    /* valgrind stack id */

@@ -53,10 +53,11 @@ struct weft__watchdog {
     double tokens; /* reports left in the rate limit */
     int64_t refilled_at;
     struct watch_seen {
-        uint64_t pub;       /* the last value seen */
-        int64_t since;      /* when it was first seen */
-        int64_t next_ns;    /* the length at which this stall is reported next (doubling) */
-        int64_t handoff_ns; /* the length at which a hand-off is asked next (doubling) */
+        uint64_t pub;        /* the last value seen */
+        int64_t since;       /* when it was first seen */
+        int64_t next_ns;     /* the length at which this stall is reported next (doubling) */
+        int64_t handoff_ns;  /* the length at which a hand-off is asked next */
+        int64_t handoff_gap; /* and the wait after that ask: doubling, up to 8 thresholds */
     } * seen;
 };
 
@@ -343,6 +344,7 @@ static void *watchdog_thread(void *arg)
                 s->since = now;
                 s->next_ns = wd->threshold_ns;
                 s->handoff_ns = rt->handoff_ns;
+                s->handoff_gap = rt->handoff_ns;
             }
             /* Asleep in the reactor: idle, not stuck (seq_cst, as the worker stores it); or
              * not in its loop yet, or any more. The clock restarts: a worker that wakes and
@@ -353,15 +355,18 @@ static void *watchdog_thread(void *arg)
                 s->since = now;
                 s->next_ns = wd->threshold_ns;
                 s->handoff_ns = rt->handoff_ns;
+                s->handoff_gap = rt->handoff_ns;
                 set_stuck(w, false);
                 continue;
             }
             busy = true;
             int64_t ran = now - s->since;
-            /* A refusal (a weft call in progress) is asked again at twice the length. */
+            /* A refusal (a weft call in progress) is asked again at twice the length, and at
+             * least every 8 thresholds: the body's frames change as it runs. */
             if (rt->handoff_ns && ran >= s->handoff_ns) {
-                while (s->handoff_ns <= ran)
-                    s->handoff_ns *= 2;
+                s->handoff_ns = ran + s->handoff_gap;
+                if (s->handoff_gap < 8 * rt->handoff_ns)
+                    s->handoff_gap *= 2;
                 try_handoff(wd, w);
             }
             set_stuck(w, ran >= wd->threshold_ns);

@@ -1171,6 +1171,9 @@ static void *interval_skip_main(void *arg)
 Test(ported2, a_repeating_timer_skips_the_periods_it_missed, .timeout = 30)
 {
     weft_config c = quiet_config();
+    /* The hold must hold the worker: no involuntary hand-off (stealing mode's default), which
+     * would let the timer fire on a relief thread meanwhile. */
+    c.handoff_us = -1;
     run_main_cfg(&c, interval_skip_main, NULL);
 }
 

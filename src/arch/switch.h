@@ -12,6 +12,7 @@
 
 #ifndef __ASSEMBLER__
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct weft__ctx {
     void *sp;
@@ -21,6 +22,12 @@ typedef struct weft__ctx {
 /* Where a parked context's state lies above its saved sp: the saved frame, then (from
  * WEFT__CTX_CALLER_OFFSET) the frame of the function that called weft__ctx_switch. Used to
  * prefetch a context before switching to it. */
+/* How far below its trampoline's frame a task's body starts (switch.S): the task's first and
+ * last calls (its begin and end functions) run above that line, so the return addresses into
+ * weft's code their frames leave behind are not in the body's part of the stack, which the
+ * involuntary hand-off scans (handoff.c). A multiple of 16. */
+#define WEFT__CTX_BODY_GAP 1024
+
 #if defined(__x86_64__)
 #define WEFT__CTX_FRAME_BYTES   64
 #define WEFT__CTX_CALLER_OFFSET 192 /* the frame, then the caller's 128-byte red zone */
@@ -80,13 +87,27 @@ void weft__ctx_switch(weft__ctx *from, weft__ctx *to);
  * coroutine's entry). `entry` must never return. Defined in src/arch/<arch>/ctx.c. */
 void weft__ctx_make(weft__ctx *ctx, void *top, void (*entry)(void *), void *arg);
 
-/* Returns fn(arg), having stored at *entry_sp the stack pointer fn is called with: on x86_64
- * the word just below it holds weft__ctx_call_ret, the call's return address; on aarch64
- * fn's first frame saves that address (or lr still holds it). A task's body runs under it so
- * that the involuntary hand-off (handoff.c) can tell a body interrupted in its own code from
- * one inside a weft call. Defined in src/arch/<arch>/switch.S. */
-void *weft__ctx_call(void *(*fn)(void *), void *arg, char **entry_sp);
-/* The address weft__ctx_call returns to from fn (a label, not a function). */
+/* A task's body and its argument, as its begin function returns them. */
+typedef struct weft__ctx_body {
+    void *(*fn)(void *);
+    void *arg;
+} weft__ctx_body;
+
+/* Prepares `ctx` for a task: switching to it runs begin(arg), then the body begin returned,
+ * then end(arg, its result), which must not return. While the body runs, and only then, the
+ * entry slot (weft__ctx_entry_slot) holds the sp the body was called with; the body's return
+ * address is weft__ctx_call_ret, and no other address of weft's code is left where the
+ * body's frames could save it: the involuntary hand-off (handoff.c) relies on all three.
+ * Defined in src/arch/<arch>/ctx.c. */
+void weft__ctx_make_task(weft__ctx *ctx, void *top, weft__ctx_body (*begin)(void *arg),
+                         void (*end)(void *arg, void *result), void *arg);
+/* The entry slot of a task's stack whose highest address is `top` (see above): a word the
+ * task's trampoline writes, read by the hand-off's signal handler on the same thread. */
+static inline char *const *weft__ctx_entry_slot(void *top)
+{
+    return (char *const *)(((uintptr_t)top & ~(uintptr_t)15) - 16);
+}
+/* The address a task's body returns to (a label in the trampoline, not a function). */
 extern const char weft__ctx_call_ret[];
 #endif /* __ASSEMBLER__ */
 

@@ -165,7 +165,7 @@ frame="^#[0-9]+ +0x[0-9a-f]{16} in"
 for who in holder sleeper joiner receiver locker; do
     bt="$tmp/bt_$who.out"
     expect "$bt" "$frame ${who}_body \(\) at .*gdb_target\.c:[0-9]+$" "bt $who: its body"
-    expect "$bt" "$frame task_entry \(\) at .*scheduler\.c:[0-9]+$" "bt $who: the entry"
+    expect "$bt" "$frame weft__ctx_task_trampoline \(\) at .*switch\.S:[0-9]+$" "bt $who: the entry"
     expect "$tmp/bt_$who.out" "^#0 +0x[0-9a-f]+ in " "bt $who: frame 0"
     expect "$tmp/bt_$who.out" "^  stack: [0-9.]+ KiB in use of [0-9.]+ KiB$" "bt $who: stack use"
     expect_not "$tmp/bt_$who.out" "leaves the stack|Python Exception|Error" "bt $who: a clean walk"

@@ -120,8 +120,9 @@ def _tls_worker():
 def _frame_worker():
     """The current thread's worker from its frames, for when gdb cannot read TLS (a static
     executable, a core of another architecture: no libthread_db for it): the `w` of the loop
-    (weft__loop) on a worker's own stack, or the task of the coroutine running on it
-    (task_entry's `t`, whose `worker` is the thread's: the resumer sets it first)."""
+    (weft__loop) on a worker's own stack, or the task of the coroutine running on it (the
+    task trampoline keeps it in r12, x19 on aarch64, while the body runs; its `worker` is the
+    thread's: the resumer sets it first)."""
     try:
         f = gdb.newest_frame()
     except gdb.error:
@@ -129,8 +130,11 @@ def _frame_worker():
     depth = 0
     while f is not None and depth < 256:
         try:
-            if f.name() == "task_entry":
-                return f.read_var("t")["worker"]
+            if f.name() == "weft__ctx_task_trampoline":
+                arch = f.architecture().name()
+                reg = "x19" if "aarch64" in arch else "r12"
+                task_t = gdb.lookup_type("struct weft_task").pointer()
+                return f.read_register(reg).cast(task_t)["worker"]
             if f.name() == "weft__loop":
                 return f.read_var("w")
         except (gdb.error, ValueError, RuntimeError):

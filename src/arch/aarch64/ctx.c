@@ -7,6 +7,7 @@
 #include "../switch.h"
 
 void weft__ctx_trampoline(void);
+void weft__ctx_task_trampoline(void);
 
 void weft__ctx_make(weft__ctx *ctx, void *top, void (*entry)(void *), void *arg)
 {
@@ -18,4 +19,15 @@ void weft__ctx_make(weft__ctx *ctx, void *top, void (*entry)(void *), void *arg)
     sp[10] = 0;                                         /* x29: ends the frame chain */
     sp[11] = (uint64_t)(uintptr_t)weft__ctx_trampoline; /* x30: where `ret` goes */
     ctx->sp = sp;
+}
+
+void weft__ctx_make_task(weft__ctx *ctx, void *top, weft__ctx_body (*begin)(void *arg),
+                         void (*end)(void *arg, void *result), void *arg)
+{
+    weft__ctx_make(ctx, top, (void (*)(void *))(void (*)(void))begin, arg); /* never called so */
+    uint64_t *sp = ctx->sp;
+    sp[11] = (uint64_t)(uintptr_t)weft__ctx_task_trampoline;
+    /* The trampoline starts with sp at t-16; it reads `end` at sp+8. */
+    uintptr_t t = (uintptr_t)top & ~(uintptr_t)15;
+    *(uint64_t *)(t - 8) = (uint64_t)(uintptr_t)end;
 }

@@ -1,6 +1,8 @@
 /* AArch64 (AAPCS64) context switch; see src/arch/switch.h for the contract.
  * Saved frame, 176 bytes from the saved sp upward: x19..x28 at +0..+72, x29 (fp) +80,
  * x30 (lr) +88, d8..d15 at +96..+152, FPCR at +160. 176 keeps sp 16-byte aligned. */
+#include "../switch.h"
+
     .text
     .globl  weft__ctx_switch
     .hidden weft__ctx_switch
@@ -65,37 +67,46 @@ weft__ctx_trampoline:
     .cfi_endproc
     .size   weft__ctx_trampoline, .-weft__ctx_trampoline
 
-/* Calls fn(arg) and returns its result: x0 = fn, x1 = arg, x2 = where to store the sp fn
- * is called with (its own frame record). A task's body runs under it (scheduler.c's
- * task_entry), so that the one return address into weft's code that the body's frames can
- * hold is weft__ctx_call_ret (saved by the body's first frame, or still in lr): the
- * involuntary hand-off (handoff.c) scans the words between the interrupted sp and that sp,
- * and any other address of weft's code there is a weft call in progress. */
-    .globl  weft__ctx_call
-    .hidden weft__ctx_call
-    .type   weft__ctx_call, %function
+/* First code a task's coroutine runs (weft__ctx_make_task): x19 holds the argument, x20 the
+ * begin function; of the 16 bytes at sp the second holds the end function and the first (the
+ * entry slot, switch.h) is 0. It calls begin(arg), which returns the body and its argument
+ * (x0, x1); moves sp WEFT__CTX_BODY_GAP down, so that begin's dead frames are never among
+ * the body's; stores that sp in the entry slot; calls the body; zeroes the slot as soon as
+ * the body returns; and calls end(arg, result) from the first frame again, which never
+ * returns. The body's return address is the label weft__ctx_call_ret (in lr, or saved by the
+ * body's first frame). No code address stays in a callee-saved register while the body runs:
+ * x20 is cleared. */
+    .globl  weft__ctx_task_trampoline
+    .hidden weft__ctx_task_trampoline
+    .type   weft__ctx_task_trampoline, %function
     .globl  weft__ctx_call_ret
     .hidden weft__ctx_call_ret
     .p2align 4
-weft__ctx_call:
+weft__ctx_task_trampoline:
     .cfi_startproc
-    stp     x29, x30, [sp, #-16]!
-    .cfi_def_cfa_offset 16
-    .cfi_offset x29, -16
-    .cfi_offset x30, -8
-    mov     x29, sp
-    mov     x9, sp
-    str     x9, [x2]
+    .cfi_undefined x30
+    mov     x29, xzr
+    mov     x30, xzr
+    mov     x0, x19
+    mov     x9, x20
+    mov     x20, xzr
+    blr     x9
+    mov     x10, sp
+    sub     sp, sp, #WEFT__CTX_BODY_GAP
+    mov     x11, sp
+    str     x11, [x10]
     mov     x9, x0
     mov     x0, x1
     blr     x9
 weft__ctx_call_ret:
-    ldp     x29, x30, [sp], #16
-    .cfi_def_cfa_offset 0
-    .cfi_restore x29
-    .cfi_restore x30
-    ret
+    add     sp, sp, #WEFT__CTX_BODY_GAP
+    str     xzr, [sp]
+    mov     x1, x0
+    mov     x0, x19
+    ldr     x9, [sp, #8]
+    blr     x9
+    brk     #0
     .cfi_endproc
-    .size   weft__ctx_call, .-weft__ctx_call
+    .size   weft__ctx_task_trampoline, .-weft__ctx_task_trampoline
 
     .section .note.GNU-stack,"",%progbits

@@ -87,34 +87,42 @@ weft__ctx_trampoline:
     .cfi_endproc
     .size   weft__ctx_trampoline, .-weft__ctx_trampoline
 
-/* Calls fn(arg) and returns its result: rdi = fn, rsi = arg, rdx = where to store the sp
- * fn is called with. A task's body runs under it (scheduler.c's task_entry), so that the one
- * return address into weft's code below the body's frames is weft__ctx_call_ret, stored in
- * the word just below that sp: the involuntary hand-off (handoff.c) scans the words between
- * the interrupted sp and that one, and any other address of weft's code there is a weft
- * call in progress. A frame of its own (rbp pushed) keeps the frame chain whole. */
-    .globl  weft__ctx_call
-    .hidden weft__ctx_call
-    .type   weft__ctx_call, @function
+/* First code a task's coroutine runs (weft__ctx_make_task): r12 holds the argument, r13 the
+ * begin function; rsp is 16-byte aligned, and of the 16 bytes above it the second holds the
+ * end function and the first (the entry slot, switch.h) is 0. It calls begin(arg), which
+ * returns the body and its argument (rax, rdx), from that frame; moves rsp
+ * WEFT__CTX_BODY_GAP down, so that begin's dead frames are never among the body's; stores
+ * that sp in the entry slot; calls the body; zeroes the slot as soon as the body returns; and
+ * calls end(arg, result) from the first frame again, which never returns. The body's return
+ * address is the label weft__ctx_call_ret. No code address stays in a callee-saved register
+ * while the body runs (its frames would save it): r13 is cleared. */
+    .globl  weft__ctx_task_trampoline
+    .hidden weft__ctx_task_trampoline
+    .type   weft__ctx_task_trampoline, @function
     .globl  weft__ctx_call_ret
     .hidden weft__ctx_call_ret
     .p2align 4
-weft__ctx_call:
+weft__ctx_task_trampoline:
     .cfi_startproc
-    pushq   %rbp
-    .cfi_adjust_cfa_offset 8
-    .cfi_offset rbp, -16
-    movq    %rsp, %rbp
-    .cfi_def_cfa_register rbp
-    movq    %rsp, (%rdx)
-    movq    %rdi, %rax
-    movq    %rsi, %rdi
+    .cfi_undefined rip
+    xorl    %ebp, %ebp
+    movq    %r12, %rdi
+    movq    %r13, %rax
+    xorl    %r13d, %r13d
+    callq   *%rax
+    movq    %rsp, %rcx
+    subq    $WEFT__CTX_BODY_GAP, %rsp
+    movq    %rsp, (%rcx)
+    movq    %rdx, %rdi
     callq   *%rax
 weft__ctx_call_ret:
-    popq    %rbp
-    .cfi_def_cfa rsp, 8
-    ret
+    addq    $WEFT__CTX_BODY_GAP, %rsp
+    movq    $0, (%rsp)
+    movq    %r12, %rdi
+    movq    %rax, %rsi
+    callq   *8(%rsp)
+    ud2
     .cfi_endproc
-    .size   weft__ctx_call, .-weft__ctx_call
+    .size   weft__ctx_task_trampoline, .-weft__ctx_task_trampoline
 
     .section .note.GNU-stack,"",@progbits
