@@ -299,6 +299,8 @@ static int loop_run(weft__worker *w, bool native)
         if (still)
             weft__deadlock_after(w);
         weft__inbox_awake(w);
+        if (timeout != 0)
+            weft__watchdog_poke(w->rt); /* a load, unless the watchdog naps (watchdog.h) */
         weft__steal_idle(w, false);
     }
 }

@@ -456,6 +456,7 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result)
     set_phase(rt, 2);
     for (unsigned i = 0; i < nthreads; i++)
         pthread_join(rt->threads[i], NULL);
+    weft__watchdog_free(rt); /* no worker or relief thread left to poke it */
     worker_fini(w);
     weft__task_chunks_free(rt, w);
     for (unsigned i = 0; i < sizeof rt->fdshare / sizeof rt->fdshare[0]; i++)

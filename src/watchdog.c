@@ -43,7 +43,10 @@
 struct weft__watchdog {
     pthread_t thread;
     const weft__runtime *rt; /* whose workers it watches; fixed */
-    pthread_mutex_t lock;    /* guards stop, with cond: the stop wakes the sleep */
+    /* 1 while it sleeps longer than its busy period with the hand-off on (weft__watchdog_poke):
+     * set by the watchdog before it sleeps, exchanged to 0 by the first worker that wakes. */
+    _Atomic int napping;
+    pthread_mutex_t lock; /* guards stop, with cond: the stop wakes the sleep */
     pthread_cond_t cond;
     bool stop;
     bool own_signal;     /* the handler is weft's: worker threads unblock the signal */
@@ -307,6 +310,14 @@ static void try_handoff(struct weft__watchdog *wd, weft__worker *w)
 
 /* ---- The thread ------------------------------------------------------------------------ */
 
+void weft__watchdog_poke(weft__runtime *rt)
+{
+    struct weft__watchdog *wd = rt->watchdog;
+    if (wd && atomic_load_explicit(&wd->napping, memory_order_relaxed) &&
+        atomic_exchange_explicit(&wd->napping, 0, memory_order_relaxed))
+        pthread_cond_signal(&wd->cond); /* a signal lost to the race costs one nap's length */
+}
+
 /* The stuck-worker hint (watchdog.h): a store only when it changes. */
 static void set_stuck(weft__worker *w, bool stuck)
 {
@@ -329,7 +340,11 @@ static void *watchdog_thread(void *arg)
         int64_t ns = (int64_t)until.tv_nsec + period;
         until.tv_sec += (time_t)(ns / 1000000000);
         until.tv_nsec = (long)(ns % 1000000000);
+        /* A nap (longer than the busy period, hand-off on) can be cut short by a worker. */
+        if (rt->handoff_ns && period > busy_period)
+            atomic_store_explicit(&wd->napping, 1, memory_order_relaxed);
         pthread_cond_timedwait(&wd->cond, &wd->lock, &until);
+        atomic_store_explicit(&wd->napping, 0, memory_order_relaxed);
         if (wd->stop)
             break;
         pthread_mutex_unlock(&wd->lock);
@@ -468,9 +483,16 @@ WEFT_COLD void weft__watchdog_stop(weft__runtime *rt)
     pthread_cond_signal(&wd->cond);
     pthread_mutex_unlock(&wd->lock);
     pthread_join(wd->thread, NULL);
+}
+
+WEFT_COLD void weft__watchdog_free(weft__runtime *rt)
+{
+    struct weft__watchdog *wd = rt->watchdog;
+    if (!wd)
+        return;
+    rt->watchdog = NULL;
     pthread_cond_destroy(&wd->cond);
     pthread_mutex_destroy(&wd->lock);
     free(wd->seen);
     free(wd);
-    rt->watchdog = NULL;
 }

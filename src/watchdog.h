@@ -73,7 +73,17 @@ static inline bool weft__watch_stuck(const weft__watch *wt)
  * if the signal is free). Returns 0 or -errno. Called once the workers run; stopped and
  * joined before they are freed. */
 int weft__watchdog_start(weft__runtime *rt);
+/* Stops and joins its thread; weft__watchdog_free frees the rest once no worker or relief
+ * thread runs (a worker leaving its reactor may still poke it until then). */
 void weft__watchdog_stop(weft__runtime *rt);
+void weft__watchdog_free(weft__runtime *rt);
+/* A worker that woke from a sleep in its reactor: wakes the watchdog if it naps (while no
+ * worker runs a task its samples back off to 100 ms; with the involuntary hand-off on, a task
+ * that starts spinning then must not wait that long to be seen). One relaxed load while the
+ * watchdog does not nap; a condition signal for the first worker to wake while it does. Any
+ * worker thread. */
+void weft__watchdog_poke(weft__runtime *rt);
+
 /* Whether this runtime asks for backtraces by signal: its worker threads unblock it. */
 bool weft__watchdog_signals(const weft__runtime *rt);
 

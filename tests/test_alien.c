@@ -423,6 +423,7 @@ Test(alien, stealing_mode_spawns_from_outside_go_to_the_worker_that_is_free)
     weft_config cfg = cfg_of(2);
     cfg.mode = WEFT_MODE_STEALING;
     cfg.stall_ms = -1;
+    cfg.handoff_us = -1; /* worker 1 stays held: a relief thread would take injected work */
     run_main_cfg(&cfg, inject_main, &c);
     cr_assert_eq(atomic_load(&c.ran), 8);
     cr_assert_eq(atomic_load(&c.on_spinner), 0, "%d of 8 waited for the held worker",
