@@ -64,7 +64,7 @@ static bool code_known(void)
 static weft_config handoff_cfg(void)
 {
     if (!code_known())
-        cr_skip_test("weft's code is not in a section of its own (an LTO build): no hand-off");
+        cr_skip_test("weft's code cannot be told from the program's (an LTO build): no hand-off");
     weft_config c;
     weft_config_init(&c);
     c.workers = 1;
