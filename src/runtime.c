@@ -282,6 +282,10 @@ static void *worker_thread(void *arg)
     pthread_mutex_unlock(&rt->start_lock);
     if (wait_phase(rt, 0) == 1) {
         weft__loop(w);
+        pthread_mutex_lock(&rt->start_lock); /* its rings of the others are done (runtime.h) */
+        rt->nleft++;
+        pthread_cond_broadcast(&rt->start_cond);
+        pthread_mutex_unlock(&rt->start_lock);
         wait_phase(rt, 1); /* until the pool is gone: its threads may still ring us */
     }
     worker_fini(w);
@@ -453,6 +457,12 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result)
      * other workers free theirs, on their own threads. */
     weft__pool_fini(rt);
     weft__in_place_fini(rt); /* idle, every loop having ended */
+    /* No worker frees its reactor while another may still ring it (runtime.h, nleft); after
+     * a failed start (phase -1) none ran its loop. */
+    pthread_mutex_lock(&rt->start_lock);
+    while (rt->phase == 1 && rt->nleft < nthreads)
+        pthread_cond_wait(&rt->start_cond, &rt->start_lock);
+    pthread_mutex_unlock(&rt->start_lock);
     set_phase(rt, 2);
     for (unsigned i = 0; i < nthreads; i++)
         pthread_join(rt->threads[i], NULL);

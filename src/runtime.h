@@ -103,6 +103,10 @@ struct weft__runtime {
     pthread_mutex_t start_lock;
     pthread_cond_t start_cond;
     unsigned nstarted;
+    /* Those whose loop has returned: worker 0 waits for all of them before phase 2, since the
+     * last worker to see the runtime quiescent rings the others' doorbells after the others
+     * may have left their loops, and a worker that frees its reactor must not be rung then. */
+    unsigned nleft;
     int failed;
     int phase;
     pthread_t *threads; /* nworkers - 1 of them (worker 0 is the caller's thread) */
