@@ -109,7 +109,7 @@ static weft__stack *describe(char *base, size_t bytes, size_t top_reserve, char 
     s->lo = base;
     s->hi = (char *)s;
     s->map = map;
-    s->map_size = (uint32_t)map_size;
+    s->map_size = map_size;
     s->size = (uint32_t)bytes;
     s->guarded = (uint8_t)guarded;
     s->slab = (uint8_t)slab;

@@ -28,13 +28,13 @@ struct weft__stack {
     weft__stack *next; /* pool link */
     char *lo, *hi;     /* usable range */
     char *map;         /* mapping start (guard included), or slab it was carved from */
-    void *fiber;       /* TSan fiber of the tasks run on it, kept while pooled (NULL without) */
-    uint32_t map_size; /* the mapping's bytes: a stack is at most 1 GiB and its guard */
-    uint32_t size;     /* its size class's bytes */
-    unsigned vg_id;    /* valgrind stack id */
-    uint8_t guarded;   /* a WEFT__GUARD_BYTES PROT_NONE region sits right below lo */
-    uint8_t slab;      /* carved from a slab: freed with it; a canary zone sits below lo */
-    uint8_t cls;       /* index of its size class */
+    size_t map_size;
+    uint32_t size;   /* its size class's bytes */
+    uint8_t guarded; /* a WEFT__GUARD_BYTES PROT_NONE region sits right below lo */
+    uint8_t slab;    /* carved from a slab: freed with it; a canary zone sits below lo */
+    uint8_t cls;     /* index of its size class */
+    unsigned vg_id;  /* valgrind stack id */
+    void *fiber;     /* TSan fiber of the tasks run on it, kept while pooled (NULL without) */
 };
 
 /* Size classes: every request is rounded up to the next of 2^k * {4,5,6,7}/4 for k = 14

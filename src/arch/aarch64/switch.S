@@ -45,7 +45,9 @@ weft__ctx_switch:
     .size   weft__ctx_switch, .-weft__ctx_switch
 
 /* First code a new coroutine runs: x19 holds the argument, x20 the entry function. lr is
- * marked undefined and fp/lr are zeroed so that unwinders and frame walks stop here. */
+ * marked undefined and fp/lr are zeroed so that unwinders and frame walks stop here. Tasks
+ * start in weft__ctx_task_trampoline (below); this one serves weft__ctx_make's entries that
+ * never return (the switch's tests and benchmark). */
     .globl  weft__ctx_trampoline
     .hidden weft__ctx_trampoline
     .type   weft__ctx_trampoline, %function
@@ -56,13 +58,7 @@ weft__ctx_trampoline:
     mov     x29, xzr
     mov     x30, xzr
     mov     x0, x19
-    mov     x9, x20
-    /* The entry's address must not stay in a callee-saved register: the body's frames would
-     * save it, and the involuntary hand-off (handoff.c) takes any address of weft's code on
-     * the body's part of the stack for a weft call in progress. */
-    mov     x19, xzr
-    mov     x20, xzr
-    blr     x9
+    blr     x20
     brk     #0
     .cfi_endproc
     .size   weft__ctx_trampoline, .-weft__ctx_trampoline

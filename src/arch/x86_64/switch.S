@@ -65,8 +65,10 @@ weft__ctx_swap:
     .size   weft__ctx_swap, .-weft__ctx_swap
 
 /* First code a new coroutine runs (reached by the jump above, with rsp 16-byte aligned): r12
- * holds the argument and r13 the entry function (both cleared before the call). rip is marked undefined so that unwinders
- * stop here, and rbp is zero so that frame-pointer walks stop at the entry's frame. */
+ * holds the argument and r13 the entry function. rip is marked undefined so that unwinders
+ * stop here, and rbp is zero so that frame-pointer walks stop at the entry's frame. Tasks
+ * start in weft__ctx_task_trampoline (below); this one serves weft__ctx_make's entries that
+ * never return (the switch's tests and benchmark). */
     .globl  weft__ctx_trampoline
     .hidden weft__ctx_trampoline
     .type   weft__ctx_trampoline, @function
@@ -76,13 +78,7 @@ weft__ctx_trampoline:
     .cfi_undefined rip
     xorl    %ebp, %ebp
     movq    %r12, %rdi
-    movq    %r13, %rax
-    /* The entry's address must not stay in a callee-saved register: the body's frames would
-     * save it, and the involuntary hand-off (handoff.c) takes any address of weft's code on
-     * the body's part of the stack for a weft call in progress. */
-    xorl    %r12d, %r12d
-    xorl    %r13d, %r13d
-    callq   *%rax
+    callq   *%r13
     ud2
     .cfi_endproc
     .size   weft__ctx_trampoline, .-weft__ctx_trampoline
