@@ -296,7 +296,8 @@ typedef struct weft_config {
      * SIGURG, as for its backtraces: not while the program has its own SIGURG handler), and
      * lets go only while the task is in its own code, never inside a weft call or a callback
      * weft made. Not for a task blocked in a system call (it would see EINTR): wrap those in
-     * weft_block_in_place. Not on io_uring (a ring's worker cannot change threads), in an LTO
+     * weft_block_in_place. Not on io_uring (a ring's worker cannot change threads; a runtime
+     * configured for it keeps the hand-off off even after a fallback to epoll), in an LTO
      * build of weft (its code is mixed with the program's, and cannot be told apart), or
      * under TSan. What runs on the relief thread sees that thread's thread-locals, as with
      * weft_block_in_place. 0: the WEFT_HANDOFF_US environment variable if set ("0": off),

@@ -154,6 +154,10 @@ WEFT_COLD static int resolve_workers(weft_config *c, unsigned ncpus)
         const char *m = getenv("WEFT_MOVE_STARTED");
         c->move_started = m && strcmp(m, "1") == 0 ? 1 : -1;
     }
+    if (c->backend == WEFT_BACKEND_DEFAULT) { /* as reactor.c reads it: the hand-off needs it */
+        const char *b = getenv("WEFT_BACKEND");
+        c->backend = b && strcmp(b, "io_uring") == 0 ? WEFT_BACKEND_IO_URING : WEFT_BACKEND_EPOLL;
+    }
     if (c->handoff_us == 0) {
         const char *h = getenv("WEFT_HANDOFF_US");
         c->handoff_us = h && *h ? atoi(h) : c->mode == WEFT_MODE_STEALING ? 1000 : -1;
@@ -395,7 +399,9 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result)
     rt->handoff_detach = weft__handoff_detach;
     rt->handoff_assign = weft__relief_assign;
 #if !defined(__SANITIZE_THREAD__)
-    if (c.handoff_us > 0 && rt->code.lo != rt->code.hi)
+    /* Not on io_uring (a ring's worker cannot change threads): the watchdog would ask, and
+     * read /proc, for nothing (a fallback to epoll keeps it off too). */
+    if (c.handoff_us > 0 && rt->code.lo != rt->code.hi && c.backend != WEFT_BACKEND_IO_URING)
         rt->handoff_ns = (int64_t)c.handoff_us * 1000;
 #endif
     atomic_init(&rt->checked_at, UINT64_MAX); /* no verdict given yet */
