@@ -458,8 +458,8 @@ int weft_detach(weft_task *t)
     weft__worker *w = handle_begin(t, &r);
     if (!w)
         return r;
-    if (r == 1)
-        return post(w, t->worker, msg_detach, t, NULL, 0);
+    if (r == 1) /* an atomic load: a thief may be re-homing t right now (steal.c) */
+        return post(w, __atomic_load_n(&t->worker, __ATOMIC_ACQUIRE), msg_detach, t, NULL, 0);
     if ((t->flags & WEFT__T_DETACHED) || joined_by_other(t, NULL))
         return -EINVAL;
     weft__task_flags_set(t, WEFT__T_DETACHED);
