@@ -168,6 +168,12 @@ for w in $WORKLOADS; do
                     [ $HAVE_FIBER = 1 ] && { run_one boost_fiber "$PEER_OUT/boost_fiber/boost_fiber" "$w"; have_any=1; } ;;
                 esac
                 ;;
+            sched_latency)
+                # One worker each; the floor is a plain thread spinning to the same deadlines.
+                [ $HAVE_GO = 1 ] && { run_one go_p1 env GOMAXPROCS=1 "$PEER_OUT/go/go-peer" "$w" --threads 1; have_any=1; }
+                [ -x "$BUILD_DIR/bench/sched_latency_floor" ] &&
+                    { run_one spin_floor "$BUILD_DIR/bench/sched_latency_floor"; have_any=1; }
+                ;;
             spawn_join_mt | fanout_tree | chan_mpmc)
                 [ $HAVE_FIBER = 1 ] && { UNPINNED=1 run_one boost_fiber_stealing "$PEER_OUT/boost_fiber/boost_fiber" "$w" --threads 1 --threads 2; have_any=1; }
                 ;;

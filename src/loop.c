@@ -227,7 +227,7 @@ static int loop_run(weft__worker *w, bool native)
         if (weft_unlikely(atomic_load_explicit(&w->relief.want, memory_order_relaxed)) &&
             weft__relief_serve(w, native))
             return WEFT__LOOP_HANDED;
-        w->now = weft__clock_ns();
+        weft__timers_ticked(w, weft__clock_ns()); /* sets w->now */
         WEFT_COUNT(w->stats.nticks++);
         weft__timers_run(w, w->now);
         /* Work from other workers this tick: then a short spin before sleeping (below). */

@@ -130,11 +130,45 @@ size_t weft__timers_run(weft__worker *w, int64_t now)
     return n;
 }
 
+/* The picks to the next clock read without a system call: WEFT__TIMER_POLL_NS over the
+ * time per pick since the last read (w->now), which came `picks` picks ago. A long resume
+ * makes the next read come at the next pick; short ones space the reads out again, at most
+ * twice as far each time (one short span, a resume that only woke another, must not set
+ * a spacing that many long resumes then run under), up to 64 (a tick's budget: the tick's
+ * own read then comes first). */
+static void poll_adapt(weft__timer_heap *h, int64_t span, uint32_t picks)
+{
+    uint32_t every = 64;
+    if (span > 0 && (uint64_t)span * 64 > (uint64_t)WEFT__TIMER_POLL_NS * picks) {
+        uint64_t per = (uint64_t)span / picks;
+        every = per >= WEFT__TIMER_POLL_NS ? 1 : (uint32_t)(WEFT__TIMER_POLL_NS / per);
+    }
+    uint32_t most = h->poll_every ? 2 * h->poll_every : 1;
+    h->poll_every = every < most ? every : most;
+    h->npicks = 0;
+}
+
 void weft__timers_poll_clock(weft__worker *w)
 {
-    w->timers.polled_at = w->sys.ntotal;
-    w->now = weft__clock_ns(); /* never ahead of the clock, as weft_now() promises */
-    weft__timers_run(w, w->now);
+    weft__timer_heap *h = &w->timers;
+    int64_t now = weft__clock_ns();
+    /* A read a system call brought (npicks was not counted up to poll_every) says little of
+     * the time per pick: only the count restarts. */
+    if (h->npicks >= h->poll_every)
+        poll_adapt(h, now - w->now, h->npicks);
+    else
+        h->npicks = 0;
+    h->polled_at = w->sys.ntotal;
+    w->now = now; /* never ahead of the clock, as weft_now() promises */
+    weft__timers_run(w, now);
+}
+
+void weft__timers_ticked(weft__worker *w, int64_t now)
+{
+    /* The tick's read adapts too: else a spacing of 64 (set while resumes were short) would
+     * never meet a read within a tick of longer ones, whose picks stop at 64. */
+    poll_adapt(&w->timers, now - w->now, w->timers.npicks + 1);
+    w->now = now;
 }
 
 int64_t weft__timers_next(weft__worker *w, int64_t now)

@@ -1,7 +1,8 @@
 /* Timers and time: sleeps never return early, fire in deadline order (FIFO among equal
  * deadlines), leave no timer behind when cancelled, and a sleeper that comes due runs ahead
- * of the tasks already queued (at the next pick after a system call, else within the
- * tick's budget); the intrusive heap keeps its order under random inserts and removals. */
+ * of the tasks already queued (at the next pick after a system call or after a long
+ * resume, else within the tick's budget); the intrusive heap keeps its order under random
+ * inserts and removals. */
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
@@ -134,6 +135,7 @@ Test(timer, cancelled_sleepers_leave_no_timer)
 static int64_t due_at;
 static bool due_woke, due_seen;
 static int late_resumes;
+static int64_t compute_ns; /* each busy run's computation before its yield (no system call) */
 
 static void *due_sleeper(void *arg)
 {
@@ -152,6 +154,8 @@ static void *busy(void *arg)
             late_resumes++;
         if (fd >= 0)
             cr_assert_eq(weft_tcp_nodelay(fd, 1), 0);
+        for (int64_t until = real_now() + compute_ns; compute_ns && real_now() < until;)
+            ; /* the vDSO's clock: no system call weft sees */
         /* Read after the call: the pick in the yield below reads the clock later still. */
         if (real_now() >= due_at)
             due_seen = true;
@@ -168,6 +172,8 @@ static void *due_main(void *arg)
     int fd = syscalls ? socket(AF_INET, SOCK_STREAM, 0) : -1;
     due_woke = due_seen = false;
     late_resumes = 0;
+    compute_ns = nbusy > 1000 ? 200 * WEFT_USEC : 0;
+    nbusy %= 1000;
     due_at = real_now() + 2 * WEFT_MSEC;
     weft_task *s, *b[100];
     /* Pinned: the order measured is one worker's queue (stealing mode would spread them). */
@@ -202,6 +208,18 @@ Test(timer, a_sleeper_woken_by_the_tick_runs_before_the_queue)
     run_main_cfg(&cfg, due_main, (void *)(intptr_t)-100);
     cr_assert_leq(late_resumes, 8, "%d resumes ran after the deadline, before the sleeper",
                   late_resumes);
+}
+
+Test(timer, a_due_sleeper_runs_at_the_next_pick_between_long_resumes_without_system_calls)
+{
+    /* Each busy run computes 200 us, making no system call, then yields. The pick reads
+     * the clock every few resumes, as many as fit in about 4 us (WEFT__TIMER_POLL_NS): here
+     * every one, so the pick after the run that saw the deadline pass fires the timer and
+     * runs the sleeper before any busy task. Before, nothing read the clock before the
+     * tick's end: 64 runs of 200 us, the deadline missed by up to 12.8 ms. */
+    run_main(due_main, (void *)(intptr_t)-1006);
+    cr_assert_eq(late_resumes, 0, "%d resumes ran after the deadline, before the sleeper",
+                 late_resumes);
 }
 
 static void *slack_main(void *arg)
