@@ -33,6 +33,16 @@ static void *reader_thread(void *arg)
 {
     reader *rd = arg;
     weft_event_wait(&rd->go, WEFT_FOREVER);
+    /* Main parks on `done` after setting `go`, and its worker publishes that park at its next
+     * tick or before it sleeps: a snapshot, not the instant. Read only once the snapshot shows
+     * it (up to 5 s; the assertion below then fails if it never does), so that the park is not
+     * a race with this thread (the clean-clone CI run once read main still ready). */
+    for (int i = 0; i < 5000; i++) {
+        weft_metrics_text(rd->rt, rd->text, sizeof rd->text);
+        if (strstr(rd->text, "weft_tasks{worker=\"0\",state=\"waiting\"} 1\n"))
+            break;
+        usleep(1000);
+    }
     rd->r_total = weft_runtime_stats(rd->rt, -1, &rd->total, sizeof rd->total);
     rd->r_w1 = weft_runtime_stats(rd->rt, 1, &rd->w1, sizeof rd->w1);
     rd->r_bad = weft_runtime_stats(rd->rt, 2, &rd->w1, sizeof rd->w1);
