@@ -1600,8 +1600,10 @@ static void *timer_order_main(void *arg)
             a[i] = (struct sleeper_arg){i, base + ((i * 7) % 6) * WEFT_MSEC};
             t[i] = spawn_pinned(sleep_logged, &a[i]);
         }
+        /* Or done: on a machine slower than the margin a sleeper may finish before it is
+         * seen parked (then this round is not in time, and the next has ten times more). */
         for (int i = 0; i < 48; i++)
-            wait_parked(t[i]);
+            wait_parked_or_done(t[i]);
         bool in_time = weft_now() < base && nwake == 0;
         for (int i = 0; i < 48; i++)
             cr_assert_eq(join_result(t[i]), (void *)0);

@@ -17,11 +17,17 @@ static inline weft_task *spawn_pinned(weft_fn fn, void *arg)
     return t;
 }
 
-/* Yields until t is parked in a blocking call (it may run on another worker). */
+/* Yields until t is parked in a blocking call (it may run on another worker). A t that
+ * finishes first fails the test at once: it would never be seen parked, and the wait would
+ * hang until the suite's timeout. */
 static inline void wait_parked(weft_task *t)
 {
-    while (weft_task_status(t) != WEFT_TASK_PARKED)
+    int st;
+    while ((st = weft_task_status(t)) != WEFT_TASK_PARKED) {
+        cr_assert(st != WEFT_TASK_FINISHED && st != WEFT_TASK_CANCELLED,
+                  "the task finished before it was seen parked");
         cr_assert_eq(weft_yield(), 0);
+    }
 }
 
 /* The same, but returns as well once t has finished (a wait that should park and did not). */
