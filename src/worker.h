@@ -146,8 +146,9 @@ struct weft__worker {
  * - else every `poll_every` picks, which the read adapts (timer.c) so that reads come about
  *   every WEFT__TIMER_POLL_NS of resumes: never for short resumes (a yield, a channel
  *   hand-off: 64 of them fit, and the tick's own read comes first), every few picks where
- *   resumes make no system call but take microseconds (an io_uring server's, whose p50
- *   timer lateness was 80-177 us behind 5,000 busy connections). */
+ *   resumes make no system call but take microseconds (tasks that compute). An io_uring
+ *   server's timer lateness behind 5,000 busy connections is not this: it is the tick's
+ *   io_uring_enter itself, 80-300 us, after which the first pick fires (performance.md). */
 static inline void weft__timers_poll(weft__worker *w)
 {
     weft__timer_heap *h = &w->timers;
