@@ -32,6 +32,8 @@
 static void poll_stackless(weft__worker *w, weft_task *t)
 {
     weft__task_begin_run(t);
+    if (!(t->flags & WEFT__T_STARTED))
+        weft__task_flags_set(t, WEFT__T_STARTED);
     if (weft_unlikely(w->fence_resumes)) /* fence.h */
         atomic_thread_fence(memory_order_seq_cst);
     w->stats.nresumes++;

@@ -29,8 +29,11 @@
 
 /* ---- Switching ----------------------------------------------------------------------- */
 
+/* Called last on a landing, after the resumed context's errno is in place: keeps it (a
+ * failed munmap of a stack must not show through). */
 static WEFT_NOINLINE void release_dead(weft__worker *w)
 {
+    int e = *w->sched.errno_loc;
     weft_task *t = w->sched.dead;
     w->sched.dead = NULL;
     weft__stack_free(w, t->stack); /* with its TSan fiber, for the stack's next task */
@@ -38,6 +41,7 @@ static WEFT_NOINLINE void release_dead(weft__worker *w)
     weft__task_flags_clear(t, WEFT__T_ONSTACK);
     if (t->flags & WEFT__T_DETACHED)
         weft__task_reap(w, t);
+    *w->sched.errno_loc = e;
 }
 
 /* Runs first on whichever context a switch lands on. */
@@ -45,10 +49,10 @@ static void landed(weft__worker *w, void *fake_stack)
 {
     if (weft_unlikely(w->sched.tooling))
         weft__hook_switch_end(fake_stack);
-    if (w->sched.dead)
-        release_dead(w);
     weft_task *t = w->current;
     *w->sched.errno_loc = t ? t->saved_errno : w->sched.loop_errno;
+    if (w->sched.dead)
+        release_dead(w);
 }
 
 /* switch_to's path when a sanitizer watches (hooks.h): the fiber annotations around the same
@@ -77,41 +81,70 @@ static WEFT_NOINLINE void end_timed_run(weft__worker *w)
     w->poll_task = NULL;
 }
 
-/* Switches from the running context (`from`, NULL for the loop) to `to` (NULL: the loop).
- * Never inlined: every switch leaves from this one site, so that the returns after it (from
- * switch_to to schedule_away, to the park) are the same code whichever task resumes, and the
- * return stack predicts them (docs/switch.md). */
-static WEFT_NOINLINE void switch_to(weft__worker *w, weft_task *from, weft_task *to)
+/* The switch's bookkeeping before it: errno saved, the worker's current task and switch
+ * count. */
+static inline __attribute__((always_inline)) void switch_out(weft__worker *w, weft_task *to,
+                                                             int *saved_errno)
 {
-    weft__ctx *fc = from ? &from->ctx : &w->sched.loop_ctx;
-    weft__ctx *tc = to ? &to->ctx : &w->sched.loop_ctx;
-    int e = *w->sched.errno_loc;
-    if (from)
-        from->saved_errno = e;
-    else
-        w->sched.loop_errno = e;
-#ifndef WEFT_NO_METRICS
-    if (weft_unlikely(from && from == w->poll_task))
-        end_timed_run(w);
-#endif
+    *saved_errno = *w->sched.errno_loc;
     w->current = to;
     w->stats.nswitches++;
     weft__watch_switch(&w->watch, w->stats.nswitches);
-    if (weft_unlikely(w->sched.tooling)) {
-        switch_tooled(w, from, to, fc, tc);
+}
+
+/* Switches from the running task `from` to `to` (NULL: the loop). Never inlined: every
+ * switch between tasks leaves from this one site, so that the return after it is the same
+ * code whichever task resumes (docs/switch.md). */
+static WEFT_NOINLINE void switch_to(weft__worker *w, weft_task *from, weft_task *to);
+
+/* switch_to for the end of a sampled resume (1 in 256): its length first. Apart, so that
+ * switch_to makes no call before the switch, and keeps nothing in a register across one. */
+static WEFT_NOINLINE void switch_timed(weft__worker *w, weft_task *from, weft_task *to)
+{
+    end_timed_run(w); /* clears poll_task */
+    switch_to(w, from, to);
+}
+
+static WEFT_NOINLINE void switch_to(weft__worker *w, weft_task *from, weft_task *to)
+{
+#ifndef WEFT_NO_METRICS
+    if (weft_unlikely(from == w->poll_task)) {
+        switch_timed(w, from, to);
         return;
     }
-    weft__ctx_switch(fc, tc);
-    /* Resumed: `from` is this frame's task again, perhaps on another worker than the one it
-     * left (a hand-over, steal.c), whose thread runs us now: the migration rule, as in the
-     * park. The loop's frame (from NULL) never moves. */
-    if (from)
-        w = from->worker;
-    /* landed(), inline: one frame fewer on every switch. */
+#endif
+    weft__ctx *tc = to ? &to->ctx : &w->sched.loop_ctx;
+    switch_out(w, to, &from->saved_errno);
+    if (weft_unlikely(w->sched.tooling)) {
+        switch_tooled(w, from, to, &from->ctx, tc);
+        return;
+    }
+    /* Resumed: `from` is this frame's task again (as the switch back named it, so that
+     * nothing is kept in a register across the switch), perhaps on another worker than the
+     * one it left (a hand-over, steal.c), whose thread runs us now: the migration rule, as in
+     * the park. Whoever switched to it made it that worker's current task, so its errno is
+     * from's own: landed(), inline and knowing that. */
+    from = weft__container_of(weft__ctx_switch_back(&from->ctx, tc), weft_task, ctx);
+    w = from->worker;
+    *w->sched.errno_loc = from->saved_errno;
+    if (w->sched.dead)
+        release_dead(w); /* last: a tail call, so nothing is live across it either */
+}
+
+/* The loop's switch to `to` (the loop's frame never moves); back when the loop is switched
+ * to again. */
+static WEFT_NOINLINE void switch_from_loop(weft__worker *w, weft_task *to)
+{
+    switch_out(w, to, &w->sched.loop_errno);
+    if (weft_unlikely(w->sched.tooling)) {
+        switch_tooled(w, NULL, to, &w->sched.loop_ctx, &to->ctx);
+        return;
+    }
+    w = weft__container_of(weft__ctx_switch_back(&w->sched.loop_ctx, &to->ctx), weft__worker,
+                           sched.loop_ctx);
+    *w->sched.errno_loc = w->sched.loop_errno;
     if (w->sched.dead)
         release_dead(w);
-    weft_task *t = w->current;
-    *w->sched.errno_loc = t ? t->saved_errno : w->sched.loop_errno;
 }
 
 /* A task's first call on its stack (the trampoline's, weft__ctx_make_task; below it only the
@@ -145,8 +178,10 @@ static int bind_stack(weft__worker *w, weft_task *t)
         if (r < 0)
             return r;
     }
-    weft__task_flags_set(t,
-                         t->stack->guarded ? WEFT__T_ONSTACK | WEFT__T_GUARDED : WEFT__T_ONSTACK);
+    /* STARTED too: a task is bound to a stack only to run at once (the pick, run_first), and
+     * the flag is set here, once, rather than at every resume. */
+    weft__task_flags_set(t, t->stack->guarded ? WEFT__T_ONSTACK | WEFT__T_GUARDED | WEFT__T_STARTED
+                                              : WEFT__T_ONSTACK | WEFT__T_STARTED);
     /* TSan's fiber stays with the stack while it is pooled: creating and destroying one per
      * task cost TSan an mmap and munmap each (most of a TSan stress run's time). Reusing it
      * orders nothing the worker's own sequence did not: every switch synchronises. */
@@ -252,6 +287,7 @@ static WEFT_NOINLINE weft_task *start_unrun(weft__worker *w, weft_task *t)
      * are its own; with no stack it cannot block (-EPERM). */
     weft_task *running = w->current;
     w->current = t;
+    weft__task_flags_set(t, WEFT__T_STARTED); /* as every task that got its turn */
     begin_run(w, t);
     weft__task_finish(w, t, result);
     w->current = running;
@@ -298,17 +334,35 @@ bool weft__chaos_coin(weft__worker *w)
     return chaos_next(w) & 1;
 }
 
-static inline __attribute__((always_inline)) weft_task *pick(weft__worker *w)
+/* The pick with everything pick_slow stands for: the debug mode's reordering, the count of
+ * timer-woken tasks at the head, the LIFO slot's streak. */
+static WEFT_NOINLINE weft_task *pick_general(weft__worker *w)
 {
-    weft__timers_poll(w); /* timer.c: a sleeper that came due goes first */
-    if (weft_unlikely(w->sched.chaos))
+    weft__sched *s = &w->sched;
+    if (weft_unlikely(s->chaos))
         chaos_reorder(w);
     weft_task *t;
+    while ((t = weft__fifo_pop(&s->ready, offsetof(weft_task, next))) != NULL) {
+        if (s->nfront && --s->nfront == 0)
+            s->pick_slow &= (uint8_t)~WEFT__PICK_FRONT;
+        if (s->lifo_on)
+            weft__lifo_picked(s, t);
+        prefetch_ahead(&s->ready);
+        if (weft_likely(t->flags & (WEFT__T_STARTED | WEFT__T_STACKLESS)))
+            return t;
+        if ((t = start_unrun(w, t)) != NULL)
+            return t;
+    }
+    return NULL;
+}
+
+static inline __attribute__((always_inline)) weft_task *pick(weft__worker *w)
+{
+    weft__timers_poll(w); /* timer.c: a sleeper that came due goes first (may set FRONT) */
+    if (weft_unlikely(w->sched.pick_slow))
+        return pick_general(w);
+    weft_task *t;
     while ((t = weft__fifo_pop(&w->sched.ready, offsetof(weft_task, next))) != NULL) {
-        if (w->sched.nfront)
-            w->sched.nfront--;
-        if (weft_unlikely(w->sched.lifo_on))
-            weft__lifo_picked(&w->sched, t);
         prefetch_ahead(&w->sched.ready);
         if (weft_likely(t->flags & (WEFT__T_STARTED | WEFT__T_STACKLESS)))
             return t;
@@ -326,7 +380,7 @@ weft_task *weft__sched_pick(weft__worker *w)
 void weft__sched_resume(weft__worker *w, weft_task *t)
 {
     begin_run(w, t);
-    switch_to(w, NULL, t);
+    switch_from_loop(w, t);
 }
 
 /* An unguarded stack that overflowed has written over the canary zone below it (see
@@ -341,9 +395,8 @@ static inline void check_canary(weft_task *t)
         weft__overflow_report(t, NULL, "it wrote over the canary zone below its stack");
 }
 
-/* Leaves the current task `from` (already parked, ready or done) for the next ready task,
- * or for the loop. Returns when `from` is resumed. */
-static void schedule_away(weft__worker *w, weft_task *from)
+/* schedule_away's general path: every case, with the calls they take. */
+static WEFT_NOINLINE void schedule_away_general(weft__worker *w, weft_task *from)
 {
     check_canary(from);
     weft_task *next = NULL;
@@ -360,6 +413,44 @@ static void schedule_away(weft__worker *w, weft_task *from)
     if (next)
         begin_run(w, next);
     switch_to(w, from, next);
+}
+
+/* Leaves the current task `from` (already parked, ready or done) for the next ready task,
+ * or for the loop. Returns when `from` is resumed.
+ *
+ * The commonest case first, with no call but the tail call to the switch, so that it keeps
+ * nothing in a register across a call and saves none: the budget lasts, the pick has nothing
+ * special to do (pick_slow), `from` is on a guarded stack (no canary to check), the head of
+ * the queue is another task that ran before and is stackful, its resume is not sampled, and
+ * no clock read is due. Anything else takes the general path, which decides it all again. */
+static void schedule_away(weft__worker *w, weft_task *from)
+{
+    weft__sched *s = &w->sched;
+    weft_task *next = s->ready.head;
+    if (weft_likely(next &&
+                    (next->flags & (WEFT__T_STARTED | WEFT__T_STACKLESS)) == WEFT__T_STARTED &&
+                    s->budget && !s->pick_slow && next != from && (from->flags & WEFT__T_GUARDED) &&
+#ifdef WEFT_NO_METRICS
+                    w->run_mask != 0 &&
+#else
+                    (WEFT__EPOCH(atomic_load_explicit(&next->word, memory_order_relaxed)) &
+                     w->run_mask) != 0 &&
+#endif
+                    weft__timers_poll_skips(w))) {
+        /* The pop of `next`, known to be the head. */
+        s->ready.head = next->next;
+        if (!next->next)
+            s->ready.tail = NULL;
+        s->ready.len--;
+        prefetch_ahead(&s->ready);
+        s->budget--;
+        weft__task_begin_run(next);
+        w->stats.nresumes++;
+        WEFT_PROBE2(resume, next, w->index);
+        switch_to(w, from, next);
+        return;
+    }
+    schedule_away_general(w, from);
 }
 
 /* ---- The park ---------------------------------------------------------------------------- */
@@ -551,6 +642,8 @@ WEFT_COLD void weft__sched_init(weft__worker *w, unsigned budget, bool lifo, boo
     w->sched.depth_first = depth_first;
     w->sched.move_started = move_started && !depth_first;
     w->sched.lifo_on = lifo || depth_first;
+    w->sched.pick_slow = (uint8_t)((w->sched.lifo_on ? WEFT__PICK_LIFO : 0) |
+                                   (w->sched.chaos ? WEFT__PICK_CHAOS : 0));
     w->sched.budget_max = budget;
     w->sched.tooling = weft__hook_tooling_present();
 }

@@ -63,7 +63,14 @@ typedef struct weft__sched {
      * started tasks may go is decided by the victim's walk (steal.c); the pushes and the
      * pick pay nothing for it. */
     bool move_started;
+    /* Why a pick must take the general path (scheduler.c pick_general), as bits, so that the
+     * common pick tests one byte: the debug mode (fixed), the LIFO slot or depth-first order
+     * (fixed), timer-woken tasks at the head (nfront > 0: set by timer.c, cleared by the pick
+     * that takes the last of them). owner: worker. */
+    uint8_t pick_slow;
 } weft__sched;
+
+enum { WEFT__PICK_CHAOS = 1, WEFT__PICK_LIFO = 2, WEFT__PICK_FRONT = 4 };
 
 #define WEFT__LIFO_MAX 3
 

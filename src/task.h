@@ -348,7 +348,6 @@ static inline uint64_t weft__task_begin_run(weft_task *t)
     /* The new epoch before any later look at the cancel flag, as far as the compiler goes;
      * the CPU's side is the cancel's membarrier (fence.h). No instruction. */
     atomic_signal_fence(memory_order_seq_cst);
-    weft__task_flags_set(t, WEFT__T_STARTED);
     return epoch;
 }
 

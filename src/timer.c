@@ -127,6 +127,8 @@ size_t weft__timers_run(weft__worker *w, int64_t now)
      * earlier deadlines (a slow machine can fire two batches between two picks). */
     weft__fifo_to_nth(ready, mark, w->sched.nfront, offsetof(weft_task, next));
     w->sched.nfront += ready->len - len;
+    if (w->sched.nfront)
+        w->sched.pick_slow |= WEFT__PICK_FRONT;
     return n;
 }
 

@@ -156,6 +156,19 @@ static inline void weft__timers_poll(weft__worker *w)
         weft__timers_poll_clock(w);
 }
 
+/* weft__timers_poll's test for a pick that must not read the clock: true (and the pick
+ * counted) if no read is due, false (nothing counted) if weft__timers_poll would read it. */
+static inline bool weft__timers_poll_skips(weft__worker *w)
+{
+    weft__timer_heap *h = &w->timers;
+    if (!h->n)
+        return true;
+    if (h->polled_at != w->sys.ntotal || h->npicks + 1 >= h->poll_every)
+        return false;
+    h->npicks++;
+    return true;
+}
+
 /* Adds a sample of `ns` to h. Owner thread (relaxed stores: one writer). */
 static inline void weft__hist_add(weft__hist *h, int64_t ns)
 {
