@@ -18,6 +18,7 @@
 #include "tracer.h"
 #include "thread_park.h"
 #include "timer.h"
+#include "util/spinlock.h"
 #include "wake.h"
 #include "worker.h"
 
@@ -30,8 +31,9 @@
 /* ---- Switching ----------------------------------------------------------------------- */
 
 /* Called last on a landing, after the resumed context's errno is in place: keeps it (a
- * failed munmap of a stack must not show through). */
-static WEFT_NOINLINE void release_dead(weft__worker *w)
+ * failed munmap of a stack must not show through). Returns the worker's current task (the
+ * one resumed, for switch_to's tail call). */
+static WEFT_NOINLINE weft_task *release_dead(weft__worker *w)
 {
     int e = *w->sched.errno_loc;
     weft_task *t = w->sched.dead;
@@ -42,6 +44,7 @@ static WEFT_NOINLINE void release_dead(weft__worker *w)
     if (t->flags & WEFT__T_DETACHED)
         weft__task_reap(w, t);
     *w->sched.errno_loc = e;
+    return w->current;
 }
 
 /* Runs first on whichever context a switch lands on. */
@@ -57,8 +60,8 @@ static void landed(weft__worker *w, void *fake_stack)
 
 /* switch_to's path when a sanitizer watches (hooks.h): the fiber annotations around the same
  * switch. Apart, so that the plain path keeps no fake-stack slot in its frame. */
-static WEFT_NOINLINE void switch_tooled(weft__worker *w, weft_task *from, weft_task *to,
-                                        weft__ctx *fc, weft__ctx *tc)
+static WEFT_NOINLINE weft_task *switch_tooled(weft__worker *w, weft_task *from, weft_task *to,
+                                              weft__ctx *fc, weft__ctx *tc)
 {
     /* A finished task's frames are never returned to: no fake stack to keep for it. */
     void *fake = NULL;
@@ -72,6 +75,7 @@ static WEFT_NOINLINE void switch_tooled(weft__worker *w, weft_task *from, weft_t
     weft__hook_fiber_switch(to ? to->stack->fiber : w->sched.loop_fiber);
     weft__ctx_switch(fc, tc);
     landed(from ? from->worker : w, fake); /* see switch_to */
+    return from;
 }
 
 /* The end of a timed resume (the histograms): its length into the poll-time histogram. */
@@ -94,31 +98,29 @@ static inline __attribute__((always_inline)) void switch_out(weft__worker *w, we
 
 /* Switches from the running task `from` to `to` (NULL: the loop). Never inlined: every
  * switch between tasks leaves from this one site, so that the return after it is the same
- * code whichever task resumes (docs/switch.md). */
-static WEFT_NOINLINE void switch_to(weft__worker *w, weft_task *from, weft_task *to);
+ * code whichever task resumes (docs/switch.md). Returns `from`, once resumed: its callers
+ * take it from the return register instead of keeping it in one of theirs across the switch
+ * (which would cost each of them a save and a restore). */
+static WEFT_NOINLINE weft_task *switch_to(weft__worker *w, weft_task *from, weft_task *to);
 
 /* switch_to for the end of a sampled resume (1 in 256): its length first. Apart, so that
  * switch_to makes no call before the switch, and keeps nothing in a register across one. */
-static WEFT_NOINLINE void switch_timed(weft__worker *w, weft_task *from, weft_task *to)
+static WEFT_NOINLINE weft_task *switch_timed(weft__worker *w, weft_task *from, weft_task *to)
 {
     end_timed_run(w); /* clears poll_task */
-    switch_to(w, from, to);
+    return switch_to(w, from, to);
 }
 
-static WEFT_NOINLINE void switch_to(weft__worker *w, weft_task *from, weft_task *to)
+static WEFT_NOINLINE weft_task *switch_to(weft__worker *w, weft_task *from, weft_task *to)
 {
 #ifndef WEFT_NO_METRICS
-    if (weft_unlikely(from == w->poll_task)) {
-        switch_timed(w, from, to);
-        return;
-    }
+    if (weft_unlikely(from == w->poll_task))
+        return switch_timed(w, from, to);
 #endif
     weft__ctx *tc = to ? &to->ctx : &w->sched.loop_ctx;
     switch_out(w, to, &from->saved_errno);
-    if (weft_unlikely(w->sched.tooling)) {
-        switch_tooled(w, from, to, &from->ctx, tc);
-        return;
-    }
+    if (weft_unlikely(w->sched.tooling))
+        return switch_tooled(w, from, to, &from->ctx, tc);
     /* Resumed: `from` is this frame's task again (as the switch back named it, so that
      * nothing is kept in a register across the switch), perhaps on another worker than the
      * one it left (a hand-over, steal.c), whose thread runs us now: the migration rule, as in
@@ -128,7 +130,8 @@ static WEFT_NOINLINE void switch_to(weft__worker *w, weft_task *from, weft_task 
     w = from->worker;
     *w->sched.errno_loc = from->saved_errno;
     if (w->sched.dead)
-        release_dead(w); /* last: a tail call, so nothing is live across it either */
+        return release_dead(w); /* from, as a tail call: nothing live across it */
+    return from;
 }
 
 /* The loop's switch to `to` (the loop's frame never moves); back when the loop is switched
@@ -396,7 +399,7 @@ static inline void check_canary(weft_task *t)
 }
 
 /* schedule_away's general path: every case, with the calls they take. */
-static WEFT_NOINLINE void schedule_away_general(weft__worker *w, weft_task *from)
+static WEFT_NOINLINE weft_task *schedule_away_general(weft__worker *w, weft_task *from)
 {
     check_canary(from);
     weft_task *next = NULL;
@@ -404,7 +407,7 @@ static WEFT_NOINLINE void schedule_away_general(weft__worker *w, weft_task *from
         w->sched.budget--;
     if (next == from) {
         begin_run(w, from); /* a yield with nothing else ready */
-        return;
+        return from;
     }
     if (next && (next->flags & WEFT__T_STACKLESS)) {
         w->sched.handoff = next; /* polled on the loop's stack */
@@ -412,7 +415,7 @@ static WEFT_NOINLINE void schedule_away_general(weft__worker *w, weft_task *from
     }
     if (next)
         begin_run(w, next);
-    switch_to(w, from, next);
+    return switch_to(w, from, next);
 }
 
 /* Leaves the current task `from` (already parked, ready or done) for the next ready task,
@@ -423,7 +426,7 @@ static WEFT_NOINLINE void schedule_away_general(weft__worker *w, weft_task *from
  * special to do (pick_slow), `from` is on a guarded stack (no canary to check), the head of
  * the queue is another task that ran before and is stackful, its resume is not sampled, and
  * no clock read is due. Anything else takes the general path, which decides it all again. */
-static void schedule_away(weft__worker *w, weft_task *from)
+static weft_task *schedule_away(weft__worker *w, weft_task *from)
 {
     weft__sched *s = &w->sched;
     weft_task *next = s->ready.head;
@@ -447,10 +450,9 @@ static void schedule_away(weft__worker *w, weft_task *from)
         weft__task_begin_run(next);
         w->stats.nresumes++;
         WEFT_PROBE2(resume, next, w->index);
-        switch_to(w, from, next);
-        return;
+        return switch_to(w, from, next);
     }
-    schedule_away_general(w, from);
+    return schedule_away_general(w, from);
 }
 
 /* ---- The park ---------------------------------------------------------------------------- */
@@ -468,28 +470,44 @@ static inline __attribute__((always_inline)) void record_wait(weft__worker *w, w
     atomic_store_explicit(&t->wait_since, w->now, memory_order_release);
 }
 
+/* The unlock callback that stands for a spinlock word (weft__park_forever_spin): the park
+ * releases the word inline instead of calling it. */
+static void spin_unlock_cb(void *lock)
+{
+    weft__spin_unlock(lock);
+}
+
+/* Releases the caller's lock, if any: inline for a spinlock word. */
+static inline __attribute__((always_inline)) void park_unlock(const weft__wait *wr)
+{
+    if (wr->unlock == spin_unlock_cb)
+        weft__spin_unlock(wr->lock);
+    else if (wr->unlock)
+        wr->unlock(wr->lock);
+}
+
 /* Marks t PARKED, releases the caller's lock, and switches away; or, if a wake for this run
- * came first (NOTIFIED), consumes it and returns at once. */
-static inline __attribute__((always_inline)) void park_current(weft__worker *w, weft_task *t,
-                                                               const weft__wait *wr)
+ * came first (NOTIFIED), consumes it and returns at once. Returns t (see switch_to). */
+static inline __attribute__((always_inline)) weft_task *
+park_current(weft__worker *w, weft_task *t, const weft__wait *wr, bool untraced)
 {
     uint64_t word = atomic_load_explicit(&t->word, memory_order_acquire);
     uint64_t e = WEFT__EPOCH(word);
     WEFT_COUNT(w->stats.nparks++);
     WEFT_PROBE2(park, t, wr->kind);
-    if (weft_unlikely(w->tracer != NULL))
+    /* `untraced`: the caller checked that no tracer is set, so that this path makes no call
+     * before the switch's (nothing to keep in a register across one). */
+    if (!untraced && weft_unlikely(w->tracer != NULL))
         weft__trace_park(w, t, weft__wait_kind_name(wr->kind));
     if (WEFT__STATE(word) == WEFT__RUNNING &&
         atomic_compare_exchange_strong_explicit(&t->word, &word, WEFT__WORD(e, WEFT__PARKED),
                                                 memory_order_acq_rel, memory_order_acquire)) {
-        if (wr->unlock)
-            wr->unlock(wr->lock); /* only now: a waker under the lock finds us PARKED */
-        schedule_away(w, t);
-        return;
+        park_unlock(wr); /* only now: a waker under the lock finds us PARKED */
+        return schedule_away(w, t);
     }
-    if (wr->unlock)
-        wr->unlock(wr->lock);
+    park_unlock(wr);
     atomic_store_explicit(&t->word, WEFT__WORD(e + 1, WEFT__RUNNING), memory_order_relaxed);
+    return t;
 }
 
 /* The general park: deadlines, an unlock callback, a cancelled task. */
@@ -512,7 +530,7 @@ static WEFT_NOINLINE int park_slow(weft__worker *w, weft_task *t, const weft__wa
         return early;
     }
     record_wait(w, t, wr);
-    park_current(w, t, wr);
+    park_current(w, t, wr, false);
     /* Resumed: re-read the worker. Whoever resumes a task has set t->worker to itself first
      * (the migration rule), so this is a load, not a TLS lookup. */
     w = t->worker;
@@ -537,25 +555,36 @@ int weft__park(weft__worker *w, const weft__wait *wr)
     if (weft_unlikely(wr->deadline != WEFT_FOREVER || wr->unlock || weft__task_cancelled(t)))
         return park_slow(w, t, wr);
     record_wait(w, t, wr);
-    park_current(w, t, wr);
+    t = park_current(w, t, wr, false);
     atomic_store_explicit(&t->wait_kind, WEFT__WAIT_NONE, memory_order_relaxed);
     return (!wr->uncancellable && weft__task_cancelled(t)) ? -ECANCELED : 0;
+}
+
+/* park_forever's other cases, through the general park with a record of its own (out of
+ * line: its frame holds the record, not park_forever's). */
+static WEFT_NOINLINE int park_forever_general(weft__worker *w, int kind, const void *what,
+                                              void (*unlock)(void *), void *lock)
+{
+    const weft__wait wr = {
+        .kind = kind, .what = what, .deadline = WEFT_FOREVER, .unlock = unlock, .lock = lock};
+    return weft__park(w, &wr);
 }
 
 static inline __attribute__((always_inline)) int
 park_forever(weft__worker *w, int kind, const void *what, void (*unlock)(void *), void *lock)
 {
     weft_task *t = w->current;
-    if (weft__task_cancelled(t)) {
-        if (unlock)
-            unlock(lock);
-        return -ECANCELED; /* as park_slow says it to a cancellable wait */
-    }
+    /* A cancelled task, and a tracer's calls, take the general park (the same outcome). */
+    if (weft_unlikely(weft__task_cancelled(t) || w->tracer != NULL))
+        return park_forever_general(w, kind, what, unlock, lock);
     /* A constant record: the inlined record_wait and park_current fold its fields. */
     const weft__wait wr = {
         .kind = kind, .what = what, .deadline = WEFT_FOREVER, .unlock = unlock, .lock = lock};
     record_wait(w, t, &wr);
-    park_current(w, t, &wr);
+    t = park_current(w, t, &wr, true);
+    /* Resumed: t as the switch gave it back, and nothing derived from it before (the empty
+     * asm makes it opaque), so that no register of this frame lives across the switch. */
+    __asm__ volatile("" : "+r"(t));
     atomic_store_explicit(&t->wait_kind, WEFT__WAIT_NONE, memory_order_relaxed);
     return weft__task_cancelled(t) ? -ECANCELED : 0;
 }
@@ -584,7 +613,14 @@ int weft__park_forever_unlock(weft__worker *w, int kind, const void *what, void 
     return park_forever(w, kind, what, unlock, lock);
 }
 
-void weft__yield(weft__worker *w)
+int weft__park_forever_spin(weft__worker *w, int kind, const void *what, _Atomic uint32_t *lock)
+{
+    if (weft_unlikely(!w))
+        return thread_park_forever(kind, what, spin_unlock_cb, (void *)lock);
+    return park_forever(w, kind, what, spin_unlock_cb, (void *)lock);
+}
+
+weft_task *weft__yield(weft__worker *w)
 {
     weft_task *t = w->current;
     /* A plain store suffices (no locked instruction): a remote waker's CAS on RUNNING@e
@@ -596,7 +632,7 @@ void weft__yield(weft__worker *w)
     weft__ready_push(&w->sched, t);
     if (weft_unlikely(w->tracer != NULL))
         weft__trace_park(w, t, "yield");
-    schedule_away(w, t);
+    return schedule_away(w, t);
 }
 
 void weft__run_first(weft__worker *w, weft_task *t)

@@ -243,6 +243,9 @@ int weft__park_forever(weft__worker *w, int kind, const void *what);
  * weft__wait.unlock): the hot hand-offs of channels between workers. */
 int weft__park_forever_unlock(weft__worker *w, int kind, const void *what, void (*unlock)(void *),
                               void *lock);
+/* The same for a caller whose lock is a spinlock word (util/spinlock.h), released inline:
+ * no callback to call (a channel's, a sync primitive's). */
+int weft__park_forever_spin(weft__worker *w, int kind, const void *what, _Atomic uint32_t *lock);
 /* Parks until wr->done holds (returns 0), or the deadline / cancellation (their error).
  * Refreshes *wr->waker before each park. Inline, so that each wait's `done` is inlined into
  * its loop on the hot paths (a channel hand-off parks once per message). */
@@ -271,8 +274,9 @@ static inline int weft__park_until(weft__worker *w, const weft__wait *wr)
     return 0;
 }
 
-/* Yields: the current task goes to the tail of the ready queue. */
-void weft__yield(weft__worker *w);
+/* Yields: the current task goes to the tail of the ready queue. Returns that task, once it
+ * runs again (a caller that reads it from here keeps nothing across the switch). */
+weft_task *weft__yield(weft__worker *w);
 /* Child first (WEFT_SPAWN_CHILD_FIRST): the current stackful task goes to the tail of the
  * ready queue, as in a yield, and `t` (just spawned: READY, never run, not queued) runs at
  * once. Returns when the caller is resumed. A t cancelled from birth, or that cannot get a

@@ -167,22 +167,25 @@ static void rw_dispatch(sync_state *s);
 static int wait_queued(sync_state *s, weft__worker *w, weft_task *t, waiter *wt, int wait_kind,
                        const void *what, int64_t deadline, bool uncancellable)
 {
-    weft__wait wr = {.kind = wait_kind,
-                     .what = what,
-                     .deadline = deadline,
-                     .uncancellable = uncancellable,
-                     .unlock = sync_unlock_cb,
-                     .lock = s};
     int r = 0;
     while (!wt->granted) {
         /* Under the lock, and this run's epoch: the park that follows is the one a grant
          * wakes (a park that returns early, notified by another waker of this run, ends the
          * run: the next turn takes the new epoch). */
         wt->waker = weft__waker_of(t);
-        /* The commonest wait (no deadline, cancellable) takes the short park. */
-        r = deadline == WEFT_FOREVER && !uncancellable
-                ? weft__park_forever_unlock(w, wait_kind, what, sync_unlock_cb, s)
-                : weft__park(w, &wr);
+        /* The commonest wait (no deadline, cancellable) takes the short park, and builds no
+         * wait record. */
+        if (deadline == WEFT_FOREVER && !uncancellable) {
+            r = weft__park_forever_spin(w, wait_kind, what, &s->lock);
+        } else {
+            weft__wait wr = {.kind = wait_kind,
+                             .what = what,
+                             .deadline = deadline,
+                             .uncancellable = uncancellable,
+                             .unlock = sync_unlock_cb,
+                             .lock = s};
+            r = weft__park(w, &wr);
+        }
         w = t->worker;
         sync_lock(s);
         if (r < 0)

@@ -495,7 +495,7 @@ int weft_yield(void)
         return -EPERM;
     /* A cancelled task still yields: one that ignores -ECANCELED in a loop must not starve
      * the others (or the shutdown that waits for it). */
-    weft__yield(w);
+    t = weft__yield(w);
     return weft__task_cancelled(t) ? -ECANCELED : 0;
 }
 

@@ -40,10 +40,37 @@ static void push_remote(weft__worker *w, weft_task *t)
         weft__worker_ring(w);
 }
 
+/* The hand-over of a task this wake moved from PARKED to READY, in every case: a plain
+ * thread's stand-in, a tracer, another worker's task (its inbox), a caller that did not say
+ * which worker it is. */
+static WEFT_NOINLINE void enqueue_general(weft__worker *self, weft_task *t)
+{
+    weft__worker *w = t->worker;
+    if (!self)
+        self = weft__worker_tls(); /* maybe under a lock: no take-back */
+    if (weft_unlikely(!w)) {       /* a plain thread's stand-in (thread_park.c) */
+        if (self)                  /* a task talks to a thread outside its runtime */
+            atomic_store_explicit(&self->rt->foreign, 1, memory_order_relaxed);
+        weft__thread_unpark(t);
+        return;
+    }
+    WEFT_PROBE2(wake, t, self != w);
+    if (weft_unlikely(w->tracer != NULL))
+        weft__trace_wake(w, t);
+    if (weft_likely(self == w)) {
+        weft__ready_push_lifo(&w->sched, t, false);
+    } else {
+        if (!self || self->rt != w->rt)
+            mark_foreign(self, w);
+        else
+            WEFT_COUNT(self->stats.nwakes_remote++);
+        push_remote(w, t);
+    }
+}
+
 /* The wake, for both entry points: `self` is the calling thread's worker, or NULL to look it
  * up (only when the wake enqueues). */
-static inline __attribute__((always_inline)) void wake(weft__worker *self, weft_task *t,
-                                                       uint64_t epoch)
+static WEFT_NOINLINE void wake_general(weft__worker *self, weft_task *t, uint64_t epoch)
 {
     uint64_t word = atomic_load_explicit(&t->word, memory_order_relaxed);
     for (;;) {
@@ -64,29 +91,8 @@ static inline __attribute__((always_inline)) void wake(weft__worker *self, weft_
         /* release: what the waker wrote before waking is visible to the woken task. */
         if (atomic_compare_exchange_weak_explicit(&t->word, &word, nw, memory_order_acq_rel,
                                                   memory_order_relaxed)) {
-            if (st == WEFT__PARKED) {
-                weft__worker *w = t->worker;
-                if (!self)
-                    self = weft__worker_tls(); /* maybe under a lock: no take-back */
-                if (weft_unlikely(!w)) {       /* a plain thread's stand-in (thread_park.c) */
-                    if (self)                  /* a task talks to a thread outside its runtime */
-                        atomic_store_explicit(&self->rt->foreign, 1, memory_order_relaxed);
-                    weft__thread_unpark(t);
-                    return;
-                }
-                WEFT_PROBE2(wake, t, self != w);
-                if (weft_unlikely(w->tracer != NULL))
-                    weft__trace_wake(w, t);
-                if (weft_likely(self == w)) {
-                    weft__ready_push_lifo(&w->sched, t, false);
-                } else {
-                    if (!self || self->rt != w->rt)
-                        mark_foreign(self, w);
-                    else
-                        WEFT_COUNT(self->stats.nwakes_remote++);
-                    push_remote(w, t);
-                }
-            }
+            if (st == WEFT__PARKED)
+                enqueue_general(self, t);
             return;
         }
     }
@@ -94,12 +100,31 @@ static inline __attribute__((always_inline)) void wake(weft__worker *self, weft_
 
 void weft__wake(weft_task *t, uint64_t epoch)
 {
-    wake(NULL, t, epoch);
+    wake_general(NULL, t, epoch);
 }
 
+/* The commonest wake first, with no call but the tail call to the push: a parked task of the
+ * caller's own worker, not sampled, no tracer. Everything else (and a CAS that lost a race)
+ * takes wake_general, which decides it all again from the word. */
 void weft__wake_from(weft__worker *self, weft_task *t, uint64_t epoch)
 {
-    wake(self, t, epoch);
+    uint64_t word = atomic_load_explicit(&t->word, memory_order_relaxed);
+    if (weft_likely(
+            word == WEFT__WORD(epoch, WEFT__PARKED) && !weft__sampled(epoch) &&
+            atomic_compare_exchange_strong_explicit(&t->word, &word, WEFT__WORD(epoch, WEFT__READY),
+                                                    memory_order_acq_rel, memory_order_relaxed))) {
+        /* release (the CAS): what the waker wrote before waking is visible to the woken
+         * task. From here the wake is done; only the hand-over is left. */
+        weft__worker *w = t->worker;
+        if (weft_likely(self && self == w && w->tracer == NULL)) {
+            WEFT_PROBE2(wake, t, 0);
+            weft__ready_push_lifo(&w->sched, t, false);
+            return;
+        }
+        enqueue_general(self, t);
+        return;
+    }
+    wake_general(self, t, epoch);
 }
 
 bool weft__inbox_drain(weft__worker *w)
