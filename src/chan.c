@@ -534,7 +534,9 @@ static WEFT_NOINLINE int block_on(weft__worker *w, weft_task *t, weft_chan *c, v
     }
 }
 
-static inline int blocking_op(weft_chan *c, void *elem, int is_send, int64_t deadline)
+/* Inline: a send and a receive each get their own copy, with is_send folded. */
+static inline __attribute__((always_inline)) int blocking_op(weft_chan *c, void *elem, int is_send,
+                                                             int64_t deadline)
 {
     weft_task *t = NULL;
     int r;
