@@ -103,6 +103,7 @@ static inline __attribute__((always_inline)) void switch_out(weft__worker *w, we
  * (which would cost each of them a save and a restore). */
 static WEFT_NOINLINE weft_task *switch_to(weft__worker *w, weft_task *from, weft_task *to);
 
+#ifndef WEFT_NO_METRICS
 /* switch_to for the end of a sampled resume (1 in 256): its length first. Apart, so that
  * switch_to makes no call before the switch, and keeps nothing in a register across one. */
 static WEFT_NOINLINE weft_task *switch_timed(weft__worker *w, weft_task *from, weft_task *to)
@@ -110,6 +111,7 @@ static WEFT_NOINLINE weft_task *switch_timed(weft__worker *w, weft_task *from, w
     end_timed_run(w); /* clears poll_task */
     return switch_to(w, from, to);
 }
+#endif
 
 static WEFT_NOINLINE weft_task *switch_to(weft__worker *w, weft_task *from, weft_task *to)
 {

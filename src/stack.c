@@ -261,6 +261,7 @@ void weft__stack_free(weft__worker *w, weft__stack *s)
 void weft__stack_give(weft__worker *from, const weft__stack *s)
 {
     weft__stack_pool *p = &from->stacks;
+    (void)s; /* read by the byte counts only, which a build without metrics leaves out */
     p->nlive--;
     p->nguarded--; /* only guarded stacks move (weft__task_movable) */
     WEFT_COUNT(p->bytes_live -= (size_t)(s->hi - s->lo));
@@ -269,6 +270,7 @@ void weft__stack_give(weft__worker *from, const weft__stack *s)
 void weft__stack_take(weft__worker *to, const weft__stack *s)
 {
     weft__stack_pool *p = &to->stacks;
+    (void)s; /* as in weft__stack_give */
     p->nlive++;
     p->nguarded++;
     WEFT_COUNT(p->bytes_live += (size_t)(s->hi - s->lo));
