@@ -43,7 +43,10 @@ typedef struct weft__ctx {
 void weft__ctx_swap(void);
 
 /* Saves the running context into *from and resumes *to. Returns when something switches
- * back to *from.
+ * back to *from, with `from` as the switch that came back passed it: as its `to`, still in
+ * rsi (weft__ctx_swap leaves rsi alone after it loads the sp). A caller that derives what it
+ * needs after the switch from the result keeps nothing live across it, so it saves no
+ * callee-saved register of its own that the switch saves anyway.
  *
  * Inline asm that jumps to weft__ctx_swap with the resume address (the label after the
  * jump) in rax: no `call`, so nothing is pushed on the return stack for a `ret` the other
@@ -55,32 +58,6 @@ void weft__ctx_swap(void);
  * there; the AVX-512 registers because a build that may use them must not keep values in
  * them either. The pointers are copied to locals so that nothing reads them back after the
  * asm (the registers then hold whatever the other context left). */
-static inline __attribute__((always_inline)) void weft__ctx_switch(weft__ctx *from, weft__ctx *to)
-{
-    weft__ctx *f = from, *t = to;
-    __asm__ volatile("leaq 1f(%%rip), %%rax\n\t"
-                     "jmp weft__ctx_swap\n"
-                     "1:"
-                     : "+D"(f), "+S"(t)
-                     :
-                     : "rax", "rcx", "rdx", "r8", "r9", "r10", "r11", "memory", "cc", "xmm0",
-                       "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
-                       "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "st", "st(1)", "st(2)",
-                       "st(3)", "st(4)", "st(5)", "st(6)", "st(7)", "mm0", "mm1", "mm2", "mm3",
-                       "mm4", "mm5", "mm6", "mm7"
-#if defined(__AVX512F__)
-                       ,
-                       "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23",
-                       "xmm24", "xmm25", "xmm26", "xmm27", "xmm28", "xmm29", "xmm30", "xmm31", "k0",
-                       "k1", "k2", "k3", "k4", "k5", "k6", "k7"
-#endif
-    );
-}
-
-/* weft__ctx_switch, returning `from` as the switch that came back to it passed it: as its
- * `to`, still in rsi (weft__ctx_swap leaves rsi alone after it loads the sp). A caller that
- * derives what it needs after the switch from the result keeps nothing live across it, so
- * it saves no callee-saved register of its own that the switch saves anyway. */
 static inline __attribute__((always_inline)) weft__ctx *weft__ctx_switch_back(weft__ctx *from,
                                                                               weft__ctx *to)
 {
@@ -103,6 +80,12 @@ static inline __attribute__((always_inline)) weft__ctx *weft__ctx_switch_back(we
 #endif
     );
     return t;
+}
+
+/* The same switch, for a caller that does not need `from` back. */
+static inline __attribute__((always_inline)) void weft__ctx_switch(weft__ctx *from, weft__ctx *to)
+{
+    (void)weft__ctx_switch_back(from, to);
 }
 #else
 /* Saves the running context into *from and resumes *to. Returns when something switches
