@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 
 #include "backend.h"
+#include "../wake.h"
 
 int weft__fdtable_grow(weft__io *io, int fd)
 {
@@ -97,10 +98,13 @@ uint32_t weft__fdtable_gen(weft__io *io, int fd)
     return fd >= 0 && (size_t)fd < io->nfds ? io->fds[fd].gen : 0;
 }
 
-static void wake_first(const weft__fdq *q)
+/* Wakes q's first waiter. Called on the thread that drives io's worker (its poll, or one of
+ * its tasks): the wake names that worker, so that the commonest one (a parked task of this
+ * worker: fd waiters are never moved) is pushed without looking the worker up. */
+static void wake_first(const weft__io *io, const weft__fdq *q)
 {
-    if (q->head)
-        weft_waker_wake(q->head->waker);
+    if (q->head && q->head->waker.task)
+        weft__wake_from(io->w, q->head->waker.task, q->head->waker.epoch);
 }
 
 void weft__fdtable_ready(weft__io *io, int fd, unsigned mask)
@@ -114,9 +118,9 @@ void weft__fdtable_ready(weft__io *io, int fd, unsigned mask)
     if (mask & WEFT__HUP)
         rec->hup = 1; /* end of stream: reads return at once from now on */
     if (mask & WEFT_READABLE)
-        wake_first(&rec->rd);
+        wake_first(io, &rec->rd);
     if (mask & WEFT_WRITABLE)
-        wake_first(&rec->wr);
+        wake_first(io, &rec->wr);
 }
 
 static void enqueue(weft__fdq *q, weft__fdwaiter *n)
