@@ -295,7 +295,12 @@ typedef struct weft_config {
      * worker back. The stall detector's thread watches for it (taking the task's thread by
      * SIGURG, as for its backtraces: not while the program has its own SIGURG handler), and
      * lets go only while the task is in its own code, never inside a weft call or a callback
-     * weft made. Not for a task blocked in a system call (it would see EINTR): wrap those in
+     * weft made. A task blocked in a system call of its own is helped the same way when the
+     * signal leaves the call unnoticed (the handler is installed with SA_RESTART): a read or
+     * write of a pipe, terminal or socket (a socket with SO_RCVTIMEO/SO_SNDTIMEO set
+     * excepted), accept, waitpid, flock, an untimed futex wait (a pthread mutex or condition
+     * variable of a C library). One blocked in any other call (a sleep, poll, select,
+     * connect, a timed wait) is left alone, since it would see EINTR: wrap those in
      * weft_block_in_place. Not on io_uring (a ring's worker cannot change threads; a runtime
      * configured for it keeps the hand-off off even after a fallback to epoll), in an LTO
      * build of weft (its code is mixed with the program's, and cannot be told apart), or

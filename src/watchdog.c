@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "probes.h"
+#include "restartable.h"
 #include "cycles.h"
 #include "dump.h"
 #include "log.h"
@@ -168,10 +169,11 @@ static void on_signal(int sig, siginfo_t *si, void *uctx)
 /* ---- The report ------------------------------------------------------------------------ */
 
 /* The thread's scheduler state from /proc ('R' running, 'S' or 'D' in a system call), and in
- * the second case the system call's number (-1 if unknown). A thread inside a system call is
- * not signalled: the signal would end a sleep or a read it made on purpose (EINTR), and its
- * user-space frames say less than the call does. */
-static char thread_state(pid_t tid, long *syscall_nr)
+ * the second case the system call's number (-1 if unknown) and, if `args`, its arguments. A
+ * thread inside a system call is not signalled for a backtrace: the signal could end a sleep
+ * or a read it made on purpose (EINTR), and its user-space frames say less than the call
+ * does. */
+static char thread_state_args(pid_t tid, long *syscall_nr, unsigned long args[6])
 {
     char path[64], buf[512];
     *syscall_nr = -1;
@@ -187,12 +189,26 @@ static char thread_state(pid_t tid, long *syscall_nr)
     if (st != 'R') {
         snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
         if ((f = fopen(path, "re")) != NULL) {
-            if (fscanf(f, "%ld", syscall_nr) != 1)
+            unsigned long a[6];
+            int got = fscanf(f, "%ld %lx %lx %lx %lx %lx %lx", syscall_nr, &a[0], &a[1], &a[2],
+                             &a[3], &a[4], &a[5]);
+            if (got < 1)
                 *syscall_nr = -1;
+            if (args) {
+                for (int i = 0; i < 6; i++)
+                    args[i] = i + 1 < got ? a[i] : 0;
+                if (got < 7)
+                    *syscall_nr = -1; /* arguments unknown: not a call to judge */
+            }
             fclose(f);
         }
     }
     return st;
+}
+
+static char thread_state(pid_t tid, long *syscall_nr)
+{
+    return thread_state_args(tid, syscall_nr, NULL);
 }
 
 static WEFT_COLD void report(struct weft__watchdog *wd, weft__worker *w, unsigned index,
@@ -272,14 +288,22 @@ static bool take_token(struct weft__watchdog *wd, int64_t now)
 /* ---- The involuntary hand-off ------------------------------------------------------------ */
 
 /* Asks w's thread, which has run one task for the hand-off threshold, to let go of w
- * (handoff.h), and finds w a relief thread if it did. Only a thread running on a CPU is asked:
- * one inside a system call would see it fail with EINTR (a sleep cut short), and a thread
- * blocked there is left to weft_block_in_place. */
+ * (handoff.h), and finds w a relief thread if it did. Asked: a thread running on a CPU, or
+ * one asleep in a system call that the signal leaves unnoticed (restartable.h: the handler is
+ * installed with SA_RESTART, so a read of a pipe or a socket, a futex wait of a pthread lock,
+ * goes on blocking once the handler has let go). One asleep in any other call is not: it
+ * would see EINTR (a sleep, a poll cut short), and is left to weft_block_in_place. The state
+ * may change between the look and the signal, as it may for a running thread: the window is
+ * the same microseconds. */
 static void try_handoff(struct weft__watchdog *wd, weft__worker *w)
 {
     long nr;
-    if (!wd->own_signal ||
-        thread_state(atomic_load_explicit(&w->watch.tid, memory_order_relaxed), &nr) != 'R')
+    unsigned long args[6];
+    if (!wd->own_signal)
+        return;
+    char st =
+        thread_state_args(atomic_load_explicit(&w->watch.tid, memory_order_relaxed), &nr, args);
+    if (st != 'R' && !(st == 'S' && nr >= 0 && weft__restartable(nr, args)))
         return;
     /* release: pairs with the handler's claim. */
     atomic_store_explicit(&w->watch.handoff, WATCH_ASKED, memory_order_release);

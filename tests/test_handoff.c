@@ -5,11 +5,13 @@
  * so a worker that did not go on fails the test instead of hanging it; no assertion is about
  * time. One worker, stealing mode (where the hand-off is on by default), epoll (a ring's
  * worker cannot change threads). */
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -316,4 +318,117 @@ Test(handoff, handoff_us_negative_is_off)
     cr_assert_eq(weft_run(&c, run_pair, &p, NULL), 0);
     cr_assert_eq(s.spun, 0, "a hand-off happened with handoff_us < 0");
     cr_assert_eq(s.other_ok, 1);
+}
+
+/* ---- A task blocked in a system call ------------------------------------------------------ */
+
+/* The blocked task reads a pipe with plain read(2), which only the other task of its worker
+ * writes: without the hand-off the read would block the worker, and so itself, for ever. A
+ * plain thread stands by to write after SPIN_LIMIT_NS, so that a worker that never went on
+ * fails the test instead of hanging it; the byte says who wrote. */
+typedef struct sys_scene {
+    int fds[2];
+    atomic_int written; /* 1 once a task or the stand-by thread wrote */
+    char got;           /* what the blocked read returned: 't' from the task */
+    ssize_t n;          /* the read's result */
+    int err;            /* its errno if it failed */
+    pid_t tid_before, tid_after;
+    int after_yield;
+} sys_scene;
+
+static __attribute__((noinline)) void blocked_read_scene(sys_scene *x)
+{
+    x->tid_before = tid();
+    errno = 0;
+    x->n = read(x->fds[0], &x->got, 1);
+    x->err = errno;
+    x->tid_after = tid();
+    x->after_yield = weft_yield(); /* the take-back, at a weft call */
+}
+
+static void *blocked_reader(void *arg)
+{
+    clear_stack_below();
+    blocked_read_scene(arg);
+    return NULL;
+}
+
+static void *task_writer(void *arg)
+{
+    sys_scene *x = arg;
+    if (!atomic_exchange(&x->written, 1))
+        cr_assert_eq(write(x->fds[1], "t", 1), 1);
+    return NULL;
+}
+
+static void *standby_writer(void *arg)
+{
+    sys_scene *x = arg;
+    int64_t end = clock_ns() + SPIN_LIMIT_NS;
+    while (!atomic_load(&x->written) && clock_ns() < end) {
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+    if (!atomic_exchange(&x->written, 1))
+        (void)!write(x->fds[1], "f", 1);
+    return NULL;
+}
+
+/* Runs blocked_reader and `other` on one worker, with the stand-by thread. */
+static void run_sys_scene(sys_scene *x, weft_fn other)
+{
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, standby_writer, x), 0);
+    run_scene(blocked_reader, other, x);
+    atomic_store(&x->written, 1);
+    pthread_join(th, NULL);
+}
+
+Test(handoff, a_task_blocked_in_a_pipe_read_lets_its_worker_run_another_task)
+{
+    sys_scene x = {0};
+    cr_assert_eq(pipe(x.fds), 0);
+    run_sys_scene(&x, task_writer);
+    cr_assert_eq(x.n, 1, "read: %zd (errno %d): the signal must not cut it short", x.n, x.err);
+    cr_assert_eq(x.got, 't', "the other task never ran while the reader was blocked");
+    cr_assert_eq(x.tid_after, x.tid_before, "the blocked task stays on its thread");
+    cr_assert_eq(x.after_yield, 0);
+    close(x.fds[0]);
+    close(x.fds[1]);
+}
+
+/* Writes 'f' after 50 ms (50 hand-off thresholds): the reader is blocked by then. */
+static void *writer_thread_f(void *arg)
+{
+    sys_scene *x = arg;
+    struct timespec ts = {0, 50000000};
+    nanosleep(&ts, NULL);
+    return (void *)(intptr_t)write(x->fds[1], "f", 1);
+}
+
+/* A socket with a receive timeout would see EINTR from the signal (signal(7)): its reader is
+ * left blocking its worker, and its read is not cut short. The other task then runs only
+ * after the stand-by thread's write. */
+static void *late_writer(void *arg)
+{
+    sys_scene *x = arg;
+    atomic_store(&x->written, 1); /* too late to matter: the stand-by thread wrote */
+    return NULL;
+}
+
+Test(handoff, a_read_of_a_socket_with_a_timeout_is_not_interrupted)
+{
+    sys_scene x = {0};
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, x.fds), 0);
+    struct timeval tv = {30, 0};
+    cr_assert_eq(setsockopt(x.fds[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+    /* The stand-by thread writes after a short wait here, not after SPIN_LIMIT_NS. */
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, writer_thread_f, &x), 0);
+    run_scene(blocked_reader, late_writer, &x);
+    pthread_join(th, NULL);
+    cr_assert_eq(x.n, 1, "read: %zd (errno %d): cut short by the hand-off's signal", x.n, x.err);
+    cr_assert_eq(x.got, 'f');
+    close(x.fds[0]);
+    close(x.fds[1]);
 }
