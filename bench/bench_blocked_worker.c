@@ -6,16 +6,20 @@
  * ticker's lateness as one JSON line; bench/run_mt.sh drives the echo load and adds its
  * figures. With --in-place the spinner says what it does: each spin runs inside
  * weft_block_in_place, and worker 0 goes on on a relief thread meanwhile (the workload as
- * defined spins without saying so: that is the run without it).
+ * defined spins without saying so: that is the run without it). With --block-read the
+ * blocker sleeps in the kernel instead of spinning: a plain read(2) of a pipe that a helper
+ * thread answers 100 ms later (a C library's own blocking I/O), which the involuntary
+ * hand-off also covers in stealing mode.
  *
  *   bench_blocked_worker [blocked_worker] --port PORT [--threads N] [--mode sharded|stealing]
- *                        [--in-place] */
+ *                        [--in-place | --block-read] */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <weft.h>
 
 #include "bench_common.h"
@@ -25,6 +29,7 @@ typedef struct opts {
     unsigned threads;
     int mode;
     int in_place;
+    int block_read;
 } opts;
 
 static volatile int stopping; /* set by the main task before it cancels the others */
@@ -61,12 +66,38 @@ static void *spin(void *arg)
     return NULL;
 }
 
+/* --block-read: the blocker asks through req, the helper answers through rsp 100 ms later. */
+static int req[2], rsp[2];
+
+static void *answer_late(void *arg)
+{
+    (void)arg;
+    char c;
+    while (read(req[0], &c, 1) == 1) {
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+        if (write(rsp[1], &c, 1) != 1)
+            break;
+    }
+    return NULL;
+}
+
+/* 100 ms in read(2), with the worker's thread. */
+static void block_read(void)
+{
+    char c = 0;
+    if (write(req[1], &c, 1) == 1)
+        (void)!read(rsp[0], &c, 1);
+}
+
 static void *spinner(void *arg)
 {
     const opts *o = arg;
     while (!stopping) {
         int64_t start = clock_now();
-        if (o->in_place)
+        if (o->block_read)
+            block_read();
+        else if (o->in_place)
             weft_block_in_place(spin, &start, NULL); /* the worker goes on elsewhere */
         else
             spin(&start); /* the worker is stuck */
@@ -127,11 +158,13 @@ static void *main_task(void *arg)
     char extra[256];
     snprintf(extra, sizeof extra,
              ",\"threads\":%u,\"mode\":\"%s\",\"p50_us\":%.2f,\"p99_us\":%.2f,\"max_us\":%.2f,"
-             "\"spins\":%ld,\"in_place\":%d",
+             "\"spins\":%ld,\"in_place\":%d,\"block_read\":%d",
              o->threads, o->mode == WEFT_MODE_STEALING ? "stealing" : "sharded", p50, p99, max,
-             nspins, o->in_place);
+             nspins, o->in_place, o->block_read);
     /* weft_stealing: stealing mode, where the involuntary hand-off is on by default. */
-    const char *impl = o->in_place                     ? "weft_in_place"
+    const char *impl = o->in_place ? "weft_in_place"
+                       : o->block_read
+                           ? (o->mode == WEFT_MODE_STEALING ? "weft_stealing_read" : "weft_read")
                        : o->mode == WEFT_MODE_STEALING ? "weft_stealing"
                                                        : "weft";
     bench_emit(impl, "blocked_worker", (long)nlate, p99, "us_p99", extra);
@@ -141,7 +174,7 @@ static void *main_task(void *arg)
 
 int main(int argc, char **argv)
 {
-    opts o = {0, 2, WEFT_MODE_SHARDED, 0};
+    opts o = {0, 2, WEFT_MODE_SHARDED, 0, 0};
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "blocked_worker") == 0) /* the workload name the peers take */
             continue;
@@ -151,11 +184,13 @@ int main(int argc, char **argv)
             o.threads = (unsigned)atoi(argv[++i]);
         else if (strcmp(argv[i], "--in-place") == 0)
             o.in_place = 1;
+        else if (strcmp(argv[i], "--block-read") == 0)
+            o.block_read = 1;
         else if (strcmp(argv[i], "--mode") == 0 && i + 1 < argc)
             o.mode = strcmp(argv[++i], "stealing") == 0 ? WEFT_MODE_STEALING : WEFT_MODE_SHARDED;
         else
             return fprintf(stderr, "usage: bench_blocked_worker --port PORT [--threads N] "
-                                   "[--mode sharded|stealing] [--in-place]\n"),
+                                   "[--mode sharded|stealing] [--in-place | --block-read]\n"),
                    2;
     }
     /* The signals are taken by weft_signal_wait: blocked before the workers start. */
@@ -164,6 +199,12 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+    pthread_t helper;
+    if (o.block_read && (pipe(req) != 0 || pipe(rsp) != 0 ||
+                         pthread_create(&helper, NULL, answer_late, NULL) != 0)) {
+        perror("bench_blocked_worker: --block-read");
+        return 1;
+    }
     weft_config c;
     weft_config_init(&c);
     c.workers = o.threads;

@@ -350,6 +350,13 @@ for w in $WORKLOADS; do
                     # The same spinner inside weft_block_in_place (the worker hand-off)
                     [ -x "$BUILD_DIR/bench/bench_blocked_worker" ] &&
                         blocked_one weft_in_place "$BUILD_DIR/bench/bench_blocked_worker" --in-place
+                    # A blocker asleep in read(2) instead of spinning: sharded (stuck), and
+                    # stealing (the hand-off, for a call that SA_RESTART restarts)
+                    [ -x "$BUILD_DIR/bench/bench_blocked_worker" ] &&
+                        blocked_one weft_read "$BUILD_DIR/bench/bench_blocked_worker" --block-read
+                    [ -x "$BUILD_DIR/bench/bench_blocked_worker" ] &&
+                        blocked_one weft_stealing_read "$BUILD_DIR/bench/bench_blocked_worker" \
+                            --block-read --mode stealing
                     [ $HAVE_GO = 1 ] && blocked_one go "$GO_PEER"
                     [ $HAVE_TOKIO = 1 ] && blocked_one tokio_mt "$TOKIO_PEER"
                     ;;
