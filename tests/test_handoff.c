@@ -7,6 +7,7 @@
  * worker cannot change threads). */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -431,4 +432,69 @@ Test(handoff, a_read_of_a_socket_with_a_timeout_is_not_interrupted)
     cr_assert_eq(x.got, 'f');
     close(x.fds[0]);
     close(x.fds[1]);
+}
+
+/* A task blocked in pthread_mutex_lock (an untimed futex wait), on a mutex that a plain
+ * thread holds until another task of the same worker asks it to let go (or until
+ * SPIN_LIMIT_NS has passed, so that a worker that never went on fails instead of hanging). */
+typedef struct lock_scene {
+    pthread_mutex_t m;
+    atomic_int held;    /* the holder has the mutex */
+    atomic_int release; /* 1: asked by the task; 2: given up waiting */
+    int locked;         /* the blocked task got the mutex */
+} lock_scene;
+
+static void *holder_thread(void *arg)
+{
+    lock_scene *l = arg;
+    pthread_mutex_lock(&l->m);
+    atomic_store(&l->held, 1);
+    int64_t end = clock_ns() + SPIN_LIMIT_NS;
+    while (!atomic_load(&l->release) && clock_ns() < end) {
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+    int expected = 0;
+    atomic_compare_exchange_strong(&l->release, &expected, 2);
+    pthread_mutex_unlock(&l->m);
+    return NULL;
+}
+
+static __attribute__((noinline)) void blocked_lock_scene(lock_scene *l)
+{
+    pthread_mutex_lock(&l->m);
+    l->locked = 1;
+    pthread_mutex_unlock(&l->m);
+}
+
+static void *blocked_locker(void *arg)
+{
+    clear_stack_below();
+    blocked_lock_scene(arg);
+    return NULL;
+}
+
+static void *asks_release(void *arg)
+{
+    lock_scene *l = arg;
+    int expected = 0;
+    atomic_compare_exchange_strong(&l->release, &expected, 1);
+    return NULL;
+}
+
+Test(handoff, a_task_blocked_on_a_pthread_mutex_lets_its_worker_run_another_task)
+{
+    static lock_scene l;
+    memset(&l, 0, sizeof l);
+    pthread_mutex_init(&l.m, NULL);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, holder_thread, &l), 0);
+    while (!atomic_load(&l.held)) /* held before the task tries: it blocks at once */
+        sched_yield();
+    run_scene(blocked_locker, asks_release, &l);
+    pthread_join(th, NULL);
+    cr_assert_eq(l.locked, 1);
+    cr_assert_eq(atomic_load(&l.release), 1,
+                 "the other task never ran while the first was blocked on the mutex");
+    pthread_mutex_destroy(&l.m);
 }
