@@ -152,9 +152,19 @@ KV_DECL(cmd_zincrby);
 KV_DECL(cmd_zscore);
 KV_DECL(cmd_zcard);
 KV_DECL(cmd_zrem);
-KV_DECL(cmd_zrange);
 KV_DECL(cmd_zpopmin);
 KV_DECL(cmd_zpopmax);
+/* cmd_zrange.c */
+KV_DECL(cmd_zrange);
+KV_DECL(cmd_zrevrange);
+KV_DECL(cmd_zrangebyscore);
+KV_DECL(cmd_zrevrangebyscore);
+KV_DECL(cmd_zrangebylex);
+KV_DECL(cmd_zrevrangebylex);
+KV_DECL(cmd_zcount);
+KV_DECL(cmd_zlexcount);
+KV_DECL(cmd_zrank);
+KV_DECL(cmd_zrevrank);
 /* cmd_server.c */
 KV_DECL(cmd_ping);
 KV_DECL(cmd_echo);

@@ -1,5 +1,5 @@
 /* Set and sorted-set commands: SADD SREM SMEMBERS SISMEMBER SCARD SPOP, and ZADD (NX XX GT LT
- * CH INCR) ZINCRBY ZSCORE ZCARD ZREM ZRANGE (by index, REV, WITHSCORES) ZPOPMIN ZPOPMAX. A set
+ * CH INCR) ZINCRBY ZSCORE ZCARD ZREM ZPOPMIN ZPOPMAX (ranges and ranks: cmd_zrange.c). A set
  * is a dict of kv_field records without values; a sorted set is a zset.h skip list. Replies,
  * errors and their order are Redis 7.0's (the RESP3 forms included: sets, doubles, pairs). */
 #include <ctype.h>
@@ -366,62 +366,13 @@ void cmd_zrem(kv_ctx *c)
 }
 
 /* A member with its score: flat in RESP2, a pair in RESP3 where `pairs` (Redis's nested
- * arrays: ZRANGE WITHSCORES, ZPOPMIN with a count). */
+ * arrays: ZPOPMIN with a count; cmd_zrange.c has the ranges' own). */
 static void reply_scored(sbuf *b, const kv_znode *n, int pairs)
 {
     if (pairs && b->resp3)
         reply_array(b, 2);
     reply_bulk(b, n->node.key, n->node.klen);
     reply_double(b, n->score);
-}
-
-/* ZRANGE key start stop [REV] [WITHSCORES]: by index. BYSCORE, BYLEX and LIMIT are not
- * there (docs/kv.md). */
-void cmd_zrange(kv_ctx *c)
-{
-    int withscores = 0, rev = 0;
-    for (int i = 4; i < c->argc; i++) {
-        if (arg_is(c, i, "withscores")) {
-            withscores = 1;
-        } else if (arg_is(c, i, "rev")) {
-            rev = 1;
-        } else if (arg_is(c, i, "byscore") || arg_is(c, i, "bylex") || arg_is(c, i, "limit")) {
-            reply_error(c->out, "ERR weft-kv: ZRANGE BYSCORE, BYLEX and LIMIT are not supported");
-            return;
-        } else {
-            reply_error(c->out, ERR_SYNTAX);
-            return;
-        }
-    }
-    long long start, stop;
-    if (arg_ll(c, 2, &start) < 0 || arg_ll(c, 3, &stop) < 0)
-        return;
-    int wrong;
-    kv_entry *e = get_typed(c, KV_ZSET, 0, &wrong);
-    if (wrong)
-        return;
-    long long len = e ? (long long)e->v.zset->len : 0;
-    if (start < 0)
-        start += len;
-    if (stop < 0)
-        stop += len;
-    if (start < 0)
-        start = 0;
-    if (start > stop || start >= len) {
-        reply_array(c->out, 0);
-        return;
-    }
-    if (stop >= len)
-        stop = len - 1;
-    long long n = stop - start + 1;
-    reply_array(c->out, withscores && !c->out->resp3 ? n * 2 : n);
-    kv_znode *z = zset_at(e->v.zset, (size_t)(rev ? len - 1 - start : start));
-    for (long long i = 0; i < n; i++, z = rev ? z->back : z->next[0]) {
-        if (withscores)
-            reply_scored(c->out, z, 1);
-        else
-            reply_bulk(c->out, z->node.key, z->node.klen);
-    }
 }
 
 static void zpop(kv_ctx *c, int max)
