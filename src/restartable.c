@@ -6,10 +6,14 @@
  * EALREADY), open of a FIFO and ioctl (rare, and device-dependent), and every sleep, poll and
  * event wait (always EINTR). */
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/futex.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include "restartable.h"
 
@@ -54,4 +58,21 @@ bool weft__restartable(long nr, const unsigned long args[6])
     default:
         return false;
     }
+}
+
+bool weft__restartable_numbering_ok(void)
+{
+    char path[64], buf[128];
+    snprintf(path, sizeof path, "/proc/self/task/%ld/syscall", (long)syscall(SYS_gettid));
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof buf - 1); /* a plain read(2): SYS_read */
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = 0;
+    char *end;
+    long nr = strtol(buf, &end, 10);
+    return end != buf && nr == SYS_read;
 }

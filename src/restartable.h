@@ -16,4 +16,9 @@
  * (the process shares its fd table), so it runs on any thread of the process. */
 bool weft__restartable(long nr, const unsigned long args[6]);
 
+/* Whether /proc reports system calls in this CPU's numbering, which weft__restartable reads:
+ * the calling thread reads its own /proc syscall file, whose first number is then the read
+ * itself. Not so under qemu's user-mode emulation, which shows the host's calls. */
+bool weft__restartable_numbering_ok(void);
+
 #endif

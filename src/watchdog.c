@@ -51,6 +51,7 @@ struct weft__watchdog {
     pthread_cond_t cond;
     bool stop;
     bool own_signal;     /* the handler is weft's: worker threads unblock the signal */
+    bool syscalls_known; /* /proc's system call numbers are this CPU's (restartable.h) */
     weft__cycles cycles; /* circles of joins reported (cycles.c) */
     int64_t cycles_at;   /* when the last walk for them was */
     int64_t threshold_ns;
@@ -303,7 +304,7 @@ static void try_handoff(struct weft__watchdog *wd, weft__worker *w)
         return;
     char st =
         thread_state_args(atomic_load_explicit(&w->watch.tid, memory_order_relaxed), &nr, args);
-    if (st != 'R' && !(st == 'S' && nr >= 0 && weft__restartable(nr, args)))
+    if (st != 'R' && !(st == 'S' && wd->syscalls_known && nr >= 0 && weft__restartable(nr, args)))
         return;
     /* release: pairs with the handler's claim. */
     atomic_store_explicit(&w->watch.handoff, WATCH_ASKED, memory_order_release);
@@ -473,6 +474,7 @@ WEFT_COLD int weft__watchdog_start(weft__runtime *rt)
     wd->tokens = WATCH_PER_MINUTE;
     wd->refilled_at = weft__clock_ns();
     wd->own_signal = install_handler();
+    wd->syscalls_known = rt->handoff_ns > 0 && weft__restartable_numbering_ok();
     pthread_mutex_init(&wd->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
