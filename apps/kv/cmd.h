@@ -170,6 +170,7 @@ KV_DECL(cmd_ping);
 KV_DECL(cmd_echo);
 KV_DECL(multi_select);
 KV_DECL(multi_quit);
+KV_DECL(multi_reset);
 KV_DECL(multi_hello);
 KV_DECL(multi_client);
 KV_DECL(multi_command);

@@ -49,6 +49,19 @@ void multi_quit(kv_ctx *c)
     c->conn->close_after = 1;
 }
 
+/* RESET: the connection as a new one, as Redis's clearClientConnectionState leaves it: out of
+ * a transaction (MULTI's queue discarded, RESET itself is never queued) and its WATCHes,
+ * RESP2, no name. Only database 0 exists here, and CLIENT NO-EVICT and NO-TOUCH change
+ * nothing. */
+void multi_reset(kv_ctx *c)
+{
+    kv_multi_free(c->conn); /* the queue, and the WATCHes with it */
+    free(c->conn->name);
+    c->conn->name = NULL;
+    c->conn->out.resp3 = c->conn->tmp.resp3 = 0;
+    reply_status(c->out, "RESET");
+}
+
 static int valid_name(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -174,16 +187,19 @@ void multi_hello(kv_ctx *c)
 static void client_line(sbuf *b, const kv_conn *k, const kv_shard *sh, int64_t now)
 {
     char line[512];
-    int n = snprintf(line, sizeof line,
-                     "id=%llu addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=%s "
-                     "db=0 sub=0 psub=0 ssub=0 multi=%ld qbuf=%zu qbuf-free=%zu "
-                     "argv-mem=0 multi-mem=0 obl=0 oll=0 omem=0 tot-mem=%zu events=r "
-                     "cmd=%s user=default redir=-1 resp=%d shard=%u\n",
-                     (unsigned long long)k->id, k->addr, k->laddr, k->fd, k->name ? k->name : "",
-                     (long long)(now - k->created_ms) / 1000, (long long)(now - k->last_ms) / 1000,
-                     k->blocked ? "b" : k->multi ? "x" : "N", kv_multi_count(k), k->qlen, k->qcap - k->qlen,
-                     k->qcap + k->out.cap + k->tmp.cap, k->last_cmd ? k->last_cmd : "NULL",
-                     k->out.resp3 ? 3 : 2, sh->index);
+    int n =
+        snprintf(line, sizeof line,
+                 "id=%llu addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=%s "
+                 "db=0 sub=0 psub=0 ssub=0 multi=%ld qbuf=%zu qbuf-free=%zu "
+                 "argv-mem=0 multi-mem=0 obl=0 oll=0 omem=0 tot-mem=%zu events=r "
+                 "cmd=%s user=default redir=-1 resp=%d shard=%u\n",
+                 (unsigned long long)k->id, k->addr, k->laddr, k->fd, k->name ? k->name : "",
+                 (long long)(now - k->created_ms) / 1000, (long long)(now - k->last_ms) / 1000,
+                 k->blocked ? "b"
+                 : k->multi ? "x"
+                            : "N",
+                 kv_multi_count(k), k->qlen, k->qcap - k->qlen, k->qcap + k->out.cap + k->tmp.cap,
+                 k->last_cmd ? k->last_cmd : "NULL", k->out.resp3 ? 3 : 2, sh->index);
     sbuf_add(b, line, n < (int)sizeof line ? (size_t)n : sizeof line - 1);
 }
 

@@ -110,6 +110,7 @@ const kv_command kv_commands[] = {
     {"echo", 2, F, 0, 0, 0, cmd_echo, NULL, "connection"},
     {"select", 2, F | X | CMD_LOADING | CMD_STALE, 0, 0, 0, NULL, multi_select, "connection"},
     {"quit", -1, F | X | NLS, 0, 0, 0, NULL, multi_quit, "connection"},
+    {"reset", 1, F | X | NLS, 0, 0, 0, NULL, multi_reset, "connection"},
     {"hello", -1, F | X | NLS, 0, 0, 0, NULL, multi_hello, "connection"},
     {"client", -2, X | NLS, 0, 0, 0, NULL, multi_client, "connection"},
     {"command", -1, X | CMD_LOADING | CMD_STALE, 0, 0, 0, NULL, multi_command, "server"},

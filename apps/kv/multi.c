@@ -43,8 +43,8 @@ struct kv_multi {
 
 int kv_multi_runs_now(const kv_command *cmd)
 {
-    return cmd->multi == multi_exec || cmd->multi == multi_discard ||
-           cmd->multi == multi_multi || cmd->multi == multi_watch || cmd->multi == multi_quit;
+    return cmd->multi == multi_exec || cmd->multi == multi_discard || cmd->multi == multi_multi ||
+           cmd->multi == multi_watch || cmd->multi == multi_quit || cmd->multi == multi_reset;
 }
 
 static void free_queue(struct kv_multi *m)

@@ -425,6 +425,25 @@ def atomicity(port):
         print("NOT ATOMIC: %r" % (b,))
     return len(bad)
 
+def reset_checks(rp, kp):
+    """RESET on fresh connections: out of MULTI (never queued) and its WATCHes, back to
+    RESP2, the name gone; its arity error."""
+    a, b = Conn(rp), Conn(kp)
+    L = lambda line: tuple(line.split())
+    bad = 0
+    for cmd in [L(x) for x in [
+            "CLIENT SETNAME r1", "HELLO 3", "WATCH rk", "MULTI", "SET rk 1", "RESET", "EXEC",
+            "GET nope", "CLIENT GETNAME", "MULTI", "RESET", "DISCARD", "WATCH rk", "RESET",
+            "SET rk 2", "MULTI", "GET rk", "EXEC", "RESET x", "reset", "HELLO 3", "MULTI",
+            "reset", "HGETALL nope", "DEL rk"]]:
+        ra, rb = a.cmd(*cmd), b.cmd(*cmd)
+        if cmd[0] == "HELLO":
+            ra, rb = hello_norm(ra), hello_norm(rb)
+        if ra != rb:
+            bad += 1; print("DIFF reset %r\n  redis:   %r\n  weft-kv: %r" % (cmd, ra, rb))
+    print("kv_diff: RESET: %d differences" % bad)
+    return bad
+
 def main():
     kv_bin = sys.argv[1]; workers = sys.argv[2] if len(sys.argv) > 2 else "2"
     redis = shutil.which("redis-server")
@@ -476,6 +495,7 @@ def main():
         if typed < 50:  # the check would be vacuous: the script lost its RESP3 replies
             bad3 += 1
         bad += bad3
+        bad += reset_checks(rp, kp)
         nat = atomicity(kp)
         print("kv_diff: atomicity: %d violations" % nat)
         bad += nat
