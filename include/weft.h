@@ -299,7 +299,8 @@ typedef struct weft_config {
      * signal leaves the call unnoticed (the handler is installed with SA_RESTART): a read or
      * write of a pipe, terminal or socket (a socket with SO_RCVTIMEO/SO_SNDTIMEO set
      * excepted), accept, waitpid, flock, an untimed futex wait (a pthread mutex or condition
-     * variable of a C library). One blocked in any other call (a sleep, poll, select,
+     * variable of a C library), where /proc numbers system calls as this CPU does (not under
+     * qemu's user-mode emulation). One blocked in any other call (a sleep, poll, select,
      * connect, a timed wait) is left alone, since it would see EINTR: wrap those in
      * weft_block_in_place. Not on io_uring (a ring's worker cannot change threads; a runtime
      * configured for it keeps the hand-off off even after a fallback to epoll), in an LTO
