@@ -1,5 +1,6 @@
-/* Set and sorted-set commands: SADD SREM SMEMBERS SISMEMBER SCARD SPOP, and ZADD (NX XX GT LT
- * CH INCR) ZINCRBY ZSCORE ZCARD ZREM ZPOPMIN ZPOPMAX (ranges and ranks: cmd_zrange.c). A set
+/* Set and sorted-set commands: SADD SREM SMEMBERS SISMEMBER SMISMEMBER SCARD SPOP, and ZADD
+ * (NX XX GT LT CH INCR) ZINCRBY ZSCORE ZMSCORE ZCARD ZREM ZPOPMIN ZPOPMAX (ranges and ranks:
+ * cmd_zrange.c). A set
  * is a dict of kv_field records without values; a sorted set is a zset.h skip list. Replies,
  * errors and their order are Redis 7.0's (the RESP3 forms included: sets, doubles, pairs). */
 #include <ctype.h>
@@ -136,6 +137,18 @@ void cmd_sismember(kv_ctx *c)
         return;
     reply_int(c->out,
               e && dict_find(e->v.set, c->argv[2], c->argl[2], kv_hash(c->argv[2], c->argl[2])));
+}
+
+void cmd_smismember(kv_ctx *c)
+{
+    int wrong;
+    kv_entry *e = get_typed(c, KV_SET, 0, &wrong);
+    if (wrong)
+        return;
+    reply_array(c->out, c->argc - 2);
+    for (int i = 2; i < c->argc; i++)
+        reply_int(c->out, e && dict_find(e->v.set, c->argv[i], c->argl[i],
+                                         kv_hash(c->argv[i], c->argl[i])));
 }
 
 void cmd_scard(kv_ctx *c)
@@ -336,6 +349,22 @@ void cmd_zscore(kv_ctx *c)
         reply_double(c->out, n->score);
     else
         reply_null(c->out);
+}
+
+void cmd_zmscore(kv_ctx *c)
+{
+    int wrong;
+    kv_entry *e = get_typed(c, KV_ZSET, 0, &wrong);
+    if (wrong)
+        return;
+    reply_array(c->out, c->argc - 2);
+    for (int i = 2; i < c->argc; i++) {
+        kv_znode *n = e ? zset_find(e->v.zset, c->argv[i], c->argl[i]) : NULL;
+        if (n)
+            reply_double(c->out, n->score);
+        else
+            reply_null(c->out);
+    }
 }
 
 void cmd_zcard(kv_ctx *c)

@@ -365,6 +365,9 @@ def script(rng):
         ("ZLEXCOUNT", "zl", "-", "+"), ("ZLEXCOUNT", "zl", "[b", "(d"), ("ZLEXCOUNT", "zl", "x", "+"),
         ("ZLEXCOUNT", "nope", "-", "+"), ("ZRANK", "zl", ""), ("ZREVRANK", "zl", ""),
         ("ZRANGE", "zl", "0", "-1", "BYLEX"), ("ZRANGEBYSCORE", "zl", "0", "0", "LIMIT", "3", "-1"),
+        ("ZMSCORE", "zr", "a", "nope", "hi", "lo"), ("ZMSCORE", "nope", "a", "b"), ("ZMSCORE", "s2", "a"),
+        ("ZMSCORE", "zr"), ("SADD", "sm", "a", "b"), ("SMISMEMBER", "sm", "a", "x", "b"),
+        ("SMISMEMBER", "nope", "a"), ("SMISMEMBER", "zr", "a"), ("SMISMEMBER", "sm"),
     ]
     s += edge_cases()
     s += transactions()
