@@ -220,17 +220,25 @@ static WEFT_NOINLINE void begin_timed_run(weft__worker *w, weft_task *t, uint64_
     w->poll_start = now;
 }
 
-static inline __attribute__((always_inline)) void begin_run(weft__worker *w, weft_task *t)
+/* begin_run's part that every resume takes: the new epoch, the count, the probe. Returns
+ * the epoch t was READY at. */
+static inline __attribute__((always_inline)) uint64_t begin_run_plain(weft__worker *w, weft_task *t)
 {
     uint64_t epoch = weft__task_begin_run(t);
     w->stats.nresumes++;
+    WEFT_PROBE2(resume, t, w->index);
+    return epoch;
+}
+
+static inline __attribute__((always_inline)) void begin_run(weft__worker *w, weft_task *t)
+{
+    uint64_t epoch = begin_run_plain(w, t);
 #ifdef WEFT_NO_METRICS
     if (weft_unlikely(w->run_mask == 0)) /* a tracer, or fence.h's fallback */
 #else
     if (weft_unlikely((epoch & w->run_mask) == 0)) /* weft__sampled, or a tracer */
 #endif
         begin_timed_run(w, t, epoch);
-    WEFT_PROBE2(resume, t, w->index);
 }
 
 /* Bytes of a parked task's stack that its resume touches on its way back to the caller of
@@ -449,9 +457,7 @@ static weft_task *schedule_away(weft__worker *w, weft_task *from)
         s->ready.len--;
         prefetch_ahead(&s->ready);
         s->budget--;
-        weft__task_begin_run(next);
-        w->stats.nresumes++;
-        WEFT_PROBE2(resume, next, w->index);
+        begin_run_plain(w, next); /* not sampled: checked above */
         return switch_to(w, from, next);
     }
     return schedule_away_general(w, from);

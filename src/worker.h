@@ -149,15 +149,8 @@ struct weft__worker {
  *   resumes make no system call but take microseconds (tasks that compute). An io_uring
  *   server's timer lateness behind 5,000 busy connections is not this: it is the tick's
  *   io_uring_enter itself, 80-300 us, after which the first pick fires (performance.md). */
-static inline void weft__timers_poll(weft__worker *w)
-{
-    weft__timer_heap *h = &w->timers;
-    if (h->n && (h->polled_at != w->sys.ntotal || ++h->npicks >= h->poll_every))
-        weft__timers_poll_clock(w);
-}
-
-/* weft__timers_poll's test for a pick that must not read the clock: true (and the pick
- * counted) if no read is due, false (nothing counted) if weft__timers_poll would read it. */
+/* The pick's test (the scheduler's fast path takes it alone): true, and the pick counted,
+ * if no clock read is due; false, nothing counted, if one is. */
 static inline bool weft__timers_poll_skips(weft__worker *w)
 {
     weft__timer_heap *h = &w->timers;
@@ -167,6 +160,17 @@ static inline bool weft__timers_poll_skips(weft__worker *w)
         return false;
     h->npicks++;
     return true;
+}
+
+static inline void weft__timers_poll(weft__worker *w)
+{
+    if (weft__timers_poll_skips(w))
+        return;
+    /* A read the count brought (no system call since the last) counts this pick too: the
+     * adaptation divides by the picks since the last read (timer.c). */
+    if (w->timers.polled_at == w->sys.ntotal)
+        w->timers.npicks++;
+    weft__timers_poll_clock(w);
 }
 
 /* Adds a sample of `ns` to h. Owner thread (relaxed stores: one writer). */

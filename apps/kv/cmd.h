@@ -64,6 +64,14 @@ extern const size_t kv_ncommands;
 /* Argument helpers. arg_ll and arg_double reply the error themselves and return -1. */
 int arg_is(const kv_ctx *c, int i, const char *lit); /* case-insensitive equality */
 int arg_ll(kv_ctx *c, int i, long long *v);
+/* Redis's range by index (LRANGE, ZRANGE): negative indexes count from the end, then the
+ * range is clamped to [0, len). Returns how many elements it holds (0: empty), the first at
+ * *start. */
+long long index_range(long long *start, long long stop, long long len);
+/* The value at argv[1] if it has `type`, else NULL; replies WRONGTYPE (and sets *wrong) for
+ * another type. With create, a missing key is made (an error reply and *wrong if out of
+ * memory). cmd_set.c. */
+kv_entry *get_typed(kv_ctx *c, int type, int create, int *wrong);
 int str_to_ld(const char *s, size_t n, long double *v); /* Redis's string2ld: 0 or -1 */
 /* Formats a long double as Redis's INCRBYFLOAT does (%.17Lf, trailing zeros trimmed). */
 size_t ld_format(char *buf, size_t cap, long double v);

@@ -115,21 +115,9 @@ void cmd_lrange(kv_ctx *c)
     kv_entry *e = get_list(c, &wrong);
     if (wrong)
         return;
-    long long len = e ? (long long)e->v.list->len : 0;
-    if (start < 0)
-        start += len;
-    if (end < 0)
-        end += len;
-    if (start < 0)
-        start = 0;
-    if (start > end || start >= len) {
-        reply_array(c->out, 0);
-        return;
-    }
-    if (end >= len)
-        end = len - 1;
-    reply_array(c->out, end - start + 1);
-    for (long long i = start; i <= end; i++) {
+    long long n = index_range(&start, end, e ? (long long)e->v.list->len : 0);
+    reply_array(c->out, n);
+    for (long long i = start; i < start + n; i++) {
         kv_blob *b = list_at(e->v.list, (size_t)i);
         reply_bulk(c->out, b->data, b->len);
     }

@@ -13,9 +13,8 @@
 #include "server.h"
 #include "zset.h"
 
-/* The value of type `type` at key, or NULL; replies WRONGTYPE (and sets *wrong) for another
- * type. With create, a missing key is made (an error reply and *wrong if out of memory). */
-static kv_entry *get_typed(kv_ctx *c, int type, int create, int *wrong)
+/* cmd.h */
+kv_entry *get_typed(kv_ctx *c, int type, int create, int *wrong)
 {
     kv_entry *e =
         create ? db_lookup(c->db, c->argv[1], c->argl[1]) : db_find(c->db, c->argv[1], c->argl[1]);

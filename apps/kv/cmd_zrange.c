@@ -228,11 +228,8 @@ static void reply_range(kv_ctx *c, kv_znode *from, long long n, int rev, int wit
  * WRONGTYPE replied) another type's. */
 static kv_zset *get_zset(kv_ctx *c, int *wrong)
 {
-    kv_entry *e = db_find(c->db, c->argv[1], c->argl[1]);
-    *wrong = e && e->type != KV_ZSET;
-    if (*wrong)
-        reply_wrongtype(c);
-    return e && !*wrong ? e->v.zset : NULL;
+    kv_entry *e = get_typed(c, KV_ZSET, 0, wrong);
+    return e ? e->v.zset : NULL;
 }
 
 /* By index: Redis's rank range (negative indexes count from the end). */
@@ -246,20 +243,13 @@ static void range_by_rank(kv_ctx *c, int rev, int withscores)
     if (wrong)
         return;
     long long len = z ? (long long)z->len : 0;
-    if (start < 0)
-        start += len;
-    if (stop < 0)
-        stop += len;
-    if (start < 0)
-        start = 0;
-    if (start > stop || start >= len) {
+    long long n = index_range(&start, stop, len);
+    if (n == 0) {
         reply_array(c->out, 0);
         return;
     }
-    if (stop >= len)
-        stop = len - 1;
     kv_znode *x = zset_at(z, (size_t)(rev ? len - 1 - start : start));
-    reply_range(c, x, stop - start + 1, rev, withscores);
+    reply_range(c, x, n, rev, withscores);
 }
 
 /* By score or member: from the first (last, with rev) node in range, `offset` skipped, at

@@ -191,6 +191,21 @@ int arg_ll(kv_ctx *c, int i, long long *v)
     return -1;
 }
 
+long long index_range(long long *start, long long stop, long long len)
+{
+    if (*start < 0)
+        *start += len;
+    if (stop < 0)
+        stop += len;
+    if (*start < 0)
+        *start = 0;
+    if (*start > stop || *start >= len)
+        return 0;
+    if (stop >= len)
+        stop = len - 1;
+    return stop - *start + 1;
+}
+
 int str_to_ld(const char *s, size_t n, long double *v)
 {
     char buf[5120];
