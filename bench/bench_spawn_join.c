@@ -55,6 +55,26 @@ static double stackful(weft_task **ts, const weft_spawn_opts *opts)
     return v;
 }
 
+/* One repetition as a group: members spawned into a weft_group, then one wait for all of
+ * them (libdill's bundle: a finished member's record is reaped at once, so with
+ * WEFT_SPAWN_CHILD_FIRST one record and one stack serve every task); ns per task. */
+static double grouped(const weft_spawn_opts *opts)
+{
+    counter = 0;
+    int64_t t0 = bench_ns();
+    weft_group *g;
+    if (weft_group_create(&g) < 0)
+        fprintf(stderr, "spawn_join: group\n"), exit(1);
+    for (long i = 0; i < n; i++)
+        if (weft_group_spawn(g, add_one, NULL, opts) < 0)
+            fprintf(stderr, "spawn_join: group spawn\n"), exit(1);
+    if (weft_group_wait(g, WEFT_FOREVER) < 0 || weft_group_close(g) < 0)
+        fprintf(stderr, "spawn_join: group wait\n"), exit(1);
+    double v = (double)(bench_ns() - t0) / (double)n;
+    check_counter();
+    return v;
+}
+
 static double stackless(weft_task **ts, add_future *fs)
 {
     counter = 0;
@@ -81,7 +101,8 @@ static void *bench(void *arg)
     weft_task **ts = malloc((size_t)n * sizeof *ts);
     add_future *fs = malloc((size_t)n * sizeof *fs);
     const weft_spawn_opts child_first = {.flags = WEFT_SPAWN_CHILD_FIRST};
-    double v[BENCH_REPEATS], vc[BENCH_REPEATS], vs[BENCH_REPEATS];
+    double v[BENCH_REPEATS], vc[BENCH_REPEATS], vs[BENCH_REPEATS], vg[BENCH_REPEATS],
+        vgc[BENCH_REPEATS];
     for (int r = 0; r < BENCH_REPEATS; r++) {
         if (want("queue"))
             v[r] = stackful(ts, NULL);
@@ -89,6 +110,10 @@ static void *bench(void *arg)
             vc[r] = stackful(ts, &child_first);
         if (want("stackless"))
             vs[r] = stackless(ts, fs);
+        if (want("group"))
+            vg[r] = grouped(NULL);
+        if (want("group_child_first"))
+            vgc[r] = grouped(&child_first);
     }
     if (want("queue"))
         bench_emit("weft", "spawn_join", n, bench_median(v, BENCH_REPEATS), "ns/task",
@@ -99,6 +124,12 @@ static void *bench(void *arg)
     if (want("stackless"))
         bench_emit("weft_stackless", "spawn_join", n, bench_median(vs, BENCH_REPEATS), "ns/task",
                    NULL);
+    if (want("group"))
+        bench_emit("weft_group", "spawn_join", n, bench_median(vg, BENCH_REPEATS), "ns/task",
+                   ",\"mode\":\"group\"");
+    if (want("group_child_first"))
+        bench_emit("weft_group_child_first", "spawn_join", n, bench_median(vgc, BENCH_REPEATS),
+                   "ns/task", ",\"mode\":\"group_child_first\"");
     free(ts);
     free(fs);
     return NULL;

@@ -1,8 +1,8 @@
 /* Groups: a set of tasks owned by one scope. Members are spawned detached and linked into
  * the group; each unlinks itself when it finishes (the spawn cleanup, so it runs however the
- * task ends, even if it was cancelled before it ever ran) and signals the group's wait group.
- * Closing cancels the members and waits for the wait group without honouring the closer's
- * own cancellation, so no member outlives it. A member waiting for its own group (wait,
+ * task ends, even if it was cancelled before it ever ran); the last one to finish releases
+ * the group's waiters. Closing cancels the members and waits for them without honouring the
+ * closer's own cancellation, so no member outlives it. A member waiting for its own group (wait,
  * close) would wait for itself: -EDEADLK. A group belongs to the worker that created it;
  * other threads get -EPERM. */
 #include <errno.h>
@@ -13,21 +13,34 @@
 #include "task_api.h"
 #include "worker.h"
 
+/* Members finished and kept for the group's next spawns: a group that spawns and reaps one
+ * member after another (child first, libdill's bundle) then allocates nothing per member.
+ * Beyond this many the rest go back to the allocator. */
+#define SPARE_MAX 256
+
 struct weft_group {
     weft__worker *w;
     weft__list members; /* member.link of unfinished members */
-    size_t n;
+    size_t n;           /* unfinished members; owner: g->w, as everything here */
     int closing;
+    /* Waiters park on the wait group, whose count is 1 while `armed` and 0 otherwise: it is
+     * armed by a wait that finds members left and disarmed when the last one finishes, so
+     * a member's spawn and finish touch it only when someone waits (its lock and counter
+     * per member were a quarter of a group spawn's cost). */
+    bool armed;
     weft_waitgroup wg;
+    struct member *spare; /* finished members' records, linked through `spare_next` */
+    size_t nspare;
 };
 
 typedef struct member {
     weft__list link;
     weft_group *g;
-    weft_task *task;
     weft_fn fn;
     void *arg;
     void (*cleanup)(void *arg); /* the spawner's weft_spawn_opts.cleanup */
+    weft_task *task;            /* valid while the member is linked (its record is reaped after) */
+    struct member *spare_next;
 } member;
 
 int weft_group_create(weft_group **out)
@@ -49,6 +62,8 @@ int weft_group_create(weft_group **out)
     return 0;
 }
 
+/* A member's spawn cleanup, on g's worker (members are pinned there), however the member
+ * ended, also when it never ran. */
 static void member_gone(void *arg)
 {
     member *m = arg;
@@ -56,9 +71,17 @@ static void member_gone(void *arg)
     if (m->cleanup)
         m->cleanup(m->arg);
     weft__list_remove(&m->link);
-    g->n--;
-    weft__free(g->w, m);
-    weft_waitgroup_done(&g->wg);
+    if (g->nspare < SPARE_MAX) {
+        m->spare_next = g->spare;
+        g->spare = m;
+        g->nspare++;
+    } else {
+        weft__free(g->w, m);
+    }
+    if (--g->n == 0 && g->armed) {
+        g->armed = false;
+        weft_waitgroup_done(&g->wg);
+    }
 }
 
 static void *member_main(void *arg)
@@ -91,29 +114,43 @@ int weft_group_spawn(weft_group *g, weft_fn fn, void *arg, const weft_spawn_opts
         return -EPERM;
     if (g->closing)
         return -EPIPE;
-    member *m = weft__malloc(g->w, sizeof *m);
-    if (!m)
+    member *m = g->spare;
+    if (m) {
+        g->spare = m->spare_next;
+        g->nspare--;
+    } else if (!(m = weft__malloc(g->w, sizeof *m))) {
         return -ENOMEM;
+    }
     weft_spawn_opts o = opts ? *opts : (weft_spawn_opts){0};
     *m = (member){.g = g, .fn = fn, .arg = arg, .cleanup = o.cleanup};
-    o.flags &= ~WEFT_SPAWN_DETACHED; /* the group needs the handle */
-    o.flags |= WEFT_SPAWN_PINNED;    /* members touch the group's state: its worker's */
+    /* Detached from birth: the group tracks it, and its record is reaped when it finishes
+     * (the handle is ours until then: member_gone runs before the reap). */
+    o.flags |= WEFT_SPAWN_DETACHED | WEFT_SPAWN_PINNED; /* members touch g: its worker's */
     o.cleanup = member_gone;
     weft_task *t;
-    /* Not queued until the member is set up: a child-first task runs (and may finish, which
+    /* Not started until the member is set up: a child-first task runs (and may finish, which
      * unlinks it) inside the start. */
     int r = weft__spawn_unqueued(g->w, true, &t, member_main, m, &o);
     if (r < 0) {
-        weft__free(g->w, m);
+        m->spare_next = g->spare; /* unused: kept for the next spawn */
+        g->spare = m;
+        g->nspare++;
         return r;
     }
     m->task = t;
-    weft_detach(t); /* the group tracks it; its record is reaped when it finishes */
     weft__list_push_back(&g->members, &m->link);
     g->n++;
-    weft_waitgroup_add(&g->wg, 1);
     weft__spawn_start(g->w, t, (o.flags & WEFT_SPAWN_CHILD_FIRST) != 0);
     return 0;
+}
+
+/* Members are left: the wait group's count goes to 1 until the last one finishes. */
+static void arm(weft_group *g)
+{
+    if (!g->armed) {
+        g->armed = true;
+        weft_waitgroup_add(&g->wg, 1);
+    }
 }
 
 int weft_group_wait(weft_group *g, int64_t deadline)
@@ -124,6 +161,9 @@ int weft_group_wait(weft_group *g, int64_t deadline)
         return -EPERM;
     if (is_member(g, weft_self()))
         return -EDEADLK;
+    if (g->n == 0)
+        return 0;
+    arm(g);
     return weft_waitgroup_wait(&g->wg, deadline);
 }
 
@@ -156,7 +196,15 @@ int weft_group_close(weft_group *g)
         return -EDEADLK; /* it would wait for its own end */
     g->closing = 1;
     weft_group_cancel(g);
-    weft__waitgroup_wait_all(&g->wg);
+    if (g->n) {
+        arm(g);
+        weft__waitgroup_wait_all(&g->wg);
+    }
+    while (g->spare) {
+        member *m = g->spare;
+        g->spare = m->spare_next;
+        weft__free(w, m);
+    }
     weft__free(w, g);
     return 0;
 }

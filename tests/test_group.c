@@ -301,3 +301,78 @@ Test(group, child_first_members_run_inside_their_spawn_and_are_reaped)
 {
     run_main(group_child_first_main, NULL);
 }
+
+/* Several waiters, one that gave up, and member records reused across many spawns. */
+static long sum_args, sum_cleaned;
+static int nwaited;
+
+static void add_cleaned(void *arg)
+{
+    sum_cleaned += (long)(intptr_t)arg;
+}
+
+static void *add_arg(void *arg)
+{
+    sum_args += (long)(intptr_t)arg;
+    return NULL;
+}
+
+static void *sleep_member(void *arg)
+{
+    weft_sleep((int64_t)(intptr_t)arg * WEFT_MSEC);
+    return NULL;
+}
+
+static void *group_waiter(void *arg)
+{
+    cr_assert_eq(weft_group_wait(arg, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_group_size(arg), 0);
+    nwaited++;
+    return NULL;
+}
+
+static void *group_waiters_main(void *arg)
+{
+    (void)arg;
+    weft_group *g;
+    cr_assert_eq(weft_group_create(&g), 0);
+    cr_assert_eq(weft_group_wait(g, WEFT_FOREVER), 0, "an empty group waits for nothing");
+    /* Three waiters, and one that gives up first: the last member's end releases them all. */
+    nwaited = 0;
+    cr_assert_eq(weft_group_spawn(g, sleep_member, (void *)(intptr_t)20, NULL), 0);
+    cr_assert_eq(weft_group_wait(g, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT);
+    weft_task *ws[3];
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(weft_spawn(&ws[i], group_waiter, g, NULL), 0);
+    cr_assert_eq(weft_group_wait(g, WEFT_FOREVER), 0);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(weft_join(ws[i], NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(nwaited, 3);
+    /* Thousands of members one after another (child first: each is reaped inside its spawn,
+     * and the next reuses its member record), and as many queued at once: each got its own
+     * argument and its own cleanup's. */
+    const weft_spawn_opts cf = {.flags = WEFT_SPAWN_CHILD_FIRST, .cleanup = add_cleaned};
+    const weft_spawn_opts q = {.cleanup = add_cleaned};
+    sum_args = sum_cleaned = 0;
+    long want = 0;
+    for (int i = 1; i <= 3000; i++) {
+        cr_assert_eq(weft_group_spawn(g, add_arg, (void *)(intptr_t)i, i % 2 ? &cf : &q), 0);
+        want += i;
+    }
+    /* A spawn that fails (an unknown flag) leaves nothing behind and the group usable. */
+    const weft_spawn_opts bad = {.flags = 0x80000000u};
+    cr_assert_eq(weft_group_spawn(g, add_arg, (void *)(intptr_t)1, &bad), -EINVAL);
+    cr_assert_eq(weft_group_wait(g, WEFT_FOREVER), 0);
+    cr_assert_eq(sum_args, want);
+    cr_assert_eq(sum_cleaned, want);
+    cr_assert_eq(weft_group_size(g), 0);
+    /* A member that finishes while the group is closed by a waiter-less close. */
+    cr_assert_eq(weft_group_spawn(g, sleep_member, (void *)(intptr_t)1, NULL), 0);
+    cr_assert_eq(weft_group_close(g), 0);
+    return NULL;
+}
+
+Test(group, many_waiters_and_reused_member_records)
+{
+    run_main(group_waiters_main, NULL);
+}
