@@ -257,8 +257,21 @@ void weft__task_finish(weft__worker *w, weft_task *t, void *result)
     void *outcome = weft__task_cancelled(t) ? WEFT_CANCELED : result;
     if (!(t->flags & WEFT__T_STACKLESS))
         t->result = outcome;
-    if (t->defers || t->locals || t->holds)
-        finish_handlers(w, t);
+    if (t->defers || t->locals || t->holds) {
+        weft__node *n = t->locals;
+        /* The commonest case with handlers, inline: the spawn's cleanup alone (every group
+         * member, generator and alien task has one). What it may add goes the general way. */
+        if (n && !n->next && n->key == &spawn_cleanup_key && !t->defers && !t->holds) {
+            void (*fn)(void *) = n->fn; /* set: a spawn makes the node only for a cleanup */
+            t->locals = NULL;
+            weft__node_put(w, n);
+            fn(t->arg);
+            if (weft_unlikely(t->defers || t->locals || t->holds))
+                finish_handlers(w, t);
+        } else {
+            finish_handlers(w, t);
+        }
+    }
     if ((t->flags & WEFT__T_STACKLESS) && t->future) {
         weft_future *f = t->future;
         t->future = NULL;
