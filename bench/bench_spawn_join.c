@@ -1,8 +1,12 @@
 /* spawn_join: spawn 1,000,000 tiny tasks that each add 1 to a counter, then join them all.
  * Reports stackful tasks in queue order ("weft": each waits at the tail until the spawner
  * joins), stackful tasks spawned WEFT_SPAWN_CHILD_FIRST ("weft_child_first": each runs and
- * finishes inside its spawn, libdill's order) and stackless ones ("weft_stackless") apart.
- * Usage: bench_spawn_join [n [queue|child_first|stackless]]   (default: all three) */
+ * finishes inside its spawn, libdill's order), stackless ones ("weft_stackless"), and the
+ * same work as members of a weft_group waited for once ("weft_group", and
+ * "weft_group_child_first", which is libdill's bundle: a finished member is reaped at once,
+ * so one record and one stack serve every task) apart.
+ * Usage: bench_spawn_join [n [queue|child_first|stackless|group|group_child_first]]
+ *   (default: all five) */
 #include <stdbool.h>
 #include <weft.h>
 

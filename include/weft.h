@@ -2024,7 +2024,10 @@ WEFT_API int weft_group_create(weft_group **out);
 /* A group belongs to the runtime that created it: every call below returns -EPERM from
  * another thread. */
 /* Spawns fn(arg) into the group (options as weft_spawn; the task is the group's: it cannot
- * be joined or detached, its result is dropped). opts->cleanup, if set, runs with `arg` when
+ * be joined or detached, its result is dropped). A finished member's record is reaped at
+ * once and the group keeps its bookkeeping for the next spawn, so a group spawning
+ * WEFT_SPAWN_CHILD_FIRST members that finish inside their spawn (libdill's bundle) runs any
+ * number of them in constant memory. opts->cleanup, if set, runs with `arg` when
  * the task has finished, also when the group was closed before it ever ran: hand resources
  * to group tasks through it. Returns 0, -EINVAL, -ENOMEM, -EPIPE (the group is closing),
  * -EPERM. */
