@@ -16,6 +16,7 @@
 #include "stack.h"
 #include "steal.h"
 #include "task.h"
+#include "task_new.h"
 #include "watchdog.h"
 #include "worker.h"
 

@@ -11,6 +11,7 @@
 #include "stack.h"
 #include "scheduler.h"
 #include "task.h"
+#include "task_new.h"
 #include "tracer.h"
 #include "wake.h"
 #include "worker.h"
@@ -76,129 +77,35 @@ static int grow_records(weft__worker *w)
     return 0;
 }
 
-static size_t page_round(size_t n)
-{
-    return (n + 4095) & ~(size_t)4095;
-}
-
 WEFT_COLD void weft__tasks_init(weft__worker *w, size_t default_stack)
 {
     /* Checked by the configuration (runtime.c); rounded once here, not at every spawn. */
-    w->tasks.stack_size = (uint32_t)page_round(default_stack);
+    w->tasks.stack_size = (uint32_t)weft__page_round(default_stack);
 }
 
 /* The key of the node that carries a spawn's cleanup in a task's locals (see task.h). */
-static const char spawn_cleanup_key;
+const char weft__spawn_cleanup_key;
 
-static inline __attribute__((always_inline)) int task_new(weft__worker *w, weft__worker *home,
-                                                          const weft_spawn_opts *opts,
-                                                          bool stackless, weft_task **out)
+int weft__task_refill(weft__worker *w)
 {
-    /* The default size was checked and rounded once, at init; only a size the spawn asks
-     * for is checked here (a stackless task has no stack: its size is ignored). */
-    uint32_t stack_size = w->tasks.stack_size;
-    if (opts && opts->stack_size && !stackless) {
-        size_t size = opts->stack_size;
-        if (size < WEFT_STACK_MIN || size > ((size_t)1 << 30))
-            return -EINVAL;
-        stack_size = (uint32_t)page_round(size);
-    }
     if (!w->tasks.free && grow_records(w) < 0)
         return -ENOMEM;
-    weft__node *cleanup = NULL;
-    if (opts && opts->cleanup) {
-        if (!(cleanup = weft__node_get(w)))
-            return -ENOMEM;
-        cleanup->next = NULL;
-        cleanup->key = &spawn_cleanup_key;
-        cleanup->fn = opts->cleanup;
-        cleanup->arg = NULL; /* it gets the task's arg, set by the spawn after this */
-    }
     if (w->tasks.next_id == w->tasks.id_end) {
         w->tasks.next_id = weft__runtime_take_ids(w->rt, WEFT__ID_BLOCK);
         w->tasks.id_end = w->tasks.next_id + WEFT__ID_BLOCK;
     }
-    weft_task *t = w->tasks.free;
-    w->tasks.free = t->next;
-    if (!t->next)
-        w->tasks.free_tail = NULL;
-    else /* the next spawn's record, whose `next` it reads first: often cold (reaped long
-          * ago, or on another worker's CPU), and the list is a chain of dependent loads */
-        weft__prefetch_record(t->next);
-    w->tasks.nfree--;
-
-    /* The epoch continues from the record's previous life (see the file comment). */
-    uint64_t e = WEFT__EPOCH(atomic_load_explicit(&t->word, memory_order_relaxed)) + 1;
-    atomic_store_explicit(&t->word, WEFT__WORD(e, WEFT__READY), memory_order_relaxed);
-    /* Not set here, because a reaped record (or a fresh, zeroed one) already has them so:
-     * `stack` (released before the reap, or never bound), `future` (cleared by
-     * weft__task_finish before it drops it), `wait_kind` (NONE after every park),
-     * `next` (the ready push writes it). `result` is written at finish, before DONE, and
-     * read only after it; `fn`/`future` and `arg` are the spawn's to set. The lists are
-     * emptied at finish too, but a spawn cleanup or a local's destructor may still add to
-     * them after their loop: they are reset, as before. */
-    /* Atomic (relaxed) because a stopping worker's walk of the chunks reads it for records
-     * of every worker (weft__tasks_shutdown); it is set once per life. */
-    __atomic_store_n(&t->worker, home, __ATOMIC_RELAXED);
-    atomic_store_explicit(&t->cancelled, 0, memory_order_relaxed);
-    t->defers = NULL;
-    t->locals = cleanup;
-    t->holds = NULL;
-    t->joiner = (weft_waker){NULL, 0}; /* a join of the previous life left its waker */
-    t->id = w->tasks.next_id++;
-    t->parent_id = w->current ? w->current->id : 0;
-    t->spawn_file = NULL; /* the spawn macro's call sets them after this */
-    t->spawn_line = 0;
-    t->stack_size = stack_size;
-    t->saved_errno = 0;
-    atomic_store_explicit(&t->spawned_ms, (uint32_t)(w->now / 1000000), memory_order_relaxed);
-    atomic_store_explicit(&t->nstalls, 0, memory_order_relaxed);
-    atomic_store_explicit(&t->stall_max_ms, 0, memory_order_relaxed);
-    unsigned flags = stackless ? WEFT__T_STACKLESS : 0;
-    if (stack_size != w->tasks.stack_size)
-        flags |= WEFT__T_SIZED;
-    t->name[0] = 0;
-    if (opts) {
-        if (opts->flags & WEFT_SPAWN_DETACHED)
-            flags |= WEFT__T_DETACHED;
-        if ((opts->flags & WEFT_SPAWN_NOGUARD) && !stackless)
-            flags |= WEFT__T_NOGUARD;
-        if (opts->flags & WEFT_SPAWN_PINNED)
-            flags |= WEFT__T_PINNED;
-        if (opts->name) {
-            strncpy(t->name, opts->name, sizeof t->name - 1);
-            t->name[sizeof t->name - 1] = 0;
-        }
-    }
-    __atomic_store_n(&t->flags, (uint16_t)flags, __ATOMIC_RELAXED); /* clears REAPED */
-    WEFT_COUNT(w->stats.nspawned++);
-    WEFT_PROBE3(spawn, t, t->id, home->index);
-    if (weft_unlikely(w->tracer != NULL))
-        weft__trace_spawn(home, t);
-    if (home == w)
-        weft__task_adopt(w, t);
-    *out = t;
     return 0;
 }
 
 int weft__task_new(weft__worker *w, const weft_spawn_opts *opts, bool stackless, weft_task **out)
 {
-    return task_new(w, w, opts, stackless, out);
+    return weft__task_new_inline(w, w, opts, stackless, out);
 }
 
 int weft__task_new_for(weft__worker *w, weft__worker *home, const weft_spawn_opts *opts,
                        bool stackless, weft_task **out)
 {
-    return task_new(w, home, opts, stackless, out);
-}
-
-void weft__task_adopt(weft__worker *w, weft_task *t)
-{
-    /* Spawned during shutdown: cancelled from birth, so it finishes without running. */
-    if (weft_unlikely(w->tasks.shutting_down))
-        atomic_store_explicit(&t->cancelled, 1, memory_order_relaxed);
-    w->tasks.nlive++;
-    w->tasks.nrecords++;
+    return weft__task_new_inline(w, home, opts, stackless, out);
 }
 
 void weft__task_unnew(weft__worker *w, weft_task *t)
@@ -235,7 +142,7 @@ static WEFT_NOINLINE void finish_handlers(weft__worker *w, weft_task *t)
         weft__node *n = t->locals;
         t->locals = n->next;
         void (*fn)(void *) = n->fn;
-        void *arg = n->key == &spawn_cleanup_key ? t->arg : n->arg;
+        void *arg = n->key == &weft__spawn_cleanup_key ? t->arg : n->arg;
         weft__node_put(w, n);
         if (fn)
             fn(arg);
@@ -261,7 +168,7 @@ void weft__task_finish(weft__worker *w, weft_task *t, void *result)
         weft__node *n = t->locals;
         /* The commonest case with handlers, inline: the spawn's cleanup alone (every group
          * member, generator and alien task has one). What it may add goes the general way. */
-        if (n && !n->next && n->key == &spawn_cleanup_key && !t->defers && !t->holds) {
+        if (n && !n->next && n->key == &weft__spawn_cleanup_key && !t->defers && !t->holds) {
             void (*fn)(void *) = n->fn; /* set: a spawn makes the node only for a cleanup */
             t->locals = NULL;
             weft__node_put(w, n);
@@ -504,7 +411,7 @@ weft_task *weft__task_by_guard(weft__worker *w, const void *addr)
 weft__cleanup_fn weft__task_spawn_cleanup(const weft_task *t)
 {
     for (const weft__node *n = t->locals; n; n = n->next)
-        if (n->key == &spawn_cleanup_key)
+        if (n->key == &weft__spawn_cleanup_key)
             return n->fn;
     return NULL;
 }

@@ -256,9 +256,7 @@ int weft__task_new(weft__worker *w, const weft_spawn_opts *opts, bool stackless,
  * counted on either until home adopts it (weft__task_adopt, on home's thread). */
 int weft__task_new_for(weft__worker *w, weft__worker *home, const weft_spawn_opts *opts,
                        bool stackless, weft_task **out);
-/* Takes t (from weft__task_new_for) as one of w's unfinished tasks: counted, cancelled from
- * birth if w is shutting down. The caller queues it. Owner thread. */
-void weft__task_adopt(weft__worker *w, weft_task *t);
+/* weft__task_adopt(w, t): task_new.h. */
 /* Gives back a record from weft__task_new_for that was never handed over. */
 void weft__task_unnew(weft__worker *w, weft_task *t);
 /* The join is over and its result taken: reaps t now, or, if it finished but is still on

@@ -9,6 +9,7 @@
 #include "smp.h"
 #include "task_api.h"
 #include "task.h"
+#include "task_new.h"
 #include "wake.h"
 #include "worker.h"
 
@@ -38,7 +39,7 @@ static inline __attribute__((always_inline)) int spawn_unqueued(weft__worker *w,
         return r;
     if (!fn)
         return -EINVAL;
-    r = weft__task_new(w, opts, false, out);
+    r = weft__task_new_inline(w, w, opts, false, out);
     if (r < 0)
         return r;
     (*out)->fn = fn;

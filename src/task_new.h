@@ -1,0 +1,127 @@
+/* A spawn's new task record (task.c's weft__task_new), inline for the spawn paths
+ * (task_api.c), which then make one call fewer and fold what they know (a stackful task, of
+ * the spawning worker) into it; the rare cases (no free record, no id left) stay out of line
+ * in task.c. Included by task.c, task_api.c and steal.c only: it needs the worker's layout. */
+#ifndef WEFT_TASK_NEW_H
+#define WEFT_TASK_NEW_H
+
+#include <errno.h>
+#include <string.h>
+
+#include "probes.h"
+#include "task.h"
+#include "tracer.h"
+#include "worker.h"
+
+/* The key of the node that carries a spawn's cleanup in a task's locals (task.h). */
+extern const char weft__spawn_cleanup_key;
+
+static inline size_t weft__page_round(size_t n)
+{
+    return (n + 4095) & ~(size_t)4095;
+}
+
+/* Fills w's free records and its block of task ids, whichever is out. 0 or -ENOMEM. */
+int weft__task_refill(weft__worker *w);
+
+/* Takes t (from weft__task_new_for) as one of w's unfinished tasks: counted, cancelled from
+ * birth if w is shutting down. The caller queues it. Owner thread. */
+static inline void weft__task_adopt(weft__worker *w, weft_task *t)
+{
+    /* Spawned during shutdown: cancelled from birth, so it finishes without running. */
+    if (weft_unlikely(w->tasks.shutting_down))
+        atomic_store_explicit(&t->cancelled, 1, memory_order_relaxed);
+    w->tasks.nlive++;
+    w->tasks.nrecords++;
+}
+
+static inline __attribute__((always_inline)) int
+weft__task_new_inline(weft__worker *w, weft__worker *home, const weft_spawn_opts *opts,
+                      bool stackless, weft_task **out)
+{
+    /* The default size was checked and rounded once, at init; only a size the spawn asks
+     * for is checked here (a stackless task has no stack: its size is ignored). */
+    uint32_t stack_size = w->tasks.stack_size;
+    if (opts && opts->stack_size && !stackless) {
+        size_t size = opts->stack_size;
+        if (size < WEFT_STACK_MIN || size > ((size_t)1 << 30))
+            return -EINVAL;
+        stack_size = (uint32_t)weft__page_round(size);
+    }
+    /* Out of records, or of this worker's block of ids: both rare, in one test. */
+    if (weft_unlikely(!w->tasks.free || w->tasks.next_id == w->tasks.id_end) &&
+        weft__task_refill(w) < 0)
+        return -ENOMEM;
+    weft__node *cleanup = NULL;
+    if (opts && opts->cleanup) {
+        if (!(cleanup = weft__node_get(w)))
+            return -ENOMEM;
+        cleanup->next = NULL;
+        cleanup->key = &weft__spawn_cleanup_key;
+        cleanup->fn = opts->cleanup;
+        cleanup->arg = NULL; /* it gets the task's arg, set by the spawn after this */
+    }
+    weft_task *t = w->tasks.free;
+    w->tasks.free = t->next;
+    if (!t->next)
+        w->tasks.free_tail = NULL;
+    else /* the next spawn's record, whose `next` it reads first: often cold (reaped long
+          * ago, or on another worker's CPU), and the list is a chain of dependent loads */
+        weft__prefetch_record(t->next);
+    w->tasks.nfree--;
+
+    /* The epoch continues from the record's previous life (see the file comment). */
+    uint64_t e = WEFT__EPOCH(atomic_load_explicit(&t->word, memory_order_relaxed)) + 1;
+    atomic_store_explicit(&t->word, WEFT__WORD(e, WEFT__READY), memory_order_relaxed);
+    /* Not set here, because a reaped record (or a fresh, zeroed one) already has them so:
+     * `stack` (released before the reap, or never bound), `future` (cleared by
+     * weft__task_finish before it drops it), `wait_kind` (NONE after every park),
+     * `next` (the ready push writes it). `result` is written at finish, before DONE, and
+     * read only after it; `fn`/`future` and `arg` are the spawn's to set. The lists are
+     * emptied at finish too, but a spawn cleanup or a local's destructor may still add to
+     * them after their loop: they are reset, as before. */
+    /* Atomic (relaxed) because a stopping worker's walk of the chunks reads it for records
+     * of every worker (weft__tasks_shutdown); it is set once per life. */
+    __atomic_store_n(&t->worker, home, __ATOMIC_RELAXED);
+    atomic_store_explicit(&t->cancelled, 0, memory_order_relaxed);
+    t->defers = NULL;
+    t->locals = cleanup;
+    t->holds = NULL;
+    t->joiner = (weft_waker){NULL, 0}; /* a join of the previous life left its waker */
+    t->id = w->tasks.next_id++;
+    t->parent_id = w->current ? w->current->id : 0;
+    t->spawn_file = NULL; /* the spawn macro's call sets them after this */
+    t->spawn_line = 0;
+    t->stack_size = stack_size;
+    t->saved_errno = 0;
+    atomic_store_explicit(&t->spawned_ms, (uint32_t)(w->now / 1000000), memory_order_relaxed);
+    atomic_store_explicit(&t->nstalls, 0, memory_order_relaxed);
+    atomic_store_explicit(&t->stall_max_ms, 0, memory_order_relaxed);
+    unsigned flags = stackless ? WEFT__T_STACKLESS : 0;
+    if (stack_size != w->tasks.stack_size)
+        flags |= WEFT__T_SIZED;
+    t->name[0] = 0;
+    if (opts) {
+        if (opts->flags & WEFT_SPAWN_DETACHED)
+            flags |= WEFT__T_DETACHED;
+        if ((opts->flags & WEFT_SPAWN_NOGUARD) && !stackless)
+            flags |= WEFT__T_NOGUARD;
+        if (opts->flags & WEFT_SPAWN_PINNED)
+            flags |= WEFT__T_PINNED;
+        if (opts->name) {
+            strncpy(t->name, opts->name, sizeof t->name - 1);
+            t->name[sizeof t->name - 1] = 0;
+        }
+    }
+    __atomic_store_n(&t->flags, (uint16_t)flags, __ATOMIC_RELAXED); /* clears REAPED */
+    WEFT_COUNT(w->stats.nspawned++);
+    WEFT_PROBE3(spawn, t, t->id, home->index);
+    if (weft_unlikely(w->tracer != NULL))
+        weft__trace_spawn(home, t);
+    if (home == w)
+        weft__task_adopt(w, t);
+    *out = t;
+    return 0;
+}
+
+#endif
