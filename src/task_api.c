@@ -107,7 +107,7 @@ int weft_spawn_future(weft_task **out, weft_future *f, const weft_spawn_opts *op
     if (!f || !f->ops || !f->ops->poll)
         return -EINVAL;
     weft_task *t;
-    r = weft__task_new(w, opts, true, &t);
+    r = weft__task_new_inline(w, w, opts, true, &t);
     if (r < 0)
         return r;
     t->future = f;
