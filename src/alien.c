@@ -203,6 +203,10 @@ static void msg_spawn(weft__worker *w, void *a, void *b, uint64_t c)
     weft_task *t;
     int r = weft__spawn_unqueued(w, false, &t, task_body, h, &o);
     if (r < 0) {
+        /* Never made (no memory: the options were checked at the call): its cleanup runs
+         * all the same, since it is where the caller frees what the task was handed. */
+        if (h->cleanup)
+            h->cleanup(h->arg);
         handle_settle(h, NULL, r);
         return;
     }
@@ -234,9 +238,13 @@ int weft_runtime_spawn_on(weft_runtime *a, int worker, weft_handle **out, weft_f
 {
     if (!a || !fn || worker < -1)
         return -EINVAL;
+    /* Every option is checked here, as weft_spawn checks them: what the worker would refuse
+     * later could only be reported at the join. */
     if (opts &&
         ((opts->flags & ~(WEFT_SPAWN_DETACHED | WEFT_SPAWN_NOGUARD | WEFT_SPAWN_PINNED)) ||
-         opts->reserved_[0] || opts->reserved_[1] || opts->reserved_[2] || opts->reserved_[3]))
+         opts->reserved_[0] || opts->reserved_[1] || opts->reserved_[2] || opts->reserved_[3] ||
+         (opts->stack_size &&
+          (opts->stack_size < WEFT_STACK_MIN || opts->stack_size > ((size_t)1 << 30)))))
         return -EINVAL;
     bool detached = !out || (opts && (opts->flags & WEFT_SPAWN_DETACHED));
     weft_handle *h = calloc(1, sizeof *h);

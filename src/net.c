@@ -162,9 +162,15 @@ ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, int64_t deadlin
         return err;
     if (iovcnt < 0 || iovcnt > IOV_MAX)
         return -EINVAL;
+    if (!iov && iovcnt > 0)
+        return -EFAULT; /* what writev(2) says of an array it cannot read */
     size_t total = 0;
-    for (int i = 0; i < iovcnt; i++)
+    for (int i = 0; i < iovcnt; i++) {
+        /* As writev(2): a sum past SSIZE_MAX is -EINVAL (and it could not be returned). */
+        if (iov[i].iov_len > (size_t)SSIZE_MAX - total)
+            return -EINVAL;
         total += iov[i].iov_len;
+    }
     struct iovec small[SMALL_IOV], *v = small;
     if (iovcnt > SMALL_IOV) {
         v = weft__malloc(w, (size_t)iovcnt * sizeof *v);

@@ -206,8 +206,10 @@ ssize_t weft_stream_write(weft_stream *s, const void *buf, size_t len, int64_t d
     size_t left = len;
     while (left > 0) {
         if (s->wlen >= s->high) {
-            /* Backpressure: park until the peer has taken us down to the low mark. */
-            int r = drain_to(s, s->low, deadline);
+            /* Backpressure: park until the peer has taken us down to the low mark, and at
+             * least one byte (a low mark equal to the high one would leave no room, and
+             * this loop would spin). */
+            int r = drain_to(s, s->low < s->high ? s->low : s->high - 1, deadline);
             if (r < 0)
                 return r;
         }

@@ -195,6 +195,40 @@ Test(alien, cancel_before_start_and_detached_spawns)
     cr_assert_eq(atomic_load(&cleanups), 3);
 }
 
+/* Options the worker would refuse are refused by the spawn itself, with nothing made and
+ * nothing to clean up (hostile-misuse probe: a stack size weft_spawn refuses used to be
+ * accepted here, then the task never existed, its join said -EINVAL and its cleanup never
+ * ran). */
+static void *bad_options_main(void *arg)
+{
+    (void)arg;
+    weft_runtime *rt = weft_runtime_current();
+    weft_handle *h = (weft_handle *)rt;
+    const size_t sizes[] = {SIZE_MAX, ((size_t)1 << 30) + 1, WEFT_STACK_MIN - 1, 1};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        weft_spawn_opts o = {.stack_size = sizes[i], .cleanup = count_cleanup};
+        cr_assert_eq(weft_runtime_spawn(rt, &h, where, NULL, &o), -EINVAL, "size %zu", sizes[i]);
+        cr_assert_eq(weft_runtime_spawn_on(rt, 0, NULL, where, NULL, &o), -EINVAL);
+        cr_assert_eq(h, (weft_handle *)rt, "*out untouched on failure");
+    }
+    /* The limits themselves are good sizes, and the task runs with its cleanup. */
+    weft_spawn_opts o = {.stack_size = WEFT_STACK_MIN, .cleanup = count_cleanup};
+    cr_assert_eq(weft_runtime_spawn(rt, &h, where, NULL, &o), 0);
+    cr_assert_eq(weft_handle_join(h, NULL, WEFT_FOREVER), 0);
+    weft_handle_release(h);
+    cr_assert_eq(atomic_load(&cleanups), 1);
+    weft_runtime_release(rt);
+    return NULL;
+}
+
+Test(alien, bad_options_are_refused_by_the_spawn)
+{
+    atomic_store(&cleanups, 0);
+    weft_config c = cfg_of(2);
+    run_main_cfg(&c, bad_options_main, NULL);
+    cr_assert_eq(atomic_load(&cleanups), 1, "no cleanup for a spawn that was refused");
+}
+
 /* ---- Shutdown with work from outside still running ---- */
 
 typedef struct leftover {

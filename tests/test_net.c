@@ -3,6 +3,7 @@
  * Unix datagrams, sendfile, 5,000 concurrent connections, and a server that survives
  * running out of fds. Every test is bounded in count and time and uses port 0. */
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <dirent.h>
@@ -1152,6 +1153,13 @@ static void *writev_main(void *arg)
     cr_assert_eq(weft_writev(p[0], empty, 3, WEFT_FOREVER), 0);
     cr_assert_eq(weft_writev(p[0], iov, -1, WEFT_FOREVER), -EINVAL);
     cr_assert_eq(weft_writev(p[0], iov, 1025, WEFT_FOREVER), -EINVAL);
+    /* No array, and lengths whose sum passes SSIZE_MAX: refused as writev(2) refuses them,
+     * before anything is written (the first used to read through NULL). */
+    cr_assert_eq(weft_writev(p[0], NULL, 2, WEFT_FOREVER), -EFAULT);
+    cr_assert_eq(weft_writev(p[0], NULL, 0, WEFT_FOREVER), 0);
+    struct iovec huge[2] = {{bufs[0], (size_t)SSIZE_MAX}, {bufs[1], 2}};
+    cr_assert_eq(weft_writev(p[0], huge, 2, WEFT_FOREVER), -EINVAL);
+    cr_assert_eq(weft_readv(p[1], iov, 1, 0), -ETIMEDOUT, "nothing was written");
 
     /* readv scatters one write over its buffers in order. */
     cr_assert_eq(weft_write(p[0], "abcdefghij", 10, WEFT_FOREVER), 10);

@@ -169,6 +169,42 @@ Test(stream, slow_reader_parks_writer_with_bounded_memory, .timeout = 60)
 
 /* ---- Arguments, direct reads, short reads at the end, errors that keep what was read ---- */
 
+/* A low mark equal to the high one (allowed: "<= high_water"): a full buffer still drains
+ * and the writer goes on, or times out, instead of spinning on a buffer with no room
+ * (hostile-misuse probe: the second write spun forever, deadline unchecked). */
+static void *low_equals_high_main(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    weft_stream_opts o;
+    weft_stream_opts_init(&o);
+    o.high_water = 16;
+    o.low_water = 16;
+    weft_stream *s;
+    cr_assert_eq(weft_stream_open(&s, sv[0], &o), 0);
+    char buf[10] = "abcdefghi";
+    cr_assert_eq(weft_stream_write(s, buf, 10, WEFT_FOREVER), 10);
+    cr_assert_eq(weft_stream_write(s, buf, 10, weft_deadline_in(10 * WEFT_SEC)), 10);
+    cr_assert_eq(weft_stream_flush(s, weft_deadline_in(10 * WEFT_SEC)), 0);
+    char got[20];
+    size_t n = 0;
+    while (n < sizeof got) {
+        ssize_t r = weft_read(sv[1], got + n, sizeof got - n, weft_deadline_in(10 * WEFT_SEC));
+        cr_assert_gt(r, 0);
+        n += (size_t)r;
+    }
+    cr_assert_eq(memcmp(got, "abcdefghi\0abcdefghi\0", 20), 0);
+    cr_assert_eq(weft_stream_close(s, WEFT_FOREVER), 0);
+    weft_close(sv[1]);
+    return NULL;
+}
+
+Test(stream, low_water_equal_to_high_water_still_writes, .timeout = 30)
+{
+    run_main(low_equals_high_main, NULL);
+}
+
 Test(stream, open_outside_a_runtime_is_eperm)
 {
     weft_stream *s = NULL;
