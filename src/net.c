@@ -177,7 +177,8 @@ ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, int64_t deadlin
         if (!v)
             return -ENOMEM;
     }
-    memcpy(v, iov, (size_t)iovcnt * sizeof *v);
+    if (iovcnt > 0) /* iov may be NULL for none */
+        memcpy(v, iov, (size_t)iovcnt * sizeof *v);
     struct iovec *cur = v;
     int left = iovcnt;
     ssize_t r = (ssize_t)total;
