@@ -79,6 +79,8 @@ static const char *reason(int status)
         return "Not Allowed";
     case 408:
         return "Request Time-out";
+    case 412:
+        return "Precondition Failed";
     case 413:
         return "Request Entity Too Large";
     case 414:
@@ -273,9 +275,12 @@ static int redirect_dir(conn *c, const http_request *r)
     return simple_response(c, r, 301, loc);
 }
 
-/* Reads and drops a body of `left` bytes, those already buffered first. */
+/* Reads and drops a body of `left` bytes, those already buffered first, all of it before
+ * the body timeout (one deadline for the whole body: a client trickling a byte at a time
+ * must not hold the connection for one read timeout per byte). */
 static int discard_body(conn *c, int64_t left)
 {
+    int64_t deadline = weft_deadline_in(httpd_cfg.body_timeout);
     size_t inbuf = c->have - c->start;
     if ((int64_t)inbuf > left)
         inbuf = (size_t)left;
@@ -284,7 +289,7 @@ static int discard_body(conn *c, int64_t left)
     char scratch[4096];
     while (left > 0) {
         size_t want = left < (int64_t)sizeof scratch ? (size_t)left : sizeof scratch;
-        ssize_t n = conn_read(c, scratch, want, weft_deadline_in(httpd_cfg.send_timeout));
+        ssize_t n = conn_read(c, scratch, want, deadline);
         if (n <= 0) {
             c->peer_closed = 1;
             return -1;
@@ -357,23 +362,52 @@ static int copy_small_body(conn *c, int fd, int64_t first, int64_t len, const ht
     return 0;
 }
 
-/* Whether the conditional headers make the answer 304 (RFC 9110 13.2.2): If-None-Match
- * when present (If-Modified-Since is then ignored), else If-Modified-Since. */
-static int not_modified(const http_request *r, const struct stat *st, const char *etag, size_t elen)
+/* Whether any `name` field (a list may come on several lines, RFC 9110 5.3) holds a tag
+ * matching `etag`: 1, 0, or -1 when there is no such field. */
+static int etag_fields_match(const http_request *r, const char *name, const char *etag, size_t elen,
+                             int strong)
 {
-    const http_header *inm = http_find_header(r, "if-none-match");
-    if (inm)
-        return httpd_etag_match(inm->value, etag, elen);
-    const http_header *ims = http_find_header(r, "if-modified-since");
-    time_t now = time(NULL), since;
-    if (!ims || httpd_parse_http_date(ims->value, now, &since) < 0)
-        return 0; /* no valid date: the condition is ignored (13.1.3) */
-    /* A date later than our clock is invalid and ignored too (13.1.3): a client that saw
-     * a bad Last-Modified (a file dated in the future) must not be told forever that it
-     * has the current copy. */
-    if (since > now)
-        return 0;
-    return st->st_mtime <= since;
+    int seen = -1;
+    for (unsigned i = 0; i < r->nheaders; i++) {
+        if (!http_view_eq(r->headers[i].name, name))
+            continue;
+        if (httpd_etag_match(r->headers[i].value, etag, elen, strong))
+            return 1;
+        seen = 0;
+    }
+    return seen;
+}
+
+/* An HTTP-date field's value, if present, valid and not later than our clock (a date in
+ * the future is invalid and ignored, 13.1.3/13.1.4): 1 and *t, else 0. */
+static int date_field(const http_request *r, const char *name, time_t *t)
+{
+    const http_header *h = http_find_header(r, name);
+    time_t now = time(NULL);
+    return h && httpd_parse_http_date(h->value, now, t) == 0 && *t <= now;
+}
+
+/* The preconditions of RFC 9110 13.2.2 for a file that exists, in its order: 412 when
+ * If-Match does not match (strong comparison), or, without If-Match, when the file changed
+ * after If-Unmodified-Since; then 304 when If-None-Match matches (weak comparison), or,
+ * without If-None-Match, when the file did not change after If-Modified-Since (GET and HEAD
+ * only, 13.1.2/13.1.3); else 0. */
+static int preconditions(const http_request *r, const struct stat *st, const char *etag,
+                         size_t elen)
+{
+    time_t t;
+    int m = etag_fields_match(r, "if-match", etag, elen, 1);
+    if (m == 0)
+        return 412;
+    if (m < 0 && date_field(r, "if-unmodified-since", &t) && st->st_mtime > t)
+        return 412;
+    int get = r->method == HTTP_M_GET || r->method == HTTP_M_HEAD;
+    m = etag_fields_match(r, "if-none-match", etag, elen, 0);
+    if (m == 1)
+        return get ? 304 : 412;
+    if (m < 0 && get && date_field(r, "if-modified-since", &t) && st->st_mtime <= t)
+        return 304;
+    return 0;
 }
 
 /* 304, 200, 206 or 416 for an open regular file; `fe`: its cache entry (the validators
@@ -395,7 +429,10 @@ static int serve_file(conn *c, const http_request *r, int fd, const struct stat 
     if (ensure_room(c, HEADER_ROOM) < 0)
         return -1;
 
-    if (not_modified(r, st, etag, (size_t)elen)) {
+    int pre = preconditions(r, st, etag, (size_t)elen);
+    if (pre == 412)
+        return simple_response(c, r, 412, NULL);
+    if (pre == 304) {
         status_line(c, r, 304);
         put(c, "Last-Modified: %s\r\nETag: %s\r\n\r\n", lm, etag);
         log_request(c, r, 304, 0);
@@ -563,6 +600,7 @@ static int discard_chunked(conn *c)
     http_chunked d;
     http_chunked_init(&d);
     size_t base = c->start; /* the body starts here: the head before it stays intact */
+    int64_t deadline = weft_deadline_in(httpd_cfg.body_timeout); /* as discard_body */
     for (;;) {
         if (c->have > c->start) {
             int done = 0;
@@ -575,10 +613,12 @@ static int discard_chunked(conn *c)
                 return 0;
         }
         c->have = c->start = base;
+        /* The head took the whole buffer: no room to read the chunks through (and what
+         * follows the body, a pipelined request, must be kept in it), so the head was too
+         * large for a chunked body. */
         if (base == IN_BUF)
-            return 413; /* the head took the whole buffer: no room to read a body through */
-        ssize_t n =
-            conn_read(c, c->in + base, IN_BUF - base, weft_deadline_in(httpd_cfg.send_timeout));
+            return 431;
+        ssize_t n = conn_read(c, c->in + base, IN_BUF - base, deadline);
         if (n <= 0) {
             c->peer_closed = 1;
             return -1;
@@ -630,7 +670,7 @@ static int handle(conn *c, const http_request *r)
         if (st < 0)
             return -1;
         if (st > 0)
-            return simple_response(c, r, st, NULL); /* 400 and 413 close the connection */
+            return simple_response(c, r, st, NULL); /* 400, 413 and 431 close it */
     } else if (r->content_length > 0) {
         if (r->content_length > httpd_cfg.max_body)
             return simple_response(c, r, 413, NULL);
@@ -651,7 +691,9 @@ static int handle(conn *c, const http_request *r)
         return simple_response(c, r, -fd, NULL);
     int rc;
     if (S_ISDIR(st.st_mode)) {
-        if (r->path.len == 0 || r->path.p[r->path.len - 1] != '/') {
+        /* Decided on the decoded path: "/dir%2F" and "/dir/." name the directory as
+         * "/dir/" does (an empty absolute-form path is the root, RFC 9110 4.2.3). */
+        if (norm[nl - 1] != '/') {
             close_file(c, fd, slot);
             return redirect_dir(c, r);
         }

@@ -34,10 +34,14 @@ int httpd_normalize_path(http_view path, char *out, size_t cap)
         return -414;
     out[o++] = '/';
     size_t seg = 1; /* where the segment being written begins in out */
+    /* Whether the result names a directory, decided on the decoded bytes (a "%2F" is a
+     * slash, a "%2e" a dot): the path ends in '/', or in a "." or ".." segment. */
+    int dir_end = path.len == 0, last = 0;
     for (size_t i = 0; i <= path.len; i++) {
         int c;
         if (i == path.len) {
             c = '/'; /* closes the last segment; removed again below */
+            dir_end |= last == '/';
         } else {
             c = (unsigned char)path.p[i];
             if (c == '%') {
@@ -50,6 +54,7 @@ int httpd_normalize_path(http_view path, char *out, size_t cap)
                 if (c == 0)
                     return -400;
             }
+            last = c;
         }
         if (c != '/') {
             if (o + 1 >= cap)
@@ -59,6 +64,8 @@ int httpd_normalize_path(http_view path, char *out, size_t cap)
         }
         /* A segment ends: "." and ".." are resolved, empty ones merged. */
         size_t n = o - seg;
+        if (i == path.len && (n == 1 || n == 2) && out[seg] == '.' && out[o - 1] == '.')
+            dir_end = 1; /* "/a/." or "/a/..": a directory */
         if (n == 1 && out[seg] == '.') {
             o = seg;
         } else if (n == 2 && out[seg] == '.' && out[seg + 1] == '.') {
@@ -74,16 +81,7 @@ int httpd_normalize_path(http_view path, char *out, size_t cap)
         }
         seg = o;
     }
-    /* The closing '/' added for the end stays only where the path itself ended in one (or
-     * ended in a "." or ".." segment, which name a directory). */
-    int dir_end = path.len == 0 || path.p[path.len - 1] == '/';
-    if (!dir_end && path.len >= 2) {
-        size_t k = path.len;
-        /* "/a/." or "/a/..": the result is a directory path, keep the slash */
-        if ((path.p[k - 1] == '.' && path.p[k - 2] == '/') ||
-            (k >= 3 && path.p[k - 1] == '.' && path.p[k - 2] == '.' && path.p[k - 3] == '/'))
-            dir_end = 1;
-    }
+    /* The closing '/' added for the end stays only where the path names a directory. */
     if (!dir_end && o > 1 && out[o - 1] == '/')
         o--;
     out[o] = '\0';
@@ -385,7 +383,7 @@ int httpd_parse_http_date(http_view v, time_t now, time_t *t)
     return 0;
 }
 
-int httpd_etag_match(http_view inm, const char *etag, size_t etag_len)
+int httpd_etag_match(http_view inm, const char *etag, size_t etag_len, int strong)
 {
     size_t i = 0;
     while (i < inm.len) {
@@ -393,8 +391,9 @@ int httpd_etag_match(http_view inm, const char *etag, size_t etag_len)
             i++;
         if (i < inm.len && inm.p[i] == '*')
             return 1;
+        int weak = 0;
         if (i + 2 <= inm.len && inm.p[i] == 'W' && inm.p[i + 1] == '/')
-            i += 2;
+            i += 2, weak = 1;
         if (i >= inm.len || inm.p[i] != '"')
             return 0; /* malformed: no match */
         size_t b = i++;
@@ -403,7 +402,9 @@ int httpd_etag_match(http_view inm, const char *etag, size_t etag_len)
         if (i == inm.len)
             return 0;
         i++;
-        if (i - b == etag_len && memcmp(inm.p + b, etag, etag_len) == 0)
+        /* The strong comparison never matches a weak tag (RFC 9110 8.8.3.2); ours are
+         * strong, so the weak one compares the opaque part alone. */
+        if (!(weak && strong) && i - b == etag_len && memcmp(inm.p + b, etag, etag_len) == 0)
             return 1;
     }
     return 0;

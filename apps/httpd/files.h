@@ -14,7 +14,8 @@
 
 /* Decodes and normalises `path` (as sent, without its query) into out[0 .. cap): a path
  * that starts with '/', with %XX decoded (%2F too, as nginx does), "//" merged, "." and
- * ".." segments resolved. Returns the length, -400 for a bad escape, a NUL byte or a ".."
+ * ".." segments resolved; it ends in '/' when the decoded path names a directory (ends in
+ * '/', "." or ".."). Returns the length, -400 for a bad escape, a NUL byte or a ".."
  * that climbs above the root, or -414 when it does not fit. out is NUL-terminated. */
 int httpd_normalize_path(http_view path, char *out, size_t cap);
 
@@ -40,8 +41,10 @@ int httpd_http_date(time_t t, char *out, size_t cap);
  * 50 years of it). Returns 0 and *t, or -1 when `v` is none of them. */
 int httpd_parse_http_date(http_view v, time_t now, time_t *t);
 
-/* Whether an If-None-Match value matches `etag` (weak comparison, "*" matches). */
-int httpd_etag_match(http_view inm, const char *etag, size_t etag_len);
+/* Whether an entity-tag list (If-None-Match, If-Match) matches `etag`, a strong tag: the
+ * weak comparison (If-None-Match) when `strong` is 0, the strong one (If-Match) otherwise;
+ * "*" matches either way (the file exists). */
+int httpd_etag_match(http_view inm, const char *etag, size_t etag_len, int strong);
 
 /* A single byte range of a file of `size` bytes from a Range value. Returns 1 with
  * [*first, *last] set, 0 when the header is to be ignored (not "bytes=", several ranges,

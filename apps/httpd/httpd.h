@@ -19,6 +19,7 @@ typedef struct httpd_config {
     int64_t header_timeout;    /* whole request head, from its first byte (10 s) */
     int64_t keepalive_timeout; /* idle between requests (75 s, nginx's) */
     int64_t send_timeout;      /* each write step must progress within it (60 s, nginx's) */
+    int64_t body_timeout;      /* a whole request body, from the end of its head (60 s) */
     int64_t drain_timeout;     /* graceful shutdown: in-flight work gets this long (30 s) */
     int64_t max_body;          /* a request body over it is 413 (1 MiB, nginx's) */
     int64_t file_cache_ttl;    /* how long an open file is reused (1 s); 0: no cache */

@@ -167,6 +167,7 @@ static void usage(FILE *f)
                "  --header-timeout SEC   time for a whole request head, then 408 (10)\n"
                "  --keepalive-timeout SEC  idle time between requests before closing (75)\n"
                "  --send-timeout SEC     time each write step may take (60)\n"
+               "  --body-timeout SEC     time for a whole request body, then a close (60)\n"
                "  --drain-timeout SEC    at SIGTERM/SIGINT, time left to responses in flight (30)\n"
                "  --max-conns N          open connections at most, over all workers (10000)\n"
                "  --max-body BYTES       larger request bodies are refused with 413 (1048576)\n"
@@ -268,6 +269,8 @@ static int parse_args(int argc, char **argv, options *o)
             timeout = &httpd_cfg.keepalive_timeout;
         } else if (strcmp(a, "--send-timeout") == 0) {
             timeout = &httpd_cfg.send_timeout;
+        } else if (strcmp(a, "--body-timeout") == 0) {
+            timeout = &httpd_cfg.body_timeout;
         } else if (strcmp(a, "--drain-timeout") == 0) {
             timeout = &httpd_cfg.drain_timeout;
         } else {
@@ -289,6 +292,7 @@ int main(int argc, char **argv)
         .header_timeout = 10 * WEFT_SEC,
         .keepalive_timeout = 75 * WEFT_SEC,
         .send_timeout = 60 * WEFT_SEC,
+        .body_timeout = 60 * WEFT_SEC,
         .drain_timeout = 30 * WEFT_SEC,
         .max_body = 1024 * 1024,
         .file_cache_ttl = 1 * WEFT_SEC,

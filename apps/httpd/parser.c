@@ -79,6 +79,7 @@ void http_parser_init(http_parser *p)
     r->content_length = -1;
     r->chunked = 0;
     r->keep_alive = 1;
+    r->conn_close = 0;
 }
 
 static int method_code(const char *m, size_t n)
@@ -234,9 +235,9 @@ static void parse_connection(http_request *r, http_view v)
             i++;
         http_view tok = {v.p + b, i - b};
         if (http_view_eq(tok, "close"))
-            r->keep_alive = 0;
-        else if (http_view_eq(tok, "keep-alive") && r->version_minor == 0)
-            r->keep_alive = 1;
+            r->keep_alive = 0, r->conn_close = 1;
+        else if (http_view_eq(tok, "keep-alive") && r->version_minor == 0 && !r->conn_close)
+            r->keep_alive = 1; /* "close" anywhere, before or after, wins (RFC 9112 9.6) */
     }
 }
 

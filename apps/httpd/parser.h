@@ -66,6 +66,7 @@ typedef struct http_request {
     int chunked;            /* Transfer-Encoding: chunked */
     int keep_alive;         /* after the response: 1.1 unless "close", 1.0 only with
                              * "keep-alive" */
+    int conn_close;         /* a "close" token was seen: no "keep-alive" undoes it */
     http_view host;         /* Host field (len 0 when absent) */
 } http_request;
 

@@ -34,7 +34,8 @@ ln -s ../secret.txt "$root/link_out"
 ln -s small.txt "$root/link_in"
 echo spaced >"$root/sub dir/f.txt"
 
-"$BIN" --port 0 --workers 2 --header-timeout 1 --autoindex --access-log "$TMP/access.log" \
+"$BIN" --port 0 --workers 2 --header-timeout 1 --body-timeout 1 --autoindex \
+    --access-log "$TMP/access.log" \
     --debug-port 0 "$root" >"$TMP/out" 2>"$TMP/err" &
 PID=$!
 PORT= DPORT=
@@ -116,6 +117,19 @@ expect 304 "If-Modified-Since as rfc850-date" /small.txt -H "If-Modified-Since: 
 expect 304 "If-Modified-Since as asctime-date" /small.txt -H "If-Modified-Since: $(sed -n 2p <<<"$lm_forms")"
 # A date later than the server's clock is invalid and the condition ignored (13.1.3).
 expect 200 "If-Modified-Since in the future" /small.txt -H "If-Modified-Since: Fri, 01 Jan 2100 00:00:00 GMT"
+# A list on two lines is one list (RFC 9110 5.3).
+expect 304 "If-None-Match over two lines" /small.txt -H 'If-None-Match: "x"' -H "If-None-Match: $etag"
+# If-Match (strong comparison) and If-Unmodified-Since: 412 when they fail (13.1.1, 13.1.4),
+# checked before the Range and the If-None-Match (13.2.2).
+expect 200 "If-Match" /small.txt -H "If-Match: $etag"
+expect 200 "If-Match *" /small.txt -H "If-Match: *"
+expect 412 "If-Match other" /small.txt -H 'If-Match: "nope"'
+expect 412 "If-Match weak" /small.txt -H "If-Match: W/$etag"
+expect 412 "If-Match other, with a Range" /small.txt -H 'If-Match: "nope"' -r 0-1
+expect 200 "If-Unmodified-Since" /small.txt -H "If-Unmodified-Since: $lm"
+expect 412 "If-Unmodified-Since old" /small.txt -H "If-Unmodified-Since: Sun, 06 Nov 1994 08:49:37 GMT"
+expect 200 "If-Unmodified-Since ignored beside If-Match" /small.txt -H "If-Match: $etag" \
+    -H "If-Unmodified-Since: Sun, 06 Nov 1994 08:49:37 GMT"
 
 # Errors.
 expect 404 "missing file" /nope.txt
@@ -132,6 +146,13 @@ expect 400 "%00" /small.txt%00 --path-as-is
 expect 403 "symlink out of the root" /link_out
 expect 200 "symlink inside the root" /link_in
 expect 200 "dot segments inside" /dir/../small.txt --path-as-is
+# Directory or not is decided on the decoded path: an escaped slash or a final dot segment
+# names the directory as a plain slash does.
+expect 404 "a file with an escaped slash after it" /small.txt%2F --path-as-is
+expect 404 "a file with an escaped dot segment after it" /small.txt/%2e --path-as-is
+expect 200 "a directory with an escaped slash" /dir%2F --path-as-is
+expect 200 "a directory with a final dot segment" /dir/. --path-as-is
+expect 200 "a directory with a final dot-dot segment" /dir/sub/.. --path-as-is
 
 # Directories.
 loc=$(curl -s -D - -o /dev/null "$URL/dir?q=1" | sed -n 's/^[Ll]ocation: *\([^\r]*\).*/\1/p')
@@ -243,6 +264,34 @@ check_raw 431 "too many headers" "GET / HTTP/1.1\r\nHost: t\r\n$many\r\n"
 got=$(raw 'GET /nope HTTP/1.1\r\nHost: t\r\n\r\nGET /small.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n')
 [[ "$got" == $'HTTP/1.1 404 Not Found '*$'\nHTTP/1.1 200 OK 12\nEOF' ]] && ok "404 keeps the connection" ||
     fail "404 keep-alive: $got"
+
+# Connection: "close" wins over a "keep-alive" beside it (RFC 9112 9.6).
+got=$(raw 'GET /small.txt HTTP/1.0\r\nConnection: close, keep-alive\r\n\r\n')
+[ "$got" = $'HTTP/1.1 200 OK 12\nEOF' ] && ok "close wins over keep-alive" || fail "close, keep-alive: $got"
+# An absolute-form target with an empty path is the root (RFC 9110 4.2.3), not a redirect.
+got=$(raw 'GET http://t HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n')
+[[ "$got" == $'HTTP/1.1 200 OK '*$'\nEOF' ]] && ok "absolute form, empty path: the root" ||
+    fail "absolute form, empty path: $got"
+# A chunked body behind a head that fills the whole 16 KiB input buffer: no room is left to
+# read the chunks through, so the head was too large (431), not the body (413).
+full=$(python3 -c '
+h = b"POST /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+h += b"X-A: " + b"a" * 6000 + b"\r\n" + b"X-B: " + b"b" * 6000 + b"\r\n"
+h += b"X-C: " + b"c" * (16384 - len(h) - 9) + b"\r\n\r\n"
+assert len(h) == 16384
+print((h + b"3\r\nabc\r\n0\r\n\r\n").hex())')
+got=$($RAW "$PORT" send "$full" | tr '\n' '|')
+case "$got" in
+"HTTP/1.1 431 "*"|EOF|") ok "a head filling the buffer before a chunked body: 431" ;;
+*) fail "a full head before a chunked body: $got" ;;
+esac
+# A body trickled a byte at a time is bounded as a whole by --body-timeout (1 s here): the
+# connection closes, where a deadline per read would keep it open for ever.
+got=$($RAW "$PORT" trickle 20)
+case "$got" in
+"closed after "*) ok "trickled body: $got" ;;
+*) fail "trickled body: $got" ;;
+esac
 
 # The header timeout: 408, then close.
 got=$($RAW "$PORT" partial "$(hex 'GET / HTTP/1.1\r\nHost: t\r\n')")

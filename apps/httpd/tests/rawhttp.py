@@ -9,7 +9,11 @@
                                      rest; print "complete" if SIZE body bytes arrived
   rawhttp.py PORT abort PATH         GET PATH with a small receive buffer, read a little and
                                      reset the connection; print "aborted"
+  rawhttp.py PORT trickle SECONDS    a GET whose 1000-byte body comes a byte every 0.2 s; print
+                                     "closed after N bytes" once the server closes, or "still
+                                     open" after SECONDS
 """
+import time
 import os
 import signal
 import socket
@@ -98,6 +102,25 @@ def main():
             print(status, len(body))
         if eof:
             print("EOF")
+    elif cmd == "trickle":
+        sock.sendall(b"GET /small.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n")
+        end = time.monotonic() + float(sys.argv[3])
+        sent = 0
+        try:
+            while time.monotonic() < end and sent < 1000:
+                sock.sendall(b"x")
+                sent += 1
+                sock.settimeout(0.2)
+                try:
+                    if not sock.recv(65536):
+                        print(f"closed after {sent} bytes")
+                        return
+                except socket.timeout:
+                    pass
+        except (BrokenPipeError, ConnectionResetError):
+            print(f"closed after {sent} bytes")
+            return
+        print("still open")
     elif cmd == "partial":
         sock.sendall(bytes.fromhex(sys.argv[3]))
         data = sock.recv(65536)

@@ -349,6 +349,13 @@ Test(httpd_files, normalize)
     norm_is("/caf%C3%A9", "/caf\xc3\xa9");
     norm_is("/a%20b", "/a b");
     norm_is("/..a/b..", "/..a/b..");
+    /* A directory is named by the decoded bytes: an escaped final slash or dot segment
+     * keeps the trailing '/' as the plain one does. */
+    norm_is("/a%2F", "/a/");
+    norm_is("/a/%2e", "/a/");
+    norm_is("/a/b/%2E%2e", "/a/");
+    norm_is("/a/.b", "/a/.b");
+    norm_is("/a/b.", "/a/b.");
     norm_fails("/..", -400);
     norm_fails("/../etc/passwd", -400);
     norm_fails("/a/../../etc", -400);
@@ -407,7 +414,7 @@ Test(httpd_files, validators)
 {
     const char *etag = "\"5f-10\"";
     size_t el = strlen(etag);
-#define INM(s) httpd_etag_match((http_view){(s), strlen(s)}, etag, el)
+#define INM(s) httpd_etag_match((http_view){(s), strlen(s)}, etag, el, 0)
     cr_assert(INM("\"5f-10\""));
     cr_assert(INM("W/\"5f-10\""));
     cr_assert(INM("\"x\", \"5f-10\""));
@@ -415,6 +422,14 @@ Test(httpd_files, validators)
     cr_assert(!INM("\"5f-11\""));
     cr_assert(!INM("5f-10"));
 #undef INM
+    /* If-Match's strong comparison: a weak tag never matches, "*" does. */
+#define IM(s) httpd_etag_match((http_view){(s), strlen(s)}, etag, el, 1)
+    cr_assert(IM("\"5f-10\""));
+    cr_assert(!IM("W/\"5f-10\""));
+    cr_assert(IM("W/\"5f-10\", \"5f-10\""));
+    cr_assert(IM("*"));
+    cr_assert(!IM("\"x\""));
+#undef IM
     char d[32];
     cr_assert_eq(httpd_http_date(784111777, d, sizeof d), 29);
     cr_assert_str_eq(d, "Sun, 06 Nov 1994 08:49:37 GMT");
