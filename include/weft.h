@@ -788,7 +788,10 @@ WEFT_API void weft_future_destroy(weft_future *f);
 WEFT_API int weft_await(weft_future *f, void **value, int64_t deadline);
 
 /* A timer future: completes with status 0 once `deadline` has passed. The first leaf future.
- * `*out` is owned by the caller (weft_future_destroy). Returns 0, -ENOMEM, -EPERM outside a
+ * `*out` is owned by the caller (weft_future_destroy). It belongs to the worker that created
+ * it (its timer is on that worker's heap): polled by a task of another worker it completes
+ * with -EPERM, and once polled it must be destroyed on its own worker (elsewhere it is
+ * leaked, with a warning, rather than touched). Returns 0, -ENOMEM, -EPERM outside a
  * runtime. Runtime thread only. */
 WEFT_API int weft_timer_future(weft_future **out, int64_t deadline);
 
@@ -815,11 +818,14 @@ WEFT_API int weft_promise_reject(weft_promise *p, int err);
 
 /* Combinators. Each returns a new future owned by the caller, borrowing the `n` futures in
  * `fs` (the array is copied; the futures must outlive the combinator, and stay owned by the
- * caller). All return 0, -EINVAL (n == 0, NULL entries), -ENOMEM.
+ * caller). All return 0, -EINVAL (n == 0, NULL entries), -ENOMEM, -EPERM outside a runtime
+ * (the combinator is made on the calling worker).
  * first: completes when any child completes, with status = the child's index and value = the
  *   child's value (read the child's own status from the child).
  * all: completes when every child has completed, with status 0 and value NULL.
- * timeout: completes as `f` does, or with -ETIMEDOUT once `deadline` passes. */
+ * timeout: completes as `f` does, or with -ETIMEDOUT once `deadline` passes; like a timer
+ * future it belongs to the worker that made it (another worker's poll completes it with
+ * -EPERM; destroyed elsewhere once polled, it is leaked with a warning). */
 WEFT_API int weft_future_first(weft_future **out, weft_future *const *fs, size_t n);
 WEFT_API int weft_future_all(weft_future **out, weft_future *const *fs, size_t n);
 WEFT_API int weft_future_timeout(weft_future **out, weft_future *f, int64_t deadline);

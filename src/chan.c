@@ -208,8 +208,11 @@ static inline __attribute__((always_inline)) chan_waiter *take_live(weft__list *
  * waiter is parked (its park released the lock after marking it so), or about to take the
  * lock to look at its outcome. A plain send's or receive's waiter (`plain`) is also
  * counted out of the channel's waiters here, and `fired` = 2 (release) is the last touch of
- * its done record and node: such a waiter that sees it returns without the lock (its frame
- * may go at once), so the wake uses a copy of the waker. */
+ * its done record, its node AND its task: such a waiter that sees it returns without the
+ * lock, and may then finish, and its runtime end and free its task records (a waiter woken
+ * by its deadline or a cancel, a completer on another thread or runtime). So the wake comes
+ * first; a waiter it resumes before the store finds `fired` at 1 and takes the lock, which
+ * we hold until the store is done. */
 static inline __attribute__((always_inline)) void complete(weft__worker *self, weft_chan *c,
                                                            chan_waiter *wt, int result)
 {
@@ -218,16 +221,16 @@ static inline __attribute__((always_inline)) void complete(weft__worker *self, w
     d->index = wt->index;
     d->result = result;
     weft_waker wk = d->waker;
+    if (wk.task) {
+        if (self)
+            weft__wake_from(self, wk.task, wk.epoch);
+        else
+            weft__wake(wk.task, wk.epoch);
+    }
     if (d->plain) {
         c->nwaiters--;
         atomic_store_explicit(&d->fired, 2, memory_order_release);
     }
-    if (!wk.task)
-        return;
-    if (self)
-        weft__wake_from(self, wk.task, wk.epoch);
-    else
-        weft__wake(wk.task, wk.epoch);
 }
 
 /* Side-effect-free readiness, for select's uniform choice. */

@@ -92,6 +92,7 @@ static bool inner_wait(int kind)
 }
 
 typedef struct verdict {
+    const weft__runtime *rt;
     size_t nlive;
     bool outside; /* some task can be ended from outside, or is not parked */
 } verdict;
@@ -112,11 +113,13 @@ static void judge(weft_task *t, void *arg)
         v->outside = true;
         return;
     }
-    /* A lock held by a thread outside the runtime (its stand-in has no worker): that thread
-     * may let go of it at any time. (Every worker sleeps: the waiter, and so the lock, stay.) */
+    /* A lock held from outside the runtime: by a plain thread (its stand-in has no worker)
+     * or by a task of another runtime, either of which may let go of it at any time. (Every
+     * worker of ours sleeps: the waiter, and so the lock and its holder's record, stay.) */
     if (kind == WEFT__WAIT_MUTEX || kind == WEFT__WAIT_RWLOCK_RD || kind == WEFT__WAIT_RWLOCK_WR) {
         const weft_task *owner = weft__sync_owner(what);
-        if (owner && !__atomic_load_n(&owner->worker, __ATOMIC_RELAXED))
+        const weft__worker *ow = owner ? __atomic_load_n(&owner->worker, __ATOMIC_RELAXED) : NULL;
+        if (owner && (!ow || ow->rt != v->rt))
             v->outside = true;
     }
 }
@@ -156,7 +159,7 @@ void weft__deadlock_after(weft__worker *w)
         if (ran == w->deadlock.resumes_seen &&
             !atomic_load_explicit(&rt->foreign, memory_order_relaxed) &&
             !weft__runtime_held_outside(rt)) {
-            verdict v = {0, false};
+            verdict v = {rt, 0, false};
             weft__task_each(rt, judge, &v);
             deadlock = v.nlive && !v.outside;
         }

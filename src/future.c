@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "log.h"
 #include "scheduler.h"
 #include "timer.h"
 #include "util/spinlock.h"
@@ -89,9 +90,30 @@ typedef struct timer_future {
     int64_t deadline;
 } timer_future;
 
+/* Whether the calling thread may touch w's timer heap: only w's own thread may (another
+ * worker's poll or drop would corrupt it, unlocked). */
+static bool on_own_worker(const weft__worker *w)
+{
+    return weft__worker_current() == w;
+}
+
+/* A timer future or a timeout dropped away from its worker: leaked, with a warning, rather
+ * than its timer unlinked from another thread's heap. */
+static void leak_foreign(weft__worker *w, const char *what)
+{
+    weft__logf(w->rt, WEFT_LOG_WARN,
+               "weft: a %s destroyed outside its worker's thread: leaked rather than touched "
+               "there\n",
+               what);
+}
+
 static int timer_poll(weft_future *self, weft_context *cx)
 {
     timer_future *tf = (timer_future *)self;
+    if (!on_own_worker(tf->w)) {
+        weft_future_complete(self, -EPERM, NULL);
+        return WEFT_READY;
+    }
     if (tf->w->now >= tf->deadline) {
         weft__timer_stop(tf->w, &tf->timer);
         weft_future_complete(self, 0, NULL);
@@ -109,6 +131,10 @@ static int timer_poll(weft_future *self, weft_context *cx)
 static void timer_drop(weft_future *self)
 {
     timer_future *tf = (timer_future *)self;
+    if (tf->timer.index && !on_own_worker(tf->w)) {
+        leak_foreign(tf->w, "weft_timer_future");
+        return;
+    }
     weft__timer_stop(tf->w, &tf->timer);
     weft__free(tf->w, tf);
 }
@@ -222,8 +248,12 @@ static int settle(weft_promise *p, int status, void *value)
     p->value = value;
     weft_waker wk = p->waiter;
     p->waiter = (weft_waker){NULL, 0};
+    /* Woken under the lock: an awaiter that gave up (its deadline, a cancel) makes one last
+     * poll, which takes the lock; once it sees `settled` it may finish, and its runtime end
+     * and free the task record the waker names. The lock makes the wake happen before that
+     * (a promise may be settled from any thread or runtime). */
+    weft_waker_wake(wk);
     weft__spin_unlock(&p->lock);
-    weft_waker_wake(wk); /* a task record, not the promise: safe after the unlock */
     return 0;
 }
 
@@ -279,6 +309,10 @@ static int all_poll(weft_future *self, weft_context *cx)
 static int timeout_poll(weft_future *self, weft_context *cx)
 {
     combo_future *c = (combo_future *)self;
+    if (!on_own_worker(c->w)) {
+        weft_future_complete(self, -EPERM, NULL);
+        return WEFT_READY;
+    }
     if (weft_future_poll(c->fs[0], cx) == WEFT_READY) {
         weft__timer_stop(c->w, &c->timer);
         weft_future_complete(self, c->fs[0]->status, c->fs[0]->value);
@@ -301,6 +335,10 @@ static int timeout_poll(weft_future *self, weft_context *cx)
 static void combo_drop(weft_future *self)
 {
     combo_future *c = (combo_future *)self;
+    if (c->timer.index && !on_own_worker(c->w)) { /* only a timeout arms one */
+        leak_foreign(c->w, "weft_future_timeout");
+        return;
+    }
     weft__timer_stop(c->w, &c->timer);
     weft__free(c->w, c);
 }

@@ -436,6 +436,56 @@ Test(dump, a_lock_held_by_a_thread_outside_is_not_a_deadlock)
     run_main_cfg(&c, thread_lock_main, NULL);
 }
 
+/* The same lock held by a task of another runtime (found by a cross-runtime probe: the
+ * holder's record has a worker, so it counted as one of ours, and the check ended the
+ * process while the other runtime was about to let go). */
+static weft_mutex rt_held_mu = WEFT_MUTEX_INIT;
+static atomic_int rt_held_taken;
+
+static void *other_runtime_holder(void *arg)
+{
+    (void)arg;
+    weft_mutex_lock(&rt_held_mu, WEFT_FOREVER);
+    atomic_store(&rt_held_taken, 1);
+    weft_sleep(1500 * WEFT_MSEC); /* past the grace period */
+    weft_mutex_unlock(&rt_held_mu);
+    return NULL;
+}
+
+static void *other_runtime_thread(void *arg)
+{
+    (void)arg;
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 1;
+    c.deadlock = WEFT_DEADLOCK_OFF;
+    return (void *)(intptr_t)weft_run(&c, other_runtime_holder, NULL, NULL);
+}
+
+static void *other_runtime_lock_main(void *arg)
+{
+    (void)arg;
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, other_runtime_thread, NULL), 0);
+    while (!atomic_load(&rt_held_taken))
+        weft_sleep(WEFT_MSEC);
+    cr_assert_eq(weft_mutex_lock(&rt_held_mu, WEFT_FOREVER), 0, "parked on the other's lock");
+    cr_assert_eq(weft_mutex_unlock(&rt_held_mu), 0);
+    void *r;
+    pthread_join(th, &r);
+    cr_assert_eq((intptr_t)r, 0);
+    return NULL;
+}
+
+Test(dump, a_lock_held_by_a_task_of_another_runtime_is_not_a_deadlock)
+{
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 1;
+    c.deadlock = WEFT_DEADLOCK_EXIT; /* a wrong verdict would end this test's process */
+    run_main_cfg(&c, other_runtime_lock_main, NULL);
+}
+
 Test(dump, waits_on_the_outside_are_not_a_deadlock)
 {
     weft_config c;

@@ -1,5 +1,6 @@
 /* Futures: the timer future, await with deadlines, promises, the first/all/timeout
  * combinators, user-defined leaf futures, and stackless tasks. */
+#include <stdatomic.h>
 #include <string.h>
 
 #include "harness.h"
@@ -64,6 +65,86 @@ static void *promise_main(void *arg)
 Test(future, promise_resolved_and_rejected_by_other_tasks)
 {
     run_main(promise_main, NULL);
+}
+
+/* A timer future and a timeout belong to the worker that made them (their timers are on its
+ * heap): another worker's poll completes them with -EPERM and touches nothing, and one never
+ * polled at home may be destroyed anywhere. Before, the poll armed and stopped timers on the
+ * other worker's heap from this thread: a corrupted heap and a sleeper that never woke (a
+ * cross-runtime probe, in a loop of 2,000 such futures). */
+static weft_chan *tf_chan;
+static atomic_int tf_stop;
+
+static void *tf_sleeper(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&tf_stop))
+        cr_assert_eq(weft_sleep(10 * WEFT_USEC), 0);
+    return NULL;
+}
+
+typedef struct tf_pair {
+    weft_future *outer; /* awaited */
+    weft_future *inner; /* what a timeout borrows, or NULL */
+} tf_pair;
+
+static void *tf_awaiter(void *arg)
+{
+    (void)arg;
+    tf_pair pr;
+    int n = 0;
+    while (weft_chan_recv(tf_chan, &pr, WEFT_FOREVER) == 0) {
+        cr_assert_eq(weft_await(pr.outer, NULL, weft_deadline_in(WEFT_SEC)), -EPERM);
+        weft_future_destroy(pr.outer); /* never polled on its own worker: nothing armed */
+        if (pr.inner)
+            weft_future_destroy(pr.inner);
+        n++;
+    }
+    return (void *)(intptr_t)n;
+}
+
+static void *tf_main(void *arg)
+{
+    (void)arg;
+    atomic_store(&tf_stop, 0);
+    cr_assert_eq(weft_chan_create(&tf_chan, sizeof(tf_pair), 8), 0);
+    weft_task *s, *a;
+    cr_assert_eq(weft_spawn_on(0, &s, tf_sleeper, NULL, NULL), 0);
+    cr_assert_eq(weft_spawn_on(1, &a, tf_awaiter, NULL, NULL), 0);
+    enum { N = 500 };
+    for (int i = 0; i < N; i++) {
+        tf_pair pr = {NULL, NULL};
+        if (i % 2) { /* a timeout of a future that never completes, made here */
+            cr_assert_eq(weft_future_pending(&pr.inner), 0);
+            cr_assert_eq(weft_future_timeout(&pr.outer, pr.inner, weft_deadline_in(WEFT_MSEC)), 0);
+        } else {
+            cr_assert_eq(weft_timer_future(&pr.outer, weft_deadline_in((i % 7) * 10 * WEFT_USEC)),
+                         0);
+        }
+        cr_assert_eq(weft_chan_send(tf_chan, &pr, weft_deadline_in(10 * WEFT_SEC)), 0);
+    }
+    weft_chan_close(tf_chan);
+    void *n;
+    cr_assert_eq(weft_join(a, &n, weft_deadline_in(10 * WEFT_SEC)), 0);
+    cr_assert_eq((intptr_t)n, N);
+    atomic_store(&tf_stop, 1);
+    cr_assert_eq(weft_join(s, NULL, weft_deadline_in(10 * WEFT_SEC)), 0, "the sleeper still wakes");
+    weft_chan_release(tf_chan);
+    /* At home the same futures work, and their timers go with them. */
+    weft_future *f;
+    cr_assert_eq(weft_timer_future(&f, weft_deadline_in(WEFT_USEC)), 0);
+    cr_assert_eq(weft_await(f, NULL, weft_deadline_in(10 * WEFT_SEC)), 0);
+    weft_future_destroy(f);
+    return NULL;
+}
+
+Test(future, timer_futures_belong_to_their_worker, .timeout = 60)
+{
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 2;
+    c.mode = WEFT_MODE_SHARDED;
+    run_main_cfg(&c, tf_main, NULL);
 }
 
 static void *combinators_main(void *arg)
