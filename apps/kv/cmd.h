@@ -139,6 +139,12 @@ KV_DECL(cmd_hgetall);
 KV_DECL(cmd_hlen);
 KV_DECL(cmd_hexists);
 KV_DECL(cmd_hincrby);
+KV_DECL(cmd_hsetnx);
+KV_DECL(cmd_hmget);
+KV_DECL(cmd_hkeys);
+KV_DECL(cmd_hvals);
+KV_DECL(cmd_hstrlen);
+KV_DECL(cmd_hincrbyfloat);
 /* cmd_list.c */
 KV_DECL(cmd_lpush);
 KV_DECL(cmd_rpush);

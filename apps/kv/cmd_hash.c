@@ -1,7 +1,9 @@
-/* Hash commands: HSET, HGET, HDEL, HGETALL, HLEN, HEXISTS, HINCRBY. A hash is a dict of
- * kv_field records on its key's shard. */
+/* Hash commands: HSET HMSET HSETNX HGET HMGET HDEL HGETALL HKEYS HVALS HLEN HSTRLEN HEXISTS
+ * HINCRBY HINCRBYFLOAT. A hash is a dict of kv_field records on its key's shard; replies and
+ * errors, and their order, are Redis 7.0's. */
 #include <stdbool.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -206,4 +208,123 @@ void cmd_hincrby(kv_ctx *c)
         return;
     }
     reply_int(c->out, v);
+}
+
+void cmd_hsetnx(kv_ctx *c)
+{
+    int wrong;
+    kv_entry *e = get_hash(c, 1, &wrong);
+    if (!e)
+        return;
+    if (find_field(e, c->argv[2], c->argl[2])) {
+        reply_int(c->out, 0);
+        return;
+    }
+    if (hash_set(e, c->argv[2], c->argl[2], c->argv[3], c->argl[3]) < 0) {
+        db_delete_if_empty(c->db, e);
+        reply_error(c->out, "ERR out of memory");
+        return;
+    }
+    reply_int(c->out, 1);
+}
+
+void cmd_hmget(kv_ctx *c)
+{
+    int wrong;
+    kv_entry *e = get_hash(c, 0, &wrong);
+    if (wrong)
+        return;
+    reply_array(c->out, c->argc - 2);
+    for (int i = 2; i < c->argc; i++) {
+        kv_field *f = e ? find_field(e, c->argv[i], c->argl[i]) : NULL;
+        if (f)
+            reply_bulk(c->out, f->val->data, f->val->len);
+        else
+            reply_null(c->out);
+    }
+}
+
+static void add_name(dnode *n, void *arg)
+{
+    reply_bulk(arg, n->key, n->klen);
+}
+
+static void add_value(dnode *n, void *arg)
+{
+    kv_field *f = (kv_field *)n;
+    reply_bulk(arg, f->val->data, f->val->len);
+}
+
+/* HKEYS and HVALS: a plain array in RESP3 too (Redis's), in the dict's order. */
+static void reply_column(kv_ctx *c, dict_scan_fn add)
+{
+    int wrong;
+    kv_entry *e = get_hash(c, 0, &wrong);
+    if (wrong)
+        return;
+    reply_array(c->out, e ? (long long)e->v.hash->size : 0);
+    size_t cur = 0;
+    if (e)
+        do
+            cur = dict_scan(e->v.hash, cur, add, c->out);
+        while (cur);
+}
+
+void cmd_hkeys(kv_ctx *c)
+{
+    reply_column(c, add_name);
+}
+
+void cmd_hvals(kv_ctx *c)
+{
+    reply_column(c, add_value);
+}
+
+void cmd_hstrlen(kv_ctx *c)
+{
+    int wrong;
+    kv_entry *e = get_hash(c, 0, &wrong);
+    if (wrong)
+        return;
+    kv_field *f = e ? find_field(e, c->argv[2], c->argl[2]) : NULL;
+    reply_int(c->out, f ? (long long)f->val->len : 0);
+}
+
+/* HINCRBYFLOAT: Redis's checks in its order (the increment, its finiteness, the type, the
+ * field's value, the result), the result formatted as INCRBYFLOAT's. */
+void cmd_hincrbyfloat(kv_ctx *c)
+{
+    long double by, v = 0;
+    if (str_to_ld(c->argv[3], c->argl[3], &by) < 0) {
+        reply_error(c->out, ERR_NOTFLOAT);
+        return;
+    }
+    if (isnan(by) || isinf(by)) {
+        reply_error(c->out, "ERR value is NaN or Infinity");
+        return;
+    }
+    int wrong;
+    kv_entry *e = get_hash(c, 0, &wrong);
+    if (wrong)
+        return;
+    kv_field *f = e ? find_field(e, c->argv[2], c->argl[2]) : NULL;
+    if (f && str_to_ld(f->val->data, f->val->len, &v) < 0) {
+        reply_error(c->out, "ERR hash value is not a float");
+        return;
+    }
+    v += by;
+    if (isnan(v) || isinf(v)) {
+        reply_error(c->out, "ERR increment would produce NaN or Infinity");
+        return;
+    }
+    char buf[5120]; /* %.17Lf of LDBL_MAX: about 4,950 digits */
+    size_t n = ld_format(buf, sizeof buf, v);
+    if (!e && !(e = get_hash(c, 1, &wrong)))
+        return;
+    if (hash_set(e, c->argv[2], c->argl[2], buf, n) < 0) {
+        db_delete_if_empty(c->db, e);
+        reply_error(c->out, "ERR out of memory");
+        return;
+    }
+    reply_bulk(c->out, buf, n);
 }

@@ -71,6 +71,12 @@ const kv_command kv_commands[] = {
     {"hlen", 2, R | F, 1, 1, 1, cmd_hlen, NULL, "hash"},
     {"hexists", 3, R | F, 1, 1, 1, cmd_hexists, NULL, "hash"},
     {"hincrby", 4, W | M | F, 1, 1, 1, cmd_hincrby, NULL, "hash"},
+    {"hsetnx", 4, W | M | F, 1, 1, 1, cmd_hsetnx, NULL, "hash"},
+    {"hmget", -3, R | F, 1, 1, 1, cmd_hmget, NULL, "hash"},
+    {"hkeys", 2, R, 1, 1, 1, cmd_hkeys, NULL, "hash"},
+    {"hvals", 2, R, 1, 1, 1, cmd_hvals, NULL, "hash"},
+    {"hstrlen", 3, R | F, 1, 1, 1, cmd_hstrlen, NULL, "hash"},
+    {"hincrbyfloat", 4, W | M | F, 1, 1, 1, cmd_hincrbyfloat, NULL, "hash"},
     /* lists */
     {"lpush", -3, W | M | F, 1, 1, 1, cmd_lpush, NULL, "list"},
     {"rpush", -3, W | M | F, 1, 1, 1, cmd_rpush, NULL, "list"},
@@ -138,7 +144,7 @@ const kv_command kv_commands[] = {
 const size_t kv_ncommands = sizeof kv_commands / sizeof kv_commands[0];
 
 /* An open-addressing index of the table by lower-case name, built once by kv_commands_init
- * before the workers start and only read afterwards. 256 slots for ~90 names: short probes. */
+ * before the workers start and only read afterwards. 256 slots for ~130 names: short probes. */
 #define INDEX_SLOTS 256
 static const kv_command *cmd_index[INDEX_SLOTS];
 

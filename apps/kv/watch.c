@@ -186,8 +186,8 @@ static int changed_nothing(kv_db *db, const kv_command *cmd, const kv_ctx *c, co
     if (p == cmd_lpop || p == cmd_rpop || p == cmd_spop || p == cmd_zpopmin || p == cmd_zpopmax)
         return null || empty;
     if (p == cmd_expire || p == cmd_pexpire || p == cmd_expireat || p == cmd_pexpireat ||
-        p == cmd_persist || p == cmd_setnx || p == cmd_msetnx || p == cmd_hdel ||
-        p == cmd_srem || p == cmd_zrem || p == cmd_sadd)
+        p == cmd_persist || p == cmd_setnx || p == cmd_msetnx || p == cmd_hdel || p == cmd_srem ||
+        p == cmd_zrem || p == cmd_sadd || p == cmd_hsetnx)
         return zero;
     if (p == cmd_setrange) /* an empty value changes nothing, nor creates the key */
         return c->argl[3] == 0;

@@ -42,7 +42,7 @@ def norm(cmd, r):
     name = cmd[0].lower()
     if name in ("ttl", "pttl") and isinstance(r, bytes) and r.startswith(b":"):
         v = int(r[1:]); return b":" + (b"pos" if v > 0 else str(v).encode())
-    if name in ("keys", "smembers") and isinstance(r, list):
+    if name in ("keys", "smembers", "hkeys", "hvals") and isinstance(r, list):
         return [r[0]] + sorted(r[1:])
     if name == "spop" and len(cmd) == 3 and isinstance(r, list):  # all of a set: any order
         return [r[0]] + sorted(r[1:])
@@ -154,6 +154,26 @@ def edge_cases():
     ]:
         s.append(tuple(line.split()))
     return s
+
+def more_hashes():
+    """HMGET HKEYS HVALS HSETNX HSTRLEN HINCRBYFLOAT: missing keys and fields, wrong types,
+    arities, bad and non-finite increments, values that are not floats."""
+    L = lambda line: tuple(line.split())
+    return [L(x) for x in [
+        "HSET hx a 1 b 2.5 c xyz", "HMGET hx a nope c", "HMGET nope a b", "HMGET hx", "HMGET sm a",
+        "HKEYS hx", "HKEYS nope", "HKEYS sm", "HKEYS", "HKEYS hx x", "HVALS hx", "HVALS nope",
+        "HVALS sm", "HVALS", "HSETNX hx a 9", "HSETNX hx d 9", "HGET hx d", "HSETNX hn f v",
+        "HGETALL hn", "HSETNX sm f v", "HSETNX hx d", "HSTRLEN hx c", "HSTRLEN hx nope",
+        "HSTRLEN nope f", "HSTRLEN sm f", "HSTRLEN hx", "HINCRBYFLOAT hx a 1.5",
+        "HINCRBYFLOAT hx b -0.5", "HINCRBYFLOAT hx b 1e3", "HINCRBYFLOAT hx c 1",
+        "HINCRBYFLOAT hx new 3.0e2", "HINCRBYFLOAT hx a x", "HINCRBYFLOAT hx a inf",
+        "HINCRBYFLOAT hx a -inf", "HINCRBYFLOAT hx a nan", "HINCRBYFLOAT hx a 1e400",
+        "HINCRBYFLOAT hx a", "HINCRBYFLOAT sm a 1", "HINCRBYFLOAT nope2 f 0.1", "HGETALL nope2",
+        "HINCRBYFLOAT hx a 0x10", "HINCRBYFLOAT hx a 1.", "HSET hx big 1e308",
+        "HINCRBYFLOAT hx big 1e308", "HINCRBYFLOAT hx big -1e308", "HINCRBYFLOAT hx a -2",
+        "HINCRBYFLOAT hx a 0.1", "HSET hx sp 1x", "HINCRBYFLOAT hx sp 1", "HMGET hx a b new big",
+        "HSETNX nope3 f v", "DEL hx hn nope2 nope3",
+    ]]
 
 def transactions():
     """MULTI/EXEC/DISCARD/WATCH on one connection: the errors and their order, what fails a
@@ -369,6 +389,7 @@ def script(rng):
         ("ZMSCORE", "zr"), ("SADD", "sm", "a", "b"), ("SMISMEMBER", "sm", "a", "x", "b"),
         ("SMISMEMBER", "nope", "a"), ("SMISMEMBER", "zr", "a"), ("SMISMEMBER", "sm"),
     ]
+    s += more_hashes()
     s += edge_cases()
     s += transactions()
     keys = ["k%d" % i for i in range(12)]
@@ -392,6 +413,8 @@ def script(rng):
             ("SMEMBERS", k), ("SPOP", k, "100"), ("ZADD", k, v if v[0] != "x" else "1.5", v),
             ("ZINCRBY", k, "0.25", v), ("ZSCORE", k, v), ("ZRANGE", k, "0", "-1", "WITHSCORES"),
             ("ZPOPMIN", k), ("ZPOPMAX", k, "2"), ("ZREM", k, v), ("ZCARD", k),
+            ("HSETNX", k, v, v), ("HMGET", k, v, "x1"), ("HINCRBYFLOAT", k, v, "0.5"),
+            ("HSTRLEN", k, v), ("HKEYS", k), ("HVALS", k),
         ]))
         if out is s:
             s.append(cmd)
