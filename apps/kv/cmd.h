@@ -154,6 +154,13 @@ KV_DECL(cmd_llen);
 KV_DECL(cmd_lrange);
 KV_DECL(multi_blpop);
 KV_DECL(multi_brpop);
+/* cmd_list_index.c */
+KV_DECL(cmd_lindex);
+KV_DECL(cmd_lset);
+KV_DECL(cmd_linsert);
+KV_DECL(cmd_lrem);
+KV_DECL(cmd_ltrim);
+KV_DECL(cmd_lpos);
 /* cmd_set.c */
 KV_DECL(cmd_sadd);
 KV_DECL(cmd_srem);

@@ -84,6 +84,12 @@ const kv_command kv_commands[] = {
     {"rpop", -2, W | F, 1, 1, 1, cmd_rpop, NULL, "list"},
     {"llen", 2, R | F, 1, 1, 1, cmd_llen, NULL, "list"},
     {"lrange", 4, R, 1, 1, 1, cmd_lrange, NULL, "list"},
+    {"lindex", 3, R, 1, 1, 1, cmd_lindex, NULL, "list"},
+    {"lset", 4, W | M, 1, 1, 1, cmd_lset, NULL, "list"},
+    {"linsert", 5, W | M, 1, 1, 1, cmd_linsert, NULL, "list"},
+    {"lrem", 4, W, 1, 1, 1, cmd_lrem, NULL, "list"},
+    {"ltrim", 4, W, 1, 1, 1, cmd_ltrim, NULL, "list"},
+    {"lpos", -3, R, 1, 1, 1, cmd_lpos, NULL, "list"},
     {"blpop", -3, W | B | X, 1, -2, 1, NULL, multi_blpop, "list"},
     {"brpop", -3, W | B | X, 1, -2, 1, NULL, multi_brpop, "list"},
     /* sets */

@@ -319,6 +319,39 @@ kv_blob *list_at(const kv_list *l, size_t i)
     return l->items[(l->head + i) % l->cap];
 }
 
+kv_blob **list_ref(kv_list *l, size_t i)
+{
+    return &l->items[(l->head + i) % l->cap];
+}
+
+void list_cut(kv_list *l, size_t front, size_t back)
+{
+    l->head = l->len == front + back ? 0 : (l->head + front) % l->cap;
+    l->len -= front + back;
+}
+
+int list_insert(kv_list *l, size_t i, const char *p, size_t n)
+{
+    /* Pushed at the nearer end, then moved into place: the shorter side shifts by one. */
+    int left = i < l->len / 2;
+    if (list_push(l, p, n, left) < 0)
+        return -1;
+    if (left) { /* now at 0: move it up to i */
+        for (size_t k = 0; k < i; k++) {
+            kv_blob *t = *list_ref(l, k);
+            *list_ref(l, k) = *list_ref(l, k + 1);
+            *list_ref(l, k + 1) = t;
+        }
+    } else { /* now at len - 1: move it down to i */
+        for (size_t k = l->len - 1; k > i; k--) {
+            kv_blob *t = *list_ref(l, k);
+            *list_ref(l, k) = *list_ref(l, k - 1);
+            *list_ref(l, k - 1) = t;
+        }
+    }
+    return 0;
+}
+
 void db_signal_key(kv_db *db, const char *key, size_t klen)
 {
     if (db->blocking.size == 0)

@@ -133,6 +133,13 @@ int db_str_resize(kv_entry *e, size_t n);
 int list_push(kv_list *l, const char *p, size_t n, int left); /* 0 or -1 */
 kv_blob *list_pop(kv_list *l, int left);                      /* the caller kv_frees it */
 kv_blob *list_at(const kv_list *l, size_t i);
+/* The slot of element i (i < len): LSET and LREM replace or move the pointer in place. */
+kv_blob **list_ref(kv_list *l, size_t i);
+/* Forgets `front` elements at the head and `back` at the tail, without freeing them (the
+ * caller has, or has moved them): LTRIM, LREM. */
+void list_cut(kv_list *l, size_t front, size_t back);
+/* Inserts a copy of p[0 .. n) before element i (i == len: at the end). 0 or -1. */
+int list_insert(kv_list *l, size_t i, const char *p, size_t n);
 /* Marks key ready when clients are blocked on it: the command that pushed to it serves them
  * once it ends (kv_run_proc, kv_block_serve). */
 void db_signal_key(kv_db *db, const char *key, size_t klen);

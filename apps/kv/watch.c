@@ -187,8 +187,10 @@ static int changed_nothing(kv_db *db, const kv_command *cmd, const kv_ctx *c, co
         return null || empty;
     if (p == cmd_expire || p == cmd_pexpire || p == cmd_expireat || p == cmd_pexpireat ||
         p == cmd_persist || p == cmd_setnx || p == cmd_msetnx || p == cmd_hdel || p == cmd_srem ||
-        p == cmd_zrem || p == cmd_sadd || p == cmd_hsetnx)
+        p == cmd_zrem || p == cmd_sadd || p == cmd_hsetnx || p == cmd_lrem)
         return zero;
+    if (p == cmd_linsert) /* 0: no key; -1: no pivot */
+        return zero || (r[0] == ':' && r[1] == '-');
     if (p == cmd_setrange) /* an empty value changes nothing, nor creates the key */
         return c->argl[3] == 0;
     if (p == cmd_rename) /* onto itself: nothing moves */

@@ -175,6 +175,41 @@ def more_hashes():
         "HSETNX nope3 f v", "DEL hx hn nope2 nope3",
     ]]
 
+def more_lists():
+    """LINDEX LSET LINSERT LREM LTRIM LPOS: indexes at and past both ends, bad integers,
+    missing keys and pivots, wrong types, arities, the options of LPOS and their errors, and
+    lists emptied (deleted)."""
+    L = lambda line: tuple(line.split())
+    return [L(x) for x in [
+        "RPUSH lx a b c a b c a", "LINDEX lx 0", "LINDEX lx -1", "LINDEX lx 6", "LINDEX lx 7",
+        "LINDEX lx -7", "LINDEX lx -8", "LINDEX lx x", "LINDEX nope x", "LINDEX nope 0",
+        "LINDEX hx x", "LINDEX sm 0", "LINDEX lx", "LINDEX lx 9223372036854775808",
+        "LSET lx 1 B", "LSET lx -1 Z", "LSET lx 7 q", "LSET lx -8 q", "LSET lx x q",
+        "LSET nope 0 q", "LSET nope x q", "LSET sm 0 q", "LSET sm x q", "LSET lx 0",
+        "LRANGE lx 0 -1", "LINSERT lx BEFORE a X", "LINSERT lx after Z Y", "LINSERT lx AFTER c M",
+        "LINSERT lx before nope q", "LINSERT lx middle a q", "LINSERT nope BEFORE a q",
+        "LINSERT nope middle a q", "LINSERT sm BEFORE a q", "LINSERT lx BEFORE a",
+        "LRANGE lx 0 -1", "LPOS lx a", "LPOS lx a RANK 2", "LPOS lx a RANK -1",
+        "LPOS lx a RANK -2", "LPOS lx a RANK 9", "LPOS lx a COUNT 0", "LPOS lx a COUNT 2",
+        "LPOS lx a COUNT 2 RANK -1", "LPOS lx a RANK 2 COUNT 0 MAXLEN 5", "LPOS lx a MAXLEN 1",
+        "LPOS lx a MAXLEN 2", "LPOS lx nope", "LPOS lx nope COUNT 3", "LPOS nope a",
+        "LPOS nope a COUNT 1", "LPOS sm a", "LPOS lx a RANK 0", "LPOS lx a RANK x",
+        "LPOS lx a RANK -9223372036854775808", "LPOS lx a RANK -9223372036854775807",
+        "LPOS lx a COUNT -1", "LPOS lx a COUNT x", "LPOS lx a MAXLEN -1", "LPOS lx a MAXLEN x",
+        "LPOS lx a RANK", "LPOS lx a FOO 1", "LPOS lx a COUNT", "LPOS nope a RANK 0",
+        "LPOS nope a FOO", "LPOS sm a RANK 0", "LPOS lx", "LREM lx 1 a", "LRANGE lx 0 -1",
+        "LREM lx -1 c", "LRANGE lx 0 -1", "LREM lx 0 b", "LRANGE lx 0 -1", "LREM lx 5 nope",
+        "LREM lx x a", "LREM nope x a", "LREM nope 1 a", "LREM sm 1 a", "LREM sm x a",
+        "LREM lx 1", "RPUSH lr a a b a", "LREM lr -2 a", "LRANGE lr 0 -1", "LREM lr 0 a",
+        "LREM lr 0 b", "EXISTS lr", "RPUSH lt 0 1 2 3 4 5 6 7 8 9", "LTRIM lt 1 -2",
+        "LRANGE lt 0 -1", "LTRIM lt -3 100", "LRANGE lt 0 -1", "LTRIM lt -100 1",
+        "LRANGE lt 0 -1", "LTRIM lt x 1", "LTRIM lt 0 x", "LTRIM nope 0 1", "LTRIM nope x 1",
+        "LTRIM sm 0 1", "LTRIM sm x 1", "LTRIM lt 0", "LTRIM lt 1 0", "EXISTS lt",
+        "RPUSH lt a b c", "LTRIM lt 5 10", "EXISTS lt", "RPUSH lt a b c", "LTRIM lt -1 -2",
+        "EXISTS lt", "RPUSH lt a b c", "LTRIM lt 0 0", "LRANGE lt 0 -1", "LINSERT lt AFTER a b",
+        "LINSERT lt BEFORE a z", "LRANGE lt 0 -1", "DEL lx lt",
+    ]]
+
 def transactions():
     """MULTI/EXEC/DISCARD/WATCH on one connection: the errors and their order, what fails a
     transaction (EXECABORT) and what does not, runtime errors as elements, commands over
@@ -390,6 +425,7 @@ def script(rng):
         ("SMISMEMBER", "nope", "a"), ("SMISMEMBER", "zr", "a"), ("SMISMEMBER", "sm"),
     ]
     s += more_hashes()
+    s += more_lists()
     s += edge_cases()
     s += transactions()
     keys = ["k%d" % i for i in range(12)]
@@ -415,6 +451,10 @@ def script(rng):
             ("ZPOPMIN", k), ("ZPOPMAX", k, "2"), ("ZREM", k, v), ("ZCARD", k),
             ("HSETNX", k, v, v), ("HMGET", k, v, "x1"), ("HINCRBYFLOAT", k, v, "0.5"),
             ("HSTRLEN", k, v), ("HKEYS", k), ("HVALS", k),
+            ("LINDEX", k, rng.choice(["0", "-1", "2", "x"])), ("LSET", k, "-1", v),
+            ("LREM", k, rng.choice(["0", "1", "-2"]), v), ("LTRIM", k, "1", "-1"),
+            ("LINSERT", k, rng.choice(["BEFORE", "AFTER"]), v, v + "i"), ("LPOS", k, v),
+            ("LPOS", k, v, "RANK", "-1", "COUNT", "0"),
         ]))
         if out is s:
             s.append(cmd)
