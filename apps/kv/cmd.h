@@ -161,6 +161,11 @@ KV_DECL(cmd_linsert);
 KV_DECL(cmd_lrem);
 KV_DECL(cmd_ltrim);
 KV_DECL(cmd_lpos);
+/* cmd_lmove.c */
+KV_DECL(cmd_rpoplpush);
+KV_DECL(cmd_lmove);
+KV_DECL(multi_rpoplpush);
+KV_DECL(multi_lmove);
 /* cmd_set.c */
 KV_DECL(cmd_sadd);
 KV_DECL(cmd_srem);

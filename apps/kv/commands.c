@@ -90,6 +90,8 @@ const kv_command kv_commands[] = {
     {"lrem", 4, W, 1, 1, 1, cmd_lrem, NULL, "list"},
     {"ltrim", 4, W, 1, 1, 1, cmd_ltrim, NULL, "list"},
     {"lpos", -3, R, 1, 1, 1, cmd_lpos, NULL, "list"},
+    {"rpoplpush", 3, W | M, 1, 2, 1, cmd_rpoplpush, multi_rpoplpush, "list"},
+    {"lmove", 5, W | M, 1, 2, 1, cmd_lmove, multi_lmove, "list"},
     {"blpop", -3, W | B | X, 1, -2, 1, NULL, multi_blpop, "list"},
     {"brpop", -3, W | B | X, 1, -2, 1, NULL, multi_brpop, "list"},
     /* sets */

@@ -1,4 +1,4 @@
-/* Atomic steps across shards: MSET, MSETNX, RENAME, MGET, DEL, UNLINK and EXISTS whose keys
+/* Atomic steps across shards: MSET, MSETNX, RENAME, MGET, DEL, UNLINK, EXISTS and LMOVE whose keys
  * span shards. A transaction holds every shard it touches, runs its phases there, and lets
  * them go:
  * 1. It takes the global transaction lock: one transaction at a time, so two can never hold

@@ -183,7 +183,8 @@ static int changed_nothing(kv_db *db, const kv_command *cmd, const kv_ctx *c, co
     int zero = r[0] == ':' && r[1] == '0' && r[2] == '\r';
     if (r[0] == '-' || p == cmd_del || p == cmd_getdel)
         return 1;
-    if (p == cmd_lpop || p == cmd_rpop || p == cmd_spop || p == cmd_zpopmin || p == cmd_zpopmax)
+    if (p == cmd_lpop || p == cmd_rpop || p == cmd_spop || p == cmd_zpopmin || p == cmd_zpopmax ||
+        p == cmd_rpoplpush || p == cmd_lmove)
         return null || empty;
     if (p == cmd_expire || p == cmd_pexpire || p == cmd_expireat || p == cmd_pexpireat ||
         p == cmd_persist || p == cmd_setnx || p == cmd_msetnx || p == cmd_hdel || p == cmd_srem ||

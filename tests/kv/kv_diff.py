@@ -210,6 +210,33 @@ def more_lists():
         "LINSERT lt BEFORE a z", "LRANGE lt 0 -1", "DEL lx lt",
     ]]
 
+def list_moves():
+    """RPOPLPUSH and LMOVE: every pair of ends, one list rotated onto itself, a missing source,
+    wrong types at either end (the source's checked first), bad ends and arities, lists
+    emptied. The destinations d0..d7 fall on both shards whatever the shard key (but for 1 in
+    128), so moves within a shard and across shards are both compared."""
+    L = lambda line: tuple(line.split())
+    s = [L(x) for x in [
+        "RPUSH ms a b c d e f g h i j k l", "RPOPLPUSH ms ms", "LRANGE ms 0 -1",
+        "LMOVE ms ms LEFT RIGHT", "LMOVE ms ms right left", "LRANGE ms 0 -1",
+        "RPOPLPUSH nope ms", "RPOPLPUSH nope sm", "LMOVE nope sm LEFT LEFT", "RPOPLPUSH sm ms",
+        "RPOPLPUSH ms sm", "LMOVE ms sm LEFT LEFT", "LMOVE sm ms LEFT LEFT", "LRANGE ms 0 -1",
+        "LMOVE ms ms UP LEFT", "LMOVE ms ms LEFT DOWN", "LMOVE nope ms UP LEFT", "LMOVE ms ms",
+        "RPOPLPUSH ms", "LMOVE ms d0 LEFT", "SET mstr x", "RPOPLPUSH mstr nope",
+        "RPOPLPUSH nope mstr",
+    ]]
+    ends = [("LEFT", "LEFT"), ("LEFT", "RIGHT"), ("RIGHT", "LEFT"), ("RIGHT", "RIGHT")]
+    for i in range(8):
+        d = "d%d" % i
+        s += [("RPOPLPUSH", "ms", d), ("LMOVE", "ms", d) + ends[i % 4], ("LRANGE", d, "0", "-1"),
+              ("LMOVE", d, "ms") + ends[(i + 1) % 4], ("LMOVE", "ms", "mstr", "LEFT", "LEFT"),
+              ("RPOPLPUSH", "mstr", d), ("HSET", "mh" + d, "f", "v"), ("RPOPLPUSH", d, "mh" + d),
+              ("LMOVE", "nope", "mh" + d, "LEFT", "LEFT"), ("LLEN", d)]
+    s += [L("LRANGE ms 0 -1"), L("RPUSH m1 x"), L("LMOVE m1 m2 LEFT LEFT"), L("EXISTS m1"),
+          L("LMOVE m2 m1 RIGHT RIGHT"), L("EXISTS m2"), L("LRANGE m1 0 -1"), L("MULTI"),
+          L("LMOVE m1 d5 LEFT LEFT"), L("RPOPLPUSH d5 m1"), L("RPOPLPUSH sm m1"), L("EXEC")]
+    return s
+
 def transactions():
     """MULTI/EXEC/DISCARD/WATCH on one connection: the errors and their order, what fails a
     transaction (EXECABORT) and what does not, runtime errors as elements, commands over
@@ -426,6 +453,7 @@ def script(rng):
     ]
     s += more_hashes()
     s += more_lists()
+    s += list_moves()
     s += edge_cases()
     s += transactions()
     keys = ["k%d" % i for i in range(12)]
@@ -454,7 +482,8 @@ def script(rng):
             ("LINDEX", k, rng.choice(["0", "-1", "2", "x"])), ("LSET", k, "-1", v),
             ("LREM", k, rng.choice(["0", "1", "-2"]), v), ("LTRIM", k, "1", "-1"),
             ("LINSERT", k, rng.choice(["BEFORE", "AFTER"]), v, v + "i"), ("LPOS", k, v),
-            ("LPOS", k, v, "RANK", "-1", "COUNT", "0"),
+            ("LPOS", k, v, "RANK", "-1", "COUNT", "0"), ("RPOPLPUSH", k, k2),
+            ("LMOVE", k, k2, rng.choice(["LEFT", "RIGHT"]), rng.choice(["LEFT", "RIGHT"])),
         ]))
         if out is s:
             s.append(cmd)
@@ -467,17 +496,22 @@ def script(rng):
     return s
 
 def atomicity(port):
-    """Commands over several shards are atomic: a reader never sees an MSET half done, nor a
-    RENAME with both names or neither. Returns the number of violations (0 expected)."""
+    """Commands over several shards are atomic: a reader never sees an MSET half done, a
+    RENAME with both names or neither, nor an element of LMOVE in two lists or in none. Returns the number of violations (0 expected)."""
     keys = ["atom:%d" % i for i in range(10)]  # ten keys: on both shards but for 1 in 512
     w, r = Conn(port), Conn(port)
     w.cmd("MSET", *[x for k in keys for x in (k, "0")])
     w.cmd("SET", "ren:a", "v")
+    lists = ["mv:%d" % i for i in range(4)]  # on both shards but for 1 in 8
+    w.cmd("RPUSH", lists[0], *"abcde")
     bad = []
     def writer():
         for i in range(1, 1500):
             w.cmd("MSET", *[x for k in keys for x in (k, str(i))])
             w.cmd("RENAME", *(("ren:a", "ren:b") if i % 2 else ("ren:b", "ren:a")))
+            w.cmd("LMOVE", lists[i % 4], lists[(i + 1) % 4], "LEFT", "RIGHT")
+            w.cmd("LMOVE", lists[(i + 1) % 4], lists[i % 4], "RIGHT", "LEFT")
+            w.cmd("RPOPLPUSH", lists[i % 4], lists[(i + 1) % 4])
     t = threading.Thread(target=writer); t.start()
     while t.is_alive():
         vals = r.cmd("MGET", *keys)[1:]
@@ -486,6 +520,12 @@ def atomicity(port):
         n = r.cmd("EXISTS", "ren:a", "ren:b")
         if n != b":1":
             bad.append(("EXISTS", n))
+        r.cmd("MULTI")
+        for k in lists:
+            r.cmd("LLEN", k)
+        lens = r.cmd("EXEC")[1:]
+        if sum(int(x[1:]) for x in lens) != 5:
+            bad.append(("LMOVE", lens))
     t.join()
     for b in bad[:5]:
         print("NOT ATOMIC: %r" % (b,))
