@@ -42,6 +42,7 @@ enum {
     CMD_BLOCKING = 1u << 9,
     CMD_LOGSTATE = 1u << 10,  /* AOF: log the keys' resulting state, not the command */
     CMD_LOGEXPIRE = 1u << 11, /* with LOGSTATE: only their expiry (or DEL) */
+    CMD_NUMKEYS = 1u << 12,   /* keys from argv[2], as many as argv[1] says (kv_numkeys) */
 };
 
 struct kv_command {
@@ -174,6 +175,27 @@ KV_DECL(cmd_sismember);
 KV_DECL(cmd_smismember);
 KV_DECL(cmd_scard);
 KV_DECL(cmd_spop);
+KV_DECL(cmd_srandmember);
+/* cmd_setops.c */
+KV_DECL(cmd_sinter);
+KV_DECL(cmd_sunion);
+KV_DECL(cmd_sdiff);
+KV_DECL(cmd_sinterstore);
+KV_DECL(cmd_sunionstore);
+KV_DECL(cmd_sdiffstore);
+KV_DECL(cmd_sintercard);
+KV_DECL(cmd_smove);
+KV_DECL(multi_sinter);
+KV_DECL(multi_sunion);
+KV_DECL(multi_sdiff);
+KV_DECL(multi_sinterstore);
+KV_DECL(multi_sunionstore);
+KV_DECL(multi_sdiffstore);
+KV_DECL(multi_sintercard);
+KV_DECL(multi_smove);
+/* SINTERCARD's keys (CMD_NUMKEYS): the count at argv[1] if it is valid (1 .. argc - 2; the
+ * keys follow it), else 0. Any thread. */
+int kv_numkeys(int argc, const char *const *argv, const size_t *argl);
 KV_DECL(cmd_zadd);
 KV_DECL(cmd_zincrby);
 KV_DECL(cmd_zscore);
@@ -223,6 +245,8 @@ KV_DECL(multi_unwatch);
 
 /* Adds a set member (cmd_set.c; db_restore uses it). Returns 1 if new, 0 if there, -1 OOM. */
 int set_add(kv_entry *e, const char *m, size_t mlen);
+/* The same on a bare member dict (cmd_setops.c's results). */
+int set_put(dict *d, const char *m, size_t mlen);
 /* Sets a hash field (cmd_hash.c; db_restore uses it). Returns 1 if new, 0 if updated, -1 OOM. */
 int hash_set(kv_entry *e, const char *f, size_t flen, const char *v, size_t vlen);
 

@@ -393,7 +393,7 @@ void multi_client(kv_ctx *c)
 
 static void command_flags(sbuf *b, unsigned f)
 {
-    const char *names[8];
+    const char *names[9];
     int n = 0;
     if (f & CMD_WRITE)
         names[n++] = "write";
@@ -411,6 +411,8 @@ static void command_flags(sbuf *b, unsigned f)
         names[n++] = "loading";
     if (f & CMD_STALE)
         names[n++] = "stale";
+    if (f & CMD_NUMKEYS)
+        names[n++] = "movablekeys";
     reply_set(b, n);
     for (int i = 0; i < n; i++)
         reply_status(b, names[i]);
@@ -554,7 +556,7 @@ static void command_getkeys(kv_ctx *c)
         reply_error(c->out, "ERR Invalid command specified");
         return;
     }
-    if (k->first == 0) {
+    if (k->first == 0 && !(k->flags & CMD_NUMKEYS)) {
         reply_error(c->out, "ERR The command has no key arguments");
         return;
     }
@@ -562,12 +564,23 @@ static void command_getkeys(kv_ctx *c)
         reply_error(c->out, "ERR Invalid number of arguments specified for command");
         return;
     }
+    int first = k->first, step = k->step;
     int last = k->last >= 0 ? k->last : argc + k->last; /* -1: the last argument, -2: ... */
+    if (k->flags & CMD_NUMKEYS) {
+        int nkeys = kv_numkeys(argc, c->argv + 2, c->argl + 2);
+        if (nkeys == 0) {
+            reply_error(c->out, "ERR Invalid arguments specified for command");
+            return;
+        }
+        first = 2;
+        last = 1 + nkeys;
+        step = 1;
+    }
     long long n = 0;
-    for (int i = k->first; i <= last; i += k->step)
+    for (int i = first; i <= last; i += step)
         n++;
     reply_array(c->out, n);
-    for (int i = k->first; i <= last; i += k->step)
+    for (int i = first; i <= last; i += step)
         reply_bulk(c->out, c->argv[2 + i], c->argl[2 + i]);
 }
 

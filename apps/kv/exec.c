@@ -181,11 +181,16 @@ int kv_route(const kv_command *cmd, int argc, const char *const *argv, const siz
     *shard = kv_local()->index;
     if (cmd->flags & CMD_MULTI)
         return 1;
-    if (cmd->first <= 0 || kv_nshards() == 1)
+    int first = cmd->first, last = cmd->last < 0 ? argc + cmd->last : cmd->last, step = cmd->step;
+    if (cmd->flags & CMD_NUMKEYS) { /* invalid counts: the proc, here, answers the error */
+        first = kv_numkeys(argc, argv, argl) ? 2 : 0;
+        last = first + kv_numkeys(argc, argv, argl) - 1;
+        step = 1;
+    }
+    if (first <= 0 || kv_nshards() == 1)
         return 0;
-    int last = cmd->last < 0 ? argc + cmd->last : cmd->last;
-    *shard = kv_key_shard(argv[cmd->first], argl[cmd->first]);
-    for (int k = cmd->first + cmd->step; k <= last && k < argc; k += cmd->step)
+    *shard = kv_key_shard(argv[first], argl[first]);
+    for (int k = first + step; k <= last && k < argc; k += step)
         if (kv_key_shard(argv[k], argl[k]) != *shard)
             return 1;
     return 0;

@@ -1,6 +1,6 @@
-/* Atomic steps across shards: MSET, MSETNX, RENAME, MGET, DEL, UNLINK, EXISTS and LMOVE whose keys
- * span shards. A transaction holds every shard it touches, runs its phases there, and lets
- * them go:
+/* Atomic steps across shards: MSET, MSETNX, RENAME, MGET, DEL, UNLINK, EXISTS, LMOVE, SMOVE
+ * and the set algebra whose keys span shards. A transaction holds every shard it touches, runs its
+ * phases there, and lets them go:
  * 1. It takes the global transaction lock: one transaction at a time, so two can never hold
  *    shards in opposite orders and wait for each other.
  * 2. It submits a holder task to each other shard involved. A holder marks its shard held

@@ -188,7 +188,7 @@ static int changed_nothing(kv_db *db, const kv_command *cmd, const kv_ctx *c, co
         return null || empty;
     if (p == cmd_expire || p == cmd_pexpire || p == cmd_expireat || p == cmd_pexpireat ||
         p == cmd_persist || p == cmd_setnx || p == cmd_msetnx || p == cmd_hdel || p == cmd_srem ||
-        p == cmd_zrem || p == cmd_sadd || p == cmd_hsetnx || p == cmd_lrem)
+        p == cmd_zrem || p == cmd_sadd || p == cmd_hsetnx || p == cmd_lrem || p == cmd_smove)
         return zero;
     if (p == cmd_linsert) /* 0: no key; -1: no pivot */
         return zero || (r[0] == ':' && r[1] == '-');
@@ -224,6 +224,9 @@ void kv_watch_after_write(kv_db *db, const kv_command *cmd, const kv_ctx *ctx, s
         changed_nothing(db, cmd, ctx, ctx->out->data + reply_off))
         return;
     int last = cmd->last < 0 ? ctx->argc + cmd->last : cmd->last;
+    kv_proc p = cmd->proc;
+    if (p == cmd_sinterstore || p == cmd_sunionstore || p == cmd_sdiffstore)
+        last = cmd->first; /* the sources are only read */
     for (int k = cmd->first; k <= last && k < ctx->argc; k += cmd->step) {
         int gone = !dict_find(&db->keys, ctx->argv[k], ctx->argl[k],
                               kv_hash(ctx->argv[k], ctx->argl[k]));

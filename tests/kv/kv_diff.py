@@ -42,10 +42,15 @@ def norm(cmd, r):
     name = cmd[0].lower()
     if name in ("ttl", "pttl") and isinstance(r, bytes) and r.startswith(b":"):
         v = int(r[1:]); return b":" + (b"pos" if v > 0 else str(v).encode())
-    if name in ("keys", "smembers", "hkeys", "hvals") and isinstance(r, list):
+    if name in ("keys", "smembers", "hkeys", "hvals", "sinter", "sunion", "sdiff") \
+            and isinstance(r, list):
         return [r[0]] + sorted(r[1:])
     if name == "spop" and len(cmd) == 3 and isinstance(r, list):  # all of a set: any order
         return [r[0]] + sorted(r[1:])
+    if name == "srandmember":  # random picks: only the reply's type and length compare
+        if isinstance(r, list):
+            return [r[0]] + [b"$member"] * (len(r) - 1)
+        return b"$member" if r[:1] == b"$" and r[1:2] != b"-" else r
     if name == "hgetall" and isinstance(r, list):
         pairs = sorted(zip(r[1::2], r[2::2])); return [r[0]] + pairs
     return r
@@ -236,6 +241,80 @@ def list_moves():
           L("LMOVE m2 m1 RIGHT RIGHT"), L("EXISTS m2"), L("LRANGE m1 0 -1"), L("MULTI"),
           L("LMOVE m1 d5 LEFT LEFT"), L("RPOPLPUSH d5 m1"), L("RPOPLPUSH sm m1"), L("EXEC")]
     return s
+
+def more_sets():
+    """SRANDMEMBER (its replies' type and length; srandmember_checks checks its picks), SMOVE,
+    SINTER SUNION SDIFF and their STORE forms, SINTERCARD: missing keys, wrong types among the
+    sources (any one fails the command) but not at a STORE's destination, a destination among
+    the sources, empty results deleting it, the arities and SINTERCARD's count and LIMIT
+    errors. The keys sa..sf fall on both shards (but for 1 in 32): within a shard and across."""
+    L = lambda line: tuple(line.split())
+    return [L(x) for x in [
+        "SADD sa a b c d e", "SADD sb c d e f g", "SADD sc e f g h", "SADD sd 1 2 3",
+        "SET sstr x", "SRANDMEMBER sa", "SRANDMEMBER nope", "SRANDMEMBER sstr",
+        "SRANDMEMBER sa 0", "SRANDMEMBER sa 1", "SRANDMEMBER sa 3", "SRANDMEMBER sa 5",
+        "SRANDMEMBER sa 9", "SRANDMEMBER sa -1", "SRANDMEMBER sa -12", "SRANDMEMBER nope 3",
+        "SRANDMEMBER nope -3", "SRANDMEMBER nope x", "SRANDMEMBER sa x", "SRANDMEMBER sstr 2",
+        "SRANDMEMBER sstr x", "SRANDMEMBER sa 1 2", "SRANDMEMBER sa -9223372036854775808",
+        "SRANDMEMBER sa 9223372036854775807", "SRANDMEMBER", "SINTER sa sb", "SINTER sa sb sc",
+        "SINTER sa", "SINTER sa nope", "SINTER nope sa", "SINTER sa sstr", "SINTER nope sstr",
+        "SINTER sstr nope", "SINTER sa sd", "SINTER", "SUNION sa sb sc", "SUNION sa nope",
+        "SUNION nope", "SUNION nope sstr", "SUNION", "SDIFF sa sb", "SDIFF sb sa sc",
+        "SDIFF sa nope", "SDIFF nope sa", "SDIFF sa sa", "SDIFF sa sstr", "SDIFF",
+        "SINTERSTORE se sa sb", "SMEMBERS se", "SUNIONSTORE se sa sb sc", "SMEMBERS se",
+        "SDIFFSTORE se sa sb", "SMEMBERS se", "SINTERSTORE se sa sd", "EXISTS se",
+        "SUNIONSTORE sstr sa", "TYPE sstr", "SMEMBERS sstr", "SET sstr x",
+        "SINTERSTORE se sa sstr", "SDIFFSTORE sa sa sb", "SMEMBERS sa", "SUNIONSTORE sa sa sc",
+        "SMEMBERS sa", "SINTERSTORE sf nope", "EXISTS sf", "SDIFFSTORE sf sa", "SMEMBERS sf",
+        "SINTERSTORE sf sf sb", "SMEMBERS sf", "SUNIONSTORE sf nope nope2", "EXISTS sf",
+        "SINTERSTORE se", "SUNIONSTORE", "SDIFFSTORE se", "SINTERCARD 2 sa sb",
+        "SINTERCARD 3 sa sb sc", "SINTERCARD 1 sa", "SINTERCARD 2 sa nope",
+        "SINTERCARD 2 sa sb LIMIT 1", "SINTERCARD 2 sa sb LIMIT 0", "SINTERCARD 2 sa sb limit 99",
+        "SINTERCARD 0 sa", "SINTERCARD -1 sa", "SINTERCARD x sa", "SINTERCARD 3 sa sb",
+        "SINTERCARD 2 sa sb LIMIT -1", "SINTERCARD 2 sa sb LIMIT x", "SINTERCARD 2 sa sb LIMIT",
+        "SINTERCARD 2 sa sb FOO 1", "SINTERCARD 1 sa sb", "SINTERCARD 2 sa sstr",
+        "SINTERCARD 2 nope sstr", "SINTERCARD 1", "SINTERCARD", "SMOVE sa sb a", "SMOVE sa sb g",
+        "SMOVE sa sb nope", "SMOVE sa sa e", "SMOVE sa sa nope", "SMOVE nope sb a",
+        "SMOVE nope sstr a", "SMOVE sa sstr a", "SMOVE sstr sa a", "SMOVE sa snew e",
+        "SMEMBERS snew", "SMOVE snew sa e", "EXISTS snew", "SMOVE sd sa 1", "SMOVE sd sb 2",
+        "SMOVE sd sc 3", "EXISTS sd", "SMEMBERS sa", "SMEMBERS sb", "SMEMBERS sc", "SMOVE sa sb",
+        "SMOVE sa sb a b", "COMMAND GETKEYS sintercard 2 a b", "COMMAND GETKEYS sintercard 3 a b",
+        "COMMAND GETKEYS sintercard 0 a b", "COMMAND GETKEYS sinterstore d a b",
+        "COMMAND GETKEYS smove a b m", "MULTI", "SINTERSTORE se sa sb", "SMOVE sa sf e",
+        "SUNION sa sf", "SINTERCARD 2 sa sf", "SDIFF sstr sa", "EXEC",
+        "WATCH sa", "SINTERSTORE se sa sb", "MULTI", "EXEC", "WATCH sa", "SMOVE sa sb nope",
+        "MULTI", "EXEC", "DEL sa sb sc se sf sstr",
+    ]]
+
+def srandmember_checks(port):
+    """SRANDMEMBER's picks, which kv_diff cannot compare: members of the set, distinct for a
+    positive count below the size, the whole set at or past it, and every member reachable.
+    Returns the number of violations."""
+    c = Conn(port)
+    members = {("m%d" % i).encode() for i in range(20)}
+    c.cmd("DEL", "rs"); c.cmd("SADD", "rs", *sorted(members))
+    bad = []
+    picked = set()
+    for count in (1, 2, 7, 19, 20, 25, -1, -5, -40):
+        for _ in range(20):
+            r = c.cmd("SRANDMEMBER", "rs", str(count))
+            got = [x.split(b" ", 1)[1] for x in r[1:]]
+            picked.update(got)
+            want = abs(count) if count < 0 else min(count, 20)
+            if len(got) != want or not set(got) <= members:
+                bad.append((count, r))
+            if count > 0 and len(set(got)) != len(got):
+                bad.append(("repeats", count, r))
+    for _ in range(50):
+        r = c.cmd("SRANDMEMBER", "rs")
+        if r.split(b" ", 1)[1] not in members:
+            bad.append(("one", r))
+    if picked != members:
+        bad.append(("never picked", sorted(members - picked)))
+    c.cmd("DEL", "rs")
+    for b in bad[:5]:
+        print("SRANDMEMBER: %r" % (b,))
+    return len(bad)
 
 def transactions():
     """MULTI/EXEC/DISCARD/WATCH on one connection: the errors and their order, what fails a
@@ -454,6 +533,7 @@ def script(rng):
     s += more_hashes()
     s += more_lists()
     s += list_moves()
+    s += more_sets()
     s += edge_cases()
     s += transactions()
     keys = ["k%d" % i for i in range(12)]
@@ -484,6 +564,10 @@ def script(rng):
             ("LINSERT", k, rng.choice(["BEFORE", "AFTER"]), v, v + "i"), ("LPOS", k, v),
             ("LPOS", k, v, "RANK", "-1", "COUNT", "0"), ("RPOPLPUSH", k, k2),
             ("LMOVE", k, k2, rng.choice(["LEFT", "RIGHT"]), rng.choice(["LEFT", "RIGHT"])),
+            ("SMOVE", k, k2, v), ("SINTER", k, k2), ("SUNION", k, k2, "nope"), ("SDIFF", k, k2),
+            ("SINTERSTORE", k, k2, rng.choice(keys)), ("SUNIONSTORE", k, k2, rng.choice(keys)),
+            ("SDIFFSTORE", k, k2, rng.choice(keys)), ("SINTERCARD", "2", k, k2),
+            ("SRANDMEMBER", k), ("SRANDMEMBER", k, rng.choice(["-3", "2", "50"])),
         ]))
         if out is s:
             s.append(cmd)
@@ -602,6 +686,9 @@ def main():
             bad3 += 1
         bad += bad3
         bad += reset_checks(rp, kp)
+        nsr = srandmember_checks(kp)
+        print("kv_diff: SRANDMEMBER: %d violations" % nsr)
+        bad += nsr
         nat = atomicity(kp)
         print("kv_diff: atomicity: %d violations" % nat)
         bad += nat
