@@ -215,6 +215,9 @@ KV_DECL(cmd_zcount);
 KV_DECL(cmd_zlexcount);
 KV_DECL(cmd_zrank);
 KV_DECL(cmd_zrevrank);
+KV_DECL(cmd_zremrangebyscore);
+KV_DECL(cmd_zremrangebylex);
+KV_DECL(cmd_zremrangebyrank);
 /* cmd_server.c */
 KV_DECL(cmd_ping);
 KV_DECL(cmd_echo);

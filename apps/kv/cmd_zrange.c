@@ -1,6 +1,7 @@
 /* Sorted-set ranges and ranks: ZRANGE (by index, BYSCORE, BYLEX; REV, LIMIT, WITHSCORES), the
  * older ZREVRANGE, ZRANGEBYSCORE, ZREVRANGEBYSCORE, ZRANGEBYLEX and ZREVRANGEBYLEX, ZCOUNT,
- * ZLEXCOUNT, ZRANK and ZREVRANK. Parsing, checks, errors and their order are Redis 7.0's
+ * ZLEXCOUNT, ZRANK and ZREVRANK, and the removals ZREMRANGEBYSCORE, ZREMRANGEBYLEX and
+ * ZREMRANGEBYRANK. Parsing, checks, errors and their order are Redis 7.0's
  * zrangeGenericCommand's: options first (a LIMIT's integers as they come), then the
  * conflicts, then the range, then the key. A lexicographic range assumes what Redis assumes:
  * members of one score (with several, which members come is unspecified there too). */
@@ -425,4 +426,69 @@ void cmd_zrank(kv_ctx *c)
 void cmd_zrevrank(kv_ctx *c)
 {
     zrank(c, 1);
+}
+
+/* ---- Removing ranges ---- */
+
+/* ZREMRANGEBYSCORE and ZREMRANGEBYLEX: the members in range deleted, their count replied;
+ * the key goes with its last member. */
+static void remove_in_range(kv_ctx *c, zwalk *w)
+{
+    int wrong;
+    kv_zset *z = get_zset(c, &wrong);
+    if (wrong)
+        return;
+    long long n = 0;
+    kv_znode *x = z && !walk_empty(w) ? first_in_range(z, w) : NULL;
+    while (x && walk_lte_max(x, w)) {
+        kv_znode *next = x->next[0];
+        zset_delete(z, x);
+        x = next;
+        n++;
+    }
+    if (z)
+        db_delete_if_empty(c->db, db_lookup(c->db, c->argv[1], c->argl[1]));
+    reply_int(c->out, n);
+}
+
+void cmd_zremrangebyscore(kv_ctx *c)
+{
+    zwalk w = {.by = BY_SCORE};
+    if (parse_score_range(c, 2, 3, &w.score) < 0) {
+        reply_error(c->out, ERR_SCORE_RANGE);
+        return;
+    }
+    remove_in_range(c, &w);
+}
+
+void cmd_zremrangebylex(kv_ctx *c)
+{
+    zwalk w = {.by = BY_LEX};
+    if (parse_lex_range(c, 2, 3, &w.lex) < 0) {
+        reply_error(c->out, ERR_LEX_RANGE);
+        return;
+    }
+    remove_in_range(c, &w);
+}
+
+/* ZREMRANGEBYRANK: the indexes parsed before the key is looked at, then clamped as LRANGE's. */
+void cmd_zremrangebyrank(kv_ctx *c)
+{
+    long long start, stop;
+    if (arg_ll(c, 2, &start) < 0 || arg_ll(c, 3, &stop) < 0)
+        return;
+    int wrong;
+    kv_zset *z = get_zset(c, &wrong);
+    if (wrong)
+        return;
+    long long n = z ? index_range(&start, stop, (long long)z->len) : 0;
+    kv_znode *x = n ? zset_at(z, (size_t)start) : NULL;
+    for (long long i = 0; i < n; i++) {
+        kv_znode *next = x->next[0];
+        zset_delete(z, x);
+        x = next;
+    }
+    if (z)
+        db_delete_if_empty(c->db, db_lookup(c->db, c->argv[1], c->argl[1]));
+    reply_int(c->out, n);
 }

@@ -128,6 +128,9 @@ const kv_command kv_commands[] = {
     {"zlexcount", 4, R | F, 1, 1, 1, cmd_zlexcount, NULL, "sorted-set"},
     {"zrank", 3, R | F, 1, 1, 1, cmd_zrank, NULL, "sorted-set"},
     {"zrevrank", 3, R | F, 1, 1, 1, cmd_zrevrank, NULL, "sorted-set"},
+    {"zremrangebyscore", 4, W, 1, 1, 1, cmd_zremrangebyscore, NULL, "sorted-set"},
+    {"zremrangebylex", 4, W, 1, 1, 1, cmd_zremrangebylex, NULL, "sorted-set"},
+    {"zremrangebyrank", 4, W, 1, 1, 1, cmd_zremrangebyrank, NULL, "sorted-set"},
     {"zpopmin", -2, W | F, 1, 1, 1, cmd_zpopmin, NULL, "sorted-set"},
     {"zpopmax", -2, W | F, 1, 1, 1, cmd_zpopmax, NULL, "sorted-set"},
     /* server and connection */

@@ -188,7 +188,8 @@ static int changed_nothing(kv_db *db, const kv_command *cmd, const kv_ctx *c, co
         return null || empty;
     if (p == cmd_expire || p == cmd_pexpire || p == cmd_expireat || p == cmd_pexpireat ||
         p == cmd_persist || p == cmd_setnx || p == cmd_msetnx || p == cmd_hdel || p == cmd_srem ||
-        p == cmd_zrem || p == cmd_sadd || p == cmd_hsetnx || p == cmd_lrem || p == cmd_smove)
+        p == cmd_zrem || p == cmd_sadd || p == cmd_hsetnx || p == cmd_lrem || p == cmd_smove ||
+        p == cmd_zremrangebyscore || p == cmd_zremrangebylex || p == cmd_zremrangebyrank)
         return zero;
     if (p == cmd_linsert) /* 0: no key; -1: no pivot */
         return zero || (r[0] == ':' && r[1] == '-');

@@ -286,6 +286,35 @@ def more_sets():
         "MULTI", "EXEC", "DEL sa sb sc se sf sstr",
     ]]
 
+def zset_removals():
+    """ZREMRANGEBYSCORE ZREMRANGEBYLEX ZREMRANGEBYRANK: open and closed ends, infinities,
+    empty and inverted ranges, indexes past both ends, bad ranges parsed before the key is
+    looked at (a missing key with a bad range is still an error), wrong types, the key going
+    with its last member."""
+    L = lambda line: tuple(line.split())
+    s = []
+    for cmd in [
+        "ZREMRANGEBYSCORE zq 2 3", "ZREMRANGEBYSCORE zq (1 (4", "ZREMRANGEBYSCORE zq -inf +inf",
+        "ZREMRANGEBYSCORE zq 5 1", "ZREMRANGEBYSCORE zq (2 2", "ZREMRANGEBYSCORE zq 3 (3",
+        "ZREMRANGEBYSCORE zq 4 inf", "ZREMRANGEBYSCORE zq x 1", "ZREMRANGEBYSCORE zq 1 nan",
+        "ZREMRANGEBYSCORE nope 1 2", "ZREMRANGEBYSCORE nope x 2", "ZREMRANGEBYSCORE sm 1 2",
+        "ZREMRANGEBYSCORE sm x 2", "ZREMRANGEBYSCORE zq 1", "ZREMRANGEBYLEX zq [b [d",
+        "ZREMRANGEBYLEX zq (a (e", "ZREMRANGEBYLEX zq - +", "ZREMRANGEBYLEX zq + -",
+        "ZREMRANGEBYLEX zq [c (c", "ZREMRANGEBYLEX zq [e +", "ZREMRANGEBYLEX zq a [b",
+        "ZREMRANGEBYLEX zq [a x", "ZREMRANGEBYLEX nope - +", "ZREMRANGEBYLEX nope a +",
+        "ZREMRANGEBYLEX sm - +", "ZREMRANGEBYLEX zq -", "ZREMRANGEBYRANK zq 0 0",
+        "ZREMRANGEBYRANK zq -2 -1", "ZREMRANGEBYRANK zq 1 -2", "ZREMRANGEBYRANK zq 0 -1",
+        "ZREMRANGEBYRANK zq 5 10", "ZREMRANGEBYRANK zq 3 1", "ZREMRANGEBYRANK zq -100 100",
+        "ZREMRANGEBYRANK zq -100 -7", "ZREMRANGEBYRANK zq x 1", "ZREMRANGEBYRANK zq 0 x",
+        "ZREMRANGEBYRANK nope 0 1", "ZREMRANGEBYRANK nope x 1", "ZREMRANGEBYRANK sm 0 1",
+        "ZREMRANGEBYRANK sm x 1", "ZREMRANGEBYRANK zq 0",
+    ]:
+        s += [L("ZADD zq 1 a 2 b 3 c 4 d 5 e 6 f"), L(cmd), L("ZRANGE zq 0 -1 WITHSCORES"),
+              L("EXISTS zq")]
+    s += [L("ZADD zl2 0 a 0 b 0 c"), L("ZREMRANGEBYLEX zl2 - +"), L("EXISTS zl2"),
+          L("WATCH zq"), L("ZREMRANGEBYRANK zq 10 20"), L("MULTI"), L("EXEC"), L("DEL zq")]
+    return s
+
 def srandmember_checks(port):
     """SRANDMEMBER's picks, which kv_diff cannot compare: members of the set, distinct for a
     positive count below the size, the whole set at or past it, and every member reachable.
@@ -534,6 +563,7 @@ def script(rng):
     s += more_lists()
     s += list_moves()
     s += more_sets()
+    s += zset_removals()
     s += edge_cases()
     s += transactions()
     keys = ["k%d" % i for i in range(12)]
@@ -568,6 +598,8 @@ def script(rng):
             ("SINTERSTORE", k, k2, rng.choice(keys)), ("SUNIONSTORE", k, k2, rng.choice(keys)),
             ("SDIFFSTORE", k, k2, rng.choice(keys)), ("SINTERCARD", "2", k, k2),
             ("SRANDMEMBER", k), ("SRANDMEMBER", k, rng.choice(["-3", "2", "50"])),
+            ("ZREMRANGEBYSCORE", k, "-inf", v if v[0] != "x" else "3"),
+            ("ZREMRANGEBYRANK", k, "0", rng.choice(["0", "-2"])), ("ZREMRANGEBYLEX", k, "-", "[" + v),
         ]))
         if out is s:
             s.append(cmd)
