@@ -71,7 +71,12 @@ WEFT_API int weft_tls_handshake(weft_tls *t, int64_t deadline);
 /* Reads up to len bytes of application data (the handshake first if not done): returns the
  * count (> 0), 0 when the peer closed (close_notify, or the TCP close without it: many
  * clients skip it, and HTTP's framing, not the close, says where a body ends), or -errno.
- * `buf` is borrowed for the call. From the owning task. */
+ * After the handshake, a read that runs out of time (-ETIMEDOUT) or is cancelled
+ * (-ECANCELED) while waiting for bytes leaves the stream usable: it may be read again,
+ * written to (a server's 408) and shut down. Any other error ends it (later calls: -EPIPE).
+ * Note that a body delimited by the close alone (no length, no chunking) cannot be told
+ * from one cut short by an attacker who dropped the connection: check its length another
+ * way. `buf` is borrowed for the call. From the owning task. */
 WEFT_API ssize_t weft_tls_read(weft_tls *t, void *buf, size_t len, int64_t deadline);
 
 /* Writes all len bytes (the handshake first if not done), in records of up to 16 KiB:

@@ -59,6 +59,10 @@ static int bio_read(BIO *b, char *buf, size_t len, size_t *got)
     ssize_t n = weft_read(t->fd, buf, len, t->deadline);
     if (n < 0) {
         t->io_err = (int)n;
+        /* The wait ended, not the socket: OpenSSL is told to retry (SSL_ERROR_WANT_READ), so
+         * its state stays whole and the stream usable (weft_tls_read's timeout). */
+        if (n == -ETIMEDOUT || n == -ECANCELED)
+            BIO_set_retry_read(b);
         return 0;
     }
     if (n == 0) {
@@ -343,6 +347,13 @@ ssize_t weft_tls_read(weft_tls *t, void *buf, size_t len, int64_t deadline)
     size_t got = 0;
     if (SSL_read_ex(t->ssl, buf, len > INT_MAX ? INT_MAX : len, &got) == 1)
         return (ssize_t)got;
+    /* Out of time (or cancelled) while waiting for bytes: nothing is lost, the stream stays
+     * usable (a server answers 408 over it, then shuts it down). */
+    if ((t->io_err == -ETIMEDOUT || t->io_err == -ECANCELED) &&
+        SSL_get_error(t->ssl, 0) == SSL_ERROR_WANT_READ && SSL_is_init_finished(t->ssl)) {
+        ERR_clear_error();
+        return t->io_err;
+    }
     r = failure(t, 0);
     if (r == 0)
         t->closed = 1;

@@ -161,6 +161,30 @@ EOF
 )
 [ "$got" = closed ] && ok "silent TLS client closed at the header timeout" ||
     fail "silent TLS client: $got"
+# A partial head after the handshake gets its 408 over TLS and a close_notify, as on the
+# plain port (the timed-out read used to end the stream: the connection closed silently).
+got=$(python3 - "$TPORT" "$TMP/ca.pem" <<'EOF'
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1]))),
+                    server_hostname="localhost", suppress_ragged_eofs=False)
+s.settimeout(20)
+s.sendall(b"GET /small.txt HTTP/1.1\r\nHo")
+data = b""
+try:
+    while True:
+        d = s.recv(4096)
+        if not d:
+            break
+        data += d
+    end = "close_notify"
+except ssl.SSLError as e:
+    end = "no close_notify"
+print(data.split(b"\r\n", 1)[0].decode(), "|", end)
+EOF
+)
+[ "$got" = "HTTP/1.1 408 Request Time-out | close_notify" ] && ok "408 over TLS" ||
+    fail "partial head over TLS: $got"
 curl -s -o /dev/null "http://127.0.0.1:$TPORT/small.txt" && fail "plain HTTP on the TLS port" ||
     ok "plain HTTP on the TLS port refused"
 curl -sS --cacert ca.pem -o got "$URL/small.txt" && cmp -s got "$root/small.txt" &&
