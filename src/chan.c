@@ -516,7 +516,8 @@ static WEFT_NOINLINE int block_on(weft__worker *w, weft_task *t, weft_chan *c, v
         }
         w = t->worker; /* see weft__park: re-read after the switch */
         /* Completed: the completer unlinked us and counted us out, and its release store of
-         * 2 was its last touch of d and wt (see complete): no lock needed. */
+         * 2 was its last touch of d, wt and this task (see complete): no lock needed, and the
+         * task may end at once. */
         if (atomic_load_explicit(&d.fired, memory_order_acquire) == 2)
             return d.result;
         chan_lock(c);
