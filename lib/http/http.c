@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <weft.h>
 
 #ifdef WEFT_HAVE_TLS
@@ -201,11 +202,27 @@ static ssize_t conn_writev(hconn *c, const struct iovec *iov, int iovcnt, int64_
     return weft_writev(c->fd, iov, iovcnt, deadline);
 }
 
+/* A response read that has held the worker this long without parking yields it: a peer that
+ * always has data ready never parks the task, and the worker's other tasks would wait for the
+ * whole body. 1 ms: far above one read and its on_body call, far below the 10 ms after
+ * which weft reports a stall. */
+#define HOG_NS (1000 * 1000)
+
+/* CLOCK_MONOTONIC from the clock itself: weft_now() is cached per loop tick of the worker,
+ * and a task that never parks never ends the tick. */
+static int64_t clock_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * WEFT_SEC + t.tv_nsec;
+}
+
 typedef struct reader {
     hconn *conn;
     int64_t deadline;
-    size_t pos, len; /* unread bytes: buf[pos .. len) */
-    int got_any;     /* a byte of the response has arrived */
+    size_t pos, len;    /* unread bytes: buf[pos .. len) */
+    int got_any;        /* a byte of the response has arrived */
+    int64_t last_yield; /* clock_now() at this reader's latest yield (0: none yet) */
     /* What the next lines may take in all, line ends included (line() charges each line to
      * it): HEAD_MAX for a head or the trailers, READ_BUF for each chunk-size line. Without it
      * only one line would be bounded, as fill() keeps just the line being read. */
@@ -213,9 +230,29 @@ typedef struct reader {
     char buf[READ_BUF];
 } reader;
 
+/* Called before each read and each piece handed to on_body: -ETIMEDOUT once the deadline
+ * passed (a read that finds data ready never looks at it), and a yield when the task has held
+ * the worker for HOG_NS: since the worker's loop tick began (weft_now(), refreshed when the
+ * task parks) or since our last yield, whichever is later. 0 to go on, or -ECANCELED. */
+static int on_time_and_fair(reader *r)
+{
+    int64_t now = clock_now();
+    if (r->deadline != WEFT_FOREVER && now >= r->deadline)
+        return -ETIMEDOUT;
+    int64_t tick = weft_now();
+    int64_t since = tick > r->last_yield ? tick : r->last_yield;
+    if (now - since < HOG_NS)
+        return 0;
+    r->last_yield = now;
+    return weft_yield();
+}
+
 /* Reads more after what is buffered (moving it to the front first). 0 at end of stream. */
 static ssize_t fill(reader *r)
 {
+    int rc = on_time_and_fair(r);
+    if (rc < 0)
+        return rc;
     if (r->pos > 0) {
         memmove(r->buf, r->buf + r->pos, r->len - r->pos);
         r->len -= r->pos;
@@ -384,11 +421,13 @@ static int body_bytes(reader *r, int64_t n, weft_http_body_fn fn, void *arg,
         size_t take = r->len - r->pos;
         if (n >= 0 && (int64_t)take > n)
             take = (size_t)n;
-        if (fn) {
-            int rc = fn(arg, r->buf + r->pos, take);
-            if (rc < 0)
-                return rc;
-        }
+        /* Bytes already buffered (many small chunks, a slow on_body) would go on past the
+         * deadline, and hold the worker, unless each piece is checked too. */
+        int rc = on_time_and_fair(r);
+        if (rc < 0)
+            return rc;
+        if (fn && (rc = fn(arg, r->buf + r->pos, take)) < 0)
+            return rc;
         r->pos += take;
         resp->body_bytes += (int64_t)take;
         if (n > 0)
@@ -471,6 +510,7 @@ static int exchange(hconn *c, const char *method, const char *host, int port, co
     r->deadline = deadline;
     r->pos = r->len = 0;
     r->got_any = 0;
+    r->last_yield = 0;
     head h = {.location = resp->location};
     int rc = read_head(r, &h);
     if (rc == 0) {

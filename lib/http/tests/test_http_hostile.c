@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <weft.h>
 #include <weft_http.h>
@@ -168,6 +169,16 @@ static int answer(int fd, const req *rq)
         send_endless(fd, "X-Trailer: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
         return -1;
     }
+    if (strcmp(p, "/flood") == 0) {
+        send_str(fd, "HTTP/1.1 200 OK\r\nContent-Length: 999999999999999\r\n\r\n");
+        send_endless(fd, "0123456789abcdef");
+        return -1;
+    }
+    if (strcmp(p, "/flood-chunked") == 0) {
+        send_str(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+        send_endless(fd, "10\r\n0123456789abcdef\r\n");
+        return -1;
+    }
     if (strcmp(p, "/1xx-then-ok") == 0) {
         send_str(fd, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
                      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
@@ -264,7 +275,9 @@ typedef struct job {
     int rc[NRESULTS];
     weft_http_response resp[NRESULTS];
     sink body[NRESULTS];
-    int64_t count; /* a test's own counter */
+    int64_t count;           /* a test's own counter */
+    int64_t ticks[NRESULTS]; /* what the counter gained during request i */
+    int64_t late[NRESULTS];  /* t_flood: the body pieces handed over after the deadline */
 } job;
 
 /* Runs fn(arg) in a runtime of one worker (a pool belongs to its worker). */
@@ -342,4 +355,82 @@ Test(http_hostile, head_size_limit)
     assert_rc(&j, 4, 0);
     cr_assert_eq(j.resp[4].status, 200);
     cr_assert_str_eq(j.body[4].data, "ok");
+}
+
+static int64_t clock_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * WEFT_SEC + t.tv_nsec;
+}
+
+/* The flood's request: its deadline, and how many pieces reached on_body after it. */
+typedef struct flood {
+    sink *k;
+    int64_t deadline;
+    int64_t late_calls;
+} flood;
+
+/* A consumer that takes 100 us of CPU per piece without parking (the flood then always has
+ * bytes waiting when the client reads, on any machine), and counts the pieces it was handed
+ * once the deadline had passed (by the clock itself: weft_now() is cached per loop tick). */
+static int slow_collect(void *arg, const char *data, size_t len)
+{
+    flood *f = arg;
+    int64_t t0 = clock_ns();
+    if (t0 > f->deadline)
+        f->late_calls++;
+    while (clock_ns() - t0 < 100 * 1000)
+        ;
+    return collect(f->k, data, len);
+}
+
+/* Counts its wake-ups every millisecond until told to stop: whether the worker ran others. */
+static void *ticker(void *arg)
+{
+    job *j = arg;
+    while (!atomic_load(&client_done)) {
+        j->count++;
+        weft_sleep(WEFT_MSEC);
+    }
+    return NULL;
+}
+
+/* Bug: a read that found data never looked at the deadline, and never parked, so a server
+ * that always had more ready held the request (and the worker) past it: a 3 s deadline
+ * returned after 10-18 s. Now nothing reaches on_body after the deadline, and the worker's
+ * other tasks run meanwhile. */
+static void *t_flood(void *arg)
+{
+    job *j = arg;
+    weft_task *t;
+    if (weft_spawn(&t, ticker, j, NULL) < 0)
+        return (void *)1;
+    weft_http_pool *p = pool_for(j);
+    const char *paths[] = {"/flood", "/flood-chunked"};
+    for (int i = 0; i < 2; i++) {
+        int64_t before = j->count;
+        flood f = {&j->body[i], weft_deadline_in(300 * WEFT_MSEC), 0};
+        j->rc[i] = weft_http_get(p, paths[i], slow_collect, &f, &j->resp[i], f.deadline);
+        j->late[i] = f.late_calls;
+        j->ticks[i] = j->count - before;
+    }
+    weft_http_pool_destroy(p);
+    atomic_store(&client_done, 1);
+    weft_join(t, NULL, WEFT_FOREVER);
+    return NULL;
+}
+
+Test(http_hostile, deadline_under_flood)
+{
+    job j = {0};
+    run_against_server(t_flood, &j);
+    for (int i = 0; i < 2; i++) {
+        assert_rc(&j, i, -ETIMEDOUT);
+        cr_assert_gt(j.resp[i].body_bytes, 0);
+        /* No time asserted: only that nothing reached on_body once the deadline had passed. */
+        cr_assert_eq(j.late[i], 0, "request %d: %lld pieces after its deadline", i,
+                     (long long)j.late[i]);
+        cr_assert_gt(j.ticks[i], 0, "request %d starved the worker's other task", i);
+    }
 }
