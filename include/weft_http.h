@@ -80,7 +80,10 @@ typedef struct weft_http_response {
  * its body to on_body (may be NULL: the body is read and dropped). Everything, redirects
  * included, must finish by `deadline` (absolute, weft_now's clock; WEFT_FOREVER). A
  * kept-alive connection the server closed meanwhile is retried once on a fresh one for GET
- * and HEAD. All pointers are borrowed for the call.
+ * and HEAD. Over plain HTTP a response that arrives before the whole body was sent (a 413,
+ * say, from a server that then closes or stops reading) is returned as the response, and the
+ * connection is closed after it; over https the body is written whole first (a server that
+ * stops reading then ends in -ETIMEDOUT or -EPIPE). All pointers are borrowed for the call.
  * Returns 0 with *resp filled, or -errno: -ETIMEDOUT, -ECANCELED, -ECONNREFUSED, ...,
  * -EPROTO (a malformed response), -EMSGSIZE (a response head over 16 KiB: the status line,
  * the header lines and the empty line that ends them, line ends included, with every interim

@@ -9,8 +9,10 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <weft.h>
 
@@ -215,6 +217,60 @@ static int64_t clock_now(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (int64_t)t.tv_sec * WEFT_SEC + t.tv_nsec;
+}
+
+/* Whether the peer has sent something (or closed) on a plain connection: a byte to read, the
+ * end of the stream or an error, all of which the next read reports. */
+static int peer_spoke(int fd)
+{
+    char byte;
+    return weft_recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT, WEFT_FOREVER) != -EAGAIN;
+}
+
+/* Sends the request head and body on a plain connection while watching for the response: a
+ * server may answer before it has read the whole body (413, 401, ...) and then close, or stop
+ * reading. So the bytes go out in non-blocking sends; whenever the socket is full the task
+ * waits for room or for the peer to speak, and it stops writing once the peer has spoken or
+ * the write fails with EPIPE or ECONNRESET (*early = 1: the caller reads what came and does
+ * not reuse the connection). Returns 0, or -errno (-ETIMEDOUT, -ECANCELED, ...). */
+static int send_watching(hconn *c, struct iovec *iov, int iovcnt, int *early, int64_t deadline)
+{
+    *early = 0;
+    for (;;) {
+        while (iovcnt > 0 && iov->iov_len == 0)
+            iov++, iovcnt--;
+        if (iovcnt == 0)
+            return 0;
+        if (deadline != WEFT_FOREVER && clock_now() >= deadline)
+            return -ETIMEDOUT;
+        struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)iovcnt};
+        ssize_t n = sendmsg(c->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+        int err = n < 0 ? errno : 0;
+        if (n >= 0) {
+            for (size_t left = (size_t)n; left > 0;) {
+                size_t step = left < iov->iov_len ? left : iov->iov_len;
+                iov->iov_base = (char *)iov->iov_base + step;
+                iov->iov_len -= step;
+                left -= step;
+                if (iov->iov_len == 0)
+                    iov++, iovcnt--;
+            }
+        } else if (err == EPIPE || err == ECONNRESET) {
+            *early = 1;
+            return 0;
+        } else if (err == EAGAIN || err == EWOULDBLOCK) {
+            if (peer_spoke(c->fd)) {
+                *early = 1;
+                return 0;
+            }
+            /* After EAGAIN, as weft_fd_wait asks: an edge that came since is reported at once. */
+            int w = weft_fd_wait(c->fd, WEFT_READABLE | WEFT_WRITABLE, deadline);
+            if (w < 0)
+                return w;
+        } else if (err != EINTR) {
+            return -err;
+        }
+    }
 }
 
 typedef struct reader {
@@ -499,7 +555,12 @@ static int exchange(hconn *c, const char *method, const char *host, int port, co
         n += snprintf(req + n, sizeof req - (size_t)n, "Content-Length: %zu\r\n", body_len);
     n += snprintf(req + n, sizeof req - (size_t)n, "\r\n");
     struct iovec iov[2] = {{req, (size_t)n}, {(void *)body, body ? body_len : 0}};
-    ssize_t w = conn_writev(c, iov, body && body_len ? 2 : 1, deadline);
+    int early = 0;
+    ssize_t w;
+    if (c->tls || !body || body_len == 0)
+        w = conn_writev(c, iov, body && body_len ? 2 : 1, deadline);
+    else
+        w = send_watching(c, iov, 2, &early, deadline);
     if (w < 0)
         return (int)w;
 
@@ -530,11 +591,15 @@ static int exchange(hconn *c, const char *method, const char *host, int port, co
             rc = body_bytes(r, -1, fn, arg, resp);
             h.close = 1;
         }
-        /* Bytes past the response on a connection we did not pipeline: do not reuse. */
-        *keep = rc == 0 && !h.close && r->pos == r->len;
+        /* Bytes past the response on a connection we did not pipeline, or a body we did not
+         * finish sending: do not reuse. */
+        *keep = rc == 0 && !h.close && r->pos == r->len && !early;
         if (rc == 0 && follow && is_redirect(h.status) && h.location_too_long)
             rc = -ENAMETOOLONG; /* a redirect we cannot follow: too long to keep */
     }
+    /* The peer closed while we sent, without a response: that is the send's failure. */
+    if (rc < 0 && early && !r->got_any)
+        rc = -EPIPE;
     *got_any = r->got_any;
     free(r);
     return rc;

@@ -434,3 +434,36 @@ Test(http_hostile, deadline_under_flood)
         cr_assert_gt(j.ticks[i], 0, "request %d starved the worker's other task", i);
     }
 }
+
+/* Bug: the whole body was written before anything was read, so a server that answered 413 at
+ * once and closed gave -EPIPE (or -ECONNRESET), and one that answered and stopped reading
+ * gave -ETIMEDOUT. The answer is now read as soon as it comes, as curl does. */
+#define BIG_BODY (8 << 20) /* far more than the socket buffers on both sides hold */
+
+static void *t_early(void *arg)
+{
+    job *j = arg;
+    char *body = calloc(1, BIG_BODY);
+    if (!body)
+        return (void *)1;
+    const char *paths[] = {"/early413", "/early413-linger"};
+    for (int i = 0; i < 2; i++) {
+        weft_http_pool *p = pool_for(j);
+        j->rc[i] = weft_http_post(p, paths[i], NULL, body, BIG_BODY, collect, &j->body[i],
+                                  &j->resp[i], weft_deadline_in(3 * WEFT_SEC));
+        weft_http_pool_destroy(p);
+    }
+    free(body);
+    return NULL;
+}
+
+Test(http_hostile, early_response_to_a_large_body)
+{
+    job j = {0};
+    run_against_server(t_early, &j);
+    for (int i = 0; i < 2; i++) {
+        assert_rc(&j, i, 0);
+        cr_assert_eq(j.resp[i].status, 413);
+        cr_assert_str_eq(j.body[i].data, "big");
+    }
+}
