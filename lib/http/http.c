@@ -392,6 +392,16 @@ typedef struct head {
     int location_too_long; /* there was one, longer than the buffer */
 } head;
 
+/* "HTTP/1.x NNN" with exactly three digits (1xx to 5xx), then a space and the reason, or
+ * the end of the line (the reason may be empty, its space too: RFC 9112 4 asks a client to
+ * accept that). */
+static int is_status_line(const char *s, size_t n)
+{
+    return n >= 12 && memcmp(s, "HTTP/1.", 7) == 0 && (s[7] == '0' || s[7] == '1') && s[8] == ' ' &&
+           s[9] >= '1' && s[9] <= '5' && s[10] >= '0' && s[10] <= '9' && s[11] >= '0' &&
+           s[11] <= '9' && (n == 12 || s[12] == ' ');
+}
+
 /* Reads a response head (skipping interim 1xx ones, which count towards its HEAD_MAX). */
 static int read_head(reader *r, head *h)
 {
@@ -403,8 +413,7 @@ static int read_head(reader *r, head *h)
             return rc;
         const char *s = r->buf + b;
         size_t n = e - b;
-        if (n < 12 || memcmp(s, "HTTP/1.", 7) != 0 || (s[7] != '0' && s[7] != '1') || s[8] != ' ' ||
-            s[9] < '1' || s[9] > '5' || s[10] < '0' || s[10] > '9' || s[11] < '0' || s[11] > '9')
+        if (!is_status_line(s, n))
             return -EPROTO;
         h->minor = s[7] - '0';
         h->status = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');

@@ -179,6 +179,18 @@ static int answer(int fd, const req *rq)
         send_endless(fd, "10\r\n0123456789abcdef\r\n");
         return -1;
     }
+    if (strcmp(p, "/status-2000") == 0) {
+        send_str(fd, "HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok");
+        return -1;
+    }
+    if (strcmp(p, "/status-200x") == 0) {
+        send_str(fd, "HTTP/1.1 200x\r\nContent-Length: 2\r\n\r\nok");
+        return -1;
+    }
+    if (strcmp(p, "/status-no-reason") == 0) {
+        send_str(fd, "HTTP/1.1 200\r\nContent-Length: 2\r\n\r\nok");
+        return 0;
+    }
     if (strcmp(p, "/1xx-then-ok") == 0) {
         send_str(fd, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
                      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
@@ -466,4 +478,25 @@ Test(http_hostile, early_response_to_a_large_body)
         cr_assert_eq(j.resp[i].status, 413);
         cr_assert_str_eq(j.body[i].data, "big");
     }
+}
+
+/* Bug: "HTTP/1.1 2000 OK" was taken for 200: the status code is exactly three digits, then a
+ * space or the end of the line. */
+static void *t_status(void *arg)
+{
+    job *j = arg;
+    get_once(j, 0, "/status-2000");
+    get_once(j, 1, "/status-200x");
+    get_once(j, 2, "/status-no-reason");
+    return NULL;
+}
+
+Test(http_hostile, status_code_is_three_digits)
+{
+    job j = {0};
+    run_against_server(t_status, &j);
+    assert_rc(&j, 0, -EPROTO);
+    assert_rc(&j, 1, -EPROTO);
+    assert_rc(&j, 2, 0);
+    cr_assert_eq(j.resp[2].status, 200);
 }
