@@ -386,11 +386,31 @@ typedef struct head {
     int status;
     int minor;
     int64_t content_length;
-    int chunked;
+    int chunked; /* Transfer-Encoding's final coding is chunked */
+    int te;      /* a Transfer-Encoding with a coding came (the body is not CL-framed) */
     int close;
     char *location;        /* WEFT_HTTP_LOCATION_MAX bytes: the Location header, or "" */
     int location_too_long; /* there was one, longer than the buffer */
 } head;
+
+/* One Transfer-Encoding line: its codings continue those of earlier lines (RFC 9110 5.3: one
+ * list), so the last coding seen is the final one; only a chunked final coding frames the
+ * body by chunks (RFC 9112 6.3 rule 4: otherwise it runs to the close). */
+static void note_codings(head *h, const char *v, size_t vl)
+{
+    size_t i = vl;
+    while (i > 0 && (v[i - 1] == ',' || v[i - 1] == ' ' || v[i - 1] == '\t'))
+        i--;
+    size_t end = i;
+    while (i > 0 && v[i - 1] != ',')
+        i--;
+    while (i < end && (v[i] == ' ' || v[i] == '\t'))
+        i++;
+    if (i == end)
+        return; /* an empty list adds no coding */
+    h->te = 1;
+    h->chunked = ieq(v + i, end - i, "chunked");
+}
 
 /* "HTTP/1.x NNN" with exactly three digits (1xx to 5xx), then a space and the reason, or
  * the end of the line (the reason may be empty, its space too: RFC 9112 4 asks a client to
@@ -419,6 +439,7 @@ static int read_head(reader *r, head *h)
         h->status = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
         h->content_length = -1;
         h->chunked = 0;
+        h->te = 0;
         h->close = h->minor == 0;
         h->location[0] = '\0';
         h->location_too_long = 0;
@@ -452,7 +473,7 @@ static int read_head(reader *r, head *h)
                     return -EPROTO;
                 h->content_length = cl;
             } else if (ieq(s, nl, "transfer-encoding")) {
-                h->chunked = has_token(v, vl, "chunked");
+                note_codings(h, v, vl);
             } else if (ieq(s, nl, "location")) {
                 h->location_too_long = vl >= WEFT_HTTP_LOCATION_MAX;
                 vl = h->location_too_long ? 0 : vl;
@@ -465,6 +486,10 @@ static int read_head(reader *r, head *h)
                     h->close = 0;
             }
         }
+        /* RFC 9112 6.3: Transfer-Encoding overrides Content-Length, and both together may be
+         * a smuggling attempt: the connection is not reused after such a response. */
+        if (h->te && h->content_length >= 0)
+            h->close = 1;
         if (h->status >= 200 || h->status == 101)
             return 0;
     }
@@ -594,7 +619,7 @@ static int exchange(hconn *c, const char *method, const char *host, int port, co
             rc = 0;
         else if (h.chunked)
             rc = chunked_body(r, fn, arg, resp);
-        else if (h.content_length >= 0)
+        else if (h.content_length >= 0 && !h.te)
             rc = body_bytes(r, h.content_length, fn, arg, resp);
         else {
             rc = body_bytes(r, -1, fn, arg, resp);

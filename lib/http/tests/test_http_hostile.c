@@ -191,6 +191,26 @@ static int answer(int fd, const req *rq)
         send_str(fd, "HTTP/1.1 200\r\nContent-Length: 2\r\n\r\nok");
         return 0;
     }
+    if (strcmp(p, "/te-gzip") == 0) {
+        send_str(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 2\r\n\r\n"
+                     "okREST");
+        return -1;
+    }
+    if (strcmp(p, "/te-chunked-gzip") == 0) {
+        send_str(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"
+                     "2\r\nok\r\n0\r\n\r\nMORE");
+        return -1;
+    }
+    if (strcmp(p, "/te-two-lines") == 0) {
+        send_str(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                     "Transfer-Encoding: gzip\r\n\r\n2\r\nok\r\n0\r\n\r\nMORE");
+        return -1;
+    }
+    if (strcmp(p, "/te-gzip-chunked") == 0) {
+        send_str(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n");
+        return 0;
+    }
     if (strcmp(p, "/1xx-then-ok") == 0) {
         send_str(fd, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
                      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
@@ -499,4 +519,38 @@ Test(http_hostile, status_code_is_three_digits)
     assert_rc(&j, 1, -EPROTO);
     assert_rc(&j, 2, 0);
     cr_assert_eq(j.resp[2].status, 200);
+}
+
+/* Bug: "chunked" anywhere in Transfer-Encoding meant a chunked body, and a later header line
+ * replaced an earlier one. RFC 9112 6.3: the codings of every line form one list; when the
+ * final one is not chunked the body runs to the close (and Content-Length is ignored). */
+static void *t_transfer_encoding(void *arg)
+{
+    job *j = arg;
+    weft_http_pool *p = pool_for(j);
+    get_into(j, p, 0, "/te-gzip");
+    get_into(j, p, 1, "/te-chunked-gzip");
+    get_into(j, p, 2, "/te-two-lines");
+    get_into(j, p, 3, "/te-gzip-chunked");
+    get_into(j, p, 4, "/ok");
+    weft_http_pool_destroy(p);
+    return NULL;
+}
+
+Test(http_hostile, transfer_encoding_final_coding)
+{
+    job j = {0};
+    run_against_server(t_transfer_encoding, &j);
+    const char *want[] = {"okREST", "2\r\nok\r\n0\r\n\r\nMORE", "2\r\nok\r\n0\r\n\r\nMORE"};
+    for (int i = 0; i < 3; i++) {
+        assert_rc(&j, i, 0);
+        cr_assert_eq(j.resp[i].chunked, 0, "request %d", i);
+        cr_assert_str_eq(j.body[i].data, want[i], "request %d", i);
+    }
+    /* Chunked last: chunked, and the connection kept for the next request. */
+    assert_rc(&j, 3, 0);
+    cr_assert_eq(j.resp[3].chunked, 1);
+    cr_assert_str_eq(j.body[3].data, "ok");
+    assert_rc(&j, 4, 0);
+    cr_assert_eq(j.resp[4].reused, 1);
 }
