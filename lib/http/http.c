@@ -136,15 +136,31 @@ static int start_tls(weft_http_pool *p, hconn *c, int64_t deadline)
 #endif
 }
 
+/* Whether the peer has sent something (or closed): a byte to read, the end of the stream or
+ * an error, all of which the next read reports. On the socket itself, so over TLS any record
+ * counts (a late session ticket too: the connection is then dropped, which is only safe). */
+static int peer_spoke(int fd)
+{
+    char byte;
+    return weft_recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT, WEFT_FOREVER) != -EAGAIN;
+}
+
 /* A slot and a connection: an idle one (most recent first) or a new one. */
 static int acquire(weft_http_pool *p, int fresh, int *reused, hconn *c, int64_t deadline)
 {
     int r = weft_sem_acquire(&p->slots, deadline);
     if (r < 0)
         return r;
-    if (!fresh && p->nidle > 0) {
-        *reused = 1;
+    while (!fresh && p->nidle > 0) {
         *c = p->idle[--p->nidle];
+        /* An idle connection has nothing to say: bytes waiting on it (a body after a 204 or a
+         * HEAD's response, or anything else the server sent unasked) would be read as the next
+         * response, and an end of stream means the server closed it. Either way: close it. */
+        if (peer_spoke(c->fd)) {
+            hconn_close(c);
+            continue;
+        }
+        *reused = 1;
         return 0;
     }
     *reused = 0;
@@ -217,14 +233,6 @@ static int64_t clock_now(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (int64_t)t.tv_sec * WEFT_SEC + t.tv_nsec;
-}
-
-/* Whether the peer has sent something (or closed) on a plain connection: a byte to read, the
- * end of the stream or an error, all of which the next read reports. */
-static int peer_spoke(int fd)
-{
-    char byte;
-    return weft_recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT, WEFT_FOREVER) != -EAGAIN;
 }
 
 /* Sends the request head and body on a plain connection while watching for the response: a

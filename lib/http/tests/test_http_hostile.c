@@ -211,6 +211,16 @@ static int answer(int fd, const req *rq)
                      "Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n");
         return 0;
     }
+    if (strcmp(p, "/204-stray") == 0) {
+        send_str(fd, "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n");
+        /* Once the client has read the 204 (and put the connection back in its pool), bytes
+         * it did not ask for: a whole response. */
+        for (int i = 0; i < 500 && !atomic_load(&first_response_read); i++)
+            usleep(10 * 1000);
+        send_str(fd, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil");
+        atomic_store(&stray_bytes_sent, 1);
+        return 0;
+    }
     if (strcmp(p, "/1xx-then-ok") == 0) {
         send_str(fd, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
                      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
@@ -553,4 +563,32 @@ Test(http_hostile, transfer_encoding_final_coding)
     cr_assert_str_eq(j.body[3].data, "ok");
     assert_rc(&j, 4, 0);
     cr_assert_eq(j.resp[4].reused, 1);
+}
+
+/* Bug: bytes that came after a 204 (a body it may not have) waited on the idle connection,
+ * and the next request over it read them as its response. An idle connection with anything
+ * unread is now closed instead of reused. */
+static void *t_stray_bytes(void *arg)
+{
+    job *j = arg;
+    weft_http_pool *p = pool_for(j);
+    get_into(j, p, 0, "/204-stray");
+    atomic_store(&first_response_read, 1);
+    for (int i = 0; i < 5000 && !atomic_load(&stray_bytes_sent); i++)
+        weft_sleep(WEFT_MSEC);
+    weft_sleep(10 * WEFT_MSEC); /* room for io_uring's receive to take them in */
+    get_into(j, p, 1, "/ok");
+    weft_http_pool_destroy(p);
+    return NULL;
+}
+
+Test(http_hostile, stray_bytes_on_idle_connection)
+{
+    job j = {0};
+    run_against_server(t_stray_bytes, &j);
+    assert_rc(&j, 0, 0);
+    cr_assert_eq(j.resp[0].status, 204);
+    assert_rc(&j, 1, 0);
+    cr_assert_str_eq(j.body[1].data, "ok");
+    cr_assert_eq(j.resp[1].reused, 0);
 }
