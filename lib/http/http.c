@@ -589,8 +589,10 @@ static int exchange(hconn *c, const char *method, const char *host, int port, co
                     int64_t deadline)
 {
     char req[2048];
-    int n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: %s:%d\r\n%s", method, path, host,
-                     port, extra ? extra : "");
+    /* An IPv6 literal (the only host with a ':') goes in brackets: RFC 9110 7.2. */
+    int v6 = strchr(host, ':') != NULL;
+    int n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: %s%s%s:%d\r\n%s", method, path,
+                     v6 ? "[" : "", host, v6 ? "]" : "", port, extra ? extra : "");
     if (n < 0 || (size_t)n >= sizeof req - 40)
         return -ENAMETOOLONG;
     if (body)

@@ -221,6 +221,18 @@ static int answer(int fd, const req *rq)
         atomic_store(&stray_bytes_sent, 1);
         return 0;
     }
+    if (strcmp(p, "/host") == 0) {
+        ok(fd, rq->host);
+        return 0;
+    }
+    if (strcmp(p, "/a/b") == 0) {
+        send_str(fd, "HTTP/1.1 302 Found\r\nLocation: ?q\r\nContent-Length: 0\r\n\r\n");
+        return 0;
+    }
+    if (strcmp(p, "/a/b?q") == 0) {
+        ok(fd, "right");
+        return 0;
+    }
     if (strcmp(p, "/1xx-then-ok") == 0) {
         send_str(fd, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
                      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
@@ -591,4 +603,27 @@ Test(http_hostile, stray_bytes_on_idle_connection)
     assert_rc(&j, 1, 0);
     cr_assert_str_eq(j.body[1].data, "ok");
     cr_assert_eq(j.resp[1].reused, 0);
+}
+
+/* Bug: an IPv6 literal went out as "Host: ::1:port"; RFC 9110 7.2 (RFC 3986 3.2.2) puts it
+ * in brackets. */
+static void *t_host_ipv6(void *arg)
+{
+    job *j = arg;
+    get_once(j, 0, "/host");
+    return NULL;
+}
+
+Test(http_hostile, host_header_of_ipv6_literal)
+{
+    hostile h;
+    if (hostile_start(&h, AF_INET6) < 0)
+        cr_skip_test("no IPv6 loopback here");
+    job j = {.h = &h, .host = "::1"};
+    run(t_host_ipv6, &j);
+    hostile_stop(&h);
+    assert_rc(&j, 0, 0);
+    char want[64];
+    snprintf(want, sizeof want, "[::1]:%d", h.port);
+    cr_assert_str_eq(j.body[0].data, want);
 }
