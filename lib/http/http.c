@@ -749,14 +749,17 @@ static int resolve_location(const weft_http_pool *from, const char *base, const 
         p = rest + alen;
         n -= (size_t)(p - loc);
     }
-    /* The path: as given when absolute; "/" for none; base for a bare fragment; else after
-     * base's last '/'. (base may be t->path itself: memmove.) */
+    /* The path (RFC 3986 5.2.2): as given when absolute; "/" for none after an authority;
+     * base for a bare fragment; base's path for a bare query; else after base's last '/'.
+     * (base may be t->path itself: memmove.) */
     size_t dir = 0;
     if (!rest && n == 0) {
         dir = strlen(base);
-    } else if (n == 0 || p[0] == '?') {
+    } else if (rest && (n == 0 || p[0] == '?')) {
         dir = 1; /* "/" then the query, if any */
         base = "/";
+    } else if (p[0] == '?') {
+        dir = strcspn(base, "?"); /* base's path, the new query */
     } else if (p[0] != '/') {
         size_t blen = strcspn(base, "?");
         while (blen > 0 && base[blen - 1] != '/')

@@ -627,3 +627,24 @@ Test(http_hostile, host_header_of_ipv6_literal)
     snprintf(want, sizeof want, "[::1]:%d", h.port);
     cr_assert_str_eq(j.body[0].data, want);
 }
+
+/* Bug: a Location of only a query ("?q" from /a/b) went to "/?q"; RFC 3986 5.2.2 keeps the
+ * base's path: "/a/b?q". */
+static void *t_query_only_location(void *arg)
+{
+    job *j = arg;
+    weft_http_pool *p = pool_for(j);
+    weft_http_pool_set_redirects(p, 2);
+    get_into(j, p, 0, "/a/b");
+    weft_http_pool_destroy(p);
+    return NULL;
+}
+
+Test(http_hostile, query_only_location)
+{
+    job j = {0};
+    run_against_server(t_query_only_location, &j);
+    assert_rc(&j, 0, 0);
+    cr_assert_eq(j.resp[0].nredirects, 1);
+    cr_assert_str_eq(j.body[0].data, "right");
+}
