@@ -91,8 +91,12 @@ typedef struct weft_http_response {
  * their own, or a chunk-size line longer than 16 KiB), -ENAMETOOLONG (a
  * request head over 2 KiB, or a Location to follow longer than WEFT_HTTP_LOCATION_MAX),
  * -ELOOP (more redirects than the pool allows: *resp holds the last 3xx), -ENOTSUP (an
- * https Location from a plain pool), or on_body's negative value. From a task of the pool's
- * worker. */
+ * https Location from a plain pool), or on_body's negative value. Two limits: a header
+ * line folded onto the next (obs-fold, which RFC 9112 5.2 says a client should unfold) is
+ * -EPROTO; and a body delimited only by the close (no Content-Length, not chunked) that
+ * ends early cannot be told from a complete one (over https too: many servers skip
+ * close_notify, so its absence is not an error; weft_tls.h), so check such a body's length
+ * another way. From a task of the pool's worker. */
 WEFT_API int weft_http_request(weft_http_pool *p, const char *method, const char *path,
                                const char *extra_headers, const void *body, size_t body_len,
                                weft_http_body_fn on_body, void *arg, weft_http_response *resp,

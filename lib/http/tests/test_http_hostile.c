@@ -6,8 +6,8 @@
  * interim 1xx heads, trailers), the deadline and the worker's other tasks while the peer
  * always has data ready, a response sent before the request body was all written, the status
  * line's three digits, Transfer-Encoding whose final coding is not chunked, stray bytes on
- * an idle pooled connection, the Host header of an IPv6 literal, a query-only Location, and
- * obs-fold. No time is asserted. */
+ * an idle pooled connection, the Host header of an IPv6 literal and a query-only Location.
+ * No time is asserted. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -482,9 +482,12 @@ Test(http_hostile, deadline_under_flood)
     for (int i = 0; i < 2; i++) {
         assert_rc(&j, i, -ETIMEDOUT);
         cr_assert_gt(j.resp[i].body_bytes, 0);
-        /* No time asserted: only that nothing reached on_body once the deadline had passed. */
-        cr_assert_eq(j.late[i], 0, "request %d: %lld pieces after its deadline", i,
-                     (long long)j.late[i]);
+        /* No time asserted: only that the request stopped at its deadline. The client looks
+         * at the clock before each piece, so at most the one piece it was handing over as
+         * the deadline passed can reach on_body after it (the thread may be preempted
+         * between the look and the call); before the fix, thousands did. */
+        cr_assert_leq(j.late[i], 1, "request %d: %lld pieces after its deadline", i,
+                      (long long)j.late[i]);
         cr_assert_gt(j.ticks[i], 0, "request %d starved the worker's other task", i);
     }
 }
