@@ -375,24 +375,30 @@ static void count_in_range(kv_ctx *c, zwalk *w)
     reply_int(c->out, n);
 }
 
+/* The score or lex range of argv[2..3] into *w (ZCOUNT, ZLEXCOUNT, ZREMRANGEBYSCORE/LEX):
+ * 0, or -1 with the error replied. */
+static int parse_walk(kv_ctx *c, int by, zwalk *w)
+{
+    *w = (zwalk){.by = by};
+    int bad = by == BY_SCORE ? parse_score_range(c, 2, 3, &w->score) < 0
+                             : parse_lex_range(c, 2, 3, &w->lex) < 0;
+    if (bad)
+        reply_error(c->out, by == BY_SCORE ? ERR_SCORE_RANGE : ERR_LEX_RANGE);
+    return bad ? -1 : 0;
+}
+
 void cmd_zcount(kv_ctx *c)
 {
-    zwalk w = {.by = BY_SCORE};
-    if (parse_score_range(c, 2, 3, &w.score) < 0) {
-        reply_error(c->out, ERR_SCORE_RANGE);
-        return;
-    }
-    count_in_range(c, &w);
+    zwalk w;
+    if (parse_walk(c, BY_SCORE, &w) == 0)
+        count_in_range(c, &w);
 }
 
 void cmd_zlexcount(kv_ctx *c)
 {
-    zwalk w = {.by = BY_LEX};
-    if (parse_lex_range(c, 2, 3, &w.lex) < 0) {
-        reply_error(c->out, ERR_LEX_RANGE);
-        return;
-    }
-    count_in_range(c, &w);
+    zwalk w;
+    if (parse_walk(c, BY_LEX, &w) == 0)
+        count_in_range(c, &w);
 }
 
 /* ZRANK and ZREVRANK: the member's 0-based rank, or null. Without Redis's rank spans it is
@@ -453,22 +459,16 @@ static void remove_in_range(kv_ctx *c, zwalk *w)
 
 void cmd_zremrangebyscore(kv_ctx *c)
 {
-    zwalk w = {.by = BY_SCORE};
-    if (parse_score_range(c, 2, 3, &w.score) < 0) {
-        reply_error(c->out, ERR_SCORE_RANGE);
-        return;
-    }
-    remove_in_range(c, &w);
+    zwalk w;
+    if (parse_walk(c, BY_SCORE, &w) == 0)
+        remove_in_range(c, &w);
 }
 
 void cmd_zremrangebylex(kv_ctx *c)
 {
-    zwalk w = {.by = BY_LEX};
-    if (parse_lex_range(c, 2, 3, &w.lex) < 0) {
-        reply_error(c->out, ERR_LEX_RANGE);
-        return;
-    }
-    remove_in_range(c, &w);
+    zwalk w;
+    if (parse_walk(c, BY_LEX, &w) == 0)
+        remove_in_range(c, &w);
 }
 
 /* ZREMRANGEBYRANK: the indexes parsed before the key is looked at, then clamped as LRANGE's. */
