@@ -91,9 +91,10 @@ typedef struct weft_http_response {
  * their own, or a chunk-size line longer than 16 KiB), -ENAMETOOLONG (a
  * request head over 2 KiB, or a Location to follow longer than WEFT_HTTP_LOCATION_MAX),
  * -ELOOP (more redirects than the pool allows: *resp holds the last 3xx), -ENOTSUP (an
- * https Location from a plain pool), or on_body's negative value. Two limits: a header
- * line folded onto the next (obs-fold, which RFC 9112 5.2 says a client should unfold) is
- * -EPROTO; and a body delimited only by the close (no Content-Length, not chunked) that
+ * https Location from a plain pool), or on_body's negative value. A header field folded
+ * over lines (obs-fold, RFC 9112 5.2) is unfolded, except in the fields the client reads
+ * (Content-Length, Transfer-Encoding, Connection, Location): -EPROTO there. A limit: a body
+ * delimited only by the close (no Content-Length, not chunked) that
  * ends early cannot be told from a complete one (over https too: many servers skip
  * close_notify, so its absence is not an error; weft_tls.h), so check such a body's length
  * another way. From a task of the pool's worker. */

@@ -451,6 +451,7 @@ static int read_head(reader *r, head *h)
         h->close = h->minor == 0;
         h->location[0] = '\0';
         h->location_too_long = 0;
+        int prev_read = 0; /* the line before was a field this loop reads (see obs-fold) */
         for (;;) {
             if ((rc = line(r, &b, &e)) < 0)
                 return rc;
@@ -458,6 +459,16 @@ static int read_head(reader *r, head *h)
                 break;
             s = r->buf + b;
             n = e - b;
+            /* obs-fold: a line that starts with a space or a tab continues the field before
+             * it, which a client is to unfold (RFC 9112 5.2). The fields read here are single
+             * tokens or numbers, never folded by a sane server: a fold in one of them is
+             * refused; in any other field it changes nothing we read, and is skipped. */
+            if (s[0] == ' ' || s[0] == '\t') {
+                if (prev_read)
+                    return -EPROTO;
+                continue;
+            }
+            prev_read = 0;
             const char *colon = memchr(s, ':', n);
             if (!colon)
                 return -EPROTO;
@@ -468,6 +479,8 @@ static int read_head(reader *r, head *h)
                 v++, vl--;
             while (vl > 0 && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
                 vl--;
+            prev_read = ieq(s, nl, "content-length") || ieq(s, nl, "transfer-encoding") ||
+                        ieq(s, nl, "location") || ieq(s, nl, "connection");
             if (ieq(s, nl, "content-length")) {
                 int64_t cl = 0;
                 if (vl == 0 || vl > 18)

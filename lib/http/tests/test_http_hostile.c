@@ -6,8 +6,8 @@
  * interim 1xx heads, trailers), the deadline and the worker's other tasks while the peer
  * always has data ready, a response sent before the request body was all written, the status
  * line's three digits, Transfer-Encoding whose final coding is not chunked, stray bytes on
- * an idle pooled connection, the Host header of an IPv6 literal and a query-only Location.
- * No time is asserted. */
+ * an idle pooled connection, the Host header of an IPv6 literal, a query-only Location and
+ * obs-fold. No time is asserted. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -177,6 +177,14 @@ static int answer(int fd, const req *rq)
     if (strcmp(p, "/flood-chunked") == 0) {
         send_str(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
         send_endless(fd, "10\r\n0123456789abcdef\r\n");
+        return -1;
+    }
+    if (strcmp(p, "/obs-fold") == 0) { /* a folded field we do not read: unfolded, kept */
+        send_str(fd, "HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\n\tc\r\nContent-Length: 2\r\n\r\nok");
+        return -1;
+    }
+    if (strcmp(p, "/obs-fold-length") == 0) { /* a folded Content-Length: refused */
+        send_str(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n 2\r\n\r\nok");
         return -1;
     }
     if (strcmp(p, "/status-2000") == 0) {
@@ -544,6 +552,27 @@ Test(http_hostile, status_code_is_three_digits)
     assert_rc(&j, 1, -EPROTO);
     assert_rc(&j, 2, 0);
     cr_assert_eq(j.resp[2].status, 200);
+}
+
+/* Bug: a folded header line (obs-fold) failed the request, though a client is to unfold it
+ * (RFC 9112 5.2). In a field the client does not read it changes nothing and is skipped; in
+ * one it reads (Content-Length, Transfer-Encoding, Connection, Location) it is refused. */
+static void *t_obs_fold(void *arg)
+{
+    job *j = arg;
+    get_once(j, 0, "/obs-fold");
+    get_once(j, 1, "/obs-fold-length");
+    return NULL;
+}
+
+Test(http_hostile, obs_fold)
+{
+    job j = {0};
+    run_against_server(t_obs_fold, &j);
+    assert_rc(&j, 0, 0);
+    cr_assert_eq(j.resp[0].status, 200);
+    cr_assert_str_eq(j.body[0].data, "ok");
+    assert_rc(&j, 1, -EPROTO);
 }
 
 /* Bug: "chunked" anywhere in Transfer-Encoding meant a chunked body, and a later header line
