@@ -870,8 +870,9 @@ static int prepare_shard_key(unsigned nshards, int had_aof)
         return 0;
     }
     if (had_aof && nshards > 1) {
-        fprintf(stderr, "weft-kv: the AOF in %s predates keyed hashing: its keys stay on the "
-                        "shards of the unkeyed hash\n",
+        fprintf(stderr,
+                "weft-kv: the AOF in %s predates keyed hashing: its keys stay on the "
+                "shards of the unkeyed hash\n",
                 kv_cfg.dir);
         kv_hash_shard_legacy();
         return 0;

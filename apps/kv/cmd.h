@@ -43,6 +43,7 @@ enum {
     CMD_LOGSTATE = 1u << 10,  /* AOF: log the keys' resulting state, not the command */
     CMD_LOGEXPIRE = 1u << 11, /* with LOGSTATE: only their expiry (or DEL) */
     CMD_NUMKEYS = 1u << 12,   /* keys from argv[2], as many as argv[1] says (kv_numkeys) */
+    CMD_NOMULTI = 1u << 13,   /* refused inside MULTI, which it fails (SHUTDOWN) */
 };
 
 struct kv_command {

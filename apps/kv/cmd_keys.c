@@ -473,7 +473,8 @@ void cmd_scan(kv_ctx *c)
     long long count;
     if (scan_opts(c, &a, &count) < 0)
         return;
-    long long steps = count * 10; /* Redis's bound on empty buckets walked per call */
+    /* Redis's bound on empty buckets walked per call, saturating (COUNT may be 2^63 - 1). */
+    long long steps = count > LLONG_MAX / 10 ? LLONG_MAX : count * 10;
     do
         cur = dict_scan(&c->db->keys, (size_t)cur, collect_key, &a);
     while (cur && a.n < count && --steps > 0);

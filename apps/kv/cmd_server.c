@@ -186,14 +186,20 @@ void multi_hello(kv_ctx *c)
 /* One connection's CLIENT LIST line (CLIENT INFO's reply), newline included, into b. */
 static void client_line(sbuf *b, const kv_conn *k, const kv_shard *sh, int64_t now)
 {
-    char line[512];
-    int n =
-        snprintf(line, sizeof line,
-                 "id=%llu addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=%s "
+    /* In three pieces: the name, of any length, goes in as it is, between two fixed-size
+     * formats (a name in one buffer cut the line, and the next client's ran onto it). */
+    char line[256];
+    int n = snprintf(line, sizeof line,
+                     "id=%llu addr=%s laddr=%s fd=%d name=", (unsigned long long)k->id, k->addr,
+                     k->laddr, k->fd);
+    sbuf_add(b, line, n < (int)sizeof line ? (size_t)n : sizeof line - 1);
+    if (k->name)
+        sbuf_add(b, k->name, strlen(k->name));
+    n = snprintf(line, sizeof line,
+                 " age=%lld idle=%lld flags=%s "
                  "db=0 sub=0 psub=0 ssub=0 multi=%ld qbuf=%zu qbuf-free=%zu "
                  "argv-mem=0 multi-mem=0 obl=0 oll=0 omem=0 tot-mem=%zu events=r "
                  "cmd=%s user=default redir=-1 resp=%d shard=%u\n",
-                 (unsigned long long)k->id, k->addr, k->laddr, k->fd, k->name ? k->name : "",
                  (long long)(now - k->created_ms) / 1000, (long long)(now - k->last_ms) / 1000,
                  k->blocked ? "b"
                  : k->multi ? "x"
@@ -393,7 +399,7 @@ void multi_client(kv_ctx *c)
 
 static void command_flags(sbuf *b, unsigned f)
 {
-    const char *names[9];
+    const char *names[10];
     int n = 0;
     if (f & CMD_WRITE)
         names[n++] = "write";
@@ -411,6 +417,8 @@ static void command_flags(sbuf *b, unsigned f)
         names[n++] = "loading";
     if (f & CMD_STALE)
         names[n++] = "stale";
+    if (f & CMD_NOMULTI)
+        names[n++] = "no_multi";
     if (f & CMD_NUMKEYS)
         names[n++] = "movablekeys";
     reply_set(b, n);
@@ -479,7 +487,7 @@ static void command_info_of(kv_ctx *c)
         if (k)
             command_info(c->out, k);
         else
-            reply_null_array(c->out);
+            reply_null(c->out); /* Redis 7.0: a null bulk in RESP2 ($-1), _ in RESP3 */
     }
 }
 

@@ -124,13 +124,19 @@ void cmd_set(kv_ctx *c)
             flags |= SET_GET;
         } else if (arg_is(c, i, "keepttl") && !(flags & (SET_EX | SET_PX | SET_EXAT | SET_PXAT))) {
             flags |= SET_KEEPTTL;
-        } else if (more && !(flags & (SET_KEEPTTL | SET_EX | SET_PX | SET_EXAT | SET_PXAT)) &&
-                   (arg_is(c, i, "ex") || arg_is(c, i, "px") || arg_is(c, i, "exat") ||
-                    arg_is(c, i, "pxat"))) {
-            flags |= arg_is(c, i, "ex")     ? SET_EX
-                     : arg_is(c, i, "px")   ? SET_PX
-                     : arg_is(c, i, "exat") ? SET_EXAT
-                                            : SET_PXAT;
+        } else if (more && (arg_is(c, i, "ex") || arg_is(c, i, "px") || arg_is(c, i, "exat") ||
+                            arg_is(c, i, "pxat"))) {
+            unsigned kind = arg_is(c, i, "ex")     ? SET_EX
+                            : arg_is(c, i, "px")   ? SET_PX
+                            : arg_is(c, i, "exat") ? SET_EXAT
+                                                   : SET_PXAT;
+            /* As Redis: the same kind again replaces the earlier value (the last wins);
+             * another kind, or KEEPTTL, is a syntax error. */
+            if (flags & ((SET_KEEPTTL | SET_EX | SET_PX | SET_EXAT | SET_PXAT) & ~kind)) {
+                reply_error(c->out, ERR_SYNTAX);
+                return;
+            }
+            flags |= kind;
             exp_i = ++i;
         } else {
             reply_error(c->out, ERR_SYNTAX);

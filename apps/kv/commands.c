@@ -144,7 +144,7 @@ const kv_command kv_commands[] = {
     {"command", -1, X | CMD_LOADING | CMD_STALE, 0, 0, 0, NULL, multi_command, "server"},
     {"config", -2, X | NLS, 0, 0, 0, NULL, multi_config, "server"},
     {"info", -1, X | CMD_LOADING | CMD_STALE, 0, 0, 0, NULL, multi_info, "server"},
-    {"shutdown", -1, W | X | NLS, 0, 0, 0, NULL, multi_shutdown, "server"},
+    {"shutdown", -1, W | X | NLS | CMD_NOMULTI, 0, 0, 0, NULL, multi_shutdown, "server"},
     {"bgrewriteaof", 1, X | CMD_NOSCRIPT, 0, 0, 0, NULL, multi_bgrewriteaof, "server"},
     /* transactions */
     {"multi", 1, F | X | NLS, 0, 0, 0, NULL, multi_multi, "transactions"},

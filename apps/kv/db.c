@@ -205,13 +205,16 @@ kv_entry *db_create(kv_db *db, const char *key, size_t klen, int type)
 
 int db_str_resize(kv_entry *e, size_t n)
 {
-    if (n > e->v.str.cap) {
+    /* A string always has a buffer, an empty one too: the code that copies from or into it
+     * (a reply, APPEND, SETRANGE) may then pass `p` to memcpy with a length of 0, which a
+     * NULL would make undefined. */
+    if (n > e->v.str.cap || !e->v.str.p) {
         size_t cap = e->v.str.cap ? e->v.str.cap : 16;
         while (cap < n)
             cap = cap > ((size_t)-1) / 2 ? n : cap * 2;
         /* Exact size for a first set (most values are never appended to), doubling after. */
         if (!e->v.str.p)
-            cap = n;
+            cap = n ? n : 1;
         char *p = kv_realloc(e->v.str.p, cap);
         if (!p)
             return -1;

@@ -25,7 +25,6 @@ typedef struct dict {
     size_t size;
 } dict;
 
-
 dnode *dict_find(const dict *d, const char *key, size_t klen, uint64_t hash);
 /* Links n (its hash, key and klen set; no node with that key present). Returns 0 or -1 when
  * the bucket array cannot grow (the node is still linked, in a longer chain). */

@@ -225,13 +225,19 @@ static void dispatch(kv_conn *c, const char *base)
     }
     if (!cmd) {
         flush_segment(c);
-        /* Redis's text: the name, then up to the first arguments quoted, each cut to 128. */
+        /* Redis's text: the name cut to 128, then the arguments quoted, while their text so
+         * far is under 128 characters, each cut to what is left of the 128. */
         char msg[512];
         int n = snprintf(msg, sizeof msg, "ERR unknown command '%.*s', with args beginning with: ",
                          (int)(argl[0] > 128 ? 128 : argl[0]), argv[0]);
-        for (size_t i = 1; i < argc && n < (int)sizeof msg - 140; i++)
-            n += snprintf(msg + n, sizeof msg - (size_t)n, "'%.*s' ",
-                          (int)(argl[i] > 128 ? 128 : argl[i]), argv[i]);
+        int args = 0; /* characters of the arguments' text so far */
+        for (size_t i = 1; i < argc && args < 128; i++) {
+            int room = 128 - args;
+            int k = snprintf(msg + n, sizeof msg - (size_t)n, "'%.*s' ",
+                             (int)(argl[i] > (size_t)room ? (size_t)room : argl[i]), argv[i]);
+            n += k;
+            args += k;
+        }
         reply_error(&c->out, msg);
         if (c->multi) /* a command refused inside MULTI fails the EXEC to come */
             kv_multi_flag(c);
@@ -247,6 +253,12 @@ static void dispatch(kv_conn *c, const char *base)
         reply_arity(&c->out, argv[0], argl[0]);
         if (c->multi)
             kv_multi_flag(c);
+        return;
+    }
+    if (c->multi && (cmd->flags & CMD_NOMULTI)) { /* Redis's no-multi commands */
+        flush_segment(c);
+        reply_error(&c->out, "ERR Command not allowed inside a transaction");
+        kv_multi_flag(c);
         return;
     }
     if (c->multi && !kv_multi_runs_now(cmd)) {

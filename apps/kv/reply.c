@@ -70,7 +70,8 @@ void reply_bulk(sbuf *b, const void *p, size_t n)
     prefixed_ll(b, '$', (long long)n);
     if (sbuf_reserve(b, n + 2) < 0)
         return;
-    memcpy(b->data + b->len, p, n);
+    if (n) /* p may be NULL for none */
+        memcpy(b->data + b->len, p, n);
     memcpy(b->data + b->len + n, "\r\n", 2);
     b->len += n + 2;
 }

@@ -100,6 +100,14 @@ static int hexval(int c)
  * "double quotes" take \n \r \t \b \a \xHH and \<c> escapes, 'single quotes' take \', and a
  * closing quote must be followed by a blank or the end. The unescaped text is written back
  * over the line (never longer than its source). Returns 0 or -1 (unbalanced quotes). */
+/* What ends an unquoted word: Redis's sdssplitargs stops at a space, \n, \r or \t only, so
+ * a \v or \f (which isspace() also takes, and which skip the blanks between words) is part
+ * of the word. */
+static int ends_word(char c)
+{
+    return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
+
 static int split_inline(resp_parser *p, char *line, size_t n)
 {
     size_t r = 0;
@@ -149,7 +157,7 @@ static int split_inline(resp_parser *p, char *line, size_t n)
                 } else {
                     line[w++] = line[r++];
                 }
-            } else if (r == n || isspace((unsigned char)line[r])) {
+            } else if (r == n || ends_word(line[r])) {
                 done = 1;
             } else if (line[r] == '"') {
                 inq = 1;

@@ -78,7 +78,7 @@ typedef struct kv_conn {
     int replay;             /* the AOF replay's: no socket, internal commands allowed */
     unsigned replay_shard;  /* the shard whose file the replay reads */
     const char *replay_err; /* why the replay stopped: a command no file holds */
-    struct kv_multi *multi;    /* MULTI's queue while a transaction is open, else NULL */
+    struct kv_multi *multi; /* MULTI's queue while a transaction is open, else NULL */
     struct kv_watchset *watch; /* WATCH's keys, or NULL (watch.c) */
     int in_exec;               /* EXEC is running the queue: blocking commands do not block */
     struct kv_tx *exec_tx;     /* EXEC's transaction over several shards while it runs */
@@ -156,12 +156,13 @@ int kv_split_build(kv_ctx *c, int step, kv_item *items, void **arena, int **pos)
  * included) and runs items as the first phase (replies into dst in item order, as
  * kv_exec_items; an item with no command only names a shard to hold); run runs another phase
  * on the held shards; end releases them. Begun for connection c while c->exec_tx is set (inside
- * EXEC), it joins that transaction instead: its phases are phases of EXEC's, its end is none. While a shard is held, every other command that
- * would run there waits (kv_run_proc). Connection task only. begin returns 0 or -errno (then
- * nothing is held); run 0 or -ENOMEM, -EINVAL (an item on a shard not held). */
+ * EXEC), it joins that transaction instead: its phases are phases of EXEC's, its end is none. While
+ * a shard is held, every other command that would run there waits (kv_run_proc). Connection task
+ * only. begin returns 0 or -errno (then nothing is held); run 0 or -ENOMEM, -EINVAL (an item on a
+ * shard not held). */
 typedef struct kv_tx {
-    struct tx_core *core;  /* shared with the holding tasks on the other shards */
-    struct kv_tx *outer;   /* begun inside EXEC's transaction: every call goes to that one */
+    struct tx_core *core; /* shared with the holding tasks on the other shards */
+    struct kv_tx *outer;  /* begun inside EXEC's transaction: every call goes to that one */
     int nphase;
     int nremote;
     unsigned char remote[WEFT_WORKERS_MAX];

@@ -106,8 +106,7 @@ static int64_t watch_here(kv_db *db, kv_watch *w, const char *const *keys, const
         const kv_entry *e = (const kv_entry *)dict_find(&db->keys, keys[i], klens[i], h);
         node->w = w;
         node->expired = e && e->expire_ms >= 0 && e->expire_ms <= now;
-        if (e && !node->expired && e->expire_ms >= 0 &&
-            (deadline < 0 || e->expire_ms < deadline))
+        if (e && !node->expired && e->expire_ms >= 0 && (deadline < 0 || e->expire_ms < deadline))
             deadline = e->expire_ms;
         atomic_fetch_add_explicit(&w->refs, 1, memory_order_relaxed);
         node->next = wk->head.next;
@@ -229,8 +228,8 @@ void kv_watch_after_write(kv_db *db, const kv_command *cmd, const kv_ctx *ctx, s
     if (p == cmd_sinterstore || p == cmd_sunionstore || p == cmd_sdiffstore)
         last = cmd->first; /* the sources are only read */
     for (int k = cmd->first; k <= last && k < ctx->argc; k += cmd->step) {
-        int gone = !dict_find(&db->keys, ctx->argv[k], ctx->argl[k],
-                              kv_hash(ctx->argv[k], ctx->argl[k]));
+        int gone =
+            !dict_find(&db->keys, ctx->argv[k], ctx->argl[k], kv_hash(ctx->argv[k], ctx->argl[k]));
         kv_watch_touch(db, ctx->argv[k], ctx->argl[k], gone);
     }
 }

@@ -136,6 +136,14 @@ Test(resp, redis_quirks)
     r = parse_whole("ECHO \"a\\x41\\n\"\r\n");
     cr_assert_str_eq(r, "ECHO|aA\n;");
     free(r);
+    /* A word ends at a space, \t, \r or \n only (sdssplitargs): \v and \f are part of it,
+     * though they are skipped as blanks between words. */
+    r = parse_whole("ECHO a\vb\r\n");
+    cr_assert_str_eq(r, "ECHO|a\vb;");
+    free(r);
+    r = parse_whole("ECHO\f a\fb\r\n");
+    cr_assert_str_eq(r, "ECHO\f|a\fb;");
+    free(r);
 }
 
 static void expect_error(const char *in, const char *err)
