@@ -665,8 +665,8 @@ static void config_value(const char *name, char *buf, size_t cap)
         snprintf(buf, cap, "%lld", atomic_load(&kv_cfg.aof_rewrite_pct));
     else if (strcmp(name, "auto-aof-rewrite-min-size") == 0)
         snprintf(buf, cap, "%lld", atomic_load(&kv_cfg.aof_rewrite_min));
-    else
-        snprintf(buf, cap, "10000");
+    else /* maxclients */
+        snprintf(buf, cap, "%lld", kv_cfg.maxclients);
 }
 
 /* A memory amount as Redis's memtoull: a number with an optional b, k, kb, m, mb, g, gb. */
@@ -915,9 +915,9 @@ void multi_info(kv_ctx *c)
         LINE("shards:%u\r\n\r\n", n);
     }
     if (want(c, "clients")) {
-        LINE("# Clients\r\nconnected_clients:%llu\r\nblocked_clients:%llu\r\nmaxclients:10000\r\n"
+        LINE("# Clients\r\nconnected_clients:%llu\r\nblocked_clients:%llu\r\nmaxclients:%lld\r\n"
              "\r\n",
-             t.conns, t.blocked);
+             t.conns, t.blocked, kv_cfg.maxclients);
     }
     if (want(c, "memory")) {
         LINE("# Memory\r\nused_memory:%lld\r\nused_memory_dataset:%lld\r\n", t.mem, t.mem);

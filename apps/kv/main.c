@@ -16,7 +16,8 @@ int kv_serve_main(void);
 static void usage(FILE *f)
 {
     fprintf(f, "usage: weft-kv [--port N] [--bind ADDR] [--workers N] [--backend epoll|io_uring]\n"
-               "               [--maxmemory BYTES] [--maxmemory-policy noeviction|allkeys-lru|"
+               "               [--maxclients N] [--maxmemory BYTES]\n"
+               "               [--maxmemory-policy noeviction|allkeys-lru|"
                "volatile-lru]\n"
                "               [--appendonly yes|no] [--appendfsync always|everysec|no] "
                "[--dir DIR]\n"
@@ -62,6 +63,7 @@ int main(int argc, char **argv)
     kv_cfg.port = 6379;
     kv_cfg.bind = "127.0.0.1";
     kv_cfg.dir = ".";
+    kv_cfg.maxclients = 10000;
     int appendonly = 0, fsync_policy = AOF_EVERYSEC;
     int rewrite_pct_set = 0, rewrite_min_set = 0;
     for (int i = 1; i < argc; i += 2) { /* option and value pairs, but for --help */
@@ -99,6 +101,8 @@ int main(int argc, char **argv)
             kv_cfg.aof_rewrite_step = (int)n; /* tuning and tests: how finely a walk is cut */
         } else if (!strcmp(o, "--dir") && v) {
             kv_cfg.dir = v;
+        } else if (!strcmp(o, "--maxclients") && v && number(v, 1, 1LL << 30, &n) == 0) {
+            kv_cfg.maxclients = n;
         } else if (!strcmp(o, "--maxmemory") && v && number(v, 0, (1LL << 62), &n) == 0) {
             atomic_store(&kv_cfg.maxmemory, n);
         } else if (!strcmp(o, "--maxmemory-policy") && v &&

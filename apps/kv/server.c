@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include "cmd.h"
@@ -196,9 +197,60 @@ static int room(kv_conn *c)
     return 0;
 }
 
+/* Descriptors kept for what is not a client: the listeners, the AOF files and their
+ * rewrites, each worker's reactor and doorbell, the standard streams (Redis keeps 32). */
+#define RESERVED_FDS 64
+
+/* Fits maxclients under the process's descriptor limit, as Redis does at its start: the soft
+ * limit is raised towards maxclients + the reserve (up to the hard limit); if that is still
+ * short, maxclients is lowered to what fits, and said so. */
+static void kv_fit_maxclients(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    rlim_t want = (rlim_t)kv_cfg.maxclients + RESERVED_FDS;
+    if (rl.rlim_cur < want) {
+        struct rlimit up = rl;
+        up.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+            rl = up;
+    }
+    if (rl.rlim_cur < want) {
+        long long fit = rl.rlim_cur > RESERVED_FDS + 1 ? (long long)rl.rlim_cur - RESERVED_FDS : 1;
+        fprintf(stderr,
+                "weft-kv: the open-file limit is %llu: maxclients lowered from %lld to %lld "
+                "(raise it with ulimit -n)\n",
+                (unsigned long long)rl.rlim_cur, kv_cfg.maxclients, fit);
+        kv_cfg.maxclients = fit;
+    }
+}
+
+/* A client past maxclients: told so, as Redis tells it, and closed. What it sent is read
+ * and dropped for up to 100 ms after our FIN: closed with unread bytes, the socket would
+ * send a reset, which can reach the client before it has read the error. (Short, since a
+ * refused client holds a descriptor meanwhile, beyond maxclients.) */
+static void refuse_client(int fd)
+{
+    static const char msg[] = "-ERR max number of clients reached\r\n";
+    int64_t deadline = weft_deadline_in(100 * WEFT_MSEC);
+    if (weft_write(fd, msg, sizeof msg - 1, deadline) == (ssize_t)(sizeof msg - 1)) {
+        shutdown(fd, SHUT_WR);
+        char sink[512];
+        while (weft_read(fd, sink, sizeof sink, deadline) > 0)
+            ;
+    }
+    weft_close(fd);
+}
+
 static void serve(int fd, void *arg)
 {
     (void)arg;
+    if (atomic_fetch_add_explicit(&kv_cfg.nclients, 1, memory_order_relaxed) >= kv_cfg.maxclients) {
+        atomic_fetch_sub_explicit(&kv_cfg.nclients, 1, memory_order_relaxed);
+        refuse_client(fd);
+        return;
+    }
     kv_shard *sh = kv_local();
     kv_conn *c = calloc(1, sizeof *c);
     char *q = malloc(QBUF_START);
@@ -206,6 +258,7 @@ static void serve(int fd, void *arg)
         free(c);
         free(q);
         weft_close(fd);
+        atomic_fetch_sub_explicit(&kv_cfg.nclients, 1, memory_order_relaxed);
         return;
     }
     c->fd = fd;
@@ -262,6 +315,7 @@ static void serve(int fd, void *arg)
     c->next->prev = c->prev;
     weft_close(fd);
     conn_free(c);
+    atomic_fetch_sub_explicit(&kv_cfg.nclients, 1, memory_order_relaxed);
     if (--sh->nconns == 0 && sh->drained)
         weft_promise_resolve(sh->drained, NULL);
 }
@@ -329,6 +383,7 @@ int kv_serve_main(void)
         weft_sharded_destroy(kv_shards);
         return 1;
     }
+    kv_fit_maxclients();
     weft_server *srv = NULL;
     r = weft_serve(&srv, &addr, 0, serve, NULL);
     if (r < 0) {

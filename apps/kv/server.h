@@ -37,6 +37,11 @@ typedef struct kv_config {
     /* A test seam, not a setting: the everysec syncer sleeps this long before each fsync, as
      * a busy disk would make it wait (CONFIG SET test-fsync-delay-ms, from any worker). */
     atomic_llong test_fsync_delay_ms;
+    /* Clients at most, over all shards (Redis's maxclients, 10000): lowered at start to what
+     * the process's descriptor limit allows (server.c, kv_fit_maxclients); a client past it
+     * is answered "-ERR max number of clients reached" and closed. */
+    long long maxclients;
+    atomic_llong nclients; /* connected now, over all shards (any worker adds and takes) */
 } kv_config;
 
 extern kv_config kv_cfg;

@@ -22,7 +22,10 @@ def main():
         return 77
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, need), hard))
     err = tempfile.TemporaryFile()
-    proc = subprocess.Popen([kv_bin, "--port", "0", "--workers", workers],
+    # Room for every connection and the ones that ask INFO (maxclients is 10,000 by default,
+    # as Redis's, and refuses the clients past it).
+    proc = subprocess.Popen([kv_bin, "--port", "0", "--workers", workers,
+                             "--maxclients", str(nconns + 16)],
                             stdout=subprocess.PIPE, stderr=err)
     bad = 0
     conns = []
