@@ -86,6 +86,7 @@ KV_DECL(cmd_get);
 KV_DECL(cmd_set);
 KV_DECL(cmd_getset);
 KV_DECL(cmd_getdel);
+KV_DECL(cmd_getex);
 KV_DECL(cmd_setnx);
 KV_DECL(cmd_setex);
 KV_DECL(cmd_psetex);

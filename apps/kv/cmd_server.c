@@ -148,17 +148,25 @@ void multi_hello(kv_ctx *c)
             reply_error(c->out, "NOPROTO unsupported protocol version");
             return;
         }
-        int name = 0;
+        int name = 0, user = 0;
         for (int i = 2; i < c->argc; i++) {
             if (arg_is(c, i, "setname") && i + 1 < c->argc) {
                 name = ++i;
             } else if (arg_is(c, i, "auth") && i + 2 < c->argc) {
-                i += 2; /* no users: any credentials are the default user's */
+                user = i + 1;
+                i += 2;
             } else {
                 reply_errorf(c->out, "ERR Syntax error in HELLO option '%.*s'", (int)c->argl[i],
                              c->argv[i]);
                 return;
             }
+        }
+        /* As Redis with its default configuration: one user, "default", with no password
+         * (any password is accepted for it); any other name is refused before anything else
+         * changes. */
+        if (user && !(c->argl[user] == 7 && memcmp(c->argv[user], "default", 7) == 0)) {
+            reply_error(c->out, "WRONGPASS invalid username-password pair or user is disabled.");
+            return;
         }
         /* As Redis: the options are checked first, then the name set, then the protocol. */
         if (name && set_name(c, name) < 0)

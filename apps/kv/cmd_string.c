@@ -187,6 +187,54 @@ void cmd_getdel(kv_ctx *c)
     }
 }
 
+/* GETEX key [EX s | PX ms | EXAT s | PXAT ms | PERSIST]: the value, its expiry then set or
+ * removed, as Redis 7.0's: the options checked first (SET's rules: one kind of expiry, the
+ * same kind again replacing it; PERSIST alone), then the key, then the time (an EXAT/PXAT
+ * already past deletes the key after the reply). */
+void cmd_getex(kv_ctx *c)
+{
+    unsigned flags = 0;
+    int exp_i = 0, persist = 0;
+    for (int i = 2; i < c->argc; i++) {
+        int more = i + 1 < c->argc;
+        unsigned kind = !more                  ? 0
+                        : arg_is(c, i, "ex")   ? SET_EX
+                        : arg_is(c, i, "px")   ? SET_PX
+                        : arg_is(c, i, "exat") ? SET_EXAT
+                        : arg_is(c, i, "pxat") ? SET_PXAT
+                                               : 0;
+        if (arg_is(c, i, "persist") && !flags) {
+            persist = 1;
+        } else if (kind && !persist && !(flags & ~kind)) {
+            flags |= kind;
+            exp_i = ++i;
+        } else {
+            reply_error(c->out, ERR_SYNTAX);
+            return;
+        }
+    }
+    int wrong;
+    kv_entry *e = get_string(c, 1, &wrong);
+    if (wrong) {
+        reply_wrongtype(c);
+        return;
+    }
+    if (!e) {
+        reply_null(c->out);
+        return;
+    }
+    int64_t when = -1;
+    if (exp_i && expire_arg(c, exp_i, flags, "getex", &when) < 0)
+        return;
+    reply_bulk(c->out, e->v.str.p, e->v.str.len);
+    if (exp_i && when <= kv_unix_ms())
+        db_delete(c->db, e);
+    else if (exp_i)
+        db_set_expire(c->db, e, when);
+    else if (persist)
+        db_set_expire(c->db, e, -1);
+}
+
 /* The integer a string value holds, as Redis's string2ll. */
 static int value_ll(const kv_entry *e, long long *v)
 {

@@ -28,6 +28,7 @@ const kv_command kv_commands[] = {
     {"set", -3, W | M | LS, 1, 1, 1, cmd_set, NULL, "string"},
     {"getset", 3, W | M | F | LS, 1, 1, 1, cmd_getset, NULL, "string"},
     {"getdel", 2, W | F | LS, 1, 1, 1, cmd_getdel, NULL, "string"},
+    {"getex", -2, W | F | LE, 1, 1, 1, cmd_getex, NULL, "string"},
     {"setnx", 3, W | M | F | LS, 1, 1, 1, cmd_setnx, NULL, "string"},
     {"setex", 4, W | M | LS, 1, 1, 1, cmd_setex, NULL, "string"},
     {"psetex", 4, W | M | LS, 1, 1, 1, cmd_psetex, NULL, "string"},

@@ -182,6 +182,11 @@ static int changed_nothing(kv_db *db, const kv_command *cmd, const kv_ctx *c, co
     int zero = r[0] == ':' && r[1] == '0' && r[2] == '\r';
     if (r[0] == '-' || p == cmd_del || p == cmd_getdel)
         return 1;
+    if (p == cmd_getex) /* no key, or no option: nothing set (a PERSIST counts: in doubt) */
+        return null || c->argc == 2;
+    if (p == cmd_smove && c->argl[1] == c->argl[2] &&
+        memcmp(c->argv[1], c->argv[2], c->argl[1]) == 0) /* onto its own set: Redis's no-op */
+        return 1;
     if (p == cmd_lpop || p == cmd_rpop || p == cmd_spop || p == cmd_zpopmin || p == cmd_zpopmax ||
         p == cmd_rpoplpush || p == cmd_lmove)
         return null || empty;

@@ -364,7 +364,22 @@ def probe_cases():
          ("TTL", "pt"),
          ("FOO", "a" * 100, "b" * 100, "c"), ("FOO", "a" * 200), ("FOO",) + ("xy",) * 80,
          ("FOO", "a" * 127, "b"), ("FOO", "a" * 126, "b"),
-         ("COMMAND", "INFO", "nosuch"), ("COMMAND", "INFO", "nosuch", "nosuch2")]
+         ("COMMAND", "INFO", "nosuch"), ("COMMAND", "INFO", "nosuch", "nosuch2"),
+         # An unknown user: refused, nothing switched or named (no protocol change here).
+         ("HELLO", "2", "AUTH", "nosuchuser", "pw"),
+         ("HELLO", "3", "AUTH", "nosuchuser", "pw", "SETNAME", "zz"), ("CLIENT", "GETNAME")]
+    s += [L(x) for x in [
+        # GETEX (redis-py's getex): each option, the errors, the order of the checks.
+        "SET gx v", "GETEX gx", "TTL gx", "GETEX gx EX 100", "TTL gx", "GETEX gx PERSIST",
+        "TTL gx", "GETEX gx PX 100000 PX 200000", "TTL gx", "GETEX gx PERSIST PERSIST",
+        "GETEX gx EX 10 PX 10", "GETEX gx PERSIST EX 10", "GETEX gx EX 10 PERSIST",
+        "GETEX gx EX 0", "GETEX gx EX x", "GETEX gx EX", "GETEX gx FOO", "GETEX gx KEEPTTL",
+        "GETEX nokey EX 0", "GETEX nokey FOO", "GETEX gx EXAT 99999999999", "TTL gx",
+        "GETEX gx PXAT 1", "EXISTS gx", "LPUSH gl a", "GETEX gl", "GETEX gl EX 5", "GETEX",
+        # WATCH: a GETEX that sets nothing, and an SMOVE onto its own set, fail nothing.
+        "SET gw v", "WATCH gw", "GETEX gw", "GETEX nokey2 EX 5", "MULTI", "GET gw", "EXEC",
+        "WATCH gw", "GETEX gw EX 100", "MULTI", "GET gw", "EXEC",
+        "SADD gs a", "WATCH gs", "SMOVE gs gs a", "SMOVE gs gs b", "MULTI", "SCARD gs", "EXEC"]]
     s += [L(x) for x in ["MULTI", "SET pm 1", "SHUTDOWN", "EXEC", "GET pm", "MULTI",
                          "SHUTDOWN FOO", "SET pm 2", "EXEC", "GET pm", "MULTI", "SHUTDOWN NOSAVE",
                          "DISCARD"]]
