@@ -25,14 +25,17 @@ static void respond_bytes(int fd, int status, const char *reason, const char *ty
                           const void *body, size_t len, bool head, int64_t deadline)
 {
     char hdr[256];
-    /* no-store: the console polls the same URLs every second and wants each answer fresh. */
+    /* no-store: the console polls the same URLs every second and wants each answer fresh.
+     * A 405 names the methods there are (RFC 9110 15.5.6). */
     int n = snprintf(hdr, sizeof hdr,
                      "HTTP/1.0 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                     "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
-                     status, reason, type, len);
-    if (weft_write(fd, hdr, (size_t)n, deadline) < 0 || head || !len)
+                     "Cache-Control: no-store\r\nConnection: close\r\n%s\r\n",
+                     status, reason, type, len, status == 405 ? "Allow: GET, HEAD\r\n" : "");
+    /* weft_send, which adds MSG_NOSIGNAL: a client that went away must not end a program
+     * that turned weft_config.ignore_sigpipe off (a write would raise SIGPIPE). */
+    if (weft_send(fd, hdr, (size_t)n, 0, deadline) < 0 || head || !len)
         return;
-    weft_write(fd, body, len, deadline);
+    weft_send(fd, body, len, 0, deadline);
 }
 
 static void respond(int fd, int status, const char *reason, const char *type,

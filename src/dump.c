@@ -176,8 +176,13 @@ void weft__dumpbuf_frame(weft__dumpbuf *b, int i, uintptr_t pc, bool exact)
  * coroutine's entry, which zeroes its frame pointer. */
 #define MAX_FRAMES 64
 
-/* The return addresses of t's saved frames, at most MAX_FRAMES; returns how many. */
-static int backtrace_of(const weft_task *t, uintptr_t *pcs)
+/* The return addresses of t's saved frames, at most MAX_FRAMES; returns how many. Not
+ * instrumented by ASan: in a program built without frame pointers, a "frame pointer" may be
+ * any value the code kept in that register, such as the base of an ASan frame, whose first
+ * words are a redzone. The walk only reads inside the task's own stack (the bounds checks
+ * below), so the read is safe; under ASan it was reported as a stack-buffer-underflow and
+ * the program aborted (a hostile probe: /debug/tasks in a -O1 ASan program). */
+__attribute__((no_sanitize_address)) static int backtrace_of(const weft_task *t, uintptr_t *pcs)
 {
     const weft__stack *s = t->stack;
     if (!s)
@@ -279,17 +284,44 @@ static void put_task(weft__dumpbuf *b, const weft_task *t, uint64_t word, bool b
 /* ---- The same as JSON (the debug endpoint's /debug/tasks) ------------------------------ */
 
 /* A JSON string: quotes, backslashes and control bytes escaped. */
+/* The length of the well-formed UTF-8 sequence at s[0 .. n) (RFC 3629: no overlong forms,
+ * no surrogates, nothing past U+10FFFF), or 0 if there is none. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t k = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    if (k == 0 || k > n)
+        return 0;
+    unsigned char lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+    unsigned char hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+    if (s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < k; i++)
+        if (s[i] < 0x80 || s[i] > 0xbf)
+            return 0;
+    return k;
+}
+
+/* A JSON string of s (up to max bytes or its NUL). JSON text is UTF-8 (RFC 8259 8.1): a
+ * byte that does not start a well-formed sequence (a name cut in the middle of a character
+ * by its 15-byte copy, a name that was never UTF-8) is written as U+FFFD. */
 static void put_json_string(weft__dumpbuf *b, const char *s, size_t max)
 {
+    size_t n = strnlen(s, max);
     weft__dumpbuf_printf(b, "\"");
-    for (size_t i = 0; i < max && s[i]; i++) {
+    for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
+        size_t k;
         if (c == '"' || c == '\\')
             weft__dumpbuf_printf(b, "\\%c", c);
         else if (c < 0x20 || c == 0x7f)
             weft__dumpbuf_printf(b, "\\u%04x", c);
-        else
+        else if (c < 0x80)
             weft__dumpbuf_printf(b, "%c", c);
+        else if ((k = utf8_seq((const unsigned char *)s + i, n - i)) != 0)
+            weft__dumpbuf_printf(b, "%.*s", (int)k, s + i), i += k - 1;
+        else
+            weft__dumpbuf_printf(b, "\\ufffd");
     }
     weft__dumpbuf_printf(b, "\"");
 }

@@ -99,13 +99,13 @@ int weft__task_refill(weft__worker *w)
 
 int weft__task_new(weft__worker *w, const weft_spawn_opts *opts, bool stackless, weft_task **out)
 {
-    return weft__task_new_inline(w, w, opts, stackless, out);
+    return weft__task_new_inline(w, w, opts, stackless, NULL, 0, out);
 }
 
 int weft__task_new_for(weft__worker *w, weft__worker *home, const weft_spawn_opts *opts,
-                       bool stackless, weft_task **out)
+                       bool stackless, const char *file, uint32_t line, weft_task **out)
 {
-    return weft__task_new_inline(w, home, opts, stackless, out);
+    return weft__task_new_inline(w, home, opts, stackless, file, line, out);
 }
 
 void weft__task_unnew(weft__worker *w, weft_task *t)
@@ -345,7 +345,9 @@ WEFT_COLD void weft__task_each(weft__runtime *rt, void (*fn)(weft_task *t, void 
     pthread_mutex_unlock(&rt->lock);
     for (task_chunk *c = head; c; c = c->next)
         for (int i = 0; i < CHUNK_TASKS; i++)
-            if (!weft__task_reaped(&c->tasks[i]))
+            /* acquire: pairs with the spawn's release store that cleared REAPED, after the
+             * fields fn reads (task_new.h). */
+            if (!(__atomic_load_n(&c->tasks[i].flags, __ATOMIC_ACQUIRE) & WEFT__T_REAPED))
                 fn(&c->tasks[i], arg);
 }
 

@@ -255,7 +255,7 @@ int weft__task_new(weft__worker *w, const weft_spawn_opts *opts, bool stackless,
 /* The same, taken from w's records for a task of another worker, `home` (weft_spawn_on): not
  * counted on either until home adopts it (weft__task_adopt, on home's thread). */
 int weft__task_new_for(weft__worker *w, weft__worker *home, const weft_spawn_opts *opts,
-                       bool stackless, weft_task **out);
+                       bool stackless, const char *file, uint32_t line, weft_task **out);
 /* weft__task_adopt(w, t): task_new.h. */
 /* Gives back a record from weft__task_new_for that was never handed over. */
 void weft__task_unnew(weft__worker *w, weft_task *t);

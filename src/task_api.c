@@ -29,17 +29,16 @@ static inline int check_spawn(weft__worker *w, bool has_out, const weft_spawn_op
     return 0;
 }
 
-static inline __attribute__((always_inline)) int spawn_unqueued(weft__worker *w, bool has_out,
-                                                                weft_task **out, weft_fn fn,
-                                                                void *arg,
-                                                                const weft_spawn_opts *opts)
+static inline __attribute__((always_inline)) int
+spawn_unqueued(weft__worker *w, bool has_out, weft_task **out, weft_fn fn, void *arg,
+               const weft_spawn_opts *opts, const char *file, int line)
 {
     int r = check_spawn(w, has_out, opts);
     if (r < 0)
         return r;
     if (!fn)
         return -EINVAL;
-    r = weft__task_new_inline(w, w, opts, false, out);
+    r = weft__task_new_inline(w, w, opts, false, file, line > 0 ? (uint32_t)line : 0, out);
     if (r < 0)
         return r;
     (*out)->fn = fn;
@@ -50,7 +49,7 @@ static inline __attribute__((always_inline)) int spawn_unqueued(weft__worker *w,
 int weft__spawn_unqueued(weft__worker *w, bool has_out, weft_task **out, weft_fn fn, void *arg,
                          const weft_spawn_opts *opts)
 {
-    return spawn_unqueued(w, has_out, out, fn, arg, opts);
+    return spawn_unqueued(w, has_out, out, fn, arg, opts, NULL, 0);
 }
 
 static inline __attribute__((always_inline)) void spawn_start(weft__worker *w, weft_task *t,
@@ -74,11 +73,9 @@ static inline __attribute__((always_inline)) int spawn_here(const char *file, in
 {
     weft__worker *w = weft__worker_current();
     weft_task *t;
-    int r = spawn_unqueued(w, out != NULL, &t, fn, arg, opts);
+    int r = spawn_unqueued(w, out != NULL, &t, fn, arg, opts, file, line);
     if (r < 0)
         return r;
-    t->spawn_file = file;
-    t->spawn_line = line > 0 ? (uint32_t)line : 0;
     /* Set before the start: a detached child-first task may finish, and its record be reused,
      * before the start returns. */
     if (out)
@@ -107,7 +104,7 @@ int weft_spawn_future(weft_task **out, weft_future *f, const weft_spawn_opts *op
     if (!f || !f->ops || !f->ops->poll)
         return -EINVAL;
     weft_task *t;
-    r = weft__task_new_inline(w, w, opts, true, &t);
+    r = weft__task_new_inline(w, w, opts, true, NULL, 0, &t);
     if (r < 0)
         return r;
     t->future = f;
@@ -348,12 +345,10 @@ static int spawn_on(const char *file, int line, unsigned worker, weft_task **out
     if (!fn)
         return -EINVAL;
     weft_task *t;
-    if ((r = weft__task_new_for(w, home, opts, false, &t)) < 0)
+    if ((r = weft__task_new_for(w, home, opts, false, file, line > 0 ? (uint32_t)line : 0, &t)) < 0)
         return r;
     t->fn = fn;
     t->arg = arg;
-    t->spawn_file = file;
-    t->spawn_line = line > 0 ? (uint32_t)line : 0;
     /* Read before the hand-over: from then on only home touches the flags. */
     bool detached = (t->flags & WEFT__T_DETACHED) != 0;
     if ((r = post(w, home, msg_adopt, t, NULL, 0)) < 0) {

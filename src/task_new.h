@@ -37,7 +37,7 @@ static inline void weft__task_adopt(weft__worker *w, weft_task *t)
 
 static inline __attribute__((always_inline)) int
 weft__task_new_inline(weft__worker *w, weft__worker *home, const weft_spawn_opts *opts,
-                      bool stackless, weft_task **out)
+                      bool stackless, const char *file, uint32_t line, weft_task **out)
 {
     /* The default size was checked and rounded once, at init; only a size the spawn asks
      * for is checked here (a stackless task has no stack: its size is ignored). */
@@ -90,8 +90,8 @@ weft__task_new_inline(weft__worker *w, weft__worker *home, const weft_spawn_opts
     t->joiner = (weft_waker){NULL, 0}; /* a join of the previous life left its waker */
     t->id = w->tasks.next_id++;
     t->parent_id = w->current ? w->current->id : 0;
-    t->spawn_file = NULL; /* the spawn macro's call sets them after this */
-    t->spawn_line = 0;
+    t->spawn_file = file; /* the spawn macro's __FILE__ and __LINE__, or NULL and 0 */
+    t->spawn_line = line;
     t->stack_size = stack_size;
     t->saved_errno = 0;
     atomic_store_explicit(&t->spawned_ms, (uint32_t)(w->now / 1000000), memory_order_relaxed);
@@ -113,7 +113,10 @@ weft__task_new_inline(weft__worker *w, weft__worker *home, const weft_spawn_opts
             t->name[sizeof t->name - 1] = 0;
         }
     }
-    __atomic_store_n(&t->flags, (uint16_t)flags, __ATOMIC_RELAXED); /* clears REAPED */
+    /* Clears REAPED, last of the fields a dump reads (id, name, parent, spawn site): release,
+     * paired with weft__task_each's acquire, since a dump on another worker's thread may
+     * find the record now (a spawn_on builds it on the spawner's thread for its home). */
+    __atomic_store_n(&t->flags, (uint16_t)flags, __ATOMIC_RELEASE);
     WEFT_COUNT(w->stats.nspawned++);
     WEFT_PROBE3(spawn, t, t->id, home->index);
     if (weft_unlikely(w->tracer != NULL))

@@ -222,7 +222,16 @@ static void *endpoint_main(void *arg)
     cr_assert_not_null(strstr(r, "\"weft-debug\""), "the endpoint's own task: %s", r);
     free(r);
 
-    /* The same as JSON, which a JSON parser accepts. */
+    /* The same as JSON, which a JSON parser accepts: valid UTF-8 too, with names that are
+     * not (a probe: eight 2-byte characters cut to 15 bytes, and a stray 0xff, were copied
+     * as they were, and strict parsers refused the whole document). */
+    weft_sem sem2 = WEFT_SEM_INIT(0);
+    weft_task *odd[2];
+    weft_spawn_opts on = {.name = "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"};
+    cr_assert_eq(weft_spawn(&odd[0], parked_forever, &sem2, &on), 0);
+    on.name = "bad\xff";
+    cr_assert_eq(weft_spawn(&odd[1], parked_forever, &sem2, &on), 0);
+    weft_sleep(WEFT_MSEC);
     r = http_get(&at, "GET /debug/tasks HTTP/1.0\r\n\r\n");
     cr_assert(strncmp(r, "HTTP/1.0 200 OK\r\n", 17) == 0, "%s", r);
     cr_assert_not_null(strstr(r, "Content-Type: application/json\r\n"), "%s", r);
@@ -238,15 +247,20 @@ static void *endpoint_main(void *arg)
     cr_assert_geq(tfd, 0);
     cr_assert_eq(write(tfd, body, strlen(body)), (ssize_t)strlen(body));
     close(tfd);
-    char cmd[256];
+    char cmd[512];
     snprintf(cmd, sizeof cmd,
-             "python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); "
-             "assert d[\"ntasks\"] == len(d[\"tasks\"]) >= 3' %s",
+             "python3 -c 'import json,sys; d=json.loads(open(sys.argv[1], \"rb\").read()); "
+             "assert d[\"ntasks\"] == len(d[\"tasks\"]) >= 5; n=[t[\"name\"] for t in "
+             "d[\"tasks\"]]; assert \"\\u00e9\" * 7 + \"\\ufffd\" in n, n; "
+             "assert \"bad\\ufffd\" in n, n' %s",
              path);
     int st = system(cmd);
     unlink(path);
-    cr_assert_eq(st, 0, "not JSON, or the count is off:\n%s", body);
+    cr_assert_eq(st, 0, "not JSON, or the count or the names are off:\n%s", body);
     free(r);
+    cr_assert_eq(weft_sem_release(&sem2, 2), 0);
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(weft_join(odd[i], NULL, WEFT_FOREVER), 0);
 
     /* The counters as JSON (the console's /debug/stats), per worker and in total. */
     r = http_get(&at, "GET /debug/stats HTTP/1.0\r\n\r\n");
@@ -292,6 +306,7 @@ static void *endpoint_main(void *arg)
     free(r);
     r = http_get(&at, "POST /metrics HTTP/1.0\r\n\r\n");
     cr_assert(strncmp(r, "HTTP/1.0 405 ", 13) == 0, "%s", r);
+    cr_assert_not_null(strstr(r, "\r\nAllow: GET, HEAD\r\n"), "a 405 names the methods: %s", r);
     free(r);
     r = http_get(&at, "garbage\r\n\r\n");
     cr_assert(strncmp(r, "HTTP/1.0 400 ", 13) == 0, "%s", r);
