@@ -105,11 +105,48 @@ static void serve_one(int fd)
     free(body.p);
 }
 
+/* Connections served at once, each by a task of its own; past it, the accepting task serves
+ * the next one itself (as all of them were before: one client that sent nothing held the
+ * endpoint for its 5 s, a scrape waiting behind each). */
+#define DEBUG_CONNS_MAX 16
+
+/* The accepting task's count of connection tasks, and the references to this record (the
+ * accepting task's, one per connection task): the last one to let go frees it, so neither
+ * waits for the other at the shutdown. Every task using it is pinned to one worker, so
+ * plain integers: no other thread touches them. */
+typedef struct serve_state {
+    int lfd;
+    int nconns;
+    int refs;
+} serve_state;
+
+static void serve_state_release(serve_state *st)
+{
+    if (--st->refs == 0)
+        free(st);
+}
+
+typedef struct conn_arg {
+    serve_state *st;
+    int fd;
+} conn_arg;
+
+static void *serve_conn(void *arg)
+{
+    conn_arg *a = arg;
+    serve_one(a->fd);
+    weft_close(a->fd);
+    a->st->nconns--;
+    serve_state_release(a->st);
+    free(a);
+    return NULL;
+}
+
 static void *serve_loop(void *arg)
 {
-    int lfd = (int)(intptr_t)arg;
+    serve_state *st = arg;
     for (;;) {
-        int c = weft_accept(lfd, NULL, NULL, WEFT_FOREVER);
+        int c = weft_accept(st->lfd, NULL, NULL, WEFT_FOREVER);
         if (c == -ECANCELED || c == -EBADF)
             break;
         if (c < 0) {
@@ -118,10 +155,23 @@ static void *serve_loop(void *arg)
                 break;
             continue;
         }
+        conn_arg *a = st->nconns < DEBUG_CONNS_MAX ? malloc(sizeof *a) : NULL;
+        if (a) {
+            *a = (conn_arg){st, c};
+            weft_spawn_opts o = {.name = "weft-debug-conn",
+                                 .flags = WEFT_SPAWN_DETACHED | WEFT_SPAWN_PINNED};
+            if (weft_spawn(NULL, serve_conn, a, &o) == 0) {
+                st->nconns++;
+                st->refs++;
+                continue;
+            }
+            free(a);
+        }
         serve_one(c);
         weft_close(c);
     }
-    weft_close(lfd);
+    weft_close(st->lfd);
+    serve_state_release(st);
     return NULL;
 }
 
@@ -144,9 +194,17 @@ int weft_debug_serve(const weft_addr *addr, weft_addr *bound)
             return r;
         }
     }
-    weft_spawn_opts o = {.name = "weft-debug", .flags = WEFT_SPAWN_DETACHED};
-    int r = weft_spawn(NULL, serve_loop, (void *)(intptr_t)lfd, &o);
-    if (r < 0)
+    serve_state *st = malloc(sizeof *st);
+    if (!st) {
         weft_close(lfd);
+        return -ENOMEM;
+    }
+    *st = (serve_state){lfd, 0, 1};
+    weft_spawn_opts o = {.name = "weft-debug", .flags = WEFT_SPAWN_DETACHED | WEFT_SPAWN_PINNED};
+    int r = weft_spawn(NULL, serve_loop, st, &o);
+    if (r < 0) {
+        weft_close(lfd);
+        free(st);
+    }
     return r;
 }

@@ -215,6 +215,20 @@ static void *endpoint_main(void *arg)
     cr_assert_not_null(strstr(r, "weft_tasks_spawned_total{worker=\"0\"} "), "%s", r);
     free(r);
 
+    /* Clients that connect and send nothing do not hold the endpoint: connections are
+     * served by tasks of their own (before, one at a time, each idle one for its 5 s, so
+     * this scrape waited 15 s and its 5 s read gave up). */
+    int idle[3];
+    for (int i = 0; i < 3; i++) {
+        idle[i] = weft_dial(&at, weft_deadline_in(5 * WEFT_SEC));
+        cr_assert_geq(idle[i], 0);
+    }
+    r = http_get(&at, "GET /metrics HTTP/1.0\r\n\r\n");
+    cr_assert(strncmp(r, "HTTP/1.0 200 OK\r\n", 17) == 0, "%s", r);
+    free(r);
+    for (int i = 0; i < 3; i++)
+        weft_close(idle[i]);
+
     r = http_get(&at, "GET /debug/tasks.txt HTTP/1.0\r\n\r\n");
     cr_assert(strncmp(r, "HTTP/1.0 200 OK\r\n", 17) == 0, "%s", r);
     cr_assert_not_null(strstr(r, "\"waits-on-sem\""), "%s", r);
@@ -227,7 +241,8 @@ static void *endpoint_main(void *arg)
      * as they were, and strict parsers refused the whole document). */
     weft_sem sem2 = WEFT_SEM_INIT(0);
     weft_task *odd[2];
-    weft_spawn_opts on = {.name = "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"};
+    weft_spawn_opts on = {.name =
+                              "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"};
     cr_assert_eq(weft_spawn(&odd[0], parked_forever, &sem2, &on), 0);
     on.name = "bad\xff";
     cr_assert_eq(weft_spawn(&odd[1], parked_forever, &sem2, &on), 0);
