@@ -306,7 +306,10 @@ typedef struct weft_config {
      * variable of a C library), where /proc numbers system calls as this CPU does (not under
      * qemu's user-mode emulation). One blocked in any other call (a sleep, poll, select,
      * connect, a timed wait) is left alone, since it would see EINTR: wrap those in
-     * weft_block_in_place. Not on io_uring (a ring's worker cannot change threads; a runtime
+     * weft_block_in_place. One limit: a task caught by the signal on its way into such a
+     * call (its thread still runnable, the call not yet asleep) can see EINTR from it; the
+     * stall detector rules out a thread it finds preempted inside a call, but a few
+     * microseconds between its look and its signal remain. Not on io_uring (a ring's worker cannot change threads; a runtime
      * configured for it keeps the hand-off off even after a fallback to epoll), in an LTO
      * build of weft (its code is mixed with the program's, and cannot be told apart), or
      * under TSan. What runs on the relief thread sees that thread's thread-locals, as with

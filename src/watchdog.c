@@ -187,7 +187,11 @@ static char thread_state_args(pid_t tid, long *syscall_nr, unsigned long args[6]
     buf[n] = '\0';
     const char *p = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
     char st = p && p[1] == ' ' ? p[2] : '?';
-    if (st != 'R') {
+    /* For a runnable thread too: one preempted inside a system call (on its way into a read,
+     * say) shows it here ("running" for one on a CPU, -1 for one preempted in its own code:
+     * no call). A signal sent to it would be pending when the call goes to sleep, and a call
+     * SA_RESTART does not restart (a read with SO_RCVTIMEO) would fail with EINTR. */
+    {
         snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
         if ((f = fopen(path, "re")) != NULL) {
             unsigned long a[6];
@@ -218,7 +222,7 @@ static WEFT_COLD void report(struct weft__watchdog *wd, weft__worker *w, unsigne
     int n = 0;
     long nr = -1;
     char st = thread_state(atomic_load_explicit(&w->watch.tid, memory_order_relaxed), &nr);
-    if (st != 'R')
+    if (st != 'R' || nr >= 0) /* asleep, or inside a call the signal could cut short */
         ask = false;
     if (ask) {
         w->watch.ran_ns = ran_ns; /* for the handler, published by the store below */
@@ -260,8 +264,9 @@ static WEFT_COLD void report(struct weft__watchdog *wd, weft__worker *w, unsigne
                          again ? "is still running after" : "has run for", (double)ran_ns / 1e6);
     if (n)
         weft__dumpbuf_printf(&b, "; its backtrace now:\n");
-    else if (st != 'R' && nr >= 0)
-        weft__dumpbuf_printf(&b, ", blocked in system call %ld (thread state %c)\n", nr, st);
+    else if (nr >= 0)
+        weft__dumpbuf_printf(&b, ", %s system call %ld (thread state %c)\n",
+                             st == 'R' ? "in" : "blocked in", nr, st);
     else
         weft__dumpbuf_printf(&b, " (no backtrace: %s)\n",
                              wd->own_signal ? "the thread did not answer"
@@ -304,7 +309,12 @@ static void try_handoff(struct weft__watchdog *wd, weft__worker *w)
         return;
     char st =
         thread_state_args(atomic_load_explicit(&w->watch.tid, memory_order_relaxed), &nr, args);
-    if (st != 'R' && !(st == 'S' && wd->syscalls_known && nr >= 0 && weft__restartable(nr, args)))
+    /* A thread in its own code, or asleep in (or preempted inside) a call the signal leaves
+     * unnoticed (restartable.c). A runnable thread inside any other call is left alone: the
+     * signal would cut that call short. */
+    bool in_call = nr >= 0;
+    if (!(st == 'R' && !in_call) &&
+        !((st == 'S' || st == 'R') && in_call && wd->syscalls_known && weft__restartable(nr, args)))
         return;
     /* release: pairs with the handler's claim. */
     atomic_store_explicit(&w->watch.handoff, WATCH_ASKED, memory_order_release);
