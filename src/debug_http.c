@@ -110,13 +110,12 @@ static void serve_one(int fd)
  * endpoint for its 5 s, a scrape waiting behind each). */
 #define DEBUG_CONNS_MAX 16
 
-/* The accepting task's count of connection tasks, and the references to this record (the
- * accepting task's, one per connection task): the last one to let go frees it, so neither
- * waits for the other at the shutdown. Every task using it is pinned to one worker, so
- * plain integers: no other thread touches them. */
+/* The references to this record: the accepting task's, while it accepts, and one per
+ * connection task (so refs - 1 counts those while it accepts). The last one to let go frees
+ * it, so neither waits for the other at the shutdown. Every task using it is pinned to one
+ * worker: a plain integer, no other thread touches it. */
 typedef struct serve_state {
     int lfd;
-    int nconns;
     int refs;
 } serve_state;
 
@@ -136,7 +135,6 @@ static void *serve_conn(void *arg)
     conn_arg *a = arg;
     serve_one(a->fd);
     weft_close(a->fd);
-    a->st->nconns--;
     serve_state_release(a->st);
     free(a);
     return NULL;
@@ -155,13 +153,12 @@ static void *serve_loop(void *arg)
                 break;
             continue;
         }
-        conn_arg *a = st->nconns < DEBUG_CONNS_MAX ? malloc(sizeof *a) : NULL;
+        conn_arg *a = st->refs - 1 < DEBUG_CONNS_MAX ? malloc(sizeof *a) : NULL;
         if (a) {
             *a = (conn_arg){st, c};
             weft_spawn_opts o = {.name = "weft-debug-conn",
                                  .flags = WEFT_SPAWN_DETACHED | WEFT_SPAWN_PINNED};
             if (weft_spawn(NULL, serve_conn, a, &o) == 0) {
-                st->nconns++;
                 st->refs++;
                 continue;
             }
@@ -199,7 +196,7 @@ int weft_debug_serve(const weft_addr *addr, weft_addr *bound)
         weft_close(lfd);
         return -ENOMEM;
     }
-    *st = (serve_state){lfd, 0, 1};
+    *st = (serve_state){lfd, 1};
     weft_spawn_opts o = {.name = "weft-debug", .flags = WEFT_SPAWN_DETACHED | WEFT_SPAWN_PINNED};
     int r = weft_spawn(NULL, serve_loop, st, &o);
     if (r < 0) {

@@ -97,11 +97,6 @@ int weft__task_refill(weft__worker *w)
     return 0;
 }
 
-int weft__task_new(weft__worker *w, const weft_spawn_opts *opts, bool stackless, weft_task **out)
-{
-    return weft__task_new_inline(w, w, opts, stackless, NULL, 0, out);
-}
-
 int weft__task_new_for(weft__worker *w, weft__worker *home, const weft_spawn_opts *opts,
                        bool stackless, const char *file, uint32_t line, weft_task **out)
 {

@@ -235,7 +235,7 @@ typedef struct weft__task_cache {
  * chunk. Without it, the reaper hoards records while the spawner keeps allocating. A bundle
  * is NULL-terminated through next; on the spare list its first record's `arg` links the next
  * bundle and its `joiner.task` names its last record (fields a reaped record does not use
- * and weft__task_new sets). */
+ * and weft__task_new_inline sets). */
 #define WEFT__TASK_BUNDLE 512
 
 /* One worker's chain of records to reap (see reap_out). */
@@ -248,12 +248,10 @@ typedef struct weft__reap_out {
 #define WEFT__REAP_BATCH 64
 
 void weft__tasks_init(weft__worker *w, size_t default_stack);
-/* A new READY record for a task of `w`, not yet queued, with the options' flags, name and
- * cleanup; `stackless` for weft_spawn_future (the stack options are ignored). The caller
- * sets fn or future, and arg. Returns 0, -EINVAL (bad options) or -ENOMEM. */
-int weft__task_new(weft__worker *w, const weft_spawn_opts *opts, bool stackless, weft_task **out);
-/* The same, taken from w's records for a task of another worker, `home` (weft_spawn_on): not
- * counted on either until home adopts it (weft__task_adopt, on home's thread). */
+/* A new READY record for a task of `w`, not yet queued: weft__task_new_inline (task_new.h),
+ * for the spawn paths. The same, taken from w's records for a task of another worker, `home`
+ * (weft_spawn_on): not counted on either until home adopts it (weft__task_adopt, on home's
+ * thread). */
 int weft__task_new_for(weft__worker *w, weft__worker *home, const weft_spawn_opts *opts,
                        bool stackless, const char *file, uint32_t line, weft_task **out);
 /* weft__task_adopt(w, t): task_new.h. */

@@ -49,13 +49,12 @@ void cmd_lindex(kv_ctx *c)
 
 void cmd_lset(kv_ctx *c)
 {
-    kv_entry *e = db_lookup(c->db, c->argv[1], c->argl[1]);
+    int wrong;
+    kv_entry *e = get_typed(c, KV_LIST, 0, &wrong); /* WRONGTYPE replied */
+    if (wrong)
+        return;
     if (!e) {
         reply_error(c->out, ERR_NOKEY);
-        return;
-    }
-    if (e->type != KV_LIST) {
-        reply_wrongtype(c);
         return;
     }
     long long index;
@@ -92,13 +91,12 @@ void cmd_linsert(kv_ctx *c)
         reply_error(c->out, ERR_SYNTAX);
         return;
     }
-    kv_entry *e = db_lookup(c->db, c->argv[1], c->argl[1]);
+    int wrong;
+    kv_entry *e = get_typed(c, KV_LIST, 0, &wrong); /* WRONGTYPE replied */
+    if (wrong)
+        return;
     if (!e) {
         reply_int(c->out, 0);
-        return;
-    }
-    if (e->type != KV_LIST) {
-        reply_wrongtype(c);
         return;
     }
     kv_list *l = e->v.list;
@@ -123,13 +121,12 @@ void cmd_lrem(kv_ctx *c)
     long long count;
     if (arg_ll(c, 2, &count) < 0)
         return;
-    kv_entry *e = db_lookup(c->db, c->argv[1], c->argl[1]);
+    int wrong;
+    kv_entry *e = get_typed(c, KV_LIST, 0, &wrong); /* WRONGTYPE replied */
+    if (wrong)
+        return;
     if (!e) {
         reply_int(c->out, 0);
-        return;
-    }
-    if (e->type != KV_LIST) {
-        reply_wrongtype(c);
         return;
     }
     kv_list *l = e->v.list;
@@ -163,13 +160,12 @@ void cmd_ltrim(kv_ctx *c)
     long long start, stop;
     if (arg_ll(c, 2, &start) < 0 || arg_ll(c, 3, &stop) < 0)
         return;
-    kv_entry *e = db_lookup(c->db, c->argv[1], c->argl[1]);
+    int wrong;
+    kv_entry *e = get_typed(c, KV_LIST, 0, &wrong); /* WRONGTYPE replied */
+    if (wrong)
+        return;
     if (!e) {
         reply_ok(c->out);
-        return;
-    }
-    if (e->type != KV_LIST) {
-        reply_wrongtype(c);
         return;
     }
     kv_list *l = e->v.list;
