@@ -121,12 +121,17 @@ Test(uring, data_larger_than_the_readers_buffer_fallback)
 }
 
 /* Closed with data buffered: the buffers go back (LSan and the loop below would notice a
- * leak of memory or buffers), and an fd that gets the same number sees none of it. */
+ * leak of memory or buffers), and an fd that gets the same number sees none of it. The next
+ * pair usually takes the closed numbers, but not always: another thread of the process may
+ * open a file in between (the stall detector reads /proc when this loop, which seldom
+ * switches, runs long on a loaded machine). Such a round checks nothing about reuse; most
+ * rounds must reuse the number. */
 static void *close_main(void *arg)
 {
     (void)arg;
     static char junk[3000];
     memset(junk, 'j', sizeof junk);
+    int reused = 0;
     for (int round = 0; round < 3000; round++) {
         int p[2];
         pair(p);
@@ -139,7 +144,7 @@ static void *close_main(void *arg)
         cr_assert_eq(weft_close(p[1]), 0);
         /* The next pair takes the same numbers: it must read its own bytes only. */
         pair(p);
-        cr_assert_eq(p[0], old);
+        reused += p[0] == old;
         cr_assert_eq(weft_write(p[1], "fresh", 5, WEFT_FOREVER), 5);
         char buf[16];
         cr_assert_eq(weft_read(p[0], buf, sizeof buf, WEFT_FOREVER), 5);
@@ -147,6 +152,7 @@ static void *close_main(void *arg)
         cr_assert_eq(weft_close(p[0]), 0);
         cr_assert_eq(weft_close(p[1]), 0);
     }
+    cr_assert_gt(reused, 1500, "only %d of 3000 pairs took the closed numbers", reused);
     return NULL;
 }
 
