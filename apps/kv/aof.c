@@ -575,9 +575,14 @@ void kv_aof_log(kv_shard *sh, const kv_command *cmd, kv_ctx *ctx, size_t reply_o
     } else if (cmd->first == 0) { /* FLUSHDB, FLUSHALL */
         log_argv(sh, NULL, 0, ctx->argc, ctx->argv, ctx->argl);
         a->walk_done = 1; /* the replay's keyspace is empty here, as the shard's is */
-    } else if (cmd->last == cmd->first || ctx->argc <= cmd->first + 1) {
+    } else if ((cmd->last == cmd->first && !(cmd->flags & CMD_NUMKEYS)) ||
+               ctx->argc <= cmd->first + 1) {
         log_argv(sh, ctx->argv[cmd->first], ctx->argl[cmd->first], ctx->argc, ctx->argv, ctx->argl);
-    } else { /* several keys (DEL, UNLINK, RENAME): the new stream gets each one's state */
+    } else {
+        /* Several keys (DEL, UNLINK, RENAME), or a destination computed from keys elsewhere in
+         * the arguments (ZUNIONSTORE: its table positions are the destination alone): the new
+         * stream gets each one's state, which a rewrite that has not reached the sources yet
+         * could not compute at replay. */
         size_t before = a->buf.len;
         emit(&a->buf, ctx->argc, ctx->argv, ctx->argl);
         a->appended += a->buf.len - before;

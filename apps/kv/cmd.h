@@ -42,7 +42,7 @@ enum {
     CMD_BLOCKING = 1u << 9,
     CMD_LOGSTATE = 1u << 10,  /* AOF: log the keys' resulting state, not the command */
     CMD_LOGEXPIRE = 1u << 11, /* with LOGSTATE: only their expiry (or DEL) */
-    CMD_NUMKEYS = 1u << 12,   /* keys from argv[2], as many as argv[1] says (kv_numkeys) */
+    CMD_NUMKEYS = 1u << 12,   /* keys counted by an argument (kv_command_keys) */
     CMD_NOMULTI = 1u << 13,   /* refused inside MULTI, which it fails (SHUTDOWN) */
 };
 
@@ -63,6 +63,18 @@ void kv_commands_init(void);
 extern const kv_command kv_commands[];
 extern const size_t kv_ncommands;
 
+/* Where a command's keys are in these arguments: a destination (dst; 0: none), then first ..
+ * last every step (first 0: none). The table's positions, but for the commands that count
+ * their keys (CMD_NUMKEYS): with the table's first 0 the count is argv[1] and the keys follow it
+ * (ZUNION, SINTERCARD); with first 1, argv[1] is a destination and the count is argv[2], the
+ * sources after it (ZUNIONSTORE). A count that is not an integer in 1 .. the arguments left
+ * gives no key at all: the proc, wherever it runs, answers the error. Any thread. */
+typedef struct kv_keypos {
+    int dst, first, last, step;
+} kv_keypos;
+void kv_command_keys(const kv_command *cmd, int argc, const char *const *argv, const size_t *argl,
+                     kv_keypos *k);
+
 /* Argument helpers. arg_ll and arg_double reply the error themselves and return -1. */
 int arg_is(const kv_ctx *c, int i, const char *lit); /* case-insensitive equality */
 int arg_ll(kv_ctx *c, int i, long long *v);
@@ -75,9 +87,25 @@ long long index_range(long long *start, long long stop, long long len);
  * memory). cmd_set.c. */
 kv_entry *get_typed(kv_ctx *c, int type, int create, int *wrong);
 int str_to_ld(const char *s, size_t n, long double *v); /* Redis's string2ld: 0 or -1 */
+/* A score or weight as Redis's string2d: strtod's syntax, all bytes used, no leading space,
+ * no NaN, no overflow nor underflow to zero. 0 or -1. cmd_set.c. */
+int str_to_d(const char *s, size_t n, double *v);
 /* Formats a long double as Redis's INCRBYFLOAT does (%.17Lf, trailing zeros trimmed). */
 size_t ld_format(char *buf, size_t cap, long double v);
 void reply_wrongtype(kv_ctx *c);
+/* SCAN's cursor as Redis reads it (strtoul's syntax: a sign allowed, "-1" the largest; empty
+ * is 0). 0 or -1. cmd_keys.c. */
+int scan_parse_cursor(const char *s, size_t n, unsigned long long *out);
+/* The options of SCAN and of SSCAN, HSCAN, ZSCAN from argv[from] on: MATCH, COUNT (at least 1)
+ * and, with with_type, TYPE. Replies the error and returns -1 on a bad one. cmd_keys.c. */
+typedef struct scan_opts {
+    const char *pat; /* MATCH's pattern, when not all */
+    size_t plen;
+    int all;  /* no pattern, or "*" */
+    int type; /* TYPE's KV_* (99: a type weft-kv lacks), -1: any */
+    long long count;
+} scan_opts;
+int scan_parse_opts(kv_ctx *c, int from, int with_type, scan_opts *o);
 
 /* Entry points of the commands, by file. */
 #define KV_DECL(name) void name(kv_ctx *c)
@@ -177,7 +205,6 @@ KV_DECL(cmd_sismember);
 KV_DECL(cmd_smismember);
 KV_DECL(cmd_scard);
 KV_DECL(cmd_spop);
-KV_DECL(cmd_srandmember);
 /* cmd_setops.c */
 KV_DECL(cmd_sinter);
 KV_DECL(cmd_sunion);
@@ -195,9 +222,6 @@ KV_DECL(multi_sunionstore);
 KV_DECL(multi_sdiffstore);
 KV_DECL(multi_sintercard);
 KV_DECL(multi_smove);
-/* SINTERCARD's keys (CMD_NUMKEYS): the count at argv[1] if it is valid (1 .. argc - 2; the
- * keys follow it), else 0. Any thread. */
-int kv_numkeys(int argc, const char *const *argv, const size_t *argl);
 KV_DECL(cmd_zadd);
 KV_DECL(cmd_zincrby);
 KV_DECL(cmd_zscore);
@@ -220,6 +244,33 @@ KV_DECL(cmd_zrevrank);
 KV_DECL(cmd_zremrangebyscore);
 KV_DECL(cmd_zremrangebylex);
 KV_DECL(cmd_zremrangebyrank);
+KV_DECL(cmd_zrangestore);
+KV_DECL(cmd_zrangefetch);
+/* cmd_zsetops.c */
+KV_DECL(cmd_zunion);
+KV_DECL(cmd_zinter);
+KV_DECL(cmd_zdiff);
+KV_DECL(cmd_zunionstore);
+KV_DECL(cmd_zinterstore);
+KV_DECL(cmd_zdiffstore);
+KV_DECL(cmd_zintercard);
+KV_DECL(cmd_zfetch);
+/* cmd_zsetops_across.c */
+KV_DECL(multi_zunion);
+KV_DECL(multi_zinter);
+KV_DECL(multi_zdiff);
+KV_DECL(multi_zunionstore);
+KV_DECL(multi_zinterstore);
+KV_DECL(multi_zdiffstore);
+KV_DECL(multi_zintercard);
+KV_DECL(multi_zrangestore);
+/* cmd_random.c */
+KV_DECL(cmd_srandmember);
+KV_DECL(cmd_zrandmember);
+/* cmd_scan.c */
+KV_DECL(cmd_sscan);
+KV_DECL(cmd_hscan);
+KV_DECL(cmd_zscan);
 /* cmd_server.c */
 KV_DECL(cmd_ping);
 KV_DECL(cmd_echo);

@@ -399,9 +399,8 @@ void multi_keys(kv_ctx *c)
     sbuf_free(&tmp);
 }
 
-/* Redis's cursor syntax (strtoul's): decimal, an optional sign first ("-1" is the largest
- * cursor), nothing after, not out of range; an empty string is 0, a sign alone is not. */
-static int parse_cursor(const char *s, size_t n, unsigned long long *out)
+/* cmd.h. Redis's cursor syntax is strtoul's: "-1" is the largest cursor. */
+int scan_parse_cursor(const char *s, size_t n, unsigned long long *out)
 {
     *out = 0;
     if (n == 0)
@@ -426,28 +425,27 @@ static int parse_cursor(const char *s, size_t n, unsigned long long *out)
     return 0;
 }
 
-/* SCAN's options after the cursor. Replies and returns -1 on error. */
-static int scan_opts(kv_ctx *c, keys_acc *a, long long *count)
+int scan_parse_opts(kv_ctx *c, int from, int with_type, scan_opts *o)
 {
-    *count = 10;
-    for (int i = 2; i < c->argc; i++) {
+    *o = (scan_opts){NULL, 0, 1, -1, 10};
+    for (int i = from; i < c->argc; i++) {
         int more = i + 1 < c->argc;
         if (more && arg_is(c, i, "count")) {
-            if (arg_ll(c, i + 1, count) < 0)
+            if (arg_ll(c, i + 1, &o->count) < 0)
                 return -1;
-            if (*count < 1) {
+            if (o->count < 1) {
                 reply_error(c->out, ERR_SYNTAX);
                 return -1;
             }
             i++;
         } else if (more && arg_is(c, i, "match")) {
-            a->pat = c->argv[i + 1];
-            a->plen = c->argl[i + 1];
-            a->all = a->plen == 1 && a->pat[0] == '*';
+            o->pat = c->argv[i + 1];
+            o->plen = c->argl[i + 1];
+            o->all = o->plen == 1 && o->pat[0] == '*';
             i++;
-        } else if (more && arg_is(c, i, "type")) {
+        } else if (with_type && more && arg_is(c, i, "type")) {
             i++;
-            a->type = arg_is(c, i, "string") ? KV_STRING
+            o->type = arg_is(c, i, "string") ? KV_STRING
                       : arg_is(c, i, "hash") ? KV_HASH
                       : arg_is(c, i, "list") ? KV_LIST
                       : arg_is(c, i, "set")  ? KV_SET
@@ -461,17 +459,31 @@ static int scan_opts(kv_ctx *c, keys_acc *a, long long *count)
     return 0;
 }
 
+/* SCAN's options after the cursor into a. Replies and returns -1 on error. */
+static int scan_opts_keys(kv_ctx *c, keys_acc *a, long long *count)
+{
+    scan_opts o;
+    if (scan_parse_opts(c, 2, 1, &o) < 0)
+        return -1;
+    a->pat = o.pat;
+    a->plen = o.plen;
+    a->all = o.all;
+    a->type = o.type;
+    *count = o.count;
+    return 0;
+}
+
 /* SCAN on this shard alone, its cursor being this shard's table cursor. */
 void cmd_scan(kv_ctx *c)
 {
     unsigned long long cur;
-    if (parse_cursor(c->argv[1], c->argl[1], &cur) < 0) {
+    if (scan_parse_cursor(c->argv[1], c->argl[1], &cur) < 0) {
         reply_error(c->out, "ERR invalid cursor");
         return;
     }
     keys_acc a = {c->db, NULL, 0, 1, -1, {0}, 0, kv_unix_ms()};
     long long count;
-    if (scan_opts(c, &a, &count) < 0)
+    if (scan_opts_keys(c, &a, &count) < 0)
         return;
     /* Redis's bound on empty buckets walked per call, saturating (COUNT may be 2^63 - 1). */
     long long steps = count > LLONG_MAX / 10 ? LLONG_MAX : count * 10;
@@ -491,7 +503,7 @@ void multi_scan(kv_ctx *c)
      * One shard per call; its end moves the cursor to the next shard, and past the last one
      * the cursor is 0. */
     unsigned long long cur;
-    if (parse_cursor(c->argv[1], c->argl[1], &cur) < 0) {
+    if (scan_parse_cursor(c->argv[1], c->argl[1], &cur) < 0) {
         reply_error(c->out, "ERR invalid cursor");
         return;
     }
@@ -501,7 +513,7 @@ void multi_scan(kv_ctx *c)
     sbuf errs = {0};
     check.out = &errs;
     probe.type = -1;
-    if (scan_opts(&check, &probe, &count) < 0) {
+    if (scan_opts_keys(&check, &probe, &count) < 0) {
         sbuf_add(c->out, errs.data, errs.len);
         sbuf_free(&errs);
         return;

@@ -580,23 +580,19 @@ static void command_getkeys(kv_ctx *c)
         reply_error(c->out, "ERR Invalid number of arguments specified for command");
         return;
     }
-    int first = k->first, step = k->step;
-    int last = k->last >= 0 ? k->last : argc + k->last; /* -1: the last argument, -2: ... */
-    if (k->flags & CMD_NUMKEYS) {
-        int nkeys = kv_numkeys(argc, c->argv + 2, c->argl + 2);
-        if (nkeys == 0) {
-            reply_error(c->out, "ERR Invalid arguments specified for command");
-            return;
-        }
-        first = 2;
-        last = 1 + nkeys;
-        step = 1;
+    kv_keypos pos;
+    kv_command_keys(k, argc, c->argv + 2, c->argl + 2, &pos);
+    if ((k->flags & CMD_NUMKEYS) && pos.first == 0) {
+        reply_error(c->out, "ERR Invalid arguments specified for command");
+        return;
     }
-    long long n = 0;
-    for (int i = first; i <= last; i += step)
+    long long n = pos.dst > 0;
+    for (int i = pos.first; i <= pos.last; i += pos.step)
         n++;
     reply_array(c->out, n);
-    for (int i = first; i <= last; i += step)
+    if (pos.dst > 0)
+        reply_bulk(c->out, c->argv[2 + pos.dst], c->argl[2 + pos.dst]);
+    for (int i = pos.first; i <= pos.last; i += pos.step)
         reply_bulk(c->out, c->argv[2 + i], c->argl[2 + i]);
 }
 
@@ -714,12 +710,51 @@ static int parse_memory(const char *s, size_t n, long long *out)
     return 0;
 }
 
+/* The parameters CONFIG SET knows (some only with the value weft-kv already has). */
+static const char *const settable[] = {
+    "maxmemory",
+    "maxmemory-policy",
+    "auto-aof-rewrite-percentage",
+    "auto-aof-rewrite-min-size",
+    "test-fsync-delay-ms",
+    "save",
+    "appendonly",
+};
+
+/* CONFIG SET's first pass, Redis 7.0's: every name known, none twice (in any case), before
+ * any value is looked at. Returns 0, or -1 with the error replied for the first bad name. */
+static int config_set_names(kv_ctx *c)
+{
+    for (int i = 2; i < c->argc; i += 2) {
+        int known = 0;
+        for (size_t k = 0; k < sizeof settable / sizeof *settable; k++)
+            known |= arg_is(c, i, settable[k]);
+        if (!known) {
+            reply_errorf(c->out,
+                         "ERR Unknown option or number of arguments for CONFIG SET - '%.*s'",
+                         (int)c->argl[i], c->argv[i]);
+            return -1;
+        }
+        for (int j = 2; j < i; j += 2)
+            if (c->argl[j] == c->argl[i] && strncasecmp(c->argv[j], c->argv[i], c->argl[i]) == 0) {
+                reply_errorf(c->out,
+                             "ERR CONFIG SET failed (possibly related to argument '%.*s') - "
+                             "duplicate parameter",
+                             (int)c->argl[i], c->argv[i]);
+                return -1;
+            }
+    }
+    return 0;
+}
+
 static void config_set(kv_ctx *c)
 {
     if (c->argc % 2 == 1) { /* not name-value pairs: Redis 7.0 says "syntax error" */
         reply_error(c->out, "ERR syntax error");
         return;
     }
+    if (config_set_names(c) < 0)
+        return;
     /* Check every pair, then apply them all (Redis applies none when one is bad). */
     long long mem = -1, pct = -1, min = -1, fsync_delay = -1;
     int policy = -1;

@@ -1,7 +1,7 @@
-/* Set and sorted-set commands: SADD SREM SMEMBERS SISMEMBER SMISMEMBER SCARD SPOP SRANDMEMBER
- * (algebra and SMOVE: cmd_setops.c), and ZADD
- * (NX XX GT LT CH INCR) ZINCRBY ZSCORE ZMSCORE ZCARD ZREM ZPOPMIN ZPOPMAX (ranges and ranks:
- * cmd_zrange.c). A set
+/* Set and sorted-set commands: SADD SREM SMEMBERS SISMEMBER SMISMEMBER SCARD SPOP (algebra
+ * and SMOVE: cmd_setops.c; SRANDMEMBER: cmd_random.c), and ZADD (NX XX GT LT CH INCR) ZINCRBY
+ * ZSCORE ZMSCORE ZCARD ZREM ZPOPMIN ZPOPMAX (ranges and ranks: cmd_zrange.c; algebra:
+ * cmd_zsetops.c). A set
  * is a dict of kv_field records without values; a sorted set is a zset.h skip list. Replies,
  * errors and their order are Redis 7.0's (the RESP3 forms included: sets, doubles, pairs). */
 #include <ctype.h>
@@ -203,100 +203,10 @@ void cmd_spop(kv_ctx *c)
         db_delete_if_empty(c->db, e);
 }
 
-static void collect_member(dnode *n, void *arg)
-{
-    dnode ***next = arg;
-    *(*next)++ = n;
-}
-
-/* Negative counts past this many picks are refused: each pick is a reply element, and a
- * count near -2^63 would only exhaust memory (redis-server 7.0.15 tries, and dies). */
-#define SRANDMEMBER_MAX_PICKS (1ll << 24)
-
-/* SRANDMEMBER key [count]: Redis 7.0's cases. No count: one member (null without the key).
- * A negative count: that many picks, repeats allowed, as an array. A count of at least the
- * set's size: the whole set. Below it: that many distinct members, as an array.
- * Which members is the shard's generator's choice, not Redis's. */
-void cmd_srandmember(kv_ctx *c)
-{
-    if (c->argc > 3) {
-        reply_error(c->out, ERR_SYNTAX);
-        return;
-    }
-    long long count = 1;
-    int given = c->argc == 3;
-    if (given) {
-        if (arg_ll(c, 2, &count) < 0)
-            return;
-        if (count == LLONG_MIN) {
-            reply_error(c->out, "ERR value is out of range, value must between "
-                                "-9223372036854775807 and 9223372036854775807");
-            return;
-        }
-        if (count < -SRANDMEMBER_MAX_PICKS) {
-            reply_error(c->out, "ERR weft-kv: SRANDMEMBER count is too large");
-            return;
-        }
-    }
-    int wrong;
-    kv_entry *e = get_typed(c, KV_SET, 0, &wrong);
-    if (wrong)
-        return;
-    if (!given) {
-        kv_field *f = e ? (kv_field *)dict_random(e->v.set, &c->db->rng) : NULL;
-        if (f)
-            reply_bulk(c->out, f->name, f->node.klen);
-        else
-            reply_null(c->out);
-        return;
-    }
-    if (!e || count == 0) {
-        reply_array(c->out, 0);
-        return;
-    }
-    dict *d = e->v.set;
-    if (count < 0 || count == 1) {
-        long long n = count < 0 ? -count : 1;
-        reply_array(c->out, n);
-        for (long long i = 0; i < n; i++) {
-            dnode *m = dict_random(d, &c->db->rng);
-            reply_bulk(c->out, m->key, m->klen);
-        }
-        return;
-    }
-    size_t cur = 0;
-    if ((unsigned long long)count >= d->size) { /* an array in RESP3 too, unlike SMEMBERS */
-        reply_array(c->out, (long long)d->size);
-        do
-            cur = dict_scan(d, cur, add_member, c->out);
-        while (cur);
-        return;
-    }
-    /* count distinct members: the first count places of a partial Fisher-Yates shuffle. */
-    dnode **all = malloc(d->size * sizeof *all), **next = all;
-    if (!all) {
-        reply_error(c->out, "ERR out of memory");
-        return;
-    }
-    do
-        cur = dict_scan(d, cur, collect_member, &next);
-    while (cur);
-    reply_array(c->out, count);
-    for (size_t i = 0; i < (size_t)count; i++) {
-        size_t j = i + (size_t)(db_rand(c->db) % (d->size - i));
-        dnode *t = all[i];
-        all[i] = all[j];
-        all[j] = t;
-        reply_bulk(c->out, all[i]->key, all[i]->klen);
-    }
-    free(all);
-}
-
 /* ---- Sorted sets ---- */
 
-/* A score as Redis's string2d: strtod's syntax (inf, hex included), no leading space, all
- * bytes used, no NaN, no overflow to infinity nor underflow to zero. 0 or -1. */
-static int str_to_d(const char *s, size_t n, double *v)
+/* cmd.h. strtod's syntax has inf and hex too. */
+int str_to_d(const char *s, size_t n, double *v)
 {
     char buf[256];
     if (n == 0 || n >= sizeof buf || isspace((unsigned char)s[0]))

@@ -263,14 +263,6 @@ static int parse_intercard(kv_ctx *c, long long *limit)
     return (int)numkeys;
 }
 
-int kv_numkeys(int argc, const char *const *argv, const size_t *argl)
-{
-    long long n;
-    if (argc < 3 || resp_strtoll(argv[1], argl[1], &n) < 0 || n < 1 || n > argc - 2)
-        return 0;
-    return (int)n;
-}
-
 void cmd_sintercard(kv_ctx *c)
 {
     long long limit;

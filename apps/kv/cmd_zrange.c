@@ -1,10 +1,11 @@
-/* Sorted-set ranges and ranks: ZRANGE (by index, BYSCORE, BYLEX; REV, LIMIT, WITHSCORES), the
- * older ZREVRANGE, ZRANGEBYSCORE, ZREVRANGEBYSCORE, ZRANGEBYLEX and ZREVRANGEBYLEX, ZCOUNT,
- * ZLEXCOUNT, ZRANK and ZREVRANK, and the removals ZREMRANGEBYSCORE, ZREMRANGEBYLEX and
- * ZREMRANGEBYRANK. Parsing, checks, errors and their order are Redis 7.0's
- * zrangeGenericCommand's: options first (a LIMIT's integers as they come), then the
- * conflicts, then the range, then the key. A lexicographic range assumes what Redis assumes:
- * members of one score (with several, which members come is unspecified there too). */
+/* Sorted-set ranges and ranks: ZRANGE (by index, BYSCORE, BYLEX; REV, LIMIT, WITHSCORES) and
+ * ZRANGESTORE (the same range stored at a destination, replacing it), the older ZREVRANGE,
+ * ZRANGEBYSCORE, ZREVRANGEBYSCORE, ZRANGEBYLEX and ZREVRANGEBYLEX, ZCOUNT, ZLEXCOUNT, ZRANK and
+ * ZREVRANK, and the removals ZREMRANGEBYSCORE, ZREMRANGEBYLEX and ZREMRANGEBYRANK. Parsing, checks,
+ * errors and their order are Redis 7.0's zrangeGenericCommand's: options first (a LIMIT's integers
+ * as they come), then the conflicts, then the range, then the key. A lexicographic range assumes
+ * what Redis assumes: members of one score (with several, which members come is unspecified there
+ * too). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "cmd.h"
 #include "server.h"
 #include "zset.h"
+#include "zsetops.h"
 
 enum { BY_AUTO = -1, BY_RANK, BY_SCORE, BY_LEX };
 
@@ -214,7 +216,7 @@ static void reply_scored(sbuf *b, const kv_znode *n)
     reply_double(b, n->score);
 }
 
-static void reply_range(kv_ctx *c, kv_znode *from, long long n, int rev, int withscores)
+void zrange_reply(kv_ctx *c, const kv_znode *from, long long n, int rev, int withscores)
 {
     reply_array(c->out, withscores && !c->out->resp3 ? n * 2 : n);
     for (long long i = 0; i < n; i++, from = rev ? from->back : from->next[0]) {
@@ -223,6 +225,38 @@ static void reply_range(kv_ctx *c, kv_znode *from, long long n, int rev, int wit
         else
             reply_bulk(c->out, from->node.key, from->node.klen);
     }
+}
+
+/* Where a range goes: to the client (with or without scores), stored at a destination
+ * (ZRANGESTORE), or to ZRANGESTORE's coordinator on another shard as member, score pairs in
+ * RESP2 (__zrangefetch). The last two refuse WITHSCORES, as ZRANGESTORE does. */
+enum { OUT_REPLY, OUT_STORE, OUT_FETCH };
+
+typedef struct range_out {
+    int mode; /* OUT_* */
+    int withscores;
+    const char *dst; /* OUT_STORE: the destination */
+    size_t dlen;
+} range_out;
+
+/* The n nodes from `from` (backwards with rev) to where out says. */
+static void emit_range(kv_ctx *c, const kv_znode *from, long long n, int rev, const range_out *out)
+{
+    if (out->mode != OUT_STORE) {
+        zrange_reply(c, from, n, rev, out->mode == OUT_FETCH || out->withscores);
+        return;
+    }
+    /* A copy first: the destination may be the source. */
+    kv_zset *z = zset_create();
+    for (long long i = 0; z && i < n; i++, from = rev ? from->back : from->next[0])
+        if (zset_set(z, from->node.key, from->node.klen, from->score, &c->db->rng) < 0) {
+            zset_free(z);
+            z = NULL;
+        }
+    if (z)
+        zstore_here(c, out->dst, out->dlen, z);
+    else
+        reply_error(c->out, "ERR out of memory");
 }
 
 /* The value at the key if it is a sorted set; NULL if there is none, or (with *wrong set and
@@ -234,7 +268,7 @@ static kv_zset *get_zset(kv_ctx *c, int *wrong)
 }
 
 /* By index: Redis's rank range (negative indexes count from the end). */
-static void range_by_rank(kv_ctx *c, int rev, int withscores)
+static void range_by_rank(kv_ctx *c, int rev, const range_out *out)
 {
     long long start, stop;
     if (arg_ll(c, 2, &start) < 0 || arg_ll(c, 3, &stop) < 0)
@@ -245,18 +279,14 @@ static void range_by_rank(kv_ctx *c, int rev, int withscores)
         return;
     long long len = z ? (long long)z->len : 0;
     long long n = index_range(&start, stop, len);
-    if (n == 0) {
-        reply_array(c->out, 0);
-        return;
-    }
-    kv_znode *x = zset_at(z, (size_t)(rev ? len - 1 - start : start));
-    reply_range(c, x, n, rev, withscores);
+    kv_znode *x = n ? zset_at(z, (size_t)(rev ? len - 1 - start : start)) : NULL;
+    emit_range(c, x, n, rev, out);
 }
 
 /* By score or member: from the first (last, with rev) node in range, `offset` skipped, at
  * most `limit` (all when negative), as genericZrangebyscoreCommand/ByLex. */
 static void range_by_walk(kv_ctx *c, zwalk *w, int rev, long long offset, long long limit,
-                          int withscores)
+                          const range_out *out)
 {
     int wrong;
     kv_zset *z = get_zset(c, &wrong);
@@ -273,18 +303,18 @@ static void range_by_walk(kv_ctx *c, zwalk *w, int rev, long long offset, long l
             break;
         n++;
     }
-    reply_range(c, x, n, rev, withscores);
+    emit_range(c, x, n, rev, out);
 }
 
 /* Redis's zrangeGenericCommand: `by` and `rev` fixed by the older commands, BY_AUTO and -1
- * for ZRANGE, whose options choose them. */
-static void zrange_generic(kv_ctx *c, int by, int rev)
+ * for ZRANGE, whose options choose them. The key is argv[1], the range argv[2 .. 3]. */
+static void zrange_generic(kv_ctx *c, int by, int rev, range_out *out)
 {
     int withscores = 0;
     long long offset = 0, limit = -1;
     for (int j = 4; j < c->argc; j++) {
         int left = c->argc - j - 1;
-        if (arg_is(c, j, "withscores")) {
+        if (out->mode == OUT_REPLY && arg_is(c, j, "withscores")) {
             withscores = 1;
         } else if (arg_is(c, j, "limit") && left >= 2) {
             if (arg_ll(c, j + 1, &offset) < 0 || arg_ll(c, j + 2, &limit) < 0)
@@ -313,8 +343,9 @@ static void zrange_generic(kv_ctx *c, int by, int rev)
         reply_error(c->out, ERR_LEX_SCORES);
         return;
     }
+    out->withscores = withscores;
     if (by == BY_RANK) {
-        range_by_rank(c, rev, withscores);
+        range_by_rank(c, rev, out);
         return;
     }
     /* By score or member the range is given as max, min when reversed. */
@@ -328,37 +359,64 @@ static void zrange_generic(kv_ctx *c, int by, int rev)
         reply_error(c->out, ERR_LEX_RANGE);
         return;
     }
-    range_by_walk(c, &w, rev, offset, limit, withscores);
+    range_by_walk(c, &w, rev, offset, limit, out);
+}
+
+/* The older commands and ZRANGE: to the client. */
+static void zrange_reply_generic(kv_ctx *c, int by, int rev)
+{
+    range_out out = {OUT_REPLY, 0, NULL, 0};
+    zrange_generic(c, by, rev, &out);
 }
 
 void cmd_zrange(kv_ctx *c)
 {
-    zrange_generic(c, BY_AUTO, -1);
+    zrange_reply_generic(c, BY_AUTO, -1);
 }
 
 void cmd_zrevrange(kv_ctx *c)
 {
-    zrange_generic(c, BY_RANK, 1);
+    zrange_reply_generic(c, BY_RANK, 1);
 }
 
 void cmd_zrangebyscore(kv_ctx *c)
 {
-    zrange_generic(c, BY_SCORE, 0);
+    zrange_reply_generic(c, BY_SCORE, 0);
 }
 
 void cmd_zrevrangebyscore(kv_ctx *c)
 {
-    zrange_generic(c, BY_SCORE, 1);
+    zrange_reply_generic(c, BY_SCORE, 1);
 }
 
 void cmd_zrangebylex(kv_ctx *c)
 {
-    zrange_generic(c, BY_LEX, 0);
+    zrange_reply_generic(c, BY_LEX, 0);
 }
 
 void cmd_zrevrangebylex(kv_ctx *c)
 {
-    zrange_generic(c, BY_LEX, 1);
+    zrange_reply_generic(c, BY_LEX, 1);
+}
+
+/* ZRANGESTORE dst src min max [options]: ZRANGE's parsing on the arguments after dst (so
+ * src is argv[1] of the shifted view), the range stored at dst. Both keys on this shard. */
+void cmd_zrangestore(kv_ctx *c)
+{
+    kv_ctx view = *c;
+    view.argc--;
+    view.argv++;
+    view.argl++;
+    range_out out = {OUT_STORE, 0, c->argv[1], c->argl[1]};
+    zrange_generic(&view, BY_AUTO, -1, &out);
+}
+
+/* __zrangefetch src min max [options]: ZRANGESTORE's first half, on src's shard, for a
+ * destination on another (cmd_zsetops_across.c). */
+void cmd_zrangefetch(kv_ctx *c)
+{
+    range_out out = {OUT_FETCH, 0, NULL, 0};
+    zrange_generic(c, BY_AUTO, -1, &out);
 }
 
 /* ZCOUNT and ZLEXCOUNT: the members in range. */

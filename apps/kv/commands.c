@@ -20,6 +20,7 @@
 #define NLS (CMD_NOSCRIPT | CMD_LOADING | CMD_STALE)
 #define LS  CMD_LOGSTATE
 #define LE  (CMD_LOGSTATE | CMD_LOGEXPIRE)
+#define N   CMD_NUMKEYS
 
 /* clang-format off */
 const kv_command kv_commands[] = {
@@ -111,7 +112,7 @@ const kv_command kv_commands[] = {
     {"sinterstore", -3, W | M, 1, -1, 1, cmd_sinterstore, multi_sinterstore, "set"},
     {"sunionstore", -3, W | M, 1, -1, 1, cmd_sunionstore, multi_sunionstore, "set"},
     {"sdiffstore", -3, W | M, 1, -1, 1, cmd_sdiffstore, multi_sdiffstore, "set"},
-    {"sintercard", -3, R | CMD_NUMKEYS, 0, 0, 0, cmd_sintercard, multi_sintercard, "set"},
+    {"sintercard", -3, R | N, 0, 0, 0, cmd_sintercard, multi_sintercard, "set"},
     /* sorted sets */
     {"zadd", -4, W | M | F, 1, 1, 1, cmd_zadd, NULL, "sorted-set"},
     {"zincrby", 4, W | M | F, 1, 1, 1, cmd_zincrby, NULL, "sorted-set"},
@@ -134,6 +135,19 @@ const kv_command kv_commands[] = {
     {"zremrangebyrank", 4, W, 1, 1, 1, cmd_zremrangebyrank, NULL, "sorted-set"},
     {"zpopmin", -2, W | F, 1, 1, 1, cmd_zpopmin, NULL, "sorted-set"},
     {"zpopmax", -2, W | F, 1, 1, 1, cmd_zpopmax, NULL, "sorted-set"},
+    {"zrangestore", -5, W | M, 1, 2, 1, cmd_zrangestore, multi_zrangestore, "sorted-set"},
+    {"zunion", -3, R | N, 0, 0, 0, cmd_zunion, multi_zunion, "sorted-set"},
+    {"zinter", -3, R | N, 0, 0, 0, cmd_zinter, multi_zinter, "sorted-set"},
+    {"zdiff", -3, R | N, 0, 0, 0, cmd_zdiff, multi_zdiff, "sorted-set"},
+    {"zunionstore", -4, W | M | N, 1, 1, 1, cmd_zunionstore, multi_zunionstore, "sorted-set"},
+    {"zinterstore", -4, W | M | N, 1, 1, 1, cmd_zinterstore, multi_zinterstore, "sorted-set"},
+    {"zdiffstore", -4, W | M | N, 1, 1, 1, cmd_zdiffstore, multi_zdiffstore, "sorted-set"},
+    {"zintercard", -3, R | N, 0, 0, 0, cmd_zintercard, multi_zintercard, "sorted-set"},
+    {"zrandmember", -2, R, 1, 1, 1, cmd_zrandmember, NULL, "sorted-set"},
+    /* cursors over one key's members */
+    {"sscan", -3, R, 1, 1, 1, cmd_sscan, NULL, "set"},
+    {"hscan", -3, R, 1, 1, 1, cmd_hscan, NULL, "hash"},
+    {"zscan", -3, R, 1, 1, 1, cmd_zscan, NULL, "sorted-set"},
     /* server and connection */
     {"ping", -1, F, 0, 0, 0, cmd_ping, NULL, "connection"},
     {"echo", 2, F, 0, 0, 0, cmd_echo, NULL, "connection"},
@@ -159,6 +173,8 @@ const kv_command kv_commands[] = {
     {"__shardstats", 1, R | H, 0, 0, 0, cmd_shardstats, NULL, NULL},
     {"__clientlist", 1, R | H, 0, 0, 0, cmd_clientlist, NULL, NULL},
     {"__bgrewrite", 1, H, 0, 0, 0, cmd_bgrewrite, NULL, NULL},
+    {"__zfetch", 2, R | H, 1, 1, 1, cmd_zfetch, NULL, NULL},
+    {"__zrangefetch", -4, R | H, 1, 1, 1, cmd_zrangefetch, NULL, NULL},
 };
 /* clang-format on */
 
@@ -202,6 +218,21 @@ const kv_command *kv_command_find(const char *name, size_t n, int hidden)
             return hidden || !(k->flags & CMD_HIDDEN) ? k : NULL;
     }
     return NULL;
+}
+
+void kv_command_keys(const kv_command *cmd, int argc, const char *const *argv, const size_t *argl,
+                     kv_keypos *k)
+{
+    *k = (kv_keypos){0, cmd->first, cmd->last < 0 ? argc + cmd->last : cmd->last, cmd->step};
+    if (!(cmd->flags & CMD_NUMKEYS))
+        return;
+    int dst = cmd->first, at = dst + 1; /* the count's position */
+    long long n;
+    if (argc <= at || resp_strtoll(argv[at], argl[at], &n) < 0 || n < 1 || n > argc - at - 1) {
+        *k = (kv_keypos){0, 0, -1, 1};
+        return;
+    }
+    *k = (kv_keypos){dst, at + 1, at + (int)n, 1};
 }
 
 int arg_is(const kv_ctx *c, int i, const char *lit)

@@ -181,17 +181,14 @@ int kv_route(const kv_command *cmd, int argc, const char *const *argv, const siz
     *shard = kv_local()->index;
     if (cmd->flags & CMD_MULTI)
         return 1;
-    int first = cmd->first, last = cmd->last < 0 ? argc + cmd->last : cmd->last, step = cmd->step;
-    if (cmd->flags & CMD_NUMKEYS) { /* invalid counts: the proc, here, answers the error */
-        first = kv_numkeys(argc, argv, argl) ? 2 : 0;
-        last = first + kv_numkeys(argc, argv, argl) - 1;
-        step = 1;
-    }
-    if (first <= 0 || kv_nshards() == 1)
+    kv_keypos k;
+    kv_command_keys(cmd, argc, argv, argl, &k);
+    if ((k.first <= 0 && k.dst <= 0) || kv_nshards() == 1)
         return 0;
+    int first = k.dst > 0 ? k.dst : k.first;
     *shard = kv_key_shard(argv[first], argl[first]);
-    for (int k = first + step; k <= last && k < argc; k += step)
-        if (kv_key_shard(argv[k], argl[k]) != *shard)
+    for (int i = k.first; i > 0 && i <= k.last && i < argc; i += k.step)
+        if (kv_key_shard(argv[i], argl[i]) != *shard)
             return 1;
     return 0;
 }

@@ -195,6 +195,9 @@ static int changed_nothing(kv_db *db, const kv_command *cmd, const kv_ctx *c, co
         p == cmd_zrem || p == cmd_sadd || p == cmd_hsetnx || p == cmd_lrem || p == cmd_smove ||
         p == cmd_zremrangebyscore || p == cmd_zremrangebylex || p == cmd_zremrangebyrank)
         return zero;
+    /* A store of an empty result: its DEL touched the destination if there was one. */
+    if (p == cmd_zunionstore || p == cmd_zinterstore || p == cmd_zdiffstore || p == cmd_zrangestore)
+        return zero;
     if (p == cmd_linsert) /* 0: no key; -1: no pivot */
         return zero || (r[0] == ':' && r[1] == '-');
     if (p == cmd_setrange) /* an empty value changes nothing, nor creates the key */
@@ -230,7 +233,7 @@ void kv_watch_after_write(kv_db *db, const kv_command *cmd, const kv_ctx *ctx, s
         return;
     int last = cmd->last < 0 ? ctx->argc + cmd->last : cmd->last;
     kv_proc p = cmd->proc;
-    if (p == cmd_sinterstore || p == cmd_sunionstore || p == cmd_sdiffstore)
+    if (p == cmd_sinterstore || p == cmd_sunionstore || p == cmd_sdiffstore || p == cmd_zrangestore)
         last = cmd->first; /* the sources are only read */
     for (int k = cmd->first; k <= last && k < ctx->argc; k += cmd->step) {
         int gone =
