@@ -51,6 +51,23 @@ def norm(cmd, r):
         if isinstance(r, list):
             return [r[0]] + [b"$member"] * (len(r) - 1)
         return b"$member" if r[:1] == b"$" and r[1:2] != b"-" else r
+    if name == "zrandmember" and isinstance(r, list):  # random picks: type and length
+        return [r[0]] + [b"pair" if isinstance(x, list) else b"$member" for x in r[1:]]
+    if name == "zrandmember" and len(cmd) == 2 and r[:1] == b"$" and r[1:2] != b"-":
+        return b"$member"
+    if name in ("sscan", "hscan", "zscan") and isinstance(r, list) and len(r) == 3:
+        # A page's order is the hash table's: the elements (pairs for HSCAN and ZSCAN) sorted,
+        # and a cursor compared only as done (0) or not.
+        els = r[2][1:]
+        if name != "sscan":
+            els = list(zip(els[0::2], els[1::2]))
+        return [r[0], r[1] if r[1] == b"$1 0" else b"$cursor", [r[2][0]] + sorted(els)]
+    if name in ("zunion", "zinter", "zdiff") and isinstance(r, list) and \
+            not any(a.lower() == "withscores" for a in cmd):
+        return r  # ordered by score then member: compared as is
+    if name == "command" and len(cmd) > 2 and cmd[1].upper() == "INFO" and isinstance(r, list):
+        # name, arity, flags and key positions: weft-kv has no ACL categories, tips, key specs
+        return [r[0]] + [x[:7] if isinstance(x, list) else x for x in r[1:]]
     if name == "hgetall" and isinstance(r, list):
         pairs = sorted(zip(r[1::2], r[2::2])); return [r[0]] + pairs
     return r
@@ -156,8 +173,20 @@ def edge_cases():
         "COMMAND LIST FILTERBY pattern nomatch*", "COMMAND HELP x", "CONFIG RESETSTAT x",
         "CONFIG REWRITE x", "CONFIG HELP x", "CONFIG SET", "CONFIG SET a", "CONFIG SET a b c",
         "CONFIG SET maxmemory",
+        # a parameter twice (in any case) is refused before any value is looked at; an unknown
+        # name before or after it wins only if it comes first
+        "CONFIG SET maxmemory 1 maxmemory 2", "CONFIG SET maxmemory 1 MAXMEMORY 2",
+        "CONFIG SET maxmemory x maxmemory 2", "CONFIG SET maxmemory 1 nosuch 1 maxmemory 2",
+        "CONFIG SET maxmemory 1 maxmemory 2 nosuch 1", "CONFIG SET maxmemory x nosuch 1",
+        "CONFIG SET maxmemory 1 maxmemory-policy x maxmemory 2",
+        "CONFIG SET maxmemory-policy noeviction Maxmemory-Policy allkeys-lru",
+        "CONFIG SET maxmemory x maxmemory-policy y", "CONFIG SET maxmemory 1 maxmemory",
+        "CONFIG SET appendonly no appendonly no", "CONFIG GET maxmemory",
+        "CONFIG GET maxmemory-policy", "CONFIG SET maxmemory 0 maxmemory-policy noeviction",
+        "CONFIG GET maxmemory",
     ]:
         s.append(tuple(line.split()))
+    s += [("CONFIG", "SET", "save", "", "save", ""), ("CONFIG", "SET", "save", "", "SAVE", "x")]
     return s
 
 def more_hashes():
@@ -314,6 +343,228 @@ def zset_removals():
     s += [L("ZADD zl2 0 a 0 b 0 c"), L("ZREMRANGEBYLEX zl2 - +"), L("EXISTS zl2"),
           L("WATCH zq"), L("ZREMRANGEBYRANK zq 10 20"), L("MULTI"), L("EXEC"), L("DEL zq")]
     return s
+
+def zset_algebra():
+    """ZUNION ZINTER ZDIFF, their STORE forms, ZINTERCARD and ZRANGESTORE: sets among the
+    sources (score 1), WEIGHTS and AGGREGATE with infinities (NaN products and sums count as
+    0 where Redis says so), missing and empty keys, wrong types (checked before the options),
+    the count's errors (0, negative, not a number, past the keys), options repeated or out of
+    place, a destination among the sources or of another type, empty results deleting it, and
+    WATCH on destinations and sources. The keys za..zf and the destinations fall on both shards
+    (but for 1 in 64): within one shard and across shards."""
+    L = lambda line: tuple(line.split())
+    s = [L(x) for x in [
+        "ZADD za 1 a 2 b 3 c", "ZADD zb 10 b 20 c 30 d", "ZADD zc inf a -inf b 5 c",
+        "ZADD zd 0 a 0 b inf c", "SADD ze a b x", "SET zstr x", "ZADD zf 1.5 a 2.25 q",
+    ]]
+    sets = [["za", "zb"], ["za", "ze"], ["zc", "zd"], ["za", "zb", "ze", "zf"], ["za", "nope"],
+            ["nope", "za"], ["nope"], ["ze"], ["za", "za"], ["zb", "za", "zf"]]
+    opts = [[], ["WITHSCORES"], ["WEIGHTS", "1", "0", "WITHSCORES"],
+            ["WEIGHTS", "0", "1", "AGGREGATE", "MAX", "WITHSCORES"],
+            ["WEIGHTS", "-1", "2", "AGGREGATE", "MIN", "WITHSCORES"],
+            ["AGGREGATE", "sum", "WITHSCORES"], ["weights", "inf", "1", "withscores"],
+            ["WEIGHTS", "2", "3", "WEIGHTS", "1", "1", "AGGREGATE", "MIN", "AGGREGATE", "max",
+             "WITHSCORES", "WITHSCORES"]]
+    for keys in sets:
+        n = str(len(keys))
+        for cmd in ("ZUNION", "ZINTER", "ZDIFF"):
+            for o in opts:
+                if "WEIGHTS" in [x.upper() for x in o] and len(keys) != 2:
+                    continue
+                s.append((cmd, n) + tuple(keys) + tuple(o))
+        for cmd in ("ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE"):
+            for dst in ("zdst", keys[0], "zstr"):
+                s += [(cmd, dst, n) + tuple(keys), ("ZRANGE", dst, "0", "-1", "WITHSCORES"),
+                      ("TYPE", dst)]
+                s += [L("ZADD za 1 a 2 b 3 c"), L("DEL zb"), L("ZADD zb 10 b 20 c 30 d"),
+                      L("SET zstr x")]
+            s += [(cmd, "zdst", n) + tuple(keys) + ("AGGREGATE", "MAX"),
+                  ("ZRANGE", "zdst", "0", "-1", "WITHSCORES")]
+        s += [("ZINTERCARD", n) + tuple(keys), ("ZINTERCARD", n) + tuple(keys) + ("LIMIT", "1"),
+              ("ZINTERCARD", n) + tuple(keys) + ("LIMIT", "0")]
+    s += [L(x) for x in [
+        # the count, the types, the options: each error and their order
+        "ZUNION 0 za", "ZUNION -1 za", "ZUNION x za", "ZUNION 3 za zb", "ZUNION 1",
+        "ZUNION 9223372036854775807 za", "ZUNION 2 za zstr", "ZUNION 2 zstr za WEIGHTS 1 x",
+        "ZUNION 2 za zb WEIGHTS 1", "ZUNION 2 za zb WEIGHTS 1 x", "ZUNION 2 za zb WEIGHTS 1 nan",
+        "ZUNION 2 za zb WEIGHTS 1 1e400", "ZUNION 2 za zb WEIGHTS 0x10 1 WITHSCORES",
+        "ZUNION 2 za zb AGGREGATE", "ZUNION 2 za zb AGGREGATE foo", "ZUNION 2 za zb FOO",
+        "ZUNION 2 za zb LIMIT 1", "ZUNIONSTORE zdst 2 za zb WITHSCORES", "ZUNIONSTORE zdst 0 za",
+        "ZUNIONSTORE zdst -5 za", "ZUNIONSTORE zdst x za", "ZUNIONSTORE zdst 3 za zb",
+        "ZUNIONSTORE zdst 1", "ZUNIONSTORE zdst", "ZINTERSTORE zdst 2 za zstr",
+        "ZINTERSTORE zdst 2 nope zstr", "ZDIFF 2 za zb WEIGHTS 1 1", "ZDIFF 2 za zb AGGREGATE SUM",
+        "ZDIFF 0 za", "ZDIFF 1", "ZDIFFSTORE zdst 2 za zb WITHSCORES", "ZDIFFSTORE zdst 0 za",
+        "ZDIFF 2 zstr za", "ZDIFF 2 za zstr", "ZINTER 2 za zb WITHSCORES LIMIT 1",
+        "ZINTERCARD 0 za", "ZINTERCARD -1 za", "ZINTERCARD x za", "ZINTERCARD 3 za zb",
+        "ZINTERCARD 2 za zb LIMIT -1", "ZINTERCARD 2 za zb LIMIT x", "ZINTERCARD 2 za zb LIMIT",
+        "ZINTERCARD 2 za zb FOO", "ZINTERCARD 2 za zb WITHSCORES", "ZINTERCARD 2 za zb WEIGHTS 1 1",
+        "ZINTERCARD 2 za zstr", "ZINTERCARD 2 za zstr LIMIT x", "ZINTERCARD 1", "ZINTERCARD",
+        "ZINTERCARD 2 za nope", "ZINTERCARD 2 ze za LIMIT 9223372036854775807",
+        "COMMAND GETKEYS zunionstore d 2 a b", "COMMAND GETKEYS zunionstore d 3 a b",
+        "COMMAND GETKEYS zunion 2 a b", "COMMAND GETKEYS zunion 0 a", "COMMAND GETKEYS zdiff 1 a",
+        "COMMAND GETKEYS zintercard 2 a b", "COMMAND GETKEYS zrangestore d s 0 1",
+        "COMMAND GETKEYS zinterstore d x a", "COMMAND INFO zunionstore zunion zintercard",
+        "COMMAND INFO zrangestore zdiffstore zinterstore zinter zdiff zrandmember",
+        "COMMAND INFO sscan hscan zscan",
+        # ZRANGESTORE: ZRANGE's ranges and errors, stored
+        "ZRANGESTORE zdst za 0 -1", "ZRANGE zdst 0 -1 WITHSCORES", "ZRANGESTORE zdst za 1 1",
+        "ZRANGE zdst 0 -1 WITHSCORES", "ZRANGESTORE zdst za (1 +inf BYSCORE LIMIT 1 1",
+        "ZRANGE zdst 0 -1 WITHSCORES", "ZRANGESTORE zdst zb 0 0 REV", "ZRANGE zdst 0 -1 WITHSCORES",
+        "ZRANGESTORE zdst zl3 [b [z BYLEX", "ZRANGESTORE zdst za 5 9", "EXISTS zdst",
+        "ZRANGESTORE zdst za 0 -1", "ZRANGESTORE zdst nope 0 -1", "EXISTS zdst",
+        "ZRANGESTORE zdst za 0 -1 WITHSCORES", "ZRANGESTORE zdst za 0 -1 LIMIT 0 1",
+        "ZRANGESTORE zdst za x 1", "ZRANGESTORE zdst za (x 1 BYSCORE", "ZRANGESTORE zdst za a b BYLEX",
+        "ZRANGESTORE zdst zstr 0 -1", "ZRANGESTORE zdst ze 0 -1", "ZRANGESTORE zstr za 0 0",
+        "TYPE zstr", "ZRANGE zstr 0 -1", "SET zstr x", "ZRANGESTORE za za 1 -1",
+        "ZRANGE za 0 -1 WITHSCORES", "ZRANGESTORE zdst za 0", "ZRANGESTORE zdst za",
+        "ZRANGESTORE zdst za 0 -1 FOO", "ZRANGESTORE zdst za 0 -1 BYSCORE BYLEX",
+        # WATCH: a store changes its destination only; an empty store of nothing changes nothing
+        "ZADD za 1 a 2 b 3 c", "WATCH zdst", "ZUNIONSTORE zdst 2 za zb", "MULTI", "EXEC",
+        "WATCH za", "ZUNIONSTORE zdst 2 za zb", "MULTI", "EXEC", "DEL zdst", "WATCH zdst",
+        "ZINTERSTORE zdst 2 za nope", "MULTI", "EXEC", "WATCH za", "ZRANGESTORE zdst za 0 -1",
+        "MULTI", "EXEC", "WATCH zdst", "ZRANGESTORE zdst za 0 0", "MULTI", "EXEC",
+        "WATCH zdst", "ZRANGESTORE zdst nope 0 -1", "MULTI", "EXEC", "WATCH zdst",
+        "ZRANGESTORE zdst nope 0 -1", "MULTI", "EXEC",
+        "MULTI", "ZUNIONSTORE zdst 2 za zb", "ZINTER 2 za zdst WITHSCORES", "ZRANGESTORE zf zdst 0 1",
+        "ZDIFF 2 zstr za", "ZINTERCARD 2 zdst zf", "EXEC", "ZRANGE zf 0 -1 WITHSCORES",
+        "DEL za zb zc zd ze zf zstr zdst",
+    ]]
+    return s
+
+def zrand_scan_cases():
+    """ZRANDMEMBER (the type and length of its replies; zrandmember_checks checks the picks)
+    and SSCAN HSCAN ZSCAN on small keys (whose first page holds everything on both servers):
+    missing keys, wrong types (after the cursor, before the options), bad cursors, MATCH,
+    COUNT and their errors. scan_checks checks cursors over keys that change between calls."""
+    L = lambda line: tuple(line.split())
+    return [L(x) for x in [
+        "ZADD zr 1 a 2 b 3 c", "SET zrs x", "ZRANDMEMBER zr", "ZRANDMEMBER nope", "ZRANDMEMBER zrs",
+        "ZRANDMEMBER zr 0", "ZRANDMEMBER zr 1", "ZRANDMEMBER zr 2", "ZRANDMEMBER zr 3",
+        "ZRANDMEMBER zr 9", "ZRANDMEMBER zr -1", "ZRANDMEMBER zr -7", "ZRANDMEMBER zr 2 WITHSCORES",
+        "ZRANDMEMBER zr -5 withscores", "ZRANDMEMBER zr 9 WITHSCORES", "ZRANDMEMBER zr 0 WITHSCORES",
+        "ZRANDMEMBER nope 3", "ZRANDMEMBER nope -3 WITHSCORES", "ZRANDMEMBER nope x",
+        "ZRANDMEMBER zr x", "ZRANDMEMBER zrs 2", "ZRANDMEMBER zrs x", "ZRANDMEMBER zr 1 FOO",
+        "ZRANDMEMBER zr 1 WITHSCORES x", "ZRANDMEMBER zr x WITHSCORES",
+        "ZRANDMEMBER zr -9223372036854775808", "ZRANDMEMBER zr -9223372036854775807 WITHSCORES",
+        "ZRANDMEMBER zr 9223372036854775807", "ZRANDMEMBER zr 9223372036854775807 WITHSCORES",
+        "ZRANDMEMBER zr 4611686018427387904 WITHSCORES",
+        "ZRANDMEMBER zr -4611686018427387904 WITHSCORES",
+        "ZRANDMEMBER zr 4611686018427387903 WITHSCORES", "ZRANDMEMBER", "ZRANDMEMBER ze",
+        "SADD ss a b c d", "HSET hs f1 v1 f2 v2 f3 v3", "ZADD zs 1 a 2.5 b -inf c inf d",
+        "SSCAN ss 0", "SSCAN ss 0 COUNT 100", "SSCAN ss 0 MATCH [ab]", "SSCAN ss 0 MATCH nomatch",
+        "SSCAN ss 0 match * count 1000", "SSCAN ss x", "SSCAN nope x", "SSCAN nope 0",
+        "SSCAN nope 0 COUNT 0", "SSCAN zrs 0", "SSCAN zrs 0 COUNT 0", "SSCAN zs 0", "SSCAN ss 0 COUNT 0",
+        "SSCAN ss 0 COUNT -1", "SSCAN ss 0 COUNT x", "SSCAN ss 0 FOO", "SSCAN ss 0 MATCH",
+        "SSCAN ss 0 TYPE string", "SSCAN nope -1", "SSCAN ss 18446744073709551616", "SSCAN ss",
+        "SSCAN ss 0 COUNT 9223372036854775807", "HSCAN hs 0", "HSCAN hs 0 MATCH f[12]",
+        "HSCAN hs 0 COUNT 1000", "HSCAN hs x", "HSCAN nope 0", "HSCAN ss 0", "HSCAN hs 0 COUNT 0",
+        "HSCAN hs 0 NOVALUES", "HSCAN hs", "ZSCAN zs 0", "ZSCAN zs 0 MATCH [ab]", "ZSCAN zs x",
+        "ZSCAN nope 0", "ZSCAN hs 0", "ZSCAN zs 0 COUNT 0", "ZSCAN zs 0 MATCH", "ZSCAN zs",
+        "MULTI", "SSCAN ss 0", "ZSCAN zs 0", "ZRANDMEMBER zr -2", "EXEC",
+        "DEL zr zrs ss hs zs",
+    ]]
+
+def zrandmember_checks(port):
+    """ZRANDMEMBER's picks: members of the sorted set with their own scores, distinct for a
+    positive count below the size, the whole set at or past it, and every member reachable.
+    Returns the number of violations."""
+    c = Conn(port)
+    scores = {("m%d" % i).encode(): str(i * 1.5).encode().rstrip(b"0").rstrip(b".")
+              for i in range(20)}
+    c.cmd("DEL", "rz"); c.cmd("ZADD", "rz", *[x for m, v in scores.items() for x in (v, m)])
+    bad, picked = [], set()
+    for count in (1, 2, 7, 19, 20, 25, -1, -5, -40):
+        for withscores in (False, True):
+            r = c.cmd("ZRANDMEMBER", "rz", str(count), *(["WITHSCORES"] if withscores else []))
+            got = [x.split(b" ", 1)[1] for x in r[1:]]
+            if withscores:
+                pairs = list(zip(got[0::2], got[1::2]))
+                got = [m for m, _ in pairs]
+                if any(scores.get(m) != v for m, v in pairs):
+                    bad.append(("score", count, r))
+            picked.update(got)
+            want = abs(count) if count < 0 else min(count, 20)
+            if len(got) != want or not set(got) <= set(scores):
+                bad.append((count, r))
+            if count > 0 and len(set(got)) != len(got):
+                bad.append(("repeats", count, r))
+    if picked != set(scores):
+        bad.append(("never picked", sorted(set(scores) - picked)))
+    c.cmd("DEL", "rz")
+    for b in bad[:5]:
+        print("ZRANDMEMBER: %r" % (b,))
+    return len(bad)
+
+def scan_checks(port, rng):
+    """SSCAN HSCAN ZSCAN over keys that grow, shrink and are rebuilt whole between calls:
+    every member present from the first call to the last comes back at least once, nothing
+    comes back that was never there, MATCH filters, a ZSCAN score is the member's. Returns
+    the number of violations."""
+    c = Conn(port)
+    bad = []
+    for kind in ("set", "hash", "zset"):
+        for count in ("1", "3", "10", "1000"):
+            key = "scan:" + kind
+            c.cmd("DEL", key)
+            stable = ["s%d" % i for i in range(300)]
+            going = ["g%d" % i for i in range(300)]
+            def add(ms):
+                if kind == "set": c.cmd("SADD", key, *ms)
+                elif kind == "hash": c.cmd("HSET", key, *[x for m in ms for x in (m, "v" + m)])
+                else: c.cmd("ZADD", key, *[x for m in ms for x in (m[1:], m)])
+            add(stable + going)
+            cmd = {"set": "SSCAN", "hash": "HSCAN", "zset": "ZSCAN"}[kind]
+            cur, seen, calls, fresh = b"0", set(), 0, 0
+            while True:
+                r = c.cmd(cmd, key, cur, "COUNT", count)
+                cur = r[1].split(b" ", 1)[1]
+                els = [x.split(b" ", 1)[1] for x in r[2][1:]]
+                if kind != "set":
+                    for m, v in zip(els[0::2], els[1::2]):
+                        want = b"v" + m if kind == "hash" else m[1:]
+                        if v != want:
+                            bad.append((cmd, "value", m, v))
+                    els = els[0::2]
+                seen.update(els)
+                calls += 1
+                # Between calls: remove some of the going ones, add new ones (the table grows),
+                # and now and then rebuild the value whole (a smaller table for a sorted set
+                # or a set that lost members).
+                if calls > 60:  # the table must stop growing for COUNT 1 to reach its end
+                    pass
+                elif going:
+                    gone = [going.pop() for _ in range(min(len(going), rng.randint(0, 20)))]
+                    if kind == "set": c.cmd("SREM", key, *gone)
+                    elif kind == "hash": c.cmd("HDEL", key, *gone)
+                    else: c.cmd("ZREM", key, *gone)
+                if calls <= 60:
+                    add(["n%d" % (fresh + i) for i in range(rng.randint(0, 30))])
+                    fresh += 30
+                if calls % 7 == 0 and kind == "zset":
+                    c.cmd("ZUNIONSTORE", key, "1", key)
+                if calls % 7 == 0 and kind == "set":
+                    c.cmd("SUNIONSTORE", key, key)
+                if cur == b"0" or calls > 5000:
+                    break
+            missed = {m.encode() for m in stable} - seen
+            strange = {m for m in seen if m[:1] not in (b"s", b"g", b"n")}
+            if cur != b"0" or missed or strange:
+                bad.append((cmd, count, "missed", sorted(missed)[:5], "strange", sorted(strange)[:5]))
+        c.cmd("DEL", "scan:" + kind)
+    c.cmd("SADD", "scan:m", *["a%d" % i for i in range(50)] + ["b%d" % i for i in range(50)])
+    cur, got = b"0", set()
+    while True:
+        r = c.cmd("SSCAN", "scan:m", cur, "MATCH", "a*", "COUNT", "7")
+        cur = r[1].split(b" ", 1)[1]
+        got.update(x.split(b" ", 1)[1] for x in r[2][1:])
+        if cur == b"0":
+            break
+    if got != {("a%d" % i).encode() for i in range(50)}:
+        bad.append(("SSCAN MATCH", sorted(got)[:5]))
+    c.cmd("DEL", "scan:m")
+    for b in bad[:5]:
+        print("SCAN: %r" % (b,))
+    return len(bad)
 
 def srandmember_checks(port):
     """SRANDMEMBER's picks, which kv_diff cannot compare: members of the set, distinct for a
@@ -622,6 +873,8 @@ def script(rng):
     s += list_moves()
     s += more_sets()
     s += zset_removals()
+    s += zset_algebra()
+    s += zrand_scan_cases()
     s += edge_cases()
     s += probe_cases()
     s += transactions()
@@ -781,6 +1034,12 @@ def main():
         nsr = srandmember_checks(kp)
         print("kv_diff: SRANDMEMBER: %d violations" % nsr)
         bad += nsr
+        nzr = zrandmember_checks(kp)
+        print("kv_diff: ZRANDMEMBER: %d violations" % nzr)
+        bad += nzr
+        nsc = scan_checks(kp, random.Random(rng.random()))
+        print("kv_diff: SSCAN HSCAN ZSCAN: %d violations" % nsc)
+        bad += nsc
         nat = atomicity(kp)
         print("kv_diff: atomicity: %d violations" % nat)
         bad += nat
