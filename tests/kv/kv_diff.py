@@ -912,6 +912,13 @@ def script(rng):
             ("SRANDMEMBER", k), ("SRANDMEMBER", k, rng.choice(["-3", "2", "50"])),
             ("ZREMRANGEBYSCORE", k, "-inf", v if v[0] != "x" else "3"),
             ("ZREMRANGEBYRANK", k, "0", rng.choice(["0", "-2"])), ("ZREMRANGEBYLEX", k, "-", "[" + v),
+            ("ZUNIONSTORE", k, "2", k2, rng.choice(keys)), ("ZINTER", "2", k, k2, "WITHSCORES"),
+            ("ZDIFFSTORE", k, "2", k2, rng.choice(keys)), ("ZINTERCARD", "2", k, k2),
+            ("ZUNION", "3", k, k2, rng.choice(keys), "AGGREGATE", "MAX", "WITHSCORES"),
+            ("ZINTERSTORE", k, "2", k2, rng.choice(keys), "WEIGHTS", "2", "-1"),
+            ("ZRANGESTORE", k, k2, "0", rng.choice(["-1", "1"])), ("ZRANDMEMBER", k, "-2"),
+            ("SSCAN", k, "0", "COUNT", "1000"), ("HSCAN", k, "0", "COUNT", "1000"),
+            ("ZSCAN", k, "0", "COUNT", "1000"),
         ]))
         if out is s:
             s.append(cmd)

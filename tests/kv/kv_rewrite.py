@@ -6,8 +6,8 @@
 A keyspace of strings, counters, lists and hashes (about 30,000 keys, some with TTLs) is
 loaded and overwritten so that the files are mostly history; then BGREWRITEAOF runs while a
 client keeps writing, in pipelined batches, every kind of write the log knows (SET, APPEND,
-INCR, RPUSH, LPOP, HSET, HDEL, DEL over several keys and shards, RENAME, MSET, EXPIRE,
-PERSIST, once FLUSHDB), on keys the rewrite's walker has passed and keys it has not. A
+INCR, RPUSH, LPOP, HSET, HDEL, ZUNIONSTORE, ZRANGESTORE, DEL over several keys and shards,
+RENAME, MSET, EXPIRE, PERSIST, once FLUSHDB), on keys the rewrite's walker has passed and keys it has not. A
 Python model applies the same writes. Checked:
 - every reply is the model's (so the server and the model agree as the test goes);
 - each rewrite completes (INFO: aof_rewrites, status ok) and the files shrink;
@@ -167,6 +167,21 @@ class Model:
                 return b"%s" % fmt(e[1][c[3].encode()])
             e[1][c[3].encode()] = float(c[2])
             return b":%d" % new
+        if op in ("ZUNIONSTORE", "ZRANGESTORE"):
+            # The sources' sum (scores are quarters: exact in any order), or ZRANGE 0 1.
+            if op == "ZUNIONSTORE":
+                res = {}
+                for src in c[3:]:
+                    for m, v in k.get(src, ["zset", {}, False])[1].items():
+                        res[m] = res.get(m, 0.0) + v
+            else:
+                src = k.get(c[2], ["zset", {}, False])[1]
+                res = dict(sorted(src.items(), key=lambda x: (x[1], x[0]))[:2])
+            if res:
+                k[c[1]] = ["zset", res, False]
+            else:
+                k.pop(c[1], None)
+            return b":%d" % len(res)
         if op == "ZPOPMIN":
             e = k.get(c[1])
             if not e:
@@ -250,6 +265,10 @@ def random_write(rng, m):
             return ("ZPOPMIN", key())
         if r < 0.55:
             return ("ZREM", key(), "m%d" % rng.randrange(5))
+        if r < 0.6:  # on one shard or across shards, the destination a source or not
+            return ("ZUNIONSTORE", key(), "2", key(), key())
+        if r < 0.64:
+            return ("ZRANGESTORE", key(), key(), "0", "1")
     else:
         if r < 0.7:
             return ("INCR", key())
