@@ -181,7 +181,7 @@ const kv_command kv_commands[] = {
 const size_t kv_ncommands = sizeof kv_commands / sizeof kv_commands[0];
 
 /* An open-addressing index of the table by lower-case name, built once by kv_commands_init
- * before the workers start and only read afterwards. 256 slots for ~130 names: short probes. */
+ * before the workers start and only read afterwards. 256 slots for ~150 names: short probes. */
 #define INDEX_SLOTS 256
 static const kv_command *cmd_index[INDEX_SLOTS];
 
