@@ -1902,9 +1902,11 @@ WEFT_API int weft_select(weft_case *cases, size_t n, int64_t deadline);
  * runtime (one the program started, a blocking-pool job) may call every function here. A
  * wait then blocks that thread (a futex sleep) in the same FIFO queue as the tasks, with the
  * same deadline; a thread is never cancelled. The thread itself is the holder: it unlocks
- * what it locked, and a thread that exits holding a mutex leaves it held (as a pthread mutex
- * that is not robust). On a worker's thread outside a stackful task (a stackless task, a
- * callback) the waits return -EPERM: a worker must not block.
+ * what it locked, and a thread that exits holding a mutex or a rwlock hold leaves it held (as
+ * a pthread mutex that is not robust), by no one: no later thread is its holder, even one
+ * that reuses the exited thread's stack (a lock waits, an unlock is -EPERM). On a worker's
+ * thread outside a stackful task (a stackless task, a callback) the waits return -EPERM: a
+ * worker must not block.
  *
  * A task that finishes while holding locks gives them up: a mutex goes to its next waiter
  * (or next locker), whose lock returns -EOWNERDEAD (see weft_mutex_lock); a read hold of a

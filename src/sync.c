@@ -36,7 +36,10 @@
  * Plain threads. A thread outside every runtime may use every primitive too: it blocks as a
  * task parks, through its stand-in task record (thread_park.h), which owns what the thread
  * holds. Its waits are never cancelled; a thread that exits holding a mutex leaves it held
- * (as a pthread mutex that is not robust). */
+ * (as a pthread mutex that is not robust): its exit orphans its holds (weft__hold), which
+ * hands a mutex or a write hold to `exited_thread`, a holder nobody can be, and keeps a read
+ * hold counted with no node. The stand-in itself cannot stay the holder: the next thread
+ * created may get its storage, and would then pass for it. */
 #include <errno.h>
 #include <stddef.h>
 
@@ -68,6 +71,11 @@ typedef struct sync_state {
 
 /* The previous owner finished holding the mutex: the next one to get it is told so. */
 #define MUTEX_OWNER_DEAD 0x1u
+
+/* The holder of the mutexes and write holds that plain threads left held when they exited:
+ * a stand-in record of no thread (worker NULL, so a task dump says "held by a thread"),
+ * which no caller is, so no one can unlock them. Never written. */
+static weft_task exited_thread;
 
 _Static_assert(sizeof(sync_state) <= sizeof(weft_sync_), "weft_sync_ too small");
 _Static_assert(offsetof(sync_state, n0) == offsetof(weft_sync_, n_),
@@ -245,7 +253,7 @@ static void hold_unlink(weft_task *t, weft__hold *h)
 
 /* ---- Mutex ------------------------------------------------------------------------------ */
 
-static void mutex_abandon(weft__hold *h);
+static void mutex_abandon(weft__hold *h, bool orphan);
 
 /* t owns the mutex now, and its list of holds says so. */
 static inline void mutex_take(sync_state *s, weft_task *t)
@@ -277,13 +285,18 @@ static inline void mutex_pass(sync_state *s)
 }
 
 /* The owner finished holding it (task.c, through the hold's callback; the hold is already
- * off the owner's list). */
-static void mutex_abandon(weft__hold *h)
+ * off the owner's list), or was a plain thread that exited (`orphan`): the mutex then stays
+ * held, by a holder no one is. */
+static void mutex_abandon(weft__hold *h, bool orphan)
 {
     sync_state *s = weft__container_of(h, sync_state, hold);
     sync_lock(s);
-    s->flags |= MUTEX_OWNER_DEAD;
-    mutex_pass(s);
+    if (orphan) {
+        s->owner = &exited_thread;
+    } else {
+        s->flags |= MUTEX_OWNER_DEAD;
+        mutex_pass(s);
+    }
     sync_unlock(s);
 }
 
@@ -594,30 +607,40 @@ static void read_release(sync_state *s, read_hold *rh)
 }
 
 /* A reader finished holding the lock (task.c, through the hold's callback): readers change
- * nothing, so its hold is simply released. */
-static void read_abandon(weft__hold *h)
+ * nothing, so its hold is simply released. A plain thread's read hold stays counted when the
+ * thread exits (`orphan`), without its node. */
+static void read_abandon(weft__hold *h, bool orphan)
 {
     read_hold *rh = weft__container_of(h, read_hold, hold);
     sync_state *s = rh->lock;
+    if (orphan) {
+        hold_node_put(rh);
+        return;
+    }
     sync_lock(s);
     read_release(s, rh);
     sync_unlock(s);
 }
 
-/* A writer finished holding the lock: the lock is free again for the next in line. */
-static void write_abandon(weft__hold *h)
+/* A writer finished holding the lock: the lock is free again for the next in line; or it
+ * stays write-held, by a holder no one is, when the writer was a plain thread that exited. */
+static void write_abandon(weft__hold *h, bool orphan)
 {
     read_hold *wh = weft__container_of(h, read_hold, hold);
     sync_state *s = wh->lock;
     sync_lock(s);
-    s->owner = NULL;
-    rw_dispatch(s);
+    if (orphan) {
+        s->owner = &exited_thread;
+    } else {
+        s->owner = NULL;
+        rw_dispatch(s);
+    }
     sync_unlock(s);
     hold_node_put(wh);
 }
 
 /* t's hold of s of the kind `abandon` says, or NULL; with `unlink`, taken off t's list. */
-static read_hold *pooled_hold_of(weft_task *t, sync_state *s, void (*abandon)(weft__hold *),
+static read_hold *pooled_hold_of(weft_task *t, sync_state *s, void (*abandon)(weft__hold *, bool),
                                  bool unlink)
 {
     for (weft__hold **p = &t->holds; *p; p = &(*p)->next) {
@@ -640,7 +663,7 @@ static read_hold *read_hold_of(weft_task *t, sync_state *s, bool unlink)
 
 /* Records on t's list that it holds s (as `abandon` says), in a node taken beforehand. */
 static void pooled_hold_push(weft_task *t, sync_state *s, read_hold *h,
-                             void (*abandon)(weft__hold *))
+                             void (*abandon)(weft__hold *, bool))
 {
     h->lock = s;
     h->hold.abandon = abandon;
@@ -742,10 +765,12 @@ int weft_rwlock_unlock(weft_rwlock *l)
 enum { ONCE_NEW, ONCE_RUNNING, ONCE_DONE };
 
 /* The task running a once's function finished without returning from it (weft_exit, or a
- * cancellation it exited on): the once is not done. It goes back to NEW, and its waiters
- * wake to try again, one of them running the function. */
-static void once_abandon(weft__hold *h)
+ * cancellation it exited on), or a plain thread that exited in it (`orphan`: the same): the
+ * once is not done. It goes back to NEW, and its waiters wake to try again, one of them
+ * running the function. */
+static void once_abandon(weft__hold *h, bool orphan)
 {
+    (void)orphan;
     read_hold *oh = weft__container_of(h, read_hold, hold);
     sync_state *s = oh->lock;
     sync_lock(s);

@@ -147,7 +147,7 @@ static WEFT_NOINLINE void finish_handlers(weft__worker *w, weft_task *t)
     while (t->holds) {
         weft__hold *h = t->holds;
         t->holds = h->next;
-        h->abandon(h);
+        h->abandon(h, false);
     }
 }
 

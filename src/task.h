@@ -87,10 +87,13 @@ enum {
  * read hold of a rwlock). The node lives in the lock, or in a pooled node for holds that
  * cannot (read holds); `abandon` is the lock module's callback, handed down in the node, so
  * finishing a task releases what it still holds without task.c calling up into sync.c.
- * owner: the holder's worker. */
+ * A plain thread's stand-in (thread_park.h) keeps the same list, and its thread's exit calls
+ * `abandon` with `orphan` set: the lock then stays held (weft.h), but by no holder at all,
+ * since the stand-in's storage goes with the thread and may be a later thread's stand-in.
+ * owner: the holder's worker (a plain thread: that thread). */
 typedef struct weft__hold {
     struct weft__hold *next; /* the holder's next hold, newest first */
-    void (*abandon)(struct weft__hold *h);
+    void (*abandon)(struct weft__hold *h, bool orphan);
 } weft__hold;
 
 /* A task record is 160 bytes (a test checks it stays within 160): with a

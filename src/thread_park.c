@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -24,6 +25,29 @@
  * has its own, and it goes with the thread. */
 static __thread weft_task thread_task;
 
+/* The thread's exit: the locks its stand-in still holds are orphaned (weft__hold), so that
+ * none of them names storage that glibc hands to the next thread it creates (a joined
+ * thread's stack, thread storage included, is reused): that thread would otherwise pass for
+ * their holder. Runs as a pthread key destructor, before the storage goes. */
+static void thread_exit(void *p)
+{
+    weft_task *t = p;
+    while (t->holds) {
+        weft__hold *h = t->holds;
+        t->holds = h->next;
+        h->abandon(h, true);
+    }
+}
+
+static pthread_key_t exit_key;
+static bool exit_key_made; /* written once, under exit_once */
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+
+static void make_exit_key(void)
+{
+    exit_key_made = pthread_key_create(&exit_key, thread_exit) == 0;
+}
+
 WEFT_NOINLINE weft_task *weft__thread_task(void)
 {
     weft_task *t = &thread_task;
@@ -34,6 +58,11 @@ WEFT_NOINLINE weft_task *weft__thread_task(void)
         /* Epoch 1: the zero word is "not made yet", and an epoch-0 waker is never issued. */
         atomic_store_explicit(&t->word, WEFT__WORD(1, WEFT__RUNNING), memory_order_relaxed);
         memcpy(t->name, "thread", sizeof "thread");
+        /* Without the key (none left: PTHREAD_KEYS_MAX) an exit leaves its holds as they
+         * are, naming the storage: the holder is then the next thread to get it. */
+        pthread_once(&exit_once, make_exit_key);
+        if (exit_key_made)
+            pthread_setspecific(exit_key, t);
     }
     return t;
 }

@@ -12,7 +12,9 @@ struct weft__wait;
 
 /* This thread's stand-in, made on first use: a record no worker owns (worker NULL), never
  * queued, never cancelled, in the thread's own storage, so it lives as long as the thread.
- * It owns the mutexes and holds the read locks the thread takes. Calling thread only. */
+ * It owns the mutexes and holds the read locks the thread takes; the thread's exit orphans
+ * the holds still on its list (weft__hold), because the storage is the next thread's after
+ * it. Calling thread only. */
 weft_task *weft__thread_task(void);
 /* Whether t is a thread's stand-in (no worker ever owns one). Any thread. */
 static inline bool weft__task_is_thread(const weft_task *t)

@@ -1910,3 +1910,72 @@ Test(ported_sync, broadcast_to_every_worker_and_a_thread_then_close, .timeout = 
 {
     run_main(bcast_main, NULL);
 }
+
+/* ---- Plain threads that exit holding a lock ---------------------------------------------- */
+
+static void *thread_rdlock(void *arg)
+{
+    return RES(weft_rwlock_rdlock(arg, soon()));
+}
+
+static void *thread_wrlock(void *arg)
+{
+    return RES(weft_rwlock_wrlock(arg, soon()));
+}
+
+/* Tries to take `obj` (a mutex, or a rwlock for reading or writing) within 2 ms, then to
+ * unlock it; returns the two results as try * 1000 + unlock (both negative errnos). */
+struct late_thread {
+    void *obj;
+    int kind; /* 0 mutex, 1 read, 2 write */
+};
+
+static void *thread_lock_then_unlock(void *arg)
+{
+    struct late_thread *l = arg;
+    int64_t dl = weft_deadline_in(2 * WEFT_MSEC);
+    int r = l->kind == 0   ? weft_mutex_lock(l->obj, dl)
+            : l->kind == 1 ? weft_rwlock_rdlock(l->obj, dl)
+                           : weft_rwlock_wrlock(l->obj, dl);
+    int u = l->kind == 0 ? weft_mutex_unlock(l->obj) : weft_rwlock_unlock(l->obj);
+    return RES(r * 1000 + u);
+}
+
+/* POSIX's non-robust, error-checking mutex (what weft.h likens a thread's mutex to): after
+ * its owner thread exited, the mutex stays held, and no other thread is its owner, not even
+ * one that got the dead thread's storage (glibc hands a joined thread's stack, and so its
+ * thread-local storage, to the next thread it creates): its lock waits (here until its
+ * deadline) rather than failing with -EDEADLK, and its unlock is -EPERM (it used to be taken
+ * for the owner: the lock said -EDEADLK and the unlock crashed). The same for a rwlock's
+ * write hold and read hold (whose node used to leak). */
+static void *thread_exit_main(void *arg)
+{
+    (void)arg;
+    weft_mutex m = WEFT_MUTEX_INIT;
+    weft_rwlock rd = WEFT_RWLOCK_INIT, wr = WEFT_RWLOCK_INIT;
+    struct thread_job j;
+    thread_start(&j, thread_lock, &m);
+    cr_assert_eq(thread_join(&j), 0);
+    thread_start(&j, thread_rdlock, &rd);
+    cr_assert_eq(thread_join(&j), 0);
+    thread_start(&j, thread_wrlock, &wr);
+    cr_assert_eq(thread_join(&j), 0);
+    for (int round = 0; round < 3; round++) {
+        struct late_thread l[3] = {{&m, 0}, {&rd, 2}, {&wr, 1}};
+        for (int k = 0; k < 3; k++) {
+            thread_start(&j, thread_lock_then_unlock, &l[k]);
+            cr_assert_eq(thread_join(&j), -ETIMEDOUT * 1000 - EPERM, "round %d, lock %d", round, k);
+        }
+    }
+    cr_assert_eq(weft_mutex_lock(&m, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT);
+    cr_assert_eq(weft_mutex_unlock(&m), -EPERM);
+    cr_assert_eq(weft_rwlock_wrlock(&rd, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT, "read-held");
+    cr_assert_eq(weft_rwlock_rdlock(&wr, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT, "write-held");
+    cr_assert_eq(weft_rwlock_unlock(&wr), -EPERM);
+    return NULL;
+}
+
+Test(ported_sync, a_thread_that_exits_holding_locks_leaves_them_held_by_no_thread, .timeout = 30)
+{
+    run_main(thread_exit_main, NULL);
+}
