@@ -1958,7 +1958,12 @@ WEFT_API int weft_cond_wait(weft_cond *c, weft_mutex *m, int64_t deadline);
 WEFT_API int weft_cond_signal(weft_cond *c);
 WEFT_API int weft_cond_broadcast(weft_cond *c);
 
-/* Counting semaphore. */
+/* Counting semaphore, of 0 .. INT64_MAX units. Acquires are served in FIFO order, and a unit
+ * released while tasks wait goes to the oldest of them (a try_acquire never takes it first).
+ * A semaphore initialised with a count past the maximum (a negative one, as
+ * WEFT_SEM_INIT((int64_t)UINT64_MAX) gives) is refused: acquire, try_acquire and release
+ * return -EINVAL at once, and weft_sem_value returns the count as it is. A release that would
+ * pass INT64_MAX returns -EOVERFLOW and adds nothing. */
 typedef struct weft_sem {
     weft_sync_ s_;
 } weft_sem;

@@ -456,7 +456,9 @@ int weft_sem_acquire(weft_sem *sem, int64_t deadline)
     sync_state *s = st(&sem->s_);
     sync_lock(s);
     int r = 0;
-    if (s->n0 > 0 && queue_empty(s)) /* no barging past waiters */
+    if (s->n0 < 0) /* initialised past the maximum (weft.h) */
+        r = -EINVAL;
+    else if (s->n0 > 0 && queue_empty(s)) /* no barging past waiters */
         sem_set(s, s->n0 - 1);
     else /* granted: the unit is ours */
         r = wait_on(s, w, t, KIND_ANY, WEFT__WAIT_SEM, deadline, false);
@@ -470,7 +472,7 @@ int weft_sem_try_acquire(weft_sem *sem)
         return -EINVAL;
     sync_state *s = st(&sem->s_);
     sync_lock(s);
-    int r = -EAGAIN;
+    int r = s->n0 < 0 ? -EINVAL : -EAGAIN;
     if (s->n0 > 0 && queue_empty(s)) {
         sem_set(s, s->n0 - 1);
         r = 0;
@@ -485,9 +487,9 @@ int weft_sem_release(weft_sem *sem, unsigned n)
         return -EINVAL;
     sync_state *s = st(&sem->s_);
     sync_lock(s);
-    if (s->n0 > INT64_MAX - (int64_t)n) {
+    if (s->n0 < 0 || s->n0 > INT64_MAX - (int64_t)n) {
         sync_unlock(s);
-        return -EOVERFLOW;
+        return s->n0 < 0 ? -EINVAL : -EOVERFLOW;
     }
     for (waiter *wt; n > 0 && (wt = first(s)) != NULL; n--)
         grant(s, wt); /* each waiter takes one unit straight from us */

@@ -594,6 +594,31 @@ Test(ported_sync, semaphore_counts_up_to_the_maximum_and_refuses_overflow, .time
     run_main(sem_counts_main, NULL);
 }
 
+/* Tokio panic_when_exceeds_maxpermits: a count past the maximum is refused. In C it arrives
+ * as a negative count (WEFT_SEM_INIT of (int64_t)UINT64_MAX, say); weft.h: every call on such
+ * a semaphore is -EINVAL, and none waits or hands out a unit (a release used to hand a unit
+ * to a waiter while the count stayed negative). */
+static void *sem_negative_main(void *arg)
+{
+    (void)arg;
+    weft_sem s = WEFT_SEM_INIT((int64_t)UINT64_MAX);
+    cr_assert_eq(weft_sem_value(&s), -1);
+    cr_assert_eq(weft_sem_try_acquire(&s), -EINVAL);
+    cr_assert_eq(weft_sem_acquire(&s, soon()), -EINVAL, "refused, not a wait");
+    cr_assert_eq(weft_sem_release(&s, 1), -EINVAL);
+    cr_assert_eq(weft_sem_release(&s, 2), -EINVAL);
+    cr_assert_eq(weft_sem_value(&s), -1, "unchanged");
+    weft_sem big = WEFT_SEM_INIT(INT64_MIN);
+    cr_assert_eq(weft_sem_release(&big, UINT_MAX), -EINVAL);
+    cr_assert_eq(weft_sem_acquire(&big, 0), -EINVAL);
+    return NULL;
+}
+
+Test(ported_sync, semaphore_with_a_count_past_the_maximum_is_refused, .timeout = 30)
+{
+    run_main(sem_negative_main, NULL);
+}
+
 /* Tokio stress_test: 1000 tasks on every worker take one of 5 units, hold it across a yield,
  * and give it back; never more than 5 holders at once, and exactly 5 units at the end. */
 struct sem_stress {
