@@ -1880,6 +1880,158 @@ Test(ported_sync, mpsc_buffering_close_unbounded_and_plain_threads, .timeout = 3
     run_main(mpsc_main, NULL);
 }
 
+/* A receive of one long, plain or through a select (with a second, never-ready case), that
+ * records what it returned and the value. */
+struct recv_op {
+    struct op op;
+    bool select;
+    long value;
+};
+
+static void *op_recv(void *arg)
+{
+    struct recv_op *r = arg;
+    long v = -1;
+    int rc;
+    if (r->select) {
+        weft_case cases[2] = {{.op = WEFT_CASE_RECV, .chan = r->op.obj, .elem = &v},
+                              {.op = WEFT_CASE_RECV, .chan = NULL}};
+        rc = weft_select(cases, 2, r->op.deadline);
+        if (rc == 0)
+            rc = cases[0].result;
+        else if (rc > 0)
+            rc = -EPROTO;
+    } else {
+        rc = weft_chan_recv(r->op.obj, &v, r->op.deadline);
+    }
+    r->value = v;
+    return op_done(&r->op, rc);
+}
+
+/* Tokio's mpsc receive dropped while a send completes (and Go's select on a channel whose
+ * receiver gives up): a value offered to a parked receiver at the moment it is cancelled is
+ * delivered exactly once. On a rendezvous channel a try_send succeeds only by handing the
+ * value to the receiver, which then returns it; on a buffered one the value is either the
+ * receiver's or still in the buffer. Plain receives and selects, in both orders. */
+static void *chan_cancel_race_main(void *arg)
+{
+    (void)arg;
+    for (size_t cap = 0; cap < 2; cap++) {
+        weft_chan *c;
+        cr_assert_eq(weft_chan_create(&c, sizeof(long), cap), 0);
+        for (int round = 0; round < 200; round++) {
+            struct recv_op r = {.select = round % 4 >= 2};
+            op_init(&r.op, c, NULL, WEFT_FOREVER);
+            weft_task *t = spawn_on_other(op_recv, &r);
+            wait_parked(t);
+            long v = round;
+            int sent;
+            if (round % 2) {
+                cr_assert_eq(weft_cancel(t), 0);
+                sent = weft_chan_try_send(c, &v);
+            } else {
+                sent = weft_chan_try_send(c, &v);
+                cr_assert_eq(weft_cancel(t), 0);
+            }
+            join_result(t);
+            int got = atomic_load(&r.op.result);
+            cr_assert(got == 0 || got == -ECANCELED, "cap %zu round %d: %d", cap, round, got);
+            if (got == 0)
+                cr_assert_eq(r.value, round);
+            long left = -1;
+            int kept = weft_chan_try_recv(c, &left) == 0;
+            if (cap == 0)
+                cr_assert_eq(sent == 0, got == 0, "cap 0 round %d: sent %d, got %d", round, sent,
+                             got);
+            else
+                cr_assert(sent == 0 && (got == 0) + kept == 1, "cap 1 round %d: %d %d %d", round,
+                          sent, got, kept);
+        }
+        weft_chan_release(c);
+    }
+    return NULL;
+}
+
+Test(ported_sync, mpsc_value_offered_to_a_receiver_being_cancelled_arrives_once, .timeout = 30)
+{
+    run_main(chan_cancel_race_main, NULL);
+}
+
+/* The same at scale with deadlines: receivers on every worker (half through selects) wait
+ * at most 50 us each time, while this task offers values with try_send and short sends. No
+ * value is lost or doubled: every value sent is received once or left in the buffer. */
+struct chan_race {
+    weft_chan *c;
+    atomic_long received;
+    atomic_long sum;
+    atomic_int bad;
+};
+
+static void *chan_race_task(void *arg)
+{
+    struct chan_race *ch = (struct chan_race *)((void **)arg)[0];
+    int id = (int)(intptr_t)((void **)arg)[1];
+    uint32_t rnd = 4242u + (uint32_t)id * 65537u;
+    for (int i = 0; i < 300; i++) {
+        struct recv_op r = {.select = (i + id) % 2 == 0};
+        op_init(&r.op, ch->c, NULL, weft_deadline_in((int64_t)(next_rand(&rnd) % 50000)));
+        op_recv(&r);
+        int rc = atomic_load(&r.op.result);
+        if (rc == 0) {
+            atomic_fetch_add(&ch->received, 1);
+            atomic_fetch_add(&ch->sum, r.value);
+        } else if (rc != -ETIMEDOUT) {
+            atomic_fetch_add(&ch->bad, 1);
+        }
+    }
+    return NULL;
+}
+
+static void *chan_race_main(void *arg)
+{
+    (void)arg;
+    enum { N = 4 };
+    for (size_t cap = 0; cap < 3; cap += 2) {
+        struct chan_race ch = {0};
+        cr_assert_eq(weft_chan_create(&ch.c, sizeof(long), cap), 0);
+        void *args[N][2];
+        weft_task *t[N];
+        for (int i = 0; i < N; i++) {
+            args[i][0] = &ch;
+            args[i][1] = RES(i);
+            t[i] = spawn_on((unsigned)i, chan_race_task, args[i]);
+        }
+        long sent = 0, sent_sum = 0;
+        for (long v = 1; !all_finished(t, N); v++) {
+            int r = v % 5 == 0 ? weft_chan_send(ch.c, &v, weft_deadline_in(20 * WEFT_USEC))
+                               : weft_chan_try_send(ch.c, &v);
+            cr_assert(r == 0 || r == -EAGAIN || r == -ETIMEDOUT, "send: %d", r);
+            if (r == 0) {
+                sent++;
+                sent_sum += v;
+            }
+            cr_assert_eq(weft_yield(), 0);
+        }
+        for (int i = 0; i < N; i++)
+            cr_assert_eq(join_result(t[i]), NULL);
+        long v, left = 0, left_sum = 0;
+        while (weft_chan_try_recv(ch.c, &v) == 0) {
+            left++;
+            left_sum += v;
+        }
+        cr_assert_eq(atomic_load(&ch.bad), 0);
+        cr_assert_eq(atomic_load(&ch.received) + left, sent, "cap %zu", cap);
+        cr_assert_eq(atomic_load(&ch.sum) + left_sum, sent_sum, "cap %zu: the same values", cap);
+        weft_chan_release(ch.c);
+    }
+    return NULL;
+}
+
+Test(ported_sync, mpsc_receives_racing_deadlines_lose_and_double_nothing, .timeout = 60)
+{
+    run_main(chan_race_main, NULL);
+}
+
 /* ---- broadcast (tokio sync_broadcast.rs) ----------------------------------------------- */
 
 static void *bcast_recv_two(void *arg)

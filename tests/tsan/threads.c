@@ -7,12 +7,16 @@
  *   tasks: every value received exactly once;
  * - a counter behind one mutex, incremented by the threads and the tasks: no increment lost;
  * - a semaphore whose units go round between threads and tasks with short deadlines racing
- *   the grants: every unit comes back (none lost, none doubled). */
+ *   the grants: every unit comes back (none lost, none doubled);
+ * - threads that exit holding a mutex and a read hold while a task of another worker keeps
+ *   trying both: the exit orphans the holds (thread_park.c) under the locks' own lock word,
+ *   and the next thread, which may get the exited one's storage, is not their holder. */
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <weft.h>
 
@@ -104,6 +108,44 @@ static void *task_body(void *arg)
     return NULL;
 }
 
+static weft_mutex left_mu = WEFT_MUTEX_INIT;
+static weft_rwlock left_rw = WEFT_RWLOCK_INIT;
+static atomic_int left_done;
+
+static void *exit_holding(void *arg)
+{
+    (void)arg;
+    CHECK(weft_mutex_lock(&left_mu, WEFT_FOREVER) == 0, "a thread's lock");
+    CHECK(weft_rwlock_rdlock(&left_rw, WEFT_FOREVER) == 0, "a thread's read lock");
+    return NULL; /* holding both */
+}
+
+static void *after_exit(void *arg)
+{
+    (void)arg;
+    CHECK(weft_mutex_unlock(&left_mu) == -EPERM, "a later thread is not the holder");
+    CHECK(weft_mutex_lock(&left_mu, weft_deadline_in(WEFT_MSEC)) == -ETIMEDOUT, "still held");
+    CHECK(weft_rwlock_unlock(&left_rw) == -EPERM, "nor the reader");
+    CHECK(weft_rwlock_wrlock(&left_rw, weft_deadline_in(WEFT_MSEC)) == -ETIMEDOUT, "read-held");
+    return NULL;
+}
+
+static void *try_left(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&left_done)) {
+        int r = weft_mutex_lock(&left_mu, weft_deadline_in(10 * WEFT_USEC));
+        CHECK(r == 0 || r == -ETIMEDOUT, "task lock: %d", r);
+        if (r == 0)
+            weft_mutex_unlock(&left_mu);
+        r = weft_rwlock_wrlock(&left_rw, weft_deadline_in(10 * WEFT_USEC));
+        CHECK(r == 0 || r == -ETIMEDOUT, "task wrlock: %d", r);
+        if (r == 0)
+            weft_rwlock_unlock(&left_rw);
+    }
+    return NULL;
+}
+
 static void *main_task(void *arg)
 {
     (void)arg;
@@ -137,6 +179,17 @@ static void *main_task(void *arg)
     for (int i = 0; i < nt; i++)
         pthread_join(th[i], NULL);
     weft_chan_release(chan);
+
+    weft_task *trier;
+    r = weft_spawn_on(weft_worker_count() - 1, &trier, try_left, NULL, NULL);
+    CHECK(r == 0, "spawn: %s", weft_strerror(r));
+    for (int i = 0; i < 2; i++) {
+        pthread_t t;
+        CHECK(pthread_create(&t, NULL, i == 0 ? exit_holding : after_exit, NULL) == 0, "pthread");
+        pthread_join(t, NULL); /* blocks this worker; the trier runs on the other */
+    }
+    atomic_store(&left_done, 1);
+    weft_join(trier, NULL, WEFT_FOREVER);
     return NULL;
 }
 
