@@ -7,6 +7,7 @@
  * has passed, so that the outcome never depends on which thread got to the request first. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
@@ -148,6 +149,11 @@ ssize_t weft_fs_readlink(const char *path, char *buf, size_t len, int64_t deadli
 {
     if (!path || !buf || len == 0)
         return -EINVAL;
+    /* The kernel takes the length as an int (readlinkat's bufsiz: EINVAL when it is not
+     * positive, a cut target when it wraps): a larger buffer is used up to INT_MAX bytes,
+     * which holds any target (PATH_MAX). */
+    if (len > INT_MAX)
+        len = INT_MAX;
     weft__ioreq q = {.op = WEFT__IO_READLINK, .path = path, .out = buf, .len = len};
     int r = fs_tree(&q, deadline);
     if (r < 0)
