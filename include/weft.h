@@ -2099,7 +2099,10 @@ WEFT_API int weft_gen_close(weft_gen *g);
  * ------------------------------------------------------------------------------------- */
 
 /* Parks the current task until one of the signals in `set` arrives, and returns its number
- * (consuming it), or -ETIMEDOUT, -ECANCELED, -EINVAL (set NULL), -EPERM outside a task.
+ * (consuming it), or -ETIMEDOUT, -ECANCELED, -EINVAL (set NULL, or holding no signal that
+ * can be waited for: SIGKILL, SIGSTOP, the faults SIGSEGV, SIGBUS, SIGILL and SIGFPE, and
+ * the C library's own (glibc's 32 and 33) are left out of every set, as for weft_watch_add),
+ * -EPERM outside a task.
  * The signals in `set` are blocked on the calling thread from the first call on and stay
  * blocked, so one arriving between waits is not lost; block them in other threads too (or
  * before creating them) so the kernel delivers them here. Servers use it to shut down
@@ -2156,8 +2159,9 @@ typedef void (*weft_watch_fn)(weft_watch *w, int fd, unsigned events, void *arg)
  * watch without WEFT_WATCH_PERSIST, which then frees itself after firing) receives the
  * handle; delete it with weft_watch_del, also after a one-shot watch has fired.
  * Returns 0, -EINVAL (cb NULL, unknown bits, a mask mixing kinds, timeout_ns <= 0 for a
- * timer, a signal weft cannot wait for (SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGILL, SIGFPE),
- * PERSIST without `out`), -EBADF (not an open fd), -ENOMEM, -EPERM outside a runtime.
+ * timer, a signal weft cannot wait for (SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGILL, SIGFPE,
+ * the C library's own), PERSIST without `out`), -EBADF (not an open fd), -ENOMEM, -EPERM
+ * outside a runtime.
  * Runtime thread (a task, or another watch's callback). */
 WEFT_API int weft_watch_add(weft_watch **out, int fd, unsigned mask, int64_t timeout_ns,
                             weft_watch_fn cb, void *arg);

@@ -23,10 +23,21 @@ int weft_signal_wait(const sigset_t *set, int64_t deadline)
         return -EPERM;
     if (!set)
         return -EINVAL;
-    sigset_t want = *set;
-    static const int faults[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE};
-    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
-        sigdelset(&want, faults[i]);
+    /* The signals of `set` that can be waited for: not the faults, not SIGKILL and SIGSTOP
+     * (signalfd ignores them), not the C library's own (sigismember refuses them), and no
+     * bit past the last signal. A set with none of them would wait for nothing forever. */
+    sigset_t want;
+    sigemptyset(&want);
+    int nwant = 0;
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE || sig == SIGKILL ||
+            sig == SIGSTOP || sigismember(set, sig) != 1)
+            continue;
+        sigaddset(&want, sig);
+        nwant++;
+    }
+    if (nwant == 0)
+        return -EINVAL;
     int r = weft__worker_wait_signals(w, &want);
     if (r < 0)
         return r;

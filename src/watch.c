@@ -149,7 +149,8 @@ int weft_watch_add(weft_watch **out, int fd, unsigned mask, int64_t timeout_ns, 
          * then stays pending for the watch instead of taking its default action. */
         sigset_t set;
         sigemptyset(&set);
-        sigaddset(&set, fd);
+        if (sigaddset(&set, fd) != 0)
+            return -EINVAL; /* one the C library keeps for itself (glibc's 32 and 33) */
         int r = weft__worker_wait_signals(w, &set);
         if (r < 0)
             return r;
