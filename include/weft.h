@@ -1474,7 +1474,9 @@ WEFT_API size_t weft_stream_buffered_out(const weft_stream *s);
 /* Reads up to len bytes (> 0), 0 at end of stream, or -errno. */
 WEFT_API ssize_t weft_stream_read(weft_stream *s, void *buf, size_t len, int64_t deadline);
 /* Reads exactly n bytes: returns n, fewer at end of stream, or -errno if nothing was read
- * (if something was, that count is returned and the error comes with the next call). */
+ * (if something was, that count is returned and the error comes with the next read call, even
+ * one the fd would answer with the end of stream, as a socket does after a reset; a deadline
+ * or a cancel is not kept: the next call has its own). */
 WEFT_API ssize_t weft_stream_read_exact(weft_stream *s, void *buf, size_t n, int64_t deadline);
 /* Reads up to and including the first `delim` within `max` bytes. Returns the length
  * (delimiter included; at end of stream, the rest without one, or 0), -ENOBUFS when `max`

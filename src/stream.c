@@ -16,6 +16,9 @@ struct weft_stream {
     weft__worker *w;
     int fd;
     int eof; /* the peer closed its side: reads return what is buffered, then 0 */
+    /* An error that cut a read_exact short after some bytes: the next read returns it
+     * (a socket reports a reset once, and would report the end of stream after it). 0: none. */
+    int err;
     char *rbuf;
     size_t rcap, rstart, rend; /* buffered input is rbuf[rstart, rend) */
     char *wbuf;
@@ -88,8 +91,18 @@ static int reserve_read(weft_stream *s, size_t want)
 }
 
 /* Reads once from the fd into the buffer. Returns bytes added, 0 at EOF, or -errno. */
+/* The error a cut read_exact left for the next read, taken (0: none). */
+static int take_err(weft_stream *s)
+{
+    int e = s->err;
+    s->err = 0;
+    return e;
+}
+
 static ssize_t refill(weft_stream *s, size_t want, int64_t deadline)
 {
+    if (s->err)
+        return take_err(s);
     if (s->eof)
         return 0;
     int r = reserve_read(s, want);
@@ -123,6 +136,8 @@ ssize_t weft_stream_read(weft_stream *s, void *buf, size_t len, int64_t deadline
     if (s->rend == s->rstart) {
         /* Nothing buffered: a large read goes straight into the caller's buffer. */
         if (len >= s->rcap && !s->eof) {
+            if (s->err)
+                return take_err(s);
             ssize_t n = weft_read(s->fd, buf, len, deadline);
             if (n == 0)
                 s->eof = 1;
@@ -142,8 +157,15 @@ ssize_t weft_stream_read_exact(weft_stream *s, void *buf, size_t n, int64_t dead
     size_t got = 0;
     while (got < n) {
         ssize_t r = weft_stream_read(s, (char *)buf + got, n - got, deadline);
-        if (r < 0)
-            return got ? (ssize_t)got : r; /* what was read is not lost: it is returned */
+        if (r < 0 && got == 0)
+            return r;
+        if (r < 0) {
+            /* What was read is not lost: it is returned, and the error kept for the next
+             * call. A deadline or a cancel is this call's alone: the next one has its own. */
+            if (r != -ETIMEDOUT && r != -ECANCELED)
+                s->err = (int)r;
+            return (ssize_t)got;
+        }
         if (r == 0)
             break; /* EOF: a short count */
         got += (size_t)r;
