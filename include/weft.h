@@ -1721,8 +1721,8 @@ WEFT_API void weft_fswatch_destroy(weft_fswatch *w);
 
 /* Name resolution through the blocking pool: getaddrinfo(3) with a deadline. Returns 0 and
  * `*res` (free it with freeaddrinfo), or -ENOENT (no such name), -EAGAIN (temporary failure),
- * -EINVAL (bad hints or service), -ENOMEM, -errno (EAI_SYSTEM), -EIO (other), -ETIMEDOUT,
- * -ECANCELED. */
+ * -EINVAL (bad hints or service, a port number past 65535), -ENOMEM, -errno (EAI_SYSTEM),
+ * -EIO (other), -ETIMEDOUT, -ECANCELED. */
 WEFT_API int weft_getaddrinfo(const char *host, const char *service, const struct addrinfo *hints,
                               struct addrinfo **res, int64_t deadline);
 /* Resolves `host` to its first address of type SOCK_STREAM (IPv4 or IPv6), with `port`.

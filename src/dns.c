@@ -2,6 +2,7 @@
  * mapped onto the errno values the rest of the API uses. */
 #include <errno.h>
 #include <netdb.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -51,10 +52,26 @@ static int map_eai(int rc, int sys_errno)
     }
 }
 
+/* Whether `service` is a port number past 65535, which glibc's getaddrinfo takes modulo
+ * 65536 instead of refusing. */
+static bool port_out_of_range(const char *service)
+{
+    if (!service || !*service)
+        return false;
+    unsigned long v = 0;
+    for (const char *c = service; *c; c++) {
+        if (*c < '0' || *c > '9')
+            return false; /* a name: getaddrinfo looks it up */
+        if (v <= 65535)
+            v = v * 10 + (unsigned long)(*c - '0');
+    }
+    return v > 65535;
+}
+
 int weft_getaddrinfo(const char *host, const char *service, const struct addrinfo *hints,
                      struct addrinfo **res, int64_t deadline)
 {
-    if (!res || (!host && !service))
+    if (!res || (!host && !service) || port_out_of_range(service))
         return -EINVAL;
     gai_call c = {.host = host, .service = service, .hints = hints};
     int r = weft_blocking(gai_run, &c, NULL, deadline);
