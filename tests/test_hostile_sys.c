@@ -1,0 +1,794 @@
+/* Hostile misuse of the system surfaces: files, directories, the tree's calls, watches, name
+ * resolution, processes, signals, buffered streams, timer futures, fd watches and the
+ * blocking pool, each fed what a careless or hostile caller gives them. Every test checks
+ * that the runtime reports the mistake (a negative errno, never a crash or a hang) and gives
+ * back every fd it took. Run over both backends and in stealing mode (WEFT_IO_TESTS). */
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "tmpdir_helpers.h"
+
+#define SOON weft_deadline_in(10 * WEFT_SEC) /* a deadline that only a hang reaches */
+
+/* cr_assert_eq that prints both sides as integers. */
+#define EQ(a, b)                                                                                   \
+    do {                                                                                           \
+        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
+        cr_assert_eq(a_, b_, "%s: %lld, expected %lld", #a, a_, b_);                               \
+    } while (0)
+
+/* The number of fds open in the process. */
+static int nfds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    cr_assert_not_null(d);
+    int n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+/* ---- Files ----------------------------------------------------------------------------- */
+
+static void *bad_file_fds_main(void *arg)
+{
+    (void)arg;
+    tmpdir_make("hostile");
+    int before = nfds();
+    char buf[16];
+    /* An fd never opened, a closed one, a directory, a write-only file read. */
+    int closed = dup(0);
+    close(closed);
+    int ds[] = {-1, closed, 1 << 20};
+    for (size_t i = 0; i < sizeof ds / sizeof ds[0]; i++) {
+        cr_assert_eq(weft_file_read(ds[i], buf, sizeof buf, SOON), -EBADF, "fd %d", ds[i]);
+        cr_assert_eq(weft_file_write(ds[i], buf, sizeof buf, SOON), -EBADF, "fd %d", ds[i]);
+        cr_assert_eq(weft_file_pread(ds[i], buf, sizeof buf, 0, SOON), -EBADF, "fd %d", ds[i]);
+        cr_assert_eq(weft_file_pwrite(ds[i], buf, sizeof buf, 0, SOON), -EBADF, "fd %d", ds[i]);
+        cr_assert_eq(weft_file_fsync(ds[i], SOON), -EBADF, "fd %d", ds[i]);
+        cr_assert_eq(weft_file_truncate(ds[i], 0, SOON), -EBADF, "fd %d", ds[i]);
+    }
+    int dfd = weft_file_open(tmpdir_root, O_RDONLY | O_DIRECTORY, 0, SOON);
+    cr_assert_geq(dfd, 0);
+    EQ(weft_file_read(dfd, buf, sizeof buf, SOON), -EISDIR);
+    EQ(weft_file_pread(dfd, buf, sizeof buf, 0, SOON), -EISDIR);
+    EQ(weft_close(dfd), 0);
+    int wfd = weft_file_open(at("w"), O_WRONLY | O_CREAT, 0600, SOON);
+    cr_assert_geq(wfd, 0);
+    EQ(weft_file_read(wfd, buf, sizeof buf, SOON), -EBADF);
+    EQ(weft_file_read(wfd, buf, 0, SOON), -EBADF); /* as read(2): not open for reading */
+    EQ(weft_file_pwrite(wfd, buf, 4, -1, SOON), -EINVAL);
+    EQ(weft_file_pread(wfd, buf, 4, -5, SOON), -EINVAL);
+    EQ(weft_close(wfd), 0);
+    EQ(nfds(), before);
+    remove_tree(tmpdir_root);
+    return NULL;
+}
+
+Test(hostile_sys, file_calls_on_bad_fds_are_errors)
+{
+    run_main(bad_file_fds_main, NULL);
+}
+
+/* Opens raced by deadlines that have passed and by cancellation: each either opens (the fd
+ * is the caller's) or fails, and no fd is left behind either way. */
+static void *open_loop(void *arg)
+{
+    const char *path = arg;
+    for (;;) {
+        int fd = weft_file_open(path, O_RDONLY, 0, WEFT_FOREVER);
+        if (fd >= 0)
+            weft_close(fd);
+        else if (fd == -ECANCELED)
+            return NULL;
+    }
+}
+
+static void *open_races_main(void *arg)
+{
+    (void)arg;
+    tmpdir_make("hostile");
+    int before = nfds();
+    for (int i = 0; i < 200; i++) {
+        int fd = weft_file_open(tmpdir_root, O_RDONLY, 0, weft_now() - 1);
+        cr_assert(fd >= 0 || fd == -ETIMEDOUT, "%d", fd);
+        if (fd >= 0)
+            weft_close(fd);
+    }
+    for (int i = 0; i < 50; i++) {
+        weft_task *t;
+        EQ(weft_spawn(&t, open_loop, (void *)tmpdir_root, NULL), 0);
+        weft_yield();
+        weft_yield();
+        weft_cancel(t);
+        EQ(weft_join(t, NULL, SOON), 0);
+    }
+    EQ(nfds(), before);
+    remove_tree(tmpdir_root);
+    return NULL;
+}
+
+Test(hostile_sys, opens_cut_short_leave_no_fd, .timeout = 60)
+{
+    run_main(open_races_main, NULL);
+}
+
+/* ---- The tree's calls ------------------------------------------------------------------ */
+
+static void *tree_paths_main(void *arg)
+{
+    (void)arg;
+    tmpdir_make("hostile");
+    int before = nfds();
+    size_t huge = PATH_MAX + 100;
+    char *longp = malloc(huge + 1);
+    memset(longp, 'a', huge);
+    longp[huge] = '\0';
+    EQ(weft_fs_mkdir(longp, 0700, SOON), -ENAMETOOLONG);
+    EQ(weft_fs_unlink(longp, SOON), -ENAMETOOLONG);
+    EQ(weft_fs_rmdir(longp, SOON), -ENAMETOOLONG);
+    EQ(weft_fs_rename(longp, at("x"), 0, SOON), -ENAMETOOLONG);
+    EQ(weft_fs_symlink("t", longp, SOON), -ENAMETOOLONG);
+    EQ(weft_file_open(longp, O_RDONLY, 0, SOON), -ENAMETOOLONG);
+    EQ(weft_fs_mkdir("", 0700, SOON), -ENOENT);
+    EQ(weft_fs_unlink("", SOON), -ENOENT);
+    EQ(weft_fs_rename(at("nothing"), at("x"), RENAME_NOREPLACE | RENAME_EXCHANGE, SOON), -EINVAL);
+    EQ(weft_fs_truncate(at("nothing"), 0, SOON), -ENOENT);
+    free(longp);
+
+    /* readlink: the kernel takes the length as an int; a larger buffer still gets the whole
+     * target, never a silently cut one. */
+    EQ(weft_fs_symlink("abcdefgh", at("l"), SOON), 0);
+    char buf[64];
+    EQ(weft_fs_readlink(at("l"), buf, 8, SOON), -ENAMETOOLONG);
+    EQ(weft_fs_readlink(at("l"), buf, 9, SOON), 8);
+    cr_assert_str_eq(buf, "abcdefgh");
+    memset(buf, 0, sizeof buf);
+    EQ(weft_fs_readlink(at("l"), buf, (size_t)INT_MAX + 1, SOON), 8);
+    cr_assert_str_eq(buf, "abcdefgh");
+    memset(buf, 0, sizeof buf);
+    EQ(weft_fs_readlink(at("l"), buf, ((size_t)1 << 32) + 4, SOON), 8);
+    cr_assert_str_eq(buf, "abcdefgh");
+    EQ(nfds(), before);
+    remove_tree(tmpdir_root);
+    return NULL;
+}
+
+Test(hostile_sys, tree_calls_on_long_empty_and_odd_paths)
+{
+    run_main(tree_paths_main, NULL);
+}
+
+/* ---- Atomic writes --------------------------------------------------------------------- */
+
+static int count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            n++;
+    closedir(d);
+    return n;
+}
+
+static void *atomic_misuse_main(void *arg)
+{
+    (void)arg;
+    tmpdir_make("hostile");
+    int before = nfds();
+    EQ(weft_file_write_atomic("", "x", 1, 0600, SOON), -EINVAL);
+    EQ(weft_file_write_atomic(at("d/"), "x", 1, 0600, SOON), -EINVAL);
+    EQ(weft_file_write_atomic(at("nodir/f"), "x", 1, 0600, SOON), -ENOENT);
+    /* Over a directory: the rename fails, the temporary file goes. */
+    EQ(weft_fs_mkdir(at("sub"), 0700, SOON), 0);
+    int r = weft_file_write_atomic(at("sub"), "x", 1, 0600, SOON);
+    cr_assert(r == -EISDIR || r == -EEXIST || r == -ENOTEMPTY, "%d", r);
+    EQ(count_entries(tmpdir_root), 1);
+    /* Empty contents from NULL. */
+    EQ(weft_file_write_atomic(at("empty"), NULL, 0, 0600, SOON), 0);
+    struct stat st;
+    EQ(weft_file_stat(at("empty"), &st, SOON), 0);
+    EQ(st.st_size, 0);
+    /* A name of NAME_MAX bytes: the temporary name still fits. */
+    char name[NAME_MAX + 1];
+    memset(name, 'n', NAME_MAX);
+    name[NAME_MAX] = '\0';
+    EQ(weft_file_write_atomic(at(name), "y", 1, 0600, SOON), 0);
+    EQ(count_entries(tmpdir_root), 3);
+    EQ(nfds(), before);
+    remove_tree(tmpdir_root);
+    return NULL;
+}
+
+Test(hostile_sys, write_atomic_misuse_leaves_nothing_behind)
+{
+    run_main(atomic_misuse_main, NULL);
+}
+
+/* ---- Directories and watches ----------------------------------------------------------- */
+
+static void *dir_misuse_main(void *arg)
+{
+    weft_dir **keep = arg;
+    tmpdir_make("hostile");
+    int before = nfds();
+    weft_dir *d = (weft_dir *)0x1;
+    EQ(weft_dir_open(&d, at("none"), SOON), -ENOENT);
+    cr_assert_null(d);
+    int fd = open(at("file"), O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    close(fd);
+    EQ(weft_dir_open(&d, at("file"), SOON), -ENOTDIR);
+    EQ(weft_dir_open(&d, "", SOON), -ENOENT);
+    EQ(weft_dir_open(&d, tmpdir_root, SOON), 0);
+    weft_dirent e;
+    EQ(weft_dir_next(d, &e, SOON), 1);
+    cr_assert_str_eq(e.name, "file");
+    EQ(weft_dir_next(d, &e, SOON), 0);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(weft_dir_next(d, &e, weft_now() - 1), 0, "the end stays the end");
+    weft_dir_close(d);
+    weft_dir_close(NULL);
+    EQ(nfds(), before);
+    /* One left open for the thread outside the runtime to close. */
+    EQ(weft_dir_open(keep, tmpdir_root, SOON), 0);
+    return NULL;
+}
+
+Test(hostile_sys, directory_misuse_and_close_outside_the_runtime)
+{
+    weft_dir *d = NULL;
+    int before = nfds();
+    run_main(dir_misuse_main, &d);
+    cr_assert_not_null(d);
+    weft_dir_close(d); /* any thread */
+    EQ(nfds(), before);
+    remove_tree(tmpdir_root);
+}
+
+static void *fswatch_misuse_main(void *arg)
+{
+    (void)arg;
+    tmpdir_make("hostile");
+    int before = nfds();
+    for (int i = 0; i < 50; i++) {
+        weft_fswatch *w;
+        EQ(weft_fswatch_create(&w), 0);
+        weft_fswatch_destroy(w);
+    }
+    weft_fswatch *w;
+    EQ(weft_fswatch_create(&w), 0);
+    EQ(weft_fswatch_add(w, at("none"), IN_ALL_EVENTS, SOON), -ENOENT);
+    EQ(weft_fswatch_add(w, tmpdir_root, 0, SOON), -EINVAL);
+    EQ(weft_fswatch_add(w, NULL, IN_ALL_EVENTS, SOON), -EINVAL);
+    EQ(weft_fswatch_remove(w, -1), -EINVAL);
+    EQ(weft_fswatch_remove(w, 12345), -EINVAL);
+    int wd = weft_fswatch_add(w, tmpdir_root, IN_CREATE, SOON);
+    cr_assert_geq(wd, 0);
+    EQ(weft_fswatch_remove(w, wd), 0);
+    EQ(weft_fswatch_remove(w, wd), -EINVAL);
+    weft_fswatch_event ev;
+    EQ(weft_fswatch_next(w, &ev, SOON), 0);
+    cr_assert(ev.mask & IN_IGNORED);
+    EQ(weft_fswatch_next(w, &ev, weft_now() - 1), -ETIMEDOUT);
+    /* A name of NAME_MAX bytes arrives whole. */
+    wd = weft_fswatch_add(w, tmpdir_root, IN_CREATE, SOON);
+    char name[NAME_MAX + 1];
+    memset(name, 'q', NAME_MAX);
+    name[NAME_MAX] = '\0';
+    int fd = open(at(name), O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    EQ(weft_fswatch_next(w, &ev, SOON), 0);
+    EQ(ev.wd, wd);
+    cr_assert_str_eq(ev.name, name);
+    weft_fswatch_destroy(w);
+    weft_fswatch_destroy(NULL);
+    EQ(nfds(), before);
+    remove_tree(tmpdir_root);
+    return NULL;
+}
+
+Test(hostile_sys, fswatch_misuse)
+{
+    run_main(fswatch_misuse_main, NULL);
+}
+
+/* ---- Name resolution ------------------------------------------------------------------- */
+
+static void *resolve_misuse_main(void *arg)
+{
+    (void)arg;
+    int before = nfds();
+    weft_addr a;
+    EQ(weft_resolve(&a, "127.0.0.1", -1, SOON), -EINVAL);
+    EQ(weft_resolve(&a, "127.0.0.1", 65536, SOON), -EINVAL);
+    EQ(weft_resolve(&a, NULL, 80, SOON), -EINVAL);
+    EQ(weft_resolve(NULL, "x", 80, SOON), -EINVAL);
+    EQ(weft_resolve(&a, "::1", 80, SOON), 0);
+    EQ(a.ss.ss_family, AF_INET6);
+    EQ(weft_resolve(&a, "[::1]", 80, SOON), 0);
+    EQ(a.ss.ss_family, AF_INET6);
+    EQ(weft_resolve(&a, "localhost", 65535, SOON), 0);
+    size_t huge = 100000;
+    char *name = malloc(huge + 1);
+    memset(name, 'a', huge);
+    name[huge] = '\0';
+    int r = weft_resolve(&a, name, 80, SOON);
+    cr_assert(r < 0 && r != -ETIMEDOUT, "%d", r);
+    free(name);
+    r = weft_resolve(&a, "no such name.invalid.", 80, SOON);
+    cr_assert(r < 0 && r != -ETIMEDOUT, "%d", r);
+    struct addrinfo *res = NULL;
+    struct addrinfo hints = {.ai_family = 12345};
+    EQ(weft_getaddrinfo("localhost", NULL, &hints, &res, SOON), -EINVAL);
+    hints = (struct addrinfo){.ai_flags = 0x7fff0000};
+    EQ(weft_getaddrinfo("localhost", NULL, &hints, &res, SOON), -EINVAL);
+    EQ(weft_getaddrinfo(NULL, NULL, NULL, &res, SOON), -EINVAL);
+    EQ(weft_getaddrinfo("localhost", "80", NULL, NULL, SOON), -EINVAL);
+    hints = (struct addrinfo){.ai_flags = AI_NUMERICSERV, .ai_socktype = SOCK_STREAM};
+    r = weft_getaddrinfo("localhost", "99999", &hints, &res, SOON);
+    cr_assert_eq(r, -EINVAL, "a port out of range is refused: %d", r);
+    EQ(nfds(), before);
+    return NULL;
+}
+
+Test(hostile_sys, resolve_misuse, .timeout = 60)
+{
+    run_main(resolve_misuse_main, NULL);
+}
+
+/* ---- Processes ------------------------------------------------------------------------- */
+
+static void *process_misuse_main(void *arg)
+{
+    (void)arg;
+    int before = nfds();
+    weft_process *p;
+    weft_process_opts all = {.flags =
+                                 WEFT_PROCESS_STDIN | WEFT_PROCESS_STDOUT | WEFT_PROCESS_STDERR};
+    char *none[] = {NULL};
+    char *sh[] = {"sh", "-c", "exit 3", NULL};
+    EQ(weft_process_spawn(&p, "/bin/sh", none, NULL, &all), -EINVAL);
+    EQ(weft_process_spawn(&p, "/bin/sh", NULL, NULL, &all), -EINVAL);
+    EQ(weft_process_spawn(&p, "/nonexistent/bin", sh, NULL, &all), -ENOENT);
+    EQ(weft_process_spawn(&p, "", sh, NULL, &all), -ENOENT);
+    EQ(weft_process_spawn(&p, "/", sh, NULL, &all), -EACCES);
+    EQ(weft_process_spawn(&p, "/bin/sh", sh, NULL, &(weft_process_opts){.flags = 0x100}), -EINVAL);
+    /* An environment larger than exec takes. */
+    size_t big = 512 * 1024;
+    char *var = malloc(big);
+    memset(var, 'v', big - 1);
+    memcpy(var, "X=", 2);
+    var[big - 1] = '\0';
+    char *env[] = {var, var, var, var, var, NULL};
+    int r = weft_process_spawn(&p, "/bin/sh", sh, env, &all);
+    cr_assert_eq(r, -E2BIG, "%d", r);
+    free(var);
+    EQ(nfds(), before);
+
+    EQ(weft_process_spawn(&p, "/bin/sh", sh, NULL, &all), 0);
+    EQ(weft_process_stdio(p, 3), -EINVAL);
+    EQ(weft_process_stdio(p, -1), -EINVAL);
+    EQ(weft_process_close_stdio(p, 0), 0);
+    EQ(weft_process_close_stdio(p, 0), -EBADF);
+    EQ(weft_process_kill(p, 0), 0);
+    EQ(weft_process_kill(p, -1), -EINVAL);
+    EQ(weft_process_kill(p, 1000), -EINVAL);
+    int status;
+    EQ(weft_process_wait(p, &status, SOON), 0);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 3);
+    EQ(weft_process_wait(p, &status, weft_now() - 1), 0);
+    EQ(weft_process_kill(p, SIGKILL), -ESRCH);
+    weft_process_free(p);
+    weft_process_free(NULL);
+    EQ(weft_process_pid(NULL), -1);
+    EQ(nfds(), before);
+    return NULL;
+}
+
+Test(hostile_sys, process_misuse_is_reported_and_leaks_nothing, .timeout = 60)
+{
+    run_main(process_misuse_main, NULL);
+}
+
+enum { NCHILD = 64 };
+
+static void *child_reader(void *arg)
+{
+    weft_process *p = arg;
+    char buf[4096];
+    size_t total = 0;
+    for (;;) {
+        ssize_t n = weft_read(weft_process_stdio(p, 1), buf, sizeof buf, SOON);
+        cr_assert_geq(n, 0, "%zd", n);
+        if (n == 0)
+            break;
+        total += (size_t)n;
+    }
+    int status;
+    EQ(weft_process_wait(p, &status, SOON), 0);
+    cr_assert(WIFEXITED(status), "0x%x", status);
+    return (void *)total;
+}
+
+static void *many_children_main(void *arg)
+{
+    (void)arg;
+    int before = nfds();
+    weft_process *ps[NCHILD];
+    weft_task *ts[NCHILD];
+    /* Half flood their stdout (256 KiB), half close it at once and keep running a little. */
+    char *flood[] = {"sh", "-c", "head -c 262144 /dev/zero", NULL};
+    char *early[] = {"sh", "-c", "exec 1>&-; exec 2>&-; exit 0", NULL};
+    for (int i = 0; i < NCHILD; i++) {
+        EQ(weft_process_spawn(&ps[i], "/bin/sh", i % 2 ? flood : early, NULL,
+                              &(weft_process_opts){.flags = WEFT_PROCESS_STDOUT}),
+           0);
+        EQ(weft_spawn(&ts[i], child_reader, ps[i], NULL), 0);
+    }
+    for (int i = 0; i < NCHILD; i++) {
+        void *total;
+        EQ(weft_join(ts[i], &total, SOON), 0);
+        EQ((size_t)total, i % 2 ? 262144u : 0u);
+        weft_process_free(ps[i]);
+    }
+    /* No zombie left: every child was reaped. */
+    EQ(waitpid(-1, NULL, WNOHANG), -1);
+    EQ(errno, ECHILD);
+    EQ(nfds(), before);
+    return NULL;
+}
+
+Test(hostile_sys, many_children_flood_or_close_their_stdio, .timeout = 60)
+{
+    run_main(many_children_main, NULL);
+}
+
+static void *free_running_main(void *arg)
+{
+    pid_t *pid = arg;
+    weft_process *p;
+    char *argv[] = {"sleep", "1000", NULL};
+    EQ(weft_process_spawn(&p, "/bin/sleep", argv, NULL,
+                          &(weft_process_opts){.flags = WEFT_PROCESS_STDOUT}),
+       0);
+    *pid = weft_process_pid(p);
+    EQ(weft_process_wait(p, NULL, weft_now() - 1), -ETIMEDOUT);
+    weft_process_free(p); /* still running: it stays ours to reap */
+    return NULL;
+}
+
+Test(hostile_sys, a_child_freed_while_running_stays_to_be_reaped, .timeout = 30)
+{
+    pid_t pid = -1;
+    run_main(free_running_main, &pid);
+    cr_assert_gt(pid, 0);
+    EQ(kill(pid, SIGKILL), 0);
+    int status;
+    EQ(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
+
+/* ---- Signals --------------------------------------------------------------------------- */
+
+static void *signal_misuse_main(void *arg)
+{
+    (void)arg;
+    int before = nfds();
+    sigset_t set;
+    EQ(weft_signal_wait(NULL, SOON), -EINVAL);
+    /* Sets holding no signal that can ever be waited for: refused, not a wait forever. */
+    sigemptyset(&set);
+    EQ(weft_signal_wait(&set, WEFT_FOREVER), -EINVAL);
+    sigaddset(&set, SIGKILL);
+    sigaddset(&set, SIGSTOP);
+    EQ(weft_signal_wait(&set, WEFT_FOREVER), -EINVAL);
+    sigemptyset(&set);
+    sigaddset(&set, SIGSEGV);
+    EQ(weft_signal_wait(&set, WEFT_FOREVER), -EINVAL);
+    /* A real one among them is waited for. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGKILL);
+    sigaddset(&set, SIGUSR2);
+    EQ(weft_signal_wait(&set, weft_now() - 1), -ETIMEDOUT);
+    EQ(kill(getpid(), SIGUSR2), 0);
+    EQ(weft_signal_wait(&set, SOON), SIGUSR2);
+    /* The watches refuse the same signals, and glibc's own (32, 33). */
+    weft_watch *w;
+    for (int sig = 0; sig <= NSIG; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP || sig == SIGSEGV || sig == 0 || sig == NSIG ||
+            (sig >= 32 && sig < SIGRTMIN)) {
+            cr_assert_eq(weft_watch_add(&w, sig, WEFT_WATCH_SIGNAL, 0,
+                                        (weft_watch_fn)(void (*)(void))abort, NULL),
+                         -EINVAL, "signal %d", sig);
+        }
+    }
+    EQ(nfds(), before);
+    return NULL;
+}
+
+Test(hostile_sys, signal_sets_that_can_never_arrive_are_einval, .timeout = 30)
+{
+    run_main(signal_misuse_main, NULL);
+}
+
+/* ---- Buffered streams ------------------------------------------------------------------ */
+
+static void spair(int fds[2])
+{
+    EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
+}
+
+/* read_exact that got part of its bytes before a reset returns them, and the reset comes with
+ * the next call (weft.h), even though the socket reports it only once. */
+static void *exact_reset_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    spair(p);
+    weft_stream *s;
+    EQ(weft_stream_open(&s, p[0], NULL), 0);
+    EQ(weft_write(p[1], "hello", 5, SOON), 5);
+    EQ(weft_write(p[0], "x", 1, SOON), 1); /* left unread by p[1]: its close resets */
+    EQ(weft_close(p[1]), 0);
+    char buf[16];
+    EQ(weft_stream_read_exact(s, buf, 10, SOON), 5);
+    EQ(memcmp(buf, "hello", 5), 0);
+    ssize_t n = weft_stream_read_exact(s, buf, 10, SOON);
+    cr_assert_eq(n, -ECONNRESET, "the error that cut the last call short: %zd", n);
+    EQ(weft_stream_close(s, SOON), 0);
+    return NULL;
+}
+
+Test(hostile_sys, read_exact_cut_by_a_reset_reports_it_next, .timeout = 30)
+{
+    run_main(exact_reset_main, NULL);
+}
+
+static void *stream_lines_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    spair(p);
+    weft_stream *s;
+    weft_stream_opts o;
+    weft_stream_opts_init(&o);
+    o.read_buf = 4;
+    EQ(weft_stream_open(&s, p[0], &o), 0);
+    char buf[128];
+    EQ(weft_stream_read(s, buf, 0, SOON), 0);
+    EQ(weft_stream_read_exact(s, buf, 0, SOON), 0);
+    EQ(weft_stream_read_line(s, buf, 0, SOON), -EINVAL);
+    EQ(weft_stream_write(s, buf, 0, SOON), 0);
+    /* A line of 100 bytes through a 4-byte buffer, its newline arriving alone later. */
+    char line[101];
+    memset(line, 'L', 100);
+    line[100] = '\n';
+    EQ(weft_write(p[1], line, 100, SOON), 100);
+    EQ(weft_stream_read_line(s, buf, 50, SOON), -ENOBUFS);
+    EQ(weft_stream_read_line(s, buf, sizeof buf, weft_now() - 1), -ETIMEDOUT);
+    EQ(weft_write(p[1], "\nrest", 5, SOON), 5);
+    EQ(weft_stream_read_line(s, buf, sizeof buf, SOON), 101);
+    EQ(memcmp(buf, line, 101), 0);
+    /* End of stream mid-line: the rest, then 0, and it stays 0. */
+    EQ(weft_close(p[1]), 0);
+    EQ(weft_stream_read_line(s, buf, sizeof buf, SOON), 4);
+    EQ(weft_stream_read_line(s, buf, sizeof buf, SOON), 0);
+    EQ(weft_stream_read_until(s, 'x', buf, sizeof buf, SOON), 0);
+    EQ(weft_stream_read(s, buf, sizeof buf, SOON), 0);
+    EQ(weft_stream_close(s, SOON), 0);
+    return NULL;
+}
+
+Test(hostile_sys, lines_longer_than_the_buffer_and_eof_mid_line, .timeout = 30)
+{
+    run_main(stream_lines_main, NULL);
+}
+
+static void *flush_reset_main(void *arg)
+{
+    (void)arg;
+    int before = nfds();
+    int p[2];
+    spair(p);
+    weft_stream *s;
+    EQ(weft_stream_open(&s, p[0], NULL), 0);
+    char *big = calloc(1, 1 << 20);
+    /* Fill the socket, then the peer goes away with data unread: the flush fails. */
+    ssize_t n = weft_stream_write(s, big, 32 * 1024, SOON);
+    EQ(n, 32 * 1024);
+    EQ(weft_stream_buffered_out(s), 32 * 1024u);
+    EQ(weft_close(p[1]), 0);
+    int r = weft_stream_flush(s, SOON);
+    cr_assert(r == -EPIPE || r == -ECONNRESET, "%d", r);
+    cr_assert_gt(weft_stream_buffered_out(s), 0u);
+    n = weft_stream_write(s, big, 1 << 20, SOON);
+    cr_assert(n == -EPIPE || n == -ECONNRESET, "%zd", n);
+    r = weft_stream_close(s, SOON);
+    cr_assert(r == -EPIPE || r == -ECONNRESET, "%d", r);
+    free(big);
+    EQ(nfds(), before);
+    return NULL;
+}
+
+Test(hostile_sys, a_reset_peer_fails_flush_write_and_close_without_sigpipe, .timeout = 30)
+{
+    run_main(flush_reset_main, NULL);
+}
+
+/* ---- Timer futures, fd watches, the pool ----------------------------------------------- */
+
+static void *timer_future_main(void *arg)
+{
+    (void)arg;
+    EQ(weft_timer_future(NULL, 0), -EINVAL);
+    weft_future *f;
+    EQ(weft_timer_future(&f, WEFT_FOREVER), 0);
+    EQ(weft_await(f, NULL, weft_now() - 1), -ETIMEDOUT);
+    EQ(weft_await(f, NULL, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT);
+    weft_future_destroy(f);
+    EQ(weft_timer_future(&f, INT64_MIN), 0);
+    EQ(weft_await(f, NULL, SOON), 0);
+    EQ(weft_await(f, NULL, SOON), 0);
+    weft_future_destroy(f);
+    EQ(weft_timer_future(&f, INT64_MAX), 0);
+    EQ(weft_await(f, NULL, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT);
+    weft_future_destroy(f);
+    return NULL;
+}
+
+Test(hostile_sys, timer_futures_at_the_ends_of_time, .timeout = 30)
+{
+    run_main(timer_future_main, NULL);
+}
+
+static void never(weft_watch *w, int fd, unsigned ev, void *arg)
+{
+    (void)w, (void)fd, (void)ev, (void)arg;
+    cr_assert_fail("a watch that should not exist ran");
+}
+
+static void count_cb(weft_watch *w, int fd, unsigned ev, void *arg)
+{
+    (void)w, (void)fd, (void)ev;
+    ++*(int *)arg;
+}
+
+static void *watch_misuse_main(void *arg)
+{
+    (void)arg;
+    int before = nfds();
+    weft_watch *w;
+    int closed = dup(0);
+    close(closed);
+    EQ(weft_watch_add(&w, closed, WEFT_READABLE, 0, never, NULL), -EBADF);
+    EQ(weft_watch_add(&w, -1, WEFT_READABLE, 0, never, NULL), -EBADF);
+    EQ(weft_watch_add(&w, INT_MAX, WEFT_READABLE, 0, never, NULL), -EBADF);
+    EQ(weft_watch_add(&w, 0, WEFT_READABLE, 0, NULL, NULL), -EINVAL);
+    EQ(weft_watch_add(&w, 0, 0, 0, never, NULL), -EINVAL);
+    EQ(weft_watch_add(&w, -1, WEFT_WATCH_TIMER, 0, never, NULL), -EINVAL);
+    EQ(weft_watch_add(&w, -1, WEFT_WATCH_TIMER, -5, never, NULL), -EINVAL);
+    EQ(weft_watch_add(NULL, -1, WEFT_WATCH_TIMER | WEFT_WATCH_PERSIST, 1, never, NULL), -EINVAL);
+    EQ(weft_watch_del(NULL), -EINVAL);
+    /* Two watches of one fd both fire; each is deleted once. */
+    int p[2];
+    spair(p);
+    int n1 = 0, n2 = 0;
+    weft_watch *a, *b;
+    EQ(weft_watch_add(&a, p[0], WEFT_READABLE | WEFT_WATCH_PERSIST, 0, count_cb, &n1), 0);
+    EQ(weft_watch_add(&b, p[0], WEFT_READABLE | WEFT_WATCH_PERSIST, 0, count_cb, &n2), 0);
+    EQ(weft_write(p[1], "x", 1, SOON), 1);
+    for (int i = 0; i < 1000 && (n1 == 0 || n2 == 0); i++)
+        weft_yield();
+    cr_assert(n1 > 0 && n2 > 0, "%d %d", n1, n2);
+    EQ(weft_watch_del(a), 0);
+    EQ(weft_watch_del(b), 0);
+    /* A timer far in the future, deleted before it fires. */
+    EQ(weft_watch_add(&w, -1, WEFT_WATCH_TIMER | WEFT_WATCH_PERSIST, INT64_MAX, never, NULL), 0);
+    weft_yield();
+    EQ(weft_watch_del(w), 0);
+    weft_close(p[0]);
+    weft_close(p[1]);
+    EQ(nfds(), before);
+    return NULL;
+}
+
+Test(hostile_sys, fd_watch_misuse, .timeout = 30)
+{
+    run_main(watch_misuse_main, NULL);
+}
+
+static void *inner_job(void *arg)
+{
+    return arg;
+}
+
+static void *nested_job(void *arg)
+{
+    (void)arg;
+    /* On a pool thread: not a task. */
+    int r = weft_blocking(inner_job, NULL, NULL, WEFT_FOREVER);
+    void *res = NULL;
+    int r2 = weft_block_in_place(inner_job, (void *)0x42, &res);
+    return (void *)(intptr_t)(r == -EPERM && r2 == 0 && res == (void *)0x42);
+}
+
+static void *in_place_nested(void *arg)
+{
+    (void)arg;
+    void *res = NULL;
+    int r = weft_block_in_place(inner_job, (void *)0x43, &res);
+    return (void *)(intptr_t)(r == 0 && res == (void *)0x43);
+}
+
+static _Atomic int nran;
+
+static void *count_job(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&nran, 1);
+    return NULL;
+}
+
+static void *blocker(void *arg)
+{
+    *(int *)arg = weft_blocking(count_job, NULL, NULL, WEFT_FOREVER);
+    return NULL;
+}
+
+static void *pool_misuse_main(void *arg)
+{
+    (void)arg;
+    EQ(weft_blocking(NULL, NULL, NULL, SOON), -EINVAL);
+    EQ(weft_block_in_place(NULL, NULL, NULL), -EINVAL);
+    void *res = NULL;
+    EQ(weft_blocking(nested_job, NULL, &res, SOON), 0);
+    EQ(res, (void *)1);
+    res = NULL;
+    EQ(weft_block_in_place(in_place_nested, NULL, &res), 0);
+    EQ(res, (void *)1);
+    /* Thousands queued, half cancelled: every call either ran its job (0) or was withdrawn. */
+    enum { N = 3000 };
+    weft_task **ts = malloc(N * sizeof *ts);
+    int *rs = malloc(N * sizeof *rs);
+    for (int i = 0; i < N; i++) {
+        rs[i] = 1;
+        EQ(weft_spawn(&ts[i], blocker, &rs[i], NULL), 0);
+    }
+    weft_yield();
+    for (int i = 0; i < N; i += 2)
+        weft_cancel(ts[i]);
+    int ok = 0;
+    for (int i = 0; i < N; i++) {
+        EQ(weft_join(ts[i], NULL, SOON), 0);
+        /* 1: cancelled before it ever ran. */
+        cr_assert(rs[i] == 0 || rs[i] == -ECANCELED || rs[i] == 1, "%d", rs[i]);
+        ok += rs[i] == 0;
+    }
+    EQ(ok, atomic_load(&nran));
+    free(rs);
+    free(ts);
+    return NULL;
+}
+
+Test(hostile_sys, pool_misuse_nesting_and_thousands_queued, .timeout = 60)
+{
+    run_main(pool_misuse_main, NULL);
+}
