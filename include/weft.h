@@ -1719,10 +1719,15 @@ WEFT_API int weft_fswatch_next(weft_fswatch *w, weft_fswatch_event *ev, int64_t 
  * may be in progress. Runtime thread only. */
 WEFT_API void weft_fswatch_destroy(weft_fswatch *w);
 
-/* Name resolution through the blocking pool: getaddrinfo(3) with a deadline. Returns 0 and
- * `*res` (free it with freeaddrinfo), or -ENOENT (no such name), -EAGAIN (temporary failure),
- * -EINVAL (bad hints or service, a port number past 65535), -ENOMEM, -errno (EAI_SYSTEM),
- * -EIO (other), -ETIMEDOUT, -ECANCELED. */
+/* Name resolution through the blocking pool: getaddrinfo(3) with a deadline. The deadline and
+ * cancellation end the call at once, also while getaddrinfo waits for a name server (which
+ * may take resolv.conf's timeout times its attempts, seconds): the lookup is then left to its
+ * pool thread, which frees it when it returns (that thread stays busy until then, and the
+ * runtime's end waits for it). A deadline that has passed returns -ETIMEDOUT before anything
+ * is done. `host`, `service` and `hints` are borrowed for the call only.
+ * Returns 0 and `*res` (free it with freeaddrinfo), or -ENOENT (no such name), -EAGAIN
+ * (temporary failure), -EINVAL (bad hints or service, a port number past 65535), -ENOMEM,
+ * -errno (EAI_SYSTEM), -EIO (other), -ETIMEDOUT, -ECANCELED, -EPERM outside a task. */
 WEFT_API int weft_getaddrinfo(const char *host, const char *service, const struct addrinfo *hints,
                               struct addrinfo **res, int64_t deadline);
 /* Resolves `host` to its first address of type SOCK_STREAM (IPv4 or IPv6), with `port`.

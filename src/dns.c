@@ -1,5 +1,6 @@
-/* Name resolution: getaddrinfo(3) blocks, so it runs on the blocking pool. EAI_* codes are
- * mapped onto the errno values the rest of the API uses. */
+/* Name resolution: getaddrinfo(3) blocks, so it runs on the blocking pool, as a job that a
+ * deadline or a cancel leaves behind even while it runs (its thread then frees it). EAI_*
+ * codes are mapped onto the errno values the rest of the API uses. */
 #include <errno.h>
 #include <netdb.h>
 #include <stdbool.h>
@@ -9,10 +10,14 @@
 #include "core.h"
 #include "io/io.h"
 #include "net.h"
+#include "pool.h"
 
+/* One getaddrinfo call, allocated with copies of its strings: a deadline or a cancel leaves
+ * it to its pool thread, which frees it (gai_free) when getaddrinfo returns. */
 typedef struct gai_call {
-    const char *host, *service;
-    const struct addrinfo *hints;
+    char *host, *service; /* copies in the same allocation, or NULL */
+    struct addrinfo hints;
+    bool has_hints;
     struct addrinfo *res;
     int rc;
     int sys_errno;
@@ -21,9 +26,29 @@ typedef struct gai_call {
 static void *gai_run(void *arg)
 {
     gai_call *c = arg;
-    c->rc = getaddrinfo(c->host, c->service, c->hints, &c->res);
+    c->rc = getaddrinfo(c->host, c->service, c->has_hints ? &c->hints : NULL, &c->res);
     c->sys_errno = c->rc == EAI_SYSTEM ? errno : 0;
     return NULL;
+}
+
+/* Frees a call and any result it holds (weft__pool_run_abandonable's `abandon`). */
+static void gai_free(void *arg)
+{
+    gai_call *c = arg;
+    if (c->rc == 0 && c->res)
+        freeaddrinfo(c->res);
+    weft__free(NULL, c);
+}
+
+/* A copy of `src` at *at (moved past it), or NULL for NULL. */
+static char *copy_str(char **at, const char *src)
+{
+    if (!src)
+        return NULL;
+    size_t n = strlen(src) + 1;
+    char *dst = memcpy(*at, src, n);
+    *at += n;
+    return dst;
 }
 
 static int map_eai(int rc, int sys_errno)
@@ -73,13 +98,34 @@ int weft_getaddrinfo(const char *host, const char *service, const struct addrinf
 {
     if (!res || (!host && !service) || port_out_of_range(service))
         return -EINVAL;
-    gai_call c = {.host = host, .service = service, .hints = hints};
-    int r = weft_blocking(gai_run, &c, NULL, deadline);
+    size_t len =
+        sizeof(gai_call) + (host ? strlen(host) + 1 : 0) + (service ? strlen(service) + 1 : 0);
+    gai_call *c = weft__malloc(weft__worker_current(), len);
+    if (!c)
+        return weft__worker_current() ? -ENOMEM : -EPERM;
+    *c = (gai_call){.rc = EAI_FAIL};
+    char *at = (char *)(c + 1);
+    c->host = copy_str(&at, host);
+    c->service = copy_str(&at, service);
+    if (hints) {
+        /* The fields getaddrinfo reads; the pointers must be NULL (POSIX). */
+        c->hints.ai_flags = hints->ai_flags;
+        c->hints.ai_family = hints->ai_family;
+        c->hints.ai_socktype = hints->ai_socktype;
+        c->hints.ai_protocol = hints->ai_protocol;
+        c->has_hints = true;
+    }
+    /* A resolver may wait for a name server for many seconds (resolv.conf's timeout times
+     * its attempts): a deadline or a cancel leaves the call to its thread, which frees it. */
+    int r = weft__pool_run_abandonable(gai_run, c, gai_free, deadline);
     if (r < 0)
-        return r;
-    r = map_eai(c.rc, c.sys_errno);
-    if (r == 0)
-        *res = c.res;
+        return r; /* c is gai_free's */
+    r = map_eai(c->rc, c->sys_errno);
+    if (r == 0) {
+        *res = c->res;
+        c->res = NULL;
+    }
+    gai_free(c);
     return r;
 }
 

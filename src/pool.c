@@ -4,7 +4,11 @@
  * A job lives on its waiting task's stack. The task always waits for a job that has started
  * (a thread blocked in a system call cannot be interrupted safely); a deadline or a
  * cancellation only withdraws a job still queued. So a job never outlives its frame, and
- * nothing here allocates per job.
+ * nothing here allocates per job. The one exception is a job that may be left behind
+ * (weft__pool_run_abandonable, for getaddrinfo, which may wait for a name server for many
+ * seconds): it is allocated, and a deadline or a cancel while it runs marks it abandoned and
+ * returns at once; the thread that runs it then hands its argument to its `abandon` function
+ * and frees it.
  *
  * Locking: one mutex per pool guards the queue, the counters and each queued or running
  * job's state and waker. The waiting task takes it only for short sections and never holds
@@ -34,6 +38,10 @@ typedef struct weft__job {
     void *result;
     int state;        /* JOB_*; pool mutex */
     weft_waker waker; /* the waiting task's latest waker; pool mutex */
+    /* Non-NULL: the job is allocated and may be left behind (weft__pool_run_abandonable); set
+     * before it is queued. */
+    void (*abandon)(void *arg);
+    bool abandoned; /* the waiter has gone: the thread finishes the job; pool mutex */
 } weft__job;
 
 struct weft__pool {
@@ -114,9 +122,17 @@ static void *pool_thread(void *arg)
         void *result = j->fn(j->arg);
 
         pthread_mutex_lock(&p->mu);
+        p->njobs++;
+        if (j->abandoned) {
+            /* Nobody waits for it any more: its argument and record are this thread's. */
+            pthread_mutex_unlock(&p->mu);
+            j->abandon(j->arg);
+            weft__free(NULL, j);
+            pthread_mutex_lock(&p->mu);
+            continue;
+        }
         j->result = result;
         j->state = JOB_DONE;
-        p->njobs++;
         weft_waker wk = j->waker;
         /* From here the job may vanish with its task's frame: only the copy is used. */
         pthread_mutex_unlock(&p->mu);
@@ -159,17 +175,18 @@ static void unlock_mutex(void *mu)
     pthread_mutex_unlock(mu);
 }
 
-/* weft_blocking's body, for the task t of w; with `withdrawable` false the wait ignores the
- * deadline and cancellation from the start (weft__pool_run). */
-static int pool_run(weft__worker *w, weft_task *t, weft_fn fn, void *arg, void **result,
-                    int64_t deadline, bool withdrawable)
+/* weft_blocking's body, for the task t of w and the job j (queued here); with `withdrawable`
+ * false the wait ignores the deadline and cancellation from the start (weft__pool_run). A job
+ * with `abandon` is left to its thread by a deadline or a cancel that comes while it runs:
+ * `*abandoned` is then set, and j is no longer the caller's. */
+static int pool_run(weft__worker *w, weft_task *t, weft__job *jp, void **result, int64_t deadline,
+                    bool withdrawable, bool *abandoned)
 {
     int r;
     weft__pool *p;
     r = pool_get(w, &p);
     if (r < 0)
         return r;
-    weft__job j = {.fn = fn, .arg = arg, .state = JOB_QUEUED};
 
     pthread_mutex_lock(&p->mu);
     r = grow(p);
@@ -177,28 +194,29 @@ static int pool_run(weft__worker *w, weft_task *t, weft_fn fn, void *arg, void *
         pthread_mutex_unlock(&p->mu);
         return r;
     }
-    j.prev = p->tail;
+    jp->prev = p->tail;
     if (p->tail)
-        p->tail->next = &j;
+        p->tail->next = jp;
     else
-        p->head = &j;
-    p->tail = &j;
+        p->head = jp;
+    p->tail = jp;
     p->nqueued++;
     pthread_cond_signal(&p->work);
 
     /* The mutex is held at the top of each round; the park releases it once the task is
      * marked parked, so the pool thread's wake (which copies the waker under the mutex)
      * cannot fall between our check and our park. Once the job runs, the wait ignores the
-     * deadline and cancellation: the job's frame is ours until it is done. */
+     * deadline and cancellation: the job's frame is ours until it is done (one that may be
+     * abandoned is left to its thread instead). */
     bool started = !withdrawable;
     for (;;) {
-        if (j.state == JOB_DONE) {
+        if (jp->state == JOB_DONE) {
             pthread_mutex_unlock(&p->mu);
             break;
         }
-        j.waker = weft__waker_of(t); /* each park is a new epoch's */
+        jp->waker = weft__waker_of(t); /* each park is a new epoch's */
         weft__wait wr = {.kind = WEFT__WAIT_POOL_JOB,
-                         .what = &j,
+                         .what = jp,
                          .deadline = deadline,
                          .uncancellable = started,
                          .unlock = unlock_mutex,
@@ -206,8 +224,14 @@ static int pool_run(weft__worker *w, weft_task *t, weft_fn fn, void *arg, void *
         r = weft__park(w, &wr);
         w = t->worker;
         pthread_mutex_lock(&p->mu);
-        if (r < 0 && j.state == JOB_QUEUED) {
-            unlink_job(p, &j); /* withdrawn: it never runs */
+        if (r < 0 && jp->state == JOB_QUEUED) {
+            unlink_job(p, jp); /* withdrawn: it never runs */
+            pthread_mutex_unlock(&p->mu);
+            return r;
+        }
+        if (r < 0 && jp->abandon && jp->state == JOB_RUNNING) {
+            jp->abandoned = true; /* its thread finishes it: the caller goes now */
+            *abandoned = true;
             pthread_mutex_unlock(&p->mu);
             return r;
         }
@@ -215,7 +239,7 @@ static int pool_run(weft__worker *w, weft_task *t, weft_fn fn, void *arg, void *
             started = true;
     }
     if (result)
-        *result = j.result;
+        *result = jp->result;
     return 0;
 }
 
@@ -228,12 +252,46 @@ int weft_blocking(weft_fn fn, void *arg, void **result, int64_t deadline)
         return r;
     if (!fn)
         return -EINVAL;
-    return pool_run(w, t, fn, arg, result, deadline, true);
+    weft__job j = {.fn = fn, .arg = arg, .state = JOB_QUEUED};
+    bool abandoned = false;
+    return pool_run(w, t, &j, result, deadline, true, &abandoned);
 }
 
 int weft__pool_run(weft__worker *w, weft_task *t, weft_fn fn, void *arg, void **result)
 {
-    return pool_run(w, t, fn, arg, result, WEFT_FOREVER, false);
+    weft__job j = {.fn = fn, .arg = arg, .state = JOB_QUEUED};
+    bool abandoned = false;
+    return pool_run(w, t, &j, result, WEFT_FOREVER, false, &abandoned);
+}
+
+int weft__pool_run_abandonable(weft_fn fn, void *arg, void (*abandon)(void *arg), int64_t deadline)
+{
+    weft_task *t;
+    int r;
+    weft__worker *w = weft__blocking_begin(&t, true, &r);
+    if (!w) {
+        abandon(arg);
+        return r;
+    }
+    /* Nothing done yet, and nothing could be without a wait: as for weft_fs_*. */
+    if (deadline != WEFT_FOREVER && deadline <= weft_now()) {
+        abandon(arg);
+        return -ETIMEDOUT;
+    }
+    weft__job *j = weft__malloc(w, sizeof *j);
+    if (!j) {
+        abandon(arg);
+        return -ENOMEM;
+    }
+    *j = (weft__job){.fn = fn, .arg = arg, .state = JOB_QUEUED, .abandon = abandon};
+    bool abandoned = false;
+    r = pool_run(w, t, j, NULL, deadline, true, &abandoned);
+    if (abandoned)
+        return r; /* the job's thread calls abandon(arg) and frees j */
+    weft__free(weft__worker_current(), j);
+    if (r < 0)
+        abandon(arg); /* withdrawn, or never queued: it never ran */
+    return r;
 }
 
 WEFT_COLD void weft__pool_fini(weft__runtime *rt)

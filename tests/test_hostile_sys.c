@@ -12,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <sched.h>
 #include <sys/inotify.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -791,4 +794,144 @@ static void *pool_misuse_main(void *arg)
 Test(hostile_sys, pool_misuse_nesting_and_thousands_queued, .timeout = 60)
 {
     run_main(pool_misuse_main, NULL);
+}
+
+/* ---- A resolver that never answers ----------------------------------------------------- */
+
+/* The test's own /etc/resolv.conf, in a mount namespace of its own (private: nothing reaches
+ * the host's): one name server, on 127.0.0.1:53, which is the test's socket. Returns the
+ * bound socket, or -1 (with the reason in `why`) where the sandbox allows none of it. */
+static int blackhole_setup(const char **why)
+{
+    *why = NULL;
+    if (unshare(CLONE_NEWNS) != 0) {
+        *why = "no mount namespace";
+        return -1;
+    }
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+        *why = "mounts cannot be made private";
+        return -1;
+    }
+    char conf[] = "/tmp/weft-resolv-XXXXXX";
+    int cfd = mkstemp(conf);
+    cr_assert_geq(cfd, 0);
+    const char *text = "nameserver 127.0.0.1\noptions timeout:30 attempts:1\n";
+    cr_assert_eq(write(cfd, text, strlen(text)), (ssize_t)strlen(text));
+    close(cfd);
+    int r = mount(conf, "/etc/resolv.conf", NULL, MS_BIND, NULL);
+    unlink(conf);
+    if (r != 0) {
+        *why = "resolv.conf cannot be replaced";
+        return -1;
+    }
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(53)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        *why = "port 53 is not ours";
+        return -1;
+    }
+    return fd;
+}
+
+typedef struct blackhole {
+    int fd;
+    weft_chan *seen;      /* a value per query received */
+    _Atomic bool release; /* from now on, every query is answered (REFUSED) */
+    _Atomic bool stop;
+    _Atomic int nanswered;
+} blackhole;
+
+/* Receives queries; answers none until released, then each with REFUSED, so that the
+ * resolver's thread lets go. */
+static void *blackhole_main(void *arg)
+{
+    blackhole *b = arg;
+    unsigned char q[512];
+    bool told = false;
+    while (!atomic_load(&b->stop)) {
+        int r = weft_fd_wait(b->fd, WEFT_READABLE, weft_deadline_in(10 * WEFT_MSEC));
+        if (r == -ETIMEDOUT)
+            continue;
+        cr_assert_gt(r, 0);
+        struct sockaddr_storage from;
+        socklen_t flen = sizeof from;
+        ssize_t n = recvfrom(b->fd, q, sizeof q, MSG_DONTWAIT, (struct sockaddr *)&from, &flen);
+        if (n < 12)
+            continue;
+        if (!told) {
+            told = true;
+            int one = 1;
+            weft_chan_send(b->seen, &one, WEFT_FOREVER);
+        }
+        while (!atomic_load(&b->release) && !atomic_load(&b->stop))
+            weft_sleep(WEFT_MSEC);
+        q[2] |= 0x80;             /* QR: a response */
+        q[3] = (q[3] & 0xf0) | 5; /* RCODE: REFUSED */
+        memset(q + 6, 0, 6);      /* no answer, authority or additional records */
+        sendto(b->fd, q, (size_t)n, 0, (struct sockaddr *)&from, flen);
+        atomic_fetch_add(&b->nanswered, 1);
+    }
+    return NULL;
+}
+
+typedef struct resolve_call {
+    int64_t deadline;
+    int result;
+} resolve_call;
+
+static void *resolve_in_task(void *arg)
+{
+    resolve_call *c = arg;
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    c->result = weft_getaddrinfo("weft-blackhole.example.", "80", &hints, &res, c->deadline);
+    if (c->result == 0)
+        freeaddrinfo(res);
+    return NULL;
+}
+
+static void *blackhole_test_main(void *arg)
+{
+    blackhole b = {.fd = *(int *)arg};
+    EQ(weft_chan_create(&b.seen, sizeof(int), 4), 0);
+    weft_task *bt;
+    EQ(weft_spawn(&bt, blackhole_main, &b, NULL), 0);
+
+    /* Cancelled while getaddrinfo waits for the server: -ECANCELED at once. */
+    resolve_call c = {.deadline = WEFT_FOREVER, .result = 1};
+    weft_task *t;
+    EQ(weft_spawn(&t, resolve_in_task, &c, NULL), 0);
+    int one;
+    EQ(weft_chan_recv(b.seen, &one, SOON), 0); /* the query is out: the job runs */
+    weft_cancel(t);
+    EQ(weft_join(t, NULL, SOON), 0);
+    EQ(c.result, -ECANCELED);
+
+    /* A deadline that passes while it waits: -ETIMEDOUT at the deadline. */
+    c = (resolve_call){.deadline = weft_deadline_in(100 * WEFT_MSEC), .result = 1};
+    resolve_in_task(&c);
+    EQ(c.result, -ETIMEDOUT);
+
+    /* The server answers at last (both queries): the pool's threads let go, and the runtime
+     * ends. */
+    atomic_store(&b.release, true);
+    for (int i = 0; i < 10000 && atomic_load(&b.nanswered) < 2; i++)
+        weft_sleep(WEFT_MSEC);
+    atomic_store(&b.stop, true);
+    EQ(weft_join(bt, NULL, SOON), 0);
+    weft_chan_release(b.seen);
+    return NULL;
+}
+
+Test(hostile_sys, a_resolver_that_never_answers_is_cut_by_deadline_and_cancel, .timeout = 120)
+{
+    const char *why;
+    int fd = blackhole_setup(&why);
+    if (fd < 0)
+        cr_skip_test("%s", why);
+    run_main(blackhole_test_main, &fd);
+    close(fd);
 }
