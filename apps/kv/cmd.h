@@ -274,6 +274,9 @@ KV_DECL(cmd_zscan);
 /* cmd_server.c */
 KV_DECL(cmd_ping);
 KV_DECL(cmd_echo);
+KV_DECL(cmd_auth);
+KV_DECL(cmd_time);
+KV_DECL(cmd_role);
 KV_DECL(multi_select);
 KV_DECL(multi_quit);
 KV_DECL(multi_reset);
@@ -282,11 +285,13 @@ KV_DECL(multi_client);
 KV_DECL(multi_command);
 KV_DECL(multi_config);
 KV_DECL(multi_info);
+KV_DECL(multi_memory);
+KV_DECL(cmd_memusage);
 KV_DECL(multi_shutdown);
 KV_DECL(cmd_clientlist);
 KV_DECL(multi_bgrewriteaof);
 KV_DECL(cmd_bgrewrite);
-/* Before CLIENT, COMMAND or CONFIG is queued inside MULTI: Redis's errors for an unknown
+/* Before CLIENT, COMMAND, CONFIG or MEMORY is queued inside MULTI: Redis's errors for an unknown
  * subcommand or its arity, as running it would answer. Returns 0, or -1 with the error in out;
  * 0 for any other command. */
 int kv_subcommand_check(const kv_command *cmd, int argc, const char *const *argv,

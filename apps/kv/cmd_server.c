@@ -1,12 +1,15 @@
-/* Server and connection commands: PING, ECHO, SELECT, QUIT, HELLO, CLIENT, COMMAND, CONFIG,
- * INFO, SHUTDOWN. They run on the connection's task (multi), except PING and ECHO, which are
- * keyless procs run where the connection lives. */
+/* Server and connection commands: PING, ECHO, AUTH, TIME, ROLE, SELECT, QUIT, HELLO, CLIENT,
+ * COMMAND, CONFIG, MEMORY, INFO, SHUTDOWN. They run on the connection's task (multi), except
+ * PING, ECHO, AUTH, TIME and ROLE, which are keyless procs run where the connection lives. */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/time.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -30,6 +33,41 @@ void cmd_ping(kv_ctx *c)
 void cmd_echo(kv_ctx *c)
 {
     reply_bulk(c->out, c->argv[1], c->argl[1]);
+}
+
+/* AUTH as Redis answers it with its default configuration: one user, "default", with no
+ * password, so that any password is accepted for it and the one-argument form (which names
+ * no user) is an error. Clients map these texts: redis-py raises AuthenticationError. */
+void cmd_auth(kv_ctx *c)
+{
+    if (c->argc > 3)
+        reply_error(c->out, ERR_SYNTAX);
+    else if (c->argc == 2)
+        reply_error(c->out, "ERR AUTH <password> called without any password configured for the "
+                            "default user. Are you sure your configuration is correct?");
+    else if (c->argl[1] == 7 && memcmp(c->argv[1], "default", 7) == 0)
+        reply_ok(c->out);
+    else
+        reply_error(c->out, "WRONGPASS invalid username-password pair or user is disabled.");
+}
+
+/* TIME: the Unix time as seconds and microseconds, two bulks. */
+void cmd_time(kv_ctx *c)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    reply_array(c->out, 2);
+    reply_bulk_ll(c->out, (long long)tv.tv_sec);
+    reply_bulk_ll(c->out, (long long)tv.tv_usec);
+}
+
+/* ROLE: a master with no replicas and replication offset 0, which is what weft-kv is. */
+void cmd_role(kv_ctx *c)
+{
+    reply_array(c->out, 3);
+    reply_bulks(c->out, "master");
+    reply_int(c->out, 0);
+    reply_array(c->out, 0);
 }
 
 void multi_select(kv_ctx *c)
@@ -864,6 +902,71 @@ void multi_config(kv_ctx *c)
                         sizeof config_subcommands / sizeof *config_subcommands);
 }
 
+/* ---- MEMORY ---- */
+
+/* MEMORY USAGE's options from argv[3] on, as Redis 7.0 reads them: SAMPLES n any number of
+ * times, the last one counting, 0 for every element. Returns the count (LLONG_MAX for all), or
+ * -1 after replying the error when reply is set. */
+static long long usage_samples(kv_ctx *c, int reply)
+{
+    long long samples = 5; /* Redis's OBJ_COMPUTE_SIZE_DEF_SAMPLES */
+    for (int i = 3; i < c->argc; i++) {
+        if (!arg_is(c, i, "samples") || i + 1 >= c->argc) {
+            if (reply)
+                reply_error(c->out, ERR_SYNTAX);
+            return -1;
+        }
+        if (resp_strtoll(c->argv[i + 1], c->argl[i + 1], &samples) < 0 || samples < 0) {
+            if (reply)
+                reply_error(c->out, samples < 0 ? ERR_SYNTAX : ERR_NOTINT);
+            return -1;
+        }
+        samples = samples ? samples : LLONG_MAX;
+        i++;
+    }
+    return samples;
+}
+
+/* __memusage: MEMORY USAGE key [SAMPLES n] run on the key's shard (its options were checked
+ * on the connection). The key's bytes, or null when it is missing. */
+void cmd_memusage(kv_ctx *c)
+{
+    kv_entry *e = db_lookup(c->db, c->argv[2], c->argl[2]);
+    if (!e)
+        reply_null(c->out);
+    else
+        reply_int(c->out, (long long)db_entry_usage(e, usage_samples(c, 0)));
+}
+
+/* MEMORY USAGE: the key's bytes, from its shard (redis-cli --memkeys asks it of every key). The
+ * count covers the entry with its key and the value's blocks, not the slot of the shard's
+ * table that points to it. */
+static void memory_usage(kv_ctx *c)
+{
+    if (usage_samples(c, 1) < 0)
+        return;
+    const kv_command *k = kv_command_find("__memusage", 10, 1);
+    kv_item it = {k, c->argc, c->argv, c->argl, 0, kv_key_shard(c->argv[2], c->argl[2]), 0, 0};
+    sbuf tmp = sbuf_like(c->out);
+    if (kv_exec_items(c->conn, &it, 1, &tmp) < 0)
+        c->conn->close_after = 1;
+    else
+        sbuf_add(c->out, tmp.data + it.off, it.len);
+    sbuf_free(&tmp);
+}
+
+/* Redis 7.0's MEMORY subcommands: only USAGE has a meaning here. */
+static const subcommand memory_subcommands[] = {
+    {"doctor", 2, NULL}, {"help", 2, NULL},  {"malloc-stats", 2, NULL},
+    {"purge", 2, NULL},  {"stats", 2, NULL}, {"usage", -3, memory_usage},
+};
+
+void multi_memory(kv_ctx *c)
+{
+    dispatch_subcommand(c, "MEMORY", memory_subcommands,
+                        sizeof memory_subcommands / sizeof *memory_subcommands);
+}
+
 int kv_subcommand_check(const kv_command *cmd, int argc, const char *const *argv,
                         const size_t *argl, sbuf *out)
 {
@@ -881,6 +984,11 @@ int kv_subcommand_check(const kv_command *cmd, int argc, const char *const *argv
     if (cmd->multi == multi_config)
         return find_subcommand(&c, "CONFIG", config_subcommands,
                                sizeof config_subcommands / sizeof *config_subcommands)
+                   ? 0
+                   : -1;
+    if (cmd->multi == multi_memory)
+        return find_subcommand(&c, "MEMORY", memory_subcommands,
+                               sizeof memory_subcommands / sizeof *memory_subcommands)
                    ? 0
                    : -1;
     return 0;
@@ -1001,6 +1109,26 @@ void multi_info(kv_ctx *c)
                  (unsigned long long)st.nsyscalls);
         LINE("\r\n");
     }
+    /* Replication, CPU and Cluster as Redis fills them for a lone master: clients and tools
+     * read role (redis-py's info()["role"], Sentinel-style checks), used_cpu_* and
+     * cluster_enabled. */
+    if (want(c, "replication"))
+        LINE("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"
+             "master_failover_state:no-failover\r\nmaster_repl_offset:0\r\n"
+             "second_repl_offset:-1\r\nrepl_backlog_active:0\r\n\r\n");
+    if (want(c, "cpu")) {
+        struct rusage self, children;
+        getrusage(RUSAGE_SELF, &self);
+        getrusage(RUSAGE_CHILDREN, &children);
+        LINE("# CPU\r\nused_cpu_sys:%ld.%06ld\r\nused_cpu_user:%ld.%06ld\r\n"
+             "used_cpu_sys_children:%ld.%06ld\r\nused_cpu_user_children:%ld.%06ld\r\n\r\n",
+             (long)self.ru_stime.tv_sec, (long)self.ru_stime.tv_usec, (long)self.ru_utime.tv_sec,
+             (long)self.ru_utime.tv_usec, (long)children.ru_stime.tv_sec,
+             (long)children.ru_stime.tv_usec, (long)children.ru_utime.tv_sec,
+             (long)children.ru_utime.tv_usec);
+    }
+    if (want(c, "cluster"))
+        LINE("# Cluster\r\ncluster_enabled:0\r\n\r\n");
     if (want(c, "keyspace")) {
         LINE("# Keyspace\r\n");
         if (t.keys)

@@ -151,6 +151,9 @@ const kv_command kv_commands[] = {
     /* server and connection */
     {"ping", -1, F, 0, 0, 0, cmd_ping, NULL, "connection"},
     {"echo", 2, F, 0, 0, 0, cmd_echo, NULL, "connection"},
+    {"auth", -2, F | NLS, 0, 0, 0, cmd_auth, NULL, "connection"},
+    {"time", 1, F | CMD_LOADING | CMD_STALE, 0, 0, 0, cmd_time, NULL, "server"},
+    {"role", 1, F | NLS, 0, 0, 0, cmd_role, NULL, "server"},
     {"select", 2, F | X | CMD_LOADING | CMD_STALE, 0, 0, 0, NULL, multi_select, "connection"},
     {"quit", -1, F | X | NLS, 0, 0, 0, NULL, multi_quit, "connection"},
     {"reset", 1, F | X | NLS, 0, 0, 0, NULL, multi_reset, "connection"},
@@ -159,6 +162,7 @@ const kv_command kv_commands[] = {
     {"command", -1, X | CMD_LOADING | CMD_STALE, 0, 0, 0, NULL, multi_command, "server"},
     {"config", -2, X | NLS, 0, 0, 0, NULL, multi_config, "server"},
     {"info", -1, X | CMD_LOADING | CMD_STALE, 0, 0, 0, NULL, multi_info, "server"},
+    {"memory", -2, X, 0, 0, 0, NULL, multi_memory, "server"},
     {"shutdown", -1, W | X | NLS | CMD_NOMULTI, 0, 0, 0, NULL, multi_shutdown, "server"},
     {"bgrewriteaof", 1, X | CMD_NOSCRIPT, 0, 0, 0, NULL, multi_bgrewriteaof, "server"},
     /* transactions */
@@ -175,6 +179,7 @@ const kv_command kv_commands[] = {
     {"__bgrewrite", 1, H, 0, 0, 0, cmd_bgrewrite, NULL, NULL},
     {"__zfetch", 2, R | H, 1, 1, 1, cmd_zfetch, NULL, NULL},
     {"__zrangefetch", -4, R | H, 1, 1, 1, cmd_zrangefetch, NULL, NULL},
+    {"__memusage", -3, R | H, 2, 2, 1, cmd_memusage, NULL, NULL},
 };
 /* clang-format on */
 

@@ -227,6 +227,63 @@ int db_str_resize(kv_entry *e, size_t n)
     return 0;
 }
 
+/* malloc_usable_size takes a non-const pointer; NULL counts 0. */
+static size_t usable(const void *p)
+{
+    return p ? malloc_usable_size((void *)p) : 0;
+}
+
+/* A hash field or set member (with its value, if any), and a sorted-set node. */
+static size_t field_usage(const dnode *n)
+{
+    const kv_field *f = (const kv_field *)n;
+    return usable(f) + usable(f->val);
+}
+
+static size_t znode_usage(const dnode *n)
+{
+    return usable(n);
+}
+
+/* A dict's bucket array, and its nodes measured on up to `samples` of them. The walk goes
+ * bucket by bucket, so it visits at most the bucket count plus `samples` nodes. */
+static size_t dict_usage(const dict *d, long long samples, size_t (*node)(const dnode *))
+{
+    size_t sum = 0;
+    long long seen = 0;
+    for (size_t b = 0; d->buckets && b <= d->mask && seen < samples; b++)
+        for (const dnode *n = d->buckets[b]; n && seen < samples; n = n->next, seen++)
+            sum += node(n);
+    return usable(d->buckets) + (seen ? (size_t)((double)sum / (double)seen * (double)d->size) : 0);
+}
+
+size_t db_entry_usage(const kv_entry *e, long long samples)
+{
+    if (samples < 1)
+        samples = 1;
+    size_t bytes = usable(e);
+    switch (e->type) {
+    case KV_STRING:
+        return bytes + usable(e->v.str.p);
+    case KV_HASH:
+    case KV_SET:
+        return bytes + usable(e->v.hash) + dict_usage(e->v.hash, samples, field_usage);
+    case KV_ZSET: {
+        const kv_zset *z = e->v.zset;
+        return bytes + usable(z) + usable(z->head) + dict_usage(&z->members, samples, znode_usage);
+    }
+    case KV_LIST: {
+        const kv_list *l = e->v.list;
+        size_t sum = 0, seen = 0;
+        for (; seen < l->len && (long long)seen < samples; seen++)
+            sum += usable(l->items[(l->head + seen) % l->cap]);
+        bytes += usable(l) + usable(l->items);
+        return bytes + (seen ? (size_t)((double)sum / (double)seen * (double)l->len) : 0);
+    }
+    }
+    return bytes;
+}
+
 kv_entry *db_set_string(kv_db *db, const char *key, size_t klen, const char *val, size_t vlen,
                         int keep_ttl)
 {

@@ -128,6 +128,10 @@ void db_delete_if_empty(kv_db *db, kv_entry *e);
 void db_set_expire(kv_db *db, kv_entry *e, int64_t when_ms); /* -1: persist */
 /* Resizes e's string to n bytes (zero-filling growth). Returns 0 or -1. */
 int db_str_resize(kv_entry *e, size_t n);
+/* The bytes e and its value take (MEMORY USAGE): malloc's usable sizes of the entry and of
+ * every block its value owns. An aggregate's elements are measured on the first `samples` of
+ * them (at least 1) and the mean counted for all, as Redis estimates. */
+size_t db_entry_usage(const kv_entry *e, long long samples);
 
 /* Lists. */
 int list_push(kv_list *l, const char *p, size_t n, int left); /* 0 or -1 */

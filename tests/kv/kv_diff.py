@@ -184,6 +184,11 @@ def edge_cases():
         "CONFIG SET appendonly no appendonly no", "CONFIG GET maxmemory",
         "CONFIG GET maxmemory-policy", "CONFIG SET maxmemory 0 maxmemory-policy noeviction",
         "CONFIG GET maxmemory",
+        "AUTH pw", "AUTH default pw", "AUTH Default pw", "AUTH nobody pw", "AUTH a b c", "ROLE",
+        "ROLE x", "TIME x", "MEMORY", "MEMORY FOO", "MEMORY USAGE", "MEMORY USAGE nokey",
+        "MEMORY USAGE nokey SAMPLES 0 SAMPLES 3", "MEMORY USAGE ek SAMPLES",
+        "MEMORY USAGE ek SAMPLES -1", "MEMORY USAGE ek SAMPLES x", "MEMORY USAGE ek FOO 1",
+        "MEMORY STATS x", "MEMORY DOCTOR x",
     ]:
         s.append(tuple(line.split()))
     s += [("CONFIG", "SET", "save", "", "save", ""), ("CONFIG", "SET", "save", "", "SAVE", "x")]
