@@ -233,13 +233,14 @@ static size_t usable(const void *p)
     return p ? malloc_usable_size((void *)p) : 0;
 }
 
-/* A hash field or set member (with its value, if any), and a sorted-set node. */
+/* A hash field or a set member, with its value if it has one. */
 static size_t field_usage(const dnode *n)
 {
     const kv_field *f = (const kv_field *)n;
     return usable(f) + usable(f->val);
 }
 
+/* A sorted-set node: its links and the member's bytes are one block. */
 static size_t znode_usage(const dnode *n)
 {
     return usable(n);
