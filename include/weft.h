@@ -1486,7 +1486,10 @@ WEFT_API ssize_t weft_stream_read_until(weft_stream *s, int delim, void *buf, si
 /* weft_stream_read_until(s, '\n', ...). */
 WEFT_API ssize_t weft_stream_read_line(weft_stream *s, void *buf, size_t max, int64_t deadline);
 
-/* Buffers len bytes (parking for backpressure as described above). Returns len or -errno. */
+/* Buffers len bytes (parking for backpressure as described above). Returns len or -errno;
+ * after an error (a deadline, a cancel, the peer gone) a prefix of buf of unknown length may
+ * have been taken already, buffered for the next flush or written, as with weft_write: do not
+ * write the same bytes again on that stream, close it. */
 WEFT_API ssize_t weft_stream_write(weft_stream *s, const void *buf, size_t len, int64_t deadline);
 /* Sends everything buffered. Returns 0 or -errno. */
 WEFT_API int weft_stream_flush(weft_stream *s, int64_t deadline);
@@ -1634,7 +1637,7 @@ WEFT_API int weft_file_write_atomic(const char *path, const void *buf, size_t le
                                     int64_t deadline);
 
 /* A file's region mapped into memory: mmap(2) of `len` bytes of fd from `off` (a multiple of
- * the page size), `prot` PROT_READ/PROT_WRITE, `flags` MAP_SHARED or MAP_PRIVATE, optionally
+ * the page size), `prot` PROT_READ/PROT_WRITE/PROT_EXEC (others: -EINVAL), `flags` MAP_SHARED or MAP_PRIVATE, optionally
  * with MAP_POPULATE and MAP_NORESERVE (others: -EINVAL). `*out` gets the address.
  * The mapping itself waits for no I/O and is made on the worker's thread; but touching a page
  * that is not in memory stops the worker's thread on a page fault until the device delivers
@@ -1731,7 +1734,9 @@ WEFT_API void weft_fswatch_destroy(weft_fswatch *w);
 WEFT_API int weft_getaddrinfo(const char *host, const char *service, const struct addrinfo *hints,
                               struct addrinfo **res, int64_t deadline);
 /* Resolves `host` to its first address of type SOCK_STREAM (IPv4 or IPv6), with `port`.
- * Numeric addresses are parsed without a thread. Returns 0 or as weft_getaddrinfo. */
+ * Numeric addresses are parsed without a thread, as weft_addr_ip parses them: so an empty
+ * host or "*" is the IPv4 wildcard 0.0.0.0 (a listener's "any address"), never looked up.
+ * Returns 0 or as weft_getaddrinfo. */
 WEFT_API int weft_resolve(weft_addr *out, const char *host, int port, int64_t deadline);
 
 /* ---------------------------------------------------------------------------------------
@@ -2218,6 +2223,8 @@ WEFT_API int weft_process_spawn(weft_process **out, const char *path, char *cons
 /* Waits until the child exits and reaps it; `*status` (if not NULL) receives a waitpid(2)
  * status (WIFEXITED, WEXITSTATUS, WIFSIGNALED, WTERMSIG). Waits on a pidfd (Linux 5.3+;
  * earlier kernels poll). Once reaped, later calls return 0 and the same status at once.
+ * Tasks of any workers may wait for one child at once: each gets 0 and the status, whichever
+ * of them reaped it (a kill racing the reap is 0 or -ESRCH, never a signal to another).
  * Returns 0, -ETIMEDOUT or -ECANCELED (the child keeps running; wait again, or kill it),
  * -EINVAL, -EPERM outside a task, -ECHILD (someone else reaped it, e.g. waitpid(-1)). */
 WEFT_API int weft_process_wait(weft_process *p, int *status, int64_t deadline);

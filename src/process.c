@@ -6,6 +6,7 @@
  * without pidfds (before 5.3) the wait polls waitid(WNOHANG) on a doubling timer instead. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
@@ -22,12 +23,18 @@
 
 extern char **environ;
 
+/* Tasks of any worker may wait for and kill one child at once: `lock` makes its reap and
+ * each kill one step against the other (a waiter that finds the child reaped by another takes
+ * its status; a kill never signals a reaped child). It is held only around waitid(WNOHANG)
+ * and a kill, never across a park. The pidfd stays open until weft_process_free, so a waiter
+ * parked on it never finds its number closed and reused under it by another's reap. */
 struct weft_process {
     pid_t pid;
-    int pidfd;    /* -1 without pidfd support, or once reaped */
+    int pidfd;    /* -1 without pidfd support; fixed after the spawn */
     int stdio[3]; /* parent ends of the pipes asked for, else -1 */
-    int status;   /* waitpid(2)-style status, once reaped */
-    bool reaped;
+    pthread_mutex_t lock;
+    int status;  /* waitpid(2)-style status, once reaped; lock */
+    bool reaped; /* lock */
 };
 
 static void close_fd(int fd)
@@ -63,6 +70,7 @@ int weft_process_spawn(weft_process **out, const char *path, char *const argv[],
         return -ENOMEM;
     memset(p, 0, sizeof *p);
     p->pidfd = -1;
+    pthread_mutex_init(&p->lock, NULL);
     int child_end[3] = {-1, -1, -1};
     for (int i = 0; i < 3; i++)
         p->stdio[i] = -1;
@@ -138,9 +146,12 @@ int weft_process_spawn(weft_process **out, const char *path, char *const argv[],
     return 0;
 }
 
-/* Reaps the child if it has exited. Returns 1 (reaped), 0 (still running) or -errno. */
-static int try_reap(weft_process *p)
+/* Reaps the child if it has exited (or finds it reaped); under p->lock. Returns 1 (reaped), 0
+ * (still running) or -errno. */
+static int try_reap_locked(weft_process *p)
 {
+    if (p->reaped)
+        return 1;
     siginfo_t si;
     for (;;) {
         memset(&si, 0, sizeof si);
@@ -166,9 +177,18 @@ static int try_reap(weft_process *p)
         break;
     }
     p->reaped = true;
-    close_fd(p->pidfd);
-    p->pidfd = -1;
     return 1;
+}
+
+/* try_reap_locked, taking the lock; the status copied out when reaped. */
+static int try_reap(weft_process *p, int *status)
+{
+    pthread_mutex_lock(&p->lock);
+    int r = try_reap_locked(p);
+    if (r > 0 && status)
+        *status = p->status;
+    pthread_mutex_unlock(&p->lock);
+    return r;
 }
 
 int weft_process_wait(weft_process *p, int *status, int64_t deadline)
@@ -176,18 +196,17 @@ int weft_process_wait(weft_process *p, int *status, int64_t deadline)
     if (!p)
         return -EINVAL;
     int64_t backoff = WEFT_MSEC;
-    while (!p->reaped) {
-        if (weft_canceled() == 1)
-            return -ECANCELED;
-        int r = try_reap(p);
+    int st;
+    for (;;) {
+        int r = try_reap(p, &st);
         if (r < 0)
             return r;
         if (r > 0)
             break;
+        if (weft_canceled() == 1)
+            return -ECANCELED;
         if (p->pidfd >= 0) {
             r = weft_fd_wait(p->pidfd, WEFT_READABLE, deadline);
-            if (r == -EBADF && p->reaped)
-                break; /* another waiter reaped it (and closed the pidfd) meanwhile */
         } else {
             /* No pidfd: poll, 1 ms doubling to 100 ms, never past the deadline. */
             int64_t next = weft_deadline_in(backoff);
@@ -200,7 +219,7 @@ int weft_process_wait(weft_process *p, int *status, int64_t deadline)
             return r;
     }
     if (status)
-        *status = p->status;
+        *status = st;
     return 0;
 }
 
@@ -208,11 +227,12 @@ int weft_process_kill(weft_process *p, int sig)
 {
     if (!p)
         return -EINVAL;
-    if (p->reaped)
-        return -ESRCH;
-    /* Not reaped: the pid is still this child's (a zombie at worst); the pidfd, when there is
-     * one, names it whatever happens to the pid. */
-    return weft__sys_kill(sys_here(), p->pidfd, p->pid, sig);
+    pthread_mutex_lock(&p->lock);
+    /* Not reaped: the pid is still this child's (a zombie at worst), and stays so while the
+     * lock keeps any reap out; the pidfd, when there is one, names it whatever happens. */
+    int r = p->reaped ? -ESRCH : weft__sys_kill(sys_here(), p->pidfd, p->pid, sig);
+    pthread_mutex_unlock(&p->lock);
+    return r;
 }
 
 pid_t weft_process_pid(const weft_process *p)
@@ -245,5 +265,6 @@ void weft_process_free(weft_process *p)
     for (int i = 0; i < 3; i++)
         close_fd(p->stdio[i]);
     close_fd(p->pidfd);
+    pthread_mutex_destroy(&p->lock);
     weft__free(weft__worker_current(), p); /* needs no worker: any thread */
 }

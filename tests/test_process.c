@@ -235,3 +235,56 @@ Test(process, fork_in_a_task_leaves_the_child_without_a_runtime)
 {
     run_main(fork_main, NULL);
 }
+
+/* Waits for one child from a task of every worker at once (and two on this one): each gets 0
+ * and the same status, whichever of them reaped it. A kill racing the reap is 0 or -ESRCH,
+ * never a signal to something else. */
+typedef struct many_waits {
+    weft_process *p;
+    int status;
+} many_waits;
+
+static void *status_waiter(void *arg)
+{
+    many_waits *m = arg;
+    int r = weft_process_wait(m->p, &m->status, weft_deadline_in(20 * WEFT_SEC));
+    return (void *)(intptr_t)r;
+}
+
+static void *many_waits_main(void *arg)
+{
+    (void)arg;
+    unsigned nw = weft_worker_count();
+    for (int round = 0; round < 20; round++) {
+        weft_process *p;
+        char *argv[] = {"sh", "-c", "exit 7", NULL};
+        cr_assert_eq(weft_process_spawn(&p, "/bin/sh", argv, NULL, NULL), 0);
+        enum { PER_WORKER = 2 };
+        many_waits m[2 * PER_WORKER * 16];
+        weft_task *t[2 * PER_WORKER * 16];
+        unsigned n = 0;
+        for (unsigned k = 0; k < nw && k < 16; k++)
+            for (int j = 0; j < PER_WORKER; j++, n++) {
+                m[n] = (many_waits){p, -1};
+                cr_assert_eq(weft_spawn_on(k, &t[n], status_waiter, &m[n], NULL), 0);
+            }
+        int kr = weft_process_kill(p, 0);
+        cr_assert(kr == 0 || kr == -ESRCH, "kill: %d", kr);
+        for (unsigned i = 0; i < n; i++) {
+            void *res;
+            cr_assert_eq(weft_join(t[i], &res, WEFT_FOREVER), 0);
+            cr_assert_eq((int)(intptr_t)res, 0, "round %d waiter %u: %d", round, i,
+                         (int)(intptr_t)res);
+            cr_assert(WIFEXITED(m[i].status) && WEXITSTATUS(m[i].status) == 7,
+                      "round %d waiter %u: status 0x%x", round, i, m[i].status);
+        }
+        cr_assert_eq(weft_process_kill(p, 0), -ESRCH);
+        weft_process_free(p);
+    }
+    return NULL;
+}
+
+Test(process, waits_from_every_worker_at_once_all_get_the_status)
+{
+    run_main(many_waits_main, NULL);
+}
