@@ -1983,8 +1983,8 @@ typedef struct weft_sem {
 #define WEFT_SEM_INIT(count) {{{0, 0, 0, 0}, {(count), 0}, {0, 0}}}
 /* clang-format on */
 WEFT_API int weft_sem_acquire(weft_sem *s, int64_t deadline);
-WEFT_API int weft_sem_try_acquire(weft_sem *s);         /* 0, -EAGAIN, -EINVAL, -EPERM */
-WEFT_API int weft_sem_release(weft_sem *s, unsigned n); /* 0, -EOVERFLOW, -EINVAL, -EPERM */
+WEFT_API int weft_sem_try_acquire(weft_sem *s);         /* 0, -EAGAIN, -EINVAL; any thread */
+WEFT_API int weft_sem_release(weft_sem *s, unsigned n); /* 0, -EOVERFLOW, -EINVAL; any thread */
 WEFT_API int64_t weft_sem_value(const weft_sem *s);
 
 /* Wait group: wait until a count of outstanding jobs drops to zero. */
