@@ -59,23 +59,22 @@ static weft_chan *chan_new(size_t elem, size_t cap)
     return c;
 }
 
+/* run_main with the stall detector off: tasks that spin on purpose (the relays) and a loaded
+ * machine would only add reports to the log. */
+static void *run_quiet(weft_fn fn, void *arg)
+{
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.stall_ms = -1;
+    return run_main_cfg(&cfg, fn, arg);
+}
+
 /* Joins t and checks that it finished cancelled. */
 static void join_cancelled(weft_task *t)
 {
     void *r = NULL;
     cr_assert_eq(weft_join(t, &r, weft_deadline_in(SOON)), 0);
     cr_assert_eq(r, WEFT_CANCELED);
-}
-
-static void *park_forever(void *arg)
-{
-    (void)arg;
-    return (void *)(intptr_t)weft_sleep_until(WEFT_FOREVER);
-}
-
-static void *wait_event_task(void *arg)
-{
-    return (void *)(intptr_t)weft_event_wait(arg, weft_deadline_in(SOON));
 }
 
 /* ---- libdill go1-go4, bundle worker2, go3: closing a coroutine in every state ------------ */
@@ -215,7 +214,7 @@ static void *close_every_state_main(void *arg)
 
 Test(ported_coro, closing_a_coroutine_in_every_state, .timeout = 30)
 {
-    run_main(close_every_state_main, NULL);
+    run_quiet(close_every_state_main, NULL);
 }
 
 /* ---- libdill's cancellation rule, at every kind of wait ----------------------------------
@@ -473,7 +472,7 @@ static void *cancel_every_wait_main(void *arg)
 
 Test(ported_coro, a_wait_cancelled_fails_and_so_does_every_later_one, .timeout = 60)
 {
-    run_main(cancel_every_wait_main, NULL);
+    run_quiet(cancel_every_wait_main, NULL);
 }
 
 /* ---- Seastar semaphore_test abort_after_wait, libdill chan.c: cancel, then the grant -------
@@ -633,7 +632,7 @@ static void *cancel_then_grant_main(void *arg)
 
 Test(ported_coro, a_grant_racing_a_cancel_is_taken_once_or_left, .timeout = 60)
 {
-    run_main(cancel_then_grant_main, NULL);
+    run_quiet(cancel_then_grant_main, NULL);
 }
 
 /* The cond and auto-reset event variants: a signal (one set) that lands on a waiter already
@@ -701,5 +700,544 @@ static void *one_signal_main(void *arg)
 
 Test(ported_coro, a_signal_to_a_cancelled_waiter_is_never_lost, .timeout = 60)
 {
-    run_main(one_signal_main, NULL);
+    run_quiet(one_signal_main, NULL);
+}
+
+/* ---- libdill bundle.c: a group's life ------------------------------------------------------ */
+
+static void *nothing(void *arg)
+{
+    (void)arg;
+    return NULL;
+}
+
+/* bundle.c's worker2: a long sleep that the closing bundle cancels. */
+static void *sleep_records(void *arg)
+{
+    atomic_int *rc = arg;
+    atomic_store(rc, weft_sleep_until(weft_deadline_in(100 * WEFT_SEC)));
+    return NULL;
+}
+
+static void *sleep_briefly(void *arg)
+{
+    (void)arg;
+    weft_sleep(WEFT_MSEC);
+    return NULL;
+}
+
+static weft_group *group_new(void)
+{
+    weft_group *g = NULL;
+    cr_assert_eq(weft_group_create(&g), 0);
+    return g;
+}
+
+static void *bundle_main(void *arg)
+{
+    (void)arg;
+    /* An empty bundle closes; waiting on one returns at once, also with a passed deadline. */
+    weft_group *g = group_new();
+    cr_assert_eq(weft_group_size(g), 0);
+    cr_assert_eq(weft_group_wait(g, LONG_AGO), 0);
+    cr_assert_eq(weft_group_wait(g, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_group_close(g), 0);
+
+    /* A member that does nothing, closed before and after it ran. */
+    g = group_new();
+    cr_assert_eq(weft_group_spawn(g, nothing, NULL, NULL), 0);
+    cr_assert_eq(weft_group_close(g), 0);
+    g = group_new();
+    cr_assert_eq(weft_group_spawn(g, nothing, NULL, NULL), 0);
+    cr_assert_eq(weft_group_wait(g, weft_deadline_in(SOON)), 0);
+    cr_assert_eq(weft_group_size(g), 0);
+    cr_assert_eq(weft_group_close(g), 0);
+
+    /* Two sleepers parked for ever: the close cancels both, their sleeps say -ECANCELED. */
+    atomic_int rc[2] = {1, 1};
+    g = group_new();
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(weft_group_spawn(g, sleep_records, &rc[i], NULL), 0);
+    cr_assert_eq(weft_group_wait(g, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT);
+    cr_assert_eq(weft_group_size(g), 2);
+    cr_assert_eq(weft_group_close(g), 0);
+    cr_assert_eq(atomic_load(&rc[0]), -ECANCELED);
+    cr_assert_eq(atomic_load(&rc[1]), -ECANCELED);
+
+    /* Wait for two, then spawn again into the same bundle, then close. */
+    g = group_new();
+    cr_assert_eq(weft_group_spawn(g, sleep_briefly, NULL, NULL), 0);
+    cr_assert_eq(weft_group_spawn(g, sleep_briefly, NULL, NULL), 0);
+    cr_assert_eq(weft_group_wait(g, weft_deadline_in(SOON)), 0);
+    cr_assert_eq(weft_group_spawn(g, nothing, NULL, NULL), 0, "a bundle is reusable after a wait");
+    cr_assert_eq(weft_group_close(g), 0);
+
+    /* bundle_go_mem with a 4 KiB stack: weft's floor is WEFT_STACK_MIN. */
+    g = group_new();
+    cr_assert_eq(weft_group_spawn(g, nothing, NULL, &(weft_spawn_opts){.stack_size = 4096}),
+                 -EINVAL);
+    cr_assert_eq(
+        weft_group_spawn(g, nothing, NULL, &(weft_spawn_opts){.stack_size = WEFT_STACK_MIN}), 0);
+    cr_assert_eq(weft_group_size(g), 1, "the refused spawn left nothing behind");
+    cr_assert_eq(weft_group_close(g), 0);
+    return NULL;
+}
+
+Test(ported_coro, a_bundles_life, .timeout = 30)
+{
+    run_quiet(bundle_main, NULL);
+}
+
+/* ---- Groups cancelled while their members spawn members ---------------------------------- */
+
+struct spawner_env {
+    weft_group *g;
+    atomic_int spawned, started, finished, refused;
+    int replace; /* 1: a cancelled member spawns a replacement */
+};
+
+struct spawner_arg {
+    struct spawner_env *env;
+    int depth;
+};
+
+static void spawner_cleanup(void *arg)
+{
+    struct spawner_arg *a = arg;
+    atomic_fetch_add(&a->env->finished, 1);
+    free(a);
+}
+
+static void *spawner(void *arg);
+
+static int spawn_child(struct spawner_env *env, int depth, unsigned flags)
+{
+    struct spawner_arg *a = malloc(sizeof *a);
+    if (!a)
+        return -ENOMEM;
+    *a = (struct spawner_arg){env, depth};
+    int r = weft_group_spawn(env->g, spawner, a,
+                             &(weft_spawn_opts){.cleanup = spawner_cleanup, .flags = flags});
+    if (r == 0)
+        atomic_fetch_add(&env->spawned, 1);
+    else {
+        free(a);
+        if (r == -EPIPE)
+            atomic_fetch_add(&env->refused, 1);
+    }
+    return r;
+}
+
+/* A binary tree of members, each spawning its two children (every other one child first),
+ * then parking; a cancelled member may spawn a replacement on its way out. */
+static void *spawner(void *arg)
+{
+    struct spawner_arg *a = arg;
+    struct spawner_env *env = a->env;
+    atomic_fetch_add(&env->started, 1);
+    if (a->depth < 9) {
+        for (int i = 0; i < 2; i++)
+            if (spawn_child(env, a->depth + 1, i ? WEFT_SPAWN_CHILD_FIRST : 0) != 0)
+                break;
+    }
+    int r = weft_sleep_until(WEFT_FOREVER);
+    if (r == -ECANCELED && env->replace)
+        spawn_child(env, 9, 0); /* a leaf: it parks, and is cancelled by the close */
+    return NULL;
+}
+
+static void *group_cancel_spawning_main(void *arg)
+{
+    (void)arg;
+    for (int replace = 0; replace < 2; replace++)
+        for (int turns = 0; turns < 6; turns++) {
+            struct spawner_env env = {.g = group_new(), .replace = replace};
+            cr_assert_eq(spawn_child(&env, 0, 0), 0);
+            /* Let the tree grow for a few turns, then cancel it mid-growth. */
+            for (int i = 0; i < turns; i++)
+                cr_assert_eq(weft_yield(), 0);
+            int n = weft_group_cancel(env.g);
+            cr_assert_geq(n, 0);
+            /* A cancel reaches the members there are. Members spawned after it are not
+             * cancelled by it (weft.h): a member running on another worker may still be
+             * spawning its children, and a member that had started spawns a replacement on
+             * its way out; those park until the close. Only a tree cancelled before any member
+             * ran is over for sure. */
+            int r = weft_group_wait(env.g, weft_deadline_in(WEFT_MSEC));
+            cr_assert(r == 0 || r == -ETIMEDOUT, "%d", r);
+            if (replace)
+                cr_assert(!(r == 0 && atomic_load(&env.started) > 0),
+                          "the replacements of started members are alive (turns %d)", turns);
+            cr_assert_eq(weft_group_close(env.g), 0);
+            cr_assert_eq(atomic_load(&env.finished), atomic_load(&env.spawned),
+                         "every member spawned finished and was cleaned up once");
+        }
+    return NULL;
+}
+
+Test(ported_coro, a_group_cancelled_and_closed_while_its_members_spawn, .timeout = 60)
+{
+    run_quiet(group_cancel_spawning_main, NULL);
+}
+
+/* A member that cancels its own group cancels itself too, and the others. */
+static void *cancels_own_group(void *arg)
+{
+    weft_group *g = arg;
+    int n = weft_group_cancel(g);
+    int r = weft_sleep_until(WEFT_FOREVER);
+    return (void *)(intptr_t)(n == 3 && r == -ECANCELED ? 0 : 1);
+}
+
+static void *self_cancel_group_main(void *arg)
+{
+    (void)arg;
+    weft_group *g = group_new();
+    atomic_int rc[2] = {1, 1};
+    cr_assert_eq(weft_group_spawn(g, sleep_records, &rc[0], NULL), 0);
+    cr_assert_eq(weft_group_spawn(g, sleep_records, &rc[1], NULL), 0);
+    cr_assert_eq(weft_group_spawn(g, cancels_own_group, g, NULL), 0);
+    cr_assert_eq(weft_group_wait(g, weft_deadline_in(SOON)), 0);
+    cr_assert_eq(atomic_load(&rc[0]), -ECANCELED);
+    cr_assert_eq(atomic_load(&rc[1]), -ECANCELED);
+    cr_assert_eq(weft_group_close(g), 0);
+    return NULL;
+}
+
+Test(ported_coro, a_member_cancelling_its_own_group, .timeout = 30)
+{
+    run_quiet(self_cancel_group_main, NULL);
+}
+
+/* ---- libdill and libmill overload.c: a value relayed round a ring for ever ---------------
+ * Two coroutines pass one value back and forth over two rendezvous channels without end, so
+ * some task is always ready. libmill: the main task's sleep still ends (timers are served
+ * while the ready queue never empties). libdill: closing both relays ends them (they are
+ * never parked for long, yet the cancel reaches them). */
+
+struct relay {
+    weft_chan *src, *dst;
+    atomic_long hops;
+    int rc;
+};
+
+static void *relay_task(void *arg)
+{
+    struct relay *r = arg;
+    for (;;) {
+        long v;
+        int rc = weft_chan_recv(r->src, &v, WEFT_FOREVER);
+        if (rc == 0)
+            rc = weft_chan_send(r->dst, &v, WEFT_FOREVER);
+        if (rc != 0) {
+            r->rc = rc;
+            return NULL;
+        }
+        atomic_fetch_add(&r->hops, 1);
+    }
+}
+
+static void *overload_main(void *arg)
+{
+    (void)arg;
+    for (int k = 0; k < 2; k++) {
+        weft_chan *left = chan_new(sizeof(long), 0), *right = chan_new(sizeof(long), 0);
+        struct relay a = {.src = left, .dst = right, .rc = 1};
+        struct relay b = {.src = right, .dst = left, .rc = 1};
+        weft_task *ta = spawn_at(0, relay_task, &a);
+        weft_task *tb = spawn_at(k ? other_worker() : 0, relay_task, &b);
+        long v = 42;
+        cr_assert_eq(weft_chan_send(left, &v, weft_deadline_in(SOON)), 0);
+        cr_assert_eq(weft_sleep(WEFT_MSEC), 0, "a sleep ends while the relays spin");
+        while (atomic_load(&a.hops) < 100)
+            cr_assert_eq(weft_sleep(WEFT_MSEC), 0);
+        void *r;
+        cr_assert_eq(weft_cancel(ta), 0);
+        cr_assert_eq(weft_join(ta, &r, weft_deadline_in(SOON)), 0, "the relay was closed");
+        cr_assert_eq(r, WEFT_CANCELED);
+        cr_assert_eq(weft_cancel(tb), 0);
+        cr_assert_eq(weft_join(tb, &r, weft_deadline_in(SOON)), 0);
+        cr_assert_eq(r, WEFT_CANCELED);
+        cr_assert_eq(a.rc, -ECANCELED);
+        cr_assert_eq(b.rc, -ECANCELED);
+        weft_chan_release(left);
+        weft_chan_release(right);
+    }
+    return NULL;
+}
+
+Test(ported_coro, relays_spinning_for_ever_let_timers_fire_and_are_closed, .timeout = 30)
+{
+    run_quiet(overload_main, NULL);
+}
+
+/* ---- libdill/libmill choose.c: selects over many and duplicated channels ------------------ */
+
+static void *send_one_long(void *arg)
+{
+    long v = 4242;
+    return (void *)(intptr_t)weft_chan_send(arg, &v, weft_deadline_in(SOON));
+}
+
+/* choosesender: a select of one send case against a select of one receive case. */
+static void *select_sender(void *arg)
+{
+    long v = 111;
+    weft_case cs[] = {{.op = WEFT_CASE_SEND, .chan = arg, .elem = &v}};
+    return (void *)(intptr_t)weft_select(cs, 1, weft_deadline_in(SOON));
+}
+
+struct big_select {
+    weft_case *cases;
+    size_t n;
+    int rc;
+};
+
+static void *select_many(void *arg)
+{
+    struct big_select *b = arg;
+    b->rc = weft_select(b->cases, b->n, WEFT_FOREVER);
+    return NULL;
+}
+
+enum { NDUP = 64, NDISTINCT = 64, NWIDE = 1000 };
+
+static void *select_many_main(void *arg)
+{
+    (void)arg;
+    /* 64 receive cases on one channel and 64 on others: one value completes exactly one of
+     * the duplicates, and nothing stays matched to the select afterwards. */
+    weft_chan *dup = chan_new(sizeof(long), 0);
+    weft_chan *others[NDISTINCT];
+    for (int i = 0; i < NDISTINCT; i++)
+        others[i] = chan_new(sizeof(long), 0);
+    static weft_case cs[NDUP + NDISTINCT];
+    static long vals[NDUP + NDISTINCT];
+    for (int round = 0; round < 20; round++) {
+        for (int i = 0; i < NDUP + NDISTINCT; i++) {
+            vals[i] = -1;
+            cs[i] = (weft_case){
+                .op = WEFT_CASE_RECV, .chan = i % 2 == 0 ? dup : others[i / 2], .elem = &vals[i]};
+        }
+        weft_task *t = spawn_at(round % 2 ? other_worker() : 0, send_one_long, dup);
+        int r = weft_select(cs, NDUP + NDISTINCT, weft_deadline_in(SOON));
+        cr_assert_geq(r, 0, "%d", r);
+        cr_assert_eq(cs[r].chan, dup);
+        cr_assert_eq(vals[r], 4242);
+        for (int i = 0; i < NDUP + NDISTINCT; i++)
+            if (i != r)
+                cr_assert_eq(vals[i], -1, "case %d was written too", i);
+        cr_assert_null(join_result(t));
+        long v = 1;
+        cr_assert_eq(weft_chan_try_send(dup, &v), -EAGAIN, "no receiver left behind");
+        for (int i = 0; i < NDISTINCT; i++)
+            cr_assert_eq(weft_chan_try_send(others[i], &v), -EAGAIN);
+    }
+    for (int i = 0; i < NDISTINCT; i++)
+        weft_chan_release(others[i]);
+
+    /* A send and a receive case on one channel of capacity 1: never matched with each other;
+     * the send is taken while there is room, the receive while there is a value. */
+    weft_chan *one = chan_new(sizeof(long), 1);
+    for (int i = 0; i < 50; i++) {
+        long out = i, in = -1;
+        weft_case sr[] = {{.op = WEFT_CASE_RECV, .chan = one, .elem = &in},
+                          {.op = WEFT_CASE_SEND, .chan = one, .elem = &out}};
+        cr_assert_eq(weft_select(sr, 2, weft_deadline_in(SOON)), 1, "room: the send");
+        cr_assert_eq(weft_chan_len(one), 1);
+        cr_assert_eq(weft_select(sr, 2, weft_deadline_in(SOON)), 0, "full: the receive");
+        cr_assert_eq(in, i);
+        cr_assert_eq(weft_chan_len(one), 0);
+    }
+    weft_chan_release(one);
+
+    /* choose vs. choose: a select of one send against a select of one receive. */
+    weft_task *t = spawn_at(other_worker(), select_sender, dup);
+    long v = 0;
+    weft_case rc[] = {{.op = WEFT_CASE_RECV, .chan = dup, .elem = &v}};
+    cr_assert_eq(weft_select(rc, 1, weft_deadline_in(SOON)), 0);
+    cr_assert_eq(v, 111);
+    cr_assert_null(join_result(t));
+    weft_chan_release(dup);
+
+    /* Cases whose channels are all NULL never become ready. */
+    weft_case none[] = {{.op = WEFT_CASE_RECV, .chan = NULL, .elem = &v},
+                        {.op = WEFT_CASE_SEND, .chan = NULL, .elem = &v}};
+    cr_assert_eq(weft_select(none, 2, LONG_AGO), -ETIMEDOUT);
+    cr_assert_eq(weft_select(none, 2, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT);
+
+    /* A select parked on 1000 channels, cancelled: every case is withdrawn. */
+    weft_chan *wide[NWIDE];
+    static weft_case wc[NWIDE];
+    for (int i = 0; i < NWIDE; i++) {
+        wide[i] = chan_new(sizeof(long), 0);
+        wc[i] = (weft_case){
+            .op = i % 3 ? WEFT_CASE_RECV : WEFT_CASE_SEND, .chan = wide[i], .elem = &vals[0]};
+    }
+    for (int k = 0; k < 2; k++) {
+        struct big_select b = {wc, NWIDE, 1};
+        weft_task *s = spawn_at(k ? other_worker() : 0, select_many, &b);
+        wait_parked(s);
+        cr_assert_eq(weft_cancel(s), 0);
+        join_cancelled(s);
+        cr_assert_eq(b.rc, -ECANCELED);
+        for (int i = 0; i < NWIDE; i++) {
+            long x = 9;
+            int r = i % 3 ? weft_chan_try_send(wide[i], &x) : weft_chan_try_recv(wide[i], &x);
+            cr_assert_eq(r, -EAGAIN, "case %d still matched after the cancel", i);
+        }
+    }
+    for (int i = 0; i < NWIDE; i++)
+        weft_chan_release(wide[i]);
+    return NULL;
+}
+
+Test(ported_coro, selects_over_many_and_duplicated_channels, .timeout = 60)
+{
+    run_quiet(select_many_main, NULL);
+}
+
+/* ---- libdill fd.c, libmill fdwait.c: waiting on fds ---------------------------------------
+ * weft_fd_wait is edge-triggered on epoll (weft.h): it is called after the syscall said
+ * EAGAIN, as these ports do, except where a passed deadline makes it a look at the fd. */
+
+static void *write_after_a_sleep(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    weft_sleep(WEFT_MSEC);
+    return (void *)(intptr_t)weft_write(fd, "A", 1, weft_deadline_in(SOON));
+}
+
+static void *fd_wait_main(void *arg)
+{
+    (void)arg;
+    /* An fd number that is not open: -EBADF both ways. */
+    int closed = dup(0);
+    cr_assert_geq(closed, 0);
+    cr_assert_eq(close(closed), 0);
+    cr_assert_eq(weft_fd_wait(closed, WEFT_READABLE, WEFT_FOREVER), -EBADF);
+    cr_assert_eq(weft_fd_wait(closed, WEFT_WRITABLE, WEFT_FOREVER), -EBADF);
+    cr_assert_eq(weft_fd_wait(-1, WEFT_READABLE, WEFT_FOREVER), -EBADF);
+
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    /* Out: exactly writable. In, with a passed deadline and with a short one: timed out. */
+    int r = weft_fd_wait(sv[0], WEFT_WRITABLE, WEFT_FOREVER);
+    cr_assert(r & WEFT_WRITABLE, "%d", r);
+    cr_assert_eq(r & WEFT_READABLE, 0, "nothing to read yet: %d", r);
+    cr_assert_eq(weft_fd_wait(sv[0], WEFT_READABLE, LONG_AGO), -ETIMEDOUT);
+    cr_assert_eq(weft_fd_wait(sv[0], WEFT_READABLE, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT);
+    /* libmill: a deadline long passed on an fd that is ready reports it. */
+    r = weft_fd_wait(sv[0], WEFT_WRITABLE, weft_deadline_in(-10 * WEFT_SEC));
+    cr_assert_eq(r & WEFT_WRITABLE, WEFT_WRITABLE, "%d", r);
+
+    /* In and out together: both reported. */
+    cr_assert_eq(write(sv[1], "A", 1), 1);
+    r = weft_fd_wait(sv[0], WEFT_READABLE | WEFT_WRITABLE, weft_deadline_in(SOON));
+    cr_assert_gt(r, 0, "%d", r);
+    struct pollfd p = {.fd = sv[0], .events = POLLIN | POLLOUT};
+    cr_assert_eq(poll(&p, 1, 0), 1);
+    cr_assert(r & WEFT_READABLE, "%d", r);
+    char c;
+    cr_assert_eq(read(sv[0], &c, 1), 1);
+
+    /* Two interleaved deadlines: a task writes after a sleep; the wait on the other end,
+     * with a far deadline, sees it. */
+    cr_assert_eq(recv(sv[1], &c, 1, MSG_DONTWAIT), -1, "drained: the syscall says EAGAIN first");
+    cr_assert_eq(errno, EAGAIN);
+    weft_task *t = spawn_at(other_worker(), write_after_a_sleep, (void *)(intptr_t)sv[0]);
+    r = weft_fd_wait(sv[1], WEFT_READABLE, weft_deadline_in(SOON));
+    cr_assert(r & WEFT_READABLE, "%d", r);
+    cr_assert_eq((intptr_t)join_result(t), 1);
+    cr_assert_eq(read(sv[1], &c, 1), 1);
+
+    /* The peer sends and closes: readable, the bytes, readable again, then the end. */
+    cr_assert_eq(write(sv[1], "ABC", 3), 3);
+    cr_assert_eq(weft_fd_forget(sv[1]), 0);
+    cr_assert_eq(close(sv[1]), 0);
+    r = weft_fd_wait(sv[0], WEFT_READABLE, weft_deadline_in(SOON));
+    cr_assert(r & WEFT_READABLE, "%d", r);
+    char buf[10];
+    cr_assert_eq(read(sv[0], buf, sizeof buf), 3);
+    r = weft_fd_wait(sv[0], WEFT_READABLE, LONG_AGO);
+    cr_assert(r & WEFT_READABLE, "the end of the stream reads as readable: %d", r);
+    cr_assert_eq(read(sv[0], buf, sizeof buf), 0);
+    cr_assert_eq(weft_close(sv[0]), 0);
+
+    /* A wait that timed out leaves nothing behind: data then comes, the fds are forgotten
+     * and closed, and their numbers, reused at once, start afresh. */
+    for (int i = 0; i < 3; i++) {
+        int pp[2];
+        cr_assert_eq(pipe(pp), 0);
+        cr_assert_eq(weft_fd_wait(pp[0], WEFT_READABLE, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT);
+        cr_assert_eq(write(pp[1], "ABC", 3), 3);
+        cr_assert_eq(weft_sleep(WEFT_MSEC), 0);
+        cr_assert_eq(weft_fd_forget(pp[0]), 0);
+        cr_assert_eq(weft_fd_forget(pp[1]), 0);
+        cr_assert_eq(close(pp[0]), 0);
+        cr_assert_eq(close(pp[1]), 0);
+    }
+    return NULL;
+}
+
+Test(ported_coro, fd_waits_in_out_deadlines_and_hang_up, .timeout = 30)
+{
+    run_quiet(fd_wait_main, NULL);
+}
+
+/* ---- libco example_poll: one coroutine polls many connecting sockets ----------------------
+ * Half of the sockets connect to a listener, half to a port nobody listens on; a select of
+ * one fd case per socket still waiting is repeated until every socket has reported once. An
+ * fd case not chosen keeps its readiness for the next select (weft.h), so none is lost even
+ * on epoll's edges. */
+enum { NPOLL = 32 };
+
+static void *poll_connects_main(void *arg)
+{
+    (void)arg;
+    weft_addr srv, dead;
+    int lfd = listener(&srv);
+    int dfd = listener(&dead);
+    cr_assert_eq(weft_close(dfd), 0); /* its port now refuses */
+    int fds[NPOLL];
+    bool fired[NPOLL] = {false};
+    for (int i = 0; i < NPOLL; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        cr_assert_geq(fds[i], 0);
+        const weft_addr *to = i % 2 ? &dead : &srv;
+        int r = connect(fds[i], (const struct sockaddr *)&to->ss, to->len);
+        cr_assert(r == 0 || errno == EINPROGRESS || errno == ECONNREFUSED, "connect %d", errno);
+    }
+    static weft_case cs[NPOLL];
+    int map[NPOLL], left = NPOLL;
+    while (left > 0) {
+        int n = 0;
+        for (int i = 0; i < NPOLL; i++)
+            if (!fired[i]) {
+                map[n] = i;
+                cs[n++] = (weft_case){.op = WEFT_CASE_FD, .io = {fds[i], WEFT_WRITABLE}};
+            }
+        int r = weft_select(cs, (size_t)n, weft_deadline_in(SOON));
+        cr_assert_geq(r, 0, "select with %d sockets left: %d", left, r);
+        cr_assert_gt(cs[r].result, 0, "%d", cs[r].result);
+        fired[map[r]] = true;
+        left--;
+    }
+    for (int i = 0; i < NPOLL; i++) {
+        int err = -1;
+        socklen_t len = sizeof err;
+        cr_assert_eq(getsockopt(fds[i], SOL_SOCKET, SO_ERROR, &err, &len), 0);
+        if (i % 2)
+            cr_assert_eq(err, ECONNREFUSED, "socket %d: %d", i, err);
+        else
+            cr_assert_eq(err, 0, "socket %d: %d", i, err);
+        cr_assert_eq(weft_close(fds[i]), 0);
+    }
+    cr_assert_eq(weft_close(lfd), 0);
+    return NULL;
+}
+
+Test(ported_coro, a_select_of_many_connecting_sockets_reports_each_once, .timeout = 30)
+{
+    run_quiet(poll_connects_main, NULL);
 }
