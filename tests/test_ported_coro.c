@@ -1241,3 +1241,415 @@ Test(ported_coro, a_select_of_many_connecting_sockets_reports_each_once, .timeou
 {
     run_quiet(poll_connects_main, NULL);
 }
+
+/* ---- libdill tcp.c: deadlines, a closed peer, and a proxy in the middle -------------------- */
+
+/* tcp.c `client`: connects, then sleeps until it is cancelled, then closes. */
+static void *connect_then_sleep(void *arg)
+{
+    weft_addr *srv = arg;
+    int fd = weft_dial(srv, weft_deadline_in(SOON));
+    if (fd < 0)
+        return (void *)(intptr_t)fd;
+    int r = weft_sleep_until(WEFT_FOREVER);
+    weft_close(fd);
+    return (void *)(intptr_t)r;
+}
+
+struct forwarder {
+    int from, to;
+    weft_chan *done;
+};
+
+/* tcp_forward: copies until the end (or an error, or a cancel), then half-closes the other
+ * side and says so. */
+static void *forward(void *arg)
+{
+    struct forwarder *f = arg;
+    char buf[4096];
+    ssize_t n;
+    int why = 0;
+    while ((n = weft_read(f->from, buf, sizeof buf, WEFT_FOREVER)) > 0) {
+        ssize_t w = weft_write(f->to, buf, (size_t)n, WEFT_FOREVER);
+        if (w != n) {
+            why = (int)w;
+            break;
+        }
+    }
+    if (n < 0)
+        why = (int)n;
+    weft_shutdown(f->to, SHUT_WR);
+    weft_chan_send(f->done, &why, LONG_AGO); /* the channel has room for both */
+    return NULL;
+}
+
+struct proxy {
+    int lfd;
+    weft_addr upstream;
+    int first_why, cancelled;
+};
+
+/* tcp_proxy: accepts one client, dials upstream, runs both directions in a bundle; when
+ * one direction ends, the other is closed with the bundle. */
+static void *proxy_task(void *arg)
+{
+    struct proxy *p = arg;
+    int c = weft_accept(p->lfd, NULL, NULL, weft_deadline_in(SOON));
+    if (c < 0)
+        return (void *)1;
+    int u = weft_dial(&p->upstream, weft_deadline_in(SOON));
+    if (u < 0)
+        return (void *)2;
+    weft_chan *done = chan_new(sizeof(int), 2);
+    struct forwarder up = {c, u, done}, down = {u, c, done};
+    weft_group *g = group_new();
+    weft_group_spawn(g, forward, &up, NULL);
+    weft_group_spawn(g, forward, &down, NULL);
+    weft_chan_recv(done, &p->first_why, weft_deadline_in(SOON));
+    /* The echo side has seen the end and closes: the other direction ends by itself, or
+     * is cancelled here. */
+    weft_group_close(g);
+    weft_chan_release(done);
+    weft_close(c);
+    weft_close(u);
+    return NULL;
+}
+
+static void *echo_server(void *arg)
+{
+    int lfd = (int)(intptr_t)arg;
+    int s = weft_accept(lfd, NULL, NULL, weft_deadline_in(SOON));
+    if (s < 0)
+        return (void *)1;
+    char buf[1000];
+    ssize_t n;
+    intptr_t bad = 0;
+    while ((n = weft_read(s, buf, sizeof buf, weft_deadline_in(SOON))) > 0)
+        if (weft_write(s, buf, (size_t)n, weft_deadline_in(SOON)) != n)
+            bad = 2;
+    if (n < 0)
+        bad = 3;
+    weft_close(s);
+    return (void *)bad;
+}
+
+enum { NINTS = 10000 };
+
+static void *send_ints(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    for (int i = 0; i < NINTS; i++)
+        if (weft_write(fd, &i, sizeof i, weft_deadline_in(SOON)) != (ssize_t)sizeof i)
+            return (void *)1;
+    return NULL;
+}
+
+static void *tcp_main(void *arg)
+{
+    (void)arg;
+    /* The deadline test: a read times out; the peer, cancelled, closes; the read then sees
+     * the end (libdill says ECONNRESET; weft_read's end of stream is 0). */
+    weft_addr srv;
+    int lfd = listener(&srv);
+    weft_task *cl = spawn_at(other_worker(), connect_then_sleep, &srv);
+    int as = weft_accept(lfd, NULL, NULL, weft_deadline_in(SOON));
+    cr_assert_geq(as, 0);
+    char buf[16];
+    cr_assert_eq(weft_read(as, buf, sizeof buf, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT);
+    wait_parked(cl);
+    cr_assert_eq(weft_cancel(cl), 0);
+    join_cancelled(cl);
+    cr_assert_eq(weft_read(as, buf, sizeof buf, weft_deadline_in(SOON)), 0);
+    cr_assert_eq(weft_close(as), 0);
+    /* An ephemeral port reads back. */
+    cr_assert_gt(weft_addr_port(&srv), 0);
+
+    /* tcp_fromfd: a socket connected with plain connect(2) works with weft's calls. */
+    int raw = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(raw, 0);
+    cr_assert_eq(connect(raw, (const struct sockaddr *)&srv.ss, srv.len), 0);
+    as = weft_accept(lfd, NULL, NULL, weft_deadline_in(SOON));
+    cr_assert_geq(as, 0);
+    cr_assert_eq(weft_write(as, "ABC", 3, weft_deadline_in(SOON)), 3);
+    read_exactly(raw, buf, 3);
+    cr_assert_eq(memcmp(buf, "ABC", 3), 0);
+    cr_assert_eq(weft_close(raw), 0);
+    cr_assert_eq(weft_close(as), 0);
+    cr_assert_eq(weft_close(lfd), 0);
+
+    /* tcp_concurrency_test: client -> proxy -> echo, 10,000 ints each way at once. */
+    struct proxy p = {.first_why = 1};
+    weft_addr front;
+    p.lfd = listener(&front);
+    int elfd = listener(&p.upstream);
+    weft_task *echo = spawn_at(other_worker(), echo_server, (void *)(intptr_t)elfd);
+    weft_task *px = spawn_at(0, proxy_task, &p);
+    int s = weft_dial(&front, weft_deadline_in(SOON));
+    cr_assert_geq(s, 0);
+    weft_task *snd = spawn_at(other_worker(), send_ints, (void *)(intptr_t)s);
+    for (int i = 0; i < NINTS; i++) {
+        int v = -1;
+        read_exactly(s, &v, sizeof v);
+        cr_assert_eq(v, i);
+    }
+    cr_assert_null(join_result(snd));
+    cr_assert_eq(weft_shutdown(s, SHUT_WR), 0);
+    cr_assert_eq(weft_read(s, buf, 1, weft_deadline_in(SOON)), 0, "the end comes back");
+    cr_assert_null(join_result(px));
+    cr_assert_eq(p.first_why, 0, "a direction ended cleanly first");
+    cr_assert_null(join_result(echo));
+    cr_assert_eq(weft_close(s), 0);
+    cr_assert_eq(weft_close(p.lfd), 0);
+    cr_assert_eq(weft_close(elfd), 0);
+    return NULL;
+}
+
+Test(ported_coro, tcp_deadline_fromfd_and_a_proxy_chain, .timeout = 60)
+{
+    run_quiet(tcp_main, NULL);
+}
+
+/* ---- libdill ipc.c: the same over a Unix socket, with the termination handshake ----------- */
+
+static void *ipc_client(void *arg)
+{
+    weft_addr *a = arg;
+    int s = weft_dial(a, weft_deadline_in(SOON));
+    if (s < 0)
+        return (void *)1;
+    char buf[3];
+    intptr_t bad = 0;
+    if (weft_read(s, buf, 3, weft_deadline_in(SOON)) != 3 || memcmp(buf, "ABC", 3) != 0)
+        bad = 2;
+    /* The server said it is done: the end of its direction. */
+    if (weft_read(s, buf, 3, weft_deadline_in(SOON)) != 0)
+        bad = 3;
+    if (weft_write(s, "DEF", 3, weft_deadline_in(SOON)) != 3)
+        bad = 4;
+    weft_close(s);
+    return (void *)bad;
+}
+
+static void *ipc_main(void *arg)
+{
+    (void)arg;
+    tmpdir_make("ipc");
+    weft_addr a;
+    cr_assert_eq(weft_addr_unix(&a, at("ipc.test")), 0);
+    int ls = weft_listen(&a, 10, 0);
+    cr_assert_geq(ls, 0, "%d", ls);
+    cr_assert_eq(weft_listen(&a, 10, 0), -EADDRINUSE, "the path is taken");
+    for (int k = 0; k < 2; k++) {
+        weft_task *c = spawn_at(k ? other_worker() : 0, ipc_client, &a);
+        int as = weft_accept(ls, NULL, NULL, weft_deadline_in(SOON));
+        cr_assert_geq(as, 0);
+        cr_assert_eq(weft_write(as, "ABC", 3, weft_deadline_in(SOON)), 3);
+        cr_assert_eq(weft_shutdown(as, SHUT_WR), 0);
+        char buf[16];
+        read_exactly(as, buf, 3);
+        cr_assert_eq(memcmp(buf, "DEF", 3), 0);
+        cr_assert_eq(weft_read(as, buf, sizeof buf, weft_deadline_in(SOON)), 0);
+        cr_assert_null(join_result(c));
+        cr_assert_eq(weft_close(as), 0);
+    }
+    /* ipc_pair: a socketpair works the same. */
+    int sp[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+    cr_assert_eq(weft_write(sp[0], "xyz", 3, weft_deadline_in(SOON)), 3);
+    char b[3];
+    read_exactly(sp[1], b, 3);
+    cr_assert_eq(weft_read(sp[1], b, 3, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT);
+    cr_assert_eq(weft_close(sp[0]), 0);
+    cr_assert_eq(weft_read(sp[1], b, 3, weft_deadline_in(SOON)), 0);
+    cr_assert_eq(weft_close(sp[1]), 0);
+    cr_assert_eq(weft_close(ls), 0);
+    remove_tree(tmpdir_root);
+    return NULL;
+}
+
+Test(ported_coro, unix_socket_exchange_and_termination_handshake, .timeout = 30)
+{
+    run_quiet(ipc_main, NULL);
+}
+
+/* ---- libdill prefix.c and suffix.c: messages framed over a byte stream --------------------
+ * Length-prefixed (8 bytes big-endian; 3 bytes little-endian) and terminated ("\r\n")
+ * messages over weft_stream, both ways, with one message skipped unread. */
+
+static int frame_send(weft_stream *s, const char *msg, size_t hdr, int little)
+{
+    unsigned char h[8];
+    size_t len = strlen(msg);
+    for (size_t i = 0; i < hdr; i++)
+        h[little ? i : hdr - 1 - i] = (unsigned char)(len >> (8 * i));
+    if (weft_stream_write(s, h, hdr, weft_deadline_in(SOON)) != (ssize_t)hdr ||
+        weft_stream_write(s, msg, len, weft_deadline_in(SOON)) != (ssize_t)len)
+        return -1;
+    return weft_stream_flush(s, weft_deadline_in(SOON));
+}
+
+/* Receives one message into buf (or skips it with buf NULL); its length or -1. */
+static ssize_t frame_recv(weft_stream *s, char *buf, size_t cap, size_t hdr, int little)
+{
+    unsigned char h[8];
+    if (weft_stream_read_exact(s, h, hdr, weft_deadline_in(SOON)) != (ssize_t)hdr)
+        return -1;
+    size_t len = 0;
+    for (size_t i = 0; i < hdr; i++)
+        len |= (size_t)h[little ? i : hdr - 1 - i] << (8 * i);
+    char skip[64];
+    if (!buf) {
+        buf = skip;
+        cap = sizeof skip;
+    }
+    if (len > cap || weft_stream_read_exact(s, buf, len, weft_deadline_in(SOON)) != (ssize_t)len)
+        return -1;
+    return (ssize_t)len;
+}
+
+static weft_stream *stream_on(int fd)
+{
+    weft_stream *s = NULL;
+    cr_assert_eq(weft_stream_open(&s, fd, NULL), 0);
+    return s;
+}
+
+static void *framing_main(void *arg)
+{
+    (void)arg;
+    static const struct {
+        size_t hdr;
+        int little;
+    } kinds[] = {{8, 0}, {3, 1}};
+    for (int k = 0; k < 2; k++) {
+        int fds[2];
+        tcp_pair(fds);
+        weft_stream *a = stream_on(fds[0]), *b = stream_on(fds[1]);
+        size_t h = kinds[k].hdr;
+        int le = kinds[k].little;
+        char buf[16];
+        cr_assert_eq(frame_send(a, "First", h, le), 0);
+        cr_assert_eq(frame_send(a, "Second", h, le), 0);
+        cr_assert_eq(frame_send(a, "Third", h, le), 0);
+        cr_assert_eq(frame_recv(b, buf, sizeof buf, h, le), 5);
+        cr_assert_eq(memcmp(buf, "First", 5), 0);
+        cr_assert_eq(frame_recv(b, NULL, 0, h, le), 6, "skipped unread");
+        cr_assert_eq(frame_recv(b, buf, sizeof buf, h, le), 5);
+        cr_assert_eq(memcmp(buf, "Third", 5), 0);
+        cr_assert_eq(frame_send(b, "Red", h, le), 0);
+        cr_assert_eq(frame_send(b, "Blue", h, le), 0);
+        cr_assert_eq(frame_recv(a, buf, sizeof buf, h, le), 3);
+        cr_assert_eq(memcmp(buf, "Red", 3), 0);
+        cr_assert_eq(frame_recv(a, buf, sizeof buf, h, le), 4);
+        cr_assert_eq(memcmp(buf, "Blue", 4), 0);
+        cr_assert_eq(weft_stream_close(a, weft_deadline_in(SOON)), 0);
+        /* The peer has gone: the next message is the end, not a message. */
+        cr_assert_eq(frame_recv(b, buf, sizeof buf, h, le), -1);
+        cr_assert_eq(weft_stream_close(b, weft_deadline_in(SOON)), 0);
+    }
+    /* Suffix framing: "\r\n"-terminated messages, one of them split across writes. */
+    int fds[2];
+    tcp_pair(fds);
+    weft_stream *a = stream_on(fds[0]), *b = stream_on(fds[1]);
+    cr_assert_eq(weft_stream_write(a, "ABC\r\nGH", 7, weft_deadline_in(SOON)), 7);
+    cr_assert_eq(weft_stream_flush(a, weft_deadline_in(SOON)), 0);
+    char line[16];
+    cr_assert_eq(weft_stream_read_line(b, line, sizeof line, weft_deadline_in(SOON)), 5);
+    cr_assert_eq(memcmp(line, "ABC\r\n", 5), 0);
+    cr_assert_eq(weft_stream_read_line(b, line, sizeof line, weft_deadline_in(WEFT_MSEC)),
+                 -ETIMEDOUT, "half a message is not a message");
+    cr_assert_eq(weft_stream_write(a, "I\r\n", 3, weft_deadline_in(SOON)), 3);
+    cr_assert_eq(weft_stream_flush(a, weft_deadline_in(SOON)), 0);
+    cr_assert_eq(weft_stream_read_line(b, line, sizeof line, weft_deadline_in(SOON)), 5);
+    cr_assert_eq(memcmp(line, "GHI\r\n", 5), 0, "no byte of the timed-out read was lost");
+    cr_assert_eq(weft_stream_close(a, weft_deadline_in(SOON)), 0);
+    cr_assert_eq(weft_stream_close(b, weft_deadline_in(SOON)), 0);
+    return NULL;
+}
+
+Test(ported_coro, prefix_and_suffix_framed_messages, .timeout = 30)
+{
+    run_quiet(framing_main, NULL);
+}
+
+/* ---- libdill happyeyeballs.c: racing connection attempts ----------------------------------
+ * Attempts start in a bundle; each waits for its "resolution" (an event the test sets in a
+ * chosen order) and then dials. The first connection wins; the bundle's close cancels the
+ * attempts still waiting, which end with -ECANCELED and leave no fd behind. When no attempt
+ * resolves before the deadline (happyeyeballs test8/test9), the caller times out and the
+ * close still cancels them all. */
+enum { NATTEMPTS = 4 };
+
+struct attempt {
+    weft_event resolved;
+    weft_addr *to;
+    weft_chan *won;
+    atomic_int rc;
+};
+
+static void *attempt_task(void *arg)
+{
+    struct attempt *a = arg;
+    int r = weft_event_wait(&a->resolved, WEFT_FOREVER);
+    if (r == 0) {
+        r = weft_dial(a->to, WEFT_FOREVER);
+        if (r >= 0) {
+            int fd = r;
+            r = weft_chan_send(a->won, &fd, LONG_AGO); /* room for every attempt */
+            if (r != 0)
+                weft_close(fd);
+        }
+    }
+    atomic_store(&a->rc, r);
+    return NULL;
+}
+
+static void *happy_eyeballs_main(void *arg)
+{
+    (void)arg;
+    weft_addr srv;
+    int lfd = listener(&srv);
+    for (int winner = -1; winner < NATTEMPTS; winner++) {
+        weft_chan *won = chan_new(sizeof(int), NATTEMPTS);
+        struct attempt at_[NATTEMPTS];
+        weft_group *g = group_new();
+        for (int i = 0; i < NATTEMPTS; i++) {
+            at_[i] = (struct attempt){.resolved = WEFT_EVENT_INIT, .to = &srv, .won = won, .rc = 1};
+            cr_assert_eq(weft_group_spawn(g, attempt_task, &at_[i], NULL), 0);
+        }
+        int fd = -1;
+        if (winner >= 0) {
+            cr_assert_eq(weft_event_set(&at_[winner].resolved), 0);
+            cr_assert_eq(weft_chan_recv(won, &fd, weft_deadline_in(SOON)), 0);
+        } else {
+            cr_assert_eq(weft_chan_recv(won, &fd, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT);
+        }
+        cr_assert_eq(weft_group_close(g), 0);
+        for (int i = 0; i < NATTEMPTS; i++)
+            if (i == winner)
+                cr_assert_eq(atomic_load(&at_[i].rc), 0);
+            else
+                cr_assert_eq(atomic_load(&at_[i].rc), -ECANCELED, "attempt %d: %d", i,
+                             atomic_load(&at_[i].rc));
+        cr_assert_eq(weft_chan_len(won), 0, "one connection only");
+        if (winner >= 0) {
+            int s = weft_accept(lfd, NULL, NULL, weft_deadline_in(SOON));
+            cr_assert_geq(s, 0);
+            cr_assert_eq(weft_write(fd, "!", 1, weft_deadline_in(SOON)), 1);
+            char c;
+            read_exactly(s, &c, 1);
+            cr_assert_eq(c, '!');
+            cr_assert_eq(weft_close(s), 0);
+            cr_assert_eq(weft_close(fd), 0);
+        }
+        weft_chan_release(won);
+    }
+    cr_assert_eq(weft_accept(lfd, NULL, NULL, LONG_AGO), -ETIMEDOUT, "no stray connection");
+    cr_assert_eq(weft_close(lfd), 0);
+    return NULL;
+}
+
+Test(ported_coro, racing_connection_attempts_leave_one_winner, .timeout = 30)
+{
+    run_quiet(happy_eyeballs_main, NULL);
+}
