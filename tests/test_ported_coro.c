@@ -1653,3 +1653,328 @@ Test(ported_coro, racing_connection_attempts_leave_one_winner, .timeout = 30)
 {
     run_quiet(happy_eyeballs_main, NULL);
 }
+
+/* ---- libmill cls.c, libco example_specific and example_setenv: per-coroutine data --------
+ * A new coroutine starts with nothing stored; what a coroutine stores survives its yields,
+ * sleeps and moves between workers, and neither a spawn nor a finishing child disturbs the
+ * parent's; each value's destructor runs once, when its task ends, however it ends. */
+
+static int cls_key, cls_other_key;
+static atomic_int cls_freed;
+
+static void cls_dtor(void *v)
+{
+    (void)v;
+    atomic_fetch_add(&cls_freed, 1);
+}
+
+struct cls_arg {
+    long id;
+    int ok;
+};
+
+static void *cls_task(void *arg)
+{
+    struct cls_arg *a = arg;
+    a->ok = weft_local_get(&cls_key) == NULL;
+    if (weft_local_set(&cls_key, (void *)a->id, cls_dtor) != 0)
+        a->ok = 0;
+    for (int i = 0; i < 20; i++) {
+        if (i % 2)
+            weft_yield();
+        else
+            weft_sleep(50 * WEFT_USEC);
+        if (weft_local_get(&cls_key) != (void *)a->id)
+            a->ok = 0;
+    }
+    if (weft_local_get(&cls_other_key) != NULL)
+        a->ok = 0;
+    /* Parked here until cancelled, for half of them: the destructor still runs. */
+    if (a->id % 2)
+        weft_sleep_until(WEFT_FOREVER);
+    return NULL;
+}
+
+enum { NCLS = 10 };
+
+static void *cls_main(void *arg)
+{
+    (void)arg;
+    cr_assert_null(weft_local_get(&cls_key), "the main coroutine starts with none");
+    static int dummy1;
+    cr_assert_eq(weft_local_set(&cls_key, &dummy1, NULL), 0);
+    atomic_store(&cls_freed, 0);
+    struct cls_arg args[NCLS];
+    weft_task *t[NCLS];
+    for (int i = 0; i < NCLS; i++) {
+        args[i] = (struct cls_arg){.id = i + 1};
+        cr_assert_eq(weft_spawn(&t[i], cls_task, &args[i], NULL), 0);
+        cr_assert_eq(weft_local_get(&cls_key), &dummy1, "a spawn leaves the parent's alone");
+    }
+    cr_assert_eq(weft_yield(), 0);
+    cr_assert_eq(weft_local_get(&cls_key), &dummy1);
+    for (int i = 0; i < NCLS; i++) {
+        if (args[i].id % 2) {
+            wait_parked(t[i]);
+            cr_assert_eq(weft_cancel(t[i]), 0);
+        }
+        cr_assert_eq(weft_join(t[i], NULL, weft_deadline_in(SOON)), 0);
+        cr_assert(args[i].ok, "coroutine %ld saw another's value", args[i].id);
+        cr_assert_eq(weft_local_get(&cls_key), &dummy1, "a finished child leaves it too");
+    }
+    cr_assert_eq(atomic_load(&cls_freed), NCLS, "each destructor ran once");
+    /* Replacing a value runs the old one's destructor at once. */
+    cr_assert_eq(weft_local_set(&cls_other_key, &dummy1, cls_dtor), 0);
+    cr_assert_eq(weft_local_set(&cls_other_key, NULL, NULL), 0);
+    cr_assert_eq(atomic_load(&cls_freed), NCLS + 1);
+    cr_assert_eq(weft_local_set(NULL, &dummy1, NULL), -EINVAL);
+    return NULL;
+}
+
+Test(ported_coro, coroutine_local_values, .timeout = 30)
+{
+    run_quiet(cls_main, NULL);
+}
+
+/* ---- libco example_cond: producers and consumers on a condition variable ------------------ */
+
+enum { NITEMS = 3000, NCONSUMERS = 3, QCAP = 16 };
+
+struct queue {
+    weft_mutex m;
+    weft_cond nonempty, nonfull;
+    int items[QCAP];
+    int head, len, done;
+    atomic_long sum;
+    atomic_int taken;
+};
+
+static void *producer(void *arg)
+{
+    struct queue *q = arg;
+    for (int i = 1; i <= NITEMS; i++) {
+        if (weft_mutex_lock(&q->m, WEFT_FOREVER) != 0)
+            return (void *)1;
+        while (q->len == QCAP)
+            if (weft_cond_wait(&q->nonfull, &q->m, WEFT_FOREVER) != 0) {
+                weft_mutex_unlock(&q->m);
+                return (void *)2;
+            }
+        q->items[(q->head + q->len++) % QCAP] = i;
+        weft_cond_signal(&q->nonempty);
+        weft_mutex_unlock(&q->m);
+    }
+    return NULL;
+}
+
+static void *consumer(void *arg)
+{
+    struct queue *q = arg;
+    for (;;) {
+        if (weft_mutex_lock(&q->m, WEFT_FOREVER) != 0)
+            return (void *)1;
+        while (q->len == 0 && !q->done) {
+            int r = weft_cond_wait(&q->nonempty, &q->m, WEFT_FOREVER);
+            if (r != 0) {
+                /* Cancelled: the mutex is held again, and given back here. */
+                int u = weft_mutex_unlock(&q->m);
+                return (void *)(intptr_t)(r == -ECANCELED && u == 0 ? 3 : 4);
+            }
+        }
+        if (q->len == 0) {
+            weft_mutex_unlock(&q->m);
+            return NULL;
+        }
+        int v = q->items[q->head];
+        q->head = (q->head + 1) % QCAP;
+        q->len--;
+        weft_cond_signal(&q->nonfull);
+        weft_mutex_unlock(&q->m);
+        atomic_fetch_add(&q->sum, v);
+        atomic_fetch_add(&q->taken, 1);
+    }
+}
+
+static void *cond_queue_main(void *arg)
+{
+    (void)arg;
+    struct queue q = {.m = WEFT_MUTEX_INIT, .nonempty = WEFT_COND_INIT, .nonfull = WEFT_COND_INIT};
+    weft_task *c[NCONSUMERS + 1];
+    for (int i = 0; i < NCONSUMERS; i++)
+        c[i] = spawn_at(i % 2 ? other_worker() : 0, consumer, &q);
+    /* One more consumer, parked on the empty queue, then cancelled: it gives the mutex back
+     * and the others go on. */
+    c[NCONSUMERS] = spawn_at(other_worker(), consumer, &q);
+    wait_parked(c[NCONSUMERS]);
+    cr_assert_eq(weft_cancel(c[NCONSUMERS]), 0);
+    void *r;
+    cr_assert_eq(weft_join(c[NCONSUMERS], &r, weft_deadline_in(SOON)), 0);
+    cr_assert_eq(r, WEFT_CANCELED);
+    weft_task *p = spawn_at(other_worker(), producer, &q);
+    cr_assert_null(join_result(p));
+    cr_assert_eq(weft_mutex_lock(&q.m, weft_deadline_in(SOON)), 0);
+    q.done = 1;
+    cr_assert_geq(weft_cond_broadcast(&q.nonempty), 0);
+    cr_assert_eq(weft_mutex_unlock(&q.m), 0);
+    for (int i = 0; i < NCONSUMERS; i++)
+        cr_assert_null(join_result(c[i]));
+    cr_assert_eq(atomic_load(&q.taken), NITEMS, "each item consumed once");
+    cr_assert_eq(atomic_load(&q.sum), (long)NITEMS * (NITEMS + 1) / 2);
+    return NULL;
+}
+
+Test(ported_coro, producers_and_consumers_on_a_condition, .timeout = 60)
+{
+    run_quiet(cond_queue_main, NULL);
+}
+
+/* ---- Seastar semaphore_test ---------------------------------------------------------------- */
+
+struct sem_waiter {
+    weft_sem *s;
+    int64_t deadline;
+    int rc;
+};
+
+static void *sem_wait_task(void *arg)
+{
+    struct sem_waiter *w = arg;
+    w->rc = weft_sem_acquire(w->s, w->deadline);
+    return NULL;
+}
+
+static void *self_cancelled_acquire(void *arg)
+{
+    struct sem_waiter *w = arg;
+    weft_cancel(weft_self());
+    w->rc = weft_sem_acquire(w->s, WEFT_FOREVER);
+    return NULL;
+}
+
+static void *semaphore_main(void *arg)
+{
+    (void)arg;
+    for (int k = 0; k < 2; k++) {
+        unsigned where = k ? other_worker() : 0;
+        /* test_semaphore_consume / _1: nothing to take; a waiter; a signal of 2 serves it
+         * and leaves 1. */
+        weft_sem s = WEFT_SEM_INIT(0);
+        cr_assert_eq(weft_sem_try_acquire(&s), -EAGAIN);
+        struct sem_waiter w = {&s, WEFT_FOREVER, 1};
+        weft_task *t = spawn_at(where, sem_wait_task, &w);
+        wait_parked(t);
+        cr_assert_eq(weft_sem_release(&s, 2), 0);
+        cr_assert_null(join_result(t));
+        cr_assert_eq(w.rc, 0);
+        cr_assert_eq(weft_sem_value(&s), 1);
+
+        /* test_semaphore_timeout_2: a waiter that timed out takes nothing released later. */
+        s = (weft_sem)WEFT_SEM_INIT(0);
+        w = (struct sem_waiter){&s, weft_deadline_in(WEFT_MSEC), 1};
+        t = spawn_at(where, sem_wait_task, &w);
+        cr_assert_null(join_result(t));
+        cr_assert_eq(w.rc, -ETIMEDOUT);
+        cr_assert_eq(weft_sem_release(&s, 1), 0);
+        cr_assert_eq(weft_sem_value(&s), 1, "the unit stayed");
+
+        /* test_semaphore_mix_1: a timed-out waiter ahead does not hold back the one behind. */
+        s = (weft_sem)WEFT_SEM_INIT(0);
+        struct sem_waiter w1 = {&s, weft_deadline_in(WEFT_MSEC), 1};
+        struct sem_waiter w2 = {&s, WEFT_FOREVER, 1};
+        weft_task *t1 = spawn_at(where, sem_wait_task, &w1);
+        wait_parked_or_done(t1);
+        weft_task *t2 = spawn_at(where, sem_wait_task, &w2);
+        wait_parked(t2);
+        cr_assert_null(join_result(t1));
+        cr_assert_eq(w1.rc, -ETIMEDOUT);
+        cr_assert_eq(weft_sem_release(&s, 1), 0);
+        cr_assert_null(join_result(t2));
+        cr_assert_eq(w2.rc, 0);
+        cr_assert_eq(weft_sem_value(&s), 0);
+
+        /* test_semaphore_abort_before_wait: cancelled before it waits on an empty semaphore:
+         * -ECANCELED at once, and a later signal's unit stays. */
+        s = (weft_sem)WEFT_SEM_INIT(0);
+        w = (struct sem_waiter){&s, WEFT_FOREVER, 1};
+        t = spawn_at(where, self_cancelled_acquire, &w);
+        join_cancelled(t);
+        cr_assert_eq(w.rc, -ECANCELED);
+        cr_assert_eq(weft_sem_release(&s, 1), 0);
+        cr_assert_eq(weft_sem_value(&s), 1);
+
+        /* test_semaphore_try_get_units. */
+        s = (weft_sem)WEFT_SEM_INIT(1);
+        cr_assert_eq(weft_sem_try_acquire(&s), 0);
+        cr_assert_eq(weft_sem_try_acquire(&s), -EAGAIN);
+        cr_assert_eq(weft_sem_release(&s, 1), 0);
+        cr_assert_eq(weft_sem_value(&s), 1);
+        cr_assert_eq(weft_sem_acquire(&s, LONG_AGO), 0, "a passed deadline still takes a unit");
+        cr_assert_eq(weft_sem_acquire(&s, LONG_AGO), -ETIMEDOUT);
+    }
+    return NULL;
+}
+
+Test(ported_coro, seastar_semaphore_waits_timeouts_and_aborts, .timeout = 30)
+{
+    run_quiet(semaphore_main, NULL);
+}
+
+/* ---- Seastar gate_test: a wait group is the gate's count, a closing group refuses ---------
+ * gate.enter/leave/close map onto weft_waitgroup_add/done/wait; a gate that is closed
+ * refusing new entries is a closing group refusing spawns (-EPIPE), which a member cancelled
+ * by the close sees when it tries to spawn on its way out. */
+
+struct gate_member {
+    weft_group *g;
+    atomic_int started, spawn_rc;
+};
+
+static void *spawns_when_cancelled(void *arg)
+{
+    struct gate_member *m = arg;
+    atomic_store(&m->started, 1);
+    if (weft_sleep_until(WEFT_FOREVER) == -ECANCELED)
+        atomic_store(&m->spawn_rc, weft_group_spawn(m->g, nothing, NULL, NULL));
+    return NULL;
+}
+
+static void *waits_on_wg(void *arg)
+{
+    return (void *)(intptr_t)weft_waitgroup_wait(arg, weft_deadline_in(SOON));
+}
+
+static void *gate_main(void *arg)
+{
+    (void)arg;
+    weft_waitgroup wg = WEFT_WAITGROUP_INIT;
+    cr_assert_eq(weft_waitgroup_wait(&wg, LONG_AGO), 0, "an empty gate closes at once");
+    cr_assert_eq(weft_waitgroup_add(&wg, 1), 0); /* enter */
+    cr_assert_eq(weft_waitgroup_add(&wg, 1), 0); /* try_hold */
+    cr_assert_eq(weft_waitgroup_add(&wg, 1), 0); /* hold */
+    weft_task *closer = spawn_at(other_worker(), waits_on_wg, &wg);
+    wait_parked(closer);
+    cr_assert_eq(weft_waitgroup_wait(&wg, LONG_AGO), -ETIMEDOUT, "not available yet");
+    cr_assert_eq(weft_waitgroup_done(&wg), 0);
+    cr_assert_eq(weft_waitgroup_done(&wg), 0);
+    cr_assert_eq(weft_task_status(closer), WEFT_TASK_PARKED, "one holder is left");
+    cr_assert_eq(weft_waitgroup_done(&wg), 0);
+    cr_assert_null(join_result(closer));
+    cr_assert_eq(weft_waitgroup_done(&wg), -EINVAL, "one leave too many");
+    cr_assert_eq(weft_waitgroup_wait(&wg, LONG_AGO), 0);
+
+    weft_group *g = group_new();
+    struct gate_member m = {.g = g, .spawn_rc = 1};
+    cr_assert_eq(weft_group_spawn(g, spawns_when_cancelled, &m,
+                                  &(weft_spawn_opts){.flags = WEFT_SPAWN_PINNED}),
+                 0);
+    while (!atomic_load(&m.started)) /* pinned here: once it has started, it has parked */
+        cr_assert_eq(weft_yield(), 0);
+    cr_assert_eq(weft_group_close(g), 0);
+    cr_assert_eq(atomic_load(&m.spawn_rc), -EPIPE, "a closing group refuses a spawn");
+    return NULL;
+}
+
+Test(ported_coro, seastar_gate_as_a_waitgroup_and_a_closing_group, .timeout = 30)
+{
+    run_quiet(gate_main, NULL);
+}
