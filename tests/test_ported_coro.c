@@ -1978,3 +1978,258 @@ Test(ported_coro, seastar_gate_as_a_waitgroup_and_a_closing_group, .timeout = 30
 {
     run_quiet(gate_main, NULL);
 }
+
+/* ---- Seastar futures_test: when_all, when_any, parallel_for_each --------------------------- */
+
+static weft_future *ready_future(int status, void *value)
+{
+    weft_future *f = NULL;
+    cr_assert_eq(weft_future_ready(&f, status, value), 0);
+    return f;
+}
+
+static void *double_it(void *value, void *arg)
+{
+    (void)arg;
+    return (void *)((intptr_t)value * 2);
+}
+
+static int recover(int status, void *arg, weft_future **next, void **value)
+{
+    (void)arg;
+    (void)next;
+    *value = (void *)(intptr_t)-status;
+    return 0;
+}
+
+static int chain_ready(void *value, void *arg, weft_future **next)
+{
+    (void)arg;
+    return weft_future_ready(next, 0, (void *)((intptr_t)value + 1));
+}
+
+struct pfe {
+    atomic_int ran, failed;
+};
+
+static void *pfe_item(void *arg)
+{
+    struct pfe *p = arg;
+    int i = atomic_fetch_add(&p->ran, 1);
+    weft_yield();
+    if (i == 5)
+        atomic_fetch_add(&p->failed, 1); /* an item that fails does not stop the others */
+    return NULL;
+}
+
+static void *combinators_main(void *arg)
+{
+    (void)arg;
+    weft_future *out = NULL;
+    weft_future *one[1] = {NULL};
+    /* Empty lists are refused (weft.h): Seastar's when_all() of nothing is ready at once;
+     * weft asks for at least one future. */
+    cr_assert_eq(weft_future_all(&out, one, 0), -EINVAL);
+    cr_assert_eq(weft_future_first(&out, one, 0), -EINVAL);
+    cr_assert_eq(weft_future_join(&out, one, 0, NULL, NULL), -EINVAL);
+    cr_assert_eq(weft_future_all(&out, one, 1), -EINVAL, "a NULL member");
+    cr_assert_eq(weft_future_join(&out, one, (size_t)1 << 21, NULL, NULL), -EINVAL);
+
+    /* when_all of futures already complete: complete at the first poll (a passed deadline). */
+    weft_future *r[3] = {ready_future(0, (void *)1), ready_future(-EIO, NULL),
+                         ready_future(3, (void *)3)};
+    cr_assert_eq(weft_future_all(&out, r, 3), 0);
+    cr_assert_eq(weft_await(out, NULL, LONG_AGO), 0, "all of ready futures is ready");
+    weft_future_destroy(out);
+    int st[3];
+    void *vals[3];
+    cr_assert_eq(weft_future_join(&out, r, 3, st, vals), 0);
+    cr_assert_eq(weft_await(out, NULL, LONG_AGO), 1, "one member failed");
+    cr_assert_eq(st[0], 0);
+    cr_assert_eq(st[1], -EIO);
+    cr_assert_eq(st[2], 3);
+    cr_assert_eq(vals[2], (void *)3);
+    weft_future_destroy(out);
+
+    /* when_any over pending, ready and ready: the lowest ready index wins. */
+    weft_promise *p = NULL;
+    cr_assert_eq(weft_promise_create(&p), 0);
+    weft_future *any[3] = {weft_promise_future(p), r[1], r[2]};
+    cr_assert_eq(weft_future_first(&out, any, 3), 0);
+    void *v = NULL;
+    cr_assert_eq(weft_await(out, &v, weft_deadline_in(SOON)), 1);
+    weft_future_destroy(out);
+
+    /* The same pending future twice, in first, all and join: one resolution completes
+     * each, every entry reporting it. */
+    weft_future *dup[2] = {weft_promise_future(p), weft_promise_future(p)};
+    weft_future *f1, *f2, *f3;
+    cr_assert_eq(weft_future_first(&f1, dup, 2), 0);
+    cr_assert_eq(weft_future_all(&f2, dup, 2), 0);
+    cr_assert_eq(weft_future_join(&f3, dup, 2, st, vals), 0);
+    cr_assert_eq(weft_await(f1, NULL, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT);
+    cr_assert_eq(weft_promise_resolve(p, (void *)9), 0);
+    cr_assert_eq(weft_await(f1, &v, weft_deadline_in(SOON)), 0, "index 0 of the two");
+    cr_assert_eq(v, (void *)9);
+    cr_assert_eq(weft_await(f2, NULL, weft_deadline_in(SOON)), 0);
+    cr_assert_eq(weft_await(f3, NULL, weft_deadline_in(SOON)), 0);
+    cr_assert_eq(vals[0], (void *)9);
+    cr_assert_eq(vals[1], (void *)9);
+    weft_future_destroy(f1);
+    weft_future_destroy(f2);
+    weft_future_destroy(f3);
+    cr_assert_eq(weft_promise_resolve(p, NULL), -EALREADY);
+    weft_promise_release(p);
+
+    /* Nested: all(first(pending, ready), join(ready, failed)). */
+    weft_future *pend;
+    cr_assert_eq(weft_future_pending(&pend), 0);
+    weft_future *fa[2] = {pend, r[0]}, *inner[2];
+    cr_assert_eq(weft_future_first(&inner[0], fa, 2), 0);
+    weft_future *fb[2] = {r[0], r[1]};
+    cr_assert_eq(weft_future_join(&inner[1], fb, 2, NULL, NULL), 0);
+    cr_assert_eq(weft_future_all(&out, inner, 2), 0);
+    cr_assert_eq(weft_await(out, NULL, weft_deadline_in(SOON)), 0);
+    cr_assert_eq(inner[0]->status, 1);
+    cr_assert_eq(inner[1]->status, 1);
+    weft_future_destroy(out);
+    weft_future_destroy(inner[0]);
+    weft_future_destroy(inner[1]);
+    weft_future_destroy(pend);
+
+    /* then / handle_exception: map skips a failure, or_else recovers it, and_then chains a
+     * future that is ready at once. */
+    weft_future *m;
+    cr_assert_eq(weft_future_map(&m, ready_future(-EIO, NULL), double_it, NULL), 0);
+    cr_assert_eq(weft_await(m, NULL, LONG_AGO), -EIO);
+    weft_future_destroy(m);
+    cr_assert_eq(weft_future_or_else(&m, ready_future(-EIO, NULL), recover, NULL), 0);
+    cr_assert_eq(weft_await(m, &v, LONG_AGO), 0);
+    cr_assert_eq(v, (void *)(intptr_t)EIO);
+    weft_future_destroy(m);
+    cr_assert_eq(weft_future_and_then(&m, ready_future(0, (void *)20), chain_ready, NULL), 0);
+    cr_assert_eq(weft_future_map(&out, m, double_it, NULL), 0);
+    cr_assert_eq(weft_await(out, &v, LONG_AGO), 0);
+    cr_assert_eq(v, (void *)42);
+    weft_future_destroy(out);
+    for (int i = 0; i < 3; i++)
+        weft_future_destroy(r[i]);
+
+    /* parallel_for_each: every item runs though one fails, and the wait covers them all. */
+    struct pfe pf = {0};
+    weft_group *g = group_new();
+    for (int i = 0; i < 16; i++)
+        cr_assert_eq(weft_group_spawn(g, pfe_item, &pf, NULL), 0);
+    cr_assert_eq(weft_group_wait(g, weft_deadline_in(SOON)), 0);
+    cr_assert_eq(atomic_load(&pf.ran), 16);
+    cr_assert_eq(atomic_load(&pf.failed), 1);
+    cr_assert_eq(weft_group_close(g), 0);
+    return NULL;
+}
+
+Test(ported_coro, seastar_combinators_over_empty_ready_failed_and_duplicated_inputs,
+     .timeout = 30)
+{
+    run_quiet(combinators_main, NULL);
+}
+
+/* ---- Seastar abort_source_test: subscriptions are a task's defers, the abort its cancel ----
+ * Subscribers run once when the abort is requested (the task is cancelled and finishes),
+ * newest first; an unsubscribed one never runs; requesting twice runs nothing twice. */
+
+static atomic_int abort_order[4], abort_next;
+
+static void on_abort(void *arg)
+{
+    int i = atomic_fetch_add(&abort_next, 1);
+    if (i < 4)
+        atomic_store(&abort_order[i], (int)(intptr_t)arg);
+}
+
+static void *subscribed(void *arg)
+{
+    (void)arg;
+    weft_defer(on_abort, (void *)1);
+    weft_defer(on_abort, (void *)2);
+    weft_defer(on_abort, (void *)3);
+    weft_defer_pop(0); /* the subscription of 3 is dropped unrun */
+    weft_defer(on_abort, (void *)4);
+    weft_sleep_until(WEFT_FOREVER);
+    return NULL;
+}
+
+static void *abort_source_main(void *arg)
+{
+    (void)arg;
+    for (int k = 0; k < 2; k++) {
+        atomic_store(&abort_next, 0);
+        weft_task *t = spawn_at(k ? other_worker() : 0, subscribed, NULL);
+        wait_parked(t);
+        cr_assert_eq(atomic_load(&abort_next), 0, "nothing runs before the abort");
+        cr_assert_eq(weft_cancel(t), 0);
+        cr_assert_eq(weft_cancel(t), 0, "a second request is harmless");
+        join_cancelled(t);
+        cr_assert_eq(atomic_load(&abort_next), 3, "each live subscription ran once");
+        cr_assert_eq(atomic_load(&abort_order[0]), 4);
+        cr_assert_eq(atomic_load(&abort_order[1]), 2);
+        cr_assert_eq(atomic_load(&abort_order[2]), 1);
+    }
+    return NULL;
+}
+
+Test(ported_coro, seastar_abort_source_as_cancel_and_defers, .timeout = 30)
+{
+    run_quiet(abort_source_main, NULL);
+}
+
+/* ---- Seastar smp_test: submit_to, and a submitted function that submits back ------------- */
+
+static void *where_am_i(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)weft_worker_index();
+}
+
+static void *submit_back(void *arg)
+{
+    unsigned origin = (unsigned)(uintptr_t)arg;
+    weft_future *f = NULL;
+    if (weft_submit_to(origin, where_am_i, NULL, &f) != 0)
+        return (void *)-1;
+    void *v = (void *)-2;
+    int r = weft_await(f, &v, weft_deadline_in(SOON));
+    weft_future_destroy(f);
+    if (r != 0)
+        return (void *)-3;
+    /* here, then there */
+    return (void *)((intptr_t)weft_worker_index() * 100 + (intptr_t)v);
+}
+
+static void *smp_main(void *arg)
+{
+    (void)arg;
+    unsigned n = weft_worker_count();
+    weft_future *fs[WEFT_WORKERS_MAX];
+    for (unsigned k = 0; k < n; k++)
+        cr_assert_eq(weft_submit_to(k, submit_back, (void *)(uintptr_t)0, &fs[k]), 0);
+    int st[WEFT_WORKERS_MAX];
+    void *vals[WEFT_WORKERS_MAX];
+    weft_future *all;
+    cr_assert_eq(weft_future_join(&all, fs, n, st, vals), 0);
+    cr_assert_eq(weft_await(all, NULL, weft_deadline_in(SOON)), 0);
+    for (unsigned k = 0; k < n; k++) {
+        cr_assert_eq(st[k], 0);
+        cr_assert_eq((intptr_t)vals[k], (intptr_t)k * 100, "worker %u then worker 0", k);
+    }
+    weft_future_destroy(all);
+    for (unsigned k = 0; k < n; k++)
+        weft_future_destroy(fs[k]);
+    weft_future *x;
+    cr_assert_eq(weft_submit_to(n, where_am_i, NULL, &x), -EINVAL);
+    return NULL;
+}
+
+Test(ported_coro, seastar_submit_to_every_worker_and_back, .timeout = 30)
+{
+    run_quiet(smp_main, NULL);
+}
