@@ -2127,8 +2127,7 @@ static void *combinators_main(void *arg)
     return NULL;
 }
 
-Test(ported_coro, seastar_combinators_over_empty_ready_failed_and_duplicated_inputs,
-     .timeout = 30)
+Test(ported_coro, seastar_combinators_over_empty_ready_failed_and_duplicated_inputs, .timeout = 30)
 {
     run_quiet(combinators_main, NULL);
 }
@@ -2232,4 +2231,309 @@ static void *smp_main(void *arg)
 Test(ported_coro, seastar_submit_to_every_worker_and_back, .timeout = 30)
 {
     run_quiet(smp_main, NULL);
+}
+
+/* ---- Generators abandoned half-way ---------------------------------------------------------
+ * A consumer that stops early (closes the generator after a few values): the body's pending
+ * yield returns -ECANCELED, and so does every later yield and blocking call of a body that
+ * ignores it, each at once; its cleanup runs once. A generator closed before its first
+ * request never runs its body. */
+
+struct gen_state {
+    atomic_int produced, cleanups, after[3];
+    int stubborn;
+};
+
+static void gen_cleanup(void *arg)
+{
+    struct gen_state *s = arg;
+    atomic_fetch_add(&s->cleanups, 1);
+}
+
+static void counting_body(weft_gen *g, void *arg)
+{
+    struct gen_state *s = arg;
+    for (long i = 0;; i++) {
+        atomic_fetch_add(&s->produced, 1);
+        int r = weft_gen_yield(g, &i);
+        if (r == 0)
+            continue;
+        if (!s->stubborn)
+            return;
+        /* It goes on as if nothing happened. */
+        atomic_store(&s->after[0], r);
+        atomic_store(&s->after[1], weft_gen_yield(g, &i));
+        atomic_store(&s->after[2], weft_sleep_until(WEFT_FOREVER));
+        return;
+    }
+}
+
+static void *gen_abandon_main(void *arg)
+{
+    (void)arg;
+    for (int stubborn = 0; stubborn < 2; stubborn++)
+        for (int take = 0; take < 4; take++) {
+            struct gen_state s = {.stubborn = stubborn};
+            weft_gen *g = NULL;
+            cr_assert_eq(weft_gen_create(&g, counting_body, &s, sizeof(long),
+                                         &(weft_spawn_opts){.cleanup = gen_cleanup}),
+                         0);
+            for (long i = 0; i < take; i++) {
+                long v = -1;
+                cr_assert_eq(weft_gen_next(g, &v, weft_deadline_in(SOON)), 0);
+                cr_assert_eq(v, i);
+            }
+            cr_assert_eq(weft_gen_close(g), 0);
+            cr_assert_eq(atomic_load(&s.cleanups), 1, "cleanup once (took %d)", take);
+            cr_assert_eq(atomic_load(&s.produced), take, "no value produced ahead");
+            if (stubborn && take > 0)
+                for (int i = 0; i < 3; i++)
+                    cr_assert_eq(atomic_load(&s.after[i]), -ECANCELED, "call %d after", i);
+        }
+    return NULL;
+}
+
+Test(ported_coro, generators_abandoned_half_way, .timeout = 30)
+{
+    run_quiet(gen_abandon_main, NULL);
+}
+
+/* ---- Closing handles from inside their own coroutine --------------------------------------
+ * libdill lets a coroutine hclose only others; weft's calls on oneself: a join is -EDEADLK
+ * (weft.h), a detach lets the task finish and be recycled by itself, a cancel makes its own
+ * later waits fail. A task that drops the last reference to a channel another task waits on
+ * closes it: the waiter wakes with -EPIPE, and the channel is freed once it has left. */
+
+struct self_ops {
+    int join_rc, detach_rc, wait_rc;
+    weft_waitgroup *wg;
+};
+
+static void *closes_itself(void *arg)
+{
+    struct self_ops *o = arg;
+    o->join_rc = weft_join(weft_self(), NULL, WEFT_FOREVER);
+    o->detach_rc = weft_detach(weft_self());
+    weft_cancel(weft_self());
+    o->wait_rc = weft_sleep_until(WEFT_FOREVER);
+    weft_waitgroup_done(o->wg);
+    return NULL;
+}
+
+static void *recv_on(void *arg)
+{
+    long v;
+    return (void *)(intptr_t)weft_chan_recv(arg, &v, weft_deadline_in(SOON));
+}
+
+static void *release_chan(void *arg)
+{
+    weft_chan_release(arg);
+    return NULL;
+}
+
+static void *self_close_main(void *arg)
+{
+    (void)arg;
+    for (int k = 0; k < 2; k++) {
+        weft_waitgroup wg = WEFT_WAITGROUP_INIT;
+        struct self_ops o[8];
+        cr_assert_eq(weft_waitgroup_add(&wg, 8), 0);
+        for (int i = 0; i < 8; i++) {
+            o[i] = (struct self_ops){1, 1, 1, &wg};
+            weft_task *t; /* never used again: it detaches itself */
+            cr_assert_eq(weft_spawn_on(k ? other_worker() : 0, &t, closes_itself, &o[i],
+                                       &(weft_spawn_opts){.flags = WEFT_SPAWN_PINNED}),
+                         0);
+        }
+        cr_assert_eq(weft_waitgroup_wait(&wg, weft_deadline_in(SOON)), 0);
+        for (int i = 0; i < 8; i++) {
+            cr_assert_eq(o[i].join_rc, -EDEADLK);
+            cr_assert_eq(o[i].detach_rc, 0);
+            cr_assert_eq(o[i].wait_rc, -ECANCELED);
+        }
+    }
+    weft_stats st;
+    while (weft_stats_get(&st) == 0 && st.nunfinished > 1)
+        cr_assert_eq(weft_sleep(WEFT_MSEC), 0); /* the self-detached tasks end on their own */
+
+    /* The last reference dropped by another task while a receiver waits. */
+    for (int k = 0; k < 2; k++) {
+        weft_chan *c = chan_new(sizeof(long), 0);
+        weft_task *r = spawn_at(k ? other_worker() : 0, recv_on, c);
+        wait_parked(r);
+        weft_task *rel = spawn_at(k ? 0 : other_worker(), release_chan, c);
+        cr_assert_null(join_result(rel));
+        cr_assert_eq((intptr_t)join_result(r), -EPIPE);
+    }
+    return NULL;
+}
+
+Test(ported_coro, handles_closed_from_inside_their_own_coroutine, .timeout = 30)
+{
+    run_quiet(self_close_main, NULL);
+}
+
+/* ---- Recursion close to the stack's size, and past it ------------------------------------
+ * Up to three quarters of a guarded stack is the coroutine's to use, on every worker and on
+ * stacks the pool hands out again; one frame too many hits the guard, and the process stops
+ * with a report naming the task rather than running on over another stack. */
+
+static __attribute__((noinline)) long deep(int depth, long acc)
+{
+    volatile char frame[1024];
+    frame[0] = (char)depth;
+    frame[1023] = (char)(depth * 3);
+    if (depth == 0) {
+        weft_yield(); /* switch out and back at the deepest point */
+        return acc;
+    }
+    long r = deep(depth - 1, acc + depth);
+    return r + frame[0] - (char)depth + frame[1023] - (char)(depth * 3);
+}
+
+enum { DEEP_STACK = 256 * 1024, DEEP_LEVELS = 192 };
+
+static void *go_deep(void *arg)
+{
+    (void)arg;
+    return (void *)deep(DEEP_LEVELS, 0);
+}
+
+static void *deep_main(void *arg)
+{
+    (void)arg;
+    long want = (long)DEEP_LEVELS * (DEEP_LEVELS + 1) / 2;
+    weft_spawn_opts o = {.stack_size = DEEP_STACK, .flags = WEFT_SPAWN_PINNED};
+    for (int round = 0; round < 10; round++) {
+        weft_task *t[4];
+        for (int i = 0; i < 4; i++)
+            cr_assert_eq(weft_spawn_on(i % 2 ? other_worker() : 0, &t[i], go_deep, NULL, &o), 0);
+        for (int i = 0; i < 4; i++)
+            cr_assert_eq((long)join_result(t[i]), want, "round %d task %d", round, i);
+    }
+    return NULL;
+}
+
+Test(ported_coro, recursion_to_three_quarters_of_the_stack, .timeout = 30)
+{
+    SKIP_UNDER_VALGRIND();
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.stall_ms = -1;
+    cfg.guard = WEFT_GUARD_ALWAYS;
+    run_main_cfg(&cfg, deep_main, NULL);
+}
+
+static void *overflows(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)recurse(0);
+}
+
+static void *overflow_main(void *arg)
+{
+    (void)arg;
+    weft_task *t;
+    weft_spawn_on(other_worker(), &t, overflows, NULL,
+                  &(weft_spawn_opts){
+                      .name = "deep-diver", .stack_size = 64 * 1024, .flags = WEFT_SPAWN_PINNED});
+    weft_join(t, NULL, WEFT_FOREVER);
+    return NULL;
+}
+
+Test(ported_coro, recursion_past_the_stack_is_reported_not_run_on, .timeout = 30)
+{
+    SKIP_UNDER_VALGRIND();
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        coverage_dump_on_abort();
+        weft_config cfg;
+        weft_config_init(&cfg);
+        cfg.guard = WEFT_GUARD_ALWAYS;
+        cfg.stall_ms = -1;
+        weft_run(&cfg, overflow_main, NULL, NULL);
+        coverage_dump();
+        _exit(0);
+    }
+    close(fds[1]);
+    char err[4096];
+    size_t n = 0;
+    ssize_t k;
+    while (n < sizeof err - 1 && (k = read(fds[0], err + n, sizeof err - 1 - n)) > 0)
+        n += (size_t)k;
+    err[n] = 0;
+    close(fds[0]);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+#if defined(__SANITIZE_ADDRESS__)
+    /* ASan reports the overflow itself, first. */
+    cr_assert(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0),
+              "status 0x%x, stderr: %s", status, err);
+#else
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "status 0x%x, stderr: %s", status,
+              err);
+    cr_assert(strstr(err, "stack overflow in task") && strstr(err, "\"deep-diver\""), "stderr: %s",
+              err);
+#endif
+}
+
+/* ---- 100,000 coroutines alive in one group ------------------------------------------------
+ * All parked on one channel; closing the channel wakes every one with -EPIPE, and the
+ * group's wait sees them all finish. Then as many again, parked for ever, are cancelled by
+ * the group's close. */
+enum { NMANY = 100000 };
+
+static atomic_int many_epipe;
+
+static void *many_member(void *arg)
+{
+    long v;
+    if (weft_chan_recv(arg, &v, WEFT_FOREVER) == -EPIPE)
+        atomic_fetch_add(&many_epipe, 1);
+    return NULL;
+}
+
+static void *many_main(void *arg)
+{
+    (void)arg;
+    weft_spawn_opts o = {.stack_size = WEFT_STACK_MIN};
+    for (int round = 0; round < 2; round++) {
+        weft_chan *c = chan_new(sizeof(long), 0);
+        weft_group *g = group_new();
+        atomic_store(&many_epipe, 0);
+        for (int i = 0; i < NMANY; i++)
+            cr_assert_eq(weft_group_spawn(g, many_member, c, &o), 0, "member %d", i);
+        cr_assert_eq(weft_group_size(g), NMANY);
+        weft_stats st;
+        do {
+            cr_assert_eq(weft_sleep(WEFT_MSEC), 0);
+            cr_assert_eq(weft_stats_get(&st), 0);
+        } while (st.nready > 0); /* every one has run and parked */
+        cr_assert_eq(weft_group_size(g), NMANY);
+        if (round == 0) {
+            cr_assert_eq(weft_chan_close(c), 0);
+            cr_assert_eq(weft_group_wait(g, weft_deadline_in(60 * WEFT_SEC)), 0);
+            cr_assert_eq(atomic_load(&many_epipe), NMANY);
+        }
+        cr_assert_eq(weft_group_close(g), 0);
+        weft_chan_release(c);
+    }
+    return NULL;
+}
+
+Test(ported_coro, a_hundred_thousand_coroutines_in_one_group, .timeout = 120)
+{
+    SKIP_UNDER_VALGRIND();
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.stall_ms = -1;
+    cfg.budget = 1u << 20;
+    run_main_cfg(&cfg, many_main, NULL);
 }
