@@ -61,8 +61,10 @@ struct weft_chan {
     bool unbounded;   /* fixed: a full ring grows (see the file comment) */
     size_t max_len;   /* unbounded: the most values buffered (SIZE_MAX: memory is the limit) */
     int orphaned;     /* the last handle went while tasks waited: the last waiter frees it */
-    size_t nwaiters;  /* waiter nodes linked in sendq/recvq by blocked sends, receives and
-                       * selects (each keeps the channel alive until it has unlinked) */
+    size_t nwaiters;  /* waiter nodes of blocked sends, receives and selects, counted from
+                       * their link until their owner has looked at the outcome under the
+                       * lock (a send or receive unlinked by its completer is still counted):
+                       * each keeps the channel alive until it has left */
     weft__list sendq; /* chan_waiter.link, oldest first */
     weft__list recvq;
     char *buf;
@@ -206,15 +208,16 @@ static inline __attribute__((always_inline)) chan_waiter *take_live(weft__list *
 /* Finishes a claimed waiter: unlinks it, records the outcome, wakes its task. `self` is the
  * calling thread's worker when the caller knows it, else NULL. Under the channel's lock: the
  * waiter is parked (its park released the lock after marking it so), or about to take the
- * lock to look at its outcome. A plain send's or receive's waiter (`plain`) is also
- * counted out of the channel's waiters here, and `fired` = 2 (release) is the last touch of
- * its done record, its node AND its task: such a waiter that sees it returns without the
- * lock, and may then finish, and its runtime end and free its task records (a waiter woken
- * by its deadline or a cancel, a completer on another thread or runtime). So the wake comes
- * first; a waiter it resumes before the store finds `fired` at 1 and takes the lock, which
- * we hold until the store is done. */
-static inline __attribute__((always_inline)) void complete(weft__worker *self, weft_chan *c,
-                                                           chan_waiter *wt, int result)
+ * lock to look at its outcome. For a plain send's or receive's waiter (`plain`), `fired` = 2
+ * (release) is the last touch of its done record, its node AND its task: the waiter may
+ * then finish, and its runtime end and free its task records (a waiter woken by its deadline
+ * or a cancel, a completer on another thread or runtime). So the wake comes first. The
+ * waiter stays counted in `nwaiters` until it has taken the lock after its wake and counted
+ * itself out (block_on): a waiter resumed before the store, or woken by its deadline just
+ * before the claim, takes the lock after we drop it, and the channel must still be there
+ * even if its last handle went meanwhile. */
+static inline __attribute__((always_inline)) void complete(weft__worker *self, chan_waiter *wt,
+                                                           int result)
 {
     weft__list_remove(&wt->link);
     wait_done *d = wt->done;
@@ -227,10 +230,8 @@ static inline __attribute__((always_inline)) void complete(weft__worker *self, w
         else
             weft__wake(wk.task, wk.epoch);
     }
-    if (d->plain) {
-        c->nwaiters--;
+    if (d->plain)
         atomic_store_explicit(&d->fired, 2, memory_order_release);
-    }
 }
 
 /* Side-effect-free readiness, for select's uniform choice. */
@@ -256,7 +257,7 @@ static inline __attribute__((always_inline)) int do_send(weft__worker *self, wef
     chan_waiter *r = take_live(&c->recvq);
     if (r) {
         copy_elem(c, r->elem, elem);
-        complete(self, c, r, 0);
+        complete(self, r, 0);
         return 0;
     }
     if (weft_unlikely(c->unbounded) && c->len == c->cap) {
@@ -285,13 +286,13 @@ static inline __attribute__((always_inline)) int do_recv(weft__worker *self, wef
         if (s) { /* a parked sender's value takes the freed slot, keeping FIFO order */
             copy_elem(c, slot(c, c->head + c->len), s->elem);
             set_len(c, c->len + 1);
-            complete(self, c, s, 0);
+            complete(self, s, 0);
         }
         return 0;
     }
     if (s) {
         copy_elem(c, elem, s->elem);
-        complete(self, c, s, 0);
+        complete(self, s, 0);
         return 0;
     }
     return c->closed ? -EPIPE : -EAGAIN;
@@ -426,9 +427,9 @@ static int close_locked(weft_chan *c)
      * are waiting; senders always do. */
     chan_waiter *wt;
     while ((wt = take_live(&c->recvq)) != NULL)
-        complete(NULL, c, wt, -EPIPE); /* weft_chan_release may run on any thread */
+        complete(NULL, wt, -EPIPE); /* weft_chan_release may run on any thread */
     while ((wt = take_live(&c->sendq)) != NULL)
-        complete(NULL, c, wt, -EPIPE);
+        complete(NULL, wt, -EPIPE);
     return 0;
 }
 
@@ -515,24 +516,19 @@ static WEFT_NOINLINE int block_on(weft__worker *w, weft_task *t, weft_chan *c, v
             r = weft__park(w, &wr);
         }
         w = t->worker; /* see weft__park: re-read after the switch */
-        /* Completed: the completer unlinked us and counted us out, and its release store of
-         * 2 was its last touch of d, wt and this task (see complete): no lock needed, and the
-         * task may end at once. */
-        if (atomic_load_explicit(&d.fired, memory_order_acquire) == 2)
-            return d.result;
+        /* Still counted in c's waiters, so c is there even if its last handle went (see
+         * complete). A one-case waiter is claimed and completed under c's lock: fired is 0
+         * or 2 here, and a completer that unlinked us is done with d, wt and this task. */
         chan_lock(c);
-        /* A one-case waiter is claimed and completed under c's lock: 0 or 2 here. */
-        if (atomic_load_explicit(&d.fired, memory_order_relaxed) == 2) {
-            chan_unlock(c);
-            return d.result;
-        }
-        if (r < 0) {
-            weft__list_remove(&wt.link);
+        bool done = atomic_load_explicit(&d.fired, memory_order_relaxed) == 2;
+        if (done || r < 0) {
+            if (!done)
+                weft__list_remove(&wt.link);
             bool last = waiter_left(c);
             chan_unlock(c);
             if (last)
                 chan_free(c);
-            return r;
+            return done ? d.result : r;
         }
         /* Woken at this run's epoch by another waker: park again, the lock held. */
     }

@@ -2537,3 +2537,59 @@ Test(ported_coro, a_hundred_thousand_coroutines_in_one_group, .timeout = 120)
     cfg.budget = 1u << 20;
     run_main_cfg(&cfg, many_main, NULL);
 }
+
+/* ---- A channel's last handle dropped just after a parked waiter was completed --------------
+ * libmill chan.c hands each coroutine its own chdup and lets it chclose when done. A waiter
+ * keeps its channel alive until it has left (weft.h); here the waiter's partner completes it
+ * (a send, or the close the last release makes) and drops the last handle at once, while
+ * the waiter, on another worker, is waking. The channel used to be freed under it: the
+ * completer had counted the waiter out before the waiter had last touched the channel. */
+
+struct orphan {
+    weft_chan *c;
+    int by_close;
+    int rc;
+    long v;
+};
+
+static void *orphan_waiter(void *arg)
+{
+    struct orphan *o = arg;
+    o->rc = weft_chan_recv(o->c, &o->v, weft_deadline_in(SOON));
+    return NULL;
+}
+
+static void *completes_then_drops(void *arg)
+{
+    struct orphan *o = arg;
+    long v = 5;
+    if (!o->by_close)
+        weft_chan_send(o->c, &v, weft_deadline_in(SOON));
+    weft_chan_release(o->c); /* the last handle */
+    return NULL;
+}
+
+static void *orphan_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 400; i++) {
+        struct orphan o = {.c = chan_new(sizeof(long), 0), .by_close = i % 2, .rc = 1};
+        weft_task *r = spawn_at(other_worker(), orphan_waiter, &o);
+        wait_parked(r);
+        weft_task *s = spawn_at(0, completes_then_drops, &o);
+        cr_assert_null(join_result(s));
+        cr_assert_null(join_result(r));
+        if (o.by_close)
+            cr_assert_eq(o.rc, -EPIPE);
+        else {
+            cr_assert_eq(o.rc, 0);
+            cr_assert_eq(o.v, 5);
+        }
+    }
+    return NULL;
+}
+
+Test(ported_coro, a_channel_released_as_its_waiter_wakes_outlives_the_waiter, .timeout = 60)
+{
+    run_quiet(orphan_main, NULL);
+}
