@@ -2546,8 +2546,8 @@ Test(ported_coro, a_hundred_thousand_coroutines_in_one_group, .timeout = 120)
  * completer had counted the waiter out before the waiter had last touched the channel. */
 
 struct orphan {
-    weft_chan *c;
-    int by_close;
+    weft_chan *c, *c2;
+    int by_close, by_select;
     int rc;
     long v;
 };
@@ -2555,6 +2555,15 @@ struct orphan {
 static void *orphan_waiter(void *arg)
 {
     struct orphan *o = arg;
+    if (o->by_select) {
+        long x;
+        weft_case cs[] = {{.op = WEFT_CASE_RECV, .chan = o->c2, .elem = &x},
+                          {.op = WEFT_CASE_RECV, .chan = o->c, .elem = &o->v}};
+        int r = weft_select(cs, 2, weft_deadline_in(SOON));
+        o->rc = r == 1 ? cs[1].result : r == 0 ? 1000 + cs[0].result : r;
+        weft_chan_release(o->c2);
+        return NULL;
+    }
     o->rc = weft_chan_recv(o->c, &o->v, weft_deadline_in(SOON));
     return NULL;
 }
@@ -2573,7 +2582,13 @@ static void *orphan_main(void *arg)
 {
     (void)arg;
     for (int i = 0; i < 400; i++) {
-        struct orphan o = {.c = chan_new(sizeof(long), 0), .by_close = i % 2, .rc = 1};
+        struct orphan o = {.c = chan_new(sizeof(long), 0),
+                           .c2 = chan_new(sizeof(long), 0),
+                           .by_close = i % 2,
+                           .by_select = i % 4 >= 2,
+                           .rc = 1};
+        if (!o.by_select)
+            weft_chan_release(o.c2);
         weft_task *r = spawn_at(other_worker(), orphan_waiter, &o);
         wait_parked(r);
         weft_task *s = spawn_at(0, completes_then_drops, &o);
