@@ -2608,3 +2608,67 @@ Test(ported_coro, a_channel_released_as_its_waiter_wakes_outlives_the_waiter, .t
 {
     run_quiet(orphan_main, NULL);
 }
+
+/* The same for a broadcast channel and a promise: the sender drops its last handle (or
+ * reference) right after the value that wakes a waiter on another worker; the waiter's own
+ * receiver (or reference) keeps what it reads alive. */
+struct orphan2 {
+    weft_bcast *b;
+    weft_bcast_rx *rx;
+    weft_promise *p;
+    int rc, prc;
+    long v;
+    void *pv;
+};
+
+static void *orphan2_waiter(void *arg)
+{
+    struct orphan2 *o = arg;
+    if (o->rx) {
+        o->rc = weft_bcast_recv(o->rx, &o->v, NULL, weft_deadline_in(SOON));
+        weft_bcast_unsubscribe(o->rx);
+    } else {
+        o->prc = weft_await(weft_promise_future(o->p), &o->pv, weft_deadline_in(SOON));
+        weft_promise_release(o->p); /* this task's reference */
+    }
+    return NULL;
+}
+
+static void *orphan2_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 400; i++) {
+        struct orphan2 o = {.rc = 1, .prc = 1};
+        if (i % 2) {
+            cr_assert_eq(weft_bcast_create(&o.b, sizeof(long), 2), 0);
+            cr_assert_eq(weft_bcast_subscribe(o.b, &o.rx), 0);
+        } else {
+            cr_assert_eq(weft_promise_create(&o.p), 0);
+            weft_promise_retain(o.p);
+        }
+        weft_task *r = spawn_at(other_worker(), orphan2_waiter, &o);
+        wait_parked(r);
+        if (i % 2) {
+            long v = 8;
+            if (i % 4 == 1)
+                cr_assert_eq(weft_bcast_send(o.b, &v), 1);
+            weft_bcast_release(o.b);
+        } else {
+            cr_assert_eq(weft_promise_resolve(o.p, (void *)8), 0);
+            weft_promise_release(o.p);
+        }
+        cr_assert_null(join_result(r));
+        if (i % 4 == 1)
+            cr_assert(o.rc == 0 && o.v == 8, "%d", o.rc);
+        else if (i % 2)
+            cr_assert_eq(o.rc, -EPIPE);
+        else
+            cr_assert(o.prc == 0 && o.pv == (void *)8, "%d", o.prc);
+    }
+    return NULL;
+}
+
+Test(ported_coro, a_broadcast_or_promise_dropped_as_its_waiter_wakes, .timeout = 60)
+{
+    run_quiet(orphan2_main, NULL);
+}
