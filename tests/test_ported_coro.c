@@ -2672,3 +2672,138 @@ Test(ported_coro, a_broadcast_or_promise_dropped_as_its_waiter_wakes, .timeout =
 {
     run_quiet(orphan2_main, NULL);
 }
+
+/* ---- A primitive freed by its waiter as soon as its wait returns ---------------------------
+ * Go's sync.WaitGroup rule: Done may be the last touch of a wait group whose Wait then
+ * returns and frees it. Here for every primitive: the waiter, on another worker, frees the
+ * primitive (heap memory) the moment its wait returns, while the task that released it may
+ * still be leaving the call that did. Under ASan a late touch is a use after free. */
+
+enum { P_EVENT, P_WAITGROUP, P_SEM, P_MUTEX, P_COND, P_RWLOCK, P_NKINDS };
+
+struct freed_by_waiter {
+    int kind;
+    weft_mutex *m;
+    weft_cond *c;
+    weft_event *e;
+    weft_waitgroup *wg;
+    weft_sem *s;
+    weft_rwlock *rw;
+    atomic_int ready;
+    int rc;
+};
+
+static void *waits_then_frees(void *arg)
+{
+    struct freed_by_waiter *f = arg;
+    int r = 0;
+    switch (f->kind) {
+    case P_EVENT:
+        r = weft_event_wait(f->e, weft_deadline_in(SOON));
+        free(f->e);
+        break;
+    case P_WAITGROUP:
+        r = weft_waitgroup_wait(f->wg, weft_deadline_in(SOON));
+        free(f->wg);
+        break;
+    case P_SEM:
+        r = weft_sem_acquire(f->s, weft_deadline_in(SOON));
+        free(f->s);
+        break;
+    case P_MUTEX:
+        r = weft_mutex_lock(f->m, weft_deadline_in(SOON));
+        if (r == 0)
+            r = weft_mutex_unlock(f->m);
+        free(f->m);
+        break;
+    case P_COND:
+        r = weft_mutex_lock(f->m, weft_deadline_in(SOON));
+        atomic_store(&f->ready, 1);
+        if (r == 0)
+            r = weft_cond_wait(f->c, f->m, weft_deadline_in(SOON));
+        weft_mutex_unlock(f->m);
+        free(f->c);
+        free(f->m);
+        break;
+    case P_RWLOCK:
+        r = weft_rwlock_rdlock(f->rw, weft_deadline_in(SOON));
+        if (r == 0)
+            r = weft_rwlock_unlock(f->rw);
+        free(f->rw);
+        break;
+    }
+    f->rc = r;
+    return NULL;
+}
+
+static void *waiter_frees_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 300; i++) {
+        struct freed_by_waiter f = {.kind = i % P_NKINDS, .rc = 1};
+        switch (f.kind) {
+        case P_EVENT:
+            f.e = malloc(sizeof *f.e);
+            *f.e = (weft_event)WEFT_EVENT_INIT;
+            break;
+        case P_WAITGROUP:
+            f.wg = malloc(sizeof *f.wg);
+            *f.wg = (weft_waitgroup)WEFT_WAITGROUP_INIT;
+            cr_assert_eq(weft_waitgroup_add(f.wg, 1), 0);
+            break;
+        case P_SEM:
+            f.s = malloc(sizeof *f.s);
+            *f.s = (weft_sem)WEFT_SEM_INIT(0);
+            break;
+        case P_MUTEX:
+            f.m = malloc(sizeof *f.m);
+            *f.m = (weft_mutex)WEFT_MUTEX_INIT;
+            cr_assert_eq(weft_mutex_lock(f.m, WEFT_FOREVER), 0);
+            break;
+        case P_COND:
+            f.m = malloc(sizeof *f.m);
+            f.c = malloc(sizeof *f.c);
+            *f.m = (weft_mutex)WEFT_MUTEX_INIT;
+            *f.c = (weft_cond)WEFT_COND_INIT;
+            break;
+        case P_RWLOCK:
+            f.rw = malloc(sizeof *f.rw);
+            *f.rw = (weft_rwlock)WEFT_RWLOCK_INIT;
+            cr_assert_eq(weft_rwlock_wrlock(f.rw, WEFT_FOREVER), 0);
+            break;
+        }
+        weft_task *t = spawn_at(other_worker(), waits_then_frees, &f);
+        wait_parked(t);
+        switch (f.kind) {
+        case P_EVENT:
+            cr_assert_eq(weft_event_set(f.e), 0);
+            break;
+        case P_WAITGROUP:
+            cr_assert_eq(weft_waitgroup_done(f.wg), 0);
+            break;
+        case P_SEM:
+            cr_assert_eq(weft_sem_release(f.s, 1), 0);
+            break;
+        case P_MUTEX:
+            cr_assert_eq(weft_mutex_unlock(f.m), 0);
+            break;
+        case P_COND:
+            /* The waiter holds m until its wait has released it. */
+            cr_assert_eq(weft_mutex_lock(f.m, weft_deadline_in(SOON)), 0);
+            cr_assert_eq(weft_cond_signal(f.c), 1);
+            cr_assert_eq(weft_mutex_unlock(f.m), 0);
+            break;
+        case P_RWLOCK:
+            cr_assert_eq(weft_rwlock_unlock(f.rw), 0);
+            break;
+        }
+        cr_assert_null(join_result(t));
+        cr_assert_eq(f.rc, 0, "kind %d: %d", f.kind, f.rc);
+    }
+    return NULL;
+}
+
+Test(ported_coro, a_primitive_freed_by_its_waiter_as_its_wait_returns, .timeout = 60)
+{
+    run_quiet(waiter_frees_main, NULL);
+}
