@@ -476,7 +476,8 @@ typedef struct weft_task weft_task;
 /* Spawn options; a NULL pointer means all defaults. Zero-initialise the structure (`= {0}` or
  * a designated initialiser) so that fields you do not set are 0. */
 typedef struct weft_spawn_opts {
-    size_t stack_size; /* 0: the runtime's default; rounded up to a page, at least STACK_MIN */
+    size_t stack_size; /* 0: the runtime's default; else WEFT_STACK_MIN .. 1 GiB, rounded up
+                        * to a page (a size outside that range: -EINVAL) */
     const char *name;  /* NULL or a name; the first 15 bytes are copied */
     unsigned flags;    /* WEFT_SPAWN_* */
     /* NULL, or called once with the spawn argument when the task has finished, however it
@@ -653,6 +654,18 @@ WEFT_API int weft_detach(weft_task *t);
  * handlers run when it finishes; a join reports WEFT_CANCELED. Cancelling twice, or a task
  * that has finished, is harmless. `t` may run on any worker of the runtime (the flag and the
  * wake are atomic: no message).
+ * Two refinements. A completion that reaches the parked call before the task runs again wins
+ * over the cancel, even one made after it (a value sent to it, a mutex, rwlock hold or
+ * semaphore unit handed over, a condition signal or auto-reset event set taken): the call
+ * returns its success and the task owns what it got, so nothing is lost or given twice;
+ * only its later calls fail. And a cancelled task's calls that need not wait complete as
+ * usual, so that its cleanup may take what is free: weft_mutex_lock of a free mutex, the
+ * rwlock locks, weft_sem_acquire with a unit there, weft_event_wait of a set event,
+ * weft_waitgroup_wait at zero, weft_once_call, weft_join of a finished task, weft_await of a
+ * completed future, weft_group_wait of an empty group, and weft_sleep_until with a passed
+ * deadline (0). Channel sends and receives, selects (a DEFAULT case included), I/O and fd
+ * waits, weft_cond_wait, weft_gen_next, weft_blocking and weft_yield return -ECANCELED at
+ * once even when they could complete; the try_ calls never fail for a cancel.
  * Returns 0, -EINVAL (NULL, or of another runtime), -ESRCH (a stale handle), -EPERM outside
  * a runtime. Runtime thread only. */
 WEFT_API int weft_cancel(weft_task *t);
@@ -933,7 +946,10 @@ WEFT_API int weft_spawn_future(weft_task **out, weft_future *f, const weft_spawn
  * WEFT_READABLE/WEFT_WRITABLE) or the deadline passes. The fd is registered once,
  * edge-triggered, and stays registered until weft_close()/weft_fd_forget(); a readiness
  * edge that arrived since the last wait is reported at once, so call it after the syscall
- * returned EAGAIN, and retry the syscall after it returns.
+ * returned EAGAIN, and retry the syscall after it returns. On epoll, a second wait with no
+ * EAGAIN in between (an fd still writable, data left unread) waits for the next edge, which
+ * may never come; io_uring's poll reports the fd's state and returns at once. A passed
+ * deadline always asks the fd itself, on both backends.
  * Several tasks may wait for the same direction of one fd (as in Go): they all wait, none
  * gets -EBUSY. On epoll they are served in the order they began to wait: an edge wakes the
  * first, and when it leaves the next is woken too (possibly with nothing left for it: retry
@@ -2068,7 +2084,9 @@ WEFT_API int weft_group_spawn(weft_group *g, weft_fn fn, void *arg, const weft_s
 /* Parks until every task of the group has finished. 0, -ETIMEDOUT, -ECANCELED, -EPERM,
  * -EDEADLK (called by one of the group's tasks, which would wait for itself). */
 WEFT_API int weft_group_wait(weft_group *g, int64_t deadline);
-/* Cancels every task of the group (they finish as cancelled tasks do). Returns how many. */
+/* Cancels every task of the group (they finish as cancelled tasks do). Returns how many.
+ * Tasks spawned into the group afterwards (by a member on its way out, say) are not
+ * cancelled by it; weft_group_close, which refuses spawns while it runs, ends those too. */
 WEFT_API int weft_group_cancel(weft_group *g);
 /* Tasks of the group not yet finished. */
 WEFT_API size_t weft_group_size(const weft_group *g);

@@ -101,9 +101,14 @@ size_t weft__io_nwaiters(weft__worker *w)
 
 int weft_fd_wait(int fd, int events, int64_t deadline)
 {
-    weft__worker *w = weft__worker_current();
-    if (!weft__blocking_task(w))
-        return -EPERM;
+    /* A cancelled task fails at once, as every I/O call does (net.c): without this check the
+     * io_uring backend, whose poll of a ready fd completes as it is submitted, returned the
+     * mask where epoll returned -ECANCELED. */
+    weft_task *t;
+    int err;
+    weft__worker *w = weft__blocking_begin(&t, true, &err);
+    if (!w)
+        return err;
     if (fd < 0)
         return -EBADF;
     if (events == 0 || (events & ~(WEFT_READABLE | WEFT_WRITABLE)))
