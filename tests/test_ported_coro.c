@@ -16,6 +16,7 @@
  * WEFT_MODE, WEFT_WORKERS, WEFT_BACKEND). Tasks on other workers record what they saw, and
  * the main task asserts: a failed assertion must not unwind another thread's coroutine. */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdatomic.h>
@@ -363,70 +364,75 @@ static void env_fini(struct env *e)
     weft_chan_release(e->c1);
 }
 
-/* One wait of `kind` on e, which is set up so that it cannot complete. */
-static int wait_once(struct env *e, int kind)
+/* One wait of `kind` on e, which is set up so that it cannot complete, until `dl`. */
+static int wait_until(struct env *e, int kind, int64_t dl)
 {
     long v = 0;
     char b;
     switch (kind) {
     case W_SLEEP:
-        return weft_sleep_until(weft_deadline_in(100 * WEFT_SEC));
+        return weft_sleep_until(dl == WEFT_FOREVER ? weft_deadline_in(100 * WEFT_SEC) : dl);
     case W_CHAN_RECV:
-        return weft_chan_recv(e->c0, &v, WEFT_FOREVER);
+        return weft_chan_recv(e->c0, &v, dl);
     case W_CHAN_SEND:
-        return weft_chan_send(e->c0, &v, WEFT_FOREVER);
+        return weft_chan_send(e->c0, &v, dl);
     case W_SELECT: {
         weft_case cs[] = {{.op = WEFT_CASE_RECV, .chan = e->c0, .elem = &v},
                           {.op = WEFT_CASE_SEND, .chan = e->c1, .elem = &v}};
-        return weft_select(cs, 2, WEFT_FOREVER);
+        return weft_select(cs, 2, dl);
     }
     case W_SELECT_FD: {
         weft_case cs[] = {{.op = WEFT_CASE_FD, .io = {e->pair[1], WEFT_READABLE}},
                           {.op = WEFT_CASE_TIMER, .at = weft_deadline_in(100 * WEFT_SEC)},
                           {.op = WEFT_CASE_RECV, .chan = e->c0, .elem = &v}};
-        return weft_select(cs, 3, WEFT_FOREVER);
+        return weft_select(cs, 3, dl);
     }
     case W_FD_WAIT:
-        return weft_fd_wait(e->pair[1], WEFT_READABLE, WEFT_FOREVER);
+        return weft_fd_wait(e->pair[1], WEFT_READABLE, dl);
     case W_READ:
-        return (int)weft_read(e->pair[1], &b, 1, WEFT_FOREVER);
+        return (int)weft_read(e->pair[1], &b, 1, dl);
     case W_ACCEPT:
-        return weft_accept(e->lfd, NULL, NULL, WEFT_FOREVER);
+        return weft_accept(e->lfd, NULL, NULL, dl);
     case W_MUTEX:
-        return weft_mutex_lock(&e->m, WEFT_FOREVER);
+        return weft_mutex_lock(&e->m, dl);
     case W_COND: {
         /* Uncontended, the lock needs no wait: it is taken even when cancelled (weft.h). */
-        int r = weft_mutex_lock(&e->cm, WEFT_FOREVER);
+        int r = weft_mutex_lock(&e->cm, WEFT_FOREVER); /* free: never waits */
         if (r != 0)
             return 1000 + r;
-        r = weft_cond_wait(&e->cond, &e->cm, WEFT_FOREVER);
+        r = weft_cond_wait(&e->cond, &e->cm, dl);
         int u = weft_mutex_unlock(&e->cm); /* held again, whatever the wait returned */
         return u != 0 ? 2000 + u : r;
     }
     case W_SEM:
-        return weft_sem_acquire(&e->sem, WEFT_FOREVER);
+        return weft_sem_acquire(&e->sem, dl);
     case W_WAITGROUP:
-        return weft_waitgroup_wait(&e->wg, WEFT_FOREVER);
+        return weft_waitgroup_wait(&e->wg, dl);
     case W_EVENT:
-        return weft_event_wait(&e->ev, WEFT_FOREVER);
+        return weft_event_wait(&e->ev, dl);
     case W_RWLOCK:
-        return weft_rwlock_rdlock(&e->rw, WEFT_FOREVER);
+        return weft_rwlock_rdlock(&e->rw, dl);
     case W_ONCE:
-        return weft_once_call(&e->once, once_waits_for_gate, e, WEFT_FOREVER);
+        return weft_once_call(&e->once, once_waits_for_gate, e, dl);
     case W_JOIN:
-        return weft_join(e->target, NULL, WEFT_FOREVER);
+        return weft_join(e->target, NULL, dl);
     case W_AWAIT:
-        return weft_await(weft_promise_future(e->promise), NULL, WEFT_FOREVER);
+        return weft_await(weft_promise_future(e->promise), NULL, dl);
     case W_SHARED:
-        return weft_shared_await(e->shared, NULL, WEFT_FOREVER);
+        return weft_shared_await(e->shared, NULL, dl);
     case W_BCAST:
-        return weft_bcast_recv(e->rx, &v, NULL, WEFT_FOREVER);
+        return weft_bcast_recv(e->rx, &v, NULL, dl);
     case W_GEN:
-        return weft_gen_next(e->gen, &v, WEFT_FOREVER);
+        return weft_gen_next(e->gen, &v, dl);
     case W_GROUP:
-        return weft_group_wait(e->group, WEFT_FOREVER);
+        return weft_group_wait(e->group, dl);
     }
     return 9999;
+}
+
+static int wait_once(struct env *e, int kind)
+{
+    return wait_until(e, kind, WEFT_FOREVER);
 }
 
 struct subject {
@@ -2979,4 +2985,60 @@ static void *cancelled_calls_main(void *arg)
 Test(ported_coro, a_cancelled_task_completes_only_what_need_not_wait, .timeout = 30)
 {
     run_quiet(cancelled_calls_main, NULL);
+}
+
+/* ---- Deadlines at the edges, at every kind of wait ------------------------------------------
+ * libdill's deadlines are absolute, -1 for none. Negative ones other than WEFT_FOREVER, and
+ * 0, have passed: a wait that cannot complete returns -ETIMEDOUT without parking (a sleep
+ * returns 0). INT64_MAX is the end of time: the wait parks and stays parked (no overflow
+ * turns it into a passed deadline) until it is cancelled. */
+
+struct edge_subject {
+    struct env *e;
+    int kind;
+    int64_t dl;
+    int rc;
+};
+
+static void *edge_subject(void *arg)
+{
+    struct edge_subject *s = arg;
+    s->rc = wait_until(s->e, s->kind, s->dl);
+    return NULL;
+}
+
+static void *deadline_edges_main(void *arg)
+{
+    (void)arg;
+    static const int64_t passed[] = {LONG_AGO, -2, INT64_MIN};
+    for (int kind = 0; kind < W_NKINDS; kind++) {
+        for (size_t d = 0; d < sizeof passed / sizeof passed[0]; d++) {
+            struct env e;
+            env_init(&e);
+            struct edge_subject s = {&e, kind, passed[d], 1};
+            weft_task *t = spawn_pinned(edge_subject, &s);
+            cr_assert_null(join_result(t), "%s with deadline %" PRId64 " waited", wait_names[kind],
+                           passed[d]);
+            cr_assert_eq(s.rc, kind == W_SLEEP ? 0 : -ETIMEDOUT, "%s, deadline %" PRId64 ": %d",
+                         wait_names[kind], passed[d], s.rc);
+            env_fini(&e);
+        }
+        struct env e;
+        env_init(&e);
+        struct edge_subject s = {&e, kind, INT64_MAX, 1};
+        weft_task *t = spawn_pinned(edge_subject, &s);
+        wait_parked(t);
+        cr_assert_eq(weft_sleep(WEFT_MSEC), 0);
+        cr_assert_eq(weft_task_status(t), WEFT_TASK_PARKED, "%s at INT64_MAX", wait_names[kind]);
+        cr_assert_eq(weft_cancel(t), 0);
+        join_cancelled(t);
+        cr_assert_eq(s.rc, -ECANCELED, "%s at INT64_MAX: %d", wait_names[kind], s.rc);
+        env_fini(&e);
+    }
+    return NULL;
+}
+
+Test(ported_coro, deadlines_passed_negative_and_at_the_end_of_time_at_every_wait, .timeout = 60)
+{
+    run_quiet(deadline_edges_main, NULL);
 }
