@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -3041,4 +3042,138 @@ static void *deadline_edges_main(void *arg)
 Test(ported_coro, deadlines_passed_negative_and_at_the_end_of_time_at_every_wait, .timeout = 60)
 {
     run_quiet(deadline_edges_main, NULL);
+}
+
+/* ---- Seastar timer_test: timers cancelled and re-armed from a timer's callback -------------
+ * test_timer_basic: t1's callback cancels t4 and t5 and re-arms t5; here every timer has
+ * expired before any callback runs (the worker is kept busy past them all), so t4 and the
+ * first t5 are already due when t1, the earliest, cancels them: they must not run.
+ * test_timer_cancelling: armed and cancelled twice, then armed with a new callback.
+ * test_highres_periodic_cancel_in_callback: a periodic timer cancels itself in its callback,
+ * and a task it spawns arms another. */
+
+struct tbasic {
+    weft_watch *t[6];
+    int fired[6];
+    int del4, del5, add5;
+    weft_watch *periodic, *second;
+    int pfired, sfired, add2;
+};
+
+static void on_fire(weft_watch *w, int fd, unsigned ev, void *arg);
+
+static void on_t1(weft_watch *w, int fd, unsigned ev, void *arg)
+{
+    (void)w, (void)fd, (void)ev;
+    struct tbasic *b = arg;
+    b->fired[1]++;
+    b->del4 = weft_watch_del(b->t[4]);
+    b->del5 = weft_watch_del(b->t[5]);
+    b->t[4] = NULL;
+    b->add5 = weft_watch_add(&b->t[5], -1, WEFT_WATCH_TIMER, WEFT_MSEC, on_fire, b);
+}
+
+static void on_fire(weft_watch *w, int fd, unsigned ev, void *arg)
+{
+    (void)fd, (void)ev;
+    struct tbasic *b = arg;
+    for (int i = 2; i < 6; i++)
+        if (b->t[i] == w)
+            b->fired[i]++;
+}
+
+static void spin_ms(int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t end = (int64_t)ts.tv_sec * WEFT_SEC + ts.tv_nsec + ms * WEFT_MSEC;
+    do
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+    while ((int64_t)ts.tv_sec * WEFT_SEC + ts.tv_nsec < end);
+}
+
+static void on_second(weft_watch *w, int fd, unsigned ev, void *arg)
+{
+    (void)w, (void)fd, (void)ev;
+    ((struct tbasic *)arg)->sfired++;
+}
+
+static void *arm_second(void *arg)
+{
+    struct tbasic *b = arg;
+    weft_yield();
+    b->add2 = weft_watch_add(&b->second, -1, WEFT_WATCH_TIMER, WEFT_MSEC, on_second, b);
+    return NULL;
+}
+
+static void on_periodic(weft_watch *w, int fd, unsigned ev, void *arg)
+{
+    (void)fd, (void)ev;
+    struct tbasic *b = arg;
+    b->pfired++;
+    weft_watch_del(w); /* cancels itself: the callback running now finishes */
+    weft_spawn(NULL, arm_second, b, &(weft_spawn_opts){.flags = WEFT_SPAWN_DETACHED});
+}
+
+static void *timer_basic_main(void *arg)
+{
+    (void)arg;
+    struct tbasic b = {0};
+    /* t1 1 ms, t4 1 ms (the same deadline, added after: it fires after t1), t5 2 ms, t2 3 ms,
+     * t3 4 ms; then the worker is busy for 6 ms. */
+    cr_assert_eq(weft_watch_add(&b.t[1], -1, WEFT_WATCH_TIMER, WEFT_MSEC, on_t1, &b), 0);
+    cr_assert_eq(weft_watch_add(&b.t[4], -1, WEFT_WATCH_TIMER, WEFT_MSEC, on_fire, &b), 0);
+    cr_assert_eq(weft_watch_add(&b.t[5], -1, WEFT_WATCH_TIMER, 2 * WEFT_MSEC, on_fire, &b), 0);
+    cr_assert_eq(weft_watch_add(&b.t[2], -1, WEFT_WATCH_TIMER, 3 * WEFT_MSEC, on_fire, &b), 0);
+    cr_assert_eq(weft_watch_add(&b.t[3], -1, WEFT_WATCH_TIMER, 4 * WEFT_MSEC, on_fire, &b), 0);
+    spin_ms(6);
+    int64_t until = weft_deadline_in(SOON);
+    while ((b.fired[5] == 0 || b.fired[2] == 0 || b.fired[3] == 0) && weft_now() < until)
+        cr_assert_eq(weft_sleep(WEFT_MSEC), 0);
+    cr_assert_eq(b.fired[1], 1);
+    cr_assert_eq(b.del4, 0);
+    cr_assert_eq(b.del5, 0);
+    cr_assert_eq(b.add5, 0);
+    cr_assert_eq(b.fired[4], 0, "a timer cancelled after it expired, before its callback ran");
+    cr_assert_eq(b.fired[5], 1, "the re-armed timer fired once (the cancelled one never)");
+    cr_assert_eq(b.fired[2], 1);
+    cr_assert_eq(b.fired[3], 1);
+    for (int i = 1; i < 6; i++)
+        if (b.t[i])
+            cr_assert_eq(weft_watch_del(b.t[i]), 0, "one-shot watch %d", i);
+
+    /* test_timer_cancelling: armed and cancelled twice, then armed again. */
+    struct tbasic c = {0};
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(weft_watch_add(&c.t[4], -1, WEFT_WATCH_TIMER, WEFT_MSEC, on_fire, &c), 0);
+        cr_assert_eq(weft_watch_del(c.t[4]), 0);
+    }
+    c.t[4] = NULL;
+    cr_assert_eq(weft_watch_add(&c.t[2], -1, WEFT_WATCH_TIMER, WEFT_MSEC, on_fire, &c), 0);
+    spin_ms(2);
+    while (c.fired[2] == 0 && weft_now() < until)
+        cr_assert_eq(weft_sleep(WEFT_MSEC), 0);
+    cr_assert_eq(c.fired[2], 1);
+    cr_assert_eq(c.fired[4], 0);
+    cr_assert_eq(weft_watch_del(c.t[2]), 0);
+
+    /* test_highres_periodic_cancel_in_callback. */
+    struct tbasic p = {0};
+    cr_assert_eq(weft_watch_add(&p.periodic, -1, WEFT_WATCH_TIMER | WEFT_WATCH_PERSIST, WEFT_MSEC,
+                                on_periodic, &p),
+                 0);
+    while (p.sfired == 0 && weft_now() < until)
+        cr_assert_eq(weft_sleep(WEFT_MSEC), 0);
+    spin_ms(3);
+    cr_assert_eq(weft_sleep(WEFT_MSEC), 0);
+    cr_assert_eq(p.pfired, 1, "the periodic timer cancelled in its callback fired once");
+    cr_assert_eq(p.add2, 0);
+    cr_assert_eq(p.sfired, 1);
+    cr_assert_eq(weft_watch_del(p.second), 0);
+    return NULL;
+}
+
+Test(ported_coro, seastar_timers_cancelled_and_rearmed_from_callbacks, .timeout = 30)
+{
+    run_quiet(timer_basic_main, NULL);
 }
