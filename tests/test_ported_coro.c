@@ -3,18 +3,21 @@
  * suffix, happyeyeballs, overload, and its cancellation rule: a coroutine cancelled while
  * blocked gets ECANCELED, and so does every later blocking call), libmill's (chan, cls,
  * fdwait, overload), libco's examples (cond, poll, specific and setenv), and Seastar's unit
- * tests where weft has the primitive (semaphore, gate, when_all/when_any/parallel_for_each,
- * abort_source, smp submit_to). test_ported.c, test_ported2.c, test_conformance.c and
- * test_semantics.c hold the ports made before; this file adds the hostile cases: a
- * cancellation at every kind of wait and one racing each kind of grant, groups cancelled
+ * tests where weft has the primitive (semaphore, gate, timer, when_all/when_any/
+ * parallel_for_each, abort_source, smp submit_to). test_ported.c, test_ported2.c,
+ * test_conformance.c and test_semantics.c hold the ports made before; this file adds the
+ * hostile cases: a cancellation at every kind of wait and one racing each kind of grant,
+ * deadlines passed, negative and at the end of time at every kind of wait, groups cancelled
  * while their members spawn, generators abandoned half-way, combinators over empty, ready,
- * failed and duplicated inputs, selects over many and duplicated channels, recursion close to
- * the stack size and past it, and 100,000 coroutines in one group. Each test names its
- * source; where weft.h is silent it asserts what the peer runtime does. No pass or fail
- * depends on timing: deadlines are bounds a hang would reach. Every test holds in sharded
- * and stealing mode, on one and two workers, on epoll and on io_uring (the environment picks:
- * WEFT_MODE, WEFT_WORKERS, WEFT_BACKEND). Tasks on other workers record what they saw, and
- * the main task asserts: a failed assertion must not unwind another thread's coroutine. */
+ * failed and duplicated inputs, selects over many and duplicated channels, channels,
+ * broadcasts, promises and every sync primitive let go of by one side as the other wakes,
+ * recursion close to the stack size and past it, and 100,000 coroutines in one group. Each
+ * test names its source; where weft.h is silent it asserts what the peer runtime does. No
+ * pass or fail depends on timing: deadlines are bounds a hang would reach. Every test holds
+ * in sharded and stealing mode, on one and two workers, on epoll and on io_uring (the
+ * environment picks: WEFT_MODE, WEFT_WORKERS, WEFT_BACKEND). Tasks on other workers record
+ * what they saw, and the main task asserts: a failed assertion must not unwind another
+ * thread's coroutine. */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
