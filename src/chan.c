@@ -34,6 +34,7 @@
  * select holding several locks. At `max_len` values, or when the allocation fails, the send
  * returns -ENOMEM and the value is not taken (never lost silently). */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,9 +79,10 @@ struct weft_chan {
  * the waiting task's stack. */
 typedef struct wait_done {
     /* any thread holding one of the select's channel locks: 0, then 1 once a case is
-     * claimed. With one case, that channel's lock alone guards it (a plain store); with
-     * several, claimers race and CAS it (acq_rel: the winner's writes to index/result and the
-     * copied value happen after its claim and before the waiter's wake). */
+     * claimed; a plain send's or receive's then 2 or 4 once completed (see complete()). With one
+     * case, that channel's lock alone guards it (a plain store); with several, claimers race and
+     * CAS it (acq_rel: the winner's writes to index/result and the copied value happen after its
+     * claim and before the waiter's wake). */
     _Atomic int fired;
     int ncases;
     bool plain;       /* a send's or receive's, not a select's: see complete() */
@@ -207,31 +209,44 @@ static inline __attribute__((always_inline)) chan_waiter *take_live(weft__list *
 
 /* Finishes a claimed waiter: unlinks it, records the outcome, wakes its task. `self` is the
  * calling thread's worker when the caller knows it, else NULL. Under the channel's lock: the
- * waiter is parked (its park released the lock after marking it so), or about to take the
- * lock to look at its outcome. For a plain send's or receive's waiter (`plain`), `fired` = 2
- * (release) is the last touch of its done record, its node AND its task: the waiter may
- * then finish, and its runtime end and free its task records (a waiter woken by its deadline
- * or a cancel, a completer on another thread or runtime). So the wake comes first. The
- * waiter stays counted in `nwaiters` until it has taken the lock after its wake and counted
- * itself out (block_on): a waiter resumed before the store, or woken by its deadline just
- * before the claim, takes the lock after we drop it, and the channel must still be there
- * even if its last handle went meanwhile. */
-static inline __attribute__((always_inline)) void complete(weft__worker *self, chan_waiter *wt,
-                                                           int result)
+ * waiter is parked (its park released the lock after marking it so), or already woken by
+ * something else (its deadline, a cancel, another waker) and on its way to take the lock.
+ *
+ * A plain send's or receive's waiter (`plain`) is told how it ends by `fired`, stored after
+ * the wake (the wake must come first: a waiter that sees the outcome may return, finish, and
+ * its runtime end and free its task record, which the wake would then touch):
+ * - 2 (release): this wake is the one that woke it (weft__wake_parked), so it was asleep
+ *   until now: it is counted out of the channel's waiters here, and the store is the last
+ *   touch of its done record, its node and its task. The waiter returns without the lock,
+ *   and must not touch the channel, which may be freed as soon as we unlock (its last handle
+ *   gone: `orphaned`).
+ * - 4: it was awake already. It stays counted, so the channel outlives its next step, which
+ *   is to take the lock, read the outcome and count itself out (block_on).
+ * Between the claim (1) and either store, a waiter that runs looks at neither the channel nor
+ * the outcome: it waits for the store (block_on). */
+static inline __attribute__((always_inline)) void complete(weft__worker *self, weft_chan *c,
+                                                           chan_waiter *wt, int result)
 {
     weft__list_remove(&wt->link);
     wait_done *d = wt->done;
     d->index = wt->index;
     d->result = result;
     weft_waker wk = d->waker;
-    if (wk.task) {
-        if (self)
-            weft__wake_from(self, wk.task, wk.epoch);
-        else
-            weft__wake(wk.task, wk.epoch);
+    if (!d->plain) {
+        if (wk.task) {
+            if (self)
+                weft__wake_from(self, wk.task, wk.epoch);
+            else
+                weft__wake(wk.task, wk.epoch);
+        }
+        return;
     }
-    if (d->plain)
+    if (wk.task && weft__wake_parked(self, wk.task, wk.epoch)) {
+        c->nwaiters--;
         atomic_store_explicit(&d->fired, 2, memory_order_release);
+    } else {
+        atomic_store_explicit(&d->fired, 4, memory_order_release);
+    }
 }
 
 /* Side-effect-free readiness, for select's uniform choice. */
@@ -257,7 +272,7 @@ static inline __attribute__((always_inline)) int do_send(weft__worker *self, wef
     chan_waiter *r = take_live(&c->recvq);
     if (r) {
         copy_elem(c, r->elem, elem);
-        complete(self, r, 0);
+        complete(self, c, r, 0);
         return 0;
     }
     if (weft_unlikely(c->unbounded) && c->len == c->cap) {
@@ -286,13 +301,13 @@ static inline __attribute__((always_inline)) int do_recv(weft__worker *self, wef
         if (s) { /* a parked sender's value takes the freed slot, keeping FIFO order */
             copy_elem(c, slot(c, c->head + c->len), s->elem);
             set_len(c, c->len + 1);
-            complete(self, s, 0);
+            complete(self, c, s, 0);
         }
         return 0;
     }
     if (s) {
         copy_elem(c, elem, s->elem);
-        complete(self, s, 0);
+        complete(self, c, s, 0);
         return 0;
     }
     return c->closed ? -EPIPE : -EAGAIN;
@@ -427,9 +442,9 @@ static int close_locked(weft_chan *c)
      * are waiting; senders always do. */
     chan_waiter *wt;
     while ((wt = take_live(&c->recvq)) != NULL)
-        complete(NULL, wt, -EPIPE); /* weft_chan_release may run on any thread */
+        complete(NULL, c, wt, -EPIPE); /* weft_chan_release may run on any thread */
     while ((wt = take_live(&c->sendq)) != NULL)
-        complete(NULL, wt, -EPIPE);
+        complete(NULL, c, wt, -EPIPE);
     return 0;
 }
 
@@ -516,11 +531,22 @@ static WEFT_NOINLINE int block_on(weft__worker *w, weft_task *t, weft_chan *c, v
             r = weft__park(w, &wr);
         }
         w = t->worker; /* see weft__park: re-read after the switch */
-        /* Still counted in c's waiters, so c is there even if its last handle went (see
-         * complete). A one-case waiter is claimed and completed under c's lock: fired is 0
-         * or 2 here, and a completer that unlinked us is done with d, wt and this task. */
+        /* Claimed and not yet told how (see complete): the completer holds c's lock and is a
+         * few instructions from its store. c may be gone after it: wait on d alone. */
+        int f;
+        for (unsigned spins = 0; (f = atomic_load_explicit(&d.fired, memory_order_acquire)) == 1;)
+            if (++spins % 128 == 0)
+                sched_yield(); /* the completer's thread may have been preempted */
+            else
+                weft__cpu_relax();
+        /* Woken by the completer, which counted us out: its store was its last touch of d,
+         * wt and this task, and c is not ours to touch any more. */
+        if (f == 2)
+            return d.result;
+        /* Otherwise still counted in c's waiters, so c is there even if its last handle went.
+         * Under the lock fired is 0 (not completed) or 4 (completed while we were awake). */
         chan_lock(c);
-        bool done = atomic_load_explicit(&d.fired, memory_order_relaxed) == 2;
+        bool done = atomic_load_explicit(&d.fired, memory_order_relaxed) == 4;
         if (done || r < 0) {
             if (!done)
                 weft__list_remove(&wt.link);

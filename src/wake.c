@@ -68,14 +68,14 @@ static WEFT_NOINLINE void enqueue_general(weft__worker *self, weft_task *t)
     }
 }
 
-/* The wake, for both entry points: `self` is the calling thread's worker, or NULL to look it
- * up (only when the wake enqueues). */
-static WEFT_NOINLINE void wake_general(weft__worker *self, weft_task *t, uint64_t epoch)
+/* The wake, for every entry point: `self` is the calling thread's worker, or NULL to look it
+ * up (only when the wake enqueues). Returns whether this wake moved t from PARKED to READY. */
+static WEFT_NOINLINE bool wake_general(weft__worker *self, weft_task *t, uint64_t epoch)
 {
     uint64_t word = atomic_load_explicit(&t->word, memory_order_relaxed);
     for (;;) {
         if (WEFT__EPOCH(word) != epoch)
-            return; /* a stale waker: that park is over */
+            return false; /* a stale waker: that park is over */
         unsigned st = WEFT__STATE(word);
         uint64_t nw;
         if (st == WEFT__PARKED) {
@@ -87,20 +87,20 @@ static WEFT_NOINLINE void wake_general(weft__worker *self, weft_task *t, uint64_
         } else if (st == WEFT__RUNNING)
             nw = WEFT__WORD(epoch, WEFT__NOTIFIED);
         else
-            return; /* already woken, queued, or finished */
+            return false; /* already woken, queued, or finished */
         /* release: what the waker wrote before waking is visible to the woken task. */
         if (atomic_compare_exchange_weak_explicit(&t->word, &word, nw, memory_order_acq_rel,
                                                   memory_order_relaxed)) {
             if (st == WEFT__PARKED)
                 enqueue_general(self, t);
-            return;
+            return st == WEFT__PARKED;
         }
     }
 }
 
 void weft__wake(weft_task *t, uint64_t epoch)
 {
-    wake_general(NULL, t, epoch);
+    (void)wake_general(NULL, t, epoch);
 }
 
 /* The commonest wake first, with no call but the tail call to the push: a parked task of the
@@ -124,7 +124,27 @@ void weft__wake_from(weft__worker *self, weft_task *t, uint64_t epoch)
         enqueue_general(self, t);
         return;
     }
-    wake_general(self, t, epoch);
+    (void)wake_general(self, t, epoch);
+}
+
+bool weft__wake_parked(weft__worker *self, weft_task *t, uint64_t epoch)
+{
+    uint64_t word = atomic_load_explicit(&t->word, memory_order_relaxed);
+    if (weft_likely(
+            self && word == WEFT__WORD(epoch, WEFT__PARKED) && !weft__sampled(epoch) &&
+            atomic_compare_exchange_strong_explicit(&t->word, &word, WEFT__WORD(epoch, WEFT__READY),
+                                                    memory_order_acq_rel, memory_order_relaxed))) {
+        /* As weft__wake_from's: the CAS released the waker's writes to the woken task. */
+        weft__worker *w = t->worker;
+        if (weft_likely(self == w && w->tracer == NULL)) {
+            WEFT_PROBE2(wake, t, 0);
+            weft__ready_push_lifo(&w->sched, t, false);
+        } else {
+            enqueue_general(self, t);
+        }
+        return true;
+    }
+    return wake_general(self, t, epoch);
 }
 
 bool weft__inbox_drain(weft__worker *w)
