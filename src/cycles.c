@@ -191,8 +191,9 @@ static void follow(weft__runtime *rt, weft__cycles *c, walk *wk, waiter *start)
     j = start;
     do {
         const weft__worker *w = __atomic_load_n(&j->t->worker, __ATOMIC_RELAXED);
-        weft__dumpbuf_printf(&b, "    task %llu \"%.15s\" on worker %u ",
-                             (unsigned long long)id_of(j->t), j->t->name, w ? w->index : 0u);
+        weft__dumpbuf_printf(&b, "    task %llu \"", (unsigned long long)id_of(j->t));
+        weft__dumpbuf_text(&b, j->t->name, sizeof j->t->name - 1);
+        weft__dumpbuf_printf(&b, "\" on worker %u ", w ? w->index : 0u);
         if (j->kind == WEFT__WAIT_JOIN)
             weft__dumpbuf_printf(&b, "joins task %llu\n", (unsigned long long)id_of(j->target));
         else

@@ -141,6 +141,23 @@ static void put_wait(weft__dumpbuf *b, int kind, const void *what, int64_t deadl
     }
 }
 
+void weft__dumpbuf_text(weft__dumpbuf *b, const char *s, size_t max)
+{
+    size_t n = strnlen(s, max), run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != 0x7f && c != '\\' && c != '"')
+            continue;
+        weft__dumpbuf_printf(b, "%.*s", (int)(i - run), s + run);
+        if (c == '\\' || c == '"')
+            weft__dumpbuf_printf(b, "\\%c", c);
+        else
+            weft__dumpbuf_printf(b, "\\x%02x", c);
+        run = i + 1;
+    }
+    weft__dumpbuf_printf(b, "%.*s", (int)(n - run), s + run);
+}
+
 void weft__dumpbuf_frame(weft__dumpbuf *b, int i, uintptr_t pc, bool exact)
 {
     Dl_info di;
@@ -242,8 +259,11 @@ static void put_origin(weft__dumpbuf *b, const weft_task *t)
         weft__dumpbuf_printf(b, "    created by task %llu", (unsigned long long)t->parent_id);
     else
         weft__dumpbuf_printf(b, "    created outside any task");
-    if (t->spawn_file)
-        weft__dumpbuf_printf(b, " at %s:%u", t->spawn_file, t->spawn_line);
+    if (t->spawn_file) {
+        weft__dumpbuf_printf(b, " at ");
+        weft__dumpbuf_text(b, t->spawn_file, 4096);
+        weft__dumpbuf_printf(b, ":%u", t->spawn_line);
+    }
     weft__dumpbuf_printf(b, "\n");
 }
 
@@ -251,8 +271,9 @@ static void put_task(weft__dumpbuf *b, const weft_task *t, uint64_t word, bool b
                      int64_t now, bool in_place)
 {
     const weft__worker *w = __atomic_load_n(&t->worker, __ATOMIC_RELAXED);
-    weft__dumpbuf_printf(b, "task %llu \"%.15s\" on worker %u: %s", (unsigned long long)id_of(t),
-                         t->name, w ? w->index : 0u, state_name(word));
+    weft__dumpbuf_printf(b, "task %llu \"", (unsigned long long)id_of(t));
+    weft__dumpbuf_text(b, t->name, sizeof t->name - 1);
+    weft__dumpbuf_printf(b, "\" on worker %u: %s", w ? w->index : 0u, state_name(word));
     if (in_place)
         weft__dumpbuf_printf(b, " (inside weft_block_in_place, on its own thread)");
     if (t->flags & WEFT__T_STACKLESS)

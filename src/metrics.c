@@ -102,7 +102,23 @@ int weft_runtime_histogram(weft_runtime *a, int which, weft_histogram *out)
     return r;
 }
 
-/* A Prometheus histogram: cumulative buckets with upper bounds in seconds (2^(k+1) ns). */
+/* A bucket's upper bound, `ns` nanoseconds, in seconds written exactly ("0.000001023"): %g's
+ * rounding would move an edge (2^39 - 1 ns printed as 549.755814 s takes in samples up to
+ * 549.755814 s that the bucket does not hold). */
+static void put_seconds(weft__dumpbuf *b, uint64_t ns)
+{
+    char frac[16];
+    int n = snprintf(frac, sizeof frac, "%09llu", (unsigned long long)(ns % 1000000000u));
+    while (n > 1 && frac[n - 1] == '0')
+        frac[--n] = '\0';
+    weft__dumpbuf_printf(b, "%llu.%s", (unsigned long long)(ns / 1000000000u), frac);
+}
+
+/* A Prometheus histogram: cumulative buckets, each `le` (less than or equal) the largest
+ * sample its buckets hold. Bucket k holds [2^k, 2^(k+1)) ns and samples are whole
+ * nanoseconds, so buckets 0..k hold exactly the samples of at most 2^(k+1) - 1 ns: that is
+ * the edge, not 2^(k+1), which a sample of exactly 2^(k+1) ns (counted in bucket k + 1) would
+ * wrongly fall under. */
 static void put_histogram(weft__dumpbuf *b, const weft__runtime *rt, int which, const char *name,
                           const char *help)
 {
@@ -113,8 +129,9 @@ static void put_histogram(weft__dumpbuf *b, const weft__runtime *rt, int which, 
     uint64_t cum = 0;
     for (int k = 0; k < WEFT_HIST_BUCKETS - 1; k++) {
         cum += h.buckets[k];
-        weft__dumpbuf_printf(b, "%s_bucket{le=\"%.9g\"} %llu\n", name,
-                             (double)((uint64_t)1 << (k + 1)) / 1e9, (unsigned long long)cum);
+        weft__dumpbuf_printf(b, "%s_bucket{le=\"", name);
+        put_seconds(b, ((uint64_t)1 << (k + 1)) - 1);
+        weft__dumpbuf_printf(b, "\"} %llu\n", (unsigned long long)cum);
     }
     weft__dumpbuf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9f\n%s_count %llu\n", name,
                          (unsigned long long)h.count, name, (double)h.sum_ns / 1e9, name,

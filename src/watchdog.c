@@ -253,10 +253,11 @@ static WEFT_COLD void report(struct weft__watchdog *wd, weft__worker *w, unsigne
     }
     /* The task's name and id come from the handler, which read them on the task's thread. */
     weft__dumpbuf b = {0};
-    if (n && w->watch.task_id)
-        weft__dumpbuf_printf(&b, "weft: stall: task %llu \"%.15s\" on worker %u",
-                             (unsigned long long)w->watch.task_id, w->watch.name, index);
-    else if (n)
+    if (n && w->watch.task_id) {
+        weft__dumpbuf_printf(&b, "weft: stall: task %llu \"", (unsigned long long)w->watch.task_id);
+        weft__dumpbuf_text(&b, w->watch.name, sizeof w->watch.name - 1);
+        weft__dumpbuf_printf(&b, "\" on worker %u", index);
+    } else if (n)
         weft__dumpbuf_printf(&b, "weft: stall: the loop of worker %u (no task)", index);
     else
         weft__dumpbuf_printf(&b, "weft: stall: a task on worker %u", index);

@@ -213,6 +213,45 @@ static void *endpoint_main(void *arg)
     cr_assert_not_null(strstr(r, "Content-Type: text/plain; version=0.0.4\r\n"), "%s", r);
     cr_assert_not_null(strstr(r, "\r\n\r\n# HELP weft_workers"), "%s", r);
     cr_assert_not_null(strstr(r, "weft_tasks_spawned_total{worker=\"0\"} "), "%s", r);
+    /* Histogram edges: bucket k holds [2^k, 2^(k+1)) whole ns, so the cumulative count up to
+     * it is that of the samples of at most 2^(k+1) - 1 ns, written exactly (it was 2^(k+1),
+     * under which a sample of exactly 2^(k+1) ns, counted one bucket up, would fall; and %g
+     * rounded the last edge to 549.755814). The counts never fall, the edges always grow,
+     * and +Inf is the count. */
+    cr_assert_not_null(strstr(r, "weft_poll_seconds_bucket{le=\"0.000000001\"} "), "%s", r);
+    cr_assert_not_null(strstr(r, "weft_poll_seconds_bucket{le=\"0.000001023\"} "), "%s", r);
+    cr_assert_not_null(strstr(r, "weft_poll_seconds_bucket{le=\"549.755813887\"} "), "%s", r);
+    static const char *const hists[] = {"weft_poll_seconds", "weft_schedule_latency_seconds"};
+    for (int i = 0; i < 2; i++) {
+        const char *h = hists[i];
+        char pat[64];
+        snprintf(pat, sizeof pat, "\n%s_bucket{le=\"", h);
+        double le_prev = -1;
+        unsigned long long n_prev = 0, n = 0, count = 0;
+        int nbuckets = 0;
+        for (const char *p = strstr(r, pat); p; p = strstr(p + 1, pat)) {
+            p += strlen(pat);
+            if (strncmp(p, "+Inf\"} ", 7) == 0) {
+                n = strtoull(p + 7, NULL, 10);
+                break;
+            }
+            char *end;
+            double le = strtod(p, &end);
+            cr_assert(strncmp(end, "\"} ", 3) == 0, "%s", p);
+            n = strtoull(end + 3, NULL, 10);
+            cr_assert_gt(le, le_prev, "%s: edges grow", h);
+            cr_assert_geq(n, n_prev, "%s: counts are cumulative", h);
+            le_prev = le;
+            n_prev = n;
+            nbuckets++;
+        }
+        cr_assert_eq(nbuckets, WEFT_HIST_BUCKETS - 1, "%s", h);
+        cr_assert_geq(n, n_prev, "%s: +Inf holds them all", h);
+        snprintf(pat, sizeof pat, "\n%s_count ", h);
+        cr_assert_not_null(strstr(r, pat), "%s", h);
+        count = strtoull(strstr(r, pat) + strlen(pat), NULL, 10);
+        cr_assert_eq(n, count, "%s: +Inf is the count", h);
+    }
     free(r);
 
     /* Clients that connect and send nothing do not hold the endpoint: connections are
@@ -229,8 +268,18 @@ static void *endpoint_main(void *arg)
     for (int i = 0; i < 3; i++)
         weft_close(idle[i]);
 
+    /* Control bytes in a name or a spawn site do not reach the text dump as they are (a
+     * newline would forge a line of it): \xHH, and the quote and backslash escaped. */
+    weft_task *ctl;
+    weft_spawn_opts oc = {.name = "a\tb\nc\"d\\e"};
+    cr_assert_eq(weft_spawn_at("odd\rsite.c", 7, &ctl, parked_forever, &sem, &oc), 0);
+    weft_sleep(WEFT_MSEC);
+
     r = http_get(&at, "GET /debug/tasks.txt HTTP/1.0\r\n\r\n");
     cr_assert(strncmp(r, "HTTP/1.0 200 OK\r\n", 17) == 0, "%s", r);
+    cr_assert_not_null(strstr(r, "\"a\\x09b\\x0ac\\\"d\\\\e\" on worker"), "%s", r);
+    cr_assert_not_null(strstr(r, " at odd\\x0dsite.c:7\n"), "%s", r);
+    cr_assert_null(strchr(r, '\t'), "a raw tab in the dump: %s", r);
     cr_assert_not_null(strstr(r, "\"waits-on-sem\""), "%s", r);
     cr_assert_not_null(strstr(r, "parked on semaphore"), "%s", r);
     cr_assert_not_null(strstr(r, "\"weft-debug\""), "the endpoint's own task: %s", r);
@@ -327,8 +376,9 @@ static void *endpoint_main(void *arg)
     cr_assert(strncmp(r, "HTTP/1.0 400 ", 13) == 0, "%s", r);
     free(r);
 
-    cr_assert_eq(weft_sem_release(&sem, 1), 0);
+    cr_assert_eq(weft_sem_release(&sem, 2), 0);
     cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_join(ctl, NULL, WEFT_FOREVER), 0);
     return NULL; /* the endpoint's task is cancelled with the runtime */
 }
 
