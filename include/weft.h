@@ -1293,7 +1293,9 @@ WEFT_API int weft_metrics_text(weft_runtime *rt, char *buf, size_t len);
  * /debug/ with the console, a page for a browser that polls those two (docs/observability.md,
  * "The console"). `addr` NULL
  * means 127.0.0.1 on a port the kernel picks; `*bound` (if not NULL) receives the address bound.
- * One request per connection, each read and write under a 5 s deadline; connections are served
+ * One request per connection (what the client sends past its head is read and dropped before
+ * the close, so no reset cuts the answer), an absolute-form target routed as its path, each
+ * read and write under a 5 s deadline; connections are served
  * by tasks of their own on that worker, up to 16 at once. The endpoint stops when the
  * runtime does; while it listens, the deadlock report counts it as a source of work from outside
  * (it is one). Returns 0, -EPERM (not in a stackful task), -ENOMEM, or the -errno of socket, bind

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 
 #include "dump.h"
 #include "metrics.h"
@@ -44,6 +46,47 @@ static void respond(int fd, int status, const char *reason, const char *type,
     respond_bytes(fd, status, reason, type, body->p, body->len, head, deadline);
 }
 
+/* After the answer, what the client still sends (a body, a second request, the rest of a
+ * head over DEBUG_REQUEST_MAX) is read and dropped until it closes: a close with unread bytes
+ * would make the kernel reset the connection, and a reset can destroy the answer still in
+ * flight. The send side is shut first, so the client sees the end of the answer and closes.
+ * Bounded as weft-httpd's lingering close is (2 s, 256 KiB), within the request's deadline. */
+#define DEBUG_LINGER_NS    (2 * WEFT_SEC)
+#define DEBUG_LINGER_BYTES (256 * 1024)
+
+static void linger(int fd, int64_t deadline)
+{
+    int64_t soon = weft_deadline_in(DEBUG_LINGER_NS);
+    if (soon < deadline)
+        deadline = soon;
+    if (weft_shutdown(fd, SHUT_WR) < 0)
+        return;
+    char scrap[4096];
+    size_t total = 0;
+    while (total < DEBUG_LINGER_BYTES) {
+        ssize_t r = weft_read(fd, scrap, sizeof scrap, deadline);
+        if (r <= 0)
+            return;
+        total += (size_t)r;
+    }
+}
+
+/* The path of a request-target: origin-form as it is; absolute-form ("http://host:port/p",
+ * RFC 9112 3.2.2, which a proxy or a client configured with one sends) cut to its path, "/"
+ * when it has none. */
+static char *target_path(char *t)
+{
+    char *p = NULL;
+    if (strncasecmp(t, "http://", 7) == 0)
+        p = t + 7;
+    else if (strncasecmp(t, "https://", 8) == 0)
+        p = t + 8;
+    if (!p)
+        return t;
+    p = strchr(p, '/');
+    return p ? p : "/";
+}
+
 /* Reads one request head and answers it. */
 static void serve_one(int fd)
 {
@@ -52,18 +95,25 @@ static void serve_one(int fd)
     size_t n = 0;
     for (;;) {
         ssize_t r = weft_read(fd, req + n, sizeof req - 1 - n, deadline);
-        if (r <= 0)
+        if (r < 0 || (r == 0 && n == 0))
             return;
+        if (r == 0)
+            break; /* the client ended its side: answer what came */
         n += (size_t)r;
-        req[n] = '\0';
-        if (strstr(req, "\r\n\r\n") || strstr(req, "\n\n"))
+        /* memmem, not strstr: a NUL sent in the head must not hide its end. */
+        if (memmem(req, n, "\r\n\r\n", 4) || memmem(req, n, "\n\n", 2))
             break;
         if (n == sizeof req - 1)
             break; /* a head this long is answered from its first line */
     }
-    char method[16], path[256];
+    req[n] = '\0';
+    char method[16], target[256];
     weft__dumpbuf body = {0};
-    if (sscanf(req, "%15s %255s", method, path) != 2) {
+    size_t line = strcspn(req, "\n"); /* stops at a NUL too: then the line was cut short */
+    if (line < n && req[line] == '\0') {
+        weft__dumpbuf_printf(&body, "bad request\n");
+        respond(fd, 400, "Bad Request", "text/plain", &body, false, deadline);
+    } else if (sscanf(req, "%15s %255s", method, target) != 2) {
         weft__dumpbuf_printf(&body, "bad request\n");
         respond(fd, 400, "Bad Request", "text/plain", &body, false, deadline);
     } else if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
@@ -71,6 +121,7 @@ static void serve_one(int fd)
         respond(fd, 405, "Method Not Allowed", "text/plain", &body, false, deadline);
     } else {
         bool head = strcmp(method, "HEAD") == 0;
+        char *path = target_path(target);
         char *q = strchr(path, '?');
         if (q)
             *q = '\0';
@@ -103,6 +154,7 @@ static void serve_one(int fd)
         }
     }
     free(body.p);
+    linger(fd, deadline);
 }
 
 /* Connections served at once, each by a task of its own; past it, the accepting task serves

@@ -370,6 +370,50 @@ if [ -n "$DPORT" ]; then
         ok "debug endpoint: the console page" || fail "debug endpoint: /debug/"
     curl -s "http://127.0.0.1:$DPORT/debug/tasks" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["ntasks"] > 0' &&
         ok "debug endpoint: /debug/tasks" || fail "debug endpoint: /debug/tasks"
+    # What a request leaves unread (a body, the rest of a long head) is drained before the
+    # close, so the kernel does not reset the connection under the answer; an absolute-form
+    # target routes as its path; a NUL in the request line is 400; a second request in the
+    # same write is not answered (one request per connection).
+    draw() { $RAW "$DPORT" send "$1" | tr '\n' '|'; }
+    body=$(python3 -c 'print("x" * 50000)')
+    got=$(draw "$(hex "POST /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 50001\r\n\r\n$body\n")")
+    [ "$got" = "HTTP/1.0 405 Method Not Allowed 18|EOF|" ] &&
+        ok "debug endpoint: a 50 KB body unread is drained, no reset" || fail "debug endpoint, body: $got"
+    long=$(head -c 20000 /dev/zero | tr '\0' a)
+    got=$(draw "$(hex "GET /nothing HTTP/1.1\r\nHost: t\r\nX: $long\r\n\r\n")")
+    [[ "$got" == "HTTP/1.0 404 Not Found "*"|EOF|" ]] &&
+        ok "debug endpoint: a head over 4 KiB, no reset" || fail "debug endpoint, long head: $got"
+    got=$(draw "$(hex 'GET http://127.0.0.1/metrics?x=1 HTTP/1.1\r\nHost: t\r\n\r\n')")
+    [[ "$got" == "HTTP/1.0 200 OK "*"|EOF|" ]] && ok "debug endpoint: absolute-form target" ||
+        fail "debug endpoint, absolute form: $got"
+    got=$(draw "$(hex 'GET http://127.0.0.1 HTTP/1.1\r\nHost: t\r\n\r\n')")
+    [[ "$got" == "HTTP/1.0 200 OK "*"|EOF|" ]] && ok "debug endpoint: absolute-form, no path: /" ||
+        fail "debug endpoint, absolute form without a path: $got"
+    got=$(draw "$(hex 'GET /met\0rics HTTP/1.1\r\nHost: t\r\n\r\n')")
+    [[ "$got" == "HTTP/1.0 400 Bad Request "*"|EOF|" ]] && ok "debug endpoint: NUL in the request line: 400" ||
+        fail "debug endpoint, NUL: $got"
+    got=$(draw "$(hex 'GET /metrics HTTP/1.0\r\n\r\nGET /nothing HTTP/1.0\r\n\r\n')")
+    [[ "$got" == "HTTP/1.0 200 OK "*"|EOF|" ]] && ok "debug endpoint: a pipelined second request is not parsed" ||
+        fail "debug endpoint, pipelined: $got"
+    # Prometheus histograms: cumulative counts, growing edges, +Inf == _count.
+    curl -s "http://127.0.0.1:$DPORT/metrics" | python3 -c '
+import sys, collections
+b = collections.defaultdict(list); count = {}
+for line in sys.stdin:
+    if "_bucket{le=" in line:
+        name, rest = line.split("_bucket{le=\"")
+        le, n = rest.split("\"} ")
+        b[name].append((float(le), int(n)))
+    elif "_count " in line:
+        name, n = line.split("_count ")
+        count[name] = int(n)
+assert len(b) == 2, b.keys()
+for name, bk in b.items():
+    assert [le for le, _ in bk] == sorted(set(le for le, _ in bk)), name
+    assert [n for _, n in bk] == sorted(n for _, n in bk), name
+    assert bk[-1][0] == float("inf") and bk[-1][1] == count[name], name
+    assert bk[0][0] == 1e-9 and bk[1][0] == 3e-9, bk[:2]
+' && ok "debug endpoint: histogram buckets cumulative, le edges exact" || fail "debug endpoint: histogram buckets"
 else
     fail "no debug endpoint line: $(cat "$TMP/out")"
 fi

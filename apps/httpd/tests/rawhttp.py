@@ -2,7 +2,8 @@
 """rawhttp.py: the raw-socket client of weft-httpd's integration test (what curl cannot send).
 
   rawhttp.py PORT send HEXBYTES      send the bytes in one write, print each response's status
-                                     line and body length, then "EOF" if the server closed
+                                     line and body length, then "EOF" if the server closed, or
+                                     "RESET" if it reset the connection
   rawhttp.py PORT partial HEXBYTES   send an incomplete head, print the first response line
   rawhttp.py PORT slowget PATH PID SIZE
                                      GET PATH, read a little, SIGTERM the server PID, read the
@@ -30,7 +31,11 @@ def read_responses(sock, stop_after=None):
 
     def more():
         nonlocal buf, eof
-        chunk = sock.recv(65536)
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            eof = "RESET"
+            return False
         if not chunk:
             eof = True
             return False
@@ -101,7 +106,7 @@ def main():
         for status, body in responses:
             print(status, len(body))
         if eof:
-            print("EOF")
+            print("RESET" if eof == "RESET" else "EOF")
     elif cmd == "trickle":
         sock.sendall(b"GET /small.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n")
         end = time.monotonic() + float(sys.argv[3])
