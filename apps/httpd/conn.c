@@ -38,7 +38,7 @@
  * our last response is not destroyed by a reset (nginx's lingering_close). */
 #define LINGER_TIME  (2 * WEFT_SEC)
 #define LINGER_BYTES (256 * 1024)
-/* The longest decoded path we look up (PATH_MAX). */
+/* The longest decoded path we look up (PATH_MAX; docs/httpd.md "Limits"): longer is 414. */
 #define PATH_CAP 4096
 
 typedef struct conn {
@@ -681,7 +681,7 @@ static int handle(conn *c, const http_request *r)
         return simple_response(c, r, 405, "Allow: GET, HEAD\r\n");
 
     char norm[PATH_CAP + 16]; /* room to append "index.html" */
-    int nl = httpd_normalize_path(r->path, norm, PATH_CAP);
+    int nl = httpd_normalize_path(r->path, norm, PATH_CAP + 2);
     if (nl < 0)
         return simple_response(c, r, -nl, NULL);
     struct stat st;

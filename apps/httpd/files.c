@@ -37,8 +37,15 @@ int httpd_normalize_path(http_view path, char *out, size_t cap)
     /* Whether the result names a directory, decided on the decoded bytes (a "%2F" is a
      * slash, a "%2e" a dot): the path ends in '/', or in a "." or ".." segment. */
     int dir_end = path.len == 0, last = 0;
+    /* The limit holds for the decoded path as sent, before its segments are resolved: a long
+     * path padded with "./", "x/../" or "//" is as long as any other (it was looked up,
+     * since it normalised short). The result is then never longer than the decoded path
+     * and the '/' it may gain, so it fits in cap whatever the segments do. */
+    size_t decoded = 0;
     for (size_t i = 0; i <= path.len; i++) {
         int c;
+        if (i < path.len && ++decoded > cap - 2)
+            return -414;
         if (i == path.len) {
             c = '/'; /* closes the last segment; removed again below */
             dir_end |= last == '/';

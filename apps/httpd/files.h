@@ -16,7 +16,8 @@
  * that starts with '/', with %XX decoded (%2F too, as nginx does), "//" merged, "." and
  * ".." segments resolved; it ends in '/' when the decoded path names a directory (ends in
  * '/', "." or ".."). Returns the length, -400 for a bad escape, a NUL byte or a ".."
- * that climbs above the root, or -414 when it does not fit. out is NUL-terminated. */
+ * that climbs above the root, or -414 when the decoded path (before its segments are
+ * resolved) is longer than cap - 2 bytes. out is NUL-terminated. */
 int httpd_normalize_path(http_view path, char *out, size_t cap);
 
 /* Opens the normalised path `norm` (starting with '/') below the root fd, read-only and

@@ -154,6 +154,15 @@ expect 200 "a directory with an escaped slash" /dir%2F --path-as-is
 expect 200 "a directory with a final dot segment" /dir/. --path-as-is
 expect 200 "a directory with a final dot-dot segment" /dir/sub/.. --path-as-is
 
+# The decoded path's limit, 4 KiB (414 past it), counted before "." and ".." are resolved and
+# "//" merged: a short path padded to 4 KiB with them was served.
+expect 414 "a path padded with ./ past 4 KiB" "/$(printf './%.0s' $(seq 2100))small.txt" --path-as-is
+expect 414 "a path padded with %2e%2f past 4 KiB" "/$(printf '%%2e%%2f%.0s' $(seq 2100))small.txt" --path-as-is
+expect 414 "a path padded with // past 4 KiB" "/$(printf '/%.0s' $(seq 4100))small.txt" --path-as-is
+expect 404 "a decoded path of 4 KiB" "/$(head -c 4095 /dev/zero | tr '\0' a)"
+expect 414 "a decoded path of 4 KiB + 1" "/$(head -c 4096 /dev/zero | tr '\0' a)"
+expect 200 "padded, under 4 KiB" "/$(printf './%.0s' $(seq 2000))small.txt" --path-as-is
+
 # Directories.
 loc=$(curl -s -D - -o /dev/null "$URL/dir?q=1" | sed -n 's/^[Ll]ocation: *\([^\r]*\).*/\1/p')
 [ "$loc" = "/dir/?q=1" ] && ok "301 to the slash" || fail "301 Location: $loc"

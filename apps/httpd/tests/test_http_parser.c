@@ -371,6 +371,41 @@ Test(httpd_files, normalize)
     big[0] = '/';
     big[sizeof big - 1] = '\0';
     norm_fails(big, -414);
+    /* The helpers' buffer is 256 bytes: a decoded path of 254 is served, 255 is 414,
+     * counted before the segments are resolved (padding with "./", "x/.." or "//", escaped
+     * or not, is length too), and after decoding (an escape is one byte). */
+    big[254] = '\0';
+    char want[256];
+    memcpy(want, big, sizeof want);
+    norm_is(big, want);
+    big[254] = 'a';
+    big[255] = '\0';
+    norm_fails(big, -414);
+    char pad[1024] = "";
+    for (int i = 0; i < 100; i++)
+        strcat(pad, "/./x/..");
+    norm_fails(pad, -414);
+    pad[0] = '\0';
+    for (int i = 0; i < 256; i++)
+        strcat(pad, "/");
+    norm_fails(pad, -414);
+    pad[0] = '\0';
+    for (int i = 0; i < 128; i++) /* 256 decoded bytes */
+        strcat(pad, "/%2E");
+    norm_fails(pad, -414);
+    pad[0] = '\0';
+    for (int i = 0; i < 127; i++) /* 254 */
+        strcat(pad, "/%2E");
+    norm_is(pad, "/");
+    /* 1 + 150 decoded bytes in 451 sent: within the limit. */
+    strcpy(pad, "/");
+    memset(want, 0, sizeof want);
+    want[0] = '/';
+    for (int i = 0; i < 150; i++) {
+        strcat(pad, "%61");
+        want[1 + i] = 'a';
+    }
+    norm_is(pad, want);
 }
 
 Test(httpd_files, ranges)
