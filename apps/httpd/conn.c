@@ -573,7 +573,10 @@ static int serve_listing(conn *c, const http_request *r, int dirfd, const char *
     if (!b.chunked)
         c->close_after = 1; /* HTTP/1.0: the body ends at the close */
     status_line(c, r, 200);
-    put(c, "Content-Type: text/html\r\n%s\r\n", b.chunked ? "Transfer-Encoding: chunked\r\n" : "");
+    /* The names are bytes as the file system holds them, UTF-8 on any modern system; without
+     * a charset a browser reads them as windows-1252 ("ü" shown as "Ã¼"). */
+    put(c, "Content-Type: text/html; charset=utf-8\r\n%s\r\n",
+        b.chunked ? "Transfer-Encoding: chunked\r\n" : "");
     int rc = 0;
     if (r->method != HTTP_M_HEAD) {
         chunk_open(&b);

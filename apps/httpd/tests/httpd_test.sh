@@ -33,6 +33,8 @@ echo secret >"$TMP/secret.txt"
 ln -s ../secret.txt "$root/link_out"
 ln -s small.txt "$root/link_in"
 echo spaced >"$root/sub dir/f.txt"
+mkdir "$root/utf8" "$root/utf8/ünï"
+echo u >"$root/utf8/ñ+1 (x).txt"
 
 "$BIN" --port 0 --workers 2 --header-timeout 1 --body-timeout 1 --autoindex \
     --access-log "$TMP/access.log" \
@@ -177,6 +179,26 @@ done
 expect 200 "index.html" /dir/
 curl -s "$URL/noindex/" | grep -q 'href="a%3Cb%3E.txt">a&lt;b&gt;.txt<' && ok "autoindex" ||
     fail "autoindex"
+
+# A listing's names are UTF-8 and it says so; a browser (headless Chromium, when installed)
+# shows them as they are, and the links it follows (percent-encoded UTF-8, '+', spaces and
+# parentheses) reach the files.
+ctype=$(curl -s -o /dev/null -w '%{content_type}' "$URL/utf8/")
+[ "$ctype" = "text/html; charset=utf-8" ] && ok "listing charset" || fail "listing Content-Type: $ctype"
+href=$(curl -s "$URL/utf8/" | sed -n 's|.*<a href="\([^"]*\.txt\)">.*|\1|p')
+[ "$(curl -s "$URL/utf8/$href")" = u ] && ok "listing link $href" || fail "listing link $href"
+chromium=$(command -v chromium || command -v chromium-browser || true)
+if [ -n "$chromium" ]; then
+    # (--no-sandbox: the sandbox refuses to run as root, as in containers and CI.)
+    timeout 120 "$chromium" --headless --disable-gpu --no-sandbox --disable-dev-shm-usage \
+        --no-first-run --user-data-dir="$TMP/chromium" --dump-dom "$URL/utf8/" >"$TMP/dom" 2>/dev/null
+    grep -q '>ünï/<' "$TMP/dom" && grep -q '>ñ+1 (x).txt<' "$TMP/dom" &&
+        ok "chromium: the listing's UTF-8 names" || fail "chromium listing: $(cat "$TMP/dom")"
+elif [ "${CI:-}" = true ]; then
+    fail "chromium is not installed (scripts/deps.sh test installs it)"
+else
+    echo "skip: chromium is not installed"
+fi
 
 # A listing of unknown length goes out chunked (HTTP/1.1), in chunks of the batch buffer
 # (this one, about 170 KB, takes several), or up to the close for HTTP/1.0; same bytes.
