@@ -83,11 +83,15 @@ static void check_helpers(const http_request *r)
     const http_header *h = http_find_header(r, "range");
     if (h) {
         for (int64_t size = 0; size < 3000; size += 999) {
-            int64_t a = -1, b = -1;
-            int pr = httpd_parse_range(h->value, size, &a, &b);
-            CHECK(pr == 0 || pr == 1 || pr == -416);
-            if (pr == 1)
-                CHECK(0 <= a && a <= b && b < size);
+            httpd_range rg[HTTPD_MAX_RANGES];
+            int pr = httpd_parse_ranges(h->value, size, rg, HTTPD_MAX_RANGES);
+            CHECK(pr == -416 || (pr >= 0 && pr <= HTTPD_MAX_RANGES));
+            int64_t total = 0;
+            for (int i = 0; i < pr; i++) {
+                CHECK(0 <= rg[i].first && rg[i].first <= rg[i].last && rg[i].last < size);
+                total += rg[i].last - rg[i].first + 1;
+            }
+            CHECK(total <= size);
         }
     }
     h = http_find_header(r, "if-none-match");

@@ -410,6 +410,89 @@ static int preconditions(const http_request *r, const struct stat *st, const cha
     return 0;
 }
 
+/* The bytes [first, first + len) of the file after what the batch holds: copied into the
+ * batch when small, else sent (sendfile, or read and encrypted over TLS). *sent gets the body
+ * bytes that went out: the log records those, not those promised (nginx's $body_bytes_sent),
+ * so a download the client broke off logs what it got. A small body counts as sent once it
+ * is in the batch (a batch that then fails to leave is not told apart). */
+static int send_body(conn *c, int fd, int64_t first, int64_t len, const httpd_fc_entry *fe,
+                     int64_t *sent)
+{
+    int rc;
+    *sent = 0;
+    if (len <= SMALL_BODY && (size_t)len <= OUT_BUF - c->olen) {
+        rc = copy_small_body(c, fd, first, len, fe);
+        *sent = rc == 0 ? len : 0;
+    } else if (is_tls(c)) {
+        note_peer(c);
+        rc = send_file_tls(c, fd, first, len, sent);
+    } else {
+        note_peer(c);
+        rc = send_file_plain(c, fd, first, len, sent);
+    }
+    return rc;
+}
+
+/* A part's head in a multipart/byteranges body (RFC 9110 14.6), or its end with `type` NULL.
+ * Every part starts with a CRLF, as nginx's do (the first one's is preamble). Written into
+ * out (NULL: only counted); returns its length. */
+static int part_head(char *out, size_t cap, const char *boundary, const char *type,
+                     const httpd_range *rg, int64_t size)
+{
+    if (!type)
+        return snprintf(out, cap, "\r\n--%s--\r\n", boundary);
+    return snprintf(out, cap,
+                    "\r\n--%s\r\nContent-Type: %s\r\nContent-Range: bytes %lld-%lld/%lld\r\n\r\n",
+                    boundary, type, (long long)rg->first, (long long)rg->last, (long long)size);
+}
+
+/* Several ranges: 206 with a multipart/byteranges body, its parts in the order asked (the
+ * parser refused lists that add up to more than the file). The length is counted before the
+ * headers go, from the same part_head that writes the parts. */
+static int serve_multipart(conn *c, const http_request *r, int fd, int64_t size, const char *type,
+                           const char *lm, const char *etag, const httpd_range *rg, int n,
+                           const httpd_fc_entry *fe)
+{
+    /* A boundary that no part's bytes are likely to hold: per worker thread, a counter
+     * mixed with the clock (nginx uses a counter too). */
+    static _Thread_local uint64_t nboundaries;
+    char boundary[24];
+    snprintf(boundary, sizeof boundary, "weft%016llx",
+             (unsigned long long)(++nboundaries * 0x9e3779b97f4a7c15u ^ (uint64_t)time(NULL)));
+    int64_t total = part_head(NULL, 0, boundary, NULL, NULL, size);
+    for (int i = 0; i < n; i++)
+        total += part_head(NULL, 0, boundary, type, &rg[i], size) + rg[i].last - rg[i].first + 1;
+    status_line(c, r, 206);
+    put(c,
+        "Content-Type: multipart/byteranges; boundary=%s\r\nContent-Length: %lld\r\n"
+        "Last-Modified: %s\r\nETag: %s\r\nAccept-Ranges: bytes\r\n\r\n",
+        boundary, (long long)total, lm, etag);
+    int64_t sent = 0;
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        char head[256];
+        int hl = part_head(head, sizeof head, boundary, type, &rg[i], size);
+        if ((size_t)hl >= sizeof head || ensure_room(c, (size_t)hl) < 0) {
+            rc = -1;
+            break;
+        }
+        put_bytes(c, head, (size_t)hl);
+        int64_t part = 0;
+        rc = send_body(c, fd, rg[i].first, rg[i].last - rg[i].first + 1, fe, &part);
+        sent += part;
+    }
+    if (rc == 0) {
+        char end[64];
+        int el = part_head(end, sizeof end, boundary, NULL, NULL, size);
+        if (ensure_room(c, (size_t)el) < 0)
+            rc = -1;
+        else
+            put_bytes(c, end, (size_t)el);
+    }
+    log_request(c, r, 206, sent);
+    return rc;
+}
+
 /* 304, 200, 206 or 416 for an open regular file; `fe`: its cache entry (the validators
  * already formatted, a small file's bytes), or NULL. */
 static int serve_file(conn *c, const http_request *r, int fd, const struct stat *st,
@@ -439,8 +522,9 @@ static int serve_file(conn *c, const http_request *r, int fd, const struct stat 
         return 0;
     }
 
-    int64_t size = st->st_size, first = 0, last = size - 1;
-    int status = 200;
+    int64_t size = st->st_size;
+    httpd_range ranges[HTTPD_MAX_RANGES];
+    int nranges = 0; /* 0: the whole file (200) */
     const http_header *range = r->method == HTTP_M_GET ? http_find_header(r, "range") : NULL;
     if (range) {
         const http_header *ifr = http_find_header(r, "if-range");
@@ -448,21 +532,25 @@ static int serve_file(conn *c, const http_request *r, int fd, const struct stat 
             !ifr ||
             (ifr->value.len == (size_t)elen && memcmp(ifr->value.p, etag, (size_t)elen) == 0) ||
             (ifr->value.len == 29 && memcmp(ifr->value.p, lm, 29) == 0);
-        int pr = fresh ? httpd_parse_range(range->value, size, &first, &last) : 0;
-        if (pr < 0) {
+        nranges = fresh ? httpd_parse_ranges(range->value, size, ranges, HTTPD_MAX_RANGES) : 0;
+        if (nranges < 0) {
             char cr[64];
             snprintf(cr, sizeof cr, "Content-Range: bytes */%lld\r\n", (long long)size);
             return simple_response(c, r, 416, cr);
         }
-        if (pr > 0)
-            status = 206;
     }
+    const char *type = httpd_mime_type(name, nlen);
+    if (nranges > 1)
+        return serve_multipart(c, r, fd, size, type, lm, etag, ranges, nranges, fe);
+    int status = nranges ? 206 : 200;
+    /* The whole file, or the one range (a list ignored may have filled ranges[0]). */
+    int64_t first = nranges ? ranges[0].first : 0, last = nranges ? ranges[0].last : size - 1;
     int64_t len = last - first + 1;
     status_line(c, r, status);
     put(c,
         "Content-Type: %s\r\nContent-Length: %lld\r\nLast-Modified: %s\r\nETag: %s\r\n"
         "Accept-Ranges: bytes\r\n",
-        httpd_mime_type(name, nlen), (long long)len, lm, etag);
+        type, (long long)len, lm, etag);
     if (status == 206)
         put(c, "Content-Range: bytes %lld-%lld/%lld\r\n", (long long)first, (long long)last,
             (long long)size);
@@ -471,21 +559,8 @@ static int serve_file(conn *c, const http_request *r, int fd, const struct stat 
         log_request(c, r, status, 0);
         return 0;
     }
-    /* The log records the body bytes sent, not those promised (nginx's $body_bytes_sent): a
-     * download the client broke off logs what it got. A small body counts as sent once it is
-     * in the batch (a batch that then fails to leave is not told apart). */
     int64_t sent = 0;
-    int rc;
-    if (len <= SMALL_BODY && (size_t)len <= OUT_BUF - c->olen) {
-        rc = copy_small_body(c, fd, first, len, fe);
-        sent = rc == 0 ? len : 0;
-    } else if (is_tls(c)) {
-        note_peer(c);
-        rc = send_file_tls(c, fd, first, len, &sent);
-    } else {
-        note_peer(c);
-        rc = send_file_plain(c, fd, first, len, &sent);
-    }
+    int rc = send_body(c, fd, first, len, fe, &sent);
     log_request(c, r, status, sent);
     return rc;
 }

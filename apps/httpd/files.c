@@ -434,31 +434,26 @@ static int number(const char *s, size_t n, size_t *i, int64_t *out)
     return 0;
 }
 
-int httpd_parse_range(http_view v, int64_t size, int64_t *first, int64_t *last)
+/* One range-spec at s[*i ..), up to a comma or the end (spaces before either skipped): 1
+ * with [*first, *last], -416 when it is unsatisfiable, 0 when it is malformed. */
+static int range_spec(const char *s, size_t n, size_t *i, int64_t size, int64_t *first,
+                      int64_t *last)
 {
-    const char *s = v.p;
-    size_t n = v.len, i = 6;
-    if (n < 7 || !http_view_eq((http_view){s, 6}, "bytes="))
-        return 0;
-    while (i < n && (s[i] == ' ' || s[i] == '\t'))
-        i++;
-    if (memchr(s + i, ',', n - i))
-        return 0; /* several ranges: we answer with the whole file (RFC 9110 14.2 allows it) */
     int64_t a = -1, b = -1;
-    if (i < n && s[i] == '-') {
-        i++;
-        if (number(s, n, &i, &b) < 0)
+    if (*i < n && s[*i] == '-') {
+        (*i)++;
+        if (number(s, n, i, &b) < 0)
             return 0;
     } else {
-        if (number(s, n, &i, &a) < 0 || i >= n || s[i] != '-')
+        if (number(s, n, i, &a) < 0 || *i >= n || s[*i] != '-')
             return 0;
-        i++;
-        if (i < n && number(s, n, &i, &b) < 0)
-            return 0;
+        (*i)++;
+        if (*i < n && s[*i] >= '0' && s[*i] <= '9')
+            number(s, n, i, &b);
     }
-    while (i < n && (s[i] == ' ' || s[i] == '\t'))
-        i++;
-    if (i != n)
+    while (*i < n && (s[*i] == ' ' || s[*i] == '\t'))
+        (*i)++;
+    if (*i < n && s[*i] != ',')
         return 0;
     if (a < 0) { /* suffix: the last b bytes */
         if (b == 0 || size == 0)
@@ -468,7 +463,7 @@ int httpd_parse_range(http_view v, int64_t size, int64_t *first, int64_t *last)
         return 1;
     }
     if (b >= 0 && b < a)
-        return 0; /* invalid: ignored */
+        return 0; /* invalid: the whole header is ignored */
     /* Numbers too large for an int64 are valid syntax, read as INT64_MAX (number()): a huge
      * last-pos is clamped to the file's end like any last-pos past it (RFC 9110 14.1.1), so
      * "bytes=0-99999999999999999999999" is 206 for the whole file; a huge first-pos is past
@@ -481,4 +476,37 @@ int httpd_parse_range(http_view v, int64_t size, int64_t *first, int64_t *last)
     *first = a;
     *last = (b < 0 || b >= size) ? size - 1 : b;
     return 1;
+}
+
+int httpd_parse_ranges(http_view v, int64_t size, httpd_range *out, int max)
+{
+    const char *s = v.p;
+    size_t n = v.len, i = 6;
+    if (n < 7 || !http_view_eq((http_view){s, 6}, "bytes="))
+        return 0;
+    int nspecs = 0, count = 0;
+    int64_t total = 0;
+    for (;;) {
+        /* A list may hold empty elements and spaces around its commas (RFC 9110 5.6.1). */
+        while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == ','))
+            i++;
+        if (i == n)
+            break;
+        int64_t first, last;
+        int r = range_spec(s, n, &i, size, &first, &last);
+        if (r == 0)
+            return 0;
+        nspecs++;
+        if (r < 0)
+            continue;
+        if (count == max)
+            return 0;
+        total += last - first + 1; /* both at most size, far below 2^62: no overflow */
+        if (total > size)
+            return 0;
+        out[count++] = (httpd_range){first, last};
+    }
+    if (nspecs == 0)
+        return 0;
+    return count > 0 ? count : -416;
 }

@@ -47,10 +47,23 @@ int httpd_parse_http_date(http_view v, time_t now, time_t *t);
  * "*" matches either way (the file exists). */
 int httpd_etag_match(http_view inm, const char *etag, size_t etag_len, int strong);
 
-/* A single byte range of a file of `size` bytes from a Range value. Returns 1 with
- * [*first, *last] set, 0 when the header is to be ignored (not "bytes=", several ranges,
- * bad syntax: the whole file is sent), or -416 when it cannot be satisfied. Positions too
- * large for an int64 are past any end: a last-pos is clamped, a first-pos gives -416. */
-int httpd_parse_range(http_view v, int64_t size, int64_t *first, int64_t *last);
+/* The byte ranges of a file of `size` bytes asked for by a Range value (RFC 9110 14.1.2:
+ * "bytes=" and a comma-separated list of first-last, first- and -suffix). */
+typedef struct httpd_range {
+    int64_t first, last; /* inclusive, within the file */
+} httpd_range;
+
+/* At most this many ranges are served as parts of one multipart/byteranges response; a
+ * longer list gets the whole file (RFC 9110 14.2 lets a server ignore a Range). */
+#define HTTPD_MAX_RANGES 16
+
+/* Fills out[] with the satisfiable ranges of `v`, in the order sent (unsatisfiable ones are
+ * left out). Returns their count, 1 to `max`; 0 when the header is to be ignored and the
+ * whole file sent (not "bytes=", bad syntax anywhere, more than `max` satisfiable ranges,
+ * or ranges whose lengths add up to more than the file: overlapping or repeated ones,
+ * nginx's rule against a small request that asks for many copies of a file); or -416 when
+ * none can be satisfied. Positions too large for an int64 are past any end: a last-pos is
+ * clamped, a first-pos makes its range unsatisfiable. */
+int httpd_parse_ranges(http_view v, int64_t size, httpd_range *out, int max);
 
 #endif

@@ -102,6 +102,47 @@ expect 416 "huge first-pos" /big.bin -r 99999999999999999999999-
 curl -s -D - -o /dev/null -r 400000- "$URL/big.bin" | grep -qi '^content-range: bytes \*/300000' &&
     ok "416 Content-Range" || fail "416 Content-Range"
 
+# Several ranges: multipart/byteranges, checked part by part by Python's email parser; the
+# whole file for overlapping ranges and for more than 16; If-Range; 416 (ranges.py).
+python3 "$HERE/ranges.py" "$URL/big.bin" "$root/big.bin" >"$TMP/ranges.log"
+[ $? = 0 ] && ok "ranges.py: $(grep -c '^ok' "$TMP/ranges.log") checks" ||
+    fail "ranges.py: $(grep FAIL "$TMP/ranges.log")"
+curl -s -r 0-1,6-7 "$URL/small.txt" | grep -q '^Content-Range: bytes 6-7/12' &&
+    ok "curl -r 0-1,6-7: multipart" || fail "curl, two ranges"
+
+# Past 4 GiB (a sparse file): Content-Length, and ranges beyond 2^32, single and several.
+truncate -s 5G "$root/sparse.bin" && printf 'END' |
+    dd of="$root/sparse.bin" bs=1 seek=$((5 * 1024 * 1024 * 1024 - 3)) conv=notrunc 2>/dev/null
+curl -s -I "$URL/sparse.bin" | grep -qi '^content-length: 5368709120' &&
+    ok "5 GiB Content-Length" || fail "5 GiB Content-Length"
+got=$(curl -s -D "$TMP/h" -r 4294967296-4294967299 "$URL/sparse.bin" | od -An -tx1 | tr -d ' \n')
+[ "$got" = 00000000 ] && grep -qi '^content-range: bytes 4294967296-4294967299/5368709120' "$TMP/h" &&
+    ok "a range past 2^32" || fail "range past 2^32: $got $(cat "$TMP/h")"
+[ "$(curl -s -r -3 "$URL/sparse.bin")" = END ] && ok "suffix range of a 5 GiB file" ||
+    fail "suffix range of a 5 GiB file"
+curl -s -r 4294967295-4294967296,5368709117- "$URL/sparse.bin" >"$TMP/got"
+grep -q 'Content-Range: bytes 5368709117-5368709119/5368709120' "$TMP/got" && grep -q '^END' "$TMP/got" &&
+    ok "two ranges past 2^32" || fail "two ranges past 2^32"
+rm -f "$root/sparse.bin"
+
+# Resuming a download: curl -C - and wget -c (Range from the length already there).
+head -c 123457 "$root/big.bin" >"$TMP/resume"
+curl -s -C - -o "$TMP/resume" "$URL/big.bin" && cmp -s "$TMP/resume" "$root/big.bin" &&
+    ok "curl -C - resumes" || fail "curl -C -"
+curl -s -C - -o "$TMP/resume" "$URL/big.bin" && cmp -s "$TMP/resume" "$root/big.bin" &&
+    ok "curl -C - of a complete file (416) leaves it whole" || fail "curl -C - complete"
+if command -v wget >/dev/null; then
+    head -c 99999 "$root/big.bin" >"$TMP/big.bin"
+    (cd "$TMP" && wget -q -c "$URL/big.bin") && cmp -s "$TMP/big.bin" "$root/big.bin" &&
+        ok "wget -c resumes" || fail "wget -c"
+    rm -rf "$TMP/mirror"
+    (cd "$TMP" && wget -q -m -np -nH -P mirror "$URL/utf8/")
+    [ "$(cat "$TMP/mirror/utf8/ñ+1 (x).txt" 2>/dev/null)" = u ] && [ -f "$TMP/mirror/utf8/ünï/index.html" ] &&
+        ok "wget --mirror of a listing" || fail "wget --mirror: $(cd "$TMP/mirror" && find . | head)"
+elif [ "${CI:-}" = true ]; then
+    fail "wget is not installed (scripts/deps.sh test installs it)"
+fi
+
 # Conditional requests.
 etag=$(curl -s -I "$URL/small.txt" | sed -n 's/^[Ee][Tt]ag: *\([^\r]*\).*/\1/p')
 lm=$(curl -s -I "$URL/small.txt" | sed -n 's/^[Ll]ast-[Mm]odified: *\([^\r]*\).*/\1/p')

@@ -412,7 +412,12 @@ Test(httpd_files, ranges)
 {
     int64_t a, b;
     http_view v;
-#define RANGE(s) (v = (http_view){(s), strlen(s)}, httpd_parse_range(v, 100, &a, &b))
+    httpd_range rg[4];
+    int nr;
+    /* One range: its first and last in a, b. */
+#define RANGE(s)                                                                                   \
+    (v = (http_view){(s), strlen(s)}, nr = httpd_parse_ranges(v, 100, rg, 4),                     \
+     a = nr > 0 ? rg[0].first : -1, b = nr > 0 ? rg[0].last : -1, nr)
     cr_assert_eq(RANGE("bytes=0-9"), 1);
     cr_assert(a == 0 && b == 9);
     cr_assert_eq(RANGE("bytes=90-"), 1);
@@ -425,7 +430,26 @@ Test(httpd_files, ranges)
     cr_assert(a == 50 && b == 99);
     cr_assert_eq(RANGE("bytes=100-"), -416);
     cr_assert_eq(RANGE("bytes=-0"), -416);
-    cr_assert_eq(RANGE("bytes=0-1,5-6"), 0);
+    /* Lists: in the order sent, unsatisfiable ones left out, empty elements and spaces
+     * skipped; more than `max`, or lengths adding up past the file (overlaps, repeats): the
+     * whole file; a bad element anywhere: the whole file. */
+    cr_assert_eq(RANGE("bytes=0-1,5-6"), 2);
+    cr_assert(rg[0].first == 0 && rg[0].last == 1 && rg[1].first == 5 && rg[1].last == 6);
+    cr_assert_eq(RANGE("bytes=50-59, -10 ,,0-0"), 3);
+    cr_assert(rg[0].first == 50 && rg[1].first == 90 && rg[1].last == 99 && rg[2].last == 0);
+    cr_assert_eq(RANGE("bytes=200-300,5-6"), 1);
+    cr_assert(a == 5 && b == 6);
+    cr_assert_eq(RANGE("bytes=200-300,100-"), -416);
+    cr_assert_eq(RANGE("bytes=0-1,1-2,2-3,3-4"), 4);
+    cr_assert_eq(RANGE("bytes=0-1,1-2,2-3,3-4,4-5"), 0);
+    cr_assert_eq(RANGE("bytes=0-60,40-99"), 0);
+    cr_assert_eq(RANGE("bytes=0-49,50-99"), 2);
+    cr_assert_eq(RANGE("bytes=-60,-60"), 0);
+    cr_assert_eq(RANGE("bytes=0-1,x"), 0);
+    cr_assert_eq(RANGE("bytes=0-1,5-1"), 0);
+    cr_assert_eq(RANGE("bytes=0-1;5-6"), 0);
+    cr_assert_eq(RANGE("bytes=,"), 0);
+    cr_assert_eq(RANGE("bytes= "), 0);
     cr_assert_eq(RANGE("bytes=5-1"), 0);
     cr_assert_eq(RANGE("items=0-1"), 0);
     cr_assert_eq(RANGE("bytes=x-1"), 0);
