@@ -9,7 +9,8 @@ want=(cmake make gcc pkg-config liburing-dev systemtap-sdt-dev libssl-dev)
 case "${1:-build}" in
   build) ;;
   test)  want+=(libcriterion-dev valgrind python3 binutils g++ clang gdb redis-tools redis-server
-                 chromium curl openssl python3-redis python3-hiredis) ;;
+                 chromium curl openssl python3-redis python3-hiredis wget apache2-utils
+                 nghttp2-client wrk nginx-light iproute2) ;;
   cross) want+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user qemu-user-binfmt gdb-multiarch) ;;
   coverage) want+=(libcriterion-dev gcovr) ;;
   bench) want+=(g++ golang-go libboost-context-dev libboost-fiber-dev librust-tokio-dev cargo util-linux
