@@ -464,6 +464,9 @@ if [ -n "$DPORT" ]; then
     got=$(draw "$(hex 'GET /met\0rics HTTP/1.1\r\nHost: t\r\n\r\n')")
     [[ "$got" == "HTTP/1.0 400 Bad Request "*"|EOF|" ]] && ok "debug endpoint: NUL in the request line: 400" ||
         fail "debug endpoint, NUL: $got"
+    got=$($RAW "$DPORT" halfclose "$(hex 'GET /debug/tasks HTTP/1.0\r\n')" | tr '\n' '|')
+    [[ "$got" == "HTTP/1.0 200 OK "*"|EOF|" ]] && ok "debug endpoint: a head cut by the client's close is answered" ||
+        fail "debug endpoint, head cut by a close: $got"
     got=$(draw "$(hex 'GET /metrics HTTP/1.0\r\n\r\nGET /nothing HTTP/1.0\r\n\r\n')")
     [[ "$got" == "HTTP/1.0 200 OK "*"|EOF|" ]] && ok "debug endpoint: a pipelined second request is not parsed" ||
         fail "debug endpoint, pipelined: $got"

@@ -5,6 +5,7 @@
                                      line and body length, then "EOF" if the server closed, or
                                      "RESET" if it reset the connection
   rawhttp.py PORT partial HEXBYTES   send an incomplete head, print the first response line
+  rawhttp.py PORT halfclose HEXBYTES as send, then end the sending side (shutdown SHUT_WR)
   rawhttp.py PORT slowget PATH PID SIZE
                                      GET PATH, read a little, SIGTERM the server PID, read the
                                      rest; print "complete" if SIZE body bytes arrived
@@ -100,8 +101,10 @@ def main():
         print("aborted")
         return
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    if cmd == "send":
+    if cmd in ("send", "halfclose"):
         sock.sendall(bytes.fromhex(sys.argv[3]))
+        if cmd == "halfclose":
+            sock.shutdown(socket.SHUT_WR)
         responses, eof = read_responses(sock)
         for status, body in responses:
             print(status, len(body))
