@@ -115,13 +115,16 @@ EOF
     fi
 fi
 
-# h2load speaks HTTP/1.1 with --h1; -m 16 pipelines 16 requests per connection.
+# h2load speaks HTTP/1.1 with --h1; -m 16 pipelines 16 requests per connection. Its 2xx count
+# is not compared with the requests: h2load 1.52 counts a status each time its parser hands
+# over a piece of the reason phrase, so a status line cut between two reads counts twice
+# (8002 2xx for 8000 requests, once in ten runs); "succeeded" counts the responses.
 if have h2load; then
     ran=1
     printf '%s\n' "$URL/small.txt" "$URL/empty.txt" "$URL/big.bin" "$URL/dir/" >"$TMP/uris"
     h2load --h1 -n 8000 -c 8 -m 16 -i "$TMP/uris" >"$TMP/h2load" 2>&1
     grep -q '^requests: 8000 total, 8000 started, 8000 done, 8000 succeeded, 0 failed, 0 errored, 0 timeout' \
-        "$TMP/h2load" && grep -q '^status codes: 8000 2xx' "$TMP/h2load" &&
+        "$TMP/h2load" && grep -Eq '^status codes: [0-9]+ 2xx, 0 3xx, 0 4xx, 0 5xx' "$TMP/h2load" &&
         ok "h2load --h1 -m 16: 8000 pipelined requests, all 2xx" ||
         fail "h2load: $(grep -E '^(requests|status)' "$TMP/h2load")"
 fi
