@@ -84,7 +84,12 @@ static char *target_path(char *t)
     if (!p)
         return t;
     p = strchr(p, '/');
-    return p ? p : "/";
+    if (!p) { /* "http://host": the root, written over the target (it is ours to change) */
+        p = t;
+        p[0] = '/';
+        p[1] = '\0';
+    }
+    return p;
 }
 
 /* Reads one request head and answers it. */
