@@ -305,6 +305,10 @@ static int discard_body(conn *c, int64_t left)
 static int send_file_tls(conn *c, int fd, int64_t off, int64_t len, int64_t *sent)
 {
     while (len > 0) {
+        /* A full batch (a multipart body's part head may fill it) goes first: a read of
+         * nothing would look like a file that shrank. */
+        if (c->olen == OUT_BUF && flush(c, 0) < 0)
+            return -1;
         size_t room = OUT_BUF - c->olen;
         size_t step = len < (int64_t)room ? (size_t)len : room;
         ssize_t n = weft_file_pread(fd, c->out + c->olen, step, off,

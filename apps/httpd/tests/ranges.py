@@ -12,6 +12,7 @@ Prints "ok: ..." or "FAIL: ..." per check; exits 1 if any failed.
 import email
 import email.policy
 import http.client
+import socket
 import ssl
 import sys
 import urllib.parse
@@ -85,8 +86,60 @@ def main():
     r, body = get({"Range": "bytes=0-9,20-29", "If-Range": '"stale"'})
     check(r.status == 200 and body == data, f"If-Range with another ETag: {r.status}")
     conn.close()
+    check(batch_filled_by_a_part_head(url, data, ctx if url.scheme == "https" else None),
+          "a part head that fills the 32 KiB batch exactly, then a part")
     sys.exit(1 if failures else 0)
 
+
+def raw_get(url, ctx, rng):
+    """One GET with a Range on a new connection; the response's raw bytes up to the close."""
+    sock = socket.create_connection((url.hostname, url.port), timeout=30)
+    if ctx:
+        sock = ctx.wrap_socket(sock, server_hostname=url.hostname)
+    sock.sendall(f"GET {url.path} HTTP/1.1\r\nHost: t\r\nRange: {rng}\r\n"
+                 "Connection: close\r\n\r\n".encode())
+    raw = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            raw += chunk
+    except (ConnectionResetError, ssl.SSLError):
+        pass
+    sock.close()
+    return raw
+
+
+def batch_filled_by_a_part_head(url, data, ctx):
+    """Three parts, the first two copied into weft-httpd's 32 KiB batch, sized so that the
+    third part's head ends exactly at the batch's end: its bytes must still follow (over TLS
+    they are read into the batch, which was full: a read of nothing, taken for a file that
+    shrank, closed the connection there). The layout's lengths come from a probe whose
+    numbers have as many digits."""
+    def spec(l2):
+        b = 16384 + l2
+        return f"bytes=0-16383,16384-{b - 1},{b}-{b + 99}"
+
+    def parts(raw):
+        head, _, body = raw.partition(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 206") or b"boundary=" not in head:
+            return head, None, []
+        delim = b"\r\n--" + head.split(b"boundary=")[1].split(b"\r\n")[0]
+        return head, delim, body.split(delim)  # "", three parts, "--\r\n"
+
+    head, delim, pieces = parts(raw_get(url, ctx, spec(15700)))
+    if len(pieces) != 5:
+        return False
+    part_heads = [len(delim) + p.index(b"\r\n\r\n") + 4 for p in pieces[1:4]]
+    l2 = 32768 - (len(head) + 4 + part_heads[0] + 16384 + part_heads[1] + part_heads[2])
+    if not 15000 < l2 <= 16384:
+        return False
+    head, delim, pieces = parts(raw_get(url, ctx, spec(l2)))
+    b = 16384 + l2
+    want = [data[:16384], data[16384:b], data[b:b + 100]]
+    return (len(pieces) == 5 and pieces[4] == b"--\r\n" and
+            [p.split(b"\r\n\r\n", 1)[1] for p in pieces[1:4]] == want)
 
 if __name__ == "__main__":
     main()

@@ -11,6 +11,11 @@
                                      rest; print "complete" if SIZE body bytes arrived
   rawhttp.py PORT abort PATH         GET PATH with a small receive buffer, read a little and
                                      reset the connection; print "aborted"
+  rawhttp.py PORT shrink PATH FILE SIZE
+                                     GET PATH (FILE on disk) with a small receive buffer, read a
+                                     little, truncate FILE to SIZE, read to the end; print "cut
+                                     short at N of M" when the server closed before the M bytes
+                                     it announced, "complete" when they all came
   rawhttp.py PORT trickle SECONDS    a GET whose 1000-byte body comes a byte every 0.2 s; print
                                      "closed after N bytes" once the server closes, or "still
                                      open" after SECONDS
@@ -99,6 +104,28 @@ def main():
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.close()  # linger 0: a reset
         print("aborted")
+        return
+    if cmd == "shrink":
+        # A file that shrinks while it is sent: the announced length cannot be kept, so the
+        # server must close early (the client sees a short body), never pad or hang.
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", port))
+        sock.sendall(f"GET {sys.argv[3]} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        data = sock.recv(4096)
+        os.truncate(sys.argv[4], int(sys.argv[5]))
+        try:
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except ConnectionResetError:
+            pass
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        print("complete" if len(body) == length else f"cut short at {len(body)} of {length}")
         return
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     if cmd in ("send", "halfclose"):
