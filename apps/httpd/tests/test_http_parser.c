@@ -416,7 +416,7 @@ Test(httpd_files, ranges)
     int nr;
     /* One range: its first and last in a, b. */
 #define RANGE(s)                                                                                   \
-    (v = (http_view){(s), strlen(s)}, nr = httpd_parse_ranges(v, 100, rg, 4),                     \
+    (v = (http_view){(s), strlen(s)}, nr = httpd_parse_ranges(v, 100, rg, 4),                      \
      a = nr > 0 ? rg[0].first : -1, b = nr > 0 ? rg[0].last : -1, nr)
     cr_assert_eq(RANGE("bytes=0-9"), 1);
     cr_assert(a == 0 && b == 9);
