@@ -310,51 +310,15 @@ static dict *parse_members(const char *p)
 static int gather_across(kv_ctx *c, kv_tx *tx, int first, int n, const char *dst, size_t dlen,
                          dict **sets)
 {
-    kv_item *items = malloc((size_t)(n + 1) * sizeof *items);
-    const char **argv = malloc((size_t)n * 2 * sizeof *argv);
-    size_t *argl = malloc((size_t)n * 2 * sizeof *argl);
     sbuf tmp = {0}; /* RESP2 whatever the client's: parsed here only */
-    int r = -1;
-    if (!items || !argv || !argl)
-        goto out;
-    const kv_command *smembers = kv_command_find("smembers", 8, 0);
-    for (int i = 0; i < n; i++) {
-        argv[2 * i] = "smembers";
-        argl[2 * i] = 8;
-        argv[2 * i + 1] = c->argv[first + i];
-        argl[2 * i + 1] = c->argl[first + i];
-        items[i] = (kv_item){smembers,
-                             2,
-                             argv + 2 * i,
-                             argl + 2 * i,
-                             0,
-                             kv_key_shard(c->argv[first + i], c->argl[first + i]),
-                             0,
-                             0};
-    }
-    int nitems = n;
-    if (dst) /* hold only */
-        items[nitems++] = (kv_item){NULL, 0, NULL, NULL, 0, kv_key_shard(dst, dlen), 0, 0};
-    if (kv_tx_begin(tx, c->conn, items, (size_t)nitems, &tmp) < 0)
-        goto out;
-    sbuf_add(&tmp, "", 1);
-    r = 0;
+    const char **rep = malloc((size_t)n * sizeof *rep);
+    int r = rep ? kv_fetch_across(c, tx, "smembers", 0, first, n, dst, dlen, &tmp, rep) : -1;
     for (int i = 0; i < n && r == 0; i++)
-        if (tmp.data[items[i].off] == '-') {
-            sbuf_add(c->out, tmp.data + items[i].off, items[i].len);
-            r = 1;
-        }
-    for (int i = 0; i < n && r == 0; i++) {
-        const char *p = tmp.data + items[i].off;
-        if (p[1] != '0' && !(sets[i] = parse_members(p))) {
+        if (rep[i][1] != '0' && !(sets[i] = parse_members(rep[i]))) {
             reply_error(c->out, "ERR out of memory");
             r = 1;
         }
-    }
-out:
-    free(items);
-    free(argv);
-    free(argl);
+    free(rep);
     sbuf_free(&tmp);
     return r;
 }

@@ -112,48 +112,19 @@ static int store_result(kv_ctx *c, kv_tx *tx, const kv_zset *z)
 static int gather_across(kv_ctx *c, const zop *o, kv_tx *tx, dict *copies, zsrc *srcs)
 {
     int n = o->nkeys;
-    kv_item *items = malloc((size_t)(n + 1) * sizeof *items);
-    const char **argv = malloc((size_t)n * 2 * sizeof *argv);
-    size_t *argl = malloc((size_t)n * 2 * sizeof *argl);
     sbuf tmp = {0}; /* RESP2 whatever the client's: parsed here only */
-    int r = -1;
-    if (!items || !argv || !argl)
-        goto out;
-    const kv_command *fetch = kv_command_find("__zfetch", 8, 1);
-    for (int i = 0; i < n; i++) {
-        const char *key = c->argv[o->first + i];
-        size_t klen = c->argl[o->first + i];
-        argv[2 * i] = "__zfetch";
-        argl[2 * i] = 8;
-        argv[2 * i + 1] = key;
-        argl[2 * i + 1] = klen;
-        items[i] =
-            (kv_item){fetch, 2, argv + 2 * i, argl + 2 * i, 0, kv_key_shard(key, klen), 0, 0};
-    }
-    int nitems = n;
-    if (o->store) /* hold only */
-        items[nitems++] =
-            (kv_item){NULL, 0, NULL, NULL, 0, kv_key_shard(c->argv[1], c->argl[1]), 0, 0};
-    if (kv_tx_begin(tx, c->conn, items, (size_t)nitems, &tmp) < 0)
-        goto out;
-    sbuf_add(&tmp, "", 1);
-    r = 0;
-    for (int i = 0; i < n && r == 0; i++)
-        if (tmp.data[items[i].off] == '-') {
-            sbuf_add(c->out, tmp.data + items[i].off, items[i].len);
-            r = 1;
-        }
+    const char **rep = malloc((size_t)n * sizeof *rep);
+    int r = rep ? kv_fetch_across(c, tx, "__zfetch", 1, o->first, n, o->store ? c->argv[1] : NULL,
+                                  c->argl[1], &tmp, rep)
+                : -1;
     for (int i = 0; i < n && r == 0; i++) {
         srcs[i] = (zsrc){&copies[i], ZSRC_SCORED, 1.0};
-        if (parse_source(tmp.data + items[i].off, &copies[i]) < 0) {
+        if (parse_source(rep[i], &copies[i]) < 0) {
             reply_error(c->out, "ERR out of memory");
             r = 1;
         }
     }
-out:
-    free(items);
-    free(argv);
-    free(argl);
+    free(rep);
     sbuf_free(&tmp);
     return r;
 }

@@ -178,6 +178,14 @@ int kv_tx_begin(kv_tx *tx, kv_conn *c, kv_item *items, size_t n, sbuf *dst);
 void kv_wait_unheld(kv_shard *sh);
 int kv_tx_run(kv_tx *tx, kv_item *items, size_t n, sbuf *dst);
 void kv_tx_end(kv_tx *tx);
+/* The first phase of a command over the n keys at c->argv[first ..) on several shards
+ * (fetch_across.c): `cmd key` for each (`hidden`: cmd is an internal command), with the shard
+ * of `hold` (a STORE's destination; NULL: none) held too. replies[i] gets key i's reply
+ * (RESP2, in tmp, which ends with a NUL). Returns 0; 1 once a key's error reply (WRONGTYPE)
+ * is forwarded to c->out; both with tx begun for the caller to end. Or -1 with nothing held
+ * (no memory, or the connection's end: close it). */
+int kv_fetch_across(kv_ctx *c, kv_tx *tx, const char *cmd, int hidden, int first, int n,
+                    const char *hold, size_t holdl, sbuf *tmp, const char **replies);
 
 /* Runs a command's proc on the current shard with the memory policy checks (maxmemory). */
 void kv_run_proc(const struct kv_command *cmd, kv_ctx *ctx);
