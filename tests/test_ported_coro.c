@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "child_helpers.h"
 #include "task_helpers.h"
 #include "tcp_helpers.h"
 #include "tmpdir_helpers.h"
@@ -2483,36 +2484,21 @@ static void *overflow_main(void *arg)
     return NULL;
 }
 
+static void run_overflow(void *arg)
+{
+    (void)arg;
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.guard = WEFT_GUARD_ALWAYS;
+    cfg.stall_ms = -1;
+    weft_run(&cfg, overflow_main, NULL, NULL);
+}
+
 Test(ported_coro, recursion_past_the_stack_is_reported_not_run_on, .timeout = 30)
 {
     SKIP_UNDER_VALGRIND();
-    int fds[2];
-    cr_assert_eq(pipe(fds), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    cr_assert_neq(pid, -1);
-    if (pid == 0) {
-        dup2(fds[1], 2);
-        close(fds[0]);
-        coverage_dump_on_abort();
-        weft_config cfg;
-        weft_config_init(&cfg);
-        cfg.guard = WEFT_GUARD_ALWAYS;
-        cfg.stall_ms = -1;
-        weft_run(&cfg, overflow_main, NULL, NULL);
-        coverage_dump();
-        _exit(0);
-    }
-    close(fds[1]);
     char err[4096];
-    size_t n = 0;
-    ssize_t k;
-    while (n < sizeof err - 1 && (k = read(fds[0], err + n, sizeof err - 1 - n)) > 0)
-        n += (size_t)k;
-    err[n] = 0;
-    close(fds[0]);
-    int status;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    int status = run_child(run_overflow, NULL, err, sizeof err);
 #if defined(__SANITIZE_ADDRESS__)
     /* ASan reports the overflow itself, first. */
     cr_assert(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0),

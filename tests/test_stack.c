@@ -15,36 +15,9 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "child_helpers.h"
 #include "stack.h"
 #include "task.h"
-
-/* Runs fn(arg) in a forked child whose stderr is captured; returns its wait status. */
-static int run_child(void (*fn)(void *), void *arg, char *err, size_t cap)
-{
-    int fds[2];
-    cr_assert_eq(pipe(fds), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    cr_assert_neq(pid, -1);
-    if (pid == 0) {
-        dup2(fds[1], 2);
-        close(fds[0]);
-        coverage_dump_on_abort();
-        fn(arg);
-        coverage_dump();
-        _exit(0);
-    }
-    close(fds[1]);
-    size_t n = 0;
-    ssize_t k;
-    while (n < cap - 1 && (k = read(fds[0], err + n, cap - 1 - n)) > 0)
-        n += (size_t)k;
-    err[n] = 0;
-    close(fds[0]);
-    int status;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    return status;
-}
 
 /* ASan checks stack accesses itself, and reports an overflow into a neighbour's frames before
  * weft's canary check can: the canary tests are for builds without it. */
