@@ -944,12 +944,13 @@ WEFT_API int weft_spawn_future(weft_task **out, weft_future *f, const weft_spawn
 
 /* Parks the current task until `fd` is readable and/or writable (`events`, a mask of
  * WEFT_READABLE/WEFT_WRITABLE) or the deadline passes. The fd is registered once,
- * edge-triggered, and stays registered until weft_close()/weft_fd_forget(); a readiness
- * edge that arrived since the last wait is reported at once, so call it after the syscall
- * returned EAGAIN, and retry the syscall after it returns. On epoll, a second wait with no
- * EAGAIN in between (an fd still writable, data left unread) waits for the next edge, which
- * may never come; io_uring's poll reports the fd's state and returns at once. A passed
- * deadline always asks the fd itself, on both backends.
+ * edge-triggered, and stays registered until weft_close()/weft_fd_forget(). It returns at
+ * once when the fd is ready now, as poll(2) would say, on both backends (so a second wait
+ * with no EAGAIN in between, an fd still writable or bytes left unread, returns at once, as
+ * libdill's fdin/fdout do), and may also return for an edge that came since the last wait
+ * though the fd is no longer ready: retry the syscall after it returns, and wait again on
+ * EAGAIN. On epoll the look costs one poll(2) before the park. A passed deadline makes it a
+ * look at the fd.
  * Several tasks may wait for the same direction of one fd (as in Go): they all wait, none
  * gets -EBUSY. On epoll they are served in the order they began to wait: an edge wakes the
  * first, and when it leaves the next is woken too (possibly with nothing left for it: retry

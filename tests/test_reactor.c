@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -145,4 +146,35 @@ Test(reactor, the_backend_asked_for_is_the_one_in_use)
     }
     const char *got = run_main(backend_main, NULL);
     cr_assert_str_eq(got, want);
+}
+
+/* libdill's fd.c (fdout three times in a row on a writable socket; fdin twice on unread
+ * bytes): a wait reports the fd's state now, so waits with no EAGAIN between them return at
+ * once on both backends. On epoll the second wait used to wait for an edge that never came
+ * (the 10 s deadline below is what a hang reaches). A drained fd still waits. */
+static void *level_main(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    int64_t soon = 10 * WEFT_SEC;
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(weft_fd_wait(sv[0], WEFT_WRITABLE, weft_deadline_in(soon)), WEFT_WRITABLE,
+                     "writable wait %d", i);
+    cr_assert_eq(weft_write(sv[1], "ab", 2, WEFT_FOREVER), 2);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(weft_fd_wait(sv[0], WEFT_READABLE, weft_deadline_in(soon)), WEFT_READABLE,
+                     "readable wait %d", i);
+    char buf[4];
+    cr_assert_eq(weft_read(sv[0], buf, sizeof buf, WEFT_FOREVER), 2);
+    cr_assert_eq(weft_fd_wait(sv[0], WEFT_READABLE, weft_deadline_in(20 * WEFT_MSEC)), -ETIMEDOUT,
+                 "nothing left to read");
+    weft_close(sv[0]);
+    weft_close(sv[1]);
+    return NULL;
+}
+
+Test(reactor, waits_with_no_eagain_between_them_report_the_fd_as_it_is, .timeout = 60)
+{
+    run_main(level_main, NULL);
 }

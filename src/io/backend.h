@@ -290,6 +290,12 @@ static inline int weft__fdtable_kind(weft__io *io, int fd)
 uint32_t weft__fdtable_gen(weft__io *io, int fd);
 /* Records edges reported by a readiness backend and wakes their waiters. */
 void weft__fdtable_ready(weft__io *io, int fd, unsigned mask);
+/* Whether tasks are queued waiting for fd in any direction of `dirs`. Owner thread. */
+bool weft__fdtable_waited(const weft__io *io, int fd, unsigned dirs);
+/* Drops the edges of `dirs` recorded for fd and not yet taken by a wait: weft_fd_wait has just
+ * asked the fd itself (poll), whose answer supersedes them. Only with nobody queued in those
+ * directions (an edge handed on to a queued waiter is that waiter's). Owner thread. */
+void weft__fdtable_drop_edges(weft__io *io, int fd, unsigned dirs);
 /* Readiness wait on a watched fd: consumes and returns the ready part of `events`
  * (WEFT_READABLE|WEFT_WRITABLE), parking until an edge, the deadline or cancellation.
  * Several tasks may wait in one direction: they queue, and are served in arrival order.

@@ -123,6 +123,20 @@ void weft__fdtable_ready(weft__io *io, int fd, unsigned mask)
         wake_first(io, &rec->wr);
 }
 
+bool weft__fdtable_waited(const weft__io *io, int fd, unsigned dirs)
+{
+    if (fd < 0 || (size_t)fd >= io->nfds)
+        return false;
+    const weft__fdrec *rec = &io->fds[fd];
+    return ((dirs & WEFT_READABLE) && rec->rd.head) || ((dirs & WEFT_WRITABLE) && rec->wr.head);
+}
+
+void weft__fdtable_drop_edges(weft__io *io, int fd, unsigned dirs)
+{
+    if (fd >= 0 && (size_t)fd < io->nfds)
+        io->fds[fd].ready &= (uint8_t) ~(dirs & (WEFT_READABLE | WEFT_WRITABLE));
+}
+
 static void enqueue(weft__fdq *q, weft__fdwaiter *n)
 {
     n->next = NULL;

@@ -113,13 +113,27 @@ int weft_fd_wait(int fd, int events, int64_t deadline)
         return -EBADF;
     if (events == 0 || (events & ~(WEFT_READABLE | WEFT_WRITABLE)))
         return -EINVAL;
-    /* A deadline already passed makes the wait a look (weft.h): on epoll an fd whose edge
-     * the reactor has not taken yet (no poll since it became ready) is asked directly. io_uring
-     * looks at what it holds before it times out. */
-    if (deadline != WEFT_FOREVER && deadline <= weft_now() && w->io->ops == &weft__io_epoll) {
-        int m = weft__io_fd_ready_now(w, fd, events);
-        if (m != 0)
-            return m; /* the ready mask, or -EBADF */
+    /* The fd's state now, on both backends (weft.h): io_uring's poll reports it as it is
+     * submitted; on epoll, whose edges a wait consumes, the fd is asked first, so that a
+     * second wait with no EAGAIN since the first (an fd still writable, bytes left unread)
+     * returns at once, as libdill's fdin/fdout and poll(2) do, instead of waiting for an edge
+     * that may never come. Classified first: the first wait makes the fd non-blocking. With
+     * tasks already queued on the fd, the wait queues behind them as before (an edge handed
+     * on to the first is its own to take). */
+    if (w->io->ops == &weft__io_epoll) {
+        int kind = weft__fdtable_kind(w->io, fd);
+        if (kind < 0)
+            return kind;
+        if (kind != WEFT__FD_FILE && !weft__fdtable_waited(w->io, fd, (unsigned)events)) {
+            int m = weft__io_fd_ready_now(w, fd, events);
+            if (m < 0)
+                return m; /* -EBADF */
+            /* Edges recorded before the look are stale now: the look reported them (ready),
+             * or what they announced is gone (not ready); no wait may return for them later. */
+            weft__fdtable_drop_edges(w->io, fd, (unsigned)events);
+            if (m != 0)
+                return m;
+        }
     }
     weft__ioreq q = {.op = WEFT__IO_POLL, .fd = fd, .flags = events};
     return (int)weft__io_submit(w, &q, deadline);
