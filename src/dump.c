@@ -18,6 +18,7 @@
 #include "stack.h"
 #include "sync_internal.h"
 #include "task.h"
+#include "util/text.h"
 #include "worker.h"
 
 void weft__dumpbuf_printf(weft__dumpbuf *b, const char *fmt, ...)
@@ -145,14 +146,12 @@ void weft__dumpbuf_text(weft__dumpbuf *b, const char *s, size_t max)
 {
     size_t n = strnlen(s, max), run = 0;
     for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != 0x7f && c != '\\' && c != '"')
+        /* Runs of bytes that go as they are are copied in one piece. */
+        char esc[WEFT__TEXT_ESC_MAX];
+        size_t k = weft__text_escape_byte(esc, (unsigned char)s[i]);
+        if (k == 1)
             continue;
-        weft__dumpbuf_printf(b, "%.*s", (int)(i - run), s + run);
-        if (c == '\\' || c == '"')
-            weft__dumpbuf_printf(b, "\\%c", c);
-        else
-            weft__dumpbuf_printf(b, "\\x%02x", c);
+        weft__dumpbuf_printf(b, "%.*s%.*s", (int)(i - run), s + run, (int)k, esc);
         run = i + 1;
     }
     weft__dumpbuf_printf(b, "%.*s", (int)(n - run), s + run);

@@ -16,10 +16,11 @@ typedef struct weft__dumpbuf {
 
 void weft__dumpbuf_printf(weft__dumpbuf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* Appends s (up to `max` bytes or its NUL) for a line of text: a byte below 0x20 and DEL as
- * \xHH, a backslash and a double quote with a backslash before them, others as they are, so
- * a task's name or spawn site can neither end its line nor close its quotes (a tab or a
- * newline in it used to reach a reader's terminal as it was). */
+/* Appends s (up to `max` bytes or its NUL) for a line of text, escaped by the rule of
+ * util/text.h: a byte below 0x20 and DEL as \xHH, a backslash and a double quote with a
+ * backslash before them, others as they are, so a task's name or spawn site can neither end
+ * its line nor close its quotes (a tab or a newline in it used to reach a reader's terminal
+ * as it was). */
 void weft__dumpbuf_text(weft__dumpbuf *b, const char *s, size_t max);
 /* Appends frame #i of a backtrace: "symbol+offset (module+offset)" where the symbol is
  * known, "module+offset" where it is not. `exact`: pc is where the code stood (an interrupted

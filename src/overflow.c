@@ -20,6 +20,7 @@
 #include "overflow.h"
 #include "stack.h"
 #include "task.h"
+#include "util/text.h"
 #include "worker.h"
 
 /* How far below a stack a fault or a stack pointer still counts as that stack's overflow:
@@ -71,7 +72,9 @@ _Noreturn void weft__overflow_report(const weft_task *t, const void *fault, cons
     n = put(msg, n, cap, "weft: stack overflow in task ");
     n = put_u(msg, n, cap, t->id, 10);
     n = put(msg, n, cap, " \"");
-    n = put(msg, n, cap, t->name);
+    /* Escaped (util/text.h), as every other place that prints a name: a user's bytes must
+     * neither end the line nor close the quotes. */
+    n += weft__text_escape(msg + n, sizeof msg - n, t->name, sizeof t->name - 1);
     n = put(msg, n, cap, "\" (stack ");
     n = put_u(msg, n, cap, t->stack_size, 10);
     n = put(msg, n, cap, " bytes at ");

@@ -19,6 +19,7 @@
 #include "thread_park.h"
 #include "timer.h"
 #include "util/spinlock.h"
+#include "util/text.h"
 #include "wake.h"
 #include "worker.h"
 
@@ -289,11 +290,14 @@ static WEFT_NOINLINE weft_task *start_unrun(weft__worker *w, weft_task *t)
         int r = bind_stack(w, t);
         if (r == 0)
             return t;
-        if (!atomic_exchange_explicit(&w->rt->nostack_told, true, memory_order_relaxed))
+        if (!atomic_exchange_explicit(&w->rt->nostack_told, true, memory_order_relaxed)) {
+            char name[WEFT__TEXT_ESC_MAX * (sizeof t->name - 1) + 1];
+            weft__text_escape(name, sizeof name, t->name, sizeof t->name - 1);
             weft__logf(w->rt, WEFT_LOG_WARN,
                        "weft: task %llu \"%s\" got no stack (%s); it and any later task "
                        "without one finish unrun, and their joins report WEFT_NOMEM\n",
-                       (unsigned long long)t->id, t->name, weft_strerror(r));
+                       (unsigned long long)t->id, name, weft_strerror(r));
+        }
         result = WEFT_NOMEM;
     }
     /* Finished as the current task, so that its cleanup handlers' weft_self and weft_defer

@@ -138,8 +138,13 @@ expect "$tmp/tasks.out" "^ +$joiner joiner +parked +0 +join task $sleeper \(slee
 expect "$tmp/tasks.out" "^ +$receiver receiver +parked +1 +chan-recv 0x" "receiver receives"
 expect "$tmp/tasks.out" "^ +$locker locker +parked +1 +mutex $hex held by task $holder \(holder\)" \
     "locker waits for the holder's mutex"
-expect "$tmp/tasks.out" "^  \(6 tasks\)" "six tasks"
-expect "$tmp/parked.out" "^  \(5 tasks\)" "five parked"
+# gdb_target's ODD_NAME, escaped as the text dumps write it (src/util/text.h), as a regex.
+odd='tab\\x09here\\x0aq\\"b\\\\'
+expect "$tmp/tasks.out" "^ +[0-9]+ $odd +parked +1 +sleep +$waited +in " \
+    "a name with a tab, a newline, a quote and a backslash is listed escaped"
+oddly=$(grep -E "^ +[0-9]+ $odd " "$tmp/tasks.out" | awk '{ print $1; exit }')
+expect "$tmp/tasks.out" "^  \(7 tasks\)" "seven tasks"
+expect "$tmp/parked.out" "^  \(6 tasks\)" "six parked"
 expect_not "$tmp/parked.out" " main +running" "--state parked leaves main out"
 expect "$tmp/named.out" "^ +$locker locker " "--name ock finds the locker"
 expect "$tmp/named.out" "^  \(1 task\)" "--name ock finds only the locker"
@@ -149,13 +154,15 @@ bt_cmds=()
 for who in holder sleeper joiner receiver locker; do
     bt_cmds+=(-ex "echo ==bt_$who\\n" -ex "weft bt ${!who}")
 done
-core -ex 'echo ==wait\n' -ex "weft wait $sleeper" -ex "weft wait $locker" -ex 'weft wait 1' \
+core -ex 'echo ==wait\n' -ex "weft wait $sleeper" -ex "weft wait ${oddly:-0}" \
+    -ex "weft wait $locker" -ex 'weft wait 1' \
     "${bt_cmds[@]}" -ex 'echo ==bt_other\n' -ex 'weft bt 1' -ex 'weft bt 99999' \
     -ex 'echo ==select\n' -ex "weft select $locker" -ex bt -ex 'frame function locker_body' \
     -ex 'info args' -ex 'echo ==unselect\n' -ex 'weft select' -ex bt -ex 'weft select 1' |
     split_out
 expect "$tmp/wait.out" "^task $sleeper \(sleeper\): parked on worker 0" "wait: sleeper"
 expect "$tmp/wait.out" "^  kind +sleep \([0-9]+\)" "wait: sleep kind"
+expect "$tmp/wait.out" "^task ${oddly:-0} \($odd\): parked on worker 1" "wait: a name escaped"
 expect "$tmp/wait.out" "^  deadline +[0-9]+ ns, in " "wait: sleep deadline"
 expect "$tmp/wait.out" "^  object +0x[0-9a-f]+ held by task $holder \(holder\)" "wait: mutex owner"
 expect "$tmp/wait.out" "^task 1 \(main\): running on worker 0" "wait: main"

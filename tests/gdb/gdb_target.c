@@ -6,7 +6,9 @@
  *
  *   worker 0: sleeper (sleep, 1 h deadline), joiner (join sleeper), holder (holds `lock`,
  *             then receives on `hold_chan`), main (running: calls gdb_target_ready)
- *   worker 1: receiver (receives on `chan`), locker (waits for `lock`)
+ *   worker 1: receiver (receives on `chan`), locker (waits for `lock`), and a second
+ *             sleeper whose name holds a tab, a newline, a quote and a backslash (ODD_NAME;
+ *             weft tasks lists it escaped)
  *
  * Built without optimisation, so that each body keeps its own frame (no tail call hides it
  * from a backtrace). Run outside gdb it exits 0 after the stop point, or, with
@@ -21,7 +23,10 @@
 
 static weft_chan *chan, *hold_chan;
 static weft_mutex lock = WEFT_MUTEX_INIT;
-static weft_task *sleeper, *joiner, *holder, *receiver, *locker;
+static weft_task *sleeper, *joiner, *holder, *receiver, *locker, *oddly;
+
+/* 13 bytes; check.sh expects it as tab\x09here\x0aq\"b\\ */
+#define ODD_NAME "tab\there\nq\"b\\"
 
 /* gdb's breakpoint: everything below is parked. noinline and an empty asm, so that the call
  * stays a call to this symbol. */
@@ -93,7 +98,7 @@ static int all_parked(void)
 {
     return parked_on(sleeper, WEFT__WAIT_SLEEP) && parked_on(joiner, WEFT__WAIT_JOIN) &&
            parked_on(holder, WEFT__WAIT_CHAN_RECV) && parked_on(receiver, WEFT__WAIT_CHAN_RECV) &&
-           parked_on(locker, WEFT__WAIT_MUTEX);
+           parked_on(locker, WEFT__WAIT_MUTEX) && parked_on(oddly, WEFT__WAIT_SLEEP);
 }
 
 static void *main_body(void *arg)
@@ -110,7 +115,8 @@ static void *main_body(void *arg)
         weft_sleep(WEFT_MSEC);
     if (spawn_named(0, &joiner, joiner_body, "joiner") < 0 ||
         spawn_named(1, &receiver, receiver_body, "receiver") < 0 ||
-        spawn_named(1, &locker, locker_body, "locker") < 0)
+        spawn_named(1, &locker, locker_body, "locker") < 0 ||
+        spawn_named(1, &oddly, sleeper_body, ODD_NAME) < 0)
         return (void *)1;
     /* Up to 10 s: on a loaded machine the other worker may be slow to start them. */
     for (int i = 0; i < 10000 && !all_parked(); i++)
@@ -126,7 +132,8 @@ static void *main_body(void *arg)
     weft_cancel(sleeper);
     weft_cancel(receiver);
     weft_cancel(holder);
-    weft_task *all[] = {joiner, receiver, holder, locker}; /* joiner joins sleeper */
+    weft_cancel(oddly);
+    weft_task *all[] = {joiner, receiver, holder, locker, oddly}; /* joiner joins sleeper */
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         weft_join(all[i], NULL, WEFT_FOREVER);
     weft_chan_release(chan);

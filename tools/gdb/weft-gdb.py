@@ -143,6 +143,21 @@ def _frame_worker():
     return None
 
 
+def _text(s):
+    """s as src/util/text.h writes a task's name in a line of text: a character below 0x20 and
+    DEL as \\xHH, a backslash and a double quote with a backslash before them, any other as it
+    is, so a name can neither end its line nor close its quotes."""
+    out = []
+    for ch in s:
+        if ch in "\\\"":
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ch == "\x7f":
+            out.append("\\x%02x" % ord(ch))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 SIGNED_FIELDS = ("wait_deadline", "wait_since")  # the int64_t fields read; the rest are unsigned
 
 
@@ -175,6 +190,7 @@ class Task:
         self.flags = field("flags")
         self.id = field("id")
         off, size, _ = lay["name"]
+        # As the bytes were (--name matches them); _text() escapes it for printing.
         self.name = raw[off:off + size].split(b"\0", 1)[0].decode("utf-8", "replace") or "-"
         self.worker = field("worker")  # the weft__worker's address, or 0
         self.sp = field("ctx")  # weft__ctx is one pointer, the saved sp
@@ -195,7 +211,7 @@ class Task:
     def ref(self):
         if self.id == 0:  # a plain thread's stand-in record (thread_park.c): no id
             return "a plain thread (stand-in 0x%x)" % self.addr
-        return "task %d (%s)" % (self.id, self.name)
+        return "task %d (%s)" % (self.id, _text(self.name))
 
 
 def _worker_value(addr):
@@ -440,7 +456,7 @@ Usage: weft tasks [--state ready|running|parked|notified|done] [--name SUBSTRING
                     waited = _ns(rec[2]) if rec[2] is not None else "?"
                     left = rec[3]
                 line = "  %5d %-16s %-8s %2s  %-44s %8s  %s" % (
-                    t.id, t.name, t.state, "-" if wi is None else wi, waits, waited, left)
+                    t.id, _text(t.name), t.state, "-" if wi is None else wi, waits, waited, left)
                 print(line.rstrip())
                 n += 1
             print("  (%d task%s)" % (n, "" if n == 1 else "s"))
