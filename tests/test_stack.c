@@ -219,6 +219,38 @@ Test(stack, a_small_unguarded_overflow_is_reported)
     ASSERT_REPORTED(status, err, "overflower");
 }
 
+/* A name with a control byte, a quote and a backslash: the report writes it escaped, as the
+ * task dumps do (src/util/text.h), with no printf: it may be written from a signal handler. */
+static void *oddly_named_main(void *arg)
+{
+    weft_task *v, *o;
+    weft_spawn(&v, victim, NULL, &(weft_spawn_opts){.name = "victim"});
+    weft_yield();
+    weft_spawn(&o, overflower, arg, &(weft_spawn_opts){.name = "o\x01ver\"fl\\ow\t"});
+    weft_join(o, NULL, WEFT_FOREVER);
+    weft_join(v, NULL, WEFT_FOREVER);
+    return NULL;
+}
+
+static void run_oddly_named(void *arg)
+{
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.guard = WEFT_GUARD_NEVER;
+    weft_run(&cfg, oddly_named_main, arg, NULL);
+}
+
+Test(stack, overflow_report_escapes_the_name)
+{
+    SKIP_UNDER_VALGRIND();
+    SKIP_UNDER_ASAN();
+    char err[4096];
+    int status = run_child(run_oddly_named, (void *)(uintptr_t)1024, err, sizeof err);
+    ASSERT_REPORTED(status, err, "o\\x01ver\\\"fl\\\\ow\\x09");
+    cr_assert_null(strchr(err, '\x01'), "stderr: %s", err);
+    cr_assert_null(strchr(err, '\t'), "stderr: %s", err);
+}
+
 static void *nostack_flag_main(void *arg)
 {
     weft_task *v, *o;
@@ -474,9 +506,10 @@ static void *nomem_main(void *arg)
     enum { N = 200 };
     weft_task *ts[N];
     for (int i = 0; i < N; i++)
-        cr_assert_eq(weft_spawn(&ts[i], nothing, (void *)1,
-                                &(weft_spawn_opts){.stack_size = (size_t)512 << 20}),
-                     0);
+        cr_assert_eq(
+            weft_spawn(&ts[i], nothing, (void *)1,
+                       &(weft_spawn_opts){.name = "big\tone\"", .stack_size = (size_t)512 << 20}),
+            0);
     int nomem = 0;
     for (int i = 0; i < N; i++) {
         void *r = NULL;
@@ -506,6 +539,8 @@ Test(stack, a_task_without_a_stack_joins_as_nomem_and_is_told_once)
     char *first = strstr(err, "got no stack");
     cr_assert_not_null(first, "stderr: %s", err);
     cr_assert_null(strstr(first + 1, "got no stack"), "one line per runtime: %s", err);
+    /* The name escaped, as the task dumps write it (src/util/text.h). */
+    cr_assert(strstr(err, "\"big\\x09one\\\"\" got no stack"), "stderr: %s", err);
     cr_assert_eq((intptr_t)WEFT_NOMEM, -ENOMEM);
 }
 
