@@ -838,7 +838,8 @@ WEFT_API int weft_promise_reject(weft_promise *p, int err);
 
 /* Combinators. Each returns a new future owned by the caller, borrowing the `n` futures in
  * `fs` (the array is copied; the futures must outlive the combinator, and stay owned by the
- * caller). All return 0, -EINVAL (n == 0, NULL entries), -ENOMEM, -EPERM outside a runtime
+ * caller). All return 0, -EINVAL (out or fs NULL, n == 0 or above 2^20, NULL entries; the same
+ * future may appear more than once), -ENOMEM, -EPERM outside a runtime
  * (the combinator is made on the calling worker).
  * first: completes when any child completes, with status = the child's index and value = the
  *   child's value (read the child's own status from the child).
