@@ -795,7 +795,7 @@ WEFT_API void weft_future_init(weft_future *f, const weft_future_ops *ops);
 WEFT_API void weft_future_complete(weft_future *f, int status, void *value);
 
 /* Polls `f` once with `cx`; returns WEFT_READY or WEFT_PENDING. A completed future returns
- * READY without being polled again. */
+ * READY without being polled again. -EINVAL for NULL, or a header with no poll function. */
 WEFT_API int weft_future_poll(weft_future *f, weft_context *cx);
 
 /* Drops `f` through its ops (NULL is ignored). The caller owns every future it created. */

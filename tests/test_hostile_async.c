@@ -576,3 +576,13 @@ Test(hostile_async, submit_shared_and_gen_from_a_task_cancelled_by_the_shutdown,
     cr_assert_eq(late_results[4], -ECANCELED);
     cr_assert_eq(late_results[5], -ECANCELED);
 }
+
+/* A user's own poll loop (weft_future_poll is the building block of user futures, as Rust's
+ * Future::poll) handed NULL or a header never initialised: -EINVAL, not a crash. */
+Test(hostile_async, polling_a_null_or_uninitialised_future_is_einval)
+{
+    cr_assert_eq(weft_future_poll(NULL, NULL), -EINVAL);
+    weft_future blank;
+    memset(&blank, 0, sizeof blank);
+    cr_assert_eq(weft_future_poll(&blank, NULL), -EINVAL);
+}
