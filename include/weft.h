@@ -950,8 +950,9 @@ WEFT_API int weft_spawn_future(weft_task **out, weft_future *f, const weft_spawn
  * with no EAGAIN in between, an fd still writable or bytes left unread, returns at once, as
  * libdill's fdin/fdout do), and may also return for an edge that came since the last wait
  * though the fd is no longer ready: retry the syscall after it returns, and wait again on
- * EAGAIN. On epoll the look costs one poll(2) before the park. A passed deadline makes it a
- * look at the fd.
+ * EAGAIN. On epoll the look costs one poll(2) before the park, and is skipped when other
+ * tasks already wait on the fd in that direction: the wait then queues behind them and
+ * returns with the next edge handed on to it. A passed deadline makes it a look at the fd.
  * Several tasks may wait for the same direction of one fd (as in Go): they all wait, none
  * gets -EBUSY. On epoll they are served in the order they began to wait: an edge wakes the
  * first, and when it leaves the next is woken too (possibly with nothing left for it: retry
