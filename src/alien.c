@@ -196,12 +196,10 @@ static void msg_spawn(weft__worker *w, void *a, void *b, uint64_t c)
 {
     (void)b, (void)c;
     weft_handle *h = a;
-    weft_spawn_opts o = {.stack_size = h->stack_size,
-                         .name = h->name[0] ? h->name : NULL,
-                         .flags = h->flags | WEFT_SPAWN_DETACHED,
-                         .cleanup = task_ended};
+    weft_spawn_opts o = {
+        .stack_size = h->stack_size, .name = h->name[0] ? h->name : NULL, .flags = h->flags};
     weft_task *t;
-    int r = weft__spawn_unqueued(w, false, &t, task_body, h, &o);
+    int r = weft__spawn_wrapped(w, &t, task_body, h, &o, 0, task_ended);
     if (r < 0) {
         /* Never made (no memory: the options were checked at the call): its cleanup runs
          * all the same, since it is where the caller frees what the task was handed. */

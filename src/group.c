@@ -114,6 +114,9 @@ int weft_group_spawn(weft_group *g, weft_fn fn, void *arg, const weft_spawn_opts
         return -EPERM;
     if (g->closing)
         return -EPIPE;
+    int r = weft__spawn_opts_check(opts);
+    if (r < 0)
+        return r;
     member *m = g->spare;
     if (m) {
         g->spare = m->spare_next;
@@ -121,16 +124,14 @@ int weft_group_spawn(weft_group *g, weft_fn fn, void *arg, const weft_spawn_opts
     } else if (!(m = weft__malloc(g->w, sizeof *m))) {
         return -ENOMEM;
     }
-    weft_spawn_opts o = opts ? *opts : (weft_spawn_opts){0};
-    *m = (member){.g = g, .fn = fn, .arg = arg, .cleanup = o.cleanup};
+    *m = (member){.g = g, .fn = fn, .arg = arg, .cleanup = opts ? opts->cleanup : NULL};
     /* Detached from birth: the group tracks it, and its record is reaped when it finishes
-     * (the handle is ours until then: member_gone runs before the reap). */
-    o.flags |= WEFT_SPAWN_DETACHED | WEFT_SPAWN_PINNED; /* members touch g: its worker's */
-    o.cleanup = member_gone;
+     * (the handle is ours until then: member_gone runs before the reap). Pinned: members
+     * touch g, which is its worker's. */
     weft_task *t;
     /* Not started until the member is set up: a child-first task runs (and may finish, which
      * unlinks it) inside the start. */
-    int r = weft__spawn_unqueued(g->w, true, &t, member_main, m, &o);
+    r = weft__spawn_wrapped(g->w, &t, member_main, m, opts, WEFT_SPAWN_PINNED, member_gone);
     if (r < 0) {
         m->spare_next = g->spare; /* unused: kept for the next spawn */
         g->spare = m;
@@ -140,7 +141,7 @@ int weft_group_spawn(weft_group *g, weft_fn fn, void *arg, const weft_spawn_opts
     m->task = t;
     weft__list_push_back(&g->members, &m->link);
     g->n++;
-    weft__spawn_start(g->w, t, (o.flags & WEFT_SPAWN_CHILD_FIRST) != 0);
+    weft__spawn_start(g->w, t, opts && (opts->flags & WEFT_SPAWN_CHILD_FIRST));
     return 0;
 }
 

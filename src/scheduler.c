@@ -163,8 +163,28 @@ static weft__ctx_body task_begin(void *arg)
     return (weft__ctx_body){t->fn, t->arg};
 }
 
-/* A task's last call, once its body returned (the trampoline's). */
-static void task_end(void *arg, void *result)
+static weft_task *schedule_away(weft__worker *w, weft_task *from);
+static weft__ctx *exit_target(weft__worker *w, weft_task *from);
+
+/* The end of the current task t's run: it finishes, and its stack is released by whichever
+ * context runs next, once off it. */
+static inline void finish_run(weft__worker *w, weft_task *t, void *result)
+{
+    weft__task_finish(w, t, result);
+    /* The main task's end goes straight back to the loop, whose shutdown trigger then
+     * cancels every other task before any of them runs again. */
+    if (t->flags & WEFT__T_MAIN)
+        w->sched.budget = 0;
+    w->sched.dead = t; /* its stack is freed by whoever we switch to, once we are off it */
+}
+
+/* A task's last call, once its body returned (the trampoline's): finishes it and returns
+ * the context to resume, which the trampoline switches to from its first frame, with no
+ * call of the task pending (switch.h): a child-first spawn's caller, resumed, then returns
+ * through predicted returns instead of the four or five that the finished task's pending
+ * calls used to cost it (docs/switch.md). Under a sanitizer the annotated switch is made
+ * here instead, and this never returns. */
+static weft__ctx *task_end(void *arg, void *result)
 {
     weft_task *t = arg;
     /* Whoever resumed t last set t->worker to itself first (the migration rule): a load, not
@@ -172,7 +192,13 @@ static void task_end(void *arg, void *result)
      * body ran (handoff.c): this thread takes it back first. */
     if (weft_unlikely(t->flags & WEFT__T_HANDED))
         weft__worker_current(); /* takes it back: see its comment */
-    weft__task_exit(t->worker, result);
+    weft__worker *w = t->worker;
+    finish_run(w, t, result);
+    if (weft_unlikely(w->sched.tooling)) {
+        schedule_away(w, t); /* switch_tooled; a finished task is never switched back to */
+        __builtin_unreachable();
+    }
+    return exit_target(w, t);
 }
 
 static int bind_stack(weft__worker *w, weft_task *t)
@@ -467,6 +493,29 @@ static weft_task *schedule_away(weft__worker *w, weft_task *from)
     return schedule_away_general(w, from);
 }
 
+/* What schedule_away would switch to after `from`, which has finished, with everything
+ * switch_to does before its switch done: the caller (task_end, for the trampoline) makes the
+ * switch. Never under a sanitizer (switch_tooled annotates the switch itself). */
+static weft__ctx *exit_target(weft__worker *w, weft_task *from)
+{
+    check_canary(from);
+    weft_task *next = NULL;
+    if (w->sched.budget > 0 && (next = pick(w)) != NULL)
+        w->sched.budget--;
+    if (next && (next->flags & WEFT__T_STACKLESS)) {
+        w->sched.handoff = next; /* polled on the loop's stack */
+        next = NULL;
+    }
+    if (next)
+        begin_run(w, next);
+#ifndef WEFT_NO_METRICS
+    if (weft_unlikely(from == w->poll_task))
+        end_timed_run(w);
+#endif
+    switch_out(w, next, &from->saved_errno);
+    return next ? &next->ctx : &w->sched.loop_ctx;
+}
+
 /* ---- The park ---------------------------------------------------------------------------- */
 
 static inline __attribute__((always_inline)) void record_wait(weft__worker *w, weft_task *t,
@@ -674,12 +723,7 @@ void weft__run_first(weft__worker *w, weft_task *t)
 _Noreturn void weft__task_exit(weft__worker *w, void *result)
 {
     weft_task *t = w->current;
-    weft__task_finish(w, t, result);
-    /* The main task's end goes straight back to the loop, whose shutdown trigger then
-     * cancels every other task before any of them runs again. */
-    if (t->flags & WEFT__T_MAIN)
-        w->sched.budget = 0;
-    w->sched.dead = t; /* its stack is freed by whoever we switch to, once we are off it */
+    finish_run(w, t, result);
     schedule_away(w, t);
     __builtin_unreachable();
 }

@@ -100,7 +100,7 @@ int weft__task_refill(weft__worker *w)
 int weft__task_new_for(weft__worker *w, weft__worker *home, const weft_spawn_opts *opts,
                        bool stackless, const char *file, uint32_t line, weft_task **out)
 {
-    return weft__task_new_inline(w, home, opts, stackless, file, line, out);
+    return weft__task_new_inline(w, home, opts, stackless, file, line, 0, NULL, out);
 }
 
 void weft__task_unnew(weft__worker *w, weft_task *t)

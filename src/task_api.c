@@ -19,14 +19,7 @@ static inline int check_spawn(weft__worker *w, bool has_out, const weft_spawn_op
         return -EPERM;
     if (!has_out && !(opts && (opts->flags & WEFT_SPAWN_DETACHED)))
         return -EINVAL;
-    if (opts && (opts->flags & ~(WEFT_SPAWN_DETACHED | WEFT_SPAWN_NOGUARD | WEFT_SPAWN_CHILD_FIRST |
-                                 WEFT_SPAWN_PINNED)))
-        return -EINVAL;
-    /* Options of a later version, set: this library cannot honour them. */
-    if (opts &&
-        (opts->reserved_[0] || opts->reserved_[1] || opts->reserved_[2] || opts->reserved_[3]))
-        return -EINVAL;
-    return 0;
+    return weft__spawn_opts_check(opts);
 }
 
 static inline __attribute__((always_inline)) int
@@ -38,7 +31,7 @@ spawn_unqueued(weft__worker *w, bool has_out, weft_task **out, weft_fn fn, void 
         return r;
     if (!fn)
         return -EINVAL;
-    r = weft__task_new_inline(w, w, opts, false, file, line > 0 ? (uint32_t)line : 0, out);
+    r = weft__task_new_inline(w, w, opts, false, file, line > 0 ? (uint32_t)line : 0, 0, NULL, out);
     if (r < 0)
         return r;
     (*out)->fn = fn;
@@ -46,10 +39,16 @@ spawn_unqueued(weft__worker *w, bool has_out, weft_task **out, weft_fn fn, void 
     return 0;
 }
 
-int weft__spawn_unqueued(weft__worker *w, bool has_out, weft_task **out, weft_fn fn, void *arg,
-                         const weft_spawn_opts *opts)
+int weft__spawn_wrapped(weft__worker *w, weft_task **out, weft_fn fn, void *arg,
+                        const weft_spawn_opts *opts, unsigned wrap_flags, void (*cleanup)(void *))
 {
-    return spawn_unqueued(w, has_out, out, fn, arg, opts, NULL, 0);
+    int r = weft__task_new_inline(w, w, opts, false, NULL, 0, wrap_flags | WEFT_SPAWN_DETACHED,
+                                  cleanup, out);
+    if (r < 0)
+        return r;
+    (*out)->fn = fn;
+    (*out)->arg = arg;
+    return 0;
 }
 
 static inline __attribute__((always_inline)) void spawn_start(weft__worker *w, weft_task *t,
@@ -104,7 +103,7 @@ int weft_spawn_future(weft_task **out, weft_future *f, const weft_spawn_opts *op
     if (!f || !f->ops || !f->ops->poll)
         return -EINVAL;
     weft_task *t;
-    r = weft__task_new_inline(w, w, opts, true, NULL, 0, &t);
+    r = weft__task_new_inline(w, w, opts, true, NULL, 0, 0, NULL, &t);
     if (r < 0)
         return r;
     t->future = f;

@@ -2,19 +2,38 @@
 #ifndef WEFT_TASK_API_H
 #define WEFT_TASK_API_H
 
+#include <errno.h>
+
 #include "internal.h"
 
 /* Waits for t to finish whatever the caller's deadline or cancel flag, then reaps it. For
  * owners that must not return before what they own is gone (weft_gen_close). */
 void weft__join_uncancellable(weft__worker *w, weft_task *t);
 
-/* weft_spawn in two halves, for callers that must finish their own bookkeeping before the
- * task can run (weft_group_spawn): a new READY record for fn(arg) in *out, checked as
- * weft_spawn checks (has_out: whether the caller's own out pointer was given), not queued;
- * then its start, queued at the tail or, with child_first, run at once (weft__run_first).
- * Returns weft_spawn's codes. Runtime thread only. */
-int weft__spawn_unqueued(weft__worker *w, bool has_out, weft_task **out, weft_fn fn, void *arg,
-                         const weft_spawn_opts *opts);
+/* weft_spawn's check of its options: 0, or -EINVAL for flags or reserved fields it does not
+ * know. Any thread. */
+static inline int weft__spawn_opts_check(const weft_spawn_opts *opts)
+{
+    if (!opts)
+        return 0;
+    if (opts->flags &
+        ~(WEFT_SPAWN_DETACHED | WEFT_SPAWN_NOGUARD | WEFT_SPAWN_CHILD_FIRST | WEFT_SPAWN_PINNED))
+        return -EINVAL;
+    /* Options of a later version, set: this library cannot honour them. */
+    if (opts->reserved_[0] || opts->reserved_[1] || opts->reserved_[2] || opts->reserved_[3])
+        return -EINVAL;
+    return 0;
+}
+/* weft_spawn in two halves, for modules that wrap the caller's task in their own and must
+ * finish their bookkeeping before it can run (weft_group_spawn, alien spawns): a new READY
+ * record for fn(arg) in *out, not queued, spawned with `opts` (NULL: the defaults) as
+ * weft_spawn would, but detached, with `wrap_flags` (WEFT_SPAWN_*) added and `cleanup` (if
+ * not NULL) as its spawn cleanup instead of opts->cleanup, which the caller keeps for its
+ * own. The caller has checked opts (weft__spawn_opts_check) and w (the caller's worker).
+ * Then its start, queued at the tail or, with child_first, run at once (weft__run_first).
+ * Returns 0 or -EINVAL (a stack size out of range) or -ENOMEM. Runtime thread only. */
+int weft__spawn_wrapped(weft__worker *w, weft_task **out, weft_fn fn, void *arg,
+                        const weft_spawn_opts *opts, unsigned wrap_flags, void (*cleanup)(void *));
 void weft__spawn_start(weft__worker *w, weft_task *t, bool child_first);
 
 /* Sends the records of other workers this worker's joins have chained (task.h, reap_out)

@@ -35,9 +35,15 @@ static inline void weft__task_adopt(weft__worker *w, weft_task *t)
     w->tasks.nrecords++;
 }
 
+/* `wrap_flags` (WEFT_SPAWN_*) are added to the options' flags, and `wrap_cleanup`, if not
+ * NULL, is the spawn cleanup in place of opts->cleanup: for a module that wraps the caller's
+ * task in its own (a group member), without a copy of the caller's options (whose copy
+ * through the stack the loads of its fields could not forward from). Constants at every
+ * call site but that one. */
 static inline __attribute__((always_inline)) int
 weft__task_new_inline(weft__worker *w, weft__worker *home, const weft_spawn_opts *opts,
-                      bool stackless, const char *file, uint32_t line, weft_task **out)
+                      bool stackless, const char *file, uint32_t line, unsigned wrap_flags,
+                      void (*wrap_cleanup)(void *), weft_task **out)
 {
     /* The default size was checked and rounded once, at init; only a size the spawn asks
      * for is checked here (a stackless task has no stack: its size is ignored). */
@@ -53,12 +59,13 @@ weft__task_new_inline(weft__worker *w, weft__worker *home, const weft_spawn_opts
         weft__task_refill(w) < 0)
         return -ENOMEM;
     weft__node *cleanup = NULL;
-    if (opts && opts->cleanup) {
+    void (*cleanup_fn)(void *) = wrap_cleanup ? wrap_cleanup : opts ? opts->cleanup : NULL;
+    if (cleanup_fn) {
         if (!(cleanup = weft__node_get(w)))
             return -ENOMEM;
         cleanup->next = NULL;
         cleanup->key = &weft__spawn_cleanup_key;
-        cleanup->fn = opts->cleanup;
+        cleanup->fn = cleanup_fn;
         cleanup->arg = NULL; /* it gets the task's arg, set by the spawn after this */
     }
     weft_task *t = w->tasks.free;
@@ -101,17 +108,16 @@ weft__task_new_inline(weft__worker *w, weft__worker *home, const weft_spawn_opts
     if (stack_size != w->tasks.stack_size)
         flags |= WEFT__T_SIZED;
     t->name[0] = 0;
-    if (opts) {
-        if (opts->flags & WEFT_SPAWN_DETACHED)
-            flags |= WEFT__T_DETACHED;
-        if ((opts->flags & WEFT_SPAWN_NOGUARD) && !stackless)
-            flags |= WEFT__T_NOGUARD;
-        if (opts->flags & WEFT_SPAWN_PINNED)
-            flags |= WEFT__T_PINNED;
-        if (opts->name) {
-            strncpy(t->name, opts->name, sizeof t->name - 1);
-            t->name[sizeof t->name - 1] = 0;
-        }
+    unsigned spawn_flags = (opts ? opts->flags : 0) | wrap_flags;
+    if (spawn_flags & WEFT_SPAWN_DETACHED)
+        flags |= WEFT__T_DETACHED;
+    if ((spawn_flags & WEFT_SPAWN_NOGUARD) && !stackless)
+        flags |= WEFT__T_NOGUARD;
+    if (spawn_flags & WEFT_SPAWN_PINNED)
+        flags |= WEFT__T_PINNED;
+    if (opts && opts->name) {
+        strncpy(t->name, opts->name, sizeof t->name - 1);
+        t->name[sizeof t->name - 1] = 0;
     }
     /* Clears REAPED, last of the fields a dump reads (id, name, parent, spawn site): release,
      * paired with weft__task_each's acquire, since a dump on another worker's thread may

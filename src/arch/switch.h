@@ -112,13 +112,16 @@ typedef struct weft__ctx_body {
 } weft__ctx_body;
 
 /* Prepares `ctx` for a task: switching to it runs begin(arg), then the body begin returned,
- * then end(arg, its result), which must not return. While the body runs, and only then, the
+ * then end(arg, its result), which returns the context to resume (or never returns): the
+ * trampoline resumes it from its own first frame without saving anything (the task is
+ * over), so no call of the task is pending on the CPU's return stack when the resumed
+ * context returns through its own calls. While the body runs, and only then, the
  * entry slot (weft__ctx_entry_slot) holds the sp the body was called with; the body's return
  * address is weft__ctx_call_ret, and no other address of weft's code is left where the
  * body's frames could save it: the involuntary hand-off (handoff.c) relies on all three.
  * Defined in src/arch/<arch>/ctx.c. */
 void weft__ctx_make_task(weft__ctx *ctx, void *top, weft__ctx_body (*begin)(void *arg),
-                         void (*end)(void *arg, void *result), void *arg);
+                         weft__ctx *(*end)(void *arg, void *result), void *arg);
 /* The entry slot of a task's stack whose highest address is `top` (see above): a word the
  * task's trampoline writes, read by the hand-off's signal handler on the same thread. */
 static inline char *const *weft__ctx_entry_slot(void *top)

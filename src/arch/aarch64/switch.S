@@ -25,6 +25,11 @@ weft__ctx_switch:
     str     x9, [sp, #160]
     mov     x9, sp
     str     x9, [x0]
+    /* weft__ctx_resume: a finished task's trampoline (below) branches here with x1 = to,
+     * saving nothing (its context never runs again). */
+    .globl  weft__ctx_resume
+    .hidden weft__ctx_resume
+weft__ctx_resume:
     ldr     x9, [x1]
     mov     sp, x9
     ldr     x9, [sp, #160]
@@ -68,9 +73,10 @@ weft__ctx_trampoline:
  * entry slot, switch.h) is 0. It calls begin(arg), which returns the body and its argument
  * (x0, x1); moves sp WEFT__CTX_BODY_GAP down, so that begin's dead frames are never among
  * the body's; stores that sp in the entry slot; calls the body; zeroes the slot as soon as
- * the body returns; and calls end(arg, result) from the first frame again, which never
- * returns. The body's return address is the label weft__ctx_call_ret (in lr, or saved by the
- * body's first frame). No code address stays in a callee-saved register while the body runs:
+ * the body returns; calls end(arg, result) from the first frame again, which returns the
+ * context to resume; and resumes it through the second half of the switch (nothing saved:
+ * the task is over; no call pending, as on x86_64). The body's return address is the label
+ * weft__ctx_call_ret (in lr, or saved by the body's first frame). No code address stays in a callee-saved register while the body runs:
  * x20 is cleared. */
     .globl  weft__ctx_task_trampoline
     .hidden weft__ctx_task_trampoline
@@ -101,7 +107,8 @@ weft__ctx_call_ret:
     mov     x0, x19
     ldr     x9, [sp, #8]
     blr     x9
-    brk     #0
+    mov     x1, x0
+    b       weft__ctx_resume
     .cfi_endproc
     .size   weft__ctx_task_trampoline, .-weft__ctx_task_trampoline
 

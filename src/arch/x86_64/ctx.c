@@ -29,7 +29,7 @@ void weft__ctx_make(weft__ctx *ctx, void *top, void (*entry)(void *), void *arg)
 }
 
 void weft__ctx_make_task(weft__ctx *ctx, void *top, weft__ctx_body (*begin)(void *arg),
-                         void (*end)(void *arg, void *result), void *arg)
+                         weft__ctx *(*end)(void *arg, void *result), void *arg)
 {
     weft__ctx_make(ctx, top, (void (*)(void *))(void (*)(void))begin, arg); /* never called so */
     uint64_t *sp = ctx->sp;

@@ -46,7 +46,11 @@ weft__ctx_swap:
     fnstcw  4(%rsp)
     movq    %rsp, (%rdi)
     /* From here the frame is the resumed context's, with the same layout: the CFI above
-     * describes it as well. */
+     * describes it as well. weft__ctx_resume: a finished task's trampoline (below) jumps here
+     * with rsi = to, saving nothing (its context never runs again). */
+    .globl  weft__ctx_resume
+    .hidden weft__ctx_resume
+weft__ctx_resume:
     movq    (%rsi), %rsp
     ldmxcsr (%rsp)
     fldcw   4(%rsp)
@@ -88,8 +92,12 @@ weft__ctx_trampoline:
  * end function and the first (the entry slot, switch.h) is 0. It calls begin(arg), which
  * returns the body and its argument (rax, rdx), from that frame; moves rsp
  * WEFT__CTX_BODY_GAP down, so that begin's dead frames are never among the body's; stores
- * that sp in the entry slot; calls the body; zeroes the slot as soon as the body returns; and
- * calls end(arg, result) from the first frame again, which never returns. The body's return
+ * that sp in the entry slot; calls the body; zeroes the slot as soon as the body returns;
+ * calls end(arg, result) from the first frame again, which returns the context to resume;
+ * and resumes it through the second half of the switch, from this frame. The task is over,
+ * so nothing is saved; and no call is pending when it leaves, so the return stack holds what
+ * it held when the task first ran: a child-first spawn's caller, resumed now, returns
+ * through its own calls' entries, predicted (docs/switch.md). The body's return
  * address is the label weft__ctx_call_ret. No code address stays in a callee-saved register
  * while the body runs (its frames would save it): r13 is cleared. */
     .globl  weft__ctx_task_trampoline
@@ -117,7 +125,8 @@ weft__ctx_call_ret:
     movq    %r12, %rdi
     movq    %rax, %rsi
     callq   *8(%rsp)
-    ud2
+    movq    %rax, %rsi
+    jmp     weft__ctx_resume
     .cfi_endproc
     .size   weft__ctx_task_trampoline, .-weft__ctx_task_trampoline
 
