@@ -309,7 +309,10 @@ static void put_task(weft__dumpbuf *b, const weft_task *t, uint64_t word, bool b
 static size_t utf8_seq(const unsigned char *s, size_t n)
 {
     unsigned char c = s[0];
-    size_t k = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    size_t k = c >= 0xc2 && c <= 0xdf   ? 2
+               : c >= 0xe0 && c <= 0xef ? 3
+               : c >= 0xf0 && c <= 0xf4 ? 4
+                                        : 0;
     if (k == 0 || k > n)
         return 0;
     unsigned char lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
