@@ -258,9 +258,12 @@ int weft_submit_to(unsigned worker, weft_fn fn, void *arg, weft_future **out)
     sub->arg = arg;
     atomic_init(&sub->refs, 2); /* the future's and the task's */
     /* The hand-over is weft_spawn_on's: the record goes to `worker` through the pair's ring
-     * (its release publishes the fields above), or is queued here for our own worker. */
-    weft_spawn_opts o = {
-        .name = "submit_to", .flags = WEFT_SPAWN_DETACHED, .cleanup = submission_cleanup};
+     * (its release publishes the fields above), or is queued here for our own worker. Pinned:
+     * fn runs on the worker named, which a thief (stealing mode) must not change, since
+     * callers rely on it (weft_dump_tasks walks the stacks of the worker it runs on). */
+    weft_spawn_opts o = {.name = "submit_to",
+                         .flags = WEFT_SPAWN_DETACHED | WEFT_SPAWN_PINNED,
+                         .cleanup = submission_cleanup};
     int r = weft_spawn_on(worker, NULL, submission_run, sub, &o);
     if (r < 0) {
         weft__free(w, sub); /* never handed over: the cleanup will not run */
