@@ -671,7 +671,13 @@ WEFT_API int weft_detach(weft_task *t);
 WEFT_API int weft_cancel(weft_task *t);
 
 /* Puts the current task at the tail of the ready queue and runs the others. Returns 0,
- * -ECANCELED (the task was cancelled), or -EPERM outside a task. */
+ * -ECANCELED (the task was cancelled), or -EPERM outside a task.
+ * weft has no cooperative budget (Tokio forces a yield after 128 ready operations): a call
+ * that completes without waiting (a channel send or receive that finds room or a value, a
+ * free lock, a read that finds data) does not switch, so a task that loops on such calls
+ * keeps its worker, and its worker's other tasks wait, until it parks or yields. The
+ * involuntary hand-off (weft_config.handoff_us) does not help it either: its thread takes the
+ * worker back at its next weft call. Yield now and then in such a loop. */
 WEFT_API int weft_yield(void);
 
 /* Parks the current task until `deadline` has passed. Returns 0 (the deadline passed; the
