@@ -929,8 +929,7 @@ static void *shutdown_main(void *arg)
     for (unsigned i = 0; i < SD_N; i++)
         sd_spawn_on(i, sd_parked, NULL);
     weft_runtime_release(rt);
-    weft_chan_release(sd.never);
-    return NULL;
+    return NULL; /* sd.never is released after weft_run: the tasks still use it */
 }
 
 Test(ported_sched, shutdown_drops_every_task_and_hooks_balance, .timeout = 30)
@@ -947,6 +946,7 @@ Test(ported_sched, shutdown_drops_every_task_and_hooks_balance, .timeout = 30)
                  atomic_load(&sd.spawned), atomic_load(&sd.exited));
     for (unsigned i = 0; i < SD_N; i++)
         weft_chan_release(sd.links[i]);
+    weft_chan_release(sd.never);
 }
 
 /* ---- Tokio: coop, coop_unconstrained (rt_common.rs); Go: TestPreemption -----------------
