@@ -1324,9 +1324,9 @@ WEFT_API int weft_debug_serve(const weft_addr *addr, weft_addr *bound);
  * ------------------------------------------------------------------------------------- */
 
 /* Runs fn(arg) as a task on worker `worker` (0 .. weft_worker_count() - 1) of the caller's
- * runtime (pinned there in stealing mode too: no thief takes it) and gives the caller a future of its result, to await with weft_await(f, &value,
- * deadline) (or poll, or combine) on the caller's worker. The task is handed over through the
- * pair's message ring; when fn returns, the task posts the result back to the caller's
+ * runtime (pinned there in stealing mode too: no thief takes it) and gives the caller a
+ * future of its result, to await with weft_await(f, &value, deadline) (or poll, or combine)
+ * on the caller's worker. The task is handed over through the pair's message ring; when fn returns, the task posts the result back to the caller's
  * worker, whose loop completes the future and wakes whoever awaits it: a future is only ever
  * written and read on the worker that called weft_submit_to. On the caller's own worker the
  * task is spawned there, and completes the future without a message.
