@@ -219,7 +219,9 @@ const kv_command *kv_command_find(const char *name, size_t n, int hidden)
         lower[i] = (char)tolower((unsigned char)name[i]);
     for (unsigned s = name_slot(lower, n); cmd_index[s]; s = (s + 1) & (INDEX_SLOTS - 1)) {
         const kv_command *k = cmd_index[s];
-        if (strncmp(k->name, lower, n) == 0 && k->name[n] == 0)
+        /* The argument may hold a NUL: compare n bytes only once the lengths agree (strncmp
+         * would stop at that NUL and call "get\0..." GET, then read past the table's name). */
+        if (strlen(k->name) == n && memcmp(k->name, lower, n) == 0)
             return hidden || !(k->flags & CMD_HIDDEN) ? k : NULL;
     }
     return NULL;

@@ -2,13 +2,14 @@
  * batch (the parser must give the same commands whatever the chunking, with the buffer
  * compacted between commands as the server does), inline commands with quotes, the empty
  * commands, Redis's limits and error texts, and no allocation from a declared length. Also
- * the glob matcher of KEYS and SCAN (apps/kv/db.c), and the reply writer in RESP2 and RESP3
- * (apps/kv/reply.c). */
+ * the glob matcher of KEYS and SCAN (apps/kv/db.c), the reply writer in RESP2 and RESP3
+ * (apps/kv/reply.c), and the command table's lookup by name (apps/kv/commands.c). */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmd.h"
 #include "db.h"
 #include "reply.h"
 #include "resp.h"
@@ -306,6 +307,32 @@ Test(glob, patterns)
     memset(s, 'a', sizeof s - 1);
     s[sizeof s - 1] = 0;
     cr_assert(!glob("*a*a*a*a*a*a*a*a*a*a*a*a*b", s));
+}
+
+/* A command name is its bytes, NUL included: "get\0x" is no command (Redis answers "unknown
+ * command"). The lookup compared names with strncmp, which stops at the NUL, and then read
+ * the table's name at the argument's length, past its end (found by fuzz/kv_cmd_fuzz.c): ASan
+ * reports the read, and a plain build took "zadd\0" and a few more bytes for ZADD whenever
+ * the byte read there was a NUL and the name's probe met ZADD's slot. Every name with a NUL
+ * and then suffixes of every length and eight fillings (which move the probe) is refused. */
+Test(commands, name_with_nul)
+{
+    kv_commands_init();
+    for (size_t i = 0; i < kv_ncommands; i++) {
+        const char *name = kv_commands[i].name;
+        size_t n = strlen(name);
+        cr_assert_eq(kv_command_find(name, n, 1), &kv_commands[i]);
+        char buf[32];
+        memcpy(buf, name, n);
+        buf[n] = '\0';
+        for (size_t m = 0; n + 1 + m < sizeof buf; m++) {
+            for (char fill = 'a'; fill < 'a' + 8; fill++) {
+                memset(buf + n + 1, fill, m);
+                const kv_command *k = kv_command_find(buf, n + 1 + m, 1);
+                cr_assert_null(k, "%s, a NUL and %zu of '%c': found %s", name, m, fill, k->name);
+            }
+        }
+    }
 }
 
 /* The reply writer in both protocols: each RESP3 type against Redis 7's bytes for it (taken
