@@ -625,6 +625,10 @@ int kv_glob(const char *pat, size_t plen, const char *s, size_t slen, int nocase
     /* Backtracking to the last star only: O(plen * slen) whatever the pattern, so a hostile
      * pattern like "*a*a*a*a*b" cannot stall the shard. */
     size_t p = 0, i = 0, star_p = (size_t)-1, star_i = 0;
+    /* Redis's stringmatchlen compares nothing for an empty string: only an empty pattern
+     * matches it, not even "*" (KEYS and SCAN take "*" as "all" before matching). */
+    if (slen == 0)
+        return plen == 0;
     while (i < slen) {
         if (p < plen) {
             if (pat[p] == '*') {

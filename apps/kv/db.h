@@ -161,7 +161,8 @@ size_t db_expire_step(kv_db *db, size_t *nseen);
 void db_dump(const kv_entry *e, sbuf *out);
 kv_entry *db_restore(kv_db *db, const char *key, size_t klen, const char *p, size_t n);
 
-/* Redis's glob matching (KEYS, SCAN MATCH): * ? [abc] [^a-z] and \ escapes. */
+/* Redis's glob matching (KEYS, SCAN MATCH): * ? [abc] [^a-z] and \ escapes. As Redis's
+ * stringmatchlen, an empty string matches the empty pattern only, not even "*". */
 int kv_glob(const char *pat, size_t plen, const char *s, size_t slen, int nocase);
 
 #endif
