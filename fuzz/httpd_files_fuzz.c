@@ -1,5 +1,5 @@
-/* httpd_files_fuzz.c: libFuzzer target for weft-httpd's path normalisation and HTTP dates
- * (apps/httpd/files.c), differential where http_parser_fuzz.c only checks invariants:
+/* httpd_files_fuzz.c: libFuzzer target for weft-httpd's path normalisation, HTTP dates and
+ * Range values (apps/httpd/files.c), differential where http_parser_fuzz.c only checks invariants:
  * - httpd_normalize_path against a reference written from its contract in files.h: decode
  *   every %XX first (a bad escape or a NUL is 400), then resolve the segments on a stack (a
  *   ".." with nothing to pop is 400), with a trailing '/' when the decoded path ends in '/',
@@ -8,9 +8,11 @@
  *   the same bytes; where it fails, the code must be one of the reasons it found;
  * - httpd_http_date then httpd_parse_http_date gives the time back, for any time from 1970 to
  *   9999 taken from the input; a date that parses formats and parses again to the same time.
- * Input: a cap byte, then the path after its leading '/' (or, with the cap byte's top bit set, 8
- * bytes of time, then a date). Build: clang -fsanitize=fuzzer,address,undefined
- * (fuzz/run_http_files_fuzz.sh). */
+ * - httpd_parse_ranges on files of any size an int64 holds: ranges within the file, their
+ *   lengths adding up to its size at most, no overflow (UBSan).
+ * Input: a mode byte, then: a path after its leading '/' (the byte is the cap: 0x00 to 0x7f);
+ * 8 bytes of time, then a date (0x80 to 0xbf); 8 bytes of file size, then a Range value (0xc0
+ * and above). Build: clang -fsanitize=fuzzer,address,undefined (fuzz/run_http_files_fuzz.sh). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,12 +154,40 @@ static void check_date(const uint8_t *data, size_t size)
     free(s);
 }
 
+/* Range values against files of any size an int64 holds (http_parser_fuzz.c tries sizes up
+ * to 3000 only): every range within the file, their lengths adding up to the file's at most,
+ * and no overflow on the way (UBSan). */
+static void check_ranges(const uint8_t *data, size_t size)
+{
+    if (size < 8)
+        return;
+    uint64_t v;
+    memcpy(&v, data, 8);
+    int64_t fsize = (int64_t)(v >> 1);
+    char *s = malloc(size - 8 ? size - 8 : 1);
+    memcpy(s, data + 8, size - 8);
+    httpd_range rg[HTTPD_MAX_RANGES];
+    int r = httpd_parse_ranges((http_view){s, size - 8}, fsize, rg, HTTPD_MAX_RANGES);
+    CHECK(r == -416 || (r >= 0 && r <= HTTPD_MAX_RANGES));
+    uint64_t total = 0;
+    for (int i = 0; i < r; i++) {
+        CHECK(0 <= rg[i].first && rg[i].first <= rg[i].last && rg[i].last < fsize);
+        total += (uint64_t)(rg[i].last - rg[i].first) + 1;
+        CHECK(total <= (uint64_t)fsize);
+    }
+    free(s);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0 || size > 8192)
         return 0;
+    if ((data[0] & 0xc0) == 0xc0) {
+        check_ranges(data + 1, size - 1);
+        return 0;
+    }
     if (data[0] & 0x80) {
         check_date(data + 1, size - 1);
         return 0;
