@@ -501,9 +501,11 @@ int httpd_parse_ranges(http_view v, int64_t size, httpd_range *out, int max)
             continue;
         if (count == max)
             return 0;
-        total += last - first + 1; /* both at most size, far below 2^62: no overflow */
-        if (total > size)
+        /* Compared before it is added: total and the length are each at most size, which
+         * may be near INT64_MAX (a sparse file), so their sum may not fit. */
+        if (last - first + 1 > size - total)
             return 0;
+        total += last - first + 1;
         out[count++] = (httpd_range){first, last};
     }
     if (nspecs == 0)

@@ -469,6 +469,25 @@ Test(httpd_files, ranges)
 #undef RANGE
 }
 
+/* A file over 4 EiB (a sparse one on tmpfs or XFS may be up to INT64_MAX bytes): the lengths
+ * of two ranges add up past int64. The sum overflowed (found by fuzz/httpd_files_fuzz.c):
+ * UBSan's error, and in a plain build a negative total that passed the "adds up past the
+ * file" rule, so "bytes=0-,-1" was two parts over 2^63 bytes. Now it is the whole file, as
+ * any list whose lengths add up past the file. */
+Test(httpd_files, ranges_of_a_huge_file)
+{
+    httpd_range rg[4];
+    const int64_t size = INT64_MAX;
+#define RANGES(s) httpd_parse_ranges((http_view){(s), strlen(s)}, size, rg, 4)
+    cr_assert_eq(RANGES("bytes=0-,-1"), 0);
+    cr_assert_eq(RANGES("bytes=0-4611686018427387904,4611686018427387904-"), 0);
+    cr_assert_eq(RANGES("bytes=1-,0-0"), 2);
+    cr_assert(rg[0].first == 1 && rg[0].last == size - 1 && rg[1].first == 0 && rg[1].last == 0);
+    cr_assert_eq(RANGES("bytes=0-"), 1);
+    cr_assert(rg[0].first == 0 && rg[0].last == size - 1);
+#undef RANGES
+}
+
 Test(httpd_files, validators)
 {
     const char *etag = "\"5f-10\"";
