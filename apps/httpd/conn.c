@@ -543,6 +543,12 @@ static int serve_file(conn *c, const http_request *r, int fd, const struct stat 
             return simple_response(c, r, 416, cr);
         }
     }
+    /* A multipart body is the ranges plus a head under 256 bytes each (part_head's buffer) and
+     * the closing line: for a file within that of INT64_MAX bytes (sparse, on tmpfs or XFS)
+     * its length would overflow Content-Length's int64, so the whole file goes instead (RFC
+     * 9110 14.2 lets a server ignore a Range). */
+    if (nranges > 1 && size > INT64_MAX - (HTTPD_MAX_RANGES + 1) * 256)
+        nranges = 0;
     const char *type = httpd_mime_type(name, nlen);
     if (nranges > 1)
         return serve_multipart(c, r, fd, size, type, lm, etag, ranges, nranges, fe);
