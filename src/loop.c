@@ -32,13 +32,23 @@
 static void poll_stackless(weft__worker *w, weft_task *t)
 {
     weft__task_begin_run(t);
-    if (!(t->flags & WEFT__T_STARTED))
+    bool polled = t->flags & WEFT__T_STARTED;
+    if (!polled)
         weft__task_flags_set(t, WEFT__T_STARTED);
     if (weft_unlikely(w->fence_resumes)) /* fence.h */
         atomic_thread_fence(memory_order_seq_cst);
     w->stats.nresumes++;
     w->current = t;
     if (weft__task_cancelled(t)) {
+        /* A future polled before keeps this task's waker, maybe where a thread outside the
+         * runtime settles it later (a promise, a shared future), after the runtime has freed
+         * the record. One last poll with no waker takes it back, as weft_await's last look
+         * does; the outcome is the cancellation's all the same. One never polled is not
+         * started now (its task finishes unrun). */
+        if (polled) {
+            weft_context cx = {{NULL, 0}};
+            weft_future_poll(t->future, &cx);
+        }
         weft__task_finish(w, t, WEFT_CANCELED);
     } else {
         weft_context cx = {weft__waker_of(t)};

@@ -269,6 +269,70 @@ Test(future, stackless_tasks_are_polled_joined_and_cancelled)
     run_main(stackless_main, NULL);
 }
 
+/* A leaf future that never completes and keeps the latest waker it was polled with, as a
+ * promise does. */
+struct keeper {
+    weft_future base;
+    weft_waker waker;
+    int npolls;
+};
+
+static int keeper_poll(weft_future *self, weft_context *cx)
+{
+    struct keeper *k = (struct keeper *)self;
+    k->waker = cx->waker;
+    k->npolls++;
+    return WEFT_PENDING;
+}
+
+static const weft_future_ops keeper_ops = {keeper_poll, NULL};
+
+static weft_promise *late_promise;
+
+static void *stackless_cancel_main(void *arg)
+{
+    (void)arg;
+    struct keeper k = {0};
+    weft_future_init(&k.base, &keeper_ops);
+    weft_task *t;
+    cr_assert_eq(weft_spawn_future(&t, &k.base, NULL), 0);
+    weft_yield(); /* polled once: its waker is in the future */
+    cr_assert_eq(k.npolls, 1);
+    cr_assert_eq(k.waker.task, t);
+    weft_cancel(t);
+    void *v;
+    cr_assert_eq(weft_join(t, &v, WEFT_FOREVER), 0);
+    cr_assert_eq(v, WEFT_CANCELED);
+    cr_assert_null(k.waker.task, "the cancelled task took its waker back");
+
+    /* One never polled is not started by its cancel. */
+    struct keeper k2 = {0};
+    weft_future_init(&k2.base, &keeper_ops);
+    cr_assert_eq(weft_spawn_future(&t, &k2.base, NULL), 0);
+    weft_cancel(t);
+    cr_assert_eq(weft_join(t, &v, WEFT_FOREVER), 0);
+    cr_assert_eq(v, WEFT_CANCELED);
+    cr_assert_eq(k2.npolls, 0);
+
+    /* A promise that a thread settles after the runtime has gone (freeing the records). */
+    cr_assert_eq(weft_promise_create(&late_promise), 0);
+    weft_promise_retain(late_promise); /* the late settler's */
+    cr_assert_eq(weft_spawn_future(&t, weft_promise_future(late_promise), NULL), 0);
+    weft_yield();
+    weft_cancel(t);
+    cr_assert_eq(weft_join(t, &v, WEFT_FOREVER), 0);
+    return NULL;
+}
+
+/* A cancelled stackless task's future kept its waker, and a settle after the runtime ended
+ * woke a freed task record (tests/tsan/race_storm.c's shutdown, under ASan). */
+Test(future, a_cancelled_stackless_task_leaves_no_waker_behind)
+{
+    run_main(stackless_cancel_main, NULL);
+    cr_assert_eq(weft_promise_resolve(late_promise, NULL), 0);
+    weft_promise_release(late_promise);
+}
+
 static void *many_stackless_main(void *arg)
 {
     int n = (int)(intptr_t)arg;
