@@ -2,9 +2,10 @@
  * park's enders hit one waiter in the same instant, from other workers and from plain
  * threads, and the round then checks that exactly one of them won, and that what it moved
  * was moved once. Each round: waiters (tasks of other workers, or a plain thread) wait with
- * a deadline D; a completer (a task of another worker, or a plain thread) acts at about D; a
- * canceller (weft_cancel from a task, weft_handle_cancel from a task or a plain thread)
- * cancels one waiter at about D; then every waiter is cancelled and joined. The waits:
+ * a deadline D; a completer (a task of another worker, the same from weft_block_in_place,
+ * or a plain thread) acts at about D; a canceller (weft_cancel from a task,
+ * weft_handle_cancel from a task or a plain thread) cancels one waiter at about D; then every
+ * waiter is cancelled and joined. The waits:
  * - channels (rendezvous and of one slot; waiters receiving and waiters sending; closed, or
  *   their last handle dropped, while waiters wait), selects of two receives and of a send
  *   and a receive, and the general select (a channel, a timer and a promise's future);
@@ -197,7 +198,8 @@ struct round {
     /* Accounting. */
     atomic_int sent_ok[NIDS], recvd[NIDS];
     atomic_int in_cs, readers, writers, nsections;
-    atomic_long granted; /* signals that woke someone, units released, sets made */
+    atomic_int abandoned, ownerdead; /* holders that finished holding; lockers told so */
+    atomic_long granted;             /* signals that woke someone, units released, sets made */
     atomic_int completer_flag, settled, resolving; /* resolving: before the resolve */
     atomic_int closed; /* before the close (or the last release) of ch[0] */
     bool released;     /* ch[0]'s last handle went with the completer's release */
@@ -263,9 +265,22 @@ static void completer_run(round *rd)
     rd->sc->act(rd);
 }
 
-static void *completer_task(void *arg)
+static void *completer_fn(void *arg)
 {
     completer_run(arg);
+    return NULL;
+}
+
+/* One completer task in four acts from weft_block_in_place: its worker goes on (its timers
+ * fire, its tasks are woken) on a relief thread meanwhile, and its thread acts as a plain
+ * thread does. */
+static void *completer_task(void *arg)
+{
+    round *rd = arg;
+    if ((rd->seed >> 40) % 4 == 0)
+        CHECK(weft_block_in_place(completer_fn, rd, NULL) == 0, "block_in_place");
+    else
+        completer_run(rd);
     return NULL;
 }
 
@@ -725,12 +740,30 @@ static void mutex_act(round *rd)
     CHECK(weft_mutex_unlock(&rd->mu) == 0, "holder's unlock");
 }
 
+static void rw_wait(part *p);
+
+/* Now and then the first waiter finishes holding the lock it got: its next holder is told
+ * (a mutex's -EOWNERDEAD) or it is simply free again (a rwlock). */
+static bool abandons(part *p)
+{
+    return p->idx == (p->rd->sc->wait == rw_wait) && !p->plain && (p->rd->seed >> 44) & 1;
+}
+
 static void mutex_wait(part *p)
 {
-    int r = weft_mutex_lock(&p->rd->mu, p->deadline);
+    round *rd = p->rd;
+    int r = weft_mutex_lock(&rd->mu, p->deadline);
+    if (r == -EOWNERDEAD) {
+        atomic_fetch_add(&rd->ownerdead, 1);
+        r = 0;
+    }
     check_ret(p, r, "mutex_lock");
     if (r == 0) {
         section(p->rd, true);
+        if (abandons(p)) {
+            atomic_fetch_add(&rd->abandoned, 1);
+            weft_exit(p);
+        }
         CHECK(weft_mutex_unlock(&p->rd->mu) == 0, "unlock after lock");
     } else {
         CHECK(weft_mutex_unlock(&p->rd->mu) == -EPERM, "a failed lock (%d) holds the mutex", r);
@@ -739,6 +772,14 @@ static void mutex_wait(part *p)
 
 static void lock_check(round *rd)
 {
+    int left = weft_mutex_try_lock(&rd->mu); /* the news of a dead owner nobody took */
+    CHECK(left == 0 || left == -EOWNERDEAD, "%s: mutex left held (%d)", rd->sc->name, left);
+    CHECK(weft_mutex_unlock(&rd->mu) == 0, "unlock");
+    CHECK(atomic_load(&rd->abandoned) == atomic_load(&rd->ownerdead) + (left == -EOWNERDEAD),
+          "%s: %d owners died holding it, %d lockers told, %d left", rd->sc->name,
+          atomic_load(&rd->abandoned), atomic_load(&rd->ownerdead), left == -EOWNERDEAD);
+    CHECK(weft_rwlock_wrlock(&rd->rw, weft_now() - 1) == 0, "%s: rwlock left held", rd->sc->name);
+    CHECK(weft_rwlock_unlock(&rd->rw) == 0, "rwlock unlock");
     CHECK(atomic_load(&rd->writers) == 0 && atomic_load(&rd->readers) == 0, "%s: sections left",
           rd->sc->name);
     int nok = 0;
@@ -768,6 +809,8 @@ static void rw_wait(part *p)
     check_ret(p, r, write ? "wrlock" : "rdlock");
     if (r == 0) {
         section(p->rd, write);
+        if (abandons(p))
+            weft_exit(p);
         CHECK(weft_rwlock_unlock(&p->rd->rw) == 0, "rw unlock after lock");
     } else {
         CHECK(weft_rwlock_unlock(&p->rd->rw) == -EPERM, "a failed rwlock (%d) holds it", r);
