@@ -483,8 +483,8 @@ typedef struct weft_spawn_opts {
     /* NULL, or called once with the spawn argument when the task has finished, however it
      * ended: returned, weft_exit, cancelled, or cancelled before it ever ran (then its own
      * weft_defer never registered: this is where resources handed to a task are freed).
-     * It runs after the task's defer handlers and task-local destructors, and before a join
-     * of the task returns. It may run on the task's stack or on another task's (a task that
+     * It runs after the task's defer handlers and task-local destructors, once the locks it
+     * still held are given up, and before a join of the task returns. It may run on the task's stack or on another task's (a task that
      * never ran is finished by whichever context picks it), so it must not block or call
      * weft_exit. weft_spawn_future passes the future; weft_group_spawn and weft_gen_create
      * pass their own `arg`. */

@@ -115,7 +115,7 @@ void weft__task_unnew(weft__worker *w, weft_task *t)
     weft__task_reap(w, t);
 }
 
-/* The handlers a task left: defers, locals, the spawn cleanup, holds. Out of line: most
+/* The handlers a task left: defers, locals, holds, the spawn cleanup. Out of line: most
  * tasks have none, and the finish then saves no registers for these loops. */
 static WEFT_NOINLINE void finish_handlers(weft__worker *w, weft_task *t)
 {
@@ -130,16 +130,19 @@ static WEFT_NOINLINE void finish_handlers(weft__worker *w, weft_task *t)
         weft__node_put(w, n);
         fn(arg);
     }
-    /* Then the locals' destructors, newest first, and last of all the spawn's cleanup (the
-     * oldest node), which is given the task's argument: the task's own handlers may still
-     * use what it was handed. */
+    /* Then the locals' destructors, newest first. The spawn's cleanup (the oldest node, so
+     * the last one met) is kept for the end. */
+    void (*spawn_cleanup)(void *) = NULL;
     while (t->locals) {
         weft__node *n = t->locals;
         t->locals = n->next;
         void (*fn)(void *) = n->fn;
-        void *arg = n->key == &weft__spawn_cleanup_key ? t->arg : n->arg;
+        void *arg = n->arg;
+        bool spawn = n->key == &weft__spawn_cleanup_key;
         weft__node_put(w, n);
-        if (fn)
+        if (spawn)
+            spawn_cleanup = fn;
+        else if (fn)
             fn(arg);
     }
     /* Locks still held are released by their module (a mutex reports its owner's death to
@@ -148,6 +151,15 @@ static WEFT_NOINLINE void finish_handlers(weft__worker *w, weft_task *t)
         weft__hold *h = t->holds;
         t->holds = h->next;
         h->abandon(h, false);
+    }
+    /* Last of all the spawn's cleanup, given the task's argument (the task's own handlers may
+     * still use what it was handed), once the locks are given up: it is often what tells
+     * someone that the task is over (a handle's join, a group's wait), who may then free a
+     * lock the task held, or the memory around it. What it leaves goes the same way. */
+    if (spawn_cleanup) {
+        spawn_cleanup(t->arg);
+        if (t->defers || t->locals || t->holds)
+            finish_handlers(w, t);
     }
 }
 

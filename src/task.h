@@ -264,8 +264,8 @@ void weft__task_unnew(weft__worker *w, weft_task *t);
  * its stack (its worker is between its last switch and the release), marks it so that the
  * release reaps it. t's own worker's thread. */
 void weft__task_release(weft__worker *w, weft_task *t);
-/* Finishing work shared by stackful and stackless tasks: defers, locals, the spawn cleanup,
- * abandoned holds, result, DONE, joiner wake-up. Runs on the task's stack (stackful) or the loop's
+/* Finishing work shared by stackful and stackless tasks: defers, locals, abandoned holds, the
+ * spawn cleanup, result, DONE, joiner wake-up. Runs on the task's stack (stackful) or the loop's
  * (stackless). */
 void weft__task_finish(weft__worker *w, weft_task *t, void *result);
 /* Returns a finished record to the free list (after join, or at once when detached). */

@@ -517,6 +517,55 @@ Test(sync, a_mutex_held_by_a_finished_task_reports_eownerdead, .timeout = 10)
     run_main(owner_dead_main, NULL);
 }
 
+/* A spawn's cleanup (what tells a handle's joiner or a group's waiter that the task is over)
+ * runs once the task has given up its locks: the joiner may then free them. It ran first,
+ * and a handle's joiner freed the memory of a mutex the finishing task was still to
+ * abandon (tests/tsan/race_storm.c, under TSan). */
+static weft_mutex cleanup_mu;
+static weft_rwlock cleanup_rw;
+static int cleanup_saw_mu, cleanup_saw_rw;
+
+static void *lock_both_and_finish(void *arg)
+{
+    (void)arg;
+    weft_mutex_lock(&cleanup_mu, WEFT_FOREVER);
+    weft_rwlock_wrlock(&cleanup_rw, WEFT_FOREVER);
+    return NULL;
+}
+
+static void check_locks_given_up(void *arg)
+{
+    (void)arg;
+    cleanup_saw_mu = weft_mutex_try_lock(&cleanup_mu);
+    if (cleanup_saw_mu == -EOWNERDEAD) /* taken: the news goes on to the next holder */
+        weft_mutex_unlock(&cleanup_mu);
+    cleanup_saw_rw = weft_rwlock_wrlock(&cleanup_rw, weft_now() - 1);
+    if (cleanup_saw_rw == 0)
+        weft_rwlock_unlock(&cleanup_rw);
+}
+
+static void *cleanup_after_holds_main(void *arg)
+{
+    (void)arg;
+    cleanup_mu = (weft_mutex)WEFT_MUTEX_INIT;
+    cleanup_rw = (weft_rwlock)WEFT_RWLOCK_INIT;
+    weft_spawn_opts o = {.cleanup = check_locks_given_up};
+    weft_task *t;
+    cr_assert_eq(weft_spawn(&t, lock_both_and_finish, NULL, &o), 0);
+    cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(cleanup_saw_mu, -EOWNERDEAD, "the cleanup found the mutex free (%d)",
+                 cleanup_saw_mu);
+    cr_assert_eq(cleanup_saw_rw, 0, "the cleanup found the rwlock free (%d)", cleanup_saw_rw);
+    cr_assert_eq(weft_mutex_try_lock(&cleanup_mu), 0, "free, the news told to the cleanup");
+    cr_assert_eq(weft_mutex_unlock(&cleanup_mu), 0);
+    return NULL;
+}
+
+Test(sync, a_spawn_cleanup_runs_once_the_task_gave_up_its_locks, .timeout = 10)
+{
+    run_main(cleanup_after_holds_main, NULL);
+}
+
 static weft_mutex cw_mu;
 static weft_cond cw_cond;
 static int cw_result = 1;
