@@ -779,8 +779,10 @@ enum { WEFT_PENDING = 0, WEFT_READY = 1 };
  *   possible, and returns WEFT_PENDING. It is never called again once it returned READY.
  *   Each poll may give a different waker; the latest one is the one to wake. A driver that
  *   gives up polls once more with an empty waker (task NULL: weft_await at its deadline or
- *   cancel, a cancelled stackless task), after which nothing is to be woken: a future kept
- *   by a thread outside the runtime must not wake a task of a runtime that has ended.
+ *   cancel, a cancelled stackless task, weft_future_first for its losers and
+ *   weft_future_timeout for its child once the deadline passed), after which nothing is to
+ *   be woken: a future kept by a thread outside the runtime must not wake a task of a
+ *   runtime that has ended.
  * drop: optional; releases what the future holds (deregisters wakers, frees itself if it was
  *   allocated). weft_future_destroy() calls it. */
 typedef struct weft_future_ops {

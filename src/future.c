@@ -284,12 +284,25 @@ typedef struct combo_future {
     weft_future *fs[]; /* borrowed children */
 } combo_future;
 
+/* A child left pending by a combinator that completes keeps the poller's waker, and may be
+ * settled later by a thread outside the runtime (a promise, a shared future), after the
+ * runtime has freed the task record the waker names: one more poll with no waker takes it
+ * back, as weft_await's last look does for the future it gave up on. */
+static void forget_waker(weft_future *f)
+{
+    weft_context none = {{NULL, 0}};
+    weft_future_poll(f, &none);
+}
+
 static int first_poll(weft_future *self, weft_context *cx)
 {
     combo_future *c = (combo_future *)self;
     for (size_t i = 0; i < c->n; i++) {
         if (weft_future_poll(c->fs[i], cx) == WEFT_READY) {
             weft_future_complete(self, (int)i, c->fs[i]->value);
+            for (size_t k = 0; k < c->n; k++) /* the losers, which stay the caller's */
+                if (k != i)
+                    forget_waker(c->fs[k]);
             return WEFT_READY;
         }
     }
@@ -315,12 +328,16 @@ static int timeout_poll(weft_future *self, weft_context *cx)
         weft_future_complete(self, -EPERM, NULL);
         return WEFT_READY;
     }
-    if (weft_future_poll(c->fs[0], cx) == WEFT_READY) {
+    /* Past the deadline, the child's last look is made with no waker (forget_waker): it may
+     * still win, and if it does not it keeps no waker of ours. */
+    bool late = c->w->now >= c->deadline;
+    weft_context none = {{NULL, 0}};
+    if (weft_future_poll(c->fs[0], late ? &none : cx) == WEFT_READY) {
         weft__timer_stop(c->w, &c->timer);
         weft_future_complete(self, c->fs[0]->status, c->fs[0]->value);
         return WEFT_READY;
     }
-    if (c->w->now >= c->deadline) {
+    if (late) {
         weft__timer_stop(c->w, &c->timer);
         weft_future_complete(self, -ETIMEDOUT, NULL);
         return WEFT_READY;

@@ -324,6 +324,46 @@ static void *stackless_cancel_main(void *arg)
     return NULL;
 }
 
+/* The same for a child that loses in a combinator: a timeout that passes, or first's other
+ * children, keep no waker of the task once the combinator has completed. */
+static void *combinator_loser_main(void *arg)
+{
+    (void)arg;
+    struct keeper k = {0};
+    weft_future_init(&k.base, &keeper_ops);
+    weft_future *f, *r;
+    cr_assert_eq(weft_future_timeout(&f, &k.base, weft_deadline_in(WEFT_MSEC)), 0);
+    cr_assert_eq(weft_await(f, NULL, WEFT_FOREVER), -ETIMEDOUT);
+    cr_assert_gt(k.npolls, 1);
+    cr_assert_null(k.waker.task, "a timeout's child keeps no waker once it timed out");
+    weft_future_destroy(f);
+
+    k.waker = weft_waker_current();
+    cr_assert_eq(weft_future_ready(&r, 0, (void *)7), 0);
+    weft_future *fs[2] = {&k.base, r};
+    cr_assert_eq(weft_future_first(&f, fs, 2), 0);
+    void *v;
+    cr_assert_eq(weft_await(f, &v, WEFT_FOREVER), 1);
+    cr_assert_eq(v, (void *)7);
+    cr_assert_null(k.waker.task, "first's losers keep no waker");
+    weft_future_destroy(f);
+    weft_future_destroy(r);
+
+    /* A promise that loses, settled by a thread after the runtime has gone. */
+    cr_assert_eq(weft_promise_create(&late_promise), 0);
+    cr_assert_eq(weft_future_timeout(&f, weft_promise_future(late_promise), weft_now() + 1), 0);
+    cr_assert_eq(weft_await(f, NULL, WEFT_FOREVER), -ETIMEDOUT);
+    weft_future_destroy(f);
+    return NULL;
+}
+
+Test(future, a_combinators_losing_child_keeps_no_waker)
+{
+    run_main(combinator_loser_main, NULL);
+    cr_assert_eq(weft_promise_resolve(late_promise, NULL), 0);
+    weft_promise_release(late_promise);
+}
+
 /* A cancelled stackless task's future kept its waker, and a settle after the runtime ended
  * woke a freed task record (tests/tsan/race_storm.c's shutdown, under ASan). */
 Test(future, a_cancelled_stackless_task_leaves_no_waker_behind)

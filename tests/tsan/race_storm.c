@@ -1164,6 +1164,17 @@ static void *sd_body(void *arg)
                 return NULL;
             break;
         case 5:
+            if (i % 2) { /* a promise under a timeout that passes: the promise loses */
+                weft_future *tf;
+                CHECK(weft_future_timeout(&tf, weft_promise_future(sd_prom[i]),
+                                          weft_deadline_in(WEFT_USEC * 20)) == 0,
+                      "sd timeout");
+                r = weft_await(tf, NULL, WEFT_FOREVER);
+                weft_future_destroy(tf);
+                if (r != -ECANCELED)
+                    return NULL;
+                break;
+            }
             r = weft_sleep(WEFT_USEC * 10);
             break;
         default:
