@@ -83,6 +83,15 @@ static inline void weft__hook_stack_reuse(void *lo, size_t size)
         __asan_unpoison_memory_region(lo, size);
 }
 
+/* ASan: a stack given back to the kernel leaves with a clean shadow. ASan keeps the shadow of
+ * unmapped memory, so whatever is mapped at that address next that is not a stack (an
+ * io_uring ring of a later runtime, which liburing writes without instrumented frames)
+ * would otherwise inherit the redzones of the frames that ran there. */
+static inline void weft__hook_stack_unmap(void *lo, size_t size)
+{
+    weft__hook_stack_reuse(lo, size);
+}
+
 /* TSan: one fiber per coroutine stack, and one for the thread's own stack. */
 static inline void *weft__hook_fiber_create(void)
 {

@@ -242,6 +242,7 @@ static void unmap_stack(weft__worker *w, weft__stack *s)
     weft__hook_stack_deregister(s->vg_id);
     if (s->guarded) {
         w->stacks.nguarded--;
+        weft__hook_stack_unmap(s->lo, (size_t)(s->hi - s->lo));
         weft__sys_munmap(&w->sys, s->map, s->map_size);
     }
 }
@@ -354,6 +355,7 @@ WEFT_COLD void weft__stack_fini(weft__worker *w)
     while (p->slabs) {
         struct weft__slab *sl = p->slabs;
         p->slabs = sl->next;
+        weft__hook_stack_unmap(sl->map, sl->map_size);
         weft__sys_munmap(&w->sys, sl->map, sl->map_size);
         weft__free(w, sl);
     }
