@@ -197,14 +197,14 @@ struct round {
     weft_handle *target_h;
     /* Accounting. */
     atomic_int sent_ok[NIDS], recvd[NIDS];
-    atomic_int in_cs, readers, writers, nsections;
+    atomic_int readers, writers, nsections;
     atomic_int abandoned, ownerdead; /* holders that finished holding; lockers told so */
     atomic_long granted;             /* signals that woke someone, units released, sets made */
     atomic_int completer_flag, settled, resolving; /* resolving: before the resolve */
-    atomic_int closed; /* before the close (or the last release) of ch[0] */
-    bool released;     /* ch[0]'s last handle went with the completer's release */
+    atomic_int closed;           /* before the close (or the last release) of ch[0] */
+    atomic_int target_cancelled; /* before the join target's cancel */
+    bool released;               /* ch[0]'s last handle went with the completer's release */
     int64_t tag;
-    int completer_r[NIDS];
 };
 
 static unsigned nworkers;
@@ -943,6 +943,14 @@ static void join_setup(round *rd)
               "spawn target");
 }
 
+/* The target's result: its own once it has returned, or WEFT_CANCELED after a cancel. */
+static void check_target_result(round *rd, void *res)
+{
+    CHECK((res == (void *)rd && atomic_load(&rd->completer_flag)) ||
+              (res == WEFT_CANCELED && atomic_load(&rd->target_cancelled)),
+          "join: the target's result %p", res);
+}
+
 static void join_wait(part *p)
 {
     round *rd = p->rd;
@@ -958,19 +966,17 @@ static void join_wait(part *p)
         return;
     }
     check_ret(p, r, "join");
-    if (r == 0) {
-        CHECK(res == (void *)rd || res == NULL || res == WEFT_CANCELED, "join's result %p", res);
-        CHECK(atomic_load(&rd->completer_flag) || res == WEFT_CANCELED, "joined before the end");
-        atomic_fetch_add(&rd->granted, 1);
-    }
+    if (r == 0)
+        check_target_result(rd, res);
 }
 
 static void join_act(round *rd)
 {
-    if (rd->seed & 4) {
+    if ((rd->seed & 4) && (rd->target_h || weft_self())) {
+        atomic_store(&rd->target_cancelled, 1);
         if (rd->target_h)
             weft_handle_cancel(rd->target_h);
-        else if (weft_self())
+        else
             weft_cancel(rd->target);
     }
 }
@@ -981,8 +987,10 @@ static void join_check(round *rd)
     if (rd->target_h) {
         CHECK(weft_handle_join(rd->target_h, &res, WEFT_FOREVER) == 0, "final handle join");
         weft_handle_release(rd->target_h);
+        check_target_result(rd, res);
     } else if (rd->parts[0].r != 0) { /* its join failed: the handle is still valid */
         CHECK(weft_join(rd->target, &res, WEFT_FOREVER) == 0, "final join");
+        check_target_result(rd, res);
     }
 }
 
