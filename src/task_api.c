@@ -286,12 +286,19 @@ static int join_remote(weft__worker *w, weft_task *self, weft_task *t, void **re
 {
     weft__worker *home = __atomic_load_n(&t->worker, __ATOMIC_RELAXED); /* it may move */
     while (!weft__task_done(t)) {
-        /* Room first: a wait for it would end the run whose epoch the message carries. */
-        int r = weft__smp_wait_room(w, self, home);
+        /* Room first: a wait for it would end the run whose epoch the message carries. t may
+         * have come to this worker since the caller looked, or this task to t's (stealing
+         * mode hands tasks on: steal.c): no ring leads from a worker to itself, and the
+         * registration is made here, as post() does. */
+        int r = home == w ? 0 : weft__smp_wait_room(w, self, home);
         w = self->worker;
         uint64_t e = WEFT__EPOCH(atomic_load_explicit(&self->word, memory_order_relaxed));
         weft__msg m = {msg_join, t, self, e};
-        if (r < 0 || (r = weft__smp_post(w, home, &m)) < 0)
+        if (r < 0)
+            return r;
+        if (home == w)
+            msg_join(w, t, self, e);
+        else if ((r = weft__smp_post(w, home, &m)) < 0)
             return r;
         weft__wait wr = {.kind = WEFT__WAIT_JOIN, .what = t, .deadline = deadline};
         r = weft__park(w, &wr);

@@ -985,11 +985,13 @@ static void join_check(round *rd)
 {
     void *res = NULL;
     if (rd->target_h) {
-        CHECK(weft_handle_join(rd->target_h, &res, WEFT_FOREVER) == 0, "final handle join");
+        int r = weft_handle_join(rd->target_h, &res, WEFT_FOREVER);
+        CHECK(r == 0, "final handle join: %d", r);
         weft_handle_release(rd->target_h);
         check_target_result(rd, res);
     } else if (rd->parts[0].r != 0) { /* its join failed: the handle is still valid */
-        CHECK(weft_join(rd->target, &res, WEFT_FOREVER) == 0, "final join");
+        int r = weft_join(rd->target, &res, WEFT_FOREVER);
+        CHECK(r == 0, "final join: %d, after the waiter's join gave %d", r, rd->parts[0].r);
         check_target_result(rd, res);
     }
 }
