@@ -242,11 +242,16 @@ static void check_ret(part *p, int r, const char *what)
     }
 }
 
+static atomic_long stat_moved; /* waiters that resumed on another worker */
+
 static void *waiter_body(void *arg)
 {
     part *p = arg;
     CHECK(atomic_fetch_add(&p->ran, 1) == 0, "%s: a waiter ran twice", p->rd->sc->name);
+    int first = weft_self() ? weft_worker_index() : -1;
     p->rd->sc->wait(p);
+    if (first >= 0 && weft_worker_index() != first)
+        atomic_fetch_add(&stat_moved, 1);
     return p;
 }
 
@@ -1338,12 +1343,12 @@ int main(int argc, char **argv)
             weft_chan_release(sd_ch);
             CHECK(atomic_load(&sd_cleanups) == NSD, "%d of %d cleanups at shutdown",
                   atomic_load(&sd_cleanups), NSD);
-            printf("N=%u %s: %ld rounds (%ld ok, %ld timed out, %ld cancelled)\n", n,
+            printf("N=%u %s: %ld rounds (%ld ok, %ld timed out, %ld cancelled, %ld moved)\n", n,
                    mode == WEFT_MODE_STEALING  ? "stealing"
                    : mode == WEFT_MODE_SHARDED ? "sharded"
                                                : getenv("WEFT_MODE"),
                    atomic_load(&nrounds) - r0, atomic_load(&stat_ok), atomic_load(&stat_timeout),
-                   atomic_load(&stat_cancel));
+                   atomic_load(&stat_cancel), atomic_load(&stat_moved));
             atomic_fetch_add(&progress, 1);
         }
     }
