@@ -13,7 +13,9 @@
  * - weft_join and weft_handle_join racing the target's finish (and its cancel);
  * - a promise under weft_future_timeout, awaited by a task and by a stackless task, settled
  *   from a plain thread;
- * - sleeps cancelled from another worker.
+ * - sleeps cancelled from another worker;
+ * - and in a bunch: waiters of one worker waiting for ever (a condition, a closing channel, a
+ *   semaphore) woken together, so that idle workers take some as they queue (stealing).
  * The checks: a wait returns 0, -ETIMEDOUT (only once the clock has reached its deadline),
  * -ECANCELED (only after a cancel was issued) or -EPIPE (only once the channel closed); every
  * message sent is received exactly once (by a waiter, a completer, or the drain after the round),
@@ -174,6 +176,9 @@ typedef struct scen {
     void (*act)(round *rd);      /* the completer, at about D */
     void (*check)(round *rd);    /* after everything is joined */
     void (*teardown)(round *rd); /* on the lane's task */
+    /* The waiters all on one worker, waiting for ever: the completer wakes them together,
+     * and idle workers take some of them as they queue (stealing mode). */
+    bool bunch;
 } scen;
 
 struct round {
@@ -374,9 +379,10 @@ static void run_round(int lane, const scen *sc, uint64_t *seed)
         p->idx = i;
         uint64_t x = rnd(seed);
         /* One in four waits forever: only a completion or a cancel ends it. */
-        p->deadline = x % 4 == 0 ? WEFT_FOREVER
-                                 : base + (int64_t)((x >> 8) % (6 * WEFT_USEC)) - 3 * WEFT_USEC;
-        unsigned where = (self + 1 + (unsigned)((x >> 20) % nworkers)) % nworkers;
+        p->deadline = x % 4 == 0 || sc->bunch
+                          ? WEFT_FOREVER
+                          : base + (int64_t)((x >> 8) % (6 * WEFT_USEC)) - 3 * WEFT_USEC;
+        unsigned where = (self + 1 + (unsigned)((sc->bunch ? r : x) >> 20) % nworkers) % nworkers;
         if (plain_waiter && i == rd->nw - 1) {
             p->plain = true;
             if (p->deadline == WEFT_FOREVER)
@@ -1089,25 +1095,34 @@ static void nop_check(round *rd)
 }
 
 static const scen scens[] = {
-    {"chan0-recv", 2, false, chan0_setup, recv_wait, NULL, send_act, chan_check, chan_teardown},
-    {"chan1-recv", 2, false, chan1_setup, recv_wait, NULL, send_act, chan_check, chan_teardown},
-    {"chan0-send", 3, false, chan0_setup, send_wait, NULL, recv_act, chan_check, chan_teardown},
-    {"chan1-send", 3, false, chan1_setup, send_wait, NULL, recv_act, chan_check, chan_teardown},
-    {"select", 2, false, chan0_setup, select_wait, NULL, select_act, chan_check, chan_teardown},
-    {"select-mixed", 2, false, chan0_setup, mixed_wait, NULL, mixed_act, chan_check, chan_teardown},
-    {"chan-close", 3, false, close_setup, close_wait, NULL, close_act, close_check, NULL},
+    {"chan0-recv", 2, false, chan0_setup, recv_wait, NULL, send_act, chan_check, chan_teardown,
+     false},
+    {"chan1-recv", 2, false, chan1_setup, recv_wait, NULL, send_act, chan_check, chan_teardown,
+     false},
+    {"chan0-send", 3, false, chan0_setup, send_wait, NULL, recv_act, chan_check, chan_teardown,
+     false},
+    {"chan1-send", 3, false, chan1_setup, send_wait, NULL, recv_act, chan_check, chan_teardown,
+     false},
+    {"select", 2, false, chan0_setup, select_wait, NULL, select_act, chan_check, chan_teardown,
+     false},
+    {"select-mixed", 2, false, chan0_setup, mixed_wait, NULL, mixed_act, chan_check, chan_teardown,
+     false},
+    {"chan-close", 3, false, close_setup, close_wait, NULL, close_act, close_check, NULL, false},
     {"gselect", 2, true, gselect_setup, gselect_wait, NULL, gselect_act, chan_check,
-     gselect_teardown},
-    {"mutex", 3, false, NULL, mutex_wait, mutex_pre, mutex_act, lock_check, NULL},
-    {"rwlock", 3, false, NULL, rw_wait, rw_pre, rw_act, lock_check, NULL},
-    {"cond", 3, false, NULL, cond_wait_part, NULL, cond_act, count_check, NULL},
-    {"sem", 3, false, NULL, sem_wait_part, NULL, sem_act, sem_check, NULL},
-    {"waitgroup", 2, false, wg_setup, wg_wait, NULL, wg_act, wg_check, NULL},
-    {"event", 3, false, NULL, ev_wait, NULL, ev_act, ev_check, NULL},
-    {"join", 2, true, join_setup, join_wait, NULL, join_act, join_check, NULL},
-    {"promise", 1, true, prom_setup, prom_wait, NULL, prom_act, nop_check, prom_teardown},
-    {"stackless", 1, true, prom_setup, sl_wait, NULL, prom_act, nop_check, prom_teardown},
-    {"sleep", 2, true, NULL, sleep_wait, NULL, nop_act, nop_check, NULL},
+     gselect_teardown, false},
+    {"mutex", 3, false, NULL, mutex_wait, mutex_pre, mutex_act, lock_check, NULL, false},
+    {"rwlock", 3, false, NULL, rw_wait, rw_pre, rw_act, lock_check, NULL, false},
+    {"cond", 3, false, NULL, cond_wait_part, NULL, cond_act, count_check, NULL, false},
+    {"sem", 3, false, NULL, sem_wait_part, NULL, sem_act, sem_check, NULL, false},
+    {"waitgroup", 2, false, wg_setup, wg_wait, NULL, wg_act, wg_check, NULL, false},
+    {"event", 3, false, NULL, ev_wait, NULL, ev_act, ev_check, NULL, false},
+    {"join", 2, true, join_setup, join_wait, NULL, join_act, join_check, NULL, false},
+    {"promise", 1, true, prom_setup, prom_wait, NULL, prom_act, nop_check, prom_teardown, false},
+    {"stackless", 1, true, prom_setup, sl_wait, NULL, prom_act, nop_check, prom_teardown, false},
+    {"sleep", 2, true, NULL, sleep_wait, NULL, nop_act, nop_check, NULL, false},
+    {"cond-bunch", 3, false, NULL, cond_wait_part, NULL, cond_act, count_check, NULL, true},
+    {"close-bunch", 3, false, close_setup, close_wait, NULL, close_act, close_check, NULL, true},
+    {"sem-bunch", 3, false, NULL, sem_wait_part, NULL, sem_act, sem_check, NULL, true},
 };
 enum { NSCENS = sizeof scens / sizeof scens[0] };
 
