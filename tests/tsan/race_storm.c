@@ -4,8 +4,9 @@
  * was moved once. Each round: waiters (tasks of other workers, or a plain thread) wait with
  * a deadline D; a completer (a task of another worker, the same from weft_block_in_place,
  * or a plain thread) acts at about D; a canceller (weft_cancel from a task,
- * weft_handle_cancel from a task or a plain thread) cancels one waiter at about D; then every
- * waiter is cancelled and joined. The waits:
+ * weft_handle_cancel from a task or a plain thread) cancels one waiter at about D, and wakes
+ * waiters through wakers they took just before their waits (wakes that complete nothing,
+ * which every wait must ride out); then every waiter is cancelled and joined. The waits:
  * - channels (rendezvous and of one slot; waiters receiving and waiters sending; closed, or
  *   their last handle dropped, while waiters wait), selects of two receives and of a send
  *   and a receive, and the general select (a channel, a timer and a promise's future);
@@ -164,6 +165,11 @@ typedef struct part {
     long val;     /* what it got or gave */
     int64_t when; /* the clock at the wait's return */
     bool plain;
+    /* The waiter's own waker, taken just before its wait (weft_waker_current): the canceller
+     * wakes it too, a wake that ends the wait's park with nothing done (weft.h: a waker
+     * applies to the park that follows it). Task last, with release. */
+    _Atomic(weft_task *) wk_task;
+    atomic_uint_fast64_t wk_epoch;
 } part;
 
 typedef struct scen {
@@ -254,6 +260,9 @@ static void *waiter_body(void *arg)
     part *p = arg;
     CHECK(atomic_fetch_add(&p->ran, 1) == 0, "%s: a waiter ran twice", p->rd->sc->name);
     int first = weft_self() ? weft_worker_index() : -1;
+    weft_waker wk = weft_waker_current();
+    atomic_store(&p->wk_epoch, wk.epoch);
+    atomic_store(&p->wk_task, wk.task);
     p->rd->sc->wait(p);
     if (first >= 0 && weft_worker_index() != first)
         atomic_fetch_add(&stat_moved, 1);
@@ -309,12 +318,27 @@ static void cancel_part(part *p)
         CHECK(weft_cancel(p->task) == 0, "cancel");
 }
 
+/* Wakes the waiter's waker of the run that began its wait, if it has published it. */
+static void spurious_wake(part *p)
+{
+    weft_task *t = atomic_load(&p->wk_task);
+    if (t)
+        weft_waker_wake((weft_waker){t, atomic_load(&p->wk_epoch)});
+}
+
 static void canceller_run(round *rd)
 {
     wait_until(rd->cancel_at);
+    uint64_t x = rd->seed >> 48;
+    for (int i = 0; i < rd->nw; i++)
+        if ((x >> i) & 1)
+            spurious_wake(&rd->parts[i]);
     part *p = &rd->parts[rd->victim];
     if (!p->plain)
         cancel_part(p);
+    for (int i = 0; i < rd->nw; i++)
+        if ((x >> (4 + i)) & 1)
+            spurious_wake(&rd->parts[i]);
 }
 
 static void *canceller_task(void *arg)
