@@ -2,11 +2,12 @@
  * park's enders hit one waiter in the same instant, from other workers and from plain
  * threads, and the round then checks that exactly one of them won, and that what it moved
  * was moved once. Each round: waiters (tasks of other workers, or a plain thread) wait with
- * a deadline D; a completer (a task of another worker, the same from weft_block_in_place,
- * or a plain thread) acts at about D; a canceller (weft_cancel from a task,
- * weft_handle_cancel from a task or a plain thread) cancels one waiter at about D, and wakes
- * waiters through wakers they took just before their waits (wakes that complete nothing,
- * which every wait must ride out); then every waiter is cancelled and joined. The waits:
+ * a deadline D; a completer (a task of another worker, the same from weft_block_in_place or
+ * after a busy spin that gets its worker handed over, or a plain thread) acts at about D; a
+ * canceller (weft_cancel from a task, weft_handle_cancel from a task or a plain thread)
+ * cancels one waiter at about D, and wakes waiters through wakers they took just before
+ * their waits (wakes that complete nothing, which every wait must ride out); then every
+ * waiter is cancelled and joined. The waits:
  * - channels (rendezvous and of one slot; waiters receiving and waiters sending; closed, or
  *   their last handle dropped, while waiters wait), selects of two receives and of a send
  *   and a receive, and the general select (a channel, a timer and a promise's future);
@@ -254,6 +255,7 @@ static void check_ret(part *p, int r, const char *what)
 }
 
 static atomic_long stat_moved; /* waiters that resumed on another worker */
+static uint64_t nhandoffs;     /* the last runtime's workers lent to relief threads */
 
 static void *waiter_body(void *arg)
 {
@@ -296,10 +298,22 @@ static void *completer_fn(void *arg)
 static void *completer_task(void *arg)
 {
     round *rd = arg;
-    if ((rd->seed >> 40) % 4 == 0)
+    unsigned how = (rd->seed >> 40) % 8;
+    if (how == 0) {
         CHECK(weft_block_in_place(completer_fn, rd, NULL) == 0, "block_in_place");
-    else
+    } else if (how == 1) {
+        /* Busy in its own code past D, long enough (1.5 ms) for the stall detector to hand
+         * its worker to a relief thread in stealing mode (weft_config.handoff_us), which
+         * then fires the timers and takes the wakes of that worker's waiters. */
+        if (rd->sc->pre)
+            rd->sc->pre(rd);
+        weft_event_set(&rd->pre_done);
+        while (clock_now() < rd->act_at + 1500 * WEFT_USEC)
+            ;
+        rd->sc->act(rd);
+    } else {
         completer_run(rd);
+    }
     return NULL;
 }
 
@@ -1306,6 +1320,9 @@ static void *main_task(void *arg)
         for (int l = 0; l < NLANES; l++)
             CHECK(weft_join(lt[l], NULL, WEFT_FOREVER) == 0, "join lane");
     }
+    weft_stats st;
+    weft_stats_get(&st);
+    nhandoffs = st.nhandoffs;
     weft_runtime_release(rt_handle);
     start_shutdown_storm();
     weft_sleep(WEFT_MSEC);
@@ -1382,12 +1399,15 @@ int main(int argc, char **argv)
             weft_chan_release(sd_ch);
             CHECK(atomic_load(&sd_cleanups) == NSD, "%d of %d cleanups at shutdown",
                   atomic_load(&sd_cleanups), NSD);
-            printf("N=%u %s: %ld rounds (%ld ok, %ld timed out, %ld cancelled, %ld moved)\n", n,
+            printf("N=%u %s: %ld rounds (%ld ok, %ld timed out, %ld cancelled, %ld moved, "
+                   "%llu hand-offs)\n",
+                   n,
                    mode == WEFT_MODE_STEALING  ? "stealing"
                    : mode == WEFT_MODE_SHARDED ? "sharded"
                                                : getenv("WEFT_MODE"),
                    atomic_load(&nrounds) - r0, atomic_load(&stat_ok), atomic_load(&stat_timeout),
-                   atomic_load(&stat_cancel), atomic_load(&stat_moved));
+                   atomic_load(&stat_cancel), atomic_load(&stat_moved),
+                   (unsigned long long)nhandoffs);
             atomic_fetch_add(&progress, 1);
         }
     }
