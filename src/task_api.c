@@ -279,6 +279,19 @@ static int post(weft__worker *from, weft__worker *to, weft__msg_fn fn, void *a, 
     return self ? weft__smp_post_wait(from, self, to, &m) : weft__smp_post(from, to, &m);
 }
 
+/* Ends the calling task's run `e` where no park did (the park gave up before it parked: a
+ * deadline already passed, a cancel already seen), as a park would have: wakers and
+ * registrations made from that run (msg_join's) are stale from then on. A wake that came
+ * for it (NOTIFIED) is consumed with it, as park_current does. Owner thread. */
+static void end_run(weft_task *self, uint64_t e)
+{
+    uint64_t word = atomic_load_explicit(&self->word, memory_order_relaxed);
+    while (WEFT__EPOCH(word) == e && !atomic_compare_exchange_weak_explicit(
+                                         &self->word, &word, WEFT__WORD(e + 1, WEFT__RUNNING),
+                                         memory_order_acq_rel, memory_order_relaxed))
+        ;
+}
+
 /* weft_join of a task on another worker: registers the joiner there, parks until t is done
  * (its worker's finish wakes us through our inbox), then has it reaped there. */
 static int join_remote(weft__worker *w, weft_task *self, weft_task *t, void **result,
@@ -303,9 +316,14 @@ static int join_remote(weft__worker *w, weft_task *self, weft_task *t, void **re
         weft__wait wr = {.kind = WEFT__WAIT_JOIN, .what = t, .deadline = deadline};
         r = weft__park(w, &wr);
         w = self->worker;
-        /* A waker left registered is stale from now on: harmless. */
-        if (r < 0 && !weft__task_done(t))
+        /* A waker left registered is stale from now on: harmless. Unless the park gave up
+         * without parking: then this run, which the message names, goes on, and t's worker
+         * would take the registration for a live joiner's (joined_by_other: another task's
+         * join of t got -EINVAL) and wake our next park. The run ends here instead. */
+        if (r < 0 && !weft__task_done(t)) {
+            end_run(self, e);
             return r;
+        }
     }
     if (result)
         *result = t->result;      /* written before DONE, which we loaded with acquire */

@@ -127,6 +127,61 @@ Test(workers, cancel_and_join_a_task_of_another_worker)
     run_main_cfg(&c, cancel_remote_main, NULL);
 }
 
+/* A join of another worker's task that gives up without parking (its deadline passed, or
+ * it was cancelled) sent its registration all the same; the joiner then runs on. Its
+ * registration must not hold the handle while it does: another task's join of the same
+ * task is not "already being joined" (-EINVAL), and the target's finish does not wake the
+ * joiner's next park. (tests/tsan/race_storm.c: a handle's join returns before the joiner's
+ * run has ended, and the final join of the target got -EINVAL.) */
+static atomic_int gave_up, may_finish;
+
+static void *wait_event(void *arg)
+{
+    weft_event_wait(arg, WEFT_FOREVER);
+    return (void *)5;
+}
+
+static void *join_gives_up_at_once(void *arg)
+{
+    weft_task *t = arg;
+    int r = weft_join(t, NULL, weft_now() - 1); /* registers, then does not park */
+    atomic_store(&gave_up, r == -ETIMEDOUT ? 1 : -1);
+    while (!atomic_load(&may_finish)) /* the same run goes on, without a park */
+        sched_yield();
+    return NULL;
+}
+
+static void *join_after_give_up_main(void *arg)
+{
+    (void)arg;
+    weft_event ev = WEFT_EVENT_INIT;
+    weft_task *t, *j;
+    atomic_store(&gave_up, 0);
+    atomic_store(&may_finish, 0);
+    cr_assert_eq(weft_spawn(&t, wait_event, &ev, NULL), 0); /* on worker 0, with us */
+    cr_assert_eq(weft_spawn_on(1, &j, join_gives_up_at_once, t, NULL), 0);
+    while (!atomic_load(&gave_up))
+        weft_sleep(100 * WEFT_USEC);
+    cr_assert_eq(atomic_load(&gave_up), 1);
+    weft_sleep(2 * WEFT_MSEC); /* the registration has come: this worker's loop ran it */
+    int r = weft_join(t, NULL, weft_now() - 1);
+    atomic_store(&may_finish, 1);
+    cr_assert_eq(r, -ETIMEDOUT, "a join whose joiner gave up still holds the handle (%d)", r);
+    cr_assert_eq(weft_event_set(&ev), 0);
+    void *v = NULL;
+    cr_assert_eq(weft_join(t, &v, WEFT_FOREVER), 0);
+    cr_assert_eq(v, (void *)5);
+    cr_assert_eq(weft_join(j, NULL, WEFT_FOREVER), 0);
+    return NULL;
+}
+
+Test(workers, a_remote_join_that_gave_up_without_parking_holds_nothing, .timeout = 30)
+{
+    weft_config c = workers_cfg(2);
+    c.stall_ms = -1; /* the joiner's run goes on for milliseconds on purpose */
+    run_main_cfg(&c, join_after_give_up_main, NULL);
+}
+
 /* A cancel from another thread, preempted after it stored the flag (a pause of 3 ms after its
  * fence, through a seam of WEFT_TESTING builds) while the task's 1 ms sleep ends: the task
  * must see the flag when its sleep returns. The cancel once read the task's epoch before it
