@@ -28,7 +28,7 @@
  * wait in all of these and plain threads keep completing them (and settle promises after weft_run
  * returned). Runs 2 and 4 workers, sharded and stealing (WEFT_MODE, WEFT_LIFO, WEFT_MOVE_STARTED
  * and WEFT_CHAOS from the environment apply); RACE_STORM_MS (per scenario and configuration,
- * default 40, TSan 60) and RACE_STORM_LOOPS (or argv[1]) make longer soaks, RACE_STORM_ONLY
+ * default 40, TSan 50) and RACE_STORM_LOOPS (or argv[1]) make longer soaks, RACE_STORM_ONLY
  * runs one scenario. A round that never ends (a lost wake-up) makes a task dump, then an
  * abort. */
 #include <errno.h>
@@ -50,7 +50,7 @@
 /* LEAD and SPREAD: how far ahead a round's D lies, time for the round's spawns; TSan's are
  * about ten times slower. */
 #if defined(__SANITIZE_THREAD__)
-enum { DEFAULT_MS = 60, HANG_S = 120, LEAD_US = 150, SPREAD_US = 300 };
+enum { DEFAULT_MS = 50, HANG_S = 120, LEAD_US = 150, SPREAD_US = 300 };
 #else
 enum { DEFAULT_MS = 40, HANG_S = 60, LEAD_US = 20, SPREAD_US = 60 };
 #endif
