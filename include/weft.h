@@ -484,9 +484,9 @@ typedef struct weft_spawn_opts {
      * ended: returned, weft_exit, cancelled, or cancelled before it ever ran (then its own
      * weft_defer never registered: this is where resources handed to a task are freed).
      * It runs after the task's defer handlers and task-local destructors, once the locks it
-     * still held are given up, and before a join of the task returns. It may run on the task's stack or on another task's (a task that
-     * never ran is finished by whichever context picks it), so it must not block or call
-     * weft_exit. weft_spawn_future passes the future; weft_group_spawn and weft_gen_create
+     * still held are given up, and before a join of the task returns. It may run on the
+     * task's stack or on another task's (a task that never ran is finished by whichever
+     * context picks it), so it must not block or call weft_exit. weft_spawn_future passes the future; weft_group_spawn and weft_gen_create
      * pass their own `arg`. */
     void (*cleanup)(void *arg);
     /* Zero (a designated initialiser leaves it so): room for options of later versions,
