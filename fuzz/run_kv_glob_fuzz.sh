@@ -13,13 +13,23 @@ LIBWEFT=$4
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$OUT"
 # weft-kv's sources are compiled two at a time (each with the sanitizers takes seconds), then
-# linked with the target.
+# linked with the target. The objects are shared by the kv fuzz targets (run_kv_cmd_fuzz.sh and
+# run_kv_glob_fuzz.sh, which CTest runs one after the other): a folder beside OUTDIR named after
+# the sources' and the flags' hash, so that the second target and later runs compile nothing,
+# and an edited source or header gets a new folder.
 FLAGS="-g -O1 -D_GNU_SOURCE -std=c11 -fno-sanitize-recover=all -I$SRC/include -I$SRC/apps/kv"
-mkdir -p "$OUT/obj"
-ls "$SRC"/apps/kv/*.c | grep -v '/main\.c$' |
-    xargs -P2 -I{} sh -c '"$1" $2 -fsanitize=fuzzer-no-link,address,undefined -c "$3" \
-        -o "$4/obj/$(basename "$3" .c).o"' sh "$CLANG" "$FLAGS" {} "$OUT"
-"$CLANG" $FLAGS -fsanitize=fuzzer,address,undefined "$SRC/fuzz/kv_glob_fuzz.c" "$OUT"/obj/*.o \
+KEY=$( (cat "$SRC"/apps/kv/*.c "$SRC"/apps/kv/*.h "$SRC"/include/*.h; echo "$CLANG $FLAGS") |
+    sha1sum | cut -c1-16)
+OBJ="$(dirname "$OUT")/kv_fuzz_obj.$KEY"
+if [ ! -f "$OBJ/done" ]; then
+    rm -rf "$OBJ"
+    mkdir -p "$OBJ"
+    ls "$SRC"/apps/kv/*.c | grep -v '/main\.c$' |
+        xargs -P2 -I{} sh -c '"$1" $2 -fsanitize=fuzzer-no-link,address,undefined -c "$3" \
+            -o "$4/$(basename "$3" .c).o"' sh "$CLANG" "$FLAGS" {} "$OBJ"
+    touch "$OBJ/done"
+fi
+"$CLANG" $FLAGS -fsanitize=fuzzer,address,undefined "$SRC/fuzz/kv_glob_fuzz.c" "$OBJ"/*.o \
     "$LIBWEFT" -lm -lpthread $(pkg-config --libs liburing 2>/dev/null || true) \
     -o "$OUT/kv_glob_fuzz"
 rm -rf "$OUT/corpus"
