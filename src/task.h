@@ -81,6 +81,10 @@ enum {
      * own code, so no weft code on that thread is in the middle of the flags), cleared at the
      * take-back. */
     WEFT__T_HANDED = 0x4000,
+    /* Its remote join was refused: another task joined the target while its registration
+     * was on its way (msg_join). Set by its own worker (msg_join_refused) while it waits in
+     * that join, which clears it and returns -EINVAL. */
+    WEFT__T_REFUSED = 0x8000,
 };
 
 /* A lock a task holds that must not stay held after the task finishes (a sync.c mutex, a

@@ -195,6 +195,33 @@ static bool forwarded(weft__worker *w, weft__msg_fn fn, weft_task *t, void *b, u
     return true;
 }
 
+/* Whether a task other than `self` is joining t (a task of t's worker, or a remote joiner,
+ * registered by msg_join). A remote join that gave up (deadline, cancel) leaves its waker
+ * behind (join_remote); it is stale once that task has run on (its epoch moved), and then
+ * holds the handle no more: another task may join or detach t. */
+static bool joined_by_other(const weft_task *t, const weft_task *self)
+{
+    if (!(t->flags & WEFT__T_JOINWAIT) || !t->joiner.task || t->joiner.task == self)
+        return false;
+    const weft_task *j = t->joiner.task;
+    /* Relaxed: only whether that park is still the joiner's current one, which the joiner's
+     * worker may change at any moment anyway (as for any waker: wake.c). */
+    return WEFT__EPOCH(atomic_load_explicit(&j->word, memory_order_relaxed)) == t->joiner.epoch;
+}
+
+/* On a refused joiner's worker (msg_join): if it still waits in the join that was refused
+ * (its epoch), it is told so and woken. */
+static void msg_join_refused(weft__worker *w, void *a, void *b, uint64_t epoch)
+{
+    weft_task *joiner = a;
+    if (forwarded(w, msg_join_refused, joiner, b, epoch))
+        return;
+    if (WEFT__EPOCH(atomic_load_explicit(&joiner->word, memory_order_relaxed)) != epoch)
+        return; /* gave up meanwhile (deadline, cancel): nothing waits for the answer */
+    weft__task_flags_set(joiner, WEFT__T_REFUSED);
+    weft__wake_from(w, joiner, epoch);
+}
+
 /* On t's worker: a remote joiner (waker epoch c) waits for t. */
 static void msg_join(weft__worker *w, void *a, void *b, uint64_t epoch)
 {
@@ -213,6 +240,14 @@ static void msg_join(weft__worker *w, void *a, void *b, uint64_t epoch)
      * `epoch` is the only case that registers, and its wake, if it comes, decides.) */
     if (WEFT__EPOCH(atomic_load_explicit(&joiner->word, memory_order_relaxed)) != epoch)
         return;
+    /* Another task registered since the joiner looked (one of this worker's, while the
+     * message was on its way): it keeps t, and the joiner gets -EINVAL, as weft.h promises
+     * the second of two joiners. Replacing it would leave it parked for ever. */
+    if (joined_by_other(t, joiner)) {
+        post(w, __atomic_load_n(&joiner->worker, __ATOMIC_ACQUIRE), msg_join_refused, joiner, t,
+             epoch);
+        return;
+    }
     t->joiner = (weft_waker){joiner, epoch};
     weft__task_flags_set(t, WEFT__T_JOINWAIT);
 }
@@ -316,6 +351,13 @@ static int join_remote(weft__worker *w, weft_task *self, weft_task *t, void **re
         weft__wait wr = {.kind = WEFT__WAIT_JOIN, .what = t, .deadline = deadline};
         r = weft__park(w, &wr);
         w = self->worker;
+        /* Refused (msg_join_refused): another task joins t. The run ends here if the park
+         * gave up without parking, as below. */
+        if (weft_unlikely(self->flags & WEFT__T_REFUSED)) {
+            weft__task_flags_clear(self, WEFT__T_REFUSED);
+            end_run(self, e);
+            return -EINVAL;
+        }
         /* A waker left registered is stale from now on: harmless. Unless the park gave up
          * without parking: then this run, which the message names, goes on, and t's worker
          * would take the registration for a live joiner's (joined_by_other: another task's
@@ -411,20 +453,6 @@ static inline __attribute__((always_inline)) int check_handle(const weft__worker
     if (weft_unlikely(owner != w))
         return owner && owner->rt == w->rt ? 1 : -EINVAL;
     return weft__task_reaped(t) ? -ESRCH : 0;
-}
-
-/* Whether a task other than `self` is joining t (a task of t's worker, or a remote joiner,
- * registered by msg_join). A remote join that gave up (deadline, cancel) leaves its waker
- * behind (join_remote); it is stale once that task has run on (its epoch moved), and then
- * holds the handle no more: another task may join or detach t. */
-static bool joined_by_other(const weft_task *t, const weft_task *self)
-{
-    if (!(t->flags & WEFT__T_JOINWAIT) || !t->joiner.task || t->joiner.task == self)
-        return false;
-    const weft_task *j = t->joiner.task;
-    /* Relaxed: only whether that park is still the joiner's current one, which the joiner's
-     * worker may change at any moment anyway (as for any waker: wake.c). */
-    return WEFT__EPOCH(atomic_load_explicit(&j->word, memory_order_relaxed)) == t->joiner.epoch;
 }
 
 int weft_join(weft_task *t, void **result, int64_t deadline)

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "harness.h"
 
@@ -180,6 +181,90 @@ Test(workers, a_remote_join_that_gave_up_without_parking_holds_nothing, .timeout
     weft_config c = workers_cfg(2);
     c.stall_ms = -1; /* the joiner's run goes on for milliseconds on purpose */
     run_main_cfg(&c, join_after_give_up_main, NULL);
+}
+
+/* Two joiners of one task at once, on two workers, the remote one's registration still in
+ * flight (a message to the task's worker) when the local one registers: weft.h promises
+ * -EINVAL to one of them, and neither may wait for ever. The remote registration used to
+ * replace the local one, which was then never woken (this test hung). Both may take the
+ * result only if the target finished before either registered (a very slow machine). */
+typedef struct two_joiners {
+    weft_chan *release; /* the target waits on it */
+    weft_task *target;
+    atomic_int go;
+    int r_local, r_remote;
+} two_joiners;
+
+static void *two_joiners_target(void *arg)
+{
+    two_joiners *x = arg;
+    int v;
+    weft_chan_recv(x->release, &v, weft_now() + 10 * WEFT_SEC);
+    return (void *)7;
+}
+
+/* On the target's worker: once the remote joiner has gone, keeps the worker (no weft call,
+ * so its loop does not take the remote registration yet) for a millisecond, then joins. */
+static void *two_joiners_local(void *arg)
+{
+    two_joiners *x = arg;
+    while (!atomic_load(&x->go))
+        ;
+    /* The real clock: weft_now() is the tick's, which does not move while we keep it. */
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &b);
+    while ((b.tv_sec - a.tv_sec) * WEFT_SEC + (b.tv_nsec - a.tv_nsec) < WEFT_MSEC);
+    void *v = NULL;
+    x->r_local = weft_join(x->target, &v, WEFT_FOREVER); /* a lost wake: the test's timeout */
+    if (x->r_local == 0 && v != (void *)7)
+        x->r_local = -1000;
+    return NULL;
+}
+
+static void *two_joiners_remote(void *arg)
+{
+    two_joiners *x = arg;
+    atomic_store(&x->go, 1);
+    void *v = NULL;
+    x->r_remote = weft_join(x->target, &v, WEFT_FOREVER);
+    if (x->r_remote == 0 && v != (void *)7)
+        x->r_remote = -1000;
+    return NULL;
+}
+
+static void *two_joiners_main(void *arg)
+{
+    (void)arg;
+    int refused = 0;
+    for (int i = 0; i < 5; i++) {
+        two_joiners x = {.r_local = 1, .r_remote = 1};
+        atomic_init(&x.go, 0);
+        cr_assert_eq(weft_chan_create(&x.release, sizeof(int), 1), 0);
+        weft_task *l, *r;
+        cr_assert_eq(weft_spawn_on(0, &x.target, two_joiners_target, &x, NULL), 0);
+        cr_assert_eq(weft_spawn_on(0, &l, two_joiners_local, &x, NULL), 0);
+        cr_assert_eq(weft_spawn_on(1, &r, two_joiners_remote, &x, NULL), 0);
+        /* Lets both joins begin (the assertions hold in any order). */
+        weft_sleep(50 * WEFT_MSEC);
+        cr_assert_eq(weft_chan_send(x.release, &(int){1}, WEFT_FOREVER), 0);
+        cr_assert_eq(weft_join(l, NULL, WEFT_FOREVER), 0);
+        cr_assert_eq(weft_join(r, NULL, WEFT_FOREVER), 0);
+        cr_assert(x.r_local == 0 || x.r_local == -EINVAL, "local join: %d", x.r_local);
+        cr_assert(x.r_remote == 0 || x.r_remote == -EINVAL, "remote join: %d", x.r_remote);
+        cr_assert(x.r_local == 0 || x.r_remote == 0, "neither join took the result");
+        refused += x.r_local == -EINVAL || x.r_remote == -EINVAL;
+        weft_chan_release(x.release);
+    }
+    return (void *)(intptr_t)refused;
+}
+
+Test(workers, two_joiners_on_two_workers_never_wait_for_ever, .timeout = 30)
+{
+    weft_config c = workers_cfg(2);
+    c.stall_ms = -1; /* the local joiner keeps its worker for a millisecond on purpose */
+    run_main_cfg(&c, two_joiners_main, NULL);
 }
 
 /* A cancel from another thread, preempted after it stored the flag (a pause of 3 ms after its
