@@ -16,13 +16,7 @@
 
 #include <stdint.h>
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "invariant broken: %s (line %d)\n", #cond, __LINE__);                  \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 /* What weft_read serves: in[pos .. n), at most `step` bytes a read (0: all that is left). */
 static const char *in;

@@ -21,13 +21,7 @@
 #include "server.h"
 #include "zset.h"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "invariant broken: %s (line %d)\n", #cond, __LINE__);                  \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 /* The length of the one reply at b[0 .. n), or 0 when it is not one well-formed reply. */
 static size_t reply_len(const char *b, size_t n, int depth)

@@ -13,13 +13,7 @@
 
 #include "resp.h"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "invariant broken: %s (line %d)\n", #cond, __LINE__);                  \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 /* The parse of data[0 .. n) fed `step(k)` bytes at a time, as one transcript: each command's
  * arguments with their lengths, "S" for an empty command, "E<err>" for an error, then "L<n>"
