@@ -56,6 +56,7 @@ struct weft_handle {
     size_t stack_size;
     unsigned flags;
     char name[16];
+    weft__node ended; /* the task's spawn cleanup (task_ended), the task's until it runs */
 };
 
 /* ---- The runtime handle --------------------------------------------------------------- */
@@ -183,14 +184,6 @@ static void task_ended(void *arg)
     handle_settle(h, result, 0);
 }
 
-/* The task's body: the caller's function, with the handle as the spawn argument (so that
- * the cleanup gets the handle). */
-static void *task_body(void *arg)
-{
-    weft_handle *h = arg;
-    return h->fn(h->arg);
-}
-
 /* On the chosen worker, on its loop: the spawn itself. */
 static void msg_spawn(weft__worker *w, void *a, void *b, uint64_t c)
 {
@@ -199,7 +192,8 @@ static void msg_spawn(weft__worker *w, void *a, void *b, uint64_t c)
     weft_spawn_opts o = {
         .stack_size = h->stack_size, .name = h->name[0] ? h->name : NULL, .flags = h->flags};
     weft_task *t;
-    int r = weft__spawn_wrapped(w, &t, task_body, h, &o, 0, task_ended);
+    h->ended = (weft__node){.fn = task_ended, .key = &weft__spawn_wrap_key, .arg = h};
+    int r = weft__spawn_wrapped(w, &t, h->fn, h->arg, &o, 0, &h->ended);
     if (r < 0) {
         /* Never made (no memory: the options were checked at the call): its cleanup runs
          * all the same, since it is where the caller frees what the task was handed. */

@@ -33,14 +33,17 @@ struct weft_group {
     size_t nspare;
 };
 
+/* A member's record, kept (`spare`) for g's next spawns once it has finished. The task runs
+ * the caller's fn(arg) itself; `gone` is its spawn cleanup (task_api.h, weft__spawn_wrapped),
+ * set once when the record is made (member_gone with this record) and the task's until the
+ * cleanup runs. */
 typedef struct member {
     weft__list link;
-    weft_group *g;
-    weft_fn fn;
-    void *arg;
+    weft_group *g;              /* fixed: a record serves one group */
     void (*cleanup)(void *arg); /* the spawner's weft_spawn_opts.cleanup */
     weft_task *task;            /* valid while the member is linked (its record is reaped after) */
     struct member *spare_next;
+    weft__node gone;
 } member;
 
 int weft_group_create(weft_group **out)
@@ -69,7 +72,7 @@ static void member_gone(void *arg)
     member *m = arg;
     weft_group *g = m->g;
     if (m->cleanup)
-        m->cleanup(m->arg);
+        m->cleanup(m->task->arg); /* the record is there until the reap, after this */
     weft__list_remove(&m->link);
     if (g->nspare < SPARE_MAX) {
         m->spare_next = g->spare;
@@ -84,16 +87,11 @@ static void member_gone(void *arg)
     }
 }
 
-static void *member_main(void *arg)
-{
-    member *m = arg;
-    return m->fn(m->arg);
-}
-
 /* Whether t is a member of g (its spawn cleanup is member_gone, with its member record). */
 static bool is_member(const weft_group *g, const weft_task *t)
 {
-    return t && weft__task_spawn_cleanup(t) == member_gone && ((const member *)t->arg)->g == g;
+    const weft__node *n = t ? weft__task_spawn_cleanup(t) : NULL;
+    return n && n->fn == member_gone && ((const member *)n->arg)->g == g;
 }
 
 /* -EPERM from a thread other than g's, else 0. */
@@ -121,17 +119,20 @@ int weft_group_spawn(weft_group *g, weft_fn fn, void *arg, const weft_spawn_opts
     if (m) {
         g->spare = m->spare_next;
         g->nspare--;
-    } else if (!(m = weft__malloc(g->w, sizeof *m))) {
+    } else if ((m = weft__malloc(g->w, sizeof *m)) != NULL) {
+        m->g = g;
+        m->gone = (weft__node){.fn = member_gone, .key = &weft__spawn_wrap_key, .arg = m};
+    } else {
         return -ENOMEM;
     }
-    *m = (member){.g = g, .fn = fn, .arg = arg, .cleanup = opts ? opts->cleanup : NULL};
+    m->cleanup = opts ? opts->cleanup : NULL;
     /* Detached from birth: the group tracks it, and its record is reaped when it finishes
      * (the handle is ours until then: member_gone runs before the reap). Pinned: members
      * touch g, which is its worker's. */
     weft_task *t;
     /* Not started until the member is set up: a child-first task runs (and may finish, which
      * unlinks it) inside the start. */
-    r = weft__spawn_wrapped(g->w, &t, member_main, m, opts, WEFT_SPAWN_PINNED, member_gone);
+    r = weft__spawn_wrapped(g->w, &t, fn, arg, opts, WEFT_SPAWN_PINNED, &m->gone);
     if (r < 0) {
         m->spare_next = g->spare; /* unused: kept for the next spawn */
         g->spare = m;

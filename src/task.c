@@ -83,8 +83,15 @@ WEFT_COLD void weft__tasks_init(weft__worker *w, size_t default_stack)
     w->tasks.stack_size = (uint32_t)weft__page_round(default_stack);
 }
 
-/* The key of the node that carries a spawn's cleanup in a task's locals (see task.h). */
+/* The keys of the node that carries a spawn's cleanup in a task's locals (see task.h). */
 const char weft__spawn_cleanup_key;
+const char weft__spawn_wrap_key;
+
+/* Whether n carries a spawn's cleanup (either key). */
+static inline bool is_spawn_node(const weft__node *n)
+{
+    return n->key == &weft__spawn_cleanup_key || n->key == &weft__spawn_wrap_key;
+}
 
 int weft__task_refill(weft__worker *w)
 {
@@ -107,7 +114,8 @@ void weft__task_unnew(weft__worker *w, weft_task *t)
 {
     for (weft__node *n = t->locals; n;) { /* the spawn's cleanup node, if any */
         weft__node *next = n->next;
-        weft__node_put(w, n);
+        if (n->key != &weft__spawn_wrap_key) /* a wrapping module's node stays its own */
+            weft__node_put(w, n);
         n = next;
     }
     t->locals = NULL;
@@ -133,17 +141,25 @@ static WEFT_NOINLINE void finish_handlers(weft__worker *w, weft_task *t)
     /* Then the locals' destructors, newest first. The spawn's cleanup (the oldest node, so
      * the last one met) is kept for the end. */
     void (*spawn_cleanup)(void *) = NULL;
+    void *spawn_arg = NULL;
     while (t->locals) {
         weft__node *n = t->locals;
         t->locals = n->next;
         void (*fn)(void *) = n->fn;
         void *arg = n->arg;
+        if (n->key == &weft__spawn_wrap_key) { /* the wrapping module's: not the pool's */
+            spawn_cleanup = fn;
+            spawn_arg = arg;
+            continue;
+        }
         bool spawn = n->key == &weft__spawn_cleanup_key;
         weft__node_put(w, n);
-        if (spawn)
+        if (spawn) {
             spawn_cleanup = fn;
-        else if (fn)
+            spawn_arg = t->arg;
+        } else if (fn) {
             fn(arg);
+        }
     }
     /* Locks still held are released by their module (a mutex reports its owner's death to
      * the next locker), so no waiter is left parked on a task that is gone. */
@@ -157,7 +173,7 @@ static WEFT_NOINLINE void finish_handlers(weft__worker *w, weft_task *t)
      * someone that the task is over (a handle's join, a group's wait), who may then free a
      * lock the task held, or the memory around it. What it leaves goes the same way. */
     if (spawn_cleanup) {
-        spawn_cleanup(t->arg);
+        spawn_cleanup(spawn_arg);
         if (t->defers || t->locals || t->holds)
             finish_handlers(w, t);
     }
@@ -173,15 +189,15 @@ void weft__task_finish(weft__worker *w, weft_task *t, void *result)
         t->result = outcome;
     if (t->defers || t->locals || t->holds) {
         weft__node *n = t->locals;
-        /* The commonest case with handlers, inline: the spawn's cleanup alone (every group
-         * member, generator and alien task has one). What it may add goes the general way. */
-        if (n && !n->next && n->key == &weft__spawn_cleanup_key && !t->defers && !t->holds) {
-            void (*fn)(void *) = n->fn; /* set: a spawn makes the node only for a cleanup */
-            t->locals = NULL;
-            weft__node_put(w, n);
-            fn(t->arg);
+        /* The commonest case with handlers, inline: a wrapping module's spawn cleanup alone
+         * (every group member and alien task has one). What it may add goes the general
+         * way, as does a weft_spawn_opts.cleanup's pooled node: handling both kinds here
+         * took a register more in every finish (5 instructions a task without handlers). */
+        if (n && !n->next && n->key == &weft__spawn_wrap_key && !t->defers && !t->holds) {
+            t->locals = NULL; /* the node stays the wrapping module's */
+            n->fn(n->arg);
             if (weft_unlikely(t->defers || t->locals || t->holds))
-                finish_handlers(w, t);
+                finish_handlers(w, t); /* what the cleanup added */
         } else {
             finish_handlers(w, t);
         }
@@ -417,10 +433,10 @@ weft_task *weft__task_by_guard(weft__worker *w, const void *addr)
     return NULL;
 }
 
-weft__cleanup_fn weft__task_spawn_cleanup(const weft_task *t)
+const weft__node *weft__task_spawn_cleanup(const weft_task *t)
 {
     for (const weft__node *n = t->locals; n; n = n->next)
-        if (n->key == &weft__spawn_cleanup_key)
-            return n->fn;
+        if (is_spawn_node(n))
+            return n;
     return NULL;
 }

@@ -147,9 +147,11 @@ struct weft_task {
     };
     void *arg;
     weft__node *defers; /* LIFO cleanup handlers; owner: worker */
-    /* Task-local values, and the spawn's cleanup as the oldest node (key: the address of
-     * task.c's spawn_cleanup_key), so that it runs after every local's destructor; owner:
-     * worker. */
+    /* Task-local values, and the spawn's cleanup as the oldest node, so that it runs after
+     * every local's destructor. Its key says whose node it is: task.c's spawn_cleanup_key, a
+     * pooled node whose fn gets the task's arg (weft_spawn_opts.cleanup); spawn_wrap_key, a
+     * node a wrapping module keeps in its own record (a group's member, an alien handle),
+     * whose fn gets the node's arg and which never goes back to the pool. owner: worker. */
     weft__node *locals;
     weft__hold *holds; /* locks held now (see weft__hold); owner: worker */
     weft_waker joiner; /* the task parked in weft_join on us, if any; owner: worker */
@@ -300,9 +302,13 @@ void weft__task_each(weft__runtime *rt, void (*fn)(weft_task *t, void *arg), voi
 int weft__task_wait_snapshot(const weft_task *t, int *kind, const void **what, int64_t *deadline,
                              int64_t *since);
 
-/* The cleanup t was spawned with (weft_spawn_opts.cleanup), or NULL; until t finishes. */
-typedef void (*weft__cleanup_fn)(void *arg);
-weft__cleanup_fn weft__task_spawn_cleanup(const weft_task *t);
+/* The keys of the node that carries a spawn's cleanup in a task's locals (see `locals`). */
+extern const char weft__spawn_cleanup_key;
+extern const char weft__spawn_wrap_key;
+
+/* The node of t's spawn cleanup (weft_spawn_opts.cleanup, or a wrapping module's node), or
+ * NULL; until t finishes. */
+const weft__node *weft__task_spawn_cleanup(const weft_task *t);
 
 /* The owner's writes of t->flags (see the field). */
 static inline void weft__task_flags_set(weft_task *t, unsigned bits)

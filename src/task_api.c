@@ -40,7 +40,7 @@ spawn_unqueued(weft__worker *w, bool has_out, weft_task **out, weft_fn fn, void 
 }
 
 int weft__spawn_wrapped(weft__worker *w, weft_task **out, weft_fn fn, void *arg,
-                        const weft_spawn_opts *opts, unsigned wrap_flags, void (*cleanup)(void *))
+                        const weft_spawn_opts *opts, unsigned wrap_flags, weft__node *cleanup)
 {
     int r = weft__task_new_inline(w, w, opts, false, NULL, 0, wrap_flags | WEFT_SPAWN_DETACHED,
                                   cleanup, out);

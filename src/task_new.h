@@ -13,9 +13,6 @@
 #include "tracer.h"
 #include "worker.h"
 
-/* The key of the node that carries a spawn's cleanup in a task's locals (task.h). */
-extern const char weft__spawn_cleanup_key;
-
 static inline size_t weft__page_round(size_t n)
 {
     return (n + 4095) & ~(size_t)4095;
@@ -35,15 +32,16 @@ static inline void weft__task_adopt(weft__worker *w, weft_task *t)
     w->tasks.nrecords++;
 }
 
-/* `wrap_flags` (WEFT_SPAWN_*) are added to the options' flags, and `wrap_cleanup`, if not
- * NULL, is the spawn cleanup in place of opts->cleanup: for a module that wraps the caller's
- * task in its own (a group member), without a copy of the caller's options (whose copy
- * through the stack the loads of its fields could not forward from). Constants at every
- * call site but that one. */
+/* `wrap_flags` (WEFT_SPAWN_*) are added to the options' flags, and `wrap_node`, if not NULL,
+ * is the spawn cleanup in place of opts->cleanup: a node the caller keeps in its own record
+ * (a group's member, an alien handle) with key weft__spawn_wrap_key and its fn and arg set
+ * (task.h), so that such a spawn takes no node from the pool and copies none of the caller's
+ * options (whose copy through the stack the loads of its fields could not forward from).
+ * Constants at every call site but that one. */
 static inline __attribute__((always_inline)) int
 weft__task_new_inline(weft__worker *w, weft__worker *home, const weft_spawn_opts *opts,
                       bool stackless, const char *file, uint32_t line, unsigned wrap_flags,
-                      void (*wrap_cleanup)(void *), weft_task **out)
+                      weft__node *wrap_node, weft_task **out)
 {
     /* The default size was checked and rounded once, at init; only a size the spawn asks
      * for is checked here (a stackless task has no stack: its size is ignored). */
@@ -58,14 +56,15 @@ weft__task_new_inline(weft__worker *w, weft__worker *home, const weft_spawn_opts
     if (weft_unlikely(!w->tasks.free || w->tasks.next_id == w->tasks.id_end) &&
         weft__task_refill(w) < 0)
         return -ENOMEM;
-    weft__node *cleanup = NULL;
-    void (*cleanup_fn)(void *) = wrap_cleanup ? wrap_cleanup : opts ? opts->cleanup : NULL;
-    if (cleanup_fn) {
+    weft__node *cleanup = wrap_node;
+    if (wrap_node) {
+        wrap_node->next = NULL;
+    } else if (opts && opts->cleanup) {
         if (!(cleanup = weft__node_get(w)))
             return -ENOMEM;
         cleanup->next = NULL;
         cleanup->key = &weft__spawn_cleanup_key;
-        cleanup->fn = cleanup_fn;
+        cleanup->fn = opts->cleanup;
         cleanup->arg = NULL; /* it gets the task's arg, set by the spawn after this */
     }
     weft_task *t = w->tasks.free;

@@ -376,3 +376,59 @@ Test(group, many_waiters_and_reused_member_records)
 {
     run_main(group_waiters_main, NULL);
 }
+
+/* ---- A member's handlers, in order ----
+ * A member that defers a handler and sets a task-local with a destructor: at its end the
+ * defer runs, then the destructor, then the spawn cleanup, which gets the member's own
+ * argument; a member spawned with none of them finishes as well. Both for a child-first
+ * member (reaped in its spawn) and a queued one. */
+
+static char order_log[16];
+static int norder;
+static const char order_key = 0;
+
+static void order_note(void *arg)
+{
+    order_log[norder++] = *(const char *)arg;
+}
+
+static void order_cleanup(void *arg)
+{
+    order_log[norder++] = 'C';
+    order_log[norder++] = *(const char *)arg;
+}
+
+static void *order_member(void *arg)
+{
+    cr_assert_eq(weft_defer(order_note, "d"), 0);
+    cr_assert_eq(weft_local_set(&order_key, "l", order_note), 0);
+    cr_assert_eq(weft_local_get(&order_key), (void *)"l");
+    order_log[norder++] = *(const char *)arg;
+    return NULL;
+}
+
+static void *order_main(void *arg)
+{
+    (void)arg;
+    weft_group *g;
+    cr_assert_eq(weft_group_create(&g), 0);
+    const weft_spawn_opts cf = {.flags = WEFT_SPAWN_CHILD_FIRST, .cleanup = order_cleanup};
+    const weft_spawn_opts q = {.cleanup = order_cleanup};
+    norder = 0;
+    cr_assert_eq(weft_group_spawn(g, order_member, "1", &cf), 0);
+    order_log[norder] = 0;
+    cr_assert_str_eq(order_log, "1dlC1", "run, defer, local, spawn cleanup with the arg");
+    norder = 0;
+    cr_assert_eq(weft_group_spawn(g, order_member, "2", &q), 0);
+    cr_assert_eq(weft_group_spawn(g, short_job, NULL, NULL), 0);
+    cr_assert_eq(weft_group_wait(g, WEFT_FOREVER), 0);
+    order_log[norder] = 0;
+    cr_assert_str_eq(order_log, "2dlC2");
+    cr_assert_eq(weft_group_close(g), 0);
+    return NULL;
+}
+
+Test(group, a_members_handlers_run_in_order_and_its_cleanup_gets_its_arg)
+{
+    run_main(order_main, NULL);
+}
