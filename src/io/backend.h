@@ -249,7 +249,8 @@ static inline void weft__fdshare_note(weft__io *io, int fd)
 
 /* Runs one attempt of `req` on the worker's backend (see weft__io_ops.submit). The caller
  * has checked that the current task may block. Inline: it is on every operation's path. */
-static inline ssize_t weft__io_submit(weft__worker *w, const weft__ioreq *req, int64_t deadline)
+static inline __attribute__((always_inline)) ssize_t weft__io_submit(weft__worker *w, const weft__ioreq *req,
+                                                                 int64_t deadline)
 {
     WEFT_PROBE2(io_submit, req->fd, req->op);
     weft__fdshare_note(w->io, req->fd);
@@ -296,11 +297,32 @@ bool weft__fdtable_waited(const weft__io *io, int fd, unsigned dirs);
  * asked the fd itself (poll), whose answer supersedes them. Only with nobody queued in those
  * directions (an edge handed on to a queued waiter is that waiter's). Owner thread. */
 void weft__fdtable_drop_edges(weft__io *io, int fd, unsigned dirs);
+/* weft__fdtable_wait's two halves. `alone`: the commonest wait (one direction `dir`, rec's
+ * queue in it empty and no edge recorded, no deadline), with a small frame of its own, which
+ * matters because under a backlog each parked task's frames are cold lines its resume walks
+ * back through. `queued`: every other wait. */
+int weft__fdtable_wait_alone(weft__io **iop, weft__fdrec *rec, int fd, unsigned dir);
+int weft__fdtable_wait_queued(weft__io **iop, int fd, int events, int64_t deadline);
+
 /* Readiness wait on a watched fd: consumes and returns the ready part of `events`
  * (WEFT_READABLE|WEFT_WRITABLE), parking until an edge, the deadline or cancellation.
  * Several tasks may wait in one direction: they queue, and are served in arrival order.
- * Returns the mask, -EBADF (forgotten meanwhile), -ETIMEDOUT or -ECANCELED. */
-int weft__fdtable_wait(weft__io **io, int fd, int events, int64_t deadline);
+ * Returns the mask, -EBADF (forgotten meanwhile), -ETIMEDOUT or -ECANCELED. Inline, so that
+ * the common wait is one call, whose frame is the only one it leaves on the parked stack
+ * (measured: 2 cache misses a message fewer at 5,000 connections than one function with
+ * both halves, whose frame was 224 bytes). */
+static inline int weft__fdtable_wait(weft__io **iop, int fd, int events, int64_t deadline)
+{
+    weft__io *io = *iop;
+    if (deadline == WEFT_FOREVER && (events == WEFT_READABLE || events == WEFT_WRITABLE) &&
+        (size_t)fd < io->nfds) {
+        weft__fdrec *rec = &io->fds[fd];
+        const weft__fdq *q = events == WEFT_READABLE ? &rec->rd : &rec->wr;
+        if (!q->head && !(rec->ready & (unsigned)events))
+            return weft__fdtable_wait_alone(iop, rec, fd, (unsigned)events);
+    }
+    return weft__fdtable_wait_queued(iop, fd, events, deadline);
+}
 /* Forgets everything known about fd: a new generation, and its waiters are woken. */
 void weft__fdtable_reset(weft__io *io, int fd);
 /* The same for an fd number the kernel just handed out, skipped when there is nothing to

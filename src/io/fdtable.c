@@ -3,7 +3,7 @@
  * last wait), which is what makes edge-triggered registration lose no wake-up. Each record
  * has a generation, bumped when the fd is forgotten, so a task parked on a number that was
  * closed under it wakes with -EBADF instead of waiting on whatever gets the number next.
- * The only park of the readiness path is in weft__fdtable_wait.
+ * The only park of the readiness path is in weft__fdtable_wait's two halves (backend.h).
  *
  * Several waiters per direction. Tasks waiting for the same direction of one fd queue in
  * arrival order (Go serialises them the same way, on the fd's lock). An edge wakes only the
@@ -198,11 +198,10 @@ static inline void leave(weft__fdrec *rec, weft__fdq *q, weft__fdwaiter *n, unsi
     leave_slow(rec, q, n, dir, used);
 }
 
-/* The commonest wait, apart: one direction, nobody else queued on it, no deadline (a
- * connection's reader waiting for its next request). One node, no wait record (the short
- * park builds its own), a small frame: under a backlog each parked task's frames are cold
- * lines its resume walks back through. Same returns as weft__fdtable_wait. */
-static int wait_alone(weft__io **iop, weft__fdrec *rec, int fd, unsigned dir)
+/* The commonest wait, apart (backend.h): one direction, nobody else queued on it, no
+ * deadline (a connection's reader waiting for its next request). One node, no wait record
+ * (the short park builds its own), a small frame. Same returns as weft__fdtable_wait. */
+int weft__fdtable_wait_alone(weft__io **iop, weft__fdrec *rec, int fd, unsigned dir)
 {
     weft__io *io = *iop;
     weft__worker *w = io->w;
@@ -234,7 +233,7 @@ static int wait_alone(weft__io **iop, weft__fdrec *rec, int fd, unsigned dir)
     }
 }
 
-int weft__fdtable_wait(weft__io **iop, int fd, int events, int64_t deadline)
+int weft__fdtable_wait_queued(weft__io **iop, int fd, int events, int64_t deadline)
 {
     weft__io *io = *iop;
     weft__worker *w = io->w;
@@ -243,11 +242,6 @@ int weft__fdtable_wait(weft__io **iop, int fd, int events, int64_t deadline)
     int r = weft__fdtable_get(io, fd, &rec);
     if (r < 0)
         return r;
-    if (deadline == WEFT_FOREVER && (events == WEFT_READABLE || events == WEFT_WRITABLE)) {
-        const weft__fdq *q = events == WEFT_READABLE ? &rec->rd : &rec->wr;
-        if (!q->head && !(rec->ready & (unsigned)events))
-            return wait_alone(iop, rec, fd, (unsigned)events);
-    }
     uint32_t gen = rec->gen;
     weft__fdwaiter nrd, nwr;
     if (events & WEFT_READABLE)
