@@ -23,9 +23,11 @@
 
 #include "alien.h"
 #include "runtime.h"
+#include "scheduler.h"
 #include "smp.h"
 #include "task.h"
 #include "task_api.h"
+#include "task_new.h"
 #include "util/spinlock.h"
 #include "watchdog.h"
 #include "worker.h"

@@ -201,7 +201,7 @@ static weft__ctx *task_end(void *arg, void *result)
     return exit_target(w, t);
 }
 
-static int bind_stack(weft__worker *w, weft_task *t)
+static inline __attribute__((always_inline)) int bind_stack(weft__worker *w, weft_task *t)
 {
     /* The record's third line is cold by now: read only for a size the spawn asked for. */
     uint32_t size = t->flags & WEFT__T_SIZED ? t->stack_size : w->tasks.stack_size;

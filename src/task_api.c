@@ -39,33 +39,6 @@ spawn_unqueued(weft__worker *w, bool has_out, weft_task **out, weft_fn fn, void 
     return 0;
 }
 
-int weft__spawn_wrapped(weft__worker *w, weft_task **out, weft_fn fn, void *arg,
-                        const weft_spawn_opts *opts, unsigned wrap_flags, weft__node *cleanup)
-{
-    int r = weft__task_new_inline(w, w, opts, false, NULL, 0, wrap_flags | WEFT_SPAWN_DETACHED,
-                                  cleanup, out);
-    if (r < 0)
-        return r;
-    (*out)->fn = fn;
-    (*out)->arg = arg;
-    return 0;
-}
-
-static inline __attribute__((always_inline)) void spawn_start(weft__worker *w, weft_task *t,
-                                                              bool child_first)
-{
-    /* From a task that cannot switch away (a stackless one) the child just queues. */
-    if (weft_unlikely(child_first) && weft__blocking_task(w))
-        weft__run_first(w, t);
-    else
-        weft__ready_push_lifo(&w->sched, t, true);
-}
-
-void weft__spawn_start(weft__worker *w, weft_task *t, bool child_first)
-{
-    spawn_start(w, t, child_first);
-}
-
 static inline __attribute__((always_inline)) int spawn_here(const char *file, int line,
                                                             weft_task **out, weft_fn fn, void *arg,
                                                             const weft_spawn_opts *opts)
@@ -79,7 +52,7 @@ static inline __attribute__((always_inline)) int spawn_here(const char *file, in
      * before the start returns. */
     if (out)
         *out = (t->flags & WEFT__T_DETACHED) ? NULL : t;
-    spawn_start(w, t, opts && (opts->flags & WEFT_SPAWN_CHILD_FIRST));
+    weft__spawn_start(w, t, opts && (opts->flags & WEFT_SPAWN_CHILD_FIRST));
     return 0;
 }
 

@@ -24,19 +24,6 @@ static inline int weft__spawn_opts_check(const weft_spawn_opts *opts)
         return -EINVAL;
     return 0;
 }
-/* weft_spawn in two halves, for modules that wrap the caller's task in their own and must
- * finish their bookkeeping before it can run (weft_group_spawn, alien spawns): a new READY
- * record for fn(arg) in *out, not queued, spawned with `opts` (NULL: the defaults) as
- * weft_spawn would, but detached, with `wrap_flags` (WEFT_SPAWN_*) added and `cleanup` as its
- * spawn cleanup instead of opts->cleanup, which the caller keeps for its own: a node in the
- * caller's record with key weft__spawn_wrap_key, fn and arg set (task.h); it is the task's
- * until the cleanup has been called, which happens however the task ends, even unrun. The
- * caller has checked opts (weft__spawn_opts_check) and w (the caller's worker). Then its
- * start, queued at the tail or, with child_first, run at once (weft__run_first). Returns 0
- * or -EINVAL (a stack size out of range) or -ENOMEM. Runtime thread only. */
-int weft__spawn_wrapped(weft__worker *w, weft_task **out, weft_fn fn, void *arg,
-                        const weft_spawn_opts *opts, unsigned wrap_flags, struct weft__node *cleanup);
-void weft__spawn_start(weft__worker *w, weft_task *t, bool child_first);
 
 /* Sends the records of other workers this worker's joins have chained (task.h, reap_out)
  * home, one message per worker. The loop calls it after the tick's resumes, while
