@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
+#include <time.h>
 
 #include "io/io.h"
 #include "loop.h"
@@ -52,7 +53,7 @@ static void *relief_main(void *arg)
     prctl(PR_SET_TIMERSLACK, 1UL); /* exact deadlines, as on a worker's thread (loop.c) */
     pthread_mutex_lock(&rt->relief.lock);
     for (;;) {
-        while (!r->drive && !r->quit) {
+        while (!r->drive && !r->quit && !rt->relief.closing) {
             struct timespec until;
             weft__realtime_after_ms(&until, rt->cfg.pool_idle_ms);
             if (pthread_cond_timedwait(&r->cond, &rt->relief.lock, &until) == ETIMEDOUT &&
@@ -62,8 +63,10 @@ static void *relief_main(void *arg)
             }
         }
         weft__worker *w = r->drive;
-        if (!w)
+        if (!w) {
+            unlink_idle(rt, r); /* closing: it may be back on the list since the close's walk */
             break;
+        }
         uint64_t lent = r->lent;
         if (w->relief.assigned == r) /* picked up: the next lend signals a thread again */
             w->relief.assigned = NULL;
@@ -81,6 +84,11 @@ static void *relief_main(void *arg)
             w->stats.nhandoffs++; /* this thread drives w now: its counters are this thread's */
             weft__loop_relief(w); /* until it hands w over */
             weft__worker_set_current(NULL);
+            if (rt->relief.test_pause_ns > 0) { /* a test seam (relief.h) */
+                int64_t ns = rt->relief.test_pause_ns;
+                struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
+                nanosleep(&ts, NULL);
+            }
         }
         pthread_mutex_lock(&rt->relief.lock);
         r->drive = NULL;
@@ -130,6 +138,7 @@ static int start_thread(weft__runtime *rt, weft__relief_thread **out)
 void weft__in_place_fini(weft__runtime *rt)
 {
     pthread_mutex_lock(&rt->relief.lock);
+    rt->relief.closing = true;
     for (weft__relief_thread *r = rt->relief.idle; r; r = r->next_idle) {
         r->quit = true;
         pthread_cond_signal(&r->cond);

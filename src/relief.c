@@ -27,6 +27,7 @@
  * the old driver wrote before everything the new one reads. The relief lock is never held across a
  * park or a loop's run. */
 #include <pthread.h>
+#include <stdlib.h>
 
 #include "relief.h"
 #include "runtime.h"
@@ -44,6 +45,13 @@ void weft__relief_init(weft__runtime *rt)
 {
     pthread_mutex_init(&rt->relief.lock, NULL);
     pthread_cond_init(&rt->relief.gone, NULL);
+    rt->relief.closing = false;
+    rt->relief.test_pause_ns = 0;
+#ifdef WEFT_TESTING
+    const char *p = getenv("WEFT_TEST_RELIEF_PAUSE_NS");
+    if (p)
+        rt->relief.test_pause_ns = strtoll(p, NULL, 10);
+#endif
 }
 
 void weft__relief_worker_init(weft__worker *w)

@@ -53,6 +53,15 @@ typedef struct weft__relief_pool {
     struct weft__relief_thread *idle; /* those driving no worker */
     unsigned nthreads;                /* started and not exited (pool_threads at most) */
     pthread_cond_t gone;              /* broadcast when one exits */
+    /* Set by weft__in_place_fini: a thread that goes idle from now on exits at once. The
+     * close's walk of `idle` tells only the threads idle then; one whose worker's loop ended
+     * just before comes back to the list after the walk, and without this waited out its
+     * pool_idle_ms (10 s) while weft_run waited for it. */
+    bool closing;
+    /* WEFT_TESTING builds: WEFT_TEST_RELIEF_PAUSE_NS, how long a relief thread sleeps between
+     * its worker's loop ending and its going idle (the window `closing` covers), so that a test
+     * can make the close's walk come first. Fixed after init. */
+    int64_t test_pause_ns;
 } weft__relief_pool;
 
 /* A worker loop's answer (loop.c): the runtime has ended, or the loop handed its worker to
@@ -62,7 +71,8 @@ enum { WEFT__LOOP_DONE = 0, WEFT__LOOP_HANDED = 1 };
 void weft__relief_init(weft__runtime *rt);
 void weft__relief_worker_init(weft__worker *w);
 void weft__relief_worker_fini(weft__worker *w);
-/* Stops and joins the relief threads (in_place.c), all idle by then (every loop has ended),
+/* Stops and joins the relief threads (in_place.c), idle by then or about to be (every loop has
+ * ended, but a thread whose loop ended last may not have gone idle yet: `closing`),
  * and destroys the lock. The thread of weft_run, after the loops. */
 void weft__in_place_fini(weft__runtime *rt);
 

@@ -301,6 +301,35 @@ Test(relief, the_runtime_ends_after_a_task_blocked_in_place_comes_back)
     sem_destroy(&the_late.go);
 }
 
+/* shutdown_main, and a relief thread drove the worker meanwhile (epoll: io_uring runs fn on
+ * the blocking pool instead, and has no relief thread to wait for). */
+static void *handed_shutdown_main(void *arg)
+{
+    shutdown_main(arg);
+    weft_stats st;
+    weft_stats_get(&st);
+    if (!on_uring())
+        cr_assert_geq(st.nhandoffs, 1, "no relief thread took the worker");
+    return NULL;
+}
+
+/* The relief thread that drove the worker while the blocker was in fn goes idle only after
+ * the runtime's close has told the idle ones to quit (the test seam makes it linger between
+ * its worker's loop and the idle list): it must exit all the same, not wait out pool_idle_ms
+ * (ten minutes here, past the test's timeout) while weft_run waits for it. */
+Test(relief, the_runtime_ends_when_a_relief_thread_goes_idle_after_the_close, .timeout = 30)
+{
+    setenv("WEFT_TEST_RELIEF_PAUSE_NS", "50000000", 1);
+    sem_init(&the_late.go, 0, 0);
+    atomic_init(&the_late.after, 0);
+    weft_config c = one_worker();
+    c.pool_idle_ms = 600000;
+    run_main_cfg(&c, handed_shutdown_main, NULL);
+    unsetenv("WEFT_TEST_RELIEF_PAUSE_NS");
+    cr_assert_eq(atomic_load(&the_late.after), 1, "the blocked task did not finish its run");
+    sem_destroy(&the_late.go);
+}
+
 Test(relief, outside_a_runtime_fn_just_runs)
 {
     atomic_store(&ran, 0);
