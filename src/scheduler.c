@@ -15,6 +15,8 @@
 #include "scheduler.h"
 #include "stack.h"
 #include "task.h"
+#include "task_finish.h"
+#include "task_new.h"
 #include "tracer.h"
 #include "thread_park.h"
 #include "timer.h"
@@ -39,11 +41,11 @@ static WEFT_NOINLINE weft_task *release_dead(weft__worker *w)
     int e = *w->sched.errno_loc;
     weft_task *t = w->sched.dead;
     w->sched.dead = NULL;
-    weft__stack_free(w, t->stack); /* with its TSan fiber, for the stack's next task */
+    weft__stack_free(&w->stacks, t->stack); /* with its TSan fiber, for its next task */
     t->stack = NULL;
     weft__task_flags_clear(t, WEFT__T_ONSTACK);
     if (t->flags & WEFT__T_DETACHED)
-        weft__task_reap(w, t);
+        weft__task_reap_inline(w, t);
     *w->sched.errno_loc = e;
     return w->current;
 }
@@ -168,9 +170,10 @@ static weft__ctx *exit_target(weft__worker *w, weft_task *from);
 
 /* The end of the current task t's run: it finishes, and its stack is released by whichever
  * context runs next, once off it. */
-static inline void finish_run(weft__worker *w, weft_task *t, void *result)
+static inline __attribute__((always_inline)) void finish_run(weft__worker *w, weft_task *t,
+                                                            void *result)
 {
-    weft__task_finish(w, t, result);
+    weft__task_finish_inline(w, t, result);
     /* The main task's end goes straight back to the loop, whose shutdown trigger then
      * cancels every other task before any of them runs again. */
     if (t->flags & WEFT__T_MAIN)

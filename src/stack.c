@@ -247,18 +247,6 @@ static void unmap_stack(weft__worker *w, weft__stack *s)
     }
 }
 
-void weft__stack_free(weft__worker *w, weft__stack *s)
-{
-    weft__stack_pool *p = &w->stacks;
-    p->nlive--;
-    s->next = p->cls[s->cls].free;
-    p->cls[s->cls].free = s;
-    p->cls[s->cls].nfree++;
-    p->npooled++;
-    WEFT_COUNT(p->bytes_live -= (size_t)(s->hi - s->lo));
-    WEFT_COUNT(p->bytes_pooled += (size_t)(s->hi - s->lo));
-}
-
 void weft__stack_give(weft__worker *from, const weft__stack *s)
 {
     weft__stack_pool *p = &from->stacks;

@@ -93,7 +93,19 @@ static inline weft__stack *weft__stack_pop_warm(weft__stack_pool *p, size_t size
     }
     return NULL;
 }
-void weft__stack_free(weft__worker *w, weft__stack *s);
+/* Gives a stack a finished task was bound to back to its class's warm list (the head, so
+ * that the next task of that size gets it, still in the cache). Inline: every stackful task's
+ * end. */
+static inline void weft__stack_free(weft__stack_pool *p, weft__stack *s)
+{
+    p->nlive--;
+    s->next = p->cls[s->cls].free;
+    p->cls[s->cls].free = s;
+    p->cls[s->cls].nfree++;
+    p->npooled++;
+    WEFT_COUNT(p->bytes_live -= (size_t)(s->hi - s->lo));
+    WEFT_COUNT(p->bytes_pooled += (size_t)(s->hi - s->lo));
+}
 /* A started task handed to another worker takes its (guarded) stack along: `from` counts it
  * out on its thread, `to` in on its own (steal.c). Its pages stay where they are; the pool it
  * returns to is the one of the worker the task finishes on. */

@@ -11,6 +11,7 @@
 #include "stack.h"
 #include "scheduler.h"
 #include "task.h"
+#include "task_finish.h"
 #include "task_new.h"
 #include "tracer.h"
 #include "wake.h"
@@ -123,9 +124,9 @@ void weft__task_unnew(weft__worker *w, weft_task *t)
     weft__task_reap(w, t);
 }
 
-/* The handlers a task left: defers, locals, holds, the spawn cleanup. Out of line: most
- * tasks have none, and the finish then saves no registers for these loops. */
-static WEFT_NOINLINE void finish_handlers(weft__worker *w, weft_task *t)
+/* The handlers a task left: defers, locals, holds, the spawn cleanup (task_finish.h). Out of
+ * line: most tasks have none, and the finish then saves no registers for these loops. */
+WEFT_NOINLINE void weft__task_finish_handlers(weft__worker *w, weft_task *t)
 {
     /* Cleanup handlers first (they may still read task-locals), newest first. Each node goes
      * back to the pool before its handler runs: a handler that calls weft_exit re-enters
@@ -175,54 +176,13 @@ static WEFT_NOINLINE void finish_handlers(weft__worker *w, weft_task *t)
     if (spawn_cleanup) {
         spawn_cleanup(spawn_arg);
         if (t->defers || t->locals || t->holds)
-            finish_handlers(w, t);
+            weft__task_finish_handlers(w, t);
     }
 }
 
 void weft__task_finish(weft__worker *w, weft_task *t, void *result)
 {
-    /* The outcome is decided here, once: a cancel that comes while the handlers run changes
-     * nothing. A stackful task's record holds it before its handlers run, so that the spawn
-     * cleanup may read it (alien.c); a stackless task's word holds its future until the drop. */
-    void *outcome = weft__task_cancelled(t) ? WEFT_CANCELED : result;
-    if (!(t->flags & WEFT__T_STACKLESS))
-        t->result = outcome;
-    if (t->defers || t->locals || t->holds) {
-        weft__node *n = t->locals;
-        /* The commonest case with handlers, inline: a wrapping module's spawn cleanup alone
-         * (every group member and alien task has one). What it may add goes the general
-         * way, as does a weft_spawn_opts.cleanup's pooled node: handling both kinds here
-         * took a register more in every finish (5 instructions a task without handlers). */
-        if (n && !n->next && n->key == &weft__spawn_wrap_key && !t->defers && !t->holds) {
-            t->locals = NULL; /* the node stays the wrapping module's */
-            n->fn(n->arg);
-            if (weft_unlikely(t->defers || t->locals || t->holds))
-                finish_handlers(w, t); /* what the cleanup added */
-        } else {
-            finish_handlers(w, t);
-        }
-    }
-    if ((t->flags & WEFT__T_STACKLESS) && t->future) {
-        weft_future *f = t->future;
-        t->future = NULL;
-        if (f->ops->drop)
-            f->ops->drop(f); /* the future's own callback: no call up into future.c */
-    }
-    t->result = outcome;
-    WEFT_PROBE2(exit, t, w->index);
-    if (weft_unlikely(w->tracer != NULL))
-        weft__trace_exit(w, t);
-    uint64_t word = atomic_load_explicit(&t->word, memory_order_relaxed);
-    /* release: the result is visible to whoever sees DONE. */
-    atomic_store_explicit(&t->word, WEFT__WORD(WEFT__EPOCH(word) + 1, WEFT__DONE),
-                          memory_order_release);
-    w->tasks.nlive--;
-    WEFT_COUNT(w->stats.nfinished++);
-    if (t->joiner.task)
-        weft__wake_from(w, t->joiner.task, t->joiner.epoch);
-    /* A detached task that still runs on its stack is reaped once it is off it. */
-    if ((t->flags & WEFT__T_DETACHED) && !t->stack)
-        weft__task_reap(w, t);
+    weft__task_finish_inline(w, t, result);
 }
 
 void weft__task_release(weft__worker *w, weft_task *t)
@@ -236,7 +196,7 @@ void weft__task_release(weft__worker *w, weft_task *t)
 
 /* w's `back` is a full bundle: it joins `free` if that is short of one (or w is the only
  * worker), else it goes whole to the runtime's spare bundles. */
-static WEFT_NOINLINE void retire_back(weft__worker *w)
+WEFT_NOINLINE void weft__task_retire_back(weft__worker *w)
 {
     weft_task *head = w->tasks.back, *tail = w->tasks.back_tail;
     w->tasks.back = w->tasks.back_tail = NULL;
@@ -260,18 +220,7 @@ static WEFT_NOINLINE void retire_back(weft__worker *w)
 
 void weft__task_reap(weft__worker *w, weft_task *t)
 {
-    w->tasks.nrecords--;
-    weft__task_flags_set(t, WEFT__T_REAPED);
-    /* At the tail: the record is reused after every other free one, so a stale handle keeps
-     * answering -ESRCH for as long as possible. */
-    t->next = NULL;
-    if (w->tasks.back_tail)
-        w->tasks.back_tail->next = t;
-    else
-        w->tasks.back = t;
-    w->tasks.back_tail = t;
-    if (weft_unlikely(++w->tasks.nback == WEFT__TASK_BUNDLE))
-        retire_back(w);
+    weft__task_reap_inline(w, t);
 }
 
 /* A cancel is the flag, then (fence.h) a wake of the epoch the word holds after it: the park

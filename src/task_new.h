@@ -19,6 +19,27 @@ static inline size_t weft__page_round(size_t n)
     return (n + 4095) & ~(size_t)4095;
 }
 
+/* w's `back` is a full bundle of reaped records: it goes on (task.c). */
+void weft__task_retire_back(weft__worker *w);
+
+/* weft__task_reap (task.h), inline for the end of every stackful task (scheduler.c's
+ * release_dead); task.c's weft__task_reap is this for every other caller. */
+static inline void weft__task_reap_inline(weft__worker *w, weft_task *t)
+{
+    w->tasks.nrecords--;
+    weft__task_flags_set(t, WEFT__T_REAPED);
+    /* At the tail: the record is reused after every other free one, so a stale handle keeps
+     * answering -ESRCH for as long as possible. */
+    t->next = NULL;
+    if (w->tasks.back_tail)
+        w->tasks.back_tail->next = t;
+    else
+        w->tasks.back = t;
+    w->tasks.back_tail = t;
+    if (weft_unlikely(++w->tasks.nback == WEFT__TASK_BUNDLE))
+        weft__task_retire_back(w);
+}
+
 /* Fills w's free records and its block of task ids, whichever is out. 0 or -ENOMEM. */
 int weft__task_refill(weft__worker *w);
 
