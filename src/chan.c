@@ -43,6 +43,7 @@
 #include "scheduler.h"
 #include "util/spinlock.h"
 #include "wake.h"
+#include "wake_local.h"
 #include "worker.h"
 
 #define MAX_ELEM    ((size_t)65536)
@@ -215,7 +216,7 @@ static inline __attribute__((always_inline)) chan_waiter *take_live(weft__list *
  * A plain send's or receive's waiter (`plain`) is told how it ends by `fired`, stored after
  * the wake (the wake must come first: a waiter that sees the outcome may return, finish, and
  * its runtime end and free its task record, which the wake would then touch):
- * - 2 (release): this wake is the one that woke it (weft__wake_parked), so it was asleep
+ * - 2 (release): this wake is the one that woke it (weft__wake_local), so it was asleep
  *   until now: it is counted out of the channel's waiters here, and the store is the last
  *   touch of its done record, its node and its task. The waiter returns without the lock,
  *   and must not touch the channel, which may be freed as soon as we unlock (its last handle
@@ -241,7 +242,7 @@ static inline __attribute__((always_inline)) void complete(weft__worker *self, w
         }
         return;
     }
-    if (wk.task && weft__wake_parked(self, wk.task, wk.epoch)) {
+    if (wk.task && weft__wake_local(self, wk.task, wk.epoch)) {
         c->nwaiters--;
         atomic_store_explicit(&d->fired, 2, memory_order_release);
     } else {

@@ -5,6 +5,7 @@
 #include "probes.h"
 #include "tracer.h"
 #include "wake.h"
+#include "wake_local.h"
 #include "runtime.h"
 #include "scheduler.h"
 #include "thread_park.h"
@@ -43,7 +44,7 @@ static void push_remote(weft__worker *w, weft_task *t)
 /* The hand-over of a task this wake moved from PARKED to READY, in every case: a plain
  * thread's stand-in, a tracer, another worker's task (its inbox), a caller that did not say
  * which worker it is. */
-static WEFT_NOINLINE void enqueue_general(weft__worker *self, weft_task *t)
+WEFT_NOINLINE void weft__wake_enqueue_general(weft__worker *self, weft_task *t)
 {
     weft__worker *w = t->worker;
     if (!self)
@@ -70,7 +71,7 @@ static WEFT_NOINLINE void enqueue_general(weft__worker *self, weft_task *t)
 
 /* The wake, for every entry point: `self` is the calling thread's worker, or NULL to look it
  * up (only when the wake enqueues). Returns whether this wake moved t from PARKED to READY. */
-static WEFT_NOINLINE bool wake_general(weft__worker *self, weft_task *t, uint64_t epoch)
+WEFT_NOINLINE bool weft__wake_general(weft__worker *self, weft_task *t, uint64_t epoch)
 {
     uint64_t word = atomic_load_explicit(&t->word, memory_order_relaxed);
     for (;;) {
@@ -92,7 +93,7 @@ static WEFT_NOINLINE bool wake_general(weft__worker *self, weft_task *t, uint64_
         if (atomic_compare_exchange_weak_explicit(&t->word, &word, nw, memory_order_acq_rel,
                                                   memory_order_relaxed)) {
             if (st == WEFT__PARKED)
-                enqueue_general(self, t);
+                weft__wake_enqueue_general(self, t);
             return st == WEFT__PARKED;
         }
     }
@@ -100,51 +101,17 @@ static WEFT_NOINLINE bool wake_general(weft__worker *self, weft_task *t, uint64_
 
 void weft__wake(weft_task *t, uint64_t epoch)
 {
-    (void)wake_general(NULL, t, epoch);
+    (void)weft__wake_general(NULL, t, epoch);
 }
 
-/* The commonest wake first, with no call but the tail call to the push: a parked task of the
- * caller's own worker, not sampled, no tracer. Everything else (and a CAS that lost a race)
- * takes wake_general, which decides it all again from the word. */
 void weft__wake_from(weft__worker *self, weft_task *t, uint64_t epoch)
 {
-    uint64_t word = atomic_load_explicit(&t->word, memory_order_relaxed);
-    if (weft_likely(
-            word == WEFT__WORD(epoch, WEFT__PARKED) && !weft__sampled(epoch) &&
-            atomic_compare_exchange_strong_explicit(&t->word, &word, WEFT__WORD(epoch, WEFT__READY),
-                                                    memory_order_acq_rel, memory_order_relaxed))) {
-        /* release (the CAS): what the waker wrote before waking is visible to the woken
-         * task. From here the wake is done; only the hand-over is left. */
-        weft__worker *w = t->worker;
-        if (weft_likely(self && self == w && w->tracer == NULL)) {
-            WEFT_PROBE2(wake, t, 0);
-            weft__ready_push_lifo(&w->sched, t, false);
-            return;
-        }
-        enqueue_general(self, t);
-        return;
-    }
-    (void)wake_general(self, t, epoch);
+    (void)weft__wake_local(self, t, epoch);
 }
 
 bool weft__wake_parked(weft__worker *self, weft_task *t, uint64_t epoch)
 {
-    uint64_t word = atomic_load_explicit(&t->word, memory_order_relaxed);
-    if (weft_likely(
-            self && word == WEFT__WORD(epoch, WEFT__PARKED) && !weft__sampled(epoch) &&
-            atomic_compare_exchange_strong_explicit(&t->word, &word, WEFT__WORD(epoch, WEFT__READY),
-                                                    memory_order_acq_rel, memory_order_relaxed))) {
-        /* As weft__wake_from's: the CAS released the waker's writes to the woken task. */
-        weft__worker *w = t->worker;
-        if (weft_likely(self == w && w->tracer == NULL)) {
-            WEFT_PROBE2(wake, t, 0);
-            weft__ready_push_lifo(&w->sched, t, false);
-        } else {
-            enqueue_general(self, t);
-        }
-        return true;
-    }
-    return wake_general(self, t, epoch);
+    return weft__wake_local(self, t, epoch);
 }
 
 bool weft__inbox_drain(weft__worker *w)

@@ -19,6 +19,7 @@
 
 #include "backend.h"
 #include "../wake.h"
+#include "../wake_local.h"
 
 int weft__fdtable_grow(weft__io *io, int fd)
 {
@@ -104,7 +105,7 @@ uint32_t weft__fdtable_gen(weft__io *io, int fd)
 static void wake_first(const weft__io *io, const weft__fdq *q)
 {
     if (q->head && q->head->waker.task)
-        weft__wake_from(io->w, q->head->waker.task, q->head->waker.epoch);
+        (void)weft__wake_local(io->w, q->head->waker.task, q->head->waker.epoch);
 }
 
 void weft__fdtable_ready(weft__io *io, int fd, unsigned mask)
