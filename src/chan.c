@@ -40,6 +40,7 @@
 
 #include "chan.h"
 #include "leaks.h"
+#include "park_local.h"
 #include "scheduler.h"
 #include "util/spinlock.h"
 #include "wake.h"
@@ -525,7 +526,7 @@ static WEFT_NOINLINE int block_on(weft__worker *w, weft_task *t, weft_chan *c, v
         /* The commonest wait (no deadline) takes the short park, and builds no wait record. */
         int r;
         if (deadline == WEFT_FOREVER) {
-            r = weft__park_forever_spin(w, kind, c, &c->lock);
+            r = weft__park_forever_local(w, kind, c, weft__park_spin_unlock, (void *)&c->lock);
         } else {
             weft__wait wr = {
                 .kind = kind, .what = c, .deadline = deadline, .unlock = chan_unlock_cb, .lock = c};

@@ -17,6 +17,7 @@
 #include "task.h"
 #include "task_finish.h"
 #include "task_new.h"
+#include "park_local.h"
 #include "tracer.h"
 #include "thread_park.h"
 #include "timer.h"
@@ -165,7 +166,6 @@ static weft__ctx_body task_begin(void *arg)
     return (weft__ctx_body){t->fn, t->arg};
 }
 
-static weft_task *schedule_away(weft__worker *w, weft_task *from);
 static weft__ctx *exit_target(weft__worker *w, weft_task *from);
 
 /* The end of the current task t's run: it finishes, and its stack is released by whichever
@@ -198,7 +198,7 @@ static weft__ctx *task_end(void *arg, void *result)
     weft__worker *w = t->worker;
     finish_run(w, t, result);
     if (weft_unlikely(w->sched.tooling)) {
-        schedule_away(w, t); /* switch_tooled; a finished task is never switched back to */
+        weft__schedule_away(w, t); /* switch_tooled; a finished task is never switched back to */
         __builtin_unreachable();
     }
     return exit_target(w, t);
@@ -469,7 +469,7 @@ static WEFT_NOINLINE weft_task *schedule_away_general(weft__worker *w, weft_task
  * special to do (pick_slow), `from` is on a guarded stack (no canary to check), the head of
  * the queue is another task that ran before and is stackful, its resume is not sampled, and
  * no clock read is due. Anything else takes the general path, which decides it all again. */
-static weft_task *schedule_away(weft__worker *w, weft_task *from)
+weft_task *weft__schedule_away(weft__worker *w, weft_task *from)
 {
     weft__sched *s = &w->sched;
     weft_task *next = s->ready.head;
@@ -521,59 +521,6 @@ static weft__ctx *exit_target(weft__worker *w, weft_task *from)
 
 /* ---- The park ---------------------------------------------------------------------------- */
 
-static inline __attribute__((always_inline)) void record_wait(weft__worker *w, weft_task *t,
-                                                              const weft__wait *wr)
-{
-    /* The seqlock's writer side. The word already says RUNNING@e+1 (begin_run); each field
-     * is stored with release, so a reader whose acquire load sees a new field also sees the
-     * word move on, and retries (weft__task_wait_snapshot). Plain stores on x86; no fence,
-     * which ThreadSanitizer could not follow. The PARKED CAS that follows publishes them. */
-    atomic_store_explicit(&t->wait_kind, wr->kind, memory_order_release);
-    atomic_store_explicit(&t->wait_what, wr->what, memory_order_release);
-    atomic_store_explicit(&t->wait_deadline, wr->deadline, memory_order_release);
-    atomic_store_explicit(&t->wait_since, w->now, memory_order_release);
-}
-
-/* The unlock callback that stands for a spinlock word (weft__park_forever_spin): the park
- * releases the word inline instead of calling it. */
-static void spin_unlock_cb(void *lock)
-{
-    weft__spin_unlock(lock);
-}
-
-/* Releases the caller's lock, if any: inline for a spinlock word. */
-static inline __attribute__((always_inline)) void park_unlock(const weft__wait *wr)
-{
-    if (wr->unlock == spin_unlock_cb)
-        weft__spin_unlock(wr->lock);
-    else if (wr->unlock)
-        wr->unlock(wr->lock);
-}
-
-/* Marks t PARKED, releases the caller's lock, and switches away; or, if a wake for this run
- * came first (NOTIFIED), consumes it and returns at once. Returns t (see switch_to). */
-static inline __attribute__((always_inline)) weft_task *
-park_current(weft__worker *w, weft_task *t, const weft__wait *wr, bool untraced)
-{
-    uint64_t word = atomic_load_explicit(&t->word, memory_order_acquire);
-    uint64_t e = WEFT__EPOCH(word);
-    WEFT_COUNT(w->stats.nparks++);
-    WEFT_PROBE2(park, t, wr->kind);
-    /* `untraced`: the caller checked that no tracer is set, so that this path makes no call
-     * before the switch's (nothing to keep in a register across one). */
-    if (!untraced && weft_unlikely(w->tracer != NULL))
-        weft__trace_park(w, t, weft__wait_kind_name(wr->kind));
-    if (WEFT__STATE(word) == WEFT__RUNNING &&
-        atomic_compare_exchange_strong_explicit(&t->word, &word, WEFT__WORD(e, WEFT__PARKED),
-                                                memory_order_acq_rel, memory_order_acquire)) {
-        park_unlock(wr); /* only now: a waker under the lock finds us PARKED */
-        return schedule_away(w, t);
-    }
-    park_unlock(wr);
-    atomic_store_explicit(&t->word, WEFT__WORD(e + 1, WEFT__RUNNING), memory_order_relaxed);
-    return t;
-}
-
 /* The general park: deadlines, an unlock callback, a cancelled task. */
 static WEFT_NOINLINE int park_slow(weft__worker *w, weft_task *t, const weft__wait *wr)
 {
@@ -593,8 +540,8 @@ static WEFT_NOINLINE int park_slow(weft__worker *w, weft_task *t, const weft__wa
             wr->unlock(wr->lock);
         return early;
     }
-    record_wait(w, t, wr);
-    park_current(w, t, wr, false);
+    weft__record_wait(w, t, wr);
+    weft__park_current(w, t, wr, false);
     /* Resumed: re-read the worker. Whoever resumes a task has set t->worker to itself first
      * (the migration rule), so this is a load, not a TLS lookup. */
     w = t->worker;
@@ -618,70 +565,53 @@ int weft__park(weft__worker *w, const weft__wait *wr)
      * short path: no timer, nothing to unlock, not cancelled. */
     if (weft_unlikely(wr->deadline != WEFT_FOREVER || wr->unlock || weft__task_cancelled(t)))
         return park_slow(w, t, wr);
-    record_wait(w, t, wr);
-    t = park_current(w, t, wr, false);
+    weft__record_wait(w, t, wr);
+    t = weft__park_current(w, t, wr, false);
     atomic_store_explicit(&t->wait_kind, WEFT__WAIT_NONE, memory_order_relaxed);
     return (!wr->uncancellable && weft__task_cancelled(t)) ? -ECANCELED : 0;
 }
 
 /* park_forever's other cases, through the general park with a record of its own (out of
  * line: its frame holds the record, not park_forever's). */
-static WEFT_NOINLINE int park_forever_general(weft__worker *w, int kind, const void *what,
-                                              void (*unlock)(void *), void *lock)
+WEFT_NOINLINE int weft__park_forever_general(weft__worker *w, int kind, const void *what,
+                                             void (*unlock)(void *), void *lock)
 {
     const weft__wait wr = {
         .kind = kind, .what = what, .deadline = WEFT_FOREVER, .unlock = unlock, .lock = lock};
     return weft__park(w, &wr);
 }
 
-static inline __attribute__((always_inline)) int
-park_forever(weft__worker *w, int kind, const void *what, void (*unlock)(void *), void *lock)
-{
-    weft_task *t = w->current;
-    /* A cancelled task, and a tracer's calls, take the general park (the same outcome). */
-    if (weft_unlikely(weft__task_cancelled(t) || w->tracer != NULL))
-        return park_forever_general(w, kind, what, unlock, lock);
-    /* A constant record: the inlined record_wait and park_current fold its fields. */
-    const weft__wait wr = {
-        .kind = kind, .what = what, .deadline = WEFT_FOREVER, .unlock = unlock, .lock = lock};
-    record_wait(w, t, &wr);
-    t = park_current(w, t, &wr, true);
-    /* Resumed: t as the switch gave it back, and nothing derived from it before (the empty
-     * asm makes it opaque), so that no register of this frame lives across the switch. */
-    __asm__ volatile("" : "+r"(t));
-    atomic_store_explicit(&t->wait_kind, WEFT__WAIT_NONE, memory_order_relaxed);
-    return weft__task_cancelled(t) ? -ECANCELED : 0;
-}
-
 /* A plain thread's wait of the short form. */
-static WEFT_NOINLINE int thread_park_forever(int kind, const void *what, void (*unlock)(void *),
-                                             void *lock)
+WEFT_NOINLINE int weft__thread_park_forever(int kind, const void *what, void (*unlock)(void *),
+                                            void *lock)
 {
     const weft__wait wr = {
         .kind = kind, .what = what, .deadline = WEFT_FOREVER, .unlock = unlock, .lock = lock};
     return weft__thread_park(weft__thread_task(), &wr);
 }
 
+/* The unlock callback that stands for a spinlock word (park_local.h): the park releases the
+ * word inline instead of calling it. Never called through the pointer but by a plain thread's
+ * park (thread_park.c), which calls every unlock callback. */
+void weft__park_spin_unlock(void *lock)
+{
+    weft__spin_unlock(lock);
+}
+
 int weft__park_forever(weft__worker *w, int kind, const void *what)
 {
-    if (weft_unlikely(!w))
-        return thread_park_forever(kind, what, NULL, NULL);
-    return park_forever(w, kind, what, NULL, NULL);
+    return weft__park_forever_local(w, kind, what, NULL, NULL);
 }
 
 int weft__park_forever_unlock(weft__worker *w, int kind, const void *what, void (*unlock)(void *),
                               void *lock)
 {
-    if (weft_unlikely(!w))
-        return thread_park_forever(kind, what, unlock, lock);
-    return park_forever(w, kind, what, unlock, lock);
+    return weft__park_forever_local(w, kind, what, unlock, lock);
 }
 
 int weft__park_forever_spin(weft__worker *w, int kind, const void *what, _Atomic uint32_t *lock)
 {
-    if (weft_unlikely(!w))
-        return thread_park_forever(kind, what, spin_unlock_cb, (void *)lock);
-    return park_forever(w, kind, what, spin_unlock_cb, (void *)lock);
+    return weft__park_forever_local(w, kind, what, weft__park_spin_unlock, (void *)lock);
 }
 
 weft_task *weft__yield(weft__worker *w)
@@ -696,7 +626,7 @@ weft_task *weft__yield(weft__worker *w)
     weft__ready_push(&w->sched, t);
     if (weft_unlikely(w->tracer != NULL))
         weft__trace_park(w, t, "yield");
-    return schedule_away(w, t);
+    return weft__schedule_away(w, t);
 }
 
 void weft__run_first(weft__worker *w, weft_task *t)
@@ -727,7 +657,7 @@ _Noreturn void weft__task_exit(weft__worker *w, void *result)
 {
     weft_task *t = w->current;
     finish_run(w, t, result);
-    schedule_away(w, t);
+    weft__schedule_away(w, t);
     __builtin_unreachable();
 }
 

@@ -20,6 +20,7 @@
 #include "backend.h"
 #include "../wake.h"
 #include "../wake_local.h"
+#include "../park_local.h"
 
 int weft__fdtable_grow(weft__io *io, int fd)
 {
@@ -215,7 +216,7 @@ int weft__fdtable_wait_alone(weft__io **iop, weft__fdrec *rec, int fd, unsigned 
     for (;;) {
         n.waker = weft__waker_of(t);
         io->nwaiters++;
-        int r = weft__park_forever(w, WEFT__WAIT_FD, (const void *)(intptr_t)fd);
+        int r = weft__park_forever_local(w, WEFT__WAIT_FD, (const void *)(intptr_t)fd, NULL, NULL);
         w = t->worker; /* re-read after the park (the migration rule) */
         io = w->io;
         *iop = io;
