@@ -25,8 +25,21 @@ typedef struct weft__ctx {
 /* How far below its trampoline's frame a task's body starts (switch.S): the task's first and
  * last calls (its begin and end functions) run above that line, so the return addresses into
  * weft's code their frames leave behind are not in the body's part of the stack, which the
- * involuntary hand-off scans (handoff.c). A multiple of 16. */
+ * involuntary hand-off scans (handoff.c): a stale one there makes it refuse, and the task
+ * then keeps its worker. A multiple of 16. A sanitizer's build (unoptimised, frames with
+ * redzones, the annotated switch's calls) needs more: its end path outgrew 1,024 bytes, and a
+ * task that never yields starved its worker under ASan (test_ported_sched,
+ * a_task_looping_on_ready_operations_does_not_starve_its_worker). */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define WEFT__CTX_BODY_GAP 4096
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define WEFT__CTX_BODY_GAP 4096
+#endif
+#endif
+#ifndef WEFT__CTX_BODY_GAP
 #define WEFT__CTX_BODY_GAP 1024
+#endif
 
 #if defined(__x86_64__)
 #define WEFT__CTX_FRAME_BYTES   64
