@@ -109,11 +109,6 @@ void weft__wake_from(weft__worker *self, weft_task *t, uint64_t epoch)
     (void)weft__wake_local(self, t, epoch);
 }
 
-bool weft__wake_parked(weft__worker *self, weft_task *t, uint64_t epoch)
-{
-    return weft__wake_local(self, t, epoch);
-}
-
 bool weft__inbox_drain(weft__worker *w)
 {
     /* acquire: pairs with the pushers' CAS, so each task's READY state and whatever its

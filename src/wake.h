@@ -26,11 +26,6 @@ void weft__wake_thread_home(weft__runtime *rt);
 void weft__wake(weft_task *t, uint64_t epoch);
 /* The same, from a caller that knows its own thread's worker `self` (no TLS lookup). */
 void weft__wake_from(weft__worker *self, weft_task *t, uint64_t epoch);
-/* As weft__wake_from (`self` may be NULL: looked up), and says whether this wake is the one
- * that moved t from PARKED to READY: false if the park was over or t already woken (a stale
- * waker, a deadline, another waker got there first). A channel's completer learns from it
- * whether its waiter is still asleep (chan.c). */
-bool weft__wake_parked(weft__worker *self, weft_task *t, uint64_t epoch);
 /* Moves every task of w's inbox to its ready queue, oldest wake first; returns whether there
  * was any. Owner thread. */
 bool weft__inbox_drain(weft__worker *w);

@@ -17,8 +17,11 @@ void weft__wake_enqueue_general(weft__worker *self, weft_task *t);
  * (wake.c). */
 bool weft__wake_general(weft__worker *self, weft_task *t, uint64_t epoch);
 
-/* weft__wake_parked (wake.h): `self` is the calling thread's worker, or NULL (looked up if
- * the wake enqueues). */
+/* Wakes park `epoch` of t, as weft__wake_from (wake.h): `self` is the calling thread's
+ * worker, or NULL (looked up if the wake enqueues). Returns whether this wake is the one that
+ * moved t from PARKED to READY: false if the park was over or t already woken (a stale waker,
+ * a deadline, another waker got there first). A channel's completer learns from it whether
+ * its waiter is still asleep (chan.c). */
 static inline __attribute__((always_inline)) bool weft__wake_local(weft__worker *self,
                                                                    weft_task *t, uint64_t epoch)
 {
