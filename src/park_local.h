@@ -19,8 +19,8 @@
 weft_task *weft__schedule_away(weft__worker *w, weft_task *from);
 /* The short park's other cases (a cancelled task, a tracer), through weft__park; and a plain
  * thread's (scheduler.c). */
-int weft__park_forever_general(weft__worker *w, int kind, const void *what,
-                               void (*unlock)(void *), void *lock);
+int weft__park_forever_general(weft__worker *w, int kind, const void *what, void (*unlock)(void *),
+                               void *lock);
 int weft__thread_park_forever(int kind, const void *what, void (*unlock)(void *), void *lock);
 /* The unlock callback that stands for a spinlock word: the park releases the word inline
  * instead of calling it (scheduler.c). */
@@ -74,9 +74,10 @@ weft__park_current(weft__worker *w, weft_task *t, const weft__wait *wr, bool unt
 
 /* weft__park_forever and its _unlock and _spin forms (scheduler.h), inline: `unlock` is NULL,
  * the caller's callback, or weft__park_spin_unlock with a spinlock word as `lock`. */
-static inline __attribute__((always_inline)) int
-weft__park_forever_local(weft__worker *w, int kind, const void *what, void (*unlock)(void *),
-                         void *lock)
+static inline __attribute__((always_inline)) int weft__park_forever_local(weft__worker *w, int kind,
+                                                                          const void *what,
+                                                                          void (*unlock)(void *),
+                                                                          void *lock)
 {
     if (weft_unlikely(!w))
         return weft__thread_park_forever(kind, what, unlock, lock);

@@ -171,7 +171,7 @@ static weft__ctx *exit_target(weft__worker *w, weft_task *from);
 /* The end of the current task t's run: it finishes, and its stack is released by whichever
  * context runs next, once off it. */
 static inline __attribute__((always_inline)) void finish_run(weft__worker *w, weft_task *t,
-                                                            void *result)
+                                                             void *result)
 {
     weft__task_finish_inline(w, t, result);
     /* The main task's end goes straight back to the loop, whose shutdown trigger then

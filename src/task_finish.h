@@ -13,9 +13,8 @@
 /* Runs the handlers t left (defers, locals, holds, the spawn cleanup), in their order. */
 void weft__task_finish_handlers(weft__worker *w, weft_task *t);
 
-static inline __attribute__((always_inline)) void weft__task_finish_inline(weft__worker *w,
-                                                                          weft_task *t,
-                                                                          void *result)
+static inline __attribute__((always_inline)) void
+weft__task_finish_inline(weft__worker *w, weft_task *t, void *result)
 {
     /* The outcome is decided here, once: a cancel that comes while the handlers run changes
      * nothing. A stackful task's record holds it before its handlers run, so that the spawn

@@ -22,8 +22,8 @@ bool weft__wake_general(weft__worker *self, weft_task *t, uint64_t epoch);
  * moved t from PARKED to READY: false if the park was over or t already woken (a stale waker,
  * a deadline, another waker got there first). A channel's completer learns from it whether
  * its waiter is still asleep (chan.c). */
-static inline __attribute__((always_inline)) bool weft__wake_local(weft__worker *self,
-                                                                   weft_task *t, uint64_t epoch)
+static inline __attribute__((always_inline)) bool weft__wake_local(weft__worker *self, weft_task *t,
+                                                                   uint64_t epoch)
 {
     uint64_t word = atomic_load_explicit(&t->word, memory_order_relaxed);
     if (weft_likely(

@@ -249,8 +249,8 @@ static inline void weft__fdshare_note(weft__io *io, int fd)
 
 /* Runs one attempt of `req` on the worker's backend (see weft__io_ops.submit). The caller
  * has checked that the current task may block. Inline: it is on every operation's path. */
-static inline __attribute__((always_inline)) ssize_t weft__io_submit(weft__worker *w, const weft__ioreq *req,
-                                                                 int64_t deadline)
+static inline __attribute__((always_inline)) ssize_t
+weft__io_submit(weft__worker *w, const weft__ioreq *req, int64_t deadline)
 {
     WEFT_PROBE2(io_submit, req->fd, req->op);
     weft__fdshare_note(w->io, req->fd);
