@@ -122,7 +122,10 @@ enum { WEFT_BACKEND_DEFAULT = 0, WEFT_BACKEND_EPOLL = 1, WEFT_BACKEND_IO_URING =
  *   queue, timers and reactor, so a connection's state is touched by one thread only.
  * - STEALING (Go's and Tokio's model): a worker with nothing to run asks the busiest worker
  *   for work, and that worker hands it half of the tasks it may give (at its next tick, on
- *   its own thread: no task record is touched by two threads at once). By default those are
+ *   its own thread: no task record is touched by two threads at once). A worker held by a
+ *   task that runs without a switch reaches no tick: its queue is handed on only through the
+ *   involuntary hand-off (weft_config.handoff_us), which io_uring does not have, so there
+ *   such a task keeps its worker's other tasks waiting until it yields. By default those are
  *   the tasks that have not run yet: a started task stays on the worker that started it, so
  *   load that arrives as new tasks (a task per connection, a fan-out of children) spreads,
  *   and nothing a task does ever sees another thread's TLS. With weft_config.move_started
