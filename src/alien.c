@@ -27,7 +27,6 @@
 #include "smp.h"
 #include "task.h"
 #include "task_api.h"
-#include "task_new.h"
 #include "util/spinlock.h"
 #include "watchdog.h"
 #include "worker.h"

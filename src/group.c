@@ -11,7 +11,6 @@
 #include "sync_internal.h"
 #include "task.h"
 #include "task_api.h"
-#include "task_new.h"
 #include "worker.h"
 
 /* Members finished and kept for the group's next spawns: a group that spawns and reaps one
@@ -35,7 +34,7 @@ struct weft_group {
 };
 
 /* A member's record, kept (`spare`) for g's next spawns once it has finished. The task runs
- * the caller's fn(arg) itself; `gone` is its spawn cleanup (task_new.h, weft__spawn_wrapped),
+ * the caller's fn(arg) itself; `gone` is its spawn cleanup (task_api.h, weft__spawn_wrapped),
  * set once when the record is made (member_gone with this record) and the task's until the
  * cleanup runs. */
 typedef struct member {

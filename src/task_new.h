@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "probes.h"
-#include "scheduler.h"
 #include "task.h"
 #include "tracer.h"
 #include "worker.h"
@@ -151,43 +150,6 @@ weft__task_new_inline(weft__worker *w, weft__worker *home, const weft_spawn_opts
     if (home == w)
         weft__task_adopt(w, t);
     *out = t;
-    return 0;
-}
-
-/* A new task's start (weft_spawn and the modules that wrap it: groups, alien spawns): queued
- * at the tail (READY, never run), or with child_first run at once (weft__run_first), but
- * only from a task that can switch away: from a stackless one the child just queues. Inline:
- * a child-first spawn's own calls are its largest cost after the switches. */
-static inline __attribute__((always_inline)) void weft__spawn_start(weft__worker *w, weft_task *t,
-                                                                    bool child_first)
-{
-    if (weft_unlikely(child_first) && weft__blocking_task(w))
-        weft__run_first(w, t);
-    else
-        weft__ready_push_lifo(&w->sched, t, true);
-}
-
-/* weft_spawn in two halves, for modules that wrap the caller's task in their own and must
- * finish their bookkeeping before it can run (weft_group_spawn, alien spawns): a new READY
- * record for fn(arg) in *out, not queued, spawned with `opts` (NULL: the defaults) as
- * weft_spawn would, but detached, with `wrap_flags` (WEFT_SPAWN_*) added and `cleanup` as its
- * spawn cleanup instead of opts->cleanup, which the caller keeps for its own: a node in the
- * caller's record with key weft__spawn_wrap_key, fn and arg set (task.h); it is the task's
- * until the cleanup has been called, which happens however the task ends, even unrun. The
- * caller has checked opts (weft__spawn_opts_check) and w (the caller's worker). Then its
- * start, weft__spawn_start (above). Returns 0 or -EINVAL (a stack size out of range)
- * or -ENOMEM. Runtime thread only. Inline, as the start: a group's child-first spawn is
- * then one call down to the switch. */
-static inline __attribute__((always_inline)) int
-weft__spawn_wrapped(weft__worker *w, weft_task **out, weft_fn fn, void *arg,
-                    const weft_spawn_opts *opts, unsigned wrap_flags, weft__node *cleanup)
-{
-    int r = weft__task_new_inline(w, w, opts, false, NULL, 0, wrap_flags | WEFT_SPAWN_DETACHED,
-                                  cleanup, out);
-    if (r < 0)
-        return r;
-    (*out)->fn = fn;
-    (*out)->arg = arg;
     return 0;
 }
 

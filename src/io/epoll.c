@@ -103,9 +103,7 @@ static inline __attribute__((always_inline)) int wait_ready(weft__io **iop, int 
         rec->watched = 1;
     }
     /* weft__fdtable_wait's test, with the record in hand (a classified fd is in the table). */
-    if (deadline == WEFT_FOREVER && (events == WEFT_READABLE || events == WEFT_WRITABLE) &&
-        !(events == WEFT_READABLE ? rec->rd.head : rec->wr.head) &&
-        !(rec->ready & (unsigned)events))
+    if (weft__fdtable_alone(rec, events, deadline))
         return weft__fdtable_wait_alone(iop, rec, fd, (unsigned)events);
     return weft__fdtable_wait_queued(iop, fd, events, deadline);
 }
