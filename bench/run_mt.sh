@@ -283,6 +283,8 @@ blocked_one() { # impl, then the peer command
     local srv
     srv=$(grep -m1 '^{' "$SERVER_OUT")
     [ -n "$srv" ] || { log "  $impl: the blocked_worker server printed no JSON line"; return; }
+    # The label names the run (the server names itself by its flags, not by its backend)
+    srv=$(sed "s/\"impl\":\"[^\"]*\"/\"impl\":\"$impl\"/" <<<"$srv")
     [ -n "$LOAD_LINE" ] || return
     local extra
     extra=$(printf ',"echo_msg_s":%s,"echo_p50_us":%s,"echo_p99_us":%s,"echo_server_us_per_msg":%s,"other_cpu_pct":%s,"conns":%s' \
@@ -357,6 +359,14 @@ for w in $WORKLOADS; do
                     [ -x "$BUILD_DIR/bench/bench_blocked_worker" ] &&
                         blocked_one weft_stealing_read "$BUILD_DIR/bench/bench_blocked_worker" \
                             --block-read --mode stealing
+                    # Both stealing runs again on io_uring, whose rings are then movable
+                    # (src/io/uring.c): the hand-off works there too
+                    [ -x "$BUILD_DIR/bench/bench_blocked_worker" ] &&
+                        blocked_one weft_stealing_uring env WEFT_BACKEND=io_uring \
+                            "$BUILD_DIR/bench/bench_blocked_worker" --mode stealing
+                    [ -x "$BUILD_DIR/bench/bench_blocked_worker" ] &&
+                        blocked_one weft_stealing_read_uring env WEFT_BACKEND=io_uring \
+                            "$BUILD_DIR/bench/bench_blocked_worker" --block-read --mode stealing
                     [ $HAVE_GO = 1 ] && blocked_one go "$GO_PEER"
                     [ $HAVE_TOKIO = 1 ] && blocked_one tokio_mt "$TOKIO_PEER"
                     ;;

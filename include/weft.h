@@ -124,8 +124,8 @@ enum { WEFT_BACKEND_DEFAULT = 0, WEFT_BACKEND_EPOLL = 1, WEFT_BACKEND_IO_URING =
  *   for work, and that worker hands it half of the tasks it may give (at its next tick, on
  *   its own thread: no task record is touched by two threads at once). A worker held by a
  *   task that runs without a switch reaches no tick: its queue is handed on only through the
- *   involuntary hand-off (weft_config.handoff_us), which io_uring does not have, so there
- *   such a task keeps its worker's other tasks waiting until it yields. By default those are
+ *   involuntary hand-off (weft_config.handoff_us, on by default in this mode; with it off,
+ *   such a task keeps its worker's other tasks waiting until it yields). By default those are
  *   the tasks that have not run yet: a started task stays on the worker that started it, so
  *   load that arrives as new tasks (a task per connection, a fan-out of children) spreads,
  *   and nothing a task does ever sees another thread's TLS. With weft_config.move_started
@@ -312,12 +312,21 @@ typedef struct weft_config {
      * weft_block_in_place. One limit: a task caught by the signal on its way into such a
      * call (its thread still runnable, the call not yet asleep) can see EINTR from it; the
      * stall detector rules out a thread it finds preempted inside a call, but a few
-     * microseconds between its look and its signal remain. Not on io_uring (a ring's worker cannot change threads; a runtime
-     * configured for it keeps the hand-off off even after a fallback to epoll), in an LTO
-     * build of weft (its code is mixed with the program's, and cannot be told apart), or
-     * under TSan. What runs on the relief thread sees that thread's thread-locals, as with
-     * weft_block_in_place. 0: the WEFT_HANDOFF_US environment variable if set ("0": off),
-     * else 1000 in stealing mode and off in sharded mode; negative: off. */
+     * microseconds between its look and its signal remain. Not in an LTO build of weft (its
+     * code is mixed with the program's, and cannot be told apart), or under TSan. On io_uring
+     * it makes each worker's ring movable (entered by whichever thread drives the worker):
+     * made without SINGLE_ISSUER and DEFER_TASKRUN, so the kernel runs a completion's work
+     * on the thread that submitted the request, at that thread's next kernel entry
+     * (COOP_TASKRUN). That cost 8-16% more server CPU per message than a ring of its own
+     * thread at 1,000 connections, none measurable at 100 and 5,000 (docs/performance.md):
+     * set a negative value for the thread's own ring. After a hand-off, the
+     * requests the held thread had submitted complete when it next enters the kernel (the
+     * timer tick at the latest, 1/HZ), or at once if it sleeps in a call, which is woken for
+     * them and restarted as for a signal (a call that returns EINTR for a signal, such as
+     * epoll_wait(2), returns it). What runs on the relief thread sees that thread's
+     * thread-locals, as with weft_block_in_place. 0: the WEFT_HANDOFF_US environment variable
+     * if set ("0": off), else 1000 in stealing mode and off in sharded mode; negative:
+     * off. */
     int handoff_us;
     uint64_t reserved_[3]; /* zero: room for fields of later versions */
 } weft_config;
@@ -1570,9 +1579,13 @@ WEFT_API int weft_blocking(weft_fn fn, void *arg, void **result, int64_t deadlin
  *   (as below), and waits for one of its threads: fns that wait for each other need no more
  *   of them at once than these limits allow. After a hand-off the worker's other tasks run on the
  * relief thread: see WEFT_MODE_* for what that means for thread-local state.
- * - On the io_uring backend a ring belongs to the thread that made it, so the worker cannot
+ * - On the io_uring backend with the involuntary hand-off off (weft_config.handoff_us; the
+ *   default in sharded mode) a ring belongs to the thread that made it, so the worker cannot
  *   move: fn runs on the blocking pool instead (as weft_blocking, but always to the end: a
- *   cancel does not withdraw it), and so on another thread.
+ *   cancel does not withdraw it), and so on another thread. With the hand-off on, the ring
+ *   is movable and the worker is handed over as on epoll. A relief thread that drove an
+ *   io_uring worker stays until the runtime ends (the kernel cancels a thread's requests
+ *   when it exits).
  * - Signals waited for with weft_signal_wait stay blocked on the thread while fn runs. A
  *   program whose tasks wait for signals and block in place should block those signals in
  *   every thread before weft_run (as signalfd wants anyway): a wait that begins while the

@@ -23,9 +23,13 @@
 typedef struct weft__relief_thread {
     weft__runtime *rt;
     struct weft__relief_thread *next_idle; /* the pool's idle list; under the lock */
-    weft__worker *drive;     /* the worker lent to it, NULL while idle; under the lock */
-    uint64_t lent;           /* the worker's `lend` word as lent (relief.h); under the lock */
-    bool quit;               /* under the lock */
+    weft__worker *drive; /* the worker lent to it, NULL while idle; under the lock */
+    uint64_t lent;       /* the worker's `lend` word as lent (relief.h); under the lock */
+    bool quit;           /* under the lock */
+    /* Set once it drove a worker whose requests die with the thread that submitted them
+     * (io_uring): it then stays, idle, until the runtime ends, since its exit would cancel
+     * them. Its own thread only. */
+    bool keep;
     pthread_cond_t cond;     /* signalled when drive or quit is set */
     weft__altstack altstack; /* the thread's own */
 } weft__relief_thread;
@@ -42,7 +46,8 @@ static void unlink_idle(weft__runtime *rt, weft__relief_thread *r)
 
 /* A relief thread: waits to be lent a worker, drives it if its lender is still in fn when
  * it wakes, goes idle again; after pool_idle_ms idle it exits (detached: the runtime's end
- * waits for the count to reach 0, as the blocking pool's does). */
+ * waits for the count to reach 0, as the blocking pool's does), unless it drove an io_uring
+ * worker (`keep`). */
 static void *relief_main(void *arg)
 {
     weft__relief_thread *r = arg;
@@ -54,6 +59,10 @@ static void *relief_main(void *arg)
     pthread_mutex_lock(&rt->relief.lock);
     for (;;) {
         while (!r->drive && !r->quit && !rt->relief.closing) {
+            if (r->keep) {
+                pthread_cond_wait(&r->cond, &rt->relief.lock);
+                continue;
+            }
             struct timespec until;
             weft__realtime_after_ms(&until, rt->cfg.pool_idle_ms);
             if (pthread_cond_timedwait(&r->cond, &rt->relief.lock, &until) == ETIMEDOUT &&
@@ -79,6 +88,8 @@ static void *relief_main(void *arg)
             pthread_mutex_lock(&rt->relief.lock);
             w->relief.ndetached++; /* before its loop can serve the lender's request */
             pthread_mutex_unlock(&rt->relief.lock);
+            if (weft__io_requests_die_with_thread(w))
+                r->keep = true;
             weft__worker_set_current(w);
             weft__loop_adopt(w);
             w->stats.nhandoffs++; /* this thread drives w now: its counters are this thread's */
@@ -230,8 +241,9 @@ int weft_block_in_place(weft_fn fn, void *arg, void **result)
         return r;
     if (!fn)
         return -EINVAL;
-    /* io_uring runs a request's completion work on the thread that submitted it, so a ring's
-     * worker cannot move to another thread: fn goes to the blocking pool instead. */
+    /* io_uring runs a request's completion work on the thread that submitted it, so a bound
+     * ring's worker (made while the hand-off was off: uring.c) cannot move to another thread:
+     * fn goes to the blocking pool instead. */
     if (weft__io_thread_bound(w))
         return weft__pool_run(w, t, fn, arg, result);
     weft__runtime *rt = w->rt;

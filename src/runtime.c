@@ -154,7 +154,7 @@ WEFT_COLD static int resolve_workers(weft_config *c, unsigned ncpus)
         const char *m = getenv("WEFT_MOVE_STARTED");
         c->move_started = m && strcmp(m, "1") == 0 ? 1 : -1;
     }
-    if (c->backend == WEFT_BACKEND_DEFAULT) { /* as reactor.c reads it: the hand-off needs it */
+    if (c->backend == WEFT_BACKEND_DEFAULT) { /* as reactor.c reads it */
         const char *b = getenv("WEFT_BACKEND");
         c->backend = b && strcmp(b, "io_uring") == 0 ? WEFT_BACKEND_IO_URING : WEFT_BACKEND_EPOLL;
     }
@@ -199,7 +199,7 @@ WEFT_COLD static int worker_init(weft__runtime *rt, weft__worker *w, unsigned in
                      rt->cfg.order == WEFT_ORDER_DEPTH_FIRST, stealing && rt->cfg.move_started > 0);
     weft__tasks_init(w, rt->cfg.stack_size);
     weft__stack_init(w, rt->cfg.guard, rt->cfg.stack_pool_max);
-    int r = weft__io_init(w, rt->cfg.backend);
+    int r = weft__io_init(w, rt->cfg.backend, rt->handoff_ns > 0);
     if (r == 0 && rt->cfg.report_overflow)
         r = weft__overflow_init(w);
     return r;
@@ -399,9 +399,8 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result)
     rt->handoff_detach = weft__handoff_detach;
     rt->handoff_assign = weft__relief_assign;
 #if !defined(__SANITIZE_THREAD__)
-    /* Not on io_uring (a ring's worker cannot change threads): the watchdog would ask, and
-     * read /proc, for nothing (a fallback to epoll keeps it off too). */
-    if (c.handoff_us > 0 && rt->code.lo != rt->code.hi && c.backend != WEFT_BACKEND_IO_URING)
+    /* On io_uring too: the rings are then made movable (uring.c), at a price per message. */
+    if (c.handoff_us > 0 && rt->code.lo != rt->code.hi)
         rt->handoff_ns = (int64_t)c.handoff_us * 1000;
 #endif
     atomic_init(&rt->checked_at, UINT64_MAX); /* no verdict given yet */

@@ -98,8 +98,7 @@ static bool stealing(void)
  * waits for the value that is its turn, so the rounds complete only if all P run at once. In
  * sharded mode each is spawned on its own worker; in stealing mode all are spawned on the
  * caller's, and they spread as weft.h promises (idle workers take never-run tasks, and the
- * involuntary hand-off carries a worker held by a spinning task; not on io_uring, which has
- * no hand-off: there they are spawned one per worker as in sharded mode). */
+ * involuntary hand-off carries a worker held by a spinning task, on io_uring too). */
 
 #define PAR_ROUNDS 3
 #define PAR_TRIES  10
@@ -145,9 +144,7 @@ static void *parallelism_main(void *arg)
         atomic_init(&c.timed_out, 0);
         for (unsigned p = 0; p < np; p++) {
             args[p] = (par_arg){&c, p};
-            /* On io_uring a spinning task keeps its worker's queue (no involuntary hand-off:
-             * weft.h, WEFT_MODE_STEALING): there each goes to its own worker. */
-            if (stealing() && strcmp(weft_backend(), "io_uring") != 0)
+            if (stealing())
                 cr_assert_eq(weft_spawn(&ts[p], par_task, &args[p], NULL), 0);
             else
                 ts[p] = spawn_on_opts(p, par_task, &args[p], 0);
@@ -1008,10 +1005,9 @@ static void *coop_setter(void *arg)
 static void *coop_main(void *arg)
 {
     (void)arg;
-    /* The Go form needs the involuntary hand-off, which io_uring does not have (weft.h,
-     * handoff_us: a ring's worker cannot change threads): there only the first form runs. */
-    int nforms = strcmp(weft_backend(), "io_uring") == 0 ? 1 : 2;
-    for (int plain = 0; plain < nforms; plain++) {
+    /* The Go form needs the involuntary hand-off (on io_uring too: with handoff_us set the
+     * ring is made movable, uring.c). */
+    for (int plain = 0; plain < 2; plain++) {
         coop_ctx k = {.c = chan_new(sizeof(int), 1), .plain = plain};
         atomic_init(&k.flag, 0);
         atomic_init(&k.timed_out, 0);

@@ -140,8 +140,6 @@ static inline int weft__io_dir(const weft__ioreq *q)
 
 typedef struct weft__io_ops {
     const char *name;
-    /* Only the thread that made it may poll it or submit to it (relief.c). */
-    bool thread_bound;
     /* Sets up io->backend. Returns 0 or -errno. WEFT_COLD. */
     int (*init)(weft__io *io);
     void (*fini)(weft__io *io);
@@ -210,6 +208,16 @@ struct weft__io {
      * one worker; fixed. */
     _Atomic(_Atomic uint64_t *) *fdshare;
     unsigned w_index; /* w->index, for the mask's bit */
+    /* Set before init: the worker may change threads (the runtime's hand-off is on, so
+     * relief.c may hand it to another thread). The backend then avoids what ties it to the
+     * thread that made it, at a price (uring.c). */
+    bool movable;
+    /* Set by init: only the thread that made it may poll it or submit to it (relief.c). */
+    bool thread_bound;
+    /* Set by init: requests live only as long as the thread that submitted them (io_uring
+     * cancels them when it exits), so a thread that drove this worker must not exit before
+     * the runtime ends (in_place.c). */
+    bool requests_die_with_thread;
 };
 
 /* ---- Fds shared between workers (fdshare.c) ------------------------------------------ */

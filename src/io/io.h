@@ -7,7 +7,8 @@
 
 /* Sets up w's reactor with the backend asked for (WEFT_BACKEND_*), and installs w's
  * doorbell. Returns 0 or -errno. */
-int weft__io_init(weft__worker *w, int backend);
+/* movable: w may be driven by other threads than this one (the hand-off is on). */
+int weft__io_init(weft__worker *w, int backend, bool movable);
 void weft__io_fini(weft__worker *w);
 /* Polls the backend, waiting at most timeout_ns (-1: forever, 0: not at all), and wakes the
  * tasks of at most about max_events events (the rest stay with the kernel for the next poll). */
@@ -35,6 +36,9 @@ int weft__io_fd_kind(weft__worker *w, int fd);
  * completion work runs on the thread that submitted it), so that no other thread may drive
  * w (relief.c). */
 bool weft__io_thread_bound(const weft__worker *w);
+/* Whether the requests a thread submitted for w end with that thread (io_uring cancels them
+ * when it exits), so that a thread that drove w must outlive w's I/O (in_place.c). */
+bool weft__io_requests_die_with_thread(const weft__worker *w);
 
 #ifdef WEFT_TESTING
 /* The size of the current worker's fd table, in records. Tests only. */

@@ -38,12 +38,13 @@ static void ring_doorbell(void *arg)
     io->ops->notify(io);
 }
 
-int weft__io_init(weft__worker *w, int backend)
+int weft__io_init(weft__worker *w, int backend, bool movable)
 {
     weft__io *io = weft__calloc(w, 1, sizeof *io);
     if (!io)
         return -ENOMEM;
     io->w = w;
+    io->movable = movable;
     int unbuilt;
     io->ops = choose(backend, &unbuilt);
     int r = io->ops->init(io);
@@ -51,6 +52,7 @@ int weft__io_init(weft__worker *w, int backend)
         weft__logf(w->rt, WEFT_LOG_WARN, "weft: io_uring unavailable (%s): using epoll\n",
                    weft_strerror(r));
         io->ops = &weft__io_epoll;
+        io->thread_bound = io->requests_die_with_thread = false;
         r = io->ops->init(io);
     } else if (unbuilt) {
         weft__logf(w->rt, WEFT_LOG_WARN, "weft: built without io_uring (liburing): using epoll\n");
@@ -233,5 +235,10 @@ int weft_close(int fd)
 
 bool weft__io_thread_bound(const weft__worker *w)
 {
-    return w->io->ops->thread_bound;
+    return w->io->thread_bound;
+}
+
+bool weft__io_requests_die_with_thread(const weft__worker *w)
+{
+    return w->io->requests_die_with_thread;
 }

@@ -275,6 +275,16 @@ WEFT_COLD static int ur_init(weft__io *io)
     s->io = io;
     s->pipe_rd = s->pipe_wr = -1;
     unsigned off = features_off();
+    /* A movable ring (the worker may be handed to another thread, relief.c) is entered by
+     * more than one thread: no SINGLE_ISSUER (so no DEFER_TASKRUN), and no registered fd
+     * (registered in one thread's table). COOP_TASKRUN stays: the completion work of the
+     * requests a thread submitted runs on that thread, and after a hand-off that is the
+     * thread a task holds. Asleep in a call, the kernel wakes it for the work (the call
+     * restarts, or returns EINTR where it would for a signal); running, it does the work at
+     * its next kernel entry, the timer tick at the latest (1/HZ). An IPI per completion
+     * instead (no COOP) cost 20% more CPU per message (docs/performance.md). */
+    if (io->movable)
+        off |= FEAT_DEFER | FEAT_REGRING;
     int r = weft__sys_enter(sys, WEFT__SYS_io_uring_setup);
     if (r == 0)
         r = ring_create(s, off);
@@ -320,6 +330,8 @@ WEFT_COLD static int ur_init(weft__io *io)
         return r;
     }
     io->backend = s;
+    io->thread_bound = !io->movable;
+    io->requests_die_with_thread = true;
     return 0;
 }
 
@@ -1026,7 +1038,6 @@ static void ur_forget(weft__io *io, int fd)
 
 const weft__io_ops weft__io_uring = {
     .name = "io_uring",
-    .thread_bound = true,
     .init = ur_init,
     .fini = ur_fini,
     .poll = ur_poll,
