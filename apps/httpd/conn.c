@@ -54,6 +54,8 @@ typedef struct conn {
     int64_t first_deadline; /* the first head's and the handshake's: accept + header timeout */
     httpd_shard *sh;
     char peer[64]; /* the client's address for the log ("" until needed) */
+    /* A request line the parser refused (in `in`), logged with its error response. */
+    http_view refused_line;
     char in[IN_BUF];
     char out[OUT_BUF];
 } conn;
@@ -230,8 +232,7 @@ static void log_request(conn *c, const http_request *r, int status, int64_t byte
     if (httpd_cfg.access_log_fd < 0)
         return;
     note_peer(c);
-    httpd_log_request(&c->sh->log, c->peer, r ? r->request_line : (http_view){NULL, 0}, status,
-                      bytes);
+    httpd_log_request(&c->sh->log, c->peer, r ? r->request_line : c->refused_line, status, bytes);
 }
 
 /* An error or a redirect: nginx's small HTML body (none for HEAD), and `extra` header lines
@@ -863,6 +864,7 @@ static void serve(conn *c, httpd_conn_rec *rec)
             continue;
         }
         if (r < 0) {
+            c->refused_line = p.req.request_line; /* {NULL, 0} if the line was not whole */
             simple_response(c, NULL, -r, NULL);
             break;
         }
@@ -935,6 +937,7 @@ static void run_conn(int fd, int tls)
         c->have = c->start = c->olen = 0;
         c->sh = sh;
         c->peer[0] = '\0';
+        c->refused_line = (http_view){NULL, 0};
         c->first_deadline = weft_deadline_in(httpd_cfg.header_timeout);
         weft_tcp_nodelay(fd, 1);
         int ready = 1;

@@ -1,8 +1,8 @@
 /* filecache.c: see filecache.h. The slots are scanned in full on each lookup: expired entries
- * are retired on the way (closed, or marked dead while a request still uses them), and the
- * least recently opened idle entry is the one a miss replaces when no slot is free. Nothing
- * between choosing a slot and filling it parks the task, so no other task of the worker sees
- * a half-made entry. */
+ * are retired on the way (closed, or marked dead while a request still uses them), and by the
+ * sweeper when no request comes; the least recently opened idle entry is the one a miss
+ * replaces when no slot is free. Nothing between choosing a slot and filling it parks the
+ * task, so no other task of the worker sees a half-made entry. */
 #include "filecache.h"
 
 #include <stdlib.h>
@@ -28,6 +28,62 @@ static void drop(httpd_fc_entry *e)
     e->path = NULL;
     e->refs = 0;
     e->dead = 0;
+}
+
+/* Retires an expired entry: closed now, or never found again and closed by its last
+ * release. */
+static void retire(httpd_fc_entry *e)
+{
+    if (e->refs > 0)
+        e->dead = 1;
+    else
+        drop(e);
+}
+
+/* The cache's live entry for `path` (hash h), or NULL. Expired entries are retired on the
+ * way. */
+static httpd_fc_entry *find(httpd_filecache *fc, const char *path, uint32_t h, int64_t now)
+{
+    for (int i = 0; i < HTTPD_FC_SLOTS; i++) {
+        httpd_fc_entry *e = &fc->e[i];
+        if (!e->path || e->dead)
+            continue;
+        if (e->expires <= now) {
+            retire(e);
+            continue;
+        }
+        if (e->hash == h && strcmp(e->path, path) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+/* The sweeper (filecache.h): sleeps until the earliest expiry, retires what has expired, and
+ * so on until it is cancelled. With no entry it sleeps a second. */
+static void *sweep_main(void *arg)
+{
+    httpd_filecache *fc = arg;
+    for (;;) {
+        int64_t now = weft_now(), next = now + WEFT_SEC;
+        for (int i = 0; i < HTTPD_FC_SLOTS; i++) {
+            httpd_fc_entry *e = &fc->e[i];
+            if (!e->path || e->dead)
+                continue;
+            if (e->expires <= now)
+                retire(e);
+            else if (e->expires < next)
+                next = e->expires;
+        }
+        if (weft_sleep_until(next) < 0)
+            return NULL; /* cancelled: httpd_fc_clear */
+    }
+}
+
+static void start_sweeper(httpd_filecache *fc)
+{
+    weft_spawn_opts o = {.name = "httpd-fc-sweep", .flags = WEFT_SPAWN_PINNED};
+    if (weft_spawn(&fc->sweeper, sweep_main, fc, &o) < 0)
+        fc->sweeper = NULL; /* entries are still retired by the lookups */
 }
 
 /* A slot for a new entry: a free one, or the least recently opened idle one (dropped), or
@@ -60,42 +116,43 @@ int httpd_fc_open(httpd_filecache *fc, int rootfd, const char *path, int64_t ttl
         return httpd_open_beneath(rootfd, path, st);
     int64_t now = weft_now();
     uint32_t h = hash_path(path);
-    for (int i = 0; i < HTTPD_FC_SLOTS; i++) {
-        httpd_fc_entry *e = &fc->e[i];
-        if (!e->path || e->dead)
-            continue;
-        if (e->expires <= now) {
-            if (e->refs > 0)
-                e->dead = 1;
-            else
-                drop(e);
-            continue;
-        }
-        if (e->hash == h && strcmp(e->path, path) == 0) {
-            e->refs++;
-            *st = e->st;
-            *slot = i;
-            fc->nhits++;
-            return e->fd;
-        }
+    httpd_fc_entry *hit = find(fc, path, h, now);
+    if (hit) {
+        hit->refs++;
+        *st = hit->st;
+        *slot = (int)(hit - fc->e);
+        fc->nhits++;
+        return hit->fd;
     }
     fc->nmisses++;
     int fd = httpd_open_beneath(rootfd, path, st);
     if (fd < 0 || !S_ISREG(st->st_mode))
         return fd;
     /* A small file's bytes are read before the entry is published: the read may park this
-     * task, and no other may find an entry whose bytes are still coming. (Another task may
-     * open the same file meanwhile: two entries for it, both right.) */
+     * task, and no other may find an entry whose bytes are still coming. Other tasks that
+     * missed the same file meanwhile (a burst of requests when its entry expired) read it
+     * too; the first to publish wins, and the others take its entry instead of filling
+     * slots with copies. */
     char *data = NULL;
     if (st->st_size > 0 && st->st_size <= HTTPD_FC_SMALL &&
-        (data = malloc((size_t)st->st_size)) != NULL &&
-        weft_file_pread(fd, data, (size_t)st->st_size, 0, weft_deadline_in(WEFT_SEC)) !=
+        (data = malloc((size_t)st->st_size)) != NULL) {
+        if (weft_file_pread(fd, data, (size_t)st->st_size, 0, weft_deadline_in(WEFT_SEC)) !=
             st->st_size) {
-        free(data); /* it changed under us: read at each request instead */
-        data = NULL;
+            free(data); /* it changed under us: read at each request instead */
+            data = NULL;
+        }
+        now = weft_now();
+        if ((hit = find(fc, path, h, now)) != NULL) {
+            free(data);
+            weft_close(fd);
+            hit->refs++;
+            *st = hit->st;
+            *slot = (int)(hit - fc->e);
+            return hit->fd;
+        }
     }
     char *copy = strdup(path);
-    httpd_fc_entry *e = copy ? pick_slot(fc, weft_now()) : NULL;
+    httpd_fc_entry *e = copy ? pick_slot(fc, now) : NULL;
     if (!e) { /* every slot in use by a request: this one goes uncached */
         free(copy);
         free(data);
@@ -105,6 +162,8 @@ int httpd_fc_open(httpd_filecache *fc, int rootfd, const char *path, int64_t ttl
     e->elen = httpd_etag(st, e->etag, sizeof e->etag);
     httpd_http_date(st->st_mtime, e->last_modified, sizeof e->last_modified);
     *slot = (int)(e - fc->e);
+    if (!fc->sweeper)
+        start_sweeper(fc);
     return fd;
 }
 
@@ -119,6 +178,11 @@ void httpd_fc_release(httpd_filecache *fc, int slot)
 
 void httpd_fc_clear(httpd_filecache *fc)
 {
+    if (fc->sweeper) {
+        weft_cancel(fc->sweeper);
+        weft_join(fc->sweeper, NULL, WEFT_FOREVER);
+        fc->sweeper = NULL;
+    }
     for (int i = 0; i < HTTPD_FC_SLOTS; i++)
         if (fc->e[i].path)
             drop(&fc->e[i]);

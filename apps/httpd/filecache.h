@@ -36,6 +36,10 @@ typedef struct httpd_fc_entry {
 typedef struct httpd_filecache {
     httpd_fc_entry e[HTTPD_FC_SLOTS];
     uint64_t nhits, nmisses;
+    /* Closes entries as they expire while no request comes to retire them (a deleted or
+     * rotated file keeps no fd, and so no disk space, past its time). Spawned pinned on the
+     * cache's worker with its first entry; cancelled and joined by httpd_fc_clear. */
+    struct weft_task *sweeper;
 } httpd_filecache;
 
 /* Opens `path` (normalised) beneath rootfd as httpd_open_beneath does, through the cache
@@ -54,7 +58,8 @@ static inline const httpd_fc_entry *httpd_fc_entry_of(const httpd_filecache *fc,
 /* Gives back a cached fd (slot -1: nothing to do). */
 void httpd_fc_release(httpd_filecache *fc, int slot);
 
-/* Closes every cached fd (at the shutdown, with no request left). */
+/* Stops the sweeper and closes every cached fd (at the shutdown, with no request left). From
+ * a task of the cache's worker. */
 void httpd_fc_clear(httpd_filecache *fc);
 
 #endif

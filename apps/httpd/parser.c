@@ -142,6 +142,8 @@ static int target_form_ok(const http_request *r)
  * the prefix of a longer line: reaching its end means MORE rather than an error. */
 static int request_line(http_request *r, const char *s, size_t n, int complete)
 {
+    if (complete) /* for the log, a line refused below included */
+        r->request_line = (http_view){s, n};
     size_t i = 0;
     while (i < n && is_method_char((unsigned char)s[i]))
         i++;

@@ -1,6 +1,7 @@
 /* Server and connection commands: PING, ECHO, AUTH, TIME, ROLE, SELECT, QUIT, HELLO, CLIENT,
  * COMMAND, CONFIG, MEMORY, INFO, SHUTDOWN. They run on the connection's task (multi), except
  * PING, ECHO, AUTH, TIME and ROLE, which are keyless procs run where the connection lives. */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -166,9 +167,13 @@ static void dispatch_subcommand(kv_ctx *c, const char *parent, const subcommand 
     const subcommand *sub = find_subcommand(c, parent, table, n);
     if (!sub)
         return;
-    if (!sub->run) {
-        reply_errorf(c->out, "ERR weft-kv: %s %.*s is not supported", parent, (int)c->argl[1],
-                     c->argv[1]);
+    if (!sub->run) { /* named as docs/kv.md names it, however the client spelled it */
+        char up[32];
+        size_t i = 0;
+        for (; sub->name[i] && i < sizeof up - 1; i++)
+            up[i] = (char)toupper((unsigned char)sub->name[i]);
+        up[i] = '\0';
+        reply_errorf(c->out, "ERR weft-kv: %s %s is not supported", parent, up);
         return;
     }
     sub->run(c);

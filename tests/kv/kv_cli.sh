@@ -216,6 +216,9 @@ check no_touch "OK|ERR syntax error|ERR wrong number of arguments for 'client|no
     "$(cli client no-touch on)|$(cli client no-touch maybe)|$(cli client no-touch)"
 check setinfo "OK|OK|ERR Unrecognized option 'foo'|ERR lib-name cannot contain spaces, newlines or special characters." \
     "$(cli client setinfo lib-name weft-test)|$(cli client setinfo LIB-VER 1.0)|$(cli client setinfo foo x)|$(cli client setinfo lib-name 'a b')"
+# Subcommands it does not serve are named as docs/kv.md names them, however they are spelled.
+check unsupported "ERR weft-kv: CLIENT KILL is not supported|ERR weft-kv: MEMORY STATS is not supported" \
+    "$(cli client kill x)|$(cli memory Stats)"
 check client_info "id= addr= laddr= fd=" "$(cli client info | sed 's/^\(id=\)[0-9]* \(addr=\)[^ ]* \(laddr=\)[^ ]* \(fd=\).*/\1 \2 \3 \4/')"
 
 # redis-benchmark's suite, short: no errors, every test reported.

@@ -349,6 +349,7 @@ check_raw() { # check_raw WANT_STATUS DESCRIPTION REQUEST
     esac
 }
 check_raw 400 "no Host" 'GET / HTTP/1.1\r\n\r\n'
+check_raw 400 "a space in the target" 'GET /a b HTTP/1.1\r\nHost: t\r\n\r\n'
 check_raw 400 "two Hosts" 'GET / HTTP/1.1\r\nHost: t\r\nHost: t\r\n\r\n'
 check_raw 400 "Host with a space" 'GET / HTTP/1.1\r\nHost: a b\r\n\r\n'
 check_raw 400 "Host with userinfo" 'GET / HTTP/1.1\r\nHost: u@a\r\n\r\n'
@@ -428,6 +429,17 @@ for ttl in 0 0.3; do
     c=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$FC_PORT/f.txt")
     [ "$a|$b|$c" = "one|second|404" ] && ok "file cache $ttl s: replaced and removed files seen" ||
         fail "file cache $ttl: $a|$b|$c"
+    if [ "$ttl" != 0 ]; then
+        # An idle server closes an expired entry on its own: a removed file keeps no fd (and
+        # so no disk space) once the cache time has passed, with no request to retire it.
+        echo gone >"$TMP/fc/g.txt"
+        curl -s -o /dev/null "http://127.0.0.1:$FC_PORT/g.txt"
+        rm "$TMP/fc/g.txt"
+        sleep 1.5
+        held=$(ls -l "/proc/$FC_PID/fd" 2>/dev/null | grep -c 'g.txt')
+        [ "$held" = 0 ] && ok "file cache $ttl s: an expired entry is closed while idle" ||
+            fail "file cache $ttl: the removed file is still open ($held fds)"
+    fi
     kill "$FC_PID"
     wait "$FC_PID" 2>/dev/null
 done
@@ -552,6 +564,9 @@ PID=
 # The access log was flushed at the exit.
 grep -q '^127.0.0.1 - - \[.*\] "GET /small.txt HTTP/1.1" 200 12$' "$TMP/access.log" &&
     ok "access log" || fail "access log: $(head -3 "$TMP/access.log")"
+grep -q '^127.0.0.1 - - \[.*\] "GET /a b HTTP/1.1" 400 [0-9]*$' "$TMP/access.log" &&
+    ok "access log: a refused request line as received" ||
+    fail "access log of a refused request line: $(grep ' 400 ' "$TMP/access.log" | head -3)"
 aborted=$(sed -n 's|^127.0.0.1 - - \[.*\] "GET /huge.bin?abort HTTP/1.1" 200 \([0-9]*\)$|\1|p' "$TMP/access.log")
 [ -n "$aborted" ] && [ "$aborted" -lt 8000000 ] && ok "access log: $aborted bytes sent of an aborted download" ||
     fail "access log of the aborted download: '$aborted'"
