@@ -350,8 +350,16 @@ void weft__watchdog_poke(weft__runtime *rt)
 {
     struct weft__watchdog *wd = rt->watchdog;
     if (wd && atomic_load_explicit(&wd->napping, memory_order_relaxed) &&
-        atomic_exchange_explicit(&wd->napping, 0, memory_order_relaxed))
-        pthread_cond_signal(&wd->cond); /* a signal lost to the race costs one nap's length */
+        atomic_exchange_explicit(&wd->napping, 0, memory_order_relaxed)) {
+        /* Under the lock, which the watchdog holds from its store of `napping` until its
+         * wait lets go of it: a signal without it could come before the wait and be lost,
+         * and the next workers, finding `napping` 0, would not signal again. A task that
+         * began to spin then waited out the whole nap (100 ms: blocked_worker on io_uring,
+         * whose workers poke often, saw 46-89 ms). */
+        pthread_mutex_lock(&wd->lock);
+        pthread_cond_signal(&wd->cond);
+        pthread_mutex_unlock(&wd->lock);
+    }
 }
 
 /* The stuck-worker hint (watchdog.h): a store only when it changes. */
