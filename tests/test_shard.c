@@ -517,6 +517,9 @@ static void *stuck_main(void *arg)
 Test(shard, a_map_reduce_gives_up_on_a_stuck_worker)
 {
     weft_config c = shard_cfg(4);
+    /* The hog must keep its worker: no involuntary hand-off, whatever WEFT_MODE or
+     * WEFT_HANDOFF_US say (with it, worker 1 went on elsewhere within the 2 ms deadline). */
+    c.handoff_us = -1;
     run_main_cfg(&c, stuck_main, NULL);
 }
 
