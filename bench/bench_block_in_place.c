@@ -2,7 +2,7 @@
  * at once, so that only the machinery is measured. Two ways, one worker, ns per call, medians
  * of BENCH_REPEATS:
  * - "in_place": weft_block_in_place, the worker handed to a relief thread and taken back
- *   (on io_uring with the hand-off off it is the pool's path: a bound ring cannot move);
+ *   (on io_uring it is the pool's path: docs/architecture.md, "Handing a worker over");
  * - "pool": weft_blocking, fn run on a pool thread while the task parks.
  * Not a workload of bench-workloads.md: the figure the docs give for the hand-off's cost.
  *   bench_block_in_place [n]   (default 20,000 calls each) */

@@ -319,14 +319,16 @@ typedef struct weft_config {
      * on the thread that submitted the request, at that thread's next kernel entry
      * (COOP_TASKRUN). That cost 8-16% more server CPU per message than a ring of its own
      * thread at 1,000 connections, none measurable at 100 and 5,000 (docs/performance.md):
-     * set a negative value for the thread's own ring. After a hand-off, the
-     * requests the held thread had submitted complete when it next enters the kernel (the
-     * timer tick at the latest, 1/HZ), or at once if it sleeps in a call, which is woken for
+     * set a negative value for the thread's own ring. After a hand-off, the requests the
+     * held thread had submitted complete when it next enters the kernel (the timer tick at
+     * the latest, 1/HZ), or at once if it sleeps in an interruptible call, which is woken for
      * them and restarted as for a signal (a call that returns EINTR for a signal, such as
-     * epoll_wait(2), returns it). What runs on the relief thread sees that thread's
-     * thread-locals, as with weft_block_in_place. 0: the WEFT_HANDOFF_US environment variable
-     * if set ("0": off), else 1000 in stealing mode and off in sharded mode; negative:
-     * off. */
+     * epoll_wait(2), returns it). A relief thread that drove such a worker stays until the
+     * runtime ends (the kernel cancels a thread's requests when it exits), and the
+     * completions of the requests it made wake it. What runs on the relief thread sees that
+     * thread's thread-locals, as with weft_block_in_place. 0: the WEFT_HANDOFF_US
+     * environment variable if set ("0": off), else 1000 in stealing mode and off in sharded
+     * mode; negative: off. */
     int handoff_us;
     uint64_t reserved_[3]; /* zero: room for fields of later versions */
 } weft_config;
@@ -1579,13 +1581,11 @@ WEFT_API int weft_blocking(weft_fn fn, void *arg, void **result, int64_t deadlin
  *   (as below), and waits for one of its threads: fns that wait for each other need no more
  *   of them at once than these limits allow. After a hand-off the worker's other tasks run on the
  * relief thread: see WEFT_MODE_* for what that means for thread-local state.
- * - On the io_uring backend with the involuntary hand-off off (weft_config.handoff_us; the
- *   default in sharded mode) a ring belongs to the thread that made it, so the worker cannot
- *   move: fn runs on the blocking pool instead (as weft_blocking, but always to the end: a
- *   cancel does not withdraw it), and so on another thread. With the hand-off on, the ring
- *   is movable and the worker is handed over as on epoll. A relief thread that drove an
- *   io_uring worker stays until the runtime ends (the kernel cancels a thread's requests
- *   when it exits).
+ * - On the io_uring backend the kernel completes a request on the thread that submitted it,
+ *   and fn may sleep there uninterruptibly (a disk read, vfork), holding up every request
+ *   that thread submitted: fn runs on the blocking pool instead (as weft_blocking, but
+ *   always to the end: a cancel does not withdraw it), and so on another thread. (The
+ *   involuntary hand-off, weft_config.handoff_us, does move an io_uring worker.)
  * - Signals waited for with weft_signal_wait stay blocked on the thread while fn runs. A
  *   program whose tasks wait for signals and block in place should block those signals in
  *   every thread before weft_run (as signalfd wants anyway): a wait that begins while the

@@ -88,7 +88,7 @@ static void *relief_main(void *arg)
             pthread_mutex_lock(&rt->relief.lock);
             w->relief.ndetached++; /* before its loop can serve the lender's request */
             pthread_mutex_unlock(&rt->relief.lock);
-            if (weft__io_requests_die_with_thread(w))
+            if (weft__io_requests_tied_to_thread(w))
                 r->keep = true;
             weft__worker_set_current(w);
             weft__loop_adopt(w);
@@ -241,10 +241,14 @@ int weft_block_in_place(weft_fn fn, void *arg, void **result)
         return r;
     if (!fn)
         return -EINVAL;
-    /* io_uring runs a request's completion work on the thread that submitted it, so a bound
-     * ring's worker (made while the hand-off was off: uring.c) cannot move to another thread:
-     * fn goes to the blocking pool instead. */
-    if (weft__io_thread_bound(w))
+    /* io_uring runs a request's completion work on the thread that submitted it. A bound
+     * ring's worker (made while the hand-off was off: uring.c) cannot move at all. A movable
+     * one could, but fn may sleep in the kernel uninterruptibly (a disk read, vfork), and the
+     * requests this thread submitted (every receive it armed) would wait for it meanwhile:
+     * fn goes to the blocking pool instead. The involuntary hand-off does move a movable
+     * ring (handoff.c): the thread it leaves is in user code or in an interruptible sleep,
+     * which the kernel wakes for that work. */
+    if (weft__io_requests_tied_to_thread(w))
         return weft__pool_run(w, t, fn, arg, result);
     weft__runtime *rt = w->rt;
     weft__relief_home h = {w->sched.loop_ctx,      w->sched.errno_loc,       w->sched.loop_errno,

@@ -232,6 +232,89 @@ Test(handoff, io_readiness_is_served_while_a_task_spins)
     close(x.fds[1]);
 }
 
+/* ---- A read a relief thread submitted outlives that thread's idle time ----------------
+ * io_uring cancels the requests a thread submitted when the thread exits, so a relief thread
+ * that drove a ring stays until the runtime ends (in_place.c, `keep`). Here the spinner's
+ * worker goes on on a relief thread, where a reader submits a pipe read (its fd already known
+ * to take the plain ring path: one SQE, sent by that thread's next poll) and a follower's
+ * 1 ms timer, which fires only from such a poll, ends the spin. The read is answered after
+ * 25 times pool_idle_ms. Without `keep` it ended with -ECANCELED. On epoll the same steps
+ * hold trivially. */
+typedef struct keep_scene {
+    atomic_int flag; /* set by the follower: the reader's read is in the kernel */
+    int fds[2];
+    pid_t spinner_tid, reader_tid;
+    int spun;
+    ssize_t got;
+    char byte;
+} keep_scene;
+
+static __attribute__((noinline)) void keep_spin(keep_scene *k)
+{
+    k->spinner_tid = tid();
+    k->spun = spin_until(&k->flag);
+}
+
+static void *keep_spinner(void *arg)
+{
+    clear_stack_below();
+    keep_spin(arg);
+    return NULL;
+}
+
+static void *keep_reader(void *arg)
+{
+    keep_scene *k = arg;
+    k->reader_tid = tid();
+    k->got = weft_read(k->fds[0], &k->byte, 1, weft_deadline_in(10 * WEFT_SEC));
+    return NULL;
+}
+
+static void *keep_follower(void *arg)
+{
+    keep_scene *k = arg;
+    weft_sleep(WEFT_MSEC);
+    atomic_store_explicit(&k->flag, 1, memory_order_release);
+    return NULL;
+}
+
+static void *keep_main(void *arg)
+{
+    keep_scene *k = arg;
+    char c = 0;
+    /* The fd's first read learns its kind (a pipe: no multishot receive) on this thread. */
+    cr_assert_eq(write(k->fds[1], "a", 1), 1);
+    cr_assert_eq(weft_read(k->fds[0], &c, 1, WEFT_FOREVER), 1);
+    weft_task *s, *r, *f;
+    cr_assert_eq(weft_spawn(&s, keep_spinner, k, NULL), 0);
+    cr_assert_eq(weft_spawn(&r, keep_reader, k, NULL), 0);
+    cr_assert_eq(weft_spawn(&f, keep_follower, k, NULL), 0);
+    cr_assert_eq(weft_join(s, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_join(f, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_sleep(500 * WEFT_MSEC), 0); /* a relief thread that could retire has */
+    cr_assert_eq(write(k->fds[1], "y", 1), 1);
+    cr_assert_eq(weft_join(r, NULL, WEFT_FOREVER), 0);
+    weft_stats st;
+    weft_stats_get(&st);
+    cr_assert_geq(st.nhandoffs, 1, "no relief thread took the worker");
+    return NULL;
+}
+
+Test(handoff, a_read_submitted_by_a_relief_thread_outlives_its_idle_time)
+{
+    weft_config c = handoff_cfg();
+    c.pool_idle_ms = 20;
+    keep_scene k = {.got = -1};
+    cr_assert_eq(pipe(k.fds), 0);
+    cr_assert_eq(weft_run(&c, keep_main, &k, NULL), 0);
+    cr_assert_eq(k.spun, 1, "the follower never ran while the spinner spun");
+    cr_assert_neq(k.reader_tid, k.spinner_tid, "the reader ran on the spinner's thread");
+    cr_assert_eq(k.got, 1, "the read: %s", weft_strerror((int)k.got));
+    cr_assert_eq(k.byte, 'y');
+    close(k.fds[0]);
+    close(k.fds[1]);
+}
+
 /* ---- Many rounds: hand-offs and take-backs in a row ------------------------------------ */
 
 #define ROUNDS 20

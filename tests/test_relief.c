@@ -16,15 +16,10 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "io/io.h"
-#include "worker.h"
 
-/* Whether fn goes to the blocking pool: a bound io_uring ring (the hand-off off when the
- * runtime was made) cannot change threads. A movable one (WEFT_MODE=stealing from CTest) and
- * epoll hand the worker over. Called from a task. */
-static bool fn_goes_to_pool(void)
+static bool on_uring(void)
 {
-    return weft__io_thread_bound(weft__worker_current());
+    return strcmp(weft_backend(), "io_uring") == 0;
 }
 
 static pid_t tid(void)
@@ -100,11 +95,11 @@ static void *goes_on_main(void *arg)
     cr_assert(p.helper_ok);
     weft_stats st;
     weft_stats_get(&st);
-    if (!fn_goes_to_pool()) /* the helper ran: a relief thread took the worker */
+    if (!on_uring()) /* the helper ran: a relief thread took the worker */
         cr_assert_geq(st.nhandoffs, 1);
     else
         cr_assert_eq(st.nhandoffs, 0);
-    if (fn_goes_to_pool()) /* the pool's thread: the bound ring cannot move */
+    if (on_uring()) /* the pool's thread: the ring cannot move */
         cr_assert_neq(p.fn_tid, before);
     else
         cr_assert_eq(p.fn_tid, before, "fn ran on another thread");
@@ -190,7 +185,7 @@ static void *blocker(void *arg)
         void *ok = NULL;
         cr_assert_eq(weft_block_in_place(meet, &m, &ok), 0);
         cr_assert_eq((intptr_t)ok, 1);
-        if (!fn_goes_to_pool())
+        if (!on_uring())
             cr_assert_eq(tid(), m.tid, "the task came back on another thread");
         cr_assert_eq(weft_yield(), 0);
     }
@@ -313,7 +308,7 @@ static void *handed_shutdown_main(void *arg)
     shutdown_main(arg);
     weft_stats st;
     weft_stats_get(&st);
-    if (!fn_goes_to_pool())
+    if (!on_uring())
         cr_assert_geq(st.nhandoffs, 1, "no relief thread took the worker");
     return NULL;
 }
@@ -413,9 +408,8 @@ static void *dump_main(void *arg)
     cr_assert_gt(n, 0);
     text[n] = '\0';
     /* On io_uring fn runs on the pool, and the task is parked there. */
-    const char *want = fn_goes_to_pool()
-                           ? "\"inplace\" on worker 0: parked on"
-                           : "\"inplace\" on worker 0: running (inside weft_block_in_place";
+    const char *want = on_uring() ? "\"inplace\" on worker 0: parked on"
+                                  : "\"inplace\" on worker 0: running (inside weft_block_in_place";
     cr_assert_not_null(strstr(text, want), "%s", text);
     void *r = (void *)1;
     cr_assert_eq(weft_join(t, &r, WEFT_FOREVER), 0);
@@ -497,9 +491,7 @@ Test(relief, past_the_relief_thread_limit_fn_runs_on_the_pool)
 static void *retire_main(void *arg)
 {
     (void)arg;
-    /* fn runs on the pool with a bound ring: no relief thread to see; one that drove a
-     * movable ring stays (the next test). */
-    if (fn_goes_to_pool() || weft__io_requests_die_with_thread(weft__worker_current()))
+    if (on_uring()) /* fn runs on the pool there: no relief thread to see */
         return NULL;
     int before = nthreads_now();
     progress p = {.fn_tid = 0};
@@ -530,69 +522,4 @@ Test(relief, an_idle_relief_thread_exits_after_pool_idle_ms)
     c.pool_idle_ms = 20;
     c.stall_ms = -1; /* no watchdog thread to count */
     run_main_cfg(&c, retire_main, NULL);
-}
-
-/* io_uring cancels the requests a thread submitted when that thread exits: a read submitted
- * while a relief thread drove the worker's movable ring must still complete after that
- * thread has been idle for many times pool_idle_ms (in_place.c, `keep`). Epoll and a bound
- * ring have nothing to lose; the test runs the same steps there. */
-typedef struct late_read {
-    int fds[2];
-    sem_t reading; /* posted by the reader just before its read */
-    ssize_t got;
-    char byte;
-} late_read;
-
-static void *late_reader(void *arg)
-{
-    late_read *l = arg;
-    sem_post(&l->reading);
-    l->got = weft_read(l->fds[0], &l->byte, 1, WEFT_FOREVER);
-    return NULL;
-}
-
-static void *wait_for_reader(void *arg)
-{
-    late_read *l = arg;
-    int r = sem_wait_10s(&l->reading);
-    /* The reader's read is submitted at its worker's next tick, driven by the relief
-     * thread: give it that tick before fn returns and the worker is taken back. */
-    struct timespec ts = {0, 20 * 1000 * 1000};
-    nanosleep(&ts, NULL);
-    return (void *)(intptr_t)r;
-}
-
-static void *relief_read_main(void *arg)
-{
-    (void)arg;
-    late_read l = {.got = -1};
-    cr_assert_eq(pipe(l.fds), 0);
-    sem_init(&l.reading, 0, 0);
-    weft_task *reader;
-    cr_assert_eq(weft_spawn(&reader, late_reader, &l, NULL), 0);
-    void *res = (void *)1;
-    cr_assert_eq(weft_block_in_place(wait_for_reader, &l, &res), 0);
-    cr_assert_eq((intptr_t)res, 0, "the reader did not run while fn blocked");
-    /* 25 times pool_idle_ms: a relief thread that could retire has. */
-    cr_assert_eq(weft_sleep(500 * WEFT_MSEC), 0);
-    cr_assert_eq(write(l.fds[1], "y", 1), 1);
-    cr_assert_eq(weft_join(reader, NULL, WEFT_FOREVER), 0);
-    cr_assert_eq(l.got, 1, "the read: %s", weft_strerror((int)l.got));
-    cr_assert_eq(l.byte, 'y');
-    if (!fn_goes_to_pool()) {
-        weft_stats st;
-        weft_stats_get(&st);
-        cr_assert_geq(st.nhandoffs, 1, "no relief thread took the worker");
-    }
-    close(l.fds[0]);
-    close(l.fds[1]);
-    sem_destroy(&l.reading);
-    return NULL;
-}
-
-Test(relief, a_read_submitted_by_a_relief_thread_outlives_its_idle_time)
-{
-    weft_config c = one_worker();
-    c.pool_idle_ms = 20;
-    run_main_cfg(&c, relief_read_main, NULL);
 }

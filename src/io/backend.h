@@ -214,10 +214,11 @@ struct weft__io {
     bool movable;
     /* Set by init: only the thread that made it may poll it or submit to it (relief.c). */
     bool thread_bound;
-    /* Set by init: requests live only as long as the thread that submitted them (io_uring
-     * cancels them when it exits), so a thread that drove this worker must not exit before
-     * the runtime ends (in_place.c). */
-    bool requests_die_with_thread;
+    /* Set by init: a request's completion work runs on the thread that submitted it, and
+     * the request is cancelled when that thread exits (io_uring), so a thread that drove this
+     * worker must not exit before the runtime ends, nor sleep long in the kernel while
+     * another drives it (in_place.c). */
+    bool requests_tied_to_thread;
 };
 
 /* ---- Fds shared between workers (fdshare.c) ------------------------------------------ */

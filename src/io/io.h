@@ -32,13 +32,10 @@ void weft__io_fd_unconsume(weft__worker *w, int fd, unsigned mask);
 int weft__io_fd_ready_now(weft__worker *w, int fd, int events);
 /* fd's kind as far as the reactor knows it (0: not classified yet). */
 int weft__io_fd_kind(weft__worker *w, int fd);
-/* Whether w's reactor is bound to the thread that made it (io_uring: a request's
- * completion work runs on the thread that submitted it), so that no other thread may drive
- * w (relief.c). */
-bool weft__io_thread_bound(const weft__worker *w);
-/* Whether the requests a thread submitted for w end with that thread (io_uring cancels them
- * when it exits), so that a thread that drove w must outlive w's I/O (in_place.c). */
-bool weft__io_requests_die_with_thread(const weft__worker *w);
+/* Whether the requests a thread submitted for w are tied to that thread (io_uring runs their
+ * completion work there, and cancels them when it exits): a thread that drove w must outlive
+ * w's I/O, and must not sleep in the kernel for long while w goes on (in_place.c). */
+bool weft__io_requests_tied_to_thread(const weft__worker *w);
 
 #ifdef WEFT_TESTING
 /* The size of the current worker's fd table, in records. Tests only. */

@@ -52,7 +52,7 @@ int weft__io_init(weft__worker *w, int backend, bool movable)
         weft__logf(w->rt, WEFT_LOG_WARN, "weft: io_uring unavailable (%s): using epoll\n",
                    weft_strerror(r));
         io->ops = &weft__io_epoll;
-        io->thread_bound = io->requests_die_with_thread = false;
+        io->thread_bound = io->requests_tied_to_thread = false;
         r = io->ops->init(io);
     } else if (unbuilt) {
         weft__logf(w->rt, WEFT_LOG_WARN, "weft: built without io_uring (liburing): using epoll\n");
@@ -233,12 +233,7 @@ int weft_close(int fd)
     return weft__sys_close(&w->sys, fd);
 }
 
-bool weft__io_thread_bound(const weft__worker *w)
+bool weft__io_requests_tied_to_thread(const weft__worker *w)
 {
-    return w->io->thread_bound;
-}
-
-bool weft__io_requests_die_with_thread(const weft__worker *w)
-{
-    return w->io->requests_die_with_thread;
+    return w->io->requests_tied_to_thread;
 }

@@ -36,6 +36,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +54,15 @@
 #define RING_ENTRIES 1024          /* SQEs per tick before an early submit */
 #define CQ_ENTRIES   16384         /* completions the ring holds before the kernel overflow list */
 #define TAG_IGNORE   ((uint64_t)0) /* CQEs nobody waits for (cancel requests) */
-#define TAG_EVENTFD  ((uint64_t)1) /* the eventfd poll; real user_data are stack addresses */
+/* The eventfd poll: an odd number, 1 | generation << 1 (real user_data are stack addresses,
+ * 8-byte aligned, or TAG_RECV's). The generation changes when another thread drives a movable
+ * ring (ur_poll): the poll is armed again from that thread, and a poll of an older generation
+ * completes, whenever its thread runs the work, without being armed again. */
+#define TAG_EVENTFD ((uint64_t)1)
+static inline bool is_evfd_tag(uint64_t ud)
+{
+    return (ud & 1) && !(ud & ((uint64_t)1 << 63));
+}
 /* A multishot receive: bit 63 (never set in a user-space address), the fd's ring
  * generation (31 bits) in 32..62, the fd in 0..31. */
 #define TAG_RECV ((uint64_t)1 << 63)
@@ -89,6 +99,11 @@ typedef struct uring_state {
     weft__io *io;         /* the worker's I/O state, for completions that wake fd readers */
     unsigned feats;       /* FEAT_* in use */
     weft__ubufs bufs;     /* multishot receives' buffers (FEAT_BUFRING) */
+    /* A movable ring's eventfd poll: the thread that armed the current one, and its
+     * generation (TAG_EVENTFD). The ring's driver only. */
+    bool movable;
+    pthread_t evfd_thread;
+    uint32_t evfd_gen;
 } uring_state;
 
 static inline uint64_t recv_tag(int fd, uint32_t gen)
@@ -129,7 +144,7 @@ static void fail_pending(uring_state *s, int err)
     for (unsigned i = *sq->khead; i != sq->sqe_tail; i++) {
         struct io_uring_sqe *sqe = &sq->sqes[i & sq->ring_mask];
         uint64_t ud = sqe->user_data;
-        if (ud == TAG_IGNORE || ud == TAG_EVENTFD)
+        if (ud == TAG_IGNORE || is_evfd_tag(ud))
             continue;
         io_uring_prep_nop(sqe);
         io_uring_sqe_set_data64(sqe, TAG_IGNORE);
@@ -185,7 +200,8 @@ static int arm_eventfd(uring_state *s)
     if (!sqe)
         return -EBUSY;
     io_uring_prep_poll_add(sqe, s->evfd, POLLIN);
-    io_uring_sqe_set_data64(sqe, TAG_EVENTFD);
+    io_uring_sqe_set_data64(sqe, TAG_EVENTFD | (uint64_t)(s->evfd_gen & 0x7fffffffu) << 1);
+    s->evfd_thread = pthread_self();
     return 0;
 }
 
@@ -233,10 +249,10 @@ WEFT_COLD static unsigned features_off(void)
 
 /* Creates the ring with the best task-running mode the kernel takes. DEFER_TASKRUN: the
  * kernel runs completion work only when this worker enters the ring to reap, batched, never
- * interrupting it in user space (the ring is only ever entered by its worker: other threads
- * write the eventfd). COOP_TASKRUN: no IPI, the work runs at the worker's next kernel exit.
- * TASKRUN_FLAG with either: the kernel flags pending work in the SQ ring, so a
- * non-blocking tick enters only when there is some. */
+ * interrupting it in user space (the ring is only ever entered by its worker's driver, one
+ * thread for a bound ring: other threads write the eventfd). COOP_TASKRUN: no IPI, the work runs at
+ * the worker's next kernel exit. TASKRUN_FLAG with either: the kernel flags pending work in the SQ
+ * ring, so a non-blocking tick enters only when there is some. */
 WEFT_COLD static int ring_create(uring_state *s, unsigned off)
 {
     static const struct {
@@ -330,8 +346,9 @@ WEFT_COLD static int ur_init(weft__io *io)
         return r;
     }
     io->backend = s;
+    s->movable = io->movable;
     io->thread_bound = !io->movable;
-    io->requests_die_with_thread = true;
+    io->requests_tied_to_thread = true;
     return 0;
 }
 
@@ -379,6 +396,15 @@ static inline bool kernel_has_work(const uring_state *s)
 static int ur_poll(weft__io *io, int64_t timeout_ns, int max_events)
 {
     uring_state *s = io->backend;
+    /* Another thread drives the worker now (a hand-off, or its end): the eventfd poll is
+     * armed again from this thread, whose completion work the kernel runs when this thread
+     * waits here. Left with the old thread, a doorbell would wait for that thread's next entry
+     * into the kernel (a task spinning there: its timer tick). */
+    if (s->movable && !pthread_equal(s->evfd_thread, pthread_self())) {
+        s->evfd_gen++;
+        if (arm_eventfd(s) < 0)
+            s->evfd_gen--; /* no SQE: tried again at the next poll */
+    }
     struct io_uring_cqe *cqe = NULL;
     int r = 0;
     if (timeout_ns == 0) {
@@ -414,11 +440,12 @@ reap:
             recv_complete(s, ud, cqe->res, cqe->flags);
             continue;
         }
-        if (ud == TAG_EVENTFD) {
+        if (is_evfd_tag(ud)) {
             uint64_t v;
             while (weft__sys_read(s->sys, s->evfd, &v, sizeof v) > 0)
                 ;
-            rearm = 1;
+            if ((uint32_t)(ud >> 1) == (s->evfd_gen & 0x7fffffffu))
+                rearm = 1; /* else an older thread's poll: the current one stays armed */
             continue;
         }
         uop *op = (uop *)(uintptr_t)ud;
@@ -1031,7 +1058,9 @@ static void ur_forget(weft__io *io, int fd)
      * GETEVENTS, so that under DEFER_TASKRUN the cancelled operations finish now and drop
      * their hold on the file: the close that follows then really closes it (the peer sees
      * the end of stream) instead of waiting for the next tick. Their CQEs wait in the CQ
-     * for the loop's next reap. */
+     * for the loop's next reap. On a movable ring an operation another thread submitted
+     * finishes when that thread runs its completion work: until then the file stays open
+     * (after a hand-off, up to the held thread's next timer tick). */
     if (enter_ok(s) == 0)
         io_uring_submit_and_get_events(&s->ring);
 }
