@@ -74,8 +74,10 @@ static void *sweep_main(void *arg)
             else if (e->expires < next)
                 next = e->expires;
         }
-        if (weft_sleep_until(next) < 0)
-            return NULL; /* cancelled: httpd_fc_clear */
+        /* Cancelled (httpd_fc_clear, httpd_fc_abandon): the cache may be gone, even after a
+         * sleep that had already ended. */
+        if (weft_sleep_until(next) < 0 || weft_canceled())
+            return NULL;
     }
 }
 
@@ -112,7 +114,7 @@ int httpd_fc_open(httpd_filecache *fc, int rootfd, const char *path, int64_t ttl
                   int *slot)
 {
     *slot = -1;
-    if (ttl <= 0)
+    if (ttl <= 0 || fc->closed)
         return httpd_open_beneath(rootfd, path, st);
     int64_t now = weft_now();
     uint32_t h = hash_path(path);
@@ -148,6 +150,8 @@ int httpd_fc_open(httpd_filecache *fc, int rootfd, const char *path, int64_t ttl
             hit->refs++;
             *st = hit->st;
             *slot = (int)(hit - fc->e);
+            fc->nhits++;
+            fc->nmisses--; /* counted above, before the park */
             return hit->fd;
         }
     }
@@ -178,6 +182,7 @@ void httpd_fc_release(httpd_filecache *fc, int slot)
 
 void httpd_fc_clear(httpd_filecache *fc)
 {
+    fc->closed = 1;
     if (fc->sweeper) {
         weft_cancel(fc->sweeper);
         weft_join(fc->sweeper, NULL, WEFT_FOREVER);
@@ -186,4 +191,14 @@ void httpd_fc_clear(httpd_filecache *fc)
     for (int i = 0; i < HTTPD_FC_SLOTS; i++)
         if (fc->e[i].path)
             drop(&fc->e[i]);
+}
+
+void httpd_fc_abandon(httpd_filecache *fc)
+{
+    fc->closed = 1;
+    if (fc->sweeper) {
+        weft_cancel(fc->sweeper);
+        weft_detach(fc->sweeper);
+        fc->sweeper = NULL;
+    }
 }

@@ -40,6 +40,7 @@ typedef struct httpd_filecache {
      * rotated file keeps no fd, and so no disk space, past its time). Spawned pinned on the
      * cache's worker with its first entry; cancelled and joined by httpd_fc_clear. */
     struct weft_task *sweeper;
+    int closed; /* httpd_fc_clear ran: opens bypass the cache from then on */
 } httpd_filecache;
 
 /* Opens `path` (normalised) beneath rootfd as httpd_open_beneath does, through the cache
@@ -58,8 +59,13 @@ static inline const httpd_fc_entry *httpd_fc_entry_of(const httpd_filecache *fc,
 /* Gives back a cached fd (slot -1: nothing to do). */
 void httpd_fc_release(httpd_filecache *fc, int slot);
 
-/* Stops the sweeper and closes every cached fd (at the shutdown, with no request left). From
- * a task of the cache's worker. */
+/* Stops the sweeper and closes every cached fd (at the shutdown, with no request left); later
+ * opens bypass the cache. From a task of the cache's worker. */
 void httpd_fc_clear(httpd_filecache *fc);
+
+/* Lets go of the sweeper without waiting (cancelled and detached: it touches the cache no
+ * more), for a cache about to be freed without httpd_fc_clear (a shutdown path that could
+ * not reach its worker). Where blocking calls are refused (a shard's fini). */
+void httpd_fc_abandon(httpd_filecache *fc);
 
 #endif

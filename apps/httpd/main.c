@@ -42,6 +42,15 @@ static void shard_init(void *value, unsigned worker, void *arg)
         fprintf(stderr, "weft-httpd: worker %u: no memory for the access log\n", worker);
 }
 
+/* On each worker when the shards are destroyed: drain_shard has cleared the cache, unless it
+ * could not be spawned there; then the sweeper is let go of before the memory goes. */
+static void shard_fini(void *value, unsigned worker, void *arg)
+{
+    (void)worker, (void)arg;
+    httpd_shard *sh = value;
+    httpd_fc_abandon(&sh->fc);
+}
+
 /* On each worker at the shutdown: idle connections are closed now, busy ones close after
  * their response; past the deadline whatever is left is cancelled. Then the log is flushed. */
 static void *drain_shard(void *arg)
@@ -77,7 +86,7 @@ static void *main_task(void *arg)
         fprintf(stderr, "weft-httpd: bad address %s port %d\n", o->host, o->port);
         return (void *)1;
     }
-    int r = weft_sharded_create(&httpd_shards, sizeof(httpd_shard), shard_init, NULL, NULL);
+    int r = weft_sharded_create(&httpd_shards, sizeof(httpd_shard), shard_init, shard_fini, NULL);
     weft_server *srv = NULL;
     if (r == 0 && (r = weft_serve(&srv, &addr, 0, httpd_serve_conn, NULL)) < 0)
         weft_sharded_destroy(httpd_shards);
