@@ -5,6 +5,7 @@
  * task, so no other task of the worker sees a half-made entry. */
 #include "filecache.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <weft.h>
@@ -59,12 +60,13 @@ static httpd_fc_entry *find(httpd_filecache *fc, const char *path, uint32_t h, i
 }
 
 /* The sweeper (filecache.h): sleeps until the earliest expiry, retires what has expired, and
- * so on until it is cancelled. With no entry it sleeps a second. */
+ * so on until it is cancelled, or until no entry is left to expire: then it ends, and the next
+ * entry starts it again (an idle server has no timer of its own). */
 static void *sweep_main(void *arg)
 {
     httpd_filecache *fc = arg;
     for (;;) {
-        int64_t now = weft_now(), next = now + WEFT_SEC;
+        int64_t now = weft_now(), next = INT64_MAX;
         for (int i = 0; i < HTTPD_FC_SLOTS; i++) {
             httpd_fc_entry *e = &fc->e[i];
             if (!e->path || e->dead)
@@ -74,6 +76,10 @@ static void *sweep_main(void *arg)
             else if (e->expires < next)
                 next = e->expires;
         }
+        if (next == INT64_MAX) {
+            fc->sweeper_done = 1; /* joined by the next start or httpd_fc_clear */
+            return NULL;
+        }
         /* Cancelled (httpd_fc_clear, httpd_fc_abandon): the cache may be gone, even after a
          * sleep that had already ended. */
         if (weft_sleep_until(next) < 0 || weft_canceled())
@@ -81,9 +87,19 @@ static void *sweep_main(void *arg)
     }
 }
 
+/* Starts the sweeper unless it runs: one that ended is joined first (it has, so the join
+ * does not wait; the handle is taken first all the same, for a task that finds it meanwhile). */
 static void start_sweeper(httpd_filecache *fc)
 {
+    if (fc->sweeper && fc->sweeper_done) {
+        struct weft_task *old = fc->sweeper;
+        fc->sweeper = NULL;
+        weft_join(old, NULL, WEFT_FOREVER);
+    }
+    if (fc->sweeper)
+        return;
     weft_spawn_opts o = {.name = "httpd-fc-sweep", .flags = WEFT_SPAWN_PINNED};
+    fc->sweeper_done = 0;
     if (weft_spawn(&fc->sweeper, sweep_main, fc, &o) < 0)
         fc->sweeper = NULL; /* entries are still retired by the lookups */
 }
@@ -166,8 +182,7 @@ int httpd_fc_open(httpd_filecache *fc, int rootfd, const char *path, int64_t ttl
     e->elen = httpd_etag(st, e->etag, sizeof e->etag);
     httpd_http_date(st->st_mtime, e->last_modified, sizeof e->last_modified);
     *slot = (int)(e - fc->e);
-    if (!fc->sweeper)
-        start_sweeper(fc);
+    start_sweeper(fc);
     return fd;
 }
 

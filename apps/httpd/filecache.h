@@ -38,8 +38,10 @@ typedef struct httpd_filecache {
     uint64_t nhits, nmisses;
     /* Closes entries as they expire while no request comes to retire them (a deleted or
      * rotated file keeps no fd, and so no disk space, past its time). Spawned pinned on the
-     * cache's worker with its first entry; cancelled and joined by httpd_fc_clear. */
+     * cache's worker with an entry when it does not run; it ends (sweeper_done) when no entry
+     * is left to expire; cancelled and joined by httpd_fc_clear. */
     struct weft_task *sweeper;
+    int sweeper_done;
     int closed; /* httpd_fc_clear ran: opens bypass the cache from then on */
 } httpd_filecache;
 
