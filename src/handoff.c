@@ -143,9 +143,10 @@ bool weft__handoff_detach(weft__worker *w, void *uctx, uint64_t *lent)
     ucontext_t *uc = uctx;
     weft_task *t = w->current;
     const weft__code_range *code = &w->rt->code;
-    /* A bound ring's worker (io_uring) cannot change threads: its completions run on the
-     * thread that submitted. */
-    if (!t || !t->stack || tls_handed.w || code->lo == code->hi || w->io->thread_bound ||
+    /* A bound ring's worker (io_uring, not made movable) cannot change threads: its
+     * completions run on the thread that submitted. */
+    bool bound = w->io->requests_tied_to_thread && !w->io->movable;
+    if (!t || !t->stack || tls_handed.w || code->lo == code->hi || bound ||
         (t->flags & (WEFT__T_STACKLESS | WEFT__T_NOBLOCK | WEFT__T_HANDED)))
         return false;
     uint64_t owned = atomic_load_explicit(&w->relief.lend, memory_order_relaxed);

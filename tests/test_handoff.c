@@ -241,26 +241,12 @@ Test(handoff, io_readiness_is_served_while_a_task_spins)
  * 25 times pool_idle_ms. Without `keep` it ended with -ECANCELED. On epoll the same steps
  * hold trivially. */
 typedef struct keep_scene {
-    atomic_int flag; /* set by the follower: the reader's read is in the kernel */
+    scene s; /* first, for spinner(): its flag is set by the follower once the read is in */
     int fds[2];
-    pid_t spinner_tid, reader_tid;
-    int spun;
+    pid_t reader_tid;
     ssize_t got;
     char byte;
 } keep_scene;
-
-static __attribute__((noinline)) void keep_spin(keep_scene *k)
-{
-    k->spinner_tid = tid();
-    k->spun = spin_until(&k->flag);
-}
-
-static void *keep_spinner(void *arg)
-{
-    clear_stack_below();
-    keep_spin(arg);
-    return NULL;
-}
 
 static void *keep_reader(void *arg)
 {
@@ -274,7 +260,7 @@ static void *keep_follower(void *arg)
 {
     keep_scene *k = arg;
     weft_sleep(WEFT_MSEC);
-    atomic_store_explicit(&k->flag, 1, memory_order_release);
+    atomic_store_explicit(&k->s.flag, 1, memory_order_release);
     return NULL;
 }
 
@@ -286,7 +272,7 @@ static void *keep_main(void *arg)
     cr_assert_eq(write(k->fds[1], "a", 1), 1);
     cr_assert_eq(weft_read(k->fds[0], &c, 1, WEFT_FOREVER), 1);
     weft_task *s, *r, *f;
-    cr_assert_eq(weft_spawn(&s, keep_spinner, k, NULL), 0);
+    cr_assert_eq(weft_spawn(&s, spinner, &k->s, NULL), 0);
     cr_assert_eq(weft_spawn(&r, keep_reader, k, NULL), 0);
     cr_assert_eq(weft_spawn(&f, keep_follower, k, NULL), 0);
     cr_assert_eq(weft_join(s, NULL, WEFT_FOREVER), 0);
@@ -307,8 +293,8 @@ Test(handoff, a_read_submitted_by_a_relief_thread_outlives_its_idle_time)
     keep_scene k = {.got = -1};
     cr_assert_eq(pipe(k.fds), 0);
     cr_assert_eq(weft_run(&c, keep_main, &k, NULL), 0);
-    cr_assert_eq(k.spun, 1, "the follower never ran while the spinner spun");
-    cr_assert_neq(k.reader_tid, k.spinner_tid, "the reader ran on the spinner's thread");
+    cr_assert_eq(k.s.spun, 1, "the follower never ran while the spinner spun");
+    cr_assert_neq(k.reader_tid, k.s.spinner_tid, "the reader ran on the spinner's thread");
     cr_assert_eq(k.got, 1, "the read: %s", weft_strerror((int)k.got));
     cr_assert_eq(k.byte, 'y');
     close(k.fds[0]);

@@ -210,10 +210,9 @@ struct weft__io {
     unsigned w_index; /* w->index, for the mask's bit */
     /* Set before init: the worker may change threads (the runtime's hand-off is on, so
      * relief.c may hand it to another thread). The backend then avoids what ties it to the
-     * thread that made it, at a price (uring.c). */
+     * thread that made it, at a price (uring.c). A worker with requests_tied_to_thread and
+     * not movable is bound to its thread: only it may poll or submit (handoff.c). */
     bool movable;
-    /* Set by init: only the thread that made it may poll it or submit to it (relief.c). */
-    bool thread_bound;
     /* Set by init: a request's completion work runs on the thread that submitted it, and
      * the request is cancelled when that thread exits (io_uring), so a thread that drove this
      * worker must not exit before the runtime ends, nor sleep long in the kernel while

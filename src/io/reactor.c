@@ -52,7 +52,7 @@ int weft__io_init(weft__worker *w, int backend, bool movable)
         weft__logf(w->rt, WEFT_LOG_WARN, "weft: io_uring unavailable (%s): using epoll\n",
                    weft_strerror(r));
         io->ops = &weft__io_epoll;
-        io->thread_bound = io->requests_tied_to_thread = false;
+        io->requests_tied_to_thread = false;
         r = io->ops->init(io);
     } else if (unbuilt) {
         weft__logf(w->rt, WEFT_LOG_WARN, "weft: built without io_uring (liburing): using epoll\n");

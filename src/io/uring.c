@@ -101,7 +101,6 @@ typedef struct uring_state {
     weft__ubufs bufs;     /* multishot receives' buffers (FEAT_BUFRING) */
     /* A movable ring's eventfd poll: the thread that armed the current one, and its
      * generation (TAG_EVENTFD). The ring's driver only. */
-    bool movable;
     pthread_t evfd_thread;
     uint32_t evfd_gen;
 } uring_state;
@@ -346,8 +345,6 @@ WEFT_COLD static int ur_init(weft__io *io)
         return r;
     }
     io->backend = s;
-    s->movable = io->movable;
-    io->thread_bound = !io->movable;
     io->requests_tied_to_thread = true;
     return 0;
 }
@@ -400,7 +397,7 @@ static int ur_poll(weft__io *io, int64_t timeout_ns, int max_events)
      * armed again from this thread, whose completion work the kernel runs when this thread
      * waits here. Left with the old thread, a doorbell would wait for that thread's next entry
      * into the kernel (a task spinning there: its timer tick). */
-    if (s->movable && !pthread_equal(s->evfd_thread, pthread_self())) {
+    if (s->io->movable && !pthread_equal(s->evfd_thread, pthread_self())) {
         s->evfd_gen++;
         if (arm_eventfd(s) < 0)
             s->evfd_gen--; /* no SQE: tried again at the next poll */
