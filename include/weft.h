@@ -1161,6 +1161,22 @@ WEFT_API int weft_poller_wake(weft_poller *p);
  * socket closed with plain close() stays open in the kernel until its peer sends or hangs
  * up. A weft_recv with flags on such a socket reads the held bytes: MSG_PEEK leaves them,
  * MSG_DONTWAIT returns -EAGAIN when none are held, other flags are ignored.
+ *
+ * On io_uring a weft_write or weft_send (no flags but MSG_MORE) of at most 16 KiB to such a
+ * socket, read through weft and with neither an error nor the end of stream seen on it, is
+ * sent behind: its bytes are copied, the send goes to the kernel with the worker's next batch,
+ * and the call returns len without waiting for it (an echo then costs one park instead of
+ * two). One send per socket is in flight at a time, so bytes keep their order and the next
+ * write waits for it (until its own deadline). What the kernel answers for it is what that
+ * next write, weft_writev, weft_sendfile or weft_send returns: an error (-EPIPE,
+ * -ECONNRESET...) comes one write late, as TCP's own errors do. weft_close() from a task waits
+ * for the send (until the deadline it was written with, or the task's cancellation; then the
+ * rest is dropped), and
+ * weft_shutdown(SHUT_WR) takes effect after it, so the peer sees every byte before the end
+ * of stream. So close such a socket with weft_close(), from the worker that wrote to it: a
+ * plain close() before the send leaves would fail or misdirect it, and a close from another
+ * worker or from outside a task cancels what is still in flight. Larger writes, writes to
+ * other fds, and every write on epoll return only once the kernel has taken the bytes.
  * ------------------------------------------------------------------------------------- */
 
 /* Sets O_NONBLOCK on fd. Returns 0 or -errno. Any thread. */

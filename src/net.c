@@ -291,6 +291,11 @@ int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, int64_t dea
 
 int weft_shutdown(int fd, int how)
 {
+    weft__worker *w = weft__worker_current();
+    /* A send this worker wrote behind (io_uring) and still has in flight keeps its place
+     * before the end of stream: the write half closes when it is over. */
+    if (w && (how == SHUT_WR || how == SHUT_RDWR) && weft__io_defer_shutdown(w, fd))
+        return how == SHUT_RDWR ? weft__sys_shutdown(&w->sys, fd, SHUT_RD) : 0;
     return weft__sys_shutdown(sys_here(), fd, how);
 }
 

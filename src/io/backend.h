@@ -158,6 +158,14 @@ typedef struct weft__io_ops {
     /* Forgets fd before it is closed: stops watching it, cancels operations in flight.
      * The fd table's record is reset by the caller. Worker thread. */
     void (*forget)(weft__io *io, int fd);
+    /* Waits, parking the current task, until the writes the backend took for fd without
+     * waiting (io_uring's write-behind sends) are over, or until the deadline they were
+     * written with; weft_close calls it from a task before the forget. NULL: the backend
+     * writes nothing behind. Worker thread. */
+    void (*flush)(weft__io *io, int fd);
+    /* Takes shutdown(fd, SHUT_WR) to run once those writes are over. Returns false when none
+     * is in flight (the caller shuts down now). NULL: never. Worker thread. */
+    bool (*defer_shutdown)(weft__io *io, int fd);
 } weft__io_ops;
 
 /* What an fd is, decided once when weft first meets it (weft__fdtable_kind) and kept until
@@ -195,6 +203,7 @@ typedef struct weft__fdrec {
     uint8_t hup;      /* the peer hung up or the fd errored: sticky, no edge follows it */
     uint8_t kind;     /* WEFT__FD_*, 0 until classified */
     uint8_t nowait;   /* a regular file without O_DIRECT: reads try the page cache first */
+    uint8_t sock;     /* a socket (with kind WEFT__FD_STREAM: a stream socket, not a pipe) */
 } weft__fdrec;
 
 struct weft__io {

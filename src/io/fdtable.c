@@ -70,6 +70,7 @@ WEFT_NOINLINE int weft__fdtable_classify(weft__io *io, int fd)
         if (type == SOCK_STREAM)
             kind = WEFT__FD_STREAM;
     }
+    io->fds[fd].sock = S_ISSOCK(st.st_mode);
     if (kind == WEFT__FD_FILE && S_ISREG(st.st_mode)) {
         /* A cached read can be served on the worker's thread (RWF_NOWAIT), but an O_DIRECT
          * read would wait for the device there: those keep to the blocking pool. */
@@ -298,6 +299,7 @@ static void reset_rec(weft__fdrec *rec)
     rec->hup = 0;
     rec->kind = 0;
     rec->nowait = 0;
+    rec->sock = 0;
     rec->gen++;
     wake_all(&rec->rd);
     wake_all(&rec->wr);
@@ -317,8 +319,10 @@ void weft__fdtable_fresh(weft__io *io, int fd, int kind)
         /* Nothing to forget; a known kind is worth a record (it saves the classification's
          * system calls at the first operation). Without memory it is found out later. */
         weft__fdrec *rec;
-        if (kind && weft__fdtable_get(io, fd, &rec) == 0)
+        if (kind && weft__fdtable_get(io, fd, &rec) == 0) {
             rec->kind = (uint8_t)kind;
+            rec->sock = kind == WEFT__FD_STREAM; /* weft__io_fd_known's callers (io.h) */
+        }
         return;
     }
     weft__fdrec *rec = &io->fds[fd];
@@ -326,6 +330,7 @@ void weft__fdtable_fresh(weft__io *io, int fd, int kind)
         rec->wr.head)
         reset_rec(rec);
     rec->kind = (uint8_t)kind;
+    rec->sock = kind == WEFT__FD_STREAM;
 }
 
 WEFT_COLD void weft__fdtable_fini(weft__io *io)

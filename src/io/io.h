@@ -19,8 +19,13 @@ size_t weft__io_nwaiters(weft__worker *w);
  * which cannot be registered yet whatever the table says. */
 void weft__io_fd_fresh(weft__worker *w, int fd);
 /* The same, for an fd whose creator knows its kind (WEFT__FD_*, io/backend.h) and made it
- * non-blocking: it is then never classified. */
+ * non-blocking: it is then never classified. Every caller passing WEFT__FD_STREAM has made
+ * or accepted a stream socket (not a pipe): the record says so. */
 void weft__io_fd_known(weft__worker *w, int fd, int kind);
+/* Takes shutdown(fd, SHUT_WR) to run once the writes w's backend took for fd without waiting
+ * are over (io_uring's write-behind sends). Returns false when there are none: the caller
+ * shuts down now. Worker thread. */
+bool weft__io_defer_shutdown(weft__worker *w, int fd);
 /* Gives back readiness a wait took that nobody used (a general select's fd case that lost,
  * select.c): on epoll the mask is marked again and the fd's next waiter woken, as an edge
  * would; io_uring's polls take nothing, so there it does nothing. Worker thread. */

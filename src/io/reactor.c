@@ -222,6 +222,12 @@ int weft_close(int fd)
         return -EBADF;
     if (!w)
         return weft__sys_close(NULL, fd); /* no runtime: nothing to forget, just close */
+    /* Writes taken without waiting (io_uring) go out before the forget would cancel them:
+     * from a task, which may wait for them. */
+    if (w->io->ops->flush && weft__blocking_task(w)) {
+        w->io->ops->flush(w->io, fd);
+        w = weft__worker_current(); /* it may have parked: the migration rule */
+    }
     int r = forget_here(w, fd);
     if (r < 0)
         return r;
@@ -231,6 +237,11 @@ int weft_close(int fd)
     /* The wait for them may have ended on another worker (the migration rule). */
     w = weft__worker_current();
     return weft__sys_close(&w->sys, fd);
+}
+
+bool weft__io_defer_shutdown(weft__worker *w, int fd)
+{
+    return w->io->ops->defer_shutdown && fd >= 0 && w->io->ops->defer_shutdown(w->io, fd);
 }
 
 bool weft__io_requests_tied_to_thread(const weft__worker *w)

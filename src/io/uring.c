@@ -24,9 +24,12 @@
  * - mkdirat, unlinkat, renameat (5.11), symlinkat and linkat (5.15), each probed on its own:
  *   weft_fs_* on the ring; a call whose opcode is missing runs on the blocking pool. The
  *   kernel copies the path names when it takes the SQE, and run_op waits for the CQE anyway.
- * Writes stay ring operations, batched into the tick's enter: an echo costs two parks and
- * almost no system calls. Trying the plain write first (one park and one system call per
- * message, as on epoll) measured about 2% more server CPU per message (docs/performance.md).
+ * Writes are ring operations, batched into the tick's enter. A small write to a connection
+ * whose receive is armed is sent behind (uring_send.h): copied, and not waited for, so an
+ * echo costs one park (the read's) and almost no system calls; the next write to the fd, its
+ * weft_close and its weft_shutdown come after the send. Other writes park until their CQE.
+ * Trying the plain write first instead (one park and one system call per message, as on
+ * epoll) measured about 2% more server CPU per message than two parks (docs/performance.md).
  * Left out, measured or considered: multishot accept (accept4 first already drains a
  * backlog with plain calls, and a task per accepted fd wants the fd at once); registered
  * (direct) files (weft's API hands out plain fds, which a direct descriptor is not); a
@@ -49,6 +52,7 @@
 #include "backend.h"
 #include "exec.h"
 #include "uring_bufs.h"
+#include "uring_send.h"
 
 #define SLICE_SQES   16            /* submitted at once while a timer is armed (run_op) */
 #define RING_ENTRIES 1024          /* SQEs per tick before an early submit */
@@ -67,15 +71,21 @@ static inline bool is_evfd_tag(uint64_t ud)
  * generation (31 bits) in 32..62, the fd in 0..31. */
 #define TAG_RECV ((uint64_t)1 << 63)
 #define GEN_MASK WEFT__UBUF_GEN_MASK
+/* A write-behind send (uring_send.h): bit 62 and the record's address; with bit 61, the poll
+ * that waits for room after the send met a full socket (-EAGAIN). */
+#define TAG_SEND      ((uint64_t)1 << 62)
+#define TAG_SEND_POLL ((uint64_t)1 << 61)
 
 /* Features probed at start-up; each one missing leaves today's path in its place. */
 enum {
-    FEAT_DEFER = 0x1,    /* IORING_SETUP_SINGLE_ISSUER|DEFER_TASKRUN (6.1) */
-    FEAT_COOP = 0x2,     /* IORING_SETUP_COOP_TASKRUN|TASKRUN_FLAG (5.19), without DEFER */
-    FEAT_BUFRING = 0x4,  /* provided-buffer ring + multishot recv (6.0) */
-    FEAT_REGRING = 0x8,  /* io_uring_register_ring_fd (5.18): enter skips the fd lookup */
-    FEAT_PATHOPS = 0x10, /* MKDIRAT, RENAMEAT, UNLINKAT (5.11), SYMLINKAT, LINKAT (5.15): the
-                          * tree's calls on the ring; each also probed on its own (path_ops) */
+    FEAT_DEFER = 0x1,       /* IORING_SETUP_SINGLE_ISSUER|DEFER_TASKRUN (6.1) */
+    FEAT_COOP = 0x2,        /* IORING_SETUP_COOP_TASKRUN|TASKRUN_FLAG (5.19), without DEFER */
+    FEAT_BUFRING = 0x4,     /* provided-buffer ring + multishot recv (6.0) */
+    FEAT_REGRING = 0x8,     /* io_uring_register_ring_fd (5.18): enter skips the fd lookup */
+    FEAT_PATHOPS = 0x10,    /* MKDIRAT, RENAMEAT, UNLINKAT (5.11), SYMLINKAT, LINKAT (5.15): the
+                             * tree's calls on the ring; each also probed on its own (path_ops) */
+    FEAT_SENDBEHIND = 0x20, /* small writes to stream sockets sent behind (uring_send.h):
+                             * needs FEAT_BUFRING, whose receive follows the connection */
 };
 
 /* Where a completion lands: on the waiting task's stack. owner: worker thread. */
@@ -99,6 +109,7 @@ typedef struct uring_state {
     weft__io *io;         /* the worker's I/O state, for completions that wake fd readers */
     unsigned feats;       /* FEAT_* in use */
     weft__ubufs bufs;     /* multishot receives' buffers (FEAT_BUFRING) */
+    weft__usends sends;   /* write-behind sends (FEAT_SENDBEHIND) */
     /* A movable ring's eventfd poll: the thread that armed the current one, and its
      * generation (TAG_EVENTFD). The ring's driver only. */
     pthread_t evfd_thread;
@@ -135,12 +146,15 @@ static void recv_complete(uring_state *s, uint64_t ud, int res, unsigned flags)
     }
 }
 
+static void send_complete(uring_state *s, uint64_t ud, int res);
+
 /* Fails every operation still waiting in the SQ with `err` and turns its SQE into a no-op
  * whose completion nobody waits for. The eventfd poll and cancel requests stay as they are. */
 static void fail_pending(uring_state *s, int err)
 {
     struct io_uring_sq *sq = &s->ring.sq;
-    for (unsigned i = *sq->khead; i != sq->sqe_tail; i++) {
+    unsigned end = sq->sqe_tail; /* what a completion below prepares is not this call's */
+    for (unsigned i = *sq->khead; i != end; i++) {
         struct io_uring_sqe *sqe = &sq->sqes[i & sq->ring_mask];
         uint64_t ud = sqe->user_data;
         if (ud == TAG_IGNORE || is_evfd_tag(ud))
@@ -149,6 +163,12 @@ static void fail_pending(uring_state *s, int err)
         io_uring_sqe_set_data64(sqe, TAG_IGNORE);
         if (ud & TAG_RECV) {
             recv_complete(s, ud, err, 0); /* no F_MORE: the receive is not armed */
+            continue;
+        }
+        if (ud & (TAG_SEND | TAG_SEND_POLL)) {
+            /* The send (or its wait) failed, for good: not an -EAGAIN that would prepare
+             * another SQE while the SQ is being failed. */
+            send_complete(s, ud & ~TAG_SEND_POLL, err == -EAGAIN ? -EIO : err);
             continue;
         }
         uop *op = (uop *)(uintptr_t)ud;
@@ -222,19 +242,17 @@ static const struct {
 };
 
 /* The features a test build was told to go without (WEFT_URING_OFF, a list of "defer",
- * "coop", "bufring", "regring", "pathops"), so that every fallback path runs under test.
- * Always none in other builds. */
+ * "coop", "bufring", "regring", "pathops", "sendbehind"), so that every fallback path runs under
+ * test. Always none in other builds. */
 WEFT_COLD static unsigned features_off(void)
 {
 #ifdef WEFT_TESTING
     static const struct {
         const char *name;
         unsigned feat;
-    } names[] = {{"defer", FEAT_DEFER},
-                 {"coop", FEAT_COOP},
-                 {"bufring", FEAT_BUFRING},
-                 {"regring", FEAT_REGRING},
-                 {"pathops", FEAT_PATHOPS}};
+    } names[] = {{"defer", FEAT_DEFER},     {"coop", FEAT_COOP},
+                 {"bufring", FEAT_BUFRING}, {"regring", FEAT_REGRING},
+                 {"pathops", FEAT_PATHOPS}, {"sendbehind", FEAT_SENDBEHIND}};
     const char *env = getenv("WEFT_URING_OFF");
     unsigned off = 0;
     for (size_t i = 0; env && i < sizeof names / sizeof names[0]; i++)
@@ -312,6 +330,9 @@ WEFT_COLD static int ur_init(weft__io *io)
         s->feats |= FEAT_REGRING;
     if (!(off & FEAT_BUFRING) && weft__ubufs_init(&s->bufs, &s->ring, io->w) == 0)
         s->feats |= FEAT_BUFRING;
+    weft__usends_init(&s->sends, io->w);
+    if (!(off & FEAT_SENDBEHIND) && (s->feats & FEAT_BUFRING))
+        s->feats |= FEAT_SENDBEHIND; /* it follows the connection through its receive */
     struct io_uring_probe *probe = io_uring_get_probe_ring(&s->ring);
     if (!probe)
         r = -ENOSYS;
@@ -363,9 +384,15 @@ WEFT_COLD static void ur_fini(weft__io *io)
     uring_state *s = io->backend;
     if (!s)
         return;
+    /* Sends written behind and not submitted yet go to the kernel: a task that wrote and
+     * ended without weft_close (which waits for them) still has its bytes sent, as far as the
+     * socket takes them now. */
+    if (io_uring_sq_ready(&s->ring))
+        io_uring_submit(&s->ring);
     io_uring_queue_exit(&s->ring); /* first: no receive may still fill a buffer */
     if (s->feats & FEAT_BUFRING)
         weft__ubufs_fini(&s->bufs, NULL);
+    weft__usends_fini(&s->sends);
     weft__sys_close(s->sys, s->evfd);
     pipe_close(s);
     weft__free(io->w, s);
@@ -435,6 +462,10 @@ reap:
             continue;
         if (ud & TAG_RECV) {
             recv_complete(s, ud, cqe->res, cqe->flags);
+            continue;
+        }
+        if (ud & TAG_SEND) {
+            send_complete(s, ud, cqe->res);
             continue;
         }
         if (is_evfd_tag(ud)) {
@@ -556,6 +587,17 @@ static void prep(struct io_uring_sqe *sqe, const weft__ioreq *q)
     }
 }
 
+/* While a timer is armed, the tick's operations go to the kernel in slices: the kernel runs a
+ * send inside the enter that submits it, and with one enter for the whole tick a timer that
+ * came due waited for all of them (the pick fires due timers after a system call: timer.h).
+ * A slice's enter is that system call. Called after each operation is prepared. */
+static inline void slice_submit(weft__io *io, uring_state *s)
+{
+    if (weft_unlikely(io->w->timers.n) && io_uring_sq_ready(&s->ring) >= SLICE_SQES &&
+        enter_ok(s) == 0)
+        io_uring_submit(&s->ring);
+}
+
 static bool op_done(const void *op)
 {
     return ((const uop *)op)->done;
@@ -573,13 +615,7 @@ static int run_op(weft__io *io, const weft__ioreq *q, int64_t deadline, int *why
     uop op = {.done = 0};
     prep(sqe, q);
     io_uring_sqe_set_data(sqe, &op);
-    /* While a timer is armed, the tick's operations go to the kernel in slices: the kernel
-     * runs a send inside the enter that submits it, and with one enter for the whole tick
-     * a timer that came due waited for all of them (the pick fires due timers after a
-     * system call: timer.h). A slice's enter is that system call. */
-    if (weft_unlikely(io->w->timers.n) && io_uring_sq_ready(&s->ring) >= SLICE_SQES &&
-        enter_ok(s) == 0)
-        io_uring_submit(&s->ring);
+    slice_submit(io, s);
     *why = 0;
     io->nwaiters++;
     weft__wait wr = {.kind = WEFT__WAIT_IO,
@@ -661,6 +697,174 @@ static ssize_t ring_run(weft__io *io, const weft__ioreq *q, int64_t deadline)
             return (ssize_t)poll_to_mask(res);
         return res;
     }
+}
+
+/* ---- Write-behind sends (FEAT_SENDBEHIND, uring_send.h) --------------------------------
+ * weft_write and weft_send of up to WEFT__USEND_MAX bytes on a stream socket copy the bytes
+ * into the fd's record, prepare one send and return: the tick's enter submits it with the
+ * rest, and its completion is taken here, in the poll, without resuming anyone. What the
+ * caller would have waited for moves to the next call that writes to the fd (it waits for
+ * the send in flight, and returns its error), and to weft_close (weft__io_ops.flush) and
+ * weft_shutdown (deferred until the send is over). */
+
+/* Prepares the send of what is left of u's bytes (or, `poll`, a wait for room first). */
+static int send_prep(uring_state *s, weft__usend *u, bool poll)
+{
+    struct io_uring_sqe *sqe = get_sqe(s);
+    if (!sqe)
+        return -EBUSY;
+    uint64_t tag = TAG_SEND | (uint64_t)(uintptr_t)u;
+    if (poll) {
+        io_uring_prep_poll_add(sqe, u->fd, POLLOUT);
+        tag |= TAG_SEND_POLL;
+    } else {
+        /* A send even for weft_write: on a socket write(2) is send(2) without flags, and the
+         * ring's send waits for room itself where its write may answer -EAGAIN. */
+        io_uring_prep_send(sqe, u->fd, u->buf + u->done, u->len - u->done,
+                           u->op == WEFT__IO_SEND ? u->flags | MSG_NOSIGNAL : 0);
+    }
+    io_uring_sqe_set_data64(sqe, tag);
+    slice_submit(s->io, s);
+    return 0;
+}
+
+/* A completion of a send written behind, or of its wait for room. */
+static void send_complete(uring_state *s, uint64_t ud, int res)
+{
+    weft__usend *u = (weft__usend *)(uintptr_t)(ud & ~(TAG_SEND | TAG_SEND_POLL));
+    if (u->orphan) {
+        weft__usend_complete(&s->sends, u, -ECANCELED); /* frees it */
+        return;
+    }
+    if (ud & TAG_SEND_POLL) {
+        /* Room, or an error or hang-up the send itself will report: send again. */
+        if (res >= 0 && send_prep(s, u, false) == 0)
+            return;
+        res = res < 0 ? res : -EBUSY;
+    } else if (res == -EAGAIN) {
+        if (send_prep(s, u, true) == 0)
+            return;
+        res = -EBUSY;
+    }
+    if (weft__usend_complete(&s->sends, u, res)) {
+        if (send_prep(s, u, false) == 0)
+            return; /* a short send: the rest follows */
+        weft__usend_complete(&s->sends, u, -EBUSY);
+    }
+    if (u->shut >= 0) {
+        weft__sys_shutdown(s->sys, u->fd, u->shut); /* weft_shutdown's, deferred */
+        u->shut = -1;
+    }
+    int fd = u->fd;
+    /* A record grown for a large write is not kept for the connection's life: the next
+     * write makes a small one again. One with something left to report stays. */
+    if (u->cap > WEFT__USEND_KEEP && !u->err && !u->failed)
+        weft__usends_forget(&s->sends, fd);
+    /* A writer waits for it (send_wait): only then an edge, which nobody else on this
+     * backend takes (writes here are ring operations, not readiness waits). */
+    if (weft__fdtable_waited(s->io, fd, WEFT_WRITABLE))
+        weft__fdtable_ready(s->io, fd, WEFT_WRITABLE);
+}
+
+/* Waits until fd has no send in flight. Returns 0, or -ETIMEDOUT, -ECANCELED, -EBADF. */
+static int send_wait(weft__io **iop, int fd, int64_t deadline)
+{
+    for (;;) {
+        uring_state *s = (*iop)->backend;
+        if (!weft__usends_busy(&s->sends, fd))
+            return 0;
+        int m = weft__fdtable_wait(iop, fd, WEFT_WRITABLE, deadline);
+        if (m < 0)
+            return m;
+    }
+}
+
+static ssize_t ur_submit_other(weft__io *io, const weft__ioreq *q, int64_t deadline);
+
+/* Any other write to fd: after the send in flight, whose error it returns. */
+WEFT_NOINLINE static ssize_t send_after(weft__io *io, const weft__ioreq *q, int64_t deadline)
+{
+    int r = send_wait(&io, q->fd, deadline);
+    if (r < 0)
+        return r;
+    weft__usend *u = weft__usends_find(&((uring_state *)io->backend)->sends, q->fd);
+    if (u && u->err) {
+        int e = u->err;
+        u->err = 0;
+        return e;
+    }
+    if (q->op == WEFT__IO_SENDFILE)
+        return ur_submit_other(io, q, deadline);
+    return ring_run(io, q, deadline);
+}
+
+/* Whether fd is a connection whose state the ring follows: its multishot receive is armed
+ * (or holds bytes) and has met neither the end of stream nor an error. Only such a socket's
+ * writes are sent behind: one whose peer is known to be gone gets the kernel's answer at
+ * once (EPIPE, ECONNRESET), as from write(2), instead of a later write. What the ring cannot
+ * know yet (a reset since the last reap) arrives as on TCP, where a write after the peer's
+ * close is also taken before the reset is. Needs FEAT_BUFRING. */
+static inline bool send_known_alive(weft__io *io, int fd)
+{
+    uring_state *s = io->backend;
+    const weft__ubuf_fd *f = weft__ubufs_find(&s->bufs, fd);
+    return f && (f->armed || f->head >= 0) && !f->eof && !f->broken && !f->off &&
+           f->fdgen == io->fds[fd].gen;
+}
+
+static ssize_t send_behind(weft__io *io, const weft__ioreq *q, int64_t deadline)
+{
+    int fd = q->fd;
+    int kind = weft__fdtable_kind(io, fd);
+    if (kind < 0)
+        return kind;
+    if (kind != WEFT__FD_STREAM || !io->fds[fd].sock || q->len == 0 || q->len > WEFT__USEND_MAX ||
+        (q->op == WEFT__IO_SEND && (q->flags & ~MSG_MORE)) || !send_known_alive(io, fd))
+        return send_after(io, q, deadline);
+#ifdef WEFT_TESTING
+    int fault = weft__sys_fault(&io->w->sys, weft__io_kind(q));
+    if (fault == -EAGAIN) {
+        /* A planned full socket: wait for room, as the ring's own send would. */
+        weft__ioreq pq = {.op = WEFT__IO_POLL, .fd = fd, .flags = WEFT_WRITABLE};
+        ssize_t pr = ring_run(io, &pq, deadline);
+        if (pr < 0)
+            return pr;
+    } else if (fault < 0) {
+        return fault;
+    }
+#endif
+    uring_state *s = io->backend;
+    uint32_t gen = io->fds[fd].gen;
+    weft__usend *u = weft__usends_find(&s->sends, fd);
+    if (u && u->fdgen == gen) {
+        if (u->inflight) {
+            int r = send_wait(&io, fd, deadline);
+            if (r < 0)
+                return r;
+            s = io->backend;
+            u = weft__usends_find(&s->sends, fd);
+        }
+        if (u && u->err) {
+            int e = u->err; /* the last send's, reported to the next write */
+            u->err = 0;
+            return e;
+        }
+        if (u && u->failed)
+            return ring_run(io, q, deadline); /* from now on the kernel's own answer */
+    }
+    u = weft__usends_get(&s->sends, fd, gen, (uint32_t)q->len);
+    if (!u)
+        return ring_run(io, q, deadline); /* no memory for a copy: on the caller's buffer */
+    memcpy(u->buf, q->buf, q->len);
+    u->len = (uint32_t)q->len;
+    u->done = 0;
+    u->op = q->op;
+    u->flags = q->flags;
+    u->deadline = deadline;
+    if (send_prep(s, u, false) < 0)
+        return -EBUSY; /* the ring takes nothing: as run_op */
+    u->inflight = 1;
+    return (ssize_t)q->len;
 }
 
 /* The readiness path, for what the ring cannot do: the plain call, then a poll operation on
@@ -1004,8 +1208,22 @@ static ssize_t ur_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
     /* Its operations complete on this ring, and a socket's armed receive holds its bytes
      * here: the task never moves to another worker from now on (task.h, steal.c). */
     weft__task_bind(io->w->current);
-    unsigned feats = ((const uring_state *)io->backend)->feats;
+    const uring_state *s = io->backend;
+    unsigned feats = s->feats;
     switch (q->op) {
+    case WEFT__IO_WRITE:
+        if ((feats & FEAT_SENDBEHIND) && q->off < 0)
+            return send_behind(io, q, deadline);
+        return ring_run(io, q, deadline);
+    case WEFT__IO_SEND:
+        if (feats & FEAT_SENDBEHIND)
+            return send_behind(io, q, deadline);
+        return ring_run(io, q, deadline);
+    case WEFT__IO_WRITEV:
+    case WEFT__IO_SENDMSG:
+        if (weft__usends_pending(&s->sends, q->fd))
+            return send_after(io, q, deadline);
+        return ring_run(io, q, deadline);
     case WEFT__IO_READ:
         if ((feats & FEAT_BUFRING) && q->off < 0)
             return recv_buffered(io, q, deadline);
@@ -1022,9 +1240,12 @@ static ssize_t ur_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
         if (feats & FEAT_BUFRING)
             return poll_buffered(io, q, deadline);
         return ring_run(io, q, deadline);
+    case WEFT__IO_SENDFILE:
+        if (weft__usends_pending(&s->sends, q->fd))
+            return send_after(io, q, deadline);
+        return ur_submit_other(io, q, deadline);
     case WEFT__IO_STAT:
     case WEFT__IO_ACCEPT:
-    case WEFT__IO_SENDFILE:
     case WEFT__IO_MKDIR:
     case WEFT__IO_UNLINK:
     case WEFT__IO_RENAME:
@@ -1040,9 +1261,31 @@ static ssize_t ur_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
     }
 }
 
+/* weft_close's wait for the sends written behind on fd (weft__io_ops.flush). */
+static void ur_flush(weft__io *io, int fd)
+{
+    uring_state *s = io->backend;
+    weft__usend *u = weft__usends_find(&s->sends, fd);
+    if (u && u->inflight && u->fdgen == weft__fdtable_gen(io, fd))
+        (void)send_wait(&io, fd, u->deadline); /* past it, the forget cancels the rest */
+}
+
+static bool ur_defer_shutdown(weft__io *io, int fd)
+{
+    uring_state *s = io->backend;
+    weft__usend *u = weft__usends_find(&s->sends, fd);
+    if (!u || !u->inflight || u->fdgen != weft__fdtable_gen(io, fd))
+        return false;
+    u->shut = SHUT_WR;
+    return true;
+}
+
 static void ur_forget(weft__io *io, int fd)
 {
     uring_state *s = io->backend;
+    /* A send still in flight becomes an orphan: the cancel below stops it if the kernel still
+     * holds it, and its completion frees it. */
+    weft__usends_forget(&s->sends, fd);
     weft__ubuf_fd *f = weft__ubufs_find(&s->bufs, fd);
     if (f)
         weft__ubufs_drop(&s->bufs, f); /* the cancel below stops its receive */
@@ -1070,4 +1313,6 @@ const weft__io_ops weft__io_uring = {
     .notify = ur_notify,
     .submit = ur_submit,
     .forget = ur_forget,
+    .flush = ur_flush,
+    .defer_shutdown = ur_defer_shutdown,
 };

@@ -126,8 +126,10 @@ bool weft__ubufs_complete(weft__ubufs *b, int fd, uint32_t gen, int res, unsigne
         f->nobufs = 1;
     else if (res == -ENOTSOCK || res == -EINVAL || res == -EOPNOTSUPP)
         f->off = 1; /* refused for this kind of fd: its reads take the plain ring path */
-    else if (res != -ECANCELED)
+    else if (res != -ECANCELED) {
         f->err = res;
+        f->broken = 1;
+    }
     return true;
 }
 

@@ -35,6 +35,8 @@ typedef struct weft__ubuf_fd {
                         * single-shot one into the caller's buffer before arming again */
     uint8_t capped;    /* the armed receive was cancelled for holding WEFT__UBUF_FD_CAP
                         * buffers: it stops, and the read that empties the chain arms again */
+    uint8_t broken;    /* the receive met an error (err, reported once): sticky, so that
+                        * writes stop being sent behind (uring.c's send_behind) */
     uint32_t nbufs;    /* buffers in the chain */
     uint64_t inflight; /* the user_data of the armed receive, for a targeted cancel */
 } weft__ubuf_fd;
