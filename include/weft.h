@@ -1163,20 +1163,25 @@ WEFT_API int weft_poller_wake(weft_poller *p);
  * MSG_DONTWAIT returns -EAGAIN when none are held, other flags are ignored.
  *
  * On io_uring a weft_write or weft_send (no flags but MSG_MORE) of at most 16 KiB to such a
- * socket, read through weft and with neither an error nor the end of stream seen on it, is
- * sent behind: its bytes are copied, the send goes to the kernel with the worker's next batch,
- * and the call returns len without waiting for it (an echo then costs one park instead of
- * two). One send per socket is in flight at a time, so bytes keep their order and the next
- * write waits for it (until its own deadline). What the kernel answers for it is what that
- * next write, weft_writev, weft_sendfile or weft_send returns: an error (-EPIPE,
- * -ECONNRESET...) comes one write late, as TCP's own errors do. weft_close() from a task waits
- * for the send (until the deadline it was written with, or the task's cancellation; then the
- * rest is dropped), and
- * weft_shutdown(SHUT_WR) takes effect after it, so the peer sees every byte before the end
- * of stream. So close such a socket with weft_close(), from the worker that wrote to it: a
- * plain close() before the send leaves would fail or misdirect it, and a close from another
- * worker or from outside a task cancels what is still in flight. Larger writes, writes to
- * other fds, and every write on epoll return only once the kernel has taken the bytes.
+ * socket (read through weft; used by no other worker; no error, end of stream or
+ * weft_shutdown seen on it; its deadline not already passed) is sent behind: its bytes are
+ * copied, the send goes to the kernel with the worker's next batch, and the call returns len
+ * without waiting for it (an echo then costs one park instead of two). One send per socket
+ * is in flight at a time, so bytes keep their order: the next write waits for it (until its
+ * own deadline). What the kernel answers for the send is what that next weft_write,
+ * weft_send, weft_writev or weft_sendfile returns: an error (-EPIPE, -ECONNRESET...) comes
+ * one write late, as TCP's own errors do, and from then on the socket's writes are not sent
+ * behind. weft_close() and weft_fd_forget() from a task wait for the send (until the
+ * deadline it was written with, or the task's cancellation; then the rest is dropped), and
+ * weft_shutdown(SHUT_WR) takes effect after it, so the peer sees every byte before the end of
+ * stream. So close such a socket with weft_close() from a task of the worker that wrote to
+ * it: a plain close() before the send leaves would fail or misdirect it, and a close from
+ * another worker or from outside a task cancels what is still in flight. A socket used by
+ * tasks of two workers is not sent behind once both have used it, but the first write from
+ * the second worker may overtake a send of the first still in flight: keep a connection's
+ * writes to the tasks of one worker (as its reads already are, above). Larger writes,
+ * writes to other fds, and every write on epoll return only once the kernel has taken the
+ * bytes.
  * ------------------------------------------------------------------------------------- */
 
 /* Sets O_NONBLOCK on fd. Returns 0 or -errno. Any thread. */

@@ -297,3 +297,94 @@ Test(send_behind, a_write_just_before_the_runtime_ends_is_sent)
     close(p[0]);
     close(p[1]);
 }
+
+/* Fills fd's socket with the test stream from byte 0 by plain non-blocking sends, until the
+ * kernel takes no more. Returns the bytes it took. */
+static size_t fill(int fd)
+{
+    char chunk[1024];
+    size_t total = 0;
+    for (;;) {
+        for (size_t i = 0; i < sizeof chunk; i++)
+            chunk[i] = (char)stream_byte(total + i);
+        ssize_t n = send(fd, chunk, sizeof chunk, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n <= 0)
+            return total;
+        total += (size_t)n;
+    }
+}
+
+/* weft_fd_forget from a task, then a plain close (weft.h's other way to close): the write
+ * the full socket could not take yet still reaches the peer, before the end of stream. */
+static void *forget_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    pair_with_buffers(p, 4096);
+    prime(p);
+    size_t filled = fill(p[1]);
+    reader r = {.fd = p[0], .delay = 20 * WEFT_MSEC, .expect = filled + 100};
+    weft_task *t;
+    cr_assert_eq(weft_spawn(&t, read_stream, &r, NULL), 0);
+    cr_assert_eq(write_stream(p[1], filled, 100, WEFT_FOREVER), 100);
+    cr_assert_eq(weft_fd_forget(p[1]), 0);
+    cr_assert_eq(close(p[1]), 0);
+    void *res = (void *)1;
+    cr_assert_eq(weft_join(t, &res, WEFT_FOREVER), 0);
+    cr_assert_null(res, "%s", (const char *)res);
+    weft_close(p[0]);
+    return NULL;
+}
+
+Test(send_behind, forget_then_close_comes_after_every_byte_written)
+{
+    run(forget_main);
+}
+
+/* A deadline already passed: a write the full socket cannot take at once is -ETIMEDOUT on
+ * every backend, not taken to be sent later. */
+static void *past_deadline_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    pair_with_buffers(p, 4096);
+    prime(p);
+    fill(p[1]);
+    cr_assert_eq(write_stream(p[1], 0, 100, weft_deadline_in(-WEFT_MSEC)), -ETIMEDOUT);
+    weft_close(p[0]);
+    weft_close(p[1]);
+    return NULL;
+}
+
+Test(send_behind, a_passed_deadline_takes_nothing_the_socket_cannot)
+{
+    run(past_deadline_main);
+}
+
+/* After weft_shutdown(SHUT_WR), a write fails with -EPIPE (on io_uring once the send the
+ * shutdown waits behind is over), and the peer gets every byte written before it. */
+static void *write_after_shutdown_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    pair_with_buffers(p, 4096);
+    prime(p);
+    size_t filled = fill(p[1]);
+    reader r = {.fd = p[0], .delay = 20 * WEFT_MSEC, .expect = filled + 100};
+    weft_task *t;
+    cr_assert_eq(weft_spawn(&t, read_stream, &r, NULL), 0);
+    cr_assert_eq(write_stream(p[1], filled, 100, WEFT_FOREVER), 100);
+    cr_assert_eq(weft_shutdown(p[1], SHUT_WR), 0);
+    cr_assert_eq(weft_write(p[1], "x", 1, WEFT_FOREVER), -EPIPE);
+    void *res = (void *)1;
+    cr_assert_eq(weft_join(t, &res, WEFT_FOREVER), 0);
+    cr_assert_null(res, "%s", (const char *)res);
+    weft_close(p[0]);
+    weft_close(p[1]);
+    return NULL;
+}
+
+Test(send_behind, a_write_after_shutdown_fails)
+{
+    run(write_after_shutdown_main);
+}

@@ -163,8 +163,10 @@ typedef struct weft__io_ops {
      * written with; weft_close calls it from a task before the forget. NULL: the backend
      * writes nothing behind. Worker thread. */
     void (*flush)(weft__io *io, int fd);
-    /* Takes shutdown(fd, SHUT_WR) to run once those writes are over. Returns false when none
-     * is in flight (the caller shuts down now). NULL: never. Worker thread. */
+    /* Told of every weft_shutdown(fd, SHUT_WR or SHUT_RDWR) (writes must not be taken
+     * behind any more); takes shutdown(fd, SHUT_WR) to run once the writes taken are over.
+     * Returns false when none is in flight (the caller shuts down now). NULL: never. Worker
+     * thread. */
     bool (*defer_shutdown)(weft__io *io, int fd);
 } weft__io_ops;
 
@@ -257,6 +259,22 @@ static inline void weft__fdshare_note(weft__io *io, int fd)
         !(atomic_load_explicit(&page[(unsigned)fd % WEFT__FDSHARE_PAGE], memory_order_relaxed) &
           bit))
         weft__fdshare_add(io->w, fd);
+}
+
+/* Whether no worker but io's has used fd (always, in a runtime of one worker). An fd past
+ * the pages is not tracked: false. */
+static inline bool weft__fdshare_only(const weft__io *io, int fd)
+{
+    if (__builtin_expect(io->fdshare == NULL, 1))
+        return true;
+    if (fd < 0 || (unsigned)fd / WEFT__FDSHARE_PAGE >= WEFT__FDSHARE_PAGES)
+        return false;
+    _Atomic uint64_t *page =
+        atomic_load_explicit(&io->fdshare[(unsigned)fd / WEFT__FDSHARE_PAGE], memory_order_acquire);
+    /* Relaxed: another worker's bit seen late lets one more write go behind, the race weft.h
+     * describes; nothing else is read through this load. */
+    return page && atomic_load_explicit(&page[(unsigned)fd % WEFT__FDSHARE_PAGE],
+                                        memory_order_relaxed) == 1ull << (io->w_index % 64);
 }
 
 /* Internal event bit beside WEFT_READABLE/WEFT_WRITABLE: hang-up or error seen. */

@@ -209,6 +209,10 @@ static int forget_here(weft__worker *w, int fd)
 int weft_fd_forget(int fd)
 {
     weft__worker *w = weft__worker_current();
+    if (w && fd >= 0 && w->io->ops->flush && weft__blocking_task(w)) {
+        w->io->ops->flush(w->io, fd); /* as weft_close: the writes taken go out first */
+        w = weft__worker_current();
+    }
     int r = forget_here(w, fd);
     if (r == 0)
         weft__fdshare_forget_others(w, fd, false); /* other workers that used it too */
@@ -224,7 +228,7 @@ int weft_close(int fd)
         return weft__sys_close(NULL, fd); /* no runtime: nothing to forget, just close */
     /* Writes taken without waiting (io_uring) go out before the forget would cancel them:
      * from a task, which may wait for them. */
-    if (w->io->ops->flush && weft__blocking_task(w)) {
+    if (fd >= 0 && w->io->ops->flush && weft__blocking_task(w)) {
         w->io->ops->flush(w->io, fd);
         w = weft__worker_current(); /* it may have parked: the migration rule */
     }

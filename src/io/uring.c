@@ -762,8 +762,9 @@ static void send_complete(uring_state *s, uint64_t ud, int res)
         weft__usends_forget(&s->sends, fd);
     /* A writer waits for it (send_wait): only then an edge, which nobody else on this
      * backend takes (writes here are ring operations, not readiness waits). */
-    if (weft__fdtable_waited(s->io, fd, WEFT_WRITABLE))
-        weft__fdtable_ready(s->io, fd, WEFT_WRITABLE);
+    weft__io *io = s->io;
+    if ((size_t)fd < io->nfds && io->fds[fd].wr.head)
+        weft__fdtable_ready(io, fd, WEFT_WRITABLE);
 }
 
 /* Waits until fd has no send in flight. Returns 0, or -ETIMEDOUT, -ECANCELED, -EBADF. */
@@ -771,7 +772,7 @@ static int send_wait(weft__io **iop, int fd, int64_t deadline)
 {
     for (;;) {
         uring_state *s = (*iop)->backend;
-        if (!weft__usends_busy(&s->sends, fd))
+        if (!weft__usends_busy(&s->sends, fd, weft__fdtable_gen(*iop, fd)))
             return 0;
         int m = weft__fdtable_wait(iop, fd, WEFT_WRITABLE, deadline);
         if (m < 0)
@@ -788,7 +789,7 @@ WEFT_NOINLINE static ssize_t send_after(weft__io *io, const weft__ioreq *q, int6
     if (r < 0)
         return r;
     weft__usend *u = weft__usends_find(&((uring_state *)io->backend)->sends, q->fd);
-    if (u && u->err) {
+    if (u && u->err && u->fdgen == weft__fdtable_gen(io, q->fd)) {
         int e = u->err;
         u->err = 0;
         return e;
@@ -803,13 +804,15 @@ WEFT_NOINLINE static ssize_t send_after(weft__io *io, const weft__ioreq *q, int6
  * writes are sent behind: one whose peer is known to be gone gets the kernel's answer at
  * once (EPIPE, ECONNRESET), as from write(2), instead of a later write. What the ring cannot
  * know yet (a reset since the last reap) arrives as on TCP, where a write after the peer's
- * close is also taken before the reset is. Needs FEAT_BUFRING. */
+ * close is also taken before the reset is. Needs FEAT_BUFRING. And no other worker of the
+ * runtime has used the fd (fdshare.c): a write there would not wait for a send in flight
+ * here (what is left of that race is in weft.h). */
 static inline bool send_known_alive(weft__io *io, int fd)
 {
     uring_state *s = io->backend;
     const weft__ubuf_fd *f = weft__ubufs_find(&s->bufs, fd);
-    return f && (f->armed || f->head >= 0) && !f->eof && !f->broken && !f->off &&
-           f->fdgen == io->fds[fd].gen;
+    return f && (f->armed || f->head >= 0) && !f->eof && !f->broken && !f->off && !f->wshut &&
+           f->fdgen == io->fds[fd].gen && weft__fdshare_only(io, fd);
 }
 
 static ssize_t send_behind(weft__io *io, const weft__ioreq *q, int64_t deadline)
@@ -818,8 +821,11 @@ static ssize_t send_behind(weft__io *io, const weft__ioreq *q, int64_t deadline)
     int kind = weft__fdtable_kind(io, fd);
     if (kind < 0)
         return kind;
+    /* A deadline already passed asks for what can be done at once (weft.h): the kernel's
+     * answer, not a send that may wait. */
     if (kind != WEFT__FD_STREAM || !io->fds[fd].sock || q->len == 0 || q->len > WEFT__USEND_MAX ||
-        (q->op == WEFT__IO_SEND && (q->flags & ~MSG_MORE)) || !send_known_alive(io, fd))
+        (q->op == WEFT__IO_SEND && (q->flags & ~MSG_MORE)) || !send_known_alive(io, fd) ||
+        (deadline != WEFT_FOREVER && deadline <= weft_now()))
         return send_after(io, q, deadline);
 #ifdef WEFT_TESTING
     int fault = weft__sys_fault(&io->w->sys, weft__io_kind(q));
@@ -849,10 +855,12 @@ static ssize_t send_behind(weft__io *io, const weft__ioreq *q, int64_t deadline)
             u->err = 0;
             return e;
         }
-        if (u && u->failed)
-            return ring_run(io, q, deadline); /* from now on the kernel's own answer */
+        if (u && (u->failed || u->shut >= 0))
+            return ring_run(io, q, deadline); /* the kernel's own answer (EPIPE after EPIPE,
+                                               * or after weft_shutdown) */
     }
-    u = weft__usends_get(&s->sends, fd, gen, (uint32_t)q->len);
+    if (!u || u->fdgen != gen || u->cap < q->len) /* else the record as it is */
+        u = weft__usends_get(&s->sends, fd, gen, (uint32_t)q->len);
     if (!u)
         return ring_run(io, q, deadline); /* no memory for a copy: on the caller's buffer */
     memcpy(u->buf, q->buf, q->len);
@@ -861,9 +869,19 @@ static ssize_t send_behind(weft__io *io, const weft__ioreq *q, int64_t deadline)
     u->op = q->op;
     u->flags = q->flags;
     u->deadline = deadline;
-    if (send_prep(s, u, false) < 0)
-        return -EBUSY; /* the ring takes nothing: as run_op */
+    /* In flight before the SQE exists: an enter inside send_prep (a slice) that fails by
+     * fault injection completes it at once (fail_pending), and that completion must find it
+     * in flight to end it. */
     u->inflight = 1;
+    if (send_prep(s, u, false) < 0) {
+        u->inflight = 0;
+        return -EBUSY; /* the ring takes nothing: as run_op */
+    }
+    if (!u->inflight) {
+        int e = u->err; /* failed inside the slice's enter: reported now */
+        u->err = 0;
+        return e < 0 ? e : (ssize_t)q->len;
+    }
     return (ssize_t)q->len;
 }
 
@@ -1221,7 +1239,7 @@ static ssize_t ur_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
         return ring_run(io, q, deadline);
     case WEFT__IO_WRITEV:
     case WEFT__IO_SENDMSG:
-        if (weft__usends_pending(&s->sends, q->fd))
+        if (weft__usends_pending(&s->sends, q->fd, weft__fdtable_gen(io, q->fd)))
             return send_after(io, q, deadline);
         return ring_run(io, q, deadline);
     case WEFT__IO_READ:
@@ -1241,7 +1259,7 @@ static ssize_t ur_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
             return poll_buffered(io, q, deadline);
         return ring_run(io, q, deadline);
     case WEFT__IO_SENDFILE:
-        if (weft__usends_pending(&s->sends, q->fd))
+        if (weft__usends_pending(&s->sends, q->fd, weft__fdtable_gen(io, q->fd)))
             return send_after(io, q, deadline);
         return ur_submit_other(io, q, deadline);
     case WEFT__IO_STAT:
@@ -1273,6 +1291,9 @@ static void ur_flush(weft__io *io, int fd)
 static bool ur_defer_shutdown(weft__io *io, int fd)
 {
     uring_state *s = io->backend;
+    weft__ubuf_fd *f = weft__ubufs_find(&s->bufs, fd);
+    if (f && f->fdgen == weft__fdtable_gen(io, fd))
+        f->wshut = 1; /* from now on writes get the kernel's answer */
     weft__usend *u = weft__usends_find(&s->sends, fd);
     if (!u || !u->inflight || u->fdgen != weft__fdtable_gen(io, fd))
         return false;
@@ -1284,7 +1305,11 @@ static void ur_forget(weft__io *io, int fd)
 {
     uring_state *s = io->backend;
     /* A send still in flight becomes an orphan: the cancel below stops it if the kernel still
-     * holds it, and its completion frees it. */
+     * holds it, and its completion frees it. A shutdown deferred behind it runs now: the
+     * file may outlive this fd (a dup, a child), and its peer must see the end of stream. */
+    weft__usend *u = weft__usends_find(&s->sends, fd);
+    if (u && u->shut >= 0 && u->fdgen == weft__fdtable_gen(io, fd))
+        weft__sys_shutdown(s->sys, fd, u->shut);
     weft__usends_forget(&s->sends, fd);
     weft__ubuf_fd *f = weft__ubufs_find(&s->bufs, fd);
     if (f)

@@ -37,6 +37,8 @@ typedef struct weft__ubuf_fd {
                         * buffers: it stops, and the read that empties the chain arms again */
     uint8_t broken;    /* the receive met an error (err, reported once): sticky, so that
                         * writes stop being sent behind (uring.c's send_behind) */
+    uint8_t wshut;     /* weft_shutdown closed the write half: writes are not sent behind
+                        * (each gets the kernel's EPIPE) */
     uint32_t nbufs;    /* buffers in the chain */
     uint64_t inflight; /* the user_data of the armed receive, for a targeted cancel */
 } weft__ubuf_fd;

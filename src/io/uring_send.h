@@ -59,19 +59,20 @@ static inline weft__usend *weft__usends_find(const weft__usends *u, int fd)
     return fd >= 0 && (size_t)fd < u->nfds ? u->fds[fd] : NULL;
 }
 
-/* Whether a send of fd is in flight (a write to fd must wait for it). */
-static inline bool weft__usends_busy(const weft__usends *u, int fd)
+/* Whether a send of fd, the file of the fd table's generation fdgen, is in flight (a write
+ * to fd must wait for it). A record of another generation is an earlier file's. */
+static inline bool weft__usends_busy(const weft__usends *u, int fd, uint32_t fdgen)
 {
     weft__usend *s = weft__usends_find(u, fd);
-    return s && s->inflight;
+    return s && s->inflight && s->fdgen == fdgen;
 }
 
-/* Whether a write to fd must go through the record first: a send in flight, or its error
- * not reported yet. */
-static inline bool weft__usends_pending(const weft__usends *u, int fd)
+/* Whether a write to fd (generation fdgen) must go through the record first: a send in
+ * flight, or its error not reported yet. */
+static inline bool weft__usends_pending(const weft__usends *u, int fd, uint32_t fdgen)
 {
     weft__usend *s = weft__usends_find(u, fd);
-    return s && (s->inflight || s->err);
+    return s && (s->inflight || s->err) && s->fdgen == fdgen;
 }
 
 /* fd's record for a send of len (<= WEFT__USEND_MAX) bytes under the fd table's generation
