@@ -1175,8 +1175,9 @@ WEFT_API int weft_poller_wake(weft_poller *p);
  * deadline it was written with, or the task's cancellation; then the rest is dropped), and
  * weft_shutdown(SHUT_WR) takes effect after it, so the peer sees every byte before the end of
  * stream. So close such a socket with weft_close() from a task of the worker that wrote to
- * it: a plain close() before the send leaves would fail or misdirect it, and a close from
- * another worker or from outside a task cancels what is still in flight. A socket used by
+ * it, and shut it down with weft_shutdown(): a plain close() or shutdown(2) before the send
+ * leaves would fail or misdirect it, and a close from another worker or from outside a task
+ * cancels what is still in flight. A socket used by
  * tasks of two workers is not sent behind once both have used it, but the first write from
  * the second worker may overtake a send of the first still in flight: keep a connection's
  * writes to the tasks of one worker (as its reads already are, above). Larger writes,

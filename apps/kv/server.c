@@ -235,7 +235,7 @@ static void refuse_client(int fd)
     static const char msg[] = "-ERR max number of clients reached\r\n";
     int64_t deadline = weft_deadline_in(100 * WEFT_MSEC);
     if (weft_write(fd, msg, sizeof msg - 1, deadline) == (ssize_t)(sizeof msg - 1)) {
-        shutdown(fd, SHUT_WR);
+        weft_shutdown(fd, SHUT_WR); /* after the reply, which io_uring may send behind */
         char sink[512];
         while (weft_read(fd, sink, sizeof sink, deadline) > 0)
             ;
