@@ -36,6 +36,12 @@ static void prime(const int fds[2])
     }
 }
 
+static void primed_pair(int fds[2], int bytes)
+{
+    pair_with_buffers(fds, bytes);
+    prime(fds);
+}
+
 /* Byte i of the test stream: no period short enough to hide a reordered or repeated chunk. */
 static inline unsigned char stream_byte(size_t i)
 {
@@ -75,6 +81,22 @@ static void *read_stream(void *arg)
     return NULL;
 }
 
+/* Starts read_stream(r) as a task. */
+static weft_task *start_reader(reader *r)
+{
+    weft_task *t;
+    cr_assert_eq(weft_spawn(&t, read_stream, r, NULL), 0);
+    return t;
+}
+
+/* Joins a reader and fails the test with what it found wrong. */
+static void join_reader(weft_task *t, const char *which)
+{
+    void *res = (void *)1;
+    cr_assert_eq(weft_join(t, &res, WEFT_FOREVER), 0);
+    cr_assert_null(res, "%s%s", which, (const char *)res);
+}
+
 /* Writes [from, from + len) of the test stream in one call. */
 static ssize_t write_stream(int fd, size_t from, size_t len, int64_t deadline)
 {
@@ -97,25 +119,21 @@ static void *in_order_main(void *arg)
 {
     (void)arg;
     int p[2];
-    pair_with_buffers(p, 4096);
-    prime(p);
+    primed_pair(p, 4096);
     size_t total = 0, lens[3000];
     for (int i = 0; i < 3000; i++) {
         lens[i] = i % 97 == 0 ? 17000 : (size_t)(1 + (i * 7919) % 6000);
         total += lens[i];
     }
     reader r = {.fd = p[0], .delay = 20 * WEFT_MSEC, .expect = total};
-    weft_task *t;
-    cr_assert_eq(weft_spawn(&t, read_stream, &r, NULL), 0);
+    weft_task *t = start_reader(&r);
     size_t off = 0;
     for (int i = 0; i < 3000; i++) {
         cr_assert_eq(write_stream(p[1], off, lens[i], WEFT_FOREVER), (ssize_t)lens[i]);
         off += lens[i];
     }
     cr_assert_eq(weft_close(p[1]), 0);
-    void *res = (void *)1;
-    cr_assert_eq(weft_join(t, &res, WEFT_FOREVER), 0);
-    cr_assert_null(res, "%s", (const char *)res);
+    join_reader(t, "");
     weft_close(p[0]);
     return NULL;
 }
@@ -131,17 +149,13 @@ static void *close_main(void *arg)
 {
     (void)arg;
     int p[2];
-    pair_with_buffers(p, 4096);
-    prime(p);
+    primed_pair(p, 4096);
     reader r = {.fd = p[0], .delay = 30 * WEFT_MSEC, .expect = 5 * 12000};
-    weft_task *t;
-    cr_assert_eq(weft_spawn(&t, read_stream, &r, NULL), 0);
+    weft_task *t = start_reader(&r);
     for (int i = 0; i < 5; i++)
         cr_assert_eq(write_stream(p[1], (size_t)i * 12000, 12000, WEFT_FOREVER), 12000);
     cr_assert_eq(weft_close(p[1]), 0);
-    void *res = (void *)1;
-    cr_assert_eq(weft_join(t, &res, WEFT_FOREVER), 0);
-    cr_assert_null(res, "%s", (const char *)res);
+    join_reader(t, "");
     weft_close(p[0]);
     return NULL;
 }
@@ -157,20 +171,16 @@ static void *shutdown_main(void *arg)
 {
     (void)arg;
     int p[2];
-    pair_with_buffers(p, 4096);
-    prime(p);
+    primed_pair(p, 4096);
     reader r = {.fd = p[0], .delay = 30 * WEFT_MSEC, .expect = 3 * 15000, .tail = "done"};
-    weft_task *t;
-    cr_assert_eq(weft_spawn(&t, read_stream, &r, NULL), 0);
+    weft_task *t = start_reader(&r);
     for (int i = 0; i < 3; i++)
         cr_assert_eq(write_stream(p[1], (size_t)i * 15000, 15000, WEFT_FOREVER), 15000);
     cr_assert_eq(weft_shutdown(p[1], SHUT_WR), 0);
     char reply[8] = {0};
     cr_assert_eq(weft_read(p[1], reply, sizeof reply, weft_deadline_in(30 * WEFT_SEC)), 4);
     cr_assert_str_eq(reply, "done");
-    void *res = (void *)1;
-    cr_assert_eq(weft_join(t, &res, WEFT_FOREVER), 0);
-    cr_assert_null(res, "%s", (const char *)res);
+    join_reader(t, "");
     weft_close(p[0]);
     weft_close(p[1]);
     return NULL;
@@ -212,8 +222,7 @@ static void *deadline_main(void *arg)
 {
     (void)arg;
     int p[2];
-    pair_with_buffers(p, 4096);
-    prime(p);
+    primed_pair(p, 4096);
     int64_t deadline = weft_deadline_in(50 * WEFT_MSEC);
     ssize_t r = 0;
     int writes = 0;
@@ -240,8 +249,7 @@ static void *reuse_main(void *arg)
     pair_with_buffers(a, 4096);
     prime(a);
     reader ra = {.fd = a[0], .delay = 20 * WEFT_MSEC, .expect = 2 * 10000};
-    weft_task *ta;
-    cr_assert_eq(weft_spawn(&ta, read_stream, &ra, NULL), 0);
+    weft_task *ta = start_reader(&ra);
     cr_assert_eq(write_stream(a[1], 0, 10000, WEFT_FOREVER), 10000);
     cr_assert_eq(write_stream(a[1], 10000, 10000, WEFT_FOREVER), 10000);
     int old = a[1];
@@ -251,15 +259,11 @@ static void *reuse_main(void *arg)
     int writer = b[0] == old ? 0 : 1; /* the end that got the old number writes */
     cr_assert(b[writer] == old, "the new pair reuses the closed number");
     reader rb = {.fd = b[1 - writer], .expect = 3000};
-    weft_task *tb;
-    cr_assert_eq(weft_spawn(&tb, read_stream, &rb, NULL), 0);
+    weft_task *tb = start_reader(&rb);
     cr_assert_eq(write_stream(b[writer], 0, 3000, WEFT_FOREVER), 3000);
     cr_assert_eq(weft_close(b[writer]), 0);
-    void *res = (void *)1;
-    cr_assert_eq(weft_join(ta, &res, WEFT_FOREVER), 0);
-    cr_assert_null(res, "old: %s", (const char *)res);
-    cr_assert_eq(weft_join(tb, &res, WEFT_FOREVER), 0);
-    cr_assert_null(res, "new: %s", (const char *)res);
+    join_reader(ta, "old: ");
+    join_reader(tb, "new: ");
     weft_close(a[0]);
     weft_close(b[1 - writer]);
     return NULL;
@@ -320,18 +324,14 @@ static void *forget_main(void *arg)
 {
     (void)arg;
     int p[2];
-    pair_with_buffers(p, 4096);
-    prime(p);
+    primed_pair(p, 4096);
     size_t filled = fill(p[1]);
     reader r = {.fd = p[0], .delay = 20 * WEFT_MSEC, .expect = filled + 100};
-    weft_task *t;
-    cr_assert_eq(weft_spawn(&t, read_stream, &r, NULL), 0);
+    weft_task *t = start_reader(&r);
     cr_assert_eq(write_stream(p[1], filled, 100, WEFT_FOREVER), 100);
     cr_assert_eq(weft_fd_forget(p[1]), 0);
     cr_assert_eq(close(p[1]), 0);
-    void *res = (void *)1;
-    cr_assert_eq(weft_join(t, &res, WEFT_FOREVER), 0);
-    cr_assert_null(res, "%s", (const char *)res);
+    join_reader(t, "");
     weft_close(p[0]);
     return NULL;
 }
@@ -347,8 +347,7 @@ static void *past_deadline_main(void *arg)
 {
     (void)arg;
     int p[2];
-    pair_with_buffers(p, 4096);
-    prime(p);
+    primed_pair(p, 4096);
     fill(p[1]);
     cr_assert_eq(write_stream(p[1], 0, 100, weft_deadline_in(-WEFT_MSEC)), -ETIMEDOUT);
     weft_close(p[0]);
@@ -367,18 +366,14 @@ static void *write_after_shutdown_main(void *arg)
 {
     (void)arg;
     int p[2];
-    pair_with_buffers(p, 4096);
-    prime(p);
+    primed_pair(p, 4096);
     size_t filled = fill(p[1]);
     reader r = {.fd = p[0], .delay = 20 * WEFT_MSEC, .expect = filled + 100};
-    weft_task *t;
-    cr_assert_eq(weft_spawn(&t, read_stream, &r, NULL), 0);
+    weft_task *t = start_reader(&r);
     cr_assert_eq(write_stream(p[1], filled, 100, WEFT_FOREVER), 100);
     cr_assert_eq(weft_shutdown(p[1], SHUT_WR), 0);
     cr_assert_eq(weft_write(p[1], "x", 1, WEFT_FOREVER), -EPIPE);
-    void *res = (void *)1;
-    cr_assert_eq(weft_join(t, &res, WEFT_FOREVER), 0);
-    cr_assert_null(res, "%s", (const char *)res);
+    join_reader(t, "");
     weft_close(p[0]);
     weft_close(p[1]);
     return NULL;
