@@ -259,11 +259,13 @@ Test(relief, a_cancelled_task_does_not_run_fn)
 
 typedef struct late {
     sem_t go;
+    atomic_int in_fn; /* fn has started */
     atomic_int after; /* the task ran on after fn, in a runtime shutting down */
 } late;
 
 static void *wait_go(void *arg)
 {
+    atomic_store(&((late *)arg)->in_fn, 1);
     return (void *)(intptr_t)sem_wait_10s(&((late *)arg)->go);
 }
 
@@ -286,7 +288,12 @@ static void *shutdown_main(void *arg)
     weft_task *t;
     cr_assert_eq(weft_spawn(&t, late_blocker, &the_late, NULL), 0);
     cr_assert_eq(weft_detach(t), 0);
-    cr_assert_eq(weft_sleep(1000000), 0); /* the worker goes on: the blocker is in fn */
+    /* The worker goes on while the blocker is in fn. Waiting for fn to start, not for a
+     * fixed time: a timer already due when this task parks (a loaded machine) woke it
+     * before the blocker had run at all, which then never ran. */
+    for (int i = 0; i < 10000 && !atomic_load(&the_late.in_fn); i++)
+        cr_assert_eq(weft_sleep(1000000), 0);
+    cr_assert(atomic_load(&the_late.in_fn), "fn started");
     sem_post(&the_late.go);
     return NULL; /* with the blocker still in fn, or on its way back */
 }
@@ -294,10 +301,12 @@ static void *shutdown_main(void *arg)
 Test(relief, the_runtime_ends_after_a_task_blocked_in_place_comes_back)
 {
     sem_init(&the_late.go, 0, 0);
+    atomic_init(&the_late.in_fn, 0);
     atomic_init(&the_late.after, 0);
     weft_config c = one_worker();
     run_main_cfg(&c, shutdown_main, NULL);
-    cr_assert_eq(atomic_load(&the_late.after), 1, "the blocked task did not finish its run");
+    cr_assert_eq(atomic_load(&the_late.after), 1, "the blocked task did not finish its run (%d)",
+                 atomic_load(&the_late.after));
     sem_destroy(&the_late.go);
 }
 
@@ -321,12 +330,14 @@ Test(relief, the_runtime_ends_when_a_relief_thread_goes_idle_after_the_close, .t
 {
     setenv("WEFT_TEST_RELIEF_PAUSE_NS", "50000000", 1);
     sem_init(&the_late.go, 0, 0);
+    atomic_init(&the_late.in_fn, 0);
     atomic_init(&the_late.after, 0);
     weft_config c = one_worker();
     c.pool_idle_ms = 600000;
     run_main_cfg(&c, handed_shutdown_main, NULL);
     unsetenv("WEFT_TEST_RELIEF_PAUSE_NS");
-    cr_assert_eq(atomic_load(&the_late.after), 1, "the blocked task did not finish its run");
+    cr_assert_eq(atomic_load(&the_late.after), 1, "the blocked task did not finish its run (%d)",
+                 atomic_load(&the_late.after));
     sem_destroy(&the_late.go);
 }
 

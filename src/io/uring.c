@@ -452,10 +452,17 @@ static int ur_poll(weft__io *io, int64_t timeout_ns, int max_events)
     int rearm = 0;
 reap:
     n = 0;
-    io_uring_for_each_cqe(&s->ring, head, cqe)
-    {
-        if (total + n >= (unsigned)max_events)
-            break; /* the rest stay in the CQ for the next poll */
+    /* The CQEs there now, at most what max_events leaves (the rest stay in the CQ for the
+     * next poll): the tail read once (acquire: the entries before it are written), where
+     * liburing's io_uring_for_each_cqe reads it again, and recomputes the entry size, at
+     * every entry. 16-byte entries: the ring is never made with IORING_SETUP_CQE32. Those a
+     * completion below causes (a send's rest, a cancel) wait for the next poll. */
+    unsigned tail = io_uring_smp_load_acquire(s->ring.cq.ktail);
+    head = *s->ring.cq.khead;
+    if (tail - head > (unsigned)max_events - total)
+        tail = head + ((unsigned)max_events - total);
+    for (; head != tail; head++) {
+        cqe = &s->ring.cq.cqes[head & s->ring.cq.ring_mask];
         uint64_t ud = io_uring_cqe_get_data64(cqe);
         n++;
         if (ud == TAG_IGNORE)
