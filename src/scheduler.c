@@ -299,8 +299,12 @@ static inline void prefetch_ahead(const weft__fifo *ready)
     }
     if ((n->flags & (WEFT__T_STARTED | WEFT__T_STACKLESS)) == WEFT__T_STARTED) {
         const char *sp = n->ctx.sp;
+        /* Unrolled: one prefetch instruction per line, at a constant offset (a loop cost
+         * three instructions a line: 31 a pick). */
+#pragma GCC unroll 16
         for (size_t off = 0; off < WEFT__CTX_FRAME_BYTES; off += 64)
             weft__prefetch(sp + off);
+#pragma GCC unroll 16
         for (size_t off = 0; off < WEFT__PREFETCH_STACK; off += 64)
             weft__prefetch(sp + WEFT__CTX_CALLER_OFFSET + off);
     }

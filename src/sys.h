@@ -18,6 +18,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "util/rawsys.h"
+
 struct epoll_event;
 struct msghdr;
 struct sockaddr;
@@ -167,34 +169,52 @@ weft__sys *weft__sys_current(void);
         return r_ < 0 ? -errno : r_;                                                               \
     } while (0)
 
+/* WEFT__SYS_CALL for the calls a message makes: the call `nr` with the CPU's own instruction
+ * (util/rawsys.h: no cancellation-point bracket, no errno), or libc's `call` under a
+ * sanitizer, whose interceptors must see it. The arguments are cast to long. */
+#if WEFT__RAWSYS
+#define WEFT__SYS_CALL_RAW(s, kind, type, call, nr, a, b, c, d)                                    \
+    do {                                                                                           \
+        int fault_ = weft__sys_enter((s), WEFT__SYS_##kind);                                       \
+        if (__builtin_expect(fault_ < 0, 0))                                                       \
+            return fault_;                                                                         \
+        return (type)weft__rawsys6((nr), (long)(a), (long)(b), (long)(c), (long)(d), 0, 0);        \
+    } while (0)
+#else
+#define WEFT__SYS_CALL_RAW(s, kind, type, call, nr, a, b, c, d) WEFT__SYS_CALL(s, kind, type, call)
+#endif
+
 static inline ssize_t weft__sys_read(weft__sys *s, int fd, void *buf, size_t len)
 {
-    WEFT__SYS_CALL(s, read, ssize_t, read(fd, buf, len));
+    WEFT__SYS_CALL_RAW(s, read, ssize_t, read(fd, buf, len), SYS_read, fd, buf, len, 0);
 }
 
 static inline ssize_t weft__sys_write(weft__sys *s, int fd, const void *buf, size_t len)
 {
-    WEFT__SYS_CALL(s, write, ssize_t, write(fd, buf, len));
+    WEFT__SYS_CALL_RAW(s, write, ssize_t, write(fd, buf, len), SYS_write, fd, buf, len, 0);
 }
 
 static inline ssize_t weft__sys_readv(weft__sys *s, int fd, const struct iovec *iov, int iovcnt)
 {
-    WEFT__SYS_CALL(s, readv, ssize_t, readv(fd, iov, iovcnt));
+    WEFT__SYS_CALL_RAW(s, readv, ssize_t, readv(fd, iov, iovcnt), SYS_readv, fd, iov, iovcnt, 0);
 }
 
 static inline ssize_t weft__sys_writev(weft__sys *s, int fd, const struct iovec *iov, int iovcnt)
 {
-    WEFT__SYS_CALL(s, writev, ssize_t, writev(fd, iov, iovcnt));
+    WEFT__SYS_CALL_RAW(s, writev, ssize_t, writev(fd, iov, iovcnt), SYS_writev, fd, iov, iovcnt, 0);
 }
 
+/* recv and send are recvfrom and sendto with no address (aarch64 has only those). */
 static inline ssize_t weft__sys_recv(weft__sys *s, int fd, void *buf, size_t len, int flags)
 {
-    WEFT__SYS_CALL(s, recv, ssize_t, recv(fd, buf, len, flags));
+    WEFT__SYS_CALL_RAW(s, recv, ssize_t, recv(fd, buf, len, flags), SYS_recvfrom, fd, buf, len,
+                       flags);
 }
 
 static inline ssize_t weft__sys_send(weft__sys *s, int fd, const void *buf, size_t len, int flags)
 {
-    WEFT__SYS_CALL(s, send, ssize_t, send(fd, buf, len, flags));
+    WEFT__SYS_CALL_RAW(s, send, ssize_t, send(fd, buf, len, flags), SYS_sendto, fd, buf, len,
+                       flags);
 }
 
 ssize_t weft__sys_pread(weft__sys *s, int fd, void *buf, size_t len, off_t off);
