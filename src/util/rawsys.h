@@ -12,7 +12,11 @@
  * Under AddressSanitizer and ThreadSanitizer libc's wrappers stay: their interceptors check
  * the buffers a call reads and writes, and TSan orders threads that talk through a pipe or a
  * socket by the read and the write it sees. Valgrind follows the instruction itself. On a CPU
- * other than x86_64 and aarch64 the call goes through syscall(2). */
+ * other than x86_64 and aarch64 the call goes through syscall(2).
+ *
+ * As with Go's runtime, which never calls libc's wrappers, an LD_PRELOAD library that
+ * interposes on libc's read, write, recv or send (a user-space TCP stack, a SOCKS shim) does
+ * not see these calls: a build with -DWEFT_LIBC_SYSCALLS=ON (CMake) makes them through libc. */
 #ifndef WEFT_UTIL_RAWSYS_H
 #define WEFT_UTIL_RAWSYS_H
 
@@ -20,7 +24,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if defined(WEFT_LIBC_SYSCALLS) || defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define WEFT__RAWSYS 0
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) ||                         \
