@@ -124,43 +124,58 @@ void weft__task_unnew(weft__worker *w, weft_task *t)
     weft__task_reap(w, t);
 }
 
-/* The handlers a task left: defers, locals, holds, the spawn cleanup (task_finish.h). Out of
- * line: most tasks have none, and the finish then saves no registers for these loops. */
-WEFT_NOINLINE void weft__task_finish_handlers(weft__worker *w, weft_task *t)
+/* Passes over the handlers a task's own handlers keep adding (a destructor that registers a
+ * defer, or sets a task-local again): POSIX's PTHREAD_DESTRUCTOR_ITERATIONS is 4. After the
+ * last pass what is still registered is dropped without running, as pthread keys' values
+ * are; locks still held are given up all the same. */
+#define FINISH_PASSES 4
+
+/* Whether handlers are left besides the spawn's cleanup: the oldest local, so the list's
+ * last node, which stays on it until the end (a handler that calls weft_exit re-enters
+ * weft__task_finish_handlers, which must still find it). */
+static bool handlers_left(const weft_task *t)
+{
+    return t->defers || t->holds || (t->locals && (t->locals->next || !is_spawn_node(t->locals)));
+}
+
+/* The handlers on a list, the spawn's cleanup not counted. */
+static size_t count_nodes(const weft__node *n)
+{
+    size_t k = 0;
+    for (; n; n = n->next)
+        k += !is_spawn_node(n);
+    return k;
+}
+
+/* One pass of the handlers a task left: defers, then locals but the spawn's cleanup, then
+ * holds. A pass runs as many handlers of each kind as were registered when it began (what
+ * they register goes first, newest first, and what is left of the older ones to the next
+ * pass), so that a handler that registers another for ever is bounded by the passes.
+ * `run`: false on the pass past the last, which only gives the nodes back. */
+static void finish_pass(weft__worker *w, weft_task *t, bool run)
 {
     /* Cleanup handlers first (they may still read task-locals), newest first. Each node goes
      * back to the pool before its handler runs: a handler that calls weft_exit re-enters
-     * this function and never comes back here. */
-    while (t->defers) {
+     * weft__task_finish_handlers and never comes back here. */
+    for (size_t k = run ? count_nodes(t->defers) : SIZE_MAX; k > 0 && t->defers; k--) {
         weft__node *n = t->defers;
         t->defers = n->next;
         void (*fn)(void *) = n->fn;
         void *arg = n->arg;
         weft__node_put(w, n);
-        fn(arg);
+        if (run)
+            fn(arg);
     }
-    /* Then the locals' destructors, newest first. The spawn's cleanup (the oldest node, so
-     * the last one met) is kept for the end. */
-    void (*spawn_cleanup)(void *) = NULL;
-    void *spawn_arg = NULL;
-    while (t->locals) {
+    /* Then the locals' destructors, newest first, up to the spawn's cleanup. */
+    for (size_t k = run ? count_nodes(t->locals) : SIZE_MAX;
+         k > 0 && t->locals && (t->locals->next || !is_spawn_node(t->locals)); k--) {
         weft__node *n = t->locals;
         t->locals = n->next;
         void (*fn)(void *) = n->fn;
         void *arg = n->arg;
-        if (n->key == &weft__spawn_wrap_key) { /* the wrapping module's: not the pool's */
-            spawn_cleanup = fn;
-            spawn_arg = arg;
-            continue;
-        }
-        bool spawn = n->key == &weft__spawn_cleanup_key;
         weft__node_put(w, n);
-        if (spawn) {
-            spawn_cleanup = fn;
-            spawn_arg = t->arg;
-        } else if (fn) {
+        if (fn && run)
             fn(arg);
-        }
     }
     /* Locks still held are released by their module (a mutex reports its owner's death to
      * the next locker), so no waiter is left parked on a task that is gone. */
@@ -169,15 +184,32 @@ WEFT_NOINLINE void weft__task_finish_handlers(weft__worker *w, weft_task *t)
         t->holds = h->next;
         h->abandon(h, false);
     }
+}
+
+/* The handlers a task left: defers, locals, holds, the spawn cleanup (task_finish.h). Out of
+ * line: most tasks have none, and the finish then saves no registers for these loops. What a
+ * handler adds (a local's destructor that registers a defer) runs in a further pass. */
+WEFT_NOINLINE void weft__task_finish_handlers(weft__worker *w, weft_task *t)
+{
+    for (int pass = 0; pass <= FINISH_PASSES && handlers_left(t); pass++)
+        finish_pass(w, t, pass < FINISH_PASSES);
     /* Last of all the spawn's cleanup, given the task's argument (the task's own handlers may
      * still use what it was handed), once the locks are given up: it is often what tells
      * someone that the task is over (a handle's join, a group's wait), who may then free a
      * lock the task held, or the memory around it. What it leaves goes the same way. */
-    if (spawn_cleanup) {
-        spawn_cleanup(spawn_arg);
-        if (t->defers || t->locals || t->holds)
-            weft__task_finish_handlers(w, t);
-    }
+    weft__node *n = t->locals;
+    if (!n)
+        return;
+    t->locals = NULL;
+    void (*fn)(void *) = n->fn;
+    void *arg = n->arg;
+    if (n->key == &weft__spawn_cleanup_key) { /* the pool's node, for weft_spawn_opts.cleanup */
+        arg = t->arg;
+        weft__node_put(w, n);
+    } /* else a wrapping module's node (a group member's, an alien handle's): its own */
+    fn(arg);
+    if (t->defers || t->locals || t->holds)
+        weft__task_finish_handlers(w, t);
 }
 
 void weft__task_finish(weft__worker *w, weft_task *t, void *result)

@@ -181,6 +181,93 @@ Test(task, task_locals_are_per_task_with_destructors)
     run_main(locals_main, NULL);
 }
 
+/* What a task's handlers add while it finishes runs too: a local's destructor that registers
+ * a defer (Boost.Fiber's fss cleanup may schedule more), and a defer that sets a local. A
+ * destructor that sets its local again for ever runs a bounded number of times (pthread
+ * keys' PTHREAD_DESTRUCTOR_ITERATIONS, 4), the task still finishes, and its spawn cleanup
+ * (given last, after every pass) still runs once. */
+static int late_runs, late_resets, late_cleanups;
+static int key_late;
+
+static void late_defer(void *arg)
+{
+    (void)arg;
+    late_runs++;
+}
+
+static void dtor_defers(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(weft_defer(late_defer, NULL), 0);
+}
+
+static void defer_sets_local(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(weft_local_set(&key_late, NULL, dtor_defers), 0);
+}
+
+static void dtor_resets(void *arg)
+{
+    (void)arg;
+    late_resets++;
+    weft_local_set(&key_late, NULL, dtor_resets); /* for ever, if nothing bounded it */
+}
+
+static void late_cleanup(void *arg)
+{
+    cr_assert_eq(arg, (void *)&key_late, "the cleanup gets the task's argument");
+    cr_assert_eq(late_resets + late_runs > 0, 1, "the cleanup came before the handlers");
+    late_cleanups++;
+}
+
+static void *defers_from_dtor(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(weft_local_set(&key_a, NULL, dtor_defers), 0);
+    cr_assert_eq(weft_local_set(&key_b, NULL, dtor_defers), 0);
+    cr_assert_eq(weft_defer(defer_sets_local, NULL), 0);
+    return NULL;
+}
+
+static void *resets_for_ever(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(weft_local_set(&key_late, NULL, dtor_resets), 0);
+    return NULL;
+}
+
+static void *late_handlers_main(void *arg)
+{
+    (void)arg;
+    late_runs = late_resets = late_cleanups = 0;
+    const weft_spawn_opts opts = {.cleanup = late_cleanup};
+    weft_task *t;
+    cr_assert_eq(weft_spawn(&t, defers_from_dtor, &key_late, &opts), 0);
+    cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
+    /* two destructors and the one the defer set: three defers, each run once */
+    cr_assert_eq(late_runs, 3, "defers registered while finishing: %d run", late_runs);
+    cr_assert_eq(late_cleanups, 1);
+    cr_assert_eq(weft_spawn(&t, resets_for_ever, &key_late, &opts), 0);
+    cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(late_resets, 4, "a local set again by its destructor: %d runs", late_resets);
+    cr_assert_eq(late_cleanups, 2);
+    /* A group member's cleanup (a wrapping module's node) after the same passes. */
+    weft_group *g;
+    cr_assert_eq(weft_group_create(&g), 0);
+    late_runs = 0;
+    cr_assert_eq(weft_group_spawn(g, defers_from_dtor, NULL, NULL), 0);
+    cr_assert_eq(weft_group_wait(g, WEFT_FOREVER), 0);
+    cr_assert_eq(late_runs, 3);
+    cr_assert_eq(weft_group_close(g), 0);
+    return NULL;
+}
+
+Test(task, handlers_added_while_finishing_run_in_bounded_passes)
+{
+    run_main(late_handlers_main, NULL);
+}
+
 static void *identity(void *arg)
 {
     (void)arg;
