@@ -44,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -96,20 +97,31 @@ typedef struct uop {
 } uop;
 
 #define PIPE_BYTES (256 * 1024) /* sendfile's pipe: 4 ring round trips per MiB, if allowed */
+#define PIPES_KEPT 16           /* empty pipes a worker keeps between transfers */
+
+/* A pipe for one sendfile transfer at a time (ring_sendfile). */
+typedef struct sf_pipe {
+    int rd, wr;
+    size_t cap; /* its capacity in bytes */
+} sf_pipe;
 
 typedef struct uring_state {
     struct io_uring ring;
     int evfd;
-    int have_splice;      /* the kernel has IORING_OP_SPLICE: sendfile runs on the ring */
-    unsigned path_ops;    /* bit (op - WEFT__IO_MKDIR) set: that tree call runs on the ring,
-                           * else on the blocking pool (FEAT_PATHOPS off, or an old kernel) */
-    int pipe_rd, pipe_wr; /* sendfile's pipe, created at first use; -1 when none */
-    size_t pipe_cap;      /* its capacity in bytes */
-    weft__sys *sys;       /* the worker's record */
-    weft__io *io;         /* the worker's I/O state, for completions that wake fd readers */
-    unsigned feats;       /* FEAT_* in use */
-    weft__ubufs bufs;     /* multishot receives' buffers (FEAT_BUFRING) */
-    weft__usends sends;   /* write-behind sends (FEAT_SENDBEHIND) */
+    int have_splice;   /* the kernel has IORING_OP_SPLICE: sendfile runs on the ring */
+    unsigned path_ops; /* bit (op - WEFT__IO_MKDIR) set: that tree call runs on the ring,
+                        * else on the blocking pool (FEAT_PATHOPS off, or an old kernel) */
+    /* sendfile's pipes not in use, emptied, kept for the next transfers (at most
+     * PIPES_KEPT). A transfer holds a pipe of its own from its first splice to its last:
+     * two transfers of one worker interleave at every park, and through one pipe each would
+     * send the other's bytes. */
+    struct sf_pipe *pipes;
+    unsigned npipes;
+    weft__sys *sys;     /* the worker's record */
+    weft__io *io;       /* the worker's I/O state, for completions that wake fd readers */
+    unsigned feats;     /* FEAT_* in use */
+    weft__ubufs bufs;   /* multishot receives' buffers (FEAT_BUFRING) */
+    weft__usends sends; /* write-behind sends (FEAT_SENDBEHIND) */
     /* A movable ring's eventfd poll: the thread that armed the current one, and its
      * generation (TAG_EVENTFD). The ring's driver only. */
     pthread_t evfd_thread;
@@ -306,7 +318,6 @@ WEFT_COLD static int ur_init(weft__io *io)
         return -ENOMEM;
     s->sys = sys;
     s->io = io;
-    s->pipe_rd = s->pipe_wr = -1;
     unsigned off = features_off();
     /* A movable ring (the worker may be handed to another thread, relief.c) is entered by
      * more than one thread: no SINGLE_ISSUER (so no DEFER_TASKRUN), and no registered fd
@@ -370,13 +381,10 @@ WEFT_COLD static int ur_init(weft__io *io)
     return 0;
 }
 
-static void pipe_close(uring_state *s)
+static void pipe_close(uring_state *s, const sf_pipe *p)
 {
-    if (s->pipe_rd >= 0) {
-        weft__sys_close(s->sys, s->pipe_rd);
-        weft__sys_close(s->sys, s->pipe_wr);
-    }
-    s->pipe_rd = s->pipe_wr = -1;
+    weft__sys_close(s->sys, p->rd);
+    weft__sys_close(s->sys, p->wr);
 }
 
 WEFT_COLD static void ur_fini(weft__io *io)
@@ -394,7 +402,9 @@ WEFT_COLD static void ur_fini(weft__io *io)
         weft__ubufs_fini(&s->bufs, NULL);
     weft__usends_fini(&s->sends);
     weft__sys_close(s->sys, s->evfd);
-    pipe_close(s);
+    while (s->npipes)
+        pipe_close(s, &s->pipes[--s->npipes]);
+    weft__free(io->w, s->pipes);
     weft__free(io->w, s);
     io->backend = NULL;
 }
@@ -652,6 +662,27 @@ static int run_op(weft__io *io, const weft__ioreq *q, int64_t deadline, int *why
     return op.res;
 }
 
+/* Waits until fd has room to write, a hang-up or an error, without the ring's POLLRDHUP:
+ * through an epoll instance of the wait's own, whose readability the ring polls. Only for a
+ * socket whose peer has shut its side down (ring_run), so three more system calls a wait
+ * are no matter. 0, -ETIMEDOUT, -ECANCELED or -errno. */
+WEFT_NOINLINE static int wait_writable_apart(weft__io *io, int fd, int64_t deadline)
+{
+    int ep = weft__sys_epoll_create(&io->w->sys, EPOLL_CLOEXEC);
+    if (ep < 0)
+        return ep;
+    struct epoll_event ev = {.events = EPOLLOUT, .data.fd = fd};
+    int r = weft__sys_epoll_ctl(&io->w->sys, ep, EPOLL_CTL_ADD, fd, &ev);
+    if (r == 0) {
+        weft__ioreq pq = {.op = WEFT__IO_POLL, .fd = ep, .flags = WEFT_READABLE};
+        int why = 0;
+        r = run_op(io, &pq, deadline, &why);
+        r = why ? why : r < 0 ? r : 0;
+    }
+    weft__sys_close(&io->w->sys, ep); /* the task's worker's: it is bound to it (ur_submit) */
+    return r;
+}
+
 /* Runs q on the ring until it is neither -EAGAIN nor withdrawn: the part of every ring
  * operation after its preparation. */
 static ssize_t ring_run(weft__io *io, const weft__ioreq *q, int64_t deadline)
@@ -684,20 +715,33 @@ static ssize_t ring_run(weft__io *io, const weft__ioreq *q, int64_t deadline)
                 weft__sys_close(&io->w->sys, res);
             return -EBADF;
         }
-        /* -EINTR: a blocking operation on an io-wq thread interrupted by our cancel. */
-        if (why && (res == -ECANCELED || res == -EINTR))
+        /* -EINTR: a blocking operation on an io-wq thread interrupted by our cancel; -EAGAIN:
+         * it did nothing, and the wait for room or data is over (deadline, cancel). */
+        if (why && (res == -ECANCELED || res == -EINTR || res == -EAGAIN))
             return why;
         if (res == -EAGAIN && has_fd && q->op != WEFT__IO_POLL && q->op != WEFT__IO_FSYNC &&
             !weft__io_nowait(q)) {
             /* The kernel honoured O_NONBLOCK: wait for readiness, then try again. */
-            weft__ioreq pq = {.op = WEFT__IO_POLL, .fd = q->fd, .flags = weft__io_dir(q)};
+            int dir = weft__io_dir(q);
+            weft__ioreq pq = {.op = WEFT__IO_POLL, .fd = q->fd, .flags = dir};
             int pr = run_op(io, &pq, deadline, &why);
             if (weft__fdtable_gen(io, q->fd) != gen)
                 return -EBADF;
-            if (pr == -ECANCELED && why)
-                return why;
+            if (why)
+                return why; /* given up: even a poll that completed meanwhile moved nothing */
             if (pr < 0)
                 return pr;
+            /* The ring's poll always reports a peer's half-close (POLLRDHUP is in the mask
+             * it waits for, whatever was asked): a socket whose peer shut its side down and
+             * whose own buffer is full would complete every poll at once, and the write
+             * would spin. Its room is waited for apart (wait_writable_apart). */
+            if (dir == WEFT_WRITABLE && (pr & POLLRDHUP) && !(pr & (POLLOUT | POLLERR | POLLHUP))) {
+                int r = wait_writable_apart(io, q->fd, deadline);
+                if (weft__fdtable_gen(io, q->fd) != gen)
+                    return -EBADF;
+                if (r < 0)
+                    return r;
+            }
             continue;
         }
         if (q->op == WEFT__IO_POLL && res >= 0)
@@ -910,35 +954,49 @@ WEFT_NOINLINE static ssize_t plain_run(weft__io *io, const weft__ioreq *q, int64
 }
 
 /* Creates sendfile's pipe, as large as the system lets an unprivileged process have it. */
-WEFT_COLD static int pipe_open(uring_state *s)
+/* A pipe for one transfer: a kept one, or a new one. 0 or -errno. */
+static int pipe_take(uring_state *s, sf_pipe *out)
 {
+    if (s->npipes) {
+        *out = s->pipes[--s->npipes];
+        return 0;
+    }
     int fds[2];
     int r = weft__sys_pipe(s->sys, fds, O_CLOEXEC);
     if (r < 0)
         return r;
-    s->pipe_rd = fds[0];
-    s->pipe_wr = fds[1];
     int cap = weft__sys_fcntl(s->sys, fds[1], F_SETPIPE_SZ, PIPE_BYTES);
     if (cap < 0)
         cap = weft__sys_fcntl(s->sys, fds[1], F_GETPIPE_SZ, 0);
-    s->pipe_cap = cap > 0 ? (size_t)cap : 4096;
+    *out = (sf_pipe){fds[0], fds[1], cap > 0 ? (size_t)cap : 4096};
     return 0;
 }
 
+/* Gives back a transfer's pipe: kept if it was emptied (and there is room), else closed,
+ * with what is still in it. */
+static void pipe_give(uring_state *s, const sf_pipe *p, bool empty)
+{
+    if (empty && !s->pipes)
+        s->pipes = weft__malloc(s->io->w, PIPES_KEPT * sizeof *s->pipes);
+    if (empty && s->pipes && s->npipes < PIPES_KEPT)
+        s->pipes[s->npipes++] = *p;
+    else
+        pipe_close(s, p);
+}
+
 /* One sendfile transfer on the ring: in_fd -> pipe (at most the pipe's capacity), then
- * pipe -> out_fd until the pipe is empty. The offset is always explicit, so a transfer that
- * stops half-way can put the position (or *offp) right after what reached out_fd; bytes left
- * in the pipe are thrown away with the pipe. Returns the bytes sent, 0 at the end of in_fd,
- * or -errno when nothing was sent. */
+ * pipe -> out_fd until the pipe is empty, through a pipe of the transfer's own (pipe_take).
+ * The offset is always explicit, so a transfer that stops half-way can put the position (or
+ * *offp) right after what reached out_fd; bytes left in the pipe are thrown away with the
+ * pipe. Returns the bytes sent, 0 at the end of in_fd, or -errno when nothing was sent. When
+ * no pipe can be made (the process is out of fds), sendfile(2) and poll operations. */
 WEFT_NOINLINE static ssize_t ring_sendfile(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
     uring_state *s = io->backend;
     weft__sys *sys = s->sys;
-    if (s->pipe_rd < 0) {
-        int r = pipe_open(s);
-        if (r < 0)
-            return r;
-    }
+    sf_pipe pipe;
+    if (pipe_take(s, &pipe) < 0)
+        return plain_run(io, q, deadline);
     off_t pos;
     if (q->offp) {
         pos = *q->offp;
@@ -946,25 +1004,30 @@ WEFT_NOINLINE static ssize_t ring_sendfile(weft__io *io, const weft__ioreq *q, i
         pos = weft__sys_lseek(sys, q->fd2, 0, SEEK_CUR);
         if (pos == -ESPIPE)
             pos = -1; /* a pipe or socket: no position to honour */
-        else if (pos < 0)
+        else if (pos < 0) {
+            pipe_give(s, &pipe, true);
             return pos;
+        }
     }
-    size_t want = q->len < s->pipe_cap ? q->len : s->pipe_cap;
+    size_t want = q->len < pipe.cap ? q->len : pipe.cap;
     weft__ioreq in = {.op = WEFT__IO_SPLICE,
                       .fd = q->fd2,
-                      .fd2 = s->pipe_wr,
+                      .fd2 = pipe.wr,
                       .off = pos,
                       .len = want,
                       .flags = WEFT__SPLICE_TO_PIPE};
     ssize_t n = ring_run(io, &in, deadline);
-    if (n <= 0)
+    s = io->backend; /* the same worker's: a transfer never moves, but read it as ring_run does */
+    if (n <= 0) {
+        pipe_give(s, &pipe, n == 0 || n == -EAGAIN); /* nothing went in, or (an error) unsure */
         return n;
+    }
     size_t sent = 0;
     ssize_t err = 0;
     while (sent < (size_t)n) {
         weft__ioreq out = {.op = WEFT__IO_SPLICE,
                            .fd = q->fd,
-                           .fd2 = s->pipe_rd,
+                           .fd2 = pipe.rd,
                            .off = -1,
                            .len = (size_t)n - sent,
                            .flags = WEFT__SPLICE_FROM_PIPE};
@@ -975,8 +1038,9 @@ WEFT_NOINLINE static ssize_t ring_sendfile(weft__io *io, const weft__ioreq *q, i
         }
         sent += (size_t)m;
     }
-    if (sent < (size_t)n)
-        pipe_close(s); /* what is still in it was not sent: the next transfer starts clean */
+    s = io->backend;
+    /* What is still in it was not sent: closed with it, so no transfer sends it. */
+    pipe_give(s, &pipe, sent == (size_t)n);
     if (sent > 0 && pos >= 0) {
         if (q->offp)
             *q->offp = pos + (off_t)sent;
