@@ -202,6 +202,13 @@ static void msg_join(weft__worker *w, void *a, void *b, uint64_t epoch)
     if (forwarded(w, msg_join, t, b, epoch))
         return;
     weft_task *joiner = b;
+    /* Detached (by a message that came first, or here): not the joiner's to take, and its
+     * record is reaped at its end. */
+    if (t->flags & WEFT__T_DETACHED) {
+        post(w, __atomic_load_n(&joiner->worker, __ATOMIC_ACQUIRE), msg_join_refused, joiner, t,
+             epoch);
+        return;
+    }
     if (weft__task_done(t)) {
         weft__wake_from(w, joiner, epoch); /* finished before the message came */
         return;
@@ -249,17 +256,28 @@ static void msg_reap_chain(weft__worker *w, void *a, void *b, uint64_t c)
     }
 }
 
-/* On t's worker: detached by a holder on another worker. */
+/* On t's worker: detached by a holder on another worker. `b`, if not NULL, is the holder's
+ * task, parked at epoch c for the answer (weft_detach): woken, or refused as a joiner is
+ * (msg_join_refused) when t was detached already or is being joined. */
 static void msg_detach(weft__worker *w, void *a, void *b, uint64_t c)
 {
     weft_task *t = a;
     if (forwarded(w, msg_detach, t, b, c))
         return;
-    if (weft__task_reaped(t) || (t->flags & WEFT__T_DETACHED))
+    bool refused =
+        weft__task_reaped(t) || (t->flags & WEFT__T_DETACHED) || joined_by_other(t, NULL);
+    if (!refused) {
+        weft__task_flags_set(t, WEFT__T_DETACHED);
+        if (weft__task_done(t) && !t->stack)
+            weft__task_reap(w, t);
+    }
+    weft_task *holder = b;
+    if (!holder)
         return;
-    weft__task_flags_set(t, WEFT__T_DETACHED);
-    if (weft__task_done(t) && !t->stack)
-        weft__task_reap(w, t);
+    if (refused)
+        post(w, __atomic_load_n(&holder->worker, __ATOMIC_ACQUIRE), msg_join_refused, holder, t, c);
+    else
+        weft__wake_from(w, holder, c);
 }
 
 /* On t's worker: a task spawned there by weft_spawn_on. */
@@ -305,6 +323,10 @@ static void end_run(weft_task *self, uint64_t e)
 static int join_remote(weft__worker *w, weft_task *self, weft_task *t, void **result,
                        int64_t deadline)
 {
+    /* Detached already, as its worker sees it (a detach still on its way is refused there:
+     * msg_join). Relaxed: the flag is set once in a life. */
+    if (__atomic_load_n(&t->flags, __ATOMIC_RELAXED) & WEFT__T_DETACHED)
+        return -EINVAL;
     weft__worker *home = __atomic_load_n(&t->worker, __ATOMIC_RELAXED); /* it may move */
     while (!weft__task_done(t)) {
         /* Room first: a wait for it would end the run whose epoch the message carries. t may
@@ -473,6 +495,39 @@ static weft__worker *handle_begin(weft_task *t, int *err)
     return *err < 0 ? NULL : w;
 }
 
+/* weft_detach of a task on another worker: from a task, waits for that worker's answer, so
+ * that a second detach, or one of a task being joined, gets -EINVAL as on the caller's own
+ * worker; elsewhere (a watch's callback cannot wait) the detach is sent and 0 returned. A
+ * cancel ends the wait: the detach still arrives, and 0 is returned. */
+static int detach_remote(weft__worker *w, weft_task *t)
+{
+    weft_task *self = weft__blocking_task(w);
+    weft__worker *home = __atomic_load_n(&t->worker, __ATOMIC_ACQUIRE);
+    if (!self)
+        return post(w, home, msg_detach, t, NULL, 0);
+    /* Room first, as join_remote: a wait for it would end the run the message names. */
+    int r = home == w ? 0 : weft__smp_wait_room(w, self, home);
+    if (r < 0)
+        return r;
+    w = self->worker;
+    uint64_t e = WEFT__EPOCH(atomic_load_explicit(&self->word, memory_order_relaxed));
+    if (home == w) { /* t came here meanwhile, or we went there */
+        msg_detach(w, t, self, e);
+    } else {
+        weft__msg m = {msg_detach, t, self, e};
+        if ((r = weft__smp_post(w, home, &m)) < 0)
+            return r;
+    }
+    weft__wait wr = {.kind = WEFT__WAIT_JOIN, .what = t, .deadline = WEFT_FOREVER};
+    weft__park(w, &wr);
+    end_run(self, e); /* a park that gave up at once: the answer is stale from now on */
+    if (weft_unlikely(self->flags & WEFT__T_REFUSED)) {
+        weft__task_flags_clear(self, WEFT__T_REFUSED);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 int weft_detach(weft_task *t)
 {
     int r;
@@ -480,7 +535,7 @@ int weft_detach(weft_task *t)
     if (!w)
         return r;
     if (r == 1) /* an atomic load: a thief may be re-homing t right now (steal.c) */
-        return post(w, __atomic_load_n(&t->worker, __ATOMIC_ACQUIRE), msg_detach, t, NULL, 0);
+        return detach_remote(w, t);
     if ((t->flags & WEFT__T_DETACHED) || joined_by_other(t, NULL))
         return -EINVAL;
     weft__task_flags_set(t, WEFT__T_DETACHED);
