@@ -657,12 +657,11 @@ WEFT_API void weft_handle_release(weft_handle *h);
 WEFT_API int weft_join(weft_task *t, void **result, int64_t deadline);
 
 /* Detaches `t`: its record is recycled when it finishes. The handle is invalid afterwards.
- * For a task of another worker the detach is delivered to that worker by message; from a
- * task the call waits for that worker's answer (a message back), so the errors below hold
- * there too, while from a watch's callback it is sent and 0 returned. A cancel of the caller
- * ends that wait: the detach is still delivered, and 0 returned.
+ * For a task of another worker the detach is delivered to that worker by message (the call
+ * does not wait); a second detach, and a join after it, are refused at once all the same.
  * Returns 0, -EINVAL (NULL, already detached, being joined, or of another runtime), -ESRCH
- * (a stale handle), -EPERM outside a runtime. Runtime thread only. */
+ * (a stale handle), -EPERM outside a runtime. Runtime thread only. For another worker's task
+ * that another task is joining, the detach returns 0 and is dropped there: the join reaps. */
 WEFT_API int weft_detach(weft_task *t);
 
 /* Requests cancellation of `t`. If it is parked in a weft blocking call, that call returns

@@ -265,8 +265,9 @@ static bool cancel_flag(weft_task *t)
     if (WEFT__STATE(atomic_load_explicit(&t->word, memory_order_relaxed)) == WEFT__DONE)
         return false;
     /* relaxed: the fence orders it before the load of the word, and the wake's CAS (acq_rel)
-     * publishes it to the task it makes READY. */
-    atomic_store_explicit(&t->cancelled, 1, memory_order_relaxed);
+     * publishes it to the task it makes READY. An or: a detach's bit, set from another
+     * thread, stays. */
+    atomic_fetch_or_explicit(&t->cancelled, WEFT__ASKED_CANCEL, memory_order_relaxed);
     return true;
 }
 

@@ -102,6 +102,10 @@ typedef struct weft__hold {
 
 /* A task record is 160 bytes (a test checks it stays within 160): with a
  * million queued tasks, every byte is a cache miss shared by all of them. */
+/* The bits of weft_task.cancelled. */
+#define WEFT__ASKED_CANCEL 1u
+#define WEFT__ASKED_DETACH 2u
+
 struct weft_task {
     /* The first cache line holds what a message on a busy connection touches: the wake (word,
      * worker), the queue (next), the switch (ctx, saved_errno), the park's wait record and
@@ -131,8 +135,12 @@ struct weft_task {
      * relaxed loads (weft__task_flags_peek); the owner reads it plainly. */
     uint16_t flags;
     _Atomic uint8_t wait_kind; /* WEFT__WAIT_*, or WEFT__WAIT_NONE while not parked */
-    /* Cancellation requested. any thread: stored (relaxed) before the wake whose CAS
-     * publishes it (acq_rel); the task reads it after it resumes (relaxed). */
+    /* Requests from a handle's holders, any thread, cleared by the spawn (task_new.h):
+     * - WEFT__ASKED_CANCEL: cancellation requested; set (relaxed) before the wake whose CAS
+     *   publishes it (acq_rel); the task reads it after it resumes (relaxed).
+     * - WEFT__ASKED_DETACH: a detach was asked for this life; the first weft_detach sets it
+     *   (its holder may be on another worker than the task), and a join or a second detach
+     *   that finds it set is refused (task_api.c). */
     _Atomic uint8_t cancelled;
     int saved_errno; /* errno while switched out (coroutines keep their own) */
 
@@ -336,7 +344,7 @@ static inline void weft__task_bind(weft_task *t)
 /* Whether cancellation of t was requested. */
 static inline bool weft__task_cancelled(const weft_task *t)
 {
-    return atomic_load_explicit(&t->cancelled, memory_order_relaxed) != 0;
+    return atomic_load_explicit(&t->cancelled, memory_order_relaxed) & WEFT__ASKED_CANCEL;
 }
 
 /* Whether t still names a task record in use: not reaped (a stale handle is -ESRCH). Any

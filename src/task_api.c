@@ -256,28 +256,18 @@ static void msg_reap_chain(weft__worker *w, void *a, void *b, uint64_t c)
     }
 }
 
-/* On t's worker: detached by a holder on another worker. `b`, if not NULL, is the holder's
- * task, parked at epoch c for the answer (weft_detach): woken, or refused as a joiner is
- * (msg_join_refused) when t was detached already or is being joined. */
+/* On t's worker: detached by a holder on another worker (detach_remote). Not if it is
+ * being joined meanwhile (a misuse the holder could not see): the joiner reaps it. */
 static void msg_detach(weft__worker *w, void *a, void *b, uint64_t c)
 {
     weft_task *t = a;
     if (forwarded(w, msg_detach, t, b, c))
         return;
-    bool refused =
-        weft__task_reaped(t) || (t->flags & WEFT__T_DETACHED) || joined_by_other(t, NULL);
-    if (!refused) {
-        weft__task_flags_set(t, WEFT__T_DETACHED);
-        if (weft__task_done(t) && !t->stack)
-            weft__task_reap(w, t);
-    }
-    weft_task *holder = b;
-    if (!holder)
+    if (weft__task_reaped(t) || (t->flags & WEFT__T_DETACHED) || joined_by_other(t, NULL))
         return;
-    if (refused)
-        post(w, __atomic_load_n(&holder->worker, __ATOMIC_ACQUIRE), msg_join_refused, holder, t, c);
-    else
-        weft__wake_from(w, holder, c);
+    weft__task_flags_set(t, WEFT__T_DETACHED);
+    if (weft__task_done(t) && !t->stack)
+        weft__task_reap(w, t);
 }
 
 /* On t's worker: a task spawned there by weft_spawn_on. */
@@ -325,7 +315,8 @@ static int join_remote(weft__worker *w, weft_task *self, weft_task *t, void **re
 {
     /* Detached already, as its worker sees it (a detach still on its way is refused there:
      * msg_join). Relaxed: the flag is set once in a life. */
-    if (__atomic_load_n(&t->flags, __ATOMIC_RELAXED) & WEFT__T_DETACHED)
+    if ((__atomic_load_n(&t->flags, __ATOMIC_RELAXED) & WEFT__T_DETACHED) ||
+        (atomic_load_explicit(&t->cancelled, memory_order_relaxed) & WEFT__ASKED_DETACH))
         return -EINVAL;
     weft__worker *home = __atomic_load_n(&t->worker, __ATOMIC_RELAXED); /* it may move */
     while (!weft__task_done(t)) {
@@ -495,37 +486,15 @@ static weft__worker *handle_begin(weft_task *t, int *err)
     return *err < 0 ? NULL : w;
 }
 
-/* weft_detach of a task on another worker: from a task, waits for that worker's answer, so
- * that a second detach, or one of a task being joined, gets -EINVAL as on the caller's own
- * worker; elsewhere (a watch's callback cannot wait) the detach is sent and 0 returned. A
- * cancel ends the wait: the detach still arrives, and 0 is returned. */
+/* weft_detach of a task on another worker: the detach goes there by message, and the record's
+ * WEFT__ASKED_DETACH bit (set here, from any thread) refuses a second detach and a later join at
+ * once, as on the task's own worker; so the call never waits. */
 static int detach_remote(weft__worker *w, weft_task *t)
 {
-    weft_task *self = weft__blocking_task(w);
-    weft__worker *home = __atomic_load_n(&t->worker, __ATOMIC_ACQUIRE);
-    if (!self)
-        return post(w, home, msg_detach, t, NULL, 0);
-    /* Room first, as join_remote: a wait for it would end the run the message names. */
-    int r = home == w ? 0 : weft__smp_wait_room(w, self, home);
-    if (r < 0)
-        return r;
-    w = self->worker;
-    uint64_t e = WEFT__EPOCH(atomic_load_explicit(&self->word, memory_order_relaxed));
-    if (home == w) { /* t came here meanwhile, or we went there */
-        msg_detach(w, t, self, e);
-    } else {
-        weft__msg m = {msg_detach, t, self, e};
-        if ((r = weft__smp_post(w, home, &m)) < 0)
-            return r;
-    }
-    weft__wait wr = {.kind = WEFT__WAIT_JOIN, .what = t, .deadline = WEFT_FOREVER};
-    weft__park(w, &wr);
-    end_run(self, e); /* a park that gave up at once: the answer is stale from now on */
-    if (weft_unlikely(self->flags & WEFT__T_REFUSED)) {
-        weft__task_flags_clear(self, WEFT__T_REFUSED);
+    if (atomic_fetch_or_explicit(&t->cancelled, WEFT__ASKED_DETACH, memory_order_relaxed) &
+        WEFT__ASKED_DETACH)
         return -EINVAL;
-    }
-    return 0;
+    return post(w, __atomic_load_n(&t->worker, __ATOMIC_ACQUIRE), msg_detach, t, NULL, 0);
 }
 
 int weft_detach(weft_task *t)
@@ -536,7 +505,9 @@ int weft_detach(weft_task *t)
         return r;
     if (r == 1) /* an atomic load: a thief may be re-homing t right now (steal.c) */
         return detach_remote(w, t);
-    if ((t->flags & WEFT__T_DETACHED) || joined_by_other(t, NULL))
+    if ((t->flags & WEFT__T_DETACHED) || joined_by_other(t, NULL) ||
+        (atomic_fetch_or_explicit(&t->cancelled, WEFT__ASKED_DETACH, memory_order_relaxed) &
+         WEFT__ASKED_DETACH))
         return -EINVAL;
     weft__task_flags_set(t, WEFT__T_DETACHED);
     if (weft__task_done(t) && !t->stack)

@@ -291,8 +291,9 @@ Test(ported_fiber, boost_fiber_ids_joins_detach_and_sleeps, .timeout = 30)
  * passed deadline, so that it cannot wait.
  * For a task of another worker this once went unrefused: the join returned -ETIMEDOUT (and
  * with a deadline to wait, took the result of a record the detach reaps), and a second
- * detach returned 0 (it was a message nobody answered). Now the other worker refuses the
- * join (msg_join) and answers the detach (detach_remote, src/task_api.c). */
+ * detach returned 0 (a message nobody answered). Now the record's WEFT__ASKED_DETACH bit,
+ * set by the first detach from any thread, refuses both at once, and the other worker refuses a
+ * join whose message comes after the detach's (src/task_api.c: detach_remote, msg_join). */
 static weft_event detached_gates[2] = {WEFT_EVENT_INIT, WEFT_EVENT_INIT};
 
 static void *detached_join_main(void *arg)

@@ -311,9 +311,12 @@ static void serve(int fd, void *arg)
         }
     }
     kv_multi_free(c); /* an open transaction is discarded, the watches dropped */
+    /* Closed while still listed: on io_uring weft_close waits for a reply written behind
+     * (until its deadline, here none), and a shutdown's cancel (drain_shard) must reach it
+     * there, or a client that stopped reading would hold the shutdown for ever. */
+    weft_close(fd);
     c->prev->next = c->next;
     c->next->prev = c->prev;
-    weft_close(fd);
     conn_free(c);
     atomic_fetch_sub_explicit(&kv_cfg.nclients, 1, memory_order_relaxed);
     if (--sh->nconns == 0 && sh->drained)
