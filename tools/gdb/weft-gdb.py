@@ -199,7 +199,7 @@ class Task:
         self.wait_what = field("wait_what")
         self.wait_since = field("wait_since")
         self.wait_deadline = field("wait_deadline")
-        self.cancelled = field("cancelled")
+        self.cancelled = field("cancelled") & 1  # WEFT__ASKED_CANCEL (bit 1: a detach asked)
         state = self.word & 7
         self.state = STATE_NAMES[state] if state < len(STATE_NAMES) else "state%d" % state
 
