@@ -265,7 +265,10 @@ typedef struct weft_config {
      * environment variable (a number, or a name such as "QUIT" or "SIGUSR1"), else none;
      * negative: none. weft installs its handler only over the signal's default action (a
      * handler the program installed first is left alone, with a warning in the log); it
-     * stays installed after weft_run returns, when the signal then does nothing. */
+     * stays installed after weft_run returns, when the signal then does nothing. weft_run
+     * refuses (-EINVAL) one no handler may take or weft uses: SIGKILL, SIGSTOP, the faults
+     * (SIGSEGV, SIGBUS, SIGILL, SIGFPE), SIGURG (the stall detector's), the C library's own
+     * between 31 and SIGRTMIN, and numbers from NSIG on. */
     int dump_signal;
     /* 1: when the main task has returned, before the shutdown cancels what is left, report
      * what the program left behind (weft__log, warning level): tasks still alive (each with
@@ -385,7 +388,8 @@ typedef void *(*weft_fn)(void *arg);
  * alive, runs the loop until they have all finished (their blocking calls return
  * -ECANCELED), and frees everything the runtime allocated.
  * `cfg` may be NULL for the defaults. `*result` (if result is not NULL) receives the main
- * task's return value.
+ * task's return value (WEFT_CANCELED if it was cancelled), also when a task joined it or it
+ * detached itself.
  * Returns 0, -EINVAL (bad configuration), -EBUSY (this thread already runs a runtime), or
  * -ENOMEM/-EMFILE when the runtime's resources cannot be set up. */
 WEFT_API int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result);
@@ -446,8 +450,11 @@ typedef struct weft_stats {
  * touched (resident pages), and the backtrace of a switched-out coroutine, walked along its
  * saved frame pointers (weft is built with them; code without them ends the walk early).
  * Frames are "symbol+offset (module+offset)": `addr2line -f -e module offset` gives the line.
- * Each worker lists its own tasks, as a short task of its own (weft_submit_to), so that
- * every stack walked holds still; the calling task appears parked on a future.
+ * Each worker lists its own tasks, as a short task of its own pinned there ("weft-dump", not
+ * listed), so that every stack walked holds still; the calling task appears parked on the
+ * join of that task. Cancelled while it waits (a worker busy in a task that does not yield),
+ * the call lists the workers it has not heard from without backtraces, and returns; their
+ * dump tasks run later into memory of their own.
  * Returns 0, -EPERM (not in a stackful task), -EBADF (fd < 0), -ENOMEM, or a write's -errno.
  * Runtime thread only. */
 WEFT_API int weft_dump_tasks(int fd);
@@ -739,7 +746,8 @@ WEFT_API int weft_canceled(void);
 /* Task-local storage, keyed by the address of any object of the caller's (usually a static
  * variable), so that no key registry is needed.
  * weft_local_set() stores `value` under `key` for the current task, replacing (and running
- * the destructor of) an earlier value; `dtor` (may be NULL) runs on the value when the task
+ * the destructor of, once, after the new value is in place: a destructor that clears its key
+ * clears the new value) an earlier value; `dtor` (may be NULL) runs on the value when the task
  * finishes. Returns 0, -EINVAL (key NULL), -ENOMEM, -EPERM outside a task.
  * weft_local_get() returns the current task's value for `key`, or NULL. */
 WEFT_API int weft_local_set(const void *key, void *value, void (*dtor)(void *));
@@ -748,7 +756,11 @@ WEFT_API void *weft_local_get(const void *key);
 /* Registers `fn(arg)` to run when the current task finishes, however it finishes (return,
  * weft_exit, cancellation), in last-registered-first order: the "defer" of the runtime.
  * Handlers run on the task's own stack, may call non-blocking weft functions, and see
- * weft_canceled() as it was. Returns 0, -EINVAL (fn NULL), -ENOMEM, -EPERM outside a task.
+ * weft_canceled() as it was. A handler may register more: every defer runs, those included
+ * (a handler that registers itself for ever loops, as any loop would). Task-locals set while
+ * the task finishes get their destructors run in up to 4 passes, as pthread keys' do; what
+ * is still set after them is dropped without its destructor.
+ * Returns 0, -EINVAL (fn NULL), -ENOMEM, -EPERM outside a task.
  * weft_defer_pop() removes the most recent handler and runs it if `run` is non-zero; returns
  * 0, -ENOENT (none registered) or -EPERM. */
 WEFT_API int weft_defer(void (*fn)(void *), void *arg);
@@ -984,8 +996,9 @@ WEFT_API int weft_spawn_future(weft_task **out, weft_future *f, const weft_spawn
  * gets -EBUSY. On epoll they are served in the order they began to wait: an edge wakes the
  * first, and when it leaves the next is woken too (possibly with nothing left for it: retry
  * the syscall, and wait again on EAGAIN); on io_uring each waits on its own poll and the
- * kernel picks the order. Like every I/O call below, the first wait on an fd sets O_NONBLOCK
- * on it (see "I/O on file descriptors").
+ * kernel picks the order. A regular file or a directory is always ready, as poll(2) says
+ * (epoll itself refuses such an fd). Like every I/O call below, the first wait on an fd sets
+ * O_NONBLOCK on it (see "I/O on file descriptors").
  * Returns the ready mask (> 0; it may include WEFT_READABLE|WEFT_WRITABLE also on errors or
  * hang-up, so that the retried syscall reports them), -ETIMEDOUT, -ECANCELED, -EBADF (fd
  * closed through weft_close while waiting, or not an open fd), -EINVAL, -EPERM outside a
@@ -1008,8 +1021,12 @@ WEFT_API int weft_fd_future(weft_future **out, int fd, int events);
 
 /* Forgets `fd`'s registration (wakes its waiters with -EBADF) and what weft knows of it (its
  * kind) without closing it; call it before closing an fd some other way. On every worker that
- * used it, as weft_close() does (from a task it waits for them). Returns 0, -EBADF (not an
- * open fd: weft's fd table never grows for one), -ENOMEM, -EPERM outside a runtime. */
+ * used it, as weft_close() does: from a task it waits for them. Outside a task (a future's
+ * poll, a callback) it cannot wait, and the other workers forget the fd after it returns, by
+ * its number: do not close(2) such an fd right after it (a new file that takes the number
+ * before they did could lose its registration or get a send queued for the old one); close it
+ * with weft_close(), which closes it once every worker has forgotten it. Returns 0, -EBADF
+ * (not an open fd: weft's fd table never grows for one), -ENOMEM, -EPERM outside a runtime. */
 WEFT_API int weft_fd_forget(int fd);
 
 /* ---------------------------------------------------------------------------------------
@@ -1152,8 +1169,10 @@ WEFT_API int weft_poller_wake(weft_poller *p);
  * the old fd. All of them: from inside a task only (-EPERM elsewhere), but weft_close().
  *
  * On io_uring (where the kernel has provided-buffer rings, 6.0+), the first weft_read,
- * weft_readv or weft_recv of a stream socket arms a receive that takes the socket's bytes as
- * they arrive and holds them for the next reads; a read that finds bytes held returns them
+ * weft_readv or weft_recv of a stream socket (not an AF_UNIX one: the kernel's multishot
+ * receive can miss its end of stream, liburing issue #1549, so those are read with plain
+ * ring operations) arms a receive that takes the socket's bytes as they arrive and holds
+ * them for the next reads; a read that finds bytes held returns them
  * without a system call. So once weft has read from a socket, read it through weft only (a
  * plain read(2) would miss the bytes weft holds; weft_fd_wait reports them as readable), and
  * from tasks of one worker: the receive and the bytes it holds belong to the worker of the
@@ -1176,10 +1195,20 @@ WEFT_API int weft_poller_wake(weft_poller *p);
  * behind. weft_close() and weft_fd_forget() from a task wait for the send (until the
  * deadline it was written with, or the task's cancellation; then the rest is dropped), and
  * weft_shutdown(SHUT_WR) takes effect after it, so the peer sees every byte before the end of
- * stream. So close such a socket with weft_close() from a task of the worker that wrote to
- * it, and shut it down with weft_shutdown(): a plain close() or shutdown(2) before the send
- * leaves would fail or misdirect it, and a close from another worker or from outside a task
- * cancels what is still in flight. A socket used by
+ * stream. A weft_close() or weft_fd_forget() that cannot wait for it (called from a task of
+ * another worker than the writer's, or from outside a task) lets the send go on after it,
+ * through a duplicate of the fd that weft closes once the send is over: the peer sees every
+ * byte, then the end of stream (after such a weft_fd_forget the caller's own writes may
+ * overtake what is still in flight). What is still unsent at the write's deadline or at the
+ * runtime's end is dropped, as a write parked on epoll would be cut there; so is the rest
+ * when no fd is left for the duplicate, and after a weft_fd_forget from outside a task of
+ * another worker (which does not wait for the writer's worker, so
+ * the number may name another file by the time that worker forgets it; a send that worker
+ * has not yet handed to the kernel, in the same tick as the write, even goes to that file:
+ * forget such a socket from a task, or on the writer's worker). Shut such a socket down
+ * with
+ * weft_shutdown(): a plain close() or shutdown(2) before the send leaves would fail or
+ * misdirect it. A socket used by
  * tasks of two workers is not sent behind once both have used it, but the first write from
  * the second worker may overtake a send of the first still in flight: keep a connection's
  * writes to the tasks of one worker (as its reads already are, above). Larger writes,
@@ -1192,6 +1221,8 @@ WEFT_API int weft_fd_nonblock(int fd);
 
 /* Reads up to len bytes: returns the count (> 0), 0 at end of file, or -errno. */
 WEFT_API ssize_t weft_read(int fd, void *buf, size_t len, int64_t deadline);
+/* As readv(2): -EINVAL for iovcnt < 0 or > IOV_MAX, -EFAULT for a NULL array with
+ * iovcnt > 0, on both backends. */
 WEFT_API ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt, int64_t deadline);
 
 /* Writes all len bytes, parking while the fd is full: returns len, or -errno (-ETIMEDOUT,
@@ -1230,7 +1261,10 @@ WEFT_API int weft_shutdown(int fd, int how);
 /* Forgets `fd` as weft_fd_forget() does (its waiters wake with -EBADF; in-flight ring
  * operations are cancelled), then closes it. Returns 0, -EBADF (not an open fd), -ENOMEM, or
  * the negative errno of close(). Outside a runtime there is nothing to forget: it just
- * closes. Any thread. The one way to close an fd weft may have used.
+ * closes. Any thread; but on a thread outside every runtime (a plain thread, the fn of
+ * weft_block_in_place) it cannot reach the workers and just closes too: close an fd a
+ * running runtime used from one of its tasks (weft_runtime_spawn a short task that calls
+ * weft_close, as weft_process_free does). The one way to close an fd weft may have used.
  * In a runtime of several workers the fd is forgotten on every worker whose tasks used it
  * (their waiters wake with -EBADF too) before the number is closed, so that a new fd given
  * the same number is new to every worker. From a task the call waits for those workers (a
@@ -1244,7 +1278,9 @@ WEFT_API int weft_close(int fd);
 
 /* Sends `count` bytes of in_fd from *offset (updated; NULL: the file position) to out_fd,
  * parking while out_fd is full. Returns count, or -errno if it stopped early (fewer bytes
- * if in_fd ends first: the return value is then what was sent). */
+ * if in_fd ends first: the return value is then what was sent). out_fd closed through
+ * weft_close meanwhile ends it with -EBADF on both backends, and nothing more is sent to the
+ * number (*offset then says how far the file went). */
 WEFT_API ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count,
                                int64_t deadline);
 
@@ -1573,7 +1609,9 @@ WEFT_API int weft_stream_close(weft_stream *s, int64_t deadline);
  * Work that blocks its thread (a C library's call, getaddrinfo, file I/O) runs on a bounded
  * pool of threads while the calling task parks, like Tokio's spawn_blocking. Threads start
  * on demand up to weft_config.pool_threads, exit after pool_idle_ms without work, and run
- * with every signal blocked.
+ * with every signal blocked. weft_run returns only after every pool and relief thread has
+ * ended, its thread-exit teardown included (TSD destructors, glibc's per-thread state), so
+ * a job may leave thread-local state with a destructor and rely on it having run.
  * ------------------------------------------------------------------------------------- */
 
 /* Runs fn(arg) on a pool thread and parks until it returns; `*result` (if not NULL) gets its
@@ -1621,18 +1659,24 @@ WEFT_API int weft_blocking(weft_fn fn, void *arg, void **result, int64_t deadlin
  * thread. */
 WEFT_API int weft_block_in_place(weft_fn fn, void *arg, void **result);
 
-/* Files. Regular files (and block devices) go through the blocking pool on epoll (they are
- * always "ready" to it) and through the ring on io_uring; the deadline withdraws a pool call
- * that has not started. On epoll, a read of a regular file first takes what the page cache
- * holds on the worker's own thread (preadv2 with RWF_NOWAIT), and only the rest goes to the
- * pool; an fd opened with O_DIRECT (as seen at its first weft call: set O_DIRECT before it)
- * always uses the pool. A read from the cache does not yield, like a socket read that finds
- * data. A part not cached is read by the pool, so such a read is short only where pread(2)
- * would be (at the end of the file). An fd that is not a regular file (a FIFO,
- * a character device, a socket opened by path) is decided at its first use (as for weft_read) and
- * takes the readiness path instead, where deadlines and cancellation end a call that waits. Same
- * results as the system calls, as >= 0 or -errno. Close with weft_close() (or
- * weft_fd_forget() and close()). */
+/* Files. Regular files (and block devices) go through the blocking pool on epoll (they are always
+ * "ready" to it) and through the ring on io_uring; the deadline withdraws a pool call that has not
+ * started. On epoll, a read of a regular file first takes what the page cache holds on the
+ * worker's own thread (preadv2 with RWF_NOWAIT), and only the rest goes to the pool. An fd opened
+ * with O_DIRECT (as seen at its first weft call: set O_DIRECT before it) never reads or writes on
+ * the worker's thread: on epoll its calls at an offset (weft_file_pread, weft_file_pwrite) go to
+ * Linux AIO, those of a tick submitted together, and the rest (at the file position, fsync) to the
+ * pool. A write the kernel would do inside the submission (one that extends the file or fills a
+ * hole, on ext4) is refused there (RWF_NOWAIT) and the pool writes it; without AIO (io_setup
+ * refused) the pool does every call. A cancel or a passed deadline seen before an AIO call is
+ * queued returns -ECANCELED or -ETIMEDOUT with nothing done; once queued the call is not
+ * withdrawn: a cancel or deadline that comes later waits for it, and the call returns its result.
+ * A read from the cache does not yield, like a socket read that finds data. A part not cached is
+ * read by the pool, so such a read is short only where pread(2) would be (at the end of the file).
+ * An fd that is not a regular file (a FIFO, a character device, a socket opened by path) is
+ * decided at its first use (as for weft_read) and takes the readiness path instead, where
+ * deadlines and cancellation end a call that waits. Same results as the system calls, as >= 0 or
+ * -errno. Close with weft_close() (or weft_fd_forget() and close()). */
 WEFT_API int weft_file_open(const char *path, int flags, mode_t mode, int64_t deadline);
 WEFT_API ssize_t weft_file_read(int fd, void *buf, size_t len, int64_t deadline);
 WEFT_API ssize_t weft_file_write(int fd, const void *buf, size_t len, int64_t deadline);
@@ -1996,6 +2040,13 @@ WEFT_API int weft_select(weft_case *cases, size_t n, int64_t deadline);
  * (or next locker), whose lock returns -EOWNERDEAD (see weft_mutex_lock); a read hold of a
  * rwlock is released. So a lock, once held, must not be freed or go out of scope before it
  * is unlocked.
+ *
+ * The other primitives may go as soon as the call that woke their waiters returns: a
+ * condition variable destroyed right after weft_cond_broadcast (as POSIX allows), a "done"
+ * event or wait group in the setter's frame, a semaphore freed after its last release, a
+ * once after its function returned. The waiters that call woke return without touching the
+ * primitive again (those still waiting, or whose wait ended otherwise, do touch it: free a
+ * primitive only once nobody else can call or wait on it).
  * ------------------------------------------------------------------------------------- */
 
 /* Private storage shared by every primitive below: all zeros is a valid empty state, so
@@ -2147,7 +2198,8 @@ WEFT_API int weft_group_cancel(weft_group *g);
 /* Tasks of the group not yet finished. */
 WEFT_API size_t weft_group_size(const weft_group *g);
 /* Cancels what is left, waits for all of it to finish (even if the caller is cancelled:
- * the point is that nothing outlives the group), then frees the group. Returns 0, -EPERM
+ * the point is that nothing outlives the group), and for the other tasks waiting in
+ * weft_group_wait on it to return (0: its members are done), then frees the group. Returns 0, -EPERM
  * (not inside a task, or another runtime's thread) or -EDEADLK (called by one of the group's
  * own tasks); the group is then left untouched. */
 WEFT_API int weft_group_close(weft_group *g);
@@ -2166,9 +2218,12 @@ WEFT_API int weft_gen_create(weft_gen **out, weft_gen_fn fn, void *arg, size_t e
                              const weft_spawn_opts *opts);
 /* Asks for the next value. Returns 0 (copied into *out), -EPIPE (the generator finished,
  * however: returned, weft_exit, cancelled), -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM, -EDEADLK
- * (from the generator's own body). A request given up on (-ETIMEDOUT, -ECANCELED) stays
+ * (from the generator's own body), -EBUSY (another task waits in weft_gen_next). A request
+ * given up on (-ETIMEDOUT, -ECANCELED) stays
  * open: the value the body produces for it is kept and returned by the next call, so no
- * value is lost or skipped. From one consumer task at a time. */
+ * value is lost or skipped. From one consumer task at a time: a call while another task
+ * waits in one returns -EBUSY. A close while a consumer waits ends its call with -EPIPE and
+ * frees the generator only after that call has returned. */
 WEFT_API int weft_gen_next(weft_gen *g, void *out, int64_t deadline);
 /* From inside the body: hands *value to the consumer and parks until the next request.
  * Returns 0, or -ECANCELED when the consumer stopped the generator (return then; cleanup
@@ -2320,7 +2375,11 @@ WEFT_API int weft_process_stdio(const weft_process *p, int which);
 WEFT_API int weft_process_close_stdio(weft_process *p, int which);
 
 /* Closes the pipes and the pidfd and frees `p`. It does not wait: a child never waited for
- * stays a zombie once it exits, until the process reaps it. Any thread. */
+ * stays a zombie once it exits, until the process reaps it. Any thread: from a task of the
+ * runtime that spawned it the fds are closed with weft_close at once; from anywhere else
+ * while that runtime still runs, the close is handed to it (a short task of its own), so
+ * that no worker keeps what it knew of the numbers; once it has stopped, they are closed
+ * plainly. */
 WEFT_API void weft_process_free(weft_process *p);
 
 #ifdef __cplusplus

@@ -33,6 +33,10 @@
 
 struct weft_runtime {
     _Atomic unsigned refs; /* any thread: the runtime's own and each caller's */
+    /* Of those, weft's own (weft__runtime_weak: a child process's record, to hand its fds'
+     * close to the runtime): no thread outside holds them, so the deadlock report does not
+     * count them as an outside source. any thread (relaxed: a count read under rt->lock). */
+    _Atomic unsigned weak;
     pthread_mutex_t lock;  /* guards rt */
     weft__runtime *rt;     /* NULL once the runtime stopped taking work */
     _Atomic unsigned next; /* round-robin choice of worker (relaxed: any spread will do) */
@@ -62,11 +66,8 @@ struct weft_handle {
 
 /* ---- The runtime handle --------------------------------------------------------------- */
 
-weft_runtime *weft_runtime_current(void)
+static weft_runtime *anchor_get(weft__worker *w, bool weak)
 {
-    weft__worker *w = weft__worker_current();
-    if (!w)
-        return NULL;
     weft__runtime *rt = w->rt;
     pthread_mutex_lock(&rt->lock);
     weft_runtime *a = rt->anchor;
@@ -79,10 +80,37 @@ weft_runtime *weft_runtime_current(void)
             a->rt = NULL;
         rt->anchor = a;
     }
-    if (a)
+    if (a) {
         atomic_fetch_add_explicit(&a->refs, 1, memory_order_relaxed);
+        if (weak)
+            atomic_fetch_add_explicit(&a->weak, 1, memory_order_relaxed);
+    }
     pthread_mutex_unlock(&rt->lock);
     return a;
+}
+
+weft_runtime *weft_runtime_current(void)
+{
+    weft__worker *w = weft__worker_current();
+    return w ? anchor_get(w, false) : NULL;
+}
+
+weft_runtime *weft__runtime_weak(weft__worker *w)
+{
+    return anchor_get(w, true);
+}
+
+void weft__runtime_release_weak(weft_runtime *a)
+{
+    if (!a)
+        return;
+    atomic_fetch_sub_explicit(&a->weak, 1, memory_order_relaxed);
+    weft_runtime_release(a);
+}
+
+bool weft__runtime_is(const weft_runtime *a, const weft__worker *w)
+{
+    return a && w && w->rt->anchor == a;
 }
 
 void weft_runtime_retain(weft_runtime *a)
@@ -125,7 +153,8 @@ bool weft__runtime_held_outside(weft__runtime *rt)
 {
     pthread_mutex_lock(&rt->lock);
     weft_runtime *a = rt->anchor;
-    bool held = a && atomic_load_explicit(&a->refs, memory_order_relaxed) > 1;
+    bool held = a && atomic_load_explicit(&a->refs, memory_order_relaxed) >
+                         1 + atomic_load_explicit(&a->weak, memory_order_relaxed);
     pthread_mutex_unlock(&rt->lock);
     return held;
 }

@@ -18,6 +18,13 @@ void weft__anchor_unlock(weft_runtime *a);
 /* Whether a runtime handle is held besides the runtime's own: a thread outside the runtime
  * may spawn onto it at any time (the deadlock report counts it as an outside source). */
 bool weft__runtime_held_outside(weft__runtime *rt);
+/* A handle on w's runtime for weft's own use (weft_process: the close of its fds handed to
+ * the runtime from another thread), not counted as one held outside; NULL if no memory.
+ * Dropped with weft__runtime_release_weak. Owner thread of w. */
+weft_runtime *weft__runtime_weak(weft__worker *w);
+void weft__runtime_release_weak(weft_runtime *a);
+/* Whether `a` is the handle of w's runtime (w may be NULL). */
+bool weft__runtime_is(const weft_runtime *a, const weft__worker *w);
 /* Drops the runtime's own reference to its handle (the runtime is being freed). */
 void weft__alien_fini(weft__runtime *rt);
 

@@ -6,6 +6,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -479,21 +480,75 @@ static size_t dump_tasks_json(weft__dumpbuf *b, weft__runtime *rt, const weft__w
 
 /* ---- weft_dump_tasks: each worker lists its own tasks, as a task of its own ------------ */
 
-typedef struct worker_part {
+/* One worker's part of a dump. Shared by the dumping task and the task that writes it on
+ * worker k, and freed by the last of the two to let go (`refs`, acq_rel: the writer's bytes
+ * are the reader's before the free): the dumping task may give up waiting (a cancel, the
+ * runtime's shutdown) while k has not yet run the writer, or is running it, and the writer's
+ * spawn cleanup lets go however it ends, having run or not. */
+/* One worker's text and its task count: the dumping task's copy of it. */
+typedef struct part_text {
     weft__dumpbuf b;
     size_t n;
+} part_text;
+
+typedef struct worker_part {
+    _Atomic int refs;
     bool json;
+    part_text t;
 } worker_part;
 
-/* Runs on worker k as a task (weft_submit_to): every other task of k is switched out while
- * it runs, so their stacks hold still for the walk. */
+static void part_release(void *arg)
+{
+    worker_part *p = arg;
+    if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1) {
+        free(p->t.b.p);
+        free(p);
+    }
+}
+
+/* Runs on worker k as a task pinned there: every other task of k is switched out while it
+ * runs, so their stacks hold still for the walk. */
 static void *dump_here(void *arg)
 {
     worker_part *p = arg;
     weft__worker *w = weft__worker_current();
-    p->n = p->json ? dump_tasks_json(&p->b, w->rt, w, weft_self(), true, w->now)
-                   : weft__dump_tasks(&p->b, w->rt, w, weft_self(), true, w->now);
+    p->t.n = p->json ? dump_tasks_json(&p->t.b, w->rt, w, weft_self(), true, w->now)
+                     : weft__dump_tasks(&p->t.b, w->rt, w, weft_self(), true, w->now);
     return NULL;
+}
+
+/* Worker k's part into `into`: written by a task of k, or, when that cannot be had or the
+ * dumping task stops waiting for it (cancelled: the runtime may be shutting down), walked from
+ * here without backtraces (another worker's stacks do not hold still). */
+static void render_part(weft__runtime *rt, unsigned k, bool json, part_text *into)
+{
+    worker_part *p = calloc(1, sizeof *p);
+    int r = -ENOMEM;
+    weft_task *t = NULL;
+    if (p) {
+        atomic_init(&p->refs, 2); /* this task's, and the writer's cleanup's */
+        p->json = json;
+        weft_spawn_opts o = {
+            .name = "weft-dump", .flags = WEFT_SPAWN_PINNED, .cleanup = part_release};
+        r = weft_spawn_on(k, &t, dump_here, p, &o);
+        if (r < 0)
+            atomic_store_explicit(&p->refs, 1, memory_order_relaxed); /* no task: no cleanup */
+    }
+    if (r == 0) {
+        r = weft_join(t, NULL, WEFT_FOREVER);
+        if (r < 0)
+            weft_detach(t); /* reaped when it ends; its cleanup lets go of p */
+    }
+    if (r == 0) {
+        *into = p->t;
+        p->t = (part_text){0}; /* the bytes are the caller's now */
+    } else {
+        weft__worker *w = weft__worker_current();
+        into->n = json ? dump_tasks_json(&into->b, rt, &rt->workers[k], NULL, false, w->now)
+                       : weft__dump_tasks(&into->b, rt, &rt->workers[k], NULL, false, w->now);
+    }
+    if (p)
+        part_release(p);
 }
 
 int weft__dump_render(weft__dumpbuf *out, bool json)
@@ -504,24 +559,11 @@ int weft__dump_render(weft__dumpbuf *out, bool json)
         return -EPERM;
     weft__runtime *rt = w->rt;
     unsigned nw = rt->nworkers;
-    worker_part *parts = calloc(nw, sizeof *parts);
+    part_text *parts = calloc(nw, sizeof *parts);
     if (!parts)
         return -ENOMEM;
-    for (unsigned k = 0; k < nw; k++) {
-        parts[k].json = json;
-        weft_future *f = NULL;
-        int r = weft_submit_to(k, dump_here, &parts[k], &f);
-        if (r == 0)
-            r = weft_await(f, NULL, WEFT_FOREVER);
-        weft_future_destroy(f);
-        if (r < 0) {
-            /* Cancelled, or no memory: that worker's tasks without their backtraces. */
-            w = weft__worker_current();
-            parts[k].n =
-                json ? dump_tasks_json(&parts[k].b, rt, &rt->workers[k], NULL, false, w->now)
-                     : weft__dump_tasks(&parts[k].b, rt, &rt->workers[k], NULL, false, w->now);
-        }
-    }
+    for (unsigned k = 0; k < nw; k++)
+        render_part(rt, k, json, &parts[k]);
     size_t total = 0;
     for (unsigned k = 0; k < nw; k++)
         total += parts[k].n;

@@ -33,8 +33,11 @@ bool weft__dump_signal_valid(int sig)
 {
     if (sig <= 0)
         return true;
-    return sig < NSIG && sig != SIGKILL && sig != SIGSTOP && sig != SIGSEGV && sig != SIGBUS &&
-           sig != SIGILL && sig != SIGFPE && sig != WEFT__WATCH_SIGNAL;
+    /* Between the standard signals and SIGRTMIN are the C library's own (glibc: 32 for
+     * thread cancellation, 33 for setxid): a handler cannot be installed there. */
+    bool libc_own = sig > 31 && sig < SIGRTMIN;
+    return sig < NSIG && !libc_own && sig != SIGKILL && sig != SIGSTOP && sig != SIGSEGV &&
+           sig != SIGBUS && sig != SIGILL && sig != SIGFPE && sig != WEFT__WATCH_SIGNAL;
 }
 
 int weft__dump_signal_from_env(const char *v)

@@ -7,7 +7,8 @@
 #include "internal.h"
 
 /* Whether `sig` may be configured: 0 or negative (none), or a signal a handler can catch
- * that is not one weft uses or a fault's (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGURG). */
+ * that is not one weft uses, a fault's (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGURG) or the C
+ * library's own (between 31 and SIGRTMIN). */
 bool weft__dump_signal_valid(int sig);
 /* WEFT_DUMP_SIGNAL's value: a number, or a name with or without "SIG" ("QUIT", "SIGUSR1");
  * -1 (none) for NULL, empty or not a valid signal. */

@@ -94,8 +94,10 @@ static int fd_poll(weft_future *self, weft_context *cx)
 static void fd_drop(weft_future *self)
 {
     fd_future *f = (fd_future *)self;
-    if (weft__worker_current() != f->w) {
-        weft__logf(f->w->rt, WEFT_LOG_WARN,
+    weft__worker *here = weft__worker_current();
+    if (here != f->w) {
+        /* f->w may be gone (a destroy after weft_run returned): not read. */
+        weft__logf(here ? here->rt : NULL, WEFT_LOG_WARN,
                    "weft: a weft_fd_future destroyed outside its worker's thread: leaked "
                    "rather than touched there\n");
         return;

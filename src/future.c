@@ -68,7 +68,20 @@ int weft_await(weft_future *f, void **value, int64_t deadline)
                 *value = f->value;
             return f->status;
         }
-        int r = weft__park(w, &wr);
+        int r;
+        if (WEFT__STATE(atomic_load_explicit(&t->word, memory_order_relaxed)) == WEFT__NOTIFIED) {
+            /* Woken during its own poll (a future that asks to be polled again at once, as
+             * Rust's yield_now does, or one completed from another thread meanwhile): the park
+             * would consume the wake and return at once, and a future that always does this
+             * would keep the worker here for ever, its deadline unseen (the park compares it
+             * with the tick's clock). Yield instead, ending this run and its wake: the other
+             * tasks, timers and I/O go first; then the deadline, as the park would see it. */
+            r = weft_yield();
+            if (r == 0 && deadline != WEFT_FOREVER && weft__clock_ns() >= deadline)
+                r = -ETIMEDOUT;
+        } else {
+            r = weft__park(w, &wr);
+        }
         w = t->worker;
         if (r < 0) {
             /* One last look: it may have completed as the deadline passed. */
@@ -100,10 +113,13 @@ static bool on_own_worker(const weft__worker *w)
 }
 
 /* A timer future or a timeout dropped away from its worker: leaked, with a warning, rather
- * than its timer unlinked from another thread's heap. */
-static void leak_foreign(weft__worker *w, const char *what)
+ * than its timer unlinked from another thread's heap. The warning goes to the log of the
+ * caller's runtime, or to stderr outside every runtime: the future's own worker may be gone
+ * (destroyed after weft_run returned), and is not read. */
+static void leak_foreign(const char *what)
 {
-    weft__logf(w->rt, WEFT_LOG_WARN,
+    weft__worker *here = weft__worker_current();
+    weft__logf(here ? here->rt : NULL, WEFT_LOG_WARN,
                "weft: a %s destroyed outside its worker's thread: leaked rather than touched "
                "there\n",
                what);
@@ -134,7 +150,7 @@ static void timer_drop(weft_future *self)
 {
     timer_future *tf = (timer_future *)self;
     if (tf->timer.index && !on_own_worker(tf->w)) {
-        leak_foreign(tf->w, "weft_timer_future");
+        leak_foreign("weft_timer_future");
         return;
     }
     weft__timer_stop(tf->w, &tf->timer);
@@ -355,7 +371,7 @@ static void combo_drop(weft_future *self)
 {
     combo_future *c = (combo_future *)self;
     if (c->timer.index && !on_own_worker(c->w)) { /* only a timeout arms one */
-        leak_foreign(c->w, "weft_future_timeout");
+        leak_foreign("weft_future_timeout");
         return;
     }
     weft__timer_stop(c->w, &c->timer);

@@ -30,7 +30,10 @@ struct weft_gen {
     void (*cleanup)(void *arg); /* the creator's weft_spawn_opts.cleanup */
     size_t elem_size;
     int state;
-    void *out;           /* the consumer's buffer while a request is open */
+    void *out; /* the consumer's buffer while a request is open */
+    /* The consumer inside weft_gen_next (0 or 1: a second is refused, -EBUSY). A close frees
+     * g only once it has left: the body's end wakes it, and the close may run first. */
+    int nnext;
     weft_waker consumer; /* parked in next() */
     weft_waker producer; /* parked waiting for a request */
     char pending[];      /* elem_size bytes: a value produced for an abandoned request */
@@ -129,6 +132,8 @@ int weft_gen_next(weft_gen *g, void *out, int64_t deadline)
         return -EDEADLK; /* the body asking itself: it would wait for its own yield */
     if (g->state == GEN_DONE)
         return -EPIPE;
+    if (g->nnext)
+        return -EBUSY; /* another consumer waits: one at a time (its waker would be lost) */
     if (weft__task_cancelled(self))
         return -ECANCELED;
     if (g->state == GEN_PRODUCED) {
@@ -142,7 +147,9 @@ int weft_gen_next(weft_gen *g, void *out, int64_t deadline)
         g->state = GEN_REQUESTED;
         weft_waker_wake(g->producer);
     } /* else an abandoned request is still open: this one takes it over */
+    g->nnext++;
     int r = wait_state(w, g, &g->consumer, WEFT__WAIT_GEN_NEXT, GEN_PRODUCED, GEN_DONE, deadline);
+    g->nnext--; /* a close may free g once this task yields; its own reads below come first */
     if (r < 0) {
         /* Abandoned: the body may still be computing; its value goes to `pending`. */
         if (g->state == GEN_REQUESTED)
@@ -183,6 +190,8 @@ int weft_gen_close(weft_gen *g)
         return -EDEADLK; /* the body closing itself would wait for its own end */
     weft_cancel(g->task);
     weft__join_uncancellable(w, g->task); /* even if the closer itself is cancelled */
+    while (g->nnext)                      /* the consumer the body's end woke has not run yet */
+        weft_yield();
     weft__free(w, g);
     return 0;
 }

@@ -29,6 +29,10 @@ struct weft_group {
      * per member were a quarter of a group spawn's cost). */
     bool armed;
     weft_waitgroup wg;
+    /* Tasks inside weft_group_wait (bound to g->w, as every user of g). A close frees g only
+     * once they have all left: the last member's finish wakes them and the close's own wait
+     * alike, and the close may run first (a depth-first ready queue, a chaos pick). */
+    size_t nwaiting;
     struct member *spare; /* finished members' records, linked through `spare_next` */
     size_t nspare;
 };
@@ -166,7 +170,10 @@ int weft_group_wait(weft_group *g, int64_t deadline)
     if (g->n == 0)
         return 0;
     arm(g);
-    return weft_waitgroup_wait(&g->wg, deadline);
+    g->nwaiting++;
+    int r = weft_waitgroup_wait(&g->wg, deadline);
+    g->nwaiting--; /* the last touch of g: a close may free it from now on */
+    return r;
 }
 
 int weft_group_cancel(weft_group *g)
@@ -202,6 +209,10 @@ int weft_group_close(weft_group *g)
         arm(g);
         weft__waitgroup_wait_all(&g->wg);
     }
+    /* The other waiters were woken with us: each leaves g at its next turn (a cancelled
+     * task's yield still yields). */
+    while (g->nwaiting)
+        weft_yield();
     while (g->spare) {
         member *m = g->spare;
         g->spare = m->spare_next;

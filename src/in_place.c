@@ -17,6 +17,7 @@
 #include "relief.h"
 #include "runtime.h"
 #include "scheduler.h"
+#include "util/exit_chain.h"
 #include "wake.h"
 #include "worker.h"
 
@@ -45,9 +46,9 @@ static void unlink_idle(weft__runtime *rt, weft__relief_thread *r)
 }
 
 /* A relief thread: waits to be lent a worker, drives it if its lender is still in fn when
- * it wakes, goes idle again; after pool_idle_ms idle it exits (detached: the runtime's end
- * waits for the count to reach 0, as the blocking pool's does), unless it drove an io_uring
- * worker (`keep`). */
+ * it wakes, goes idle again; after pool_idle_ms idle it exits (joined by the next to exit,
+ * the last by the runtime's end, as the blocking pool's threads: util/exit_chain.h), unless
+ * it drove an io_uring worker (`keep`). */
 static void *relief_main(void *arg)
 {
     weft__relief_thread *r = arg;
@@ -106,13 +107,18 @@ static void *relief_main(void *arg)
         r->next_idle = rt->relief.idle;
         rt->relief.idle = r;
     }
+    pthread_t prev;
+    bool join_prev = weft__exit_chain_enter(&rt->relief.exited, &prev);
     rt->relief.nthreads--;
     pthread_cond_broadcast(&rt->relief.gone);
     pthread_mutex_unlock(&rt->relief.lock);
-    /* The runtime may be gone from here on: only this thread's own record is touched. */
+    /* The runtime's close may have begun: only this thread's own record is touched (the
+     * close then waits in its join of this thread, or of one that exits after it). */
     weft__altstack_remove(NULL, &r->altstack);
     pthread_cond_destroy(&r->cond);
     free(r);
+    if (join_prev)
+        pthread_join(prev, NULL);
     return NULL;
 }
 
@@ -131,7 +137,6 @@ static int start_thread(weft__runtime *rt, weft__relief_thread **out)
     pthread_sigmask(SIG_SETMASK, &rt->thread_mask, &old);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setaffinity_np(&attr, sizeof rt->affinity, &rt->affinity);
     pthread_t th;
     int e = pthread_create(&th, &attr, relief_main, r);
@@ -157,7 +162,11 @@ void weft__in_place_fini(weft__runtime *rt)
     rt->relief.idle = NULL;
     while (rt->relief.nthreads > 0)
         pthread_cond_wait(&rt->relief.gone, &rt->relief.lock);
+    pthread_t last;
+    bool join_last = weft__exit_chain_take(&rt->relief.exited, &last);
     pthread_mutex_unlock(&rt->relief.lock);
+    if (join_last)
+        pthread_join(last, NULL); /* and through it every relief thread that ever exited */
     pthread_cond_destroy(&rt->relief.gone);
     pthread_mutex_destroy(&rt->relief.lock);
 }

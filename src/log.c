@@ -11,11 +11,17 @@
 #include "log.h"
 #include "runtime.h"
 
+/* The level a line must be at or above: the runtime's, or without one the default's. */
+static int log_limit(const weft__runtime *rt)
+{
+    return rt ? rt->cfg.log_level : WEFT_LOG_WARN;
+}
+
 void weft__log(const weft__runtime *rt, int level, const char *text, size_t len)
 {
-    if (level > rt->cfg.log_level)
+    if (level > log_limit(rt))
         return;
-    if (rt->cfg.log) {
+    if (rt && rt->cfg.log) {
         /* The callback gets a NUL-terminated copy, without the last newline. */
         size_t n = len && text[len - 1] == '\n' ? len - 1 : len;
         char small[1024], *msg = n < sizeof small ? small : malloc(n + 1);
@@ -42,7 +48,7 @@ void weft__log(const weft__runtime *rt, int level, const char *text, size_t len)
 
 void weft__logf(const weft__runtime *rt, int level, const char *fmt, ...)
 {
-    if (level > rt->cfg.log_level)
+    if (level > log_limit(rt))
         return;
     char buf[1024];
     va_list ap;

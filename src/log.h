@@ -7,7 +7,9 @@
 #include "internal.h"
 
 /* Logs `len` bytes of `text` (one or more lines, each ending in '\n') at `level`
- * (WEFT_LOG_*). Any thread of the runtime, the watchdog's included. */
+ * (WEFT_LOG_*). Any thread of the runtime, the watchdog's included. With rt NULL (a call
+ * outside every runtime, where the object's own runtime may be gone): stderr, at the default
+ * level (warnings and errors). */
 void weft__log(const weft__runtime *rt, int level, const char *text, size_t len);
 /* The same, formatted (at most 1 KiB). */
 void weft__logf(const weft__runtime *rt, int level, const char *fmt, ...)

@@ -186,15 +186,15 @@ static WEFT_NOINLINE bool spin_for_work(weft__worker *w)
     return came;
 }
 
-/* The shutdown trigger: the main task has finished. Its worker sees it and tells the others
- * (the flag, and each one's doorbell in case it sleeps); they see the flag. */
-static bool stop_seen(weft__worker *w, weft_task *main_task)
+/* The shutdown trigger: the main task has finished. The worker it finished on sees it (its
+ * own flag, set by the finish: the main task's record may be reaped and reused by then, by a
+ * join or a detach of it) and tells the others (the flag, and each one's doorbell in case it
+ * sleeps); they see the flag. */
+static bool stop_seen(weft__worker *w)
 {
     weft__runtime *rt = w->rt;
-    if (main_task->worker != w)
+    if (!w->main_ended)
         return atomic_load_explicit(&rt->stopping, memory_order_acquire) != 0;
-    if (!weft__task_done(main_task))
-        return false;
     if (rt->leaks) /* before any worker's shutdown releases what the tasks held */
         weft__leaks_main_ended(rt);
     atomic_store_explicit(&rt->stopping, 1, memory_order_release);
@@ -229,7 +229,6 @@ void weft__loop_prepare(weft__worker *w)
  * at a tick: it must not touch it again. */
 static int loop_run(weft__worker *w, bool native)
 {
-    weft_task *main_task = w->rt->main_task;
     atomic_store_explicit(&w->watch.active, 1, memory_order_release); /* watchdog.h */
     if (!w->started_ns)
         w->started_ns = weft__clock_ns();
@@ -258,7 +257,7 @@ static int loop_run(weft__worker *w, bool native)
         if (weft_unlikely(w->tasks.npending))
             weft__task_send_reaps(w); /* the joins' reaps of other workers' records */
 
-        if (!w->tasks.shutting_down && stop_seen(w, main_task)) {
+        if (!w->tasks.shutting_down && stop_seen(w)) {
             if (w->rt->leaks)
                 weft__leaks_worker_stop(w);
             weft__tasks_shutdown(w);

@@ -60,6 +60,11 @@ ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt, int64_t deadline
     weft__worker *w = io_begin(&err);
     if (!w)
         return err;
+    if (iovcnt < 0 || iovcnt > IOV_MAX)
+        return -EINVAL;
+    if (!iov && iovcnt > 0)
+        return -EFAULT; /* as readv(2), on both backends (io_uring's buffered receive reads
+                         * the array before any system call) */
     weft__ioreq q = {.op = WEFT__IO_READV, .fd = fd, .iov = iov, .iovcnt = iovcnt, .off = -1};
     return weft__io_submit(w, &q, deadline);
 }

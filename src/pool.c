@@ -26,6 +26,7 @@
 #include "pool.h"
 #include "runtime.h"
 #include "scheduler.h"
+#include "util/exit_chain.h"
 #include "wake.h"
 #include "worker.h"
 
@@ -53,8 +54,9 @@ struct weft__pool {
     unsigned nqueued; /* jobs in the queue: an idle thread is not free until it takes one */
     unsigned idle_ms;
     int stopping;
-    uint64_t njobs;    /* jobs run, for weft_stats */
-    weft__runtime *rt; /* whose pool it is; fixed */
+    uint64_t njobs;          /* jobs run, for weft_stats */
+    weft__exit_chain exited; /* joinable threads: each joins the one before (util/exit_chain.h) */
+    weft__runtime *rt;       /* whose pool it is; fixed */
 };
 
 /* The runtime's pool, created at first use (under the runtime's lock: any worker may be
@@ -139,10 +141,15 @@ static void *pool_thread(void *arg)
         weft_waker_wake(wk);
         pthread_mutex_lock(&p->mu);
     }
-retire:
+retire:;
+    pthread_t prev;
+    bool join_prev = weft__exit_chain_enter(&p->exited, &prev);
     if (--p->nthreads == 0)
         pthread_cond_signal(&p->gone);
     pthread_mutex_unlock(&p->mu);
+    /* p may be freed from here on (weft__pool_fini joins this thread, not p's counter). */
+    if (join_prev)
+        pthread_join(prev, NULL);
     return NULL;
 }
 
@@ -155,7 +162,6 @@ static int grow(weft__pool *p)
         return 0;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 256 * 1024); /* getaddrinfo and stdio fit in this */
     sigset_t all, old;
     sigfillset(&all);
@@ -304,7 +310,11 @@ WEFT_COLD void weft__pool_fini(weft__runtime *rt)
     pthread_cond_broadcast(&p->work);
     while (p->nthreads > 0)
         pthread_cond_wait(&p->gone, &p->mu);
+    pthread_t last;
+    bool join_last = weft__exit_chain_take(&p->exited, &last);
     pthread_mutex_unlock(&p->mu);
+    if (join_last)
+        pthread_join(last, NULL); /* and through it every thread that ever exited */
     pthread_cond_destroy(&p->gone);
     pthread_cond_destroy(&p->work);
     pthread_mutex_destroy(&p->mu);

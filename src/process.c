@@ -9,11 +9,13 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "alien.h"
 #include "io/io.h"
 #include "worker.h"
 
@@ -35,6 +37,9 @@ struct weft_process {
     pthread_mutex_t lock;
     int status;  /* waitpid(2)-style status, once reaped; lock */
     bool reaped; /* lock */
+    /* The runtime it was spawned in (a weak handle, alien.h): its workers may know the fds,
+     * so a free from outside it hands their close to it. NULL if no memory. Fixed. */
+    weft_runtime *anchor;
 };
 
 static void close_fd(int fd)
@@ -142,6 +147,7 @@ int weft_process_spawn(weft_process **out, const char *path, char *const argv[],
     for (int i = 0; i < 3; i++)
         if (p->stdio[i] >= 0)
             weft__io_fd_fresh(w, p->stdio[i]);
+    p->anchor = weft__runtime_weak(w);
     *out = p;
     return 0;
 }
@@ -258,13 +264,66 @@ int weft_process_close_stdio(weft_process *p, int which)
     return 0;
 }
 
+/* The fds of a freed process, closed by a task of its runtime (weft_close: forgotten on
+ * every worker that used them, before their numbers can be reused). */
+typedef struct late_close {
+    int fds[4];
+} late_close;
+
+static void *late_close_main(void *arg)
+{
+    late_close *c = arg;
+    for (int i = 0; i < 4; i++)
+        if (c->fds[i] >= 0) {
+            weft_close(c->fds[i]);
+            c->fds[i] = -1;
+        }
+    return NULL;
+}
+
+/* However the task ended: one cancelled before it ran (the runtime stopping) closes them
+ * plainly, the runtime's tables going with it. */
+static void late_close_end(void *arg)
+{
+    late_close *c = arg;
+    for (int i = 0; i < 4; i++)
+        if (c->fds[i] >= 0)
+            weft__sys_close(NULL, c->fds[i]);
+    free(c);
+}
+
 void weft_process_free(weft_process *p)
 {
     if (!p)
         return;
-    for (int i = 0; i < 3; i++)
-        close_fd(p->stdio[i]);
-    close_fd(p->pidfd);
+    int fds[4] = {p->stdio[0], p->stdio[1], p->stdio[2], p->pidfd};
+    weft__worker *w = weft__worker_current();
+    bool done = false;
+    /* Its runtime's thread (or, with no handle for want of memory, any worker's): at once. */
+    if (w && (!p->anchor || weft__runtime_is(p->anchor, w))) {
+        for (int i = 0; i < 4; i++)
+            close_fd(fds[i]);
+        done = true;
+    } else if (p->anchor) {
+        /* From another thread (a plain one, another runtime's) while its runtime may still
+         * run: a plain close would leave its workers' records of the numbers (an epoll
+         * registration, O_NONBLOCK) to the next files given them. Handed to the runtime;
+         * -ESHUTDOWN once it stopped taking work, when a plain close is right. */
+        late_close *c = malloc(sizeof *c);
+        if (c) {
+            memcpy(c->fds, fds, sizeof fds);
+            weft_spawn_opts o = {
+                .name = "weft-close", .flags = WEFT_SPAWN_DETACHED, .cleanup = late_close_end};
+            done = weft_runtime_spawn(p->anchor, NULL, late_close_main, c, &o) == 0;
+            if (!done)
+                free(c);
+        }
+    }
+    if (!done)
+        for (int i = 0; i < 4; i++)
+            if (fds[i] >= 0)
+                weft__sys_close(NULL, fds[i]);
+    weft__runtime_release_weak(p->anchor);
     pthread_mutex_destroy(&p->lock);
     weft__free(weft__worker_current(), p); /* needs no worker: any thread */
 }

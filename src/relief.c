@@ -46,6 +46,7 @@ void weft__relief_init(weft__runtime *rt)
     pthread_mutex_init(&rt->relief.lock, NULL);
     pthread_cond_init(&rt->relief.gone, NULL);
     rt->relief.closing = false;
+    rt->relief.exited = (weft__exit_chain){0};
     rt->relief.test_pause_ns = 0;
 #ifdef WEFT_TESTING
     const char *p = getenv("WEFT_TEST_RELIEF_PAUSE_NS");

@@ -13,6 +13,7 @@
 
 #include "arch/switch.h"
 #include "internal.h"
+#include "util/exit_chain.h"
 
 struct weft__relief_req;
 struct weft__relief_thread;
@@ -53,6 +54,7 @@ typedef struct weft__relief_pool {
     struct weft__relief_thread *idle; /* those driving no worker */
     unsigned nthreads;                /* started and not exited (pool_threads at most) */
     pthread_cond_t gone;              /* broadcast when one exits */
+    weft__exit_chain exited;          /* joinable: each joins the one before (exit_chain.h) */
     /* Set by weft__in_place_fini: a thread that goes idle from now on exits at once. The
      * close's walk of `idle` tells only the threads idle then; one whose worker's loop ended
      * just before comes back to the list after the walk, and without this waited out its

@@ -22,6 +22,7 @@
 #include "scheduler.h"
 #include "smp.h"
 #include "stack.h"
+#include "watch.h"
 #include "watchdog.h"
 #include "task.h"
 #include "timer.h"
@@ -207,6 +208,7 @@ WEFT_COLD static int worker_init(weft__runtime *rt, weft__worker *w, unsigned in
 
 WEFT_COLD static void worker_fini(weft__worker *w)
 {
+    weft__watches_fini(w); /* records their tasks left to handles (no task is left now) */
     weft__tasks_fini(w);
     weft__nodes_fini(w);
     weft__stack_fini(w);
@@ -451,7 +453,7 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result)
         r = weft__loop(w);
         weft__dumpsig_stop(rt);
         if (result)
-            *result = rt->main_task->result;
+            *result = rt->main_result; /* not the record's: it may be reused by now */
     } else {
         set_phase(rt, -1);
     }

@@ -22,7 +22,7 @@ struct weft__runtime {
     weft_config cfg;       /* fixed once started */
     weft__worker *workers; /* nworkers of them; fixed */
     unsigned nworkers;
-    weft_task *main_task; /* owner: the main task's worker */
+    weft_task *main_task; /* owner: the main task's worker; set once, read by weft_run only */
     uint64_t chaos_seed;  /* WEFT_CHAOS: the debug mode's seed, 0 when off; fixed */
     /* The cancel's fence (fence.h), and whether every resume takes one instead; fixed. */
     weft__fence fence;
@@ -92,6 +92,11 @@ struct weft__runtime {
      * the workers with nothing left to run; `exiting` is set once by the worker that finds
      * the runtime quiescent (smp.c), and then every loop returns. */
     _Atomic int stopping;
+    /* The main task's outcome, stored by the thread that finished it (task_finish.h) before
+     * its worker sets `stopping` (release), read by weft_run once every loop has ended. Not
+     * read from the main task's record, which a join or a detach of the main task may have
+     * reaped and a task spawned during the shutdown reused by then. */
+    void *main_result;
     _Atomic unsigned ndone;
     /* any worker: how many spin for work before sleeping now (loop.c, at most half) */
     _Atomic unsigned nspinning;

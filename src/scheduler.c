@@ -175,9 +175,12 @@ static inline __attribute__((always_inline)) void finish_run(weft__worker *w, we
 {
     weft__task_finish_inline(w, t, result);
     /* The main task's end goes straight back to the loop, whose shutdown trigger then
-     * cancels every other task before any of them runs again. */
-    if (t->flags & WEFT__T_MAIN)
+     * cancels every other task before any of them runs again. Its record is still whole
+     * here (a task on its stack is reaped only once off it). */
+    if (weft_unlikely(t->flags & WEFT__T_MAIN)) {
+        weft__task_main_ended(w, t->result);
         w->sched.budget = 0;
+    }
     w->sched.dead = t; /* its stack is freed by whoever we switch to, once we are off it */
 }
 

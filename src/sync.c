@@ -28,10 +28,23 @@
  * primitive's lock word, held for the few instructions of the body and never across a park.
  * A waiter is queued under the lock with its waker, and parks with the lock as the park's
  * unlock callback: the park marks it PARKED, then unlocks, so a granter (which takes the
- * lock) always finds it parked, and the waker it reads under the lock is the park's own. The
- * waiter takes the lock again when it wakes, before it looks at its grant. So any task of any
- * worker, of any runtime, may use a primitive: a grant to a task of another worker goes
- * through that worker's inbox (wake.c).
+ * lock) always finds it parked, and the waker it reads under the lock is the park's own. So
+ * any task of any worker, of any runtime, may use a primitive: a grant to a task of another
+ * worker goes through that worker's inbox (wake.c).
+ *
+ * Lifetime. A waiter woken by its grant may have to return without touching the primitive
+ * again: the granter may free it as soon as it unlocks (an event or a wait group in the
+ * setter's frame, a condition variable destroyed right after a broadcast, as POSIX allows).
+ * And a waiter may free a primitive in its own frame as soon as its wait returns (a wait
+ * group it waited on): the granter must be done with it by then. So a grant that needs
+ * nothing more of the primitive (`leave`: a condition variable's signal, a semaphore's unit,
+ * a wait group's or an event's end, a once done) goes in two steps through the waiter's own
+ * node (`granted`): CLAIMED and the wake under the lock, then GO (release) after the
+ * granter's unlock, its last touch of the primitive, and the last touch of the node. The
+ * waiter leaves on GO without taking the lock; seeing CLAIMED it waits for GO (the granter is
+ * a few instructions from it). A mutex's or a rwlock's new holder (and a once's waiter told
+ * to look again) is granted GO under the lock and takes the lock again, after the granter's
+ * unlock, as before: a lock must not be freed while held.
  *
  * Plain threads. A thread outside every runtime may use every primitive too: it blocks as a
  * task parks, through its stand-in task record (thread_park.h), which owns what the thread
@@ -41,11 +54,13 @@
  * hold counted with no node. The stand-in itself cannot stay the holder: the next thread
  * created may get its storage, and would then pass for it. */
 #include <errno.h>
+#include <sched.h>
 #include <stddef.h>
 
 #include "scheduler.h"
 #include "thread_park.h"
 #include "wake.h"
+#include "wake_local.h"
 #include "sync_internal.h"
 #include "util/spinlock.h"
 #include "worker.h"
@@ -84,14 +99,23 @@ _Static_assert(offsetof(sync_state, lock) == offsetof(weft_sync_, r_), "the lock
 
 enum { KIND_ANY, KIND_READ, KIND_WRITE };
 
-/* A waiter, on the waiting task's stack; every field under the primitive's lock. */
+/* A waiter's grant, in waiter.granted (see the file comment, "Lifetime"). */
+enum { GRANT_NONE = 0, GRANT_CLAIMED = 1, GRANT_GO = 2 };
+
+/* wait_queued's answer for a waiter granted and gone without the lock (0 to its caller). */
+#define WAIT_LEFT 1
+
+/* A waiter, on the waiting task's stack; every field under the primitive's lock, but
+ * `granted`, which the woken waiter reads without it (acquire; the granter's last store,
+ * release), and `next` once granted, the granter's list of waiters to release. */
 struct waiter {
     waiter *prev, *next;
     weft_task *task;
     weft_waker waker;
     int kind;
     bool queued;
-    bool granted;
+    bool leave;          /* the grant needs nothing more of the primitive */
+    _Atomic int granted; /* GRANT_* */
 };
 
 static sync_state *st(weft_sync_ *s)
@@ -159,11 +183,61 @@ static void dequeue(sync_state *s, waiter *wt)
     wt->queued = false;
 }
 
-static void grant(sync_state *s, waiter *wt)
+/* Grants wt (dequeued) and wakes it, under s's lock: a grant that needs nothing more of s
+ * (`leave`: the waiter returns without looking at s again). The waiter may not return before its
+ * release (release_granted), which the caller makes once it has unlocked s, its last touch of it:
+ * so a primitive in the waiter's frame (a wait group it waits on) outlives the granter's use of it,
+ * and a waiter woken by the grant needs s no more, however soon the granter frees it. */
+static void grant_to(sync_state *s, waiter *wt, waiter **released)
 {
     dequeue(s, wt);
-    wt->granted = true;
+    wt->leave = true;
+    atomic_store_explicit(&wt->granted, GRANT_CLAIMED, memory_order_relaxed);
+    weft_waker_wake(wt->waker); /* before the release: the task may end from then on */
+    wt->next = *released;
+    *released = wt;
+}
+
+/* After the unlock: tells each waiter of the list it may go. Each store is the last touch
+ * of that waiter's node (release: what the granter wrote is the waiter's). */
+static void release_granted(waiter *list)
+{
+    while (list) {
+        waiter *next = list->next;
+        atomic_store_explicit(&list->granted, GRANT_GO, memory_order_release);
+        list = next;
+    }
+}
+
+/* A grant of a hold (a mutex, a rwlock's read or write hold): its new holder takes the lock
+ * again to finish taking it (the primitive lives while held), and finds the grant under it,
+ * after the granter's unlock: so no release to wait for. */
+static inline __attribute__((always_inline)) void grant_hold(sync_state *s, waiter *wt)
+{
+    dequeue(s, wt);
+    wt->leave = false;
+    /* release: a waiter already awake reads `leave` after it without the lock */
+    atomic_store_explicit(&wt->granted, GRANT_GO, memory_order_release);
     weft_waker_wake(wt->waker);
+}
+
+/* Waits for a claimed grant's release (the granter is between its unlock and its store);
+ * returns the grant as it is then: GRANT_NONE or GRANT_GO. */
+static int wait_release(const waiter *wt)
+{
+    int g;
+    for (unsigned spins = 0;
+         (g = atomic_load_explicit(&wt->granted, memory_order_acquire)) == GRANT_CLAIMED;)
+        if (++spins % 128 == 0)
+            sched_yield(); /* the granter's thread may have been preempted */
+        else
+            weft__cpu_relax();
+    return g;
+}
+
+static bool granted(const waiter *wt)
+{
+    return atomic_load_explicit(&wt->granted, memory_order_relaxed) != GRANT_NONE;
 }
 
 /* Parks the caller, queued as wt, until granted, or the deadline/cancellation (then
@@ -176,7 +250,7 @@ static int wait_queued(sync_state *s, weft__worker *w, weft_task *t, waiter *wt,
                        const void *what, int64_t deadline, bool uncancellable)
 {
     int r = 0;
-    while (!wt->granted) {
+    while (!granted(wt)) {
         /* Under the lock, and this run's epoch: the park that follows is the one a grant
          * wakes (a park that returns early, notified by another waker of this run, ends the
          * run: the next turn takes the new epoch). */
@@ -195,12 +269,21 @@ static int wait_queued(sync_state *s, weft__worker *w, weft_task *t, waiter *wt,
             r = weft__park(w, &wr);
         }
         w = t->worker;
+        if (wait_release(wt) == GRANT_GO && wt->leave)
+            return WAIT_LEFT; /* s may be gone already: not touched again */
         sync_lock(s);
         if (r < 0)
             break;
     }
-    if (wt->granted)
-        return 0;
+    if (granted(wt)) {
+        if (!wt->leave)
+            return 0; /* a hold's grant: released under the lock */
+        /* Granted while it was awake (a deadline, a cancel) and seen under the lock: the
+         * granter has unlocked, and its release of our node may still be on its way. */
+        sync_unlock(s);
+        wait_release(wt);
+        return WAIT_LEFT;
+    }
     dequeue(s, wt);
     /* A writer that gave up (deadline, cancel) no longer holds back the readers queued
      * behind it: they may be granted now, with the lock only read-held. */
@@ -209,6 +292,8 @@ static int wait_queued(sync_state *s, weft__worker *w, weft_task *t, waiter *wt,
     return r;
 }
 
+/* Returns with s locked, unless it returns WAIT_LEFT: granted, and left without the lock (a
+ * grant that needs nothing more of s, which may be gone). */
 static int wait_on(sync_state *s, weft__worker *w, weft_task *t, int kind, int wait_kind,
                    int64_t deadline, bool uncancellable)
 {
@@ -278,7 +363,7 @@ static inline void mutex_pass(sync_state *s)
     waiter *wt = first(s);
     if (wt) {
         mutex_take(s, wt->task);
-        grant(s, wt);
+        grant_hold(s, wt);
     } else {
         s->owner = NULL;
     }
@@ -317,7 +402,7 @@ static int mutex_lock(weft_mutex *m, int64_t deadline, bool uncancellable)
         r = -EDEADLK;
     } else {
         r = wait_on(s, w, t, KIND_ANY, WEFT__WAIT_MUTEX, deadline, uncancellable);
-        if (r == 0) /* granted: we own it */
+        if (r == 0) /* granted: we own it (a hold's grant: taken with the lock) */
             r = mutex_taken(s);
     }
     sync_unlock(s);
@@ -402,7 +487,10 @@ int weft_cond_wait(weft_cond *c, weft_mutex *m, int64_t deadline)
     enqueue(cs, &wt);
     weft_mutex_unlock(m); /* takes m's lock inside cs's: the only nesting, always this order */
     int r = wait_queued(cs, w, t, &wt, WEFT__WAIT_COND, c, deadline, false);
-    sync_unlock(cs);
+    if (r == WAIT_LEFT)
+        r = 0; /* signalled, and c may be destroyed already */
+    else
+        sync_unlock(cs);
     /* The mutex comes back whatever happened: callers rely on holding it on return. Its
      * owner may have finished holding it meanwhile: that news matters most. */
     if (mutex_lock(m, WEFT_FOREVER, true) == -EOWNERDEAD)
@@ -416,10 +504,11 @@ int weft_cond_signal(weft_cond *c)
         return -EINVAL;
     sync_state *s = st(&c->s_);
     sync_lock(s);
-    waiter *wt = first(s);
+    waiter *wt = first(s), *released = NULL;
     if (wt)
-        grant(s, wt);
+        grant_to(s, wt, &released);
     sync_unlock(s);
+    release_granted(released);
     return wt ? 1 : 0;
 }
 
@@ -430,9 +519,11 @@ int weft_cond_broadcast(weft_cond *c)
     sync_state *s = st(&c->s_);
     sync_lock(s);
     int n = 0;
+    waiter *released = NULL;
     for (waiter *wt; (wt = first(s)) != NULL; n++)
-        grant(s, wt);
+        grant_to(s, wt, &released);
     sync_unlock(s);
+    release_granted(released);
     return n;
 }
 
@@ -460,8 +551,11 @@ int weft_sem_acquire(weft_sem *sem, int64_t deadline)
         r = -EINVAL;
     else if (s->n0 > 0 && queue_empty(s)) /* no barging past waiters */
         sem_set(s, s->n0 - 1);
-    else /* granted: the unit is ours */
+    else { /* granted: the unit is ours */
         r = wait_on(s, w, t, KIND_ANY, WEFT__WAIT_SEM, deadline, false);
+        if (r == WAIT_LEFT)
+            return 0; /* s may be gone already */
+    }
     sync_unlock(s);
     return r;
 }
@@ -491,10 +585,12 @@ int weft_sem_release(weft_sem *sem, unsigned n)
         sync_unlock(s);
         return s->n0 < 0 ? -EINVAL : -EOVERFLOW;
     }
+    waiter *released = NULL;
     for (waiter *wt; n > 0 && (wt = first(s)) != NULL; n--)
-        grant(s, wt); /* each waiter takes one unit straight from us */
+        grant_to(s, wt, &released); /* each waiter takes one unit straight from us */
     sem_set(s, s->n0 + n);
     sync_unlock(s);
+    release_granted(released);
     return 0;
 }
 
@@ -523,10 +619,12 @@ int weft_waitgroup_add(weft_waitgroup *wg, int64_t n)
         return r;
     }
     s->n0 += n;
+    waiter *released = NULL;
     if (s->n0 == 0)
         for (waiter *wt; (wt = first(s)) != NULL;)
-            grant(s, wt);
+            grant_to(s, wt, &released);
     sync_unlock(s);
+    release_granted(released);
     return 0;
 }
 
@@ -547,8 +645,11 @@ static int waitgroup_wait(weft_waitgroup *wg, int64_t deadline, bool uncancellab
     sync_state *s = st(&wg->s_);
     sync_lock(s);
     int r = 0;
-    if (s->n0 != 0)
+    if (s->n0 != 0) {
         r = wait_on(s, w, t, KIND_ANY, WEFT__WAIT_WAITGROUP, deadline, uncancellable);
+        if (r == WAIT_LEFT)
+            return 0; /* s may be gone already */
+    }
     sync_unlock(s);
     return r;
 }
@@ -591,13 +692,13 @@ static void rw_dispatch(sync_state *s)
             if (s->owner || s->n0 > 0)
                 return;
             s->owner = wt->task;
-            grant(s, wt);
+            grant_hold(s, wt);
             return;
         }
         if (s->owner)
             return;
         s->n0++;
-        grant(s, wt);
+        grant_hold(s, wt);
     }
 }
 
@@ -694,6 +795,7 @@ int weft_rwlock_rdlock(weft_rwlock *l, int64_t deadline)
          * wait for a writer that waits for it. */
         s->n0++;
     } else {
+        /* A hold's grant: always taken with the lock. */
         r = wait_on(s, w, t, KIND_READ, WEFT__WAIT_RWLOCK_RD, deadline, false);
         w = t->worker;
     }
@@ -725,7 +827,7 @@ int weft_rwlock_wrlock(weft_rwlock *l, int64_t deadline)
         r = -ENOMEM;
     else if (!s->owner && s->n0 == 0 && queue_empty(s))
         s->owner = t;
-    else
+    else /* a hold's grant: always taken with the lock */
         r = wait_on(s, w, t, KIND_WRITE, WEFT__WAIT_RWLOCK_WR, deadline, false);
     /* The write hold on t's list: a writer that finishes holding it frees the lock. */
     if (r == 0)
@@ -779,7 +881,7 @@ static void once_abandon(weft__hold *h, bool orphan)
     s->n0 = ONCE_NEW;
     s->owner = NULL;
     for (waiter *wt; (wt = first(s)) != NULL;)
-        grant(s, wt);
+        grant_hold(s, wt); /* to look again, under the lock: one of them runs fn */
     sync_unlock(s);
     hold_node_put(oh);
 }
@@ -809,6 +911,8 @@ int weft_once_call(weft_once *o, void (*fn)(void *), void *arg, int64_t deadline
         /* Granted when the function returned, or when its runner finished without
          * returning: look again either way. */
         int r = wait_on(s, w, t, KIND_ANY, WEFT__WAIT_ONCE, deadline, false);
+        if (r == WAIT_LEFT)
+            return 0; /* granted at fn's return: done, and o may be gone already */
         if (r < 0) {
             sync_unlock(s);
             return r;
@@ -831,9 +935,11 @@ int weft_once_call(weft_once *o, void (*fn)(void *), void *arg, int64_t deadline
     weft__node_put(w, (weft__node *)(void *)oh);
     s->n0 = ONCE_DONE;
     s->owner = NULL;
+    waiter *released = NULL;
     for (waiter *wt; (wt = first(s)) != NULL;)
-        grant(s, wt);
+        grant_to(s, wt, &released);
     sync_unlock(s);
+    release_granted(released);
     return 0;
 }
 
@@ -856,6 +962,8 @@ int weft_event_wait(weft_event *e, int64_t deadline)
             s->n0 = 0; /* auto-reset: this waiter consumes the set */
     } else {
         r = wait_on(s, w, t, KIND_ANY, WEFT__WAIT_EVENT, deadline, false);
+        if (r == WAIT_LEFT)
+            return 0; /* s may be gone already */
     }
     sync_unlock(s);
     return r;
@@ -867,18 +975,20 @@ int weft_event_set(weft_event *e)
         return -EINVAL;
     sync_state *s = st(&e->s_);
     sync_lock(s);
+    waiter *released = NULL;
     if (s->n1) {
         waiter *wt = first(s);
         if (wt)
-            grant(s, wt); /* one waiter consumes it */
+            grant_to(s, wt, &released); /* one waiter consumes it */
         else
             s->n0 = 1;
     } else {
         s->n0 = 1;
         for (waiter *wt; (wt = first(s)) != NULL;)
-            grant(s, wt);
+            grant_to(s, wt, &released);
     }
     sync_unlock(s);
+    release_granted(released);
     return 0;
 }
 

@@ -87,6 +87,34 @@ ssize_t weft__sys_pread_nowait(weft__sys *s, int fd, void *buf, size_t len, off_
     return RESULT(r);
 }
 
+int weft__sys_io_setup(weft__sys *s, unsigned nr, unsigned long *ctx)
+{
+    ENTER(s, io_setup);
+    *ctx = 0; /* the kernel wants it zeroed */
+    long r = syscall(SYS_io_setup, nr, ctx);
+    return (int)RESULT(r);
+}
+
+int weft__sys_io_submit(weft__sys *s, unsigned long ctx, long n, struct iocb **cbs)
+{
+    ENTER(s, io_submit);
+    long r = syscall(SYS_io_submit, ctx, n, cbs);
+    return (int)RESULT(r);
+}
+
+int weft__sys_io_getevents(weft__sys *s, unsigned long ctx, long max, struct io_event *evs)
+{
+    ENTER(s, io_getevents);
+    struct timespec zero = {0, 0};
+    long r = syscall(SYS_io_getevents, ctx, 0L, max, evs, &zero);
+    return (int)RESULT(r);
+}
+
+void weft__sys_io_destroy(unsigned long ctx)
+{
+    syscall(SYS_io_destroy, ctx);
+}
+
 ssize_t weft__sys_pwrite(weft__sys *s, int fd, const void *buf, size_t len, off_t off)
 {
     ENTER(s, pwrite);

@@ -89,7 +89,10 @@ struct timespec;
     X(kill)                                                                                        \
     X(prctl)                                                                                       \
     X(membarrier)                                                                                  \
-    X(poll)
+    X(poll)                                                                                        \
+    X(io_setup)                                                                                    \
+    X(io_submit)                                                                                   \
+    X(io_getevents)
 
 enum {
 #define WEFT__SYS_ENUM(name) WEFT__SYS_##name,
@@ -222,6 +225,16 @@ ssize_t weft__sys_pwrite(weft__sys *s, int fd, const void *buf, size_t len, off_
 /* preadv2(RWF_NOWAIT) of one buffer at off (-1: the file position): what the page cache holds
  * now, or -EAGAIN where the read would wait for the device. */
 ssize_t weft__sys_pread_nowait(weft__sys *s, int fd, void *buf, size_t len, off_t off);
+/* Linux native AIO (io/aio.c), the kernel's own calls (no libaio): io_setup(nr, ctx),
+ * io_submit of n control blocks (how many were taken, or -errno if none), io_getevents
+ * without waiting (min 0, a zero timeout), and io_destroy (uncounted; it waits for what is
+ * in flight). aio_context_t is an unsigned long (linux/aio_abi.h). */
+struct iocb;
+struct io_event;
+int weft__sys_io_setup(weft__sys *s, unsigned nr, unsigned long *ctx);
+int weft__sys_io_submit(weft__sys *s, unsigned long ctx, long n, struct iocb **cbs);
+int weft__sys_io_getevents(weft__sys *s, unsigned long ctx, long max, struct io_event *evs);
+void weft__sys_io_destroy(unsigned long ctx);
 ssize_t weft__sys_recvmsg(weft__sys *s, int fd, struct msghdr *msg, int flags);
 ssize_t weft__sys_sendmsg(weft__sys *s, int fd, const struct msghdr *msg, int flags);
 int weft__sys_accept(weft__sys *s, int fd, struct sockaddr *addr, socklen_t *addrlen, int flags);

@@ -124,8 +124,9 @@ void weft__task_unnew(weft__worker *w, weft_task *t)
     weft__task_reap(w, t);
 }
 
-/* Passes over the handlers a task's own handlers keep adding (a destructor that registers a
- * defer, or sets a task-local again): POSIX's PTHREAD_DESTRUCTOR_ITERATIONS is 4. After the
+/* Passes over the handlers a task's own handlers keep adding (a local's destructor that
+ * registers a defer or sets a task-local again; a defer that sets a local): POSIX's
+ * PTHREAD_DESTRUCTOR_ITERATIONS is 4. After the
  * last pass what is still registered is dropped without running, as pthread keys' values
  * are; locks still held are given up all the same. */
 #define FINISH_PASSES 4
@@ -148,16 +149,20 @@ static size_t count_nodes(const weft__node *n)
 }
 
 /* One pass of the handlers a task left: defers, then locals but the spawn's cleanup, then
- * holds. A pass runs as many handlers of each kind as were registered when it began (what
- * they register goes first, newest first, and what is left of the older ones to the next
- * pass), so that a handler that registers another for ever is bounded by the passes.
- * `run`: false on the pass past the last, which only gives the nodes back. */
+ * holds. A pass runs every defer, those the defers register included, and as many locals
+ * and holds as were registered when it began (what they register goes first, newest first,
+ * and what is left of the older ones to the next pass), so that a destructor that sets its
+ * local again for ever is bounded by the passes. `run`: false on the pass past the last,
+ * which only gives the nodes back. */
 static void finish_pass(weft__worker *w, weft_task *t, bool run)
 {
     /* Cleanup handlers first (they may still read task-locals), newest first. Each node goes
      * back to the pool before its handler runs: a handler that calls weft_exit re-enters
      * weft__task_finish_handlers and never comes back here. */
-    for (size_t k = run ? count_nodes(t->defers) : SIZE_MAX; k > 0 && t->defers; k--) {
+    /* All of them, with those they register (a chain of cleanups, each deferring the next,
+     * is finite code: cutting it would leak what the later ones free); a defer that
+     * registers itself for ever loops, as a loop in the task's own code would. */
+    while (t->defers) {
         weft__node *n = t->defers;
         t->defers = n->next;
         void (*fn)(void *) = n->fn;
@@ -212,8 +217,18 @@ WEFT_NOINLINE void weft__task_finish_handlers(weft__worker *w, weft_task *t)
         weft__task_finish_handlers(w, t);
 }
 
+void weft__task_main_ended(weft__worker *w, void *outcome)
+{
+    w->rt->main_result = outcome;
+    w->main_ended = true;
+}
+
 void weft__task_finish(weft__worker *w, weft_task *t, void *result)
 {
+    /* Before: a detached task without a stack is reaped inside. The outcome as the finish
+     * decides it. */
+    if (weft_unlikely(t->flags & WEFT__T_MAIN))
+        weft__task_main_ended(w, weft__task_cancelled(t) ? WEFT_CANCELED : result);
     weft__task_finish_inline(w, t, result);
 }
 

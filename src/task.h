@@ -105,6 +105,7 @@ typedef struct weft__hold {
 /* The bits of weft_task.cancelled. */
 #define WEFT__ASKED_CANCEL 1u
 #define WEFT__ASKED_DETACH 2u
+#define WEFT__ASKED_JOINED 4u
 
 struct weft_task {
     /* The first cache line holds what a message on a busy connection touches: the wake (word,
@@ -140,7 +141,10 @@ struct weft_task {
      *   publishes it (acq_rel); the task reads it after it resumes (relaxed).
      * - WEFT__ASKED_DETACH: a detach was asked for this life; the first weft_detach sets it
      *   (its holder may be on another worker than the task), and a join or a second detach
-     *   that finds it set is refused (task_api.c). */
+     *   that finds it set is refused (task_api.c).
+     * - WEFT__ASKED_JOINED: a join of another worker took this life's result (join_remote);
+     *   a second join or a detach of the same handle is then refused instead of reaping the
+     *   record twice (its first reap is a message to the task's worker, still on its way). */
     _Atomic uint8_t cancelled;
     int saved_errno; /* errno while switched out (coroutines keep their own) */
 
@@ -282,6 +286,10 @@ void weft__task_release(weft__worker *w, weft_task *t);
  * spawn cleanup, result, DONE, joiner wake-up. Runs on the task's stack (stackful) or the loop's
  * (stackless). */
 void weft__task_finish(weft__worker *w, weft_task *t, void *result);
+/* The main task has finished on w with `outcome`: kept for weft_run (rt->main_result), and
+ * w's loop starts the shutdown (w->main_ended). Its record is not read again: a join or a
+ * detach of the main task may reap it, and a task spawned during the shutdown reuse it. */
+void weft__task_main_ended(weft__worker *w, void *outcome);
 /* Returns a finished record to the free list (after join, or at once when detached). */
 void weft__task_reap(weft__worker *w, weft_task *t);
 /* Marks t cancelled and wakes whatever park it is in. Any thread, on a record not reaped. */

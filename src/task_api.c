@@ -263,7 +263,11 @@ static void msg_detach(weft__worker *w, void *a, void *b, uint64_t c)
     weft_task *t = a;
     if (forwarded(w, msg_detach, t, b, c))
         return;
-    if (weft__task_reaped(t) || (t->flags & WEFT__T_DETACHED) || joined_by_other(t, NULL))
+    /* c: the id of the life the detach was asked for. A join on this worker that got in
+     * first (it is refused once the bit is seen, but may have run before the bit was set)
+     * may have reaped that life, and the record may be another task's now. */
+    if (weft__task_reaped(t) || t->id != c || (t->flags & WEFT__T_DETACHED) ||
+        joined_by_other(t, NULL))
         return;
     weft__task_flags_set(t, WEFT__T_DETACHED);
     if (weft__task_done(t) && !t->stack)
@@ -316,8 +320,13 @@ static int join_remote(weft__worker *w, weft_task *self, weft_task *t, void **re
     /* Detached already, as its worker sees it (a detach still on its way is refused there:
      * msg_join). Relaxed: the flag is set once in a life. */
     if ((__atomic_load_n(&t->flags, __ATOMIC_RELAXED) & WEFT__T_DETACHED) ||
-        (atomic_load_explicit(&t->cancelled, memory_order_relaxed) & WEFT__ASKED_DETACH))
+        (atomic_load_explicit(&t->cancelled, memory_order_relaxed) &
+         (WEFT__ASKED_DETACH | WEFT__ASKED_JOINED)))
         return -EINVAL;
+    /* Reaped (joined on its own worker, or detached and finished): stale for certain. A
+     * record reused since is not told from a live handle (weft.h). */
+    if (weft__task_reaped(t))
+        return -ESRCH;
     weft__worker *home = __atomic_load_n(&t->worker, __ATOMIC_RELAXED); /* it may move */
     while (!weft__task_done(t)) {
         /* Room first: a wait for it would end the run whose epoch the message carries. t may
@@ -353,6 +362,12 @@ static int join_remote(weft__worker *w, weft_task *self, weft_task *t, void **re
             return r;
         }
     }
+    /* The result is taken once: a second join of the handle (invalid after the first, but
+     * its record is not yet reaped: the reap is a message) is refused here, not reaped
+     * twice, which would relink a record already on its worker's free list. */
+    if (atomic_fetch_or_explicit(&t->cancelled, WEFT__ASKED_JOINED, memory_order_relaxed) &
+        WEFT__ASKED_JOINED)
+        return -EINVAL;
     if (result)
         *result = t->result;      /* written before DONE, which we loaded with acquire */
     reap_joined(self->worker, t); /* by the worker it finished on */
@@ -452,7 +467,10 @@ int weft_join(weft_task *t, void **result, int64_t deadline)
         return err;
     if (err == 1)
         return join_remote(w, self, t, result, deadline);
-    if (t->flags & WEFT__T_DETACHED)
+    /* Detached, or a detach from another worker on its way here (the bit it set first). */
+    if ((t->flags & WEFT__T_DETACHED) ||
+        (atomic_load_explicit(&t->cancelled, memory_order_relaxed) &
+         (WEFT__ASKED_DETACH | WEFT__ASKED_JOINED)))
         return -EINVAL;
     if (t == self)
         return -EDEADLK;
@@ -492,9 +510,9 @@ static weft__worker *handle_begin(weft_task *t, int *err)
 static int detach_remote(weft__worker *w, weft_task *t)
 {
     if (atomic_fetch_or_explicit(&t->cancelled, WEFT__ASKED_DETACH, memory_order_relaxed) &
-        WEFT__ASKED_DETACH)
+        (WEFT__ASKED_DETACH | WEFT__ASKED_JOINED))
         return -EINVAL;
-    return post(w, __atomic_load_n(&t->worker, __ATOMIC_ACQUIRE), msg_detach, t, NULL, 0);
+    return post(w, __atomic_load_n(&t->worker, __ATOMIC_ACQUIRE), msg_detach, t, NULL, t->id);
 }
 
 int weft_detach(weft_task *t)
@@ -507,7 +525,7 @@ int weft_detach(weft_task *t)
         return detach_remote(w, t);
     if ((t->flags & WEFT__T_DETACHED) || joined_by_other(t, NULL) ||
         (atomic_fetch_or_explicit(&t->cancelled, WEFT__ASKED_DETACH, memory_order_relaxed) &
-         WEFT__ASKED_DETACH))
+         (WEFT__ASKED_DETACH | WEFT__ASKED_JOINED)))
         return -EINVAL;
     weft__task_flags_set(t, WEFT__T_DETACHED);
     if (weft__task_done(t) && !t->stack)
@@ -636,10 +654,15 @@ int weft_local_set(const void *key, void *value, void (*dtor)(void *))
         return -EINVAL;
     for (weft__node *n = t->locals; n; n = n->next) {
         if (n->key == key) {
-            if (n->fn && n->arg != value)
-                n->fn(n->arg);
+            /* The new value first, then the old one's destructor: a destructor that sets
+             * its own key again (free, then clear the key) then finds the new value, not
+             * the one it is destroying, which it would destroy a second time. */
+            void *old = n->arg;
+            void (*old_dtor)(void *) = n->fn;
             n->arg = value;
             n->fn = dtor;
+            if (old_dtor && old != value)
+                old_dtor(old);
             return 0;
         }
     }

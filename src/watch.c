@@ -13,6 +13,7 @@
 
 #include "core.h"
 #include "io/io.h"
+#include "watch.h"
 
 #define WATCH_KINDS (WEFT_WATCH_TIMER | WEFT_WATCH_SIGNAL)
 #define WATCH_DIRS  (WEFT_READABLE | WEFT_WRITABLE)
@@ -31,6 +32,10 @@ struct weft_watch {
     bool finished;     /* the task has returned: only the handle holds the record */
     bool subscribed;   /* a signal watch in the runtime's hub (sighub.h), until its end */
     weft__sigsub sub;
+    /* While finished and held by its handle alone: on the worker's list of such records
+     * (worker.h, watches_held), which the worker's end frees, a weft_watch_del after the
+     * main task returned being one that may not touch the record. */
+    struct weft_watch *held_next, **held_prev;
 };
 
 /* The main task has finished: the shutdown cancels every task, watches' included, and each
@@ -43,7 +48,18 @@ static bool stopping(weft__worker *w)
 
 static void watch_free(weft_watch *wt)
 {
+    if (wt->held_prev) { /* off the worker's list of records held by their handles */
+        *wt->held_prev = wt->held_next;
+        if (wt->held_next)
+            wt->held_next->held_prev = wt->held_prev;
+    }
     weft__free(wt->worker, wt);
+}
+
+void weft__watches_fini(weft__worker *w)
+{
+    while (w->watches_held)
+        watch_free(w->watches_held);
 }
 
 /* Runs the callback with blocking calls refused. */
@@ -124,8 +140,17 @@ static void watch_done(void *arg)
     wt->finished = true;
     if (wt->subscribed)
         weft__sighub_leave(&wt->worker->rt->sighub, &wt->sub);
-    if (!wt->owned || wt->dropped || stopping(wt->worker))
+    if (!wt->owned || wt->dropped || stopping(wt->worker)) {
         watch_free(wt);
+        return;
+    }
+    /* Its handle alone holds it now: freed by weft_watch_del, or by the worker's end. */
+    weft__worker *w = wt->worker;
+    wt->held_next = w->watches_held;
+    wt->held_prev = &w->watches_held;
+    if (w->watches_held)
+        w->watches_held->held_prev = &wt->held_next;
+    w->watches_held = wt;
 }
 
 int weft_watch_add(weft_watch **out, int fd, unsigned mask, int64_t timeout_ns, weft_watch_fn cb,

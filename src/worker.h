@@ -85,6 +85,12 @@ struct weft__worker {
     const weft_tracer *tracer;
     uint64_t run_mask;
     bool fence_resumes;
+    /* The main task finished on this worker (task_finish.h): its loop then starts the
+     * runtime's shutdown (loop.c's stop_seen). owner: the worker. */
+    bool main_ended;
+    /* Watches whose task has finished, held by their handles alone (watch.c): freed by
+     * weft_watch_del, or at the worker's end (weft__watches_fini). owner: the worker. */
+    struct weft_watch *watches_held;
     /* Worker 0's: a dump was asked for by the dump signal's handler (dumpsig.c), which sets
      * it and rings the doorbell; the worker takes it at its next tick. */
     _Atomic int dump_asked;

@@ -191,33 +191,111 @@ Test(fs, cached_file_reads_need_no_pool_job_on_epoll)
     run_main(cached_main, NULL);
 }
 
-/* O_DIRECT reads wait for the device: never on the worker's thread. */
+/* O_DIRECT reads wait for the device: never on the worker's thread. On epoll those at an
+ * offset go to Linux AIO (io/aio.c): queued, submitted together before the next poll, reaped
+ * through an eventfd; no pool job. */
+typedef struct direct_file {
+    fifo f;
+    char path[PATH_MAX + 16];
+    int wfd, fd; /* fd: O_DIRECT, or -1 where the file system has no O_DIRECT (tmpfs) */
+} direct_file;
+
+static bool on_epoll(void)
+{
+    return strcmp(weft_backend(), "epoll") == 0;
+}
+
+static void direct_close(direct_file *d)
+{
+    if (d->fd >= 0)
+        weft_close(d->fd);
+    weft_close(d->wfd);
+    unlink(d->path);
+    fifo_remove(&d->f);
+}
+
+/* Makes the file and its O_DIRECT fd. False (everything removed again) where the file system
+ * has no O_DIRECT (tmpfs), or, with `epoll_only`, on another backend: the test has nothing
+ * to check then. */
+static bool direct_open(direct_file *d, bool epoll_only)
+{
+    d->wfd = cached_file(&d->f, d->path, sizeof d->path, 65536);
+    d->fd = weft_file_open(d->path, O_RDONLY | O_DIRECT, 0, WEFT_FOREVER);
+    if (d->fd != -EINVAL)
+        cr_assert_geq(d->fd, 0, "%s", weft_strerror(d->fd));
+    else
+        d->fd = -1;
+    if (d->fd >= 0 && (!epoll_only || on_epoll()))
+        return true;
+    direct_close(d);
+    return false;
+}
+
+typedef struct direct_reader {
+    int fd;
+    int first; /* the first of its blocks */
+    int bad;   /* reads that did not return the block's bytes */
+} direct_reader;
+
+/* Reads blocks first, first + 16, ... of the 16 in the file, 4 KiB each, checking them. */
+static void *direct_reads(void *arg)
+{
+    direct_reader *r = arg;
+    void *buf = NULL;
+    cr_assert_eq(posix_memalign(&buf, 4096, 4096), 0);
+    for (int k = 0; k < 4; k++) {
+        int b = (r->first + k * 5) % 16;
+        ssize_t n = weft_file_pread(r->fd, buf, 4096, (off_t)b * 4096, WEFT_FOREVER);
+        bool ok = n == 4096;
+        for (size_t i = 0; ok && i < 4096; i++)
+            ok = ((char *)buf)[i] == (char)(((size_t)b * 4096 + i) % 251);
+        r->bad += !ok;
+    }
+    free(buf);
+    return NULL;
+}
+
 static void *direct_main(void *arg)
 {
     (void)arg;
-    fifo f;
-    char path[PATH_MAX + 16];
-    int wfd = cached_file(&f, path, sizeof path, 65536);
-    int fd = weft_file_open(path, O_RDONLY | O_DIRECT, 0, WEFT_FOREVER);
-    if (fd == -EINVAL) { /* this file system has no O_DIRECT (tmpfs) */
-        weft_close(wfd);
-        unlink(path);
-        fifo_remove(&f);
+    direct_file d;
+    if (!direct_open(&d, false))
         return NULL;
-    }
-    cr_assert_geq(fd, 0, "%s", weft_strerror(fd));
     void *buf = NULL;
-    cr_assert_eq(posix_memalign(&buf, 4096, 4096), 0);
+    cr_assert_eq(posix_memalign(&buf, 4096, 8192), 0);
     uint64_t jobs = pool_jobs();
-    cr_assert_eq(weft_file_pread(fd, buf, 4096, 4096, WEFT_FOREVER), 4096);
+    cr_assert_eq(weft_file_pread(d.fd, buf, 4096, 4096, WEFT_FOREVER), 4096);
     check_bytes(buf, 4096, 4096);
-    if (strcmp(weft_backend(), "epoll") == 0)
-        cr_assert_eq(pool_jobs(), jobs + 1, "an O_DIRECT read went to the pool");
+    /* 16 tasks with 4 reads each in flight together. */
+    direct_reader rs[16];
+    weft_task *ts[16];
+    for (int i = 0; i < 16; i++) {
+        rs[i] = (direct_reader){.fd = d.fd, .first = i};
+        cr_assert_eq(weft_spawn(&ts[i], direct_reads, &rs[i], NULL), 0);
+    }
+    for (int i = 0; i < 16; i++) {
+        cr_assert_eq(weft_join(ts[i], NULL, WEFT_FOREVER), 0);
+        cr_assert_eq(rs[i].bad, 0, "reader %d got wrong bytes", i);
+    }
+    /* Short only at the end of the file, as pread. */
+    cr_assert_eq(weft_file_pread(d.fd, buf, 8192, 65536 - 4096, WEFT_FOREVER), 4096);
+    check_bytes(buf, 4096, 65536 - 4096);
+    cr_assert_eq(weft_file_pread(d.fd, buf, 4096, 65536, WEFT_FOREVER), 0);
+    if (on_epoll())
+        cr_assert_eq(pool_jobs(), jobs, "an O_DIRECT read went to the pool");
+    /* A misaligned buffer: pread's own answer (from AIO's completion, or from the pool where
+     * io_submit refuses it). */
+    ssize_t want = pread(d.fd, (char *)buf + 1, 4096, 0);
+    cr_assert_eq(want, -1);
+    cr_assert_eq(weft_file_pread(d.fd, (char *)buf + 1, 4096, 0, WEFT_FOREVER), -errno);
+    if (on_epoll()) {
+        /* A deadline already passed: nothing read. */
+        memset(buf, 0, 4096);
+        cr_assert_eq(weft_file_pread(d.fd, buf, 4096, 0, weft_now() - 1), -ETIMEDOUT);
+        cr_assert_eq(((char *)buf)[1], 0);
+    }
     free(buf);
-    weft_close(fd);
-    weft_close(wfd);
-    unlink(path);
-    fifo_remove(&f);
+    direct_close(&d);
     return NULL;
 }
 
@@ -225,3 +303,284 @@ Test(fs, direct_reads_stay_off_the_worker_thread)
 {
     run_main(direct_main, NULL);
 }
+
+typedef struct cancelled_read {
+    int fd;
+    void *buf;
+    ssize_t n;
+} cancelled_read;
+
+static void *read_once(void *arg)
+{
+    cancelled_read *c = arg;
+    c->n = weft_file_pread(c->fd, c->buf, 4096, 8192, WEFT_FOREVER);
+    return NULL;
+}
+
+static void *read_cancelled(void *arg)
+{
+    cr_assert_eq(weft_cancel(weft_self()), 0);
+    return read_once(arg);
+}
+
+/* A cancel that comes after the read was taken does not end it: the kernel writes into the
+ * buffer until the completion, so the read waits for it and returns its result. On epoll the
+ * reader is parked with its read queued (submitted at the next poll) when main cancels it. */
+static void *direct_cancel_main(void *arg)
+{
+    (void)arg;
+    direct_file d;
+    if (!direct_open(&d, true))
+        return NULL;
+    cancelled_read c = {.fd = d.fd};
+    cr_assert_eq(posix_memalign(&c.buf, 4096, 4096), 0);
+    weft_spawn_opts pin = {.flags = WEFT_SPAWN_PINNED};
+    weft_task *t;
+    cr_assert_eq(weft_spawn(&t, read_once, &c, &pin), 0);
+    cr_assert_eq(weft_yield(), 0); /* the reader runs, queues its read and parks */
+    cr_assert_eq(weft_cancel(t), 0);
+    cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(c.n, 4096, "the read ran to its end: %zd", c.n);
+    check_bytes(c.buf, 4096, 8192);
+    /* A task cancelled before its read does none. */
+    memset(c.buf, 0, 4096);
+    cr_assert_eq(weft_spawn(&t, read_cancelled, &c, &pin), 0);
+    cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(c.n, -ECANCELED);
+    cr_assert_eq(((char *)c.buf)[1], 0, "nothing was read");
+    free(c.buf);
+    direct_close(&d);
+    return NULL;
+}
+
+Test(fs, a_direct_read_taken_by_the_kernel_ends_with_its_result_despite_a_cancel)
+{
+    run_main(direct_cancel_main, NULL);
+}
+
+typedef struct reuse_race {
+    int fd; /* the O_DIRECT fd, closed by the closer while the reader's read is queued */
+    const char *other;
+    int reopened; /* the number the closer's open got */
+} reuse_race;
+
+static void *close_and_reopen(void *arg)
+{
+    reuse_race *r = arg;
+    cr_assert_eq(weft_close(r->fd), 0);
+    r->reopened = open(r->other, O_RDONLY | O_CLOEXEC);
+    return NULL;
+}
+
+/* A read queued (epoll: submitted at the next poll) when another task closes its fd, and the
+ * number is taken by another file before the poll: -EBADF, as for any waiter of a closed fd,
+ * never the other file's bytes (nor, were it a pipe, a read that blocks the worker). */
+static void *direct_close_race_main(void *arg)
+{
+    (void)arg;
+    direct_file d;
+    if (!direct_open(&d, false))
+        return NULL;
+    char other[PATH_MAX + 32];
+    snprintf(other, sizeof other, "%s/other", d.f.dir);
+    int ofd = open(other, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    cr_assert_geq(ofd, 0);
+    cr_assert_eq(write(ofd, "OTHER FILE BYTES", 16), 16);
+    close(ofd);
+    cancelled_read c = {.fd = d.fd};
+    cr_assert_eq(posix_memalign(&c.buf, 4096, 4096), 0);
+    memset(c.buf, 0, 4096);
+    reuse_race r = {.fd = d.fd, .other = other, .reopened = -1};
+    weft_spawn_opts pin = {.flags = WEFT_SPAWN_PINNED};
+    weft_task *reader, *closer;
+    cr_assert_eq(weft_spawn(&reader, read_once, &c, &pin), 0);
+    cr_assert_eq(weft_spawn(&closer, close_and_reopen, &r, &pin), 0);
+    cr_assert_eq(weft_join(closer, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_join(reader, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(r.reopened, d.fd, "the other file took the number");
+    cr_assert_eq(c.n, -EBADF, "the read of the closed fd: %zd", c.n);
+    cr_assert_eq(((char *)c.buf)[0], 0, "none of the other file's bytes");
+    close(r.reopened);
+    unlink(other);
+    free(c.buf);
+    d.fd = -1; /* closed by the closer */
+    direct_close(&d);
+    return NULL;
+}
+
+Test(fs, a_direct_read_of_an_fd_closed_before_it_was_submitted_is_ebadf)
+{
+    run_main(direct_close_race_main, NULL);
+}
+
+/* O_DIRECT writes at an offset: on epoll through AIO with RWF_NOWAIT, so one that would wait
+ * inside io_submit (extending the file, allocating blocks) is refused there and written by
+ * the pool. Either way the bytes land, as pwrite's would. */
+static void fill_block(char *b, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        b[i] = (char)((i * 7 + seed) % 253);
+}
+
+typedef struct direct_writer {
+    int fd;
+    int block;
+    ssize_t n;
+} direct_writer;
+
+static void *direct_write_one(void *arg)
+{
+    direct_writer *dw = arg;
+    void *b = NULL;
+    cr_assert_eq(posix_memalign(&b, 4096, 4096), 0);
+    fill_block(b, 4096, (unsigned)dw->block + 100);
+    dw->n = weft_file_pwrite(dw->fd, b, 4096, (off_t)dw->block * 4096, WEFT_FOREVER);
+    free(b);
+    return NULL;
+}
+
+static void *direct_write_main(void *arg)
+{
+    (void)arg;
+    fifo f;
+    fifo_make(&f);
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/direct", f.dir);
+    int fd = weft_file_open(path, O_RDWR | O_CREAT | O_TRUNC | O_DIRECT, 0600, WEFT_FOREVER);
+    if (fd == -EINVAL) { /* no O_DIRECT here (tmpfs) */
+        fifo_remove(&f);
+        return NULL;
+    }
+    cr_assert_geq(fd, 0, "%s", weft_strerror(fd));
+    char *b = NULL, *got = NULL;
+    cr_assert_eq(posix_memalign((void **)&b, 4096, 65536), 0);
+    cr_assert_eq(posix_memalign((void **)&got, 4096, 65536), 0);
+    /* Appending: the file grows (refused by NOWAIT where the file system must allocate). */
+    fill_block(b, 65536, 1);
+    cr_assert_eq(weft_file_pwrite(fd, b, 65536, 0, WEFT_FOREVER), 65536);
+    cr_assert_eq(weft_file_fsync(fd, WEFT_FOREVER), 0);
+    /* Overwrites of allocated blocks from 16 tasks at once. */
+    direct_writer ws[16];
+    weft_task *ts[16];
+    for (int i = 0; i < 16; i++) {
+        ws[i] = (direct_writer){.fd = fd, .block = i};
+        cr_assert_eq(weft_spawn(&ts[i], direct_write_one, &ws[i], NULL), 0);
+    }
+    for (int i = 0; i < 16; i++) {
+        cr_assert_eq(weft_join(ts[i], NULL, WEFT_FOREVER), 0);
+        cr_assert_eq(ws[i].n, 4096, "writer %d: %zd", i, ws[i].n);
+    }
+    cr_assert_eq(pread(fd, got, 65536, 0), 65536);
+    for (int i = 0; i < 16; i++) {
+        fill_block(b, 4096, (unsigned)i + 100);
+        cr_assert_eq(memcmp(got + i * 4096, b, 4096), 0, "block %d", i);
+    }
+    /* One by main, whose worker's calls are counted: it went to io_submit on epoll. */
+#ifdef WEFT_TESTING
+    weft__sys *sys = weft__sys_current();
+    uint64_t submits = sys->ncalls[WEFT__SYS_io_submit];
+#endif
+    fill_block(b, 4096, 7);
+    cr_assert_eq(weft_file_pwrite(fd, b, 4096, 8192, WEFT_FOREVER), 4096);
+    cr_assert_eq(pread(fd, got, 4096, 8192), 4096);
+    cr_assert_eq(memcmp(got, b, 4096), 0);
+#ifdef WEFT_TESTING
+    if (on_epoll())
+        cr_assert_gt(sys->ncalls[WEFT__SYS_io_submit], submits, "the write went to AIO first");
+#endif
+    /* A misaligned buffer: pwrite's own answer; the file keeps its bytes. */
+    errno = 0;
+    cr_assert_eq(pwrite(fd, b + 1, 4096, 0), -1);
+    cr_assert_eq(weft_file_pwrite(fd, b + 1, 4096, 0, WEFT_FOREVER), -errno);
+    cr_assert_eq(pread(fd, got, 4096, 0), 4096);
+    fill_block(b, 4096, 100);
+    cr_assert_eq(memcmp(got, b, 4096), 0, "block 0 untouched");
+    free(b);
+    free(got);
+    weft_close(fd);
+    unlink(path);
+    fifo_remove(&f);
+    return NULL;
+}
+
+Test(fs, direct_writes_land_through_aio_or_the_pool)
+{
+    run_main(direct_write_main, NULL);
+}
+
+#ifdef WEFT_TESTING
+/* The kernel's refusals (planned faults) on epoll: the pool reads instead, and nothing is
+ * lost or hangs. */
+static void *direct_faults_main(void *arg)
+{
+    (void)arg;
+    direct_file d;
+    if (!direct_open(&d, true))
+        return NULL;
+    weft__sys *sys = weft__sys_current();
+    void *buf = NULL;
+    cr_assert_eq(posix_memalign(&buf, 4096, 4096), 0);
+    uint64_t jobs = pool_jobs();
+    /* io_submit: EAGAIN (no room in the kernel) goes to the pool; EBADF is the fd's answer. */
+    cr_assert_eq(weft__sys_fail(sys, WEFT__SYS_io_submit, 1, EAGAIN), 0);
+    cr_assert_eq(weft_file_pread(d.fd, buf, 4096, 4096, WEFT_FOREVER), 4096);
+    check_bytes(buf, 4096, 4096);
+    cr_assert_eq(pool_jobs(), jobs + 1);
+    cr_assert_eq(weft__sys_fail(sys, WEFT__SYS_io_submit, 1, EBADF), 0);
+    cr_assert_eq(weft_file_pread(d.fd, buf, 4096, 4096, WEFT_FOREVER), -EBADF);
+    /* A write refused (as RWF_NOWAIT refuses one that would wait): the pool writes it. */
+    int wfd = weft_file_open(d.path, O_WRONLY | O_DIRECT, 0, WEFT_FOREVER);
+    cr_assert_geq(wfd, 0);
+    jobs = pool_jobs(); /* after the open, a pool job on epoll */
+    cr_assert_eq(weft__sys_fail(sys, WEFT__SYS_io_submit, 1, EAGAIN), 0);
+    cr_assert_eq(weft_file_pwrite(wfd, buf, 4096, 4096, WEFT_FOREVER), 4096); /* its own bytes */
+    cr_assert_eq(pool_jobs(), jobs + 1);
+    weft_close(wfd);
+    /* io_getevents failing once: the completion is reaped at the next poll. */
+    cr_assert_eq(weft__sys_fail(sys, WEFT__SYS_io_getevents, 1, EINTR), 0);
+    cr_assert_eq(weft_file_pread(d.fd, buf, 4096, 12288, WEFT_FOREVER), 4096);
+    check_bytes(buf, 4096, 12288);
+    cr_assert_eq(pool_jobs(), jobs + 1, "AIO took the other reads");
+    free(buf);
+    direct_close(&d);
+    return NULL;
+}
+
+Test(fs, direct_reads_survive_the_kernels_refusals)
+{
+    run_main(direct_faults_main, NULL);
+}
+
+/* No AIO context (io_setup fails: a seccomp filter, fs.aio-max-nr reached): the pool reads,
+ * for every read of the worker. */
+static void *direct_no_aio_main(void *arg)
+{
+    (void)arg;
+    if (!on_epoll())
+        return NULL;
+    weft__sys *sys = weft__sys_current();
+    cr_assert_eq(weft__sys_fail(sys, WEFT__SYS_io_setup, 1, ENOSYS), 0);
+    direct_file d;
+    if (!direct_open(&d, false)) {
+        weft__sys_fail(sys, WEFT__SYS_io_setup, 0, 0);
+        return NULL;
+    }
+    void *buf = NULL;
+    cr_assert_eq(posix_memalign(&buf, 4096, 4096), 0);
+    uint64_t jobs = pool_jobs();
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(weft_file_pread(d.fd, buf, 4096, 4096 * i, WEFT_FOREVER), 4096);
+        check_bytes(buf, 4096, 4096 * (size_t)i);
+    }
+    cr_assert_eq(pool_jobs(), jobs + 3);
+    cr_assert_eq(sys->ncalls[WEFT__SYS_io_setup], 0, "the planned failure was the one try");
+    free(buf);
+    direct_close(&d);
+    return NULL;
+}
+
+Test(fs, direct_reads_without_aio_go_to_the_pool)
+{
+    run_main(direct_no_aio_main, NULL);
+}
+#endif

@@ -924,3 +924,92 @@ Test(future, shared_misuse_outside_a_runtime)
     cr_assert_eq(weft_shared_create(&s, f), -EPERM);
     weft_future_destroy(f);
 }
+
+/* ---- A future that wakes its own waker ---------------------------------------------------
+ * A poll that wakes cx->waker and returns PENDING asks to be polled again at once (Rust's
+ * yield_now). weft_await consumed the wake in its park and polled again, for ever: the
+ * worker never ticked, no other task ran, and the deadline was never seen (a hang). It
+ * yields now: other tasks run between the polls, and the deadline ends the await. */
+typedef struct self_waking {
+    weft_future base;
+    atomic_int *flag; /* NULL: never ready; else ready once another task sets it */
+} self_waking;
+
+static int self_waking_poll(weft_future *self, weft_context *cx)
+{
+    self_waking *f = (self_waking *)self;
+    if (f->flag && atomic_load(f->flag)) {
+        weft_future_complete(self, 0, (void *)(intptr_t)7);
+        return WEFT_READY;
+    }
+    weft_waker_wake(cx->waker);
+    return WEFT_PENDING;
+}
+
+static const weft_future_ops self_waking_ops = {self_waking_poll, NULL};
+
+static void *set_flag_later(void *arg)
+{
+    for (int i = 0; i < 3; i++)
+        weft_yield();
+    atomic_store((atomic_int *)arg, 1);
+    return NULL;
+}
+
+static void *self_waking_main(void *arg)
+{
+    (void)arg;
+    self_waking never = {.flag = NULL};
+    weft_future_init(&never.base, &self_waking_ops);
+    atomic_int ran = 0;
+    weft_task *other;
+    cr_assert_eq(weft_spawn(&other, set_flag_later, &ran, NULL), 0);
+    cr_assert_eq(weft_await(&never.base, NULL, weft_deadline_in(20 * WEFT_MSEC)), -ETIMEDOUT);
+    cr_assert_eq(atomic_load(&ran), 1, "no other task ran while the await polled");
+    cr_assert_eq(weft_join(other, NULL, WEFT_FOREVER), 0);
+
+    /* Ready once another task of the worker has run: only a yielding await gets there. */
+    atomic_int flag = 0;
+    self_waking later = {.flag = &flag};
+    weft_future_init(&later.base, &self_waking_ops);
+    cr_assert_eq(weft_spawn(&other, set_flag_later, &flag, NULL), 0);
+    void *v = NULL;
+    cr_assert_eq(weft_await(&later.base, &v, WEFT_FOREVER), 0);
+    cr_assert_eq(v, (void *)(intptr_t)7);
+    return weft_join(other, NULL, WEFT_FOREVER) == 0 ? NULL : (void *)1;
+}
+
+Test(future, await_of_a_future_that_wakes_itself_yields_and_keeps_its_deadline, .timeout = 30)
+{
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 1;
+    cr_assert_null(run_main_cfg(&c, self_waking_main, NULL));
+}
+
+/* ---- Destroyed after the runtime ended ----------------------------------------------------
+ * A timer future left armed by a given-up await, and a timeout over it, destroyed after
+ * weft_run returned: off their worker, so leaked with a warning, as weft.h says. The warning
+ * read the worker's runtime, freed by then (ASan: heap-use-after-free in leak_foreign). */
+static weft_future *outlived[2]; /* kept reachable: leaked on purpose, not lost */
+static weft_promise *outlived_promise;
+
+static void *leave_armed_main(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(weft_timer_future(&outlived[0], weft_deadline_in(100 * WEFT_SEC)), 0);
+    cr_assert_eq(weft_await(outlived[0], NULL, weft_deadline_in(-1)), -ETIMEDOUT);
+    cr_assert_eq(weft_promise_create(&outlived_promise), 0); /* the timeout borrows it */
+    cr_assert_eq(weft_future_timeout(&outlived[1], weft_promise_future(outlived_promise),
+                                     weft_deadline_in(100 * WEFT_SEC)),
+                 0);
+    cr_assert_eq(weft_await(outlived[1], NULL, weft_deadline_in(-1)), -ETIMEDOUT);
+    return NULL;
+}
+
+Test(future, timer_futures_destroyed_after_the_runtime_ended_are_left_untouched)
+{
+    run_main(leave_armed_main, NULL);
+    weft_future_destroy(outlived[1]);
+    weft_future_destroy(outlived[0]);
+}

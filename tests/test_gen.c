@@ -106,3 +106,48 @@ Test(gen, closing_or_asking_from_the_body_is_edeadlk, .timeout = 10)
 {
     run_main(self_main, NULL);
 }
+
+/* A close while a consumer waits in weft_gen_next (the body has not yielded yet): the
+ * consumer gets -EPIPE, and the generator is freed only after its call has returned. The
+ * body's end woke the consumer, but in depth-first order the close ran first and freed the
+ * generator under it (ASan: heap-use-after-free in weft_gen_next). A second consumer while
+ * one waits is refused (-EBUSY): the generator keeps one consumer's waker. */
+static weft_gen *closed_while_asked;
+
+static void slow_body(weft_gen *g, void *arg)
+{
+    (void)arg;
+    int v = 1;
+    if (weft_sleep_until(WEFT_FOREVER) == 0) /* until the close cancels it */
+        weft_gen_yield(g, &v);
+}
+
+static void *ask(void *arg)
+{
+    (void)arg;
+    int v;
+    return (void *)(intptr_t)weft_gen_next(closed_while_asked, &v, WEFT_FOREVER);
+}
+
+static void *close_while_asked_main(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(weft_gen_create(&closed_while_asked, slow_body, NULL, sizeof(int), NULL), 0);
+    weft_task *consumer;
+    cr_assert_eq(weft_spawn(&consumer, ask, NULL, NULL), 0);
+    for (int k = 0; k < 1000 && weft_task_status(consumer) != WEFT_TASK_PARKED; k++)
+        weft_yield();
+    cr_assert_eq(weft_task_status(consumer), WEFT_TASK_PARKED);
+    int v;
+    cr_assert_eq(weft_gen_next(closed_while_asked, &v, WEFT_FOREVER), -EBUSY);
+    cr_assert_eq(weft_gen_close(closed_while_asked), 0);
+    void *r = NULL;
+    cr_assert_eq(weft_join(consumer, &r, WEFT_FOREVER), 0);
+    cr_assert_eq((intptr_t)r, -EPIPE, "%s", weft_strerror((int)(intptr_t)r));
+    return NULL;
+}
+
+Test(gen, a_close_while_a_consumer_waits_ends_its_call_first, .timeout = 30)
+{
+    run_main_each_order(close_while_asked_main, NULL);
+}

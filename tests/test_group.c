@@ -432,3 +432,48 @@ Test(group, a_members_handlers_run_in_order_and_its_cleanup_gets_its_arg)
 {
     run_main(order_main, NULL);
 }
+
+/* ---- A close while other tasks wait on the group ---------------------------------------
+ * The member's end wakes the waiter and the close alike; the close runs first in
+ * depth-first order (and sometimes in FIFO order under the chaos picks). It freed the group
+ * while the waiter had still to take the wait group's lock again (ASan: heap-use-after-free
+ * in weft_group_wait). The close now waits for the waiters to leave: each gets 0. */
+static weft_group *closed_while_waited;
+
+static void *member_until_cancelled(void *arg)
+{
+    (void)arg;
+    weft_sleep_until(WEFT_FOREVER);
+    return NULL;
+}
+
+static void *wait_on_group(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)weft_group_wait(closed_while_waited, WEFT_FOREVER);
+}
+
+static void *close_while_waited_main(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(weft_group_create(&closed_while_waited), 0);
+    cr_assert_eq(weft_group_spawn(closed_while_waited, member_until_cancelled, NULL, NULL), 0);
+    weft_task *waiters[3];
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(weft_spawn(&waiters[i], wait_on_group, NULL, NULL), 0);
+    for (int i = 0; i < 3; i++)
+        for (int k = 0; k < 1000 && weft_task_status(waiters[i]) != WEFT_TASK_PARKED; k++)
+            weft_yield();
+    cr_assert_eq(weft_group_close(closed_while_waited), 0);
+    for (int i = 0; i < 3; i++) {
+        void *r = (void *)1;
+        cr_assert_eq(weft_join(waiters[i], &r, WEFT_FOREVER), 0);
+        cr_assert_eq((intptr_t)r, 0, "waiter %d: %s", i, weft_strerror((int)(intptr_t)r));
+    }
+    return NULL;
+}
+
+Test(group, a_close_waits_for_the_tasks_waiting_on_the_group, .timeout = 30)
+{
+    run_main_each_order(close_while_waited_main, NULL);
+}

@@ -165,6 +165,69 @@ Test(pool, idle_threads_retire, .timeout = 30)
     run_main_cfg(&cfg, retire_main, NULL);
 }
 
+/* ---- The runtime's end waits for its threads' own end ------------------------------------
+ * A pool thread that says it has gone still has glibc's thread teardown to run (TSD
+ * destructors, then the per-thread state glibc frees, such as the resolver's: CI found 28
+ * bytes of it leaked). A destructor that takes a while stands for that teardown: weft_run
+ * must not return before it is done, whether the thread retired while idle (then joined by
+ * the close through the chain of exits) or was still there at the close. The old code
+ * returned on the thread count alone, ~30 ms too early. */
+
+typedef struct teardown {
+    pthread_key_t key;
+    bool retire_first; /* wait for the thread to retire before the main task returns */
+    atomic_int ended;  /* destructors that finished */
+} teardown;
+
+static void slow_destructor(void *arg)
+{
+    teardown *td = arg;
+    usleep(30 * 1000);
+    atomic_fetch_add(&td->ended, 1);
+}
+
+static void *set_thread_value(void *arg)
+{
+    teardown *td = arg;
+    cr_assert_eq(pthread_setspecific(td->key, td), 0);
+    return NULL;
+}
+
+static void *teardown_main(void *arg)
+{
+    teardown *td = arg;
+    for (int i = 0; i < 2; i++) /* the second job may find the first's thread, or a new one */
+        cr_assert_eq(weft_blocking(set_thread_value, td, NULL, WEFT_FOREVER), 0);
+    weft_stats st;
+    weft_stats_get(&st);
+    for (int i = 0; i < 10000 && td->retire_first && st.npool_threads > 0; i++) {
+        weft_sleep(WEFT_MSEC);
+        weft_stats_get(&st);
+    }
+    if (td->retire_first)
+        cr_assert_eq(st.npool_threads, 0, "the idle thread did not retire in 10 s");
+    return NULL;
+}
+
+static void runs_until_teardown_ends(bool retire_first)
+{
+    teardown td = {.retire_first = retire_first};
+    cr_assert_eq(pthread_key_create(&td.key, slow_destructor), 0);
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.pool_idle_ms = retire_first ? 5 : 60 * 1000;
+    run_main_cfg(&cfg, teardown_main, &td);
+    int ended = atomic_load(&td.ended);
+    cr_assert_geq(ended, 1, "weft_run returned before its pool thread's teardown ended");
+    pthread_key_delete(td.key);
+}
+
+Test(pool, weft_run_returns_after_its_threads_have_ended_not_only_said_so, .timeout = 30)
+{
+    runs_until_teardown_ends(false);
+    runs_until_teardown_ends(true);
+}
+
 static void *files_main(void *arg)
 {
     (void)arg;

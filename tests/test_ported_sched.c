@@ -518,8 +518,10 @@ Test(ported_sched, timer_fairness, .timeout = 30)
  * slices, and its FIFO order shares turns instead: when one pair reaches its count, the other
  * has had about as many turns (at least a quarter asserted, which the LIFO slot's cap of 3
  * runs in a row would still give), whatever each turn cost. The first task of each pair
- * starts with the token (Go's main sends it), so both pairs start in the worker's first pass
- * and the count does not depend on when the main task's thread gets a CPU. */
+ * starts with the token (Go's main sends it), and no task starts before all four exist (they
+ * wait for the close of `start`), so the count does not depend on when the main task's
+ * thread gets a CPU: a main descheduled between two spawns once left the light pair's second
+ * task unborn while the hog pair took all its turns (CI, session 22). */
 
 #define HOG_WORK   20000
 #define LIGHT_WORK 20
@@ -534,6 +536,7 @@ typedef struct pp_pair {
 } pp_pair;
 
 typedef struct pp_ctx {
+    weft_chan *start; /* closed once all four tasks are spawned */
     weft_chan *done;
     weft_chan *finished; /* one value per pair that reached HOG_TURNS */
     pp_pair pair[2];
@@ -549,6 +552,9 @@ static void *pp_run(void *arg)
 {
     pp_arg *a = arg;
     pp_pair *p = a->pair;
+    int started = weft_chan_recv(a->ctx->start, NULL, soon());
+    if (started != -EPIPE)
+        return RES(started == 0 ? -EINVAL : started);
     for (bool token = a->first;; token = false) {
         int r;
         if (!token) {
@@ -579,7 +585,7 @@ static void *pp_run(void *arg)
 static void *ping_pong_hog_main(void *arg)
 {
     (void)arg;
-    pp_ctx c = {.done = chan_new(0, 0), .finished = chan_new(0, 2)};
+    pp_ctx c = {.start = chan_new(0, 0), .done = chan_new(0, 0), .finished = chan_new(0, 2)};
     c.pair[0].work = HOG_WORK;
     c.pair[1].work = LIGHT_WORK;
     for (int i = 0; i < 2; i++) {
@@ -594,8 +600,11 @@ static void *ping_pong_hog_main(void *arg)
      * second one parks waiting for the token. */
     for (int i = 0; i < 4; i++) {
         args[i] = (pp_arg){&c, &c.pair[i % 2], &c.pair[1 - i % 2], i < 2};
+        if (i == 3) /* a main late with its last spawn, as a descheduled thread would be */
+            cr_assert_eq(weft_sleep(20 * WEFT_MSEC), 0);
         ts[i] = spawn_pinned_on(w, pp_run, &args[i]);
     }
+    cr_assert_eq(weft_chan_close(c.start), 0);
     cr_assert_eq(weft_chan_recv(c.finished, NULL, soon()), 0);
     cr_assert_eq(weft_chan_close(c.done), 0);
     for (int i = 0; i < 4; i++)
@@ -607,6 +616,7 @@ static void *ping_pong_hog_main(void *arg)
                           HOG_TURNS, other);
         weft_chan_release(c.pair[i].wake);
     }
+    weft_chan_release(c.start);
     weft_chan_release(c.done);
     weft_chan_release(c.finished);
     return NULL;

@@ -534,3 +534,83 @@ Test(relief, an_idle_relief_thread_exits_after_pool_idle_ms)
     c.stall_ms = -1; /* no watchdog thread to count */
     run_main_cfg(&c, retire_main, NULL);
 }
+
+/* ---- The runtime's end waits for the relief threads' own end ----------------------------
+ * As for the pool's threads (test_pool.c): a relief thread that said it had gone still runs
+ * its thread's teardown (TSD destructors, glibc's per-thread state). A task that runs on the
+ * relief thread while its worker's own thread blocks in fn leaves a value whose destructor
+ * takes 30 ms; weft_run must return only after it ran, whether the thread retired while idle
+ * or was told to quit by the close. On io_uring fn runs on the pool's thread instead, and the
+ * value is set there (the pool's chain of exits). */
+
+typedef struct relief_teardown {
+    pthread_key_t key;
+    sem_t set; /* posted once the value is set on a thread other than fn's */
+    atomic_int ended;
+    bool retire_first;
+    bool uring; /* weft_backend() is NULL in fn, which runs outside the runtime */
+} relief_teardown;
+
+static void slow_relief_destructor(void *arg)
+{
+    relief_teardown *td = arg;
+    usleep(30 * 1000);
+    atomic_fetch_add(&td->ended, 1);
+}
+
+static void *set_on_relief_thread(void *arg)
+{
+    relief_teardown *td = arg;
+    cr_assert_eq(pthread_setspecific(td->key, td), 0);
+    sem_post(&td->set);
+    return NULL;
+}
+
+static void *wait_for_value(void *arg)
+{
+    relief_teardown *td = arg;
+    if (td->uring) /* fn is on the pool's thread: that is the one to end */
+        return set_on_relief_thread(td), (void *)0;
+    return (void *)(intptr_t)sem_wait_10s(&td->set);
+}
+
+static void *relief_teardown_main(void *arg)
+{
+    relief_teardown *td = arg;
+    td->uring = on_uring();
+    weft_task *h = NULL;
+    if (!td->uring)
+        cr_assert_eq(weft_spawn(&h, set_on_relief_thread, td, NULL), 0);
+    void *res = (void *)1;
+    cr_assert_eq(weft_block_in_place(wait_for_value, td, &res), 0);
+    cr_assert_eq((intptr_t)res, 0, "the task did not run while fn blocked");
+    if (h)
+        cr_assert_eq(weft_join(h, NULL, WEFT_FOREVER), 0);
+    weft_stats st;
+    weft_stats_get(&st);
+    if (!on_uring())
+        cr_assert_geq(st.nhandoffs, 1, "no relief thread took the worker");
+    if (td->retire_first) /* the idle limit is 5 ms: let the thread retire before the close */
+        weft_sleep(100 * WEFT_MSEC);
+    return NULL;
+}
+
+static void relief_runs_until_teardown_ends(bool retire_first)
+{
+    relief_teardown td = {.retire_first = retire_first};
+    cr_assert_eq(pthread_key_create(&td.key, slow_relief_destructor), 0);
+    sem_init(&td.set, 0, 0);
+    weft_config c = one_worker();
+    c.pool_idle_ms = retire_first ? 5 : 600000;
+    run_main_cfg(&c, relief_teardown_main, &td);
+    cr_assert_geq(atomic_load(&td.ended), 1,
+                  "weft_run returned before the relief thread's teardown ended");
+    sem_destroy(&td.set);
+    pthread_key_delete(td.key);
+}
+
+Test(relief, weft_run_returns_after_the_relief_threads_have_ended_not_only_said_so, .timeout = 30)
+{
+    relief_runs_until_teardown_ends(false);
+    relief_runs_until_teardown_ends(true);
+}

@@ -3,6 +3,7 @@
  * locks (concurrent readers, exclusive writers, no writer starvation), once, and events;
  * deadlines and cancellation while parked in each. */
 #include <limits.h>
+#include <stdlib.h>
 
 #include "harness.h"
 
@@ -943,4 +944,93 @@ static void *once_exit_main(void *arg)
 Test(sync, a_once_whose_runner_exits_midway_is_run_by_a_waiter, .timeout = 30)
 {
     run_main(once_exit_main, NULL);
+}
+
+/* ---- A primitive freed by its granter right after the grant -------------------------------
+ * A "done" event or wait group in the setter's frame or object, a condition variable
+ * destroyed right after a broadcast (POSIX allows it): the woken waiters must not touch the
+ * primitive again. Every waiter took its lock once more after waking (ASan: use-after-free
+ * in wait_queued; with the memory reused, a spin for ever on a foreign lock word). The
+ * granter now tells a waiter it woke that it may leave without the lock. Heap objects
+ * poisoned on free, two waiters each, both ready orders. */
+typedef struct freed_prim {
+    int kind; /* 0 cond, 1 event, 2 auto-reset event, 3 wait group, 4 semaphore */
+    weft_mutex mu;
+    weft_cond cond;
+    weft_event ev;
+    weft_waitgroup wg;
+    weft_sem sem;
+    bool done;
+} freed_prim;
+
+static weft_mutex freed_prim_mu = WEFT_MUTEX_INIT; /* the cond's mutex: outlives the object */
+
+static void *wait_freed_prim(void *arg)
+{
+    freed_prim *p = arg;
+    switch (p->kind) {
+    case 0: {
+        weft_mutex_lock(&freed_prim_mu, WEFT_FOREVER);
+        int r = weft_cond_wait(&p->cond, &freed_prim_mu, WEFT_FOREVER);
+        weft_mutex_unlock(&freed_prim_mu);
+        return (void *)(intptr_t)r;
+    }
+    case 1:
+    case 2:
+        return (void *)(intptr_t)weft_event_wait(&p->ev, WEFT_FOREVER);
+    case 3:
+        return (void *)(intptr_t)weft_waitgroup_wait(&p->wg, WEFT_FOREVER);
+    default:
+        return (void *)(intptr_t)weft_sem_acquire(&p->sem, WEFT_FOREVER);
+    }
+}
+
+static void *freed_prim_main(void *arg)
+{
+    (void)arg;
+    for (int kind = 0; kind <= 4; kind++) {
+        freed_prim *p = calloc(1, sizeof *p);
+        cr_assert_not_null(p);
+        p->kind = kind;
+        if (kind == 2)
+            p->ev = (weft_event)WEFT_EVENT_AUTO_INIT;
+        if (kind == 3)
+            weft_waitgroup_add(&p->wg, 1);
+        int nwaiters = kind == 2 ? 1 : 2; /* an auto-reset set wakes one */
+        weft_task *t[2];
+        for (int i = 0; i < nwaiters; i++)
+            cr_assert_eq(weft_spawn(&t[i], wait_freed_prim, p, NULL), 0);
+        for (int i = 0; i < nwaiters; i++)
+            for (int k = 0; k < 1000 && weft_task_status(t[i]) != WEFT_TASK_PARKED; k++)
+                weft_yield();
+        switch (kind) {
+        case 0:
+            weft_mutex_lock(&freed_prim_mu, WEFT_FOREVER);
+            cr_assert_eq(weft_cond_broadcast(&p->cond), 2);
+            weft_mutex_unlock(&freed_prim_mu);
+            break;
+        case 1:
+        case 2:
+            cr_assert_eq(weft_event_set(&p->ev), 0);
+            break;
+        case 3:
+            cr_assert_eq(weft_waitgroup_done(&p->wg), 0);
+            break;
+        default:
+            cr_assert_eq(weft_sem_release(&p->sem, 2), 0);
+        }
+        free(p); /* at once: the waiters have not run yet */
+        for (int i = 0; i < nwaiters; i++) {
+            void *r = (void *)1;
+            cr_assert_eq(weft_join(t[i], &r, WEFT_FOREVER), 0);
+            cr_assert_eq((intptr_t)r, 0, "kind %d waiter %d: %s", kind, i,
+                         weft_strerror((int)(intptr_t)r));
+        }
+    }
+    return NULL;
+}
+
+Test(sync, a_primitive_freed_by_its_granter_right_after_the_grant, .timeout = 60)
+{
+    run_main_each_order(freed_prim_main, NULL);
 }

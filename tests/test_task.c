@@ -26,6 +26,67 @@ Test(task, join_returns_result_and_main_result_is_runtime_result)
     cr_assert_eq(run_main(join_main, NULL), (void *)5);
 }
 
+/* The main task's result reaches weft_run even when the main task was joined (by a detached
+ * task that then spawns more) or detached itself: its record is reaped then, and a task
+ * spawned during the shutdown reuses it. weft_run read the result from the record, and
+ * returned WEFT_CANCELED (the reusing task's outcome) instead of 43. */
+static weft_task *joined_main_task;
+
+static void *reuse_records(void)
+{
+    for (int i = 0; i < 300; i++) {
+        weft_task *t;
+        if (weft_spawn(&t, ret_arg, NULL, NULL) == 0)
+            weft_join(t, NULL, WEFT_FOREVER);
+    }
+    return NULL;
+}
+
+static void *join_the_main_task(void *arg)
+{
+    (void)arg;
+    void *r = NULL;
+    cr_assert_eq(weft_join(joined_main_task, &r, WEFT_FOREVER), 0);
+    cr_assert_eq(r, (void *)(intptr_t)43);
+    return reuse_records();
+}
+
+static void *main_joined_by_a_child(void *arg)
+{
+    (void)arg;
+    joined_main_task = weft_self();
+    weft_spawn_opts o = {.flags = WEFT_SPAWN_DETACHED};
+    cr_assert_eq(weft_spawn(NULL, join_the_main_task, NULL, &o), 0);
+    weft_yield(); /* the child parks in its join of this task */
+    return (void *)(intptr_t)43;
+}
+
+static void *sleep_then_reuse_records(void *arg)
+{
+    (void)arg;
+    weft_sleep(WEFT_SEC); /* cut by the shutdown: then it spawns and joins */
+    return reuse_records();
+}
+
+static void *main_detached_itself(void *arg)
+{
+    (void)arg;
+    weft_spawn_opts o = {.flags = WEFT_SPAWN_DETACHED};
+    cr_assert_eq(weft_spawn(NULL, sleep_then_reuse_records, NULL, &o), 0);
+    weft_yield();
+    cr_assert_eq(weft_detach(weft_self()), 0);
+    return (void *)(intptr_t)43;
+}
+
+Test(task, the_main_tasks_result_survives_a_join_or_detach_of_it)
+{
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 1;
+    cr_assert_eq(run_main_cfg(&c, main_joined_by_a_child, NULL), (void *)(intptr_t)43);
+    cr_assert_eq(run_main_cfg(&c, main_detached_itself, NULL), (void *)(intptr_t)43);
+}
+
 static void *sleep_forever(void *arg)
 {
     int *state = arg;
@@ -181,6 +242,42 @@ Test(task, task_locals_are_per_task_with_destructors)
     run_main(locals_main, NULL);
 }
 
+/* Replacing a local runs the old value's destructor once, with the new value already in
+ * place: a destructor that frees its value and clears its key (the pthread-key idiom) found
+ * the old value still there and destroyed it a second time (a double free; with a
+ * destructor that always clears, a recursion to the end of the stack). */
+static int key_clearing;
+static int clearing_calls[3];
+static int clearing_values[3]; /* their addresses are the values */
+
+static void dtor_clears_its_key(void *arg)
+{
+    clearing_calls[(int *)arg - clearing_values]++;
+    cr_assert_eq(weft_local_set(&key_clearing, NULL, NULL), 0);
+}
+
+static void *replace_main(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(weft_local_set(&key_clearing, &clearing_values[0], dtor_clears_its_key), 0);
+    cr_assert_eq(weft_local_set(&key_clearing, &clearing_values[1], dtor_clears_its_key), 0);
+    cr_assert_eq(clearing_calls[0], 1, "the replaced value's destructor ran %d times",
+                 clearing_calls[0]);
+    /* Its own set came last: it replaced the new value (whose destructor ran, once). */
+    cr_assert_eq(clearing_calls[1], 1);
+    cr_assert_null(weft_local_get(&key_clearing));
+    cr_assert_eq(weft_local_set(&key_clearing, &clearing_values[2], dtor_clears_its_key), 0);
+    return NULL; /* the task's end runs the last one's destructor, once */
+}
+
+Test(task, a_destructor_that_clears_its_key_runs_once_per_value)
+{
+    run_main(replace_main, NULL);
+    cr_assert_eq(clearing_calls[0], 1);
+    cr_assert_eq(clearing_calls[1], 1);
+    cr_assert_eq(clearing_calls[2], 1);
+}
+
 /* What a task's handlers add while it finishes runs too: a local's destructor that registers
  * a defer (Boost.Fiber's fss cleanup may schedule more), and a defer that sets a local. A
  * destructor that sets its local again for ever runs a bounded number of times (pthread
@@ -261,6 +358,42 @@ static void *late_handlers_main(void *arg)
     cr_assert_eq(late_runs, 3);
     cr_assert_eq(weft_group_close(g), 0);
     return NULL;
+}
+
+/* A chain of defers, each registering the next while the task finishes (a cleanup that calls
+ * a library which defers its own): every one runs, however long the chain, as a chain of
+ * calls would. (The passes that bound a destructor that re-sets its local cut it at 4.) */
+static atomic_int chain_runs;
+
+static void chain_link(void *arg)
+{
+    intptr_t left = (intptr_t)arg;
+    atomic_fetch_add(&chain_runs, 1);
+    if (left > 1)
+        weft_defer(chain_link, (void *)(left - 1));
+}
+
+static void *defers_a_chain(void *arg)
+{
+    cr_assert_eq(weft_defer(chain_link, arg), 0);
+    return NULL;
+}
+
+static void *defer_chain_main(void *arg)
+{
+    (void)arg;
+    weft_task *t;
+    atomic_store(&chain_runs, 0);
+    cr_assert_eq(weft_spawn(&t, defers_a_chain, (void *)(intptr_t)50, NULL), 0);
+    cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(atomic_load(&chain_runs), 50, "a chain of 50 defers: %d ran",
+                 atomic_load(&chain_runs));
+    return NULL;
+}
+
+Test(task, a_chain_of_defers_registered_while_finishing_runs_whole)
+{
+    run_main(defer_chain_main, NULL);
 }
 
 Test(task, handlers_added_while_finishing_run_in_bounded_passes)

@@ -360,6 +360,49 @@ static void *nothing(void *arg)
     return arg;
 }
 
+/* A detach from another worker is a message; the bit it sets first refuses a join on the
+ * task's own worker before that message is read there. (The join was taken, reaping the
+ * record, and the late message then detached whichever task the record held next.) */
+static weft_task *dj_task;
+static atomic_int dj_finished, dj_detached;
+static int dj_join_result = 99;
+
+static void *dj_owner(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(weft_spawn(&dj_task, nothing, NULL, NULL), 0);
+    while (weft_task_status(dj_task) != WEFT_TASK_FINISHED)
+        cr_assert_eq(weft_yield(), 0);
+    atomic_store(&dj_finished, 1);
+    /* No park until the detach is made: this worker reads none of its messages meanwhile. */
+    while (!atomic_load(&dj_detached))
+        ;
+    dj_join_result = weft_join(dj_task, NULL, WEFT_FOREVER);
+    return NULL;
+}
+
+static void *detach_then_join_main(void *arg)
+{
+    (void)arg;
+    weft_task *owner;
+    cr_assert_eq(weft_spawn_on(1, &owner, dj_owner, NULL, NULL), 0);
+    while (!atomic_load(&dj_finished))
+        cr_assert_eq(weft_yield(), 0);
+    cr_assert_eq(weft_detach(dj_task), 0);
+    atomic_store(&dj_detached, 1);
+    cr_assert_eq(weft_join(owner, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(dj_join_result, -EINVAL, "join after another worker's detach: %s",
+                 weft_errname(dj_join_result));
+    return NULL;
+}
+
+Test(workers, a_join_on_the_owner_after_another_workers_detach_is_refused)
+{
+    weft_config c = workers_cfg(2);
+    c.mode = WEFT_MODE_SHARDED;
+    run_main_cfg(&c, detach_then_join_main, NULL);
+}
+
 /* Spawning onto another worker takes records from the spawner's cache, and they are reaped
  * on the other worker: without handing surplus back, the spawner would allocate a new chunk
  * for every 64 spawns forever. */
@@ -768,4 +811,42 @@ Test(workers, a_late_join_message_does_not_displace_the_current_joiner, .timeout
     weft_config c = workers_cfg(2);
     c.stall_ms = -1;
     run_main_cfg(&c, late_join_main, NULL);
+}
+
+/* A second join of a handle of another worker (invalid after the first, but its record is
+ * not reaped yet: the reap goes there by message) is refused with -EINVAL, as weft.h says
+ * for "joined already but not yet recycled", instead of taking the result again and
+ * relinking a record already on its worker's free list: before the fix it returned 0 every
+ * time and lost records until the runtime ended. A detach of such a handle is refused too. */
+static void *double_join_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 2000; i++) {
+        weft_task *t;
+        void *r = NULL;
+        cr_assert_eq(weft_spawn_on(1, &t, nothing, NULL, NULL), 0);
+        cr_assert_eq(weft_join(t, &r, WEFT_FOREVER), 0);
+        if (i % 50 == 0)
+            weft_yield(); /* sometimes the reap has gone by the second look */
+        int second = weft_join(t, &r, WEFT_FOREVER);
+        cr_assert(second == -EINVAL || second == -ESRCH, "second join: %s", weft_strerror(second));
+        if (i % 2)
+            cr_assert(weft_detach(t) == -EINVAL || weft_detach(t) == -ESRCH);
+    }
+    /* Every record is reaped on worker 1 (its published count comes back down). */
+    weft_stats s;
+    for (int i = 0; i < 10000; i++) {
+        cr_assert_eq(weft_stats_get(&s), 0);
+        if (s.ntasks <= 1)
+            break;
+        weft_sleep(WEFT_MSEC);
+    }
+    cr_assert_leq(s.ntasks, 1, "%llu records not reaped", (unsigned long long)s.ntasks);
+    return NULL;
+}
+
+Test(workers, a_second_join_of_another_workers_task_is_refused_not_reaped_twice, .timeout = 60)
+{
+    weft_config c = workers_cfg(2);
+    run_main_cfg(&c, double_join_main, NULL);
 }

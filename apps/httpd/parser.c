@@ -435,20 +435,24 @@ int http_parse(http_parser *p, const char *buf, size_t len)
  *   chunked-body = *chunk last-chunk trailer-section CRLF
  *   chunk        = chunk-size [ BWS chunk-ext ] CRLF chunk-data CRLF
  * where bare LF may end a line as in the head, and extensions and trailers are checked for
- * control bytes (as header values are) and otherwise skipped. */
+ * control bytes (as header values are) and otherwise skipped. A trailer line is a field:
+ * a token, then ':' (a line without one is a 400, not a field skipped: it may be a request
+ * that a proxy in front took for the next message, and swallowing it would let the two
+ * disagree on where messages end). */
 enum {
-    CK_SIZE0,      /* the first hex digit of a chunk size */
-    CK_SIZE,       /* more hex digits, or what ends them */
-    CK_SIZE_WS,    /* spaces after the size: ';' or the line end must follow */
-    CK_EXT,        /* an extension, up to the line end */
-    CK_SIZE_LF,    /* after the size line's CR */
-    CK_DATA,       /* `size` data bytes left */
-    CK_DATA_CR,    /* the CRLF after the data */
-    CK_DATA_LF,    /* the LF of it */
-    CK_TRAILER0,   /* the start of a trailer line, or the final empty line */
-    CK_TRAILER,    /* inside a trailer line */
-    CK_TRAILER_LF, /* after a trailer line's CR */
-    CK_END_LF,     /* after the final CR */
+    CK_SIZE0,        /* the first hex digit of a chunk size */
+    CK_SIZE,         /* more hex digits, or what ends them */
+    CK_SIZE_WS,      /* spaces after the size: ';' or the line end must follow */
+    CK_EXT,          /* an extension, up to the line end */
+    CK_SIZE_LF,      /* after the size line's CR */
+    CK_DATA,         /* `size` data bytes left */
+    CK_DATA_CR,      /* the CRLF after the data */
+    CK_DATA_LF,      /* the LF of it */
+    CK_TRAILER0,     /* the start of a trailer line, or the final empty line */
+    CK_TRAILER_NAME, /* inside a trailer's field name, up to its ':' */
+    CK_TRAILER,      /* inside a trailer line's value */
+    CK_TRAILER_LF,   /* after a trailer line's CR */
+    CK_END_LF,       /* after the final CR */
     CK_DONE,
 };
 
@@ -549,11 +553,17 @@ int64_t http_chunked_feed(http_chunked *d, const char *buf, size_t len, int64_t 
                 d->state = CK_END_LF;
             } else if (c == '\n') {
                 d->state = CK_DONE;
-            } else if (c == ' ' || c == '\t' || !is_value_char(c)) {
-                return -400; /* obs-fold, or a control byte */
+            } else if (!tchar[c]) {
+                return -400; /* obs-fold, a control byte, or no field name */
             } else {
-                d->state = CK_TRAILER;
+                d->state = CK_TRAILER_NAME;
             }
+            break;
+        case CK_TRAILER_NAME:
+            if (c == ':')
+                d->state = CK_TRAILER;
+            else if (!tchar[c])
+                return -400; /* a line that is no field (no ':' after a token) */
             break;
         case CK_TRAILER:
             if (c == '\r')

@@ -162,6 +162,7 @@ void multi_discard(kv_ctx *c)
 static void run_here(kv_conn *c, struct kv_multi *m)
 {
     kv_shard *sh = kv_local();
+    sh->in_exec++;
     for (size_t i = 0; i < m->n; i++) {
         queued *q = &m->cmds[i];
         kv_ctx ctx = {&sh->db, q->argc, q->argv, q->argl, &c->out, NULL, q->cmd};
@@ -173,6 +174,8 @@ static void run_here(kv_conn *c, struct kv_multi *m)
             kv_run_proc(q->cmd, &ctx);
         }
     }
+    if (--sh->in_exec == 0 && sh->db.ready && !sh->held_by)
+        kv_block_serve(sh); /* the clients its pushes woke, now that it has run whole */
 }
 
 /* Runs the queue while c->exec_tx holds the shards it needs (see the top of the file). */

@@ -96,7 +96,9 @@ void kv_run_proc(const kv_command *cmd, kv_ctx *ctx)
         kv_watch_after_write(&sh->db, cmd, ctx, reply_off);
     if (sh->aof.fd >= 0 && (cmd->flags & CMD_WRITE))
         kv_aof_log(sh, cmd, ctx, reply_off);
-    if (sh->db.ready) /* a push to a key with blocked clients: served before anything else */
+    /* A push to a key with blocked clients: served before anything else, but after the whole
+     * of a transaction (Redis serves them once EXEC has run). */
+    if (sh->db.ready && !sh->in_exec && !sh->held_by)
         kv_block_serve(sh);
 }
 

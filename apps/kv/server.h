@@ -99,7 +99,11 @@ typedef struct kv_shard {
     weft_task *sweeper;    /* the active expiry task */
     weft_promise *drained; /* resolved when the last connection goes, while shutting down */
     weft_task *held_by;    /* the transaction task holding the shard (tx.c), or NULL */
-    weft_event thaw;       /* set when a hold ends: the commands waiting for it go on */
+    /* An EXEC's queue runs here (multi.c's run_here): the clients its pushes woke in BLPOP
+     * and BRPOP are served once it ends, never between two of its commands (nor while a
+     * transaction holds the shard: its let_go serves them). */
+    int in_exec;
+    weft_event thaw; /* set when a hold ends: the commands waiting for it go on */
     kv_aof aof;
     size_t nblocked;      /* this worker's connections parked in BLPOP/BRPOP (INFO) */
     atomic_llong mem_pub; /* kv_mem_used of this worker, published for INFO */

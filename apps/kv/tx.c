@@ -69,6 +69,8 @@ static void hold(kv_shard *sh)
 static void let_go(kv_shard *sh)
 {
     sh->held_by = NULL;
+    if (sh->db.ready && !sh->in_exec)
+        kv_block_serve(sh); /* the clients the transaction's pushes woke, after all of it */
     weft_event_set(&sh->thaw);
 }
 

@@ -156,8 +156,12 @@ typedef struct weft__io_ops {
      * which it does only once the kernel is done with them. Worker thread. */
     ssize_t (*submit)(weft__io *io, const weft__ioreq *req, int64_t deadline);
     /* Forgets fd before it is closed: stops watching it, cancels operations in flight.
-     * The fd table's record is reset by the caller. Worker thread. */
-    void (*forget)(weft__io *io, int fd);
+     * The fd table's record is reset by the caller. `fd_held`: the number still names the
+     * file it named when the forget was asked for (a forget on the caller's own worker, or
+     * one a close sends, which closes the number only after every worker forgot it), so the
+     * backend may still use it now; false for another worker's weft_fd_forget, whose caller
+     * may have closed the number and got it back for another file meanwhile. Worker thread. */
+    void (*forget)(weft__io *io, int fd, bool fd_held);
     /* Waits, parking the current task, until the writes the backend took for fd without
      * waiting (io_uring's write-behind sends) are over, or until the deadline they were
      * written with; weft_close calls it from a task before the forget. NULL: the backend
@@ -206,6 +210,8 @@ typedef struct weft__fdrec {
     uint8_t kind;     /* WEFT__FD_*, 0 until classified */
     uint8_t nowait;   /* a regular file without O_DIRECT: reads try the page cache first */
     uint8_t sock;     /* a socket (with kind WEFT__FD_STREAM: a stream socket, not a pipe) */
+    uint8_t direct;   /* a regular file opened O_DIRECT: its reads at an offset go to Linux
+                       * AIO on epoll (aio.c) */
 } weft__fdrec;
 
 struct weft__io {

@@ -3,7 +3,8 @@
  * blocked worker. An operation is its system call, tried first (a ready fd costs one call and
  * no wait), then a wait for readiness on EAGAIN; regular-file operations go to the blocking
  * pool, since epoll calls a file always ready (a FIFO or a device opened by path is not a
- * file: it takes the readiness path, where deadlines work). Every fd is classified at its
+ * file: it takes the readiness path, where deadlines work), except what the page cache holds
+ * (file_read) and O_DIRECT calls at an offset (Linux AIO, aio.c). Every fd is classified at its
  * first operation (fdtable.c), before its first system call, which is what lets weft set
  * O_NONBLOCK on it before a read could block the thread. Waits with nanosecond timeouts
  * through epoll_pwait2 where the kernel has it (not under valgrind, which does not know it),
@@ -14,16 +15,25 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 
+#include "aio.h"
 #include "backend.h"
 #include "exec.h"
 #include "../hooks.h"
 
 #define MAX_EVENTS 256 /* events taken per wait: enough to drain a busy tick in one call */
 
+/* The event data of the AIO eventfd (aio.c): the doorbell's fd number in `data.fd`, so that
+ * the one test per event that finds the doorbell finds it too, and 1 in the upper half, which
+ * no other registration has (they store an fd in `data.fd`, zero above it). `data.fd` is the
+ * low half of `data.u64` on a little-endian CPU. */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "AIO_TAG reads data.fd as the low half");
+#define AIO_TAG(s) ((uint64_t)1 << 32 | (uint32_t)(s)->evfd)
+
 typedef struct epoll_state {
     int epfd;
     int evfd;
     int have_pwait2; /* 1 until the kernel says ENOSYS */
+    weft__aio aio;   /* O_DIRECT reads (aio.c) */
     struct epoll_event events[MAX_EVENTS];
 } epoll_state;
 
@@ -42,7 +52,8 @@ WEFT_COLD static int ep_init(weft__io *io)
         return e;
     }
     s->evfd = weft__sys_eventfd(sys, 0, EFD_NONBLOCK | EFD_CLOEXEC);
-    struct epoll_event ev = {.events = EPOLLIN, .data.fd = s->evfd};
+    struct epoll_event ev = {.events = EPOLLIN,
+                             .data.u64 = (uint32_t)s->evfd}; /* 0 above: see AIO_TAG */
     int r = s->evfd < 0 ? s->evfd : weft__sys_epoll_ctl(sys, s->epfd, EPOLL_CTL_ADD, s->evfd, &ev);
     if (r < 0) {
         if (s->evfd >= 0)
@@ -51,6 +62,7 @@ WEFT_COLD static int ep_init(weft__io *io)
         weft__free(io->w, s);
         return r;
     }
+    weft__aio_init(&s->aio);
     io->backend = s;
     return 0;
 }
@@ -60,6 +72,7 @@ WEFT_COLD static void ep_fini(weft__io *io)
     epoll_state *s = io->backend;
     if (!s)
         return;
+    weft__aio_fini(io, &s->aio);
     weft__sys_close(&io->w->sys, s->evfd);
     weft__sys_close(&io->w->sys, s->epfd);
     weft__free(io->w, s);
@@ -79,8 +92,9 @@ static int watch(weft__io *io, int fd)
     return r;
 }
 
-static void ep_forget(weft__io *io, int fd)
+static void ep_forget(weft__io *io, int fd, bool fd_held)
 {
+    (void)fd_held;
     epoll_state *s = io->backend;
     if ((size_t)fd < io->nfds && io->fds[fd].watched)
         /* ENOENT/EBADF: already gone, fine. */
@@ -146,8 +160,9 @@ static ssize_t ep_connect(weft__io *io, const weft__ioreq *q, int64_t deadline)
  * rest by the blocking pool. A short RWF_NOWAIT read is what was cached: the rest is tried
  * again (0 then means the end of the file) and, if not cached, read by the pool, so a read
  * still returns short only at the end of the file, as pread does. A file system that
- * refuses RWF_NOWAIT turns the try off for that fd. O_DIRECT fds never come here (their
- * read would wait for the device on the worker's thread: fdtable.c). */
+ * refuses RWF_NOWAIT turns the try off for that fd. O_DIRECT fds come here only for what
+ * Linux AIO did not take (aio.c), and go to the pool (their read would wait for the device
+ * on the worker's thread: fdtable.c). */
 static ssize_t file_read(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
     weft__fdrec *rec = &io->fds[q->fd];
@@ -197,9 +212,17 @@ WEFT_NOINLINE static ssize_t ep_submit_other(weft__io *io, const weft__ioreq *q,
     int kind = weft__fdtable_kind(io, q->fd);
     if (kind < 0)
         return kind;
-    if ((q->opts & WEFT__IOQ_FILE) && kind == WEFT__FD_FILE)
+    if ((q->opts & WEFT__IOQ_FILE) && kind == WEFT__FD_FILE) {
+        if ((q->op == WEFT__IO_READ || q->op == WEFT__IO_WRITE) && io->fds[q->fd].direct &&
+            q->off >= 0 && q->len > 0) {
+            epoll_state *s = io->backend;
+            ssize_t r = weft__aio_rw(io, &s->aio, s->epfd, AIO_TAG(s), q, deadline);
+            if (r != WEFT__AIO_POOL)
+                return r;
+        }
         return q->op == WEFT__IO_READ ? file_read(io, q, deadline)
                                       : weft__io_exec_blocking(io->w, q, deadline);
+    }
     if (q->op == WEFT__IO_POLL)
         return wait_ready(&io, q->fd, q->flags, deadline);
     if (q->op == WEFT__IO_CONNECT)
@@ -275,6 +298,8 @@ static int ep_poll(weft__io *io, int64_t timeout_ns, int max_events)
     weft__sys *sys = &io->w->sys;
     if (max_events > MAX_EVENTS)
         max_events = MAX_EVENTS;
+    if (weft_unlikely(s->aio.npend) && weft__aio_flush(io, &s->aio))
+        timeout_ns = 0; /* it woke a task: the loop must come back to run it */
     int n = weft__sys_epoll_wait(sys, s->epfd, s->events, max_events, timeout_ns, &s->have_pwait2);
     if (n < 0)
         return n == -EINTR ? 0 : n;
@@ -282,7 +307,11 @@ static int ep_poll(weft__io *io, int64_t timeout_ns, int max_events)
         struct epoll_event *ev = &s->events[i];
         if (n > 8)
             prefetch_wakes(io, s->events, i, n);
-        if (ev->data.fd == s->evfd) {
+        if (ev->data.fd == s->evfd) { /* the doorbell, or AIO's completions (AIO_TAG) */
+            if (weft_unlikely(ev->data.u64 >> 32)) {
+                weft__aio_reap(io, &s->aio);
+                continue;
+            }
             uint64_t v;
             while (weft__sys_read(sys, s->evfd, &v, sizeof v) > 0)
                 ;

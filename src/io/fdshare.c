@@ -86,11 +86,14 @@ static void msg_forget(weft__worker *to, void *a, void *b, uint64_t c)
     forget_job *j = a;
     int fd = (int)c;
     weft__io *io = to->io;
+    bool close_after = j->close_after;
     if ((size_t)fd < io->nfds) {
-        io->ops->forget(io, fd);
+        /* The number names the same file until every forget is done when a task waits for
+         * them (wg) or the last of them closes it: a weft_fd_forget from outside a task
+         * leaves its caller free to close and reuse it meanwhile. */
+        io->ops->forget(io, fd, j->wg || close_after);
         weft__fdtable_reset(io, fd);
     }
-    bool close_after = j->close_after;
     if (job_drop(to, j) && close_after)
         weft__sys_close(&to->sys, fd);
 }

@@ -78,6 +78,7 @@ WEFT_NOINLINE int weft__fdtable_classify(weft__io *io, int fd)
         if (fl < 0)
             return fl;
         io->fds[fd].nowait = !(fl & O_DIRECT);
+        io->fds[fd].direct = !!(fl & O_DIRECT);
     }
     if (kind != WEFT__FD_FILE) {
         /* Go's rule: an fd weft waits on must not block the worker's thread, whoever opened
@@ -299,6 +300,7 @@ static void reset_rec(weft__fdrec *rec)
     rec->hup = 0;
     rec->kind = 0;
     rec->nowait = 0;
+    rec->direct = 0;
     rec->sock = 0;
     rec->gen++;
     wake_all(&rec->rd);

@@ -126,7 +126,9 @@ int weft_fd_wait(int fd, int events, int64_t deadline)
         int kind = weft__fdtable_kind(w->io, fd);
         if (kind < 0)
             return kind;
-        if (kind != WEFT__FD_FILE && !weft__fdtable_waited(w->io, fd, (unsigned)events)) {
+        /* A regular file or a directory is always looked at: epoll refuses it (EPERM), and
+         * poll(2) calls it ready, as io_uring's poll does. */
+        if (kind == WEFT__FD_FILE || !weft__fdtable_waited(w->io, fd, (unsigned)events)) {
             int m = weft__io_fd_ready_now(w, fd, events);
             if (m < 0)
                 return m; /* -EBADF */
@@ -201,7 +203,7 @@ static int forget_here(weft__worker *w, int fd)
     int r = weft__fdtable_get(io, fd, &rec);
     if (r < 0)
         return r;
-    io->ops->forget(io, fd);
+    io->ops->forget(io, fd, true);
     weft__fdtable_reset(io, fd);
     return 0;
 }

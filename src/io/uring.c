@@ -108,9 +108,11 @@ typedef struct sf_pipe {
 typedef struct uring_state {
     struct io_uring ring;
     int evfd;
-    int have_splice;   /* the kernel has IORING_OP_SPLICE: sendfile runs on the ring */
-    unsigned path_ops; /* bit (op - WEFT__IO_MKDIR) set: that tree call runs on the ring,
-                        * else on the blocking pool (FEAT_PATHOPS off, or an old kernel) */
+    int have_splice;     /* the kernel has IORING_OP_SPLICE: sendfile runs on the ring */
+    bool unix_multishot; /* AF_UNIX stream sockets get multishot receives too: only in test
+                          * builds, by WEFT_URING_UNIX_MULTISHOT (recv_buffered) */
+    unsigned path_ops;   /* bit (op - WEFT__IO_MKDIR) set: that tree call runs on the ring,
+                          * else on the blocking pool (FEAT_PATHOPS off, or an old kernel) */
     /* sendfile's pipes not in use, emptied, kept for the next transfers (at most
      * PIPES_KEPT). A transfer holds a pipe of its own from its first splice to its last:
      * two transfers of one worker interleave at every park, and through one pipe each would
@@ -318,6 +320,9 @@ WEFT_COLD static int ur_init(weft__io *io)
         return -ENOMEM;
     s->sys = sys;
     s->io = io;
+#ifdef WEFT_TESTING
+    s->unix_multishot = getenv("WEFT_URING_UNIX_MULTISHOT") != NULL;
+#endif
     unsigned off = features_off();
     /* A movable ring (the worker may be handed to another thread, relief.c) is entered by
      * more than one thread: no SINGLE_ISSUER (so no DEFER_TASKRUN), and no registered fd
@@ -704,10 +709,19 @@ static ssize_t ring_run(weft__io *io, const weft__ioreq *q, int64_t deadline)
             return kind;
         gen = io->fds[q->fd].gen;
     }
+    /* A receive asked not to wait (MSG_DONTWAIT) completes at once: its answer, EAGAIN
+     * included, is the call's whatever the deadline (a deadline already passed would cancel
+     * it and report -ETIMEDOUT instead, where epoll makes the attempt: one rule for both). */
+    if (weft__io_nowait(q))
+        deadline = WEFT_FOREVER;
     for (;;) {
         int why = 0;
         int res = fault < 0 ? fault : run_op(io, q, deadline, &why);
         fault = 0;
+        /* The kernel's own restart codes (ERESTARTSYS 512 .. ERESTART_RESTARTBLOCK 516) leak
+         * out of an io-wq operation cancelled while it blocked: an interrupted call. */
+        if (res <= -512 && res >= -516)
+            res = -EINTR;
         if (has_fd && weft__fdtable_gen(io, q->fd) != gen) {
             /* Forgotten (closed) while in flight. An accept that completed anyway made a
              * connection nobody will see: close it rather than leak it. */
@@ -758,12 +772,13 @@ static ssize_t ring_run(weft__io *io, const weft__ioreq *q, int64_t deadline)
  * the send in flight, and returns its error), and to weft_close (weft__io_ops.flush) and
  * weft_shutdown (deferred until the send is over). */
 
-/* Prepares the send of what is left of u's bytes (or, `poll`, a wait for room first). */
-static int send_prep(uring_state *s, weft__usend *u, bool poll)
+/* The SQE of the send of what is left of u's bytes (or, `poll`, of a wait for room first),
+ * not submitted; NULL if the SQ has no room. */
+static struct io_uring_sqe *send_sqe(uring_state *s, weft__usend *u, bool poll)
 {
     struct io_uring_sqe *sqe = get_sqe(s);
     if (!sqe)
-        return -EBUSY;
+        return NULL;
     uint64_t tag = TAG_SEND | (uint64_t)(uintptr_t)u;
     if (poll) {
         io_uring_prep_poll_add(sqe, u->fd, POLLOUT);
@@ -775,8 +790,75 @@ static int send_prep(uring_state *s, weft__usend *u, bool poll)
                            u->op == WEFT__IO_SEND ? u->flags | MSG_NOSIGNAL : 0);
     }
     io_uring_sqe_set_data64(sqe, tag);
+    return sqe;
+}
+
+/* Prepares the send of what is left of u's bytes (or, `poll`, a wait for room first). */
+static int send_prep(uring_state *s, weft__usend *u, bool poll)
+{
+    if (!send_sqe(s, u, poll))
+        return -EBUSY;
     slice_submit(s->io, s);
     return 0;
+}
+
+/* An orphan whose send goes on (keepfd): its next send or wait, bounded by the write's
+ * deadline through a linked timeout (which cancels it there: -ECANCELED). */
+static int orphan_prep(uring_state *s, weft__usend *u, bool poll)
+{
+    bool timed = u->deadline != WEFT_FOREVER;
+    /* The send and its timeout go out together: room for both first. */
+    if (timed && io_uring_sq_space_left(&s->ring) < 2 && enter_ok(s) == 0)
+        io_uring_submit(&s->ring);
+    if (timed && io_uring_sq_space_left(&s->ring) < 2)
+        return -EBUSY;
+    struct io_uring_sqe *sqe = send_sqe(s, u, poll);
+    if (!sqe)
+        return -EBUSY;
+    if (timed) {
+        sqe->flags |= IOSQE_IO_LINK;
+        struct io_uring_sqe *lt = io_uring_get_sqe(&s->ring); /* room checked above */
+        io_uring_prep_link_timeout(lt, &u->until, IORING_TIMEOUT_ABS);
+        io_uring_sqe_set_data64(lt, TAG_IGNORE);
+    }
+    slice_submit(s->io, s);
+    return 0;
+}
+
+/* One completion of an orphan whose send goes on. Returns true if it goes on still (another
+ * send or wait is prepared), false if it is over: all sent, an error, or its deadline. */
+static bool orphan_goes_on(uring_state *s, weft__usend *u, uint64_t ud, int res)
+{
+    bool poll = false;
+    if (ud & TAG_SEND_POLL) {
+        if (res < 0 && res != -ECANCELED)
+            return false; /* the wait itself failed */
+    } else if (res > 0) {
+        u->done += (uint32_t)res;
+        if (u->done >= u->len)
+            return false; /* all sent */
+    } else if (res == -EAGAIN) {
+        poll = true;
+    } else if (res != -ECANCELED) {
+        return false; /* the kernel's error, which nobody is left to hear, or nothing taken */
+    }
+    /* -ECANCELED: the forget's cancel (the send goes on after it), or the deadline's. */
+    if (u->deadline != WEFT_FOREVER && weft__clock_ns() >= u->deadline)
+        return false;
+    return orphan_prep(s, u, poll) == 0;
+}
+
+/* The end of an orphan: a send that went on shuts its duplicate down as asked and closes it
+ * (the peer's end of stream, after every byte); then the record is freed. */
+static void orphan_end(uring_state *s, weft__usend *u)
+{
+    if (u->keepfd >= 0) {
+        if (u->shut >= 0)
+            weft__sys_shutdown(s->sys, u->keepfd, u->shut);
+        weft__sys_close(s->sys, u->keepfd);
+        u->keepfd = -1;
+    }
+    weft__usend_complete(&s->sends, u, -ECANCELED); /* frees it */
 }
 
 /* A completion of a send written behind, or of its wait for room. */
@@ -784,7 +866,8 @@ static void send_complete(uring_state *s, uint64_t ud, int res)
 {
     weft__usend *u = (weft__usend *)(uintptr_t)(ud & ~(TAG_SEND | TAG_SEND_POLL));
     if (u->orphan) {
-        weft__usend_complete(&s->sends, u, -ECANCELED); /* frees it */
+        if (u->keepfd < 0 || !orphan_goes_on(s, u, ud, res))
+            orphan_end(s, u);
         return;
     }
     if (ud & TAG_SEND_POLL) {
@@ -994,6 +1077,10 @@ WEFT_NOINLINE static ssize_t ring_sendfile(weft__io *io, const weft__ioreq *q, i
 {
     uring_state *s = io->backend;
     weft__sys *sys = s->sys;
+    /* The out fd's generation as the call found it: a close while the file's bytes were
+     * spliced into the pipe leaves the number to whatever takes it next, which each splice's
+     * own look (ring_run's, from its start) would take for the socket. */
+    uint32_t out_gen = weft__fdtable_gen(io, q->fd);
     sf_pipe pipe;
     if (pipe_take(s, &pipe) < 0)
         return plain_run(io, q, deadline);
@@ -1025,6 +1112,10 @@ WEFT_NOINLINE static ssize_t ring_sendfile(weft__io *io, const weft__ioreq *q, i
     size_t sent = 0;
     ssize_t err = 0;
     while (sent < (size_t)n) {
+        if (weft__fdtable_gen(io, q->fd) != out_gen) {
+            err = -EBADF; /* forgotten (closed) since the call began */
+            break;
+        }
         weft__ioreq out = {.op = WEFT__IO_SPLICE,
                            .fd = q->fd,
                            .fd2 = pipe.rd,
@@ -1041,13 +1132,16 @@ WEFT_NOINLINE static ssize_t ring_sendfile(weft__io *io, const weft__ioreq *q, i
     s = io->backend;
     /* What is still in it was not sent: closed with it, so no transfer sends it. */
     pipe_give(s, &pipe, sent == (size_t)n);
+    /* Either fd forgotten (closed) meanwhile: -EBADF whatever went out, so that
+     * weft_sendfile's loop stops rather than send the rest to a file that took the number. */
+    bool forgotten = err == -EBADF;
     if (sent > 0 && pos >= 0) {
         if (q->offp)
             *q->offp = pos + (off_t)sent;
         else
             weft__sys_lseek(sys, q->fd2, pos + (off_t)sent, SEEK_SET);
     }
-    return sent > 0 ? (ssize_t)sent : err;
+    return sent > 0 && !forgotten ? (ssize_t)sent : err;
 }
 
 /* The operations that are not one plain ring operation: kept out of ur_submit so that its
@@ -1163,6 +1257,18 @@ WEFT_NOINLINE static ssize_t recv_buffered(weft__io *io, const weft__ioreq *q, i
     if (kind < 0)
         return kind;
     weft__ubuf_fd *f = kind == WEFT__FD_STREAM ? weft__ubufs_fd(&s->bufs, fd) : NULL;
+    if (f && !f->probed) {
+        /* The kernel's multishot receive can miss an AF_UNIX stream's end of stream for good
+         * (liburing issue #1549; 1-4 of 64 connections a run here, on 6.18): a reader then
+         * waits for ever. Such sockets are read with plain ring operations instead (and so
+         * are not sent behind). Once per file. */
+        int domain = 0;
+        socklen_t dlen = sizeof domain;
+        f->probed = 1;
+        if (!s->unix_multishot && getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dlen) == 0 &&
+            domain == AF_UNIX)
+            f->off = 1;
+    }
     if (!f || f->off)
         return ring_run(io, q, deadline); /* not a socket, or no memory for its record */
     struct iovec one = {q->buf, q->len};
@@ -1372,14 +1478,42 @@ static bool ur_defer_shutdown(weft__io *io, int fd)
     return true;
 }
 
-static void ur_forget(weft__io *io, int fd)
+/* Whether a send still in flight at fd's forget goes on after it: when nobody could wait for
+ * it (weft_close and weft_fd_forget from a task wait first, ur_flush, and then drop what the
+ * write's deadline or the task's cancel cut), that is, from outside a task or on a worker
+ * other than the closer's (fdshare.c's message), and while the write's deadline lasts. It
+ * goes on through a duplicate of the fd, which the cancel below finds too, so the send is
+ * prepared again once that cancel's completion comes. */
+static bool send_goes_on(uring_state *s, weft__usend *u, bool fd_held)
+{
+    /* Not through a number that may name another file by now (fd_held false: another
+     * worker's weft_fd_forget, which does not wait for this one): the duplicate would be
+     * that file's, and the rest of the send would go to it. */
+    if (!u->inflight || !fd_held || weft__blocking_task(s->io->w))
+        return false;
+    if (u->deadline != WEFT_FOREVER) {
+        if (weft__clock_ns() >= u->deadline)
+            return false;
+        u->until.tv_sec = u->deadline / WEFT_SEC;
+        u->until.tv_nsec = u->deadline % WEFT_SEC;
+    }
+    u->keepfd = fcntl(u->fd, F_DUPFD_CLOEXEC, 0); /* -1 (out of fds): dropped, as before */
+    if (u->keepfd < 0)
+        return false;
+    u->fd = u->keepfd;
+    return true;
+}
+
+static void ur_forget(weft__io *io, int fd, bool fd_held)
 {
     uring_state *s = io->backend;
     /* A send still in flight becomes an orphan: the cancel below stops it if the kernel still
-     * holds it, and its completion frees it. A shutdown deferred behind it runs now: the
-     * file may outlive this fd (a dup, a child), and its peer must see the end of stream. */
+     * holds it, and its completion frees it, or prepares it again on a duplicate of the fd
+     * (send_goes_on). A shutdown deferred behind it runs now (the file may outlive this fd:
+     * a dup, a child; and its peer must see the end of stream), or after the send that goes
+     * on (orphan_end). */
     weft__usend *u = weft__usends_find(&s->sends, fd);
-    if (u && u->shut >= 0 && u->fdgen == weft__fdtable_gen(io, fd))
+    if (u && u->fdgen == weft__fdtable_gen(io, fd) && !send_goes_on(s, u, fd_held) && u->shut >= 0)
         weft__sys_shutdown(s->sys, fd, u->shut);
     weft__usends_forget(&s->sends, fd);
     weft__ubuf_fd *f = weft__ubufs_find(&s->bufs, fd);

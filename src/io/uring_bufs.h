@@ -39,6 +39,7 @@ typedef struct weft__ubuf_fd {
                         * writes stop being sent behind (uring.c's send_behind) */
     uint8_t wshut;     /* weft_shutdown closed the write half: writes are not sent behind
                         * (each gets the kernel's EPIPE) */
+    uint8_t probed;    /* the first read looked at the socket's domain (uring.c) */
     uint32_t nbufs;    /* buffers in the chain */
     uint64_t inflight; /* the user_data of the armed receive, for a targeted cancel */
 } weft__ubuf_fd;

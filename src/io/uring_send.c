@@ -4,6 +4,7 @@
  * The ring side (preparing and submitting the sends, waiting for them) is in uring.c. */
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "uring_send.h"
 
@@ -19,6 +20,8 @@ WEFT_COLD void weft__usends_fini(weft__usends *u)
         weft__free(u->w, u->fds[i]);
     for (weft__usend *s = u->orphans, *next; s; s = next) {
         next = s->next;
+        if (s->keepfd >= 0)
+            close(s->keepfd); /* the runtime's end cuts a send that went on short */
         weft__free(u->w, s);
     }
     weft__free(u->w, u->fds);
@@ -63,7 +66,7 @@ weft__usend *weft__usends_get(weft__usends *u, int fd, uint32_t fdgen, uint32_t 
     if (!n)
         return NULL;
     if (!s)
-        *n = (weft__usend){.fd = fd, .fdgen = fdgen, .shut = -1};
+        *n = (weft__usend){.fd = fd, .fdgen = fdgen, .shut = -1, .keepfd = -1};
     n->cap = cap;
     u->fds[fd] = n;
     return n;

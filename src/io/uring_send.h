@@ -9,6 +9,7 @@
 #ifndef WEFT_IO_URING_SEND_H
 #define WEFT_IO_URING_SEND_H
 
+#include <linux/time_types.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -38,6 +39,12 @@ typedef struct weft__usend {
     uint8_t orphan;   /* forgotten while in flight: the last completion frees it */
     uint8_t failed;   /* a send failed: later writes run in place and get the kernel's own
                        * answer (EPIPE after EPIPE, as write(2)), once err is reported */
+    int keepfd;       /* an orphan whose send goes on (forgotten where nobody could wait for
+                       * it: outside a task, or on a worker other than the closer's): its own
+                       * duplicate of the fd, which `fd` then is, closed when the send is
+                       * over, so the peer sees the end of stream after the bytes; -1: none */
+    struct __kernel_timespec until;  /* the deadline as the kept send's link timeout reads it
+                                      * (IORING_TIMEOUT_ABS): the kernel reads it at submission */
     struct weft__usend *prev, *next; /* the orphans' list, while orphan */
     char buf[];
 } weft__usend;
@@ -50,7 +57,8 @@ typedef struct weft__usends {
 } weft__usends;
 
 void weft__usends_init(weft__usends *u, weft__worker *w);
-/* Frees every record, orphans included: the ring is gone, nothing of theirs is in flight. */
+/* Frees every record, orphans included (closing their keepfd): the ring is gone, nothing of
+ * theirs is in flight. */
 void weft__usends_fini(weft__usends *u);
 
 /* fd's record, or NULL. Good until the next call that may reallocate it (get). */
@@ -86,7 +94,8 @@ weft__usend *weft__usends_get(weft__usends *u, int fd, uint32_t fdgen, uint32_t 
 bool weft__usend_complete(weft__usends *u, weft__usend *s, int res);
 
 /* Forgets fd's record: freed, or, with its send still in flight, kept as an orphan until the
- * send's last completion. */
+ * send's last completion (the ring side, uring.c, decides whether an orphan's send goes on:
+ * keepfd). */
 void weft__usends_forget(weft__usends *u, int fd);
 
 #endif

@@ -137,6 +137,28 @@ def scenarios(port, ck, workers):
     ck.eq("brpop", c.reply(), [b"r", b"c"])
     ck.eq("r rest", ctl.cmd("LRANGE", "r", "0", "-1"), [b"a", b"b"])
     c.close()
+    # A transaction's pushes serve the blocked client once EXEC has run whole, never between
+    # two of its commands: the client gets the last element pushed, the EXEC's replies count
+    # every push, and a DEL in the same transaction finds the key still there (weft-kv served
+    # the client after the first push; a hostile review, session 23).
+    c = block(port, ctl, 0, "BLPOP", "tx", "0")
+    ck.eq("multi", ctl.cmd("MULTI"), b"+OK")
+    for v in ("a", "b", "c"):
+        ck.eq("queued lpush " + v, ctl.cmd("LPUSH", "tx", v), b"+QUEUED")
+    ck.eq("exec pushes", ctl.cmd("EXEC"), [b":1", b":2", b":3"])
+    ck.eq("served after exec", c.reply(), [b"tx", b"c"])
+    ck.eq("tx rest", ctl.cmd("LRANGE", "tx", "0", "-1"), [b"b", b"a"])
+    ctl.cmd("DEL", "tx")
+    c.close()
+    c = block(port, ctl, 0, "BLPOP", "tx2", "0")
+    ctl.cmd("MULTI")
+    ctl.cmd("RPUSH", "tx2", "y")
+    ctl.cmd("DEL", "tx2")
+    ck.eq("exec push then del", ctl.cmd("EXEC"), [b":1", b":1"])
+    ck.eq("still blocked after exec", blocked(ctl), 1)
+    ck.eq("rpush tx2 z", ctl.cmd("RPUSH", "tx2", "z"), b":1")
+    ck.eq("served by the next push", c.reply(), [b"tx2", b"z"])
+    c.close()
     # Several keys: served by the one pushed, once; the others' pushes stay.
     c = block(port, ctl, 0, "BLPOP", "k1", "k2", "k3", "0")
     ck.eq("rpush k2", ctl.cmd("RPUSH", "k2", "v2"), b":1")

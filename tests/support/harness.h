@@ -40,6 +40,20 @@ static inline void *run_main(weft_fn fn, void *arg)
     return run_main_cfg(NULL, fn, arg);
 }
 
+/* Runs fn(arg) on one worker in each ready order, FIFO then depth-first: a task woken by
+ * another then runs after its waker goes on, and before. For the tests of what a waker may
+ * do to an object right after the wake (free it, close it). */
+static inline void run_main_each_order(weft_fn fn, void *arg)
+{
+    for (int ord = WEFT_ORDER_FIFO; ord <= WEFT_ORDER_DEPTH_FIRST; ord++) {
+        weft_config c;
+        weft_config_init(&c);
+        c.workers = 1;
+        c.order = ord;
+        run_main_cfg(&c, fn, arg);
+    }
+}
+
 /* gcov writes its counters at exit, which a forked child that dies of a signal (a stack
  * overflow report aborts) or leaves through _exit never reaches. Coverage builds link gcov's
  * __gcov_dump (tests/CMakeLists.txt); in every other build this weak reference is NULL and

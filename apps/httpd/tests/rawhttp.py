@@ -89,6 +89,16 @@ def read_responses(sock, stop_after=None):
     return out, eof
 
 
+def read_to_close(sock):
+    """Every byte the socket yields until the peer's end of stream."""
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
 def main():
     port = int(sys.argv[1])
     cmd = sys.argv[2]
@@ -128,6 +138,13 @@ def main():
         print("complete" if len(body) == length else f"cut short at {len(body)} of {length}")
         return
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    if cmd == "tail":
+        # Everything after the first head, up to the close the request asks for: a HEAD
+        # response's body must be empty (curl -X HEAD would wait for the announced length).
+        sock.sendall(bytes.fromhex(sys.argv[3]))
+        head, sep, body = read_to_close(sock).partition(b"\r\n\r\n")
+        print(len(body) if sep else "no head")
+        return
     if cmd in ("send", "halfclose"):
         sock.sendall(bytes.fromhex(sys.argv[3]))
         if cmd == "halfclose":
@@ -166,13 +183,7 @@ def main():
         sock.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
         first = sock.recv(4096)
         os.kill(pid, signal.SIGTERM)
-        data = first
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
+        head, _, body = (first + read_to_close(sock)).partition(b"\r\n\r\n")
         print("complete" if len(body) == size else f"short {len(body)} of {size}")
 
 
