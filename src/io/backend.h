@@ -82,6 +82,11 @@ typedef struct weft__ioreq {
     };
     union {
         int iovcnt;
+        /* WEFT__IO_SPLICE on io_uring: the caller's fd as given to the kernel, a duplicate
+         * of fd made for the transfer. The kernel looks a splice's fds up by number when
+         * an io-wq thread starts it, which may be after weft_close and the number's reuse;
+         * fd itself keeps the generation checks. */
+        int kfd;
         socklen_t *addrlen;
         socklen_t alen;
         mode_t mode;

@@ -598,10 +598,12 @@ static void prep(struct io_uring_sqe *sqe, const weft__ioreq *q)
         io_uring_prep_symlinkat(sqe, q->path, AT_FDCWD, q->path2);
         break;
     case WEFT__IO_SPLICE:
+        /* kfd, not fd: the kernel takes a splice's files by number only when its io-wq
+         * thread starts it (ring_sendfile) */
         if (q->flags == WEFT__SPLICE_TO_PIPE)
-            io_uring_prep_splice(sqe, q->fd, q->off, q->fd2, -1, len, 0);
+            io_uring_prep_splice(sqe, q->kfd, q->off, q->fd2, -1, len, 0);
         else
-            io_uring_prep_splice(sqe, q->fd2, -1, q->fd, -1, len, 0);
+            io_uring_prep_splice(sqe, q->fd2, -1, q->kfd, -1, len, 0);
         break;
     default:
         io_uring_prep_fsync(sqe, q->fd, 0);
@@ -1073,7 +1075,38 @@ static void pipe_give(uring_state *s, const sf_pipe *p, bool empty)
  * *offp) right after what reached out_fd; bytes left in the pipe are thrown away with the
  * pipe. Returns the bytes sent, 0 at the end of in_fd, or -errno when nothing was sent. When
  * no pipe can be made (the process is out of fds), sendfile(2) and poll operations. */
+static ssize_t splice_through_pipe(weft__io *io, const weft__ioreq *q, int64_t deadline,
+                                   int kin, int kout);
+
 WEFT_NOINLINE static ssize_t ring_sendfile(weft__io *io, const weft__ioreq *q, int64_t deadline)
+{
+    uring_state *s = io->backend;
+    weft__sys *sys = s->sys;
+    /* The splices name the caller's fds through duplicates of the transfer's own: the kernel
+     * looks a splice's fds up by number when an io-wq thread starts it, which can be after
+     * weft_close (whose cancel by fd does not find an operation with no file yet) and after
+     * the number went to a new socket or file. Through a duplicate the late look finds the
+     * old file, and the generation checks end the transfer. Two dups and two closes for up
+     * to a pipe's capacity (256 KiB). Out of fds: sendfile(2) and poll operations. */
+    int kin = weft__sys_fcntl(sys, q->fd2, F_DUPFD_CLOEXEC, 0);
+    if (kin < 0)
+        return kin == -EBADF ? kin : plain_run(io, q, deadline);
+    int kout = weft__sys_fcntl(sys, q->fd, F_DUPFD_CLOEXEC, 0);
+    if (kout < 0) {
+        weft__sys_close(sys, kin);
+        return kout == -EBADF ? kout : plain_run(io, q, deadline);
+    }
+    ssize_t r = splice_through_pipe(io, q, deadline, kin, kout);
+    /* No splice is in flight: ring_run waits for each one's CQE, a withdrawn one's too. */
+    sys = ((uring_state *)io->backend)->sys;
+    weft__sys_close(sys, kout);
+    weft__sys_close(sys, kin);
+    return r;
+}
+
+/* ring_sendfile's transfer, kin and kout standing for in_fd and out_fd in the splices. */
+static ssize_t splice_through_pipe(weft__io *io, const weft__ioreq *q, int64_t deadline,
+                                   int kin, int kout)
 {
     uring_state *s = io->backend;
     weft__sys *sys = s->sys;
@@ -1102,7 +1135,8 @@ WEFT_NOINLINE static ssize_t ring_sendfile(weft__io *io, const weft__ioreq *q, i
                       .fd2 = pipe.wr,
                       .off = pos,
                       .len = want,
-                      .flags = WEFT__SPLICE_TO_PIPE};
+                      .flags = WEFT__SPLICE_TO_PIPE,
+                      .kfd = kin};
     ssize_t n = ring_run(io, &in, deadline);
     s = io->backend; /* the same worker's: a transfer never moves, but read it as ring_run does */
     if (n <= 0) {
@@ -1121,7 +1155,8 @@ WEFT_NOINLINE static ssize_t ring_sendfile(weft__io *io, const weft__ioreq *q, i
                            .fd2 = pipe.rd,
                            .off = -1,
                            .len = (size_t)n - sent,
-                           .flags = WEFT__SPLICE_FROM_PIPE};
+                           .flags = WEFT__SPLICE_FROM_PIPE,
+                           .kfd = kout};
         ssize_t m = ring_run(io, &out, deadline);
         if (m <= 0) {
             err = m < 0 ? m : -EPIPE;
