@@ -24,6 +24,9 @@
 #     (5), WARMUP (s, 1): the network runs
 #   BENCH_TIMEOUT (s, default 300) bounds each single run; BENCH_NO_PIN=1 disables taskset;
 #   BASE_PORT (default 21000).
+#   MT_PREBUILT=1: a peer or helper already built in BUILD_DIR/peers/ is used as it is (for a
+#     machine without the toolchains: build there with MT_BUILD_ONLY=1 first, then carry
+#     BUILD_DIR over); MT_BUILD_ONLY=1: build the peers and stop.
 # Pinning: with N workers the program under test gets CPUs 0..N-1 (all of them when N is
 # larger than the machine); the load generator gets the last CPU, which on a 2-CPU machine
 # it shares with the second worker: compare server CPU per message there, not messages/s.
@@ -115,6 +118,8 @@ cargo_build() { # SRC_DIR COPY_DIR TARGET_DIR LOG
         { log "skip tokio: build failed, see $4"; return 1; }
 }
 
+have_prebuilt() { [ -n "${MT_PREBUILT:-}" ] && [ -x "$1" ]; }
+
 want_peer() { case " $PEERS_WANTED " in *" $1 "*) return 0 ;; esac; return 1; }
 want_workload() { case " $WORKLOADS " in *" $1 "*) return 0 ;; esac; return 1; }
 NEED_NET=0
@@ -125,36 +130,45 @@ GO_PEER=$PEER_OUT/go/go-peer
 TOKIO_PEER=$PEER_OUT/tokio/target/release/tokio-peer
 if want_peer go; then
     mkdir -p "$PEER_OUT/go"
-    go_build "$PEER_SRC/go" "$GO_PEER" "$PEER_OUT/go" "$PEER_OUT/go/build.log" && HAVE_GO=1
-    if [ $NEED_NET = 1 ] && want_workload tcp_echo_mt &&
-        go_build "$PEER_SRC/tcp_echo/go" "$NET_OUT/go-echo" "$NET_OUT/go" "$NET_OUT/go.build.log"; then
+    { have_prebuilt "$GO_PEER" || go_build "$PEER_SRC/go" "$GO_PEER" "$PEER_OUT/go" "$PEER_OUT/go/build.log"; } &&
+        HAVE_GO=1
+    if [ $NEED_NET = 1 ] && want_workload tcp_echo_mt && { have_prebuilt "$NET_OUT/go-echo" ||
+        go_build "$PEER_SRC/tcp_echo/go" "$NET_OUT/go-echo" "$NET_OUT/go" "$NET_OUT/go.build.log"; }; then
         ECHO[go]="$NET_OUT/go-echo"
     fi
 fi
 if want_peer tokio_mt; then
     mkdir -p "$PEER_OUT/tokio"
-    cargo_build "$PEER_SRC/tokio" "$PEER_OUT/tokio/src-copy" "$PEER_OUT/tokio/target" \
-        "$PEER_OUT/tokio/build.log" && HAVE_TOKIO=1
+    { have_prebuilt "$TOKIO_PEER" || cargo_build "$PEER_SRC/tokio" "$PEER_OUT/tokio/src-copy" \
+        "$PEER_OUT/tokio/target" "$PEER_OUT/tokio/build.log"; } && HAVE_TOKIO=1
     if [ $NEED_NET = 1 ] && want_workload tcp_echo_mt &&
-        cargo_build "$PEER_SRC/tcp_echo/tokio" "$NET_OUT/tokio/src-copy" "$NET_OUT/tokio/target" \
-            "$NET_OUT/tokio.build.log"; then
+        { have_prebuilt "$NET_OUT/tokio/target/release/tcp-echo-tokio" ||
+            cargo_build "$PEER_SRC/tcp_echo/tokio" "$NET_OUT/tokio/src-copy" "$NET_OUT/tokio/target" \
+                "$NET_OUT/tokio.build.log"; }; then
         ECHO[tokio_mt]="$NET_OUT/tokio/target/release/tcp-echo-tokio"
     fi
 fi
 if [ $NEED_NET = 1 ]; then
-    if "$CC" -O2 -Wall -o "$NET_OUT/tcp_echo_load" "$ROOT/bench/tcp_echo_load.c" >"$NET_OUT/load.build.log" 2>&1; then
+    if have_prebuilt "$NET_OUT/tcp_echo_load" ||
+        "$CC" -O2 -Wall -o "$NET_OUT/tcp_echo_load" "$ROOT/bench/tcp_echo_load.c" >"$NET_OUT/load.build.log" 2>&1; then
         HAVE_LOAD=1
     else
         log "skip tcp_echo_mt and blocked_worker: the load generator failed to build, see $NET_OUT/load.build.log"
     fi
     if want_peer epoll_raw_shards && want_workload tcp_echo_mt; then
-        if "$CC" -O2 -Wall -pthread -o "$NET_OUT/epoll_raw" "$PEER_SRC/tcp_echo/epoll_raw.c" \
-            >"$NET_OUT/epoll_raw.build.log" 2>&1; then
+        if have_prebuilt "$NET_OUT/epoll_raw" ||
+            "$CC" -O2 -Wall -pthread -o "$NET_OUT/epoll_raw" "$PEER_SRC/tcp_echo/epoll_raw.c" \
+                >"$NET_OUT/epoll_raw.build.log" 2>&1; then
             ECHO[epoll_raw_shards]="$NET_OUT/epoll_raw"
         else
             log "skip epoll_raw_shards: build failed, see $NET_OUT/epoll_raw.build.log"
         fi
     fi
+fi
+
+if [ -n "${MT_BUILD_ONLY:-}" ]; then
+    log "built (MT_BUILD_ONLY): go=$HAVE_GO tokio=$HAVE_TOKIO load=$HAVE_LOAD"
+    exit 0
 fi
 
 # ---------------------------------------------------------------- running
