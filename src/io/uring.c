@@ -6,8 +6,8 @@
  * then. An eventfd, polled by the ring, lets other threads wake a blocked worker.
  * Operations the kernel answers with -EAGAIN (non-blocking fds, on kernels that honour
  * O_NONBLOCK in the ring) are retried after a poll for readiness. weft_sendfile is two
- * splices through a pipe kept per worker (in_fd -> pipe -> out_fd), there being no sendfile
- * opcode. Every io_uring_enter weft makes goes through enter_ok(): counted in the worker's
+ * splices through a pipe of the transfer's own (in_fd -> pipe -> out_fd), there being no
+ * sendfile opcode. Every io_uring_enter weft makes goes through enter_ok(): counted in the worker's
  * sys record and, in test builds, subject to its fault plan; an injected failure fails every
  * operation that enter would have submitted, so no task waits for a completion that cannot
  * come. The parks of this backend are in run_op and (multishot reads) weft__fdtable_wait.
