@@ -22,14 +22,19 @@
 #     the counts given to every implementation
 #   MT_ECHO_CONNS (1000), MT_ECHO_SECONDS (5), MT_BLOCKED_CONNS (100), MT_BLOCKED_SECONDS
 #     (5), WARMUP (s, 1): the network runs
+#   MT_LOAD_THREADS (1): the load generator's threads (tcp_echo_load --threads, at most the
+#     run's connection count), for a server on more CPUs than one load thread keeps busy; with
+#     more than 1, tcp_echo_mt lines say so in "load_threads" ("threads" is the server's N)
 #   BENCH_TIMEOUT (s, default 300) bounds each single run; BENCH_NO_PIN=1 disables taskset;
 #   BASE_PORT (default 21000).
 #   MT_PREBUILT=1: a peer or helper already built in BUILD_DIR/peers/ is used as it is (for a
 #     machine without the toolchains: build there with MT_BUILD_ONLY=1 first, then carry
 #     BUILD_DIR over); MT_BUILD_ONLY=1: build the peers and stop.
 # Pinning: with N workers the program under test gets CPUs 0..N-1 (all of them when N is
-# larger than the machine); the load generator gets the last CPU, which on a 2-CPU machine
-# it shares with the second worker: compare server CPU per message there, not messages/s.
+# larger than the machine); the load generator gets the last MT_LOAD_THREADS CPUs (none
+# pinned when that leaves no CPU before them). Where N + MT_LOAD_THREADS is more than the
+# machine's CPUs they share some, as on a 2-CPU machine the load generator's one CPU with the
+# second worker: compare server CPU per message there, not messages/s.
 
 set -u
 
@@ -61,9 +66,13 @@ BLOCKED_SECS=${MT_BLOCKED_SECONDS:-5}
 WARMUP=${WARMUP:-1}
 TIMEOUT=${BENCH_TIMEOUT:-300}
 port=${BASE_PORT:-21000}
+LOAD_THREADS=${MT_LOAD_THREADS:-1}
 for t in $THREADS; do
     case "$t" in '' | *[!0-9]* | 0) echo "MT_THREADS: '$t' is not a positive integer" >&2; exit 2 ;; esac
 done
+case "$LOAD_THREADS" in
+    '' | *[!0-9]* | 0) echo "MT_LOAD_THREADS: '$LOAD_THREADS' is not a positive integer" >&2; exit 2 ;;
+esac
 mkdir -p "$PEER_OUT" "$NET_OUT"
 
 log() { printf '[mt] %s\n' "$*" >&2; }
@@ -77,8 +86,9 @@ fi
 pin_workers() { # N: the taskset prefix for a program with N workers (printed, word-split)
     [ $PIN_OK = 1 ] && [ "$1" -lt "$NCPU" ] && echo "taskset -c 0-$(($1 - 1))"
 }
-pin_load() { # the taskset prefix for the load generator
-    [ $PIN_OK = 1 ] && [ "$NCPU" -ge 2 ] && echo "taskset -c $((NCPU - 1))"
+pin_load() { # the taskset prefix for the load generator: the last LOAD_THREADS CPUs
+    [ $PIN_OK = 1 ] && [ "$NCPU" -gt "$LOAD_THREADS" ] &&
+        echo "taskset -c $((NCPU - LOAD_THREADS))-$((NCPU - 1))"
 }
 
 # ---------------------------------------------------------------- building the peers
@@ -150,7 +160,7 @@ if want_peer tokio_mt; then
 fi
 if [ $NEED_NET = 1 ]; then
     if have_prebuilt "$NET_OUT/tcp_echo_load" ||
-        "$CC" -O2 -Wall -o "$NET_OUT/tcp_echo_load" "$ROOT/bench/tcp_echo_load.c" >"$NET_OUT/load.build.log" 2>&1; then
+        "$CC" -O2 -Wall -pthread -o "$NET_OUT/tcp_echo_load" "$ROOT/bench/tcp_echo_load.c" >"$NET_OUT/load.build.log" 2>&1; then
         HAVE_LOAD=1
     else
         log "skip tcp_echo_mt and blocked_worker: the load generator failed to build, see $NET_OUT/load.build.log"
@@ -230,8 +240,12 @@ stop_server() { # SIGTERM, then SIGKILL after 2 s
 LOAD_LINE=
 serve_and_load() {
     local label=$1 n=$2 conns=$3 secs=$4; shift 4
-    local i ok=0 rc cmd=() w
+    local i ok=0 rc cmd=() w load_threads=() lt=$LOAD_THREADS
     LOAD_LINE=
+    # --threads only above 1, so that a prebuilt load generator from before it still runs;
+    # at most one thread per connection (the load generator refuses more).
+    [ "$lt" -gt "$conns" ] && lt=$conns
+    [ "$lt" -gt 1 ] && load_threads=(--threads "$lt")
     port=$((port + 1))
     while accepts "$port"; do port=$((port + 1)); done # something else already listens there
     for w in "$@"; do [ "$w" = PORT ] && cmd+=("$port") || cmd+=("$w"); done
@@ -254,7 +268,7 @@ serve_and_load() {
     # shellcheck disable=SC2046
     timeout -k 5 $((secs + ${WARMUP%.*} + 60)) $(pin_load) "$NET_OUT/tcp_echo_load" --port "$port" \
         --conns "$conns" --seconds "$secs" --warmup "$WARMUP" --impl "$label" \
-        --server-pid "$SPID" >"$LOAD_OUT" &
+        --server-pid "$SPID" "${load_threads[@]}" >"$LOAD_OUT" &
     LPID=$!
     wait "$LPID"
     rc=$?
@@ -277,7 +291,10 @@ echo_mt_one() { # impl N mode, then the server's command line (PORT stands for t
     serve_and_load "$impl" "$n" "$ECHO_CONNS" "$ECHO_SECS" "$@" || return
     stop_server
     [ -n "$LOAD_LINE" ] || return
-    local line=${LOAD_LINE/\"workload\":\"tcp_echo\"/\"workload\":\"tcp_echo_mt\",\"threads\":$n,\"mode\":\"$mode\"}
+    # The load generator's own "threads" (with --threads > 1) becomes load_threads: in these
+    # lines "threads" is the server's N.
+    local line=${LOAD_LINE/\"threads\":/\"load_threads\":}
+    line=${line/\"workload\":\"tcp_echo\"/\"workload\":\"tcp_echo_mt\",\"threads\":$n,\"mode\":\"$mode\"}
     store "$line"
     log "  $impl ($n threads): $(field value "$line") msg/s, server $(field server_us_per_msg "$line") us/msg"
     warn_disturbed "$line"

@@ -64,7 +64,7 @@ fi
 # ---------------------------------------------------------------- building
 CC=${CC:-cc}
 log "building into $OUT"
-"$CC" -O2 -Wall -o "$OUT/tcp_echo_load" "$ROOT/bench/tcp_echo_load.c" >"$OUT/load.build.log" 2>&1 ||
+"$CC" -O2 -Wall -pthread -o "$OUT/tcp_echo_load" "$ROOT/bench/tcp_echo_load.c" >"$OUT/load.build.log" 2>&1 ||
     { log "the load generator failed to build, see $OUT/load.build.log"; exit 1; }
 
 declare -A CMD # impl -> command line (word-split when run; no spaces in paths expected)

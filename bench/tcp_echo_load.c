@@ -1,17 +1,28 @@
 /* The tcp_echo load generator (bench-workloads.md): C connections to 127.0.0.1,
  * each sends 64 bytes and waits for the 64-byte echo, in a loop; prints one JSON line with
- * messages/s and the p50/p99 round trip. Plain C on raw level-triggered epoll, one thread,
- * non-blocking sockets, a log-linear latency histogram; it stops by itself and fails fast
- * (non-zero exit) if the server closes a connection, corrupts an echo or stalls.
+ * messages/s and the p50/p99 round trip. Plain C on raw level-triggered epoll, one thread
+ * (but see --threads), non-blocking sockets, a log-linear latency histogram; it stops by
+ * itself and fails fast (non-zero exit) if the server closes a connection, corrupts an echo
+ * or stalls.
+ *
+ * With --threads T (for a server on many CPUs, which one thread cannot keep busy) T loaders
+ * share the work, each on its own thread with its own epoll instance, its own connections
+ * (connection i belongs to loader i % T) and its own histogram; the histograms are merged at
+ * the end into the one JSON line, which then also says "threads". All loaders measure the
+ * same window. T = 1 (the default) runs the one loader on the main thread, as before.
  *
  *   tcp_echo_load --port P --conns C --seconds S [--impl NAME] [--warmup S] [--server-pid PID]
+ *                 [--threads T]
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +40,7 @@
 #define CONNECT_DEADLINE_NS 30000000000LL /* the whole connect phase */
 #define STALL_NS            5000000000LL  /* no echo at all for this long: the server is stuck */
 #define MAX_EVENTS          1024
+#define MAX_THREADS         CONNECT_BATCH /* so that each loader's share of a batch is >= 1 */
 
 /* Log-linear histogram of nanoseconds: values below 2^SUB_BITS are exact; above, each power
  * of two is split into 2^SUB_BITS buckets, so a bucket is < 1/128 (0.8%) of its value wide. */
@@ -50,11 +62,47 @@ typedef struct conn {
     char echo[MSG];
 } conn;
 
+struct loader;
+
+/* What every loader reads: the settings (fixed before the loaders start) and the little
+ * they share while running, each field written as its comment says. */
+typedef struct common {
+    struct sockaddr_in server;
+    int nconns, nthreads, server_pid;
+    double seconds, warmup;
+    struct loader *loaders; /* all of them, for the totals in the stall and deadline checks */
+    atomic_int threads_up;  /* loaders whose every connection has had its first echo */
+    /* The measured window's start (CLOCK_MONOTONIC ns, never 0 once set), 0 until set: the
+     * loader whose increment brings threads_up to nthreads sets it, once, and every loader
+     * measures [measure_from, measure_from + seconds). */
+    _Atomic int64_t measure_from;
+} common;
+
+/* One thread's share of the load. Only its own thread writes it, except that main sets it up
+ * before the thread starts and reads it after the join; other loaders read progress_ns and
+ * up (atomics), and only for the stall and deadline checks. Cache-line aligned, so that no
+ * two loaders' fields share a line. */
+typedef struct loader {
+    _Alignas(64) common *cm;
+    int id;     /* its connections are the global ones id, id + nthreads, id + 2 nthreads... */
+    int nconns; /* how many: cs[k] is global connection id + k * nthreads */
+    int batch;  /* its share of CONNECT_BATCH */
+    int ep;     /* its own epoll instance */
+    conn *cs;
+    int *retry; /* local indices of connections to connect again */
+    pthread_t thread;
+    _Atomic int64_t progress_ns; /* its last echo (its start before the first) */
+    atomic_int up;               /* its connections that have had their first echo */
+    uint64_t count;              /* echoes measured, in hist: set when its loop ends */
+    /* The figures at the window's start: loader 0 alone takes them (it runs on the main
+     * thread, which computes the JSON line from them). */
+    int64_t cpu_from;
+    long long srv_from, srv_user_from, busy_from;
+    uint64_t hist[NBUCKETS];
+} loader;
+
 static const char payload[MSG + 1] =
     "tcp_echo 64-byte message: 0123456789abcdefghijklmnopqrstuvwxyz!\n";
-static uint64_t hist[NBUCKETS];
-static struct sockaddr_in server;
-static int ep;
 
 static int64_t now_ns(void)
 {
@@ -146,7 +194,7 @@ static double bucket_mid(unsigned b)
 }
 
 /* The smallest bucket below which at least a fraction p of the samples lie, in µs. */
-static double percentile_us(uint64_t total, double p)
+static double percentile_us(const uint64_t *hist, uint64_t total, double p)
 {
     if (!total)
         return 0;
@@ -164,16 +212,53 @@ static double percentile_us(uint64_t total, double p)
     return bucket_mid(NBUCKETS - 1) / 1000.0;
 }
 
-static void die(const char *what, int i)
+/* Prints "tcp_echo_load: " and the message and exits with status 1. Once: a dead server
+ * fails every loader at about the same moment, and exit() must run only once; a loader that
+ * fails after the first sleeps until that exit ends the process, so one reason is printed. */
+static _Noreturn void fail(const char *fmt, ...)
 {
-    if (i >= 0)
-        fprintf(stderr, "tcp_echo_load: connection %d: %s\n", i, what);
-    else
-        fprintf(stderr, "tcp_echo_load: %s\n", what);
+    static atomic_flag failed = ATOMIC_FLAG_INIT;
+    if (atomic_flag_test_and_set(&failed))
+        for (;;)
+            pause();
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "tcp_echo_load: %s\n", msg);
     exit(1);
 }
 
-static void set_events(conn *c, uint32_t events)
+static _Noreturn void die(const char *what, int i)
+{
+    if (i >= 0)
+        fail("connection %d: %s", i, what);
+    fail("%s", what);
+}
+
+/* Connections up (first echo had) in all loaders together, for the error messages. */
+static int connections_up(const common *cm)
+{
+    int up = 0;
+    for (int t = 0; t < cm->nthreads; t++)
+        up += atomic_load_explicit(&cm->loaders[t].up, memory_order_relaxed);
+    return up;
+}
+
+/* The latest echo of all loaders: the server is stuck only if no loader has had one. */
+static int64_t latest_progress(const common *cm)
+{
+    int64_t latest = 0;
+    for (int t = 0; t < cm->nthreads; t++) {
+        int64_t p = atomic_load_explicit(&cm->loaders[t].progress_ns, memory_order_relaxed);
+        if (p > latest)
+            latest = p;
+    }
+    return latest;
+}
+
+static void set_events(int ep, conn *c, uint32_t events)
 {
     struct epoll_event ev = {.events = events, .data.ptr = c};
     if (epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev) < 0)
@@ -182,7 +267,7 @@ static void set_events(conn *c, uint32_t events)
 }
 
 /* Sends what is left of the current message; arms EPOLLOUT if the socket is full. */
-static void push(conn *c, int i)
+static void push(int ep, conn *c, int i)
 {
     while (c->wr < MSG) {
         ssize_t n = send(c->fd, payload + c->wr, (size_t)(MSG - c->wr), MSG_NOSIGNAL);
@@ -192,26 +277,27 @@ static void push(conn *c, int i)
             continue;
         } else if (n < 0 && errno == EAGAIN) {
             if (!c->want_out)
-                set_events(c, EPOLLIN | EPOLLOUT);
+                set_events(ep, c, EPOLLIN | EPOLLOUT);
             return;
         } else {
             die(n < 0 ? strerror(errno) : "send returned 0", i);
         }
     }
     if (c->want_out)
-        set_events(c, EPOLLIN);
+        set_events(ep, c, EPOLLIN);
 }
 
-static void start_message(conn *c, int i, int64_t t)
+static void start_message(int ep, conn *c, int i, int64_t t)
 {
     c->wr = 0;
     c->rd = 0;
     c->sent_ns = t;
-    push(c, i);
+    push(ep, c, i);
 }
 
-/* Starts a non-blocking connect; returns 0, or -1 after a retryable failure. */
-static int start_connect(conn *c, int i)
+/* Starts a non-blocking connect of global connection i; returns 0, or -1 after a retryable
+ * failure. */
+static int start_connect(const loader *l, conn *c, int i)
 {
     if (++c->tries > CONNECT_TRIES)
         die("could not connect (too many refused or failed attempts)", i);
@@ -225,9 +311,10 @@ static int start_connect(conn *c, int i)
     c->fd = fd;
     c->want_out = 1;
     struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
-    if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+    if (epoll_ctl(l->ep, EPOLL_CTL_ADD, fd, &ev) < 0)
         die("epoll_ctl", -1);
-    if (connect(fd, (struct sockaddr *)&server, sizeof server) == 0 || errno == EINPROGRESS) {
+    if (connect(fd, (const struct sockaddr *)&l->cm->server, sizeof l->cm->server) == 0 ||
+        errno == EINPROGRESS) {
         c->st = CONNECTING; /* completion (or failure) shows as EPOLLOUT */
         return 0;
     }
@@ -239,12 +326,154 @@ static int start_connect(conn *c, int i)
         err == EADDRNOTAVAIL || err == EINTR)
         return -1;
     die(strerror(err), i);
-    return -1;
+}
+
+/* One loader's loop: connects its connections, echoes on them until the window has passed,
+ * and counts the round trips that end inside it in its own histogram. */
+static void drive(loader *l)
+{
+    common *cm = l->cm;
+    conn *cs = l->cs;
+    int *retry = l->retry;
+    uint64_t *hist = l->hist;
+    const int ep = l->ep, nthreads = cm->nthreads;
+
+    /* Connect phase: at most CONNECT_BATCH connections between connect() and their first
+     * echo (this loader's share of them), so neither the SYN queue nor the accept queue
+     * overflows whatever the server's accept rate. Each connection starts its echo loop as
+     * soon as it is up (that traffic is warm-up); the clock of the warm-up starts when the
+     * last connection of all loaders has been echoed. */
+    int64_t t0 = now_ns(), last_progress = t0;
+    int next = 0, opening = 0, established = 0, failed = 0, nretry = 0, counted_up = 0;
+    struct epoll_event evs[MAX_EVENTS];
+    int64_t measure_from = 0, end = 0;
+    uint64_t count = 0;
+    int measuring = 0;
+    atomic_store_explicit(&l->progress_ns, t0, memory_order_relaxed);
+
+    for (;;) {
+        int64_t t = now_ns();
+        if (established < l->nconns) {
+            if (t - t0 > CONNECT_DEADLINE_NS)
+                fail("only %d of %d connections up after %lld s", connections_up(cm), cm->nconns,
+                     CONNECT_DEADLINE_NS / 1000000000);
+            if (failed) { /* refused or reset: back off a little before trying again */
+                usleep(20000);
+                failed = 0;
+            }
+            while (opening < l->batch && (nretry || next < l->nconns)) {
+                int k = nretry ? retry[--nretry] : next++;
+                if (start_connect(l, &cs[k], l->id + k * nthreads) == 0)
+                    opening++;
+                else
+                    retry[nretry++] = k, failed = 1;
+                if (failed)
+                    break;
+            }
+        } else if (!counted_up) {
+            counted_up = 1;
+            if (atomic_fetch_add(&cm->threads_up, 1) + 1 == nthreads)
+                atomic_store(&cm->measure_from, t + (int64_t)(cm->warmup * 1e9));
+        }
+        if (!end) { /* until it is set, this loader's traffic is warm-up */
+            measure_from = atomic_load_explicit(&cm->measure_from, memory_order_relaxed);
+            if (measure_from)
+                end = measure_from + (int64_t)(cm->seconds * 1e9);
+        }
+        if (end && !measuring && t >= measure_from) {
+            measuring = 1;
+            if (l->id == 0) {
+                l->cpu_from = cpu_ns();
+                if (cm->server_pid > 0) {
+                    l->srv_from = proc_ticks(cm->server_pid, &l->srv_user_from);
+                    l->busy_from = busy_ticks();
+                }
+            }
+        }
+        if (end && t >= end)
+            break;
+        if (t - last_progress > STALL_NS && t - latest_progress(cm) > STALL_NS)
+            fail("no echo for %lld s (%d of %d connections up)", STALL_NS / 1000000000,
+                 connections_up(cm), cm->nconns);
+        int timeout_ms = 100;
+        if (end) {
+            int64_t left = (measuring ? end : measure_from) - t;
+            if (left / 1000000 + 1 < timeout_ms)
+                timeout_ms = (int)(left / 1000000) + 1;
+        }
+        int n = epoll_wait(ep, evs, MAX_EVENTS, timeout_ms);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            die("epoll_wait", -1);
+        }
+        for (int e = 0; e < n; e++) {
+            conn *c = evs[e].data.ptr;
+            int k = (int)(c - cs), i = l->id + k * nthreads; /* local and global index */
+            if (c->st == CONNECTING) {
+                int err = 0;
+                socklen_t len = sizeof err;
+                getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+                if (err) {
+                    if (err != ECONNREFUSED && err != ECONNRESET && err != ETIMEDOUT &&
+                        err != EAGAIN)
+                        die(strerror(err), i);
+                    close(c->fd);
+                    c->fd = -1;
+                    c->st = IDLE;
+                    opening--;
+                    retry[nretry++] = k;
+                    failed = 1;
+                    continue;
+                }
+                c->st = RUNNING;
+                start_message(ep, c, i, now_ns());
+                continue;
+            }
+            if (evs[e].events & EPOLLOUT && c->wr < MSG)
+                push(ep, c, i);
+            if (!(evs[e].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+                continue;
+            ssize_t r = recv(c->fd, c->echo + c->rd, (size_t)(MSG - c->rd), 0);
+            if (r < 0 && (errno == EAGAIN || errno == EINTR))
+                continue;
+            if (r <= 0)
+                fail("connection %d: %s (did the server die?)", i,
+                     r == 0 ? "closed by the server" : strerror(errno));
+            if (c->rd + r > c->wr)
+                die("received more bytes than were sent", i);
+            c->rd += (int)r;
+            if (c->rd < MSG)
+                continue;
+            if (memcmp(c->echo, payload, MSG) != 0)
+                die("the echo differs from the message sent", i);
+            int64_t done = now_ns();
+            last_progress = done;
+            if (!c->established) {
+                c->established = 1;
+                established++;
+                opening--;
+                atomic_store_explicit(&l->up, established, memory_order_relaxed);
+            } else if (measuring && done < end) {
+                hist[bucket_of((uint64_t)(done - c->sent_ns))]++;
+                count++;
+            }
+            start_message(ep, c, i, done);
+        }
+        atomic_store_explicit(&l->progress_ns, last_progress, memory_order_relaxed);
+    }
+    l->count = count;
+}
+
+static void *loader_thread(void *arg)
+{
+    drive(arg);
+    return NULL;
 }
 
 int main(int argc, char **argv)
 {
-    int port = 0, nconns = 0, server_pid = 0;
+    int port = 0, nconns = 0, server_pid = 0, nthreads = 1;
     double seconds = 0, warmup = 1;
     const char *impl = "unknown";
     for (int i = 1; i < argc; i++) {
@@ -263,18 +492,22 @@ int main(int argc, char **argv)
             impl = v;
         else if (!strcmp(a, "--server-pid"))
             server_pid = atoi(v);
+        else if (!strcmp(a, "--threads"))
+            nthreads = atoi(v);
         else
             goto usage;
         i++;
     }
     if (port <= 0 || port > 65535 || nconns <= 0 || !(seconds > 0) || !(warmup >= 0) ||
-        seconds > 3600 || warmup > 3600) {
+        seconds > 3600 || warmup > 3600 || nthreads < 1 || nthreads > MAX_THREADS ||
+        nthreads > nconns) {
     usage:
         fprintf(stderr,
                 "usage: %s --port P --conns C --seconds S [--impl NAME] [--warmup S] [--server-pid "
-                "PID]\n"
-                "  (127.0.0.1 only; warm-up defaults to 1 s and is excluded from the stats)\n",
-                argv[0]);
+                "PID] [--threads T]\n"
+                "  (127.0.0.1 only; warm-up defaults to 1 s and is excluded from the stats;\n"
+                "  T threads, default 1, at most %d and at most C)\n",
+                argv[0], MAX_THREADS);
         return 2;
     }
     for (const char *p = impl; *p; p++)
@@ -290,151 +523,76 @@ int main(int argc, char **argv)
         setrlimit(RLIMIT_NOFILE, &rl);
         getrlimit(RLIMIT_NOFILE, &rl);
     }
-    if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)nconns + 16 > rl.rlim_cur) {
+    /* Each loader past the first has one more descriptor, its epoll instance. */
+    if (rl.rlim_cur != RLIM_INFINITY &&
+        (rlim_t)nconns + 16 + (rlim_t)(nthreads - 1) > rl.rlim_cur) {
         fprintf(stderr,
                 "tcp_echo_load: %d connections need more than the %llu descriptors "
                 "allowed (ulimit -Hn)\n",
                 nconns, (unsigned long long)rl.rlim_cur);
         return 1;
     }
-    server.sin_family = AF_INET;
-    server.sin_port = htons((uint16_t)port);
-    server.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ep = epoll_create1(EPOLL_CLOEXEC);
-    conn *cs = calloc((size_t)nconns, sizeof *cs);
-    if (ep < 0 || !cs)
-        die("out of memory or epoll", -1);
-    for (int i = 0; i < nconns; i++)
-        cs[i].fd = -1;
-
-    /* Connect phase: at most CONNECT_BATCH connections between connect() and their first
-     * echo, so neither the SYN queue nor the accept queue overflows whatever the server's
-     * accept rate. Each connection starts its echo loop as soon as it is up (that traffic is
-     * warm-up); the clock of the warm-up starts when the last connection has been echoed. */
-    int64_t t0 = now_ns(), last_progress = t0;
-    int next = 0, opening = 0, established = 0, failed = 0;
-    int *retry = malloc(sizeof(int) * (size_t)nconns), nretry = 0;
-    struct epoll_event evs[MAX_EVENTS];
-    int64_t measure_from = 0, end = 0, cpu_from = 0;
-    long long srv_from = -1, srv_user_from = 0, busy_from = -1;
-    uint64_t count = 0;
-    int measuring = 0;
-    if (!retry)
+    common cm = {.nconns = nconns,
+                 .nthreads = nthreads,
+                 .server_pid = server_pid,
+                 .seconds = seconds,
+                 .warmup = warmup};
+    cm.server.sin_family = AF_INET;
+    cm.server.sin_port = htons((uint16_t)port);
+    cm.server.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    atomic_init(&cm.threads_up, 0);
+    atomic_init(&cm.measure_from, 0);
+    loader *ls = aligned_alloc(_Alignof(loader), sizeof *ls * (size_t)nthreads);
+    if (!ls)
         die("out of memory", -1);
-
-    for (;;) {
-        int64_t t = now_ns();
-        if (established < nconns) {
-            if (t - t0 > CONNECT_DEADLINE_NS) {
-                fprintf(stderr, "tcp_echo_load: only %d of %d connections up after %lld s\n",
-                        established, nconns, CONNECT_DEADLINE_NS / 1000000000);
-                return 1;
-            }
-            if (failed) { /* refused or reset: back off a little before trying again */
-                usleep(20000);
-                failed = 0;
-            }
-            while (opening < CONNECT_BATCH && (nretry || next < nconns)) {
-                int i = nretry ? retry[--nretry] : next++;
-                if (start_connect(&cs[i], i) == 0)
-                    opening++;
-                else
-                    retry[nretry++] = i, failed = 1;
-                if (failed)
-                    break;
-            }
-        } else if (!end) {
-            measure_from = t + (int64_t)(warmup * 1e9);
-            end = measure_from + (int64_t)(seconds * 1e9);
-        }
-        if (end && !measuring && t >= measure_from) {
-            measuring = 1;
-            cpu_from = cpu_ns();
-            if (server_pid > 0) {
-                srv_from = proc_ticks(server_pid, &srv_user_from);
-                busy_from = busy_ticks();
-            }
-        }
-        if (end && t >= end)
-            break;
-        if (t - last_progress > STALL_NS) {
-            fprintf(stderr, "tcp_echo_load: no echo for %lld s (%d of %d connections up)\n",
-                    STALL_NS / 1000000000, established, nconns);
-            return 1;
-        }
-        int timeout_ms = 100;
-        if (end) {
-            int64_t left = (measuring ? end : measure_from) - t;
-            if (left / 1000000 + 1 < timeout_ms)
-                timeout_ms = (int)(left / 1000000) + 1;
-        }
-        int n = epoll_wait(ep, evs, MAX_EVENTS, timeout_ms);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            die("epoll_wait", -1);
-        }
-        for (int k = 0; k < n; k++) {
-            conn *c = evs[k].data.ptr;
-            int i = (int)(c - cs);
-            if (c->st == CONNECTING) {
-                int err = 0;
-                socklen_t len = sizeof err;
-                getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
-                if (err) {
-                    if (err != ECONNREFUSED && err != ECONNRESET && err != ETIMEDOUT &&
-                        err != EAGAIN)
-                        die(strerror(err), i);
-                    close(c->fd);
-                    c->fd = -1;
-                    c->st = IDLE;
-                    opening--;
-                    retry[nretry++] = i;
-                    failed = 1;
-                    continue;
-                }
-                c->st = RUNNING;
-                start_message(c, i, now_ns());
-                continue;
-            }
-            if (evs[k].events & EPOLLOUT && c->wr < MSG)
-                push(c, i);
-            if (!(evs[k].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
-                continue;
-            ssize_t r = recv(c->fd, c->echo + c->rd, (size_t)(MSG - c->rd), 0);
-            if (r < 0 && (errno == EAGAIN || errno == EINTR))
-                continue;
-            if (r <= 0) {
-                fprintf(stderr, "tcp_echo_load: connection %d: %s (did the server die?)\n", i,
-                        r == 0 ? "closed by the server" : strerror(errno));
-                return 1;
-            }
-            if (c->rd + r > c->wr)
-                die("received more bytes than were sent", i);
-            c->rd += (int)r;
-            if (c->rd < MSG)
-                continue;
-            if (memcmp(c->echo, payload, MSG) != 0)
-                die("the echo differs from the message sent", i);
-            int64_t done = now_ns();
-            last_progress = done;
-            if (!c->established) {
-                c->established = 1;
-                established++;
-                opening--;
-            } else if (measuring && done < end) {
-                hist[bucket_of((uint64_t)(done - c->sent_ns))]++;
-                count++;
-            }
-            start_message(c, i, done);
-        }
+    cm.loaders = ls;
+    for (int t = 0; t < nthreads; t++) {
+        loader *l = &ls[t];
+        memset(l, 0, sizeof *l);
+        l->cm = &cm;
+        l->id = t;
+        l->nconns = nconns / nthreads + (t < nconns % nthreads); /* those i with i % T == t */
+        /* Together at most CONNECT_BATCH (nthreads <= MAX_THREADS keeps each share >= 1). */
+        l->batch = CONNECT_BATCH / nthreads;
+        l->ep = epoll_create1(EPOLL_CLOEXEC);
+        l->cs = calloc((size_t)l->nconns, sizeof *l->cs);
+        l->retry = malloc(sizeof(int) * (size_t)l->nconns);
+        if (l->ep < 0 || !l->cs || !l->retry)
+            die("out of memory or epoll", -1);
+        for (int k = 0; k < l->nconns; k++)
+            l->cs[k].fd = -1;
+        atomic_init(&l->progress_ns, 0);
+        atomic_init(&l->up, 0);
+        l->srv_from = l->busy_from = -1;
     }
-    int64_t cpu = cpu_ns() - cpu_from;
-    char extra[384] = "";
+
+    /* Loader 0 runs on this thread (the only one with --threads 1); it takes the window's
+     * start figures, and this thread the end ones as soon as its loop has ended. */
+    for (int t = 1; t < nthreads; t++) {
+        int err = pthread_create(&ls[t].thread, NULL, loader_thread, &ls[t]);
+        if (err)
+            die(strerror(err), -1);
+    }
+    drive(&ls[0]);
+    int64_t cpu = cpu_ns() - ls[0].cpu_from; /* all threads: RUSAGE_SELF is the process */
     long long srv_user_to = 0;
     long long srv_to = server_pid > 0 ? proc_ticks(server_pid, &srv_user_to) : -1;
     long long busy_to = busy_ticks();
     long long srv_rss = server_pid > 0 ? proc_rss(server_pid) : -1; /* with every conn open */
+    /* The other loaders end their loops at the same end: the join waits for that only. */
+    uint64_t count = ls[0].count, *hist = ls[0].hist;
+    for (int t = 1; t < nthreads; t++) {
+        int err = pthread_join(ls[t].thread, NULL);
+        if (err)
+            die(strerror(err), -1);
+        count += ls[t].count;
+        for (unsigned b = 0; b < NBUCKETS; b++)
+            hist[b] += ls[t].hist[b];
+    }
+
+    char extra[384] = "", threads_field[32] = "";
+    long long srv_from = ls[0].srv_from, srv_user_from = ls[0].srv_user_from;
+    long long busy_from = ls[0].busy_from;
     if (srv_from >= 0 && srv_to >= srv_from && busy_from >= 0 && busy_to >= busy_from) {
         double tick_ns = 1e9 / (double)sysconf(_SC_CLK_TCK);
         double srv_ns = (double)(srv_to - srv_from) * tick_ns;
@@ -447,17 +605,23 @@ int main(int argc, char **argv)
                  count ? user_ns / 1e3 / (double)count : 0.0,
                  other_ns > 0 ? 100.0 * other_ns / (seconds * 1e9) : 0.0, srv_rss);
     }
+    if (nthreads > 1)
+        snprintf(threads_field, sizeof threads_field, ",\"threads\":%d", nthreads);
     printf("{\"impl\":\"%s\",\"workload\":\"tcp_echo\",\"n\":%llu,\"value\":%.0f,"
-           "\"unit\":\"msg/s\",\"conns\":%d,\"p50_us\":%.1f,\"p99_us\":%.1f,"
+           "\"unit\":\"msg/s\",\"conns\":%d%s,\"p50_us\":%.1f,\"p99_us\":%.1f,"
            "\"seconds\":%g,\"client_cpu_pct\":%.0f%s}\n",
-           impl, (unsigned long long)count, (double)count / seconds, nconns,
-           percentile_us(count, 0.50), percentile_us(count, 0.99), seconds,
+           impl, (unsigned long long)count, (double)count / seconds, nconns, threads_field,
+           percentile_us(hist, count, 0.50), percentile_us(hist, count, 0.99), seconds,
            100.0 * (double)cpu / (seconds * 1e9), extra);
     fflush(stdout);
-    for (int i = 0; i < nconns; i++)
-        if (cs[i].fd >= 0)
-            close(cs[i].fd);
-    free(retry);
-    free(cs);
+    for (int t = 0; t < nthreads; t++) {
+        for (int k = 0; k < ls[t].nconns; k++)
+            if (ls[t].cs[k].fd >= 0)
+                close(ls[t].cs[k].fd);
+        close(ls[t].ep);
+        free(ls[t].retry);
+        free(ls[t].cs);
+    }
+    free(ls);
     return count ? 0 : 1;
 }
