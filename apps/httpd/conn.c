@@ -51,6 +51,11 @@ typedef struct conn {
     size_t have;            /* bytes in `in` */
     size_t start;           /* where the request being parsed starts in `in` */
     size_t olen;            /* bytes in `out` */
+    /* Where the response being written starts in `out` (status_line), or 0 once a flush
+     * sent its first bytes: a file found shorter than its promised length rolls the batch
+     * back to here, so the responses before it still go out whole (file_shrank). */
+    size_t resp_mark;
+    int file_short; /* the file being served was shorter than its stat said (file_shrank) */
     int64_t first_deadline; /* the first head's and the handshake's: accept + header timeout */
     httpd_shard *sh;
     char peer[64]; /* the client's address for the log ("" until needed) */
@@ -173,6 +178,7 @@ static int flush(conn *c, int more)
         return 0;
     ssize_t n = conn_send(c, c->out, c->olen, more, weft_deadline_in(httpd_cfg.send_timeout));
     c->olen = 0;
+    c->resp_mark = 0;
     if (n < 0) {
         c->peer_closed = 1;
         return (int)n;
@@ -210,6 +216,7 @@ static int keep_alive(conn *c, const http_request *r, int status)
 
 static void status_line(conn *c, const http_request *r, int status)
 {
+    c->resp_mark = c->olen;
     int keep = keep_alive(c, r, status);
     put(c, "HTTP/1.1 %d %s\r\nServer: weft-httpd\r\nDate: %s\r\n", status, reason(status),
         date_now());
@@ -300,6 +307,19 @@ static int discard_body(conn *c, int64_t left)
     return 0;
 }
 
+/* The file being served came up short of the length its headers promised (shrunk in place,
+ * or a cached stat older than the change): this response cannot be kept. The batch is
+ * rolled back to where it starts (or to what is left of it once part of it went out), the
+ * responses batched before it go out whole, and the connection ends (-1): the client sees
+ * the earlier responses, then the close, as when a large body is cut short. */
+static int file_shrank(conn *c)
+{
+    c->olen = c->resp_mark;
+    c->file_short = 1;
+    flush(c, 0);
+    return -1;
+}
+
 /* A body over TLS: no sendfile (the bytes must be encrypted here), so the file is read into
  * the batch buffer behind the headers already there and sent from it, a buffer at a time.
  * *sent counts the body bytes of the buffers that went out whole. */
@@ -314,10 +334,8 @@ static int send_file_tls(conn *c, int fd, int64_t off, int64_t len, int64_t *sen
         size_t step = len < (int64_t)room ? (size_t)len : room;
         ssize_t n = weft_file_pread(fd, c->out + c->olen, step, off,
                                     weft_deadline_in(httpd_cfg.send_timeout));
-        if (n <= 0 || (size_t)n != step) {
-            c->olen = 0;
-            return -1; /* the file shrank: the promised length cannot be kept */
-        }
+        if (n <= 0 || (size_t)n != step)
+            return file_shrank(c); /* the promised length cannot be kept */
         c->olen += step;
         off += (int64_t)step;
         len -= (int64_t)step;
@@ -362,7 +380,7 @@ static int copy_small_body(conn *c, int fd, int64_t first, int64_t len, const ht
         n = weft_file_pread(fd, c->out + c->olen, (size_t)len, first,
                             weft_deadline_in(httpd_cfg.send_timeout));
     if (n != len)
-        return -1; /* the file shrank under us: the promised length cannot be kept */
+        return file_shrank(c); /* the promised length cannot be kept */
     c->olen += (size_t)len;
     return 0;
 }
@@ -814,6 +832,8 @@ static int handle(conn *c, const http_request *r)
         rc = simple_response(c, r, 405, "Allow: GET, HEAD\r\n");
     else
         rc = serve_file(c, r, fd, &st, norm, (size_t)nl, httpd_fc_entry_of(&c->sh->fc, slot));
+    if (c->file_short && slot >= 0)
+        httpd_fc_forget(&c->sh->fc, slot); /* its stat is stale: the next request opens anew */
     close_file(c, fd, slot);
     return rc;
 }

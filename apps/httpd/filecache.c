@@ -186,6 +186,12 @@ int httpd_fc_open(httpd_filecache *fc, int rootfd, const char *path, int64_t ttl
     return fd;
 }
 
+void httpd_fc_forget(httpd_filecache *fc, int slot)
+{
+    if (slot >= 0 && fc->e[slot].path)
+        fc->e[slot].dead = 1; /* never found again; closed by its last release */
+}
+
 void httpd_fc_release(httpd_filecache *fc, int slot)
 {
     if (slot < 0)

@@ -58,6 +58,10 @@ static inline const httpd_fc_entry *httpd_fc_entry_of(const httpd_filecache *fc,
     return slot >= 0 ? &fc->e[slot] : NULL;
 }
 
+/* Marks an entry in use as stale (its file was found shorter than its stat: changed in
+ * place): never found again, closed by its last release. Slot -1: nothing to do. */
+void httpd_fc_forget(httpd_filecache *fc, int slot);
+
 /* Gives back a cached fd (slot -1: nothing to do). */
 void httpd_fc_release(httpd_filecache *fc, int slot);
 

@@ -450,6 +450,24 @@ for ttl in 0 0.3; do
     wait "$FC_PID" 2>/dev/null
 done
 
+# A cached file shrunk in place (truncate, copytruncate log rotation): its stat in the cache
+# promises more bytes than the file has. The response that cannot keep its length ends the
+# connection, but the responses pipelined before it still go out whole (they were dropped
+# with the batch), and the entry is forgotten: the next request sees the new size.
+echo "hello world" >"$TMP/fc/hello.txt"
+head -c 10000 /dev/urandom >"$TMP/fc/shrunk.bin"
+serve_fc 30
+curl -s -o /dev/null "http://127.0.0.1:$FC_PORT/shrunk.bin" # now cached, with its stat
+truncate -s 5000 "$TMP/fc/shrunk.bin"
+got=$($RAW "$FC_PORT" send "$(hex 'GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\nGET /shrunk.bin HTTP/1.1\r\nHost: t\r\n\r\n')" | tr '\n' ' ')
+[ "$got" = "HTTP/1.1 200 OK 12 EOF " ] &&
+    ok "a file shrunk under its cached stat: the pipelined response before it still goes out" ||
+    fail "shrunk cached file: $got"
+got=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' "http://127.0.0.1:$FC_PORT/shrunk.bin")
+[ "$got" = "200 5000" ] && ok "a shrunk file's cache entry is forgotten" || fail "after the shrink: $got"
+kill "$FC_PID"
+wait "$FC_PID" 2>/dev/null
+
 # The connection cap: a second server that takes one connection; while a raw connection
 # holds it, curl's is closed at once (empty reply); once it is gone, curl is served.
 "$BIN" --port 0 --workers 1 --max-conns 1 "$root" >"$TMP/out_cap" 2>/dev/null &
