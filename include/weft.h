@@ -707,7 +707,10 @@ WEFT_API int weft_yield(void);
  * call never returns 0 before it), -ECANCELED, or -EPERM outside a task. */
 WEFT_API int weft_sleep_until(int64_t deadline);
 
-/* Sleeps for `ns` nanoseconds: weft_sleep_until(weft_deadline_in(ns)). */
+/* Sleeps for at least `ns` nanoseconds from the call, measured on the clock itself rather
+ * than the tick's cached weft_now() (so a task that ran long since the tick began still
+ * sleeps, and lets the others run); `ns` <= 0 returns at once. Otherwise as
+ * weft_sleep_until. */
 WEFT_API int weft_sleep(int64_t ns);
 
 /* Ends the current task now with `result`, as if its function had returned it: cleanup

@@ -586,7 +586,14 @@ int weft_sleep_until(int64_t deadline)
 
 int weft_sleep(int64_t ns)
 {
-    return weft_sleep_until(weft_deadline_in(ns));
+    if (ns <= 0)
+        return weft_sleep_until(weft_deadline_in(ns)); /* passed: returns at once, as before */
+    /* From the clock itself, not the tick's cached weft_now(): a task that spent longer than
+     * ns in a call of its own since the tick began (a plain usleep, a long computation)
+     * would get a deadline already passed, and return at once without letting the others
+     * run. One vDSO read per sleep. */
+    int64_t now = weft__clock_ns();
+    return weft_sleep_until(ns > INT64_MAX - now ? INT64_MAX : now + ns);
 }
 
 int weft_exit(void *result)

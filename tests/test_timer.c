@@ -49,6 +49,44 @@ Test(timer, sleeps_never_return_before_their_deadline)
     cr_assert_eq(run_main(never_early_main, NULL), (void *)1);
 }
 
+static void *count_up(void *arg)
+{
+    ++*(int *)arg;
+    return NULL;
+}
+
+/* weft_sleep(ns) after the task spent longer than ns in a call of its own (a plain usleep)
+ * since its tick began: its deadline came from the tick's cached clock, already passed, so
+ * it returned at once and the ready task beside it never ran. It sleeps ns from the call. */
+static void *sleep_after_block_main(void *arg)
+{
+    (void)arg;
+    int ran = 0;
+    weft_task *t;
+    cr_assert_eq(weft_spawn(&t, count_up, &ran, NULL), 0);
+    cr_assert_eq(weft_sleep(WEFT_MSEC), 0); /* a fresh tick; count_up has run */
+    cr_assert_eq(ran, 1);
+    cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_spawn(&t, count_up, &ran, NULL), 0); /* ready, behind us */
+    usleep(30000);
+    int64_t before = real_now();
+    cr_assert_eq(weft_sleep(10 * WEFT_MSEC), 0);
+    cr_assert_geq(real_now() - before, 10 * WEFT_MSEC, "weft_sleep returned early");
+    cr_assert_eq(ran, 2, "the ready task did not run while we slept");
+    cr_assert_eq(weft_sleep(0), 0);
+    cr_assert_eq(weft_sleep(-5), 0);
+    cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
+    return NULL;
+}
+
+Test(timer, a_sleep_after_a_long_call_sleeps_from_the_call_not_from_the_tick)
+{
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.stall_ms = -1; /* the 30 ms usleep is meant */
+    run_main_cfg(&cfg, sleep_after_block_main, NULL);
+}
+
 static int wake_order[32];
 static int nwoken;
 static int64_t last_park; /* the latest weft_now() a sleeper read before it parked */
