@@ -133,10 +133,14 @@ static void bpop_generic(kv_ctx *c, int left)
         reply_error(c->out, "ERR timeout is not a float or out of range");
         return;
     }
-    if (secs < 0) {
+    /* Redis takes the timeout in milliseconds rounded up (ceill of the same long double
+     * product): above -1 ms it is 0, no timeout. */
+    if (ceill(secs * 1000.0) < 0) {
         reply_error(c->out, "ERR timeout is negative");
         return;
     }
+    if (secs < 0)
+        secs = 0;
     if (secs * 1000 > (long double)LLONG_MAX) {
         reply_error(c->out, "ERR timeout is out of range");
         return;
@@ -175,8 +179,11 @@ static void bpop_generic(kv_ctx *c, int left)
         }
         sbuf_free(&tmp);
     }
-    /* Inside EXEC nothing blocks: no element is the timeout's reply at once (Redis's). */
-    if (c->conn->in_exec || (deadline != WEFT_FOREVER && weft_now() >= deadline)) {
+    /* Inside EXEC nothing blocks: no element is the timeout's reply at once (Redis's); nor
+     * in an AOF's replay (a file of another server's may hold a BLPOP: Redis's loader does
+     * not block either, and ours would have waited for ever, before any signal handler). */
+    if (c->conn->in_exec || c->conn->replay ||
+        (deadline != WEFT_FOREVER && weft_now() >= deadline)) {
         reply_null_array(c->out);
         return;
     }

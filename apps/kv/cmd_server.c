@@ -76,7 +76,10 @@ void multi_select(kv_ctx *c)
     long long db;
     if (arg_ll(c, 1, &db) < 0)
         return;
-    if (db != 0)
+    if (db < INT_MIN || db > INT_MAX) /* Redis parses the index as an int first */
+        reply_error(c->out,
+                    "ERR value is out of range, value must between -2147483648 and 2147483647");
+    else if (db != 0)
         reply_error(c->out, "ERR DB index is out of range");
     else
         reply_ok(c->out);

@@ -22,7 +22,6 @@
  * shards, RENAME, ...) runs its phases as phases of EXEC's instead (kv_tx.outer): taking the
  * lock again, or holding a shard already held, would wait for ever. */
 #include <errno.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,11 +52,13 @@ static void core_release(tx_core *core)
 }
 
 /* A wait that must end (the other side counts on it): a cancelled task's waits return at
- * once, so it then polls, giving the CPU back. */
+ * once, so it then polls with weft_yield, which lets this worker's other tasks run (it
+ * switches even when cancelled). sched_yield did not: the shard's holder task, on this same
+ * worker, never ran to let go, and a shutdown under cross-shard load spun for ever. */
 static void wait_event(weft_event *e)
 {
     if (weft_event_wait(e, WEFT_FOREVER) < 0)
-        sched_yield();
+        weft_yield();
 }
 
 static void hold(kv_shard *sh)

@@ -3,7 +3,8 @@
 # redis-cli and redis-benchmark, the server is killed with SIGKILL, and after a restart every
 # write that was acknowledged is there (an INCR counter: the last value a client saw is the
 # floor); each type's value, TTLs, a cross-shard RENAME and MSET survive; a truncated last
-# command is cut off with a log line; another worker count is refused.
+# command is cut off with a log line; a BLPOP in the file does not block the replay; another
+# worker count is refused.
 # Usage: kv_aof.sh WEFT_KV_BINARY WORKERS. Exits 77 without redis-cli.
 set -u
 bin=$1
@@ -118,6 +119,27 @@ if [ "$workers" -gt 1 ]; then
     wait $pid
     [ -e "$tmp/weft-kv-aof.shardkey" ] && { echo "FAIL: legacy dir got a key"; fail=1; }
     mv "$tmp/shardkey.saved" "$tmp/weft-kv-aof.shardkey"
+fi
+
+# A file holding a BLPOP on an empty list (another server's, or edited by hand; weft-kv logs
+# its pops as LPOP): the replay does not block (Redis's loader does not either), where it
+# waited for ever before listening, deaf to SIGTERM.
+if [ "$workers" = 1 ]; then
+    mkdir "$tmp/bl"
+    printf '*3\r\n$5\r\nblpop\r\n$2\r\nnl\r\n$1\r\n0\r\n*3\r\n$3\r\nset\r\n$1\r\nx\r\n$1\r\n1\r\n' \
+        >"$tmp/bl/weft-kv-0.aof"
+    saved_tmp=$tmp
+    tmp=$tmp/bl
+    if start; then
+        check replay_after_blpop 1 "$(cli get x)"
+        kill -TERM $pid
+        wait $pid
+    else
+        echo "FAIL: no start with a BLPOP in the file"
+        fail=1
+        kill -9 $pid 2>/dev/null
+    fi
+    tmp=$saved_tmp
 fi
 
 # Another worker count: refused with a message.

@@ -784,6 +784,10 @@ def script(rng):
         ("CONFIG", "SET", "maxmemory-policy", "noeviction"), ("CONFIG", "GET", "maxmemory"),
         ("FOO",), ("FOO", "a", "b"), ("BLPOP", "bl", "x"), ("BLPOP", "bl", "-1"),
         ("BLPOP", "bl", "0.05"), ("RPUSH", "bl", "x"), ("BLPOP", "bl", "bl2", "1"),
+        # Redis rounds the timeout up to milliseconds: above -1 ms it is 0 (no timeout)
+        ("BLPOP", "bl", "-0.0011"), ("RPUSH", "bl", "y"), ("BLPOP", "bl", "-0.0001"),
+        ("SELECT", "9999999999999"), ("SELECT", "-9999999999999"), ("SELECT", "2147483648"),
+        ("SELECT", "-1"),
         ("BRPOP", "nope", "a", "0.01"), ("BLPOP", "a", "0.01"), ("FLUSHDB", "x"),
         ("FLUSHDB",), ("DBSIZE",), ("KEYS", "*"), ("RANDOMKEY",),
         # Cursors out of range, on an empty keyspace (elsewhere Redis's page depends on its
