@@ -954,7 +954,8 @@ static void run_conn(int fd, int tls)
     if (c) {
         c->fd = fd;
         c->close_after = c->peer_closed = 0;
-        c->have = c->start = c->olen = 0;
+        c->have = c->start = c->olen = c->resp_mark = 0;
+        c->file_short = 0;
         c->sh = sh;
         c->peer[0] = '\0';
         c->refused_line = (http_view){NULL, 0};
