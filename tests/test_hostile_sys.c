@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/inotify.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1111,6 +1112,57 @@ static void *fd_misuse_main(void *arg)
 Test(hostile_sys, socket_and_fd_misuse_is_answered_alike_on_both_backends, .timeout = 60)
 {
     run_quiet(fd_misuse_main, NULL);
+}
+
+/* A length past the user address space with a small buffer (SIZE_MAX): read(2) and its kin
+ * answer EFAULT before touching anything. On io_uring the ring was given the length cut to
+ * MAX_RW_COUNT, which passed the kernel's check, and the read ran on past the buffer into
+ * the next page until a fault (a short "success"); the buffered receive too. The buffer is
+ * one page, followed by a canary page and a PROT_NONE one. */
+static void *huge_len_main(void *arg)
+{
+    (void)arg;
+    long pg = sysconf(_SC_PAGESIZE);
+    char *map = mmap(NULL, (size_t)pg * 3, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                     -1, 0);
+    cr_assert_neq(map, MAP_FAILED);
+    EQ(mprotect(map + 2 * pg, (size_t)pg, PROT_NONE), 0);
+    char *buf = map, *canary = map + pg;
+    memset(canary, 0xaa, (size_t)pg);
+    char path[] = "/tmp/weft-hugelen-XXXXXX";
+    int f = mkstemp(path);
+    cr_assert_geq(f, 0);
+    unlink(path);
+    static char data[65536];
+    memset(data, 'd', sizeof data);
+    EQ(write(f, data, sizeof data), (ssize_t)sizeof data);
+    EQ(weft_file_pread(f, buf, SIZE_MAX, 0, SOON), -EFAULT);
+    EQ(weft_file_read(f, buf, SIZE_MAX, SOON), -EFAULT);
+    int a, b;
+    tcp_pair(&a, &b);
+    EQ(weft_write(b, data, sizeof data, SOON), (ssize_t)sizeof data);
+    char one;
+    EQ(weft_read(a, &one, 1, SOON), 1); /* io_uring: the socket's receive is armed now */
+    EQ(weft_read(a, buf, SIZE_MAX, SOON), -EFAULT);
+    EQ(weft_write(a, buf, SIZE_MAX, SOON), -EFAULT);
+    EQ(weft_send(a, buf, SIZE_MAX, 0, SOON), -EFAULT);
+    for (long i = 0; i < pg; i++)
+        if ((unsigned char)canary[i] != 0xaa)
+            cr_assert_fail("the byte %ld past the buffer was written", i);
+    EQ(weft_read(a, &one, 1, SOON), 1); /* what was there is still there */
+    /* recv(2) itself cuts the length to MAX_RW_COUNT before its check, and copies until the
+     * fault (then -EFAULT): only the answer is the same on both backends, not the memory. */
+    EQ(weft_recv(a, buf, SIZE_MAX, 0, SOON), -EFAULT);
+    EQ(weft_close(a), 0);
+    EQ(weft_close(b), 0);
+    EQ(weft_close(f), 0);
+    munmap(map, (size_t)pg * 3);
+    return NULL;
+}
+
+Test(hostile_sys, a_length_past_the_address_space_is_efault_and_writes_nothing, .timeout = 60)
+{
+    run_quiet(huge_len_main, NULL);
 }
 
 /* ---- Freed or deleted from elsewhere --------------------------------------------------- */

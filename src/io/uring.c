@@ -1433,6 +1433,26 @@ static ssize_t poll_buffered(weft__io *io, const weft__ioreq *q, int64_t deadlin
     }
 }
 
+/* Whether [buf, buf + len) runs past the user address space (or wraps), which read(2) and
+ * its kin refuse with EFAULT before touching anything (access_ok on the whole range). The
+ * ring is given at most MAX_RW_COUNT bytes and the buffered receives copy what came: either
+ * would write on past the caller's memory until a fault instead. The top is 47 bits on
+ * x86-64 (56 for a buffer mapped above, with LA57) and 48 on aarch64 (52 above). */
+static bool range_faults(const void *buf, size_t len)
+{
+    uintptr_t b = (uintptr_t)buf, end = b + len;
+    if (end < b)
+        return true;
+#if defined(__x86_64__)
+    uintptr_t top = b < ((uintptr_t)1 << 47) ? ((uintptr_t)1 << 47) - 4096 : ((uintptr_t)1 << 56) - 4096;
+#elif defined(__aarch64__)
+    uintptr_t top = b < ((uintptr_t)1 << 48) ? ((uintptr_t)1 << 48) : ((uintptr_t)1 << 52);
+#else
+    uintptr_t top = UINTPTR_MAX;
+#endif
+    return end > top;
+}
+
 static ssize_t ur_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
     /* Its operations complete on this ring, and a socket's armed receive holds its bytes
@@ -1440,6 +1460,13 @@ static ssize_t ur_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
     weft__task_bind(io->w->current);
     const uring_state *s = io->backend;
     unsigned feats = s->feats;
+    /* Only a length the ring would cut pays for the check: below it the kernel checks the
+     * range itself, and the buffered receives copy no more than it would have. */
+    if (weft_unlikely(q->len > MAX_RW_COUNT) &&
+        (q->op == WEFT__IO_READ || q->op == WEFT__IO_WRITE || q->op == WEFT__IO_RECV ||
+         q->op == WEFT__IO_SEND) &&
+        range_faults(q->buf, q->len))
+        return -EFAULT;
     switch (q->op) {
     case WEFT__IO_WRITE:
         if ((feats & FEAT_SENDBEHIND) && q->off < 0)
