@@ -1123,8 +1123,8 @@ static void *huge_len_main(void *arg)
 {
     (void)arg;
     long pg = sysconf(_SC_PAGESIZE);
-    char *map = mmap(NULL, (size_t)pg * 3, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                     -1, 0);
+    char *map =
+        mmap(NULL, (size_t)pg * 3, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     cr_assert_neq(map, MAP_FAILED);
     EQ(mprotect(map + 2 * pg, (size_t)pg, PROT_NONE), 0);
     char *buf = map, *canary = map + pg;

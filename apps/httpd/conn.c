@@ -46,16 +46,16 @@ typedef struct conn {
 #ifdef WEFT_HAVE_TLS
     weft_tls *tls; /* NULL on the plain port */
 #endif
-    int close_after;        /* the batch ends with this response: Connection: close */
-    int peer_closed;        /* no lingering: the peer hung up or the socket failed */
-    size_t have;            /* bytes in `in` */
-    size_t start;           /* where the request being parsed starts in `in` */
-    size_t olen;            /* bytes in `out` */
+    int close_after; /* the batch ends with this response: Connection: close */
+    int peer_closed; /* no lingering: the peer hung up or the socket failed */
+    size_t have;     /* bytes in `in` */
+    size_t start;    /* where the request being parsed starts in `in` */
+    size_t olen;     /* bytes in `out` */
     /* Where the response being written starts in `out` (status_line), or 0 once a flush
      * sent its first bytes: a file found shorter than its promised length rolls the batch
      * back to here, so the responses before it still go out whole (file_shrank). */
     size_t resp_mark;
-    int file_short; /* the file being served was shorter than its stat said (file_shrank) */
+    int file_short;         /* the file being served was shorter than its stat said (file_shrank) */
     int64_t first_deadline; /* the first head's and the handshake's: accept + header timeout */
     httpd_shard *sh;
     char peer[64]; /* the client's address for the log ("" until needed) */

@@ -1075,8 +1075,8 @@ static void pipe_give(uring_state *s, const sf_pipe *p, bool empty)
  * *offp) right after what reached out_fd; bytes left in the pipe are thrown away with the
  * pipe. Returns the bytes sent, 0 at the end of in_fd, or -errno when nothing was sent. When
  * no pipe can be made (the process is out of fds), sendfile(2) and poll operations. */
-static ssize_t splice_through_pipe(weft__io *io, const weft__ioreq *q, int64_t deadline,
-                                   int kin, int kout);
+static ssize_t splice_through_pipe(weft__io *io, const weft__ioreq *q, int64_t deadline, int kin,
+                                   int kout);
 
 WEFT_NOINLINE static ssize_t ring_sendfile(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
@@ -1105,8 +1105,8 @@ WEFT_NOINLINE static ssize_t ring_sendfile(weft__io *io, const weft__ioreq *q, i
 }
 
 /* ring_sendfile's transfer, kin and kout standing for in_fd and out_fd in the splices. */
-static ssize_t splice_through_pipe(weft__io *io, const weft__ioreq *q, int64_t deadline,
-                                   int kin, int kout)
+static ssize_t splice_through_pipe(weft__io *io, const weft__ioreq *q, int64_t deadline, int kin,
+                                   int kout)
 {
     uring_state *s = io->backend;
     weft__sys *sys = s->sys;
@@ -1444,7 +1444,8 @@ static bool range_faults(const void *buf, size_t len)
     if (end < b)
         return true;
 #if defined(__x86_64__)
-    uintptr_t top = b < ((uintptr_t)1 << 47) ? ((uintptr_t)1 << 47) - 4096 : ((uintptr_t)1 << 56) - 4096;
+    uintptr_t top =
+        b < ((uintptr_t)1 << 47) ? ((uintptr_t)1 << 47) - 4096 : ((uintptr_t)1 << 56) - 4096;
 #elif defined(__aarch64__)
     uintptr_t top = b < ((uintptr_t)1 << 48) ? ((uintptr_t)1 << 48) : ((uintptr_t)1 << 52);
 #else
