@@ -268,6 +268,10 @@ int weft_block_in_place(weft_fn fn, void *arg, void **result)
      * read while w is still this thread's. */
     weft__worker_block_waited_signals(w);
     w->current = NULL;
+    /* This thread stops being w's before w can be taken (the `lend` store below): the stall
+     * detector's signal handler (watchdog.c) finds w through this thread's worker and reads
+     * what w's next driver writes (its current task). */
+    weft__worker_set_current(NULL);
 
     pthread_mutex_lock(&rt->relief.lock);
     weft__relief_thread *relief;
@@ -275,6 +279,7 @@ int weft_block_in_place(weft_fn fn, void *arg, void **result)
     r = take_driver(rt, w, &relief, &to_native);
     if (r < 0) { /* -EAGAIN: every relief thread is busy; fn goes to the blocking pool */
         pthread_mutex_unlock(&rt->relief.lock);
+        weft__worker_set_current(w);
         w->current = t;
         return r == -EAGAIN ? weft__pool_run(w, t, fn, arg, result) : r;
     }
@@ -287,7 +292,6 @@ int weft_block_in_place(weft_fn fn, void *arg, void **result)
     pthread_mutex_unlock(&rt->relief.lock);
     /* From here until it takes w back this thread touches w only under the relief lock. It
      * is no worker's: weft calls in fn act as on a plain thread of this runtime's. */
-    weft__worker_set_current(NULL);
     weft__wake_thread_home(rt);
     weft__overflow_in_place(t); /* a stack overflow in fn is still t's (overflow.c) */
 

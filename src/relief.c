@@ -82,6 +82,10 @@ bool weft__relief_serve(weft__worker *w, bool native)
     bool handed = false;
     pthread_mutex_lock(&rt->relief.lock);
     weft__relief_req *q = w->relief.reqs;
+    /* This thread stops being w's before the grant (restored below if nothing is handed):
+     * the stall detector's signal handler finds w through the thread's worker (watchdog.c),
+     * and must not read what the next driver writes. */
+    weft__worker_set_current(NULL);
     if (q) {
         if (!(w->relief.reqs = q->next))
             w->relief.reqs_tail = NULL;
@@ -101,6 +105,8 @@ bool weft__relief_serve(weft__worker *w, bool native)
      * the grant is seen, so that the new driver's store of 1 comes after it. */
     if (handed)
         atomic_store_explicit(&w->watch.active, 0, memory_order_relaxed);
+    else
+        weft__worker_set_current(w);
     update_want(w);
     pthread_mutex_unlock(&rt->relief.lock);
     return handed;

@@ -1987,6 +1987,7 @@ struct tree {
     weft_group *g;
     atomic_int finished;
     atomic_int bad;
+    atomic_int sleeping;
 };
 
 static struct tree tree;
@@ -2007,6 +2008,7 @@ static void *tree_member(void *arg)
 static void *late_sleeper(void *arg)
 {
     (void)arg;
+    atomic_store(&tree.sleeping, 1);
     weft_sleep(WEFT_SEC * 100); /* until the close cancels it */
     atomic_fetch_add(&tree.finished, 1);
     return NULL;
@@ -2028,6 +2030,10 @@ static void *group_tree_main(void *arg)
     cr_assert_eq(weft_group_size(tree.g), 0);
     cr_assert_eq(weft_group_spawn(tree.g, late_sleeper, NULL, NULL), 0);
     cr_assert_eq(weft_group_size(tree.g), 1);
+    /* The sleeper must have started: a member closed before it ever ran is never run (the
+     * wait alone does not ensure it: on a loaded machine its 1 ms may pass before it parks). */
+    while (!atomic_load(&tree.sleeping))
+        weft_yield();
     cr_assert_eq(weft_group_wait(tree.g, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT);
     cr_assert_eq(weft_group_close(tree.g), 0);
     cr_assert_eq(atomic_load(&tree.finished), 32, "the sleeper ran to its end, cancelled");
