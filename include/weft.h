@@ -861,7 +861,14 @@ WEFT_API int weft_timer_future(weft_future **out, int64_t deadline);
  * One task at a time may await it. Reference counted: create gives one reference,
  * weft_promise_retain() adds one, weft_promise_release() drops one (as does
  * weft_future_destroy() on its future, for code that holds only the future); the last drop
- * frees it. Resolving or rejecting after the first resolution returns -EALREADY. */
+ * frees it. Resolving or rejecting after the first resolution returns -EALREADY.
+ * A broken promise: when a reference is dropped while the promise is unsettled and one is
+ * left, and that one is its awaiter's (a task is parked awaiting it then, or a later poll is
+ * made holding the only reference), nobody is left to settle it: it settles with -EPIPE and
+ * the awaiter is woken, as futures-rs's oneshot reports a dropped sender. So a producer
+ * that holds a reference of its own (retain before handing it over) and drops it without
+ * settling ends the wait at once; one that merely borrows the awaiter's reference must
+ * settle before the awaiter's deadline, as before. */
 typedef struct weft_promise weft_promise;
 
 /* Returns 0, -EINVAL, -ENOMEM, -EPERM outside a runtime. Runtime thread only (the create);

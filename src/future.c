@@ -180,13 +180,20 @@ int weft_timer_future(weft_future **out, int64_t deadline)
 
 /* ---- Promise -------------------------------------------------------------------------- */
 
-/* A promise. Any thread may settle it and any task poll it: `settled`, `status`, `value`
- * and `waiter` are under `lock` (a spinlock held for a few stores), so a settle either finds
- * the poller's waker or the poller finds it settled; the wake happens after the unlock. */
+/* A promise. Any thread may settle it and any task poll it: `settled`, `status`, `value`,
+ * `dropped` and `waiter` are under `lock` (a spinlock held for a few stores), so a settle
+ * either finds the poller's waker or the poller finds it settled.
+ *
+ * Broken promises: a reference dropped while the promise is unsettled, leaving one, sets
+ * `dropped`; when the one reference left is its awaiter's (an awaiter is parked on it at the
+ * drop, or polls it later holding the only reference) nobody can settle it any more, and it
+ * settles with -EPIPE rather than leave the awaiter to its deadline (futures-rs's Canceled,
+ * C++'s broken_promise). */
 struct weft_promise {
     weft_future base; /* its header: the poller's (weft_future_complete runs in poll) */
     _Atomic uint32_t lock;
     int settled;
+    int dropped; /* a reference was dropped unsettled, leaving one */
     int status;
     void *value;
     weft_waker waiter; /* the one awaiting task's latest waker */
@@ -196,10 +203,29 @@ struct weft_promise {
     _Atomic unsigned refs;
 };
 
+/* Under the lock, unsettled: settles with `status` and wakes the awaiter. Woken under the
+ * lock: an awaiter that gave up (its deadline, a cancel) makes one last poll, which takes
+ * the lock; once it sees `settled` it may finish, and its runtime end and free the task
+ * record the waker names. The lock makes the wake happen before that (a promise may be
+ * settled from any thread or runtime). */
+static void settle_locked(weft_promise *p, int status, void *value)
+{
+    p->settled = 1;
+    p->status = status;
+    p->value = value;
+    weft_waker wk = p->waiter;
+    p->waiter = (weft_waker){NULL, 0};
+    weft_waker_wake(wk);
+}
+
 static int promise_poll(weft_future *self, weft_context *cx)
 {
     weft_promise *p = (weft_promise *)self;
     weft__spin_lock(&p->lock);
+    /* The poller holds the only reference left after a drop: broken (above). relaxed: a
+     * count of 1 cannot change under the one holder, who is polling. */
+    if (!p->settled && p->dropped && atomic_load_explicit(&p->refs, memory_order_relaxed) == 1)
+        settle_locked(p, -EPIPE, NULL);
     int settled = p->settled;
     if (!settled)
         p->waiter = cx->waker;
@@ -214,6 +240,25 @@ static int promise_poll(weft_future *self, weft_context *cx)
 static void promise_drop(weft_future *self)
 {
     weft_promise *p = (weft_promise *)self;
+    unsigned n = atomic_load_explicit(&p->refs, memory_order_relaxed);
+    /* Above two, a plain decrement (a CAS, so that of two drops racing from three, one sees
+     * two). acq_rel: every holder's use happens before the free (the count reaching zero). */
+    while (n > 2)
+        if (atomic_compare_exchange_weak_explicit(&p->refs, &n, n - 1, memory_order_acq_rel,
+                                                  memory_order_relaxed))
+            return;
+    if (n == 2) {
+        /* This drop leaves one: checked while this reference still keeps p alive. A parked
+         * awaiter holds the one left (its waker is cleared by its last poll, under the
+         * lock, before it can drop it). */
+        weft__spin_lock(&p->lock);
+        if (!p->settled) {
+            p->dropped = 1;
+            if (p->waiter.task)
+                settle_locked(p, -EPIPE, NULL);
+        }
+        weft__spin_unlock(&p->lock);
+    }
     if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1)
         weft__free(NULL, p); /* by whichever thread drops the last reference */
 }
@@ -261,16 +306,7 @@ static int settle(weft_promise *p, int status, void *value)
         weft__spin_unlock(&p->lock);
         return -EALREADY;
     }
-    p->settled = 1;
-    p->status = status;
-    p->value = value;
-    weft_waker wk = p->waiter;
-    p->waiter = (weft_waker){NULL, 0};
-    /* Woken under the lock: an awaiter that gave up (its deadline, a cancel) makes one last
-     * poll, which takes the lock; once it sees `settled` it may finish, and its runtime end
-     * and free the task record the waker names. The lock makes the wake happen before that
-     * (a promise may be settled from any thread or runtime). */
-    weft_waker_wake(wk);
+    settle_locked(p, status, value);
     weft__spin_unlock(&p->lock);
     return 0;
 }

@@ -421,6 +421,7 @@ Test(future, misuse)
 /* ---- A promise settled from another runtime, and from a plain thread ---- */
 
 #include <pthread.h>
+#include <unistd.h>
 
 static weft_promise *x_promise, *y_promise;
 
@@ -470,6 +471,116 @@ static void *x_promise_main(void *arg)
 Test(future, a_promise_is_settled_from_any_thread, .timeout = 20)
 {
     run_main(x_promise_main, NULL);
+}
+
+/* ---- Broken promises: the last other reference dropped unsettled ----------------------- */
+
+static void *drop_unsettled_task(void *arg)
+{
+    weft_yield(); /* the awaiter parks first */
+    weft_promise_release(arg);
+    return NULL;
+}
+
+static void *drop_unsettled_thread(void *arg)
+{
+    usleep(2000);
+    weft_promise_release(arg);
+    return NULL;
+}
+
+static void *borrowing_resolver(void *arg)
+{
+    weft_yield();
+    cr_assert_eq(weft_promise_resolve(arg, (void *)(intptr_t)5), 0);
+    return NULL;
+}
+
+static void *broken_promise_main(void *arg)
+{
+    (void)arg;
+    weft_promise *p;
+    void *v = (void *)1;
+    /* A producer task holding its own reference drops it: the parked awaiter gets -EPIPE
+     * at once, not at its deadline (a minute away). */
+    cr_assert_eq(weft_promise_create(&p), 0);
+    weft_promise_retain(p);
+    weft_task *t;
+    cr_assert_eq(weft_spawn(&t, drop_unsettled_task, p, NULL), 0);
+    int64_t before = weft_now();
+    cr_assert_eq(weft_await(weft_promise_future(p), &v, weft_deadline_in(60 * WEFT_SEC)), -EPIPE);
+    cr_assert_lt(weft_now() - before, 30 * WEFT_SEC, "woken by the drop, not the deadline");
+    cr_assert_null(v);
+    cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_promise_resolve(p, NULL), -EALREADY, "settled as broken");
+    weft_promise_release(p);
+
+    /* The same from a thread outside the runtime. */
+    cr_assert_eq(weft_promise_create(&p), 0);
+    weft_promise_retain(p);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, drop_unsettled_thread, p), 0);
+    cr_assert_eq(weft_await(weft_promise_future(p), NULL, weft_deadline_in(60 * WEFT_SEC)), -EPIPE);
+    pthread_join(th, NULL);
+    weft_promise_release(p);
+
+    /* Dropped before anyone awaits: the later await, holding the only reference, gets -EPIPE. */
+    cr_assert_eq(weft_promise_create(&p), 0);
+    weft_promise_retain(p);
+    weft_promise_release(p);
+    cr_assert_eq(weft_await(weft_promise_future(p), NULL, weft_deadline_in(60 * WEFT_SEC)), -EPIPE);
+    weft_promise_release(p);
+
+    /* Not broken while another holder is left: the awaiter waits to its deadline, and the
+     * holder can still resolve it afterwards. */
+    cr_assert_eq(weft_promise_create(&p), 0);
+    weft_promise_retain(p);
+    weft_promise_retain(p);
+    weft_promise_release(p); /* two left: the awaiter's and one more */
+    cr_assert_eq(weft_await(weft_promise_future(p), NULL, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT);
+    cr_assert_eq(weft_promise_resolve(p, (void *)(intptr_t)9), 0);
+    cr_assert_eq(weft_await(weft_promise_future(p), &v, WEFT_FOREVER), 0);
+    cr_assert_eq(v, (void *)9);
+    weft_promise_release(p);
+    weft_promise_release(p);
+
+    /* The awaiter gave up first and dropped its reference: the producer's one is the last,
+     * and it can still settle (nobody awaits; its resolve succeeds). */
+    cr_assert_eq(weft_promise_create(&p), 0);
+    weft_promise_retain(p);
+    cr_assert_eq(weft_await(weft_promise_future(p), NULL, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT);
+    weft_promise_release(p);
+    cr_assert_eq(weft_promise_resolve(p, NULL), 0);
+    weft_promise_release(p);
+
+    /* A resolver that borrows the awaiter's only reference (a scoped child) still resolves it. */
+    cr_assert_eq(weft_promise_create(&p), 0);
+    cr_assert_eq(weft_spawn(&t, borrowing_resolver, p, NULL), 0);
+    cr_assert_eq(weft_await(weft_promise_future(p), &v, weft_deadline_in(60 * WEFT_SEC)), 0);
+    cr_assert_eq(v, (void *)5);
+    cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
+    weft_promise_release(p);
+
+    /* Inside a combinator: first() completes with the promise's index, its status -EPIPE. */
+    weft_future *timer, *first;
+    cr_assert_eq(weft_promise_create(&p), 0);
+    weft_promise_retain(p);
+    cr_assert_eq(weft_timer_future(&timer, weft_deadline_in(60 * WEFT_SEC)), 0);
+    weft_future *fs[2] = {timer, weft_promise_future(p)};
+    cr_assert_eq(weft_future_first(&first, fs, 2), 0);
+    cr_assert_eq(weft_spawn(&t, drop_unsettled_task, p, NULL), 0);
+    cr_assert_eq(weft_await(first, NULL, WEFT_FOREVER), 1);
+    cr_assert_eq(weft_promise_future(p)->status, -EPIPE);
+    cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
+    weft_future_destroy(first);
+    weft_future_destroy(timer);
+    weft_promise_release(p);
+    return NULL;
+}
+
+Test(future, a_promise_whose_other_holders_dropped_it_unsettled_is_broken, .timeout = 30)
+{
+    run_main(broken_promise_main, NULL);
 }
 
 /* ---- Issue 14 §2: ready/pending, map/and_then/or_else, join, shared futures ----
