@@ -142,9 +142,11 @@ struct weft_task {
      * - WEFT__ASKED_DETACH: a detach was asked for this life; the first weft_detach sets it
      *   (its holder may be on another worker than the task), and a join or a second detach
      *   that finds it set is refused (task_api.c).
-     * - WEFT__ASKED_JOINED: a join of another worker took this life's result (join_remote);
-     *   a second join or a detach of the same handle is then refused instead of reaping the
-     *   record twice (its first reap is a message to the task's worker, still on its way). */
+     * - WEFT__ASKED_JOINED: a join holds the handle (task_api.c, claim_join): set at the
+     *   join's start, from the joiner's thread, cleared if it gives up. The first of the
+     *   joins and detaches of a life to set its bit wins; every other is refused, so two
+     *   joiners on two workers never both take the result, nor a join and a detach both
+     *   succeed, and no record is reaped twice (a remote join's reap is a message). */
     _Atomic uint8_t cancelled;
     int saved_errno; /* errno while switched out (coroutines keep their own) */
 

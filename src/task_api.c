@@ -312,6 +312,24 @@ static void end_run(weft_task *self, uint64_t e)
         ;
 }
 
+/* A join holds the handle from its start to its end: the first of the joins and detaches
+ * of one life to set its bit in `cancelled` (task.h) owns it, on whichever threads they run,
+ * and every other is refused. A join that gives up (deadline, cancel) lets the handle go
+ * again. Returns 0 (ours now) or -EINVAL. relaxed: the bits order nothing but themselves
+ * (the result is read after DONE, loaded with acquire). */
+static inline int claim_join(weft_task *t)
+{
+    return (atomic_fetch_or_explicit(&t->cancelled, WEFT__ASKED_JOINED, memory_order_relaxed) &
+            (WEFT__ASKED_DETACH | WEFT__ASKED_JOINED))
+               ? -EINVAL
+               : 0;
+}
+
+static inline void unclaim_join(weft_task *t)
+{
+    atomic_fetch_and_explicit(&t->cancelled, (uint8_t)~WEFT__ASKED_JOINED, memory_order_relaxed);
+}
+
 /* weft_join of a task on another worker: registers the joiner there, parks until t is done
  * (its worker's finish wakes us through our inbox), then has it reaped there. */
 static int join_remote(weft__worker *w, weft_task *self, weft_task *t, void **result,
@@ -327,6 +345,8 @@ static int join_remote(weft__worker *w, weft_task *self, weft_task *t, void **re
      * record reused since is not told from a live handle (weft.h). */
     if (weft__task_reaped(t))
         return -ESRCH;
+    if (claim_join(t) < 0)
+        return -EINVAL;
     weft__worker *home = __atomic_load_n(&t->worker, __ATOMIC_RELAXED); /* it may move */
     while (!weft__task_done(t)) {
         /* Room first: a wait for it would end the run whose epoch the message carries. t may
@@ -337,12 +357,16 @@ static int join_remote(weft__worker *w, weft_task *self, weft_task *t, void **re
         w = self->worker;
         uint64_t e = WEFT__EPOCH(atomic_load_explicit(&self->word, memory_order_relaxed));
         weft__msg m = {msg_join, t, self, e};
-        if (r < 0)
+        if (r < 0) {
+            unclaim_join(t);
             return r;
+        }
         if (home == w)
             msg_join(w, t, self, e);
-        else if ((r = weft__smp_post(w, home, &m)) < 0)
+        else if ((r = weft__smp_post(w, home, &m)) < 0) {
+            unclaim_join(t);
             return r;
+        }
         weft__wait wr = {.kind = WEFT__WAIT_JOIN, .what = t, .deadline = deadline};
         r = weft__park(w, &wr);
         w = self->worker;
@@ -351,6 +375,7 @@ static int join_remote(weft__worker *w, weft_task *self, weft_task *t, void **re
         if (weft_unlikely(self->flags & WEFT__T_REFUSED)) {
             weft__task_flags_clear(self, WEFT__T_REFUSED);
             end_run(self, e);
+            unclaim_join(t); /* ours, though the join that holds t did not claim it */
             return -EINVAL;
         }
         /* A waker left registered is stale from now on: harmless. Unless the park gave up
@@ -359,15 +384,13 @@ static int join_remote(weft__worker *w, weft_task *self, weft_task *t, void **re
          * join of t got -EINVAL) and wake our next park. The run ends here instead. */
         if (r < 0 && !weft__task_done(t)) {
             end_run(self, e);
+            unclaim_join(t);
             return r;
         }
     }
-    /* The result is taken once: a second join of the handle (invalid after the first, but
-     * its record is not yet reaped: the reap is a message) is refused here, not reaped
-     * twice, which would relink a record already on its worker's free list. */
-    if (atomic_fetch_or_explicit(&t->cancelled, WEFT__ASKED_JOINED, memory_order_relaxed) &
-        WEFT__ASKED_JOINED)
-        return -EINVAL;
+    /* The result is taken once: the claim above refused every other join and detach of the
+     * handle (a second join after this one, the record not yet reaped since the reap is a
+     * message, among them), so nothing reaps the record twice. */
     if (result)
         *result = t->result;      /* written before DONE, which we loaded with acquire */
     reap_joined(self->worker, t); /* by the worker it finished on */
@@ -467,21 +490,23 @@ int weft_join(weft_task *t, void **result, int64_t deadline)
         return err;
     if (err == 1)
         return join_remote(w, self, t, result, deadline);
+    if (t == self) /* before the bits: another task's join of this one holds them */
+        return -EDEADLK;
     /* Detached, or a detach from another worker on its way here (the bit it set first). */
     if ((t->flags & WEFT__T_DETACHED) ||
         (atomic_load_explicit(&t->cancelled, memory_order_relaxed) &
          (WEFT__ASKED_DETACH | WEFT__ASKED_JOINED)))
         return -EINVAL;
-    if (t == self)
-        return -EDEADLK;
-    if (joined_by_other(t, self))
+    if (joined_by_other(t, self) || claim_join(t) < 0)
         return -EINVAL;
     /* Finished already (a child-first task, or one that ran while the caller worked): the
      * wait would return 0 at once (its `done` is checked first), so none is built. */
     if (!weft__task_done(t)) {
         int r = wait_done(w, t, deadline, false);
-        if (r < 0)
+        if (r < 0) {
+            unclaim_join(t);
             return r;
+        }
     }
     if (result)
         *result = t->result;
