@@ -1192,6 +1192,10 @@ WEFT_API int weft_poller_wake(weft_poller *p);
  * socket closed with plain close() stays open in the kernel until its peer sends or hangs
  * up. A weft_recv with flags on such a socket reads the held bytes: MSG_PEEK leaves them,
  * MSG_DONTWAIT returns -EAGAIN when none are held, other flags are ignored.
+ * The held bytes are copied into the caller's buffer in user space, as the sends behind
+ * (below) copy from it: a NULL buffer (one in the first page) with a length is -EFAULT on
+ * both backends, but a pointer to other memory the caller may not write (or read, for a
+ * send) faults in the caller, as memcpy would, where read(2) would return -EFAULT.
  *
  * On io_uring a weft_write or weft_send (no flags but MSG_MORE) of at most 16 KiB to such a
  * socket (read through weft; used by no other worker; no error, end of stream or
@@ -1205,7 +1209,8 @@ WEFT_API int weft_poller_wake(weft_poller *p);
  * behind. weft_close() and weft_fd_forget() from a task wait for the send (until the
  * deadline it was written with, or the task's cancellation; then the rest is dropped), and
  * weft_shutdown(SHUT_WR) takes effect after it, so the peer sees every byte before the end of
- * stream. A weft_close() or weft_fd_forget() that cannot wait for it (called from a task of
+ * stream (called from a task of another worker that used the socket too, it asks the
+ * writer's worker and waits for its answer). A weft_close() or weft_fd_forget() that cannot wait for it (called from a task of
  * another worker than the writer's, or from outside a task) lets the send go on after it,
  * through a duplicate of the fd that weft closes once the send is over: the peer sees every
  * byte, then the end of stream (after such a weft_fd_forget the caller's own writes may
@@ -1231,8 +1236,8 @@ WEFT_API int weft_fd_nonblock(int fd);
 
 /* Reads up to len bytes: returns the count (> 0), 0 at end of file, or -errno. */
 WEFT_API ssize_t weft_read(int fd, void *buf, size_t len, int64_t deadline);
-/* As readv(2): -EINVAL for iovcnt < 0 or > IOV_MAX, -EFAULT for a NULL array with
- * iovcnt > 0, on both backends. */
+/* As readv(2): -EINVAL for iovcnt < 0 or > IOV_MAX or lengths summing past SSIZE_MAX,
+ * -EFAULT for a NULL array with iovcnt > 0, on both backends. */
 WEFT_API ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt, int64_t deadline);
 
 /* Writes all len bytes, parking while the fd is full: returns len, or -errno (-ETIMEDOUT,
@@ -1265,7 +1270,9 @@ WEFT_API int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int6
 /* Connects a non-blocking socket: returns 0, -ETIMEDOUT, -ECONNREFUSED, ... (SO_ERROR). */
 WEFT_API int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, int64_t deadline);
 
-/* shutdown(2); never blocks. Returns 0 or -errno. */
+/* shutdown(2). Returns 0 or -errno. Never waits for the peer; on io_uring, from a task of a
+ * runtime of several workers, SHUT_WR and SHUT_RDWR wait for the other workers that used the
+ * fd to answer (a message each), so that a send one of them has in flight goes first. */
 WEFT_API int weft_shutdown(int fd, int how);
 
 /* Forgets `fd` as weft_fd_forget() does (its waiters wake with -EBADF; in-flight ring

@@ -65,6 +65,14 @@ ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt, int64_t deadline
     if (!iov && iovcnt > 0)
         return -EFAULT; /* as readv(2), on both backends (io_uring's buffered receive reads
                          * the array before any system call) */
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        /* As readv(2): a sum past SSIZE_MAX is -EINVAL. io_uring's buffered receive copies
+         * into the array itself, and would have taken such a length at its word. */
+        if (iov[i].iov_len > (size_t)SSIZE_MAX - total)
+            return -EINVAL;
+        total += iov[i].iov_len;
+    }
     weft__ioreq q = {.op = WEFT__IO_READV, .fd = fd, .iov = iov, .iovcnt = iovcnt, .off = -1};
     return weft__io_submit(w, &q, deadline);
 }
@@ -297,10 +305,16 @@ int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, int64_t dea
 int weft_shutdown(int fd, int how)
 {
     weft__worker *w = weft__worker_current();
-    /* A send this worker wrote behind (io_uring) and still has in flight keeps its place
-     * before the end of stream: the write half closes when it is over. */
-    if (w && (how == SHUT_WR || how == SHUT_RDWR) && weft__io_defer_shutdown(w, fd))
-        return how == SHUT_RDWR ? weft__sys_shutdown(&w->sys, fd, SHUT_RD) : 0;
+    /* A send written behind (io_uring) and still in flight keeps its place before the end of
+     * stream: the write half closes when it is over, on the worker that sent it (this one,
+     * or another that used the fd: asked and waited for from a task). */
+    if (w && fd >= 0 && (how == SHUT_WR || how == SHUT_RDWR)) {
+        bool deferred = weft__io_defer_shutdown(w, fd);
+        deferred |= weft__fdshare_shutdown_others(w, fd) > 0;
+        w = weft__worker_current(); /* the wait may have ended on another worker */
+        if (deferred)
+            return how == SHUT_RDWR ? weft__sys_shutdown(&w->sys, fd, SHUT_RD) : 0;
+    }
     return weft__sys_shutdown(sys_here(), fd, how);
 }
 

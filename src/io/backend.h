@@ -217,6 +217,8 @@ typedef struct weft__fdrec {
     uint8_t sock;     /* a socket (with kind WEFT__FD_STREAM: a stream socket, not a pipe) */
     uint8_t direct;   /* a regular file opened O_DIRECT: its reads at an offset go to Linux
                        * AIO on epoll (aio.c) */
+    uint8_t wshut;    /* weft_shutdown closed the write half: io_uring sends nothing behind
+                       * (its writes get the kernel's answer), whenever its first read came */
 } weft__fdrec;
 
 struct weft__io {
@@ -255,6 +257,11 @@ void weft__fdshare_add(weft__worker *w, int fd);
  * if it left `close_after`'s close to the last of them (the caller must not close), else 0.
  * Worker thread. */
 int weft__fdshare_forget_others(weft__worker *w, int fd, bool close_after);
+/* weft_shutdown of fd's write half from a task of w: every other worker that used fd defers
+ * it behind a send of its own still in flight (io_uring), or notes it, so that it sends
+ * nothing behind from then on. Waits for all of them; returns how many deferred it (they
+ * shut the write half when their send is over: the caller must not, yet). Worker thread. */
+unsigned weft__fdshare_shutdown_others(weft__worker *w, int fd);
 
 /* Marks fd as used by io's worker, in a runtime of several workers: a load and a test once
  * it is marked. */

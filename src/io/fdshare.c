@@ -140,3 +140,55 @@ int weft__fdshare_forget_others(weft__worker *w, int fd, bool close_after)
      * closes; else the last forget does. */
     return job_drop(w, j) ? 0 : 1;
 }
+
+/* What the workers asked to defer a shutdown share: the asking task's wait group, and how
+ * many of them deferred it. */
+typedef struct shut_job {
+    weft_waitgroup wg;
+    _Atomic unsigned deferred;
+} shut_job;
+
+/* On a worker that used the fd: the shutdown waits behind its send in flight, if any. */
+static void msg_shutdown(weft__worker *to, void *a, void *b, uint64_t c)
+{
+    (void)b;
+    shut_job *j = a;
+    int fd = (int)c;
+    weft__io *io = to->io;
+    if (io->ops->defer_shutdown && io->ops->defer_shutdown(io, fd))
+        atomic_fetch_add_explicit(&j->deferred, 1, memory_order_relaxed);
+    weft_waitgroup_done(&j->wg); /* touches nothing of j's after its unlock */
+}
+
+unsigned weft__fdshare_shutdown_others(weft__worker *w, int fd)
+{
+    if (!w->io->fdshare || !w->io->ops->defer_shutdown || !weft__blocking_task(w) ||
+        (unsigned)fd / PAGE_FDS >= WEFT__FDSHARE_PAGES)
+        return 0;
+    /* This worker counts as a user of fd from now on: another worker's later writes see it
+     * (weft__fdshare_only) and are not sent behind past the shutdown. */
+    weft__fdshare_add(w, fd);
+    _Atomic uint64_t *page =
+        atomic_load_explicit(&w->rt->fdshare[(unsigned)fd / PAGE_FDS], memory_order_acquire);
+    if (!page)
+        return 0;
+    uint64_t mask = atomic_load_explicit(&page[(unsigned)fd % PAGE_FDS], memory_order_relaxed);
+    weft__runtime *rt = w->rt;
+    shut_job j = {.wg = WEFT_WAITGROUP_INIT};
+    atomic_init(&j.deferred, 0);
+    unsigned n = 0;
+    for (unsigned k = 0; k < rt->nworkers; k++)
+        n += k != w->index && (mask >> (k % 64) & 1);
+    if (n == 0)
+        return 0;
+    weft_waitgroup_add(&j.wg, n);
+    for (unsigned k = 0; k < rt->nworkers; k++) {
+        if (k == w->index || !(mask >> (k % 64) & 1))
+            continue;
+        weft__msg m = {msg_shutdown, &j, NULL, (uint64_t)fd};
+        if (weft__smp_post(w, &rt->workers[k], &m) < 0)
+            weft_waitgroup_done(&j.wg); /* no memory for the message: not deferred there */
+    }
+    weft__waitgroup_wait_all(&j.wg);
+    return atomic_load_explicit(&j.deferred, memory_order_relaxed);
+}

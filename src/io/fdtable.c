@@ -302,6 +302,7 @@ static void reset_rec(weft__fdrec *rec)
     rec->nowait = 0;
     rec->direct = 0;
     rec->sock = 0;
+    rec->wshut = 0;
     rec->gen++;
     wake_all(&rec->rd);
     wake_all(&rec->wr);
@@ -333,6 +334,7 @@ void weft__fdtable_fresh(weft__io *io, int fd, int kind)
         reset_rec(rec);
     rec->kind = (uint8_t)kind;
     rec->sock = kind == WEFT__FD_STREAM;
+    rec->wshut = 0;
 }
 
 WEFT_COLD void weft__fdtable_fini(weft__io *io)

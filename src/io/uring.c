@@ -948,7 +948,7 @@ static inline bool send_known_alive(weft__io *io, int fd)
     uring_state *s = io->backend;
     const weft__ubuf_fd *f = weft__ubufs_find(&s->bufs, fd);
     return f && (f->armed || f->head >= 0) && !f->eof && !f->broken && !f->off && !f->wshut &&
-           f->fdgen == io->fds[fd].gen && weft__fdshare_only(io, fd);
+           !io->fds[fd].wshut && f->fdgen == io->fds[fd].gen && weft__fdshare_only(io, fd);
 }
 
 static ssize_t send_behind(weft__io *io, const weft__ioreq *q, int64_t deadline)
@@ -1454,6 +1454,16 @@ static bool range_faults(const void *buf, size_t len)
     return end > top;
 }
 
+/* Whether an entry of a readv's array with bytes to take starts in the first page (NULL):
+ * -EFAULT, as readv(2) answers, rather than a fault in the buffered receive's copy. */
+static bool iov_in_first_page(const struct iovec *iov, int iovcnt)
+{
+    for (int i = 0; i < iovcnt; i++)
+        if (iov[i].iov_len && (uintptr_t)iov[i].iov_base < 4096)
+            return true;
+    return false;
+}
+
 static ssize_t ur_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
     /* Its operations complete on this ring, and a socket's armed receive holds its bytes
@@ -1461,12 +1471,16 @@ static ssize_t ur_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
     weft__task_bind(io->w->current);
     const uring_state *s = io->backend;
     unsigned feats = s->feats;
-    /* Only a length the ring would cut pays for the check: below it the kernel checks the
-     * range itself, and the buffered receives copy no more than it would have. */
-    if (weft_unlikely(q->len > MAX_RW_COUNT) &&
+    /* Only a length the ring would cut, or a buffer in the first page (NULL), pays for the
+     * check: below it the kernel checks the range itself, and the buffered receives copy no
+     * more than it would have. A NULL buffer is -EFAULT as from the system call: the
+     * buffered receive and the send behind copy in user space, where it would fault. */
+    if (weft_unlikely(q->len > MAX_RW_COUNT || ((uintptr_t)q->buf < 4096 && q->len)) &&
         (q->op == WEFT__IO_READ || q->op == WEFT__IO_WRITE || q->op == WEFT__IO_RECV ||
          q->op == WEFT__IO_SEND) &&
-        range_faults(q->buf, q->len))
+        ((uintptr_t)q->buf < 4096 || range_faults(q->buf, q->len)))
+        return -EFAULT;
+    if (weft_unlikely(q->op == WEFT__IO_READV) && iov_in_first_page(q->iov, q->iovcnt))
         return -EFAULT;
     switch (q->op) {
     case WEFT__IO_WRITE:
@@ -1534,6 +1548,12 @@ static bool ur_defer_shutdown(weft__io *io, int fd)
     weft__ubuf_fd *f = weft__ubufs_find(&s->bufs, fd);
     if (f && f->fdgen == weft__fdtable_gen(io, fd))
         f->wshut = 1; /* from now on writes get the kernel's answer */
+    /* And in the fd's record, for a receive armed only after the shutdown (the record of
+     * the ring's receive is made at the first read). Without memory for the table the fd
+     * was never used here, and its first use classifies it afresh. */
+    weft__fdrec *rec;
+    if (weft__fdtable_get(io, fd, &rec) == 0)
+        rec->wshut = 1;
     weft__usend *u = weft__usends_find(&s->sends, fd);
     if (!u || !u->inflight || u->fdgen != weft__fdtable_gen(io, fd))
         return false;
