@@ -180,7 +180,8 @@ enum { WEFT_ORDER_DEFAULT = 0, WEFT_ORDER_FIFO = 1, WEFT_ORDER_DEPTH_FIRST = 2 }
  * condition, a generator...), and nothing outside the runtime can act: no task waits on an
  * fd, a signal, a timer or a blocking-pool job, no stackless task is pending, no thread
  * outside the runtime (a plain thread, or a task of another runtime) has ever woken one of
- * its tasks or spawned onto it or holds a mutex a task waits for, and no runtime handle
+ * its tasks or spawned onto it or holds a lock a task waits for (a mutex, a read or write
+ * hold of a rwlock, a once whose function it runs), and no runtime handle
  * (weft_runtime_current) is held. So a program whose tasks wait on a channel or primitive
  * that another runtime will be first to touch only later (more than 1 s after they all
  * parked) is judged deadlocked: give it a handle held from outside, or REPORT or OFF.

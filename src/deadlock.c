@@ -116,12 +116,17 @@ static void judge(weft_task *t, void *arg)
     /* A lock held from outside the runtime: by a plain thread (its stand-in has no worker)
      * or by a task of another runtime, either of which may let go of it at any time. (Every
      * worker of ours sleeps: the waiter, and so the lock and its holder's record, stay.) */
-    if (kind == WEFT__WAIT_MUTEX || kind == WEFT__WAIT_RWLOCK_RD || kind == WEFT__WAIT_RWLOCK_WR) {
-        const weft_task *owner = weft__sync_owner(what);
+    if (kind == WEFT__WAIT_MUTEX || kind == WEFT__WAIT_RWLOCK_RD || kind == WEFT__WAIT_RWLOCK_WR ||
+        kind == WEFT__WAIT_ONCE) {
+        const weft_task *owner = weft__sync_owner(what); /* a once's: its running caller */
         const weft__worker *ow = owner ? __atomic_load_n(&owner->worker, __ATOMIC_RELAXED) : NULL;
         if (owner && (!ow || ow->rt != v->rt))
             v->outside = true;
     }
+    /* Read holds have no owner: the rwlock notes whose they are. */
+    if ((kind == WEFT__WAIT_RWLOCK_RD || kind == WEFT__WAIT_RWLOCK_WR) &&
+        weft__sync_read_held_outside(what, v->rt))
+        v->outside = true;
 }
 
 static WEFT_COLD void report(weft__worker *w, uint64_t ran)

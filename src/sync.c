@@ -71,7 +71,10 @@ typedef struct waiter waiter;
 typedef struct sync_state {
     waiter *head, *tail; /* waiters, oldest first; NULL when none */
     void *owner;         /* mutex / rwlock writer / once: the holding task */
-    void *unused_;       /* p_[3]: was the worker of the current use (0.2) */
+    /* rwlock: whose its read holds are, for the deadlock check (deadlock.c): the runtime of
+     * every task that took one since the first (n0 went from 0 to 1), or RD_OUTSIDE once a
+     * plain thread or a task of another runtime took one; meaningless while n0 is 0. */
+    void *rd_rt;
     union {
         struct {
             int64_t n0; /* sem value, waitgroup count, rwlock readers, once state, event set */
@@ -684,6 +687,28 @@ static void hold_node_put(read_hold *h)
 
 _Static_assert(sizeof(read_hold) <= sizeof(weft__node), "a read hold fits in a pooled node");
 
+#define RD_OUTSIDE ((void *)1)
+
+/* Under s's lock, a read hold just counted (n0 includes it): notes whose it is. */
+static void rd_note(sync_state *s, const weft_task *t)
+{
+    const weft__worker *tw = __atomic_load_n(&t->worker, __ATOMIC_RELAXED);
+    void *rt = tw ? (void *)tw->rt : RD_OUTSIDE;
+    if (s->n0 == 1)
+        s->rd_rt = rt;
+    else if (s->rd_rt != rt)
+        s->rd_rt = RD_OUTSIDE;
+}
+
+bool weft__sync_read_held_outside(const void *m, const void *rt)
+{
+    sync_state *s = (sync_state *)m; /* the lock word is written, nothing else */
+    sync_lock(s);
+    bool outside = s->n0 > 0 && s->rd_rt != rt;
+    sync_unlock(s);
+    return outside;
+}
+
 /* Grants waiting holds in arrival order: a run of readers together, or one writer. */
 static void rw_dispatch(sync_state *s)
 {
@@ -698,6 +723,7 @@ static void rw_dispatch(sync_state *s)
         if (s->owner)
             return;
         s->n0++;
+        rd_note(s, wt->task);
         grant_hold(s, wt);
     }
 }
@@ -794,6 +820,7 @@ int weft_rwlock_rdlock(weft_rwlock *l, int64_t deadline)
         /* A queued writer holds new readers back, but not one that already reads: it would
          * wait for a writer that waits for it. */
         s->n0++;
+        rd_note(s, t);
     } else {
         /* A hold's grant: always taken with the lock. */
         r = wait_on(s, w, t, KIND_READ, WEFT__WAIT_RWLOCK_RD, deadline, false);

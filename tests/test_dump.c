@@ -488,6 +488,88 @@ Test(dump, a_lock_held_by_a_task_of_another_runtime_is_not_a_deadlock)
     run_main_cfg(&c, other_runtime_lock_main, NULL);
 }
 
+/* A read hold taken by a plain thread, a once whose function a plain thread runs, and a read
+ * hold of a task of another runtime: a task waiting on each is not deadlocked (found by a
+ * hostile review: read holds have no owner, a once's runner was not looked at, and the check
+ * ended the correct program with status 2 a second before the holder let go). */
+static weft_rwlock outside_rw = WEFT_RWLOCK_INIT;
+static weft_once outside_once = WEFT_ONCE_INIT;
+static atomic_int outside_taken;
+
+static void outside_once_fn(void *arg)
+{
+    (void)arg;
+    atomic_store(&outside_taken, 1);
+    usleep(1300 * 1000); /* past the grace period */
+}
+
+static void *outside_reader_thread(void *arg)
+{
+    if (arg) {
+        weft_once_call(&outside_once, outside_once_fn, NULL, WEFT_FOREVER);
+        return NULL;
+    }
+    weft_rwlock_rdlock(&outside_rw, WEFT_FOREVER);
+    atomic_store(&outside_taken, 1);
+    usleep(1300 * 1000);
+    weft_rwlock_unlock(&outside_rw);
+    return NULL;
+}
+
+static void *other_runtime_reader(void *arg)
+{
+    (void)arg;
+    weft_rwlock_rdlock(&outside_rw, WEFT_FOREVER);
+    atomic_store(&outside_taken, 1);
+    weft_sleep(1300 * WEFT_MSEC);
+    weft_rwlock_unlock(&outside_rw);
+    return NULL;
+}
+
+static void *other_runtime_reader_thread(void *arg)
+{
+    (void)arg;
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 1;
+    c.deadlock = WEFT_DEADLOCK_OFF;
+    return (void *)(intptr_t)weft_run(&c, other_runtime_reader, NULL, NULL);
+}
+
+static void *outside_holds_main(void *arg)
+{
+    (void)arg;
+    for (int phase = 0; phase < 3; phase++) {
+        atomic_store(&outside_taken, 0);
+        pthread_t th;
+        cr_assert_eq(pthread_create(&th, NULL,
+                                    phase == 2 ? other_runtime_reader_thread : outside_reader_thread,
+                                    phase == 1 ? (void *)1 : NULL),
+                     0);
+        while (!atomic_load(&outside_taken))
+            weft_sleep(WEFT_MSEC);
+        if (phase == 1) {
+            cr_assert_eq(weft_once_call(&outside_once, outside_once_fn, NULL, WEFT_FOREVER), 0);
+        } else {
+            cr_assert_eq(weft_rwlock_wrlock(&outside_rw, WEFT_FOREVER), 0, "phase %d", phase);
+            cr_assert_eq(weft_rwlock_unlock(&outside_rw), 0);
+        }
+        void *r;
+        pthread_join(th, &r);
+        cr_assert_eq((intptr_t)r, 0);
+    }
+    return NULL;
+}
+
+Test(dump, read_holds_and_a_once_run_from_outside_are_not_a_deadlock, .timeout = 30)
+{
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 1;
+    c.deadlock = WEFT_DEADLOCK_EXIT; /* a wrong verdict would end this test's process */
+    run_main_cfg(&c, outside_holds_main, NULL);
+}
+
 Test(dump, waits_on_the_outside_are_not_a_deadlock)
 {
     weft_config c;
