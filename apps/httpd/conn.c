@@ -359,6 +359,11 @@ static int send_file_plain(conn *c, int fd, int64_t first, int64_t len, int64_t 
         size_t step = len < SENDFILE_STEP ? (size_t)len : SENDFILE_STEP;
         ssize_t n = weft_sendfile(c->fd, fd, &off, step, weft_deadline_in(httpd_cfg.send_timeout));
         if (n <= 0 || (size_t)n != step) {
+            /* Fewer bytes without an error: the file ended first, shrunk in place since its
+             * (cached) stat. The headers are gone, so the connection ends here, and the
+             * cache entry is forgotten (handle): the next request sees the new size. */
+            if (n >= 0)
+                c->file_short = 1;
             c->peer_closed = 1;
             rc = -1;
             break;
@@ -702,6 +707,10 @@ static int serve_listing(conn *c, const http_request *r, int dirfd, const char *
  * what follows the body (a pipelined request) stays in the buffer. Returns 0, -1 when the
  * connection must close at once (the client went away or stalled past the send timeout),
  * or a status to answer before closing (400 malformed, 413 over --max-body). */
+/* The room a chunked body is read through: less behind a head not at the buffer's front,
+ * and the head moves there first (serve). */
+#define CHUNK_ROOM 4096
+
 static int discard_chunked(conn *c)
 {
     http_chunked d;
@@ -872,6 +881,17 @@ static void serve(conn *c, httpd_conn_rec *rec)
     for (;;) {
         int r = c->have > c->start ? http_parse(&p, c->in + c->start, c->have - c->start) : 0;
         if (r > 0) {
+            /* A chunked body is read through the room behind its head (discard_chunked).
+             * Behind pipelined requests that room may be a few bytes or none (a 431 for a
+             * small head, or a read per body byte): the head moves to the front first, and
+             * is parsed again there, as a partial head is below. */
+            if (p.req.chunked && c->start > 0 && IN_BUF - (c->start + (size_t)r) < CHUNK_ROOM) {
+                memmove(c->in, c->in + c->start, c->have - c->start);
+                c->have -= c->start;
+                c->start = 0;
+                http_parser_init(&p);
+                continue;
+            }
             c->start += (size_t)r;
             int rc = handle(c, &p.req);
             http_parser_init(&p);

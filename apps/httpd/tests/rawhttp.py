@@ -16,6 +16,9 @@
                                      little, truncate FILE to SIZE, read to the end; print "cut
                                      short at N of M" when the server closed before the M bytes
                                      it announced, "complete" when they all came
+  rawhttp.py PORT chunkedge         pipelined GETs, then a chunked GET whose head ends at byte
+                                     16384 (its body in a second write); print "all answered
+                                     200", or how many were and the last statuses
   rawhttp.py PORT trickle SECONDS    a GET whose 1000-byte body comes a byte every 0.2 s; print
                                      "closed after N bytes" once the server closes, or "still
                                      open" after SECONDS
@@ -173,6 +176,22 @@ def main():
             print(f"closed after {sent} bytes")
             return
         print("still open")
+    elif cmd == "chunkedge":
+        # Pipelined GETs, then a chunked GET whose head ends exactly at byte 16384 (the
+        # server's input buffer), its body in a second write: print every status, in order.
+        small = b"GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n"
+        base = b"GET /small.txt HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nX-Pad: "
+        k = (16384 - 2000) // len(small)
+        pad = 16384 - k * len(small) - len(base) - 4
+        sock.sendall(small * k + base + b"p" * pad + b"\r\n\r\n")
+        time.sleep(0.3)
+        sock.sendall(b"5\r\nhello\r\n0\r\n\r\n" + small.replace(b"t\r\n\r\n", b"t\r\nConnection: close\r\n\r\n"))
+        responses, eof = read_responses(sock)
+        statuses = [status.split(" ")[1] for status, _ in responses]
+        if len(statuses) == k + 2 and set(statuses) == {"200"}:
+            print("all answered 200")
+        else:
+            print(f"{len(statuses)} of {k + 2} answered, the last: {statuses[-3:]}")
     elif cmd == "partial":
         sock.sendall(bytes.fromhex(sys.argv[3]))
         data = sock.recv(65536)
