@@ -373,7 +373,13 @@ typedef struct weft_tracer {
 /* Stacks come in size classes, 2^k * {1, 1.25, 1.5, 1.75} from 16 KiB to 1 GiB: a size
  * asked for is rounded up to its class (more address space, never more memory), and each
  * class's stacks are pooled and reused. A stack overflow, in any kind of stack, aborts the
- * process with a line on stderr naming the task (report_overflow). */
+ * process with a line on stderr naming the task (report_overflow): a frame of up to 64 MiB
+ * that lands below its stack is reported by its stack pointer. One limit: a single frame
+ * larger than the guard region (256 KiB: a big alloca or VLA) may skip it and land in
+ * another task's stack, whose memory it then overwrites silently, unless the code is built
+ * with -fstack-clash-protection (which probes each page of a large frame, so the guard is
+ * touched first). weft itself is; GCC on Debian 12 does not enable it by default: add it to
+ * the code that runs in tasks, or keep large buffers off the stack. */
 #define WEFT_STACK_MIN ((size_t)16 * 1024)
 
 /* Fills `*cfg` (of `size` bytes) with the defaults above and records its size. Use the

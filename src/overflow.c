@@ -27,6 +27,10 @@
  * its guard region and 1 MiB beyond, where the frames that jump a guard land (a wild pointer
  * that happens to point there is reported as an overflow too: it is at least suspicious). */
 #define OVERFLOW_WINDOW ((uintptr_t)WEFT__GUARD_BYTES + ((uintptr_t)1 << 20))
+/* How far below a stack the stack pointer still counts as its overflow: a frame of up to
+ * this size (an alloca, a VLA) that jumped the guard. A stack pointer is no wild pointer:
+ * only code that switched stacks itself puts it elsewhere. */
+#define OVERFLOW_SP_WINDOW ((uintptr_t)64 << 20)
 
 /* The handler weft chains to. Two slots: an install writes the slot not in use, then
  * publishes its index (release), so a handler running on another thread at that moment
@@ -107,9 +111,14 @@ static uintptr_t fault_sp(const void *uctx)
 #endif
 }
 
+static bool below_by(uintptr_t a, uintptr_t lo, uintptr_t window)
+{
+    return a < lo && a + window >= lo;
+}
+
 static bool below(uintptr_t a, uintptr_t lo)
 {
-    return a < lo && a + OVERFLOW_WINDOW >= lo;
+    return below_by(a, lo, OVERFLOW_WINDOW);
 }
 
 /* The task whose thread runs fn in weft_block_in_place (in_place.c), on that thread: the
@@ -133,7 +142,7 @@ static void on_segv(int sig, siginfo_t *si, void *uctx)
         uintptr_t lo = (uintptr_t)t->stack->lo;
         if (t->stack->guarded && a < lo && a + WEFT__GUARD_BYTES >= lo)
             weft__overflow_report(t, si->si_addr, "it touched its guard region");
-        if (below(fault_sp(uctx), lo))
+        if (below_by(fault_sp(uctx), lo, OVERFLOW_SP_WINDOW))
             weft__overflow_report(t, si->si_addr, "its stack pointer went below its stack");
     }
     weft_task *owner = w ? weft__task_by_guard(w, si->si_addr) : NULL;

@@ -335,6 +335,47 @@ Test(stack, a_150k_frame_in_a_64k_stack_is_named)
     ASSERT_REPORTED(status, err, "jumper");
 }
 
+/* A 2 MiB frame: its stack pointer lands far below the guard (a hostile review saw frames of
+ * 1.4 MiB and more die of a bare SIGSEGV, unreported: the stack pointer was looked for only
+ * 1 MiB past the guard). The pages it lands in are made PROT_NONE first, where nothing is
+ * mapped, so that the write faults rather than land in some other mapping. */
+BIG_FRAME(2048)
+
+static void *far_jumper(void *arg)
+{
+    (void)arg;
+    volatile char here = 0;
+    uintptr_t sp = (uintptr_t)&here & ~(uintptr_t)4095;
+    void *want = (void *)(sp - ((uintptr_t)3 << 20));
+    void *m = mmap(want, (size_t)2 << 20, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    (void)m; /* taken or not: the frame's one write faults or lands where nothing is */
+    return (void *)(intptr_t)(frame_2048() + here);
+}
+
+static void *far_jump_main(void *arg)
+{
+    (void)arg;
+    weft_task *j;
+    weft_spawn(&j, far_jumper, NULL, &(weft_spawn_opts){.name = "far_jumper"});
+    weft_join(j, NULL, WEFT_FOREVER);
+    return NULL;
+}
+
+static void run_far_jump(void *arg)
+{
+    (void)arg;
+    weft_run(NULL, far_jump_main, NULL, NULL);
+}
+
+Test(stack, a_2m_frame_far_below_the_guard_is_named)
+{
+    SKIP_UNDER_VALGRIND();
+    char err[4096];
+    int status = run_child(run_far_jump, NULL, err, sizeof err);
+    ASSERT_REPORTED(status, err, "far_jumper");
+}
+
 /* ---- Reports that must not disappear --------------------------------------------------- */
 
 static void *deep(void *arg)
