@@ -1206,6 +1206,39 @@ static void *null_buffer_main(void *arg)
     return NULL;
 }
 
+/* sendfile(2)'s answer to a count past SSIZE_MAX, on both backends: -EINVAL, nothing sent
+ * (io_uring sent the file and returned its size). */
+static void *sendfile_count_main(void *arg)
+{
+    (void)arg;
+    char path[] = "/tmp/weft-sfcount-XXXXXX";
+    int f = mkstemp(path);
+    cr_assert_geq(f, 0);
+    unlink(path);
+    EQ(write(f, "0123456789", 10), 10);
+    int a, b;
+    tcp_pair(&a, &b);
+    off_t off = 0;
+    EQ(weft_sendfile(a, f, &off, SIZE_MAX, SOON), -EINVAL);
+    EQ(weft_sendfile(a, f, &off, (size_t)1 << 63, SOON), -EINVAL);
+    off = 5;
+    EQ(weft_sendfile(a, f, &off, (size_t)INT64_MAX, SOON), -EINVAL);
+    EQ(off, 5);
+    EQ(weft_sendfile(a, f, &off, 100, SOON), 5); /* the file ends first */
+    char buf[16];
+    EQ(weft_read(b, buf, sizeof buf, SOON), 5); /* only those: nothing before */
+    cr_assert(memcmp(buf, "56789", 5) == 0);
+    EQ(weft_close(a), 0);
+    EQ(weft_close(b), 0);
+    EQ(weft_close(f), 0);
+    return NULL;
+}
+
+Test(hostile_sys, a_sendfile_count_past_ssize_max_is_einval, .timeout = 60)
+{
+    run_quiet(sendfile_count_main, NULL);
+}
+
 Test(hostile_sys, a_null_buffer_is_efault_and_an_overlong_readv_einval, .timeout = 60)
 {
     run_quiet(null_buffer_main, NULL);
