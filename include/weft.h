@@ -1323,7 +1323,9 @@ typedef struct weft_addr {
  * "*" is the IPv4 wildcard, "::" the IPv6 one. Names need resolution (weft_getaddrinfo).
  * Returns 0 or -EINVAL. Any thread. */
 WEFT_API int weft_addr_ip(weft_addr *out, const char *host, int port);
-/* Fills `out` for a Unix socket path (a leading '@' makes it abstract). 0 or -ENAMETOOLONG. */
+/* Fills `out` for a Unix socket path (a leading '@' makes it abstract). 0, -EINVAL (NULL or
+ * empty), or -ENAMETOOLONG: a path of 108 bytes or more (its NUL must fit in sun_path), an
+ * abstract name of more than 107 after the '@'. */
 WEFT_API int weft_addr_unix(weft_addr *out, const char *path);
 /* The port of an IP address (-EINVAL for other families). */
 WEFT_API int weft_addr_port(const weft_addr *a);

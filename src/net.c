@@ -112,6 +112,10 @@ ssize_t weft_sendto(int fd, const void *buf, size_t len, int flags, const struct
     weft__worker *w = io_begin(&err);
     if (!w)
         return err;
+    /* As sendto(2): an address longer than any is -EINVAL (sendmsg, which both backends
+     * use, would cut it to the largest silently). */
+    if (to && tolen > sizeof(struct sockaddr_storage))
+        return -EINVAL;
     struct iovec iov = {(void *)buf, len};
     struct msghdr msg = {
         .msg_name = (void *)to, .msg_namelen = tolen, .msg_iov = &iov, .msg_iovlen = 1};
@@ -371,7 +375,9 @@ int weft_addr_unix(weft_addr *out, const char *path)
     memset(out, 0, sizeof *out);
     struct sockaddr_un *un = (struct sockaddr_un *)&out->ss;
     size_t n = strlen(path);
-    if (n >= sizeof un->sun_path)
+    /* A path needs its NUL inside sun_path; an abstract name ("@" for its leading NUL) may
+     * fill it, as bind(2) takes it. */
+    if (n > sizeof un->sun_path || (path[0] != '@' && n == sizeof un->sun_path))
         return -ENAMETOOLONG;
     un->sun_family = AF_UNIX;
     memcpy(un->sun_path, path, n);

@@ -1234,6 +1234,49 @@ static void *sendfile_count_main(void *arg)
     return NULL;
 }
 
+/* An abstract unix name that fills sun_path (107 bytes after the "@") is one bind(2) takes;
+ * a path of 108 bytes has no room for its NUL. A sendto whose address is longer than any is
+ * -EINVAL, as from sendto(2) (both backends use sendmsg, which cut it and sent). */
+static void *addr_edges_main(void *arg)
+{
+    (void)arg;
+    char name[110];
+    memset(name, 'a', sizeof name);
+    name[0] = '@';
+    name[108] = 0;
+    weft_addr ad;
+    EQ(weft_addr_unix(&ad, name), 0);
+    int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(s, 0);
+    EQ(bind(s, (const struct sockaddr *)&ad.ss, ad.len), 0);
+    close(s);
+    name[109] = 0;
+    name[108] = 'a';
+    EQ(weft_addr_unix(&ad, name), -ENAMETOOLONG);
+    name[0] = '/';
+    name[108] = 0;
+    EQ(weft_addr_unix(&ad, name), -ENAMETOOLONG);
+    name[107] = 0;
+    EQ(weft_addr_unix(&ad, name), 0);
+
+    int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(u, 0);
+    struct {
+        struct sockaddr_in in;
+        char pad[1000];
+    } big = {.in = {.sin_family = AF_INET, .sin_port = htons(9)}};
+    big.in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EQ(weft_sendto(u, "x", 1, 0, (struct sockaddr *)&big, 1000, SOON), -EINVAL);
+    EQ(weft_sendto(u, "x", 1, 0, (struct sockaddr *)&big, sizeof big.in, SOON), 1);
+    EQ(weft_close(u), 0);
+    return NULL;
+}
+
+Test(hostile_sys, address_edges_answer_as_the_system_calls, .timeout = 60)
+{
+    run_quiet(addr_edges_main, NULL);
+}
+
 Test(hostile_sys, a_sendfile_count_past_ssize_max_is_einval, .timeout = 60)
 {
     run_quiet(sendfile_count_main, NULL);
