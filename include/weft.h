@@ -2145,7 +2145,7 @@ typedef struct weft_waitgroup {
 #define WEFT_WAITGROUP_INIT {{{0, 0, 0, 0}, {0, 0}, {0, 0}}}
 /* clang-format on */
 /* Adds n (may be negative); 0, -EINVAL if the count would go below zero (or wg is NULL),
- * -EOVERFLOW if it would pass INT64_MAX, -EPERM. */
+ * -EOVERFLOW if it would pass INT64_MAX. Any thread, inside a runtime or not. */
 WEFT_API int weft_waitgroup_add(weft_waitgroup *wg, int64_t n);
 WEFT_API int weft_waitgroup_done(weft_waitgroup *wg);
 WEFT_API int weft_waitgroup_wait(weft_waitgroup *wg, int64_t deadline);
