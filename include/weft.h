@@ -627,8 +627,10 @@ WEFT_API int weft_runtime_workers(weft_runtime *rt);
  * starts, as any new task). `opts` as for weft_spawn, less WEFT_SPAWN_CHILD_FIRST
  * (-EINVAL); the cleanup runs on the worker when the task ends. `*out` receives the task's
  * handle, owned by the caller (weft_handle_release); with out NULL or WEFT_SPAWN_DETACHED no
- * handle is made and `*out`, if given, is set to NULL. Spawns from one thread onto one
- * worker start in the order they were made.
+ * handle is made and `*out`, if given, is set to NULL. In sharded mode, spawns from one
+ * thread onto one worker start there, in the order they were made; in stealing mode a task
+ * not yet started may be taken by an idle worker (as any new task: pin it with
+ * weft_pin_self once it runs, or use weft_submit_to), so neither place nor order holds.
  * Returns 0, -EINVAL (rt or fn NULL, bad options), -ENOMEM, or -ESHUTDOWN (the runtime's main
  * task has finished). Any thread, a task of this or another runtime included. */
 WEFT_API int weft_runtime_spawn(weft_runtime *rt, weft_handle **out, weft_fn fn, void *arg,
