@@ -2,6 +2,8 @@
  * (io_uring); a FIFO or a device opened by path is not a regular file, and takes the
  * readiness path, where deadlines and cancellation work. Run once per backend. */
 #include <fcntl.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -584,3 +586,185 @@ Test(fs, direct_reads_without_aio_go_to_the_pool)
     run_main(direct_no_aio_main, NULL);
 }
 #endif
+
+/* ---- Found by a hostile review of the file calls ---------------------------------------- */
+
+/* O_DIRECT reads and writes at the file position move it, as read(2) and write(2) do, and two
+ * tasks writing at once get a block each (io_uring's direct read and write at offset -1
+ * neither used nor moved the position: two reads got the first block twice, two writes
+ * overwrote each other and a file of two blocks kept one). */
+typedef struct pos_writer {
+    int fd;
+    char c;
+    ssize_t n;
+} pos_writer;
+
+static void *direct_pos_write(void *arg)
+{
+    pos_writer *p = arg;
+    void *buf = NULL;
+    cr_assert_eq(posix_memalign(&buf, 4096, 4096), 0);
+    memset(buf, p->c, 4096);
+    p->n = weft_file_write(p->fd, buf, 4096, WEFT_FOREVER);
+    free(buf);
+    return NULL;
+}
+
+static void *direct_position_main(void *arg)
+{
+    (void)arg;
+    fifo f;
+    char path[PATH_MAX + 16];
+    int wfd = cached_file(&f, path, sizeof path, 65536);
+    int fd = weft_file_open(path, O_RDWR | O_DIRECT, 0, WEFT_FOREVER);
+    if (fd == -EINVAL) { /* no O_DIRECT on this file system (tmpfs) */
+        weft_close(wfd);
+        unlink(path);
+        fifo_remove(&f);
+        return NULL;
+    }
+    cr_assert_geq(fd, 0, "%s", weft_strerror(fd));
+    void *buf = NULL;
+    cr_assert_eq(posix_memalign(&buf, 4096, 4096), 0);
+    cr_assert_eq(weft_file_read(fd, buf, 4096, WEFT_FOREVER), 4096);
+    check_bytes(buf, 4096, 0);
+    cr_assert_eq(weft_file_read(fd, buf, 4096, WEFT_FOREVER), 4096);
+    check_bytes(buf, 4096, 4096);
+    cr_assert_eq(lseek(fd, 0, SEEK_CUR), 8192);
+    cr_assert_eq(lseek(fd, 0, SEEK_SET), 0);
+    pos_writer ws[2] = {{fd, 'x', 0}, {fd, 'y', 0}};
+    weft_task *ts[2];
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(weft_spawn(&ts[i], direct_pos_write, &ws[i], NULL), 0);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(weft_join(ts[i], NULL, WEFT_FOREVER), 0);
+        cr_assert_eq(ws[i].n, 4096);
+    }
+    cr_assert_eq(lseek(fd, 0, SEEK_CUR), 8192, "each write moved the position");
+    char a, b;
+    cr_assert_eq(pread(wfd, &a, 1, 0), 1);
+    cr_assert_eq(pread(wfd, &b, 1, 4096), 1);
+    cr_assert((a == 'x' && b == 'y') || (a == 'y' && b == 'x'), "blocks %c %c", a, b);
+    free(buf);
+    weft_close(fd);
+    weft_close(wfd);
+    unlink(path);
+    fifo_remove(&f);
+    return NULL;
+}
+
+Test(fs, direct_reads_and_writes_at_the_file_position_move_it)
+{
+    run_main(direct_position_main, NULL);
+}
+
+/* pread and pwrite on a pipe or a socket: -ESPIPE, nothing read or written (io_uring took the
+ * offset for none and read or wrote the stream). */
+static void *espipe_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+    char c = 'z';
+    cr_assert_eq(weft_file_pwrite(p[1], &c, 1, 0, WEFT_FOREVER), -ESPIPE);
+    cr_assert_eq(weft_file_pread(p[0], &c, 1, 0, weft_deadline_in(WEFT_SEC)), -ESPIPE);
+    cr_assert_eq(weft_write(p[1], "q", 1, WEFT_FOREVER), 1);
+    cr_assert_eq(weft_read(p[0], &c, 1, WEFT_FOREVER), 1);
+    cr_assert_eq(c, 'q', "nothing else went through the pipe");
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    cr_assert_eq(weft_file_pwrite(sv[0], &c, 1, 0, WEFT_FOREVER), -ESPIPE);
+    cr_assert_eq(weft_file_pread(sv[1], &c, 1, 0, weft_deadline_in(WEFT_SEC)), -ESPIPE);
+    for (int i = 0; i < 2; i++) {
+        weft_close(p[i]);
+        weft_close(sv[i]);
+    }
+    return NULL;
+}
+
+Test(fs, pread_and_pwrite_on_a_pipe_or_a_socket_are_espipe)
+{
+    run_main(espipe_main, NULL);
+}
+
+/* A file call queued for the blocking pool when its fd is closed, the number then reused by
+ * another file: the call acts on the file it was given, never on the new one (it ran on the
+ * number, and wrote into, read from or truncated the successor). One pool thread, held by a
+ * job, so that the calls wait in its queue. */
+static atomic_int pool_held_go;
+
+static void *hold_pool(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&pool_held_go))
+        usleep(1000);
+    return NULL;
+}
+
+static void *holder_task(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)weft_blocking(hold_pool, NULL, NULL, WEFT_FOREVER);
+}
+
+typedef struct queued_call {
+    int fd, what;
+    ssize_t r;
+} queued_call;
+
+static void *queued_call_task(void *arg)
+{
+    queued_call *q = arg;
+    char buf[4] = "AAAA";
+    if (q->what == 0)
+        q->r = weft_file_pwrite(q->fd, buf, 4, 0, WEFT_FOREVER);
+    else
+        q->r = weft_file_truncate(q->fd, 1, WEFT_FOREVER);
+    return NULL;
+}
+
+static void *queued_close_main(void *arg)
+{
+    (void)arg;
+    fifo f;
+    fifo_make(&f);
+    char pa[PATH_MAX + 16], pb[PATH_MAX + 16];
+    snprintf(pa, sizeof pa, "%s/a", f.dir);
+    snprintf(pb, sizeof pb, "%s/b", f.dir);
+    for (int what = 0; what < 2; what++) {
+        /* Opened first: on epoll the open itself is a pool job. */
+        int fa = weft_file_open(pa, O_RDWR | O_CREAT | O_TRUNC, 0600, WEFT_FOREVER);
+        cr_assert_geq(fa, 0);
+        atomic_store(&pool_held_go, 0);
+        weft_task *h, *t;
+        cr_assert_eq(weft_spawn(&h, holder_task, NULL, NULL), 0);
+        weft_sleep(10 * WEFT_MSEC); /* the holder has the pool's thread */
+        queued_call q = {.fd = fa, .what = what};
+        cr_assert_eq(weft_spawn(&t, queued_call_task, &q, NULL), 0);
+        weft_sleep(10 * WEFT_MSEC); /* its call waits for the pool (or is done, on a ring) */
+        cr_assert_eq(weft_close(fa), 0);
+        int fb = open(pb, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        cr_assert_geq(fb, 0);
+        cr_assert_eq(write(fb, "bbbb", 4), 4);
+        atomic_store(&pool_held_go, 1);
+        cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
+        cr_assert_eq(weft_join(h, NULL, WEFT_FOREVER), 0);
+        char got[5] = {0};
+        cr_assert_eq(pread(fb, got, 4, 0), 4, "file B keeps its 4 bytes (fd %d, was %d)", fb, fa);
+        cr_assert_str_eq(got, "bbbb");
+        close(fb);
+        cr_assert(q.r == 0 || q.r == 4 || q.r == -EBADF, "the call: %zd", q.r);
+    }
+    unlink(pa);
+    unlink(pb);
+    rmdir(f.dir);
+    return NULL;
+}
+
+Test(fs, a_call_queued_for_the_pool_never_acts_on_its_fds_successor, .timeout = 30)
+{
+    weft_config c;
+    weft_config_init(&c);
+    c.pool_threads = 1;
+    run_main_cfg(&c, queued_close_main, NULL);
+}

@@ -244,6 +244,10 @@ struct weft__io {
     bool requests_tied_to_thread;
 };
 
+/* The most one read or write moves in the kernel (Linux's MAX_RW_COUNT: INT_MAX rounded
+ * down to a page): a longer read returns that much, as read(2) does. */
+#define WEFT__MAX_RW ((size_t)0x7ffff000)
+
 /* ---- Fds shared between workers (fdshare.c) ------------------------------------------ */
 
 /* fds per page of the runtime's masks, and pages: fds from 2^20 up are not tracked. */

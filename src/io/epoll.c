@@ -168,6 +168,13 @@ static ssize_t file_read(weft__io *io, const weft__ioreq *q, int64_t deadline)
     weft__fdrec *rec = &io->fds[q->fd];
     if (!rec->nowait || q->len == 0)
         return weft__io_exec_blocking(io->w, q, deadline);
+    /* At most what one read(2) moves (0x7ffff000 bytes), as pread answers (weft.h). */
+    weft__ioreq capped;
+    if (q->len > WEFT__MAX_RW) {
+        capped = *q;
+        capped.len = WEFT__MAX_RW;
+        q = &capped;
+    }
     size_t done = 0;
     while (done < q->len) {
         off_t off = q->off < 0 ? -1 : (off_t)(q->off + (int64_t)done);

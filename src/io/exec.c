@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "exec.h"
 
@@ -80,12 +81,46 @@ static void *run_blocking(void *arg)
     return NULL;
 }
 
+/* The requests on an fd that the pool may run: through a duplicate of it. */
+static bool on_fd(const weft__ioreq *q)
+{
+    switch (q->op) {
+    case WEFT__IO_READ:
+    case WEFT__IO_WRITE:
+    case WEFT__IO_READV:
+    case WEFT__IO_WRITEV:
+    case WEFT__IO_FSYNC:
+    case WEFT__IO_FTRUNCATE:
+    case WEFT__IO_GETDENTS:
+        return q->fd >= 0;
+    default:
+        return false;
+    }
+}
+
 ssize_t weft__io_exec_blocking(weft__worker *w, const weft__ioreq *req, int64_t deadline)
 {
     int fault = weft__sys_enter(&w->sys, weft__io_kind(req));
     if (fault < 0)
         return fault;
+    /* A job waits for a pool thread, and the fd may be closed meanwhile (weft_close wakes
+     * the fd's waiters, but a queued job is none) and its number reused: the job would then
+     * read, write or truncate the new file. It runs on a duplicate made now (the same open
+     * file description: position, flags), closed once it is over (weft_blocking returns only
+     * after a started job ended), so a late job still acts on the file it was given. Without
+     * an fd for the duplicate (EMFILE), on the number itself, as before. */
+    weft__ioreq dup_req;
+    int dup = -1;
+    if (on_fd(req) && (dup = fcntl(req->fd, F_DUPFD_CLOEXEC, 0)) >= 0) {
+        dup_req = *req;
+        dup_req.fd = dup;
+        req = &dup_req;
+    } else if (on_fd(req) && errno == EBADF) {
+        return -EBADF;
+    }
     blocking_call c = {.req = req};
     int r = weft_blocking(run_blocking, &c, NULL, deadline);
+    if (dup >= 0)
+        close(dup);
     return r < 0 ? r : c.result;
 }

@@ -1454,6 +1454,27 @@ static bool range_faults(const void *buf, size_t len)
     return end > top;
 }
 
+/* What file_rw_special returns for "the ring's own path". */
+#define UR_PLAIN ((ssize_t)INT64_MIN)
+
+/* weft_file_* reads and writes the ring would get wrong, as the system call answers them:
+ * - at the file position (off -1) of an O_DIRECT file: the ring's direct read or write
+ *   neither uses nor moves the position (two reads both got the first block, two writes
+ *   overwrote each other): read(2) and write(2) on the blocking pool instead;
+ * - at an offset, on a pipe or a socket: the ring ignored the offset and read or wrote the
+ *   stream, where pread(2) and pwrite(2) answer -ESPIPE. */
+static WEFT_NOINLINE ssize_t file_rw_special(weft__io *io, const weft__ioreq *q, int64_t deadline)
+{
+    int kind = weft__fdtable_kind(io, q->fd);
+    if (kind < 0)
+        return kind;
+    if (q->off < 0 && kind == WEFT__FD_FILE && io->fds[q->fd].direct)
+        return weft__io_exec_blocking(io->w, q, deadline);
+    if (q->off >= 0 && (kind == WEFT__FD_STREAM || io->fds[q->fd].sock))
+        return -ESPIPE;
+    return UR_PLAIN;
+}
+
 /* Whether an entry of a readv's array with bytes to take starts in the first page (NULL):
  * -EFAULT, as readv(2) answers, rather than a fault in the buffered receive's copy. */
 static bool iov_in_first_page(const struct iovec *iov, int iovcnt)
@@ -1482,6 +1503,12 @@ static ssize_t ur_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
         return -EFAULT;
     if (weft_unlikely(q->op == WEFT__IO_READV) && iov_in_first_page(q->iov, q->iovcnt))
         return -EFAULT;
+    if (weft_unlikely((q->opts & WEFT__IOQ_FILE) &&
+                      (q->op == WEFT__IO_READ || q->op == WEFT__IO_WRITE))) {
+        ssize_t r = file_rw_special(io, q, deadline);
+        if (r != UR_PLAIN)
+            return r;
+    }
     switch (q->op) {
     case WEFT__IO_WRITE:
         if ((feats & FEAT_SENDBEHIND) && q->off < 0)
