@@ -10,6 +10,7 @@
  * through epoll_pwait2 where the kernel has it (not under valgrind, which does not know it),
  * else epoll_wait rounded up to whole milliseconds. */
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -168,35 +169,37 @@ static ssize_t file_read(weft__io *io, const weft__ioreq *q, int64_t deadline)
     weft__fdrec *rec = &io->fds[q->fd];
     if (!rec->nowait || q->len == 0)
         return weft__io_exec_blocking(io->w, q, deadline);
-    /* At most what one read(2) moves (0x7ffff000 bytes), as pread answers (weft.h). */
-    weft__ioreq capped;
-    if (q->len > WEFT__MAX_RW) {
-        capped = *q;
-        capped.len = WEFT__MAX_RW;
-        q = &capped;
-    }
+    /* At most what one read(2) moves (0x7ffff000 bytes), as pread answers (weft.h). The
+     * first call is given the whole length, so that the kernel checks the whole range as
+     * pread's would (-EFAULT past the address space), and clamps it itself. */
+    size_t most = q->len < WEFT__MAX_RW ? q->len : WEFT__MAX_RW;
     size_t done = 0;
-    while (done < q->len) {
+    while (done < most) {
         off_t off = q->off < 0 ? -1 : (off_t)(q->off + (int64_t)done);
         ssize_t n =
-            weft__sys_pread_nowait(&io->w->sys, q->fd, (char *)q->buf + done, q->len - done, off);
+            weft__sys_pread_nowait(&io->w->sys, q->fd, (char *)q->buf + done,
+                                   done ? most - done : q->len, off);
         if (n == 0)
             return (ssize_t)done; /* the end of the file */
         if (n > 0) {
             done += (size_t)n; /* a short one: what was cached; try the rest (EOF says 0) */
             continue;
         }
+        /* -EINVAL for a length past SSIZE_MAX is the caller's, not the file system's: the
+         * pool's pread answers it as pread(2) does (-EFAULT first). */
+        if (n == -EINVAL && q->len > (size_t)SSIZE_MAX)
+            break;
         if (n == -EOPNOTSUPP || n == -EINVAL || n == -EPERM || n == -ENOSYS)
             rec->nowait = 0; /* no RWF_NOWAIT here (the file system, or a seccomp filter) */
         else if (n != -EAGAIN)
             return done ? (ssize_t)done : n; /* the read's own error (EBADF, EISDIR, ...) */
         break;
     }
-    if (done == q->len)
+    if (done >= most)
         return (ssize_t)done;
     weft__ioreq rest = *q; /* the part not cached: from the blocking pool */
     rest.buf = (char *)q->buf + done;
-    rest.len = q->len - done;
+    rest.len = done ? most - done : q->len; /* untouched: the pool's pread checks it all */
     if (q->off >= 0)
         rest.off = q->off + (int64_t)done; /* -1 stays: the file position moved already */
     ssize_t m = weft__io_exec_blocking(io->w, &rest, deadline);
