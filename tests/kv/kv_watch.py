@@ -126,6 +126,18 @@ def scenarios(port, ck, workers):
     ck.eq("no-op writes", tx(a, [ka, "missing"], lambda: (
         b.cmd("SETNX", ka, "w"), b.cmd("DEL", "missing"), b.cmd("EXPIRE", "missing", "9"),
         b.cmd("LPOP", "missing")), [("GET", ka)]), [b"v"])
+    # Set and sorted-set stores of an empty result over a missing destination change
+    # nothing (Redis runs the EXEC); over an existing one they delete it (a change). The set
+    # stores failed the EXEC in the first case (a hostile review against redis-server).
+    b.cmd("DEL", ka)
+    for store in (("SINTERSTORE", ka, "nos"), ("SUNIONSTORE", ka, "nos"),
+                  ("SDIFFSTORE", ka, "nos"), ("ZUNIONSTORE", ka, "1", "nos")):
+        ck.eq("%s of nothing, no destination" % store[0],
+              tx(a, [ka], lambda: b.cmd(*store), [("EXISTS", ka)]), [0])
+        b.cmd("SADD", ka, "m") if store[0][0] == "S" else b.cmd("ZADD", ka, "1", "m")
+        ck.eq("%s of nothing over a destination" % store[0],
+              tx(a, [ka], lambda: b.cmd(*store), [("EXISTS", ka)]), NULL)
+    b.cmd("SET", ka, "v")
     ck.eq("DEL", tx(a, [ka], lambda: b.cmd("DEL", ka), [("GET", ka)]), NULL)
     ck.eq("SET of a missing key", tx(a, [ka], lambda: b.cmd("SET", ka, "n"), [("GET", ka)]),
           NULL)
