@@ -419,9 +419,15 @@ void db_signal_key(kv_db *db, const char *key, size_t klen)
         return;
     kv_bkey *bk = (kv_bkey *)dict_find(&db->blocking, key, klen, kv_hash(key, klen));
     if (bk && !bk->ready) {
+        /* At the tail: an EXEC that pushes to two keys serves a client blocked on both
+         * with the key pushed first, as Redis does. */
         bk->ready = 1;
-        bk->next_ready = db->ready;
-        db->ready = bk;
+        bk->next_ready = NULL;
+        if (db->ready)
+            db->ready_last->next_ready = bk;
+        else
+            db->ready = bk;
+        db->ready_last = bk;
     }
 }
 

@@ -88,7 +88,8 @@ typedef struct kv_db {
     size_t nexpires;     /* keys with an expiry time */
     dict blocking;       /* of kv_bkey: the keys clients are blocked on */
     dict watched;        /* the keys connections WATCH, each with its watchers (watch.c) */
-    kv_bkey *ready;      /* keys a command pushed to, served once it ends (kv_block_serve) */
+    kv_bkey *ready;      /* keys a command pushed to, served once it ends (kv_block_serve), */
+    kv_bkey *ready_last; /* in the order they were pushed to (Redis's ready_keys): its tail */
     kv_blink regs;       /* list head of the kv_breg of this shard */
     size_t sweep_cursor; /* where the active expiry sweep resumes */
     uint64_t nhits, nmisses, nexpired, nevicted;

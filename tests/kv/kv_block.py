@@ -137,6 +137,18 @@ def scenarios(port, ck, workers):
     ck.eq("brpop", c.reply(), [b"r", b"c"])
     ck.eq("r rest", ctl.cmd("LRANGE", "r", "0", "-1"), [b"a", b"b"])
     c.close()
+    # An EXEC that pushes to two keys (of one shard) serves a client blocked on both with the
+    # key pushed first, whichever it listed first (weft-kv served the one listed first: a
+    # hostile review against redis-server).
+    k1, k2 = key_on(ctl, "first", 0, workers), key_on(ctl, "second", 0, workers)
+    c = block(port, ctl, 0, "BLPOP", k1, k2, "0")
+    ck.eq("exec of two pushes", [ctl.cmd("MULTI"), ctl.cmd("RPUSH", k2, "s1"),
+                                 ctl.cmd("RPUSH", k1, "f1"), ctl.cmd("EXEC")],
+          [b"+OK", b"+QUEUED", b"+QUEUED", [b":1", b":1"]])
+    ck.eq("served with the key pushed first", c.reply(), [k2.encode(), b"s1"])
+    ck.eq("the other push stays", ctl.cmd("LRANGE", k1, "0", "-1"), [b"f1"])
+    ctl.cmd("DEL", k1, k2)
+    c.close()
     # A transaction's pushes serve the blocked client once EXEC has run whole, never between
     # two of its commands: the client gets the last element pushed, the EXEC's replies count
     # every push, and a DEL in the same transaction finds the key still there (weft-kv served
