@@ -1279,9 +1279,11 @@ WEFT_API int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int6
 /* Connects a non-blocking socket: returns 0, -ETIMEDOUT, -ECONNREFUSED, ... (SO_ERROR). */
 WEFT_API int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, int64_t deadline);
 
-/* shutdown(2). Returns 0 or -errno. Never waits for the peer; on io_uring, from a task of a
- * runtime of several workers, SHUT_WR and SHUT_RDWR wait for the other workers that used the
- * fd to answer (a message each), so that a send one of them has in flight goes first. */
+/* shutdown(2). Returns 0 or -errno. Never waits for the peer; on io_uring, from a stackful
+ * task of a runtime of several workers, SHUT_WR and SHUT_RDWR wait for the other workers that
+ * used the fd to answer (a message each), so that a send one of them has in flight goes
+ * first. Elsewhere (a stackless task, a plain thread) only the calling worker's own send in
+ * flight is waited for: shut a socket shared between workers down from a stackful task. */
 WEFT_API int weft_shutdown(int fd, int how);
 
 /* Forgets `fd` as weft_fd_forget() does (its waiters wake with -EBADF; in-flight ring
