@@ -75,9 +75,11 @@ int weft_await(weft_future *f, void **value, int64_t deadline)
              * would consume the wake and return at once, and a future that always does this
              * would keep the worker here for ever, its deadline unseen (the park compares it
              * with the tick's clock). Yield instead, ending this run and its wake: the other
-             * tasks, timers and I/O go first; then the deadline, as the park would see it. */
+             * tasks, timers and I/O go first; then the deadline, as the park would see it:
+             * against the tick's clock, never the fresh one, or the caller's weft_now() could
+             * still read before the deadline that timed it out. */
             r = weft_yield();
-            if (r == 0 && deadline != WEFT_FOREVER && weft__clock_ns() >= deadline)
+            if (r == 0 && deadline != WEFT_FOREVER && t->worker->now >= deadline)
                 r = -ETIMEDOUT;
         } else {
             r = weft__park(w, &wr);
