@@ -1485,30 +1485,26 @@ static bool iov_in_first_page(const struct iovec *iov, int iovcnt)
     return false;
 }
 
-static ssize_t ur_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
+/* A writev, sendmsg or sendfile: behind the fd's sends still in flight (send_after), else
+ * the ring's own way. Out of line, so that ur_dispatch is tail calls only and ur_submit
+ * keeps no frame (the call to weft__fdtable_gen would give it one). */
+static WEFT_NOINLINE ssize_t send_queued(weft__io *io, const weft__ioreq *q, int64_t deadline,
+                                         bool other)
 {
-    /* Its operations complete on this ring, and a socket's armed receive holds its bytes
-     * here: the task never moves to another worker from now on (task.h, steal.c). */
-    weft__task_bind(io->w->current);
+    const uring_state *s = io->backend;
+    if (weft__usends_pending(&s->sends, q->fd, weft__fdtable_gen(io, q->fd)))
+        return send_after(io, q, deadline);
+    return other ? ur_submit_other(io, q, deadline) : ring_run(io, q, deadline);
+}
+
+/* The backend's paths by operation, after the checks of ur_submit_checked where a request
+ * needed them. Inlined into both callers: a switch of tail calls. */
+static inline __attribute__((always_inline)) ssize_t ur_dispatch(weft__io *io,
+                                                                 const weft__ioreq *q,
+                                                                 int64_t deadline)
+{
     const uring_state *s = io->backend;
     unsigned feats = s->feats;
-    /* Only a length the ring would cut, or a buffer in the first page (NULL), pays for the
-     * check: below it the kernel checks the range itself, and the buffered receives copy no
-     * more than it would have. A NULL buffer is -EFAULT as from the system call: the
-     * buffered receive and the send behind copy in user space, where it would fault. */
-    if (weft_unlikely(q->len > MAX_RW_COUNT || ((uintptr_t)q->buf < 4096 && q->len)) &&
-        (q->op == WEFT__IO_READ || q->op == WEFT__IO_WRITE || q->op == WEFT__IO_RECV ||
-         q->op == WEFT__IO_SEND) &&
-        ((uintptr_t)q->buf < 4096 || range_faults(q->buf, q->len)))
-        return -EFAULT;
-    if (weft_unlikely(q->op == WEFT__IO_READV) && iov_in_first_page(q->iov, q->iovcnt))
-        return -EFAULT;
-    if (weft_unlikely((q->opts & WEFT__IOQ_FILE) &&
-                      (q->op == WEFT__IO_READ || q->op == WEFT__IO_WRITE))) {
-        ssize_t r = file_rw_special(io, q, deadline);
-        if (r != UR_PLAIN)
-            return r;
-    }
     switch (q->op) {
     case WEFT__IO_WRITE:
         if ((feats & FEAT_SENDBEHIND) && q->off < 0)
@@ -1520,9 +1516,7 @@ static ssize_t ur_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
         return ring_run(io, q, deadline);
     case WEFT__IO_WRITEV:
     case WEFT__IO_SENDMSG:
-        if (weft__usends_pending(&s->sends, q->fd, weft__fdtable_gen(io, q->fd)))
-            return send_after(io, q, deadline);
-        return ring_run(io, q, deadline);
+        return send_queued(io, q, deadline, false);
     case WEFT__IO_READ:
         if ((feats & FEAT_BUFRING) && q->off < 0)
             return recv_buffered(io, q, deadline);
@@ -1540,9 +1534,7 @@ static ssize_t ur_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
             return poll_buffered(io, q, deadline);
         return ring_run(io, q, deadline);
     case WEFT__IO_SENDFILE:
-        if (weft__usends_pending(&s->sends, q->fd, weft__fdtable_gen(io, q->fd)))
-            return send_after(io, q, deadline);
-        return ur_submit_other(io, q, deadline);
+        return send_queued(io, q, deadline, true);
     case WEFT__IO_STAT:
     case WEFT__IO_ACCEPT:
     case WEFT__IO_MKDIR:
@@ -1558,6 +1550,45 @@ static ssize_t ur_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
     default:
         return ring_run(io, q, deadline);
     }
+}
+
+/* The requests ur_submit sends here, checked before they go their way:
+ * - a length the ring would cut: past the user address space it is -EFAULT (below it the
+ *   kernel checks the range itself, and the buffered receives copy no more than it would);
+ * - a buffer in the first page (NULL) with bytes to move: -EFAULT as from the system call:
+ *   the buffered receive and the send behind copy in user space, where it would fault;
+ * - a readv whose array has such an entry, likewise;
+ * - a file call the ring would get wrong (file_rw_special). */
+static WEFT_NOINLINE ssize_t ur_submit_checked(weft__io *io, const weft__ioreq *q,
+                                               int64_t deadline)
+{
+    bool rw = q->op == WEFT__IO_READ || q->op == WEFT__IO_WRITE || q->op == WEFT__IO_RECV ||
+              q->op == WEFT__IO_SEND;
+    if (rw && q->len && ((uintptr_t)q->buf < 4096 || range_faults(q->buf, q->len)))
+        return -EFAULT;
+    if (q->op == WEFT__IO_READV && iov_in_first_page(q->iov, q->iovcnt))
+        return -EFAULT;
+    if ((q->opts & WEFT__IOQ_FILE) && (q->op == WEFT__IO_READ || q->op == WEFT__IO_WRITE)) {
+        ssize_t r = file_rw_special(io, q, deadline);
+        if (r != UR_PLAIN)
+            return r;
+    }
+    return ur_dispatch(io, q, deadline);
+}
+
+static ssize_t ur_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
+{
+    /* Its operations complete on this ring, and a socket's armed receive holds its bytes
+     * here: the task never moves to another worker from now on (task.h, steal.c). */
+    weft__task_bind(io->w->current);
+    /* One test for everything ur_submit_checked looks at, so that a socket's plain read or
+     * write (a buffer above the first page, a length the ring takes whole) pays a compare
+     * or two and no call: requests without a buffer (a poll, an accept) go there too, and
+     * are sent on unchanged. */
+    if (weft_unlikely(q->len > MAX_RW_COUNT || (uintptr_t)q->buf < 4096 ||
+                      (q->opts & WEFT__IOQ_FILE) || q->op == WEFT__IO_READV))
+        return ur_submit_checked(io, q, deadline);
+    return ur_dispatch(io, q, deadline);
 }
 
 /* weft_close's wait for the sends written behind on fd (weft__io_ops.flush). */
