@@ -31,7 +31,8 @@ WEFT_API int weft_http_pool_create(weft_http_pool **out, const char *host, int p
 /* Makes the pool's connections https: each new connection runs a TLS handshake with the
  * pool's host as SNI and as the name its certificate must carry (verified against what the
  * client context trusts). `ctx` (weft_tls_ctx_client) is borrowed and must outlive the
- * pool. Call it before the first request. Returns 0, -EINVAL, -ENOTSUP (libweft_http built
+ * pool. Call it before the first request. Returns 0, -EINVAL (p or ctx NULL, or a request has
+ * already started on the pool: its connections are plain), -ENOTSUP (libweft_http built
  * without OpenSSL). A failed handshake fails the request with weft_tls's code
  * (-EKEYREJECTED for a certificate that does not verify); weft_http_pool_tls_error says why
  * in words (a string owned by the pool, valid until its next request). The pool keeps the
@@ -84,7 +85,12 @@ typedef struct weft_http_response {
  * say, from a server that then closes or stops reading) is returned as the response, and the
  * connection is closed after it; over https the body is written whole first (a server that
  * stops reading then ends in -ETIMEDOUT or -EPIPE). All pointers are borrowed for the call.
- * Returns 0 with *resp filled, or -errno: -ETIMEDOUT, -ECANCELED, -ECONNREFUSED, ...,
+ * `method` must be a token (RFC 9110: letters, digits, !#$%&'*+-.^_`|~), `path` not empty and
+ * free of spaces and control characters, and `extra_headers` whole "Name: value" lines each
+ * ending in CRLF with no other CR or LF: anything else is -EINVAL and nothing is sent (a CR LF
+ * there would start a second request). A followed Location's dot segments are removed (RFC
+ * 3986 5.2.4); `path` itself goes out as given.
+ * Returns 0 with *resp filled, or -errno: -EINVAL, -ETIMEDOUT, -ECANCELED, -ECONNREFUSED, ...,
  * -EPROTO (a malformed response), -EMSGSIZE (a response head over 16 KiB: the status line,
  * the header lines and the empty line that ends them, line ends included, with every interim
  * 1xx head before it counted in the same 16 KiB; or a chunked body's trailers over 16 KiB of

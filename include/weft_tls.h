@@ -115,6 +115,13 @@ WEFT_API int weft_tls_session_set(weft_tls *t, weft_tls_session *s);
 /* Drops the caller's reference. NULL is ignored. Any thread. */
 WEFT_API void weft_tls_session_release(weft_tls_session *s);
 
+/* 1 when the stream holds bytes from the peer that no read has returned yet: decrypted data,
+ * or records read ahead from the socket (OpenSSL takes all the socket has), so the socket
+ * itself may look empty while a read would return at once. A client that keeps connections
+ * alive checks it as well as the socket before reusing one: bytes left over from the last
+ * response would be read as the next. 0 otherwise, and for NULL. From the owning task. */
+WEFT_API int weft_tls_pending(const weft_tls *t);
+
 /* 1 when the handshake resumed an offered session, 0 otherwise. From the owning task. */
 WEFT_API int weft_tls_resumed(const weft_tls *t);
 

@@ -1,6 +1,14 @@
 /* The error-name and message table, generated from one X-macro list so that names and
- * messages cannot drift apart (libuv's UV_ERRNO_MAP shape). */
+ * messages cannot drift apart (libuv's UV_ERRNO_MAP shape). Any other errno the system
+ * defines is named by the C library (a system call's error passed through), where it can:
+ * glibc 2.32's strerrorname_np and strerrordesc_np return static strings, thread-safe. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include <errno.h>
+#include <string.h>
+
+#include <stdbool.h>
 
 #include "weft.h"
 
@@ -56,7 +64,45 @@ static unsigned magnitude(int err)
     X(ENOTDIR, "not a directory")                                                                  \
     X(EROFS, "read-only file system")                                                              \
     X(ESPIPE, "not seekable")                                                                      \
-    X(ESHUTDOWN, "the runtime has stopped")
+    X(ESHUTDOWN, "the runtime has stopped")                                                        \
+    X(EPROTO, "protocol error: the peer broke the protocol")                                       \
+    X(EKEYREJECTED, "the peer's certificate was rejected")                                         \
+    X(ELOOP, "too many redirects or symbolic links")                                               \
+    X(E2BIG, "argument list too long")                                                             \
+    X(ENOEXEC, "not an executable format")                                                         \
+    X(ETXTBSY, "text file busy")                                                                   \
+    X(ENOTEMPTY, "directory not empty")                                                            \
+    X(EXDEV, "crosses file systems")                                                               \
+    X(EFBIG, "file too large")                                                                     \
+    X(EDQUOT, "disk quota exceeded")                                                               \
+    X(ENOTTY, "not a terminal (or no such control operation)")                                     \
+    X(ENXIO, "no such device or address")                                                          \
+    X(ENODEV, "no such device")                                                                    \
+    X(EMLINK, "too many links")                                                                    \
+    X(EISCONN, "already connected")                                                                \
+    X(EDESTADDRREQ, "destination address required")                                                \
+    X(EPROTONOSUPPORT, "protocol not supported")                                                   \
+    X(ENOPROTOOPT, "protocol option not available")                                                \
+    X(ENETDOWN, "network down")                                                                    \
+    X(EHOSTDOWN, "host down")                                                                      \
+    X(ENOLCK, "no locks available")                                                                \
+    X(ENODATA, "no data available")                                                                \
+    X(EBADMSG, "bad message")                                                                      \
+    X(EILSEQ, "invalid byte sequence")                                                             \
+    X(ESTALE, "stale file handle")
+
+/* The C library's name or description of an errno outside the table, else `unknown`. */
+static const char *system_text(int err, bool name, const char *unknown)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+    unsigned m = magnitude(err);
+    const char *s = m <= 4095 ? (name ? strerrorname_np((int)m) : strerrordesc_np((int)m)) : NULL;
+    return s ? s : unknown;
+#else
+    (void)err, (void)name;
+    return unknown;
+#endif
+}
 
 const char *weft_strerror(int err)
 {
@@ -69,7 +115,7 @@ const char *weft_strerror(int err)
         WEFT__ERRNO_MAP(X)
 #undef X
     default:
-        return "unknown error";
+        return system_text(err, false, "unknown error");
     }
 }
 
@@ -84,6 +130,6 @@ const char *weft_errname(int err)
         WEFT__ERRNO_MAP(X)
 #undef X
     default:
-        return "EUNKNOWN";
+        return system_text(err, true, "EUNKNOWN");
     }
 }

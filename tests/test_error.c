@@ -43,6 +43,24 @@ static const struct {
     {EOVERFLOW, "EOVERFLOW"},
     {EOPNOTSUPP, "EOPNOTSUPP"},
     {EOWNERDEAD, "EOWNERDEAD"},
+    /* Returned by weft_http, weft_tls, weft_process_spawn and the file calls: they were
+     * "EUNKNOWN", "unknown error". */
+    {EPROTO, "EPROTO"},
+    {EKEYREJECTED, "EKEYREJECTED"},
+    {ELOOP, "ELOOP"},
+    {E2BIG, "E2BIG"},
+    {ENOEXEC, "ENOEXEC"},
+    {ETXTBSY, "ETXTBSY"},
+    {ENOTEMPTY, "ENOTEMPTY"},
+    {EXDEV, "EXDEV"},
+    {EFBIG, "EFBIG"},
+    {EDQUOT, "EDQUOT"},
+    {ENOTTY, "ENOTTY"},
+    {ENXIO, "ENXIO"},
+    {ENODEV, "ENODEV"},
+    {EMLINK, "EMLINK"},
+    {EISCONN, "EISCONN"},
+    {ESHUTDOWN, "ESHUTDOWN"},
 };
 #define NCODES (sizeof codes / sizeof codes[0])
 
@@ -74,6 +92,18 @@ Test(error, zero_is_success)
 {
     cr_assert_str_eq(weft_strerror(0), "success");
     cr_assert_str_eq(weft_errname(0), "OK");
+}
+
+/* Every errno the system defines has a name and a message, the table's or the C library's:
+ * a system call's error passed through is never "EUNKNOWN". */
+Test(error, every_system_errno_is_named)
+{
+    for (int e = 1; e < 134; e++) {
+        if (!strerror(e) || strncmp(strerror(e), "Unknown error", 13) == 0)
+            continue; /* a number the system leaves unused (41, 58) */
+        cr_assert_str_neq(weft_errname(-e), "EUNKNOWN", "errno %d (%s)", e, strerror(e));
+        cr_assert_str_neq(weft_strerror(-e), "unknown error", "errno %d (%s)", e, strerror(e));
+    }
 }
 
 Test(error, unknown_codes_are_named_unknown_never_null)

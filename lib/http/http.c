@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <errno.h>
 #include <string.h>
 #include <strings.h>
@@ -49,6 +50,7 @@ struct weft_http_pool {
     struct weft_tls_session *session;
     char tls_err[200];      /* the last handshake failure in words */
     unsigned max_redirects; /* weft_http_pool_set_redirects; 0: none followed */
+    int used; /* a request has started: the scheme may no longer change */
 };
 
 static void hconn_close(hconn *c)
@@ -97,7 +99,8 @@ void weft_http_pool_destroy(weft_http_pool *p)
 int weft_http_pool_set_tls(weft_http_pool *p, struct weft_tls_ctx *ctx)
 {
 #ifdef WEFT_HAVE_TLS
-    if (!p || p->nidle > 0)
+    /* Not once a request has started: a connection it made (in use or idle) is plain. */
+    if (!p || !ctx || p->used)
         return -EINVAL;
     p->tls = ctx;
     return 0;
@@ -145,9 +148,22 @@ static int peer_spoke(int fd)
     return weft_recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT, WEFT_FOREVER) != -EAGAIN;
 }
 
+/* Whether the TLS layer holds bytes of the peer's that no read has returned: it reads ahead,
+ * so the socket may be empty while records wait there. */
+static int conn_buffered(const hconn *c)
+{
+#ifdef WEFT_HAVE_TLS
+    return c->tls && weft_tls_pending(c->tls);
+#else
+    (void)c;
+    return 0;
+#endif
+}
+
 /* A slot and a connection: an idle one (most recent first) or a new one. */
 static int acquire(weft_http_pool *p, int fresh, int *reused, hconn *c, int64_t deadline)
 {
+    p->used = 1;
     int r = weft_sem_acquire(&p->slots, deadline);
     if (r < 0)
         return r;
@@ -155,8 +171,9 @@ static int acquire(weft_http_pool *p, int fresh, int *reused, hconn *c, int64_t 
         *c = p->idle[--p->nidle];
         /* An idle connection has nothing to say: bytes waiting on it (a body after a 204 or a
          * HEAD's response, or anything else the server sent unasked) would be read as the next
-         * response, and an end of stream means the server closed it. Either way: close it. */
-        if (peer_spoke(c->fd)) {
+         * response, and an end of stream means the server closed it. Either way: close it.
+         * Over TLS, on the socket and in the TLS layer's read-ahead. */
+        if (peer_spoke(c->fd) || conn_buffered(c)) {
             hconn_close(c);
             continue;
         }
@@ -582,6 +599,7 @@ static int chunked_body(reader *r, weft_http_body_fn fn, void *arg, weft_http_re
         }
         if ((rc = body_bytes(r, size, fn, arg, resp)) < 0)
             return rc;
+        r->line_budget = READ_BUF; /* the data's CRLF, not charged to the size line's */
         if ((rc = line(r, &b, &e)) < 0)
             return rc;
         if (e != b)
@@ -648,9 +666,9 @@ static int exchange(hconn *c, const char *method, const char *host, int port, co
             rc = body_bytes(r, -1, fn, arg, resp);
             h.close = 1;
         }
-        /* Bytes past the response on a connection we did not pipeline, or a body we did not
-         * finish sending: do not reuse. */
-        *keep = rc == 0 && !h.close && r->pos == r->len && !early;
+        /* Bytes past the response on a connection we did not pipeline (in our buffer or in
+         * the TLS layer's), or a body we did not finish sending: do not reuse. */
+        *keep = rc == 0 && !h.close && r->pos == r->len && !conn_buffered(c) && !early;
         if (rc == 0 && follow && is_redirect(h.status) && h.location_too_long)
             rc = -ENAMETOOLONG; /* a redirect we cannot follow: too long to keep */
     }
@@ -700,6 +718,39 @@ typedef struct target {
     int port;
     char path[WEFT_HTTP_LOCATION_MAX];
 } target;
+
+/* RFC 3986 5.2.4 on the path part of `path` (up to a '?'), in place: "." segments go, and
+ * each ".." takes the segment before it (none above the root). The result is never longer
+ * than what was read, so it is written behind the reading. `path` starts with '/'. */
+static void remove_dot_segments(char *path)
+{
+    size_t plen = strcspn(path, "?"), o = 0;
+    const char *end = path + plen;
+    for (const char *in = path; in < end;) {
+        const char *seg = in + 1;
+        const char *next = memchr(seg, '/', (size_t)(end - seg));
+        if (!next)
+            next = end;
+        size_t sl = (size_t)(next - seg);
+        if (sl == 1 && seg[0] == '.') {
+            if (next == end)
+                path[o++] = '/';
+        } else if (sl == 2 && seg[0] == '.' && seg[1] == '.') {
+            while (o > 0 && path[--o] != '/')
+                ;
+            if (next == end)
+                path[o++] = '/';
+        } else {
+            path[o++] = '/';
+            memmove(path + o, seg, sl);
+            o += sl;
+        }
+        in = next;
+    }
+    if (o == 0)
+        path[o++] = '/';
+    memmove(path + o, end, strlen(end) + 1);
+}
 
 /* Resolves `loc` (an absolute URL, a scheme-relative "//host/path", an absolute path or a
  * path relative to `base`'s directory; any fragment dropped) against the request that was
@@ -785,7 +836,52 @@ static int resolve_location(const weft_http_pool *from, const char *base, const 
     memmove(t->path, base, dir);
     memcpy(t->path + dir, p, n);
     t->path[dir + n] = '\0';
+    if (t->path[0] == '/')
+        remove_dot_segments(t->path);
     return 0;
+}
+
+/* A method, or a header's name, is a token (RFC 9110 5.6.2): not empty, no space, no CR or
+ * LF, no separator. */
+static int is_token_n(const char *s, size_t n)
+{
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && !strchr("!#$%&'*+-.^_`|~", s[i]))
+            return 0;
+    return 1;
+}
+
+static int is_token(const char *s)
+{
+    return is_token_n(s, strlen(s));
+}
+
+/* A request target goes out as given: not empty, and no byte that would end it or the line
+ * (a space, a control character: a CR LF would start a request of its own). */
+static int is_target(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if ((unsigned char)*s <= ' ' || *s == 0x7f)
+            return 0;
+    return 1;
+}
+
+/* extra_headers: whole header lines, "name: value" each ending in CRLF, with no CR or LF
+ * elsewhere and no empty line (which would end the head, and what follows would be sent as a
+ * body or as another request). */
+static int are_header_lines(const char *s)
+{
+    while (*s) {
+        size_t len = strcspn(s, "\r\n"), name = strcspn(s, ":");
+        if (name >= len || !is_token_n(s, name) || s[len] != '\r' || s[len + 1] != '\n')
+            return 0;
+        s += len + 2;
+    }
+    return 1;
 }
 
 static int same_origin(const weft_http_pool *p, const target *t)
@@ -798,7 +894,8 @@ int weft_http_request(weft_http_pool *p, const char *method, const char *path,
                       weft_http_body_fn on_body, void *arg, weft_http_response *resp,
                       int64_t deadline)
 {
-    if (!p || !method || !path || !resp)
+    if (!p || !method || !path || !resp || !is_token(method) || !is_target(path) ||
+        (extra_headers && !are_header_lines(extra_headers)))
         return -EINVAL;
     int follow =
         p->max_redirects > 0 && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0);

@@ -328,9 +328,10 @@ int weft_tls_handshake(weft_tls *t, int64_t deadline)
     if (rc == 1)
         return 0;
     r = failure(t, rc);
-    if (r == 0) { /* close_notify in the middle of a handshake */
+    if (r == 0) { /* the peer's close (or close_notify) in the middle of a handshake */
         t->failed = 1;
         r = -ECONNRESET;
+        snprintf(t->err, sizeof t->err, "the peer closed the connection mid-handshake");
     }
     return r;
 }
@@ -439,6 +440,13 @@ int weft_tls_session_set(weft_tls *t, weft_tls_session *s)
 void weft_tls_session_release(weft_tls_session *s)
 {
     SSL_SESSION_free((SSL_SESSION *)s);
+}
+
+int weft_tls_pending(const weft_tls *t)
+{
+    /* SSL_has_pending: decrypted bytes not yet read, and records read ahead (read_ahead is
+     * on: OpenSSL takes all that the socket has). */
+    return t && SSL_has_pending(t->ssl) == 1;
 }
 
 int weft_tls_resumed(const weft_tls *t)

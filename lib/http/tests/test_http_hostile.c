@@ -241,6 +241,24 @@ static int answer(int fd, const req *rq)
         ok(fd, "right");
         return 0;
     }
+    if (strcmp(p, "/chunk-line-16k") == 0) { /* a size line of 16 KiB exactly, CRLF included */
+        static char line[16384 + 1];
+        memset(line, 'x', 16384);
+        memcpy(line, "2;", 2);
+        memcpy(line + 16382, "\r\n", 2);
+        send_str(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+        send_str(fd, line);
+        send_str(fd, "ok\r\n0\r\n\r\n");
+        return 0;
+    }
+    if (strcmp(p, "/x/dots") == 0) {
+        send_str(fd, "HTTP/1.1 302 Found\r\nLocation: ../../y/./../ok\r\nContent-Length: 0\r\n\r\n");
+        return 0;
+    }
+    if (strcmp(p, "/injected") == 0) { /* a request the client never meant to send */
+        ok(fd, "injected");
+        return 0;
+    }
     if (strcmp(p, "/1xx-then-ok") == 0) {
         send_str(fd, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
                      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
@@ -679,4 +697,74 @@ Test(http_hostile, query_only_location)
     assert_rc(&j, 0, 0);
     cr_assert_eq(j.resp[0].nredirects, 1);
     cr_assert_str_eq(j.body[0].data, "right");
+}
+
+/* Bug: the request line and extra headers went out as given: a CR LF in the path, the method
+ * or an extra header line made one call send two requests (the second's answer was left on
+ * the connection). Each is now -EINVAL, and nothing is sent. */
+static void *t_injection(void *arg)
+{
+    job *j = arg;
+    weft_http_pool *p = pool_for(j);
+    int64_t dl = weft_deadline_in(LONG_DEADLINE);
+    weft_http_response r;
+    j->rc[0] = weft_http_get(p, "/ok HTTP/1.1\r\nHost: x\r\n\r\nGET /injected", NULL, NULL, &r, dl);
+    j->rc[1] = weft_http_request(p, "GET /injected HTTP/1.1\r\n\r\nGET", "/ok", NULL, NULL, 0,
+                                 NULL, NULL, &r, dl);
+    j->rc[2] = weft_http_request(p, "GET", "/ok", "X-A: 1\r\n\r\nGET /injected HTTP/1.1\r\n",
+                                 NULL, 0, NULL, NULL, &r, dl);
+    j->rc[3] = weft_http_request(p, "GET", "/ok", "no-colon\r\n", NULL, 0, NULL, NULL, &r, dl);
+    j->rc[4] = weft_http_request(p, "GET", "/ok", "X-A: 1\n", NULL, 0, NULL, NULL, &r, dl);
+    j->rc[5] = weft_http_get(p, "", NULL, NULL, &r, dl);
+    /* What is allowed still works, on the same pool: two requests, one connection. */
+    j->rc[6] = weft_http_request(p, "GET", "/ok", "X-A: 1\r\nX-B: two words\r\n", NULL, 0, collect,
+                                 &j->body[6], &j->resp[6], dl);
+    get_into(j, p, 7, "/ok");
+    /* The scheme is fixed once a request has started (a connection in the pool is plain):
+     * the pointer is never used, the call is refused first. */
+    j->count = weft_http_pool_set_tls(p, (struct weft_tls_ctx *)&j->count);
+    weft_http_pool_destroy(p);
+    return NULL;
+}
+
+Test(http_hostile, request_injection_refused)
+{
+    job j = {0};
+    run_against_server(t_injection, &j);
+    for (int i = 0; i < 6; i++)
+        assert_rc(&j, i, -EINVAL);
+    assert_rc(&j, 6, 0);
+    cr_assert_str_eq(j.body[6].data, "ok");
+    assert_rc(&j, 7, 0);
+    cr_assert_str_eq(j.body[7].data, "ok");
+    cr_assert_eq(j.resp[7].reused, 1, "nothing was left on the connection");
+    cr_assert(j.count == -EINVAL || j.count == -ENOTSUP, "set_tls after a request: %lld",
+              (long long)j.count);
+}
+
+/* Bug: the CRLF after a chunk's data was charged to what the size line left of its 16 KiB,
+ * so a size line of 16,383 or 16,384 bytes (weft_http.h: "longer than 16 KiB" fails) gave
+ * -EMSGSIZE. And a relative Location kept its dot segments ("../../ok" from /x/dots went out
+ * as /../../ok): RFC 3986 5.2.2 removes them. */
+static void *t_lines_and_dots(void *arg)
+{
+    job *j = arg;
+    weft_http_pool *p = pool_for(j);
+    weft_http_pool_set_redirects(p, 2);
+    get_into(j, p, 0, "/chunk-line-16k");
+    get_into(j, p, 1, "/x/dots");
+    weft_http_pool_destroy(p);
+    return NULL;
+}
+
+Test(http_hostile, chunk_line_limit_and_dot_segments)
+{
+    job j = {0};
+    run_against_server(t_lines_and_dots, &j);
+    assert_rc(&j, 0, 0);
+    cr_assert_str_eq(j.body[0].data, "ok");
+    assert_rc(&j, 1, 0);
+    cr_assert_eq(j.resp[1].nredirects, 1);
+    cr_assert_eq(j.resp[1].status, 200);
+    cr_assert_str_eq(j.body[1].data, "ok");
 }

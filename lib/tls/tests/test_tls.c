@@ -6,6 +6,7 @@
  * carry, with the reason in words; -ECONNRESET when the peer hangs up mid-handshake; -EPROTO
  * for bytes that are not TLS; the context constructors' errors. No time is asserted. */
 #include <criterion/criterion.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
@@ -312,6 +313,8 @@ static void *bad_peer_main(void *arg)
         cr_assert_eq(weft_shutdown(sv[1], SHUT_WR), 0);
     int r = weft_tls_handshake(t, weft_deadline_in(10 * WEFT_SEC));
     cr_assert_eq(r, garbage ? -EPROTO : -ECONNRESET, "%d: %s", r, weft_tls_errmsg(t));
+    /* Said in words too (the hang-up's message was empty: OpenSSL calls the EOF a close). */
+    cr_assert_neq(weft_tls_errmsg(t)[0], '\0', "no message for %d", r);
     weft_tls_destroy(t);
     weft_tls_ctx_release(ctx);
     weft_close(sv[0]);
@@ -427,4 +430,73 @@ static void *resume_main(void *arg)
 Test(weft_tls, session_resumption)
 {
     run(resume_main, NULL);
+}
+
+/* Bytes the TLS layer read ahead from the socket: a client that keeps connections alive must
+ * see them (weft_http reused a connection whose next "response" sat in OpenSSL's buffer,
+ * the socket itself empty, and handed a request the bytes left over from the last one). */
+typedef struct two_records {
+    weft_tls_ctx *ctx;
+    int fd;
+    atomic_int written;
+} two_records;
+
+static void *two_records_server(void *arg)
+{
+    two_records *a = arg;
+    weft_tls *t;
+    cr_assert_eq(weft_tls_create(&t, a->ctx, a->fd, NULL), 0);
+    int r = weft_tls_handshake(t, weft_deadline_in(10 * WEFT_SEC));
+    char c;
+    if (r == 0 && weft_tls_read(t, &c, 1, weft_deadline_in(10 * WEFT_SEC)) != 1)
+        r = -EIO;
+    if (r == 0 && (weft_tls_write(t, "abc", 3, weft_deadline_in(10 * WEFT_SEC)) != 3 ||
+                   weft_tls_write(t, "def", 3, weft_deadline_in(10 * WEFT_SEC)) != 3))
+        r = -EIO;
+    atomic_store(&a->written, 1);
+    while (r == 0 && weft_tls_read(t, &c, 1, weft_deadline_in(10 * WEFT_SEC)) > 0)
+        ;
+    weft_tls_destroy(t);
+    weft_close(a->fd);
+    return (void *)(intptr_t)r;
+}
+
+static void *pending_main(void *arg)
+{
+    (void)arg;
+    weft_tls_ctx *sctx, *cctx;
+    cr_assert_eq(weft_tls_ctx_server(&sctx, leaf_pem, leaf_key, NULL, 0), 0);
+    cr_assert_eq(weft_tls_ctx_client(&cctx, ca_pem, 1, NULL, 0), 0);
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    two_records tr = {sctx, sv[1], 0};
+    weft_task *srv;
+    cr_assert_eq(weft_spawn(&srv, two_records_server, &tr, NULL), 0);
+    weft_tls *t;
+    cr_assert_eq(weft_tls_create(&t, cctx, sv[0], "localhost"), 0);
+    cr_assert_eq(weft_tls_pending(t), 0);
+    cr_assert_eq(weft_tls_pending(NULL), 0);
+    cr_assert_eq(weft_tls_write(t, "g", 1, weft_deadline_in(10 * WEFT_SEC)), 1);
+    while (!atomic_load(&tr.written))
+        weft_yield();
+    char buf[3];
+    cr_assert_eq(weft_tls_read(t, buf, 3, weft_deadline_in(10 * WEFT_SEC)), 3);
+    cr_assert_eq(memcmp(buf, "abc", 3), 0);
+    cr_assert_eq(weft_tls_pending(t), 1, "the second record, read ahead, is not seen");
+    cr_assert_eq(weft_tls_read(t, buf, 3, weft_deadline_in(10 * WEFT_SEC)), 3);
+    cr_assert_eq(memcmp(buf, "def", 3), 0);
+    cr_assert_eq(weft_tls_pending(t), 0);
+    weft_tls_destroy(t);
+    weft_close(sv[0]);
+    void *r;
+    cr_assert_eq(weft_join(srv, &r, weft_deadline_in(10 * WEFT_SEC)), 0);
+    cr_assert_eq((intptr_t)r, 0);
+    weft_tls_ctx_release(sctx);
+    weft_tls_ctx_release(cctx);
+    return NULL;
+}
+
+Test(weft_tls, pending_counts_bytes_read_ahead)
+{
+    run(pending_main, NULL);
 }
