@@ -846,7 +846,8 @@ WEFT_API void weft_future_init(weft_future *f, const weft_future_ops *ops);
 WEFT_API void weft_future_complete(weft_future *f, int status, void *value);
 
 /* Polls `f` once with `cx`; returns WEFT_READY or WEFT_PENDING. A completed future returns
- * READY without being polled again. -EINVAL for NULL, or a header with no poll function. */
+ * READY without being polled again. -EINVAL for a NULL future or context, or a header with
+ * no poll function. */
 WEFT_API int weft_future_poll(weft_future *f, weft_context *cx);
 
 /* Drops `f` through its ops (NULL is ignored). The caller owns every future it created. */
@@ -2208,8 +2209,11 @@ typedef struct weft_group weft_group;
 
 /* Returns 0, -ENOMEM, -EPERM outside a runtime. `*out` is freed by weft_group_close. */
 WEFT_API int weft_group_create(weft_group **out);
-/* A group belongs to the runtime that created it: every call below returns -EPERM from
- * another thread. */
+/* A group belongs to the worker that created it: every call below returns -EPERM from a
+ * task of another worker, or from another thread. So a task that uses the group must run on
+ * that worker: spawned into the group, or with weft_spawn (not weft_spawn_on another
+ * worker), and in stealing mode with WEFT_SPAWN_PINNED (an idle worker may take an unpinned
+ * task that has not started yet, and its calls would then fail). */
 /* Spawns fn(arg) into the group (options as weft_spawn; the task is the group's: it cannot
  * be joined or detached, its result is dropped). A finished member's record is reaped at
  * once and the group keeps its bookkeeping for the next spawn, so a group spawning
@@ -2232,7 +2236,8 @@ WEFT_API size_t weft_group_size(const weft_group *g);
  * the point is that nothing outlives the group), and for the other tasks waiting in
  * weft_group_wait on it to return (0: its members are done), then frees the group. Returns 0, -EPERM
  * (not inside a task, or another runtime's thread) or -EDEADLK (called by one of the group's
- * own tasks); the group is then left untouched. */
+ * own tasks) or -EALREADY (another task is closing it, and frees it: do not use it after);
+ * the group is then left untouched. */
 WEFT_API int weft_group_close(weft_group *g);
 
 /* A generator: a coroutine that produces values one at a time, each when its consumer asks
@@ -2243,7 +2248,8 @@ typedef void (*weft_gen_fn)(weft_gen *g, void *arg);
 
 /* Creates a generator of `elem_size`-byte values. opts->cleanup, if set, runs with `arg`
  * when the body has finished, however it ended (even if it never started). A generator
- * belongs to the runtime that created it (other threads get -EPERM). Returns 0, -EINVAL,
+ * belongs to the worker that created it, as a group does (tasks of other workers, and other
+ * threads, get -EPERM; pin the tasks that use it in stealing mode). Returns 0, -EINVAL,
  * -ENOMEM, -EPERM. */
 WEFT_API int weft_gen_create(weft_gen **out, weft_gen_fn fn, void *arg, size_t elem_size,
                              const weft_spawn_opts *opts);
@@ -2261,9 +2267,9 @@ WEFT_API int weft_gen_next(weft_gen *g, void *out, int64_t deadline);
  * handlers run). */
 WEFT_API int weft_gen_yield(weft_gen *g, const void *value);
 /* Stops the generator early if it has not finished (its pending yield returns -ECANCELED
- * and its cleanup runs), waits for it, and frees it. Returns 0, -EINVAL, -EPERM, or
+ * and its cleanup runs), waits for it, and frees it. Returns 0, -EINVAL, -EPERM,
  * -EDEADLK from the generator's own body (which would wait for its own end; nothing is
- * done). */
+ * done), or -EALREADY while another task closes it (which frees it: do not use it after). */
 WEFT_API int weft_gen_close(weft_gen *g);
 
 /* ---------------------------------------------------------------------------------------

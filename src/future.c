@@ -31,7 +31,7 @@ void weft_future_complete(weft_future *f, int status, void *value)
 
 int weft_future_poll(weft_future *f, weft_context *cx)
 {
-    if (weft_unlikely(!f || !f->ops || !f->ops->poll))
+    if (weft_unlikely(!f || !f->ops || !f->ops->poll || !cx))
         return -EINVAL; /* a user's own poll loop handed a NULL or uninitialised future */
     if (f->ready)
         return WEFT_READY;

@@ -34,6 +34,7 @@ struct weft_gen {
     /* The consumer inside weft_gen_next (0 or 1: a second is refused, -EBUSY). A close frees
      * g only once it has left: the body's end wakes it, and the close may run first. */
     int nnext;
+    int closing;         /* a task is in weft_gen_close: a second one is refused */
     weft_waker consumer; /* parked in next() */
     weft_waker producer; /* parked waiting for a request */
     char pending[];      /* elem_size bytes: a value produced for an abandoned request */
@@ -188,6 +189,9 @@ int weft_gen_close(weft_gen *g)
         return -EPERM;
     if (self == g->task)
         return -EDEADLK; /* the body closing itself would wait for its own end */
+    if (g->closing)
+        return -EALREADY; /* another task is closing it (one joiner only), and will free it */
+    g->closing = 1;
     weft_cancel(g->task);
     weft__join_uncancellable(w, g->task); /* even if the closer itself is cancelled */
     while (g->nnext)                      /* the consumer the body's end woke has not run yet */

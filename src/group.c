@@ -203,6 +203,8 @@ int weft_group_close(weft_group *g)
         return -EPERM;
     if (is_member(g, self))
         return -EDEADLK; /* it would wait for its own end */
+    if (g->closing)
+        return -EALREADY; /* another task is closing it, and will free it */
     g->closing = 1;
     weft_group_cancel(g);
     if (g->n) {

@@ -201,6 +201,10 @@ int weft_process_wait(weft_process *p, int *status, int64_t deadline)
 {
     if (!p)
         return -EINVAL;
+    /* Outside a task: -EPERM whether or not the child has ended (as weft.h says, and as
+     * every blocking call answers), not 0 or -EPERM by the child's timing. */
+    if (!weft_self())
+        return -EPERM;
     int64_t backoff = WEFT_MSEC;
     int st;
     for (;;) {

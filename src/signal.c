@@ -24,7 +24,7 @@ int weft_signal_wait(const sigset_t *set, int64_t deadline)
     if (!set)
         return -EINVAL;
     /* The signals of `set` that can be waited for: not the faults, not SIGKILL and SIGSTOP
-     * (signalfd ignores them), not the C library's own (sigismember refuses them), and no
+     * (signalfd ignores them), not the C library's own (sigaddset refuses them), and no
      * bit past the last signal. A set with none of them would wait for nothing forever. */
     sigset_t want;
     sigemptyset(&want);
@@ -33,7 +33,10 @@ int weft_signal_wait(const sigset_t *set, int64_t deadline)
         if (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE || sig == SIGKILL ||
             sig == SIGSTOP || sigismember(set, sig) != 1)
             continue;
-        sigaddset(&want, sig);
+        /* glibc's sigismember reports its own 32 and 33 (a set filled by hand may hold
+         * them); sigaddset refuses them: those are left out here. */
+        if (sigaddset(&want, sig) != 0)
+            continue;
         nwant++;
     }
     if (nwant == 0)

@@ -13,6 +13,8 @@
 
 #include "core.h"
 #include "io/io.h"
+#include "runtime.h"
+#include "smp.h"
 #include "watch.h"
 
 #define WATCH_KINDS (WEFT_WATCH_TIMER | WEFT_WATCH_SIGNAL)
@@ -153,6 +155,27 @@ static void watch_done(void *arg)
     w->watches_held = wt;
 }
 
+/* On worker 0: blocks signal `sig` on its thread (and the threads that drive it later). */
+static void msg_block_signal(weft__worker *w, void *a, void *b, uint64_t sig)
+{
+    (void)a, (void)b;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, (int)sig);
+    weft__worker_wait_signals(w, &set);
+}
+
+/* A watch on another worker than 0: the other workers' threads block every signal (runtime.c),
+ * but worker 0 runs on the thread that called weft_run, which does not; the kernel would
+ * deliver the signal there, to its default action (the process killed), instead of leaving
+ * it pending for the watch's signalfd. So worker 0 blocks it too, at its next tick (a
+ * message: its mask is its own thread's to change). Returns 0 or -ENOMEM. */
+static int block_on_first(weft__worker *w, int sig)
+{
+    weft__msg m = {msg_block_signal, NULL, NULL, (uint64_t)sig};
+    return weft__smp_post(w, &w->rt->workers[0], &m);
+}
+
 int weft_watch_add(weft_watch **out, int fd, unsigned mask, int64_t timeout_ns, weft_watch_fn cb,
                    void *arg)
 {
@@ -177,6 +200,8 @@ int weft_watch_add(weft_watch **out, int fd, unsigned mask, int64_t timeout_ns, 
         if (sigaddset(&set, fd) != 0)
             return -EINVAL; /* one the C library keeps for itself (glibc's 32 and 33) */
         int r = weft__worker_wait_signals(w, &set);
+        if (r == 0 && w != &w->rt->workers[0])
+            r = block_on_first(w, fd);
         if (r < 0)
             return r;
     } else if (mask & WATCH_DIRS) {

@@ -1129,3 +1129,25 @@ Test(future, timer_futures_destroyed_after_the_runtime_ended_are_left_untouched)
     weft_future_destroy(outlived[1]);
     weft_future_destroy(outlived[0]);
 }
+
+/* Bug: weft_future_poll with a NULL context crashed in the future's poll (a pending
+ * promise's, a timer's) instead of returning -EINVAL. */
+static void *poll_null_context_main(void *arg)
+{
+    (void)arg;
+    weft_promise *p;
+    cr_assert_eq(weft_promise_create(&p), 0);
+    cr_assert_eq(weft_future_poll(weft_promise_future(p), NULL), -EINVAL);
+    weft_future *t;
+    cr_assert_eq(weft_timer_future(&t, weft_deadline_in(WEFT_SEC)), 0);
+    cr_assert_eq(weft_future_poll(t, NULL), -EINVAL);
+    weft_future_destroy(t);
+    cr_assert_eq(weft_promise_resolve(p, NULL), 0);
+    weft_promise_release(p);
+    return NULL;
+}
+
+Test(future, poll_with_a_null_context_is_einval)
+{
+    run_main(poll_null_context_main, NULL);
+}

@@ -477,3 +477,67 @@ Test(group, a_close_waits_for_the_tasks_waiting_on_the_group, .timeout = 30)
 {
     run_main_each_order(close_while_waited_main, NULL);
 }
+
+/* Bug: a second weft_group_close while the first was parked in it ran the whole close too,
+ * and both freed the group (ASan: heap-use-after-free; release: a double free, SIGABRT).
+ * The same for generators: the second close overwrote the first's join, which never woke
+ * (the runtime reported a deadlock). The second close is -EALREADY now, the object left to
+ * the first. */
+static void *sleepy_member(void *arg)
+{
+    (void)arg;
+    weft_sleep(5 * WEFT_MSEC);
+    return NULL;
+}
+
+static void *close_group(void *g)
+{
+    return (void *)(intptr_t)weft_group_close(g);
+}
+
+static void gen_slow_to_stop(weft_gen *g, void *arg)
+{
+    (void)arg;
+    for (long i = 0;; i++)
+        if (weft_gen_yield(g, &i) < 0) {
+            weft_sleep(5 * WEFT_MSEC); /* a cleanup that takes a moment */
+            return;
+        }
+}
+
+static void *close_gen(void *g)
+{
+    return (void *)(intptr_t)weft_gen_close(g);
+}
+
+static void *double_close_main(void *arg)
+{
+    (void)arg;
+    weft_group *g;
+    cr_assert_eq(weft_group_create(&g), 0);
+    cr_assert_eq(weft_group_spawn(g, sleepy_member, NULL, NULL), 0);
+    weft_task *t;
+    cr_assert_eq(weft_spawn(&t, close_group, g, NULL), 0);
+    weft_yield(); /* the first closer is parked in its close */
+    cr_assert_eq(weft_group_close(g), -EALREADY);
+    void *r = (void *)1;
+    cr_assert_eq(weft_join(t, &r, WEFT_FOREVER), 0);
+    cr_assert_eq((intptr_t)r, 0);
+
+    weft_gen *gen;
+    long v;
+    cr_assert_eq(weft_gen_create(&gen, gen_slow_to_stop, NULL, sizeof v, NULL), 0);
+    cr_assert_eq(weft_gen_next(gen, &v, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_spawn(&t, close_gen, gen, NULL), 0);
+    weft_yield(); /* the first closer is parked joining the body */
+    cr_assert_eq(weft_gen_close(gen), -EALREADY);
+    r = (void *)1;
+    cr_assert_eq(weft_join(t, &r, WEFT_FOREVER), 0);
+    cr_assert_eq((intptr_t)r, 0);
+    return NULL;
+}
+
+Test(group, a_second_close_while_one_runs_is_ealready, .timeout = 30)
+{
+    run_main(double_close_main, NULL);
+}

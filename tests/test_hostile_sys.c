@@ -547,6 +547,13 @@ static void *signal_misuse_main(void *arg)
     sigemptyset(&set);
     sigaddset(&set, SIGSEGV);
     EQ(weft_signal_wait(&set, WEFT_FOREVER), -EINVAL);
+    /* The C library's own (glibc's 32 and 33), in a set filled by hand (sigaddset refuses
+     * them, sigismember reports them): it waited for ever on an empty signalfd. */
+    memset(&set, 0, sizeof set);
+    ((unsigned char *)&set)[(32 - 1) / 8] |= 1u << ((32 - 1) % 8);
+    ((unsigned char *)&set)[(33 - 1) / 8] |= 1u << ((33 - 1) % 8);
+    if (sigismember(&set, 32) == 1)
+        EQ(weft_signal_wait(&set, WEFT_FOREVER), -EINVAL);
     /* A real one among them is waited for. */
     sigemptyset(&set);
     sigaddset(&set, SIGKILL);

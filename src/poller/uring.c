@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
 
 #include <liburing.h>
@@ -263,6 +264,22 @@ static int arm_or_queue(weft_poller *p, ur_state *s, int fd, ureg *r)
     return 0;
 }
 
+/* What epoll_ctl says of fd, asked of an epoll instance made for the question: -EPERM for a
+ * file that cannot be polled (a regular file, a directory, /dev/null: always ready, which a
+ * poll would report at once, again and again), -EBADF for an O_PATH fd, else 0. For the fds
+ * that are not sockets or pipes (ttys, eventfds, timerfds...): registering them is rare, and
+ * the stat's type cannot tell /dev/null from a tty. */
+static WEFT_NOINLINE int epoll_refuses(int fd)
+{
+    int ep = weft__sys_epoll_create(NULL, EPOLL_CLOEXEC);
+    if (ep < 0)
+        return 0; /* no instance to ask (out of fds): the poll will say */
+    struct epoll_event ev = {.events = EPOLLIN};
+    int r = weft__sys_epoll_ctl(NULL, ep, EPOLL_CTL_ADD, fd, &ev);
+    weft__sys_close(NULL, ep);
+    return r == -EPERM || r == -EBADF ? r : 0;
+}
+
 static int ur_ctl(weft_poller *p, int op, int fd, uint64_t token, unsigned interest)
 {
     ur_state *s = p->backend;
@@ -275,8 +292,8 @@ static int ur_ctl(weft_poller *p, int op, int fd, uint64_t token, unsigned inter
         int r = weft__sys_fstat(NULL, fd, &st);
         if (r < 0)
             return r;
-        if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))
-            return -EPERM;
+        if (!S_ISSOCK(st.st_mode) && !S_ISFIFO(st.st_mode) && (r = epoll_refuses(fd)) < 0)
+            return r;
     }
     pthread_mutex_lock(&s->lock);
     int r = 0;
@@ -340,8 +357,9 @@ static void drain_wake(weft_poller *p)
         ;
 }
 
-/* Turns completions into events. Under the lock; the CQ is the waiter's. */
-static int reap(weft_poller *p, ur_state *s, weft_poll_event *evs, int max)
+/* Turns completions into events. Under the lock; the CQ is the waiter's. *requeued: a poll
+ * the kernel cancelled was queued to be armed again (no event for it). */
+static int reap(weft_poller *p, ur_state *s, weft_poll_event *evs, int max, bool *requeued)
 {
     int n = 0;
     bool woke = false;
@@ -377,6 +395,16 @@ static int reap(weft_poller *p, ur_state *s, weft_poll_event *evs, int max)
             continue; /* a poll since removed or replaced */
         if (!more)
             r->armed = 0;
+        if (cqe->res == -ECANCELED) {
+            /* Not ours (a removal or a change bumps the generation first): the kernel cancels
+             * a poll when the thread that submitted it exits (its completion would run in
+             * that thread's context), and a poll may have been submitted by any thread that
+             * registered or waited. Armed again by the waiting thread, at the next wait; a
+             * fd that became ready meanwhile completes the new poll at once. */
+            queue(s, (int)fd, r);
+            *requeued = true;
+            continue;
+        }
         if (cqe->res < 0) {
             /* The poll itself failed (the fd was closed under it, say): reported as an
              * error, and not re-armed; reregister or deregister it. */
@@ -395,27 +423,38 @@ static int reap(weft_poller *p, ur_state *s, weft_poll_event *evs, int max)
 static int ur_wait(weft_poller *p, weft_poll_event *evs, int max, int64_t timeout_ns)
 {
     ur_state *s = p->backend;
-    pthread_mutex_lock(&s->lock);
-    rearm_all(p, s);
-    pthread_mutex_unlock(&s->lock);
-    int r = 0;
-    struct io_uring_cqe *cqe;
-    weft__sys_enter(NULL, WEFT__SYS_io_uring_enter);
-    if (timeout_ns < 0) {
-        r = io_uring_wait_cqe(&s->ring, &cqe);
-    } else if (timeout_ns > 0) {
-        struct __kernel_timespec ts = {.tv_sec = timeout_ns / WEFT_SEC,
-                                       .tv_nsec = timeout_ns % WEFT_SEC};
-        r = io_uring_wait_cqe_timeout(&s->ring, &cqe, &ts);
-    } else if (io_uring_cq_has_overflow(&s->ring)) {
-        io_uring_get_events(&s->ring); /* brings the kernel's overflow list in */
+    int64_t until = timeout_ns > 0 ? weft__clock_ns() + timeout_ns : 0;
+    for (int tries = 0;; tries++) {
+        pthread_mutex_lock(&s->lock);
+        rearm_all(p, s);
+        pthread_mutex_unlock(&s->lock);
+        int r = 0;
+        struct io_uring_cqe *cqe;
+        weft__sys_enter(NULL, WEFT__SYS_io_uring_enter);
+        if (timeout_ns < 0) {
+            r = io_uring_wait_cqe(&s->ring, &cqe);
+        } else if (timeout_ns > 0) {
+            struct __kernel_timespec ts = {.tv_sec = timeout_ns / WEFT_SEC,
+                                           .tv_nsec = timeout_ns % WEFT_SEC};
+            r = io_uring_wait_cqe_timeout(&s->ring, &cqe, &ts);
+        } else if (io_uring_cq_has_overflow(&s->ring)) {
+            io_uring_get_events(&s->ring); /* brings the kernel's overflow list in */
+        }
+        bool requeued = false;
+        pthread_mutex_lock(&s->lock);
+        int n = reap(p, s, evs, max, &requeued);
+        pthread_mutex_unlock(&s->lock);
+        if (n == 0 && r < 0 && r != -ETIME)
+            return r; /* -EINTR: a signal handler ran */
+        /* Only polls the kernel cancelled came: armed again, the wait goes on for what is
+         * left of its time (one more look when it had none: they may be ready). */
+        if (n == 0 && requeued && tries < 8) {
+            if (timeout_ns > 0 && (timeout_ns = until - weft__clock_ns()) <= 0)
+                timeout_ns = 0;
+            continue;
+        }
+        return n;
     }
-    pthread_mutex_lock(&s->lock);
-    int n = reap(p, s, evs, max);
-    pthread_mutex_unlock(&s->lock);
-    if (n == 0 && r < 0 && r != -ETIME)
-        return r; /* -EINTR: a signal handler ran */
-    return n;
 }
 
 const weft__poller_ops weft__poller_uring = {
