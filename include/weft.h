@@ -2329,7 +2329,9 @@ typedef void (*weft_watch_fn)(weft_watch *w, int fd, unsigned events, void *arg)
  *   skipped, not run in a burst).
  * - signal: `mask` is WEFT_WATCH_SIGNAL, `fd` the signal: the callback runs each time it
  *   arrives (as weft_signal_wait: the signal is blocked on the worker's thread from then on,
- *   from this call). Every watch of the signal in the runtime gets each arrival from its
+ *   from this call; for a watch on another worker than 0, on worker 0's thread too, the one
+ *   that called weft_run, from its next tick: the other workers' threads block every signal
+ *   from their start). Every watch of the signal in the runtime gets each arrival from its
  *   add on, whichever worker it is on (as libuv's, Tokio's and Go's handlers do): one of
  *   them reads it and counts it to the others. A weft_signal_wait of the same signal
  *   competes with the watches: each arrival goes either to it or to all the watches.
