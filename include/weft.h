@@ -868,7 +868,9 @@ WEFT_API int weft_await(weft_future *f, void **value, int64_t deadline);
 WEFT_API int weft_timer_future(weft_future **out, int64_t deadline);
 
 /* A promise: a one-shot future that any task resolves with a value or rejects with an error.
- * One task at a time may await it. Reference counted: create gives one reference,
+ * One task at a time may await it: a weft_await while another task's await waits on it
+ * returns -EBUSY at once (it would take the other's place, which would then never wake).
+ * Reference counted: create gives one reference,
  * weft_promise_retain() adds one, weft_promise_release() drops one (as does
  * weft_future_destroy() on its future, for code that holds only the future); the last drop
  * frees it. Resolving or rejecting after the first resolution returns -EALREADY.

@@ -48,6 +48,9 @@ void weft_future_destroy(weft_future *f)
         f->ops->drop(f);
 }
 
+static const weft_future_ops promise_ops;
+static bool promise_claim(weft_future *self, weft_task *t);
+
 int weft_await(weft_future *f, void **value, int64_t deadline)
 {
     weft_task *t;
@@ -60,6 +63,8 @@ int weft_await(weft_future *f, void **value, int64_t deadline)
     /* A future may arm timers, fd waits and tasks on the worker that polls it: its awaiter
      * stays there from now on (task.h). */
     weft__task_bind(t);
+    if (f->ops == &promise_ops && !promise_claim(f, t))
+        return -EBUSY;
     weft__wait wr = {.kind = WEFT__WAIT_FUTURE, .what = f, .deadline = deadline};
     for (;;) {
         weft_context cx = {weft__waker_of(t)};
@@ -237,6 +242,31 @@ static int promise_poll(weft_future *self, weft_context *cx)
     /* Settled: the fields no longer change (settle happens once). */
     weft_future_complete(self, p->status, p->value);
     return WEFT_READY;
+}
+
+/* weft_await's claim on an unsettled promise, under its lock: refused while the waker of
+ * another task's await sits there still current (its task not woken since: the waker's epoch
+ * is the task's), since one await would take the other's place and leave it parked for ever
+ * (one awaiter at a time, weft.h); else our waker goes in, so that a second claim racing
+ * this one sees it. A waker left behind by a combinator that polled the promise and was
+ * dropped is stale (its task was woken since), and is replaced. The record a waker names
+ * stays allocated while its runtime runs (weft.h, Wakers). */
+static bool promise_claim(weft_future *self, weft_task *t)
+{
+    weft_promise *p = (weft_promise *)self;
+    bool ok = true;
+    weft__spin_lock(&p->lock);
+    if (!p->settled) {
+        weft_waker wk = p->waiter;
+        weft_task *other = wk.task;
+        if (other && other != t &&
+            WEFT__EPOCH(atomic_load_explicit(&other->word, memory_order_acquire)) == wk.epoch)
+            ok = false;
+        else
+            p->waiter = weft__waker_of(t);
+    }
+    weft__spin_unlock(&p->lock);
+    return ok;
 }
 
 static void promise_drop(weft_future *self)

@@ -1151,3 +1151,67 @@ Test(future, poll_with_a_null_context_is_einval)
 {
     run_main(poll_null_context_main, NULL);
 }
+
+/* Bug: a second task's weft_await of a promise another task awaited took its place: the
+ * first never woke (and the deadlock check does not look at promises: a silent hang). The
+ * second is -EBUSY now. A waker left behind by a combinator that was dropped is stale, and
+ * does not block a later await. */
+typedef struct two_awaits {
+    weft_promise *p;
+    int started;
+    int r;
+    void *v;
+} two_awaits;
+
+static void *await_first(void *arg)
+{
+    two_awaits *a = arg;
+    a->started = 1;
+    a->r = weft_await(weft_promise_future(a->p), &a->v, weft_deadline_in(10 * WEFT_SEC));
+    return NULL;
+}
+
+static void *second_awaiter_main(void *arg)
+{
+    (void)arg;
+    two_awaits a = {0};
+    cr_assert_eq(weft_promise_create(&a.p), 0);
+    weft_task *t;
+    cr_assert_eq(weft_spawn(&t, await_first, &a, NULL), 0);
+    while (!a.started)
+        weft_yield();
+    cr_assert_eq(weft_await(weft_promise_future(a.p), NULL, weft_deadline_in(WEFT_SEC)), -EBUSY);
+    cr_assert_eq(weft_promise_resolve(a.p, &a), 0);
+    cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(a.r, 0);
+    cr_assert_eq(a.v, &a);
+    weft_promise_release(a.p);
+
+    /* A first() over a promise and a timer: the timer wins, the first() is dropped with our
+     * waker still in the promise; a task awaiting the promise afterwards is not refused. */
+    two_awaits b = {0};
+    cr_assert_eq(weft_promise_create(&b.p), 0);
+    weft_future *tm, *fs[2], *first;
+    cr_assert_eq(weft_timer_future(&tm, weft_deadline_in(WEFT_MSEC)), 0);
+    fs[0] = weft_promise_future(b.p);
+    fs[1] = tm;
+    cr_assert_eq(weft_future_first(&first, fs, 2), 0);
+    cr_assert_eq(weft_await(first, NULL, weft_deadline_in(10 * WEFT_SEC)), 1, "the timer wins");
+    weft_future_destroy(first);
+    weft_future_destroy(tm);
+    cr_assert_eq(weft_spawn(&t, await_first, &b, NULL), 0);
+    while (!b.started)
+        weft_yield();
+    weft_yield();
+    cr_assert_eq(weft_promise_resolve(b.p, &b), 0);
+    cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(b.r, 0);
+    cr_assert_eq(b.v, &b);
+    weft_promise_release(b.p);
+    return NULL;
+}
+
+Test(future, a_second_awaiter_of_a_promise_is_ebusy, .timeout = 30)
+{
+    run_main(second_awaiter_main, NULL);
+}
