@@ -462,8 +462,11 @@ typedef struct weft_stats {
  * join of that task. Cancelled while it waits (a worker busy in a task that does not yield),
  * the call lists the workers it has not heard from without backtraces, and returns; their
  * dump tasks run later into memory of their own.
- * Returns 0, -EPERM (not in a stackful task), -EBADF (fd < 0), -ENOMEM, or a write's -errno.
- * Runtime thread only. */
+ * The text goes out as the fd takes it, its flags left alone (a blocking stderr stays
+ * blocking): while the fd is full (a pipe one of this runtime's tasks drains, a socket) the
+ * calling task sleeps and the worker runs the others; cancelled then, it stops writing.
+ * Returns 0, -EPERM (not in a stackful task), -EBADF (fd < 0, or not open), -ENOMEM,
+ * -ECANCELED, or a write's -errno. Runtime thread only. */
 WEFT_API int weft_dump_tasks(int fd);
 
 /* The I/O backend the current runtime uses ("epoll" or "io_uring"), or NULL outside one. */

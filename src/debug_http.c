@@ -191,10 +191,21 @@ static void *serve_conn(void *arg)
 {
     conn_arg *a = arg;
     serve_one(a->fd);
-    weft_close(a->fd);
+    weft_close(a->fd); /* here, where it may wait for a send behind: a cleanup must not */
+    a->fd = -1;
+    return NULL;
+}
+
+/* A connection task's cleanup, however it ended: also when it was cancelled before it ever
+ * ran (the runtime stopping), which left the accepted fd open (nothing sent on it: the close
+ * does not wait) and its record and reference behind. */
+static void conn_gone(void *arg)
+{
+    conn_arg *a = arg;
+    if (a->fd >= 0)
+        weft_close(a->fd);
     serve_state_release(a->st);
     free(a);
-    return NULL;
 }
 
 static void *serve_loop(void *arg)
@@ -214,7 +225,8 @@ static void *serve_loop(void *arg)
         if (a) {
             *a = (conn_arg){st, c};
             weft_spawn_opts o = {.name = "weft-debug-conn",
-                                 .flags = WEFT_SPAWN_DETACHED | WEFT_SPAWN_PINNED};
+                                 .flags = WEFT_SPAWN_DETACHED | WEFT_SPAWN_PINNED,
+                                 .cleanup = conn_gone};
             if (weft_spawn(NULL, serve_conn, a, &o) == 0) {
                 st->refs++;
                 continue;
@@ -225,8 +237,17 @@ static void *serve_loop(void *arg)
         weft_close(c);
     }
     weft_close(st->lfd);
-    serve_state_release(st);
+    st->lfd = -1;
     return NULL;
+}
+
+/* The accepting task's cleanup, however it ended (never run included). */
+static void serve_loop_gone(void *arg)
+{
+    serve_state *st = arg;
+    if (st->lfd >= 0)
+        weft_close(st->lfd);
+    serve_state_release(st);
 }
 
 int weft_debug_serve(const weft_addr *addr, weft_addr *bound)
@@ -254,7 +275,9 @@ int weft_debug_serve(const weft_addr *addr, weft_addr *bound)
         return -ENOMEM;
     }
     *st = (serve_state){lfd, 1};
-    weft_spawn_opts o = {.name = "weft-debug", .flags = WEFT_SPAWN_DETACHED | WEFT_SPAWN_PINNED};
+    weft_spawn_opts o = {.name = "weft-debug",
+                         .flags = WEFT_SPAWN_DETACHED | WEFT_SPAWN_PINNED,
+                         .cleanup = serve_loop_gone};
     int r = weft_spawn(NULL, serve_loop, st, &o);
     if (r < 0) {
         weft_close(lfd);

@@ -5,6 +5,8 @@
  * (weft__task_wait_snapshot) either way. */
 #include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -51,20 +53,47 @@ void weft__dumpbuf_printf(weft__dumpbuf *b, const char *fmt, ...)
     }
 }
 
+/* Writes the buffer to fd from a task without ever blocking its worker: the fd's flags are
+ * left alone (a shared stderr stays blocking), so each write(2) is made only once poll(2)
+ * says the fd takes bytes, and is at most PIPE_BUF long, which a writable pipe takes whole
+ * without blocking; while it takes none (a pipe a task of this very runtime drains, a full
+ * socket: EAGAIN) the task sleeps, 1 ms doubling to 64 ms, and the worker runs the others. */
 int weft__dumpbuf_flush(weft__dumpbuf *b, int fd)
 {
     if (b->truncated && b->p && b->cap - b->len > 32)
         b->len += (size_t)snprintf(b->p + b->len, b->cap - b->len, "... (out of memory)\n");
     int r = 0;
+    int64_t nap = WEFT_MSEC;
     for (size_t off = 0; off < b->len;) {
-        ssize_t n = write(fd, b->p + off, b->len - off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
+        struct pollfd pf = {fd, POLLOUT, 0};
+        int ready = poll(&pf, 1, 0);
+        if (ready < 0 && errno != EINTR) {
             r = -errno;
             break;
         }
-        off += (size_t)n;
+        if (ready == 1 && (pf.revents & POLLNVAL)) {
+            r = -EBADF;
+            break;
+        }
+        ssize_t n = -1;
+        if (ready == 1) {
+            size_t len = b->len - off < PIPE_BUF ? b->len - off : PIPE_BUF;
+            n = write(fd, b->p + off, len);
+            if (n < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
+                r = -errno;
+                break;
+            }
+        }
+        if (n > 0) {
+            off += (size_t)n;
+            nap = WEFT_MSEC;
+            continue;
+        }
+        if (ready == 1 && n < 0 && errno == EINTR)
+            continue;
+        if ((r = weft_sleep(nap)) < 0)
+            break; /* cancelled: the rest is not written */
+        nap = nap < 64 * WEFT_MSEC ? nap * 2 : nap;
     }
     free(b->p);
     *b = (weft__dumpbuf){0};

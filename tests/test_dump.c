@@ -1127,3 +1127,61 @@ Test(dump, a_dumper_cancelled_while_it_waits_for_a_busy_worker_leaves_nothing_be
     run_main_cfg(&c, cancelled_dumper_main, NULL);
     sem_destroy(&busy_go);
 }
+
+/* Bug: the dump went out with a plain blocking write(2) on the worker's thread: into a pipe
+ * that a task of the same runtime drains, a dump longer than the pipe's 64 KiB blocked the
+ * worker for good (the reader could never run); into a full non-blocking socket it stopped
+ * with -EAGAIN, the rest lost. The task sleeps now while the fd is full. */
+typedef struct drain {
+    int fd;
+    size_t got;
+} drain;
+
+static void *drain_pipe(void *arg)
+{
+    drain *d = arg;
+    char buf[8192];
+    ssize_t n;
+    while ((n = weft_read(d->fd, buf, sizeof buf, weft_deadline_in(30 * WEFT_SEC))) > 0)
+        d->got += (size_t)n;
+    return NULL;
+}
+
+static void *parked_forever(void *arg)
+{
+    weft_sleep_until(WEFT_FOREVER);
+    (void)arg;
+    return NULL;
+}
+
+static void *dump_into_drained_pipe_main(void *arg)
+{
+    (void)arg;
+    enum { NPARKED = 1000 };
+    weft_task **ts = calloc(NPARKED, sizeof *ts);
+    for (int i = 0; i < NPARKED; i++)
+        cr_assert_eq(weft_spawn(&ts[i], parked_forever, NULL, NULL), 0);
+    weft_yield();
+    int p[2];
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0); /* blocking, as a user's pipe is */
+    drain d = {.fd = p[0]};
+    weft_task *reader;
+    cr_assert_eq(weft_spawn(&reader, drain_pipe, &d, NULL), 0);
+    int r = weft_dump_tasks(p[1]);
+    close(p[1]);
+    cr_assert_eq(weft_join(reader, NULL, WEFT_FOREVER), 0);
+    weft_close(p[0]);
+    cr_assert_eq(r, 0, "dump: %s", weft_strerror(r));
+    cr_assert_gt(d.got, 64 * 1024, "a dump of %zu bytes is no test of a full pipe", d.got);
+    for (int i = 0; i < NPARKED; i++) {
+        weft_cancel(ts[i]);
+        weft_join(ts[i], NULL, WEFT_FOREVER);
+    }
+    free(ts);
+    return NULL;
+}
+
+Test(dump, a_dump_into_a_pipe_its_own_runtime_drains, .timeout = 60)
+{
+    run_main(dump_into_drained_pipe_main, NULL);
+}
