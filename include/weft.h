@@ -1783,7 +1783,11 @@ WEFT_API int weft_file_truncate(int fd, off_t len, int64_t deadline);
  *   removed (by a plain unlink(2) on the worker's thread, so that it goes even in a cancelled
  *   task or past the deadline);
  * - a failure of the directory's fsync after the rename: the new contents are in place, but
- *   a crash may still bring the old ones back.
+ *   a crash may still bring the old ones back. Once the rename is done, the deadline and a
+ *   cancel no longer stop the call: past them the directory's fsync is made on the worker's
+ *   thread, so -ETIMEDOUT and -ECANCELED always mean `path` untouched.
+ * The temporary file's size is checked before the rename: a write the kernel reported whole
+ * but did not make (io_uring past RLIMIT_FSIZE) is -EFBIG, `path` untouched.
  * -EINVAL for a NULL path, a path ending in '/', or a NULL buf with len > 0; -ENAMETOOLONG
  * when the temporary name does not fit PATH_MAX. From inside a task only. */
 WEFT_API int weft_file_write_atomic(const char *path, const void *buf, size_t len, mode_t mode,

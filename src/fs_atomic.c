@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core.h"
 
@@ -32,15 +33,39 @@ static int write_all(int fd, const char *buf, size_t len, int64_t deadline)
     return 0;
 }
 
-/* fsync of the directory `dir` (a NUL-terminated path), which makes the rename durable. */
-static int sync_dir(const char *dir, int64_t deadline)
+/* fsync of the directory `dir` (a NUL-terminated path), which makes the rename durable. The
+ * rename is done by then: the deadline and a cancel no longer apply (-ETIMEDOUT and
+ * -ECANCELED mean "path untouched", weft.h), so where they stop weft's calls the fsync is
+ * made by plain system calls on the worker's thread, which waits for it. */
+static int sync_dir(weft__worker *w, const char *dir, int64_t deadline)
 {
     int fd = weft_file_open(dir, O_RDONLY | O_DIRECTORY, 0, deadline);
+    int r = fd < 0 ? fd : weft_file_fsync(fd, deadline);
+    if (fd >= 0) {
+        int c = weft_close(fd);
+        if (r == 0)
+            r = c;
+    }
+    if (r != -ETIMEDOUT && r != -ECANCELED)
+        return r;
+    fd = weft__sys_open(&w->sys, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
     if (fd < 0)
         return fd;
-    int r = weft_file_fsync(fd, deadline);
-    int c = weft_close(fd);
-    return r < 0 ? r : c;
+    r = weft__sys_fsync(&w->sys, fd);
+    weft__sys_close(&w->sys, fd);
+    return r;
+}
+
+/* Whether the temporary file holds all `len` bytes: io_uring's write at the file position
+ * past RLIMIT_FSIZE reports the whole count written while the file does not grow (kernel
+ * 6.18; write(2) says EFBIG), which would rename a cut file over the target. -EFBIG then. */
+static int check_size(weft__worker *w, int fd, size_t len)
+{
+    struct stat st;
+    int r = weft__sys_fstat(&w->sys, fd, &st);
+    if (r < 0)
+        return r;
+    return (uint64_t)st.st_size == (uint64_t)len ? 0 : -EFBIG;
 }
 
 int weft_file_write_atomic(const char *path, const void *buf, size_t len, mode_t mode,
@@ -95,6 +120,8 @@ int weft_file_write_atomic(const char *path, const void *buf, size_t len, mode_t
     if (fd >= 0) {
         r = write_all(fd, buf, len, deadline);
         if (r == 0)
+            r = check_size(weft__worker_current(), fd, len);
+        if (r == 0)
             r = weft_file_fsync(fd, deadline);
         int c = weft_close(fd);
         if (r == 0)
@@ -107,7 +134,7 @@ int weft_file_write_atomic(const char *path, const void *buf, size_t len, mode_t
             weft__worker *now = weft__worker_current();
             weft__sys_unlinkat(&now->sys, tmp, 0);
         } else {
-            r = sync_dir(dir, deadline); /* the rename is done: the new contents stay */
+            r = sync_dir(weft__worker_current(), dir, deadline); /* the new contents stay */
         }
     }
     weft__free(weft__worker_current(), tmp);
