@@ -21,6 +21,11 @@
  * readiness future, weft_fd_future, would not do for reads: on io_uring weft holds a
  * socket's received bytes, which a plain read(2) after readiness would miss.) A channel
  * await tries the non-blocking call first and spawns only when it would wait.
+ * Only weft's awaitables (these leaves, weft::task, weft::yield) may be awaited in a
+ * weft::task: the root does not see another library's awaiter, so a coroutine suspended on
+ * one (std::suspend_always, or an awaiter resumed later from a callback or a thread) ends
+ * its chain with -EDEADLK at once and its frames are destroyed; a later resume of it is a
+ * use-after-free.
  *
  * Cancellation. task_handle::cancel() asks a spawned task to stop: the pending leaf
  * completes with -ECANCELED (a helper task is cancelled through weft_cancel, so its blocking
@@ -30,6 +35,10 @@
  * or cancelled block_on) destroys the coroutine frames in place, running the destructors of
  * what they hold, as Rust drops a future; a helper task still running then is cancelled and
  * the frames are destroyed when it has returned, so buffers it borrowed stay valid until then.
+ * A completion that reaches the helper's call before its cancel wins (weft.h, weft_cancel):
+ * a channel value it received, or bytes it read, then go with the destroyed frames (lost),
+ * and a value it was sending may still be delivered. Drop tasks that move data through
+ * channels only where that is acceptable, or cancel them (task_handle::cancel) and join.
  *
  * Frames come from a per-thread cache (detail::frame_pool): weft.h exposes no allocator, and
  * a worker is a thread, so a thread-local cache is a per-worker pool. A frame freed on
@@ -45,6 +54,10 @@
  * a comment says "any thread". Requires C++20 (<coroutine>): g++ 10+, clang++ 14+. */
 #ifndef WEFT_HPP
 #define WEFT_HPP
+
+#if !defined(__cplusplus) || __cplusplus < 202002L
+#error "weft.hpp requires C++20 (-std=c++20): its tasks are C++20 coroutines"
+#endif
 
 #include <weft.h>
 
@@ -638,6 +651,9 @@ struct blocking_leaf : leaf_awaiter<blocking_leaf<Fn>> {
     long res = 0;
     bool done = false, ran = false, detached = false, cancel_sent = false;
     weft_waker waker{nullptr, 0};
+#if defined(__cpp_exceptions)
+    std::exception_ptr exc; /* what fn threw: rethrown by await_resume, in the awaiting frame */
+#endif
 
     explicit blocking_leaf(Fn f) : fn(std::move(f)) {}
     blocking_leaf(blocking_leaf &&o) noexcept : fn(std::move(o.fn)) {} /* before any await */
@@ -651,7 +667,18 @@ struct blocking_leaf : leaf_awaiter<blocking_leaf<Fn>> {
     {
         auto *self = static_cast<blocking_leaf *>(p);
         self->ran = true;
+#if defined(__cpp_exceptions)
+        /* Caught here: an exception must not cross the helper task's C frames (it ended the
+         * process, std::terminate from this noexcept function). */
+        try {
+            self->res = static_cast<long>(self->fn());
+        } catch (...) {
+            self->exc = std::current_exception();
+            self->res = -ECANCELED;
+        }
+#else
         self->res = static_cast<long>(self->fn());
+#endif
         return nullptr;
     }
     /* The helper's spawn cleanup: runs once it has finished, also when it was cancelled
@@ -708,8 +735,12 @@ struct blocking_leaf : leaf_awaiter<blocking_leaf<Fn>> {
 template <class V, class Fn>
 struct call_awaiter : blocking_leaf<Fn> {
     explicit call_awaiter(Fn f) : blocking_leaf<Fn>(std::move(f)) {}
-    result<V> await_resume() const noexcept
+    result<V> await_resume() const
     {
+#if defined(__cpp_exceptions)
+        if (this->exc)
+            std::rethrow_exception(this->exc);
+#endif
         long v = this->res;
         if (v < 0)
             return fail(static_cast<int>(v));
@@ -727,7 +758,7 @@ struct call_awaiter : blocking_leaf<Fn> {
  * here (weft_file_*, weft_resolve, weft_process_wait, weft_blocking ...). Borrowed
  * pointers in fn must stay valid while it runs: a task dropped meanwhile keeps its frames
  * until the helper has returned. Not for locks: weft's mutex is held by the task that locked
- * it, and the helper ends at once. */
+ * it, and the helper ends at once. An exception fn throws is rethrown by the co_await. */
 template <class Fn>
 auto call(Fn fn)
 {
@@ -840,13 +871,18 @@ result<T> take_result(spawned<T> *s, int status)
 {
     if (status < 0)
         return fail(status);
-    if (s->taken || !s->out) /* joined twice, or dropped before it finished */
-        return fail(s->taken ? -EINVAL : -ECANCELED);
-    s->taken = true;
+    if (s->taken) /* joined twice */
+        return fail(-EINVAL);
 #if defined(__cpp_exceptions)
-    if (s->exc)
+    /* Before the result's check: a task that threw has none (it rethrew as -ECANCELED). */
+    if (s->exc) {
+        s->taken = true;
         std::rethrow_exception(s->exc);
+    }
 #endif
+    if (!s->out) /* dropped before it finished */
+        return fail(-ECANCELED);
+    s->taken = true;
     if constexpr (std::is_void_v<T>)
         return result<void>();
     else
@@ -1118,13 +1154,25 @@ private:
               v(o.v), early(o.early)
         {
         }
-        bool await_ready() noexcept
+        /* The try comes in await_suspend, where the task's root (its cancel) is known: a
+         * cancelled task's channel calls complete with -ECANCELED at once, even when they
+         * could complete (as weft_chan_send/recv do in a cancelled stackful task); before,
+         * a cancelled consumer kept draining a busy channel. */
+        bool await_ready() const noexcept { return false; }
+        template <detail::weft_promise_type P>
+        bool await_suspend(std::coroutine_handle<P> h) noexcept
         {
             const xfer_fn &f = this->fn;
-            int r = f.is_send ? weft_chan_try_send(f.c, &v) : weft_chan_try_recv(f.c, &v);
-            if (r == -EAGAIN)
-                return false;
-            early = r;
+            int r;
+            if (h.promise().rt->cancel.load(std::memory_order_acquire))
+                r = -ECANCELED;
+            else
+                r = f.is_send ? weft_chan_try_send(f.c, &v) : weft_chan_try_recv(f.c, &v);
+            if (r != -EAGAIN) {
+                early = r;
+                return false; /* resumed at once, with `early` */
+            }
+            detail::blocking_leaf<xfer_fn>::await_suspend(h);
             return true;
         }
         long status() const noexcept { return early <= 0 ? early : this->res; }

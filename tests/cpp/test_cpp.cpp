@@ -229,6 +229,31 @@ void *lock_try(void *arg)
     return (void *)(intptr_t)g.error();
 }
 
+/* weft::call with a callable that throws: the co_await rethrows (it was std::terminate). */
+weft::task<int> call_throws()
+{
+    try {
+        (void)co_await weft::call([]() -> long { throw std::runtime_error("in call"); });
+    } catch (const std::runtime_error &) {
+        co_return 1;
+    }
+    co_return 0;
+}
+
+/* Parks on `go` until cancelled, then tries five receives from a channel that has values and
+ * a send into one with room: each must be -ECANCELED (they used to complete). */
+weft::task<int> cancelled_consumer(weft::channel<int> ch, weft::channel<int> ready,
+                                   weft::channel<int> go)
+{
+    (void)ready.try_send(1);
+    auto g = co_await go.recv_async();
+    int completed = g.ok() ? 100 : 0;
+    for (int i = 0; i < 5; i++)
+        completed += (co_await ch.recv_async()).ok();
+    completed += (co_await ch.send_async(7)).ok();
+    co_return completed;
+}
+
 } // namespace
 
 int main()
@@ -253,6 +278,40 @@ int main()
             thrown = true;
         }
         CHECK(thrown);
+    });
+    in_runtime("exception through a spawned task's join", [] {
+        /* It was lost: the join said -ECANCELED (the task had no result), and so did a
+         * second join, which is -EINVAL. */
+        auto h = weft::spawn(thrower());
+        CHECK(h.ok());
+        bool thrown = false;
+        try {
+            (void)h->join();
+        } catch (const std::runtime_error &) {
+            thrown = true;
+        }
+        CHECK(thrown);
+        CHECK_EQ(h->join().error(), -EINVAL);
+    });
+    in_runtime("exception from weft::call's callable", [] {
+        auto r = weft::block_on(call_throws());
+        CHECK(r.ok());
+        CHECK_EQ(*r, 1);
+    });
+    in_runtime("channel awaits of a cancelled task", [] {
+        auto ch = *weft::channel<int>::make(16);
+        auto ready = *weft::channel<int>::make(1);
+        auto go = *weft::channel<int>::make(0);
+        for (int i = 0; i < 5; i++)
+            CHECK(ch.try_send(i).ok());
+        auto h = weft::spawn(cancelled_consumer(ch, ready, go));
+        CHECK(h.ok());
+        CHECK(ready.recv().ok());
+        h->cancel();
+        auto j = h->join();
+        CHECK(j.ok());
+        CHECK_EQ(*j, 0);
+        CHECK_EQ(*ch.try_recv(), 0); /* the values are all still there */
     });
     in_runtime("promise resolved from another thread", [] {
         weft_promise *p = nullptr;
