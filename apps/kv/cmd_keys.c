@@ -145,7 +145,7 @@ static void expire_generic(kv_ctx *c, long long unit_ms, int absolute, const cha
         reply_int(c->out, 0);
         return;
     }
-    if (when <= now) {
+    if (when <= now && !c->db->loading) {
         db_delete(c->db, e);
         reply_int(c->out, 1);
         return;

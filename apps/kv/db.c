@@ -137,7 +137,9 @@ static int expired(const kv_entry *e, int64_t now)
 kv_entry *db_lookup(kv_db *db, const char *key, size_t klen)
 {
     kv_entry *e = (kv_entry *)dict_find(&db->keys, key, klen, kv_hash(key, klen));
-    if (e && e->expire_ms >= 0 && expired(e, kv_unix_ms())) {
+    if (e && e->expire_ms >= 0 && !db->loading && expired(e, kv_unix_ms())) {
+        if (db->on_expire)
+            db->on_expire(db, e->key, e->node.klen);
         db_delete(db, e);
         db->nexpired++;
         return NULL;
@@ -446,6 +448,8 @@ static int sweep_one(dnode *n, void *arg)
     st->nseen++;
     if (!expired(e, st->now))
         return 0;
+    if (st->db->on_expire)
+        st->db->on_expire(st->db, e->key, e->node.klen);
     st->db->nexpires--;
     st->db->nexpired++;
     st->ndeleted++;

@@ -94,6 +94,14 @@ typedef struct kv_db {
     size_t sweep_cursor; /* where the active expiry sweep resumes */
     uint64_t nhits, nmisses, nexpired, nevicted;
     uint64_t rng; /* xorshift state, for RANDOMKEY and the samplers */
+    /* The AOF's replay is running the commands (set by the dispatcher before each): nothing
+     * expires then, and a PEXPIREAT in the past sets the time instead of deleting, as in
+     * Redis's load; the keys expire once the server runs. Else a key that had expired came
+     * back from a later logged write of it, made as if it never had (a list's RPUSH). */
+    int loading;
+    /* Called with each key that expires (lazily or by the sweep), before it goes: the AOF
+     * logs a DEL, so that a replay sees the key end where it did. NULL: nothing. */
+    void (*on_expire)(struct kv_db *db, const char *key, size_t klen);
 } kv_db;
 
 /* Bytes the calling thread's shard data holds (kv_malloc minus kv_free). */

@@ -91,6 +91,7 @@ void kv_run_proc(const kv_command *cmd, kv_ctx *ctx)
         return;
     }
     size_t reply_off = ctx->out->len;
+    sh->db.loading = atomic_load_explicit(&kv_cfg.aof_replaying, memory_order_relaxed);
     cmd->proc(ctx);
     if (sh->db.watched.size && (cmd->flags & CMD_WRITE))
         kv_watch_after_write(&sh->db, cmd, ctx, reply_off);
@@ -126,11 +127,18 @@ static void *sweeper(void *arg)
     return NULL;
 }
 
+/* A key of the shard expired: the AOF logs its end (Redis propagates a DEL). */
+static void shard_key_expired(kv_db *db, const char *key, size_t klen)
+{
+    kv_aof_log_del((kv_shard *)db, key, klen); /* the db is the shard's first member */
+}
+
 static void shard_init(void *value, unsigned worker, void *arg)
 {
     (void)arg;
     kv_shard *sh = value;
     db_init(&sh->db, worker);
+    sh->db.on_expire = shard_key_expired;
     sh->index = worker;
     sh->conns.prev = sh->conns.next = &sh->conns;
     weft_spawn_opts o = {0};

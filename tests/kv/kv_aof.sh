@@ -53,6 +53,17 @@ cli incrbyfloat f 2.5 >/dev/null
 cli expire h 500 >/dev/null
 cli del m5 >/dev/null
 
+# Expiry across a restart: a list written again (its TTL kept) before it expired stays gone
+# once it has (it came back as [b], without a TTL); one that expired at run time and was made
+# again lives on as made, without a TTL (the expiry is logged as a DEL).
+cli rpush xl a >/dev/null
+cli pexpire xl 400 >/dev/null
+cli rpush xl b >/dev/null
+cli rpush xr a >/dev/null
+cli pexpire xr 100 >/dev/null
+sleep 0.3
+cli rpush xr b >/dev/null
+
 # Load: a counter incremented by one client, one reply at a time (each printed reply is an
 # acknowledged write), beside redis-benchmark; SIGKILL once 300 replies are in.
 redis-benchmark -p "$port" -q -n 100000 -c 8 -P 4 -r 1000 -t set,lpush >/dev/null 2>&1 &
@@ -67,6 +78,7 @@ done
 wait $incr $bench 2>/dev/null
 acked=$(grep -E '^[0-9]+$' "$tmp/acks" | tail -1)
 [ "${acked:-0}" -ge 1 ] || { echo "FAIL: no INCR acknowledged"; fail=1; }
+sleep 0.5 # xl's 400 ms are over
 
 start || { echo "kv_aof: no restart"; cat "$tmp/err"; exit 1; }
 got=$(cli get ctr)
@@ -87,6 +99,9 @@ check mset "2 3 4" "$(cli mget m2 m3 m4 | tr '\n' ' ' | sed 's/ $//')"
 check deleted "0" "$(cli exists m5)"
 check expired "0" "$(cli exists gone)"
 check float "2.5" "$(cli get f)"
+check expired_list "0" "$(cli exists xl)"
+check remade_list "b" "$(cli lrange xr 0 -1 | tr '\n' ' ' | sed 's/ $//')"
+check remade_ttl "-1" "$(cli pttl xr)"
 check appendonly "yes" "$(cli config get appendonly | tail -1)"
 
 # A crash in the middle of a write: the partial command is cut off at the next start.
