@@ -240,10 +240,40 @@ static void *writer_task(void *arg)
         a->buf.len = 0;
         uint64_t upto = a->appended;
         int werr = write_all(a->fd, &w);
-        if (werr < 0)
-            fprintf(stderr, "weft-kv: AOF of shard %u: write: %s\n", sh->index,
-                    weft_strerror(werr));
-        a->write_err = werr < 0;
+        if (werr < 0) {
+            /* Nothing of the buffer counts as written: the file is cut back to its last
+             * whole command (a half-written one would end the next start's replay), the
+             * buffer goes back in front of what was logged since, and the write is tried
+             * again in a second. Meanwhile `synced` stays put (appendfsync always: no reply
+             * to those writes goes out) and write commands are refused (-MISCONF, as Redis).
+             * Before, the bytes were dropped, the replies sent, and the file left with a
+             * partial command in its middle that no start could load past. */
+            if (!a->write_err)
+                fprintf(stderr,
+                        "weft-kv: AOF of shard %u: write: %s; writes are refused until it "
+                        "succeeds again\n",
+                        sh->index, weft_strerror(werr));
+            a->write_err = 1;
+            int t = weft_file_truncate(a->fd, (off_t)a->size, WEFT_FOREVER);
+            if (t < 0)
+                fprintf(stderr, "weft-kv: AOF of shard %u: cannot cut it back to %llu bytes: %s\n",
+                        sh->index, (unsigned long long)a->size, weft_strerror(t));
+            sbuf_add(&w, a->buf.data, a->buf.len);
+            spare = a->buf;
+            spare.len = 0;
+            a->buf = w;
+            if (a->stop) {
+                fprintf(stderr, "weft-kv: AOF of shard %u: %zu bytes of writes not saved\n",
+                        sh->index, a->buf.len);
+                break;
+            }
+            weft_event_wait(&a->halt, weft_deadline_in(WEFT_SEC)); /* the close sets it */
+            continue;
+        }
+        if (a->write_err)
+            fprintf(stderr, "weft-kv: AOF of shard %u: the write error looks solved\n",
+                    sh->index);
+        a->write_err = 0;
         a->size += w.len;
         spare = w;
         if (kv_cfg.aof_policy == AOF_ALWAYS) {

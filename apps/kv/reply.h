@@ -17,6 +17,9 @@
 #define ERR_OVERFLOW   "ERR increment or decrement would overflow"
 #define ERR_POSITIVE   "ERR value is out of range, must be positive"
 #define ERR_OOM        "OOM command not allowed when used memory > 'maxmemory'."
+#define ERR_MISCONF                                                                                \
+    "MISCONF Errors writing to the AOF file: the write failed (see the server's log); writes "     \
+    "are refused until it succeeds"
 #define ERR_STRINGSIZE "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
 
 void reply_status(sbuf *b, const char *s); /* +s */

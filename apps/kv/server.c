@@ -90,6 +90,12 @@ void kv_run_proc(const kv_command *cmd, kv_ctx *ctx)
         reply_error(ctx->out, ERR_OOM);
         return;
     }
+    /* The AOF cannot be written (a full disk): writes are refused until it can, as Redis's
+     * -MISCONF, rather than acknowledged and lost. */
+    if (sh->aof.write_err && (cmd->flags & CMD_WRITE) && sh->aof.fd >= 0) {
+        reply_error(ctx->out, ERR_MISCONF);
+        return;
+    }
     size_t reply_off = ctx->out->len;
     sh->db.loading = atomic_load_explicit(&kv_cfg.aof_replaying, memory_order_relaxed);
     cmd->proc(ctx);
@@ -298,9 +304,14 @@ static void serve(int fd, void *arg)
         if (n <= 0)
             break;
         c->qlen += (size_t)n;
+        uint64_t logged = sh->aof.appended;
         kv_process(c);
         if (c->out.len) {
-            kv_aof_wait(sh); /* appendfsync always: the writes go to disk before the replies */
+            /* appendfsync always: the writes go to disk before the replies. While the AOF
+             * cannot be written, a batch that logged nothing (its writes refused, -MISCONF;
+             * reads) is answered at once: it would wait for the failed write's retry. */
+            if (!sh->aof.write_err || sh->aof.appended != logged)
+                kv_aof_wait(sh);
             if (weft_write(fd, c->out.data, c->out.len, WEFT_FOREVER) < 0)
                 break;
             c->out.len = 0;
