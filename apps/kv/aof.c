@@ -26,6 +26,7 @@
  * nothing is acknowledged while the switch is under way that the new file would lack. */
 #include "aof.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -924,6 +925,32 @@ static int prepare_shard_key(unsigned nshards, int had_aof)
     return 0;
 }
 
+/* The name of a non-empty shard file ("weft-kv-<n>.aof") in dir, or NULL. Static storage:
+ * the start-up's one thread. */
+static const char *stray_shard_file(const char *dir)
+{
+    static char found[256];
+    DIR *d = opendir(dir);
+    if (!d)
+        return NULL;
+    const char *r = NULL;
+    for (struct dirent *e; !r && (e = readdir(d)) != NULL;) {
+        unsigned n;
+        char tail[8];
+        if (sscanf(e->d_name, "weft-kv-%u.%7s", &n, tail) != 2 || strcmp(tail, "aof") != 0)
+            continue;
+        char p[4096];
+        struct stat st;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (stat(p, &st) == 0 && st.st_size > 0) {
+            snprintf(found, sizeof found, "%s", e->d_name);
+            r = found;
+        }
+    }
+    closedir(d);
+    return r;
+}
+
 int kv_aof_prepare(unsigned nshards)
 {
     if (kv_cfg.aof_policy == AOF_OFF)
@@ -946,6 +973,18 @@ int kv_aof_prepare(unsigned nshards)
             return -1;
         }
         return prepare_shard_key(nshards, 1);
+    }
+    /* No count: a fresh directory, unless shard files are there (copied without the count,
+     * as a backup of the *.aof files would be). Their count and key unknown, replaying them
+     * would drop the files past --workers or put keys on other shards than their history:
+     * refused, with what to do. */
+    const char *stray = stray_shard_file(kv_cfg.dir);
+    if (stray) {
+        fprintf(stderr,
+                "weft-kv: %s/%s is there without %s: the shard count the AOF was written with "
+                "is unknown; write it there (echo N > %s) or move the AOF files away\n",
+                kv_cfg.dir, stray, path, path);
+        return -1;
     }
     /* The key first: a start that dies between the two finds no count, and starts afresh. */
     char count[32];

@@ -143,6 +143,7 @@ if [ "$workers" = 1 ]; then
     mkdir "$tmp/bl"
     printf '*3\r\n$5\r\nblpop\r\n$2\r\nnl\r\n$1\r\n0\r\n*3\r\n$3\r\nset\r\n$1\r\nx\r\n$1\r\n1\r\n' \
         >"$tmp/bl/weft-kv-0.aof"
+    echo 1 >"$tmp/bl/weft-kv-aof.shards" # its count, as every AOF directory has
     saved_tmp=$tmp
     tmp=$tmp/bl
     if start; then
@@ -207,6 +208,16 @@ if "$bin" --port 0 --workers $((workers + 1)) --appendonly yes --dir "$tmp" >/de
     fail=1
 fi
 grep -q "was written by $workers shards" "$tmp/err2" || { echo "FAIL: no refusal"; fail=1; }
+# The files without the count beside them (a backup of *.aof alone): refused too. They were
+# replayed as a fresh directory's: the files past --workers dropped, keys put elsewhere.
+mv "$tmp/weft-kv-aof.shards" "$tmp/shards.saved"
+if "$bin" --port 0 --workers "$workers" --appendonly yes --dir "$tmp" >/dev/null \
+    2>"$tmp/err3"; then
+    echo "FAIL: started from AOF files without their shard count"
+    fail=1
+fi
+grep -q "without .*weft-kv-aof.shards" "$tmp/err3" || { echo "FAIL: no refusal without the count"; cat "$tmp/err3"; fail=1; }
+mv "$tmp/shards.saved" "$tmp/weft-kv-aof.shards"
 pid=
 
 [ $fail = 0 ] && echo "kv_aof: all checks passed ($workers workers, $acked INCRs acknowledged)"
