@@ -623,6 +623,40 @@ void kv_aof_log(kv_shard *sh, const kv_command *cmd, kv_ctx *ctx, size_t reply_o
     weft_event_set(&a->kick);
 }
 
+#define GROUP_NONE ((size_t)-1)
+
+size_t kv_aof_group_begin(kv_shard *sh)
+{
+    kv_aof *a = &sh->aof;
+    if (a->fd < 0 || atomic_load_explicit(&kv_cfg.aof_replaying, memory_order_relaxed))
+        return GROUP_NONE;
+    size_t mark = a->buf.len;
+    const char *argv[1] = {"MULTI"};
+    size_t argl[1] = {5};
+    emit(&a->buf, 1, argv, argl);
+    a->appended += a->buf.len - mark;
+    return mark;
+}
+
+void kv_aof_group_end(kv_shard *sh, size_t mark)
+{
+    kv_aof *a = &sh->aof;
+    if (mark == GROUP_NONE)
+        return;
+    size_t multi_len = sizeof "*1\r\n$5\r\nMULTI\r\n" - 1;
+    if (a->buf.len == mark + multi_len) { /* nothing written: no group */
+        a->buf.len = mark;
+        a->appended -= multi_len;
+        return;
+    }
+    const char *argv[1] = {"EXEC"};
+    size_t argl[1] = {4};
+    size_t before = a->buf.len;
+    emit(&a->buf, 1, argv, argl);
+    a->appended += a->buf.len - before;
+    weft_event_set(&a->kick);
+}
+
 void kv_aof_log_del(kv_shard *sh, const char *key, size_t klen)
 {
     kv_aof *a = &sh->aof;
@@ -809,6 +843,7 @@ static int replay_file(unsigned shard)
     c->fd = -1;
     c->replay = 1;
     c->replay_shard = shard;
+    c->replay_multi = -1;
     c->qcap = 1 << 20;
     resp_reset(&c->parser);
     off_t total = 0;
@@ -833,6 +868,7 @@ static int replay_file(unsigned shard)
             break;
         c->qlen += (size_t)n;
         total += n;
+        c->replay_base = (long long)(total - (off_t)c->qlen);
         kv_process(c);
         c->out.len = 0;
         if (c->close_after) {
@@ -857,7 +893,17 @@ static int replay_file(unsigned shard)
             rc = -1;
         }
     }
-    kv_multi_free(c); /* our files hold no MULTI; a damaged one may */
+    if (rc == 0 && c->multi && c->replay_multi >= 0) {
+        /* A transaction cut short by a crash (its EXEC never written, so never answered):
+         * none of it was applied, and none of it stays, or the next writes would join it. */
+        fprintf(stderr, "weft-kv: AOF %s: a transaction without its EXEC cut off at %lld\n",
+                path, c->replay_multi);
+        if (truncate(path, (off_t)c->replay_multi) < 0) {
+            perror("weft-kv: truncate");
+            rc = -1;
+        }
+    }
+    kv_multi_free(c); /* a MULTI left open: its queue is dropped (all or nothing) */
     resp_free(&c->parser);
     sbuf_free(&c->out);
     sbuf_free(&c->tmp);

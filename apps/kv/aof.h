@@ -84,6 +84,12 @@ int kv_aof_open(struct kv_shard *sh);
 void kv_aof_log(struct kv_shard *sh, const struct kv_command *cmd, struct kv_ctx *ctx,
                 size_t reply_off);
 void kv_aof_log_del(struct kv_shard *sh, const char *key, size_t klen);
+/* A transaction's writes on one shard, logged between MULTI and EXEC (nothing if it wrote
+ * nothing): a crash that cuts the file inside it leaves a MULTI without EXEC, which the next
+ * start drops whole and cuts off (all or nothing, as Redis). begin returns the mark end
+ * takes. The two bracket a run with no yield (multi.c's run_here). */
+size_t kv_aof_group_begin(struct kv_shard *sh);
+void kv_aof_group_end(struct kv_shard *sh, size_t mark);
 /* Starts a rewrite of sh's file. Returns 0, -EBUSY (one is under way), -EINVAL (no AOF), or
  * -errno. On sh's worker. */
 int kv_aof_rewrite(struct kv_shard *sh);

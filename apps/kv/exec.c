@@ -309,8 +309,10 @@ void kv_process(kv_conn *c)
             c->close_after = 1;
             break;
         }
-        if (r == RESP_DONE)
+        if (r == RESP_DONE) {
+            c->replay_at = start;
             dispatch(c, c->qbuf + start);
+        }
         resp_reset(&c->parser);
         start += used;
         if (c->out.len >= OUT_FLUSH) {

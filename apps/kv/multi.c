@@ -144,6 +144,8 @@ void multi_multi(kv_ctx *c)
         reply_error(c->out, "ERR out of memory");
         return;
     }
+    if (c->conn->replay) /* where a transaction the file holds cut short begins (aof.c) */
+        c->conn->replay_multi = c->conn->replay_base + (long long)c->conn->replay_at;
     reply_ok(c->out);
 }
 
@@ -163,6 +165,7 @@ static void run_here(kv_conn *c, struct kv_multi *m)
 {
     kv_shard *sh = kv_local();
     sh->in_exec++;
+    size_t group = kv_aof_group_begin(sh);
     for (size_t i = 0; i < m->n; i++) {
         queued *q = &m->cmds[i];
         kv_ctx ctx = {&sh->db, q->argc, q->argv, q->argl, &c->out, NULL, q->cmd};
@@ -174,6 +177,7 @@ static void run_here(kv_conn *c, struct kv_multi *m)
             kv_run_proc(q->cmd, &ctx);
         }
     }
+    kv_aof_group_end(sh, group);
     if (--sh->in_exec == 0 && sh->db.ready && !sh->held_by)
         kv_block_serve(sh); /* the clients its pushes woke, now that it has run whole */
 }

@@ -83,6 +83,9 @@ typedef struct kv_conn {
     int replay;             /* the AOF replay's: no socket, internal commands allowed */
     unsigned replay_shard;  /* the shard whose file the replay reads */
     const char *replay_err; /* why the replay stopped: a command no file holds */
+    long long replay_base;  /* the file offset of qbuf[0] while kv_process runs (replay) */
+    size_t replay_at;       /* the offset in qbuf of the command being run (replay) */
+    long long replay_multi; /* the file offset of the open MULTI (replay), else -1 */
     struct kv_multi *multi; /* MULTI's queue while a transaction is open, else NULL */
     struct kv_watchset *watch; /* WATCH's keys, or NULL (watch.c) */
     int in_exec;               /* EXEC is running the queue: blocking commands do not block */

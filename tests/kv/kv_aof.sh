@@ -158,6 +158,40 @@ if [ "$workers" = 1 ]; then
     tmp=$saved_tmp
 fi
 
+# A transaction cut short in the file (SIGKILL in the middle of its write): none of it is
+# applied, and the file is cut before its MULTI, so that later writes do not join it. Its
+# writes are logged between MULTI and EXEC (they were logged bare: the complete ones before
+# the cut were applied, half a transaction). Then a whole one, through a restart.
+if [ "$workers" = 1 ]; then
+    saved_tmp=$tmp
+    tmp=$saved_tmp/tx
+    mkdir "$tmp"
+    echo 1 >"$tmp/weft-kv-aof.shards"
+    printf '*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n*1\r\n$5\r\nMULTI\r\n*3\r\n$3\r\nSET\r\n$1\r\nb\r\n$1\r\n2\r\n*3\r\n$3\r\nSET\r\n$1\r\nc\r\n$1\r\n3\r\n' \
+        >"$tmp/weft-kv-0.aof"
+    if start --appendfsync always; then
+        check tx_before "1" "$(cli get a)"
+        check tx_cut "" "$(cli get b)$(cli get c)"
+        grep -q "transaction without its EXEC cut off" "$tmp/err" || { echo "FAIL: no tx cut line"; fail=1; }
+        printf 'MULTI\nSET d 4\nSET e 5\nGET a\nEXEC\n' | cli >/dev/null
+        cli set f 6 >/dev/null
+        kill -9 $pid
+        wait $pid 2>/dev/null
+        if start; then
+            check tx_whole "4 5 6" "$(cli mget d e f | tr '\n' ' ' | sed 's/ $//')"
+            check tx_none "" "$(cli get b)"
+            kill -TERM $pid
+            wait $pid
+        else
+            echo "FAIL: no restart after a transaction"; fail=1
+        fi
+        grep -q "MULTI" "$tmp/weft-kv-0.aof" || { echo "FAIL: the transaction was not grouped"; fail=1; }
+    else
+        echo "FAIL: no start with a cut transaction"; cat "$tmp/err"; fail=1
+    fi
+    tmp=$saved_tmp
+fi
+
 # A write the AOF cannot take (the file-size limit here, as a full disk would): the command
 # is not acknowledged (appendfsync always), later writes are refused with -MISCONF, and the
 # file is cut back to its last whole command, so a restart loads every acknowledged write.
