@@ -302,6 +302,7 @@ static int loop_run(weft__worker *w, bool native)
             weft__trace_sleep(w, true);
         weft__io_poll(w, timeout, poll_cap(w));
         if (timeout != 0) { /* a poll that could block: its time counts as asleep */
+            weft__watch_woke(&w->watch);
             w->now = weft__clock_ns();
             w->asleep_ns += w->now - slept_from;
             if (w->tracer)

@@ -59,6 +59,7 @@ struct weft__watchdog {
     int64_t refilled_at;
     struct watch_seen {
         uint64_t pub;        /* the last value seen */
+        uint64_t woke;       /* and of the worker's wakes */
         int64_t since;       /* when it was first seen */
         int64_t next_ns;     /* the length at which this stall is reported next (doubling) */
         int64_t handoff_ns;  /* the length at which a hand-off is asked next */
@@ -398,8 +399,10 @@ static void *watchdog_thread(void *arg)
             weft__worker *w = &rt->workers[i];
             struct watch_seen *s = &wd->seen[i];
             uint64_t pub = atomic_load_explicit(&w->watch.pub, memory_order_relaxed);
-            if (pub != s->pub || !s->since) { /* a new run, or the first look */
+            uint64_t woke = atomic_load_explicit(&w->watch.woke, memory_order_relaxed);
+            if (pub != s->pub || woke != s->woke || !s->since) { /* a new run, or the first look */
                 s->pub = pub;
+                s->woke = woke;
                 s->since = now;
                 s->next_ns = wd->threshold_ns;
                 s->handoff_ns = rt->handoff_ns;

@@ -22,6 +22,13 @@
  * leaves on the worker's thread, published by `npcs` (release) for the watchdog (acquire). */
 typedef struct weft__watch {
     _Atomic uint64_t pub;
+    /* The worker's sleeps in its reactor that have ended, stored by the worker as it wakes
+     * (relaxed, as `pub`): a wake starts a new run. The watchdog's look may have found the
+     * worker asleep a while before it woke, and without this it counted that part of the
+     * sleep as running: a worker that slept 20 ms in stealing mode, where a waking worker
+     * pokes the napping watchdog at once, was reported stalled, its task "blocked in system
+     * call 441" (epoll_pwait2). */
+    _Atomic uint64_t woke;
     /* 1 while the worker runs its loop (loop.c): before and after, a worker that does not
      * switch is starting or stopping, not stuck. Stored with release at the loop's start,
      * loaded with acquire by the watchdog: what the worker's init wrote (thread, tid) is
@@ -61,6 +68,13 @@ void weft__watch_thread(weft__watch *wt);
 static inline void weft__watch_switch(weft__watch *wt, uint64_t nswitches)
 {
     atomic_store_explicit(&wt->pub, nswitches, memory_order_relaxed);
+}
+
+/* After a sleep in the reactor (loop.c), on the worker's thread: one store. */
+static inline void weft__watch_woke(weft__watch *wt)
+{
+    atomic_store_explicit(&wt->woke, atomic_load_explicit(&wt->woke, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
 }
 
 /* Whether the watchdog sees w stalled now (the stuck-worker hint). Any thread. */
