@@ -1599,7 +1599,8 @@ WEFT_API int weft_server_close(weft_server *srv);
 typedef struct weft_stream weft_stream;
 
 typedef struct weft_stream_opts {
-    size_t read_buf;   /* read buffer (16 KiB); grows to a read_until limit when needed */
+    size_t read_buf;   /* read buffer (16 KiB); a line without its delimiter that fills it
+                        * doubles it, up to the read_until limit */
     size_t high_water; /* buffered output that makes a writer flush and park (64 KiB) */
     size_t low_water;  /* where a parked writer resumes (16 KiB); <= high_water */
 } weft_stream_opts;

@@ -188,7 +188,13 @@ ssize_t weft_stream_read_until(weft_stream *s, int delim, void *buf, size_t max,
         scanned = limit;
         if (have >= max)
             return -ENOBUFS; /* nothing consumed: the caller may read it another way */
-        ssize_t n = refill(s, max, deadline);
+        /* The buffer grows only when it is full of a line without its delimiter, doubling up
+         * to max: a short line read with a large max kept a buffer of max bytes (256 MiB for
+         * a 6-byte line; -ENOMEM for a max the allocator could not give). */
+        size_t want = s->rcap;
+        if (have >= s->rcap)
+            want = s->rcap > max / 2 ? max : s->rcap * 2;
+        ssize_t n = refill(s, want, deadline);
         if (n == 0) {
             /* EOF: what is left has no delimiter; hand it over as the last piece. */
             return (ssize_t)take(s, buf, have);
