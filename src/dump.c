@@ -591,8 +591,10 @@ int weft__dump_render(weft__dumpbuf *out, bool json)
     part_text *parts = calloc(nw, sizeof *parts);
     if (!parts)
         return -ENOMEM;
+    atomic_fetch_add_explicit(&rt->dumping, 1, memory_order_relaxed);
     for (unsigned k = 0; k < nw; k++)
         render_part(rt, k, json, &parts[k]);
+    atomic_fetch_sub_explicit(&rt->dumping, 1, memory_order_relaxed);
     size_t total = 0;
     for (unsigned k = 0; k < nw; k++)
         total += parts[k].n;

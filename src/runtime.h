@@ -34,6 +34,11 @@ struct weft__runtime {
     /* The one stderr line about a task that got no stack was written (scheduler.c): any
      * worker exchanges it (relaxed: only its own value matters). */
     _Atomic bool nostack_told;
+    /* Dumps under way (dump.c): while it is not 0, a victim hands no task to a thief
+     * (steal.c), so that no task moves between two workers' parts of a dump, which listed it
+     * twice or not at all. Incremented and decremented by the dumping tasks of any worker;
+     * relaxed: the answers in flight when it rises are the window left. */
+    _Atomic unsigned dumping;
     /* Which workers used each fd (io/fdshare.c): pages of masks made at first use by any
      * worker (CAS), freed with the runtime. Only in a runtime of several workers. */
     _Atomic(_Atomic uint64_t *) fdshare[256]; /* WEFT__FDSHARE_PAGES */

@@ -134,6 +134,8 @@ static void msg_ask(weft__worker *w, void *a, void *b, uint64_t c)
     size_t want = spare(w) / 2;
     if (want > STEAL_MAX)
         want = STEAL_MAX;
+    if (atomic_load_explicit(&w->rt->dumping, memory_order_relaxed))
+        want = 0; /* a dump is listing the workers' tasks: none moves meanwhile */
     weft_task *given = NULL, **gtail = &given;
     size_t n = 0, nnew = 0, started_seen = 0;
     if (want && !w->tasks.shutting_down) {
