@@ -15,6 +15,7 @@
 #include "dumpsig.h"
 #include "leaks.h"
 #include "io/io.h"
+#include "log.h"
 #include "loop.h"
 #include "overflow.h"
 #include "pool.h"
@@ -141,8 +142,18 @@ WEFT_COLD static int resolve_workers(weft_config *c, unsigned ncpus)
         if (c->stall_ms == 0)
             c->stall_ms = -1; /* "0" in the environment: off */
     }
-    if (c->dump_signal == 0)
-        c->dump_signal = weft__dump_signal_from_env(getenv("WEFT_DUMP_SIGNAL"));
+    if (c->dump_signal == 0) {
+        const char *ds = getenv("WEFT_DUMP_SIGNAL");
+        c->dump_signal = weft__dump_signal_from_env(ds);
+        /* A value that names no signal weft can take ("KILL", "usr1", "10x"): said, not
+         * ignored in silence (the program would then die of the signal it meant for dumps). */
+        if (ds && *ds && c->dump_signal < 0)
+            weft__logf(NULL, WEFT_LOG_WARN,
+                       "weft: WEFT_DUMP_SIGNAL=%s is not a signal weft can take for dumps "
+                       "(a name such as USR1 or SIGUSR2, or its number; not KILL, STOP, the "
+                       "faults or one weft uses): no dump signal\n",
+                       ds);
+    }
     if (c->order == WEFT_ORDER_DEFAULT) {
         const char *o = getenv("WEFT_ORDER");
         c->order = o && strcmp(o, "depth_first") == 0 ? WEFT_ORDER_DEPTH_FIRST : WEFT_ORDER_FIFO;
