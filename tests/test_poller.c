@@ -773,8 +773,7 @@ static void *watch_on_worker1(void *arg)
         return (void *)1;
     for (int i = 1; i <= 2; i++) {
         weft_task *k;
-        if (weft_spawn_on(0, &k, kill_process_usr2, NULL, NULL) ||
-            weft_join(k, NULL, WEFT_FOREVER))
+        if (weft_spawn_on(0, &k, kill_process_usr2, NULL, NULL) || weft_join(k, NULL, WEFT_FOREVER))
             return (void *)2;
         while (log.calls < i)
             weft_sleep(WEFT_MSEC);

@@ -272,8 +272,7 @@ static void *writer_task(void *arg)
             continue;
         }
         if (a->write_err)
-            fprintf(stderr, "weft-kv: AOF of shard %u: the write error looks solved\n",
-                    sh->index);
+            fprintf(stderr, "weft-kv: AOF of shard %u: the write error looks solved\n", sh->index);
         a->write_err = 0;
         a->size += w.len;
         spare = w;
@@ -896,8 +895,8 @@ static int replay_file(unsigned shard)
     if (rc == 0 && c->multi && c->replay_multi >= 0) {
         /* A transaction cut short by a crash (its EXEC never written, so never answered):
          * none of it was applied, and none of it stays, or the next writes would join it. */
-        fprintf(stderr, "weft-kv: AOF %s: a transaction without its EXEC cut off at %lld\n",
-                path, c->replay_multi);
+        fprintf(stderr, "weft-kv: AOF %s: a transaction without its EXEC cut off at %lld\n", path,
+                c->replay_multi);
         if (truncate(path, (off_t)c->replay_multi) < 0) {
             perror("weft-kv: truncate");
             rc = -1;

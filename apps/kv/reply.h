@@ -9,14 +9,14 @@
 
 #include "sbuf.h"
 
-#define ERR_SYNTAX     "ERR syntax error"
-#define ERR_NOTINT     "ERR value is not an integer or out of range"
-#define ERR_NOTFLOAT   "ERR value is not a valid float"
-#define ERR_WRONGTYPE  "WRONGTYPE Operation against a key holding the wrong kind of value"
-#define ERR_NOKEY      "ERR no such key"
-#define ERR_OVERFLOW   "ERR increment or decrement would overflow"
-#define ERR_POSITIVE   "ERR value is out of range, must be positive"
-#define ERR_OOM        "OOM command not allowed when used memory > 'maxmemory'."
+#define ERR_SYNTAX    "ERR syntax error"
+#define ERR_NOTINT    "ERR value is not an integer or out of range"
+#define ERR_NOTFLOAT  "ERR value is not a valid float"
+#define ERR_WRONGTYPE "WRONGTYPE Operation against a key holding the wrong kind of value"
+#define ERR_NOKEY     "ERR no such key"
+#define ERR_OVERFLOW  "ERR increment or decrement would overflow"
+#define ERR_POSITIVE  "ERR value is out of range, must be positive"
+#define ERR_OOM       "OOM command not allowed when used memory > 'maxmemory'."
 #define ERR_MISCONF                                                                                \
     "MISCONF Errors writing to the AOF file: the write failed (see the server's log); writes "     \
     "are refused until it succeeds"

@@ -50,7 +50,7 @@ struct weft_http_pool {
     struct weft_tls_session *session;
     char tls_err[200];      /* the last handshake failure in words */
     unsigned max_redirects; /* weft_http_pool_set_redirects; 0: none followed */
-    int used; /* a request has started: the scheme may no longer change */
+    int used;               /* a request has started: the scheme may no longer change */
 };
 
 static void hconn_close(hconn *c)

@@ -1499,8 +1499,7 @@ static WEFT_NOINLINE ssize_t send_queued(weft__io *io, const weft__ioreq *q, int
 
 /* The backend's paths by operation, after the checks of ur_submit_checked where a request
  * needed them. Inlined into both callers: a switch of tail calls. */
-static inline __attribute__((always_inline)) ssize_t ur_dispatch(weft__io *io,
-                                                                 const weft__ioreq *q,
+static inline __attribute__((always_inline)) ssize_t ur_dispatch(weft__io *io, const weft__ioreq *q,
                                                                  int64_t deadline)
 {
     const uring_state *s = io->backend;
@@ -1559,8 +1558,7 @@ static inline __attribute__((always_inline)) ssize_t ur_dispatch(weft__io *io,
  *   the buffered receive and the send behind copy in user space, where it would fault;
  * - a readv whose array has such an entry, likewise;
  * - a file call the ring would get wrong (file_rw_special). */
-static WEFT_NOINLINE ssize_t ur_submit_checked(weft__io *io, const weft__ioreq *q,
-                                               int64_t deadline)
+static WEFT_NOINLINE ssize_t ur_submit_checked(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
     bool rw = q->op == WEFT__IO_READ || q->op == WEFT__IO_WRITE || q->op == WEFT__IO_RECV ||
               q->op == WEFT__IO_SEND;

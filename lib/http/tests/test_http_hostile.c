@@ -252,7 +252,8 @@ static int answer(int fd, const req *rq)
         return 0;
     }
     if (strcmp(p, "/x/dots") == 0) {
-        send_str(fd, "HTTP/1.1 302 Found\r\nLocation: ../../y/./../ok\r\nContent-Length: 0\r\n\r\n");
+        send_str(fd,
+                 "HTTP/1.1 302 Found\r\nLocation: ../../y/./../ok\r\nContent-Length: 0\r\n\r\n");
         return 0;
     }
     if (strcmp(p, "/injected") == 0) { /* a request the client never meant to send */
@@ -709,10 +710,10 @@ static void *t_injection(void *arg)
     int64_t dl = weft_deadline_in(LONG_DEADLINE);
     weft_http_response r;
     j->rc[0] = weft_http_get(p, "/ok HTTP/1.1\r\nHost: x\r\n\r\nGET /injected", NULL, NULL, &r, dl);
-    j->rc[1] = weft_http_request(p, "GET /injected HTTP/1.1\r\n\r\nGET", "/ok", NULL, NULL, 0,
-                                 NULL, NULL, &r, dl);
-    j->rc[2] = weft_http_request(p, "GET", "/ok", "X-A: 1\r\n\r\nGET /injected HTTP/1.1\r\n",
-                                 NULL, 0, NULL, NULL, &r, dl);
+    j->rc[1] = weft_http_request(p, "GET /injected HTTP/1.1\r\n\r\nGET", "/ok", NULL, NULL, 0, NULL,
+                                 NULL, &r, dl);
+    j->rc[2] = weft_http_request(p, "GET", "/ok", "X-A: 1\r\n\r\nGET /injected HTTP/1.1\r\n", NULL,
+                                 0, NULL, NULL, &r, dl);
     j->rc[3] = weft_http_request(p, "GET", "/ok", "no-colon\r\n", NULL, 0, NULL, NULL, &r, dl);
     j->rc[4] = weft_http_request(p, "GET", "/ok", "X-A: 1\n", NULL, 0, NULL, NULL, &r, dl);
     j->rc[5] = weft_http_get(p, "", NULL, NULL, &r, dl);
