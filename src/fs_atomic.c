@@ -56,9 +56,10 @@ static int sync_dir(weft__worker *w, const char *dir, int64_t deadline)
     return r;
 }
 
-/* Whether the temporary file holds all `len` bytes: io_uring's write at the file position
- * past RLIMIT_FSIZE reports the whole count written while the file does not grow (kernel
- * 6.18; write(2) says EFBIG), which would rename a cut file over the target. -EFBIG then. */
+/* Whether the temporary file holds all `len` bytes, the last check before the rename: a
+ * write the kernel counted but did not make must not put a cut file over the target. (io_uring's
+ * ring, past RLIMIT_FSIZE, counted bytes written and left the file position behind them, so
+ * the next write overwrote them: uring.c's pos_after_short_write now moves it.) -EFBIG then. */
 static int check_size(weft__worker *w, int fd, size_t len)
 {
     struct stat st;

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -685,6 +687,60 @@ static void *espipe_main(void *arg)
 Test(fs, pread_and_pwrite_on_a_pipe_or_a_socket_are_espipe)
 {
     run_main(espipe_main, NULL);
+}
+
+/* A write at the file position cut short by RLIMIT_FSIZE (SIGXFSZ ignored) moves the
+ * position by what it wrote, as write(2) does: the next write is -EFBIG and the bytes already
+ * written stay. io_uring's ring reported the short count but left the position where the
+ * write began, so each later write overwrote the start of the file and reported success.
+ * (Criterion runs each test in a process of its own, whose limit this is.) */
+static void *short_write_main(void *arg)
+{
+    (void)arg;
+    fifo f;
+    fifo_make(&f);
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/limited", f.dir);
+    int fd = weft_file_open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600, WEFT_FOREVER);
+    cr_assert_geq(fd, 0);
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit old_lim, lim;
+    cr_assert_eq(getrlimit(RLIMIT_FSIZE, &old_lim), 0);
+    lim = old_lim;
+    lim.rlim_cur = 100 * 1024;
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    size_t len = 64 * 1024;
+    char *a = malloc(len), *b = malloc(len);
+    memset(a, 'a', len);
+    memset(b, 'b', len);
+    cr_assert_eq(weft_file_write(fd, a, len, WEFT_FOREVER), (ssize_t)len);
+    cr_assert_eq(weft_file_write(fd, b, len, WEFT_FOREVER), 100 * 1024 - (ssize_t)len, "short");
+    cr_assert_eq(lseek(fd, 0, SEEK_CUR), 100 * 1024, "the position moved by what was written");
+    cr_assert_eq(weft_file_write(fd, a, len, WEFT_FOREVER), -EFBIG);
+    cr_assert_eq(weft_file_write(fd, a, len, WEFT_FOREVER), -EFBIG);
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &old_lim), 0);
+    char c;
+    int rfd = open(path, O_RDONLY | O_CLOEXEC);
+    cr_assert_geq(rfd, 0);
+    cr_assert_eq(pread(rfd, &c, 1, 0), 1);
+    cr_assert_eq(c, 'a', "the first write's bytes were not overwritten");
+    cr_assert_eq(pread(rfd, &c, 1, 64 * 1024), 1);
+    cr_assert_eq(c, 'b');
+    struct stat st;
+    cr_assert_eq(fstat(rfd, &st), 0);
+    cr_assert_eq(st.st_size, 100 * 1024);
+    close(rfd);
+    free(a);
+    free(b);
+    weft_close(fd);
+    unlink(path);
+    fifo_remove(&f);
+    return NULL;
+}
+
+Test(fs, a_write_cut_short_by_the_file_size_limit_moves_the_position)
+{
+    run_main(short_write_main, NULL);
 }
 
 /* A file call queued for the blocking pool when its fd is closed, the number then reused by

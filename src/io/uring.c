@@ -46,6 +46,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <liburing.h>
@@ -128,6 +129,9 @@ typedef struct uring_state {
      * generation (TAG_EVENTFD). The ring's driver only. */
     pthread_t evfd_thread;
     uint32_t evfd_gen;
+    /* Whether this kernel's ring leaves the file position where it was after a write it cut
+     * short (pos_after_short_write): 0 not known yet, 1 it does, -1 it moves it. */
+    int8_t short_write_keeps_pos;
 } uring_state;
 
 static inline uint64_t recv_tag(int fd, uint32_t gen)
@@ -1454,8 +1458,49 @@ static bool range_faults(const void *buf, size_t len)
     return end > top;
 }
 
-/* What file_rw_special returns for "the ring's own path". */
-#define UR_PLAIN ((ssize_t)INT64_MIN)
+/* What file_rw_special returns for "the ring's own path", and for "a write at the file
+ * position of a regular file" (the ring's own path, then pos_after_short_write). */
+#define UR_PLAIN     ((ssize_t)INT64_MIN)
+#define UR_POS_WRITE ((ssize_t)INT64_MIN + 1)
+
+/* Whether the ring leaves the file position unmoved after a write at it that it cut short:
+ * a write to a memfd sealed against growing, one page long, of two pages (write(2) writes one
+ * and moves the position by it). 1 yes, -1 no, 0 not known (the probe was cut off, or did
+ * not end short). Costs one memfd and one ring write, once per worker. */
+static int probe_short_write_pos(weft__io *io)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    int fd = memfd_create("weft-probe", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    char *buf = fd >= 0 && pg > 0 ? calloc(2, (size_t)pg) : NULL;
+    int verdict = 0;
+    if (buf && ftruncate(fd, pg) == 0 && fcntl(fd, F_ADD_SEALS, F_SEAL_GROW) == 0) {
+        weft__ioreq q = {
+            .op = WEFT__IO_WRITE, .fd = fd, .buf = buf, .len = 2 * (size_t)pg, .off = -1};
+        int why = 0;
+        int r = run_op(io, &q, WEFT_FOREVER, &why);
+        if (!why && r == pg)
+            verdict = lseek(fd, 0, SEEK_CUR) == 0 ? 1 : -1;
+    }
+    free(buf);
+    if (fd >= 0)
+        close(fd);
+    return verdict;
+}
+
+/* After a write at the file position of a regular file that the ring ended short (it
+ * completes short writes to regular files itself, so a short count means its last try
+ * failed: EFBIG past RLIMIT_FSIZE, ENOSPC): the kernel (6.18 at least) then reports the bytes
+ * written but leaves the position where the write began, and the caller's next write would
+ * overwrite them. Moves the position by n, as write(2) does, where the probe says the ring
+ * did not. A write racing this one on the same file description races anyway. */
+static WEFT_NOINLINE void pos_after_short_write(weft__io *io, int fd, ssize_t n)
+{
+    uring_state *s = io->backend;
+    if (s->short_write_keeps_pos == 0)
+        s->short_write_keeps_pos = (int8_t)probe_short_write_pos(io);
+    if (s->short_write_keeps_pos == 1)
+        (void)weft__sys_lseek(&io->w->sys, fd, n, SEEK_CUR);
+}
 
 /* weft_file_* reads and writes the ring would get wrong, as the system call answers them:
  * - at the file position (off -1) of an O_DIRECT file: the ring's direct read or write
@@ -1472,6 +1517,8 @@ static WEFT_NOINLINE ssize_t file_rw_special(weft__io *io, const weft__ioreq *q,
         return weft__io_exec_blocking(io->w, q, deadline);
     if (q->off >= 0 && (kind == WEFT__FD_STREAM || io->fds[q->fd].sock))
         return -ESPIPE;
+    if (q->off < 0 && q->op == WEFT__IO_WRITE && kind == WEFT__FD_FILE)
+        return UR_POS_WRITE;
     return UR_PLAIN;
 }
 
@@ -1568,6 +1615,13 @@ static WEFT_NOINLINE ssize_t ur_submit_checked(weft__io *io, const weft__ioreq *
         return -EFAULT;
     if ((q->opts & WEFT__IOQ_FILE) && (q->op == WEFT__IO_READ || q->op == WEFT__IO_WRITE)) {
         ssize_t r = file_rw_special(io, q, deadline);
+        if (r == UR_POS_WRITE) {
+            /* A regular file: not a send behind (send_behind would come here too) */
+            r = ring_run(io, q, deadline);
+            if (r > 0 && (size_t)r < q->len)
+                pos_after_short_write(io, q->fd, r);
+            return r;
+        }
         if (r != UR_PLAIN)
             return r;
     }

@@ -196,8 +196,7 @@ fi
 # is not acknowledged (appendfsync always), later writes are refused with -MISCONF, and the
 # file is cut back to its last whole command, so a restart loads every acknowledged write.
 # (Before: every write answered +OK, the refused bytes dropped, and the file left with a
-# partial command in its middle that no start could load past.) On epoll: io_uring's write
-# past RLIMIT_FSIZE reports the whole count without writing it (kernel 6.18).
+# partial command in its middle that no start could load past.)
 if [ "$workers" = 1 ]; then
     saved_tmp=$tmp
     tmp=$saved_tmp/full
@@ -207,7 +206,7 @@ if [ "$workers" = 1 ]; then
     (
         trap '' XFSZ
         ulimit -f 32
-        WEFT_BACKEND=epoll start --appendfsync always && echo "$pid $port" >"$tmp/server"
+        start --appendfsync always && echo "$pid $port" >"$tmp/server"
     )
     read -r pid port <"$tmp/server" || { pid=; port=0; }
     n=0
