@@ -1313,7 +1313,8 @@ WEFT_API int weft_close(int fd);
 /* Sends `count` bytes of in_fd from *offset (updated; NULL: the file position) to out_fd,
  * parking while out_fd is full. Returns count, or -errno if it stopped early (fewer bytes
  * if in_fd ends first: the return value is then what was sent); -EINVAL, nothing sent, for a
- * count past SSIZE_MAX or one that runs *offset past the largest offset. out_fd closed through
+ * count past SSIZE_MAX, a negative *offset, or a count that runs *offset past the largest
+ * offset. out_fd closed through
  * weft_close meanwhile ends it with -EBADF on both backends, and nothing more is sent to the
  * number (*offset then says how far the file went). */
 WEFT_API ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count,

@@ -238,11 +238,11 @@ ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, int64_
     weft__worker *w = io_begin(&err);
     if (!w)
         return err;
-    /* As sendfile(2) on both backends: a count that is negative as a signed size, or that
-     * runs the offset past the largest one, is -EINVAL (io_uring's splices took it at its
-     * word and sent the file). */
-    if (count > (size_t)SSIZE_MAX || (offset && *offset >= 0 && (uint64_t)*offset + count >
-                                                                     (uint64_t)INT64_MAX))
+    /* As sendfile(2) on both backends: a count that is negative as a signed size, an offset
+     * below 0, or a count that runs the offset past the largest one, is -EINVAL (io_uring's
+     * splices took each at its word: -1 there means the file position). */
+    if (count > (size_t)SSIZE_MAX ||
+        (offset && (*offset < 0 || (uint64_t)*offset + count > (uint64_t)INT64_MAX)))
         return -EINVAL;
     size_t done = 0;
     while (done < count) {

@@ -1655,6 +1655,15 @@ static void *bad_fd_main(void *arg)
     cr_assert_eq(weft_close(old0), -EBADF, "closed twice");
     cr_assert_eq(weft_read(old1, buf, 1, WEFT_FOREVER), -EBADF, "read of a closed fd");
     cr_assert_eq(weft_write(old0, "x", 1, WEFT_FOREVER), -EBADF, "write of a closed fd");
+    /* A number weft used, forgotten, then closed by close(2): a second forget is -EBADF
+     * (it returned 0: the table held a record for the number). */
+    tcp_pair(p);
+    cr_assert_eq(weft_write(p[0], "gh", 2, WEFT_FOREVER), 2);
+    read_exactly(p[1], buf, 2);
+    cr_assert_eq(weft_fd_forget(p[0]), 0);
+    cr_assert_eq(close(p[0]), 0);
+    cr_assert_eq(weft_fd_forget(p[0]), -EBADF, "forget of a closed fd");
+    cr_assert_eq(weft_close(p[1]), 0);
     tcp_pair(p);
     cr_assert_eq(weft_write(p[0], "cd", 2, WEFT_FOREVER), 2);
     read_exactly(p[1], buf, 2);

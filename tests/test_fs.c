@@ -2,6 +2,7 @@
  * (io_uring); a FIFO or a device opened by path is not a regular file, and takes the
  * readiness path, where deadlines and cancellation work. Run once per backend. */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
 #include <limits.h>
@@ -687,6 +688,83 @@ static void *espipe_main(void *arg)
 Test(fs, pread_and_pwrite_on_a_pipe_or_a_socket_are_espipe)
 {
     run_main(espipe_main, NULL);
+}
+
+/* A FIFO opened by weft_file_open waits for its other end, as open(2) does, on both
+ * backends: io_uring's open tried it without blocking first, so a read end opened at once
+ * (and its first read found end of file before the writer came: the writer's bytes were
+ * lost) and a write end failed with -ENXIO. The other end here is a plain thread that opens
+ * it a little later; the test does not depend on how much later. */
+typedef struct fifo_peer {
+    const char *path;
+    int flags;
+    char got[8];
+    ssize_t n;
+} fifo_peer;
+
+static void *fifo_peer_thread(void *arg)
+{
+    fifo_peer *p = arg;
+    usleep(50 * 1000); /* only so that the old code's open finished first and failed */
+    int fd = open(p->path, p->flags | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    if (p->flags == O_WRONLY) {
+        p->n = write(fd, "data", 4);
+    } else {
+        ssize_t k;
+        p->n = 0;
+        while (p->n < (ssize_t)sizeof p->got &&
+               (k = read(fd, p->got + p->n, sizeof p->got - (size_t)p->n)) > 0)
+            p->n += k;
+    }
+    close(fd);
+    return NULL;
+}
+
+static void *fifo_open_main(void *arg)
+{
+    (void)arg;
+    fifo f;
+    fifo_make(&f);
+    /* The read end: open waits for the writer, then its bytes are read. */
+    fifo_peer w = {.path = f.path, .flags = O_WRONLY, .n = -1};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, fifo_peer_thread, &w), 0);
+    int fd = weft_file_open(f.path, O_RDONLY, 0, weft_deadline_in(30 * WEFT_SEC));
+    cr_assert_geq(fd, 0, "open: %d", fd);
+    char buf[8];
+    ssize_t n = 0, k;
+    while ((k = weft_file_read(fd, buf + n, sizeof buf - (size_t)n,
+                               weft_deadline_in(30 * WEFT_SEC))) > 0)
+        n += k;
+    cr_assert_eq(n, 4, "read %zd (last %zd)", n, k);
+    cr_assert_eq(memcmp(buf, "data", 4), 0);
+    cr_assert_eq(weft_close(fd), 0);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    cr_assert_eq(w.n, 4);
+    /* The write end: open waits for the reader (it was -ENXIO). */
+    fifo_peer r = {.path = f.path, .flags = O_RDONLY, .n = -1};
+    cr_assert_eq(pthread_create(&th, NULL, fifo_peer_thread, &r), 0);
+    fd = weft_file_open(f.path, O_WRONLY, 0, weft_deadline_in(30 * WEFT_SEC));
+    cr_assert_geq(fd, 0, "open: %d", fd);
+    cr_assert_eq(weft_file_write(fd, "data", 4, weft_deadline_in(30 * WEFT_SEC)), 4);
+    cr_assert_eq(weft_close(fd), 0);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    cr_assert_eq(r.n, 4);
+    cr_assert_eq(memcmp(r.got, "data", 4), 0);
+    /* Asked not to block: open(2)'s answers, on both backends. */
+    cr_assert_eq(weft_file_open(f.path, O_WRONLY | O_NONBLOCK, 0, WEFT_FOREVER), -ENXIO);
+    fd = weft_file_open(f.path, O_RDONLY | O_NONBLOCK, 0, WEFT_FOREVER);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(weft_close(fd), 0);
+    fifo_remove(&f);
+    return NULL;
+}
+
+Test(fs, a_fifo_opened_waits_for_its_other_end, .timeout = 60)
+{
+    run_main(fifo_open_main, NULL);
 }
 
 /* A write at the file position cut short by RLIMIT_FSIZE (SIGXFSZ ignored) moves the

@@ -1206,6 +1206,9 @@ static void *null_buffer_main(void *arg)
     char rest[8];
     EQ(weft_read(a, rest, sizeof rest, SOON), 5); /* nothing was lost */
     cr_assert(memcmp(rest, "ello!", 5) == 0);
+    /* With nothing to read: at once, not once data comes (epoll waited, to the deadline). */
+    EQ(weft_read(a, NULL, 100, SOON), -EFAULT);
+    EQ(weft_recv(a, NULL, 100, 0, SOON), -EFAULT);
     EQ(weft_write(a, "ok", 2, SOON), 2); /* and the socket still works */
     EQ(weft_read(b, rest, sizeof rest, SOON), 2);
     EQ(weft_close(a), 0);
@@ -1231,6 +1234,12 @@ static void *sendfile_count_main(void *arg)
     off = 5;
     EQ(weft_sendfile(a, f, &off, (size_t)INT64_MAX, SOON), -EINVAL);
     EQ(off, 5);
+    off = -1; /* sendfile(2): -EINVAL; io_uring's splice took -1 as the file position */
+    EQ(weft_sendfile(a, f, &off, 3, SOON), -EINVAL);
+    off = -7;
+    EQ(weft_sendfile(a, f, &off, 3, SOON), -EINVAL);
+    EQ(lseek(f, 0, SEEK_CUR), 10); /* the file position did not move */
+    off = 5;
     EQ(weft_sendfile(a, f, &off, 100, SOON), 5); /* the file ends first */
     char buf[16];
     EQ(weft_read(b, buf, sizeof buf, SOON), 5); /* only those: nothing before */

@@ -212,6 +212,27 @@ Test(poller, reregister_changes_interest_and_token, .timeout = 30)
     close(sv[1]);
 }
 
+/* The closed bits whatever the interest (weft.h): a registration for writing only is told
+ * of the peer's shutdown of its side too (epoll was not asked for EPOLLRDHUP then). */
+Test(poller, read_closed_comes_to_a_registration_for_writing_only, .timeout = 30)
+{
+    weft_poller *p = make();
+    int sv[2];
+    pair(sv);
+    cr_assert_eq(weft_poller_register(p, sv[0], 4, WEFT_WRITABLE | WEFT_POLL_ONESHOT), 0);
+    weft_poll_event ev[4];
+    cr_assert_eq(wait_some(p, ev, 4), 1);
+    cr_assert_eq(ev[0].events, WEFT_WRITABLE, "events %#x", ev[0].events);
+    cr_assert_eq(shutdown(sv[1], SHUT_WR), 0);
+    cr_assert_eq(weft_poller_reregister(p, sv[0], 4, WEFT_WRITABLE | WEFT_POLL_ONESHOT), 0);
+    cr_assert_eq(wait_some(p, ev, 4), 1);
+    cr_assert(ev[0].events & WEFT_POLL_READ_CLOSED, "events %#x", ev[0].events);
+    cr_assert(ev[0].events & WEFT_WRITABLE, "events %#x", ev[0].events);
+    weft_poller_destroy(p);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 Test(poller, peer_close_is_read_closed, .timeout = 30)
 {
     weft_poller *p = make();

@@ -176,9 +176,8 @@ static ssize_t file_read(weft__io *io, const weft__ioreq *q, int64_t deadline)
     size_t done = 0;
     while (done < most) {
         off_t off = q->off < 0 ? -1 : (off_t)(q->off + (int64_t)done);
-        ssize_t n =
-            weft__sys_pread_nowait(&io->w->sys, q->fd, (char *)q->buf + done,
-                                   done ? most - done : q->len, off);
+        ssize_t n = weft__sys_pread_nowait(&io->w->sys, q->fd, (char *)q->buf + done,
+                                           done ? most - done : q->len, off);
         if (n == 0)
             return (ssize_t)done; /* the end of the file */
         if (n > 0) {
@@ -240,6 +239,16 @@ WEFT_NOINLINE static ssize_t ep_submit_other(weft__io *io, const weft__ioreq *q,
     return EP_PLAIN; /* a FIFO's file request, or a first read or write */
 }
 
+/* A read or write with a NULL buffer (one in the first page) and a length, about to wait:
+ * -EFAULT now, as on io_uring (weft.h), rather than from the system call once the fd is
+ * ready. Only on the way to a wait: a call that finds the fd ready gets the kernel's answer. */
+static inline bool null_buffer(const weft__ioreq *q)
+{
+    return q->len && (uintptr_t)q->buf < 4096 &&
+           (q->op == WEFT__IO_READ || q->op == WEFT__IO_WRITE || q->op == WEFT__IO_RECV ||
+            q->op == WEFT__IO_SEND);
+}
+
 static ssize_t ep_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
     /* One look at the record serves the classification test and the drained shortcut. */
@@ -258,6 +267,8 @@ static ssize_t ep_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
     int plain_read = q->op == WEFT__IO_READ || q->op == WEFT__IO_RECV;
     if (plain_read && q->len > 0 && rec->drained && rec->watched && !rec->hup &&
         !(rec->ready & WEFT_READABLE) && !weft__io_nowait(q)) {
+        if (null_buffer(q))
+            return -EFAULT;
         int r = wait_ready(&io, q->fd, WEFT_READABLE, deadline);
         if (r < 0)
             return r;
@@ -273,6 +284,8 @@ static ssize_t ep_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
             continue;
         if ((n != -EAGAIN && n != -EWOULDBLOCK) || weft__io_nowait(q))
             return n;
+        if (null_buffer(q))
+            return -EFAULT;
         int r = wait_ready(&io, q->fd, weft__io_dir(q), deadline);
         if (r < 0)
             return r;

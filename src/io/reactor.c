@@ -3,6 +3,7 @@
  * weft_fd_wait/forget/close. Everything below is reached through the backend's ops table or
  * the fd table (see backend.h for the layering). */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -218,6 +219,10 @@ int weft_fd_forget(int fd)
     int r = forget_here(w, fd);
     if (r == 0)
         weft__fdshare_forget_others(w, fd, false); /* other workers that used it too */
+    /* A number the table held but that is closed now (close(2) after an earlier use) had its
+     * stale record dropped above, and is still not an open fd. */
+    if (r == 0 && weft__sys_fcntl(&weft__worker_current()->sys, fd, F_GETFD, 0) < 0)
+        return -EBADF;
     return r;
 }
 

@@ -47,6 +47,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <liburing.h>
@@ -1532,6 +1533,29 @@ static bool iov_in_first_page(const struct iovec *iov, int iovcnt)
     return false;
 }
 
+/* An open on the ring. The kernel first tries it without blocking (O_NONBLOCK added, taken
+ * off the file after), where a FIFO does not wait for its other end as open(2) does: opened
+ * for reading it opened at once, and the first read found end of file before any writer
+ * came; for writing it failed with -ENXIO. Those two cases are made again by open(2) on the
+ * blocking pool (as epoll makes every open), unless the caller asked for O_NONBLOCK. The
+ * read end the ring opened is closed only after the pool's open returns: a writer it let
+ * through meanwhile must not meet a FIFO without a reader. One fstat more a ring open. */
+static WEFT_NOINLINE ssize_t ring_open(weft__io *io, const weft__ioreq *q, int64_t deadline)
+{
+    ssize_t r = ring_run(io, q, deadline);
+    int acc = q->flags & O_ACCMODE;
+    if ((q->flags & (O_NONBLOCK | O_PATH)) || (r < 0 && r != -ENXIO))
+        return r;
+    if (r == -ENXIO)
+        return acc == O_WRONLY ? weft__io_exec_blocking(io->w, q, deadline) : r;
+    struct stat st;
+    if (acc != O_RDONLY || weft__sys_fstat(&io->w->sys, (int)r, &st) != 0 || !S_ISFIFO(st.st_mode))
+        return r;
+    ssize_t again = weft__io_exec_blocking(io->w, q, deadline);
+    weft__sys_close(&io->w->sys, (int)r);
+    return again;
+}
+
 /* A writev, sendmsg or sendfile: behind the fd's sends still in flight (send_after), else
  * the ring's own way. Out of line, so that ur_dispatch is tail calls only and ur_submit
  * keeps no frame (the call to weft__fdtable_gen would give it one). */
@@ -1581,6 +1605,8 @@ static inline __attribute__((always_inline)) ssize_t ur_dispatch(weft__io *io, c
         return ring_run(io, q, deadline);
     case WEFT__IO_SENDFILE:
         return send_queued(io, q, deadline, true);
+    case WEFT__IO_OPEN:
+        return ring_open(io, q, deadline);
     case WEFT__IO_STAT:
     case WEFT__IO_ACCEPT:
     case WEFT__IO_MKDIR:

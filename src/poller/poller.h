@@ -72,9 +72,11 @@ static inline uint32_t weft__poller_bits(uint32_t revents)
 /* The epoll mask for an interest: EPOLLRDHUP with reads, so a peer's shutdown is told. */
 static inline uint32_t weft__poller_epoll_mask(unsigned interest)
 {
-    uint32_t m = 0;
+    /* EPOLLRDHUP whatever the interest: weft.h promises the closed bits (READ_CLOSED too) to
+     * a registration for writing only, and epoll reports only what it was asked for. */
+    uint32_t m = EPOLLRDHUP;
     if (interest & WEFT_READABLE)
-        m |= EPOLLIN | EPOLLRDHUP;
+        m |= EPOLLIN;
     if (interest & WEFT_WRITABLE)
         m |= EPOLLOUT;
     return m;
