@@ -294,6 +294,11 @@ static int discard_body(conn *c, int64_t left)
         inbuf = (size_t)left;
     c->start += inbuf;
     left -= (int64_t)inbuf;
+    /* The responses batched before this request are finished: they leave before the wait
+     * for the rest of its body, which may be long or never end (they were held, then lost
+     * with the connection). */
+    if (left > 0 && flush(c, 0) < 0)
+        return -1;
     char scratch[4096];
     while (left > 0) {
         size_t want = left < (int64_t)sizeof scratch ? (size_t)left : sizeof scratch;
@@ -671,6 +676,21 @@ static int body_emit(void *arg, const char *p, size_t n)
  * before it is made), so a listing costs its names in memory, never the page. */
 static int serve_listing(conn *c, const http_request *r, int dirfd, const char *norm)
 {
+    /* Its preconditions (RFC 9110 13.1.1, 13.1.2): a listing has no entity tag, so If-Match
+     * holds only for "*" (412 else), and If-None-Match: * holds (304), since the listing is
+     * a current representation. It has no date either: the date fields are ignored. */
+    if (etag_fields_match(r, "if-match", "", 0, 1) == 0)
+        return simple_response(c, r, 412, NULL);
+    if (etag_fields_match(r, "if-none-match", "", 0, 0) == 1) {
+        if (r->method != HTTP_M_GET && r->method != HTTP_M_HEAD)
+            return simple_response(c, r, 412, NULL);
+        if (ensure_room(c, HEADER_ROOM) < 0)
+            return -1;
+        status_line(c, r, 304);
+        put(c, "\r\n");
+        log_request(c, r, 304, 0);
+        return 0;
+    }
     httpd_listing *l;
     if (httpd_listing_read(dirfd, &l) < 0)
         return simple_response(c, r, 500, NULL);
@@ -734,6 +754,8 @@ static int discard_chunked(conn *c)
          * large for a chunked body. */
         if (base == IN_BUF)
             return 431;
+        if (flush(c, 0) < 0) /* the batch leaves before a wait, as in discard_body */
+            return -1;
         ssize_t n = conn_read(c, c->in + base, IN_BUF - base, deadline);
         if (n <= 0) {
             c->peer_closed = 1;

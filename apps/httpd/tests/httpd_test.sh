@@ -242,6 +242,12 @@ for target in '//evil.example/../dir' '/\evil.example/../dir'; do
     esac
 done
 expect 200 "index.html" /dir/
+# A listing's preconditions (RFC 9110 13.1.1-2): it has no entity tag, so If-Match of a list
+# fails and If-None-Match: * holds (both answered 200 with the listing).
+expect 412 "listing, If-Match of a tag" /noindex/ -H 'If-Match: "nope"'
+expect 200 "listing, If-Match: *" /noindex/ -H 'If-Match: *'
+expect 304 "listing, If-None-Match: *" /noindex/ -H 'If-None-Match: *'
+expect 200 "listing, If-None-Match of a tag" /noindex/ -H 'If-None-Match: "nope"'
 curl -s "$URL/noindex/" | grep -q 'href="a%3Cb%3E.txt">a&lt;b&gt;.txt<' && ok "autoindex" ||
     fail "autoindex"
 
@@ -316,6 +322,15 @@ got=$(raw 'GET /empty.txt HTTP/1.1\r\nHost: t\r\n\r\nHEAD /empty.txt HTTP/1.1\r\
 got=$(raw 'GET /small.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhelloGET /small.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n')
 [ "$got" = $'HTTP/1.1 200 OK 12\nHTTP/1.1 200 OK 12\nEOF' ] && ok "GET body dropped" ||
     fail "GET body: $got"
+
+# A finished response leaves before the wait for a later request's body: a GET pipelined
+# ahead of a POST whose body never completes (the client half-closes) is answered (it was
+# held in the batch, then lost with the connection), with a Content-Length body and chunked.
+for body in 'Content-Length: 10\r\n\r\nab' 'Transfer-Encoding: chunked\r\n\r\n64\r\nab'; do
+    got=$($RAW "$PORT" halfclose "$(hex "GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\nPOST /small.txt HTTP/1.1\r\nHost: t\r\n$body")" | tr '\n' '|')
+    [ "$got" = 'HTTP/1.1 200 OK 12|EOF|' ] && ok "answered before a body that never completes" ||
+        fail "pipelined before an unfinished body ($body): $got"
+done
 
 # A chunked request body (extensions, trailers) is decoded and dropped; the pipelined request
 # after it is answered on the same connection. curl's own chunked upload too (POST: 405).
