@@ -397,8 +397,10 @@ typedef void *(*weft_fn)(void *arg);
  * `cfg` may be NULL for the defaults. `*result` (if result is not NULL) receives the main
  * task's return value (WEFT_CANCELED if it was cancelled), also when a task joined it or it
  * detached itself.
- * Returns 0, -EINVAL (bad configuration), -EBUSY (this thread already runs a runtime), or
- * -ENOMEM/-EMFILE when the runtime's resources cannot be set up. */
+ * Returns 0, -EINVAL (bad configuration), -EBUSY (this thread already runs a runtime),
+ * -ENOMEM/-EMFILE when the runtime's resources cannot be set up, or -EAGAIN when a worker's
+ * thread cannot be started (pthread_create's answer: a thread limit, or no memory for its
+ * stack); everything set up before is undone. */
 WEFT_API int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result);
 
 /* Counters of the current runtime. Every field is cumulative except where marked "now". */
@@ -649,7 +651,7 @@ WEFT_API int weft_runtime_spawn_on(weft_runtime *rt, int worker, weft_handle **o
  * thread; in a stackful task it parks the task.
  * Returns 0, -ETIMEDOUT, -ECANCELED (the calling task was cancelled), -ENOMEM (the worker
  * could not make the task: it never ran, and its cleanup has run), -EINVAL (NULL), -EPERM (a worker's thread outside
- * a stackful task). Any thread. */
+ * a stackful task), -EDEADLK (the handle's own task joining it). Any thread. */
 WEFT_API int weft_handle_join(weft_handle *h, void **result, int64_t deadline);
 /* 1 once the task has finished (a join would not wait), 0 before, -EINVAL for NULL. Any
  * thread. */

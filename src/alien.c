@@ -316,6 +316,16 @@ int weft_handle_join(weft_handle *h, void **result, int64_t deadline)
 {
     if (!h)
         return -EINVAL;
+    /* The handle's own task joining it would wait for ever: -EDEADLK, as weft_join says of a
+     * task joining itself. `task` is read under its lock; it is ours only while we run. */
+    weft_task *self = weft_self();
+    if (self) {
+        weft__spin_lock(&h->lock);
+        bool own = h->task == self;
+        weft__spin_unlock(&h->lock);
+        if (own)
+            return -EDEADLK;
+    }
     int r = weft_event_wait(&h->done, deadline);
     if (r < 0)
         return r;

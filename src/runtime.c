@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -77,6 +78,27 @@ WEFT_COLD static unsigned env_count(const char *name)
     return (*end || n > WEFT_WORKERS_MAX) ? 0 : (unsigned)n;
 }
 
+/* An environment variable whose value weft does not know: said on stderr, then the default
+ * taken (a typo such as WEFT_MODE=staeling would otherwise run another mode in silence). */
+WEFT_COLD static void env_unknown(const char *name, const char *v, const char *known)
+{
+    if (v && *v)
+        weft__logf(NULL, WEFT_LOG_WARN, "weft: %s=%s is not one of %s: the default is taken\n",
+                   name, v, known);
+}
+
+/* Whether v is absent, empty, or one of the words in `words` (NULL-terminated); if not, says so. */
+WEFT_COLD static void env_check(const char *name, const char *const *words, const char *known)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return;
+    for (const char *const *w = words; *w; w++)
+        if (strcmp(v, *w) == 0)
+            return;
+    env_unknown(name, v, known);
+}
+
 /* Takes the caller's configuration into `out`: the fields this library knows, provided
  * that any the caller's (newer) structure has beyond them are zero. */
 static int take_config(const weft_config *cfg, weft_config *out)
@@ -118,10 +140,14 @@ static int take_config(const weft_config *cfg, weft_config *out)
 WEFT_COLD static int resolve_workers(weft_config *c, unsigned ncpus)
 {
     if (c->mode == WEFT_MODE_DEFAULT) {
+        static const char *const modes[] = {"sharded", "stealing", NULL};
+        env_check("WEFT_MODE", modes, "sharded, stealing");
         const char *m = getenv("WEFT_MODE");
         c->mode = (m && strcmp(m, "stealing") == 0) ? WEFT_MODE_STEALING : WEFT_MODE_SHARDED;
     }
     if (c->deadlock == WEFT_DEADLOCK_DEFAULT) {
+        static const char *const policies[] = {"exit", "report", "off", NULL};
+        env_check("WEFT_DEADLOCK", policies, "exit, report, off");
         const char *d = getenv("WEFT_DEADLOCK");
         c->deadlock = !d                         ? WEFT_DEADLOCK_EXIT
                       : strcmp(d, "off") == 0    ? WEFT_DEADLOCK_OFF
@@ -129,6 +155,8 @@ WEFT_COLD static int resolve_workers(weft_config *c, unsigned ncpus)
                                                  : WEFT_DEADLOCK_EXIT;
     }
     if (c->log_level == 0) {
+        static const char *const levels[] = {"error", "warn", "info", "off", NULL};
+        env_check("WEFT_LOG_LEVEL", levels, "error, warn, info, off");
         const char *l = getenv("WEFT_LOG_LEVEL");
         c->log_level = !l || !*l                 ? WEFT_LOG_WARN
                        : strcmp(l, "error") == 0 ? WEFT_LOG_ERROR
@@ -155,6 +183,8 @@ WEFT_COLD static int resolve_workers(weft_config *c, unsigned ncpus)
                        ds);
     }
     if (c->order == WEFT_ORDER_DEFAULT) {
+        static const char *const orders[] = {"fifo", "depth_first", NULL};
+        env_check("WEFT_ORDER", orders, "fifo, depth_first");
         const char *o = getenv("WEFT_ORDER");
         c->order = o && strcmp(o, "depth_first") == 0 ? WEFT_ORDER_DEPTH_FIRST : WEFT_ORDER_FIFO;
     }
@@ -167,6 +197,8 @@ WEFT_COLD static int resolve_workers(weft_config *c, unsigned ncpus)
         c->move_started = m && strcmp(m, "1") == 0 ? 1 : -1;
     }
     if (c->backend == WEFT_BACKEND_DEFAULT) { /* as reactor.c reads it */
+        static const char *const backends[] = {"epoll", "io_uring", NULL};
+        env_check("WEFT_BACKEND", backends, "epoll, io_uring");
         const char *b = getenv("WEFT_BACKEND");
         c->backend = b && strcmp(b, "io_uring") == 0 ? WEFT_BACKEND_IO_URING : WEFT_BACKEND_EPOLL;
     }
@@ -180,8 +212,14 @@ WEFT_COLD static int resolve_workers(weft_config *c, unsigned ncpus)
         const char *l = getenv("WEFT_LEAK_REPORT");
         c->leak_report = l && strcmp(l, "1") == 0;
     }
-    if (c->workers == 0)
+    if (c->workers == 0) {
         c->workers = env_count("WEFT_WORKERS");
+        if (c->workers == 0) {
+            char known[32];
+            snprintf(known, sizeof known, "1 to %u", WEFT_WORKERS_MAX);
+            env_unknown("WEFT_WORKERS", getenv("WEFT_WORKERS"), known);
+        }
+    }
     if (c->workers == 0)
         c->workers = ncpus;
     if (c->workers > WEFT_WORKERS_MAX)

@@ -265,6 +265,17 @@ Test(alien, shutdown_cancels_work_from_outside)
 
 /* ---- Bad arguments ---- */
 
+/* A task given its own handle, which it joins: -EDEADLK at once (it waited for ever, and
+ * the deadlock detector ended the program). */
+static void *join_own_handle(void *arg)
+{
+    weft_handle *_Atomic *slot = arg;
+    weft_handle *h;
+    while ((h = atomic_load(slot)) == NULL)
+        weft_yield();
+    return (void *)(intptr_t)weft_handle_join(h, NULL, WEFT_FOREVER);
+}
+
 static void *bad_main(void *arg)
 {
     (void)arg;
@@ -283,6 +294,13 @@ static void *bad_main(void *arg)
     cr_assert_eq(weft_handle_cancel(NULL), -EINVAL);
     cr_assert_eq(weft_handle_done(NULL), -EINVAL);
     cr_assert_eq(weft_runtime_workers(NULL), -EINVAL);
+    weft_handle *_Atomic slot = NULL;
+    cr_assert_eq(weft_runtime_spawn(rt, &h, join_own_handle, (void *)&slot, NULL), 0);
+    atomic_store(&slot, h);
+    void *r = NULL;
+    cr_assert_eq(weft_handle_join(h, &r, weft_deadline_in(30 * WEFT_SEC)), 0);
+    cr_assert_eq((intptr_t)r, -EDEADLK);
+    weft_handle_release(h);
     weft_handle_release(NULL);
     weft_runtime_release(NULL);
     weft_runtime_retain(rt);

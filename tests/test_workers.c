@@ -8,7 +8,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -45,6 +47,50 @@ Test(workers, count_from_config_env_and_affinity)
     /* Outside a runtime. */
     cr_assert_eq(weft_worker_count(), 0);
     cr_assert_eq(weft_worker_index(), -EPERM);
+}
+
+/* Environment values weft does not know are said on stderr, and the defaults taken (a typo
+ * ran another mode, backend or worker count in silence). In a child, whose stderr comes back
+ * through a pipe. */
+Test(workers, unknown_environment_values_are_said)
+{
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        dup2(p[1], 2);
+        close(p[0]);
+        close(p[1]);
+        setenv("WEFT_WORKERS", "4x", 1);
+        setenv("WEFT_MODE", "staeling", 1);
+        setenv("WEFT_BACKEND", "iouring", 1);
+        setenv("WEFT_DEADLOCK", "exitt", 1);
+        weft_config c;
+        weft_config_init(&c);
+        cpu_set_t set;
+        void *n = NULL;
+        int r = weft_run(&c, count_main, NULL, &n);
+        _exit(r == 0 && sched_getaffinity(0, sizeof set, &set) == 0 &&
+                      (uintptr_t)n == (uintptr_t)CPU_COUNT(&set)
+                  ? 0
+                  : 1);
+    }
+    close(p[1]);
+    char buf[4096];
+    size_t len = 0;
+    ssize_t k;
+    while (len < sizeof buf - 1 && (k = read(p[0], buf + len, sizeof buf - 1 - len)) > 0)
+        len += (size_t)k;
+    buf[len] = 0;
+    close(p[0]);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the defaults were taken");
+    cr_assert_not_null(strstr(buf, "WEFT_WORKERS=4x"), "stderr: %s", buf);
+    cr_assert_not_null(strstr(buf, "WEFT_MODE=staeling"), "stderr: %s", buf);
+    cr_assert_not_null(strstr(buf, "WEFT_BACKEND=iouring"), "stderr: %s", buf);
+    cr_assert_not_null(strstr(buf, "WEFT_DEADLOCK=exitt"), "stderr: %s", buf);
 }
 
 Test(workers, bad_configurations_are_refused)
