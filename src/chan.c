@@ -37,6 +37,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "chan.h"
 #include "leaks.h"
@@ -702,24 +703,38 @@ int weft__chan_select(weft_case *cases, size_t n, int64_t deadline)
     set_build(&set, cases, n);
     set_lock(&set);
 
-    /* Pick uniformly among the ready cases (reservoir sampling), then complete that one:
-     * with every lock held, what was ready is still ready. */
-    size_t nready = 0, pick = 0;
-    for (size_t i = 0; i < n; i++) {
-        weft_chan *c = cases[i].chan;
-        if (!c || cases[i].op == WEFT_CASE_DEFAULT)
-            continue;
-        int ready = cases[i].op == WEFT_CASE_SEND ? send_ready(c) : recv_ready(c);
-        if (ready && pick_random(w) % ++nready == 0)
-            pick = i;
-    }
-    if (nready || dflt >= 0) {
+    /* Pick uniformly among the ready cases (reservoir sampling), then complete that one.
+     * With every lock of the set held, a buffer's state and a close stay as seen, but a
+     * waiter of another select counted as ready (first_live) can still be claimed through
+     * that select's other channels, whose locks we do not hold: then the completion finds
+     * no one (-EAGAIN; it was reported as the case's result, the value neither sent nor
+     * received), and we look again. Each such miss unlinks the stale waiter, so this ends. */
+    for (;;) {
+        size_t nready = 0, pick = 0;
+        for (size_t i = 0; i < n; i++) {
+            weft_chan *c = cases[i].chan;
+            if (!c || cases[i].op == WEFT_CASE_DEFAULT)
+                continue;
+            int ready = cases[i].op == WEFT_CASE_SEND ? send_ready(c) : recv_ready(c);
+            if (ready && pick_random(w) % ++nready == 0)
+                pick = i;
+        }
+        if (!nready && dflt < 0)
+            break; /* to the wait */
+#ifdef WEFT_TESTING
+        if (nready && n > 8 && w && w->select_pause_ns > 0) {
+            struct timespec ts = {0, (long)(w->select_pause_ns % 1000000000)};
+            nanosleep(&ts, NULL);
+        }
+#endif
         int idx = dflt;
         if (nready) {
             weft_chan *c = cases[pick].chan;
             void *elem = cases[pick].elem ? cases[pick].elem : zero_elem;
             r = cases[pick].op == WEFT_CASE_SEND ? do_send(w, c, elem) : do_recv(w, c, elem);
-            cases[pick].result = r; /* 0 or -EPIPE: it was ready */
+            if (r == -EAGAIN)
+                continue;           /* its waiter was claimed elsewhere meanwhile */
+            cases[pick].result = r; /* 0, -EPIPE, or an unbounded send's -ENOMEM */
             idx = (int)pick;
         } else {
             cases[dflt].result = 0;

@@ -239,6 +239,10 @@ WEFT_COLD static int worker_init(weft__runtime *rt, weft__worker *w, unsigned in
     weft__watch_thread(&w->watch);
     weft__relief_worker_init(w);
     w->now = weft__clock_ns();
+#ifdef WEFT_TESTING
+    const char *pause = getenv("WEFT_TEST_SELECT_PAUSE_NS");
+    w->select_pause_ns = pause ? strtoll(pause, NULL, 10) : 0;
+#endif
     w->rng = ((uint64_t)w->now | 1) + index * 0x9E3779B97F4A7C15ull;
     if (rt->chaos_seed) /* the debug mode: each worker its own sequence of the seed */
         w->sched.chaos = (rt->chaos_seed ^ ((uint64_t)(index + 1) * 0x9E3779B97F4A7C15ull)) | 1;

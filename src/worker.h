@@ -106,9 +106,15 @@ struct weft__worker {
     weft__altstack altstack; /* overflow.h */
     weft__doorbell doorbell; /* any thread rings */
     weft__sys sys;           /* sys.h: system-call counters (and the test fault plan) */
-    weft__smp smp;           /* smp.h: messages from other workers; any worker posts */
-    weft__steal steal;       /* steal.h: stealing mode's requests and advertisements */
-    weft__relief relief;     /* relief.h: the hand-off to another thread; under a lock */
+#ifdef WEFT_TESTING
+    /* WEFT_TEST_SELECT_PAUSE_NS: a channel select sleeps this long between its look at the
+     * cases and its completion of the one it chose, its locks held (chan.c), so that a test
+     * can make another select's claim land in between. Fixed at start. */
+    int64_t select_pause_ns;
+#endif
+    weft__smp smp;       /* smp.h: messages from other workers; any worker posts */
+    weft__steal steal;   /* steal.h: stealing mode's requests and advertisements */
+    weft__relief relief; /* relief.h: the hand-off to another thread; under a lock */
     /* The signals weft_signal_wait has blocked for this worker's tasks (signal.c), so that a
      * thread taking the worker over, or lending it to run fn, blocks them too
      * (weft__worker_block_waited_signals). owner: worker. */

@@ -2,8 +2,10 @@
  * waiters, select's random fairness, deadlines and default, cancellation while parked, and
  * a million messages between many producers and consumers with none lost or duplicated. */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 #include "harness.h"
 
@@ -961,4 +963,108 @@ static void *bcast_thread_main(void *arg)
 Test(chan, broadcast_to_a_plain_thread, .timeout = 20)
 {
     run_workers(2, bcast_thread_main);
+}
+
+/* ---- A select's ready case whose waiter another select's channel claims first ---- */
+
+/* A waits in select {recv c1, recv c2}. B's select {send c1, recv on 16 empty channels}
+ * counts A's waiter on c1 as ready; before B completes that case, C (a plain thread) sends on
+ * c2 and claims A through c2, whose lock B does not hold. B's select returned the send case
+ * with result -EAGAIN and the value never sent (Go-style code that reads only the index lost
+ * it). Found by a port of Go's TestSelectStress; the select now looks again. In test builds
+ * WEFT_TEST_SELECT_PAUSE_NS holds B between its look and its completion, and C sends during
+ * that pause; if C came late the old code passed too, the fixed one always does. The mirror
+ * image (`recv`): B receives on c1, A and C send. */
+enum { SR_EMPTY = 16 };
+
+typedef struct select_race {
+    weft_chan *c1, *c2, *empty[SR_EMPTY];
+    atomic_int b_selecting;
+    int recv;
+    long a_from_c1, a_from_c2;
+} select_race;
+
+static void *sr_a(void *arg)
+{
+    select_race *s = arg;
+    long v = 7;
+    int op = s->recv ? WEFT_CASE_SEND : WEFT_CASE_RECV;
+    for (;;) {
+        weft_case cs[2] = {{.op = op, .chan = s->c1, .elem = &v},
+                           {.op = op, .chan = s->c2, .elem = &v}};
+        int r = weft_select(cs, 2, WEFT_FOREVER);
+        if (r < 0 || cs[r].result != 0)
+            return NULL; /* closed at the end */
+        if (r == 0)
+            s->a_from_c1++;
+        else
+            s->a_from_c2++;
+    }
+}
+
+static void *sr_c(void *arg)
+{
+    select_race *s = arg;
+    while (!atomic_load(&s->b_selecting))
+        sched_yield();
+    struct timespec ts = {0, 20 * 1000 * 1000}; /* into B's pause of 200 ms */
+    nanosleep(&ts, NULL);
+    long v = 2;
+    int r = s->recv ? weft_chan_recv(s->c2, &v, weft_deadline_in(10 * WEFT_SEC))
+                    : weft_chan_send(s->c2, &v, weft_deadline_in(10 * WEFT_SEC));
+    return (void *)(intptr_t)r;
+}
+
+static void *select_race_main(void *arg)
+{
+    select_race *s = arg;
+    s->c1 = mkchan(sizeof(long), 0);
+    s->c2 = mkchan(sizeof(long), 0);
+    for (int k = 0; k < SR_EMPTY; k++)
+        s->empty[k] = mkchan(sizeof(long), 0);
+    weft_task *a;
+    cr_assert_eq(weft_spawn(&a, sr_a, s, NULL), 0);
+    while (weft_task_status(a) != WEFT_TASK_PARKED)
+        weft_yield();
+    pthread_t c;
+    cr_assert_eq(pthread_create(&c, NULL, sr_c, s), 0);
+    long v = s->recv ? -1 : 1, dummy;
+    weft_case cs[SR_EMPTY + 1];
+    cs[0] = (weft_case){.op = s->recv ? WEFT_CASE_RECV : WEFT_CASE_SEND, .chan = s->c1, .elem = &v};
+    for (int k = 0; k < SR_EMPTY; k++)
+        cs[k + 1] = (weft_case){.op = WEFT_CASE_RECV, .chan = s->empty[k], .elem = &dummy};
+    atomic_store(&s->b_selecting, 1);
+    int r = weft_select(cs, SR_EMPTY + 1, weft_deadline_in(10 * WEFT_SEC));
+    cr_assert_eq(r, 0);
+    cr_assert_eq(cs[0].result, 0, "the case it returned completed (not %d)", cs[0].result);
+    void *cr;
+    while (pthread_tryjoin_np(c, &cr) != 0)
+        weft_sleep(WEFT_MSEC);
+    cr_assert_eq((intptr_t)cr, 0, "C's operation on c2 completed");
+    weft_chan_close(s->c1);
+    weft_chan_close(s->c2);
+    cr_assert_eq(weft_join(a, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(s->a_from_c1, 1, "A took B's value");
+    cr_assert_eq(s->a_from_c2, 1, "and C's");
+    if (s->recv)
+        cr_assert_eq(v, 7, "B received A's value");
+    weft_chan_release(s->c1);
+    weft_chan_release(s->c2);
+    for (int k = 0; k < SR_EMPTY; k++)
+        weft_chan_release(s->empty[k]);
+    return NULL;
+}
+
+Test(chan, a_select_never_reports_a_case_another_select_took_first, .timeout = 60)
+{
+    setenv("WEFT_TEST_SELECT_PAUSE_NS", "200000000", 1);
+    for (int recv = 0; recv < 2; recv++) {
+        select_race s = {.recv = recv};
+        weft_config cfg;
+        weft_config_init(&cfg);
+        cfg.workers = 1;
+        cfg.stall_ms = -1; /* the pause is no stall */
+        run_main_cfg(&cfg, select_race_main, &s);
+    }
+    unsetenv("WEFT_TEST_SELECT_PAUSE_NS");
 }
