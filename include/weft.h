@@ -1923,6 +1923,9 @@ typedef struct weft_chan weft_chan;
 /* Creates a channel of `elem_size`-byte values (0 .. 65536) holding up to `cap` buffered
  * values. With elem_size 0 (Go's chan struct{}) the values carry no data: only their count
  * and order matter, and every `elem` pointer given for the channel may be NULL.
+ * The buffer is at most 1 GiB: -EINVAL when cap * elem_size is more, and for a cap above
+ * 2^30 whatever the size (elem_size 0 too; Go takes any count there). For more, use an
+ * unbounded channel (below).
  * `*out` holds one reference. Returns 0, -EINVAL, -ENOMEM. Any thread. */
 WEFT_API int weft_chan_create(weft_chan **out, size_t elem_size, size_t cap);
 /* Creates an unbounded channel: sends never wait, the buffer grows (doubling) as values
