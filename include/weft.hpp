@@ -22,10 +22,9 @@
  * socket's received bytes, which a plain read(2) after readiness would miss.) A channel
  * await tries the non-blocking call first and spawns only when it would wait.
  * Only weft's awaitables (these leaves, weft::task, weft::yield) may be awaited in a
- * weft::task: the root does not see another library's awaiter, so a coroutine suspended on
- * one (std::suspend_always, or an awaiter resumed later from a callback or a thread) ends
- * its chain with -EDEADLK at once and its frames are destroyed; a later resume of it is a
- * use-after-free.
+ * weft::task: the root does not see another library's awaiter (std::suspend_always, or an
+ * awaiter resumed later from a callback or a thread), so the promise's await_transform
+ * refuses one at compile time (a static_assert).
  *
  * Cancellation. task_handle::cancel() asks a spawned task to stop: the pending leaf
  * completes with -ECANCELED (a helper task is cancelled through weft_cancel, so its blocking
@@ -329,6 +328,28 @@ inline void root_init(root *r, std::coroutine_handle<> top, void (*fin)(root *) 
 
 /* ---- promises -------------------------------------------------------------------------- */
 
+template <class A>
+struct is_task : std::false_type {};
+template <class U>
+struct is_task<task<U>> : std::true_type {};
+
+/* What a weft::task may co_await: weft's leaves (every one derives from leaf), another
+ * weft::task, and what turns itself into a leaf (a task_handle's operator co_await). */
+template <class A>
+consteval bool is_weft_awaitable()
+{
+    using B = std::remove_cvref_t<A>;
+    if constexpr (std::is_base_of_v<leaf, B> || is_task<B>::value)
+        return true;
+    else if constexpr (requires(A &&a) { static_cast<A &&>(a).operator co_await(); })
+        return std::is_base_of_v<
+            leaf, std::remove_cvref_t<decltype(std::declval<A>().operator co_await())>>;
+    else
+        return false;
+}
+template <class A>
+inline constexpr bool weft_awaitable = is_weft_awaitable<A>();
+
 struct promise_base {
     root *rt = nullptr;                    /* the root driving this frame (set before it runs) */
     std::coroutine_handle<> continuation; /* the awaiting frame, or none for the top */
@@ -340,6 +361,18 @@ struct promise_base {
     static void operator delete(void *p, std::size_t n) noexcept { pool().free(p, n); }
 
     std::suspend_always initial_suspend() noexcept { return {}; }
+    /* Every co_await in a weft::task passes here: another library's awaiter (suspend_always,
+     * one resumed from a callback or a thread) is refused at compile time, since the root
+     * cannot see it (it ended the chain with -EDEADLK, and its later resume used freed
+     * frames). The awaitable itself goes on unchanged. */
+    template <class A>
+    A &&await_transform(A &&a) noexcept
+    {
+        static_assert(weft_awaitable<A>,
+                      "weft::task: only weft's awaitables (weft::sleep, weft::yield, weft::call, "
+                      "channel and future awaits, another weft::task) may be co_awaited here");
+        return std::forward<A>(a);
+    }
     struct final_awaiter {
         bool await_ready() noexcept { return false; }
         template <class P>
