@@ -40,7 +40,8 @@ void *__tsan_create_fiber(unsigned flags) WEFT__TSAN_WEAK;
 void __tsan_destroy_fiber(void *fiber) WEFT__TSAN_WEAK;
 void __tsan_switch_to_fiber(void *fiber, unsigned flags) WEFT__TSAN_WEAK;
 #if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
+#if __has_include(<valgrind/valgrind.h>) && __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
 #include <valgrind/valgrind.h>
 #define WEFT_VALGRIND 1
 #endif
@@ -77,10 +78,25 @@ static inline void weft__hook_switch_end(void *fake)
 /* ASan: a stack handed to a task starts clean: a pooled one (the frames a task left when
  * it ended, through weft_exit or its last switch, keep their redzones poisoned), and a fresh
  * mapping at an address an unmapped stack had (ASan keeps the shadow of unmapped memory). */
-static inline void weft__hook_stack_reuse(void *lo, size_t size)
+static inline void weft__hook_stack_unpoison(void *lo, size_t size)
 {
     if (WEFT__ASAN_HAS(__asan_unpoison_memory_region))
         __asan_unpoison_memory_region(lo, size);
+}
+
+/* A stack about to carry a new task. ASan: as above. Valgrind (vg_id, the stack's
+ * registration, is 0 when not under it): the frames of the task before left the memory
+ * below their stack pointer marked as not addressable, and the new task's first frame is
+ * written there: undefined, as a fresh stack's. */
+static inline void weft__hook_stack_reuse(void *lo, size_t size, unsigned vg_id)
+{
+    weft__hook_stack_unpoison(lo, size);
+#ifdef WEFT_VALGRIND
+    if (weft_unlikely(vg_id != 0))
+        VALGRIND_MAKE_MEM_UNDEFINED(lo, size);
+#else
+    (void)vg_id;
+#endif
 }
 
 /* ASan: a stack given back to the kernel leaves with a clean shadow. ASan keeps the shadow of
@@ -89,7 +105,7 @@ static inline void weft__hook_stack_reuse(void *lo, size_t size)
  * would otherwise inherit the redzones of the frames that ran there. */
 static inline void weft__hook_stack_unmap(void *lo, size_t size)
 {
-    weft__hook_stack_reuse(lo, size);
+    weft__hook_stack_unpoison(lo, size);
 }
 
 /* TSan: one fiber per coroutine stack, and one for the thread's own stack. */
@@ -133,6 +149,23 @@ static inline int weft__hook_on_valgrind(void)
     return RUNNING_ON_VALGRIND ? 1 : 0;
 #else
     return 0;
+#endif
+}
+
+/* Valgrind: reports off (on) for this thread, around code that reads or writes stack memory
+ * on purpose where memcheck would object: the hand-off's scan of a stopped task's stack words
+ * (some never written) and its clearing below the stack pointer (handoff.c). */
+static inline void weft__hook_reports_off(void)
+{
+#ifdef WEFT_VALGRIND
+    VALGRIND_DISABLE_ERROR_REPORTING;
+#endif
+}
+
+static inline void weft__hook_reports_on(void)
+{
+#ifdef WEFT_VALGRIND
+    VALGRIND_ENABLE_ERROR_REPORTING;
 #endif
 }
 

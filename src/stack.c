@@ -222,7 +222,7 @@ int weft__stack_alloc(weft__worker *w, size_t size, bool noguard, weft__stack **
     /* Pooled or fresh, it starts clean. A fresh one too: ASan does not clear the shadow of
      * memory that is unmapped, so a stack mapped where an earlier one was (an earlier
      * runtime's) would inherit that one's poisoned redzones. */
-    weft__hook_stack_reuse(s->lo, (size_t)(s->hi - s->lo));
+    weft__hook_stack_reuse(s->lo, (size_t)(s->hi - s->lo), s->vg_id);
     p->nlive++;
     WEFT_COUNT(p->bytes_live += (size_t)(s->hi - s->lo));
     *out = s;

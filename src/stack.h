@@ -88,7 +88,7 @@ static inline weft__stack *weft__stack_pop_warm(weft__stack_pool *p, size_t size
         p->nlive++;
         WEFT_COUNT(p->bytes_pooled -= (size_t)(s->hi - s->lo));
         WEFT_COUNT(p->bytes_live += (size_t)(s->hi - s->lo));
-        weft__hook_stack_reuse(s->lo, (size_t)(s->hi - s->lo));
+        weft__hook_stack_reuse(s->lo, (size_t)(s->hi - s->lo), s->vg_id);
         return s;
     }
     return NULL;

@@ -374,7 +374,11 @@ int weft__sys_poll1(weft__sys *s, int fd, short events, int timeout_ms)
 {
     ENTER(s, poll);
     struct pollfd pfd = {.fd = fd, .events = events};
-    int r = poll(&pfd, 1, timeout_ms);
+    int r;
+    /* A signal handler that ran meanwhile is no answer (poll(2) is never restarted, even
+     * with SA_RESTART): the callers' looks take no time (0), so asking again costs nothing. */
+    while ((r = poll(&pfd, 1, timeout_ms)) < 0 && errno == EINTR && timeout_ms == 0)
+        ;
     return r < 0 ? -errno : r == 0 ? 0 : pfd.revents;
 }
 

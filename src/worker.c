@@ -98,9 +98,15 @@ int64_t weft_now(void)
 
 int64_t weft_deadline_in(int64_t ns)
 {
-    int64_t now = weft_now();
-    if (ns < 0)
+    if (ns < 0) {
+        int64_t now = weft_now();
         return now > 0 ? now - 1 : 0;
+    }
+    /* From the clock itself, not the tick's cached weft_now(), as weft_sleep: a task that
+     * spent longer than ns in work of its own since the tick began (a computation, a plain
+     * blocking call) got a deadline already passed, and its next call timed out at once.
+     * One vDSO read per deadline. */
+    int64_t now = weft__clock_ns();
     if (ns > INT64_MAX - now)
         return INT64_MAX;
     return now + ns;

@@ -20,6 +20,7 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1488,4 +1489,53 @@ static void *late_watch_del_main(void *arg)
 Test(hostile_sys, a_fired_watch_deleted_after_the_main_task_returned_is_freed, .timeout = 60)
 {
     run_quiet(late_watch_del_main, NULL);
+}
+
+/* A signal handler that runs while a task looks at an fd is no answer: weft_fd_wait and an fd
+ * future give the ready mask or -ETIMEDOUT, never -EINTR (poll(2) is not restarted, even
+ * with SA_RESTART, and its -EINTR came back as the call's). A 100 us timer signal keeps
+ * interrupting; the empty pipe never becomes readable. */
+static void on_alarm(int sig)
+{
+    (void)sig;
+}
+
+static void *eintr_main(void *arg)
+{
+    (void)arg;
+    struct sigaction sa = {.sa_handler = on_alarm, .sa_flags = SA_RESTART};
+    sigemptyset(&sa.sa_mask);
+    cr_assert_eq(sigaction(SIGALRM, &sa, NULL), 0);
+    struct itimerval it = {{0, 100}, {0, 100}};
+    cr_assert_eq(setitimer(ITIMER_REAL, &it, NULL), 0);
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    int other = 0;
+    for (int i = 0; i < 3000; i++) {
+        int r = weft_fd_wait(p[0], WEFT_READABLE, weft_deadline_in(10 * WEFT_USEC));
+        if (r != -ETIMEDOUT)
+            other = r;
+        weft_future *f = NULL;
+        cr_assert_eq(weft_fd_future(&f, p[0], WEFT_READABLE), 0);
+        r = weft_await(f, NULL, weft_deadline_in(10 * WEFT_USEC));
+        if (r != -ETIMEDOUT)
+            other = r;
+        weft_future_destroy(f);
+        if (other)
+            break;
+    }
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &off, NULL);
+    cr_assert_eq(other, 0, "a look at the fd returned %d (%s)", other, weft_errname(other));
+    weft_close(p[0]);
+    weft_close(p[1]);
+    return NULL;
+}
+
+Test(hostile_sys, a_signal_during_an_fd_look_is_not_its_answer, .timeout = 60)
+{
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.stall_ms = -1;
+    run_main_cfg(&cfg, eintr_main, NULL);
 }

@@ -76,10 +76,27 @@ static void *sleep_after_block_main(void *arg)
     cr_assert_eq(weft_sleep(0), 0);
     cr_assert_eq(weft_sleep(-5), 0);
     cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
+    /* The same for a deadline: weft_deadline_in counts from the call (it counted from the
+     * tick, 30 ms behind: a 10 ms deadline had passed, and a read with it timed out at once). */
+    cr_assert_eq(weft_sleep(WEFT_MSEC), 0); /* a fresh tick */
+    usleep(30000);
+    before = real_now();
+    int64_t dl = weft_deadline_in(10 * WEFT_MSEC);
+    cr_assert_geq(dl, before + 10 * WEFT_MSEC, "a deadline from the tick, %lld ns early",
+                  (long long)(before + 10 * WEFT_MSEC - dl));
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    char c;
+    usleep(30000);
+    before = real_now();
+    cr_assert_eq(weft_read(p[0], &c, 1, weft_deadline_in(10 * WEFT_MSEC)), -ETIMEDOUT);
+    cr_assert_geq(real_now() - before, 10 * WEFT_MSEC, "the read waited its 10 ms");
+    weft_close(p[0]);
+    weft_close(p[1]);
     return NULL;
 }
 
-Test(timer, a_sleep_after_a_long_call_sleeps_from_the_call_not_from_the_tick)
+Test(timer, a_sleep_or_deadline_after_a_long_call_counts_from_the_call_not_from_the_tick)
 {
     weft_config cfg;
     weft_config_init(&cfg);
