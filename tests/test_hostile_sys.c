@@ -1539,3 +1539,41 @@ Test(hostile_sys, a_signal_during_an_fd_look_is_not_its_answer, .timeout = 60)
     cfg.stall_ms = -1;
     run_main_cfg(&cfg, eintr_main, NULL);
 }
+
+/* Bytes weft holds for a socket (io_uring's armed receive took them) come first to every
+ * read, and count as readable to every look: weft_recvfrom read past them (a later write's
+ * bytes came out before them, on io_uring), and a general select's fd case with a passed
+ * deadline said -ETIMEDOUT while weft_fd_wait said readable. Found by a sweep of deadlines. */
+static void *held_bytes_main(void *arg)
+{
+    (void)arg;
+    int a, b;
+    tcp_pair(&a, &b);
+    char buf[8];
+    EQ(weft_write(b, "ABC", 3, SOON), 3);
+    EQ(weft_read(a, buf, 3, SOON), 3); /* arms io_uring's receive */
+    EQ(weft_write(b, "DEF", 3, SOON), 3);
+    EQ(weft_fd_wait(a, WEFT_READABLE, SOON), WEFT_READABLE); /* the receive took them */
+    EQ(weft_write(b, "GHI", 3, SOON), 3);
+    usleep(10000); /* GHI in the socket too, whatever takes it */
+    /* A select's fd case, its deadline passed: readable now. */
+    weft_case cs[1] = {{.op = WEFT_CASE_FD, .io = {a, WEFT_READABLE}}};
+    EQ(weft_select(cs, 1, weft_deadline_in(-1)), 0);
+    EQ(cs[0].result, WEFT_READABLE);
+    struct sockaddr_storage from;
+    socklen_t fromlen = sizeof from;
+    memset(buf, 0, sizeof buf);
+    EQ(weft_recvfrom(a, buf, 3, 0, (struct sockaddr *)&from, &fromlen, SOON), 3);
+    cr_assert(memcmp(buf, "DEF", 3) == 0, "recvfrom got %.3s", buf);
+    EQ(fromlen, 0); /* a stream socket names no sender */
+    EQ(weft_read(a, buf, 3, SOON), 3);
+    cr_assert(memcmp(buf, "GHI", 3) == 0, "then %.3s", buf);
+    EQ(weft_close(a), 0);
+    EQ(weft_close(b), 0);
+    return NULL;
+}
+
+Test(hostile_sys, bytes_weft_holds_come_first_to_recvfrom_and_select, .timeout = 60)
+{
+    run_main(held_bytes_main, NULL);
+}

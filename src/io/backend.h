@@ -177,6 +177,10 @@ typedef struct weft__io_ops {
      * Returns false when none is in flight (the caller shuts down now). NULL: never. Worker
      * thread. */
     bool (*defer_shutdown)(weft__io *io, int fd);
+    /* Whether a read of fd would return at once from what the backend holds for it (bytes
+     * its armed receive took, their end, or an error), which a poll(2) of the fd cannot see:
+     * weft__io_fd_ready_now's look. NULL: the backend holds nothing. Worker thread. */
+    bool (*held)(weft__io *io, int fd);
 } weft__io_ops;
 
 /* What an fd is, decided once when weft first meets it (weft__fdtable_kind) and kept until

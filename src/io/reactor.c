@@ -164,6 +164,11 @@ int weft__io_fd_ready_now(weft__worker *w, int fd, int events)
     int m = 0;
     if ((events & WEFT_READABLE) && (r & (POLLIN | POLLHUP | POLLERR | POLLRDHUP)))
         m |= WEFT_READABLE;
+    /* Bytes the backend took for the fd (io_uring's armed receive) leave the socket itself
+     * empty to poll(2), but a read returns them at once: readable, as weft_fd_wait says. */
+    if ((events & WEFT_READABLE) && !(m & WEFT_READABLE) && w->io->ops->held &&
+        w->io->ops->held(w->io, fd))
+        m |= WEFT_READABLE;
     if ((events & WEFT_WRITABLE) && (r & (POLLOUT | POLLHUP | POLLERR)))
         m |= WEFT_WRITABLE;
     return m;

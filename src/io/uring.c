@@ -1533,6 +1533,51 @@ static bool iov_in_first_page(const struct iovec *iov, int iovcnt)
     return false;
 }
 
+/* Whether fd's armed receive holds what a read would return at once (weft__io_ops.held).
+ * Completions the ring has not been asked for yet are reaped first, as poll_buffered does: the
+ * receive may have taken the socket's bytes already, and the socket then looks empty. */
+static bool ur_held(weft__io *io, int fd)
+{
+    uring_state *s = io->backend;
+    const weft__ubuf_fd *f = weft__ubufs_find(&s->bufs, fd);
+    if (!f || f->fdgen != weft__fdtable_gen(io, fd))
+        return false;
+    if (!recv_ready(f) && f->armed && reap_pending(io)) {
+        s = io->backend;
+        f = weft__ubufs_find(&s->bufs, fd);
+        if (!f || f->fdgen != weft__fdtable_gen(io, fd))
+            return false;
+    }
+    return recv_ready(f);
+}
+
+/* weft_recvfrom (a recvmsg of one buffer, no control data) of a stream socket: through the
+ * socket's armed receive, as weft_recv, so that bytes it holds come first and in order (the
+ * ring's own recvmsg read past them: a later write's bytes came out before them). A stream
+ * socket has no sender address to give: msg_namelen 0, as recvmsg(2) leaves it. Anything else
+ * goes to the ring as it is. */
+static ssize_t ur_submit_checked(weft__io *io, const weft__ioreq *q, int64_t deadline);
+static WEFT_NOINLINE ssize_t recvmsg_stream(weft__io *io, const weft__ioreq *q, int64_t deadline)
+{
+    int kind = weft__fdtable_kind(io, q->fd);
+    if (kind < 0)
+        return kind;
+    struct msghdr *m = q->msg;
+    if (kind != WEFT__FD_STREAM || !io->fds[q->fd].sock || m->msg_iovlen != 1 || m->msg_control)
+        return ring_run(io, q, deadline);
+    weft__ioreq r = {.op = WEFT__IO_RECV,
+                     .fd = q->fd,
+                     .buf = m->msg_iov[0].iov_base,
+                     .len = m->msg_iov[0].iov_len,
+                     .flags = q->flags};
+    ssize_t n = ur_submit_checked(io, &r, deadline);
+    if (n >= 0) {
+        m->msg_namelen = 0;
+        m->msg_flags = 0;
+    }
+    return n;
+}
+
 /* An open on the ring. The kernel first tries it without blocking (O_NONBLOCK added, taken
  * off the file after), where a FIFO does not wait for its other end as open(2) does: opened
  * for reading it opened at once, and the first read found end of file before any writer
@@ -1607,6 +1652,10 @@ static inline __attribute__((always_inline)) ssize_t ur_dispatch(weft__io *io, c
         return send_queued(io, q, deadline, true);
     case WEFT__IO_OPEN:
         return ring_open(io, q, deadline);
+    case WEFT__IO_RECVMSG:
+        if (feats & FEAT_BUFRING)
+            return recvmsg_stream(io, q, deadline);
+        return ring_run(io, q, deadline);
     case WEFT__IO_STAT:
     case WEFT__IO_ACCEPT:
     case WEFT__IO_MKDIR:
@@ -1764,4 +1813,5 @@ const weft__io_ops weft__io_uring = {
     .forget = ur_forget,
     .flush = ur_flush,
     .defer_shutdown = ur_defer_shutdown,
+    .held = ur_held,
 };
