@@ -1577,3 +1577,40 @@ Test(hostile_sys, bytes_weft_holds_come_first_to_recvfrom_and_select, .timeout =
 {
     run_main(held_bytes_main, NULL);
 }
+
+/* epoll's drained-read shortcut (a short read emptied the fd: the next read waits for an edge
+ * instead of trying) must not decide a read whose deadline has passed, nor one after a look
+ * that saw bytes: such a read returned -ETIMEDOUT with bytes in the pipe, and a loop of a
+ * select (whose look said readable) and that read never parked, so the loop never took the
+ * edge: the worker spun for ever. Found by a port of Go's select tests. */
+static void *drained_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+    char buf[64];
+    EQ(weft_read(p[0], buf, sizeof buf, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT); /* watched */
+    EQ(write(p[1], "a", 1), 1);
+    EQ(weft_read(p[0], buf, sizeof buf, SOON), 1); /* short: drained */
+    EQ(write(p[1], "b", 1), 1);                    /* no loop tick since: its edge is not taken */
+    EQ(weft_read(p[0], buf, sizeof buf, weft_deadline_in(-1)), 1);
+    EQ(buf[0], 'b');
+    EQ(write(p[1], "c", 1), 1);
+    weft_case cs[1] = {{.op = WEFT_CASE_FD, .io = {p[0], WEFT_READABLE}}};
+    EQ(weft_select(cs, 1, weft_deadline_in(-1)), 0);
+    EQ(cs[0].result, WEFT_READABLE);
+    EQ(weft_read(p[0], buf, sizeof buf, weft_deadline_in(-1)), 1);
+    EQ(buf[0], 'c');
+    EQ(write(p[1], "d", 1), 1);
+    EQ(weft_select(cs, 1, SOON), 0);
+    EQ(weft_read(p[0], buf, sizeof buf, SOON), 1); /* after a look: tried, not waited for */
+    EQ(buf[0], 'd');
+    EQ(weft_close(p[0]), 0);
+    EQ(weft_close(p[1]), 0);
+    return NULL;
+}
+
+Test(hostile_sys, a_read_after_a_short_one_tries_when_its_deadline_passed, .timeout = 60)
+{
+    run_main(drained_main, NULL);
+}

@@ -358,6 +358,10 @@ bool weft__fdtable_waited(const weft__io *io, int fd, unsigned dirs);
  * asked the fd itself (poll), whose answer supersedes them. Only with nobody queued in those
  * directions (an edge handed on to a queued waiter is that waiter's). Owner thread. */
 void weft__fdtable_drop_edges(weft__io *io, int fd, unsigned dirs);
+/* fd was just seen readable by a look at the fd itself (poll): it is no longer drained (a
+ * short read emptied it and no edge came since), so the next read tries the call instead of
+ * waiting for an edge the loop has not taken yet. Owner thread. */
+void weft__fdtable_undrain(weft__io *io, int fd);
 /* weft__fdtable_wait's two halves. `alone`: the commonest wait (one direction `dir`, rec's
  * queue in it empty and no edge recorded, no deadline), with a small frame of its own, which
  * matters because under a backlog each parked task's frames are cold lines its resume walks

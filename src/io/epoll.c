@@ -264,9 +264,13 @@ static ssize_t ep_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
     /* weft_read and weft_recv: the drained-read shortcut (MSG_PEEK leaves data queued, so
      * a short peek says nothing about the queue). After a hang-up no edge will come again,
      * so never wait then: read() reports it. */
+    /* Not with a deadline already passed: the call must complete if it can at once (weft.h),
+     * and bytes may have come whose edge the loop has not taken yet (a select's look saw
+     * them; the read gave up without trying, and a loop of the two never parked). */
     int plain_read = q->op == WEFT__IO_READ || q->op == WEFT__IO_RECV;
     if (plain_read && q->len > 0 && rec->drained && rec->watched && !rec->hup &&
-        !(rec->ready & WEFT_READABLE) && !weft__io_nowait(q)) {
+        !(rec->ready & WEFT_READABLE) && !weft__io_nowait(q) &&
+        (deadline == WEFT_FOREVER || deadline > weft__clock_ns())) {
         if (null_buffer(q))
             return -EFAULT;
         int r = wait_ready(&io, q->fd, WEFT_READABLE, deadline);

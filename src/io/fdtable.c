@@ -141,6 +141,12 @@ void weft__fdtable_drop_edges(weft__io *io, int fd, unsigned dirs)
         io->fds[fd].ready &= (uint8_t) ~(dirs & (WEFT_READABLE | WEFT_WRITABLE));
 }
 
+void weft__fdtable_undrain(weft__io *io, int fd)
+{
+    if (fd >= 0 && (size_t)fd < io->nfds)
+        io->fds[fd].drained = 0;
+}
+
 static void enqueue(weft__fdq *q, weft__fdwaiter *n)
 {
     n->next = NULL;

@@ -162,8 +162,10 @@ int weft__io_fd_ready_now(weft__worker *w, int fd, int events)
     if (r < 0 || (r & POLLNVAL))
         return r < 0 ? r : -EBADF;
     int m = 0;
-    if ((events & WEFT_READABLE) && (r & (POLLIN | POLLHUP | POLLERR | POLLRDHUP)))
+    if ((events & WEFT_READABLE) && (r & (POLLIN | POLLHUP | POLLERR | POLLRDHUP))) {
         m |= WEFT_READABLE;
+        weft__fdtable_undrain(w->io, fd);
+    }
     /* Bytes the backend took for the fd (io_uring's armed receive) leave the socket itself
      * empty to poll(2), but a read returns them at once: readable, as weft_fd_wait says. */
     if ((events & WEFT_READABLE) && !(m & WEFT_READABLE) && w->io->ops->held &&
