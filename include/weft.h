@@ -148,6 +148,13 @@ enum { WEFT_BACKEND_DEFAULT = 0, WEFT_BACKEND_EPOLL = 1, WEFT_BACKEND_IO_URING =
  *   address across calls on its own (__errno_location is declared const), so such a task
  *   must read and set errno after a weft call only through a function the compiler cannot
  *   see into, or be pinned; weft keeps each task's errno value for it.
+ *   C++ exception state is the thread's, not the task's (weft does not switch the C++
+ *   runtime's per-thread record): a task that parks or yields inside a catch block, or in a
+ *   destructor run by unwinding, may find another task's exception in `throw;`,
+ *   std::current_exception() and std::uncaught_exceptions() when it resumes. Take what the
+ *   handler needs (catch by value, or std::current_exception() before the first weft call)
+ *   and rethrow that with std::rethrow_exception. Exceptions thrown and caught across weft
+ *   calls are fine; it is the "currently handled" record that is shared.
  * A worker runs on its own thread, except while one of its tasks is inside
  * weft_block_in_place: another thread then drives it, and its other tasks run there. Code
  * that keeps thread-local state (or a cached &errno) across a weft call must run on a worker
