@@ -660,8 +660,9 @@ WEFT_API int weft_runtime_spawn_on(weft_runtime *rt, int worker, weft_handle **o
  * number of threads and tasks: each gets the same result. On a plain thread it blocks the
  * thread; in a stackful task it parks the task.
  * Returns 0, -ETIMEDOUT, -ECANCELED (the calling task was cancelled), -ENOMEM (the worker
- * could not make the task: it never ran, and its cleanup has run), -EINVAL (NULL), -EPERM (a worker's thread outside
- * a stackful task), -EDEADLK (the handle's own task joining it). Any thread. */
+ * could not make the task: it never ran, and its cleanup has run), -EINVAL (NULL), -EPERM
+ * (a worker's thread outside a stackful task), -EDEADLK (the handle's own task joining it).
+ * Any thread. */
 WEFT_API int weft_handle_join(weft_handle *h, void **result, int64_t deadline);
 /* 1 once the task has finished (a join would not wait), 0 before, -EINVAL for NULL. Any
  * thread. */
