@@ -86,11 +86,11 @@ WEFT_API const char *weft_errname(int err);
  * real clock; outside a runtime it reads the clock. Any thread. */
 WEFT_API int64_t weft_now(void);
 
-/* Returns the deadline `ns` nanoseconds from now, saturating instead of overflowing; a
- * negative `ns` returns a deadline that has already passed (never WEFT_FOREVER). "Now" is
- * the clock itself, read at the call (not weft_now()'s value cached at the tick's start,
- * which a task that computed or blocked its thread for a while has left behind: the deadline
- * would have passed already). */
+/* Returns the deadline `ns` nanoseconds from now, saturating instead of overflowing; 0 or a
+ * negative `ns` returns a deadline that has already passed (weft_now(); never WEFT_FOREVER):
+ * a call given it does not wait. For ns > 0 "now" is the clock itself, read at the call (not
+ * weft_now()'s value cached at the tick's start, which a task that computed or blocked its
+ * thread for a while has left behind: the deadline would have passed already). */
 WEFT_API int64_t weft_deadline_in(int64_t ns);
 
 /* ---------------------------------------------------------------------------------------

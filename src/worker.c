@@ -98,9 +98,11 @@ int64_t weft_now(void)
 
 int64_t weft_deadline_in(int64_t ns)
 {
-    if (ns < 0) {
+    if (ns <= 0) {
+        /* Passed already, for every look (a look compares with the tick's clock): 0 is "do
+         * not wait", as it always was, and must not become "wait for the next tick". */
         int64_t now = weft_now();
-        return now > 0 ? now - 1 : 0;
+        return ns == 0 ? now : now > 0 ? now - 1 : 0;
     }
     /* From the clock itself, not the tick's cached weft_now(), as weft_sleep: a task that
      * spent longer than ns in work of its own since the tick began (a computation, a plain
