@@ -122,10 +122,16 @@ static void split_target(http_request *r)
 /* Checks the target's form once the whole of it is known: origin-form ("/...") or
  * absolute-form with an http or https scheme. Like nginx, no asterisk-form (OPTIONS *) and
  * no authority-form (CONNECT host:port): 400. */
+static int host_ok(http_view v);
+
 static int target_form_ok(const http_request *r)
 {
     const char *t = r->target.p;
     size_t n = r->target.len;
+    /* A fragment is the client's own, never sent (RFC 9110 4.2.5): the grammar has no '#',
+     * and a target with one is invalid (RFC 9112 3.2: 400), not a file named with it. */
+    if (memchr(t, '#', n))
+        return 0;
     if (t[0] == '/')
         return 1;
     size_t s = 0;
@@ -134,8 +140,12 @@ static int target_form_ok(const http_request *r)
         s = 4 + (lower((unsigned char)t[4]) == 's');
     if (s == 0 || n < s + 4 || memcmp(t + s, "://", 3) != 0)
         return 0;
-    /* An authority must follow ("http:///x" has none). */
-    return t[s + 3] != '/' && t[s + 3] != '?';
+    /* An authority must follow ("http:///x" has none), and it is held to the Host rules
+     * (host_ok): no userinfo, a numeric port (RFC 9110 4.2.4, 7.2). */
+    size_t a = s + 3, e = a;
+    while (e < n && t[e] != '/' && t[e] != '?')
+        e++;
+    return e > a && host_ok((http_view){t + a, e - a});
 }
 
 /* Parses a request line of n bytes (without its line end). With complete == 0 the slice is

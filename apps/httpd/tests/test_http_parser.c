@@ -143,6 +143,12 @@ Test(http_parser, malformed_with_status)
 {
     static const bad_case cases[] = {
         {"GET / HTTP/1.1\r\n\r\n", -400},                       /* no Host in 1.1 */
+        /* An absolute-form authority is held to the Host rules, and no target has a '#'. */
+        {"GET http://a:xx/f HTTP/1.1\r\nHost: a\r\n\r\n", -400},
+        {"GET http://u@a/f HTTP/1.1\r\nHost: a\r\n\r\n", -400},
+        {"GET http://a b/f HTTP/1.1\r\nHost: a\r\n\r\n", -400},
+        {"GET /f#frag HTTP/1.1\r\nHost: a\r\n\r\n", -400},
+        {"GET http://a/f#x HTTP/1.1\r\nHost: a\r\n\r\n", -400},
         {"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", -400}, /* two Hosts */
         {"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", -400},
         /* Host values outside uri-host [":" port] (RFC 9112 3.2), in 1.0 too. */
