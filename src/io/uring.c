@@ -1534,15 +1534,17 @@ static bool iov_in_first_page(const struct iovec *iov, int iovcnt)
 }
 
 /* Whether fd's armed receive holds what a read would return at once (weft__io_ops.held).
- * Completions the ring has not been asked for yet are reaped first, as poll_buffered does: the
- * receive may have taken the socket's bytes already, and the socket then looks empty. */
+ * From a stackful task, completions the ring has not been asked for yet are reaped first, as
+ * poll_buffered does: the receive may have taken the socket's bytes already, and the socket
+ * then looks empty. Not from the loop's own stack (a future's poll, a watch callback), which
+ * must not run the ring's completions inside its own step. */
 static bool ur_held(weft__io *io, int fd)
 {
     uring_state *s = io->backend;
     const weft__ubuf_fd *f = weft__ubufs_find(&s->bufs, fd);
     if (!f || f->fdgen != weft__fdtable_gen(io, fd))
         return false;
-    if (!recv_ready(f) && f->armed && reap_pending(io)) {
+    if (!recv_ready(f) && f->armed && weft__blocking_task(io->w) && reap_pending(io)) {
         s = io->backend;
         f = weft__ubufs_find(&s->bufs, fd);
         if (!f || f->fdgen != weft__fdtable_gen(io, fd))
