@@ -107,9 +107,10 @@ struct weft__worker {
     weft__doorbell doorbell; /* any thread rings */
     weft__sys sys;           /* sys.h: system-call counters (and the test fault plan) */
 #ifdef WEFT_TESTING
-    /* WEFT_TEST_SELECT_PAUSE_NS: a channel select sleeps this long between its look at the
-     * cases and its completion of the one it chose, its locks held (chan.c), so that a test
-     * can make another select's claim land in between. Fixed at start. */
+    /* WEFT_TEST_SELECT_PAUSE_NS: a channel select of more than 8 cases sleeps this long
+     * between its look at the cases and its completion of the one it chose, its locks held
+     * (chan.c), so that a test can make another select's claim land in between; smaller
+     * selects (the one being claimed) do not pause. Fixed at start. */
     int64_t select_pause_ns;
 #endif
     weft__smp smp;       /* smp.h: messages from other workers; any worker posts */
