@@ -148,13 +148,15 @@ enum { WEFT_BACKEND_DEFAULT = 0, WEFT_BACKEND_EPOLL = 1, WEFT_BACKEND_IO_URING =
  *   address across calls on its own (__errno_location is declared const), so such a task
  *   must read and set errno after a weft call only through a function the compiler cannot
  *   see into, or be pinned; weft keeps each task's errno value for it.
- *   C++ exception state is the thread's, not the task's (weft does not switch the C++
- *   runtime's per-thread record): a task that parks or yields inside a catch block, or in a
- *   destructor run by unwinding, may find another task's exception in `throw;`,
- *   std::current_exception() and std::uncaught_exceptions() when it resumes. Take what the
- *   handler needs (catch by value, or std::current_exception() before the first weft call)
- *   and rethrow that with std::rethrow_exception. Exceptions thrown and caught across weft
- *   calls are fine; it is the "currently handled" record that is shared.
+ *   C++ exception state is the task's: a task that parks or yields inside a catch block, or
+ *   in a destructor run by unwinding, finds its own exception in `throw;` and
+ *   std::current_exception(), and its own std::uncaught_exceptions(), when it resumes, on
+ *   whichever worker. weft keeps the C++ runtime's per-thread record (libstdc++'s or
+ *   libc++abi's) per task at each switch, as it keeps errno, in a program that links the C++
+ *   runtime (a C program pays nothing for it; in a C++ program each switch takes the
+ *   scheduler's general path). A task that ends inside a catch block (weft_exit) ends its
+ *   handlers: the exception is destroyed. A C program that loads the C++ runtime later
+ *   (dlopen) gets none of this.
  * A worker runs on its own thread, except while one of its tasks is inside
  * weft_block_in_place: another thread then drives it, and its other tasks run there. Code
  * that keeps thread-local state (or a cached &errno) across a weft call must run on a worker

@@ -233,7 +233,7 @@ __attribute__((no_sanitize_address)) static int backtrace_of(const weft_task *t,
     const weft__stack *s = t->stack;
     if (!s)
         return 0;
-    uintptr_t lo = (uintptr_t)s->lo, hi = (uintptr_t)s->hi;
+    uintptr_t lo = (uintptr_t)s->lo, hi = (uintptr_t)weft__stack_hi(s);
     uintptr_t sp = (uintptr_t)t->ctx.sp;
     if (sp < lo || sp + WEFT__CTX_FRAME_BYTES > hi || (sp & 7))
         return 0;
@@ -265,7 +265,7 @@ static size_t resident(const weft__stack *s)
 {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     uintptr_t lo = (uintptr_t)s->lo & ~(uintptr_t)(page - 1);
-    size_t len = (size_t)((uintptr_t)s->hi - lo);
+    size_t len = (size_t)((uintptr_t)weft__stack_hi(s) - lo);
     size_t npages = (len + page - 1) / page;
     unsigned char small[256], *vec = npages <= sizeof small ? small : malloc(npages);
     if (!vec)
@@ -323,7 +323,7 @@ static void put_task(weft__dumpbuf *b, const weft_task *t, uint64_t word, bool b
     const weft__stack *s = t->stack;
     if (s) {
         weft__dumpbuf_printf(b, "    stack %zu KiB, %zu KiB touched%s\n",
-                             (size_t)(s->hi - s->lo) / 1024, resident(s) / 1024,
+                             (size_t)(weft__stack_hi(s) - s->lo) / 1024, resident(s) / 1024,
                              s->guarded ? ", guarded" : "");
         unsigned st = WEFT__STATE(word);
         if (backtrace && (st == WEFT__PARKED || st == WEFT__READY))
@@ -433,7 +433,8 @@ static void put_task_json(weft__dumpbuf *b, const weft_task *t, uint64_t word, b
     const weft__stack *s = t->stack;
     if (s) {
         weft__dumpbuf_printf(b, ",\"stack\":{\"size\":%zu,\"touched\":%zu,\"guarded\":%s}",
-                             (size_t)(s->hi - s->lo), resident(s), s->guarded ? "true" : "false");
+                             (size_t)(weft__stack_hi(s) - s->lo), resident(s),
+                             s->guarded ? "true" : "false");
         unsigned st = WEFT__STATE(word);
         if (backtrace && (st == WEFT__PARKED || st == WEFT__READY)) {
             uintptr_t pcs[MAX_FRAMES];

@@ -128,7 +128,8 @@ static bool in_own_code(const weft__code_range *code, const weft_task *t, const 
         return false;
 #endif
     /* The entry slot is 0 but while the body runs (switch.h). */
-    uintptr_t lo = (uintptr_t)t->stack->lo, top = (uintptr_t)*weft__ctx_entry_slot(t->stack->hi);
+    uintptr_t lo = (uintptr_t)t->stack->lo,
+              top = (uintptr_t)*weft__ctx_entry_slot(weft__stack_hi(t->stack));
     if (in_range(code, pc) || sp < lo || sp >= top)
         return false; /* in weft's code, or not on the body's part of its stack */
     /* Every word, written or not (valgrind would call a test of one never written an error). */
@@ -160,9 +161,14 @@ bool weft__handoff_detach(weft__worker *w, void *uctx, uint64_t *lent)
     if ((owned & 1) || !in_own_code(code, t, uc))
         return false;
     /* What weft_block_in_place does before fn (in_place.c), from here. */
-    tls_handed.home =
-        (weft__relief_home){w->sched.loop_ctx,      w->sched.errno_loc,       w->sched.loop_errno,
-                            w->sched.loop_stack_lo, w->sched.loop_stack_size, w->sched.loop_fiber};
+    tls_handed.home = (weft__relief_home){.loop_ctx = w->sched.loop_ctx,
+                                          .errno_loc = w->sched.errno_loc,
+                                          .loop_errno = w->sched.loop_errno,
+                                          .eh_loc = w->sched.eh_loc,
+                                          .loop_eh = w->sched.loop_eh,
+                                          .loop_stack_lo = w->sched.loop_stack_lo,
+                                          .loop_stack_size = w->sched.loop_stack_size,
+                                          .loop_fiber = w->sched.loop_fiber};
     if (w->poll_task == t)
         w->poll_task = NULL;
     /* The signals w's tasks wait for stay blocked on this thread once the handler returns

@@ -210,6 +210,7 @@ void weft__loop_adopt(weft__worker *w)
     /* On the thread about to drive w: every switch of this worker saves and restores errno
      * through it (scheduler.c). */
     w->sched.errno_loc = &errno;
+    w->sched.eh_loc = weft__eh_thread_record();
     loop_init(w);
     weft__watch_thread(&w->watch);
 }

@@ -84,7 +84,7 @@ _Noreturn void weft__overflow_report(const weft_task *t, const void *fault, cons
     n = put(msg, n, cap, " bytes at ");
     n = put_u(msg, n, cap, (uintptr_t)t->stack->lo, 16);
     n = put(msg, n, cap, "-");
-    n = put_u(msg, n, cap, (uintptr_t)t->stack->hi, 16);
+    n = put_u(msg, n, cap, (uintptr_t)weft__stack_hi(t->stack), 16);
     n = put(msg, n, cap, "): ");
     n = put(msg, n, cap, how);
     if (fault) {

@@ -168,6 +168,8 @@ void weft__relief_take_back(weft__worker *w, weft_task *t, const weft__relief_ho
     w->sched.loop_ctx = h->loop_ctx;
     w->sched.errno_loc = h->errno_loc;
     w->sched.loop_errno = h->loop_errno;
+    w->sched.eh_loc = h->eh_loc;
+    w->sched.loop_eh = h->loop_eh;
     w->sched.loop_stack_lo = h->loop_stack_lo;
     w->sched.loop_stack_size = h->loop_stack_size;
     w->sched.loop_fiber = h->loop_fiber;

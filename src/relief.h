@@ -12,6 +12,7 @@
 #include <stdbool.h>
 
 #include "arch/switch.h"
+#include "eh_state.h"
 #include "internal.h"
 #include "util/exit_chain.h"
 
@@ -84,6 +85,8 @@ typedef struct weft__relief_home {
     weft__ctx loop_ctx;
     int *errno_loc;
     int loop_errno;
+    weft__eh_state *eh_loc; /* the C++ exception record, kept as errno is (eh_state.h) */
+    weft__eh_state loop_eh;
     const void *loop_stack_lo;
     size_t loop_stack_size;
     void *loop_fiber;

@@ -51,28 +51,41 @@ static WEFT_NOINLINE weft_task *release_dead(weft__worker *w)
     return w->current;
 }
 
-/* Runs first on whichever context a switch lands on. */
+/* Runs first on whichever context a switch lands on. The C++ exception-handling record
+ * (eh_state.h) of the context landed on goes into the driving thread's, as errno does: only
+ * on the general path, which every switch takes where there is one to keep. */
 static void landed(weft__worker *w, void *fake_stack)
 {
-    if (weft_unlikely(w->sched.tooling))
-        weft__hook_switch_end(fake_stack);
     weft_task *t = w->current;
+    if (weft_unlikely(w->sched.general)) {
+        if (w->sched.tooling)
+            weft__hook_switch_end(fake_stack);
+        if (w->sched.eh_loc)
+            *w->sched.eh_loc = t ? t->stack->eh : w->sched.loop_eh;
+    }
     *w->sched.errno_loc = t ? t->saved_errno : w->sched.loop_errno;
     if (w->sched.dead)
         release_dead(w);
 }
 
-/* switch_to's path when a sanitizer watches (hooks.h): the fiber annotations around the same
- * switch. Apart, so that the plain path keeps no fake-stack slot in its frame. */
-static WEFT_NOINLINE weft_task *switch_tooled(weft__worker *w, weft_task *from, weft_task *to,
-                                              weft__ctx *fc, weft__ctx *tc)
+/* switch_to's path when a sanitizer watches (hooks.h), or when the C++ exception-handling
+ * record is kept per context (eh_state.h): the fiber annotations, and that record saved here
+ * and restored by landed(), around the same switch. Apart, so that the plain path keeps no
+ * fake-stack slot in its frame and tests no more than it did for either. */
+static WEFT_NOINLINE weft_task *switch_general(weft__worker *w, weft_task *from, weft_task *to,
+                                               weft__ctx *fc, weft__ctx *tc)
 {
-    /* A finished task's frames are never returned to: no fake stack to keep for it. */
+    /* A finished task's frames are never returned to: no fake stack to keep for it, and its
+     * exception record, if it ended inside a handler (weft_exit, a cancel), is dropped: the
+     * stack's next task starts with none (as a fresh stack does: stack.c's describe). */
     void *fake = NULL;
     bool exiting = from && from == w->sched.dead;
+    if (w->sched.eh_loc)
+        *(from ? &from->stack->eh : &w->sched.loop_eh) =
+            exiting ? (weft__eh_state){NULL, 0} : *w->sched.eh_loc;
     if (to)
         weft__hook_switch_begin(exiting ? NULL : &fake, to->stack->lo,
-                                (size_t)(to->stack->hi - to->stack->lo));
+                                (size_t)(weft__stack_hi(to->stack) - to->stack->lo));
     else
         weft__hook_switch_begin(exiting ? NULL : &fake, w->sched.loop_stack_lo,
                                 w->sched.loop_stack_size);
@@ -125,8 +138,8 @@ static WEFT_NOINLINE weft_task *switch_to(weft__worker *w, weft_task *from, weft
 #endif
     weft__ctx *tc = to ? &to->ctx : &w->sched.loop_ctx;
     switch_out(w, to, &from->saved_errno);
-    if (weft_unlikely(w->sched.tooling))
-        return switch_tooled(w, from, to, &from->ctx, tc);
+    if (weft_unlikely(w->sched.general))
+        return switch_general(w, from, to, &from->ctx, tc);
     /* Resumed: `from` is this frame's task again (as the switch back named it, so that
      * nothing is kept in a register across the switch), perhaps on another worker than the
      * one it left (a hand-over, steal.c), whose thread runs us now: the migration rule, as in
@@ -145,8 +158,8 @@ static WEFT_NOINLINE weft_task *switch_to(weft__worker *w, weft_task *from, weft
 static WEFT_NOINLINE void switch_from_loop(weft__worker *w, weft_task *to)
 {
     switch_out(w, to, &w->sched.loop_errno);
-    if (weft_unlikely(w->sched.tooling)) {
-        switch_tooled(w, NULL, to, &w->sched.loop_ctx, &to->ctx);
+    if (weft_unlikely(w->sched.general)) {
+        switch_general(w, NULL, to, &w->sched.loop_ctx, &to->ctx);
         return;
     }
     w = weft__container_of(weft__ctx_switch_back(&w->sched.loop_ctx, &to->ctx), weft__worker,
@@ -200,8 +213,8 @@ static weft__ctx *task_end(void *arg, void *result)
         weft__worker_current(); /* takes it back: see its comment */
     weft__worker *w = t->worker;
     finish_run(w, t, result);
-    if (weft_unlikely(w->sched.tooling)) {
-        weft__schedule_away(w, t); /* switch_tooled; a finished task is never switched back to */
+    if (weft_unlikely(w->sched.general)) {
+        weft__schedule_away(w, t); /* switch_general; a finished task is never switched back to */
         __builtin_unreachable();
     }
     return exit_target(w, t);
@@ -225,7 +238,7 @@ static inline __attribute__((always_inline)) int bind_stack(weft__worker *w, wef
      * orders nothing the worker's own sequence did not: every switch synchronises. */
     if (!t->stack->fiber)
         t->stack->fiber = weft__hook_fiber_create();
-    weft__ctx_make_task(&t->ctx, t->stack->hi, task_begin, task_end, t);
+    weft__ctx_make_task(&t->ctx, weft__stack_hi(t->stack), task_begin, task_end, t);
     return 0;
 }
 
@@ -505,7 +518,7 @@ weft_task *weft__schedule_away(weft__worker *w, weft_task *from)
 
 /* What schedule_away would switch to after `from`, which has finished, with everything
  * switch_to does before its switch done: the caller (task_end, for the trampoline) makes the
- * switch. Never under a sanitizer (switch_tooled annotates the switch itself). */
+ * switch. Never on the general path (switch_general makes the switch itself). */
 static weft__ctx *exit_target(weft__worker *w, weft_task *from)
 {
     check_canary(from);
@@ -663,6 +676,8 @@ void weft__run_first(weft__worker *w, weft_task *t)
 _Noreturn void weft__task_exit(weft__worker *w, void *result)
 {
     weft_task *t = w->current;
+    if (weft_unlikely(w->sched.eh_loc != NULL))
+        weft__eh_end_handlers(w->sched.eh_loc); /* a weft_exit inside a catch block */
     finish_run(w, t, result);
     weft__schedule_away(w, t);
     __builtin_unreachable();
@@ -678,6 +693,7 @@ WEFT_COLD void weft__sched_init(weft__worker *w, unsigned budget, bool lifo, boo
                                    (w->sched.chaos ? WEFT__PICK_CHAOS : 0));
     w->sched.budget_max = budget;
     w->sched.tooling = weft__hook_tooling_present();
+    w->sched.general = w->sched.tooling || weft__eh_thread_record() != NULL;
 }
 
 /* ---- Names of the wait kinds (the dump, the tracer hooks) ---- */

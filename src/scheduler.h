@@ -7,6 +7,7 @@
 
 #include "internal.h"
 #include "arch/switch.h"
+#include "eh_state.h"
 #include "task.h"
 #include "util/list.h"
 
@@ -31,6 +32,11 @@ typedef struct weft__sched {
     weft_task *handoff; /* stackless task picked by a parking task, for the loop */
     int loop_errno;     /* errno of the loop's context while a task runs */
     int *errno_loc;     /* the worker thread's errno, set as its loop starts (scheduler.c) */
+    /* The same for the C++ exception-handling record (eh_state.h): the driving thread's,
+     * set with errno_loc, NULL in a program without the C++ runtime; and the loop context's
+     * copy while a task runs. */
+    weft__eh_state *eh_loc;
+    weft__eh_state loop_eh;
     unsigned long slack_restore; /* the thread's timer slack to give back (loop.c), or 0 */
     /* Debug mode (WEFT_CHAOS=seed): a xorshift state, 0 when off. When on, picks sometimes
      * take the second ready task before the first, blocking calls sometimes yield first,
@@ -41,6 +47,10 @@ typedef struct weft__sched {
     size_t loop_stack_size;
     void *loop_fiber;
     bool tooling; /* a sanitizer's fiber hooks are live (hooks.h); fixed at init */
+    /* Switches take the general path (scheduler.c's switch_general): `tooling`, or a C++
+     * runtime in the process, whose exception record each switch keeps (eh_loc). Fixed at
+     * init, the same for every worker of the process. */
+    bool general;
     /* The LIFO slot (stealing mode, when weft_config.lifo_slot chooses it; Go's runnext,
      * Tokio's lifo slot): the task spawned or
      * woken last on this worker runs next, ahead of the queue, so a task that wakes or

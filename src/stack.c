@@ -31,6 +31,7 @@
 #define SLAB_BYTES ((size_t)4 << 20) /* 4 MiB: 64 default stacks per VMA */
 #define DESC_BYTES ((size_t)64)      /* the descriptor's room at the top of a stack */
 _Static_assert(sizeof(weft__stack) <= DESC_BYTES, "a stack's descriptor fits its room");
+_Static_assert(((uint64_t)1 << 30) + WEFT__GUARD_BYTES <= UINT32_MAX, "a map size fits 32 bits");
 
 /* A slab: its first page holds only the canary zone of the first stack carved from it (at
  * the page's top); then come `cap` stacks of `stack_bytes`, each ending in its descriptor and
@@ -107,15 +108,15 @@ static weft__stack *describe(char *base, size_t bytes, size_t top_reserve, char 
     weft__stack *s = (weft__stack *)(base + bytes - top_reserve - DESC_BYTES);
     s->next = NULL;
     s->lo = base;
-    s->hi = (char *)s;
     s->map = map;
-    s->map_size = map_size;
+    s->map_size = (uint32_t)map_size; /* at most 1 GiB and a guard (the largest class) */
     s->size = (uint32_t)bytes;
     s->guarded = (uint8_t)guarded;
     s->slab = (uint8_t)slab;
     s->cls = (uint8_t)cls;
-    s->vg_id = weft__hook_stack_register(s->lo, s->hi);
+    s->vg_id = weft__hook_stack_register(s->lo, weft__stack_hi(s));
     s->fiber = NULL;
+    s->eh = (weft__eh_state){NULL, 0};
     return s;
 }
 
@@ -184,7 +185,7 @@ static weft__stack *pop_pooled(weft__stack_pool *p, unsigned cls, bool want_guar
     if (list == &p->cls[cls].free) {
         p->cls[cls].nfree--;
         p->npooled--;
-        WEFT_COUNT(p->bytes_pooled -= (size_t)(s->hi - s->lo));
+        WEFT_COUNT(p->bytes_pooled -= (size_t)(weft__stack_hi(s) - s->lo));
     } else {
         p->ncold--;
     }
@@ -222,9 +223,9 @@ int weft__stack_alloc(weft__worker *w, size_t size, bool noguard, weft__stack **
     /* Pooled or fresh, it starts clean. A fresh one too: ASan does not clear the shadow of
      * memory that is unmapped, so a stack mapped where an earlier one was (an earlier
      * runtime's) would inherit that one's poisoned redzones. */
-    weft__hook_stack_reuse(s->lo, (size_t)(s->hi - s->lo), s->vg_id);
+    weft__hook_stack_reuse(s->lo, (size_t)(weft__stack_hi(s) - s->lo), s->vg_id);
     p->nlive++;
-    WEFT_COUNT(p->bytes_live += (size_t)(s->hi - s->lo));
+    WEFT_COUNT(p->bytes_live += (size_t)(weft__stack_hi(s) - s->lo));
     *out = s;
     return 0;
 }
@@ -242,7 +243,7 @@ static void unmap_stack(weft__worker *w, weft__stack *s)
     weft__hook_stack_deregister(s->vg_id);
     if (s->guarded) {
         w->stacks.nguarded--;
-        weft__hook_stack_unmap(s->lo, (size_t)(s->hi - s->lo));
+        weft__hook_stack_unmap(s->lo, (size_t)(weft__stack_hi(s) - s->lo));
         weft__sys_munmap(&w->sys, s->map, s->map_size);
     }
 }
@@ -253,7 +254,7 @@ void weft__stack_give(weft__worker *from, const weft__stack *s)
     (void)s; /* read by the byte counts only, which a build without metrics leaves out */
     p->nlive--;
     p->nguarded--; /* only guarded stacks move (weft__task_movable) */
-    WEFT_COUNT(p->bytes_live -= (size_t)(s->hi - s->lo));
+    WEFT_COUNT(p->bytes_live -= (size_t)(weft__stack_hi(s) - s->lo));
 }
 
 void weft__stack_take(weft__worker *to, const weft__stack *s)
@@ -262,7 +263,7 @@ void weft__stack_take(weft__worker *to, const weft__stack *s)
     (void)s; /* as in weft__stack_give */
     p->nlive++;
     p->nguarded++;
-    WEFT_COUNT(p->bytes_live += (size_t)(s->hi - s->lo));
+    WEFT_COUNT(p->bytes_live += (size_t)(weft__stack_hi(s) - s->lo));
 }
 
 weft__stack *weft__stack_lend(weft__worker *w, unsigned cls)
@@ -275,7 +276,7 @@ weft__stack *weft__stack_lend(weft__worker *w, unsigned cls)
     p->cls[cls].nfree--;
     p->npooled--;
     p->nguarded--;
-    WEFT_COUNT(p->bytes_pooled -= (size_t)(s->hi - s->lo));
+    WEFT_COUNT(p->bytes_pooled -= (size_t)(weft__stack_hi(s) - s->lo));
     s->next = NULL;
     return s;
 }
@@ -288,7 +289,7 @@ void weft__stack_pool_add(weft__worker *w, weft__stack *s)
     p->cls[s->cls].free = s;
     p->cls[s->cls].nfree++;
     p->npooled++;
-    WEFT_COUNT(p->bytes_pooled += (size_t)(s->hi - s->lo));
+    WEFT_COUNT(p->bytes_pooled += (size_t)(weft__stack_hi(s) - s->lo));
 }
 
 size_t weft__stack_trim(weft__worker *w, size_t max_ops)
@@ -301,7 +302,7 @@ size_t weft__stack_trim(weft__worker *w, size_t max_ops)
             p->cls[i].free = s->next;
             p->cls[i].nfree--;
             p->npooled--;
-            WEFT_COUNT(p->bytes_pooled -= (size_t)(s->hi - s->lo));
+            WEFT_COUNT(p->bytes_pooled -= (size_t)(weft__stack_hi(s) - s->lo));
             ops++;
             if (s->guarded) {
                 unmap_stack(w, s);
@@ -309,7 +310,7 @@ size_t weft__stack_trim(weft__worker *w, size_t max_ops)
             }
             drop_fiber(s);
             /* All but the top page, which holds the descriptor. */
-            char *top_page = (char *)((uintptr_t)s->hi & ~(uintptr_t)(page - 1));
+            char *top_page = (char *)((uintptr_t)weft__stack_hi(s) & ~(uintptr_t)(page - 1));
             if (top_page > s->lo)
                 weft__sys_madvise(&w->sys, s->lo, (size_t)(top_page - s->lo), MADV_DONTNEED);
             s->next = p->cls[i].cold;

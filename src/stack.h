@@ -4,6 +4,7 @@
 #define WEFT_STACK_H
 
 #include "internal.h"
+#include "eh_state.h"
 #include "hooks.h"
 
 /* The PROT_NONE region below each guarded stack. 256 KiB: a C frame larger than the guard
@@ -23,19 +24,31 @@
 #define WEFT__CANARY_BYTES ((size_t)128)
 
 /* A stack's descriptor lives at the top of its own mapping, so pooling needs no malloc.
- * The usable stack is [lo, hi); hi is where the descriptor starts. owner: worker. */
+ * The usable stack is [lo, hi), where hi is the descriptor itself (weft__stack_hi). It fills
+ * one 64-byte line (stack.c checks it). owner: worker. */
 struct weft__stack {
     weft__stack *next; /* pool link */
-    char *lo, *hi;     /* usable range */
+    char *lo;          /* the usable range's bottom */
     char *map;         /* mapping start (guard included), or slab it was carved from */
-    size_t map_size;
-    uint32_t size;   /* its size class's bytes */
-    uint8_t guarded; /* a WEFT__GUARD_BYTES PROT_NONE region sits right below lo */
-    uint8_t slab;    /* carved from a slab: freed with it; a canary zone sits below lo */
-    uint8_t cls;     /* index of its size class */
-    unsigned vg_id;  /* valgrind stack id */
-    void *fiber;     /* TSan fiber of the tasks run on it, kept while pooled (NULL without) */
+    uint32_t map_size; /* a stack of 1 GiB, the largest, and its guard fit */
+    uint32_t size;     /* its size class's bytes */
+    uint8_t guarded;   /* a WEFT__GUARD_BYTES PROT_NONE region sits right below lo */
+    uint8_t slab;      /* carved from a slab: freed with it; a canary zone sits below lo */
+    uint8_t cls;       /* index of its size class */
+    unsigned vg_id;    /* valgrind stack id */
+    void *fiber;       /* TSan fiber of the tasks run on it, kept while pooled (NULL without) */
+    /* The C++ exception-handling record of the task running on it while that task is
+     * switched out (eh_state.h; scheduler.c): here rather than in the task record, which
+     * stays within 160 bytes; only a task with a stack can be switched out mid-handler.
+     * Cleared when a task is bound to it. owner: worker. */
+    weft__eh_state eh;
 };
+
+/* The top of s's usable range: its descriptor starts there. */
+static inline char *weft__stack_hi(const weft__stack *s)
+{
+    return (char *)s;
+}
 
 /* Size classes: every request is rounded up to the next of 2^k * {4,5,6,7}/4 for k = 14
  * (16 KiB, WEFT_STACK_MIN) .. 29, and 2^30 (1 GiB, the largest stack), 65 classes in all,
@@ -86,9 +99,9 @@ static inline weft__stack *weft__stack_pop_warm(weft__stack_pool *p, size_t size
         p->cls[p->memo_cls].nfree--;
         p->npooled--;
         p->nlive++;
-        WEFT_COUNT(p->bytes_pooled -= (size_t)(s->hi - s->lo));
-        WEFT_COUNT(p->bytes_live += (size_t)(s->hi - s->lo));
-        weft__hook_stack_reuse(s->lo, (size_t)(s->hi - s->lo), s->vg_id);
+        WEFT_COUNT(p->bytes_pooled -= (size_t)(weft__stack_hi(s) - s->lo));
+        WEFT_COUNT(p->bytes_live += (size_t)(weft__stack_hi(s) - s->lo));
+        weft__hook_stack_reuse(s->lo, (size_t)(weft__stack_hi(s) - s->lo), s->vg_id);
         return s;
     }
     return NULL;
@@ -103,8 +116,8 @@ static inline void weft__stack_free(weft__stack_pool *p, weft__stack *s)
     p->cls[s->cls].free = s;
     p->cls[s->cls].nfree++;
     p->npooled++;
-    WEFT_COUNT(p->bytes_live -= (size_t)(s->hi - s->lo));
-    WEFT_COUNT(p->bytes_pooled += (size_t)(s->hi - s->lo));
+    WEFT_COUNT(p->bytes_live -= (size_t)(weft__stack_hi(s) - s->lo));
+    WEFT_COUNT(p->bytes_pooled += (size_t)(weft__stack_hi(s) - s->lo));
 }
 /* A started task handed to another worker takes its (guarded) stack along: `from` counts it
  * out on its thread, `to` in on its own (steal.c). Its pages stay where they are; the pool it

@@ -134,7 +134,7 @@ static void on_signal(int sig, siginfo_t *si, void *uctx)
     uintptr_t lo = 0, hi = 0;
     if (t && t->stack) {
         lo = (uintptr_t)t->stack->lo;
-        hi = (uintptr_t)t->stack->hi;
+        hi = (uintptr_t)weft__stack_hi(t->stack);
     }
     w->watch.task_id = t ? t->id : 0;
     weft_task *cur = w->current;

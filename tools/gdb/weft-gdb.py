@@ -521,11 +521,12 @@ def _symbolise(pc, is_return):
 
 
 def stack_bounds(t):
-    """The usable range [lo, hi) of t's stack (src/stack.h), or (None, None)."""
+    """The usable range [lo, hi) of t's stack (src/stack.h), or (None, None): hi is the
+    descriptor's own address."""
     if not t.stack:
         return None, None
     stack = gdb.Value(t.stack).cast(gdb.lookup_type("weft__stack").pointer()).dereference()
-    return int(stack["lo"]), int(stack["hi"])
+    return int(stack["lo"]), int(t.stack)
 
 
 def saved_frames(t):
