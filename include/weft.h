@@ -1281,7 +1281,9 @@ WEFT_API ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, int64_
 /* recv(2)/send(2) with flags. weft_send writes everything, like weft_write, and never raises
  * SIGPIPE (MSG_NOSIGNAL is added). A receive with MSG_DONTWAIT (weft_recv, weft_recvfrom)
  * makes one attempt and returns -EAGAIN when nothing is there, whatever the deadline, on
- * both backends. */
+ * both backends. TCP urgent data (MSG_OOB): once weft has read a socket on io_uring it keeps
+ * a receive armed there, which reads past an urgent byte as it comes, and the kernel drops
+ * an urgent byte a read has passed; set SO_OOBINLINE to receive it in the stream instead. */
 WEFT_API ssize_t weft_recv(int fd, void *buf, size_t len, int flags, int64_t deadline);
 WEFT_API ssize_t weft_send(int fd, const void *buf, size_t len, int flags, int64_t deadline);
 

@@ -7,6 +7,7 @@
  * parked, large duplex transfers, many connections, bad fds). Every test holds in sharded
  * mode and in stealing mode on two workers, on epoll and on io_uring (the environment picks:
  * WEFT_MODE, WEFT_WORKERS, WEFT_BACKEND); tasks whose order matters are pinned. */
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -1185,6 +1186,94 @@ static void *fd_wait_passed_main(void *arg)
 Test(conformance, fd_wait_with_a_passed_deadline_sees_a_ready_fd, .timeout = 20)
 {
     run_main(fd_wait_passed_main, NULL);
+}
+
+/* A short read leaves a byte stream "drained" (epoll: the next read waits for an edge
+ * first). Reads that no edge answers must not take that shortcut: a pread on a pipe is
+ * -ESPIPE at once, and an urgent byte (MSG_OOB) raises EPOLLPRI, not a readable edge. Both
+ * waited for their whole deadline (for ever with WEFT_FOREVER). */
+static void drain_after_a_wait(int rfd, int wfd)
+{
+    char buf[16];
+    cr_assert_eq(weft_read(rfd, buf, sizeof buf, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT);
+    cr_assert_eq(weft_write(wfd, "abcd", 4, WEFT_FOREVER), 4);
+    ssize_t n = weft_read(rfd, buf, sizeof buf, WEFT_FOREVER);
+    cr_assert(n > 0 && n <= 4, "a short read: %zd", n);
+}
+
+static void *drained_other_reads_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+    drain_after_a_wait(p[0], p[1]);
+    char buf[16];
+    cr_assert_eq(weft_file_pread(p[0], buf, sizeof buf, 0, weft_deadline_in(10 * WEFT_SEC)),
+                 -ESPIPE);
+    weft_close(p[0]);
+    weft_close(p[1]);
+
+    /* On io_uring the socket's armed receive reads past an urgent byte, which the kernel
+     * then drops (weft.h, weft_recv): epoll only. */
+    if (strcmp(weft_backend(), "epoll") != 0)
+        return NULL;
+    int t[2];
+    tcp_pair(t);
+    drain_after_a_wait(t[1], t[0]);
+    cr_assert_eq(weft_send(t[0], "!", 1, MSG_OOB, WEFT_FOREVER), 1);
+    /* Until the urgent byte is there: looks between sleeps, which let the worker's loop run
+     * (io_uring completes the segment's receive there). */
+    struct pollfd pri = {.fd = t[1], .events = POLLPRI};
+    for (int i = 0; i < 5000 && poll(&pri, 1, 0) == 0; i++)
+        weft_sleep(WEFT_MSEC);
+    cr_assert(pri.revents & POLLPRI, "the urgent byte came");
+    cr_assert_eq(weft_recv(t[1], buf, 1, MSG_OOB, weft_deadline_in(10 * WEFT_SEC)), 1);
+    cr_assert_eq(buf[0], '!');
+    weft_close(t[0]);
+    weft_close(t[1]);
+    return NULL;
+}
+
+Test(conformance, reads_no_edge_answers_do_not_wait_after_a_short_read, .timeout = 30)
+{
+    run_main(drained_other_reads_main, NULL);
+}
+
+/* A connect with a passed deadline is a look (weft.h): on loopback the handshake is over
+ * when connect(2) returns, so it says 0 and the socket is connected (io_uring's connect
+ * did; epoll's waited for an edge it checked only after the deadline: -ETIMEDOUT, with the
+ * connection made). Several tries, so that one handshake the kernel put off (softirq work
+ * left to ksoftirqd on a loaded machine) cannot fail the test: none succeeded before. */
+static void *connect_passed_main(void *arg)
+{
+    (void)arg;
+    weft_addr srv;
+    int lfd = listener(&srv);
+    int connected = 0;
+    for (int i = 0; i < 8; i++) {
+        int fd = weft_socket(AF_INET, SOCK_STREAM, 0);
+        cr_assert_geq(fd, 0);
+        int r = weft_connect(fd, (const struct sockaddr *)&srv.ss, srv.len, weft_now());
+        cr_assert(r == 0 || r == -ETIMEDOUT, "connect: %s", weft_strerror(r));
+        if (r == 0) {
+            struct sockaddr_storage peer;
+            socklen_t pl = sizeof peer;
+            cr_assert_eq(getpeername(fd, (struct sockaddr *)&peer, &pl), 0, "connected");
+            connected++;
+        }
+        int a = weft_accept(lfd, NULL, NULL, weft_deadline_in(TCP_HELPERS_SOON));
+        cr_assert_geq(a, 0, "the handshake completed: %s", weft_strerror(a));
+        weft_close(a);
+        weft_close(fd);
+    }
+    cr_assert_gt(connected, 0, "no connect with a passed deadline said 0");
+    weft_close(lfd);
+    return NULL;
+}
+
+Test(conformance, connect_with_a_passed_deadline_reports_a_done_handshake, .timeout = 30)
+{
+    run_main(connect_passed_main, NULL);
 }
 
 /* Reads that time out or are cancelled while parked lose no byte: everything the peer sent
