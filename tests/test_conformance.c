@@ -1520,6 +1520,41 @@ static void close_under_waiters(unsigned k)
     }
 }
 
+/* An fd wait behind a parked reader of an empty pipe parks too, until the close: on
+ * io_uring the reader's try at an armed receive (refused on a pipe) left the fd's receive
+ * unarmed, which the wait took for "a read returns at once" and reported readable. */
+static void *read_pipe(void *arg)
+{
+    char b[4];
+    return (void *)(intptr_t)weft_read((int)(intptr_t)arg, b, sizeof b, WEFT_FOREVER);
+}
+
+static void *wait_pipe(void *arg)
+{
+    return (void *)(intptr_t)weft_fd_wait((int)(intptr_t)arg, WEFT_READABLE, WEFT_FOREVER);
+}
+
+static void *wait_behind_a_reader_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+    weft_task *reader = spawn_pinned(read_pipe, (void *)(intptr_t)p[0]);
+    wait_parked(reader);
+    weft_task *waiter = spawn_pinned(wait_pipe, (void *)(intptr_t)p[0]);
+    wait_parked(waiter);
+    cr_assert_eq(weft_close(p[0]), 0);
+    cr_assert_eq((intptr_t)join_result(waiter), -EBADF);
+    cr_assert_eq((intptr_t)join_result(reader), -EBADF);
+    weft_close(p[1]);
+    return NULL;
+}
+
+Test(conformance, an_fd_wait_behind_a_parked_reader_waits, .timeout = 20)
+{
+    run_main(wait_behind_a_reader_main, NULL);
+}
+
 static void *close_same_worker_main(void *arg)
 {
     (void)arg;

@@ -1422,10 +1422,13 @@ static ssize_t poll_buffered(weft__io *io, const weft__ioreq *q, int64_t deadlin
         s = io->backend;
         f = &s->bufs.fds[q->fd];
     }
-    if (recv_ready(f) || f->err || f->eof || !f->armed)
-        return WEFT_READABLE; /* a read now returns at once (bytes, the error, EOF, or plain) */
-    if (q->flags & WEFT_WRITABLE)
-        return ring_run(io, q, deadline); /* both directions: the kernel's poll */
+    if (recv_ready(f))
+        return WEFT_READABLE; /* a read now returns at once (bytes, the error, or EOF) */
+    /* Both directions, or the receive no longer armed (the kernel refused it: a pipe, whose
+     * reads are plain ones; or it stopped for want of buffers): the kernel's poll, which
+     * sees what a plain read would. Not "readable": nothing is held, and a read would wait. */
+    if ((q->flags & WEFT_WRITABLE) || !f->armed)
+        return ring_run(io, q, deadline);
     /* Readable only, the receive armed: its completions raise the fd's readable edge. */
     for (;;) {
         int m = weft__fdtable_wait(&io, q->fd, WEFT_READABLE, deadline);
@@ -1433,8 +1436,10 @@ static ssize_t poll_buffered(weft__io *io, const weft__ioreq *q, int64_t deadlin
             return m;
         s = io->backend;
         f = &s->bufs.fds[q->fd];
-        if (recv_ready(f) || f->err || f->eof || !f->armed)
+        if (recv_ready(f))
             return WEFT_READABLE;
+        if (!f->armed)
+            return ring_run(io, q, deadline);
     }
 }
 
