@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -313,6 +314,21 @@ Test(poller, wake_from_another_thread, .timeout = 30)
     cr_assert_eq(ev[0].events, WEFT_POLL_WAKE);
     cr_assert_eq(poll_now(p, ev, 4), 0);
     cr_assert_eq(weft_poller_wake(NULL), -EINVAL);
+    weft_poller_destroy(p);
+}
+
+/* A deadline far off but not WEFT_FOREVER (INT64_MAX): the wait lasts until the wake. On
+ * io_uring its end was computed as now + timeout, which overflowed (undefined: the UBSan
+ * build stopped the process there). */
+Test(poller, a_far_deadline_waits_for_the_wake, .timeout = 30)
+{
+    weft_poller *p = make();
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, waker_thread, p), 0);
+    weft_poll_event ev[4];
+    cr_assert_eq(weft_poller_wait(p, ev, 4, INT64_MAX), 1);
+    cr_assert_eq(ev[0].events, WEFT_POLL_WAKE);
+    pthread_join(t, NULL);
     weft_poller_destroy(p);
 }
 

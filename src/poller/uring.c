@@ -423,7 +423,12 @@ static int reap(weft_poller *p, ur_state *s, weft_poll_event *evs, int max, bool
 static int ur_wait(weft_poller *p, weft_poll_event *evs, int max, int64_t timeout_ns)
 {
     ur_state *s = p->backend;
-    int64_t until = timeout_ns > 0 ? weft__clock_ns() + timeout_ns : 0;
+    /* Saturated: a deadline near INT64_MAX (a far one, not WEFT_FOREVER) gives such a
+     * timeout, and the sum must not overflow. */
+    int64_t now = timeout_ns > 0 ? weft__clock_ns() : 0;
+    int64_t until = timeout_ns <= 0                ? 0
+                    : timeout_ns > INT64_MAX - now ? INT64_MAX
+                                                   : now + timeout_ns;
     for (int tries = 0;; tries++) {
         pthread_mutex_lock(&s->lock);
         rearm_all(p, s);
