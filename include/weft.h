@@ -531,8 +531,8 @@ typedef struct weft_spawn_opts {
      * It runs after the task's defer handlers and task-local destructors, once the locks it
      * still held are given up, and before a join of the task returns. It may run on the
      * task's stack or on another task's (a task that never ran is finished by whichever
-     * context picks it), so it must not block or call weft_exit. weft_spawn_future passes the future; weft_group_spawn and weft_gen_create
-     * pass their own `arg`. */
+     * context picks it), so it must not block or call weft_exit. weft_spawn_future passes the
+     * future; weft_group_spawn and weft_gen_create pass their own `arg`. */
     void (*cleanup)(void *arg);
     /* Zero (a designated initialiser leaves it so): room for options of later versions,
      * which therefore never read past the end of a structure built against this header.
@@ -1240,11 +1240,11 @@ WEFT_API int weft_poller_wake(weft_poller *p);
  * deadline it was written with, or the task's cancellation; then the rest is dropped), and
  * weft_shutdown(SHUT_WR) takes effect after it, so the peer sees every byte before the end of
  * stream (called from a task of another worker that used the socket too, it asks the
- * writer's worker and waits for its answer). A weft_close() or weft_fd_forget() that cannot wait for it (called from a task of
- * another worker than the writer's, or from outside a task) lets the send go on after it,
- * through a duplicate of the fd that weft closes once the send is over: the peer sees every
- * byte, then the end of stream (after such a weft_fd_forget the caller's own writes may
- * overtake what is still in flight). What is still unsent at the write's deadline or at the
+ * writer's worker and waits for its answer). A weft_close() or weft_fd_forget() that cannot wait
+ * for it (called from a task of another worker than the writer's, or from outside a task) lets the
+ * send go on after it, through a duplicate of the fd that weft closes once the send is over: the
+ * peer sees every byte, then the end of stream (after such a weft_fd_forget the caller's own writes
+ * may overtake what is still in flight). What is still unsent at the write's deadline or at the
  * runtime's end is dropped, as a write parked on epoll would be cut there; so is the rest
  * when no fd is left for the duplicate, and after a weft_fd_forget from outside a task of
  * another worker (which does not wait for the writer's worker, so
@@ -1460,11 +1460,11 @@ WEFT_API int weft_debug_serve(const weft_addr *addr, weft_addr *bound);
 /* Runs fn(arg) as a task on worker `worker` (0 .. weft_worker_count() - 1) of the caller's
  * runtime (pinned there in stealing mode too: no thief takes it) and gives the caller a
  * future of its result, to await with weft_await(f, &value, deadline) (or poll, or combine)
- * on the caller's worker. The task is handed over through the pair's message ring; when fn returns, the task posts the result back to the caller's
- * worker, whose loop completes the future and wakes whoever awaits it: a future is only ever
- * written and read on the worker that called weft_submit_to. On the caller's own worker the
- * task is spawned there, and completes the future without a message.
- * The future completes with:
+ * on the caller's worker. The task is handed over through the pair's message ring; when fn returns,
+ * the task posts the result back to the caller's worker, whose loop completes the future and wakes
+ * whoever awaits it: a future is only ever written and read on the worker that called
+ * weft_submit_to. On the caller's own worker the task is spawned there, and completes the future
+ * without a message. The future completes with:
  * - status 0 and value = what fn returned;
  * - -ECANCELED when the task was cancelled (the runtime is shutting down: its blocking calls
  *   returned -ECANCELED), with value = what fn returned, or NULL when it never ran;
@@ -1506,11 +1506,11 @@ typedef void *(*weft_sharded_reduce_fn)(void *acc, void *x, void *arg);
  * NULL) on its own worker, and the call parks until every worker has done so, so that on
  * return each instance is ready. init, fini and map (below) run on the instance's worker:
  * on the caller's own worker inside the calling task, on the others on their loop between two
- * tasks (like a message): they must not block (there, blocking calls return -EPERM) and
- * should be short, since a worker runs nothing else meanwhile; they may use what belongs to
- * their worker (spawn there, create a channel there, read its clock). The wait is
- * uncancellable and has no deadline: it lasts as long as each worker takes to come back to
- * its loop. `*out` is freed by weft_sharded_destroy.
+ * tasks (like a message): they must not block (their blocking calls return -EPERM, on the
+ * caller's worker too, so the calling task never parks or moves in them) and should be short, since
+ * a worker runs nothing else meanwhile; they may use what belongs to their worker (spawn there,
+ * create a channel there, read its clock). The wait is uncancellable and has no deadline: it lasts
+ * as long as each worker takes to come back to its loop. `*out` is freed by weft_sharded_destroy.
  * Returns 0, -EINVAL (out NULL, size 0 or above 1 GiB), -ENOMEM, -EPERM (not inside a
  * stackful task). Runtime thread only. */
 WEFT_API int weft_sharded_create(weft_sharded **out, size_t size, weft_sharded_fn init,
@@ -1542,8 +1542,9 @@ WEFT_API int weft_sharded_reduce(weft_sharded *s, weft_sharded_map_fn map,
 
 /* Runs fini (if given at creation) on every worker for its instance, as init ran, waits for
  * all of them (uncancellably), then frees `s`. No task may use s or an instance of it from
- * the call on. Returns 0, -EINVAL (NULL, or of another runtime), -EPERM (not inside a
- * stackful task). Runtime thread only, any worker. */
+ * the call on. Returns 0, -EINVAL (NULL, or of another runtime), -EBUSY (a
+ * weft_sharded_reduce of s is in progress on another task: nothing is destroyed), -EPERM (not
+ * inside a stackful task). Runtime thread only, any worker. */
 WEFT_API int weft_sharded_destroy(weft_sharded *s);
 
 /* The worker that owns the key whose hash is `hash`, in the current runtime: a pure function
@@ -1813,10 +1814,10 @@ WEFT_API int weft_file_write_atomic(const char *path, const void *buf, size_t le
                                     int64_t deadline);
 
 /* A file's region mapped into memory: mmap(2) of `len` bytes of fd from `off` (a multiple of
- * the page size), `prot` PROT_READ/PROT_WRITE/PROT_EXEC (others: -EINVAL), `flags` MAP_SHARED or MAP_PRIVATE, optionally
- * with MAP_POPULATE and MAP_NORESERVE (others: -EINVAL). `*out` gets the address.
- * The mapping itself waits for no I/O and is made on the worker's thread; but touching a page
- * that is not in memory stops the worker's thread on a page fault until the device delivers
+ * the page size), `prot` PROT_READ/PROT_WRITE/PROT_EXEC (others: -EINVAL), `flags` MAP_SHARED or
+ * MAP_PRIVATE, optionally with MAP_POPULATE and MAP_NORESERVE (others: -EINVAL). `*out` gets the
+ * address. The mapping itself waits for no I/O and is made on the worker's thread; but touching a
+ * page that is not in memory stops the worker's thread on a page fault until the device delivers
  * it, and every task of that worker waits. To keep faults off the worker: pass MAP_POPULATE,
  * and the call runs on the blocking pool, which reads the whole region in before returning
  * (the deadline withdraws it while queued; pages may still be evicted later under memory
@@ -2265,8 +2266,8 @@ WEFT_API int weft_group_cancel(weft_group *g);
 WEFT_API size_t weft_group_size(const weft_group *g);
 /* Cancels what is left, waits for all of it to finish (even if the caller is cancelled:
  * the point is that nothing outlives the group), and for the other tasks waiting in
- * weft_group_wait on it to return (0: its members are done), then frees the group. Returns 0, -EPERM
- * (not inside a task, or another runtime's thread) or -EDEADLK (called by one of the group's
+ * weft_group_wait on it to return (0: its members are done), then frees the group. Returns 0,
+ * -EPERM (not inside a task, or another runtime's thread) or -EDEADLK (called by one of the group's
  * own tasks) or -EALREADY (another task is closing it, and frees it: do not use it after);
  * the group is then left untouched. */
 WEFT_API int weft_group_close(weft_group *g);

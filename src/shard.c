@@ -287,6 +287,10 @@ struct weft_sharded {
     void *arg;
     unsigned char *values; /* rt->nworkers instances: instance k is worker k's alone */
     void *raw;             /* the allocation values was carved from */
+    /* weft_sharded_reduce calls in progress, on any worker: a destroy meanwhile is refused
+     * (-EBUSY) rather than freeing what their maps and their return still use. relaxed:
+     * each call's own accesses are ordered by its wait; this only reports a misuse. */
+    _Atomic unsigned reducing;
 };
 
 enum { SLOT_PENDING, SLOT_RUNNING, SLOT_DONE, SLOT_SKIPPED };
@@ -349,6 +353,12 @@ static void run_slot(bcast *b, unsigned k, weft__worker *w)
         return;
     weft_sharded *s = b->s;
     void *value = s->values + (size_t)k * s->stride;
+    /* On the caller's own worker the callback runs in the calling task: its blocking calls
+     * are refused there too (-EPERM), as on the other workers' loops, so that it never parks,
+     * nor moves the task, and so this instance, to another worker meanwhile. */
+    weft_task *caller = w->current;
+    if (caller)
+        weft__task_flags_set(caller, WEFT__T_NOBLOCK);
     switch (b->op) {
     case OP_INIT:
         memset(value, 0, s->size); /* first touched by its own worker (its NUMA node) */
@@ -363,6 +373,8 @@ static void run_slot(bcast *b, unsigned k, weft__worker *w)
         b->slots[k].result = b->map(value, k, b->arg);
         break;
     }
+    if (caller)
+        weft__task_flags_clear(caller, WEFT__T_NOBLOCK);
     /* release: for a reader of the state alone; the caller reads it under the latch. */
     atomic_store_explicit(&b->slots[k].state, SLOT_DONE, memory_order_release);
     latch_count_down(&b->left, w);
@@ -495,10 +507,13 @@ int weft_sharded_reduce(weft_sharded *s, weft_sharded_map_fn map, weft_sharded_r
     bcast *b = bcast_new(w, s, OP_MAP, map, arg);
     if (!b)
         return -ENOMEM;
+    unsigned n = w->rt->nworkers;
+    atomic_fetch_add_explicit(&s->reducing, 1, memory_order_relaxed);
     int r = bcast_run(self, b, deadline, false);
+    atomic_fetch_sub_explicit(&s->reducing, 1, memory_order_relaxed); /* s is not read again */
     if (r == 0) {
         void *acc = b->slots[0].result;
-        for (unsigned k = 1; reduce && k < s->rt->nworkers; k++)
+        for (unsigned k = 1; reduce && k < n; k++)
             acc = reduce(acc, b->slots[k].result, arg);
         if (result)
             *result = reduce ? acc : NULL;
@@ -514,6 +529,8 @@ int weft_sharded_destroy(weft_sharded *s)
     weft__worker *w = sharded_begin(s, false, &self, &err);
     if (!w)
         return err;
+    if (atomic_load_explicit(&s->reducing, memory_order_relaxed) != 0)
+        return -EBUSY; /* a reduce on another task: nothing is destroyed */
     if (s->fini) {
         bcast *b;
         /* The fini must run on every worker: without memory for the record, wait for some

@@ -523,6 +523,57 @@ Test(shard, a_map_reduce_gives_up_on_a_stuck_worker)
     run_main_cfg(&c, stuck_main, NULL);
 }
 
+/* A destroy while another task's map-reduce waits for a worker: refused with -EBUSY, and
+ * the sharded value stays whole (it was freed under the reduce, which then read it). And
+ * a map's blocking calls are refused on the caller's worker as on the others, so the
+ * calling task never parks (nor, in stealing mode, moves) inside its own worker's map. */
+static atomic_int slept[4];
+
+static void *sleep_in_map(void *value, unsigned worker, void *arg)
+{
+    (void)value, (void)arg;
+    atomic_store(&slept[worker], weft_sleep(WEFT_USEC));
+    return NULL;
+}
+
+static void *busy_destroy_main(void *arg)
+{
+    (void)arg;
+    weft_sharded *s;
+    cr_assert_eq(weft_sharded_create(&s, 8, NULL, NULL, NULL), 0);
+    for (int k = 0; k < 4; k++)
+        atomic_store(&map_calls[k], 0);
+    atomic_store(&hog_spinning, 0);
+    atomic_store(&hog_release, 0);
+    weft_task *h, *t;
+    cr_assert_eq(weft_spawn_on(1, &h, hog, NULL, NULL), 0);
+    wait_flag(&hog_spinning, 1);
+    cr_assert_eq(weft_spawn(&t, reducer, s, NULL), 0);
+    while (atomic_load(&map_calls[0]) == 0) /* its own worker's map has run: it waits now */
+        weft_yield();
+    cr_assert_eq(weft_sharded_destroy(s), -EBUSY);
+    atomic_store(&hog_release, 1);
+    cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(atomic_load(&reducer_got), 0);
+    cr_assert_eq(weft_join(h, NULL, WEFT_FOREVER), 0);
+
+    for (int k = 0; k < 4; k++)
+        atomic_store(&slept[k], 1);
+    cr_assert_eq(weft_sharded_reduce(s, sleep_in_map, NULL, NULL, NULL, WEFT_FOREVER), 0);
+    for (unsigned k = 0; k < weft_worker_count(); k++)
+        cr_assert_eq(atomic_load(&slept[k]), -EPERM, "worker %u's map slept: %d", k,
+                     atomic_load(&slept[k]));
+    cr_assert_eq(weft_sharded_destroy(s), 0);
+    return NULL;
+}
+
+Test(shard, a_destroy_under_a_map_reduce_is_refused)
+{
+    weft_config c = shard_cfg(2);
+    c.handoff_us = -1; /* the hog keeps its worker (see above) */
+    run_main_cfg(&c, busy_destroy_main, NULL);
+}
+
 /* ---- weft_shard_of --------------------------------------------------------------------- */
 
 static void *shard_of_main(void *arg)
