@@ -1483,7 +1483,8 @@ WEFT_API int weft_debug_serve(const weft_addr *addr, weft_addr *bound);
  * woken); polled from another worker it stays pending. Destroying it is allowed from any
  * thread (it drops a reference).
  * Every future completes before weft_run returns, even when the runtime stops meanwhile (the
- * loops keep exchanging messages until none is in flight).
+ * loops keep exchanging messages until none is in flight): one kept past weft_run and polled
+ * from outside any runtime there (weft_future_poll) is READY with its status and value.
  * Returns 0, -EINVAL (fn or out NULL, worker out of range), -ENOMEM, or -EPERM outside a
  * runtime. Runtime thread only (a task, a stackless task or a callback); from a stackful task
  * it parks, uncancellably, while the pair's ring is full. */

@@ -9,13 +9,14 @@
  *   fn, arg          written by the caller before the hand-over, read by the task;
  *   value, status,   written by the task before it posts the reply, read by the caller's
  *   started, replied worker in the reply's handler (the ring publishes them);
- *   settled, waiter  the caller's worker only (the future's poll, the reply's handler).
+ *   settled, waiter  the caller's worker (the future's poll, the reply's handler); settled
+ *                    is read by a poll from outside any runtime too (after weft_run).
  * The record is freed by the last of three references: the future's (dropped by
  * weft_future_destroy, from any thread), the task's (dropped by the task's spawn cleanup,
  * which runs however the task ends, even unrun), and the reply's (taken by the task just
  * before it posts the reply, dropped by the reply's handler). So a future destroyed early
  * leaves the record to the task and the reply, and a reply that arrives for it writes only
- * to live memory; no field but the count is shared, so only the count is atomic.
+ * to live memory; no field but the count and `settled` is shared, so only they are atomic.
  *
  * A broadcast (weft_sharded_*). One callback per worker, each worker's slot claimed with a
  * CAS, either by its worker (PENDING -> RUNNING -> DONE) or by a caller that gives up
@@ -129,11 +130,14 @@ typedef struct submission {
     weft__worker *origin; /* the caller's worker; fixed */
     weft_fn fn;           /* fixed before the hand-over */
     void *arg;
-    void *value;       /* the task's, until the reply (see the file comment) */
-    int status;        /* the task's, until the reply */
-    bool started;      /* the task's: fn was called */
-    bool replied;      /* the task's: the reply is on its way (or done, on the origin) */
-    bool settled;      /* origin: the reply has arrived */
+    void *value;  /* the task's, until the reply (see the file comment) */
+    int status;   /* the task's, until the reply */
+    bool started; /* the task's: fn was called */
+    bool replied; /* the task's: the reply is on its way (or done, on the origin) */
+    /* The reply has arrived: stored by the origin (release, after the result it publishes),
+     * loaded by the origin, or by a thread outside any runtime (acquire: weft_run has
+     * returned and the future is polled from there). */
+    _Atomic bool settled;
     weft_waker waiter; /* origin: the latest poll's waker */
     /* any thread: retained relaxed (by a holder of a reference); the release that drops it
      * to zero is acq_rel, so every other holder's last access happens before the free. */
@@ -150,7 +154,7 @@ static void submission_release(submission *sub)
  * that gave up, does nothing). */
 static void settle(weft__worker *w, submission *sub)
 {
-    sub->settled = true;
+    atomic_store_explicit(&sub->settled, true, memory_order_release);
     weft_waker wk = sub->waiter;
     sub->waiter = (weft_waker){NULL, 0};
     if (wk.task)
@@ -219,9 +223,18 @@ static void submission_cleanup(void *arg)
 static int submission_poll(weft_future *f, weft_context *cx)
 {
     submission *sub = (submission *)f;
-    if (weft__worker_current() != sub->origin)
-        return WEFT_PENDING; /* another worker's poll: the record's fields are not its own */
-    if (sub->settled) {
+    weft__worker *w = weft__worker_current();
+    if (w != sub->origin) {
+        /* Outside any runtime (weft_run has returned: every reply came during the stop), the
+         * result reads through the acquire. Another worker's poll stays pending: the record's
+         * fields are not its own. */
+        if (!w && atomic_load_explicit(&sub->settled, memory_order_acquire)) {
+            weft_future_complete(f, sub->status, sub->value);
+            return WEFT_READY;
+        }
+        return WEFT_PENDING;
+    }
+    if (atomic_load_explicit(&sub->settled, memory_order_relaxed)) {
         weft_future_complete(f, sub->status, sub->value);
         return WEFT_READY;
     }

@@ -321,6 +321,39 @@ Test(shard, the_runtime_stops_with_submissions_in_flight)
     cr_assert_eq(atomic_load(&watched_cancelled), 40);
 }
 
+/* A submission still in flight when the main task returns: the runtime's stop cancels its
+ * task, whose reply arrives during the shutdown. The future, kept past weft_run and polled
+ * there, completes: -ECANCELED with what fn returned (it stayed pending for ever, and the
+ * value that may need freeing was out of reach). */
+static weft_future *kept_future;
+
+static void *sleeps_long(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(weft_sleep(3600 * WEFT_SEC), -ECANCELED);
+    return (void *)0xabc;
+}
+
+static void *leave_a_submission(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(weft_submit_to(1, sleeps_long, NULL, &kept_future), 0);
+    weft_sleep(WEFT_MSEC);
+    return NULL;
+}
+
+Test(shard, a_future_kept_past_the_run_reads_as_completed)
+{
+    weft_config c = shard_cfg(2);
+    run_main_cfg(&c, leave_a_submission, NULL);
+    weft_context cx = {{NULL, 0}};
+    cr_assert_eq(weft_future_poll(kept_future, &cx), WEFT_READY);
+    cr_assert_eq(kept_future->ready, 1);
+    cr_assert_eq(kept_future->status, -ECANCELED);
+    cr_assert_eq(kept_future->value, (void *)0xabc);
+    weft_future_destroy(kept_future);
+}
+
 /* ---- Sharded values -------------------------------------------------------------------- */
 
 typedef struct counter {
