@@ -65,7 +65,7 @@ WEFT_API unsigned weft_version(void);
  * returns it) or positive. Never NULL. Any thread. */
 WEFT_API const char *weft_strerror(int err);
 
-/* Returns the symbolic name of `err` ("ETIMEDOUT"), or "EUNKNOWN". Any thread. */
+/* Returns the symbolic name of `err` ("ETIMEDOUT"), "OK" for 0, or "EUNKNOWN". Any thread. */
 WEFT_API const char *weft_errname(int err);
 
 /* ---------------------------------------------------------------------------------------
@@ -857,10 +857,11 @@ struct weft_future {
     void *value; /* once ready: the value */
 };
 
-/* Initialises the header of a user-defined future. */
+/* Initialises the header of a user-defined future (NULL: does nothing). */
 WEFT_API void weft_future_init(weft_future *f, const weft_future_ops *ops);
 
-/* Marks `f` completed with `status` (>= 0 or -errno) and `value`; for use inside poll. */
+/* Marks `f` completed with `status` (>= 0 or -errno) and `value`; for use inside poll (NULL:
+ * does nothing). */
 WEFT_API void weft_future_complete(weft_future *f, int status, void *value);
 
 /* Polls `f` once with `cx`; returns WEFT_READY or WEFT_PENDING. A completed future returns
@@ -1625,6 +1626,7 @@ typedef struct weft_stream_opts {
     size_t low_water;  /* where a parked writer resumes (16 KiB); <= high_water */
 } weft_stream_opts;
 
+/* Fills `o` with the defaults above (NULL: does nothing). */
 WEFT_API void weft_stream_opts_init(weft_stream_opts *o);
 
 /* Wraps fd (non-blocking, connected). `*out` is owned by the caller: weft_stream_close().

@@ -28,6 +28,8 @@ struct weft_stream {
 
 void weft_stream_opts_init(weft_stream_opts *o)
 {
+    if (!o)
+        return;
     o->read_buf = 16 * 1024;
     o->high_water = 64 * 1024;
     o->low_water = 16 * 1024;

@@ -1215,3 +1215,21 @@ Test(future, a_second_awaiter_of_a_promise_is_ebusy, .timeout = 30)
 {
     run_main(second_awaiter_main, NULL);
 }
+
+/* The void calls that fill a caller's structure take NULL as the rest of the API does:
+ * nothing to fill, no crash (they dereferenced it). */
+Test(future, void_initialisers_take_null)
+{
+    weft_future_init(NULL, NULL);
+    weft_future_complete(NULL, 0, NULL);
+    weft_stream_opts_init(NULL);
+    weft_stream_opts o = {0};
+    weft_stream_opts_init(&o);
+    cr_assert_gt(o.read_buf, 0);
+    weft_future f;
+    weft_future_init(&f, NULL);
+    weft_future_complete(&f, -EPIPE, &o);
+    cr_assert_eq(f.ready, 1);
+    cr_assert_eq(f.status, -EPIPE);
+    cr_assert_eq(f.value, &o);
+}
