@@ -90,8 +90,14 @@ int kv_exec_items(kv_conn *c, kv_item *items, size_t n, sbuf *dst)
         if (!futs[s])
             continue;
         int r = weft_await(futs[s], NULL, WEFT_FOREVER);
-        if (r < 0 && !err)
+        if (r < 0 && !err) {
             err = r;
+            /* Cancelled (the other awaits return at once too): the segments still running
+             * stop at their next command, for the replies go nowhere. */
+            for (unsigned k = 0; k < nsh; k++)
+                if (msgs[k])
+                    kv_msg_abandon(msgs[k]);
+        }
         weft_future_destroy(futs[s]);
     }
     if (!err) {
@@ -138,6 +144,14 @@ static void flush_segment(kv_conn *c)
 {
     if (c->nitems == 0)
         return;
+    if (weft_canceled() > 0) {
+        /* The connection is being cancelled (the server's shutdown): nobody will read the
+         * replies, and the shutdown would wait for the segment to run. */
+        c->nitems = 0;
+        c->nargs = 0;
+        c->close_after = 1;
+        return;
+    }
     for (size_t i = 0; i < c->nitems; i++) {
         c->items[i].argv = c->argp + c->items[i].argi;
         c->items[i].argl = c->argl + c->items[i].argi;
