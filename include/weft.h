@@ -531,8 +531,9 @@ typedef struct weft_spawn_opts {
      * It runs after the task's defer handlers and task-local destructors, once the locks it
      * still held are given up, and before a join of the task returns. It may run on the
      * task's stack or on another task's (a task that never ran is finished by whichever
-     * context picks it), so it must not block or call weft_exit. weft_spawn_future passes the
-     * future; weft_group_spawn and weft_gen_create pass their own `arg`. */
+     * context picks it), so it must not block or call weft_exit: either returns -EPERM there,
+     * whichever context runs it. weft_spawn_future passes the future; weft_group_spawn and
+     * weft_gen_create pass their own `arg`. */
     void (*cleanup)(void *arg);
     /* Zero (a designated initialiser leaves it so): room for options of later versions,
      * which therefore never read past the end of a structure built against this header.

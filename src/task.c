@@ -211,8 +211,20 @@ WEFT_NOINLINE void weft__task_finish_handlers(weft__worker *w, weft_task *t)
     if (n->key == &weft__spawn_cleanup_key) { /* the pool's node, for weft_spawn_opts.cleanup */
         arg = t->arg;
         weft__node_put(w, n);
-    } /* else a wrapping module's node (a group member's, an alien handle's): its own */
-    fn(arg);
+        /* The user's cleanup must not block (weft.h): its blocking calls are refused (-EPERM)
+         * whichever context runs it, as they already were on the loop (a task that never ran
+         * is finished by whoever picks it), instead of parking that context: the finishing
+         * task, or another task that finished it. */
+        weft_task *ctx = w->current;
+        bool refuse = ctx && !(ctx->flags & WEFT__T_NOBLOCK);
+        if (refuse)
+            weft__task_flags_set(ctx, WEFT__T_NOBLOCK);
+        fn(arg);
+        if (refuse)
+            weft__task_flags_clear(ctx, WEFT__T_NOBLOCK);
+    } else { /* a wrapping module's node (a group member's, an alien handle's): its own */
+        fn(arg);
+    }
     if (t->defers || t->locals || t->holds)
         weft__task_finish_handlers(w, t);
 }

@@ -774,6 +774,45 @@ Test(task, spawn_cleanup_runs_once_however_the_task_ends)
     run_main(spawn_cleanup_main, NULL);
 }
 
+/* A spawn cleanup must not block (weft.h): its blocking calls are refused with -EPERM
+ * whichever context runs it. They were refused only for a task that never ran; for one that
+ * ran they parked its finish (a receive with no sender kept the join waiting for ever). */
+static int cleanup_sleep_rc, cleanup_recv_rc;
+
+static void cleanup_blocks(void *arg)
+{
+    (void)arg;
+    cleanup_sleep_rc = weft_sleep(WEFT_MSEC);
+    weft_chan *c;
+    cr_assert_eq(weft_chan_create(&c, sizeof(int), 0), 0);
+    int v;
+    cleanup_recv_rc = weft_chan_recv(c, &v, WEFT_FOREVER);
+    weft_chan_release(c);
+}
+
+static void *cleanup_blocks_main(void *arg)
+{
+    (void)arg;
+    weft_spawn_opts o = {.cleanup = cleanup_blocks};
+    weft_task *t;
+    for (int ran = 0; ran < 2; ran++) {
+        cleanup_sleep_rc = cleanup_recv_rc = 1;
+        cr_assert_eq(weft_spawn(&t, ret_arg, NULL, &o), 0);
+        if (!ran)
+            cr_assert_eq(weft_cancel(t), 0);
+        cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
+        cr_assert_eq(cleanup_sleep_rc, -EPERM, "ran %d", ran);
+        cr_assert_eq(cleanup_recv_rc, -EPERM, "ran %d", ran);
+    }
+    cr_assert_eq(weft_sleep(WEFT_USEC), 0, "the refusal ends with the cleanup");
+    return NULL;
+}
+
+Test(task, a_spawn_cleanup_that_blocks_is_refused, .timeout = 20)
+{
+    run_main(cleanup_blocks_main, NULL);
+}
+
 /* ---- WEFT_SPAWN_CHILD_FIRST ---------------------------------------------------------- */
 
 static char order_log[16];
