@@ -1070,7 +1070,8 @@ Test(hostile_sys, a_sendfile_whose_socket_is_closed_sends_nothing_to_its_success
 }
 
 /* weft_readv's array misuse answered alike on both backends: io_uring's buffered receive
- * summed a NULL array's lengths before any system call (a crash). A MSG_DONTWAIT receive
+ * summed a NULL array's lengths before any system call (a crash); a NULL buffer in the
+ * array is -EFAULT before any wait. A MSG_DONTWAIT receive
  * makes its attempt whatever the deadline (-EAGAIN on an empty socket; io_uring said
  * -ETIMEDOUT for a deadline already passed). weft_fd_wait on a regular file or a directory
  * reports it ready, as poll(2) does (epoll refused it: -EPERM). */
@@ -1088,6 +1089,10 @@ static void *fd_misuse_main(void *arg)
     EQ(weft_readv(a, &iov, -1, SOON), -EINVAL);
     EQ(weft_readv(a, &iov, IOV_MAX + 1, SOON), -EINVAL);
     EQ(weft_read(a, buf, 1, SOON), 1); /* the byte left is still there */
+    /* A NULL buffer in the array, the socket empty: -EFAULT at once (epoll waited for data
+     * first, until the deadline). */
+    struct iovec nullv[2] = {{buf, 1}, {NULL, 16}};
+    EQ(weft_readv(a, nullv, 2, SOON), -EFAULT);
 
     int64_t past = weft_now() - 1;
     EQ(weft_recv(a, buf, sizeof buf, MSG_DONTWAIT, past), -EAGAIN);

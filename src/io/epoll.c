@@ -254,6 +254,13 @@ WEFT_NOINLINE static ssize_t ep_submit_other(weft__io *io, const weft__ioreq *q,
  * ready. Only on the way to a wait: a call that finds the fd ready gets the kernel's answer. */
 static inline bool null_buffer(const weft__ioreq *q)
 {
+    if (q->op == WEFT__IO_READV || q->op == WEFT__IO_WRITEV) {
+        /* The same for any buffer of a vector (the array itself was checked: net.c). */
+        for (int i = 0; i < q->iovcnt; i++)
+            if (q->iov[i].iov_len && (uintptr_t)q->iov[i].iov_base < 4096)
+                return true;
+        return false;
+    }
     return q->len && (uintptr_t)q->buf < 4096 &&
            (q->op == WEFT__IO_READ || q->op == WEFT__IO_WRITE || q->op == WEFT__IO_RECV ||
             q->op == WEFT__IO_SEND);
