@@ -155,8 +155,11 @@ enum { WEFT_BACKEND_DEFAULT = 0, WEFT_BACKEND_EPOLL = 1, WEFT_BACKEND_IO_URING =
  *   libc++abi's) per task at each switch, as it keeps errno, in a program that links the C++
  *   runtime (a C program pays nothing for it; in a C++ program each switch takes the
  *   scheduler's general path). A task that ends inside a catch block (weft_exit) ends its
- *   handlers: the exception is destroyed. A C program that loads the C++ runtime later
- *   (dlopen) gets none of this.
+ *   handlers: the exception is destroyed (its destructor may park). An exception in flight
+ *   when weft_exit is called (from a destructor that unwinding runs, a `throw;` included) is
+ *   not: the stack is dropped without unwinding, and that exception leaks. Futures and
+ *   stackless tasks, polled on the loop's context, see no exception of weft_run's caller. A C
+ *   program that loads the C++ runtime later (dlopen) gets none of this.
  * A worker runs on its own thread, except while one of its tasks is inside
  * weft_block_in_place: another thread then drives it, and its other tasks run there. Code
  * that keeps thread-local state (or a cached &errno) across a weft call must run on a worker
@@ -1545,8 +1548,9 @@ WEFT_API int weft_sharded_reduce(weft_sharded *s, weft_sharded_map_fn map,
 
 /* Runs fini (if given at creation) on every worker for its instance, as init ran, waits for
  * all of them (uncancellably), then frees `s`. No task may use s or an instance of it from
- * the call on. Returns 0, -EINVAL (NULL, or of another runtime), -EBUSY (a
- * weft_sharded_reduce of s is in progress on another task: nothing is destroyed), -EPERM (not
+ * the call on (a weft_sharded_reduce that starts while the destroy runs returns -EBUSY).
+ * Returns 0, -EINVAL (NULL, or of another runtime), -EBUSY (a weft_sharded_reduce of s is in
+ * progress on another task, or another destroy of s: nothing is destroyed), -EPERM (not
  * inside a stackful task). Runtime thread only, any worker. */
 WEFT_API int weft_sharded_destroy(weft_sharded *s);
 

@@ -13,10 +13,13 @@ weft__eh_state *weft__eh_thread_record(void)
     return __cxa_get_globals ? (weft__eh_state *)__cxa_get_globals() : NULL;
 }
 
-void weft__eh_end_handlers(weft__eh_state *rec)
+void weft__eh_end_handlers(void)
 {
     /* Each call ends one handler of the innermost exception; the last handler's end takes
-     * it off the list and destroys it, unless it is being rethrown. */
-    while (rec->caught && __cxa_end_catch)
+     * it off the list and destroys it, unless it is being rethrown. The record is looked up
+     * at each pass: an exception's destructor may park, and the task resume on another
+     * thread, whose record then holds the task's. */
+    weft__eh_state *rec;
+    while (__cxa_end_catch && (rec = weft__eh_thread_record()) && rec->caught)
         __cxa_end_catch();
 }

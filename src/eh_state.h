@@ -25,10 +25,11 @@ typedef struct weft__eh_state {
 /* The calling thread's record, or NULL where the program has no C++ runtime. */
 weft__eh_state *weft__eh_thread_record(void);
 
-/* Ends every handler in `rec`, the calling thread's record, as leaving the catch blocks
- * would: for a task that ends inside one (weft_exit), so that its exceptions are freed rather
- * than left to the next task on its stack. An exception in flight (a weft_exit from a
- * destructor that unwinding runs) is not: the record is dropped with the task. */
-void weft__eh_end_handlers(weft__eh_state *rec);
+/* Ends every handler in the calling thread's record, as leaving the catch blocks would: for a
+ * task that ends inside one (weft_exit), so that its exceptions are freed rather than left to
+ * the next task on its stack. An exception in flight (a weft_exit from a destructor that
+ * unwinding runs, a `throw;` included) is not freed: the record is dropped with the task.
+ * An exception's destructor may park (the caller re-reads its worker after). */
+void weft__eh_end_handlers(void);
 
 #endif

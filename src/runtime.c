@@ -503,7 +503,17 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result)
         weft__task_flags_set(rt->main_task, WEFT__T_MAIN);
         set_phase(rt, 1);
         weft__dumpsig_start(rt);
+        /* The loop's own context (futures polled there, stackless tasks) starts with no C++
+         * exception being handled, whatever the caller was handling: the caller's record is
+         * kept aside for the run (eh_state.h). */
+        weft__eh_state *eh = weft__eh_thread_record(), outer = {NULL, 0};
+        if (eh) {
+            outer = *eh;
+            *eh = (weft__eh_state){NULL, 0};
+        }
         r = weft__loop(w);
+        if (eh)
+            *eh = outer;
         weft__dumpsig_stop(rt);
         if (result)
             *result = rt->main_result; /* not the record's: it may be reused by now */

@@ -676,8 +676,13 @@ void weft__run_first(weft__worker *w, weft_task *t)
 _Noreturn void weft__task_exit(weft__worker *w, void *result)
 {
     weft_task *t = w->current;
-    if (weft_unlikely(w->sched.eh_loc != NULL))
-        weft__eh_end_handlers(w->sched.eh_loc); /* a weft_exit inside a catch block */
+    if (weft_unlikely(w->sched.eh_loc != NULL)) {
+        /* A weft_exit inside a catch block: its handlers end. An exception's destructor may
+         * park there, and the task resume on another worker or thread: the worker is looked
+         * up again after (the migration rule; the hand-off's take-back too). */
+        weft__eh_end_handlers();
+        w = weft__worker_current();
+    }
     finish_run(w, t, result);
     weft__schedule_away(w, t);
     __builtin_unreachable();

@@ -300,11 +300,15 @@ struct weft_sharded {
     void *arg;
     unsigned char *values; /* rt->nworkers instances: instance k is worker k's alone */
     void *raw;             /* the allocation values was carved from */
-    /* weft_sharded_reduce calls in progress, on any worker: a destroy meanwhile is refused
-     * (-EBUSY) rather than freeing what their maps and their return still use. relaxed:
-     * each call's own accesses are ordered by its wait; this only reports a misuse. */
+    /* weft_sharded_reduce calls in progress, on any worker, and SHARDED_CLOSED once a destroy
+     * has begun: a destroy while a reduce runs is refused (-EBUSY) rather than freeing what
+     * its maps and its return still use, and a reduce that starts during a destroy backs out
+     * (-EBUSY). The reduce's decrement is a release and the destroy's claim an acquire, so
+     * that a reduce's last reads of the record happen before the free. */
     _Atomic unsigned reducing;
 };
+
+#define SHARDED_CLOSED 0x80000000u
 
 enum { SLOT_PENDING, SLOT_RUNNING, SLOT_DONE, SLOT_SKIPPED };
 enum { OP_INIT, OP_FINI, OP_MAP };
@@ -370,7 +374,8 @@ static void run_slot(bcast *b, unsigned k, weft__worker *w)
      * are refused there too (-EPERM), as on the other workers' loops, so that it never parks,
      * nor moves the task, and so this instance, to another worker meanwhile. */
     weft_task *caller = w->current;
-    if (caller)
+    bool refuse = caller && !(caller->flags & WEFT__T_NOBLOCK);
+    if (refuse)
         weft__task_flags_set(caller, WEFT__T_NOBLOCK);
     switch (b->op) {
     case OP_INIT:
@@ -386,7 +391,7 @@ static void run_slot(bcast *b, unsigned k, weft__worker *w)
         b->slots[k].result = b->map(value, k, b->arg);
         break;
     }
-    if (caller)
+    if (refuse)
         weft__task_flags_clear(caller, WEFT__T_NOBLOCK);
     /* release: for a reader of the state alone; the caller reads it under the latch. */
     atomic_store_explicit(&b->slots[k].state, SLOT_DONE, memory_order_release);
@@ -517,13 +522,18 @@ int weft_sharded_reduce(weft_sharded *s, weft_sharded_map_fn map, weft_sharded_r
         return err;
     if (!map)
         return -EINVAL;
+    if (atomic_fetch_add_explicit(&s->reducing, 1, memory_order_acquire) & SHARDED_CLOSED) {
+        atomic_fetch_sub_explicit(&s->reducing, 1, memory_order_release);
+        return -EBUSY; /* being destroyed */
+    }
     bcast *b = bcast_new(w, s, OP_MAP, map, arg);
-    if (!b)
+    if (!b) {
+        atomic_fetch_sub_explicit(&s->reducing, 1, memory_order_release);
         return -ENOMEM;
+    }
     unsigned n = w->rt->nworkers;
-    atomic_fetch_add_explicit(&s->reducing, 1, memory_order_relaxed);
     int r = bcast_run(self, b, deadline, false);
-    atomic_fetch_sub_explicit(&s->reducing, 1, memory_order_relaxed); /* s is not read again */
+    atomic_fetch_sub_explicit(&s->reducing, 1, memory_order_release); /* s is not read again */
     if (r == 0) {
         void *acc = b->slots[0].result;
         for (unsigned k = 1; reduce && k < n; k++)
@@ -542,8 +552,10 @@ int weft_sharded_destroy(weft_sharded *s)
     weft__worker *w = sharded_begin(s, false, &self, &err);
     if (!w)
         return err;
-    if (atomic_load_explicit(&s->reducing, memory_order_relaxed) != 0)
-        return -EBUSY; /* a reduce on another task: nothing is destroyed */
+    unsigned idle = 0;
+    if (!atomic_compare_exchange_strong_explicit(&s->reducing, &idle, SHARDED_CLOSED,
+                                                 memory_order_acquire, memory_order_relaxed))
+        return -EBUSY; /* a reduce on another task, or another destroy: nothing is destroyed */
     if (s->fini) {
         bcast *b;
         /* The fini must run on every worker: without memory for the record, wait for some

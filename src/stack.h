@@ -40,7 +40,8 @@ struct weft__stack {
     /* The C++ exception-handling record of the task running on it while that task is
      * switched out (eh_state.h; scheduler.c): here rather than in the task record, which
      * stays within 160 bytes; only a task with a stack can be switched out mid-handler.
-     * Cleared when a task is bound to it. owner: worker. */
+     * Zero in a fresh stack (stack.c's describe), and cleared by the last switch of a task
+     * that ended (scheduler.c's switch_general). owner: worker. */
     weft__eh_state eh;
 };
 

@@ -61,7 +61,9 @@ enum {
     WEFT__T_ONSTACK = 0x100, /* has its stack now (bound at first run, dropped at the end):
                               * what the blocking calls test, in the record's first line */
     WEFT__T_PINNED = 0x200,  /* never handed to another worker (WEFT_SPAWN_PINNED) */
-    WEFT__T_NOBLOCK = 0x400, /* running a watch's callback (watch.c): its blocking calls
+    WEFT__T_NOBLOCK = 0x400, /* running a callback that must not block: a watch's (watch.c),
+                              * a spawn cleanup (task.c), a sharded value's init, fini or
+                              * map on the caller's worker (shard.c): its blocking calls
                               * return -EPERM, as on a worker's loop */
     /* A join registered its waker in `joiner` this life: only then is `joiner` (the second
      * line) worth reading, so the join of a finished task nobody waited for reads the first

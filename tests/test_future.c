@@ -1222,14 +1222,11 @@ Test(future, void_initialisers_take_null)
 {
     weft_future_init(NULL, NULL);
     weft_future_complete(NULL, 0, NULL);
-    weft_stream_opts_init(NULL);
-    weft_stream_opts o = {0};
-    weft_stream_opts_init(&o);
-    cr_assert_gt(o.read_buf, 0);
+    int x;
     weft_future f;
     weft_future_init(&f, NULL);
-    weft_future_complete(&f, -EPIPE, &o);
+    weft_future_complete(&f, -EPIPE, &x);
     cr_assert_eq(f.ready, 1);
     cr_assert_eq(f.status, -EPIPE);
-    cr_assert_eq(f.value, &o);
+    cr_assert_eq(f.value, &x);
 }

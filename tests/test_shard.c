@@ -326,10 +326,12 @@ Test(shard, the_runtime_stops_with_submissions_in_flight)
  * there, completes: -ECANCELED with what fn returned (it stayed pending for ever, and the
  * value that may need freeing was out of reach). */
 static weft_future *kept_future;
+static atomic_int kept_started;
 
 static void *sleeps_long(void *arg)
 {
     (void)arg;
+    atomic_store(&kept_started, 1);
     cr_assert_eq(weft_sleep(3600 * WEFT_SEC), -ECANCELED);
     return (void *)0xabc;
 }
@@ -337,8 +339,9 @@ static void *sleeps_long(void *arg)
 static void *leave_a_submission(void *arg)
 {
     (void)arg;
+    atomic_store(&kept_started, 0);
     cr_assert_eq(weft_submit_to(1, sleeps_long, NULL, &kept_future), 0);
-    weft_sleep(WEFT_MSEC);
+    wait_flag(&kept_started, 1); /* it runs, and is cancelled in its sleep by the stop */
     return NULL;
 }
 

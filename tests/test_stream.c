@@ -426,3 +426,13 @@ Test(stream, a_short_line_with_a_large_max_keeps_a_small_buffer, .timeout = 30)
 {
     run_main(short_line_big_max_main, NULL);
 }
+
+/* weft_stream_opts_init takes NULL as the rest of the API does (it dereferenced it). */
+Test(stream, opts_init_takes_null)
+{
+    weft_stream_opts_init(NULL);
+    weft_stream_opts o = {0};
+    weft_stream_opts_init(&o);
+    cr_assert_gt(o.read_buf, 0);
+    cr_assert_geq(o.high_water, o.low_water);
+}

@@ -90,8 +90,9 @@ int kv_exec_items(kv_conn *c, kv_item *items, size_t n, sbuf *dst)
         if (!futs[s])
             continue;
         int r = weft_await(futs[s], NULL, WEFT_FOREVER);
-        if (r < 0 && !err) {
-            err = r;
+        if (r < 0) {
+            if (!err)
+                err = r;
             /* Cancelled (the other awaits return at once too): the segments still running
              * stop at their next command, for the replies go nowhere. */
             for (unsigned k = 0; k < nsh; k++)

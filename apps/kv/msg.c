@@ -1,6 +1,7 @@
 /* Cross-shard messages (msg.h). */
 #include "msg.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,10 +15,13 @@ void kv_msg_release(kv_msg *m)
     }
 }
 
-/* Replies a pipelined segment writes between two yields: its shard's other tasks (other
- * connections, the shutdown's signal and drain) run in between, as they would between two
- * clients' commands in Redis. */
+/* Replies a pipelined segment writes, or commands it runs, between two yields: its shard's
+ * other tasks (other connections, the shutdown's signal and drain) run in between, as they
+ * would between two clients' commands in Redis. 1 MiB is the connection's own flush size
+ * (OUT_FLUSH); 64 commands of a segment of at most 1,024 bound the slices of commands with
+ * small replies (SETs, set algebra) to a sixteenth of it. */
 #define SEGMENT_SLICE_BYTES ((size_t)1 << 20)
+#define SEGMENT_SLICE_CMDS  64
 
 /* `stoppable`: a pipelined segment, which yields now and then and which its sender may
  * abandon (kv_msg_abandon); never a transaction's phase, which runs whole. Before, a segment
@@ -27,8 +31,10 @@ static void run_items(kv_msg *m, bool stoppable)
     kv_shard *sh = kv_local();
     size_t slice_start = m->out.len;
     for (size_t i = 0; i < m->n; i++) {
-        if (stoppable && m->out.len - slice_start >= SEGMENT_SLICE_BYTES) {
-            weft_yield();
+        if (stoppable && i > 0 &&
+            (m->out.len - slice_start >= SEGMENT_SLICE_BYTES || i % SEGMENT_SLICE_CMDS == 0)) {
+            if (weft_yield() == -ECANCELED)
+                break; /* the task itself is cancelled: the runtime is stopping */
             slice_start = m->out.len;
         }
         if (stoppable && atomic_load_explicit(&m->abandoned, memory_order_relaxed))

@@ -197,8 +197,7 @@ static int changed_nothing(kv_db *db, const kv_command *cmd, const kv_ctx *c, co
         return zero;
     /* A store of an empty result: its DEL touched the destination if there was one. */
     if (p == cmd_zunionstore || p == cmd_zinterstore || p == cmd_zdiffstore ||
-        p == cmd_zrangestore || p == cmd_sinterstore || p == cmd_sunionstore ||
-        p == cmd_sdiffstore)
+        p == cmd_zrangestore || p == cmd_sinterstore || p == cmd_sunionstore || p == cmd_sdiffstore)
         return zero;
     if (p == cmd_linsert) /* 0: no key; -1: no pivot */
         return zero || (r[0] == ':' && r[1] == '-');
