@@ -1489,7 +1489,9 @@ WEFT_API int weft_debug_serve(const weft_addr *addr, weft_addr *bound);
  * thread (it drops a reference).
  * Every future completes before weft_run returns, even when the runtime stops meanwhile (the
  * loops keep exchanging messages until none is in flight): one kept past weft_run and polled
- * from outside any runtime there (weft_future_poll) is READY with its status and value.
+ * from outside any runtime there (weft_future_poll) is READY with its status and value. A
+ * poll from a thread outside the runtime while it runs completes it too once the result is
+ * in (the one-poller rule holds: never while a task awaits it).
  * Returns 0, -EINVAL (fn or out NULL, worker out of range), -ENOMEM, or -EPERM outside a
  * runtime. Runtime thread only (a task, a stackless task or a callback); from a stackful task
  * it parks, uncancellably, while the pair's ring is full. */

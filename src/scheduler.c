@@ -214,8 +214,15 @@ static weft__ctx *task_end(void *arg, void *result)
     weft__worker *w = t->worker;
     finish_run(w, t, result);
     if (weft_unlikely(w->sched.general)) {
-        weft__schedule_away(w, t); /* switch_general; a finished task is never switched back to */
-        __builtin_unreachable();
+        if (w->sched.tooling) {
+            weft__schedule_away(w, t); /* switch_general: a finished task is never back */
+            __builtin_unreachable();
+        }
+        /* The C++ exception record alone: the trampoline's switch below is fine, since every
+         * context lands through landed() on the general path and loads its own record; the
+         * finished task's is dropped, for its stack's next task. */
+        if (w->sched.eh_loc)
+            t->stack->eh = (weft__eh_state){NULL, 0};
     }
     return exit_target(w, t);
 }
@@ -518,7 +525,7 @@ weft_task *weft__schedule_away(weft__worker *w, weft_task *from)
 
 /* What schedule_away would switch to after `from`, which has finished, with everything
  * switch_to does before its switch done: the caller (task_end, for the trampoline) makes the
- * switch. Never on the general path (switch_general makes the switch itself). */
+ * switch. Never under a sanitizer (switch_general annotates the switch itself). */
 static weft__ctx *exit_target(weft__worker *w, weft_task *from)
 {
     check_canary(from);
