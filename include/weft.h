@@ -1304,7 +1304,10 @@ WEFT_API ssize_t weft_sendto(int fd, const void *buf, size_t len, int flags,
  * connections are unaffected. */
 WEFT_API int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t deadline);
 
-/* Connects a non-blocking socket: returns 0, -ETIMEDOUT, -ECONNREFUSED, ... (SO_ERROR). */
+/* Connects a non-blocking socket: returns 0, -ETIMEDOUT, -ECONNREFUSED, ... (SO_ERROR). A
+ * Unix-domain connect to a listener whose backlog is full waits for room, as a blocking
+ * connect(2) does, trying again after sleeps of 1 ms doubling to 64 ms (the kernel offers no
+ * readiness to wait for), until the deadline: -ETIMEDOUT. */
 WEFT_API int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, int64_t deadline);
 
 /* shutdown(2). Returns 0 or -errno. Never waits for the peer; on io_uring, from a stackful

@@ -301,12 +301,44 @@ int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t deadl
     }
 }
 
+/* A Unix-domain connect is never in progress: it completes at once, or the listener's backlog
+ * is full (EAGAIN on a non-blocking socket), where a blocking connect(2) sleeps until the
+ * listener accepts, on the listener's queue, which no poll of the connecting socket sees.
+ * epoll then waited for writability, which an unconnected socket has at once, and said 0 with
+ * the socket unconnected; io_uring's connect spun in the kernel until the deadline (0.58 s of
+ * system time in 0.6 s). Both now try again after a sleep that doubles from 1 ms to 64 ms,
+ * until the deadline: no spin, and at most 64 ms late once the listener makes room. */
+static int connect_unix(weft__worker *w, int fd, const struct sockaddr *addr, socklen_t len,
+                        int64_t deadline)
+{
+    int kind = weft__io_fd_classify(w, fd); /* non-blocking from here, as on every backend */
+    if (kind < 0)
+        return kind;
+    int64_t nap = WEFT_MSEC;
+    for (;;) {
+        int r = weft__sys_connect(&w->sys, fd, addr, len);
+        if (r != -EAGAIN)
+            return r;
+        int64_t now = weft__clock_ns();
+        if (deadline != WEFT_FOREVER && now >= deadline)
+            return -ETIMEDOUT;
+        int64_t until = deadline != WEFT_FOREVER && deadline - now < nap ? deadline : now + nap;
+        r = weft_sleep_until(until);
+        if (r < 0)
+            return r; /* -ECANCELED */
+        nap = nap < 64 * WEFT_MSEC ? 2 * nap : nap;
+        w = weft__worker_current(); /* the migration rule */
+    }
+}
+
 int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, int64_t deadline)
 {
     int err = 0;
     weft__worker *w = io_begin(&err);
     if (!w)
         return err;
+    if (addr && len >= sizeof(sa_family_t) && addr->sa_family == AF_UNIX)
+        return connect_unix(w, fd, addr, len, deadline);
     weft__ioreq q = {
         .op = WEFT__IO_CONNECT, .fd = fd, .addr = (struct sockaddr *)addr, .alen = len};
     return (int)weft__io_submit(w, &q, deadline);

@@ -14,7 +14,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -1274,6 +1276,62 @@ static void *connect_passed_main(void *arg)
 Test(conformance, connect_with_a_passed_deadline_reports_a_done_handshake, .timeout = 30)
 {
     run_main(connect_passed_main, NULL);
+}
+
+/* A Unix-domain connect to a listener whose backlog is full waits for room (as a blocking
+ * connect(2) does), until its deadline: epoll said 0 with the socket unconnected, io_uring
+ * spun in the kernel until the deadline. Once the listener accepts, a waiting connect gets
+ * through. */
+static void *connect_unix_full(void *arg)
+{
+    const struct sockaddr_un *sa = arg;
+    int c = weft_socket(AF_UNIX, SOCK_STREAM, 0);
+    cr_assert_geq(c, 0);
+    int r = weft_connect(c, (const struct sockaddr *)sa, sizeof *sa, WEFT_FOREVER);
+    if (r == 0) {
+        struct sockaddr_un peer;
+        socklen_t pl = sizeof peer;
+        cr_assert_eq(getpeername(c, (struct sockaddr *)&peer, &pl), 0, "connected");
+    }
+    weft_close(c);
+    return (void *)(intptr_t)r;
+}
+
+static void *unix_backlog_main(void *arg)
+{
+    (void)arg;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "/tmp/weft-backlog-%d", (int)getpid());
+    unlink(sa.sun_path);
+    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(l, 0);
+    cr_assert_eq(bind(l, (struct sockaddr *)&sa, sizeof sa), 0);
+    cr_assert_eq(listen(l, 0), 0);
+    int first = weft_socket(AF_UNIX, SOCK_STREAM, 0);
+    cr_assert_eq(weft_connect(first, (struct sockaddr *)&sa, sizeof sa, WEFT_FOREVER), 0);
+    /* The backlog is full now (listen(0) takes one): further connects wait. */
+    int full = weft_socket(AF_UNIX, SOCK_STREAM, 0);
+    int r = weft_connect(full, (struct sockaddr *)&sa, sizeof sa, weft_deadline_in(20 * WEFT_MSEC));
+    cr_assert_eq(r, -ETIMEDOUT, "a full backlog: %s", weft_strerror(r));
+    struct sockaddr_un peer;
+    socklen_t pl = sizeof peer;
+    cr_assert_neq(getpeername(full, (struct sockaddr *)&peer, &pl), 0, "not connected");
+    weft_close(full);
+    weft_task *t = spawn_pinned(connect_unix_full, &sa);
+    wait_parked(t);
+    int a = accept4(l, NULL, NULL, SOCK_CLOEXEC); /* room for one */
+    cr_assert_geq(a, 0);
+    cr_assert_eq((intptr_t)join_result(t), 0);
+    close(a);
+    weft_close(first);
+    close(l);
+    unlink(sa.sun_path);
+    return NULL;
+}
+
+Test(conformance, a_unix_connect_waits_for_room_in_the_backlog, .timeout = 30)
+{
+    run_main(unix_backlog_main, NULL);
 }
 
 /* Reads that time out or are cancelled while parked lose no byte: everything the peer sent

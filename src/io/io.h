@@ -37,6 +37,9 @@ void weft__io_fd_unconsume(weft__worker *w, int fd, unsigned mask);
 int weft__io_fd_ready_now(weft__worker *w, int fd, int events);
 /* fd's kind as far as the reactor knows it (0: not classified yet). */
 int weft__io_fd_kind(weft__worker *w, int fd);
+/* fd's kind, classifying it first if it is new (which makes it non-blocking, as any first
+ * operation does), or -errno (-EBADF). */
+int weft__io_fd_classify(weft__worker *w, int fd);
 /* Whether the requests a thread submitted for w are tied to that thread (io_uring runs their
  * completion work there, and cancels them when it exits): a thread that drove w must outlive
  * w's I/O, and must not sleep in the kernel for long while w goes on (in_place.c). */

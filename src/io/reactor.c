@@ -188,6 +188,11 @@ int weft__io_fd_kind(weft__worker *w, int fd)
     return fd >= 0 && (size_t)fd < io->nfds ? io->fds[fd].kind : 0;
 }
 
+int weft__io_fd_classify(weft__worker *w, int fd)
+{
+    return fd < 0 ? -EBADF : weft__fdtable_kind(w->io, fd);
+}
+
 #ifdef WEFT_TESTING
 size_t weft__io_nfds(void)
 {
