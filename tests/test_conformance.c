@@ -1152,6 +1152,20 @@ static void *passed_deadline_main(void *arg)
     cr_assert_eq(weft_read(s, buf, sizeof buf, 0), -ETIMEDOUT, "nothing left");
     cr_assert_eq(weft_write(s, "x", 1, 0), 1);
     read_exactly(c, buf, 1);
+    /* sendfile too: a file's bytes into a socket with room (io_uring's splices were
+     * cancelled by the deadline before they ran: -ETIMEDOUT, nothing sent). */
+    char path[] = "/tmp/weft-sendfile-passed-XXXXXX";
+    int f = mkstemp(path);
+    cr_assert_geq(f, 0);
+    unlink(path);
+    cr_assert_eq(write(f, "sendfile", 8), 8);
+    off_t off = 0;
+    cr_assert_eq(weft_sendfile(s, f, &off, 8, 0), 8);
+    cr_assert_eq(off, 8);
+    char got[8];
+    read_exactly(c, got, 8);
+    cr_assert_eq(memcmp(got, "sendfile", 8), 0);
+    close(f);
     weft_close(c);
     weft_close(s);
     weft_close(lfd);

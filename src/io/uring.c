@@ -1087,6 +1087,11 @@ WEFT_NOINLINE static ssize_t ring_sendfile(weft__io *io, const weft__ioreq *q, i
 {
     uring_state *s = io->backend;
     weft__sys *sys = s->sys;
+    /* A deadline already passed: one sendfile(2) attempt, as on epoll (weft.h: the call
+     * completes what it can at once). The splices would go to an io-wq thread, and the
+     * passed deadline cancel them before they ran: -ETIMEDOUT every time, nothing sent. */
+    if (deadline != WEFT_FOREVER && deadline <= weft__clock_ns())
+        return plain_run(io, q, deadline);
     /* The splices name the caller's fds through duplicates of the transfer's own: the kernel
      * looks a splice's fds up by number when an io-wq thread starts it, which can be after
      * weft_close (whose cancel by fd does not find an operation with no file yet) and after
