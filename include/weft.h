@@ -1731,22 +1731,25 @@ WEFT_API int weft_block_in_place(weft_fn fn, void *arg, void **result);
 
 /* Files. Regular files (and block devices) go through the blocking pool on epoll (they are always
  * "ready" to it) and through the ring on io_uring; the deadline withdraws a pool call that has not
- * started. On epoll, a read of a regular file first takes what the page cache holds on the
- * worker's own thread (preadv2 with RWF_NOWAIT), and only the rest goes to the pool. An fd opened
- * with O_DIRECT (as seen at its first weft call: set O_DIRECT before it) never reads or writes on
- * the worker's thread: on epoll its calls at an offset (weft_file_pread, weft_file_pwrite) go to
- * Linux AIO, those of a tick submitted together, and the rest (at the file position, fsync) to the
- * pool. A write the kernel would do inside the submission (one that extends the file or fills a
- * hole, on ext4) is refused there (RWF_NOWAIT) and the pool writes it; without AIO (io_setup
- * refused) the pool does every call. A cancel or a passed deadline seen before an AIO call is
- * queued returns -ECANCELED or -ETIMEDOUT with nothing done; once queued the call is not
- * withdrawn: a cancel or deadline that comes later waits for it, and the call returns its result.
- * A read from the cache does not yield, like a socket read that finds data. A part not cached is
- * read by the pool, so such a read is short only where pread(2) would be (at the end of the file).
- * An fd that is not a regular file (a FIFO, a character device, a socket opened by path) is
- * decided at its first use (as for weft_read) and takes the readiness path instead, where
- * deadlines and cancellation end a call that waits. Same results as the system calls, as >= 0 or
- * -errno. Close with weft_close() (or weft_fd_forget() and close()). */
+ * started. A deadline already passed does only what the kernel does without blocking: a read of
+ * cached pages, on both backends (and on io_uring what the ring completes as it submits it, such
+ * as an open of a cached path); anything else returns -ETIMEDOUT with nothing done. On epoll, a
+ * read of a regular file first takes what the page cache holds on the worker's own thread (preadv2
+ * with RWF_NOWAIT), and only the rest goes to the pool. An fd opened with O_DIRECT (as seen at its
+ * first weft call: set O_DIRECT before it) never reads or writes on the worker's thread: on epoll
+ * its calls at an offset (weft_file_pread, weft_file_pwrite) go to Linux AIO, those of a tick
+ * submitted together, and the rest (at the file position, fsync) to the pool. A write the kernel
+ * would do inside the submission (one that extends the file or fills a hole, on ext4) is refused
+ * there (RWF_NOWAIT) and the pool writes it; without AIO (io_setup refused) the pool does every
+ * call. A cancel or a passed deadline seen before an AIO call is queued returns -ECANCELED or
+ * -ETIMEDOUT with nothing done; once queued the call is not withdrawn: a cancel or deadline that
+ * comes later waits for it, and the call returns its result. A read from the cache does not yield,
+ * like a socket read that finds data. A part not cached is read by the pool, so such a read is
+ * short only where pread(2) would be (at the end of the file). An fd that is not a regular file (a
+ * FIFO, a character device, a socket opened by path) is decided at its first use (as for weft_read)
+ * and takes the readiness path instead, where deadlines and cancellation end a call that waits.
+ * Same results as the system calls, as >= 0 or -errno. Close with weft_close() (or weft_fd_forget()
+ * and close()). */
 WEFT_API int weft_file_open(const char *path, int flags, mode_t mode, int64_t deadline);
 WEFT_API ssize_t weft_file_read(int fd, void *buf, size_t len, int64_t deadline);
 WEFT_API ssize_t weft_file_write(int fd, const void *buf, size_t len, int64_t deadline);

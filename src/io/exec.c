@@ -103,6 +103,11 @@ ssize_t weft__io_exec_blocking(weft__worker *w, const weft__ioreq *req, int64_t 
     int fault = weft__sys_enter(&w->sys, weft__io_kind(req));
     if (fault < 0)
         return fault;
+    /* A deadline already passed: the call would block this thread, so it does not run (weft.h:
+     * completes what it can at once, else -ETIMEDOUT). Queued anyway, it ran or not as a pool
+     * thread happened to take it before the wait gave up: a write landed on some runs only. */
+    if (deadline != WEFT_FOREVER && deadline <= weft__clock_ns())
+        return -ETIMEDOUT;
     /* A job waits for a pool thread, and the fd may be closed meanwhile (weft_close wakes
      * the fd's waiters, but a queued job is none) and its number reused: the job would then
      * read, write or truncate the new file. It runs on a duplicate made now (the same open
