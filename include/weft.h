@@ -1314,7 +1314,10 @@ WEFT_API int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, in
  * task of a runtime of several workers, SHUT_WR and SHUT_RDWR wait for the other workers that
  * used the fd to answer (a message each), so that a send one of them has in flight goes
  * first. Elsewhere (a stackless task, a plain thread) only the calling worker's own send in
- * flight is waited for: shut a socket shared between workers down from a stackful task. */
+ * flight is waited for: shut a socket shared between workers down from a stackful task.
+ * SHUT_RD differs between the backends for bytes that come after it: on epoll a read returns
+ * them, as recv(2) does (Linux keeps taking them); on io_uring, once weft has read the socket,
+ * reads return 0 for good (its armed receive took the shutdown for the end of the stream). */
 WEFT_API int weft_shutdown(int fd, int how);
 
 /* Forgets `fd` as weft_fd_forget() does (its waiters wake with -EBADF; in-flight ring
