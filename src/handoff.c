@@ -161,14 +161,7 @@ bool weft__handoff_detach(weft__worker *w, void *uctx, uint64_t *lent)
     if ((owned & 1) || !in_own_code(code, t, uc))
         return false;
     /* What weft_block_in_place does before fn (in_place.c), from here. */
-    tls_handed.home = (weft__relief_home){.loop_ctx = w->sched.loop_ctx,
-                                          .errno_loc = w->sched.errno_loc,
-                                          .loop_errno = w->sched.loop_errno,
-                                          .eh_loc = w->sched.eh_loc,
-                                          .loop_eh = w->sched.loop_eh,
-                                          .loop_stack_lo = w->sched.loop_stack_lo,
-                                          .loop_stack_size = w->sched.loop_stack_size,
-                                          .loop_fiber = w->sched.loop_fiber};
+    tls_handed.home = weft__relief_home_of(w);
     if (w->poll_task == t)
         w->poll_task = NULL;
     /* The signals w's tasks wait for stay blocked on this thread once the handler returns

@@ -260,14 +260,7 @@ int weft_block_in_place(weft_fn fn, void *arg, void **result)
     if (weft__io_requests_tied_to_thread(w))
         return weft__pool_run(w, t, fn, arg, result);
     weft__runtime *rt = w->rt;
-    weft__relief_home h = {.loop_ctx = w->sched.loop_ctx,
-                           .errno_loc = w->sched.errno_loc,
-                           .loop_errno = w->sched.loop_errno,
-                           .eh_loc = w->sched.eh_loc,
-                           .loop_eh = w->sched.loop_eh,
-                           .loop_stack_lo = w->sched.loop_stack_lo,
-                           .loop_stack_size = w->sched.loop_stack_size,
-                           .loop_fiber = w->sched.loop_fiber};
+    weft__relief_home h = weft__relief_home_of(w);
     if (w->poll_task == t) /* a sampled resume: its length would count fn's */
         w->poll_task = NULL;
     /* The signals w's tasks wait for stay blocked on this thread while fn runs (signal.c),

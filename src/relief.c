@@ -144,6 +144,18 @@ void weft__relief_native_wait(weft__worker *w)
     pthread_mutex_unlock(&rt->relief.lock);
 }
 
+weft__relief_home weft__relief_home_of(const weft__worker *w)
+{
+    return (weft__relief_home){.loop_ctx = w->sched.loop_ctx,
+                               .errno_loc = w->sched.errno_loc,
+                               .loop_errno = w->sched.loop_errno,
+                               .eh_loc = w->sched.eh_loc,
+                               .loop_eh = w->sched.loop_eh,
+                               .loop_stack_lo = w->sched.loop_stack_lo,
+                               .loop_stack_size = w->sched.loop_stack_size,
+                               .loop_fiber = w->sched.loop_fiber};
+}
+
 void weft__relief_take_back(weft__worker *w, weft_task *t, const weft__relief_home *h)
 {
     weft__runtime *rt = w->rt;

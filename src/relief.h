@@ -92,6 +92,11 @@ typedef struct weft__relief_home {
     void *loop_fiber;
 } weft__relief_home;
 
+/* What the calling thread, about to let go of w inside a task, keeps to take it back: w's
+ * loop context, errno and C++ exception record, sanitizer fiber (all this thread's). Plain
+ * copies: the stall detector's signal handler calls it too (handoff.c). */
+weft__relief_home weft__relief_home_of(const weft__worker *w);
+
 /* Takes w back for t on the thread that let go of it inside t: queues a request, rings w's
  * doorbell, waits for the driver's grant, then puts back this thread's loop context (h) and
  * makes t w's running task again. */

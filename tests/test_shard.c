@@ -508,18 +508,26 @@ static void *reducer(void *arg)
     return NULL;
 }
 
-static void *stuck_main(void *arg)
+/* A sharded value with no init and no fini, the map counts zeroed, and worker 1 held by a
+ * hog that spins until hog_release (*hog: its task, to join). */
+static weft_sharded *value_and_a_hog(weft_task **hog_task)
 {
-    (void)arg;
     weft_sharded *s;
     cr_assert_eq(weft_sharded_create(&s, 8, NULL, NULL, NULL), 0);
     for (int k = 0; k < 4; k++)
         atomic_store(&map_calls[k], 0);
     atomic_store(&hog_spinning, 0);
     atomic_store(&hog_release, 0);
-    weft_task *h;
-    cr_assert_eq(weft_spawn_on(1, &h, hog, NULL, NULL), 0);
+    cr_assert_eq(weft_spawn_on(1, hog_task, hog, NULL, NULL), 0);
     wait_flag(&hog_spinning, 1);
+    return s;
+}
+
+static void *stuck_main(void *arg)
+{
+    (void)arg;
+    weft_task *h;
+    weft_sharded *s = value_and_a_hog(&h);
 
     void *r = (void *)1;
     cr_assert_eq(
@@ -575,15 +583,8 @@ static void *sleep_in_map(void *value, unsigned worker, void *arg)
 static void *busy_destroy_main(void *arg)
 {
     (void)arg;
-    weft_sharded *s;
-    cr_assert_eq(weft_sharded_create(&s, 8, NULL, NULL, NULL), 0);
-    for (int k = 0; k < 4; k++)
-        atomic_store(&map_calls[k], 0);
-    atomic_store(&hog_spinning, 0);
-    atomic_store(&hog_release, 0);
     weft_task *h, *t;
-    cr_assert_eq(weft_spawn_on(1, &h, hog, NULL, NULL), 0);
-    wait_flag(&hog_spinning, 1);
+    weft_sharded *s = value_and_a_hog(&h);
     cr_assert_eq(weft_spawn(&t, reducer, s, NULL), 0);
     while (atomic_load(&map_calls[0]) == 0) /* its own worker's map has run: it waits now */
         weft_yield();

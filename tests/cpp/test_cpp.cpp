@@ -2,6 +2,7 @@
  * builds with g++ and clang++ alike) that runs each case in its own runtime of one worker and
  * exits non-zero on the first failed check, naming it. The backend comes from WEFT_BACKEND,
  * as for the C I/O suites. No timing asserts: orders are made explicit with channels. */
+#include "check.h"
 #include <weft.hpp>
 
 #include <atomic>
@@ -17,27 +18,6 @@
 #include <unistd.h>
 
 namespace {
-
-int nchecks = 0;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        nchecks++;                                                                                 \
-        if (!(cond)) {                                                                             \
-            std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);        \
-            std::exit(1);                                                                          \
-        }                                                                                          \
-    } while (0)
-#define CHECK_EQ(a, b)                                                                             \
-    do {                                                                                           \
-        nchecks++;                                                                                 \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
-        if (a_ != b_) {                                                                            \
-            std::fprintf(stderr, "%s:%d: check failed: %s == %s (%lld != %lld)\n", __FILE__,      \
-                         __LINE__, #a, #b, a_, b_);                                                \
-            std::exit(1);                                                                          \
-        }                                                                                          \
-    } while (0)
 
 /* Runs fn as the main task of a one-worker runtime. */
 template <class F>

@@ -4,6 +4,7 @@
  * and on whichever worker it resumes. Tasks written against the C API, in C++. A plain
  * program (runs under every sanitizer): exits non-zero on the first failed check, naming it.
  * Orders come from flags and yields, never from time. */
+#include "check.h"
 #include <weft.h>
 
 #include <atomic>
@@ -14,19 +15,7 @@
 #include <stdexcept>
 #include <string>
 
-namespace
-{
-
-int nchecks = 0;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        nchecks++;                                                                                 \
-        if (!(cond)) {                                                                             \
-            std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);          \
-            std::exit(1);                                                                          \
-        }                                                                                          \
-    } while (0)
+namespace {
 
 /* The message of the exception being handled now ("" when none), read through
  * std::current_exception, as a handler that parked would. */
