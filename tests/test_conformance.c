@@ -1276,6 +1276,9 @@ static void *connect_passed_main(void *arg)
             socklen_t pl = sizeof peer;
             cr_assert_eq(getpeername(fd, (struct sockaddr *)&peer, &pl), 0, "connected");
             connected++;
+            /* Connected: a second connect is -EISCONN on both backends (epoll said 0). */
+            cr_assert_eq(weft_connect(fd, (const struct sockaddr *)&srv.ss, srv.len, WEFT_FOREVER),
+                         -EISCONN);
         }
         int a = weft_accept(lfd, NULL, NULL, weft_deadline_in(TCP_HELPERS_SOON));
         cr_assert_geq(a, 0, "the handshake completed: %s", weft_strerror(a));
@@ -1285,6 +1288,27 @@ static void *connect_passed_main(void *arg)
     cr_assert_gt(connected, 0, "no connect with a passed deadline said 0");
     weft_close(lfd);
     return NULL;
+}
+
+/* A socket weft_dial connected (its connect waited): a second connect is -EISCONN on both
+ * backends (epoll said 0: Linux marks the socket connected only at the next connect(2)). */
+static void *connect_twice_main(void *arg)
+{
+    (void)arg;
+    weft_addr srv;
+    int lfd = listener(&srv);
+    int c = weft_dial(&srv, weft_deadline_in(TCP_HELPERS_SOON));
+    cr_assert_geq(c, 0);
+    cr_assert_eq(weft_connect(c, (const struct sockaddr *)&srv.ss, srv.len, WEFT_FOREVER),
+                 -EISCONN);
+    weft_close(c);
+    weft_close(lfd);
+    return NULL;
+}
+
+Test(conformance, a_second_connect_is_eisconn, .timeout = 30)
+{
+    run_main(connect_twice_main, NULL);
 }
 
 Test(conformance, connect_with_a_passed_deadline_reports_a_done_handshake, .timeout = 30)

@@ -138,14 +138,17 @@ static inline void mark_drained(weft__io *io, int fd)
         io->fds[fd].drained = 1;
 }
 
-/* connect(2) on a non-blocking socket: EINPROGRESS, wait writable, then SO_ERROR. */
+/* connect(2) on a non-blocking socket: EINPROGRESS, wait writable, then SO_ERROR. Not
+ * EAGAIN: a TCP connect says it when no local port is free, and nothing is in progress (an
+ * unconnected socket is writable at once, and SO_ERROR would have said 0); a Unix-domain one
+ * never comes here (net.c). */
 static ssize_t ep_connect(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
     weft__sys *sys = &io->w->sys;
     int r = weft__sys_connect(sys, q->fd, q->addr, q->alen);
     if (r == 0)
         return 0;
-    if (r != -EINPROGRESS && r != -EAGAIN && r != -EINTR)
+    if (r != -EINPROGRESS && r != -EINTR)
         return r;
     if (deadline != WEFT_FOREVER && deadline <= weft__clock_ns()) {
         /* A passed deadline: a look, not a wait (weft.h), since a loopback handshake (or its
@@ -163,7 +166,13 @@ static ssize_t ep_connect(weft__io *io, const weft__ioreq *q, int64_t deadline)
     int soerr = 0;
     socklen_t sl = sizeof soerr;
     r = weft__sys_getsockopt(sys, q->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
-    return r < 0 ? r : -soerr;
+    if (r < 0 || soerr)
+        return r < 0 ? r : -soerr;
+    /* Connected. Linux marks the socket so only at the next connect(2), which says 0: made
+     * here, so that the caller's own later connect says -EISCONN, as io_uring's does (its
+     * connect completes through that call itself). One call per connection. */
+    (void)weft__sys_connect(sys, q->fd, q->addr, q->alen);
+    return 0;
 }
 
 /* A regular file's read: what the page cache holds is read on the worker's thread
