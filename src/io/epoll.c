@@ -275,6 +275,14 @@ static inline bool null_buffer(const weft__ioreq *q)
             q->op == WEFT__IO_SEND);
 }
 
+/* Whether a readable edge answers this read or receive: not a read at an offset (a pread on
+ * a pipe is -ESPIPE at once), nor an urgent byte's receive (MSG_OOB raises EPOLLPRI): the
+ * drained-read shortcut waited for ever for either. */
+static inline bool edge_answers(const weft__ioreq *q)
+{
+    return q->op == WEFT__IO_READ ? q->off < 0 : !(q->flags & MSG_OOB);
+}
+
 static ssize_t ep_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
     /* One look at the record serves the classification test and the drained shortcut. */
@@ -293,13 +301,12 @@ static ssize_t ep_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
     /* Not with a deadline already passed: the call must complete if it can at once (weft.h),
      * and bytes may have come whose edge the loop has not taken yet (a select's look saw
      * them; the read gave up without trying, and a loop of the two never parked). */
-    /* Not a read at an offset (pread on a pipe is -ESPIPE at once), nor an urgent byte's
-     * (MSG_OOB: never a readable edge, EPOLLPRI instead): either waited for ever here. */
-    int plain_read =
-        (q->op == WEFT__IO_READ && q->off < 0) || (q->op == WEFT__IO_RECV && !(q->flags & MSG_OOB));
+    /* Nor a read no readable edge answers (edge_answers), tested last: only a drained fd's
+     * read about to wait pays for it. */
+    int plain_read = q->op == WEFT__IO_READ || q->op == WEFT__IO_RECV;
     if (plain_read && q->len > 0 && rec->drained && rec->watched && !rec->hup &&
         !(rec->ready & WEFT_READABLE) && !weft__io_nowait(q) &&
-        (deadline == WEFT_FOREVER || deadline > weft__clock_ns())) {
+        (deadline == WEFT_FOREVER || deadline > weft__clock_ns()) && edge_answers(q)) {
         if (null_buffer(q))
             return -EFAULT;
         int r = wait_ready(&io, q->fd, WEFT_READABLE, deadline);
@@ -309,7 +316,9 @@ static ssize_t ep_submit(weft__io *io, const weft__ioreq *q, int64_t deadline)
     for (;;) {
         ssize_t n = weft__io_exec(&io->w->sys, q);
         if (n >= 0) {
-            if (plain_read && n > 0 && (size_t)n < q->len && !(q->flags & MSG_PEEK))
+            /* Not after a peek (the bytes stay queued) nor an urgent byte (the stream's queue
+             * is another matter), whose short reads say nothing of the queue. */
+            if (plain_read && n > 0 && (size_t)n < q->len && !(q->flags & (MSG_PEEK | MSG_OOB)))
                 mark_drained(io, q->fd); /* looked up again: a wait may have moved it */
             return n;
         }
