@@ -1944,7 +1944,12 @@ WEFT_API int weft_resolve(weft_addr *out, const char *host, int port, int64_t de
  * waiter: receivers drain what is buffered, then get -EPIPE; senders get -EPIPE. Handles
  * are reference counted. A channel may be shared by the tasks of every worker of a runtime,
  * and of several runtimes: each has a spinlock held for a few dozen instructions, never
- * across a park, and a completion wakes a waiter of another worker through its inbox.
+ * across a park, and a completion wakes a waiter of another worker through its inbox. A
+ * channel used only by the tasks of one worker (1,024 operations in a row) becomes that
+ * worker's: its operations then take the lock with plain stores, no atomic instruction. The
+ * first operation from anywhere else takes it back for good, at the price of one
+ * membarrier(2) call (a few microseconds); where the kernel lacks that command, and under
+ * ThreadSanitizer, channels stay shared.
  * Every call works from any thread. The calls that wait park the calling task; on a thread
  * outside every runtime (one the program started, a blocking-pool job) they block that
  * thread instead (a futex sleep, with the same deadline and FIFO order; a thread is never

@@ -6,7 +6,8 @@
  * straight to or from the waiter's buffer, so a value is never lost or taken twice.
  *
  * Threads. Every state change happens between chan_lock() and chan_unlock(), a spinlock on
- * the channel's lock word held for a few dozen instructions and never across a park, and
+ * the channel's lock word held for a few dozen instructions and never across a park (biased
+ * to one worker while only that worker's tasks use it: bias_lock.h), and
  * select takes the locks of all its channels in address order before it looks at any, so
  * that it can complete exactly one case atomically; a waiter of a select of several cases is
  * claimed with a CAS on its shared `fired` word, since two channels' lock holders may race
@@ -39,6 +40,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bias_lock.h"
 #include "chan.h"
 #include "leaks.h"
 #include "park_local.h"
@@ -60,7 +62,7 @@ struct weft_chan {
     /* any thread: retain is relaxed (the caller already holds a reference); the release that
      * drops it to zero is acq_rel, so every other holder's last use happens before the free. */
     _Atomic unsigned refs;
-    _Atomic uint32_t lock; /* 0 free, 1 held; see the file comment */
+    weft__bias_lock lock; /* see the file comment and bias_lock.h */
     int closed;
     bool unbounded;   /* fixed: a full ring grows (see the file comment) */
     size_t max_len;   /* unbounded: the most values buffered (SIZE_MAX: memory is the limit) */
@@ -105,19 +107,24 @@ typedef struct chan_waiter {
  * is not a valid memcpy argument, even for 0 bytes). Never written: every copy is empty. */
 static char zero_elem[1];
 
-static void chan_lock(weft_chan *c)
+/* Takes c's lock for the calling thread, whose worker is `self` (NULL on a plain thread).
+ * Returns the word that releases it: chan_unlock's argument, or a park's unlock word (with
+ * weft__park_spin_unlock). */
+static inline __attribute__((always_inline)) _Atomic uint32_t *chan_lock(weft_chan *c,
+                                                                         weft__worker *self)
 {
-    weft__spin_lock(&c->lock);
+    return weft__bias_acquire(&c->lock, self);
 }
 
-static void chan_unlock(weft_chan *c)
+/* The same, for the calls that do not know their worker. */
+static _Atomic uint32_t *chan_lock_here(weft_chan *c)
 {
-    weft__spin_unlock(&c->lock);
+    return weft__bias_acquire(&c->lock, weft__worker_current());
 }
 
-static void chan_unlock_cb(void *c)
+static inline void chan_unlock(_Atomic uint32_t *held)
 {
-    chan_unlock(c);
+    weft__bias_release(held);
 }
 
 /* Copies one value. A word (an int, a pointer, a long: most channels) is one load and one
@@ -371,12 +378,12 @@ void weft_chan_release(weft_chan *c)
         return;
     /* The last handle: tasks still waiting would wait forever, so they are woken (with
      * -EPIPE), and the last of them frees the channel (see the file comment). */
-    chan_lock(c);
+    _Atomic uint32_t *held = chan_lock_here(c);
     close_locked(c);
     bool now = c->nwaiters == 0;
     if (!now)
         c->orphaned = 1;
-    chan_unlock(c);
+    chan_unlock(held);
     if (now)
         chan_free(c);
 }
@@ -393,6 +400,11 @@ size_t weft_chan_len(const weft_chan *c)
     /* One word, read without the lock (a figure that may be stale as soon as it is read);
      * written under the lock with relaxed atomic stores (set_len). */
     return c ? __atomic_load_n(&c->len, __ATOMIC_RELAXED) : 0;
+}
+
+weft__worker *weft__chan_bias_owner(weft_chan *c)
+{
+    return atomic_load_explicit(&c->lock.owner, memory_order_relaxed);
 }
 
 size_t weft_chan_cap(const weft_chan *c)
@@ -429,9 +441,9 @@ int weft_chan_close(weft_chan *c)
 {
     if (!c)
         return -EINVAL;
-    chan_lock(c);
+    _Atomic uint32_t *held = chan_lock_here(c);
     int r = close_locked(c);
-    chan_unlock(c);
+    chan_unlock(held);
     return r;
 }
 
@@ -466,9 +478,10 @@ WEFT_NOINLINE int weft_chan_try_send(weft_chan *c, const void *elem)
 {
     if (!c || !elem_ok(c, (void **)&elem))
         return -EINVAL;
-    chan_lock(c);
-    int r = do_send(NULL, c, elem);
-    chan_unlock(c);
+    weft__worker *w = weft__worker_current();
+    _Atomic uint32_t *held = chan_lock(c, w);
+    int r = do_send(w, c, elem);
+    chan_unlock(held);
     return r;
 }
 
@@ -476,9 +489,10 @@ WEFT_NOINLINE int weft_chan_try_recv(weft_chan *c, void *elem)
 {
     if (!c || !elem_ok(c, &elem))
         return -EINVAL;
-    chan_lock(c);
-    int r = do_recv(NULL, c, elem);
-    chan_unlock(c);
+    weft__worker *w = weft__worker_current();
+    _Atomic uint32_t *held = chan_lock(c, w);
+    int r = do_recv(w, c, elem);
+    chan_unlock(held);
     return r;
 }
 
@@ -511,11 +525,11 @@ static int wait_cases(weft__worker *w, weft_task *t, wait_done *d, int kind, con
     return fired(d) ? d->index : r;
 }
 
-/* The waiting half of a send or receive, entered with c locked; returns with it unlocked.
- * Out of line: half the operations of a hand-off never wait, and they then save none of its
- * registers. */
-static WEFT_NOINLINE int block_on(weft__worker *w, weft_task *t, weft_chan *c, void *elem,
-                                  int is_send, int64_t deadline)
+/* The waiting half of a send or receive, entered with c locked (`held`, chan_lock's word);
+ * returns with it unlocked. Out of line: half the operations of a hand-off never wait, and
+ * they then save none of its registers. */
+static WEFT_NOINLINE int block_on(weft__worker *w, weft_task *t, weft_chan *c,
+                                  _Atomic uint32_t *held, void *elem, int is_send, int64_t deadline)
 {
     wait_done d = {.ncases = 1, .plain = true};
     chan_waiter wt = {.elem = elem, .done = &d, .index = 0};
@@ -527,10 +541,13 @@ static WEFT_NOINLINE int block_on(weft__worker *w, weft_task *t, weft_chan *c, v
         /* The commonest wait (no deadline) takes the short park, and builds no wait record. */
         int r;
         if (deadline == WEFT_FOREVER) {
-            r = weft__park_forever_local(w, kind, c, weft__park_spin_unlock, (void *)&c->lock);
+            r = weft__park_forever_local(w, kind, c, weft__park_spin_unlock, (void *)held);
         } else {
-            weft__wait wr = {
-                .kind = kind, .what = c, .deadline = deadline, .unlock = chan_unlock_cb, .lock = c};
+            weft__wait wr = {.kind = kind,
+                             .what = c,
+                             .deadline = deadline,
+                             .unlock = weft__park_spin_unlock,
+                             .lock = (void *)held};
             r = weft__park(w, &wr);
         }
         w = t->worker; /* see weft__park: re-read after the switch */
@@ -548,13 +565,13 @@ static WEFT_NOINLINE int block_on(weft__worker *w, weft_task *t, weft_chan *c, v
             return d.result;
         /* Otherwise still counted in c's waiters, so c is there even if its last handle went.
          * Under the lock fired is 0 (not completed) or 4 (completed while we were awake). */
-        chan_lock(c);
+        held = chan_lock(c, w);
         bool done = atomic_load_explicit(&d.fired, memory_order_relaxed) == 4;
         if (done || r < 0) {
             if (!done)
                 weft__list_remove(&wt.link);
             bool last = waiter_left(c);
-            chan_unlock(c);
+            chan_unlock(held);
             if (last)
                 chan_free(c);
             return done ? d.result : r;
@@ -576,13 +593,13 @@ static inline __attribute__((always_inline)) int blocking_op(weft_chan *c, void 
         return -EINVAL;
     if (weft__task_cancelled(t))
         return -ECANCELED;
-    chan_lock(c);
+    _Atomic uint32_t *held = chan_lock(c, w);
     r = is_send ? do_send(w, c, elem) : do_recv(w, c, elem);
     if (r != -EAGAIN) {
-        chan_unlock(c);
+        chan_unlock(held);
         return r;
     }
-    return block_on(w, t, c, elem, is_send, deadline);
+    return block_on(w, t, c, held, elem, is_send, deadline);
 }
 
 /* The value-copying entry points are never inlined into a caller: under LTO (a program
@@ -602,9 +619,11 @@ WEFT_NOINLINE int weft_chan_recv(weft_chan *c, void *elem, int64_t deadline)
 /* ---- Select ----------------------------------------------------------------------------- */
 
 /* The distinct channels of a select, in address order: the order every select locks them
- * in, so two selects over the same channels cannot deadlock once the locks are real. */
+ * in, so two selects over the same channels cannot deadlock once the locks are real; and
+ * the words that release the locks taken (chan_lock). */
 typedef struct chan_set {
     weft_chan **v;
+    _Atomic uint32_t **held;
     size_t n;
 } chan_set;
 
@@ -627,21 +646,22 @@ static void set_build(chan_set *set, const weft_case *cases, size_t n)
     }
 }
 
-static void set_lock(const chan_set *set)
+/* By the thread whose worker is `self`: the select's task's, which a park may have moved. */
+static void set_lock(const chan_set *set, weft__worker *self)
 {
     for (size_t i = 0; i < set->n; i++)
-        chan_lock(set->v[i]);
+        set->held[i] = chan_lock(set->v[i], self);
 }
 
 static void set_unlock(const chan_set *set)
 {
     for (size_t i = set->n; i-- > 0;)
-        chan_unlock(set->v[i]);
+        chan_unlock(set->held[i]);
 }
 
 static void set_lock_cb(void *set)
 {
-    set_lock(set);
+    set_lock(set, weft__worker_current());
 }
 
 static void set_unlock_cb(void *set)
@@ -691,17 +711,19 @@ int weft__chan_select(weft_case *cases, size_t n, int64_t deadline)
     /* One allocation for the waiter nodes and the lock order, on the stack when small. */
     chan_waiter small_ws[STACK_CASES], *ws = small_ws;
     weft_chan *small_set[STACK_CASES];
-    chan_set set = {small_set, 0};
+    _Atomic uint32_t *small_held[STACK_CASES];
+    chan_set set = {small_set, small_held, 0};
     void *heap = NULL;
     if (n > STACK_CASES) {
-        heap = weft__malloc(w, n * (sizeof *ws + sizeof *set.v));
+        heap = weft__malloc(w, n * (sizeof *ws + sizeof *set.v + sizeof *set.held));
         if (!heap)
             return -ENOMEM;
         ws = heap;
         set.v = (weft_chan **)(ws + n);
+        set.held = (_Atomic uint32_t **)(set.v + n);
     }
     set_build(&set, cases, n);
-    set_lock(&set);
+    set_lock(&set, w);
 
     /* Pick uniformly among the ready cases (reservoir sampling), then complete that one.
      * With every lock of the set held, a buffer's state and a close stay as seen, but a

@@ -8,4 +8,8 @@
  * select every general select (select.c) comes down to. Any thread. */
 int weft__chan_select(weft_case *cases, size_t n, int64_t deadline);
 
+/* The worker c's lock is biased to (bias_lock.h), or NULL: for the tests. Any thread; a
+ * figure that may be stale as soon as it is read. */
+weft__worker *weft__chan_bias_owner(weft_chan *c);
+
 #endif

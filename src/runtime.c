@@ -236,6 +236,17 @@ WEFT_COLD static int worker_init(weft__runtime *rt, weft__worker *w, unsigned in
     w->fence_resumes = rt->fence_resumes;
     /* task.h's weft__sampled: one in 256; every one with a tracer or fence.h's fallback. */
     w->run_mask = w->tracer || w->fence_resumes ? 0 : 255;
+    w->bias_after = 0; /* TSan does not model the revoker's membarrier (bias_lock.h) */
+#ifndef WEFT_TSAN
+    if (!w->fence_resumes) {
+        w->bias_after = 1024;
+#ifdef WEFT_TESTING
+        const char *bias = getenv("WEFT_TEST_BIAS_AFTER"); /* the revocations' tests: often */
+        if (bias)
+            w->bias_after = (uint32_t)strtoul(bias, NULL, 10);
+#endif
+    }
+#endif
     weft__watch_thread(&w->watch);
     weft__relief_worker_init(w);
     w->now = weft__clock_ns();

@@ -85,6 +85,10 @@ struct weft__worker {
     const weft_tracer *tracer;
     uint64_t run_mask;
     bool fence_resumes;
+    /* How many acquisitions in a row make this worker a channel lock's owner (bias_lock.h):
+     * 1,024, or 0 (never) without membarrier or under ThreadSanitizer. Fixed before the
+     * worker runs; read by its own thread. */
+    uint32_t bias_after;
     /* The main task finished on this worker (task_finish.h): its loop then starts the
      * runtime's shutdown (loop.c's stop_seen). owner: the worker. */
     bool main_ended;
