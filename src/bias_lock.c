@@ -35,8 +35,12 @@ _Atomic uint32_t *weft__bias_acquire_shared(weft__bias_lock *l, weft__worker *w)
             bias_revoke(l);
         return &l->spin;
     }
-    if (l->never || !w || w->bias_after == 0)
+    if (l->never)
         return &l->spin;
+    if (!w || w->bias_after == 0) {
+        l->last = NULL; /* a plain thread (or a worker that never biases) breaks the streak */
+        return &l->spin;
+    }
     if (l->last != w) {
         l->last = w;
         l->streak = 0;
