@@ -1,12 +1,16 @@
 /* Channels and select: rendezvous and buffered semantics, close and drain, FIFO among
  * waiters, select's random fairness, deadlines and default, cancellation while parked, and
  * a million messages between many producers and consumers with none lost or duplicated. */
+#include <linux/membarrier.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "chan.h"
 #include "harness.h"
 
 static weft_chan *mkchan(size_t elem, size_t cap)
@@ -1067,4 +1071,65 @@ Test(chan, a_select_never_reports_a_case_another_select_took_first, .timeout = 6
         run_main_cfg(&cfg, select_race_main, &s);
     }
     unsetenv("WEFT_TEST_SELECT_PAUSE_NS");
+}
+
+/* The biased lock (src/bias_lock.h, weft.h's channel section): a channel becomes its worker's
+ * at the 1,024th acquisition in a row, the first acquisition from a plain thread takes it
+ * back, and it is never biased again. Where the kernel lacks membarrier's command nothing is
+ * ever biased. */
+static bool bias_possible(void)
+{
+    if (getenv("WEFT_TEST_NO_MEMBARRIER")) /* the runtime's fallback (src/fence.c) */
+        return false;
+    long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0U, 0);
+    return cmds >= 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED);
+}
+
+static void *intruder(void *arg)
+{
+    long v = 99;
+    *(int *)((void **)arg)[1] = weft_chan_try_send(((void **)arg)[0], &v);
+    return NULL;
+}
+
+static void *bias_main(void *arg)
+{
+    (void)arg;
+    weft_chan *c = mkchan(sizeof(long), 1);
+    long v = 5;
+    for (int i = 0; i < 1023; i++) /* 1,023 acquisitions: 512 sends, 511 receives */
+        cr_assert_eq(i % 2 ? weft_chan_try_recv(c, &v) : weft_chan_try_send(c, &v), 0);
+    cr_assert_null(weft__chan_bias_owner(c), "biased before its 1,024th acquisition");
+    cr_assert_eq(weft_chan_try_recv(c, &v), 0);
+    if (!bias_possible()) {
+        cr_assert_null(weft__chan_bias_owner(c));
+        weft_chan_release(c);
+        return NULL;
+    }
+    cr_assert_not_null(weft__chan_bias_owner(c), "not biased after 1,024 acquisitions");
+    /* Biased: the owner's operations keep working. */
+    cr_assert_eq(weft_chan_try_send(c, &v), 0);
+    cr_assert_eq(weft_chan_try_recv(c, &v), 0);
+    cr_assert_eq(v, 5);
+    /* A plain thread's send revokes it, and its value is there. */
+    int rc = 1;
+    void *args[2] = {c, &rc};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, intruder, args), 0);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    cr_assert_eq(rc, 0);
+    cr_assert_null(weft__chan_bias_owner(c), "still biased after a plain thread's send");
+    cr_assert_eq(weft_chan_try_recv(c, &v), 0);
+    cr_assert_eq(v, 99);
+    /* Shared for good. */
+    for (int i = 0; i < 4096; i++)
+        cr_assert_eq(i % 2 ? weft_chan_try_recv(c, &v) : weft_chan_try_send(c, &v), 0);
+    cr_assert_null(weft__chan_bias_owner(c), "biased again after a revocation");
+    weft_chan_release(c);
+    return NULL;
+}
+
+Test(chan, a_channel_used_by_one_worker_is_biased_until_another_thread_uses_it)
+{
+    run_main(bias_main, NULL);
 }
