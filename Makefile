@@ -98,7 +98,7 @@ test-tsan: $(BUILD)/tsan/CMakeCache.txt
 	cd $(BUILD)/tsan && TSAN_OPTIONS=halt_on_error=1 $(CTEST)
 
 test-valgrind: test-rel
-	cd $(BUILD)/rel && ctest --output-on-failure -L valgrind
+	cd $(BUILD)/rel && ctest --output-on-failure -j$(JOBS) -L valgrind
 
 bench:
 	@scripts/deps.sh bench
