@@ -11,44 +11,38 @@
  * good. The owner is never blocked by this (it never waits for `spin` while it holds the
  * lock biased: a select takes its channels' locks in address order, and a revocation is part
  * of taking one of them), so the wait below ends once the owner's section does. */
-static WEFT_COLD void bias_revoke(weft__bias_lock *l)
+static WEFT_COLD void bias_revoke(weft__bias *b)
 {
-    atomic_store_explicit(&l->owner, NULL, memory_order_relaxed);
-    l->never = true;
+    atomic_store_explicit(&b->owner, NULL, memory_order_relaxed);
+    b->never = true;
     /* Biased only where the owner's runtime registered the process for this command
      * (worker.h's bias_after), and a registered command does not fail. */
     (void)weft__sys_membarrier(NULL, MEMBARRIER_CMD_PRIVATE_EXPEDITED);
     /* acquire: the owner's last section (its release of `busy`) happens before ours. */
-    for (unsigned spins = 0; atomic_load_explicit(&l->busy, memory_order_acquire);)
+    for (unsigned spins = 0; atomic_load_explicit(&b->busy, memory_order_acquire);)
         if (++spins % 128 == 0)
             sched_yield(); /* the owner's thread was preempted inside its section */
         else
             weft__cpu_relax();
 }
 
-_Atomic uint32_t *weft__bias_acquire_shared(weft__bias_lock *l, weft__worker *w)
+void weft__bias_other(weft__bias *b, weft__worker *w)
 {
-    weft__spin_lock(&l->spin);
-    weft__worker *owner = atomic_load_explicit(&l->owner, memory_order_relaxed);
-    if (weft_unlikely(owner != NULL)) {
-        if (owner != w)
-            bias_revoke(l);
-        return &l->spin;
+    weft__worker *owner = atomic_load_explicit(&b->owner, memory_order_relaxed);
+    if (owner != NULL && owner != w) {
+        bias_revoke(b);
+        return;
     }
-    if (l->never)
-        return &l->spin;
-    if (!w || w->bias_after == 0) {
-        l->last = NULL; /* a plain thread (or a worker that never biases) breaks the streak */
-        return &l->spin;
+    if (w && w->bias_after == 0) { /* this worker's runtime cannot revoke: never biased */
+        b->never = true;
+        return;
     }
-    if (l->last != w) {
-        l->last = w;
-        l->streak = 0;
+    if (b->last != NULL && ++b->breaks >= WEFT__BIAS_MAX_BREAKS) {
+        b->never = true;
+        return;
     }
-    /* Biased from the next acquisition on: this one releases `spin`. Set by the owner's own
-     * thread, so its fast path reads what it wrote; `spin`'s release publishes it to the
-     * others, whose next acquisition then revokes it. */
-    if (++l->streak >= w->bias_after)
-        atomic_store_explicit(&l->owner, w, memory_order_relaxed);
-    return &l->spin;
+    b->last = w; /* a plain thread (NULL) starts no streak */
+    b->streak = 1;
+    if (w && b->streak >= w->bias_after)
+        atomic_store_explicit(&b->owner, w, memory_order_relaxed);
 }

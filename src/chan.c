@@ -54,7 +54,8 @@
 #define MAX_CASES   1025 /* weft_select's 1024 (select.c), and the general select's added DEFAULT */
 #define STACK_CASES 8    /* waiter nodes on the stack up to this many cases, else one malloc */
 
-/* A channel. Every field but `refs`, `lock` and the fixed ones is guarded by `lock`. */
+/* A channel. Every field but `refs`, `lock`, `bias` and the fixed ones is guarded by `lock`.
+ * The bias last, a line away from the rest (bias_lock.h). */
 struct weft_chan {
     weft__worker *w; /* the worker that created it (its allocation counter); fixed */
     size_t elem_size, cap;
@@ -62,7 +63,7 @@ struct weft_chan {
     /* any thread: retain is relaxed (the caller already holds a reference); the release that
      * drops it to zero is acq_rel, so every other holder's last use happens before the free. */
     _Atomic unsigned refs;
-    weft__bias_lock lock; /* see the file comment and bias_lock.h */
+    _Atomic uint32_t lock; /* 0 free, 1 held; see the file comment and bias_lock.h */
     int closed;
     bool unbounded;   /* fixed: a full ring grows (see the file comment) */
     size_t max_len;   /* unbounded: the most values buffered (SIZE_MAX: memory is the limit) */
@@ -78,7 +79,12 @@ struct weft_chan {
      * (written under the table's mutex); NULL while the report is off. */
     struct weft__leaks *leaks;
     size_t leak_index;
+    char gap_[64 - sizeof(void *) - sizeof(size_t)]; /* the bias a line past `buf` */
+    weft__bias bias;
 };
+_Static_assert(weft__bias_layout(offsetof(struct weft_chan, bias), offsetof(struct weft_chan, w),
+                                 offsetof(struct weft_chan, buf) + sizeof(char *)),
+               "a channel's bias shares a line with its lock or what it guards");
 
 /* Shared by the cases of one select (a plain send or receive is a select of one). Lives on
  * the waiting task's stack. */
@@ -113,13 +119,13 @@ static char zero_elem[1];
 static inline __attribute__((always_inline)) _Atomic uint32_t *chan_lock(weft_chan *c,
                                                                          weft__worker *self)
 {
-    return weft__bias_acquire(&c->lock, self);
+    return weft__bias_acquire(&c->bias, &c->lock, self);
 }
 
 /* The same, for the calls that do not know their worker. */
 static _Atomic uint32_t *chan_lock_here(weft_chan *c)
 {
-    return weft__bias_acquire(&c->lock, weft__worker_current());
+    return weft__bias_acquire(&c->bias, &c->lock, weft__worker_current());
 }
 
 static inline void chan_unlock(_Atomic uint32_t *held)
@@ -404,7 +410,7 @@ size_t weft_chan_len(const weft_chan *c)
 
 weft__worker *weft__chan_bias_owner(weft_chan *c)
 {
-    return atomic_load_explicit(&c->lock.owner, memory_order_relaxed);
+    return atomic_load_explicit(&c->bias.owner, memory_order_relaxed);
 }
 
 size_t weft_chan_cap(const weft_chan *c)
