@@ -1081,8 +1081,10 @@ static bool bias_possible(void)
 {
     if (getenv("WEFT_TEST_NO_MEMBARRIER")) /* the runtime's fallback (src/fence.c) */
         return false;
+    /* As the runtime decides: the command offered, and the registration accepted. */
     long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0U, 0);
-    return cmds >= 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED);
+    return cmds >= 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+           syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0U, 0) == 0;
 }
 
 static void *intruder(void *arg)

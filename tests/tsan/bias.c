@@ -133,8 +133,11 @@ static bool bias_expected(void)
 #if defined(__SANITIZE_THREAD__)
     return false;
 #else
+    /* As the runtime decides (src/fence.c): the command offered, and the registration
+     * accepted (an emulator may offer one and refuse the other). */
     long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0U, 0);
-    return cmds >= 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED);
+    return cmds >= 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+           syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0U, 0) == 0;
 #endif
 }
 
