@@ -216,7 +216,8 @@ static void *passed_file_main(void *arg)
         ssize_t w = weft_file_pwrite(fd, "zz", 2, 16 + 2 * i, weft_now() - 1);
         cr_assert(w == -ETIMEDOUT || (w == 2 && !on_epoll()), "pwrite: %zd", w);
         cr_assert_eq(fstat(fd, &st), 0);
-        cr_assert_eq(st.st_size, w == 2 ? 16 + 2 * i + 2 : 16, "a -ETIMEDOUT wrote nothing");
+        /* io_uring: the writes before this one may have been done in full. */
+        cr_assert_eq(st.st_size, 16 + 2 * i + (w == 2 ? 2 : 0), "a -ETIMEDOUT wrote nothing");
         if (w != 2)
             break;
     }
