@@ -157,9 +157,11 @@ static void one_round(round *r)
     pthread_t th;
     CHECK(pthread_create(&th, NULL, thread_producer, r) == 0, "pthread_create");
 
-    /* The local phase: enough hand-offs for the bias, then a number that moves the
-     * intruders' first acquisitions around the owner's sections. */
-    long start = 100 + (r->index * 37) % 900;
+    /* The local phase: enough hand-offs for the bias (two acquisitions a value at least: 600
+     * values pass 1,024, the threshold of a build without the test seam, as the cross-test's),
+     * then a number that moves the intruders' first acquisitions around the owner's
+     * sections. */
+    long start = 600 + (r->index * 37) % 900;
     while (atomic_load_explicit(&r->received, memory_order_acquire) < start)
         weft_yield();
     if (weft__chan_bias_owner(r->c) != NULL)
@@ -213,7 +215,8 @@ int main(void)
 {
     signal(SIGALRM, on_alarm);
     alarm(200);
-    /* Biased after 16 acquisitions in a row, not 1,024: each round's local phase is short. */
+    /* Biased after 16 acquisitions in a row, not 1,024, where the test seam is built in (the
+     * local phase then covers a bias and a long biased stretch). */
     setenv("WEFT_TEST_BIAS_AFTER", BIAS_AFTER, 1);
     expect_bias = bias_expected();
     weft_config cfg;
