@@ -484,9 +484,10 @@ WEFT_NOINLINE int weft_chan_try_send(weft_chan *c, const void *elem)
 {
     if (!c || !elem_ok(c, (void **)&elem))
         return -EINVAL;
-    weft__worker *w = weft__worker_current();
-    _Atomic uint32_t *held = chan_lock(c, w);
-    int r = do_send(w, c, elem);
+    /* The worker for the lock's bias only: the wake keeps the general path's order, as
+     * before the bias (a try call's wake is not a hand-off to run next). */
+    _Atomic uint32_t *held = chan_lock_here(c);
+    int r = do_send(NULL, c, elem);
     chan_unlock(held);
     return r;
 }
@@ -495,9 +496,10 @@ WEFT_NOINLINE int weft_chan_try_recv(weft_chan *c, void *elem)
 {
     if (!c || !elem_ok(c, &elem))
         return -EINVAL;
-    weft__worker *w = weft__worker_current();
-    _Atomic uint32_t *held = chan_lock(c, w);
-    int r = do_recv(w, c, elem);
+    /* The worker for the lock's bias only: the wake keeps the general path's order, as
+     * before the bias (a try call's wake is not a hand-off to run next). */
+    _Atomic uint32_t *held = chan_lock_here(c);
+    int r = do_recv(NULL, c, elem);
     chan_unlock(held);
     return r;
 }
