@@ -326,12 +326,17 @@ typedef struct weft_config {
      * write of a pipe, terminal or socket (a socket with SO_RCVTIMEO/SO_SNDTIMEO set
      * excepted), accept, waitpid, flock, an untimed futex wait (a pthread mutex or condition
      * variable of a C library), where /proc numbers system calls as this CPU does (not under
-     * qemu's user-mode emulation). One blocked in any other call (a sleep, poll, select,
-     * connect, a timed wait) is left alone, since it would see EINTR: wrap those in
-     * weft_block_in_place. One limit: a task caught by the signal on its way into such a
-     * call (its thread still runnable, the call not yet asleep) can see EINTR from it; the
-     * stall detector rules out a thread it finds preempted inside a call, but a few
-     * microseconds between its look and its signal remain. Not in an LTO build of weft (its
+     * qemu's user-mode emulation). One asleep in any other call (a sleep, poll, select,
+     * epoll_wait, connect, a timed wait, a socket call with a timeout set), which the signal
+     * would cut short with EINTR, gets no signal: on x86_64 the stall detector lets go of the
+     * worker for it from its own thread, after checking through /proc that the call was
+     * made from the task's own code and that the thread has not run since it looked, and
+     * the call goes on undisturbed (a thread that wakes meanwhile keeps its worker). On
+     * aarch64 such a task keeps its worker: wrap those calls in weft_block_in_place. One
+     * limit: a task caught by the signal on its way into such a call (its thread still
+     * runnable, the call not yet asleep) can see EINTR from it; the stall detector rules
+     * out a thread it finds preempted inside a call, but a few microseconds between its
+     * look and its signal remain. Not in an LTO build of weft (its
      * code is mixed with the program's, and cannot be told apart), or under TSan. On io_uring
      * it makes each worker's ring movable (entered by whichever thread drives the worker):
      * made without SINGLE_ISSUER and DEFER_TASKRUN, so the kernel runs a completion's work

@@ -22,6 +22,7 @@
  * between two markers of this file; the shared library's is its own executable segment. An
  * LTO build mixes it with the program's: no range, and no hand-off. */
 #include <link.h>
+#include <sched.h>
 #include <signal.h>
 #include <ucontext.h>
 
@@ -46,14 +47,51 @@ __attribute__((section(".text.sorted.weft.2"), used, noinline)) void weft__code_
 {
 }
 
+/* The states of a thread's take-back word (`claim`): which hand-off its record holds, and for
+ * one made from the watchdog's thread while it sleeps (handoff.h), how far it went. */
+enum {
+    CLAIM_IDLE = 0,  /* no hand-off, or one the watchdog cancelled and undid */
+    CLAIM_SIGNAL,    /* the handler's (weft__handoff_detach), on the thread itself */
+    CLAIM_PENDING,   /* seized: the second look to come */
+    CLAIM_CANCELLED, /* by the second look or by the thread; slots being put back */
+    CLAIM_COMMITTED, /* lent: the record being written */
+    CLAIM_PUBLISHED, /* lent: the record written */
+};
+
 /* What a thread that let go of its worker keeps to take it back: its own, so initial-exec
- * (no allocation at a first access from the handler). `w` NULL: none let go. */
-static __thread __attribute__((tls_model("initial-exec"))) struct {
+ * (no allocation at a first access from the handler). `w` NULL: none let go. Written by
+ * its thread, or by the watchdog's while the thread sleeps in a system call (seize, below):
+ * `w` and `t` at the seize, before the thread can find its worker gone, the rest at the
+ * commit, published by `claim` (release; the thread's acquire). */
+typedef struct handed {
     weft__worker *w;
     weft_task *t;
     uint64_t lent; /* the `lend` word as lent (relief.h) */
     weft__relief_home home;
-} tls_handed;
+    _Atomic int claim; /* CLAIM_*: decided by CAS between the watchdog and the thread */
+} handed;
+
+static __thread __attribute__((tls_model("initial-exec"))) handed tls_handed;
+
+/* A thread's slots for the watchdog (handoff.h): their addresses, fixed for the thread. */
+struct weft__handoff_slots {
+    weft__worker **worker;
+    weft__worker *(**reclaim)(void);
+    const weft_task **in_place;
+    handed *handed;
+};
+
+static __thread weft__handoff_slots tls_slots;
+
+weft__handoff_slots *weft__handoff_slots_self(void)
+{
+    if (!tls_slots.handed) {
+        weft__worker_tls_slots(&tls_slots.worker, &tls_slots.reclaim);
+        tls_slots.in_place = weft__overflow_in_place_slot();
+        tls_slots.handed = &tls_handed;
+    }
+    return &tls_slots;
+}
 
 /* ---- Where weft's code is ---------------------------------------------------------------- */
 
@@ -113,20 +151,11 @@ __attribute__((no_sanitize("address"), noinline)) static uintptr_t stack_word(ui
     return *(const uintptr_t *)at;
 }
 
-/* Whether t, interrupted at `uc`, is in its own code: see the file comment. */
-static bool in_own_code(const weft__code_range *code, const weft_task *t, const ucontext_t *uc)
+/* Whether t, at pc with its stack pointer at sp, is in its own code: see the file comment. */
+static bool in_own_code_at(const weft__code_range *code, const weft_task *t, uintptr_t pc,
+                           uintptr_t sp)
 {
     uintptr_t ret = (uintptr_t)weft__ctx_call_ret;
-#if defined(__x86_64__)
-    uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
-    uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
-#elif defined(__aarch64__)
-    uintptr_t pc = (uintptr_t)uc->uc_mcontext.pc;
-    uintptr_t sp = (uintptr_t)uc->uc_mcontext.sp;
-    uintptr_t lr = (uintptr_t)uc->uc_mcontext.regs[30];
-    if (in_range(code, lr) && lr != ret)
-        return false;
-#endif
     /* The entry slot is 0 but while the body runs (switch.h). */
     uintptr_t lo = (uintptr_t)t->stack->lo,
               top = (uintptr_t)*weft__ctx_entry_slot(weft__stack_hi(t->stack));
@@ -144,6 +173,22 @@ static bool in_own_code(const weft__code_range *code, const weft_task *t, const 
     }
     weft__hook_reports_on();
     return own;
+}
+
+/* The same for t interrupted at `uc`. */
+static bool in_own_code(const weft__code_range *code, const weft_task *t, const ucontext_t *uc)
+{
+#if defined(__x86_64__)
+    uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+    uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+#elif defined(__aarch64__)
+    uintptr_t pc = (uintptr_t)uc->uc_mcontext.pc;
+    uintptr_t sp = (uintptr_t)uc->uc_mcontext.sp;
+    uintptr_t lr = (uintptr_t)uc->uc_mcontext.regs[30];
+    if (in_range(code, lr) && lr != (uintptr_t)weft__ctx_call_ret)
+        return false;
+#endif
+    return in_own_code_at(code, t, pc, sp);
 }
 
 bool weft__handoff_detach(weft__worker *w, void *uctx, uint64_t *lent)
@@ -173,12 +218,103 @@ bool weft__handoff_detach(weft__worker *w, void *uctx, uint64_t *lent)
     tls_handed.w = w;
     tls_handed.t = t;
     tls_handed.lent = owned + 1;
+    atomic_store_explicit(&tls_handed.claim, CLAIM_SIGNAL, memory_order_relaxed);
     atomic_store_explicit(&w->watch.active, 0, memory_order_relaxed); /* as in_place.c does */
     /* release: everything above is w's state the next driver reads after its CAS (acquire). */
     atomic_store_explicit(&w->relief.lend, owned + 1, memory_order_release);
     weft__worker_set_current(NULL);
     weft__worker_set_reclaim(weft__handoff_reclaim);
     weft__overflow_in_place(t); /* a stack overflow from here on is still t's */
+    *lent = owned + 1;
+    return true;
+}
+
+/* ---- Letting go for a thread asleep in a system call, from the watchdog's thread ---------- */
+
+/* The conditions of weft__handoff_detach, and the task's stack checked at the call. */
+bool weft__handoff_seize(weft__worker *w, uintptr_t pc, uintptr_t sp)
+{
+#if defined(__x86_64__)
+    weft__handoff_slots *s = atomic_load_explicit(&w->watch.slots, memory_order_relaxed);
+    /* The thread sleeps: w's fields are as it left them (its last writes reached this CPU
+     * before the kernel let it sleep, and the watchdog's look at /proc came after). */
+    weft_task *t = w->current;
+    const weft__code_range *code = &w->rt->code;
+    bool bound = w->io->requests_tied_to_thread && !w->io->movable;
+    if (!s || !t || !t->stack || code->lo == code->hi || bound ||
+        (t->flags & (WEFT__T_STACKLESS | WEFT__T_NOBLOCK | WEFT__T_HANDED)))
+        return false;
+    handed *h = s->handed;
+    if (__atomic_load_n(&h->w, __ATOMIC_RELAXED) ||
+        atomic_load_explicit(&h->claim, memory_order_acquire) != CLAIM_IDLE)
+        return false; /* a hand-off of its own, or a cancelled one it has not seen yet */
+    uint64_t owned = atomic_load_explicit(&w->relief.lend, memory_order_relaxed);
+    if ((owned & 1) || !in_own_code_at(code, t, pc, sp))
+        return false;
+    __atomic_store_n(&h->w, w, __ATOMIC_RELAXED);
+    __atomic_store_n(&h->t, t, __ATOMIC_RELAXED);
+    atomic_store_explicit(&h->claim, CLAIM_PENDING, memory_order_relaxed);
+    atomic_store_explicit(&w->watch.seizing, 1, memory_order_relaxed);
+    __atomic_store_n(s->reclaim, weft__handoff_reclaim, __ATOMIC_RELAXED);
+    /* release: everything above before the NULL the thread finds first (its acquire load,
+     * worker.c). Then a full fence: all of it visible before the watchdog's second look. */
+    __atomic_store_n(s->worker, NULL, __ATOMIC_RELEASE);
+    atomic_thread_fence(memory_order_seq_cst);
+    return true;
+#else
+    /* aarch64: a call made from weft's code through a libc function that saves no frame
+     * leaves its return address in lr alone, which /proc does not show: not checked, so not
+     * done. */
+    (void)w, (void)pc, (void)sp;
+    return false;
+#endif
+}
+
+bool weft__handoff_seize_end(weft__worker *w, bool asleep, uint64_t *lent)
+{
+    weft__handoff_slots *s = atomic_load_explicit(&w->watch.slots, memory_order_relaxed);
+    handed *h = s->handed;
+    int pending = CLAIM_PENDING;
+    /* acq_rel: against the thread's own CAS (reclaim below), which may have come first. */
+    if (!asleep) {
+        /* It ran: it may have read its worker before step 1, and may be inside a weft call.
+         * Cancelled, and its slots put back in the order a take-back in progress tolerates:
+         * its worker first (worker.c reads it again when it finds no hook, or the hook finds
+         * no record), then the hook, the record, and `claim` last (release: the thread's next
+         * seize starts from here). A take-back that saw CANCELLED first writes the same. */
+        if (atomic_compare_exchange_strong_explicit(&h->claim, &pending, CLAIM_CANCELLED,
+                                                    memory_order_acq_rel, memory_order_acquire)) {
+            __atomic_store_n(s->worker, w, __ATOMIC_RELEASE);
+            __atomic_store_n(s->reclaim, NULL, __ATOMIC_RELEASE);
+            __atomic_store_n(&h->w, NULL, __ATOMIC_RELEASE);
+            __atomic_store_n(&h->t, NULL, __ATOMIC_RELAXED);
+            atomic_store_explicit(&h->claim, CLAIM_IDLE, memory_order_release);
+        }
+        atomic_store_explicit(&w->watch.seizing, 0, memory_order_release);
+        return false;
+    }
+    if (!atomic_compare_exchange_strong_explicit(&h->claim, &pending, CLAIM_COMMITTED,
+                                                 memory_order_acq_rel, memory_order_acquire)) {
+        atomic_store_explicit(&w->watch.seizing, 0, memory_order_release);
+        return false; /* it woke and cancelled first: w is its own again */
+    }
+    /* Committed: the thread, if it wakes now, waits at its take-back for PUBLISHED, and the
+     * end of its body sees `seizing` first. What weft__handoff_detach does, from here. */
+    weft_task *t = h->t;
+    uint64_t owned = atomic_load_explicit(&w->relief.lend, memory_order_relaxed);
+    h->home = weft__relief_home_of(w);
+    h->lent = owned + 1;
+    if (w->poll_task == t)
+        w->poll_task = NULL;
+    weft__task_flags_set(t, WEFT__T_HANDED);
+    w->current = NULL;
+    __atomic_store_n(s->in_place, t, __ATOMIC_RELAXED); /* a stack overflow is still t's */
+    atomic_store_explicit(&w->watch.active, 0, memory_order_relaxed);
+    /* release: w's state for the next driver (its CAS on `lend`, acquire), and the record for
+     * the thread (its acquire of `claim`); `seizing` last, after the HANDED flag. */
+    atomic_store_explicit(&w->relief.lend, owned + 1, memory_order_release);
+    atomic_store_explicit(&h->claim, CLAIM_PUBLISHED, memory_order_release);
+    atomic_store_explicit(&w->watch.seizing, 0, memory_order_release);
     *lent = owned + 1;
     return true;
 }
@@ -216,11 +352,45 @@ static inline __attribute__((always_inline)) void clear_below_sp(void)
 #endif
 }
 
+/* A take-back that finds its hand-off made from the watchdog's thread (handoff.h): true if
+ * it never happened (cancelled, by the watchdog or here, or undone already): the thread's
+ * slots are back and it goes on with its worker. Else it waits for the record the commit
+ * publishes. */
+static bool seize_cancelled(void)
+{
+    int c = atomic_load_explicit(&tls_handed.claim, memory_order_acquire);
+    if (c == CLAIM_IDLE)
+        return true; /* cancelled and undone by the watchdog, its worker put back first */
+    if (c == CLAIM_PENDING &&
+        atomic_compare_exchange_strong_explicit(&tls_handed.claim, &c, CLAIM_CANCELLED,
+                                                memory_order_acq_rel, memory_order_acquire))
+        c = CLAIM_CANCELLED;
+    if (c == CLAIM_CANCELLED) {
+        weft__worker *w = tls_handed.w;
+        weft__worker_set_current(w); /* in the watchdog's order (weft__handoff_seize_end) */
+        weft__worker_set_reclaim(NULL);
+        __atomic_store_n(&tls_handed.w, NULL, __ATOMIC_RELAXED);
+        tls_handed.t = NULL;
+        /* release: the watchdog's next seize (acquire) finds this thread's record clear. */
+        atomic_store_explicit(&tls_handed.claim, CLAIM_IDLE, memory_order_release);
+        return true;
+    }
+    while (c == CLAIM_COMMITTED) { /* the watchdog is between its CAS and its publication */
+        sched_yield();
+        c = atomic_load_explicit(&tls_handed.claim, memory_order_acquire);
+    }
+    return false; /* PUBLISHED */
+}
+
 weft__worker *weft__handoff_reclaim(void)
 {
-    weft__worker *w = tls_handed.w;
+    weft__worker *w = __atomic_load_n(&tls_handed.w, __ATOMIC_ACQUIRE);
     if (!w)
         return NULL;
+    if (atomic_load_explicit(&tls_handed.claim, memory_order_acquire) != CLAIM_SIGNAL &&
+        seize_cancelled())
+        return w;
+    atomic_store_explicit(&tls_handed.claim, CLAIM_IDLE, memory_order_relaxed);
     weft_task *t = tls_handed.t;
     uint64_t lent = tls_handed.lent;
     weft__relief_home home = tls_handed.home;

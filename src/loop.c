@@ -212,7 +212,7 @@ void weft__loop_adopt(weft__worker *w)
     w->sched.errno_loc = &errno;
     w->sched.eh_loc = weft__eh_thread_record();
     loop_init(w);
-    weft__watch_thread(&w->watch);
+    weft__watch_thread(&w->watch, weft__handoff_slots_self());
 }
 
 void weft__loop_prepare(weft__worker *w)

@@ -127,13 +127,18 @@ static __thread const weft_task *tls_in_place;
 
 void weft__overflow_in_place(const weft_task *t)
 {
-    tls_in_place = t;
+    __atomic_store_n(&tls_in_place, t, __ATOMIC_RELAXED);
+}
+
+const weft_task **weft__overflow_in_place_slot(void)
+{
+    return &tls_in_place;
 }
 
 static void on_segv(int sig, siginfo_t *si, void *uctx)
 {
     weft__worker *w = weft__worker_tls();
-    const weft_task *t = w ? w->current : tls_in_place;
+    const weft_task *t = w ? w->current : __atomic_load_n(&tls_in_place, __ATOMIC_RELAXED);
     /* In this order: the running task's own guard; its stack pointer below its stack (a
      * frame that jumped the guard); another task's guard region (a stray pointer ran into
      * it: name the task it guards); an address just below the running stack. */

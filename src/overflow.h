@@ -21,6 +21,9 @@ void weft__overflow_fini(weft__worker *w);
 /* Names t as the task running on this thread outside any worker (inside
  * weft_block_in_place's fn), or NULL after: its stack's faults are reported as t's. */
 void weft__overflow_in_place(const weft_task *t);
+/* The calling thread's slot behind it, for the hand-off made from the watchdog's thread
+ * (handoff.c), which stores into it while this thread sleeps. */
+const weft_task **weft__overflow_in_place_slot(void);
 /* Writes an overflow report for `t` to stderr and aborts. Async-signal-safe. */
 _Noreturn void weft__overflow_report(const weft_task *t, const void *fault, const char *how);
 

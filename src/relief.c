@@ -185,7 +185,7 @@ void weft__relief_take_back(weft__worker *w, weft_task *t, const weft__relief_ho
     w->sched.loop_stack_lo = h->loop_stack_lo;
     w->sched.loop_stack_size = h->loop_stack_size;
     w->sched.loop_fiber = h->loop_fiber;
-    weft__watch_thread(&w->watch);
+    weft__watch_thread(&w->watch, w->rt->handoff_slots());
     weft__worker_block_waited_signals(w); /* a task waited for more while it was away */
     w->current = t;
     atomic_store_explicit(&w->watch.active, 1, memory_order_release);

@@ -25,6 +25,7 @@
 #include "smp.h"
 #include "stack.h"
 #include "watch.h"
+#include "handoff.h"
 #include "watchdog.h"
 #include "task.h"
 #include "timer.h"
@@ -247,7 +248,7 @@ WEFT_COLD static int worker_init(weft__runtime *rt, weft__worker *w, unsigned in
 #endif
     }
 #endif
-    weft__watch_thread(&w->watch);
+    weft__watch_thread(&w->watch, weft__handoff_slots_self());
     weft__relief_worker_init(w);
     w->now = weft__clock_ns();
 #ifdef WEFT_TESTING
@@ -464,6 +465,9 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result)
     weft__handoff_find_code(&rt->code);
     rt->handoff_detach = weft__handoff_detach;
     rt->handoff_assign = weft__relief_assign;
+    rt->handoff_seize = weft__handoff_seize;
+    rt->handoff_seize_end = weft__handoff_seize_end;
+    rt->handoff_slots = weft__handoff_slots_self;
 #if !defined(__SANITIZE_THREAD__)
     /* On io_uring too: the rings are then made movable (uring.c), at a price per message. */
     if (c.handoff_us > 0 && rt->code.lo != rt->code.hi)

@@ -78,10 +78,16 @@ struct weft__runtime {
      * let go of it, 0: off; and where weft's code lies, for its check. Fixed. */
     int64_t handoff_ns;
     weft__code_range code;
-    /* Its two steps, handed to the stall detector (a layer below them) by runtime.c:
+    /* Its steps, handed to the stall detector (a layer below them) by runtime.c:
      * weft__handoff_detach in the detector's signal handler, weft__relief_assign after. */
     bool (*handoff_detach)(weft__worker *w, void *uctx, uint64_t *lent);
     int (*handoff_assign)(weft__worker *w, uint64_t lent);
+    /* And for a thread asleep in a system call, from the detector's own thread. */
+    bool (*handoff_seize)(weft__worker *w, uintptr_t pc, uintptr_t sp);
+    bool (*handoff_seize_end)(weft__worker *w, bool asleep, uint64_t *lent);
+    /* The calling thread's take-back slots (weft__handoff_slots_self), for relief.c, a layer
+     * below handoff.c. */
+    struct weft__handoff_slots *(*handoff_slots)(void);
     struct weft__watchdog *watchdog; /* watchdog.c's thread, or NULL */
 
     /* The message rings, rings[from * nworkers + to] (smp.c); each pointer is stored once by

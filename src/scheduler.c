@@ -208,10 +208,15 @@ static weft__ctx *task_end(void *arg, void *result)
     weft_task *t = arg;
     /* Whoever resumed t last set t->worker to itself first (the migration rule): a load, not
      * a TLS lookup. Unless the stall detector handed t's worker to another thread while the
-     * body ran (handoff.c): this thread takes it back first. */
-    if (weft_unlikely(t->flags & WEFT__T_HANDED))
-        weft__worker_current(); /* takes it back: see its comment */
+     * body ran (handoff.c): this thread takes it back first. `seizing` first (acquire): a
+     * hand-off made for this thread while it slept stores it before anything else and clears
+     * it after the HANDED flag (handoff.h), so one of the two is seen. */
     weft__worker *w = t->worker;
+    if (weft_unlikely(atomic_load_explicit(&w->watch.seizing, memory_order_acquire) ||
+                      (t->flags & WEFT__T_HANDED))) {
+        weft__worker_current(); /* takes it back: see its comment */
+        w = t->worker;
+    }
     finish_run(w, t, result);
     if (weft_unlikely(w->sched.general)) {
         if (w->sched.tooling) {

@@ -52,6 +52,9 @@ struct weft__watchdog {
     bool stop;
     bool own_signal;     /* the handler is weft's: worker threads unblock the signal */
     bool syscalls_known; /* /proc's system call numbers are this CPU's (restartable.h) */
+    /* WEFT_TESTING builds: WEFT_TEST_SEIZE_PAUSE_US, a sleep between a seize and the second
+     * look (try_seize), so that a test sees sleepers wake inside that window. Fixed. */
+    int64_t test_seize_pause_ns;
     weft__cycles cycles; /* circles of joins reported (cycles.c) */
     int64_t cycles_at;   /* when the last walk for them was */
     int64_t threshold_ns;
@@ -67,8 +70,9 @@ struct weft__watchdog {
     } * seen;
 };
 
-void weft__watch_thread(weft__watch *wt)
+void weft__watch_thread(weft__watch *wt, struct weft__handoff_slots *slots)
 {
+    atomic_store_explicit(&wt->slots, slots, memory_order_relaxed);
     atomic_store_explicit(&wt->thread, pthread_self(), memory_order_relaxed);
     atomic_store_explicit(&wt->tid, (pid_t)syscall(SYS_gettid), memory_order_relaxed);
 }
@@ -295,28 +299,96 @@ static bool take_token(struct weft__watchdog *wd, int64_t now)
 
 /* ---- The involuntary hand-off ------------------------------------------------------------ */
 
+/* A thread's context switches so far, voluntary and not, and its state, from /proc: -1 if
+ * unknown. */
+static long long thread_switches(pid_t tid, char *state)
+{
+    char path[64], buf[2048];
+    snprintf(path, sizeof path, "/proc/self/task/%d/status", (int)tid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *st = strstr(buf, "\nState:");
+    const char *vol = strstr(buf, "\nvoluntary_ctxt_switches:");
+    const char *inv = strstr(buf, "\nnonvoluntary_ctxt_switches:");
+    unsigned long long a, b;
+    if (!st || !vol || !inv || sscanf(vol, " voluntary_ctxt_switches: %llu", &a) != 1 ||
+        sscanf(inv, " nonvoluntary_ctxt_switches: %llu", &b) != 1 ||
+        sscanf(st, " State: %c", state) != 1)
+        return -1;
+    return (long long)(a + b);
+}
+
+/* The system call a thread sleeps in, and the user stack pointer and pc it was made at:
+ * false if the thread is not asleep in one (/proc says "running" then). */
+static bool thread_call_at(pid_t tid, long *nr, uintptr_t *sp, uintptr_t *pc)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return false;
+    unsigned long a[6], s, p;
+    int got = fscanf(f, "%ld %lx %lx %lx %lx %lx %lx %lx %lx", nr, &a[0], &a[1], &a[2], &a[3],
+                     &a[4], &a[5], &s, &p);
+    fclose(f);
+    *sp = s;
+    *pc = p;
+    return got == 9 && *nr >= 0;
+}
+
+/* The hand-off of a thread asleep in a call the signal would cut short (handoff.h): made from
+ * here, without the thread, in two steps around a second look at it. The second look must
+ * find it asleep in the same call, at the same place, with as many context switches as the
+ * first: then it has not run since, and what the first step changed is all it will see. */
+static void try_seize(struct weft__watchdog *wd, weft__worker *w, pid_t tid)
+{
+    char st0 = '?', st1 = '?';
+    long nr0, nr1;
+    uintptr_t sp0, pc0, sp1, pc1;
+    long long sw0 = thread_switches(tid, &st0);
+    if (sw0 < 0 || !thread_call_at(tid, &nr0, &sp0, &pc0) || !wd->rt->handoff_seize(w, pc0, sp0))
+        return;
+    if (wd->test_seize_pause_ns) {
+        struct timespec ts = {0, (long)wd->test_seize_pause_ns};
+        nanosleep(&ts, NULL);
+    }
+    long long sw1 = thread_switches(tid, &st1);
+    bool asleep = sw1 == sw0 && (st1 == 'S' || st1 == 'D') &&
+                  thread_call_at(tid, &nr1, &sp1, &pc1) && nr1 == nr0 && sp1 == sp0 && pc1 == pc0;
+    uint64_t lent;
+    if (wd->rt->handoff_seize_end(w, asleep, &lent))
+        wd->rt->handoff_assign(w, lent); /* -EAGAIN: it stays lent; its task takes it back */
+}
+
 /* Asks w's thread, which has run one task for the hand-off threshold, to let go of w
- * (handoff.h), and finds w a relief thread if it did. Asked: a thread running on a CPU, or
- * one asleep in a system call that the signal leaves unnoticed (restartable.h: the handler is
- * installed with SA_RESTART, so a read of a pipe or a socket, a futex wait of a pthread lock,
- * goes on blocking once the handler has let go). One asleep in any other call is not: it
- * would see EINTR (a sleep, a poll cut short), and is left to weft_block_in_place. The state
- * may change between the look and the signal, as it may for a running thread: the window is
- * the same microseconds. */
+ * (handoff.h), and finds w a relief thread if it did. Asked by the signal: a thread running
+ * on a CPU, or one asleep in a system call that the signal leaves unnoticed (restartable.h:
+ * the handler is installed with SA_RESTART, so a read of a pipe or a socket, a futex wait of
+ * a pthread lock, goes on blocking once the handler has let go). One asleep in any other call
+ * would see EINTR from the signal (a sleep, a poll cut short): for it the watchdog lets go of
+ * w itself (try_seize). A runnable thread inside such a call is left alone. The state may
+ * change between the look and the signal, as it may for a running thread: the window is the
+ * same microseconds. */
 static void try_handoff(struct weft__watchdog *wd, weft__worker *w)
 {
     long nr;
     unsigned long args[6];
-    if (!wd->own_signal)
-        return;
-    char st =
-        thread_state_args(atomic_load_explicit(&w->watch.tid, memory_order_relaxed), &nr, args);
+    pid_t tid = atomic_load_explicit(&w->watch.tid, memory_order_relaxed);
+    char st = thread_state_args(tid, &nr, args);
     /* A thread in its own code, or asleep in (or preempted inside) a call the signal leaves
-     * unnoticed (restartable.c). A runnable thread inside any other call is left alone: the
-     * signal would cut that call short. */
+     * unnoticed (restartable.c). */
     bool in_call = nr >= 0;
-    if (!(st == 'R' && !in_call) &&
-        !((st == 'S' || st == 'R') && in_call && wd->syscalls_known && weft__restartable(nr, args)))
+    if (!(st == 'R' && !in_call) && !((st == 'S' || st == 'R') && in_call && wd->syscalls_known &&
+                                      weft__restartable(nr, args))) {
+        if ((st == 'S' || st == 'D') && in_call && wd->syscalls_known)
+            try_seize(wd, w, tid);
+        return;
+    }
+    if (!wd->own_signal)
         return;
     /* release: pairs with the handler's claim. */
     atomic_store_explicit(&w->watch.handoff, WATCH_ASKED, memory_order_release);
@@ -497,6 +569,10 @@ WEFT_COLD int weft__watchdog_start(weft__runtime *rt)
     wd->refilled_at = weft__clock_ns();
     wd->own_signal = install_handler();
     wd->syscalls_known = rt->handoff_ns > 0 && weft__restartable_numbering_ok();
+#ifdef WEFT_TESTING
+    const char *pause = getenv("WEFT_TEST_SEIZE_PAUSE_US");
+    wd->test_seize_pause_ns = pause ? (int64_t)atoi(pause) * 1000 : 0;
+#endif
     pthread_mutex_init(&wd->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

@@ -10,6 +10,8 @@
 
 #include "internal.h"
 
+struct weft__handoff_slots; /* handoff.h */
+
 /* The signal that asks a stalled worker's thread for its backtrace: SIGURG, as Go's
  * preemption, since programs rarely use it (out-of-band TCP data). Used only while its
  * disposition is the default one (or weft's). */
@@ -22,6 +24,12 @@
  * leaves on the worker's thread, published by `npcs` (release) for the watchdog (acquire). */
 typedef struct weft__watch {
     _Atomic uint64_t pub;
+    /* 1 while the stall detector hands the worker over from a thread asleep in a system call
+     * (handoff.c, weft__handoff_seize to weft__handoff_seize_end): the end of a task's body
+     * then takes the take-back path (scheduler.c). Stored by the watchdog (release at the
+     * end, after the task's HANDED flag), loaded with acquire by the driver. Beside `pub`,
+     * whose line the driver writes at every switch. */
+    _Atomic int seizing;
     /* The worker's sleeps in its reactor that have ended, stored by the worker as it wakes
      * (relaxed, as `pub`): a wake starts a new run. The watchdog's look may have found the
      * worker asleep a while before it woke, and without this it counted that part of the
@@ -40,6 +48,9 @@ typedef struct weft__watch {
      * the handler answers nothing. */
     _Atomic pthread_t thread;
     _Atomic pid_t tid;
+    /* That thread's take-back slots (handoff.h), stored with them: for the hand-off of a
+     * thread asleep in a system call, made from the watchdog's thread. */
+    _Atomic(struct weft__handoff_slots *) slots;
     uintptr_t pcs[WEFT__WATCH_FRAMES];
     uint64_t task_id; /* the running task, as the handler saw it */
     int64_t ran_ns;   /* the stall's length so far: the watchdog's, before it asks */
@@ -60,8 +71,9 @@ typedef struct weft__watch {
     uint64_t handoff_lent;
 } weft__watch;
 
-/* Records the calling thread as the one driving the worker (loop.c, relief.c). */
-void weft__watch_thread(weft__watch *wt);
+/* Records the calling thread as the one driving the worker (loop.c, relief.c), with its
+ * take-back slots (weft__handoff_slots_self). */
+void weft__watch_thread(weft__watch *wt, struct weft__handoff_slots *slots);
 
 /* At every switch (scheduler.c), with the worker's switch count just bumped: one store.
  * Owner thread. */

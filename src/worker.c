@@ -8,7 +8,10 @@
 #include "worker.h"
 
 /* The only thread-local: which worker runs on this thread. Reached through the non-inlined
- * accessors below so that no TLS address outlives a switch in a register. */
+ * accessors below so that no TLS address outlives a switch in a register. Written by its own
+ * thread, and by the stall detector's thread while this one sleeps in a system call of its
+ * task's (handoff.c, weft__handoff_seize: NULL, with a release store after tls_reclaim):
+ * atomic accesses, relaxed on the path every weft call takes. */
 static __thread weft__worker *tls_worker;
 /* Set on a thread that let go of its worker while its task ran (the involuntary hand-off,
  * handoff.c): the function that takes it back. Handed in by that module, so that this one
@@ -17,32 +20,53 @@ static __thread weft__worker *(*tls_reclaim)(void);
 
 WEFT_NOINLINE void weft__worker_set_reclaim(weft__worker *(*reclaim)(void))
 {
-    tls_reclaim = reclaim;
+    __atomic_store_n(&tls_reclaim, reclaim, __ATOMIC_RELAXED);
+}
+
+/* The take-back, apart: only a thread without a worker gets here. The load again with
+ * acquire: what the thread that stored NULL wrote before, tls_reclaim among it. */
+static WEFT_NOINLINE WEFT_COLD weft__worker *worker_reclaim(void)
+{
+    weft__worker *w = __atomic_load_n(&tls_worker, __ATOMIC_ACQUIRE);
+    if (w)
+        return w;
+    weft__worker *(*reclaim)(void) = __atomic_load_n(&tls_reclaim, __ATOMIC_ACQUIRE);
+    if (reclaim && (w = reclaim()) != NULL)
+        return w;
+    /* No hook, or it found nothing to take back: a hand-off the stall detector began and
+     * cancelled puts the worker back before it clears either (handoff.c). */
+    return __atomic_load_n(&tls_worker, __ATOMIC_ACQUIRE);
 }
 
 WEFT_NOINLINE weft__worker *weft__worker_current(void)
 {
-    weft__worker *w = tls_worker;
+    weft__worker *w = __atomic_load_n(&tls_worker, __ATOMIC_RELAXED);
     /* An empty asm that "changes" w keeps the compiler from folding calls across a switch. */
     __asm__ volatile("" : "+r"(w));
     /* Every weft call starts here, so a thread whose worker the stall detector handed to
      * another thread while its task ran (handoff.c) takes the worker back here, before the
      * call touches anything of it. Plain threads pay a TLS load; worker threads nothing. */
-    if (weft_unlikely(!w) && tls_reclaim)
-        w = tls_reclaim();
+    if (weft_unlikely(!w))
+        w = worker_reclaim();
     return w;
 }
 
 WEFT_NOINLINE weft__worker *weft__worker_tls(void)
 {
-    weft__worker *w = tls_worker;
+    weft__worker *w = __atomic_load_n(&tls_worker, __ATOMIC_RELAXED);
     __asm__ volatile("" : "+r"(w));
     return w;
 }
 
 WEFT_NOINLINE void weft__worker_set_current(weft__worker *w)
 {
-    tls_worker = w;
+    __atomic_store_n(&tls_worker, w, __ATOMIC_RELAXED);
+}
+
+WEFT_NOINLINE void weft__worker_tls_slots(weft__worker ***worker, weft__worker *(***reclaim)(void))
+{
+    *worker = &tls_worker;
+    *reclaim = &tls_reclaim;
 }
 
 /* fork(): the child's only thread is the one that forked, and its runtime (epoll instance,

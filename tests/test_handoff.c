@@ -11,6 +11,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -485,27 +487,10 @@ Test(handoff, a_task_blocked_in_a_pipe_read_lets_its_worker_run_another_task)
     close(x.fds[1]);
 }
 
-/* Writes 'f' after 300 ms (six hand-off thresholds of the test below): the reader is
- * blocked by then. */
-static void *writer_thread_f(void *arg)
-{
-    sys_scene *x = arg;
-    struct timespec ts = {0, 300000000};
-    nanosleep(&ts, NULL);
-    return (void *)(intptr_t)write(x->fds[1], "f", 1);
-}
-
 /* A socket with a receive timeout would see EINTR from the signal (signal(7)): its reader is
- * left blocking its worker, and its read is not cut short. The other task then runs only
- * after the stand-by thread's write. */
-static void *late_writer(void *arg)
-{
-    sys_scene *x = arg;
-    atomic_store(&x->written, 1); /* too late to matter: the stand-by thread wrote */
-    return NULL;
-}
-
-Test(handoff, a_read_of_a_socket_with_a_timeout_is_not_interrupted)
+ * not signalled. Asleep in the read, it is let go of from the watchdog's thread instead
+ * (handoff.h): the other task runs and writes, and the read returns that byte, not EINTR. */
+Test(handoff, a_read_of_a_socket_with_a_timeout_lets_its_worker_run_another_task)
 {
     /* What is checked: a thread asleep in such a read is not signalled. A thread caught on
      * its way into it (runnable, the call not yet asleep, as a loaded machine can leave it
@@ -517,15 +502,235 @@ Test(handoff, a_read_of_a_socket_with_a_timeout_is_not_interrupted)
     cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, x.fds), 0);
     struct timeval tv = {30, 0};
     cr_assert_eq(setsockopt(x.fds[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
-    /* The stand-by thread writes after a short wait here, not after SPIN_LIMIT_NS. */
-    pthread_t th;
-    cr_assert_eq(pthread_create(&th, NULL, writer_thread_f, &x), 0);
-    run_scene(blocked_reader, late_writer, &x);
-    pthread_join(th, NULL);
-    cr_assert_eq(x.n, 1, "read: %zd (errno %d): cut short by the hand-off's signal", x.n, x.err);
-    cr_assert_eq(x.got, 'f');
+    run_sys_scene(&x, task_writer);
+    cr_assert_eq(x.n, 1, "read: %zd (errno %d): cut short by the hand-off", x.n, x.err);
+    cr_assert_eq(x.got, 't', "the other task never ran while the reader was asleep");
+    cr_assert_eq(x.tid_after, x.tid_before, "the blocked task stays on its thread");
+    cr_assert_eq(x.after_yield, 0);
     close(x.fds[0]);
     close(x.fds[1]);
+}
+
+/* ---- A task asleep in a call a signal would cut short --------------------------------------
+ * poll, epoll_wait and nanosleep return EINTR for a signal whatever SA_RESTART says: such a
+ * sleeper is let go of from the watchdog's thread (handoff.h), and its call goes on. */
+
+/* poll (or epoll_wait, `ep` >= 0) of the pipe for up to 30 s, then a read of what came. */
+typedef struct poll_scene {
+    sys_scene x;
+    int ep;       /* an epoll instance holding the pipe's read end, or -1: poll(2) */
+    bool no_call; /* the body returns after the read, with no weft call: the take-back at its end */
+    int rc;       /* the wait's result */
+} poll_scene;
+
+static __attribute__((noinline)) void blocked_poll_scene(poll_scene *p)
+{
+    sys_scene *x = &p->x;
+    x->tid_before = tid();
+    errno = 0;
+    if (p->ep >= 0) {
+        struct epoll_event ev;
+        p->rc = epoll_wait(p->ep, &ev, 1, 30000);
+    } else {
+        struct pollfd pfd = {.fd = x->fds[0], .events = POLLIN};
+        p->rc = poll(&pfd, 1, 30000);
+    }
+    x->err = errno;
+    x->n = p->rc == 1 ? read(x->fds[0], &x->got, 1) : -1;
+    x->tid_after = tid();
+    if (!p->no_call)
+        x->after_yield = weft_yield();
+}
+
+static void *blocked_poller(void *arg)
+{
+    clear_stack_below();
+    blocked_poll_scene(arg);
+    return NULL;
+}
+
+static void run_poll_scene(poll_scene *p)
+{
+    need_syscall_numbers();
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, standby_writer, &p->x), 0);
+    run_scene(blocked_poller, task_writer, p);
+    atomic_store(&p->x.written, 1);
+    pthread_join(th, NULL);
+    cr_assert_eq(p->rc, 1, "the wait: %d (errno %d): it must not be cut short", p->rc, p->x.err);
+    cr_assert_eq(p->x.n, 1);
+    cr_assert_eq(p->x.got, 't', "the other task never ran while the first was asleep");
+    cr_assert_eq(p->x.tid_after, p->x.tid_before, "the sleeping task stays on its thread");
+    cr_assert_eq(p->x.after_yield, 0);
+    close(p->x.fds[0]);
+    close(p->x.fds[1]);
+}
+
+Test(handoff, a_task_asleep_in_poll_lets_its_worker_run_another_task)
+{
+    scene_handoff_us = 50000; /* see the socket test above */
+    poll_scene p = {.ep = -1};
+    cr_assert_eq(pipe(p.x.fds), 0);
+    run_poll_scene(&p);
+}
+
+/* The same, and the body returns with no weft call after the sleep: its thread takes the
+ * worker back at the body's end (the join below sees it finish). */
+Test(handoff, a_task_asleep_in_poll_takes_its_worker_back_when_its_body_returns)
+{
+    scene_handoff_us = 50000; /* see the socket test above */
+    poll_scene p = {.ep = -1, .no_call = true};
+    cr_assert_eq(pipe(p.x.fds), 0);
+    run_poll_scene(&p);
+}
+
+Test(handoff, a_task_asleep_in_epoll_wait_lets_its_worker_run_another_task)
+{
+    scene_handoff_us = 50000; /* see the socket test above */
+    poll_scene p = {0};
+    cr_assert_eq(pipe(p.x.fds), 0);
+    p.ep = epoll_create1(EPOLL_CLOEXEC);
+    cr_assert_geq(p.ep, 0);
+    struct epoll_event ev = {.events = EPOLLIN};
+    cr_assert_eq(epoll_ctl(p.ep, EPOLL_CTL_ADD, p.x.fds[0], &ev), 0);
+    run_poll_scene(&p);
+    close(p.ep);
+}
+
+/* nanosleep cannot be ended by the other task: the sleeper sleeps 100 ms at a time, calling
+ * no weft function, until the other task has run (or SPIN_LIMIT_NS has passed). Each sleep
+ * must return 0, never EINTR. */
+typedef struct nap_scene {
+    atomic_int flag;
+    int naps, failed, err;
+    int64_t elapsed;
+    int after_yield;
+} nap_scene;
+
+static __attribute__((noinline)) void nap_until_scene(nap_scene *n)
+{
+    int64_t start = clock_ns();
+    while (!atomic_load_explicit(&n->flag, memory_order_acquire) &&
+           clock_ns() - start < SPIN_LIMIT_NS) {
+        struct timespec ts = {0, 100000000};
+        errno = 0;
+        if (nanosleep(&ts, NULL) != 0) {
+            n->failed++;
+            n->err = errno;
+        }
+        n->naps++;
+    }
+    n->elapsed = clock_ns() - start;
+    n->after_yield = weft_yield();
+}
+
+static void *napper(void *arg)
+{
+    clear_stack_below();
+    nap_until_scene(arg);
+    return NULL;
+}
+
+static void *nap_setter(void *arg)
+{
+    nap_scene *n = arg;
+    atomic_store_explicit(&n->flag, 1, memory_order_release);
+    return NULL;
+}
+
+Test(handoff, a_task_in_nanosleep_lets_its_worker_run_another_task)
+{
+    scene_handoff_us = 50000; /* see the socket test above */
+    need_syscall_numbers();
+    nap_scene n = {0};
+    run_scene(napper, nap_setter, &n);
+    cr_assert_eq(atomic_load(&n.flag), 1);
+    cr_assert_lt(n.elapsed, SPIN_LIMIT_NS, "the other task never ran while the first slept");
+    cr_assert_eq(n.failed, 0, "%d of %d sleeps failed (errno %d): cut short", n.failed, n.naps,
+                 n.err);
+    cr_assert_eq(n.after_yield, 0);
+}
+
+/* Short sleeps around the threshold, so that the watchdog's two looks often straddle a
+ * wake: the hand-offs it cancels and those it makes, one after another, with a weft call
+ * (the take-back) now and then; the other task counts its turns. A sleep may still see EINTR
+ * here, and only that: this thread runs often, and one the stall detector finds running in
+ * its own code is asked by the signal, which a sleep begun in the microseconds between the
+ * look and the signal receives (the limit weft.h states under handoff_us). */
+typedef struct churn_scene {
+    int self_every; /* weft_self() after every this many sleeps (a take-back), besides yields */
+    weft_task *self;
+    int self_wrong;
+    atomic_int done;
+    int failed, err;
+    int yields_failed;
+    long turns;
+} churn_scene;
+
+static __attribute__((noinline)) void churn_scene_run(churn_scene *c)
+{
+    unsigned seed = 12345;
+    for (int i = 0; i < 1500; i++) {
+        seed = seed * 1103515245u + 12345u;
+        struct timespec ts = {0, (long)((seed >> 8) % 2500000)}; /* 0-2.5 ms */
+        errno = 0;
+        if (nanosleep(&ts, NULL) != 0 && errno != EINTR) {
+            c->failed++;
+            c->err = errno;
+        }
+        if (i % c->self_every == 0 && weft_self() != c->self)
+            c->self_wrong++;
+        if (i % 64 == 63 && weft_yield() != 0)
+            c->yields_failed++;
+    }
+    atomic_store_explicit(&c->done, 1, memory_order_release);
+}
+
+static void *churner(void *arg)
+{
+    ((churn_scene *)arg)->self = weft_self();
+    clear_stack_below();
+    churn_scene_run(arg);
+    return NULL;
+}
+
+static void *turn_counter(void *arg)
+{
+    churn_scene *c = arg;
+    while (!atomic_load_explicit(&c->done, memory_order_acquire)) {
+        c->turns++;
+        cr_assert_eq(weft_sleep(WEFT_MSEC / 2), 0);
+    }
+    return NULL;
+}
+
+static void run_churn(int self_every)
+{
+    need_syscall_numbers();
+    churn_scene c = {.self_every = self_every};
+    weft_config cfg = handoff_cfg();
+    pair p = {churner, turn_counter, &c};
+    cr_assert_eq(weft_run(&cfg, run_pair, &p, NULL), 0);
+    cr_assert_eq(c.failed, 0, "%d sleeps failed otherwise than by EINTR (errno %d)", c.failed,
+                 c.err);
+    cr_assert_eq(c.yields_failed, 0);
+    cr_assert_eq(c.self_wrong, 0, "weft_self() after a sleep named another task");
+    cr_assert_eq(atomic_load(&c.done), 1);
+}
+
+Test(handoff, short_sleeps_around_the_threshold_are_handed_over_or_not_but_never_cut_short)
+{
+    run_churn(64);
+}
+
+/* The same with the watchdog pausing 1 ms between its two looks (a WEFT_TESTING seam): most
+ * sleepers wake inside the window, and the hand-off is cancelled, by the watchdog's second
+ * look or by the sleeper's own take-back (a weft call after every sleep), whichever comes
+ * first. */
+Test(handoff, sleepers_that_wake_between_the_watchdogs_two_looks_keep_their_worker)
+{
+    setenv("WEFT_TEST_SEIZE_PAUSE_US", "1000", 1);
+    run_churn(1); /* a weft call after every sleep: a take-back inside the window too */
 }
 
 /* A task blocked in pthread_mutex_lock (an untimed futex wait), on a mutex that a plain
