@@ -9,10 +9,12 @@
  * defined spins without saying so: that is the run without it). With --block-read the
  * blocker sleeps in the kernel instead of spinning: a plain read(2) of a pipe that a helper
  * thread answers 100 ms later (a C library's own blocking I/O), which the involuntary
- * hand-off also covers in stealing mode.
+ * hand-off also covers in stealing mode. With --block-sleep it sleeps in nanosleep(2) for
+ * 100 ms, a call a signal would cut short: the stall detector lets go of the worker for it
+ * from its own thread (handoff.h), in stealing mode on x86_64.
  *
  *   bench_blocked_worker [blocked_worker] --port PORT [--threads N] [--mode sharded|stealing]
- *                        [--in-place | --block-read] */
+ *                        [--in-place | --block-read | --block-sleep] */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,6 +32,7 @@ typedef struct opts {
     int mode;
     int in_place;
     int block_read;
+    int block_sleep;
 } opts;
 
 static volatile int stopping; /* set by the main task before it cancels the others */
@@ -90,6 +93,14 @@ static void block_read(void)
         (void)!read(rsp[0], &c, 1);
 }
 
+/* 100 ms in nanosleep(2), with the worker's thread. */
+static void block_sleep(void)
+{
+    struct timespec ts = {0, 100 * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
 static void *spinner(void *arg)
 {
     const opts *o = arg;
@@ -97,6 +108,8 @@ static void *spinner(void *arg)
         int64_t start = clock_now();
         if (o->block_read)
             block_read();
+        else if (o->block_sleep)
+            block_sleep();
         else if (o->in_place)
             weft_block_in_place(spin, &start, NULL); /* the worker goes on elsewhere */
         else
@@ -158,15 +171,16 @@ static void *main_task(void *arg)
     char extra[256];
     snprintf(extra, sizeof extra,
              ",\"threads\":%u,\"mode\":\"%s\",\"p50_us\":%.2f,\"p99_us\":%.2f,\"max_us\":%.2f,"
-             "\"spins\":%ld,\"in_place\":%d,\"block_read\":%d",
+             "\"spins\":%ld,\"in_place\":%d,\"block_read\":%d,\"block_sleep\":%d",
              o->threads, o->mode == WEFT_MODE_STEALING ? "stealing" : "sharded", p50, p99, max,
-             nspins, o->in_place, o->block_read);
+             nspins, o->in_place, o->block_read, o->block_sleep);
     /* weft_stealing: stealing mode, where the involuntary hand-off is on by default. */
-    const char *impl = o->in_place ? "weft_in_place"
-                       : o->block_read
-                           ? (o->mode == WEFT_MODE_STEALING ? "weft_stealing_read" : "weft_read")
-                       : o->mode == WEFT_MODE_STEALING ? "weft_stealing"
-                                                       : "weft";
+    const char *impl =
+        o->in_place      ? "weft_in_place"
+        : o->block_read  ? (o->mode == WEFT_MODE_STEALING ? "weft_stealing_read" : "weft_read")
+        : o->block_sleep ? (o->mode == WEFT_MODE_STEALING ? "weft_stealing_sleep" : "weft_sleep")
+        : o->mode == WEFT_MODE_STEALING ? "weft_stealing"
+                                        : "weft";
     bench_emit(impl, "blocked_worker", (long)nlate, p99, "us_p99", extra);
     free(late);
     return NULL;
@@ -174,7 +188,7 @@ static void *main_task(void *arg)
 
 int main(int argc, char **argv)
 {
-    opts o = {0, 2, WEFT_MODE_SHARDED, 0, 0};
+    opts o = {0, 2, WEFT_MODE_SHARDED, 0, 0, 0};
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "blocked_worker") == 0) /* the workload name the peers take */
             continue;
@@ -186,11 +200,15 @@ int main(int argc, char **argv)
             o.in_place = 1;
         else if (strcmp(argv[i], "--block-read") == 0)
             o.block_read = 1;
+        else if (strcmp(argv[i], "--block-sleep") == 0)
+            o.block_sleep = 1;
         else if (strcmp(argv[i], "--mode") == 0 && i + 1 < argc)
             o.mode = strcmp(argv[++i], "stealing") == 0 ? WEFT_MODE_STEALING : WEFT_MODE_SHARDED;
         else
-            return fprintf(stderr, "usage: bench_blocked_worker --port PORT [--threads N] "
-                                   "[--mode sharded|stealing] [--in-place | --block-read]\n"),
+            return fprintf(
+                       stderr,
+                       "usage: bench_blocked_worker --port PORT [--threads N] "
+                       "[--mode sharded|stealing] [--in-place | --block-read | --block-sleep]\n"),
                    2;
     }
     /* The signals are taken by weft_signal_wait: blocked before the workers start. */

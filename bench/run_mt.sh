@@ -390,6 +390,13 @@ for w in $WORKLOADS; do
                     [ -x "$BUILD_DIR/bench/bench_blocked_worker" ] &&
                         blocked_one weft_stealing_read "$BUILD_DIR/bench/bench_blocked_worker" \
                             --block-read --mode stealing
+                    # A blocker asleep in nanosleep(2), which a signal would cut short: the
+                    # stall detector lets go of the worker from its own thread (handoff.h)
+                    [ -x "$BUILD_DIR/bench/bench_blocked_worker" ] &&
+                        blocked_one weft_sleep "$BUILD_DIR/bench/bench_blocked_worker" --block-sleep
+                    [ -x "$BUILD_DIR/bench/bench_blocked_worker" ] &&
+                        blocked_one weft_stealing_sleep "$BUILD_DIR/bench/bench_blocked_worker" \
+                            --block-sleep --mode stealing
                     # Both stealing runs again on io_uring, whose rings are then movable
                     # (src/io/uring.c): the hand-off works there too
                     [ -x "$BUILD_DIR/bench/bench_blocked_worker" ] &&
