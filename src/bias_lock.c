@@ -1,4 +1,5 @@
 /* The shared mode and the revocation of a biased lock (bias_lock.h). */
+#include <errno.h>
 #include <linux/membarrier.h>
 #include <sched.h>
 
@@ -16,8 +17,13 @@ static WEFT_COLD void bias_revoke(weft__bias *b)
     atomic_store_explicit(&b->owner, NULL, memory_order_relaxed);
     b->never = true;
     /* Biased only where the owner's runtime registered the process for this command
-     * (worker.h's bias_after), and a registered command does not fail. */
-    (void)weft__sys_membarrier(NULL, MEMBARRIER_CMD_PRIVATE_EXPEDITED);
+     * (worker.h's bias_after), and a registered command fails only for want of memory for
+     * its CPU mask (kernels built with CPUMASK_OFFSTACK): tried again then, since going on
+     * without the fence could let the owner's plain store of `busy` come too late. */
+    int r;
+    while ((r = weft__sys_membarrier(NULL, MEMBARRIER_CMD_PRIVATE_EXPEDITED)) == -ENOMEM ||
+           r == -EINTR || r == -EAGAIN)
+        sched_yield();
     /* acquire: the owner's last section (its release of `busy`) happens before ours. */
     for (unsigned spins = 0; atomic_load_explicit(&b->busy, memory_order_acquire);)
         if (++spins % 128 == 0)
