@@ -331,8 +331,10 @@ typedef struct weft_config {
      * would cut short with EINTR, gets no signal: on x86_64 the stall detector lets go of the
      * worker for it from its own thread, after checking through /proc that the call was
      * made from the task's own code and that the thread has not run since it looked, and
-     * the call goes on undisturbed (a thread that wakes meanwhile keeps its worker). On
-     * aarch64 such a task keeps its worker: wrap those calls in weft_block_in_place. One
+     * the call goes on (a thread that wakes meanwhile keeps its worker; on io_uring the
+     * completions of requests the thread had submitted still interrupt such a call, as
+     * below). Not for one in uninterruptible sleep on io_uring. On aarch64 such a task keeps
+     * its worker: wrap those calls in weft_block_in_place. One
      * limit: a task caught by the signal on its way into such a call (its thread still
      * runnable, the call not yet asleep) can see EINTR from it; the stall detector rules
      * out a thread it finds preempted inside a call, but a few microseconds between its

@@ -24,7 +24,9 @@
 #include <link.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/uio.h>
 #include <ucontext.h>
+#include <unistd.h>
 
 #include "arch/switch.h"
 #include "handoff.h"
@@ -47,48 +49,55 @@ __attribute__((section(".text.sorted.weft.2"), used, noinline)) void weft__code_
 {
 }
 
-/* The states of a thread's take-back word (`claim`): which hand-off its record holds, and for
- * one made from the watchdog's thread while it sleeps (handoff.h), how far it went. */
-enum {
-    CLAIM_IDLE = 0,  /* no hand-off, or one the watchdog cancelled and undid */
-    CLAIM_SIGNAL,    /* the handler's (weft__handoff_detach), on the thread itself */
-    CLAIM_PENDING,   /* seized: the second look to come */
-    CLAIM_CANCELLED, /* by the second look or by the thread; slots being put back */
-    CLAIM_COMMITTED, /* lent: the record being written */
-    CLAIM_PUBLISHED, /* lent: the record written */
-};
-
 /* What a thread that let go of its worker keeps to take it back: its own, so initial-exec
- * (no allocation at a first access from the handler). `w` NULL: none let go. Written by
- * its thread, or by the watchdog's while the thread sleeps in a system call (seize, below):
- * `w` and `t` at the seize, before the thread can find its worker gone, the rest at the
- * commit, published by `claim` (release; the thread's acquire). */
-typedef struct handed {
+ * (no allocation at a first access from the handler). `w` NULL: none let go. */
+static __thread __attribute__((tls_model("initial-exec"))) struct {
     weft__worker *w;
     weft_task *t;
     uint64_t lent; /* the `lend` word as lent (relief.h) */
     weft__relief_home home;
-    _Atomic int claim; /* CLAIM_*: decided by CAS between the watchdog and the thread */
-} handed;
+} tls_handed;
 
-static __thread __attribute__((tls_model("initial-exec"))) handed tls_handed;
+/* The states of a seize's `claim` (handoff.h). */
+enum {
+    CLAIM_IDLE = 0,  /* no seize, or one undone */
+    CLAIM_PENDING,   /* seized: the second look to come */
+    CLAIM_CANCELLED, /* by the watchdog, which is putting the thread's worker back */
+    CLAIM_COMMITTED, /* lent: the record being written */
+    CLAIM_PUBLISHED, /* lent: the record written */
+};
+
+/* The record of a seize (handoff.h), the thread's own: written by the watchdog (`w` and `t`
+ * before its CAS on the thread's worker slot, the rest at the commit, published by `claim`),
+ * read by the thread once it finds its worker slot SEIZED. Whoever wins the CAS on `claim`
+ * from PENDING writes the slot and the record; the other side waits or leaves them. */
+typedef struct seize_rec {
+    weft__worker *w;
+    weft_task *t;
+    uint64_t lent;
+    weft__relief_home home;
+    _Atomic int claim;
+} seize_rec;
+
+static __thread __attribute__((tls_model("initial-exec"))) seize_rec tls_seize;
 
 /* A thread's slots for the watchdog (handoff.h): their addresses, fixed for the thread. */
 struct weft__handoff_slots {
     weft__worker **worker;
-    weft__worker *(**reclaim)(void);
     const weft_task **in_place;
-    handed *handed;
+    seize_rec *rec;
 };
 
 static __thread weft__handoff_slots tls_slots;
 
+static weft__worker *seized_take_back(void);
+
 weft__handoff_slots *weft__handoff_slots_self(void)
 {
-    if (!tls_slots.handed) {
-        weft__worker_tls_slots(&tls_slots.worker, &tls_slots.reclaim);
+    if (!tls_slots.rec) {
+        weft__worker_tls_slots(seized_take_back, &tls_slots.worker);
         tls_slots.in_place = weft__overflow_in_place_slot();
-        tls_slots.handed = &tls_handed;
+        tls_slots.rec = &tls_seize;
     }
     return &tls_slots;
 }
@@ -218,7 +227,6 @@ bool weft__handoff_detach(weft__worker *w, void *uctx, uint64_t *lent)
     tls_handed.w = w;
     tls_handed.t = t;
     tls_handed.lent = owned + 1;
-    atomic_store_explicit(&tls_handed.claim, CLAIM_SIGNAL, memory_order_relaxed);
     atomic_store_explicit(&w->watch.active, 0, memory_order_relaxed); /* as in_place.c does */
     /* release: everything above is w's state the next driver reads after its CAS (acquire). */
     atomic_store_explicit(&w->relief.lend, owned + 1, memory_order_release);
@@ -231,79 +239,120 @@ bool weft__handoff_detach(weft__worker *w, void *uctx, uint64_t *lent)
 
 /* ---- Letting go for a thread asleep in a system call, from the watchdog's thread ---------- */
 
-/* The conditions of weft__handoff_detach, and the task's stack checked at the call. */
-bool weft__handoff_seize(weft__worker *w, uintptr_t pc, uintptr_t sp)
+/* Copies n bytes of this process at `src`, which another thread may unmap meanwhile (a stack
+ * freed by a task that ended): false instead of a fault. */
+static bool peek(void *dst, uintptr_t src, size_t n)
+{
+    struct iovec local = {dst, n}, remote = {(void *)src, n};
+    return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)n;
+}
+
+/* in_own_code_at for a task whose thread sleeps, read from the watchdog's thread: the stack
+ * and its descriptor through peek. */
+static bool remote_own_code(const weft__code_range *code, const weft__stack *st, uintptr_t pc,
+                            uintptr_t sp)
+{
+    uintptr_t ret = (uintptr_t)weft__ctx_call_ret, lo, top;
+    if (in_range(code, pc) || !peek(&lo, (uintptr_t)&st->lo, sizeof lo) ||
+        !peek(&top, (uintptr_t)weft__ctx_entry_slot(weft__stack_hi(st)), sizeof top) || sp < lo ||
+        sp >= top)
+        return false;
+    uintptr_t buf[512];
+    for (uintptr_t a = sp & ~(uintptr_t)7; a < top;) {
+        size_t n = top - a < sizeof buf ? (size_t)(top - a) : sizeof buf;
+        if (!peek(buf, a, n))
+            return false;
+        for (size_t i = 0; i < n / sizeof(uintptr_t); i++)
+            if (in_range(code, buf[i]) && buf[i] != ret)
+                return false;
+        a += n;
+    }
+    return true;
+}
+
+bool weft__handoff_seize(weft__worker *w, bool uninterruptible, uintptr_t pc, uintptr_t sp,
+                         weft__handoff_slots **out)
 {
 #if defined(__x86_64__)
     weft__handoff_slots *s = atomic_load_explicit(&w->watch.slots, memory_order_relaxed);
-    /* The thread sleeps: w's fields are as it left them (its last writes reached this CPU
-     * before the kernel let it sleep, and the watchdog's look at /proc came after). */
+    if (!s)
+        return false;
+    seize_rec *r = s->rec;
+    if (atomic_load_explicit(&r->claim, memory_order_acquire) != CLAIM_IDLE)
+        return false;
+    /* w's fields as its sleeping driver left them (if it woke, the CAS below or the second
+     * look finds out). A task record is never unmapped; its stack may be: peek. */
     weft_task *t = w->current;
     const weft__code_range *code = &w->rt->code;
-    bool bound = w->io->requests_tied_to_thread && !w->io->movable;
-    if (!s || !t || !t->stack || code->lo == code->hi || bound ||
-        (t->flags & (WEFT__T_STACKLESS | WEFT__T_NOBLOCK | WEFT__T_HANDED)))
+    bool bound = w->io->requests_tied_to_thread && (!w->io->movable || uninterruptible);
+    if (!t || code->lo == code->hi || bound ||
+        (__atomic_load_n(&t->flags, __ATOMIC_RELAXED) &
+         (WEFT__T_STACKLESS | WEFT__T_NOBLOCK | WEFT__T_HANDED)))
         return false;
-    handed *h = s->handed;
-    if (__atomic_load_n(&h->w, __ATOMIC_RELAXED) ||
-        atomic_load_explicit(&h->claim, memory_order_acquire) != CLAIM_IDLE)
-        return false; /* a hand-off of its own, or a cancelled one it has not seen yet */
+    const weft__stack *st = __atomic_load_n(&t->stack, __ATOMIC_RELAXED);
     uint64_t owned = atomic_load_explicit(&w->relief.lend, memory_order_relaxed);
-    if ((owned & 1) || !in_own_code_at(code, t, pc, sp))
+    if (!st || (owned & 1) || !remote_own_code(code, st, pc, sp))
         return false;
-    __atomic_store_n(&h->w, w, __ATOMIC_RELAXED);
-    __atomic_store_n(&h->t, t, __ATOMIC_RELAXED);
-    atomic_store_explicit(&h->claim, CLAIM_PENDING, memory_order_relaxed);
+    r->w = w;
+    r->t = t;
+    atomic_store_explicit(&r->claim, CLAIM_PENDING, memory_order_relaxed);
     atomic_store_explicit(&w->watch.seizing, 1, memory_order_relaxed);
-    __atomic_store_n(s->reclaim, weft__handoff_reclaim, __ATOMIC_RELAXED);
-    /* release: everything above before the NULL the thread finds first (its acquire load,
-     * worker.c). Then a full fence: all of it visible before the watchdog's second look. */
-    __atomic_store_n(s->worker, NULL, __ATOMIC_RELEASE);
-    atomic_thread_fence(memory_order_seq_cst);
+    /* Only from w itself: a thread that woke and changed its slot meanwhile (it handed w over
+     * in weft_block_in_place, say) is left alone, and never sees the record. seq_cst: the
+     * record before the slot (the thread's acquire), and all of it before the second look. */
+    weft__worker *expected = w;
+    if (!__atomic_compare_exchange_n(s->worker, &expected, WEFT__WORKER_SEIZED, false,
+                                     __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
+        r->w = NULL;
+        r->t = NULL;
+        atomic_store_explicit(&r->claim, CLAIM_IDLE, memory_order_relaxed);
+        atomic_store_explicit(&w->watch.seizing, 0, memory_order_release);
+        return false;
+    }
+    *out = s;
     return true;
 #else
     /* aarch64: a call made from weft's code through a libc function that saves no frame
      * leaves its return address in lr alone, which /proc does not show: not checked, so not
      * done. */
-    (void)w, (void)pc, (void)sp;
+    (void)w, (void)uninterruptible, (void)pc, (void)sp, (void)out, (void)remote_own_code;
     return false;
 #endif
 }
 
-bool weft__handoff_seize_end(weft__worker *w, bool asleep, uint64_t *lent)
+bool weft__handoff_seize_end(weft__worker *w, weft__handoff_slots *s, bool asleep, uint64_t *lent)
 {
-    weft__handoff_slots *s = atomic_load_explicit(&w->watch.slots, memory_order_relaxed);
-    handed *h = s->handed;
+    seize_rec *r = s->rec;
     int pending = CLAIM_PENDING;
-    /* acq_rel: against the thread's own CAS (reclaim below), which may have come first. */
     if (!asleep) {
-        /* It ran: it may have read its worker before step 1, and may be inside a weft call.
-         * Cancelled, and its slots put back in the order a take-back in progress tolerates:
-         * its worker first (worker.c reads it again when it finds no hook, or the hook finds
-         * no record), then the hook, the record, and `claim` last (release: the thread's next
-         * seize starts from here). A take-back that saw CANCELLED first writes the same. */
-        if (atomic_compare_exchange_strong_explicit(&h->claim, &pending, CLAIM_CANCELLED,
+        /* It ran, so it may be inside a weft call that read its worker before the seize.
+         * Cancelled; if the thread has not seen it (else it cancels, and puts back, itself),
+         * its slot goes back to w only if it still holds SEIZED: the thread may have stored
+         * its own value since. acq_rel: against the thread's CAS. */
+        if (atomic_compare_exchange_strong_explicit(&r->claim, &pending, CLAIM_CANCELLED,
                                                     memory_order_acq_rel, memory_order_acquire)) {
-            __atomic_store_n(s->worker, w, __ATOMIC_RELEASE);
-            __atomic_store_n(s->reclaim, NULL, __ATOMIC_RELEASE);
-            __atomic_store_n(&h->w, NULL, __ATOMIC_RELEASE);
-            __atomic_store_n(&h->t, NULL, __ATOMIC_RELAXED);
-            atomic_store_explicit(&h->claim, CLAIM_IDLE, memory_order_release);
+            weft__worker *seized = WEFT__WORKER_SEIZED;
+            __atomic_compare_exchange_n(s->worker, &seized, w, false, __ATOMIC_RELEASE,
+                                        __ATOMIC_RELAXED);
+            r->w = NULL;
+            r->t = NULL;
+            /* release: the slot before IDLE, which a thread that found SEIZED waits for. */
+            atomic_store_explicit(&r->claim, CLAIM_IDLE, memory_order_release);
         }
         atomic_store_explicit(&w->watch.seizing, 0, memory_order_release);
         return false;
     }
-    if (!atomic_compare_exchange_strong_explicit(&h->claim, &pending, CLAIM_COMMITTED,
+    if (!atomic_compare_exchange_strong_explicit(&r->claim, &pending, CLAIM_COMMITTED,
                                                  memory_order_acq_rel, memory_order_acquire)) {
         atomic_store_explicit(&w->watch.seizing, 0, memory_order_release);
         return false; /* it woke and cancelled first: w is its own again */
     }
     /* Committed: the thread, if it wakes now, waits at its take-back for PUBLISHED, and the
      * end of its body sees `seizing` first. What weft__handoff_detach does, from here. */
-    weft_task *t = h->t;
+    weft_task *t = r->t;
     uint64_t owned = atomic_load_explicit(&w->relief.lend, memory_order_relaxed);
-    h->home = weft__relief_home_of(w);
-    h->lent = owned + 1;
+    r->home = weft__relief_home_of(w);
+    r->lent = owned + 1;
     if (w->poll_task == t)
         w->poll_task = NULL;
     weft__task_flags_set(t, WEFT__T_HANDED);
@@ -313,7 +362,7 @@ bool weft__handoff_seize_end(weft__worker *w, bool asleep, uint64_t *lent)
     /* release: w's state for the next driver (its CAS on `lend`, acquire), and the record for
      * the thread (its acquire of `claim`); `seizing` last, after the HANDED flag. */
     atomic_store_explicit(&w->relief.lend, owned + 1, memory_order_release);
-    atomic_store_explicit(&h->claim, CLAIM_PUBLISHED, memory_order_release);
+    atomic_store_explicit(&r->claim, CLAIM_PUBLISHED, memory_order_release);
     atomic_store_explicit(&w->watch.seizing, 0, memory_order_release);
     *lent = owned + 1;
     return true;
@@ -352,60 +401,19 @@ static inline __attribute__((always_inline)) void clear_below_sp(void)
 #endif
 }
 
-/* A take-back that finds its hand-off made from the watchdog's thread (handoff.h): true if
- * it never happened (cancelled, by the watchdog or here, or undone already): the thread's
- * slots are back and it goes on with its worker. Else it waits for the record the commit
- * publishes. */
-static bool seize_cancelled(void)
+/* As weft_block_in_place after fn: back before a relief thread took it (nothing of w
+ * moved), or asked back from the thread that drives it now. */
+static weft__worker *take_back(weft__worker *w, weft_task *t, uint64_t lent,
+                               const weft__relief_home *home)
 {
-    int c = atomic_load_explicit(&tls_handed.claim, memory_order_acquire);
-    if (c == CLAIM_IDLE)
-        return true; /* cancelled and undone by the watchdog, its worker put back first */
-    if (c == CLAIM_PENDING &&
-        atomic_compare_exchange_strong_explicit(&tls_handed.claim, &c, CLAIM_CANCELLED,
-                                                memory_order_acq_rel, memory_order_acquire))
-        c = CLAIM_CANCELLED;
-    if (c == CLAIM_CANCELLED) {
-        weft__worker *w = tls_handed.w;
-        weft__worker_set_current(w); /* in the watchdog's order (weft__handoff_seize_end) */
-        weft__worker_set_reclaim(NULL);
-        __atomic_store_n(&tls_handed.w, NULL, __ATOMIC_RELAXED);
-        tls_handed.t = NULL;
-        /* release: the watchdog's next seize (acquire) finds this thread's record clear. */
-        atomic_store_explicit(&tls_handed.claim, CLAIM_IDLE, memory_order_release);
-        return true;
-    }
-    while (c == CLAIM_COMMITTED) { /* the watchdog is between its CAS and its publication */
-        sched_yield();
-        c = atomic_load_explicit(&tls_handed.claim, memory_order_acquire);
-    }
-    return false; /* PUBLISHED */
-}
-
-weft__worker *weft__handoff_reclaim(void)
-{
-    weft__worker *w = __atomic_load_n(&tls_handed.w, __ATOMIC_ACQUIRE);
-    if (!w)
-        return NULL;
-    if (atomic_load_explicit(&tls_handed.claim, memory_order_acquire) != CLAIM_SIGNAL &&
-        seize_cancelled())
-        return w;
-    atomic_store_explicit(&tls_handed.claim, CLAIM_IDLE, memory_order_relaxed);
-    weft_task *t = tls_handed.t;
-    uint64_t lent = tls_handed.lent;
-    weft__relief_home home = tls_handed.home;
-    tls_handed.w = NULL;
-    weft__worker_set_reclaim(NULL);
     weft__overflow_in_place(NULL);
-    /* As weft_block_in_place after fn: back before a relief thread took it (nothing of w
-     * moved), or asked back from the thread that drives it now. */
     if (atomic_compare_exchange_strong_explicit(&w->relief.lend, &lent, lent + 1,
                                                 memory_order_acq_rel, memory_order_relaxed)) {
         weft__worker_set_current(w);
         w->current = t;
         atomic_store_explicit(&w->watch.active, 1, memory_order_release);
     } else {
-        weft__relief_take_back(w, t, &home);
+        weft__relief_take_back(w, t, home);
         /* Only where the stack has room below: the guard region is not this task's. */
         if ((uintptr_t)__builtin_frame_address(0) - (uintptr_t)t->stack->lo > 2 * CLEAR_BYTES) {
             weft__hook_reports_off(); /* below sp: memcheck's "invalid write" */
@@ -415,4 +423,51 @@ weft__worker *weft__handoff_reclaim(void)
     }
     weft__task_flags_clear(t, WEFT__T_HANDED);
     return w;
+}
+
+weft__worker *weft__handoff_reclaim(void)
+{
+    weft__worker *w = tls_handed.w;
+    if (!w)
+        return NULL;
+    weft_task *t = tls_handed.t;
+    uint64_t lent = tls_handed.lent;
+    weft__relief_home home = tls_handed.home;
+    tls_handed.w = NULL;
+    weft__worker_set_reclaim(NULL);
+    return take_back(w, t, lent, &home);
+}
+
+/* The take-back of a thread that finds its worker slot SEIZED (worker.c; handoff.h). */
+static weft__worker *seized_take_back(void)
+{
+    seize_rec *r = &tls_seize;
+    int c = atomic_load_explicit(&r->claim, memory_order_acquire);
+    if (c == CLAIM_PENDING &&
+        atomic_compare_exchange_strong_explicit(&r->claim, &c, CLAIM_CANCELLED,
+                                                memory_order_acq_rel, memory_order_acquire)) {
+        /* Ours: the watchdog leaves the slot and the record alone now. */
+        weft__worker *w = r->w;
+        r->w = NULL;
+        r->t = NULL;
+        weft__worker_set_current(w);
+        /* release: the watchdog's next seize (acquire) finds the record clear. */
+        atomic_store_explicit(&r->claim, CLAIM_IDLE, memory_order_release);
+        return w;
+    }
+    /* The watchdog's cancel, or its commit, in progress: a few instructions each. */
+    while (c == CLAIM_CANCELLED || c == CLAIM_COMMITTED) {
+        sched_yield();
+        c = atomic_load_explicit(&r->claim, memory_order_acquire);
+    }
+    if (c == CLAIM_IDLE) /* cancelled: the slot was put back before IDLE */
+        return weft__worker_tls();
+    weft__worker *w = r->w; /* PUBLISHED */
+    weft_task *t = r->t;
+    uint64_t lent = r->lent;
+    weft__relief_home home = r->home;
+    r->w = NULL;
+    r->t = NULL;
+    atomic_store_explicit(&r->claim, CLAIM_IDLE, memory_order_relaxed);
+    return take_back(w, t, lent, &home);
 }

@@ -48,33 +48,39 @@ weft__worker *weft__handoff_reclaim(void);
  * timed wait: restartable.h says which are not) cannot be asked by the signal. Its thread
  * runs no code then, so the stall detector lets go of the worker for it, from its own
  * thread, in two steps around a second look at the sleeper (watchdog.c):
- *  1. weft__handoff_seize: if the task is in its own code (the same check as the signal's,
- *     on the stack pointer and pc the kernel reports for the call), marks the thread's
- *     take-back PENDING and stores NULL in its thread-local worker (after the take-back
- *     function), then a full fence. From then on the thread, whenever it runs, reaches the
- *     take-back at its next weft call, and the end of its body sees `seizing`.
- *  2. The watchdog looks again: the thread still asleep in the same call, with as many
- *     context switches as before the first step, has not run since the first look, so it
- *     read none of what step 1 changed before it changed. weft__handoff_seize_end then
- *     decides, by one CAS on the thread's take-back word (PENDING to COMMITTED, against the
- *     thread's own PENDING to CANCELLED), whether the worker is lent, as the signal's
- *     hand-off lends it; a thread that woke meanwhile cancels at its take-back and carries on
- *     with its worker, which nobody else touched.
- * The thread's take-back word and record are its own thread-locals, written by the watchdog
- * only while the thread sleeps or through that CAS. */
+ *  1. weft__handoff_seize: if the task is in its own code (the check of the signal's
+ *     hand-off, on the stack pointer and pc the kernel reports for the call, the stack read
+ *     with process_vm_readv since the task may end and free it meanwhile), fills the
+ *     thread's seize record (PENDING) and CASes its thread-local worker from w to
+ *     WEFT__WORKER_SEIZED. From then on the thread, whenever it runs, reaches its seize
+ *     take-back at its next weft call, and the end of its body sees `seizing`. A thread
+ *     that woke and changed the slot itself (weft_block_in_place) fails the CAS, and never
+ *     sees the record.
+ *  2. The watchdog looks again: the thread still asleep in the same call, at the same sp and
+ *     pc, with as many context switches as at the first look (read after the call, so that
+ *     a thread on its way back to sleep is counted), has not run since the first look, so
+ *     it read nothing the seize changed before it changed. weft__handoff_seize_end then
+ *     decides by one CAS on the record's `claim` (PENDING to COMMITTED, or to CANCELLED when
+ *     the second look failed, against the thread's own PENDING to CANCELLED) whether the
+ *     worker is lent, as the signal's hand-off lends it. The winner of a cancel puts the
+ *     slot back (the watchdog only from SEIZED: a thread that ran may have stored its own);
+ *     a thread that finds the watchdog's cancel or commit in progress waits for its end. */
 typedef struct weft__handoff_slots weft__handoff_slots;
 
-/* The calling thread's slots (its thread-local worker, take-back function, take-back record
- * and the overflow report's task), published with the thread that drives a worker
- * (weft__watch_thread). */
+/* The calling thread's slots (its thread-local worker, its seize record, the overflow
+ * report's task), published with the thread that drives a worker (weft__watch_thread). */
 weft__handoff_slots *weft__handoff_slots_self(void);
 
-/* Step 1, on the watchdog's thread, for w's driver asleep in a system call at (pc, sp).
- * Returns whether it seized: weft__handoff_seize_end must follow. Under the watchdog's own
- * rules (one hand-off at a time). */
-bool weft__handoff_seize(weft__worker *w, uintptr_t pc, uintptr_t sp);
+/* Step 1, on the watchdog's thread, for w's driver asleep in a system call at (pc, sp)
+ * (`uninterruptible`: in state D, which is refused on a ring tied to its thread: the requests
+ * the thread submitted would wait for it, as weft_block_in_place's fn would make them).
+ * Returns whether it seized, with the slots it seized in *slots: weft__handoff_seize_end must
+ * follow with them. One seize at a time (the watchdog's thread). */
+bool weft__handoff_seize(weft__worker *w, bool uninterruptible, uintptr_t pc, uintptr_t sp,
+                         weft__handoff_slots **slots);
 /* Step 2: `asleep` is the second look's answer. Returns whether w was lent (then *lent is
  * the lent `lend` word, for weft__relief_assign). */
-bool weft__handoff_seize_end(weft__worker *w, bool asleep, uint64_t *lent);
+bool weft__handoff_seize_end(weft__worker *w, weft__handoff_slots *slots, bool asleep,
+                             uint64_t *lent);
 
 #endif

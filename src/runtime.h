@@ -83,8 +83,10 @@ struct weft__runtime {
     bool (*handoff_detach)(weft__worker *w, void *uctx, uint64_t *lent);
     int (*handoff_assign)(weft__worker *w, uint64_t lent);
     /* And for a thread asleep in a system call, from the detector's own thread. */
-    bool (*handoff_seize)(weft__worker *w, uintptr_t pc, uintptr_t sp);
-    bool (*handoff_seize_end)(weft__worker *w, bool asleep, uint64_t *lent);
+    bool (*handoff_seize)(weft__worker *w, bool uninterruptible, uintptr_t pc, uintptr_t sp,
+                          struct weft__handoff_slots **slots);
+    bool (*handoff_seize_end)(weft__worker *w, struct weft__handoff_slots *slots, bool asleep,
+                              uint64_t *lent);
     /* The calling thread's take-back slots (weft__handoff_slots_self), for relief.c, a layer
      * below handoff.c. */
     struct weft__handoff_slots *(*handoff_slots)(void);

@@ -53,8 +53,9 @@ struct weft__watchdog {
     bool own_signal;     /* the handler is weft's: worker threads unblock the signal */
     bool syscalls_known; /* /proc's system call numbers are this CPU's (restartable.h) */
     /* WEFT_TESTING builds: WEFT_TEST_SEIZE_PAUSE_US, a sleep between a seize and the second
-     * look (try_seize), so that a test sees sleepers wake inside that window. Fixed. */
-    int64_t test_seize_pause_ns;
+     * look, and WEFT_TEST_SEIZE_DELAY_US, between the first look and the seize (try_seize),
+     * so that a test sees sleepers wake inside those windows. Fixed. */
+    int64_t test_seize_pause_ns, test_seize_delay_ns;
     weft__cycles cycles; /* circles of joins reported (cycles.c) */
     int64_t cycles_at;   /* when the last walk for them was */
     int64_t threshold_ns;
@@ -343,24 +344,33 @@ static bool thread_call_at(pid_t tid, long *nr, uintptr_t *sp, uintptr_t *pc)
 /* The hand-off of a thread asleep in a call the signal would cut short (handoff.h): made from
  * here, without the thread, in two steps around a second look at it. The second look must
  * find it asleep in the same call, at the same place, with as many context switches as the
- * first: then it has not run since, and what the first step changed is all it will see. */
+ * first: then it has not run since, and what the first step changed is all it will see. The
+ * first look reads the switches before the call, the second after it: /proc reads a call
+ * only once the thread is off its CPU, so a thread that ran and went back to sleep in the
+ * same call has switched out by then, and is counted. */
 static void try_seize(struct weft__watchdog *wd, weft__worker *w, pid_t tid)
 {
     char st0 = '?', st1 = '?';
     long nr0, nr1;
     uintptr_t sp0, pc0, sp1, pc1;
+    weft__handoff_slots *slots;
     long long sw0 = thread_switches(tid, &st0);
-    if (sw0 < 0 || !thread_call_at(tid, &nr0, &sp0, &pc0) || !wd->rt->handoff_seize(w, pc0, sp0))
+    if (sw0 < 0 || !thread_call_at(tid, &nr0, &sp0, &pc0))
+        return;
+    if (wd->test_seize_delay_ns) { /* a slow first step: a sleeper may wake before the seize */
+        struct timespec ts = {0, (long)wd->test_seize_delay_ns};
+        nanosleep(&ts, NULL);
+    }
+    if (!wd->rt->handoff_seize(w, st0 == 'D', pc0, sp0, &slots))
         return;
     if (wd->test_seize_pause_ns) {
         struct timespec ts = {0, (long)wd->test_seize_pause_ns};
         nanosleep(&ts, NULL);
     }
-    long long sw1 = thread_switches(tid, &st1);
-    bool asleep = sw1 == sw0 && (st1 == 'S' || st1 == 'D') &&
-                  thread_call_at(tid, &nr1, &sp1, &pc1) && nr1 == nr0 && sp1 == sp0 && pc1 == pc0;
+    bool asleep = thread_call_at(tid, &nr1, &sp1, &pc1) && nr1 == nr0 && sp1 == sp0 && pc1 == pc0 &&
+                  thread_switches(tid, &st1) == sw0 && (st1 == 'S' || st1 == 'D');
     uint64_t lent;
-    if (wd->rt->handoff_seize_end(w, asleep, &lent))
+    if (wd->rt->handoff_seize_end(w, slots, asleep, &lent))
         wd->rt->handoff_assign(w, lent); /* -EAGAIN: it stays lent; its task takes it back */
 }
 
@@ -572,6 +582,8 @@ WEFT_COLD int weft__watchdog_start(weft__runtime *rt)
 #ifdef WEFT_TESTING
     const char *pause = getenv("WEFT_TEST_SEIZE_PAUSE_US");
     wd->test_seize_pause_ns = pause ? (int64_t)atoi(pause) * 1000 : 0;
+    const char *delay = getenv("WEFT_TEST_SEIZE_DELAY_US");
+    wd->test_seize_delay_ns = delay ? (int64_t)atoi(delay) * 1000 : 0;
 #endif
     pthread_mutex_init(&wd->lock, NULL);
     pthread_condattr_t ca;

@@ -10,32 +10,34 @@
 /* The only thread-local: which worker runs on this thread. Reached through the non-inlined
  * accessors below so that no TLS address outlives a switch in a register. Written by its own
  * thread, and by the stall detector's thread while this one sleeps in a system call of its
- * task's (handoff.c, weft__handoff_seize: NULL, with a release store after tls_reclaim):
- * atomic accesses, relaxed on the path every weft call takes. */
+ * task's (handoff.c, weft__handoff_seize): a CAS from the worker to WEFT__WORKER_SEIZED, and
+ * back if the hand-off is cancelled before this thread saw it. Atomic accesses, relaxed on
+ * the path every weft call takes. */
 static __thread weft__worker *tls_worker;
 /* Set on a thread that let go of its worker while its task ran (the involuntary hand-off,
  * handoff.c): the function that takes it back. Handed in by that module, so that this one
  * calls nothing above it. */
 static __thread weft__worker *(*tls_reclaim)(void);
+/* The take-back of a worker seized while this thread slept (tls_worker SEIZED), set by the
+ * thread itself when it publishes its slots (weft__worker_tls_slots), never changed after. */
+static __thread weft__worker *(*tls_seized)(void);
 
 WEFT_NOINLINE void weft__worker_set_reclaim(weft__worker *(*reclaim)(void))
 {
     __atomic_store_n(&tls_reclaim, reclaim, __ATOMIC_RELAXED);
 }
 
-/* The take-back, apart: only a thread without a worker gets here. The load again with
- * acquire: what the thread that stored NULL wrote before, tls_reclaim among it. */
+/* The take-back, apart: only a thread without a worker, or whose worker was seized, gets
+ * here. acquire: what the seizing thread wrote before its CAS (the take-back record). */
 static WEFT_NOINLINE WEFT_COLD weft__worker *worker_reclaim(void)
 {
     weft__worker *w = __atomic_load_n(&tls_worker, __ATOMIC_ACQUIRE);
+    if (w == WEFT__WORKER_SEIZED)
+        return tls_seized();
     if (w)
         return w;
-    weft__worker *(*reclaim)(void) = __atomic_load_n(&tls_reclaim, __ATOMIC_ACQUIRE);
-    if (reclaim && (w = reclaim()) != NULL)
-        return w;
-    /* No hook, or it found nothing to take back: a hand-off the stall detector began and
-     * cancelled puts the worker back before it clears either (handoff.c). */
-    return __atomic_load_n(&tls_worker, __ATOMIC_ACQUIRE);
+    weft__worker *(*reclaim)(void) = __atomic_load_n(&tls_reclaim, __ATOMIC_RELAXED);
+    return reclaim ? reclaim() : NULL;
 }
 
 WEFT_NOINLINE weft__worker *weft__worker_current(void)
@@ -45,8 +47,9 @@ WEFT_NOINLINE weft__worker *weft__worker_current(void)
     __asm__ volatile("" : "+r"(w));
     /* Every weft call starts here, so a thread whose worker the stall detector handed to
      * another thread while its task ran (handoff.c) takes the worker back here, before the
-     * call touches anything of it. Plain threads pay a TLS load; worker threads nothing. */
-    if (weft_unlikely(!w))
+     * call touches anything of it. Plain threads pay a TLS load; worker threads nothing.
+     * One compare for NULL and SEIZED (1) both. */
+    if (weft_unlikely((uintptr_t)w <= (uintptr_t)WEFT__WORKER_SEIZED))
         w = worker_reclaim();
     return w;
 }
@@ -55,7 +58,7 @@ WEFT_NOINLINE weft__worker *weft__worker_tls(void)
 {
     weft__worker *w = __atomic_load_n(&tls_worker, __ATOMIC_RELAXED);
     __asm__ volatile("" : "+r"(w));
-    return w;
+    return (uintptr_t)w <= (uintptr_t)WEFT__WORKER_SEIZED ? NULL : w;
 }
 
 WEFT_NOINLINE void weft__worker_set_current(weft__worker *w)
@@ -63,10 +66,10 @@ WEFT_NOINLINE void weft__worker_set_current(weft__worker *w)
     __atomic_store_n(&tls_worker, w, __ATOMIC_RELAXED);
 }
 
-WEFT_NOINLINE void weft__worker_tls_slots(weft__worker ***worker, weft__worker *(***reclaim)(void))
+WEFT_NOINLINE void weft__worker_tls_slots(weft__worker *(*seized)(void), weft__worker ***worker)
 {
+    tls_seized = seized;
     *worker = &tls_worker;
-    *reclaim = &tls_reclaim;
 }
 
 /* fork(): the child's only thread is the one that forked, and its runtime (epoll instance,

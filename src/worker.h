@@ -269,9 +269,11 @@ weft__worker *weft__worker_tls(void);
  * its task ran (handoff.c), which weft__worker_current calls on a thread that has no worker. */
 void weft__worker_set_reclaim(weft__worker *(*reclaim)(void));
 void weft__worker_set_current(weft__worker *w);
-/* The calling thread's own slots behind the two above, for the stall detector's hand-off of
- * a thread asleep in a system call (handoff.c), which writes them from its own thread. */
-void weft__worker_tls_slots(weft__worker ***worker, weft__worker *(***reclaim)(void));
+/* The calling thread's worker slot, for the stall detector's hand-off of a thread asleep in
+ * a system call (handoff.c), which CASes it from its own thread to WEFT__WORKER_SEIZED; and
+ * the function that takes a seized worker back, which weft__worker_current then calls. */
+#define WEFT__WORKER_SEIZED ((weft__worker *)1)
+void weft__worker_tls_slots(weft__worker *(*seized)(void), weft__worker ***worker);
 /* Makes the child of a fork() see no worker on its thread (once per process; weft_run). */
 void weft__worker_fork_hook(void);
 /* Rings w's doorbell. Any thread. */

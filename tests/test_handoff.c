@@ -744,6 +744,78 @@ Test(handoff, sleepers_that_wake_between_the_watchdogs_two_looks_keep_their_work
     run_churn(1); /* a weft call after every sleep: a take-back inside the window too */
 }
 
+/* A sleeper that wakes between the watchdog's first look and its seize (a WEFT_TESTING seam
+ * widens that window to 1 ms) and hands its worker over itself, in weft_block_in_place: the
+ * seize must neither take the worker from the thread that drives it now nor give it back to
+ * the sleeper's thread inside fn, where that thread is no worker's (weft_worker_index()
+ * answers -EPERM), every time. (Found by a review: the first version put the worker back.) */
+typedef struct bip_scene {
+    atomic_int done;
+    int calls, wrong, failed;
+} bip_scene;
+
+static void *bip_fn(void *arg)
+{
+    bip_scene *b = arg;
+    struct timespec ts = {0, 300000};
+    nanosleep(&ts, NULL);
+    b->calls++;
+    if (weft_worker_index() >= 0)
+        b->wrong++;
+    return NULL;
+}
+
+static __attribute__((noinline)) void bip_run(bip_scene *b)
+{
+    unsigned seed = 777;
+    for (int i = 0; i < 1000; i++) {
+        seed = seed * 1103515245u + 12345u;
+        struct timespec ts = {0, (long)((seed >> 8) % 2500000)}; /* 0-2.5 ms */
+        nanosleep(&ts, NULL);
+        if (weft_block_in_place(bip_fn, b, NULL) != 0)
+            b->failed++;
+    }
+    atomic_store_explicit(&b->done, 1, memory_order_release);
+}
+
+static void *bip_task(void *arg)
+{
+    clear_stack_below();
+    bip_run(arg);
+    return NULL;
+}
+
+static void *bip_counter(void *arg)
+{
+    bip_scene *b = arg;
+    while (!atomic_load_explicit(&b->done, memory_order_acquire))
+        cr_assert_eq(weft_sleep(WEFT_MSEC / 2), 0);
+    return NULL;
+}
+
+Test(handoff, a_sleeper_that_hands_its_worker_over_itself_meanwhile_is_not_seized)
+{
+    need_syscall_numbers();
+    setenv("WEFT_TEST_SEIZE_DELAY_US", "1000", 1);
+    bip_scene b = {0};
+    weft_config cfg = handoff_cfg();
+    pair p = {bip_task, bip_counter, &b};
+    cr_assert_eq(weft_run(&cfg, run_pair, &p, NULL), 0);
+    cr_assert_eq(b.failed, 0);
+    cr_assert_eq(b.calls, 1000);
+    cr_assert_eq(b.wrong, 0, "inside weft_block_in_place's fn the thread had a worker %d times",
+                 b.wrong);
+}
+
+/* The churn with both windows widened: seizes that a wake before the seize turns away, and
+ * cancels on both sides after it. */
+Test(handoff, sleepers_waking_on_either_side_of_a_seize_keep_their_worker)
+{
+    setenv("WEFT_TEST_SEIZE_DELAY_US", "700", 1);
+    setenv("WEFT_TEST_SEIZE_PAUSE_US", "700", 1);
+    run_churn(1);
+}
+
 /* A task blocked in pthread_mutex_lock (an untimed futex wait), on a mutex that a plain
  * thread holds until another task of the same worker asks it to let go (or until
  * SPIN_LIMIT_NS has passed, so that a worker that never went on fails instead of hanging). */
