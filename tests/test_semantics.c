@@ -1380,32 +1380,62 @@ static void *rw_wr(void *arg)
  * writer gives up (its deadline passes, or it is cancelled), the lock is read-held with
  * nobody else waiting for it exclusively, so they must get it (Tokio's RwLock: a dropped
  * write acquire hands its place on). */
+/* Yields until t is parked (true) or has finished (false). */
+static bool seen_parked(weft_task *t)
+{
+    int st;
+    while ((st = weft_task_status(t)) != WEFT_TASK_PARKED) {
+        if (st == WEFT_TASK_FINISHED || st == WEFT_TASK_CANCELLED)
+            return false;
+        cr_assert_eq(weft_yield(), 0);
+    }
+    return true;
+}
+
 static void *rw_writer_gives_up_main(void *arg)
 {
     int cancel = (int)(intptr_t)arg;
-    weft_rwlock l = WEFT_RWLOCK_INIT;
-    cr_assert_eq(weft_rwlock_rdlock(&l, WEFT_FOREVER), 0); /* main reads throughout */
-    struct rwop w = {&l, cancel ? WEFT_FOREVER : weft_deadline_in(20 * WEFT_MSEC), 1, 0};
-    weft_task *tw = spawn_pinned(rw_wr, &w);
-    wait_parked(tw);
-    struct rwop r = {&l, WEFT_FOREVER, 1, 0};
-    weft_task *tr = spawn_pinned(rw_rd, &r);
-    wait_parked(tr); /* held back behind the waiting writer */
-    cr_assert_eq(r.done, 0);
-    if (cancel)
-        weft_cancel(tw);
-    join_result(tw);
-    cr_assert_eq(w.rc, cancel ? -ECANCELED : -ETIMEDOUT);
-    /* Nobody waits to write any more: the reader shares main's read hold. Give it ample
-     * time (a deadline, so that a failure reports instead of hanging). */
-    int64_t limit = weft_deadline_in(5 * WEFT_SEC);
-    while (!r.done && weft_now() < limit)
-        weft_sleep(WEFT_MSEC);
-    cr_assert_eq(r.done, 1, "the reader behind the writer that gave up got the lock");
-    cr_assert_eq(r.rc, 0);
-    cr_assert_eq(weft_rwlock_unlock(&l), 0);
-    join_result(tr);
-    return NULL;
+    /* The writer's deadline must still be ahead when the reader queues behind it. On a loaded
+     * machine (a sanitizer build beside other suites) 20 ms can pass before that: the scene
+     * is then played again with a deadline four times as long, up to 20 s. */
+    for (int64_t ms = 20;; ms *= 4) {
+        cr_assert_leq(ms, 20 * 1024, "the writer's deadline kept passing before the scene");
+        weft_rwlock l = WEFT_RWLOCK_INIT;
+        cr_assert_eq(weft_rwlock_rdlock(&l, WEFT_FOREVER), 0); /* main reads throughout */
+        struct rwop w = {&l, cancel ? WEFT_FOREVER : weft_deadline_in(ms * WEFT_MSEC), 1, 0};
+        weft_task *tw = spawn_pinned(rw_wr, &w);
+        struct rwop r = {&l, WEFT_FOREVER, 1, 0};
+        weft_task *tr = NULL;
+        bool scene = seen_parked(tw);
+        if (scene) {
+            tr = spawn_pinned(rw_rd, &r);
+            /* held back behind the waiting writer, which still waits */
+            scene = seen_parked(tr) && weft_task_status(tw) == WEFT_TASK_PARKED;
+        }
+        if (!scene) {
+            cr_assert(!cancel, "a writer with no deadline stopped waiting on its own");
+            join_result(tw); /* its deadline passed: it gave up */
+            if (tr)
+                join_result(tr); /* behind nobody now, it shares main's hold */
+            cr_assert_eq(weft_rwlock_unlock(&l), 0);
+            continue;
+        }
+        cr_assert_eq(r.done, 0);
+        if (cancel)
+            weft_cancel(tw);
+        join_result(tw);
+        cr_assert_eq(w.rc, cancel ? -ECANCELED : -ETIMEDOUT);
+        /* Nobody waits to write any more: the reader shares main's read hold. Give it ample
+         * time (a deadline, so that a failure reports instead of hanging). */
+        int64_t limit = weft_deadline_in(5 * WEFT_SEC);
+        while (!r.done && weft_now() < limit)
+            weft_sleep(WEFT_MSEC);
+        cr_assert_eq(r.done, 1, "the reader behind the writer that gave up got the lock");
+        cr_assert_eq(r.rc, 0);
+        cr_assert_eq(weft_rwlock_unlock(&l), 0);
+        join_result(tr);
+        return NULL;
+    }
 }
 
 /* A writer's wait that ends by its deadline (or a cancel) re-runs the grant (sync.c
