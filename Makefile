@@ -32,6 +32,9 @@ endif
 CTEST = ctest --output-on-failure -j$(JOBS)
 # Debian's python (python3-matplotlib lives there), not a pyenv or venv one first on PATH.
 BENCH_PY ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
+# The python the test scripts run (${PYTHON3:-python3} in them): Debian's too. A pyenv shim
+# first on PATH takes 0.7 s to start a python, and the HTTP tests start some 60 per run.
+export PYTHON3 ?= $(BENCH_PY)
 
 .PHONY: all build run run-httpd test test-rel test-asan test-lto test-tsan test-valgrind bench bench-net bench-mt bench-file \
         install coverage soak \

@@ -5,7 +5,7 @@
 set -u
 dir=${1:?usage: $0 BUILD_DIR}
 json=$(cd "$dir" && ctest -L core --show-only=json-v1 2>/dev/null) || { echo all; exit 0; }
-python3 -c '
+"${PYTHON3:-python3}" -c '
 import json, os, sys
 names = sorted({os.path.basename(t["command"][0]) for t in json.load(sys.stdin)["tests"]
                 if t.get("command")})

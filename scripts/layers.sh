@@ -9,7 +9,7 @@ set -euo pipefail
 dir=${1:?usage: $0 BUILD_DIR [--print]}
 objs=$(find "$dir/CMakeFiles/weft_objs.dir/src" -name '*.o' | sort)
 [ -n "$objs" ] || { echo "layers: no object files under $dir" >&2; exit 2; }
-python3 - "$@" $objs <<'PY'
+${PYTHON3:-python3} - "$@" $objs <<'PY'
 import subprocess, sys, os
 args = sys.argv[1:]
 printing = '--print' in args
@@ -17,17 +17,19 @@ objs = [a for a in args[1:] if a.endswith('.o')]
 def name(o):
     p = o.split('/weft_objs.dir/src/')[1]
     return p[:-len('.c.o')] if p.endswith('.c.o') else p[:-len('.o')]
-defined, used = {}, {}
-for o in objs:
-    out = subprocess.run(['nm', o], capture_output=True, text=True, check=True).stdout
-    n = name(o)
-    used[n] = set()
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[0] == 'U':
-            used[n].add(parts[1])
-        elif len(parts) == 3 and parts[1] in 'TDBR':
-            defined[parts[2]] = n
+names = {o: name(o) for o in objs}
+defined, used = {}, {n: set() for n in names.values()}
+# One nm for every object (a call each took most of the check's time): each line is
+# "OBJECT:[VALUE] TYPE SYMBOL".
+out = subprocess.run(['nm', '-A'] + objs, capture_output=True, text=True, check=True).stdout
+for line in out.splitlines():
+    obj, _, rest = line.partition('.o:')
+    n = names[obj + '.o']
+    parts = rest.split()
+    if len(parts) == 2 and parts[0] == 'U':
+        used[n].add(parts[1])
+    elif len(parts) == 3 and parts[1] in 'TDBR':
+        defined[parts[2]] = n
 edges = {n: sorted({defined[s] for s in us if s in defined and defined[s] != n})
          for n, us in used.items()}
 if printing:

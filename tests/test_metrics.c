@@ -313,7 +313,7 @@ static void *endpoint_main(void *arg)
     close(tfd);
     char cmd[512];
     snprintf(cmd, sizeof cmd,
-             "python3 -c 'import json,sys; d=json.loads(open(sys.argv[1], \"rb\").read()); "
+             "${PYTHON3:-python3} -c 'import json,sys; d=json.loads(open(sys.argv[1], \"rb\").read()); "
              "assert d[\"ntasks\"] == len(d[\"tasks\"]) >= 5; n=[t[\"name\"] for t in "
              "d[\"tasks\"]]; assert \"\\u00e9\" * 7 + \"\\ufffd\" in n, n; "
              "assert \"bad\\ufffd\" in n, n' %s",
@@ -341,7 +341,7 @@ static void *endpoint_main(void *arg)
     close(tfd);
     char scmd[512];
     snprintf(scmd, sizeof scmd,
-             "python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); "
+             "${PYTHON3:-python3} -c 'import json,sys; d=json.load(open(sys.argv[1])); "
              "w=d[\"workers\"]; assert [x[\"index\"] for x in w] == [0, 1]; "
              "assert d[\"total\"][\"nspawned\"] == sum(x[\"nspawned\"] for x in w) >= 3; "
              "assert len(d[\"histograms\"][\"poll_time\"][\"buckets\"]) == 40' %s",
@@ -440,7 +440,7 @@ static void *stall_record_main(void *arg)
      * the spinner's worker, none. */
     char cmd[512];
     snprintf(cmd, sizeof cmd,
-             "python3 -c 'import json,sys; t={x[\"name\"]: x for x in "
+             "${PYTHON3:-python3} -c 'import json,sys; t={x[\"name\"]: x for x in "
              "json.load(open(sys.argv[1]))[\"tasks\"]}; s=t[\"spinner\"]; "
              "assert s[\"stalls\"] == 1 and s[\"stall_max_ms\"] >= 20, s; "
              "assert t[\"calm\"][\"stalls\"] == 0 and t[\"calm\"][\"age_ms\"] > 0' %s",

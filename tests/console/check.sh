@@ -79,7 +79,7 @@ if [ -n "${CONSOLE_SCREENSHOT:-}" ]; then
         echo "console: the screenshot failed (the checks go on)"
 fi
 
-python3 - "$tmp/dom.html" "$port" <<'PY'
+${PYTHON3:-python3} - "$tmp/dom.html" "$port" <<'PY'
 import sys, urllib.request
 from html.parser import HTMLParser
 

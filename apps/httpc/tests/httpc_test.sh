@@ -22,7 +22,7 @@ head -c 1500000 /dev/urandom >"$TMP/www/big.bin"
 echo small >"$TMP/www/small.txt"
 "$HTTPD" --port 0 --workers 2 "$TMP/www" >"$TMP/out" 2>"$TMP/err" &
 PIDS+=($!)
-python3 "$HERE/framing_server.py" >"$TMP/pyport" &
+${PYTHON3:-python3} "$HERE/framing_server.py" >"$TMP/pyport" &
 PIDS+=($!)
 PORT=
 PYPORT=
@@ -77,8 +77,8 @@ TLS=0
 command -v openssl >/dev/null && "$LOAD" --help 2>&1 | grep -q cacert && TLS=1
 if [ -x "$NGINX" ]; then
     chmod 755 "$TMP" # nginx's worker runs as nobody
-    NP=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    NTP=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    NP=$(${PYTHON3:-python3} -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    NTP=$(${PYTHON3:-python3} -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     mkdir -p "$TMP/nginx"
     cat >"$TMP/nginx/nginx.conf" <<EOF
 worker_processes 1;
