@@ -38,6 +38,9 @@
  * our last response is not destroyed by a reset (nginx's lingering_close). */
 #define LINGER_TIME  (2 * WEFT_SEC)
 #define LINGER_BYTES (256 * 1024)
+/* The request loop yields to the worker's other tasks after this many requests answered in
+ * a row (serve). */
+#define YIELD_EVERY 8
 /* The longest decoded path we look up (PATH_MAX; docs/httpd.md "Limits"): longer is 414. */
 #define PATH_CAP 4096
 
@@ -897,6 +900,7 @@ static void serve(conn *c, httpd_conn_rec *rec)
     http_parser p;
     http_parser_init(&p);
     int first = 1;
+    unsigned served = 0; /* requests answered, for the yield below */
     /* The first head is timed from the accept (the TLS handshake included), later ones from
      * their first byte. */
     int64_t head_deadline = c->first_deadline;
@@ -922,6 +926,14 @@ static void serve(conn *c, httpd_conn_rec *rec)
                 return;
             if (c->close_after)
                 break;
+            /* weft does not preempt, and a read that finds bytes or a send that finds room
+             * does not switch: a client that keeps its pipeline full and reads as fast kept
+             * this task on its worker for seconds, holding back the worker's other
+             * connections, its accepts and its log flusher (weft_yield's contract asks such
+             * loops to yield; nginx posts the next pipelined request as an event). A
+             * cancel (the drain's deadline) ends the connection. */
+            if (++served % YIELD_EVERY == 0 && weft_yield() < 0)
+                return;
             head_deadline = weft_deadline_in(httpd_cfg.header_timeout);
             continue;
         }

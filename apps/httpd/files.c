@@ -226,6 +226,17 @@ static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
 
 int httpd_http_date(time_t t, char *out, size_t cap)
 {
+    /* IMF-fixdate's year has four digits, and a file's mtime may be anything a time_t holds
+     * (tmpfs takes 2^62 s; ext4 clamps to 2446): outside years 0000..9999 it is clamped to the
+     * nearer end. Unclamped, gmtime_r failed past its int year and left tm unset, and the day
+     * and month names were read out of bounds (a crash), or a year of 10000 made the date 30
+     * bytes long. */
+    const long long first = -62167219200LL; /* 0000-01-01 00:00:00 */
+    const long long last = 253402300799LL;  /* 9999-12-31 23:59:59 */
+    if ((long long)t < first)
+        t = (time_t)first;
+    else if ((long long)t > last)
+        t = (time_t)last;
     struct tm tm;
     gmtime_r(&t, &tm);
     return snprintf(out, cap, "%s, %02d %s %04d %02d:%02d:%02d GMT", wdays[tm.tm_wday], tm.tm_mday,

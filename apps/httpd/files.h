@@ -34,7 +34,8 @@ const char *httpd_mime_type(const char *name, size_t len);
 int httpd_etag(const struct stat *st, char *out, size_t cap);
 
 /* Writes `t` as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT", 29 bytes) into out
- * (>= 30 bytes); returns 29. */
+ * (>= 30 bytes); returns 29. A time outside years 0000..9999 (an mtime of 2^62 s on tmpfs)
+ * writes the nearer end of that range. */
 int httpd_http_date(time_t t, char *out, size_t cap);
 
 /* Parses an HTTP-date in any of its three forms (RFC 9110 5.6.7): IMF-fixdate, and the

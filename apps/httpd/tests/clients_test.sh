@@ -63,7 +63,7 @@ ab_clean() { # ab_clean LOG N
 # header cleared, as nginx's docs configure it). Its port: a free one the kernel picks for us.
 if have nginx && have ab; then
     ran=1
-    NPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    NPORT=$(${PYTHON3:-python3} -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     mkdir -p "$TMP/nginx"
     # Started as root, nginx's workers run as nobody, and must reach their temporary paths.
     chmod 755 "$TMP"

@@ -66,7 +66,7 @@ for _ in $(seq 100); do
 done
 [ -n "$PORT" ] || { echo "FAIL: the server did not start"; cat "$TMP/err"; exit 1; }
 
-out=$(python3 "$HERE/loadclient.py" "$MODE" "$PORT" "$PID" "$N" "$TMP/cert.pem")
+out=$(${PYTHON3:-python3} "$HERE/loadclient.py" "$MODE" "$PORT" "$PID" "$N" "$TMP/cert.pem")
 echo "$out"
 failures=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }

@@ -22,6 +22,8 @@
   rawhttp.py PORT trickle SECONDS    a GET whose 1000-byte body comes a byte every 0.2 s; print
                                      "closed after N bytes" once the server closes, or "still
                                      open" after SECONDS
+  rawhttp.py PORT pipeline N PATH    N GETs of PATH in one write, the last with Connection:
+                                     close; print how many 200s came back
 """
 import time
 import os
@@ -192,6 +194,12 @@ def main():
             print("all answered 200")
         else:
             print(f"{len(statuses)} of {k + 2} answered, the last: {statuses[-3:]}")
+    elif cmd == "pipeline":
+        n, path = int(sys.argv[3]), sys.argv[4]
+        req = f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode()
+        sock.sendall(req * (n - 1) + req.replace(b"t\r\n\r\n", b"t\r\nConnection: close\r\n\r\n"))
+        responses, _ = read_responses(sock)
+        print(sum(1 for status, _ in responses if status.startswith("HTTP/1.1 200")))
     elif cmd == "partial":
         sock.sendall(bytes.fromhex(sys.argv[3]))
         data = sock.recv(65536)

@@ -517,6 +517,17 @@ Test(httpd_files, validators)
     char d[32];
     cr_assert_eq(httpd_http_date(784111777, d, sizeof d), 29);
     cr_assert_str_eq(d, "Sun, 06 Nov 1994 08:49:37 GMT");
+    /* An mtime outside gmtime's years (tmpfs takes 2^62 s, and -2^62) or past 9999 is
+     * clamped to a four-digit year: gmtime_r failed on it and its unset tm was read (out of
+     * bounds names, a crash of the server at the file's first request). */
+    cr_assert_eq(httpd_http_date((time_t)1 << 62, d, sizeof d), 29);
+    cr_assert_str_eq(d, "Fri, 31 Dec 9999 23:59:59 GMT");
+    cr_assert_eq(httpd_http_date(253402300800, d, sizeof d), 29); /* 10000-01-01 */
+    cr_assert_str_eq(d, "Fri, 31 Dec 9999 23:59:59 GMT");
+    cr_assert_eq(httpd_http_date(-((time_t)1 << 62), d, sizeof d), 29);
+    cr_assert_str_eq(d, "Sat, 01 Jan 0000 00:00:00 GMT");
+    cr_assert_eq(httpd_http_date(-1, d, sizeof d), 29);
+    cr_assert_str_eq(d, "Wed, 31 Dec 1969 23:59:59 GMT");
     cr_assert_str_eq(httpd_mime_type("a/b.HTML", 8), "text/html");
     cr_assert_str_eq(httpd_mime_type("a.tar.gz", 8), "application/gzip");
     cr_assert_str_eq(httpd_mime_type("a.d/file", 8), "application/octet-stream");

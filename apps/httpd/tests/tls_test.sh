@@ -70,7 +70,7 @@ want=$(tail -c +101 "$root/big.bin" | head -c 100 | od -An -tx1 | tr -d ' \n')
 [ "$got" = "$want" ] && ok "range over TLS" || fail "range over TLS"
 # Several ranges (multipart/byteranges, large parts read and encrypted a buffer at a time),
 # the cases answered with the whole file, If-Range and 416, over one TLS connection.
-python3 "$HERE/ranges.py" "$URL/big.bin" "$root/big.bin" ca.pem >ranges.log
+${PYTHON3:-python3} "$HERE/ranges.py" "$URL/big.bin" "$root/big.bin" ca.pem >ranges.log
 [ $? = 0 ] && ok "ranges over TLS ($(grep -c '^ok' ranges.log) checks)" ||
     fail "ranges over TLS: $(grep FAIL ranges.log)"
 curl -sS --cacert ca.pem -I "$URL/big.bin" | grep -qi '^content-length: 300000' &&
@@ -117,7 +117,7 @@ resumed=$(sed -n 's/^tls resumed \([0-9]*\)$/\1/p' <<<"$out")
     fail "resumption: ${resumed:-none} of 100"
 
 # Servers the client must refuse: untrusted (self-signed), and trusted but for another name.
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() { ${PYTHON3:-python3} -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 sserver() { # sserver CERT KEY [ARGS...]: openssl s_server -WWW on a free port, serving
     # $root; prints the port
     local p c=$1 k=$2
@@ -158,7 +158,7 @@ SP=$(sserver other.pem other.key)
 
 # A silent client on the TLS port is closed at the header timeout (1 s), and plain HTTP sent
 # to the TLS port fails the handshake; the server keeps serving.
-got=$(python3 - "$TPORT" <<'EOF'
+got=$(${PYTHON3:-python3} - "$TPORT" <<'EOF'
 import socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 s.settimeout(20)
@@ -169,7 +169,7 @@ EOF
     fail "silent TLS client: $got"
 # A partial head after the handshake gets its 408 over TLS and a close_notify, as on the
 # plain port (the timed-out read used to end the stream: the connection closed silently).
-got=$(python3 - "$TPORT" "$TMP/ca.pem" <<'EOF'
+got=$(${PYTHON3:-python3} - "$TPORT" "$TMP/ca.pem" <<'EOF'
 import socket, ssl, sys
 ctx = ssl.create_default_context(cafile=sys.argv[2])
 s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1]))),
