@@ -312,12 +312,13 @@ static void *endpoint_main(void *arg)
     cr_assert_eq(write(tfd, body, strlen(body)), (ssize_t)strlen(body));
     close(tfd);
     char cmd[512];
-    snprintf(cmd, sizeof cmd,
-             "${PYTHON3:-python3} -c 'import json,sys; d=json.loads(open(sys.argv[1], \"rb\").read()); "
-             "assert d[\"ntasks\"] == len(d[\"tasks\"]) >= 5; n=[t[\"name\"] for t in "
-             "d[\"tasks\"]]; assert \"\\u00e9\" * 7 + \"\\ufffd\" in n, n; "
-             "assert \"bad\\ufffd\" in n, n' %s",
-             path);
+    snprintf(
+        cmd, sizeof cmd,
+        "${PYTHON3:-python3} -c 'import json,sys; d=json.loads(open(sys.argv[1], \"rb\").read()); "
+        "assert d[\"ntasks\"] == len(d[\"tasks\"]) >= 5; n=[t[\"name\"] for t in "
+        "d[\"tasks\"]]; assert \"\\u00e9\" * 7 + \"\\ufffd\" in n, n; "
+        "assert \"bad\\ufffd\" in n, n' %s",
+        path);
     int st = system(cmd);
     unlink(path);
     cr_assert_eq(st, 0, "not JSON, or the count or the names are off:\n%s", body);
