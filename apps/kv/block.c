@@ -335,15 +335,33 @@ static int submit(unsigned s, reg_msg *m, weft_future **fut)
     return r;
 }
 
-/* 1: the client has closed its end (or the socket failed); 0: not seen; -1: it sent more
- * (pipelined after the blocking command: its end of file would come after those bytes). */
-static int peek_gone(int fd)
+/* 1: the client has closed its end (or the socket failed); 0: not seen. What it sent after
+ * the blocking command is read into its query buffer first, as Redis reads a blocked client's
+ * socket (kv_process runs those commands once the pop has replied): its end of file comes
+ * after those bytes, and only by reading them is it seen. (Peeking alone, such a client was
+ * never seen to go: it stayed queued, a later push popped an element for it, lost, and then
+ * ran the commands it had pipelined, long after it closed; and on io_uring the peek, a plain
+ * recv(2), missed the bytes weft's receive holds, so that the wait spun.) The buffer may
+ * move: nothing of the command's arguments, which point into it, is read after the
+ * registration. Past the query buffer's limit the client is dropped, as Redis drops it. */
+static int peek_gone(kv_conn *c)
 {
-    char b;
-    ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n > 0)
-        return -1;
-    return n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+    for (;;) {
+        if (kv_conn_room(c) < 0)
+            return 1;
+        /* Through weft, which on io_uring holds the bytes its receive took off the socket (a
+         * plain recv(2) there found none while weft_fd_wait said readable: the wait below
+         * spun, and its worker served nobody else). MSG_DONTWAIT: one attempt. */
+        ssize_t n =
+            weft_recv(c->fd, c->qbuf + c->qlen, c->qcap - c->qlen, MSG_DONTWAIT, WEFT_FOREVER);
+        if (n > 0) {
+            c->qlen += (size_t)n;
+            continue;
+        }
+        if (n == -EINTR)
+            continue;
+        return n != -EAGAIN && n != -EWOULDBLOCK; /* 0: its end; an error; -ECANCELED */
+    }
 }
 
 enum { OUT_SERVED, OUT_TIMEOUT, OUT_GONE, OUT_ERROR };
@@ -356,13 +374,8 @@ static int wait_served(kv_conn *c, bwait *w, int64_t deadline)
         /* acquire: pairs with claim's release store (the result is there). */
         if (atomic_load_explicit(&w->done, memory_order_acquire))
             return OUT_SERVED;
-        if (watch) {
-            int g = peek_gone(c->fd);
-            if (g > 0)
-                return OUT_GONE;
-            if (g < 0)
-                watch = 0; /* more commands wait behind this one: noticed when served */
-        }
+        if (watch && peek_gone(c))
+            return OUT_GONE;
         int r;
         if (watch) {
             weft_case cs[2] = {{0}, {0}};
@@ -476,7 +489,7 @@ int kv_block_pop(kv_conn *c, const char *const *keys, const size_t *klens, size_
     }
     /* A client that closed its end after blocking (seen or not before the hand-off) gets
      * nothing: its element goes back. */
-    if (res && outcome != OUT_GONE && c->fd >= 0 && peek_gone(c->fd) > 0)
+    if (res && outcome != OUT_GONE && c->fd >= 0 && peek_gone(c))
         outcome = OUT_GONE;
     int ret = 0;
     if (res && outcome != OUT_GONE) {

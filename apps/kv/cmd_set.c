@@ -419,15 +419,12 @@ static void zpop(kv_ctx *c, int max)
     int given = c->argc == 3;
     if (given && arg_count(c, 2, &count) < 0)
         return;
-    if (count == 0) {
-        reply_array(c->out, 0);
-        return;
-    }
+    /* As Redis 7.0: the type is checked before a count of 0 answers the empty array. */
     int wrong;
     kv_entry *e = get_typed(c, KV_ZSET, 0, &wrong);
     if (wrong)
         return;
-    if (!e) {
+    if (!e || count == 0) {
         reply_array(c->out, 0);
         return;
     }

@@ -198,7 +198,7 @@ static void conn_free(kv_conn *c)
 
 /* Makes room to read into: the query buffer doubles when nearly full, up to QBUF_MAX. Returns
  * 0, or -1 when the client passed the limit (Redis closes such a client too). */
-static int room(kv_conn *c)
+int kv_conn_room(kv_conn *c)
 {
     if (c->qcap - c->qlen >= 1024)
         return 0;
@@ -299,7 +299,7 @@ static void serve(int fd, void *arg)
     sh->nconns_total++;
     weft_tcp_nodelay(fd, 1);
 
-    while (room(c) == 0) {
+    while (kv_conn_room(c) == 0) {
         ssize_t n = weft_read(fd, c->qbuf + c->qlen, c->qcap - c->qlen, WEFT_FOREVER);
         if (n <= 0)
             break;

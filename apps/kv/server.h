@@ -129,6 +129,10 @@ unsigned kv_nshards(void);
 int kv_route(const kv_command *cmd, int argc, const char *const *argv, const size_t *argl,
              unsigned *shard);
 
+/* Makes room in c's query buffer to read into (it doubles when nearly full, up to Redis's
+ * 1 GB client-query-buffer-limit; it may move). Returns 0, or -1 past the limit (server.c). */
+int kv_conn_room(kv_conn *c);
+
 /* Connection: parses and runs every complete command buffered (exec.c). */
 void kv_process(kv_conn *c);
 

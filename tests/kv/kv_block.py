@@ -212,6 +212,28 @@ def scenarios(port, ck, workers):
     ck.eq("gone unqueued 2", wait_blocked(ctl, 0), True)
     ck.eq("rpush d y", ctl.cmd("RPUSH", "d", "y"), b":1")
     ck.eq("d keeps y", ctl.cmd("LRANGE", "d", "0", "-1"), [b"y"])
+    # ... also one that sent more commands after it was blocked, then left: its end of file
+    # comes after those bytes (weft-kv, peeking only, never saw it go: it stayed queued, the
+    # next push popped an element for it, lost, and then ran its SET, after the close).
+    c = block(port, ctl, 0, "BLPOP", "d3", "0")
+    c.send("SET", "d3after", "x")
+    time.sleep(0.1)
+    c.close()
+    ck.eq("gone after pipelining unqueued", wait_blocked(ctl, 0), True)
+    ck.eq("rpush d3 v", ctl.cmd("RPUSH", "d3", "v"), b":1")
+    ck.eq("d3 keeps v", ctl.cmd("LRANGE", "d3", "0", "-1"), [b"v"])
+    ck.eq("the gone client's SET never ran", ctl.cmd("EXISTS", "d3after"), b":0")
+    ctl.cmd("DEL", "d3")
+    # A blocked client's commands sent while it waits (120 KB: the query buffer grows) run
+    # once it is served, in order.
+    c = block(port, ctl, 0, "BLPOP", "d4", "0")
+    c.s.sendall(Conn.enc("INCR", "d4n") * 5000)
+    time.sleep(0.1)
+    ck.eq("rpush d4 w", ctl.cmd("RPUSH", "d4", "w"), b":1")
+    ck.eq("served before its pipeline", c.reply(), [b"d4", b"w"])
+    ck.eq("then its pipeline", [c.reply() for _ in range(5000)][-1], b":5000")
+    c.close()
+    ctl.cmd("DEL", "d4n")
     # Closed and pushed at once: whether the close is seen first or not, the element stays
     # (weft-kv gives back an element claimed for a client found gone). Redis may lose it (it
     # serves a client whose close it has not read yet): not in the transcript.

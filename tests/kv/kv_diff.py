@@ -636,6 +636,11 @@ def probe_cases():
         "SET gw v", "WATCH gw", "GETEX gw", "GETEX nokey2 EX 5", "MULTI", "GET gw", "EXEC",
         "WATCH gw", "GETEX gw EX 100", "MULTI", "GET gw", "EXEC",
         "SADD gs a", "WATCH gs", "SMOVE gs gs a", "SMOVE gs gs b", "MULTI", "SCARD gs", "EXEC"]]
+    # ZPOPMIN/ZPOPMAX with a count of 0 check the key's type first (weft-kv answered the
+    # empty array for a string), as LPOP, RPOP and SPOP with 0 do.
+    s += [L(x) for x in ["SET zp0 x", "ZPOPMIN zp0 0", "ZPOPMAX zp0 0", "LPOP zp0 0",
+                         "SPOP zp0 0", "ZPOPMIN zp0 -1", "ZPOPMIN nope 0", "ZADD zp1 1 a",
+                         "ZPOPMIN zp1 0", "ZPOPMAX zp1 0", "ZCARD zp1", "DEL zp0 zp1"]]
     s += [L(x) for x in ["MULTI", "SET pm 1", "SHUTDOWN", "EXEC", "GET pm", "MULTI",
                          "SHUTDOWN FOO", "SET pm 2", "EXEC", "GET pm", "MULTI", "SHUTDOWN NOSAVE",
                          "DISCARD"]]
