@@ -41,6 +41,8 @@
 /* The request loop yields to the worker's other tasks after this many requests answered in
  * a row (serve). */
 #define YIELD_EVERY 8
+/* A body being read and dropped yields after this many reads (64 x 4 KiB: 256 KiB). */
+#define DISCARD_YIELD_EVERY 64
 /* The longest decoded path we look up (PATH_MAX; docs/httpd.md "Limits"): longer is 414. */
 #define PATH_CAP 4096
 
@@ -303,7 +305,7 @@ static int discard_body(conn *c, int64_t left)
     if (left > 0 && flush(c, 0) < 0)
         return -1;
     char scratch[4096];
-    while (left > 0) {
+    for (unsigned reads = 0; left > 0;) {
         size_t want = left < (int64_t)sizeof scratch ? (size_t)left : sizeof scratch;
         ssize_t n = conn_read(c, scratch, want, deadline);
         if (n <= 0) {
@@ -311,6 +313,10 @@ static int discard_body(conn *c, int64_t left)
             return -1;
         }
         left -= n;
+        /* A body that keeps coming finds bytes at every read, which does not switch: the
+         * worker's other tasks get a turn every DISCARD_YIELD_EVERY reads (as serve's). */
+        if (++reads % DISCARD_YIELD_EVERY == 0 && weft_yield() < 0)
+            return -1;
     }
     return 0;
 }
@@ -740,7 +746,7 @@ static int discard_chunked(conn *c)
     http_chunked_init(&d);
     size_t base = c->start; /* the body starts here: the head before it stays intact */
     int64_t deadline = weft_deadline_in(httpd_cfg.body_timeout); /* as discard_body */
-    for (;;) {
+    for (unsigned reads = 0;;) {
         if (c->have > c->start) {
             int done = 0;
             int64_t n = http_chunked_feed(&d, c->in + c->start, c->have - c->start,
@@ -765,6 +771,8 @@ static int discard_chunked(conn *c)
             return -1;
         }
         c->have += (size_t)n;
+        if (++reads % DISCARD_YIELD_EVERY == 0 && weft_yield() < 0) /* as discard_body */
+            return -1;
     }
 }
 
