@@ -36,7 +36,7 @@ BENCH_PY ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo py
 # first on PATH takes 0.7 s to start a python, and the HTTP tests start some 60 per run.
 export PYTHON3 ?= $(BENCH_PY)
 
-.PHONY: all build run run-httpd test test-rel test-asan test-lto test-tsan test-valgrind bench bench-net bench-mt bench-file \
+.PHONY: all build run run-httpd test test-rel test-asan test-lto test-tsan test-valgrind valgrind-run bench bench-net bench-mt bench-file \
         install coverage soak \
         cross-test format clean
 
@@ -76,9 +76,14 @@ run: build
 run-httpd: build
 	@$(BUILD)/rel/apps/httpd/weft-httpd --listen 127.0.0.1 --port 8080 apps/httpd/www
 
+# Each stage says how long it took (its ctest's "Total Test time" is the tests' part; the
+# rest is its build), so that a slow CI run shows where its time went.
 test:
-	@scripts/deps.sh test
-	@$(MAKE) --no-print-directory test-rel test-asan test-lto test-tsan test-valgrind
+	@s=$$(date +%s); scripts/deps.sh test && echo "make test: deps took $$(( $$(date +%s) - s )) s"
+	@for t in test-rel test-asan test-lto test-tsan valgrind-run; do \
+	  s=$$(date +%s); $(MAKE) --no-print-directory $$t || exit 1; \
+	  echo "make test: $$t took $$(( $$(date +%s) - s )) s"; \
+	done
 
 test-rel: $(BUILD)/rel/CMakeCache.txt
 	cmake -S . -B $(BUILD)/rel $(CONF_rel) >/dev/null
@@ -101,6 +106,11 @@ test-tsan: $(BUILD)/tsan/CMakeCache.txt
 	cd $(BUILD)/tsan && TSAN_OPTIONS=halt_on_error=1 $(CTEST)
 
 test-valgrind: test-rel
+	@$(MAKE) --no-print-directory valgrind-run
+
+# The valgrind subset of an already built and tested release build (`make test` runs it
+# after test-rel).
+valgrind-run:
 	cd $(BUILD)/rel && ctest --output-on-failure -j$(JOBS) -L valgrind
 
 bench:
