@@ -1,11 +1,15 @@
 /* accesslog.c: see accesslog.h. Each worker owns its httpd_log: connections append to `buf`
  * and the flusher swaps it with `spare` before writing, so a write in progress never sees
  * its bytes change; all of it happens on the worker's thread, the write itself on weft's
- * blocking pool. Lines of several workers interleave whole: each write is a run of complete
- * lines to an O_APPEND file. */
+ * blocking pool. While a write is in flight `buf` grows as lines come (to HTTPD_LOG_BUF_MAX):
+ * at 64 KiB, a flood of pipelined requests filled it before the pool's thread, sharing the
+ * CPUs with the load, had written the other one, and lines were dropped with the disk idle.
+ * Lines of several workers interleave whole: each write is a run of complete lines to an
+ * O_APPEND file. */
 #include "accesslog.h"
 
 #include <arpa/inet.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,9 +39,11 @@ static void *flusher(void *arg)
         int stopping = log->stopping;
         if (log->len > 0) {
             char *full = log->buf;
-            size_t n = log->len;
+            size_t n = log->len, full_cap = log->cap;
             log->buf = log->spare;
+            log->cap = log->spare_cap;
             log->spare = full;
+            log->spare_cap = full_cap;
             log->len = 0;
             write_all(full, n);
             continue; /* more may have come during the write */
@@ -57,6 +63,7 @@ int httpd_log_start(httpd_log *log)
     log->stopping = 0;
     log->buf = malloc(HTTPD_LOG_BUF);
     log->spare = malloc(HTTPD_LOG_BUF);
+    log->cap = log->spare_cap = HTTPD_LOG_BUF;
     weft_spawn_opts opts = {.name = "log-flusher"};
     if (!log->buf || !log->spare || weft_spawn(&log->flusher, flusher, log, &opts) < 0) {
         free(log->buf);
@@ -77,7 +84,7 @@ void httpd_log_stop(httpd_log *log)
     weft_join(log->flusher, NULL, WEFT_FOREVER);
     log->flusher = NULL;
     if (log->ndropped)
-        fprintf(stderr, "weft-httpd: access log: %llu lines dropped (disk too slow)\n",
+        fprintf(stderr, "weft-httpd: access log: %llu lines dropped (its writes fell behind)\n",
                 (unsigned long long)log->ndropped);
     free(log->buf);
     free(log->spare);
@@ -95,6 +102,24 @@ void httpd_peer_name(int fd, char *out, size_t cap)
         inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)cap);
     else if (ss.ss_family == AF_INET6)
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)cap);
+}
+
+/* Makes `buf` hold at least `need` bytes, doubling it up to HTTPD_LOG_BUF_MAX; false when it
+ * cannot (the line is then dropped). The flusher writes from `spare` only, never from `buf`,
+ * so `buf` may move. */
+static bool grow(httpd_log *log, size_t need)
+{
+    size_t cap = log->cap;
+    while (cap < need && cap < HTTPD_LOG_BUF_MAX)
+        cap *= 2;
+    if (cap < need)
+        return false;
+    char *b = realloc(log->buf, cap);
+    if (!b)
+        return false;
+    log->buf = b;
+    log->cap = cap;
+    return true;
 }
 
 /* "[10/Oct/2000:13:55:36 +0000]", formatted once a second per worker thread. */
@@ -133,7 +158,7 @@ void httpd_log_request(httpd_log *log, const char *peer, http_view rl, int statu
         n += (size_t)snprintf(line + n, sizeof line - n, "\" %d %lld\n", status, (long long)bytes);
     else
         n += (size_t)snprintf(line + n, sizeof line - n, "\" %d -\n", status);
-    if (log->len + n > HTTPD_LOG_BUF) {
+    if (log->len + n > log->cap && !grow(log, log->len + n)) {
         log->ndropped++;
         weft_event_set(&log->kick);
         return;

@@ -1,6 +1,7 @@
 /* accesslog.h: the access log in common log format, buffered per worker and written by a
  * flusher task per worker through weft_file_write, so no connection ever waits on the disk.
- * When both of a worker's buffers are full, lines are dropped and counted, never queued. */
+ * A buffer grows while the other one is being written, up to HTTPD_LOG_BUF_MAX (4 MiB); past
+ * that, lines are dropped and counted (reported at exit). */
 #ifndef WEFT_HTTPD_ACCESSLOG_H
 #define WEFT_HTTPD_ACCESSLOG_H
 

@@ -41,10 +41,13 @@ typedef struct httpd_conn_rec {
 /* The access log's buffer of one worker: lines are appended to `buf`; the flusher swaps it
  * with `spare` and writes the spare out while connections fill the other. */
 #define HTTPD_LOG_BUF (64 * 1024)
+/* The most a log buffer grows to while the flusher's write of the other one is in flight. */
+#define HTTPD_LOG_BUF_MAX (4 * 1024 * 1024)
 typedef struct httpd_log {
     char *buf, *spare;
     size_t len;
-    uint64_t ndropped; /* lines dropped because both buffers were full */
+    size_t cap, spare_cap; /* their sizes: HTTPD_LOG_BUF, grown up to HTTPD_LOG_BUF_MAX */
+    uint64_t ndropped; /* lines dropped because a buffer at its largest was full */
     weft_event kick;   /* set when buf is half full, or at the shutdown */
     int stopping;
     weft_task *flusher;
