@@ -101,8 +101,9 @@ test-lto: $(BUILD)/lto/CMakeCache.txt
 	cmake --build $(BUILD)/lto -j$(JOBS) --target $$(scripts/core_targets.sh $(BUILD)/lto)
 	cd $(BUILD)/lto && $(CTEST) -L core
 
+# Only the stress programs its tests run (scripts/core_targets.sh).
 test-tsan: $(BUILD)/tsan/CMakeCache.txt
-	cmake --build $(BUILD)/tsan -j$(JOBS)
+	cmake --build $(BUILD)/tsan -j$(JOBS) --target $$(scripts/core_targets.sh $(BUILD)/tsan '')
 	cd $(BUILD)/tsan && TSAN_OPTIONS=halt_on_error=1 $(CTEST)
 
 test-valgrind: test-rel

@@ -1,13 +1,38 @@
 #!/usr/bin/env bash
-# The build targets that the tests labelled "core" run, one per line, for a configured build
-# dir: `make test-lto` builds only these (its link-time optimisation makes every other
-# test program a long link for nothing). Prints "all" if ctest or python3 cannot say.
+# The build targets that the tests labelled LABEL (default "core"; "" for every test) run,
+# one per line, for a configured build dir: `make test-lto` builds only the core ones (its
+# link-time optimisation makes every other test program a long link for nothing), and
+# `make test-tsan` only its stress programs (not the servers and libraries no test of that
+# build runs). Read from the CTestTestfile.cmake files, which name each test's program by its
+# path before it is built (ctest's own listing leaves the command out until the program
+# exists, so on a fresh build dir it gave nothing, and every target was built). A test whose
+# program lies outside the build dir (a script, an interpreter) names no target. Prints "all"
+# if nothing can be said.
+#   scripts/core_targets.sh BUILD_DIR [LABEL]
 set -u
-dir=${1:?usage: $0 BUILD_DIR}
-json=$(cd "$dir" && ctest -L core --show-only=json-v1 2>/dev/null) || { echo all; exit 0; }
-"${PYTHON3:-python3}" -c '
-import json, os, sys
-names = sorted({os.path.basename(t["command"][0]) for t in json.load(sys.stdin)["tests"]
-                if t.get("command")})
-print("\n".join(names) if names else "all")
-' <<<"$json" 2>/dev/null || echo all
+dir=${1:?usage: $0 BUILD_DIR [LABEL]}
+label=${2-core}
+"${PYTHON3:-python3}" - "$dir" "$label" <<'PY' 2>/dev/null || echo all
+import os, re, sys
+root, label = os.path.realpath(sys.argv[1]), sys.argv[2]
+add = re.compile(r'^add_test\(\[=\[(.+?)\]=\] "([^"]+)"')
+props = re.compile(r'^set_tests_properties\(\[=\[(.+?)\]=\] PROPERTIES .*?\bLABELS "([^"]*)"')
+programs, labels = {}, {}
+for d, _, files in os.walk(root):
+    if 'CTestTestfile.cmake' not in files:
+        continue
+    for line in open(os.path.join(d, 'CTestTestfile.cmake')):
+        m = add.match(line)
+        if m:
+            programs[m.group(1)] = m.group(2)
+        m = props.match(line)
+        if m:
+            labels[m.group(1)] = m.group(2).split(';')
+names = set()
+for test, path in programs.items():
+    if label and label not in labels.get(test, []):
+        continue
+    if os.path.realpath(path).startswith(root + os.sep):
+        names.add(os.path.basename(path))
+print('\n'.join(sorted(names)) if names else 'all')
+PY
