@@ -1336,9 +1336,10 @@ WEFT_API int weft_shutdown(int fd, int how);
  * weft_close, as weft_process_free does). The one way to close an fd weft may have used.
  * In a runtime of several workers the fd is forgotten on every worker whose tasks used it
  * (their waiters wake with -EBADF too) before the number is closed, so that a new fd given
- * the same number is new to every worker. From a task the call waits for those workers (a
- * message each; it is not interrupted by a cancel) and returns close()'s result; from a
- * watch's callback, which cannot wait, it returns 0 and the last of them closes the fd. An
+ * the same number is new to every worker (a weft_fd_wait counts as a use). From a task the
+ * call waits for those workers (a message each; it is not interrupted by a cancel) and
+ * returns close()'s result; from a watch's callback, which cannot wait, it returns 0 and the
+ * last of them closes the fd. An
  * operation that another worker's task starts on the fd while it is being closed races with
  * the close as a read(2) and a close(2) on two threads do: end such uses first (a waiter
  * already parked is woken). Fds numbered 2^20 and up are forgotten on the calling worker

@@ -124,6 +124,9 @@ static size_t take(weft_stream *s, void *buf, size_t len)
 {
     size_t have = s->rend - s->rstart;
     size_t n = have < len ? have : len;
+    if (n == 0)
+        return 0; /* rbuf may be NULL still (a read straight into the caller's buffer met
+                   * the end of stream before any refill): memcpy must not be given it */
     memcpy(buf, s->rbuf + s->rstart, n);
     s->rstart += n;
     return n;
@@ -181,7 +184,7 @@ ssize_t weft_stream_read_until(weft_stream *s, int delim, void *buf, size_t max,
         return -EINVAL;
     size_t scanned = 0;
     for (;;) {
-        char *start = s->rbuf + s->rstart;
+        char *start = s->rbuf ? s->rbuf + s->rstart : NULL; /* none before the first refill */
         size_t have = s->rend - s->rstart;
         size_t limit = have < max ? have : max;
         char *hit = limit > scanned ? memchr(start + scanned, delim, limit - scanned) : NULL;
