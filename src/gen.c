@@ -187,6 +187,11 @@ int weft_gen_close(weft_gen *g)
     weft_task *self = weft__blocking_task(w);
     if (!self || g->w != w)
         return -EPERM;
+    /* Its generator is its worker's: the closer stays there (task.h), as every other call
+     * on g keeps its caller. Unbound (a task that never used g before), its join of the body
+     * below could hand it to another worker (stealing mode, move_started), and the join's
+     * reap would then act through w, a worker it has left. */
+    weft__task_bind(self);
     if (self == g->task)
         return -EDEADLK; /* the body closing itself would wait for its own end */
     if (g->closing)

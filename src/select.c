@@ -195,6 +195,10 @@ static int general_select(weft_case *cases, size_t n, size_t nx, bool has_defaul
                 r = weft__chan_select(inner, n, deadline);
         }
     }
+    /* The worker now: the first look's channel select may have yielded (the debug mode's
+     * chaos yield) while the task was not bound yet, and handed it to another worker (stealing
+     * mode, move_started); w is then another worker's, whose current task is not ours. */
+    w = weft__worker_current();
     stop_watchers(w, xs, nx, r >= 0 && (size_t)r < n ? &cases[r] : NULL);
     if (r >= 0) {
         weft_case *c = &cases[r];

@@ -481,3 +481,42 @@ Test(alien, stealing_mode_spawns_from_outside_go_to_the_worker_that_is_free)
     cr_assert_eq(atomic_load(&c.on_spinner), 0, "%d of 8 waited for the held worker",
                  atomic_load(&c.on_spinner));
 }
+
+/* weft_runtime_spawn's cleanup must not block (weft.h, weft_spawn_opts.cleanup): its blocking
+ * calls return -EPERM, as in weft_spawn's and a group member's. They returned 0 and parked
+ * the context running it (the finishing task). */
+static _Atomic int cleanup_sleep = 1, cleanup_yield = 1;
+
+static void blocking_cleanup(void *arg)
+{
+    (void)arg;
+    atomic_store(&cleanup_sleep, weft_sleep(WEFT_MSEC));
+    atomic_store(&cleanup_yield, weft_yield());
+}
+
+static void *nothing(void *arg)
+{
+    return arg;
+}
+
+static void *cleanup_main(void *arg)
+{
+    (void)arg;
+    weft_runtime *rt = weft_runtime_current();
+    cr_assert_not_null(rt);
+    weft_handle *h;
+    weft_spawn_opts o = {.cleanup = blocking_cleanup};
+    cr_assert_eq(weft_runtime_spawn(rt, &h, nothing, NULL, &o), 0);
+    cr_assert_eq(weft_handle_join(h, NULL, weft_deadline_in(10 * WEFT_SEC)), 0);
+    weft_handle_release(h);
+    weft_runtime_release(rt);
+    return NULL;
+}
+
+Test(alien, a_runtime_spawns_cleanup_may_not_block)
+{
+    weft_config cfg = cfg_of(2);
+    run_main_cfg(&cfg, cleanup_main, NULL);
+    cr_assert_eq(atomic_load(&cleanup_sleep), -EPERM);
+    cr_assert_eq(atomic_load(&cleanup_yield), -EPERM);
+}

@@ -1976,3 +1976,187 @@ Test(semantics, waiting_receivers_are_fifo_across_selects_and_plain_receives)
 {
     run_main(fifo_mixed_main, NULL);
 }
+
+/* ---- Groups: a member's spawn cleanup ---------------------------------------------------- */
+
+/* weft_group_spawn takes its options as weft_spawn does, and weft_spawn_opts.cleanup must not
+ * block: its blocking calls and weft_exit return -EPERM, whichever context runs it. A group
+ * member's cleanup ran without that refusal: a sleep or a yield parked the member half-way
+ * out of the group, and a weft_exit ended it before it left, so the group's wait never
+ * returned. */
+struct member_cleanup {
+    int ncleanups, r_sleep, r_yield, r_exit;
+};
+
+static void member_cleanup_blocks(void *arg)
+{
+    struct member_cleanup *mc = arg;
+    mc->ncleanups++;
+    mc->r_sleep = weft_sleep(WEFT_MSEC);
+    mc->r_yield = weft_yield();
+    /* Only once the refusal is seen: a weft_exit that went through would hang the group. */
+    if (mc->r_sleep == -EPERM && mc->r_yield == -EPERM)
+        mc->r_exit = weft_exit(NULL);
+}
+
+static void *member_noop(void *arg)
+{
+    (void)arg;
+    return NULL;
+}
+
+static void *member_cleanup_main(void *arg)
+{
+    (void)arg;
+    struct member_cleanup mc = {0, 1, 1, 1};
+    weft_spawn_opts o = {.cleanup = member_cleanup_blocks};
+    weft_group *g = NULL;
+    cr_assert_eq(weft_group_create(&g), 0);
+    cr_assert_eq(weft_group_spawn(g, member_noop, &mc, &o), 0);
+    cr_assert_eq(weft_group_wait(g, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_group_size(g), 0);
+    cr_assert_eq(mc.ncleanups, 1);
+    cr_assert_eq(mc.r_sleep, -EPERM, "a sleep in a member's cleanup: %d", mc.r_sleep);
+    cr_assert_eq(mc.r_yield, -EPERM, "a yield in a member's cleanup: %d", mc.r_yield);
+    cr_assert_eq(mc.r_exit, -EPERM, "weft_exit in a member's cleanup: %d", mc.r_exit);
+    /* The same for a member closed before it ever ran (finished by whoever picks it). */
+    mc = (struct member_cleanup){0, 1, 1, 1};
+    cr_assert_eq(weft_group_spawn(g, member_noop, &mc, &o), 0);
+    cr_assert_eq(weft_group_close(g), 0);
+    cr_assert_eq(mc.ncleanups, 1);
+    cr_assert_eq(mc.r_sleep, -EPERM);
+    cr_assert_eq(mc.r_yield, -EPERM);
+    return NULL;
+}
+
+Test(semantics, a_group_members_cleanup_may_not_block_or_exit, .timeout = 30)
+{
+    run_main(member_cleanup_main, NULL);
+}
+
+/* ---- The general select in a task that moves ------------------------------------------- */
+
+/* A general select (a timer case beside a channel case) made by tasks that are not bound to
+ * their worker yet, in stealing mode with move_started, under the debug mode: the first look's
+ * channel select may yield (one blocking call in eight does) and the task be handed to the
+ * other worker there. The select then stopped its watchers through the worker it started on,
+ * whose current task is another's or none: a NULL dereference in the join of the first
+ * watcher. Every seed tried failed before the fix. */
+static weft_chan *moving_select_chan;
+
+static void *moving_selector(void *arg)
+{
+    (void)arg;
+    long v;
+    for (int i = 0; i < 20; i++) {
+        weft_case cs[] = {{.op = WEFT_CASE_RECV, .chan = moving_select_chan, .elem = &v},
+                          {.op = WEFT_CASE_TIMER, .at = weft_deadline_in(20 * WEFT_USEC)}};
+        int r = weft_select(cs, 2, WEFT_FOREVER);
+        cr_assert_eq(r, 1, "only the timer can fire: %d", r);
+        cr_assert_eq(weft_yield(), 0); /* a yield: the task may move between selects */
+    }
+    return NULL;
+}
+
+static void *moving_select_main(void *arg)
+{
+    (void)arg;
+    moving_select_chan = mkchan(sizeof(long), 0);
+    for (int round = 0; round < 20; round++) {
+        weft_task *t[16];
+        for (int i = 0; i < 16; i++)
+            cr_assert_eq(weft_spawn(&t[i], moving_selector, NULL, NULL), 0);
+        for (int i = 0; i < 16; i++)
+            cr_assert_null(join_result(t[i]));
+    }
+    weft_chan_release(moving_select_chan);
+    return NULL;
+}
+
+Test(semantics, a_general_select_of_a_task_handed_to_another_worker_stops_its_watchers,
+     .timeout = 120)
+{
+    SKIP_UNDER_VALGRIND();
+    weft_config cfg = two_workers(WEFT_MODE_STEALING);
+    cfg.move_started = 1;
+    static const char *seeds[] = {"1", "2", "3", "4"};
+    for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
+        cr_assert_eq(setenv("WEFT_CHAOS", seeds[i], 1), 0);
+        run_main_cfg(&cfg, moving_select_main, NULL);
+    }
+    unsetenv("WEFT_CHAOS");
+}
+
+/* ---- A generator closed by a task that never used it ------------------------------------ */
+
+/* weft_gen_close from a task of the generator's worker that had not used the generator (so
+ * was not bound to that worker), in stealing mode with move_started: its join of the body
+ * could hand it to the other worker, and the join's reap then went through the worker it had
+ * left (whose current task is another's or none: a NULL dereference). The close now keeps its
+ * caller on the generator's worker, as every other call on a generator does. Under the debug
+ * mode's seeds most runs failed before the fix. */
+static void closed_gen_body(weft_gen *g, void *arg)
+{
+    (void)arg;
+    long k = 0;
+    while (weft_gen_yield(g, &k) == 0)
+        k++;
+    for (int i = 0; i < 3; i++)
+        weft_sleep(0); /* on its way out: the closer parks in its join meanwhile */
+}
+
+static void *gen_closer(void *arg)
+{
+    return (void *)(intptr_t)weft_gen_close(arg);
+}
+
+static void *yield_a_while(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 200; i++)
+        weft_yield();
+    return NULL;
+}
+
+static void *gen_creator(void *arg)
+{
+    (void)arg;
+    weft_gen *g = NULL;
+    cr_assert_eq(weft_gen_create(&g, closed_gen_body, NULL, sizeof(long), NULL), 0);
+    long v;
+    cr_assert_eq(weft_gen_next(g, &v, WEFT_FOREVER), 0);
+    weft_task *busy[4], *c = NULL;
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(weft_spawn(&busy[i], yield_a_while, NULL, NULL), 0);
+    /* Child first: it starts here, on g's worker, unbound. */
+    weft_spawn_opts o = {.flags = WEFT_SPAWN_CHILD_FIRST};
+    cr_assert_eq(weft_spawn(&c, gen_closer, g, &o), 0);
+    int r = (int)(intptr_t)join_result(c);
+    cr_assert(r == 0 || r == -EPERM, "weft_gen_close: %d", r);
+    if (r != 0) /* the closer was handed to the other worker before it ran */
+        cr_assert_eq(weft_gen_close(g), 0);
+    for (int i = 0; i < 4; i++)
+        join_result(busy[i]);
+    return NULL;
+}
+
+static void *gen_close_moving_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 200; i++)
+        join_result(spawn_pinned(gen_creator, NULL));
+    return NULL;
+}
+
+Test(semantics, a_generator_closed_by_a_task_that_never_used_it, .timeout = 120)
+{
+    SKIP_UNDER_VALGRIND();
+    weft_config cfg = two_workers(WEFT_MODE_STEALING);
+    cfg.move_started = 1;
+    static const char *seeds[] = {"1", "2", "3", "4", "5", "6"};
+    for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
+        cr_assert_eq(setenv("WEFT_CHAOS", seeds[i], 1), 0);
+        run_main_cfg(&cfg, gen_close_moving_main, NULL);
+    }
+    unsetenv("WEFT_CHAOS");
+}
