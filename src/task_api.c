@@ -516,8 +516,11 @@ int weft_join(weft_task *t, void **result, int64_t deadline)
 
 void weft__join_uncancellable(weft__worker *w, weft_task *t)
 {
+    /* The joiner, taken before the wait: if it moved meanwhile, w is another thread's worker
+     * now, and w->current not the joiner (gen.c and select.c met that). */
+    weft_task *self = w->current;
     wait_done(w, t, WEFT_FOREVER, true);
-    reap_joined(w->current->worker, t);
+    reap_joined(self->worker, t);
 }
 
 /* The calling thread's worker if t is a handle it may act on; else NULL with *err = -EPERM
