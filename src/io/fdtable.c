@@ -94,10 +94,6 @@ WEFT_NOINLINE int weft__fdtable_classify(weft__io *io, int fd)
         }
     }
     io->fds[fd].kind = (uint8_t)kind;
-    /* A record another worker's weft_close must forget here: classified without an I/O call
-     * (weft_fd_wait's look, a Unix connect), the fd would not be marked, and a blocking fd
-     * given the number later would pass for this one (never made non-blocking). */
-    weft__fdshare_note(io, fd);
     return kind;
 }
 

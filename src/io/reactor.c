@@ -127,6 +127,7 @@ int weft_fd_wait(int fd, int events, int64_t deadline)
         int kind = weft__fdtable_kind(w->io, fd);
         if (kind < 0)
             return kind;
+        weft__fdshare_note(w->io, fd); /* a record here: see weft__io_fd_classify */
         /* A regular file or a directory is always looked at: epoll refuses it (EPERM), and
          * poll(2) calls it ready, as io_uring's poll does. */
         if (kind == WEFT__FD_FILE || !weft__fdtable_waited(w->io, fd, (unsigned)events)) {
@@ -190,7 +191,14 @@ int weft__io_fd_kind(weft__worker *w, int fd)
 
 int weft__io_fd_classify(weft__worker *w, int fd)
 {
-    return fd < 0 ? -EBADF : weft__fdtable_kind(w->io, fd);
+    int kind = fd < 0 ? -EBADF : weft__fdtable_kind(w->io, fd);
+    /* A record another worker's weft_close must forget here: classified without an I/O call
+     * (weft_fd_wait's look, a Unix connect), the fd was not marked, and a blocking fd given
+     * the number later passed for this one (never made non-blocking: a read blocked the
+     * worker). Not in fdtable.c: fdshare calls down into it. */
+    if (kind >= 0)
+        weft__fdshare_note(w->io, fd);
+    return kind;
 }
 
 #ifdef WEFT_TESTING
