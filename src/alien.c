@@ -204,18 +204,9 @@ static void handle_settle(weft_handle *h, void *result, int status)
 static void task_ended(void *arg)
 {
     weft_handle *h = arg;
-    if (h->cleanup) {
-        /* The caller's cleanup must not block (weft.h, weft_spawn_opts.cleanup): its blocking
-         * calls and weft_exit are refused (-EPERM) in the context that runs it, as task.c
-         * and group.c do (they returned 0 here and parked that context). */
+    if (h->cleanup) { /* its blocking calls refused, as weft_spawn's (they parked here) */
         weft__worker *w = weft__worker_current();
-        weft_task *ctx = w ? w->current : NULL;
-        bool refuse = ctx && !(ctx->flags & WEFT__T_NOBLOCK);
-        if (refuse)
-            weft__task_flags_set(ctx, WEFT__T_NOBLOCK);
-        h->cleanup(h->arg);
-        if (refuse)
-            weft__task_flags_clear(ctx, WEFT__T_NOBLOCK);
+        weft__task_call_noblock(w ? w->current : NULL, h->cleanup, h->arg);
     }
     /* Read under the lock: the record is alive while `task` names it (this is its last
      * cleanup, before the record can be recycled). */

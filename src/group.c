@@ -71,29 +71,15 @@ int weft_group_create(weft_group **out)
 
 /* A member's spawn cleanup, on g's worker (members are pinned there), however the member
  * ended, also when it never ran. */
-/* The spawner's cleanup of a finished member. It must not block (weft.h,
- * weft_spawn_opts.cleanup): its blocking calls and weft_exit are refused (-EPERM) whichever
- * context runs it, as task.c does for weft_spawn's cleanup. A park here would leave the member
- * half-finished, and a weft_exit would end it before it leaves the group (its waiters then
- * wait for ever). Out of line: member_gone's common path, with no cleanup, saves no register
- * for it. */
-static WEFT_NOINLINE void run_cleanup(weft_group *g, member *m)
-{
-    weft_task *ctx = g->w->current;
-    bool refuse = ctx && !(ctx->flags & WEFT__T_NOBLOCK);
-    if (refuse)
-        weft__task_flags_set(ctx, WEFT__T_NOBLOCK);
-    m->cleanup(m->task->arg); /* the record is there until the reap, after this */
-    if (refuse)
-        weft__task_flags_clear(ctx, WEFT__T_NOBLOCK);
-}
-
 static void member_gone(void *arg)
 {
     member *m = arg;
     weft_group *g = m->g;
+    /* The spawner's cleanup refuses blocking calls and weft_exit, as weft_spawn's: a park
+     * here left the member half-finished, and an exit ended it before it left the group (its
+     * waiters then waited for ever). The record is there until the reap, after this. */
     if (m->cleanup)
-        run_cleanup(g, m);
+        weft__task_call_noblock(g->w->current, m->cleanup, m->task->arg);
     weft__list_remove(&m->link);
     if (g->nspare < SPARE_MAX) {
         m->spare_next = g->spare;

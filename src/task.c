@@ -194,6 +194,16 @@ static void finish_pass(weft__worker *w, weft_task *t, bool run)
 /* The handlers a task left: defers, locals, holds, the spawn cleanup (task_finish.h). Out of
  * line: most tasks have none, and the finish then saves no registers for these loops. What a
  * handler adds (a local's destructor that registers a defer) runs in a further pass. */
+WEFT_NOINLINE void weft__task_call_noblock(weft_task *ctx, void (*fn)(void *), void *arg)
+{
+    bool refuse = ctx && !(ctx->flags & WEFT__T_NOBLOCK);
+    if (refuse)
+        weft__task_flags_set(ctx, WEFT__T_NOBLOCK);
+    fn(arg);
+    if (refuse)
+        weft__task_flags_clear(ctx, WEFT__T_NOBLOCK);
+}
+
 WEFT_NOINLINE void weft__task_finish_handlers(weft__worker *w, weft_task *t)
 {
     for (int pass = 0; pass <= FINISH_PASSES && handlers_left(t); pass++)
@@ -215,13 +225,7 @@ WEFT_NOINLINE void weft__task_finish_handlers(weft__worker *w, weft_task *t)
          * whichever context runs it, as they already were on the loop (a task that never ran
          * is finished by whoever picks it), instead of parking that context: the finishing
          * task, or another task that finished it. */
-        weft_task *ctx = w->current;
-        bool refuse = ctx && !(ctx->flags & WEFT__T_NOBLOCK);
-        if (refuse)
-            weft__task_flags_set(ctx, WEFT__T_NOBLOCK);
-        fn(arg);
-        if (refuse)
-            weft__task_flags_clear(ctx, WEFT__T_NOBLOCK);
+        weft__task_call_noblock(w->current, fn, arg);
     } else { /* a wrapping module's node (a group member's, an alien handle's): its own */
         fn(arg);
     }

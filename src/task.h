@@ -296,6 +296,11 @@ void weft__task_finish(weft__worker *w, weft_task *t, void *result);
 void weft__task_main_ended(weft__worker *w, void *outcome);
 /* Returns a finished record to the free list (after join, or at once when detached). */
 void weft__task_reap(weft__worker *w, weft_task *t);
+/* Runs fn(arg), a user's spawn cleanup, in `ctx` (the task running it, or NULL on a loop)
+ * with its blocking calls and weft_exit refused (-EPERM: weft.h, weft_spawn_opts.cleanup),
+ * whichever context that is. Out of line: the finishes that call it only when a cleanup is
+ * set save no register for it (task.c). */
+void weft__task_call_noblock(weft_task *ctx, void (*fn)(void *), void *arg);
 /* Marks t cancelled and wakes whatever park it is in. Any thread, on a record not reaped. */
 void weft__task_cancel(weft_task *t);
 /* Registers a cleanup handler on `t` (which need not be running, nor ever run: finishing
