@@ -39,8 +39,9 @@ struct weft__runtime {
      * twice or not at all. Incremented and decremented by the dumping tasks of any worker;
      * relaxed: the answers in flight when it rises are the window left. */
     _Atomic unsigned dumping;
-    /* Which workers used each fd (io/fdshare.c): pages of masks made at first use by any
-     * worker (CAS), freed with the runtime. Only in a runtime of several workers. */
+    /* Which workers used and which know each fd (io/fdshare.c): pages of mask pairs made at
+     * first use by any worker (CAS), freed with the runtime. Only in a runtime of several
+     * workers. */
     _Atomic(_Atomic uint64_t *) fdshare[256]; /* WEFT__FDSHARE_PAGES */
 
     weft__sighub sighub; /* signal watches' fan-out (sighub.h) */

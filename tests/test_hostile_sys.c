@@ -1638,23 +1638,58 @@ static void *close_on_other_worker(void *arg)
     return (void *)(intptr_t)weft_close((int)(intptr_t)arg);
 }
 
-/* A worker that learnt an fd's kind without an I/O call of its own (on epoll weft_fd_wait
- * classifies the fd and returns at once when it is ready) was not among the workers a
- * weft_close on another worker forgot the fd on: its record outlived the fd, and a new fd
- * given the number was taken for the old one there. A blocking eventfd in that number was
- * never made non-blocking (weft.h: the first I/O call does), and on epoll its read blocked
- * the worker's thread, deadline or not. (An fd made by weft_socket or weft_accept and closed
- * on another worker still leaves such a record: README, "What is not there yet".) */
-static void *stale_kind_main(void *arg)
+/* How the worker running the test comes to know the fd without an I/O call of its own. */
+typedef enum { KNOWN_BY_WAIT, KNOWN_BY_SOCKET, KNOWN_BY_ACCEPT } known_by;
+
+/* An fd this worker knows, made or looked at as `how` says; *peer gets an fd to close after
+ * (or -1). */
+static int fd_known_here(known_by how, int *peer)
 {
-    (void)arg;
-    cr_assert_eq(weft_worker_count(), 2);
-    unsigned other = 1u - (unsigned)weft_worker_index();
+    *peer = -1;
+    if (how == KNOWN_BY_SOCKET) { /* the kind recorded by weft_socket */
+        int s = weft_socket(AF_INET, SOCK_STREAM, 0);
+        cr_assert_geq(s, 0);
+        return s;
+    }
+    if (how == KNOWN_BY_ACCEPT) { /* the kind recorded by weft_accept */
+        int l = weft_socket(AF_INET, SOCK_STREAM, 0);
+        cr_assert_geq(l, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET};
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof sa;
+        EQ(bind(l, (struct sockaddr *)&sa, sizeof sa), 0);
+        EQ(listen(l, 1), 0);
+        EQ(getsockname(l, (struct sockaddr *)&sa, &len), 0);
+        *peer = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        cr_assert_geq(*peer, 0);
+        EQ(connect(*peer, (struct sockaddr *)&sa, sizeof sa), 0);
+        int c = weft_accept(l, NULL, NULL, SOON);
+        cr_assert_geq(c, 0);
+        EQ(weft_close(l), 0);
+        return c;
+    }
+    /* On epoll weft_fd_wait classifies the fd and returns at once when it is ready. */
     int p[2];
     EQ(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
     EQ(write(p[1], "x", 1), 1);
-    int fd = p[0];
-    EQ(weft_fd_wait(fd, WEFT_READABLE, SOON), WEFT_READABLE); /* ready: at once */
+    EQ(weft_fd_wait(p[0], WEFT_READABLE, SOON), WEFT_READABLE);
+    *peer = p[1];
+    return p[0];
+}
+
+/* A worker that learnt an fd's kind without an I/O call of its own (weft_fd_wait's look on
+ * epoll; weft_socket and weft_accept, which record the kind of the fd they made) was not
+ * among the workers a weft_close on another worker forgot the fd on: its record outlived the
+ * fd, and a new fd given the number was taken for the old one there. A blocking eventfd in
+ * that number was never made non-blocking (weft.h: the first I/O call does), and on epoll its
+ * read blocked the worker's thread, deadline or not. */
+static void *stale_kind_main(void *arg)
+{
+    known_by how = (known_by)(intptr_t)arg;
+    cr_assert_eq(weft_worker_count(), 2);
+    unsigned other = 1u - (unsigned)weft_worker_index();
+    int peer;
+    int fd = fd_known_here(how, &peer);
     weft_task *t;
     weft_spawn_opts pin = {.flags = WEFT_SPAWN_PINNED};
     EQ(weft_spawn_on(other, &t, close_on_other_worker, (void *)(intptr_t)fd, &pin), 0);
@@ -1674,15 +1709,34 @@ static void *stale_kind_main(void *arg)
     int fl = fcntl(fd, F_GETFL);
     cr_assert(fl >= 0 && (fl & O_NONBLOCK), "the first read left fd %d blocking", fd);
     EQ(weft_close(fd), 0);
-    EQ(weft_close(p[1]), 0);
+    if (peer >= 0)
+        EQ(close(peer), 0);
     return NULL;
+}
+
+static void stale_kind_case(known_by how, int backend)
+{
+    weft_config cfg = quiet_two_workers();
+    cfg.mode = WEFT_MODE_SHARDED; /* the main task stays on its worker */
+    cfg.backend = backend;
+    run_main_cfg(&cfg, stale_kind_main, (void *)(intptr_t)how);
 }
 
 Test(hostile_sys, an_fd_known_to_a_worker_without_io_is_forgotten_there_too, .timeout = 60)
 {
-    weft_config cfg = quiet_two_workers();
-    cfg.mode = WEFT_MODE_SHARDED; /* the main task stays on its worker */
-    run_main_cfg(&cfg, stale_kind_main, NULL);
+    stale_kind_case(KNOWN_BY_WAIT, WEFT_BACKEND_EPOLL);
+}
+
+Test(hostile_sys, an_fd_made_by_weft_socket_and_closed_elsewhere_is_forgotten_by_its_maker,
+     .timeout = 60)
+{
+    stale_kind_case(KNOWN_BY_SOCKET, WEFT_BACKEND_DEFAULT); /* both: the suite runs twice */
+}
+
+Test(hostile_sys, an_fd_made_by_weft_accept_and_closed_elsewhere_is_forgotten_by_its_maker,
+     .timeout = 60)
+{
+    stale_kind_case(KNOWN_BY_ACCEPT, WEFT_BACKEND_DEFAULT);
 }
 
 /* A line read at the end of a stream that a large read met first: that read went straight

@@ -258,11 +258,20 @@ struct weft__io {
 #define WEFT__FDSHARE_PAGE  4096u
 #define WEFT__FDSHARE_PAGES 256u
 
+/* Each fd has two masks in its page: the workers that did I/O on it (`used`: io_uring's
+ * sends behind want no other), and the workers that keep a record of it without I/O (`known`:
+ * weft_socket, weft_accept and weft_server's hand-over record the kind on the worker that made
+ * or took the fd). A close forgets the fd on the workers of either mask. */
+#define WEFT__FDSHARE_USED(fd)  (2u * ((unsigned)(fd) % WEFT__FDSHARE_PAGE))
+#define WEFT__FDSHARE_KNOWN(fd) (2u * ((unsigned)(fd) % WEFT__FDSHARE_PAGE) + 1u)
+
 /* Marks fd as used by w. */
 void weft__fdshare_add(weft__worker *w, int fd);
-/* Forgets fd on every other worker that used it (their records reset, their waiters woken
- * with -EBADF). From a task it waits for all of them and returns 0; elsewhere it returns 1
- * if it left `close_after`'s close to the last of them (the caller must not close), else 0.
+/* Sets (known) or clears w's mark of keeping a record of fd without I/O. Worker thread. */
+void weft__fdshare_know(weft__worker *w, int fd, bool known);
+/* Forgets fd on every other worker that used or knows it (their records reset, their waiters
+ * woken with -EBADF). From a task it waits for all of them and returns 0; elsewhere it returns
+ * 1 if it left `close_after`'s close to the last of them (the caller must not close), else 0.
  * Worker thread. */
 int weft__fdshare_forget_others(weft__worker *w, int fd, bool close_after);
 /* weft_shutdown of fd's write half from a task of w: every other worker that used fd defers
@@ -281,9 +290,7 @@ static inline void weft__fdshare_note(weft__io *io, int fd)
     _Atomic uint64_t *page =
         atomic_load_explicit(&io->fdshare[(unsigned)fd / WEFT__FDSHARE_PAGE], memory_order_acquire);
     uint64_t bit = 1ull << (io->w_index % 64);
-    if (!page ||
-        !(atomic_load_explicit(&page[(unsigned)fd % WEFT__FDSHARE_PAGE], memory_order_relaxed) &
-          bit))
+    if (!page || !(atomic_load_explicit(&page[WEFT__FDSHARE_USED(fd)], memory_order_relaxed) & bit))
         weft__fdshare_add(io->w, fd);
 }
 
@@ -298,9 +305,10 @@ static inline bool weft__fdshare_only(const weft__io *io, int fd)
     _Atomic uint64_t *page =
         atomic_load_explicit(&io->fdshare[(unsigned)fd / WEFT__FDSHARE_PAGE], memory_order_acquire);
     /* Relaxed: another worker's bit seen late lets one more write go behind, the race weft.h
-     * describes; nothing else is read through this load. */
-    return page && atomic_load_explicit(&page[(unsigned)fd % WEFT__FDSHARE_PAGE],
-                                        memory_order_relaxed) == 1ull << (io->w_index % 64);
+     * describes; nothing else is read through this load. A worker that only knows the fd
+     * (made or accepted it) writes nothing: its mark does not count. */
+    return page && atomic_load_explicit(&page[WEFT__FDSHARE_USED(fd)], memory_order_relaxed) ==
+                       1ull << (io->w_index % 64);
 }
 
 /* Internal event bit beside WEFT_READABLE/WEFT_WRITABLE: hang-up or error seen. */

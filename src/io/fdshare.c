@@ -8,14 +8,18 @@
  * that reuses the number inherits their stale record (a registration epoll no longer has, a
  * held end of stream).
  *
- * The runtime keeps, per fd, a mask of the workers that used it (bit `index % 64`), in pages
- * of 4,096 fds made at first use and freed with the runtime. The I/O entry point sets its
- * worker's bit (a load and a test once the bit is set; only in runtimes of several workers).
- * A close exchanges the mask for 0 and sends each other worker whose bit is set a message that
- * forgets the fd there; a task waits for all of them (a wait group on its stack, uncancellable,
- * as the close must not return before the number may be reused) and then closes the fd
- * itself; any other caller leaves the close to the last of them. Fds past the pages (2^20)
- * are not tracked: a close forgets them on its own worker only. */
+ * The runtime keeps, per fd, two masks of workers (bit `index % 64`), in pages of 4,096 fds
+ * made at first use and freed with the runtime: those that used it (the I/O entry point sets
+ * its worker's bit: a load and a test once the bit is set; only in runtimes of several
+ * workers), and those that keep a record of it without I/O (weft_socket and weft_accept record
+ * the kind of the fd they made on their worker; weft_server's hand-over on the taker's). The
+ * first mask alone says whether another worker may write to the fd (io_uring's sends behind,
+ * weft__fdshare_only), so a connection accepted on one worker and served on another still
+ * sends behind. A close exchanges both masks for 0 and sends each other worker marked in
+ * either a message that forgets the fd there; a task waits for all of them (a wait group on
+ * its stack, uncancellable, as the close must not return before the number may be reused)
+ * and then closes the fd itself; any other caller leaves the close to the last of them. Fds
+ * past the pages (2^20) are not tracked: a close forgets them on its own worker only. */
 #include <errno.h>
 #include <stdlib.h>
 
@@ -36,7 +40,7 @@ static _Atomic uint64_t *page_of(weft__worker *w, int fd)
     _Atomic uint64_t *page = atomic_load_explicit(slot, memory_order_acquire);
     if (page)
         return page;
-    _Atomic uint64_t *fresh = weft__calloc(w, PAGE_FDS, sizeof *fresh);
+    _Atomic uint64_t *fresh = weft__calloc(w, 2 * PAGE_FDS, sizeof *fresh); /* used, known */
     if (!fresh)
         return NULL;
     /* acq_rel: the zeroed page before the pointer; a loser takes the winner's. */
@@ -52,8 +56,28 @@ void weft__fdshare_add(weft__worker *w, int fd)
 {
     _Atomic uint64_t *page = page_of(w, fd);
     if (page) /* without memory the fd is not tracked: a close forgets it here only */
-        atomic_fetch_or_explicit(&page[(unsigned)fd % PAGE_FDS], 1ull << (w->index % 64),
+        atomic_fetch_or_explicit(&page[WEFT__FDSHARE_USED(fd)], 1ull << (w->index % 64),
                                  memory_order_relaxed);
+}
+
+void weft__fdshare_know(weft__worker *w, int fd, bool known)
+{
+    if (!w->io->fdshare || fd < 0 || (unsigned)fd / PAGE_FDS >= WEFT__FDSHARE_PAGES)
+        return;
+    uint64_t bit = 1ull << (w->index % 64);
+    if (!known) {
+        /* Most fds were never marked (weft_open's, a signalfd): a load, no write. */
+        _Atomic uint64_t *page =
+            atomic_load_explicit(&w->rt->fdshare[(unsigned)fd / PAGE_FDS], memory_order_acquire);
+        if (page &&
+            (atomic_load_explicit(&page[WEFT__FDSHARE_KNOWN(fd)], memory_order_relaxed) & bit))
+            atomic_fetch_and_explicit(&page[WEFT__FDSHARE_KNOWN(fd)], ~bit, memory_order_relaxed);
+        return;
+    }
+    _Atomic uint64_t *page = page_of(w, fd);
+    /* Without memory the fd is not tracked: a close forgets it here only. */
+    if (page && !(atomic_load_explicit(&page[WEFT__FDSHARE_KNOWN(fd)], memory_order_relaxed) & bit))
+        atomic_fetch_or_explicit(&page[WEFT__FDSHARE_KNOWN(fd)], bit, memory_order_relaxed);
 }
 
 /* What the workers that forget an fd share: a task's wait group, or (no task to wait) a
@@ -106,9 +130,10 @@ int weft__fdshare_forget_others(weft__worker *w, int fd, bool close_after)
         atomic_load_explicit(&w->rt->fdshare[(unsigned)fd / PAGE_FDS], memory_order_acquire);
     if (!page)
         return 0;
-    /* An RMW: it reads the last bit any worker set before it. */
+    /* RMWs: they read the last bit any worker set before them. */
     uint64_t mask =
-        atomic_exchange_explicit(&page[(unsigned)fd % PAGE_FDS], 0, memory_order_relaxed);
+        atomic_exchange_explicit(&page[WEFT__FDSHARE_USED(fd)], 0, memory_order_relaxed) |
+        atomic_exchange_explicit(&page[WEFT__FDSHARE_KNOWN(fd)], 0, memory_order_relaxed);
     weft__runtime *rt = w->rt;
     unsigned n = 0;
     for (unsigned k = 0; k < rt->nworkers; k++)
@@ -172,7 +197,7 @@ unsigned weft__fdshare_shutdown_others(weft__worker *w, int fd)
         atomic_load_explicit(&w->rt->fdshare[(unsigned)fd / PAGE_FDS], memory_order_acquire);
     if (!page)
         return 0;
-    uint64_t mask = atomic_load_explicit(&page[(unsigned)fd % PAGE_FDS], memory_order_relaxed);
+    uint64_t mask = atomic_load_explicit(&page[WEFT__FDSHARE_USED(fd)], memory_order_relaxed);
     weft__runtime *rt = w->rt;
     shut_job j = {.wg = WEFT_WAITGROUP_INIT};
     atomic_init(&j.deferred, 0);

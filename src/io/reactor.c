@@ -148,11 +148,16 @@ int weft_fd_wait(int fd, int events, int64_t deadline)
 void weft__io_fd_fresh(weft__worker *w, int fd)
 {
     weft__fdtable_fresh(w->io, fd, 0);
+    weft__fdshare_know(w, fd, false); /* no record left here for a close to forget */
 }
 
 void weft__io_fd_known(weft__worker *w, int fd, int kind)
 {
     weft__fdtable_fresh(w->io, fd, kind);
+    /* A record made without I/O: a weft_close on another worker must forget it here, or a
+     * blocking fd given the number later passes here for this one (never made non-blocking:
+     * a read blocks the worker). */
+    weft__fdshare_know(w, fd, kind != 0);
 }
 
 int weft__io_fd_ready_now(weft__worker *w, int fd, int events)
