@@ -1336,7 +1336,8 @@ WEFT_API int weft_shutdown(int fd, int how);
  * weft_close, as weft_process_free does). The one way to close an fd weft may have used.
  * In a runtime of several workers the fd is forgotten on every worker whose tasks used it
  * (their waiters wake with -EBADF too) before the number is closed, so that a new fd given
- * the same number is new to every worker (a weft_fd_wait counts as a use). From a task the
+ * the same number is new to every worker (a weft_fd_wait counts as a use, and so does making
+ * the fd with weft_socket or weft_accept). From a task the
  * call waits for those workers (a message each; it is not interrupted by a cancel) and
  * returns close()'s result; from a watch's callback, which cannot wait, it returns 0 and the
  * last of them closes the fd. An
@@ -1352,7 +1353,11 @@ WEFT_API int weft_close(int fd);
  * count past SSIZE_MAX, a negative *offset, or a count that runs *offset past the largest
  * offset. out_fd closed through
  * weft_close meanwhile ends it with -EBADF on both backends, and nothing more is sent to the
- * number (*offset then says how far the file went). */
+ * number (*offset then says how far the file went). in_fd may also be a pipe or a socket
+ * (which sendfile(2) refuses), on both backends: offset must then be NULL (else -ESPIPE),
+ * the call returns what came if every writer of in_fd left first, and when it stops early
+ * (a deadline, a cancel, an error of out_fd) what it read from a socket and had not sent yet
+ * is lost; a pipe keeps what was not sent on epoll. */
 WEFT_API ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count,
                                int64_t deadline);
 

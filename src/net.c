@@ -252,6 +252,10 @@ ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, int64_
                          .offp = offset,
                          .len = count - done};
         ssize_t n = weft__io_submit(w, &q, deadline);
+        /* A pipe or socket source, which sendfile(2) cannot map (io_uring's splices take
+         * them): refused at the first call, before anything was sent. */
+        if (n == -EINVAL && done == 0)
+            return weft__sendfile_spliced(out_fd, in_fd, offset, count, deadline);
         if (n < 0)
             return n;
         if (n == 0)

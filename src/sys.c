@@ -269,6 +269,13 @@ ssize_t weft__sys_sendfile(weft__sys *s, int out_fd, int in_fd, off_t *off, size
     return RESULT(r);
 }
 
+ssize_t weft__sys_splice(weft__sys *s, int in_fd, int out_fd, size_t len, unsigned flags)
+{
+    ENTER(s, splice);
+    ssize_t r = splice(in_fd, NULL, out_fd, NULL, len, flags);
+    return RESULT(r);
+}
+
 int weft__sys_mkdir(weft__sys *s, const char *path, mode_t mode)
 {
     ENTER(s, mkdir);

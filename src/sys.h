@@ -254,6 +254,8 @@ int weft__sys_fsync(weft__sys *s, int fd);
 int weft__sys_stat(weft__sys *s, const char *path, struct stat *st);
 int weft__sys_fstat(weft__sys *s, int fd, struct stat *st);
 ssize_t weft__sys_sendfile(weft__sys *s, int out_fd, int in_fd, off_t *off, size_t count);
+/* splice(2) between the fds' own positions (one of them a pipe). */
+ssize_t weft__sys_splice(weft__sys *s, int in_fd, int out_fd, size_t len, unsigned flags);
 /* The file-system tree (fs.c, through exec.h), each relative to the current directory like
  * the plain calls. unlinkat counts as rmdir with AT_REMOVEDIR, else as unlink; rename is
  * renameat2 (flags 0, RENAME_NOREPLACE, RENAME_EXCHANGE). */

@@ -473,6 +473,75 @@ Test(net, sendfile_of_megabytes_with_and_without_an_offset, .timeout = 60)
     run_main(sendfile_big_main, NULL);
 }
 
+/* From a pipe and from a socket, which sendfile(2) refuses (-EINVAL): io_uring's splices
+ * took them, epoll answered -EINVAL. A feeder writes SRC_LEN bytes in pieces and closes its
+ * end; the call asks for more than that and returns what came, byte for byte, while the
+ * peer reads the socket; with an offset there is no position to read from (-ESPIPE). */
+enum { SRC_LEN = 700 * 1000 + 17 };
+
+typedef struct feed_arg {
+    int fd;
+    const char *data;
+} feed_arg;
+
+static void *feed(void *arg)
+{
+    feed_arg *f = arg;
+    for (size_t done = 0; done < SRC_LEN;) {
+        size_t piece = SRC_LEN - done < 9973 ? SRC_LEN - done : 9973;
+        ssize_t n = weft_write(f->fd, f->data + done, piece, weft_deadline_in(30 * WEFT_SEC));
+        if (n <= 0)
+            return (void *)(intptr_t)(n < 0 ? n : -EPIPE);
+        done += (size_t)n;
+    }
+    return (void *)(intptr_t)weft_close(f->fd);
+}
+
+static void *sendfile_unmappable_main(void *arg)
+{
+    bool from_socket = arg != NULL;
+    char *data = malloc(SRC_LEN), *got = malloc(SRC_LEN);
+    cr_assert(data && got);
+    for (size_t i = 0; i < SRC_LEN; i++)
+        data[i] = (char)(i * 7 + (i >> 9));
+    int src[2];
+    if (from_socket)
+        cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, src), 0);
+    else
+        cr_assert_eq(pipe2(src, O_CLOEXEC), 0); /* blocking: weft's first use changes that */
+    int p[2];
+    tcp_pair(p);
+    off_t off = 0;
+    cr_assert_eq(weft_sendfile(p[0], src[0], &off, 10, weft_deadline_in(WEFT_SEC)), -ESPIPE);
+    feed_arg fa = {src[1], data};
+    drain_arg d = {p[1], got, SRC_LEN};
+    weft_task *tf, *td;
+    weft_spawn(&tf, feed, &fa, NULL);
+    weft_spawn(&td, drain, &d, NULL);
+    ssize_t n = weft_sendfile(p[0], src[0], NULL, SRC_LEN + 100, weft_deadline_in(30 * WEFT_SEC));
+    cr_assert_eq(n, (ssize_t)SRC_LEN, "sendfile: %zd (%s)", n, weft_strerror((int)n));
+    void *r;
+    weft_join(tf, &r, WEFT_FOREVER);
+    cr_assert_eq((intptr_t)r, 0);
+    weft_join(td, &r, WEFT_FOREVER);
+    cr_assert_eq((intptr_t)r, (intptr_t)SRC_LEN);
+    cr_assert_eq(memcmp(got, data, SRC_LEN), 0);
+    /* Nothing left and every writer gone: the end at once. */
+    cr_assert_eq(weft_sendfile(p[0], src[0], NULL, 10, weft_deadline_in(WEFT_SEC)), 0);
+    weft_close(src[0]);
+    weft_close(p[0]);
+    weft_close(p[1]);
+    free(data);
+    free(got);
+    return NULL;
+}
+
+Test(net, sendfile_from_a_pipe_or_a_socket, .timeout = 60)
+{
+    run_main(sendfile_unmappable_main, NULL);
+    run_main(sendfile_unmappable_main, (void *)1);
+}
+
 /* ---- 5,000 concurrent connections ---- */
 
 enum { NCONNS = 5000 };
