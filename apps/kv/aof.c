@@ -673,7 +673,7 @@ static void dump_key(dnode *n, void *arg)
 {
     kv_shard *sh = arg;
     kv_entry *e = (kv_entry *)n;
-    if (e->expire_ms >= 0 && e->expire_ms <= kv_unix_ms())
+    if (kv_expired_at(e->expire_ms, kv_unix_ms()))
         return; /* gone already, for whoever looks: a later command logs it afresh */
     emit_restore(&sh->aof.rbuf, e);
 }

@@ -350,7 +350,7 @@ static void collect_key(dnode *n, void *arg)
 {
     keys_acc *a = arg;
     kv_entry *e = (kv_entry *)n;
-    if (e->expire_ms >= 0 && e->expire_ms <= a->now)
+    if (kv_expired_at(e->expire_ms, a->now))
         return;
     if (a->type >= 0 && e->type != a->type)
         return;
@@ -573,7 +573,7 @@ void cmd_randomkey(kv_ctx *c)
         kv_entry *e = (kv_entry *)dict_random(&c->db->keys, &c->db->rng);
         if (!e)
             break;
-        if (e->expire_ms >= 0 && e->expire_ms <= kv_unix_ms()) {
+        if (kv_expired_at(e->expire_ms, kv_unix_ms())) {
             db_lookup(c->db, e->key, e->node.klen); /* expires it */
             continue;
         }

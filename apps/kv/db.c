@@ -131,7 +131,7 @@ void db_delete(kv_db *db, kv_entry *e)
 
 static int expired(const kv_entry *e, int64_t now)
 {
-    return e->expire_ms >= 0 && e->expire_ms <= now;
+    return kv_expired_at(e->expire_ms, now);
 }
 
 kv_entry *db_lookup(kv_db *db, const char *key, size_t klen)

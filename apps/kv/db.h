@@ -112,6 +112,13 @@ void kv_free(void *p);
 
 /* Wall-clock Unix time in ms (the clock of EXPIREAT and TTL), and the monotonic one. */
 int64_t kv_unix_ms(void);
+/* Whether a key whose expiry time is expire_ms (-1: none) is gone at `now`: once now is past
+ * it, as Redis has it (keyIsExpired: now > when), so a key is still there, with a TTL of 0,
+ * in the millisecond it expires. EXPIRE and its kin delete at once from a time <= now. */
+static inline int kv_expired_at(int64_t expire_ms, int64_t now)
+{
+    return expire_ms >= 0 && expire_ms < now;
+}
 int64_t kv_mono_ms(void);
 
 void db_init(kv_db *db, unsigned index);

@@ -105,7 +105,7 @@ static int64_t watch_here(kv_db *db, kv_watch *w, const char *const *keys, const
         }
         const kv_entry *e = (const kv_entry *)dict_find(&db->keys, keys[i], klens[i], h);
         node->w = w;
-        node->expired = e && e->expire_ms >= 0 && e->expire_ms <= now;
+        node->expired = e && kv_expired_at(e->expire_ms, now);
         if (e && !node->expired && e->expire_ms >= 0 && (deadline < 0 || e->expire_ms < deadline))
             deadline = e->expire_ms;
         atomic_fetch_add_explicit(&w->refs, 1, memory_order_relaxed);
@@ -429,7 +429,7 @@ int kv_watch_failed(const kv_conn *c)
         return 0;
     /* acquire: pairs with the release store of the shard that changed a key. */
     return atomic_load_explicit(&ws->w->dirty, memory_order_acquire) ||
-           (ws->deadline_ms >= 0 && kv_unix_ms() >= ws->deadline_ms);
+           kv_expired_at(ws->deadline_ms, kv_unix_ms());
 }
 
 void kv_watch_shards(const kv_conn *c, unsigned char *involved)
