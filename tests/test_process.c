@@ -164,6 +164,17 @@ static void *errors_main(void *arg)
     cr_assert_eq(
         weft_process_spawn(&p, "/bin/true", argv, NULL, &(weft_process_opts){.flags = 0x100}),
         -EINVAL);
+    /* The reserved fields are room for options of later versions: one set is a request this
+     * version cannot honour, refused as weft_spawn refuses its own (nothing is started). */
+    char *true_argv[] = {"true", NULL};
+    for (int i = 0; i < 3; i++) {
+        weft_process_opts o = {.flags = WEFT_PROCESS_STDOUT};
+        o.reserved_[i] = 1;
+        p = NULL;
+        cr_assert_eq(weft_process_spawn(&p, "/bin/true", true_argv, NULL, &o), -EINVAL,
+                     "reserved_[%d] set", i);
+        cr_assert_null(p);
+    }
     return NULL;
 }
 
