@@ -78,19 +78,29 @@ static int map_eai(int rc, int sys_errno)
 }
 
 /* Whether `service` is a port number past 65535, which glibc's getaddrinfo takes modulo
- * 65536 instead of refusing. */
+ * 65536 instead of refusing. A number as getaddrinfo reads it (strtoul, base 10, the whole
+ * string): blanks and a sign may come before the digits ("+70000" would be port 4464), and a
+ * negative one other than 0 is no port either. */
 static bool port_out_of_range(const char *service)
 {
-    if (!service || !*service)
+    if (!service)
         return false;
+    const char *c = service;
+    while (*c && strchr(" \t\n\v\f\r", *c))
+        c++;
+    bool neg = *c == '-';
+    if (*c == '+' || *c == '-')
+        c++;
+    if (*c < '0' || *c > '9')
+        return false; /* no digits: a name (or ""), which getaddrinfo looks up */
     unsigned long v = 0;
-    for (const char *c = service; *c; c++) {
+    for (; *c; c++) {
         if (*c < '0' || *c > '9')
             return false; /* a name: getaddrinfo looks it up */
         if (v <= 65535)
             v = v * 10 + (unsigned long)(*c - '0');
     }
-    return v > 65535;
+    return v > 65535 || (neg && v != 0);
 }
 
 int weft_getaddrinfo(const char *host, const char *service, const struct addrinfo *hints,

@@ -70,6 +70,10 @@ int weft_process_spawn(weft_process **out, const char *path, char *const argv[],
     unsigned flags = opts ? opts->flags : 0;
     if (flags & ~(unsigned)(WEFT_PROCESS_STDIN | WEFT_PROCESS_STDOUT | WEFT_PROCESS_STDERR))
         return -EINVAL;
+    /* Reserved fields set: an option of a later version, which this one would ignore (as
+     * weft_spawn and weft_run refuse theirs). */
+    if (opts && (opts->reserved_[0] || opts->reserved_[1] || opts->reserved_[2]))
+        return -EINVAL;
     weft_process *p = weft__malloc(w, sizeof *p);
     if (!p)
         return -ENOMEM;

@@ -113,6 +113,26 @@ Test(poller, errors_change_nothing, .timeout = 30)
     close(sv[1]);
 }
 
+/* A file that cannot be polled (a regular file, a directory, /dev/null) is never registered:
+ * its deregister is -ENOENT, "not registered", as weft.h lists it, on both backends (epoll's
+ * own answer was -EPERM, io_uring's -ENOENT). */
+Test(poller, a_file_that_cannot_be_polled_deregisters_as_not_registered, .timeout = 30)
+{
+    weft_poller *p = make();
+    char path[] = "/tmp/weft_poller_XXXXXX";
+    int fds[3] = {mkstemp(path), open("/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC),
+                  open("/dev/null", O_RDONLY | O_CLOEXEC)};
+    unlink(path);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_geq(fds[i], 0);
+        cr_assert_eq(weft_poller_register(p, fds[i], 1, WEFT_READABLE), -EPERM, "fd %d", i);
+        int r = weft_poller_deregister(p, fds[i]);
+        cr_assert_eq(r, -ENOENT, "fd %d: %s", i, weft_strerror(r));
+        close(fds[i]);
+    }
+    weft_poller_destroy(p);
+}
+
 Test(poller, level_reports_while_data_remains, .timeout = 30)
 {
     weft_poller *p = make();

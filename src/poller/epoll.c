@@ -60,7 +60,10 @@ static int ep_ctl(weft_poller *p, int op, int fd, uint64_t token, unsigned inter
         ev.events |= EPOLLET;
     if (interest & WEFT_POLL_ONESHOT)
         ev.events |= EPOLLONESHOT;
-    return weft__sys_epoll_ctl(NULL, s->epfd, op, fd, op == EPOLL_CTL_DEL ? NULL : &ev);
+    int r = weft__sys_epoll_ctl(NULL, s->epfd, op, fd, op == EPOLL_CTL_DEL ? NULL : &ev);
+    /* A file epoll refuses (-EPERM: regular, directory, /dev/null) was never registered: its
+     * removal is "not registered", as weft.h says and io_uring's table answers. */
+    return op == EPOLL_CTL_DEL && r == -EPERM ? -ENOENT : r;
 }
 
 static int ep_wait(weft_poller *p, weft_poll_event *evs, int max, int64_t timeout_ns)
