@@ -892,3 +892,49 @@ Test(fs_ops, a_watch_reports_queue_overflow, .timeout = 120)
 {
     run_main(overflow_main, NULL);
 }
+
+/* A length past the end of the address space (but at most SSIZE_MAX), with a buffer of one
+ * page: pread(2) answers -EFAULT before it touches anything, as io_uring's path does. On
+ * epoll the RWF_NOWAIT try (preadv2) clamps the length to the kernel's per-call most before
+ * it checks the range, and wrote the file's 64 KiB over the pages after the buffer. */
+static void *huge_length_main(void *arg)
+{
+    (void)arg;
+    char path[] = "/tmp/weft-huge-len-XXXXXX";
+    int tmp = mkstemp(path);
+    cr_assert_geq(tmp, 0);
+    static char data[64 * 1024];
+    memset(data, 'x', sizeof data);
+    cr_assert_eq(write(tmp, data, sizeof data), (ssize_t)sizeof data);
+    close(tmp);
+    long page = sysconf(_SC_PAGESIZE);
+    /* The buffer's page, a canary page, and a page that faults. */
+    char *m =
+        mmap(NULL, (size_t)page * 3, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert(m != MAP_FAILED);
+    cr_assert_eq(mprotect(m + 2 * page, (size_t)page, PROT_NONE), 0);
+    memset(m + page, 'c', (size_t)page);
+    int f = weft_file_open(path, O_RDWR, 0, weft_deadline_in(SOON));
+    cr_assert_geq(f, 0);
+    const size_t lens[] = {(size_t)1 << 47, (size_t)1 << 48, (size_t)SSIZE_MAX};
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        cr_assert_eq(weft_file_pread(f, m, lens[i], 0, weft_deadline_in(SOON)), -EFAULT,
+                     "pread of %zu bytes", lens[i]);
+        cr_assert_eq(weft_file_read(f, m, lens[i], weft_deadline_in(SOON)), -EFAULT,
+                     "read of %zu bytes", lens[i]);
+        for (long k = 0; k < page; k++)
+            cr_assert_eq(m[page + k], 'c', "the page after the buffer was written (%zu bytes)",
+                         lens[i]);
+    }
+    /* What a write of such a length would read past the buffer is refused the same way. */
+    cr_assert_eq(weft_file_pwrite(f, m, (size_t)1 << 47, 0, weft_deadline_in(SOON)), -EFAULT);
+    cr_assert_eq(weft_close(f), 0);
+    cr_assert_eq(unlink(path), 0);
+    munmap(m, (size_t)page * 3);
+    return NULL;
+}
+
+Test(fs_ops, a_length_past_the_address_space_is_efault_and_writes_nothing, .timeout = 60)
+{
+    run_main(huge_length_main, NULL);
+}

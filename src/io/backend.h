@@ -311,6 +311,28 @@ static inline bool weft__fdshare_only(const weft__io *io, int fd)
                        1ull << (io->w_index % 64);
 }
 
+/* Whether [buf, buf + len) runs past the user address space (or wraps), which read(2) and
+ * its kin refuse with EFAULT before touching anything (access_ok on the whole range). The
+ * ring is given at most MAX_RW_COUNT bytes and the buffered receives copy what came, and
+ * preadv2 and Linux AIO clamp the length to MAX_RW_COUNT before they check the range: each
+ * would write on past the caller's memory until a fault instead. The top is 47 bits on
+ * x86-64 (56 for a buffer mapped above, with LA57) and 48 on aarch64 (52 above). */
+static inline bool weft__io_range_faults(const void *buf, size_t len)
+{
+    uintptr_t b = (uintptr_t)buf, end = b + len;
+    if (end < b)
+        return true;
+#if defined(__x86_64__)
+    uintptr_t top =
+        b < ((uintptr_t)1 << 47) ? ((uintptr_t)1 << 47) - 4096 : ((uintptr_t)1 << 56) - 4096;
+#elif defined(__aarch64__)
+    uintptr_t top = b < ((uintptr_t)1 << 48) ? ((uintptr_t)1 << 48) : ((uintptr_t)1 << 52);
+#else
+    uintptr_t top = UINTPTR_MAX;
+#endif
+    return end > top;
+}
+
 /* Internal event bit beside WEFT_READABLE/WEFT_WRITABLE: hang-up or error seen. */
 #define WEFT__HUP 0x4
 

@@ -241,6 +241,11 @@ WEFT_NOINLINE static ssize_t ep_submit_other(weft__io *io, const weft__ioreq *q,
     if (kind < 0)
         return kind;
     if ((q->opts & WEFT__IOQ_FILE) && kind == WEFT__FD_FILE) {
+        /* pread(2) refuses such a range before touching it; the RWF_NOWAIT try and Linux AIO
+         * would clamp it and write past the caller's buffer (reads) first. */
+        if ((q->op == WEFT__IO_READ || q->op == WEFT__IO_WRITE) && q->len &&
+            weft__io_range_faults(q->buf, q->len))
+            return -EFAULT;
         if ((q->op == WEFT__IO_READ || q->op == WEFT__IO_WRITE) && io->fds[q->fd].direct &&
             q->off >= 0 && q->len > 0) {
             epoll_state *s = io->backend;

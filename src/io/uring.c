@@ -1448,27 +1448,6 @@ static ssize_t poll_buffered(weft__io *io, const weft__ioreq *q, int64_t deadlin
     }
 }
 
-/* Whether [buf, buf + len) runs past the user address space (or wraps), which read(2) and
- * its kin refuse with EFAULT before touching anything (access_ok on the whole range). The
- * ring is given at most MAX_RW_COUNT bytes and the buffered receives copy what came: either
- * would write on past the caller's memory until a fault instead. The top is 47 bits on
- * x86-64 (56 for a buffer mapped above, with LA57) and 48 on aarch64 (52 above). */
-static bool range_faults(const void *buf, size_t len)
-{
-    uintptr_t b = (uintptr_t)buf, end = b + len;
-    if (end < b)
-        return true;
-#if defined(__x86_64__)
-    uintptr_t top =
-        b < ((uintptr_t)1 << 47) ? ((uintptr_t)1 << 47) - 4096 : ((uintptr_t)1 << 56) - 4096;
-#elif defined(__aarch64__)
-    uintptr_t top = b < ((uintptr_t)1 << 48) ? ((uintptr_t)1 << 48) : ((uintptr_t)1 << 52);
-#else
-    uintptr_t top = UINTPTR_MAX;
-#endif
-    return end > top;
-}
-
 /* What file_rw_special returns for "the ring's own path", and for "a write at the file
  * position of a regular file" (the ring's own path, then pos_after_short_write). */
 #define UR_PLAIN     ((ssize_t)INT64_MIN)
@@ -1696,7 +1675,7 @@ static WEFT_NOINLINE ssize_t ur_submit_checked(weft__io *io, const weft__ioreq *
 {
     bool rw = q->op == WEFT__IO_READ || q->op == WEFT__IO_WRITE || q->op == WEFT__IO_RECV ||
               q->op == WEFT__IO_SEND;
-    if (rw && q->len && ((uintptr_t)q->buf < 4096 || range_faults(q->buf, q->len)))
+    if (rw && q->len && ((uintptr_t)q->buf < 4096 || weft__io_range_faults(q->buf, q->len)))
         return -EFAULT;
     if (q->op == WEFT__IO_READV && iov_in_first_page(q->iov, q->iovcnt))
         return -EFAULT;
