@@ -938,3 +938,32 @@ Test(fs_ops, a_length_past_the_address_space_is_efault_and_writes_nothing, .time
 {
     run_main(huge_length_main, NULL);
 }
+
+/* Zero bytes from or to a directory, or against the fd's mode: read(2) and write(2) still
+ * check the fd (-EISDIR, -EBADF); io_uring's read of 0 bytes answered 0. */
+static void *zero_length_main(void *arg)
+{
+    (void)arg;
+    int d = weft_file_open("/tmp", O_RDONLY | O_DIRECTORY, 0, weft_deadline_in(SOON));
+    cr_assert_geq(d, 0);
+    char b[1];
+    cr_assert_eq(weft_file_read(d, b, 0, weft_deadline_in(SOON)), -EISDIR);
+    cr_assert_eq(weft_file_pread(d, b, 0, 0, weft_deadline_in(SOON)), -EISDIR);
+    cr_assert_eq(weft_close(d), 0);
+    char path[] = "/tmp/weft-zero-len-XXXXXX";
+    int tmp = mkstemp(path);
+    cr_assert_geq(tmp, 0);
+    close(tmp);
+    int f = weft_file_open(path, O_RDONLY, 0, weft_deadline_in(SOON));
+    cr_assert_geq(f, 0);
+    cr_assert_eq(weft_file_read(f, b, 0, weft_deadline_in(SOON)), 0);
+    cr_assert_eq(weft_file_write(f, b, 0, weft_deadline_in(SOON)), -EBADF);
+    cr_assert_eq(weft_close(f), 0);
+    cr_assert_eq(unlink(path), 0);
+    return NULL;
+}
+
+Test(fs_ops, a_zero_length_call_still_checks_the_fd)
+{
+    run_main(zero_length_main, NULL);
+}

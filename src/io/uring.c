@@ -1505,6 +1505,10 @@ static WEFT_NOINLINE ssize_t file_rw_special(weft__io *io, const weft__ioreq *q,
         return kind;
     if (q->off < 0 && kind == WEFT__FD_FILE && io->fds[q->fd].direct)
         return weft__io_exec_blocking(io->w, q, deadline);
+    /* Nothing to move: the plain call answers at once what read(2) and write(2) check
+     * (-EISDIR for a directory, -EBADF for the wrong mode), where the ring answered 0. */
+    if (q->len == 0 && kind == WEFT__FD_FILE)
+        return weft__io_exec(&io->w->sys, q);
     if (q->off >= 0 && (kind == WEFT__FD_STREAM || io->fds[q->fd].sock))
         return -ESPIPE;
     if (q->off < 0 && q->op == WEFT__IO_WRITE && kind == WEFT__FD_FILE)
