@@ -244,6 +244,15 @@ ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, int64_
     if (count > (size_t)SSIZE_MAX ||
         (offset && (*offset < 0 || (uint64_t)*offset + count > (uint64_t)INT64_MAX)))
         return -EINVAL;
+    if (count == 0) {
+        /* Nothing to send, but the fds are checked as sendfile(2) checks them: open, in_fd
+         * readable, out_fd writable (-EBADF). */
+        int in = weft__sys_fcntl(&w->sys, in_fd, F_GETFL, 0);
+        int out = weft__sys_fcntl(&w->sys, out_fd, F_GETFL, 0);
+        if (in < 0 || out < 0 || (in & O_ACCMODE) == O_WRONLY || (out & O_ACCMODE) == O_RDONLY)
+            return -EBADF;
+        return 0;
+    }
     size_t done = 0;
     while (done < count) {
         weft__ioreq q = {.op = WEFT__IO_SENDFILE,

@@ -526,6 +526,10 @@ static void *sendfile_unmappable_main(void *arg)
     weft_join(td, &r, WEFT_FOREVER);
     cr_assert_eq((intptr_t)r, (intptr_t)SRC_LEN);
     cr_assert_eq(memcmp(got, data, SRC_LEN), 0);
+    /* Nothing to send: the fds are still checked, as sendfile(2) does. */
+    cr_assert_eq(weft_sendfile(p[0], src[0], NULL, 0, weft_deadline_in(WEFT_SEC)), 0);
+    cr_assert_eq(weft_sendfile(p[0], 999999, NULL, 0, weft_deadline_in(WEFT_SEC)), -EBADF);
+    cr_assert_eq(weft_sendfile(999999, src[0], NULL, 0, weft_deadline_in(WEFT_SEC)), -EBADF);
     /* Nothing left and every writer gone: the end at once. */
     cr_assert_eq(weft_sendfile(p[0], src[0], NULL, 10, weft_deadline_in(WEFT_SEC)), 0);
     weft_close(src[0]);
