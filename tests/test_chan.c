@@ -1145,3 +1145,105 @@ Test(chan, a_channel_used_by_one_worker_is_biased_until_another_thread_uses_it)
 {
     run_main(bias_main, NULL);
 }
+
+/* Selects and receives of plain threads and of tasks, each with a deadline of a few
+ * microseconds, race each other on two channels: a thread's deadline (its futex timeout)
+ * and a completion by a task, or a task's deadline and a completion by a thread, may land
+ * together. Whoever wins, a value is received exactly once when its send or select reported
+ * it sent, and never when it reported -ETIMEDOUT. */
+struct deadline_race {
+    weft_chan *a, *b;
+    atomic_long sent, received;
+    atomic_int done;
+    weft_event thread_sent; /* the plain thread's sender is done */
+};
+
+static void *deadline_race_sender(void *arg)
+{
+    struct deadline_race *dr = arg;
+    for (long i = 1; i <= 5000; i++) {
+        long va = i, vb = -i;
+        weft_case cs[2] = {{.op = WEFT_CASE_SEND, .chan = dr->a, .elem = &va},
+                           {.op = WEFT_CASE_SEND, .chan = dr->b, .elem = &vb}};
+        int r = i % 2 ? weft_select(cs, 2, weft_deadline_in((i % 7) * WEFT_USEC))
+                      : weft_chan_send(dr->a, &va, weft_deadline_in((i % 5) * WEFT_USEC));
+        if (r == -ETIMEDOUT)
+            continue;
+        cr_assert_geq(r, 0, "send: %d", r);
+        cr_assert(i % 2 == 0 || cs[r].result == 0);
+        atomic_fetch_add(&dr->sent, i % 2 && r == 1 ? vb : va);
+    }
+    return NULL;
+}
+
+static void *deadline_race_thread_sender(void *arg)
+{
+    struct deadline_race *dr = arg;
+    deadline_race_sender(dr);
+    weft_event_set(&dr->thread_sent);
+    return NULL;
+}
+
+/* Until the senders are done; what it leaves in a buffer is drained after. */
+static void *deadline_race_receiver(void *arg)
+{
+    struct deadline_race *dr = arg;
+    long v;
+    for (unsigned k = 1; !atomic_load(&dr->done); k++) {
+        weft_case cs[2] = {{.op = WEFT_CASE_RECV, .chan = dr->a, .elem = &v},
+                           {.op = WEFT_CASE_RECV, .chan = dr->b, .elem = &v}};
+        int r = k % 2 ? weft_select(cs, 2, weft_deadline_in((k % 4) * 2 * WEFT_USEC))
+                      : weft_chan_recv(dr->a, &v, weft_deadline_in((k % 3) * 2 * WEFT_USEC));
+        if (r == -ETIMEDOUT)
+            continue;
+        cr_assert_geq(r, 0, "receive: %d", r);
+        cr_assert(k % 2 == 0 || cs[r].result == 0);
+        atomic_fetch_add(&dr->received, v);
+    }
+    return NULL;
+}
+
+static void *deadline_race_main(void *arg)
+{
+    (void)arg;
+    for (size_t cap = 0; cap < 2; cap++) {
+        struct deadline_race dr = {.thread_sent = WEFT_EVENT_INIT};
+        dr.a = mkchan(sizeof(long), cap);
+        dr.b = mkchan(sizeof(long), cap);
+        pthread_t th[2];
+        weft_task *t[4];
+        for (int i = 0; i < 2; i++)
+            cr_assert_eq(pthread_create(&th[i], NULL, deadline_race_receiver, &dr), 0);
+        for (int i = 0; i < 4; i++)
+            cr_assert_eq(
+                weft_spawn(&t[i], i < 2 ? deadline_race_sender : deadline_race_receiver, &dr, NULL),
+                0);
+        /* Two senders, and on a plain thread a sender too: threads complete tasks' waits. */
+        pthread_t sth;
+        cr_assert_eq(pthread_create(&sth, NULL, deadline_race_thread_sender, &dr), 0);
+        cr_assert_eq(weft_event_wait(&dr.thread_sent, WEFT_FOREVER), 0);
+        cr_assert_eq(pthread_join(sth, NULL), 0);
+        for (int i = 0; i < 2; i++)
+            cr_assert_eq(weft_join(t[i], NULL, WEFT_FOREVER), 0);
+        atomic_store(&dr.done, 1);
+        for (int i = 0; i < 2; i++)
+            cr_assert_eq(pthread_join(th[i], NULL), 0);
+        for (int i = 2; i < 4; i++)
+            cr_assert_eq(weft_join(t[i], NULL, WEFT_FOREVER), 0);
+        long v;
+        while (weft_chan_try_recv(dr.a, &v) == 0 || weft_chan_try_recv(dr.b, &v) == 0)
+            atomic_fetch_add(&dr.received, v);
+        cr_assert_eq(atomic_load(&dr.received), atomic_load(&dr.sent),
+                     "cap %zu: %ld sent, %ld received", cap, atomic_load(&dr.sent),
+                     atomic_load(&dr.received));
+        weft_chan_release(dr.a);
+        weft_chan_release(dr.b);
+    }
+    return NULL;
+}
+
+Test(chan, selects_of_threads_and_tasks_racing_deadlines_lose_and_double_nothing, .timeout = 60)
+{
+    SKIP_UNDER_VALGRIND();
+    run_main(deadline_race_main, NULL);
+}

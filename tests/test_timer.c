@@ -4,6 +4,7 @@
  * resume, else within the tick's budget); the intrusive heap keeps its order under random
  * inserts and removals. */
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -335,6 +336,127 @@ static void *past_deadline_main(void *arg)
 Test(timer, passed_deadline_does_not_block)
 {
     run_main(past_deadline_main, NULL);
+}
+
+/* weft.h: a deadline that has passed makes a call non-blocking, and only -1 is WEFT_FOREVER.
+ * Every other negative deadline (-2, INT64_MIN, a delay subtracted from 0) has passed: each
+ * wait of the channel and sync sections returns -ETIMEDOUT at once when it would wait, and
+ * completes when it can, in a task and on a plain thread alike (none is taken for "forever"). */
+static const int64_t negative_deadlines[] = {-2, -WEFT_SEC, INT64_MIN};
+
+typedef struct neg_shared {
+    weft_chan *empty, *full;
+    weft_mutex held;
+    weft_rwlock read_held;
+    weft_bcast_rx *rx;
+} neg_shared;
+
+/* The waits a plain thread may make too; `held` and `read_held` are another's. */
+static void negative_deadline_waits(neg_shared *sh, int64_t d)
+{
+    long v = 1;
+    cr_assert_eq(weft_chan_recv(sh->empty, &v, d), -ETIMEDOUT, "deadline %lld", (long long)d);
+    cr_assert_eq(weft_chan_send(sh->full, &v, d), -ETIMEDOUT);
+    weft_case cs[2] = {{.op = WEFT_CASE_RECV, .chan = sh->empty, .elem = &v},
+                       {.op = WEFT_CASE_SEND, .chan = sh->full, .elem = &v}};
+    cr_assert_eq(weft_select(cs, 2, d), -ETIMEDOUT);
+    cr_assert_eq(weft_mutex_lock(&sh->held, d), -ETIMEDOUT);
+    weft_mutex m = WEFT_MUTEX_INIT;
+    cr_assert_eq(weft_mutex_lock(&m, d), 0, "a free mutex is taken");
+    weft_cond c = WEFT_COND_INIT;
+    cr_assert_eq(weft_cond_wait(&c, &m, d), -ETIMEDOUT);
+    cr_assert_eq(weft_mutex_unlock(&m), 0, "still held after the timeout");
+    weft_sem s = WEFT_SEM_INIT(0);
+    cr_assert_eq(weft_sem_acquire(&s, d), -ETIMEDOUT);
+    cr_assert_eq(weft_sem_release(&s, 1), 0);
+    cr_assert_eq(weft_sem_acquire(&s, d), 0, "a unit there is taken");
+    weft_waitgroup wg = WEFT_WAITGROUP_INIT;
+    cr_assert_eq(weft_waitgroup_wait(&wg, d), 0);
+    cr_assert_eq(weft_waitgroup_add(&wg, 1), 0);
+    cr_assert_eq(weft_waitgroup_wait(&wg, d), -ETIMEDOUT);
+    cr_assert_eq(weft_rwlock_wrlock(&sh->read_held, d), -ETIMEDOUT);
+    weft_event e = WEFT_EVENT_INIT;
+    cr_assert_eq(weft_event_wait(&e, d), -ETIMEDOUT);
+    cr_assert_eq(weft_event_set(&e), 0);
+    cr_assert_eq(weft_event_wait(&e, d), 0);
+    cr_assert_eq(weft_bcast_recv(sh->rx, &v, NULL, d), -ETIMEDOUT);
+}
+
+static void *negative_deadlines_thread(void *arg)
+{
+    for (size_t i = 0; i < sizeof negative_deadlines / sizeof negative_deadlines[0]; i++)
+        negative_deadline_waits(arg, negative_deadlines[i]);
+    return NULL;
+}
+
+static void *hold_lock_and_read(void *arg)
+{
+    neg_shared *sh = arg;
+    cr_assert_eq(weft_mutex_lock(&sh->held, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_rwlock_rdlock(&sh->read_held, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_sleep(WEFT_SEC * 3600), -ECANCELED);
+    cr_assert_eq(weft_rwlock_unlock(&sh->read_held), 0);
+    cr_assert_eq(weft_mutex_unlock(&sh->held), 0);
+    return NULL;
+}
+
+static void once_sleeps(void *arg)
+{
+    (void)arg;
+    weft_sleep(WEFT_SEC * 3600); /* until its task is cancelled */
+}
+
+static void *run_once(void *arg)
+{
+    return (void *)(intptr_t)weft_once_call(arg, once_sleeps, NULL, WEFT_FOREVER);
+}
+
+static void *negative_deadlines_main(void *arg)
+{
+    (void)arg;
+    neg_shared sh = {.held = WEFT_MUTEX_INIT, .read_held = WEFT_RWLOCK_INIT};
+    cr_assert_eq(weft_chan_create(&sh.empty, sizeof(long), 0), 0);
+    cr_assert_eq(weft_chan_create(&sh.full, sizeof(long), 1), 0);
+    long v = 0;
+    cr_assert_eq(weft_chan_try_send(sh.full, &v), 0);
+    weft_bcast *b;
+    cr_assert_eq(weft_bcast_create(&b, sizeof(long), 4), 0);
+    cr_assert_eq(weft_bcast_subscribe(b, &sh.rx), 0);
+    weft_once o = WEFT_ONCE_INIT;
+    weft_task *holder, *runner;
+    cr_assert_eq(weft_spawn(&holder, hold_lock_and_read, &sh, NULL), 0);
+    cr_assert_eq(weft_spawn(&runner, run_once, &o, NULL), 0);
+    while (weft_task_status(holder) != WEFT_TASK_PARKED ||
+           weft_task_status(runner) != WEFT_TASK_PARKED)
+        cr_assert_eq(weft_yield(), 0);
+    for (size_t i = 0; i < sizeof negative_deadlines / sizeof negative_deadlines[0]; i++) {
+        int64_t d = negative_deadlines[i];
+        negative_deadline_waits(&sh, d);
+        cr_assert_eq(weft_sleep_until(d), 0);
+        cr_assert_eq(weft_once_call(&o, once_sleeps, NULL, d), -ETIMEDOUT);
+        weft_case tc[2] = {{.op = WEFT_CASE_RECV, .chan = sh.empty, .elem = &v},
+                           {.op = WEFT_CASE_TIMER, .at = INT64_MAX}};
+        cr_assert_eq(weft_select(tc, 2, d), -ETIMEDOUT);
+        tc[1].at = d; /* a timer case at a negative time is due */
+        cr_assert_eq(weft_select(tc, 2, WEFT_FOREVER), 1);
+    }
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, negative_deadlines_thread, &sh), 0);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    cr_assert_eq(weft_cancel(holder), 0);
+    cr_assert_eq(weft_cancel(runner), 0);
+    cr_assert_eq(weft_join(holder, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_join(runner, NULL, WEFT_FOREVER), 0);
+    weft_bcast_unsubscribe(sh.rx);
+    weft_bcast_release(b);
+    weft_chan_release(sh.empty);
+    weft_chan_release(sh.full);
+    return NULL;
+}
+
+Test(timer, negative_deadlines_other_than_forever_have_passed_in_every_wait)
+{
+    run_main(negative_deadlines_main, NULL);
 }
 
 /* ---- The timer heap itself, driven through the internal calls on a bare worker ---- */
