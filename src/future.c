@@ -283,19 +283,24 @@ static void promise_drop(weft_future *self)
         if (atomic_compare_exchange_weak_explicit(&p->refs, &n, n - 1, memory_order_acq_rel,
                                                   memory_order_relaxed))
             return;
-    if (n == 2) {
-        /* This drop leaves one: checked while this reference still keeps p alive. A parked
-         * awaiter holds the one left (its waker is cleared by its last poll, under the
-         * lock, before it can drop it). */
-        weft__spin_lock(&p->lock);
-        if (!p->settled) {
-            p->dropped = 1;
-            if (p->waiter.task)
-                settle_locked(p, -EPIPE, NULL);
-        }
-        weft__spin_unlock(&p->lock);
+    /* Two or one: the decrement is made under the lock, as the poll reads the count under it.
+     * Made after the unlock, a first poll in between saw two references and no settle,
+     * left its waker and parked; the decrement then left it the only holder of a promise
+     * nobody would settle or wake (a wait to its deadline, for ever without one). Under the
+     * lock, the drop that leaves one sees the waker, or the poll sees one reference. And the
+     * last drop frees only once it has had the lock: another drop's, which decremented to
+     * one under it, has left. */
+    weft__spin_lock(&p->lock);
+    n = atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel);
+    if (n == 2 && !p->settled) {
+        /* This drop leaves one. A parked awaiter holds the one left (its waker is cleared
+         * by its last poll, under the lock, before it can drop it). */
+        p->dropped = 1;
+        if (p->waiter.task)
+            settle_locked(p, -EPIPE, NULL);
     }
-    if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1)
+    weft__spin_unlock(&p->lock);
+    if (n == 1)
         weft__free(NULL, p); /* by whichever thread drops the last reference */
 }
 

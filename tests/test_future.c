@@ -1,5 +1,7 @@
 /* Futures: the timer future, await with deadlines, promises, the first/all/timeout
  * combinators, user-defined leaf futures, and stackless tasks. */
+#include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -581,6 +583,68 @@ static void *broken_promise_main(void *arg)
 Test(future, a_promise_whose_other_holders_dropped_it_unsettled_is_broken, .timeout = 30)
 {
     run_main(broken_promise_main, NULL);
+}
+
+/* A producer thread drops its reference while the awaiter makes its first poll. The drop
+ * checked for a waker under the lock and decremented the count after it: a poll between the
+ * two saw two references and no settle, and left its waker; the decrement then left the
+ * awaiter the only holder of a promise nobody settled or woke (a weft_await parked to its
+ * deadline, for ever without one). Once both the poll and the drop have returned, the
+ * promise must be settled (-EPIPE, by the drop that found the waker or by the poll that
+ * found one reference): a resolve then returns -EALREADY. The window is a few instructions:
+ * many rounds, the drop at varying points of the poll; a loaded two-CPU machine hit it about
+ * once in 100,000 rounds, so this guards the rule more than it reproduces the race. */
+enum { DROP_RACE_ROUNDS = 50000 };
+static weft_promise *drop_race_p;
+static atomic_int drop_race_round, drop_race_done;
+
+static void *drop_race_thread(void *arg)
+{
+    (void)arg;
+    for (int i = 1; i <= DROP_RACE_ROUNDS; i++) {
+        while (atomic_load(&drop_race_round) != i)
+            ;
+        for (volatile int k = 0; k < (i * 7919) % 400; k++)
+            ;
+        weft_promise_release(drop_race_p);
+        atomic_store(&drop_race_done, i);
+    }
+    return NULL;
+}
+
+static void *drop_race_main(void *arg)
+{
+    (void)arg;
+    atomic_store(&drop_race_round, 0);
+    atomic_store(&drop_race_done, 0);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, drop_race_thread, NULL), 0);
+    int lost = 0;
+    for (int i = 1; i <= DROP_RACE_ROUNDS; i++) {
+        weft_promise *p;
+        cr_assert_eq(weft_promise_create(&p), 0);
+        weft_promise_retain(p); /* the producer thread's */
+        drop_race_p = p;
+        atomic_store(&drop_race_round, i);
+        weft_context cx = {weft_waker_current()};
+        int r = weft_future_poll(weft_promise_future(p), &cx);
+        while (atomic_load(&drop_race_done) != i)
+            sched_yield();
+        if (r == WEFT_READY)
+            cr_assert_eq(weft_promise_future(p)->status, -EPIPE);
+        lost += weft_promise_resolve(p, NULL) != -EALREADY;
+        weft_promise_release(p);
+    }
+    pthread_join(th, NULL);
+    cr_assert_eq(lost, 0, "%d of %d promises dropped by their producer were left unsettled",
+                 lost, DROP_RACE_ROUNDS);
+    return NULL;
+}
+
+Test(future, a_drop_racing_the_first_poll_still_breaks_the_promise, .timeout = 120)
+{
+    SKIP_UNDER_VALGRIND();
+    run_main(drop_race_main, NULL);
 }
 
 /* ---- Issue 14 §2: ready/pending, map/and_then/or_else, join, shared futures ----
