@@ -637,8 +637,8 @@ static void *drop_race_main(void *arg)
         weft_promise_release(p);
     }
     pthread_join(th, NULL);
-    cr_assert_eq(lost, 0, "%d of %d promises dropped by their producer were left unsettled",
-                 lost, DROP_RACE_ROUNDS);
+    cr_assert_eq(lost, 0, "%d of %d promises dropped by their producer were left unsettled", lost,
+                 DROP_RACE_ROUNDS);
     return NULL;
 }
 
@@ -646,6 +646,63 @@ Test(future, a_drop_racing_the_first_poll_still_breaks_the_promise, .timeout = 1
 {
     SKIP_UNDER_VALGRIND();
     run_main(drop_race_main, NULL);
+}
+
+/* One awaiter after another, on two workers: the first's await times out, and the second,
+ * retrying its -EBUSY, claims the promise as soon as the first's task is woken (its waker
+ * then stale), before the first's last look. That look, a poll with an empty waker, erased
+ * the second's waker: the resolve woke nobody, and the second awaited to its deadline. */
+static weft_promise *seq_promise;
+
+static void *seq_first_awaiter(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)weft_await(weft_promise_future(seq_promise), NULL,
+                                        weft_deadline_in(100 * WEFT_USEC));
+}
+
+static void *seq_next_awaiter(void *arg)
+{
+    (void)arg;
+    int64_t deadline;
+    int r;
+    do {
+        deadline = weft_deadline_in(20 * WEFT_SEC);
+        r = weft_await(weft_promise_future(seq_promise), NULL, deadline);
+    } while (r == -EBUSY && weft_yield() == 0);
+    return (void *)(intptr_t)(r == 0 && weft_now() >= deadline ? -ETIMEDOUT : r);
+}
+
+static void *seq_awaiters_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 50; i++) {
+        cr_assert_eq(weft_promise_create(&seq_promise), 0);
+        weft_task *a, *b;
+        void *ra, *rb;
+        cr_assert_eq(weft_spawn_on(0, &a, seq_first_awaiter, NULL, NULL), 0);
+        weft_yield(); /* it claims the promise first */
+        cr_assert_eq(weft_spawn_on(1, &b, seq_next_awaiter, NULL, NULL), 0);
+        cr_assert_eq(weft_join(a, &ra, WEFT_FOREVER), 0);
+        cr_assert_eq((intptr_t)ra, -ETIMEDOUT);
+        for (int k = 0; k < 10; k++) /* the second awaiter parks, if it has not yet */
+            weft_yield();
+        cr_assert_eq(weft_promise_resolve(seq_promise, NULL), 0);
+        cr_assert_eq(weft_join(b, &rb, WEFT_FOREVER), 0);
+        cr_assert_eq((intptr_t)rb, 0, "round %d: the second awaiter was not woken (%d)", i,
+                     (int)(intptr_t)rb);
+        weft_promise_release(seq_promise);
+    }
+    return NULL;
+}
+
+Test(future, a_first_awaiters_last_look_leaves_the_next_awaiters_waker, .timeout = 60)
+{
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 2;
+    c.mode = WEFT_MODE_SHARDED;
+    run_main_cfg(&c, seq_awaiters_main, NULL);
 }
 
 /* ---- Issue 14 §2: ready/pending, map/and_then/or_else, join, shared futures ----
