@@ -229,6 +229,28 @@ static void settle_locked(weft_promise *p, int status, void *value)
     weft_waker_wake(wk);
 }
 
+/* Under the lock: whether the waker in p names a task other than `self` (the caller's task;
+ * NULL on a thread outside every task) that is still parked for it (its epoch the task's):
+ * the awaiter of the moment, which neither a second weft_await (promise_claim) nor another
+ * task's poll with an empty waker may displace. That empty poll is a driver giving up, such
+ * as weft_await's last look once its task was woken: a second awaiter on another worker
+ * may have claimed the promise in between (the first one's waker was stale by then), and
+ * erasing its waker left it parked until its deadline, for ever without one. The record a
+ * waker names stays allocated while its runtime runs (weft.h, Wakers). */
+static bool waiter_of_another(const weft_promise *p, const weft_task *self)
+{
+    weft_task *other = p->waiter.task;
+    return other && self && other != self &&
+           WEFT__EPOCH(atomic_load_explicit(&other->word, memory_order_acquire)) == p->waiter.epoch;
+}
+
+/* The task whose poll runs on this thread, or NULL. */
+static const weft_task *poller_task(void)
+{
+    weft__worker *w = weft__worker_current();
+    return w ? w->current : NULL;
+}
+
 static int promise_poll(weft_future *self, weft_context *cx)
 {
     weft_promise *p = (weft_promise *)self;
@@ -238,7 +260,7 @@ static int promise_poll(weft_future *self, weft_context *cx)
     if (!p->settled && p->dropped && atomic_load_explicit(&p->refs, memory_order_relaxed) == 1)
         settle_locked(p, -EPIPE, NULL);
     int settled = p->settled;
-    if (!settled)
+    if (!settled && (cx->waker.task || !waiter_of_another(p, poller_task())))
         p->waiter = cx->waker;
     weft__spin_unlock(&p->lock);
     if (!settled)
@@ -261,10 +283,7 @@ static bool promise_claim(weft_future *self, weft_task *t)
     bool ok = true;
     weft__spin_lock(&p->lock);
     if (!p->settled) {
-        weft_waker wk = p->waiter;
-        weft_task *other = wk.task;
-        if (other && other != t &&
-            WEFT__EPOCH(atomic_load_explicit(&other->word, memory_order_acquire)) == wk.epoch)
+        if (waiter_of_another(p, t))
             ok = false;
         else
             p->waiter = weft__waker_of(t);
@@ -283,19 +302,24 @@ static void promise_drop(weft_future *self)
         if (atomic_compare_exchange_weak_explicit(&p->refs, &n, n - 1, memory_order_acq_rel,
                                                   memory_order_relaxed))
             return;
-    if (n == 2) {
-        /* This drop leaves one: checked while this reference still keeps p alive. A parked
-         * awaiter holds the one left (its waker is cleared by its last poll, under the
-         * lock, before it can drop it). */
-        weft__spin_lock(&p->lock);
-        if (!p->settled) {
-            p->dropped = 1;
-            if (p->waiter.task)
-                settle_locked(p, -EPIPE, NULL);
-        }
-        weft__spin_unlock(&p->lock);
+    /* Two or one: the decrement is made under the lock, as the poll reads the count under it.
+     * Made after the unlock, a first poll in between saw two references and no settle,
+     * left its waker and parked; the decrement then left it the only holder of a promise
+     * nobody would settle or wake (a wait to its deadline, for ever without one). Under the
+     * lock, the drop that leaves one sees the waker, or the poll sees one reference. And the
+     * last drop frees only once it has had the lock: another drop's, which decremented to
+     * one under it, has left. */
+    weft__spin_lock(&p->lock);
+    n = atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel);
+    if (n == 2 && !p->settled) {
+        /* This drop leaves one. A parked awaiter holds the one left (its waker is cleared
+         * by its last poll, under the lock, before it can drop it). */
+        p->dropped = 1;
+        if (p->waiter.task)
+            settle_locked(p, -EPIPE, NULL);
     }
-    if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1)
+    weft__spin_unlock(&p->lock);
+    if (n == 1)
         weft__free(NULL, p); /* by whichever thread drops the last reference */
 }
 
