@@ -713,6 +713,81 @@ Test(dump, the_log_hook_gets_the_reports)
     cr_assert_eq(weft_run(&c, spin_main, NULL, NULL), -EINVAL);
 }
 
+/* The warnings about the environment (a value weft does not know) are lines weft writes of
+ * its own accord too: they go to the configured log function at the configured level (they
+ * went to stderr whatever the configuration said, even with the log off). */
+static void capture_all(void *arg, int level, const char *text)
+{
+    log_capture *lc = arg;
+    pthread_mutex_lock(&lc->mu);
+    lc->nstall++; /* here: every message */
+    lc->other_level = level;
+    size_t n = strlen(lc->first);
+    snprintf(lc->first + n, sizeof lc->first - n, "%s|", text);
+    pthread_mutex_unlock(&lc->mu);
+}
+
+static void *returns_at_once(void *arg)
+{
+    return arg;
+}
+
+/* Runs a runtime of `c` with fd 2 on a memfd; returns what was written there (malloc'd). */
+static char *stderr_of_run(const weft_config *c)
+{
+    int mfd = memfd_create("stderr", 0);
+    cr_assert_geq(mfd, 0);
+    int saved = dup(2);
+    dup2(mfd, 2);
+    int r = weft_run(c, returns_at_once, NULL, NULL);
+    dup2(saved, 2);
+    close(saved);
+    cr_assert_eq(r, 0);
+    char *text = calloc(1, 1 << 16);
+    cr_assert_geq(pread(mfd, text, (1 << 16) - 1, 0), 0);
+    close(mfd);
+    return text;
+}
+
+Test(dump, warnings_about_the_environment_go_to_the_log_at_its_level)
+{
+    setenv("WEFT_MODE", "staeling", 1); /* this process only */
+    setenv("WEFT_DUMP_SIGNAL", "KILL", 1);
+    log_capture lc = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 1;
+    c.log = capture_all;
+    c.log_arg = &lc;
+    char *err = stderr_of_run(&c);
+    cr_assert_str_empty(err, "the log function was set: %s", err);
+    free(err);
+    cr_assert_eq(lc.nstall, 2, "%s", lc.first);
+    cr_assert_eq(lc.other_level, WEFT_LOG_WARN);
+    cr_assert_not_null(strstr(lc.first, "WEFT_MODE=staeling is not one of"), "%s", lc.first);
+    cr_assert_not_null(strstr(lc.first, "WEFT_DUMP_SIGNAL=KILL is not"), "%s", lc.first);
+
+    /* The log off: nothing, through the function or on stderr. */
+    log_capture off = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    c.log_arg = &off;
+    c.log_level = -1;
+    err = stderr_of_run(&c);
+    cr_assert_str_empty(err, "%s", err);
+    free(err);
+    cr_assert_eq(off.nstall, 0, "%s", off.first);
+    c.log = NULL;
+    err = stderr_of_run(&c);
+    cr_assert_str_empty(err, "the log is off: %s", err);
+    free(err);
+    /* Without a function, at the default level: on stderr. */
+    c.log_level = 0;
+    err = stderr_of_run(&c);
+    cr_assert_not_null(strstr(err, "weft: WEFT_MODE=staeling is not one of"), "%s", err);
+    free(err);
+    unsetenv("WEFT_MODE");
+    unsetenv("WEFT_DUMP_SIGNAL");
+}
+
 /* ---- A circle of joins while the rest runs on ---- */
 
 static weft_task *circle[3];

@@ -574,7 +574,7 @@ Test(metrics, the_age_of_a_task_spawned_by_a_worker_whose_clock_is_ahead)
     weft_config_init(&c);
     c.workers = 2;
     c.mode = WEFT_MODE_SHARDED;
-    c.stall_ms = -1;    /* the hog and early run on: not the subject */
+    c.stall_ms = -1; /* the hog and early run on: not the subject */
     c.handoff_us = -1;
     c.tracer = &tracer;
     run_main_cfg(&c, age_main, NULL);
