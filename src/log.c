@@ -59,7 +59,11 @@ static void vlog_to(const weft_config *cfg, int level, const char *fmt, va_list 
     int n = vsnprintf(buf, sizeof buf, fmt, ap);
     if (n < 0)
         return;
-    log_to(cfg, level, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+    if ((size_t)n >= sizeof buf) { /* cut: said, and the line still ends (every message does) */
+        n = (int)sizeof buf - 1;
+        memcpy(buf + n - 4, "...\n", 4);
+    }
+    log_to(cfg, level, buf, (size_t)n);
 }
 
 void weft__logf(const weft__runtime *rt, int level, const char *fmt, ...)

@@ -788,6 +788,31 @@ Test(dump, warnings_about_the_environment_go_to_the_log_at_its_level)
     unsetenv("WEFT_DUMP_SIGNAL");
 }
 
+/* A message longer than the formatting buffer (a long value in the environment) is cut with
+ * "..." and still ends its line: it lost its newline, and the next message went on the same
+ * line. */
+Test(dump, a_message_cut_to_the_log_buffer_says_so_and_ends_its_line)
+{
+    char value[3000];
+    memset(value, 'x', sizeof value - 1);
+    value[sizeof value - 1] = '\0';
+    setenv("WEFT_MODE", value, 1); /* this process only */
+    setenv("WEFT_ORDER", value, 1);
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 1;
+    char *err = stderr_of_run(&c);
+    unsetenv("WEFT_MODE");
+    unsetenv("WEFT_ORDER");
+    const char *second = strstr(err, "...\nweft: WEFT_ORDER=xxx");
+    cr_assert(strncmp(err, "weft: WEFT_MODE=xxx", 19) == 0, "%s", err);
+    cr_assert_not_null(second, "each cut with ... and on its own line: %s", err);
+    size_t n = strlen(err);
+    cr_assert(n > 4 && strcmp(err + n - 4, "...\n") == 0, "%s", err);
+    cr_assert_lt(n, 2 * 1024, "each cut to the buffer");
+    free(err);
+}
+
 /* ---- A circle of joins while the rest runs on ---- */
 
 static weft_task *circle[3];
