@@ -12,8 +12,10 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "debug_http.h"
 #include "dump.h"
 #include "metrics.h"
+#include "task.h"
 #include "worker.h"
 
 #define DEBUG_DEADLINE_NS (5 * WEFT_SEC)
@@ -248,6 +250,21 @@ static void serve_loop_gone(void *arg)
     if (st->lfd >= 0)
         weft_close(st->lfd);
     serve_state_release(st);
+}
+
+bool weft__debug_task(const weft_task *t, int *fd)
+{
+    /* A live stackful task's fn is its body (task.h: the result replaces it at the finish),
+     * and its arg the record each body keeps its socket in. */
+    if (t->flags & WEFT__T_STACKLESS)
+        return false;
+    if (t->fn == serve_loop)
+        *fd = ((const serve_state *)t->arg)->lfd;
+    else if (t->fn == serve_conn)
+        *fd = ((const conn_arg *)t->arg)->fd;
+    else
+        return false;
+    return true;
 }
 
 int weft_debug_serve(const weft_addr *addr, weft_addr *bound)

@@ -475,6 +475,7 @@ typedef struct dump_walk {
     bool json;
     int64_t now;
     size_t n;
+    bool (*leave_out)(const weft_task *t); /* NULL: none */
 } dump_walk;
 
 static void dump_one(weft_task *t, void *arg)
@@ -485,6 +486,8 @@ static void dump_one(weft_task *t, void *arg)
     uint64_t word = atomic_load_explicit(&t->word, memory_order_acquire);
     if (WEFT__STATE(word) == WEFT__DONE)
         return; /* finished, waiting to be joined: nothing left that can act */
+    if (d->leave_out && d->leave_out(t))
+        return;
     /* Dumped on its own worker, by another task: a task of that worker running meanwhile is
      * inside weft_block_in_place (relief.c), on its own thread. */
     bool in_place = d->w && d->skip && WEFT__STATE(word) == WEFT__RUNNING;
@@ -498,7 +501,15 @@ static void dump_one(weft_task *t, void *arg)
 size_t weft__dump_tasks(weft__dumpbuf *b, weft__runtime *rt, const weft__worker *w,
                         const weft_task *skip, bool backtraces, int64_t now)
 {
-    dump_walk d = {b, w, skip, backtraces, false, now, 0};
+    dump_walk d = {b, w, skip, backtraces, false, now, 0, NULL};
+    weft__task_each(rt, dump_one, &d);
+    return d.n;
+}
+
+size_t weft__dump_tasks_but(weft__dumpbuf *b, weft__runtime *rt, const weft__worker *w,
+                            bool (*leave_out)(const weft_task *t), bool backtraces, int64_t now)
+{
+    dump_walk d = {b, w, NULL, backtraces, false, now, 0, leave_out};
     weft__task_each(rt, dump_one, &d);
     return d.n;
 }
@@ -507,7 +518,7 @@ size_t weft__dump_tasks(weft__dumpbuf *b, weft__runtime *rt, const weft__worker 
 static size_t dump_tasks_json(weft__dumpbuf *b, weft__runtime *rt, const weft__worker *w,
                               const weft_task *skip, bool backtraces, int64_t now)
 {
-    dump_walk d = {b, w, skip, backtraces, true, now, 0};
+    dump_walk d = {b, w, skip, backtraces, true, now, 0, NULL};
     weft__task_each(rt, dump_one, &d);
     return d.n;
 }

@@ -1171,6 +1171,53 @@ Test(dump, the_leak_report_lists_tasks_channels_and_fds_left_behind)
     cr_assert_eq(off.n, 0);
 }
 
+/* The debug endpoint is weft's, not the program's: it cannot stop it, and it stops with the
+ * runtime. A tidy program that turned it on was told it left its task and its listening
+ * socket behind; a leak of its own is still listed beside it. */
+static void *serving_main(void *arg)
+{
+    weft_addr at;
+    cr_assert_eq(weft_debug_serve(NULL, &at), 0);
+    /* A request in flight at the end: its connection's task and fd are the endpoint's too. */
+    int fd = weft_dial(&at, weft_deadline_in(5 * WEFT_SEC));
+    cr_assert_geq(fd, 0);
+    weft_sleep(10 * WEFT_MSEC); /* accepted, and its task waits for the request */
+    if (arg) {
+        weft_task *t;
+        weft_spawn_opts o = {.name = "forgotten", .flags = WEFT_SPAWN_DETACHED};
+        cr_assert_eq(weft_spawn(&t, receive_on, arg, &o), 0);
+        weft_sleep(10 * WEFT_MSEC); /* it parks */
+    }
+    cr_assert_eq(weft_close(fd), 0);
+    return NULL;
+}
+
+Test(dump, the_leak_report_leaves_the_debug_endpoint_out)
+{
+    leak_capture lc = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 2;
+    c.leak_report = 1;
+    c.log = capture_leaks;
+    c.log_arg = &lc;
+    run_main_cfg(&c, serving_main, NULL);
+    cr_assert_eq(lc.n, 1, "one report");
+    cr_assert_not_null(strstr(lc.text, "nothing left behind"), "%s", lc.text);
+
+    leak_capture leaky = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    c.log_arg = &leaky;
+    weft_chan *ch;
+    cr_assert_eq(weft_chan_create(&ch, sizeof(int), 0), 0);
+    run_main_cfg(&c, serving_main, ch);
+    cr_assert_eq(leaky.n, 1, "one report");
+    cr_assert_not_null(strstr(leaky.text, "1 tasks were alive, 0 channels not released, 0 fds"),
+                       "%s", leaky.text);
+    cr_assert_not_null(strstr(leaky.text, "\"forgotten\" on worker 0"), "%s", leaky.text);
+    cr_assert_null(strstr(leaky.text, "weft-debug"), "%s", leaky.text);
+    weft_chan_release(ch);
+}
+
 /* A dumping task cancelled while it waits for another worker's part (that worker busy in a
  * task that does not yield): the dump goes on without that part's backtraces, and the part's
  * writer, which runs later, writes into memory of its own. It wrote into the dumper's array,
