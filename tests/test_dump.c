@@ -886,6 +886,98 @@ Test(dump, a_circle_of_joins_is_reported_while_others_run)
     cr_assert_not_null(strstr(lc.first, "\"third\" on worker 0 joins task"), "%s", lc.first);
 }
 
+/* Each circle is reported once, however many came and went before it: the record of the
+ * circles reported forgot none, and once it held 64 (gone long since), every later circle was
+ * reported again at every walk, once a second for as long as it lasted. */
+#define PAIRS 64
+
+static weft_task *pair_a[PAIRS], *pair_b[PAIRS], *late[2];
+static weft_event pairs_ready = WEFT_EVENT_INIT, late_ready = WEFT_EVENT_INIT;
+
+static void *join_pair_a(void *arg)
+{
+    weft_event_wait(&pairs_ready, WEFT_FOREVER);
+    return (void *)(intptr_t)weft_join(pair_b[(intptr_t)arg], NULL, WEFT_FOREVER);
+}
+
+static void *join_pair_b(void *arg)
+{
+    weft_event_wait(&pairs_ready, WEFT_FOREVER);
+    return (void *)(intptr_t)weft_join(pair_a[(intptr_t)arg], NULL, WEFT_FOREVER);
+}
+
+static void *join_late(void *arg)
+{
+    weft_event_wait(&late_ready, WEFT_FOREVER);
+    return (void *)(intptr_t)weft_join(late[(intptr_t)arg ^ 1], NULL, WEFT_FOREVER);
+}
+
+typedef struct circles_seen {
+    pthread_mutex_t mu;
+    int npairs, nlate;
+} circles_seen;
+
+static void count_circles(void *arg, int level, const char *text)
+{
+    (void)level;
+    circles_seen *cs = arg;
+    pthread_mutex_lock(&cs->mu);
+    if (strstr(text, "wait for each other") && strstr(text, "\"pair\""))
+        cs->npairs++;
+    if (strstr(text, "wait for each other") && strstr(text, "\"late\""))
+        cs->nlate++;
+    pthread_mutex_unlock(&cs->mu);
+}
+
+static int circles_counted(circles_seen *cs, bool late_ones)
+{
+    pthread_mutex_lock(&cs->mu);
+    int n = late_ones ? cs->nlate : cs->npairs;
+    pthread_mutex_unlock(&cs->mu);
+    return n;
+}
+
+static void *many_circles_main(void *arg)
+{
+    circles_seen *cs = arg;
+    weft_spawn_opts o = {.name = "pair"};
+    for (intptr_t i = 0; i < PAIRS; i++) {
+        cr_assert_eq(weft_spawn(&pair_a[i], join_pair_a, (void *)i, &o), 0);
+        cr_assert_eq(weft_spawn(&pair_b[i], join_pair_b, (void *)i, &o), 0);
+    }
+    weft_event_set(&pairs_ready);
+    for (int n = 0; n < 1000 && circles_counted(cs, false) < PAIRS; n++)
+        weft_sleep(10 * WEFT_MSEC);
+    cr_assert_eq(circles_counted(cs, false), PAIRS, "each pair reported");
+    /* Every circle broken: a cancelled join returns, and its task finishes. */
+    for (int i = 0; i < PAIRS; i++)
+        cr_assert_eq(weft_cancel(pair_a[i]), 0);
+    weft_sleep(10 * WEFT_MSEC);
+    o.name = "late";
+    for (intptr_t i = 0; i < 2; i++)
+        cr_assert_eq(weft_spawn(&late[i], join_late, (void *)i, &o), 0);
+    weft_event_set(&late_ready);
+    for (int n = 0; n < 1000 && circles_counted(cs, true) < 1; n++)
+        weft_sleep(10 * WEFT_MSEC);
+    cr_assert_eq(circles_counted(cs, true), 1, "the new circle reported");
+    weft_sleep(3500 * WEFT_MSEC); /* three walks or more */
+    cr_assert_eq(circles_counted(cs, true), 1, "reported again");
+    cr_assert_eq(circles_counted(cs, false), PAIRS, "a broken circle reported again");
+    cr_assert_eq(weft_cancel(late[0]), 0);
+    return NULL;
+}
+
+Test(dump, each_circle_is_reported_once_after_many_came_and_went, .timeout = 60)
+{
+    circles_seen cs = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 2;
+    c.log = count_circles;
+    c.log_arg = &cs;
+    run_main_cfg(&c, many_circles_main, &cs);
+}
+
 /* ---- A circle through mutexes and a join, while the rest runs on ---- */
 
 static weft_mutex m_first = WEFT_MUTEX_INIT, m_second = WEFT_MUTEX_INIT;
