@@ -563,9 +563,10 @@ static void *dump_here(void *arg)
 }
 
 /* Worker k's part into `into`: written by a task of k, or, when that cannot be had or the
- * dumping task stops waiting for it (cancelled: the runtime may be shutting down), walked from
- * here without backtraces (another worker's stacks do not hold still). */
-static void render_part(weft__runtime *rt, unsigned k, bool json, part_text *into)
+ * dumping task stops waiting for it (cancelled: the runtime may be shutting down; or the
+ * deadline passed: k is stuck in a task), walked from here without backtraces (another
+ * worker's stacks do not hold still). */
+static void render_part(weft__runtime *rt, unsigned k, bool json, int64_t deadline, part_text *into)
 {
     worker_part *p = calloc(1, sizeof *p);
     int r = -ENOMEM;
@@ -580,7 +581,7 @@ static void render_part(weft__runtime *rt, unsigned k, bool json, part_text *int
             atomic_store_explicit(&p->refs, 1, memory_order_relaxed); /* no task: no cleanup */
     }
     if (r == 0) {
-        r = weft_join(t, NULL, WEFT_FOREVER);
+        r = weft_join(t, NULL, deadline);
         if (r < 0)
             weft_detach(t); /* reaped when it ends; its cleanup lets go of p */
     }
@@ -596,7 +597,7 @@ static void render_part(weft__runtime *rt, unsigned k, bool json, part_text *int
         part_release(p);
 }
 
-int weft__dump_render(weft__dumpbuf *out, bool json)
+int weft__dump_render(weft__dumpbuf *out, bool json, int64_t deadline)
 {
     weft__worker *w = weft__worker_current();
     weft_task *self = weft__blocking_task(w);
@@ -609,7 +610,7 @@ int weft__dump_render(weft__dumpbuf *out, bool json)
         return -ENOMEM;
     atomic_fetch_add_explicit(&rt->dumping, 1, memory_order_relaxed);
     for (unsigned k = 0; k < nw; k++)
-        render_part(rt, k, json, &parts[k]);
+        render_part(rt, k, json, deadline, &parts[k]);
     atomic_fetch_sub_explicit(&rt->dumping, 1, memory_order_relaxed);
     size_t total = 0;
     for (unsigned k = 0; k < nw; k++)
@@ -645,7 +646,7 @@ int weft_dump_tasks(int fd)
     if (fd < 0)
         return -EBADF;
     weft__dumpbuf b = {0};
-    int r = weft__dump_render(&b, false);
+    int r = weft__dump_render(&b, false, WEFT_FOREVER);
     int e = weft__dumpbuf_flush(&b, fd);
     return r < 0 ? r : e;
 }

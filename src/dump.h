@@ -41,7 +41,9 @@ size_t weft__dump_tasks_but(weft__dumpbuf *b, weft__runtime *rt, const weft__wor
 
 /* The whole dump of the caller's runtime, appended to `out`: weft_dump_tasks' text, or with
  * `json` one JSON object (the debug endpoint's /debug/tasks). From a stackful task: each
- * worker lists its own, as a task of its own. Returns 0 or -EPERM, -ENOMEM. */
-int weft__dump_render(weft__dumpbuf *out, bool json);
+ * worker lists its own, as a task of its own; one whose part has not come by `deadline` (a
+ * worker stuck in a task) is listed from here, without backtraces. Returns 0 or -EPERM,
+ * -ENOMEM. */
+int weft__dump_render(weft__dumpbuf *out, bool json, int64_t deadline);
 
 #endif

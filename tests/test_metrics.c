@@ -1,6 +1,7 @@
 /* Metrics: the counters read from a thread outside the runtime (per worker and summed), their
  * Prometheus text, and the debug endpoint serving /metrics and /debug/tasks over HTTP. */
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -578,4 +579,60 @@ Test(metrics, the_age_of_a_task_spawned_by_a_worker_whose_clock_is_ahead)
     c.handoff_us = -1;
     c.tracer = &tracer;
     run_main_cfg(&c, age_main, NULL);
+}
+
+/* ---- /debug/tasks while a worker is stuck ---- */
+
+/* A request is answered within its deadline even while a worker is stuck (its thread blocked
+ * outside weft: no switch, no part of the dump from it): that worker's tasks are listed
+ * without backtraces. The dump waited for the stuck worker's part for good, and the request
+ * with it, past its 5 s; 16 such requests held every connection task, and the accepting task
+ * itself, so that /metrics went unanswered too. */
+static sem_t stuck_go;
+
+static void *stuck_until_posted(void *arg)
+{
+    (void)arg;
+    while (sem_wait(&stuck_go) != 0) /* the worker's thread, held: no switch */
+        ;
+    return NULL;
+}
+
+static void *stuck_worker_main(void *arg)
+{
+    (void)arg;
+    weft_addr at;
+    cr_assert_eq(weft_debug_serve(NULL, &at), 0);
+    weft_sem sem = WEFT_SEM_INIT(0);
+    weft_task *parked, *stuck;
+    weft_spawn_opts o = {.name = "parked-on-1"};
+    cr_assert_eq(weft_spawn_on(1, &parked, parked_forever, &sem, &o), 0);
+    weft_sleep(10 * WEFT_MSEC); /* it parks */
+    o.name = "stuck";
+    cr_assert_eq(weft_spawn_on(1, &stuck, stuck_until_posted, NULL, &o), 0);
+    weft_sleep(10 * WEFT_MSEC); /* worker 1's thread is held */
+    char *r = http_get(&at, "GET /debug/tasks HTTP/1.0\r\n\r\n"); /* reads within 5 s */
+    cr_assert(strncmp(r, "HTTP/1.0 200 OK\r\n", 17) == 0, "%s", r);
+    cr_assert_not_null(strstr(r, "\"name\":\"parked-on-1\",\"worker\":1"), "%s", r);
+    cr_assert_not_null(strstr(r, "\"name\":\"stuck\",\"worker\":1"), "%s", r);
+    cr_assert_not_null(strstr(r, "\"name\":\"main\""), "%s", r);
+    cr_assert_not_null(strstr(r, "]}\n"), "the whole document: %s", r);
+    free(r);
+    sem_post(&stuck_go);
+    cr_assert_eq(weft_join(stuck, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_sem_release(&sem, 1), 0);
+    cr_assert_eq(weft_join(parked, NULL, WEFT_FOREVER), 0);
+    return NULL;
+}
+
+Test(metrics, the_task_dump_is_answered_while_a_worker_is_stuck, .timeout = 60)
+{
+    sem_init(&stuck_go, 0, 0);
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 2;
+    c.mode = WEFT_MODE_SHARDED;
+    c.stall_ms = -1;   /* the stuck worker is the subject, not its report */
+    c.handoff_us = -1; /* and it keeps its thread */
+    run_main_cfg(&c, stuck_worker_main, NULL);
 }
