@@ -205,12 +205,29 @@ static void follow(weft__runtime *rt, weft__cycles *c, walk *wk, waiter *start)
     free(b.p);
 }
 
+/* Forgets the circles that are gone: one whose lowest record is no longer taken in that very
+ * park (its word moved) has broken up, and its slot is free. The table held every circle
+ * ever reported: once 64 had come and gone, every later circle was reported at every walk.
+ * wk->v is sorted. */
+static void forget_gone(weft__cycles *c, const walk *wk)
+{
+    unsigned kept = 0;
+    for (unsigned i = 0; i < c->nreported; i++) {
+        const waiter *j = wk->n ? find(wk, c->reported[i].t) : NULL;
+        if (j && j->word == c->reported[i].word)
+            c->reported[kept++] = c->reported[i];
+    }
+    c->nreported = kept;
+}
+
 void weft__cycles_check(weft__runtime *rt, weft__cycles *c)
 {
     walk wk = {.pid = getpid(), .pipe = {-1, -1}};
     weft__task_each(rt, take, &wk);
-    if (wk.n > 1 || (wk.n == 1 && wk.v[0].target == wk.v[0].t)) {
+    if (wk.n > 1)
         qsort(wk.v, wk.n, sizeof wk.v[0], by_task);
+    forget_gone(c, &wk);
+    if (wk.n > 1 || (wk.n == 1 && wk.v[0].target == wk.v[0].t)) {
         for (size_t i = 0; i < wk.n; i++)
             follow(rt, c, &wk, &wk.v[i]);
     }

@@ -11,8 +11,9 @@
 
 #define WEFT__CYCLES_REMEMBERED 64
 
-/* What the checker remembers between walks: the circles reported (each by its lowest
- * record and that record's state word), so each is reported once. owner: the watchdog. */
+/* What the checker remembers between walks: the circles reported and not yet gone (each by
+ * its lowest record and that record's state word), so each is reported once. owner: the
+ * watchdog. */
 typedef struct weft__cycle_key {
     const weft_task *t;
     uint64_t word;

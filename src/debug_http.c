@@ -12,12 +12,19 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "debug_http.h"
 #include "dump.h"
 #include "metrics.h"
+#include "task.h"
 #include "worker.h"
 
 #define DEBUG_DEADLINE_NS (5 * WEFT_SEC)
-#define DEBUG_REQUEST_MAX 4096
+/* How long a dump waits for the workers' parts, all of them together: a worker stuck in a
+ * task is then listed without backtraces, and the answer still goes out within the request's
+ * deadline. Without it, the request waited for good, and 16 of them held every connection
+ * task and the accepting task, so that nothing was answered, /metrics included. */
+#define DEBUG_DUMP_WAIT_NS (2 * WEFT_SEC)
+#define DEBUG_REQUEST_MAX  4096
 
 /* The console's page, generated from src/debug_console.html (cmake/embed.cmake). */
 extern const unsigned char weft__console_html[];
@@ -114,6 +121,9 @@ static void serve_one(int fd)
     req[n] = '\0';
     char method[16], target[256];
     weft__dumpbuf body = {0};
+    int64_t dump_by = weft_deadline_in(DEBUG_DUMP_WAIT_NS);
+    if (dump_by > deadline - WEFT_SEC) /* a head that came slowly: still time to answer */
+        dump_by = deadline - WEFT_SEC;
     size_t line = strcspn(req, "\n"); /* stops at a NUL too: then the line was cut short */
     if (line < n && req[line] == '\0') {
         weft__dumpbuf_printf(&body, "bad request\n");
@@ -135,10 +145,10 @@ static void serve_one(int fd)
             weft__metrics_render(w->rt, &body);
             respond(fd, 200, "OK", "text/plain; version=0.0.4", &body, head, deadline);
         } else if (strcmp(path, "/debug/tasks") == 0) {
-            weft__dump_render(&body, true);
+            weft__dump_render(&body, true, dump_by);
             respond(fd, 200, "OK", "application/json", &body, head, deadline);
         } else if (strcmp(path, "/debug/tasks.txt") == 0) {
-            weft__dump_render(&body, false);
+            weft__dump_render(&body, false, dump_by);
             respond(fd, 200, "OK", "text/plain; charset=utf-8", &body, head, deadline);
         } else if (strcmp(path, "/debug/stats") == 0) {
             weft__metrics_render_json(w->rt, &body, w->now);
@@ -248,6 +258,21 @@ static void serve_loop_gone(void *arg)
     if (st->lfd >= 0)
         weft_close(st->lfd);
     serve_state_release(st);
+}
+
+bool weft__debug_task(const weft_task *t, int *fd)
+{
+    /* A live stackful task's fn is its body (task.h: the result replaces it at the finish),
+     * and its arg the record each body keeps its socket in. */
+    if (t->flags & WEFT__T_STACKLESS)
+        return false;
+    if (t->fn == serve_loop)
+        *fd = ((const serve_state *)t->arg)->lfd;
+    else if (t->fn == serve_conn)
+        *fd = ((const conn_arg *)t->arg)->fd;
+    else
+        return false;
+    return true;
 }
 
 int weft_debug_serve(const weft_addr *addr, weft_addr *bound)

@@ -401,9 +401,13 @@ static void put_task_json(weft__dumpbuf *b, const weft_task *t, uint64_t word, b
         put_json_string(b, t->spawn_file, 4096);
         weft__dumpbuf_printf(b, ",\"spawned_line\":%u", t->spawn_line);
     }
+    /* The age against the clock read after the stamp, not `now`: a spawn stamps the clock of
+     * its own worker's tick, which may be ahead of `now` (the listing worker's, read at the
+     * top of a tick that ran long), and the difference in unsigned ms then wrapped to 49
+     * days. Every stamp is a clock read made before the record was published. */
     uint32_t spawned = atomic_load_explicit(&t->spawned_ms, memory_order_relaxed);
     weft__dumpbuf_printf(b, ",\"age_ms\":%u,\"stalls\":%u,\"stall_max_ms\":%u",
-                         (uint32_t)(now / 1000000) - spawned,
+                         (uint32_t)(weft__clock_ns() / 1000000) - spawned,
                          (unsigned)atomic_load_explicit(&t->nstalls, memory_order_relaxed),
                          (unsigned)atomic_load_explicit(&t->stall_max_ms, memory_order_relaxed));
     int kind;
@@ -471,6 +475,7 @@ typedef struct dump_walk {
     bool json;
     int64_t now;
     size_t n;
+    bool (*leave_out)(const weft_task *t); /* NULL: none */
 } dump_walk;
 
 static void dump_one(weft_task *t, void *arg)
@@ -481,6 +486,8 @@ static void dump_one(weft_task *t, void *arg)
     uint64_t word = atomic_load_explicit(&t->word, memory_order_acquire);
     if (WEFT__STATE(word) == WEFT__DONE)
         return; /* finished, waiting to be joined: nothing left that can act */
+    if (d->leave_out && d->leave_out(t))
+        return;
     /* Dumped on its own worker, by another task: a task of that worker running meanwhile is
      * inside weft_block_in_place (relief.c), on its own thread. */
     bool in_place = d->w && d->skip && WEFT__STATE(word) == WEFT__RUNNING;
@@ -494,7 +501,15 @@ static void dump_one(weft_task *t, void *arg)
 size_t weft__dump_tasks(weft__dumpbuf *b, weft__runtime *rt, const weft__worker *w,
                         const weft_task *skip, bool backtraces, int64_t now)
 {
-    dump_walk d = {b, w, skip, backtraces, false, now, 0};
+    dump_walk d = {b, w, skip, backtraces, false, now, 0, NULL};
+    weft__task_each(rt, dump_one, &d);
+    return d.n;
+}
+
+size_t weft__dump_tasks_but(weft__dumpbuf *b, weft__runtime *rt, const weft__worker *w,
+                            bool (*leave_out)(const weft_task *t), bool backtraces, int64_t now)
+{
+    dump_walk d = {b, w, NULL, backtraces, false, now, 0, leave_out};
     weft__task_each(rt, dump_one, &d);
     return d.n;
 }
@@ -503,7 +518,7 @@ size_t weft__dump_tasks(weft__dumpbuf *b, weft__runtime *rt, const weft__worker 
 static size_t dump_tasks_json(weft__dumpbuf *b, weft__runtime *rt, const weft__worker *w,
                               const weft_task *skip, bool backtraces, int64_t now)
 {
-    dump_walk d = {b, w, skip, backtraces, true, now, 0};
+    dump_walk d = {b, w, skip, backtraces, true, now, 0, NULL};
     weft__task_each(rt, dump_one, &d);
     return d.n;
 }
@@ -548,9 +563,10 @@ static void *dump_here(void *arg)
 }
 
 /* Worker k's part into `into`: written by a task of k, or, when that cannot be had or the
- * dumping task stops waiting for it (cancelled: the runtime may be shutting down), walked from
- * here without backtraces (another worker's stacks do not hold still). */
-static void render_part(weft__runtime *rt, unsigned k, bool json, part_text *into)
+ * dumping task stops waiting for it (cancelled: the runtime may be shutting down; or the
+ * deadline passed: k is stuck in a task), walked from here without backtraces (another
+ * worker's stacks do not hold still). */
+static void render_part(weft__runtime *rt, unsigned k, bool json, int64_t deadline, part_text *into)
 {
     worker_part *p = calloc(1, sizeof *p);
     int r = -ENOMEM;
@@ -565,7 +581,7 @@ static void render_part(weft__runtime *rt, unsigned k, bool json, part_text *int
             atomic_store_explicit(&p->refs, 1, memory_order_relaxed); /* no task: no cleanup */
     }
     if (r == 0) {
-        r = weft_join(t, NULL, WEFT_FOREVER);
+        r = weft_join(t, NULL, deadline);
         if (r < 0)
             weft_detach(t); /* reaped when it ends; its cleanup lets go of p */
     }
@@ -581,7 +597,7 @@ static void render_part(weft__runtime *rt, unsigned k, bool json, part_text *int
         part_release(p);
 }
 
-int weft__dump_render(weft__dumpbuf *out, bool json)
+int weft__dump_render(weft__dumpbuf *out, bool json, int64_t deadline)
 {
     weft__worker *w = weft__worker_current();
     weft_task *self = weft__blocking_task(w);
@@ -594,7 +610,7 @@ int weft__dump_render(weft__dumpbuf *out, bool json)
         return -ENOMEM;
     atomic_fetch_add_explicit(&rt->dumping, 1, memory_order_relaxed);
     for (unsigned k = 0; k < nw; k++)
-        render_part(rt, k, json, &parts[k]);
+        render_part(rt, k, json, deadline, &parts[k]);
     atomic_fetch_sub_explicit(&rt->dumping, 1, memory_order_relaxed);
     size_t total = 0;
     for (unsigned k = 0; k < nw; k++)
@@ -630,7 +646,7 @@ int weft_dump_tasks(int fd)
     if (fd < 0)
         return -EBADF;
     weft__dumpbuf b = {0};
-    int r = weft__dump_render(&b, false);
+    int r = weft__dump_render(&b, false, WEFT_FOREVER);
     int e = weft__dumpbuf_flush(&b, fd);
     return r < 0 ? r : e;
 }

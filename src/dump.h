@@ -35,10 +35,15 @@ int weft__dumpbuf_flush(weft__dumpbuf *b, int fd);
  * own worker; every worker asleep). Returns the number of tasks listed. */
 size_t weft__dump_tasks(weft__dumpbuf *b, weft__runtime *rt, const weft__worker *w,
                         const weft_task *skip, bool backtraces, int64_t now);
+/* The same, leaving out as well the tasks for which leave_out(t) is true. */
+size_t weft__dump_tasks_but(weft__dumpbuf *b, weft__runtime *rt, const weft__worker *w,
+                            bool (*leave_out)(const weft_task *t), bool backtraces, int64_t now);
 
 /* The whole dump of the caller's runtime, appended to `out`: weft_dump_tasks' text, or with
  * `json` one JSON object (the debug endpoint's /debug/tasks). From a stackful task: each
- * worker lists its own, as a task of its own. Returns 0 or -EPERM, -ENOMEM. */
-int weft__dump_render(weft__dumpbuf *out, bool json);
+ * worker lists its own, as a task of its own; one whose part has not come by `deadline` (a
+ * worker stuck in a task) is listed from here, without backtraces. Returns 0 or -EPERM,
+ * -ENOMEM. */
+int weft__dump_render(weft__dumpbuf *out, bool json, int64_t deadline);
 
 #endif

@@ -133,7 +133,7 @@ static void *dump_task(void *arg)
     weft__dumpbuf_printf(&b, "weft: task dump on signal %d (%s)\n", rt->cfg.dump_signal,
                          sigabbrev_np(rt->cfg.dump_signal) ? sigabbrev_np(rt->cfg.dump_signal)
                                                            : "?");
-    int r = weft__dump_render(&b, false);
+    int r = weft__dump_render(&b, false, WEFT_FOREVER);
     if (r < 0)
         weft__dumpbuf_printf(&b, "weft: the dump failed: %s\n", strerror(-r));
     weft__log(rt, WEFT_LOG_ERROR, b.p ? b.p : "", b.len);

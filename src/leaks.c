@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <fcntl.h>
 
+#include "debug_http.h"
 #include "dump.h"
 #include "io/backend.h"
 #include "leaks.h"
@@ -118,14 +119,58 @@ void weft__leaks_main_ended(weft__runtime *rt)
     pthread_mutex_unlock(&l->mu);
 }
 
-/* The fds w's reactor still knows: used through weft's calls and not given to weft_close. */
+/* The debug endpoint's tasks and sockets are weft's, not the program's: left out. */
+static bool endpoint_task(const weft_task *t)
+{
+    int fd;
+    return weft__debug_task(t, &fd);
+}
+
+/* The sockets the endpoint's live tasks on one worker hold. */
+typedef struct endpoint_fds {
+    const weft__worker *w;
+    int *v;
+    size_t n, cap;
+} endpoint_fds;
+
+static void take_endpoint_fd(weft_task *t, void *arg)
+{
+    endpoint_fds *e = arg;
+    int fd;
+    if (__atomic_load_n(&t->worker, __ATOMIC_RELAXED) != e->w ||
+        WEFT__STATE(atomic_load_explicit(&t->word, memory_order_acquire)) == WEFT__DONE ||
+        !weft__debug_task(t, &fd) || fd < 0)
+        return;
+    if (e->n == e->cap) {
+        size_t cap = e->cap ? e->cap * 2 : 32;
+        int *v = realloc(e->v, cap * sizeof *v);
+        if (!v)
+            return; /* then listed */
+        e->v = v;
+        e->cap = cap;
+    }
+    e->v[e->n++] = fd;
+}
+
+static bool endpoint_fd(const endpoint_fds *e, size_t fd)
+{
+    for (size_t i = 0; i < e->n; i++)
+        if ((size_t)e->v[i] == fd)
+            return true;
+    return false;
+}
+
+/* The fds w's reactor still knows: used through weft's calls and not given to weft_close
+ * (the debug endpoint's left out). */
 static size_t list_fds(weft__dumpbuf *b, weft__worker *w)
 {
     weft__io *io = w->io;
+    endpoint_fds ours = {.w = w};
+    weft__task_each(w->rt, take_endpoint_fd, &ours);
     size_t n = 0;
     for (size_t fd = 0; io && fd < io->nfds; fd++) {
         const weft__fdrec *rec = &io->fds[fd];
-        if (!rec->kind && !rec->watched)
+        if ((!rec->kind && !rec->watched) || endpoint_fd(&ours, fd))
             continue;
         static const char *const kinds[] = {"unclassified", "stream", "pollable", "file"};
         const char *kind = rec->kind < 4 ? kinds[rec->kind] : "?";
@@ -135,6 +180,7 @@ static size_t list_fds(weft__dumpbuf *b, weft__worker *w)
                              open ? "" : ": closed without weft_close, its record stayed");
         n++;
     }
+    free(ours.v);
     return n;
 }
 
@@ -144,7 +190,7 @@ void weft__leaks_worker_stop(weft__worker *w)
     weft__leaks *l = rt->leaks;
     /* Built outside the lock (a walk of the records, system calls), appended under it. */
     weft__dumpbuf tasks = {0}, fds = {0};
-    size_t ntasks = weft__dump_tasks(&tasks, rt, w, NULL, true, weft__clock_ns());
+    size_t ntasks = weft__dump_tasks_but(&tasks, rt, w, endpoint_task, true, weft__clock_ns());
     size_t nfds = list_fds(&fds, w);
     pthread_mutex_lock(&l->mu);
     if (tasks.len)

@@ -11,17 +11,17 @@
 #include "log.h"
 #include "runtime.h"
 
-/* The level a line must be at or above: the runtime's, or without one the default's. */
-static int log_limit(const weft__runtime *rt)
+/* The level a line must be at or above: the configuration's, or without one the default's. */
+static int log_limit(const weft_config *cfg)
 {
-    return rt ? rt->cfg.log_level : WEFT_LOG_WARN;
+    return cfg ? cfg->log_level : WEFT_LOG_WARN;
 }
 
-void weft__log(const weft__runtime *rt, int level, const char *text, size_t len)
+static void log_to(const weft_config *cfg, int level, const char *text, size_t len)
 {
-    if (level > log_limit(rt))
+    if (level > log_limit(cfg))
         return;
-    if (rt && rt->cfg.log) {
+    if (cfg && cfg->log) {
         /* The callback gets a NUL-terminated copy, without the last newline. */
         size_t n = len && text[len - 1] == '\n' ? len - 1 : len;
         char small[1024], *msg = n < sizeof small ? small : malloc(n + 1);
@@ -29,7 +29,7 @@ void weft__log(const weft__runtime *rt, int level, const char *text, size_t len)
             return;
         memcpy(msg, text, n);
         msg[n] = '\0';
-        rt->cfg.log(rt->cfg.log_arg, level, msg);
+        cfg->log(cfg->log_arg, level, msg);
         if (msg != small)
             free(msg);
         return;
@@ -46,16 +46,38 @@ void weft__log(const weft__runtime *rt, int level, const char *text, size_t len)
     errno = saved;
 }
 
-void weft__logf(const weft__runtime *rt, int level, const char *fmt, ...)
+void weft__log(const weft__runtime *rt, int level, const char *text, size_t len)
 {
-    if (level > log_limit(rt))
+    log_to(rt ? &rt->cfg : NULL, level, text, len);
+}
+
+static void vlog_to(const weft_config *cfg, int level, const char *fmt, va_list ap)
+{
+    if (level > log_limit(cfg))
         return;
     char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
     int n = vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
     if (n < 0)
         return;
-    weft__log(rt, level, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+    if ((size_t)n >= sizeof buf) { /* cut: said, and the line still ends (every message does) */
+        n = (int)sizeof buf - 1;
+        memcpy(buf + n - 4, "...\n", 4);
+    }
+    log_to(cfg, level, buf, (size_t)n);
+}
+
+void weft__logf(const weft__runtime *rt, int level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog_to(rt ? &rt->cfg : NULL, level, fmt, ap);
+    va_end(ap);
+}
+
+void weft__logf_cfg(const weft_config *cfg, int level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog_to(cfg, level, fmt, ap);
+    va_end(ap);
 }

@@ -11,8 +11,12 @@
  * outside every runtime, where the object's own runtime may be gone): stderr, at the default
  * level (warnings and errors). */
 void weft__log(const weft__runtime *rt, int level, const char *text, size_t len);
-/* The same, formatted (at most 1 KiB). */
+/* The same, formatted (at most 1 KiB: a longer message is cut, ending in "...\n"). */
 void weft__logf(const weft__runtime *rt, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* weft__logf before the runtime exists (weft_run reading the environment): through `cfg`'s
+ * log function and at its level, which must be resolved already (not 0). */
+void weft__logf_cfg(const weft_config *cfg, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -79,17 +79,20 @@ WEFT_COLD static unsigned env_count(const char *name)
     return (*end || n > WEFT_WORKERS_MAX) ? 0 : (unsigned)n;
 }
 
-/* An environment variable whose value weft does not know: said on stderr, then the default
- * taken (a typo such as WEFT_MODE=staeling would otherwise run another mode in silence). */
-WEFT_COLD static void env_unknown(const char *name, const char *v, const char *known)
+/* An environment variable whose value weft does not know: said in c's log (its function and
+ * level: c->log_level resolved first), then the default taken (a typo such as
+ * WEFT_MODE=staeling would otherwise run another mode in silence). */
+WEFT_COLD static void env_unknown(const weft_config *c, const char *name, const char *v,
+                                  const char *known)
 {
     if (v && *v)
-        weft__logf(NULL, WEFT_LOG_WARN, "weft: %s=%s is not one of %s: the default is taken\n",
-                   name, v, known);
+        weft__logf_cfg(c, WEFT_LOG_WARN, "weft: %s=%s is not one of %s: the default is taken\n",
+                       name, v, known);
 }
 
 /* Whether v is absent, empty, or one of the words in `words` (NULL-terminated); if not, says so. */
-WEFT_COLD static void env_check(const char *name, const char *const *words, const char *known)
+WEFT_COLD static void env_check(const weft_config *c, const char *name, const char *const *words,
+                                const char *known)
 {
     const char *v = getenv(name);
     if (!v || !*v)
@@ -97,7 +100,7 @@ WEFT_COLD static void env_check(const char *name, const char *const *words, cons
     for (const char *const *w = words; *w; w++)
         if (strcmp(v, *w) == 0)
             return;
-    env_unknown(name, v, known);
+    env_unknown(c, name, v, known);
 }
 
 /* Takes the caller's configuration into `out`: the fields this library knows, provided
@@ -140,30 +143,31 @@ static int take_config(const weft_config *cfg, weft_config *out)
 /* The mode and worker count the configuration leaves to the environment and the machine. */
 WEFT_COLD static int resolve_workers(weft_config *c, unsigned ncpus)
 {
-    if (c->mode == WEFT_MODE_DEFAULT) {
-        static const char *const modes[] = {"sharded", "stealing", NULL};
-        env_check("WEFT_MODE", modes, "sharded, stealing");
-        const char *m = getenv("WEFT_MODE");
-        c->mode = (m && strcmp(m, "stealing") == 0) ? WEFT_MODE_STEALING : WEFT_MODE_SHARDED;
-    }
-    if (c->deadlock == WEFT_DEADLOCK_DEFAULT) {
-        static const char *const policies[] = {"exit", "report", "off", NULL};
-        env_check("WEFT_DEADLOCK", policies, "exit, report, off");
-        const char *d = getenv("WEFT_DEADLOCK");
-        c->deadlock = !d                         ? WEFT_DEADLOCK_EXIT
-                      : strcmp(d, "off") == 0    ? WEFT_DEADLOCK_OFF
-                      : strcmp(d, "report") == 0 ? WEFT_DEADLOCK_REPORT
-                                                 : WEFT_DEADLOCK_EXIT;
-    }
+    /* First: the warnings about the environment below go through c's log, at its level. */
     if (c->log_level == 0) {
         static const char *const levels[] = {"error", "warn", "info", "off", NULL};
-        env_check("WEFT_LOG_LEVEL", levels, "error, warn, info, off");
         const char *l = getenv("WEFT_LOG_LEVEL");
         c->log_level = !l || !*l                 ? WEFT_LOG_WARN
                        : strcmp(l, "error") == 0 ? WEFT_LOG_ERROR
                        : strcmp(l, "info") == 0  ? WEFT_LOG_INFO
                        : strcmp(l, "off") == 0   ? -1
                                                  : WEFT_LOG_WARN;
+        env_check(c, "WEFT_LOG_LEVEL", levels, "error, warn, info, off"); /* at WARN, if so */
+    }
+    if (c->mode == WEFT_MODE_DEFAULT) {
+        static const char *const modes[] = {"sharded", "stealing", NULL};
+        env_check(c, "WEFT_MODE", modes, "sharded, stealing");
+        const char *m = getenv("WEFT_MODE");
+        c->mode = (m && strcmp(m, "stealing") == 0) ? WEFT_MODE_STEALING : WEFT_MODE_SHARDED;
+    }
+    if (c->deadlock == WEFT_DEADLOCK_DEFAULT) {
+        static const char *const policies[] = {"exit", "report", "off", NULL};
+        env_check(c, "WEFT_DEADLOCK", policies, "exit, report, off");
+        const char *d = getenv("WEFT_DEADLOCK");
+        c->deadlock = !d                         ? WEFT_DEADLOCK_EXIT
+                      : strcmp(d, "off") == 0    ? WEFT_DEADLOCK_OFF
+                      : strcmp(d, "report") == 0 ? WEFT_DEADLOCK_REPORT
+                                                 : WEFT_DEADLOCK_EXIT;
     }
     if (c->stall_ms == 0) {
         const char *s = getenv("WEFT_STALL_MS");
@@ -177,15 +181,15 @@ WEFT_COLD static int resolve_workers(weft_config *c, unsigned ncpus)
         /* A value that names no signal weft can take ("KILL", "usr1", "10x"): said, not
          * ignored in silence (the program would then die of the signal it meant for dumps). */
         if (ds && *ds && c->dump_signal < 0)
-            weft__logf(NULL, WEFT_LOG_WARN,
-                       "weft: WEFT_DUMP_SIGNAL=%s is not a signal weft can take for dumps "
-                       "(a name such as USR1 or SIGUSR2, or its number; not KILL, STOP, the "
-                       "faults or one weft uses): no dump signal\n",
-                       ds);
+            weft__logf_cfg(c, WEFT_LOG_WARN,
+                           "weft: WEFT_DUMP_SIGNAL=%s is not a signal weft can take for dumps "
+                           "(a name such as USR1 or SIGUSR2, or its number; not KILL, STOP, the "
+                           "faults or one weft uses): no dump signal\n",
+                           ds);
     }
     if (c->order == WEFT_ORDER_DEFAULT) {
         static const char *const orders[] = {"fifo", "depth_first", NULL};
-        env_check("WEFT_ORDER", orders, "fifo, depth_first");
+        env_check(c, "WEFT_ORDER", orders, "fifo, depth_first");
         const char *o = getenv("WEFT_ORDER");
         c->order = o && strcmp(o, "depth_first") == 0 ? WEFT_ORDER_DEPTH_FIRST : WEFT_ORDER_FIFO;
     }
@@ -199,7 +203,7 @@ WEFT_COLD static int resolve_workers(weft_config *c, unsigned ncpus)
     }
     if (c->backend == WEFT_BACKEND_DEFAULT) { /* as reactor.c reads it */
         static const char *const backends[] = {"epoll", "io_uring", NULL};
-        env_check("WEFT_BACKEND", backends, "epoll, io_uring");
+        env_check(c, "WEFT_BACKEND", backends, "epoll, io_uring");
         const char *b = getenv("WEFT_BACKEND");
         c->backend = b && strcmp(b, "io_uring") == 0 ? WEFT_BACKEND_IO_URING : WEFT_BACKEND_EPOLL;
     }
@@ -218,7 +222,7 @@ WEFT_COLD static int resolve_workers(weft_config *c, unsigned ncpus)
         if (c->workers == 0) {
             char known[32];
             snprintf(known, sizeof known, "1 to %u", WEFT_WORKERS_MAX);
-            env_unknown("WEFT_WORKERS", getenv("WEFT_WORKERS"), known);
+            env_unknown(c, "WEFT_WORKERS", getenv("WEFT_WORKERS"), known);
         }
     }
     if (c->workers == 0)

@@ -713,6 +713,106 @@ Test(dump, the_log_hook_gets_the_reports)
     cr_assert_eq(weft_run(&c, spin_main, NULL, NULL), -EINVAL);
 }
 
+/* The warnings about the environment (a value weft does not know) are lines weft writes of
+ * its own accord too: they go to the configured log function at the configured level (they
+ * went to stderr whatever the configuration said, even with the log off). */
+static void capture_all(void *arg, int level, const char *text)
+{
+    log_capture *lc = arg;
+    pthread_mutex_lock(&lc->mu);
+    lc->nstall++; /* here: every message */
+    lc->other_level = level;
+    size_t n = strlen(lc->first);
+    snprintf(lc->first + n, sizeof lc->first - n, "%s|", text);
+    pthread_mutex_unlock(&lc->mu);
+}
+
+static void *returns_at_once(void *arg)
+{
+    return arg;
+}
+
+/* Runs a runtime of `c` with fd 2 on a memfd; returns what was written there (malloc'd). */
+static char *stderr_of_run(const weft_config *c)
+{
+    int mfd = memfd_create("stderr", 0);
+    cr_assert_geq(mfd, 0);
+    int saved = dup(2);
+    dup2(mfd, 2);
+    int r = weft_run(c, returns_at_once, NULL, NULL);
+    dup2(saved, 2);
+    close(saved);
+    cr_assert_eq(r, 0);
+    char *text = calloc(1, 1 << 16);
+    cr_assert_geq(pread(mfd, text, (1 << 16) - 1, 0), 0);
+    close(mfd);
+    return text;
+}
+
+Test(dump, warnings_about_the_environment_go_to_the_log_at_its_level)
+{
+    setenv("WEFT_MODE", "staeling", 1); /* this process only */
+    setenv("WEFT_DUMP_SIGNAL", "KILL", 1);
+    log_capture lc = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 1;
+    c.log = capture_all;
+    c.log_arg = &lc;
+    char *err = stderr_of_run(&c);
+    cr_assert_str_empty(err, "the log function was set: %s", err);
+    free(err);
+    cr_assert_eq(lc.nstall, 2, "%s", lc.first);
+    cr_assert_eq(lc.other_level, WEFT_LOG_WARN);
+    cr_assert_not_null(strstr(lc.first, "WEFT_MODE=staeling is not one of"), "%s", lc.first);
+    cr_assert_not_null(strstr(lc.first, "WEFT_DUMP_SIGNAL=KILL is not"), "%s", lc.first);
+
+    /* The log off: nothing, through the function or on stderr. */
+    log_capture off = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    c.log_arg = &off;
+    c.log_level = -1;
+    err = stderr_of_run(&c);
+    cr_assert_str_empty(err, "%s", err);
+    free(err);
+    cr_assert_eq(off.nstall, 0, "%s", off.first);
+    c.log = NULL;
+    err = stderr_of_run(&c);
+    cr_assert_str_empty(err, "the log is off: %s", err);
+    free(err);
+    /* Without a function, at the default level: on stderr. */
+    c.log_level = 0;
+    err = stderr_of_run(&c);
+    cr_assert_not_null(strstr(err, "weft: WEFT_MODE=staeling is not one of"), "%s", err);
+    free(err);
+    unsetenv("WEFT_MODE");
+    unsetenv("WEFT_DUMP_SIGNAL");
+}
+
+/* A message longer than the formatting buffer (a long value in the environment) is cut with
+ * "..." and still ends its line: it lost its newline, and the next message went on the same
+ * line. */
+Test(dump, a_message_cut_to_the_log_buffer_says_so_and_ends_its_line)
+{
+    char value[3000];
+    memset(value, 'x', sizeof value - 1);
+    value[sizeof value - 1] = '\0';
+    setenv("WEFT_MODE", value, 1); /* this process only */
+    setenv("WEFT_ORDER", value, 1);
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 1;
+    char *err = stderr_of_run(&c);
+    unsetenv("WEFT_MODE");
+    unsetenv("WEFT_ORDER");
+    const char *second = strstr(err, "...\nweft: WEFT_ORDER=xxx");
+    cr_assert(strncmp(err, "weft: WEFT_MODE=xxx", 19) == 0, "%s", err);
+    cr_assert_not_null(second, "each cut with ... and on its own line: %s", err);
+    size_t n = strlen(err);
+    cr_assert(n > 4 && strcmp(err + n - 4, "...\n") == 0, "%s", err);
+    cr_assert_lt(n, 2 * 1024, "each cut to the buffer");
+    free(err);
+}
+
 /* ---- A circle of joins while the rest runs on ---- */
 
 static weft_task *circle[3];
@@ -784,6 +884,98 @@ Test(dump, a_circle_of_joins_is_reported_while_others_run)
     cr_assert_not_null(strstr(lc.first, "\"first\" on worker 0 joins task"), "%s", lc.first);
     cr_assert_not_null(strstr(lc.first, "\"second\" on worker 1 joins task"), "%s", lc.first);
     cr_assert_not_null(strstr(lc.first, "\"third\" on worker 0 joins task"), "%s", lc.first);
+}
+
+/* Each circle is reported once, however many came and went before it: the record of the
+ * circles reported forgot none, and once it held 64 (gone long since), every later circle was
+ * reported again at every walk, once a second for as long as it lasted. */
+#define PAIRS 64
+
+static weft_task *pair_a[PAIRS], *pair_b[PAIRS], *late[2];
+static weft_event pairs_ready = WEFT_EVENT_INIT, late_ready = WEFT_EVENT_INIT;
+
+static void *join_pair_a(void *arg)
+{
+    weft_event_wait(&pairs_ready, WEFT_FOREVER);
+    return (void *)(intptr_t)weft_join(pair_b[(intptr_t)arg], NULL, WEFT_FOREVER);
+}
+
+static void *join_pair_b(void *arg)
+{
+    weft_event_wait(&pairs_ready, WEFT_FOREVER);
+    return (void *)(intptr_t)weft_join(pair_a[(intptr_t)arg], NULL, WEFT_FOREVER);
+}
+
+static void *join_late(void *arg)
+{
+    weft_event_wait(&late_ready, WEFT_FOREVER);
+    return (void *)(intptr_t)weft_join(late[(intptr_t)arg ^ 1], NULL, WEFT_FOREVER);
+}
+
+typedef struct circles_seen {
+    pthread_mutex_t mu;
+    int npairs, nlate;
+} circles_seen;
+
+static void count_circles(void *arg, int level, const char *text)
+{
+    (void)level;
+    circles_seen *cs = arg;
+    pthread_mutex_lock(&cs->mu);
+    if (strstr(text, "wait for each other") && strstr(text, "\"pair\""))
+        cs->npairs++;
+    if (strstr(text, "wait for each other") && strstr(text, "\"late\""))
+        cs->nlate++;
+    pthread_mutex_unlock(&cs->mu);
+}
+
+static int circles_counted(circles_seen *cs, bool late_ones)
+{
+    pthread_mutex_lock(&cs->mu);
+    int n = late_ones ? cs->nlate : cs->npairs;
+    pthread_mutex_unlock(&cs->mu);
+    return n;
+}
+
+static void *many_circles_main(void *arg)
+{
+    circles_seen *cs = arg;
+    weft_spawn_opts o = {.name = "pair"};
+    for (intptr_t i = 0; i < PAIRS; i++) {
+        cr_assert_eq(weft_spawn(&pair_a[i], join_pair_a, (void *)i, &o), 0);
+        cr_assert_eq(weft_spawn(&pair_b[i], join_pair_b, (void *)i, &o), 0);
+    }
+    weft_event_set(&pairs_ready);
+    for (int n = 0; n < 1000 && circles_counted(cs, false) < PAIRS; n++)
+        weft_sleep(10 * WEFT_MSEC);
+    cr_assert_eq(circles_counted(cs, false), PAIRS, "each pair reported");
+    /* Every circle broken: a cancelled join returns, and its task finishes. */
+    for (int i = 0; i < PAIRS; i++)
+        cr_assert_eq(weft_cancel(pair_a[i]), 0);
+    weft_sleep(10 * WEFT_MSEC);
+    o.name = "late";
+    for (intptr_t i = 0; i < 2; i++)
+        cr_assert_eq(weft_spawn(&late[i], join_late, (void *)i, &o), 0);
+    weft_event_set(&late_ready);
+    for (int n = 0; n < 1000 && circles_counted(cs, true) < 1; n++)
+        weft_sleep(10 * WEFT_MSEC);
+    cr_assert_eq(circles_counted(cs, true), 1, "the new circle reported");
+    weft_sleep(3500 * WEFT_MSEC); /* three walks or more */
+    cr_assert_eq(circles_counted(cs, true), 1, "reported again");
+    cr_assert_eq(circles_counted(cs, false), PAIRS, "a broken circle reported again");
+    cr_assert_eq(weft_cancel(late[0]), 0);
+    return NULL;
+}
+
+Test(dump, each_circle_is_reported_once_after_many_came_and_went, .timeout = 60)
+{
+    circles_seen cs = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 2;
+    c.log = count_circles;
+    c.log_arg = &cs;
+    run_main_cfg(&c, many_circles_main, &cs);
 }
 
 /* ---- A circle through mutexes and a join, while the rest runs on ---- */
@@ -1069,6 +1261,53 @@ Test(dump, the_leak_report_lists_tasks_channels_and_fds_left_behind)
     c.leak_report = 0;
     run_main_cfg(&c, tidy_main, NULL);
     cr_assert_eq(off.n, 0);
+}
+
+/* The debug endpoint is weft's, not the program's: it cannot stop it, and it stops with the
+ * runtime. A tidy program that turned it on was told it left its task and its listening
+ * socket behind; a leak of its own is still listed beside it. */
+static void *serving_main(void *arg)
+{
+    weft_addr at;
+    cr_assert_eq(weft_debug_serve(NULL, &at), 0);
+    /* A request in flight at the end: its connection's task and fd are the endpoint's too. */
+    int fd = weft_dial(&at, weft_deadline_in(5 * WEFT_SEC));
+    cr_assert_geq(fd, 0);
+    weft_sleep(10 * WEFT_MSEC); /* accepted, and its task waits for the request */
+    if (arg) {
+        weft_task *t;
+        weft_spawn_opts o = {.name = "forgotten", .flags = WEFT_SPAWN_DETACHED};
+        cr_assert_eq(weft_spawn(&t, receive_on, arg, &o), 0);
+        weft_sleep(10 * WEFT_MSEC); /* it parks */
+    }
+    cr_assert_eq(weft_close(fd), 0);
+    return NULL;
+}
+
+Test(dump, the_leak_report_leaves_the_debug_endpoint_out)
+{
+    leak_capture lc = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 2;
+    c.leak_report = 1;
+    c.log = capture_leaks;
+    c.log_arg = &lc;
+    run_main_cfg(&c, serving_main, NULL);
+    cr_assert_eq(lc.n, 1, "one report");
+    cr_assert_not_null(strstr(lc.text, "nothing left behind"), "%s", lc.text);
+
+    leak_capture leaky = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    c.log_arg = &leaky;
+    weft_chan *ch;
+    cr_assert_eq(weft_chan_create(&ch, sizeof(int), 0), 0);
+    run_main_cfg(&c, serving_main, ch);
+    cr_assert_eq(leaky.n, 1, "one report");
+    cr_assert_not_null(strstr(leaky.text, "1 tasks were alive, 0 channels not released, 0 fds"),
+                       "%s", leaky.text);
+    cr_assert_not_null(strstr(leaky.text, "\"forgotten\" on worker 0"), "%s", leaky.text);
+    cr_assert_null(strstr(leaky.text, "weft-debug"), "%s", leaky.text);
+    weft_chan_release(ch);
 }
 
 /* A dumping task cancelled while it waits for another worker's part (that worker busy in a

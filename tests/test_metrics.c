@@ -1,6 +1,7 @@
 /* Metrics: the counters read from a thread outside the runtime (per worker and summed), their
  * Prometheus text, and the debug endpoint serving /metrics and /debug/tasks over HTTP. */
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -474,4 +475,164 @@ Test(metrics, the_debug_endpoint_serves_metrics_and_tasks)
     c.workers = 2;
     run_main_cfg(&c, endpoint_main, NULL);
     cr_assert_eq(weft_debug_serve(NULL, NULL), -EPERM, "outside a runtime");
+}
+
+/* ---- A task's age against the clock of the worker that lists it ---- */
+
+/* The scene (sharded, two workers, worker 1 the one whose part is written late in a tick):
+ * `hog` keeps worker 1 busy while a wake of `early` and the spawn of the dump's task for
+ * worker 1 wait in its inbox, so that both run in the next tick, early first, under that
+ * tick's clock; meanwhile `late` is spawned onto worker 1 from worker 0, whose clock has moved
+ * 3 ms on. Its age, listed by worker 1's part, was that tick's clock minus the spawn's, in
+ * unsigned milliseconds: 4294967294 (49 days). */
+static atomic_int age_armed, age_dump_posted, age_release, age_early_ran, age_late_spawned;
+static weft_event age_wake = WEFT_EVENT_INIT;
+
+static void age_on_spawn(void *arg, uint64_t task, uint64_t parent, unsigned worker)
+{
+    (void)arg, (void)task, (void)parent;
+    if (worker == 1 && atomic_load(&age_armed)) /* the dump's task for worker 1 */
+        atomic_store(&age_dump_posted, 1);
+}
+
+static void *age_hog(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&age_release))
+        ;
+    return NULL;
+}
+
+static void *age_early(void *arg)
+{
+    (void)arg;
+    weft_event_wait(&age_wake, WEFT_FOREVER);
+    int64_t end = mono_ns() + 2 * WEFT_MSEC; /* this tick's clock falls behind */
+    while (mono_ns() < end)
+        ;
+    atomic_store(&age_early_ran, 1);
+    while (!atomic_load(&age_late_spawned))
+        ;
+    return NULL;
+}
+
+static void *age_nothing(void *arg)
+{
+    (void)arg;
+    return NULL;
+}
+
+/* On worker 0: lets the hog go once the dump's task for worker 1 is posted, and spawns `late`
+ * once early has run 2 ms into worker 1's tick and a sleep has moved worker 0's clock on. */
+static void *age_director(void *arg)
+{
+    weft_task **late = arg;
+    while (!atomic_load(&age_dump_posted))
+        weft_yield();
+    atomic_store(&age_release, 1);
+    while (!atomic_load(&age_early_ran))
+        weft_sleep(WEFT_MSEC);
+    weft_sleep(WEFT_MSEC);
+    weft_spawn_opts o = {.name = "late", .flags = WEFT_SPAWN_PINNED};
+    cr_assert_eq(weft_spawn_on(1, late, age_nothing, NULL, &o), 0);
+    atomic_store(&age_late_spawned, 1);
+    return NULL;
+}
+
+static void *age_main(void *arg)
+{
+    (void)arg;
+    weft_addr at;
+    cr_assert_eq(weft_debug_serve(NULL, &at), 0);
+    weft_spawn_opts pin = {.flags = WEFT_SPAWN_PINNED};
+    weft_task *early, *hog, *director, *late = NULL;
+    cr_assert_eq(weft_spawn_on(1, &early, age_early, NULL, &pin), 0);
+    weft_sleep(10 * WEFT_MSEC); /* early waits */
+    cr_assert_eq(weft_spawn_on(1, &hog, age_hog, NULL, &pin), 0);
+    weft_sleep(10 * WEFT_MSEC); /* the hog runs */
+    weft_event_set(&age_wake);  /* in worker 1's inbox, behind the hog */
+    cr_assert_eq(weft_spawn(&director, age_director, &late, &pin), 0);
+    atomic_store(&age_armed, 1);
+    char *r = http_get(&at, "GET /debug/tasks HTTP/1.0\r\n\r\n");
+    cr_assert_eq(weft_join(director, NULL, WEFT_FOREVER), 0);
+    const char *l = strstr(r, "\"name\":\"late\"");
+    cr_assert_not_null(l, "late is in worker 1's part: %s", r);
+    const char *age = strstr(l, "\"age_ms\":");
+    cr_assert_not_null(age, "%s", l);
+    unsigned long long ms = strtoull(age + 9, NULL, 10);
+    cr_assert_lt(ms, 60000, "a task spawned just now is %llu ms old: %s", ms, r);
+    free(r);
+    cr_assert_eq(weft_join(early, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_join(hog, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_join(late, NULL, WEFT_FOREVER), 0);
+    return NULL;
+}
+
+Test(metrics, the_age_of_a_task_spawned_by_a_worker_whose_clock_is_ahead)
+{
+    static const weft_tracer tracer = {.on_spawn = age_on_spawn};
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 2;
+    c.mode = WEFT_MODE_SHARDED;
+    c.stall_ms = -1; /* the hog and early run on: not the subject */
+    c.handoff_us = -1;
+    c.tracer = &tracer;
+    run_main_cfg(&c, age_main, NULL);
+}
+
+/* ---- /debug/tasks while a worker is stuck ---- */
+
+/* A request is answered within its deadline even while a worker is stuck (its thread blocked
+ * outside weft: no switch, no part of the dump from it): that worker's tasks are listed
+ * without backtraces. The dump waited for the stuck worker's part for good, and the request
+ * with it, past its 5 s; 16 such requests held every connection task, and the accepting task
+ * itself, so that /metrics went unanswered too. */
+static sem_t stuck_go;
+
+static void *stuck_until_posted(void *arg)
+{
+    (void)arg;
+    while (sem_wait(&stuck_go) != 0) /* the worker's thread, held: no switch */
+        ;
+    return NULL;
+}
+
+static void *stuck_worker_main(void *arg)
+{
+    (void)arg;
+    weft_addr at;
+    cr_assert_eq(weft_debug_serve(NULL, &at), 0);
+    weft_sem sem = WEFT_SEM_INIT(0);
+    weft_task *parked, *stuck;
+    weft_spawn_opts o = {.name = "parked-on-1"};
+    cr_assert_eq(weft_spawn_on(1, &parked, parked_forever, &sem, &o), 0);
+    weft_sleep(10 * WEFT_MSEC); /* it parks */
+    o.name = "stuck";
+    cr_assert_eq(weft_spawn_on(1, &stuck, stuck_until_posted, NULL, &o), 0);
+    weft_sleep(10 * WEFT_MSEC); /* worker 1's thread is held */
+    char *r = http_get(&at, "GET /debug/tasks HTTP/1.0\r\n\r\n"); /* reads within 5 s */
+    cr_assert(strncmp(r, "HTTP/1.0 200 OK\r\n", 17) == 0, "%s", r);
+    cr_assert_not_null(strstr(r, "\"name\":\"parked-on-1\",\"worker\":1"), "%s", r);
+    cr_assert_not_null(strstr(r, "\"name\":\"stuck\",\"worker\":1"), "%s", r);
+    cr_assert_not_null(strstr(r, "\"name\":\"main\""), "%s", r);
+    cr_assert_not_null(strstr(r, "]}\n"), "the whole document: %s", r);
+    free(r);
+    sem_post(&stuck_go);
+    cr_assert_eq(weft_join(stuck, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_sem_release(&sem, 1), 0);
+    cr_assert_eq(weft_join(parked, NULL, WEFT_FOREVER), 0);
+    return NULL;
+}
+
+Test(metrics, the_task_dump_is_answered_while_a_worker_is_stuck, .timeout = 60)
+{
+    sem_init(&stuck_go, 0, 0);
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 2;
+    c.mode = WEFT_MODE_SHARDED;
+    c.stall_ms = -1;   /* the stuck worker is the subject, not its report */
+    c.handoff_us = -1; /* and it keeps its thread */
+    run_main_cfg(&c, stuck_worker_main, NULL);
 }
