@@ -125,7 +125,9 @@ static void serve_one(int fd)
     if (dump_by > deadline - WEFT_SEC) /* a head that came slowly: still time to answer */
         dump_by = deadline - WEFT_SEC;
     size_t line = strcspn(req, "\n"); /* stops at a NUL too: then the line was cut short */
-    if (line < n && req[line] == '\0') {
+    bool cut = line < n && req[line] == '\0';
+    req[line] = '\0'; /* the request line alone: "GET\r\n/metrics" is no request of /metrics */
+    if (cut) {
         weft__dumpbuf_printf(&body, "bad request\n");
         respond(fd, 400, "Bad Request", "text/plain", &body, false, deadline);
     } else if (sscanf(req, "%15s %255s", method, target) != 2) {

@@ -377,6 +377,10 @@ static void *endpoint_main(void *arg)
     r = http_get(&at, "garbage\r\n\r\n");
     cr_assert(strncmp(r, "HTTP/1.0 400 ", 13) == 0, "%s", r);
     free(r);
+    /* A request line without its target: the next line is not read as one. */
+    r = http_get(&at, "GET\r\n/metrics HTTP/1.0\r\n\r\n");
+    cr_assert(strncmp(r, "HTTP/1.0 400 ", 13) == 0, "%s", r);
+    free(r);
 
     cr_assert_eq(weft_sem_release(&sem, 2), 0);
     cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
@@ -610,7 +614,7 @@ static void *stuck_worker_main(void *arg)
     weft_sleep(10 * WEFT_MSEC); /* it parks */
     o.name = "stuck";
     cr_assert_eq(weft_spawn_on(1, &stuck, stuck_until_posted, NULL, &o), 0);
-    weft_sleep(10 * WEFT_MSEC); /* worker 1's thread is held */
+    weft_sleep(10 * WEFT_MSEC);                                   /* worker 1's thread is held */
     char *r = http_get(&at, "GET /debug/tasks HTTP/1.0\r\n\r\n"); /* reads within 5 s */
     cr_assert(strncmp(r, "HTTP/1.0 200 OK\r\n", 17) == 0, "%s", r);
     cr_assert_not_null(strstr(r, "\"name\":\"parked-on-1\",\"worker\":1"), "%s", r);
