@@ -415,8 +415,10 @@ static void put_task_json(weft__dumpbuf *b, const weft_task *t, uint64_t word, b
     int64_t deadline, since;
     if (weft__task_wait_snapshot(t, &kind, &what, &deadline, &since) == 0) {
         const char *name = weft__wait_kind_name(kind);
+        /* At least 0: a wait that began on another worker, whose clock may be ahead of
+         * `now` (this worker's, read at the top of its tick), as the text dump clamps it. */
         weft__dumpbuf_printf(b, ",\"wait\":{\"kind\":\"%s\",\"for_ns\":%lld", name,
-                             (long long)(now - since));
+                             (long long)(now > since ? now - since : 0));
         if (deadline != WEFT_FOREVER)
             weft__dumpbuf_printf(b, ",\"deadline_in_ns\":%lld", (long long)(deadline - now));
         if (kind == WEFT__WAIT_FD || kind == WEFT__WAIT_IO)
