@@ -126,6 +126,16 @@ static void on_signal(int sig, siginfo_t *si, void *uctx)
         errno = saved_errno;
         return;
     }
+    /* The run the watchdog judged stalled has ended if the worker switched since it looked
+     * (this thread writes `pub`): the task running now is another run, maybe another task,
+     * which must not be named or counted for that stall. */
+    w->watch.ended =
+        atomic_load_explicit(&w->watch.pub, memory_order_relaxed) != w->watch.asked_pub;
+    if (w->watch.ended) {
+        atomic_store_explicit(&w->watch.npcs, 0, memory_order_release); /* after `ended` */
+        errno = saved_errno;
+        return;
+    }
     const ucontext_t *uc = uctx;
 #if defined(__x86_64__)
     uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
@@ -223,7 +233,7 @@ static char thread_state(pid_t tid, long *syscall_nr)
 }
 
 static WEFT_COLD void report(struct weft__watchdog *wd, weft__worker *w, unsigned index,
-                             int64_t ran_ns, bool again, bool ask)
+                             uint64_t pub, int64_t ran_ns, bool again, bool ask)
 {
     int n = 0;
     long nr = -1;
@@ -232,6 +242,8 @@ static WEFT_COLD void report(struct weft__watchdog *wd, weft__worker *w, unsigne
         ask = false;
     if (ask) {
         w->watch.ran_ns = ran_ns; /* for the handler, published by the store below */
+        w->watch.asked_pub = pub;
+        w->watch.ended = false;
         /* release: pairs with the handler's claim. */
         atomic_store_explicit(&w->watch.npcs, WATCH_ASKED, memory_order_release);
         if (pthread_kill(atomic_load_explicit(&w->watch.thread, memory_order_relaxed),
@@ -256,6 +268,8 @@ static WEFT_COLD void report(struct weft__watchdog *wd, weft__worker *w, unsigne
         }
         if (n < 0)
             n = 0;
+        else if (n == 0 && w->watch.ended)
+            return; /* the run ended between the look and the signal: no stall to report */
     }
     /* The task's name and id come from the handler, which read them on the task's thread. */
     weft__dumpbuf b = {0};
@@ -519,7 +533,7 @@ static void *watchdog_thread(void *arg)
                 while (s->next_ns <= ran) /* the next doubling still ahead */
                     s->next_ns *= 2;
                 if (take_token(wd, now)) /* a report the cap suppresses is not made up for */
-                    report(wd, w, i, ran, again, wd->own_signal);
+                    report(wd, w, i, s->pub, ran, again, wd->own_signal);
             }
         }
         /* About once a second, tasks that wait for each other while others run. */

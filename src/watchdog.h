@@ -52,10 +52,12 @@ typedef struct weft__watch {
      * thread asleep in a system call, made from the watchdog's thread. */
     _Atomic(struct weft__handoff_slots *) slots;
     uintptr_t pcs[WEFT__WATCH_FRAMES];
-    uint64_t task_id; /* the running task, as the handler saw it */
-    int64_t ran_ns;   /* the stall's length so far: the watchdog's, before it asks */
-    uint64_t counted; /* 1 + `pub` at the handler's last count of a stall (0: none): the same
-                       * value again is the same run, reported again; handler only */
+    uint64_t task_id;   /* the running task, as the handler saw it */
+    int64_t ran_ns;     /* the stall's length so far: the watchdog's, before it asks */
+    uint64_t asked_pub; /* `pub` of the run the watchdog asks about: written with ran_ns */
+    bool ended;         /* the handler's answer: that run had ended (a switch since) */
+    uint64_t counted;   /* 1 + `pub` at the handler's last count of a stall (0: none): the same
+                         * value again is the same run, reported again; handler only */
     char name[16];
     _Atomic int npcs; /* -1: asked, not answered yet */
     /* 1 while the watchdog sees this worker stalled (no switch for the stall threshold, not
