@@ -143,19 +143,22 @@ static ssize_t write_all(int fd, const char *p, size_t len, int flags, int use_s
         return err;
     weft__ioreq q = {
         .op = use_send ? WEFT__IO_SEND : WEFT__IO_WRITE, .fd = fd, .flags = flags, .off = -1};
+    /* One call at least: a write of 0 bytes is still the system call's, which checks the fd
+     * (-EBADF, -ENOTSOCK...) and, on a datagram or seqpacket socket, sends an empty message
+     * (write(2) and send(2) do; the loop skipped both, and answered 0). */
     size_t done = 0;
-    while (done < len) {
+    do {
         q.buf = (void *)(p + done);
         q.len = len - done;
         ssize_t n = weft__io_submit(w, &q, deadline);
         if (n < 0)
             return n;
-        if (n == 0)
+        if (n == 0 && len > 0)
             return -EIO; /* the fd took nothing of a non-empty write: never spin on it */
         done += (size_t)n;
         if (done < len)
             w = weft__worker_current(); /* the submit may have parked: the migration rule */
-    }
+    } while (done < len);
     return (ssize_t)len;
 }
 
@@ -188,6 +191,9 @@ ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, int64_t deadlin
             return -EINVAL;
         total += iov[i].iov_len;
     }
+    if (total == 0) /* as writev(2): the fd is checked (-EBADF...), and nothing is sent, not
+                     * even an empty datagram (the ring's writev sends one: not the ring) */
+        return weft__sys_writev(&w->sys, fd, iov, iovcnt);
     struct iovec small[SMALL_IOV], *v = small;
     if (iovcnt > SMALL_IOV) {
         v = weft__malloc(w, (size_t)iovcnt * sizeof *v);

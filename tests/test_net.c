@@ -1542,3 +1542,80 @@ Test(net, a_write_to_a_half_closed_peer_waits_for_room, .timeout = 60)
 {
     run_main(half_closed_main, NULL);
 }
+
+/* A write of 0 bytes is still the system call's: weft_write, weft_send and weft_writev check
+ * the fd as write(2), send(2) and writev(2) do, and weft_write and weft_send of 0 bytes on a
+ * datagram or seqpacket socket send an empty message, as write(2) and send(2) do (the write
+ * loop made no call at all: 0 for a closed fd, and the empty datagram never left); a writev
+ * of 0 bytes sends nothing, as writev(2) (whose kernel path skips an empty vector). */
+static void *zero_writes_main(void *arg)
+{
+    (void)arg;
+    int64_t soon = weft_deadline_in(5 * WEFT_SEC);
+    cr_assert_eq(weft_write(-1, "", 0, soon), -EBADF);
+    cr_assert_eq(weft_send(-1, "", 0, 0, soon), -EBADF);
+    cr_assert_eq(weft_writev(-1, NULL, 0, soon), -EBADF);
+    int pf[2];
+    cr_assert_eq(pipe2(pf, O_CLOEXEC), 0);
+    cr_assert_eq(weft_write(pf[0], "", 0, soon), -EBADF, "the read end");
+    cr_assert_eq(weft_writev(pf[0], NULL, 0, soon), -EBADF, "the read end");
+    cr_assert_eq(weft_send(pf[1], "", 0, 0, soon), -ENOTSOCK);
+    cr_assert_eq(weft_write(pf[1], "", 0, soon), 0);
+    cr_assert_eq(weft_close(pf[0]), 0);
+    cr_assert_eq(weft_close(pf[1]), 0);
+
+    weft_addr lo, at;
+    cr_assert_eq(weft_addr_ip(&lo, "127.0.0.1", 0), 0);
+    int u = weft_datagram(&lo, 0), v = weft_datagram(NULL, AF_INET);
+    cr_assert_geq(u, 0);
+    cr_assert_geq(v, 0);
+    cr_assert_eq(weft_addr_local(u, &at), 0);
+    cr_assert_eq(weft_connect(v, (struct sockaddr *)&at.ss, at.len, soon), 0);
+    char buf[8];
+    struct iovec none = {NULL, 0};
+    cr_assert_eq(weft_send(v, "", 0, 0, soon), 0);
+    cr_assert_eq(weft_write(v, "", 0, soon), 0);
+    cr_assert_eq(weft_writev(v, &none, 1, soon), 0); /* sends nothing */
+    cr_assert_eq(weft_send(v, "end", 3, 0, soon), 3);
+    cr_assert_eq(weft_recv(u, buf, sizeof buf, 0, soon), 0, "the empty datagram of send");
+    cr_assert_eq(weft_read(u, buf, sizeof buf, soon), 0, "the empty datagram of write");
+    cr_assert_eq(weft_recv(u, buf, sizeof buf, 0, soon), 3, "then the last one");
+    cr_assert_eq(weft_recv(u, buf, sizeof buf, MSG_DONTWAIT, soon), -EAGAIN);
+    cr_assert_eq(weft_close(u), 0);
+    cr_assert_eq(weft_close(v), 0);
+
+    int sp[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp), 0);
+    cr_assert_eq(weft_write(sp[0], "", 0, soon), 0);
+    cr_assert_eq(weft_write(sp[0], "x", 1, soon), 1);
+    cr_assert_eq(weft_read(sp[1], buf, sizeof buf, soon), 0, "the empty record");
+    cr_assert_eq(weft_read(sp[1], buf, sizeof buf, soon), 1);
+    cr_assert_eq(weft_close(sp[0]), 0);
+    cr_assert_eq(weft_close(sp[1]), 0);
+
+    /* On a stream socket weft has read (io_uring: its sends may be written behind), an empty
+     * write between two others changes nothing of the stream. */
+    int p[2];
+    tcp_pair(p);
+    cr_assert_eq(weft_write(p[1], "a", 1, soon), 1);
+    cr_assert_eq(weft_read(p[0], buf, 1, soon), 1);
+    cr_assert_eq(weft_write(p[0], "x", 1, soon), 1);
+    cr_assert_eq(weft_write(p[0], "", 0, soon), 0);
+    cr_assert_eq(weft_send(p[0], "", 0, 0, soon), 0);
+    cr_assert_eq(weft_write(p[0], "y", 1, soon), 1);
+    size_t got = 0;
+    while (got < 2) {
+        ssize_t n = weft_read(p[1], buf + got, sizeof buf - got, soon);
+        cr_assert_gt(n, 0);
+        got += (size_t)n;
+    }
+    cr_assert(memcmp(buf, "xy", 2) == 0);
+    cr_assert_eq(weft_close(p[0]), 0);
+    cr_assert_eq(weft_close(p[1]), 0);
+    return NULL;
+}
+
+Test(net, a_zero_length_write_checks_the_fd_and_sends_an_empty_datagram, .timeout = 30)
+{
+    run_main(zero_writes_main, NULL);
+}
