@@ -1619,3 +1619,30 @@ Test(net, a_zero_length_write_checks_the_fd_and_sends_an_empty_datagram, .timeou
 {
     run_main(zero_writes_main, NULL);
 }
+
+/* A connect that was refused leaves the socket as a blocking connect(2) does: the next
+ * connect tries again and is refused again, on both backends (epoll said -ECONNABORTED:
+ * Linux marks the socket unconnected only at the connect(2) after the refusal). */
+static void *refused_twice_main(void *arg)
+{
+    (void)arg;
+    weft_addr a, b;
+    cr_assert_eq(weft_addr_ip(&a, "127.0.0.1", 0), 0);
+    int lfd = weft_listen(&a, 0, 0);
+    cr_assert_geq(lfd, 0);
+    cr_assert_eq(weft_addr_local(lfd, &b), 0);
+    cr_assert_eq(weft_close(lfd), 0);
+    int fd = weft_socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    for (int i = 0; i < 3; i++) {
+        int r = weft_connect(fd, (struct sockaddr *)&b.ss, b.len, weft_deadline_in(5 * WEFT_SEC));
+        cr_assert_eq(r, -ECONNREFUSED, "connect %d: %s", i, weft_errname(r));
+    }
+    cr_assert_eq(weft_close(fd), 0);
+    return NULL;
+}
+
+Test(net, a_connect_after_a_refused_one_is_refused_again, .timeout = 30)
+{
+    run_main(refused_twice_main, NULL);
+}
