@@ -77,6 +77,34 @@ ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt, int64_t deadline
     return weft__io_submit(w, &q, deadline);
 }
 
+/* MSG_WAITALL on a byte stream: a blocking recv(2) waits until len bytes came (fewer only at
+ * the end of the stream, an error or a signal), and so did io_uring's ring receive; but
+ * epoll's non-blocking recv(2), and a receive of the bytes io_uring holds, returned what was
+ * there. So weft goes on receiving the rest itself, after a first receive that gave n; what
+ * came is returned when the rest does not (the end of stream, an error, the deadline, a
+ * cancel), as recv(2) and the ring's receive return it. Not for a datagram or seqpacket
+ * socket, where the flag means nothing, nor with MSG_PEEK, MSG_DONTWAIT or MSG_OOB. */
+static WEFT_NOINLINE ssize_t recv_rest(int fd, char *buf, size_t len, ssize_t n, int flags,
+                                       int64_t deadline)
+{
+    weft__worker *w = weft__worker_current();
+    if (n <= 0 || (size_t)n >= len || weft__io_fd_kind(w, fd) != WEFT__FD_STREAM)
+        return n;
+    size_t got = (size_t)n;
+    while (got < len) {
+        int err = 0;
+        if (!(w = io_begin(&err))) /* a cancel that came meanwhile: what came is returned */
+            break;
+        weft__ioreq q = {
+            .op = WEFT__IO_RECV, .fd = fd, .buf = buf + got, .len = len - got, .flags = flags};
+        ssize_t r = weft__io_submit(w, &q, deadline);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    return (ssize_t)got;
+}
+
 ssize_t weft_recv(int fd, void *buf, size_t len, int flags, int64_t deadline)
 {
     int err = 0;
@@ -84,7 +112,10 @@ ssize_t weft_recv(int fd, void *buf, size_t len, int flags, int64_t deadline)
     if (!w)
         return err;
     weft__ioreq q = {.op = WEFT__IO_RECV, .fd = fd, .buf = buf, .len = len, .flags = flags};
-    return weft__io_submit(w, &q, deadline);
+    ssize_t n = weft__io_submit(w, &q, deadline);
+    if ((flags & (MSG_WAITALL | MSG_PEEK | MSG_DONTWAIT | MSG_OOB)) == MSG_WAITALL)
+        return recv_rest(fd, buf, len, n, flags, deadline);
+    return n;
 }
 
 ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from,
@@ -102,6 +133,8 @@ ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr 
     ssize_t n = weft__io_submit(w, &q, deadline);
     if (n >= 0 && fromlen)
         *fromlen = msg.msg_namelen;
+    if ((flags & (MSG_WAITALL | MSG_PEEK | MSG_DONTWAIT | MSG_OOB)) == MSG_WAITALL)
+        return recv_rest(fd, buf, len, n, flags, deadline); /* as weft_recv */
     return n;
 }
 

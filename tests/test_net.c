@@ -1646,3 +1646,80 @@ Test(net, a_connect_after_a_refused_one_is_refused_again, .timeout = 30)
 {
     run_main(refused_twice_main, NULL);
 }
+
+/* MSG_WAITALL on a stream socket waits for the whole length, as a blocking recv(2) does, on
+ * both backends (epoll's non-blocking recv(2), and io_uring once it held a socket's bytes,
+ * returned the first piece); the end of stream or the deadline returns what came, and nothing
+ * is lost. A datagram socket still gives one datagram per call. */
+typedef struct {
+    int fd;
+    const char *piece[2];
+} pieces;
+
+static void *send_in_pieces(void *arg)
+{
+    pieces *p = arg;
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(weft_sleep(10 * WEFT_MSEC), 0); /* the reader parks between the pieces */
+        size_t n = strlen(p->piece[i]);
+        cr_assert_eq(weft_write(p->fd, p->piece[i], n, WEFT_FOREVER), (ssize_t)n);
+    }
+    return NULL;
+}
+
+static void waitall_pair(int a, int b, int from)
+{
+    int64_t soon = weft_deadline_in(10 * WEFT_SEC);
+    char buf[16];
+    pieces p = {.fd = b, .piece = {"abc", "defgh"}};
+    weft_task *t;
+    cr_assert_eq(weft_spawn(&t, send_in_pieces, &p, NULL), 0);
+    ssize_t n = from ? weft_recvfrom(a, buf, 8, MSG_WAITALL, NULL, NULL, soon)
+                     : weft_recv(a, buf, 8, MSG_WAITALL, soon);
+    cr_assert_eq(n, 8, "recv: %zd", n);
+    cr_assert(memcmp(buf, "abcdefgh", 8) == 0);
+    cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
+    /* The deadline: what came, and the rest stays readable. */
+    cr_assert_eq(weft_write(b, "xy", 2, soon), 2);
+    cr_assert_eq(weft_recv(a, buf, 8, MSG_WAITALL, weft_deadline_in(20 * WEFT_MSEC)), 2);
+    /* The end of the stream: what came. */
+    cr_assert_eq(weft_write(b, "end", 3, soon), 3);
+    cr_assert_eq(weft_shutdown(b, SHUT_WR), 0);
+    cr_assert_eq(weft_recv(a, buf, 8, MSG_WAITALL, soon), 3);
+    cr_assert(memcmp(buf, "end", 3) == 0);
+    cr_assert_eq(weft_recv(a, buf, 8, MSG_WAITALL, soon), 0);
+    cr_assert_eq(weft_close(a), 0);
+    cr_assert_eq(weft_close(b), 0);
+}
+
+static void *waitall_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    for (int from = 0; from < 2; from++) {
+        tcp_pair(p); /* not read yet */
+        waitall_pair(p[0], p[1], from);
+        tcp_pair(p); /* read once already (io_uring: its bytes are held by weft) */
+        char c;
+        cr_assert_eq(weft_write(p[1], "!", 1, WEFT_FOREVER), 1);
+        cr_assert_eq(weft_read(p[0], &c, 1, WEFT_FOREVER), 1);
+        waitall_pair(p[0], p[1], from);
+        cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p), 0);
+        waitall_pair(p[0], p[1], from);
+    }
+    /* Datagrams: one per call, MSG_WAITALL or not. */
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, p), 0);
+    cr_assert_eq(weft_write(p[1], "ab", 2, WEFT_FOREVER), 2);
+    cr_assert_eq(weft_write(p[1], "cd", 2, WEFT_FOREVER), 2);
+    char buf[8];
+    cr_assert_eq(weft_recv(p[0], buf, sizeof buf, MSG_WAITALL, WEFT_FOREVER), 2);
+    cr_assert_eq(weft_recv(p[0], buf, sizeof buf, MSG_WAITALL, WEFT_FOREVER), 2);
+    cr_assert_eq(weft_close(p[0]), 0);
+    cr_assert_eq(weft_close(p[1]), 0);
+    return NULL;
+}
+
+Test(net, msg_waitall_waits_for_the_whole_length_on_a_stream, .timeout = 30)
+{
+    run_main(waitall_main, NULL);
+}
