@@ -1723,3 +1723,66 @@ Test(net, msg_waitall_waits_for_the_whole_length_on_a_stream, .timeout = 30)
 {
     run_main(waitall_main, NULL);
 }
+
+/* A datagram sent to a Unix-domain address whose receiver's queue is full waits for room, and
+ * waits without a busy loop: the sender's readiness says nothing of that queue (Linux's poll
+ * of a Unix datagram socket looks at its connected peer only), so epoll's wait came back at
+ * once and the send said EAGAIN again until the deadline (tens of thousands of calls in
+ * 100 ms), and io_uring's sendmsg spun in the kernel. A sender waiting there gets through once
+ * the receiver takes a datagram. */
+static void *dgram_sender(void *arg)
+{
+    const weft_addr *to = arg;
+    char msg[64] = {0};
+    int s = weft_datagram(NULL, AF_UNIX);
+    cr_assert_geq(s, 0);
+    ssize_t r = weft_sendto(s, msg, sizeof msg, 0, (const struct sockaddr *)&to->ss, to->len,
+                            WEFT_FOREVER);
+    weft_close(s);
+    return (void *)(intptr_t)r;
+}
+
+static void *unix_dgram_full_main(void *arg)
+{
+    (void)arg;
+    char name[64];
+    snprintf(name, sizeof name, "@weft-dgram-full-%d", (int)getpid());
+    weft_addr ua;
+    cr_assert_eq(weft_addr_unix(&ua, name), 0);
+    int rcv = weft_datagram(&ua, 0), snd = weft_datagram(NULL, AF_UNIX);
+    cr_assert_geq(rcv, 0);
+    cr_assert_geq(snd, 0);
+    const struct sockaddr *to = (const struct sockaddr *)&ua.ss;
+    char msg[64] = {0};
+    int sent = 0;
+    ssize_t r;
+    while ((r = weft_sendto(snd, msg, sizeof msg, 0, to, ua.len, 0)) == (ssize_t)sizeof msg)
+        cr_assert_lt(++sent, 100000, "the receiver's queue never filled");
+    cr_assert_eq(r, -ETIMEDOUT, "a passed deadline on a full queue: %s", weft_errname((int)r));
+    cr_assert_gt(sent, 0);
+    weft_stats before, after;
+    cr_assert_eq(weft_stats_get(&before), 0);
+    r = weft_sendto(snd, msg, sizeof msg, 0, to, ua.len, weft_deadline_in(100 * WEFT_MSEC));
+    cr_assert_eq(weft_stats_get(&after), 0);
+    cr_assert_eq(r, -ETIMEDOUT, "%s", weft_errname((int)r));
+    cr_assert_lt(after.nsyscalls - before.nsyscalls, 200, "a wait, not a busy loop: %llu calls",
+                 (unsigned long long)(after.nsyscalls - before.nsyscalls));
+    weft_task *t;
+    cr_assert_eq(weft_spawn(&t, dgram_sender, &ua, NULL), 0);
+    for (int i = 0; i < 1000 && weft_task_status(t) != WEFT_TASK_PARKED; i++)
+        cr_assert_eq(weft_sleep(WEFT_MSEC), 0);
+    cr_assert_eq(weft_task_status(t), WEFT_TASK_PARKED, "the sender waits for room");
+    char buf[64];
+    cr_assert_eq(weft_recv(rcv, buf, sizeof buf, 0, WEFT_FOREVER), (ssize_t)sizeof buf);
+    void *res;
+    cr_assert_eq(weft_join(t, &res, WEFT_FOREVER), 0);
+    cr_assert_eq((intptr_t)res, (intptr_t)sizeof msg, "sent once there was room");
+    cr_assert_eq(weft_close(snd), 0);
+    cr_assert_eq(weft_close(rcv), 0);
+    return NULL;
+}
+
+Test(net, a_datagram_to_a_full_unix_receiver_waits_without_spinning, .timeout = 30)
+{
+    run_main(unix_dgram_full_main, NULL);
+}
