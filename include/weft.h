@@ -1302,7 +1302,10 @@ WEFT_API ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, int64_
 WEFT_API ssize_t weft_recv(int fd, void *buf, size_t len, int flags, int64_t deadline);
 WEFT_API ssize_t weft_send(int fd, const void *buf, size_t len, int flags, int64_t deadline);
 
-/* Datagrams: one datagram per call. `from`/`fromlen` may be NULL. */
+/* Datagrams: one datagram per call. `from`/`fromlen` may be NULL. A datagram sent to a
+ * Unix-domain address whose receiver's queue is full waits for room, trying again after sleeps
+ * of 1 ms doubling to 64 ms (the sender's readiness says nothing of that queue), until the
+ * deadline: -ETIMEDOUT. */
 WEFT_API ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from,
                                socklen_t *fromlen, int64_t deadline);
 WEFT_API ssize_t weft_sendto(int fd, const void *buf, size_t len, int flags,
