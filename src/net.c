@@ -88,7 +88,8 @@ static WEFT_NOINLINE ssize_t recv_rest(int fd, char *buf, size_t len, ssize_t n,
                                        int64_t deadline)
 {
     weft__worker *w = weft__worker_current();
-    if (n <= 0 || (size_t)n >= len || weft__io_fd_kind(w, fd) != WEFT__FD_STREAM)
+    /* Classified where the task is now (the receive may have parked and the task moved). */
+    if (n <= 0 || (size_t)n >= len || weft__io_fd_classify(w, fd) != WEFT__FD_STREAM)
         return n;
     size_t got = (size_t)n;
     while (got < len) {
