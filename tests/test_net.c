@@ -1786,3 +1786,34 @@ Test(net, a_datagram_to_a_full_unix_receiver_waits_without_spinning, .timeout = 
 {
     run_main(unix_dgram_full_main, NULL);
 }
+
+/* A recv of 0 bytes answers as recv(2): once bytes are there it returns 0 and takes none, on
+ * both backends, also once weft holds a socket's bytes (io_uring's recv found the kernel's
+ * socket empty and waited for more: for ever with WEFT_FOREVER). With nothing there it waits
+ * (the deadline), and at the end of stream it is 0. */
+static void *recv_zero_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    tcp_pair(p);
+    char buf[8];
+    cr_assert_eq(weft_write(p[1], "a", 1, WEFT_FOREVER), 1);
+    cr_assert_eq(weft_read(p[0], buf, 1, WEFT_FOREVER), 1); /* io_uring: its receive is armed */
+    cr_assert_eq(weft_recv(p[0], buf, 0, 0, weft_deadline_in(20 * WEFT_MSEC)), -ETIMEDOUT);
+    cr_assert_eq(weft_write(p[1], "bcd", 3, WEFT_FOREVER), 3);
+    cr_assert_eq(weft_recv(p[0], buf, 0, 0, weft_deadline_in(10 * WEFT_SEC)), 0);
+    cr_assert_eq(weft_recv(p[0], buf, 0, 0, weft_deadline_in(10 * WEFT_SEC)), 0);
+    cr_assert_eq(weft_read(p[0], buf, sizeof buf, WEFT_FOREVER), 3, "nothing was taken");
+    cr_assert(memcmp(buf, "bcd", 3) == 0);
+    cr_assert_eq(weft_shutdown(p[1], SHUT_WR), 0);
+    cr_assert_eq(weft_recv(p[0], buf, 0, 0, weft_deadline_in(10 * WEFT_SEC)), 0, "the end");
+    cr_assert_eq(weft_read(p[0], buf, sizeof buf, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_close(p[0]), 0);
+    cr_assert_eq(weft_close(p[1]), 0);
+    return NULL;
+}
+
+Test(net, a_zero_length_recv_returns_once_bytes_are_there, .timeout = 30)
+{
+    run_main(recv_zero_main, NULL);
+}
