@@ -1736,8 +1736,8 @@ static void *dgram_sender(void *arg)
     char msg[64] = {0};
     int s = weft_datagram(NULL, AF_UNIX);
     cr_assert_geq(s, 0);
-    ssize_t r = weft_sendto(s, msg, sizeof msg, 0, (const struct sockaddr *)&to->ss, to->len,
-                            WEFT_FOREVER);
+    ssize_t r =
+        weft_sendto(s, msg, sizeof msg, 0, (const struct sockaddr *)&to->ss, to->len, WEFT_FOREVER);
     weft_close(s);
     return (void *)(intptr_t)r;
 }
