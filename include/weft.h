@@ -1233,7 +1233,8 @@ WEFT_API int weft_poller_wake(weft_poller *p);
  * and close it with weft_close(): weft_close() and weft_fd_forget() drop what is held, and a
  * socket closed with plain close() stays open in the kernel until its peer sends or hangs
  * up. A weft_recv with flags on such a socket reads the held bytes: MSG_PEEK leaves them,
- * MSG_DONTWAIT returns -EAGAIN when none are held, other flags are ignored.
+ * MSG_DONTWAIT returns -EAGAIN when none are held, other flags are ignored (MSG_WAITALL still
+ * waits for the rest: weft_recv).
  * The held bytes are copied into the caller's buffer in user space, as the sends behind
  * (below) copy from it: a NULL buffer (one in the first page) with a length is -EFAULT on
  * both backends, but a pointer to other memory the caller may not write (or read, for a
@@ -1293,13 +1294,19 @@ WEFT_API ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, int64_
 /* recv(2)/send(2) with flags. weft_send writes everything, like weft_write, and never raises
  * SIGPIPE (MSG_NOSIGNAL is added). A receive with MSG_DONTWAIT (weft_recv, weft_recvfrom)
  * makes one attempt and returns -EAGAIN when nothing is there, whatever the deadline, on
- * both backends. TCP urgent data (MSG_OOB): once weft has read a socket on io_uring it keeps
- * a receive armed there, which reads past an urgent byte as it comes, and the kernel drops
- * an urgent byte a read has passed; set SO_OOBINLINE to receive it in the stream instead. */
+ * both backends. MSG_WAITALL (without MSG_PEEK or MSG_DONTWAIT) on a stream socket waits for
+ * len bytes, as a blocking recv(2) does, on both backends: fewer only at the end of stream, an
+ * error, the deadline or a cancel, once some came (they are returned). TCP urgent data (MSG_OOB):
+ * once weft has read a socket on io_uring it keeps a receive armed there, which reads past an
+ * urgent byte as it comes, and the kernel drops an urgent byte a read has passed; set SO_OOBINLINE
+ * to receive it in the stream instead. */
 WEFT_API ssize_t weft_recv(int fd, void *buf, size_t len, int flags, int64_t deadline);
 WEFT_API ssize_t weft_send(int fd, const void *buf, size_t len, int flags, int64_t deadline);
 
-/* Datagrams: one datagram per call. `from`/`fromlen` may be NULL. */
+/* Datagrams: one datagram per call. `from`/`fromlen` may be NULL. A datagram sent to a
+ * Unix-domain address whose receiver's queue is full waits for room, trying again after sleeps
+ * of 1 ms doubling to 64 ms (the sender's readiness says nothing of that queue), until the
+ * deadline: -ETIMEDOUT. */
 WEFT_API ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from,
                                socklen_t *fromlen, int64_t deadline);
 WEFT_API ssize_t weft_sendto(int fd, const void *buf, size_t len, int flags,

@@ -77,6 +77,35 @@ ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt, int64_t deadline
     return weft__io_submit(w, &q, deadline);
 }
 
+/* MSG_WAITALL on a byte stream: a blocking recv(2) waits until len bytes came (fewer only at
+ * the end of the stream, an error or a signal), and so did io_uring's ring receive; but
+ * epoll's non-blocking recv(2), and a receive of the bytes io_uring holds, returned what was
+ * there. So weft goes on receiving the rest itself, after a first receive that gave n; what
+ * came is returned when the rest does not (the end of stream, an error, the deadline, a
+ * cancel), as recv(2) and the ring's receive return it. Not for a datagram or seqpacket
+ * socket, where the flag means nothing, nor with MSG_PEEK, MSG_DONTWAIT or MSG_OOB. */
+static WEFT_NOINLINE ssize_t recv_rest(int fd, char *buf, size_t len, ssize_t n, int flags,
+                                       int64_t deadline)
+{
+    weft__worker *w = weft__worker_current();
+    /* Classified where the task is now (the receive may have parked and the task moved). */
+    if (n <= 0 || (size_t)n >= len || weft__io_fd_classify(w, fd) != WEFT__FD_STREAM)
+        return n;
+    size_t got = (size_t)n;
+    while (got < len) {
+        int err = 0;
+        if (!(w = io_begin(&err))) /* a cancel that came meanwhile: what came is returned */
+            break;
+        weft__ioreq q = {
+            .op = WEFT__IO_RECV, .fd = fd, .buf = buf + got, .len = len - got, .flags = flags};
+        ssize_t r = weft__io_submit(w, &q, deadline);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    return (ssize_t)got;
+}
+
 ssize_t weft_recv(int fd, void *buf, size_t len, int flags, int64_t deadline)
 {
     int err = 0;
@@ -84,7 +113,10 @@ ssize_t weft_recv(int fd, void *buf, size_t len, int flags, int64_t deadline)
     if (!w)
         return err;
     weft__ioreq q = {.op = WEFT__IO_RECV, .fd = fd, .buf = buf, .len = len, .flags = flags};
-    return weft__io_submit(w, &q, deadline);
+    ssize_t n = weft__io_submit(w, &q, deadline);
+    if ((flags & (MSG_WAITALL | MSG_PEEK | MSG_DONTWAIT | MSG_OOB)) == MSG_WAITALL)
+        return recv_rest(fd, buf, len, n, flags, deadline);
+    return n;
 }
 
 ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from,
@@ -102,7 +134,41 @@ ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr 
     ssize_t n = weft__io_submit(w, &q, deadline);
     if (n >= 0 && fromlen)
         *fromlen = msg.msg_namelen;
+    if ((flags & (MSG_WAITALL | MSG_PEEK | MSG_DONTWAIT | MSG_OOB)) == MSG_WAITALL)
+        return recv_rest(fd, buf, len, n, flags, deadline); /* as weft_recv */
     return n;
+}
+
+/* A datagram sent to a Unix-domain address (not the socket's connected peer): when the
+ * receiver's queue is full sendmsg says EAGAIN, but the sender's readiness says nothing of
+ * that queue (Linux's poll of a Unix datagram socket looks at its connected peer's queue only,
+ * and at its own buffer), so it is writable at once: epoll's wait came back at once and the
+ * send said EAGAIN again (a busy loop until the deadline: 0.19 s of CPU in 0.3 s), and
+ * io_uring's sendmsg spun in the kernel (0.3 s in 0.3 s). As for a Unix connect (below): the
+ * send is tried again after sleeps of 1 ms doubling to 64 ms, until the deadline. */
+static ssize_t sendto_unix(weft__worker *w, int fd, const struct msghdr *msg, int flags,
+                           int64_t deadline)
+{
+    int kind = weft__io_fd_classify(w, fd); /* non-blocking from here, as on every backend */
+    if (kind < 0)
+        return kind;
+    int64_t nap = WEFT_MSEC;
+    for (;;) {
+        ssize_t r = weft__sys_sendmsg(&w->sys, fd, msg, flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (r == -EINTR)
+            continue;
+        if (r != -EAGAIN)
+            return r;
+        int64_t now = weft__clock_ns();
+        if (deadline != WEFT_FOREVER && now >= deadline)
+            return -ETIMEDOUT;
+        int64_t until = deadline != WEFT_FOREVER && deadline - now < nap ? deadline : now + nap;
+        int e = weft_sleep_until(until);
+        if (e < 0)
+            return e; /* -ECANCELED */
+        nap = nap < 64 * WEFT_MSEC ? 2 * nap : nap;
+        w = weft__worker_current(); /* the migration rule */
+    }
 }
 
 ssize_t weft_sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to,
@@ -119,6 +185,8 @@ ssize_t weft_sendto(int fd, const void *buf, size_t len, int flags, const struct
     struct iovec iov = {(void *)buf, len};
     struct msghdr msg = {
         .msg_name = (void *)to, .msg_namelen = tolen, .msg_iov = &iov, .msg_iovlen = 1};
+    if (to && tolen >= sizeof(sa_family_t) && to->sa_family == AF_UNIX)
+        return sendto_unix(w, fd, &msg, flags, deadline);
     weft__ioreq q = {.op = WEFT__IO_SENDMSG, .fd = fd, .msg = &msg, .flags = flags};
     return weft__io_submit(w, &q, deadline);
 }
@@ -143,19 +211,22 @@ static ssize_t write_all(int fd, const char *p, size_t len, int flags, int use_s
         return err;
     weft__ioreq q = {
         .op = use_send ? WEFT__IO_SEND : WEFT__IO_WRITE, .fd = fd, .flags = flags, .off = -1};
+    /* One call at least: a write of 0 bytes is still the system call's, which checks the fd
+     * (-EBADF, -ENOTSOCK...) and, on a datagram or seqpacket socket, sends an empty message
+     * (write(2) and send(2) do; the loop skipped both, and answered 0). */
     size_t done = 0;
-    while (done < len) {
+    do {
         q.buf = (void *)(p + done);
         q.len = len - done;
         ssize_t n = weft__io_submit(w, &q, deadline);
         if (n < 0)
             return n;
-        if (n == 0)
+        if (n == 0 && len > 0)
             return -EIO; /* the fd took nothing of a non-empty write: never spin on it */
         done += (size_t)n;
         if (done < len)
             w = weft__worker_current(); /* the submit may have parked: the migration rule */
-    }
+    } while (done < len);
     return (ssize_t)len;
 }
 
@@ -188,6 +259,9 @@ ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, int64_t deadlin
             return -EINVAL;
         total += iov[i].iov_len;
     }
+    if (total == 0) /* as writev(2): the fd is checked (-EBADF...), and nothing is sent, not
+                     * even an empty datagram (the ring's writev sends one: not the ring) */
+        return weft__sys_writev(&w->sys, fd, iov, iovcnt);
     struct iovec small[SMALL_IOV], *v = small;
     if (iovcnt > SMALL_IOV) {
         v = weft__malloc(w, (size_t)iovcnt * sizeof *v);

@@ -1542,3 +1542,278 @@ Test(net, a_write_to_a_half_closed_peer_waits_for_room, .timeout = 60)
 {
     run_main(half_closed_main, NULL);
 }
+
+/* A write of 0 bytes is still the system call's: weft_write, weft_send and weft_writev check
+ * the fd as write(2), send(2) and writev(2) do, and weft_write and weft_send of 0 bytes on a
+ * datagram or seqpacket socket send an empty message, as write(2) and send(2) do (the write
+ * loop made no call at all: 0 for a closed fd, and the empty datagram never left); a writev
+ * of 0 bytes sends nothing, as writev(2) (whose kernel path skips an empty vector). */
+static void *zero_writes_main(void *arg)
+{
+    (void)arg;
+    int64_t soon = weft_deadline_in(5 * WEFT_SEC);
+    cr_assert_eq(weft_write(-1, "", 0, soon), -EBADF);
+    cr_assert_eq(weft_send(-1, "", 0, 0, soon), -EBADF);
+    cr_assert_eq(weft_writev(-1, NULL, 0, soon), -EBADF);
+    int pf[2];
+    cr_assert_eq(pipe2(pf, O_CLOEXEC), 0);
+    cr_assert_eq(weft_write(pf[0], "", 0, soon), -EBADF, "the read end");
+    cr_assert_eq(weft_writev(pf[0], NULL, 0, soon), -EBADF, "the read end");
+    cr_assert_eq(weft_send(pf[1], "", 0, 0, soon), -ENOTSOCK);
+    cr_assert_eq(weft_write(pf[1], "", 0, soon), 0);
+    cr_assert_eq(weft_close(pf[0]), 0);
+    cr_assert_eq(weft_close(pf[1]), 0);
+
+    weft_addr lo, at;
+    cr_assert_eq(weft_addr_ip(&lo, "127.0.0.1", 0), 0);
+    int u = weft_datagram(&lo, 0), v = weft_datagram(NULL, AF_INET);
+    cr_assert_geq(u, 0);
+    cr_assert_geq(v, 0);
+    cr_assert_eq(weft_addr_local(u, &at), 0);
+    cr_assert_eq(weft_connect(v, (struct sockaddr *)&at.ss, at.len, soon), 0);
+    char buf[8];
+    struct iovec none = {NULL, 0};
+    cr_assert_eq(weft_send(v, "", 0, 0, soon), 0);
+    cr_assert_eq(weft_write(v, "", 0, soon), 0);
+    cr_assert_eq(weft_writev(v, &none, 1, soon), 0); /* sends nothing */
+    cr_assert_eq(weft_send(v, "end", 3, 0, soon), 3);
+    cr_assert_eq(weft_recv(u, buf, sizeof buf, 0, soon), 0, "the empty datagram of send");
+    cr_assert_eq(weft_read(u, buf, sizeof buf, soon), 0, "the empty datagram of write");
+    cr_assert_eq(weft_recv(u, buf, sizeof buf, 0, soon), 3, "then the last one");
+    cr_assert_eq(weft_recv(u, buf, sizeof buf, MSG_DONTWAIT, soon), -EAGAIN);
+    cr_assert_eq(weft_close(u), 0);
+    cr_assert_eq(weft_close(v), 0);
+
+    int sp[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp), 0);
+    cr_assert_eq(weft_write(sp[0], "", 0, soon), 0);
+    cr_assert_eq(weft_write(sp[0], "x", 1, soon), 1);
+    cr_assert_eq(weft_read(sp[1], buf, sizeof buf, soon), 0, "the empty record");
+    cr_assert_eq(weft_read(sp[1], buf, sizeof buf, soon), 1);
+    cr_assert_eq(weft_close(sp[0]), 0);
+    cr_assert_eq(weft_close(sp[1]), 0);
+
+    /* On a stream socket weft has read (io_uring: its sends may be written behind), an empty
+     * write between two others changes nothing of the stream. */
+    int p[2];
+    tcp_pair(p);
+    cr_assert_eq(weft_write(p[1], "a", 1, soon), 1);
+    cr_assert_eq(weft_read(p[0], buf, 1, soon), 1);
+    cr_assert_eq(weft_write(p[0], "x", 1, soon), 1);
+    cr_assert_eq(weft_write(p[0], "", 0, soon), 0);
+    cr_assert_eq(weft_send(p[0], "", 0, 0, soon), 0);
+    cr_assert_eq(weft_write(p[0], "y", 1, soon), 1);
+    size_t got = 0;
+    while (got < 2) {
+        ssize_t n = weft_read(p[1], buf + got, sizeof buf - got, soon);
+        cr_assert_gt(n, 0);
+        got += (size_t)n;
+    }
+    cr_assert(memcmp(buf, "xy", 2) == 0);
+    cr_assert_eq(weft_close(p[0]), 0);
+    cr_assert_eq(weft_close(p[1]), 0);
+    return NULL;
+}
+
+Test(net, a_zero_length_write_checks_the_fd_and_sends_an_empty_datagram, .timeout = 30)
+{
+    run_main(zero_writes_main, NULL);
+}
+
+/* A connect that was refused leaves the socket as a blocking connect(2) does: the next
+ * connect tries again and is refused again, on both backends (epoll said -ECONNABORTED:
+ * Linux marks the socket unconnected only at the connect(2) after the refusal). */
+static void *refused_twice_main(void *arg)
+{
+    (void)arg;
+    weft_addr a, b;
+    cr_assert_eq(weft_addr_ip(&a, "127.0.0.1", 0), 0);
+    int lfd = weft_listen(&a, 0, 0);
+    cr_assert_geq(lfd, 0);
+    cr_assert_eq(weft_addr_local(lfd, &b), 0);
+    cr_assert_eq(weft_close(lfd), 0);
+    int fd = weft_socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    for (int i = 0; i < 3; i++) {
+        int r = weft_connect(fd, (struct sockaddr *)&b.ss, b.len, weft_deadline_in(5 * WEFT_SEC));
+        cr_assert_eq(r, -ECONNREFUSED, "connect %d: %s", i, weft_errname(r));
+    }
+    cr_assert_eq(weft_close(fd), 0);
+    return NULL;
+}
+
+Test(net, a_connect_after_a_refused_one_is_refused_again, .timeout = 30)
+{
+    run_main(refused_twice_main, NULL);
+}
+
+/* MSG_WAITALL on a stream socket waits for the whole length, as a blocking recv(2) does, on
+ * both backends (epoll's non-blocking recv(2), and io_uring once it held a socket's bytes,
+ * returned the first piece); the end of stream or the deadline returns what came, and nothing
+ * is lost. A datagram socket still gives one datagram per call. */
+typedef struct {
+    int fd;
+    const char *piece[2];
+} pieces;
+
+static void *send_in_pieces(void *arg)
+{
+    pieces *p = arg;
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(weft_sleep(10 * WEFT_MSEC), 0); /* the reader parks between the pieces */
+        size_t n = strlen(p->piece[i]);
+        cr_assert_eq(weft_write(p->fd, p->piece[i], n, WEFT_FOREVER), (ssize_t)n);
+    }
+    return NULL;
+}
+
+static void waitall_pair(int a, int b, int from)
+{
+    int64_t soon = weft_deadline_in(10 * WEFT_SEC);
+    char buf[16];
+    pieces p = {.fd = b, .piece = {"abc", "defgh"}};
+    weft_task *t;
+    cr_assert_eq(weft_spawn(&t, send_in_pieces, &p, NULL), 0);
+    ssize_t n = from ? weft_recvfrom(a, buf, 8, MSG_WAITALL, NULL, NULL, soon)
+                     : weft_recv(a, buf, 8, MSG_WAITALL, soon);
+    cr_assert_eq(n, 8, "recv: %zd", n);
+    cr_assert(memcmp(buf, "abcdefgh", 8) == 0);
+    cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
+    /* The deadline: what came, and the rest stays readable. */
+    cr_assert_eq(weft_write(b, "xy", 2, soon), 2);
+    cr_assert_eq(weft_recv(a, buf, 8, MSG_WAITALL, weft_deadline_in(20 * WEFT_MSEC)), 2);
+    /* The end of the stream: what came. */
+    cr_assert_eq(weft_write(b, "end", 3, soon), 3);
+    cr_assert_eq(weft_shutdown(b, SHUT_WR), 0);
+    cr_assert_eq(weft_recv(a, buf, 8, MSG_WAITALL, soon), 3);
+    cr_assert(memcmp(buf, "end", 3) == 0);
+    cr_assert_eq(weft_recv(a, buf, 8, MSG_WAITALL, soon), 0);
+    cr_assert_eq(weft_close(a), 0);
+    cr_assert_eq(weft_close(b), 0);
+}
+
+static void *waitall_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    for (int from = 0; from < 2; from++) {
+        tcp_pair(p); /* not read yet */
+        waitall_pair(p[0], p[1], from);
+        tcp_pair(p); /* read once already (io_uring: its bytes are held by weft) */
+        char c;
+        cr_assert_eq(weft_write(p[1], "!", 1, WEFT_FOREVER), 1);
+        cr_assert_eq(weft_read(p[0], &c, 1, WEFT_FOREVER), 1);
+        waitall_pair(p[0], p[1], from);
+        cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p), 0);
+        waitall_pair(p[0], p[1], from);
+    }
+    /* Datagrams: one per call, MSG_WAITALL or not. */
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, p), 0);
+    cr_assert_eq(weft_write(p[1], "ab", 2, WEFT_FOREVER), 2);
+    cr_assert_eq(weft_write(p[1], "cd", 2, WEFT_FOREVER), 2);
+    char buf[8];
+    cr_assert_eq(weft_recv(p[0], buf, sizeof buf, MSG_WAITALL, WEFT_FOREVER), 2);
+    cr_assert_eq(weft_recv(p[0], buf, sizeof buf, MSG_WAITALL, WEFT_FOREVER), 2);
+    cr_assert_eq(weft_close(p[0]), 0);
+    cr_assert_eq(weft_close(p[1]), 0);
+    return NULL;
+}
+
+Test(net, msg_waitall_waits_for_the_whole_length_on_a_stream, .timeout = 30)
+{
+    run_main(waitall_main, NULL);
+}
+
+/* A datagram sent to a Unix-domain address whose receiver's queue is full waits for room, and
+ * waits without a busy loop: the sender's readiness says nothing of that queue (Linux's poll
+ * of a Unix datagram socket looks at its connected peer only), so epoll's wait came back at
+ * once and the send said EAGAIN again until the deadline (tens of thousands of calls in
+ * 100 ms), and io_uring's sendmsg spun in the kernel. A sender waiting there gets through once
+ * the receiver takes a datagram. */
+static void *dgram_sender(void *arg)
+{
+    const weft_addr *to = arg;
+    char msg[64] = {0};
+    int s = weft_datagram(NULL, AF_UNIX);
+    cr_assert_geq(s, 0);
+    ssize_t r =
+        weft_sendto(s, msg, sizeof msg, 0, (const struct sockaddr *)&to->ss, to->len, WEFT_FOREVER);
+    weft_close(s);
+    return (void *)(intptr_t)r;
+}
+
+static void *unix_dgram_full_main(void *arg)
+{
+    (void)arg;
+    char name[64];
+    snprintf(name, sizeof name, "@weft-dgram-full-%d", (int)getpid());
+    weft_addr ua;
+    cr_assert_eq(weft_addr_unix(&ua, name), 0);
+    int rcv = weft_datagram(&ua, 0), snd = weft_datagram(NULL, AF_UNIX);
+    cr_assert_geq(rcv, 0);
+    cr_assert_geq(snd, 0);
+    const struct sockaddr *to = (const struct sockaddr *)&ua.ss;
+    char msg[64] = {0};
+    int sent = 0;
+    ssize_t r;
+    while ((r = weft_sendto(snd, msg, sizeof msg, 0, to, ua.len, 0)) == (ssize_t)sizeof msg)
+        cr_assert_lt(++sent, 100000, "the receiver's queue never filled");
+    cr_assert_eq(r, -ETIMEDOUT, "a passed deadline on a full queue: %s", weft_errname((int)r));
+    cr_assert_gt(sent, 0);
+    weft_stats before, after;
+    cr_assert_eq(weft_stats_get(&before), 0);
+    r = weft_sendto(snd, msg, sizeof msg, 0, to, ua.len, weft_deadline_in(100 * WEFT_MSEC));
+    cr_assert_eq(weft_stats_get(&after), 0);
+    cr_assert_eq(r, -ETIMEDOUT, "%s", weft_errname((int)r));
+    cr_assert_lt(after.nsyscalls - before.nsyscalls, 200, "a wait, not a busy loop: %llu calls",
+                 (unsigned long long)(after.nsyscalls - before.nsyscalls));
+    weft_task *t;
+    cr_assert_eq(weft_spawn(&t, dgram_sender, &ua, NULL), 0);
+    for (int i = 0; i < 1000 && weft_task_status(t) != WEFT_TASK_PARKED; i++)
+        cr_assert_eq(weft_sleep(WEFT_MSEC), 0);
+    cr_assert_eq(weft_task_status(t), WEFT_TASK_PARKED, "the sender waits for room");
+    char buf[64];
+    cr_assert_eq(weft_recv(rcv, buf, sizeof buf, 0, WEFT_FOREVER), (ssize_t)sizeof buf);
+    void *res;
+    cr_assert_eq(weft_join(t, &res, WEFT_FOREVER), 0);
+    cr_assert_eq((intptr_t)res, (intptr_t)sizeof msg, "sent once there was room");
+    cr_assert_eq(weft_close(snd), 0);
+    cr_assert_eq(weft_close(rcv), 0);
+    return NULL;
+}
+
+Test(net, a_datagram_to_a_full_unix_receiver_waits_without_spinning, .timeout = 30)
+{
+    run_main(unix_dgram_full_main, NULL);
+}
+
+/* A recv of 0 bytes answers as recv(2): once bytes are there it returns 0 and takes none, on
+ * both backends, also once weft holds a socket's bytes (io_uring's recv found the kernel's
+ * socket empty and waited for more: for ever with WEFT_FOREVER). With nothing there it waits
+ * (the deadline), and at the end of stream it is 0. */
+static void *recv_zero_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    tcp_pair(p);
+    char buf[8];
+    cr_assert_eq(weft_write(p[1], "a", 1, WEFT_FOREVER), 1);
+    cr_assert_eq(weft_read(p[0], buf, 1, WEFT_FOREVER), 1); /* io_uring: its receive is armed */
+    cr_assert_eq(weft_recv(p[0], buf, 0, 0, weft_deadline_in(20 * WEFT_MSEC)), -ETIMEDOUT);
+    cr_assert_eq(weft_write(p[1], "bcd", 3, WEFT_FOREVER), 3);
+    cr_assert_eq(weft_recv(p[0], buf, 0, 0, weft_deadline_in(10 * WEFT_SEC)), 0);
+    cr_assert_eq(weft_recv(p[0], buf, 0, 0, weft_deadline_in(10 * WEFT_SEC)), 0);
+    cr_assert_eq(weft_read(p[0], buf, sizeof buf, WEFT_FOREVER), 3, "nothing was taken");
+    cr_assert(memcmp(buf, "bcd", 3) == 0);
+    cr_assert_eq(weft_shutdown(p[1], SHUT_WR), 0);
+    cr_assert_eq(weft_recv(p[0], buf, 0, 0, weft_deadline_in(10 * WEFT_SEC)), 0, "the end");
+    cr_assert_eq(weft_read(p[0], buf, sizeof buf, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_close(p[0]), 0);
+    cr_assert_eq(weft_close(p[1]), 0);
+    return NULL;
+}
+
+Test(net, a_zero_length_recv_returns_once_bytes_are_there, .timeout = 30)
+{
+    run_main(recv_zero_main, NULL);
+}

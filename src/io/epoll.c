@@ -166,8 +166,17 @@ static ssize_t ep_connect(weft__io *io, const weft__ioreq *q, int64_t deadline)
     int soerr = 0;
     socklen_t sl = sizeof soerr;
     r = weft__sys_getsockopt(sys, q->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
-    if (r < 0 || soerr)
-        return r < 0 ? r : -soerr;
+    if (r < 0)
+        return r;
+    if (soerr) {
+        /* Refused, reset, unreachable: Linux leaves the socket "connecting" until the next
+         * connect(2), which says -ECONNABORTED and only then makes it unconnected (it starts
+         * nothing). Made here, so that the caller's own next connect tries again, as after a
+         * blocking connect(2) and on io_uring (said -ECONNABORTED, where both said the
+         * refusal again). Cold: a failed connect only. */
+        (void)weft__sys_connect(sys, q->fd, q->addr, q->alen);
+        return -soerr;
+    }
     /* Connected. Linux marks the socket so only at the next connect(2), which says 0: made
      * here, so that the caller's own later connect says -EISCONN, as io_uring's does (its
      * connect completes through that call itself). One call per connection. */

@@ -1294,6 +1294,44 @@ static bool reap_pending(weft__io *io)
     return true;
 }
 
+/* A flag-less recv of 0 bytes on a socket whose receive is armed or holds something. recv(2)
+ * of 0 bytes waits for bytes to be queued, then answers 0 and takes none (read(2) of 0
+ * answers 0 at once, and is the ring's). The bytes weft holds are queued, though the kernel's
+ * socket may be empty: the ring's recv waited for more, for ever if none came. An error or the
+ * end of stream held is reported as recv_buffered reports it. Cold: recv_buffered's branch
+ * for nothing to read. */
+WEFT_NOINLINE static ssize_t recv_zero(weft__io *io, const weft__ioreq *q, int64_t deadline)
+{
+    uring_state *s = io->backend;
+    int fd = q->fd;
+    bool reaped = false;
+    for (;;) {
+        weft__ubuf_fd *f = weft__ubufs_find(&s->bufs, fd);
+        if (!f || !(f->armed || recv_ready(f)) || f->fdgen != io->fds[fd].gen)
+            return ring_run(io, q, deadline); /* nothing held: the kernel's answer */
+        if (f->head >= 0)
+            return 0;
+        if (f->err) {
+            int e = f->err;
+            f->err = 0;
+            return e;
+        }
+        if (f->eof)
+            return 0;
+        int m = weft__fdtable_wait(&io, fd, WEFT_READABLE, deadline);
+        s = io->backend;
+        if (m == -ETIMEDOUT && !reaped) {
+            reaped = true; /* as recv_buffered: what the kernel has, before a timeout */
+            if (reap_pending(io)) {
+                s = io->backend;
+                continue;
+            }
+        }
+        if (m < 0)
+            return m;
+    }
+}
+
 WEFT_NOINLINE static ssize_t recv_buffered(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
     uring_state *s = io->backend;
@@ -1322,8 +1360,11 @@ WEFT_NOINLINE static ssize_t recv_buffered(weft__io *io, const weft__ioreq *q, i
     size_t want = 0;
     for (int i = 0; i < iovcnt; i++)
         want += iov[i].iov_len;
-    if (want == 0 || iovcnt > IOV_MAX)
-        return ring_run(io, q, deadline); /* the kernel's answer (0, or -EINVAL) */
+    if (want == 0 || iovcnt > IOV_MAX) {
+        if (want == 0 && iovcnt <= IOV_MAX && q->op == WEFT__IO_RECV)
+            return recv_zero(io, q, deadline); /* what weft holds counts as queued */
+        return ring_run(io, q, deadline);      /* the kernel's answer (0, or -EINVAL) */
+    }
 #ifdef WEFT_TESTING
     int fault = weft__sys_fault(&io->w->sys, weft__io_kind(q));
     if (fault < 0 && fault != -EAGAIN)
