@@ -119,7 +119,8 @@ resumed=$(sed -n 's/^tls resumed \([0-9]*\)$/\1/p' <<<"$out")
 # Servers the client must refuse: untrusted (self-signed), and trusted but for another name.
 free_port() { ${PYTHON3:-python3} -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 sserver() { # sserver CERT KEY [ARGS...]: openssl s_server -WWW on a free port, serving
-    # $root; prints the port
+    # $root; sets SP to the port. Not called in $(...): its PIDS+= would be the subshell's,
+    # and cleanup never killed the servers (each run left four behind)
     local p c=$1 k=$2
     shift 2
     p=$(free_port)
@@ -130,27 +131,27 @@ sserver() { # sserver CERT KEY [ARGS...]: openssl s_server -WWW on a free port, 
         (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break
         sleep 0.1
     done
-    echo "$p"
+    SP=$p
 }
-SP=$(sserver server.pem server.key)
+sserver server.pem server.key
 "$LOAD" --get --cacert ca.pem "https://localhost:$SP/big.bin" >got 2>load.err &&
     cmp -s got "$root/big.bin" && ok "weft client from openssl s_server -WWW" ||
     { fail "weft client from s_server"; cat load.err; }
 # SNI: this s_server answers with the certificate for other.example unless the client asks
 # for localhost by SNI; the fetch verifies only if the client sent it.
-SP=$(sserver other.pem other.key -servername localhost -cert2 "$TMP/server.pem" \
-    -key2 "$TMP/server.key")
+sserver other.pem other.key -servername localhost -cert2 "$TMP/server.pem" \
+    -key2 "$TMP/server.key"
 "$LOAD" --get --cacert ca.pem "https://localhost:$SP/small.txt" >got 2>load.err &&
     cmp -s got "$root/small.txt" && ok "SNI sent (s_server picked the localhost certificate)" ||
     { fail "SNI: $(cat load.err)"; }
-SP=$(sserver self.pem self.key)
+sserver self.pem self.key
 "$LOAD" --get --cacert ca.pem "https://localhost:$SP/small.txt" >/dev/null 2>load.err &&
     fail "untrusted certificate accepted" ||
     { grep -q 'certificate verify failed' load.err && ok "untrusted certificate refused" ||
         { fail "untrusted: $(cat load.err)"; }; }
 "$LOAD" --get -k "https://localhost:$SP/small.txt" >got 2>/dev/null &&
     cmp -s got "$root/small.txt" && ok "-k skips the check" || fail "-k"
-SP=$(sserver other.pem other.key)
+sserver other.pem other.key
 "$LOAD" --get --cacert ca.pem "https://localhost:$SP/small.txt" >/dev/null 2>load.err &&
     fail "certificate for another name accepted" ||
     { grep -q 'hostname mismatch' load.err && ok "wrong name refused" ||
