@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "alien.h"
+#include "overflow.h"
 #include "runtime.h"
 #include "scheduler.h"
 #include "smp.h"
@@ -321,6 +322,11 @@ int weft_handle_join(weft_handle *h, void **result, int64_t deadline)
     /* The handle's own task joining it would wait for ever: -EDEADLK, as weft_join says of a
      * task joining itself. `task` is read under its lock; it is ours only while we run. */
     weft_task *self = weft_self();
+    /* Inside weft_block_in_place's fn the thread is no worker's, but fn is still its task's
+     * code (on its stack): that task cannot end before fn returns. (A fn run on the blocking
+     * pool instead, on io_uring, is not recognised.) */
+    if (!self)
+        self = (weft_task *)__atomic_load_n(weft__overflow_in_place_slot(), __ATOMIC_RELAXED);
     if (self) {
         weft__spin_lock(&h->lock);
         bool own = h->task == self;

@@ -520,3 +520,55 @@ Test(alien, a_runtime_spawns_cleanup_may_not_block)
     cr_assert_eq(atomic_load(&cleanup_sleep), -EPERM);
     cr_assert_eq(atomic_load(&cleanup_yield), -EPERM);
 }
+
+/* The handle's own task joining it is refused (-EDEADLK), also from inside its
+ * weft_block_in_place's fn, which is the task's own code on its stack: the task cannot end
+ * before fn returns. The join there waited for ever (here: until its deadline). */
+typedef struct self_join {
+    weft_handle *h;
+    weft_event known; /* h is stored */
+    int in_task, in_place;
+} self_join;
+
+static void *join_own_handle_in_place(void *arg)
+{
+    self_join *s = arg;
+    s->in_place = weft_handle_join(s->h, NULL, weft_deadline_in(10 * WEFT_SEC));
+    return NULL;
+}
+
+static void *self_joiner(void *arg)
+{
+    self_join *s = arg;
+    cr_assert_eq(weft_event_wait(&s->known, WEFT_FOREVER), 0);
+    s->in_task = weft_handle_join(s->h, NULL, weft_deadline_in(10 * WEFT_SEC));
+    cr_assert_eq(weft_block_in_place(join_own_handle_in_place, s, NULL), 0);
+    return (void *)1;
+}
+
+static void *self_join_main(void *arg)
+{
+    self_join *s = arg;
+    weft_runtime *rt = weft_runtime_current();
+    cr_assert_not_null(rt);
+    cr_assert_eq(weft_runtime_spawn(rt, &s->h, self_joiner, s, NULL), 0);
+    weft_event_set(&s->known);
+    void *r = NULL;
+    cr_assert_eq(weft_handle_join(s->h, &r, WEFT_FOREVER), 0);
+    cr_assert_eq(r, (void *)1);
+    weft_handle_release(s->h);
+    weft_runtime_release(rt);
+    return NULL;
+}
+
+Test(alien, a_join_of_the_own_handle_from_block_in_place_is_edeadlk)
+{
+    for (unsigned n = 1; n <= 2; n++) {
+        self_join s = {.known = WEFT_EVENT_INIT};
+        weft_config cfg = cfg_of(n);
+        cfg.backend = WEFT_BACKEND_EPOLL; /* io_uring runs fn on the blocking pool */
+        run_main_cfg(&cfg, self_join_main, &s);
+        cr_assert_eq(s.in_task, -EDEADLK);
+        cr_assert_eq(s.in_place, -EDEADLK, "workers %u: %d", n, s.in_place);
+    }
+}
