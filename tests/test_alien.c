@@ -572,3 +572,62 @@ Test(alien, a_join_of_the_own_handle_from_block_in_place_is_edeadlk)
         cr_assert_eq(s.in_place, -EDEADLK, "workers %u: %d", n, s.in_place);
     }
 }
+
+/* A task that joins the handle of a task it spawned onto another runtime waits on that
+ * runtime: its own runtime's deadlock report must count the join as a wait that something
+ * outside can end. It judged every task asleep once the other runtime's task took longer
+ * than the grace period (1 s), and exited the process with status 2. */
+static weft_runtime *_Atomic other_rt;
+static weft_event other_may_end = WEFT_EVENT_INIT;
+
+static void *other_main(void *arg)
+{
+    (void)arg;
+    atomic_store(&other_rt, weft_runtime_current());
+    cr_assert_eq(weft_event_wait(&other_may_end, WEFT_FOREVER), 0);
+    return NULL;
+}
+
+static void *other_thread(void *arg)
+{
+    (void)arg;
+    weft_config c = cfg_of(1);
+    c.deadlock = WEFT_DEADLOCK_OFF; /* its main waits on this test's thread */
+    return (void *)(intptr_t)weft_run(&c, other_main, NULL, NULL);
+}
+
+static void *past_the_grace_period(void *arg)
+{
+    cr_assert_eq(weft_sleep(1500 * WEFT_MSEC), 0);
+    return arg;
+}
+
+static void *join_across_main(void *arg)
+{
+    (void)arg;
+    weft_handle *h;
+    cr_assert_eq(weft_runtime_spawn(atomic_load(&other_rt), &h, past_the_grace_period,
+                                    (void *)0x5a, NULL),
+                 0);
+    void *r = NULL;
+    cr_assert_eq(weft_handle_join(h, &r, WEFT_FOREVER), 0);
+    cr_assert_eq(r, (void *)0x5a);
+    weft_handle_release(h);
+    return NULL;
+}
+
+Test(alien, a_join_of_another_runtimes_task_is_no_deadlock, .timeout = 30)
+{
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, other_thread, NULL), 0);
+    while (!atomic_load(&other_rt))
+        usleep(1000);
+    weft_config c = cfg_of(1);
+    c.deadlock = WEFT_DEADLOCK_EXIT;
+    run_main_cfg(&c, join_across_main, NULL);
+    weft_event_set(&other_may_end);
+    void *r = (void *)1;
+    cr_assert_eq(pthread_join(th, &r), 0);
+    cr_assert_eq(r, NULL);
+    weft_runtime_release(atomic_load(&other_rt));
+}
