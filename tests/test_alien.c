@@ -631,3 +631,52 @@ Test(alien, a_join_of_another_runtimes_task_is_no_deadlock, .timeout = 30)
     cr_assert_eq(r, NULL);
     weft_runtime_release(atomic_load(&other_rt));
 }
+
+/* The same when fn has run a runtime of its own (a plain thread may) whose task blocked in
+ * place on this thread too: the inner call's end forgot that the thread still ran the outer
+ * task's fn, and the join waited for ever (here: until its deadline). */
+static void *inner_blocks_in_place(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(weft_block_in_place(nothing, NULL, NULL), 0);
+    return NULL;
+}
+
+static void *run_a_runtime_then_join_own_handle(void *arg)
+{
+    self_join *s = arg;
+    weft_config c = cfg_of(1);
+    c.backend = WEFT_BACKEND_EPOLL;
+    cr_assert_eq(weft_run(&c, inner_blocks_in_place, NULL, NULL), 0);
+    s->in_place = weft_handle_join(s->h, NULL, weft_deadline_in(10 * WEFT_SEC));
+    return NULL;
+}
+
+static void *nested_self_joiner(void *arg)
+{
+    self_join *s = arg;
+    cr_assert_eq(weft_event_wait(&s->known, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_block_in_place(run_a_runtime_then_join_own_handle, s, NULL), 0);
+    return (void *)1;
+}
+
+static void *nested_self_join_main(void *arg)
+{
+    self_join *s = arg;
+    weft_runtime *rt = weft_runtime_current();
+    cr_assert_eq(weft_runtime_spawn(rt, &s->h, nested_self_joiner, s, NULL), 0);
+    weft_event_set(&s->known);
+    cr_assert_eq(weft_handle_join(s->h, NULL, WEFT_FOREVER), 0);
+    weft_handle_release(s->h);
+    weft_runtime_release(rt);
+    return NULL;
+}
+
+Test(alien, a_join_of_the_own_handle_after_a_nested_block_in_place_is_edeadlk)
+{
+    self_join s = {.known = WEFT_EVENT_INIT};
+    weft_config cfg = cfg_of(1);
+    cfg.backend = WEFT_BACKEND_EPOLL;
+    run_main_cfg(&cfg, nested_self_join_main, &s);
+    cr_assert_eq(s.in_place, -EDEADLK, "%d", s.in_place);
+}
