@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "alien.h"
+#include "overflow.h"
 #include "runtime.h"
 #include "scheduler.h"
 #include "smp.h"
@@ -62,6 +63,9 @@ struct weft_handle {
     unsigned flags;
     char name[16];
     weft__node ended; /* the task's spawn cleanup (task_ended), the task's until it runs */
+    /* The runtime the task was posted to; fixed. Only compared, never followed: a joiner
+     * reads it while the handle is unsettled, when that runtime still runs the task. */
+    const weft__runtime *home;
 };
 
 /* ---- The runtime handle --------------------------------------------------------------- */
@@ -291,6 +295,7 @@ int weft_runtime_spawn_on(weft_runtime *a, int worker, weft_handle **out, weft_f
     if (rt && worker >= (int)rt->nworkers) {
         r = -EINVAL;
     } else if (rt) {
+        h->home = rt;
         weft__msg m = {msg_spawn, h, NULL, 0};
         if (worker < 0 && rt->cfg.mode == WEFT_MODE_STEALING && rt->nworkers > 1)
             r = weft__smp_inject(rt, &m); /* whichever worker looks first */
@@ -321,6 +326,11 @@ int weft_handle_join(weft_handle *h, void **result, int64_t deadline)
     /* The handle's own task joining it would wait for ever: -EDEADLK, as weft_join says of a
      * task joining itself. `task` is read under its lock; it is ours only while we run. */
     weft_task *self = weft_self();
+    /* Inside weft_block_in_place's fn the thread is no worker's, but fn is still its task's
+     * code (on its stack): that task cannot end before fn returns. (A fn run on the blocking
+     * pool instead, on io_uring, is not recognised.) */
+    if (!self)
+        self = (weft_task *)__atomic_load_n(weft__overflow_in_place_slot(), __ATOMIC_RELAXED);
     if (self) {
         weft__spin_lock(&h->lock);
         bool own = h->task == self;
@@ -328,6 +338,13 @@ int weft_handle_join(weft_handle *h, void **result, int64_t deadline)
         if (own)
             return -EDEADLK;
     }
+    /* A task of another runtime than the handle's is woken from outside its runtime (by the
+     * handle's task, at its end): its runtime's deadlock report must count it as a source
+     * from outside, as after a wake from outside (wake.c), or it judged the joiner, parked on
+     * an event, asleep for good and ended the process while the other runtime worked. */
+    weft__worker *w = weft__worker_current();
+    if (w && w->rt != h->home && !atomic_load_explicit(&h->settled, memory_order_acquire))
+        atomic_store_explicit(&w->rt->foreign, 1, memory_order_relaxed);
     int r = weft_event_wait(&h->done, deadline);
     if (r < 0)
         return r;

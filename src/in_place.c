@@ -292,11 +292,15 @@ int weft_block_in_place(weft_fn fn, void *arg, void **result)
     /* From here until it takes w back this thread touches w only under the relief lock. It
      * is no worker's: weft calls in fn act as on a plain thread of this runtime's. */
     weft__wake_thread_home(rt);
-    weft__overflow_in_place(t); /* a stack overflow in fn is still t's (overflow.c) */
+    /* A stack overflow in fn is still t's (overflow.c), and fn is t's code (a join of t's
+     * own handle in it is -EDEADLK: alien.c). Put back after, not cleared: fn may itself run
+     * a runtime (weft_run) whose tasks block in place on this thread, each a level deeper. */
+    const weft_task *outer = *weft__overflow_in_place_slot();
+    weft__overflow_in_place(t);
 
     void *res = fn(arg);
 
-    weft__overflow_in_place(NULL);
+    weft__overflow_in_place(outer);
     weft__wake_thread_home(NULL);
     uint64_t lent = owned + 1;
     if (atomic_compare_exchange_strong_explicit(&w->relief.lend, &lent, owned + 2,

@@ -520,3 +520,163 @@ Test(alien, a_runtime_spawns_cleanup_may_not_block)
     cr_assert_eq(atomic_load(&cleanup_sleep), -EPERM);
     cr_assert_eq(atomic_load(&cleanup_yield), -EPERM);
 }
+
+/* The handle's own task joining it is refused (-EDEADLK), also from inside its
+ * weft_block_in_place's fn, which is the task's own code on its stack: the task cannot end
+ * before fn returns. The join there waited for ever (here: until its deadline). */
+typedef struct self_join {
+    weft_handle *h;
+    weft_event known; /* h is stored */
+    int in_task, in_place;
+} self_join;
+
+static void *join_own_handle_in_place(void *arg)
+{
+    self_join *s = arg;
+    s->in_place = weft_handle_join(s->h, NULL, weft_deadline_in(10 * WEFT_SEC));
+    return NULL;
+}
+
+static void *self_joiner(void *arg)
+{
+    self_join *s = arg;
+    cr_assert_eq(weft_event_wait(&s->known, WEFT_FOREVER), 0);
+    s->in_task = weft_handle_join(s->h, NULL, weft_deadline_in(10 * WEFT_SEC));
+    cr_assert_eq(weft_block_in_place(join_own_handle_in_place, s, NULL), 0);
+    return (void *)1;
+}
+
+static void *self_join_main(void *arg)
+{
+    self_join *s = arg;
+    weft_runtime *rt = weft_runtime_current();
+    cr_assert_not_null(rt);
+    cr_assert_eq(weft_runtime_spawn(rt, &s->h, self_joiner, s, NULL), 0);
+    weft_event_set(&s->known);
+    void *r = NULL;
+    cr_assert_eq(weft_handle_join(s->h, &r, WEFT_FOREVER), 0);
+    cr_assert_eq(r, (void *)1);
+    weft_handle_release(s->h);
+    weft_runtime_release(rt);
+    return NULL;
+}
+
+Test(alien, a_join_of_the_own_handle_from_block_in_place_is_edeadlk)
+{
+    for (unsigned n = 1; n <= 2; n++) {
+        self_join s = {.known = WEFT_EVENT_INIT};
+        weft_config cfg = cfg_of(n);
+        cfg.backend = WEFT_BACKEND_EPOLL; /* io_uring runs fn on the blocking pool */
+        run_main_cfg(&cfg, self_join_main, &s);
+        cr_assert_eq(s.in_task, -EDEADLK);
+        cr_assert_eq(s.in_place, -EDEADLK, "workers %u: %d", n, s.in_place);
+    }
+}
+
+/* A task that joins the handle of a task it spawned onto another runtime waits on that
+ * runtime: its own runtime's deadlock report must count the join as a wait that something
+ * outside can end. It judged every task asleep once the other runtime's task took longer
+ * than the grace period (1 s), and exited the process with status 2. */
+static weft_runtime *_Atomic other_rt;
+static weft_event other_may_end = WEFT_EVENT_INIT;
+
+static void *other_main(void *arg)
+{
+    (void)arg;
+    atomic_store(&other_rt, weft_runtime_current());
+    cr_assert_eq(weft_event_wait(&other_may_end, WEFT_FOREVER), 0);
+    return NULL;
+}
+
+static void *other_thread(void *arg)
+{
+    (void)arg;
+    weft_config c = cfg_of(1);
+    c.deadlock = WEFT_DEADLOCK_OFF; /* its main waits on this test's thread */
+    return (void *)(intptr_t)weft_run(&c, other_main, NULL, NULL);
+}
+
+static void *past_the_grace_period(void *arg)
+{
+    cr_assert_eq(weft_sleep(1500 * WEFT_MSEC), 0);
+    return arg;
+}
+
+static void *join_across_main(void *arg)
+{
+    (void)arg;
+    weft_handle *h;
+    cr_assert_eq(weft_runtime_spawn(atomic_load(&other_rt), &h, past_the_grace_period,
+                                    (void *)0x5a, NULL),
+                 0);
+    void *r = NULL;
+    cr_assert_eq(weft_handle_join(h, &r, WEFT_FOREVER), 0);
+    cr_assert_eq(r, (void *)0x5a);
+    weft_handle_release(h);
+    return NULL;
+}
+
+Test(alien, a_join_of_another_runtimes_task_is_no_deadlock, .timeout = 30)
+{
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, other_thread, NULL), 0);
+    while (!atomic_load(&other_rt))
+        usleep(1000);
+    weft_config c = cfg_of(1);
+    c.deadlock = WEFT_DEADLOCK_EXIT;
+    run_main_cfg(&c, join_across_main, NULL);
+    weft_event_set(&other_may_end);
+    void *r = (void *)1;
+    cr_assert_eq(pthread_join(th, &r), 0);
+    cr_assert_eq(r, NULL);
+    weft_runtime_release(atomic_load(&other_rt));
+}
+
+/* The same when fn has run a runtime of its own (a plain thread may) whose task blocked in
+ * place on this thread too: the inner call's end forgot that the thread still ran the outer
+ * task's fn, and the join waited for ever (here: until its deadline). */
+static void *inner_blocks_in_place(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(weft_block_in_place(nothing, NULL, NULL), 0);
+    return NULL;
+}
+
+static void *run_a_runtime_then_join_own_handle(void *arg)
+{
+    self_join *s = arg;
+    weft_config c = cfg_of(1);
+    c.backend = WEFT_BACKEND_EPOLL;
+    cr_assert_eq(weft_run(&c, inner_blocks_in_place, NULL, NULL), 0);
+    s->in_place = weft_handle_join(s->h, NULL, weft_deadline_in(10 * WEFT_SEC));
+    return NULL;
+}
+
+static void *nested_self_joiner(void *arg)
+{
+    self_join *s = arg;
+    cr_assert_eq(weft_event_wait(&s->known, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_block_in_place(run_a_runtime_then_join_own_handle, s, NULL), 0);
+    return (void *)1;
+}
+
+static void *nested_self_join_main(void *arg)
+{
+    self_join *s = arg;
+    weft_runtime *rt = weft_runtime_current();
+    cr_assert_eq(weft_runtime_spawn(rt, &s->h, nested_self_joiner, s, NULL), 0);
+    weft_event_set(&s->known);
+    cr_assert_eq(weft_handle_join(s->h, NULL, WEFT_FOREVER), 0);
+    weft_handle_release(s->h);
+    weft_runtime_release(rt);
+    return NULL;
+}
+
+Test(alien, a_join_of_the_own_handle_after_a_nested_block_in_place_is_edeadlk)
+{
+    self_join s = {.known = WEFT_EVENT_INIT};
+    weft_config cfg = cfg_of(1);
+    cfg.backend = WEFT_BACKEND_EPOLL;
+    run_main_cfg(&cfg, nested_self_join_main, &s);
+    cr_assert_eq(s.in_place, -EDEADLK, "%d", s.in_place);
+}
