@@ -4,7 +4,8 @@
  * runs (a server task on the client's worker would wait for the client to park). It picks its
  * answer by the request path (answer()). Checked: the limit on a response head (header lines,
  * interim 1xx heads, trailers), the deadline and the worker's other tasks while the peer
- * always has data ready, a response sent before the request body was all written, the status
+ * always has data ready, a response sent before the request body was all written (and an
+ * interim one, which is not a response to stop for), the status
  * line's three digits, Transfer-Encoding whose final coding is not chunked, stray bytes on
  * an idle pooled connection, the Host header of an IPv6 literal, a query-only Location and
  * obs-fold. No time is asserted. */
@@ -141,6 +142,18 @@ static int answer(int fd, const req *rq)
         if (strcmp(p, "/early413-linger") == 0)
             wait_for_hangup(fd); /* reads nothing more: the client's writes fill up */
         return -1;               /* closed with the body unread: a reset */
+    }
+    if (strcmp(p, "/continue") == 0 || strcmp(p, "/early-hints") == 0) {
+        /* An interim response at once, then the body read only after a pause (the client's
+         * writes fill both socket buffers meanwhile, with the 1xx waiting to be read). */
+        send_str(fd, strcmp(p, "/continue") == 0
+                         ? "HTTP/1.1 100 Continue\r\n\r\n"
+                         : "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n");
+        usleep(200 * 1000); /* only to show the bug: the fixed client passes without it */
+        if (drop_body(fd, rq->content_length) < 0)
+            return -1;
+        ok(fd, "got it");
+        return 0;
     }
     if (drop_body(fd, rq->content_length) < 0)
         return -1;
@@ -550,6 +563,40 @@ Test(http_hostile, early_response_to_a_large_body)
         cr_assert_eq(j.resp[i].status, 413);
         cr_assert_str_eq(j.body[i].data, "big");
     }
+}
+
+/* Bug: any byte from the server while the body was still going out (and the socket full)
+ * stopped the upload as an early response: an interim 100 Continue (the caller's Expect:
+ * 100-continue) or 103 Early Hints did too, and the client then waited for a final response
+ * to a body the server was still waiting for: -ETIMEDOUT. Interim responses are now left to
+ * the response reader, and the body goes out whole. */
+static void *t_interim_during_upload(void *arg)
+{
+    job *j = arg;
+    char *body = calloc(1, BIG_BODY);
+    if (!body)
+        return (void *)1;
+    weft_http_pool *p = pool_for(j);
+    j->rc[0] =
+        weft_http_request(p, "POST", "/continue", "Expect: 100-continue\r\n", body, BIG_BODY,
+                          collect, &j->body[0], &j->resp[0], weft_deadline_in(LONG_DEADLINE));
+    j->rc[1] = weft_http_post(p, "/early-hints", NULL, body, BIG_BODY, collect, &j->body[1],
+                              &j->resp[1], weft_deadline_in(LONG_DEADLINE));
+    weft_http_pool_destroy(p);
+    free(body);
+    return NULL;
+}
+
+Test(http_hostile, interim_response_during_upload)
+{
+    job j = {0};
+    run_against_server(t_interim_during_upload, &j);
+    for (int i = 0; i < 2; i++) {
+        assert_rc(&j, i, 0);
+        cr_assert_eq(j.resp[i].status, 200, "request %d", i);
+        cr_assert_str_eq(j.body[i].data, "got it", "request %d", i);
+    }
+    cr_assert_eq(j.resp[1].reused, 1, "the connection was kept after a whole exchange");
 }
 
 /* Bug: "HTTP/1.1 2000 OK" was taken for 200: the status code is exactly three digits, then a
