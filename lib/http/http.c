@@ -712,7 +712,13 @@ static int exchange(hconn *c, const char *method, const char *host, int port, co
         resp->chunked = h.chunked;
         if (follow && is_redirect(h.status) && (h.location[0] || h.location_too_long))
             fn = NULL;
-        int no_body = strcmp(method, "HEAD") == 0 || h.status == 204 || h.status == 304;
+        /* RFC 9112 6.3: no body after a HEAD's response, a 1xx (101 is the only one that
+         * gets here), a 204 or a 304, whatever their header fields say. After a 101 the
+         * connection speaks another protocol: never reused. */
+        int no_body =
+            strcmp(method, "HEAD") == 0 || h.status == 101 || h.status == 204 || h.status == 304;
+        if (h.status == 101)
+            h.close = 1;
         if (no_body)
             rc = 0;
         else if (h.chunked)

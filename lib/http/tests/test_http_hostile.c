@@ -273,6 +273,17 @@ static int answer(int fd, const req *rq)
         ok(fd, "injected");
         return 0;
     }
+    if (strcmp(p, "/101") == 0) { /* switched: what follows is no longer HTTP/1.1 */
+        send_str(fd, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x-other\r\n"
+                     "Connection: Upgrade\r\n\r\n");
+        wait_for_hangup(fd); /* the other protocol's server waits for the client to speak */
+        return -1;
+    }
+    if (strcmp(p, "/101-length") == 0) {
+        send_str(fd, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x-other\r\n"
+                     "Connection: Upgrade\r\nContent-Length: 0\r\n\r\n");
+        return 0; /* so that a request sent on here would be answered */
+    }
     if (strcmp(p, "/1xx-then-ok") == 0) {
         send_str(fd, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
                      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
@@ -597,6 +608,38 @@ Test(http_hostile, interim_response_during_upload)
         cr_assert_str_eq(j.body[i].data, "got it", "request %d", i);
     }
     cr_assert_eq(j.resp[1].reused, 1, "the connection was kept after a whole exchange");
+}
+
+/* Bug: a 101 response was read as if it had a body (up to the close, or its Content-Length),
+ * though no 1xx response has one (RFC 9112 6.3): against a server that had switched and
+ * waited, the request ran to its deadline (-ETIMEDOUT). And after a 101 with a
+ * Content-Length of 0 the connection went back to the pool, though it no longer speaks
+ * HTTP/1.1. A 101 now ends at its head, and its connection is closed. */
+static void *t_switching_protocols(void *arg)
+{
+    job *j = arg;
+    weft_http_pool *p = pool_for(j);
+    /* Less than the server waits (5 s) before it gives up and closes. */
+    j->rc[0] =
+        weft_http_get(p, "/101", collect, &j->body[0], &j->resp[0], weft_deadline_in(3 * WEFT_SEC));
+    get_into(j, p, 1, "/101-length");
+    get_into(j, p, 2, "/ok");
+    weft_http_pool_destroy(p);
+    return NULL;
+}
+
+Test(http_hostile, switching_protocols_has_no_body)
+{
+    job j = {0};
+    run_against_server(t_switching_protocols, &j);
+    for (int i = 0; i < 2; i++) {
+        assert_rc(&j, i, 0);
+        cr_assert_eq(j.resp[i].status, 101, "request %d", i);
+        cr_assert_eq(j.resp[i].body_bytes, 0, "request %d", i);
+    }
+    assert_rc(&j, 2, 0);
+    cr_assert_str_eq(j.body[2].data, "ok");
+    cr_assert_eq(j.resp[2].reused, 0, "a switched connection went back to the pool");
 }
 
 /* Bug: "HTTP/1.1 2000 OK" was taken for 200: the status code is exactly three digits, then a
