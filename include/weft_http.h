@@ -35,7 +35,8 @@ WEFT_API int weft_http_pool_create(weft_http_pool **out, const char *host, int p
  * already started on the pool: its connections are plain), -ENOTSUP (libweft_http built
  * without OpenSSL). A failed handshake fails the request with weft_tls's code
  * (-EKEYREJECTED for a certificate that does not verify); weft_http_pool_tls_error says why
- * in words (a string owned by the pool, valid until its next request). The pool keeps the
+ * in words ("" when the latest request had no failed handshake; a string owned by the pool,
+ * valid until its next request). The pool keeps the
  * latest session its connections received and offers it on new ones (resumption: no
  * certificate exchange, no signature), falling back to a full handshake when refused. From
  * the pool's worker. */

@@ -960,6 +960,7 @@ int weft_http_request(weft_http_pool *p, const char *method, const char *path,
     if (!p || !method || !path || !resp || !is_token(method) || !is_target(path) ||
         (extra_headers && !are_header_lines(extra_headers)))
         return -EINVAL;
+    p->tls_err[0] = '\0'; /* the reason of this request's failed handshake, if any */
     int follow =
         p->max_redirects > 0 && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0);
     int rc = request_once(p, method, path, extra_headers, body, body_len, on_body, arg, follow,

@@ -23,6 +23,9 @@
 #include <unistd.h>
 #include <weft.h>
 #include <weft_http.h>
+#ifdef WEFT_HAVE_TLS
+#include <weft_tls.h>
+#endif
 
 /* Plenty for a request that should answer at once; the tests never wait it out. */
 #define LONG_DEADLINE (10 * WEFT_SEC)
@@ -859,3 +862,41 @@ Test(http_hostile, chunk_line_limit_and_dot_segments)
     cr_assert_eq(j.resp[1].status, 200);
     cr_assert_str_eq(j.body[1].data, "ok");
 }
+
+#ifdef WEFT_HAVE_TLS
+/* Bug: weft_http_pool_tls_error kept the reason of the pool's last failed handshake for good,
+ * so a later request that failed in another way (here a refused connection) showed it as its
+ * own (weft-http-load prints it for any failure of an https pool). It now says why the latest
+ * request's handshake failed, and is "" when that request had no failed handshake. */
+static void *t_tls_error_per_request(void *arg)
+{
+    job *j = arg;
+    weft_tls_ctx *ctx = NULL;
+    if (weft_tls_ctx_client(&ctx, NULL, 0, NULL, 0) < 0)
+        return (void *)1;
+    weft_http_pool *p = pool_for(j);
+    weft_http_pool_set_tls(p, ctx);
+    weft_http_response r;
+    /* The plain server waits for a request head that never comes: the handshake fails. */
+    j->rc[0] = weft_http_get(p, "/ok", NULL, NULL, &r, weft_deadline_in(200 * WEFT_MSEC));
+    snprintf(j->body[0].data, sizeof j->body[0].data, "%s", weft_http_pool_tls_error(p));
+    hostile_stop((hostile *)j->h); /* then nothing listens on the port */
+    j->rc[1] = weft_http_get(p, "/ok", NULL, NULL, &r, weft_deadline_in(LONG_DEADLINE));
+    snprintf(j->body[1].data, sizeof j->body[1].data, "%s", weft_http_pool_tls_error(p));
+    weft_http_pool_destroy(p);
+    weft_tls_ctx_release(ctx);
+    return NULL;
+}
+
+Test(http_hostile, tls_error_is_the_latest_requests)
+{
+    hostile h;
+    cr_assert_eq(hostile_start(&h, AF_INET), 0);
+    job j = {.h = &h};
+    run(t_tls_error_per_request, &j); /* stops the server itself */
+    cr_assert_lt(j.rc[0], 0);
+    cr_assert_neq(j.body[0].data[0], '\0', "no reason for the failed handshake");
+    assert_rc(&j, 1, -ECONNREFUSED);
+    cr_assert_str_eq(j.body[1].data, "", "a refused connection has no handshake to blame");
+}
+#endif
