@@ -35,7 +35,8 @@ WEFT_API int weft_http_pool_create(weft_http_pool **out, const char *host, int p
  * already started on the pool: its connections are plain), -ENOTSUP (libweft_http built
  * without OpenSSL). A failed handshake fails the request with weft_tls's code
  * (-EKEYREJECTED for a certificate that does not verify); weft_http_pool_tls_error says why
- * in words (a string owned by the pool, valid until its next request). The pool keeps the
+ * in words ("" when the latest request had no failed handshake; a string owned by the pool,
+ * valid until its next request). The pool keeps the
  * latest session its connections received and offers it on new ones (resumption: no
  * certificate exchange, no signature), falling back to a full handshake when refused. From
  * the pool's worker. */
@@ -83,9 +84,10 @@ typedef struct weft_http_response {
  * kept-alive connection the server closed meanwhile is retried once on a fresh one for GET
  * and HEAD. Over plain HTTP a response that arrives before the whole body was sent (a 413,
  * say, from a server that then closes or stops reading) is returned as the response, and the
- * connection is closed after it; over https the body is written whole first (a server that
- * stops reading then ends in -ETIMEDOUT or -EPIPE). All pointers are borrowed for the call.
- * `method` must be a token (RFC 9110: letters, digits, !#$%&'*+-.^_`|~), `path` not empty and
+ * connection is closed after it (an interim 1xx, such as 100 Continue or 103 Early Hints,
+ * does not stop the body: it is skipped as always); over https the body is written whole first (a
+ * server that stops reading then ends in -ETIMEDOUT or -EPIPE). All pointers are borrowed for the
+ * call. `method` must be a token (RFC 9110: letters, digits, !#$%&'*+-.^_`|~), `path` not empty and
  * free of spaces and control characters, and `extra_headers` whole "Name: value" lines each
  * ending in CRLF with no other CR or LF: anything else is -EINVAL and nothing is sent (a CR LF
  * there would start a second request). A followed Location's dot segments are removed (RFC

@@ -252,12 +252,59 @@ static int64_t clock_now(void)
     return (int64_t)t.tv_sec * WEFT_SEC + t.tv_nsec;
 }
 
+/* Whether s[0 .. n), the start of what the peer sent, is interim responses only (1xx heads
+ * other than 101, RFC 9110 15.2), the last of them possibly still arriving: 100 Continue, 103
+ * Early Hints. They do not answer the request: the server still wants the body. */
+static int interim_only(const char *s, size_t n)
+{
+    static const char line[] = "HTTP/1.x 1";
+    for (size_t i = 0; i < n;) {
+        for (size_t k = 0; k < sizeof line - 1; k++)
+            if (i + k < n && line[k] != 'x' && s[i + k] != line[k])
+                return 0;
+        if (n - i < 12)
+            return 1; /* the start of a 1xx status line */
+        if (memcmp(s + i + 9, "101", 3) == 0)
+            return 0;   /* a protocol switch ends HTTP/1.1 on the connection */
+        size_t end = 0; /* past the empty line that ends this head */
+        for (size_t j = i; j < n && !end; j++) {
+            if (s[j] != '\n')
+                continue;
+            if (j + 1 < n && s[j + 1] == '\n')
+                end = j + 2;
+            else if (j + 2 < n && s[j + 1] == '\r' && s[j + 2] == '\n')
+                end = j + 3;
+        }
+        if (!end)
+            return 1; /* a 1xx head still arriving */
+        i = end;
+    }
+    return 1;
+}
+
+/* What the peer has sent while the request body goes out, looked at without taking it: 0
+ * nothing, 1 interim responses only (see interim_only; those in the peek's reach), 2 anything
+ * else (a response, the end of the stream, an error: the next read reports it). */
+static int peer_answer(int fd)
+{
+    char buf[1024];
+    ssize_t n = weft_recv(fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT, WEFT_FOREVER);
+    if (n == -EAGAIN)
+        return 0;
+    return n > 0 && interim_only(buf, (size_t)n) ? 1 : 2;
+}
+
+/* While only interim responses wait unread, readiness to read says nothing new (it is level,
+ * or bytes io_uring holds): the wait is for room alone, cut at this to look again. */
+#define INTERIM_LOOK_NS (10 * 1000 * 1000)
+
 /* Sends the request head and body on a plain connection while watching for the response: a
  * server may answer before it has read the whole body (413, 401, ...) and then close, or stop
  * reading. So the bytes go out in non-blocking sends; whenever the socket is full the task
  * waits for room or for the peer to speak, and it stops writing once the peer has spoken or
  * the write fails with EPIPE or ECONNRESET (*early = 1: the caller reads what came and does
- * not reuse the connection). Returns 0, or -errno (-ETIMEDOUT, -ECANCELED, ...). */
+ * not reuse the connection); interim 1xx responses alone do not stop it. Returns 0, or -errno
+ * (-ETIMEDOUT, -ECANCELED, ...). */
 static int send_watching(hconn *c, struct iovec *iov, int iovcnt, int *early, int64_t deadline)
 {
     *early = 0;
@@ -284,12 +331,22 @@ static int send_watching(hconn *c, struct iovec *iov, int iovcnt, int *early, in
             *early = 1;
             return 0;
         } else if (err == EAGAIN || err == EWOULDBLOCK) {
-            if (peer_spoke(c->fd)) {
+            /* An interim response (100 Continue, 103) is not an answer: the body goes on,
+             * and the response reader skips it later. */
+            int spoke = peer_answer(c->fd);
+            if (spoke == 2) {
                 *early = 1;
                 return 0;
             }
             /* After EAGAIN, as weft_fd_wait asks: an edge that came since is reported at once. */
-            int w = weft_fd_wait(c->fd, WEFT_READABLE | WEFT_WRITABLE, deadline);
+            int64_t until = deadline;
+            if (spoke == 1 &&
+                (deadline == WEFT_FOREVER || clock_now() + INTERIM_LOOK_NS < deadline))
+                until = clock_now() + INTERIM_LOOK_NS;
+            int w =
+                weft_fd_wait(c->fd, spoke ? WEFT_WRITABLE : WEFT_READABLE | WEFT_WRITABLE, until);
+            if (w == -ETIMEDOUT && until != deadline)
+                continue; /* a look at what came after the interim response */
             if (w < 0)
                 return w;
         } else if (err != EINTR) {
@@ -655,7 +712,13 @@ static int exchange(hconn *c, const char *method, const char *host, int port, co
         resp->chunked = h.chunked;
         if (follow && is_redirect(h.status) && (h.location[0] || h.location_too_long))
             fn = NULL;
-        int no_body = strcmp(method, "HEAD") == 0 || h.status == 204 || h.status == 304;
+        /* RFC 9112 6.3: no body after a HEAD's response, a 1xx (101 is the only one that
+         * gets here), a 204 or a 304, whatever their header fields say. After a 101 the
+         * connection speaks another protocol: never reused. */
+        int no_body =
+            strcmp(method, "HEAD") == 0 || h.status == 101 || h.status == 204 || h.status == 304;
+        if (h.status == 101)
+            h.close = 1;
         if (no_body)
             rc = 0;
         else if (h.chunked)
@@ -897,6 +960,7 @@ int weft_http_request(weft_http_pool *p, const char *method, const char *path,
     if (!p || !method || !path || !resp || !is_token(method) || !is_target(path) ||
         (extra_headers && !are_header_lines(extra_headers)))
         return -EINVAL;
+    p->tls_err[0] = '\0'; /* the reason of this request's failed handshake, if any */
     int follow =
         p->max_redirects > 0 && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0);
     int rc = request_once(p, method, path, extra_headers, body, body_len, on_body, arg, follow,

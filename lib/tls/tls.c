@@ -39,11 +39,31 @@ struct weft_tls {
 static BIO_METHOD *bio_method;
 static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
 
+/* A socket call may park the task, and the worker then runs its other tasks on this thread:
+ * OpenSSL's error queue is the thread's, and errors they leave there would read as this
+ * stream's (SSL_get_error looks at the queue first: a clean close or a timeout taken for a
+ * failure). So what is queued when the call parks is kept and what came during it dropped:
+ * a mark on the newest entry, popped to afterwards (no entry: nothing to keep, all cleared). */
+static int park_begin(void)
+{
+    return ERR_set_mark();
+}
+
+static void park_end(int marked)
+{
+    if (marked)
+        ERR_pop_to_mark();
+    else
+        ERR_clear_error();
+}
+
 static int bio_write(BIO *b, const char *buf, size_t len, size_t *written)
 {
     weft_tls *t = BIO_get_data(b);
     BIO_clear_retry_flags(b);
+    int marked = park_begin();
     ssize_t n = weft_send(t->fd, buf, len, 0, t->deadline);
+    park_end(marked);
     if (n < 0) {
         t->io_err = (int)n;
         return 0;
@@ -56,7 +76,9 @@ static int bio_read(BIO *b, char *buf, size_t len, size_t *got)
 {
     weft_tls *t = BIO_get_data(b);
     BIO_clear_retry_flags(b);
+    int marked = park_begin();
     ssize_t n = weft_read(t->fd, buf, len, t->deadline);
+    park_end(marked);
     if (n < 0) {
         t->io_err = (int)n;
         /* The wait ended, not the socket: OpenSSL is told to retry (SSL_ERROR_WANT_READ), so

@@ -4,7 +4,8 @@
  * runs (a server task on the client's worker would wait for the client to park). It picks its
  * answer by the request path (answer()). Checked: the limit on a response head (header lines,
  * interim 1xx heads, trailers), the deadline and the worker's other tasks while the peer
- * always has data ready, a response sent before the request body was all written, the status
+ * always has data ready, a response sent before the request body was all written (and an
+ * interim one, which is not a response to stop for), the status
  * line's three digits, Transfer-Encoding whose final coding is not chunked, stray bytes on
  * an idle pooled connection, the Host header of an IPv6 literal, a query-only Location and
  * obs-fold. No time is asserted. */
@@ -22,6 +23,9 @@
 #include <unistd.h>
 #include <weft.h>
 #include <weft_http.h>
+#ifdef WEFT_HAVE_TLS
+#include <weft_tls.h>
+#endif
 
 /* Plenty for a request that should answer at once; the tests never wait it out. */
 #define LONG_DEADLINE (10 * WEFT_SEC)
@@ -142,6 +146,18 @@ static int answer(int fd, const req *rq)
             wait_for_hangup(fd); /* reads nothing more: the client's writes fill up */
         return -1;               /* closed with the body unread: a reset */
     }
+    if (strcmp(p, "/continue") == 0 || strcmp(p, "/early-hints") == 0) {
+        /* An interim response at once, then the body read only after a pause (the client's
+         * writes fill both socket buffers meanwhile, with the 1xx waiting to be read). */
+        send_str(fd, strcmp(p, "/continue") == 0
+                         ? "HTTP/1.1 100 Continue\r\n\r\n"
+                         : "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n");
+        usleep(200 * 1000); /* only to show the bug: the fixed client passes without it */
+        if (drop_body(fd, rq->content_length) < 0)
+            return -1;
+        ok(fd, "got it");
+        return 0;
+    }
     if (drop_body(fd, rq->content_length) < 0)
         return -1;
     if (strcmp(p, "/ok") == 0) {
@@ -259,6 +275,17 @@ static int answer(int fd, const req *rq)
     if (strcmp(p, "/injected") == 0) { /* a request the client never meant to send */
         ok(fd, "injected");
         return 0;
+    }
+    if (strcmp(p, "/101") == 0) { /* switched: what follows is no longer HTTP/1.1 */
+        send_str(fd, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x-other\r\n"
+                     "Connection: Upgrade\r\n\r\n");
+        wait_for_hangup(fd); /* the other protocol's server waits for the client to speak */
+        return -1;
+    }
+    if (strcmp(p, "/101-length") == 0) {
+        send_str(fd, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x-other\r\n"
+                     "Connection: Upgrade\r\nContent-Length: 0\r\n\r\n");
+        return 0; /* so that a request sent on here would be answered */
     }
     if (strcmp(p, "/1xx-then-ok") == 0) {
         send_str(fd, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
@@ -552,6 +579,72 @@ Test(http_hostile, early_response_to_a_large_body)
     }
 }
 
+/* Bug: any byte from the server while the body was still going out (and the socket full)
+ * stopped the upload as an early response: an interim 100 Continue (the caller's Expect:
+ * 100-continue) or 103 Early Hints did too, and the client then waited for a final response
+ * to a body the server was still waiting for: -ETIMEDOUT. Interim responses are now left to
+ * the response reader, and the body goes out whole. */
+static void *t_interim_during_upload(void *arg)
+{
+    job *j = arg;
+    char *body = calloc(1, BIG_BODY);
+    if (!body)
+        return (void *)1;
+    weft_http_pool *p = pool_for(j);
+    j->rc[0] =
+        weft_http_request(p, "POST", "/continue", "Expect: 100-continue\r\n", body, BIG_BODY,
+                          collect, &j->body[0], &j->resp[0], weft_deadline_in(LONG_DEADLINE));
+    j->rc[1] = weft_http_post(p, "/early-hints", NULL, body, BIG_BODY, collect, &j->body[1],
+                              &j->resp[1], weft_deadline_in(LONG_DEADLINE));
+    weft_http_pool_destroy(p);
+    free(body);
+    return NULL;
+}
+
+Test(http_hostile, interim_response_during_upload)
+{
+    job j = {0};
+    run_against_server(t_interim_during_upload, &j);
+    for (int i = 0; i < 2; i++) {
+        assert_rc(&j, i, 0);
+        cr_assert_eq(j.resp[i].status, 200, "request %d", i);
+        cr_assert_str_eq(j.body[i].data, "got it", "request %d", i);
+    }
+    cr_assert_eq(j.resp[1].reused, 1, "the connection was kept after a whole exchange");
+}
+
+/* Bug: a 101 response was read as if it had a body (up to the close, or its Content-Length),
+ * though no 1xx response has one (RFC 9112 6.3): against a server that had switched and
+ * waited, the request ran to its deadline (-ETIMEDOUT). And after a 101 with a
+ * Content-Length of 0 the connection went back to the pool, though it no longer speaks
+ * HTTP/1.1. A 101 now ends at its head, and its connection is closed. */
+static void *t_switching_protocols(void *arg)
+{
+    job *j = arg;
+    weft_http_pool *p = pool_for(j);
+    /* Less than the server waits (5 s) before it gives up and closes. */
+    j->rc[0] =
+        weft_http_get(p, "/101", collect, &j->body[0], &j->resp[0], weft_deadline_in(3 * WEFT_SEC));
+    get_into(j, p, 1, "/101-length");
+    get_into(j, p, 2, "/ok");
+    weft_http_pool_destroy(p);
+    return NULL;
+}
+
+Test(http_hostile, switching_protocols_has_no_body)
+{
+    job j = {0};
+    run_against_server(t_switching_protocols, &j);
+    for (int i = 0; i < 2; i++) {
+        assert_rc(&j, i, 0);
+        cr_assert_eq(j.resp[i].status, 101, "request %d", i);
+        cr_assert_eq(j.resp[i].body_bytes, 0, "request %d", i);
+    }
+    assert_rc(&j, 2, 0);
+    cr_assert_str_eq(j.body[2].data, "ok");
+    cr_assert_eq(j.resp[2].reused, 0, "a switched connection went back to the pool");
+}
+
 /* Bug: "HTTP/1.1 2000 OK" was taken for 200: the status code is exactly three digits, then a
  * space or the end of the line. */
 static void *t_status(void *arg)
@@ -769,3 +862,41 @@ Test(http_hostile, chunk_line_limit_and_dot_segments)
     cr_assert_eq(j.resp[1].status, 200);
     cr_assert_str_eq(j.body[1].data, "ok");
 }
+
+#ifdef WEFT_HAVE_TLS
+/* Bug: weft_http_pool_tls_error kept the reason of the pool's last failed handshake for good,
+ * so a later request that failed in another way (here a refused connection) showed it as its
+ * own (weft-http-load prints it for any failure of an https pool). It now says why the latest
+ * request's handshake failed, and is "" when that request had no failed handshake. */
+static void *t_tls_error_per_request(void *arg)
+{
+    job *j = arg;
+    weft_tls_ctx *ctx = NULL;
+    if (weft_tls_ctx_client(&ctx, NULL, 0, NULL, 0) < 0)
+        return (void *)1;
+    weft_http_pool *p = pool_for(j);
+    weft_http_pool_set_tls(p, ctx);
+    weft_http_response r;
+    /* The plain server waits for a request head that never comes: the handshake fails. */
+    j->rc[0] = weft_http_get(p, "/ok", NULL, NULL, &r, weft_deadline_in(200 * WEFT_MSEC));
+    snprintf(j->body[0].data, sizeof j->body[0].data, "%s", weft_http_pool_tls_error(p));
+    hostile_stop((hostile *)j->h); /* then nothing listens on the port */
+    j->rc[1] = weft_http_get(p, "/ok", NULL, NULL, &r, weft_deadline_in(LONG_DEADLINE));
+    snprintf(j->body[1].data, sizeof j->body[1].data, "%s", weft_http_pool_tls_error(p));
+    weft_http_pool_destroy(p);
+    weft_tls_ctx_release(ctx);
+    return NULL;
+}
+
+Test(http_hostile, tls_error_is_the_latest_requests)
+{
+    hostile h;
+    cr_assert_eq(hostile_start(&h, AF_INET), 0);
+    job j = {.h = &h};
+    run(t_tls_error_per_request, &j); /* stops the server itself */
+    cr_assert_lt(j.rc[0], 0);
+    cr_assert_neq(j.body[0].data[0], '\0', "no reason for the failed handshake");
+    assert_rc(&j, 1, -ECONNREFUSED);
+    cr_assert_str_eq(j.body[1].data, "", "a refused connection has no handshake to blame");
+}
+#endif

@@ -4,13 +4,16 @@
  * end; the deadline (-ETIMEDOUT) and cancellation (-ECANCELED) of a handshake and a read with
  * a silent peer; -EKEYREJECTED for an untrusted certificate and for a name it does not
  * carry, with the reason in words; -ECONNRESET when the peer hangs up mid-handshake; -EPROTO
- * for bytes that are not TLS; the context constructors' errors. No time is asserted. */
+ * for bytes that are not TLS; the context constructors' errors; errors another task leaves
+ * on the thread's OpenSSL queue while a read is parked. No time is asserted. */
 #include <criterion/criterion.h>
 #include <stdatomic.h>
 #include <errno.h>
 #include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -499,4 +502,85 @@ static void *pending_main(void *arg)
 Test(weft_tls, pending_counts_bytes_read_ahead)
 {
     run(pending_main, NULL);
+}
+
+/* Another task of the worker, run while the stream's read is parked: it leaves an error on the
+ * thread's OpenSSL queue (as any code using libcrypto may), then (fd >= 0) shuts down the
+ * server's side of the socket: an end of stream without close_notify. */
+typedef struct foreign {
+    int fd;
+    int reading; /* set by the reader just before its read */
+    int pushed;
+} foreign;
+
+static void *leave_ssl_error(void *arg)
+{
+    foreign *f = arg;
+    while (!f->reading) /* one worker: this runs again only once the reader has parked */
+        weft_yield();
+    f->pushed = 1;
+    ERR_raise(ERR_LIB_SSL, SSL_R_BAD_LENGTH);
+    if (f->fd >= 0)
+        weft_shutdown(f->fd, SHUT_WR);
+    return NULL;
+}
+
+static void *foreign_error_main(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    server_arg sa = {sv[1], leaf_pem, leaf_key};
+    weft_task *srv, *other;
+    cr_assert_eq(weft_spawn(&srv, echo_server, &sa, NULL), 0);
+    weft_tls_ctx *ctx;
+    cr_assert_eq(weft_tls_ctx_client(&ctx, ca_pem, 1, NULL, 0), 0);
+    weft_tls *t;
+    cr_assert_eq(weft_tls_create(&t, ctx, sv[0], "localhost"), 0);
+    cr_assert_eq(weft_tls_handshake(t, weft_deadline_in(10 * WEFT_SEC)), 0);
+    /* A round trip first: the server's session tickets, which come after the handshake, are
+     * read here, so the read below parks once, waiting for bytes that do not come. */
+    char c;
+    cr_assert_eq(weft_tls_write(t, "x", 1, weft_deadline_in(10 * WEFT_SEC)), 1);
+    cr_assert_eq(weft_tls_read(t, &c, 1, weft_deadline_in(10 * WEFT_SEC)), 1);
+    /* A read that runs out of time while the other task leaves its error: the stream stays
+     * usable, as after any timeout. */
+    foreign f = {-1, 0, 0};
+    cr_assert_eq(weft_spawn(&other, leave_ssl_error, &f, NULL), 0);
+    f.reading = 1;
+    cr_assert_eq(weft_tls_read(t, &c, 1, weft_deadline_in(50 * WEFT_MSEC)), -ETIMEDOUT);
+    cr_assert_eq(f.pushed, 1);
+    cr_assert_eq(weft_join(other, NULL, WEFT_FOREVER), 0);
+    ssize_t w = weft_tls_write(t, "x", 1, weft_deadline_in(10 * WEFT_SEC));
+    cr_assert_eq(w, 1, "write after the timeout: %zd (%s)", w, weft_tls_errmsg(t));
+    cr_assert_eq(weft_tls_read(t, &c, 1, weft_deadline_in(10 * WEFT_SEC)), 1);
+    /* The peer's close while the other task leaves its error: a clean end (0). */
+    f = (foreign){sv[1], 0, 0};
+    cr_assert_eq(weft_spawn(&other, leave_ssl_error, &f, NULL), 0);
+    f.reading = 1;
+    ssize_t n = weft_tls_read(t, &c, 1, weft_deadline_in(10 * WEFT_SEC));
+    cr_assert_eq(n, 0, "read at the close: %zd (%s)", n, weft_tls_errmsg(t));
+    cr_assert_eq(weft_join(other, NULL, WEFT_FOREVER), 0);
+    weft_tls_destroy(t);
+    weft_tls_ctx_release(ctx);
+    weft_close(sv[0]);
+    cr_assert_eq(weft_join(srv, NULL, weft_deadline_in(10 * WEFT_SEC)), 0);
+    ERR_clear_error();
+    return NULL;
+}
+
+/* Bug: OpenSSL's error queue is the thread's, and a stream's call parks inside OpenSSL (in
+ * the BIO) while the worker runs other tasks: an error one of them left on the queue was
+ * read as the stream's (SSL_get_error looks at the queue first), so a read that timed out
+ * ended the stream, and the peer's close was -EPROTO instead of 0. Errors queued during a
+ * park are now dropped at its end. One worker: the tasks share its thread. */
+Test(weft_tls, foreign_errors_while_parked)
+{
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.workers = 1;
+    void *result = (void *)1;
+    int r = weft_run(&cfg, foreign_error_main, NULL, &result);
+    cr_assert_eq(r, 0, "weft_run: %s", weft_strerror(r));
+    cr_assert_null(result);
 }
