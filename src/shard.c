@@ -565,6 +565,11 @@ int weft_sharded_destroy(weft_sharded *s)
         bcast_run(self, b, WEFT_FOREVER, true);
         bcast_release(b);
     }
+    /* A reduce that began on another worker as the destroy claimed the record saw CLOSED and
+     * is backing out: its decrement is still to come, a write into the record. Freed once
+     * the count holds no such reduce (each backs out at once, without a park). */
+    while (atomic_load_explicit(&s->reducing, memory_order_acquire) != SHARDED_CLOSED)
+        weft_yield();
     w = self->worker;
     weft__free(w, s->raw);
     weft__free(w, s);
