@@ -139,6 +139,23 @@ ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr 
     return n;
 }
 
+/* The wait between two tries of a Unix-domain call whose other side is full (a listener's
+ * backlog, a receiver's queue), which no readiness of our socket shows: a sleep of *nap,
+ * doubled for the next time up to 64 ms, cut at the deadline. 0 to try again, -ETIMEDOUT
+ * (the deadline has passed) or -ECANCELED. */
+static int unix_nap(int64_t *nap, int64_t deadline)
+{
+    int64_t now = weft__clock_ns();
+    if (deadline != WEFT_FOREVER && now >= deadline)
+        return -ETIMEDOUT;
+    int64_t until = deadline != WEFT_FOREVER && deadline - now < *nap ? deadline : now + *nap;
+    int r = weft_sleep_until(until);
+    if (r < 0)
+        return r; /* -ECANCELED */
+    *nap = *nap < 64 * WEFT_MSEC ? 2 * *nap : *nap;
+    return 0;
+}
+
 /* A datagram sent to a Unix-domain address (not the socket's connected peer): when the
  * receiver's queue is full sendmsg says EAGAIN, but the sender's readiness says nothing of
  * that queue (Linux's poll of a Unix datagram socket looks at its connected peer's queue only,
@@ -159,14 +176,9 @@ static ssize_t sendto_unix(weft__worker *w, int fd, const struct msghdr *msg, in
             continue;
         if (r != -EAGAIN)
             return r;
-        int64_t now = weft__clock_ns();
-        if (deadline != WEFT_FOREVER && now >= deadline)
-            return -ETIMEDOUT;
-        int64_t until = deadline != WEFT_FOREVER && deadline - now < nap ? deadline : now + nap;
-        int e = weft_sleep_until(until);
+        int e = unix_nap(&nap, deadline);
         if (e < 0)
-            return e; /* -ECANCELED */
-        nap = nap < 64 * WEFT_MSEC ? 2 * nap : nap;
+            return e;
         w = weft__worker_current(); /* the migration rule */
     }
 }
@@ -406,14 +418,8 @@ static int connect_unix(weft__worker *w, int fd, const struct sockaddr *addr, so
         int r = weft__sys_connect(&w->sys, fd, addr, len);
         if (r != -EAGAIN)
             return r;
-        int64_t now = weft__clock_ns();
-        if (deadline != WEFT_FOREVER && now >= deadline)
-            return -ETIMEDOUT;
-        int64_t until = deadline != WEFT_FOREVER && deadline - now < nap ? deadline : now + nap;
-        r = weft_sleep_until(until);
-        if (r < 0)
-            return r; /* -ECANCELED */
-        nap = nap < 64 * WEFT_MSEC ? 2 * nap : nap;
+        if ((r = unix_nap(&nap, deadline)) < 0)
+            return r;
         w = weft__worker_current(); /* the migration rule */
     }
 }
