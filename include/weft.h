@@ -1306,7 +1306,9 @@ WEFT_API ssize_t weft_send(int fd, const void *buf, size_t len, int flags, int64
 /* Datagrams: one datagram per call. `from`/`fromlen` may be NULL. A datagram sent to a
  * Unix-domain address whose receiver's queue is full waits for room, trying again after sleeps
  * of 1 ms doubling to 64 ms (the sender's readiness says nothing of that queue), until the
- * deadline: -ETIMEDOUT. */
+ * deadline: -ETIMEDOUT. The task stays on its worker meanwhile; a weft_close of the fd from
+ * another task ends the wait with -EBADF at its next try (it never sends on an fd given the
+ * number since). */
 WEFT_API ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from,
                                socklen_t *fromlen, int64_t deadline);
 WEFT_API ssize_t weft_sendto(int fd, const void *buf, size_t len, int flags,
@@ -1321,7 +1323,9 @@ WEFT_API int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int6
 /* Connects a non-blocking socket: returns 0, -ETIMEDOUT, -ECONNREFUSED, ... (SO_ERROR). A
  * Unix-domain connect to a listener whose backlog is full waits for room, as a blocking
  * connect(2) does, trying again after sleeps of 1 ms doubling to 64 ms (the kernel offers no
- * readiness to wait for), until the deadline: -ETIMEDOUT. */
+ * readiness to wait for), until the deadline: -ETIMEDOUT. The task stays on its worker
+ * meanwhile; a weft_close of the fd from another task ends the wait with -EBADF at its next
+ * try (it never connects an fd given the number since). */
 WEFT_API int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, int64_t deadline);
 
 /* shutdown(2). Returns 0 or -errno. Never waits for the peer; on io_uring, from a stackful

@@ -139,20 +139,56 @@ ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr 
     return n;
 }
 
-/* The wait between two tries of a Unix-domain call whose other side is full (a listener's
- * backlog, a receiver's queue), which no readiness of our socket shows: a sleep of *nap,
- * doubled for the next time up to 64 ms, cut at the deadline. 0 to try again, -ETIMEDOUT
- * (the deadline has passed) or -ECANCELED. */
-static int unix_nap(int64_t *nap, int64_t deadline)
+/* The retries of a Unix-domain call whose other side is full (a listener's backlog, a
+ * receiver's queue), which no readiness of our socket shows: sleeps of 1 ms doubling up to
+ * 64 ms, cut at the deadline. The task stays on its worker meanwhile (pinned for the call
+ * unless it already was), so that the fd's generation there tells whether a weft_close (from
+ * any worker: it forgets the fd on each that used it, this one included) ended it during a
+ * sleep: the retry then answers -EBADF, where it tried the number again, which by then could
+ * be another fd. */
+typedef struct unix_retry {
+    weft__worker *w;
+    weft_task *t;
+    int fd;
+    bool pinned_here; /* pinned by this call: unpinned at its end */
+    uint32_t gen;     /* fd's generation on w as the call found it */
+    int64_t nap;
+} unix_retry;
+
+/* 0, or -errno (not an fd) with nothing to end. */
+static int unix_retry_begin(unix_retry *u, weft__worker *w, int fd)
+{
+    int kind = weft__io_fd_classify(w, fd); /* non-blocking from here, as on every backend */
+    if (kind < 0)
+        return kind;
+    *u = (unix_retry){.w = w, .t = w->current, .fd = fd, .nap = WEFT_MSEC};
+    u->pinned_here = !(u->t->flags & WEFT__T_PINNED);
+    if (u->pinned_here)
+        weft__task_flags_set(u->t, WEFT__T_PINNED); /* owner thread: it is running here */
+    u->gen = weft__fdtable_gen(w->io, fd);
+    return 0;
+}
+
+static void unix_retry_end(unix_retry *u)
+{
+    if (u->pinned_here)
+        weft__task_flags_clear(u->t, WEFT__T_PINNED);
+}
+
+/* Sleeps before the next try. 0 to try again, -ETIMEDOUT (the deadline has passed),
+ * -ECANCELED or -EBADF (the fd was closed meanwhile). */
+static int unix_nap(unix_retry *u, int64_t deadline)
 {
     int64_t now = weft__clock_ns();
     if (deadline != WEFT_FOREVER && now >= deadline)
         return -ETIMEDOUT;
-    int64_t until = deadline != WEFT_FOREVER && deadline - now < *nap ? deadline : now + *nap;
+    int64_t until = deadline != WEFT_FOREVER && deadline - now < u->nap ? deadline : now + u->nap;
     int r = weft_sleep_until(until);
     if (r < 0)
         return r; /* -ECANCELED */
-    *nap = *nap < 64 * WEFT_MSEC ? 2 * *nap : *nap;
+    if (weft__fdtable_gen(u->w->io, u->fd) != u->gen)
+        return -EBADF;
+    u->nap = u->nap < 64 * WEFT_MSEC ? 2 * u->nap : u->nap;
     return 0;
 }
 
@@ -166,21 +202,21 @@ static int unix_nap(int64_t *nap, int64_t deadline)
 static ssize_t sendto_unix(weft__worker *w, int fd, const struct msghdr *msg, int flags,
                            int64_t deadline)
 {
-    int kind = weft__io_fd_classify(w, fd); /* non-blocking from here, as on every backend */
-    if (kind < 0)
-        return kind;
-    int64_t nap = WEFT_MSEC;
+    unix_retry u;
+    int e = unix_retry_begin(&u, w, fd);
+    if (e < 0)
+        return e;
+    ssize_t r;
     for (;;) {
-        ssize_t r = weft__sys_sendmsg(&w->sys, fd, msg, flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+        r = weft__sys_sendmsg(&w->sys, fd, msg, flags | MSG_DONTWAIT | MSG_NOSIGNAL);
         if (r == -EINTR)
             continue;
-        if (r != -EAGAIN)
-            return r;
-        int e = unix_nap(&nap, deadline);
-        if (e < 0)
-            return e;
-        w = weft__worker_current(); /* the migration rule */
+        if (r != -EAGAIN || (r = unix_nap(&u, deadline)) < 0)
+            break;
+        w = weft__worker_current(); /* the migration rule (pinned: the same worker) */
     }
+    unix_retry_end(&u);
+    return r;
 }
 
 ssize_t weft_sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to,
@@ -410,18 +446,18 @@ int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t deadl
 static int connect_unix(weft__worker *w, int fd, const struct sockaddr *addr, socklen_t len,
                         int64_t deadline)
 {
-    int kind = weft__io_fd_classify(w, fd); /* non-blocking from here, as on every backend */
-    if (kind < 0)
-        return kind;
-    int64_t nap = WEFT_MSEC;
+    unix_retry u;
+    int r = unix_retry_begin(&u, w, fd);
+    if (r < 0)
+        return r;
     for (;;) {
-        int r = weft__sys_connect(&w->sys, fd, addr, len);
-        if (r != -EAGAIN)
-            return r;
-        if ((r = unix_nap(&nap, deadline)) < 0)
-            return r;
-        w = weft__worker_current(); /* the migration rule */
+        r = weft__sys_connect(&w->sys, fd, addr, len);
+        if (r != -EAGAIN || (r = unix_nap(&u, deadline)) < 0)
+            break;
+        w = weft__worker_current(); /* the migration rule (pinned: the same worker) */
     }
+    unix_retry_end(&u);
+    return r;
 }
 
 int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, int64_t deadline)

@@ -1372,6 +1372,66 @@ Test(conformance, a_unix_connect_waits_for_room_in_the_backlog, .timeout = 30)
     run_main(unix_backlog_main, NULL);
 }
 
+/* A Unix connect waiting for room whose fd is closed by another task, the number then taken by
+ * a new socket: the connect ends with -EBADF at its next try, and never connects the new
+ * socket (it tried the number again, and once the listener made room connected whatever fd
+ * had it by then). */
+typedef struct unix_retry_fd {
+    const struct sockaddr_un *sa;
+    int fd;
+} unix_retry_fd;
+
+static void *connect_unix_fd(void *arg)
+{
+    unix_retry_fd *u = arg;
+    int r = weft_connect(u->fd, (const struct sockaddr *)u->sa, sizeof *u->sa, WEFT_FOREVER);
+    return (void *)(intptr_t)r;
+}
+
+static void *unix_backlog_close_main(void *arg)
+{
+    (void)arg;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "/tmp/weft-backlog-close-%d", (int)getpid());
+    unlink(sa.sun_path);
+    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(l, 0);
+    cr_assert_eq(bind(l, (struct sockaddr *)&sa, sizeof sa), 0);
+    cr_assert_eq(listen(l, 0), 0);
+    int first = weft_socket(AF_UNIX, SOCK_STREAM, 0);
+    cr_assert_eq(weft_connect(first, (struct sockaddr *)&sa, sizeof sa, WEFT_FOREVER), 0);
+    unix_retry_fd u = {.sa = &sa, .fd = weft_socket(AF_UNIX, SOCK_STREAM, 0)};
+    cr_assert_geq(u.fd, 0);
+    weft_task *t = spawn_pinned(connect_unix_fd, &u);
+    wait_parked(t); /* asleep between two tries: the backlog is full */
+    cr_assert_eq(weft_close(u.fd), 0);
+    int other = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0); /* a blocking socket */
+    cr_assert_geq(other, 0);
+    if (other != u.fd) {
+        cr_assert_eq(dup2(other, u.fd), u.fd); /* the closed number, whatever was free */
+        close(other);
+    }
+    int a = accept4(l, NULL, NULL, SOCK_CLOEXEC); /* room for one */
+    cr_assert_geq(a, 0);
+    intptr_t r = (intptr_t)join_result(t);
+    cr_assert_eq(r, -EBADF, "the connect of the closed fd: %s", weft_strerror((int)r));
+    struct sockaddr_un peer;
+    socklen_t pl = sizeof peer;
+    cr_assert_neq(getpeername(u.fd, (struct sockaddr *)&peer, &pl), 0,
+                  "the new socket with the number was not connected");
+    close(u.fd);
+    close(a);
+    weft_close(first);
+    close(l);
+    unlink(sa.sun_path);
+    return NULL;
+}
+
+Test(conformance, a_unix_connect_whose_fd_is_closed_while_it_waits_is_ebadf, .timeout = 30)
+{
+    run_main(unix_backlog_close_main, NULL);
+}
+
 /* Reads that time out or are cancelled while parked lose no byte: everything the peer sent
  * is read afterwards, in order (on io_uring, bytes a receive armed for the given-up read
  * took are kept for the next read). */
