@@ -1572,3 +1572,140 @@ Test(chan, go_multi_consumer, .timeout = 60)
 {
     run_main(multi_consumer_main, NULL);
 }
+
+/* test/chan/select5.go, generated there, enumerated here: a send or a receive, as a plain
+ * call, a select of one case, a select beside a nil channel's case, a select with a default,
+ * or a try_ call; on a nil channel, one made ready by a parked partner or by its buffer, one
+ * whose partner comes only once the caller waits, a closed one, and one nobody ever serves
+ * (a short deadline); at capacities 0, 1 and 2. Each outcome is the one Go's rules give,
+ * with -EPIPE for Go's panic on a closed channel and -EINVAL for a plain call on a nil one.
+ * Partners are pinned to the caller's worker, so that "comes once the caller waits" holds
+ * in every mode. */
+enum { S5_NIL, S5_PARTNER_PARKED, S5_BUFFER_READY, S5_PARTNER_LATER, S5_CLOSED, S5_NEVER };
+enum { S5_PLAIN, S5_SELECT1, S5_SELECT_NIL, S5_SELECT_DEFAULT, S5_TRY };
+
+typedef struct s5_partner {
+    weft_chan *c;
+    bool is_send;
+    long v;
+} s5_partner;
+
+static void *s5_partner_fn(void *arg)
+{
+    s5_partner *p = arg;
+    int r = p->is_send ? weft_chan_send(p->c, &p->v, WEFT_FOREVER)
+                       : weft_chan_recv(p->c, &p->v, WEFT_FOREVER);
+    return (void *)(intptr_t)r;
+}
+
+/* One combination; returns what the operation gave (a select's case result, -EAGAIN for
+ * its default, -ETIMEDOUT) and the value received (*got). */
+static int s5_run(size_t cap, bool is_send, int state, int form, long *got)
+{
+    weft_chan *c = state == S5_NIL ? NULL : mkchan(sizeof(long), cap);
+    s5_partner p = {c, !is_send, 77};
+    weft_task *t = NULL;
+    long fill = 1;
+    if (state == S5_BUFFER_READY && !is_send)
+        cr_assert_eq(weft_chan_send(c, &(long){77}, 0), 0);
+    /* A receive is served by a parked sender only once the buffer is full; a send waits (for
+     * a partner that comes later, or for ever) only once it is full too. */
+    if ((state == S5_PARTNER_PARKED && !is_send) ||
+        ((state == S5_PARTNER_LATER || state == S5_NEVER) && is_send))
+        for (size_t i = 0; i < cap; i++)
+            cr_assert_eq(weft_chan_send(c, state == S5_PARTNER_PARKED ? &(long){77} : &fill, 0), 0);
+    if (state == S5_PARTNER_PARKED || state == S5_PARTNER_LATER)
+        t = spawn_pinned(s5_partner_fn, &p);
+    if (state == S5_PARTNER_PARKED)
+        wait_parked(t);
+    if (state == S5_CLOSED)
+        cr_assert_eq(weft_chan_close(c), 0);
+
+    long v = is_send ? 55 : -1;
+    int64_t deadline =
+        state == S5_NEVER || state == S5_NIL ? weft_deadline_in(WEFT_MSEC) : WEFT_FOREVER;
+    int op = is_send ? WEFT_CASE_SEND : WEFT_CASE_RECV;
+    weft_case cs[2];
+    int r;
+    switch (form) {
+    case S5_PLAIN:
+        r = is_send ? weft_chan_send(c, &v, deadline) : weft_chan_recv(c, &v, deadline);
+        break;
+    case S5_SELECT1:
+        cs[0] = (weft_case){.op = op, .chan = c, .elem = &v};
+        r = weft_select(cs, 1, deadline);
+        if (r == 0)
+            r = cs[0].result;
+        break;
+    case S5_SELECT_NIL:
+        cs[0] = (weft_case){.op = WEFT_CASE_RECV, .chan = NULL, .elem = &v};
+        cs[1] = (weft_case){.op = op, .chan = c, .elem = &v};
+        r = weft_select(cs, 2, deadline);
+        cr_assert(r != 0, "a nil channel's case was chosen");
+        if (r == 1)
+            r = cs[1].result;
+        break;
+    case S5_SELECT_DEFAULT:
+        cs[0] = (weft_case){.op = op, .chan = c, .elem = &v};
+        cs[1] = (weft_case){.op = WEFT_CASE_DEFAULT};
+        r = weft_select(cs, 2, deadline);
+        r = r == 0 ? cs[0].result : r == 1 ? -EAGAIN : r;
+        break;
+    default:
+        r = is_send ? weft_chan_try_send(c, &v) : weft_chan_try_recv(c, &v);
+        break;
+    }
+    *got = v;
+    if (c)
+        weft_chan_close(c); /* ends a partner that was never served */
+    if (t) {
+        intptr_t pr = (intptr_t)join_result(t);
+        if (r == 0 && is_send && state != S5_BUFFER_READY) {
+            /* A partner that came later to a full buffer took its oldest value. */
+            cr_assert_eq(pr, 0, "the partner received");
+            cr_assert_eq(p.v, state == S5_PARTNER_LATER && cap > 0 ? fill : 55);
+        }
+    }
+    if (c)
+        weft_chan_release(c);
+    return r;
+}
+
+static void *select5_main(void *arg)
+{
+    (void)arg;
+    for (size_t cap = 0; cap <= 2; cap++)
+        for (int is_send = 0; is_send < 2; is_send++)
+            for (int state = S5_NIL; state <= S5_NEVER; state++)
+                for (int form = S5_PLAIN; form <= S5_TRY; form++) {
+                    if (state == S5_BUFFER_READY && cap == 0)
+                        continue; /* a rendezvous has no buffer */
+                    bool nonblocking = form == S5_SELECT_DEFAULT || form == S5_TRY;
+                    int expect;
+                    if (state == S5_NIL && (form == S5_PLAIN || form == S5_TRY))
+                        expect = -EINVAL;
+                    else if (state == S5_CLOSED)
+                        expect = -EPIPE;
+                    else if (state == S5_PARTNER_PARKED || state == S5_BUFFER_READY)
+                        expect = 0;
+                    else if (nonblocking)
+                        expect = -EAGAIN;
+                    else if (state == S5_PARTNER_LATER)
+                        expect = 0;
+                    else
+                        expect = -ETIMEDOUT;
+                    long got;
+                    int r = s5_run(cap, is_send, state, form, &got);
+                    cr_assert_eq(r, expect, "cap %zu, %s, state %d, form %d: %d, not %d", cap,
+                                 is_send ? "send" : "receive", state, form, r, expect);
+                    if (r == 0 && !is_send)
+                        cr_assert_eq(got, 77, "cap %zu, state %d, form %d: received %ld", cap,
+                                     state, form, got);
+                }
+    return NULL;
+}
+
+Test(chan, go_select5_every_case_kind_and_channel_state, .timeout = 60)
+{
+    run_main(select5_main, NULL);
+}
