@@ -2015,12 +2015,15 @@ WEFT_API int weft_chan_send(weft_chan *c, const void *elem, int64_t deadline);
 /* Receives into *elem. Returns 0, -EPIPE (closed and drained), -ETIMEDOUT, -ECANCELED,
  * -EINVAL, -EPERM (as weft_chan_send). Any thread. */
 WEFT_API int weft_chan_recv(weft_chan *c, void *elem, int64_t deadline);
-/* Never block: return -EAGAIN where the blocking calls would park. Any thread. */
+/* Never block: return -EAGAIN where the blocking calls would park; otherwise as the blocking
+ * calls (-EPIPE, -EINVAL, and -ENOMEM for an unbounded channel at its limit), never -EPERM
+ * or -ECANCELED. Any thread and any context. */
 WEFT_API int weft_chan_try_send(weft_chan *c, const void *elem);
 WEFT_API int weft_chan_try_recv(weft_chan *c, void *elem);
-/* Closes the channel. Returns 0, or -EPIPE if it was already closed. */
+/* Closes the channel. Returns 0, -EPIPE if it was already closed, -EINVAL (NULL). Any thread
+ * and any context. */
 WEFT_API int weft_chan_close(weft_chan *c);
-/* Buffered values now. */
+/* Buffered values now (0 for NULL). */
 WEFT_API size_t weft_chan_len(const weft_chan *c);
 /* The capacity given at creation (0 for a rendezvous channel, or for NULL; SIZE_MAX for an
  * unbounded one). */

@@ -64,6 +64,7 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <memory>
 #include <new>
@@ -1075,10 +1076,22 @@ result<T> block_on(task<T> t, int64_t deadline = forever)
 
 /* ---- channels ------------------------------------------------------------------------- */
 
-/* A weft channel of T values (trivially copyable: they are copied as bytes), holding one
- * reference; copies share the channel (retain), the last one releases it. send/recv block
- * (a stackful task parks, a plain thread sleeps); send_async/recv_async are awaitables for
- * tasks, which try the non-blocking call first and use a helper task only to wait. */
+namespace detail {
+/* Room for one T that constructs none, for a channel to copy a value's bytes into: T need
+ * only be trivially copyable, not default-constructible. */
+template <class T>
+union value_slot {
+    char none;
+    T v;
+    value_slot() noexcept : none() {}
+};
+} // namespace detail
+
+/* A weft channel of T values (trivially copyable: they are copied as bytes; no default
+ * constructor needed), holding one reference; copies share the channel (retain), the last one
+ * releases it. send/recv block (a stackful task parks, a plain thread sleeps);
+ * send_async/recv_async are awaitables for tasks, which try the non-blocking call first and
+ * use a helper task only to wait. */
 template <class T>
 class channel {
     static_assert(std::is_trivially_copyable_v<T>, "weft::channel<T> copies T as bytes");
@@ -1127,11 +1140,11 @@ public:
     }
     result<T> recv(int64_t deadline = forever)
     {
-        T v;
-        int r = weft_chan_recv(c_, &v, deadline);
+        detail::value_slot<T> s;
+        int r = weft_chan_recv(c_, &s.v, deadline);
         if (r < 0)
             return fail(r);
-        return v;
+        return s.v;
     }
     result<void> try_send(const T &v)
     {
@@ -1140,11 +1153,11 @@ public:
     }
     result<T> try_recv()
     {
-        T v;
-        int r = weft_chan_try_recv(c_, &v);
+        detail::value_slot<T> s;
+        int r = weft_chan_try_recv(c_, &s.v);
         if (r < 0)
             return fail(r);
-        return v;
+        return s.v;
     }
     /* co_await ch.send_async(v, deadline): result<void>; 0, -EPIPE, -ETIMEDOUT, -ECANCELED. */
     auto send_async(const T &v, int64_t deadline = forever) { return send_awaiter(c_, v, deadline); }
@@ -1174,18 +1187,22 @@ private:
         }
     };
     struct xfer_awaiter : detail::blocking_leaf<xfer_fn> {
-        T v;
+        detail::value_slot<T> s; /* the value to send, or the one received */
         int early = 1;
+        /* fn's slot is set in the bodies, once `s` exists. */
         xfer_awaiter(weft_chan *c, const T *val, int64_t dl, bool is_send)
-            : detail::blocking_leaf<xfer_fn>(xfer_fn{c, &v, dl, is_send})
+            : detail::blocking_leaf<xfer_fn>(xfer_fn{c, nullptr, dl, is_send})
         {
+            this->fn.slot = &s.v;
             if (val)
-                v = *val;
+                std::memcpy(static_cast<void *>(&s.v), val, sizeof(T));
         }
         xfer_awaiter(xfer_awaiter &&o) noexcept
-            : detail::blocking_leaf<xfer_fn>(xfer_fn{o.fn.c, &v, o.fn.deadline, o.fn.is_send}),
-              v(o.v), early(o.early)
+            : detail::blocking_leaf<xfer_fn>(xfer_fn{o.fn.c, nullptr, o.fn.deadline, o.fn.is_send}),
+              early(o.early)
         {
+            this->fn.slot = &s.v;
+            std::memcpy(static_cast<void *>(&s.v), &o.s.v, sizeof(T));
         }
         /* The try comes in await_suspend, where the task's root (its cancel) is known: a
          * cancelled task's channel calls complete with -ECANCELED at once, even when they
@@ -1200,7 +1217,7 @@ private:
             if (h.promise().rt->cancel.load(std::memory_order_acquire))
                 r = -ECANCELED;
             else
-                r = f.is_send ? weft_chan_try_send(f.c, &v) : weft_chan_try_recv(f.c, &v);
+                r = f.is_send ? weft_chan_try_send(f.c, &s.v) : weft_chan_try_recv(f.c, &s.v);
             if (r != -EAGAIN) {
                 early = r;
                 return false; /* resumed at once, with `early` */
@@ -1225,7 +1242,7 @@ private:
             long r = this->status();
             if (r < 0)
                 return fail(static_cast<int>(r));
-            return this->v;
+            return this->s.v;
         }
     };
 

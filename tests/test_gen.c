@@ -1,6 +1,8 @@
 /* Generators: values are never lost when a request is given up on, the consumer learns that
  * the body ended however it ended, and a body cannot wait for itself. (The basic sequence,
  * laziness and early stop are in test_group.c.) */
+#include <string.h>
+
 #include "harness.h"
 
 static void one_to_five(weft_gen *g, void *arg)
@@ -150,4 +152,118 @@ static void *close_while_asked_main(void *arg)
 Test(gen, a_close_while_a_consumer_waits_ends_its_call_first, .timeout = 30)
 {
     run_main_each_order(close_while_asked_main, NULL);
+}
+
+/* Nested generators (a body that consumes another generator), closed early and run to the
+ * end: a close cancels the outer body's pending yield, the outer body then closes the inner
+ * one though it is cancelled itself, and both cleanups run, the inner's first; run to the
+ * end, every later request is -EPIPE, as often as it is made. And a recursive generator (each
+ * level consumes the one below), closed half-way, ends every level. */
+typedef struct nest_log {
+    char order[8];
+    int n;
+    long inner_limit; /* 0: no end */
+} nest_log;
+
+static void nest_cleanup_inner(void *arg)
+{
+    nest_log *l = arg;
+    l->order[l->n++] = 'i';
+}
+
+static void nest_cleanup_outer(void *arg)
+{
+    nest_log *l = arg;
+    l->order[l->n++] = 'o';
+}
+
+static void nest_inner(weft_gen *g, void *arg)
+{
+    nest_log *l = arg;
+    for (long i = 0; l->inner_limit == 0 || i < l->inner_limit; i++)
+        if (weft_gen_yield(g, &i) < 0)
+            return;
+}
+
+static void nest_outer(weft_gen *g, void *arg)
+{
+    weft_gen *inner;
+    weft_spawn_opts o = {.cleanup = nest_cleanup_inner};
+    cr_assert_eq(weft_gen_create(&inner, nest_inner, arg, sizeof(long), &o), 0);
+    long v;
+    while (weft_gen_next(inner, &v, WEFT_FOREVER) == 0) {
+        v *= 10;
+        if (weft_gen_yield(g, &v) < 0)
+            break;
+    }
+    cr_assert_eq(weft_gen_close(inner), 0, "closed from a cancelled body too");
+}
+
+static void rec_gen(weft_gen *g, void *arg)
+{
+    long depth = (long)(intptr_t)arg;
+    if (depth == 0)
+        return;
+    weft_gen *below;
+    cr_assert_eq(
+        weft_gen_create(&below, rec_gen, (void *)(intptr_t)(depth - 1), sizeof(long), NULL), 0);
+    long v;
+    int r;
+    while ((r = weft_gen_next(below, &v, WEFT_FOREVER)) == 0)
+        if (weft_gen_yield(g, &v) < 0)
+            break;
+    cr_assert_eq(weft_gen_close(below), 0);
+    v = depth - 1;
+    if (r == -EPIPE)
+        weft_gen_yield(g, &v);
+}
+
+static void *nested_main(void *arg)
+{
+    (void)arg;
+    weft_spawn_opts o = {.cleanup = nest_cleanup_outer};
+    nest_log early = {.inner_limit = 0};
+    weft_gen *g;
+    cr_assert_eq(weft_gen_create(&g, nest_outer, &early, sizeof(long), &o), 0);
+    for (long want = 0; want < 3; want++) {
+        long v = -1;
+        cr_assert_eq(weft_gen_next(g, &v, WEFT_FOREVER), 0);
+        cr_assert_eq(v, want * 10);
+    }
+    cr_assert_eq(weft_gen_close(g), 0);
+    cr_assert_eq(early.n, 2);
+    cr_assert_eq(memcmp(early.order, "io", 2), 0, "cleanups ran in the order %.2s", early.order);
+
+    nest_log full = {.inner_limit = 4};
+    cr_assert_eq(weft_gen_create(&g, nest_outer, &full, sizeof(long), &o), 0);
+    long v, sum = 0;
+    int r;
+    while ((r = weft_gen_next(g, &v, WEFT_FOREVER)) == 0)
+        sum += v;
+    cr_assert_eq(r, -EPIPE);
+    cr_assert_eq(sum, 60);
+    for (int k = 0; k < 3; k++) {
+        cr_assert_eq(weft_gen_next(g, &v, WEFT_FOREVER), -EPIPE, "resumed after the end");
+        cr_assert_eq(weft_gen_next(g, &v, 0), -EPIPE);
+    }
+    cr_assert_eq(full.n, 2);
+    cr_assert_eq(weft_gen_close(g), 0);
+
+    cr_assert_eq(weft_gen_create(&g, rec_gen, (void *)(intptr_t)10, sizeof(long), NULL), 0);
+    for (long want = 0; want < 10; want++) {
+        cr_assert_eq(weft_gen_next(g, &v, WEFT_FOREVER), 0);
+        cr_assert_eq(v, want, "depth-first: the deepest level's values first");
+    }
+    cr_assert_eq(weft_gen_next(g, &v, WEFT_FOREVER), -EPIPE);
+    cr_assert_eq(weft_gen_close(g), 0);
+    cr_assert_eq(weft_gen_create(&g, rec_gen, (void *)(intptr_t)10, sizeof(long), NULL), 0);
+    for (int k = 0; k < 5; k++)
+        cr_assert_eq(weft_gen_next(g, &v, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_gen_close(g), 0, "every level closes the one below on its way out");
+    return NULL;
+}
+
+Test(gen, nested_generators_closed_early_and_asked_after_the_end, .timeout = 30)
+{
+    run_main_each_order(nested_main, NULL);
 }

@@ -234,6 +234,29 @@ weft::task<int> cancelled_consumer(weft::channel<int> ch, weft::channel<int> rea
     co_return completed;
 }
 
+/* A value with no default constructor: trivially copyable, which is all weft::channel<T>
+ * asks for (it copies T as bytes). */
+struct point {
+    int x, y;
+    point(int x_, int y_) : x(x_), y(y_) {}
+};
+static_assert(std::is_trivially_copyable_v<point> && !std::is_default_constructible_v<point>);
+
+/* Receives points from `in` through the awaitables, sends each back moved by (1, 1). */
+weft::task<int> point_mover(weft::channel<point> in, weft::channel<point> out)
+{
+    int n = 0;
+    for (;;) {
+        auto p = co_await in.recv_async();
+        if (!p)
+            co_return p.error() == -EPIPE ? n : p.error();
+        auto s = co_await out.send_async(point(p->x + 1, p->y + 1));
+        if (!s)
+            co_return s.error();
+        n++;
+    }
+}
+
 } // namespace
 
 int main()
@@ -367,6 +390,29 @@ int main()
         }
         CHECK(in->close().ok());
         CHECK_EQ(*h->join(), 100);
+        CHECK_EQ(out->try_recv().error(), -EAGAIN);
+    });
+    in_runtime("channel of a type with no default constructor", [] {
+        /* It did not compile: recv, try_recv and the awaiters default-constructed a T to
+         * receive into. */
+        auto in = weft::channel<point>::make(0); /* rendezvous: the awaits wait */
+        auto out = weft::channel<point>::make(1);
+        CHECK(in.ok() && out.ok());
+        auto h = weft::spawn(point_mover(*in, *out));
+        CHECK(h.ok());
+        for (int i = 0; i < 10; i++) {
+            CHECK(in->send(point(i, -i)).ok());
+            auto p = out->recv(weft::deadline_in(10 * WEFT_SEC));
+            CHECK(p.ok());
+            CHECK_EQ(p->x, i + 1);
+            CHECK_EQ(p->y, 1 - i);
+        }
+        CHECK(in->close().ok());
+        CHECK_EQ(*h->join(), 10);
+        CHECK(out->try_send(point(5, 6)).ok());
+        auto q = out->try_recv();
+        CHECK(q.ok());
+        CHECK_EQ(q->x * 10 + q->y, 56);
         CHECK_EQ(out->try_recv().error(), -EAGAIN);
     });
     in_runtime("mutex guard", [] {
