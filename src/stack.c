@@ -321,22 +321,80 @@ size_t weft__stack_trim(weft__worker *w, size_t max_ops)
     return p->npooled > p->pool_max ? p->npooled - p->pool_max : 0;
 }
 
+/* A guarded stack's mapping, noted at the worker's end to be unmapped with its neighbours. */
+typedef struct map_range {
+    char *map;
+    size_t size;
+} map_range;
+
+static int by_address(const void *a, const void *b)
+{
+    const map_range *x = a, *y = b;
+    return x->map < y->map ? -1 : x->map > y->map;
+}
+
+/* Takes s off the books at the worker's end (its tooling records, its guard count) and notes
+ * its mapping in r[*n] if it has one of its own. Its descriptor, inside that mapping, is not
+ * read again. */
+static void retire_stack(weft__worker *w, weft__stack *s, map_range *r, size_t *n)
+{
+    drop_fiber(s);
+    weft__hook_stack_deregister(s->vg_id);
+    if (s->guarded) {
+        w->stacks.nguarded--;
+        weft__hook_stack_unmap(s->lo, (size_t)(weft__stack_hi(s) - s->lo));
+        r[(*n)++] = (map_range){s->map, s->map_size};
+    }
+}
+
+/* Unmaps the n ranges, each run of adjacent ones in one munmap: the kernel places mappings of
+ * one size next to each other, so the thousands of stacks a worker may end with go in a few
+ * calls, where one munmap each (and a TLB shootdown each, once the process has several
+ * threads) took most of a 100,000-task program's time in exit. Only ranges the pool mapped are
+ * joined, so the union unmapped is exactly theirs. */
+static void unmap_ranges(weft__worker *w, map_range *r, size_t n)
+{
+    qsort(r, n, sizeof *r, by_address);
+    for (size_t i = 0; i < n;) {
+        char *lo = r[i].map;
+        size_t len = r[i].size;
+        for (i++; i < n && r[i].map == lo + len; i++)
+            len += r[i].size;
+        weft__sys_munmap(&w->sys, lo, len);
+    }
+}
+
 WEFT_COLD void weft__stack_fini(weft__worker *w)
 {
     weft__stack_pool *p = &w->stacks;
+    size_t count = 0;
     for (int i = 0; i < WEFT__STACK_CLASSES; i++) {
-        while (p->cls[i].free) {
-            weft__stack *s = p->cls[i].free;
-            p->cls[i].free = s->next;
-            unmap_stack(w, s);
+        for (weft__stack *s = p->cls[i].free; s; s = s->next)
+            count++;
+        for (weft__stack *s = p->cls[i].cold; s; s = s->next)
+            count++;
+    }
+    map_range *ranges = count ? weft__malloc(w, count * sizeof *ranges) : NULL;
+    size_t n = 0;
+    for (int i = 0; i < WEFT__STACK_CLASSES; i++) {
+        weft__stack *lists[2] = {p->cls[i].free, p->cls[i].cold};
+        for (int l = 0; l < 2; l++) {
+            while (lists[l]) {
+                weft__stack *s = lists[l];
+                lists[l] = s->next;
+                if (ranges)
+                    retire_stack(w, s, ranges, &n);
+                else
+                    unmap_stack(w, s); /* no memory for the notes: one munmap each */
+            }
         }
-        while (p->cls[i].cold) {
-            weft__stack *s = p->cls[i].cold;
-            p->cls[i].cold = s->next;
-            unmap_stack(w, s);
-        }
+        p->cls[i].free = p->cls[i].cold = NULL;
         p->cls[i].nfree = 0;
         p->cls[i].slab = NULL;
+    }
+    if (ranges) {
+        unmap_ranges(w, ranges, n);
+        weft__free(w, ranges);
     }
     p->npooled = 0;
     p->bytes_pooled = 0;

@@ -167,6 +167,67 @@ Test(stack, a_hundred_thousand_coroutines_parked_at_once, .timeout = 120)
     cr_assert_lt(nguarded, (uintptr_t)n, "past the map-count budget, stacks go unguarded");
 }
 
+/* Whether the page that holds p is mapped (mincore says ENOMEM for an unmapped range). */
+static bool page_mapped(const void *p)
+{
+    uintptr_t page = (uintptr_t)p & ~(uintptr_t)4095;
+    unsigned char v;
+    return mincore((void *)page, 4096, &v) == 0;
+}
+
+typedef struct noted_stacks {
+    int n;
+    char **where; /* an address inside each parked task's stack */
+} noted_stacks;
+
+static void *park_noting(void *arg)
+{
+    char here = 0;
+    *(char **)arg = &here;
+    weft_sleep_until(WEFT_FOREVER);
+    return (void *)(intptr_t)here;
+}
+
+static void *parked_noting_main(void *arg)
+{
+    noted_stacks *ns = arg;
+    for (int i = 0; i < ns->n; i++)
+        cr_assert_eq(weft_spawn(NULL, park_noting, &ns->where[i],
+                                &(weft_spawn_opts){.flags = WEFT_SPAWN_DETACHED}),
+                     0);
+    weft_yield(); /* every one of them runs and parks: each has a stack of its own */
+    weft_stats st;
+    weft_stats_get(&st);
+    return (void *)(uintptr_t)st.nguarded_live;
+}
+
+/* A worker's end unmaps its stacks, runs of adjacent ones in one call (stack.c): every stack
+ * is unmapped, and a mapping made just before them (likely their neighbour) stays. */
+Test(stack, a_runs_stacks_are_all_unmapped_at_its_end, .timeout = 120)
+{
+    SKIP_UNDER_VALGRIND();
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.workers = 1;
+    cfg.budget = 1u << 20; /* start them all in one tick */
+    char *sentinel = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(sentinel, MAP_FAILED);
+    *sentinel = 7;
+    noted_stacks ns = {.n = 3000};
+    ns.where = calloc((size_t)ns.n, sizeof *ns.where);
+    cr_assert_not_null(ns.where);
+    uintptr_t guarded = (uintptr_t)run_main_cfg(&cfg, parked_noting_main, &ns);
+    cr_assert_geq(guarded, (uintptr_t)ns.n, "each parked task has a guarded stack");
+    for (int i = 0; i < ns.n; i++) {
+        cr_assert_not_null(ns.where[i]);
+        cr_assert(!page_mapped(ns.where[i]), "stack %d is unmapped", i);
+    }
+    cr_assert(page_mapped(sentinel));
+    cr_assert_eq(*sentinel, 7);
+    munmap(sentinel, 4096);
+    free(ns.where);
+}
+
 /* ---- Overflows of unguarded stacks: the canary zone ------------------------------------ */
 
 /* Recurses, writing every byte of each 64-byte frame, until `limit` bytes below `start`. */
