@@ -1712,7 +1712,8 @@ WEFT_API int weft_stream_close(weft_stream *s, int64_t deadline);
  * return value. A job that has started always runs to completion and the call waits for it
  * (a thread blocked in a system call cannot be interrupted safely), so `arg` may point into
  * the caller's frame; the deadline and cancellation withdraw a job still waiting for a
- * thread. Returns 0, -ETIMEDOUT or -ECANCELED (withdrawn, never ran), -EINVAL, -EAGAIN (no
+ * thread (a deadline already passed returns -ETIMEDOUT before fn is queued: it never runs).
+ * Returns 0, -ETIMEDOUT or -ECANCELED (withdrawn, never ran), -EINVAL, -EAGAIN (no
  * thread could be started), -EPERM outside a task. Runtime thread only. */
 WEFT_API int weft_blocking(weft_fn fn, void *arg, void **result, int64_t deadline);
 
