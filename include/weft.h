@@ -2196,8 +2196,8 @@ typedef struct weft_cond {
 /* Releases `m`, waits for a signal, and takes `m` back before returning, whatever it
  * returns (so on -ETIMEDOUT or -ECANCELED the caller still holds `m`). Spurious wake-ups do
  * not happen, but re-check your condition: another task may have run first. Returns 0,
- * -ETIMEDOUT, -ECANCELED, -EINVAL (c or m NULL), -EPERM (the caller does not hold m), or
- * -EOWNERDEAD when the mutex came back from an owner that
+ * -ETIMEDOUT, -ECANCELED, -EINVAL (c or m NULL, or both the same object), -EPERM (the
+ * caller does not hold m), or -EOWNERDEAD when the mutex came back from an owner that
  * finished holding it (as weft_mutex_lock; it overrides the wait's own result). */
 WEFT_API int weft_cond_wait(weft_cond *c, weft_mutex *m, int64_t deadline);
 /* Wake the longest waiter / every waiter. Return the number woken, -EINVAL, -EPERM. */
