@@ -1716,7 +1716,8 @@ WEFT_API int weft_stream_close(weft_stream *s, int64_t deadline);
  * return value. A job that has started always runs to completion and the call waits for it
  * (a thread blocked in a system call cannot be interrupted safely), so `arg` may point into
  * the caller's frame; the deadline and cancellation withdraw a job still waiting for a
- * thread. Returns 0, -ETIMEDOUT or -ECANCELED (withdrawn, never ran), -EINVAL, -EAGAIN (no
+ * thread (a deadline already passed returns -ETIMEDOUT before fn is queued: it never runs).
+ * Returns 0, -ETIMEDOUT or -ECANCELED (withdrawn, never ran), -EINVAL, -EAGAIN (no
  * thread could be started), -EPERM outside a task. Runtime thread only. */
 WEFT_API int weft_blocking(weft_fn fn, void *arg, void **result, int64_t deadline);
 
@@ -2202,8 +2203,8 @@ typedef struct weft_cond {
 /* Releases `m`, waits for a signal, and takes `m` back before returning, whatever it
  * returns (so on -ETIMEDOUT or -ECANCELED the caller still holds `m`). Spurious wake-ups do
  * not happen, but re-check your condition: another task may have run first. Returns 0,
- * -ETIMEDOUT, -ECANCELED, -EINVAL (c or m NULL), -EPERM (the caller does not hold m), or
- * -EOWNERDEAD when the mutex came back from an owner that
+ * -ETIMEDOUT, -ECANCELED, -EINVAL (c or m NULL, or both the same object), -EPERM (the
+ * caller does not hold m), or -EOWNERDEAD when the mutex came back from an owner that
  * finished holding it (as weft_mutex_lock; it overrides the wait's own result). */
 WEFT_API int weft_cond_wait(weft_cond *c, weft_mutex *m, int64_t deadline);
 /* Wake the longest waiter / every waiter. Return the number woken, -EINVAL, -EPERM. */

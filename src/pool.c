@@ -258,6 +258,12 @@ int weft_blocking(weft_fn fn, void *arg, void **result, int64_t deadline)
         return r;
     if (!fn)
         return -EINVAL;
+    /* fn cannot run at once (a pool thread runs it): a passed deadline is -ETIMEDOUT before
+     * the job is queued. Queued, an idle thread could take it before the park withdrew it,
+     * and whether fn ran would be a race. On the clock itself, as weft__io_exec_blocking:
+     * one past it, though not yet past the tick's cached weft_now(), would be queued too. */
+    if (deadline != WEFT_FOREVER && deadline <= weft__clock_ns())
+        return -ETIMEDOUT;
     weft__job j = {.fn = fn, .arg = arg, .state = JOB_QUEUED};
     bool abandoned = false;
     return pool_run(w, t, &j, result, deadline, true, &abandoned);

@@ -478,7 +478,9 @@ int weft_cond_wait(weft_cond *c, weft_mutex *m, int64_t deadline)
     weft_task *t = caller(&w, &err);
     if (!t)
         return err;
-    if (!c || !m)
+    /* c as m (one object through a cast) would take its own lock twice below: a spin for
+     * ever. */
+    if (!c || !m || (void *)c == (void *)m)
         return -EINVAL;
     if (st(&m->s_)->owner != t)
         return -EPERM;

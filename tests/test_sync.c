@@ -3,6 +3,7 @@
  * locks (concurrent readers, exclusive writers, no writer starvation), once, and events;
  * deadlines and cancellation while parked in each. */
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "harness.h"
@@ -763,6 +764,42 @@ static void *self_deadlock_main(void *arg)
 Test(sync, self_deadlocks_fail_at_once, .timeout = 10)
 {
     run_main(self_deadlock_main, NULL);
+}
+
+/* A condition variable that is the mutex itself (one object passed as both, through a cast):
+ * -EINVAL, the mutex still held. The wait took the condition's lock and then, to release
+ * the mutex, the same lock again: the worker spun for ever. */
+static void cond_is_its_own_mutex(void)
+{
+    weft_mutex m = WEFT_MUTEX_INIT;
+    cr_assert_eq(weft_mutex_lock(&m, WEFT_FOREVER), 0);
+    weft_cond *as_cond = (weft_cond *)(void *)&m;
+    cr_assert_eq(weft_cond_wait(as_cond, &m, WEFT_FOREVER), -EINVAL);
+    cr_assert_eq(weft_cond_wait(as_cond, &m, 0), -EINVAL);
+    cr_assert_eq(weft_mutex_unlock(&m), 0, "still held, by the caller");
+    cr_assert_eq(weft_mutex_unlock(&m), -EPERM);
+}
+
+static void *cond_alias_thread(void *arg)
+{
+    (void)arg;
+    cond_is_its_own_mutex();
+    return NULL;
+}
+
+static void *cond_alias_main(void *arg)
+{
+    (void)arg;
+    cond_is_its_own_mutex();
+    pthread_t th; /* a plain thread, whose wait blocks the thread */
+    cr_assert_eq(pthread_create(&th, NULL, cond_alias_thread, NULL), 0);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    return NULL;
+}
+
+Test(sync, a_condition_variable_that_is_its_own_mutex_is_refused, .timeout = 10)
+{
+    run_main(cond_alias_main, NULL);
 }
 
 /* ---- Two runtimes share primitives: each side's waits and grants reach the other ---- */

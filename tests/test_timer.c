@@ -459,6 +459,38 @@ Test(timer, negative_deadlines_other_than_forever_have_passed_in_every_wait)
     run_main(negative_deadlines_main, NULL);
 }
 
+/* weft_blocking with a passed deadline cannot complete at once (its function runs on a pool
+ * thread), so it is -ETIMEDOUT and the function never runs: a pool thread idle at the time
+ * must not take the job in the moment before the withdrawal (it ran, and the call returned 0,
+ * now and then: which of the two happened was a race). */
+static void *count_run(void *arg)
+{
+    __atomic_add_fetch((int *)arg, 1, __ATOMIC_RELAXED);
+    return arg;
+}
+
+static void *blocking_passed_deadline_main(void *arg)
+{
+    (void)arg;
+    int nran = 0;
+    void *r = NULL;
+    cr_assert_eq(weft_blocking(count_run, &nran, &r, WEFT_FOREVER), 0, "a pool thread, idle now");
+    cr_assert_eq(r, &nran);
+    const int64_t passed[] = {0, -2, INT64_MIN, weft_now()};
+    for (int round = 0; round < 200; round++) {
+        int64_t d = passed[round % 4];
+        cr_assert_eq(weft_blocking(count_run, &nran, NULL, d), -ETIMEDOUT, "deadline %lld",
+                     (long long)d);
+    }
+    cr_assert_eq(__atomic_load_n(&nran, __ATOMIC_RELAXED), 1, "no job of a passed deadline ran");
+    return NULL;
+}
+
+Test(timer, blocking_with_a_passed_deadline_times_out_without_running)
+{
+    run_main(blocking_passed_deadline_main, NULL);
+}
+
 /* ---- The timer heap itself, driven through the internal calls on a bare worker ---- */
 
 Test(timer, heap_fires_in_order_under_random_inserts_and_removes)
