@@ -2268,7 +2268,9 @@ typedef struct weft_once {
 #define WEFT_ONCE_INIT {{{0, 0, 0, 0}, {0, 0}, {0, 0}}}
 /* clang-format on */
 /* Returns 0 once fn has run (now or before), -ETIMEDOUT/-ECANCELED while waiting, -EDEADLK
- * when fn itself calls the same once, -EINVAL, -EPERM. */
+ * when fn itself calls the same once, -EINVAL, -EPERM. fn must return: one left by a C++
+ * exception or a longjmp stays running for ever (later callers wait until their deadline,
+ * and its own task gets -EDEADLK), where std::call_once lets the next caller try again. */
 WEFT_API int weft_once_call(weft_once *o, void (*fn)(void *), void *arg, int64_t deadline);
 
 /* Event: one-shot (set stays set and releases every waiter, now and later, until reset) or
