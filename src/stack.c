@@ -30,6 +30,7 @@
 
 #define SLAB_BYTES ((size_t)4 << 20) /* 4 MiB: 64 default stacks per VMA */
 #define DESC_BYTES ((size_t)64)      /* the descriptor's room at the top of a stack */
+#define TRIM_BATCH 256               /* the most stacks one weft__stack_trim gives back */
 _Static_assert(sizeof(weft__stack) <= DESC_BYTES, "a stack's descriptor fits its room");
 _Static_assert(((uint64_t)1 << 30) + WEFT__GUARD_BYTES <= UINT32_MAX, "a map size fits 32 bits");
 
@@ -292,36 +293,7 @@ void weft__stack_pool_add(weft__worker *w, weft__stack *s)
     WEFT_COUNT(p->bytes_pooled += (size_t)(weft__stack_hi(s) - s->lo));
 }
 
-size_t weft__stack_trim(weft__worker *w, size_t max_ops)
-{
-    weft__stack_pool *p = &w->stacks;
-    size_t page = page_size(w), ops = 0;
-    for (int i = 0; i < WEFT__STACK_CLASSES && p->npooled > p->pool_max; i++) {
-        while (p->cls[i].free && p->npooled > p->pool_max && ops < max_ops) {
-            weft__stack *s = p->cls[i].free;
-            p->cls[i].free = s->next;
-            p->cls[i].nfree--;
-            p->npooled--;
-            WEFT_COUNT(p->bytes_pooled -= (size_t)(weft__stack_hi(s) - s->lo));
-            ops++;
-            if (s->guarded) {
-                unmap_stack(w, s);
-                continue;
-            }
-            drop_fiber(s);
-            /* All but the top page, which holds the descriptor. */
-            char *top_page = (char *)((uintptr_t)weft__stack_hi(s) & ~(uintptr_t)(page - 1));
-            if (top_page > s->lo)
-                weft__sys_madvise(&w->sys, s->lo, (size_t)(top_page - s->lo), MADV_DONTNEED);
-            s->next = p->cls[i].cold;
-            p->cls[i].cold = s;
-            p->ncold++;
-        }
-    }
-    return p->npooled > p->pool_max ? p->npooled - p->pool_max : 0;
-}
-
-/* A guarded stack's mapping, noted at the worker's end to be unmapped with its neighbours. */
+/* A guarded stack's mapping, noted to be unmapped with its neighbours (unmap_ranges). */
 typedef struct map_range {
     char *map;
     size_t size;
@@ -333,9 +305,8 @@ static int by_address(const void *a, const void *b)
     return x->map < y->map ? -1 : x->map > y->map;
 }
 
-/* Takes s off the books at the worker's end (its tooling records, its guard count) and notes
- * its mapping in r[*n] if it has one of its own. Its descriptor, inside that mapping, is not
- * read again. */
+/* Takes s off the books (its tooling records, its guard count) and notes its mapping in r[*n]
+ * if it has one of its own. Its descriptor, inside that mapping, is not read again. */
 static void retire_stack(weft__worker *w, weft__stack *s, map_range *r, size_t *n)
 {
     drop_fiber(s);
@@ -348,10 +319,10 @@ static void retire_stack(weft__worker *w, weft__stack *s, map_range *r, size_t *
 }
 
 /* Unmaps the n ranges, each run of adjacent ones in one munmap: the kernel places mappings of
- * one size next to each other, so the thousands of stacks a worker may end with go in a few
- * calls, where one munmap each (and a TLB shootdown each, once the process has several
- * threads) took most of a 100,000-task program's time in exit. Only ranges the pool mapped are
- * joined, so the union unmapped is exactly theirs. */
+ * one size next to each other, so the thousands of stacks a worker may end with (or trim
+ * after a burst) go in a few calls, where one munmap each (and a TLB shootdown each, once the
+ * process has several threads) took most of a 100,000-task program's time in exit. Only
+ * ranges the pool mapped are joined, so the union unmapped is exactly theirs. */
 static void unmap_ranges(weft__worker *w, map_range *r, size_t n)
 {
     qsort(r, n, sizeof *r, by_address);
@@ -362,6 +333,40 @@ static void unmap_ranges(weft__worker *w, map_range *r, size_t n)
             len += r[i].size;
         weft__sys_munmap(&w->sys, lo, len);
     }
+}
+
+size_t weft__stack_trim(weft__worker *w, size_t max_ops)
+{
+    weft__stack_pool *p = &w->stacks;
+    size_t page = page_size(w), ops = 0;
+    map_range unmaps[TRIM_BATCH]; /* this call's guarded stacks, unmapped together at its end */
+    size_t nunmaps = 0;
+    if (max_ops > TRIM_BATCH)
+        max_ops = TRIM_BATCH;
+    for (int i = 0; i < WEFT__STACK_CLASSES && p->npooled > p->pool_max; i++) {
+        while (p->cls[i].free && p->npooled > p->pool_max && ops < max_ops) {
+            weft__stack *s = p->cls[i].free;
+            p->cls[i].free = s->next;
+            p->cls[i].nfree--;
+            p->npooled--;
+            WEFT_COUNT(p->bytes_pooled -= (size_t)(weft__stack_hi(s) - s->lo));
+            ops++;
+            if (s->guarded) {
+                retire_stack(w, s, unmaps, &nunmaps);
+                continue;
+            }
+            drop_fiber(s);
+            /* All but the top page, which holds the descriptor. */
+            char *top_page = (char *)((uintptr_t)weft__stack_hi(s) & ~(uintptr_t)(page - 1));
+            if (top_page > s->lo)
+                weft__sys_madvise(&w->sys, s->lo, (size_t)(top_page - s->lo), MADV_DONTNEED);
+            s->next = p->cls[i].cold;
+            p->cls[i].cold = s;
+            p->ncold++;
+        }
+    }
+    unmap_ranges(w, unmaps, nunmaps);
+    return p->npooled > p->pool_max ? p->npooled - p->pool_max : 0;
 }
 
 WEFT_COLD void weft__stack_fini(weft__worker *w)

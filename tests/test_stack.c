@@ -228,6 +228,63 @@ Test(stack, a_runs_stacks_are_all_unmapped_at_its_end, .timeout = 120)
     free(ns.where);
 }
 
+static void *end_noting(void *arg)
+{
+    char here = 0;
+    *(char **)arg = &here;
+    weft_sleep_until(WEFT_FOREVER); /* until the cancel below */
+    return (void *)(intptr_t)here;
+}
+
+/* The loop's idle trim gives back the pooled stacks past stack_pool_max, guarded ones unmapped
+ * in runs (stack.c): every stack given back is unmapped, the ones kept stay mapped. */
+static void *trim_main(void *arg)
+{
+    noted_stacks *ns = arg;
+    weft_task **ts = calloc((size_t)ns->n, sizeof *ts);
+    cr_assert_not_null(ts);
+    for (int i = 0; i < ns->n; i++)
+        cr_assert_eq(weft_spawn(&ts[i], end_noting, &ns->where[i], NULL), 0);
+    weft_yield(); /* each runs on a stack of its own, and parks */
+    for (int i = 0; i < ns->n; i++) {
+        cr_assert_eq(weft_cancel(ts[i]), 0);
+        void *res = NULL;
+        cr_assert_eq(weft_join(ts[i], &res, WEFT_FOREVER), 0);
+        cr_assert_eq(res, WEFT_CANCELED);
+    }
+    free(ts);
+    weft_stats st;
+    weft_stats_get(&st);
+    cr_assert_geq(st.nstacks_pooled, (uint64_t)ns->n, "their stacks are pooled");
+    /* The trim runs while the loop is idle: sleep until it is done. */
+    for (int i = 0; i < 3000 && st.nstacks_pooled > 10; i++) {
+        cr_assert_eq(weft_sleep(WEFT_MSEC), 0);
+        weft_stats_get(&st);
+    }
+    cr_assert_leq(st.nstacks_pooled, 10, "the pool is trimmed to stack_pool_max");
+    int mapped = 0;
+    for (int i = 0; i < ns->n; i++)
+        mapped += page_mapped(ns->where[i]);
+    return (void *)(intptr_t)mapped;
+}
+
+Test(stack, the_idle_trim_unmaps_every_stack_it_gives_back, .timeout = 120)
+{
+    SKIP_UNDER_VALGRIND();
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.workers = 1;
+    cfg.stack_pool_max = 10;
+    noted_stacks ns = {.n = 600};
+    ns.where = calloc((size_t)ns.n, sizeof *ns.where);
+    cr_assert_not_null(ns.where);
+    intptr_t mapped = (intptr_t)run_main_cfg(&cfg, trim_main, &ns);
+    cr_assert_leq(mapped, 10, "%ld stacks still mapped: only the ten kept may be", (long)mapped);
+    for (int i = 0; i < ns.n; i++)
+        cr_assert(!page_mapped(ns.where[i]), "stack %d is unmapped at the end", i);
+    free(ns.where);
+}
+
 /* ---- Overflows of unguarded stacks: the canary zone ------------------------------------ */
 
 /* Recurses, writing every byte of each 64-byte frame, until `limit` bytes below `start`. */
