@@ -162,6 +162,10 @@ static int request_line(http_request *r, const char *s, size_t n, int complete)
     if (s[i] != ' ' || i == 0)
         return -400;
     size_t mlen = i;
+    /* Recorded before the rest of the line is checked: a HEAD refused for its target, its
+     * version, a header or a line over the limit is still answered without a body. */
+    r->method_name = (http_view){s, mlen};
+    r->method = method_code(s, mlen);
     while (i < n && s[i] == ' ')
         i++;
     size_t t0 = i;
@@ -208,8 +212,6 @@ static int request_line(http_request *r, const char *s, size_t n, int complete)
         return -400; /* nginx: HTTP/0.x spelled out is malformed */
     if (major != 1)
         return -505;
-    r->method_name = (http_view){s, mlen};
-    r->method = method_code(s, mlen);
     r->target = (http_view){s + t0, tlen};
     r->version_minor = minor == 0 ? 0 : 1;
     r->keep_alive = minor != 0;

@@ -325,6 +325,32 @@ Test(http_parser, limits)
     free(s);
 }
 
+/* The method is known from its token on, for a request refused afterwards too (its version,
+ * its target, a header, a line over the limit): the server answers a refused HEAD without a
+ * body (RFC 9110 9.3.2). */
+Test(http_parser, a_refused_request_keeps_its_method)
+{
+    static http_parser p;
+    const char *refused[] = {
+        "HEAD / HTTP/2.0\r\nHost: a\r\n\r\n",
+        "HEAD / HTTP/1.1\r\n\r\n",
+        "HEAD * HTTP/1.1\r\nHost: a\r\n\r\n",
+        "HEAD / HTTP/1.1\r\nHost: a\r\nX : y\r\n\r\n",
+        "HEAD / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        cr_assert_lt(parse_all(&p, refused[i], strlen(refused[i])), 0, "%s", refused[i]);
+        cr_assert_eq(p.req.method, HTTP_M_HEAD, "%s", refused[i]);
+        cr_assert_eq(parse_bytewise(&p, refused[i], strlen(refused[i])) < 0, 1);
+        cr_assert_eq(p.req.method, HTTP_M_HEAD, "%s, byte by byte", refused[i]);
+    }
+    static char longline[HTTP_MAX_LINE + 100];
+    memset(longline, 'a', sizeof longline);
+    memcpy(longline, "HEAD /", 6);
+    cr_assert_eq(parse_all(&p, longline, sizeof longline), -414);
+    cr_assert_eq(p.req.method, HTTP_M_HEAD, "a request line over the limit");
+}
+
 /* files.c: path normalisation. */
 static void norm_is(const char *in, const char *want)
 {
