@@ -222,13 +222,19 @@ static int request_line(http_request *r, const char *s, size_t n, int complete)
     return 0;
 }
 
-/* Content-Length: one run of digits, at most 18 of them (no overflow, nginx's limit too). */
+/* Content-Length: one run of digits (1*DIGIT), at most 18 of them after its leading zeros
+ * (no overflow; "007" is 7, as nginx reads it). */
 static int parse_length(http_view v, int64_t *out)
 {
-    if (v.len == 0 || v.len > 18)
+    if (v.len == 0)
+        return -400;
+    size_t i = 0;
+    while (i + 1 < v.len && v.p[i] == '0')
+        i++;
+    if (v.len - i > 18)
         return -400;
     int64_t n = 0;
-    for (size_t i = 0; i < v.len; i++) {
+    for (; i < v.len; i++) {
         if (v.p[i] < '0' || v.p[i] > '9')
             return -400;
         n = n * 10 + (v.p[i] - '0');

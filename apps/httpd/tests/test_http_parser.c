@@ -259,6 +259,12 @@ Test(http_parser, body_framing)
     const char *cl = "POST / HTTP/1.1\r\nHost: a\r\ncontent-length: 0042\r\n\r\n";
     cr_assert_gt(parse_all(&p, cl, strlen(cl)), 0);
     cr_assert_eq(p.req.content_length, 42);
+    /* 1*DIGIT (RFC 9110 8.6): leading zeros do not count toward the 18-digit limit (nginx
+     * reads this as 5 too). */
+    const char *zeros =
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 00000000000000000000005\r\n\r\n";
+    cr_assert_gt(parse_all(&p, zeros, strlen(zeros)), 0);
+    cr_assert_eq(p.req.content_length, 5);
     const char *te = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n";
     cr_assert_gt(parse_all(&p, te, strlen(te)), 0);
     cr_assert_eq(p.req.chunked, 1);
