@@ -186,13 +186,14 @@ static int request_line(http_request *r, const char *s, size_t n, int complete)
         if (s[i] != proto[k])
             return -400;
     }
-    /* Versions as nginx reads them: up to three digits each side of the dot. */
+    /* Versions as nginx reads them: up to three digits each side of the dot, the major's
+     * first one 1-9 ("HTTP/01.1" is malformed; "HTTP/0.9" is refused below). */
     unsigned major = 0, minor = 0, nd = 0;
     for (; i < n && s[i] >= '0' && s[i] <= '9'; i++, nd++)
         major = major * 10 + (unsigned)(s[i] - '0');
     if (i == n)
         return complete ? -400 : MORE;
-    if (nd == 0 || nd > 3 || s[i] != '.')
+    if (nd == 0 || nd > 3 || s[i] != '.' || (nd > 1 && s[i - nd] == '0'))
         return -400;
     i++;
     nd = 0;

@@ -174,6 +174,8 @@ Test(http_parser, malformed_with_status)
         {"GET / HTTP/1.1234\r\nHost: a\r\n\r\n", -400},
         {"GET / HTTPS/1.1\r\nHost: a\r\n\r\n", -400},
         {"GET / HTTP/0.9\r\n\r\n", -400},
+        {"GET / HTTP/01.1\r\nHost: a\r\n\r\n", -400}, /* nginx: a major starts 1-9 */
+        {"GET / HTTP/001.1\r\nHost: a\r\n\r\n", -400},
         {"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", -400},
         {"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n", -400},
         {"GET / HTTP/3.0\r\n\r\n", -505},
