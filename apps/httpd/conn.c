@@ -979,6 +979,8 @@ static void serve(conn *c, httpd_conn_rec *rec)
         ssize_t n = conn_read(c, c->in + c->have, IN_BUF - c->have, deadline);
         rec->idle = 0;
         if (n == -ETIMEDOUT) {
+            /* A HEAD whose request line came gets its 408 without a body too. */
+            c->refused_head = p.req.method == HTTP_M_HEAD;
             if (!idle || first) /* nginx closes silently; we say why (docs/httpd.md) */
                 simple_response(c, NULL, 408, NULL);
             else
