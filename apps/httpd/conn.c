@@ -64,8 +64,10 @@ typedef struct conn {
     int64_t first_deadline; /* the first head's and the handshake's: accept + header timeout */
     httpd_shard *sh;
     char peer[64]; /* the client's address for the log ("" until needed) */
-    /* A request line the parser refused (in `in`), logged with its error response. */
+    /* A request line the parser refused (in `in`), logged with its error response, and
+     * whether its method was HEAD (the error then goes without its body). */
     http_view refused_line;
+    int refused_head;
     char in[IN_BUF];
     char out[OUT_BUF];
 } conn;
@@ -261,7 +263,7 @@ static int simple_response(conn *c, const http_request *r, int status, const cha
                         status, reason(status), status, reason(status));
     status_line(c, r, status);
     put(c, "Content-Type: text/html\r\nContent-Length: %d\r\n%s\r\n", blen, extra ? extra : "");
-    int head = r && r->method == HTTP_M_HEAD;
+    int head = r ? r->method == HTTP_M_HEAD : c->refused_head;
     if (!head)
         put_bytes(c, body, (size_t)blen);
     log_request(c, r, status, head ? 0 : blen);
@@ -947,6 +949,7 @@ static void serve(conn *c, httpd_conn_rec *rec)
         }
         if (r < 0) {
             c->refused_line = p.req.request_line; /* {NULL, 0} if the line was not whole */
+            c->refused_head = p.req.method == HTTP_M_HEAD;
             simple_response(c, NULL, -r, NULL);
             break;
         }
@@ -976,6 +979,8 @@ static void serve(conn *c, httpd_conn_rec *rec)
         ssize_t n = conn_read(c, c->in + c->have, IN_BUF - c->have, deadline);
         rec->idle = 0;
         if (n == -ETIMEDOUT) {
+            /* A HEAD whose request line came gets its 408 without a body too. */
+            c->refused_head = p.req.method == HTTP_M_HEAD;
             if (!idle || first) /* nginx closes silently; we say why (docs/httpd.md) */
                 simple_response(c, NULL, 408, NULL);
             else
@@ -1021,6 +1026,7 @@ static void run_conn(int fd, int tls)
         c->sh = sh;
         c->peer[0] = '\0';
         c->refused_line = (http_view){NULL, 0};
+        c->refused_head = 0;
         c->first_deadline = weft_deadline_in(httpd_cfg.header_timeout);
         weft_tcp_nodelay(fd, 1);
         int ready = 1;

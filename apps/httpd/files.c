@@ -403,12 +403,14 @@ int httpd_parse_http_date(http_view v, time_t now, time_t *t)
 
 int httpd_etag_match(http_view inm, const char *etag, size_t etag_len, int strong)
 {
+    /* "*" / #entity-tag (RFC 9110 13.1.1-2): a "*" is the whole value (trimmed by the
+     * parser); inside a list it is malformed, and matches nothing below. */
+    if (inm.len == 1 && inm.p[0] == '*')
+        return 1;
     size_t i = 0;
     while (i < inm.len) {
         while (i < inm.len && (inm.p[i] == ' ' || inm.p[i] == '\t' || inm.p[i] == ','))
             i++;
-        if (i < inm.len && inm.p[i] == '*')
-            return 1;
         int weak = 0;
         if (i + 2 <= inm.len && inm.p[i] == 'W' && inm.p[i + 1] == '/')
             i += 2, weak = 1;

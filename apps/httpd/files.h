@@ -45,7 +45,8 @@ int httpd_parse_http_date(http_view v, time_t now, time_t *t);
 
 /* Whether an entity-tag list (If-None-Match, If-Match) matches `etag`, a strong tag: the
  * weak comparison (If-None-Match) when `strong` is 0, the strong one (If-Match) otherwise;
- * "*" matches either way (the file exists). */
+ * "*" matches either way (the file exists) when it is the whole value; in a list it is
+ * malformed and matches nothing, as any malformed list. */
 int httpd_etag_match(http_view inm, const char *etag, size_t etag_len, int strong);
 
 /* The byte ranges of a file of `size` bytes asked for by a Range value (RFC 9110 14.1.2:

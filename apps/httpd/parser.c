@@ -162,6 +162,10 @@ static int request_line(http_request *r, const char *s, size_t n, int complete)
     if (s[i] != ' ' || i == 0)
         return -400;
     size_t mlen = i;
+    /* Recorded before the rest of the line is checked: a HEAD refused for its target, its
+     * version, a header or a line over the limit is still answered without a body. */
+    r->method_name = (http_view){s, mlen};
+    r->method = method_code(s, mlen);
     while (i < n && s[i] == ' ')
         i++;
     size_t t0 = i;
@@ -182,13 +186,14 @@ static int request_line(http_request *r, const char *s, size_t n, int complete)
         if (s[i] != proto[k])
             return -400;
     }
-    /* Versions as nginx reads them: up to three digits each side of the dot. */
+    /* Versions as nginx reads them: up to three digits each side of the dot, the major's
+     * first one 1-9 ("HTTP/01.1" is malformed; "HTTP/0.9" is refused below). */
     unsigned major = 0, minor = 0, nd = 0;
     for (; i < n && s[i] >= '0' && s[i] <= '9'; i++, nd++)
         major = major * 10 + (unsigned)(s[i] - '0');
     if (i == n)
         return complete ? -400 : MORE;
-    if (nd == 0 || nd > 3 || s[i] != '.')
+    if (nd == 0 || nd > 3 || s[i] != '.' || (nd > 1 && s[i - nd] == '0'))
         return -400;
     i++;
     nd = 0;
@@ -208,8 +213,6 @@ static int request_line(http_request *r, const char *s, size_t n, int complete)
         return -400; /* nginx: HTTP/0.x spelled out is malformed */
     if (major != 1)
         return -505;
-    r->method_name = (http_view){s, mlen};
-    r->method = method_code(s, mlen);
     r->target = (http_view){s + t0, tlen};
     r->version_minor = minor == 0 ? 0 : 1;
     r->keep_alive = minor != 0;
@@ -220,13 +223,19 @@ static int request_line(http_request *r, const char *s, size_t n, int complete)
     return 0;
 }
 
-/* Content-Length: one run of digits, at most 18 of them (no overflow, nginx's limit too). */
+/* Content-Length: one run of digits (1*DIGIT), at most 18 of them after its leading zeros
+ * (no overflow; "007" is 7, as nginx reads it). */
 static int parse_length(http_view v, int64_t *out)
 {
-    if (v.len == 0 || v.len > 18)
+    if (v.len == 0)
+        return -400;
+    size_t i = 0;
+    while (i + 1 < v.len && v.p[i] == '0')
+        i++;
+    if (v.len - i > 18)
         return -400;
     int64_t n = 0;
-    for (size_t i = 0; i < v.len; i++) {
+    for (; i < v.len; i++) {
         if (v.p[i] < '0' || v.p[i] > '9')
             return -400;
         n = n * 10 + (v.p[i] - '0');

@@ -52,7 +52,8 @@ enum {
 
 /* The parsed head. Views stay valid while the caller's buffer holds the bytes unmoved. */
 typedef struct http_request {
-    int method;             /* HTTP_M_* */
+    int method;             /* HTTP_M_* (set once the method's token ends: also for a
+                             * request refused later in its line or its headers) */
     http_view method_name;  /* as sent */
     http_view target;       /* as sent: origin-form or absolute-form */
     http_view path;         /* the target's path, absolute-form's scheme and authority cut */

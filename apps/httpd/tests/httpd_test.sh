@@ -399,6 +399,16 @@ check_raw 414 "request line too long" "GET /$(head -c 9000 /dev/zero | tr '\0' a
 check_raw 431 "header line too long" "GET / HTTP/1.1\r\nHost: t\r\nX: $(head -c 9000 /dev/zero | tr '\0' a)\r\n\r\n"
 many=$(for i in $(seq 120); do printf 'X%d: y\\r\\n' "$i"; done)
 check_raw 431 "too many headers" "GET / HTTP/1.1\r\nHost: t\r\n$many\r\n"
+# A HEAD refused for what follows its method (version, Host, a header, a long line) gets its
+# error status without a body (RFC 9110 9.3.2), as nginx answers it (the body was sent).
+long=$(head -c 9000 /dev/zero | tr '\0' a)
+for req in 'HEAD / HTTP/1.1\r\n\r\n' 'HEAD / HTTP/2.0\r\nHost: t\r\n\r\n' \
+    'HEAD / HTTP/1.1\r\nHost: t\r\nX : y\r\n\r\n' 'HEAD / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n' \
+    "HEAD /$long HTTP/1.1\r\nHost: t\r\n\r\n" "HEAD / HTTP/1.1\r\nHost: t\r\nX: $long\r\n\r\n"; do
+    n=$($RAW "$PORT" tail "$(hex "$req")")
+    [ "$n" = 0 ] && ok "refused HEAD without a body: ${req:0:60}" ||
+        fail "refused HEAD (${req:0:60}): a body of $n bytes"
+done
 got=$(raw 'GET /nope HTTP/1.1\r\nHost: t\r\n\r\nGET /small.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n')
 [[ "$got" == $'HTTP/1.1 404 Not Found '*$'\nHTTP/1.1 200 OK 12\nEOF' ]] && ok "404 keeps the connection" ||
     fail "404 keep-alive: $got"
@@ -431,9 +441,15 @@ case "$got" in
 *) fail "trickled body: $got" ;;
 esac
 
-# The header timeout: 408, then close.
+# The header timeout: 408, then close; to a HEAD, without a body (RFC 9110 9.3.2; it waits
+# beside the GET, so the two cost one timeout).
+$RAW "$PORT" tail "$(hex 'HEAD /small.txt HTTP/1.1\r\nHost: t\r\n')" >"$TMP/head408" &
+head408=$!
 got=$($RAW "$PORT" partial "$(hex 'GET / HTTP/1.1\r\nHost: t\r\n')")
 [ "$got" = "HTTP/1.1 408 Request Time-out" ] && ok "408 header timeout" || fail "408: $got"
+wait $head408
+[ "$(cat "$TMP/head408")" = 0 ] && ok "408 to a HEAD without a body" ||
+    fail "408 to a HEAD: a body of $(cat "$TMP/head408") bytes"
 
 # The open-file cache: with it off, a replaced or removed file is seen at once; with a 0.3 s
 # cache, it is seen once that time has passed (we wait 1 s: only the safe side of the wait

@@ -174,6 +174,8 @@ Test(http_parser, malformed_with_status)
         {"GET / HTTP/1.1234\r\nHost: a\r\n\r\n", -400},
         {"GET / HTTPS/1.1\r\nHost: a\r\n\r\n", -400},
         {"GET / HTTP/0.9\r\n\r\n", -400},
+        {"GET / HTTP/01.1\r\nHost: a\r\n\r\n", -400}, /* nginx: a major starts 1-9 */
+        {"GET / HTTP/001.1\r\nHost: a\r\n\r\n", -400},
         {"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", -400},
         {"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n", -400},
         {"GET / HTTP/3.0\r\n\r\n", -505},
@@ -259,6 +261,12 @@ Test(http_parser, body_framing)
     const char *cl = "POST / HTTP/1.1\r\nHost: a\r\ncontent-length: 0042\r\n\r\n";
     cr_assert_gt(parse_all(&p, cl, strlen(cl)), 0);
     cr_assert_eq(p.req.content_length, 42);
+    /* 1*DIGIT (RFC 9110 8.6): leading zeros do not count toward the 18-digit limit (nginx
+     * reads this as 5 too). */
+    const char *zeros =
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 00000000000000000000005\r\n\r\n";
+    cr_assert_gt(parse_all(&p, zeros, strlen(zeros)), 0);
+    cr_assert_eq(p.req.content_length, 5);
     const char *te = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n";
     cr_assert_gt(parse_all(&p, te, strlen(te)), 0);
     cr_assert_eq(p.req.chunked, 1);
@@ -323,6 +331,32 @@ Test(http_parser, limits)
     s[100] = '\x01';
     cr_assert_eq(parse_all(&p, s, n), -400);
     free(s);
+}
+
+/* The method is known from its token on, for a request refused afterwards too (its version,
+ * its target, a header, a line over the limit): the server answers a refused HEAD without a
+ * body (RFC 9110 9.3.2). */
+Test(http_parser, a_refused_request_keeps_its_method)
+{
+    static http_parser p;
+    const char *refused[] = {
+        "HEAD / HTTP/2.0\r\nHost: a\r\n\r\n",
+        "HEAD / HTTP/1.1\r\n\r\n",
+        "HEAD * HTTP/1.1\r\nHost: a\r\n\r\n",
+        "HEAD / HTTP/1.1\r\nHost: a\r\nX : y\r\n\r\n",
+        "HEAD / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        cr_assert_lt(parse_all(&p, refused[i], strlen(refused[i])), 0, "%s", refused[i]);
+        cr_assert_eq(p.req.method, HTTP_M_HEAD, "%s", refused[i]);
+        cr_assert_eq(parse_bytewise(&p, refused[i], strlen(refused[i])) < 0, 1);
+        cr_assert_eq(p.req.method, HTTP_M_HEAD, "%s, byte by byte", refused[i]);
+    }
+    static char longline[HTTP_MAX_LINE + 100];
+    memset(longline, 'a', sizeof longline);
+    memcpy(longline, "HEAD /", 6);
+    cr_assert_eq(parse_all(&p, longline, sizeof longline), -414);
+    cr_assert_eq(p.req.method, HTTP_M_HEAD, "a request line over the limit");
 }
 
 /* files.c: path normalisation. */
@@ -513,6 +547,12 @@ Test(httpd_files, validators)
     cr_assert(IM("W/\"5f-10\", \"5f-10\""));
     cr_assert(IM("*"));
     cr_assert(!IM("\"x\""));
+    /* "*" is the whole field or nothing (RFC 9110 13.1.1-2: "*" / #entity-tag): in a list it
+     * is malformed, which matches nothing, as nginx reads it (If-Match gets its 412). */
+    cr_assert(!IM("\"x\", *"));
+    cr_assert(!IM("*, \"x\""));
+    cr_assert(!IM("**"));
+    cr_assert(!httpd_etag_match((http_view){"\"x\", *", 6}, etag, el, 0));
 #undef IM
     char d[32];
     cr_assert_eq(httpd_http_date(784111777, d, sizeof d), 29);
