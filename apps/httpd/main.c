@@ -3,7 +3,9 @@
  * connections the kernel gives it and keeps the list of its own connections. On SIGTERM or
  * SIGINT it stops accepting, closes idle keep-alive connections, lets responses in flight
  * finish (up to --drain-timeout), flushes the access log and exits 0. */
+#include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -200,6 +202,23 @@ static int64_t seconds(const char *s)
     return (int64_t)(v * 1e9);
 }
 
+/* A whole number in [lo, hi] written in decimal digits only (no sign, no space, nothing
+ * after it, not past long long): strtol alone took "" as 0, and an overflowing value as the
+ * largest, which --max-body then read as no limit. 0, or -1 with a message. */
+static int whole_number(const char *opt, const char *v, long long lo, long long hi, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long n = *v >= '0' && *v <= '9' ? strtoll(v, &end, 10) : -1;
+    if (n < 0 || *end || errno == ERANGE || n < lo || n > hi) {
+        fprintf(stderr, "weft-httpd: %s: not a whole number from %lld to %lld: %s\n", opt, lo, hi,
+                v);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, options *o)
 {
     for (int i = 1; i < argc; i++) {
@@ -224,19 +243,17 @@ static int parse_args(int argc, char **argv, options *o)
             return -1;
         }
         i++;
-        char *end;
+        long long n;
         if (strcmp(a, "--listen") == 0) {
             o->host = v;
         } else if (strcmp(a, "--port") == 0) {
-            long p = strtol(v, &end, 10);
-            if (*end || p < 0 || p > 65535)
+            if (whole_number(a, v, 0, 65535, &n) < 0)
                 return -1;
-            o->port = (int)p;
+            o->port = (int)n;
         } else if (strcmp(a, "--workers") == 0) {
-            unsigned long w = strtoul(v, &end, 10);
-            if (*end || w == 0 || w > WEFT_WORKERS_MAX)
+            if (whole_number(a, v, 1, WEFT_WORKERS_MAX, &n) < 0)
                 return -1;
-            o->workers = (unsigned)w;
+            o->workers = (unsigned)n;
         } else if (strcmp(a, "--access-log") == 0) {
             httpd_cfg.access_log_fd = open(v, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
             if (httpd_cfg.access_log_fd < 0) {
@@ -244,29 +261,25 @@ static int parse_args(int argc, char **argv, options *o)
                 return -1;
             }
         } else if (strcmp(a, "--max-conns") == 0) {
-            unsigned long m = strtoul(v, &end, 10);
-            if (*end || m == 0 || m > 10000000)
+            if (whole_number(a, v, 1, 10000000, &n) < 0)
                 return -1;
-            httpd_cfg.max_conns = (unsigned)m;
+            httpd_cfg.max_conns = (unsigned)n;
         } else if (strcmp(a, "--max-body") == 0) {
-            long long m = strtoll(v, &end, 10);
-            if (*end || m < 0)
+            if (whole_number(a, v, 0, LLONG_MAX, &n) < 0)
                 return -1;
-            httpd_cfg.max_body = m;
+            httpd_cfg.max_body = n;
         } else if (strcmp(a, "--tls-cert") == 0) {
             o->tls_cert = v;
         } else if (strcmp(a, "--tls-key") == 0) {
             o->tls_key = v;
         } else if (strcmp(a, "--debug-port") == 0) {
-            long p = strtol(v, &end, 10);
-            if (*end || p < 0 || p > 65535)
+            if (whole_number(a, v, 0, 65535, &n) < 0)
                 return -1;
-            o->debug_port = (int)p;
+            o->debug_port = (int)n;
         } else if (strcmp(a, "--tls-port") == 0) {
-            long p = strtol(v, &end, 10);
-            if (*end || p < 0 || p > 65535)
+            if (whole_number(a, v, 0, 65535, &n) < 0)
                 return -1;
-            o->tls_port = (int)p;
+            o->tls_port = (int)n;
         } else if (strcmp(a, "--file-cache") == 0) {
             if (strcmp(v, "0") == 0)
                 httpd_cfg.file_cache_ttl = 0;

@@ -21,6 +21,19 @@ fail() {
 }
 ok() { echo "ok: $*"; }
 
+# Numeric options that are not whole numbers in range are refused with a message (strtol read
+# "" as 0 and an overflow as the largest value: --max-body then had no limit).
+for bad in "--port ''" "--port +80" "--port 65536" "--workers -1" "--workers 0" \
+    "--max-conns 0" "--max-body 99999999999999999999" "--max-body -1" "--tls-port 7x"; do
+    if eval timeout 10 "$BIN" "$bad" "$TMP" >/dev/null 2>"$TMP/err_opt"; then
+        fail "option $bad accepted"
+    elif ! grep -q "not a whole number" "$TMP/err_opt"; then
+        fail "option $bad: no clear message: $(head -1 "$TMP/err_opt")"
+    else
+        ok "option $bad refused"
+    fi
+done
+
 root=$TMP/www
 mkdir -p "$root/dir" "$root/noindex" "$root/sub dir" "$root/many"
 for i in $(seq 2000); do : >"$root/many/a-file-with-a-rather-long-name-number-$i.txt"; done
