@@ -25,6 +25,10 @@ typedef struct kv_ctx {
     sbuf *out;
     kv_conn *conn; /* multi only: the connection; NULL in proc */
     const kv_command *cmd;
+    /* Set by a write proc whose reply cannot tell that it changed nothing (a ZADD without CH
+     * that moved no score): its keys are not touched for WATCH (kv_watch_after_write). Zero
+     * from the initializers, which leave it out. */
+    int unchanged;
 } kv_ctx;
 
 typedef void (*kv_proc)(kv_ctx *c);

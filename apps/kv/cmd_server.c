@@ -978,7 +978,7 @@ void multi_memory(kv_ctx *c)
 int kv_subcommand_check(const kv_command *cmd, int argc, const char *const *argv,
                         const size_t *argl, sbuf *out)
 {
-    kv_ctx c = {NULL, argc, argv, argl, out, NULL, cmd};
+    kv_ctx c = {NULL, argc, argv, argl, out, NULL, cmd, 0};
     if (cmd->multi == multi_client)
         return find_subcommand(&c, "CLIENT", client_subcommands,
                                sizeof client_subcommands / sizeof *client_subcommands)

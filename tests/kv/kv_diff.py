@@ -704,6 +704,13 @@ def transactions():
         "WATCH s", "SADD s a", "MULTI", "EXEC", "WATCH h", "HSET h f v", "HSET h f v", "MULTI",
         "EXEC", "WATCH z", "ZADD z CH 1 a", "MULTI", "EXEC", "WATCH z", "ZADD z CH 1 a", "MULTI",
         "EXEC", "WATCH z", "ZADD z NX INCR 1 a", "MULTI", "EXEC",
+        # A ZADD or ZINCRBY that leaves every score as it was fails nothing, as in Redis (a
+        # ZADD without CH that changed no score failed the EXEC); one that moves a score does.
+        "WATCH z", "ZADD z 1 a", "MULTI", "EXEC", "WATCH z", "ZINCRBY z 0 a", "MULTI", "EXEC",
+        "WATCH z", "ZADD z GT 0 a", "MULTI", "EXEC", "WATCH z", "ZADD z XX LT 5 a 2 nope",
+        "MULTI", "EXEC", "WATCH z", "ZADD z 1 a 1 a", "MULTI", "EXEC", "WATCH z",
+        "ZADD z 2 a", "MULTI", "EXEC", "WATCH z", "ZINCRBY z 1 a", "MULTI", "EXEC",
+        "WATCH z", "ZADD z INCR 0 a", "MULTI", "EXEC",
         "MULTI", "SET a 1", "FLUSHDB", "DBSIZE", "EXEC", "DBSIZE",
     ]]
     return s
