@@ -183,7 +183,7 @@ static int changed_nothing(const kv_command *cmd, const kv_ctx *c, const char *r
     int zero = r[0] == ':' && r[1] == '0' && r[2] == '\r';
     if (r[0] == '-' || p == cmd_del || p == cmd_getdel || c->unchanged)
         return 1;
-    if (p == cmd_getex) /* no key, or no option: nothing set (a PERSIST counts: in doubt) */
+    if (p == cmd_getex) /* no key, or no option: nothing set (PERSIST: c->unchanged) */
         return null || c->argc == 2;
     if (p == cmd_smove && c->argl[1] == c->argl[2] &&
         memcmp(c->argv[1], c->argv[2], c->argl[1]) == 0) /* onto its own set: Redis's no-op */

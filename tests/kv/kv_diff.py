@@ -635,6 +635,11 @@ def probe_cases():
         # WATCH: a GETEX that sets nothing, and an SMOVE onto its own set, fail nothing.
         "SET gw v", "WATCH gw", "GETEX gw", "GETEX nokey2 EX 5", "MULTI", "GET gw", "EXEC",
         "WATCH gw", "GETEX gw EX 100", "MULTI", "GET gw", "EXEC",
+        # GETEX PERSIST of a key with no expiry changes nothing (it failed the EXEC); of one
+        # with an expiry it does.
+        "PERSIST gw", "WATCH gw", "GETEX gw PERSIST", "MULTI", "GET gw", "EXEC", "WATCH gw",
+        "GETEX gw PERSIST PERSIST", "MULTI", "GET gw", "EXEC", "SET gw v EX 100", "WATCH gw",
+        "GETEX gw PERSIST", "MULTI", "TTL gw", "EXEC",
         "SADD gs a", "WATCH gs", "SMOVE gs gs a", "SMOVE gs gs b", "MULTI", "SCARD gs", "EXEC"]]
     # ZPOPMIN/ZPOPMAX with a count of 0 check the key's type first (weft-kv answered the
     # empty array for a string), as LPOP, RPOP and SPOP with 0 do.
