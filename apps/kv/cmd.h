@@ -48,6 +48,9 @@ enum {
     CMD_LOGEXPIRE = 1u << 11, /* with LOGSTATE: only their expiry (or DEL) */
     CMD_NUMKEYS = 1u << 12,   /* keys counted by an argument (kv_command_keys) */
     CMD_NOMULTI = 1u << 13,   /* refused inside MULTI, which it fails (SHUTDOWN) */
+    /* Only what COMMAND INFO says of Redis's commands: weft-kv has no ACL, no busy script. */
+    CMD_NOAUTH = 1u << 14,
+    CMD_ALLOWBUSY = 1u << 15,
 };
 
 struct kv_command {

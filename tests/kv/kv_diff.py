@@ -189,6 +189,10 @@ def edge_cases():
         "MEMORY USAGE nokey SAMPLES 0 SAMPLES 3", "MEMORY USAGE ek SAMPLES",
         "MEMORY USAGE ek SAMPLES -1", "MEMORY USAGE ek SAMPLES x", "MEMORY USAGE ek FOO 1",
         "MEMORY STATS x", "MEMORY DOCTOR x",
+        # COMMAND INFO's flags in Redis's order (fast after stale: it came first) and as
+        # Redis's table has them (APPEND is fast, BLPOP and BRPOP noscript, ECHO loading stale)
+        "COMMAND INFO append blpop brpop echo time select role multi watch unwatch discard",
+        "COMMAND INFO auth quit hello reset get set incr lpush",
     ]:
         s.append(tuple(line.split()))
     s += [("CONFIG", "SET", "save", "", "save", ""), ("CONFIG", "SET", "save", "", "SAVE", "x")]
