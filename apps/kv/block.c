@@ -110,7 +110,7 @@ static void log_pop(kv_shard *sh, int left, const char *key, size_t klen)
     const char *argv[2] = {pop->name, key};
     size_t argl[2] = {4, klen};
     sbuf none = {0}; /* no reply: kv_aof_log takes it for a success */
-    kv_ctx ctx = {&sh->db, 2, argv, argl, &none, NULL, pop};
+    kv_ctx ctx = {&sh->db, 2, argv, argl, &none, NULL, pop, 0};
     kv_aof_log(sh, pop, &ctx, 0);
 }
 

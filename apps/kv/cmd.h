@@ -25,6 +25,10 @@ typedef struct kv_ctx {
     sbuf *out;
     kv_conn *conn; /* multi only: the connection; NULL in proc */
     const kv_command *cmd;
+    /* Set by a write proc whose reply cannot tell that it changed nothing (a ZADD without CH
+     * that moved no score): its keys are not touched for WATCH (kv_watch_after_write). Zero
+     * from the initializers, which leave it out. */
+    int unchanged;
 } kv_ctx;
 
 typedef void (*kv_proc)(kv_ctx *c);
@@ -44,6 +48,9 @@ enum {
     CMD_LOGEXPIRE = 1u << 11, /* with LOGSTATE: only their expiry (or DEL) */
     CMD_NUMKEYS = 1u << 12,   /* keys counted by an argument (kv_command_keys) */
     CMD_NOMULTI = 1u << 13,   /* refused inside MULTI, which it fails (SHUTDOWN) */
+    /* Only what COMMAND INFO says of Redis's commands: weft-kv has no ACL, no busy script. */
+    CMD_NOAUTH = 1u << 14,
+    CMD_ALLOWBUSY = 1u << 15,
 };
 
 struct kv_command {

@@ -451,30 +451,23 @@ void multi_client(kv_ctx *c)
 
 /* ---- COMMAND ---- */
 
+/* The flags in the order of Redis's addReplyCommandFlags table, which clients see. */
 static void command_flags(sbuf *b, unsigned f)
 {
-    const char *names[10];
+    static const struct {
+        unsigned flag;
+        const char *name;
+    } table[] = {
+        {CMD_WRITE, "write"},       {CMD_READONLY, "readonly"},   {CMD_DENYOOM, "denyoom"},
+        {CMD_NOSCRIPT, "noscript"}, {CMD_BLOCKING, "blocking"},   {CMD_LOADING, "loading"},
+        {CMD_STALE, "stale"},       {CMD_FAST, "fast"},           {CMD_NOAUTH, "no_auth"},
+        {CMD_NOMULTI, "no_multi"},  {CMD_NUMKEYS, "movablekeys"}, {CMD_ALLOWBUSY, "allow_busy"},
+    };
+    const char *names[sizeof table / sizeof *table];
     int n = 0;
-    if (f & CMD_WRITE)
-        names[n++] = "write";
-    if (f & CMD_READONLY)
-        names[n++] = "readonly";
-    if (f & CMD_DENYOOM)
-        names[n++] = "denyoom";
-    if (f & CMD_FAST)
-        names[n++] = "fast";
-    if (f & CMD_BLOCKING)
-        names[n++] = "blocking";
-    if (f & CMD_NOSCRIPT)
-        names[n++] = "noscript";
-    if (f & CMD_LOADING)
-        names[n++] = "loading";
-    if (f & CMD_STALE)
-        names[n++] = "stale";
-    if (f & CMD_NOMULTI)
-        names[n++] = "no_multi";
-    if (f & CMD_NUMKEYS)
-        names[n++] = "movablekeys";
+    for (size_t i = 0; i < sizeof table / sizeof *table; i++)
+        if (f & table[i].flag)
+            names[n++] = table[i].name;
     reply_set(b, n);
     for (int i = 0; i < n; i++)
         reply_status(b, names[i]);
@@ -978,7 +971,7 @@ void multi_memory(kv_ctx *c)
 int kv_subcommand_check(const kv_command *cmd, int argc, const char *const *argv,
                         const size_t *argl, sbuf *out)
 {
-    kv_ctx c = {NULL, argc, argv, argl, out, NULL, cmd};
+    kv_ctx c = {NULL, argc, argv, argl, out, NULL, cmd, 0};
     if (cmd->multi == multi_client)
         return find_subcommand(&c, "CLIENT", client_subcommands,
                                sizeof client_subcommands / sizeof *client_subcommands)

@@ -323,6 +323,8 @@ static void zadd_generic(kv_ctx *c, int scoreidx, unsigned flags)
     free(scores);
     if (e)
         db_delete_if_empty(c->db, e);
+    /* No member added and no score moved: Redis signals no change (a WATCH holds). */
+    c->unchanged = !added && !updated;
     if (flags & Z_INCR) {
         if (processed)
             reply_double(c->out, score);

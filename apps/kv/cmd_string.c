@@ -231,8 +231,10 @@ void cmd_getex(kv_ctx *c)
         db_delete(c->db, e);
     else if (exp_i)
         db_set_expire(c->db, e, when);
-    else if (persist)
+    else if (persist) {
+        c->unchanged = e->expire_ms < 0; /* no expiry to remove: Redis signals nothing */
         db_set_expire(c->db, e, -1);
+    }
 }
 
 /* The integer a string value holds, as Redis's string2ll. */

@@ -18,6 +18,8 @@
 #define H   CMD_HIDDEN
 #define B   CMD_BLOCKING
 #define NLS (CMD_NOSCRIPT | CMD_LOADING | CMD_STALE)
+#define AB  CMD_ALLOWBUSY
+#define NA  (CMD_NOAUTH | CMD_ALLOWBUSY)
 #define LS  CMD_LOGSTATE
 #define LE  (CMD_LOGSTATE | CMD_LOGEXPIRE)
 #define N   CMD_NUMKEYS
@@ -38,7 +40,7 @@ const kv_command kv_commands[] = {
     {"incrby", 3, W | M | F | LS, 1, 1, 1, cmd_incrby, NULL, "string"},
     {"decrby", 3, W | M | F | LS, 1, 1, 1, cmd_decrby, NULL, "string"},
     {"incrbyfloat", 3, W | M | F | LS, 1, 1, 1, cmd_incrbyfloat, NULL, "string"},
-    {"append", 3, W | M | LS, 1, 1, 1, cmd_append, NULL, "string"},
+    {"append", 3, W | M | F | LS, 1, 1, 1, cmd_append, NULL, "string"},
     {"strlen", 2, R | F, 1, 1, 1, cmd_strlen, NULL, "string"},
     {"getrange", 4, R, 1, 1, 1, cmd_getrange, NULL, "string"},
     {"setrange", 4, W | M | LS, 1, 1, 1, cmd_setrange, NULL, "string"},
@@ -94,8 +96,8 @@ const kv_command kv_commands[] = {
     {"lpos", -3, R, 1, 1, 1, cmd_lpos, NULL, "list"},
     {"rpoplpush", 3, W | M, 1, 2, 1, cmd_rpoplpush, multi_rpoplpush, "list"},
     {"lmove", 5, W | M, 1, 2, 1, cmd_lmove, multi_lmove, "list"},
-    {"blpop", -3, W | B | X, 1, -2, 1, NULL, multi_blpop, "list"},
-    {"brpop", -3, W | B | X, 1, -2, 1, NULL, multi_brpop, "list"},
+    {"blpop", -3, W | B | X | CMD_NOSCRIPT, 1, -2, 1, NULL, multi_blpop, "list"},
+    {"brpop", -3, W | B | X | CMD_NOSCRIPT, 1, -2, 1, NULL, multi_brpop, "list"},
     /* sets */
     {"sadd", -3, W | M | F, 1, 1, 1, cmd_sadd, NULL, "set"},
     {"srem", -3, W | F, 1, 1, 1, cmd_srem, NULL, "set"},
@@ -150,14 +152,14 @@ const kv_command kv_commands[] = {
     {"zscan", -3, R, 1, 1, 1, cmd_zscan, NULL, "sorted-set"},
     /* server and connection */
     {"ping", -1, F, 0, 0, 0, cmd_ping, NULL, "connection"},
-    {"echo", 2, F, 0, 0, 0, cmd_echo, NULL, "connection"},
-    {"auth", -2, F | NLS, 0, 0, 0, cmd_auth, NULL, "connection"},
+    {"echo", 2, F | CMD_LOADING | CMD_STALE, 0, 0, 0, cmd_echo, NULL, "connection"},
+    {"auth", -2, F | NLS | NA, 0, 0, 0, cmd_auth, NULL, "connection"},
     {"time", 1, F | CMD_LOADING | CMD_STALE, 0, 0, 0, cmd_time, NULL, "server"},
     {"role", 1, F | NLS, 0, 0, 0, cmd_role, NULL, "server"},
     {"select", 2, F | X | CMD_LOADING | CMD_STALE, 0, 0, 0, NULL, multi_select, "connection"},
-    {"quit", -1, F | X | NLS, 0, 0, 0, NULL, multi_quit, "connection"},
-    {"reset", 1, F | X | NLS, 0, 0, 0, NULL, multi_reset, "connection"},
-    {"hello", -1, F | X | NLS, 0, 0, 0, NULL, multi_hello, "connection"},
+    {"quit", -1, F | X | NLS | NA, 0, 0, 0, NULL, multi_quit, "connection"},
+    {"reset", 1, F | X | NLS | NA, 0, 0, 0, NULL, multi_reset, "connection"},
+    {"hello", -1, F | X | NLS | NA, 0, 0, 0, NULL, multi_hello, "connection"},
     {"client", -2, X | NLS, 0, 0, 0, NULL, multi_client, "connection"},
     {"command", -1, X | CMD_LOADING | CMD_STALE, 0, 0, 0, NULL, multi_command, "server"},
     {"config", -2, X | NLS, 0, 0, 0, NULL, multi_config, "server"},
@@ -166,11 +168,11 @@ const kv_command kv_commands[] = {
     {"shutdown", -1, W | X | NLS | CMD_NOMULTI, 0, 0, 0, NULL, multi_shutdown, "server"},
     {"bgrewriteaof", 1, X | CMD_NOSCRIPT, 0, 0, 0, NULL, multi_bgrewriteaof, "server"},
     /* transactions */
-    {"multi", 1, F | X | NLS, 0, 0, 0, NULL, multi_multi, "transactions"},
+    {"multi", 1, F | X | NLS | AB, 0, 0, 0, NULL, multi_multi, "transactions"},
     {"exec", 1, X | NLS, 0, 0, 0, NULL, multi_exec, "transactions"},
-    {"discard", 1, F | X | NLS, 0, 0, 0, NULL, multi_discard, "transactions"},
-    {"watch", -2, F | X | NLS, 1, -1, 1, NULL, multi_watch, "transactions"},
-    {"unwatch", 1, F | X | NLS, 0, 0, 0, NULL, multi_unwatch, "transactions"},
+    {"discard", 1, F | X | NLS | AB, 0, 0, 0, NULL, multi_discard, "transactions"},
+    {"watch", -2, F | X | NLS | AB, 1, -1, 1, NULL, multi_watch, "transactions"},
+    {"unwatch", 1, F | X | NLS | AB, 0, 0, 0, NULL, multi_unwatch, "transactions"},
     /* internal: the parts of commands that span shards */
     {"__dumpdel", 2, W | H, 1, 1, 1, cmd_dump_del, NULL, NULL},
     {"__restore", 3, W | H, 1, 1, 1, cmd_restore_at, NULL, NULL},

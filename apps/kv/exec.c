@@ -33,7 +33,7 @@ atomic_long kv_inflight;
 static void run_local(kv_conn *c, kv_item *it, sbuf *dst)
 {
     kv_shard *sh = kv_local();
-    kv_ctx ctx = {&sh->db, it->argc, it->argv, it->argl, dst, NULL, it->cmd};
+    kv_ctx ctx = {&sh->db, it->argc, it->argv, it->argl, dst, NULL, it->cmd, 0};
     (void)c;
     it->off = dst->len;
     kv_run_proc(it->cmd, &ctx);
@@ -288,7 +288,7 @@ static void dispatch(kv_conn *c, const char *base)
     }
     if (multi) {
         flush_segment(c);
-        kv_ctx ctx = {&sh->db, (int)argc, argv, argl, &c->out, c, cmd};
+        kv_ctx ctx = {&sh->db, (int)argc, argv, argl, &c->out, c, cmd, 0};
         cmd->multi(&ctx);
         return;
     }

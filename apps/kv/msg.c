@@ -40,7 +40,7 @@ static void run_items(kv_msg *m, bool stoppable)
         if (stoppable && atomic_load_explicit(&m->abandoned, memory_order_relaxed))
             break;
         kv_msg_item *it = &m->items[i];
-        kv_ctx ctx = {&sh->db, it->argc, it->argv, it->argl, &m->out, NULL, it->cmd};
+        kv_ctx ctx = {&sh->db, it->argc, it->argv, it->argl, &m->out, NULL, it->cmd, 0};
         it->off = m->out.len;
         kv_run_proc(it->cmd, &ctx);
         it->len = m->out.len - it->off;

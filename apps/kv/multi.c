@@ -168,7 +168,7 @@ static void run_here(kv_conn *c, struct kv_multi *m)
     size_t group = kv_aof_group_begin(sh);
     for (size_t i = 0; i < m->n; i++) {
         queued *q = &m->cmds[i];
-        kv_ctx ctx = {&sh->db, q->argc, q->argv, q->argl, &c->out, NULL, q->cmd};
+        kv_ctx ctx = {&sh->db, q->argc, q->argv, q->argl, &c->out, NULL, q->cmd, 0};
         unsigned s;
         if (kv_route(q->cmd, q->argc, q->argv, q->argl, &s)) {
             ctx.conn = c;
@@ -199,7 +199,7 @@ static void run_held(kv_conn *c, struct kv_multi *m, kv_item *items)
             c->close_after = 1; /* the reply would lack elements */
         k = 0;
         if (q) {
-            kv_ctx ctx = {&sh->db, q->argc, q->argv, q->argl, &c->out, c, q->cmd};
+            kv_ctx ctx = {&sh->db, q->argc, q->argv, q->argl, &c->out, c, q->cmd, 0};
             q->cmd->multi(&ctx);
         }
     }

@@ -172,7 +172,7 @@ static void finish_phase(kv_tx *tx, kv_item *items, size_t n, sbuf *dst, int tar
         if (items[i].cmd && items[i].shard == self) {
             kv_shard *sh = kv_local();
             kv_ctx ctx = {&sh->db, items[i].argc, items[i].argv, items[i].argl,
-                          &local,  NULL,          items[i].cmd};
+                          &local,  NULL,          items[i].cmd,  0};
             items[i].off = local.len;
             kv_run_proc(items[i].cmd, &ctx);
             items[i].len = local.len - items[i].off;

@@ -171,18 +171,19 @@ void kv_watch_fini(kv_db *db)
     dict_clear(&db->watched, free_wkey, NULL);
 }
 
-/* Whether a write command's reply (r, at least 3 bytes) says it changed no key, or that the
- * changes were reported already (db_delete touches each key it deletes). When in doubt it
- * says changed: a needless EXEC failure costs a retry, a missed change breaks the lock. */
-static int changed_nothing(kv_db *db, const kv_command *cmd, const kv_ctx *c, const char *r)
+/* Whether a write command's reply (r, at least 3 bytes), or the command itself (c->unchanged),
+ * says it changed no key, or that the changes were reported already (db_delete touches each
+ * key it deletes). When in doubt it says changed: a needless EXEC failure costs a retry, a
+ * missed change breaks the lock. */
+static int changed_nothing(const kv_command *cmd, const kv_ctx *c, const char *r)
 {
     kv_proc p = cmd->proc;
     int null = r[0] == '_' || ((r[0] == '$' || r[0] == '*') && r[1] == '-');
     int empty = (r[0] == '*' || r[0] == '~') && r[1] == '0' && r[2] == '\r';
     int zero = r[0] == ':' && r[1] == '0' && r[2] == '\r';
-    if (r[0] == '-' || p == cmd_del || p == cmd_getdel)
+    if (r[0] == '-' || p == cmd_del || p == cmd_getdel || c->unchanged)
         return 1;
-    if (p == cmd_getex) /* no key, or no option: nothing set (a PERSIST counts: in doubt) */
+    if (p == cmd_getex) /* no key, or no option: nothing set (PERSIST: c->unchanged) */
         return null || c->argc == 2;
     if (p == cmd_smove && c->argl[1] == c->argl[2] &&
         memcmp(c->argv[1], c->argv[2], c->argl[1]) == 0) /* onto its own set: Redis's no-op */
@@ -205,14 +206,6 @@ static int changed_nothing(kv_db *db, const kv_command *cmd, const kv_ctx *c, co
         return c->argl[3] == 0;
     if (p == cmd_rename) /* onto itself: nothing moves */
         return c->argl[1] == c->argl[2] && memcmp(c->argv[1], c->argv[2], c->argl[1]) == 0;
-    if (p == cmd_zadd) { /* with CH, 0 means no member added or updated; INCR skipped: null */
-        int ch = 0;
-        for (int i = 2; i < c->argc - 2; i++)
-            ch |= arg_is(c, i, "ch");
-        /* ZADD XX of a missing key creates nothing (ZADD never deletes its key). */
-        return null || (ch && zero) ||
-               !dict_find(&db->keys, c->argv[1], c->argl[1], kv_hash(c->argv[1], c->argl[1]));
-    }
     if (p == cmd_set) {
         int nx = 0, xx = 0, get = 0;
         for (int i = 3; i < c->argc; i++) {
@@ -230,7 +223,7 @@ static int changed_nothing(kv_db *db, const kv_command *cmd, const kv_ctx *c, co
 void kv_watch_after_write(kv_db *db, const kv_command *cmd, const kv_ctx *ctx, size_t reply_off)
 {
     if (cmd->first <= 0 || ctx->out->len < reply_off + 3 ||
-        changed_nothing(db, cmd, ctx, ctx->out->data + reply_off))
+        changed_nothing(cmd, ctx, ctx->out->data + reply_off))
         return;
     int last = cmd->last < 0 ? ctx->argc + cmd->last : cmd->last;
     kv_proc p = cmd->proc;

@@ -189,6 +189,10 @@ def edge_cases():
         "MEMORY USAGE nokey SAMPLES 0 SAMPLES 3", "MEMORY USAGE ek SAMPLES",
         "MEMORY USAGE ek SAMPLES -1", "MEMORY USAGE ek SAMPLES x", "MEMORY USAGE ek FOO 1",
         "MEMORY STATS x", "MEMORY DOCTOR x",
+        # COMMAND INFO's flags in Redis's order (fast after stale: it came first) and as
+        # Redis's table has them (APPEND is fast, BLPOP and BRPOP noscript, ECHO loading stale)
+        "COMMAND INFO append blpop brpop echo time select role multi watch unwatch discard",
+        "COMMAND INFO auth quit hello reset get set incr lpush",
     ]:
         s.append(tuple(line.split()))
     s += [("CONFIG", "SET", "save", "", "save", ""), ("CONFIG", "SET", "save", "", "SAVE", "x")]
@@ -635,6 +639,11 @@ def probe_cases():
         # WATCH: a GETEX that sets nothing, and an SMOVE onto its own set, fail nothing.
         "SET gw v", "WATCH gw", "GETEX gw", "GETEX nokey2 EX 5", "MULTI", "GET gw", "EXEC",
         "WATCH gw", "GETEX gw EX 100", "MULTI", "GET gw", "EXEC",
+        # GETEX PERSIST of a key with no expiry changes nothing (it failed the EXEC); of one
+        # with an expiry it does.
+        "PERSIST gw", "WATCH gw", "GETEX gw PERSIST", "MULTI", "GET gw", "EXEC", "WATCH gw",
+        "GETEX gw PERSIST PERSIST", "MULTI", "GET gw", "EXEC", "SET gw v EX 100", "WATCH gw",
+        "GETEX gw PERSIST", "MULTI", "TTL gw", "EXEC",
         "SADD gs a", "WATCH gs", "SMOVE gs gs a", "SMOVE gs gs b", "MULTI", "SCARD gs", "EXEC"]]
     # ZPOPMIN/ZPOPMAX with a count of 0 check the key's type first (weft-kv answered the
     # empty array for a string), as LPOP, RPOP and SPOP with 0 do.
@@ -704,6 +713,13 @@ def transactions():
         "WATCH s", "SADD s a", "MULTI", "EXEC", "WATCH h", "HSET h f v", "HSET h f v", "MULTI",
         "EXEC", "WATCH z", "ZADD z CH 1 a", "MULTI", "EXEC", "WATCH z", "ZADD z CH 1 a", "MULTI",
         "EXEC", "WATCH z", "ZADD z NX INCR 1 a", "MULTI", "EXEC",
+        # A ZADD or ZINCRBY that leaves every score as it was fails nothing, as in Redis (a
+        # ZADD without CH that changed no score failed the EXEC); one that moves a score does.
+        "WATCH z", "ZADD z 1 a", "MULTI", "EXEC", "WATCH z", "ZINCRBY z 0 a", "MULTI", "EXEC",
+        "WATCH z", "ZADD z GT 0 a", "MULTI", "EXEC", "WATCH z", "ZADD z XX LT 5 a 2 nope",
+        "MULTI", "EXEC", "WATCH z", "ZADD z 1 a 1 a", "MULTI", "EXEC", "WATCH z",
+        "ZADD z 2 a", "MULTI", "EXEC", "WATCH z", "ZINCRBY z 1 a", "MULTI", "EXEC",
+        "WATCH z", "ZADD z INCR 0 a", "MULTI", "EXEC",
         "MULTI", "SET a 1", "FLUSHDB", "DBSIZE", "EXEC", "DBSIZE",
     ]]
     return s
