@@ -224,7 +224,10 @@ enum { WEFT_LOG_ERROR = 1, WEFT_LOG_WARN = 2, WEFT_LOG_INFO = 3 };
 /* The most workers a runtime may have. */
 #define WEFT_WORKERS_MAX 256u
 
-/* Runtime configuration. Initialise with weft_config_init(), then change what you need. */
+/* Runtime configuration. Initialise with weft_config_init(), then change what you need.
+ * A field left to the environment whose variable holds what weft cannot read (a word not
+ * listed, a number that is not a whole decimal one within int's range such as "10ms", a
+ * switch other than "0" or "1") is said in the log (at WARN), and the default taken. */
 typedef struct weft_config {
     size_t size;             /* sizeof(weft_config) as the program was built: set by
                               * weft_config_init(); weft_run() refuses 0 with -EINVAL */

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "child_helpers.h"
 
 static weft_config workers_cfg(unsigned n)
 {
@@ -91,6 +92,41 @@ Test(workers, unknown_environment_values_are_said)
     cr_assert_not_null(strstr(buf, "WEFT_MODE=staeling"), "stderr: %s", buf);
     cr_assert_not_null(strstr(buf, "WEFT_BACKEND=iouring"), "stderr: %s", buf);
     cr_assert_not_null(strstr(buf, "WEFT_DEADLOCK=exitt"), "stderr: %s", buf);
+}
+
+/* The child of numbers_and_switches_that_mean_nothing_are_said: every numeric or on/off
+ * variable given a value that means nothing, then a run with the defaults. */
+static void run_with_meaningless_numbers(void *arg)
+{
+    (void)arg;
+    setenv("WEFT_STALL_MS", "10ms", 1);
+    setenv("WEFT_HANDOFF_US", "99999999999999999999", 1);
+    setenv("WEFT_LIFO", "yes", 1);
+    setenv("WEFT_MOVE_STARTED", "on", 1);
+    setenv("WEFT_LEAK_REPORT", "true", 1);
+    setenv("WEFT_CHAOS", "-3", 1);
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 2;
+    _exit(weft_run(&c, count_main, NULL, NULL) == 0 ? 0 : 1);
+}
+
+/* A number weft cannot read ("10ms", one past the int range, a negative seed) or an on/off
+ * switch that is not "0" or "1" is said and the default taken, as the words are: atoi read
+ * "10ms" as 10 and "abc" as 0 (the stall detector off), an overflow as whatever it wrapped
+ * to, and "yes" or "true" switched a feature off, all in silence. */
+Test(workers, numbers_and_switches_that_mean_nothing_are_said)
+{
+    char err[8192];
+    int status = run_child(run_with_meaningless_numbers, NULL, err, sizeof err);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the defaults were taken: %s", err);
+    static const char *const said[] = {
+        "WEFT_STALL_MS=10ms",    "WEFT_HANDOFF_US=99999999999999999999",
+        "WEFT_LIFO=yes",         "WEFT_MOVE_STARTED=on",
+        "WEFT_LEAK_REPORT=true", "WEFT_CHAOS=-3",
+    };
+    for (size_t i = 0; i < sizeof said / sizeof said[0]; i++)
+        cr_assert_not_null(strstr(err, said[i]), "%s is said; stderr: %s", said[i], err);
 }
 
 Test(workers, bad_configurations_are_refused)
