@@ -677,8 +677,10 @@ WEFT_API int weft_runtime_spawn_on(weft_runtime *rt, int worker, weft_handle **o
  * thread; in a stackful task it parks the task.
  * Returns 0, -ETIMEDOUT, -ECANCELED (the calling task was cancelled), -ENOMEM (the worker
  * could not make the task: it never ran, and its cleanup has run), -EINVAL (NULL), -EPERM
- * (a worker's thread outside a stackful task), -EDEADLK (the handle's own task joining it).
- * Any thread. */
+ * (a worker's thread outside a stackful task), -EDEADLK (the handle's own task joining it),
+ * -ESHUTDOWN (in the child of a fork() made after the spawn, a task that had not finished by
+ * the fork: it runs in the parent, and is never seen to finish here; a cancel there is a
+ * no-op). Any thread. */
 WEFT_API int weft_handle_join(weft_handle *h, void **result, int64_t deadline);
 /* 1 once the task has finished (a join would not wait), 0 before, -EINVAL for NULL. Any
  * thread. */
@@ -2443,7 +2445,9 @@ WEFT_API int weft_watch_del(weft_watch *w);
  * -EPERM, and the child never waits on, reaps or submits to the parent's epoll instance or
  * ring, so the parent is unaffected by anything the child does. The child should only exec
  * or _exit (returning from the task function in the child is not supported). This is Go's
- * rule (fork+exec only), and weft_process_spawn below does both for you.
+ * rule (fork+exec only), and weft_process_spawn below does both for you. A weft_runtime
+ * handle the child inherits (from a fork on any thread) names a runtime that runs in the
+ * parent: spawns through it return -ESHUTDOWN in the child, as after the runtime's end.
  * ------------------------------------------------------------------------------------- */
 
 /* A child process started by weft_process_spawn. */
