@@ -237,7 +237,8 @@ typedef struct weft_config {
     unsigned budget;         /* task resumes per loop tick before timers and I/O are polled (64) */
     int report_overflow;     /* 1: install the SIGSEGV handler that names an overflowing task
                               * (checked at every weft_run: a handler the program installed
-                              * since is replaced, and chained to for any other fault) */
+                              * since is replaced, and chained to for any other fault); 0:
+                              * not. Other values: -EINVAL, as for every on/off field */
     int ignore_sigpipe;      /* 1: set SIGPIPE to SIG_IGN if it has its default action, so a
                               * write to a closed connection returns -EPIPE instead of killing
                               * the process (what Rust's runtime, redis and nginx do) */

@@ -153,6 +153,9 @@ static int take_config(const weft_config *cfg, weft_config *out)
         out->deadlock < WEFT_DEADLOCK_DEFAULT || out->deadlock > WEFT_DEADLOCK_OFF ||
         out->log_level > WEFT_LOG_INFO)
         return -EINVAL;
+    if (out->report_overflow < 0 || out->report_overflow > 1 || out->ignore_sigpipe < 0 ||
+        out->ignore_sigpipe > 1)
+        return -EINVAL; /* switches: 0 or 1, as pin_workers */
     if (out->leak_report < 0 || out->leak_report > 1 ||
         !weft__dump_signal_valid(out->dump_signal) || out->lifo_slot > 1 || out->order < 0 ||
         out->order > WEFT_ORDER_DEPTH_FIRST || out->move_started > 1)

@@ -141,6 +141,25 @@ Test(workers, bad_configurations_are_refused)
     cr_assert_eq(weft_run(&c, count_main, NULL, NULL), -EINVAL);
 }
 
+/* Every on/off field takes 0 or 1, as pin_workers and leak_report do: report_overflow and
+ * ignore_sigpipe took any value, 2 or -1 as on. */
+Test(workers, switches_other_than_0_or_1_are_refused)
+{
+    int bad[] = {2, -1, 0x100};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        weft_config c = workers_cfg(1);
+        c.report_overflow = bad[i];
+        cr_assert_eq(weft_run(&c, count_main, NULL, NULL), -EINVAL, "report_overflow %d", bad[i]);
+        c = workers_cfg(1);
+        c.ignore_sigpipe = bad[i];
+        cr_assert_eq(weft_run(&c, count_main, NULL, NULL), -EINVAL, "ignore_sigpipe %d", bad[i]);
+    }
+    weft_config c = workers_cfg(1);
+    c.report_overflow = 0;
+    c.ignore_sigpipe = 0;
+    cr_assert_eq(run_main_cfg(&c, count_main, NULL), (void *)1);
+}
+
 static void *where_am_i(void *arg)
 {
     int first = weft_worker_index();
