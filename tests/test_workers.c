@@ -3,11 +3,15 @@
  * joins, detaches and cancels of another worker's tasks, records not hoarded by a worker
  * that reaps what others spawn, the counters of every worker, and shutdown with tasks
  * parked or busy on every worker. */
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -127,6 +131,39 @@ Test(workers, numbers_and_switches_that_mean_nothing_are_said)
     };
     for (size_t i = 0; i < sizeof said / sizeof said[0]; i++)
         cr_assert_not_null(strstr(err, said[i]), "%s is said; stderr: %s", said[i], err);
+}
+
+/* The child of a_refused_io_uring_is_said_once_per_runtime: io_uring_setup refused by a
+ * seccomp filter (as a container's policy does), then a runtime of four workers on io_uring. */
+static void run_with_io_uring_refused(void *arg)
+{
+    (void)arg;
+    struct sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {sizeof filter / sizeof filter[0], filter};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+        _exit(3);
+    weft_config c = workers_cfg(4);
+    c.backend = WEFT_BACKEND_IO_URING;
+    void *n = NULL;
+    _exit(weft_run(&c, count_main, NULL, &n) == 0 && n == (void *)4 ? 0 : 1);
+}
+
+/* weft.h: io_uring falls back to epoll "with one line on stderr": one for the runtime, not
+ * one for each of its workers (a runtime of 64 workers wrote 64 of them). */
+Test(workers, a_refused_io_uring_is_said_once_per_runtime)
+{
+    char err[8192];
+    int status = run_child(run_with_io_uring_refused, NULL, err, sizeof err);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d: %s", status, err);
+    const char *line = strstr(err, "using epoll");
+    cr_assert_not_null(line, "stderr: %s", err);
+    cr_assert_null(strstr(line + 1, "using epoll"), "said more than once: %s", err);
 }
 
 Test(workers, bad_configurations_are_refused)
