@@ -234,7 +234,8 @@ typedef struct weft_config {
     size_t stack_size;       /* default stack size of a spawned coroutine (WEFT_STACK_DEFAULT) */
     int guard;               /* WEFT_GUARD_AUTO, _ALWAYS or _NEVER */
     unsigned stack_pool_max; /* free stacks kept for reuse before returning memory (1024) */
-    unsigned budget;         /* task resumes per loop tick before timers and I/O are polled (64) */
+    unsigned budget;         /* task resumes per loop tick before timers and I/O are polled
+                              * (64; 0: -EINVAL) */
     int report_overflow;     /* 1: install the SIGSEGV handler that names an overflowing task
                               * (checked at every weft_run: a handler the program installed
                               * since is replaced, and chained to for any other fault); 0:
@@ -244,7 +245,8 @@ typedef struct weft_config {
                               * the process (what Rust's runtime, redis and nginx do) */
     int backend;             /* WEFT_BACKEND_DEFAULT (the WEFT_BACKEND environment variable,
                               * "epoll" or "io_uring", else epoll), _EPOLL or _IO_URING */
-    unsigned pool_threads;   /* most threads of the blocking pool (16) */
+    unsigned pool_threads;   /* most threads of the blocking pool (16; 1 to 4096, else
+                              * -EINVAL) */
     unsigned pool_idle_ms;   /* a pool thread idle this long exits (10000) */
     /* Worker threads, each with its own scheduler, timers and reactor. 0: the WEFT_WORKERS
      * environment variable if set, else the CPUs in the process's affinity mask (at most
