@@ -536,8 +536,6 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result)
     atomic_init(&rt->next_id, 1);
     weft__worker *w = &rt->workers[0];
     weft__worker_fork_hook(); /* before the worker exists: a fork from now on sees none */
-    if (rt->cfg.ignore_sigpipe)
-        ignore_sigpipe();
     if (rt->cfg.pin_workers)
         pin_to((int)cpus[0]);
     weft__worker_set_current(w);
@@ -566,6 +564,10 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result)
     }
     if (r == 0) {
         weft__task_flags_set(rt->main_task, WEFT__T_MAIN);
+        /* Only once the runtime stands, before any task runs: a start that fails leaves the
+         * process's SIGPIPE as it found it (weft.h: what was set up is undone). */
+        if (rt->cfg.ignore_sigpipe)
+            ignore_sigpipe();
         set_phase(rt, 1);
         weft__dumpsig_start(rt);
         /* The loop's own context (futures polled there, stackless tasks) starts with no C++

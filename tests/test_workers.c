@@ -9,8 +9,10 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -167,6 +169,34 @@ Test(workers, a_refused_io_uring_is_said_once_per_runtime)
     /* The kernel's reason, in its words: weft_strerror's for -EPERM is a weft call's meaning
      * ("operation not permitted here (not inside a task?)"), which misled here. */
     cr_assert_null(strstr(err, "inside a task"), "stderr: %s", err);
+}
+
+/* The child of a_failed_start_leaves_sigpipe_alone: no fd left for a reactor, so weft_run
+ * fails; SIGPIPE must still have its default action. */
+static void run_without_fds(void *arg)
+{
+    (void)arg;
+    signal(SIGPIPE, SIG_DFL);
+    struct rlimit none = {3, 3}; /* stdin, stdout, stderr: nothing more */
+    if (setrlimit(RLIMIT_NOFILE, &none) != 0)
+        _exit(3);
+    weft_config c = workers_cfg(1);
+    int r = weft_run(&c, count_main, NULL, NULL);
+    struct sigaction now;
+    sigaction(SIGPIPE, NULL, &now);
+    _exit(r >= 0 ? 4 : now.sa_handler == SIG_DFL ? 0 : 1);
+}
+
+/* weft.h: a weft_run that fails has undone everything it set up. It set SIGPIPE aside
+ * (ignore_sigpipe) before building the runtime, and left it so when that failed. */
+Test(workers, a_failed_start_leaves_sigpipe_alone)
+{
+    char err[4096];
+    int status = run_child(run_without_fds, NULL, err, sizeof err);
+    cr_assert(WIFEXITED(status), "status %d: %s", status, err);
+    cr_assert_eq(WEXITSTATUS(status), 0,
+                 "%d (1: SIGPIPE left ignored, 4: the run did not fail); stderr: %s",
+                 WEXITSTATUS(status), err);
 }
 
 Test(workers, bad_configurations_are_refused)
