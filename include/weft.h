@@ -700,8 +700,8 @@ WEFT_API void weft_handle_release(weft_handle *h);
  * value, WEFT_CANCELED if it was cancelled, or WEFT_NOMEM if it never ran for want of a
  * stack. The handle is invalid after a 0 return. `t` may run on another worker of the
  * runtime: the join then registers with that worker by message, and the record is reaped
- * there (a handle of another worker is not checked for staleness: -ESRCH is reported only
- * for a task of the caller's own worker).
+ * there (so a second join or a detach of it says -EINVAL until that worker has reaped it,
+ * and every call taking it -ESRCH after, while the record sits unused).
  * Returns 0; -ETIMEDOUT or -ECANCELED (the caller was cancelled): the handle stays valid and
  * the join may be retried; -EINVAL (NULL, detached, joined already but not yet recycled,
  * another task is already joining it, or a task of another runtime); -ESRCH (a stale handle:

@@ -199,6 +199,46 @@ Test(workers, a_failed_start_leaves_sigpipe_alone)
                  WEXITSTATUS(status), err);
 }
 
+static void *return_arg(void *arg)
+{
+    return arg;
+}
+
+/* A handle of another worker's task, joined, once that worker has reaped the record (and
+ * before anything reuses it): weft.h's stale handle, -ESRCH to every call taking it, as on
+ * the caller's own worker. The cancel said 0, and the detach and a second join -EINVAL
+ * ("joined already but not yet recycled"). The answers are checked after the run. */
+typedef struct stale_calls {
+    int cancel, detach, join;
+} stale_calls;
+
+static void *stale_remote_main(void *arg)
+{
+    stale_calls *sc = arg;
+    weft_task *t;
+    cr_assert_eq(weft_spawn_on(1, &t, return_arg, (void *)5, NULL), 0);
+    void *r = NULL;
+    cr_assert_eq(weft_join(t, &r, WEFT_FOREVER), 0);
+    cr_assert_eq(r, (void *)5);
+    /* Worker 1 reaps it when the join's record reaches it (a message): wait for that. */
+    while (weft_task_status(t) != -ESRCH)
+        cr_assert_eq(weft_sleep(WEFT_MSEC), 0);
+    sc->cancel = weft_cancel(t);
+    sc->detach = weft_detach(t);
+    sc->join = weft_join(t, NULL, 0);
+    return NULL;
+}
+
+Test(workers, a_reaped_handle_of_another_worker_is_stale)
+{
+    stale_calls sc = {0};
+    weft_config c = workers_cfg(2);
+    run_main_cfg(&c, stale_remote_main, &sc);
+    cr_assert_eq(sc.cancel, -ESRCH, "%d", sc.cancel);
+    cr_assert_eq(sc.detach, -ESRCH, "%d", sc.detach);
+    cr_assert_eq(sc.join, -ESRCH, "%d", sc.join);
+}
+
 Test(workers, bad_configurations_are_refused)
 {
     weft_config c = workers_cfg(WEFT_WORKERS_MAX + 1);
