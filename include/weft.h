@@ -224,23 +224,29 @@ enum { WEFT_LOG_ERROR = 1, WEFT_LOG_WARN = 2, WEFT_LOG_INFO = 3 };
 /* The most workers a runtime may have. */
 #define WEFT_WORKERS_MAX 256u
 
-/* Runtime configuration. Initialise with weft_config_init(), then change what you need. */
+/* Runtime configuration. Initialise with weft_config_init(), then change what you need.
+ * A field left to the environment whose variable holds what weft cannot read (a word not
+ * listed, a number that is not a whole decimal one within int's range such as "10ms", a
+ * switch other than "0" or "1") is said in the log (at WARN), and the default taken. */
 typedef struct weft_config {
     size_t size;             /* sizeof(weft_config) as the program was built: set by
                               * weft_config_init(); weft_run() refuses 0 with -EINVAL */
     size_t stack_size;       /* default stack size of a spawned coroutine (WEFT_STACK_DEFAULT) */
     int guard;               /* WEFT_GUARD_AUTO, _ALWAYS or _NEVER */
     unsigned stack_pool_max; /* free stacks kept for reuse before returning memory (1024) */
-    unsigned budget;         /* task resumes per loop tick before timers and I/O are polled (64) */
+    unsigned budget;         /* task resumes per loop tick before timers and I/O are polled
+                              * (64; 0: -EINVAL) */
     int report_overflow;     /* 1: install the SIGSEGV handler that names an overflowing task
                               * (checked at every weft_run: a handler the program installed
-                              * since is replaced, and chained to for any other fault) */
+                              * since is replaced, and chained to for any other fault); 0:
+                              * not. Other values: -EINVAL, as for every on/off field */
     int ignore_sigpipe;      /* 1: set SIGPIPE to SIG_IGN if it has its default action, so a
                               * write to a closed connection returns -EPIPE instead of killing
                               * the process (what Rust's runtime, redis and nginx do) */
     int backend;             /* WEFT_BACKEND_DEFAULT (the WEFT_BACKEND environment variable,
                               * "epoll" or "io_uring", else epoll), _EPOLL or _IO_URING */
-    unsigned pool_threads;   /* most threads of the blocking pool (16) */
+    unsigned pool_threads;   /* most threads of the blocking pool (16; 1 to 4096, else
+                              * -EINVAL) */
     unsigned pool_idle_ms;   /* a pool thread idle this long exits (10000) */
     /* Worker threads, each with its own scheduler, timers and reactor. 0: the WEFT_WORKERS
      * environment variable if set, else the CPUs in the process's affinity mask (at most
@@ -674,8 +680,10 @@ WEFT_API int weft_runtime_spawn_on(weft_runtime *rt, int worker, weft_handle **o
  * thread; in a stackful task it parks the task.
  * Returns 0, -ETIMEDOUT, -ECANCELED (the calling task was cancelled), -ENOMEM (the worker
  * could not make the task: it never ran, and its cleanup has run), -EINVAL (NULL), -EPERM
- * (a worker's thread outside a stackful task), -EDEADLK (the handle's own task joining it).
- * Any thread. */
+ * (a worker's thread outside a stackful task), -EDEADLK (the handle's own task joining it),
+ * -ESHUTDOWN (in the child of a fork() made after the spawn, a task that had not finished by
+ * the fork: it runs in the parent, and is never seen to finish here; a cancel there is a
+ * no-op). Any thread. */
 WEFT_API int weft_handle_join(weft_handle *h, void **result, int64_t deadline);
 /* 1 once the task has finished (a join would not wait), 0 before, -EINVAL for NULL. Any
  * thread. */
@@ -692,8 +700,8 @@ WEFT_API void weft_handle_release(weft_handle *h);
  * value, WEFT_CANCELED if it was cancelled, or WEFT_NOMEM if it never ran for want of a
  * stack. The handle is invalid after a 0 return. `t` may run on another worker of the
  * runtime: the join then registers with that worker by message, and the record is reaped
- * there (a handle of another worker is not checked for staleness: -ESRCH is reported only
- * for a task of the caller's own worker).
+ * there (so a second join or a detach of it says -EINVAL until that worker has reaped it,
+ * and every call taking it -ESRCH after, while the record sits unused).
  * Returns 0; -ETIMEDOUT or -ECANCELED (the caller was cancelled): the handle stays valid and
  * the join may be retried; -EINVAL (NULL, detached, joined already but not yet recycled,
  * another task is already joining it, or a task of another runtime); -ESRCH (a stale handle:
@@ -2450,7 +2458,9 @@ WEFT_API int weft_watch_del(weft_watch *w);
  * -EPERM, and the child never waits on, reaps or submits to the parent's epoll instance or
  * ring, so the parent is unaffected by anything the child does. The child should only exec
  * or _exit (returning from the task function in the child is not supported). This is Go's
- * rule (fork+exec only), and weft_process_spawn below does both for you.
+ * rule (fork+exec only), and weft_process_spawn below does both for you. A weft_runtime
+ * handle the child inherits (from a fork on any thread) names a runtime that runs in the
+ * parent: spawns through it return -ESHUTDOWN in the child, as after the runtime's end.
  * ------------------------------------------------------------------------------------- */
 
 /* A child process started by weft_process_spawn. */

@@ -41,6 +41,9 @@ struct weft_runtime {
     pthread_mutex_t lock;  /* guards rt */
     weft__runtime *rt;     /* NULL once the runtime stopped taking work */
     _Atomic unsigned next; /* round-robin choice of worker (relaxed: any spread will do) */
+    /* weft__fork_generation() at its making: in the child of a fork() it differs, and the
+     * runtime's copy there, which no thread runs, takes no work (anchor_rt). Fixed. */
+    unsigned fork_generation;
 };
 
 struct weft_handle {
@@ -66,6 +69,9 @@ struct weft_handle {
     /* The runtime the task was posted to; fixed. Only compared, never followed: a joiner
      * reads it while the handle is unsettled, when that runtime still runs the task. */
     const weft__runtime *home;
+    /* weft__fork_generation() at the spawn: in the child of a fork() it differs, and the
+     * task, which runs in the parent, is never seen to finish there. Fixed. */
+    unsigned fork_generation;
 };
 
 /* ---- The runtime handle --------------------------------------------------------------- */
@@ -79,6 +85,7 @@ static weft_runtime *anchor_get(weft__worker *w, bool weak)
         atomic_init(&a->refs, 1); /* the runtime's */
         pthread_mutex_init(&a->lock, NULL);
         a->rt = rt;
+        a->fork_generation = weft__fork_generation();
         /* A runtime whose main task has finished takes no more work. */
         if (atomic_load_explicit(&rt->stopping, memory_order_acquire))
             a->rt = NULL;
@@ -132,12 +139,21 @@ void weft_runtime_release(weft_runtime *a)
     free(a);
 }
 
+/* The runtime that takes work through a, or NULL: it has stopped taking work, or this is the
+ * child of a fork() made after a was, where the runtime's copy has no thread to run it (a
+ * spawn would wait there for ever, and ring the parent's doorbell). Under a->lock. */
+static weft__runtime *anchor_rt(const weft_runtime *a)
+{
+    return a->fork_generation == weft__fork_generation() ? a->rt : NULL;
+}
+
 int weft_runtime_workers(weft_runtime *a)
 {
     if (!a)
         return -EINVAL;
     pthread_mutex_lock(&a->lock);
-    int n = a->rt ? (int)a->rt->nworkers : -ESHUTDOWN;
+    weft__runtime *rt = anchor_rt(a);
+    int n = rt ? (int)rt->nworkers : -ESHUTDOWN;
     pthread_mutex_unlock(&a->lock);
     return n;
 }
@@ -145,7 +161,7 @@ int weft_runtime_workers(weft_runtime *a)
 weft__runtime *weft__anchor_lock(weft_runtime *a)
 {
     pthread_mutex_lock(&a->lock);
-    return a->rt;
+    return anchor_rt(a);
 }
 
 void weft__anchor_unlock(weft_runtime *a)
@@ -289,8 +305,9 @@ int weft_runtime_spawn_on(weft_runtime *a, int worker, weft_handle **out, weft_f
         if (opts->name)
             strncpy(h->name, opts->name, sizeof h->name - 1);
     }
+    h->fork_generation = weft__fork_generation();
     pthread_mutex_lock(&a->lock);
-    weft__runtime *rt = a->rt;
+    weft__runtime *rt = anchor_rt(a);
     int r = -ESHUTDOWN;
     if (rt && worker >= (int)rt->nworkers) {
         r = -EINVAL;
@@ -345,6 +362,10 @@ int weft_handle_join(weft_handle *h, void **result, int64_t deadline)
     weft__worker *w = weft__worker_current();
     if (w && w->rt != h->home && !atomic_load_explicit(&h->settled, memory_order_acquire))
         atomic_store_explicit(&w->rt->foreign, 1, memory_order_relaxed);
+    /* In the child of a fork() the task runs on in the parent: nothing here settles it. */
+    if (h->fork_generation != weft__fork_generation() &&
+        !atomic_load_explicit(&h->settled, memory_order_acquire))
+        return -ESHUTDOWN;
     int r = weft_event_wait(&h->done, deadline);
     if (r < 0)
         return r;
@@ -367,6 +388,8 @@ int weft_handle_cancel(weft_handle *h)
 {
     if (!h)
         return -EINVAL;
+    if (h->fork_generation != weft__fork_generation())
+        return 0; /* the child of a fork(): the task is the parent's, its copy here runs not */
     weft__spin_lock(&h->lock);
     h->cancel = true;
     if (h->task)

@@ -4,6 +4,7 @@
  * threads and frees all it allocated. Also the configuration, the counters summed over workers, and
  * the version. This is the top of the core: it calls every module, and none calls it. */
 #include <errno.h>
+#include <limits.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -90,6 +91,28 @@ WEFT_COLD static void env_unknown(const weft_config *c, const char *name, const 
                        name, v, known);
 }
 
+/* An int from the environment, as a whole decimal number (an optional sign, digits, nothing
+ * else) within int's range: true and *out set. Absent or empty: false. Anything else ("10ms",
+ * "abc", one past INT_MAX) is said in c's log and false returned: the caller takes its
+ * default, as for an unknown word (atoi read "10ms" as 10, "abc" as 0 and an overflow as
+ * whatever it wrapped to, all in silence). */
+WEFT_COLD static bool env_int(const weft_config *c, const char *name, int *out)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return false;
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (*end || errno == ERANGE || n < INT_MIN || n > INT_MAX) {
+        weft__logf_cfg(c, WEFT_LOG_WARN,
+                       "weft: %s=%s is not a whole number: the default is taken\n", name, v);
+        return false;
+    }
+    *out = (int)n;
+    return true;
+}
+
 /* Whether v is absent, empty, or one of the words in `words` (NULL-terminated); if not, says so. */
 WEFT_COLD static void env_check(const weft_config *c, const char *name, const char *const *words,
                                 const char *known)
@@ -130,6 +153,9 @@ static int take_config(const weft_config *cfg, weft_config *out)
         out->deadlock < WEFT_DEADLOCK_DEFAULT || out->deadlock > WEFT_DEADLOCK_OFF ||
         out->log_level > WEFT_LOG_INFO)
         return -EINVAL;
+    if (out->report_overflow < 0 || out->report_overflow > 1 || out->ignore_sigpipe < 0 ||
+        out->ignore_sigpipe > 1)
+        return -EINVAL; /* switches: 0 or 1, as pin_workers */
     if (out->leak_report < 0 || out->leak_report > 1 ||
         !weft__dump_signal_valid(out->dump_signal) || out->lifo_slot > 1 || out->order < 0 ||
         out->order > WEFT_ORDER_DEPTH_FIRST || out->move_started > 1)
@@ -170,8 +196,8 @@ WEFT_COLD static int resolve_workers(weft_config *c, unsigned ncpus)
                                                  : WEFT_DEADLOCK_EXIT;
     }
     if (c->stall_ms == 0) {
-        const char *s = getenv("WEFT_STALL_MS");
-        c->stall_ms = s && *s ? atoi(s) : 10;
+        if (!env_int(c, "WEFT_STALL_MS", &c->stall_ms))
+            c->stall_ms = 10;
         if (c->stall_ms == 0)
             c->stall_ms = -1; /* "0" in the environment: off */
     }
@@ -193,11 +219,14 @@ WEFT_COLD static int resolve_workers(weft_config *c, unsigned ncpus)
         const char *o = getenv("WEFT_ORDER");
         c->order = o && strcmp(o, "depth_first") == 0 ? WEFT_ORDER_DEPTH_FIRST : WEFT_ORDER_FIFO;
     }
+    static const char *const switches[] = {"0", "1", NULL};
     if (c->lifo_slot == 0) {
+        env_check(c, "WEFT_LIFO", switches, "0, 1");
         const char *l = getenv("WEFT_LIFO");
         c->lifo_slot = l && strcmp(l, "1") == 0 ? 1 : -1;
     }
     if (c->move_started == 0) {
+        env_check(c, "WEFT_MOVE_STARTED", switches, "0, 1");
         const char *m = getenv("WEFT_MOVE_STARTED");
         c->move_started = m && strcmp(m, "1") == 0 ? 1 : -1;
     }
@@ -208,12 +237,13 @@ WEFT_COLD static int resolve_workers(weft_config *c, unsigned ncpus)
         c->backend = b && strcmp(b, "io_uring") == 0 ? WEFT_BACKEND_IO_URING : WEFT_BACKEND_EPOLL;
     }
     if (c->handoff_us == 0) {
-        const char *h = getenv("WEFT_HANDOFF_US");
-        c->handoff_us = h && *h ? atoi(h) : c->mode == WEFT_MODE_STEALING ? 1000 : -1;
+        if (!env_int(c, "WEFT_HANDOFF_US", &c->handoff_us))
+            c->handoff_us = c->mode == WEFT_MODE_STEALING ? 1000 : -1;
         if (c->handoff_us == 0)
             c->handoff_us = -1; /* "0" in the environment: off */
     }
     if (c->leak_report == 0) {
+        env_check(c, "WEFT_LEAK_REPORT", switches, "0, 1");
         const char *l = getenv("WEFT_LEAK_REPORT");
         c->leak_report = l && strcmp(l, "1") == 0;
     }
@@ -230,6 +260,24 @@ WEFT_COLD static int resolve_workers(weft_config *c, unsigned ncpus)
     if (c->workers > WEFT_WORKERS_MAX)
         c->workers = WEFT_WORKERS_MAX;
     return 0;
+}
+
+/* The WEFT_CHAOS seed: a decimal number (0: off), else said and off (strtoull read "-3" as
+ * a seed near 2^64 and "abc" as 0, in silence). */
+WEFT_COLD static uint64_t chaos_seed(const weft_config *c)
+{
+    const char *v = getenv("WEFT_CHAOS");
+    if (!v || !*v)
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long long seed = strtoull(v, &end, 10);
+    if (*v < '0' || *v > '9' || *end || errno == ERANGE) {
+        weft__logf_cfg(c, WEFT_LOG_WARN, "weft: WEFT_CHAOS=%s is not a decimal seed: no chaos\n",
+                       v);
+        return 0;
+    }
+    return seed;
 }
 
 WEFT_COLD static int worker_init(weft__runtime *rt, weft__worker *w, unsigned index)
@@ -479,9 +527,7 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result)
 #endif
     atomic_init(&rt->checked_at, UINT64_MAX); /* no verdict given yet */
     atomic_init(&rt->reported_at, UINT64_MAX);
-    const char *chaos = getenv("WEFT_CHAOS");
-    if (chaos && *chaos)
-        rt->chaos_seed = strtoull(chaos, NULL, 10);
+    rt->chaos_seed = chaos_seed(&c);
     rt->fence_resumes = weft__fence_setup(&rt->fence);
     pthread_mutex_init(&rt->lock, NULL);
     weft__sighub_init(&rt->sighub);
@@ -490,8 +536,6 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result)
     atomic_init(&rt->next_id, 1);
     weft__worker *w = &rt->workers[0];
     weft__worker_fork_hook(); /* before the worker exists: a fork from now on sees none */
-    if (rt->cfg.ignore_sigpipe)
-        ignore_sigpipe();
     if (rt->cfg.pin_workers)
         pin_to((int)cpus[0]);
     weft__worker_set_current(w);
@@ -520,6 +564,10 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result)
     }
     if (r == 0) {
         weft__task_flags_set(rt->main_task, WEFT__T_MAIN);
+        /* Only once the runtime stands, before any task runs: a start that fails leaves the
+         * process's SIGPIPE as it found it (weft.h: what was set up is undone). */
+        if (rt->cfg.ignore_sigpipe)
+            ignore_sigpipe();
         set_phase(rt, 1);
         weft__dumpsig_start(rt);
         /* The loop's own context (futures polled there, stackless tasks) starts with no C++

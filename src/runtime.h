@@ -34,6 +34,9 @@ struct weft__runtime {
     /* The one stderr line about a task that got no stack was written (scheduler.c): any
      * worker exchanges it (relaxed: only its own value matters). */
     _Atomic bool nostack_told;
+    /* The one line about io_uring's fallback to epoll was written (io/reactor.c): each
+     * worker that falls back exchanges it (relaxed, as nostack_told). */
+    _Atomic bool uring_fallback_told;
     /* Dumps under way (dump.c): while it is not 0, a victim hands no task to a thief
      * (steal.c), so that no task moves between two workers' parts of a dump, which listed it
      * twice or not at all. Incremented and decremented by the dumping tasks of any worker;

@@ -341,10 +341,6 @@ static int join_remote(weft__worker *w, weft_task *self, weft_task *t, void **re
         (atomic_load_explicit(&t->cancelled, memory_order_relaxed) &
          (WEFT__ASKED_DETACH | WEFT__ASKED_JOINED)))
         return -EINVAL;
-    /* Reaped (joined on its own worker, or detached and finished): stale for certain. A
-     * record reused since is not told from a live handle (weft.h). */
-    if (weft__task_reaped(t))
-        return -ESRCH;
     if (claim_join(t) < 0)
         return -EINVAL;
     weft__worker *home = __atomic_load_n(&t->worker, __ATOMIC_RELAXED); /* it may move */
@@ -463,9 +459,9 @@ int weft_spawn_on_at(const char *file, int line, unsigned worker, weft_task **ou
 }
 
 /* Whether t is a handle w may act on: 0 (a task of w), 1 (a task of another worker of w's
- * runtime), -EINVAL (NULL, or another runtime's task) or -ESRCH (a stale handle of w's: its
- * record was reaped; another worker's records are not checked, since a record reaped there
- * may already be reused there). */
+ * runtime), -EINVAL (NULL, or another runtime's task) or -ESRCH (a stale handle: its record
+ * was reaped, and sits unused. Another worker's record may be reused there at any moment,
+ * and then names its new task: the limit weft.h states). */
 static inline __attribute__((always_inline)) int check_handle(const weft__worker *w,
                                                               const weft_task *t)
 {
@@ -474,8 +470,13 @@ static inline __attribute__((always_inline)) int check_handle(const weft__worker
     /* Acquire: a task just handed to w by stealing is w's before its answer is drained
      * (see forwarded). */
     weft__worker *owner = __atomic_load_n(&t->worker, __ATOMIC_ACQUIRE);
-    if (weft_unlikely(owner != w))
-        return owner && owner->rt == w->rt ? 1 : -EINVAL;
+    if (weft_unlikely(owner != w)) {
+        if (!owner || owner->rt != w->rt)
+            return -EINVAL;
+        /* Relaxed, as weft_task_status reads it: set once the record is reaped, before it
+         * goes back to the free list. */
+        return weft__task_reaped(t) ? -ESRCH : 1;
+    }
     return weft__task_reaped(t) ? -ESRCH : 0;
 }
 

@@ -2,6 +2,7 @@
  * seam and node pool, its random numbers and its doorbell. Nothing here calls another
  * module of weft: every other module may call this one. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -77,9 +78,18 @@ WEFT_NOINLINE void weft__worker_tls_slots(weft__worker *(*seized)(void), weft__w
  * in the child behave as outside a runtime (-EPERM), so the child can never wait on or reap
  * the parent's events: the parent stays immune whatever the child does. No cost on any path:
  * the hook runs only in a child. */
+static _Atomic unsigned fork_generation; /* worker.h; written only in a child, before it runs on */
+
 static void forget_in_child(void)
 {
     tls_worker = NULL;
+    atomic_fetch_add_explicit(&fork_generation, 1, memory_order_relaxed);
+}
+
+unsigned weft__fork_generation(void)
+{
+    /* Relaxed: a child's only thread wrote it, before any of the child's code ran. */
+    return atomic_load_explicit(&fork_generation, memory_order_relaxed);
 }
 
 static void register_fork_hook(void)

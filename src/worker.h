@@ -276,6 +276,10 @@ void weft__worker_set_current(weft__worker *w);
 void weft__worker_tls_slots(weft__worker *(*seized)(void), weft__worker ***worker);
 /* Makes the child of a fork() see no worker on its thread (once per process; weft_run). */
 void weft__worker_fork_hook(void);
+/* How many fork()s the process is removed from the one where the hook was set: 0 there, one
+ * more in each child. A record that keeps the value of its making (alien.c's handles) tells
+ * by it that the runtime it names runs in another process. Any thread. */
+unsigned weft__fork_generation(void);
 /* Rings w's doorbell. Any thread. */
 void weft__worker_ring(weft__worker *w);
 

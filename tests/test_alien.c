@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -679,4 +680,90 @@ Test(alien, a_join_of_the_own_handle_after_a_nested_block_in_place_is_edeadlk)
     cfg.backend = WEFT_BACKEND_EPOLL;
     run_main_cfg(&cfg, nested_self_join_main, &s);
     cr_assert_eq(s.in_place, -EDEADLK, "%d", s.in_place);
+}
+
+/* ---- fork(): the child's copy of the runtime runs nowhere ---- */
+
+static void *wait_for_event(void *arg)
+{
+    return (void *)(intptr_t)weft_event_wait(arg, WEFT_FOREVER);
+}
+
+/* What the child of a fork made from a plain thread sees of the parent's runtime, through
+ * the handles the thread held: the runtime takes no work (-ESHUTDOWN), and a task of it that
+ * had not finished at the fork is never seen to finish (-ESHUTDOWN at once). */
+typedef struct forked {
+    weft_runtime *rt;
+    weft_handle *h;  /* a task that waits on `go`: unfinished at the fork */
+    int workers;     /* the child's weft_runtime_workers */
+    int spawn;       /* the child's weft_runtime_spawn */
+    int join;        /* the child's weft_handle_join of h */
+    int cancel;      /* the child's weft_handle_cancel of h */
+    int child_error; /* the parent's: -errno of pipe, fork, read or waitpid, 0 if none */
+} forked;
+
+static void *fork_from_a_plain_thread(void *arg)
+{
+    forked *f = arg;
+    int p[2];
+    if (pipe(p) != 0) {
+        f->child_error = -errno;
+        return NULL;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        int seen[4];
+        weft_handle *h2 = NULL;
+        seen[0] = weft_runtime_workers(f->rt);
+        seen[1] = weft_runtime_spawn(f->rt, &h2, square, (void *)3, NULL);
+        /* A deadline far enough that a join waiting for the parent's task is plain to see. */
+        seen[2] = weft_handle_join(f->h, NULL, weft_deadline_in(2 * WEFT_SEC));
+        seen[3] = weft_handle_cancel(f->h);
+        ssize_t k = write(p[1], seen, sizeof seen);
+        _exit(k == (ssize_t)sizeof seen ? 0 : 1);
+    }
+    close(p[1]);
+    int seen[4] = {0};
+    if (pid < 0 || read(p[0], seen, sizeof seen) != (ssize_t)sizeof seen)
+        f->child_error = -EIO;
+    close(p[0]);
+    int status;
+    if (pid > 0 && (waitpid(pid, &status, 0) != pid || !WIFEXITED(status)))
+        f->child_error = -ECHILD;
+    f->workers = seen[0];
+    f->spawn = seen[1];
+    f->join = seen[2];
+    f->cancel = seen[3];
+    return NULL;
+}
+
+static void *fork_main(void *arg)
+{
+    forked *f = arg;
+    weft_event go = WEFT_EVENT_INIT;
+    f->rt = weft_runtime_current();
+    cr_assert_eq(weft_runtime_spawn(f->rt, &f->h, wait_for_event, &go, NULL), 0);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, fork_from_a_plain_thread, f), 0);
+    cr_assert_eq(weft_block_in_place(join_thread, &th, NULL), 0);
+    /* The parent's task is untouched by the child's cancel. */
+    weft_event_set(&go);
+    void *r = WEFT_CANCELED;
+    cr_assert_eq(weft_handle_join(f->h, &r, WEFT_FOREVER), 0);
+    cr_assert_eq(r, (void *)0, "the parent's task ran to its end");
+    weft_handle_release(f->h);
+    weft_runtime_release(f->rt);
+    return NULL;
+}
+
+Test(alien, the_child_of_a_fork_sees_the_parents_runtime_shut_down, .timeout = 60)
+{
+    forked f = {0};
+    weft_config cfg = cfg_of(2);
+    run_main_cfg(&cfg, fork_main, &f);
+    cr_assert_eq(f.child_error, 0, "%d", f.child_error);
+    cr_assert_eq(f.workers, -ESHUTDOWN, "%d", f.workers);
+    cr_assert_eq(f.spawn, -ESHUTDOWN, "%d", f.spawn);
+    cr_assert_eq(f.join, -ESHUTDOWN, "%d", f.join);
+    cr_assert_eq(f.cancel, 0, "%d", f.cancel);
 }

@@ -3,16 +3,23 @@
  * joins, detaches and cancels of another worker's tasks, records not hoarded by a worker
  * that reaps what others spawn, the counters of every worker, and shutdown with tasks
  * parked or busy on every worker. */
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
+#include "child_helpers.h"
 
 static weft_config workers_cfg(unsigned n)
 {
@@ -93,6 +100,145 @@ Test(workers, unknown_environment_values_are_said)
     cr_assert_not_null(strstr(buf, "WEFT_DEADLOCK=exitt"), "stderr: %s", buf);
 }
 
+/* The child of numbers_and_switches_that_mean_nothing_are_said: every numeric or on/off
+ * variable given a value that means nothing, then a run with the defaults. */
+static void run_with_meaningless_numbers(void *arg)
+{
+    (void)arg;
+    setenv("WEFT_STALL_MS", "10ms", 1);
+    setenv("WEFT_HANDOFF_US", "99999999999999999999", 1);
+    setenv("WEFT_LIFO", "yes", 1);
+    setenv("WEFT_MOVE_STARTED", "on", 1);
+    setenv("WEFT_LEAK_REPORT", "true", 1);
+    setenv("WEFT_CHAOS", "-3", 1);
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 2;
+    _exit(weft_run(&c, count_main, NULL, NULL) == 0 ? 0 : 1);
+}
+
+/* A number weft cannot read ("10ms", one past the int range, a negative seed) or an on/off
+ * switch that is not "0" or "1" is said and the default taken, as the words are: atoi read
+ * "10ms" as 10 and "abc" as 0 (the stall detector off), an overflow as whatever it wrapped
+ * to, and "yes" or "true" switched a feature off, all in silence. */
+Test(workers, numbers_and_switches_that_mean_nothing_are_said)
+{
+    char err[8192];
+    int status = run_child(run_with_meaningless_numbers, NULL, err, sizeof err);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the defaults were taken: %s", err);
+    static const char *const said[] = {
+        "WEFT_STALL_MS=10ms",    "WEFT_HANDOFF_US=99999999999999999999",
+        "WEFT_LIFO=yes",         "WEFT_MOVE_STARTED=on",
+        "WEFT_LEAK_REPORT=true", "WEFT_CHAOS=-3",
+    };
+    for (size_t i = 0; i < sizeof said / sizeof said[0]; i++)
+        cr_assert_not_null(strstr(err, said[i]), "%s is said; stderr: %s", said[i], err);
+}
+
+/* The child of a_refused_io_uring_is_said_once_per_runtime: io_uring_setup refused by a
+ * seccomp filter (as a container's policy does), then a runtime of four workers on io_uring. */
+static void run_with_io_uring_refused(void *arg)
+{
+    (void)arg;
+    struct sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {sizeof filter / sizeof filter[0], filter};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+        _exit(3);
+    weft_config c = workers_cfg(4);
+    c.backend = WEFT_BACKEND_IO_URING;
+    void *n = NULL;
+    _exit(weft_run(&c, count_main, NULL, &n) == 0 && n == (void *)4 ? 0 : 1);
+}
+
+/* weft.h: io_uring falls back to epoll "with one line on stderr": one for the runtime, not
+ * one for each of its workers (a runtime of 64 workers wrote 64 of them). */
+Test(workers, a_refused_io_uring_is_said_once_per_runtime)
+{
+    char err[8192];
+    int status = run_child(run_with_io_uring_refused, NULL, err, sizeof err);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d: %s", status, err);
+    const char *line = strstr(err, "using epoll");
+    cr_assert_not_null(line, "stderr: %s", err);
+    cr_assert_null(strstr(line + 1, "using epoll"), "said more than once: %s", err);
+    /* The kernel's reason, in its words: weft_strerror's for -EPERM is a weft call's meaning
+     * ("operation not permitted here (not inside a task?)"), which misled here. */
+    cr_assert_null(strstr(err, "inside a task"), "stderr: %s", err);
+}
+
+/* The child of a_failed_start_leaves_sigpipe_alone: no fd left for a reactor, so weft_run
+ * fails; SIGPIPE must still have its default action. */
+static void run_without_fds(void *arg)
+{
+    (void)arg;
+    signal(SIGPIPE, SIG_DFL);
+    struct rlimit none = {3, 3}; /* stdin, stdout, stderr: nothing more */
+    if (setrlimit(RLIMIT_NOFILE, &none) != 0)
+        _exit(3);
+    weft_config c = workers_cfg(1);
+    int r = weft_run(&c, count_main, NULL, NULL);
+    struct sigaction now;
+    sigaction(SIGPIPE, NULL, &now);
+    _exit(r >= 0 ? 4 : now.sa_handler == SIG_DFL ? 0 : 1);
+}
+
+/* weft.h: a weft_run that fails has undone everything it set up. It set SIGPIPE aside
+ * (ignore_sigpipe) before building the runtime, and left it so when that failed. */
+Test(workers, a_failed_start_leaves_sigpipe_alone)
+{
+    char err[4096];
+    int status = run_child(run_without_fds, NULL, err, sizeof err);
+    cr_assert(WIFEXITED(status), "status %d: %s", status, err);
+    cr_assert_eq(WEXITSTATUS(status), 0,
+                 "%d (1: SIGPIPE left ignored, 4: the run did not fail); stderr: %s",
+                 WEXITSTATUS(status), err);
+}
+
+static void *return_arg(void *arg)
+{
+    return arg;
+}
+
+/* A handle of another worker's task, joined, once that worker has reaped the record (and
+ * before anything reuses it): weft.h's stale handle, -ESRCH to every call taking it, as on
+ * the caller's own worker. The cancel said 0, and the detach and a second join -EINVAL
+ * ("joined already but not yet recycled"). The answers are checked after the run. */
+typedef struct stale_calls {
+    int cancel, detach, join;
+} stale_calls;
+
+static void *stale_remote_main(void *arg)
+{
+    stale_calls *sc = arg;
+    weft_task *t;
+    cr_assert_eq(weft_spawn_on(1, &t, return_arg, (void *)5, NULL), 0);
+    void *r = NULL;
+    cr_assert_eq(weft_join(t, &r, WEFT_FOREVER), 0);
+    cr_assert_eq(r, (void *)5);
+    /* Worker 1 reaps it when the join's record reaches it (a message): wait for that. */
+    while (weft_task_status(t) != -ESRCH)
+        cr_assert_eq(weft_sleep(WEFT_MSEC), 0);
+    sc->cancel = weft_cancel(t);
+    sc->detach = weft_detach(t);
+    sc->join = weft_join(t, NULL, 0);
+    return NULL;
+}
+
+Test(workers, a_reaped_handle_of_another_worker_is_stale)
+{
+    stale_calls sc = {0};
+    weft_config c = workers_cfg(2);
+    run_main_cfg(&c, stale_remote_main, &sc);
+    cr_assert_eq(sc.cancel, -ESRCH, "%d", sc.cancel);
+    cr_assert_eq(sc.detach, -ESRCH, "%d", sc.detach);
+    cr_assert_eq(sc.join, -ESRCH, "%d", sc.join);
+}
+
 Test(workers, bad_configurations_are_refused)
 {
     weft_config c = workers_cfg(WEFT_WORKERS_MAX + 1);
@@ -103,6 +249,25 @@ Test(workers, bad_configurations_are_refused)
     c = workers_cfg(2);
     c.pin_workers = 2;
     cr_assert_eq(weft_run(&c, count_main, NULL, NULL), -EINVAL);
+}
+
+/* Every on/off field takes 0 or 1, as pin_workers and leak_report do: report_overflow and
+ * ignore_sigpipe took any value, 2 or -1 as on. */
+Test(workers, switches_other_than_0_or_1_are_refused)
+{
+    int bad[] = {2, -1, 0x100};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        weft_config c = workers_cfg(1);
+        c.report_overflow = bad[i];
+        cr_assert_eq(weft_run(&c, count_main, NULL, NULL), -EINVAL, "report_overflow %d", bad[i]);
+        c = workers_cfg(1);
+        c.ignore_sigpipe = bad[i];
+        cr_assert_eq(weft_run(&c, count_main, NULL, NULL), -EINVAL, "ignore_sigpipe %d", bad[i]);
+    }
+    weft_config c = workers_cfg(1);
+    c.report_overflow = 0;
+    c.ignore_sigpipe = 0;
+    cr_assert_eq(run_main_cfg(&c, count_main, NULL), (void *)1);
 }
 
 static void *where_am_i(void *arg)

@@ -50,12 +50,17 @@ int weft__io_init(weft__worker *w, int backend, bool movable)
     io->ops = choose(backend, &unbuilt);
     int r = io->ops->init(io);
     if (r < 0 && io->ops != &weft__io_epoll) {
-        weft__logf(w->rt, WEFT_LOG_WARN, "weft: io_uring unavailable (%s): using epoll\n",
-                   weft_strerror(r));
+        /* One line for the runtime (weft.h), whichever of its workers falls back first. The
+         * kernel's reason in the C library's words: weft_strerror gives a weft call's meaning
+         * (-EPERM: "not inside a task?"), where a seccomp policy or io_uring_disabled is meant. */
+        if (!atomic_exchange_explicit(&w->rt->uring_fallback_told, true, memory_order_relaxed))
+            weft__logf(w->rt, WEFT_LOG_WARN, "weft: io_uring unavailable (%s): using epoll\n",
+                       strerror(-r));
         io->ops = &weft__io_epoll;
         io->requests_tied_to_thread = false;
         r = io->ops->init(io);
-    } else if (unbuilt) {
+    } else if (unbuilt &&
+               !atomic_exchange_explicit(&w->rt->uring_fallback_told, true, memory_order_relaxed)) {
         weft__logf(w->rt, WEFT_LOG_WARN, "weft: built without io_uring (liburing): using epoll\n");
     }
     if (r < 0) {
