@@ -1012,7 +1012,7 @@ static void run_conn(int fd, int tls)
         weft_close(fd);
         return;
     }
-    httpd_conn_rec rec = {&sh->live, sh->live.next, weft_self(), 0};
+    httpd_conn_rec rec = {&sh->live, sh->live.next, weft_self(), fd, 0};
     sh->live.next->prev = &rec;
     sh->live.next = &rec;
     sh->nlive++;

@@ -35,7 +35,8 @@ extern httpd_config httpd_cfg;
 typedef struct httpd_conn_rec {
     struct httpd_conn_rec *prev, *next;
     weft_task *task;
-    int idle; /* 1 while waiting for the first byte of a request: cancel it at shutdown */
+    int fd;
+    int idle; /* 1 while waiting for the first byte of a request: ended at shutdown */
 } httpd_conn_rec;
 
 /* The access log's buffer of one worker: lines are appended to `buf`; the flusher swaps it

@@ -54,14 +54,18 @@ static void shard_fini(void *value, unsigned worker, void *arg)
 }
 
 /* On each worker at the shutdown: idle connections are closed now, busy ones close after
- * their response; past the deadline whatever is left is cancelled. Then the log is flushed. */
+ * their response; past the deadline whatever is left is cancelled. Then the log is flushed.
+ * An idle connection's read is ended by shutting its reading side (it reads the end of the
+ * stream), not by a cancel: its last response may still be in flight behind it (io_uring's
+ * sends behind), and the close of a cancelled task drops what the cancel cut, where a plain
+ * one waits for it. */
 static void *drain_shard(void *arg)
 {
     int64_t deadline = *(const int64_t *)arg;
     httpd_shard *sh = weft_sharded_local(httpd_shards);
     sh->draining = 1;
     for (httpd_conn_rec *c = sh->live.next; c != &sh->live; c = c->next)
-        if (c->idle)
+        if (c->idle && weft_shutdown(c->fd, SHUT_RD) < 0)
             weft_cancel(c->task);
     if (sh->nlive > 0 && weft_promise_create(&sh->drained) == 0) {
         weft_future *f = weft_promise_future(sh->drained);
