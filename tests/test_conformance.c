@@ -1335,18 +1335,28 @@ static void *connect_unix_full(void *arg)
     return (void *)(intptr_t)r;
 }
 
+/* A Unix listener at /tmp/weft-<name>-<pid> with a backlog of one, which `*first` fills (a
+ * connected weft socket): further connects to it wait. Returns the listener. */
+static int full_unix_listener(struct sockaddr_un *sa, const char *name, int *first)
+{
+    *sa = (struct sockaddr_un){.sun_family = AF_UNIX};
+    snprintf(sa->sun_path, sizeof sa->sun_path, "/tmp/weft-%s-%d", name, (int)getpid());
+    unlink(sa->sun_path);
+    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(l, 0);
+    cr_assert_eq(bind(l, (struct sockaddr *)sa, sizeof *sa), 0);
+    cr_assert_eq(listen(l, 0), 0);
+    *first = weft_socket(AF_UNIX, SOCK_STREAM, 0);
+    cr_assert_eq(weft_connect(*first, (struct sockaddr *)sa, sizeof *sa, WEFT_FOREVER), 0);
+    return l;
+}
+
 static void *unix_backlog_main(void *arg)
 {
     (void)arg;
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof sa.sun_path, "/tmp/weft-backlog-%d", (int)getpid());
-    unlink(sa.sun_path);
-    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cr_assert_geq(l, 0);
-    cr_assert_eq(bind(l, (struct sockaddr *)&sa, sizeof sa), 0);
-    cr_assert_eq(listen(l, 0), 0);
-    int first = weft_socket(AF_UNIX, SOCK_STREAM, 0);
-    cr_assert_eq(weft_connect(first, (struct sockaddr *)&sa, sizeof sa, WEFT_FOREVER), 0);
+    struct sockaddr_un sa;
+    int first;
+    int l = full_unix_listener(&sa, "backlog", &first);
     /* The backlog is full now (listen(0) takes one): further connects wait. */
     int full = weft_socket(AF_UNIX, SOCK_STREAM, 0);
     int r = weft_connect(full, (struct sockaddr *)&sa, sizeof sa, weft_deadline_in(20 * WEFT_MSEC));
@@ -1391,15 +1401,9 @@ static void *connect_unix_fd(void *arg)
 static void *unix_backlog_close_main(void *arg)
 {
     (void)arg;
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof sa.sun_path, "/tmp/weft-backlog-close-%d", (int)getpid());
-    unlink(sa.sun_path);
-    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cr_assert_geq(l, 0);
-    cr_assert_eq(bind(l, (struct sockaddr *)&sa, sizeof sa), 0);
-    cr_assert_eq(listen(l, 0), 0);
-    int first = weft_socket(AF_UNIX, SOCK_STREAM, 0);
-    cr_assert_eq(weft_connect(first, (struct sockaddr *)&sa, sizeof sa, WEFT_FOREVER), 0);
+    struct sockaddr_un sa;
+    int first;
+    int l = full_unix_listener(&sa, "backlog-close", &first);
     unix_retry_fd u = {.sa = &sa, .fd = weft_socket(AF_UNIX, SOCK_STREAM, 0)};
     cr_assert_geq(u.fd, 0);
     weft_task *t = spawn_pinned(connect_unix_fd, &u);
