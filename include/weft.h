@@ -230,7 +230,8 @@ enum { WEFT_LOG_ERROR = 1, WEFT_LOG_WARN = 2, WEFT_LOG_INFO = 3 };
  * switch other than "0" or "1") is said in the log (at WARN), and the default taken. */
 typedef struct weft_config {
     size_t size;             /* sizeof(weft_config) as the program was built: set by
-                              * weft_config_init(); weft_run() refuses 0 with -EINVAL */
+                              * weft_config_init(); weft_run() refuses 0, or past 4 KiB
+                              * (never set: garbage), with -EINVAL */
     size_t stack_size;       /* default stack size of a spawned coroutine (WEFT_STACK_DEFAULT) */
     int guard;               /* WEFT_GUARD_AUTO, _ALWAYS or _NEVER */
     unsigned stack_pool_max; /* free stacks kept for reuse before returning memory (1024) */

@@ -38,9 +38,13 @@ unsigned weft_version(void)
     return WEFT_VERSION_NUMBER;
 }
 
+/* The largest size a weft_config of a later version may have (it holds a few hundred bytes
+ * now): a size past it is refused rather than read through. */
+#define WEFT__CONFIG_SIZE_MAX ((size_t)4096)
+
 void weft_config_init_sized(weft_config *cfg, size_t size)
 {
-    if (!cfg || size < offsetof(weft_config, reserved_))
+    if (!cfg || size < offsetof(weft_config, reserved_) || size > WEFT__CONFIG_SIZE_MAX)
         return; /* a structure older than this library can describe: leave it alone */
     memset(cfg, 0, size);
     cfg->size = size;
@@ -130,8 +134,11 @@ WEFT_COLD static void env_check(const weft_config *c, const char *name, const ch
  * that any the caller's (newer) structure has beyond them are zero. */
 static int take_config(const weft_config *cfg, weft_config *out)
 {
-    if (cfg->size < offsetof(weft_config, reserved_))
-        return -EINVAL; /* 0: never passed through weft_config_init */
+    /* 0, or a size no weft_config will reach (a garbage word: never passed through
+     * weft_config_init), where the look at the fields past ours below would read beyond the
+     * caller's structure. */
+    if (cfg->size < offsetof(weft_config, reserved_) || cfg->size > WEFT__CONFIG_SIZE_MAX)
+        return -EINVAL;
     size_t n = cfg->size < sizeof *out ? cfg->size : sizeof *out;
     memset(out, 0, sizeof *out);
     memcpy(out, cfg, n);

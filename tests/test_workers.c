@@ -270,6 +270,19 @@ Test(workers, switches_other_than_0_or_1_are_refused)
     cr_assert_eq(run_main_cfg(&c, count_main, NULL), (void *)1);
 }
 
+/* A config whose size word is garbage (never set by weft_config_init) is refused, not read
+ * through: the look at the fields a later version added read as many bytes past the
+ * caller's structure as the word said. */
+Test(workers, a_config_size_no_config_has_is_refused)
+{
+    size_t bad[] = {100000, (size_t)1 << 40, SIZE_MAX};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        weft_config c = workers_cfg(1);
+        c.size = bad[i];
+        cr_assert_eq(weft_run(&c, count_main, NULL, NULL), -EINVAL, "size %zu", bad[i]);
+    }
+}
+
 static void *where_am_i(void *arg)
 {
     int first = weft_worker_index();
