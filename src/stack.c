@@ -238,17 +238,6 @@ static void drop_fiber(weft__stack *s)
     s->fiber = NULL;
 }
 
-static void unmap_stack(weft__worker *w, weft__stack *s)
-{
-    drop_fiber(s);
-    weft__hook_stack_deregister(s->vg_id);
-    if (s->guarded) {
-        w->stacks.nguarded--;
-        weft__hook_stack_unmap(s->lo, (size_t)(weft__stack_hi(s) - s->lo));
-        weft__sys_munmap(&w->sys, s->map, s->map_size);
-    }
-}
-
 void weft__stack_give(weft__worker *from, const weft__stack *s)
 {
     weft__stack_pool *p = &from->stacks;
@@ -387,10 +376,14 @@ WEFT_COLD void weft__stack_fini(weft__worker *w)
             while (lists[l]) {
                 weft__stack *s = lists[l];
                 lists[l] = s->next;
-                if (ranges)
+                if (ranges) {
                     retire_stack(w, s, ranges, &n);
-                else
-                    unmap_stack(w, s); /* no memory for the notes: one munmap each */
+                } else { /* no memory for the notes: one munmap each */
+                    map_range one;
+                    size_t k = 0;
+                    retire_stack(w, s, &one, &k);
+                    unmap_ranges(w, &one, k);
+                }
             }
         }
         p->cls[i].free = p->cls[i].cold = NULL;
