@@ -95,11 +95,12 @@ test-asan: $(BUILD)/asan/CMakeCache.txt
 	cd $(BUILD)/asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp $(CTEST)
 
-# Only the programs the core tests run: each other test program would be a whole-library
-# link-time optimisation for nothing (scripts/core_targets.sh).
+# Only the programs the core tests run, less the examples: each other program would be a
+# whole-library link-time optimisation (several seconds each) for nothing the stress programs
+# and core suites do not cover (scripts/core_targets.sh).
 test-lto: $(BUILD)/lto/CMakeCache.txt
-	cmake --build $(BUILD)/lto -j$(JOBS) --target $$(scripts/core_targets.sh $(BUILD)/lto)
-	cd $(BUILD)/lto && $(CTEST) -L core
+	cmake --build $(BUILD)/lto -j$(JOBS) --target $$(scripts/core_targets.sh $(BUILD)/lto core examples)
+	cd $(BUILD)/lto && $(CTEST) -L core -LE examples
 
 # Only the stress programs its tests run (scripts/core_targets.sh).
 test-tsan: $(BUILD)/tsan/CMakeCache.txt

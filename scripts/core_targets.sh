@@ -7,14 +7,16 @@
 # path before it is built (ctest's own listing leaves the command out until the program
 # exists, so on a fresh build dir it gave nothing, and every target was built). A test whose
 # program lies outside the build dir (a script, an interpreter) names no target. Prints "all"
-# if nothing can be said.
-#   scripts/core_targets.sh BUILD_DIR [LABEL]
+# if nothing can be said. A test that also has the label EXCLUDE is left out (`make test-lto`
+# leaves out the examples: demos whose links would be a third of its time).
+#   scripts/core_targets.sh BUILD_DIR [LABEL [EXCLUDE]]
 set -u
 dir=${1:?usage: $0 BUILD_DIR [LABEL]}
 label=${2-core}
-"${PYTHON3:-python3}" - "$dir" "$label" <<'PY' 2>/dev/null || echo all
+exclude=${3-}
+"${PYTHON3:-python3}" - "$dir" "$label" "$exclude" <<'PY' 2>/dev/null || echo all
 import os, re, sys
-root, label = os.path.realpath(sys.argv[1]), sys.argv[2]
+root, label, exclude = os.path.realpath(sys.argv[1]), sys.argv[2], sys.argv[3]
 add = re.compile(r'^add_test\(\[=\[(.+?)\]=\] (.*)')
 arg = re.compile(r'"([^"]*)"')
 inside = lambda path: os.path.realpath(path).startswith(root + os.sep)
@@ -39,6 +41,8 @@ for d, _, files in os.walk(root):
 names = set()
 for test, path in programs.items():
     if label and label not in labels.get(test, []):
+        continue
+    if exclude and exclude in labels.get(test, []):
         continue
     if path:
         names.add(os.path.basename(path))
