@@ -4,6 +4,7 @@
  * running out of fds. Every test is bounded in count and time and uses port 0. */
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <dirent.h>
@@ -39,6 +40,10 @@ static void *echo_conn(void *arg)
     return NULL;
 }
 
+/* How many connections the echo servers accepted (five_thousand_concurrent_connections
+ * paces its connects by it). */
+static atomic_int echo_accepted;
+
 static void *echo_server(void *arg)
 {
     int lfd = (int)(intptr_t)arg;
@@ -46,6 +51,7 @@ static void *echo_server(void *arg)
         int c = weft_accept(lfd, NULL, NULL, WEFT_FOREVER);
         if (c < 0)
             break; /* cancelled */
+        atomic_fetch_add(&echo_accepted, 1);
         weft_spawn(NULL, echo_conn, (void *)(intptr_t)c,
                    &(weft_spawn_opts){.flags = WEFT_SPAWN_DETACHED});
     }
@@ -581,11 +587,20 @@ static void *many_main(void *arg)
     weft_addr_ip(&a, "127.0.0.1", 0);
     int lfd = weft_listen(&a, 4096, 0);
     weft_addr_local(lfd, &srv);
+    atomic_store(&echo_accepted, 0);
     weft_task *s;
     weft_spawn(&s, echo_server, (void *)(intptr_t)lfd, NULL);
+    /* In batches, each started only once the server has accepted what came before: 5,000
+     * connects queued at once would outrun the accept queue (net.core.somaxconn, 4096 by
+     * default), and the kernel drops a SYN it has no room for, to be sent again 1 s later
+     * (then 3 s, 7 s...). Every connection still stays open until all are made. */
     static weft_task *ts[NCONNS];
-    for (int i = 0; i < NCONNS; i++)
+    for (int i = 0; i < NCONNS; i++) {
         weft_spawn(&ts[i], client, &srv, NULL);
+        if (i % 500 == 499)
+            while (atomic_load(&echo_accepted) <= i)
+                weft_sleep(WEFT_MSEC);
+    }
     int nok = 0;
     for (int i = 0; i < NCONNS; i++) {
         void *r;
