@@ -1259,14 +1259,16 @@ WEFT_API int weft_poller_wake(weft_poller *p);
  * weft_send, weft_writev or weft_sendfile returns: an error (-EPIPE, -ECONNRESET...) comes
  * one write late, as TCP's own errors do, and from then on the socket's writes are not sent
  * behind. weft_close() and weft_fd_forget() from a task wait for the send (until the
- * deadline it was written with, or the task's cancellation; then the rest is dropped), and
+ * deadline it was written with; then the rest is dropped), and
  * weft_shutdown(SHUT_WR) takes effect after it, so the peer sees every byte before the end of
  * stream (called from a task of another worker that used the socket too, it asks the
  * writer's worker and waits for its answer). A weft_close() or weft_fd_forget() that cannot wait
- * for it (called from a task of another worker than the writer's, or from outside a task) lets the
- * send go on after it, through a duplicate of the fd that weft closes once the send is over: the
- * peer sees every byte, then the end of stream (after such a weft_fd_forget the caller's own writes
- * may overtake what is still in flight). What is still unsent at the write's deadline or at the
+ * for it (called from a cancelled task, from a task of another worker than the writer's, or from
+ * outside a task) lets the send go on after it, through a duplicate of the fd that weft closes once
+ * the send is over: the peer sees every byte, then the end of stream, as after close(2) of a socket
+ * the kernel still holds bytes for (after such a weft_fd_forget the caller's own writes may
+ * overtake what is still in flight). What is still unsent at the write's deadline, 60 s after
+ * such a close (as the kernel gives up an orphaned socket whose peer stopped reading), or at the
  * runtime's end is dropped, as a write parked on epoll would be cut there; so is the rest
  * when no fd is left for the duplicate, and after a weft_fd_forget from outside a task of
  * another worker (which does not wait for the writer's worker, so

@@ -421,15 +421,41 @@ static void close_outside_a_task(int fd)
     cr_assert_eq(f.res, 0);
 }
 
+/* weft_close(fd) from a task of the caller's worker that was cancelled first (its close
+ * cannot wait for the send: every blocking call of a cancelled task returns -ECANCELED),
+ * which must succeed. */
+static weft_event cancelled_closer_started = WEFT_EVENT_INIT;
+static int cancelled_close_result = 1; /* the join of a cancelled task reports WEFT_CANCELED */
+
+static void *close_once_cancelled(void *arg)
+{
+    weft_event_set(&cancelled_closer_started);
+    weft_sleep(3600 * WEFT_SEC); /* until cancelled */
+    cancelled_close_result = weft_close((int)(intptr_t)arg);
+    return NULL;
+}
+
+static void close_by_a_cancelled_task(int fd)
+{
+    weft_task *c;
+    cr_assert_eq(weft_spawn(&c, close_once_cancelled, (void *)(intptr_t)fd, NULL), 0);
+    cr_assert_eq(weft_event_wait(&cancelled_closer_started, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_cancel(c), 0);
+    cr_assert_eq(weft_join(c, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(cancelled_close_result, 0);
+}
+
 typedef struct closer {
     void (*close)(int fd);
 } closer;
 
-static const closer by_worker_1 = {close_on_worker_1}, outside_a_task = {close_outside_a_task};
+static const closer by_worker_1 = {close_on_worker_1}, outside_a_task = {close_outside_a_task},
+                    by_a_cancelled_task = {close_by_a_cancelled_task};
 
 /* A close that cannot wait for the writer's send, from a task of another worker than the
- * writer's (on io_uring the send is the writer's worker's) or from outside a task: the send
- * goes on after the close, and the peer gets every byte, then the end of stream. (A reader
+ * writer's (on io_uring the send is the writer's worker's), from outside a task, or from a
+ * cancelled task: the send goes on after the close, and the peer gets every byte, then the
+ * end of stream, as a kernel socket's buffered bytes after close(2). (A reader
  * that drains the socket before the close leaves nothing in flight, and the test then checks
  * only that.) */
 static void *close_elsewhere_main(void *arg)
@@ -455,6 +481,14 @@ Test(send_behind, a_close_from_another_worker_comes_after_every_byte_written)
 Test(send_behind, a_close_from_outside_a_task_comes_after_every_byte_written)
 {
     cr_assert_eq(run_main(close_elsewhere_main, (void *)&outside_a_task), NULL);
+}
+
+/* Before session 34 such a close dropped the send's rest on io_uring (the peer got the bytes
+ * the socket had taken, then the end of stream), where on epoll the write itself had put
+ * every byte into the kernel: a cancelled task's last response was cut on one backend only. */
+Test(send_behind, a_close_from_a_cancelled_task_comes_after_every_byte_written)
+{
+    cr_assert_eq(run_main(close_elsewhere_main, (void *)&by_a_cancelled_task), NULL);
 }
 
 /* A send that goes on after such a close still ends at its write's deadline: a peer that

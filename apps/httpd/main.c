@@ -57,8 +57,8 @@ static void shard_fini(void *value, unsigned worker, void *arg)
  * their response; past the deadline whatever is left is cancelled. Then the log is flushed.
  * An idle connection's read is ended by shutting its reading side (it reads the end of the
  * stream), not by a cancel: its last response may still be in flight behind it (io_uring's
- * sends behind), and the close of a cancelled task drops what the cancel cut, where a plain
- * one waits for it. */
+ * sends behind), and a plain close waits for it before the process goes on to exit (the
+ * close of a cancelled task lets it go on behind, and the runtime's end would cut it). */
 static void *drain_shard(void *arg)
 {
     int64_t deadline = *(const int64_t *)arg;

@@ -1782,25 +1782,34 @@ static bool ur_defer_shutdown(weft__io *io, int fd)
     return true;
 }
 
-/* Whether a send still in flight at fd's forget goes on after it: when nobody could wait for
- * it (weft_close and weft_fd_forget from a task wait first, ur_flush, and then drop what the
- * write's deadline or the task's cancel cut), that is, from outside a task or on a worker
- * other than the closer's (fdshare.c's message), and while the write's deadline lasts. It
- * goes on through a duplicate of the fd, which the cancel below finds too, so the send is
- * prepared again once that cancel's completion comes. */
-static bool send_goes_on(uring_state *s, weft__usend *u, bool fd_held)
+/* How long at most a send goes on after the forget of its fd (send_goes_on): the kernel
+ * likewise gives up the unsent bytes of a closed socket whose peer stops reading, after its
+ * orphan retries. A peer that never reads then costs a duplicate fd and a buffer for this
+ * long, not until the runtime ends. */
+#define ORPHAN_SEND_MAX_NS (60 * WEFT_SEC)
+
+/* Whether a send still in flight at fd's forget goes on after it: when nobody waited for it
+ * to the end, that is, from outside a task, on a worker other than the closer's (fdshare.c's
+ * message), or from a task whose wait (ur_flush: weft_close and weft_fd_forget wait first)
+ * its cancellation cut: the write returned, so its bytes go out, as a kernel socket's
+ * buffered bytes do after close(2). It goes on while the write's deadline lasts, and for
+ * ORPHAN_SEND_MAX_NS at most; a wait the deadline cut drops the rest here. It goes on
+ * through a duplicate of the fd, which the cancel below finds too, so the send is prepared
+ * again once that cancel's completion comes. */
+static bool send_goes_on(weft__usend *u, bool fd_held)
 {
     /* Not through a number that may name another file by now (fd_held false: another
      * worker's weft_fd_forget, which does not wait for this one): the duplicate would be
      * that file's, and the rest of the send would go to it. */
-    if (!u->inflight || !fd_held || weft__blocking_task(s->io->w))
+    if (!u->inflight || !fd_held)
         return false;
-    if (u->deadline != WEFT_FOREVER) {
-        if (weft__clock_ns() >= u->deadline)
-            return false;
-        u->until.tv_sec = u->deadline / WEFT_SEC;
-        u->until.tv_nsec = u->deadline % WEFT_SEC;
-    }
+    int64_t now = weft__clock_ns();
+    if (u->deadline != WEFT_FOREVER && now >= u->deadline)
+        return false;
+    if (u->deadline == WEFT_FOREVER || u->deadline - now > ORPHAN_SEND_MAX_NS)
+        u->deadline = now + ORPHAN_SEND_MAX_NS;
+    u->until.tv_sec = u->deadline / WEFT_SEC;
+    u->until.tv_nsec = u->deadline % WEFT_SEC;
     u->keepfd = fcntl(u->fd, F_DUPFD_CLOEXEC, 0); /* -1 (out of fds): dropped, as before */
     if (u->keepfd < 0)
         return false;
@@ -1817,7 +1826,7 @@ static void ur_forget(weft__io *io, int fd, bool fd_held)
      * a dup, a child; and its peer must see the end of stream), or after the send that goes
      * on (orphan_end). */
     weft__usend *u = weft__usends_find(&s->sends, fd);
-    if (u && u->fdgen == weft__fdtable_gen(io, fd) && !send_goes_on(s, u, fd_held) && u->shut >= 0)
+    if (u && u->fdgen == weft__fdtable_gen(io, fd) && !send_goes_on(u, fd_held) && u->shut >= 0)
         weft__sys_shutdown(s->sys, fd, u->shut);
     weft__usends_forget(&s->sends, fd);
     weft__ubuf_fd *f = weft__ubufs_find(&s->bufs, fd);
