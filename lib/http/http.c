@@ -464,6 +464,24 @@ static int has_token(const char *s, size_t n, const char *tok)
     return 0;
 }
 
+/* How many of extra_headers' lines (whole "Name: value" lines ending in CRLF, as
+ * are_header_lines checked) are a `name` field (lower case); *close_opt is set when one of
+ * them is a Connection holding "close". */
+static int count_field(const char *s, const char *name, int *close_opt)
+{
+    int count = 0;
+    while (s && *s) {
+        size_t len = strcspn(s, "\r"), nl = strcspn(s, ":");
+        if (ieq(s, nl, name)) {
+            count++;
+            if (close_opt && has_token(s + nl + 1, len - nl - 1, "close"))
+                *close_opt = 1;
+        }
+        s += len + 2;
+    }
+    return count;
+}
+
 typedef struct head {
     int status;
     int minor;
@@ -679,10 +697,21 @@ static int exchange(hconn *c, const char *method, const char *host, int port, co
     char req[2048];
     /* An IPv6 literal (the only host with a ':') goes in brackets: RFC 9110 7.2. */
     int v6 = strchr(host, ':') != NULL;
-    int n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: %s%s%s:%d\r\n%s", method, path,
-                     v6 ? "[" : "", host, v6 ? "]" : "", port, extra ? extra : "");
+    /* A Host among the caller's lines replaces ours: a request has exactly one (RFC 9112 3.2;
+     * two are a 400 at nginx and weft-httpd). 300: "Host: [" + 255 + "]:65535" + CRLF. */
+    char host_line[300] = "";
+    if (!count_field(extra, "host", NULL))
+        snprintf(host_line, sizeof host_line, "Host: %s%s%s:%d\r\n", v6 ? "[" : "", host,
+                 v6 ? "]" : "", port);
+    int n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\n%s%s", method, path, host_line,
+                     extra ? extra : "");
     if (n < 0 || (size_t)n >= sizeof req - 40)
         return -ENAMETOOLONG;
+    /* A request that asked for the close ends its connection, whatever the response says: a
+     * server that then closes without saying so (RFC 9112 9.6 has it SHOULD say it) would
+     * take the next request on it with it. */
+    int closing = 0;
+    count_field(extra, "connection", &closing);
     if (body)
         n += snprintf(req + n, sizeof req - (size_t)n, "Content-Length: %zu\r\n", body_len);
     n += snprintf(req + n, sizeof req - (size_t)n, "\r\n");
@@ -731,7 +760,7 @@ static int exchange(hconn *c, const char *method, const char *host, int port, co
         }
         /* Bytes past the response on a connection we did not pipeline (in our buffer or in
          * the TLS layer's), or a body we did not finish sending: do not reuse. */
-        *keep = rc == 0 && !h.close && r->pos == r->len && !conn_buffered(c) && !early;
+        *keep = rc == 0 && !h.close && !closing && r->pos == r->len && !conn_buffered(c) && !early;
         if (rc == 0 && follow && is_redirect(h.status) && h.location_too_long)
             rc = -ENAMETOOLONG; /* a redirect we cannot follow: too long to keep */
     }
@@ -938,13 +967,18 @@ static int is_target(const char *s)
  * body or as another request). */
 static int are_header_lines(const char *s)
 {
+    const char *all = s;
     while (*s) {
         size_t len = strcspn(s, "\r\n"), name = strcspn(s, ":");
         if (name >= len || !is_token_n(s, name) || s[len] != '\r' || s[len + 1] != '\n')
             return 0;
         s += len + 2;
     }
-    return 1;
+    /* The framing is ours (Content-Length from body_len, no chunked upload): the caller's
+     * would go out beside it, two lengths a server and a proxy may each read differently,
+     * or a chunked body that is not. And at most one Host (it replaces ours). */
+    return !count_field(all, "content-length", NULL) &&
+           !count_field(all, "transfer-encoding", NULL) && count_field(all, "host", NULL) <= 1;
 }
 
 static int same_origin(const weft_http_pool *p, const target *t)
