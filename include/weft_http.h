@@ -53,8 +53,10 @@ WEFT_API const char *weft_http_pool_tls_error(const weft_http_pool *p);
  * Other methods get the 3xx response as it is. Returns 0 or -EINVAL. From the pool's worker. */
 WEFT_API int weft_http_pool_set_redirects(weft_http_pool *p, unsigned max);
 
-/* Closes the idle connections and frees the pool; no request may be in flight. NULL is
- * ignored. From the pool's worker. */
+/* Closes the idle connections and frees the pool. Requests of other tasks still running on
+ * it go on to their end (their connections are then closed, not kept), and the last of
+ * them frees the pool; no new request may start on it. NULL is ignored. From the pool's
+ * worker. */
 WEFT_API void weft_http_pool_destroy(weft_http_pool *p);
 
 /* Receives the body as it arrives (`data` is borrowed for the call); returns 0 to go on, < 0 to

@@ -51,6 +51,11 @@ struct weft_http_pool {
     char tls_err[200];      /* the last handshake failure in words */
     unsigned max_redirects; /* weft_http_pool_set_redirects; 0: none followed */
     int used;               /* a request has started: the scheme may no longer change */
+    /* Requests running on the pool (inside weft_http_request, parked or not), and whether
+     * weft_http_pool_destroy came while there were some: the last of them frees the pool
+     * (they still touch it: its slots, its idle stack). Owner: the pool's worker. */
+    unsigned nrunning;
+    int destroyed;
 };
 
 static void hconn_close(hconn *c)
@@ -83,17 +88,35 @@ int weft_http_pool_create(weft_http_pool **out, const char *host, int port, unsi
     return 0;
 }
 
+static void pool_free(weft_http_pool *p)
+{
+#ifdef WEFT_HAVE_TLS
+    weft_tls_session_release(p->session);
+#endif
+    free(p->idle);
+    free(p);
+}
+
 void weft_http_pool_destroy(weft_http_pool *p)
 {
     if (!p)
         return;
     for (unsigned i = 0; i < p->nidle; i++)
         hconn_close(&p->idle[i]);
-#ifdef WEFT_HAVE_TLS
-    weft_tls_session_release(p->session);
-#endif
-    free(p->idle);
-    free(p);
+    p->nidle = 0;
+    /* Requests of other tasks still running: the last one frees it (request_leave), and
+     * their connections are closed, not kept (release). */
+    if (p->nrunning > 0)
+        p->destroyed = 1;
+    else
+        pool_free(p);
+}
+
+/* The end of a request on p: frees a pool destroyed while it ran, once none is left. */
+static void request_leave(weft_http_pool *p)
+{
+    if (--p->nrunning == 0 && p->destroyed)
+        pool_free(p);
 }
 
 int weft_http_pool_set_tls(weft_http_pool *p, struct weft_tls_ctx *ctx)
@@ -212,7 +235,7 @@ static void release(weft_http_pool *p, hconn *c, int keep)
         p->session = s;
     }
 #endif
-    if (keep && p->nidle < p->max)
+    if (keep && !p->destroyed && p->nidle < p->max)
         p->idle[p->nidle++] = *c;
     else
         hconn_close(c);
@@ -986,14 +1009,12 @@ static int same_origin(const weft_http_pool *p, const target *t)
     return (p->tls != NULL) == t->https && p->port == t->port && strcasecmp(p->host, t->host) == 0;
 }
 
-int weft_http_request(weft_http_pool *p, const char *method, const char *path,
-                      const char *extra_headers, const void *body, size_t body_len,
-                      weft_http_body_fn on_body, void *arg, weft_http_response *resp,
-                      int64_t deadline)
+/* weft_http_request once its arguments are checked: the request, then its redirects. */
+static int request_following(weft_http_pool *p, const char *method, const char *path,
+                             const char *extra_headers, const void *body, size_t body_len,
+                             weft_http_body_fn on_body, void *arg, weft_http_response *resp,
+                             int64_t deadline)
 {
-    if (!p || !method || !path || !resp || !is_token(method) || !is_target(path) ||
-        (extra_headers && !are_header_lines(extra_headers)))
-        return -EINVAL;
     p->tls_err[0] = '\0'; /* the reason of this request's failed handshake, if any */
     int follow =
         p->max_redirects > 0 && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0);
@@ -1043,6 +1064,21 @@ int weft_http_request(weft_http_pool *p, const char *method, const char *path,
     }
     weft_http_pool_destroy(other);
     free(t);
+    return rc;
+}
+
+int weft_http_request(weft_http_pool *p, const char *method, const char *path,
+                      const char *extra_headers, const void *body, size_t body_len,
+                      weft_http_body_fn on_body, void *arg, weft_http_response *resp,
+                      int64_t deadline)
+{
+    if (!p || !method || !path || !resp || !is_token(method) || !is_target(path) ||
+        (extra_headers && !are_header_lines(extra_headers)))
+        return -EINVAL;
+    p->nrunning++;
+    int rc = request_following(p, method, path, extra_headers, body, body_len, on_body, arg, resp,
+                               deadline);
+    request_leave(p); /* p may be freed now */
     return rc;
 }
 

@@ -40,6 +40,8 @@ typedef struct hostile {
  * the end of a request the server lingers on. Seq_cst atomics: the only order they carry is
  * their own. */
 static atomic_int first_response_read, stray_bytes_sent, client_done;
+/* The destroy-in-flight scenario: the server has the request; the client destroyed the pool. */
+static atomic_int held_request_seen, pool_destroyed;
 
 static void send_all(int fd, const void *data, size_t len)
 {
@@ -250,6 +252,13 @@ static int answer(int fd, const req *rq)
         ok(fd, rq->host);
         return 0;
     }
+    if (strcmp(p, "/held") == 0) { /* answered once the client has destroyed its pool */
+        atomic_store(&held_request_seen, 1);
+        for (int i = 0; i < 500 && !atomic_load(&pool_destroyed); i++)
+            usleep(10 * 1000);
+        ok(fd, "held");
+        return 0;
+    }
     if (strcmp(p, "/hosts") == 0) { /* how many Host lines came, and the last */
         char text[160];
         snprintf(text, sizeof text, "%d %s", rq->nhosts, rq->host);
@@ -339,6 +348,8 @@ static int hostile_start(hostile *h, int family)
     atomic_store(&first_response_read, 0);
     atomic_store(&stray_bytes_sent, 0);
     atomic_store(&client_done, 0);
+    atomic_store(&held_request_seen, 0);
+    atomic_store(&pool_destroyed, 0);
     h->lfd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (h->lfd < 0)
         return -1;
@@ -963,4 +974,44 @@ Test(http_hostile, extra_headers_close_host_and_framing)
     assert_rc(&j, 4, -EINVAL);
     assert_rc(&j, 5, -EINVAL);
     assert_rc(&j, 6, -EINVAL);
+}
+
+/* Bug: weft_http_pool_destroy while another task's request was still running freed the pool
+ * under it: when its response came, the request put its slot back into freed memory (ASan:
+ * heap-use-after-free in release). Now the pool is freed by the last request to finish, and
+ * that request's connection is closed, not kept. */
+static job *held_job;
+static weft_http_pool *held_pool;
+
+static void *held_get(void *arg)
+{
+    (void)arg;
+    get_into(held_job, held_pool, 0, "/held");
+    return NULL;
+}
+
+static void *t_destroy_in_flight(void *arg)
+{
+    job *j = arg;
+    held_job = j;
+    held_pool = pool_for(j);
+    weft_task *t = NULL;
+    j->rc[1] = weft_spawn(&t, held_get, NULL, NULL);
+    for (int i = 0; i < 5000 && !atomic_load(&held_request_seen); i++)
+        weft_sleep(WEFT_MSEC);
+    weft_http_pool_destroy(held_pool); /* the request is in flight: the server holds it */
+    atomic_store(&pool_destroyed, 1);
+    if (t)
+        j->rc[2] = weft_join(t, NULL, WEFT_FOREVER);
+    return NULL;
+}
+
+Test(http_hostile, destroy_with_a_request_in_flight)
+{
+    job j = {0};
+    run_against_server(t_destroy_in_flight, &j);
+    assert_rc(&j, 1, 0);
+    assert_rc(&j, 2, 0);
+    assert_rc(&j, 0, 0);
+    cr_assert_str_eq(j.body[0].data, "held");
 }
