@@ -5,8 +5,10 @@
  * resolved through weft_resolve; https goes through libweft_tls (weft_tls.h) when the library
  * was built with it; 3xx redirects are followed on request (weft_http_pool_set_redirects).
  *
- * A pool belongs to the worker that created it: its tasks may share it (it parks them when
- * every connection is busy); other workers make their own. Every call returns >= 0 or a
+ * A pool belongs to the worker that created it (or, created outside a runtime, to the worker
+ * of its first request): its tasks may share it (it parks them when every connection is
+ * busy); other workers make their own, and their requests on it are -EPERM (in stealing
+ * mode, pin the tasks that share a pool: WEFT_SPAWN_PINNED). Every call returns >= 0 or a
  * negative errno, like every weft call. */
 #ifndef WEFT_HTTP_H
 #define WEFT_HTTP_H
@@ -97,7 +99,9 @@ typedef struct weft_http_response {
  * host:port in the request (a virtual host), and "Connection: close" there closes the
  * connection after the response, whatever the response says. A followed Location's dot
  * segments are removed (RFC 3986 5.2.4); `path` itself goes out as given.
- * Returns 0 with *resp filled, or -errno: -EINVAL, -ETIMEDOUT, -ECANCELED, -ECONNREFUSED, ...,
+ * Returns 0 with *resp filled, or -errno: -EINVAL, -EPERM (not from a task of the pool's
+ * worker: nothing in a pool is locked; nothing is sent), -ETIMEDOUT, -ECANCELED,
+ * -ECONNREFUSED, ...,
  * -EPROTO (a malformed response), -EMSGSIZE (a response head over 16 KiB: the status line,
  * the header lines and the empty line that ends them, line ends included, with every interim
  * 1xx head before it counted in the same 16 KiB; or a chunked body's trailers over 16 KiB of

@@ -56,6 +56,10 @@ struct weft_http_pool {
      * (they still touch it: its slots, its idle stack). Owner: the pool's worker. */
     unsigned nrunning;
     int destroyed;
+    /* The worker whose tasks may use it (weft_worker_index at the create, or at the first
+     * request when created outside a runtime: -1 until then). Nothing here is locked: a
+     * request from another worker would race with this one's on the idle stack. */
+    int owner;
 };
 
 static void hconn_close(hconn *c)
@@ -80,6 +84,9 @@ int weft_http_pool_create(weft_http_pool **out, const char *host, int port, unsi
     }
     snprintf(p->host, sizeof p->host, "%s", host);
     p->port = port;
+    p->owner = weft_worker_index(); /* -EPERM outside a runtime: bound at the first request */
+    if (p->owner < 0)
+        p->owner = -1;
     p->max = max_conns;
     p->idle = idle;
     weft_sem slots = WEFT_SEM_INIT(max_conns);
@@ -1075,6 +1082,10 @@ int weft_http_request(weft_http_pool *p, const char *method, const char *path,
     if (!p || !method || !path || !resp || !is_token(method) || !is_target(path) ||
         (extra_headers && !are_header_lines(extra_headers)))
         return -EINVAL;
+    int worker = weft_worker_index();
+    if (worker < 0 || (p->owner >= 0 && p->owner != worker))
+        return -EPERM; /* outside a task, or another worker's: see owner */
+    p->owner = worker;
     p->nrunning++;
     int rc = request_following(p, method, path, extra_headers, body, body_len, on_body, arg, resp,
                                deadline);

@@ -1015,3 +1015,52 @@ Test(http_hostile, destroy_with_a_request_in_flight)
     assert_rc(&j, 0, 0);
     cr_assert_str_eq(j.body[0].data, "held");
 }
+
+/* Bug: a pool is its worker's (nothing in it is locked), but a request from a task on another
+ * worker was served, racing with the owner's requests on the idle stack and the slot count.
+ * Now it is -EPERM and nothing is sent; the owner's own requests go on. */
+static weft_http_pool *shared_pool;
+
+static void *foreign_get(void *arg)
+{
+    job *j = arg;
+    get_into(j, shared_pool, 1, "/ok");
+    j->count = weft_worker_index();
+    return NULL;
+}
+
+static void *t_other_worker(void *arg)
+{
+    job *j = arg;
+    shared_pool = pool_for(j);
+    get_into(j, shared_pool, 0, "/ok");
+    weft_task *t = NULL;
+    j->rc[2] = weft_spawn_on(1, &t, foreign_get, j, NULL);
+    if (t)
+        j->rc[3] = weft_join(t, NULL, WEFT_FOREVER);
+    get_into(j, shared_pool, 4, "/ok");
+    weft_http_pool_destroy(shared_pool);
+    return NULL;
+}
+
+Test(http_hostile, pool_used_from_another_worker)
+{
+    hostile h;
+    cr_assert_eq(hostile_start(&h, AF_INET), 0);
+    job j = {.h = &h};
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.workers = 2;
+    cfg.mode = WEFT_MODE_SHARDED;
+    void *result = (void *)1;
+    int r = weft_run(&cfg, t_other_worker, &j, &result);
+    hostile_stop(&h);
+    cr_assert_eq(r, 0, "weft_run: %s", weft_strerror(r));
+    assert_rc(&j, 0, 0);
+    assert_rc(&j, 2, 0);
+    assert_rc(&j, 3, 0);
+    cr_assert_eq(j.count, 1, "the task ran on worker %lld", (long long)j.count);
+    assert_rc(&j, 1, -EPERM);
+    assert_rc(&j, 4, 0);
+    cr_assert_eq(j.resp[4].reused, 1);
+}
