@@ -28,6 +28,8 @@
  * trailers of a chunked body have a budget of the same size of their own. weft_http.h
  * promises -EMSGSIZE past it. */
 #define HEAD_MAX 16384
+/* peer_answer looks at a whole head budget through the read buffer. */
+_Static_assert(HEAD_MAX <= READ_BUF, "a response head must fit in the read buffer");
 
 /* A connection: the socket, and TLS over it for an https pool. */
 typedef struct hconn {
@@ -312,16 +314,19 @@ static int interim_only(const char *s, size_t n)
     return 1;
 }
 
-/* What the peer has sent while the request body goes out, looked at without taking it: 0
- * nothing, 1 interim responses only (see interim_only; those in the peek's reach), 2 anything
- * else (a response, the end of the stream, an error: the next read reports it). */
-static int peer_answer(int fd)
+/* What the peer has sent while the request body goes out, looked at without taking it (into
+ * `scratch`, READ_BUF bytes): 0 nothing, 1 interim responses only (see interim_only), 2
+ * anything else (a response, the end of the stream, an error: the next read reports it).
+ * The look spans the whole head budget (HEAD_MAX <= READ_BUF): a shorter one (it was 1 KiB)
+ * saw long interim heads (103 Early Hints with many Link lines) and not the final response
+ * behind them. A full look of interim heads only is past the budget: 2, and the response
+ * reader says -EMSGSIZE. */
+static int peer_answer(int fd, char *scratch)
 {
-    char buf[1024];
-    ssize_t n = weft_recv(fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT, WEFT_FOREVER);
+    ssize_t n = weft_recv(fd, scratch, READ_BUF, MSG_PEEK | MSG_DONTWAIT, WEFT_FOREVER);
     if (n == -EAGAIN)
         return 0;
-    return n > 0 && interim_only(buf, (size_t)n) ? 1 : 2;
+    return n > 0 && n < READ_BUF && interim_only(scratch, (size_t)n) ? 1 : 2;
 }
 
 /* While only interim responses wait unread, readiness to read says nothing new (it is level,
@@ -333,9 +338,11 @@ static int peer_answer(int fd)
  * reading. So the bytes go out in non-blocking sends; whenever the socket is full the task
  * waits for room or for the peer to speak, and it stops writing once the peer has spoken or
  * the write fails with EPIPE or ECONNRESET (*early = 1: the caller reads what came and does
- * not reuse the connection); interim 1xx responses alone do not stop it. Returns 0, or -errno
- * (-ETIMEDOUT, -ECANCELED, ...). */
-static int send_watching(hconn *c, struct iovec *iov, int iovcnt, int *early, int64_t deadline)
+ * not reuse the connection); interim 1xx responses alone do not stop it. `scratch`
+ * (READ_BUF bytes) is where peer_answer looks. Returns 0, or -errno (-ETIMEDOUT,
+ * -ECANCELED, ...). */
+static int send_watching(hconn *c, struct iovec *iov, int iovcnt, char *scratch, int *early,
+                         int64_t deadline)
 {
     *early = 0;
     for (;;) {
@@ -363,7 +370,7 @@ static int send_watching(hconn *c, struct iovec *iov, int iovcnt, int *early, in
         } else if (err == EAGAIN || err == EWOULDBLOCK) {
             /* An interim response (100 Continue, 103) is not an answer: the body goes on,
              * and the response reader skips it later. */
-            int spoke = peer_answer(c->fd);
+            int spoke = peer_answer(c->fd, scratch);
             if (spoke == 2) {
                 *early = 1;
                 return 0;
@@ -746,18 +753,20 @@ static int exchange(hconn *c, const char *method, const char *host, int port, co
         n += snprintf(req + n, sizeof req - (size_t)n, "Content-Length: %zu\r\n", body_len);
     n += snprintf(req + n, sizeof req - (size_t)n, "\r\n");
     struct iovec iov[2] = {{req, (size_t)n}, {(void *)body, body ? body_len : 0}};
+    /* The reader's buffer, unused until the response, is send_watching's scratch. */
+    reader *r = malloc(sizeof *r);
+    if (!r)
+        return -ENOMEM;
     int early = 0;
     ssize_t w;
     if (c->tls || !body || body_len == 0)
         w = conn_writev(c, iov, body && body_len ? 2 : 1, deadline);
     else
-        w = send_watching(c, iov, 2, &early, deadline);
-    if (w < 0)
+        w = send_watching(c, iov, 2, r->buf, &early, deadline);
+    if (w < 0) {
+        free(r);
         return (int)w;
-
-    reader *r = malloc(sizeof *r);
-    if (!r)
-        return -ENOMEM;
+    }
     r->conn = c;
     r->deadline = deadline;
     r->pos = r->len = 0;

@@ -149,6 +149,17 @@ static int answer(int fd, const req *rq)
             wait_for_hangup(fd); /* reads nothing more: the client's writes fill up */
         return -1;               /* closed with the body unread: a reset */
     }
+    if (strcmp(p, "/big-hints-413-linger") == 0) {
+        /* Early Hints over 1 KiB (a page's preloads), then the final answer at once, and no
+         * more reading: the client must see the 413 behind the interim head. */
+        send_str(fd, "HTTP/1.1 103 Early Hints\r\n");
+        for (int i = 0; i < 40; i++)
+            send_str(fd, "Link: </static/asset-with-a-long-name.css>; rel=preload\r\n");
+        send_str(fd, "\r\nHTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\n"
+                     "Connection: close\r\n\r\nbig");
+        wait_for_hangup(fd);
+        return -1;
+    }
     if (strcmp(p, "/continue") == 0 || strcmp(p, "/early-hints") == 0) {
         /* An interim response at once, then the body read only after a pause (the client's
          * writes fill both socket buffers meanwhile, with the 1xx waiting to be read). */
@@ -1063,4 +1074,31 @@ Test(http_hostile, pool_used_from_another_worker)
     assert_rc(&j, 1, -EPERM);
     assert_rc(&j, 4, 0);
     cr_assert_eq(j.resp[4].reused, 1);
+}
+
+/* Bug: while the body went out, the look for an early answer peeked 1 KiB only: interim heads
+ * longer than that (103 Early Hints with many Link lines) hid the final response behind
+ * them, and against a server that answered 413 and stopped reading the upload waited for
+ * room until its deadline (-ETIMEDOUT). The look now covers the whole head budget. */
+static void *t_big_hints(void *arg)
+{
+    job *j = arg;
+    char *body = calloc(1, BIG_BODY);
+    if (!body)
+        return (void *)1;
+    weft_http_pool *p = pool_for(j);
+    j->rc[0] = weft_http_post(p, "/big-hints-413-linger", NULL, body, BIG_BODY, collect,
+                              &j->body[0], &j->resp[0], weft_deadline_in(3 * WEFT_SEC));
+    weft_http_pool_destroy(p);
+    free(body);
+    return NULL;
+}
+
+Test(http_hostile, final_response_behind_long_interim_heads)
+{
+    job j = {0};
+    run_against_server(t_big_hints, &j);
+    assert_rc(&j, 0, 0);
+    cr_assert_eq(j.resp[0].status, 413);
+    cr_assert_str_eq(j.body[0].data, "big");
 }
