@@ -93,9 +93,9 @@ typedef struct weft_http_response {
  * server that stops reading then ends in -ETIMEDOUT or -EPIPE). All pointers are borrowed for the
  * call. `method` must be a token (RFC 9110: letters, digits, !#$%&'*+-.^_`|~), `path` not empty and
  * free of spaces and control characters, and `extra_headers` whole "Name: value" lines each
- * ending in CRLF with no other CR or LF, with no Content-Length or Transfer-Encoding (the
- * framing is the library's) and at most one Host: anything else is -EINVAL and nothing is
- * sent (a CR LF there would start a second request). A Host there replaces the pool's
+ * ending in CRLF with no other CR or LF nor any control byte but a tab, with no
+ * Content-Length or Transfer-Encoding (the framing is the library's) and at most one Host:
+ * anything else is -EINVAL and nothing is sent (a CR LF there would start a second request). A Host there replaces the pool's
  * host:port in the request (a virtual host), and "Connection: close" there closes the
  * connection after the response, whatever the response says. A followed Location's dot
  * segments are removed (RFC 3986 5.2.4); `path` itself goes out as given.

@@ -1001,15 +1001,28 @@ static int is_target(const char *s)
     return 1;
 }
 
+/* A field value (RFC 9110 5.5): visible bytes, spaces and tabs, and bytes past ASCII; no
+ * other control byte (a server answers it with 400: nginx for a NUL, weft-httpd for any). */
+static int is_field_value(const char *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if ((c < ' ' && c != '\t') || c == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
 /* extra_headers: whole header lines, "name: value" each ending in CRLF, with no CR or LF
  * elsewhere and no empty line (which would end the head, and what follows would be sent as a
- * body or as another request). */
+ * body or as another request), and values of field bytes only. */
 static int are_header_lines(const char *s)
 {
     const char *all = s;
     while (*s) {
         size_t len = strcspn(s, "\r\n"), name = strcspn(s, ":");
-        if (name >= len || !is_token_n(s, name) || s[len] != '\r' || s[len + 1] != '\n')
+        if (name >= len || !is_token_n(s, name) || s[len] != '\r' || s[len + 1] != '\n' ||
+            !is_field_value(s + name + 1, len - name - 1))
             return 0;
         s += len + 2;
     }

@@ -946,7 +946,8 @@ Test(http_hostile, tls_error_is_the_latest_requests)
  * caller's went out beside the library's (two Hosts: a 400 at nginx), a Content-Length or
  * Transfer-Encoding beside the library's framing (two lengths: request smuggling). Now the
  * connection is closed after such a request, the caller's Host replaces the library's, and
- * a framing header in extra_headers is -EINVAL (nothing sent). */
+ * a framing header in extra_headers is -EINVAL (nothing sent), as is a control byte in a
+ * value (a Content-Type too). */
 static void *t_extra_headers(void *arg)
 {
     job *j = arg;
@@ -965,6 +966,8 @@ static void *t_extra_headers(void *arg)
                                  NULL, &j->resp[5], dl);
     j->rc[6] = weft_http_request(p, "GET", "/ok", "Host: a\r\nHost: b\r\n", NULL, 0, NULL, NULL,
                                  &j->resp[6], dl);
+    /* A control byte in a value (a 400 at the server): refused here, with a clear code. */
+    j->rc[7] = weft_http_post(p, "/ok", "text/plain\x01", "x", 1, NULL, NULL, &j->resp[7], dl);
     weft_http_pool_destroy(p);
     return NULL;
 }
@@ -985,6 +988,7 @@ Test(http_hostile, extra_headers_close_host_and_framing)
     assert_rc(&j, 4, -EINVAL);
     assert_rc(&j, 5, -EINVAL);
     assert_rc(&j, 6, -EINVAL);
+    assert_rc(&j, 7, -EINVAL);
 }
 
 /* Bug: weft_http_pool_destroy while another task's request was still running freed the pool
