@@ -25,7 +25,9 @@ typedef struct weft_http_pool weft_http_pool;
 struct weft_tls_ctx; /* weft_tls.h */
 
 /* Creates a pool for http://host:port with at most `max_conns` connections (busy and idle
- * together). Resolution happens at the first request. Returns 0, -EINVAL, -ENOMEM. `*out` is
+ * together). `host` is a name or an address (IPv6 without brackets), under 256 bytes, with no
+ * space, control byte, '/', '?', '#', '@', '[', ']' or a backslash (it goes into the Host line).
+ * Resolution happens at the first request. Returns 0, -EINVAL, -ENOMEM. `*out` is
  * freed with weft_http_pool_destroy. From a task of the worker that will use it. */
 WEFT_API int weft_http_pool_create(weft_http_pool **out, const char *host, int port,
                                    unsigned max_conns);
@@ -95,10 +97,11 @@ typedef struct weft_http_response {
  * free of spaces and control characters, and `extra_headers` whole "Name: value" lines each
  * ending in CRLF with no other CR or LF nor any control byte but a tab, with no
  * Content-Length or Transfer-Encoding (the framing is the library's) and at most one Host:
- * anything else is -EINVAL and nothing is sent (a CR LF there would start a second request). A Host there replaces the pool's
- * host:port in the request (a virtual host), and "Connection: close" there closes the
- * connection after the response, whatever the response says. A followed Location's dot
- * segments are removed (RFC 3986 5.2.4); `path` itself goes out as given.
+ * anything else is -EINVAL and nothing is sent (a CR LF there would start a second request).
+ * A Host there replaces the pool's host:port in the request (a virtual host), and
+ * "Connection: close" there closes the connection after the response, whatever the response
+ * says. A followed Location's dot segments are removed (RFC 3986 5.2.4); `path` itself goes
+ * out as given.
  * Returns 0 with *resp filled, or -errno: -EINVAL, -EPERM (not from a task of the pool's
  * worker: nothing in a pool is locked; nothing is sent), -ETIMEDOUT, -ECANCELED,
  * -ECONNREFUSED, ...,

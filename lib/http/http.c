@@ -72,10 +72,24 @@ static void hconn_close(hconn *c)
     weft_close(c->fd);
 }
 
+/* A host as the pool takes it: a name or an address (IPv6 without brackets: the Host line
+ * adds them), not empty, shorter than the pool's buffer, and nothing that would end the Host
+ * line or change what it names (a space, a control byte: a CR LF would add header lines; a
+ * '/', '?', '#' or '@'; a bracket). */
+static int is_host(const char *host)
+{
+    size_t n = strlen(host);
+    if (n == 0 || n >= sizeof((weft_http_pool *)0)->host)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)host[i] <= ' ' || host[i] == 0x7f || strchr("/?#@[]\\", host[i]))
+            return 0;
+    return 1;
+}
+
 int weft_http_pool_create(weft_http_pool **out, const char *host, int port, unsigned max_conns)
 {
-    if (!out || !host || strlen(host) >= sizeof((weft_http_pool *)0)->host || port <= 0 ||
-        port > 65535 || max_conns == 0)
+    if (!out || !host || !is_host(host) || port <= 0 || port > 65535 || max_conns == 0)
         return -EINVAL;
     weft_http_pool *p = calloc(1, sizeof *p);
     hconn *idle = calloc(max_conns, sizeof *idle);
@@ -927,6 +941,8 @@ static int resolve_location(const weft_http_pool *from, const char *base, const 
             return hlen == 0 ? -EPROTO : -ENAMETOOLONG;
         memcpy(t->host, a, hlen);
         t->host[hlen] = '\0';
+        if (!is_host(t->host))
+            return -EPROTO; /* userinfo ("user@host"), a stray bracket: not followed */
         t->port = t->https ? 443 : 80;
         if (colon) {
             const char *d = colon + 1, *end = rest + alen;

@@ -1106,3 +1106,24 @@ Test(http_hostile, final_response_behind_long_interim_heads)
     cr_assert_eq(j.resp[0].status, 413);
     cr_assert_str_eq(j.body[0].data, "big");
 }
+
+/* Bug: a pool's host was checked for its length only, and it goes into the Host line as it
+ * is: "h\r\nX-Injected: 1" added a header line to every request (once it resolved), and ""
+ * or "[::1]" failed only at the first request, as a resolver error. Each is -EINVAL now.
+ * A redirect to a URL with userinfo ("http://u@host/") is not followed: -EPROTO. */
+Test(http_hostile, pool_host_is_checked)
+{
+    const char *bad[] = {"",     "127.0.0.1\r\nX-Injected: 1", "a b", "[::1]", "u@host", "h/x",
+                         "h\x7f"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        weft_http_pool *p = NULL;
+        cr_assert_eq(weft_http_pool_create(&p, bad[i], 80, 1), -EINVAL, "host %zu accepted", i);
+        cr_assert_null(p);
+    }
+    const char *good[] = {"example.com", "::1", "127.0.0.1", "xn--bcher-kva.example"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        weft_http_pool *p = NULL;
+        cr_assert_eq(weft_http_pool_create(&p, good[i], 80, 1), 0, "host %zu refused", i);
+        weft_http_pool_destroy(p);
+    }
+}
