@@ -540,7 +540,8 @@ typedef struct head {
     int chunked; /* Transfer-Encoding's final coding is chunked */
     int te;      /* a Transfer-Encoding with a coding came (the body is not CL-framed) */
     int close;
-    char *location;        /* WEFT_HTTP_LOCATION_MAX bytes: the Location header, or "" */
+    int said_close; /* a Connection field held "close": no "keep-alive" beside it undoes it */
+    char *location; /* WEFT_HTTP_LOCATION_MAX bytes: the Location header, or "" */
     int location_too_long; /* there was one, longer than the buffer */
 } head;
 
@@ -592,6 +593,7 @@ static int read_head(reader *r, head *h)
         h->chunked = 0;
         h->te = 0;
         h->close = h->minor == 0;
+        h->said_close = 0;
         h->location[0] = '\0';
         h->location_too_long = 0;
         int prev_read = 0; /* the line before was a field this loop reads (see obs-fold) */
@@ -644,9 +646,11 @@ static int read_head(reader *r, head *h)
                 memcpy(h->location, v, vl);
                 h->location[vl] = '\0';
             } else if (ieq(s, nl, "connection")) {
+                /* "close" wins wherever it is (RFC 9112 9.6), a later line's "keep-alive"
+                 * too: the server will close. */
                 if (has_token(v, vl, "close"))
-                    h->close = 1;
-                else if (has_token(v, vl, "keep-alive"))
+                    h->close = h->said_close = 1;
+                else if (has_token(v, vl, "keep-alive") && !h->said_close)
                     h->close = 0;
             }
         }

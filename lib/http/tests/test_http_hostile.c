@@ -276,11 +276,16 @@ static int answer(int fd, const req *rq)
         ok(fd, text);
         return 0;
     }
-    if (strcmp(p, "/close-unsaid") == 0) {
+    if (strcmp(p, "/close-unsaid") == 0 || strcmp(p, "/close-then-keep-alive") == 0) {
         /* The request asked for the close: the server closes after its response, without
          * saying so (RFC 9112 9.6 only has it SHOULD), and drops a request that came on the
-         * connection meanwhile unanswered. */
-        ok(fd, "ok");
+         * connection meanwhile unanswered. Or it says so, and a keep-alive on a later line
+         * (close wins: RFC 9112 9.6). */
+        if (strcmp(p, "/close-unsaid") == 0)
+            ok(fd, "ok");
+        else
+            send_str(fd, "HTTP/1.1 200 OK\r\nConnection: close\r\nConnection: keep-alive\r\n"
+                         "Content-Length: 2\r\n\r\nok");
         req next;
         if (read_head(fd, &next) == 0)
             usleep(10 * 1000); /* read, then dropped with the close */
@@ -1126,4 +1131,29 @@ Test(http_hostile, pool_host_is_checked)
         cr_assert_eq(weft_http_pool_create(&p, good[i], 80, 1), 0, "host %zu refused", i);
         weft_http_pool_destroy(p);
     }
+}
+
+/* Bug: of two Connection lines in a response, "close" then "keep-alive", the later one won:
+ * the connection went back to the pool, and the next request (a POST: not retried) went out
+ * on a connection the server was closing (-ECONNRESET). "close" now wins wherever it is. */
+static void *t_close_then_keep_alive(void *arg)
+{
+    job *j = arg;
+    weft_http_pool *p = pool_for(j);
+    int64_t dl = weft_deadline_in(LONG_DEADLINE);
+    get_into(j, p, 0, "/close-then-keep-alive");
+    j->rc[1] = weft_http_post(p, "/ok", NULL, "x", 1, collect, &j->body[1], &j->resp[1], dl);
+    weft_http_pool_destroy(p);
+    return NULL;
+}
+
+Test(http_hostile, connection_close_wins_over_a_later_keep_alive)
+{
+    job j = {0};
+    run_against_server(t_close_then_keep_alive, &j);
+    assert_rc(&j, 0, 0);
+    cr_assert_str_eq(j.body[0].data, "ok");
+    assert_rc(&j, 1, 0);
+    cr_assert_eq(j.resp[1].reused, 0);
+    cr_assert_str_eq(j.body[1].data, "ok");
 }
