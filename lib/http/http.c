@@ -174,6 +174,9 @@ static int start_tls(weft_http_pool *p, hconn *c, int64_t deadline)
 {
 #ifdef WEFT_HAVE_TLS
     int r = weft_tls_create(&c->tls, p->tls, c->fd, p->host);
+    if (r == -EINVAL)
+        snprintf(p->tls_err, sizeof p->tls_err,
+                 "no TLS stream: the pool's context is not a client's, or the host is no TLS name");
     if (r == 0 && p->session)
         weft_tls_session_set(c->tls, p->session); /* refused: a full handshake */
     if (r == 0 && (r = weft_tls_handshake(c->tls, deadline)) < 0)
