@@ -113,7 +113,9 @@ typedef struct weft_http_response {
  * -ELOOP (more redirects than the pool allows: *resp holds the last 3xx), -ENOTSUP (an
  * https Location from a plain pool), or on_body's negative value. A header field folded
  * over lines (obs-fold, RFC 9112 5.2) is unfolded, except in the fields the client reads
- * (Content-Length, Transfer-Encoding, Connection, Location): -EPROTO there. A limit: a body
+ * (Content-Length, Transfer-Encoding, Connection, Location): -EPROTO there. A 2xx to a
+ * CONNECT ends at its head, as a 101 does (a tunnel follows, which this client does not
+ * carry: the connection is closed). A limit: a body
  * delimited only by the close (no Content-Length, not chunked) that
  * ends early cannot be told from a complete one (over https too: many servers skip
  * close_notify, so its absence is not an error; weft_tls.h), so check such a body's length

@@ -802,11 +802,12 @@ static int exchange(hconn *c, const char *method, const char *host, int port, co
         if (follow && is_redirect(h.status) && (h.location[0] || h.location_too_long))
             fn = NULL;
         /* RFC 9112 6.3: no body after a HEAD's response, a 1xx (101 is the only one that
-         * gets here), a 204 or a 304, whatever their header fields say. After a 101 the
-         * connection speaks another protocol: never reused. */
-        int no_body =
-            strcmp(method, "HEAD") == 0 || h.status == 101 || h.status == 204 || h.status == 304;
-        if (h.status == 101)
+         * gets here), a 204 or a 304, whatever their header fields say, nor after a 2xx to a
+         * CONNECT (rule 2: the connection is a tunnel from the empty line on). After a 101 or
+         * that 2xx the connection speaks another protocol: never reused. */
+        int tunnel = h.status == 101 || (strcmp(method, "CONNECT") == 0 && h.status / 100 == 2);
+        int no_body = strcmp(method, "HEAD") == 0 || tunnel || h.status == 204 || h.status == 304;
+        if (tunnel)
             h.close = 1;
         if (no_body)
             rc = 0;

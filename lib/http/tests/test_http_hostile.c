@@ -329,6 +329,11 @@ static int answer(int fd, const req *rq)
                      "Connection: Upgrade\r\nContent-Length: 0\r\n\r\n");
         return 0; /* so that a request sent on here would be answered */
     }
+    if (strcmp(p, "tunnel.example:443") == 0) { /* a CONNECT: a tunnel once the head ends */
+        send_str(fd, "HTTP/1.1 200 Connection Established\r\n\r\n");
+        wait_for_hangup(fd); /* the tunnel's far side waits for the client to speak */
+        return -1;
+    }
     if (strcmp(p, "/1xx-then-ok") == 0) {
         send_str(fd, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
                      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
@@ -1156,4 +1161,30 @@ Test(http_hostile, connection_close_wins_over_a_later_keep_alive)
     assert_rc(&j, 1, 0);
     cr_assert_eq(j.resp[1].reused, 0);
     cr_assert_str_eq(j.body[1].data, "ok");
+}
+
+/* Bug: a 2xx to a CONNECT was read as a body up to the close (RFC 9112 6.3 rule 2: the
+ * connection is a tunnel right after the empty line), so against a proxy that had opened the
+ * tunnel and waited the request ran to its deadline (-ETIMEDOUT). It now ends at its head,
+ * and its connection is closed (never pooled). */
+static void *t_connect(void *arg)
+{
+    job *j = arg;
+    weft_http_pool *p = pool_for(j);
+    j->rc[0] = weft_http_request(p, "CONNECT", "tunnel.example:443", NULL, NULL, 0, collect,
+                                 &j->body[0], &j->resp[0], weft_deadline_in(3 * WEFT_SEC));
+    get_into(j, p, 1, "/ok");
+    weft_http_pool_destroy(p);
+    return NULL;
+}
+
+Test(http_hostile, connect_2xx_has_no_body)
+{
+    job j = {0};
+    run_against_server(t_connect, &j);
+    assert_rc(&j, 0, 0);
+    cr_assert_eq(j.resp[0].status, 200);
+    cr_assert_eq(j.resp[0].body_bytes, 0);
+    assert_rc(&j, 1, 0);
+    cr_assert_eq(j.resp[1].reused, 0, "the tunnel's connection went back to the pool");
 }
