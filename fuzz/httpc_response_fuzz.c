@@ -63,6 +63,11 @@ int weft_yield(void)
 }
 
 /* Not reached from exchange() and resolve_location(): present for the link only. */
+int weft_worker_index(void)
+{
+    return 0;
+}
+
 int weft_fd_wait(int fd, int events, int64_t deadline)
 {
     (void)fd, (void)events, (void)deadline;

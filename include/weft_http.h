@@ -5,8 +5,10 @@
  * resolved through weft_resolve; https goes through libweft_tls (weft_tls.h) when the library
  * was built with it; 3xx redirects are followed on request (weft_http_pool_set_redirects).
  *
- * A pool belongs to the worker that created it: its tasks may share it (it parks them when
- * every connection is busy); other workers make their own. Every call returns >= 0 or a
+ * A pool belongs to the worker that created it (or, created outside a runtime, to the worker
+ * of its first request): its tasks may share it (it parks them when every connection is
+ * busy); other workers make their own, and their requests on it are -EPERM (in stealing
+ * mode, pin the tasks that share a pool: WEFT_SPAWN_PINNED). Every call returns >= 0 or a
  * negative errno, like every weft call. */
 #ifndef WEFT_HTTP_H
 #define WEFT_HTTP_H
@@ -23,7 +25,9 @@ typedef struct weft_http_pool weft_http_pool;
 struct weft_tls_ctx; /* weft_tls.h */
 
 /* Creates a pool for http://host:port with at most `max_conns` connections (busy and idle
- * together). Resolution happens at the first request. Returns 0, -EINVAL, -ENOMEM. `*out` is
+ * together). `host` is a name or an address (IPv6 without brackets), under 256 bytes, with no
+ * space, control byte, '/', '?', '#', '@', '[', ']' or a backslash (it goes into the Host line).
+ * Resolution happens at the first request. Returns 0, -EINVAL, -ENOMEM. `*out` is
  * freed with weft_http_pool_destroy. From a task of the worker that will use it. */
 WEFT_API int weft_http_pool_create(weft_http_pool **out, const char *host, int port,
                                    unsigned max_conns);
@@ -53,8 +57,10 @@ WEFT_API const char *weft_http_pool_tls_error(const weft_http_pool *p);
  * Other methods get the 3xx response as it is. Returns 0 or -EINVAL. From the pool's worker. */
 WEFT_API int weft_http_pool_set_redirects(weft_http_pool *p, unsigned max);
 
-/* Closes the idle connections and frees the pool; no request may be in flight. NULL is
- * ignored. From the pool's worker. */
+/* Closes the idle connections and frees the pool. Requests of other tasks still running on
+ * it go on to their end (their connections are then closed, not kept), and the last of
+ * them frees the pool; no new request may start on it. NULL is ignored. From the pool's
+ * worker. */
 WEFT_API void weft_http_pool_destroy(weft_http_pool *p);
 
 /* Receives the body as it arrives (`data` is borrowed for the call); returns 0 to go on, < 0 to
@@ -89,10 +95,16 @@ typedef struct weft_http_response {
  * server that stops reading then ends in -ETIMEDOUT or -EPIPE). All pointers are borrowed for the
  * call. `method` must be a token (RFC 9110: letters, digits, !#$%&'*+-.^_`|~), `path` not empty and
  * free of spaces and control characters, and `extra_headers` whole "Name: value" lines each
- * ending in CRLF with no other CR or LF: anything else is -EINVAL and nothing is sent (a CR LF
- * there would start a second request). A followed Location's dot segments are removed (RFC
- * 3986 5.2.4); `path` itself goes out as given.
- * Returns 0 with *resp filled, or -errno: -EINVAL, -ETIMEDOUT, -ECANCELED, -ECONNREFUSED, ...,
+ * ending in CRLF with no other CR or LF nor any control byte but a tab, with no
+ * Content-Length or Transfer-Encoding (the framing is the library's) and at most one Host:
+ * anything else is -EINVAL and nothing is sent (a CR LF there would start a second request).
+ * A Host there replaces the pool's host:port in the request (a virtual host), and
+ * "Connection: close" there closes the connection after the response, whatever the response
+ * says. A followed Location's dot segments are removed (RFC 3986 5.2.4); `path` itself goes
+ * out as given.
+ * Returns 0 with *resp filled, or -errno: -EINVAL, -EPERM (not from a task of the pool's
+ * worker: nothing in a pool is locked; nothing is sent), -ETIMEDOUT, -ECANCELED,
+ * -ECONNREFUSED, ...,
  * -EPROTO (a malformed response), -EMSGSIZE (a response head over 16 KiB: the status line,
  * the header lines and the empty line that ends them, line ends included, with every interim
  * 1xx head before it counted in the same 16 KiB; or a chunked body's trailers over 16 KiB of
@@ -101,7 +113,9 @@ typedef struct weft_http_response {
  * -ELOOP (more redirects than the pool allows: *resp holds the last 3xx), -ENOTSUP (an
  * https Location from a plain pool), or on_body's negative value. A header field folded
  * over lines (obs-fold, RFC 9112 5.2) is unfolded, except in the fields the client reads
- * (Content-Length, Transfer-Encoding, Connection, Location): -EPROTO there. A limit: a body
+ * (Content-Length, Transfer-Encoding, Connection, Location): -EPROTO there. A 2xx to a
+ * CONNECT ends at its head, as a 101 does (a tunnel follows, which this client does not
+ * carry: the connection is closed). A limit: a body
  * delimited only by the close (no Content-Length, not chunked) that
  * ends early cannot be told from a complete one (over https too: many servers skip
  * close_notify, so its absence is not an error; weft_tls.h), so check such a body's length

@@ -59,8 +59,9 @@ WEFT_API void weft_tls_ctx_release(weft_tls_ctx *ctx);
 /* A stream over the connected socket `fd` (which stays the caller's: weft_tls_destroy does
  * not close it). On a client context, `server_name` is sent as SNI (unless it is an IP
  * address) and the certificate must be for it (a DNS name, or an IP address in the
- * certificate's SAN); NULL skips the name check. Ignored on a server context. Nothing is
- * sent until the handshake. Returns 0, -EINVAL, -ENOMEM. `*out` is freed with
+ * certificate's SAN); NULL skips the name check. A server context takes NULL (a name there
+ * is -EINVAL: a client given the server's context would wait for the peer's hello for ever).
+ * Nothing is sent until the handshake. Returns 0, -EINVAL, -ENOMEM. `*out` is freed with
  * weft_tls_destroy. From a task. */
 WEFT_API int weft_tls_create(weft_tls **out, weft_tls_ctx *ctx, int fd, const char *server_name);
 

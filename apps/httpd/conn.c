@@ -292,7 +292,8 @@ static int redirect_dir(conn *c, const http_request *r)
 
 /* Reads and drops a body of `left` bytes, those already buffered first, all of it before
  * the body timeout (one deadline for the whole body: a client trickling a byte at a time
- * must not hold the connection for one read timeout per byte). */
+ * must not hold the connection for one read timeout per byte). Returns 0, -1 when the
+ * connection must close at once (the client went away), or 408 past the body timeout. */
 static int discard_body(conn *c, int64_t left)
 {
     int64_t deadline = weft_deadline_in(httpd_cfg.body_timeout);
@@ -310,6 +311,8 @@ static int discard_body(conn *c, int64_t left)
     for (unsigned reads = 0; left > 0;) {
         size_t want = left < (int64_t)sizeof scratch ? (size_t)left : sizeof scratch;
         ssize_t n = conn_read(c, scratch, want, deadline);
+        if (n == -ETIMEDOUT)
+            return 408; /* the client is still there: it is told why, as for a head */
         if (n <= 0) {
             c->peer_closed = 1;
             return -1;
@@ -737,7 +740,8 @@ static int serve_listing(conn *c, const http_request *r, int dirfd, const char *
  * the head, whose views stay where they are; the space is reused once a read is decoded, and
  * what follows the body (a pipelined request) stays in the buffer. Returns 0, -1 when the
  * connection must close at once (the client went away or stalled past the send timeout),
- * or a status to answer before closing (400 malformed, 413 over --max-body). */
+ * or a status to answer before closing (400 malformed, 408 past the body timeout, 413 over
+ * --max-body). */
 /* The room a chunked body is read through: less behind a head not at the buffer's front,
  * and the head moves there first (serve). */
 #define CHUNK_ROOM 4096
@@ -768,6 +772,8 @@ static int discard_chunked(conn *c)
         if (flush(c, 0) < 0) /* the batch leaves before a wait, as in discard_body */
             return -1;
         ssize_t n = conn_read(c, c->in + base, IN_BUF - base, deadline);
+        if (n == -ETIMEDOUT)
+            return 408; /* as discard_body */
         if (n <= 0) {
             c->peer_closed = 1;
             return -1;
@@ -793,41 +799,42 @@ static void close_file(conn *c, int fd, int slot)
         weft_close(fd);
 }
 
-/* A client that sent `Expect: 100-continue` waits before its body (curl: a second). We read
- * bodies (to drop them and go on), so we say so at once: after the responses batched before
- * it, which must leave first. Only when none of the body has come yet; only for HTTP/1.1. */
-static int continue_if_expected(conn *c, const http_request *r)
+/* Whether the client holds its body back until told to send it: `Expect: 100-continue` on
+ * HTTP/1.1 with a body announced and none of it here yet (curl waits a second, then sends
+ * it anyway; other clients wait for ever). */
+static int holds_body_back(const conn *c, const http_request *r)
 {
-    if (r->version_minor < 1 || c->have > c->start)
+    if (r->version_minor < 1 || c->have > c->start || (!r->chunked && r->content_length <= 0))
         return 0;
     const http_header *h = http_find_header(r, "expect");
-    if (!h || !http_view_eq(h->value, "100-continue"))
-        return 0;
-    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    if (ensure_room(c, sizeof cont) < 0)
-        return -1;
-    put_bytes(c, cont, sizeof cont - 1);
-    return flush(c, 0);
+    return h && http_view_eq(h->value, "100-continue");
 }
 
 /* Answers one parsed request (the body, if any, is read and dropped first). Returns 0, or
  * -1 when the connection must close at once (a write failed). */
 static int handle(conn *c, const http_request *r)
 {
-    if (r->chunked) {
-        if (continue_if_expected(c, r) < 0)
-            return -1;
-        int st = discard_chunked(c);
-        if (st < 0)
-            return -1;
-        if (st > 0)
-            return simple_response(c, r, st, NULL); /* 400, 413 and 431 close it */
+    if (!r->chunked && r->content_length > httpd_cfg.max_body)
+        return simple_response(c, r, 413, NULL);
+    int body_status = 0; /* discard_chunked's or discard_body's */
+    if (holds_body_back(c, r)) {
+        /* No response of a static server needs the body (it is only read to be dropped):
+         * the final status goes at once, without a 100 Continue, so that the client never
+         * sends it (RFC 9110 10.1.1), as nginx answers a status it decides without the body.
+         * Sending 100 Continue and then waiting for the body held a client that never sent
+         * it (or had given up) for the whole body timeout, and then closed without a word.
+         * The body is not read, so the connection cannot go on: Connection: close, and a
+         * body sent anyway is drained by linger_close. */
+        c->close_after = 1;
+    } else if (r->chunked) {
+        body_status = discard_chunked(c);
     } else if (r->content_length > 0) {
-        if (r->content_length > httpd_cfg.max_body)
-            return simple_response(c, r, 413, NULL);
-        if (continue_if_expected(c, r) < 0 || discard_body(c, r->content_length) < 0)
-            return -1;
+        body_status = discard_body(c, r->content_length);
     }
+    if (body_status < 0)
+        return -1;
+    if (body_status > 0) /* 400, 408, 413 and 431 close it */
+        return simple_response(c, r, body_status, NULL);
     if (r->method != HTTP_M_GET && r->method != HTTP_M_HEAD && r->method != HTTP_M_POST)
         return simple_response(c, r, 405, "Allow: GET, HEAD\r\n");
 

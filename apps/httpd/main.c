@@ -182,7 +182,7 @@ static void usage(FILE *f)
                "  --header-timeout SEC   time for a whole request head, then 408 (10)\n"
                "  --keepalive-timeout SEC  idle time between requests before closing (75)\n"
                "  --send-timeout SEC     time each write step may take (60)\n"
-               "  --body-timeout SEC     time for a whole request body, then a close (60)\n"
+               "  --body-timeout SEC     time for a whole request body, then 408, close (60)\n"
                "  --drain-timeout SEC    at SIGTERM/SIGINT, time left to responses in flight (30)\n"
                "  --max-conns N          open connections at most, over all workers (10000)\n"
                "  --max-body BYTES       larger request bodies are refused with 413 (1048576)\n"

@@ -28,6 +28,8 @@
  * trailers of a chunked body have a budget of the same size of their own. weft_http.h
  * promises -EMSGSIZE past it. */
 #define HEAD_MAX 16384
+/* peer_answer looks at a whole head budget through the read buffer. */
+_Static_assert(HEAD_MAX <= READ_BUF, "a response head must fit in the read buffer");
 
 /* A connection: the socket, and TLS over it for an https pool. */
 typedef struct hconn {
@@ -51,6 +53,15 @@ struct weft_http_pool {
     char tls_err[200];      /* the last handshake failure in words */
     unsigned max_redirects; /* weft_http_pool_set_redirects; 0: none followed */
     int used;               /* a request has started: the scheme may no longer change */
+    /* Requests running on the pool (inside weft_http_request, parked or not), and whether
+     * weft_http_pool_destroy came while there were some: the last of them frees the pool
+     * (they still touch it: its slots, its idle stack). Owner: the pool's worker. */
+    unsigned nrunning;
+    int destroyed;
+    /* The worker whose tasks may use it (weft_worker_index at the create, or at the first
+     * request when created outside a runtime: -1 until then). Nothing here is locked: a
+     * request from another worker would race with this one's on the idle stack. */
+    int owner;
 };
 
 static void hconn_close(hconn *c)
@@ -61,10 +72,24 @@ static void hconn_close(hconn *c)
     weft_close(c->fd);
 }
 
+/* A host as the pool takes it: a name or an address (IPv6 without brackets: the Host line
+ * adds them), not empty, shorter than the pool's buffer, and nothing that would end the Host
+ * line or change what it names (a space, a control byte: a CR LF would add header lines; a
+ * '/', '?', '#' or '@'; a bracket). */
+static int is_host(const char *host)
+{
+    size_t n = strlen(host);
+    if (n == 0 || n >= sizeof((weft_http_pool *)0)->host)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)host[i] <= ' ' || host[i] == 0x7f || strchr("/?#@[]\\", host[i]))
+            return 0;
+    return 1;
+}
+
 int weft_http_pool_create(weft_http_pool **out, const char *host, int port, unsigned max_conns)
 {
-    if (!out || !host || strlen(host) >= sizeof((weft_http_pool *)0)->host || port <= 0 ||
-        port > 65535 || max_conns == 0)
+    if (!out || !host || !is_host(host) || port <= 0 || port > 65535 || max_conns == 0)
         return -EINVAL;
     weft_http_pool *p = calloc(1, sizeof *p);
     hconn *idle = calloc(max_conns, sizeof *idle);
@@ -75,6 +100,9 @@ int weft_http_pool_create(weft_http_pool **out, const char *host, int port, unsi
     }
     snprintf(p->host, sizeof p->host, "%s", host);
     p->port = port;
+    p->owner = weft_worker_index(); /* -EPERM outside a runtime: bound at the first request */
+    if (p->owner < 0)
+        p->owner = -1;
     p->max = max_conns;
     p->idle = idle;
     weft_sem slots = WEFT_SEM_INIT(max_conns);
@@ -83,17 +111,35 @@ int weft_http_pool_create(weft_http_pool **out, const char *host, int port, unsi
     return 0;
 }
 
+static void pool_free(weft_http_pool *p)
+{
+#ifdef WEFT_HAVE_TLS
+    weft_tls_session_release(p->session);
+#endif
+    free(p->idle);
+    free(p);
+}
+
 void weft_http_pool_destroy(weft_http_pool *p)
 {
     if (!p)
         return;
     for (unsigned i = 0; i < p->nidle; i++)
         hconn_close(&p->idle[i]);
-#ifdef WEFT_HAVE_TLS
-    weft_tls_session_release(p->session);
-#endif
-    free(p->idle);
-    free(p);
+    p->nidle = 0;
+    /* Requests of other tasks still running: the last one frees it (request_leave), and
+     * their connections are closed, not kept (release). */
+    if (p->nrunning > 0)
+        p->destroyed = 1;
+    else
+        pool_free(p);
+}
+
+/* The end of a request on p: frees a pool destroyed while it ran, once none is left. */
+static void request_leave(weft_http_pool *p)
+{
+    if (--p->nrunning == 0 && p->destroyed)
+        pool_free(p);
 }
 
 int weft_http_pool_set_tls(weft_http_pool *p, struct weft_tls_ctx *ctx)
@@ -128,6 +174,9 @@ static int start_tls(weft_http_pool *p, hconn *c, int64_t deadline)
 {
 #ifdef WEFT_HAVE_TLS
     int r = weft_tls_create(&c->tls, p->tls, c->fd, p->host);
+    if (r == -EINVAL)
+        snprintf(p->tls_err, sizeof p->tls_err,
+                 "no TLS stream: the pool's context is not a client's, or the host is no TLS name");
     if (r == 0 && p->session)
         weft_tls_session_set(c->tls, p->session); /* refused: a full handshake */
     if (r == 0 && (r = weft_tls_handshake(c->tls, deadline)) < 0)
@@ -212,7 +261,7 @@ static void release(weft_http_pool *p, hconn *c, int keep)
         p->session = s;
     }
 #endif
-    if (keep && p->nidle < p->max)
+    if (keep && !p->destroyed && p->nidle < p->max)
         p->idle[p->nidle++] = *c;
     else
         hconn_close(c);
@@ -282,16 +331,19 @@ static int interim_only(const char *s, size_t n)
     return 1;
 }
 
-/* What the peer has sent while the request body goes out, looked at without taking it: 0
- * nothing, 1 interim responses only (see interim_only; those in the peek's reach), 2 anything
- * else (a response, the end of the stream, an error: the next read reports it). */
-static int peer_answer(int fd)
+/* What the peer has sent while the request body goes out, looked at without taking it (into
+ * `scratch`, READ_BUF bytes): 0 nothing, 1 interim responses only (see interim_only), 2
+ * anything else (a response, the end of the stream, an error: the next read reports it).
+ * The look spans the whole head budget (HEAD_MAX <= READ_BUF): a shorter one (it was 1 KiB)
+ * saw long interim heads (103 Early Hints with many Link lines) and not the final response
+ * behind them. A full look of interim heads only is past the budget: 2, and the response
+ * reader says -EMSGSIZE. */
+static int peer_answer(int fd, char *scratch)
 {
-    char buf[1024];
-    ssize_t n = weft_recv(fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT, WEFT_FOREVER);
+    ssize_t n = weft_recv(fd, scratch, READ_BUF, MSG_PEEK | MSG_DONTWAIT, WEFT_FOREVER);
     if (n == -EAGAIN)
         return 0;
-    return n > 0 && interim_only(buf, (size_t)n) ? 1 : 2;
+    return n > 0 && n < READ_BUF && interim_only(scratch, (size_t)n) ? 1 : 2;
 }
 
 /* While only interim responses wait unread, readiness to read says nothing new (it is level,
@@ -303,9 +355,11 @@ static int peer_answer(int fd)
  * reading. So the bytes go out in non-blocking sends; whenever the socket is full the task
  * waits for room or for the peer to speak, and it stops writing once the peer has spoken or
  * the write fails with EPIPE or ECONNRESET (*early = 1: the caller reads what came and does
- * not reuse the connection); interim 1xx responses alone do not stop it. Returns 0, or -errno
- * (-ETIMEDOUT, -ECANCELED, ...). */
-static int send_watching(hconn *c, struct iovec *iov, int iovcnt, int *early, int64_t deadline)
+ * not reuse the connection); interim 1xx responses alone do not stop it. `scratch`
+ * (READ_BUF bytes) is where peer_answer looks. Returns 0, or -errno (-ETIMEDOUT,
+ * -ECANCELED, ...). */
+static int send_watching(hconn *c, struct iovec *iov, int iovcnt, char *scratch, int *early,
+                         int64_t deadline)
 {
     *early = 0;
     for (;;) {
@@ -333,7 +387,7 @@ static int send_watching(hconn *c, struct iovec *iov, int iovcnt, int *early, in
         } else if (err == EAGAIN || err == EWOULDBLOCK) {
             /* An interim response (100 Continue, 103) is not an answer: the body goes on,
              * and the response reader skips it later. */
-            int spoke = peer_answer(c->fd);
+            int spoke = peer_answer(c->fd, scratch);
             if (spoke == 2) {
                 *early = 1;
                 return 0;
@@ -464,6 +518,24 @@ static int has_token(const char *s, size_t n, const char *tok)
     return 0;
 }
 
+/* How many of extra_headers' lines (whole "Name: value" lines ending in CRLF, as
+ * are_header_lines checked) are a `name` field (lower case); *close_opt is set when one of
+ * them is a Connection holding "close". */
+static int count_field(const char *s, const char *name, int *close_opt)
+{
+    int count = 0;
+    while (s && *s) {
+        size_t len = strcspn(s, "\r"), nl = strcspn(s, ":");
+        if (ieq(s, nl, name)) {
+            count++;
+            if (close_opt && has_token(s + nl + 1, len - nl - 1, "close"))
+                *close_opt = 1;
+        }
+        s += len + 2;
+    }
+    return count;
+}
+
 typedef struct head {
     int status;
     int minor;
@@ -471,7 +543,8 @@ typedef struct head {
     int chunked; /* Transfer-Encoding's final coding is chunked */
     int te;      /* a Transfer-Encoding with a coding came (the body is not CL-framed) */
     int close;
-    char *location;        /* WEFT_HTTP_LOCATION_MAX bytes: the Location header, or "" */
+    int said_close; /* a Connection field held "close": no "keep-alive" beside it undoes it */
+    char *location; /* WEFT_HTTP_LOCATION_MAX bytes: the Location header, or "" */
     int location_too_long; /* there was one, longer than the buffer */
 } head;
 
@@ -523,6 +596,7 @@ static int read_head(reader *r, head *h)
         h->chunked = 0;
         h->te = 0;
         h->close = h->minor == 0;
+        h->said_close = 0;
         h->location[0] = '\0';
         h->location_too_long = 0;
         int prev_read = 0; /* the line before was a field this loop reads (see obs-fold) */
@@ -575,9 +649,11 @@ static int read_head(reader *r, head *h)
                 memcpy(h->location, v, vl);
                 h->location[vl] = '\0';
             } else if (ieq(s, nl, "connection")) {
+                /* "close" wins wherever it is (RFC 9112 9.6), a later line's "keep-alive"
+                 * too: the server will close. */
                 if (has_token(v, vl, "close"))
-                    h->close = 1;
-                else if (has_token(v, vl, "keep-alive"))
+                    h->close = h->said_close = 1;
+                else if (has_token(v, vl, "keep-alive") && !h->said_close)
                     h->close = 0;
             }
         }
@@ -679,26 +755,39 @@ static int exchange(hconn *c, const char *method, const char *host, int port, co
     char req[2048];
     /* An IPv6 literal (the only host with a ':') goes in brackets: RFC 9110 7.2. */
     int v6 = strchr(host, ':') != NULL;
-    int n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: %s%s%s:%d\r\n%s", method, path,
-                     v6 ? "[" : "", host, v6 ? "]" : "", port, extra ? extra : "");
+    /* A Host among the caller's lines replaces ours: a request has exactly one (RFC 9112 3.2;
+     * two are a 400 at nginx and weft-httpd). 300: "Host: [" + 255 + "]:65535" + CRLF. */
+    char host_line[300] = "";
+    if (!count_field(extra, "host", NULL))
+        snprintf(host_line, sizeof host_line, "Host: %s%s%s:%d\r\n", v6 ? "[" : "", host,
+                 v6 ? "]" : "", port);
+    int n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\n%s%s", method, path, host_line,
+                     extra ? extra : "");
     if (n < 0 || (size_t)n >= sizeof req - 40)
         return -ENAMETOOLONG;
+    /* A request that asked for the close ends its connection, whatever the response says: a
+     * server that then closes without saying so (RFC 9112 9.6 has it SHOULD say it) would
+     * take the next request on it with it. */
+    int closing = 0;
+    count_field(extra, "connection", &closing);
     if (body)
         n += snprintf(req + n, sizeof req - (size_t)n, "Content-Length: %zu\r\n", body_len);
     n += snprintf(req + n, sizeof req - (size_t)n, "\r\n");
     struct iovec iov[2] = {{req, (size_t)n}, {(void *)body, body ? body_len : 0}};
+    /* The reader's buffer, unused until the response, is send_watching's scratch. */
+    reader *r = malloc(sizeof *r);
+    if (!r)
+        return -ENOMEM;
     int early = 0;
     ssize_t w;
     if (c->tls || !body || body_len == 0)
         w = conn_writev(c, iov, body && body_len ? 2 : 1, deadline);
     else
-        w = send_watching(c, iov, 2, &early, deadline);
-    if (w < 0)
+        w = send_watching(c, iov, 2, r->buf, &early, deadline);
+    if (w < 0) {
+        free(r);
         return (int)w;
-
-    reader *r = malloc(sizeof *r);
-    if (!r)
-        return -ENOMEM;
+    }
     r->conn = c;
     r->deadline = deadline;
     r->pos = r->len = 0;
@@ -713,11 +802,12 @@ static int exchange(hconn *c, const char *method, const char *host, int port, co
         if (follow && is_redirect(h.status) && (h.location[0] || h.location_too_long))
             fn = NULL;
         /* RFC 9112 6.3: no body after a HEAD's response, a 1xx (101 is the only one that
-         * gets here), a 204 or a 304, whatever their header fields say. After a 101 the
-         * connection speaks another protocol: never reused. */
-        int no_body =
-            strcmp(method, "HEAD") == 0 || h.status == 101 || h.status == 204 || h.status == 304;
-        if (h.status == 101)
+         * gets here), a 204 or a 304, whatever their header fields say, nor after a 2xx to a
+         * CONNECT (rule 2: the connection is a tunnel from the empty line on). After a 101 or
+         * that 2xx the connection speaks another protocol: never reused. */
+        int tunnel = h.status == 101 || (strcmp(method, "CONNECT") == 0 && h.status / 100 == 2);
+        int no_body = strcmp(method, "HEAD") == 0 || tunnel || h.status == 204 || h.status == 304;
+        if (tunnel)
             h.close = 1;
         if (no_body)
             rc = 0;
@@ -731,7 +821,7 @@ static int exchange(hconn *c, const char *method, const char *host, int port, co
         }
         /* Bytes past the response on a connection we did not pipeline (in our buffer or in
          * the TLS layer's), or a body we did not finish sending: do not reuse. */
-        *keep = rc == 0 && !h.close && r->pos == r->len && !conn_buffered(c) && !early;
+        *keep = rc == 0 && !h.close && !closing && r->pos == r->len && !conn_buffered(c) && !early;
         if (rc == 0 && follow && is_redirect(h.status) && h.location_too_long)
             rc = -ENAMETOOLONG; /* a redirect we cannot follow: too long to keep */
     }
@@ -859,6 +949,8 @@ static int resolve_location(const weft_http_pool *from, const char *base, const 
             return hlen == 0 ? -EPROTO : -ENAMETOOLONG;
         memcpy(t->host, a, hlen);
         t->host[hlen] = '\0';
+        if (!is_host(t->host))
+            return -EPROTO; /* userinfo ("user@host"), a stray bracket: not followed */
         t->port = t->https ? 443 : 80;
         if (colon) {
             const char *d = colon + 1, *end = rest + alen;
@@ -933,18 +1025,36 @@ static int is_target(const char *s)
     return 1;
 }
 
+/* A field value (RFC 9110 5.5): visible bytes, spaces and tabs, and bytes past ASCII; no
+ * other control byte (a server answers it with 400: nginx for a NUL, weft-httpd for any). */
+static int is_field_value(const char *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if ((c < ' ' && c != '\t') || c == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
 /* extra_headers: whole header lines, "name: value" each ending in CRLF, with no CR or LF
  * elsewhere and no empty line (which would end the head, and what follows would be sent as a
- * body or as another request). */
+ * body or as another request), and values of field bytes only. */
 static int are_header_lines(const char *s)
 {
+    const char *all = s;
     while (*s) {
         size_t len = strcspn(s, "\r\n"), name = strcspn(s, ":");
-        if (name >= len || !is_token_n(s, name) || s[len] != '\r' || s[len + 1] != '\n')
+        if (name >= len || !is_token_n(s, name) || s[len] != '\r' || s[len + 1] != '\n' ||
+            !is_field_value(s + name + 1, len - name - 1))
             return 0;
         s += len + 2;
     }
-    return 1;
+    /* The framing is ours (Content-Length from body_len, no chunked upload): the caller's
+     * would go out beside it, two lengths a server and a proxy may each read differently,
+     * or a chunked body that is not. And at most one Host (it replaces ours). */
+    return !count_field(all, "content-length", NULL) &&
+           !count_field(all, "transfer-encoding", NULL) && count_field(all, "host", NULL) <= 1;
 }
 
 static int same_origin(const weft_http_pool *p, const target *t)
@@ -952,14 +1062,12 @@ static int same_origin(const weft_http_pool *p, const target *t)
     return (p->tls != NULL) == t->https && p->port == t->port && strcasecmp(p->host, t->host) == 0;
 }
 
-int weft_http_request(weft_http_pool *p, const char *method, const char *path,
-                      const char *extra_headers, const void *body, size_t body_len,
-                      weft_http_body_fn on_body, void *arg, weft_http_response *resp,
-                      int64_t deadline)
+/* weft_http_request once its arguments are checked: the request, then its redirects. */
+static int request_following(weft_http_pool *p, const char *method, const char *path,
+                             const char *extra_headers, const void *body, size_t body_len,
+                             weft_http_body_fn on_body, void *arg, weft_http_response *resp,
+                             int64_t deadline)
 {
-    if (!p || !method || !path || !resp || !is_token(method) || !is_target(path) ||
-        (extra_headers && !are_header_lines(extra_headers)))
-        return -EINVAL;
     p->tls_err[0] = '\0'; /* the reason of this request's failed handshake, if any */
     int follow =
         p->max_redirects > 0 && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0);
@@ -1009,6 +1117,25 @@ int weft_http_request(weft_http_pool *p, const char *method, const char *path,
     }
     weft_http_pool_destroy(other);
     free(t);
+    return rc;
+}
+
+int weft_http_request(weft_http_pool *p, const char *method, const char *path,
+                      const char *extra_headers, const void *body, size_t body_len,
+                      weft_http_body_fn on_body, void *arg, weft_http_response *resp,
+                      int64_t deadline)
+{
+    if (!p || !method || !path || !resp || !is_token(method) || !is_target(path) ||
+        (extra_headers && !are_header_lines(extra_headers)))
+        return -EINVAL;
+    int worker = weft_worker_index();
+    if (worker < 0 || (p->owner >= 0 && p->owner != worker))
+        return -EPERM; /* outside a task, or another worker's: see owner */
+    p->owner = worker;
+    p->nrunning++;
+    int rc = request_following(p, method, path, extra_headers, body, body_len, on_body, arg, resp,
+                               deadline);
+    request_leave(p); /* p may be freed now */
     return rc;
 }
 

@@ -254,6 +254,11 @@ int weft_tls_create(weft_tls **out, weft_tls_ctx *ctx, int fd, const char *serve
     if (!out || !ctx || fd < 0)
         return -EINVAL;
     *out = NULL;
+    /* A name to verify is a client's: with a server context the stream would wait for a
+     * ClientHello from a peer that waits for one too (an https client given the server's
+     * context), until the deadline or for ever. */
+    if (server_name && SSL_CTX_get_ssl_method(ctx->ssl) == TLS_server_method())
+        return -EINVAL;
     pthread_once(&bio_once, make_bio_method);
     if (!bio_method)
         return -ENOMEM;

@@ -40,6 +40,8 @@ typedef struct hostile {
  * the end of a request the server lingers on. Seq_cst atomics: the only order they carry is
  * their own. */
 static atomic_int first_response_read, stray_bytes_sent, client_done;
+/* The destroy-in-flight scenario: the server has the request; the client destroyed the pool. */
+static atomic_int held_request_seen, pool_destroyed;
 
 static void send_all(int fd, const void *data, size_t len)
 {
@@ -84,6 +86,7 @@ static void wait_for_hangup(int fd)
 typedef struct req {
     char path[512];
     char host[128];
+    int nhosts; /* Host lines */
     long content_length;
 } req;
 
@@ -108,7 +111,7 @@ static int read_head(int fd, req *rq)
     for (char *l = strstr(buf, "\r\n") + 2; l < end; l = strstr(l, "\r\n") + 2) {
         if (strncasecmp(l, "Content-Length:", 15) == 0)
             rq->content_length = atol(l + 15);
-        else if (strncasecmp(l, "Host: ", 6) == 0)
+        else if (strncasecmp(l, "Host: ", 6) == 0 && ++rq->nhosts)
             sscanf(l + 6, "%127[^\r]", rq->host);
     }
     return 0;
@@ -145,6 +148,17 @@ static int answer(int fd, const req *rq)
         if (strcmp(p, "/early413-linger") == 0)
             wait_for_hangup(fd); /* reads nothing more: the client's writes fill up */
         return -1;               /* closed with the body unread: a reset */
+    }
+    if (strcmp(p, "/big-hints-413-linger") == 0) {
+        /* Early Hints over 1 KiB (a page's preloads), then the final answer at once, and no
+         * more reading: the client must see the 413 behind the interim head. */
+        send_str(fd, "HTTP/1.1 103 Early Hints\r\n");
+        for (int i = 0; i < 40; i++)
+            send_str(fd, "Link: </static/asset-with-a-long-name.css>; rel=preload\r\n");
+        send_str(fd, "\r\nHTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\n"
+                     "Connection: close\r\n\r\nbig");
+        wait_for_hangup(fd);
+        return -1;
     }
     if (strcmp(p, "/continue") == 0 || strcmp(p, "/early-hints") == 0) {
         /* An interim response at once, then the body read only after a pause (the client's
@@ -249,6 +263,34 @@ static int answer(int fd, const req *rq)
         ok(fd, rq->host);
         return 0;
     }
+    if (strcmp(p, "/held") == 0) { /* answered once the client has destroyed its pool */
+        atomic_store(&held_request_seen, 1);
+        for (int i = 0; i < 500 && !atomic_load(&pool_destroyed); i++)
+            usleep(10 * 1000);
+        ok(fd, "held");
+        return 0;
+    }
+    if (strcmp(p, "/hosts") == 0) { /* how many Host lines came, and the last */
+        char text[160];
+        snprintf(text, sizeof text, "%d %s", rq->nhosts, rq->host);
+        ok(fd, text);
+        return 0;
+    }
+    if (strcmp(p, "/close-unsaid") == 0 || strcmp(p, "/close-then-keep-alive") == 0) {
+        /* The request asked for the close: the server closes after its response, without
+         * saying so (RFC 9112 9.6 only has it SHOULD), and drops a request that came on the
+         * connection meanwhile unanswered. Or it says so, and a keep-alive on a later line
+         * (close wins: RFC 9112 9.6). */
+        if (strcmp(p, "/close-unsaid") == 0)
+            ok(fd, "ok");
+        else
+            send_str(fd, "HTTP/1.1 200 OK\r\nConnection: close\r\nConnection: keep-alive\r\n"
+                         "Content-Length: 2\r\n\r\nok");
+        req next;
+        if (read_head(fd, &next) == 0)
+            usleep(10 * 1000); /* read, then dropped with the close */
+        return -1;
+    }
     if (strcmp(p, "/a/b") == 0) {
         send_str(fd, "HTTP/1.1 302 Found\r\nLocation: ?q\r\nContent-Length: 0\r\n\r\n");
         return 0;
@@ -287,6 +329,11 @@ static int answer(int fd, const req *rq)
                      "Connection: Upgrade\r\nContent-Length: 0\r\n\r\n");
         return 0; /* so that a request sent on here would be answered */
     }
+    if (strcmp(p, "tunnel.example:443") == 0) { /* a CONNECT: a tunnel once the head ends */
+        send_str(fd, "HTTP/1.1 200 Connection Established\r\n\r\n");
+        wait_for_hangup(fd); /* the tunnel's far side waits for the client to speak */
+        return -1;
+    }
     if (strcmp(p, "/1xx-then-ok") == 0) {
         send_str(fd, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
                      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
@@ -322,6 +369,8 @@ static int hostile_start(hostile *h, int family)
     atomic_store(&first_response_read, 0);
     atomic_store(&stray_bytes_sent, 0);
     atomic_store(&client_done, 0);
+    atomic_store(&held_request_seen, 0);
+    atomic_store(&pool_destroyed, 0);
     h->lfd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (h->lfd < 0)
         return -1;
@@ -900,3 +949,242 @@ Test(http_hostile, tls_error_is_the_latest_requests)
     cr_assert_str_eq(j.body[1].data, "", "a refused connection has no handshake to blame");
 }
 #endif
+
+/* Bug: a request whose extra headers said "Connection: close" left its connection in the
+ * pool when the response did not say it too, and the next request went out on a connection
+ * the server was closing: a POST (not retried) failed with -EPROTO. And a Host line of the
+ * caller's went out beside the library's (two Hosts: a 400 at nginx), a Content-Length or
+ * Transfer-Encoding beside the library's framing (two lengths: request smuggling). Now the
+ * connection is closed after such a request, the caller's Host replaces the library's, and
+ * a framing header in extra_headers is -EINVAL (nothing sent), as is a control byte in a
+ * value (a Content-Type too). */
+static void *t_extra_headers(void *arg)
+{
+    job *j = arg;
+    weft_http_pool *p = pool_for(j);
+    int64_t dl = weft_deadline_in(LONG_DEADLINE);
+    j->rc[0] = weft_http_request(p, "GET", "/close-unsaid", "Connection: close\r\n", NULL, 0,
+                                 collect, &j->body[0], &j->resp[0], dl);
+    j->rc[1] = weft_http_post(p, "/ok", NULL, "x", 1, collect, &j->body[1], &j->resp[1], dl);
+    j->rc[2] = weft_http_request(p, "GET", "/hosts", "X-A: 1\r\nhost: example.test\r\n", NULL, 0,
+                                 collect, &j->body[2], &j->resp[2], dl);
+    j->rc[3] =
+        weft_http_request(p, "GET", "/hosts", NULL, NULL, 0, collect, &j->body[3], &j->resp[3], dl);
+    j->rc[4] = weft_http_request(p, "POST", "/ok", "Content-Length: 5\r\n", "x", 1, NULL, NULL,
+                                 &j->resp[4], dl);
+    j->rc[5] = weft_http_request(p, "POST", "/ok", "Transfer-Encoding: chunked\r\n", "x", 1, NULL,
+                                 NULL, &j->resp[5], dl);
+    j->rc[6] = weft_http_request(p, "GET", "/ok", "Host: a\r\nHost: b\r\n", NULL, 0, NULL, NULL,
+                                 &j->resp[6], dl);
+    /* A control byte in a value (a 400 at the server): refused here, with a clear code. */
+    j->rc[7] = weft_http_post(p, "/ok", "text/plain\x01", "x", 1, NULL, NULL, &j->resp[7], dl);
+    weft_http_pool_destroy(p);
+    return NULL;
+}
+
+Test(http_hostile, extra_headers_close_host_and_framing)
+{
+    job j = {0};
+    run_against_server(t_extra_headers, &j);
+    assert_rc(&j, 0, 0);
+    cr_assert_str_eq(j.body[0].data, "ok");
+    assert_rc(&j, 1, 0);
+    cr_assert_eq(j.resp[1].reused, 0, "the closed request's connection went back to the pool");
+    cr_assert_str_eq(j.body[1].data, "ok");
+    assert_rc(&j, 2, 0);
+    cr_assert_str_eq(j.body[2].data, "1 example.test");
+    assert_rc(&j, 3, 0);
+    cr_assert_eq(strncmp(j.body[3].data, "1 127.0.0.1:", 12), 0, "%s", j.body[3].data);
+    assert_rc(&j, 4, -EINVAL);
+    assert_rc(&j, 5, -EINVAL);
+    assert_rc(&j, 6, -EINVAL);
+    assert_rc(&j, 7, -EINVAL);
+}
+
+/* Bug: weft_http_pool_destroy while another task's request was still running freed the pool
+ * under it: when its response came, the request put its slot back into freed memory (ASan:
+ * heap-use-after-free in release). Now the pool is freed by the last request to finish, and
+ * that request's connection is closed, not kept. */
+static job *held_job;
+static weft_http_pool *held_pool;
+
+static void *held_get(void *arg)
+{
+    (void)arg;
+    get_into(held_job, held_pool, 0, "/held");
+    return NULL;
+}
+
+static void *t_destroy_in_flight(void *arg)
+{
+    job *j = arg;
+    held_job = j;
+    held_pool = pool_for(j);
+    weft_task *t = NULL;
+    j->rc[1] = weft_spawn(&t, held_get, NULL, NULL);
+    for (int i = 0; i < 5000 && !atomic_load(&held_request_seen); i++)
+        weft_sleep(WEFT_MSEC);
+    weft_http_pool_destroy(held_pool); /* the request is in flight: the server holds it */
+    atomic_store(&pool_destroyed, 1);
+    if (t)
+        j->rc[2] = weft_join(t, NULL, WEFT_FOREVER);
+    return NULL;
+}
+
+Test(http_hostile, destroy_with_a_request_in_flight)
+{
+    job j = {0};
+    run_against_server(t_destroy_in_flight, &j);
+    assert_rc(&j, 1, 0);
+    assert_rc(&j, 2, 0);
+    assert_rc(&j, 0, 0);
+    cr_assert_str_eq(j.body[0].data, "held");
+}
+
+/* Bug: a pool is its worker's (nothing in it is locked), but a request from a task on another
+ * worker was served, racing with the owner's requests on the idle stack and the slot count.
+ * Now it is -EPERM and nothing is sent; the owner's own requests go on. */
+static weft_http_pool *shared_pool;
+
+static void *foreign_get(void *arg)
+{
+    job *j = arg;
+    get_into(j, shared_pool, 1, "/ok");
+    j->count = weft_worker_index();
+    return NULL;
+}
+
+static void *t_other_worker(void *arg)
+{
+    job *j = arg;
+    shared_pool = pool_for(j);
+    get_into(j, shared_pool, 0, "/ok");
+    weft_task *t = NULL;
+    j->rc[2] = weft_spawn_on(1, &t, foreign_get, j, NULL);
+    if (t)
+        j->rc[3] = weft_join(t, NULL, WEFT_FOREVER);
+    get_into(j, shared_pool, 4, "/ok");
+    weft_http_pool_destroy(shared_pool);
+    return NULL;
+}
+
+Test(http_hostile, pool_used_from_another_worker)
+{
+    hostile h;
+    cr_assert_eq(hostile_start(&h, AF_INET), 0);
+    job j = {.h = &h};
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.workers = 2;
+    cfg.mode = WEFT_MODE_SHARDED;
+    void *result = (void *)1;
+    int r = weft_run(&cfg, t_other_worker, &j, &result);
+    hostile_stop(&h);
+    cr_assert_eq(r, 0, "weft_run: %s", weft_strerror(r));
+    assert_rc(&j, 0, 0);
+    assert_rc(&j, 2, 0);
+    assert_rc(&j, 3, 0);
+    cr_assert_eq(j.count, 1, "the task ran on worker %lld", (long long)j.count);
+    assert_rc(&j, 1, -EPERM);
+    assert_rc(&j, 4, 0);
+    cr_assert_eq(j.resp[4].reused, 1);
+}
+
+/* Bug: while the body went out, the look for an early answer peeked 1 KiB only: interim heads
+ * longer than that (103 Early Hints with many Link lines) hid the final response behind
+ * them, and against a server that answered 413 and stopped reading the upload waited for
+ * room until its deadline (-ETIMEDOUT). The look now covers the whole head budget. */
+static void *t_big_hints(void *arg)
+{
+    job *j = arg;
+    char *body = calloc(1, BIG_BODY);
+    if (!body)
+        return (void *)1;
+    weft_http_pool *p = pool_for(j);
+    j->rc[0] = weft_http_post(p, "/big-hints-413-linger", NULL, body, BIG_BODY, collect,
+                              &j->body[0], &j->resp[0], weft_deadline_in(3 * WEFT_SEC));
+    weft_http_pool_destroy(p);
+    free(body);
+    return NULL;
+}
+
+Test(http_hostile, final_response_behind_long_interim_heads)
+{
+    job j = {0};
+    run_against_server(t_big_hints, &j);
+    assert_rc(&j, 0, 0);
+    cr_assert_eq(j.resp[0].status, 413);
+    cr_assert_str_eq(j.body[0].data, "big");
+}
+
+/* Bug: a pool's host was checked for its length only, and it goes into the Host line as it
+ * is: "h\r\nX-Injected: 1" added a header line to every request (once it resolved), and ""
+ * or "[::1]" failed only at the first request, as a resolver error. Each is -EINVAL now.
+ * A redirect to a URL with userinfo ("http://u@host/") is not followed: -EPROTO. */
+Test(http_hostile, pool_host_is_checked)
+{
+    const char *bad[] = {"",     "127.0.0.1\r\nX-Injected: 1", "a b", "[::1]", "u@host", "h/x",
+                         "h\x7f"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        weft_http_pool *p = NULL;
+        cr_assert_eq(weft_http_pool_create(&p, bad[i], 80, 1), -EINVAL, "host %zu accepted", i);
+        cr_assert_null(p);
+    }
+    const char *good[] = {"example.com", "::1", "127.0.0.1", "xn--bcher-kva.example"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        weft_http_pool *p = NULL;
+        cr_assert_eq(weft_http_pool_create(&p, good[i], 80, 1), 0, "host %zu refused", i);
+        weft_http_pool_destroy(p);
+    }
+}
+
+/* Bug: of two Connection lines in a response, "close" then "keep-alive", the later one won:
+ * the connection went back to the pool, and the next request (a POST: not retried) went out
+ * on a connection the server was closing (-ECONNRESET). "close" now wins wherever it is. */
+static void *t_close_then_keep_alive(void *arg)
+{
+    job *j = arg;
+    weft_http_pool *p = pool_for(j);
+    int64_t dl = weft_deadline_in(LONG_DEADLINE);
+    get_into(j, p, 0, "/close-then-keep-alive");
+    j->rc[1] = weft_http_post(p, "/ok", NULL, "x", 1, collect, &j->body[1], &j->resp[1], dl);
+    weft_http_pool_destroy(p);
+    return NULL;
+}
+
+Test(http_hostile, connection_close_wins_over_a_later_keep_alive)
+{
+    job j = {0};
+    run_against_server(t_close_then_keep_alive, &j);
+    assert_rc(&j, 0, 0);
+    cr_assert_str_eq(j.body[0].data, "ok");
+    assert_rc(&j, 1, 0);
+    cr_assert_eq(j.resp[1].reused, 0);
+    cr_assert_str_eq(j.body[1].data, "ok");
+}
+
+/* Bug: a 2xx to a CONNECT was read as a body up to the close (RFC 9112 6.3 rule 2: the
+ * connection is a tunnel right after the empty line), so against a proxy that had opened the
+ * tunnel and waited the request ran to its deadline (-ETIMEDOUT). It now ends at its head,
+ * and its connection is closed (never pooled). */
+static void *t_connect(void *arg)
+{
+    job *j = arg;
+    weft_http_pool *p = pool_for(j);
+    j->rc[0] = weft_http_request(p, "CONNECT", "tunnel.example:443", NULL, NULL, 0, collect,
+                                 &j->body[0], &j->resp[0], weft_deadline_in(3 * WEFT_SEC));
+    get_into(j, p, 1, "/ok");
+    weft_http_pool_destroy(p);
+    return NULL;
+}
+
+Test(http_hostile, connect_2xx_has_no_body)
+{
+    job j = {0};
+    run_against_server(t_connect, &j);
+    assert_rc(&j, 0, 0);
+    cr_assert_eq(j.resp[0].status, 200);
+    cr_assert_eq(j.resp[0].body_bytes, 0);
+    assert_rc(&j, 1, 0);
+    cr_assert_eq(j.resp[1].reused, 0, "the tunnel's connection went back to the pool");
+}
