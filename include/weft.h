@@ -495,7 +495,9 @@ typedef struct weft_stats {
  * dump tasks run later into memory of their own.
  * The text goes out as the fd takes it, its flags left alone (a blocking stderr stays
  * blocking): while the fd is full (a pipe one of this runtime's tasks drains, a socket) the
- * calling task sleeps and the worker runs the others; cancelled then, it stops writing.
+ * calling task sleeps and the worker runs the others; cancelled then, it stops writing. A
+ * reader that has gone (a pipe or socket closed at the other end) gives -EPIPE, never a
+ * SIGPIPE, even with weft_config.ignore_sigpipe off.
  * Returns 0, -EPERM (not in a stackful task), -EBADF (fd < 0, or not open), -ENOMEM,
  * -ECANCELED, or a write's -errno. Runtime thread only. */
 WEFT_API int weft_dump_tasks(int fd);
