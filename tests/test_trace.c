@@ -223,6 +223,72 @@ Test(trace, every_task_life_in_order_with_its_parent_waits_and_wakes)
     }
 }
 
+/* A stackless task: spawned on a promise's future, polled (pending: it parks), woken by the
+ * promise, polled again (ready). */
+typedef struct stackless_scene {
+    ids id;
+    trace *tr;
+    bool result_came;
+} stackless_scene;
+
+static int parks_of(trace *tr, uint64_t task)
+{
+    pthread_mutex_lock(&tr->mu);
+    int n = find(tr, task)->parks;
+    pthread_mutex_unlock(&tr->mu);
+    return n;
+}
+
+static void *stackless_main(void *arg)
+{
+    stackless_scene *sc = arg;
+    sc->id.main = weft_task_id(weft_self());
+    weft_promise *p;
+    if (weft_promise_create(&p) < 0)
+        return NULL;
+    weft_task *t;
+    if (weft_spawn_future(&t, weft_promise_future(p), NULL) == 0) {
+        sc->id.receiver = weft_task_id(t);
+        while (parks_of(sc->tr, sc->id.receiver) == 0) /* its first poll found it pending */
+            weft_sleep(WEFT_MSEC);
+        weft_promise_resolve(p, (void *)3);
+        void *res = NULL;
+        sc->result_came = weft_join(t, &res, WEFT_FOREVER) == 0 && res == (void *)3;
+    }
+    weft_promise_release(p);
+    return NULL;
+}
+
+/* A future task's polls are its resumes (on_resume is Tokio's before-poll), and a poll that
+ * leaves it pending its park on the future: it had a spawn, a wake and an exit, and not one
+ * resume or park. */
+Test(trace, a_stackless_task_resumes_at_each_poll_and_parks_on_its_future, .timeout = 30)
+{
+    for (unsigned workers = 1; workers <= 2; workers++) {
+        trace tr = {.mu = PTHREAD_MUTEX_INITIALIZER};
+        weft_tracer t = {.arg = &tr,
+                         .on_spawn = on_spawn,
+                         .on_resume = on_resume,
+                         .on_park = on_park,
+                         .on_wake = on_wake,
+                         .on_exit = on_exit_hook};
+        weft_config c;
+        weft_config_init(&c);
+        c.workers = workers;
+        c.tracer = &t;
+        stackless_scene sc = {.tr = &tr};
+        run_main_cfg(&c, stackless_main, &sc);
+        cr_assert(sc.result_came, "the future task's result");
+        pthread_mutex_lock(&tr.mu);
+        const life *l = find(&tr, sc.id.receiver);
+        check_life(l, sc.id.main, "future");
+        /* Woken while its first poll ran, it is polled again all the same. */
+        cr_assert_eq(l->resumes, 2, "two polls: %d resumes", l->resumes);
+        cr_assert_eq(l->parks, 1);
+        pthread_mutex_unlock(&tr.mu);
+    }
+}
+
 static void *nothing(void *arg)
 {
     return arg;
