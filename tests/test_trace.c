@@ -246,6 +246,7 @@ static void *stackless_main(void *arg)
     weft_promise *p;
     if (weft_promise_create(&p) < 0)
         return NULL;
+    weft_promise_retain(p); /* ours, to resolve it: the task owns (and drops) the first */
     weft_task *t;
     if (weft_spawn_future(&t, weft_promise_future(p), NULL) == 0) {
         sc->id.receiver = weft_task_id(t);
