@@ -36,7 +36,6 @@ static void add_stats(weft_stats *sum, const weft_stats *s)
     sum->nstuck += s->nstuck;
 }
 
-
 int weft_runtime_stats(weft_runtime *a, int worker, weft_stats *out, size_t size)
 {
     if (!a || !out || size < offsetof(weft_stats, reserved_) || worker < -1)

@@ -522,8 +522,7 @@ Test(metrics, the_debug_endpoint_routes_a_request_target_by_its_path_alone)
     run_main_cfg(&c, routing_main, got);
     for (size_t i = 0; i < NROUTED; i++) {
         cr_assert_not_null(got[i], "%s: no answer", routed[i].target);
-        cr_assert(strncmp(got[i], "HTTP/1.0 200 OK|", 16) == 0, "%s: %s", routed[i].target,
-                  got[i]);
+        cr_assert(strncmp(got[i], "HTTP/1.0 200 OK|", 16) == 0, "%s: %s", routed[i].target, got[i]);
         cr_assert(strncmp(got[i] + 16, routed[i].page, strlen(routed[i].page)) == 0,
                   "%s: got %s, not %s", routed[i].target, got[i], routed[i].page);
         free(got[i]);
