@@ -379,11 +379,13 @@ typedef struct weft_tracer {
      * it was made outside any task: weft_run's main task, weft_runtime_spawn), the worker
      * it will run on. On the spawner's thread, before the task can run. */
     void (*on_spawn)(void *arg, uint64_t task, uint64_t parent, unsigned worker);
-    /* The task is given the CPU (Tokio's on_before_task_poll). On its worker's thread. */
+    /* The task is given the CPU (Tokio's on_before_task_poll): a future task (stackless) at
+     * each poll. On its worker's thread. */
     void (*on_resume)(void *arg, uint64_t task, unsigned worker);
     /* The running task gives the CPU up: it parks, waiting on `wait` ("mutex", "channel
      * receive", "fd readiness", "sleep" ... as in the dump), or yields ("yield"). A park that
-     * a wake beat to it returns at once without a switch, after this. */
+     * a wake beat to it returns at once without a switch, after this. A future task's poll
+     * that leaves it pending parks it on "future". */
     void (*on_park)(void *arg, uint64_t task, unsigned worker, const char *wait);
     /* A parked task was made ready; on the waker's thread (its own worker, another worker, a
      * pool thread or a thread outside the runtime); `worker` is the woken task's. */
@@ -495,7 +497,9 @@ typedef struct weft_stats {
  * dump tasks run later into memory of their own.
  * The text goes out as the fd takes it, its flags left alone (a blocking stderr stays
  * blocking): while the fd is full (a pipe one of this runtime's tasks drains, a socket) the
- * calling task sleeps and the worker runs the others; cancelled then, it stops writing.
+ * calling task sleeps and the worker runs the others; cancelled then, it stops writing. A
+ * reader that has gone (a pipe or socket closed at the other end) gives -EPIPE, never a
+ * SIGPIPE, even with weft_config.ignore_sigpipe off.
  * Returns 0, -EPERM (not in a stackful task), -EBADF (fd < 0, or not open), -ENOMEM,
  * -ECANCELED, or a write's -errno. Runtime thread only. */
 WEFT_API int weft_dump_tasks(int fd);

@@ -80,7 +80,9 @@ static void linger(int fd, int64_t deadline)
 
 /* The path of a request-target: origin-form as it is; absolute-form ("http://host:port/p",
  * RFC 9112 3.2.2, which a proxy or a client configured with one sends) cut to its path, "/"
- * when it has none. */
+ * when it has none. The authority ends at the first '/', '?' or '#' (RFC 3986 3.2): a '/' in
+ * the query of "http://host?next=/metrics" is no path (it was taken for one, and served
+ * /metrics). */
 static char *target_path(char *t)
 {
     char *p = NULL;
@@ -90,8 +92,8 @@ static char *target_path(char *t)
         p = t + 8;
     if (!p)
         return t;
-    p = strchr(p, '/');
-    if (!p) { /* "http://host": the root, written over the target (it is ours to change) */
+    p += strcspn(p, "/?#");
+    if (*p != '/') { /* "http://host[?q]": the root, written over the target (ours to change) */
         p = t;
         p[0] = '/';
         p[1] = '\0';

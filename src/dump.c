@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "dump.h"
+#include "log.h"
 #include "runtime.h"
 #include "scheduler.h"
 #include "stack.h"
@@ -75,12 +76,14 @@ int weft__dumpbuf_flush(weft__dumpbuf *b, int fd)
             r = -EBADF;
             break;
         }
-        ssize_t n = -1;
+        ssize_t n = -EAGAIN;
         if (ready == 1) {
             size_t len = b->len - off < PIPE_BUF ? b->len - off : PIPE_BUF;
-            n = write(fd, b->p + off, len);
-            if (n < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
-                r = -errno;
+            /* Quiet: a reader that has gone makes it -EPIPE, not the end of the process
+             * (ignore_sigpipe off). */
+            n = weft__write_quiet(fd, b->p + off, len);
+            if (n < 0 && n != -EINTR && n != -EAGAIN && n != -EWOULDBLOCK) {
+                r = (int)n;
                 break;
             }
         }
@@ -89,7 +92,7 @@ int weft__dumpbuf_flush(weft__dumpbuf *b, int fd)
             nap = WEFT_MSEC;
             continue;
         }
-        if (ready == 1 && n < 0 && errno == EINTR)
+        if (n == -EINTR)
             continue;
         if ((r = weft_sleep(nap)) < 0)
             break; /* cancelled: the rest is not written */

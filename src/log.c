@@ -2,14 +2,45 @@
  * state: each runtime logs where its program said); without a function, a line goes to
  * stderr in one write, so lines of several threads do not interleave. */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "runtime.h"
+
+ssize_t weft__write_quiet(int fd, const void *buf, size_t len)
+{
+    ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+    if (n >= 0)
+        return n;
+    if (errno != ENOTSOCK)
+        return -errno;
+    /* Not a socket: a write to a pipe or FIFO whose readers have gone raises SIGPIPE, at the
+     * writing thread, which the program's default action would end with the process (a dump
+     * into a pipe its reader closed, the stall report into a closed stderr). Blocked here,
+     * it stays pending, and is taken back, unless one was pending already: a SIGPIPE the
+     * program blocked itself, which stays its own. */
+    sigset_t pipe_only, old, pending;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    bool had_one = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
+    n = write(fd, buf, len);
+    int e = n < 0 ? errno : 0;
+    if (e == EPIPE && !had_one) {
+        const struct timespec now = {0, 0};
+        while (sigtimedwait(&pipe_only, NULL, &now) < 0 && errno == EINTR)
+            ;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return n >= 0 ? n : -e;
+}
 
 /* The level a line must be at or above: the configuration's, or without one the default's. */
 static int log_limit(const weft_config *cfg)
@@ -36,8 +67,8 @@ static void log_to(const weft_config *cfg, int level, const char *text, size_t l
     }
     int saved = errno;
     for (size_t off = 0; off < len;) {
-        ssize_t w = write(STDERR_FILENO, text + off, len - off);
-        if (w < 0 && errno == EINTR)
+        ssize_t w = weft__write_quiet(STDERR_FILENO, text + off, len - off);
+        if (w == -EINTR)
             continue;
         if (w <= 0)
             break;

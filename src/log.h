@@ -19,4 +19,11 @@ void weft__logf(const weft__runtime *rt, int level, const char *fmt, ...)
 void weft__logf_cfg(const weft_config *cfg, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* write(2) of up to `len` bytes of `buf` to `fd` that raises no SIGPIPE, whatever the
+ * program made of the signal (weft_config.ignore_sigpipe off): a socket is written with
+ * MSG_NOSIGNAL, anything else with SIGPIPE blocked on the calling thread meanwhile, and the
+ * SIGPIPE a write to a pipe without readers raised is taken back. Returns the bytes written,
+ * or -errno (-EPIPE: the reader has gone). Any thread (not a signal handler). */
+ssize_t weft__write_quiet(int fd, const void *buf, size_t len);
+
 #endif

@@ -39,6 +39,13 @@ static void poll_stackless(weft__worker *w, weft_task *t)
         atomic_thread_fence(memory_order_seq_cst);
     w->stats.nresumes++;
     w->current = t;
+    /* The tracer sees a poll as the resume it is (weft.h: Tokio's before-poll), and a poll
+     * that leaves the task pending as its park on the future: a stackless task's events came
+     * as spawn, wakes and exit alone, no resume, which a tracer's spans and poll timelines
+     * missed. A task cancelled before any poll finishes unrun, with no resume either. */
+    bool traced = weft_unlikely(w->tracer != NULL) && (polled || !weft__task_cancelled(t));
+    if (traced)
+        weft__trace_resume(w, t);
     if (weft__task_cancelled(t)) {
         /* A future polled before keeps this task's waker, maybe where a thread outside the
          * runtime settles it later (a promise, a shared future), after the runtime has freed
@@ -55,6 +62,8 @@ static void poll_stackless(weft__worker *w, weft_task *t)
         if (weft_future_poll(t->future, &cx) == WEFT_READY) {
             weft__task_finish(w, t, t->future->value);
         } else {
+            if (traced) /* before the park is published: its wake comes after it */
+                weft__trace_park(w, t, weft__wait_kind_name(WEFT__WAIT_FUTURE));
             uint64_t e = WEFT__EPOCH(atomic_load_explicit(&t->word, memory_order_relaxed));
             uint64_t word = WEFT__WORD(e, WEFT__RUNNING);
             if (!atomic_compare_exchange_strong_explicit(

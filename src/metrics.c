@@ -36,13 +36,6 @@ static void add_stats(weft_stats *sum, const weft_stats *s)
     sum->nstuck += s->nstuck;
 }
 
-static void pool_stats(weft__runtime *rt, weft_stats *s)
-{
-    pthread_mutex_lock(&rt->lock); /* the pool is created under it */
-    weft__pool_stats(rt, s);
-    pthread_mutex_unlock(&rt->lock);
-}
-
 int weft_runtime_stats(weft_runtime *a, int worker, weft_stats *out, size_t size)
 {
     if (!a || !out || size < offsetof(weft_stats, reserved_) || worker < -1)
@@ -63,7 +56,7 @@ int weft_runtime_stats(weft_runtime *a, int worker, weft_stats *out, size_t size
             worker_stats(&rt->workers[i], &one);
             add_stats(&s, &one);
         }
-        pool_stats(rt, &s);
+        weft__pool_stats(rt, &s);
     }
     weft__anchor_unlock(a);
     if (r < 0)
@@ -235,7 +228,7 @@ void weft__metrics_render(weft__runtime *rt, weft__dumpbuf *b)
                   "The length of one resume (one in 256 sampled).");
     weft_stats pool;
     memset(&pool, 0, sizeof pool);
-    pool_stats(rt, &pool);
+    weft__pool_stats(rt, &pool);
     weft__dumpbuf_printf(b,
                          "# HELP weft_pool_threads Blocking-pool threads.\n"
                          "# TYPE weft_pool_threads gauge\nweft_pool_threads %llu\n"
@@ -283,7 +276,7 @@ void weft__metrics_render_json(weft__runtime *rt, weft__dumpbuf *b, int64_t now)
         worker_stats(&rt->workers[i], &per[i]);
         add_stats(total, &per[i]);
     }
-    pool_stats(rt, total);
+    weft__pool_stats(rt, total);
     weft__dumpbuf_printf(b,
                          "{\"now_ns\":%lld,\"mode\":\"%s\",\"stall_ns\":%lld,"
                          "\"pool_threads\":%llu,\"pool_jobs\":%llu,\"total\":{",

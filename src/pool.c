@@ -50,11 +50,13 @@ struct weft__pool {
     pthread_cond_t work; /* signalled when a job is queued or on shutdown */
     pthread_cond_t gone; /* signalled when the last thread exits */
     weft__job *head, *tail;
+    /* nthreads and njobs change under the mutex, through relaxed atomic stores, so that the
+     * metrics read them without it (weft__pool_stats). */
     unsigned nthreads, nidle, max_threads;
     unsigned nqueued; /* jobs in the queue: an idle thread is not free until it takes one */
     unsigned idle_ms;
     int stopping;
-    uint64_t njobs;          /* jobs run, for weft_stats */
+    uint64_t njobs;          /* jobs run, for weft_stats; see nthreads */
     weft__exit_chain exited; /* joinable threads: each joins the one before (util/exit_chain.h) */
     weft__runtime *rt;       /* whose pool it is; fixed */
 };
@@ -75,7 +77,9 @@ static int pool_get(weft__worker *w, weft__pool **out)
             p->rt = rt;
             p->max_threads = rt->cfg.pool_threads;
             p->idle_ms = rt->cfg.pool_idle_ms;
-            rt->pool = p;
+            /* release: a metrics reader that sees the pointer sees the pool's fields set
+             * (weft__pool_stats, which takes no lock). */
+            __atomic_store_n(&rt->pool, p, __ATOMIC_RELEASE);
         } else {
             r = -ENOMEM;
         }
@@ -124,7 +128,7 @@ static void *pool_thread(void *arg)
         void *result = j->fn(j->arg);
 
         pthread_mutex_lock(&p->mu);
-        p->njobs++;
+        __atomic_store_n(&p->njobs, p->njobs + 1, __ATOMIC_RELAXED); /* see nthreads */
         if (j->abandoned) {
             /* Nobody waits for it any more: its argument and record are this thread's. */
             pthread_mutex_unlock(&p->mu);
@@ -144,7 +148,8 @@ static void *pool_thread(void *arg)
 retire:;
     pthread_t prev;
     bool join_prev = weft__exit_chain_enter(&p->exited, &prev);
-    if (--p->nthreads == 0)
+    __atomic_store_n(&p->nthreads, p->nthreads - 1, __ATOMIC_RELAXED); /* see nthreads */
+    if (p->nthreads == 0)
         pthread_cond_signal(&p->gone);
     pthread_mutex_unlock(&p->mu);
     /* p may be freed from here on (weft__pool_fini joins this thread, not p's counter). */
@@ -172,7 +177,7 @@ static int grow(weft__pool *p)
     pthread_attr_destroy(&attr);
     if (r != 0)
         return p->nthreads > 0 ? 0 : -r; /* with threads alive, the job just waits */
-    p->nthreads++;
+    __atomic_store_n(&p->nthreads, p->nthreads + 1, __ATOMIC_RELAXED); /* see nthreads */
     return 0;
 }
 
@@ -325,16 +330,20 @@ WEFT_COLD void weft__pool_fini(weft__runtime *rt)
     pthread_cond_destroy(&p->work);
     pthread_mutex_destroy(&p->mu);
     free(p); /* weft__calloc'd: the seam's free is plain free */
-    rt->pool = NULL;
+    __atomic_store_n(&rt->pool, NULL, __ATOMIC_RELAXED);
 }
 
+/* Takes no lock: the metrics readers may be called from a tracer's hook, which can run
+ * while this very thread holds the pool's mutex (a weft_blocking task parks with it held, and
+ * on_park runs before the park lets go of it) or the runtime's lock (the shutdown's cancels
+ * wake tasks under it, and on_wake runs there). Taking either hung the worker for good. The
+ * pool outlives every reader: it is freed after the last worker's loop, once the runtime
+ * handle answers -ESHUTDOWN. */
 void weft__pool_stats(weft__runtime *rt, weft_stats *out)
 {
-    weft__pool *p = rt->pool;
+    weft__pool *p = __atomic_load_n(&rt->pool, __ATOMIC_ACQUIRE); /* pairs with pool_get */
     if (!p)
         return;
-    pthread_mutex_lock(&p->mu);
-    out->npool_threads = p->nthreads;
-    out->npool_jobs = p->njobs;
-    pthread_mutex_unlock(&p->mu);
+    out->npool_threads = __atomic_load_n(&p->nthreads, __ATOMIC_RELAXED);
+    out->npool_jobs = __atomic_load_n(&p->njobs, __ATOMIC_RELAXED);
 }

@@ -17,8 +17,8 @@ int weft__pool_run(weft__worker *w, weft_task *t, weft_fn fn, void *arg, void **
  * thread when fn returns. So arg must be the caller's to give away (allocated, pointing
  * into no frame), and abandon frees it. */
 int weft__pool_run_abandonable(weft_fn fn, void *arg, void (*abandon)(void *arg), int64_t deadline);
-/* The pool's thread and job counts into out. The caller holds rt->lock (the pool is created
- * under it, by any worker). */
+/* The pool's thread and job counts into out. Takes no lock (a tracer's hook may read the
+ * metrics under the pool's mutex or the runtime's lock). Any thread, while rt stands. */
 void weft__pool_stats(weft__runtime *rt, weft_stats *out);
 
 #endif

@@ -1431,3 +1431,56 @@ Test(dump, a_dump_into_a_pipe_its_own_runtime_drains, .timeout = 60)
 {
     run_main(dump_into_drained_pipe_main, NULL);
 }
+
+/* ---- Writing to a reader that has gone ---- */
+
+static void *dump_to_readers_gone(void *arg)
+{
+    int *r = arg;
+    int p[2], s[2];
+    if (pipe(p) == 0) {
+        close(p[0]);
+        r[0] = weft_dump_tasks(p[1]);
+        close(p[1]);
+    }
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, s) == 0) {
+        close(s[0]);
+        r[1] = weft_dump_tasks(s[1]);
+        close(s[1]);
+    }
+    return NULL;
+}
+
+/* With weft_config.ignore_sigpipe off and SIGPIPE at its default action, weft's own writes (a
+ * dump into a pipe or a socket whose reader has gone, the log into a stderr whose reader has
+ * gone) raised SIGPIPE and ended the process; a dump now returns -EPIPE, and the log line is
+ * lost, nothing else. */
+Test(dump, a_write_to_a_reader_that_has_gone_is_epipe_not_sigpipe)
+{
+    signal(SIGPIPE, SIG_DFL);
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 2;
+    c.ignore_sigpipe = 0;
+    int r[2] = {1, 1};
+    run_main_cfg(&c, dump_to_readers_gone, r);
+    cr_assert_eq(r[0], -EPIPE, "into a pipe: %d", r[0]);
+    cr_assert_eq(r[1], -EPIPE, "into a socket: %d", r[1]);
+
+    /* The log: a warning about the environment, written to stderr at weft_run's start. */
+    setenv("WEFT_MODE", "staeling", 1); /* this process only */
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    close(p[0]);
+    int saved = dup(STDERR_FILENO);
+    dup2(p[1], STDERR_FILENO);
+    close(p[1]);
+    int run = weft_run(&c, nothing_main, NULL, NULL);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    unsetenv("WEFT_MODE");
+    cr_assert_eq(run, 0);
+    sigset_t pending;
+    cr_assert_eq(sigpending(&pending), 0);
+    cr_assert_not(sigismember(&pending, SIGPIPE), "the write's SIGPIPE was left pending");
+}

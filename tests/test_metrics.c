@@ -481,6 +481,54 @@ Test(metrics, the_debug_endpoint_serves_metrics_and_tasks)
     cr_assert_eq(weft_debug_serve(NULL, NULL), -EPERM, "outside a runtime");
 }
 
+/* Request-targets and the page each must get: absolute-form (a proxy's) routes by its path
+ * alone, and a '/' in a query is no path. */
+static const struct routed {
+    const char *target, *page;
+} routed[] = {
+    {"/metrics?next=/debug/tasks", "# HELP weft_workers"},
+    {"http://h:1/metrics?x=/debug/", "# HELP weft_workers"},
+    {"http://h:1", "weft debug endpoint"},
+    {"http://h:1?next=/metrics", "weft debug endpoint"},
+    {"HTTP://h:1#/metrics", "weft debug endpoint"},
+    {"http://h:1/debug/stats?a=b", "{\"now_ns\":"},
+};
+#define NROUTED (sizeof routed / sizeof routed[0])
+
+static void *routing_main(void *arg)
+{
+    char **got = arg; /* each answer's first line and the start of its body */
+    weft_addr at;
+    if (weft_debug_serve(NULL, &at) < 0)
+        return NULL;
+    for (size_t i = 0; i < NROUTED; i++) {
+        char req[128];
+        snprintf(req, sizeof req, "GET %s HTTP/1.0\r\n\r\n", routed[i].target);
+        char *r = http_get(&at, req);
+        const char *body = strstr(r, "\r\n\r\n");
+        got[i] = malloc(256);
+        snprintf(got[i], 256, "%.*s|%.40s", (int)strcspn(r, "\r"), r, body ? body + 4 : "");
+        free(r);
+    }
+    return NULL;
+}
+
+Test(metrics, the_debug_endpoint_routes_a_request_target_by_its_path_alone)
+{
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 1;
+    char *got[NROUTED] = {0};
+    run_main_cfg(&c, routing_main, got);
+    for (size_t i = 0; i < NROUTED; i++) {
+        cr_assert_not_null(got[i], "%s: no answer", routed[i].target);
+        cr_assert(strncmp(got[i], "HTTP/1.0 200 OK|", 16) == 0, "%s: %s", routed[i].target, got[i]);
+        cr_assert(strncmp(got[i] + 16, routed[i].page, strlen(routed[i].page)) == 0,
+                  "%s: got %s, not %s", routed[i].target, got[i], routed[i].page);
+        free(got[i]);
+    }
+}
+
 /* ---- A task's age against the clock of the worker that lists it ---- */
 
 /* The scene (sharded, two workers, worker 1 the one whose part is written late in a tick):

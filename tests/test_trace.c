@@ -3,6 +3,7 @@
  * dump names them, wakes from other workers, and the workers' sleeps; a tracer of a later
  * version refused. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -222,6 +223,73 @@ Test(trace, every_task_life_in_order_with_its_parent_waits_and_wakes)
     }
 }
 
+/* A stackless task: spawned on a promise's future, polled (pending: it parks), woken by the
+ * promise, polled again (ready). */
+typedef struct stackless_scene {
+    ids id;
+    trace *tr;
+    bool result_came;
+} stackless_scene;
+
+static int parks_of(trace *tr, uint64_t task)
+{
+    pthread_mutex_lock(&tr->mu);
+    int n = find(tr, task)->parks;
+    pthread_mutex_unlock(&tr->mu);
+    return n;
+}
+
+static void *stackless_main(void *arg)
+{
+    stackless_scene *sc = arg;
+    sc->id.main = weft_task_id(weft_self());
+    weft_promise *p;
+    if (weft_promise_create(&p) < 0)
+        return NULL;
+    weft_promise_retain(p); /* ours, to resolve it: the task owns (and drops) the first */
+    weft_task *t;
+    if (weft_spawn_future(&t, weft_promise_future(p), NULL) == 0) {
+        sc->id.receiver = weft_task_id(t);
+        while (parks_of(sc->tr, sc->id.receiver) == 0) /* its first poll found it pending */
+            weft_sleep(WEFT_MSEC);
+        weft_promise_resolve(p, (void *)3);
+        void *res = NULL;
+        sc->result_came = weft_join(t, &res, WEFT_FOREVER) == 0 && res == (void *)3;
+    }
+    weft_promise_release(p);
+    return NULL;
+}
+
+/* A future task's polls are its resumes (on_resume is Tokio's before-poll), and a poll that
+ * leaves it pending its park on the future: it had a spawn, a wake and an exit, and not one
+ * resume or park. */
+Test(trace, a_stackless_task_resumes_at_each_poll_and_parks_on_its_future, .timeout = 30)
+{
+    for (unsigned workers = 1; workers <= 2; workers++) {
+        trace tr = {.mu = PTHREAD_MUTEX_INITIALIZER};
+        weft_tracer t = {.arg = &tr,
+                         .on_spawn = on_spawn,
+                         .on_resume = on_resume,
+                         .on_park = on_park,
+                         .on_wake = on_wake,
+                         .on_exit = on_exit_hook};
+        weft_config c;
+        weft_config_init(&c);
+        c.workers = workers;
+        c.tracer = &t;
+        stackless_scene sc = {.tr = &tr};
+        run_main_cfg(&c, stackless_main, &sc);
+        cr_assert(sc.result_came, "the future task's result");
+        pthread_mutex_lock(&tr.mu);
+        const life *l = find(&tr, sc.id.receiver);
+        check_life(l, sc.id.main, "future");
+        /* Woken while its first poll ran, it is polled again all the same. */
+        cr_assert_eq(l->resumes, 2, "two polls: %d resumes", l->resumes);
+        cr_assert_eq(l->parks, 1);
+        pthread_mutex_unlock(&tr.mu);
+    }
+}
+
 static void *nothing(void *arg)
 {
     return arg;
@@ -241,4 +309,96 @@ Test(trace, a_tracer_of_a_later_version_is_refused)
     cr_assert_eq(weft_run(&c, nothing, NULL, NULL), 0);
     cr_assert_eq(tr.n, 1, "the main task resumed, and only it");
     cr_assert_eq(tr.tasks[0].resumes, 1);
+}
+
+/* ---- Hooks that read the metrics ---- */
+
+/* What the hooks below read: every hook reads the metrics, as weft.h allows, from the
+ * worker's thread (weft_stats_get) and through a runtime handle (the sum over the workers
+ * and the pool, and the Prometheus text). */
+typedef struct reading {
+    weft_runtime *_Atomic rt; /* the handle, once main has one; released after the run */
+    _Atomic int nstats, nsums, ntexts, nfailed;
+} reading;
+
+static void read_metrics(reading *rd)
+{
+    weft_stats s;
+    if (weft_stats_get(&s) == 0)
+        atomic_fetch_add(&rd->nstats, 1);
+    weft_runtime *rt = atomic_load(&rd->rt);
+    if (!rt)
+        return;
+    int r = weft_runtime_stats(rt, -1, &s, sizeof s);
+    if (r == 0)
+        atomic_fetch_add(&rd->nsums, 1);
+    else if (r != -ESHUTDOWN) /* the handle outlives the runtime: then -ESHUTDOWN */
+        atomic_fetch_add(&rd->nfailed, 1);
+    char text[64];
+    r = weft_metrics_text(rt, text, sizeof text);
+    if (r > 0)
+        atomic_fetch_add(&rd->ntexts, 1);
+    else if (r != -ESHUTDOWN)
+        atomic_fetch_add(&rd->nfailed, 1);
+}
+
+static void read_on_park(void *arg, uint64_t task, unsigned worker, const char *wait)
+{
+    (void)task, (void)worker, (void)wait;
+    read_metrics(arg);
+}
+
+static void read_on_wake(void *arg, uint64_t task, unsigned worker)
+{
+    (void)task, (void)worker;
+    read_metrics(arg);
+}
+
+static void *pool_job(void *arg)
+{
+    return arg;
+}
+
+static void *parked_for_good(void *arg)
+{
+    (void)arg;
+    weft_sleep(3600 * WEFT_SEC); /* until the shutdown cancels it */
+    return NULL;
+}
+
+static void *reading_main(void *arg)
+{
+    reading *rd = arg;
+    atomic_store(&rd->rt, weft_runtime_current());
+    void *res = NULL;
+    /* The task parks with the pool's mutex held (its park lets go of it), so on_park runs
+     * under it. */
+    int r = weft_blocking(pool_job, (void *)7, &res, WEFT_FOREVER);
+    /* Woken under the runtime's lock by the shutdown's cancel: on_wake runs under it. */
+    weft_spawn_opts o = {.flags = WEFT_SPAWN_DETACHED};
+    int s = weft_spawn(NULL, parked_for_good, NULL, &o);
+    weft_sleep(WEFT_MSEC); /* it parks */
+    return (void *)(intptr_t)(r == 0 && res == (void *)7 && s == 0);
+}
+
+/* The hooks may call the metrics readers (weft.h). They took the pool's mutex and the
+ * runtime's lock for the pool's figures, and a hook can run with either held by its own
+ * thread: the worker hung for good in weft_blocking's park, and again at the shutdown. */
+Test(trace, hooks_that_read_the_metrics_under_weft_own_locks, .timeout = 30)
+{
+    for (unsigned workers = 1; workers <= 2; workers++) {
+        reading rd = {0};
+        weft_tracer t = {.arg = &rd, .on_park = read_on_park, .on_wake = read_on_wake};
+        weft_config c;
+        weft_config_init(&c);
+        c.workers = workers;
+        c.tracer = &t;
+        void *ok = run_main_cfg(&c, reading_main, &rd);
+        weft_runtime_release(atomic_load(&rd.rt));
+        cr_assert_eq((intptr_t)ok, 1, "the pool job or the spawn failed");
+        cr_assert_gt(atomic_load(&rd.nstats), 0);
+        cr_assert_gt(atomic_load(&rd.nsums), 0);
+        cr_assert_gt(atomic_load(&rd.ntexts), 0);
+        cr_assert_eq(atomic_load(&rd.nfailed), 0);
+    }
 }

@@ -177,6 +177,26 @@ for who in holder sleeper joiner receiver locker; do
     expect "$tmp/bt_$who.out" "^  stack: [0-9.]+ KiB in use of [0-9.]+ KiB$" "bt $who: stack use"
     expect_not "$tmp/bt_$who.out" "leaves the stack|Python Exception|Error" "bt $who: a clean walk"
 done
+# in_file FILE FUNC SOURCE WHAT: every frame of FUNC in FILE names SOURCE as its file (under
+# LTO, gdb's symbol of a function names a wrong file, a header or another module: the helper
+# once printed "sleeper_body () at src/io/../worker.h").
+in_file() {
+    local wrong
+    wrong=$(grep -E -- "in $2 \(\) at " "$1" | grep -Ev -- " at [^ ]*$3(:[0-9]+)?( \[inlined\])?$")
+    if [ -n "$wrong" ]; then
+        echo "FAIL: $4: a frame of $2 not in $3 in $(basename "$1"):"
+        sed 's/^/  | /' <<<"$wrong"
+        failures=$((failures + 1))
+    fi
+}
+for who in holder sleeper joiner receiver locker; do
+    in_file "$tmp/bt_$who.out" "${who}_body" gdb_target.c "bt $who: the body's file"
+    for fn in weft_sleep weft_sleep_until weft_join; do
+        in_file "$tmp/bt_$who.out" "$fn" task_api.c "bt $who: $fn's file"
+    done
+    in_file "$tmp/bt_$who.out" weft_mutex_lock sync.c "bt $who: weft_mutex_lock's file"
+    in_file "$tmp/bt_$who.out" switch_to scheduler.c "bt $who: switch_to's file"
+done
 expect "$tmp/bt_sleeper.out" "$frame weft_sleep" "bt sleeper: weft_sleep"
 expect "$tmp/bt_joiner.out" "$frame weft_join" "bt joiner: weft_join"
 expect "$tmp/bt_other.out" "running on thread 1: use \`thread 1\` \+ \`bt\`" \

@@ -489,6 +489,51 @@ Usage: weft wait ID"""
         print("  cancelled %s" % ("yes" if t.cancelled else "no"))
 
 
+_own_files = {}  # (start, end, name) of a function's block: its source file
+_OWN_ROWS = 4096  # line-table rows read per function at most: a long body is still quick
+
+
+def _innermost_function_block(pc):
+    """The block of the innermost function (inlined or not) at pc, or None."""
+    try:
+        block = gdb.block_for_pc(pc)
+    except RuntimeError:
+        return None
+    while block is not None and block.function is None:
+        block = block.superblock
+    return block
+
+
+def _own_file(block):
+    """The source file of the function whose block this is: the file the line table names
+    most often at the addresses that hold its own code (no call inlined into it there; at
+    most _OWN_ROWS rows looked at). Not the symbol's symtab: under LTO that names the file of
+    another unit's line table (a header, another module: "sleeper_body () at
+    src/io/../worker.h"), since the function's declaration is in the early debug info of its
+    own unit and gdb reads its file number against the unit the code was generated in. Not
+    the first such address alone either: LTO's line table gives a function's first
+    instruction the line of a call inlined after it."""
+    key = (block.start, block.end, block.function.print_name)
+    if key in _own_files:
+        return _own_files[key]
+    votes = {}
+    pc, rows = block.start, 0
+    while pc < block.end and rows < _OWN_ROWS:
+        sal = gdb.find_pc_line(pc)
+        inner = _innermost_function_block(pc)
+        if (sal.symtab is not None and inner is not None
+                and (inner.start, inner.end, inner.function.print_name) == key):
+            votes[sal.symtab.filename] = votes.get(sal.symtab.filename, 0) + 1
+        pc = sal.last + 1 if sal.last is not None and sal.last >= pc else pc + 1
+        rows += 1
+    if votes:  # the most rows; the first seen among equals (dicts keep their order)
+        name = max(votes, key=votes.get)
+    else:
+        name = block.function.symtab.filename if block.function.symtab else None
+    _own_files[key] = name
+    return name
+
+
 def _symbolise(pc, is_return):
     """'func () at file:line' for a code address, one line per function: inlined ones first
     (marked so), then the function they were inlined into, as gdb's bt prints them. A return
@@ -499,10 +544,10 @@ def _symbolise(pc, is_return):
         block = gdb.block_for_pc(look)
     except RuntimeError:
         block = None
-    funcs = []
+    funcs = []  # (symbol, its block)
     while block is not None and not block.is_global and not block.is_static:
         if block.function is not None:
-            funcs.append(block.function)
+            funcs.append((block.function, block))
         block = block.superblock
     if not funcs:
         # No debug info: the minimal symbol, if any.
@@ -511,11 +556,12 @@ def _symbolise(pc, is_return):
         return ["%s ()" % name.split(" + ")[0]]
     sal = gdb.find_pc_line(look)
     out = []
-    for i, f in enumerate(funcs):
+    for i, (f, fblock) in enumerate(funcs):
         if i == 0 and sal.symtab is not None:
             where = " at %s:%d" % (sal.symtab.filename, sal.line)
         else:  # gdb's Python gives no call-site line for an inlined call: only the file
-            where = " at %s" % f.symtab.filename if f.symtab else ""
+            own = _own_file(fblock)
+            where = " at %s" % own if own else ""
         out.append("%s ()%s%s" % (f.print_name, where, " [inlined]" if i < len(funcs) - 1 else ""))
     return out
 
