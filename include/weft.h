@@ -2365,8 +2365,11 @@ WEFT_API int weft_gen_next(weft_gen *g, void *out, int64_t deadline);
 WEFT_API int weft_gen_yield(weft_gen *g, const void *value);
 /* Stops the generator early if it has not finished (its pending yield returns -ECANCELED
  * and its cleanup runs), waits for it, and frees it. Returns 0, -EINVAL, -EPERM,
- * -EDEADLK from the generator's own body (which would wait for its own end; nothing is
- * done), or -EALREADY while another task closes it (which frees it: do not use it after). */
+ * -EDEADLK from the generator's own body (which would wait for its own end), or from a task
+ * its body waits for through closes of other generators (a circle: A's body closes B, and
+ * B's body, cancelled, closes A; each would wait for the other's end for ever), nothing
+ * being done either way; or -EALREADY while another task closes it (which frees it: do not
+ * use it after). */
 WEFT_API int weft_gen_close(weft_gen *g);
 
 /* ---------------------------------------------------------------------------------------
