@@ -977,16 +977,18 @@ WEFT_API int weft_future_map(weft_future **out, weft_future *f, weft_map_fn fn, 
 /* and_then: when f succeeds, fn(value, arg, &next) returns 0 and sets *next to the next
  *   future, which the chain then owns and drives; the chain completes as next does. fn may
  *   instead return a negative errno (the chain completes with it, and destroys *next if it
- *   was set); 0 with *next NULL completes it with -EINVAL. When f fails, the chain completes
- *   with f's status and a NULL value, fn not called. */
+ *   was set); 0 with *next NULL, uninitialised (no poll function), f itself or the chain
+ *   itself completes it with -EINVAL (the chain owns f already, and destroys it once). When
+ *   f fails, the chain completes with f's status and a NULL value, fn not called. */
 typedef int (*weft_and_then_fn)(void *value, void *arg, weft_future **next);
 WEFT_API int weft_future_and_then(weft_future **out, weft_future *f, weft_and_then_fn fn,
                                   void *arg);
 /* or_else: when f fails, fn(status, arg, &next, &value) recovers: it returns 0 and sets
  *   *next to a replacement future (owned and driven by the chain, which completes as it
- *   does); or returns a status >= 0 with *next left NULL, the chain completing with that
- *   status and *value; or returns a negative errno, the chain failing with it. When f
- *   succeeds, the chain completes with f's status and value, fn not called. */
+ *   does; one it cannot drive, as for and_then, fails it with -EINVAL); or returns a status
+ *   >= 0 with *next left NULL, the chain completing with that status and *value; or returns
+ *   a negative errno, the chain failing with it. When f succeeds, the chain completes with
+ *   f's status and value, fn not called. */
 typedef int (*weft_or_else_fn)(int status, void *arg, weft_future **next, void **value);
 WEFT_API int weft_future_or_else(weft_future **out, weft_future *f, weft_or_else_fn fn, void *arg);
 

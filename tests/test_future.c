@@ -1353,3 +1353,78 @@ Test(future, void_initialisers_take_null)
     cr_assert_eq(f.status, -EPIPE);
     cr_assert_eq(f.value, &x);
 }
+
+/* and_then and or_else given back a future the chain cannot take as its next stage: its own
+ * first stage (which it owns already: taken again it was destroyed twice), the chain itself,
+ * or a header never initialised (polled, it answered -EINVAL, which the chain read as
+ * pending: an await waited for ever). The chain fails with -EINVAL instead, and its drop
+ * destroys the first stage once. */
+static weft_future *bad_next_chain; /* the chain under test, for the "itself" case */
+static weft_future bad_next_blank;  /* never initialised: no poll function */
+
+static weft_future *bad_next_pick(void *arg, weft_future *first)
+{
+    switch ((intptr_t)arg) {
+    case 0:
+        return first;
+    case 1:
+        return bad_next_chain;
+    default:
+        return &bad_next_blank;
+    }
+}
+
+typedef struct bad_next_case {
+    intptr_t how;
+    weft_future *first;
+} bad_next_case;
+
+static int then_bad_next(void *value, void *arg, weft_future **next)
+{
+    (void)value;
+    bad_next_case *bc = arg;
+    *next = bad_next_pick((void *)bc->how, bc->first);
+    return 0;
+}
+
+static int else_bad_next(int status, void *arg, weft_future **next, void **value)
+{
+    (void)status;
+    (void)value;
+    bad_next_case *bc = arg;
+    *next = bad_next_pick((void *)bc->how, bc->first);
+    return 0;
+}
+
+static int bad_next_results[2][3];
+
+static void *bad_next_main(void *arg)
+{
+    (void)arg;
+    for (int kind = 0; kind < 2; kind++) {
+        for (intptr_t how = 0; how < 3; how++) {
+            bad_next_case bc = {how, NULL};
+            if (weft_future_ready(&bc.first, kind == 0 ? 0 : -EIO, NULL) < 0)
+                return (void *)1;
+            int r = kind == 0 ? weft_future_and_then(&bad_next_chain, bc.first, then_bad_next, &bc)
+                              : weft_future_or_else(&bad_next_chain, bc.first, else_bad_next, &bc);
+            if (r < 0)
+                return (void *)2;
+            /* A deadline, so that a chain left pending fails the check instead of hanging. */
+            bad_next_results[kind][how] =
+                weft_await(bad_next_chain, NULL, weft_deadline_in(100 * WEFT_MSEC));
+            weft_future_destroy(bad_next_chain); /* destroys the first stage, once */
+        }
+    }
+    return NULL;
+}
+
+Test(future, a_chain_refuses_a_next_stage_it_cannot_drive, .timeout = 30)
+{
+    cr_assert_eq(run_main(bad_next_main, NULL), NULL);
+    const char *what[3] = {"its own first stage", "the chain itself", "an uninitialised header"};
+    for (int kind = 0; kind < 2; kind++)
+        for (int how = 0; how < 3; how++)
+            cr_assert_eq(bad_next_results[kind][how], -EINVAL, "%s given %s",
+                         kind == 0 ? "and_then" : "or_else", what[how]);
+}
