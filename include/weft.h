@@ -2138,7 +2138,8 @@ typedef struct weft_case {
  * stackful task (-EPERM elsewhere, a plain thread included). Each one not ready at the call
  * costs a small pinned task of the caller's worker while the select waits (about a spawn
  * and a join; the channel-only select costs none). Extra errors: -EINVAL (an fd case with
- * fd < 0 or events not within WEFT_READABLE|WEFT_WRITABLE, a future case without a future).
+ * fd < 0 or events not within WEFT_READABLE|WEFT_WRITABLE, a future case without a future
+ * or with one whose header has no poll function).
  * An fd case on an fd that is not open completes with result -EBADF. */
 WEFT_API int weft_select(weft_case *cases, size_t n, int64_t deadline);
 

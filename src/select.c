@@ -136,7 +136,10 @@ static int check_cases(const weft_case *cases, size_t n, size_t *nx, bool *dflt)
         if (c->op == WEFT_CASE_FD &&
             (c->io.fd < 0 || !c->io.events || (c->io.events & ~(WEFT_READABLE | WEFT_WRITABLE))))
             return -EINVAL;
-        if (c->op == WEFT_CASE_FUTURE && !c->future)
+        /* A header never initialised answers every poll with -EINVAL, which the look and the
+         * watcher's await take for "not yet": the select would wait for it for ever. */
+        if (c->op == WEFT_CASE_FUTURE &&
+            (!c->future || !c->future->ops || !c->future->ops->poll))
             return -EINVAL;
         (*nx)++;
     }

@@ -1428,3 +1428,21 @@ Test(future, a_chain_refuses_a_next_stage_it_cannot_drive, .timeout = 30)
             cr_assert_eq(bad_next_results[kind][how], -EINVAL, "%s given %s",
                          kind == 0 ? "and_then" : "or_else", what[how]);
 }
+
+/* A select's future case whose header was never initialised (no poll function): refused with
+ * -EINVAL, as weft_await and the combinators refuse it; before, the look and its watcher took
+ * the poll's -EINVAL for "not yet", and the select waited to its deadline (for ever without
+ * one). */
+static weft_future select_blank_future;
+
+static void *select_blank_main(void *arg)
+{
+    (void)arg;
+    weft_case cs[] = {{.op = WEFT_CASE_FUTURE, .future = &select_blank_future}};
+    return (void *)(intptr_t)weft_select(cs, 1, weft_deadline_in(20 * WEFT_MSEC));
+}
+
+Test(future, a_select_refuses_an_uninitialised_future_case, .timeout = 30)
+{
+    cr_assert_eq((intptr_t)run_main(select_blank_main, NULL), -EINVAL);
+}
