@@ -855,6 +855,9 @@ enum { WEFT_PENDING = 0, WEFT_READY = 1 };
  * poll: makes progress. When done it calls weft_future_complete(self, status, value) and
  *   returns WEFT_READY; otherwise it arranges for cx->waker to be woken when progress is
  *   possible, and returns WEFT_PENDING. It is never called again once it returned READY.
+ *   A poll that returns anything else (its negative errno, C-style) completes the future
+ *   with that status (-EINVAL for a positive value) rather than leave it pending with
+ *   nothing arranged to wake its driver.
  *   Each poll may give a different waker; the latest one is the one to wake. A driver that
  *   gives up polls once more with an empty waker (task NULL: weft_await at its deadline or
  *   cancel, a cancelled stackless task, weft_future_first for its losers and

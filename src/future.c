@@ -39,8 +39,16 @@ int weft_future_poll(weft_future *f, weft_context *cx)
         return -EINVAL; /* a user's own poll loop handed a NULL or uninitialised future */
     if (f->ready)
         return WEFT_READY;
-    if (f->ops->poll(f, cx) == WEFT_READY) {
+    int r = f->ops->poll(f, cx);
+    if (r == WEFT_READY) {
         f->ready = 1; /* in case poll returned READY without completing */
+        return WEFT_READY;
+    }
+    if (weft_unlikely(r != WEFT_PENDING)) {
+        /* Neither answer (a poll that returned its error, C-style): taken for PENDING, it
+         * left the driver waiting for a wake that nobody had arranged, for ever. It fails
+         * the future instead, with that errno (-EINVAL for a stray positive value). */
+        weft_future_complete(f, r < 0 ? r : -EINVAL, NULL);
         return WEFT_READY;
     }
     return WEFT_PENDING;

@@ -1446,3 +1446,41 @@ Test(future, a_select_refuses_an_uninitialised_future_case, .timeout = 30)
 {
     cr_assert_eq((intptr_t)run_main(select_blank_main, NULL), -EINVAL);
 }
+
+/* A user's poll that returns its error, C-style, instead of completing the future: it fails
+ * the future with that errno (-EINVAL for a stray positive value). Before, anything but READY
+ * was taken for PENDING, and the await waited for a wake nobody had arranged, to its
+ * deadline. */
+typedef struct errno_future {
+    weft_future base;
+    int answer; /* what poll returns */
+} errno_future;
+
+static int errno_poll(weft_future *self, weft_context *cx)
+{
+    (void)cx;
+    return ((errno_future *)self)->answer;
+}
+
+static const weft_future_ops errno_ops = {errno_poll, NULL};
+static int errno_await_results[2];
+
+static void *errno_poll_main(void *arg)
+{
+    (void)arg;
+    int answers[2] = {-EIO, 7};
+    for (int i = 0; i < 2; i++) {
+        errno_future f;
+        weft_future_init(&f.base, &errno_ops);
+        f.answer = answers[i];
+        errno_await_results[i] = weft_await(&f.base, NULL, weft_deadline_in(20 * WEFT_MSEC));
+    }
+    return NULL;
+}
+
+Test(future, a_poll_that_returns_an_errno_fails_the_future, .timeout = 30)
+{
+    run_main(errno_poll_main, NULL);
+    cr_assert_eq(errno_await_results[0], -EIO);
+    cr_assert_eq(errno_await_results[1], -EINVAL);
+}
