@@ -2123,7 +2123,9 @@ typedef struct weft_case {
     };
     int result; /* out. SEND/RECV: 0, or -EPIPE for a closed channel (-ENOMEM: a send to an
                  * unbounded channel at its limit; such a send case is always ready). FD: the
-                 * ready mask (as weft_fd_wait's), or -EBADF. FUTURE: the future's status.
+                 * ready mask (as weft_fd_wait's), or -EBADF. FUTURE: the future's status,
+                 * or -EBUSY for a promise that another task awaits (weft_await's rule:
+                 * one awaiter at a time), the future left pending.
                  * TIMER, DEFAULT: 0 */
 } weft_case;
 

@@ -1484,3 +1484,65 @@ Test(future, a_poll_that_returns_an_errno_fails_the_future, .timeout = 30)
     cr_assert_eq(errno_await_results[0], -EIO);
     cr_assert_eq(errno_await_results[1], -EINVAL);
 }
+
+/* A select's future case on a promise that another task awaits: the select's watcher may not
+ * take the awaiter's place (weft_await's rule, -EBUSY), and the settle would wake only the
+ * awaiter. The case completes with -EBUSY, the promise left pending, instead of the select
+ * waiting to its deadline. The same promise twice in one select is watched once, and the
+ * select completes when it settles. */
+static weft_promise *busy_promise;
+static int busy_select_r, busy_select_result, busy_awaiter_r, twice_select_r, twice_result;
+
+static void *busy_awaiter(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)weft_await(weft_promise_future(busy_promise), NULL, WEFT_FOREVER);
+}
+
+static void *busy_resolver(void *arg)
+{
+    weft_yield();
+    weft_promise_resolve(arg, NULL);
+    return NULL;
+}
+
+static void *busy_select_main(void *arg)
+{
+    (void)arg;
+    if (weft_promise_create(&busy_promise) < 0)
+        return (void *)1;
+    weft_task *t;
+    if (weft_spawn(&t, busy_awaiter, NULL, NULL) < 0)
+        return (void *)2;
+    while (weft_task_status(t) != WEFT_TASK_PARKED) /* the awaiter waits on it */
+        weft_yield();
+    weft_case cs[] = {{.op = WEFT_CASE_FUTURE, .future = weft_promise_future(busy_promise)}};
+    busy_select_r = weft_select(cs, 1, weft_deadline_in(WEFT_SEC));
+    busy_select_result = cs[0].result;
+    weft_promise_resolve(busy_promise, NULL);
+    void *res = NULL;
+    weft_join(t, &res, WEFT_FOREVER);
+    busy_awaiter_r = (int)(intptr_t)res;
+    weft_promise_release(busy_promise);
+
+    weft_promise *p;
+    if (weft_promise_create(&p) < 0 || weft_spawn(&t, busy_resolver, p, NULL) < 0)
+        return (void *)3;
+    weft_case twice[] = {{.op = WEFT_CASE_FUTURE, .future = weft_promise_future(p)},
+                         {.op = WEFT_CASE_FUTURE, .future = weft_promise_future(p)}};
+    twice_select_r = weft_select(twice, 2, weft_deadline_in(10 * WEFT_SEC));
+    twice_result = twice_select_r >= 0 ? twice[twice_select_r].result : 1;
+    weft_join(t, NULL, WEFT_FOREVER);
+    weft_promise_release(p);
+    return NULL;
+}
+
+Test(future, a_select_on_a_promise_another_task_awaits_is_ebusy, .timeout = 30)
+{
+    cr_assert_eq(run_main(busy_select_main, NULL), NULL);
+    cr_assert_eq(busy_select_r, 0, "the case completes");
+    cr_assert_eq(busy_select_result, -EBUSY);
+    cr_assert_eq(busy_awaiter_r, 0, "the awaiter still gets the settle");
+    cr_assert(twice_select_r == 0 || twice_select_r == 1, "got %d", twice_select_r);
+    cr_assert_eq(twice_result, 0, "the same promise twice: its settle");
+}
