@@ -912,6 +912,9 @@ WEFT_API int weft_timer_future(weft_future **out, int64_t deadline);
 /* A promise: a one-shot future that any task resolves with a value or rejects with an error.
  * One task at a time may await it: a weft_await while another task's await waits on it
  * returns -EBUSY at once (it would take the other's place, which would then never wake).
+ * A poll by another task meanwhile, through a combinator (which cannot report -EBUSY), does
+ * not take the awaiter's place either: the settle wakes both (the latest such poller only,
+ * when several tasks do this at once).
  * Reference counted: create gives one reference,
  * weft_promise_retain() adds one, weft_promise_release() drops one (as does
  * weft_future_destroy() on its future, for code that holds only the future); the last drop

@@ -1546,3 +1546,67 @@ Test(future, a_select_on_a_promise_another_task_awaits_is_ebusy, .timeout = 30)
     cr_assert(twice_select_r == 0 || twice_select_r == 1, "got %d", twice_select_r);
     cr_assert_eq(twice_result, 0, "the same promise twice: its settle");
 }
+
+/* A promise that one task awaits, polled meanwhile by a second task through a combinator
+ * (which weft_await's -EBUSY check does not see): the second poller's waker took the
+ * awaiter's place, and the settle woke only the second; the awaiter stayed parked for ever
+ * (here: to its deadline). Both wake now. */
+static weft_promise *two_pollers_promise;
+static int two_pollers_direct = 1, two_pollers_first = 1, two_pollers_join = 1;
+
+static void *direct_awaiter(void *arg)
+{
+    (void)arg;
+    two_pollers_direct = weft_await(weft_promise_future(two_pollers_promise), NULL, WEFT_FOREVER);
+    return NULL;
+}
+
+static void *first_awaiter(void *arg)
+{
+    (void)arg;
+    weft_future *never, *first;
+    if (weft_future_pending(&never) < 0)
+        return NULL;
+    weft_future *fs[2] = {weft_promise_future(two_pollers_promise), never};
+    if (weft_future_first(&first, fs, 2) == 0) {
+        two_pollers_first = weft_await(first, NULL, weft_deadline_in(2 * WEFT_SEC));
+        weft_future_destroy(first);
+    }
+    weft_future_destroy(never);
+    return NULL;
+}
+
+static void *two_pollers_main(void *arg)
+{
+    (void)arg;
+    if (weft_promise_create(&two_pollers_promise) < 0)
+        return (void *)1;
+    weft_task *a, *b;
+    if (weft_spawn(&a, direct_awaiter, NULL, NULL) < 0)
+        return (void *)2;
+    while (weft_task_status(a) != WEFT_TASK_PARKED)
+        weft_yield();
+    if (weft_spawn(&b, first_awaiter, NULL, NULL) < 0)
+        return (void *)3;
+    while (weft_task_status(b) != WEFT_TASK_PARKED)
+        weft_yield();
+    weft_promise_resolve(two_pollers_promise, NULL);
+    weft_join(b, NULL, WEFT_FOREVER);
+    /* Woken by the settle, the awaiter is done long before this deadline; left parked, it
+     * is not, and is cancelled (its last look then finds the promise settled). */
+    two_pollers_join = weft_join(a, NULL, weft_deadline_in(10 * WEFT_SEC));
+    if (two_pollers_join < 0) {
+        weft_cancel(a);
+        weft_join(a, NULL, WEFT_FOREVER);
+    }
+    weft_promise_release(two_pollers_promise);
+    return NULL;
+}
+
+Test(future, a_combinators_poll_does_not_displace_a_promises_awaiter, .timeout = 30)
+{
+    cr_assert_eq(run_main(two_pollers_main, NULL), NULL);
+    cr_assert_eq(two_pollers_join, 0, "the awaiter is woken by the settle");
+    cr_assert_eq(two_pollers_direct, 0);
+    cr_assert_eq(two_pollers_first, 0, "and so is the combinator's task (child 0)");
+}
