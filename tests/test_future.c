@@ -1610,3 +1610,184 @@ Test(future, a_combinators_poll_does_not_displace_a_promises_awaiter, .timeout =
     cr_assert_eq(two_pollers_direct, 0);
     cr_assert_eq(two_pollers_first, 0, "and so is the combinator's task (child 0)");
 }
+
+/* ---- Ported from futures-rs (futures-util tests: select_all, join_all, shared) ----------
+ * select_all: a loop of select over what is left gets every outcome exactly once, with the
+ * index of the future that won (the lowest of those settled by then); join_all: the outcomes come in
+ * the order of the inputs, not of completion; shared (one_thread, two_threads,
+ * many_threads): every clone, awaited from tasks of two workers and plain threads, gets the
+ * one value sent. Promises stand for oneshot channels; other workers' tasks and a plain
+ * thread settle them. */
+enum { PORT_N = 16 };
+static weft_promise *port_ps[PORT_N];
+
+static void *port_settle_reversed(void *arg)
+{
+    (void)arg;
+    for (int i = PORT_N - 1; i >= 0; i--) {
+        weft_yield();
+        weft_promise_resolve(port_ps[i], (void *)(intptr_t)(100 + i));
+    }
+    return NULL;
+}
+
+static int port_select_all_order[PORT_N], port_select_all_values[PORT_N];
+static int port_join_statuses[PORT_N];
+static void *port_join_values[PORT_N];
+
+static void *port_select_all_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < PORT_N; i++)
+        if (weft_promise_create(&port_ps[i]) < 0)
+            return (void *)1;
+    weft_task *settler;
+    if (weft_spawn_on(other_worker(), &settler, port_settle_reversed, NULL, NULL) < 0)
+        return (void *)2;
+    /* select_all's loop: select over the rest, drop the winner, again. */
+    weft_future *left[PORT_N];
+    int which[PORT_N]; /* left[k] is promise which[k] */
+    size_t nleft = PORT_N;
+    for (int i = 0; i < PORT_N; i++) {
+        left[i] = weft_promise_future(port_ps[i]);
+        which[i] = i;
+    }
+    for (int got = 0; got < PORT_N; got++) {
+        weft_future *sel;
+        if (weft_future_first(&sel, left, nleft) < 0)
+            return (void *)3;
+        void *v = NULL;
+        int idx = weft_await(sel, &v, WEFT_FOREVER);
+        weft_future_destroy(sel);
+        if (idx < 0 || (size_t)idx >= nleft)
+            return (void *)4;
+        port_select_all_order[got] = which[idx];
+        port_select_all_values[got] = (int)(intptr_t)v;
+        left[idx] = left[nleft - 1]; /* swap_remove, as select_all's remaining vector */
+        which[idx] = which[nleft - 1];
+        nleft--;
+    }
+    weft_join(settler, NULL, WEFT_FOREVER);
+    /* join_all over the settled promises: input order. */
+    weft_future *all[PORT_N], *j;
+    for (int i = 0; i < PORT_N; i++)
+        all[i] = weft_promise_future(port_ps[i]);
+    if (weft_future_join(&j, all, PORT_N, port_join_statuses, port_join_values) < 0)
+        return (void *)5;
+    int failed = weft_await(j, NULL, WEFT_FOREVER);
+    weft_future_destroy(j);
+    for (int i = 0; i < PORT_N; i++)
+        weft_promise_release(port_ps[i]);
+    return (void *)(intptr_t)failed;
+}
+
+static void check_select_all(unsigned workers)
+{
+    cr_assert_eq(run_workers(workers, port_select_all_main), NULL);
+    bool won[PORT_N] = {false};
+    for (int k = 0; k < PORT_N; k++) {
+        /* Which settled first depends on the other worker's pace; each wins exactly once,
+         * with its own value. */
+        int i = port_select_all_order[k];
+        cr_assert(i >= 0 && i < PORT_N && !won[i], "select %d: promise %d", k, i);
+        won[i] = true;
+        cr_assert_eq(port_select_all_values[k], 100 + i);
+        cr_assert_eq(port_join_statuses[k], 0);
+        cr_assert_eq(port_join_values[k], (void *)(intptr_t)(100 + k), "join: input order");
+    }
+}
+
+Test(future, futures_rs_select_all_loop_and_join_all_order_on_one_worker, .timeout = 30)
+{
+    check_select_all(1);
+}
+
+Test(future, futures_rs_select_all_loop_and_join_all_order_across_two_workers, .timeout = 30)
+{
+    check_select_all(2);
+}
+
+/* shared's many_threads: clones awaited by tasks on both workers and by plain threads; one
+ * send (a resolve from a plain thread) reaches all of them. */
+enum { PORT_TASKS = 8, PORT_THREADS = 3 };
+static weft_shared *port_shared;
+static _Atomic int port_shared_sum;
+
+static void *port_shared_task(void *arg)
+{
+    (void)arg;
+    void *v = NULL;
+    if (weft_shared_await(port_shared, &v, WEFT_FOREVER) == 0)
+        atomic_fetch_add(&port_shared_sum, (int)(intptr_t)v);
+    weft_shared_release(port_shared);
+    return NULL;
+}
+
+static void *port_shared_thread(void *arg)
+{
+    return port_shared_task(arg);
+}
+
+static void *port_sender(void *arg)
+{
+    weft_promise_resolve(arg, (void *)(intptr_t)6);
+    weft_promise_release(arg);
+    return NULL;
+}
+
+static void *port_join_thread(void *arg)
+{
+    pthread_join(*(pthread_t *)arg, NULL);
+    return NULL;
+}
+
+static void *port_shared_main(void *arg)
+{
+    (void)arg;
+    weft_promise *p;
+    if (weft_promise_create(&p) < 0)
+        return (void *)1;
+    weft_promise_retain(p); /* the sender's */
+    if (weft_shared_create(&port_shared, weft_promise_future(p)) < 0)
+        return (void *)2;
+    weft_task *ts[PORT_TASKS];
+    for (int i = 0; i < PORT_TASKS; i++) {
+        weft_shared_retain(port_shared);
+        if (weft_spawn_on((unsigned)i % weft_worker_count(), &ts[i], port_shared_task, NULL,
+                          NULL) < 0)
+            return (void *)3;
+    }
+    pthread_t th[PORT_THREADS], sender;
+    for (int i = 0; i < PORT_THREADS; i++) {
+        weft_shared_retain(port_shared);
+        if (pthread_create(&th[i], NULL, port_shared_thread, NULL) != 0)
+            return (void *)4;
+    }
+    weft_yield();
+    if (pthread_create(&sender, NULL, port_sender, p) != 0)
+        return (void *)5;
+    for (int i = 0; i < PORT_TASKS; i++)
+        weft_join(ts[i], NULL, WEFT_FOREVER);
+    /* The plain threads block; joined from a pool job, so this worker keeps running. */
+    for (int i = 0; i < PORT_THREADS; i++)
+        weft_blocking(port_join_thread, &th[i], NULL, WEFT_FOREVER);
+    pthread_join(sender, NULL);
+    void *v = NULL;
+    int r = weft_shared_await(port_shared, &v, WEFT_FOREVER); /* peek after the fact */
+    weft_shared_release(port_shared);
+    return r == 0 && v == (void *)(intptr_t)6 ? NULL : (void *)6;
+}
+
+Test(future, futures_rs_shared_many_threads_on_one_worker, .timeout = 30)
+{
+    atomic_store(&port_shared_sum, 0);
+    cr_assert_eq(run_workers(1, port_shared_main), NULL);
+    cr_assert_eq(atomic_load(&port_shared_sum), 6 * (PORT_TASKS + PORT_THREADS));
+}
+
+Test(future, futures_rs_shared_many_threads_across_two_workers, .timeout = 30)
+{
+    atomic_store(&port_shared_sum, 0);
+    cr_assert_eq(run_workers(2, port_shared_main), NULL);
+    cr_assert_eq(atomic_load(&port_shared_sum), 6 * (PORT_TASKS + PORT_THREADS));
+}
