@@ -254,7 +254,7 @@ int weft_gen_close(weft_gen *g)
     w->gen_closes = &rec;
     weft_cancel(g->task);
     weft__join_uncancellable(w, g->task); /* even if the closer itself is cancelled */
-    close_unlink(w, &rec); /* still w's: the closer is bound to it (above) */
+    close_unlink(w, &rec);                /* still w's: the closer is bound to it (above) */
     while (g->nnext)                      /* the consumer the body's end woke has not run yet */
         weft_yield();
     weft__free(w, g);

@@ -153,8 +153,7 @@ static int check_cases(const weft_case *cases, size_t n, size_t *nx, bool *dflt)
             return -EINVAL;
         /* A header never initialised answers every poll with -EINVAL, which the look and the
          * watcher's await take for "not yet": the select would wait for it for ever. */
-        if (c->op == WEFT_CASE_FUTURE &&
-            (!c->future || !c->future->ops || !c->future->ops->poll))
+        if (c->op == WEFT_CASE_FUTURE && (!c->future || !c->future->ops || !c->future->ops->poll))
             return -EINVAL;
         (*nx)++;
     }

@@ -1613,11 +1613,10 @@ Test(future, a_combinators_poll_does_not_displace_a_promises_awaiter, .timeout =
 
 /* ---- Ported from futures-rs (futures-util tests: select_all, join_all, shared) ----------
  * select_all: a loop of select over what is left gets every outcome exactly once, with the
- * index of the future that won (the lowest of those settled by then); join_all: the outcomes come in
- * the order of the inputs, not of completion; shared (one_thread, two_threads,
- * many_threads): every clone, awaited from tasks of two workers and plain threads, gets the
- * one value sent. Promises stand for oneshot channels; other workers' tasks and a plain
- * thread settle them. */
+ * index of the future that won (the lowest of those settled by then); join_all: the outcomes come
+ * in the order of the inputs, not of completion; shared (one_thread, two_threads, many_threads):
+ * every clone, awaited from tasks of two workers and plain threads, gets the one value sent.
+ * Promises stand for oneshot channels; other workers' tasks and a plain thread settle them. */
 enum { PORT_N = 16 };
 static weft_promise *port_ps[PORT_N];
 
@@ -1753,8 +1752,8 @@ static void *port_shared_main(void *arg)
     weft_task *ts[PORT_TASKS];
     for (int i = 0; i < PORT_TASKS; i++) {
         weft_shared_retain(port_shared);
-        if (weft_spawn_on((unsigned)i % weft_worker_count(), &ts[i], port_shared_task, NULL,
-                          NULL) < 0)
+        if (weft_spawn_on((unsigned)i % weft_worker_count(), &ts[i], port_shared_task, NULL, NULL) <
+            0)
             return (void *)3;
     }
     pthread_t th[PORT_THREADS], sender;
