@@ -859,6 +859,9 @@ enum { WEFT_PENDING = 0, WEFT_READY = 1 };
  * poll: makes progress. When done it calls weft_future_complete(self, status, value) and
  *   returns WEFT_READY; otherwise it arranges for cx->waker to be woken when progress is
  *   possible, and returns WEFT_PENDING. It is never called again once it returned READY.
+ *   A poll that returns anything else (its negative errno, C-style) completes the future
+ *   with that status (-EINVAL for a positive value) rather than leave it pending with
+ *   nothing arranged to wake its driver.
  *   Each poll may give a different waker; the latest one is the one to wake. A driver that
  *   gives up polls once more with an empty waker (task NULL: weft_await at its deadline or
  *   cancel, a cancelled stackless task, weft_future_first for its losers and
@@ -913,6 +916,9 @@ WEFT_API int weft_timer_future(weft_future **out, int64_t deadline);
 /* A promise: a one-shot future that any task resolves with a value or rejects with an error.
  * One task at a time may await it: a weft_await while another task's await waits on it
  * returns -EBUSY at once (it would take the other's place, which would then never wake).
+ * A poll by another task meanwhile, through a combinator (which cannot report -EBUSY), does
+ * not take the awaiter's place either: the settle wakes both (the latest such poller only,
+ * when several tasks do this at once).
  * Reference counted: create gives one reference,
  * weft_promise_retain() adds one, weft_promise_release() drops one (as does
  * weft_future_destroy() on its future, for code that holds only the future); the last drop
@@ -981,16 +987,18 @@ WEFT_API int weft_future_map(weft_future **out, weft_future *f, weft_map_fn fn, 
 /* and_then: when f succeeds, fn(value, arg, &next) returns 0 and sets *next to the next
  *   future, which the chain then owns and drives; the chain completes as next does. fn may
  *   instead return a negative errno (the chain completes with it, and destroys *next if it
- *   was set); 0 with *next NULL completes it with -EINVAL. When f fails, the chain completes
- *   with f's status and a NULL value, fn not called. */
+ *   was set); 0 with *next NULL, uninitialised (no poll function), f itself or the chain
+ *   itself completes it with -EINVAL (the chain owns f already, and destroys it once). When
+ *   f fails, the chain completes with f's status and a NULL value, fn not called. */
 typedef int (*weft_and_then_fn)(void *value, void *arg, weft_future **next);
 WEFT_API int weft_future_and_then(weft_future **out, weft_future *f, weft_and_then_fn fn,
                                   void *arg);
 /* or_else: when f fails, fn(status, arg, &next, &value) recovers: it returns 0 and sets
  *   *next to a replacement future (owned and driven by the chain, which completes as it
- *   does); or returns a status >= 0 with *next left NULL, the chain completing with that
- *   status and *value; or returns a negative errno, the chain failing with it. When f
- *   succeeds, the chain completes with f's status and value, fn not called. */
+ *   does; one it cannot drive, as for and_then, fails it with -EINVAL); or returns a status
+ *   >= 0 with *next left NULL, the chain completing with that status and *value; or returns
+ *   a negative errno, the chain failing with it. When f succeeds, the chain completes with
+ *   f's status and value, fn not called. */
 typedef int (*weft_or_else_fn)(int status, void *arg, weft_future **next, void **value);
 WEFT_API int weft_future_or_else(weft_future **out, weft_future *f, weft_or_else_fn fn, void *arg);
 
@@ -2124,7 +2132,9 @@ typedef struct weft_case {
     };
     int result; /* out. SEND/RECV: 0, or -EPIPE for a closed channel (-ENOMEM: a send to an
                  * unbounded channel at its limit; such a send case is always ready). FD: the
-                 * ready mask (as weft_fd_wait's), or -EBADF. FUTURE: the future's status.
+                 * ready mask (as weft_fd_wait's), or -EBADF. FUTURE: the future's status,
+                 * or -EBUSY for a promise that another task awaits (weft_await's rule:
+                 * one awaiter at a time), the future left pending.
                  * TIMER, DEFAULT: 0 */
 } weft_case;
 
@@ -2142,7 +2152,8 @@ typedef struct weft_case {
  * stackful task (-EPERM elsewhere, a plain thread included). Each one not ready at the call
  * costs a small pinned task of the caller's worker while the select waits (about a spawn
  * and a join; the channel-only select costs none). Extra errors: -EINVAL (an fd case with
- * fd < 0 or events not within WEFT_READABLE|WEFT_WRITABLE, a future case without a future).
+ * fd < 0 or events not within WEFT_READABLE|WEFT_WRITABLE, a future case without a future
+ * or with one whose header has no poll function).
  * An fd case on an fd that is not open completes with result -EBADF. */
 WEFT_API int weft_select(weft_case *cases, size_t n, int64_t deadline);
 
@@ -2371,8 +2382,11 @@ WEFT_API int weft_gen_next(weft_gen *g, void *out, int64_t deadline);
 WEFT_API int weft_gen_yield(weft_gen *g, const void *value);
 /* Stops the generator early if it has not finished (its pending yield returns -ECANCELED
  * and its cleanup runs), waits for it, and frees it. Returns 0, -EINVAL, -EPERM,
- * -EDEADLK from the generator's own body (which would wait for its own end; nothing is
- * done), or -EALREADY while another task closes it (which frees it: do not use it after). */
+ * -EDEADLK from the generator's own body (which would wait for its own end), or from a task
+ * its body waits for through closes of other generators (a circle: A's body closes B, and
+ * B's body, cancelled, closes A; each would wait for the other's end for ever), nothing
+ * being done either way; or -EALREADY while another task closes it (which frees it: do not
+ * use it after). */
 WEFT_API int weft_gen_close(weft_gen *g);
 
 /* ---------------------------------------------------------------------------------------

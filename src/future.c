@@ -39,8 +39,16 @@ int weft_future_poll(weft_future *f, weft_context *cx)
         return -EINVAL; /* a user's own poll loop handed a NULL or uninitialised future */
     if (f->ready)
         return WEFT_READY;
-    if (f->ops->poll(f, cx) == WEFT_READY) {
+    int r = f->ops->poll(f, cx);
+    if (r == WEFT_READY) {
         f->ready = 1; /* in case poll returned READY without completing */
+        return WEFT_READY;
+    }
+    if (weft_unlikely(r != WEFT_PENDING)) {
+        /* Neither answer (a poll that returned its error, C-style): taken for PENDING, it
+         * left the driver waiting for a wake that nobody had arranged, for ever. It fails
+         * the future instead, with that errno (-EINVAL for a stray positive value). */
+        weft_future_complete(f, r < 0 ? r : -EINVAL, NULL);
         return WEFT_READY;
     }
     return WEFT_PENDING;
@@ -208,6 +216,10 @@ struct weft_promise {
     int status;
     void *value;
     weft_waker waiter; /* the one awaiting task's latest waker */
+    /* Another task's latest waker, from a poll (through a combinator, which weft_await's
+     * claim does not see) made while `waiter` was the awaiter of the moment: kept beside it
+     * rather than in its place, so that the settle wakes both. */
+    weft_waker other;
     /* any thread: retain is relaxed (the caller already holds a reference); the release
      * that drops the count to zero is acq_rel, so every other holder's last use happens
      * before the free. */
@@ -224,9 +236,11 @@ static void settle_locked(weft_promise *p, int status, void *value)
     p->settled = 1;
     p->status = status;
     p->value = value;
-    weft_waker wk = p->waiter;
+    weft_waker wk = p->waiter, wk_other = p->other;
     p->waiter = (weft_waker){NULL, 0};
+    p->other = (weft_waker){NULL, 0};
     weft_waker_wake(wk);
+    weft_waker_wake(wk_other);
 }
 
 /* Under the lock: whether the waker in p names a task other than `self` (the caller's task;
@@ -251,6 +265,22 @@ static const weft_task *poller_task(void)
     return w ? w->current : NULL;
 }
 
+/* Under the lock, unsettled: keeps the poller's waker (empty: it gives up, and takes its
+ * own back). The awaiter of the moment is never displaced: another task's poll, made through
+ * a combinator while that awaiter waits, goes to `other`. In its place, it left the awaiter
+ * parked for ever, the settle waking only the later poller. */
+static void keep_waker(weft_promise *p, weft_waker wk, const weft_task *self)
+{
+    bool others_own = self && p->other.task == self;
+    if (!waiter_of_another(p, self)) {
+        p->waiter = wk;
+        if (others_own) /* now in `waiter`: not twice */
+            p->other = (weft_waker){NULL, 0};
+    } else if (wk.task || others_own) {
+        p->other = wk;
+    }
+}
+
 static int promise_poll(weft_future *self, weft_context *cx)
 {
     weft_promise *p = (weft_promise *)self;
@@ -260,8 +290,8 @@ static int promise_poll(weft_future *self, weft_context *cx)
     if (!p->settled && p->dropped && atomic_load_explicit(&p->refs, memory_order_relaxed) == 1)
         settle_locked(p, -EPIPE, NULL);
     int settled = p->settled;
-    if (!settled && (cx->waker.task || !waiter_of_another(p, poller_task())))
-        p->waiter = cx->waker;
+    if (!settled)
+        keep_waker(p, cx->waker, poller_task());
     weft__spin_unlock(&p->lock);
     if (!settled)
         return WEFT_PENDING;
@@ -315,7 +345,7 @@ static void promise_drop(weft_future *self)
         /* This drop leaves one. A parked awaiter holds the one left (its waker is cleared
          * by its last poll, under the lock, before it can drop it). */
         p->dropped = 1;
-        if (p->waiter.task)
+        if (p->waiter.task || p->other.task)
             settle_locked(p, -EPIPE, NULL);
     }
     weft__spin_unlock(&p->lock);

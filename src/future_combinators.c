@@ -75,6 +75,22 @@ typedef struct chain_future {
     void *arg;
 } chain_future;
 
+/* Whether `next`, set by fn, is a future the chain can own and drive: initialised (it has a
+ * poll function), and neither the chain itself (its poll would recurse for ever) nor its
+ * first stage, which the chain owns already (taken again, it would be destroyed twice). */
+static bool next_is_new(const chain_future *c, const weft_future *next)
+{
+    return next && next != c->f && next != &c->base && next->ops && next->ops->poll;
+}
+
+/* Destroys a `next` the chain refuses (fn failed, or next_is_new said no), as the chain owns
+ * it; but not one the chain holds already, which chain_drop destroys once. */
+static void drop_refused(const chain_future *c, weft_future *next)
+{
+    if (next != c->f && next != &c->base)
+        weft_future_destroy(next);
+}
+
 /* The first stage has completed: runs fn. Returns READY if that completed the chain, or
  * PENDING with c->next set to the stage to drive. */
 static int chain_step(chain_future *c)
@@ -94,10 +110,10 @@ static int chain_step(chain_future *c)
             return WEFT_READY;
         }
         status = c->fn.and_then(value, c->arg, &next);
-        if (status >= 0 && !next)
-            status = -EINVAL; /* the contract: 0 with a future, or a negative errno */
+        if (status >= 0 && !next_is_new(c, next))
+            status = -EINVAL; /* the contract: 0 with a new future, or a negative errno */
         if (status < 0) {
-            weft_future_destroy(next);
+            drop_refused(c, next);
             weft_future_complete(&c->base, status, NULL);
             return WEFT_READY;
         }
@@ -109,8 +125,10 @@ static int chain_step(chain_future *c)
         }
         value = NULL;
         status = c->fn.or_else(status, c->arg, &next, &value);
+        if (status >= 0 && next && !next_is_new(c, next))
+            status = -EINVAL; /* a replacement it cannot drive, as and-then's */
         if (status < 0 || !next) {
-            weft_future_destroy(next);
+            drop_refused(c, next);
             weft_future_complete(&c->base, status, status < 0 ? NULL : value);
             return WEFT_READY;
         }

@@ -77,10 +77,12 @@ static void *watch_fd(void *arg)
 static void *watch_future(void *arg)
 {
     watch *x = arg;
-    weft_await(x->c->future, NULL, WEFT_FOREVER);
-    if (x->c->future->ready) /* else cancelled: the future is left pending */
+    int r = weft_await(x->c->future, NULL, WEFT_FOREVER);
+    if (x->c->future->ready)
         weft_chan_try_send(x->ch, &x->c->future->status);
-    return NULL;
+    else if (r == -EBUSY) /* a promise another task awaits: its settle would not wake us */
+        weft_chan_try_send(x->ch, &r);
+    return NULL; /* else cancelled: the future is left pending */
 }
 
 static void *watch_timer(void *arg)
@@ -103,6 +105,19 @@ static int start_watcher(watch *x)
      * selecting task stays there from now on (task.h). */
     weft__task_bind(weft__worker_task(weft__worker_current()));
     return weft_spawn_at(__FILE__, __LINE__, &x->task, fn, x, &o);
+}
+
+/* Whether an earlier case of the select waits on the same future as xs[i]: that case's
+ * watcher stands for both (a second await of one promise would be refused, -EBUSY, and
+ * would end the select with that). */
+static bool watched_before(const watch *xs, size_t i)
+{
+    if (xs[i].c->op != WEFT_CASE_FUTURE)
+        return false;
+    for (size_t k = 0; k < i; k++)
+        if (xs[k].c->op == WEFT_CASE_FUTURE && xs[k].c->future == xs[i].c->future)
+            return true;
+    return false;
 }
 
 /* Ends the watchers, and gives back what a losing fd watcher took (see the file comment). */
@@ -136,7 +151,9 @@ static int check_cases(const weft_case *cases, size_t n, size_t *nx, bool *dflt)
         if (c->op == WEFT_CASE_FD &&
             (c->io.fd < 0 || !c->io.events || (c->io.events & ~(WEFT_READABLE | WEFT_WRITABLE))))
             return -EINVAL;
-        if (c->op == WEFT_CASE_FUTURE && !c->future)
+        /* A header never initialised answers every poll with -EINVAL, which the look and the
+         * watcher's await take for "not yet": the select would wait for it for ever. */
+        if (c->op == WEFT_CASE_FUTURE && (!c->future || !c->future->ops || !c->future->ops->poll))
             return -EINVAL;
         (*nx)++;
     }
@@ -187,6 +204,8 @@ static int general_select(weft_case *cases, size_t n, size_t nx, bool has_defaul
             r = -ETIMEDOUT; /* nothing ready, and no time to wait: no watcher */
         if (r == (int)n) {  /* nothing ready: watch every case, then wait */
             for (size_t i = 0; i < nx && r == (int)n; i++) {
+                if (watched_before(xs, i))
+                    continue;
                 int s = start_watcher(&xs[i]);
                 if (s < 0)
                     r = s;

@@ -1353,3 +1353,440 @@ Test(future, void_initialisers_take_null)
     cr_assert_eq(f.status, -EPIPE);
     cr_assert_eq(f.value, &x);
 }
+
+/* and_then and or_else given back a future the chain cannot take as its next stage: its own
+ * first stage (which it owns already: taken again it was destroyed twice), the chain itself,
+ * or a header never initialised (polled, it answered -EINVAL, which the chain read as
+ * pending: an await waited for ever). The chain fails with -EINVAL instead, and its drop
+ * destroys the first stage once. */
+static weft_future *bad_next_chain; /* the chain under test, for the "itself" case */
+static weft_future bad_next_blank;  /* never initialised: no poll function */
+
+static weft_future *bad_next_pick(void *arg, weft_future *first)
+{
+    switch ((intptr_t)arg) {
+    case 0:
+        return first;
+    case 1:
+        return bad_next_chain;
+    default:
+        return &bad_next_blank;
+    }
+}
+
+typedef struct bad_next_case {
+    intptr_t how;
+    weft_future *first;
+} bad_next_case;
+
+static int then_bad_next(void *value, void *arg, weft_future **next)
+{
+    (void)value;
+    bad_next_case *bc = arg;
+    *next = bad_next_pick((void *)bc->how, bc->first);
+    return 0;
+}
+
+static int else_bad_next(int status, void *arg, weft_future **next, void **value)
+{
+    (void)status;
+    (void)value;
+    bad_next_case *bc = arg;
+    *next = bad_next_pick((void *)bc->how, bc->first);
+    return 0;
+}
+
+static int bad_next_results[2][3];
+
+static void *bad_next_main(void *arg)
+{
+    (void)arg;
+    for (int kind = 0; kind < 2; kind++) {
+        for (intptr_t how = 0; how < 3; how++) {
+            bad_next_case bc = {how, NULL};
+            if (weft_future_ready(&bc.first, kind == 0 ? 0 : -EIO, NULL) < 0)
+                return (void *)1;
+            int r = kind == 0 ? weft_future_and_then(&bad_next_chain, bc.first, then_bad_next, &bc)
+                              : weft_future_or_else(&bad_next_chain, bc.first, else_bad_next, &bc);
+            if (r < 0)
+                return (void *)2;
+            /* A deadline, so that a chain left pending fails the check instead of hanging. */
+            bad_next_results[kind][how] =
+                weft_await(bad_next_chain, NULL, weft_deadline_in(100 * WEFT_MSEC));
+            weft_future_destroy(bad_next_chain); /* destroys the first stage, once */
+        }
+    }
+    return NULL;
+}
+
+Test(future, a_chain_refuses_a_next_stage_it_cannot_drive, .timeout = 30)
+{
+    cr_assert_eq(run_main(bad_next_main, NULL), NULL);
+    const char *what[3] = {"its own first stage", "the chain itself", "an uninitialised header"};
+    for (int kind = 0; kind < 2; kind++)
+        for (int how = 0; how < 3; how++)
+            cr_assert_eq(bad_next_results[kind][how], -EINVAL, "%s given %s",
+                         kind == 0 ? "and_then" : "or_else", what[how]);
+}
+
+/* A select's future case whose header was never initialised (no poll function): refused with
+ * -EINVAL, as weft_await and the combinators refuse it; before, the look and its watcher took
+ * the poll's -EINVAL for "not yet", and the select waited to its deadline (for ever without
+ * one). */
+static weft_future select_blank_future;
+
+static void *select_blank_main(void *arg)
+{
+    (void)arg;
+    weft_case cs[] = {{.op = WEFT_CASE_FUTURE, .future = &select_blank_future}};
+    return (void *)(intptr_t)weft_select(cs, 1, weft_deadline_in(20 * WEFT_MSEC));
+}
+
+Test(future, a_select_refuses_an_uninitialised_future_case, .timeout = 30)
+{
+    cr_assert_eq((intptr_t)run_main(select_blank_main, NULL), -EINVAL);
+}
+
+/* A user's poll that returns its error, C-style, instead of completing the future: it fails
+ * the future with that errno (-EINVAL for a stray positive value). Before, anything but READY
+ * was taken for PENDING, and the await waited for a wake nobody had arranged, to its
+ * deadline. */
+typedef struct errno_future {
+    weft_future base;
+    int answer; /* what poll returns */
+} errno_future;
+
+static int errno_poll(weft_future *self, weft_context *cx)
+{
+    (void)cx;
+    return ((errno_future *)self)->answer;
+}
+
+static const weft_future_ops errno_ops = {errno_poll, NULL};
+static int errno_await_results[2];
+
+static void *errno_poll_main(void *arg)
+{
+    (void)arg;
+    int answers[2] = {-EIO, 7};
+    for (int i = 0; i < 2; i++) {
+        errno_future f;
+        weft_future_init(&f.base, &errno_ops);
+        f.answer = answers[i];
+        errno_await_results[i] = weft_await(&f.base, NULL, weft_deadline_in(20 * WEFT_MSEC));
+    }
+    return NULL;
+}
+
+Test(future, a_poll_that_returns_an_errno_fails_the_future, .timeout = 30)
+{
+    run_main(errno_poll_main, NULL);
+    cr_assert_eq(errno_await_results[0], -EIO);
+    cr_assert_eq(errno_await_results[1], -EINVAL);
+}
+
+/* A select's future case on a promise that another task awaits: the select's watcher may not
+ * take the awaiter's place (weft_await's rule, -EBUSY), and the settle would wake only the
+ * awaiter. The case completes with -EBUSY, the promise left pending, instead of the select
+ * waiting to its deadline. The same promise twice in one select is watched once, and the
+ * select completes when it settles. */
+static weft_promise *busy_promise;
+static int busy_select_r, busy_select_result, busy_awaiter_r, twice_select_r, twice_result;
+
+static void *busy_awaiter(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)weft_await(weft_promise_future(busy_promise), NULL, WEFT_FOREVER);
+}
+
+static void *busy_resolver(void *arg)
+{
+    weft_yield();
+    weft_promise_resolve(arg, NULL);
+    return NULL;
+}
+
+static void *busy_select_main(void *arg)
+{
+    (void)arg;
+    if (weft_promise_create(&busy_promise) < 0)
+        return (void *)1;
+    weft_task *t;
+    if (weft_spawn(&t, busy_awaiter, NULL, NULL) < 0)
+        return (void *)2;
+    while (weft_task_status(t) != WEFT_TASK_PARKED) /* the awaiter waits on it */
+        weft_yield();
+    weft_case cs[] = {{.op = WEFT_CASE_FUTURE, .future = weft_promise_future(busy_promise)}};
+    busy_select_r = weft_select(cs, 1, weft_deadline_in(WEFT_SEC));
+    busy_select_result = cs[0].result;
+    weft_promise_resolve(busy_promise, NULL);
+    void *res = NULL;
+    weft_join(t, &res, WEFT_FOREVER);
+    busy_awaiter_r = (int)(intptr_t)res;
+    weft_promise_release(busy_promise);
+
+    weft_promise *p;
+    if (weft_promise_create(&p) < 0 || weft_spawn(&t, busy_resolver, p, NULL) < 0)
+        return (void *)3;
+    weft_case twice[] = {{.op = WEFT_CASE_FUTURE, .future = weft_promise_future(p)},
+                         {.op = WEFT_CASE_FUTURE, .future = weft_promise_future(p)}};
+    twice_select_r = weft_select(twice, 2, weft_deadline_in(10 * WEFT_SEC));
+    twice_result = twice_select_r >= 0 ? twice[twice_select_r].result : 1;
+    weft_join(t, NULL, WEFT_FOREVER);
+    weft_promise_release(p);
+    return NULL;
+}
+
+Test(future, a_select_on_a_promise_another_task_awaits_is_ebusy, .timeout = 30)
+{
+    cr_assert_eq(run_main(busy_select_main, NULL), NULL);
+    cr_assert_eq(busy_select_r, 0, "the case completes");
+    cr_assert_eq(busy_select_result, -EBUSY);
+    cr_assert_eq(busy_awaiter_r, 0, "the awaiter still gets the settle");
+    cr_assert(twice_select_r == 0 || twice_select_r == 1, "got %d", twice_select_r);
+    cr_assert_eq(twice_result, 0, "the same promise twice: its settle");
+}
+
+/* A promise that one task awaits, polled meanwhile by a second task through a combinator
+ * (which weft_await's -EBUSY check does not see): the second poller's waker took the
+ * awaiter's place, and the settle woke only the second; the awaiter stayed parked for ever
+ * (here: to its deadline). Both wake now. */
+static weft_promise *two_pollers_promise;
+static int two_pollers_direct = 1, two_pollers_first = 1, two_pollers_join = 1;
+
+static void *direct_awaiter(void *arg)
+{
+    (void)arg;
+    two_pollers_direct = weft_await(weft_promise_future(two_pollers_promise), NULL, WEFT_FOREVER);
+    return NULL;
+}
+
+static void *first_awaiter(void *arg)
+{
+    (void)arg;
+    weft_future *never, *first;
+    if (weft_future_pending(&never) < 0)
+        return NULL;
+    weft_future *fs[2] = {weft_promise_future(two_pollers_promise), never};
+    if (weft_future_first(&first, fs, 2) == 0) {
+        two_pollers_first = weft_await(first, NULL, weft_deadline_in(2 * WEFT_SEC));
+        weft_future_destroy(first);
+    }
+    weft_future_destroy(never);
+    return NULL;
+}
+
+static void *two_pollers_main(void *arg)
+{
+    (void)arg;
+    if (weft_promise_create(&two_pollers_promise) < 0)
+        return (void *)1;
+    weft_task *a, *b;
+    if (weft_spawn(&a, direct_awaiter, NULL, NULL) < 0)
+        return (void *)2;
+    while (weft_task_status(a) != WEFT_TASK_PARKED)
+        weft_yield();
+    if (weft_spawn(&b, first_awaiter, NULL, NULL) < 0)
+        return (void *)3;
+    while (weft_task_status(b) != WEFT_TASK_PARKED)
+        weft_yield();
+    weft_promise_resolve(two_pollers_promise, NULL);
+    weft_join(b, NULL, WEFT_FOREVER);
+    /* Woken by the settle, the awaiter is done long before this deadline; left parked, it
+     * is not, and is cancelled (its last look then finds the promise settled). */
+    two_pollers_join = weft_join(a, NULL, weft_deadline_in(10 * WEFT_SEC));
+    if (two_pollers_join < 0) {
+        weft_cancel(a);
+        weft_join(a, NULL, WEFT_FOREVER);
+    }
+    weft_promise_release(two_pollers_promise);
+    return NULL;
+}
+
+Test(future, a_combinators_poll_does_not_displace_a_promises_awaiter, .timeout = 30)
+{
+    cr_assert_eq(run_main(two_pollers_main, NULL), NULL);
+    cr_assert_eq(two_pollers_join, 0, "the awaiter is woken by the settle");
+    cr_assert_eq(two_pollers_direct, 0);
+    cr_assert_eq(two_pollers_first, 0, "and so is the combinator's task (child 0)");
+}
+
+/* ---- Ported from futures-rs (futures-util tests: select_all, join_all, shared) ----------
+ * select_all: a loop of select over what is left gets every outcome exactly once, with the
+ * index of the future that won (the lowest of those settled by then); join_all: the outcomes come
+ * in the order of the inputs, not of completion; shared (one_thread, two_threads, many_threads):
+ * every clone, awaited from tasks of two workers and plain threads, gets the one value sent.
+ * Promises stand for oneshot channels; other workers' tasks and a plain thread settle them. */
+enum { PORT_N = 16 };
+static weft_promise *port_ps[PORT_N];
+
+static void *port_settle_reversed(void *arg)
+{
+    (void)arg;
+    for (int i = PORT_N - 1; i >= 0; i--) {
+        weft_yield();
+        weft_promise_resolve(port_ps[i], (void *)(intptr_t)(100 + i));
+    }
+    return NULL;
+}
+
+static int port_select_all_order[PORT_N], port_select_all_values[PORT_N];
+static int port_join_statuses[PORT_N];
+static void *port_join_values[PORT_N];
+
+static void *port_select_all_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < PORT_N; i++)
+        if (weft_promise_create(&port_ps[i]) < 0)
+            return (void *)1;
+    weft_task *settler;
+    if (weft_spawn_on(other_worker(), &settler, port_settle_reversed, NULL, NULL) < 0)
+        return (void *)2;
+    /* select_all's loop: select over the rest, drop the winner, again. */
+    weft_future *left[PORT_N];
+    int which[PORT_N]; /* left[k] is promise which[k] */
+    size_t nleft = PORT_N;
+    for (int i = 0; i < PORT_N; i++) {
+        left[i] = weft_promise_future(port_ps[i]);
+        which[i] = i;
+    }
+    for (int got = 0; got < PORT_N; got++) {
+        weft_future *sel;
+        if (weft_future_first(&sel, left, nleft) < 0)
+            return (void *)3;
+        void *v = NULL;
+        int idx = weft_await(sel, &v, WEFT_FOREVER);
+        weft_future_destroy(sel);
+        if (idx < 0 || (size_t)idx >= nleft)
+            return (void *)4;
+        port_select_all_order[got] = which[idx];
+        port_select_all_values[got] = (int)(intptr_t)v;
+        left[idx] = left[nleft - 1]; /* swap_remove, as select_all's remaining vector */
+        which[idx] = which[nleft - 1];
+        nleft--;
+    }
+    weft_join(settler, NULL, WEFT_FOREVER);
+    /* join_all over the settled promises: input order. */
+    weft_future *all[PORT_N], *j;
+    for (int i = 0; i < PORT_N; i++)
+        all[i] = weft_promise_future(port_ps[i]);
+    if (weft_future_join(&j, all, PORT_N, port_join_statuses, port_join_values) < 0)
+        return (void *)5;
+    int failed = weft_await(j, NULL, WEFT_FOREVER);
+    weft_future_destroy(j);
+    for (int i = 0; i < PORT_N; i++)
+        weft_promise_release(port_ps[i]);
+    return (void *)(intptr_t)failed;
+}
+
+static void check_select_all(unsigned workers)
+{
+    cr_assert_eq(run_workers(workers, port_select_all_main), NULL);
+    bool won[PORT_N] = {false};
+    for (int k = 0; k < PORT_N; k++) {
+        /* Which settled first depends on the other worker's pace; each wins exactly once,
+         * with its own value. */
+        int i = port_select_all_order[k];
+        cr_assert(i >= 0 && i < PORT_N && !won[i], "select %d: promise %d", k, i);
+        won[i] = true;
+        cr_assert_eq(port_select_all_values[k], 100 + i);
+        cr_assert_eq(port_join_statuses[k], 0);
+        cr_assert_eq(port_join_values[k], (void *)(intptr_t)(100 + k), "join: input order");
+    }
+}
+
+Test(future, futures_rs_select_all_loop_and_join_all_order_on_one_worker, .timeout = 30)
+{
+    check_select_all(1);
+}
+
+Test(future, futures_rs_select_all_loop_and_join_all_order_across_two_workers, .timeout = 30)
+{
+    check_select_all(2);
+}
+
+/* shared's many_threads: clones awaited by tasks on both workers and by plain threads; one
+ * send (a resolve from a plain thread) reaches all of them. */
+enum { PORT_TASKS = 8, PORT_THREADS = 3 };
+static weft_shared *port_shared;
+static _Atomic int port_shared_sum;
+
+static void *port_shared_task(void *arg)
+{
+    (void)arg;
+    void *v = NULL;
+    if (weft_shared_await(port_shared, &v, WEFT_FOREVER) == 0)
+        atomic_fetch_add(&port_shared_sum, (int)(intptr_t)v);
+    weft_shared_release(port_shared);
+    return NULL;
+}
+
+static void *port_shared_thread(void *arg)
+{
+    return port_shared_task(arg);
+}
+
+static void *port_sender(void *arg)
+{
+    weft_promise_resolve(arg, (void *)(intptr_t)6);
+    weft_promise_release(arg);
+    return NULL;
+}
+
+static void *port_join_thread(void *arg)
+{
+    pthread_join(*(pthread_t *)arg, NULL);
+    return NULL;
+}
+
+static void *port_shared_main(void *arg)
+{
+    (void)arg;
+    weft_promise *p;
+    if (weft_promise_create(&p) < 0)
+        return (void *)1;
+    weft_promise_retain(p); /* the sender's */
+    if (weft_shared_create(&port_shared, weft_promise_future(p)) < 0)
+        return (void *)2;
+    weft_task *ts[PORT_TASKS];
+    for (int i = 0; i < PORT_TASKS; i++) {
+        weft_shared_retain(port_shared);
+        if (weft_spawn_on((unsigned)i % weft_worker_count(), &ts[i], port_shared_task, NULL, NULL) <
+            0)
+            return (void *)3;
+    }
+    pthread_t th[PORT_THREADS], sender;
+    for (int i = 0; i < PORT_THREADS; i++) {
+        weft_shared_retain(port_shared);
+        if (pthread_create(&th[i], NULL, port_shared_thread, NULL) != 0)
+            return (void *)4;
+    }
+    weft_yield();
+    if (pthread_create(&sender, NULL, port_sender, p) != 0)
+        return (void *)5;
+    for (int i = 0; i < PORT_TASKS; i++)
+        weft_join(ts[i], NULL, WEFT_FOREVER);
+    /* The plain threads block; joined from a pool job, so this worker keeps running. */
+    for (int i = 0; i < PORT_THREADS; i++)
+        weft_blocking(port_join_thread, &th[i], NULL, WEFT_FOREVER);
+    pthread_join(sender, NULL);
+    void *v = NULL;
+    int r = weft_shared_await(port_shared, &v, WEFT_FOREVER); /* peek after the fact */
+    weft_shared_release(port_shared);
+    return r == 0 && v == (void *)(intptr_t)6 ? NULL : (void *)6;
+}
+
+Test(future, futures_rs_shared_many_threads_on_one_worker, .timeout = 30)
+{
+    atomic_store(&port_shared_sum, 0);
+    cr_assert_eq(run_workers(1, port_shared_main), NULL);
+    cr_assert_eq(atomic_load(&port_shared_sum), 6 * (PORT_TASKS + PORT_THREADS));
+}
+
+Test(future, futures_rs_shared_many_threads_across_two_workers, .timeout = 30)
+{
+    atomic_store(&port_shared_sum, 0);
+    cr_assert_eq(run_workers(2, port_shared_main), NULL);
+    cr_assert_eq(atomic_load(&port_shared_sum), 6 * (PORT_TASKS + PORT_THREADS));
+}

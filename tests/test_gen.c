@@ -267,3 +267,69 @@ Test(gen, nested_generators_closed_early_and_asked_after_the_end, .timeout = 30)
 {
     run_main_each_order(nested_main, NULL);
 }
+
+/* A circle of closes: generator i's body, stopped by the close of the one before it, closes
+ * the next one, and the last one's body closes the first, whose body is the one closing it.
+ * Each would wait for the next one's end for ever (the closes are uncancellable); the close
+ * that would complete the circle is refused with -EDEADLK instead, and the rest unwind. */
+enum { CIRCLE_MAX = 3 };
+static weft_gen *circle[CIRCLE_MAX];
+static int circle_n;
+static int circle_close_result[CIRCLE_MAX];
+static int circle_first_values[2];
+
+static void circle_body(weft_gen *g, void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    if (weft_gen_yield(g, &i) < 0 && i == 0)
+        return;
+    /* The first body closes the next at its second request; the others, once stopped. */
+    circle_close_result[i] = weft_gen_close(circle[(i + 1) % circle_n]);
+    weft_gen_yield(g, &i);
+}
+
+static void *circle_main(void *arg)
+{
+    circle_n = (int)(intptr_t)arg;
+    for (int i = 0; i < circle_n; i++) {
+        circle_close_result[i] = 1;
+        if (weft_gen_create(&circle[i], circle_body, (void *)(intptr_t)i, sizeof(int), NULL) < 0)
+            return (void *)1;
+    }
+    /* Every body started, and parked in its first yield, the first one last. */
+    int v;
+    for (int i = circle_n - 1; i >= 1; i--)
+        if (weft_gen_next(circle[i], &v, WEFT_FOREVER) != 0)
+            return (void *)2;
+    circle_first_values[0] = weft_gen_next(circle[0], &v, WEFT_FOREVER);
+    circle_first_values[1] = weft_gen_next(circle[0], &v, WEFT_FOREVER); /* the closes run */
+    return (void *)(intptr_t)weft_gen_close(circle[0]);
+}
+
+static void check_circle(int n)
+{
+    for (int ord = WEFT_ORDER_FIFO; ord <= WEFT_ORDER_DEPTH_FIRST; ord++) {
+        weft_config c;
+        weft_config_init(&c);
+        c.workers = 1;
+        c.order = ord;
+        cr_assert_eq(run_main_cfg(&c, circle_main, (void *)(intptr_t)n), NULL,
+                     "the first generator closes");
+        cr_assert_eq(circle_first_values[0], 0);
+        cr_assert_eq(circle_first_values[1], 0, "the first body yields after its close");
+        for (int i = 0; i < n - 1; i++)
+            cr_assert_eq(circle_close_result[i], 0, "body %d closes the next one", i);
+        cr_assert_eq(circle_close_result[n - 1], -EDEADLK,
+                     "the close that would complete the circle is refused");
+    }
+}
+
+Test(gen, two_generators_closing_each_other_is_edeadlk, .timeout = 30)
+{
+    check_circle(2);
+}
+
+Test(gen, a_circle_of_three_closes_is_edeadlk, .timeout = 30)
+{
+    check_circle(3);
+}
