@@ -549,10 +549,11 @@ static void *outside_holds_main(void *arg)
     for (int phase = 0; phase < 3; phase++) {
         atomic_store(&outside_taken, 0);
         pthread_t th;
-        cr_assert_eq(pthread_create(&th, NULL,
-                                    phase == 2 ? other_runtime_reader_thread : outside_reader_thread,
-                                    phase == 1 ? (void *)1 : NULL),
-                     0);
+        cr_assert_eq(
+            pthread_create(&th, NULL,
+                           phase == 2 ? other_runtime_reader_thread : outside_reader_thread,
+                           phase == 1 ? (void *)1 : NULL),
+            0);
         while (!atomic_load(&outside_taken))
             weft_sleep(WEFT_MSEC);
         if (phase == 1) {
