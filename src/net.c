@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -106,6 +107,9 @@ static WEFT_NOINLINE ssize_t recv_rest(int fd, char *buf, size_t len, ssize_t n,
     return (ssize_t)got;
 }
 
+static ssize_t recv_peek_all(weft__worker *w, const weft__ioreq *proto, size_t len,
+                             int64_t deadline);
+
 ssize_t weft_recv(int fd, void *buf, size_t len, int flags, int64_t deadline)
 {
     int err = 0;
@@ -113,6 +117,8 @@ ssize_t weft_recv(int fd, void *buf, size_t len, int flags, int64_t deadline)
     if (!w)
         return err;
     weft__ioreq q = {.op = WEFT__IO_RECV, .fd = fd, .buf = buf, .len = len, .flags = flags};
+    if ((flags & (MSG_PEEK | MSG_WAITALL)) == (MSG_PEEK | MSG_WAITALL))
+        return recv_peek_all(w, &q, len, deadline);
     ssize_t n = weft__io_submit(w, &q, deadline);
     if ((flags & (MSG_WAITALL | MSG_PEEK | MSG_DONTWAIT | MSG_OOB)) == MSG_WAITALL)
         return recv_rest(fd, buf, len, n, flags, deadline);
@@ -131,7 +137,9 @@ ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr 
     struct msghdr msg = {
         .msg_name = from, .msg_namelen = fromlen ? *fromlen : 0, .msg_iov = &iov, .msg_iovlen = 1};
     weft__ioreq q = {.op = WEFT__IO_RECVMSG, .fd = fd, .msg = &msg, .flags = flags};
-    ssize_t n = weft__io_submit(w, &q, deadline);
+    ssize_t n = (flags & (MSG_PEEK | MSG_WAITALL)) == (MSG_PEEK | MSG_WAITALL)
+                    ? recv_peek_all(w, &q, len, deadline)
+                    : weft__io_submit(w, &q, deadline);
     if (n >= 0 && fromlen)
         *fromlen = msg.msg_namelen;
     if ((flags & (MSG_WAITALL | MSG_PEEK | MSG_DONTWAIT | MSG_OOB)) == MSG_WAITALL)
@@ -190,6 +198,56 @@ static int unix_nap(unix_retry *u, int64_t deadline)
         return -EBADF;
     u->nap = u->nap < 64 * WEFT_MSEC ? 2 * u->nap : u->nap;
     return 0;
+}
+
+/* MSG_PEEK | MSG_WAITALL. On TCP a blocking recv(2) waits until len bytes are queued and copies
+ * them, leaving them queued (tcp_recvmsg peeks from its own sequence number up to its target,
+ * len); on an AF_UNIX stream it copies what is queued without waiting for the rest. Neither
+ * backend could be asked for the TCP one: epoll's non-blocking peek and a peek of the bytes
+ * io_uring holds returned what was there, and io_uring's own receive retries a short
+ * MSG_WAITALL receive into the rest of the buffer, which with MSG_PEEK copied the first bytes
+ * again ("abcabc" for "abc" then "def", found by test_ported_net's port of the leftover). Nor is
+ * there a readiness to wait for: the socket stays readable while any byte is queued. So the
+ * receive goes without MSG_WAITALL, and on TCP, while fewer than len came and the peer has not
+ * ended the stream (nor an error come), it is tried again after sleeps of 1 ms doubling to 64 ms,
+ * as the Unix-domain retries below. What the last try saw is returned at the end of stream, an
+ * error, the deadline or a cancel; the task stays on its worker meanwhile (io_uring holds the
+ * bytes it received on the worker of the first read). */
+static bool peek_waits_for_all(weft__worker *w, int fd)
+{
+    int domain = 0;
+    socklen_t dlen = sizeof domain;
+    if (weft__io_fd_kind(w, fd) != WEFT__FD_STREAM ||
+        weft__sys_getsockopt(&w->sys, fd, SOL_SOCKET, SO_DOMAIN, &domain, &dlen) < 0)
+        return false;
+    return domain == AF_INET || domain == AF_INET6;
+}
+
+/* Whether the peer ended the stream (POLLRDHUP) or the socket failed: the bytes queued are
+ * then all there will be. A look that does not wait and takes nothing. */
+static bool peer_done(weft__worker *w, int fd)
+{
+    return weft__sys_poll1(&w->sys, fd, POLLRDHUP, 0) != 0; /* RDHUP, HUP, ERR, NVAL, -errno */
+}
+
+static ssize_t recv_peek_all(weft__worker *w, const weft__ioreq *proto, size_t len,
+                             int64_t deadline)
+{
+    unix_retry u;
+    int e = unix_retry_begin(&u, w, proto->fd);
+    if (e < 0)
+        return e;
+    ssize_t n;
+    for (;;) {
+        weft__ioreq q = *proto; /* afresh: a submission may change its request */
+        q.flags &= ~MSG_WAITALL;
+        n = weft__io_submit(u.w, &q, deadline);
+        if (n <= 0 || (size_t)n >= len || (q.flags & (MSG_DONTWAIT | MSG_OOB)) ||
+            !peek_waits_for_all(u.w, q.fd) || peer_done(u.w, q.fd) || unix_nap(&u, deadline) < 0)
+            break;
+    }
+    unix_retry_end(&u);
+    return n;
 }
 
 /* A datagram sent to a Unix-domain address (not the socket's connected peer): when the

@@ -1,0 +1,361 @@
+/* Networking, pipe, process, signal and timer behaviours from other runtimes' own suites (mio's
+ * tcp_stream/udp_socket/unix_* tests, Tokio's tcp/udp/uds/process/signal/time tests, libuv's
+ * test/ programs, Go's net and os/exec tests), re-expressed against what weft.h documents; the
+ * earlier ports are in test_ported.c and test_ported2.c. Each test names its source; where
+ * weft.h is silent it asserts what the kernel or the peer runtime does. No pass or fail depends
+ * on timing: deadlines are bounds only a hang reaches. Every test holds on epoll and io_uring,
+ * sharded and stealing (the environment picks: WEFT_BACKEND, WEFT_MODE, WEFT_WORKERS). */
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "task_helpers.h"
+#include "tcp_helpers.h"
+
+#define SOON (10 * WEFT_SEC) /* a deadline only a hang reaches */
+
+/* ---- MSG_PEEK | MSG_WAITALL ---------------------------------------------------------------- */
+
+typedef struct peek_arg {
+    int fd;
+    size_t len;
+    ssize_t n;
+    char buf[16];
+} peek_arg;
+
+static void *peek_waitall_task(void *arg)
+{
+    peek_arg *p = arg;
+    p->n = weft_recv(p->fd, p->buf, p->len, MSG_PEEK | MSG_WAITALL, weft_deadline_in(SOON));
+    return NULL;
+}
+
+/* A blocking recv(2) with MSG_PEEK | MSG_WAITALL on a TCP socket waits until len bytes are
+ * queued, then copies them and leaves them there (tcp_recvmsg: the target is len, the peek
+ * walks the queue from its own sequence number). Here the peek parks while only 3 of 6 bytes
+ * came, and then reads all 6, twice; a plain read then takes them. Before the leftover was
+ * taken, weft returned the 3 that were there on epoll and on io_uring's held bytes. */
+static void *peek_waitall_main(void *arg)
+{
+    (void)arg;
+    int fds[2];
+    tcp_pair(fds);
+    peek_arg p = {.fd = fds[0], .len = 6};
+    /* First as the socket's first read, then with the socket read through weft before. */
+    for (int round = 0; round < 2; round++) {
+        cr_assert_eq(weft_write(fds[1], "abc", 3, weft_deadline_in(SOON)), 3);
+        weft_task *t = spawn_pinned(peek_waitall_task, &p);
+        wait_parked_or_done(t);
+        cr_assert_eq(weft_write(fds[1], "def", 3, weft_deadline_in(SOON)), 3);
+        cr_assert_eq(join_result(t), NULL);
+        cr_assert_eq(p.n, 6, "round %d: peek|waitall gave %zd", round, p.n);
+        cr_assert_eq(memcmp(p.buf, "abcdef", 6), 0, "round %d: peeked %.6s", round, p.buf);
+        char again[8];
+        cr_assert_eq(weft_recv(fds[0], again, 6, MSG_PEEK | MSG_WAITALL, weft_deadline_in(SOON)),
+                     6);
+        cr_assert_eq(memcmp(again, "abcdef", 6), 0);
+        read_exactly(fds[0], again, 6);
+        cr_assert_eq(memcmp(again, "abcdef", 6), 0);
+    }
+    /* At the end of stream it returns what is queued, then 0 (recv(2) does the same). */
+    cr_assert_eq(weft_write(fds[1], "xy", 2, weft_deadline_in(SOON)), 2);
+    cr_assert_eq(weft_shutdown(fds[1], SHUT_WR), 0);
+    char buf[8];
+    cr_assert_eq(weft_recv(fds[0], buf, 6, MSG_PEEK | MSG_WAITALL, weft_deadline_in(SOON)), 2);
+    read_exactly(fds[0], buf, 2);
+    cr_assert_eq(weft_recv(fds[0], buf, 6, MSG_PEEK | MSG_WAITALL, weft_deadline_in(SOON)), 0);
+    cr_assert_eq(weft_close(fds[0]), 0);
+    cr_assert_eq(weft_close(fds[1]), 0);
+
+    /* weft_recvfrom takes the same path. */
+    tcp_pair(fds);
+    p = (peek_arg){.fd = fds[0], .len = 4};
+    cr_assert_eq(weft_write(fds[1], "ab", 2, weft_deadline_in(SOON)), 2);
+    weft_task *t = spawn_pinned(peek_waitall_task, &p);
+    wait_parked_or_done(t);
+    cr_assert_eq(weft_write(fds[1], "cd", 2, weft_deadline_in(SOON)), 2);
+    cr_assert_eq(join_result(t), NULL);
+    cr_assert_eq(p.n, 4);
+    cr_assert_eq(weft_recvfrom(fds[0], buf, 4, MSG_PEEK | MSG_WAITALL, NULL, NULL,
+                               weft_deadline_in(SOON)),
+                 4);
+    cr_assert_eq(memcmp(buf, "abcd", 4), 0);
+    /* A deadline ends the wait with what is queued, still queued. */
+    cr_assert_eq(weft_recv(fds[0], buf, 8, MSG_PEEK | MSG_WAITALL, weft_deadline_in(WEFT_MSEC)), 4);
+    read_exactly(fds[0], buf, 4);
+    cr_assert_eq(memcmp(buf, "abcd", 4), 0);
+    cr_assert_eq(weft_close(fds[0]), 0);
+    cr_assert_eq(weft_close(fds[1]), 0);
+
+    /* An AF_UNIX stream peeks what is queued without waiting for the rest, as recv(2) does
+     * there (unix_stream_read_generic stops at the last queued buffer). */
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    cr_assert_eq(weft_write(sv[1], "abc", 3, weft_deadline_in(SOON)), 3);
+    cr_assert_eq(weft_recv(sv[0], buf, 6, MSG_PEEK | MSG_WAITALL, weft_deadline_in(SOON)), 3);
+    cr_assert_eq(weft_read(sv[0], buf, sizeof buf, weft_deadline_in(SOON)), 3);
+    cr_assert_eq(memcmp(buf, "abc", 3), 0);
+    cr_assert_eq(weft_close(sv[0]), 0);
+    cr_assert_eq(weft_close(sv[1]), 0);
+    return NULL;
+}
+
+Test(ported_net, peek_waitall_on_tcp_waits_for_the_whole_length, .timeout = 30)
+{
+    run_main(peek_waitall_main, NULL);
+}
+
+/* ---- TCP: shutdown, write-after-connect, vectored I/O, accept's address --------------------- */
+
+/* Tokio tcp_shutdown and mio tcp_stream shutdown_write: after SHUT_WR the peer reads every
+ * byte then the end of stream and can still answer; a second SHUT_WR is 0 (shutdown(2) is); a
+ * write after it is -EPIPE (never SIGPIPE); shutdown of a socket never connected is -ENOTCONN. */
+static void *shutdown_main(void *arg)
+{
+    (void)arg;
+    int fds[2];
+    tcp_pair(fds);
+    char buf[8];
+    /* Read once first, so that io_uring's held receive and sends behind are in play. */
+    cr_assert_eq(weft_write(fds[1], "x", 1, weft_deadline_in(SOON)), 1);
+    read_exactly(fds[0], buf, 1);
+    cr_assert_eq(weft_write(fds[0], "ping", 4, weft_deadline_in(SOON)), 4);
+    cr_assert_eq(weft_shutdown(fds[0], SHUT_WR), 0);
+    cr_assert_eq(weft_shutdown(fds[0], SHUT_WR), 0, "a second shutdown is 0, as shutdown(2)");
+    read_exactly(fds[1], buf, 4);
+    cr_assert_eq(memcmp(buf, "ping", 4), 0);
+    cr_assert_eq(weft_read(fds[1], buf, sizeof buf, weft_deadline_in(SOON)), 0);
+    cr_assert_eq(weft_write(fds[1], "pong", 4, weft_deadline_in(SOON)), 4);
+    read_exactly(fds[0], buf, 4);
+    cr_assert_eq(memcmp(buf, "pong", 4), 0);
+    cr_assert_eq(weft_write(fds[0], "late", 4, weft_deadline_in(SOON)), -EPIPE);
+    cr_assert_eq(weft_send(fds[0], "late", 4, 0, weft_deadline_in(SOON)), -EPIPE);
+    cr_assert_eq(weft_close(fds[0]), 0);
+    cr_assert_eq(weft_read(fds[1], buf, sizeof buf, weft_deadline_in(SOON)), 0);
+    cr_assert_eq(weft_close(fds[1]), 0);
+    int s = weft_socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(s, 0);
+    cr_assert_eq(weft_shutdown(s, SHUT_WR), -ENOTCONN);
+    cr_assert_eq(weft_shutdown(s, 7), -EINVAL);
+    cr_assert_eq(weft_close(s), 0);
+    return NULL;
+}
+
+Test(ported_net, shutdown_write_then_the_peer_answers_and_late_writes_are_epipe, .timeout = 30)
+{
+    run_main(shutdown_main, NULL);
+}
+
+/* libuv test-tcp-write-after-connect and mio tcp_stream: bytes written right after the dial,
+ * before the server accepted, arrive once it does; the accepted socket reports the dialler's
+ * address (accept(2)), and a too-short address buffer is cut with the full length returned. */
+static void *write_after_connect_main(void *arg)
+{
+    (void)arg;
+    weft_addr srv;
+    int lfd = listener(&srv);
+    int c = weft_dial(&srv, weft_deadline_in(SOON));
+    cr_assert_geq(c, 0);
+    cr_assert_eq(weft_write(c, "early", 5, weft_deadline_in(SOON)), 5);
+    struct sockaddr_in peer;
+    socklen_t plen = sizeof peer;
+    int a = weft_accept(lfd, (struct sockaddr *)&peer, &plen, weft_deadline_in(SOON));
+    cr_assert_geq(a, 0);
+    cr_assert_eq(plen, sizeof peer);
+    weft_addr mine;
+    cr_assert_eq(weft_addr_local(c, &mine), 0);
+    cr_assert_eq(peer.sin_port, ((struct sockaddr_in *)&mine.ss)->sin_port);
+    char buf[8];
+    read_exactly(a, buf, 5);
+    cr_assert_eq(memcmp(buf, "early", 5), 0);
+    int c2 = weft_dial(&srv, weft_deadline_in(SOON));
+    cr_assert_geq(c2, 0);
+    char tiny[4];
+    socklen_t tlen = sizeof tiny;
+    int a2 = weft_accept(lfd, (struct sockaddr *)tiny, &tlen, weft_deadline_in(SOON));
+    cr_assert_geq(a2, 0);
+    cr_assert_eq(tlen, sizeof(struct sockaddr_in), "the full length, as accept(2)");
+    cr_assert_eq(weft_close(a2), 0);
+    cr_assert_eq(weft_close(c2), 0);
+    cr_assert_eq(weft_close(a), 0);
+    cr_assert_eq(weft_close(c), 0);
+    cr_assert_eq(weft_close(lfd), 0);
+    return NULL;
+}
+
+Test(ported_net, bytes_written_before_the_accept_arrive, .timeout = 30)
+{
+    run_main(write_after_connect_main, NULL);
+}
+
+/* mio tcp_stream write_vectored/read_vectored and Tokio's: empty buffers among full ones are
+ * skipped, an iovcnt of 0 moves nothing and returns 0, and an iovcnt past IOV_MAX is -EINVAL
+ * (writev(2), readv(2)). */
+static void *vectored_main(void *arg)
+{
+    (void)arg;
+    int fds[2];
+    tcp_pair(fds);
+    char e = 0;
+    struct iovec out[5] = {{"ab", 2}, {&e, 0}, {NULL, 0}, {"cde", 3}, {&e, 0}};
+    cr_assert_eq(weft_writev(fds[0], out, 5, weft_deadline_in(SOON)), 5);
+    cr_assert_eq(weft_writev(fds[0], out, 0, weft_deadline_in(SOON)), 0);
+    cr_assert_eq(weft_writev(fds[0], out + 1, 2, weft_deadline_in(SOON)), 0);
+    char a[2], b[3];
+    struct iovec in[4] = {{&e, 0}, {a, 2}, {NULL, 0}, {b, 3}};
+    size_t got = 0;
+    while (got < 5) {
+        ssize_t n = weft_readv(fds[1], in, 4, weft_deadline_in(SOON));
+        cr_assert_gt(n, 0, "%zd", n);
+        got += (size_t)n;
+        if (got < 5) { /* the rest by a plain read (it may come in two pieces) */
+            char rest[5];
+            read_exactly(fds[1], rest, 5 - got);
+            memcpy(got < 2 ? a + got : b + (got - 2), rest, 5 - got);
+            got = 5;
+        }
+    }
+    cr_assert_eq(memcmp(a, "ab", 2), 0);
+    cr_assert_eq(memcmp(b, "cde", 3), 0);
+    static struct iovec many[IOV_MAX + 1];
+    for (int i = 0; i <= IOV_MAX; i++)
+        many[i] = (struct iovec){&e, 1};
+    cr_assert_eq(weft_readv(fds[1], many, IOV_MAX + 1, weft_deadline_in(SOON)), -EINVAL);
+    cr_assert_eq(weft_writev(fds[0], many, IOV_MAX + 1, weft_deadline_in(SOON)), -EINVAL);
+    cr_assert_eq(weft_writev(fds[0], many, -1, weft_deadline_in(SOON)), -EINVAL);
+    cr_assert_eq(weft_close(fds[0]), 0);
+    cr_assert_eq(weft_close(fds[1]), 0);
+    return NULL;
+}
+
+Test(ported_net, vectored_io_skips_empty_buffers_and_checks_counts, .timeout = 30)
+{
+    run_main(vectored_main, NULL);
+}
+
+/* ---- UDP and Unix datagrams --------------------------------------------------------------- */
+
+/* libuv test-udp-connect and Go's TestUDPConnRefused-style checks: a datagram sent on a
+ * connected UDP socket to a port nobody has bound draws an ICMP port unreachable, which Linux
+ * reports on the socket: the next receive (parked before or after) is -ECONNREFUSED, not a
+ * hang; after it the socket works again. */
+static void *udp_refused_task(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char buf[8];
+    return (void *)(intptr_t)weft_recv(fd, buf, sizeof buf, 0, weft_deadline_in(SOON));
+}
+
+static void *udp_refused_main(void *arg)
+{
+    (void)arg;
+    weft_addr lo;
+    cr_assert_eq(weft_addr_ip(&lo, "127.0.0.1", 0), 0);
+    int gone = weft_datagram(&lo, AF_INET); /* a port that was bound and is free again */
+    cr_assert_geq(gone, 0);
+    weft_addr dead;
+    cr_assert_eq(weft_addr_local(gone, &dead), 0);
+    cr_assert_eq(weft_close(gone), 0);
+    int fd = weft_datagram(&lo, AF_INET);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&dead.ss, dead.len), 0);
+    weft_task *t = spawn_pinned(udp_refused_task, (void *)(intptr_t)fd);
+    wait_parked(t);
+    cr_assert_eq(weft_send(fd, "x", 1, 0, weft_deadline_in(SOON)), 1);
+    cr_assert_eq((intptr_t)join_result(t), -ECONNREFUSED);
+    /* Again, with the receive after the error came. */
+    cr_assert_eq(weft_send(fd, "x", 1, 0, weft_deadline_in(SOON)), 1);
+    char buf[8];
+    ssize_t n = weft_recv(fd, buf, sizeof buf, 0, weft_deadline_in(SOON));
+    cr_assert_eq(n, -ECONNREFUSED, "%zd", n);
+    cr_assert_eq(weft_close(fd), 0);
+    return NULL;
+}
+
+Test(ported_net, a_connected_udp_socket_reports_a_refused_port, .timeout = 30)
+{
+    run_main(udp_refused_main, NULL);
+}
+
+/* mio udp_socket peek and Tokio udp peek_from/recv_buf: MSG_PEEK leaves the datagram for the
+ * next receive; MSG_TRUNC returns the datagram's real length past the buffer (recv(2) on
+ * UDP); an empty buffer takes the whole datagram and returns 0. */
+static void *udp_flags_main(void *arg)
+{
+    (void)arg;
+    weft_addr lo;
+    cr_assert_eq(weft_addr_ip(&lo, "127.0.0.1", 0), 0);
+    int rx = weft_datagram(&lo, AF_INET);
+    int tx = weft_datagram(NULL, AF_INET);
+    cr_assert_geq(rx, 0);
+    cr_assert_geq(tx, 0);
+    weft_addr to;
+    cr_assert_eq(weft_addr_local(rx, &to), 0);
+    const struct sockaddr *sa = (const struct sockaddr *)&to.ss;
+    char buf[16];
+    cr_assert_eq(weft_sendto(tx, "0123456789", 10, 0, sa, to.len, weft_deadline_in(SOON)), 10);
+    cr_assert_eq(weft_sendto(tx, "second", 6, 0, sa, to.len, weft_deadline_in(SOON)), 6);
+    cr_assert_eq(weft_sendto(tx, "third", 5, 0, sa, to.len, weft_deadline_in(SOON)), 5);
+    struct sockaddr_in from;
+    socklen_t flen = sizeof from;
+    cr_assert_eq(weft_recvfrom(rx, buf, 4, MSG_PEEK, (struct sockaddr *)&from, &flen,
+                               weft_deadline_in(SOON)),
+                 4);
+    cr_assert_eq(flen, sizeof from);
+    cr_assert_eq(memcmp(buf, "0123", 4), 0);
+    cr_assert_eq(weft_recv(rx, buf, 4, MSG_PEEK | MSG_TRUNC, weft_deadline_in(SOON)), 10);
+    cr_assert_eq(weft_recv(rx, buf, 4, MSG_TRUNC, weft_deadline_in(SOON)), 10);
+    cr_assert_eq(memcmp(buf, "0123", 4), 0);
+    cr_assert_eq(weft_recv(rx, buf, 0, 0, weft_deadline_in(SOON)), 0);
+    cr_assert_eq(weft_recvfrom(rx, buf, sizeof buf, 0, NULL, NULL, weft_deadline_in(SOON)), 5);
+    cr_assert_eq(memcmp(buf, "third", 5), 0);
+    cr_assert_eq(weft_recv(rx, buf, sizeof buf, MSG_DONTWAIT, weft_deadline_in(SOON)), -EAGAIN);
+    cr_assert_eq(weft_close(rx), 0);
+    cr_assert_eq(weft_close(tx), 0);
+    return NULL;
+}
+
+Test(ported_net, datagram_peek_trunc_and_empty_buffers, .timeout = 30)
+{
+    run_main(udp_flags_main, NULL);
+}
+
+/* Tokio uds_stream/mio unix_stream with SOCK_SEQPACKET and libuv's pipe tests: records keep
+ * their bounds (a short buffer cuts one record, the rest of it is gone), a peer's SHUT_WR
+ * reads as 0 after the records, and the closed peer then makes writes -EPIPE. */
+static void *seqpacket_main(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+    cr_assert_eq(weft_write(sv[1], "one", 3, weft_deadline_in(SOON)), 3);
+    cr_assert_eq(weft_write(sv[1], "three", 5, weft_deadline_in(SOON)), 5);
+    cr_assert_eq(weft_shutdown(sv[1], SHUT_WR), 0);
+    char buf[16];
+    cr_assert_eq(weft_read(sv[0], buf, sizeof buf, weft_deadline_in(SOON)), 3);
+    cr_assert_eq(weft_read(sv[0], buf, 2, weft_deadline_in(SOON)), 2);
+    cr_assert_eq(memcmp(buf, "th", 2), 0);
+    cr_assert_eq(weft_read(sv[0], buf, sizeof buf, weft_deadline_in(SOON)), 0);
+    cr_assert_eq(weft_read(sv[0], buf, sizeof buf, weft_deadline_in(SOON)), 0, "stays at the end");
+    cr_assert_eq(weft_close(sv[1]), 0);
+    cr_assert_eq(weft_write(sv[0], "x", 1, weft_deadline_in(SOON)), -EPIPE);
+    cr_assert_eq(weft_close(sv[0]), 0);
+    return NULL;
+}
+
+Test(ported_net, seqpacket_records_keep_their_bounds_then_eof, .timeout = 30)
+{
+    run_main(seqpacket_main, NULL);
+}
