@@ -359,3 +359,238 @@ Test(ported_net, seqpacket_records_keep_their_bounds_then_eof, .timeout = 30)
 {
     run_main(seqpacket_main, NULL);
 }
+
+/* ---- FIFOs ---------------------------------------------------------------------------------- */
+
+#include "tmpdir_helpers.h"
+
+static void *fifo_open_reader(void *arg)
+{
+    return (void *)(intptr_t)weft_file_open(arg, O_RDONLY | O_CLOEXEC, 0, weft_deadline_in(SOON));
+}
+
+/* Go's os TestFifoEOF and libuv's pipe tests on a named pipe: a blocking open of a FIFO waits
+ * for the other end, as open(2) does (fifo_open), without holding up the worker; the reader
+ * then gets every byte the writer sent, and 0 once the writer closed. An open with O_NONBLOCK
+ * keeps open(2)'s answers: a reader opens at once, a writer with no reader is -ENXIO. */
+static void *fifo_main(void *arg)
+{
+    (void)arg;
+    tmpdir_make("weft-fifo");
+    const char *path = at("fifo");
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    cr_assert_eq(weft_file_open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC, 0, weft_deadline_in(SOON)),
+                 -ENXIO);
+    weft_task *t = spawn_pinned(fifo_open_reader, (void *)path);
+    wait_parked_or_done(t);
+    cr_assert_eq(weft_task_status(t), WEFT_TASK_PARKED, "the reader's open waits for a writer");
+    int wfd = weft_file_open(path, O_WRONLY | O_CLOEXEC, 0, weft_deadline_in(SOON));
+    cr_assert_geq(wfd, 0, "%s", weft_strerror(wfd));
+    int rfd = (int)(intptr_t)join_result(t);
+    cr_assert_geq(rfd, 0, "%s", weft_strerror(rfd));
+    cr_assert_eq(weft_file_write(wfd, "fifo", 4, weft_deadline_in(SOON)), 4);
+    char buf[8];
+    cr_assert_eq(weft_file_read(rfd, buf, sizeof buf, weft_deadline_in(SOON)), 4);
+    cr_assert_eq(memcmp(buf, "fifo", 4), 0);
+    cr_assert_eq(weft_close(wfd), 0);
+    cr_assert_eq(weft_file_read(rfd, buf, sizeof buf, weft_deadline_in(SOON)), 0);
+    cr_assert_eq(weft_close(rfd), 0);
+    rfd = weft_file_open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0, weft_deadline_in(SOON));
+    cr_assert_geq(rfd, 0);
+    cr_assert_eq(weft_close(rfd), 0);
+    remove_tree(tmpdir_root);
+    return NULL;
+}
+
+Test(ported_net, a_fifo_open_waits_for_its_other_end, .timeout = 30)
+{
+    run_main(fifo_main, NULL);
+}
+
+/* ---- Processes ------------------------------------------------------------------------------ */
+
+/* Reads fd to its end into buf (at most cap - 1 bytes, NUL-terminated); returns the count. */
+static size_t read_to_end(int fd, char *buf, size_t cap)
+{
+    size_t got = 0;
+    for (;;) {
+        ssize_t n = weft_read(fd, buf + got, cap - 1 - got, weft_deadline_in(SOON));
+        cr_assert_geq(n, 0, "%s", weft_strerror((int)n));
+        if (n == 0 || got + (size_t)n == cap - 1) {
+            got += (size_t)n;
+            break;
+        }
+        got += (size_t)n;
+    }
+    buf[got] = 0;
+    return got;
+}
+
+/* Go's os/exec TestExtraFiles (a child inherits only the fds it is given) and libuv's
+ * spawn_closed_fd tests: weft's own fds (the reactor's, the signal fd, pidfds, the ring) and
+ * every fd it made for the caller (weft_socket, weft_listen, weft_dial, weft_accept,
+ * weft_datagram, process pipes) are close-on-exec, so a child sees none of them. The test
+ * marks the fds it inherited from the test runner close-on-exec first; the child's shell then
+ * looks at each number by stat alone (a listing would open a directory fd of its own). */
+static void *child_fds_main(void *arg)
+{
+    (void)arg;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    cr_assert_eq(weft_signal_wait(&set, 0), -ETIMEDOUT); /* makes the signal fd */
+    int fds[2];
+    tcp_pair(fds);
+    weft_addr lo;
+    cr_assert_eq(weft_addr_ip(&lo, "127.0.0.1", 0), 0);
+    int ufd = weft_datagram(&lo, AF_INET);
+    cr_assert_geq(ufd, 0);
+    int sfd = weft_socket(AF_INET6, SOCK_STREAM, 0);
+    cr_assert_geq(sfd, 0);
+    char *sleeper_argv[] = {"/bin/sh", "-c", "exec sleep 30", NULL};
+    weft_process *sleeper = NULL;
+    weft_process_opts so = {.flags = WEFT_PROCESS_STDIN};
+    cr_assert_eq(weft_process_spawn(&sleeper, "/bin/sh", sleeper_argv, NULL, &so), 0);
+    char script[1024] = "for f in";
+    for (int fd = 3; fd < 128; fd++)
+        snprintf(script + strlen(script), sizeof script - strlen(script), " %d", fd);
+    strcat(script, "; do if [ -e /proc/$$/fd/$f ]; then echo $f; fi; done");
+    char *argv[] = {"/bin/sh", "-c", script, NULL};
+    weft_process *p = NULL;
+    weft_process_opts o = {.flags = WEFT_PROCESS_STDOUT};
+    cr_assert_eq(weft_process_spawn(&p, "/bin/sh", argv, NULL, &o), 0);
+    char out[512];
+    read_to_end(weft_process_stdio(p, 1), out, sizeof out);
+    int st = -1;
+    cr_assert_eq(weft_process_wait(p, &st, weft_deadline_in(SOON)), 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    cr_assert_str_eq(out, "", "the child inherited fds: %s", out);
+    weft_process_free(p);
+    cr_assert_eq(weft_process_kill(sleeper, SIGKILL), 0);
+    cr_assert_eq(weft_process_wait(sleeper, &st, weft_deadline_in(SOON)), 0);
+    weft_process_free(sleeper);
+    cr_assert_eq(weft_close(sfd), 0);
+    cr_assert_eq(weft_close(ufd), 0);
+    cr_assert_eq(weft_close(fds[0]), 0);
+    cr_assert_eq(weft_close(fds[1]), 0);
+    return NULL;
+}
+
+Test(ported_net, a_child_inherits_none_of_the_runtimes_fds, .timeout = 30)
+{
+    /* The runner's own fds (Criterion's pipes and arena) are not weft's to close. */
+    DIR *d = opendir("/proc/self/fd");
+    cr_assert_not_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (atoi(e->d_name) > 2)
+            fcntl(atoi(e->d_name), F_SETFD, FD_CLOEXEC);
+    closedir(d);
+    run_main(child_fds_main, NULL);
+}
+
+/* libuv spawn_stdout_and_stdin and Go's os/exec TestPipes-style: a child that copies its
+ * stdin to its stdout (cat) takes far more than a pipe holds, written by one task while
+ * another reads: every byte comes back in order, then the end of file once stdin is closed;
+ * the child exits 0. */
+typedef struct feed_arg {
+    weft_process *p;
+    size_t len;
+} feed_arg;
+
+static unsigned char pattern_byte(size_t i)
+{
+    return (unsigned char)((i * 131u) ^ (i >> 9));
+}
+
+static void *feed_stdin(void *arg)
+{
+    feed_arg *f = arg;
+    static unsigned char chunk[16384];
+    int in = weft_process_stdio(f->p, 0);
+    for (size_t off = 0; off < f->len; off += sizeof chunk) {
+        for (size_t i = 0; i < sizeof chunk; i++)
+            chunk[i] = pattern_byte(off + i);
+        ssize_t n = weft_write(in, chunk, sizeof chunk, weft_deadline_in(SOON));
+        if (n != (ssize_t)sizeof chunk)
+            return (void *)(intptr_t)(n < 0 ? n : -EIO);
+    }
+    return (void *)(intptr_t)weft_process_close_stdio(f->p, 0);
+}
+
+static void *cat_main(void *arg)
+{
+    (void)arg;
+    char *argv[] = {"/bin/cat", NULL};
+    weft_process *p = NULL;
+    weft_process_opts o = {.flags = WEFT_PROCESS_STDIN | WEFT_PROCESS_STDOUT};
+    cr_assert_eq(weft_process_spawn(&p, "/bin/cat", argv, NULL, &o), 0);
+    feed_arg f = {.p = p, .len = 4u << 20};
+    weft_task *t = spawn_pinned(feed_stdin, &f);
+    int out = weft_process_stdio(p, 1);
+    size_t got = 0;
+    size_t bad = SIZE_MAX;
+    static unsigned char buf[65536];
+    for (;;) {
+        ssize_t n = weft_read(out, buf, sizeof buf, weft_deadline_in(SOON));
+        cr_assert_geq(n, 0, "%s", weft_strerror((int)n));
+        if (n == 0)
+            break;
+        for (ssize_t i = 0; i < n && bad == SIZE_MAX; i++)
+            if (buf[i] != pattern_byte(got + (size_t)i))
+                bad = got + (size_t)i;
+        got += (size_t)n;
+    }
+    cr_assert_eq(join_result(t), NULL);
+    cr_assert_eq(got, f.len);
+    cr_assert_eq(bad, SIZE_MAX, "byte %zu differs", bad);
+    int st = -1;
+    cr_assert_eq(weft_process_wait(p, &st, weft_deadline_in(SOON)), 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    weft_process_free(p);
+    return NULL;
+}
+
+Test(ported_net, four_mib_through_cat_and_back, .timeout = 30)
+{
+    run_main(cat_main, NULL);
+}
+
+/* ---- Signals -------------------------------------------------------------------------------- */
+
+/* Tokio signal_coalesce and the POSIX rules libuv's signal tests rest on: a standard signal
+ * sent twice before a wait is delivered once (the second merges into the pending one), while
+ * a real-time signal sent twice is queued and delivered twice. */
+static void *coalesce_main(void *arg)
+{
+    (void)arg;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGRTMIN + 2);
+    cr_assert_eq(weft_signal_wait(&set, 0), -ETIMEDOUT); /* blocked from here on */
+    cr_assert_eq(kill(getpid(), SIGUSR1), 0);
+    cr_assert_eq(kill(getpid(), SIGUSR1), 0);
+    union sigval v = {0};
+    cr_assert_eq(sigqueue(getpid(), SIGRTMIN + 2, v), 0);
+    cr_assert_eq(sigqueue(getpid(), SIGRTMIN + 2, v), 0);
+    int got_usr1 = 0, got_rt = 0;
+    for (int i = 0; i < 3; i++) {
+        int s = weft_signal_wait(&set, weft_deadline_in(SOON));
+        if (s == SIGUSR1)
+            got_usr1++;
+        else if (s == SIGRTMIN + 2)
+            got_rt++;
+        else
+            cr_assert_fail("wait %d: %d", i, s);
+    }
+    cr_assert_eq(got_usr1, 1);
+    cr_assert_eq(got_rt, 2);
+    cr_assert_eq(weft_signal_wait(&set, 0), -ETIMEDOUT, "nothing is left");
+    return NULL;
+}
+
+Test(ported_net, standard_signals_coalesce_and_realtime_ones_queue, .timeout = 30)
+{
+    run_main(coalesce_main, NULL);
+}
