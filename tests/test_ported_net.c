@@ -375,10 +375,7 @@ static void *fifo_open_reader(void *arg)
  * keeps open(2)'s answers: a reader opens at once, a writer with no reader is -ENXIO. */
 static void *fifo_main(void *arg)
 {
-    (void)arg;
-    tmpdir_make("weft-fifo");
-    const char *path = at("fifo");
-    cr_assert_eq(mkfifo(path, 0600), 0);
+    const char *path = arg;
     cr_assert_eq(weft_file_open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC, 0, weft_deadline_in(SOON)),
                  -ENXIO);
     weft_task *t = spawn_pinned(fifo_open_reader, (void *)path);
@@ -398,13 +395,17 @@ static void *fifo_main(void *arg)
     rfd = weft_file_open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0, weft_deadline_in(SOON));
     cr_assert_geq(rfd, 0);
     cr_assert_eq(weft_close(rfd), 0);
-    remove_tree(tmpdir_root);
     return NULL;
 }
 
 Test(ported_net, a_fifo_open_waits_for_its_other_end, .timeout = 30)
 {
-    run_main(fifo_main, NULL);
+    tmpdir_make("weft-fifo");
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s", at("fifo"));
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    run_main(fifo_main, path);
+    remove_tree(tmpdir_root);
 }
 
 /* ---- Processes ------------------------------------------------------------------------------ */
@@ -593,4 +594,139 @@ static void *coalesce_main(void *arg)
 Test(ported_net, standard_signals_coalesce_and_realtime_ones_queue, .timeout = 30)
 {
     run_main(coalesce_main, NULL);
+}
+
+/* ---- Copying between connections ------------------------------------------------------------ */
+
+typedef struct copy_arg {
+    int from, to;
+} copy_arg;
+
+/* One direction of a proxy: everything from `from` to `to` (weft_sendfile takes a socket as
+ * in_fd), then the end of stream passed on. Returns the count or -errno. */
+static void *copy_one_way(void *arg)
+{
+    copy_arg *c = arg;
+    ssize_t n = weft_sendfile(c->to, c->from, NULL, SSIZE_MAX, weft_deadline_in(SOON));
+    if (n < 0)
+        return (void *)(intptr_t)n;
+    int r = weft_shutdown(c->to, SHUT_WR);
+    return (void *)(intptr_t)(r < 0 ? r : n);
+}
+
+typedef struct pump_arg {
+    int fd;
+    size_t len;
+    unsigned char chunk[8192]; /* its own: a parked write may still be reading it */
+} pump_arg;
+
+static void *pump_out(void *arg)
+{
+    pump_arg *p = arg;
+    unsigned char *chunk = p->chunk;
+    for (size_t off = 0; off < p->len; off += sizeof p->chunk) {
+        for (size_t i = 0; i < sizeof p->chunk; i++)
+            chunk[i] = pattern_byte(off + i + (size_t)p->fd);
+        if (weft_write(p->fd, chunk, sizeof p->chunk, weft_deadline_in(SOON)) != sizeof p->chunk)
+            return (void *)(intptr_t)-EIO;
+    }
+    return (void *)(intptr_t)weft_shutdown(p->fd, SHUT_WR);
+}
+
+/* Reads fd to its end, checking the pattern pump_out wrote from fd `seed`; the count, or
+ * SIZE_MAX at the first wrong byte or error. */
+static size_t drain_checked(int fd, int seed)
+{
+    unsigned char buf[4096]; /* on the task's own stack: two drains may park at once */
+    size_t got = 0;
+    for (;;) {
+        ssize_t n = weft_read(fd, buf, sizeof buf, weft_deadline_in(SOON));
+        if (n < 0)
+            return SIZE_MAX;
+        if (n == 0)
+            return got;
+        for (ssize_t i = 0; i < n; i++)
+            if (buf[i] != pattern_byte(got + (size_t)i + (size_t)seed))
+                return SIZE_MAX;
+        got += (size_t)n;
+    }
+}
+
+typedef struct drain_arg {
+    int fd, seed;
+    size_t got;
+} drain_arg;
+
+static void *drain_task(void *arg)
+{
+    drain_arg *d = arg;
+    d->got = drain_checked(d->fd, d->seed);
+    return NULL;
+}
+
+/* Tokio io_copy_bidirectional (test_basic_transfer, test_transfer_after_close,
+ * blocking_one_side_does_not_block_other): a proxy of two weft_sendfile tasks between a
+ * client and a server. One side ending its stream ends that direction only (the end is passed
+ * on), the other direction goes on; then 1 MiB each way at once crosses intact. */
+static void *bidirectional_main(void *arg)
+{
+    (void)arg;
+    int x[2], y[2]; /* x: client x[0] to proxy x[1]; y: proxy y[0] to server y[1] */
+    tcp_pair(x);
+    tcp_pair(y);
+    copy_arg up = {.from = x[1], .to = y[0]}, down = {.from = y[0], .to = x[1]};
+    weft_task *tu = spawn_pinned(copy_one_way, &up);
+    weft_task *td = spawn_pinned(copy_one_way, &down);
+    char buf[8];
+    cr_assert_eq(weft_write(x[0], "hello", 5, weft_deadline_in(SOON)), 5);
+    cr_assert_eq(weft_shutdown(x[0], SHUT_WR), 0);
+    read_exactly(y[1], buf, 5);
+    cr_assert_eq(memcmp(buf, "hello", 5), 0);
+    cr_assert_eq(weft_read(y[1], buf, sizeof buf, weft_deadline_in(SOON)), 0);
+    cr_assert_eq((intptr_t)join_result(tu), 5);
+    cr_assert_eq(weft_write(y[1], "world", 5, weft_deadline_in(SOON)), 5, "the other way goes on");
+    read_exactly(x[0], buf, 5);
+    cr_assert_eq(memcmp(buf, "world", 5), 0);
+    cr_assert_eq(weft_shutdown(y[1], SHUT_WR), 0);
+    cr_assert_eq(weft_read(x[0], buf, sizeof buf, weft_deadline_in(SOON)), 0);
+    cr_assert_eq((intptr_t)join_result(td), 5);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(weft_close(x[i]), 0);
+        cr_assert_eq(weft_close(y[i]), 0);
+    }
+
+    tcp_pair(x);
+    tcp_pair(y);
+    up = (copy_arg){.from = x[1], .to = y[0]};
+    down = (copy_arg){.from = y[0], .to = x[1]};
+    tu = spawn_pinned(copy_one_way, &up);
+    td = spawn_pinned(copy_one_way, &down);
+    size_t len = 1u << 20;
+    static pump_arg pc, ps;
+    pc.fd = x[0];
+    pc.len = len;
+    ps.fd = y[1];
+    ps.len = len;
+    weft_task *wc = spawn_pinned(pump_out, &pc);
+    weft_task *ws = spawn_pinned(pump_out, &ps);
+    drain_arg dc = {.fd = x[0], .seed = y[1]};
+    weft_task *rc = spawn_pinned(drain_task, &dc);
+    size_t at_server = drain_checked(y[1], x[0]);
+    cr_assert_eq(join_result(rc), NULL);
+    cr_assert_eq(at_server, len);
+    cr_assert_eq(dc.got, len);
+    cr_assert_eq(join_result(wc), NULL);
+    cr_assert_eq(join_result(ws), NULL);
+    cr_assert_eq((intptr_t)join_result(tu), (intptr_t)len);
+    cr_assert_eq((intptr_t)join_result(td), (intptr_t)len);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(weft_close(x[i]), 0);
+        cr_assert_eq(weft_close(y[i]), 0);
+    }
+    return NULL;
+}
+
+Test(ported_net, a_sendfile_proxy_carries_both_ways_and_passes_each_end_on, .timeout = 30)
+{
+    run_main(bidirectional_main, NULL);
 }
