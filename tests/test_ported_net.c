@@ -730,3 +730,87 @@ Test(ported_net, a_sendfile_proxy_carries_both_ways_and_passes_each_end_on, .tim
 {
     run_main(bidirectional_main, NULL);
 }
+
+/* ---- Closing a child's pipes under parked calls -------------------------------------------- */
+
+static void *write_forever(void *arg)
+{
+    weft_process *p = arg;
+    static char chunk[65536];
+    int in = weft_process_stdio(p, 0);
+    for (;;) {
+        ssize_t n = weft_write(in, chunk, sizeof chunk, weft_deadline_in(SOON));
+        if (n < 0)
+            return (void *)(intptr_t)n;
+    }
+}
+
+static void *read_stdout(void *arg)
+{
+    weft_process *p = arg;
+    char buf[64];
+    return (void *)(intptr_t)weft_read(weft_process_stdio(p, 1), buf, sizeof buf,
+                                       weft_deadline_in(SOON));
+}
+
+/* Go's os/exec TestStdinCloseRace and libuv's spawn_closed_process_io: closing the parent's
+ * end of a child's stdin while a task is parked writing to it (the child reads nothing, so
+ * the pipe is full) wakes the writer with -EBADF (weft_close wakes every waiter of the fd
+ * with -EBADF, weft.h) instead of leaving it parked; weft_process_free likewise wakes a task
+ * parked reading the child's stdout. The child is then killed and reaped as usual. */
+static void *stdin_close_race_main(void *arg)
+{
+    (void)arg;
+    char *argv[] = {"/bin/sh", "-c", "exec sleep 30", NULL};
+    weft_process *p = NULL;
+    weft_process_opts o = {.flags = WEFT_PROCESS_STDIN | WEFT_PROCESS_STDOUT};
+    cr_assert_eq(weft_process_spawn(&p, "/bin/sh", argv, NULL, &o), 0);
+    weft_task *w = spawn_pinned(write_forever, p);
+    weft_task *r = spawn_pinned(read_stdout, p);
+    wait_parked(w);
+    wait_parked(r);
+    cr_assert_eq(weft_process_close_stdio(p, 0), 0);
+    cr_assert_eq((intptr_t)join_result(w), -EBADF);
+    cr_assert_eq(weft_process_close_stdio(p, 0), -EBADF, "closed already");
+    cr_assert_eq(weft_process_stdio(p, 0), -EBADF);
+    cr_assert_eq(weft_process_kill(p, SIGKILL), 0);
+    int st = -1;
+    cr_assert_eq(weft_process_wait(p, &st, weft_deadline_in(SOON)), 0);
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    /* The reader sees the end of file (the child's end closed when it died), or -EBADF if
+     * the free below came first: never a hang. */
+    weft_process_free(p);
+    intptr_t rr = (intptr_t)join_result(r);
+    cr_assert(rr == 0 || rr == -EBADF, "%ld", (long)rr);
+    return NULL;
+}
+
+Test(ported_net, closing_a_childs_stdin_wakes_a_parked_writer, .timeout = 30)
+{
+    run_main(stdin_close_race_main, NULL);
+}
+
+/* The same with the runtime's end first: a task parked reading a child's stdout is woken
+ * with -EBADF by weft_process_free from another task, while the child still runs. */
+static void *free_under_reader_main(void *arg)
+{
+    (void)arg;
+    char *argv[] = {"/bin/sh", "-c", "exec sleep 30", NULL};
+    weft_process *p = NULL;
+    weft_process_opts o = {.flags = WEFT_PROCESS_STDOUT | WEFT_PROCESS_STDERR};
+    cr_assert_eq(weft_process_spawn(&p, "/bin/sh", argv, NULL, &o), 0);
+    weft_task *r = spawn_pinned(read_stdout, p);
+    wait_parked(r);
+    cr_assert_eq(weft_process_kill(p, SIGKILL), 0);
+    int st = -1;
+    cr_assert_eq(weft_process_wait(p, &st, weft_deadline_in(SOON)), 0);
+    weft_process_free(p);
+    intptr_t rr = (intptr_t)join_result(r);
+    cr_assert(rr == 0 || rr == -EBADF, "%ld", (long)rr);
+    return NULL;
+}
+
+Test(ported_net, freeing_a_process_wakes_its_readers, .timeout = 30)
+{
+    run_main(free_under_reader_main, NULL);
+}
