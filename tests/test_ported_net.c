@@ -814,3 +814,95 @@ Test(ported_net, freeing_a_process_wakes_its_readers, .timeout = 30)
 {
     run_main(free_under_reader_main, NULL);
 }
+
+/* ---- One fd, two directions, two deadlines -------------------------------------------------- */
+
+typedef struct dir_arg {
+    int fd;
+    int64_t deadline;
+    size_t wrote;
+    ssize_t r;
+} dir_arg;
+
+/* Writes until the socket is full and a write parks, then that write's result. */
+static void *fill_then_park(void *arg)
+{
+    dir_arg *d = arg;
+    static char chunk[1 << 16];
+    for (;;) {
+        ssize_t n = weft_write(d->fd, chunk, sizeof chunk, d->deadline);
+        if (n < 0) {
+            d->r = n;
+            return NULL;
+        }
+        d->wrote += (size_t)n;
+        if (d->wrote >= (64u << 20)) {
+            d->r = -EOVERFLOW; /* a socket that never fills: the test cannot go on */
+            return NULL;
+        }
+    }
+}
+
+static void *read_once(void *arg)
+{
+    dir_arg *d = arg;
+    char buf[64];
+    d->r = weft_read(d->fd, buf, sizeof buf, d->deadline);
+    return NULL;
+}
+
+/* Go's net/timeout_test (TestReadWriteDeadlineRace, TestReadTimeoutUnblocksRead-style) and
+ * Tokio's split halves with their own timeouts: a read and a write parked on one socket at
+ * once, each with its own deadline. The read timing out leaves the parked write alone (it
+ * finishes once the peer drains), and a write timing out leaves a parked read alone (it gets
+ * the bytes that come later). */
+static void *two_deadlines_main(void *arg)
+{
+    (void)arg;
+    int fds[2];
+    tcp_pair(fds);
+    static dir_arg wr, rd;
+    wr = (dir_arg){.fd = fds[0], .deadline = weft_deadline_in(SOON)};
+    rd = (dir_arg){.fd = fds[0], .deadline = weft_deadline_in(20 * WEFT_MSEC)};
+    weft_task *tw = spawn_pinned(fill_then_park, &wr);
+    wait_parked(tw);
+    weft_task *tr = spawn_pinned(read_once, &rd);
+    cr_assert_eq(join_result(tr), NULL);
+    cr_assert_eq(rd.r, -ETIMEDOUT);
+    cr_assert_eq(weft_task_status(tw), WEFT_TASK_PARKED, "the write is still parked");
+    /* Drain the peer until the parked write has finished and 4 MiB more went after it. */
+    static char sink[1 << 16];
+    size_t target = wr.wrote + (4u << 20);
+    while (wr.wrote < target && wr.r == 0) {
+        ssize_t n = weft_read(fds[1], sink, sizeof sink, weft_deadline_in(SOON));
+        cr_assert_gt(n, 0, "%zd", n);
+    }
+    cr_assert_eq(wr.r, 0, "the write went on: %zd", wr.r);
+    cr_assert_eq(weft_cancel(tw), 0);
+    join_result(tw);
+    cr_assert_eq(wr.r, -ECANCELED);
+    cr_assert_eq(weft_close(fds[0]), 0);
+    cr_assert_eq(weft_close(fds[1]), 0);
+
+    /* The other way round: a write that times out under a parked read. */
+    tcp_pair(fds);
+    rd = (dir_arg){.fd = fds[0], .deadline = weft_deadline_in(SOON)};
+    tr = spawn_pinned(read_once, &rd);
+    wait_parked(tr);
+    wr = (dir_arg){.fd = fds[0], .deadline = weft_deadline_in(20 * WEFT_MSEC)};
+    tw = spawn_pinned(fill_then_park, &wr);
+    cr_assert_eq(join_result(tw), NULL);
+    cr_assert_eq(wr.r, -ETIMEDOUT);
+    cr_assert_eq(weft_task_status(tr), WEFT_TASK_PARKED, "the read is still parked");
+    cr_assert_eq(weft_write(fds[1], "late", 4, weft_deadline_in(SOON)), 4);
+    cr_assert_eq(join_result(tr), NULL);
+    cr_assert_eq(rd.r, 4);
+    cr_assert_eq(weft_close(fds[0]), 0);
+    cr_assert_eq(weft_close(fds[1]), 0);
+    return NULL;
+}
+
+Test(ported_net, a_read_and_a_write_on_one_socket_keep_their_own_deadlines, .timeout = 30)
+{
+    run_main(two_deadlines_main, NULL);
+}
