@@ -2433,10 +2433,11 @@ typedef void (*weft_watch_fn)(weft_watch *w, int fd, unsigned events, void *arg)
  *   arrives (as weft_signal_wait: the signal is blocked on the worker's thread from then on,
  *   from this call; for a watch on another worker than 0, on worker 0's thread too, the one
  *   that called weft_run, from its next tick: the other workers' threads block every signal
- *   from their start). Every watch of the signal in the runtime gets each arrival from its
- *   add on, whichever worker it is on (as libuv's, Tokio's and Go's handlers do): one of
- *   them reads it and counts it to the others. A weft_signal_wait of the same signal
- *   competes with the watches: each arrival goes either to it or to all the watches.
+ *   from their start). Every watch of the signal in the process gets each arrival from its
+ *   add on, whichever worker and whichever runtime it is on (as libuv's loops, Tokio's
+ *   runtimes and Go's handlers do): one of them reads it and counts it to the others. A
+ *   weft_signal_wait of the same signal (in any runtime) competes with the watches: each
+ *   arrival goes either to it or to all the watches.
  * Like every fd weft waits on, an fd watched is made non-blocking. `*out` (may be NULL for a
  * watch without WEFT_WATCH_PERSIST, which then frees itself after firing) receives the
  * handle; delete it with weft_watch_del, also after a one-shot watch has fired.

@@ -906,3 +906,90 @@ Test(ported_net, a_read_and_a_write_on_one_socket_keep_their_own_deadlines, .tim
 {
     run_main(two_deadlines_main, NULL);
 }
+
+/* ---- A signal and several runtimes --------------------------------------------------------- */
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+typedef struct loop_job {
+    atomic_int calls;
+    atomic_int *ready; /* runtimes whose watch is in place */
+    atomic_int *stop;
+    int rc;
+} loop_job;
+
+static void count_signal(weft_watch *w, int fd, unsigned events, void *arg)
+{
+    (void)w;
+    (void)fd;
+    (void)events;
+    atomic_fetch_add(&((loop_job *)arg)->calls, 1);
+}
+
+static void *signal_loop_main(void *arg)
+{
+    loop_job *j = arg;
+    weft_watch *w = NULL;
+    if (weft_watch_add(&w, SIGUSR2, WEFT_WATCH_SIGNAL | WEFT_WATCH_PERSIST, 0, count_signal, j) < 0)
+        return (void *)(intptr_t)-1;
+    atomic_fetch_add(j->ready, 1);
+    int64_t end = weft_deadline_in(SOON);
+    while (!atomic_load(j->stop) && weft_now() < end)
+        weft_sleep(WEFT_MSEC);
+    weft_watch_del(w);
+    return NULL;
+}
+
+static void *signal_loop_thread(void *arg)
+{
+    loop_job *j = arg;
+    void *r = NULL;
+    j->rc = weft_run(NULL, signal_loop_main, j, &r);
+    return r;
+}
+
+/* libuv test-signal-multiple-loops and Tokio's signal multi_rt: a signal watched in several
+ * runtimes (each on its own thread) reaches the watch of every one of them, each time it is
+ * sent, as it reaches every loop's handler in libuv and every runtime's listener in Tokio. */
+Test(ported_net, a_signal_reaches_the_watches_of_every_runtime, .timeout = 30)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR2);
+    cr_assert_eq(pthread_sigmask(SIG_BLOCK, &set, NULL), 0); /* every thread from here on */
+    enum { NLOOPS = 3 };
+    atomic_int ready = 0, stop = 0;
+    static loop_job jobs[NLOOPS];
+    pthread_t th[NLOOPS];
+    for (int i = 0; i < NLOOPS; i++) {
+        jobs[i] = (loop_job){.ready = &ready, .stop = &stop};
+        cr_assert_eq(pthread_create(&th[i], NULL, signal_loop_thread, &jobs[i]), 0);
+    }
+    while (atomic_load(&ready) < NLOOPS)
+        usleep(1000);
+    int all = 0;
+    for (int round = 1; round <= 2; round++) {
+        cr_assert_eq(kill(getpid(), SIGUSR2), 0);
+        for (int spins = 0; spins < 10000; spins++) { /* 10 s: only a lost signal gets there */
+            all = 1;
+            for (int i = 0; i < NLOOPS; i++)
+                all &= atomic_load(&jobs[i].calls) >= round;
+            if (all)
+                break;
+            usleep(1000);
+        }
+        if (!all)
+            break;
+    }
+    atomic_store(&stop, 1);
+    for (int i = 0; i < NLOOPS; i++) {
+        void *r;
+        pthread_join(th[i], &r);
+        cr_assert_eq(jobs[i].rc, 0);
+        cr_assert_null(r);
+    }
+    for (int i = 0; i < NLOOPS; i++)
+        cr_assert_eq(atomic_load(&jobs[i].calls), 2, "runtime %d saw %d of 2", i,
+                     atomic_load(&jobs[i].calls));
+}
