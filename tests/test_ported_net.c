@@ -993,3 +993,43 @@ Test(ported_net, a_signal_reaches_the_watches_of_every_runtime, .timeout = 30)
         cr_assert_eq(atomic_load(&jobs[i].calls), 2, "runtime %d saw %d of 2", i,
                      atomic_load(&jobs[i].calls));
 }
+
+static atomic_int seq_calls;
+
+static void count_seq(weft_watch *w, int fd, unsigned events, void *arg)
+{
+    (void)w, (void)fd, (void)events, (void)arg;
+    atomic_fetch_add(&seq_calls, 1);
+}
+
+/* One runtime of a sequence: a watch of SIGUSR2 and a wait on SIGUSR1 both get their signal. */
+static void *sequential_main(void *arg)
+{
+    int want = (int)(intptr_t)arg;
+    weft_watch *w = NULL;
+    cr_assert_eq(weft_watch_add(&w, SIGUSR2, WEFT_WATCH_SIGNAL | WEFT_WATCH_PERSIST, 0, count_seq,
+                                NULL),
+                 0);
+    weft_yield(); /* the watch's task runs and waits */
+    cr_assert_eq(kill(getpid(), SIGUSR2), 0);
+    int64_t end = weft_deadline_in(SOON);
+    while (atomic_load(&seq_calls) < want && weft_now() < end)
+        weft_sleep(WEFT_MSEC);
+    cr_assert_eq(atomic_load(&seq_calls), want);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    cr_assert_eq(weft_signal_wait(&set, 0), -ETIMEDOUT);
+    cr_assert_eq(kill(getpid(), SIGUSR1), 0);
+    cr_assert_eq(weft_signal_wait(&set, weft_deadline_in(SOON)), SIGUSR1);
+    cr_assert_eq(weft_watch_del(w), 0);
+    return NULL;
+}
+
+/* Tokio's signal drop_then_get_a_signal and libuv's loops made one after another: a runtime
+ * that ends leaves nothing behind that keeps the next one's watch or wait from its signal. */
+Test(ported_net, signals_reach_runtimes_made_one_after_another, .timeout = 30)
+{
+    for (int i = 1; i <= 3; i++)
+        run_main(sequential_main, (void *)(intptr_t)i);
+}
