@@ -119,14 +119,37 @@ Test(ported_net, peek_waitall_on_tcp_waits_for_the_whole_length, .timeout = 30)
 
 /* ---- TCP: shutdown, write-after-connect, vectored I/O, accept's address --------------------- */
 
-/* Tokio tcp_shutdown and mio tcp_stream shutdown_write: after SHUT_WR the peer reads every
- * byte then the end of stream and can still answer; a second SHUT_WR is 0 (shutdown(2) is); a
- * write after it is -EPIPE (never SIGPIPE); shutdown of a socket never connected is -ENOTCONN. */
+/* fds[0] dialled, fds[1] accepted, over a Unix-domain path. */
+static void unix_pair(int fds[2])
+{
+    char path[108];
+    const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(path, sizeof path, "%s/weft-ported-net-%d", dir, (int)getpid());
+    unlink(path);
+    weft_addr a;
+    cr_assert_eq(weft_addr_unix(&a, path), 0);
+    int lfd = weft_listen(&a, 0, 0);
+    cr_assert_geq(lfd, 0, "%s", weft_strerror(lfd));
+    fds[0] = weft_dial(&a, weft_deadline_in(SOON));
+    cr_assert_geq(fds[0], 0, "%s", weft_strerror(fds[0]));
+    fds[1] = weft_accept(lfd, NULL, NULL, weft_deadline_in(SOON));
+    cr_assert_geq(fds[1], 0, "%s", weft_strerror(fds[1]));
+    cr_assert_eq(weft_close(lfd), 0);
+    unlink(path);
+}
+
+/* Tokio tcp_shutdown, mio tcp_stream shutdown_write and Go TestCloseWrite (tcp, unix): after
+ * SHUT_WR the peer reads every byte then the end of stream and can still answer; a second
+ * SHUT_WR is 0 (shutdown(2) is); a write after it is -EPIPE (never SIGPIPE); shutdown of a TCP
+ * socket never connected is -ENOTCONN. */
 static void *shutdown_main(void *arg)
 {
-    (void)arg;
+    int family = (int)(intptr_t)arg;
     int fds[2];
-    tcp_pair(fds);
+    if (family == AF_UNIX)
+        unix_pair(fds);
+    else
+        tcp_pair(fds);
     char buf[8];
     /* Read once first, so that io_uring's held receive and sends behind are in play. */
     cr_assert_eq(weft_write(fds[1], "x", 1, weft_deadline_in(SOON)), 1);
@@ -145,9 +168,10 @@ static void *shutdown_main(void *arg)
     cr_assert_eq(weft_close(fds[0]), 0);
     cr_assert_eq(weft_read(fds[1], buf, sizeof buf, weft_deadline_in(SOON)), 0);
     cr_assert_eq(weft_close(fds[1]), 0);
-    int s = weft_socket(AF_INET, SOCK_STREAM, 0);
+    int s = weft_socket(family, SOCK_STREAM, 0);
     cr_assert_geq(s, 0);
-    cr_assert_eq(weft_shutdown(s, SHUT_WR), -ENOTCONN);
+    /* shutdown(2) itself: -ENOTCONN on TCP, 0 on AF_UNIX (unix_shutdown does not check). */
+    cr_assert_eq(weft_shutdown(s, SHUT_WR), family == AF_UNIX ? 0 : -ENOTCONN);
     cr_assert_eq(weft_shutdown(s, 7), -EINVAL);
     cr_assert_eq(weft_close(s), 0);
     return NULL;
@@ -155,7 +179,8 @@ static void *shutdown_main(void *arg)
 
 Test(ported_net, shutdown_write_then_the_peer_answers_and_late_writes_are_epipe, .timeout = 30)
 {
-    run_main(shutdown_main, NULL);
+    run_main(shutdown_main, (void *)(intptr_t)AF_INET);
+    run_main(shutdown_main, (void *)(intptr_t)AF_UNIX); /* Go's TestCloseWrite on "unix" */
 }
 
 /* libuv test-tcp-write-after-connect and mio tcp_stream: bytes written right after the dial,
