@@ -1305,15 +1305,16 @@ WEFT_API ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, int64_
  * makes one attempt and returns -EAGAIN when nothing is there, whatever the deadline, on
  * both backends. MSG_WAITALL (without MSG_PEEK or MSG_DONTWAIT) on a stream socket waits for
  * len bytes, as a blocking recv(2) does, on both backends: fewer only at the end of stream, an
- * error, the deadline or a cancel, once some came (they are returned). MSG_PEEK | MSG_WAITALL
- * peeks as recv(2) does: on TCP it waits until len bytes are queued (trying again after sleeps
- * of 1 ms doubling to 64 ms: a socket holding any byte is readable, so there is no readiness to
- * wait for), returning fewer only at the end of stream, an error, the deadline or a cancel; on
- * an AF_UNIX stream it returns what is queued; the bytes stay for the next read on both
- * backends. TCP urgent data (MSG_OOB):
- * once weft has read a socket on io_uring it keeps a receive armed there, which reads past an
- * urgent byte as it comes, and the kernel drops an urgent byte a read has passed; set SO_OOBINLINE
- * to receive it in the stream instead. */
+ * error, the deadline or a cancel, once some came (they are returned); on a datagram or
+ * seqpacket socket it changes nothing (one datagram or record per call, on both backends, as
+ * recv(2) there). MSG_PEEK | MSG_WAITALL peeks as recv(2) does: on TCP it waits until len
+ * bytes are queued (trying again after sleeps of 1 ms doubling to 64 ms: a socket holding any
+ * byte is readable, so there is no readiness to wait for), returning fewer only at the end of
+ * stream, an error, the deadline or a cancel; on an AF_UNIX stream it returns what is queued;
+ * the bytes stay for the next read, on both backends. TCP urgent data (MSG_OOB): once weft has
+ * read a socket on io_uring it keeps a receive armed there, which reads past an urgent byte as
+ * it comes, and the kernel drops an urgent byte a read has passed; set SO_OOBINLINE to receive
+ * it in the stream instead. */
 WEFT_API ssize_t weft_recv(int fd, void *buf, size_t len, int flags, int64_t deadline);
 WEFT_API ssize_t weft_send(int fd, const void *buf, size_t len, int flags, int64_t deadline);
 

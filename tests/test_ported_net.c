@@ -385,6 +385,38 @@ Test(ported_net, seqpacket_records_keep_their_bounds_then_eof, .timeout = 30)
     run_main(seqpacket_main, NULL);
 }
 
+/* MSG_WAITALL on a seqpacket socket returns one record, as recv(2) does there (the flag is
+ * for streams; unix_seqpacket_recvmsg reads one record whatever it says), through weft_recv
+ * and weft_recvfrom. io_uring's receive retried the short record into the rest of the buffer
+ * and returned "onethree", and the next receive then waited for a record that never came. */
+static void *seqpacket_waitall_main(void *arg)
+{
+    (void)arg;
+    for (int via_recvfrom = 0; via_recvfrom < 2; via_recvfrom++) {
+        int sv[2];
+        cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+        cr_assert_eq(weft_write(sv[1], "one", 3, weft_deadline_in(SOON)), 3);
+        cr_assert_eq(weft_write(sv[1], "three", 5, weft_deadline_in(SOON)), 5);
+        const char *want[] = {"one", "three"};
+        for (int i = 0; i < 2; i++) {
+            char buf[16] = {0};
+            ssize_t n = via_recvfrom ? weft_recvfrom(sv[0], buf, 10, MSG_WAITALL, NULL, NULL,
+                                                     weft_deadline_in(SOON))
+                                     : weft_recv(sv[0], buf, 10, MSG_WAITALL, weft_deadline_in(SOON));
+            cr_assert_eq(n, (ssize_t)strlen(want[i]), "record %d: %zd '%s'", i, n, buf);
+            cr_assert_str_eq(buf, want[i]);
+        }
+        cr_assert_eq(weft_close(sv[0]), 0);
+        cr_assert_eq(weft_close(sv[1]), 0);
+    }
+    return NULL;
+}
+
+Test(ported_net, waitall_on_seqpacket_returns_one_record, .timeout = 30)
+{
+    run_main(seqpacket_waitall_main, NULL);
+}
+
 /* ---- FIFOs ---------------------------------------------------------------------------------- */
 
 #include "tmpdir_helpers.h"
