@@ -1090,3 +1090,47 @@ Test(ported_net, signals_reach_runtimes_made_one_after_another, .timeout = 30)
     for (int i = 1; i <= 3; i++)
         run_main(sequential_main, (void *)(intptr_t)i);
 }
+
+/* ---- Many children at once ------------------------------------------------------------------ */
+
+/* Spawns `/bin/sh -c 'exit N'` and waits for it: its exit status, or a negative errno. */
+static void *spawn_and_wait(void *arg)
+{
+    int code = (int)(intptr_t)arg;
+    char script[32];
+    snprintf(script, sizeof script, "exit %d", code);
+    char *argv[] = {"/bin/sh", "-c", script, NULL};
+    weft_process *p = NULL;
+    int r = weft_process_spawn(&p, "/bin/sh", argv, NULL, NULL);
+    if (r < 0)
+        return (void *)(intptr_t)r;
+    int st = -1;
+    r = weft_process_wait(p, &st, weft_deadline_in(SOON));
+    weft_process_free(p);
+    if (r < 0)
+        return (void *)(intptr_t)r;
+    return (void *)(intptr_t)(WIFEXITED(st) ? WEXITSTATUS(st) : 1000 + st);
+}
+
+/* Tokio's process_issue_42 and libuv's spawn_exercise_sigchld_issue: many children spawned
+ * from tasks on every worker, exiting at about the same time, are each reaped by their own
+ * waiter with their own status; no wait is lost or given another child's status. */
+static void *many_children_main(void *arg)
+{
+    (void)arg;
+    enum { NCHILD = 32 };
+    weft_task *t[NCHILD];
+    unsigned n = weft_worker_count();
+    for (int i = 0; i < NCHILD; i++)
+        cr_assert_eq(weft_spawn_on((unsigned)i % n, &t[i], spawn_and_wait, (void *)(intptr_t)i,
+                                   NULL),
+                     0);
+    for (int i = 0; i < NCHILD; i++)
+        cr_assert_eq((intptr_t)join_result(t[i]), i, "child %d", i);
+    return NULL;
+}
+
+Test(ported_net, many_children_exiting_together_are_each_reaped_once, .timeout = 30)
+{
+    run_main(many_children_main, NULL);
+}
