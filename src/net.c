@@ -110,13 +110,20 @@ static WEFT_NOINLINE ssize_t recv_rest(int fd, char *buf, size_t len, ssize_t n,
 static ssize_t recv_peek_all(weft__worker *w, const weft__ioreq *proto, size_t len,
                              int64_t deadline);
 
-/* MSG_WAITALL means nothing on a datagram or seqpacket socket: recv(2) returns one record
- * whatever the flag. io_uring's receive, though, retries a short MSG_WAITALL receive of a
- * SOCK_SEQPACKET socket into the rest of the buffer (it takes it for a stream), so two
- * records came back as one ("one" and "three" as "onethree", and the next receive waited for
- * a third; found by test_ported_net). So the flag goes to the backend for a stream only. */
-static int waitall_for_streams(weft__worker *w, int fd, int flags)
+/* The flags a receive hands the backend, made to mean what they mean to recv(2):
+ * - MSG_ERRQUEUE: recv(2) never waits for the error queue (EAGAIN when it is empty), but weft
+ *   waited for the socket to be readable until the deadline (forever with WEFT_FOREVER; on
+ *   io_uring spinning while stream bytes were queued; found by test_ported_net): it makes
+ *   one attempt, as with MSG_DONTWAIT.
+ * - MSG_WAITALL means nothing on a datagram or seqpacket socket: recv(2) returns one record
+ *   whatever the flag. io_uring's receive, though, retries a short MSG_WAITALL receive of a
+ *   SOCK_SEQPACKET socket into the rest of the buffer (it takes it for a stream), so two
+ *   records came back as one ("one" and "three" as "onethree", and the next receive waited
+ *   for a third; found by test_ported_net). So the flag goes to the backend for a stream only. */
+static int recv_flags_as_kernel(weft__worker *w, int fd, int flags)
 {
+    if (flags & MSG_ERRQUEUE)
+        flags |= MSG_DONTWAIT;
     if (!(flags & MSG_WAITALL))
         return flags;
     int kind = weft__io_fd_classify(w, fd); /* -EBADF and the like: the receive says it */
@@ -129,7 +136,7 @@ ssize_t weft_recv(int fd, void *buf, size_t len, int flags, int64_t deadline)
     weft__worker *w = io_begin(&err);
     if (!w)
         return err;
-    flags = waitall_for_streams(w, fd, flags);
+    flags = recv_flags_as_kernel(w, fd, flags);
     weft__ioreq q = {.op = WEFT__IO_RECV, .fd = fd, .buf = buf, .len = len, .flags = flags};
     if ((flags & (MSG_PEEK | MSG_WAITALL)) == (MSG_PEEK | MSG_WAITALL))
         return recv_peek_all(w, &q, len, deadline);
@@ -146,7 +153,7 @@ ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr 
     weft__worker *w = io_begin(&err);
     if (!w)
         return err;
-    flags = waitall_for_streams(w, fd, flags);
+    flags = recv_flags_as_kernel(w, fd, flags);
     /* recvmsg on both backends: the ring has no recvfrom. */
     struct iovec iov = {buf, len};
     struct msghdr msg = {

@@ -1134,3 +1134,60 @@ Test(ported_net, many_children_exiting_together_are_each_reaped_once, .timeout =
 {
     run_main(many_children_main, NULL);
 }
+
+/* ---- The error queue ------------------------------------------------------------------------ */
+
+/* recv(2) with MSG_ERRQUEUE never waits: an empty error queue is EAGAIN at once (Go's and
+ * libuv's users read it for SO_TIMESTAMPING, SO_ZEROCOPY and IP_RECVERR messages after
+ * POLLERR). weft waited for readability until the deadline instead (on io_uring spinning while
+ * stream bytes were queued), and on io_uring, once the socket had been read, returned the
+ * stream bytes it held as if they were error messages, so the next read missed them. A UDP
+ * socket with IP_RECVERR does get its message (the datagram that drew the ICMP error). */
+static void *errqueue_main(void *arg)
+{
+    (void)arg;
+    int fds[2];
+    tcp_pair(fds);
+    char buf[64];
+    cr_assert_eq(weft_recv(fds[0], buf, sizeof buf, MSG_ERRQUEUE, weft_deadline_in(SOON)), -EAGAIN);
+    cr_assert_eq(weft_write(fds[1], "abc", 3, weft_deadline_in(SOON)), 3);
+    read_exactly(fds[0], buf, 3); /* io_uring's receive is armed from here on */
+    cr_assert_eq(weft_write(fds[1], "xyz", 3, weft_deadline_in(SOON)), 3);
+    cr_assert_eq(weft_fd_wait(fds[0], WEFT_READABLE, weft_deadline_in(SOON)), WEFT_READABLE);
+    memset(buf, 0, sizeof buf);
+    cr_assert_eq(weft_recv(fds[0], buf, sizeof buf, MSG_ERRQUEUE, weft_deadline_in(SOON)), -EAGAIN,
+                 "'%s'", buf);
+    cr_assert_eq(weft_recvfrom(fds[0], buf, sizeof buf, MSG_ERRQUEUE, NULL, NULL,
+                               weft_deadline_in(SOON)),
+                 -EAGAIN);
+    cr_assert_eq(weft_read(fds[0], buf, sizeof buf, weft_deadline_in(SOON)), 3);
+    cr_assert_eq(memcmp(buf, "xyz", 3), 0);
+    cr_assert_eq(weft_close(fds[0]), 0);
+    cr_assert_eq(weft_close(fds[1]), 0);
+
+    weft_addr lo;
+    cr_assert_eq(weft_addr_ip(&lo, "127.0.0.1", 0), 0);
+    int gone = weft_datagram(&lo, AF_INET);
+    cr_assert_geq(gone, 0);
+    weft_addr dead;
+    cr_assert_eq(weft_addr_local(gone, &dead), 0);
+    cr_assert_eq(weft_close(gone), 0);
+    int fd = weft_datagram(&lo, AF_INET);
+    cr_assert_geq(fd, 0);
+    int on = 1;
+    cr_assert_eq(setsockopt(fd, IPPROTO_IP, IP_RECVERR, &on, sizeof on), 0);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&dead.ss, dead.len), 0);
+    cr_assert_eq(weft_recv(fd, buf, sizeof buf, MSG_ERRQUEUE, weft_deadline_in(SOON)), -EAGAIN);
+    cr_assert_eq(weft_send(fd, "q", 1, 0, weft_deadline_in(SOON)), 1);
+    cr_assert_eq(weft_recv(fd, buf, sizeof buf, 0, weft_deadline_in(SOON)), -ECONNREFUSED);
+    cr_assert_eq(weft_recv(fd, buf, sizeof buf, MSG_ERRQUEUE, weft_deadline_in(SOON)), 1);
+    cr_assert_eq(buf[0], 'q');
+    cr_assert_eq(weft_recv(fd, buf, sizeof buf, MSG_ERRQUEUE, weft_deadline_in(SOON)), -EAGAIN);
+    cr_assert_eq(weft_close(fd), 0);
+    return NULL;
+}
+
+Test(ported_net, the_error_queue_is_read_at_once_and_never_takes_stream_bytes, .timeout = 30)
+{
+    run_main(errqueue_main, NULL);
+}
