@@ -1384,7 +1384,9 @@ WEFT_API int weft_close(int fd);
  * (which sendfile(2) refuses), on both backends: offset must then be NULL (else -ESPIPE),
  * the call returns what came if every writer of in_fd left first, and when it stops early
  * (a deadline, a cancel, an error of out_fd) what it read from a socket and had not sent yet
- * is lost; a pipe keeps what was not sent on epoll. */
+ * is lost; a pipe keeps what was not sent on epoll. A socket weft has read before on io_uring
+ * (its bytes held by weft's receive, above) is read with weft_read and written with
+ * weft_write through a 64 KiB buffer of the call's own, so that those bytes go first. */
 WEFT_API ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count,
                                int64_t deadline);
 

@@ -1191,3 +1191,59 @@ Test(ported_net, the_error_queue_is_read_at_once_and_never_takes_stream_bytes, .
 {
     run_main(errqueue_main, NULL);
 }
+
+/* A proxy whose source connection was read through weft first (a header, say, before the
+ * body is passed on with weft_sendfile, as an HTTP proxy does): the bytes that came after the
+ * read reach the other side, all of them and in order. On io_uring weft's armed receive holds
+ * them, and the splice of the socket found it empty (the call returned 0 and the bytes were
+ * lost) or raced the receive for the rest. */
+static void *sendfile_after_read_main(void *arg)
+{
+    (void)arg;
+    int x[2], y[2];
+    tcp_pair(x);
+    tcp_pair(y);
+    char hdr[4];
+    cr_assert_eq(weft_write(x[0], "HDR:", 4, weft_deadline_in(SOON)), 4);
+    read_exactly(x[1], hdr, 4);
+    cr_assert_eq(weft_write(x[0], "hello", 5, weft_deadline_in(SOON)), 5);
+    cr_assert_eq(weft_fd_wait(x[1], WEFT_READABLE, weft_deadline_in(SOON)), WEFT_READABLE);
+    cr_assert_eq(weft_shutdown(x[0], SHUT_WR), 0);
+    cr_assert_eq(weft_sendfile(y[0], x[1], NULL, 100, weft_deadline_in(SOON)), 5);
+    char buf[8];
+    read_exactly(y[1], buf, 5);
+    cr_assert_eq(memcmp(buf, "hello", 5), 0);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(weft_close(x[i]), 0);
+        cr_assert_eq(weft_close(y[i]), 0);
+    }
+
+    /* 1 MiB written while the sendfile runs, after a first read. */
+    tcp_pair(x);
+    tcp_pair(y);
+    cr_assert_eq(weft_write(x[0], "HDR:", 4, weft_deadline_in(SOON)), 4);
+    read_exactly(x[1], hdr, 4);
+    static pump_arg pa;
+    pa.fd = x[0];
+    pa.len = 1u << 20;
+    weft_task *wt = spawn_pinned(pump_out, &pa);
+    drain_arg d = {.fd = y[1], .seed = x[0]};
+    weft_task *rt = spawn_pinned(drain_task, &d);
+    cr_assert_eq(weft_sendfile(y[0], x[1], NULL, SSIZE_MAX, weft_deadline_in(SOON)), 1 << 20);
+    cr_assert_eq(weft_shutdown(y[0], SHUT_WR), 0);
+    cr_assert_eq(join_result(wt), NULL);
+    cr_assert_eq(join_result(rt), NULL);
+    cr_assert_eq(d.got, (size_t)1 << 20);
+    off_t off = 0;
+    cr_assert_eq(weft_sendfile(y[0], x[1], &off, 1, weft_deadline_in(SOON)), -ESPIPE);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(weft_close(x[i]), 0);
+        cr_assert_eq(weft_close(y[i]), 0);
+    }
+    return NULL;
+}
+
+Test(ported_net, sendfile_from_a_socket_read_before_sends_what_came_after, .timeout = 30)
+{
+    run_main(sendfile_after_read_main, NULL);
+}

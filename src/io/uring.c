@@ -1591,6 +1591,13 @@ static bool ur_held(weft__io *io, int fd)
     return recv_ready(f);
 }
 
+static bool ur_takes_reads(weft__io *io, int fd)
+{
+    uring_state *s = io->backend;
+    const weft__ubuf_fd *f = weft__ubufs_find(&s->bufs, fd);
+    return f && f->fdgen == weft__fdtable_gen(io, fd) && (f->armed || recv_ready(f));
+}
+
 /* weft_recvfrom (a recvmsg of one buffer, no control data) of a stream socket: through the
  * socket's armed receive, as weft_recv, so that bytes it holds come first and in order (the
  * ring's own recvmsg read past them: a later write's bytes came out before them). A stream
@@ -1854,4 +1861,5 @@ const weft__io_ops weft__io_uring = {
     .flush = ur_flush,
     .defer_shutdown = ur_defer_shutdown,
     .held = ur_held,
+    .takes_reads = ur_takes_reads,
 };
