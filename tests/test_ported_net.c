@@ -88,9 +88,9 @@ static void *peek_waitall_main(void *arg)
     cr_assert_eq(weft_write(fds[1], "cd", 2, weft_deadline_in(SOON)), 2);
     cr_assert_eq(join_result(t), NULL);
     cr_assert_eq(p.n, 4);
-    cr_assert_eq(weft_recvfrom(fds[0], buf, 4, MSG_PEEK | MSG_WAITALL, NULL, NULL,
-                               weft_deadline_in(SOON)),
-                 4);
+    cr_assert_eq(
+        weft_recvfrom(fds[0], buf, 4, MSG_PEEK | MSG_WAITALL, NULL, NULL, weft_deadline_in(SOON)),
+        4);
     cr_assert_eq(memcmp(buf, "abcd", 4), 0);
     /* A deadline ends the wait with what is queued, still queued. */
     cr_assert_eq(weft_recv(fds[0], buf, 8, MSG_PEEK | MSG_WAITALL, weft_deadline_in(WEFT_MSEC)), 4);
@@ -400,9 +400,10 @@ static void *seqpacket_waitall_main(void *arg)
         const char *want[] = {"one", "three"};
         for (int i = 0; i < 2; i++) {
             char buf[16] = {0};
-            ssize_t n = via_recvfrom ? weft_recvfrom(sv[0], buf, 10, MSG_WAITALL, NULL, NULL,
-                                                     weft_deadline_in(SOON))
-                                     : weft_recv(sv[0], buf, 10, MSG_WAITALL, weft_deadline_in(SOON));
+            ssize_t n =
+                via_recvfrom
+                    ? weft_recvfrom(sv[0], buf, 10, MSG_WAITALL, NULL, NULL, weft_deadline_in(SOON))
+                    : weft_recv(sv[0], buf, 10, MSG_WAITALL, weft_deadline_in(SOON));
             cr_assert_eq(n, (ssize_t)strlen(want[i]), "record %d: %zd '%s'", i, n, buf);
             cr_assert_str_eq(buf, want[i]);
         }
@@ -1064,9 +1065,8 @@ static void *sequential_main(void *arg)
 {
     int want = (int)(intptr_t)arg;
     weft_watch *w = NULL;
-    cr_assert_eq(weft_watch_add(&w, SIGUSR2, WEFT_WATCH_SIGNAL | WEFT_WATCH_PERSIST, 0, count_seq,
-                                NULL),
-                 0);
+    cr_assert_eq(
+        weft_watch_add(&w, SIGUSR2, WEFT_WATCH_SIGNAL | WEFT_WATCH_PERSIST, 0, count_seq, NULL), 0);
     weft_yield(); /* the watch's task runs and waits */
     cr_assert_eq(kill(getpid(), SIGUSR2), 0);
     int64_t end = weft_deadline_in(SOON);
@@ -1122,9 +1122,8 @@ static void *many_children_main(void *arg)
     weft_task *t[NCHILD];
     unsigned n = weft_worker_count();
     for (int i = 0; i < NCHILD; i++)
-        cr_assert_eq(weft_spawn_on((unsigned)i % n, &t[i], spawn_and_wait, (void *)(intptr_t)i,
-                                   NULL),
-                     0);
+        cr_assert_eq(
+            weft_spawn_on((unsigned)i % n, &t[i], spawn_and_wait, (void *)(intptr_t)i, NULL), 0);
     for (int i = 0; i < NCHILD; i++)
         cr_assert_eq((intptr_t)join_result(t[i]), i, "child %d", i);
     return NULL;
@@ -1157,9 +1156,9 @@ static void *errqueue_main(void *arg)
     memset(buf, 0, sizeof buf);
     cr_assert_eq(weft_recv(fds[0], buf, sizeof buf, MSG_ERRQUEUE, weft_deadline_in(SOON)), -EAGAIN,
                  "'%s'", buf);
-    cr_assert_eq(weft_recvfrom(fds[0], buf, sizeof buf, MSG_ERRQUEUE, NULL, NULL,
-                               weft_deadline_in(SOON)),
-                 -EAGAIN);
+    cr_assert_eq(
+        weft_recvfrom(fds[0], buf, sizeof buf, MSG_ERRQUEUE, NULL, NULL, weft_deadline_in(SOON)),
+        -EAGAIN);
     cr_assert_eq(weft_read(fds[0], buf, sizeof buf, weft_deadline_in(SOON)), 3);
     cr_assert_eq(memcmp(buf, "xyz", 3), 0);
     cr_assert_eq(weft_close(fds[0]), 0);
