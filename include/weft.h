@@ -1333,7 +1333,9 @@ WEFT_API ssize_t weft_sendto(int fd, const void *buf, size_t len, int flags,
 /* Accepts a connection: returns the new fd (non-blocking, close-on-exec) or -errno. When the
  * process is out of fds (EMFILE/ENFILE) it keeps the listener and backs off (1 ms doubling to
  * 100 ms) until an fd frees up or the deadline passes, then returns -EMFILE/-ENFILE; existing
- * connections are unaffected. */
+ * connections are unaffected. An addr with a NULL addrlen or one in the first page is
+ * -EFAULT, a negative *addrlen -EINVAL, checked before a connection is taken (accept(2) takes
+ * it first and then closes it), so none is lost to a bad argument. */
 WEFT_API int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t deadline);
 
 /* Connects a non-blocking socket: returns 0, -ETIMEDOUT, -ECONNREFUSED, ... (SO_ERROR). A

@@ -225,6 +225,40 @@ Test(ported_net, bytes_written_before_the_accept_arrive, .timeout = 30)
     run_main(write_after_connect_main, NULL);
 }
 
+/* Hostile accepts (the address arguments libuv's and Go's wrappers never get wrong): an
+ * address with no length, a negative length, or an address in the first page is refused
+ * (-EFAULT, -EINVAL, as accept(2)) before the connection is taken, so the next accept still
+ * gets it, whole. accept(2) itself took it first, then failed and closed it: lost to both
+ * sides. */
+static void *accept_bad_args_main(void *arg)
+{
+    (void)arg;
+    weft_addr srv;
+    int lfd = listener(&srv);
+    int c = weft_dial(&srv, weft_deadline_in(SOON));
+    cr_assert_geq(c, 0);
+    cr_assert_eq(weft_write(c, "kept", 4, weft_deadline_in(SOON)), 4);
+    struct sockaddr_storage ss;
+    socklen_t neg = (socklen_t)-1, some = sizeof ss;
+    cr_assert_eq(weft_accept(lfd, (struct sockaddr *)&ss, NULL, weft_deadline_in(SOON)), -EFAULT);
+    cr_assert_eq(weft_accept(lfd, (struct sockaddr *)&ss, &neg, weft_deadline_in(SOON)), -EINVAL);
+    cr_assert_eq(weft_accept(lfd, (struct sockaddr *)8, &some, weft_deadline_in(SOON)), -EFAULT);
+    int a = weft_accept(lfd, (struct sockaddr *)&ss, &some, weft_deadline_in(SOON));
+    cr_assert_geq(a, 0, "the connection was lost: %s", weft_strerror(a));
+    char buf[4];
+    read_exactly(a, buf, 4);
+    cr_assert_eq(memcmp(buf, "kept", 4), 0);
+    cr_assert_eq(weft_close(a), 0);
+    cr_assert_eq(weft_close(c), 0);
+    cr_assert_eq(weft_close(lfd), 0);
+    return NULL;
+}
+
+Test(ported_net, an_accept_with_bad_address_arguments_loses_no_connection, .timeout = 30)
+{
+    run_main(accept_bad_args_main, NULL);
+}
+
 /* mio tcp_stream write_vectored/read_vectored and Tokio's: empty buffers among full ones are
  * skipped, an iovcnt of 0 moves nothing and returns 0, and an iovcnt past IOV_MAX is -EINVAL
  * (writev(2), readv(2)). */
