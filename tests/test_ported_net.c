@@ -391,6 +391,51 @@ Test(ported_net, datagram_peek_trunc_and_empty_buffers, .timeout = 30)
     run_main(udp_flags_main, NULL);
 }
 
+/* A receive given a NULL buffer (or recvfrom a NULL-page address) with a length is -EFAULT
+ * (weft.h) and loses nothing: the datagram is there for the next receive, on both backends,
+ * through weft_read, weft_readv, weft_recv and weft_recvfrom. The kernel takes the datagram
+ * off the queue before it finds the bad buffer, and drops it. */
+static void *bad_buffer_main(void *arg)
+{
+    (void)arg;
+    weft_addr lo;
+    cr_assert_eq(weft_addr_ip(&lo, "127.0.0.1", 0), 0);
+    int rx = weft_datagram(&lo, AF_INET);
+    int tx = weft_datagram(NULL, AF_INET);
+    cr_assert_geq(rx, 0);
+    cr_assert_geq(tx, 0);
+    weft_addr to;
+    cr_assert_eq(weft_addr_local(rx, &to), 0);
+    cr_assert_eq(
+        weft_sendto(tx, "dg", 2, 0, (struct sockaddr *)&to.ss, to.len, weft_deadline_in(SOON)), 2);
+    cr_assert_eq(weft_fd_wait(rx, WEFT_READABLE, weft_deadline_in(SOON)), WEFT_READABLE);
+    char buf[16];
+    socklen_t flen = 16;
+    struct iovec iov[2] = {{buf, 1}, {NULL, 4}};
+    cr_assert_eq(weft_recv(rx, NULL, 10, 0, weft_deadline_in(SOON)), -EFAULT);
+    cr_assert_eq(weft_recv(rx, NULL, 10, MSG_TRUNC, weft_deadline_in(SOON)), -EFAULT);
+    cr_assert_eq(weft_read(rx, NULL, 10, weft_deadline_in(SOON)), -EFAULT);
+    cr_assert_eq(weft_readv(rx, iov, 2, weft_deadline_in(SOON)), -EFAULT);
+    cr_assert_eq(weft_recvfrom(rx, NULL, 10, 0, NULL, NULL, weft_deadline_in(SOON)), -EFAULT);
+    cr_assert_eq(
+        weft_recvfrom(rx, buf, sizeof buf, 0, (struct sockaddr *)8, &flen, weft_deadline_in(SOON)),
+        -EFAULT);
+    cr_assert_eq(
+        weft_recvfrom(rx, buf, sizeof buf, 0, NULL, (socklen_t *)8, weft_deadline_in(SOON)),
+        -EFAULT);
+    cr_assert_eq(weft_recv(rx, buf, sizeof buf, MSG_DONTWAIT, weft_deadline_in(SOON)), 2,
+                 "the datagram was lost");
+    cr_assert_eq(memcmp(buf, "dg", 2), 0);
+    cr_assert_eq(weft_close(rx), 0);
+    cr_assert_eq(weft_close(tx), 0);
+    return NULL;
+}
+
+Test(ported_net, a_receive_into_a_null_buffer_loses_no_datagram, .timeout = 30)
+{
+    run_main(bad_buffer_main, NULL);
+}
+
 /* Tokio uds_stream/mio unix_stream with SOCK_SEQPACKET and libuv's pipe tests: records keep
  * their bounds (a short buffer cuts one record, the rest of it is gone), a peer's SHUT_WR
  * reads as 0 after the records, and the closed peer then makes writes -EPIPE. */
