@@ -1246,8 +1246,8 @@ WEFT_API int weft_poller_wake(weft_poller *p);
  * queue instead, other flags are ignored (MSG_WAITALL still waits for the rest: weft_recv).
  * The held bytes are copied into the caller's buffer in user space, as the sends behind
  * (below) copy from it: a NULL buffer (one in the first page) with a length is -EFAULT on
- * both backends (so is a weft_recvfrom address there), before anything is received, so a
- * datagram is not lost to it, but a pointer to other memory the caller may not write (or read, for a
+ * both backends (so is a weft_recvfrom, weft_sendto or weft_connect address there), before
+ * anything is received, so a datagram is not lost to it, but a pointer to other memory the caller may not write (or read, for a
  * send) faults in the caller, as memcpy would, where read(2) would return -EFAULT.
  *
  * On io_uring a weft_write or weft_send (no flags but MSG_MORE) of at most 16 KiB to such a

@@ -329,6 +329,8 @@ ssize_t weft_sendto(int fd, const void *buf, size_t len, int flags, const struct
      * use, would cut it to the largest silently). */
     if (to && tolen > sizeof(struct sockaddr_storage))
         return -EINVAL;
+    if (to && first_page(to, tolen)) /* a NULL `to` is no address: the connected peer */
+        return -EFAULT; /* as sendto(2), where reading its family below would have faulted */
     struct iovec iov = {(void *)buf, len};
     struct msghdr msg = {
         .msg_name = (void *)to, .msg_namelen = tolen, .msg_iov = &iov, .msg_iovlen = 1};
@@ -624,6 +626,8 @@ int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, int64_t dea
     weft__worker *w = io_begin(&err);
     if (!w)
         return err;
+    if (first_page(addr, len))
+        return -EFAULT; /* as connect(2), where reading its family below would have faulted */
     if (addr && len >= sizeof(sa_family_t) && addr->sa_family == AF_UNIX)
         return connect_unix(w, fd, addr, len, deadline);
     weft__ioreq q = {

@@ -425,6 +425,16 @@ static void *bad_buffer_main(void *arg)
         -EFAULT);
     cr_assert_eq(weft_recv(rx, buf, sizeof buf, MSG_DONTWAIT, weft_deadline_in(SOON)), 2,
                  "the datagram was lost");
+    /* Addresses in the first page are -EFAULT too, as from the system calls (weft read their
+     * family first, and the process died of SIGSEGV); a NULL sendto address is no address. */
+    cr_assert_eq(weft_sendto(tx, "x", 1, 0, (struct sockaddr *)8, to.len, weft_deadline_in(SOON)),
+                 -EFAULT);
+    cr_assert_eq(weft_sendto(tx, "x", 1, 0, NULL, to.len, weft_deadline_in(SOON)), -EDESTADDRREQ);
+    int s = weft_socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(s, 0);
+    cr_assert_eq(weft_connect(s, (struct sockaddr *)8, to.len, weft_deadline_in(SOON)), -EFAULT);
+    cr_assert_eq(weft_connect(s, NULL, to.len, weft_deadline_in(SOON)), -EFAULT);
+    cr_assert_eq(weft_close(s), 0);
     cr_assert_eq(memcmp(buf, "dg", 2), 0);
     cr_assert_eq(weft_close(rx), 0);
     cr_assert_eq(weft_close(tx), 0);
