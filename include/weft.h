@@ -1254,11 +1254,12 @@ WEFT_API int weft_poller_wake(weft_poller *p);
  * and close it with weft_close(): weft_close() and weft_fd_forget() drop what is held, and a
  * socket closed with plain close() stays open in the kernel until its peer sends or hangs
  * up. A weft_recv with flags on such a socket reads the held bytes: MSG_PEEK leaves them,
- * MSG_DONTWAIT returns -EAGAIN when none are held, other flags are ignored (MSG_WAITALL still
- * waits for the rest: weft_recv).
+ * MSG_DONTWAIT returns -EAGAIN when none are held, MSG_ERRQUEUE reads the socket's error
+ * queue instead, other flags are ignored (MSG_WAITALL still waits for the rest: weft_recv).
  * The held bytes are copied into the caller's buffer in user space, as the sends behind
  * (below) copy from it: a NULL buffer (one in the first page) with a length is -EFAULT on
- * both backends, but a pointer to other memory the caller may not write (or read, for a
+ * both backends (so is a weft_recvfrom, weft_sendto or weft_connect address there), before
+ * anything is received, so a datagram is not lost to it, but a pointer to other memory the caller may not write (or read, for a
  * send) faults in the caller, as memcpy would, where read(2) would return -EFAULT.
  *
  * On io_uring a weft_write or weft_send (no flags but MSG_MORE) of at most 16 KiB to such a
@@ -1317,12 +1318,19 @@ WEFT_API ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, int64_
 /* recv(2)/send(2) with flags. weft_send writes everything, like weft_write, and never raises
  * SIGPIPE (MSG_NOSIGNAL is added). A receive with MSG_DONTWAIT (weft_recv, weft_recvfrom)
  * makes one attempt and returns -EAGAIN when nothing is there, whatever the deadline, on
- * both backends. MSG_WAITALL (without MSG_PEEK or MSG_DONTWAIT) on a stream socket waits for
+ * both backends; so does one with MSG_ERRQUEUE, as recv(2) never waits for the error queue
+ * (it reads the socket's error queue, never bytes io_uring holds for the stream). MSG_WAITALL (without MSG_PEEK or MSG_DONTWAIT) on a stream socket waits for
  * len bytes, as a blocking recv(2) does, on both backends: fewer only at the end of stream, an
- * error, the deadline or a cancel, once some came (they are returned). TCP urgent data (MSG_OOB):
- * once weft has read a socket on io_uring it keeps a receive armed there, which reads past an
- * urgent byte as it comes, and the kernel drops an urgent byte a read has passed; set SO_OOBINLINE
- * to receive it in the stream instead. */
+ * error, the deadline or a cancel, once some came (they are returned); on a datagram or
+ * seqpacket socket it changes nothing (one datagram or record per call, on both backends, as
+ * recv(2) there). MSG_PEEK | MSG_WAITALL peeks as recv(2) does: on TCP it waits until len
+ * bytes are queued (trying again after sleeps of 1 ms doubling to 64 ms: a socket holding any
+ * byte is readable, so there is no readiness to wait for), returning fewer only at the end of
+ * stream, an error, the deadline or a cancel; on an AF_UNIX stream it returns what is queued;
+ * the bytes stay for the next read, on both backends. TCP urgent data (MSG_OOB): once weft has
+ * read a socket on io_uring it keeps a receive armed there, which reads past an urgent byte as
+ * it comes, and the kernel drops an urgent byte a read has passed; set SO_OOBINLINE to receive
+ * it in the stream instead. */
 WEFT_API ssize_t weft_recv(int fd, void *buf, size_t len, int flags, int64_t deadline);
 WEFT_API ssize_t weft_send(int fd, const void *buf, size_t len, int flags, int64_t deadline);
 
@@ -1340,7 +1348,9 @@ WEFT_API ssize_t weft_sendto(int fd, const void *buf, size_t len, int flags,
 /* Accepts a connection: returns the new fd (non-blocking, close-on-exec) or -errno. When the
  * process is out of fds (EMFILE/ENFILE) it keeps the listener and backs off (1 ms doubling to
  * 100 ms) until an fd frees up or the deadline passes, then returns -EMFILE/-ENFILE; existing
- * connections are unaffected. */
+ * connections are unaffected. An addr with a NULL addrlen or one in the first page is
+ * -EFAULT, a negative *addrlen -EINVAL, checked before a connection is taken (accept(2) takes
+ * it first and then closes it), so none is lost to a bad argument. */
 WEFT_API int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t deadline);
 
 /* Connects a non-blocking socket: returns 0, -ETIMEDOUT, -ECONNREFUSED, ... (SO_ERROR). A
@@ -1391,7 +1401,9 @@ WEFT_API int weft_close(int fd);
  * (which sendfile(2) refuses), on both backends: offset must then be NULL (else -ESPIPE),
  * the call returns what came if every writer of in_fd left first, and when it stops early
  * (a deadline, a cancel, an error of out_fd) what it read from a socket and had not sent yet
- * is lost; a pipe keeps what was not sent on epoll. */
+ * is lost; a pipe keeps what was not sent on epoll. A socket weft has read before on io_uring
+ * (its bytes held by weft's receive, above) is read with weft_read and written with
+ * weft_write through a 64 KiB buffer of the call's own, so that those bytes go first. */
 WEFT_API ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count,
                                int64_t deadline);
 
@@ -2448,10 +2460,11 @@ typedef void (*weft_watch_fn)(weft_watch *w, int fd, unsigned events, void *arg)
  *   arrives (as weft_signal_wait: the signal is blocked on the worker's thread from then on,
  *   from this call; for a watch on another worker than 0, on worker 0's thread too, the one
  *   that called weft_run, from its next tick: the other workers' threads block every signal
- *   from their start). Every watch of the signal in the runtime gets each arrival from its
- *   add on, whichever worker it is on (as libuv's, Tokio's and Go's handlers do): one of
- *   them reads it and counts it to the others. A weft_signal_wait of the same signal
- *   competes with the watches: each arrival goes either to it or to all the watches.
+ *   from their start). Every watch of the signal in the process gets each arrival from its
+ *   add on, whichever worker and whichever runtime it is on (as libuv's loops, Tokio's
+ *   runtimes and Go's handlers do): one of them reads it and counts it to the others. A
+ *   weft_signal_wait of the same signal (in any runtime) competes with the watches: each
+ *   arrival goes either to it or to all the watches.
  * Like every fd weft waits on, an fd watched is made non-blocking. `*out` (may be NULL for a
  * watch without WEFT_WATCH_PERSIST, which then frees itself after firing) receives the
  * handle; delete it with weft_watch_del, also after a one-shot watch has fired.

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -44,12 +45,24 @@ int weft_fd_nonblock(int fd)
     return r < 0 ? r : 0;
 }
 
+/* A buffer in the first page (NULL) with a length: -EFAULT before the system call, on both
+ * backends (weft.h). The kernel answers it too, but only after it has taken a datagram off
+ * the queue, which it then drops: a receive with a NULL buffer (or a recvfrom with a NULL-page
+ * address) lost the datagram on epoll, and a recvfrom's on io_uring (found by test_ported_net);
+ * a stream keeps its bytes either way. One compare on the way in. */
+static inline bool first_page(const void *p, size_t len)
+{
+    return weft_unlikely(len && (uintptr_t)p < 4096);
+}
+
 ssize_t weft_read(int fd, void *buf, size_t len, int64_t deadline)
 {
     int err = 0;
     weft__worker *w = io_begin(&err);
     if (!w)
         return err;
+    if (first_page(buf, len))
+        return -EFAULT;
     weft__ioreq q = {.op = WEFT__IO_READ, .fd = fd, .buf = buf, .len = len, .off = -1};
     return weft__io_submit(w, &q, deadline);
 }
@@ -71,6 +84,8 @@ ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt, int64_t deadline
          * into the array itself, and would have taken such a length at its word. */
         if (iov[i].iov_len > (size_t)SSIZE_MAX - total)
             return -EINVAL;
+        if (first_page(iov[i].iov_base, iov[i].iov_len))
+            return -EFAULT;
         total += iov[i].iov_len;
     }
     weft__ioreq q = {.op = WEFT__IO_READV, .fd = fd, .iov = iov, .iovcnt = iovcnt, .off = -1};
@@ -106,13 +121,41 @@ static WEFT_NOINLINE ssize_t recv_rest(int fd, char *buf, size_t len, ssize_t n,
     return (ssize_t)got;
 }
 
+static ssize_t recv_peek_all(weft__worker *w, const weft__ioreq *proto, size_t len,
+                             int64_t deadline);
+
+/* The flags a receive hands the backend, made to mean what they mean to recv(2):
+ * - MSG_ERRQUEUE: recv(2) never waits for the error queue (EAGAIN when it is empty), but weft
+ *   waited for the socket to be readable until the deadline (forever with WEFT_FOREVER; on
+ *   io_uring spinning while stream bytes were queued; found by test_ported_net): it makes
+ *   one attempt, as with MSG_DONTWAIT.
+ * - MSG_WAITALL means nothing on a datagram or seqpacket socket: recv(2) returns one record
+ *   whatever the flag. io_uring's receive, though, retries a short MSG_WAITALL receive of a
+ *   SOCK_SEQPACKET socket into the rest of the buffer (it takes it for a stream), so two
+ *   records came back as one ("one" and "three" as "onethree", and the next receive waited
+ *   for a third; found by test_ported_net). So the flag goes to the backend for a stream only. */
+static int recv_flags_as_kernel(weft__worker *w, int fd, int flags)
+{
+    if (flags & MSG_ERRQUEUE)
+        flags |= MSG_DONTWAIT;
+    if (!(flags & MSG_WAITALL))
+        return flags;
+    int kind = weft__io_fd_classify(w, fd); /* -EBADF and the like: the receive says it */
+    return kind < 0 || kind == WEFT__FD_STREAM ? flags : flags & ~MSG_WAITALL;
+}
+
 ssize_t weft_recv(int fd, void *buf, size_t len, int flags, int64_t deadline)
 {
     int err = 0;
     weft__worker *w = io_begin(&err);
     if (!w)
         return err;
+    flags = recv_flags_as_kernel(w, fd, flags);
+    if (first_page(buf, len))
+        return -EFAULT;
     weft__ioreq q = {.op = WEFT__IO_RECV, .fd = fd, .buf = buf, .len = len, .flags = flags};
+    if ((flags & (MSG_PEEK | MSG_WAITALL)) == (MSG_PEEK | MSG_WAITALL))
+        return recv_peek_all(w, &q, len, deadline);
     ssize_t n = weft__io_submit(w, &q, deadline);
     if ((flags & (MSG_WAITALL | MSG_PEEK | MSG_DONTWAIT | MSG_OOB)) == MSG_WAITALL)
         return recv_rest(fd, buf, len, n, flags, deadline);
@@ -126,12 +169,18 @@ ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr 
     weft__worker *w = io_begin(&err);
     if (!w)
         return err;
+    flags = recv_flags_as_kernel(w, fd, flags);
+    if (first_page(buf, len) || (fromlen && (uintptr_t)fromlen < 4096) ||
+        (fromlen && first_page(from, *fromlen)))
+        return -EFAULT;
     /* recvmsg on both backends: the ring has no recvfrom. */
     struct iovec iov = {buf, len};
     struct msghdr msg = {
         .msg_name = from, .msg_namelen = fromlen ? *fromlen : 0, .msg_iov = &iov, .msg_iovlen = 1};
     weft__ioreq q = {.op = WEFT__IO_RECVMSG, .fd = fd, .msg = &msg, .flags = flags};
-    ssize_t n = weft__io_submit(w, &q, deadline);
+    ssize_t n = (flags & (MSG_PEEK | MSG_WAITALL)) == (MSG_PEEK | MSG_WAITALL)
+                    ? recv_peek_all(w, &q, len, deadline)
+                    : weft__io_submit(w, &q, deadline);
     if (n >= 0 && fromlen)
         *fromlen = msg.msg_namelen;
     if ((flags & (MSG_WAITALL | MSG_PEEK | MSG_DONTWAIT | MSG_OOB)) == MSG_WAITALL)
@@ -192,6 +241,56 @@ static int unix_nap(unix_retry *u, int64_t deadline)
     return 0;
 }
 
+/* MSG_PEEK | MSG_WAITALL. On TCP a blocking recv(2) waits until len bytes are queued and copies
+ * them, leaving them queued (tcp_recvmsg peeks from its own sequence number up to its target,
+ * len); on an AF_UNIX stream it copies what is queued without waiting for the rest. Neither
+ * backend could be asked for the TCP one: epoll's non-blocking peek and a peek of the bytes
+ * io_uring holds returned what was there, and io_uring's own receive retries a short
+ * MSG_WAITALL receive into the rest of the buffer, which with MSG_PEEK copied the first bytes
+ * again ("abcabc" for "abc" then "def", found by test_ported_net's port of the leftover). Nor is
+ * there a readiness to wait for: the socket stays readable while any byte is queued. So the
+ * receive goes without MSG_WAITALL, and on TCP, while fewer than len came and the peer has not
+ * ended the stream (nor an error come), it is tried again after sleeps of 1 ms doubling to 64 ms,
+ * as the Unix-domain retries below. What the last try saw is returned at the end of stream, an
+ * error, the deadline or a cancel; the task stays on its worker meanwhile (io_uring holds the
+ * bytes it received on the worker of the first read). */
+static bool peek_waits_for_all(weft__worker *w, int fd)
+{
+    int domain = 0;
+    socklen_t dlen = sizeof domain;
+    if (weft__io_fd_kind(w, fd) != WEFT__FD_STREAM ||
+        weft__sys_getsockopt(&w->sys, fd, SOL_SOCKET, SO_DOMAIN, &domain, &dlen) < 0)
+        return false;
+    return domain == AF_INET || domain == AF_INET6;
+}
+
+/* Whether the peer ended the stream (POLLRDHUP) or the socket failed: the bytes queued are
+ * then all there will be. A look that does not wait and takes nothing. */
+static bool peer_done(weft__worker *w, int fd)
+{
+    return weft__sys_poll1(&w->sys, fd, POLLRDHUP, 0) != 0; /* RDHUP, HUP, ERR, NVAL, -errno */
+}
+
+static ssize_t recv_peek_all(weft__worker *w, const weft__ioreq *proto, size_t len,
+                             int64_t deadline)
+{
+    unix_retry u;
+    int e = unix_retry_begin(&u, w, proto->fd);
+    if (e < 0)
+        return e;
+    ssize_t n;
+    for (;;) {
+        weft__ioreq q = *proto; /* afresh: a submission may change its request */
+        q.flags &= ~MSG_WAITALL;
+        n = weft__io_submit(u.w, &q, deadline);
+        if (n <= 0 || (size_t)n >= len || (q.flags & (MSG_DONTWAIT | MSG_OOB)) ||
+            !peek_waits_for_all(u.w, q.fd) || peer_done(u.w, q.fd) || unix_nap(&u, deadline) < 0)
+            break;
+    }
+    unix_retry_end(&u);
+    return n;
+}
+
 /* A datagram sent to a Unix-domain address (not the socket's connected peer): when the
  * receiver's queue is full sendmsg says EAGAIN, but the sender's readiness says nothing of
  * that queue (Linux's poll of a Unix datagram socket looks at its connected peer's queue only,
@@ -230,6 +329,8 @@ ssize_t weft_sendto(int fd, const void *buf, size_t len, int flags, const struct
      * use, would cut it to the largest silently). */
     if (to && tolen > sizeof(struct sockaddr_storage))
         return -EINVAL;
+    if (to && first_page(to, tolen)) /* a NULL `to` is no address: the connected peer */
+        return -EFAULT; /* as sendto(2), where reading its family below would have faulted */
     struct iovec iov = {(void *)buf, len};
     struct msghdr msg = {
         .msg_name = (void *)to, .msg_namelen = tolen, .msg_iov = &iov, .msg_iovlen = 1};
@@ -305,6 +406,8 @@ ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, int64_t deadlin
         /* As writev(2): a sum past SSIZE_MAX is -EINVAL (and it could not be returned). */
         if (iov[i].iov_len > (size_t)SSIZE_MAX - total)
             return -EINVAL;
+        if (first_page(iov[i].iov_base, iov[i].iov_len))
+            return -EFAULT;
         total += iov[i].iov_len;
     }
     if (total == 0) /* as writev(2): the fd is checked (-EBADF...), and nothing is sent, not
@@ -354,6 +457,43 @@ ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, int64_t deadlin
     return r;
 }
 
+/* weft_sendfile from a socket whose bytes the backend's receive takes (io_uring, once weft
+ * has read it): they are in weft's buffers, not the socket, so the splice of the socket
+ * (io_uring's sendfile, sendfile_spliced.c) found it empty, sent nothing of them (0, or the
+ * later bytes first), and raced the armed receive for the rest (found by test_ported_net).
+ * Such a source is read with weft_read and written with weft_write instead, through a buffer
+ * of the call's own; what was read and not sent when the call stops early is lost, as
+ * weft.h says for a socket source. */
+#define SENDFILE_COPY_CHUNK ((size_t)64 << 10) /* 64 KiB: four of the receive's buffers */
+
+static ssize_t sendfile_copied(weft__worker *w, int out_fd, int in_fd, const off_t *offset,
+                               size_t count, int64_t deadline)
+{
+    if (offset)
+        return -ESPIPE; /* a socket has no offset (weft.h) */
+    char *buf = weft__malloc(w, SENDFILE_COPY_CHUNK);
+    if (!buf)
+        return -ENOMEM;
+    size_t done = 0;
+    ssize_t err = 0;
+    while (done < count) {
+        size_t want = count - done < SENDFILE_COPY_CHUNK ? count - done : SENDFILE_COPY_CHUNK;
+        ssize_t n = weft_read(in_fd, buf, want, deadline);
+        if (n <= 0) {
+            err = n;
+            break;
+        }
+        ssize_t m = weft_write(out_fd, buf, (size_t)n, deadline);
+        if (m < 0) {
+            err = m;
+            break;
+        }
+        done += (size_t)n;
+    }
+    weft__free(weft__worker_current(), buf);
+    return err < 0 ? err : (ssize_t)done;
+}
+
 ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, int64_t deadline)
 {
     int err = 0;
@@ -375,6 +515,8 @@ ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, int64_
             return -EBADF;
         return 0;
     }
+    if (weft__io_takes_reads(w, in_fd))
+        return sendfile_copied(w, out_fd, in_fd, offset, count, deadline);
     size_t done = 0;
     while (done < count) {
         weft__ioreq q = {.op = WEFT__IO_SENDFILE,
@@ -407,11 +549,29 @@ static int fresh_fd(weft__worker *w, int fd, int kind)
     return fd;
 }
 
+/* accept(2) looks at the address buffer only once it has taken the connection off the queue:
+ * an addr with a NULL addrlen, a negative *addrlen, or an address in the first page failed
+ * with -EFAULT or -EINVAL and the new connection was closed, lost to both sides (the dialler
+ * saw a reset; found by test_ported_net). Checked first, the connection stays queued for the
+ * next accept. With a NULL addr the kernel reads neither, and neither does this. */
+static int accept_args_check(const struct sockaddr *addr, const socklen_t *addrlen)
+{
+    if (!addr)
+        return 0;
+    if ((uintptr_t)addrlen < 4096)
+        return -EFAULT;
+    if ((int)*addrlen < 0)
+        return -EINVAL;
+    return *addrlen > 0 && (uintptr_t)addr < 4096 ? -EFAULT : 0;
+}
+
 int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t deadline)
 {
     int err = 0;
     weft__worker *w = io_begin(&err);
     if (!w)
+        return err;
+    if ((err = accept_args_check(addr, addrlen)) < 0)
         return err;
     int64_t backoff = WEFT_MSEC;
     for (;;) {
@@ -466,6 +626,8 @@ int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, int64_t dea
     weft__worker *w = io_begin(&err);
     if (!w)
         return err;
+    if (first_page(addr, len))
+        return -EFAULT; /* as connect(2), where reading its family below would have faulted */
     if (addr && len >= sizeof(sa_family_t) && addr->sa_family == AF_UNIX)
         return connect_unix(w, fd, addr, len, deadline);
     weft__ioreq q = {

@@ -537,7 +537,6 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result)
     rt->chaos_seed = chaos_seed(&c);
     rt->fence_resumes = weft__fence_setup(&rt->fence);
     pthread_mutex_init(&rt->lock, NULL);
-    weft__sighub_init(&rt->sighub);
     pthread_mutex_init(&rt->start_lock, NULL);
     pthread_cond_init(&rt->start_cond, NULL);
     atomic_init(&rt->next_id, 1);
@@ -622,7 +621,6 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result)
         sched_setaffinity(0, sizeof mask, &mask);
     pthread_cond_destroy(&rt->start_cond);
     pthread_mutex_destroy(&rt->start_lock);
-    weft__sighub_fini(&rt->sighub);
     pthread_mutex_destroy(&rt->lock);
     weft__leaks_stop(rt);
     free(rt->threads);

@@ -14,7 +14,6 @@
 #include "handoff.h"
 #include "internal.h"
 #include "relief.h"
-#include "sighub.h"
 
 #define WEFT__ID_BLOCK 1024 /* task ids a worker takes at once: one atomic per 1024 spawns */
 
@@ -47,7 +46,6 @@ struct weft__runtime {
      * workers. */
     _Atomic(_Atomic uint64_t *) fdshare[256]; /* WEFT__FDSHARE_PAGES */
 
-    weft__sighub sighub; /* signal watches' fan-out (sighub.h) */
 
     pthread_mutex_t lock;      /* guards chunks and pool creation (cold paths only) */
     struct task_chunk *chunks; /* every task record is carved from these; under lock */

@@ -4,18 +4,26 @@
 
 #include "sighub.h"
 
-void weft__sighub_init(weft__sighub *h)
+/* One hub for the process, not one per runtime: the kernel hands a process-directed signal to
+ * one signalfd reader, whichever runtime that reader is in, so the watches of several
+ * runtimes (each on its own thread) must share one reader and its fan-out for each of them
+ * to get every arrival, as every loop's handler does in libuv (test-signal-multiple-loops)
+ * and every runtime's listener in Tokio. With a hub per runtime, the runtime whose reader
+ * read first took the arrival and the others never saw it (found by test_ported_net). The
+ * semaphores it releases belong to tasks of any runtime: weft_sem_release is any thread's. */
+static weft__sighub process_hub = {.lock = PTHREAD_MUTEX_INITIALIZER};
+static pthread_once_t process_hub_once = PTHREAD_ONCE_INIT;
+
+static void process_hub_init(void)
 {
-    pthread_mutex_init(&h->lock, NULL);
-    for (int i = 0; i < NSIG; i++) {
-        weft__list_init(&h->subs[i]);
-        h->reader[i] = NULL;
-    }
+    for (int i = 0; i < NSIG; i++)
+        weft__list_init(&process_hub.subs[i]); /* the readers start NULL (static storage) */
 }
 
-void weft__sighub_fini(weft__sighub *h)
+weft__sighub *weft__sighub_process(void)
 {
-    pthread_mutex_destroy(&h->lock);
+    pthread_once(&process_hub_once, process_hub_init);
+    return &process_hub;
 }
 
 void weft__sighub_join(weft__sighub *h, weft__sigsub *s, int sig)

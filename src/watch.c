@@ -14,6 +14,7 @@
 #include "core.h"
 #include "io/io.h"
 #include "runtime.h"
+#include "sighub.h"
 #include "smp.h"
 #include "watch.h"
 
@@ -32,7 +33,7 @@ struct weft_watch {
     bool owned;        /* a handle was given out: weft_watch_del frees, or marks */
     bool dropped;      /* weft_watch_del was called: stop after the callback */
     bool finished;     /* the task has returned: only the handle holds the record */
-    bool subscribed;   /* a signal watch in the runtime's hub (sighub.h), until its end */
+    bool subscribed;   /* a signal watch in the process's hub (sighub.h), until its end */
     weft__sigsub sub;
     /* While finished and held by its handle alone: on the worker's list of such records
      * (worker.h, watches_held), which the worker's end frees, a weft_watch_del after the
@@ -87,7 +88,7 @@ static unsigned ready_now(weft_watch *wt, unsigned dirs)
 static unsigned next_events(weft_watch *wt, int64_t *next_ns, bool *failed)
 {
     if (wt->mask & WEFT_WATCH_SIGNAL) /* every watch of the signal gets each arrival */
-        return weft__sighub_next(&wt->worker->rt->sighub, &wt->sub) > 0 ? WEFT_WATCH_SIGNAL : 0;
+        return weft__sighub_next(weft__sighub_process(), &wt->sub) > 0 ? WEFT_WATCH_SIGNAL : 0;
     if (!(wt->mask & WATCH_DIRS)) {
         if (weft_sleep_until(*next_ns) < 0)
             return 0;
@@ -141,7 +142,7 @@ static void watch_done(void *arg)
     weft_watch *wt = arg;
     wt->finished = true;
     if (wt->subscribed)
-        weft__sighub_leave(&wt->worker->rt->sighub, &wt->sub);
+        weft__sighub_leave(weft__sighub_process(), &wt->sub);
     if (!wt->owned || wt->dropped || stopping(wt->worker)) {
         watch_free(wt);
         return;
@@ -235,7 +236,7 @@ int weft_watch_add(weft_watch **out, int fd, unsigned mask, int64_t timeout_ns, 
     /* Subscribed now, not when its task first runs: an arrival from here on is its too, as
      * for the other watches of the signal (the task's cleanup unsubscribes it). */
     if (mask & WEFT_WATCH_SIGNAL) {
-        weft__sighub_join(&w->rt->sighub, &wt->sub, fd);
+        weft__sighub_join(weft__sighub_process(), &wt->sub, fd);
         wt->subscribed = true;
     }
     /* The watch's own record keeps the task alive to its end (finished), so the handle

@@ -181,6 +181,10 @@ typedef struct weft__io_ops {
      * its armed receive took, their end, or an error), which a poll(2) of the fd cannot see:
      * weft__io_fd_ready_now's look. NULL: the backend holds nothing. Worker thread. */
     bool (*held)(weft__io *io, int fd);
+    /* Whether the backend's own receive takes fd's bytes (armed, or holding some): a reader
+     * must then go through its reads, not splice(2) the socket, which would miss what it holds
+     * and race it for the rest. NULL: never. Worker thread. */
+    bool (*takes_reads)(weft__io *io, int fd);
 } weft__io_ops;
 
 /* What an fd is, decided once when weft first meets it (weft__fdtable_kind) and kept until

@@ -35,6 +35,10 @@ void weft__io_fd_unconsume(weft__worker *w, int fd, unsigned mask);
  * ready in each direction asked, as the reactor's waits say it), -EBADF (not an open fd) or
  * -errno. The level look of the general select, weft_fd_future and the watches. */
 int weft__io_fd_ready_now(weft__worker *w, int fd, int events);
+/* Whether the backend's own receive takes fd's bytes (io_uring's armed receive, once weft
+ * has read the socket): then only weft's reads see them, and a splice(2) of the socket would
+ * not. Worker thread. */
+bool weft__io_takes_reads(weft__worker *w, int fd);
 /* fd's kind as far as the reactor knows it (0: not classified yet). */
 int weft__io_fd_kind(weft__worker *w, int fd);
 /* fd's kind, classifying it first if it is new (which makes it non-blocking, as any first

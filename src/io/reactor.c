@@ -187,6 +187,11 @@ int weft__io_fd_ready_now(weft__worker *w, int fd, int events)
     return m;
 }
 
+bool weft__io_takes_reads(weft__worker *w, int fd)
+{
+    return w->io->ops->takes_reads && fd >= 0 && w->io->ops->takes_reads(w->io, fd);
+}
+
 void weft__io_fd_unconsume(weft__worker *w, int fd, unsigned mask)
 {
     if (w->io->ops == &weft__io_epoll)
