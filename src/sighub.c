@@ -14,10 +14,29 @@
 static weft__sighub process_hub = {.lock = PTHREAD_MUTEX_INITIALIZER};
 static pthread_once_t process_hub_once = PTHREAD_ONCE_INIT;
 
+static void process_hub_clear(void)
+{
+    for (int i = 0; i < NSIG; i++) {
+        weft__list_init(&process_hub.subs[i]);
+        process_hub.reader[i] = NULL;
+    }
+}
+
+/* In a fork()'s child only the forking thread goes on: the parent's watches are not there,
+ * but their records would stay subscribed, one of them each signal's reader, and the watch of
+ * a runtime the child starts would wait for units that reader never hands out. The child
+ * starts with an empty hub and a free lock (a thread of the parent may have held it at the
+ * fork). */
+static void process_hub_reset_in_child(void)
+{
+    pthread_mutex_init(&process_hub.lock, NULL);
+    process_hub_clear();
+}
+
 static void process_hub_init(void)
 {
-    for (int i = 0; i < NSIG; i++)
-        weft__list_init(&process_hub.subs[i]); /* the readers start NULL (static storage) */
+    process_hub_clear();
+    pthread_atfork(NULL, NULL, process_hub_reset_in_child);
 }
 
 weft__sighub *weft__sighub_process(void)

@@ -1141,6 +1141,60 @@ Test(ported_net, a_signal_reaches_the_watches_of_every_runtime, .timeout = 30)
                      atomic_load(&jobs[i].calls));
 }
 
+/* The hub of signal watches is the process's: in a fork()'s child, a runtime's watch of a
+ * signal the parent's runtime watched at the fork still gets it (the parent's watch, the
+ * signal's reader in the hub, does not exist in the child; it waited for ever). */
+static void *child_watch_main(void *arg)
+{
+    loop_job *j = arg;
+    weft_watch *w = NULL;
+    if (weft_watch_add(&w, SIGUSR2, WEFT_WATCH_SIGNAL | WEFT_WATCH_PERSIST, 0, count_signal, j) < 0)
+        return (void *)(intptr_t)-1;
+    weft_yield(); /* the watch's task runs and waits */
+    kill(getpid(), SIGUSR2);
+    int64_t end = weft_deadline_in(5 * WEFT_SEC); /* only a lost signal gets there */
+    while (atomic_load(&j->calls) < 1 && weft_now() < end)
+        weft_sleep(WEFT_MSEC);
+    weft_watch_del(w);
+    return atomic_load(&j->calls) >= 1 ? NULL : (void *)(intptr_t)-2;
+}
+
+Test(ported_net, a_signal_watch_in_a_forked_childs_runtime_gets_its_signal, .timeout = 30)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR2);
+    cr_assert_eq(pthread_sigmask(SIG_BLOCK, &set, NULL), 0);
+    atomic_int ready = 0, stop = 0;
+    static loop_job parent;
+    parent = (loop_job){.ready = &ready, .stop = &stop};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, signal_loop_thread, &parent), 0);
+    while (atomic_load(&ready) < 1)
+        usleep(1000);
+    /* An arrival seen by the parent's watch: it is subscribed, and the signal's reader. */
+    cr_assert_eq(kill(getpid(), SIGUSR2), 0);
+    for (int spins = 0; spins < 10000 && atomic_load(&parent.calls) < 1; spins++)
+        usleep(1000);
+    cr_assert_eq(atomic_load(&parent.calls), 1);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        static loop_job child;
+        void *r = (void *)1;
+        int rc = weft_run(NULL, child_watch_main, &child, &r);
+        _exit(rc == 0 && r == NULL ? 0 : 1);
+    }
+    int status = -1;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    atomic_store(&stop, 1);
+    void *r;
+    pthread_join(th, &r);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child's watch: status %#x",
+              status);
+    cr_assert_eq(parent.rc, 0);
+}
+
 static atomic_int seq_calls;
 
 static void count_seq(weft_watch *w, int fd, unsigned events, void *arg)
