@@ -1411,7 +1411,9 @@ WEFT_API ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t coun
  * Sockets
  * ------------------------------------------------------------------------------------- */
 
-/* A socket address of any family, with its length. */
+/* A socket address of any family, with its length. The calls below that take one answer NULL
+ * with -EINVAL where they require it, and another pointer into the first page (what &s->addr
+ * gives for a NULL s) with -EFAULT, as do weft_connect and weft_sendfile's offset. */
 typedef struct weft_addr {
     struct sockaddr_storage ss;
     socklen_t len;

@@ -55,6 +55,17 @@ static inline bool first_page(const void *p, size_t len)
     return weft_unlikely(len && (uintptr_t)p < 4096);
 }
 
+/* A pointer to a structure the call reads or fills (a weft_addr, a sendfile offset): 0, or
+ * -EINVAL for NULL (where the call requires one) and -EFAULT for another address in the first
+ * page, which is what &p->field gives for a NULL p: as the system calls answer a bad pointer,
+ * where reading it here would have crashed the caller. */
+static inline int struct_ptr_check(const void *p)
+{
+    if (weft_likely((uintptr_t)p >= 4096))
+        return 0;
+    return p ? -EFAULT : -EINVAL;
+}
+
 ssize_t weft_read(int fd, void *buf, size_t len, int64_t deadline)
 {
     int err = 0;
@@ -503,6 +514,8 @@ ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, int64_
     /* As sendfile(2) on both backends: a count that is negative as a signed size, an offset
      * below 0, or a count that runs the offset past the largest one, is -EINVAL (io_uring's
      * splices took each at its word: -1 there means the file position). */
+    if (offset && struct_ptr_check(offset) < 0)
+        return -EFAULT;
     if (count > (size_t)SSIZE_MAX ||
         (offset && (*offset < 0 || (uint64_t)*offset + count > (uint64_t)INT64_MAX)))
         return -EINVAL;
@@ -655,7 +668,10 @@ int weft_shutdown(int fd, int how)
 
 int weft_addr_ip(weft_addr *out, const char *host, int port)
 {
-    if (!out || port < 0 || port > 65535)
+    int bad = struct_ptr_check(out);
+    if (bad < 0)
+        return bad;
+    if (port < 0 || port > 65535)
         return -EINVAL;
     memset(out, 0, sizeof *out);
     char buf[INET6_ADDRSTRLEN + 2];
@@ -693,7 +709,12 @@ int weft_addr_ip(weft_addr *out, const char *host, int port)
 
 int weft_addr_unix(weft_addr *out, const char *path)
 {
-    if (!out || !path || !*path)
+    int bad = struct_ptr_check(out);
+    if (bad == 0)
+        bad = struct_ptr_check(path);
+    if (bad < 0)
+        return bad;
+    if (!*path)
         return -EINVAL;
     memset(out, 0, sizeof *out);
     struct sockaddr_un *un = (struct sockaddr_un *)&out->ss;
@@ -715,8 +736,9 @@ int weft_addr_unix(weft_addr *out, const char *path)
 
 int weft_addr_port(const weft_addr *a)
 {
-    if (!a)
-        return -EINVAL;
+    int bad = struct_ptr_check(a);
+    if (bad < 0)
+        return bad;
     if (a->ss.ss_family == AF_INET)
         return ntohs(((const struct sockaddr_in *)&a->ss)->sin_port);
     if (a->ss.ss_family == AF_INET6)
@@ -726,8 +748,9 @@ int weft_addr_port(const weft_addr *a)
 
 int weft_addr_local(int fd, weft_addr *out)
 {
-    if (!out)
-        return -EINVAL;
+    int bad = struct_ptr_check(out);
+    if (bad < 0)
+        return bad;
     out->len = sizeof out->ss;
     return weft__sys_getsockname(sys_here(), fd, (struct sockaddr *)&out->ss, &out->len);
 }
@@ -748,7 +771,10 @@ static int set_int(int fd, int level, int opt, int v)
 
 int weft_listen(const weft_addr *addr, int backlog, unsigned flags)
 {
-    if (!addr || (flags & ~(WEFT_LISTEN_REUSEPORT | WEFT_LISTEN_V6ONLY)))
+    int bad = struct_ptr_check(addr);
+    if (bad < 0)
+        return bad;
+    if (flags & ~(WEFT_LISTEN_REUSEPORT | WEFT_LISTEN_V6ONLY))
         return -EINVAL;
     int family = addr->ss.ss_family;
     int fd = weft_socket(family, SOCK_STREAM, 0);
@@ -775,8 +801,9 @@ int weft_listen(const weft_addr *addr, int backlog, unsigned flags)
 
 int weft_dial(const weft_addr *addr, int64_t deadline)
 {
-    if (!addr)
-        return -EINVAL;
+    int bad = struct_ptr_check(addr);
+    if (bad < 0)
+        return bad;
     int fd = weft_socket(addr->ss.ss_family, SOCK_STREAM, 0);
     if (fd < 0)
         return fd;
@@ -790,6 +817,8 @@ int weft_dial(const weft_addr *addr, int64_t deadline)
 
 int weft_datagram(const weft_addr *addr, int family)
 {
+    if (addr && struct_ptr_check(addr) < 0)
+        return -EFAULT;
     if (addr)
         family = addr->ss.ss_family;
     int fd = weft_socket(family, SOCK_DGRAM, 0);

@@ -446,6 +446,42 @@ Test(ported_net, a_receive_into_a_null_buffer_loses_no_datagram, .timeout = 30)
     run_main(bad_buffer_main, NULL);
 }
 
+/* The structures the socket calls read or fill, given as a pointer into the first page (what
+ * &s->addr gives for a NULL s): -EFAULT, as the system calls answer a bad pointer, where
+ * weft read the family (or the sendfile offset) first and crashed; NULL stays -EINVAL where
+ * weft.h says so. */
+static void *bad_struct_main(void *arg)
+{
+    (void)arg;
+    weft_addr *bad = (weft_addr *)(uintptr_t)8;
+    cr_assert_eq(weft_datagram(bad, AF_INET), -EFAULT);
+    cr_assert_eq(weft_listen(bad, 0, 0), -EFAULT);
+    cr_assert_eq(weft_dial(bad, SOON), -EFAULT);
+    cr_assert_eq(weft_addr_port(bad), -EFAULT);
+    cr_assert_eq(weft_addr_local(0, bad), -EFAULT);
+    cr_assert_eq(weft_addr_ip(bad, "127.0.0.1", 80), -EFAULT);
+    cr_assert_eq(weft_addr_unix(bad, "/tmp/x"), -EFAULT);
+    weft_addr ok;
+    cr_assert_eq(weft_addr_unix(&ok, (const char *)(uintptr_t)16), -EFAULT);
+    cr_assert_eq(weft_addr_unix(&ok, NULL), -EINVAL);
+    cr_assert_eq(weft_listen(NULL, 0, 0), -EINVAL);
+    cr_assert_eq(weft_addr_port(NULL), -EINVAL);
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(weft_sendfile(p[1], fd, (off_t *)(uintptr_t)8, 10, SOON), -EFAULT);
+    close(fd);
+    close(p[0]);
+    close(p[1]);
+    return NULL;
+}
+
+Test(ported_net, a_socket_structure_in_the_first_page_is_efault, .timeout = 30)
+{
+    run_main(bad_struct_main, NULL);
+}
+
 /* Tokio uds_stream/mio unix_stream with SOCK_SEQPACKET and libuv's pipe tests: records keep
  * their bounds (a short buffer cuts one record, the rest of it is gone), a peer's SHUT_WR
  * reads as 0 after the records, and the closed peer then makes writes -EPIPE. */
