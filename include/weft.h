@@ -2464,7 +2464,8 @@ typedef void (*weft_watch_fn)(weft_watch *w, int fd, unsigned events, void *arg)
  *   that called weft_run, from its next tick: the other workers' threads block every signal
  *   from their start). Every watch of the signal in the process gets each arrival from its
  *   add on, whichever worker and whichever runtime it is on (as libuv's loops, Tokio's
- *   runtimes and Go's handlers do): one of them reads it and counts it to the others. A
+ *   runtimes and Go's handlers do): one of them reads it and counts it to the others (a
+ *   fork()'s child starts with none of its parent's watches). A
  *   weft_signal_wait of the same signal (in any runtime) competes with the watches: each
  *   arrival goes either to it or to all the watches.
  * Like every fd weft waits on, an fd watched is made non-blocking. `*out` (may be NULL for a
