@@ -2362,8 +2362,11 @@ WEFT_API size_t weft_group_size(const weft_group *g);
  * the point is that nothing outlives the group), and for the other tasks waiting in
  * weft_group_wait on it to return (0: its members are done), then frees the group. Returns 0,
  * -EPERM (not inside a task, or another runtime's thread) or -EDEADLK (called by one of the group's
- * own tasks) or -EALREADY (another task is closing it, and frees it: do not use it after);
- * the group is then left untouched. */
+ * own tasks, or by a task that one of its members waits for through closes of other groups or
+ * generators: a member of G1 closes G2 while a member of G2 closes G1, each close waiting
+ * for the other's end for ever; the close that would complete the circle is refused) or
+ * -EALREADY (another task is closing it, and frees it: do not use it after); the group is
+ * then left untouched. */
 WEFT_API int weft_group_close(weft_group *g);
 
 /* A generator: a coroutine that produces values one at a time, each when its consumer asks
@@ -2395,8 +2398,8 @@ WEFT_API int weft_gen_yield(weft_gen *g, const void *value);
 /* Stops the generator early if it has not finished (its pending yield returns -ECANCELED
  * and its cleanup runs), waits for it, and frees it. Returns 0, -EINVAL, -EPERM,
  * -EDEADLK from the generator's own body (which would wait for its own end), or from a task
- * its body waits for through closes of other generators (a circle: A's body closes B, and
- * B's body, cancelled, closes A; each would wait for the other's end for ever), nothing
+ * its body waits for through closes of other generators or groups (a circle: A's body closes
+ * B, and B's body, cancelled, closes A; each would wait for the other's end for ever), nothing
  * being done either way; or -EALREADY while another task closes it (which frees it: do not
  * use it after). */
 WEFT_API int weft_gen_close(weft_gen *g);
