@@ -1531,10 +1531,10 @@ WEFT_API int weft_debug_serve(const weft_addr *addr, weft_addr *bound);
 /* Runs fn(arg) as a task on worker `worker` (0 .. weft_worker_count() - 1) of the caller's
  * runtime (pinned there in stealing mode too: no thief takes it) and gives the caller a
  * future of its result, to await with weft_await(f, &value, deadline) (or poll, or combine)
- * on the caller's worker. The task is handed over through the pair's message ring; when fn returns,
- * the task posts the result back to the caller's worker, whose loop completes the future and wakes
- * whoever awaits it: a future is only ever written and read on the worker that called
- * weft_submit_to. On the caller's own worker the task is spawned there, and completes the future
+ * on any worker of the runtime. The task is handed over through the pair's message ring; when fn
+ * returns, the task posts the result back to the caller's worker, whose loop settles the future
+ * and wakes whoever awaits it, on whichever worker (a Tokio JoinHandle, not a Seastar future:
+ * the future may be handed to a task of another worker). On the caller's own worker the task is spawned there, and completes the future
  * without a message. The future completes with:
  * - status 0 and value = what fn returned;
  * - -ECANCELED when the task was cancelled (the runtime is shutting down: its blocking calls
@@ -1550,9 +1550,10 @@ WEFT_API int weft_debug_serve(const weft_addr *addr, weft_addr *bound);
  * task and the reply, and freed by the last of them). A dropped result that owns resources
  * leaks them: hand such results over some other way. `arg` must stay valid until fn has
  * returned, which only an awaited completion tells.
- * Await it from the caller's worker, one task at a time (the latest poll's waker is the one
- * woken); polled from another worker it stays pending. Destroying it is allowed from any
- * thread (it drops a reference).
+ * Await it from one task at a time, on any worker of the runtime (the latest poll's waker is
+ * the one woken); polled from a task of another runtime it completes once the result is in,
+ * but its wake does not reach that task (await it with a deadline there). Destroying it is
+ * allowed from any thread (it drops a reference).
  * Every future completes before weft_run returns, even when the runtime stops meanwhile (the
  * loops keep exchanging messages until none is in flight): one kept past weft_run and polled
  * from outside any runtime there (weft_future_poll) is READY with its status and value. A
