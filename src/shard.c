@@ -136,7 +136,7 @@ typedef struct submission {
     /* origin's runtime, fixed: compared, never followed, by a poll from any thread (the
      * runtime may have ended; its every submission was settled by then). */
     const weft__runtime *rt;
-    weft_fn fn;           /* fixed before the hand-over */
+    weft_fn fn; /* fixed before the hand-over */
     void *arg;
     void *value;  /* the task's, until the reply (see the file comment) */
     int status;   /* the task's, until the reply */
