@@ -550,60 +550,86 @@ Test(group, a_second_close_while_one_runs_is_ealready, .timeout = 30)
 /* Bug: a member of one group closing a second group while a member of the second closed the
  * first hung the runtime for ever with no deadlock report: each close waits, uncancellably,
  * for the other closer's end (a known leftover of the generators' circle fix). The close that
- * completes the circle is -EDEADLK now, and the other one closes its group. */
-static weft_group *cross[2];
-static int cross_result[2];
+ * completes the circle is -EDEADLK now, and the others close their groups. A circle of four
+ * (the member of group i closes group i + 1), with a bystander in each group, likewise. */
+enum { CROSS_MAX = 4 };
+static weft_group *cross[CROSS_MAX];
+static int cross_n;
+static int cross_result[CROSS_MAX];
 static int cross_nstarted;
 static weft_event cross_go;
 
-static void *close_the_other_group(void *arg)
+static void *close_the_next_group(void *arg)
 {
     int i = (int)(intptr_t)arg;
     cross_nstarted++;
     weft_event_wait(&cross_go, WEFT_FOREVER); /* cancelled by the other's close: goes on */
-    cross_result[i] = weft_group_close(cross[1 - i]);
+    cross_result[i] = weft_group_close(cross[(i + 1) % cross_n]);
     return NULL;
+}
+
+static bool cross_all_returned(void)
+{
+    for (int i = 0; i < cross_n; i++)
+        if (cross_result[i] == 1)
+            return false;
+    return true;
 }
 
 static void *cross_close_main(void *arg)
 {
-    (void)arg;
+    cross_n = (int)(intptr_t)arg;
     weft_event go = WEFT_EVENT_INIT;
     cross_go = go;
     cross_nstarted = 0;
-    cross_result[0] = cross_result[1] = 1;
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < cross_n; i++) {
+        cross_result[i] = 1;
         if (weft_group_create(&cross[i]) < 0)
             return (void *)1;
-    for (int i = 0; i < 2; i++)
-        if (weft_group_spawn(cross[i], close_the_other_group, (void *)(intptr_t)i, NULL) < 0)
+    }
+    for (int i = 0; i < cross_n; i++)
+        if (weft_group_spawn(cross[i], forever_job, NULL, NULL) < 0 ||
+            weft_group_spawn(cross[i], close_the_next_group, (void *)(intptr_t)i, NULL) < 0)
             return (void *)2;
-    while (cross_nstarted < 2) /* both parked on the event: a cancel then wakes them */
+    while (cross_nstarted < cross_n) /* all parked on the event: a cancel then wakes them */
         weft_yield();
     weft_event_set(&cross_go);
-    while (cross_result[0] == 1 || cross_result[1] == 1)
+    while (!cross_all_returned())
         weft_yield();
-    /* Member i closed (and freed) the other group, or was refused: close what is left. */
-    for (int i = 0; i < 2; i++)
-        if (cross_result[i] != 0 && weft_group_close(cross[1 - i]) != 0)
+    /* Member i closed (and freed) the next group, or was refused: close what is left. */
+    for (int i = 0; i < cross_n; i++)
+        if (cross_result[i] != 0 && weft_group_close(cross[(i + 1) % cross_n]) != 0)
             return (void *)3;
     return NULL;
 }
 
-Test(group, two_groups_whose_members_close_each_others_group_is_edeadlk, .timeout = 30)
+static void check_cross(int n)
 {
     for (int ord = WEFT_ORDER_FIFO; ord <= WEFT_ORDER_DEPTH_FIRST; ord++) {
         weft_config c;
         weft_config_init(&c);
         c.workers = 2;
         c.order = ord;
-        void *r = run_main_cfg(&c, cross_close_main, NULL);
+        void *r = run_main_cfg(&c, cross_close_main, (void *)(intptr_t)n);
         cr_assert_eq(r, NULL, "order %d: main failed at step %d", ord, (int)(intptr_t)r);
-        int nok = (cross_result[0] == 0) + (cross_result[1] == 0);
-        int nrefused = (cross_result[0] == -EDEADLK) + (cross_result[1] == -EDEADLK);
-        cr_assert_eq(nok, 1, "one close goes through (%d, %d)", cross_result[0], cross_result[1]);
+        int nok = 0, nrefused = 0;
+        for (int i = 0; i < n; i++) {
+            nok += cross_result[i] == 0;
+            nrefused += cross_result[i] == -EDEADLK;
+        }
+        cr_assert_eq(nok, n - 1, "the closes that do not complete the circle go through");
         cr_assert_eq(nrefused, 1, "the close completing the circle is refused");
     }
+}
+
+Test(group, two_groups_whose_members_close_each_others_group_is_edeadlk, .timeout = 30)
+{
+    check_cross(2);
+}
+
+Test(group, a_circle_of_four_group_closes_is_edeadlk, .timeout = 30)
+{
+    check_cross(4);
 }
 
 /* The same circle through a generator: a group member closes a generator whose body, stopped,
