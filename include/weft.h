@@ -1533,10 +1533,10 @@ WEFT_API int weft_debug_serve(const weft_addr *addr, weft_addr *bound);
 /* Runs fn(arg) as a task on worker `worker` (0 .. weft_worker_count() - 1) of the caller's
  * runtime (pinned there in stealing mode too: no thief takes it) and gives the caller a
  * future of its result, to await with weft_await(f, &value, deadline) (or poll, or combine)
- * on the caller's worker. The task is handed over through the pair's message ring; when fn returns,
- * the task posts the result back to the caller's worker, whose loop completes the future and wakes
- * whoever awaits it: a future is only ever written and read on the worker that called
- * weft_submit_to. On the caller's own worker the task is spawned there, and completes the future
+ * on any worker of the runtime. The task is handed over through the pair's message ring; when fn
+ * returns, the task posts the result back to the caller's worker, whose loop settles the future
+ * and wakes whoever awaits it, on whichever worker (a Tokio JoinHandle, not a Seastar future:
+ * the future may be handed to a task of another worker). On the caller's own worker the task is spawned there, and completes the future
  * without a message. The future completes with:
  * - status 0 and value = what fn returned;
  * - -ECANCELED when the task was cancelled (the runtime is shutting down: its blocking calls
@@ -1552,9 +1552,10 @@ WEFT_API int weft_debug_serve(const weft_addr *addr, weft_addr *bound);
  * task and the reply, and freed by the last of them). A dropped result that owns resources
  * leaks them: hand such results over some other way. `arg` must stay valid until fn has
  * returned, which only an awaited completion tells.
- * Await it from the caller's worker, one task at a time (the latest poll's waker is the one
- * woken); polled from another worker it stays pending. Destroying it is allowed from any
- * thread (it drops a reference).
+ * Await it from one task at a time, on any worker of the runtime (the latest poll's waker is
+ * the one woken); polled from a task of another runtime it completes once the result is in,
+ * but its wake does not reach that task (await it with a deadline there). Destroying it is
+ * allowed from any thread (it drops a reference).
  * Every future completes before weft_run returns, even when the runtime stops meanwhile (the
  * loops keep exchanging messages until none is in flight): one kept past weft_run and polled
  * from outside any runtime there (weft_future_poll) is READY with its status and value. A
@@ -2364,8 +2365,11 @@ WEFT_API size_t weft_group_size(const weft_group *g);
  * the point is that nothing outlives the group), and for the other tasks waiting in
  * weft_group_wait on it to return (0: its members are done), then frees the group. Returns 0,
  * -EPERM (not inside a task, or another runtime's thread) or -EDEADLK (called by one of the group's
- * own tasks) or -EALREADY (another task is closing it, and frees it: do not use it after);
- * the group is then left untouched. */
+ * own tasks, or by a task that one of its members waits for through closes of other groups or
+ * generators: a member of G1 closes G2 while a member of G2 closes G1, each close waiting
+ * for the other's end for ever; the close that would complete the circle is refused) or
+ * -EALREADY (another task is closing it, and frees it: do not use it after); the group is
+ * then left untouched. */
 WEFT_API int weft_group_close(weft_group *g);
 
 /* A generator: a coroutine that produces values one at a time, each when its consumer asks
@@ -2397,8 +2401,8 @@ WEFT_API int weft_gen_yield(weft_gen *g, const void *value);
 /* Stops the generator early if it has not finished (its pending yield returns -ECANCELED
  * and its cleanup runs), waits for it, and frees it. Returns 0, -EINVAL, -EPERM,
  * -EDEADLK from the generator's own body (which would wait for its own end), or from a task
- * its body waits for through closes of other generators (a circle: A's body closes B, and
- * B's body, cancelled, closes A; each would wait for the other's end for ever), nothing
+ * its body waits for through closes of other generators or groups (a circle: A's body closes
+ * B, and B's body, cancelled, closes A; each would wait for the other's end for ever), nothing
  * being done either way; or -EALREADY while another task closes it (which frees it: do not
  * use it after). */
 WEFT_API int weft_gen_close(weft_gen *g);

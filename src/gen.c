@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "close_wait.h"
 #include "scheduler.h"
 #include "task_api.h"
 #include "wake.h"
@@ -40,55 +41,10 @@ struct weft_gen {
     char pending[];      /* elem_size bytes: a value produced for an abandoned request */
 };
 
-/* A close waiting for a body's end: on the closer's stack, in its worker's `gen_closes`
- * (worker.h) while it waits. A generator, its body and every task that calls it are its
- * worker's (pinned, or bound by the call), so the list and the records it names are touched
- * by that worker's thread only, and a record's tasks stay unreaped while it is linked (the
- * closer waits, and it is the body's only joiner). */
-typedef struct weft__gen_close {
-    struct weft__gen_close *next;
-    const weft_task *closer;
-    const weft_task *body;
-} weft__gen_close;
-
-/* The body `closer` waits for in a close, or NULL when it is in none. */
-static const weft_task *body_closed_by(const weft__worker *w, const weft_task *closer)
+/* The task a close of a generator waits for: its body (close_wait.h). */
+static bool body_only(const void *waited, weft__task_visit *visit, void *ctx)
 {
-    for (const weft__gen_close *c = w->gen_closes; c; c = c->next)
-        if (c->closer == closer)
-            return c->body;
-    return NULL;
-}
-
-/* Whether `self` closing the generator of `body` would close a circle: that body is itself
- * closing a generator whose body closes ... one whose body is `self`. Each would wait,
- * uncancellably, for the next one's end. A task waits in one close at most, so this is a
- * path; its length is bounded by the list's, since a circle that does not pass through
- * `self` (stuck already, and not this call's to report) would otherwise be walked for ever. */
-static bool closes_circle(const weft__worker *w, const weft_task *body, const weft_task *self)
-{
-    size_t nclosing = 0;
-    for (const weft__gen_close *c = w->gen_closes; c; c = c->next)
-        nclosing++;
-    const weft_task *t = body;
-    for (size_t i = 0; i < nclosing; i++) {
-        t = body_closed_by(w, t);
-        if (!t)
-            return false;
-        if (t == self)
-            return true;
-    }
-    return false;
-}
-
-static void close_unlink(weft__worker *w, const weft__gen_close *rec)
-{
-    for (weft__gen_close **p = &w->gen_closes; *p; p = &(*p)->next) {
-        if (*p == rec) {
-            *p = rec->next;
-            return;
-        }
-    }
+    return visit(waited, ctx);
 }
 
 typedef struct state_wait {
@@ -247,14 +203,14 @@ int weft_gen_close(weft_gen *g)
         return -EDEADLK; /* the body closing itself would wait for its own end */
     if (g->closing)
         return -EALREADY; /* another task is closing it (one joiner only), and will free it */
-    if (closes_circle(w, g->task, self))
+    weft__close_wait rec = {.closer = self, .waited = g->task, .any_waited = body_only};
+    if (weft__close_would_circle(w, &rec))
         return -EDEADLK; /* its body waits, through other closes, for the caller's own end */
     g->closing = 1;
-    weft__gen_close rec = {w->gen_closes, self, g->task};
-    w->gen_closes = &rec;
+    weft__close_wait_push(w, &rec);
     weft_cancel(g->task);
     weft__join_uncancellable(w, g->task); /* even if the closer itself is cancelled */
-    close_unlink(w, &rec);                /* still w's: the closer is bound to it (above) */
+    weft__close_wait_unlink(w, &rec);     /* still w's: the closer is bound to it (above) */
     while (g->nnext)                      /* the consumer the body's end woke has not run yet */
         weft_yield();
     weft__free(w, g);

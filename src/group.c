@@ -3,10 +3,12 @@
  * task ends, even if it was cancelled before it ever ran); the last one to finish releases
  * the group's waiters. Closing cancels the members and waits for them without honouring the
  * closer's own cancellation, so no member outlives it. A member waiting for its own group (wait,
- * close) would wait for itself: -EDEADLK. A group belongs to the worker that created it;
- * other threads get -EPERM. */
+ * close) would wait for itself: -EDEADLK, and so would a close completing a circle of closes
+ * (close_wait.h: a member of G1 closes G2 while a member of G2 closes G1). A group belongs to the
+ * worker that created it; other threads get -EPERM. */
 #include <errno.h>
 
+#include "close_wait.h"
 #include "scheduler.h"
 #include "sync_internal.h"
 #include "task.h"
@@ -196,6 +198,16 @@ size_t weft_group_size(const weft_group *g)
     return g ? g->n : 0;
 }
 
+/* The tasks a close of g waits for: its unfinished members (close_wait.h). */
+static bool any_member(const void *waited, weft__task_visit *visit, void *ctx)
+{
+    const weft_group *g = waited;
+    for (const weft__list *l = g->members.next; l != &g->members; l = l->next)
+        if (visit(weft__container_of(l, member, link)->task, ctx))
+            return true;
+    return false;
+}
+
 int weft_group_close(weft_group *g)
 {
     if (!g)
@@ -204,16 +216,26 @@ int weft_group_close(weft_group *g)
     weft_task *self = weft__blocking_task(w);
     if (!self || w != g->w)
         return -EPERM;
+    /* Its group is its worker's: the closer stays there (task.h), as every other call on g
+     * keeps its caller. Unbound (a task that never used g before), its wait below could hand
+     * it to another worker (stealing mode, move_started), whose thread would then free g
+     * through w and walk w's closes. */
+    weft__task_bind(self);
     if (is_member(g, self))
         return -EDEADLK; /* it would wait for its own end */
     if (g->closing)
         return -EALREADY; /* another task is closing it, and will free it */
+    weft__close_wait rec = {.closer = self, .waited = g, .any_waited = any_member};
+    if (weft__close_would_circle(w, &rec))
+        return -EDEADLK; /* a member waits, through other closes, for the caller's own end */
     g->closing = 1;
+    weft__close_wait_push(w, &rec);
     weft_group_cancel(g);
     if (g->n) {
         arm(g);
         weft__waitgroup_wait_all(&g->wg);
     }
+    weft__close_wait_unlink(w, &rec); /* still w's: the closer is bound to it (above) */
     /* The other waiters were woken with us: each leaves g at its next turn (a cancelled
      * task's yield still yields). */
     while (g->nwaiting)

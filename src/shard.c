@@ -9,14 +9,18 @@
  *   fn, arg          written by the caller before the hand-over, read by the task;
  *   value, status,   written by the task before it posts the reply, read by the caller's
  *   started, replied worker in the reply's handler (the ring publishes them);
- *   settled, waiter  the caller's worker (the future's poll, the reply's handler); settled
- *                    is read by a poll from outside any runtime too (after weft_run).
+ *   settled          stored by the caller's worker (the reply's handler), read by a poll
+ *                    on any worker, or from outside any runtime (after weft_run);
+ *   waiter           the latest poll's waker, under `lock`: a poll on any worker of the
+ *                    runtime sets it, the reply's handler takes it (an awaiter need not be on
+ *                    the caller's worker: the future may be handed to another task).
  * The record is freed by the last of three references: the future's (dropped by
  * weft_future_destroy, from any thread), the task's (dropped by the task's spawn cleanup,
  * which runs however the task ends, even unrun), and the reply's (taken by the task just
  * before it posts the reply, dropped by the reply's handler). So a future destroyed early
  * leaves the record to the task and the reply, and a reply that arrives for it writes only
- * to live memory; no field but the count and `settled` is shared, so only they are atomic.
+ * to live memory; no field but the count, `settled` and the waiter (under its lock) is
+ * shared.
  *
  * A broadcast (weft_sharded_*). One callback per worker, each worker's slot claimed with a
  * CAS, either by its worker (PENDING -> RUNNING -> DONE) or by a caller that gives up
@@ -33,6 +37,7 @@
 #include "runtime.h"
 #include "scheduler.h"
 #include "smp.h"
+#include "util/spinlock.h"
 #include "wake.h"
 #include "worker.h"
 
@@ -128,7 +133,10 @@ static void post_must(weft_task *self, weft__worker *to, const weft__msg *m)
 typedef struct submission {
     weft_future base;     /* the caller's future (owner: the origin worker) */
     weft__worker *origin; /* the caller's worker; fixed */
-    weft_fn fn;           /* fixed before the hand-over */
+    /* origin's runtime, fixed: compared, never followed, by a poll from any thread (the
+     * runtime may have ended; its every submission was settled by then). */
+    const weft__runtime *rt;
+    weft_fn fn; /* fixed before the hand-over */
     void *arg;
     void *value;  /* the task's, until the reply (see the file comment) */
     int status;   /* the task's, until the reply */
@@ -138,7 +146,11 @@ typedef struct submission {
      * loaded by the origin, or by a thread outside any runtime (acquire: weft_run has
      * returned and the future is polled from there). */
     _Atomic bool settled;
-    weft_waker waiter; /* origin: the latest poll's waker */
+    /* Guards `waiter` (a poll's check of `settled` and its store of the waker against the
+     * reply's take of it, so that a poll either sees the result or is woken). Held for a few
+     * loads and stores. */
+    _Atomic uint32_t lock;
+    weft_waker waiter; /* the latest poll's waker, any worker's; under `lock` */
     /* any thread: retained relaxed (by a holder of a reference); the release that drops it
      * to zero is acq_rel, so every other holder's last access happens before the free. */
     _Atomic unsigned refs;
@@ -155,8 +167,10 @@ static void submission_release(submission *sub)
 static void settle(weft__worker *w, submission *sub)
 {
     atomic_store_explicit(&sub->settled, true, memory_order_release);
+    weft__spin_lock(&sub->lock);
     weft_waker wk = sub->waiter;
     sub->waiter = (weft_waker){NULL, 0};
+    weft__spin_unlock(&sub->lock);
     if (wk.task)
         weft__wake_from(w, wk.task, wk.epoch);
 }
@@ -224,21 +238,27 @@ static int submission_poll(weft_future *f, weft_context *cx)
 {
     submission *sub = (submission *)f;
     weft__worker *w = weft__worker_current();
-    if (w != sub->origin) {
+    if (!w || w->rt != sub->rt) {
         /* Outside any runtime (weft_run has returned: every reply came during the stop), the
-         * result reads through the acquire. Another worker's poll stays pending: the record's
-         * fields are not its own. */
-        if (!w && atomic_load_explicit(&sub->settled, memory_order_acquire)) {
+         * result reads through the acquire. A poll from another runtime's worker likewise
+         * only looks: its task could not be woken from this runtime's loop. */
+        if (atomic_load_explicit(&sub->settled, memory_order_acquire)) {
             weft_future_complete(f, sub->status, sub->value);
             return WEFT_READY;
         }
         return WEFT_PENDING;
     }
-    if (atomic_load_explicit(&sub->settled, memory_order_relaxed)) {
+    /* Any worker of the runtime: the lock orders this check against the reply's take of the
+     * waiter, and its acquire (with the release of `settled`) publishes the result. */
+    weft__spin_lock(&sub->lock);
+    bool settled = atomic_load_explicit(&sub->settled, memory_order_acquire);
+    if (!settled)
+        sub->waiter = cx->waker;
+    weft__spin_unlock(&sub->lock);
+    if (settled) {
         weft_future_complete(f, sub->status, sub->value);
         return WEFT_READY;
     }
-    sub->waiter = cx->waker;
     return WEFT_PENDING;
 }
 
@@ -267,6 +287,7 @@ int weft_submit_to(unsigned worker, weft_fn fn, void *arg, weft_future **out)
     memset(sub, 0, sizeof *sub);
     weft_future_init(&sub->base, &submission_ops);
     sub->origin = w;
+    sub->rt = w->rt;
     sub->fn = fn;
     sub->arg = arg;
     atomic_init(&sub->refs, 2); /* the future's and the task's */

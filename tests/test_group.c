@@ -546,3 +546,160 @@ Test(group, a_second_close_while_one_runs_is_ealready, .timeout = 30)
 {
     run_main(double_close_main, NULL);
 }
+
+/* Bug: a member of one group closing a second group while a member of the second closed the
+ * first hung the runtime for ever with no deadlock report: each close waits, uncancellably,
+ * for the other closer's end (a known leftover of the generators' circle fix). The close that
+ * completes the circle is -EDEADLK now, and the others close their groups. A circle of four
+ * (the member of group i closes group i + 1), with a bystander in each group, likewise. */
+enum { CROSS_MAX = 4 };
+static weft_group *cross[CROSS_MAX];
+static int cross_n;
+static int cross_result[CROSS_MAX];
+static int cross_nstarted;
+static weft_event cross_go;
+
+static void *close_the_next_group(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    cross_nstarted++;
+    weft_event_wait(&cross_go, WEFT_FOREVER); /* cancelled by the other's close: goes on */
+    cross_result[i] = weft_group_close(cross[(i + 1) % cross_n]);
+    return NULL;
+}
+
+static bool cross_all_returned(void)
+{
+    for (int i = 0; i < cross_n; i++)
+        if (cross_result[i] == 1)
+            return false;
+    return true;
+}
+
+static void *cross_close_main(void *arg)
+{
+    cross_n = (int)(intptr_t)arg;
+    weft_event go = WEFT_EVENT_INIT;
+    cross_go = go;
+    cross_nstarted = 0;
+    for (int i = 0; i < cross_n; i++) {
+        cross_result[i] = 1;
+        if (weft_group_create(&cross[i]) < 0)
+            return (void *)1;
+    }
+    for (int i = 0; i < cross_n; i++)
+        if (weft_group_spawn(cross[i], forever_job, NULL, NULL) < 0 ||
+            weft_group_spawn(cross[i], close_the_next_group, (void *)(intptr_t)i, NULL) < 0)
+            return (void *)2;
+    while (cross_nstarted < cross_n) /* all parked on the event: a cancel then wakes them */
+        weft_yield();
+    weft_event_set(&cross_go);
+    while (!cross_all_returned())
+        weft_yield();
+    /* Member i closed (and freed) the next group, or was refused: close what is left. */
+    for (int i = 0; i < cross_n; i++)
+        if (cross_result[i] != 0 && weft_group_close(cross[(i + 1) % cross_n]) != 0)
+            return (void *)3;
+    return NULL;
+}
+
+static void check_cross(int n)
+{
+    for (int ord = WEFT_ORDER_FIFO; ord <= WEFT_ORDER_DEPTH_FIRST; ord++) {
+        weft_config c;
+        weft_config_init(&c);
+        c.workers = 2;
+        c.order = ord;
+        void *r = run_main_cfg(&c, cross_close_main, (void *)(intptr_t)n);
+        cr_assert_eq(r, NULL, "order %d: main failed at step %d", ord, (int)(intptr_t)r);
+        int nok = 0, nrefused = 0;
+        for (int i = 0; i < n; i++) {
+            nok += cross_result[i] == 0;
+            nrefused += cross_result[i] == -EDEADLK;
+        }
+        cr_assert_eq(nok, n - 1, "the closes that do not complete the circle go through");
+        cr_assert_eq(nrefused, 1, "the close completing the circle is refused");
+    }
+}
+
+Test(group, two_groups_whose_members_close_each_others_group_is_edeadlk, .timeout = 30)
+{
+    check_cross(2);
+}
+
+Test(group, a_circle_of_four_group_closes_is_edeadlk, .timeout = 30)
+{
+    check_cross(4);
+}
+
+/* The same circle through a generator: a group member closes a generator whose body, stopped,
+ * closes the member's group (mode 0); or the body closes the group first, and its member,
+ * cancelled, closes the generator (mode 1). Each close waited for the other for ever. */
+static weft_group *mixed_group;
+static weft_gen *mixed_gen;
+static int mixed_result[2]; /* [0]: the member's weft_gen_close, [1]: the body's group close */
+static int mixed_nstarted;
+static weft_event mixed_go;
+
+static void mixed_body(weft_gen *g, void *arg)
+{
+    int v = 0;
+    if (weft_gen_yield(g, &v) < 0 && (intptr_t)arg == 0) {
+        mixed_result[1] = weft_group_close(mixed_group); /* stopped by the member's close */
+        return;
+    }
+    mixed_result[1] = weft_group_close(mixed_group); /* at its second request */
+    weft_gen_yield(g, &v);
+}
+
+static void *close_the_gen(void *arg)
+{
+    (void)arg;
+    mixed_nstarted++;
+    weft_event_wait(&mixed_go, WEFT_FOREVER); /* or cancelled by the body's close */
+    mixed_result[0] = weft_gen_close(mixed_gen);
+    return NULL;
+}
+
+static void *mixed_close_main(void *arg)
+{
+    intptr_t mode = (intptr_t)arg;
+    weft_event go = WEFT_EVENT_INIT;
+    mixed_go = go;
+    mixed_nstarted = 0;
+    mixed_result[0] = mixed_result[1] = 1;
+    int v;
+    if (weft_group_create(&mixed_group) < 0 ||
+        weft_gen_create(&mixed_gen, mixed_body, arg, sizeof v, NULL) < 0 ||
+        weft_gen_next(mixed_gen, &v, WEFT_FOREVER) != 0 ||
+        weft_group_spawn(mixed_group, close_the_gen, NULL, NULL) < 0)
+        return (void *)1;
+    while (mixed_nstarted < 1)
+        weft_yield();
+    if (mode == 0) {
+        weft_event_set(&mixed_go);
+        while (mixed_result[0] == 1 || mixed_result[1] == 1)
+            weft_yield();
+        return (void *)(intptr_t)(weft_group_close(mixed_group) == 0 ? 0 : 2);
+    }
+    if (weft_gen_next(mixed_gen, &v, WEFT_FOREVER) != 0) /* the body closes the group */
+        return (void *)3;
+    return (void *)(intptr_t)(weft_gen_close(mixed_gen) == 0 ? 0 : 4);
+}
+
+Test(group, a_circle_of_closes_through_a_generator_is_edeadlk, .timeout = 30)
+{
+    for (intptr_t mode = 0; mode < 2; mode++) {
+        for (int ord = WEFT_ORDER_FIFO; ord <= WEFT_ORDER_DEPTH_FIRST; ord++) {
+            weft_config c;
+            weft_config_init(&c);
+            c.workers = 1;
+            c.order = ord;
+            cr_assert_eq(run_main_cfg(&c, mixed_close_main, (void *)mode), NULL, "mode %d",
+                         (int)mode);
+            cr_assert_eq(mixed_result[mode == 0 ? 0 : 1], 0, "mode %d: the first close", (int)mode);
+            cr_assert_eq(mixed_result[mode == 0 ? 1 : 0], -EDEADLK,
+                         "mode %d: the close completing the circle", (int)mode);
+        }
+    }
+}

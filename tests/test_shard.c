@@ -193,8 +193,10 @@ static void *plus_one(void *arg)
 static void *await_elsewhere(void *arg)
 {
     weft_future *f = arg;
-    /* Another worker's future: it stays pending here, untouched. */
-    cr_assert_eq(weft_await(f, NULL, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT);
+    /* Another worker's future: its result reaches this worker's awaiter as well. */
+    void *v = NULL;
+    cr_assert_eq(weft_await(f, &v, WEFT_FOREVER), 0);
+    cr_assert_eq(v, (void *)42);
     return NULL;
 }
 
@@ -859,4 +861,53 @@ Test(shard, the_runtime_stops_with_connections_everywhere)
     cr_assert_eq(count_fds(), before, "every fd closed");
     run_main_cfg(&c, stop_serving_main, (void *)(uintptr_t)WEFT_SERVE_ACCEPTOR);
     cr_assert_eq(count_fds(), before, "every fd closed");
+}
+
+/* Bug: a weft_submit_to future awaited by a task of another worker (handed to it, as a Tokio
+ * JoinHandle may be) stayed pending for ever, however long ago the result had come in: only
+ * a poll on the submitting worker read the reply (found by awaiting it from a task spawned
+ * on a third worker). Any worker of the runtime may await it now, one task at a time. */
+static void *slow_seven(void *arg)
+{
+    (void)arg;
+    weft_sleep(20 * WEFT_MSEC); /* the awaiter is parked by then, or not: either works */
+    return (void *)7;
+}
+
+static weft_future *handed_future;
+static int handed_status;
+static void *handed_value;
+
+static void *await_handed_future(void *arg)
+{
+    (void)arg;
+    /* The bound only turns the old hang into a failure: the result is in after 20 ms. */
+    handed_status = weft_await(handed_future, &handed_value, weft_now() + 10 * WEFT_SEC);
+    return NULL;
+}
+
+static void *await_elsewhere_main(void *arg)
+{
+    handed_status = 1;
+    handed_value = NULL;
+    unsigned target = (unsigned)(intptr_t)arg;
+    if (weft_submit_to(1, slow_seven, NULL, &handed_future) != 0)
+        return (void *)1;
+    weft_task *t;
+    if (weft_spawn_on(target, &t, await_handed_future, NULL, NULL) != 0)
+        return (void *)2;
+    if (weft_join(t, NULL, WEFT_FOREVER) != 0)
+        return (void *)3;
+    weft_future_destroy(handed_future);
+    return NULL;
+}
+
+Test(shard, a_submit_to_future_may_be_awaited_from_another_worker, .timeout = 120)
+{
+    weft_config c = shard_cfg(3);
+    for (intptr_t target = 1; target <= 2; target++) { /* the submission's worker, a third */
+        cr_assert_eq(run_main_cfg(&c, await_elsewhere_main, (void *)target), NULL);
+        cr_assert_eq(handed_status, 0, "awaited on worker %d: %d", (int)target, handed_status);
+        cr_assert_eq((intptr_t)handed_value, 7);
+    }
 }
