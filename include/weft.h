@@ -2515,8 +2515,9 @@ typedef struct weft_process_opts {
  * The child starts with no signal blocked and SIGPIPE at its default action. With opts'
  * flags, its stdin/stdout/stderr are pipes whose parent ends (weft_process_stdio) are
  * non-blocking and close-on-exec, for weft_read/weft_write. `*out` is freed with
- * weft_process_free. Returns 0, -EINVAL, -ENOMEM, -EPERM outside a runtime, or the -errno of
- * the spawn (-ENOENT: no such program, -EACCES, ...). Runtime thread only. */
+ * weft_process_free. Returns 0, -EINVAL, -EFAULT (argv, path or a string in the first page),
+ * -ENOMEM, -EPERM outside a runtime, or the -errno of the spawn (-ENOENT: no such program,
+ * -EACCES, ...). Runtime thread only. */
 WEFT_API int weft_process_spawn(weft_process **out, const char *path, char *const argv[],
                                 char *const envp[], const weft_process_opts *opts);
 

@@ -65,7 +65,13 @@ int weft_process_spawn(weft_process **out, const char *path, char *const argv[],
     weft__worker *w = weft__worker_current();
     if (!w)
         return -EPERM;
-    if (!out || !path || !argv || !argv[0])
+    if (!out || !path || !argv)
+        return -EINVAL;
+    /* An argv in the first page (other than NULL) is -EFAULT, as the kernel answers for a
+     * path or an argument string there; read here, it would crash the caller. */
+    if ((uintptr_t)argv < 4096)
+        return -EFAULT;
+    if (!argv[0])
         return -EINVAL;
     unsigned flags = opts ? opts->flags : 0;
     if (flags & ~(unsigned)(WEFT_PROCESS_STDIN | WEFT_PROCESS_STDOUT | WEFT_PROCESS_STDERR))

@@ -339,3 +339,48 @@ Test(resolve, a_port_past_65535_is_einval_however_it_is_written)
 {
     run_main(service_main, NULL);
 }
+
+/* Hostile pointers to weft_process_spawn: argv in the first page was read by weft itself
+ * (argv[0]) and crashed the caller, where a path or an argument string there is -EFAULT from
+ * the kernel (found by a probe of first-page pointers across the process and file calls).
+ * Results are recorded and checked after weft_run returns. */
+typedef struct bad_spawn {
+    int argv_first_page, path_first_page, arg_first_page, ok;
+} bad_spawn;
+
+/* Volatile: the compiler would otherwise warn of the read it sees coming. */
+static volatile uintptr_t first_page_address = 16;
+
+static void *bad_spawn_main(void *arg)
+{
+    bad_spawn *b = arg;
+    weft_process *p = NULL;
+    b->argv_first_page =
+        weft_process_spawn(&p, "/bin/true", (char *const *)first_page_address, NULL, NULL);
+    char *argv[] = {"true", NULL};
+    b->path_first_page = weft_process_spawn(&p, (const char *)(uintptr_t)16, argv, NULL, NULL);
+    char *argv_bad[] = {"true", (char *)(uintptr_t)16, NULL};
+    b->arg_first_page = weft_process_spawn(&p, "/bin/true", argv_bad, NULL, NULL);
+    if (b->arg_first_page == 0) { /* a spawn that reports the exec's failure later */
+        weft_process_wait(p, NULL, WEFT_FOREVER);
+        weft_process_free(p);
+    }
+    /* Nothing was lost: a good spawn still works. */
+    b->ok = weft_process_spawn(&p, "/bin/true", argv, NULL, NULL);
+    if (b->ok == 0) {
+        int st = -1;
+        b->ok = weft_process_wait(p, &st, WEFT_FOREVER) == 0 && WIFEXITED(st) ? 0 : -1;
+        weft_process_free(p);
+    }
+    return NULL;
+}
+
+Test(process, a_first_page_argv_is_efault_not_a_crash)
+{
+    bad_spawn b = {1, 1, 1, 1};
+    run_main(bad_spawn_main, &b);
+    cr_assert_eq(b.argv_first_page, -EFAULT);
+    cr_assert_eq(b.path_first_page, -EFAULT);
+    cr_assert_eq(b.arg_first_page, -EFAULT);
+    cr_assert_eq(b.ok, 0);
+}
