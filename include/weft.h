@@ -1888,8 +1888,9 @@ WEFT_API int weft_file_truncate(int fd, off_t len, int64_t deadline);
  *   thread, so -ETIMEDOUT and -ECANCELED always mean `path` untouched.
  * The temporary file's size is checked before the rename: a write the kernel reported whole
  * but did not make (io_uring past RLIMIT_FSIZE) is -EFBIG, `path` untouched.
- * -EINVAL for a NULL path, a path ending in '/', or a NULL buf with len > 0; -ENAMETOOLONG
- * when the temporary name does not fit PATH_MAX. From inside a task only. */
+ * -EINVAL for a NULL path, a path ending in '/', or a NULL buf with len > 0; -EFAULT for a
+ * path in the first page (as the kernel answers the other path calls); -ENAMETOOLONG when the
+ * temporary name does not fit PATH_MAX. From inside a task only. */
 WEFT_API int weft_file_write_atomic(const char *path, const void *buf, size_t len, mode_t mode,
                                     int64_t deadline);
 
