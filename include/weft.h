@@ -1388,7 +1388,11 @@ WEFT_API int weft_shutdown(int fd, int how);
  * operation that another worker's task starts on the fd while it is being closed races with
  * the close as a read(2) and a close(2) on two threads do: end such uses first (a waiter
  * already parked is woken). Fds numbered 2^20 and up are forgotten on the calling worker
- * only. */
+ * only. A file call of another task that waits for or runs on the blocking pool with this fd
+ * (weft_file_*, weft_dir_next) keeps the number open: the close returns 0 and the call, when
+ * it ends, closes the fd, so it never acts on a file that reuses the number. No other fd of
+ * the file is ever opened or closed behind the caller, so its POSIX record locks (fcntl
+ * F_SETLK, lockf), which any close of the file releases, stay as they are. */
 WEFT_API int weft_close(int fd);
 
 /* Sends `count` bytes of in_fd from *offset (updated; NULL: the file position) to out_fd,

@@ -443,6 +443,11 @@ int weft__io_kind(const weft__ioreq *req);
  * counted in (or failed by) w's sys record on the worker's thread before it is handed over.
  * Returns the call's result, or weft_blocking's -ETIMEDOUT/-ECANCELED/-ENOMEM. */
 ssize_t weft__io_exec_blocking(weft__worker *w, const weft__ioreq *req, int64_t deadline);
+/* close(2) of fd for weft_close, once every worker forgot it: at once, or, while pool jobs of
+ * weft__io_exec_blocking on that number are queued or running, by the last of them as it ends
+ * (the number stays the file's until then, so none acts on a successor). Returns close's
+ * result, or 0 when left to a job. Any thread. */
+int weft__io_close_after_jobs(weft__sys *s, int fd);
 
 extern const weft__io_ops weft__io_epoll;
 #ifdef WEFT_HAVE_URING
