@@ -1390,9 +1390,11 @@ WEFT_API int weft_shutdown(int fd, int how);
  * already parked is woken). Fds numbered 2^20 and up are forgotten on the calling worker
  * only. A file call of another task that waits for or runs on the blocking pool with this fd
  * (weft_file_*, weft_dir_next) keeps the number open: the close returns 0 and the call, when
- * it ends, closes the fd, so it never acts on a file that reuses the number. No other fd of
- * the file is ever opened or closed behind the caller, so its POSIX record locks (fcntl
- * F_SETLK, lockf), which any close of the file releases, stay as they are. */
+ * it ends, closes the fd, so it never acts on a file that reuses the number (as Go's Close
+ * leaves the close to the last call in progress; until then the number is not free: do not
+ * dup2 onto it). No other fd of a regular file is ever opened or closed behind the caller,
+ * so its POSIX record locks (fcntl F_SETLK, lockf), which any close of the file releases,
+ * stay as they are. */
 WEFT_API int weft_close(int fd);
 
 /* Sends `count` bytes of in_fd from *offset (updated; NULL: the file position) to out_fd,

@@ -953,8 +953,8 @@ Test(fs, a_call_queued_for_the_pool_never_acts_on_its_fds_successor, .timeout = 
 /* A POSIX record lock (fcntl F_SETLK, lockf) outlives weft's file calls. Closing any fd of a
  * file releases every such lock the process holds on it, and a pool job on an fd ran on a
  * duplicate that it closed when done: each write, fsync, truncate or uncached read on the pool
- * dropped the caller's lock (epoll; the truncate on io_uring too). Found by a probe that
- * checked the lock from another process after each call. The check runs in a forked child,
+ * dropped the caller's lock (epoll; the truncate and sendfile on io_uring too). Found by a probe
+ * that checked the lock from another process after each call. The check runs in a forked child,
  * which asks F_GETLK of its own fd (a process never sees its own locks conflict). */
 static const char *lock_path(void)
 {
@@ -983,10 +983,12 @@ static int locked_for_others(void)
     return WEXITSTATUS(st) == 0;
 }
 
+#define LOCK_CALLS 4
+
 typedef struct lock_kept {
     int setlk;
-    ssize_t calls[3];
-    int locked[3];
+    ssize_t calls[LOCK_CALLS];
+    int locked[LOCK_CALLS];
 } lock_kept;
 
 static void *lock_kept_main(void *arg)
@@ -1003,6 +1005,16 @@ static void *lock_kept_main(void *arg)
     k->locked[1] = locked_for_others();
     k->calls[2] = weft_file_truncate(fd, 1, WEFT_FOREVER);
     k->locked[2] = locked_for_others();
+    /* io_uring's sendfile spliced through duplicates of both fds, closed at its end. */
+    int sv[2];
+    k->calls[3] = socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
+    if (k->calls[3] == 0) {
+        off_t off = 0;
+        k->calls[3] = weft_sendfile(sv[0], fd, &off, 1, WEFT_FOREVER);
+        k->locked[3] = locked_for_others();
+        weft_close(sv[0]);
+        weft_close(sv[1]);
+    }
     weft_close(fd);
     unlink(lock_path());
     return NULL;
@@ -1013,8 +1025,8 @@ Test(fs, a_record_lock_outlives_file_calls_on_the_pool)
     lock_kept k = {.setlk = -1};
     run_main(lock_kept_main, &k);
     cr_assert_eq(k.setlk, 0);
-    const char *names[] = {"write", "fsync", "truncate"};
-    for (int i = 0; i < 3; i++) {
+    const char *names[LOCK_CALLS] = {"write", "fsync", "truncate", "sendfile"};
+    for (int i = 0; i < LOCK_CALLS; i++) {
         cr_assert_geq(k.calls[i], 0, "%s: %zd", names[i], k.calls[i]);
         cr_assert_eq(k.locked[i], 1, "after the %s the lock is %s", names[i],
                      k.locked[i] == 0 ? "gone" : "unknown");

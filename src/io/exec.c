@@ -101,73 +101,67 @@ static bool on_fd(const weft__ioreq *q)
     }
 }
 
-/* Pool jobs on an fd, queued or running, so that weft_close leaves the number open until they
- * end. A job once ran on a duplicate of its fd instead (F_DUPFD), closed when it ended; but
- * closing any fd of a file releases every POSIX record lock (fcntl F_SETLK, lockf) the process
- * holds on it, so each write, fsync, truncate or uncached read dropped the caller's locks
- * (found by a probe that checked a lock from another process after each call). Now the job
- * uses the number itself and a close that finds it busy is deferred to the job's end. Records
- * live on the submitting task's stack, in one list for the process (fd numbers are the
- * process's); `nbusy` lets a close skip the lock when no job is out, the common case. */
-typedef struct fd_job {
-    struct fd_job *next;
-    int fd;
-    bool close_pending; /* weft_close came while this job was out: the last job closes it */
-} fd_job;
+/* Uses of an fd by number that may outlast a weft_close from another task: pool jobs, queued
+ * or running, and io_uring's sendfile (its splices look the number up when they start). A job
+ * once ran on a duplicate of its fd instead (F_DUPFD), closed when it ended; but closing any fd
+ * of a file releases every POSIX record lock (fcntl F_SETLK, lockf) the process holds on it,
+ * so each write, fsync, truncate or uncached read dropped the caller's locks (found by a probe
+ * that checked a lock from another process after each call). Now a use takes the number itself
+ * and a close that finds it in use is deferred to the use's end. Records live on the user's
+ * stack, in one list for the process (fd numbers are the process's); `nbusy` lets a close skip
+ * the lock when no use is out, the common case. */
+static pthread_mutex_t uses_lock = PTHREAD_MUTEX_INITIALIZER;
+static weft__io_fduse *uses; /* uses_lock */
+static _Atomic size_t nbusy; /* records in `uses`; written under uses_lock, read without */
 
-static pthread_mutex_t jobs_lock = PTHREAD_MUTEX_INITIALIZER;
-static fd_job *jobs;         /* jobs_lock */
-static _Atomic size_t nbusy; /* records in `jobs`; written under jobs_lock, read without */
-
-static void job_begin(fd_job *j, int fd)
+void weft__io_fduse_begin(weft__io_fduse *u, int fd)
 {
-    *j = (fd_job){.fd = fd};
-    pthread_mutex_lock(&jobs_lock);
-    j->next = jobs;
-    jobs = j;
+    *u = (weft__io_fduse){.fd = fd};
+    pthread_mutex_lock(&uses_lock);
+    u->next = uses;
+    uses = u;
     atomic_fetch_add_explicit(&nbusy, 1, memory_order_release);
-    pthread_mutex_unlock(&jobs_lock);
+    pthread_mutex_unlock(&uses_lock);
 }
 
-/* Unlinks j; closes its fd when a close was deferred to it and no other job on the number is
- * out (else that one inherits the close). */
-static void job_end(weft__worker *w, fd_job *j)
+void weft__io_fduse_end(weft__worker *w, weft__io_fduse *u)
 {
     bool close_now = false;
-    pthread_mutex_lock(&jobs_lock);
-    fd_job **pp = &jobs;
-    while (*pp != j)
+    pthread_mutex_lock(&uses_lock);
+    weft__io_fduse **pp = &uses;
+    while (*pp != u)
         pp = &(*pp)->next;
-    *pp = j->next;
+    *pp = u->next;
     atomic_fetch_sub_explicit(&nbusy, 1, memory_order_relaxed);
-    if (j->close_pending) {
+    if (u->close_pending) {
+        /* The last use of the number closes it: another still out inherits the close. */
         close_now = true;
-        for (fd_job *o = jobs; o; o = o->next)
-            if (o->fd == j->fd) {
+        for (weft__io_fduse *o = uses; o; o = o->next)
+            if (o->fd == u->fd) {
                 o->close_pending = true;
                 close_now = false;
             }
     }
-    pthread_mutex_unlock(&jobs_lock);
+    pthread_mutex_unlock(&uses_lock);
     if (close_now)
-        weft__sys_close(w ? &w->sys : NULL, j->fd);
+        weft__sys_close(w ? &w->sys : NULL, u->fd);
 }
 
 int weft__io_close_after_jobs(weft__sys *s, int fd)
 {
-    /* Acquire, paired with job_begin's release: a job begun before the close was decided (on
-     * this thread, or on a worker whose forget this close waited for) is seen; one racing
-     * the close is the caller's own race (a call on an fd being closed). */
+    /* Acquire, paired with weft__io_fduse_begin's release: a use begun before the close was
+     * decided (on this thread, or on a worker whose forget this close waited for) is seen;
+     * one racing the close is the caller's own race (a call on an fd being closed). */
     if (atomic_load_explicit(&nbusy, memory_order_acquire) == 0)
         return weft__sys_close(s, fd);
     bool deferred = false;
-    pthread_mutex_lock(&jobs_lock);
-    for (fd_job *o = jobs; o; o = o->next)
+    pthread_mutex_lock(&uses_lock);
+    for (weft__io_fduse *o = uses; o; o = o->next)
         if (o->fd == fd) {
             o->close_pending = true;
             deferred = true;
         }
-    pthread_mutex_unlock(&jobs_lock);
+    pthread_mutex_unlock(&uses_lock);
     return deferred ? 0 : weft__sys_close(s, fd);
 }
 
@@ -188,13 +182,13 @@ ssize_t weft__io_exec_blocking(weft__worker *w, const weft__ioreq *req, int64_t 
      * leaves the number open for the job to close (weft__io_close_after_jobs): a late job
      * still acts on the file it was given, on its number, so no fd of the file is ever
      * closed behind the caller's back (that would drop its POSIX record locks). */
-    fd_job job;
+    weft__io_fduse use;
     bool tracked = on_fd(req);
     if (tracked)
-        job_begin(&job, req->fd);
+        weft__io_fduse_begin(&use, req->fd);
     blocking_call c = {.req = req};
     int r = weft_blocking(run_blocking, &c, NULL, deadline);
     if (tracked)
-        job_end(weft__worker_current(), &job);
+        weft__io_fduse_end(weft__worker_current(), &use);
     return r < 0 ? r : c.result;
 }
