@@ -1388,7 +1388,13 @@ WEFT_API int weft_shutdown(int fd, int how);
  * operation that another worker's task starts on the fd while it is being closed races with
  * the close as a read(2) and a close(2) on two threads do: end such uses first (a waiter
  * already parked is woken). Fds numbered 2^20 and up are forgotten on the calling worker
- * only. */
+ * only. A file call of another task that waits for or runs on the blocking pool with this fd
+ * (weft_file_*, weft_dir_next) keeps the number open: the close returns 0 and the call, when
+ * it ends, closes the fd, so it never acts on a file that reuses the number (as Go's Close
+ * leaves the close to the last call in progress; until then the number is not free: do not
+ * dup2 onto it). No other fd of a regular file is ever opened or closed behind the caller,
+ * so its POSIX record locks (fcntl F_SETLK, lockf), which any close of the file releases,
+ * stay as they are. */
 WEFT_API int weft_close(int fd);
 
 /* Sends `count` bytes of in_fd from *offset (updated; NULL: the file position) to out_fd,
@@ -1891,8 +1897,9 @@ WEFT_API int weft_file_truncate(int fd, off_t len, int64_t deadline);
  *   thread, so -ETIMEDOUT and -ECANCELED always mean `path` untouched.
  * The temporary file's size is checked before the rename: a write the kernel reported whole
  * but did not make (io_uring past RLIMIT_FSIZE) is -EFBIG, `path` untouched.
- * -EINVAL for a NULL path, a path ending in '/', or a NULL buf with len > 0; -ENAMETOOLONG
- * when the temporary name does not fit PATH_MAX. From inside a task only. */
+ * -EINVAL for a NULL path, a path ending in '/', or a NULL buf with len > 0; -EFAULT for a
+ * path in the first page (as the kernel answers the other path calls); -ENAMETOOLONG when the
+ * temporary name does not fit PATH_MAX. From inside a task only. */
 WEFT_API int weft_file_write_atomic(const char *path, const void *buf, size_t len, mode_t mode,
                                     int64_t deadline);
 
@@ -2522,8 +2529,9 @@ typedef struct weft_process_opts {
  * The child starts with no signal blocked and SIGPIPE at its default action. With opts'
  * flags, its stdin/stdout/stderr are pipes whose parent ends (weft_process_stdio) are
  * non-blocking and close-on-exec, for weft_read/weft_write. `*out` is freed with
- * weft_process_free. Returns 0, -EINVAL, -ENOMEM, -EPERM outside a runtime, or the -errno of
- * the spawn (-ENOENT: no such program, -EACCES, ...). Runtime thread only. */
+ * weft_process_free. Returns 0, -EINVAL, -EFAULT (argv, path or a string in the first page),
+ * -ENOMEM, -EPERM outside a runtime, or the -errno of the spawn (-ENOENT: no such program,
+ * -EACCES, ...). Runtime thread only. */
 WEFT_API int weft_process_spawn(weft_process **out, const char *path, char *const argv[],
                                 char *const envp[], const weft_process_opts *opts);
 

@@ -74,6 +74,10 @@ int weft_file_write_atomic(const char *path, const void *buf, size_t len, mode_t
 {
     if (!path || (!buf && len > 0))
         return -EINVAL;
+    /* The path is read here (its last '/') before any system call sees it: one in the first
+     * page is -EFAULT, as weft_fs_* and weft_file_open answer, rather than a crash. */
+    if ((uintptr_t)path < 4096)
+        return -EFAULT;
     weft_task *t;
     int err;
     weft__worker *w = weft__blocking_begin(&t, true, &err);

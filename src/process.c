@@ -59,14 +59,38 @@ static weft__sys *sys_here(void)
     return w ? &w->sys : NULL;
 }
 
+/* A pointer in the first page (NULL excepted by the callers): -EFAULT before the spawn. The
+ * kernel's exec would answer it too, but the C library (and a sanitizer's interceptor) reads
+ * argv and envp in the parent first and would crash the caller there. */
+static bool first_page(const void *p)
+{
+    return (uintptr_t)p < 4096;
+}
+
+/* Whether a NULL-terminated vector holds a string in the first page. */
+static bool any_string_in_first_page(char *const v[])
+{
+    for (size_t i = 0; v[i]; i++)
+        if (first_page(v[i]))
+            return true;
+    return false;
+}
+
 int weft_process_spawn(weft_process **out, const char *path, char *const argv[], char *const envp[],
                        const weft_process_opts *opts)
 {
     weft__worker *w = weft__worker_current();
     if (!w)
         return -EPERM;
-    if (!out || !path || !argv || !argv[0])
+    if (!out || !path || !argv)
         return -EINVAL;
+    if (first_page(path) || first_page(argv))
+        return -EFAULT;
+    if (!argv[0])
+        return -EINVAL;
+    if (any_string_in_first_page(argv) ||
+        (envp && (first_page(envp) || any_string_in_first_page(envp))))
+        return -EFAULT;
     unsigned flags = opts ? opts->flags : 0;
     if (flags & ~(unsigned)(WEFT_PROCESS_STDIN | WEFT_PROCESS_STDOUT | WEFT_PROCESS_STDERR))
         return -EINVAL;

@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -947,4 +948,87 @@ Test(fs, a_call_queued_for_the_pool_never_acts_on_its_fds_successor, .timeout = 
     weft_config_init(&c);
     c.pool_threads = 1;
     run_main_cfg(&c, queued_close_main, NULL);
+}
+
+/* A POSIX record lock (fcntl F_SETLK, lockf) outlives weft's file calls. Closing any fd of a
+ * file releases every such lock the process holds on it, and a pool job on an fd ran on a
+ * duplicate that it closed when done: each write, fsync, truncate or uncached read on the pool
+ * dropped the caller's lock (epoll; the truncate and sendfile on io_uring too). Found by a probe
+ * that checked the lock from another process after each call. The check runs in a forked child,
+ * which asks F_GETLK of its own fd (a process never sees its own locks conflict). */
+static const char *lock_path(void)
+{
+    static char path[64]; /* made once: the checking child has another pid */
+    if (!path[0])
+        snprintf(path, sizeof path, "/tmp/weft-lock-%d", (int)getpid());
+    return path;
+}
+
+/* 1 if another process sees the file write-locked, 0 if not, -1 if the check failed. */
+static int locked_for_others(void)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int fd = open(lock_path(), O_RDWR | O_CLOEXEC);
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+        if (fd < 0 || fcntl(fd, F_GETLK, &fl) != 0)
+            _exit(2);
+        _exit(fl.l_type != F_UNLCK ? 0 : 1);
+    }
+    int st;
+    if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) > 1)
+        return -1;
+    return WEXITSTATUS(st) == 0;
+}
+
+#define LOCK_CALLS 4
+
+typedef struct lock_kept {
+    int setlk;
+    ssize_t calls[LOCK_CALLS];
+    int locked[LOCK_CALLS];
+} lock_kept;
+
+static void *lock_kept_main(void *arg)
+{
+    lock_kept *k = arg;
+    int fd = weft_file_open(lock_path(), O_RDWR | O_CREAT | O_TRUNC, 0600, WEFT_FOREVER);
+    if (fd < 0)
+        return NULL;
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    k->setlk = fcntl(fd, F_SETLK, &fl);
+    k->calls[0] = weft_file_write(fd, "abcd", 4, WEFT_FOREVER);
+    k->locked[0] = locked_for_others();
+    k->calls[1] = weft_file_fsync(fd, WEFT_FOREVER);
+    k->locked[1] = locked_for_others();
+    k->calls[2] = weft_file_truncate(fd, 1, WEFT_FOREVER);
+    k->locked[2] = locked_for_others();
+    /* io_uring's sendfile spliced through duplicates of both fds, closed at its end. */
+    int sv[2];
+    k->calls[3] = socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
+    if (k->calls[3] == 0) {
+        off_t off = 0;
+        k->calls[3] = weft_sendfile(sv[0], fd, &off, 1, WEFT_FOREVER);
+        k->locked[3] = locked_for_others();
+        weft_close(sv[0]);
+        weft_close(sv[1]);
+    }
+    weft_close(fd);
+    unlink(lock_path());
+    return NULL;
+}
+
+Test(fs, a_record_lock_outlives_file_calls_on_the_pool)
+{
+    lock_kept k = {.setlk = -1};
+    run_main(lock_kept_main, &k);
+    cr_assert_eq(k.setlk, 0);
+    const char *names[LOCK_CALLS] = {"write", "fsync", "truncate", "sendfile"};
+    for (int i = 0; i < LOCK_CALLS; i++) {
+        cr_assert_geq(k.calls[i], 0, "%s: %zd", names[i], k.calls[i]);
+        cr_assert_eq(k.locked[i], 1, "after the %s the lock is %s", names[i],
+                     k.locked[i] == 0 ? "gone" : "unknown");
+    }
 }

@@ -967,3 +967,39 @@ Test(fs_ops, a_zero_length_call_still_checks_the_fd)
 {
     run_main(zero_length_main, NULL);
 }
+
+/* A path in the first page: weft_file_write_atomic read it itself (its last '/') and crashed
+ * the caller, where weft_file_open, weft_fs_* and weft_dir_open answer -EFAULT from the kernel
+ * (found by a probe of first-page pointers across the file calls). Results are checked after
+ * weft_run returns. */
+typedef struct first_page_paths {
+    int atomic, open, unlink, dir, still_writes;
+} first_page_paths;
+
+static void *first_page_path_main(void *arg)
+{
+    first_page_paths *r = arg;
+    const char *bad = (const char *)(uintptr_t)16;
+    tmpdir_make("weft-fsops");
+    r->atomic = weft_file_write_atomic(bad, "x", 1, 0600, weft_deadline_in(SOON));
+    r->open = weft_file_open(bad, O_RDONLY, 0, weft_deadline_in(SOON));
+    r->unlink = weft_fs_unlink(bad, weft_deadline_in(SOON));
+    weft_dir *d = NULL;
+    r->dir = weft_dir_open(&d, bad, weft_deadline_in(SOON));
+    r->still_writes = weft_file_write_atomic(at("cfg"), "new", 3, 0600, weft_deadline_in(SOON));
+    if (r->still_writes == 0 && strcmp(get(at("cfg")), "new") != 0)
+        r->still_writes = -1;
+    root_remove();
+    return NULL;
+}
+
+Test(fs_ops, a_path_in_the_first_page_is_efault_in_every_path_call)
+{
+    first_page_paths r = {1, 1, 1, 1, 1};
+    run_main(first_page_path_main, &r);
+    cr_assert_eq(r.atomic, -EFAULT);
+    cr_assert_eq(r.open, -EFAULT);
+    cr_assert_eq(r.unlink, -EFAULT);
+    cr_assert_eq(r.dir, -EFAULT);
+    cr_assert_eq(r.still_writes, 0);
+}

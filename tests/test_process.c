@@ -339,3 +339,49 @@ Test(resolve, a_port_past_65535_is_einval_however_it_is_written)
 {
     run_main(service_main, NULL);
 }
+
+/* Hostile pointers to weft_process_spawn: argv in the first page was read by weft itself
+ * (argv[0]) and crashed the caller; a path, envp or a string there was read by the C library
+ * or a sanitizer in the parent (found by a probe of first-page pointers across the process
+ * and file calls). All -EFAULT now, before the spawn. Results are checked after weft_run. */
+typedef struct bad_spawn {
+    int argv_first_page, path_first_page, arg_first_page, envp_first_page, env_first_page, ok;
+} bad_spawn;
+
+/* Volatile: the compiler would otherwise warn of the read it sees coming. */
+static volatile uintptr_t first_page_address = 16;
+
+static void *bad_spawn_main(void *arg)
+{
+    bad_spawn *b = arg;
+    weft_process *p = NULL;
+    b->argv_first_page =
+        weft_process_spawn(&p, "/bin/true", (char *const *)first_page_address, NULL, NULL);
+    char *argv[] = {"true", NULL};
+    b->path_first_page = weft_process_spawn(&p, (const char *)(uintptr_t)16, argv, NULL, NULL);
+    char *argv_bad[] = {"true", (char *)(uintptr_t)16, NULL};
+    b->arg_first_page = weft_process_spawn(&p, "/bin/true", argv_bad, NULL, NULL);
+    b->envp_first_page =
+        weft_process_spawn(&p, "/bin/true", argv, (char *const *)first_page_address, NULL);
+    b->env_first_page = weft_process_spawn(&p, "/bin/true", argv, argv_bad, NULL);
+    /* Nothing was lost: a good spawn still works. */
+    b->ok = weft_process_spawn(&p, "/bin/true", argv, NULL, NULL);
+    if (b->ok == 0) {
+        int st = -1;
+        b->ok = weft_process_wait(p, &st, WEFT_FOREVER) == 0 && WIFEXITED(st) ? 0 : -1;
+        weft_process_free(p);
+    }
+    return NULL;
+}
+
+Test(process, a_first_page_argv_is_efault_not_a_crash)
+{
+    bad_spawn b = {1, 1, 1, 1, 1, 1};
+    run_main(bad_spawn_main, &b);
+    cr_assert_eq(b.argv_first_page, -EFAULT);
+    cr_assert_eq(b.path_first_page, -EFAULT);
+    cr_assert_eq(b.arg_first_page, -EFAULT);
+    cr_assert_eq(b.envp_first_page, -EFAULT);
+    cr_assert_eq(b.env_first_page, -EFAULT);
+    cr_assert_eq(b.ok, 0);
+}

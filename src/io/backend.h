@@ -443,6 +443,22 @@ int weft__io_kind(const weft__ioreq *req);
  * counted in (or failed by) w's sys record on the worker's thread before it is handed over.
  * Returns the call's result, or weft_blocking's -ETIMEDOUT/-ECANCELED/-ENOMEM. */
 ssize_t weft__io_exec_blocking(weft__worker *w, const weft__ioreq *req, int64_t deadline);
+/* A use of an fd by its number that may outlast a weft_close from another task (a pool job
+ * of weft__io_exec_blocking, io_uring's sendfile splices): while it is registered, a close
+ * leaves the number open, and the use's end closes it. On the user's stack; any thread. */
+typedef struct weft__io_fduse {
+    struct weft__io_fduse *next; /* exec.c's list of uses */
+    int fd;
+    bool close_pending; /* a weft_close came meanwhile: the last use of the number closes it */
+} weft__io_fduse;
+void weft__io_fduse_begin(weft__io_fduse *u, int fd);
+/* Ends u, closing its fd if a close was left to it; w: the calling worker or NULL. */
+void weft__io_fduse_end(weft__worker *w, weft__io_fduse *u);
+/* close(2) of fd for weft_close, once every worker forgot it: at once, or, while uses of the
+ * number are registered, by the last of them as it ends (the number stays the file's until
+ * then, so none acts on a successor). Returns close's result, or 0 when left to a use. Any
+ * thread. */
+int weft__io_close_after_jobs(weft__sys *s, int fd);
 
 extern const weft__io_ops weft__io_epoll;
 #ifdef WEFT_HAVE_URING

@@ -2,6 +2,9 @@
  * counts under, and the blocking-pool path for regular files. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -98,6 +101,70 @@ static bool on_fd(const weft__ioreq *q)
     }
 }
 
+/* Uses of an fd by number that may outlast a weft_close from another task: pool jobs, queued
+ * or running, and io_uring's sendfile (its splices look the number up when they start). A job
+ * once ran on a duplicate of its fd instead (F_DUPFD), closed when it ended; but closing any fd
+ * of a file releases every POSIX record lock (fcntl F_SETLK, lockf) the process holds on it,
+ * so each write, fsync, truncate or uncached read dropped the caller's locks (found by a probe
+ * that checked a lock from another process after each call). Now a use takes the number itself
+ * and a close that finds it in use is deferred to the use's end. Records live on the user's
+ * stack, in one list for the process (fd numbers are the process's); `nbusy` lets a close skip
+ * the lock when no use is out, the common case. */
+static pthread_mutex_t uses_lock = PTHREAD_MUTEX_INITIALIZER;
+static weft__io_fduse *uses; /* uses_lock */
+static _Atomic size_t nbusy; /* records in `uses`; written under uses_lock, read without */
+
+void weft__io_fduse_begin(weft__io_fduse *u, int fd)
+{
+    *u = (weft__io_fduse){.fd = fd};
+    pthread_mutex_lock(&uses_lock);
+    u->next = uses;
+    uses = u;
+    atomic_fetch_add_explicit(&nbusy, 1, memory_order_release);
+    pthread_mutex_unlock(&uses_lock);
+}
+
+void weft__io_fduse_end(weft__worker *w, weft__io_fduse *u)
+{
+    bool close_now = false;
+    pthread_mutex_lock(&uses_lock);
+    weft__io_fduse **pp = &uses;
+    while (*pp != u)
+        pp = &(*pp)->next;
+    *pp = u->next;
+    atomic_fetch_sub_explicit(&nbusy, 1, memory_order_relaxed);
+    if (u->close_pending) {
+        /* The last use of the number closes it: another still out inherits the close. */
+        close_now = true;
+        for (weft__io_fduse *o = uses; o; o = o->next)
+            if (o->fd == u->fd) {
+                o->close_pending = true;
+                close_now = false;
+            }
+    }
+    pthread_mutex_unlock(&uses_lock);
+    if (close_now)
+        weft__sys_close(w ? &w->sys : NULL, u->fd);
+}
+
+int weft__io_close_after_jobs(weft__sys *s, int fd)
+{
+    /* Acquire, paired with weft__io_fduse_begin's release: a use begun before the close was
+     * decided (on this thread, or on a worker whose forget this close waited for) is seen;
+     * one racing the close is the caller's own race (a call on an fd being closed). */
+    if (atomic_load_explicit(&nbusy, memory_order_acquire) == 0)
+        return weft__sys_close(s, fd);
+    bool deferred = false;
+    pthread_mutex_lock(&uses_lock);
+    for (weft__io_fduse *o = uses; o; o = o->next)
+        if (o->fd == fd) {
+            o->close_pending = true;
+            deferred = true;
+        }
+    pthread_mutex_unlock(&uses_lock);
+    return deferred ? 0 : weft__sys_close(s, fd);
+}
+
 ssize_t weft__io_exec_blocking(weft__worker *w, const weft__ioreq *req, int64_t deadline)
 {
     int fault = weft__sys_enter(&w->sys, weft__io_kind(req));
@@ -110,22 +177,18 @@ ssize_t weft__io_exec_blocking(weft__worker *w, const weft__ioreq *req, int64_t 
         return -ETIMEDOUT;
     /* A job waits for a pool thread, and the fd may be closed meanwhile (weft_close wakes
      * the fd's waiters, but a queued job is none) and its number reused: the job would then
-     * read, write or truncate the new file. It runs on a duplicate made now (the same open
-     * file description: position, flags), closed once it is over (weft_blocking returns only
-     * after a started job ended), so a late job still acts on the file it was given. Without
-     * an fd for the duplicate (EMFILE), on the number itself, as before. */
-    weft__ioreq dup_req;
-    int dup = -1;
-    if (on_fd(req) && (dup = fcntl(req->fd, F_DUPFD_CLOEXEC, 0)) >= 0) {
-        dup_req = *req;
-        dup_req.fd = dup;
-        req = &dup_req;
-    } else if (on_fd(req) && errno == EBADF) {
-        return -EBADF;
-    }
+     * read, write or truncate the new file. So the job is recorded until it is over
+     * (weft_blocking returns only after a started job ended), and a weft_close meanwhile
+     * leaves the number open for the job to close (weft__io_close_after_jobs): a late job
+     * still acts on the file it was given, on its number, so no fd of the file is ever
+     * closed behind the caller's back (that would drop its POSIX record locks). */
+    weft__io_fduse use;
+    bool tracked = on_fd(req);
+    if (tracked)
+        weft__io_fduse_begin(&use, req->fd);
     blocking_call c = {.req = req};
     int r = weft_blocking(run_blocking, &c, NULL, deadline);
-    if (dup >= 0)
-        close(dup);
+    if (tracked)
+        weft__io_fduse_end(weft__worker_current(), &use);
     return r < 0 ? r : c.result;
 }

@@ -119,7 +119,7 @@ static void msg_forget(weft__worker *to, void *a, void *b, uint64_t c)
         weft__fdtable_reset(io, fd);
     }
     if (job_drop(to, j) && close_after)
-        weft__sys_close(&to->sys, fd);
+        weft__io_close_after_jobs(&to->sys, fd);
 }
 
 int weft__fdshare_forget_others(weft__worker *w, int fd, bool close_after)

@@ -267,7 +267,7 @@ int weft_close(int fd)
     if (fd < 0)
         return -EBADF;
     if (!w)
-        return weft__sys_close(NULL, fd); /* no runtime: nothing to forget, just close */
+        return weft__io_close_after_jobs(NULL, fd); /* no runtime: nothing to forget */
     /* Writes taken without waiting (io_uring) go out before the forget would cancel them:
      * from a task, which may wait for them. */
     if (fd >= 0 && w->io->ops->flush && weft__blocking_task(w)) {
@@ -282,7 +282,7 @@ int weft_close(int fd)
         return 0; /* the last of them closes it */
     /* The wait for them may have ended on another worker (the migration rule). */
     w = weft__worker_current();
-    return weft__sys_close(&w->sys, fd);
+    return weft__io_close_after_jobs(&w->sys, fd);
 }
 
 bool weft__io_defer_shutdown(weft__worker *w, int fd)

@@ -1083,34 +1083,57 @@ static void pipe_give(uring_state *s, const sf_pipe *p, bool empty)
 static ssize_t splice_through_pipe(weft__io *io, const weft__ioreq *q, int64_t deadline, int kin,
                                    int kout);
 
+/* The number a splice of the transfer names for fd. The kernel looks a splice's fds up by
+ * number when an io-wq thread starts it, which can be after weft_close (whose cancel by fd does
+ * not find an operation with no file yet) and after the number went to a new socket or file:
+ * so a socket or pipe is named through a duplicate, which the late look still finds (and the
+ * generation checks end the transfer). Not a regular file: closing a duplicate of it would
+ * release the caller's POSIX record locks on it (exec.c). Its own number is registered as in
+ * use instead, so that a weft_close leaves it open to the transfer's end. Returns the number
+ * (`*dup` set when a duplicate, to close) or -errno (-EMFILE: out of fds). */
+static int splice_fd(weft__io *io, int fd, weft__io_fduse *use, bool *dup)
+{
+    int kind = weft__fdtable_kind(io, fd);
+    if (kind < 0)
+        return kind;
+    *dup = kind != WEFT__FD_FILE;
+    if (*dup)
+        return weft__sys_fcntl(((uring_state *)io->backend)->sys, fd, F_DUPFD_CLOEXEC, 0);
+    weft__io_fduse_begin(use, fd);
+    return fd;
+}
+
+static void splice_fd_done(weft__io *io, int k, weft__io_fduse *use, bool dup)
+{
+    if (dup)
+        weft__sys_close(((uring_state *)io->backend)->sys, k);
+    else
+        weft__io_fduse_end(weft__worker_current(), use);
+}
+
 WEFT_NOINLINE static ssize_t ring_sendfile(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
-    uring_state *s = io->backend;
-    weft__sys *sys = s->sys;
     /* A deadline already passed: one sendfile(2) attempt, as on epoll (weft.h: the call
      * completes what it can at once). The splices would go to an io-wq thread, and the
      * passed deadline cancel them before they ran: -ETIMEDOUT every time, nothing sent. */
     if (deadline != WEFT_FOREVER && deadline <= weft__clock_ns())
         return plain_run(io, q, deadline);
-    /* The splices name the caller's fds through duplicates of the transfer's own: the kernel
-     * looks a splice's fds up by number when an io-wq thread starts it, which can be after
-     * weft_close (whose cancel by fd does not find an operation with no file yet) and after
-     * the number went to a new socket or file. Through a duplicate the late look finds the
-     * old file, and the generation checks end the transfer. Two dups and two closes for up
-     * to a pipe's capacity (256 KiB). Out of fds: sendfile(2) and poll operations. */
-    int kin = weft__sys_fcntl(sys, q->fd2, F_DUPFD_CLOEXEC, 0);
+    /* Two dups and two closes (sockets, pipes) for up to a pipe's capacity (256 KiB). Out of
+     * fds: sendfile(2) and poll operations. */
+    weft__io_fduse in_use, out_use;
+    bool in_dup, out_dup;
+    int kin = splice_fd(io, q->fd2, &in_use, &in_dup);
     if (kin < 0)
         return kin == -EBADF ? kin : plain_run(io, q, deadline);
-    int kout = weft__sys_fcntl(sys, q->fd, F_DUPFD_CLOEXEC, 0);
+    int kout = splice_fd(io, q->fd, &out_use, &out_dup);
     if (kout < 0) {
-        weft__sys_close(sys, kin);
+        splice_fd_done(io, kin, &in_use, in_dup);
         return kout == -EBADF ? kout : plain_run(io, q, deadline);
     }
     ssize_t r = splice_through_pipe(io, q, deadline, kin, kout);
     /* No splice is in flight: ring_run waits for each one's CQE, a withdrawn one's too. */
-    sys = ((uring_state *)io->backend)->sys;
-    weft__sys_close(sys, kout);
-    weft__sys_close(sys, kin);
+    splice_fd_done(io, kout, &out_use, out_dup);
+    splice_fd_done(io, kin, &in_use, in_dup);
     return r;
 }
 
