@@ -417,10 +417,21 @@ struct promise : promise_base {
     {
         value.emplace(std::forward<U>(v));
     }
+    /* Once: the value leaves the frame, so that a second co_await of the task is the
+     * precondition violation it is (as for an empty task), not a moved-from T. */
     T take()
     {
         rethrow_if_failed();
-        return std::move(*value);
+        if (!value) {
+#if defined(__cpp_exceptions)
+            throw std::bad_optional_access();
+#else
+            std::terminate();
+#endif
+        }
+        T v = std::move(*value);
+        value.reset();
+        return v;
     }
 };
 
@@ -458,7 +469,8 @@ protected:
 /* A lazy coroutine producing a T (move-only). It starts when awaited (co_await), spawned
  * (weft::spawn) or blocked on (weft::block_on); destroying a task that never started frees
  * its frame. co_await of a task gives its T (rethrowing its exception). A task is awaited
- * once. */
+ * once: a second co_await of a task<T> that gave its T throws std::bad_optional_access
+ * (std::terminate without exceptions), as does a co_await of an empty task. */
 template <class T = void>
 class [[nodiscard]] task {
 public:
