@@ -20,6 +20,7 @@
 #include <string.h>
 #include <weft.h>
 
+#include "args.h"
 #include "debug_flag.h"
 
 static void serve_conn(int fd, void *arg)
@@ -191,12 +192,18 @@ int main(int argc, char **argv)
         o.mode = argv[i++];
     if (strcmp(o.mode, "serve") && strcmp(o.mode, "client") && strcmp(o.mode, "demo"))
         return usage();
+    /* PORT 0: a free port (weft_serve reports the one it got); N and MAX_MS at least 1. */
+    long port = o.port, n = o.n;
+    if (i < argc && example_parse_long(argv[i++], 0, 65535, &port) < 0)
+        return usage();
+    if (i < argc && example_parse_long(argv[i++], 1, 1000000, &n) < 0)
+        return usage();
+    if (i < argc && example_parse_long(argv[i++], 1, 3600 * 1000, &o.max_ms) < 0)
+        return usage();
     if (i < argc)
-        o.port = atoi(argv[i++]);
-    if (i < argc && (o.n = atoi(argv[i++])) <= 0)
-        o.n = 1;
-    if (i < argc && (o.max_ms = atol(argv[i++])) <= 0)
-        o.max_ms = 1;
+        return usage();
+    o.port = (int)port;
+    o.n = (int)n;
     void *result = NULL;
     int r = weft_run(&cfg, main_task, &o, &result);
     if (r < 0) {

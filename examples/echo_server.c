@@ -34,6 +34,7 @@
 #include <sys/resource.h>
 #include <weft.h>
 
+#include "args.h"
 #include "debug_flag.h"
 
 #include "latency_probe.h"
@@ -217,7 +218,11 @@ int main(int argc, char **argv)
         } else if (argv[i][0] == '-' || npos == 2) {
             return usage();
         } else if (npos++ == 0) {
-            o.port = atoi(argv[i]);
+            long port;
+            /* 1..65535: with a listener per worker, port 0 gave each its own free port */
+            if (example_parse_long(argv[i], 1, 65535, &port) < 0)
+                return usage();
+            o.port = (int)port;
         } else {
             o.host = argv[i];
         }

@@ -5,6 +5,8 @@
  * Usage: echo_server_cpp [--port P] | --selftest N */
 #include <weft.hpp>
 
+#include "args.h"
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -108,16 +110,30 @@ static weft::task<int> serve(int port)
     co_return n >= 0 ? 0 : 1;
 }
 
+static int usage()
+{
+    std::fprintf(stderr, "usage: echo_server_cpp [--port P] | --selftest N\n");
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
-    int port = 8080, nclients = 0;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!std::strcmp(argv[i], "--port"))
-            port = std::atoi(argv[i + 1]);
-        else if (!std::strcmp(argv[i], "--selftest"))
-            nclients = std::atoi(argv[i + 1]);
+    /* Every flag takes a number; a flag missing its value, an unknown one or a bad number is
+     * refused (they were skipped, and "--port abc" served on port 0). */
+    long port = 8080, nclients = 0;
+    for (int i = 1; i < argc; i += 2) {
+        const char *value = i + 1 < argc ? argv[i + 1] : nullptr;
+        if (!std::strcmp(argv[i], "--port")) {
+            if (example_parse_long(value, 1, 65535, &port) < 0)
+                return usage();
+        } else if (!std::strcmp(argv[i], "--selftest")) {
+            if (example_parse_long(value, 1, 100000, &nclients) < 0)
+                return usage();
+        } else {
+            return usage();
+        }
     }
-    auto r = weft::runtime::run([&] { return nclients > 0 ? selftest(nclients) : serve(port); });
+    auto r = weft::runtime::run([&] { return nclients > 0 ? selftest(static_cast<int>(nclients)) : serve(static_cast<int>(port)); });
     if (!r) {
         std::fprintf(stderr, "echo_server_cpp: %s\n", r.message());
         return 1;

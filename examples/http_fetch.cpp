@@ -5,6 +5,8 @@
  * Usage: http_fetch [-n N] [--path /p] [HOST:PORT (127.0.0.1:8080)] | --selftest N */
 #include <weft.hpp>
 
+#include "args.h"
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -112,25 +114,43 @@ static weft::task<int> run(weft_addr addr, std::string host, std::string path, i
     co_return nok == n ? 0 : 1;
 }
 
+static int usage()
+{
+    std::fprintf(stderr, "usage: http_fetch [-n N] [--path PATH] [HOST:PORT] | --selftest N\n");
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
     int n = 10;
     bool self = false;
     std::string target = "127.0.0.1:8080", path = "/";
+    /* A flag missing its value, another flag or a bad count is refused: "-n abc" made 0
+     * requests and reported success, and "-n" alone was taken for the target. */
+    long count = n;
     for (int i = 1; i < argc; i++) {
-        if (!std::strcmp(argv[i], "-n") && i + 1 < argc)
-            n = std::atoi(argv[++i]);
-        else if (!std::strcmp(argv[i], "--path") && i + 1 < argc)
+        bool has_value = i + 1 < argc;
+        if (!std::strcmp(argv[i], "-n") || !std::strcmp(argv[i], "--selftest")) {
+            if (example_parse_long(has_value ? argv[i + 1] : nullptr, 1, 100000, &count) < 0)
+                return usage();
+            if (!std::strcmp(argv[i], "--selftest"))
+                self = true, target = "127.0.0.1:0";
+            i++;
+        } else if (!std::strcmp(argv[i], "--path") && has_value) {
             path = argv[++i];
-        else if (!std::strcmp(argv[i], "--selftest") && i + 1 < argc)
-            self = true, n = std::atoi(argv[++i]), target = "127.0.0.1:0";
-        else
+        } else if (argv[i][0] == '-') {
+            return usage();
+        } else {
             target = argv[i];
+        }
     }
+    n = static_cast<int>(count);
     std::size_t colon = target.rfind(':');
     weft_addr addr;
+    long port = 0;
     if (colon == std::string::npos ||
-        weft_addr_ip(&addr, target.substr(0, colon).c_str(), std::atoi(target.c_str() + colon + 1)) < 0) {
+        example_parse_long(target.c_str() + colon + 1, self ? 0 : 1, 65535, &port) < 0 ||
+        weft_addr_ip(&addr, target.substr(0, colon).c_str(), static_cast<int>(port)) < 0) {
         std::fprintf(stderr, "http_fetch: want a numeric HOST:PORT, got %s\n", target.c_str());
         return 2;
     }

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <weft.h>
 
+#include "args.h"
 #include "debug_flag.h"
 
 typedef struct filter {
@@ -83,12 +84,13 @@ static void *main_task(void *arg)
 int main(int argc, char **argv)
 {
     options o = {100, example_take_debug_port(&argc, argv)};
-    if (o.debug_port == -2) {
+    long n = o.n;
+    /* A bad N ("abc", "0") or an extra argument is refused: it ran the default 100. */
+    if (o.debug_port == -2 || argc > 2 ||
+        (argc == 2 && example_parse_long(argv[1], 1, 1000000, &n) < 0)) {
         fprintf(stderr, "usage: prime_sieve [--debug-port P] [N]\n");
         return 2;
     }
-    int i = 1;
-    if (i < argc && atoi(argv[i]) > 0)
-        o.n = atoi(argv[i]);
+    o.n = (int)n;
     return weft_run(NULL, main_task, &o, NULL) < 0;
 }

@@ -257,6 +257,21 @@ weft::task<int> point_mover(weft::channel<point> in, weft::channel<point> out)
     }
 }
 
+/* Awaits one task twice: the second await gave a moved-from (empty) string, silently. */
+weft::task<std::string> hundred_x() { co_return std::string(100, 'x'); }
+weft::task<int> awaits_twice()
+{
+    auto t = hundred_x();
+    std::string first = co_await t;
+    int second = 0;
+    try {
+        second = static_cast<int>((co_await t).size()) + 1;
+    } catch (const std::bad_optional_access &) {
+        second = -1;
+    }
+    co_return static_cast<int>(first.size()) * 10 + second;
+}
+
 } // namespace
 
 int main()
@@ -451,6 +466,11 @@ int main()
     in_runtime("fan-out of spawned tasks", [] {
         auto r = weft::block_on(fan_out(100));
         CHECK_EQ(*r, 99 * 100 / 2);
+    });
+    in_runtime("a task awaited twice", [] {
+        auto r = weft::block_on(awaits_twice());
+        CHECK(r.ok());
+        CHECK_EQ(*r, 100 * 10 - 1); /* 100 bytes, then the precondition's exception */
     });
     in_runtime("errors as values", [] {
         CHECK_EQ(weft::block_on(weft::task<int>()).error(), -EINVAL);
