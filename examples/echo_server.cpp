@@ -133,7 +133,9 @@ int main(int argc, char **argv)
             return usage();
         }
     }
-    auto r = weft::runtime::run([&] { return nclients > 0 ? selftest(static_cast<int>(nclients)) : serve(static_cast<int>(port)); });
+    auto r = weft::runtime::run([&] {
+        return nclients > 0 ? selftest(static_cast<int>(nclients)) : serve(static_cast<int>(port));
+    });
     if (!r) {
         std::fprintf(stderr, "echo_server_cpp: %s\n", r.message());
         return 1;

@@ -1259,8 +1259,9 @@ WEFT_API int weft_poller_wake(weft_poller *p);
  * The held bytes are copied into the caller's buffer in user space, as the sends behind
  * (below) copy from it: a NULL buffer (one in the first page) with a length is -EFAULT on
  * both backends (so is a weft_recvfrom, weft_sendto or weft_connect address there), before
- * anything is received, so a datagram is not lost to it, but a pointer to other memory the caller may not write (or read, for a
- * send) faults in the caller, as memcpy would, where read(2) would return -EFAULT.
+ * anything is received, so a datagram is not lost to it, but a pointer to other memory the caller
+ * may not write (or read, for a send) faults in the caller, as memcpy would, where read(2) would
+ * return -EFAULT.
  *
  * On io_uring a weft_write or weft_send (no flags but MSG_MORE) of at most 16 KiB to such a
  * socket (read through weft; used by no other worker; no error, end of stream or
@@ -1319,18 +1320,18 @@ WEFT_API ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, int64_
  * SIGPIPE (MSG_NOSIGNAL is added). A receive with MSG_DONTWAIT (weft_recv, weft_recvfrom)
  * makes one attempt and returns -EAGAIN when nothing is there, whatever the deadline, on
  * both backends; so does one with MSG_ERRQUEUE, as recv(2) never waits for the error queue
- * (it reads the socket's error queue, never bytes io_uring holds for the stream). MSG_WAITALL (without MSG_PEEK or MSG_DONTWAIT) on a stream socket waits for
- * len bytes, as a blocking recv(2) does, on both backends: fewer only at the end of stream, an
- * error, the deadline or a cancel, once some came (they are returned); on a datagram or
- * seqpacket socket it changes nothing (one datagram or record per call, on both backends, as
- * recv(2) there). MSG_PEEK | MSG_WAITALL peeks as recv(2) does: on TCP it waits until len
- * bytes are queued (trying again after sleeps of 1 ms doubling to 64 ms: a socket holding any
- * byte is readable, so there is no readiness to wait for), returning fewer only at the end of
- * stream, an error, the deadline or a cancel; on an AF_UNIX stream it returns what is queued;
- * the bytes stay for the next read, on both backends. TCP urgent data (MSG_OOB): once weft has
- * read a socket on io_uring it keeps a receive armed there, which reads past an urgent byte as
- * it comes, and the kernel drops an urgent byte a read has passed; set SO_OOBINLINE to receive
- * it in the stream instead. */
+ * (it reads the socket's error queue, never bytes io_uring holds for the stream). MSG_WAITALL
+ * (without MSG_PEEK or MSG_DONTWAIT) on a stream socket waits for len bytes, as a blocking recv(2)
+ * does, on both backends: fewer only at the end of stream, an error, the deadline or a cancel, once
+ * some came (they are returned); on a datagram or seqpacket socket it changes nothing (one datagram
+ * or record per call, on both backends, as recv(2) there). MSG_PEEK | MSG_WAITALL peeks as recv(2)
+ * does: on TCP it waits until len bytes are queued (trying again after sleeps of 1 ms doubling to
+ * 64 ms: a socket holding any byte is readable, so there is no readiness to wait for), returning
+ * fewer only at the end of stream, an error, the deadline or a cancel; on an AF_UNIX stream it
+ * returns what is queued; the bytes stay for the next read, on both backends. TCP urgent data
+ * (MSG_OOB): once weft has read a socket on io_uring it keeps a receive armed there, which reads
+ * past an urgent byte as it comes, and the kernel drops an urgent byte a read has passed; set
+ * SO_OOBINLINE to receive it in the stream instead. */
 WEFT_API ssize_t weft_recv(int fd, void *buf, size_t len, int flags, int64_t deadline);
 WEFT_API ssize_t weft_send(int fd, const void *buf, size_t len, int flags, int64_t deadline);
 
@@ -1542,8 +1543,8 @@ WEFT_API int weft_debug_serve(const weft_addr *addr, weft_addr *bound);
  * on any worker of the runtime. The task is handed over through the pair's message ring; when fn
  * returns, the task posts the result back to the caller's worker, whose loop settles the future
  * and wakes whoever awaits it, on whichever worker (a Tokio JoinHandle, not a Seastar future:
- * the future may be handed to a task of another worker). On the caller's own worker the task is spawned there, and completes the future
- * without a message. The future completes with:
+ * the future may be handed to a task of another worker). On the caller's own worker the task is
+ * spawned there, and completes the future without a message. The future completes with:
  * - status 0 and value = what fn returned;
  * - -ECANCELED when the task was cancelled (the runtime is shutting down: its blocking calls
  *   returned -ECANCELED), with value = what fn returned, or NULL when it never ran;

@@ -46,7 +46,6 @@ struct weft__runtime {
      * workers. */
     _Atomic(_Atomic uint64_t *) fdshare[256]; /* WEFT__FDSHARE_PAGES */
 
-
     pthread_mutex_t lock;      /* guards chunks and pool creation (cold paths only) */
     struct task_chunk *chunks; /* every task record is carved from these; under lock */
     weft__pool *pool;          /* the blocking pool, created at first use; under lock */

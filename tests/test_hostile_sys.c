@@ -1205,7 +1205,7 @@ static void *null_buffer_main(void *arg)
     tcp_pair(&a, &b);
     EQ(weft_write(b, "hello!", 6, SOON), 6);
     EQ(weft_read(a, NULL, 100, SOON), -EFAULT); /* refused before the backend: arms nothing */
-    char one; /* the first read: arms io_uring's receive */
+    char one;                                   /* the first read: arms io_uring's receive */
     EQ(weft_read(a, &one, 1, SOON), 1);
     EQ(one, 'h');
     EQ(weft_read(a, NULL, 100, SOON), -EFAULT);

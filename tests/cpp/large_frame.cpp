@@ -7,7 +7,8 @@
 #include <memory>
 #include <string>
 
-namespace {
+namespace
+{
 
 struct page_buffer {
     char bytes[65536];
@@ -21,9 +22,15 @@ weft::task<int> holds_a_large_buffer()
     co_return b.bytes[sizeof b.bytes - 1];
 }
 
-weft::task<std::unique_ptr<int>> boxed() { co_return std::make_unique<int>(5); }
+weft::task<std::unique_ptr<int>> boxed()
+{
+    co_return std::make_unique<int>(5);
+}
 
-weft::task<std::string> text() { co_return std::string(100, 'x'); }
+weft::task<std::string> text()
+{
+    co_return std::string(100, 'x');
+}
 
 weft::task<int> depth(int n)
 {
