@@ -49,10 +49,11 @@ int weft_fd_nonblock(int fd)
  * backends (weft.h). The kernel answers it too, but only after it has taken a datagram off
  * the queue, which it then drops: a receive with a NULL buffer (or a recvfrom with a NULL-page
  * address) lost the datagram on epoll, and a recvfrom's on io_uring (found by test_ported_net);
- * a stream keeps its bytes either way. One compare on the way in. */
+ * a stream keeps its bytes either way. The pointer is tested first: one compare and branch
+ * on the way in (the length first cost weft_read 4 instructions, 28 -> 32, by callgrind). */
 static inline bool first_page(const void *p, size_t len)
 {
-    return weft_unlikely(len && (uintptr_t)p < 4096);
+    return weft_unlikely((uintptr_t)p < 4096 && len);
 }
 
 /* A pointer to a structure the call reads or fills (a weft_addr, a sendfile offset): 0, or
