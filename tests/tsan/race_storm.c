@@ -95,6 +95,7 @@ typedef struct plain {
     job q[8];
     unsigned head, len;
     bool stop;
+    atomic_int busy; /* in a job now (for the hang report) */
 } plain;
 
 static plain plains[NLANES][NPLAIN];
@@ -113,8 +114,10 @@ static void *plain_main(void *arg)
         job j = p->q[p->head];
         p->head = (p->head + 1) % 8;
         p->len--;
+        atomic_store(&p->busy, 1);
         pthread_mutex_unlock(&p->mu);
         j.fn(j.arg);
+        atomic_store(&p->busy, 0);
         if (j.wg)
             weft_waitgroup_done(j.wg);
     }
@@ -217,7 +220,12 @@ struct round {
     atomic_int target_cancelled; /* before the join target's cancel */
     bool released;               /* ch[0]'s last handle went with the completer's release */
     int64_t tag;
+    /* For the hang report: where the lane is in the round, and where its completer. */
+    atomic_int stage, comp_ran, pre_set;
+    int comp_where; /* the completer's worker, or -1 (a plain thread) */
 };
+
+static _Atomic(round *) lane_round[NLANES]; /* each lane's round now: the hang report's */
 
 static unsigned nworkers;
 static weft_runtime *rt_handle;
@@ -279,8 +287,10 @@ static void waiter_plain(void *arg)
 /* The completer: pre, then act at about D. */
 static void completer_run(round *rd)
 {
+    atomic_store(&rd->comp_ran, 1);
     if (rd->sc->pre)
         rd->sc->pre(rd);
+    atomic_store(&rd->pre_set, 1);
     weft_event_set(&rd->pre_done);
     wait_until(rd->act_at);
     rd->sc->act(rd);
@@ -305,8 +315,10 @@ static void *completer_task(void *arg)
         /* Busy in its own code past D, long enough (1.5 ms) for the stall detector to hand
          * its worker to a relief thread in stealing mode (weft_config.handoff_us), which
          * then fires the timers and takes the wakes of that worker's waiters. */
+        atomic_store(&rd->comp_ran, 1);
         if (rd->sc->pre)
             rd->sc->pre(rd);
+        atomic_store(&rd->pre_set, 1);
         weft_event_set(&rd->pre_done);
         while (clock_now() < rd->act_at + 1500 * WEFT_USEC)
             ;
@@ -403,13 +415,17 @@ static void run_round(int lane, const scen *sc, uint64_t *seed)
 
     /* The completer first, so that its pre (a lock taken, ...) is there before any waiter. */
     weft_task *comp = NULL, *canc = NULL;
+    atomic_store(&lane_round[lane], rd);
+    rd->comp_where = comp_plain ? -1 : (int)((self + 1 + (r >> 6) % nworkers) % nworkers);
+    atomic_store(&rd->stage, 1);
     if (comp_plain)
         plain_post(&plains[lane][0], completer_plain, rd, &jobs);
     else
-        CHECK(weft_spawn_on((self + 1 + (r >> 6) % nworkers) % nworkers, &comp, completer_task, rd,
-                            NULL) == 0,
+        CHECK(weft_spawn_on((unsigned)rd->comp_where, &comp, completer_task, rd, NULL) == 0,
               "spawn completer");
+    atomic_store(&rd->stage, 2);
     weft_event_wait(&rd->pre_done, WEFT_FOREVER);
+    atomic_store(&rd->stage, 3);
 
     for (int i = 0; i < rd->nw; i++) {
         part *p = &rd->parts[i];
@@ -442,11 +458,15 @@ static void run_round(int lane, const scen *sc, uint64_t *seed)
 
     /* Join the helpers, then end every waiter still waiting (a late cancel, racing late
      * completions), and join them. */
+    atomic_store(&rd->stage, 4);
     if (comp)
         CHECK(weft_join(comp, NULL, WEFT_FOREVER) == 0, "join completer");
+    atomic_store(&rd->stage, 5);
     if (canc)
         CHECK(weft_join(canc, NULL, WEFT_FOREVER) == 0, "join canceller");
+    atomic_store(&rd->stage, 6);
     weft_waitgroup_wait(&jobs, WEFT_FOREVER); /* the plain threads' jobs, a waiter's too */
+    atomic_store(&rd->stage, 7);
     for (int i = 0; i < rd->nw; i++)
         if (!rd->parts[i].plain)
             cancel_part(&rd->parts[i]);
@@ -471,9 +491,11 @@ static void run_round(int lane, const scen *sc, uint64_t *seed)
         if (!ran)
             p->r = -ECANCELED; /* finished unrun: its wait never began */
     }
+    atomic_store(&rd->stage, 8);
     sc->check(rd);
     if (sc->teardown)
         sc->teardown(rd);
+    atomic_store(&lane_round[lane], NULL);
     free(rd);
     atomic_fetch_add(&progress, 1);
 }
@@ -1000,6 +1022,18 @@ static void check_target_result(round *rd, void *res)
           "join: the target's result %p", res);
 }
 
+/* Whether waiter 0 joins the task target (weft_join). Not when the completer cancels it:
+ * a task handle is its joiner's until the join returns, stale once the join has reaped the
+ * record (weft.h), and a cancel made through it then, however late, may land on the task the
+ * record was recycled for (another round's; seen under qemu, where a thread can lose its CPU
+ * for long enough for the worker's free records to go round). The lane joins it then, after
+ * the completer (join_check). A handle target (weft_handle) has no such limit: every waiter
+ * joins it, racing its cancel. */
+static bool waiter_joins_task(const round *rd)
+{
+    return !rd->target_h && !(rd->seed & 4);
+}
+
 static void join_wait(part *p)
 {
     round *rd = p->rd;
@@ -1007,7 +1041,7 @@ static void join_wait(part *p)
     int r;
     if (rd->target_h) {
         r = weft_handle_join(rd->target_h, &res, p->deadline);
-    } else if (p->idx == 0) {
+    } else if (p->idx == 0 && waiter_joins_task(rd)) {
         r = weft_join(rd->target, &res, p->deadline); /* one joiner of a task handle */
     } else {
         r = weft_sleep_until(p->deadline);
@@ -1038,7 +1072,8 @@ static void join_check(round *rd)
         CHECK(r == 0, "final handle join: %d", r);
         weft_handle_release(rd->target_h);
         check_target_result(rd, res);
-    } else if (rd->parts[0].r != 0) { /* its join failed: the handle is still valid */
+    } else if (!waiter_joins_task(rd) || rd->parts[0].r != 0) {
+        /* Not joined by waiter 0, or its join failed: the handle is still valid. */
         int r = weft_join(rd->target, &res, WEFT_FOREVER);
         CHECK(r == 0, "final join: %d, after the waiter's join gave %d", r, rd->parts[0].r);
         check_target_result(rd, res);
@@ -1330,6 +1365,45 @@ static void *main_task(void *arg)
 }
 
 /* A lost wake-up shows as a round that never ends. */
+/* What each lane waits for, printed when no round finishes (from the watchdog's thread; a
+ * round may be freed as it reads, a risk taken only on the way to an abort). */
+static void hang_report(void)
+{
+    static const char *stages[] = {"",
+                                   "spawning the completer",
+                                   "waiting for the completer's pre",
+                                   "spawning the waiters",
+                                   "joining the completer",
+                                   "joining the canceller",
+                                   "waiting for the plain threads' jobs",
+                                   "cancelling and joining the waiters",
+                                   "checking"};
+    for (int l = 0; l < NLANES; l++) {
+        round *rd = atomic_load(&lane_round[l]);
+        if (!rd) {
+            printf("lane %d: between rounds\n", l);
+            continue;
+        }
+        int st = atomic_load(&rd->stage);
+        printf("lane %d: round %lld, %s; completer on %s %d (how %u), ran %d, pre set %d\n", l,
+               (long long)rd->tag, st >= 0 && st <= 8 ? stages[st] : "?",
+               rd->comp_where < 0 ? "plain thread" : "worker",
+               rd->comp_where < 0 ? 0 : rd->comp_where, (unsigned)((rd->seed >> 40) % 8),
+               atomic_load(&rd->comp_ran), atomic_load(&rd->pre_set));
+        for (int i = 0; i < rd->nw; i++)
+            printf("  waiter %d: ran %d, cancel issued %d, plain %d\n", i,
+                   atomic_load(&rd->parts[i].ran), atomic_load(&rd->parts[i].cancel_issued),
+                   rd->parts[i].plain);
+        for (int k = 0; k < NPLAIN; k++) {
+            pthread_mutex_lock(&plains[l][k].mu);
+            unsigned len = plains[l][k].len;
+            pthread_mutex_unlock(&plains[l][k].mu);
+            printf("  plain thread %d: %u jobs queued, %s\n", k, len,
+                   atomic_load(&plains[l][k].busy) ? "in one" : "idle");
+        }
+    }
+}
+
 static void *watchdog(void *arg)
 {
     (void)arg;
@@ -1342,6 +1416,7 @@ static void *watchdog(void *arg)
             if (++still >= HANG_S) {
                 printf("FAIL: no round finished for %d s (scenario %s): a lost wake-up?\n", HANG_S,
                        current_scen);
+                hang_report();
                 fflush(stdout);
                 raise(SIGUSR1); /* the task dump (weft_config.dump_signal) */
                 sleep(2);
