@@ -2361,7 +2361,12 @@ WEFT_API int weft_group_create(weft_group **out);
  * -EPERM. */
 WEFT_API int weft_group_spawn(weft_group *g, weft_fn fn, void *arg, const weft_spawn_opts *opts);
 /* Parks until every task of the group has finished. 0, -ETIMEDOUT, -ECANCELED, -EPERM,
- * -EDEADLK (called by one of the group's tasks, which would wait for itself). */
+ * -EDEADLK (called by one of the group's tasks, which would wait for itself; or, with no
+ * deadline, by a task that one of its members waits for through weft_group_wait calls with
+ * no deadline on other groups: a member of G1 waits for G2 while a member of G2 waits for G1,
+ * directly or through a longer chain of groups; the wait that would complete the circle is
+ * refused at once, the group left untouched). A wait with a deadline, or one of a cancelled
+ * task, ends by itself: it is never refused for a circle, nor part of one. */
 WEFT_API int weft_group_wait(weft_group *g, int64_t deadline);
 /* Cancels every task of the group (they finish as cancelled tasks do). Returns how many.
  * Tasks spawned into the group afterwards (by a member on its way out, say) are not

@@ -1,18 +1,22 @@
-/* Circles of uncancellable closes (close_wait.h): a walk from the tasks a new close would
- * wait for, through the closes those tasks are in, looking for the new closer. */
+/* Circles of uncancellable closes, and of group waits (close_wait.h): a walk from the tasks a
+ * new close (wait) would wait for, through the closes (waits) those tasks are in, looking for
+ * the new caller. */
 #include "close_wait.h"
+#include "task.h"
 
 typedef struct walk {
     weft__worker *w;
     const weft_task *self;
+    bool is_wait; /* the kind of record followed (close_wait.h: circles are of one kind) */
 } walk;
 
 static bool waits_for_self(const weft__close_wait *rec, walk *k);
 
-/* Whether t is the new closer, or waits for it through the close t is in. A task waits in one
- * close at most, so it has one record at most; each record is walked once (`seen`), so a
- * circle that does not pass through the new closer (stuck already, and not this call's to
- * report) ends the walk instead of looping in it. */
+/* Whether t is the new caller, or waits for it through the close (wait) t is in. A task waits
+ * in one call at most, so it has one record at most; each record is walked once (`seen`), so a
+ * circle that does not pass through the new caller (stuck already, and not this call's to
+ * report) ends the walk instead of looping in it. A cancelled task's wait is over (it returns
+ * -ECANCELED at its next run), so it leads nowhere. */
 static bool task_reaches(const weft_task *t, void *ctx)
 {
     walk *k = ctx;
@@ -21,7 +25,7 @@ static bool task_reaches(const weft_task *t, void *ctx)
     for (weft__close_wait *c = k->w->closes; c; c = c->next) {
         if (c->closer != t)
             continue;
-        if (c->seen)
+        if (c->seen || c->is_wait != k->is_wait || (c->is_wait && weft__task_cancelled(t)))
             return false;
         c->seen = true;
         return waits_for_self(c, k);
@@ -38,7 +42,7 @@ bool weft__close_would_circle(weft__worker *w, const weft__close_wait *rec)
 {
     for (weft__close_wait *c = w->closes; c; c = c->next)
         c->seen = false;
-    walk k = {w, rec->closer};
+    walk k = {w, rec->closer, rec->is_wait};
     return waits_for_self(rec, &k);
 }
 

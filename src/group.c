@@ -4,8 +4,9 @@
  * the group's waiters. Closing cancels the members and waits for them without honouring the
  * closer's own cancellation, so no member outlives it. A member waiting for its own group (wait,
  * close) would wait for itself: -EDEADLK, and so would a close completing a circle of closes
- * (close_wait.h: a member of G1 closes G2 while a member of G2 closes G1). A group belongs to the
- * worker that created it; other threads get -EPERM. */
+ * (close_wait.h: a member of G1 closes G2 while a member of G2 closes G1), and a wait completing
+ * a circle of waits with no deadline (a member of G1 waits for G2 while one of G2 waits for G1).
+ * A group belongs to the worker that created it; other threads get -EPERM. */
 #include <errno.h>
 
 #include "close_wait.h"
@@ -164,19 +165,38 @@ static void arm(weft_group *g)
     }
 }
 
+/* The tasks a close or a wait of g waits for: its unfinished members (close_wait.h). */
+static bool any_member(const void *waited, weft__task_visit *visit, void *ctx);
+
 int weft_group_wait(weft_group *g, int64_t deadline)
 {
     if (!g)
         return -EINVAL;
     if (check_owner(g) < 0)
         return -EPERM;
-    if (is_member(g, weft_self()))
+    weft_task *self = weft_self();
+    if (is_member(g, self))
         return -EDEADLK;
     if (g->n == 0)
         return 0;
+    /* A circle of waits (a member of G1 waits for G2 while a member of G2 waits for G1) is
+     * refused as a circle of closes is. Waits with a deadline take no part: each ends by
+     * itself, and a circle through one is not stuck. Nor does a cancelled caller's wait,
+     * which returns -ECANCELED at once. */
+    weft__close_wait rec = {.closer = self, .waited = g, .any_waited = any_member, .is_wait = true};
+    bool linked = deadline == WEFT_FOREVER && self && !weft__task_cancelled(self);
+    if (linked) {
+        if (weft__close_would_circle(g->w, &rec))
+            return -EDEADLK;
+        weft__close_wait_push(g->w, &rec);
+    }
     arm(g);
     g->nwaiting++;
     int r = weft_waitgroup_wait(&g->wg, deadline);
+    /* Still g->w's: the caller is bound to it (check_owner). Before the last touch of g, which
+     * a walk of the record reads (its members). */
+    if (linked)
+        weft__close_wait_unlink(g->w, &rec);
     g->nwaiting--; /* the last touch of g: a close may free it from now on */
     return r;
 }
@@ -198,7 +218,6 @@ size_t weft_group_size(const weft_group *g)
     return g ? g->n : 0;
 }
 
-/* The tasks a close of g waits for: its unfinished members (close_wait.h). */
 static bool any_member(const void *waited, weft__task_visit *visit, void *ctx)
 {
     const weft_group *g = waited;

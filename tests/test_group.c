@@ -703,3 +703,112 @@ Test(group, a_circle_of_closes_through_a_generator_is_edeadlk, .timeout = 30)
         }
     }
 }
+
+/* Bug: a member of one group waiting (weft_group_wait, no deadline) for a second group while a
+ * member of the second waited for the first blocked both until something cancelled them, and
+ * no report named the circle (the global one needs every task asleep). The wait that completes
+ * the circle is -EDEADLK now, as for closes, also through a chain of four groups. A wait with
+ * a deadline ends by itself: a circle through it is no deadlock and nothing is refused. Nor is
+ * a circle of a wait and a close: the close cancels the waiting member, whose wait returns. */
+enum { WAITS_MAX = 4 };
+static weft_group *waits_g[WAITS_MAX];
+static int waits_n;
+static int waits_result[WAITS_MAX];
+static int waits_nstarted;
+static bool waits_timed0; /* member 0's wait has a deadline (far off) */
+static bool waits_close0; /* member 0 closes the next group, once all have started */
+
+static void *wait_for_the_next_group(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    weft_group *next = waits_g[(i + 1) % waits_n];
+    waits_nstarted++;
+    if (i == 0 && waits_close0) {
+        while (waits_nstarted < waits_n) /* not cancelled before it ever ran */
+            weft_yield();
+        waits_result[i] = weft_group_close(next);
+    } else {
+        bool timed = i == 0 && waits_timed0;
+        waits_result[i] =
+            weft_group_wait(next, timed ? weft_deadline_in(60 * WEFT_SEC) : WEFT_FOREVER);
+    }
+    return NULL;
+}
+
+static void *cross_wait_main(void *arg)
+{
+    waits_n = (int)(intptr_t)arg;
+    waits_nstarted = 0;
+    for (int i = 0; i < waits_n; i++) {
+        waits_result[i] = 1;
+        if (weft_group_create(&waits_g[i]) < 0)
+            return (void *)1;
+    }
+    for (int i = 0; i < waits_n; i++)
+        if (weft_group_spawn(waits_g[i], forever_job, NULL, NULL) < 0 ||
+            weft_group_spawn(waits_g[i], wait_for_the_next_group, (void *)(intptr_t)i, NULL) < 0)
+            return (void *)2;
+    /* Every member runs on this worker (the groups are its own) and the wait or close it
+     * makes parks or returns before this task runs again: once all have started, each
+     * result that will come without a cancel has come. */
+    while (waits_nstarted < waits_n)
+        weft_yield();
+    while (waits_close0 && (waits_result[0] == 1 || waits_result[1] == 1))
+        weft_yield();
+    int nparked = 0, nrefused = 0;
+    for (int i = 0; i < waits_n; i++) {
+        nparked += waits_result[i] == 1;
+        nrefused += waits_result[i] == -EDEADLK;
+    }
+    /* The closes cancel the waiting members, and free the groups once their waiters left. */
+    for (int i = 0; i < waits_n; i++)
+        if (!(waits_close0 && i == 1) && weft_group_close(waits_g[i]) != 0)
+            return (void *)3;
+    return (void *)(intptr_t)(100 * nparked + nrefused + 10);
+}
+
+/* Runs the circle on every order; returns the 100 * parked + refused the main task saw. */
+static int check_cross_wait(int n, bool timed0, bool close0)
+{
+    int seen = -1;
+    for (int ord = WEFT_ORDER_FIFO; ord <= WEFT_ORDER_DEPTH_FIRST; ord++) {
+        weft_config c;
+        weft_config_init(&c);
+        c.workers = 2;
+        c.order = ord;
+        waits_timed0 = timed0;
+        waits_close0 = close0;
+        intptr_t r = (intptr_t)run_main_cfg(&c, cross_wait_main, (void *)(intptr_t)n);
+        cr_assert_geq(r, 10, "order %d: main failed at step %d", ord, (int)r);
+        cr_assert(seen < 0 || seen == r - 10, "order %d: %d, another order %d", ord, (int)r - 10,
+                  seen);
+        seen = (int)r - 10;
+    }
+    return seen;
+}
+
+Test(group, two_groups_whose_members_wait_for_each_others_group_is_edeadlk, .timeout = 30)
+{
+    cr_assert_eq(check_cross_wait(2, false, false), 100 * 1 + 1,
+                 "one wait parks, the one completing the circle is refused");
+}
+
+Test(group, a_circle_of_four_group_waits_is_edeadlk, .timeout = 30)
+{
+    cr_assert_eq(check_cross_wait(4, false, false), 100 * 3 + 1);
+}
+
+Test(group, a_circle_of_group_waits_through_a_wait_with_a_deadline_is_no_deadlock, .timeout = 30)
+{
+    cr_assert_eq(check_cross_wait(2, true, false), 100 * 2 + 0);
+    cr_assert_eq(check_cross_wait(3, true, false), 100 * 3 + 0);
+}
+
+Test(group, a_circle_of_a_group_wait_and_a_close_is_no_deadlock, .timeout = 30)
+{
+    /* Member 0 closes group 1, which cancels member 1's wait for group 0: the close returns 0,
+     * the wait -ECANCELED; nothing parks for ever, nothing is refused. */
+    cr_assert_eq(check_cross_wait(2, false, true), 0);
+    cr_assert_eq(waits_result[0], 0);
+    cr_assert_eq(waits_result[1], -ECANCELED);
+}
