@@ -917,8 +917,11 @@ WEFT_API int weft_timer_future(weft_future **out, int64_t deadline);
  * One task at a time may await it: a weft_await while another task's await waits on it
  * returns -EBUSY at once (it would take the other's place, which would then never wake).
  * A poll by another task meanwhile, through a combinator (which cannot report -EBUSY), does
- * not take the awaiter's place either: the settle wakes both (the latest such poller only,
- * when several tasks do this at once).
+ * not take the awaiter's place either, nor does it take the place of a third task polling so:
+ * the settle wakes the awaiter and every task polling it (an awaiter and one other poller
+ * cost nothing; a third poller at once and more take a small array from the allocator, kept
+ * until the promise is freed; without memory for it, that poller is woken at once to poll
+ * again, rather than left unwoken).
  * Reference counted: create gives one reference,
  * weft_promise_retain() adds one, weft_promise_release() drops one (as does
  * weft_future_destroy() on its future, for code that holds only the future); the last drop

@@ -216,10 +216,16 @@ struct weft_promise {
     int status;
     void *value;
     weft_waker waiter; /* the one awaiting task's latest waker */
-    /* Another task's latest waker, from a poll (through a combinator, which weft_await's
-     * claim does not see) made while `waiter` was the awaiter of the moment: kept beside it
-     * rather than in its place, so that the settle wakes both. */
+    /* Other tasks' latest wakers, one per task, from polls (through combinators, which
+     * weft_await's claim does not see) made while `waiter` was the awaiter of the moment:
+     * kept beside it rather than in its place, so that the settle wakes them all. The first
+     * slot is `other`, so that an awaiter and one such poller allocate nothing; the next ones
+     * are the `nmore` of `more`, allocated by the poll that found every slot taken (and
+     * freed with the promise). A slot is free when empty, or when its waker is stale (its
+     * task was woken since, so does not wait for it). */
     weft_waker other;
+    weft_waker *more;
+    size_t nmore;
     /* any thread: retain is relaxed (the caller already holds a reference); the release
      * that drops the count to zero is acq_rel, so every other holder's last use happens
      * before the free. */
@@ -241,6 +247,20 @@ static void settle_locked(weft_promise *p, int status, void *value)
     p->other = (weft_waker){NULL, 0};
     weft_waker_wake(wk);
     weft_waker_wake(wk_other);
+    for (size_t i = 0; i < p->nmore; i++) {
+        wk = p->more[i];
+        p->more[i] = (weft_waker){NULL, 0};
+        weft_waker_wake(wk);
+    }
+}
+
+/* Whether waker `wk` is still current: its task not woken since it was made (its epoch is
+ * the task's). The record a waker names stays allocated while its runtime runs (weft.h,
+ * Wakers). */
+static bool waker_current(weft_waker wk)
+{
+    weft_task *t = wk.task;
+    return t && WEFT__EPOCH(atomic_load_explicit(&t->word, memory_order_acquire)) == wk.epoch;
 }
 
 /* Under the lock: whether the waker in p names a task other than `self` (the caller's task;
@@ -253,9 +273,7 @@ static void settle_locked(weft_promise *p, int status, void *value)
  * waker names stays allocated while its runtime runs (weft.h, Wakers). */
 static bool waiter_of_another(const weft_promise *p, const weft_task *self)
 {
-    weft_task *other = p->waiter.task;
-    return other && self && other != self &&
-           WEFT__EPOCH(atomic_load_explicit(&other->word, memory_order_acquire)) == p->waiter.epoch;
+    return self && p->waiter.task != self && waker_current(p->waiter);
 }
 
 /* The task whose poll runs on this thread, or NULL. */
@@ -265,34 +283,105 @@ static const weft_task *poller_task(void)
     return w ? w->current : NULL;
 }
 
+/* Slot i of the other pollers' wakers: `other`, then `more`. */
+static weft_waker *other_slot(weft_promise *p, size_t i)
+{
+    return i == 0 ? &p->other : &p->more[i - 1];
+}
+
+/* Under the lock: the slot of the other pollers that holds task t's waker, or NULL. */
+static weft_waker *others_own(weft_promise *p, const weft_task *t)
+{
+    for (size_t i = 0; t && i <= p->nmore; i++)
+        if (other_slot(p, i)->task == t)
+            return other_slot(p, i);
+    return NULL;
+}
+
 /* Under the lock, unsettled: keeps the poller's waker (empty: it gives up, and takes its
  * own back). The awaiter of the moment is never displaced: another task's poll, made through
- * a combinator while that awaiter waits, goes to `other`. In its place, it left the awaiter
- * parked for ever, the settle waking only the later poller. */
-static void keep_waker(weft_promise *p, weft_waker wk, const weft_task *self)
+ * a combinator while that awaiter waits, goes to a slot of its own beside it, nor does that
+ * poll displace a third task's waker kept so (each of them in another's place was left
+ * parked for ever, the settle waking only the later poller). Returns false when there was
+ * no free slot for it: the caller makes room (promise_poll). */
+static bool keep_waker(weft_promise *p, weft_waker wk, const weft_task *self)
 {
-    bool others_own = self && p->other.task == self;
+    weft_waker *own = others_own(p, self);
     if (!waiter_of_another(p, self)) {
         p->waiter = wk;
-        if (others_own) /* now in `waiter`: not twice */
-            p->other = (weft_waker){NULL, 0};
-    } else if (wk.task || others_own) {
-        p->other = wk;
+        if (own) /* now in `waiter`: not twice */
+            *own = (weft_waker){NULL, 0};
+        return true;
     }
+    if (own || !wk.task) {
+        if (own)
+            *own = wk;
+        return true;
+    }
+    for (size_t i = 0; i <= p->nmore; i++) {
+        weft_waker *s = other_slot(p, i);
+        if (!waker_current(*s)) {
+            *s = wk;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Under the lock: installs `room` (nroom slots, more than nmore) in place of `more`, its
+ * wakers copied and the rest free. Returns the array replaced, for the caller to free once
+ * unlocked. */
+static weft_waker *grow_locked(weft_promise *p, weft_waker *room, size_t nroom)
+{
+    weft_waker *old = p->more;
+    for (size_t i = 0; i < nroom; i++)
+        room[i] = i < p->nmore ? p->more[i] : (weft_waker){NULL, 0};
+    p->more = room;
+    p->nmore = nroom;
+    return old;
 }
 
 static int promise_poll(weft_future *self, weft_context *cx)
 {
     weft_promise *p = (weft_promise *)self;
-    weft__spin_lock(&p->lock);
-    /* The poller holds the only reference left after a drop: broken (above). relaxed: a
-     * count of 1 cannot change under the one holder, who is polling. */
-    if (!p->settled && p->dropped && atomic_load_explicit(&p->refs, memory_order_relaxed) == 1)
-        settle_locked(p, -EPIPE, NULL);
-    int settled = p->settled;
-    if (!settled)
-        keep_waker(p, cx->waker, poller_task());
+    const weft_task *me = poller_task();
+    weft_waker *room = NULL, *old = NULL;
+    size_t nroom = 0;
+    int settled;
+    for (;;) {
+        weft__spin_lock(&p->lock);
+        /* The poller holds the only reference left after a drop: broken (above). relaxed: a
+         * count of 1 cannot change under the one holder, who is polling. */
+        if (!p->settled && p->dropped && atomic_load_explicit(&p->refs, memory_order_relaxed) == 1)
+            settle_locked(p, -EPIPE, NULL);
+        settled = p->settled;
+        if (settled || keep_waker(p, cx->waker, me))
+            break;
+        if (room && nroom > p->nmore) {
+            old = grow_locked(p, room, nroom);
+            room = NULL;
+            keep_waker(p, cx->waker, me); /* into a free slot of the new ones */
+            break;
+        }
+        /* Every slot holds another task's current waker: twice the room, allocated unlocked
+         * (the lock is held for a few stores), and the poll made again (things may have
+         * moved meanwhile). Only a third poller at once gets here. */
+        size_t n = p->nmore ? 2 * p->nmore : 2;
+        weft__spin_unlock(&p->lock);
+        weft__free(NULL, room);
+        room = weft__malloc(weft__worker_current(), n * sizeof *room);
+        nroom = n;
+        if (!room) {
+            /* No memory for its slot: nothing would wake the poller at the settle, so it is
+             * woken now, to poll again soon (and try again), as a future that asks to be
+             * polled again at once (weft_await yields then). */
+            weft_waker_wake(cx->waker);
+            return WEFT_PENDING;
+        }
+    }
     weft__spin_unlock(&p->lock);
+    weft__free(NULL, room); /* unused: the poll found a slot after all */
+    weft__free(NULL, old);
     if (!settled)
         return WEFT_PENDING;
     /* Settled: the fields no longer change (settle happens once). */
@@ -313,13 +402,26 @@ static bool promise_claim(weft_future *self, weft_task *t)
     bool ok = true;
     weft__spin_lock(&p->lock);
     if (!p->settled) {
-        if (waiter_of_another(p, t))
+        weft_waker *own = others_own(p, t);
+        if (waiter_of_another(p, t)) {
             ok = false;
-        else
+        } else {
             p->waiter = weft__waker_of(t);
+            if (own) /* now in `waiter`: not twice */
+                *own = (weft_waker){NULL, 0};
+        }
     }
     weft__spin_unlock(&p->lock);
     return ok;
+}
+
+/* Under the lock: whether a slot of `more` holds a waker. */
+static bool any_more(const weft_promise *p)
+{
+    for (size_t i = 0; i < p->nmore; i++)
+        if (p->more[i].task)
+            return true;
+    return false;
 }
 
 static void promise_drop(weft_future *self)
@@ -345,12 +447,14 @@ static void promise_drop(weft_future *self)
         /* This drop leaves one. A parked awaiter holds the one left (its waker is cleared
          * by its last poll, under the lock, before it can drop it). */
         p->dropped = 1;
-        if (p->waiter.task || p->other.task)
+        if (p->waiter.task || p->other.task || any_more(p))
             settle_locked(p, -EPIPE, NULL);
     }
     weft__spin_unlock(&p->lock);
-    if (n == 1)
-        weft__free(NULL, p); /* by whichever thread drops the last reference */
+    if (n == 1) { /* by whichever thread drops the last reference */
+        weft__free(NULL, p->more);
+        weft__free(NULL, p);
+    }
 }
 
 static const weft_future_ops promise_ops = {promise_poll, promise_drop};

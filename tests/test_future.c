@@ -1790,3 +1790,86 @@ Test(future, futures_rs_shared_many_threads_across_two_workers, .timeout = 30)
     cr_assert_eq(run_workers(2, port_shared_main), NULL);
     cr_assert_eq(atomic_load(&port_shared_sum), 6 * (PORT_TASKS + PORT_THREADS));
 }
+
+/* Bug: beside its awaiter a promise kept one more poller's waker. A third task polling it
+ * through a combinator (each task its own weft_future_timeout or weft_future_first over the
+ * promise) took the second's place, and the settle woke only the awaiter and the latest
+ * poller; the others stayed parked for ever (here: until the main task cancels them). Every
+ * poller is woken now, on one worker and with the pollers spread over two. */
+enum { MANY_POLLERS = 6 };
+static weft_promise *many_promise;
+static int many_join[MANY_POLLERS];
+static int many_result[MANY_POLLERS];
+
+static void *many_poller(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    weft_future *p = weft_promise_future(many_promise), *never = NULL, *f = NULL;
+    if (i == 0) { /* the awaiter */
+        many_result[i] = weft_await(p, NULL, WEFT_FOREVER);
+        return NULL;
+    }
+    weft_future *fs[2] = {p, NULL};
+    int r = i % 2 ? weft_future_timeout(&f, p, weft_deadline_in(60 * WEFT_SEC))
+                  : weft_future_pending(&never);
+    if (r == 0 && never) {
+        fs[1] = never;
+        r = weft_future_first(&f, fs, 2);
+    }
+    if (r == 0)
+        many_result[i] = weft_await(f, NULL, WEFT_FOREVER);
+    weft_future_destroy(f);
+    weft_future_destroy(never);
+    return NULL;
+}
+
+static void *many_pollers_main(void *arg)
+{
+    (void)arg;
+    if (weft_promise_create(&many_promise) < 0)
+        return (void *)1;
+    weft_task *t[MANY_POLLERS];
+    /* One after another, each parked (its poll made) before the next one polls. */
+    for (int i = 0; i < MANY_POLLERS; i++) {
+        many_result[i] = 1;
+        many_join[i] = 1;
+        if (weft_spawn_on((unsigned)i % weft_worker_count(), &t[i], many_poller,
+                          (void *)(intptr_t)i, NULL) < 0)
+            return (void *)2;
+        while (weft_task_status(t[i]) != WEFT_TASK_PARKED)
+            weft_yield();
+    }
+    weft_promise_resolve(many_promise, (void *)(intptr_t)7);
+    /* Woken by the settle, each is done long before this deadline; left parked, it is not,
+     * and is cancelled (its last look then finds the promise settled). */
+    int64_t until = weft_deadline_in(10 * WEFT_SEC);
+    for (int i = 0; i < MANY_POLLERS; i++) {
+        many_join[i] = weft_join(t[i], NULL, until);
+        if (many_join[i] < 0) {
+            weft_cancel(t[i]);
+            weft_join(t[i], NULL, WEFT_FOREVER);
+        }
+    }
+    weft_promise_release(many_promise);
+    return NULL;
+}
+
+static void check_many_pollers(unsigned workers)
+{
+    cr_assert_eq(run_workers(workers, many_pollers_main), NULL);
+    for (int i = 0; i < MANY_POLLERS; i++) {
+        cr_assert_eq(many_join[i], 0, "poller %d (of %d, on %u workers) is woken by the settle", i,
+                     MANY_POLLERS, workers);
+        cr_assert_eq(many_result[i], 0, "poller %d's await (the first's: child 0)", i);
+    }
+}
+
+Test(future, every_task_polling_a_promise_is_woken_on_one_worker, .timeout = 60)
+{
+    check_many_pollers(1);
+}
+
+Test(future, every_task_polling_a_promise_is_woken_across_two_workers, .timeout = 60)
+{
+    check_many_pollers(2);
+}
