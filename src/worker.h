@@ -95,9 +95,9 @@ struct weft__worker {
     /* Watches whose task has finished, held by their handles alone (watch.c): freed by
      * weft_watch_del, or at the worker's end (weft__watches_fini). owner: the worker. */
     struct weft_watch *watches_held;
-    /* The generator and group closes waiting on this worker (close_wait.h), newest first:
-     * records on the closers' stacks, walked to refuse a close that would complete a circle.
-     * owner: the worker. */
+    /* The generator and group closes, and the group waits with no deadline, waiting on this
+     * worker (close_wait.h), newest first: records on the callers' stacks, walked to refuse a
+     * close or wait that would complete a circle. owner: the worker. */
     struct weft__close_wait *closes;
     /* Worker 0's: a dump was asked for by the dump signal's handler (dumpsig.c), which sets
      * it and rings the doorbell; the worker takes it at its next tick. */
