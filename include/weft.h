@@ -916,14 +916,13 @@ WEFT_API int weft_timer_future(weft_future **out, int64_t deadline);
 /* A promise: a one-shot future that any task resolves with a value or rejects with an error.
  * One task at a time may await it: a weft_await while another task's await waits on it
  * returns -EBUSY at once (it would take the other's place, which would then never wake).
- * A poll by another task meanwhile, through a combinator (which cannot report -EBUSY), does
- * not take the awaiter's place either, nor does it take the place of a third task polling so:
- * the settle wakes the awaiter and every task polling it (an awaiter and one other poller
- * cost nothing; a third poller at once and more take a small array from the allocator, kept
- * until the promise is freed; without memory for it, that poller is woken at once to poll
- * again, rather than left unwoken).
- * Reference counted: create gives one reference,
- * weft_promise_retain() adds one, weft_promise_release() drops one (as does
+ * A poll by another task, through a combinator (which cannot report -EBUSY), is no await:
+ * made before or during the await, it takes neither the awaiter's place nor that of a third
+ * task polling so, and refuses no weft_await: the settle wakes the awaiter and every task
+ * polling it (an awaiter and one other poller take no memory; more pollers at once take a
+ * small array from the allocator, kept until the promise is freed; a poller that finds no
+ * memory for its place is woken at once to poll again, rather than left unwoken).
+ * Reference counted: create gives one reference, weft_promise_retain() adds one, weft_promise_release() drops one (as does
  * weft_future_destroy() on its future, for code that holds only the future); the last drop
  * frees it. Resolving or rejecting after the first resolution returns -EALREADY.
  * A broken promise: when a reference is dropped while the promise is unsettled and one is

@@ -200,7 +200,7 @@ int weft_timer_future(weft_future **out, int64_t deadline)
 /* ---- Promise -------------------------------------------------------------------------- */
 
 /* A promise. Any thread may settle it and any task poll it: `settled`, `status`, `value`,
- * `dropped` and `waiter` are under `lock` (a spinlock held for a few stores), so a settle
+ * `dropped` and the wakers are under `lock` (a spinlock held for a few stores), so a settle
  * either finds the poller's waker or the poller finds it settled.
  *
  * Broken promises: a reference dropped while the promise is unsettled, leaving one, sets
@@ -215,10 +215,12 @@ struct weft_promise {
     int dropped; /* a reference was dropped unsettled, leaving one */
     int status;
     void *value;
-    weft_waker waiter; /* the one awaiting task's latest waker */
+    /* The one awaiting task's latest waker: set by weft_await's claim, and by that task's
+     * polls only. */
+    weft_waker waiter;
     /* Other tasks' latest wakers, one per task, from polls (through combinators, which
-     * weft_await's claim does not see) made while `waiter` was the awaiter of the moment:
-     * kept beside it rather than in its place, so that the settle wakes them all. The first
+     * weft_await's claim does not see): kept beside the awaiter's and each other's rather
+     * than in their place, so that the settle wakes them all. The first
      * slot is `other`, so that an awaiter and one such poller allocate nothing; the next ones
      * are the `nmore` of `more`, allocated by the poll that found every slot taken (and
      * freed with the promise). A slot is free when empty, or when its waker is stale (its
@@ -263,14 +265,9 @@ static bool waker_current(weft_waker wk)
     return t && WEFT__EPOCH(atomic_load_explicit(&t->word, memory_order_acquire)) == wk.epoch;
 }
 
-/* Under the lock: whether the waker in p names a task other than `self` (the caller's task;
- * NULL on a thread outside every task) that is still parked for it (its epoch the task's):
- * the awaiter of the moment, which neither a second weft_await (promise_claim) nor another
- * task's poll with an empty waker may displace. That empty poll is a driver giving up, such
- * as weft_await's last look once its task was woken: a second awaiter on another worker
- * may have claimed the promise in between (the first one's waker was stale by then), and
- * erasing its waker left it parked until its deadline, for ever without one. The record a
- * waker names stays allocated while its runtime runs (weft.h, Wakers). */
+/* Under the lock: whether `waiter` names a task other than `self` (the caller's task) that
+ * is still parked for it (its epoch the task's): the awaiter of the moment, which a second
+ * weft_await (promise_claim) may not displace. */
 static bool waiter_of_another(const weft_promise *p, const weft_task *self)
 {
     return self && p->waiter.task != self && waker_current(p->waiter);
@@ -298,21 +295,26 @@ static weft_waker *others_own(weft_promise *p, const weft_task *t)
     return NULL;
 }
 
-/* Under the lock, unsettled: keeps the poller's waker (empty: it gives up, and takes its
- * own back). The awaiter of the moment is never displaced: another task's poll, made through
- * a combinator while that awaiter waits, goes to a slot of its own beside it, nor does that
- * poll displace a third task's waker kept so (each of them in another's place was left
- * parked for ever, the settle waking only the later poller). Returns false when there was
- * no free slot for it: the caller makes room (promise_poll). */
+/* Under the lock, unsettled: keeps the waker of the poll's task (the task it wakes; for an
+ * empty waker, the poller, which gives up and takes its own back). `waiter` is the awaiter's:
+ * set by its claim (promise_claim), and kept up to date by its own polls. Any other task's
+ * poll, made through a combinator, goes to a slot of its own among the others', and displaces
+ * no one (in another's place it left that task parked for ever, the settle waking only the
+ * later poller); nor does it take `waiter`, which a later weft_await would then have found
+ * taken (-EBUSY with no other await). A driver giving up touches its own waker only: erasing
+ * another's (such as weft_await's last look once its task was woken, after a second awaiter
+ * on another worker had claimed the promise) left that one parked for ever. Returns false
+ * when there was no free slot: the caller makes room (promise_poll). */
 static bool keep_waker(weft_promise *p, weft_waker wk, const weft_task *self)
 {
-    weft_waker *own = others_own(p, self);
-    if (!waiter_of_another(p, self)) {
+    const weft_task *key = wk.task ? wk.task : self;
+    if (!key) /* an empty waker outside every task: nothing of its own to take back */
+        return true;
+    if (p->waiter.task == key) {
         p->waiter = wk;
-        if (own) /* now in `waiter`: not twice */
-            *own = (weft_waker){NULL, 0};
         return true;
     }
+    weft_waker *own = others_own(p, key);
     if (own || !wk.task) {
         if (own)
             *own = wk;
@@ -365,7 +367,8 @@ static int promise_poll(weft_future *self, weft_context *cx)
         }
         /* Every slot holds another task's current waker: twice the room, allocated unlocked
          * (the lock is held for a few stores), and the poll made again (things may have
-         * moved meanwhile). Only a third poller at once gets here. */
+         * moved meanwhile). Only a second task polling through a combinator at once gets
+         * here. */
         size_t n = p->nmore ? 2 * p->nmore : 2;
         weft__spin_unlock(&p->lock);
         weft__free(NULL, room);
@@ -393,9 +396,10 @@ static int promise_poll(weft_future *self, weft_context *cx)
  * another task's await sits there still current (its task not woken since: the waker's epoch
  * is the task's), since one await would take the other's place and leave it parked for ever
  * (one awaiter at a time, weft.h); else our waker goes in, so that a second claim racing
- * this one sees it. A waker left behind by a combinator that polled the promise and was
- * dropped is stale (its task was woken since), and is replaced. The record a waker names
- * stays allocated while its runtime runs (weft.h, Wakers). */
+ * this one sees it (and leaves the slot it may have had among the others'). An awaiter's
+ * waker left behind by an await that ended is stale (its task was woken since), and is
+ * replaced. The record a waker names stays allocated while its runtime runs (weft.h,
+ * Wakers). */
 static bool promise_claim(weft_future *self, weft_task *t)
 {
     weft_promise *p = (weft_promise *)self;
