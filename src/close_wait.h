@@ -39,8 +39,8 @@ typedef struct weft__close_wait {
 
 /* Whether rec->closer waiting as `rec` says (not linked yet) would close a circle: the
  * tasks it would wait for wait, through other records of its kind on w (closes for a close,
- * waits for a wait), for the closer itself. A wait of a cancelled task is passed over: it
- * returns -ECANCELED when that task next runs. */
+ * waits for a wait), for the closer itself. A wait whose task was woken or cancelled is passed
+ * over: it returns when that task next runs. */
 bool weft__close_would_circle(weft__worker *w, const weft__close_wait *rec);
 /* Links rec (its fields set) into w's closes while its closer waits; unlink it after. */
 void weft__close_wait_push(weft__worker *w, weft__close_wait *rec);

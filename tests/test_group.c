@@ -812,3 +812,73 @@ Test(group, a_circle_of_a_group_wait_and_a_close_is_no_deadlock, .timeout = 30)
     cr_assert_eq(waits_result[0], 0);
     cr_assert_eq(waits_result[1], -ECANCELED);
 }
+
+/* A wait whose group has emptied is over, though its task has not run yet to leave: a member
+ * spawned then into the emptied group, waiting for the first waiter's group, is in no circle
+ * (the first wait returns 0 at its next run, its task ends, and so does the second wait). */
+static weft_group *over_a, *over_b;
+static weft_task *over_waiter;
+static int over_a_result, over_b_result;
+static weft_event over_go;
+
+static void *over_wait_for_b(void *arg)
+{
+    (void)arg;
+    over_waiter = weft_self();
+    over_a_result = weft_group_wait(over_b, WEFT_FOREVER);
+    return NULL;
+}
+
+static void *over_wait_for_a(void *arg)
+{
+    (void)arg;
+    over_b_result = weft_group_wait(over_a, WEFT_FOREVER);
+    return NULL;
+}
+
+static void *over_first_member(void *arg)
+{
+    (void)arg;
+    weft_event_wait(&over_go, WEFT_FOREVER);
+    return NULL;
+}
+
+static void *over_main(void *arg)
+{
+    (void)arg;
+    weft_event go = WEFT_EVENT_INIT;
+    over_go = go;
+    over_waiter = NULL;
+    over_a_result = over_b_result = 1;
+    if (weft_group_create(&over_a) < 0 || weft_group_create(&over_b) < 0 ||
+        weft_group_spawn(over_b, over_first_member, NULL, NULL) < 0 ||
+        weft_group_spawn(over_a, over_wait_for_b, NULL, NULL) < 0)
+        return (void *)1;
+    while (!over_waiter || weft_task_status(over_waiter) != WEFT_TASK_PARKED)
+        weft_yield();
+    weft_event_set(&over_go);
+    while (weft_group_size(over_b) != 0) /* the first member ends: the waiter is woken */
+        weft_yield();
+    /* FIFO: this task ran again before the woken waiter, which is still in its wait. */
+    if (weft_task_status(over_waiter) != WEFT_TASK_READY)
+        return (void *)2;
+    weft_spawn_opts child_first = {.flags = WEFT_SPAWN_CHILD_FIRST};
+    if (weft_group_spawn(over_b, over_wait_for_a, NULL, &child_first) < 0)
+        return (void *)3;
+    int r = over_b_result; /* the second wait parked (1), or was refused at once */
+    if (weft_group_close(over_a) != 0 || weft_group_close(over_b) != 0)
+        return (void *)4;
+    return (void *)(intptr_t)(r == 1 ? 0 : 100 - r);
+}
+
+Test(group, a_wait_for_a_group_whose_waiter_was_woken_is_no_circle, .timeout = 30)
+{
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 1;
+    c.order = WEFT_ORDER_FIFO;
+    intptr_t r = (intptr_t)run_main_cfg(&c, over_main, NULL);
+    cr_assert_eq(r, 0, "step %d (100 + EDEADLK: the second wait was refused)", (int)r);
+    cr_assert_eq(over_a_result, 0);
+    cr_assert_eq(over_b_result, 0);
+}
