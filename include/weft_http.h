@@ -113,7 +113,9 @@ typedef struct weft_http_response {
  * -ELOOP (more redirects than the pool allows: *resp holds the last 3xx), -ENOTSUP (an
  * https Location from a plain pool), or on_body's negative value. A header field folded
  * over lines (obs-fold, RFC 9112 5.2) is unfolded, except in the fields the client reads
- * (Content-Length, Transfer-Encoding, Connection, Location): -EPROTO there. A 2xx to a
+ * (Content-Length, Transfer-Encoding, Connection, Location): -EPROTO there. A Content-Length
+ * that is a list of identical values ("2, 2"), or repeated on several lines with the same
+ * value, is taken as that value (RFC 9110 8.6); differing values are -EPROTO. A 2xx to a
  * CONNECT ends at its head, as a 101 does (a tunnel follows, which this client does not
  * carry: the connection is closed). A limit: a body
  * delimited only by the close (no Content-Length, not chunked) that

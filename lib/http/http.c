@@ -567,6 +567,42 @@ static void note_codings(head *h, const char *v, size_t vl)
     h->chunked = ieq(v + i, end - i, "chunked");
 }
 
+/* One Content-Length line: a decimal number, or a list of them (RFC 9110 8.6: a recipient
+ * may take a list of identical values, "2, 2", as that value, which curl does, and some
+ * proxies send one after merging repeated fields). Every value, on this line and on earlier
+ * ones, must be the same: differing ones leave the body's end in doubt (a smuggling attempt,
+ * or a broken proxy), and are -EPROTO. Empty list elements are skipped (RFC 9110 5.6.1), but
+ * a line must hold at least one value. */
+static int note_length(head *h, const char *v, size_t vl)
+{
+    int nvalues = 0;
+    for (size_t i = 0; i < vl;) {
+        size_t b = i;
+        while (i < vl && v[i] != ',')
+            i++;
+        size_t e = i++; /* past the comma, if any */
+        while (b < e && (v[b] == ' ' || v[b] == '\t'))
+            b++;
+        while (e > b && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+            e--;
+        if (b == e)
+            continue;
+        if (e - b > 18) /* 10^18 - 1 at most: no overflow of int64_t */
+            return -EPROTO;
+        int64_t cl = 0;
+        for (size_t k = b; k < e; k++) {
+            if (v[k] < '0' || v[k] > '9')
+                return -EPROTO;
+            cl = cl * 10 + (v[k] - '0');
+        }
+        if (h->content_length >= 0 && h->content_length != cl)
+            return -EPROTO;
+        h->content_length = cl;
+        nvalues++;
+    }
+    return nvalues > 0 ? 0 : -EPROTO;
+}
+
 /* "HTTP/1.x NNN" with exactly three digits (1xx to 5xx), then a space and the reason, or
  * the end of the line (the reason may be empty, its space too: RFC 9112 4 asks a client to
  * accept that). */
@@ -630,17 +666,8 @@ static int read_head(reader *r, head *h)
             prev_read = ieq(s, nl, "content-length") || ieq(s, nl, "transfer-encoding") ||
                         ieq(s, nl, "location") || ieq(s, nl, "connection");
             if (ieq(s, nl, "content-length")) {
-                int64_t cl = 0;
-                if (vl == 0 || vl > 18)
-                    return -EPROTO;
-                for (size_t i = 0; i < vl; i++) {
-                    if (v[i] < '0' || v[i] > '9')
-                        return -EPROTO;
-                    cl = cl * 10 + (v[i] - '0');
-                }
-                if (h->content_length >= 0 && h->content_length != cl)
-                    return -EPROTO;
-                h->content_length = cl;
+                if ((rc = note_length(h, v, vl)) < 0)
+                    return rc;
             } else if (ieq(s, nl, "transfer-encoding")) {
                 note_codings(h, v, vl);
             } else if (ieq(s, nl, "location")) {

@@ -217,6 +217,27 @@ static int answer(int fd, const req *rq)
         send_str(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n 2\r\n\r\nok");
         return -1;
     }
+    if (strncmp(p, "/cl-", 4) == 0) { /* Content-Length lists and repeats (RFC 9110 8.6) */
+        static const struct {
+            const char *path, *lines;
+        } cl[] = {
+            {"/cl-list-same", "Content-Length: 2, 2\r\n"},
+            {"/cl-lines-same", "Content-Length: 2\r\nContent-Length: 2,2\r\n"},
+            {"/cl-list-empty-elements", "Content-Length: , 2 ,\r\n"},
+            {"/cl-list-differ", "Content-Length: 2, 3\r\n"},
+            {"/cl-lines-differ", "Content-Length: 2\r\nContent-Length: 2, 3\r\n"},
+            {"/cl-list-no-value", "Content-Length: ,\r\n"},
+            {"/cl-list-space", "Content-Length: 2 2\r\n"},
+        };
+        for (size_t i = 0; i < sizeof cl / sizeof cl[0]; i++) {
+            if (strcmp(p, cl[i].path) != 0)
+                continue;
+            send_str(fd, "HTTP/1.1 200 OK\r\n");
+            send_str(fd, cl[i].lines);
+            send_str(fd, "\r\nok");
+            return 0;
+        }
+    }
     if (strcmp(p, "/status-2000") == 0) {
         send_str(fd, "HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok");
         return -1;
@@ -713,6 +734,42 @@ Test(http_hostile, status_code_is_three_digits)
     assert_rc(&j, 1, -EPROTO);
     assert_rc(&j, 2, 0);
     cr_assert_eq(j.resp[2].status, 200);
+}
+
+/* Bug: "Content-Length: 2, 2" failed the request with -EPROTO (curl takes it). RFC 9110 8.6:
+ * a list of identical values, on one line or over repeated lines, may be taken as that value;
+ * differing values are an error, and so is a line with no value or two numbers without a
+ * comma between them. */
+static void *t_length_list(void *arg)
+{
+    job *j = arg;
+    weft_http_pool *p = pool_for(j);
+    get_into(j, p, 0, "/cl-list-same");
+    get_into(j, p, 1, "/cl-lines-same");
+    get_into(j, p, 2, "/cl-list-empty-elements");
+    weft_http_pool_destroy(p);
+    get_once(j, 3, "/cl-list-differ");
+    get_once(j, 4, "/cl-lines-differ");
+    get_once(j, 5, "/cl-list-no-value");
+    get_once(j, 6, "/cl-list-space");
+    return NULL;
+}
+
+Test(http_hostile, content_length_list_of_identical_values)
+{
+    job j = {0};
+    run_against_server(t_length_list, &j);
+    for (int i = 0; i < 3; i++) {
+        assert_rc(&j, i, 0);
+        cr_assert_eq(j.resp[i].status, 200, "request %d", i);
+        cr_assert_eq(j.resp[i].content_length, 2, "request %d", i);
+        cr_assert_str_eq(j.body[i].data, "ok", "request %d", i);
+    }
+    /* The body ended where the length said: the connection went back and was reused. */
+    cr_assert_eq(j.resp[1].reused, 1);
+    cr_assert_eq(j.resp[2].reused, 1);
+    for (int i = 3; i < 7; i++)
+        assert_rc(&j, i, -EPROTO);
 }
 
 /* Bug: a folded header line (obs-fold) failed the request, though a client is to unfold it
