@@ -87,8 +87,13 @@ typedef struct weft_http_response {
  * `body_len` bytes when not NULL, with its Content-Length) and reads the response, streaming
  * its body to on_body (may be NULL: the body is read and dropped). Everything, redirects
  * included, must finish by `deadline` (absolute, weft_now's clock; WEFT_FOREVER). A
- * kept-alive connection the server closed meanwhile is retried once on a fresh one for GET
- * and HEAD. Over plain HTTP a response that arrives before the whole body was sent (a 413,
+ * kept-alive connection the server closed meanwhile (it fails before any response byte, or it
+ * answers with a 408 that closes it or that comes before the request was all written: the
+ * server's idle timeout crossing the request) is retried once on a fresh one for the
+ * idempotent methods, GET, HEAD, OPTIONS, PUT, DELETE and TRACE (the body is sent again); for
+ * another method the request fails with -ECONNRESET (or the send's error), as it may have been
+ * acted on, and that 408's body reaches no on_body. A 408 on a fresh connection, or one that
+ * keeps the connection, is returned as the response. Over plain HTTP a response that arrives before the whole body was sent (a 413,
  * say, from a server that then closes or stops reading) is returned as the response, and the
  * connection is closed after it (an interim 1xx, such as 100 Continue or 103 Early Hints,
  * does not stop the body: it is skipped as always); over https the body is written whole first (a

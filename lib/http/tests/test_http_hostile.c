@@ -88,6 +88,7 @@ typedef struct req {
     char host[128];
     int nhosts; /* Host lines */
     long content_length;
+    int nth; /* requests before this one on the connection (serve_conn sets it) */
 } req;
 
 /* Reads a request head, and nothing after it; 0, or -1 at the end of the connection. */
@@ -160,6 +161,13 @@ static int answer(int fd, const req *rq)
         wait_for_hangup(fd);
         return -1;
     }
+    if (strcmp(p, "/408-early-on-reuse") == 0 && rq->nth > 0) {
+        /* The idle timeout's 408, without a Connection: close, as the request's body is still
+         * coming: the server reads no more of it and waits for the client to go. */
+        send_str(fd, "HTTP/1.1 408 Request Timeout\r\nContent-Length: 7\r\n\r\ntimeout");
+        wait_for_hangup(fd);
+        return -1;
+    }
     if (strcmp(p, "/continue") == 0 || strcmp(p, "/early-hints") == 0) {
         /* An interim response at once, then the body read only after a pause (the client's
          * writes fill both socket buffers meanwhile, with the 1xx waiting to be read). */
@@ -177,6 +185,18 @@ static int answer(int fd, const req *rq)
     if (strcmp(p, "/ok") == 0) {
         ok(fd, "ok");
         return 0;
+    }
+    if (strcmp(p, "/408-on-reuse") == 0 || strcmp(p, "/408-early-on-reuse") == 0 ||
+        strcmp(p, "/408-always") == 0) {
+        /* The first request on a connection is answered; any later one gets the 408 of an idle
+         * timeout that raced with it, and the close (always, for /408-always). */
+        if (rq->nth == 0 && strcmp(p, "/408-always") != 0) {
+            ok(fd, "fresh");
+            return 0;
+        }
+        send_str(fd, "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
+                     "Content-Length: 7\r\n\r\ntimeout");
+        return -1;
     }
     if (strcmp(p, "/head-100k") == 0) {
         send_str(fd, "HTTP/1.1 200 OK\r\n");
@@ -367,8 +387,11 @@ static int answer(int fd, const req *rq)
 static void serve_conn(int fd)
 {
     req rq;
-    while (read_head(fd, &rq) == 0 && answer(fd, &rq) == 0)
-        ;
+    for (int nth = 0; read_head(fd, &rq) == 0; nth++) {
+        rq.nth = nth;
+        if (answer(fd, &rq) < 0)
+            break;
+    }
     close(fd);
 }
 
@@ -616,10 +639,64 @@ Test(http_hostile, deadline_under_flood)
     }
 }
 
+#define BIG_BODY (8 << 20) /* far more than the socket buffers on both sides hold */
+
+/* Bug: a server's 408 for an idle keep-alive connection, crossing the next request sent on it,
+ * was taken as that request's response. A 408 that closes a pooled connection, or that comes
+ * before the request was all written, says the server had closed it: an idempotent request
+ * goes once more on a fresh connection (its body too), another one fails with -ECONNRESET,
+ * and the 408's body reaches no on_body. A 408 on a fresh connection is a response. */
+static void *t_408_on_reuse(void *arg)
+{
+    job *j = arg;
+    char *big = calloc(1, BIG_BODY);
+    if (!big)
+        return (void *)1;
+    weft_http_pool *p = pool_for(j);
+    int64_t dl = weft_deadline_in(LONG_DEADLINE);
+    get_into(j, p, 0, "/408-on-reuse"); /* a fresh connection, then kept */
+    get_into(j, p, 1, "/408-on-reuse");
+    j->rc[2] =
+        weft_http_put(p, "/408-on-reuse", NULL, "data", 4, collect, &j->body[2], &j->resp[2], dl);
+    j->rc[3] = weft_http_request(p, "DELETE", "/408-on-reuse", NULL, NULL, 0, collect, &j->body[3],
+                                 &j->resp[3], dl);
+    j->rc[4] =
+        weft_http_post(p, "/408-on-reuse", NULL, "data", 4, collect, &j->body[4], &j->resp[4], dl);
+    weft_http_pool_destroy(p);
+    /* The 408 as the request's body is still going out (no Connection: close). */
+    p = pool_for(j);
+    j->rc[5] = weft_http_put(p, "/408-early-on-reuse", NULL, big, BIG_BODY, collect, &j->body[5],
+                             &j->resp[5], dl);
+    j->rc[6] = weft_http_put(p, "/408-early-on-reuse", NULL, big, BIG_BODY, collect, &j->body[6],
+                             &j->resp[6], dl);
+    weft_http_pool_destroy(p);
+    get_once(j, 7, "/408-always");
+    free(big);
+    return NULL;
+}
+
+Test(http_hostile, a_408_on_a_reused_connection_is_retried_when_idempotent)
+{
+    job j = {0};
+    run_against_server(t_408_on_reuse, &j);
+    for (int i = 0; i < 7; i++) {
+        if (i == 4)
+            continue;
+        assert_rc(&j, i, 0);
+        cr_assert_eq(j.resp[i].status, 200, "request %d", i);
+        cr_assert_str_eq(j.body[i].data, "fresh", "request %d", i);
+        cr_assert_eq(j.resp[i].reused, 0, "request %d: answered on the pooled connection", i);
+    }
+    assert_rc(&j, 4, -ECONNRESET); /* a POST is not sent twice */
+    cr_assert_str_empty(j.body[4].data, "the 408's body reached on_body");
+    assert_rc(&j, 7, 0);
+    cr_assert_eq(j.resp[7].status, 408);
+    cr_assert_str_eq(j.body[7].data, "timeout");
+}
+
 /* Bug: the whole body was written before anything was read, so a server that answered 413 at
  * once and closed gave -EPIPE (or -ECONNRESET), and one that answered and stopped reading
  * gave -ETIMEDOUT. The answer is now read as soon as it comes, as curl does. */
-#define BIG_BODY (8 << 20) /* far more than the socket buffers on both sides hold */
 
 static void *t_early(void *arg)
 {
