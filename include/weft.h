@@ -1518,7 +1518,10 @@ WEFT_API int weft_metrics_text(weft_runtime *rt, char *buf, size_t len);
  * One request per connection (what the client sends past its head is read and dropped before
  * the close, so no reset cuts the answer), an absolute-form target routed as its path, each
  * read and write under a 5 s deadline; connections are served
- * by tasks of their own on that worker, up to 16 at once; a worker stuck in a task, whose
+ * by tasks of their own on that worker, up to 16 at once; a 17th connection closes the oldest
+ * one that waits on its client (that has not sent its whole request head yet, or has had its
+ * answer), so that clients that connect and send nothing delay no one, and with none such it
+ * waits for one of the 16 to end (each within its deadline); a worker stuck in a task, whose
  * part of a dump has not come within 2 s, is listed without backtraces. The endpoint stops when the
  * runtime does; while it listens, the deadlock report counts it as a source of work from outside
  * (it is one). Returns 0, -EPERM (not in a stackful task), -ENOMEM, or the -errno of socket, bind

@@ -529,6 +529,62 @@ Test(metrics, the_debug_endpoint_routes_a_request_target_by_its_path_alone)
     }
 }
 
+/* ---- Idle clients past the endpoint's connection limit ---- */
+
+/* The endpoint's limit (DEBUG_CONNS_MAX in src/debug_http.c), and the idle clients here: four
+ * more than it holds. */
+#define ENDPOINT_CONNS 16
+#define NIDLE          (ENDPOINT_CONNS + 4)
+
+typedef struct idle_run {
+    char *answer;     /* the scrape's answer */
+    int ended[NIDLE]; /* 1: the endpoint had closed that idle client when it came */
+} idle_run;
+
+static void *idle_clients_main(void *arg)
+{
+    idle_run *ir = arg;
+    weft_addr at;
+    if (weft_debug_serve(NULL, &at) < 0)
+        return NULL;
+    /* Clients that connect and send nothing, accepted in this order (the listener's queue is
+     * first in, first out), then a scrape behind them. */
+    int idle[NIDLE];
+    for (int i = 0; i < NIDLE; i++)
+        idle[i] = weft_dial(&at, weft_deadline_in(5 * WEFT_SEC));
+    ir->answer = http_get(&at, "GET /metrics HTTP/1.0\r\n\r\n");
+    /* Which idle clients the endpoint has closed by now: the end of the stream, or nothing
+     * to read yet. */
+    for (int i = 0; i < NIDLE; i++) {
+        char byte;
+        ir->ended[i] = idle[i] >= 0 && weft_recv(idle[i], &byte, 1, MSG_DONTWAIT, 0) == 0;
+        weft_close(idle[i]);
+    }
+    return NULL;
+}
+
+/* Bug: past 16 connections, the accepting task served the next one itself, so that a 17th
+ * client that sent nothing held the endpoint for its whole 5 s deadline (and 16 more held
+ * every connection task), and a scrape behind them was answered only once their deadlines
+ * had closed them all. Now each connection past the limit closes the oldest that waits on its
+ * client: the scrape is answered while the newest idle clients are still connected. The order
+ * of events is checked, not time: the five oldest idle clients (one per connection past the
+ * limit, the scrape included) are closed when the answer comes, and the others are not. */
+Test(metrics, the_debug_endpoint_answers_while_idle_clients_fill_it)
+{
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 1;
+    idle_run ir = {0};
+    run_main_cfg(&c, idle_clients_main, &ir);
+    cr_assert_not_null(ir.answer);
+    cr_assert(strncmp(ir.answer, "HTTP/1.0 200 OK\r\n", 17) == 0, "%s", ir.answer);
+    cr_assert_not_null(strstr(ir.answer, "\r\n\r\n# HELP weft_workers"), "%s", ir.answer);
+    free(ir.answer);
+    for (int i = 0; i < NIDLE; i++)
+        cr_assert_eq(ir.ended[i], i < NIDLE + 1 - ENDPOINT_CONNS, "idle client %d", i);
+}
+
 /* ---- A task's age against the clock of the worker that lists it ---- */
 
 /* The scene (sharded, two workers, worker 1 the one whose part is written late in a tick):
