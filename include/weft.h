@@ -1500,7 +1500,9 @@ WEFT_API int weft_runtime_histogram(weft_runtime *rt, int which, weft_histogram 
  * weft_stacks_live/pooled/guarded, weft_mallocs_total, weft_mmaps_total (each with a
  * worker="N" label), weft_workers, weft_pool_threads and weft_pool_jobs_total. Writes at most
  * len - 1 bytes and a NUL into buf (as snprintf) and returns the full length, or -EINVAL,
- * -ENOMEM, -ESHUTDOWN. Any thread. */
+ * -ENOMEM, -ESHUTDOWN. The figures are read at once, under the handle's lock, and the text is
+ * written from them after it is let go: a spawn from outside (weft_runtime_spawn) waits for
+ * the reading only, not for the text. Any thread. */
 WEFT_API int weft_metrics_text(weft_runtime *rt, char *buf, size_t len);
 
 /* Turns on the debug endpoint: an HTTP/1.0 server, served by a task of the caller's worker on
