@@ -90,13 +90,13 @@ typedef struct weft_http_response {
  * kept-alive connection the server closed meanwhile (it fails before any response byte, or it
  * answers with a 408 that closes it or that comes before the request was all written: the
  * server's idle timeout crossing the request) is retried once on a fresh one for the
- * idempotent methods, GET, HEAD, OPTIONS, PUT, DELETE and TRACE (the body is sent again); for
- * another method the request fails with -ECONNRESET (or the send's error), as it may have been
- * acted on, and that 408's body reaches no on_body. A 408 on a fresh connection, or one that
- * keeps the connection, is returned as the response. Over plain HTTP a response that arrives before the whole body was sent (a 413,
- * say, from a server that then closes or stops reading) is returned as the response, and the
- * connection is closed after it (an interim 1xx, such as 100 Continue or 103 Early Hints,
- * does not stop the body: it is skipped as always); over https the body is written whole first (a
+ * idempotent methods, GET, HEAD, OPTIONS, PUT, DELETE and TRACE (the body is sent again); a
+ * request of another method is not sent twice: it fails with -ECONNRESET (or the send's
+ * error), and that 408's body reaches no on_body. A 408 on a fresh connection, or one that
+ * keeps the connection, is returned as the response. Over plain HTTP a response that arrives
+ * before the whole body was sent (a 413, say, from a server that then closes or stops
+ * reading) is returned as the response, and the connection is closed after it (an interim
+ * 1xx, such as 100 Continue or 103 Early Hints, does not stop the body: it is skipped as always); over https the body is written whole first (a
  * server that stops reading then ends in -ETIMEDOUT or -EPIPE). All pointers are borrowed for the
  * call. `method` must be a token (RFC 9110: letters, digits, !#$%&'*+-.^_`|~), `path` not empty and
  * free of spaces and control characters, and `extra_headers` whole "Name: value" lines each
