@@ -96,19 +96,18 @@ typedef struct weft_http_response {
  * keeps the connection, is returned as the response. Over plain HTTP a response that arrives
  * before the whole body was sent (a 413, say, from a server that then closes or stops
  * reading) is returned as the response, and the connection is closed after it (an interim
- * 1xx, such as 100 Continue or 103 Early Hints, does not stop the body: it is skipped as always); over https the body is written whole first (a
- * server that stops reading then ends in -ETIMEDOUT or -EPIPE). All pointers are borrowed for the
- * call. `method` must be a token (RFC 9110: letters, digits, !#$%&'*+-.^_`|~), `path` not empty and
- * free of spaces and control characters, and `extra_headers` whole "Name: value" lines each
- * ending in CRLF with no other CR or LF nor any control byte but a tab, with no
- * Content-Length or Transfer-Encoding (the framing is the library's) and at most one Host:
- * anything else is -EINVAL and nothing is sent (a CR LF there would start a second request).
- * A Host there replaces the pool's host:port in the request (a virtual host), and
- * "Connection: close" there closes the connection after the response, whatever the response
- * says. A followed Location's dot segments are removed (RFC 3986 5.2.4); `path` itself goes
- * out as given.
- * Returns 0 with *resp filled, or -errno: -EINVAL, -EPERM (not from a task of the pool's
- * worker: nothing in a pool is locked; nothing is sent), -ETIMEDOUT, -ECANCELED,
+ * 1xx, such as 100 Continue or 103 Early Hints, does not stop the body: it is skipped as always);
+ * over https the body is written whole first (a server that stops reading then ends in -ETIMEDOUT
+ * or -EPIPE). All pointers are borrowed for the call. `method` must be a token (RFC 9110: letters,
+ * digits, !#$%&'*+-.^_`|~), `path` not empty and free of spaces and control characters, and
+ * `extra_headers` whole "Name: value" lines each ending in CRLF with no other CR or LF nor any
+ * control byte but a tab, with no Content-Length or Transfer-Encoding (the framing is the
+ * library's) and at most one Host: anything else is -EINVAL and nothing is sent (a CR LF there
+ * would start a second request). A Host there replaces the pool's host:port in the request (a
+ * virtual host), and "Connection: close" there closes the connection after the response, whatever
+ * the response says. A followed Location's dot segments are removed (RFC 3986 5.2.4); `path` itself
+ * goes out as given. Returns 0 with *resp filled, or -errno: -EINVAL, -EPERM (not from a task of
+ * the pool's worker: nothing in a pool is locked; nothing is sent), -ETIMEDOUT, -ECANCELED,
  * -ECONNREFUSED, ...,
  * -EPROTO (a malformed response), -EMSGSIZE (a response head over 16 KiB: the status line,
  * the header lines and the empty line that ends them, line ends included, with every interim
