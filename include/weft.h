@@ -1502,7 +1502,9 @@ WEFT_API int weft_runtime_histogram(weft_runtime *rt, int which, weft_histogram 
  * weft_stacks_live/pooled/guarded, weft_mallocs_total, weft_mmaps_total (each with a
  * worker="N" label), weft_workers, weft_pool_threads and weft_pool_jobs_total. Writes at most
  * len - 1 bytes and a NUL into buf (as snprintf) and returns the full length, or -EINVAL,
- * -ENOMEM, -ESHUTDOWN. Any thread. */
+ * -ENOMEM, -ESHUTDOWN. The figures are read at once, under the handle's lock, and the text is
+ * written from them after it is let go: a spawn from outside (weft_runtime_spawn) waits for
+ * the reading only, not for the text. Any thread. */
 WEFT_API int weft_metrics_text(weft_runtime *rt, char *buf, size_t len);
 
 /* Turns on the debug endpoint: an HTTP/1.0 server, served by a task of the caller's worker on
@@ -1520,7 +1522,10 @@ WEFT_API int weft_metrics_text(weft_runtime *rt, char *buf, size_t len);
  * One request per connection (what the client sends past its head is read and dropped before
  * the close, so no reset cuts the answer), an absolute-form target routed as its path, each
  * read and write under a 5 s deadline; connections are served
- * by tasks of their own on that worker, up to 16 at once; a worker stuck in a task, whose
+ * by tasks of their own on that worker, up to 16 at once; a 17th connection closes the oldest
+ * one that waits on its client (that has not sent its whole request head yet, or has had its
+ * answer), so that clients that connect and send nothing delay no one, and with none such it
+ * waits for one of the 16 to end (each within its deadline); a worker stuck in a task, whose
  * part of a dump has not come within 2 s, is listed without backtraces. The endpoint stops when the
  * runtime does; while it listens, the deadlock report counts it as a source of work from outside
  * (it is one). Returns 0, -EPERM (not in a stackful task), -ENOMEM, or the -errno of socket, bind

@@ -87,23 +87,27 @@ typedef struct weft_http_response {
  * `body_len` bytes when not NULL, with its Content-Length) and reads the response, streaming
  * its body to on_body (may be NULL: the body is read and dropped). Everything, redirects
  * included, must finish by `deadline` (absolute, weft_now's clock; WEFT_FOREVER). A
- * kept-alive connection the server closed meanwhile is retried once on a fresh one for GET
- * and HEAD. Over plain HTTP a response that arrives before the whole body was sent (a 413,
- * say, from a server that then closes or stops reading) is returned as the response, and the
- * connection is closed after it (an interim 1xx, such as 100 Continue or 103 Early Hints,
- * does not stop the body: it is skipped as always); over https the body is written whole first (a
- * server that stops reading then ends in -ETIMEDOUT or -EPIPE). All pointers are borrowed for the
- * call. `method` must be a token (RFC 9110: letters, digits, !#$%&'*+-.^_`|~), `path` not empty and
- * free of spaces and control characters, and `extra_headers` whole "Name: value" lines each
- * ending in CRLF with no other CR or LF nor any control byte but a tab, with no
- * Content-Length or Transfer-Encoding (the framing is the library's) and at most one Host:
- * anything else is -EINVAL and nothing is sent (a CR LF there would start a second request).
- * A Host there replaces the pool's host:port in the request (a virtual host), and
- * "Connection: close" there closes the connection after the response, whatever the response
- * says. A followed Location's dot segments are removed (RFC 3986 5.2.4); `path` itself goes
- * out as given.
- * Returns 0 with *resp filled, or -errno: -EINVAL, -EPERM (not from a task of the pool's
- * worker: nothing in a pool is locked; nothing is sent), -ETIMEDOUT, -ECANCELED,
+ * kept-alive connection the server closed meanwhile (it fails before any response byte, or it
+ * answers with a 408 that closes it or that comes before the request was all written: the
+ * server's idle timeout crossing the request) is retried once on a fresh one for the
+ * idempotent methods, GET, HEAD, OPTIONS, PUT, DELETE and TRACE (the body is sent again); a
+ * request of another method is not sent twice: it fails with -ECONNRESET (or the send's
+ * error), and that 408's body reaches no on_body. A 408 on a fresh connection, or one that
+ * keeps the connection, is returned as the response. Over plain HTTP a response that arrives
+ * before the whole body was sent (a 413, say, from a server that then closes or stops
+ * reading) is returned as the response, and the connection is closed after it (an interim
+ * 1xx, such as 100 Continue or 103 Early Hints, does not stop the body: it is skipped as always);
+ * over https the body is written whole first (a server that stops reading then ends in -ETIMEDOUT
+ * or -EPIPE). All pointers are borrowed for the call. `method` must be a token (RFC 9110: letters,
+ * digits, !#$%&'*+-.^_`|~), `path` not empty and free of spaces and control characters, and
+ * `extra_headers` whole "Name: value" lines each ending in CRLF with no other CR or LF nor any
+ * control byte but a tab, with no Content-Length or Transfer-Encoding (the framing is the
+ * library's) and at most one Host: anything else is -EINVAL and nothing is sent (a CR LF there
+ * would start a second request). A Host there replaces the pool's host:port in the request (a
+ * virtual host), and "Connection: close" there closes the connection after the response, whatever
+ * the response says. A followed Location's dot segments are removed (RFC 3986 5.2.4); `path` itself
+ * goes out as given. Returns 0 with *resp filled, or -errno: -EINVAL, -EPERM (not from a task of
+ * the pool's worker: nothing in a pool is locked; nothing is sent), -ETIMEDOUT, -ECANCELED,
  * -ECONNREFUSED, ...,
  * -EPROTO (a malformed response), -EMSGSIZE (a response head over 16 KiB: the status line,
  * the header lines and the empty line that ends them, line ends included, with every interim
@@ -113,7 +117,9 @@ typedef struct weft_http_response {
  * -ELOOP (more redirects than the pool allows: *resp holds the last 3xx), -ENOTSUP (an
  * https Location from a plain pool), or on_body's negative value. A header field folded
  * over lines (obs-fold, RFC 9112 5.2) is unfolded, except in the fields the client reads
- * (Content-Length, Transfer-Encoding, Connection, Location): -EPROTO there. A 2xx to a
+ * (Content-Length, Transfer-Encoding, Connection, Location): -EPROTO there. A Content-Length
+ * that is a list of identical values ("2, 2"), or repeated on several lines with the same
+ * value, is taken as that value (RFC 9110 8.6); differing values are -EPROTO. A 2xx to a
  * CONNECT ends at its head, as a 101 does (a tunnel follows, which this client does not
  * carry: the connection is closed). A limit: a body
  * delimited only by the close (no Content-Length, not chunked) that

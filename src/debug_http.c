@@ -2,9 +2,11 @@
  * as Prometheus text at /metrics and as JSON at /debug/stats, the task dump at /debug/tasks
  * (JSON) and /debug/tasks.txt, and the console at /debug/: one page (src/debug_console.html,
  * built into the library) whose script polls the two JSON documents. One task accepts and
- * answers one request per connection in turn (a monitoring scraper, a person with curl, the
- * console), each read and write under a 5 s deadline, so a slow client costs the endpoint its
- * turn and nothing else. */
+ * answers one request per connection (a monitoring scraper, a person with curl, the console),
+ * each connection in a task of its own, each read and write under a 5 s deadline. Past
+ * DEBUG_CONNS_MAX connections, a new one closes the oldest that waits on its client (for the
+ * request, or for the close after the answer), so that clients that connect and send nothing
+ * do not keep the others out. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 #include "dump.h"
 #include "metrics.h"
 #include "task.h"
+#include "util/list.h"
 #include "worker.h"
 
 #define DEBUG_DEADLINE_NS (5 * WEFT_SEC)
@@ -101,9 +104,15 @@ static char *target_path(char *t)
     return p;
 }
 
-/* Reads one request head and answers it. */
-static void serve_one(int fd)
+/* Where a connection's task is (conn_arg.phase): waiting on its client (for the request, or
+ * for its close after the answer), which a newer connection may cut short when all the slots
+ * are taken; or making and sending the answer, which it may not. */
+enum { CONN_READING, CONN_ANSWERING, CONN_LINGERING };
+
+/* Reads one request head and answers it; *phase follows it (see CONN_READING). */
+static void serve_one(int fd, int *phase)
 {
+    *phase = CONN_READING;
     int64_t deadline = weft_deadline_in(DEBUG_DEADLINE_NS);
     char req[DEBUG_REQUEST_MAX];
     size_t n = 0;
@@ -121,6 +130,7 @@ static void serve_one(int fd)
             break; /* a head this long is answered from its first line */
     }
     req[n] = '\0';
+    *phase = CONN_ANSWERING;
     char method[16], target[256];
     weft__dumpbuf body = {0};
     int64_t dump_by = weft_deadline_in(DEBUG_DUMP_WAIT_NS);
@@ -173,21 +183,27 @@ static void serve_one(int fd)
         }
     }
     free(body.p);
+    *phase = CONN_LINGERING;
     linger(fd, deadline);
 }
 
-/* Connections served at once, each by a task of its own; past it, the accepting task serves
- * the next one itself (as all of them were before: one client that sent nothing held the
- * endpoint for its 5 s, a scrape waiting behind each). */
+/* Connections served at once, each by a task of its own (a bound on the endpoint's memory).
+ * A connection past it first closes the oldest one that waits on its client (CONN_READING or
+ * CONN_LINGERING): before, the accepting task served it itself, and a 17th client that sent
+ * nothing held the endpoint for its 5 s, a scrape waiting behind it, while 16 more such
+ * clients held every connection task. With none to close (all are answering, each within its
+ * deadline), the new connection waits for a slot. */
 #define DEBUG_CONNS_MAX 16
 
 /* The references to this record: the accepting task's, while it accepts, and one per
- * connection task (so refs - 1 counts those while it accepts). The last one to let go frees
- * it, so neither waits for the other at the shutdown. Every task using it is pinned to one
- * worker: a plain integer, no other thread touches it. */
+ * connection task. The last one to let go frees it, so neither waits for the other at the
+ * shutdown. Every task using it is pinned to one worker: plain fields, no other thread
+ * touches them. */
 typedef struct serve_state {
     int lfd;
     int refs;
+    weft_sem slots;   /* DEBUG_CONNS_MAX less the connection tasks alive */
+    weft__list conns; /* the connection tasks' records, oldest first */
 } serve_state;
 
 static void serve_state_release(serve_state *st)
@@ -198,16 +214,36 @@ static void serve_state_release(serve_state *st)
 
 typedef struct conn_arg {
     serve_state *st;
-    int fd;
+    int fd;          /* -1 once closed */
+    int phase;       /* CONN_*: whether a newer connection may close this one */
+    bool cut;        /* a newer connection has shut it down: its task is ending */
+    weft__list link; /* in st->conns from its spawn to its cleanup */
 } conn_arg;
 
 static void *serve_conn(void *arg)
 {
     conn_arg *a = arg;
-    serve_one(a->fd);
+    serve_one(a->fd, &a->phase);
     weft_close(a->fd); /* here, where it may wait for a send behind: a cleanup must not */
     a->fd = -1;
     return NULL;
+}
+
+/* Makes room for a new connection: shuts down the oldest one that waits on its client, which
+ * wakes its task's read with the end of the stream (the task then closes it and ends, and its
+ * cleanup frees its slot). A connection answering is left alone: it ends within its deadline.
+ * On the accepting task, which shares the worker with the connection tasks: none of them runs
+ * meanwhile. */
+static void cut_oldest_waiting(serve_state *st)
+{
+    for (weft__list *l = st->conns.next; l != &st->conns; l = l->next) {
+        conn_arg *a = weft__container_of(l, conn_arg, link);
+        if (a->cut || a->fd < 0 || a->phase == CONN_ANSWERING)
+            continue;
+        a->cut = true;
+        weft_shutdown(a->fd, SHUT_RDWR);
+        return;
+    }
 }
 
 /* A connection task's cleanup, however it ended: also when it was cancelled before it ever
@@ -218,6 +254,8 @@ static void conn_gone(void *arg)
     conn_arg *a = arg;
     if (a->fd >= 0)
         weft_close(a->fd);
+    weft__list_remove(&a->link);
+    weft_sem_release(&a->st->slots, 1);
     serve_state_release(a->st);
     free(a);
 }
@@ -235,9 +273,17 @@ static void *serve_loop(void *arg)
                 break;
             continue;
         }
-        conn_arg *a = st->refs - 1 < DEBUG_CONNS_MAX ? malloc(sizeof *a) : NULL;
+        if (weft_sem_try_acquire(&st->slots) < 0) {
+            cut_oldest_waiting(st);
+            if (weft_sem_acquire(&st->slots, WEFT_FOREVER) < 0) { /* cancelled: the stop */
+                weft_close(c);
+                break;
+            }
+        }
+        conn_arg *a = malloc(sizeof *a);
         if (a) {
-            *a = (conn_arg){st, c};
+            *a = (conn_arg){st, c, CONN_READING, false, {NULL, NULL}};
+            weft__list_push_back(&st->conns, &a->link);
             weft_spawn_opts o = {.name = "weft-debug-conn",
                                  .flags = WEFT_SPAWN_DETACHED | WEFT_SPAWN_PINNED,
                                  .cleanup = conn_gone};
@@ -245,10 +291,14 @@ static void *serve_loop(void *arg)
                 st->refs++;
                 continue;
             }
+            weft__list_remove(&a->link);
             free(a);
         }
-        serve_one(c);
+        /* Out of memory for a task: served here, in turn, as all connections once were. */
+        int phase;
+        serve_one(c, &phase);
         weft_close(c);
+        weft_sem_release(&st->slots, 1);
     }
     weft_close(st->lfd);
     st->lfd = -1;
@@ -303,7 +353,8 @@ int weft_debug_serve(const weft_addr *addr, weft_addr *bound)
         weft_close(lfd);
         return -ENOMEM;
     }
-    *st = (serve_state){lfd, 1};
+    *st = (serve_state){.lfd = lfd, .refs = 1, .slots = WEFT_SEM_INIT(DEBUG_CONNS_MAX)};
+    weft__list_init(&st->conns);
     weft_spawn_opts o = {.name = "weft-debug",
                          .flags = WEFT_SPAWN_DETACHED | WEFT_SPAWN_PINNED,
                          .cleanup = serve_loop_gone};

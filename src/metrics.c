@@ -112,12 +112,10 @@ static void put_seconds(weft__dumpbuf *b, uint64_t ns)
  * nanoseconds, so buckets 0..k hold exactly the samples of at most 2^(k+1) - 1 ns: that is
  * the edge, not 2^(k+1), which a sample of exactly 2^(k+1) ns (counted in bucket k + 1) would
  * wrongly fall under. */
-static void put_histogram(weft__dumpbuf *b, const weft__runtime *rt, int which, const char *name,
+static void put_histogram(weft__dumpbuf *b, const weft_histogram *hist, const char *name,
                           const char *help)
 {
-    weft_histogram h;
-    if (sum_histogram(rt, which, &h) < 0)
-        return;
+    const weft_histogram h = *hist;
     weft__dumpbuf_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
     uint64_t cum = 0;
     for (int k = 0; k < WEFT_HIST_BUCKETS - 1; k++) {
@@ -183,27 +181,54 @@ static void put_value(weft__dumpbuf *b, const struct metric *m, const char *labe
         weft__dumpbuf_printf(b, "%s%s %llu\n", m->name, labels, (unsigned long long)v);
 }
 
-void weft__metrics_render(weft__runtime *rt, weft__dumpbuf *b)
+/* The figures of the Prometheus text, read at once so that the text is written from them
+ * alone: weft_metrics_text reads them under the runtime handle's lock, which keeps the
+ * runtime alive, and writes the text after letting it go (a spawn from outside takes that
+ * lock: it must not wait for the formatting, or for its allocations). */
+typedef struct metrics_snap {
+    unsigned nworkers;
+    weft_stats *per;     /* nworkers of them, allocated by the caller */
+    weft_histogram lat;  /* WEFT_HIST_SCHEDULE_LATENCY over all workers */
+    weft_histogram poll; /* WEFT_HIST_POLL_TIME */
+    weft_stats pool;     /* weft__pool_stats' fields only */
+} metrics_snap;
+
+#ifdef WEFT_TESTING
+void (*weft__metrics_format_hook)(void);
+#endif
+
+/* Reads rt's figures into `m`, whose `per` holds rt->nworkers records. */
+static void snap_take(weft__runtime *rt, metrics_snap *m)
 {
-    unsigned n = rt->nworkers;
-    weft_stats *per = calloc(n, sizeof *per); /* not on a coroutine's small stack */
-    if (!per) {
-        b->truncated = true;
-        return;
-    }
-    for (unsigned i = 0; i < n; i++)
-        worker_stats(&rt->workers[i], &per[i]);
+    m->nworkers = rt->nworkers;
+    for (unsigned i = 0; i < m->nworkers; i++)
+        worker_stats(&rt->workers[i], &m->per[i]);
+    sum_histogram(rt, WEFT_HIST_SCHEDULE_LATENCY, &m->lat);
+    sum_histogram(rt, WEFT_HIST_POLL_TIME, &m->poll);
+    memset(&m->pool, 0, sizeof m->pool);
+    weft__pool_stats(rt, &m->pool);
+}
+
+/* The Prometheus text of a snapshot, which touches no runtime. */
+static void snap_format(const metrics_snap *m, weft__dumpbuf *b)
+{
+#ifdef WEFT_TESTING
+    if (weft__metrics_format_hook)
+        weft__metrics_format_hook();
+#endif
+    unsigned n = m->nworkers;
+    const weft_stats *per = m->per;
     weft__dumpbuf_printf(b,
                          "# HELP weft_workers Worker threads of the runtime.\n"
                          "# TYPE weft_workers gauge\nweft_workers %u\n",
                          n);
     for (size_t k = 0; k < sizeof metrics / sizeof metrics[0]; k++) {
-        const struct metric *m = &metrics[k];
-        weft__dumpbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", m->name, m->help, m->name, m->type);
+        const struct metric *x = &metrics[k];
+        weft__dumpbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", x->name, x->help, x->name, x->type);
         for (unsigned i = 0; i < n; i++) {
             char labels[32];
             snprintf(labels, sizeof labels, "{worker=\"%u\"}", i);
-            put_value(b, m, labels, &per[i]);
+            put_value(b, x, labels, &per[i]);
         }
     }
     /* Tasks by state: in the ready queue; waiting (parked, or woken from another thread
@@ -221,21 +246,30 @@ void weft__metrics_render(weft__runtime *rt, weft__dumpbuf *b)
                              (unsigned long long)(s->nunfinished - ready), i,
                              (unsigned long long)done);
     }
-    free(per);
-    put_histogram(b, rt, WEFT_HIST_SCHEDULE_LATENCY, "weft_schedule_latency_seconds",
+    put_histogram(b, &m->lat, "weft_schedule_latency_seconds",
                   "From a wake to the woken task's resume (one in 256 sampled).");
-    put_histogram(b, rt, WEFT_HIST_POLL_TIME, "weft_poll_seconds",
+    put_histogram(b, &m->poll, "weft_poll_seconds",
                   "The length of one resume (one in 256 sampled).");
-    weft_stats pool;
-    memset(&pool, 0, sizeof pool);
-    weft__pool_stats(rt, &pool);
     weft__dumpbuf_printf(b,
                          "# HELP weft_pool_threads Blocking-pool threads.\n"
                          "# TYPE weft_pool_threads gauge\nweft_pool_threads %llu\n"
                          "# HELP weft_pool_jobs_total Jobs the blocking pool has run.\n"
                          "# TYPE weft_pool_jobs_total counter\nweft_pool_jobs_total %llu\n",
-                         (unsigned long long)pool.npool_threads,
-                         (unsigned long long)pool.npool_jobs);
+                         (unsigned long long)m->pool.npool_threads,
+                         (unsigned long long)m->pool.npool_jobs);
+}
+
+void weft__metrics_render(weft__runtime *rt, weft__dumpbuf *b)
+{
+    metrics_snap m;
+    m.per = calloc(rt->nworkers, sizeof *m.per); /* not on a coroutine's small stack */
+    if (!m.per) {
+        b->truncated = true;
+        return;
+    }
+    snap_take(rt, &m);
+    snap_format(&m, b);
+    free(m.per);
 }
 
 /* ---- The same figures as JSON, for the console (/debug/stats) ------------------------ */
@@ -307,14 +341,28 @@ int weft_metrics_text(weft_runtime *a, char *buf, size_t len)
 {
     if (!a || (!buf && len))
         return -EINVAL;
+    /* The lock is held only to read the figures (the runtime is alive while it is held):
+     * the allocation before and the formatting after go without it. A runtime's nworkers is
+     * fixed, and the handle never names another runtime (only NULL, once it stopped). */
     weft__runtime *rt = weft__anchor_lock(a);
+    unsigned nworkers = rt ? rt->nworkers : 0;
+    weft__anchor_unlock(a);
+    if (!rt)
+        return -ESHUTDOWN;
+    metrics_snap m;
+    if ((m.per = calloc(nworkers, sizeof *m.per)) == NULL)
+        return -ENOMEM;
+    rt = weft__anchor_lock(a);
+    if (rt)
+        snap_take(rt, &m);
+    weft__anchor_unlock(a);
     if (!rt) {
-        weft__anchor_unlock(a);
+        free(m.per);
         return -ESHUTDOWN;
     }
     weft__dumpbuf b = {0};
-    weft__metrics_render(rt, &b);
-    weft__anchor_unlock(a);
+    snap_format(&m, &b);
+    free(m.per);
     if (b.truncated) {
         free(b.p);
         return -ENOMEM;

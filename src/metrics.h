@@ -15,4 +15,11 @@ void weft__metrics_render(weft__runtime *rt, weft__dumpbuf *b);
  * the clock the dump's ages are measured against. Any thread that keeps rt alive. */
 void weft__metrics_render_json(weft__runtime *rt, weft__dumpbuf *b, int64_t now);
 
+#ifdef WEFT_TESTING
+/* When set, called by every rendering of the Prometheus text once the figures are read and
+ * before the text is written, on the rendering's thread: a test's look at what the rendering
+ * holds then (weft_metrics_text holds no lock by then). NULL by default. */
+extern void (*weft__metrics_format_hook)(void);
+#endif
+
 #endif

@@ -529,6 +529,143 @@ Test(metrics, the_debug_endpoint_routes_a_request_target_by_its_path_alone)
     }
 }
 
+/* ---- The metrics text and spawns from outside ---- */
+
+#ifdef WEFT_TESTING
+#include "metrics.h"
+
+static weft_runtime *hook_rt;
+static int hook_spawn_rc = 1, hook_join_rc = 1;
+static void *hook_result;
+
+static void *forty_two(void *arg)
+{
+    (void)arg;
+    return (void *)42;
+}
+
+/* A thread outside the runtime: a spawn onto it and a join. */
+static void *spawner(void *arg)
+{
+    (void)arg;
+    weft_handle *h = NULL;
+    hook_spawn_rc = weft_runtime_spawn(hook_rt, &h, forty_two, NULL, NULL);
+    if (hook_spawn_rc == 0) {
+        hook_join_rc = weft_handle_join(h, &hook_result, WEFT_FOREVER);
+        weft_handle_release(h);
+    }
+    return NULL;
+}
+
+/* Between the figures and the text of a weft_metrics_text: another thread spawns onto the
+ * runtime, and the rendering waits for that spawn and its task to end. */
+static void spawn_during_format(void)
+{
+    pthread_t th;
+    if (pthread_create(&th, NULL, spawner, NULL) == 0)
+        pthread_join(th, NULL);
+}
+
+static weft_event text_done = WEFT_EVENT_INIT;
+
+static void *metrics_text_thread(void *arg)
+{
+    int *len = arg;
+    *len = weft_metrics_text(hook_rt, NULL, 0);
+    weft_event_set(&text_done);
+    return NULL;
+}
+
+static void *spawn_during_format_main(void *arg)
+{
+    int *len = arg;
+    hook_rt = weft_runtime_current();
+    weft__metrics_format_hook = spawn_during_format;
+    pthread_t th;
+    if (pthread_create(&th, NULL, metrics_text_thread, len) != 0)
+        return NULL;
+    /* Parked, so that the worker is free to run the task spawned from outside. */
+    weft_event_wait(&text_done, WEFT_FOREVER);
+    pthread_join(th, NULL);
+    weft__metrics_format_hook = NULL;
+    weft_runtime_release(hook_rt);
+    return NULL;
+}
+
+/* Bug: weft_metrics_text held the runtime handle's lock for the whole rendering (the
+ * allocations and the formatting of every series of every worker), and every spawn from
+ * outside (weft_runtime_spawn) takes that lock: a big rendering held them all back. The lock
+ * is now held only while the figures are read. The test spawns from outside while a rendering
+ * is between its figures and its text (a WEFT_TESTING hook), and waits for that spawn: with the
+ * lock held there, it waited for good (the suite's timeout ends it). */
+Test(metrics, a_spawn_from_outside_does_not_wait_for_the_metrics_text, .timeout = 30)
+{
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 1;
+    int len = 0;
+    run_main_cfg(&c, spawn_during_format_main, &len);
+    cr_assert_gt(len, 0, "weft_metrics_text: %s", weft_strerror(len));
+    cr_assert_eq(hook_spawn_rc, 0, "%s", weft_strerror(hook_spawn_rc));
+    cr_assert_eq(hook_join_rc, 0, "%s", weft_strerror(hook_join_rc));
+    cr_assert_eq(hook_result, (void *)42);
+}
+#endif
+
+/* The endpoint's limit (DEBUG_CONNS_MAX in src/debug_http.c), and the idle clients here: four
+ * more than it holds. */
+#define ENDPOINT_CONNS 16
+#define NIDLE          (ENDPOINT_CONNS + 4)
+
+typedef struct idle_run {
+    char *answer;     /* the scrape's answer */
+    int ended[NIDLE]; /* 1: the endpoint had closed that idle client when it came */
+} idle_run;
+
+static void *idle_clients_main(void *arg)
+{
+    idle_run *ir = arg;
+    weft_addr at;
+    if (weft_debug_serve(NULL, &at) < 0)
+        return NULL;
+    /* Clients that connect and send nothing, accepted in this order (the listener's queue is
+     * first in, first out), then a scrape behind them. */
+    int idle[NIDLE];
+    for (int i = 0; i < NIDLE; i++)
+        idle[i] = weft_dial(&at, weft_deadline_in(5 * WEFT_SEC));
+    ir->answer = http_get(&at, "GET /metrics HTTP/1.0\r\n\r\n");
+    /* Which idle clients the endpoint has closed by now: the end of the stream, or nothing
+     * to read yet. */
+    for (int i = 0; i < NIDLE; i++) {
+        char byte;
+        ir->ended[i] = idle[i] >= 0 && weft_recv(idle[i], &byte, 1, MSG_DONTWAIT, 0) == 0;
+        weft_close(idle[i]);
+    }
+    return NULL;
+}
+
+/* Bug: past 16 connections, the accepting task served the next one itself, so that a 17th
+ * client that sent nothing held the endpoint for its whole 5 s deadline (and 16 more held
+ * every connection task), and a scrape behind them was answered only once their deadlines
+ * had closed them all. Now each connection past the limit closes the oldest that waits on its
+ * client: the scrape is answered while the newest idle clients are still connected. The order
+ * of events is checked, not time: the five oldest idle clients (one per connection past the
+ * limit, the scrape included) are closed when the answer comes, and the others are not. */
+Test(metrics, the_debug_endpoint_answers_while_idle_clients_fill_it)
+{
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 1;
+    idle_run ir = {0};
+    run_main_cfg(&c, idle_clients_main, &ir);
+    cr_assert_not_null(ir.answer);
+    cr_assert(strncmp(ir.answer, "HTTP/1.0 200 OK\r\n", 17) == 0, "%s", ir.answer);
+    cr_assert_not_null(strstr(ir.answer, "\r\n\r\n# HELP weft_workers"), "%s", ir.answer);
+    free(ir.answer);
+    for (int i = 0; i < NIDLE; i++)
+        cr_assert_eq(ir.ended[i], i < NIDLE + 1 - ENDPOINT_CONNS, "idle client %d", i);
+}
+
 /* ---- A task's age against the clock of the worker that lists it ---- */
 
 /* The scene (sharded, two workers, worker 1 the one whose part is written late in a tick):

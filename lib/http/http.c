@@ -567,6 +567,42 @@ static void note_codings(head *h, const char *v, size_t vl)
     h->chunked = ieq(v + i, end - i, "chunked");
 }
 
+/* One Content-Length line: a decimal number, or a list of them (RFC 9110 8.6: a recipient
+ * may take a list of identical values, "2, 2", as that value, which curl does, and some
+ * proxies send one after merging repeated fields). Every value, on this line and on earlier
+ * ones, must be the same: differing ones leave the body's end in doubt (a smuggling attempt,
+ * or a broken proxy), and are -EPROTO. Empty list elements are skipped (RFC 9110 5.6.1), but
+ * a line must hold at least one value. */
+static int note_length(head *h, const char *v, size_t vl)
+{
+    int nvalues = 0;
+    for (size_t i = 0; i < vl;) {
+        size_t b = i;
+        while (i < vl && v[i] != ',')
+            i++;
+        size_t e = i++; /* past the comma, if any */
+        while (b < e && (v[b] == ' ' || v[b] == '\t'))
+            b++;
+        while (e > b && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+            e--;
+        if (b == e)
+            continue;
+        if (e - b > 18) /* 10^18 - 1 at most: no overflow of int64_t */
+            return -EPROTO;
+        int64_t cl = 0;
+        for (size_t k = b; k < e; k++) {
+            if (v[k] < '0' || v[k] > '9')
+                return -EPROTO;
+            cl = cl * 10 + (v[k] - '0');
+        }
+        if (h->content_length >= 0 && h->content_length != cl)
+            return -EPROTO;
+        h->content_length = cl;
+        nvalues++;
+    }
+    return nvalues > 0 ? 0 : -EPROTO;
+}
+
 /* "HTTP/1.x NNN" with exactly three digits (1xx to 5xx), then a space and the reason, or
  * the end of the line (the reason may be empty, its space too: RFC 9112 4 asks a client to
  * accept that). */
@@ -630,17 +666,8 @@ static int read_head(reader *r, head *h)
             prev_read = ieq(s, nl, "content-length") || ieq(s, nl, "transfer-encoding") ||
                         ieq(s, nl, "location") || ieq(s, nl, "connection");
             if (ieq(s, nl, "content-length")) {
-                int64_t cl = 0;
-                if (vl == 0 || vl > 18)
-                    return -EPROTO;
-                for (size_t i = 0; i < vl; i++) {
-                    if (v[i] < '0' || v[i] > '9')
-                        return -EPROTO;
-                    cl = cl * 10 + (v[i] - '0');
-                }
-                if (h->content_length >= 0 && h->content_length != cl)
-                    return -EPROTO;
-                h->content_length = cl;
+                if ((rc = note_length(h, v, vl)) < 0)
+                    return rc;
             } else if (ieq(s, nl, "transfer-encoding")) {
                 note_codings(h, v, vl);
             } else if (ieq(s, nl, "location")) {
@@ -746,11 +773,12 @@ static int is_redirect(int status)
 }
 
 /* One request and its response on connection c. `follow`: a redirect's body is dropped, not
- * handed to fn (the caller will follow it). */
-static int exchange(hconn *c, const char *method, const char *host, int port, const char *path,
-                    const char *extra, const void *body, size_t body_len, weft_http_body_fn fn,
-                    void *arg, int follow, weft_http_response *resp, int *keep, int *got_any,
-                    int64_t deadline)
+ * handed to fn (the caller will follow it). `reused`: c came from the pool; then *stale is set
+ * when the response says the server had closed the connection as idle (see exchange's 408). */
+static int exchange(hconn *c, int reused, const char *method, const char *host, int port,
+                    const char *path, const char *extra, const void *body, size_t body_len,
+                    weft_http_body_fn fn, void *arg, int follow, weft_http_response *resp,
+                    int *keep, int *got_any, int *stale, int64_t deadline)
 {
     char req[2048];
     /* An IPv6 literal (the only host with a ':') goes in brackets: RFC 9110 7.2. */
@@ -795,7 +823,17 @@ static int exchange(hconn *c, const char *method, const char *host, int port, co
     r->last_yield = 0;
     head h = {.location = resp->location};
     int rc = read_head(r, &h);
-    if (rc == 0) {
+    /* A 408 on a pooled connection, closing it, or come before the request was all written:
+     * the server timed the idle connection out as the request went out (the 408 was on its
+     * way, or in the socket already, when acquire looked), so it answers no request of ours.
+     * The connection is dropped, its body unread (none of it reaches fn), and the caller
+     * retries or fails as for a connection closed under it (request_once), as browsers do. A
+     * 408 on a fresh connection, or one that keeps it open after reading the request, is the
+     * answer to this request and is returned as such. */
+    if (rc == 0 && reused && h.status == 408 && (h.close || early)) {
+        *stale = 1;
+        rc = -ECONNRESET;
+    } else if (rc == 0) {
         resp->status = h.status;
         resp->content_length = h.content_length;
         resp->chunked = h.chunked;
@@ -839,7 +877,13 @@ static int request_once(weft_http_pool *p, const char *method, const char *path,
                         weft_http_body_fn on_body, void *arg, int follow, weft_http_response *resp,
                         int64_t deadline)
 {
-    int idempotent = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    /* RFC 9110 9.2.2: a request that may be sent twice with the effect of once. Its body, if
+     * any, is the caller's buffer, borrowed for the whole call: it can always go out again. */
+    static const char *const idempotent_methods[] = {"GET", "HEAD",   "OPTIONS",
+                                                     "PUT", "DELETE", "TRACE"};
+    int idempotent = 0;
+    for (size_t i = 0; i < sizeof idempotent_methods / sizeof idempotent_methods[0]; i++)
+        idempotent |= strcmp(method, idempotent_methods[i]) == 0;
     for (int attempt = 0;; attempt++) {
         int reused = 0;
         hconn c;
@@ -851,15 +895,18 @@ static int request_once(weft_http_pool *p, const char *method, const char *path,
 #ifdef WEFT_HAVE_TLS
         resp->tls_resumed = c.tls && !reused && weft_tls_resumed(c.tls);
 #endif
-        int keep = 0, got_any = 0;
-        int rc = exchange(&c, method, p->host, p->port, path, extra_headers, body, body_len,
-                          on_body, arg, follow, resp, &keep, &got_any, deadline);
+        int keep = 0, got_any = 0, stale = 0;
+        int rc = exchange(&c, reused, method, p->host, p->port, path, extra_headers, body, body_len,
+                          on_body, arg, follow, resp, &keep, &got_any, &stale, deadline);
         release(p, &c, rc == 0 && keep);
-        /* A pooled connection the server had closed fails before any response byte: once
-         * more on a new connection, where that is safe. */
-        if (rc < 0 && reused && !got_any && idempotent && attempt == 0 &&
+        /* A pooled connection the server had closed fails before any response byte, or gets
+         * the 408 of its idle timeout (stale): once more on a new connection, where that is
+         * safe. (A fresh connection is never stale, so there is no second retry.) */
+        if (rc < 0 && reused && (stale || !got_any) && idempotent && attempt == 0 &&
             (rc == -EPROTO || rc == -ECONNRESET || rc == -EPIPE))
             continue;
+        if (stale)
+            memset(resp, 0, sizeof *resp); /* not the request's response: none came */
         return rc;
     }
 }

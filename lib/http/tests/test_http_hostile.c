@@ -42,6 +42,9 @@ typedef struct hostile {
 static atomic_int first_response_read, stray_bytes_sent, client_done;
 /* The destroy-in-flight scenario: the server has the request; the client destroyed the pool. */
 static atomic_int held_request_seen, pool_destroyed;
+/* Set by a test before its requests: each accepted connection gets a small receive buffer, so
+ * that a large body cannot all fit in the kernel's buffers whatever their autotuning. */
+static atomic_int small_rcvbuf;
 
 static void send_all(int fd, const void *data, size_t len)
 {
@@ -88,6 +91,7 @@ typedef struct req {
     char host[128];
     int nhosts; /* Host lines */
     long content_length;
+    int nth; /* requests before this one on the connection (serve_conn sets it) */
 } req;
 
 /* Reads a request head, and nothing after it; 0, or -1 at the end of the connection. */
@@ -160,6 +164,15 @@ static int answer(int fd, const req *rq)
         wait_for_hangup(fd);
         return -1;
     }
+    if (strcmp(p, "/408-early-on-reuse") == 0 && rq->nth > 0) {
+        /* The idle timeout's 408, without a Connection: close, as the request's body is still
+         * coming, and the close with the body unread (a reset, as /early413's). The client
+         * sees the 408 before its body is all sent, or only the reset: either way the server
+         * had dropped the connection, and the request goes again. (No wait for the client's
+         * close: it is queued behind the body the server does not read.) */
+        send_str(fd, "HTTP/1.1 408 Request Timeout\r\nContent-Length: 7\r\n\r\ntimeout");
+        return -1;
+    }
     if (strcmp(p, "/continue") == 0 || strcmp(p, "/early-hints") == 0) {
         /* An interim response at once, then the body read only after a pause (the client's
          * writes fill both socket buffers meanwhile, with the 1xx waiting to be read). */
@@ -177,6 +190,18 @@ static int answer(int fd, const req *rq)
     if (strcmp(p, "/ok") == 0) {
         ok(fd, "ok");
         return 0;
+    }
+    if (strcmp(p, "/408-on-reuse") == 0 || strcmp(p, "/408-early-on-reuse") == 0 ||
+        strcmp(p, "/408-always") == 0) {
+        /* The first request on a connection is answered; any later one gets the 408 of an idle
+         * timeout that raced with it, and the close (always, for /408-always). */
+        if (rq->nth == 0 && strcmp(p, "/408-always") != 0) {
+            ok(fd, "fresh");
+            return 0;
+        }
+        send_str(fd, "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
+                     "Content-Length: 7\r\n\r\ntimeout");
+        return -1;
     }
     if (strcmp(p, "/head-100k") == 0) {
         send_str(fd, "HTTP/1.1 200 OK\r\n");
@@ -216,6 +241,27 @@ static int answer(int fd, const req *rq)
     if (strcmp(p, "/obs-fold-length") == 0) { /* a folded Content-Length: refused */
         send_str(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n 2\r\n\r\nok");
         return -1;
+    }
+    if (strncmp(p, "/cl-", 4) == 0) { /* Content-Length lists and repeats (RFC 9110 8.6) */
+        static const struct {
+            const char *path, *lines;
+        } cl[] = {
+            {"/cl-list-same", "Content-Length: 2, 2\r\n"},
+            {"/cl-lines-same", "Content-Length: 2\r\nContent-Length: 2,2\r\n"},
+            {"/cl-list-empty-elements", "Content-Length: , 2 ,\r\n"},
+            {"/cl-list-differ", "Content-Length: 2, 3\r\n"},
+            {"/cl-lines-differ", "Content-Length: 2\r\nContent-Length: 2, 3\r\n"},
+            {"/cl-list-no-value", "Content-Length: ,\r\n"},
+            {"/cl-list-space", "Content-Length: 2 2\r\n"},
+        };
+        for (size_t i = 0; i < sizeof cl / sizeof cl[0]; i++) {
+            if (strcmp(p, cl[i].path) != 0)
+                continue;
+            send_str(fd, "HTTP/1.1 200 OK\r\n");
+            send_str(fd, cl[i].lines);
+            send_str(fd, "\r\nok");
+            return 0;
+        }
     }
     if (strcmp(p, "/status-2000") == 0) {
         send_str(fd, "HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok");
@@ -346,8 +392,11 @@ static int answer(int fd, const req *rq)
 static void serve_conn(int fd)
 {
     req rq;
-    while (read_head(fd, &rq) == 0 && answer(fd, &rq) == 0)
-        ;
+    for (int nth = 0; read_head(fd, &rq) == 0; nth++) {
+        rq.nth = nth;
+        if (answer(fd, &rq) < 0)
+            break;
+    }
     close(fd);
 }
 
@@ -358,6 +407,9 @@ static void *serve(void *arg)
         int fd = accept(h->lfd, NULL, NULL);
         if (fd < 0)
             return NULL; /* the listener was shut down: the test is over */
+        int rcvbuf = 64 * 1024;
+        if (atomic_load(&small_rcvbuf))
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
         serve_conn(fd);
     }
 }
@@ -371,6 +423,7 @@ static int hostile_start(hostile *h, int family)
     atomic_store(&client_done, 0);
     atomic_store(&held_request_seen, 0);
     atomic_store(&pool_destroyed, 0);
+    atomic_store(&small_rcvbuf, 0);
     h->lfd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (h->lfd < 0)
         return -1;
@@ -595,10 +648,68 @@ Test(http_hostile, deadline_under_flood)
     }
 }
 
+#define BIG_BODY (8 << 20) /* far more than the socket buffers on both sides hold */
+
+/* Bug: a server's 408 for an idle keep-alive connection, crossing the next request sent on it,
+ * was taken as that request's response. A 408 that closes a pooled connection, or that comes
+ * before the request was all written, says the server had closed it: an idempotent request
+ * goes once more on a fresh connection (its body too), another one fails with -ECONNRESET,
+ * and the 408's body reaches no on_body. A 408 on a fresh connection is a response. */
+/* Far more than the client's send buffer (4 MiB at most by default, autotuned) and the
+ * server's small receive buffer hold: the 408 comes while the body is still going out. */
+#define HUGE_BODY (32 << 20)
+
+static void *t_408_on_reuse(void *arg)
+{
+    job *j = arg;
+    atomic_store(&small_rcvbuf, 1);
+    char *big = calloc(1, HUGE_BODY);
+    if (!big)
+        return (void *)1;
+    weft_http_pool *p = pool_for(j);
+    int64_t dl = weft_deadline_in(LONG_DEADLINE);
+    get_into(j, p, 0, "/408-on-reuse"); /* a fresh connection, then kept */
+    get_into(j, p, 1, "/408-on-reuse");
+    j->rc[2] =
+        weft_http_put(p, "/408-on-reuse", NULL, "data", 4, collect, &j->body[2], &j->resp[2], dl);
+    j->rc[3] = weft_http_request(p, "DELETE", "/408-on-reuse", NULL, NULL, 0, collect, &j->body[3],
+                                 &j->resp[3], dl);
+    j->rc[4] =
+        weft_http_post(p, "/408-on-reuse", NULL, "data", 4, collect, &j->body[4], &j->resp[4], dl);
+    weft_http_pool_destroy(p);
+    /* The 408 as the request's body is still going out (no Connection: close). */
+    p = pool_for(j);
+    get_into(j, p, 5, "/408-early-on-reuse"); /* a fresh connection, then kept */
+    j->rc[6] = weft_http_put(p, "/408-early-on-reuse", NULL, big, HUGE_BODY, collect, &j->body[6],
+                             &j->resp[6], dl);
+    weft_http_pool_destroy(p);
+    get_once(j, 7, "/408-always");
+    free(big);
+    return NULL;
+}
+
+Test(http_hostile, a_408_on_a_reused_connection_is_retried_when_idempotent)
+{
+    job j = {0};
+    run_against_server(t_408_on_reuse, &j);
+    for (int i = 0; i < 7; i++) {
+        if (i == 4)
+            continue;
+        assert_rc(&j, i, 0);
+        cr_assert_eq(j.resp[i].status, 200, "request %d", i);
+        cr_assert_str_eq(j.body[i].data, "fresh", "request %d", i);
+        cr_assert_eq(j.resp[i].reused, 0, "request %d: answered on the pooled connection", i);
+    }
+    assert_rc(&j, 4, -ECONNRESET); /* a POST is not sent twice */
+    cr_assert_str_empty(j.body[4].data, "the 408's body reached on_body");
+    assert_rc(&j, 7, 0);
+    cr_assert_eq(j.resp[7].status, 408);
+    cr_assert_str_eq(j.body[7].data, "timeout");
+}
+
 /* Bug: the whole body was written before anything was read, so a server that answered 413 at
  * once and closed gave -EPIPE (or -ECONNRESET), and one that answered and stopped reading
  * gave -ETIMEDOUT. The answer is now read as soon as it comes, as curl does. */
-#define BIG_BODY (8 << 20) /* far more than the socket buffers on both sides hold */
 
 static void *t_early(void *arg)
 {
@@ -713,6 +824,42 @@ Test(http_hostile, status_code_is_three_digits)
     assert_rc(&j, 1, -EPROTO);
     assert_rc(&j, 2, 0);
     cr_assert_eq(j.resp[2].status, 200);
+}
+
+/* Bug: "Content-Length: 2, 2" failed the request with -EPROTO (curl takes it). RFC 9110 8.6:
+ * a list of identical values, on one line or over repeated lines, may be taken as that value;
+ * differing values are an error, and so is a line with no value or two numbers without a
+ * comma between them. */
+static void *t_length_list(void *arg)
+{
+    job *j = arg;
+    weft_http_pool *p = pool_for(j);
+    get_into(j, p, 0, "/cl-list-same");
+    get_into(j, p, 1, "/cl-lines-same");
+    get_into(j, p, 2, "/cl-list-empty-elements");
+    weft_http_pool_destroy(p);
+    get_once(j, 3, "/cl-list-differ");
+    get_once(j, 4, "/cl-lines-differ");
+    get_once(j, 5, "/cl-list-no-value");
+    get_once(j, 6, "/cl-list-space");
+    return NULL;
+}
+
+Test(http_hostile, content_length_list_of_identical_values)
+{
+    job j = {0};
+    run_against_server(t_length_list, &j);
+    for (int i = 0; i < 3; i++) {
+        assert_rc(&j, i, 0);
+        cr_assert_eq(j.resp[i].status, 200, "request %d", i);
+        cr_assert_eq(j.resp[i].content_length, 2, "request %d", i);
+        cr_assert_str_eq(j.body[i].data, "ok", "request %d", i);
+    }
+    /* The body ended where the length said: the connection went back and was reused. */
+    cr_assert_eq(j.resp[1].reused, 1);
+    cr_assert_eq(j.resp[2].reused, 1);
+    for (int i = 3; i < 7; i++)
+        assert_rc(&j, i, -EPROTO);
 }
 
 /* Bug: a folded header line (obs-fold) failed the request, though a client is to unfold it
