@@ -1258,8 +1258,11 @@ WEFT_API int weft_poller_wake(weft_poller *p);
  * queue instead, other flags are ignored (MSG_WAITALL still waits for the rest: weft_recv).
  * The held bytes are copied into the caller's buffer in user space, as the sends behind
  * (below) copy from it: a NULL buffer (one in the first page) with a length is -EFAULT on
- * both backends (so is a weft_recvfrom, weft_sendto or weft_connect address there), before
- * anything is received, so a datagram is not lost to it, but a pointer to other memory the caller
+ * both backends, for every read, write, receive and send call (weft_read, weft_readv, weft_recv,
+ * weft_recvfrom, weft_write, weft_writev, weft_send, weft_sendto, weft_file_read,
+ * weft_file_write, weft_file_pread, weft_file_pwrite; so is a weft_recvfrom, weft_sendto or
+ * weft_connect address there), before any I/O, whatever the fd's state (the end of a file, a
+ * pipe without a reader), so a datagram is not lost to it, but a pointer to other memory the caller
  * may not write (or read, for a send) faults in the caller, as memcpy would, where read(2) would
  * return -EFAULT.
  *
@@ -1822,7 +1825,9 @@ WEFT_API int weft_block_in_place(weft_fn fn, void *arg, void **result);
  * short only where pread(2) would be (at the end of the file). An fd that is not a regular file (a
  * FIFO, a character device, a socket opened by path) is decided at its first use (as for weft_read)
  * and takes the readiness path instead, where deadlines and cancellation end a call that waits.
- * Same results as the system calls, as >= 0 or -errno. Close with weft_close() (or weft_fd_forget()
+ * Same results as the system calls, as >= 0 or -errno, but for a NULL buffer (one in the first
+ * page) with a length: -EFAULT before any I/O, on both backends, even at the end of a file where
+ * read(2) would answer 0 without looking at it. Close with weft_close() (or weft_fd_forget()
  * and close()). */
 WEFT_API int weft_file_open(const char *path, int flags, mode_t mode, int64_t deadline);
 WEFT_API ssize_t weft_file_read(int fd, void *buf, size_t len, int64_t deadline);

@@ -341,6 +341,9 @@ ssize_t weft_sendto(int fd, const void *buf, size_t len, int flags, const struct
      * use, would cut it to the largest silently). */
     if (to && tolen > sizeof(struct sockaddr_storage))
         return -EINVAL;
+    /* A NULL buffer with a length: as write_all, before the kernel's -EPIPE or -EAGAIN. */
+    if (first_page(buf, len))
+        return -EFAULT;
     if (to && first_page(to, tolen)) /* a NULL `to` is no address: the connected peer */
         return -EFAULT; /* as sendto(2), where reading its family below would have faulted */
     struct iovec iov = {(void *)buf, len};
@@ -358,11 +361,16 @@ ssize_t weft__write_some(int fd, const void *buf, size_t len, int64_t deadline)
     weft__worker *w = io_begin(&err);
     if (!w)
         return err;
+    if (first_page(buf, len))
+        return -EFAULT; /* as write_all */
     weft__ioreq q = {.op = WEFT__IO_WRITE, .fd = fd, .buf = (void *)buf, .len = len, .off = -1};
     return weft__io_submit(w, &q, deadline);
 }
 
-/* Writes everything: each round writes what the kernel takes, then waits for room. */
+/* Writes everything: each round writes what the kernel takes, then waits for room. A buffer
+ * in the first page (NULL) with a length is -EFAULT before any I/O, as for the receives: the
+ * kernel looked at the fd first (-EPIPE for a pipe whose reader is gone, on epoll) where
+ * io_uring's checks said -EFAULT. */
 static ssize_t write_all(int fd, const char *p, size_t len, int flags, int use_send,
                          int64_t deadline)
 {
@@ -370,6 +378,8 @@ static ssize_t write_all(int fd, const char *p, size_t len, int flags, int use_s
     weft__worker *w = io_begin(&err);
     if (!w)
         return err;
+    if (first_page(p, len))
+        return -EFAULT;
     weft__ioreq q = {
         .op = use_send ? WEFT__IO_SEND : WEFT__IO_WRITE, .fd = fd, .flags = flags, .off = -1};
     /* One call at least: a write of 0 bytes is still the system call's, which checks the fd

@@ -1425,3 +1425,55 @@ Test(ported_net, sendfile_from_a_socket_read_before_sends_what_came_after, .time
 {
     run_main(sendfile_after_read_main, NULL);
 }
+
+/* ---- The receive and send calls on both backends: buffers, MSG_TRUNC, MSG_OOB, MSG_DONTWAIT ---
+ */
+
+/* A file call given a NULL buffer (one in the first page) with a length is -EFAULT before any
+ * I/O, as the socket calls are (weft.h): read(2) at the end of a file answers 0 without looking
+ * at the buffer, and epoll's page-cache read did, where io_uring answered -EFAULT. Writes
+ * likewise change nothing; a length of 0 is no buffer at all. weft_write, weft_send and
+ * weft_sendto say the same before the kernel does: a pipe whose reader is gone said -EPIPE on
+ * epoll (the kernel looks for readers first) and -EFAULT on io_uring. */
+static void *file_null_buffer_main(void *arg)
+{
+    (void)arg;
+    char path[] = "/tmp/weft-nullbuf-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(unlink(path), 0);
+    cr_assert_eq(weft_file_write(fd, "abc", 3, weft_deadline_in(SOON)), 3);
+    cr_assert_eq(weft_file_read(fd, NULL, 10, weft_deadline_in(SOON)), -EFAULT);
+    cr_assert_eq(weft_file_read(fd, (void *)8, 10, weft_deadline_in(SOON)), -EFAULT);
+    cr_assert_eq(weft_file_pread(fd, NULL, 10, 0, weft_deadline_in(SOON)), -EFAULT);
+    cr_assert_eq(weft_file_pread(fd, NULL, 10, 100, weft_deadline_in(SOON)), -EFAULT);
+    cr_assert_eq(weft_file_read(fd, NULL, 0, weft_deadline_in(SOON)), 0);
+    cr_assert_eq(weft_file_write(fd, NULL, 10, weft_deadline_in(SOON)), -EFAULT);
+    cr_assert_eq(weft_file_pwrite(fd, NULL, 10, 0, weft_deadline_in(SOON)), -EFAULT);
+    cr_assert_eq(weft_file_write(fd, NULL, 0, weft_deadline_in(SOON)), 0);
+    char buf[8];
+    cr_assert_eq(weft_file_pread(fd, buf, sizeof buf, 0, weft_deadline_in(SOON)), 3);
+    cr_assert_eq(memcmp(buf, "abc", 3), 0);
+    cr_assert_eq(lseek(fd, 0, SEEK_CUR), 3, "a refused call moved the file position");
+    cr_assert_eq(lseek(fd, 0, SEEK_END), 3, "a refused write changed the file");
+    cr_assert_eq(weft_close(fd), 0);
+
+    int p[2];
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+    cr_assert_eq(weft_close(p[0]), 0);
+    cr_assert_eq(weft_write(p[1], NULL, 10, weft_deadline_in(SOON)), -EFAULT);
+    cr_assert_eq(weft_close(p[1]), 0);
+    int s[2];
+    tcp_pair(s);
+    cr_assert_eq(weft_shutdown(s[0], SHUT_WR), 0);
+    cr_assert_eq(weft_send(s[0], NULL, 10, 0, weft_deadline_in(SOON)), -EFAULT);
+    cr_assert_eq(weft_sendto(s[0], NULL, 10, 0, NULL, 0, weft_deadline_in(SOON)), -EFAULT);
+    cr_assert_eq(weft_close(s[0]), 0);
+    cr_assert_eq(weft_close(s[1]), 0);
+    return NULL;
+}
+
+Test(ported_net, file_and_write_calls_refuse_a_null_buffer_on_both_backends, .timeout = 30)
+{
+    run_main(file_null_buffer_main, NULL);
+}
