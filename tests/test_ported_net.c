@@ -1477,3 +1477,39 @@ Test(ported_net, file_and_write_calls_refuse_a_null_buffer_on_both_backends, .ti
 {
     run_main(file_null_buffer_main, NULL);
 }
+
+/* MSG_TRUNC on a TCP receive discards the bytes (tcp_recvmsg counts them without copying):
+ * it returns the count and leaves the caller's buffer as it was; with MSG_PEEK it counts them
+ * and takes none. io_uring's held bytes were copied into the buffer, as a plain read. First as
+ * the socket's first receive, then once weft has read it (io_uring's receive armed). */
+static void *tcp_trunc_main(void *arg)
+{
+    (void)arg;
+    int fds[2];
+    tcp_pair(fds);
+    char buf[8];
+    for (int round = 0; round < 2; round++) {
+        cr_assert_eq(weft_write(fds[1], "abcdef", 6, weft_deadline_in(SOON)), 6);
+        memset(buf, 'z', sizeof buf);
+        cr_assert_eq(weft_recv(fds[0], buf, 2, MSG_TRUNC | MSG_PEEK, weft_deadline_in(SOON)), 2);
+        cr_assert_eq(weft_recv(fds[0], buf, 3, MSG_TRUNC, weft_deadline_in(SOON)), 3);
+        cr_assert_eq(memcmp(buf, "zzzzzzzz", 8), 0, "round %d: MSG_TRUNC copied %.8s", round, buf);
+        read_exactly(fds[0], buf, 3);
+        cr_assert_eq(memcmp(buf, "def", 3), 0, "round %d: read %.3s after the discard", round, buf);
+    }
+    /* weft_recvfrom takes the same path. */
+    cr_assert_eq(weft_write(fds[1], "ghij", 4, weft_deadline_in(SOON)), 4);
+    memset(buf, 'z', sizeof buf);
+    cr_assert_eq(weft_recvfrom(fds[0], buf, 2, MSG_TRUNC, NULL, NULL, weft_deadline_in(SOON)), 2);
+    cr_assert_eq(memcmp(buf, "zz", 2), 0);
+    read_exactly(fds[0], buf, 2);
+    cr_assert_eq(memcmp(buf, "ij", 2), 0);
+    cr_assert_eq(weft_close(fds[0]), 0);
+    cr_assert_eq(weft_close(fds[1]), 0);
+    return NULL;
+}
+
+Test(ported_net, msg_trunc_on_tcp_discards_the_bytes, .timeout = 30)
+{
+    run_main(tcp_trunc_main, NULL);
+}

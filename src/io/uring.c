@@ -1437,9 +1437,10 @@ WEFT_NOINLINE static ssize_t recv_buffered(weft__io *io, const weft__ioreq *q, i
 }
 
 /* A recv with flags on an fd whose receive is armed or has bytes buffered: MSG_PEEK reads
- * them without taking them; MSG_DONTWAIT returns -EAGAIN rather than waiting; MSG_ERRQUEUE
- * goes to the socket; other flags are served as a plain read from the buffered bytes
- * (documented in weft.h). */
+ * them without taking them; MSG_TRUNC discards them (counts them, with MSG_PEEK), as
+ * tcp_recvmsg does, leaving the caller's buffer as it was; MSG_DONTWAIT returns -EAGAIN rather
+ * than waiting; MSG_ERRQUEUE goes to the socket; other flags are served as a plain read from
+ * the buffered bytes (documented in weft.h). */
 WEFT_NOINLINE static ssize_t recv_flags(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
     uring_state *s = io->backend;
@@ -1453,6 +1454,8 @@ WEFT_NOINLINE static ssize_t recv_flags(weft__io *io, const weft__ioreq *q, int6
     bool peek = q->flags & MSG_PEEK;
     bool reaped = false;
     for (;;) {
+        if (f->head >= 0 && (q->flags & MSG_TRUNC))
+            return (ssize_t)weft__ubufs_skip(&s->bufs, f, q->len, peek);
         if (f->head >= 0)
             return (ssize_t)weft__ubufs_copy(&s->bufs, f, &one, 1, peek);
         if (f->err || f->eof) {
