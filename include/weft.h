@@ -1255,7 +1255,7 @@ WEFT_API int weft_poller_wake(weft_poller *p);
  * socket closed with plain close() stays open in the kernel until its peer sends or hangs
  * up. A weft_recv with flags on such a socket reads the held bytes: MSG_PEEK leaves them,
  * MSG_TRUNC discards them as TCP does (see weft_recv), MSG_DONTWAIT returns -EAGAIN when none
- * are held, MSG_ERRQUEUE reads the socket's error queue instead, other flags are ignored
+ * are held, MSG_ERRQUEUE and MSG_OOB ask the socket itself instead, other flags are ignored
  * (MSG_WAITALL still waits for the rest: weft_recv).
  * The held bytes are copied into the caller's buffer in user space, as the sends behind
  * (below) copy from it: a NULL buffer (one in the first page) with a length is -EFAULT on
@@ -1324,11 +1324,13 @@ WEFT_API ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, int64_
  * SIGPIPE (MSG_NOSIGNAL is added). A receive with MSG_DONTWAIT (weft_recv, weft_recvfrom)
  * makes one attempt and returns -EAGAIN when nothing is there, whatever the deadline, on
  * both backends; so does one with MSG_ERRQUEUE, as recv(2) never waits for the error queue
- * (it reads the socket's error queue, never bytes io_uring holds for the stream). MSG_TRUNC on
- * a TCP socket discards up to len bytes without copying them, as recv(2) does there (with
- * MSG_PEEK it counts them and takes none), leaving the buffer as it was, on both backends; the
- * buffer must still not be NULL (above); on a datagram socket it returns the datagram's full
- * length, as recv(2). MSG_WAITALL
+ * (it reads the socket's error queue, never bytes io_uring holds for the stream), and one with
+ * MSG_OOB, as recv(2) never waits for an urgent byte (it returns the byte, or the kernel's
+ * -EINVAL when there is none, -EAGAIN when its mark came before it). MSG_TRUNC on a TCP socket
+ * discards up to len bytes without copying them, as recv(2) does there (with MSG_PEEK it counts
+ * them and takes none), leaving the buffer as it was, on both backends; the buffer must still
+ * not be NULL (above); on a datagram socket it returns the datagram's full length, as recv(2).
+ * MSG_WAITALL
  * (without MSG_PEEK or MSG_DONTWAIT) on a stream socket waits for len bytes, as a blocking recv(2)
  * does, on both backends: fewer only at the end of stream, an error, the deadline or a cancel, once
  * some came (they are returned); on a datagram or seqpacket socket it changes nothing (one datagram

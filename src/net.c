@@ -141,6 +141,9 @@ static ssize_t recv_peek_all(weft__worker *w, const weft__ioreq *proto, size_t l
  *   waited for the socket to be readable until the deadline (forever with WEFT_FOREVER; on
  *   io_uring spinning while stream bytes were queued; found by test_ported_net): it makes
  *   one attempt, as with MSG_DONTWAIT.
+ * - MSG_OOB: recv(2) never waits for an urgent byte either (tcp_recv_urg: the byte, -EINVAL
+ *   when there is none, -EAGAIN when its mark came before it), but both backends waited for
+ *   readability on -EAGAIN: one attempt too (found by test_ported_net).
  * - MSG_WAITALL means nothing on a datagram or seqpacket socket: recv(2) returns one record
  *   whatever the flag. io_uring's receive, though, retries a short MSG_WAITALL receive of a
  *   SOCK_SEQPACKET socket into the rest of the buffer (it takes it for a stream), so two
@@ -148,7 +151,7 @@ static ssize_t recv_peek_all(weft__worker *w, const weft__ioreq *proto, size_t l
  *   for a third; found by test_ported_net). So the flag goes to the backend for a stream only. */
 static int recv_flags_as_kernel(weft__worker *w, int fd, int flags)
 {
-    if (flags & MSG_ERRQUEUE)
+    if (flags & (MSG_ERRQUEUE | MSG_OOB))
         flags |= MSG_DONTWAIT;
     if (!(flags & MSG_WAITALL))
         return flags;

@@ -1513,3 +1513,35 @@ Test(ported_net, msg_trunc_on_tcp_discards_the_bytes, .timeout = 30)
 {
     run_main(tcp_trunc_main, NULL);
 }
+
+/* recv(2) with MSG_OOB never waits (tcp_recv_urg): with no urgent byte it says -EINVAL at
+ * once. On io_uring, once weft had read the socket, it waited for the stream's next bytes and
+ * returned them as if urgent; on both backends an urgent mark whose byte had not come yet
+ * (-EAGAIN) waited for readability. */
+static void *oob_main(void *arg)
+{
+    (void)arg;
+    int fds[2];
+    tcp_pair(fds);
+    char buf[8];
+    cr_assert_eq(weft_recv(fds[0], buf, 1, MSG_OOB, weft_deadline_in(SOON)), -EINVAL);
+    cr_assert_eq(weft_write(fds[1], "a", 1, weft_deadline_in(SOON)), 1);
+    read_exactly(fds[0], buf, 1); /* io_uring's receive is armed from here */
+    cr_assert_eq(weft_recv(fds[0], buf, 1, MSG_OOB, weft_deadline_in(SOON)), -EINVAL);
+    cr_assert_eq(weft_recvfrom(fds[0], buf, 1, MSG_OOB, NULL, NULL, weft_deadline_in(SOON)),
+                 -EINVAL);
+    /* With stream bytes held, the urgent receive still asks the socket, not the stream. */
+    cr_assert_eq(weft_write(fds[1], "bc", 2, weft_deadline_in(SOON)), 2);
+    cr_assert_eq(weft_fd_wait(fds[0], WEFT_READABLE, weft_deadline_in(SOON)), WEFT_READABLE);
+    cr_assert_eq(weft_recv(fds[0], buf, 1, MSG_OOB, weft_deadline_in(SOON)), -EINVAL);
+    read_exactly(fds[0], buf, 2);
+    cr_assert_eq(memcmp(buf, "bc", 2), 0);
+    cr_assert_eq(weft_close(fds[0]), 0);
+    cr_assert_eq(weft_close(fds[1]), 0);
+    return NULL;
+}
+
+Test(ported_net, msg_oob_never_waits, .timeout = 30)
+{
+    run_main(oob_main, NULL);
+}

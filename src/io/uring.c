@@ -1439,16 +1439,17 @@ WEFT_NOINLINE static ssize_t recv_buffered(weft__io *io, const weft__ioreq *q, i
 /* A recv with flags on an fd whose receive is armed or has bytes buffered: MSG_PEEK reads
  * them without taking them; MSG_TRUNC discards them (counts them, with MSG_PEEK), as
  * tcp_recvmsg does, leaving the caller's buffer as it was; MSG_DONTWAIT returns -EAGAIN rather
- * than waiting; MSG_ERRQUEUE goes to the socket; other flags are served as a plain read from
- * the buffered bytes (documented in weft.h). */
+ * than waiting; MSG_ERRQUEUE and MSG_OOB go to the socket; other flags are served as a plain
+ * read from the buffered bytes (documented in weft.h). */
 WEFT_NOINLINE static ssize_t recv_flags(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
     uring_state *s = io->backend;
     weft__ubuf_fd *f = weft__ubufs_find(&s->bufs, q->fd);
-    /* The error queue is the socket's own, never the stream bytes held here (a receive of it
-     * returned them, and the next read missed them; found by test_ported_net). */
+    /* The error queue and the urgent byte are the socket's own, never the stream bytes held
+     * here (a receive of either returned them, and the next read missed them; MSG_OOB waited
+     * for them when none were held; found by test_ported_net). */
     if (!f || !(f->armed || recv_ready(f)) || f->fdgen != io->fds[q->fd].gen ||
-        (q->flags & MSG_ERRQUEUE))
+        (q->flags & (MSG_ERRQUEUE | MSG_OOB)))
         return ring_run(io, q, deadline);
     struct iovec one = {q->buf, q->len};
     bool peek = q->flags & MSG_PEEK;
