@@ -1321,16 +1321,20 @@ WEFT_API ssize_t weft_write(int fd, const void *buf, size_t len, int64_t deadlin
 WEFT_API ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, int64_t deadline);
 
 /* recv(2)/send(2) with flags. weft_send writes everything, like weft_write, and never raises
- * SIGPIPE (MSG_NOSIGNAL is added). A receive with MSG_DONTWAIT (weft_recv, weft_recvfrom)
- * makes one attempt and returns -EAGAIN when nothing is there, whatever the deadline, on
- * both backends; so does one with MSG_ERRQUEUE, as recv(2) never waits for the error queue
- * (it reads the socket's error queue, never bytes io_uring holds for the stream), and one with
- * MSG_OOB, as recv(2) never waits for an urgent byte (it returns the byte, or the kernel's
- * -EINVAL when there is none, -EAGAIN when its mark came before it). MSG_TRUNC on a TCP socket
- * discards up to len bytes without copying them, as recv(2) does there (with MSG_PEEK it counts
- * them and takes none), leaving the buffer as it was, on both backends; the buffer must still
- * not be NULL (above); on a datagram socket it returns the datagram's full length, as recv(2).
- * MSG_WAITALL
+ * SIGPIPE (MSG_NOSIGNAL is added); with MSG_DONTWAIT it makes one attempt instead and never
+ * parks, on both backends: it returns what the socket took (possibly fewer than len bytes),
+ * or -EAGAIN when it took nothing (on io_uring also while a send written behind, below, is
+ * still in flight), whatever the deadline; so does weft_sendto with MSG_DONTWAIT (to a
+ * Unix-domain address whose receiver is full too). A receive with MSG_DONTWAIT (weft_recv,
+ * weft_recvfrom) makes one attempt and returns -EAGAIN when nothing is there, whatever the
+ * deadline, on both backends; so does one with MSG_ERRQUEUE, as recv(2) never waits for the
+ * error queue (it reads the socket's error queue, never bytes io_uring holds for the stream),
+ * and one with MSG_OOB, as recv(2) never waits for an urgent byte (it returns the byte, or the
+ * kernel's -EINVAL when there is none, -EAGAIN when its mark came before it). MSG_TRUNC on a
+ * TCP socket discards up to len bytes without copying them, as recv(2) does there (with
+ * MSG_PEEK it counts them and takes none), leaving the buffer as it was, on both backends; the
+ * buffer must still not be NULL (above); on a datagram socket it returns the datagram's full
+ * length, as recv(2). MSG_WAITALL
  * (without MSG_PEEK or MSG_DONTWAIT) on a stream socket waits for len bytes, as a blocking recv(2)
  * does, on both backends: fewer only at the end of stream, an error, the deadline or a cancel, once
  * some came (they are returned); on a datagram or seqpacket socket it changes nothing (one datagram

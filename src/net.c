@@ -325,7 +325,8 @@ static ssize_t sendto_unix(weft__worker *w, int fd, const struct msghdr *msg, in
         r = weft__sys_sendmsg(&w->sys, fd, msg, flags | MSG_DONTWAIT | MSG_NOSIGNAL);
         if (r == -EINTR)
             continue;
-        if (r != -EAGAIN || (r = unix_nap(&u, deadline)) < 0)
+        /* MSG_DONTWAIT: one attempt, whose -EAGAIN is the answer (weft.h). */
+        if (r != -EAGAIN || (flags & MSG_DONTWAIT) || (r = unix_nap(&u, deadline)) < 0)
             break;
         w = weft__worker_current(); /* the migration rule (pinned: the same worker) */
     }
@@ -373,7 +374,8 @@ ssize_t weft__write_some(int fd, const void *buf, size_t len, int64_t deadline)
 /* Writes everything: each round writes what the kernel takes, then waits for room. A buffer
  * in the first page (NULL) with a length is -EFAULT before any I/O, as for the receives: the
  * kernel looked at the fd first (-EPIPE for a pipe whose reader is gone, on epoll) where
- * io_uring's checks said -EFAULT. */
+ * io_uring's checks said -EFAULT. A send with MSG_DONTWAIT makes one attempt, as send(2) does:
+ * what the kernel took, or its -EAGAIN (weft__io_nowait: no backend waits for room). */
 static ssize_t write_all(int fd, const char *p, size_t len, int flags, int use_send,
                          int64_t deadline)
 {
@@ -385,6 +387,11 @@ static ssize_t write_all(int fd, const char *p, size_t len, int flags, int use_s
         return -EFAULT;
     weft__ioreq q = {
         .op = use_send ? WEFT__IO_SEND : WEFT__IO_WRITE, .fd = fd, .flags = flags, .off = -1};
+    if (weft_unlikely(flags & MSG_DONTWAIT)) {
+        q.buf = (void *)p;
+        q.len = len;
+        return weft__io_submit(w, &q, deadline);
+    }
     /* One call at least: a write of 0 bytes is still the system call's, which checks the fd
      * (-EBADF, -ENOTSOCK...) and, on a datagram or seqpacket socket, sends an empty message
      * (write(2) and send(2) do; the loop skipped both, and answered 0). */

@@ -1545,3 +1545,55 @@ Test(ported_net, msg_oob_never_waits, .timeout = 30)
 {
     run_main(oob_main, NULL);
 }
+
+/* A send with MSG_DONTWAIT makes one attempt, as send(2) does: what the socket took (a short
+ * count), or -EAGAIN when it took nothing, whatever the deadline; weft_send waited for room
+ * to write the rest, on both backends, and so did weft_sendto (a Unix-domain address whose
+ * receiver is full included: it slept and tried again until the deadline). */
+static void *send_dontwait_main(void *arg)
+{
+    (void)arg;
+    int fds[2];
+    tcp_pair(fds);
+    /* Small buffers (the kernel doubles them), so that 1 MiB is more than both hold. */
+    int small = 32 << 10;
+    cr_assert_eq(setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+    cr_assert_eq(setsockopt(fds[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    size_t big = 1u << 20;
+    char *p = calloc(1, big);
+    cr_assert_not_null(p);
+    ssize_t n = weft_send(fds[0], p, big, MSG_DONTWAIT, weft_deadline_in(SOON));
+    cr_assert(n > 0 && (size_t)n < big, "a send of 1 MiB with MSG_DONTWAIT gave %zd", n);
+    /* The socket may take a little more as the receiver's queue is processed: until it takes
+     * nothing, each call returns at once. */
+    while ((n = weft_send(fds[0], p, big, MSG_DONTWAIT, weft_deadline_in(SOON))) > 0)
+        ;
+    cr_assert_eq(n, -EAGAIN);
+    cr_assert_eq(weft_sendto(fds[0], p, 1, MSG_DONTWAIT, NULL, 0, weft_deadline_in(SOON)), -EAGAIN);
+    cr_assert_eq(weft_close(fds[0]), 0);
+    cr_assert_eq(weft_close(fds[1]), 0);
+
+    /* A Unix datagram to an address whose receiver's queue is full. */
+    int rx = weft_socket(AF_UNIX, SOCK_DGRAM, 0);
+    int tx = weft_socket(AF_UNIX, SOCK_DGRAM, 0);
+    cr_assert_geq(rx, 0);
+    cr_assert_geq(tx, 0);
+    weft_addr a;
+    char name[64];
+    snprintf(name, sizeof name, "@weft-dontwait-%d", (int)getpid());
+    cr_assert_eq(weft_addr_unix(&a, name), 0);
+    cr_assert_eq(bind(rx, (struct sockaddr *)&a.ss, a.len), 0);
+    while ((n = weft_sendto(tx, p, 64, MSG_DONTWAIT, (struct sockaddr *)&a.ss, a.len,
+                            weft_deadline_in(SOON))) == 64)
+        ;
+    cr_assert_eq(n, -EAGAIN);
+    cr_assert_eq(weft_close(rx), 0);
+    cr_assert_eq(weft_close(tx), 0);
+    free(p);
+    return NULL;
+}
+
+Test(ported_net, send_with_msg_dontwait_never_waits, .timeout = 30)
+{
+    run_main(send_dontwait_main, NULL);
+}

@@ -923,9 +923,26 @@ static int send_wait(weft__io **iop, int fd, int64_t deadline)
 
 static ssize_t ur_submit_other(weft__io *io, const weft__ioreq *q, int64_t deadline);
 
-/* Any other write to fd: after the send in flight, whose error it returns. */
+static bool reap_pending(weft__io *io);
+
+/* Whether a send written behind is still in flight on fd, once the completions the kernel
+ * has were taken (a send with MSG_DONTWAIT must not park for one: send_after). */
+static bool send_still_busy(weft__io *io, int fd)
+{
+    const uring_state *s = io->backend;
+    if (!weft__usends_busy(&s->sends, fd, weft__fdtable_gen(io, fd)) || !reap_pending(io))
+        return weft__usends_busy(&s->sends, fd, weft__fdtable_gen(io, fd));
+    s = io->backend; /* the reap may have moved the ring's state */
+    return weft__usends_busy(&s->sends, fd, weft__fdtable_gen(io, fd));
+}
+
+/* Any other write to fd: after the send in flight, whose error it returns. A send with
+ * MSG_DONTWAIT never waits for it (weft__io_nowait): one still in flight is -EAGAIN, as from
+ * a socket with no room. */
 WEFT_NOINLINE static ssize_t send_after(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
+    if (weft__io_nowait(q) && send_still_busy(io, q->fd))
+        return -EAGAIN;
     int r = send_wait(&io, q->fd, deadline);
     if (r < 0)
         return r;
