@@ -936,14 +936,18 @@ static bool send_still_busy(weft__io *io, int fd)
     return weft__usends_busy(&s->sends, fd, weft__fdtable_gen(io, fd));
 }
 
+WEFT_NOINLINE static ssize_t plain_run(weft__io *io, const weft__ioreq *q, int64_t deadline);
+
 /* Any other write to fd: after the send in flight, whose error it returns. A send with
- * MSG_DONTWAIT never waits for it (weft__io_nowait): one still in flight is -EAGAIN, as from
- * a socket with no room. */
+ * MSG_DONTWAIT (weft__io_nowait) never parks: one still in flight is -EAGAIN, as from a socket
+ * with no room, and its own attempt is the plain system call (a ring operation parks the task
+ * for the ring's round trip, which let the worker's other tasks run first). */
 WEFT_NOINLINE static ssize_t send_after(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
-    if (weft__io_nowait(q) && send_still_busy(io, q->fd))
+    bool nowait = weft__io_nowait(q);
+    if (nowait && send_still_busy(io, q->fd))
         return -EAGAIN;
-    int r = send_wait(&io, q->fd, deadline);
+    int r = nowait ? 0 : send_wait(&io, q->fd, deadline);
     if (r < 0)
         return r;
     weft__usend *u = weft__usends_find(&((uring_state *)io->backend)->sends, q->fd);
@@ -954,6 +958,11 @@ WEFT_NOINLINE static ssize_t send_after(weft__io *io, const weft__ioreq *q, int6
     }
     if (q->op == WEFT__IO_SENDFILE)
         return ur_submit_other(io, q, deadline);
+    if (nowait) {
+        /* Classified first (made non-blocking), as ring_run does before any operation. */
+        int kind = weft__fdtable_kind(io, q->fd);
+        return kind < 0 ? kind : plain_run(io, q, deadline);
+    }
     return ring_run(io, q, deadline);
 }
 
@@ -1693,13 +1702,14 @@ static WEFT_NOINLINE ssize_t ring_open(weft__io *io, const weft__ioreq *q, int64
 }
 
 /* A writev, sendmsg or sendfile: behind the fd's sends still in flight (send_after), else
- * the ring's own way. Out of line, so that ur_dispatch is tail calls only and ur_submit
+ * the ring's own way; a sendmsg with MSG_DONTWAIT always through send_after, which makes its
+ * one attempt without a park. Out of line, so that ur_dispatch is tail calls only and ur_submit
  * keeps no frame (the call to weft__fdtable_gen would give it one). */
 static WEFT_NOINLINE ssize_t send_queued(weft__io *io, const weft__ioreq *q, int64_t deadline,
                                          bool other)
 {
     const uring_state *s = io->backend;
-    if (weft__usends_pending(&s->sends, q->fd, weft__fdtable_gen(io, q->fd)))
+    if (weft__io_nowait(q) || weft__usends_pending(&s->sends, q->fd, weft__fdtable_gen(io, q->fd)))
         return send_after(io, q, deadline);
     return other ? ur_submit_other(io, q, deadline) : ring_run(io, q, deadline);
 }
@@ -1719,7 +1729,7 @@ static inline __attribute__((always_inline)) ssize_t ur_dispatch(weft__io *io, c
     case WEFT__IO_SEND:
         if (feats & FEAT_SENDBEHIND)
             return send_behind(io, q, deadline);
-        return ring_run(io, q, deadline);
+        return weft__io_nowait(q) ? send_after(io, q, deadline) : ring_run(io, q, deadline);
     case WEFT__IO_WRITEV:
     case WEFT__IO_SENDMSG:
         return send_queued(io, q, deadline, false);
