@@ -1256,12 +1256,16 @@ WEFT_API int weft_poller_wake(weft_poller *p);
  * and close it with weft_close(): weft_close() and weft_fd_forget() drop what is held, and a
  * socket closed with plain close() stays open in the kernel until its peer sends or hangs
  * up. A weft_recv with flags on such a socket reads the held bytes: MSG_PEEK leaves them,
- * MSG_DONTWAIT returns -EAGAIN when none are held, MSG_ERRQUEUE reads the socket's error
- * queue instead, other flags are ignored (MSG_WAITALL still waits for the rest: weft_recv).
+ * MSG_TRUNC discards them as TCP does (see weft_recv), MSG_DONTWAIT returns -EAGAIN when none
+ * are held, MSG_ERRQUEUE and MSG_OOB ask the socket itself instead, other flags are ignored
+ * (MSG_WAITALL still waits for the rest: weft_recv).
  * The held bytes are copied into the caller's buffer in user space, as the sends behind
  * (below) copy from it: a NULL buffer (one in the first page) with a length is -EFAULT on
- * both backends (so is a weft_recvfrom, weft_sendto or weft_connect address there), before
- * anything is received, so a datagram is not lost to it, but a pointer to other memory the caller
+ * both backends, for every read, write, receive and send call (weft_read, weft_readv, weft_recv,
+ * weft_recvfrom, weft_write, weft_writev, weft_send, weft_sendto, weft_file_read,
+ * weft_file_write, weft_file_pread, weft_file_pwrite; so is a weft_recvfrom, weft_sendto or
+ * weft_connect address there), before any I/O, whatever the fd's state (the end of a file, a
+ * pipe without a reader), so a datagram is not lost to it, but a pointer to other memory the caller
  * may not write (or read, for a send) faults in the caller, as memcpy would, where read(2) would
  * return -EFAULT.
  *
@@ -1319,10 +1323,20 @@ WEFT_API ssize_t weft_write(int fd, const void *buf, size_t len, int64_t deadlin
 WEFT_API ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, int64_t deadline);
 
 /* recv(2)/send(2) with flags. weft_send writes everything, like weft_write, and never raises
- * SIGPIPE (MSG_NOSIGNAL is added). A receive with MSG_DONTWAIT (weft_recv, weft_recvfrom)
- * makes one attempt and returns -EAGAIN when nothing is there, whatever the deadline, on
- * both backends; so does one with MSG_ERRQUEUE, as recv(2) never waits for the error queue
- * (it reads the socket's error queue, never bytes io_uring holds for the stream). MSG_WAITALL
+ * SIGPIPE (MSG_NOSIGNAL is added); with MSG_DONTWAIT it makes one attempt instead and never
+ * parks, on both backends: it returns what the socket took (possibly fewer than len bytes),
+ * or -EAGAIN when it took nothing (on io_uring also while a send written behind, below, is
+ * still in flight), whatever the deadline; so does weft_sendto with MSG_DONTWAIT (to a
+ * Unix-domain address whose receiver is full too). A receive with MSG_DONTWAIT (weft_recv,
+ * weft_recvfrom) makes one attempt and returns -EAGAIN when nothing is there, whatever the
+ * deadline, on both backends; so does one with MSG_ERRQUEUE, as recv(2) never waits for the
+ * error queue (it reads the socket's error queue, never bytes io_uring holds for the stream),
+ * and one with MSG_OOB, as recv(2) never waits for an urgent byte (it returns the byte, or the
+ * kernel's -EINVAL when there is none, -EAGAIN when its mark came before it). MSG_TRUNC on a
+ * TCP socket discards up to len bytes without copying them, as recv(2) does there (with
+ * MSG_PEEK it counts them and takes none), leaving the buffer as it was, on both backends; the
+ * buffer must still not be NULL (above); on a datagram socket it returns the datagram's full
+ * length, as recv(2). MSG_WAITALL
  * (without MSG_PEEK or MSG_DONTWAIT) on a stream socket waits for len bytes, as a blocking recv(2)
  * does, on both backends: fewer only at the end of stream, an error, the deadline or a cancel, once
  * some came (they are returned); on a datagram or seqpacket socket it changes nothing (one datagram
@@ -1829,7 +1843,9 @@ WEFT_API int weft_block_in_place(weft_fn fn, void *arg, void **result);
  * short only where pread(2) would be (at the end of the file). An fd that is not a regular file (a
  * FIFO, a character device, a socket opened by path) is decided at its first use (as for weft_read)
  * and takes the readiness path instead, where deadlines and cancellation end a call that waits.
- * Same results as the system calls, as >= 0 or -errno. Close with weft_close() (or weft_fd_forget()
+ * Same results as the system calls, as >= 0 or -errno, but for a NULL buffer (one in the first
+ * page) with a length: -EFAULT before any I/O, on both backends, even at the end of a file where
+ * read(2) would answer 0 without looking at it. Close with weft_close() (or weft_fd_forget()
  * and close()). */
 WEFT_API int weft_file_open(const char *path, int flags, mode_t mode, int64_t deadline);
 WEFT_API ssize_t weft_file_read(int fd, void *buf, size_t len, int64_t deadline);

@@ -21,6 +21,12 @@ static ssize_t fs(weft__ioreq *q, int64_t deadline)
     weft__worker *w = weft__blocking_begin(&t, true, &err);
     if (!w)
         return err;
+    /* A buffer in the first page (NULL) with a length: -EFAULT before any I/O, on both
+     * backends, as the socket calls answer it (weft.h). read(2) at the end of a file answers 0
+     * without looking at the buffer, and so did epoll's page-cache read, where io_uring's
+     * checks said -EFAULT. */
+    if ((q->op == WEFT__IO_READ || q->op == WEFT__IO_WRITE) && q->len && (uintptr_t)q->buf < 4096)
+        return -EFAULT;
     q->opts |= WEFT__IOQ_FILE;
     return weft__io_submit(w, q, deadline);
 }

@@ -141,6 +141,9 @@ static ssize_t recv_peek_all(weft__worker *w, const weft__ioreq *proto, size_t l
  *   waited for the socket to be readable until the deadline (forever with WEFT_FOREVER; on
  *   io_uring spinning while stream bytes were queued; found by test_ported_net): it makes
  *   one attempt, as with MSG_DONTWAIT.
+ * - MSG_OOB: recv(2) never waits for an urgent byte either (tcp_recv_urg: the byte, -EINVAL
+ *   when there is none, -EAGAIN when its mark came before it), but both backends waited for
+ *   readability on -EAGAIN: one attempt too (found by test_ported_net).
  * - MSG_WAITALL means nothing on a datagram or seqpacket socket: recv(2) returns one record
  *   whatever the flag. io_uring's receive, though, retries a short MSG_WAITALL receive of a
  *   SOCK_SEQPACKET socket into the rest of the buffer (it takes it for a stream), so two
@@ -148,7 +151,7 @@ static ssize_t recv_peek_all(weft__worker *w, const weft__ioreq *proto, size_t l
  *   for a third; found by test_ported_net). So the flag goes to the backend for a stream only. */
 static int recv_flags_as_kernel(weft__worker *w, int fd, int flags)
 {
-    if (flags & MSG_ERRQUEUE)
+    if (flags & (MSG_ERRQUEUE | MSG_OOB))
         flags |= MSG_DONTWAIT;
     if (!(flags & MSG_WAITALL))
         return flags;
@@ -322,7 +325,8 @@ static ssize_t sendto_unix(weft__worker *w, int fd, const struct msghdr *msg, in
         r = weft__sys_sendmsg(&w->sys, fd, msg, flags | MSG_DONTWAIT | MSG_NOSIGNAL);
         if (r == -EINTR)
             continue;
-        if (r != -EAGAIN || (r = unix_nap(&u, deadline)) < 0)
+        /* MSG_DONTWAIT: one attempt, whose -EAGAIN is the answer (weft.h). */
+        if (r != -EAGAIN || (flags & MSG_DONTWAIT) || (r = unix_nap(&u, deadline)) < 0)
             break;
         w = weft__worker_current(); /* the migration rule (pinned: the same worker) */
     }
@@ -341,6 +345,9 @@ ssize_t weft_sendto(int fd, const void *buf, size_t len, int flags, const struct
      * use, would cut it to the largest silently). */
     if (to && tolen > sizeof(struct sockaddr_storage))
         return -EINVAL;
+    /* A NULL buffer with a length: as write_all, before the kernel's -EPIPE or -EAGAIN. */
+    if (first_page(buf, len))
+        return -EFAULT;
     if (to && first_page(to, tolen)) /* a NULL `to` is no address: the connected peer */
         return -EFAULT; /* as sendto(2), where reading its family below would have faulted */
     struct iovec iov = {(void *)buf, len};
@@ -358,11 +365,17 @@ ssize_t weft__write_some(int fd, const void *buf, size_t len, int64_t deadline)
     weft__worker *w = io_begin(&err);
     if (!w)
         return err;
+    if (first_page(buf, len))
+        return -EFAULT; /* as write_all */
     weft__ioreq q = {.op = WEFT__IO_WRITE, .fd = fd, .buf = (void *)buf, .len = len, .off = -1};
     return weft__io_submit(w, &q, deadline);
 }
 
-/* Writes everything: each round writes what the kernel takes, then waits for room. */
+/* Writes everything: each round writes what the kernel takes, then waits for room. A buffer
+ * in the first page (NULL) with a length is -EFAULT before any I/O, as for the receives: the
+ * kernel looked at the fd first (-EPIPE for a pipe whose reader is gone, on epoll) where
+ * io_uring's checks said -EFAULT. A send with MSG_DONTWAIT makes one attempt, as send(2) does:
+ * what the kernel took, or its -EAGAIN (weft__io_nowait: no backend waits for room). */
 static ssize_t write_all(int fd, const char *p, size_t len, int flags, int use_send,
                          int64_t deadline)
 {
@@ -370,8 +383,15 @@ static ssize_t write_all(int fd, const char *p, size_t len, int flags, int use_s
     weft__worker *w = io_begin(&err);
     if (!w)
         return err;
+    if (first_page(p, len))
+        return -EFAULT;
     weft__ioreq q = {
         .op = use_send ? WEFT__IO_SEND : WEFT__IO_WRITE, .fd = fd, .flags = flags, .off = -1};
+    if (weft_unlikely(flags & MSG_DONTWAIT)) {
+        q.buf = (void *)p;
+        q.len = len;
+        return weft__io_submit(w, &q, deadline);
+    }
     /* One call at least: a write of 0 bytes is still the system call's, which checks the fd
      * (-EBADF, -ENOTSOCK...) and, on a datagram or seqpacket socket, sends an empty message
      * (write(2) and send(2) do; the loop skipped both, and answered 0). */

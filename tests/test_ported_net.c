@@ -1425,3 +1425,212 @@ Test(ported_net, sendfile_from_a_socket_read_before_sends_what_came_after, .time
 {
     run_main(sendfile_after_read_main, NULL);
 }
+
+/* ---- The receive and send calls on both backends: buffers, MSG_TRUNC, MSG_OOB, MSG_DONTWAIT ---
+ */
+
+/* A file call given a NULL buffer (one in the first page) with a length is -EFAULT before any
+ * I/O, as the socket calls are (weft.h): read(2) at the end of a file answers 0 without looking
+ * at the buffer, and epoll's page-cache read did, where io_uring answered -EFAULT. Writes
+ * likewise change nothing; a length of 0 is no buffer at all. weft_write, weft_send and
+ * weft_sendto say the same before the kernel does: a pipe whose reader is gone said -EPIPE on
+ * epoll (the kernel looks for readers first) and -EFAULT on io_uring. */
+static void *file_null_buffer_main(void *arg)
+{
+    (void)arg;
+    char path[] = "/tmp/weft-nullbuf-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(unlink(path), 0);
+    cr_assert_eq(weft_file_write(fd, "abc", 3, weft_deadline_in(SOON)), 3);
+    cr_assert_eq(weft_file_read(fd, NULL, 10, weft_deadline_in(SOON)), -EFAULT);
+    cr_assert_eq(weft_file_read(fd, (void *)8, 10, weft_deadline_in(SOON)), -EFAULT);
+    cr_assert_eq(weft_file_pread(fd, NULL, 10, 0, weft_deadline_in(SOON)), -EFAULT);
+    cr_assert_eq(weft_file_pread(fd, NULL, 10, 100, weft_deadline_in(SOON)), -EFAULT);
+    cr_assert_eq(weft_file_read(fd, NULL, 0, weft_deadline_in(SOON)), 0);
+    cr_assert_eq(weft_file_write(fd, NULL, 10, weft_deadline_in(SOON)), -EFAULT);
+    cr_assert_eq(weft_file_pwrite(fd, NULL, 10, 0, weft_deadline_in(SOON)), -EFAULT);
+    cr_assert_eq(weft_file_write(fd, NULL, 0, weft_deadline_in(SOON)), 0);
+    char buf[8];
+    cr_assert_eq(weft_file_pread(fd, buf, sizeof buf, 0, weft_deadline_in(SOON)), 3);
+    cr_assert_eq(memcmp(buf, "abc", 3), 0);
+    cr_assert_eq(lseek(fd, 0, SEEK_CUR), 3, "a refused call moved the file position");
+    cr_assert_eq(lseek(fd, 0, SEEK_END), 3, "a refused write changed the file");
+    cr_assert_eq(weft_close(fd), 0);
+
+    int p[2];
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+    cr_assert_eq(weft_close(p[0]), 0);
+    cr_assert_eq(weft_write(p[1], NULL, 10, weft_deadline_in(SOON)), -EFAULT);
+    cr_assert_eq(weft_close(p[1]), 0);
+    int s[2];
+    tcp_pair(s);
+    cr_assert_eq(weft_shutdown(s[0], SHUT_WR), 0);
+    cr_assert_eq(weft_send(s[0], NULL, 10, 0, weft_deadline_in(SOON)), -EFAULT);
+    cr_assert_eq(weft_sendto(s[0], NULL, 10, 0, NULL, 0, weft_deadline_in(SOON)), -EFAULT);
+    cr_assert_eq(weft_close(s[0]), 0);
+    cr_assert_eq(weft_close(s[1]), 0);
+    return NULL;
+}
+
+Test(ported_net, file_and_write_calls_refuse_a_null_buffer_on_both_backends, .timeout = 30)
+{
+    run_main(file_null_buffer_main, NULL);
+}
+
+/* MSG_TRUNC on a TCP receive discards the bytes (tcp_recvmsg counts them without copying):
+ * it returns the count and leaves the caller's buffer as it was; with MSG_PEEK it counts them
+ * and takes none. io_uring's held bytes were copied into the buffer, as a plain read. First as
+ * the socket's first receive, then once weft has read it (io_uring's receive armed). */
+static void *tcp_trunc_main(void *arg)
+{
+    (void)arg;
+    int fds[2];
+    tcp_pair(fds);
+    char buf[8];
+    for (int round = 0; round < 2; round++) {
+        cr_assert_eq(weft_write(fds[1], "abcdef", 6, weft_deadline_in(SOON)), 6);
+        memset(buf, 'z', sizeof buf);
+        cr_assert_eq(weft_recv(fds[0], buf, 2, MSG_TRUNC | MSG_PEEK, weft_deadline_in(SOON)), 2);
+        cr_assert_eq(weft_recv(fds[0], buf, 3, MSG_TRUNC, weft_deadline_in(SOON)), 3);
+        cr_assert_eq(memcmp(buf, "zzzzzzzz", 8), 0, "round %d: MSG_TRUNC copied %.8s", round, buf);
+        read_exactly(fds[0], buf, 3);
+        cr_assert_eq(memcmp(buf, "def", 3), 0, "round %d: read %.3s after the discard", round, buf);
+    }
+    /* weft_recvfrom takes the same path. */
+    cr_assert_eq(weft_write(fds[1], "ghij", 4, weft_deadline_in(SOON)), 4);
+    memset(buf, 'z', sizeof buf);
+    cr_assert_eq(weft_recvfrom(fds[0], buf, 2, MSG_TRUNC, NULL, NULL, weft_deadline_in(SOON)), 2);
+    cr_assert_eq(memcmp(buf, "zz", 2), 0);
+    read_exactly(fds[0], buf, 2);
+    cr_assert_eq(memcmp(buf, "ij", 2), 0);
+    cr_assert_eq(weft_close(fds[0]), 0);
+    cr_assert_eq(weft_close(fds[1]), 0);
+    return NULL;
+}
+
+Test(ported_net, msg_trunc_on_tcp_discards_the_bytes, .timeout = 30)
+{
+    run_main(tcp_trunc_main, NULL);
+}
+
+/* recv(2) with MSG_OOB never waits (tcp_recv_urg): with no urgent byte it says -EINVAL at
+ * once. On io_uring, once weft had read the socket, it waited for the stream's next bytes and
+ * returned them as if urgent; on both backends an urgent mark whose byte had not come yet
+ * (-EAGAIN) waited for readability. */
+static void *oob_main(void *arg)
+{
+    (void)arg;
+    int fds[2];
+    tcp_pair(fds);
+    char buf[8];
+    cr_assert_eq(weft_recv(fds[0], buf, 1, MSG_OOB, weft_deadline_in(SOON)), -EINVAL);
+    cr_assert_eq(weft_write(fds[1], "a", 1, weft_deadline_in(SOON)), 1);
+    read_exactly(fds[0], buf, 1); /* io_uring's receive is armed from here */
+    cr_assert_eq(weft_recv(fds[0], buf, 1, MSG_OOB, weft_deadline_in(SOON)), -EINVAL);
+    cr_assert_eq(weft_recvfrom(fds[0], buf, 1, MSG_OOB, NULL, NULL, weft_deadline_in(SOON)),
+                 -EINVAL);
+    /* With stream bytes held, the urgent receive still asks the socket, not the stream. */
+    cr_assert_eq(weft_write(fds[1], "bc", 2, weft_deadline_in(SOON)), 2);
+    cr_assert_eq(weft_fd_wait(fds[0], WEFT_READABLE, weft_deadline_in(SOON)), WEFT_READABLE);
+    cr_assert_eq(weft_recv(fds[0], buf, 1, MSG_OOB, weft_deadline_in(SOON)), -EINVAL);
+    read_exactly(fds[0], buf, 2);
+    cr_assert_eq(memcmp(buf, "bc", 2), 0);
+    cr_assert_eq(weft_close(fds[0]), 0);
+    cr_assert_eq(weft_close(fds[1]), 0);
+    return NULL;
+}
+
+Test(ported_net, msg_oob_never_waits, .timeout = 30)
+{
+    run_main(oob_main, NULL);
+}
+
+/* A send with MSG_DONTWAIT makes one attempt, as send(2) does: what the socket took (a short
+ * count), or -EAGAIN when it took nothing, whatever the deadline; weft_send waited for room
+ * to write the rest, on both backends, and so did weft_sendto (a Unix-domain address whose
+ * receiver is full included: it slept and tried again until the deadline). */
+static void *send_dontwait_main(void *arg)
+{
+    (void)arg;
+    int fds[2];
+    tcp_pair(fds);
+    /* Small buffers (the kernel doubles them), so that 1 MiB is more than both hold. */
+    int small = 32 << 10;
+    cr_assert_eq(setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+    cr_assert_eq(setsockopt(fds[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    size_t big = 1u << 20;
+    char *p = calloc(1, big);
+    cr_assert_not_null(p);
+    ssize_t n = weft_send(fds[0], p, big, MSG_DONTWAIT, weft_deadline_in(SOON));
+    cr_assert(n > 0 && (size_t)n < big, "a send of 1 MiB with MSG_DONTWAIT gave %zd", n);
+    /* The socket may take a little more as the receiver's queue is processed: until it takes
+     * nothing, each call returns at once. */
+    while ((n = weft_send(fds[0], p, big, MSG_DONTWAIT, weft_deadline_in(SOON))) > 0)
+        ;
+    cr_assert_eq(n, -EAGAIN);
+    cr_assert_eq(weft_sendto(fds[0], p, 1, MSG_DONTWAIT, NULL, 0, weft_deadline_in(SOON)), -EAGAIN);
+    cr_assert_eq(weft_close(fds[0]), 0);
+    cr_assert_eq(weft_close(fds[1]), 0);
+
+    /* A Unix datagram to an address whose receiver's queue is full. */
+    int rx = weft_socket(AF_UNIX, SOCK_DGRAM, 0);
+    int tx = weft_socket(AF_UNIX, SOCK_DGRAM, 0);
+    cr_assert_geq(rx, 0);
+    cr_assert_geq(tx, 0);
+    weft_addr a;
+    char name[64];
+    snprintf(name, sizeof name, "@weft-dontwait-%d", (int)getpid());
+    cr_assert_eq(weft_addr_unix(&a, name), 0);
+    cr_assert_eq(bind(rx, (struct sockaddr *)&a.ss, a.len), 0);
+    while ((n = weft_sendto(tx, p, 64, MSG_DONTWAIT, (struct sockaddr *)&a.ss, a.len,
+                            weft_deadline_in(SOON))) == 64)
+        ;
+    cr_assert_eq(n, -EAGAIN);
+    cr_assert_eq(weft_close(rx), 0);
+    cr_assert_eq(weft_close(tx), 0);
+    free(p);
+    return NULL;
+}
+
+Test(ported_net, send_with_msg_dontwait_never_waits, .timeout = 30)
+{
+    run_main(send_dontwait_main, NULL);
+}
+
+static void *mark_ran(void *arg)
+{
+    *(int *)arg = 1;
+    return NULL;
+}
+
+/* On io_uring a small weft_write to a socket weft has read is sent behind (weft.h); a
+ * weft_send with MSG_DONTWAIT right after it parked until that send was over, which let every
+ * other task of the worker run. Now it takes the completions the kernel has and sends, or
+ * says -EAGAIN: the task spawned before it has not run when it returns, on both backends. */
+static void *send_dontwait_behind_main(void *arg)
+{
+    (void)arg;
+    int fds[2];
+    tcp_pair(fds);
+    char buf[4];
+    cr_assert_eq(weft_write(fds[1], "x", 1, weft_deadline_in(SOON)), 1);
+    read_exactly(fds[0], buf, 1); /* io_uring's receive is armed: writes may go behind */
+    int ran = 0;
+    weft_task *t = spawn_pinned(mark_ran, &ran);
+    cr_assert_eq(weft_write(fds[0], "a", 1, weft_deadline_in(SOON)), 1);
+    ssize_t n = weft_send(fds[0], "b", 1, MSG_DONTWAIT, weft_deadline_in(SOON));
+    cr_assert_eq(ran, 0, "the send with MSG_DONTWAIT parked");
+    cr_assert(n == 1 || n == -EAGAIN, "the send gave %zd", n);
+    cr_assert_eq(join_result(t), NULL);
+    read_exactly(fds[1], buf, n == 1 ? 2 : 1);
+    cr_assert_eq(memcmp(buf, n == 1 ? "ab" : "a", n == 1 ? 2 : 1), 0);
+    cr_assert_eq(weft_close(fds[0]), 0);
+    cr_assert_eq(weft_close(fds[1]), 0);
+    return NULL;
+}
+
+Test(ported_net, send_with_msg_dontwait_does_not_wait_for_a_send_behind, .timeout = 30)
+{
+    run_main(send_dontwait_behind_main, NULL);
+}

@@ -117,13 +117,17 @@ static inline bool weft__io_by_path(const weft__ioreq *q)
     }
 }
 
-/* A receive the caller asked not to wait (MSG_DONTWAIT, recv(2)'s one non-blocking attempt):
- * its EAGAIN is the answer, never a reason to wait for readiness. Both backends test it where
- * they would wait, so that the flag means the same on each (on io_uring, bytes already held
- * by the armed receive are still returned: uring.c's recv_flags). */
+/* A receive or send the caller asked not to wait (MSG_DONTWAIT, the system call's one
+ * non-blocking attempt): its EAGAIN is the answer, never a reason to wait for readiness. Both
+ * backends test it where they would wait, so that the flag means the same on each (on
+ * io_uring, bytes already held by the armed receive are still returned: uring.c's recv_flags;
+ * a send behind one still in flight is -EAGAIN: send_after). Only these ops: others use
+ * `flags` for other things (open's O_CREAT is MSG_DONTWAIT's bit). */
 static inline bool weft__io_nowait(const weft__ioreq *q)
 {
-    return (q->op == WEFT__IO_RECV || q->op == WEFT__IO_RECVMSG) && (q->flags & MSG_DONTWAIT);
+    return (q->op == WEFT__IO_RECV || q->op == WEFT__IO_RECVMSG || q->op == WEFT__IO_SEND ||
+            q->op == WEFT__IO_SENDMSG) &&
+           (q->flags & MSG_DONTWAIT);
 }
 
 /* The direction a request waits for when the kernel says EAGAIN. */

@@ -923,10 +923,31 @@ static int send_wait(weft__io **iop, int fd, int64_t deadline)
 
 static ssize_t ur_submit_other(weft__io *io, const weft__ioreq *q, int64_t deadline);
 
-/* Any other write to fd: after the send in flight, whose error it returns. */
+static bool reap_pending(weft__io *io);
+
+/* Whether a send written behind is still in flight on fd, once the completions the kernel
+ * has were taken (a send with MSG_DONTWAIT must not park for one: send_after). */
+static bool send_still_busy(weft__io *io, int fd)
+{
+    const uring_state *s = io->backend;
+    if (!weft__usends_busy(&s->sends, fd, weft__fdtable_gen(io, fd)) || !reap_pending(io))
+        return weft__usends_busy(&s->sends, fd, weft__fdtable_gen(io, fd));
+    s = io->backend; /* the reap may have moved the ring's state */
+    return weft__usends_busy(&s->sends, fd, weft__fdtable_gen(io, fd));
+}
+
+WEFT_NOINLINE static ssize_t plain_run(weft__io *io, const weft__ioreq *q, int64_t deadline);
+
+/* Any other write to fd: after the send in flight, whose error it returns. A send with
+ * MSG_DONTWAIT (weft__io_nowait) never parks: one still in flight is -EAGAIN, as from a socket
+ * with no room, and its own attempt is the plain system call (a ring operation parks the task
+ * for the ring's round trip, which let the worker's other tasks run first). */
 WEFT_NOINLINE static ssize_t send_after(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
-    int r = send_wait(&io, q->fd, deadline);
+    bool nowait = weft__io_nowait(q);
+    if (nowait && send_still_busy(io, q->fd))
+        return -EAGAIN;
+    int r = nowait ? 0 : send_wait(&io, q->fd, deadline);
     if (r < 0)
         return r;
     weft__usend *u = weft__usends_find(&((uring_state *)io->backend)->sends, q->fd);
@@ -937,6 +958,11 @@ WEFT_NOINLINE static ssize_t send_after(weft__io *io, const weft__ioreq *q, int6
     }
     if (q->op == WEFT__IO_SENDFILE)
         return ur_submit_other(io, q, deadline);
+    if (nowait) {
+        /* Classified first (made non-blocking), as ring_run does before any operation. */
+        int kind = weft__fdtable_kind(io, q->fd);
+        return kind < 0 ? kind : plain_run(io, q, deadline);
+    }
     return ring_run(io, q, deadline);
 }
 
@@ -1437,22 +1463,26 @@ WEFT_NOINLINE static ssize_t recv_buffered(weft__io *io, const weft__ioreq *q, i
 }
 
 /* A recv with flags on an fd whose receive is armed or has bytes buffered: MSG_PEEK reads
- * them without taking them; MSG_DONTWAIT returns -EAGAIN rather than waiting; MSG_ERRQUEUE
- * goes to the socket; other flags are served as a plain read from the buffered bytes
- * (documented in weft.h). */
+ * them without taking them; MSG_TRUNC discards them (counts them, with MSG_PEEK), as
+ * tcp_recvmsg does, leaving the caller's buffer as it was; MSG_DONTWAIT returns -EAGAIN rather
+ * than waiting; MSG_ERRQUEUE and MSG_OOB go to the socket; other flags are served as a plain
+ * read from the buffered bytes (documented in weft.h). */
 WEFT_NOINLINE static ssize_t recv_flags(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
     uring_state *s = io->backend;
     weft__ubuf_fd *f = weft__ubufs_find(&s->bufs, q->fd);
-    /* The error queue is the socket's own, never the stream bytes held here (a receive of it
-     * returned them, and the next read missed them; found by test_ported_net). */
+    /* The error queue and the urgent byte are the socket's own, never the stream bytes held
+     * here (a receive of either returned them, and the next read missed them; MSG_OOB waited
+     * for them when none were held; found by test_ported_net). */
     if (!f || !(f->armed || recv_ready(f)) || f->fdgen != io->fds[q->fd].gen ||
-        (q->flags & MSG_ERRQUEUE))
+        (q->flags & (MSG_ERRQUEUE | MSG_OOB)))
         return ring_run(io, q, deadline);
     struct iovec one = {q->buf, q->len};
     bool peek = q->flags & MSG_PEEK;
     bool reaped = false;
     for (;;) {
+        if (f->head >= 0 && (q->flags & MSG_TRUNC))
+            return (ssize_t)weft__ubufs_skip(&s->bufs, f, q->len, peek);
         if (f->head >= 0)
             return (ssize_t)weft__ubufs_copy(&s->bufs, f, &one, 1, peek);
         if (f->err || f->eof) {
@@ -1672,13 +1702,14 @@ static WEFT_NOINLINE ssize_t ring_open(weft__io *io, const weft__ioreq *q, int64
 }
 
 /* A writev, sendmsg or sendfile: behind the fd's sends still in flight (send_after), else
- * the ring's own way. Out of line, so that ur_dispatch is tail calls only and ur_submit
+ * the ring's own way; a sendmsg with MSG_DONTWAIT always through send_after, which makes its
+ * one attempt without a park. Out of line, so that ur_dispatch is tail calls only and ur_submit
  * keeps no frame (the call to weft__fdtable_gen would give it one). */
 static WEFT_NOINLINE ssize_t send_queued(weft__io *io, const weft__ioreq *q, int64_t deadline,
                                          bool other)
 {
     const uring_state *s = io->backend;
-    if (weft__usends_pending(&s->sends, q->fd, weft__fdtable_gen(io, q->fd)))
+    if (weft__io_nowait(q) || weft__usends_pending(&s->sends, q->fd, weft__fdtable_gen(io, q->fd)))
         return send_after(io, q, deadline);
     return other ? ur_submit_other(io, q, deadline) : ring_run(io, q, deadline);
 }
@@ -1698,7 +1729,7 @@ static inline __attribute__((always_inline)) ssize_t ur_dispatch(weft__io *io, c
     case WEFT__IO_SEND:
         if (feats & FEAT_SENDBEHIND)
             return send_behind(io, q, deadline);
-        return ring_run(io, q, deadline);
+        return weft__io_nowait(q) ? send_after(io, q, deadline) : ring_run(io, q, deadline);
     case WEFT__IO_WRITEV:
     case WEFT__IO_SENDMSG:
         return send_queued(io, q, deadline, false);

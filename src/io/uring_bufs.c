@@ -168,6 +168,33 @@ size_t weft__ubufs_copy(weft__ubufs *b, weft__ubuf_fd *f, const struct iovec *io
     return total;
 }
 
+size_t weft__ubufs_skip(weft__ubufs *b, weft__ubuf_fd *f, size_t len, bool peek)
+{
+    size_t total = 0;
+    int32_t bid = f->head;
+    uint32_t off = bid >= 0 ? b->off[bid] : 0;
+    while (total < len && bid >= 0) {
+        size_t n = b->len[bid] - off;
+        if (n > len - total)
+            n = len - total;
+        total += n;
+        off += (uint32_t)n;
+        if (off < b->len[bid])
+            break; /* len reached inside this buffer */
+        int32_t next = b->next[bid];
+        if (!peek) {
+            recycle(b, (unsigned)bid);
+            f->head = next;
+            f->nbufs--;
+        }
+        bid = next;
+        off = bid >= 0 ? b->off[bid] : 0;
+    }
+    if (!peek && f->head >= 0)
+        b->off[f->head] = off; /* the rest stays for the next read */
+    return total;
+}
+
 void weft__ubufs_drop(weft__ubufs *b, weft__ubuf_fd *f)
 {
     for (int32_t bid = f->head, next; bid >= 0; bid = next) {

@@ -84,6 +84,10 @@ bool weft__ubufs_complete(weft__ubufs *b, int fd, uint32_t gen, int res, unsigne
  * read to its end, unless `peek`. Returns the bytes copied (0 if nothing is buffered). */
 size_t weft__ubufs_copy(weft__ubufs *b, weft__ubuf_fd *f, const struct iovec *iov, int iovcnt,
                         bool peek);
+/* Takes up to len bytes of f's buffered data without copying them (MSG_TRUNC on a stream: the
+ * kernel's TCP receive discards them), giving back every buffer passed, unless `peek` (which
+ * only counts them). Returns the bytes taken or counted. */
+size_t weft__ubufs_skip(weft__ubufs *b, weft__ubuf_fd *f, size_t len, bool peek);
 /* Gives back f's buffered data and starts a new generation: nothing of the old file is
  * delivered any more. The caller cancels the receive in flight (f->inflight) itself. */
 void weft__ubufs_drop(weft__ubufs *b, weft__ubuf_fd *f);
