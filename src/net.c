@@ -376,8 +376,8 @@ ssize_t weft__write_some(int fd, const void *buf, size_t len, int64_t deadline)
  * kernel looked at the fd first (-EPIPE for a pipe whose reader is gone, on epoll) where
  * io_uring's checks said -EFAULT. A send with MSG_DONTWAIT makes one attempt, as send(2) does:
  * what the kernel took, or its -EAGAIN (weft__io_nowait: no backend waits for room). */
-static ssize_t write_all(int fd, const char *p, size_t len, int flags, int use_send,
-                         int64_t deadline)
+static inline __attribute__((always_inline)) ssize_t
+write_all(int fd, const char *p, size_t len, int flags, int use_send, int64_t deadline)
 {
     int err = 0;
     weft__worker *w = io_begin(&err);
