@@ -14,7 +14,7 @@
 #include <vector>
 
 struct response {
-    int status;     /* the HTTP status, or a negative errno */
+    int status; /* the HTTP status, or a negative errno */
     std::size_t bytes;
 };
 
@@ -152,7 +152,7 @@ int main(int argc, char **argv)
         example_parse_long(target.c_str() + colon + 1, self ? 0 : 1, 65535, &port) < 0 ||
         weft_addr_ip(&addr, target.substr(0, colon).c_str(), static_cast<int>(port)) < 0) {
         std::fprintf(stderr, "http_fetch: want a numeric HOST:PORT, got %s\n", target.c_str());
-        return 2;
+        return usage();
     }
     auto r = weft::runtime::run([&] { return run(addr, target, path, n, self); });
     if (!r) {
