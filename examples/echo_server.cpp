@@ -7,7 +7,8 @@
  * read of each task returns -ECANCELED, so the task closes its socket and returns), and
  * exits 0.
  *
- *   echo_server_cpp [--workers N] [--mode sharded|stealing] [--acceptor] [--port P] [HOST]
+ *   echo_server_cpp [--workers N] [--mode sharded|stealing] [--acceptor] [--debug-port P]
+ *                   [--port P] [HOST]
  *                   (defaults: every CPU, sharded, 8080, 127.0.0.1; --port 0: a free port)
  *   echo_server_cpp [--workers N] ... --selftest N
  *                   serve on a free port, run N clients against it in the same runtime,
@@ -17,6 +18,7 @@
 #include <weft.hpp>
 
 #include "args.h"
+#include "debug_flag.h"
 
 #include <atomic>
 #include <csignal>
@@ -165,6 +167,7 @@ struct options {
     long port = 8080;
     const char *host = "127.0.0.1";
     long nclients = 0; /* --selftest N */
+    int debug_port = -1;
 };
 
 static int serve(const options &o)
@@ -187,6 +190,7 @@ static int serve(const options &o)
         std::fprintf(stderr, "echo_server_cpp: listen: %s\n", weft_strerror(r));
         return 1;
     }
+    example_debug_serve("echo_server_cpp", o.debug_port);
     weft_server_addr(srv, &addr); /* the port the kernel picked, for --port 0 */
     unsigned n = weft_worker_count();
     std::printf("echo_server_cpp: listening on %s:%d (%u worker%s%s)\n", o.host,
@@ -218,7 +222,7 @@ static int serve(const options &o)
 static int usage()
 {
     std::fprintf(stderr, "usage: echo_server_cpp [--workers N] [--mode sharded|stealing] "
-                         "[--acceptor] [--port P] [HOST] | ... --selftest N\n");
+                         "[--acceptor] [--debug-port P] [--port P] [HOST] | ... --selftest N\n");
     return 2;
 }
 
@@ -227,6 +231,9 @@ int main(int argc, char **argv)
     /* A flag missing its value, an unknown one, a bad number or an extra argument is refused
      * ("--port abc" served on port 0). */
     options o;
+    o.debug_port = example_take_debug_port(&argc, argv);
+    if (o.debug_port == -2)
+        return usage();
     weft_config cfg;
     weft_config_init(&cfg);
     cfg.mode = WEFT_MODE_SHARDED;
