@@ -1,5 +1,7 @@
 /* Producer/consumer over a buffered channel: three producers, two consumers, and a close
- * that tells the consumers the stream has ended once they have drained it. */
+ * that tells the consumers the stream has ended once they have drained it.
+ *
+ *   channels [--debug-port P]     prints the total the consumers summed, and the expected one */
 #include <stdio.h>
 #include <weft.h>
 

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <weft.h>
 
+#include "args.h"
+
 /* Takes "--debug-port P" out of argv (wherever it is), so the example parses the rest as
  * before. Returns P, -1 when the flag is absent, or -2 when P is not a port. */
 static inline int example_take_debug_port(int *argc, char **argv)
@@ -18,9 +20,8 @@ static inline int example_take_debug_port(int *argc, char **argv)
     for (int i = 1; i < *argc; i++) {
         if (strcmp(argv[i], "--debug-port") != 0)
             continue;
-        char *end = NULL;
-        long p = i + 1 < *argc ? strtol(argv[i + 1], &end, 10) : -1;
-        if (!end || *end || p < 0 || p > 65535)
+        long p; /* strtol read "" as port 0 */
+        if (example_parse_long(i + 1 < *argc ? argv[i + 1] : NULL, 0, 65535, &p) < 0)
             return -2;
         port = (int)p;
         memmove(&argv[i], &argv[i + 2], (size_t)(*argc - i - 2 + 1) * sizeof *argv);

@@ -192,7 +192,11 @@ int main(int argc, char **argv)
         o.mode = argv[i++];
     if (strcmp(o.mode, "serve") && strcmp(o.mode, "client") && strcmp(o.mode, "demo"))
         return usage();
-    /* PORT 0: a free port (weft_serve reports the one it got); N and MAX_MS at least 1. */
+    /* PORT 0: a free port (weft_serve reports the one it got); N and MAX_MS at least 1.
+     * Arguments a mode does not take are refused ("demo 7001" ran on a free port). */
+    int nargs = strcmp(o.mode, "client") == 0 ? 3 : strcmp(o.mode, "serve") == 0 ? 1 : 0;
+    if (argc - i > nargs)
+        return usage();
     long port = o.port, n = o.n;
     if (i < argc && example_parse_long(argv[i++], 0, 65535, &port) < 0)
         return usage();

@@ -1,6 +1,8 @@
 /* The main demo (`make run`): coroutines that sleep and yield, a timer future awaited with a
  * deadline, a promise resolved by another task, a stackless task, and a cancelled sleeper,
- * each line printed with the time since start so the ordering is visible. */
+ * each line printed with the time since start so the ordering is visible.
+ *
+ *   demo [--debug-port P]         (build/rel/examples/demo, which `make run` builds and runs) */
 #include <errno.h>
 #include <stdio.h>
 #include <weft.h>

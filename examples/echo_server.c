@@ -9,6 +9,8 @@
  *   echo_server [--workers N] [--mode sharded|stealing] [--acceptor] [--debug-port P]
  *               [PORT] [HOST]             (defaults: every CPU, sharded, 7000, 127.0.0.1)
  *
+ * PORT 0 takes a free port; the line "echo_server: listening on HOST:PORT" says which.
+ *
  * --mode stealing lets an idle worker take connections another has accepted and not started
  * yet (weft.h, WEFT_MODE_STEALING); a connection still lives on one worker once it runs.
  *
@@ -136,8 +138,9 @@ static void *main_task(void *arg)
         return (void *)1;
     }
     example_debug_serve("echo_server", o->debug_port);
+    weft_server_addr(srv, &addr); /* the port the kernel picked, for PORT 0 */
     unsigned n = weft_worker_count();
-    printf("echo_server: listening on %s:%d (%u worker%s%s)\n", o->host, o->port, n,
+    printf("echo_server: listening on %s:%d (%u worker%s%s)\n", o->host, weft_addr_port(&addr), n,
            n == 1 ? "" : "s",
            n == 1        ? ""
            : o->acceptor ? ", one acceptor"
@@ -185,9 +188,8 @@ static void *main_task(void *arg)
 
 static int usage(void)
 {
-    fprintf(stderr,
-            "usage: echo_server [--workers N] [--mode sharded|stealing] [--acceptor] "
-            "[--debug-port P] [PORT] [HOST]\n");
+    fprintf(stderr, "usage: echo_server [--workers N] [--mode sharded|stealing] [--acceptor] "
+                    "[--debug-port P] [PORT] [HOST]\n");
     return 2;
 }
 
@@ -219,8 +221,8 @@ int main(int argc, char **argv)
             return usage();
         } else if (npos++ == 0) {
             long port;
-            /* 1..65535: with a listener per worker, port 0 gave each its own free port */
-            if (example_parse_long(argv[i], 1, 65535, &port) < 0)
+            /* 0: a free port, the same for every worker's listener (printed) */
+            if (example_parse_long(argv[i], 0, 65535, &port) < 0)
                 return usage();
             o.port = (int)port;
         } else {

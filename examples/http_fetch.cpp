@@ -2,10 +2,12 @@
  * request dials, writes the request, reads the answer to its end and parses its status line;
  * the main task spawns them all, then joins each. `--selftest N` first starts a tiny HTTP
  * server in the same runtime, on a port the kernel picks, and fetches from it.
- * Usage: http_fetch [-n N] [--path /p] [HOST:PORT (127.0.0.1:8080)] | --selftest N */
+ * Usage: http_fetch [--debug-port P] [-n N] [--path /p] [HOST:PORT (127.0.0.1:8080)]
+ *        http_fetch [--debug-port P] --selftest N */
 #include <weft.hpp>
 
 #include "args.h"
+#include "debug_flag.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -14,7 +16,7 @@
 #include <vector>
 
 struct response {
-    int status;     /* the HTTP status, or a negative errno */
+    int status; /* the HTTP status, or a negative errno */
     std::size_t bytes;
 };
 
@@ -116,12 +118,17 @@ static weft::task<int> run(weft_addr addr, std::string host, std::string path, i
 
 static int usage()
 {
-    std::fprintf(stderr, "usage: http_fetch [-n N] [--path PATH] [HOST:PORT] | --selftest N\n");
+    std::fprintf(
+        stderr,
+        "usage: http_fetch [--debug-port P] [-n N] [--path PATH] [HOST:PORT] | --selftest N\n");
     return 2;
 }
 
 int main(int argc, char **argv)
 {
+    int debug_port = example_take_debug_port(&argc, argv);
+    if (debug_port == -2)
+        return usage();
     int n = 10;
     bool self = false;
     std::string target = "127.0.0.1:8080", path = "/";
@@ -152,9 +159,12 @@ int main(int argc, char **argv)
         example_parse_long(target.c_str() + colon + 1, self ? 0 : 1, 65535, &port) < 0 ||
         weft_addr_ip(&addr, target.substr(0, colon).c_str(), static_cast<int>(port)) < 0) {
         std::fprintf(stderr, "http_fetch: want a numeric HOST:PORT, got %s\n", target.c_str());
-        return 2;
+        return usage();
     }
-    auto r = weft::runtime::run([&] { return run(addr, target, path, n, self); });
+    auto r = weft::runtime::run([&] {
+        example_debug_serve("http_fetch", debug_port); /* from the main task: stackful */
+        return run(addr, target, path, n, self);
+    });
     if (!r) {
         std::fprintf(stderr, "http_fetch: %s\n", r.message());
         return 1;

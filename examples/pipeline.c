@@ -1,6 +1,8 @@
 /* A three-stage pipeline (numbers -> squares -> sum) connected by channels and run in a
  * group. The consumer stops early once the sum passes a limit: closing the group cancels
- * the stages that are still running, and each stage's cleanup reports it. */
+ * the stages that are still running, and each stage's cleanup reports it.
+ *
+ *   pipeline [--debug-port P]     prints each stage's end and the sum */
 #include <stdio.h>
 #include <weft.h>
 

@@ -2,22 +2,27 @@
  * weft_poller (mio's shape). The listener is registered under token 0, each connection under
  * its fd, level-triggered for reads; output the peer does not take at once is kept and the
  * connection re-registered for writes until it drains. weft_poller_wake stops the loop from
- * another thread (here the demo's client thread; in a real server, a signal handler may
- * call it too: it is async-signal-safe).
+ * another thread (the demo's client thread) or from a signal handler (SIGINT, SIGTERM): it is
+ * async-signal-safe.
  *
- *   poller_echo [PORT]   serve on 127.0.0.1:PORT (default 7001) until killed
+ *   poller_echo [PORT]   serve on 127.0.0.1:PORT (default 7001; 0: a port the kernel picks)
+ *                        until SIGINT or SIGTERM, then close every connection and exit 0
  *   poller_echo demo     serve on a port the kernel picks, run 100 echoes from a client
  *                        thread, print the count and exit (the CTest smoke test)
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <weft.h>
+
+#include "args.h"
 
 #define MAX_FDS  1024
 #define LISTENER 0
@@ -57,6 +62,10 @@ static void serve(weft_poller *p, int lfd)
     weft_poll_event ev[64];
     for (;;) {
         int n = weft_poller_wait(p, ev, 64, WEFT_FOREVER);
+        if (n < 0 && n != -EINTR) {
+            fprintf(stderr, "poller_echo: wait: %s\n", weft_strerror(n));
+            return;
+        }
         for (int i = 0; i < n; i++) {
             if (ev[i].events & WEFT_POLL_WAKE)
                 return;
@@ -147,25 +156,47 @@ static void *client(void *arg)
     return NULL;
 }
 
+/* The poller the signal handler wakes: set before the handler is installed. */
+static weft_poller *stop_poller;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    weft_poller_wake(stop_poller);
+}
+
 int main(int argc, char **argv)
 {
-    int is_demo = argc > 1 && strcmp(argv[1], "demo") == 0;
-    int port = is_demo ? 0 : argc > 1 ? atoi(argv[1]) : 7001;
+    int is_demo = argc == 2 && strcmp(argv[1], "demo") == 0;
+    long port = is_demo ? 0 : 7001;
+    /* A bad PORT ("abc", "70000") or an extra argument is refused: atoi served "abc" on a
+     * port the kernel picked, and 70000 on 4464. */
+    if (argc > 2 || (argc == 2 && !is_demo && example_parse_long(argv[1], 0, 65535, &port) < 0)) {
+        fprintf(stderr, "usage: poller_echo [PORT] | demo\n");
+        return 2;
+    }
     weft_poller *p;
     int r = weft_poller_create(&p, WEFT_BACKEND_DEFAULT);
     if (r < 0) {
         fprintf(stderr, "poller_echo: %s\n", weft_strerror(r));
         return 1;
     }
-    int lfd = listen_on(port, &port);
+    stop_poller = p;
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    int bound;
+    int lfd = listen_on((int)port, &bound);
     weft_poller_register(p, lfd, LISTENER, WEFT_READABLE);
-    demo d = {p, port, 0};
+    demo d = {p, bound, 0};
     pthread_t t;
     if (is_demo)
         pthread_create(&t, NULL, client, &d);
     else
-        printf("poller_echo: on 127.0.0.1:%d (%s)\n", port, weft_poller_backend(p));
-    serve(p, lfd);
+        printf("poller_echo: on 127.0.0.1:%d (%s)\n", bound, weft_poller_backend(p));
+    fflush(stdout);
+    serve(p, lfd); /* until the demo's client or a signal wakes the poller */
     if (is_demo) {
         pthread_join(t, NULL);
         printf("poller_echo: %d of 100 echoes (%s)\n", d.echoed, weft_poller_backend(p));

@@ -1,4 +1,6 @@
-/* Select: wait on two channels with a deadline, then poll them with a default case. */
+/* Select: wait on two channels with a deadline, then poll them with a default case.
+ *
+ *   select [--debug-port P]       prints what each select got */
 #include <stdio.h>
 #include <weft.h>
 
