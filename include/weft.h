@@ -864,10 +864,12 @@ enum { WEFT_PENDING = 0, WEFT_READY = 1 };
  *   nothing arranged to wake its driver.
  *   Each poll may give a different waker; the latest one is the one to wake. A driver that
  *   gives up polls once more with an empty waker (task NULL: weft_await at its deadline or
- *   cancel, a cancelled stackless task, weft_future_first for its losers and
- *   weft_future_timeout for its child once the deadline passed), after which nothing is to
- *   be woken: a future kept by a thread outside the runtime must not wake a task of a
- *   runtime that has ended.
+ *   cancel, a cancelled stackless task, weft_future_first for its losers,
+ *   weft_future_timeout for its child once the deadline passed, and every combinator and
+ *   chain destroyed while pending, for each pending future it polled), after which nothing
+ *   is to be woken: a future kept by a thread outside the runtime must not wake a task of a
+ *   runtime that has ended. A future that polls others and is destroyed pending should do
+ *   the same for them.
  * drop: optional; releases what the future holds (deregisters wakers, frees itself if it was
  *   allocated). weft_future_destroy() calls it. */
 typedef struct weft_future_ops {
@@ -958,7 +960,14 @@ WEFT_API int weft_promise_reject(weft_promise *p, int err);
  * all: completes when every child has completed, with status 0 and value NULL.
  * timeout: completes as `f` does, or with -ETIMEDOUT once `deadline` passes; like a timer
  * future it belongs to the worker that made it (another worker's poll completes it with
- * -EPERM; destroyed elsewhere once polled, it is leaked with a warning). */
+ * -EPERM; destroyed elsewhere once polled, it is leaked with a warning).
+ * Destroyed while pending, a combinator (these, join, and a chain for the stage it drives)
+ * polls each child still pending once more with an empty waker, on the destroying thread, so
+ * that none keeps the waker of the combinator's latest poll (a child completing in that poll
+ * completes, and stays the caller's). That waker is taken back whichever task destroys it: a
+ * promise then frees the place holding exactly that waker, and leaves a later poll's of the
+ * same task, and the place of a task awaiting it with weft_await. So a promise that outlives
+ * the runtime may be settled from anywhere afterwards. */
 WEFT_API int weft_future_first(weft_future **out, weft_future *const *fs, size_t n);
 WEFT_API int weft_future_all(weft_future **out, weft_future *const *fs, size_t n);
 WEFT_API int weft_future_timeout(weft_future **out, weft_future *f, int64_t deadline);
