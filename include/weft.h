@@ -1338,7 +1338,9 @@ WEFT_API ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, int64_
  * still in flight), whatever the deadline; so does weft_sendto with MSG_DONTWAIT (to a
  * Unix-domain address whose receiver is full too). A receive with MSG_DONTWAIT (weft_recv,
  * weft_recvfrom) makes one attempt and returns -EAGAIN when nothing is there, whatever the
- * deadline, on both backends; so does one with MSG_ERRQUEUE, as recv(2) never waits for the
+ * deadline, on both backends, and never parks (on io_uring, bytes the armed receive holds are
+ * returned first; else it is one plain system call, so no other task of the worker runs
+ * meanwhile); so does one with MSG_ERRQUEUE, as recv(2) never waits for the
  * error queue (it reads the socket's error queue, never bytes io_uring holds for the stream),
  * and one with MSG_OOB, as recv(2) never waits for an urgent byte (it returns the byte, or the
  * kernel's -EINVAL when there is none, -EAGAIN when its mark came before it). MSG_TRUNC on a

@@ -695,10 +695,26 @@ WEFT_NOINLINE static int wait_writable_apart(weft__io *io, int fd, int64_t deadl
     return r;
 }
 
+WEFT_NOINLINE static ssize_t plain_run(weft__io *io, const weft__ioreq *q, int64_t deadline);
+
 /* Runs q on the ring until it is neither -EAGAIN nor withdrawn: the part of every ring
  * operation after its preparation. */
 static ssize_t ring_run(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
+    /* A receive asked not to wait (MSG_DONTWAIT; MSG_ERRQUEUE and MSG_OOB, which net.c turns
+     * into it; sends never come here with it: send_after) is the plain system call, once: its
+     * answer, EAGAIN included, is the call's whatever the deadline, as on epoll. A ring
+     * operation parked the task for the ring's round trip, and the worker's other tasks ran
+     * before a call that never waits returned. The plain call reads the socket as the ring's
+     * receive did, so the armed multishot receive's held bytes keep their order as before:
+     * recv_flags returns them first and comes here only when none are held, or for what the
+     * socket alone has (the error queue, the urgent byte); a socket that receive does not
+     * read holds none. Classified first (made non-blocking), as below; the plain call takes
+     * its own fault plan (weft__sys). */
+    if (weft__io_nowait(q)) {
+        int kind = weft__fdtable_kind(io, q->fd);
+        return kind < 0 ? kind : plain_run(io, q, deadline);
+    }
     /* Test builds: the fault plan of the call the operation stands for, taken as the first
      * run's result (so that a planned EAGAIN goes through the readiness path). */
 #ifdef WEFT_TESTING
@@ -716,11 +732,6 @@ static ssize_t ring_run(weft__io *io, const weft__ioreq *q, int64_t deadline)
             return kind;
         gen = io->fds[q->fd].gen;
     }
-    /* A receive asked not to wait (MSG_DONTWAIT) completes at once: its answer, EAGAIN
-     * included, is the call's whatever the deadline (a deadline already passed would cancel
-     * it and report -ETIMEDOUT instead, where epoll makes the attempt: one rule for both). */
-    if (weft__io_nowait(q))
-        deadline = WEFT_FOREVER;
     for (;;) {
         int why = 0;
         int res = fault < 0 ? fault : run_op(io, q, deadline, &why);
@@ -740,8 +751,7 @@ static ssize_t ring_run(weft__io *io, const weft__ioreq *q, int64_t deadline)
          * it did nothing, and the wait for room or data is over (deadline, cancel). */
         if (why && (res == -ECANCELED || res == -EINTR || res == -EAGAIN))
             return why;
-        if (res == -EAGAIN && has_fd && q->op != WEFT__IO_POLL && q->op != WEFT__IO_FSYNC &&
-            !weft__io_nowait(q)) {
+        if (res == -EAGAIN && has_fd && q->op != WEFT__IO_POLL && q->op != WEFT__IO_FSYNC) {
             /* The kernel honoured O_NONBLOCK: wait for readiness, then try again. */
             int dir = weft__io_dir(q);
             weft__ioreq pq = {.op = WEFT__IO_POLL, .fd = q->fd, .flags = dir};
