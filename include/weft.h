@@ -1274,7 +1274,9 @@ WEFT_API int weft_poller_wake(weft_poller *p);
  * weft_recvfrom, weft_write, weft_writev, weft_send, weft_sendto, weft_file_read,
  * weft_file_write, weft_file_pread, weft_file_pwrite; so is a weft_recvfrom, weft_sendto or
  * weft_connect address there), before any I/O, whatever the fd's state (the end of a file, a
- * pipe without a reader), so a datagram is not lost to it, but a pointer to other memory the caller
+ * pipe without a reader), so a datagram is not lost to it; one exception: a weft_recv or
+ * weft_recvfrom with MSG_TRUNC on a stream socket, which copies nothing (see weft_recv), may
+ * pass NULL. But a pointer to other memory the caller
  * may not write (or read, for a send) faults in the caller, as memcpy would, where read(2) would
  * return -EFAULT.
  *
@@ -1345,9 +1347,11 @@ WEFT_API ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, int64_
  * and one with MSG_OOB, as recv(2) never waits for an urgent byte (it returns the byte, or the
  * kernel's -EINVAL when there is none, -EAGAIN when its mark came before it). MSG_TRUNC on a
  * TCP socket discards up to len bytes without copying them, as recv(2) does there (with
- * MSG_PEEK it counts them and takes none), leaving the buffer as it was, on both backends; the
- * buffer must still not be NULL (above); on a datagram socket it returns the datagram's full
- * length, as recv(2). MSG_WAITALL
+ * MSG_PEEK it counts them and takes none), leaving the buffer as it was, on both backends; so
+ * the buffer may be NULL there, as recv(fd, NULL, n, MSG_TRUNC) is a common way to skip n bytes
+ * (on any stream socket: the kernel gives its own answer, and io_uring's held bytes are
+ * skipped); on a datagram socket it returns the datagram's full length, as recv(2), and a NULL
+ * buffer is -EFAULT (above), as is one without MSG_TRUNC. MSG_WAITALL
  * (without MSG_PEEK or MSG_DONTWAIT) on a stream socket waits for len bytes, as a blocking recv(2)
  * does, on both backends: fewer only at the end of stream, an error, the deadline or a cancel, once
  * some came (they are returned); on a datagram or seqpacket socket it changes nothing (one datagram

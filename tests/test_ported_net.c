@@ -1693,3 +1693,39 @@ Test(ported_net, recv_with_msg_dontwait_on_an_empty_socket_lets_no_task_run, .ti
 {
     run_main(recv_dontwait_main, NULL);
 }
+
+/* recv(fd, NULL, n, MSG_TRUNC) on a TCP socket discards n bytes without copying them
+ * (tcp_recvmsg), a common way to skip input; with MSG_PEEK it counts them. weft answered
+ * -EFAULT under its NULL-buffer rule, which still holds for everything else: a NULL buffer
+ * without MSG_TRUNC, or on a datagram socket (a_receive_into_a_null_buffer_loses_no_datagram).
+ * First as the socket's first receive, then with io_uring's receive armed (its held bytes are
+ * skipped). */
+static void *tcp_trunc_null_main(void *arg)
+{
+    (void)arg;
+    int fds[2];
+    tcp_pair(fds);
+    char buf[8];
+    for (int round = 0; round < 2; round++) {
+        cr_assert_eq(weft_write(fds[1], "abcdefghij", 10, weft_deadline_in(SOON)), 10);
+        cr_assert_eq(weft_recv(fds[0], NULL, 3, 0, weft_deadline_in(SOON)), -EFAULT);
+        cr_assert_eq(weft_recv(fds[0], NULL, 2, MSG_TRUNC | MSG_PEEK, weft_deadline_in(SOON)), 2,
+                     "round %d", round);
+        cr_assert_eq(weft_recv(fds[0], NULL, 3, MSG_TRUNC, weft_deadline_in(SOON)), 3, "round %d",
+                     round);
+        cr_assert_eq(weft_recvfrom(fds[0], NULL, 2, MSG_TRUNC, NULL, NULL, weft_deadline_in(SOON)),
+                     2, "round %d", round);
+        cr_assert_eq(weft_recv(fds[0], NULL, 3, MSG_TRUNC | MSG_WAITALL, weft_deadline_in(SOON)), 3,
+                     "round %d", round);
+        read_exactly(fds[0], buf, 2);
+        cr_assert_eq(memcmp(buf, "ij", 2), 0, "round %d: read %.2s after the skips", round, buf);
+    }
+    cr_assert_eq(weft_close(fds[0]), 0);
+    cr_assert_eq(weft_close(fds[1]), 0);
+    return NULL;
+}
+
+Test(ported_net, recv_with_msg_trunc_skips_tcp_input_into_a_null_buffer, .timeout = 30)
+{
+    run_main(tcp_trunc_null_main, NULL);
+}

@@ -1784,18 +1784,30 @@ static inline __attribute__((always_inline)) ssize_t ur_dispatch(weft__io *io, c
     }
 }
 
+/* Whether q is a receive with MSG_TRUNC on a stream socket, which moves no bytes into its
+ * buffer: recv(2) discards them (tcp_recvmsg), and so does recv_flags for the bytes held
+ * (weft__ubufs_skip). Its buffer may be NULL (net.c's trunc_discards, weft.h). */
+static WEFT_NOINLINE bool trunc_discards(weft__io *io, const weft__ioreq *q)
+{
+    return q->op == WEFT__IO_RECV && (q->flags & MSG_TRUNC) &&
+           weft__fdtable_kind(io, q->fd) == WEFT__FD_STREAM && io->fds[q->fd].sock;
+}
+
 /* The requests ur_submit sends here, checked before they go their way:
  * - a length the ring would cut: past the user address space it is -EFAULT (below it the
  *   kernel checks the range itself, and the buffered receives copy no more than it would);
  * - a buffer in the first page (NULL) with bytes to move: -EFAULT as from the system call:
- *   the buffered receive and the send behind copy in user space, where it would fault;
+ *   the buffered receive and the send behind copy in user space, where it would fault; but
+ *   not for a receive that discards (trunc_discards), which copies nothing;
  * - a readv whose array has such an entry, likewise;
  * - a file call the ring would get wrong (file_rw_special). */
 static WEFT_NOINLINE ssize_t ur_submit_checked(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
     bool rw = q->op == WEFT__IO_READ || q->op == WEFT__IO_WRITE || q->op == WEFT__IO_RECV ||
               q->op == WEFT__IO_SEND;
-    if (rw && q->len && ((uintptr_t)q->buf < 4096 || weft__io_range_faults(q->buf, q->len)))
+    if (rw && q->len &&
+        (((uintptr_t)q->buf < 4096 && !trunc_discards(io, q)) ||
+         weft__io_range_faults(q->buf, q->len)))
         return -EFAULT;
     if (q->op == WEFT__IO_READV && iov_in_first_page(q->iov, q->iovcnt))
         return -EFAULT;
