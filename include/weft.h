@@ -864,10 +864,12 @@ enum { WEFT_PENDING = 0, WEFT_READY = 1 };
  *   nothing arranged to wake its driver.
  *   Each poll may give a different waker; the latest one is the one to wake. A driver that
  *   gives up polls once more with an empty waker (task NULL: weft_await at its deadline or
- *   cancel, a cancelled stackless task, weft_future_first for its losers and
- *   weft_future_timeout for its child once the deadline passed), after which nothing is to
- *   be woken: a future kept by a thread outside the runtime must not wake a task of a
- *   runtime that has ended.
+ *   cancel, a cancelled stackless task, weft_future_first for its losers,
+ *   weft_future_timeout for its child once the deadline passed, and every combinator and
+ *   chain destroyed while pending, for each pending future it polled), after which nothing
+ *   is to be woken: a future kept by a thread outside the runtime must not wake a task of a
+ *   runtime that has ended. A future that polls others and is destroyed pending should do
+ *   the same for them.
  * drop: optional; releases what the future holds (deregisters wakers, frees itself if it was
  *   allocated). weft_future_destroy() calls it. */
 typedef struct weft_future_ops {
@@ -958,7 +960,14 @@ WEFT_API int weft_promise_reject(weft_promise *p, int err);
  * all: completes when every child has completed, with status 0 and value NULL.
  * timeout: completes as `f` does, or with -ETIMEDOUT once `deadline` passes; like a timer
  * future it belongs to the worker that made it (another worker's poll completes it with
- * -EPERM; destroyed elsewhere once polled, it is leaked with a warning). */
+ * -EPERM; destroyed elsewhere once polled, it is leaked with a warning).
+ * Destroyed while pending, a combinator (these, join, and a chain for the stage it drives)
+ * polls each child still pending once more with an empty waker, on the destroying thread, so
+ * that none keeps the waker of the combinator's latest poll (a child completing in that poll
+ * completes, and stays the caller's). That waker is taken back whichever task destroys it: a
+ * promise then frees the place holding exactly that waker, and leaves a later poll's of the
+ * same task, and the place of a task awaiting it with weft_await. So a promise that outlives
+ * the runtime may be settled from anywhere afterwards. */
 WEFT_API int weft_future_first(weft_future **out, weft_future *const *fs, size_t n);
 WEFT_API int weft_future_all(weft_future **out, weft_future *const *fs, size_t n);
 WEFT_API int weft_future_timeout(weft_future **out, weft_future *f, int64_t deadline);
@@ -1265,7 +1274,9 @@ WEFT_API int weft_poller_wake(weft_poller *p);
  * weft_recvfrom, weft_write, weft_writev, weft_send, weft_sendto, weft_file_read,
  * weft_file_write, weft_file_pread, weft_file_pwrite; so is a weft_recvfrom, weft_sendto or
  * weft_connect address there), before any I/O, whatever the fd's state (the end of a file, a
- * pipe without a reader), so a datagram is not lost to it, but a pointer to other memory the caller
+ * pipe without a reader), so a datagram is not lost to it; one exception: a weft_recv or
+ * weft_recvfrom with MSG_TRUNC on a stream socket, which copies nothing (see weft_recv), may
+ * pass NULL. But a pointer to other memory the caller
  * may not write (or read, for a send) faults in the caller, as memcpy would, where read(2) would
  * return -EFAULT.
  *
@@ -1329,14 +1340,18 @@ WEFT_API ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, int64_
  * still in flight), whatever the deadline; so does weft_sendto with MSG_DONTWAIT (to a
  * Unix-domain address whose receiver is full too). A receive with MSG_DONTWAIT (weft_recv,
  * weft_recvfrom) makes one attempt and returns -EAGAIN when nothing is there, whatever the
- * deadline, on both backends; so does one with MSG_ERRQUEUE, as recv(2) never waits for the
+ * deadline, on both backends, and never parks (on io_uring, bytes the armed receive holds are
+ * returned first; else it is one plain system call, so no other task of the worker runs
+ * meanwhile); so does one with MSG_ERRQUEUE, as recv(2) never waits for the
  * error queue (it reads the socket's error queue, never bytes io_uring holds for the stream),
  * and one with MSG_OOB, as recv(2) never waits for an urgent byte (it returns the byte, or the
  * kernel's -EINVAL when there is none, -EAGAIN when its mark came before it). MSG_TRUNC on a
  * TCP socket discards up to len bytes without copying them, as recv(2) does there (with
- * MSG_PEEK it counts them and takes none), leaving the buffer as it was, on both backends; the
- * buffer must still not be NULL (above); on a datagram socket it returns the datagram's full
- * length, as recv(2). MSG_WAITALL
+ * MSG_PEEK it counts them and takes none), leaving the buffer as it was, on both backends; so
+ * the buffer may be NULL there, as recv(fd, NULL, n, MSG_TRUNC) is a common way to skip n bytes
+ * (on any stream socket: the kernel gives its own answer, and io_uring's held bytes are
+ * skipped); on a datagram socket it returns the datagram's full length, as recv(2), and a NULL
+ * buffer is -EFAULT (above), as is one without MSG_TRUNC. MSG_WAITALL
  * (without MSG_PEEK or MSG_DONTWAIT) on a stream socket waits for len bytes, as a blocking recv(2)
  * does, on both backends: fewer only at the end of stream, an error, the deadline or a cancel, once
  * some came (they are returned); on a datagram or seqpacket socket it changes nothing (one datagram

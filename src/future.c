@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "future.h"
 #include "log.h"
 #include "scheduler.h"
 #include "timer.h"
@@ -295,6 +296,36 @@ static weft_waker *others_own(weft_promise *p, const weft_task *t)
     return NULL;
 }
 
+/* The driver on whose behalf this thread's give-up poll is made (weft__future_forget): the
+ * latest waker a dropped combinator passed down, or empty outside such a poll. owner: this
+ * thread (a poll runs on one thread and never switches). */
+static __thread weft_waker tls_forgetting;
+
+void weft__future_forget(weft_future *f, weft_waker last)
+{
+    if (!f || !last.task || f->ready)
+        return;
+    weft_waker outer = tls_forgetting; /* a drop made inside another forget's poll */
+    tls_forgetting = last;
+    weft_context none = {{NULL, 0}};
+    weft_future_poll(f, &none);
+    tls_forgetting = outer;
+}
+
+/* Under the lock: a give-up poll made for a dropped combinator (tls_forgetting): frees the
+ * slot among the others' that holds exactly the waker the combinator passed down, whichever
+ * task drops it. A slot of that task holding a later waker is left: it is a later poll's,
+ * through something still pending. `waiter` is never touched: it names a task only while
+ * that task's own weft_await runs (its claim sets it; its last look or the settle clears
+ * it), and that await, not a combinator's drop, owns it (a waker equal to one a combinator
+ * passed down, polled just before the await at the same epoch, is the await's now). */
+static void forget_locked(weft_promise *p, weft_waker gone)
+{
+    weft_waker *own = others_own(p, gone.task);
+    if (own && own->epoch == gone.epoch)
+        *own = (weft_waker){NULL, 0};
+}
+
 /* Under the lock, unsettled: keeps the waker of the poll's task (the task it wakes; for an
  * empty waker, the poller, which gives up and takes its own back). `waiter` is the awaiter's:
  * set by its claim (promise_claim), and kept up to date by its own polls. Any other task's
@@ -307,6 +338,10 @@ static weft_waker *others_own(weft_promise *p, const weft_task *t)
  * when there was no free slot: the caller makes room (promise_poll). */
 static bool keep_waker(weft_promise *p, weft_waker wk, const weft_task *self)
 {
+    if (!wk.task && tls_forgetting.task) {
+        forget_locked(p, tls_forgetting);
+        return true;
+    }
     const weft_task *key = wk.task ? wk.task : self;
     if (!key) /* an empty waker outside every task: nothing of its own to take back */
         return true;
@@ -530,6 +565,9 @@ typedef struct combo_future {
     weft__worker *w;
     weft__timer timer; /* timeout only */
     int64_t deadline;  /* timeout only */
+    /* The waker of its latest poll, which the pending children it polled may keep: its drop
+     * takes it back from them (weft__future_forget). owner: its poller. */
+    weft_waker polled;
     size_t n;
     weft_future *fs[]; /* borrowed children */
 } combo_future;
@@ -547,6 +585,7 @@ static void forget_waker(weft_future *f)
 static int first_poll(weft_future *self, weft_context *cx)
 {
     combo_future *c = (combo_future *)self;
+    c->polled = cx->waker;
     for (size_t i = 0; i < c->n; i++) {
         if (weft_future_poll(c->fs[i], cx) == WEFT_READY) {
             weft_future_complete(self, (int)i, c->fs[i]->value);
@@ -562,6 +601,7 @@ static int first_poll(weft_future *self, weft_context *cx)
 static int all_poll(weft_future *self, weft_context *cx)
 {
     combo_future *c = (combo_future *)self;
+    c->polled = cx->waker;
     size_t nready = 0;
     for (size_t i = 0; i < c->n; i++)
         nready += weft_future_poll(c->fs[i], cx) == WEFT_READY;
@@ -578,6 +618,7 @@ static int timeout_poll(weft_future *self, weft_context *cx)
         weft_future_complete(self, -EPERM, NULL);
         return WEFT_READY;
     }
+    c->polled = cx->waker;
     /* Past the deadline, the child's last look is made with no waker (forget_waker): it may
      * still win, and if it does not it keeps no waker of ours. */
     bool late = c->w->now >= c->deadline;
@@ -604,6 +645,13 @@ static int timeout_poll(weft_future *self, weft_context *cx)
 static void combo_drop(weft_future *self)
 {
     combo_future *c = (combo_future *)self;
+    /* Dropped pending: its children, borrowed and still alive (weft.h), may keep the waker of
+     * its latest poll; kept by a promise that outlives the runtime, that waker was read
+     * there after the task record it names was freed. A completed combinator left nothing
+     * (first forgot its losers; all's and timeout's children completed or were given up). */
+    if (!c->base.ready)
+        for (size_t i = 0; i < c->n; i++)
+            weft__future_forget(c->fs[i], c->polled);
     if (c->timer.index && !on_own_worker(c->w)) { /* only a timeout arms one */
         leak_foreign("weft_future_timeout");
         return;
@@ -635,6 +683,7 @@ static int combo_new(weft_future **out, weft_future *const *fs, size_t n,
     c->w = w;
     c->timer.index = 0;
     c->deadline = INT64_MAX;
+    c->polled = (weft_waker){NULL, 0};
     c->n = n;
     memcpy(c->fs, fs, n * sizeof fs[0]);
     *out = &c->base;

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "future.h"
 #include "scheduler.h"
 #include "util/list.h"
 #include "util/spinlock.h"
@@ -73,6 +74,10 @@ typedef struct chain_future {
         weft_or_else_fn or_else;
     } fn;
     void *arg;
+    /* The waker of its latest poll, which the pending stage may keep: the drop takes it back
+     * (weft__future_forget) before destroying the stage, which may outlive the chain (a
+     * promise with another reference). */
+    weft_waker polled;
 } chain_future;
 
 /* Whether `next`, set by fn, is a future the chain can own and drive: initialised (it has a
@@ -141,6 +146,7 @@ static int chain_step(chain_future *c)
 static int chain_poll(weft_future *self, weft_context *cx)
 {
     chain_future *c = (chain_future *)self;
+    c->polled = cx->waker;
     if (!c->next) {
         if (weft_future_poll(c->f, cx) != WEFT_READY)
             return WEFT_PENDING;
@@ -157,6 +163,8 @@ static int chain_poll(weft_future *self, weft_context *cx)
 static void chain_drop(weft_future *self)
 {
     chain_future *c = (chain_future *)self;
+    if (!c->base.ready) /* the stage it was driving: next once fn gave it, else f */
+        weft__future_forget(c->next ? c->next : c->f, c->polled);
     weft_future_destroy(c->f);
     weft_future_destroy(c->next);
     weft__free(NULL, c);
@@ -176,6 +184,7 @@ static int chain_new(weft_future **out, weft_future *f, int kind, bool has_fn, v
     c->f = f;
     c->next = NULL;
     c->arg = arg;
+    c->polled = (weft_waker){NULL, 0};
     *out = &c->base;
     return 0;
 }
@@ -210,6 +219,7 @@ typedef struct join_future {
     weft_future base;
     int *statuses; /* the caller's arrays, filled once every child has completed */
     void **values;
+    weft_waker polled; /* its latest poll's, taken back at a pending drop (as chain's) */
     size_t n;
     weft_future *fs[]; /* borrowed children */
 } join_future;
@@ -217,6 +227,7 @@ typedef struct join_future {
 static int join_poll(weft_future *self, weft_context *cx)
 {
     join_future *j = (join_future *)self;
+    j->polled = cx->waker;
     size_t nready = 0;
     for (size_t i = 0; i < j->n; i++)
         nready += weft_future_poll(j->fs[i], cx) == WEFT_READY;
@@ -236,6 +247,10 @@ static int join_poll(weft_future *self, weft_context *cx)
 
 static void join_drop(weft_future *self)
 {
+    join_future *j = (join_future *)self;
+    if (!j->base.ready) /* the children are borrowed and still alive (weft.h) */
+        for (size_t i = 0; i < j->n; i++)
+            weft__future_forget(j->fs[i], j->polled);
     weft__free(NULL, self);
 }
 
@@ -256,6 +271,7 @@ int weft_future_join(weft_future **out, weft_future *const *fs, size_t n, int *s
     weft_future_init(&j->base, &join_ops);
     j->statuses = statuses;
     j->values = values;
+    j->polled = (weft_waker){NULL, 0};
     j->n = n;
     memcpy(j->fs, fs, n * sizeof fs[0]);
     *out = &j->base;

@@ -56,6 +56,18 @@ static inline bool first_page(const void *p, size_t len)
     return weft_unlikely((uintptr_t)p < 4096 && len);
 }
 
+/* For a receive whose buffer is in the first page (NULL): whether it goes on all the same,
+ * as recv(2) takes it: MSG_TRUNC on a stream socket discards the bytes without copying them
+ * (tcp_recvmsg; with MSG_PEEK it counts them), a common way to skip input, and io_uring's
+ * buffered receive discards what it holds the same way (weft__ubufs_skip). Anything else
+ * keeps first_page's -EFAULT: a datagram socket's MSG_TRUNC still copies, and the kernel
+ * would drop the datagram before failing. Cold: first_page's branch only. */
+static WEFT_NOINLINE bool trunc_discards(weft__worker *w, int fd, int flags)
+{
+    return (flags & MSG_TRUNC) && weft__io_fd_classify(w, fd) == WEFT__FD_STREAM &&
+           w->io->fds[fd].sock;
+}
+
 /* A pointer to a structure the call reads or fills (a weft_addr, a sendfile offset): 0, or
  * -EINVAL for NULL (where the call requires one) and -EFAULT for another address in the first
  * page, which is what &p->field gives for a NULL p: as the system calls answer a bad pointer,
@@ -123,8 +135,12 @@ static WEFT_NOINLINE ssize_t recv_rest(int fd, char *buf, size_t len, ssize_t n,
         int err = 0;
         if (!(w = io_begin(&err))) /* a cancel that came meanwhile: what came is returned */
             break;
-        weft__ioreq q = {
-            .op = WEFT__IO_RECV, .fd = fd, .buf = buf + got, .len = len - got, .flags = flags};
+        /* buf NULL: a MSG_TRUNC receive that discards (trunc_discards), and no pointer. */
+        weft__ioreq q = {.op = WEFT__IO_RECV,
+                         .fd = fd,
+                         .buf = buf ? buf + got : NULL,
+                         .len = len - got,
+                         .flags = flags};
         ssize_t r = weft__io_submit(w, &q, deadline);
         if (r <= 0)
             break;
@@ -166,7 +182,7 @@ ssize_t weft_recv(int fd, void *buf, size_t len, int flags, int64_t deadline)
     if (!w)
         return err;
     flags = recv_flags_as_kernel(w, fd, flags);
-    if (first_page(buf, len))
+    if (first_page(buf, len) && !trunc_discards(w, fd, flags))
         return -EFAULT;
     weft__ioreq q = {.op = WEFT__IO_RECV, .fd = fd, .buf = buf, .len = len, .flags = flags};
     if ((flags & (MSG_PEEK | MSG_WAITALL)) == (MSG_PEEK | MSG_WAITALL))
@@ -185,8 +201,8 @@ ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr 
     if (!w)
         return err;
     flags = recv_flags_as_kernel(w, fd, flags);
-    if (first_page(buf, len) || (fromlen && (uintptr_t)fromlen < 4096) ||
-        (fromlen && first_page(from, *fromlen)))
+    if ((first_page(buf, len) && !trunc_discards(w, fd, flags)) ||
+        (fromlen && (uintptr_t)fromlen < 4096) || (fromlen && first_page(from, *fromlen)))
         return -EFAULT;
     /* recvmsg on both backends: the ring has no recvfrom. */
     struct iovec iov = {buf, len};

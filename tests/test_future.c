@@ -1880,3 +1880,108 @@ Test(future, every_task_polling_a_promise_is_woken_across_two_workers, .timeout 
 {
     check_many_pollers(2);
 }
+
+/* ---- A combinator dropped pending takes its waker back from its children ---------------- */
+
+static weft_promise *dropped_promise;
+
+static void *identity(void *value, void *arg)
+{
+    (void)arg;
+    return value;
+}
+
+/* Polls f once with the task's waker (pending: the promise keeps that waker), then drops it. */
+static void poll_and_drop(weft_future *f)
+{
+    weft_context cx = {weft_waker_current()};
+    cr_assert_eq(weft_future_poll(f, &cx), WEFT_PENDING);
+    weft_future_destroy(f);
+}
+
+static void *drop_it_task(void *arg)
+{
+    weft_future_destroy(arg);
+    return NULL;
+}
+
+/* Each combinator over p, polled by this task and dropped pending: by this task (the common
+ * case) or, `by_another`, by a task of its own. */
+static void drop_combinators_over(weft_promise *p, bool by_another)
+{
+    weft_future *pf = weft_promise_future(p), *f;
+    weft_future *fs[1] = {pf};
+    if (by_another) {
+        cr_assert_eq(weft_future_all(&f, fs, 1), 0);
+        weft_context cx = {weft_waker_current()};
+        cr_assert_eq(weft_future_poll(f, &cx), WEFT_PENDING);
+        weft_task *t;
+        cr_assert_eq(weft_spawn(&t, drop_it_task, f, NULL), 0);
+        cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
+        return;
+    }
+    int status;
+    cr_assert_eq(weft_future_all(&f, fs, 1), 0);
+    poll_and_drop(f);
+    cr_assert_eq(weft_future_first(&f, fs, 1), 0);
+    poll_and_drop(f);
+    cr_assert_eq(weft_future_join(&f, fs, 1, &status, NULL), 0);
+    poll_and_drop(f);
+    cr_assert_eq(weft_future_timeout(&f, pf, WEFT_FOREVER), 0);
+    poll_and_drop(f);
+    /* A chain owns its stage: it gets a reference of its own. */
+    weft_promise_retain(p);
+    cr_assert_eq(weft_future_map(&f, pf, identity, NULL), 0);
+    poll_and_drop(f);
+    /* Nested: the outer one's drop reaches the promise through the inner one. */
+    weft_future *inner;
+    cr_assert_eq(weft_future_first(&inner, fs, 1), 0);
+    cr_assert_eq(weft_future_all(&f, &inner, 1), 0);
+    poll_and_drop(f);
+    weft_future_destroy(inner);
+}
+
+static void *dropped_combinators_main(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(weft_promise_create(&dropped_promise), 0);
+    weft_promise_retain(dropped_promise); /* the settler's, after the runtime has ended */
+    drop_combinators_over(dropped_promise, false);
+    drop_combinators_over(dropped_promise, true);
+    return NULL;
+}
+
+/* A combinator or chain destroyed while pending left the waker of the task that polled it in
+ * the promise: the settle from a plain thread, after the runtime had ended and freed that
+ * task's record, woke it (a heap-use-after-free under ASan). */
+Test(future, a_combinator_dropped_pending_leaves_no_waker_behind, .timeout = 30)
+{
+    run_main(dropped_combinators_main, NULL);
+    cr_assert_eq(weft_promise_resolve(dropped_promise, NULL), 0);
+    weft_promise_release(dropped_promise);
+    weft_promise_release(dropped_promise);
+}
+
+static void *not_broken_main(void *arg)
+{
+    (void)arg;
+    for (int by_another = 0; by_another < 2; by_another++) {
+        weft_promise *p;
+        cr_assert_eq(weft_promise_create(&p), 0);
+        weft_promise_retain(p); /* the producer's */
+        drop_combinators_over(p, by_another);
+        /* The producer's reference is left, and nobody awaits: not broken. */
+        weft_promise_release(p);
+        cr_assert_eq(weft_promise_resolve(p, (void *)(intptr_t)3), 0, "by_another %d", by_another);
+        weft_promise_release(p);
+    }
+    return NULL;
+}
+
+/* The same within one runtime: the waker left there counted as an awaiter, and the drop of
+ * the other reference broke the promise (-EPIPE) though nobody awaited it: its producer's
+ * resolve was refused (-EALREADY). */
+Test(future, a_promise_polled_by_a_dropped_combinator_is_not_broken_by_a_drop, .timeout = 30)
+{
+    run_main(not_broken_main, NULL);
+}

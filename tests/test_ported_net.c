@@ -1634,3 +1634,98 @@ Test(ported_net, send_with_msg_dontwait_does_not_wait_for_a_send_behind, .timeou
 {
     run_main(send_dontwait_behind_main, NULL);
 }
+
+/* A receive that does not wait (MSG_DONTWAIT; MSG_ERRQUEUE and MSG_OOB, which never wait) on
+ * a socket with nothing to give answers at once, as recv(2) does, without letting the
+ * worker's other tasks run: on io_uring it went through a ring operation, which parked the
+ * task for the ring's round trip, and the task spawned just before it ran meanwhile. Each
+ * call first as the socket's first receive, then with io_uring's receive armed; then a UDP
+ * socket's. */
+static ssize_t recv_alone(int fd, int flags, bool from)
+{
+    int ran = 0;
+    char buf[8];
+    weft_task *t = spawn_pinned(mark_ran, &ran);
+    ssize_t n = from ? weft_recvfrom(fd, buf, sizeof buf, flags, NULL, NULL, weft_deadline_in(SOON))
+                     : weft_recv(fd, buf, sizeof buf, flags, weft_deadline_in(SOON));
+    cr_assert_eq(ran, 0, "the receive with flags %#x (recvfrom %d) parked: %zd", flags, from, n);
+    cr_assert_eq(join_result(t), NULL);
+    return n;
+}
+
+static void *recv_dontwait_main(void *arg)
+{
+    (void)arg;
+    int fds[2];
+    tcp_pair(fds);
+    char buf[4];
+    for (int round = 0; round < 2; round++) {
+        cr_assert_eq(recv_alone(fds[0], MSG_DONTWAIT, false), -EAGAIN, "round %d", round);
+        cr_assert_eq(recv_alone(fds[0], MSG_DONTWAIT, true), -EAGAIN, "round %d", round);
+        cr_assert_eq(recv_alone(fds[0], MSG_ERRQUEUE, false), -EAGAIN, "round %d", round);
+        cr_assert_eq(recv_alone(fds[0], MSG_OOB, false), -EINVAL, "round %d", round);
+        cr_assert_eq(weft_write(fds[1], "x", 1, weft_deadline_in(SOON)), 1);
+        read_exactly(fds[0], buf, 1); /* io_uring's receive is armed from here */
+    }
+    /* The bytes the armed receive holds still come first, and in order. */
+    cr_assert_eq(weft_write(fds[1], "ab", 2, weft_deadline_in(SOON)), 2);
+    cr_assert_eq(weft_fd_wait(fds[0], WEFT_READABLE, weft_deadline_in(SOON)), WEFT_READABLE);
+    cr_assert_eq(weft_recv(fds[0], buf, 1, MSG_DONTWAIT, weft_deadline_in(SOON)), 1);
+    cr_assert_eq(buf[0], 'a');
+    cr_assert_eq(weft_recv(fds[0], buf, 1, MSG_DONTWAIT, weft_deadline_in(SOON)), 1);
+    cr_assert_eq(buf[0], 'b');
+    cr_assert_eq(recv_alone(fds[0], MSG_DONTWAIT, false), -EAGAIN);
+    cr_assert_eq(weft_close(fds[0]), 0);
+    cr_assert_eq(weft_close(fds[1]), 0);
+
+    int u = weft_socket(AF_INET, SOCK_DGRAM, 0);
+    cr_assert_geq(u, 0);
+    weft_addr a;
+    cr_assert_eq(weft_addr_ip(&a, "127.0.0.1", 0), 0);
+    cr_assert_eq(bind(u, (struct sockaddr *)&a.ss, a.len), 0);
+    cr_assert_eq(recv_alone(u, MSG_DONTWAIT, false), -EAGAIN);
+    cr_assert_eq(recv_alone(u, MSG_DONTWAIT, true), -EAGAIN);
+    cr_assert_eq(weft_close(u), 0);
+    return NULL;
+}
+
+Test(ported_net, recv_with_msg_dontwait_on_an_empty_socket_lets_no_task_run, .timeout = 30)
+{
+    run_main(recv_dontwait_main, NULL);
+}
+
+/* recv(fd, NULL, n, MSG_TRUNC) on a TCP socket discards n bytes without copying them
+ * (tcp_recvmsg), a common way to skip input; with MSG_PEEK it counts them. weft answered
+ * -EFAULT under its NULL-buffer rule, which still holds for everything else: a NULL buffer
+ * without MSG_TRUNC, or on a datagram socket (a_receive_into_a_null_buffer_loses_no_datagram).
+ * First as the socket's first receive, then with io_uring's receive armed (its held bytes are
+ * skipped). */
+static void *tcp_trunc_null_main(void *arg)
+{
+    (void)arg;
+    int fds[2];
+    tcp_pair(fds);
+    char buf[8];
+    for (int round = 0; round < 2; round++) {
+        cr_assert_eq(weft_write(fds[1], "abcdefghij", 10, weft_deadline_in(SOON)), 10);
+        cr_assert_eq(weft_recv(fds[0], NULL, 3, 0, weft_deadline_in(SOON)), -EFAULT);
+        cr_assert_eq(weft_recv(fds[0], NULL, 2, MSG_TRUNC | MSG_PEEK, weft_deadline_in(SOON)), 2,
+                     "round %d", round);
+        cr_assert_eq(weft_recv(fds[0], NULL, 3, MSG_TRUNC, weft_deadline_in(SOON)), 3, "round %d",
+                     round);
+        cr_assert_eq(weft_recvfrom(fds[0], NULL, 2, MSG_TRUNC, NULL, NULL, weft_deadline_in(SOON)),
+                     2, "round %d", round);
+        cr_assert_eq(weft_recv(fds[0], NULL, 3, MSG_TRUNC | MSG_WAITALL, weft_deadline_in(SOON)), 3,
+                     "round %d", round);
+        read_exactly(fds[0], buf, 2);
+        cr_assert_eq(memcmp(buf, "ij", 2), 0, "round %d: read %.2s after the skips", round, buf);
+    }
+    cr_assert_eq(weft_close(fds[0]), 0);
+    cr_assert_eq(weft_close(fds[1]), 0);
+    return NULL;
+}
+
+Test(ported_net, recv_with_msg_trunc_skips_tcp_input_into_a_null_buffer, .timeout = 30)
+{
+    run_main(tcp_trunc_null_main, NULL);
+}

@@ -121,7 +121,8 @@ static inline bool weft__io_by_path(const weft__ioreq *q)
  * non-blocking attempt): its EAGAIN is the answer, never a reason to wait for readiness. Both
  * backends test it where they would wait, so that the flag means the same on each (on
  * io_uring, bytes already held by the armed receive are still returned: uring.c's recv_flags;
- * a send behind one still in flight is -EAGAIN: send_after). Only these ops: others use
+ * a send behind one still in flight is -EAGAIN: send_after; and the attempt itself is a plain
+ * system call, not a ring operation that parks: ring_run, send_after). Only these ops: others use
  * `flags` for other things (open's O_CREAT is MSG_DONTWAIT's bit). */
 static inline bool weft__io_nowait(const weft__ioreq *q)
 {

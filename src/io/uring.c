@@ -695,10 +695,26 @@ WEFT_NOINLINE static int wait_writable_apart(weft__io *io, int fd, int64_t deadl
     return r;
 }
 
+WEFT_NOINLINE static ssize_t plain_run(weft__io *io, const weft__ioreq *q, int64_t deadline);
+
 /* Runs q on the ring until it is neither -EAGAIN nor withdrawn: the part of every ring
  * operation after its preparation. */
 static ssize_t ring_run(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
+    /* A receive asked not to wait (MSG_DONTWAIT; MSG_ERRQUEUE and MSG_OOB, which net.c turns
+     * into it; sends never come here with it: send_after) is the plain system call, once: its
+     * answer, EAGAIN included, is the call's whatever the deadline, as on epoll. A ring
+     * operation parked the task for the ring's round trip, and the worker's other tasks ran
+     * before a call that never waits returned. The plain call reads the socket as the ring's
+     * receive did, so the armed multishot receive's held bytes keep their order as before:
+     * recv_flags returns them first and comes here only when none are held, or for what the
+     * socket alone has (the error queue, the urgent byte); a socket that receive does not
+     * read holds none. Classified first (made non-blocking), as below; the plain call takes
+     * its own fault plan (weft__sys). */
+    if (weft__io_nowait(q)) {
+        int kind = weft__fdtable_kind(io, q->fd);
+        return kind < 0 ? kind : plain_run(io, q, deadline);
+    }
     /* Test builds: the fault plan of the call the operation stands for, taken as the first
      * run's result (so that a planned EAGAIN goes through the readiness path). */
 #ifdef WEFT_TESTING
@@ -716,11 +732,6 @@ static ssize_t ring_run(weft__io *io, const weft__ioreq *q, int64_t deadline)
             return kind;
         gen = io->fds[q->fd].gen;
     }
-    /* A receive asked not to wait (MSG_DONTWAIT) completes at once: its answer, EAGAIN
-     * included, is the call's whatever the deadline (a deadline already passed would cancel
-     * it and report -ETIMEDOUT instead, where epoll makes the attempt: one rule for both). */
-    if (weft__io_nowait(q))
-        deadline = WEFT_FOREVER;
     for (;;) {
         int why = 0;
         int res = fault < 0 ? fault : run_op(io, q, deadline, &why);
@@ -740,8 +751,7 @@ static ssize_t ring_run(weft__io *io, const weft__ioreq *q, int64_t deadline)
          * it did nothing, and the wait for room or data is over (deadline, cancel). */
         if (why && (res == -ECANCELED || res == -EINTR || res == -EAGAIN))
             return why;
-        if (res == -EAGAIN && has_fd && q->op != WEFT__IO_POLL && q->op != WEFT__IO_FSYNC &&
-            !weft__io_nowait(q)) {
+        if (res == -EAGAIN && has_fd && q->op != WEFT__IO_POLL && q->op != WEFT__IO_FSYNC) {
             /* The kernel honoured O_NONBLOCK: wait for readiness, then try again. */
             int dir = weft__io_dir(q);
             weft__ioreq pq = {.op = WEFT__IO_POLL, .fd = q->fd, .flags = dir};
@@ -1774,18 +1784,30 @@ static inline __attribute__((always_inline)) ssize_t ur_dispatch(weft__io *io, c
     }
 }
 
+/* Whether q is a receive with MSG_TRUNC on a stream socket, which moves no bytes into its
+ * buffer: recv(2) discards them (tcp_recvmsg), and so does recv_flags for the bytes held
+ * (weft__ubufs_skip). Its buffer may be NULL (net.c's trunc_discards, weft.h). */
+static WEFT_NOINLINE bool trunc_discards(weft__io *io, const weft__ioreq *q)
+{
+    return q->op == WEFT__IO_RECV && (q->flags & MSG_TRUNC) &&
+           weft__fdtable_kind(io, q->fd) == WEFT__FD_STREAM && io->fds[q->fd].sock;
+}
+
 /* The requests ur_submit sends here, checked before they go their way:
  * - a length the ring would cut: past the user address space it is -EFAULT (below it the
  *   kernel checks the range itself, and the buffered receives copy no more than it would);
  * - a buffer in the first page (NULL) with bytes to move: -EFAULT as from the system call:
- *   the buffered receive and the send behind copy in user space, where it would fault;
+ *   the buffered receive and the send behind copy in user space, where it would fault; but
+ *   not for a receive that discards (trunc_discards), which copies nothing;
  * - a readv whose array has such an entry, likewise;
  * - a file call the ring would get wrong (file_rw_special). */
 static WEFT_NOINLINE ssize_t ur_submit_checked(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
     bool rw = q->op == WEFT__IO_READ || q->op == WEFT__IO_WRITE || q->op == WEFT__IO_RECV ||
               q->op == WEFT__IO_SEND;
-    if (rw && q->len && ((uintptr_t)q->buf < 4096 || weft__io_range_faults(q->buf, q->len)))
+    if (rw && q->len &&
+        (((uintptr_t)q->buf < 4096 && !trunc_discards(io, q)) ||
+         weft__io_range_faults(q->buf, q->len)))
         return -EFAULT;
     if (q->op == WEFT__IO_READV && iov_in_first_page(q->iov, q->iovcnt))
         return -EFAULT;
