@@ -926,7 +926,8 @@ WEFT_API int weft_timer_future(weft_future **out, int64_t deadline);
  * memory for its place is woken at once to poll again, rather than left unwoken).
  * Reference counted: create gives one reference, weft_promise_retain() adds one,
  * weft_promise_release() drops one (as does weft_future_destroy() on its future, for code
- * that holds only the future); the last drop frees it. Resolving or rejecting after the first resolution returns -EALREADY.
+ * that holds only the future); the last drop frees it. Resolving or rejecting after the
+ * first resolution returns -EALREADY.
  * A broken promise: when a reference is dropped while the promise is unsettled and one is
  * left, and that one is its awaiter's (a task is parked awaiting it then, or a later poll is
  * made holding the only reference), nobody is left to settle it: it settles with -EPIPE and
