@@ -474,12 +474,13 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 # A body that stops coming: 408 at the body timeout, then the close (it closed without a
-# word); with Content-Length and chunked.
-for req in 'GET /small.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nab' \
-    'GET /small.txt HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n64\r\nab'; do
-    got=$($RAW "$TO_PORT" partial "$(hex "$req")")
-    [ "$got" = "HTTP/1.1 408 Request Time-out" ] && ok "408 body timeout (${req:38:14})" ||
-        fail "body timeout (${req:38:14}): $got"
+# word); with Content-Length and chunked. (The two wait together, beside the trickle.)
+to_reqs=('GET /small.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nab'
+    'GET /small.txt HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n64\r\nab')
+to_pids=()
+for i in 0 1; do
+    $RAW "$TO_PORT" partial "$(hex "${to_reqs[$i]}")" >"$TMP/body408_$i" &
+    to_pids+=($!)
 done
 # A body trickled a byte at a time is bounded as a whole by --body-timeout: the connection
 # closes, where a deadline per read would keep it open for ever. A byte every 0.02 s, far
@@ -490,6 +491,13 @@ case "$got" in
 "closed after "*) ok "trickled body: $got" ;;
 *) fail "trickled body: $got" ;;
 esac
+for i in 0 1; do
+    wait "${to_pids[$i]}"
+    req=${to_reqs[$i]}
+    got=$(cat "$TMP/body408_$i")
+    [ "$got" = "HTTP/1.1 408 Request Time-out" ] && ok "408 body timeout (${req:38:14})" ||
+        fail "body timeout (${req:38:14}): $got"
+done
 
 # The header timeout: 408, then close; to a HEAD, without a body (RFC 9110 9.3.2; it waits
 # beside the GET, so the two cost one timeout).
