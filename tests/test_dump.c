@@ -410,7 +410,7 @@ static void *send_one(void *arg)
 
 static void *handle_thread(void *arg)
 {
-    usleep(700 * 1000); /* past the grace period */
+    usleep(PAST_GRACE_MS * 1000); /* past the grace period */
     weft_runtime_spawn(arg, NULL, send_one, o_chan, NULL);
     return NULL;
 }
@@ -607,6 +607,35 @@ Test(dump, waits_on_the_outside_are_not_a_deadlock)
     c.workers = 2;
     c.deadlock = WEFT_DEADLOCK_EXIT; /* a wrong verdict would end this test's process */
     run_main_cfg(&c, held_main, NULL);
+}
+
+/* A runtime handle held outside is the only sign of the outside: no thread outside has woken
+ * a task before (held_main's late sender had, which alone rules the verdict out, and with the
+ * 1 s grace its spawn came inside the grace: it passed with the handle's check taken out). */
+static void *handle_only_main(void *arg)
+{
+    (void)arg;
+    weft_runtime *rt = weft_runtime_current();
+    cr_assert_not_null(rt);
+    cr_assert_eq(weft_chan_create(&o_chan, sizeof(int), 0), 0);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, handle_thread, rt), 0);
+    int v = 0;
+    cr_assert_eq(weft_chan_recv(o_chan, &v, WEFT_FOREVER), 0);
+    cr_assert_eq(v, 7);
+    pthread_join(th, NULL);
+    weft_runtime_release(rt);
+    weft_chan_release(o_chan);
+    return NULL;
+}
+
+Test(dump, a_runtime_handle_held_outside_is_not_a_deadlock, .init = short_grace)
+{
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 2;
+    c.deadlock = WEFT_DEADLOCK_EXIT; /* a wrong verdict would end this test's process */
+    run_main_cfg(&c, handle_only_main, NULL);
 }
 
 /* ---- The stall detector ---- */
