@@ -41,6 +41,17 @@ static uint64_t resumes(const weft__worker *self)
     return n;
 }
 
+void weft__deadlock_init(weft__runtime *rt)
+{
+    rt->deadlock_grace_ns = WEFT__DEADLOCK_GRACE_NS;
+#ifdef WEFT_TESTING
+    const char *p = getenv("WEFT_TEST_DEADLOCK_GRACE_NS");
+    long long ns = p ? strtoll(p, NULL, 10) : 0;
+    if (ns > 0)
+        rt->deadlock_grace_ns = ns;
+#endif
+}
+
 bool weft__deadlock_before(weft__worker *w, int64_t *timeout_ns)
 {
     weft__runtime *rt = w->rt;
@@ -56,8 +67,8 @@ bool weft__deadlock_before(weft__worker *w, int64_t *timeout_ns)
         if (ran != atomic_load_explicit(&rt->checked_at, memory_order_relaxed)) {
             w->deadlock.checker = true;
             w->deadlock.resumes_seen = ran;
-            w->deadlock.until = weft__clock_ns() + WEFT__DEADLOCK_GRACE_NS;
-            *timeout_ns = WEFT__DEADLOCK_GRACE_NS;
+            w->deadlock.until = weft__clock_ns() + rt->deadlock_grace_ns;
+            *timeout_ns = rt->deadlock_grace_ns;
         }
     }
     return true;

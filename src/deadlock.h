@@ -13,6 +13,12 @@
  * itself. 1 s: far above a thread's start-up, below a person's patience. */
 #define WEFT__DEADLOCK_GRACE_NS (1000 * 1000000LL)
 
+/* Sets rt's grace period: WEFT__DEADLOCK_GRACE_NS, or in WEFT_TESTING builds the
+ * environment's WEFT_TEST_DEADLOCK_GRACE_NS when it is a positive number (tests of the report
+ * wait out the grace once per deadlock; they shorten it, and their "longer than the grace"
+ * waits with it). At the runtime's creation, before any worker runs. */
+void weft__deadlock_init(weft__runtime *rt);
+
 /* Before a sleep with no deadline (*timeout_ns is -1): counts w among the workers asleep with
  * nothing to do, and if it is the last one, shortens its sleep to the grace period. Returns
  * whether w was counted (then weft__deadlock_after must follow the sleep). Owner thread. */

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "alien.h"
+#include "deadlock.h"
 #include "dumpsig.h"
 #include "leaks.h"
 #include "io/io.h"
@@ -517,6 +518,7 @@ int weft_run(const weft_config *cfg, weft_fn main_fn, void *arg, void **result)
     rt->affinity = mask;
     weft__relief_init(rt);
     rt->deadlock_policy = c.deadlock;
+    weft__deadlock_init(rt);
     rt->stall_ns = c.stall_ms > 0 ? (int64_t)c.stall_ms * 1000000 : 0;
     /* The hand-off needs weft's code told apart (handoff.c). Not under TSan, which runs a
      * signal's handler only at the thread's next intercepted call: a spinning task would

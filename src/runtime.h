@@ -63,7 +63,8 @@ struct weft__runtime {
      * last verdict that found no deadlock and at the last report (CAS: two checkers may
      * finish together). any thread: `foreign` is set (relaxed, never cleared) once a thread
      * outside the runtime woke one of its tasks. */
-    int deadlock_policy; /* WEFT_DEADLOCK_*, resolved; fixed */
+    int deadlock_policy;       /* WEFT_DEADLOCK_*, resolved; fixed */
+    int64_t deadlock_grace_ns; /* weft__deadlock_init; fixed */
     _Atomic unsigned nstill;
     _Atomic uint64_t checked_at;
     _Atomic uint64_t reported_at;

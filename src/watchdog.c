@@ -58,6 +58,10 @@ struct weft__watchdog {
     int64_t test_seize_pause_ns, test_seize_delay_ns;
     weft__cycles cycles; /* circles of joins reported (cycles.c) */
     int64_t cycles_at;   /* when the last walk for them was */
+    /* How often they are walked: WATCH_CYCLES_NS, or in WEFT_TESTING builds the environment's
+     * WEFT_TEST_CYCLES_NS when positive (tests that wait for a walk, or for several to see
+     * that none reports, shorten it). Fixed. */
+    int64_t cycles_every_ns;
     int64_t threshold_ns;
     double tokens; /* reports left in the rate limit */
     int64_t refilled_at;
@@ -537,7 +541,8 @@ static void *watchdog_thread(void *arg)
             }
         }
         /* About once a second, tasks that wait for each other while others run. */
-        if (rt->deadlock_policy != WEFT_DEADLOCK_OFF && now - wd->cycles_at >= WATCH_CYCLES_NS) {
+        if (rt->deadlock_policy != WEFT_DEADLOCK_OFF &&
+            now - wd->cycles_at >= wd->cycles_every_ns) {
             wd->cycles_at = now;
             weft__cycles_check(rt, &wd->cycles);
         }
@@ -593,7 +598,12 @@ WEFT_COLD int weft__watchdog_start(weft__runtime *rt)
     wd->refilled_at = weft__clock_ns();
     wd->own_signal = install_handler();
     wd->syscalls_known = rt->handoff_ns > 0 && weft__restartable_numbering_ok();
+    wd->cycles_every_ns = WATCH_CYCLES_NS;
 #ifdef WEFT_TESTING
+    const char *cycles = getenv("WEFT_TEST_CYCLES_NS");
+    long long cycles_ns = cycles ? strtoll(cycles, NULL, 10) : 0;
+    if (cycles_ns > 0)
+        wd->cycles_every_ns = cycles_ns;
     const char *pause = getenv("WEFT_TEST_SEIZE_PAUSE_US");
     wd->test_seize_pause_ns = pause ? (int64_t)atoi(pause) * 1000 : 0;
     const char *delay = getenv("WEFT_TEST_SEIZE_DELAY_US");

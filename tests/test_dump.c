@@ -162,6 +162,26 @@ Test(dump, every_task_with_its_wait_stack_and_backtrace)
 
 /* ---- The deadlock report ---- */
 
+/* The report's grace period in the tests that set it (.init = short_grace): each report
+ * waits it out once, so it is 200 ms here, not the runtime's 1 s (WEFT_TEST_DEADLOCK_GRACE_NS,
+ * a knob of WEFT_TESTING builds, read by each runtime at its creation). A wait that must
+ * outlast the grace ("past the grace period") lasts PAST_GRACE_MS, three of them: a wrong
+ * verdict would come one grace into it, with two more to spare on a loaded machine. Without
+ * the knob the grace stays 1 s, and the waits with it. */
+#ifdef WEFT_TESTING
+#define GRACE_MS 200
+#else
+#define GRACE_MS 1000
+#endif
+#define PAST_GRACE_MS (3 * GRACE_MS)
+
+static void short_grace(void)
+{
+    char ns[32];
+    snprintf(ns, sizeof ns, "%lld", (long long)GRACE_MS * 1000000);
+    setenv("WEFT_TEST_DEADLOCK_GRACE_NS", ns, 1);
+}
+
 static weft_mutex l_a = WEFT_MUTEX_INIT, l_b = WEFT_MUTEX_INIT;
 static weft_waitgroup l_wg = WEFT_WAITGROUP_INIT;
 
@@ -233,7 +253,7 @@ static char *run_to_end(weft_fn fn, unsigned workers, int policy, int *code)
     return text;
 }
 
-Test(dump, a_deadlock_is_reported_and_exits_with_status_2)
+Test(dump, a_deadlock_is_reported_and_exits_with_status_2, .init = short_grace)
 {
     for (unsigned n = 1; n <= 2; n++) {
         int code;
@@ -255,7 +275,7 @@ Test(dump, a_deadlock_is_reported_and_exits_with_status_2)
 static void *long_job(void *arg)
 {
     (void)arg;
-    usleep(700 * 1000);
+    usleep(PAST_GRACE_MS * 1000);
     return NULL;
 }
 
@@ -270,7 +290,7 @@ static void *after_pool_main(void *arg)
     return NULL;
 }
 
-Test(dump, a_pool_job_is_not_a_deadlock_but_what_follows_is)
+Test(dump, a_pool_job_is_not_a_deadlock_but_what_follows_is, .init = short_grace)
 {
     for (unsigned n = 1; n <= 2; n++) {
         int code;
@@ -279,17 +299,18 @@ Test(dump, a_pool_job_is_not_a_deadlock_but_what_follows_is)
         cr_assert_eq(code, 2, "exit %d:\n%s", code, text);
         cr_assert_not_null(strstr(text, "parked on channel receive"), "%s", text);
         cr_assert_null(strstr(text, "blocking-pool job"), "reported during the job:\n%s", text);
-        cr_assert_geq(weft_now() - start, 700 * WEFT_MSEC, "reported before the job ended");
+        cr_assert_geq(weft_now() - start, PAST_GRACE_MS * WEFT_MSEC,
+                      "reported before the job ended");
         free(text);
     }
 }
 
-Test(dump, report_only_reports_once_and_off_says_nothing)
+Test(dump, report_only_reports_once_and_off_says_nothing, .init = short_grace)
 {
     int fd;
     pid_t pid = run_child(deadlock_main, 2, WEFT_DEADLOCK_REPORT, &fd);
-    /* One report, then not another over two more grace periods. */
-    char *text = read_until(fd, 20000, "all tasks are asleep", 1200);
+    /* One report, then not another over two more grace periods (and some). */
+    char *text = read_until(fd, 20000, "all tasks are asleep", PAST_GRACE_MS);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     close(fd);
@@ -307,7 +328,7 @@ Test(dump, report_only_reports_once_and_off_says_nothing)
     c.deadlock = WEFT_DEADLOCK_OFF;
     c.stall_ms = -1;
     pid = run_child_cfg(deadlock_main, &c, &fd);
-    text = read_all(fd, 1000);
+    text = read_all(fd, PAST_GRACE_MS); /* a report would come one grace in */
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     close(fd);
@@ -335,7 +356,7 @@ static void *join_sleeper_main(void *arg)
     return NULL;
 }
 
-Test(dump, a_sleep_with_no_end_everywhere_is_a_deadlock)
+Test(dump, a_sleep_with_no_end_everywhere_is_a_deadlock, .init = short_grace)
 {
     for (unsigned n = 1; n <= 2; n++) {
         int code;
@@ -389,7 +410,7 @@ static void *send_one(void *arg)
 
 static void *handle_thread(void *arg)
 {
-    usleep(700 * 1000); /* past the grace period */
+    usleep(PAST_GRACE_MS * 1000); /* past the grace period */
     weft_runtime_spawn(arg, NULL, send_one, o_chan, NULL);
     return NULL;
 }
@@ -418,7 +439,7 @@ static void *holding_thread(void *arg)
     (void)arg;
     weft_mutex_lock(&held_mu, WEFT_FOREVER);
     atomic_store(&held_taken, 1); /* no weft call: the runtime must not hear of this thread */
-    usleep(1500 * 1000);
+    usleep(PAST_GRACE_MS * 1000);
     weft_mutex_unlock(&held_mu);
     return NULL;
 }
@@ -436,7 +457,7 @@ static void *thread_lock_main(void *arg)
     return NULL;
 }
 
-Test(dump, a_lock_held_by_a_thread_outside_is_not_a_deadlock)
+Test(dump, a_lock_held_by_a_thread_outside_is_not_a_deadlock, .init = short_grace)
 {
     weft_config c;
     weft_config_init(&c);
@@ -456,7 +477,7 @@ static void *other_runtime_holder(void *arg)
     (void)arg;
     weft_mutex_lock(&rt_held_mu, WEFT_FOREVER);
     atomic_store(&rt_held_taken, 1);
-    weft_sleep(1500 * WEFT_MSEC); /* past the grace period */
+    weft_sleep(PAST_GRACE_MS * WEFT_MSEC); /* past the grace period */
     weft_mutex_unlock(&rt_held_mu);
     return NULL;
 }
@@ -486,7 +507,7 @@ static void *other_runtime_lock_main(void *arg)
     return NULL;
 }
 
-Test(dump, a_lock_held_by_a_task_of_another_runtime_is_not_a_deadlock)
+Test(dump, a_lock_held_by_a_task_of_another_runtime_is_not_a_deadlock, .init = short_grace)
 {
     weft_config c;
     weft_config_init(&c);
@@ -507,7 +528,7 @@ static void outside_once_fn(void *arg)
 {
     (void)arg;
     atomic_store(&outside_taken, 1);
-    usleep(1300 * 1000); /* past the grace period */
+    usleep(PAST_GRACE_MS * 1000); /* past the grace period */
 }
 
 static void *outside_reader_thread(void *arg)
@@ -518,7 +539,7 @@ static void *outside_reader_thread(void *arg)
     }
     weft_rwlock_rdlock(&outside_rw, WEFT_FOREVER);
     atomic_store(&outside_taken, 1);
-    usleep(1300 * 1000);
+    usleep(PAST_GRACE_MS * 1000);
     weft_rwlock_unlock(&outside_rw);
     return NULL;
 }
@@ -528,7 +549,7 @@ static void *other_runtime_reader(void *arg)
     (void)arg;
     weft_rwlock_rdlock(&outside_rw, WEFT_FOREVER);
     atomic_store(&outside_taken, 1);
-    weft_sleep(1300 * WEFT_MSEC);
+    weft_sleep(PAST_GRACE_MS * WEFT_MSEC);
     weft_rwlock_unlock(&outside_rw);
     return NULL;
 }
@@ -569,7 +590,8 @@ static void *outside_holds_main(void *arg)
     return NULL;
 }
 
-Test(dump, read_holds_and_a_once_run_from_outside_are_not_a_deadlock, .timeout = 30)
+Test(dump, read_holds_and_a_once_run_from_outside_are_not_a_deadlock, .timeout = 30,
+     .init = short_grace)
 {
     weft_config c;
     weft_config_init(&c);
@@ -585,6 +607,35 @@ Test(dump, waits_on_the_outside_are_not_a_deadlock)
     c.workers = 2;
     c.deadlock = WEFT_DEADLOCK_EXIT; /* a wrong verdict would end this test's process */
     run_main_cfg(&c, held_main, NULL);
+}
+
+/* A runtime handle held outside is the only sign of the outside: no thread outside has woken
+ * a task before (held_main's late sender had, which alone rules the verdict out, and with the
+ * 1 s grace its spawn came inside the grace: it passed with the handle's check taken out). */
+static void *handle_only_main(void *arg)
+{
+    (void)arg;
+    weft_runtime *rt = weft_runtime_current();
+    cr_assert_not_null(rt);
+    cr_assert_eq(weft_chan_create(&o_chan, sizeof(int), 0), 0);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, handle_thread, rt), 0);
+    int v = 0;
+    cr_assert_eq(weft_chan_recv(o_chan, &v, WEFT_FOREVER), 0);
+    cr_assert_eq(v, 7);
+    pthread_join(th, NULL);
+    weft_runtime_release(rt);
+    weft_chan_release(o_chan);
+    return NULL;
+}
+
+Test(dump, a_runtime_handle_held_outside_is_not_a_deadlock, .init = short_grace)
+{
+    weft_config c;
+    weft_config_init(&c);
+    c.workers = 2;
+    c.deadlock = WEFT_DEADLOCK_EXIT; /* a wrong verdict would end this test's process */
+    run_main_cfg(&c, handle_only_main, NULL);
 }
 
 /* ---- The stall detector ---- */
@@ -816,6 +867,23 @@ Test(dump, a_message_cut_to_the_log_buffer_says_so_and_ends_its_line)
 
 /* ---- A circle of joins while the rest runs on ---- */
 
+/* The watchdog walks the task records for circles once a second; the tests below that wait
+ * for a walk, or for several walks to see that none reports (WALKS_MS: three and a half),
+ * make it every WALK_MS (WEFT_TEST_CYCLES_NS, a knob of WEFT_TESTING builds). */
+#ifdef WEFT_TESTING
+#define WALK_MS 200
+#else
+#define WALK_MS 1000
+#endif
+#define WALKS_MS (7 * WALK_MS / 2)
+
+static void short_walks(void)
+{
+    char ns[32];
+    snprintf(ns, sizeof ns, "%lld", (long long)WALK_MS * 1000000);
+    setenv("WEFT_TEST_CYCLES_NS", ns, 1);
+}
+
 static weft_task *circle[3];
 static weft_event circle_ready = WEFT_EVENT_INIT;
 
@@ -876,7 +944,7 @@ static void run_circle_logged(unsigned workers, log_capture *lc, weft_fn fn)
     run_main_cfg(&c, fn, lc);
 }
 
-Test(dump, a_circle_of_joins_is_reported_while_others_run)
+Test(dump, a_circle_of_joins_is_reported_while_others_run, .init = short_walks)
 {
     log_capture lc = {.mu = PTHREAD_MUTEX_INITIALIZER};
     run_circle_logged(2, &lc, circle_main);
@@ -961,14 +1029,15 @@ static void *many_circles_main(void *arg)
     for (int n = 0; n < 1000 && circles_counted(cs, true) < 1; n++)
         weft_sleep(10 * WEFT_MSEC);
     cr_assert_eq(circles_counted(cs, true), 1, "the new circle reported");
-    weft_sleep(3500 * WEFT_MSEC); /* three walks or more */
+    weft_sleep(WALKS_MS * WEFT_MSEC); /* three walks or more */
     cr_assert_eq(circles_counted(cs, true), 1, "reported again");
     cr_assert_eq(circles_counted(cs, false), PAIRS, "a broken circle reported again");
     cr_assert_eq(weft_cancel(late[0]), 0);
     return NULL;
 }
 
-Test(dump, each_circle_is_reported_once_after_many_came_and_went, .timeout = 60)
+Test(dump, each_circle_is_reported_once_after_many_came_and_went, .timeout = 60,
+     .init = short_walks)
 {
     circles_seen cs = {.mu = PTHREAD_MUTEX_INITIALIZER};
     weft_config c;
@@ -1037,7 +1106,7 @@ static void *mutex_circle_main(void *arg)
     return NULL;
 }
 
-Test(dump, a_circle_through_mutexes_and_a_join_is_reported_while_others_run)
+Test(dump, a_circle_through_mutexes_and_a_join_is_reported_while_others_run, .init = short_walks)
 {
     log_capture lc = {.mu = PTHREAD_MUTEX_INITIALIZER};
     run_circle_logged(2, &lc, mutex_circle_main);
@@ -1079,7 +1148,7 @@ static void *no_circle_main(void *arg)
     weft_task *h, *l;
     cr_assert_eq(weft_spawn(&h, hold_and_receive, NULL, NULL), 0);
     cr_assert_eq(weft_spawn(&l, lock_lone, NULL, NULL), 0);
-    weft_sleep(2500 * WEFT_MSEC); /* two walks at least */
+    weft_sleep(WALKS_MS * WEFT_MSEC); /* three walks at least */
     int v = 1;
     cr_assert_eq(weft_chan_send(m_chan, &v, WEFT_FOREVER), 0);
     cr_assert_eq(weft_join(h, NULL, WEFT_FOREVER), 0);
@@ -1088,7 +1157,7 @@ static void *no_circle_main(void *arg)
     return NULL;
 }
 
-Test(dump, a_lock_chain_that_ends_in_a_channel_is_no_circle)
+Test(dump, a_lock_chain_that_ends_in_a_channel_is_no_circle, .init = short_walks)
 {
     log_capture lc = {.mu = PTHREAD_MUTEX_INITIALIZER};
     run_circle_logged(1, &lc, no_circle_main);
