@@ -133,8 +133,12 @@ bool weft__ubufs_complete(weft__ubufs *b, int fd, uint32_t gen, int res, unsigne
     return true;
 }
 
-size_t weft__ubufs_copy(weft__ubufs *b, weft__ubuf_fd *f, const struct iovec *iov, int iovcnt,
-                        bool peek)
+/* The walk of the held buffers that both take and skip make: up to the iovecs' room, copied
+ * there when `copy` (a constant at each caller, so each gets its own loop), or only counted
+ * (a skip's one iovec, whose base may be NULL). Unless `peek`, what was walked is consumed:
+ * whole buffers recycled, the first one left trimmed. Returns the bytes walked. */
+static inline __attribute__((always_inline)) size_t
+walk(weft__ubufs *b, weft__ubuf_fd *f, const struct iovec *iov, int iovcnt, bool peek, bool copy)
 {
     size_t total = 0;
     int32_t bid = f->head;
@@ -146,8 +150,10 @@ size_t weft__ubufs_copy(weft__ubufs *b, weft__ubuf_fd *f, const struct iovec *io
             size_t n = b->len[bid] - off;
             if (n > room)
                 n = room;
-            memcpy(dst, buf_addr(b, (unsigned)bid) + off, n);
-            dst += n;
+            if (copy) {
+                memcpy(dst, buf_addr(b, (unsigned)bid) + off, n);
+                dst += n;
+            }
             room -= n;
             total += n;
             off += (uint32_t)n;
@@ -168,31 +174,16 @@ size_t weft__ubufs_copy(weft__ubufs *b, weft__ubuf_fd *f, const struct iovec *io
     return total;
 }
 
+size_t weft__ubufs_copy(weft__ubufs *b, weft__ubuf_fd *f, const struct iovec *iov, int iovcnt,
+                        bool peek)
+{
+    return walk(b, f, iov, iovcnt, peek, true);
+}
+
 size_t weft__ubufs_skip(weft__ubufs *b, weft__ubuf_fd *f, size_t len, bool peek)
 {
-    size_t total = 0;
-    int32_t bid = f->head;
-    uint32_t off = bid >= 0 ? b->off[bid] : 0;
-    while (total < len && bid >= 0) {
-        size_t n = b->len[bid] - off;
-        if (n > len - total)
-            n = len - total;
-        total += n;
-        off += (uint32_t)n;
-        if (off < b->len[bid])
-            break; /* len reached inside this buffer */
-        int32_t next = b->next[bid];
-        if (!peek) {
-            recycle(b, (unsigned)bid);
-            f->head = next;
-            f->nbufs--;
-        }
-        bid = next;
-        off = bid >= 0 ? b->off[bid] : 0;
-    }
-    if (!peek && f->head >= 0)
-        b->off[f->head] = off; /* the rest stays for the next read */
-    return total;
+    struct iovec all = {NULL, len};
+    return walk(b, f, &all, 1, peek, false);
 }
 
 void weft__ubufs_drop(weft__ubufs *b, weft__ubuf_fd *f)
