@@ -965,10 +965,11 @@ WEFT_API int weft_promise_reject(weft_promise *p, int err);
  * Destroyed while pending, a combinator (these, join, and a chain for the stage it drives)
  * polls each child still pending once more with an empty waker, on the destroying thread, so
  * that none keeps the waker of the combinator's latest poll (a child completing in that poll
- * completes, and stays the caller's). That waker is taken back whichever task destroys it: a
- * promise then frees the place holding exactly that waker, and leaves a later poll's of the
- * same task, and the place of a task awaiting it with weft_await. So a promise that outlives
- * the runtime may be settled from anywhere afterwards. */
+ * completes, and stays the caller's: a timer or timeout child of another worker, polled so
+ * from this thread, completes with -EPERM by the rule above). That waker is taken back
+ * whichever task destroys it: a promise then frees the place holding exactly that waker, and
+ * leaves a later poll's of the same task, and the place of a task awaiting it with
+ * weft_await. So a promise that outlives the runtime may be settled from anywhere afterwards. */
 WEFT_API int weft_future_first(weft_future **out, weft_future *const *fs, size_t n);
 WEFT_API int weft_future_all(weft_future **out, weft_future *const *fs, size_t n);
 WEFT_API int weft_future_timeout(weft_future **out, weft_future *f, int64_t deadline);
