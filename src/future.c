@@ -381,7 +381,7 @@ static weft_waker *grow_locked(weft_promise *p, weft_waker *room, size_t nroom)
 static int promise_poll(weft_future *self, weft_context *cx)
 {
     weft_promise *p = (weft_promise *)self;
-    const weft_task *me = poller_task();
+    const weft_task *me = NULL; /* the poller's task, looked up only for a waker to keep */
     weft_waker *room = NULL, *old = NULL;
     size_t nroom = 0;
     int settled;
@@ -392,7 +392,11 @@ static int promise_poll(weft_future *self, weft_context *cx)
         if (!p->settled && p->dropped && atomic_load_explicit(&p->refs, memory_order_relaxed) == 1)
             settle_locked(p, -EPIPE, NULL);
         settled = p->settled;
-        if (settled || keep_waker(p, cx->waker, me))
+        if (settled)
+            break;
+        if (!me)
+            me = poller_task();
+        if (keep_waker(p, cx->waker, me))
             break;
         if (room && nroom > p->nmore) {
             old = grow_locked(p, room, nroom);
@@ -418,8 +422,11 @@ static int promise_poll(weft_future *self, weft_context *cx)
         }
     }
     weft__spin_unlock(&p->lock);
-    weft__free(NULL, room); /* unused: the poll found a slot after all */
-    weft__free(NULL, old);
+    /* Rare (a third poller at once): tested, so that the common poll makes no call to free. */
+    if (weft_unlikely(room || old)) {
+        weft__free(NULL, room); /* unused: the poll found a slot after all */
+        weft__free(NULL, old);
+    }
     if (!settled)
         return WEFT_PENDING;
     /* Settled: the fields no longer change (settle happens once). */
@@ -491,7 +498,8 @@ static void promise_drop(weft_future *self)
     }
     weft__spin_unlock(&p->lock);
     if (n == 1) { /* by whichever thread drops the last reference */
-        weft__free(NULL, p->more);
+        if (p->more)
+            weft__free(NULL, p->more);
         weft__free(NULL, p);
     }
 }
