@@ -10,6 +10,7 @@
 #include <errno.h>
 
 #include "close_wait.h"
+#include "group.h"
 #include "scheduler.h"
 #include "sync_internal.h"
 #include "task.h"
@@ -266,4 +267,18 @@ int weft_group_close(weft_group *g)
     }
     weft__free(w, g);
     return 0;
+}
+
+const weft_group *weft__group_of_node(const weft__node *node, weft__peek *peek, void *ctx)
+{
+    if (node->fn != member_gone)
+        return NULL;
+    const member *m = node->arg;
+    const weft_group *g;
+    return peek(ctx, &m->g, &g, sizeof g) ? g : NULL;
+}
+
+const void *weft__group_wait_object(const weft_group *g)
+{
+    return &g->wg;
 }
