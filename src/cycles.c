@@ -13,7 +13,17 @@
  * holder is therefore read with process_vm_readv on our own process, which fails with EFAULT
  * on an unmapped page instead of faulting, and is trusted only if the waiter's state word
  * was the same before and after (it was parked on the lock, so the lock was alive). A holder
- * read is a record address only; it is followed only if the table has that record. */
+ * read is a record address only; it is followed only if the table has that record.
+ *
+ * A group wait (weft_group_wait or weft_group_close, parked on the group's wait group with no
+ * deadline) waits for every unfinished member: one wait with many edges. The members that
+ * matter are those taken in the table (a member not parked in a followed wait ends no circle),
+ * so the walk does not read the group's member list (its worker's, changing as we read); it
+ * reads, for each task taken, the group it belongs to (its spawn cleanup node, group.h), through
+ * the same faultless reader, trusted only if the task's word did not change meanwhile: a
+ * parked member has not finished, so it is still in its group, and the group is not freed.
+ * The waits then make a graph instead of a set of chains, which one depth-first search walks:
+ * each back edge closes a circle. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -22,23 +32,49 @@
 
 #include "cycles.h"
 #include "dump.h"
+#include "group.h"
 #include "log.h"
 #include "scheduler.h"
 #include "sync_internal.h"
 #include "task.h"
 #include "worker.h"
 
+/* Up to this many of a task's locals are read looking for its spawn cleanup (the oldest
+ * node), which names its group: a task keeps a handful of task-local values. One with more is
+ * taken for no group's member, and a circle through it goes unseen. */
+#define LOCALS_MAX 32
+
+/* The edges the search may follow in one walk. Every waiter of a group scans the group's
+ * members in the table (after the first scan finishes, they are skipped: see `scanned`), so
+ * that the walk is linear in the records but for scans nested in each other; this bounds the
+ * worst case, on this thread, to some tens of ms a walk. A walk that reaches it stops, and the
+ * circles it has not reached go unseen. */
+#define EDGES_MAX (1u << 22)
+
 typedef struct waiter {
     weft_task *t;
     uint64_t word;
     int kind;
-    const void *what;        /* the joined task, or the lock */
-    const weft_task *target; /* the task it waits for */
+    const void *what;        /* the joined task, the lock, or the wait group */
+    const weft_task *target; /* the task it waits for; NULL in a wait group */
+    /* The group t is a member of (read only when some task waits on a wait group), or NULL,
+     * and the object that group's waiters park on (weft__group_wait_object). */
+    const weft_group *group;
+    const void *group_wait;
 } waiter;
+
+/* A member of a group in the table, for the search of a group's waiter: sorted by group. */
+typedef struct member_ref {
+    const void *group_wait;
+    size_t i; /* its waiter in walk.v */
+} member_ref;
 
 typedef struct walk {
     waiter *v;
     size_t n, cap;
+    size_t ngroup_waits; /* waiters in a wait group: without any, no group is read */
+    member_ref *members;
+    size_t nmembers;
     pid_t pid;
     /* process_vm_readv refused (a seccomp profile that blocks it, as some containers'): the
      * fallback reads through a pipe instead (a write from a bad address fails with EFAULT,
@@ -53,32 +89,41 @@ static bool lock_kind(int kind)
            kind == WEFT__WAIT_RWLOCK_WR || kind == WEFT__WAIT_ONCE;
 }
 
-/* Reads a word through the pipe: the kernel copies it from `addr` (EFAULT if unmapped). */
-static bool read_by_pipe(walk *wk, const void *addr, void *out)
+/* Reads len bytes through the pipe: the kernel copies them from `addr` (EFAULT if unmapped).
+ * A part written before a fault is drained, so that the next read starts clean. */
+static bool read_by_pipe(walk *wk, const void *addr, void *out, size_t len)
 {
     if (wk->pipe[0] < 0 && pipe2(wk->pipe, O_CLOEXEC | O_NONBLOCK) < 0)
         return false;
-    if (write(wk->pipe[1], addr, sizeof(void *)) != (ssize_t)sizeof(void *))
+    ssize_t n = write(wk->pipe[1], addr, len);
+    if (n > 0 && read(wk->pipe[0], out, (size_t)n) != n)
         return false;
-    return read(wk->pipe[0], out, sizeof(void *)) == (ssize_t)sizeof(void *);
+    return n == (ssize_t)len;
+}
+
+/* Copies len bytes at addr to out without a fault or a write (weft__peek): false if they
+ * cannot be read. */
+static bool peek(void *ctx, const void *addr, void *out, size_t len)
+{
+    walk *wk = ctx;
+    if (!wk->no_vm) {
+        struct iovec local = {out, len};
+        struct iovec remote = {(void *)addr, len};
+        ssize_t n = process_vm_readv(wk->pid, &local, 1, &remote, 1, 0);
+        if (n == (ssize_t)len)
+            return true;
+        if (n >= 0 || (errno != EPERM && errno != ENOSYS))
+            return false; /* unmapped (EFAULT), or short */
+        wk->no_vm = true;
+    }
+    return read_by_pipe(wk, addr, out, len);
 }
 
 /* The lock's holder now, read without a fault or a write; NULL if it cannot be read. */
 static const weft_task *holder_of(walk *wk, const void *lock)
 {
     const void *holder = NULL;
-    const void *slot = weft__sync_owner_slot(lock);
-    if (!wk->no_vm) {
-        struct iovec local = {&holder, sizeof holder};
-        struct iovec remote = {(void *)slot, sizeof holder};
-        ssize_t n = process_vm_readv(wk->pid, &local, 1, &remote, 1, 0);
-        if (n == (ssize_t)sizeof holder)
-            return holder;
-        if (n >= 0 || (errno != EPERM && errno != ENOSYS))
-            return NULL; /* unmapped (EFAULT), or short */
-        wk->no_vm = true;
-    }
-    return read_by_pipe(wk, slot, &holder) ? holder : NULL;
+    return peek(wk, weft__sync_owner_slot(lock), &holder, sizeof holder) ? holder : NULL;
 }
 
 static void take(weft_task *t, void *arg)
@@ -91,14 +136,16 @@ static void take(weft_task *t, void *arg)
     if (weft__task_wait_snapshot(t, &kind, &what, &deadline, &since) < 0 ||
         deadline != WEFT_FOREVER || !what)
         return;
-    const weft_task *target;
+    const weft_task *target = NULL;
     if (kind == WEFT__WAIT_JOIN)
         target = what;
     else if (lock_kind(kind)) {
         target = holder_of(wk, what);
         if (!target || atomic_load_explicit(&t->word, memory_order_acquire) != word)
             return; /* free, unreadable, or the waiter moved: the lock may be gone */
-    } else
+    } else if (kind == WEFT__WAIT_WAITGROUP)
+        wk->ngroup_waits++; /* a group's (or a plain wait group's: no member will match) */
+    else
         return;
     if (wk->n == wk->cap) {
         size_t cap = wk->cap ? wk->cap * 2 : 64;
@@ -108,7 +155,67 @@ static void take(weft_task *t, void *arg)
         wk->v = v;
         wk->cap = cap;
     }
-    wk->v[wk->n++] = (waiter){t, word, kind, what, target};
+    wk->v[wk->n++] = (waiter){t, word, kind, what, target, NULL, NULL};
+}
+
+/* Sets j's group if its task is a member of one: its spawn cleanup node, the oldest of its
+ * locals, read through peek; trusted if the task stayed in the park it was taken in. */
+static void read_group(walk *wk, waiter *j)
+{
+    const weft__node *p;
+    if (!peek(wk, &j->t->locals, &p, sizeof p))
+        return;
+    for (int k = 0; p && k < LOCALS_MAX; k++) {
+        weft__node node;
+        if (!peek(wk, p, &node, sizeof node))
+            return;
+        if (node.key == &weft__spawn_cleanup_key)
+            return; /* a plain spawn's cleanup: no group's */
+        if (node.key == &weft__spawn_wrap_key) {
+            const weft_group *g = weft__group_of_node(&node, peek, wk);
+            if (g && atomic_load_explicit(&j->t->word, memory_order_acquire) == j->word) {
+                j->group = g;
+                j->group_wait = weft__group_wait_object(g);
+            }
+            return;
+        }
+        p = node.next;
+    }
+}
+
+static int by_group(const void *a, const void *b)
+{
+    const member_ref *x = a, *y = b;
+    if (x->group_wait != y->group_wait)
+        return (uintptr_t)x->group_wait < (uintptr_t)y->group_wait ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* The table of group members, for the group waits' edges (none without a group wait). */
+static void index_members(walk *wk)
+{
+    if (!wk->ngroup_waits || !(wk->members = malloc(wk->n * sizeof *wk->members)))
+        return;
+    for (size_t i = 0; i < wk->n; i++) {
+        read_group(wk, &wk->v[i]);
+        if (wk->v[i].group_wait)
+            wk->members[wk->nmembers++] = (member_ref){wk->v[i].group_wait, i};
+    }
+    qsort(wk->members, wk->nmembers, sizeof *wk->members, by_group);
+}
+
+/* The first member of the group whose waiters park on `group_wait`, or nmembers. */
+static size_t first_member(const walk *wk, const void *group_wait)
+{
+    size_t lo = 0, hi = wk->nmembers;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if ((uintptr_t)wk->members[mid].group_wait < (uintptr_t)group_wait)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
 }
 
 static int by_task(const void *a, const void *b)
@@ -150,59 +257,168 @@ static const char *lock_name(int kind)
     }
 }
 
-/* The second reading (see the file comment): every member's holder, then every word. */
-static bool confirmed(walk *wk, waiter *start)
+/* The second reading (see the file comment): every member's holder, then every word. ring[k]
+ * waits for ring[k + 1], the last for ring[0]. A group edge needs no second reading: the
+ * member's unchanged word says it is still in the group, and the waiter's that it still
+ * waits. */
+static bool confirmed(walk *wk, waiter **ring, size_t len)
 {
-    waiter *j = start;
-    do {
-        if (lock_kind(j->kind) && holder_of(wk, j->what) != j->target)
+    for (size_t k = 0; k < len; k++)
+        if (lock_kind(ring[k]->kind) && holder_of(wk, ring[k]->what) != ring[k]->target)
             return false;
-        j = find(wk, j->target);
-    } while (j != start);
-    do {
-        if (atomic_load_explicit(&j->t->word, memory_order_acquire) != j->word)
+    for (size_t k = 0; k < len; k++)
+        if (atomic_load_explicit(&ring[k]->t->word, memory_order_acquire) != ring[k]->word)
             return false;
-        j = find(wk, j->target);
-    } while (j != start);
     return true;
 }
 
-/* Reports the circle starting at `start` if it is one: each member's target found in the
- * table, back to start, confirmed, and start the lowest record of the circle (so that a
- * circle is reported once, not once per member). */
-static void follow(weft__runtime *rt, weft__cycles *c, walk *wk, waiter *start)
+static void describe(weft__dumpbuf *b, const waiter *j, const waiter *next)
 {
-    waiter *j = start;
-    size_t len = 0;
-    do {
-        if (j->t < start->t || ++len > wk->n)
-            return;
-        j = find(wk, j->target);
-        if (!j)
-            return;
-    } while (j != start);
-    if (!confirmed(wk, start) || remembered(c, start))
+    const weft__worker *w = __atomic_load_n(&j->t->worker, __ATOMIC_RELAXED);
+    weft__dumpbuf_printf(b, "    task %llu \"", (unsigned long long)id_of(j->t));
+    weft__dumpbuf_text(b, j->t->name, sizeof j->t->name - 1);
+    weft__dumpbuf_printf(b, "\" on worker %u ", w ? w->index : 0u);
+    if (j->kind == WEFT__WAIT_JOIN)
+        weft__dumpbuf_printf(b, "joins task %llu\n", (unsigned long long)id_of(j->target));
+    else if (j->kind == WEFT__WAIT_WAITGROUP)
+        weft__dumpbuf_printf(b, "waits for group %p, which task %llu belongs to\n",
+                             (const void *)next->group, (unsigned long long)id_of(next->t));
+    else
+        weft__dumpbuf_printf(b, "waits for %s %p, held by task %llu\n", lock_name(j->kind), j->what,
+                             (unsigned long long)id_of(j->target));
+}
+
+/* Reports the circle ring[0..len) (each waits for the next, the last for the first) unless it
+ * was reported already: turned to start at its lowest record (its key: see remembered). */
+static void report(weft__runtime *rt, weft__cycles *c, walk *wk, waiter **ring, size_t len)
+{
+    size_t low = 0;
+    for (size_t k = 1; k < len; k++)
+        if (ring[k]->t < ring[low]->t)
+            low = k;
+    if (!confirmed(wk, ring, len) || remembered(c, ring[low]))
         return;
     weft__dumpbuf b = {0};
     weft__dumpbuf_printf(&b,
                          "weft: %zu tasks wait for each other in a circle, while the rest of "
                          "the program runs on:\n",
                          len);
-    j = start;
-    do {
-        const weft__worker *w = __atomic_load_n(&j->t->worker, __ATOMIC_RELAXED);
-        weft__dumpbuf_printf(&b, "    task %llu \"", (unsigned long long)id_of(j->t));
-        weft__dumpbuf_text(&b, j->t->name, sizeof j->t->name - 1);
-        weft__dumpbuf_printf(&b, "\" on worker %u ", w ? w->index : 0u);
-        if (j->kind == WEFT__WAIT_JOIN)
-            weft__dumpbuf_printf(&b, "joins task %llu\n", (unsigned long long)id_of(j->target));
-        else
-            weft__dumpbuf_printf(&b, "waits for %s %p, held by task %llu\n", lock_name(j->kind),
-                                 j->what, (unsigned long long)id_of(j->target));
-        j = find(wk, j->target);
-    } while (j != start);
+    for (size_t k = 0; k < len; k++)
+        describe(&b, ring[(low + k) % len], ring[(low + k + 1) % len]);
     weft__log(rt, WEFT_LOG_WARN, b.p ? b.p : "", b.len);
     free(b.p);
+}
+
+/* ---- The search ----
+ * Depth first, from each record not yet reached, in the table's order. A record is white
+ * (not reached), grey (on the path: `frame` holds its place) or black (all it leads to
+ * searched). An edge to a grey record closes a circle: the path from it to the top. */
+enum { WHITE, GREY, BLACK };
+
+typedef struct frame {
+    size_t i;         /* its waiter */
+    size_t at, end;   /* a group wait: the members left to try, in walk.members */
+    bool single_done; /* a join or a lock: its one edge tried */
+} frame;
+
+typedef struct search {
+    frame *path;
+    size_t depth;
+    uint8_t *color;
+    size_t *place; /* a grey record's frame */
+    /* A group's members all searched: set on the first member_ref of each group whose scan
+     * ended. Later waiters of that group skip them: each is black, or on the path, and then
+     * the first scan found the circle through it (a later waiter's would be another circle
+     * through the same records, not reported). */
+    bool *scanned;
+    waiter **ring;
+    size_t nedges;
+} search;
+
+/* The next record the top frame's waiter waits for, or SIZE_MAX when none is left. */
+static size_t next_edge(const walk *wk, search *s, frame *f)
+{
+    const waiter *j = &wk->v[f->i];
+    if (j->kind != WEFT__WAIT_WAITGROUP) {
+        if (f->single_done)
+            return SIZE_MAX;
+        f->single_done = true;
+        const waiter *to = find(wk, j->target);
+        return to ? (size_t)(to - wk->v) : SIZE_MAX;
+    }
+    if (f->at < f->end && s->scanned[f->at])
+        f->at = f->end;
+    if (f->at == f->end)
+        return SIZE_MAX;
+    return wk->members[f->at++].i;
+}
+
+static void push(const walk *wk, search *s, size_t i)
+{
+    frame f = {.i = i};
+    if (wk->v[i].kind == WEFT__WAIT_WAITGROUP) {
+        f.at = f.end = first_member(wk, wk->v[i].what);
+        while (f.end < wk->nmembers && wk->members[f.end].group_wait == wk->v[i].what)
+            f.end++;
+    }
+    s->color[i] = GREY;
+    s->place[i] = s->depth;
+    s->path[s->depth++] = f;
+}
+
+static void pop(const walk *wk, search *s)
+{
+    frame *f = &s->path[--s->depth];
+    s->color[f->i] = BLACK;
+    if (wk->v[f->i].kind == WEFT__WAIT_WAITGROUP && f->at == f->end && f->end > 0) {
+        /* Its group's first member_ref marks the whole group searched. */
+        size_t first = first_member(wk, wk->v[f->i].what);
+        if (first < f->end)
+            s->scanned[first] = true;
+    }
+}
+
+static void search_from(weft__runtime *rt, weft__cycles *c, walk *wk, search *s, size_t root)
+{
+    push(wk, s, root);
+    while (s->depth) {
+        size_t to = SIZE_MAX;
+        if (s->nedges < EDGES_MAX) {
+            to = next_edge(wk, s, &s->path[s->depth - 1]);
+            s->nedges += to != SIZE_MAX;
+        }
+        if (to == SIZE_MAX) {
+            pop(wk, s);
+        } else if (s->color[to] == WHITE) {
+            push(wk, s, to);
+        } else if (s->color[to] == GREY) {
+            size_t len = 0;
+            for (size_t k = s->place[to]; k < s->depth; k++)
+                s->ring[len++] = &wk->v[s->path[k].i];
+            report(rt, c, wk, s->ring, len);
+        }
+    }
+}
+
+static void find_circles(weft__runtime *rt, weft__cycles *c, walk *wk)
+{
+    search s = {
+        .path = malloc(wk->n * sizeof *s.path),
+        .color = calloc(wk->n, sizeof *s.color),
+        .place = malloc(wk->n * sizeof *s.place),
+        .scanned = calloc(wk->nmembers + 1, sizeof *s.scanned),
+        .ring = malloc(wk->n * sizeof *s.ring),
+    };
+    if (s.path && s.color && s.place && s.scanned && s.ring) {
+        for (size_t i = 0; i < wk->n; i++)
+            if (s.color[i] == WHITE)
+                search_from(rt, c, wk, &s, i);
+    }
+    free(s.path);
+    free(s.color);
+    free(s.place);
+    free(s.scanned);
+    free(s.ring);
 }
 
 /* Forgets the circles that are gone: one whose lowest record is no longer taken in that very
@@ -227,11 +443,12 @@ void weft__cycles_check(weft__runtime *rt, weft__cycles *c)
     if (wk.n > 1)
         qsort(wk.v, wk.n, sizeof wk.v[0], by_task);
     forget_gone(c, &wk);
-    if (wk.n > 1 || (wk.n == 1 && wk.v[0].target == wk.v[0].t)) {
-        for (size_t i = 0; i < wk.n; i++)
-            follow(rt, c, &wk, &wk.v[i]);
+    if (wk.n) {
+        index_members(&wk);
+        find_circles(rt, c, &wk);
     }
     free(wk.v);
+    free(wk.members);
     if (wk.pipe[0] >= 0) {
         close(wk.pipe[0]);
         close(wk.pipe[1]);

@@ -1164,6 +1164,248 @@ Test(dump, a_lock_chain_that_ends_in_a_channel_is_no_circle, .init = short_walks
     cr_assert_eq(lc.nstall, 0, "%s", lc.first);
 }
 
+/* ---- Circles through group waits, while the rest runs on ---- */
+
+/* A task waiting with no deadline for a group waits for every member left: the report follows
+ * the wait to them. The runtime has one worker, where the groups live, so that the main task
+ * may cancel a group's members (weft_group_cancel: the group's worker only) to end a circle. */
+static weft_group *g_group;
+static weft_mutex g_mutex = WEFT_MUTEX_INIT;
+static weft_event g_ready = WEFT_EVENT_INIT, g_done = WEFT_EVENT_INIT;
+static weft_chan *g_chan;
+
+/* Polls the captured log for the circle's report, for up to 10 s. */
+static bool circle_seen(log_capture *lc)
+{
+    bool seen = false;
+    for (int n = 0; n < 1000 && !seen; n++) {
+        weft_sleep(10 * WEFT_MSEC);
+        pthread_mutex_lock(&lc->mu);
+        seen = lc->nstall > 0;
+        pthread_mutex_unlock(&lc->mu);
+    }
+    return seen;
+}
+
+/* A member that wants the mutex its group's waiter holds. */
+static void *lock_group_mutex(void *arg)
+{
+    (void)arg;
+    if (weft_mutex_lock(&g_mutex, WEFT_FOREVER) == 0)
+        weft_mutex_unlock(&g_mutex);
+    return NULL;
+}
+
+/* Holds the mutex, then waits for its group, whose member wants the mutex. */
+static void *hold_and_wait_group(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(weft_mutex_lock(&g_mutex, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_group_create(&g_group), 0);
+    weft_spawn_opts o = {.name = "wants-mutex"};
+    cr_assert_eq(weft_group_spawn(g_group, lock_group_mutex, NULL, &o), 0);
+    weft_event_set(&g_ready);
+    int r = weft_group_wait(g_group, WEFT_FOREVER);
+    weft_mutex_unlock(&g_mutex);
+    cr_assert_eq(weft_group_close(g_group), 0);
+    return (void *)(intptr_t)r;
+}
+
+static void *mutex_group_main(void *arg)
+{
+    log_capture *lc = arg;
+    weft_task *a;
+    weft_spawn_opts o = {.name = "holds-mutex"};
+    cr_assert_eq(weft_spawn(&a, hold_and_wait_group, NULL, &o), 0);
+    weft_event_wait(&g_ready, WEFT_FOREVER);
+    cr_assert(circle_seen(lc), "no report of the circle in 10 s");
+    /* The member's lock is cancelled; the group empties, and its waiter returns 0. */
+    cr_assert_eq(weft_group_cancel(g_group), 1);
+    void *r;
+    cr_assert_eq(weft_join(a, &r, WEFT_FOREVER), 0);
+    cr_assert_eq((intptr_t)r, 0);
+    return NULL;
+}
+
+Test(dump, a_circle_through_a_mutex_and_a_group_wait_is_reported, .init = short_walks)
+{
+    log_capture lc = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    run_circle_logged(1, &lc, mutex_group_main);
+    cr_assert_eq(lc.nstall, 1, "reported once: %s", lc.first);
+    cr_assert_not_null(strstr(lc.first, "2 tasks wait for each other"), "%s", lc.first);
+    cr_assert_not_null(strstr(lc.first, "\"holds-mutex\" on worker 0 waits for group 0x"), "%s",
+                       lc.first);
+    cr_assert_not_null(strstr(lc.first, "\"wants-mutex\" on worker 0 waits for mutex 0x"), "%s",
+                       lc.first);
+}
+
+static weft_task *g_waiter;
+
+/* A member that joins the task waiting for its group. */
+static void *join_group_waiter(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)weft_join(g_waiter, NULL, WEFT_FOREVER);
+}
+
+static void *wait_own_members(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(weft_group_create(&g_group), 0);
+    weft_spawn_opts o = {.name = "joins-waiter"};
+    cr_assert_eq(weft_group_spawn(g_group, join_group_waiter, NULL, &o), 0);
+    weft_event_set(&g_ready);
+    int r = weft_group_wait(g_group, WEFT_FOREVER);
+    cr_assert_eq(weft_group_close(g_group), 0);
+    weft_event_set(&g_done); /* the member's join has given up: ours may take the result */
+    return (void *)(intptr_t)r;
+}
+
+static void *join_group_main(void *arg)
+{
+    log_capture *lc = arg;
+    weft_spawn_opts o = {.name = "waits-group"};
+    cr_assert_eq(weft_spawn(&g_waiter, wait_own_members, NULL, &o), 0);
+    weft_event_wait(&g_ready, WEFT_FOREVER);
+    cr_assert(circle_seen(lc), "no report of the circle in 10 s");
+    cr_assert_eq(weft_group_cancel(g_group), 1); /* the member's join returns -ECANCELED */
+    weft_event_wait(&g_done, WEFT_FOREVER);
+    void *r;
+    cr_assert_eq(weft_join(g_waiter, &r, WEFT_FOREVER), 0);
+    cr_assert_eq((intptr_t)r, 0);
+    return NULL;
+}
+
+Test(dump, a_circle_through_a_join_and_a_group_wait_is_reported, .init = short_walks)
+{
+    log_capture lc = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    run_circle_logged(1, &lc, join_group_main);
+    cr_assert_eq(lc.nstall, 1, "reported once: %s", lc.first);
+    cr_assert_not_null(strstr(lc.first, "2 tasks wait for each other"), "%s", lc.first);
+    cr_assert_not_null(strstr(lc.first, "\"waits-group\" on worker 0 waits for group 0x"), "%s",
+                       lc.first);
+    cr_assert_not_null(strstr(lc.first, "\"joins-waiter\" on worker 0 joins task"), "%s", lc.first);
+}
+
+/* A chain of all three: the mutex's holder waits for its group, a member of which joins a
+ * task that wants the mutex; the group's other member waits on a channel, in no circle. */
+static weft_task *g_locker;
+
+static void *join_locker(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)weft_join(g_locker, NULL, WEFT_FOREVER);
+}
+
+static void *receive_group_chan(void *arg);
+
+static void *hold_and_wait_mixed(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(weft_mutex_lock(&g_mutex, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_group_create(&g_group), 0);
+    weft_spawn_opts ol = {.name = "wants-mutex"}, oj = {.name = "joins-locker"};
+    cr_assert_eq(weft_spawn(&g_locker, lock_group_mutex, NULL, &ol), 0);
+    cr_assert_eq(weft_group_spawn(g_group, receive_group_chan, NULL, NULL), 0);
+    cr_assert_eq(weft_group_spawn(g_group, join_locker, NULL, &oj), 0);
+    weft_event_set(&g_ready);
+    int r = weft_group_wait(g_group, WEFT_FOREVER);
+    weft_mutex_unlock(&g_mutex);
+    cr_assert_eq(weft_group_close(g_group), 0);
+    return (void *)(intptr_t)r;
+}
+
+static void *mixed_main(void *arg)
+{
+    log_capture *lc = arg;
+    cr_assert_eq(weft_chan_create(&g_chan, sizeof(int), 0), 0);
+    weft_task *a;
+    weft_spawn_opts o = {.name = "holds-mutex"};
+    cr_assert_eq(weft_spawn(&a, hold_and_wait_mixed, NULL, &o), 0);
+    weft_event_wait(&g_ready, WEFT_FOREVER);
+    cr_assert(circle_seen(lc), "no report of the circle in 10 s");
+    /* The members cancelled (the joiner's join given up), the group empties; the locker then
+     * takes the mutex. */
+    cr_assert_eq(weft_group_cancel(g_group), 2);
+    void *r;
+    cr_assert_eq(weft_join(a, &r, WEFT_FOREVER), 0);
+    cr_assert_eq((intptr_t)r, 0);
+    cr_assert_eq(weft_join(g_locker, NULL, WEFT_FOREVER), 0);
+    weft_chan_release(g_chan);
+    return NULL;
+}
+
+Test(dump, a_circle_through_a_group_a_join_and_a_mutex_is_reported, .init = short_walks)
+{
+    log_capture lc = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    run_circle_logged(1, &lc, mixed_main);
+    cr_assert_eq(lc.nstall, 1, "reported once: %s", lc.first);
+    cr_assert_not_null(strstr(lc.first, "3 tasks wait for each other"), "%s", lc.first);
+    cr_assert_not_null(strstr(lc.first, "\"holds-mutex\" on worker 0 waits for group 0x"), "%s",
+                       lc.first);
+    cr_assert_not_null(strstr(lc.first, "\"joins-locker\" on worker 0 joins task"), "%s", lc.first);
+    cr_assert_not_null(strstr(lc.first, "\"wants-mutex\" on worker 0 waits for mutex 0x"), "%s",
+                       lc.first);
+}
+
+/* A member that waits on a channel (no task can be named), and one that joins a task that
+ * does: the group's waiter, holding a mutex another task wants, is in a chain, no circle. */
+static void *receive_group_chan(void *arg)
+{
+    (void)arg;
+    int v;
+    weft_chan_recv(g_chan, &v, WEFT_FOREVER);
+    return NULL;
+}
+
+static void *join_receiver(void *arg)
+{
+    return (void *)(intptr_t)weft_join(arg, NULL, WEFT_FOREVER);
+}
+
+static void *hold_and_wait_chain(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(weft_mutex_lock(&g_mutex, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_group_create(&g_group), 0);
+    weft_task *recv;
+    cr_assert_eq(weft_spawn(&recv, receive_group_chan, NULL, NULL), 0);
+    cr_assert_eq(weft_group_spawn(g_group, receive_group_chan, NULL, NULL), 0);
+    cr_assert_eq(weft_group_spawn(g_group, join_receiver, recv, NULL), 0);
+    weft_event_set(&g_ready);
+    int r = weft_group_wait(g_group, WEFT_FOREVER);
+    weft_mutex_unlock(&g_mutex);
+    cr_assert_eq(weft_group_close(g_group), 0);
+    return (void *)(intptr_t)r;
+}
+
+static void *group_chain_main(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(weft_chan_create(&g_chan, sizeof(int), 0), 0);
+    weft_task *a, *l;
+    cr_assert_eq(weft_spawn(&a, hold_and_wait_chain, NULL, NULL), 0);
+    weft_event_wait(&g_ready, WEFT_FOREVER);
+    cr_assert_eq(weft_spawn(&l, lock_group_mutex, NULL, NULL), 0);
+    weft_sleep(WALKS_MS * WEFT_MSEC); /* three walks at least */
+    int v = 1;
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(weft_chan_send(g_chan, &v, WEFT_FOREVER), 0);
+    void *r;
+    cr_assert_eq(weft_join(a, &r, WEFT_FOREVER), 0);
+    cr_assert_eq((intptr_t)r, 0);
+    cr_assert_eq(weft_join(l, NULL, WEFT_FOREVER), 0);
+    weft_chan_release(g_chan);
+    return NULL;
+}
+
+Test(dump, a_group_wait_on_members_that_wait_elsewhere_is_no_circle, .init = short_walks)
+{
+    log_capture lc = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    run_circle_logged(1, &lc, group_chain_main);
+    cr_assert_eq(lc.nstall, 0, "%s", lc.first);
+}
+
 /* ---- A dump on a signal ---- */
 
 static void *receive_on(void *arg)
