@@ -5,6 +5,8 @@
  * outside) is left alone. The deadlocking runtimes run in forked children whose stderr the
  * test reads. */
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdbool.h>
@@ -14,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1345,6 +1349,33 @@ Test(dump, a_circle_through_a_group_a_join_and_a_mutex_is_reported, .init = shor
                        lc.first);
     cr_assert_not_null(strstr(lc.first, "\"joins-locker\" on worker 0 joins task"), "%s", lc.first);
     cr_assert_not_null(strstr(lc.first, "\"wants-mutex\" on worker 0 waits for mutex 0x"), "%s",
+                       lc.first);
+}
+
+/* The same where a seccomp filter refuses process_vm_readv (as some containers' do): the
+ * checker reads the members' nodes and groups through its pipe instead. */
+static void short_walks_no_vm_readv(void)
+{
+    short_walks();
+    struct sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_process_vm_readv, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {sizeof filter / sizeof filter[0], filter};
+    cr_assert_eq(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+    cr_assert_eq(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog), 0);
+}
+
+Test(dump, a_circle_through_a_group_is_reported_without_process_vm_readv,
+     .init = short_walks_no_vm_readv)
+{
+    log_capture lc = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    run_circle_logged(1, &lc, mixed_main);
+    cr_assert_eq(lc.nstall, 1, "reported once: %s", lc.first);
+    cr_assert_not_null(strstr(lc.first, "3 tasks wait for each other"), "%s", lc.first);
+    cr_assert_not_null(strstr(lc.first, "\"holds-mutex\" on worker 0 waits for group 0x"), "%s",
                        lc.first);
 }
 
