@@ -1699,11 +1699,79 @@ static bool ur_takes_reads(weft__io *io, int fd)
     return f && f->fdgen == weft__fdtable_gen(io, fd) && (f->armed || recv_ready(f));
 }
 
+/* A recvmsg of a stream socket with several iovecs or with control data, once its receive is
+ * armed or holds bytes: the ring's own recvmsg read the socket past the held bytes (a later
+ * write's bytes came out first, or the call waited for new ones with old ones held). So the
+ * held bytes come first, scattered over the iovecs (MSG_PEEK leaves them, MSG_TRUNC discards
+ * them), with no control data (msg_controllen 0: the multishot receive that took them has no
+ * room for any); a call that finds nothing held stops the receive, serves first what its last
+ * completions bring, and then is the kernel's recvmsg, control data and all: nothing is held
+ * any more, so the socket's bytes are the next ones. The next read arms the receive again. A
+ * deadline or cancel meanwhile leaves the receive stopped and every byte in place. */
+static WEFT_NOINLINE ssize_t recvmsg_held(weft__io *io, const weft__ioreq *q, int64_t deadline)
+{
+    uring_state *s = io->backend;
+    struct msghdr *m = q->msg;
+    weft__ubuf_fd *f = weft__ubufs_find(&s->bufs, q->fd);
+    if (!f || !(f->armed || recv_ready(f)) || f->fdgen != io->fds[q->fd].gen ||
+        (q->flags & (MSG_ERRQUEUE | MSG_OOB)) || m->msg_iovlen > IOV_MAX)
+        return ring_run(io, q, deadline); /* nothing held or coming: the kernel's answer */
+    bool peek = q->flags & MSG_PEEK;
+    bool reaped = false;
+    for (;;) {
+        if (f->head >= 0 || f->eof) {
+            size_t n = 0;
+            if (f->head >= 0 && (q->flags & MSG_TRUNC)) {
+                for (size_t i = 0; i < m->msg_iovlen; i++)
+                    n += m->msg_iov[i].iov_len;
+                n = weft__ubufs_skip(&s->bufs, f, n, peek);
+            } else if (f->head >= 0) {
+                n = weft__ubufs_copy(&s->bufs, f, m->msg_iov, (int)m->msg_iovlen, peek);
+            }
+            m->msg_namelen = 0; /* a stream socket has no sender address to give */
+            m->msg_controllen = 0;
+            m->msg_flags = 0;
+            return (ssize_t)n; /* 0: the end of stream, after every held byte */
+        }
+        if (f->err) {
+            int e = f->err;
+            f->err = 0; /* reported once, as recv_buffered does */
+            return e;
+        }
+        if (!f->armed)
+            return ring_run(io, q, deadline); /* stopped, nothing held: the socket's turn */
+        if (!f->capped) {
+            /* Stop the receive; its last completion (-ECANCELED) clears `armed`. capped keeps
+             * recv_complete from cancelling it again; recv_arm clears it. */
+            struct io_uring_sqe *c = get_sqe_for_cancel(s);
+            if (!c)
+                return -EBUSY;
+            io_uring_prep_cancel64(c, f->inflight, 0);
+            io_uring_sqe_set_data64(c, TAG_IGNORE);
+            f->capped = 1;
+        }
+        if (q->flags & MSG_DONTWAIT) {
+            if (!reaped && reap_pending(io)) {
+                reaped = true;
+                s = io->backend;
+                f = &s->bufs.fds[q->fd];
+                continue;
+            }
+            return -EAGAIN;
+        }
+        int r = weft__fdtable_wait(&io, q->fd, WEFT_READABLE, deadline);
+        if (r < 0)
+            return r;
+        s = io->backend;
+        f = &s->bufs.fds[q->fd];
+    }
+}
+
 /* weft_recvfrom (a recvmsg of one buffer, no control data) of a stream socket: through the
  * socket's armed receive, as weft_recv, so that bytes it holds come first and in order (the
  * ring's own recvmsg read past them: a later write's bytes came out before them). A stream
- * socket has no sender address to give: msg_namelen 0, as recvmsg(2) leaves it. Anything else
- * goes to the ring as it is. */
+ * socket has no sender address to give: msg_namelen 0, as recvmsg(2) leaves it. Several
+ * iovecs or control data: recvmsg_held. Anything else goes to the ring as it is. */
 static ssize_t ur_submit_checked(weft__io *io, const weft__ioreq *q, int64_t deadline);
 static WEFT_NOINLINE ssize_t recvmsg_stream(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
@@ -1711,8 +1779,10 @@ static WEFT_NOINLINE ssize_t recvmsg_stream(weft__io *io, const weft__ioreq *q, 
     if (kind < 0)
         return kind;
     struct msghdr *m = q->msg;
-    if (kind != WEFT__FD_STREAM || !io->fds[q->fd].sock || m->msg_iovlen != 1 || m->msg_control)
+    if (kind != WEFT__FD_STREAM || !io->fds[q->fd].sock)
         return ring_run(io, q, deadline);
+    if (m->msg_iovlen != 1 || m->msg_control)
+        return recvmsg_held(io, q, deadline);
     weft__ioreq r = {.op = WEFT__IO_RECV,
                      .fd = q->fd,
                      .buf = m->msg_iov[0].iov_base,
