@@ -1480,12 +1480,14 @@ WEFT_NOINLINE static ssize_t recv_buffered(weft__io *io, const weft__ioreq *q, i
 }
 
 /* A peek that found fewer bytes held than it asked for (n of q->len), the receive stopped
- * (capped, or out of buffers): the stream's next bytes wait in the socket, and nothing takes
- * them until a read empties the chain, so a MSG_PEEK | MSG_WAITALL that waits for len bytes
- * saw the held ones alone until its deadline, where epoll's peek saw the socket's too (found
- * by test_net). The socket is peeked as well, without waiting, and what it has goes right
- * behind the held bytes: the two are the stream in order. Its error or EAGAIN is not the
- * call's, which has the held bytes to return. Cold: a peek of more than the cap holds. */
+ * (capped, or out of buffers; not ended by an error or the end of stream, after which the
+ * socket has nothing more, and a peek there would take its error): the stream's next bytes
+ * wait in the socket, and nothing takes them until a read empties the chain, so a MSG_PEEK |
+ * MSG_WAITALL that waits for len bytes saw the held ones alone until its deadline, where
+ * epoll's peek saw the socket's too (found by test_net). The socket is peeked as well,
+ * without waiting, and what it has goes right behind the held bytes: the two are the stream
+ * in order. Its EAGAIN is not the call's, which has the held bytes to return. Cold: a peek of
+ * more than the cap holds. */
 static WEFT_NOINLINE ssize_t peek_behind_held(weft__io *io, const weft__ioreq *q, size_t n)
 {
     /* With MSG_TRUNC the kernel counts the bytes and copies none (buf may be NULL). */
@@ -1517,7 +1519,7 @@ WEFT_NOINLINE static ssize_t recv_flags(weft__io *io, const weft__ioreq *q, int6
         if (f->head >= 0) {
             size_t n = q->flags & MSG_TRUNC ? weft__ubufs_skip(&s->bufs, f, q->len, peek)
                                             : weft__ubufs_copy(&s->bufs, f, &one, 1, peek);
-            if (peek && n < q->len && !f->armed)
+            if (peek && n < q->len && !f->armed && !f->err && !f->eof)
                 return peek_behind_held(io, q, n);
             return (ssize_t)n;
         }
