@@ -1548,14 +1548,12 @@ WEFT_NOINLINE static ssize_t recv_flags(weft__io *io, const weft__ioreq *q, int6
     }
 }
 
-/* The mask of a poll that finds bytes (or the end, or an error) held: readable, and writable
- * too when both were asked for and the socket has room, as epoll's wait and the kernel's poll
+/* The mask of a poll of both directions that finds bytes (or the end, or an error) held:
+ * readable, and writable too when the socket has room, as epoll's wait and the kernel's poll
  * answer. A poll of both directions answered "readable" alone while bytes were held (found by
  * test_net), and a caller that waits for both to write when it can looped on it. */
 static WEFT_NOINLINE ssize_t held_ready(weft__io *io, const weft__ioreq *q)
 {
-    if (!(q->flags & WEFT_WRITABLE))
-        return WEFT_READABLE;
     int r = weft__sys_poll1(&io->w->sys, q->fd, POLLOUT, 0); /* a look: it takes no time */
     return WEFT_READABLE | (r > 0 ? (ssize_t)(poll_to_mask(r) & WEFT_WRITABLE) : 0);
 }
@@ -1575,8 +1573,9 @@ static ssize_t poll_buffered(weft__io *io, const weft__ioreq *q, int64_t deadlin
         s = io->backend;
         f = &s->bufs.fds[q->fd];
     }
+    /* A read now returns at once (bytes, the error, or EOF). */
     if (recv_ready(f))
-        return held_ready(io, q); /* a read now returns at once (bytes, the error, or EOF) */
+        return q->flags & WEFT_WRITABLE ? held_ready(io, q) : WEFT_READABLE;
     /* Both directions, or the receive no longer armed (the kernel refused it: a pipe, whose
      * reads are plain ones; or it stopped for want of buffers): the kernel's poll, which
      * sees what a plain read would. Not "readable": nothing is held, and a read would wait. */
