@@ -1361,7 +1361,8 @@ WEFT_API ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, int64_
  * does: on TCP it waits until len bytes are queued (trying again after sleeps of 1 ms doubling to
  * 64 ms: a socket holding any byte is readable, so there is no readiness to wait for), returning
  * fewer only at the end of stream, an error, the deadline or a cancel; on an AF_UNIX stream it
- * returns what is queued; the bytes stay for the next read, on both backends. TCP urgent data
+ * returns what is queued; the bytes stay for the next read, on both backends (on io_uring the
+ * bytes weft holds and the socket's own are peeked together, in order). TCP urgent data
  * (MSG_OOB): once weft has read a socket on io_uring it keeps a receive armed there, which reads
  * past an urgent byte as it comes, and the kernel drops an urgent byte a read has passed; set
  * SO_OOBINLINE to receive it in the stream instead. */

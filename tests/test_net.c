@@ -1832,3 +1832,60 @@ Test(net, a_zero_length_recv_returns_once_bytes_are_there, .timeout = 30)
 {
     run_main(recv_zero_main, NULL);
 }
+
+/* MSG_PEEK | MSG_WAITALL of more than io_uring holds for one socket (128 KiB: its receive is
+ * stopped there, and the rest waits in the socket): the peek waits for len bytes, as on TCP
+ * recv(2) does, held and socket bytes together, in order. The receive stays stopped until a
+ * read empties what is held, so a peek of the held bytes alone saw 128 KiB for ever and
+ * returned them at the deadline (epoll peeks the socket: all of them at once). A read then
+ * takes every byte, in order. */
+#define PEEK_BIG (256 * 1024)
+
+typedef struct {
+    int fd;
+    unsigned char *bytes;
+} big_write;
+
+static void *write_big(void *arg)
+{
+    big_write *b = arg;
+    cr_assert_eq(weft_write(b->fd, b->bytes, PEEK_BIG, weft_deadline_in(10 * WEFT_SEC)), PEEK_BIG);
+    return NULL;
+}
+
+static void *peek_past_held_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    tcp_pair(p);
+    int room = 4 * PEEK_BIG; /* the kernel doubles it: the whole write fits in the socket */
+    cr_assert_eq(setsockopt(p[0], SOL_SOCKET, SO_RCVBUF, &room, sizeof room), 0);
+    char c;
+    cr_assert_eq(weft_write(p[1], "!", 1, WEFT_FOREVER), 1);
+    cr_assert_eq(weft_read(p[0], &c, 1, WEFT_FOREVER), 1); /* io_uring: the receive is armed */
+    big_write b = {.fd = p[1], .bytes = malloc(PEEK_BIG)};
+    unsigned char *got = malloc(PEEK_BIG);
+    cr_assert(b.bytes && got);
+    for (size_t i = 0; i < PEEK_BIG; i++)
+        b.bytes[i] = (unsigned char)(i * 7 + i / 251);
+    weft_task *t;
+    cr_assert_eq(weft_spawn(&t, write_big, &b, NULL), 0);
+    cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
+    ssize_t n =
+        weft_recv(p[0], got, PEEK_BIG, MSG_PEEK | MSG_WAITALL, weft_deadline_in(10 * WEFT_SEC));
+    cr_assert_eq(n, PEEK_BIG, "peek|waitall: %zd", n);
+    cr_assert(memcmp(got, b.bytes, PEEK_BIG) == 0, "the peek keeps the stream's order");
+    memset(got, 0, PEEK_BIG);
+    read_all(p[0], got, PEEK_BIG);
+    cr_assert(memcmp(got, b.bytes, PEEK_BIG) == 0, "the read takes every byte, in order");
+    free(b.bytes);
+    free(got);
+    cr_assert_eq(weft_close(p[0]), 0);
+    cr_assert_eq(weft_close(p[1]), 0);
+    return NULL;
+}
+
+Test(net, a_peek_waitall_past_what_io_uring_holds_sees_the_sockets_bytes_too, .timeout = 60)
+{
+    run_main(peek_past_held_main, NULL);
+}

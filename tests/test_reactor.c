@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "tcp_helpers.h"
 #ifdef WEFT_TEST_HAVE_URING
 #include <liburing.h>
 #endif
@@ -177,4 +178,33 @@ static void *level_main(void *arg)
 Test(reactor, waits_with_no_eagain_between_them_report_the_fd_as_it_is, .timeout = 60)
 {
     run_main(level_main, NULL);
+}
+
+/* A wait for both directions on a TCP socket that has bytes to read and room to write reports
+ * both, on both backends, also once io_uring holds the socket's bytes (its armed receive took
+ * them, and the kernel's socket looks empty): there it answered WEFT_READABLE alone, so a
+ * caller waiting to write got no writable for as long as the bytes stayed unread. */
+static void *both_directions_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    tcp_pair(p);
+    int64_t soon = 10 * WEFT_SEC;
+    char c;
+    cr_assert_eq(weft_write(p[1], "abc", 3, weft_deadline_in(soon)), 3);
+    cr_assert_eq(weft_read(p[0], &c, 1, weft_deadline_in(soon)), 1); /* io_uring: 2 held */
+    int both = WEFT_READABLE | WEFT_WRITABLE;
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(weft_fd_wait(p[0], both, weft_deadline_in(soon)), both, "wait %d", i);
+    char rest[2];
+    cr_assert_eq(weft_read(p[0], rest, 2, weft_deadline_in(soon)), 2);
+    cr_assert(memcmp(rest, "bc", 2) == 0);
+    cr_assert_eq(weft_close(p[0]), 0);
+    cr_assert_eq(weft_close(p[1]), 0);
+    return NULL;
+}
+
+Test(reactor, a_wait_for_both_directions_reports_both_while_bytes_are_held, .timeout = 60)
+{
+    run_main(both_directions_main, NULL);
 }

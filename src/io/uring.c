@@ -1479,6 +1479,24 @@ WEFT_NOINLINE static ssize_t recv_buffered(weft__io *io, const weft__ioreq *q, i
     }
 }
 
+/* A peek that found fewer bytes held than it asked for (n of q->len), the receive stopped
+ * (capped, or out of buffers; not ended by an error or the end of stream, after which the
+ * socket has nothing more, and a peek there would take its error): the stream's next bytes
+ * wait in the socket, and nothing takes them until a read empties the chain, so a MSG_PEEK |
+ * MSG_WAITALL that waits for len bytes saw the held ones alone until its deadline, where
+ * epoll's peek saw the socket's too (found by test_net). The socket is peeked as well,
+ * without waiting, and what it has goes right behind the held bytes: the two are the stream
+ * in order. Its EAGAIN is not the call's, which has the held bytes to return. Cold: a peek of
+ * more than the cap holds. */
+static WEFT_NOINLINE ssize_t peek_behind_held(weft__io *io, const weft__ioreq *q, size_t n)
+{
+    /* With MSG_TRUNC the kernel counts the bytes and copies none (buf may be NULL). */
+    char *rest = q->flags & MSG_TRUNC ? NULL : (char *)q->buf + n;
+    int flags = (q->flags & (MSG_PEEK | MSG_TRUNC)) | MSG_DONTWAIT;
+    ssize_t more = weft__sys_recv(&io->w->sys, q->fd, rest, q->len - n, flags);
+    return (ssize_t)n + (more > 0 ? more : 0);
+}
+
 /* A recv with flags on an fd whose receive is armed or has bytes buffered: MSG_PEEK reads
  * them without taking them; MSG_TRUNC discards them (counts them, with MSG_PEEK), as
  * tcp_recvmsg does, leaving the caller's buffer as it was; MSG_DONTWAIT returns -EAGAIN rather
@@ -1498,10 +1516,13 @@ WEFT_NOINLINE static ssize_t recv_flags(weft__io *io, const weft__ioreq *q, int6
     bool peek = q->flags & MSG_PEEK;
     bool reaped = false;
     for (;;) {
-        if (f->head >= 0 && (q->flags & MSG_TRUNC))
-            return (ssize_t)weft__ubufs_skip(&s->bufs, f, q->len, peek);
-        if (f->head >= 0)
-            return (ssize_t)weft__ubufs_copy(&s->bufs, f, &one, 1, peek);
+        if (f->head >= 0) {
+            size_t n = q->flags & MSG_TRUNC ? weft__ubufs_skip(&s->bufs, f, q->len, peek)
+                                            : weft__ubufs_copy(&s->bufs, f, &one, 1, peek);
+            if (peek && n < q->len && !f->armed && !f->err && !f->eof)
+                return peek_behind_held(io, q, n);
+            return (ssize_t)n;
+        }
         if (f->err || f->eof) {
             weft__ioreq plain = *q;
             plain.flags = 0;
@@ -1527,6 +1548,16 @@ WEFT_NOINLINE static ssize_t recv_flags(weft__io *io, const weft__ioreq *q, int6
     }
 }
 
+/* The mask of a poll of both directions that finds bytes (or the end, or an error) held:
+ * readable, and writable too when the socket has room, as epoll's wait and the kernel's poll
+ * answer. A poll of both directions answered "readable" alone while bytes were held (found by
+ * test_net), and a caller that waits for both to write when it can looped on it. */
+static WEFT_NOINLINE ssize_t held_ready(weft__io *io, const weft__ioreq *q)
+{
+    int r = weft__sys_poll1(&io->w->sys, q->fd, POLLOUT, 0); /* a look: it takes no time */
+    return WEFT_READABLE | (r > 0 ? (ssize_t)(poll_to_mask(r) & WEFT_WRITABLE) : 0);
+}
+
 /* A poll for readability answers at once when the receive has something buffered: the
  * kernel's socket may be empty, its bytes already in weft's buffers. */
 static ssize_t poll_buffered(weft__io *io, const weft__ioreq *q, int64_t deadline)
@@ -1542,8 +1573,9 @@ static ssize_t poll_buffered(weft__io *io, const weft__ioreq *q, int64_t deadlin
         s = io->backend;
         f = &s->bufs.fds[q->fd];
     }
+    /* A read now returns at once (bytes, the error, or EOF). */
     if (recv_ready(f))
-        return WEFT_READABLE; /* a read now returns at once (bytes, the error, or EOF) */
+        return q->flags & WEFT_WRITABLE ? held_ready(io, q) : WEFT_READABLE;
     /* Both directions, or the receive no longer armed (the kernel refused it: a pipe, whose
      * reads are plain ones; or it stopped for want of buffers): the kernel's poll, which
      * sees what a plain read would. Not "readable": nothing is held, and a read would wait. */
@@ -1668,11 +1700,79 @@ static bool ur_takes_reads(weft__io *io, int fd)
     return f && f->fdgen == weft__fdtable_gen(io, fd) && (f->armed || recv_ready(f));
 }
 
+/* A recvmsg of a stream socket with several iovecs or with control data, once its receive is
+ * armed or holds bytes: the ring's own recvmsg read the socket past the held bytes (a later
+ * write's bytes came out first, or the call waited for new ones with old ones held). So the
+ * held bytes come first, scattered over the iovecs (MSG_PEEK leaves them, MSG_TRUNC discards
+ * them), with no control data (msg_controllen 0: the multishot receive that took them has no
+ * room for any); a call that finds nothing held stops the receive, serves first what its last
+ * completions bring, and then is the kernel's recvmsg, control data and all: nothing is held
+ * any more, so the socket's bytes are the next ones. The next read arms the receive again. A
+ * deadline or cancel meanwhile leaves the receive stopped and every byte in place. */
+static WEFT_NOINLINE ssize_t recvmsg_held(weft__io *io, const weft__ioreq *q, int64_t deadline)
+{
+    uring_state *s = io->backend;
+    struct msghdr *m = q->msg;
+    weft__ubuf_fd *f = weft__ubufs_find(&s->bufs, q->fd);
+    if (!f || !(f->armed || recv_ready(f)) || f->fdgen != io->fds[q->fd].gen ||
+        (q->flags & (MSG_ERRQUEUE | MSG_OOB)) || m->msg_iovlen > IOV_MAX)
+        return ring_run(io, q, deadline); /* nothing held or coming: the kernel's answer */
+    bool peek = q->flags & MSG_PEEK;
+    bool reaped = false;
+    for (;;) {
+        if (f->head >= 0 || f->eof) {
+            size_t n = 0;
+            if (f->head >= 0 && (q->flags & MSG_TRUNC)) {
+                for (size_t i = 0; i < m->msg_iovlen; i++)
+                    n += m->msg_iov[i].iov_len;
+                n = weft__ubufs_skip(&s->bufs, f, n, peek);
+            } else if (f->head >= 0) {
+                n = weft__ubufs_copy(&s->bufs, f, m->msg_iov, (int)m->msg_iovlen, peek);
+            }
+            m->msg_namelen = 0; /* a stream socket has no sender address to give */
+            m->msg_controllen = 0;
+            m->msg_flags = 0;
+            return (ssize_t)n; /* 0: the end of stream, after every held byte */
+        }
+        if (f->err) {
+            int e = f->err;
+            f->err = 0; /* reported once, as recv_buffered does */
+            return e;
+        }
+        if (!f->armed)
+            return ring_run(io, q, deadline); /* stopped, nothing held: the socket's turn */
+        if (!f->capped) {
+            /* Stop the receive; its last completion (-ECANCELED) clears `armed`. capped keeps
+             * recv_complete from cancelling it again; recv_arm clears it. */
+            struct io_uring_sqe *c = get_sqe_for_cancel(s);
+            if (!c)
+                return -EBUSY;
+            io_uring_prep_cancel64(c, f->inflight, 0);
+            io_uring_sqe_set_data64(c, TAG_IGNORE);
+            f->capped = 1;
+        }
+        if (q->flags & MSG_DONTWAIT) {
+            if (!reaped && reap_pending(io)) {
+                reaped = true;
+                s = io->backend;
+                f = &s->bufs.fds[q->fd];
+                continue;
+            }
+            return -EAGAIN;
+        }
+        int r = weft__fdtable_wait(&io, q->fd, WEFT_READABLE, deadline);
+        if (r < 0)
+            return r;
+        s = io->backend;
+        f = &s->bufs.fds[q->fd];
+    }
+}
+
 /* weft_recvfrom (a recvmsg of one buffer, no control data) of a stream socket: through the
  * socket's armed receive, as weft_recv, so that bytes it holds come first and in order (the
  * ring's own recvmsg read past them: a later write's bytes came out before them). A stream
- * socket has no sender address to give: msg_namelen 0, as recvmsg(2) leaves it. Anything else
- * goes to the ring as it is. */
+ * socket has no sender address to give: msg_namelen 0, as recvmsg(2) leaves it. Several
+ * iovecs or control data: recvmsg_held. Anything else goes to the ring as it is. */
 static ssize_t ur_submit_checked(weft__io *io, const weft__ioreq *q, int64_t deadline);
 static WEFT_NOINLINE ssize_t recvmsg_stream(weft__io *io, const weft__ioreq *q, int64_t deadline)
 {
@@ -1680,8 +1780,10 @@ static WEFT_NOINLINE ssize_t recvmsg_stream(weft__io *io, const weft__ioreq *q, 
     if (kind < 0)
         return kind;
     struct msghdr *m = q->msg;
-    if (kind != WEFT__FD_STREAM || !io->fds[q->fd].sock || m->msg_iovlen != 1 || m->msg_control)
+    if (kind != WEFT__FD_STREAM || !io->fds[q->fd].sock)
         return ring_run(io, q, deadline);
+    if (m->msg_iovlen != 1 || m->msg_control)
+        return recvmsg_held(io, q, deadline);
     weft__ioreq r = {.op = WEFT__IO_RECV,
                      .fd = q->fd,
                      .buf = m->msg_iov[0].iov_base,
