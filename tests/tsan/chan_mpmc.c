@@ -91,7 +91,7 @@ typedef struct run {
     _Atomic long recv_begun;     /* fullempty: receives begun */
     _Atomic int nprod_done;      /* producers that sent all their values */
     _Atomic bool closing;        /* the close is about to be called */
-    _Atomic bool closed;         /* the close of c[0] has returned */
+    _Atomic bool closed;         /* the close (of every channel) has returned */
     _Atomic bool eof;            /* a receive on c[0] has returned -EPIPE */
 } run;
 
