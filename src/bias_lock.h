@@ -67,21 +67,28 @@ typedef struct weft__bias {
  * another worker's bias, or starts a new streak, or gives up for good. */
 void weft__bias_other(weft__bias *b, weft__worker *w);
 
-/* Takes the lock (the word `spin`, biased by b) for the calling thread, whose worker is `w`
- * (NULL on a plain thread).
- * Returns the word to release with weft__bias_release (or with a park's
- * weft__park_spin_unlock). */
-static inline __attribute__((always_inline)) _Atomic uint32_t *
-weft__bias_acquire(weft__bias *b, _Atomic uint32_t *spin, weft__worker *w)
+/* The owner's way in: true if the calling thread, whose worker is `w` (NULL on a plain
+ * thread), now holds the lock biased (release it with &b->busy); false if the lock is not
+ * biased to w (then nothing was taken: weft__bias_acquire_shared). */
+static inline __attribute__((always_inline)) bool weft__bias_enter_owned(weft__bias *b,
+                                                                         weft__worker *w)
 {
     if (w && atomic_load_explicit(&b->owner, memory_order_relaxed) == w) {
         atomic_store_explicit(&b->busy, 1, memory_order_relaxed);
         /* A compiler barrier only: the revoker's membarrier is the fence (see above). */
         atomic_signal_fence(memory_order_seq_cst);
         if (weft_likely(atomic_load_explicit(&b->owner, memory_order_relaxed) == w))
-            return &b->busy;
+            return true;
         atomic_store_explicit(&b->busy, 0, memory_order_release);
     }
+    return false;
+}
+
+/* Everyone else's way in: takes `spin` (and counts the streak toward a bias, or revokes one).
+ * Returns `spin`. */
+static inline __attribute__((always_inline)) _Atomic uint32_t *
+weft__bias_acquire_shared(weft__bias *b, _Atomic uint32_t *spin, weft__worker *w)
+{
     weft__spin_lock(spin);
     if (weft_unlikely(!b->never)) {
         /* The streak's worker: no revocation to make (the bias, if any, is its own). Biased
@@ -96,6 +103,18 @@ weft__bias_acquire(weft__bias *b, _Atomic uint32_t *spin, weft__worker *w)
         }
     }
     return spin;
+}
+
+/* Takes the lock (the word `spin`, biased by b) for the calling thread, whose worker is `w`
+ * (NULL on a plain thread).
+ * Returns the word to release with weft__bias_release (or with a park's
+ * weft__park_spin_unlock). */
+static inline __attribute__((always_inline)) _Atomic uint32_t *
+weft__bias_acquire(weft__bias *b, _Atomic uint32_t *spin, weft__worker *w)
+{
+    if (weft__bias_enter_owned(b, w))
+        return &b->busy;
+    return weft__bias_acquire_shared(b, spin, w);
 }
 
 /* Releases what weft__bias_acquire returned: release, so the next holder (in either mode)

@@ -7,7 +7,9 @@
  *
  * Threads. Every state change happens between chan_lock() and chan_unlock(), a spinlock on
  * the channel's lock word held for a few dozen instructions and never across a park (biased
- * to one worker while only that worker's tasks use it: bias_lock.h), and
+ * to one worker while only that worker's tasks use it: bias_lock.h), except the buffered
+ * values of a contended bounded channel, which sends and receives take and put without the
+ * lock while nobody waits ("Contended channels" below), and
  * select takes the locks of all its channels in address order before it looks at any, so
  * that it can complete exactly one case atomically; a waiter of a select of several cases is
  * claimed with a CAS on its shared `fired` word, since two channels' lock holders may race
@@ -66,6 +68,8 @@ struct weft_chan {
     _Atomic uint32_t lock; /* 0 free, 1 held; see the file comment and bias_lock.h */
     int closed;
     bool unbounded;   /* fixed: a full ring grows (see the file comment) */
+    bool lf_on;       /* the values are in `lf` (see "Contended channels"); set once */
+    bool lf_tried;    /* no (further) move to `lf`: made, failed, or not for this channel */
     size_t max_len;   /* unbounded: the most values buffered (SIZE_MAX: memory is the limit) */
     int orphaned;     /* the last handle went while tasks waited: the last waiter frees it */
     size_t nwaiters;  /* waiter nodes of blocked sends, receives and selects, counted from
@@ -81,6 +85,10 @@ struct weft_chan {
     size_t leak_index;
     char gap_[64 - sizeof(void *) - sizeof(size_t)]; /* the bias a line past `buf` */
     weft__bias bias;
+    /* The ring of a contended channel, or NULL: set once, under the lock (release), read by
+     * the calls' lock-free paths (acquire). On the bias's line: read-mostly once it is set,
+     * since the bias is then given up for good. */
+    struct lf_ring *_Atomic lf;
 };
 _Static_assert(weft__bias_layout(offsetof(struct weft_chan, bias), offsetof(struct weft_chan, w),
                                  offsetof(struct weft_chan, buf) + sizeof(char *)),
@@ -265,24 +273,415 @@ static inline __attribute__((always_inline)) void complete(weft__worker *self, w
     }
 }
 
+/* ---- Contended channels: the lock-free ring -------------------------------------------------
+ *
+ * A bounded buffered channel that several threads use takes its lock for every value, and
+ * the lock's line then crosses the cores twice a message, with the holder's misses inside the
+ * section (docs/performance.md, session 34: 80% of a send's time in the lock). Once the lock's
+ * bias is given up for good (bias_lock.h: another thread revoked it, or its streaks broke too
+ * often), such a channel moves its values to a ring that sends and receives use without the
+ * lock while nobody waits (Vyukov's bounded queue: a stamp per slot, producers' and
+ * consumers' positions on lines of their own). The lock stays for the rest: the wait queues,
+ * select, close, and every call that finds the ring full or empty.
+ *
+ * Stamps. Position p lives in slot p % cap; its stamp is 2p while the slot is free for it,
+ * 2p + 1 once p's value is in. A producer claims p by a CAS of `tail` (2 * p, plus
+ * TAIL_CLOSED once closed: a push then fails), writes the value, and stores 2p + 1
+ * (release); a consumer claims p by a CAS of `head`, copies the value out, and stores
+ * 2(p + cap) (release). Between a claim and its stamp the position is "in flight": a
+ * consumer sees no value there yet, a producer no room.
+ *
+ * The handshake with waiters. `state` says, under the lock, whether senders or receivers
+ * wait and whether the channel is closed (lf_bits). A lock-free call runs only while it reads
+ * 0, and reads it again after its push or pop (seq_cst): if anything waits by then, it takes
+ * the lock and settles (lf_settle: buffered values to waiting receivers, room to waiting
+ * senders, closes' -EPIPE). A task about to park links its waiter, stores `state` (seq_cst),
+ * and reads the positions again (seq_cst): a receiver parks only if no position is claimed
+ * past `head`, a sender only if the ring is full. Of two seq_cst pairs, the caller's claim then
+ * its read of `state`, and the waiter's store of `state` then its read of the positions, one
+ * sees the other's first half: the waiter sees the value (or the room), or the caller sees the
+ * waiter and hands it over under the lock. A position still in flight when a waiter looks is
+ * waited for (a few instructions of its claimer, or settled by that claimer's own read).
+ *
+ * Who settles. Every section that changes the ring or the queues of a channel in this mode
+ * ends with `state` matching the queues (lf_refresh), so a stale 0 cannot outlive it. A select
+ * claimed by a settle whose pop or push then lost to a lock-free call is woken with -EAGAIN
+ * and looks again (weft__chan_select).
+ *
+ * The move is made under the lock, once (lf_start), only for rings of at most LF_MAX_BYTES;
+ * unbounded and rendezvous channels keep the lock for everything. */
+
+#define TAIL_CLOSED  ((uint64_t)1)
+#define LF_MAX_BYTES ((size_t)8 << 20)
+
+enum { LF_RECVQ = 1, LF_SENDQ = 2, LF_CLOSED = 4 };
+
+typedef struct lf_ring {
+    /* Fixed once made, and `state`: read by every call, written only when waiters come or go. */
+    size_t cap, mask, elem_size, stride; /* mask: cap - 1 when cap is a power of two, else 0 */
+    _Atomic uint32_t state;              /* LF_*, under the channel's lock (see above) */
+    char pad0_[64 - 4 * sizeof(size_t) - sizeof(uint32_t)];
+    _Atomic uint64_t tail; /* producers: 2 * the next position, | TAIL_CLOSED */
+    char pad1_[64 - sizeof(uint64_t)];
+    _Atomic uint64_t head; /* consumers: the next position */
+    char pad2_[64 - sizeof(uint64_t)];
+    char slots[]; /* cap slots of `stride` bytes: the stamp, then the value */
+} lf_ring;
+_Static_assert(offsetof(lf_ring, tail) == 64 && offsetof(lf_ring, head) == 128 &&
+                   offsetof(lf_ring, slots) == 192,
+               "the ring's positions on lines of their own");
+
+static inline lf_ring *lf_of(const weft_chan *c)
+{
+    return atomic_load_explicit(&((weft_chan *)c)->lf, memory_order_relaxed);
+}
+
+static inline __attribute__((always_inline)) _Atomic uint64_t *lf_slot(const lf_ring *q,
+                                                                       uint64_t pos)
+{
+    size_t i = q->mask ? (size_t)(pos & q->mask) : (size_t)(pos % q->cap);
+    return (_Atomic uint64_t *)(void *)(q->slots + i * q->stride);
+}
+
+static inline __attribute__((always_inline)) void lf_copy(const lf_ring *q, void *dst,
+                                                          const void *src)
+{
+    switch (q->elem_size) {
+    case 8:
+        memcpy(dst, src, 8);
+        break;
+    case 4:
+        memcpy(dst, src, 4);
+        break;
+    default:
+        memcpy(dst, src, q->elem_size);
+    }
+}
+
+/* Claims the next position and fills it. 0, -EAGAIN (full, or its slot's last value still
+ * being copied out) or -EPIPE (closed). Any thread. */
+static inline __attribute__((always_inline)) int lf_push(lf_ring *q, const void *elem)
+{
+    uint64_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
+    for (;;) {
+        if (t & TAIL_CLOSED)
+            return -EPIPE;
+        uint64_t pos = t >> 1;
+        _Atomic uint64_t *stamp = lf_slot(q, pos);
+        /* acquire: the consumer that freed the slot has copied its value out. */
+        uint64_t s = atomic_load_explicit(stamp, memory_order_acquire);
+        if (s == 2 * pos) {
+            /* seq_cst: the caller's read of `state` after this comes after it (see above). */
+            if (atomic_compare_exchange_weak_explicit(&q->tail, &t, t + 2, memory_order_seq_cst,
+                                                      memory_order_relaxed)) {
+                lf_copy(q, (char *)stamp + 8, elem);
+                atomic_store_explicit(stamp, 2 * pos + 1, memory_order_release);
+                return 0;
+            }
+            weft__cpu_relax(); /* lost to another producer: let its line settle */
+        } else if ((int64_t)(s - 2 * pos) < 0) {
+            return -EAGAIN;
+        } else {
+            t = atomic_load_explicit(&q->tail, memory_order_relaxed); /* taken: look again */
+        }
+    }
+}
+
+/* Claims the oldest value and copies it out. 0, or -EAGAIN (empty, or its value still being
+ * written: lf_count tells which). Any thread. */
+static inline __attribute__((always_inline)) int lf_pop(lf_ring *q, void *elem)
+{
+    uint64_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
+    for (;;) {
+        _Atomic uint64_t *stamp = lf_slot(q, h);
+        /* acquire: the producer's value is in. */
+        uint64_t s = atomic_load_explicit(stamp, memory_order_acquire);
+        if (s == 2 * h + 1) {
+            if (atomic_compare_exchange_weak_explicit(&q->head, &h, h + 1, memory_order_seq_cst,
+                                                      memory_order_relaxed)) {
+                lf_copy(q, elem, (char *)stamp + 8);
+                atomic_store_explicit(stamp, 2 * (h + q->cap), memory_order_release);
+                return 0;
+            }
+            weft__cpu_relax(); /* lost to another consumer */
+        } else if ((int64_t)(s - (2 * h + 1)) < 0) {
+            return -EAGAIN;
+        } else {
+            h = atomic_load_explicit(&q->head, memory_order_relaxed);
+        }
+    }
+}
+
+/* Positions claimed by producers and not yet by consumers, values in flight included
+ * (seq_cst: the waiters' half of the handshake). `head` is read first, so the figure is
+ * never below 0; it may exceed cap for a moment. */
+static uint64_t lf_count(lf_ring *q)
+{
+    uint64_t h = atomic_load_explicit(&q->head, memory_order_seq_cst);
+    return (atomic_load_explicit(&q->tail, memory_order_seq_cst) >> 1) - h;
+}
+
+/* A spin while another thread finishes a claim it has made: a few instructions, unless its
+ * thread lost its CPU. */
+static void lf_backoff(unsigned *spins)
+{
+    if (++*spins % 128 == 0)
+        sched_yield();
+    else
+        weft__cpu_relax();
+}
+
+/* A pop that waits out a value in flight: 0, or -EAGAIN when nothing is claimed past head. */
+static int lf_pop_wait(lf_ring *q, void *elem)
+{
+    for (unsigned spins = 0;; lf_backoff(&spins)) {
+        if (lf_pop(q, elem) == 0)
+            return 0;
+        if (lf_count(q) == 0)
+            return -EAGAIN;
+    }
+}
+
+/* A push that waits out a slot being emptied: 0, -EPIPE, or -EAGAIN when the ring is full. */
+static int lf_push_wait(lf_ring *q, const void *elem)
+{
+    for (unsigned spins = 0;; lf_backoff(&spins)) {
+        int r = lf_push(q, elem);
+        if (r != -EAGAIN)
+            return r;
+        if (lf_count(q) >= q->cap)
+            return -EAGAIN;
+    }
+}
+
+static uint32_t lf_bits(const weft_chan *c)
+{
+    return (weft__list_empty(&c->recvq) ? 0u : LF_RECVQ) |
+           (weft__list_empty(&c->sendq) ? 0u : LF_SENDQ) | (c->closed ? LF_CLOSED : 0u);
+}
+
+/* Under the lock: `state` made to match the queues (seq_cst: see the handshake above). */
+static void lf_refresh(weft_chan *c, lf_ring *q)
+{
+    uint32_t want = lf_bits(c);
+    if (atomic_load_explicit(&q->state, memory_order_relaxed) != want)
+        atomic_store_explicit(&q->state, want, memory_order_seq_cst);
+}
+
+/* Under the lock: buffered values to waiting receivers and room to waiting senders, oldest
+ * first, then a close's -EPIPE to those left (receivers only once nothing is claimed past
+ * head: a value in flight is settled by its producer's own look at `state`). A waiter of one
+ * case gets the value straight into its buffer; a select is claimed first, and if its pop or
+ * push then loses to a lock-free call, woken with -EAGAIN to look again. */
+static WEFT_NOINLINE void lf_settle(weft__worker *self, weft_chan *c, lf_ring *q)
+{
+    for (bool moved = true; moved;) {
+        moved = false;
+        chan_waiter *wt;
+        while ((wt = first_live(&c->recvq)) != NULL) {
+            if (wt->done->ncases == 1) {
+                if (lf_pop(q, wt->elem) < 0)
+                    break;
+                claim(wt);
+            } else {
+                uint64_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
+                if (atomic_load_explicit(lf_slot(q, h), memory_order_relaxed) != 2 * h + 1)
+                    break; /* nothing to give it yet */
+                if (!claim(wt))
+                    continue;
+                if (lf_pop(q, wt->elem) < 0) {
+                    complete(self, c, wt, -EAGAIN);
+                    break;
+                }
+            }
+            complete(self, c, wt, 0);
+            moved = true;
+        }
+        while (!c->closed && (wt = first_live(&c->sendq)) != NULL) {
+            if (wt->done->ncases == 1) {
+                if (lf_push(q, wt->elem) < 0)
+                    break;
+                claim(wt);
+            } else {
+                if (lf_count(q) >= q->cap)
+                    break;
+                if (!claim(wt))
+                    continue;
+                if (lf_push(q, wt->elem) < 0) {
+                    complete(self, c, wt, -EAGAIN);
+                    break;
+                }
+            }
+            complete(self, c, wt, 0);
+            moved = true;
+        }
+    }
+    if (c->closed) {
+        chan_waiter *wt;
+        while ((wt = take_live(&c->sendq)) != NULL)
+            complete(self, c, wt, -EPIPE);
+        if (lf_count(q) == 0)
+            while ((wt = take_live(&c->recvq)) != NULL)
+                complete(self, c, wt, -EPIPE);
+    }
+    lf_refresh(c, q);
+}
+
+/* Under the lock: settles if anything waits or the channel is closed, else only refreshes. */
+static inline void lf_done(weft__worker *self, weft_chan *c, lf_ring *q)
+{
+    if (!weft__list_empty(&c->recvq) || !weft__list_empty(&c->sendq) || c->closed)
+        lf_settle(self, c, q);
+    else
+        lf_refresh(c, q);
+}
+
+/* do_send in this mode (locked). */
+static WEFT_NOINLINE int lf_do_send(weft__worker *self, weft_chan *c, const void *elem)
+{
+    lf_ring *q = lf_of(c);
+    if (c->closed)
+        return -EPIPE;
+    int r;
+    chan_waiter *rw = take_live(&c->recvq);
+    if (rw) {
+        copy_elem(c, rw->elem, elem);
+        complete(self, c, rw, 0);
+        r = 0;
+    } else {
+        if (!weft__list_empty(&c->sendq))
+            lf_settle(self, c, q); /* waiting senders go first */
+        r = first_live(&c->sendq) ? -EAGAIN : lf_push_wait(q, elem);
+    }
+    lf_done(self, c, q);
+    return r;
+}
+
+/* do_recv in this mode (locked). */
+static WEFT_NOINLINE int lf_do_recv(weft__worker *self, weft_chan *c, void *elem)
+{
+    lf_ring *q = lf_of(c);
+    int r = lf_pop_wait(q, elem);
+    if (r < 0) {
+        chan_waiter *s = take_live(&c->sendq);
+        if (s) {
+            copy_elem(c, elem, s->elem);
+            complete(self, c, s, 0);
+            r = 0;
+        } else if (c->closed) {
+            r = -EPIPE;
+        }
+    }
+    lf_done(self, c, q);
+    return r;
+}
+
+/* The waiter just linked (locked): publishes it, then looks once more (see the handshake).
+ * 0 if the value went or came after all, else -EAGAIN (park). */
+static int lf_before_park(weft_chan *c, void *elem, int is_send)
+{
+    lf_ring *q = lf_of(c);
+    lf_refresh(c, q);
+    atomic_thread_fence(memory_order_seq_cst);
+    int r = is_send ? lf_push_wait(q, elem) : lf_pop_wait(q, elem);
+    return r == -EPIPE ? -EAGAIN : r; /* closed only under the lock, which is ours */
+}
+
+/* Moves a channel whose bias was given up to the ring (locked). Once: a failed allocation
+ * leaves it on the lock for good. */
+static WEFT_NOINLINE WEFT_COLD void lf_start(weft_chan *c)
+{
+    c->lf_tried = true;
+    size_t stride = 8 + ((c->elem_size + 7) & ~(size_t)7);
+    if (c->cap > (LF_MAX_BYTES - sizeof(lf_ring)) / stride)
+        return;
+    size_t size = (sizeof(lf_ring) + c->cap * stride + 63) & ~(size_t)63;
+    lf_ring *q = aligned_alloc(64, size);
+    if (!q)
+        return;
+    memset(q, 0, sizeof *q);
+    q->cap = c->cap;
+    q->mask = (c->cap & (c->cap - 1)) == 0 ? c->cap - 1 : 0;
+    q->elem_size = c->elem_size;
+    q->stride = stride;
+    for (size_t i = 0; i < c->cap; i++) {
+        _Atomic uint64_t *stamp = lf_slot(q, i);
+        if (i < c->len) {
+            memcpy((char *)stamp + 8, slot(c, c->head + i), c->elem_size);
+            atomic_init(stamp, 2 * (uint64_t)i + 1);
+        } else {
+            atomic_init(stamp, 2 * (uint64_t)i);
+        }
+    }
+    atomic_init(&q->head, 0);
+    atomic_init(&q->tail, 2 * (uint64_t)c->len | (c->closed ? TAIL_CLOSED : 0));
+    atomic_init(&q->state, lf_bits(c));
+    if (c->buf != zero_elem)
+        weft__free(NULL, c->buf);
+    c->buf = NULL; /* head and len stay: weft_chan_len may be reading len still */
+    c->lf_on = true;
+    atomic_store_explicit(&c->lf, q, memory_order_release);
+}
+
+/* chan_lock for a send or a receive: moves the channel to the ring once its lock's bias is
+ * given up for good (read under `spin` only: a biased holder holds `busy`, and `never` is
+ * false while anyone does). */
+static inline __attribute__((always_inline)) _Atomic uint32_t *chan_lock_op(weft_chan *c,
+                                                                            weft__worker *self)
+{
+    _Atomic uint32_t *held = chan_lock(c, self);
+    if (weft_unlikely(!c->lf_tried) && held == &c->lock && weft_unlikely(c->bias.never))
+        lf_start(c);
+    return held;
+}
+
+/* A send or receive without the lock, while nobody waits: 0 (done), -EPIPE (a send on a
+ * closed channel), or 1 (take the lock). Out of line, so that channels of one worker pay only
+ * the test of `lf` for it. */
+static WEFT_NOINLINE int lf_fast(weft__worker *self, weft_chan *c, lf_ring *q, void *elem,
+                                 int is_send)
+{
+    if (atomic_load_explicit(&q->state, memory_order_relaxed) != 0)
+        return 1;
+    int r = is_send ? lf_push(q, elem) : lf_pop(q, elem);
+    if (r == -EPIPE)
+        return r;
+    if (r < 0)
+        return 1;
+    /* seq_cst: after the claim (see the handshake). Someone waits: settle for it. */
+    if (weft_unlikely(atomic_load_explicit(&q->state, memory_order_seq_cst) != 0)) {
+        _Atomic uint32_t *held = chan_lock(c, self);
+        lf_settle(self, c, q);
+        chan_unlock(held);
+    }
+    return 0;
+}
+
 /* Side-effect-free readiness, for select's uniform choice. */
 static int send_ready(weft_chan *c)
 {
     /* An unbounded send never waits: it sends, or fails with -ENOMEM. */
-    return c->closed || c->unbounded || first_live(&c->recvq) || c->len < c->cap;
+    if (c->closed || c->unbounded || first_live(&c->recvq))
+        return 1;
+    return c->lf_on ? lf_count(lf_of(c)) < c->cap : c->len < c->cap;
 }
 
 static int recv_ready(weft_chan *c)
 {
-    return c->len > 0 || first_live(&c->sendq) || c->closed;
+    if (c->lf_on ? lf_count(lf_of(c)) > 0 : c->len > 0)
+        return 1;
+    return first_live(&c->sendq) || c->closed;
 }
 
 /* Returns 0 (sent), -EPIPE (closed) or -EAGAIN (would wait). `self`: the caller's worker,
  * or NULL (then looked up only if a waiter is woken). Inline: a send's own copy costs it no
- * call and no second saving of registers. */
+ * call and no second saving of registers. `may_lf`: false where the caller knows the channel
+ * is not in the lock-free mode (it holds the lock biased: a move needs the bias given up). */
 static inline __attribute__((always_inline)) int do_send(weft__worker *self, weft_chan *c,
-                                                         const void *elem)
+                                                         const void *elem, bool may_lf)
 {
+    if (may_lf && weft_unlikely(c->lf_on))
+        return lf_do_send(self, c, elem);
     if (c->closed)
         return -EPIPE;
     chan_waiter *r = take_live(&c->recvq);
@@ -307,8 +706,10 @@ static inline __attribute__((always_inline)) int do_send(weft__worker *self, wef
 /* Returns 0 (received), -EPIPE (closed and drained) or -EAGAIN (would wait). Inline, as
  * do_send. */
 static inline __attribute__((always_inline)) int do_recv(weft__worker *self, weft_chan *c,
-                                                         void *elem)
+                                                         void *elem, bool may_lf)
 {
+    if (may_lf && weft_unlikely(c->lf_on))
+        return lf_do_recv(self, c, elem);
     chan_waiter *s = take_live(&c->sendq);
     if (c->len > 0) {
         copy_elem(c, elem, slot(c, c->head));
@@ -349,6 +750,7 @@ int weft_chan_create(weft_chan **out, size_t elem_size, size_t cap)
     c->w = w;
     c->elem_size = elem_size;
     c->cap = cap;
+    c->lf_tried = cap == 0; /* a rendezvous has no ring */
     atomic_init(&c->refs, 1);
     weft__list_init(&c->sendq);
     weft__list_init(&c->recvq);
@@ -373,6 +775,7 @@ static void chan_free(weft_chan *c)
         weft__leaks_chan_remove(c->leaks, c->leak_index);
     if (c->buf != zero_elem)
         weft__free(NULL, c->buf);
+    free(lf_of(c)); /* aligned_alloc's */
     weft__free(NULL, c);
 }
 
@@ -404,13 +807,27 @@ static inline bool waiter_left(weft_chan *c)
 size_t weft_chan_len(const weft_chan *c)
 {
     /* One word, read without the lock (a figure that may be stale as soon as it is read);
-     * written under the lock with relaxed atomic stores (set_len). */
-    return c ? __atomic_load_n(&c->len, __ATOMIC_RELAXED) : 0;
+     * written under the lock with relaxed atomic stores (set_len). In the lock-free mode, the
+     * positions claimed, at most cap. */
+    if (!c)
+        return 0;
+    const lf_ring *q = atomic_load_explicit(&((weft_chan *)c)->lf, memory_order_acquire);
+    if (q) {
+        uint64_t h = atomic_load_explicit(&((lf_ring *)q)->head, memory_order_relaxed);
+        uint64_t n = (atomic_load_explicit(&((lf_ring *)q)->tail, memory_order_relaxed) >> 1) - h;
+        return n > q->cap ? q->cap : (size_t)n;
+    }
+    return __atomic_load_n(&c->len, __ATOMIC_RELAXED);
 }
 
 weft__worker *weft__chan_bias_owner(weft_chan *c)
 {
     return atomic_load_explicit(&c->bias.owner, memory_order_relaxed);
+}
+
+bool weft__chan_lock_free(weft_chan *c)
+{
+    return atomic_load_explicit(&c->lf, memory_order_acquire) != NULL;
 }
 
 size_t weft_chan_cap(const weft_chan *c)
@@ -438,6 +855,7 @@ int weft_chan_create_unbounded(weft_chan **out, size_t elem_size, size_t max_len
     if (elem_size == 0)
         c->cap = cap0;
     c->unbounded = true;
+    c->lf_tried = true; /* its ring grows under the lock */
     c->max_len = max_len;
     *out = c;
     return 0;
@@ -459,6 +877,13 @@ static int close_locked(weft_chan *c)
     if (c->closed)
         return -EPIPE;
     c->closed = 1;
+    if (c->lf_on) {
+        /* A push not yet claimed fails from now on; one claimed is waited for (lf_settle). */
+        lf_ring *q = lf_of(c);
+        atomic_fetch_or_explicit(&q->tail, TAIL_CLOSED, memory_order_seq_cst);
+        lf_settle(NULL, c, q);
+        return 0;
+    }
     /* Receivers get -EPIPE only when nothing is buffered, which is the case whenever some
      * are waiting; senders always do. */
     chan_waiter *wt;
@@ -486,8 +911,8 @@ WEFT_NOINLINE int weft_chan_try_send(weft_chan *c, const void *elem)
         return -EINVAL;
     /* The worker for the lock's bias only: the wake keeps the general path's order, as
      * before the bias (a try call's wake is not a hand-off to run next). */
-    _Atomic uint32_t *held = chan_lock_here(c);
-    int r = do_send(NULL, c, elem);
+    _Atomic uint32_t *held = chan_lock_op(c, weft__worker_current());
+    int r = do_send(NULL, c, elem, true);
     chan_unlock(held);
     return r;
 }
@@ -498,8 +923,8 @@ WEFT_NOINLINE int weft_chan_try_recv(weft_chan *c, void *elem)
         return -EINVAL;
     /* The worker for the lock's bias only: the wake keeps the general path's order, as
      * before the bias (a try call's wake is not a hand-off to run next). */
-    _Atomic uint32_t *held = chan_lock_here(c);
-    int r = do_recv(NULL, c, elem);
+    _Atomic uint32_t *held = chan_lock_op(c, weft__worker_current());
+    int r = do_recv(NULL, c, elem, true);
     chan_unlock(held);
     return r;
 }
@@ -533,6 +958,29 @@ static int wait_cases(weft__worker *w, weft_task *t, wait_done *d, int kind, con
     return fired(d) ? d->index : r;
 }
 
+/* block_on's first step in this mode (locked, its waiter just linked): the waiter published,
+ * one more look (see the handshake). True if the value went or came after all: the waiter is
+ * then gone, the lock released and the channel freed if it was the orphan's last waiter. */
+static WEFT_NOINLINE bool lf_block_done(weft__worker *self, weft_chan *c, _Atomic uint32_t *held,
+                                        chan_waiter *wt, void *elem, int is_send)
+{
+    if (lf_before_park(c, elem, is_send) < 0)
+        return false;
+    weft__list_remove(&wt->link);
+    bool last = waiter_left(c);
+    lf_done(self, c, lf_of(c));
+    chan_unlock(held);
+    if (last)
+        chan_free(c);
+    return true;
+}
+
+/* block_on's settle as its waiter leaves (locked). */
+static WEFT_NOINLINE void lf_leave(weft__worker *self, weft_chan *c)
+{
+    lf_done(self, c, lf_of(c));
+}
+
 /* The waiting half of a send or receive, entered with c locked (`held`, chan_lock's word);
  * returns with it unlocked. Out of line: half the operations of a hand-off never wait, and
  * they then save none of its registers. */
@@ -543,6 +991,8 @@ static WEFT_NOINLINE int block_on(weft__worker *w, weft_task *t, weft_chan *c,
     chan_waiter wt = {.elem = elem, .done = &d, .index = 0};
     weft__list_push_back(is_send ? &c->sendq : &c->recvq, &wt.link);
     c->nwaiters++;
+    if (weft_unlikely(c->lf_on) && lf_block_done(w, c, held, &wt, elem, is_send))
+        return 0;
     int kind = is_send ? WEFT__WAIT_CHAN_SEND : WEFT__WAIT_CHAN_RECV;
     for (;;) {
         d.waker = weft__waker_of(t); /* under the lock: see the file comment */
@@ -579,6 +1029,8 @@ static WEFT_NOINLINE int block_on(weft__worker *w, weft_task *t, weft_chan *c,
             if (!done)
                 weft__list_remove(&wt.link);
             bool last = waiter_left(c);
+            if (weft_unlikely(c->lf_on))
+                lf_leave(w, c);
             chan_unlock(held);
             if (last)
                 chan_free(c);
@@ -586,6 +1038,25 @@ static WEFT_NOINLINE int block_on(weft__worker *w, weft_task *t, weft_chan *c,
         }
         /* Woken at this run's epoch by another waker: park again, the lock held. */
     }
+}
+
+/* blocking_op on a channel not biased to the caller's worker: the lock-free path first when
+ * the channel has its ring, else the shared lock (which moves a channel whose bias was given
+ * up to its ring: chan_lock_op). Out of line: the biased path stays as it was. */
+static WEFT_NOINLINE int blocking_shared(weft__worker *w, weft_task *t, weft_chan *c, void *elem,
+                                         int is_send, int64_t deadline)
+{
+    int r;
+    lf_ring *q = atomic_load_explicit(&c->lf, memory_order_acquire);
+    if (q && (r = lf_fast(w, c, q, elem, is_send)) <= 0)
+        return r;
+    _Atomic uint32_t *held = chan_lock_op(c, w);
+    r = is_send ? do_send(w, c, elem, true) : do_recv(w, c, elem, true);
+    if (r != -EAGAIN) {
+        chan_unlock(held);
+        return r;
+    }
+    return block_on(w, t, c, held, elem, is_send, deadline);
 }
 
 /* Inline: a send and a receive each get their own copy, with is_send folded. */
@@ -601,13 +1072,18 @@ static inline __attribute__((always_inline)) int blocking_op(weft_chan *c, void 
         return -EINVAL;
     if (weft__task_cancelled(t))
         return -ECANCELED;
-    _Atomic uint32_t *held = chan_lock(c, w);
-    r = is_send ? do_send(w, c, elem) : do_recv(w, c, elem);
-    if (r != -EAGAIN) {
-        chan_unlock(held);
-        return r;
+    if (weft__bias_enter_owned(&c->bias, w)) {
+        /* Biased: only this worker has used the channel lately, so it is not in the lock-free
+         * mode (a move needs the bias given up first), and no test of it is needed here. */
+        _Atomic uint32_t *held = &c->bias.busy;
+        r = is_send ? do_send(w, c, elem, false) : do_recv(w, c, elem, false);
+        if (r != -EAGAIN) {
+            chan_unlock(held);
+            return r;
+        }
+        return block_on(w, t, c, held, elem, is_send, deadline);
     }
-    return block_on(w, t, c, held, elem, is_send, deadline);
+    return blocking_shared(w, t, c, elem, is_send, deadline);
 }
 
 /* The value-copying entry points are never inlined into a caller: under LTO (a program
@@ -677,6 +1153,31 @@ static void set_unlock_cb(void *set)
     set_unlock(set);
 }
 
+/* Before a select waits (locked): the channels in the lock-free mode told that it will, so
+ * that a lock-free call from now on settles under the lock; the caller then looks at the cases
+ * once more (the handshake of "Contended channels"). Returns whether there was any. */
+static bool set_arm(const weft_case *cases, size_t n)
+{
+    bool any = false;
+    for (size_t i = 0; i < n; i++) {
+        weft_chan *c = cases[i].chan;
+        if (!c || cases[i].op == WEFT_CASE_DEFAULT || !c->lf_on)
+            continue;
+        uint32_t bit = cases[i].op == WEFT_CASE_SEND ? LF_SENDQ : LF_RECVQ;
+        atomic_fetch_or_explicit(&lf_of(c)->state, bit, memory_order_seq_cst);
+        any = true;
+    }
+    return any;
+}
+
+/* Before a select unlocks: each lock-free channel's `state` back to its queues. */
+static void set_refresh(const chan_set *set)
+{
+    for (size_t i = 0; i < set->n; i++)
+        if (set->v[i]->lf_on)
+            lf_refresh(set->v[i], lf_of(set->v[i]));
+}
+
 /* A random number for select's choice: the worker's generator, or on a plain thread one of
  * the thread's own (a xorshift in its storage: no state shared between threads). */
 static uint64_t pick_random(weft__worker *w)
@@ -731,7 +1232,9 @@ int weft__chan_select(weft_case *cases, size_t n, int64_t deadline)
         set.held = (_Atomic uint32_t **)(set.v + n);
     }
     set_build(&set, cases, n);
+again:
     set_lock(&set, w);
+    bool armed = false;
 
     /* Pick uniformly among the ready cases (reservoir sampling), then complete that one.
      * With every lock of the set held, a buffer's state and a close stay as seen, but a
@@ -749,8 +1252,13 @@ int weft__chan_select(weft_case *cases, size_t n, int64_t deadline)
             if (ready && pick_random(w) % ++nready == 0)
                 pick = i;
         }
-        if (!nready && dflt < 0)
+        if (!nready && dflt < 0) {
+            if (!armed && set_arm(cases, n)) {
+                armed = true;
+                continue; /* one more look, now that lock-free calls will settle */
+            }
             break; /* to the wait */
+        }
 #ifdef WEFT_TESTING
         if (nready && n > 8 && w && w->select_pause_ns > 0) {
             struct timespec ts = {0, (long)(w->select_pause_ns % 1000000000)};
@@ -761,7 +1269,8 @@ int weft__chan_select(weft_case *cases, size_t n, int64_t deadline)
         if (nready) {
             weft_chan *c = cases[pick].chan;
             void *elem = cases[pick].elem ? cases[pick].elem : zero_elem;
-            r = cases[pick].op == WEFT_CASE_SEND ? do_send(w, c, elem) : do_recv(w, c, elem);
+            r = cases[pick].op == WEFT_CASE_SEND ? do_send(w, c, elem, true)
+                                                 : do_recv(w, c, elem, true);
             if (r == -EAGAIN)
                 continue;           /* its waiter was claimed elsewhere meanwhile */
             cases[pick].result = r; /* 0, -EPIPE, or an unbounded send's -ENOMEM */
@@ -769,6 +1278,7 @@ int weft__chan_select(weft_case *cases, size_t n, int64_t deadline)
         } else {
             cases[dflt].result = 0;
         }
+        set_refresh(&set);
         set_unlock(&set);
         weft__free(w, heap);
         return idx;
@@ -797,13 +1307,29 @@ int weft__chan_select(weft_case *cases, size_t n, int64_t deadline)
             orphans = true;
         }
     }
+    set_refresh(&set);
     set_unlock(&set);
     /* Orphaned channels whose last waiter this select was, decided under their locks (each
      * once: only the decrement to 0 says so). Once unlocked, another channel of the set may
      * be freed by its own last waiter at any moment: none is read again. */
+    int orphan = -1;
     for (size_t i = 0; orphans && i < n; i++)
-        if (ws[i].index == -1)
+        if (ws[i].index == -1) {
             chan_free(cases[i].chan);
+            if (orphan < 0)
+                orphan = (int)i;
+        }
+    if (r >= 0 && d.result == -EAGAIN) {
+        /* Claimed by a settle whose pop or push lost to a lock-free call: look again, unless
+         * a channel of the set went meanwhile (closed by its last release: that case is the
+         * answer, as its close would have given had the settle not claimed us first). */
+        if (orphan < 0) {
+            w = t->worker;
+            goto again;
+        }
+        r = orphan;
+        d.result = -EPIPE;
+    }
     weft__free(w, heap);
     if (r >= 0)
         cases[r].result = d.result;

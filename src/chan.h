@@ -12,4 +12,8 @@ int weft__chan_select(weft_case *cases, size_t n, int64_t deadline);
  * figure that may be stale as soon as it is read. */
 weft__worker *weft__chan_bias_owner(weft_chan *c);
 
+/* Whether c's values have moved to its lock-free ring (chan.c, "Contended channels"): for
+ * the tests. Any thread. */
+bool weft__chan_lock_free(weft_chan *c);
+
 #endif
