@@ -2063,7 +2063,10 @@ WEFT_API int weft_resolve(weft_addr *out, const char *host, int port, int64_t de
  * first operation from anywhere else takes it back for good, at the price of one
  * membarrier(2) call (a few microseconds); a channel that several threads keep interrupting
  * each other on (16 times) stays shared without it. Where the kernel lacks that command, and
- * under ThreadSanitizer, channels stay shared.
+ * under ThreadSanitizer, channels stay shared. A bounded buffered channel that has become
+ * shared this way then keeps its values in a lock-free ring (rings of up to 8 MiB): a send or
+ * receive that finds nobody waiting and the buffer neither full nor empty takes no lock, one
+ * compare-and-swap on its position; waits, select and close still take the lock.
  * Every call works from any thread. The calls that wait park the calling task; on a thread
  * outside every runtime (one the program started, a blocking-pool job) they block that
  * thread instead (a futex sleep, with the same deadline and FIFO order; a thread is never
