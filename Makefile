@@ -20,6 +20,8 @@
 #   make format  clang-format in place
 #   make coverage   the whole Criterion suite under gcc --coverage; line and branch coverage
 #                of src/ (gcovr), total printed, report in build/coverage/coverage.txt
+#   make fuzz    each libFuzzer target (fuzz/) for FUZZ_SECONDS (60) on a copy of its corpus;
+#                `make test` replays the corpora and mutates for 2 s only
 #   make soak    examples/echo_server under bench/soak_load on both backends, every byte
 #                checked: SOAK_SECONDS (600) with SOAK_CONNS (10000) connections
 BUILD   ?= build
@@ -37,7 +39,7 @@ BENCH_PY ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo py
 export PYTHON3 ?= $(BENCH_PY)
 
 .PHONY: all build run run-httpd test test-rel test-asan test-lto test-tsan test-valgrind valgrind-run bench bench-net bench-mt bench-file \
-        install coverage soak \
+        install coverage soak fuzz \
         cross-test format clean
 
 all: build
@@ -150,6 +152,21 @@ coverage:
 	cd $(BUILD)/coverage && $(CTEST) -E '^(layers|package|asan_consumer)$$'
 	gcovr --root $(CURDIR) --filter '$(CURDIR)/src/' --exclude-unreachable-branches \
 	  --txt $(BUILD)/coverage/coverage.txt --print-summary $(BUILD)/coverage
+
+# The fuzz targets for longer than `make test` runs them, one after the other, each on a copy
+# of its committed corpus (new inputs stay in build/fuzz); the kv ones link the plain build's
+# libweft.a.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory $(BUILD)/rel/CMakeCache.txt
+	cmake --build $(BUILD)/rel -j$(JOBS) --target weft_static
+	fuzz/run_http_fuzz.sh clang $(BUILD)/fuzz/http $(FUZZ_SECONDS)
+	fuzz/run_http_files_fuzz.sh clang $(BUILD)/fuzz/http_files $(FUZZ_SECONDS)
+	fuzz/run_httpc_fuzz.sh clang $(BUILD)/fuzz/httpc $(FUZZ_SECONDS)
+	fuzz/run_resp_fuzz.sh clang $(BUILD)/fuzz/resp $(FUZZ_SECONDS)
+	fuzz/run_kv_cmd_fuzz.sh clang $(BUILD)/fuzz/kv_cmd $(FUZZ_SECONDS) $(BUILD)/rel/libweft.a
+	fuzz/run_kv_glob_fuzz.sh clang $(BUILD)/fuzz/kv_glob $(FUZZ_SECONDS) $(BUILD)/rel/libweft.a
 
 SOAK_SECONDS ?= 600
 SOAK_CONNS   ?= 10000

@@ -2,8 +2,8 @@
 # Builds tests/cpp/test_cpp.cpp with the C++ compiler CMake did not pick (clang++ when the
 # build uses g++, g++ when it uses clang++), -std=c++20 with -Wall -Wextra -Wpedantic -Werror,
 # links it against the static library and runs it on each backend given. With "--compile-only"
-# (sanitizer builds: the library's instrumentation belongs to the other compiler's runtime) it
-# only compiles. Exit 77 (skipped) when that compiler is not installed.
+# it only compiles (by hand, against a sanitizer build's library, whose instrumentation belongs
+# to the other compiler's runtime; CTest runs this check in plain builds only). Exit 77 (skipped) when that compiler is not installed.
 # Usage: check_other_compiler.sh CXX_ID INCLUDE_DIR LIBWEFT_A "LIBS" BACKEND... | --compile-only
 set -euo pipefail
 id=${1:?usage}; inc=${2:?usage}; lib=${3:?usage}; libs=${4:-}; shift 4
