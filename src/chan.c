@@ -911,8 +911,12 @@ WEFT_NOINLINE int weft_chan_try_send(weft_chan *c, const void *elem)
         return -EINVAL;
     /* The worker for the lock's bias only: the wake keeps the general path's order, as
      * before the bias (a try call's wake is not a hand-off to run next). */
+    lf_ring *q = atomic_load_explicit(&c->lf, memory_order_acquire);
+    int r;
+    if (q && (r = lf_fast(NULL, c, q, (void *)elem, 1)) <= 0)
+        return r; /* the ring's way, nobody waiting */
     _Atomic uint32_t *held = chan_lock_op(c, weft__worker_current());
-    int r = do_send(NULL, c, elem, true);
+    r = do_send(NULL, c, elem, true);
     chan_unlock(held);
     return r;
 }
@@ -923,8 +927,12 @@ WEFT_NOINLINE int weft_chan_try_recv(weft_chan *c, void *elem)
         return -EINVAL;
     /* The worker for the lock's bias only: the wake keeps the general path's order, as
      * before the bias (a try call's wake is not a hand-off to run next). */
+    lf_ring *q = atomic_load_explicit(&c->lf, memory_order_acquire);
+    int r;
+    if (q && (r = lf_fast(NULL, c, q, elem, 0)) <= 0)
+        return r; /* the ring's way, nobody waiting */
     _Atomic uint32_t *held = chan_lock_op(c, weft__worker_current());
-    int r = do_recv(NULL, c, elem, true);
+    r = do_recv(NULL, c, elem, true);
     chan_unlock(held);
     return r;
 }
