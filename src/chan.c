@@ -141,12 +141,11 @@ static inline void chan_unlock(_Atomic uint32_t *held)
     weft__bias_release(held);
 }
 
-/* Copies one value. A word (an int, a pointer, a long: most channels) is one load and one
- * store instead of a call to memcpy, twice per hand-off. */
-static inline __attribute__((always_inline)) void copy_elem(const weft_chan *c, void *dst,
-                                                            const void *src)
+/* Copies one value of n bytes. A word (an int, a pointer, a long: most channels) is one load
+ * and one store instead of a call to memcpy, twice per hand-off. */
+static inline __attribute__((always_inline)) void copy_value(size_t n, void *dst, const void *src)
 {
-    switch (c->elem_size) {
+    switch (n) {
     case 8:
         memcpy(dst, src, 8);
         break;
@@ -154,8 +153,14 @@ static inline __attribute__((always_inline)) void copy_elem(const weft_chan *c, 
         memcpy(dst, src, 4);
         break;
     default:
-        memcpy(dst, src, c->elem_size);
+        memcpy(dst, src, n);
     }
+}
+
+static inline __attribute__((always_inline)) void copy_elem(const weft_chan *c, void *dst,
+                                                            const void *src)
+{
+    copy_value(c->elem_size, dst, src);
 }
 
 /* The buffered count, under the lock; stored atomically for weft_chan_len's unlocked read. */
@@ -343,19 +348,11 @@ static inline __attribute__((always_inline)) _Atomic uint64_t *lf_slot(const lf_
     return (_Atomic uint64_t *)(void *)(q->slots + i * q->stride);
 }
 
+/* copy_elem from the ring's own copy of the size (its read-mostly line, not the channel's). */
 static inline __attribute__((always_inline)) void lf_copy(const lf_ring *q, void *dst,
                                                           const void *src)
 {
-    switch (q->elem_size) {
-    case 8:
-        memcpy(dst, src, 8);
-        break;
-    case 4:
-        memcpy(dst, src, 4);
-        break;
-    default:
-        memcpy(dst, src, q->elem_size);
-    }
+    copy_value(q->elem_size, dst, src);
 }
 
 /* Claims the next position and fills it. 0, -EAGAIN (full, or its slot's last value still

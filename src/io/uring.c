@@ -1497,6 +1497,24 @@ static WEFT_NOINLINE ssize_t peek_behind_held(weft__io *io, const weft__ioreq *q
     return (ssize_t)n + (more > 0 ? more : 0);
 }
 
+/* The wait at the end of recv_flags' and recvmsg_held's loops, nothing held for them yet:
+ * with MSG_DONTWAIT, one reap of completions the kernel has posted and we have not seen
+ * (bytes it delivered are there for recv(2)), then -EAGAIN; else a wait for readability
+ * (*io may change: the ring moves with its worker's thread). 0 to look again, or the error
+ * to return. */
+static int held_wait(weft__io **io, const weft__ioreq *q, int64_t deadline, bool *reaped)
+{
+    if (q->flags & MSG_DONTWAIT) {
+        if (!*reaped && reap_pending(*io)) {
+            *reaped = true;
+            return 0;
+        }
+        return -EAGAIN;
+    }
+    int r = weft__fdtable_wait(io, q->fd, WEFT_READABLE, deadline);
+    return r < 0 ? r : 0;
+}
+
 /* A recv with flags on an fd whose receive is armed or has bytes buffered: MSG_PEEK reads
  * them without taking them; MSG_TRUNC discards them (counts them, with MSG_PEEK), as
  * tcp_recvmsg does, leaving the caller's buffer as it was; MSG_DONTWAIT returns -EAGAIN rather
@@ -1530,17 +1548,7 @@ WEFT_NOINLINE static ssize_t recv_flags(weft__io *io, const weft__ioreq *q, int6
         }
         if (!f->armed)
             return ring_run(io, q, deadline); /* nothing held: the socket, with the flags */
-        if (q->flags & MSG_DONTWAIT) {
-            /* Bytes the kernel delivered but we have not reaped are there for recv(2). */
-            if (!reaped && reap_pending(io)) {
-                reaped = true;
-                s = io->backend;
-                f = &s->bufs.fds[q->fd];
-                continue;
-            }
-            return -EAGAIN;
-        }
-        int m = weft__fdtable_wait(&io, q->fd, WEFT_READABLE, deadline);
+        int m = held_wait(&io, q, deadline, &reaped);
         if (m < 0)
             return m;
         s = io->backend;
@@ -1751,16 +1759,7 @@ static WEFT_NOINLINE ssize_t recvmsg_held(weft__io *io, const weft__ioreq *q, in
             io_uring_sqe_set_data64(c, TAG_IGNORE);
             f->capped = 1;
         }
-        if (q->flags & MSG_DONTWAIT) {
-            if (!reaped && reap_pending(io)) {
-                reaped = true;
-                s = io->backend;
-                f = &s->bufs.fds[q->fd];
-                continue;
-            }
-            return -EAGAIN;
-        }
-        int r = weft__fdtable_wait(&io, q->fd, WEFT_READABLE, deadline);
+        int r = held_wait(&io, q, deadline, &reaped);
         if (r < 0)
             return r;
         s = io->backend;
