@@ -540,7 +540,9 @@ static WEFT_NOINLINE int lf_do_send(weft__worker *self, weft_chan *c, const void
     if (c->closed)
         return -EPIPE;
     int r;
-    chan_waiter *rw = take_live(&c->recvq);
+    /* Straight to a waiting receiver only with nothing claimed in the ring: a value of this
+     * caller's may be there behind a position still in flight, and must go first. */
+    chan_waiter *rw = lf_count(q) == 0 ? take_live(&c->recvq) : NULL;
     if (rw) {
         copy_elem(c, rw->elem, elem);
         complete(self, c, rw, 0);
@@ -810,7 +812,9 @@ size_t weft_chan_len(const weft_chan *c)
         return 0;
     const lf_ring *q = atomic_load_explicit(&((weft_chan *)c)->lf, memory_order_acquire);
     if (q) {
-        uint64_t h = atomic_load_explicit(&((lf_ring *)q)->head, memory_order_relaxed);
+        /* acquire: the tail read after it is not older than it (else an empty ring could
+         * read as full, its difference wrapped). */
+        uint64_t h = atomic_load_explicit(&((lf_ring *)q)->head, memory_order_acquire);
         uint64_t n = (atomic_load_explicit(&((lf_ring *)q)->tail, memory_order_relaxed) >> 1) - h;
         return n > q->cap ? q->cap : (size_t)n;
     }
@@ -1237,106 +1241,111 @@ int weft__chan_select(weft_case *cases, size_t n, int64_t deadline)
         set.held = (_Atomic uint32_t **)(set.v + n);
     }
     set_build(&set, cases, n);
-again:
     set_lock(&set, w);
-    bool armed = false;
-
-    /* Pick uniformly among the ready cases (reservoir sampling), then complete that one.
-     * With every lock of the set held, a buffer's state and a close stay as seen, but a
-     * waiter of another select counted as ready (first_live) can still be claimed through
-     * that select's other channels, whose locks we do not hold: then the completion finds
-     * no one (-EAGAIN; it was reported as the case's result, the value neither sent nor
-     * received), and we look again. Each such miss unlinks the stale waiter, so this ends. */
+    /* Our waiter nodes are counted in their channels' `nwaiters` from their first link to the
+     * end, a look again after a settle's -EAGAIN included: no channel of the set can be freed
+     * under us meanwhile (its last release finds us counted, and leaves it to us), and the
+     * locks are held throughout. */
+    bool counted = false;
+    wait_done d;
+    int idx;
     for (;;) {
-        size_t nready = 0, pick = 0;
-        for (size_t i = 0; i < n; i++) {
-            weft_chan *c = cases[i].chan;
-            if (!c || cases[i].op == WEFT_CASE_DEFAULT)
-                continue;
-            int ready = cases[i].op == WEFT_CASE_SEND ? send_ready(c) : recv_ready(c);
-            if (ready && pick_random(w) % ++nready == 0)
-                pick = i;
-        }
-        if (!nready && dflt < 0) {
-            if (!armed && set_arm(cases, n)) {
-                armed = true;
-                continue; /* one more look, now that lock-free calls will settle */
+        bool armed = false;
+        idx = -1;
+        /* Pick uniformly among the ready cases (reservoir sampling), then complete that one.
+         * With every lock of the set held, a buffer's state and a close stay as seen, but a
+         * waiter of another select counted as ready (first_live) can still be claimed through
+         * that select's other channels, whose locks we do not hold, and a lock-free call can
+         * take a ring's value or room: then the completion finds nothing (-EAGAIN; the value
+         * neither sent nor received), and we look again. Each such miss unlinks the stale
+         * waiter or follows another call's progress, so this ends. */
+        for (;;) {
+            size_t nready = 0, pick = 0;
+            for (size_t i = 0; i < n; i++) {
+                weft_chan *c = cases[i].chan;
+                if (!c || cases[i].op == WEFT_CASE_DEFAULT)
+                    continue;
+                int ready = cases[i].op == WEFT_CASE_SEND ? send_ready(c) : recv_ready(c);
+                if (ready && pick_random(w) % ++nready == 0)
+                    pick = i;
             }
-            break; /* to the wait */
-        }
+            if (!nready && dflt < 0) {
+                if (!armed && set_arm(cases, n)) {
+                    armed = true;
+                    continue; /* one more look, now that lock-free calls will settle */
+                }
+                break; /* to the wait */
+            }
 #ifdef WEFT_TESTING
-        if (nready && n > 8 && w && w->select_pause_ns > 0) {
-            struct timespec ts = {0, (long)(w->select_pause_ns % 1000000000)};
-            nanosleep(&ts, NULL);
-        }
+            if (nready && n > 8 && w && w->select_pause_ns > 0) {
+                struct timespec ts = {0, (long)(w->select_pause_ns % 1000000000)};
+                nanosleep(&ts, NULL);
+            }
 #endif
-        int idx = dflt;
-        if (nready) {
-            weft_chan *c = cases[pick].chan;
-            void *elem = cases[pick].elem ? cases[pick].elem : zero_elem;
-            r = cases[pick].op == WEFT_CASE_SEND ? do_send(w, c, elem, true)
-                                                 : do_recv(w, c, elem, true);
-            if (r == -EAGAIN)
-                continue;           /* its waiter was claimed elsewhere meanwhile */
-            cases[pick].result = r; /* 0, -EPIPE, or an unbounded send's -ENOMEM */
-            idx = (int)pick;
-        } else {
-            cases[dflt].result = 0;
+            if (nready) {
+                weft_chan *c = cases[pick].chan;
+                void *elem = cases[pick].elem ? cases[pick].elem : zero_elem;
+                r = cases[pick].op == WEFT_CASE_SEND ? do_send(w, c, elem, true)
+                                                     : do_recv(w, c, elem, true);
+                if (r == -EAGAIN) {
+                    /* The miss's own settle put `state` back to the queues, without the
+                     * arm: arm again before the wait. */
+                    armed = false;
+                    continue;
+                }
+                cases[pick].result = r; /* 0, -EPIPE, or an unbounded send's -ENOMEM */
+                idx = (int)pick;
+            } else {
+                cases[dflt].result = 0;
+                idx = dflt;
+            }
+            break;
         }
-        set_refresh(&set);
-        set_unlock(&set);
-        weft__free(w, heap);
-        return idx;
-    }
+        if (idx >= 0)
+            break;
 
-    /* Nothing ready: a waiter on every channel, all sharing one done record. */
-    wait_done d = {.ncases = (int)n};
-    for (size_t i = 0; i < n; i++) {
-        void *elem = cases[i].elem ? cases[i].elem : zero_elem;
-        ws[i] = (chan_waiter){.elem = elem, .done = &d, .index = (int)i};
-        weft__list_init(&ws[i].link);
-        weft_chan *c = cases[i].chan;
-        if (c) {
-            weft__list_push_back(cases[i].op == WEFT_CASE_SEND ? &c->sendq : &c->recvq,
-                                 &ws[i].link);
-            c->nwaiters++;
+        /* Nothing ready: a waiter on every channel, all sharing one done record. */
+        d = (wait_done){.ncases = (int)n};
+        for (size_t i = 0; i < n; i++) {
+            void *elem = cases[i].elem ? cases[i].elem : zero_elem;
+            ws[i] = (chan_waiter){.elem = elem, .done = &d, .index = (int)i};
+            weft__list_init(&ws[i].link);
+            weft_chan *c = cases[i].chan;
+            if (c) {
+                weft__list_push_back(cases[i].op == WEFT_CASE_SEND ? &c->sendq : &c->recvq,
+                                     &ws[i].link);
+                if (!counted)
+                    c->nwaiters++;
+            }
         }
+        counted = true;
+        r = wait_cases(w, t, &d, WEFT__WAIT_SELECT, cases, deadline, set_unlock_cb, set_lock_cb,
+                       &set);
+        w = t->worker;
+        for (size_t i = 0; i < n; i++)
+            weft__list_remove(&ws[i].link); /* harmless for nodes already unlinked */
+        /* Claimed by a settle whose pop or push then lost to a lock-free call: look again. */
+        if (r >= 0 && d.result == -EAGAIN)
+            continue;
+        idx = r;
+        if (r >= 0)
+            cases[r].result = d.result;
+        break;
     }
-    r = wait_cases(w, t, &d, WEFT__WAIT_SELECT, cases, deadline, set_unlock_cb, set_lock_cb, &set);
-    w = t->worker;
     bool orphans = false;
-    for (size_t i = 0; i < n; i++) {
-        weft__list_remove(&ws[i].link); /* harmless for nodes already unlinked */
+    for (size_t i = 0; counted && i < n; i++)
         if (cases[i].op != WEFT_CASE_DEFAULT && cases[i].chan && waiter_left(cases[i].chan)) {
             ws[i].index = -1; /* the node is done with: marks the case's channel to free */
             orphans = true;
         }
-    }
     set_refresh(&set);
     set_unlock(&set);
     /* Orphaned channels whose last waiter this select was, decided under their locks (each
      * once: only the decrement to 0 says so). Once unlocked, another channel of the set may
      * be freed by its own last waiter at any moment: none is read again. */
-    int orphan = -1;
     for (size_t i = 0; orphans && i < n; i++)
-        if (ws[i].index == -1) {
+        if (ws[i].index == -1)
             chan_free(cases[i].chan);
-            if (orphan < 0)
-                orphan = (int)i;
-        }
-    if (r >= 0 && d.result == -EAGAIN) {
-        /* Claimed by a settle whose pop or push lost to a lock-free call: look again, unless
-         * a channel of the set went meanwhile (closed by its last release: that case is the
-         * answer, as its close would have given had the settle not claimed us first). */
-        if (orphan < 0) {
-            w = t->worker;
-            goto again;
-        }
-        r = orphan;
-        d.result = -EPIPE;
-    }
     weft__free(w, heap);
-    if (r >= 0)
-        cases[r].result = d.result;
-    return r;
+    return idx;
 }
