@@ -560,8 +560,10 @@ static WEFT_NOINLINE int lf_do_send(weft__worker *self, weft_chan *c, const void
 static WEFT_NOINLINE int lf_do_recv(weft__worker *self, weft_chan *c, void *elem)
 {
     lf_ring *q = lf_of(c);
-    int r = lf_pop_wait(q, elem);
-    if (r < 0) {
+    if (!weft__list_empty(&c->recvq))
+        lf_settle(self, c, q); /* waiting receivers go first */
+    int r = first_live(&c->recvq) ? -EAGAIN : lf_pop_wait(q, elem);
+    if (r < 0 && weft__list_empty(&c->recvq)) {
         chan_waiter *s = take_live(&c->sendq);
         if (s) {
             copy_elem(c, elem, s->elem);
@@ -973,6 +975,10 @@ static int wait_cases(weft__worker *w, weft_task *t, wait_done *d, int kind, con
 static WEFT_NOINLINE bool lf_block_done(weft__worker *self, weft_chan *c, _Atomic uint32_t *held,
                                         chan_waiter *wt, void *elem, int is_send)
 {
+    /* Behind earlier waiters it parks at once: `state` said so before it came, so every value
+     * or room that comes from now on is settled, for them first (the FIFO of waiters). */
+    if (first_live(is_send ? &c->sendq : &c->recvq) != wt)
+        return false;
     if (lf_before_park(c, elem, is_send) < 0)
         return false;
     weft__list_remove(&wt->link);
