@@ -1109,7 +1109,10 @@ union value_slot {
  * constructor needed), holding one reference; copies share the channel (retain), the last one
  * releases it. send/recv block (a stackful task parks, a plain thread sleeps);
  * send_async/recv_async are awaitables for tasks, which try the non-blocking call first and
- * use a helper task only to wait. */
+ * use a helper task only to wait. An await that waits holds its own reference to the channel
+ * until it completes: a task that took the channel by reference stays safe when the handles
+ * are all dropped meanwhile, but (unlike a stackful waiter in weft_chan_release) that drop
+ * does not close the channel; close() it, or cancel the task, to end such a wait. */
 template <class T>
 class channel {
     static_assert(std::is_trivially_copyable_v<T>, "weft::channel<T> copies T as bytes");
@@ -1207,6 +1210,12 @@ private:
     struct xfer_awaiter : detail::blocking_leaf<xfer_fn> {
         detail::value_slot<T> s; /* the value to send, or the one received */
         int early = 1;
+        /* The helper's reference to the channel, taken when the await goes to the helper:
+         * the helper first runs later, when the last handle may be gone (the task held the
+         * channel by reference), and weft_chan_release keeps the channel alive only for a
+         * task already parked in it (the helper used freed memory). Released with the
+         * awaiter, which lives until the helper has returned. */
+        bool retained = false;
         /* fn's slot is set in the bodies, once `s` exists. */
         xfer_awaiter(weft_chan *c, const T *val, int64_t dl, bool is_send)
             : detail::blocking_leaf<xfer_fn>(xfer_fn{c, nullptr, dl, is_send})
@@ -1221,6 +1230,11 @@ private:
         {
             this->fn.slot = &s.v;
             std::memcpy(static_cast<void *>(&s.v), &o.s.v, sizeof(T));
+        }
+        ~xfer_awaiter()
+        {
+            if (retained)
+                weft_chan_release(this->fn.c);
         }
         /* The try comes in await_suspend, where the task's root (its cancel) is known: a
          * cancelled task's channel calls complete with -ECANCELED at once, even when they
@@ -1240,6 +1254,8 @@ private:
                 early = r;
                 return false; /* resumed at once, with `early` */
             }
+            weft_chan_retain(f.c);
+            retained = true;
             detail::blocking_leaf<xfer_fn>::await_suspend(h);
             return true;
         }

@@ -272,6 +272,18 @@ weft::task<int> awaits_twice()
     co_return static_cast<int>(first.size()) * 10 + second;
 }
 
+/* Awaits a channel it holds by reference only: its owner drops the last handle meanwhile. */
+weft::task<int> recv_borrowed(weft::channel<int> &ch)
+{
+    auto r = co_await ch.recv_async();
+    co_return r.ok() ? 1000 + *r : r.error();
+}
+weft::task<int> send_borrowed(weft::channel<int> &ch)
+{
+    auto r = co_await ch.send_async(5);
+    co_return r.error();
+}
+
 } // namespace
 
 int main()
@@ -391,6 +403,24 @@ int main()
         for (int i = 0; i < 1000 && destroyed.load() == 0; i++)
             weft_yield();
         CHECK_EQ(destroyed.load(), 1);
+    });
+    in_runtime("the last channel handle dropped while a task awaits it", [] {
+        /* The await's helper task first ran after the owner's release had freed the
+         * channel (a use after free, ASan); the awaiter now holds its own reference until
+         * it completes (here: cancelled). */
+        auto *rx = new weft::channel<int>(*weft::channel<int>::make(0));
+        auto *tx = new weft::channel<int>(*weft::channel<int>::make(0));
+        auto hr = weft::spawn(recv_borrowed(*rx));
+        auto hs = weft::spawn(send_borrowed(*tx));
+        CHECK(hr.ok() && hs.ok());
+        weft_yield(); /* both try, find nothing, and queue their helpers behind this task */
+        delete rx;
+        delete tx;
+        weft_yield(); /* the helpers run and wait */
+        hr->cancel();
+        hs->cancel();
+        CHECK_EQ(*hr->join(), -ECANCELED);
+        CHECK_EQ(*hs->join(), -ECANCELED);
     });
     in_runtime("channel round trip", [] {
         auto in = weft::channel<int>::make(0); /* rendezvous: every await waits */
