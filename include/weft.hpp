@@ -7,7 +7,10 @@
  * "root": a weft_future whose poll resumes the coroutine, so that a task runs wherever a
  * weft future can: spawned as a stackless weft task (weft::spawn), or awaited from a stackful
  * task (weft::block_on, which is weft_await). co_await of another task runs it inline on the
- * same root (symmetric transfer: no spawn, no allocation beyond its frame). When the
+ * same root (no spawn, no allocation beyond its frame): the awaiting frame suspends and the
+ * root's loop resumes the child, and the child's end resumes its parent the same way, so the
+ * stack stays flat however many awaits complete at once or nest, at every -O (symmetric
+ * transfer is a tail call only where the compiler makes it one: g++ -O0 does not). When the
  * innermost coroutine suspends on a leaf awaitable (a sleep, a weft future, an I/O call), the
  * root polls that leaf with its own waker and returns WEFT_PENDING; the leaf's wake re-polls
  * the root, which resumes the coroutine once the leaf is complete. One root runs one chain of
@@ -34,6 +37,10 @@
  * or cancelled block_on) destroys the coroutine frames in place, running the destructors of
  * what they hold, as Rust drops a future; a helper task still running then is cancelled and
  * the frames are destroyed when it has returned, so buffers it borrowed stay valid until then.
+ * That destruction nests (a frame's destructor destroys the task it awaits): a dropped chain of
+ * thousands of nested awaits needs that many destructor calls of stack where it is dropped (a
+ * block_on's deadline drops it on the caller's stack: 64 KiB by default held about 1000 at
+ * g++ -O2, 100 at -O0); give such a caller a larger stack (weft_spawn_opts.stack_size).
  * A completion that reaches the helper's call before its cancel wins (weft.h, weft_cancel):
  * a channel value it received, or bytes it read, then go with the destroyed frames (lost),
  * and a value it was sending may still be delivered. Drop tasks that move data through
@@ -240,6 +247,7 @@ struct root {
     weft_future base;
     std::coroutine_handle<> top;     /* the outermost frame (owned) */
     std::coroutine_handle<> current; /* the frame suspended on `pending` */
+    std::coroutine_handle<> next;    /* the frame root_run resumes next (a task's await or end) */
     leaf *pending;
     bool started;
     bool dropped; /* weft dropped it while a helper ran: the helper destroys it */
@@ -270,6 +278,20 @@ inline void root_request_cancel(root *r) noexcept
     weft_waker_wake(w); /* wakes the root's latest poll: it polls its leaf with cancel set */
 }
 
+/* Resumes `h`, then each frame the chain hands on to (a child awaited, a parent whose child
+ * ended), one after another from this loop: no frame resumes another inside its own resume,
+ * which nested a C++ frame per await where the compiler did not make symmetric transfer a
+ * tail call (g++ -O0 overflowed a 64 KiB task stack in 100 awaits). Returns when the chain
+ * waits on a leaf (`pending`) or the top has ended. */
+inline void root_run(root *r, std::coroutine_handle<> h) noexcept
+{
+    while (h) {
+        r->next = {};
+        h.resume();
+        h = r->next;
+    }
+}
+
 /* Destroys the frames now (their destructors run), then the root. */
 inline void root_destroy(root *r) noexcept
 {
@@ -288,14 +310,13 @@ inline int root_poll(weft_future *f, weft_context *cx) noexcept
     root_store_waker(r, cx->waker);
     if (!r->started) {
         r->started = true;
-        r->current = r->top;
-        r->current.resume();
+        root_run(r, r->top);
     }
     while (r->pending) {
         if (!r->pending->poll(cx, r->cancel.load(std::memory_order_acquire)))
             return WEFT_PENDING;
         r->pending = nullptr;
-        r->current.resume(); /* runs until the next leaf, or the end of the chain */
+        root_run(r, r->current); /* runs until the next leaf, or the end of the chain */
     }
     /* No leaf pending: the chain has finished, unless it suspended on an awaiter that is not
      * weft's (co_await std::suspend_always{}), which nothing would ever resume. */
@@ -323,6 +344,7 @@ inline void root_init(root *r, std::coroutine_handle<> top, void (*fin)(root *) 
     weft_future_init(&r->base, &root_ops);
     r->top = top;
     r->current = {};
+    r->next = {};
     r->pending = nullptr;
     r->started = false;
     r->dropped = false;
@@ -383,10 +405,10 @@ struct promise_base {
     struct final_awaiter {
         bool await_ready() noexcept { return false; }
         template <class P>
-        std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept
+        void await_suspend(std::coroutine_handle<P> h) noexcept
         {
-            std::coroutine_handle<> c = h.promise().continuation;
-            return c ? c : std::noop_coroutine(); /* the top returns to its root's poll */
+            /* The awaiting frame, resumed by root_run; none for the top (the loop ends). */
+            h.promise().rt->next = h.promise().continuation;
         }
         void await_resume() noexcept {}
     };
@@ -505,11 +527,12 @@ public:
         handle_type h;
         bool await_ready() const noexcept { return !h || h.done(); }
         template <detail::weft_promise_type P>
-        std::coroutine_handle<> await_suspend(std::coroutine_handle<P> parent) noexcept
+        void await_suspend(std::coroutine_handle<P> parent) noexcept
         {
+            detail::root *r = parent.promise().rt;
             h.promise().continuation = parent;
-            h.promise().rt = parent.promise().rt;
-            return h; /* symmetric transfer: the child runs on the parent's root */
+            h.promise().rt = r;
+            r->next = h; /* the child runs next on the parent's root (root_run) */
         }
         T await_resume()
         {

@@ -272,6 +272,23 @@ weft::task<int> awaits_twice()
     co_return static_cast<int>(first.size()) * 10 + second;
 }
 
+/* Awaits that complete at once, in a loop and nested: each nested a C++ frame on the
+ * awaiting stack where the compiler did not make symmetric transfer a tail call (g++ -O0:
+ * the main task's 64 KiB stack overflowed in 100 awaits). */
+weft::task<long> count_down(int n)
+{
+    if (n == 0)
+        co_return 0;
+    co_return 1 + co_await count_down(n - 1);
+}
+weft::task<long> many_sync_awaits(int n)
+{
+    long s = 0;
+    for (int i = 0; i < n; i++)
+        s += co_await forty_two();
+    co_return s;
+}
+
 /* Awaits a channel it holds by reference only: its owner drops the last handle meanwhile. */
 weft::task<int> recv_borrowed(weft::channel<int> &ch)
 {
@@ -403,6 +420,13 @@ int main()
         for (int i = 0; i < 1000 && destroyed.load() == 0; i++)
             weft_yield();
         CHECK_EQ(destroyed.load(), 1);
+    });
+    in_runtime("awaits that complete at once, many and deeply nested", [] {
+        CHECK_EQ(*weft::block_on(many_sync_awaits(100000)), 42L * 100000);
+        CHECK_EQ(*weft::block_on(count_down(100000)), 100000);
+        auto h = weft::spawn(count_down(100000)); /* polled on the worker's own stack */
+        CHECK(h.ok());
+        CHECK_EQ(*h->join(), 100000);
     });
     in_runtime("the last channel handle dropped while a task awaits it", [] {
         /* The await's helper task first ran after the owner's release had freed the
