@@ -608,8 +608,9 @@ struct future_leaf : leaf_awaiter<future_leaf> {
     }
     bool poll(weft_context *cx, bool cancel) noexcept override
     {
-        if (!f) {
-            status = -EINVAL;
+        if (!f) { /* wait(NULL); or a sleep whose timer failed: keep its error */
+            if (status == 0)
+                status = -EINVAL;
             return true;
         }
         if (cancel) {
@@ -676,7 +677,8 @@ struct yield_awaiter : leaf_awaiter<yield_awaiter> {
 
 } // namespace detail
 
-/* co_await sleep_until(d): result<void>, ok once d has passed; -ECANCELED, -ENOMEM. */
+/* co_await sleep_until(d): result<void>, ok once d has passed; -ECANCELED, -ENOMEM, -EPERM
+ * (made outside a runtime thread: the timer is made here, at the call, not at the await). */
 inline detail::sleep_awaiter sleep_until(int64_t deadline) noexcept
 {
     weft_future *f = nullptr;

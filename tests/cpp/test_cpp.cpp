@@ -289,6 +289,14 @@ weft::task<long> many_sync_awaits(int n)
     co_return s;
 }
 
+/* Awaits a sleep made elsewhere (its timer's failure is reported here, as the call's). */
+using sleep_t = decltype(weft::sleep_for(0));
+weft::task<int> await_sleep(sleep_t s)
+{
+    auto r = co_await std::move(s);
+    co_return r.error();
+}
+
 /* Awaits a channel it holds by reference only: its owner drops the last handle meanwhile. */
 weft::task<int> recv_borrowed(weft::channel<int> &ch)
 {
@@ -526,6 +534,15 @@ int main()
         CHECK(r.ok());
         CHECK_EQ(*r, 100 * 10 - 1); /* 100 bytes, then the precondition's exception */
     });
+    {
+        /* Made outside a runtime: weft_timer_future said -EPERM, and the await reported
+         * -EINVAL (the poll of the missing timer overwrote the call's error). */
+        sleep_t early = weft::sleep_for(WEFT_MSEC);
+        in_runtime("a sleep's own error, reported at its await", [&early] {
+            CHECK_EQ(*weft::block_on(await_sleep(std::move(early))), -EPERM);
+            CHECK_EQ(*weft::block_on(await_sleep(weft::sleep_for(0))), 0);
+        });
+    }
     in_runtime("errors as values", [] {
         CHECK_EQ(weft::block_on(weft::task<int>()).error(), -EINVAL);
         CHECK_EQ(weft::spawn(weft::task<int>()).error(), -EINVAL);
