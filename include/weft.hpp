@@ -1313,7 +1313,10 @@ private:
 class mutex;
 
 /* Holds a weft::mutex until destroyed or unlock()ed (move-only). owner_dead(): the lock came
- * from a task that finished holding it (-EOWNERDEAD): repair what it protects. */
+ * from a task that finished holding it (-EOWNERDEAD): repair what it protects. weft records
+ * the task (or thread) that locked, and only it may unlock: a guard moved to another task and
+ * unlocked or destroyed there is refused (-EPERM), and the mutex stays locked (the guard, if
+ * it lives on, still owns it, for its locker to unlock). Move a guard only within its task. */
 class lock_guard {
 public:
     lock_guard() noexcept = default;
@@ -1324,16 +1327,17 @@ public:
     lock_guard &operator=(lock_guard &&o) noexcept
     {
         if (this != &o) {
-            unlock();
+            (void)unlock();
             m_ = std::exchange(o.m_, nullptr);
             owner_dead_ = o.owner_dead_;
         }
         return *this;
     }
-    ~lock_guard() { unlock(); }
+    ~lock_guard() { (void)unlock(); }
     bool owns_lock() const noexcept { return m_ != nullptr; }
     bool owner_dead() const noexcept { return owner_dead_; }
-    inline void unlock() noexcept;
+    /* 0 (the guard is then empty), or -EPERM: the caller is not the locker (see above). */
+    inline int unlock() noexcept;
 
 private:
     friend class mutex;
@@ -1374,10 +1378,14 @@ private:
     weft_mutex m_ = WEFT_MUTEX_INIT;
 };
 
-inline void lock_guard::unlock() noexcept
+inline int lock_guard::unlock() noexcept
 {
-    if (m_)
-        weft_mutex_unlock(std::exchange(m_, nullptr));
+    if (!m_)
+        return 0;
+    int r = weft_mutex_unlock(m_);
+    if (r == 0)
+        m_ = nullptr; /* refused: the mutex is still locked, so the guard still owns it */
+    return r;
 }
 
 /* ---- the runtime ---------------------------------------------------------------------- */

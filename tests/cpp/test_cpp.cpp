@@ -209,6 +209,14 @@ void *lock_try(void *arg)
     return (void *)(intptr_t)g.error();
 }
 
+/* Unlocks a guard that another task locked: weft refuses, and the guard must say so. */
+void *unlock_foreign(void *arg)
+{
+    auto *g = static_cast<weft::lock_guard *>(arg);
+    int r = g->unlock();
+    return (void *)(intptr_t)(r == -EPERM && g->owns_lock() ? 1 : 0);
+}
+
 /* weft::call with a callable that throws: the co_await rethrows (it was std::terminate). */
 weft::task<int> call_throws()
 {
@@ -513,6 +521,25 @@ int main()
         void *res = nullptr;
         CHECK_EQ(weft_join(t, &res, weft::forever), 0);
         CHECK_EQ((intptr_t)res, 0);
+    });
+    in_runtime("a guard unlocked by a task that does not hold the mutex", [] {
+        /* weft refused the other task's unlock (-EPERM) and the guard let the mutex go
+         * anyway: owns_lock() said false while the mutex stayed locked, for good. Now the
+         * guard keeps it, and its owner's unlock releases it. */
+        weft::mutex m;
+        auto g = m.lock();
+        CHECK(g.ok());
+        weft_task *t = nullptr;
+        CHECK_EQ(weft_spawn(&t, unlock_foreign, &*g, nullptr), 0);
+        void *res = nullptr;
+        CHECK_EQ(weft_join(t, &res, weft::forever), 0);
+        CHECK_EQ((intptr_t)res, 1);
+        CHECK(g->owns_lock());
+        CHECK_EQ(g->unlock(), 0);
+        CHECK(!g->owns_lock());
+        CHECK_EQ(weft_spawn(&t, lock_try, &m, nullptr), 0);
+        CHECK_EQ(weft_join(t, &res, weft::forever), 0);
+        CHECK_EQ((intptr_t)res, 0); /* free: the try took it (and it ended holding it) */
     });
     in_runtime("echo over a socketpair", [] {
         int sv[2];
