@@ -7,7 +7,10 @@
  * "root": a weft_future whose poll resumes the coroutine, so that a task runs wherever a
  * weft future can: spawned as a stackless weft task (weft::spawn), or awaited from a stackful
  * task (weft::block_on, which is weft_await). co_await of another task runs it inline on the
- * same root (symmetric transfer: no spawn, no allocation beyond its frame). When the
+ * same root (no spawn, no allocation beyond its frame): the awaiting frame suspends and the
+ * root's loop resumes the child, and the child's end resumes its parent the same way, so the
+ * stack stays flat however many awaits complete at once or nest, at every -O (symmetric
+ * transfer is a tail call only where the compiler makes it one: g++ -O0 does not). When the
  * innermost coroutine suspends on a leaf awaitable (a sleep, a weft future, an I/O call), the
  * root polls that leaf with its own waker and returns WEFT_PENDING; the leaf's wake re-polls
  * the root, which resumes the coroutine once the leaf is complete. One root runs one chain of
@@ -34,6 +37,10 @@
  * or cancelled block_on) destroys the coroutine frames in place, running the destructors of
  * what they hold, as Rust drops a future; a helper task still running then is cancelled and
  * the frames are destroyed when it has returned, so buffers it borrowed stay valid until then.
+ * That destruction nests (a frame's destructor destroys the task it awaits): a dropped chain of
+ * thousands of nested awaits needs that many destructor calls of stack where it is dropped (a
+ * block_on's deadline drops it on the caller's stack: 64 KiB by default held about 1000 at
+ * g++ -O2, 100 at -O0); give such a caller a larger stack (weft_spawn_opts.stack_size).
  * A completion that reaches the helper's call before its cancel wins (weft.h, weft_cancel):
  * a channel value it received, or bytes it read, then go with the destroyed frames (lost),
  * and a value it was sending may still be delivered. Drop tasks that move data through
@@ -240,6 +247,7 @@ struct root {
     weft_future base;
     std::coroutine_handle<> top;     /* the outermost frame (owned) */
     std::coroutine_handle<> current; /* the frame suspended on `pending` */
+    std::coroutine_handle<> next;    /* the frame root_run resumes next (a task's await or end) */
     leaf *pending;
     bool started;
     bool dropped; /* weft dropped it while a helper ran: the helper destroys it */
@@ -270,6 +278,20 @@ inline void root_request_cancel(root *r) noexcept
     weft_waker_wake(w); /* wakes the root's latest poll: it polls its leaf with cancel set */
 }
 
+/* Resumes `h`, then each frame the chain hands on to (a child awaited, a parent whose child
+ * ended), one after another from this loop: no frame resumes another inside its own resume,
+ * which nested a C++ frame per await where the compiler did not make symmetric transfer a
+ * tail call (g++ -O0 overflowed a 64 KiB task stack in 100 awaits). Returns when the chain
+ * waits on a leaf (`pending`) or the top has ended. */
+inline void root_run(root *r, std::coroutine_handle<> h) noexcept
+{
+    while (h) {
+        r->next = {};
+        h.resume();
+        h = r->next;
+    }
+}
+
 /* Destroys the frames now (their destructors run), then the root. */
 inline void root_destroy(root *r) noexcept
 {
@@ -288,14 +310,13 @@ inline int root_poll(weft_future *f, weft_context *cx) noexcept
     root_store_waker(r, cx->waker);
     if (!r->started) {
         r->started = true;
-        r->current = r->top;
-        r->current.resume();
+        root_run(r, r->top);
     }
     while (r->pending) {
         if (!r->pending->poll(cx, r->cancel.load(std::memory_order_acquire)))
             return WEFT_PENDING;
         r->pending = nullptr;
-        r->current.resume(); /* runs until the next leaf, or the end of the chain */
+        root_run(r, r->current); /* runs until the next leaf, or the end of the chain */
     }
     /* No leaf pending: the chain has finished, unless it suspended on an awaiter that is not
      * weft's (co_await std::suspend_always{}), which nothing would ever resume. */
@@ -323,6 +344,7 @@ inline void root_init(root *r, std::coroutine_handle<> top, void (*fin)(root *) 
     weft_future_init(&r->base, &root_ops);
     r->top = top;
     r->current = {};
+    r->next = {};
     r->pending = nullptr;
     r->started = false;
     r->dropped = false;
@@ -383,10 +405,10 @@ struct promise_base {
     struct final_awaiter {
         bool await_ready() noexcept { return false; }
         template <class P>
-        std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept
+        void await_suspend(std::coroutine_handle<P> h) noexcept
         {
-            std::coroutine_handle<> c = h.promise().continuation;
-            return c ? c : std::noop_coroutine(); /* the top returns to its root's poll */
+            /* The awaiting frame, resumed by root_run; none for the top (the loop ends). */
+            h.promise().rt->next = h.promise().continuation;
         }
         void await_resume() noexcept {}
     };
@@ -505,11 +527,12 @@ public:
         handle_type h;
         bool await_ready() const noexcept { return !h || h.done(); }
         template <detail::weft_promise_type P>
-        std::coroutine_handle<> await_suspend(std::coroutine_handle<P> parent) noexcept
+        void await_suspend(std::coroutine_handle<P> parent) noexcept
         {
+            detail::root *r = parent.promise().rt;
             h.promise().continuation = parent;
-            h.promise().rt = parent.promise().rt;
-            return h; /* symmetric transfer: the child runs on the parent's root */
+            h.promise().rt = r;
+            r->next = h; /* the child runs next on the parent's root (root_run) */
         }
         T await_resume()
         {
@@ -585,8 +608,9 @@ struct future_leaf : leaf_awaiter<future_leaf> {
     }
     bool poll(weft_context *cx, bool cancel) noexcept override
     {
-        if (!f) {
-            status = -EINVAL;
+        if (!f) { /* wait(NULL); or a sleep whose timer failed: keep its error */
+            if (status == 0)
+                status = -EINVAL;
             return true;
         }
         if (cancel) {
@@ -653,7 +677,8 @@ struct yield_awaiter : leaf_awaiter<yield_awaiter> {
 
 } // namespace detail
 
-/* co_await sleep_until(d): result<void>, ok once d has passed; -ECANCELED, -ENOMEM. */
+/* co_await sleep_until(d): result<void>, ok once d has passed; -ECANCELED, -ENOMEM, -EPERM
+ * (made outside a runtime thread: the timer is made here, at the call, not at the await). */
 inline detail::sleep_awaiter sleep_until(int64_t deadline) noexcept
 {
     weft_future *f = nullptr;
@@ -1109,7 +1134,10 @@ union value_slot {
  * constructor needed), holding one reference; copies share the channel (retain), the last one
  * releases it. send/recv block (a stackful task parks, a plain thread sleeps);
  * send_async/recv_async are awaitables for tasks, which try the non-blocking call first and
- * use a helper task only to wait. */
+ * use a helper task only to wait. An await that waits holds its own reference to the channel
+ * until it completes: a task that took the channel by reference stays safe when the handles
+ * are all dropped meanwhile, but (unlike a stackful waiter in weft_chan_release) that drop
+ * does not close the channel; close() it, or cancel the task, to end such a wait. */
 template <class T>
 class channel {
     static_assert(std::is_trivially_copyable_v<T>, "weft::channel<T> copies T as bytes");
@@ -1207,6 +1235,12 @@ private:
     struct xfer_awaiter : detail::blocking_leaf<xfer_fn> {
         detail::value_slot<T> s; /* the value to send, or the one received */
         int early = 1;
+        /* The helper's reference to the channel, taken when the await goes to the helper:
+         * the helper first runs later, when the last handle may be gone (the task held the
+         * channel by reference), and weft_chan_release keeps the channel alive only for a
+         * task already parked in it (the helper used freed memory). Released with the
+         * awaiter, which lives until the helper has returned. */
+        bool retained = false;
         /* fn's slot is set in the bodies, once `s` exists. */
         xfer_awaiter(weft_chan *c, const T *val, int64_t dl, bool is_send)
             : detail::blocking_leaf<xfer_fn>(xfer_fn{c, nullptr, dl, is_send})
@@ -1221,6 +1255,11 @@ private:
         {
             this->fn.slot = &s.v;
             std::memcpy(static_cast<void *>(&s.v), &o.s.v, sizeof(T));
+        }
+        ~xfer_awaiter()
+        {
+            if (retained)
+                weft_chan_release(this->fn.c);
         }
         /* The try comes in await_suspend, where the task's root (its cancel) is known: a
          * cancelled task's channel calls complete with -ECANCELED at once, even when they
@@ -1240,6 +1279,8 @@ private:
                 early = r;
                 return false; /* resumed at once, with `early` */
             }
+            weft_chan_retain(f.c);
+            retained = true;
             detail::blocking_leaf<xfer_fn>::await_suspend(h);
             return true;
         }
@@ -1272,7 +1313,10 @@ private:
 class mutex;
 
 /* Holds a weft::mutex until destroyed or unlock()ed (move-only). owner_dead(): the lock came
- * from a task that finished holding it (-EOWNERDEAD): repair what it protects. */
+ * from a task that finished holding it (-EOWNERDEAD): repair what it protects. weft records
+ * the task (or thread) that locked, and only it may unlock: a guard moved to another task and
+ * unlocked or destroyed there is refused (-EPERM), and the mutex stays locked (the guard, if
+ * it lives on, still owns it, for its locker to unlock). Move a guard only within its task. */
 class lock_guard {
 public:
     lock_guard() noexcept = default;
@@ -1283,16 +1327,17 @@ public:
     lock_guard &operator=(lock_guard &&o) noexcept
     {
         if (this != &o) {
-            unlock();
+            (void)unlock();
             m_ = std::exchange(o.m_, nullptr);
             owner_dead_ = o.owner_dead_;
         }
         return *this;
     }
-    ~lock_guard() { unlock(); }
+    ~lock_guard() { (void)unlock(); }
     bool owns_lock() const noexcept { return m_ != nullptr; }
     bool owner_dead() const noexcept { return owner_dead_; }
-    inline void unlock() noexcept;
+    /* 0 (the guard is then empty), or -EPERM: the caller is not the locker (see above). */
+    inline int unlock() noexcept;
 
 private:
     friend class mutex;
@@ -1333,10 +1378,14 @@ private:
     weft_mutex m_ = WEFT_MUTEX_INIT;
 };
 
-inline void lock_guard::unlock() noexcept
+inline int lock_guard::unlock() noexcept
 {
-    if (m_)
-        weft_mutex_unlock(std::exchange(m_, nullptr));
+    if (!m_)
+        return 0;
+    int r = weft_mutex_unlock(m_);
+    if (r == 0)
+        m_ = nullptr; /* refused: the mutex is still locked, so the guard still owns it */
+    return r;
 }
 
 /* ---- the runtime ---------------------------------------------------------------------- */

@@ -209,6 +209,14 @@ void *lock_try(void *arg)
     return (void *)(intptr_t)g.error();
 }
 
+/* Unlocks a guard that another task locked: weft refuses, and the guard must say so. */
+void *unlock_foreign(void *arg)
+{
+    auto *g = static_cast<weft::lock_guard *>(arg);
+    int r = g->unlock();
+    return (void *)(intptr_t)(r == -EPERM && g->owns_lock() ? 1 : 0);
+}
+
 /* weft::call with a callable that throws: the co_await rethrows (it was std::terminate). */
 weft::task<int> call_throws()
 {
@@ -270,6 +278,43 @@ weft::task<int> awaits_twice()
         second = -1;
     }
     co_return static_cast<int>(first.size()) * 10 + second;
+}
+
+/* Awaits that complete at once, in a loop and nested: each nested a C++ frame on the
+ * awaiting stack where the compiler did not make symmetric transfer a tail call (g++ -O0:
+ * the main task's 64 KiB stack overflowed in 100 awaits). */
+weft::task<long> count_down(int n)
+{
+    if (n == 0)
+        co_return 0;
+    co_return 1 + co_await count_down(n - 1);
+}
+weft::task<long> many_sync_awaits(int n)
+{
+    long s = 0;
+    for (int i = 0; i < n; i++)
+        s += co_await forty_two();
+    co_return s;
+}
+
+/* Awaits a sleep made elsewhere (its timer's failure is reported here, as the call's). */
+using sleep_t = decltype(weft::sleep_for(0));
+weft::task<int> await_sleep(sleep_t s)
+{
+    auto r = co_await std::move(s);
+    co_return r.error();
+}
+
+/* Awaits a channel it holds by reference only: its owner drops the last handle meanwhile. */
+weft::task<int> recv_borrowed(weft::channel<int> &ch)
+{
+    auto r = co_await ch.recv_async();
+    co_return r.ok() ? 1000 + *r : r.error();
+}
+weft::task<int> send_borrowed(weft::channel<int> &ch)
+{
+    auto r = co_await ch.send_async(5);
+    co_return r.error();
 }
 
 } // namespace
@@ -392,6 +437,31 @@ int main()
             weft_yield();
         CHECK_EQ(destroyed.load(), 1);
     });
+    in_runtime("awaits that complete at once, many and deeply nested", [] {
+        CHECK_EQ(*weft::block_on(many_sync_awaits(100000)), 42L * 100000);
+        CHECK_EQ(*weft::block_on(count_down(100000)), 100000);
+        auto h = weft::spawn(count_down(100000)); /* polled on the worker's own stack */
+        CHECK(h.ok());
+        CHECK_EQ(*h->join(), 100000);
+    });
+    in_runtime("the last channel handle dropped while a task awaits it", [] {
+        /* The await's helper task first ran after the owner's release had freed the
+         * channel (a use after free, ASan); the awaiter now holds its own reference until
+         * it completes (here: cancelled). */
+        auto *rx = new weft::channel<int>(*weft::channel<int>::make(0));
+        auto *tx = new weft::channel<int>(*weft::channel<int>::make(0));
+        auto hr = weft::spawn(recv_borrowed(*rx));
+        auto hs = weft::spawn(send_borrowed(*tx));
+        CHECK(hr.ok() && hs.ok());
+        weft_yield(); /* both try, find nothing, and queue their helpers behind this task */
+        delete rx;
+        delete tx;
+        weft_yield(); /* the helpers run and wait */
+        hr->cancel();
+        hs->cancel();
+        CHECK_EQ(*hr->join(), -ECANCELED);
+        CHECK_EQ(*hs->join(), -ECANCELED);
+    });
     in_runtime("channel round trip", [] {
         auto in = weft::channel<int>::make(0); /* rendezvous: every await waits */
         auto out = weft::channel<int>::make(4);
@@ -452,6 +522,25 @@ int main()
         CHECK_EQ(weft_join(t, &res, weft::forever), 0);
         CHECK_EQ((intptr_t)res, 0);
     });
+    in_runtime("a guard unlocked by a task that does not hold the mutex", [] {
+        /* weft refused the other task's unlock (-EPERM) and the guard let the mutex go
+         * anyway: owns_lock() said false while the mutex stayed locked, for good. Now the
+         * guard keeps it, and its owner's unlock releases it. */
+        weft::mutex m;
+        auto g = m.lock();
+        CHECK(g.ok());
+        weft_task *t = nullptr;
+        CHECK_EQ(weft_spawn(&t, unlock_foreign, &*g, nullptr), 0);
+        void *res = nullptr;
+        CHECK_EQ(weft_join(t, &res, weft::forever), 0);
+        CHECK_EQ((intptr_t)res, 1);
+        CHECK(g->owns_lock());
+        CHECK_EQ(g->unlock(), 0);
+        CHECK(!g->owns_lock());
+        CHECK_EQ(weft_spawn(&t, lock_try, &m, nullptr), 0);
+        CHECK_EQ(weft_join(t, &res, weft::forever), 0);
+        CHECK_EQ((intptr_t)res, 0); /* free: the try took it (and it ended holding it) */
+    });
     in_runtime("echo over a socketpair", [] {
         int sv[2];
         CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
@@ -472,6 +561,15 @@ int main()
         CHECK(r.ok());
         CHECK_EQ(*r, 100 * 10 - 1); /* 100 bytes, then the precondition's exception */
     });
+    {
+        /* Made outside a runtime: weft_timer_future said -EPERM, and the await reported
+         * -EINVAL (the poll of the missing timer overwrote the call's error). */
+        sleep_t early = weft::sleep_for(WEFT_MSEC);
+        in_runtime("a sleep's own error, reported at its await", [&early] {
+            CHECK_EQ(*weft::block_on(await_sleep(std::move(early))), -EPERM);
+            CHECK_EQ(*weft::block_on(await_sleep(weft::sleep_for(0))), 0);
+        });
+    }
     in_runtime("errors as values", [] {
         CHECK_EQ(weft::block_on(weft::task<int>()).error(), -EINVAL);
         CHECK_EQ(weft::spawn(weft::task<int>()).error(), -EINVAL);
