@@ -316,6 +316,17 @@ static inline __attribute__((always_inline)) void complete(weft__worker *self, w
  * The move is made under the lock, once (lf_start), only for rings of at most LF_MAX_BYTES;
  * unbounded and rendezvous channels keep the lock for everything. */
 
+#ifdef WEFT_TESTING
+void (*weft__chan_lf_hook)(int where);
+#define LF_HOOK(where)                                                                             \
+    do {                                                                                           \
+        if (weft_unlikely(weft__chan_lf_hook != NULL))                                             \
+            weft__chan_lf_hook(where);                                                             \
+    } while (0)
+#else
+#define LF_HOOK(where) ((void)0)
+#endif
+
 #define TAIL_CLOSED  ((uint64_t)1)
 #define LF_MAX_BYTES ((size_t)8 << 20)
 
@@ -371,6 +382,7 @@ static inline __attribute__((always_inline)) int lf_push(lf_ring *q, const void 
             /* seq_cst: the caller's read of `state` after this comes after it (see above). */
             if (atomic_compare_exchange_weak_explicit(&q->tail, &t, t + 2, memory_order_seq_cst,
                                                       memory_order_relaxed)) {
+                LF_HOOK(WEFT__LF_BEFORE_STAMP);
                 lf_copy(q, (char *)stamp + 8, elem);
                 atomic_store_explicit(stamp, 2 * pos + 1, memory_order_release);
                 return 0;
@@ -644,6 +656,7 @@ static WEFT_NOINLINE int lf_fast(weft__worker *self, weft_chan *c, lf_ring *q, v
 {
     if (atomic_load_explicit(&q->state, memory_order_relaxed) != 0)
         return 1;
+    LF_HOOK(WEFT__LF_AFTER_LOOK);
     int r = is_send ? lf_push(q, elem) : lf_pop(q, elem);
     if (r == -EPIPE)
         return r;

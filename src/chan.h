@@ -16,4 +16,14 @@ weft__worker *weft__chan_bias_owner(weft_chan *c);
  * the tests. Any thread. */
 bool weft__chan_lock_free(weft_chan *c);
 
+#ifdef WEFT_TESTING
+/* When set, called by a lock-free send or receive (chan.c, "Contended channels") at its two
+ * windows, on the caller's thread: WEFT__LF_AFTER_LOOK, after its first read of `state` and
+ * before its claim; WEFT__LF_BEFORE_STAMP, a push's, after its claim and before its stamp.
+ * The tests stall a thread there to force the interleavings the handshake must survive.
+ * NULL by default. */
+enum { WEFT__LF_AFTER_LOOK = 1, WEFT__LF_BEFORE_STAMP = 2 };
+extern void (*weft__chan_lf_hook)(int where);
+#endif
+
 #endif

@@ -4,6 +4,7 @@
 #include <linux/membarrier.h>
 #include <pthread.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1220,6 +1221,159 @@ Test(chan, a_contended_channel_moves_to_its_lock_free_ring_without_losing_order)
 {
     run_main(move_main, NULL);
 }
+
+#ifdef WEFT_TESTING /* the hook is a seam of WEFT_TESTING builds */
+/* The ring's windows forced (src/chan.h, weft__chan_lf_hook: a test stalls a plain thread's
+ * lock-free call after its look at `state`, or between its claim and its stamp). */
+struct stall {
+    unsigned where; /* the windows (WEFT__LF_*) still to stall at, once each */
+    sem_t reached, go;
+};
+static __thread struct stall *stall_mine;
+
+static void stall_hook(int where)
+{
+    struct stall *s = stall_mine;
+    if (!s || !(s->where & (unsigned)where))
+        return;
+    s->where &= ~(unsigned)where;
+    sem_post(&s->reached);
+    sem_wait(&s->go);
+}
+
+/* From a task: waits until the stalled thread has reached its window, without blocking the
+ * worker (sleeps of 1 ms between looks: a bound, not a timing). */
+static void stall_wait(struct stall *s)
+{
+    while (sem_trywait(&s->reached) != 0)
+        cr_assert_eq(weft_sleep(WEFT_MSEC), 0);
+}
+
+struct stalled_send {
+    weft_chan *c;
+    struct stall st;
+    long v[2];
+    int n;
+};
+
+static void *stalled_sender(void *arg)
+{
+    struct stalled_send *ss = arg;
+    stall_mine = &ss->st;
+    for (int i = 0; i < ss->n; i++)
+        if (weft_chan_send(ss->c, &ss->v[i], WEFT_FOREVER) != 0)
+            return (void *)1;
+    return NULL;
+}
+
+static void *recv_long(void *arg)
+{
+    long v = -1;
+    int r = weft_chan_recv(arg, &v, WEFT_FOREVER);
+    return (void *)(intptr_t)(r == 0 ? v : -1000 + r);
+}
+
+/* One producer's values stay in its order: P's first value goes into the ring behind a
+ * position still in flight (another producer's, claimed before a receiver parked); its
+ * second, sent once `state` says a receiver waits, must not be handed to that receiver ahead
+ * of the first. */
+static void *reorder_main(void *arg)
+{
+    (void)arg;
+    weft_chan *c = mkchan(sizeof(long), 4);
+    long v;
+    cr_assert_eq(weft_chan_try_recv(c, &v), -EAGAIN); /* the bias given up: on its ring */
+    cr_assert(weft__chan_lock_free(c));
+    struct stalled_send p1 = {.c = c, .v = {100}, .n = 1};
+    struct stalled_send p = {.c = c, .v = {1, 2}, .n = 2};
+    p1.st.where = WEFT__LF_AFTER_LOOK | WEFT__LF_BEFORE_STAMP;
+    p.st.where = WEFT__LF_AFTER_LOOK;
+    sem_init(&p1.st.reached, 0, 0);
+    sem_init(&p1.st.go, 0, 0);
+    sem_init(&p.st.reached, 0, 0);
+    sem_init(&p.st.go, 0, 0);
+    pthread_t t1, t;
+    cr_assert_eq(pthread_create(&t1, NULL, stalled_sender, &p1), 0);
+    stall_wait(&p1.st); /* P1 saw nobody waiting */
+    cr_assert_eq(pthread_create(&t, NULL, stalled_sender, &p), 0);
+    stall_wait(&p.st); /* so did P */
+    weft_task *r = spawn_pinned(recv_long, c);
+    wait_parked(r); /* the receiver parks on the empty ring */
+    sem_post(&p1.st.go);
+    stall_wait(&p1.st); /* P1 claimed position 0 and has not stamped it */
+    sem_post(&p.st.go); /* P: 1 into position 1, then 2 with a receiver waiting */
+    void *pr;
+    cr_assert_eq(pthread_join(t, &pr), 0);
+    cr_assert_null(pr);
+    sem_post(&p1.st.go); /* P1 stamps 100 and settles */
+    cr_assert_eq(pthread_join(t1, &pr), 0);
+    cr_assert_null(pr);
+    cr_assert_eq((intptr_t)join_result(r), 100, "the parked receiver got the ring's oldest");
+    cr_assert_eq(weft_chan_try_recv(c, &v), 0);
+    cr_assert_eq(v, 1);
+    cr_assert_eq(weft_chan_try_recv(c, &v), 0);
+    cr_assert_eq(v, 2, "P's values out of its order");
+    weft_chan_release(c);
+    return NULL;
+}
+
+Test(chan, a_producers_values_keep_their_order_past_a_position_in_flight, .timeout = 60)
+{
+    setenv("WEFT_TEST_BIAS_AFTER", "0", 1); /* every bounded channel on its ring */
+    weft__chan_lf_hook = stall_hook;
+    run_main(reorder_main, NULL);
+    weft__chan_lf_hook = NULL;
+}
+
+/* Waiting receivers are served first-in first-out on the ring too: R1 parks; a value is
+ * claimed (in flight); R2 comes while it is, and must queue behind R1 (park), not take the
+ * value when its producer stamps it. R2 runs on the other worker, so that a receive that
+ * spins for the value instead of parking never lets wait_parked see it parked. */
+static void *fifo_ring_main(void *arg)
+{
+    (void)arg;
+    weft_chan *c = mkchan(sizeof(long), 4);
+    long v;
+    cr_assert_eq(weft_chan_try_recv(c, &v), -EAGAIN);
+    cr_assert(weft__chan_lock_free(c));
+    struct stalled_send p1 = {.c = c, .v = {100}, .n = 1};
+    p1.st.where = WEFT__LF_AFTER_LOOK | WEFT__LF_BEFORE_STAMP;
+    sem_init(&p1.st.reached, 0, 0);
+    sem_init(&p1.st.go, 0, 0);
+    pthread_t t1;
+    cr_assert_eq(pthread_create(&t1, NULL, stalled_sender, &p1), 0);
+    stall_wait(&p1.st); /* P1 saw nobody waiting */
+    weft_task *r1 = spawn_pinned(recv_long, c);
+    wait_parked(r1);
+    sem_post(&p1.st.go);
+    stall_wait(&p1.st); /* P1's value in flight */
+    weft_task *r2;
+    weft_spawn_opts pin = {.flags = WEFT_SPAWN_PINNED};
+    cr_assert_eq(weft_spawn_on(1, &r2, recv_long, c, &pin), 0);
+    wait_parked(r2); /* behind R1 */
+    sem_post(&p1.st.go);
+    void *pr;
+    cr_assert_eq(pthread_join(t1, &pr), 0);
+    cr_assert_null(pr);
+    cr_assert_eq((intptr_t)join_result(r1), 100, "the first receiver was passed over");
+    v = 200;
+    cr_assert_eq(weft_chan_send(c, &v, WEFT_FOREVER), 0);
+    cr_assert_eq((intptr_t)join_result(r2), 200);
+    weft_chan_release(c);
+    return NULL;
+}
+
+Test(chan, waiting_receivers_stay_fifo_on_the_ring_past_a_value_in_flight, .timeout = 60)
+{
+    setenv("WEFT_TEST_BIAS_AFTER", "0", 1);
+    weft__chan_lf_hook = stall_hook;
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.workers = 2;
+    run_main_cfg(&cfg, fifo_ring_main, NULL);
+    weft__chan_lf_hook = NULL;
+}
+#endif
 
 /* Selects and receives of plain threads and of tasks, each with a deadline of a few
  * microseconds, race each other on two channels: a thread's deadline (its futex timeout)
