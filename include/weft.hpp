@@ -37,10 +37,14 @@
  * or cancelled block_on) destroys the coroutine frames in place, running the destructors of
  * what they hold, as Rust drops a future; a helper task still running then is cancelled and
  * the frames are destroyed when it has returned, so buffers it borrowed stay valid until then.
- * That destruction nests (a frame's destructor destroys the task it awaits): a dropped chain of
- * thousands of nested awaits needs that many destructor calls of stack where it is dropped (a
- * block_on's deadline drops it on the caller's stack: 64 KiB by default held about 1000 at
- * g++ -O2, 100 at -O0); give such a caller a larger stack (weft_spawn_opts.stack_size).
+ * The frames of a dropped chain go one at a time, the innermost first (a child's destructors
+ * run before its parent's, as nested destruction would run them), in constant stack however
+ * deep the chain (root_destroy_chain); each task object that owned an awaited frame is left
+ * empty, also one the caller owns and the chain awaited by reference. So a task object stays
+ * where it is, unmoved, while it is awaited. What is not a chain still nests: a task held by
+ * a frame (a parameter or a local) that has finished, or was never started, is destroyed with
+ * that frame, so tasks wrapping tasks thousands deep that way (f(f(f(...))), each a task<U>
+ * parameter) need that many destructor calls of stack where the outermost is destroyed.
  * A completion that reaches the helper's call before its cancel wins (weft.h, weft_cancel):
  * a channel value it received, or bytes it read, then go with the destroyed frames (lost),
  * and a value it was sending may still be delivered. Drop tasks that move data through
@@ -532,9 +536,16 @@ protected:
  * (weft::spawn) or blocked on (weft::block_on); destroying a task that never started frees
  * its frame. co_await of a task gives its T (rethrowing its exception). A task is awaited
  * once: a second co_await of a task<T> that gave its T throws std::bad_optional_access
- * (std::terminate without exceptions), as does a co_await of an empty task. */
+ * (std::terminate without exceptions), as does a co_await of an empty task. T is a value
+ * type or void, never a reference (refused at compile time): a task gives its T after its
+ * frame's locals have gone, so return a pointer or a std::reference_wrapper to what outlives
+ * the task instead. */
 template <class T = void>
 class [[nodiscard]] task {
+    static_assert(!std::is_reference_v<T>,
+                  "weft::task<T>: T cannot be a reference (return a pointer or a "
+                  "std::reference_wrapper to what outlives the task)");
+
 public:
     using promise_type = detail::promise<T>;
     using handle_type = std::coroutine_handle<promise_type>;
