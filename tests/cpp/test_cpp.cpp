@@ -565,8 +565,9 @@ int main()
         CHECK_EQ(c.held.load(), deep_chain::held_by(100000));
     }
     in_runtime("a dropped chain through a task that its caller owns", [] {
-        /* The caller's task owned the chain's inner frames: the drop destroys them with the
-         * rest, and the caller's task is left empty (its destructor freed them again). */
+        /* The caller's task owns the chain's inner frames: the drop destroys them with the
+         * rest, innermost first, and empties the caller's task (they were left to its
+         * destructor, later, and destroyed nested from there). */
         deep_chain c;
         auto inner = park_deep(&c, 1000);
         auto r = weft::block_on(await_borrowed(inner), weft::deadline_in(WEFT_MSEC));
