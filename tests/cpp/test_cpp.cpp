@@ -324,6 +324,8 @@ struct deep_chain {
     std::atomic<int> frames{0}; /* frames destroyed */
     std::atomic<int> held{0};   /* what the frames held, destroyed (counted) */
     int blocked = 0;            /* what block_on_deep's block_on returned */
+    int next_level = 0;         /* the level whose frame goes next: the innermost first */
+    int out_of_order = 0;       /* frames that went before a frame they awaited */
     deep_chain()
     {
         CHECK_EQ(weft_future_pending(&never), 0);
@@ -340,6 +342,11 @@ struct deep_chain {
 weft::task<int> park_deep(deep_chain *c, int n)
 {
     sentinel s{&c->frames};
+    struct in_order {
+        deep_chain *c;
+        int n;
+        ~in_order() { c->out_of_order += c->next_level++ != n; }
+    } order{c, n};
     weft::task<int> idle;
     std::optional<counted> value;
     weft::task<int> threw;
@@ -527,6 +534,7 @@ int main()
         CHECK(c.ready.try_recv().ok()); /* it was parked at its innermost await */
         CHECK_EQ(c.frames.load(), 100001);
         CHECK_EQ(c.held.load(), deep_chain::held_by(100000));
+        CHECK_EQ(c.out_of_order, 0);
     });
     in_runtime("a chain 100000 awaits deep, dropped while its helper task runs", [] {
         /* The drop waits for the helper; its end destroys the frames, on its own stack. */
@@ -574,6 +582,7 @@ int main()
         CHECK_EQ(r.error(), -ETIMEDOUT);
         CHECK_EQ(c.frames.load(), 1001);
         CHECK_EQ(c.held.load(), deep_chain::held_by(1000));
+        CHECK_EQ(c.out_of_order, 0);
         CHECK(!inner.valid());
     });
     in_runtime("the last channel handle dropped while a task awaits it", [] {
