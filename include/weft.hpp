@@ -37,10 +37,14 @@
  * or cancelled block_on) destroys the coroutine frames in place, running the destructors of
  * what they hold, as Rust drops a future; a helper task still running then is cancelled and
  * the frames are destroyed when it has returned, so buffers it borrowed stay valid until then.
- * That destruction nests (a frame's destructor destroys the task it awaits): a dropped chain of
- * thousands of nested awaits needs that many destructor calls of stack where it is dropped (a
- * block_on's deadline drops it on the caller's stack: 64 KiB by default held about 1000 at
- * g++ -O2, 100 at -O0); give such a caller a larger stack (weft_spawn_opts.stack_size).
+ * The frames of a dropped chain go one at a time, the innermost first (a child's destructors
+ * run before its parent's, as nested destruction would run them), in constant stack however
+ * deep the chain (root_destroy_chain); each task object that owned an awaited frame is left
+ * empty, also one the caller owns and the chain awaited by reference. So a task object stays
+ * where it is, unmoved, while it is awaited. What is not a chain still nests: a task held by
+ * a frame (a parameter or a local) that has finished, or was never started, is destroyed with
+ * that frame, so tasks wrapping tasks thousands deep that way (f(f(f(...))), each a task<U>
+ * parameter) need that many destructor calls of stack where the outermost is destroyed.
  * A completion that reaches the helper's call before its cancel wins (weft.h, weft_cancel):
  * a channel value it received, or bytes it read, then go with the destroyed frames (lost),
  * and a value it was sending may still be delivered. Drop tasks that move data through
@@ -224,6 +228,7 @@ inline frame_pool &pool() noexcept
 /* ---- roots and leaves ------------------------------------------------------------------ */
 
 struct root;
+struct promise_base;
 
 /* An awaitable the root polls until it completes: the one pending await of a chain. */
 struct leaf {
@@ -247,6 +252,7 @@ struct root {
     weft_future base;
     std::coroutine_handle<> top;     /* the outermost frame (owned) */
     std::coroutine_handle<> current; /* the frame suspended on `pending` */
+    promise_base *inner;             /* current's promise: where root_destroy starts */
     std::coroutine_handle<> next;    /* the frame root_run resumes next (a task's await or end) */
     leaf *pending;
     bool started;
@@ -292,10 +298,13 @@ inline void root_run(root *r, std::coroutine_handle<> h) noexcept
     }
 }
 
+inline void root_destroy_chain(root *r) noexcept;
+
 /* Destroys the frames now (their destructors run), then the root. */
 inline void root_destroy(root *r) noexcept
 {
     if (r->top) {
+        root_destroy_chain(r);
         std::coroutine_handle<> t = r->top;
         r->top = {};
         r->pending = nullptr;
@@ -344,6 +353,7 @@ inline void root_init(root *r, std::coroutine_handle<> top, void (*fin)(root *) 
     weft_future_init(&r->base, &root_ops);
     r->top = top;
     r->current = {};
+    r->inner = nullptr;
     r->next = {};
     r->pending = nullptr;
     r->started = false;
@@ -382,6 +392,14 @@ inline constexpr bool weft_awaitable = is_weft_awaitable<A>();
 struct promise_base {
     root *rt = nullptr;                    /* the root driving this frame (set before it runs) */
     std::coroutine_handle<> continuation; /* the awaiting frame, or none for the top */
+    /* Set by the await of this frame's task (none for the top): the awaiting frame's promise,
+     * and the task object that owns this frame with the function that empties it, so that
+     * root_destroy_chain can destroy this frame before its owner and its owner's destructor
+     * then has nothing left to destroy. The owner stays where it is while it is awaited: a
+     * temporary of the awaiting expression, or an object the awaiting frame can reach. */
+    promise_base *parent = nullptr;
+    void *owner = nullptr;
+    void (*disown)(void *owner) noexcept = nullptr;
 #if defined(__cpp_exceptions)
     std::exception_ptr exc;
 #endif
@@ -467,6 +485,31 @@ struct promise<void> : promise_base {
 template <class P>
 concept weft_promise_type = std::is_base_of_v<promise_base, P>;
 
+/* Destroys the frames of a chain parked on a leaf, one at a time from the innermost out, all
+ * but the top (root_destroy's): each frame's destruction would otherwise destroy the task it
+ * awaits from inside its own destructor, a C++ frame nested per await (a chain thousands of
+ * awaits deep overflowed the stack it was dropped on). Innermost first, as that nesting ran
+ * them: a child's destructors may still use what its parent lent it. Each frame's owner is
+ * emptied before the frame goes, while the owner is alive (in the parent, not yet destroyed,
+ * or beyond the chain), so no destructor destroys a frame twice. Only a chain parked on a
+ * leaf has awaited frames: one not started or ended has the top alone (a frame ends only
+ * after the task it awaits has, which the await's end destroyed or left finished). */
+inline void root_destroy_chain(root *r) noexcept
+{
+    if (!r->pending)
+        return;
+    std::coroutine_handle<> h = r->current;
+    promise_base *p = r->inner;
+    while (h != r->top) {
+        std::coroutine_handle<> up = p->continuation; /* read before the frame goes */
+        promise_base *pp = p->parent;
+        p->disown(p->owner);
+        h.destroy();
+        h = up;
+        p = pp;
+    }
+}
+
 /* The common part of every leaf awaitable: registers itself as the root's pending leaf. */
 template <class Derived>
 struct leaf_awaiter : leaf {
@@ -478,6 +521,7 @@ struct leaf_awaiter : leaf {
         rt_ = h.promise().rt;
         rt_->pending = this;
         rt_->current = h;
+        rt_->inner = &h.promise();
     }
 
 protected:
@@ -492,9 +536,16 @@ protected:
  * (weft::spawn) or blocked on (weft::block_on); destroying a task that never started frees
  * its frame. co_await of a task gives its T (rethrowing its exception). A task is awaited
  * once: a second co_await of a task<T> that gave its T throws std::bad_optional_access
- * (std::terminate without exceptions), as does a co_await of an empty task. */
+ * (std::terminate without exceptions), as does a co_await of an empty task. T is a value
+ * type or void, never a reference (refused at compile time): a task gives its T after its
+ * frame's locals have gone, so return a pointer or a std::reference_wrapper to what outlives
+ * the task instead. */
 template <class T = void>
 class [[nodiscard]] task {
+    static_assert(!std::is_reference_v<T>,
+                  "weft::task<T>: T cannot be a reference (return a pointer or a "
+                  "std::reference_wrapper to what outlives the task)");
+
 public:
     using promise_type = detail::promise<T>;
     using handle_type = std::coroutine_handle<promise_type>;
@@ -525,13 +576,18 @@ public:
 
     struct awaiter {
         handle_type h;
+        task *owner; /* the awaited task: a dropped chain empties it (root_destroy_chain) */
         bool await_ready() const noexcept { return !h || h.done(); }
         template <detail::weft_promise_type P>
         void await_suspend(std::coroutine_handle<P> parent) noexcept
         {
             detail::root *r = parent.promise().rt;
-            h.promise().continuation = parent;
-            h.promise().rt = r;
+            promise_type &cp = h.promise();
+            cp.continuation = parent;
+            cp.parent = &parent.promise();
+            cp.owner = owner;
+            cp.disown = &task::disown;
+            cp.rt = r;
             r->next = h; /* the child runs next on the parent's root (root_run) */
         }
         T await_resume()
@@ -546,10 +602,13 @@ public:
             return h.promise().take();
         }
     };
-    awaiter operator co_await() & noexcept { return awaiter{h_}; }
-    awaiter operator co_await() && noexcept { return awaiter{h_}; }
+    awaiter operator co_await() & noexcept { return awaiter{h_, this}; }
+    awaiter operator co_await() && noexcept { return awaiter{h_, this}; }
 
 private:
+    /* Forgets the frame, which a dropped chain has destroyed already (root_destroy_chain). */
+    static void disown(void *t) noexcept { static_cast<task *>(t)->h_ = {}; }
+
     handle_type h_;
 };
 

@@ -9,9 +9,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <sys/socket.h>
@@ -297,6 +299,84 @@ weft::task<long> many_sync_awaits(int n)
     co_return s;
 }
 
+/* Counts its destruction into *n, once: a moved-from one counts nothing. */
+struct counted {
+    std::atomic<int> *n;
+    explicit counted(std::atomic<int> *c) noexcept : n(c) {}
+    counted(counted &&o) noexcept : n(std::exchange(o.n, nullptr)) {}
+    ~counted()
+    {
+        if (n)
+            n->fetch_add(1);
+    }
+};
+weft::task<counted> make_counted(std::atomic<int> *n) { co_return counted(n); }
+weft::task<int> throw_counted(std::atomic<int> *n) { throw counted(n); co_return 0; }
+weft::task<int> never_started(counted c) { co_return c.n ? 1 : 0; }
+
+/* A chain of nested awaits for weft to drop: the innermost frame tells `ready` and parks on
+ * `never` (a future that never completes), or on a receive from `parked_on` (a helper task's
+ * await) where that is set. */
+struct deep_chain {
+    weft_future *never = nullptr;
+    weft::channel<int> ready;
+    weft::channel<int> *parked_on = nullptr;
+    std::atomic<int> frames{0}; /* frames destroyed */
+    std::atomic<int> held{0};   /* what the frames held, destroyed (counted) */
+    int blocked = 0;            /* what block_on_deep's block_on returned */
+    int next_level = 0;         /* the level whose frame goes next: the innermost first */
+    int out_of_order = 0;       /* frames that went before a frame they awaited */
+    deep_chain()
+    {
+        CHECK_EQ(weft_future_pending(&never), 0);
+        ready = *weft::channel<int>::make(1);
+    }
+    ~deep_chain() { weft_future_destroy(never); }
+    /* What held counts once a chain from level n down to 0 is destroyed. */
+    static int held_by(int n) { return 3 * (n / 100 + 1); }
+};
+
+/* Level n of a chain: every 100th level also holds a task it never started, the value of a
+ * child that finished and the exception of one that threw (caught; it stays in that child's
+ * finished frame), so that the drop must destroy each exactly once. */
+weft::task<int> park_deep(deep_chain *c, int n)
+{
+    sentinel s{&c->frames};
+    struct in_order {
+        deep_chain *c;
+        int n;
+        ~in_order() { c->out_of_order += c->next_level++ != n; }
+    } order{c, n};
+    weft::task<int> idle;
+    std::optional<counted> value;
+    weft::task<int> threw;
+    if (n % 100 == 0) {
+        idle = never_started(counted(&c->held));
+        value.emplace(co_await make_counted(&c->held));
+        threw = throw_counted(&c->held);
+        try {
+            (void)co_await threw;
+        } catch (const counted &) {
+        }
+    }
+    if (n > 0)
+        co_return co_await park_deep(c, n - 1);
+    (void)c->ready.try_send(1);
+    if (c->parked_on)
+        co_return (co_await c->parked_on->recv_async()).error();
+    co_return (co_await weft::wait(c->never)).error();
+}
+
+/* Awaits a task that its caller owns (by reference). */
+weft::task<int> await_borrowed(weft::task<int> &t) { co_return co_await t; }
+
+void *block_on_deep(void *arg)
+{
+    auto *c = static_cast<deep_chain *>(arg);
+    c->blocked = weft::block_on(park_deep(c, 100000)).error();
+    return nullptr;
+}
+
 /* Awaits a sleep made elsewhere (its timer's failure is reported here, as the call's). */
 using sleep_t = decltype(weft::sleep_for(0));
 weft::task<int> await_sleep(sleep_t s)
@@ -443,6 +523,67 @@ int main()
         auto h = weft::spawn(count_down(100000)); /* polled on the worker's own stack */
         CHECK(h.ok());
         CHECK_EQ(*h->join(), 100000);
+    });
+    /* Dropped chains of 100000 nested awaits, on the main task's default 64 KiB stack: their
+     * destruction nested a destructor call per await where the chain was dropped (about 1000
+     * fitted at -O2, 100 at -O0); each frame now goes in turn, the innermost first. */
+    in_runtime("a chain 100000 awaits deep, dropped at block_on's deadline", [] {
+        deep_chain c;
+        auto r = weft::block_on(park_deep(&c, 100000), weft::deadline_in(WEFT_MSEC));
+        CHECK_EQ(r.error(), -ETIMEDOUT);
+        CHECK(c.ready.try_recv().ok()); /* it was parked at its innermost await */
+        CHECK_EQ(c.frames.load(), 100001);
+        CHECK_EQ(c.held.load(), deep_chain::held_by(100000));
+        CHECK_EQ(c.out_of_order, 0);
+    });
+    in_runtime("a chain 100000 awaits deep, dropped while its helper task runs", [] {
+        /* The drop waits for the helper; its end destroys the frames, on its own stack. */
+        deep_chain c;
+        auto ch = *weft::channel<int>::make(0);
+        c.parked_on = &ch;
+        auto r = weft::block_on(park_deep(&c, 100000), weft::deadline_in(WEFT_MSEC));
+        CHECK_EQ(r.error(), -ETIMEDOUT);
+        CHECK(c.ready.try_recv().ok());
+        for (int i = 0; i < 1000 && c.frames.load() == 0; i++)
+            weft_yield();
+        CHECK_EQ(c.frames.load(), 100001);
+        CHECK_EQ(c.held.load(), deep_chain::held_by(100000));
+    });
+    in_runtime("a chain 100000 awaits deep, dropped when block_on's caller is cancelled", [] {
+        deep_chain c;
+        weft_task *t = nullptr;
+        CHECK_EQ(weft_spawn(&t, block_on_deep, &c, nullptr), 0); /* the default stack */
+        CHECK(c.ready.recv().ok());
+        CHECK_EQ(weft_cancel(t), 0);
+        void *res = nullptr;
+        CHECK_EQ(weft_join(t, &res, weft::forever), 0);
+        CHECK(res == WEFT_CANCELED);
+        CHECK_EQ(c.blocked, -ECANCELED);
+        CHECK_EQ(c.frames.load(), 100001);
+        CHECK_EQ(c.held.load(), deep_chain::held_by(100000));
+    });
+    {
+        deep_chain c;
+        in_runtime("a chain 100000 awaits deep, dropped by the runtime's shutdown", [&c] {
+            auto h = weft::spawn(park_deep(&c, 100000));
+            CHECK(h.ok());
+            CHECK(c.ready.recv().ok()); /* parked: the shutdown drops it */
+        }); /* on the worker thread's own stack: 8 MiB held it but under ASan (g++ -O0) */
+        CHECK_EQ(c.frames.load(), 100001);
+        CHECK_EQ(c.held.load(), deep_chain::held_by(100000));
+    }
+    in_runtime("a dropped chain through a task that its caller owns", [] {
+        /* The caller's task owns the chain's inner frames: the drop destroys them with the
+         * rest, innermost first, and empties the caller's task (they were left to its
+         * destructor, later, and destroyed nested from there). */
+        deep_chain c;
+        auto inner = park_deep(&c, 1000);
+        auto r = weft::block_on(await_borrowed(inner), weft::deadline_in(WEFT_MSEC));
+        CHECK_EQ(r.error(), -ETIMEDOUT);
+        CHECK_EQ(c.frames.load(), 1001);
+        CHECK_EQ(c.held.load(), deep_chain::held_by(1000));
+        CHECK_EQ(c.out_of_order, 0);
+        CHECK(!inner.valid());
     });
     in_runtime("the last channel handle dropped while a task awaits it", [] {
         /* The await's helper task first ran after the owner's release had freed the
