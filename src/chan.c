@@ -662,6 +662,7 @@ static WEFT_NOINLINE int lf_fast(weft__worker *self, weft_chan *c, lf_ring *q, v
         return r;
     if (r < 0)
         return 1;
+    LF_HOOK(WEFT__LF_BEFORE_RECHECK);
     /* seq_cst: after the claim (see the handshake). Someone waits: settle for it. */
     if (weft_unlikely(atomic_load_explicit(&q->state, memory_order_seq_cst) != 0)) {
         _Atomic uint32_t *held = chan_lock(c, self);
@@ -1289,6 +1290,7 @@ int weft__chan_select(weft_case *cases, size_t n, int64_t deadline)
                     pick = i;
             }
             if (!nready && dflt < 0) {
+                LF_HOOK(WEFT__LF_SELECT_EMPTY);
                 if (!armed && set_arm(cases, n)) {
                     armed = true;
                     continue; /* one more look, now that lock-free calls will settle */
@@ -1304,6 +1306,7 @@ int weft__chan_select(weft_case *cases, size_t n, int64_t deadline)
             if (nready) {
                 weft_chan *c = cases[pick].chan;
                 void *elem = cases[pick].elem ? cases[pick].elem : zero_elem;
+                LF_HOOK(WEFT__LF_SELECT_PICKED);
                 r = cases[pick].op == WEFT_CASE_SEND ? do_send(w, c, elem, true)
                                                      : do_recv(w, c, elem, true);
                 if (r == -EAGAIN) {

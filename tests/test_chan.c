@@ -1373,6 +1373,94 @@ Test(chan, waiting_receivers_stay_fifo_on_the_ring_past_a_value_in_flight, .time
     run_main_cfg(&cfg, fifo_ring_main, NULL);
     weft__chan_lf_hook = NULL;
 }
+
+/* A select that misses a ring's value (a lock-free receive took it between the select's look
+ * and its pop) still tells the ring it waits before it parks: that miss's own settle put the
+ * ring's `state` back to its queues, which the select had not joined yet, and the receive
+ * that took the value may read `state` after that, see no one, and settle nothing. A value
+ * sent lock-free afterwards must reach the select. S runs on worker 1, whose thread the hook
+ * stalls with S's channel locked; P and C are plain threads. */
+struct rearm {
+    weft_chan *c;
+    struct stall st;
+};
+
+static void *rearm_select(void *arg)
+{
+    struct rearm *ra = arg;
+    stall_mine = &ra->st; /* this worker's thread: S is its only task */
+    long v = -1;
+    weft_case cs[1] = {{.op = WEFT_CASE_RECV, .chan = ra->c, .elem = &v}};
+    int r = weft_select(cs, 1, weft_deadline_in(10 * WEFT_SEC));
+    stall_mine = NULL;
+    return (void *)(intptr_t)(r == 0 && cs[0].result == 0 ? v : -1000 + r);
+}
+
+static void *try_recv_stalled(void *arg)
+{
+    struct stalled_send *ss = arg; /* its c and st only */
+    stall_mine = &ss->st;
+    long v;
+    int r = weft_chan_try_recv(ss->c, &v);
+    return (void *)(intptr_t)(r == 0 ? v : -1000 + r);
+}
+
+static void *rearm_main(void *arg)
+{
+    (void)arg;
+    weft_chan *c = mkchan(sizeof(long), 1);
+    long v;
+    cr_assert_eq(weft_chan_try_recv(c, &v), -EAGAIN);
+    cr_assert(weft__chan_lock_free(c));
+    struct stalled_send p = {.c = c, .v = {1}, .n = 1}, cc = {.c = c};
+    struct rearm ra = {.c = c};
+    p.st.where = 0; /* P runs through */
+    cc.st.where = WEFT__LF_AFTER_LOOK | WEFT__LF_BEFORE_RECHECK;
+    ra.st.where = WEFT__LF_SELECT_EMPTY | WEFT__LF_SELECT_PICKED;
+    struct stall *all[3] = {&p.st, &cc.st, &ra.st};
+    for (int i = 0; i < 3; i++) {
+        sem_init(&all[i]->reached, 0, 0);
+        sem_init(&all[i]->go, 0, 0);
+    }
+    pthread_t tp, tc;
+    cr_assert_eq(pthread_create(&tc, NULL, try_recv_stalled, &cc), 0);
+    stall_wait(&cc.st); /* C saw nobody waiting */
+    weft_task *s;
+    weft_spawn_opts pin = {.flags = WEFT_SPAWN_PINNED};
+    cr_assert_eq(weft_spawn_on(1, &s, rearm_select, &ra, &pin), 0);
+    stall_wait(&ra.st); /* S's first look found nothing; it has not armed the ring */
+    cr_assert_eq(pthread_create(&tp, NULL, stalled_sender, &p), 0);
+    void *pr;
+    cr_assert_eq(pthread_join(tp, &pr), 0); /* P pushed 1 and saw no one to settle for */
+    cr_assert_null(pr);
+    sem_post(&ra.st.go);
+    stall_wait(&ra.st); /* S armed, looked again and chose the ring's value */
+    sem_post(&cc.st.go);
+    stall_wait(&cc.st);  /* C took it, and has not read `state` again */
+    sem_post(&ra.st.go); /* S misses, looks again, and parks */
+    wait_parked(s);
+    sem_post(&cc.st.go); /* C reads `state` now */
+    void *cr;
+    cr_assert_eq(pthread_join(tc, &cr), 0);
+    cr_assert_eq((intptr_t)cr, 1);
+    v = 2;
+    cr_assert_eq(weft_chan_send(c, &v, WEFT_FOREVER), 0);
+    cr_assert_eq((intptr_t)join_result(s), 2, "the select missed the value sent after it parked");
+    weft_chan_release(c);
+    return NULL;
+}
+
+Test(chan, a_select_that_misses_a_rings_value_still_waits_announced, .timeout = 60)
+{
+    setenv("WEFT_TEST_BIAS_AFTER", "0", 1);
+    weft__chan_lf_hook = stall_hook;
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.workers = 2;
+    cfg.stall_ms = -1; /* the hook stalls worker 1 on purpose */
+    run_main_cfg(&cfg, rearm_main, NULL);
+    weft__chan_lf_hook = NULL;
+}
 #endif
 
 /* Selects and receives of plain threads and of tasks, each with a deadline of a few
