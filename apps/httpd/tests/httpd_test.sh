@@ -462,6 +462,27 @@ case "$got" in
 "HTTP/1.1 431 "*"|EOF|") ok "a head filling the buffer before a chunked body: 431" ;;
 *) fail "a full head before a chunked body: $got" ;;
 esac
+# The same for a head that leaves less than 4 KiB of the buffer (it read the body through
+# what was left: a byte per read behind a head of 16,383 bytes, 0.37 s of CPU per MiB of
+# body), decided on the head whatever of the body came with it; a head that leaves exactly
+# 4 KiB still has its chunked body read and dropped.
+for hlen in 16383 12289 12288; do
+    hex=$(${PYTHON3:-python3} -c '
+import sys
+n = int(sys.argv[1])
+h = b"POST /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n"
+h += b"X-A: " + b"a" * 6000 + b"\r\n" + b"X-B: " + b"b" * 6000 + b"\r\n"
+h += b"X-C: " + b"c" * (n - len(h) - 9) + b"\r\n\r\n"
+assert len(h) == n
+print((h + b"3\r\nabc\r\n0\r\n\r\n").hex())' "$hlen")
+    got=$($RAW "$PORT" send "$hex" | tr '\n' '|')
+    want=431
+    [ "$hlen" = 12288 ] && want=404
+    case "$got" in
+    "HTTP/1.1 $want "*"|EOF|") ok "a head of $hlen bytes before a chunked body: $want" ;;
+    *) fail "a head of $hlen bytes before a chunked body: $got (want $want)" ;;
+    esac
+done
 # Timeouts, on a server of their own whose header and body timeouts are 0.25 s: every
 # request to it stops short on purpose, so nothing it serves needs the time, and each check
 # waits one timeout (the main server's were 1 s, five waits of a second).
