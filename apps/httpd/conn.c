@@ -705,8 +705,11 @@ static int serve_listing(conn *c, const http_request *r, int dirfd, const char *
         log_request(c, r, 304, 0);
         return 0;
     }
-    httpd_listing *l;
-    if (httpd_listing_read(dirfd, &l) < 0)
+    /* A HEAD gets the headers alone, and its names are not read (nginx's autoindex stops
+     * there too): read and sorted for a body never sent, a 30-byte HEAD of a directory of
+     * 20,000 names cost 11 ms of the worker's CPU, a cheap lever for a pipelining client. */
+    httpd_listing *l = NULL;
+    if (r->method != HTTP_M_HEAD && httpd_listing_read(dirfd, &l) < 0)
         return simple_response(c, r, 500, NULL);
     if (ensure_room(c, HEADER_ROOM) < 0) {
         httpd_listing_free(l);
