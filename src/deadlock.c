@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "test_env.h"
 #include "probes.h"
 #include "alien.h"
 #include "deadlock.h"
@@ -45,8 +46,7 @@ void weft__deadlock_init(weft__runtime *rt)
 {
     rt->deadlock_grace_ns = WEFT__DEADLOCK_GRACE_NS;
 #ifdef WEFT_TESTING
-    const char *p = getenv("WEFT_TEST_DEADLOCK_GRACE_NS");
-    long long ns = p ? strtoll(p, NULL, 10) : 0;
+    int64_t ns = weft__test_env("WEFT_TEST_DEADLOCK_GRACE_NS", 1);
     if (ns > 0)
         rt->deadlock_grace_ns = ns;
 #endif

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "test_env.h"
 #include "fence.h"
 #include "sys.h"
 
@@ -11,8 +12,7 @@ bool weft__fence_setup(weft__fence *f)
 {
     f->membarrier = false;
 #ifdef WEFT_TESTING
-    const char *p = getenv("WEFT_TEST_CANCEL_PAUSE_NS");
-    f->pause_ns = p ? strtoll(p, NULL, 10) : 0;
+    f->pause_ns = weft__test_env("WEFT_TEST_CANCEL_PAUSE_NS", 1);
     if (getenv("WEFT_TEST_NO_MEMBARRIER")) /* the fallback's own test */
         return true;
 #endif

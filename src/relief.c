@@ -29,6 +29,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "test_env.h"
 #include "relief.h"
 #include "runtime.h"
 #include "scheduler.h"
@@ -49,9 +50,7 @@ void weft__relief_init(weft__runtime *rt)
     rt->relief.exited = (weft__exit_chain){0};
     rt->relief.test_pause_ns = 0;
 #ifdef WEFT_TESTING
-    const char *p = getenv("WEFT_TEST_RELIEF_PAUSE_NS");
-    if (p)
-        rt->relief.test_pause_ns = strtoll(p, NULL, 10);
+    rt->relief.test_pause_ns = weft__test_env("WEFT_TEST_RELIEF_PAUSE_NS", 1);
 #endif
 }
 

@@ -13,6 +13,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "test_env.h"
 #include "alien.h"
 #include "deadlock.h"
 #include "dumpsig.h"
@@ -312,8 +313,7 @@ WEFT_COLD static int worker_init(weft__runtime *rt, weft__worker *w, unsigned in
     weft__relief_worker_init(w);
     w->now = weft__clock_ns();
 #ifdef WEFT_TESTING
-    const char *pause = getenv("WEFT_TEST_SELECT_PAUSE_NS");
-    w->select_pause_ns = pause ? strtoll(pause, NULL, 10) : 0;
+    w->select_pause_ns = weft__test_env("WEFT_TEST_SELECT_PAUSE_NS", 1);
 #endif
     w->rng = ((uint64_t)w->now | 1) + index * 0x9E3779B97F4A7C15ull;
     if (rt->chaos_seed) /* the debug mode: each worker its own sequence of the seed */

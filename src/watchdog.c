@@ -25,6 +25,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "test_env.h"
 #include "probes.h"
 #include "restartable.h"
 #include "cycles.h"
@@ -600,14 +601,11 @@ WEFT_COLD int weft__watchdog_start(weft__runtime *rt)
     wd->syscalls_known = rt->handoff_ns > 0 && weft__restartable_numbering_ok();
     wd->cycles_every_ns = WATCH_CYCLES_NS;
 #ifdef WEFT_TESTING
-    const char *cycles = getenv("WEFT_TEST_CYCLES_NS");
-    long long cycles_ns = cycles ? strtoll(cycles, NULL, 10) : 0;
+    int64_t cycles_ns = weft__test_env("WEFT_TEST_CYCLES_NS", 1);
     if (cycles_ns > 0)
         wd->cycles_every_ns = cycles_ns;
-    const char *pause = getenv("WEFT_TEST_SEIZE_PAUSE_US");
-    wd->test_seize_pause_ns = pause ? (int64_t)atoi(pause) * 1000 : 0;
-    const char *delay = getenv("WEFT_TEST_SEIZE_DELAY_US");
-    wd->test_seize_delay_ns = delay ? (int64_t)atoi(delay) * 1000 : 0;
+    wd->test_seize_pause_ns = weft__test_env("WEFT_TEST_SEIZE_PAUSE_US", 1000);
+    wd->test_seize_delay_ns = weft__test_env("WEFT_TEST_SEIZE_DELAY_US", 1000);
 #endif
     pthread_mutex_init(&wd->lock, NULL);
     pthread_condattr_t ca;

@@ -1249,6 +1249,39 @@ static void stall_wait(struct stall *s)
         cr_assert_eq(weft_sleep(WEFT_MSEC), 0);
 }
 
+static void stall_init(struct stall *s, unsigned where)
+{
+    s->where = where;
+    sem_init(&s->reached, 0, 0);
+    sem_init(&s->go, 0, 0);
+}
+
+/* A channel of longs already on its ring (the runs below set the bias's threshold to 0: its
+ * first acquisition by a task gives the bias up, and moves it). */
+static weft_chan *ring_chan(size_t cap)
+{
+    weft_chan *c = mkchan(sizeof(long), cap);
+    long v;
+    cr_assert_eq(weft_chan_try_recv(c, &v), -EAGAIN);
+    cr_assert(weft__chan_lock_free(c));
+    return c;
+}
+
+/* Runs fn as the main task of `workers` workers, every bounded channel on its ring from its
+ * first use and the hook set. stall_ms -1 when the hook stalls a worker on purpose. */
+static void run_stalled(weft_fn fn, unsigned workers, int stall_ms)
+{
+    setenv("WEFT_TEST_BIAS_AFTER", "0", 1);
+    weft__chan_lf_hook = stall_hook;
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.workers = workers;
+    if (stall_ms)
+        cfg.stall_ms = stall_ms;
+    run_main_cfg(&cfg, fn, NULL);
+    weft__chan_lf_hook = NULL;
+}
+
 struct stalled_send {
     weft_chan *c;
     struct stall st;
@@ -1280,18 +1313,12 @@ static void *recv_long(void *arg)
 static void *reorder_main(void *arg)
 {
     (void)arg;
-    weft_chan *c = mkchan(sizeof(long), 4);
+    weft_chan *c = ring_chan(4);
     long v;
-    cr_assert_eq(weft_chan_try_recv(c, &v), -EAGAIN); /* the bias given up: on its ring */
-    cr_assert(weft__chan_lock_free(c));
     struct stalled_send p1 = {.c = c, .v = {100}, .n = 1};
     struct stalled_send p = {.c = c, .v = {1, 2}, .n = 2};
-    p1.st.where = WEFT__LF_AFTER_LOOK | WEFT__LF_BEFORE_STAMP;
-    p.st.where = WEFT__LF_AFTER_LOOK;
-    sem_init(&p1.st.reached, 0, 0);
-    sem_init(&p1.st.go, 0, 0);
-    sem_init(&p.st.reached, 0, 0);
-    sem_init(&p.st.go, 0, 0);
+    stall_init(&p1.st, WEFT__LF_AFTER_LOOK | WEFT__LF_BEFORE_STAMP);
+    stall_init(&p.st, WEFT__LF_AFTER_LOOK);
     pthread_t t1, t;
     cr_assert_eq(pthread_create(&t1, NULL, stalled_sender, &p1), 0);
     stall_wait(&p1.st); /* P1 saw nobody waiting */
@@ -1319,10 +1346,7 @@ static void *reorder_main(void *arg)
 
 Test(chan, a_producers_values_keep_their_order_past_a_position_in_flight, .timeout = 60)
 {
-    setenv("WEFT_TEST_BIAS_AFTER", "0", 1); /* every bounded channel on its ring */
-    weft__chan_lf_hook = stall_hook;
-    run_main(reorder_main, NULL);
-    weft__chan_lf_hook = NULL;
+    run_stalled(reorder_main, 1, 0);
 }
 
 /* Waiting receivers are served first-in first-out on the ring too: R1 parks; a value is
@@ -1332,14 +1356,10 @@ Test(chan, a_producers_values_keep_their_order_past_a_position_in_flight, .timeo
 static void *fifo_ring_main(void *arg)
 {
     (void)arg;
-    weft_chan *c = mkchan(sizeof(long), 4);
+    weft_chan *c = ring_chan(4);
     long v;
-    cr_assert_eq(weft_chan_try_recv(c, &v), -EAGAIN);
-    cr_assert(weft__chan_lock_free(c));
     struct stalled_send p1 = {.c = c, .v = {100}, .n = 1};
-    p1.st.where = WEFT__LF_AFTER_LOOK | WEFT__LF_BEFORE_STAMP;
-    sem_init(&p1.st.reached, 0, 0);
-    sem_init(&p1.st.go, 0, 0);
+    stall_init(&p1.st, WEFT__LF_AFTER_LOOK | WEFT__LF_BEFORE_STAMP);
     pthread_t t1;
     cr_assert_eq(pthread_create(&t1, NULL, stalled_sender, &p1), 0);
     stall_wait(&p1.st); /* P1 saw nobody waiting */
@@ -1365,13 +1385,7 @@ static void *fifo_ring_main(void *arg)
 
 Test(chan, waiting_receivers_stay_fifo_on_the_ring_past_a_value_in_flight, .timeout = 60)
 {
-    setenv("WEFT_TEST_BIAS_AFTER", "0", 1);
-    weft__chan_lf_hook = stall_hook;
-    weft_config cfg;
-    weft_config_init(&cfg);
-    cfg.workers = 2;
-    run_main_cfg(&cfg, fifo_ring_main, NULL);
-    weft__chan_lf_hook = NULL;
+    run_stalled(fifo_ring_main, 2, 0);
 }
 
 /* A select that misses a ring's value (a lock-free receive took it between the select's look
@@ -1408,20 +1422,13 @@ static void *try_recv_stalled(void *arg)
 static void *rearm_main(void *arg)
 {
     (void)arg;
-    weft_chan *c = mkchan(sizeof(long), 1);
+    weft_chan *c = ring_chan(1);
     long v;
-    cr_assert_eq(weft_chan_try_recv(c, &v), -EAGAIN);
-    cr_assert(weft__chan_lock_free(c));
     struct stalled_send p = {.c = c, .v = {1}, .n = 1}, cc = {.c = c};
     struct rearm ra = {.c = c};
-    p.st.where = 0; /* P runs through */
-    cc.st.where = WEFT__LF_AFTER_LOOK | WEFT__LF_BEFORE_RECHECK;
-    ra.st.where = WEFT__LF_SELECT_EMPTY | WEFT__LF_SELECT_PICKED;
-    struct stall *all[3] = {&p.st, &cc.st, &ra.st};
-    for (int i = 0; i < 3; i++) {
-        sem_init(&all[i]->reached, 0, 0);
-        sem_init(&all[i]->go, 0, 0);
-    }
+    stall_init(&p.st, 0); /* P runs through */
+    stall_init(&cc.st, WEFT__LF_AFTER_LOOK | WEFT__LF_BEFORE_RECHECK);
+    stall_init(&ra.st, WEFT__LF_SELECT_EMPTY | WEFT__LF_SELECT_PICKED);
     pthread_t tp, tc;
     cr_assert_eq(pthread_create(&tc, NULL, try_recv_stalled, &cc), 0);
     stall_wait(&cc.st); /* C saw nobody waiting */
@@ -1452,14 +1459,7 @@ static void *rearm_main(void *arg)
 
 Test(chan, a_select_that_misses_a_rings_value_still_waits_announced, .timeout = 60)
 {
-    setenv("WEFT_TEST_BIAS_AFTER", "0", 1);
-    weft__chan_lf_hook = stall_hook;
-    weft_config cfg;
-    weft_config_init(&cfg);
-    cfg.workers = 2;
-    cfg.stall_ms = -1; /* the hook stalls worker 1 on purpose */
-    run_main_cfg(&cfg, rearm_main, NULL);
-    weft__chan_lf_hook = NULL;
+    run_stalled(rearm_main, 2, -1); /* the hook stalls worker 1 on purpose */
 }
 #endif
 
