@@ -41,6 +41,11 @@ void weft__timer_stop(weft__worker *w, weft__timer *t);
 /* Fires every timer due at `now`, and puts the tasks they wake at the head of the ready
  * queue (see timer.c); returns how many. */
 size_t weft__timers_run(weft__worker *w, int64_t now);
+/* The nearest timer's deadline, or INT64_MAX if none is armed. Owner thread. */
+static inline int64_t weft__timers_first(const weft__timer_heap *h)
+{
+    return h->n ? h->v[0].deadline : INT64_MAX;
+}
 /* Nanoseconds from `now` until the nearest timer (0 if due), or -1 if none. */
 int64_t weft__timers_next(weft__worker *w, int64_t now);
 void weft__timers_fini(weft__worker *w);

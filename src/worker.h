@@ -168,8 +168,8 @@ struct weft__worker {
  *   every WEFT__TIMER_POLL_NS of resumes: never for short resumes (a yield, a channel
  *   hand-off: 64 of them fit, and the tick's own read comes first), every few picks where
  *   resumes make no system call but take microseconds (tasks that compute). An io_uring
- *   server's timer lateness behind 5,000 busy connections is not this: it is the tick's
- *   io_uring_enter itself, 80-300 us, after which the first pick fires (performance.md). */
+ *   server's enters run its sends, and a timer due inside one waits for its end: the
+ *   backend paces its submissions to the nearest deadline for that (io/uring_pace.h). */
 /* The pick's test (the scheduler's fast path takes it alone): true, and the pick counted,
  * if no clock read is due; false, nothing counted, if one is. */
 static inline bool weft__timers_poll_skips(weft__worker *w)

@@ -677,3 +677,124 @@ Test(uring, a_recvmsg_with_iovecs_or_control_data_keeps_the_streams_order, .time
     run_uring(recvmsg_in_order_main, NULL);
     run_uring(recvmsg_in_order_main, ALL_OFF);
 }
+
+/* ---- Submissions paced to a near timer (src/io/uring_pace.h) ---------------------------- */
+
+/* The tests below fix the pace's time per SQE at 10 s (WEFT_TEST_URING_SQE_NS), so that what
+ * goes to the kernel when depends on the timers armed alone, not on this machine's speed or
+ * load: a timer 60 s away is then "near" (6 SQEs' time), and none fires during a test. */
+#define PACED_PAIRS 16
+#define PACE_SQE_NS "10000000000"
+#define PACE_TIMER  (60 * WEFT_SEC)
+
+/* PACED_PAIRS pairs whose reads the ring follows, so that a small write to one is sent
+ * behind: an SQE prepared, nothing entered. */
+static void paced_pairs(int p[PACED_PAIRS][2])
+{
+    for (int i = 0; i < PACED_PAIRS; i++) {
+        pair(p[i]);
+        char c;
+        for (int k = 0; k < 2; k++) {
+            cr_assert_eq(weft_write(p[i][k], "!", 1, WEFT_FOREVER), 1);
+            cr_assert_eq(weft_read(p[i][1 - k], &c, 1, WEFT_FOREVER), 1);
+        }
+    }
+}
+
+/* Writes byte `tag + i` to pair i; returns the system calls made meanwhile. */
+static uint64_t write_each(int p[PACED_PAIRS][2], char tag)
+{
+    uint64_t before = nsyscalls();
+    for (int i = 0; i < PACED_PAIRS; i++) {
+        char c = (char)(tag + i);
+        cr_assert_eq(weft_write(p[i][1], &c, 1, WEFT_FOREVER), 1);
+    }
+    return nsyscalls() - before;
+}
+
+/* Every pair's byte arrives, the one written to it. */
+static void read_each(int p[PACED_PAIRS][2], char tag)
+{
+    for (int i = 0; i < PACED_PAIRS; i++) {
+        char c = 0;
+        cr_assert_eq(weft_read(p[i][0], &c, 1, weft_deadline_in(10 * WEFT_SEC)), 1);
+        cr_assert_eq(c, (char)(tag + i), "pair %d", i);
+    }
+}
+
+static void close_each(int p[PACED_PAIRS][2])
+{
+    for (int i = 0; i < PACED_PAIRS; i++) {
+        cr_assert_eq(weft_close(p[i][0]), 0);
+        cr_assert_eq(weft_close(p[i][1]), 0);
+    }
+}
+
+static void *sleep_for(void *arg)
+{
+    return (void *)(intptr_t)weft_sleep((int64_t)(intptr_t)arg);
+}
+
+/* With no timer armed a tick's sends go to the kernel in its one enter, after them; with a
+ * timer 6 SQEs' time away they go in slices while they are written, each taking at most half
+ * the time left (3 SQEs); and every byte arrives either way. */
+static void *paced_writes_main(void *arg)
+{
+    (void)arg;
+    if (!multishot())
+        return NULL;
+    int p[PACED_PAIRS][2];
+    paced_pairs(p);
+    cr_assert_eq(write_each(p, 'a'), 0, "no timer armed: the sends wait for the tick's enter");
+    read_each(p, 'a');
+    weft_task *t;
+    cr_assert_eq(weft_spawn(&t, sleep_for, (void *)(intptr_t)PACE_TIMER, NULL), 0);
+    weft_yield(); /* it parks: its timer is armed */
+    uint64_t entered = write_each(p, 'A');
+    cr_assert_geq(entered, 4, "a near timer: the sends went in slices of 3 (%llu enters)",
+                  (unsigned long long)entered);
+    read_each(p, 'A');
+    weft_cancel(t);
+    cr_assert_eq(weft_join(t, NULL, WEFT_FOREVER), 0);
+    close_each(p);
+    return NULL;
+}
+
+Test(uring, sends_before_a_near_timer_go_in_slices_and_all_arrive)
+{
+    setenv("WEFT_TEST_URING_SQE_NS", PACE_SQE_NS, 1);
+    run_uring(paced_writes_main, NULL);
+}
+
+/* Sends prepared with no timer armed, then the task waits for the last pair's byte with a
+ * deadline 6 SQEs' time away: the loop, with nothing to run, would hand the kernel all 16 and
+ * wait in one enter, past the deadline; it hands over only those that fit, without waiting,
+ * and comes back for the rest. Every byte arrives, and the sends went in slices. */
+static void *paced_wait_main(void *arg)
+{
+    (void)arg;
+    if (!multishot())
+        return NULL;
+    int p[PACED_PAIRS][2];
+    paced_pairs(p);
+    cr_assert_eq(write_each(p, 'k'), 0);
+    uint64_t before = nsyscalls();
+    char c = 0;
+    cr_assert_eq(weft_read(p[PACED_PAIRS - 1][0], &c, 1, weft_deadline_in(PACE_TIMER)), 1);
+    cr_assert_eq(c, (char)('k' + PACED_PAIRS - 1));
+    uint64_t entered = nsyscalls() - before;
+    cr_assert_geq(entered, 4, "the sends went in slices of 3 before the wait (%llu)",
+                  (unsigned long long)entered);
+    for (int i = 0; i < PACED_PAIRS - 1; i++) {
+        cr_assert_eq(weft_read(p[i][0], &c, 1, weft_deadline_in(10 * WEFT_SEC)), 1);
+        cr_assert_eq(c, (char)('k' + i), "pair %d", i);
+    }
+    close_each(p);
+    return NULL;
+}
+
+Test(uring, a_wait_with_sends_past_the_next_deadline_submits_only_what_fits)
+{
+    setenv("WEFT_TEST_URING_SQE_NS", PACE_SQE_NS, 1);
+    run_uring(paced_wait_main, NULL);
+}

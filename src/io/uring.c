@@ -11,6 +11,8 @@
  * sys record and, in test builds, subject to its fault plan; an injected failure fails every
  * operation that enter would have submitted, so no task waits for a completion that cannot
  * come. The parks of this backend are in run_op and (multishot reads) weft__fdtable_wait.
+ * While a timer is armed, submissions are paced to its deadline (uring_pace.h): the kernel
+ * runs sends inside the enter, and a timer due meanwhile waits for that enter to end.
  *
  * Paths that need a newer kernel, each probed at init with today's path as the fallback
  * (and each switched off in test builds by WEFT_URING_OFF, see features_off):
@@ -54,10 +56,11 @@
 
 #include "backend.h"
 #include "exec.h"
+#include "test_env.h"
 #include "uring_bufs.h"
+#include "uring_pace.h"
 #include "uring_send.h"
 
-#define SLICE_SQES   16            /* submitted at once while a timer is armed (run_op) */
 #define RING_ENTRIES 1024          /* SQEs per tick before an early submit */
 #define CQ_ENTRIES   16384         /* completions the ring holds before the kernel overflow list */
 #define TAG_IGNORE   ((uint64_t)0) /* CQEs nobody waits for (cancel requests) */
@@ -126,6 +129,7 @@ typedef struct uring_state {
     unsigned feats;     /* FEAT_* in use */
     weft__ubufs bufs;   /* multishot receives' buffers (FEAT_BUFRING) */
     weft__usends sends; /* write-behind sends (FEAT_SENDBEHIND) */
+    weft__upace pace;   /* submissions paced to the nearest timer (uring_pace.h) */
     /* A movable ring's eventfd poll: the thread that armed the current one, and its
      * generation (TAG_EVENTFD). The ring's driver only. */
     pthread_t evfd_thread;
@@ -326,6 +330,11 @@ WEFT_COLD static int ur_init(weft__io *io)
     s->sys = sys;
     s->io = io;
 #ifdef WEFT_TESTING
+    weft__upace_init(&s->pace, weft__test_env("WEFT_TEST_URING_SQE_NS", 1));
+#else
+    weft__upace_init(&s->pace, 0);
+#endif
+#ifdef WEFT_TESTING
     s->unix_multishot = getenv("WEFT_URING_UNIX_MULTISHOT") != NULL;
 #endif
     unsigned off = features_off();
@@ -437,6 +446,65 @@ static inline bool kernel_has_work(const uring_state *s)
     return IO_URING_READ_ONCE(*s->ring.sq.kflags) & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN);
 }
 
+/* ---- Submissions paced to the nearest timer (uring_pace.h) ------------------------------ */
+
+/* Hands the kernel the first n of the SQEs prepared, or more where the n-th is linked to the
+ * next (a chain goes whole: a chain cut at a submission's end is failed); the rest stay in
+ * the SQ, in order, for the next enter. liburing submits every SQE prepared, so its count of
+ * them (sqe_tail, a field of its public struct io_uring) is lowered to the cut for the call
+ * and put back after it: its own submit then does the rest, the SQ array's mapping (2.2) or
+ * the tail's store (2.3 on) included. With `getevents` the enter runs the deferred completion
+ * work too (liburing adds it anyway while some is pending). Returns what liburing's submit
+ * returns: the SQEs submitted, or a negative errno. The caller made enter_ok(). */
+static int submit_first(uring_state *s, unsigned n, bool getevents)
+{
+    struct io_uring_sq *sq = &s->ring.sq;
+    unsigned head = *sq->khead, mask = *sq->kring_mask, tail = sq->sqe_tail;
+    while (n < tail - head &&
+           (sq->sqes[(head + n - 1) & mask].flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK)))
+        n++;
+    unsigned cut = head + n;
+    if ((int)(cut - sq->sqe_head) < 0)
+        cut = sq->sqe_head; /* those are the kernel's already (an earlier enter stopped short) */
+    sq->sqe_tail = cut;
+    int r = getevents ? io_uring_submit_and_get_events(&s->ring) : io_uring_submit(&s->ring);
+    sq->sqe_tail = tail;
+    return r;
+}
+
+/* A paced enter while a timer is armed: at most as many of the prepared SQEs as fit before
+ * the nearest deadline (at least one), timed for the pace's average. Returns what
+ * submit_first returns. The caller made enter_ok(). */
+static int submit_paced(uring_state *s, bool getevents)
+{
+    weft__worker *w = s->io->w;
+    unsigned ready = io_uring_sq_ready(&s->ring);
+    unsigned n = ready ? weft__upace_fit(&s->pace, ready, weft__timers_first(&w->timers),
+                                         weft__upace_now(&s->pace, w->now))
+                       : 0;
+    int64_t t0 = weft__clock_ns();
+    int r = submit_first(s, n, getevents);
+    weft__upace_record(&s->pace, r > 0 ? (unsigned)r : 0, t0, weft__clock_ns());
+    return r;
+}
+
+/* Whether the SQEs prepared would take the kernel up to the nearest timer's deadline. Only
+ * while a timer is armed. */
+static bool pace_due(uring_state *s)
+{
+    weft__worker *w = s->io->w;
+    return weft__upace_due(&s->pace, io_uring_sq_ready(&s->ring), weft__timers_first(&w->timers),
+                           weft__upace_now(&s->pace, w->now));
+}
+
+/* Called after each operation is prepared: while a timer is armed, the SQEs go as soon as
+ * the kernel would need until its deadline to run them (uring_pace.h). */
+static inline void pace_submit(weft__io *io, uring_state *s)
+{
+    if (weft_unlikely(io->w->timers.n) && pace_due(s) && enter_ok(s) == 0)
+        submit_paced(s, false);
+}
+
 static int ur_poll(weft__io *io, int64_t timeout_ns, int max_events)
 {
     uring_state *s = io->backend;
@@ -451,7 +519,21 @@ static int ur_poll(weft__io *io, int64_t timeout_ns, int max_events)
     }
     struct io_uring_cqe *cqe = NULL;
     int r = 0;
-    if (timeout_ns == 0) {
+    /* While a timer is armed, SQEs that would take the kernel past its deadline go only as
+     * far as it, without a wait: the loop comes back, fires the timer, then polls again. */
+    bool paced = weft_unlikely(io->w->timers.n) && io_uring_sq_ready(&s->ring);
+    if (paced && timeout_ns != 0 && !pace_due(s)) {
+        /* They fit: one enter submits and waits, the wait shortened by their time (the
+         * kernel starts a wait's timeout after the submission). */
+        int64_t busy = (int64_t)io_uring_sq_ready(&s->ring) * s->pace.sqe_ns;
+        if (timeout_ns > 0)
+            timeout_ns = timeout_ns > busy ? timeout_ns - busy : 1;
+        paced = false;
+    }
+    if (paced) {
+        if (enter_ok(s) == 0)
+            r = submit_paced(s, true);
+    } else if (timeout_ns == 0) {
         /* Enter the kernel only with something to submit, or completions parked in the
          * overflow list: those come back only through an enter with GETEVENTS, and under
          * sustained load the loop never blocks, so a plain submit would strand them. */
@@ -616,17 +698,6 @@ static void prep(struct io_uring_sqe *sqe, const weft__ioreq *q)
     }
 }
 
-/* While a timer is armed, the tick's operations go to the kernel in slices: the kernel runs a
- * send inside the enter that submits it, and with one enter for the whole tick a timer that
- * came due waited for all of them (the pick fires due timers after a system call: timer.h).
- * A slice's enter is that system call. Called after each operation is prepared. */
-static inline void slice_submit(weft__io *io, uring_state *s)
-{
-    if (weft_unlikely(io->w->timers.n) && io_uring_sq_ready(&s->ring) >= SLICE_SQES &&
-        enter_ok(s) == 0)
-        io_uring_submit(&s->ring);
-}
-
 static bool op_done(const void *op)
 {
     return ((const uop *)op)->done;
@@ -644,7 +715,7 @@ static int run_op(weft__io *io, const weft__ioreq *q, int64_t deadline, int *why
     uop op = {.done = 0};
     prep(sqe, q);
     io_uring_sqe_set_data(sqe, &op);
-    slice_submit(io, s);
+    pace_submit(io, s);
     *why = 0;
     io->nwaiters++;
     weft__wait wr = {.kind = WEFT__WAIT_IO,
@@ -822,7 +893,7 @@ static int send_prep(uring_state *s, weft__usend *u, bool poll)
 {
     if (!send_sqe(s, u, poll))
         return -EBUSY;
-    slice_submit(s->io, s);
+    pace_submit(s->io, s);
     return 0;
 }
 
@@ -845,7 +916,7 @@ static int orphan_prep(uring_state *s, weft__usend *u, bool poll)
         io_uring_prep_link_timeout(lt, &u->until, IORING_TIMEOUT_ABS);
         io_uring_sqe_set_data64(lt, TAG_IGNORE);
     }
-    slice_submit(s->io, s);
+    pace_submit(s->io, s);
     return 0;
 }
 
@@ -1053,7 +1124,7 @@ static ssize_t send_behind(weft__io *io, const weft__ioreq *q, int64_t deadline)
     u->op = q->op;
     u->flags = q->flags;
     u->deadline = deadline;
-    /* In flight before the SQE exists: an enter inside send_prep (a slice) that fails by
+    /* In flight before the SQE exists: an enter inside send_prep (a paced one) that fails by
      * fault injection completes it at once (fail_pending), and that completion must find it
      * in flight to end it. */
     u->inflight = 1;
@@ -1062,7 +1133,7 @@ static ssize_t send_behind(weft__io *io, const weft__ioreq *q, int64_t deadline)
         return -EBUSY; /* the ring takes nothing: as run_op */
     }
     if (!u->inflight) {
-        int e = u->err; /* failed inside the slice's enter: reported now */
+        int e = u->err; /* failed inside the paced enter: reported now */
         u->err = 0;
         return e < 0 ? e : (ssize_t)q->len;
     }
