@@ -1427,6 +1427,9 @@ static bool reap_pending(weft__io *io)
     uring_state *s = io->backend;
     if (!(io_uring_sq_ready(&s->ring) || io_uring_cq_ready(&s->ring) || kernel_has_work(s)))
         return false;
+    /* All of the SQ, paced or not (uring_pace.h): the look is for what they bring. */
+    if (io_uring_sq_ready(&s->ring) && enter_ok(s) == 0)
+        io_uring_submit(&s->ring);
     ur_poll(io, 0, INT_MAX);
     return true;
 }
