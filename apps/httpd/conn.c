@@ -993,10 +993,14 @@ static void serve(conn *c, httpd_conn_rec *rec)
         if (n == -ETIMEDOUT) {
             /* A HEAD whose request line came gets its 408 without a body too. */
             c->refused_head = p.req.method == HTTP_M_HEAD;
-            if (!idle || first) /* nginx closes silently; we say why (docs/httpd.md) */
+            /* Part of a head came: nginx closes silently; we say why (docs/httpd.md). Nothing
+             * came (a keep-alive connection between requests, or a browser's preconnect that
+             * was never used): it just closes, as nginx and Apache do; a 408 there would be
+             * read as the answer to a request the client sends meanwhile. */
+            if (!idle)
                 simple_response(c, NULL, 408, NULL);
             else
-                c->peer_closed = 1; /* an idle keep-alive connection just closes */
+                c->peer_closed = 1;
             break;
         }
         if (n <= 0) {

@@ -540,10 +540,17 @@ done
 
 # The header timeout: 408, then close; to a HEAD, without a body (RFC 9110 9.3.2; it waits
 # beside the GET, so the two cost one timeout).
+# A connection that sends nothing (a browser's unused preconnect) closes silently at the same
+# timeout: a 408 there would be read as the answer to a request the client sends meanwhile.
 $RAW "$TO_PORT" tail "$(hex 'HEAD /small.txt HTTP/1.1\r\nHost: t\r\n')" >"$TMP/head408" &
 head408=$!
+$RAW "$TO_PORT" partial "" >"$TMP/idle408" &
+idle408=$!
 got=$($RAW "$TO_PORT" partial "$(hex 'GET / HTTP/1.1\r\nHost: t\r\n')")
 [ "$got" = "HTTP/1.1 408 Request Time-out" ] && ok "408 header timeout" || fail "408: $got"
+wait $idle408
+[ "$(cat "$TMP/idle408")" = EOF ] && ok "a connection that sent nothing closes silently" ||
+    fail "a connection that sent nothing: $(cat "$TMP/idle408")"
 wait $head408
 [ "$(cat "$TMP/head408")" = 0 ] && ok "408 to a HEAD without a body" ||
     fail "408 to a HEAD: a body of $(cat "$TMP/head408") bytes"
