@@ -548,8 +548,10 @@ static int ur_poll(weft__io *io, int64_t timeout_ns, int max_events)
                                        .tv_nsec = timeout_ns % WEFT_SEC};
         r = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, &ts, NULL);
     }
-    if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY)
+    if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY) {
+        io->held = io_uring_sq_ready(&s->ring) != 0; /* as below */
         return r;
+    }
     unsigned head, n = 0, total = 0;
     int rearm = 0;
 reap:
@@ -601,6 +603,9 @@ reap:
     }
     if (rearm)
         arm_eventfd(s);
+    /* SQEs a paced enter left in the SQ (or its own re-arm's) go at a later poll: the loop's
+     * ticks make one while this is set, even with no task waiting (loop.c). */
+    io->held = io_uring_sq_ready(&s->ring) != 0;
     return (int)total;
 }
 
