@@ -881,3 +881,53 @@ Test(uring, sends_a_paced_poll_held_back_go_while_a_task_computes_with_no_waiter
     setenv("WEFT_TEST_URING_SQE_NS", PACE_SQE_NS, 1);
     run_uring(held_then_busy_main, NULL);
 }
+
+/* A paced enter that fails (a fault planned for io_uring_enter) fails the SQEs it would have
+ * submitted, the first 2 sends (the timer a hair under 6 SQEs' time away: 2 fit in half of
+ * it), and no others: the 14 it would have left in the SQ go at the next polls and arrive, as
+ * after a real enter's failure, which submits nothing. Each of the 2 writes' error goes to its
+ * fd's next write. */
+static void *paced_fault_main(void *arg)
+{
+    (void)arg;
+    if (!multishot())
+        return NULL;
+    int p[PACED_PAIRS][2], e[2];
+    raw_pairs(p);
+    pair(e);
+    for (int i = 0; i < PACED_PAIRS; i++) {
+        char c = (char)('a' + i);
+        cr_assert_eq(weft_write(p[i][1], &c, 1, WEFT_FOREVER), 1);
+    }
+    weft_task *r, *s;
+    cr_assert_eq(weft_spawn(&r, idle_reader, (void *)(intptr_t)e[0], NULL), 0);
+    cr_assert_eq(weft_spawn(&s, sleep_for, (void *)(intptr_t)PACE_TIMER, NULL), 0);
+    cr_assert_eq(weft__sys_fail(weft__sys_current(), WEFT__SYS_io_uring_enter, 1, ENOMEM), 0);
+    char got[PACED_PAIRS] = {0};
+    int64_t until = weft__clock_ns() + 2 * WEFT_SEC;
+    while (raw_arrived(p, got) < PACED_PAIRS - 2 && weft__clock_ns() < until)
+        weft_yield();
+    int n = raw_arrived(p, got);
+    cr_assert_eq(n, PACED_PAIRS - 2, "only the enter's 2 sends failed (%d arrived: %.16s)", n, got);
+    for (int i = 0; i < PACED_PAIRS; i++)
+        cr_assert_eq(got[i], i < 2 ? 0 : (char)('a' + i), "pair %d", i);
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(weft_write(p[i][1], "x", 1, WEFT_FOREVER), -ENOMEM, "pair %d", i);
+    weft_cancel(r);
+    weft_cancel(s);
+    cr_assert_eq(weft_join(r, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_join(s, NULL, WEFT_FOREVER), 0);
+    for (int i = 0; i < PACED_PAIRS; i++) {
+        cr_assert_eq(weft_close(p[i][1]), 0);
+        close(p[i][0]);
+    }
+    cr_assert_eq(weft_close(e[0]), 0);
+    close(e[1]);
+    return NULL;
+}
+
+Test(uring, a_paced_enter_that_fails_fails_only_what_it_would_have_submitted)
+{
+    setenv("WEFT_TEST_URING_SQE_NS", PACE_SQE_NS, 1);
+    run_uring(paced_fault_main, NULL);
+}
