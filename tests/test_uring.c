@@ -15,6 +15,7 @@
 #include "io/backend.h"
 #include "io/uring_bufs.h"
 #include "scheduler.h"
+#include "sys.h"
 #include "tcp_helpers.h"
 
 #define ALL_OFF "defer,coop,bufring,regring"
@@ -797,4 +798,136 @@ Test(uring, a_wait_with_sends_past_the_next_deadline_submits_only_what_fits)
 {
     setenv("WEFT_TEST_URING_SQE_NS", PACE_SQE_NS, 1);
     run_uring(paced_wait_main, NULL);
+}
+
+/* A pair whose end [1] the ring follows (its small writes are sent behind) and whose end [0]
+ * weft never touches: raw recv(2) on it sees what was sent, without a weft call that would
+ * enter the ring or park. */
+static void raw_pairs(int p[PACED_PAIRS][2])
+{
+    for (int i = 0; i < PACED_PAIRS; i++) {
+        pair(p[i]);
+        char c;
+        cr_assert_eq(write(p[i][0], "!", 1), 1);
+        cr_assert_eq(weft_read(p[i][1], &c, 1, WEFT_FOREVER), 1);
+    }
+}
+
+/* How many of the pairs' bytes have arrived so far (each taken once, into got). */
+static int raw_arrived(int p[PACED_PAIRS][2], char got[PACED_PAIRS])
+{
+    int n = 0;
+    for (int i = 0; i < PACED_PAIRS; i++) {
+        if (!got[i] && recv(p[i][0], &got[i], 1, MSG_DONTWAIT) != 1)
+            got[i] = 0;
+        n += got[i] != 0;
+    }
+    return n;
+}
+
+static void *idle_reader(void *arg)
+{
+    char c;
+    return (void *)(intptr_t)weft_read((int)(intptr_t)arg, &c, 1, WEFT_FOREVER);
+}
+
+/* Sends written behind with no timer armed, then a tick's poll (a reader waits) while a timer
+ * 6 SQEs' time away is armed: the poll hands the kernel only 3 of the 16. The reader and the
+ * timer then go, and the task left computes, yielding, with nobody waiting for I/O: the loop
+ * never polls (loop.c), yet the 13 sends held back must still reach the kernel, as they
+ * did when every poll submitted the whole SQ. */
+static void *held_then_busy_main(void *arg)
+{
+    (void)arg;
+    if (!multishot())
+        return NULL;
+    int p[PACED_PAIRS][2], e[2];
+    raw_pairs(p);
+    pair(e);
+    for (int i = 0; i < PACED_PAIRS; i++) {
+        char c = (char)('a' + i);
+        cr_assert_eq(weft_write(p[i][1], &c, 1, WEFT_FOREVER), 1);
+    }
+    weft_task *r, *s;
+    cr_assert_eq(weft_spawn(&r, idle_reader, (void *)(intptr_t)e[0], NULL), 0);
+    cr_assert_eq(weft_spawn(&s, sleep_for, (void *)(intptr_t)PACE_TIMER, NULL), 0);
+    const weft__sys *sys = weft__sys_current();
+    uint64_t before = sys->ncalls[WEFT__SYS_io_uring_enter];
+    for (int k = 0; k < 1000 && sys->ncalls[WEFT__SYS_io_uring_enter] == before; k++)
+        weft_yield(); /* they park; a tick's poll for the reader comes */
+    cr_assert_eq(sys->ncalls[WEFT__SYS_io_uring_enter], before + 1, "one poll, which paced them");
+    weft_cancel(r);
+    weft_cancel(s);
+    char got[PACED_PAIRS] = {0};
+    int64_t until = weft__clock_ns() + 2 * WEFT_SEC;
+    while (raw_arrived(p, got) < PACED_PAIRS && weft__clock_ns() < until)
+        weft_yield();
+    cr_assert_eq(raw_arrived(p, got), PACED_PAIRS, "every send held back reaches the kernel");
+    for (int i = 0; i < PACED_PAIRS; i++)
+        cr_assert_eq(got[i], (char)('a' + i), "pair %d", i);
+    cr_assert_eq(weft_join(r, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_join(s, NULL, WEFT_FOREVER), 0);
+    for (int i = 0; i < PACED_PAIRS; i++) {
+        cr_assert_eq(weft_close(p[i][1]), 0);
+        close(p[i][0]);
+    }
+    cr_assert_eq(weft_close(e[0]), 0);
+    close(e[1]);
+    return NULL;
+}
+
+Test(uring, sends_a_paced_poll_held_back_go_while_a_task_computes_with_no_waiter)
+{
+    setenv("WEFT_TEST_URING_SQE_NS", PACE_SQE_NS, 1);
+    run_uring(held_then_busy_main, NULL);
+}
+
+/* A paced enter that fails (a fault planned for io_uring_enter) fails the SQEs it would have
+ * submitted, the first 2 sends (the timer a hair under 6 SQEs' time away: 2 fit in half of
+ * it), and no others: the 14 it would have left in the SQ go at the next polls and arrive, as
+ * after a real enter's failure, which submits nothing. Each of the 2 writes' error goes to its
+ * fd's next write. */
+static void *paced_fault_main(void *arg)
+{
+    (void)arg;
+    if (!multishot())
+        return NULL;
+    int p[PACED_PAIRS][2], e[2];
+    raw_pairs(p);
+    pair(e);
+    for (int i = 0; i < PACED_PAIRS; i++) {
+        char c = (char)('a' + i);
+        cr_assert_eq(weft_write(p[i][1], &c, 1, WEFT_FOREVER), 1);
+    }
+    weft_task *r, *s;
+    cr_assert_eq(weft_spawn(&r, idle_reader, (void *)(intptr_t)e[0], NULL), 0);
+    cr_assert_eq(weft_spawn(&s, sleep_for, (void *)(intptr_t)PACE_TIMER, NULL), 0);
+    cr_assert_eq(weft__sys_fail(weft__sys_current(), WEFT__SYS_io_uring_enter, 1, ENOMEM), 0);
+    char got[PACED_PAIRS] = {0};
+    int64_t until = weft__clock_ns() + 2 * WEFT_SEC;
+    while (raw_arrived(p, got) < PACED_PAIRS - 2 && weft__clock_ns() < until)
+        weft_yield();
+    int n = raw_arrived(p, got);
+    cr_assert_eq(n, PACED_PAIRS - 2, "only the enter's 2 sends failed (%d arrived: %.16s)", n, got);
+    for (int i = 0; i < PACED_PAIRS; i++)
+        cr_assert_eq(got[i], i < 2 ? 0 : (char)('a' + i), "pair %d", i);
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(weft_write(p[i][1], "x", 1, WEFT_FOREVER), -ENOMEM, "pair %d", i);
+    weft_cancel(r);
+    weft_cancel(s);
+    cr_assert_eq(weft_join(r, NULL, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_join(s, NULL, WEFT_FOREVER), 0);
+    for (int i = 0; i < PACED_PAIRS; i++) {
+        cr_assert_eq(weft_close(p[i][1]), 0);
+        close(p[i][0]);
+    }
+    cr_assert_eq(weft_close(e[0]), 0);
+    close(e[1]);
+    return NULL;
+}
+
+Test(uring, a_paced_enter_that_fails_fails_only_what_it_would_have_submitted)
+{
+    setenv("WEFT_TEST_URING_SQE_NS", PACE_SQE_NS, 1);
+    run_uring(paced_fault_main, NULL);
 }

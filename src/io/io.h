@@ -15,6 +15,9 @@ void weft__io_fini(weft__worker *w);
 int weft__io_poll(weft__worker *w, int64_t timeout_ns, int max_events);
 /* Tasks parked on fds: when non-zero, ticks must poll I/O even while tasks are ready. */
 size_t weft__io_nwaiters(weft__worker *w);
+/* Submissions the last poll held back (weft__io.held): when true, ticks must poll I/O even
+ * while tasks are ready and none waits, or nothing would hand them to the kernel. */
+bool weft__io_held(weft__worker *w);
 /* Forgets any record of fd without a syscall: for an fd number the kernel just handed out,
  * which cannot be registered yet whatever the table says. */
 void weft__io_fd_fresh(weft__worker *w, int fd);

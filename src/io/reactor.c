@@ -107,6 +107,11 @@ size_t weft__io_nwaiters(weft__worker *w)
     return w->io->nwaiters;
 }
 
+bool weft__io_held(weft__worker *w)
+{
+    return w->io->held;
+}
+
 int weft_fd_wait(int fd, int events, int64_t deadline)
 {
     /* A cancelled task fails at once, as every I/O call does (net.c): without this check the

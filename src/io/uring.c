@@ -171,12 +171,14 @@ static void recv_complete(uring_state *s, uint64_t ud, int res, unsigned flags)
 
 static void send_complete(uring_state *s, uint64_t ud, int res);
 
-/* Fails every operation still waiting in the SQ with `err` and turns its SQE into a no-op
- * whose completion nobody waits for. The eventfd poll and cancel requests stay as they are. */
-static void fail_pending(uring_state *s, int err)
+/* Fails every operation waiting in the SQ before `end` (an SQ index: sqe_tail for all of
+ * them, a paced enter's cut for those it would have submitted) with `err` and turns its SQE
+ * into a no-op whose completion nobody waits for; those from `end` on stay for a later
+ * enter. The eventfd poll and cancel requests stay as they are. */
+static void fail_pending(uring_state *s, int err, unsigned end)
 {
     struct io_uring_sq *sq = &s->ring.sq;
-    unsigned end = sq->sqe_tail; /* what a completion below prepares is not this call's */
+    /* end is fixed first: what a completion below prepares is not this call's */
     for (unsigned i = *sq->khead; i != end; i++) {
         struct io_uring_sqe *sqe = &sq->sqes[i & sq->ring_mask];
         uint64_t ud = sqe->user_data;
@@ -201,14 +203,21 @@ static void fail_pending(uring_state *s, int err)
     }
 }
 
-/* Accounts for one io_uring_enter about to be made. Returns 0, or the planned fault after
- * failing what the call would have submitted (the call must then not be made). */
-static int enter_ok(uring_state *s)
+/* Accounts for one io_uring_enter about to be made that submits the SQ up to `end` (an SQ
+ * index). Returns 0, or the planned fault after failing what the call would have submitted
+ * (the call must then not be made). */
+static int enter_ok_to(uring_state *s, unsigned end)
 {
     int fault = weft__sys_enter(s->sys, WEFT__SYS_io_uring_enter);
     if (weft_unlikely(fault < 0))
-        fail_pending(s, fault);
+        fail_pending(s, fault, end);
     return fault;
+}
+
+/* enter_ok_to for an enter that submits the whole SQ. */
+static int enter_ok(uring_state *s)
+{
+    return enter_ok_to(s, s->ring.sq.sqe_tail);
 }
 
 static struct io_uring_sqe *get_sqe(uring_state *s)
@@ -448,24 +457,33 @@ static inline bool kernel_has_work(const uring_state *s)
 
 /* ---- Submissions paced to the nearest timer (uring_pace.h) ------------------------------ */
 
-/* Hands the kernel the first n of the SQEs prepared, or more where the n-th is linked to the
- * next (a chain goes whole: a chain cut at a submission's end is failed); the rest stay in
- * the SQ, in order, for the next enter. liburing submits every SQE prepared, so its count of
- * them (sqe_tail, a field of its public struct io_uring) is lowered to the cut for the call
- * and put back after it: its own submit then does the rest, the SQ array's mapping (2.2) or
- * the tail's store (2.3 on) included. With `getevents` the enter runs the deferred completion
- * work too (liburing adds it anyway while some is pending). Returns what liburing's submit
- * returns: the SQEs submitted, or a negative errno. The caller made enter_ok(). */
-static int submit_first(uring_state *s, unsigned n, bool getevents)
+/* The end (an SQ index) of the first n of the SQEs prepared, or more where the n-th is
+ * linked to the next (a chain goes whole: a chain cut at a submission's end is failed), and
+ * at least those the kernel was handed already (an earlier enter stopped short). */
+static unsigned submit_cut(const uring_state *s, unsigned n)
 {
-    struct io_uring_sq *sq = &s->ring.sq;
+    const struct io_uring_sq *sq = &s->ring.sq;
     unsigned head = *sq->khead, mask = *sq->kring_mask, tail = sq->sqe_tail;
     while (n < tail - head &&
            (sq->sqes[(head + n - 1) & mask].flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK)))
         n++;
     unsigned cut = head + n;
     if ((int)(cut - sq->sqe_head) < 0)
-        cut = sq->sqe_head; /* those are the kernel's already (an earlier enter stopped short) */
+        cut = sq->sqe_head; /* those are the kernel's already */
+    return cut;
+}
+
+/* Hands the kernel the SQEs prepared up to `cut` (submit_cut); the rest stay in the SQ, in
+ * order, for the next enter. liburing submits every SQE prepared, so its count of them
+ * (sqe_tail, a field of its public struct io_uring) is lowered to the cut for the call and
+ * put back after it: its own submit then does the rest, the SQ array's mapping (2.2) or the
+ * tail's store (2.3 on) included. With `getevents` the enter runs the deferred completion
+ * work too (liburing adds it anyway while some is pending). Returns what liburing's submit
+ * returns: the SQEs submitted, or a negative errno. The caller made enter_ok_to(cut). */
+static int submit_first(uring_state *s, unsigned cut, bool getevents)
+{
+    struct io_uring_sq *sq = &s->ring.sq;
+    unsigned tail = sq->sqe_tail;
     sq->sqe_tail = cut;
     int r = getevents ? io_uring_submit_and_get_events(&s->ring) : io_uring_submit(&s->ring);
     sq->sqe_tail = tail;
@@ -474,16 +492,22 @@ static int submit_first(uring_state *s, unsigned n, bool getevents)
 
 /* A paced enter while a timer is armed: at most as many of the prepared SQEs as fit before
  * the nearest deadline (at least one), timed for the pace's average. Returns what
- * submit_first returns. The caller made enter_ok(). */
-static int submit_paced(uring_state *s, bool getevents)
+ * submit_first returns, or the planned fault (enter_ok_to, `*faulted` set), which failed
+ * the SQEs this enter would have submitted and only those: the rest stay for the next. */
+static int submit_paced(uring_state *s, bool getevents, bool *faulted)
 {
     weft__worker *w = s->io->w;
     unsigned ready = io_uring_sq_ready(&s->ring);
     unsigned n = ready ? weft__upace_fit(&s->pace, ready, weft__timers_first(&w->timers),
                                          weft__upace_now(&s->pace, w->now))
                        : 0;
+    unsigned cut = submit_cut(s, n);
+    int fault = enter_ok_to(s, cut);
+    *faulted = fault < 0;
+    if (fault < 0)
+        return fault;
     int64_t t0 = weft__clock_ns();
-    int r = submit_first(s, n, getevents);
+    int r = submit_first(s, cut, getevents);
     weft__upace_record(&s->pace, r > 0 ? (unsigned)r : 0, t0, weft__clock_ns());
     return r;
 }
@@ -501,8 +525,9 @@ static bool pace_due(uring_state *s)
  * the kernel would need until its deadline to run them (uring_pace.h). */
 static inline void pace_submit(weft__io *io, uring_state *s)
 {
-    if (weft_unlikely(io->w->timers.n) && pace_due(s) && enter_ok(s) == 0)
-        submit_paced(s, false);
+    bool fault; /* a planned fault failed what the enter would have submitted, no more */
+    if (weft_unlikely(io->w->timers.n) && pace_due(s))
+        submit_paced(s, false, &fault);
 }
 
 static int ur_poll(weft__io *io, int64_t timeout_ns, int max_events)
@@ -531,8 +556,11 @@ static int ur_poll(weft__io *io, int64_t timeout_ns, int max_events)
         paced = false;
     }
     if (paced) {
-        if (enter_ok(s) == 0)
-            r = submit_paced(s, true);
+        /* An injected failure fails what it would have submitted; reap what is there. */
+        bool fault;
+        r = submit_paced(s, true, &fault);
+        if (fault)
+            r = 0;
     } else if (timeout_ns == 0) {
         /* Enter the kernel only with something to submit, or completions parked in the
          * overflow list: those come back only through an enter with GETEVENTS, and under
@@ -548,8 +576,10 @@ static int ur_poll(weft__io *io, int64_t timeout_ns, int max_events)
                                        .tv_nsec = timeout_ns % WEFT_SEC};
         r = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, &ts, NULL);
     }
-    if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY)
+    if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY) {
+        io->held = io_uring_sq_ready(&s->ring) != 0; /* as below */
         return r;
+    }
     unsigned head, n = 0, total = 0;
     int rearm = 0;
 reap:
@@ -601,6 +631,9 @@ reap:
     }
     if (rearm)
         arm_eventfd(s);
+    /* SQEs a paced enter left in the SQ (or its own re-arm's) go at a later poll: the loop's
+     * ticks make one while this is set, even with no task waiting (loop.c). */
+    io->held = io_uring_sq_ready(&s->ring) != 0;
     return (int)total;
 }
 
