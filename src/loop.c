@@ -260,9 +260,10 @@ static int loop_run(weft__worker *w, bool native)
         publish_stats(w);
         weft__steal_tick(w);
         /* I/O waiters get their events at least once a tick, even while tasks keep the
-         * ready queue busy; without waiters the syscall is skipped, unless the last poll
-         * held submissions back (io_uring's pacing): only a poll hands them over, and with
-         * nobody waiting and a task that keeps yielding none came after a paced one. */
+         * ready queue busy; without waiters the syscall is skipped, unless the backend
+         * holds operations not handed over yet (io_uring's SQEs: write-behind sends, or
+         * those its pacing held back): only a poll hands them over, and with nobody waiting
+         * and a task that keeps yielding none would come. */
         if (w->sched.ready.len && (weft__io_nwaiters(w) || weft__io_held(w)))
             weft__io_poll(w, 0, poll_cap(w));
         run_ready(w);

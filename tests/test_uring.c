@@ -876,6 +876,38 @@ static void *held_then_busy_main(void *arg)
     return NULL;
 }
 
+/* Sends written behind, then the task computes, yielding, with nobody waiting for I/O and
+ * no timer armed: no tick would poll for a waiter, yet the sends must reach the kernel (they
+ * stayed in the SQ for as long as the task computed before the SQ said it holds some). */
+static void *written_then_busy_main(void *arg)
+{
+    (void)arg;
+    if (!multishot())
+        return NULL;
+    int p[PACED_PAIRS][2];
+    raw_pairs(p);
+    for (int i = 0; i < PACED_PAIRS; i++) {
+        char c = (char)('A' + i);
+        cr_assert_eq(weft_write(p[i][1], &c, 1, WEFT_FOREVER), 1);
+    }
+    char got[PACED_PAIRS] = {0};
+    int64_t until = weft__clock_ns() + 2 * WEFT_SEC;
+    while (raw_arrived(p, got) < PACED_PAIRS && weft__clock_ns() < until)
+        weft_yield();
+    cr_assert_eq(raw_arrived(p, got), PACED_PAIRS, "every send written behind goes out");
+    for (int i = 0; i < PACED_PAIRS; i++) {
+        cr_assert_eq(got[i], (char)('A' + i), "pair %d", i);
+        cr_assert_eq(weft_close(p[i][1]), 0);
+        close(p[i][0]);
+    }
+    return NULL;
+}
+
+Test(uring, sends_written_behind_go_while_the_writer_computes_with_no_waiter)
+{
+    run_uring(written_then_busy_main, NULL);
+}
+
 Test(uring, sends_a_paced_poll_held_back_go_while_a_task_computes_with_no_waiter)
 {
     setenv("WEFT_TEST_URING_SQE_NS", PACE_SQE_NS, 1);

@@ -241,10 +241,11 @@ struct weft__io {
     weft__fdrec *fds; /* indexed by fd, grown on demand (fdtable.c) */
     size_t nfds;
     size_t nwaiters; /* tasks parked on an fd or an operation */
-    /* Set by the backend's poll when it handed the kernel only part of what was prepared
-     * (io_uring's submissions paced to the nearest timer, uring_pace.h): the rest waits for
-     * a poll, so ticks poll while it is set, as for waiters (loop.c); the poll that leaves
-     * nothing behind clears it. owner: the worker's driver. */
+    /* Set while the backend holds operations it has not handed to the kernel yet (io_uring:
+     * set at every SQE prepared, and by a poll that handed over only part of the SQ, its
+     * submissions paced to the nearest timer, uring_pace.h): only a poll hands them over,
+     * so ticks poll while it is set, as for waiters (loop.c); the poll that leaves nothing
+     * behind clears it. owner: the worker's driver. */
     bool held;
     /* The runtime's pages of which workers used each fd (fdshare.c), or NULL in a runtime of
      * one worker; fixed. */

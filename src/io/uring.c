@@ -229,6 +229,9 @@ static struct io_uring_sqe *get_sqe(uring_state *s)
             io_uring_submit(&s->ring);
         sqe = io_uring_get_sqe(&s->ring);
     }
+    /* Only a poll hands it to the kernel: ticks make one while this is set (loop.c), even
+     * with nobody waiting for I/O (a task that writes behind, then computes and yields). */
+    s->io->held = true;
     return sqe;
 }
 
