@@ -248,8 +248,7 @@ static inline __attribute__((always_inline)) int bind_stack(weft__worker *w, wef
     /* TSan's fiber stays with the stack while it is pooled: creating and destroying one per
      * task cost TSan an mmap and munmap each (most of a TSan stress run's time). Reusing it
      * orders nothing the worker's own sequence did not: every switch synchronises. */
-    if (!t->stack->fiber)
-        t->stack->fiber = weft__hook_fiber_create();
+    weft__hook_fiber_ensure(&t->stack->fiber);
     weft__ctx_make_task(&t->ctx, weft__stack_hi(t->stack), task_begin, task_end, t);
     return 0;
 }

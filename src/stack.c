@@ -231,6 +231,11 @@ int weft__stack_alloc(weft__worker *w, size_t size, bool noguard, weft__stack **
     return 0;
 }
 
+WEFT_NOINLINE void weft__stack_reuse_hooks(weft__stack *s)
+{
+    weft__hook_stack_reuse(s->lo, (size_t)(weft__stack_hi(s) - s->lo), s->vg_id);
+}
+
 /* A stack leaving the pool for good, or going cold, lets go of its TSan fiber. */
 static void drop_fiber(weft__stack *s)
 {

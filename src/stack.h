@@ -87,6 +87,8 @@ void weft__stack_init(weft__worker *w, int guard_mode, size_t pool_max);
 /* A stack of at least `size` bytes; guarded unless `noguard` or the guard mode says
  * otherwise. Returns 0 or -ENOMEM. */
 int weft__stack_alloc(weft__worker *w, size_t size, bool noguard, weft__stack **out);
+/* weft__hook_stack_reuse for s, out of line (see weft__hook_stack_reuse_wanted). */
+void weft__stack_reuse_hooks(weft__stack *s);
 /* The hot case of weft__stack_alloc, inline for the first run of a task: a warm guarded stack
  * of the size asked for last, or NULL (then call weft__stack_alloc). It is what
  * weft__stack_alloc would pick too: the head of that class's warm list, and a guarded stack
@@ -102,7 +104,8 @@ static inline weft__stack *weft__stack_pop_warm(weft__stack_pool *p, size_t size
         p->nlive++;
         WEFT_COUNT(p->bytes_pooled -= (size_t)(weft__stack_hi(s) - s->lo));
         WEFT_COUNT(p->bytes_live += (size_t)(weft__stack_hi(s) - s->lo));
-        weft__hook_stack_reuse(s->lo, (size_t)(weft__stack_hi(s) - s->lo), s->vg_id);
+        if (weft__hook_stack_reuse_wanted(s->vg_id))
+            weft__stack_reuse_hooks(s);
         return s;
     }
     return NULL;
