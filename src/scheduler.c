@@ -37,16 +37,23 @@
 /* Called last on a landing, after the resumed context's errno is in place: keeps it (a
  * failed munmap of a stack must not show through). Returns the worker's current task (the
  * one resumed, for switch_to's tail call). */
+/* A finished task t lets go of its stack (back to w's pool, with its TSan fiber, for its
+ * next task), and is reaped if nobody will join it. No system call: errno is untouched. */
+static inline __attribute__((always_inline)) void release_stack(weft__worker *w, weft_task *t)
+{
+    weft__stack_free(&w->stacks, t->stack);
+    t->stack = NULL;
+    weft__task_flags_clear(t, WEFT__T_ONSTACK);
+    if (t->flags & WEFT__T_DETACHED)
+        weft__task_reap_inline(w, t);
+}
+
 static WEFT_NOINLINE weft_task *release_dead(weft__worker *w)
 {
     int e = *w->sched.errno_loc;
     weft_task *t = w->sched.dead;
     w->sched.dead = NULL;
-    weft__stack_free(&w->stacks, t->stack); /* with its TSan fiber, for its next task */
-    t->stack = NULL;
-    weft__task_flags_clear(t, WEFT__T_ONSTACK);
-    if (t->flags & WEFT__T_DETACHED)
-        weft__task_reap_inline(w, t);
+    release_stack(w, t);
     *w->sched.errno_loc = e;
     return w->current;
 }
@@ -172,10 +179,27 @@ static WEFT_NOINLINE void switch_from_loop(weft__worker *w, weft_task *to)
 /* A task's first call on its stack (the trampoline's, weft__ctx_make_task; below it only the
  * trampoline, which ends the frame chain): lands, and returns the body for the trampoline to
  * call. */
+/* task_begin's general case: landed() whole, out of line, so that the plain case saves no
+ * register for its call. A new task's errno is 0 (the spawn does not store it: see
+ * task_begin). */
+static WEFT_NOINLINE weft__ctx_body task_begin_general(weft_task *t)
+{
+    t->saved_errno = 0;
+    landed(t->worker, NULL);
+    return (weft__ctx_body){t->fn, t->arg};
+}
+
 static weft__ctx_body task_begin(void *arg)
 {
     weft_task *t = arg;
-    landed(t->worker, NULL);
+    weft__worker *w = t->worker;
+    if (weft_unlikely(w->sched.general || w->sched.dead))
+        return task_begin_general(t);
+    /* landed()'s plain case, knowing that t is w's current task (the switch to it made it
+     * so) and that it starts with errno 0: its record's saved_errno is still the last life's
+     * (the spawn leaves it, and nothing reads it before the task's first switch away, which
+     * stores it). */
+    *w->sched.errno_loc = 0;
     return (weft__ctx_body){t->fn, t->arg};
 }
 
@@ -183,8 +207,8 @@ static weft__ctx *exit_target(weft__worker *w, weft_task *from);
 
 /* The end of the current task t's run: it finishes, and its stack is released by whichever
  * context runs next, once off it. */
-static inline __attribute__((always_inline)) void finish_run(weft__worker *w, weft_task *t,
-                                                             void *result)
+static inline __attribute__((always_inline)) void finish_body(weft__worker *w, weft_task *t,
+                                                              void *result)
 {
     weft__task_finish_inline(w, t, result);
     /* The main task's end goes straight back to the loop, whose shutdown trigger then
@@ -194,6 +218,12 @@ static inline __attribute__((always_inline)) void finish_run(weft__worker *w, we
         weft__task_main_ended(w, t->result);
         w->sched.budget = 0;
     }
+}
+
+static inline __attribute__((always_inline)) void finish_run(weft__worker *w, weft_task *t,
+                                                             void *result)
+{
+    finish_body(w, t, result);
     w->sched.dead = t; /* its stack is freed by whoever we switch to, once we are off it */
 }
 
@@ -217,9 +247,10 @@ static weft__ctx *task_end(void *arg, void *result)
         weft__worker_current(); /* takes it back: see its comment */
         w = t->worker;
     }
-    finish_run(w, t, result);
+    finish_body(w, t, result);
     if (weft_unlikely(w->sched.general)) {
         if (w->sched.tooling) {
+            w->sched.dead = t; /* released by the context switch_general lands on */
             weft__schedule_away(w, t); /* switch_general: a finished task is never back */
             __builtin_unreachable();
         }
@@ -229,7 +260,16 @@ static weft__ctx *task_end(void *arg, void *result)
         if (w->sched.eh_loc)
             t->stack->eh = (weft__eh_state){NULL, 0};
     }
-    return exit_target(w, t);
+    weft__ctx *to = exit_target(w, t);
+    /* The stack goes back to the pool here rather than from the context resumed (release_dead
+     * after the switch, which weft_exit's end and the sanitizers' still take): only the
+     * trampoline's last instructions run on it from now on, which store nothing there (a
+     * return from this frame, then the jump into the switch's second half), and nothing on
+     * this thread takes a stack from the pool before that jump. exit_target was the last to
+     * read or write t (its canary, its errno); a reaped t is not touched again, so another
+     * worker may take its record at once (weft__task_retire_back). */
+    release_stack(w, t);
+    return to;
 }
 
 static inline __attribute__((always_inline)) int bind_stack(weft__worker *w, weft_task *t)
