@@ -586,7 +586,11 @@ static weft__ctx *exit_target(weft__worker *w, weft_task *from)
     if (weft_unlikely(from == w->poll_task))
         end_timed_run(w);
 #endif
-    switch_out(w, next, &from->saved_errno);
+    /* switch_out but for errno: a finished task never resumes, and its saved_errno is not
+     * read again (a next life's first run starts with 0: task_begin). */
+    w->current = next;
+    w->stats.nswitches++;
+    weft__watch_switch(&w->watch, w->stats.nswitches);
     return next ? &next->ctx : &w->sched.loop_ctx;
 }
 

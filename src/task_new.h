@@ -121,7 +121,8 @@ weft__task_new_inline(weft__worker *w, weft__worker *home, const weft_spawn_opts
     t->spawn_file = file; /* the spawn macro's __FILE__ and __LINE__, or NULL and 0 */
     t->spawn_line = line;
     t->stack_size = stack_size;
-    atomic_store_explicit(&t->spawned_ms, (uint32_t)(w->now / 1000000), memory_order_relaxed);
+    atomic_store_explicit(&t->spawned_stamp, (uint32_t)((uint64_t)w->now >> WEFT__STAMP_SHIFT),
+                          memory_order_relaxed);
     atomic_store_explicit(&t->nstalls, 0, memory_order_relaxed);
     atomic_store_explicit(&t->stall_max_ms, 0, memory_order_relaxed);
     unsigned flags = stackless ? WEFT__T_STACKLESS : 0;
