@@ -210,7 +210,7 @@ static weft__ctx *exit_target(weft__worker *w, weft_task *from);
 static inline __attribute__((always_inline)) void finish_body(weft__worker *w, weft_task *t,
                                                               void *result)
 {
-    weft__task_finish_inline(w, t, result);
+    weft__task_finish_inline(w, t, result, true);
     /* The main task's end goes straight back to the loop, whose shutdown trigger then
      * cancels every other task before any of them runs again. Its record is still whole
      * here (a task on its stack is reaped only once off it). */
@@ -250,7 +250,7 @@ static weft__ctx *task_end(void *arg, void *result)
     finish_body(w, t, result);
     if (weft_unlikely(w->sched.general)) {
         if (w->sched.tooling) {
-            w->sched.dead = t; /* released by the context switch_general lands on */
+            w->sched.dead = t;         /* released by the context switch_general lands on */
             weft__schedule_away(w, t); /* switch_general: a finished task is never back */
             __builtin_unreachable();
         }

@@ -104,10 +104,10 @@ weft__task_new_inline(weft__worker *w, weft__worker *home, const weft_spawn_opts
      * `stack` (released before the reap, or never bound), `future` (cleared by
      * weft__task_finish before it drops it), `wait_kind` (NONE after every park),
      * `next` (the ready push writes it), `saved_errno` (a first run starts with errno 0
-     * without reading it: scheduler.c's task_begin). `result` is written at finish, before DONE, and
-     * read only after it; `fn`/`future` and `arg` are the spawn's to set. The lists are
-     * emptied at finish too, but a spawn cleanup or a local's destructor may still add to
-     * them after their loop: they are reset, as before. */
+     * without reading it: scheduler.c's task_begin). `result` is written at finish, before DONE,
+     * and read only after it; `fn`/`future` and `arg` are the spawn's to set. The lists are emptied
+     * at finish too, but a spawn cleanup or a local's destructor may still add to them after their
+     * loop: they are reset, as before. */
     /* Atomic (relaxed) because a stopping worker's walk of the chunks reads it for records
      * of every worker (weft__tasks_shutdown); it is set once per life. */
     __atomic_store_n(&t->worker, home, __ATOMIC_RELAXED);

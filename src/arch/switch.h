@@ -148,13 +148,13 @@ static inline void weft__ctx_make_task(weft__ctx *ctx, void *top,
      * control word 0x037F (extended precision, exceptions masked) in the next 2: the ABI's
      * defaults. */
     sp[0] = (uint64_t)0x037F << 32 | 0x1F80;
-    sp[1] = 0;                                                /* r15 */
-    sp[2] = 0;                                                /* r14 */
-    sp[3] = (uint64_t)(uintptr_t)begin;                       /* r13 */
-    sp[4] = (uint64_t)(uintptr_t)arg;                         /* r12 */
-    sp[5] = 0;                                                /* rbx */
-    sp[6] = 0;                                                /* rbp: ends the frame chain */
-    sp[7] = (uint64_t)(uintptr_t)weft__ctx_task_trampoline;   /* resume address */
+    sp[1] = 0;                                              /* r15 */
+    sp[2] = 0;                                              /* r14 */
+    sp[3] = (uint64_t)(uintptr_t)begin;                     /* r13 */
+    sp[4] = (uint64_t)(uintptr_t)arg;                       /* r12 */
+    sp[5] = 0;                                              /* rbx */
+    sp[6] = 0;                                              /* rbp: ends the frame chain */
+    sp[7] = (uint64_t)(uintptr_t)weft__ctx_task_trampoline; /* resume address */
     /* t-16: the entry slot, 0 until the body runs (a task that ended through weft_exit left
      * it set on this stack); t-8: `end`, which the trampoline reads at rsp+8. */
     ((uint64_t *)t)[-2] = 0;
