@@ -34,9 +34,6 @@
 
 /* ---- Switching ----------------------------------------------------------------------- */
 
-/* Called last on a landing, after the resumed context's errno is in place: keeps it (a
- * failed munmap of a stack must not show through). Returns the worker's current task (the
- * one resumed, for switch_to's tail call). */
 /* A finished task t lets go of its stack (back to w's pool, with its TSan fiber, for its
  * next task), and is reaped if nobody will join it. No system call: errno is untouched. */
 static inline __attribute__((always_inline)) void release_stack(weft__worker *w, weft_task *t)
@@ -48,6 +45,11 @@ static inline __attribute__((always_inline)) void release_stack(weft__worker *w,
         weft__task_reap_inline(w, t);
 }
 
+/* release_stack for the task that ended by weft_exit or under a sanitizer (sched.dead: a
+ * plain end releases its own stack, in task_end). Called last on a landing, after the
+ * resumed context's errno is in place: keeps it (a failed munmap of a stack must not show
+ * through). Returns the worker's current task (the one resumed, for switch_to's tail
+ * call). */
 static WEFT_NOINLINE weft_task *release_dead(weft__worker *w)
 {
     int e = *w->sched.errno_loc;
