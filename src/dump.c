@@ -406,11 +406,13 @@ static void put_task_json(weft__dumpbuf *b, const weft_task *t, uint64_t word, b
     }
     /* The age against the clock read after the stamp, not `now`: a spawn stamps the clock of
      * its own worker's tick, which may be ahead of `now` (the listing worker's, read at the
-     * top of a tick that ran long), and the difference in unsigned ms then wrapped to 49
-     * days. Every stamp is a clock read made before the record was published. */
-    uint32_t spawned = atomic_load_explicit(&t->spawned_ms, memory_order_relaxed);
-    weft__dumpbuf_printf(b, ",\"age_ms\":%u,\"stalls\":%u,\"stall_max_ms\":%u",
-                         (uint32_t)(weft__clock_ns() / 1000000) - spawned,
+     * top of a tick that ran long), and the difference in unsigned units (task.h's
+     * spawned_stamp) then wrapped to 52 days. Every stamp is a clock read made before the
+     * record was published. */
+    uint32_t spawned = atomic_load_explicit(&t->spawned_stamp, memory_order_relaxed);
+    uint32_t age = (uint32_t)((uint64_t)weft__clock_ns() >> WEFT__STAMP_SHIFT) - spawned;
+    weft__dumpbuf_printf(b, ",\"age_ms\":%llu,\"stalls\":%u,\"stall_max_ms\":%u",
+                         (unsigned long long)(((uint64_t)age << WEFT__STAMP_SHIFT) / 1000000),
                          (unsigned)atomic_load_explicit(&t->nstalls, memory_order_relaxed),
                          (unsigned)atomic_load_explicit(&t->stall_max_ms, memory_order_relaxed));
     int kind;

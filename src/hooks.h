@@ -99,6 +99,22 @@ static inline void weft__hook_stack_reuse(void *lo, size_t size, unsigned vg_id)
 #endif
 }
 
+/* Whether weft__hook_stack_reuse has anything to do for a stack registered as vg_id: ASan in
+ * the process, or the program under Valgrind. A plain run tests this, and the first run of a
+ * task on a pooled stack calls out of line only when it holds (stack.c's
+ * weft__stack_reuse_hooks): the inline client request kept a local array in its frame,
+ * which cost every child-first spawn its tail call and a larger frame. */
+static inline bool weft__hook_stack_reuse_wanted(unsigned vg_id)
+{
+#ifdef WEFT_VALGRIND
+    if (weft_unlikely(vg_id != 0))
+        return true;
+#else
+    (void)vg_id;
+#endif
+    return WEFT__ASAN_HAS(__asan_unpoison_memory_region);
+}
+
 /* ASan: a stack given back to the kernel leaves with a clean shadow. ASan keeps the shadow of
  * unmapped memory, so whatever is mapped at that address next that is not a stack (an
  * io_uring ring of a later runtime, which liburing writes without instrumented frames)
@@ -117,6 +133,14 @@ static inline void *weft__hook_fiber_create(void)
 static inline void *weft__hook_fiber_current(void)
 {
     return WEFT__TSAN_HAS(__tsan_get_current_fiber) ? __tsan_get_current_fiber() : NULL;
+}
+
+/* TSan: gives *fiber a fiber if it has none yet. Without TSan a test of its weak symbol
+ * alone: the fiber word is not read. */
+static inline void weft__hook_fiber_ensure(void **fiber)
+{
+    if (WEFT__TSAN_HAS(__tsan_create_fiber) && !*fiber)
+        *fiber = __tsan_create_fiber(0);
 }
 
 static inline void weft__hook_fiber_destroy(void *fiber)

@@ -34,19 +34,28 @@
 
 /* ---- Switching ----------------------------------------------------------------------- */
 
-/* Called last on a landing, after the resumed context's errno is in place: keeps it (a
- * failed munmap of a stack must not show through). Returns the worker's current task (the
- * one resumed, for switch_to's tail call). */
+/* A finished task t lets go of its stack (back to w's pool, with its TSan fiber, for its
+ * next task), and is reaped if nobody will join it. No system call: errno is untouched. */
+static inline __attribute__((always_inline)) void release_stack(weft__worker *w, weft_task *t)
+{
+    weft__stack_free(&w->stacks, t->stack);
+    t->stack = NULL;
+    weft__task_flags_clear(t, WEFT__T_ONSTACK);
+    if (t->flags & WEFT__T_DETACHED)
+        weft__task_reap_inline(w, t);
+}
+
+/* release_stack for the task that ended by weft_exit or under a sanitizer (sched.dead: a
+ * plain end releases its own stack, in task_end). Called last on a landing, after the
+ * resumed context's errno is in place: keeps it (a failed munmap of a stack must not show
+ * through). Returns the worker's current task (the one resumed, for switch_to's tail
+ * call). */
 static WEFT_NOINLINE weft_task *release_dead(weft__worker *w)
 {
     int e = *w->sched.errno_loc;
     weft_task *t = w->sched.dead;
     w->sched.dead = NULL;
-    weft__stack_free(&w->stacks, t->stack); /* with its TSan fiber, for its next task */
-    t->stack = NULL;
-    weft__task_flags_clear(t, WEFT__T_ONSTACK);
-    if (t->flags & WEFT__T_DETACHED)
-        weft__task_reap_inline(w, t);
+    release_stack(w, t);
     *w->sched.errno_loc = e;
     return w->current;
 }
@@ -172,10 +181,27 @@ static WEFT_NOINLINE void switch_from_loop(weft__worker *w, weft_task *to)
 /* A task's first call on its stack (the trampoline's, weft__ctx_make_task; below it only the
  * trampoline, which ends the frame chain): lands, and returns the body for the trampoline to
  * call. */
+/* task_begin's general case: landed() whole, out of line, so that the plain case saves no
+ * register for its call. A new task's errno is 0 (the spawn does not store it: see
+ * task_begin). */
+static WEFT_NOINLINE weft__ctx_body task_begin_general(weft_task *t)
+{
+    t->saved_errno = 0;
+    landed(t->worker, NULL);
+    return (weft__ctx_body){t->fn, t->arg};
+}
+
 static weft__ctx_body task_begin(void *arg)
 {
     weft_task *t = arg;
-    landed(t->worker, NULL);
+    weft__worker *w = t->worker;
+    if (weft_unlikely(w->sched.general || w->sched.dead))
+        return task_begin_general(t);
+    /* landed()'s plain case, knowing that t is w's current task (the switch to it made it
+     * so) and that it starts with errno 0: its record's saved_errno is still the last life's
+     * (the spawn leaves it, and nothing reads it before the task's first switch away, which
+     * stores it). */
+    *w->sched.errno_loc = 0;
     return (weft__ctx_body){t->fn, t->arg};
 }
 
@@ -183,10 +209,10 @@ static weft__ctx *exit_target(weft__worker *w, weft_task *from);
 
 /* The end of the current task t's run: it finishes, and its stack is released by whichever
  * context runs next, once off it. */
-static inline __attribute__((always_inline)) void finish_run(weft__worker *w, weft_task *t,
-                                                             void *result)
+static inline __attribute__((always_inline)) void finish_body(weft__worker *w, weft_task *t,
+                                                              void *result)
 {
-    weft__task_finish_inline(w, t, result);
+    weft__task_finish_inline(w, t, result, true);
     /* The main task's end goes straight back to the loop, whose shutdown trigger then
      * cancels every other task before any of them runs again. Its record is still whole
      * here (a task on its stack is reaped only once off it). */
@@ -194,6 +220,12 @@ static inline __attribute__((always_inline)) void finish_run(weft__worker *w, we
         weft__task_main_ended(w, t->result);
         w->sched.budget = 0;
     }
+}
+
+static inline __attribute__((always_inline)) void finish_run(weft__worker *w, weft_task *t,
+                                                             void *result)
+{
+    finish_body(w, t, result);
     w->sched.dead = t; /* its stack is freed by whoever we switch to, once we are off it */
 }
 
@@ -217,9 +249,10 @@ static weft__ctx *task_end(void *arg, void *result)
         weft__worker_current(); /* takes it back: see its comment */
         w = t->worker;
     }
-    finish_run(w, t, result);
+    finish_body(w, t, result);
     if (weft_unlikely(w->sched.general)) {
         if (w->sched.tooling) {
+            w->sched.dead = t;         /* released by the context switch_general lands on */
             weft__schedule_away(w, t); /* switch_general: a finished task is never back */
             __builtin_unreachable();
         }
@@ -229,7 +262,16 @@ static weft__ctx *task_end(void *arg, void *result)
         if (w->sched.eh_loc)
             t->stack->eh = (weft__eh_state){NULL, 0};
     }
-    return exit_target(w, t);
+    weft__ctx *to = exit_target(w, t);
+    /* The stack goes back to the pool here rather than from the context resumed (release_dead
+     * after the switch, which weft_exit's end and the sanitizers' still take): only the
+     * trampoline's last instructions run on it from now on, which store nothing there (a
+     * return from this frame, then the jump into the switch's second half), and nothing on
+     * this thread takes a stack from the pool before that jump. exit_target was the last to
+     * read or write t (its canary, its errno); a reaped t is not touched again, so another
+     * worker may take its record at once (weft__task_retire_back). */
+    release_stack(w, t);
+    return to;
 }
 
 static inline __attribute__((always_inline)) int bind_stack(weft__worker *w, weft_task *t)
@@ -248,8 +290,7 @@ static inline __attribute__((always_inline)) int bind_stack(weft__worker *w, wef
     /* TSan's fiber stays with the stack while it is pooled: creating and destroying one per
      * task cost TSan an mmap and munmap each (most of a TSan stress run's time). Reusing it
      * orders nothing the worker's own sequence did not: every switch synchronises. */
-    if (!t->stack->fiber)
-        t->stack->fiber = weft__hook_fiber_create();
+    weft__hook_fiber_ensure(&t->stack->fiber);
     weft__ctx_make_task(&t->ctx, weft__stack_hi(t->stack), task_begin, task_end, t);
     return 0;
 }
@@ -547,7 +588,11 @@ static weft__ctx *exit_target(weft__worker *w, weft_task *from)
     if (weft_unlikely(from == w->poll_task))
         end_timed_run(w);
 #endif
-    switch_out(w, next, &from->saved_errno);
+    /* switch_out but for errno: a finished task never resumes, and its saved_errno is not
+     * read again (a next life's first run starts with 0: task_begin). */
+    w->current = next;
+    w->stats.nswitches++;
+    weft__watch_switch(&w->watch, w->stats.nswitches);
     return next ? &next->ctx : &w->sched.loop_ctx;
 }
 

@@ -173,7 +173,9 @@ static int new_carved(weft__worker *w, size_t size, unsigned cls, weft__stack **
     return 0;
 }
 
-static weft__stack *pop_pooled(weft__stack_pool *p, unsigned cls, bool want_guard)
+/* A pooled stack of class cls, warm first, or NULL; *warm says which list it left (a cold
+ * one is warm again once bound: nwarm). */
+static weft__stack *pop_pooled(weft__stack_pool *p, unsigned cls, bool want_guard, bool *warm)
 {
     weft__stack **list = p->cls[cls].free ? &p->cls[cls].free : &p->cls[cls].cold;
     weft__stack *s = *list;
@@ -183,7 +185,8 @@ static weft__stack *pop_pooled(weft__stack_pool *p, unsigned cls, bool want_guar
     if (want_guard && !s->guarded && p->nguarded < p->guard_limit)
         return NULL;
     *list = s->next;
-    if (list == &p->cls[cls].free) {
+    *warm = list == &p->cls[cls].free;
+    if (*warm) {
         p->cls[cls].nfree--;
         p->npooled--;
         WEFT_COUNT(p->bytes_pooled -= (size_t)(weft__stack_hi(s) - s->lo));
@@ -209,7 +212,8 @@ int weft__stack_alloc(weft__worker *w, size_t size, bool noguard, weft__stack **
     unsigned cls = class_of(size, &bytes);
     p->memo_size = size;
     p->memo_cls = cls;
-    weft__stack *s = pop_pooled(p, cls, want_guard);
+    bool warm = false;
+    weft__stack *s = pop_pooled(p, cls, want_guard, &warm);
     int r = 0;
     if (!s) {
         if (want_guard && p->nguarded < p->guard_limit)
@@ -225,10 +229,17 @@ int weft__stack_alloc(weft__worker *w, size_t size, bool noguard, weft__stack **
      * memory that is unmapped, so a stack mapped where an earlier one was (an earlier
      * runtime's) would inherit that one's poisoned redzones. */
     weft__hook_stack_reuse(s->lo, (size_t)(weft__stack_hi(s) - s->lo), s->vg_id);
-    p->nlive++;
-    WEFT_COUNT(p->bytes_live += (size_t)(weft__stack_hi(s) - s->lo));
+    if (!warm) { /* fresh, or cold until now */
+        p->nwarm++;
+        WEFT_COUNT(p->bytes_warm += (size_t)(weft__stack_hi(s) - s->lo));
+    }
     *out = s;
     return 0;
+}
+
+WEFT_NOINLINE void weft__stack_reuse_hooks(weft__stack *s)
+{
+    weft__hook_stack_reuse(s->lo, (size_t)(weft__stack_hi(s) - s->lo), s->vg_id);
 }
 
 /* A stack leaving the pool for good, or going cold, lets go of its TSan fiber. */
@@ -242,18 +253,18 @@ void weft__stack_give(weft__worker *from, const weft__stack *s)
 {
     weft__stack_pool *p = &from->stacks;
     (void)s; /* read by the byte counts only, which a build without metrics leaves out */
-    p->nlive--;
+    p->nwarm--;
     p->nguarded--; /* only guarded stacks move (weft__task_movable) */
-    WEFT_COUNT(p->bytes_live -= (size_t)(weft__stack_hi(s) - s->lo));
+    WEFT_COUNT(p->bytes_warm -= (size_t)(weft__stack_hi(s) - s->lo));
 }
 
 void weft__stack_take(weft__worker *to, const weft__stack *s)
 {
     weft__stack_pool *p = &to->stacks;
     (void)s; /* as in weft__stack_give */
-    p->nlive++;
+    p->nwarm++;
     p->nguarded++;
-    WEFT_COUNT(p->bytes_live += (size_t)(weft__stack_hi(s) - s->lo));
+    WEFT_COUNT(p->bytes_warm += (size_t)(weft__stack_hi(s) - s->lo));
 }
 
 weft__stack *weft__stack_lend(weft__worker *w, unsigned cls)
@@ -265,8 +276,10 @@ weft__stack *weft__stack_lend(weft__worker *w, unsigned cls)
     p->cls[cls].free = s->next;
     p->cls[cls].nfree--;
     p->npooled--;
+    p->nwarm--;
     p->nguarded--;
     WEFT_COUNT(p->bytes_pooled -= (size_t)(weft__stack_hi(s) - s->lo));
+    WEFT_COUNT(p->bytes_warm -= (size_t)(weft__stack_hi(s) - s->lo));
     s->next = NULL;
     return s;
 }
@@ -279,7 +292,9 @@ void weft__stack_pool_add(weft__worker *w, weft__stack *s)
     p->cls[s->cls].free = s;
     p->cls[s->cls].nfree++;
     p->npooled++;
+    p->nwarm++;
     WEFT_COUNT(p->bytes_pooled += (size_t)(weft__stack_hi(s) - s->lo));
+    WEFT_COUNT(p->bytes_warm += (size_t)(weft__stack_hi(s) - s->lo));
 }
 
 /* A guarded stack's mapping, noted to be unmapped with its neighbours (unmap_ranges). */
@@ -338,7 +353,9 @@ size_t weft__stack_trim(weft__worker *w, size_t max_ops)
             p->cls[i].free = s->next;
             p->cls[i].nfree--;
             p->npooled--;
+            p->nwarm--;
             WEFT_COUNT(p->bytes_pooled -= (size_t)(weft__stack_hi(s) - s->lo));
+            WEFT_COUNT(p->bytes_warm -= (size_t)(weft__stack_hi(s) - s->lo));
             ops++;
             if (s->guarded) {
                 retire_stack(w, s, unmaps, &nunmaps);
@@ -394,6 +411,8 @@ WEFT_COLD void weft__stack_fini(weft__worker *w)
         unmap_ranges(w, ranges, n);
         weft__free(w, ranges);
     }
+    p->nwarm -= p->npooled;
+    p->bytes_warm -= p->bytes_pooled;
     p->npooled = 0;
     p->bytes_pooled = 0;
     p->ncold = 0;

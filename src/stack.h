@@ -68,11 +68,15 @@ typedef struct weft__stack_pool {
     struct weft__slab *slabs; /* every slab, freed at shutdown */
     size_t nguarded;          /* guarded stacks in existence (each costs 2 VMAs) */
     size_t guard_limit;       /* from vm.max_map_count / 4 */
-    size_t nlive;             /* stacks bound to tasks */
-    size_t npooled;           /* warm pooled stacks */
-    /* Their sizes in bytes (address space: only the pages a task touched are committed),
-     * for the metrics (WEFT_COUNT). */
-    size_t bytes_live, bytes_pooled;
+    /* Warm stacks: bound to tasks or pooled (nwarm), and the pooled ones (npooled); the
+     * stacks bound to tasks are the difference (weft__stack_nlive). A task's first run and
+     * its end move a stack between the two without touching nwarm, so they count one thing,
+     * not two. */
+    size_t nwarm;
+    size_t npooled;
+    /* Their sizes in bytes, in the same way (address space: only the pages a task touched
+     * are committed), for the metrics (WEFT_COUNT). */
+    size_t bytes_warm, bytes_pooled;
     size_t ncold;
     size_t page;
     size_t pool_max; /* warm stacks kept beyond need (the configuration's stack_pool_max) */
@@ -87,6 +91,8 @@ void weft__stack_init(weft__worker *w, int guard_mode, size_t pool_max);
 /* A stack of at least `size` bytes; guarded unless `noguard` or the guard mode says
  * otherwise. Returns 0 or -ENOMEM. */
 int weft__stack_alloc(weft__worker *w, size_t size, bool noguard, weft__stack **out);
+/* weft__hook_stack_reuse for s, out of line (see weft__hook_stack_reuse_wanted). */
+void weft__stack_reuse_hooks(weft__stack *s);
 /* The hot case of weft__stack_alloc, inline for the first run of a task: a warm guarded stack
  * of the size asked for last, or NULL (then call weft__stack_alloc). It is what
  * weft__stack_alloc would pick too: the head of that class's warm list, and a guarded stack
@@ -99,10 +105,9 @@ static inline weft__stack *weft__stack_pop_warm(weft__stack_pool *p, size_t size
         p->cls[p->memo_cls].free = s->next;
         p->cls[p->memo_cls].nfree--;
         p->npooled--;
-        p->nlive++;
         WEFT_COUNT(p->bytes_pooled -= (size_t)(weft__stack_hi(s) - s->lo));
-        WEFT_COUNT(p->bytes_live += (size_t)(weft__stack_hi(s) - s->lo));
-        weft__hook_stack_reuse(s->lo, (size_t)(weft__stack_hi(s) - s->lo), s->vg_id);
+        if (weft__hook_stack_reuse_wanted(s->vg_id))
+            weft__stack_reuse_hooks(s);
         return s;
     }
     return NULL;
@@ -112,13 +117,21 @@ static inline weft__stack *weft__stack_pop_warm(weft__stack_pool *p, size_t size
  * end. */
 static inline void weft__stack_free(weft__stack_pool *p, weft__stack *s)
 {
-    p->nlive--;
     s->next = p->cls[s->cls].free;
     p->cls[s->cls].free = s;
     p->cls[s->cls].nfree++;
     p->npooled++;
-    WEFT_COUNT(p->bytes_live -= (size_t)(weft__stack_hi(s) - s->lo));
     WEFT_COUNT(p->bytes_pooled += (size_t)(weft__stack_hi(s) - s->lo));
+}
+
+/* Stacks bound to tasks, and their bytes (see nwarm). */
+static inline size_t weft__stack_nlive(const weft__stack_pool *p)
+{
+    return p->nwarm - p->npooled;
+}
+static inline size_t weft__stack_bytes_live(const weft__stack_pool *p)
+{
+    return p->bytes_warm - p->bytes_pooled;
 }
 /* A started task handed to another worker takes its (guarded) stack along: `from` counts it
  * out on its thread, `to` in on its own (steal.c). Its pages stay where they are; the pool it

@@ -245,7 +245,7 @@ void weft__task_finish(weft__worker *w, weft_task *t, void *result)
      * decides it. */
     if (weft_unlikely(t->flags & WEFT__T_MAIN))
         weft__task_main_ended(w, weft__task_cancelled(t) ? WEFT_CANCELED : result);
-    weft__task_finish_inline(w, t, result);
+    weft__task_finish_inline(w, t, result, false);
 }
 
 void weft__task_release(weft__worker *w, weft_task *t)

@@ -104,6 +104,9 @@ typedef struct weft__hold {
 
 /* A task record is 160 bytes (a test checks it stays within 160): with a
  * million queued tasks, every byte is a cache miss shared by all of them. */
+/* The unit of weft_task.spawned_stamp: 2^20 ns. */
+#define WEFT__STAMP_SHIFT 20
+
 /* The bits of weft_task.cancelled. */
 #define WEFT__ASKED_CANCEL 1u
 #define WEFT__ASKED_DETACH 2u
@@ -174,10 +177,12 @@ struct weft_task {
     uint64_t id;
     uint32_t stack_size; /* requested size, rounded */
     char name[16];
-    /* When this life began, in ms of the spawning worker's clock (cached per tick), modulo
-     * 2^32: an age is the difference, right up to 49 days. For the dump's age; stored at
-     * spawn, before the task is published. In the padding after `name`. */
-    _Atomic uint32_t spawned_ms;
+    /* When this life began, in units of 2^WEFT__STAMP_SHIFT ns (about 1.05 ms) of the
+     * spawning worker's clock (cached per tick), modulo 2^32: an age is the difference, right
+     * up to 52 days. A shift, not a division by 10^6: one instruction of every spawn, not
+     * five. For the dump's age (dump.c converts it to ms); stored at spawn, before the task
+     * is published. In the padding after `name`. */
+    _Atomic uint32_t spawned_stamp;
     /* A sampled wake's time (weft__clock_ns), for the schedule-latency histogram: stored by
      * a waker of a park whose epoch is sampled (weft__sampled), before its READY CAS; taken
      * and zeroed by the resume (relaxed both: the CAS and the queue order them). In the

@@ -22,8 +22,10 @@ static inline int weft__spawn_opts_check(const weft_spawn_opts *opts)
     if (opts->flags &
         ~(WEFT_SPAWN_DETACHED | WEFT_SPAWN_NOGUARD | WEFT_SPAWN_CHILD_FIRST | WEFT_SPAWN_PINNED))
         return -EINVAL;
-    /* Options of a later version, set: this library cannot honour them. */
-    if (opts->reserved_[0] || opts->reserved_[1] || opts->reserved_[2] || opts->reserved_[3])
+    /* Options of a later version, set: this library cannot honour them. One test of the four
+     * words ORed, not four branches. */
+    if (((uintptr_t)opts->reserved_[0] | (uintptr_t)opts->reserved_[1] |
+         (uintptr_t)opts->reserved_[2] | (uintptr_t)opts->reserved_[3]) != 0)
         return -EINVAL;
     return 0;
 }

@@ -13,14 +13,18 @@
 /* Runs the handlers t left (defers, locals, holds, the spawn cleanup), in their order. */
 void weft__task_finish_handlers(weft__worker *w, weft_task *t);
 
+/* `on_stack`, a constant at each call: t is a stackful task finishing on its own stack (the
+ * trampoline's end, weft_exit: scheduler.c), which folds away the tests for a stackless
+ * task's future and for a reap here (a task on its stack is reaped once off it). */
 static inline __attribute__((always_inline)) void
-weft__task_finish_inline(weft__worker *w, weft_task *t, void *result)
+weft__task_finish_inline(weft__worker *w, weft_task *t, void *result, bool on_stack)
 {
+    bool stackless = !on_stack && (t->flags & WEFT__T_STACKLESS);
     /* The outcome is decided here, once: a cancel that comes while the handlers run changes
      * nothing. A stackful task's record holds it before its handlers run, so that the spawn
      * cleanup may read it (alien.c); a stackless task's word holds its future until the drop. */
     void *outcome = weft__task_cancelled(t) ? WEFT_CANCELED : result;
-    if (!(t->flags & WEFT__T_STACKLESS))
+    if (!stackless)
         t->result = outcome;
     if (t->defers || t->locals || t->holds) {
         weft__node *n = t->locals;
@@ -37,13 +41,15 @@ weft__task_finish_inline(weft__worker *w, weft_task *t, void *result)
             weft__task_finish_handlers(w, t);
         }
     }
-    if ((t->flags & WEFT__T_STACKLESS) && t->future) {
-        weft_future *f = t->future;
-        t->future = NULL;
-        if (f->ops->drop)
-            f->ops->drop(f); /* the future's own callback: no call up into future.c */
+    if (stackless) {
+        if (t->future) {
+            weft_future *f = t->future;
+            t->future = NULL;
+            if (f->ops->drop)
+                f->ops->drop(f); /* the future's own callback: no call up into future.c */
+        }
+        t->result = outcome;
     }
-    t->result = outcome;
     WEFT_PROBE2(exit, t, w->index);
     if (weft_unlikely(w->tracer != NULL))
         weft__trace_exit(w, t);
@@ -56,7 +62,7 @@ weft__task_finish_inline(weft__worker *w, weft_task *t, void *result)
     if (t->joiner.task)
         weft__wake_from(w, t->joiner.task, t->joiner.epoch);
     /* A detached task that still runs on its stack is reaped once it is off it. */
-    if ((t->flags & WEFT__T_DETACHED) && !t->stack)
+    if (!on_stack && (t->flags & WEFT__T_DETACHED) && !t->stack)
         weft__task_reap(w, t);
 }
 

@@ -103,10 +103,11 @@ weft__task_new_inline(weft__worker *w, weft__worker *home, const weft_spawn_opts
     /* Not set here, because a reaped record (or a fresh, zeroed one) already has them so:
      * `stack` (released before the reap, or never bound), `future` (cleared by
      * weft__task_finish before it drops it), `wait_kind` (NONE after every park),
-     * `next` (the ready push writes it). `result` is written at finish, before DONE, and
-     * read only after it; `fn`/`future` and `arg` are the spawn's to set. The lists are
-     * emptied at finish too, but a spawn cleanup or a local's destructor may still add to
-     * them after their loop: they are reset, as before. */
+     * `next` (the ready push writes it), `saved_errno` (a first run starts with errno 0
+     * without reading it: scheduler.c's task_begin). `result` is written at finish, before DONE,
+     * and read only after it; `fn`/`future` and `arg` are the spawn's to set. The lists are emptied
+     * at finish too, but a spawn cleanup or a local's destructor may still add to them after their
+     * loop: they are reset, as before. */
     /* Atomic (relaxed) because a stopping worker's walk of the chunks reads it for records
      * of every worker (weft__tasks_shutdown); it is set once per life. */
     __atomic_store_n(&t->worker, home, __ATOMIC_RELAXED);
@@ -120,8 +121,8 @@ weft__task_new_inline(weft__worker *w, weft__worker *home, const weft_spawn_opts
     t->spawn_file = file; /* the spawn macro's __FILE__ and __LINE__, or NULL and 0 */
     t->spawn_line = line;
     t->stack_size = stack_size;
-    t->saved_errno = 0;
-    atomic_store_explicit(&t->spawned_ms, (uint32_t)(w->now / 1000000), memory_order_relaxed);
+    atomic_store_explicit(&t->spawned_stamp, (uint32_t)((uint64_t)w->now >> WEFT__STAMP_SHIFT),
+                          memory_order_relaxed);
     atomic_store_explicit(&t->nstalls, 0, memory_order_relaxed);
     atomic_store_explicit(&t->stall_max_ms, 0, memory_order_relaxed);
     unsigned flags = stackless ? WEFT__T_STACKLESS : 0;

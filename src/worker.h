@@ -42,7 +42,7 @@ typedef struct weft__doorbell {
     X(nmmaps, w->stats.nmmaps)                                                                     \
     X(ntasks, w->tasks.nrecords)                                                                   \
     X(nstacks_pooled, w->stacks.npooled)                                                           \
-    X(nstacks_live, w->stacks.nlive)                                                               \
+    X(nstacks_live, weft__stack_nlive(&w->stacks))                                                 \
     X(nguarded_live, w->stacks.nguarded)                                                           \
     X(ntimers, w->timers.n)                                                                        \
     X(nsyscalls, weft__sys_total(&w->sys))                                                         \
@@ -55,7 +55,7 @@ typedef struct weft__doorbell {
     X(busy_ns, weft__worker_busy_ns(w))                                                            \
     X(nfinished, w->stats.nfinished)                                                               \
     X(nunfinished, w->tasks.nlive)                                                                 \
-    X(stack_bytes_live, w->stacks.bytes_live)                                                      \
+    X(stack_bytes_live, weft__stack_bytes_live(&w->stacks))                                        \
     X(stack_bytes_pooled, w->stacks.bytes_pooled)                                                  \
     X(nhandoffs, w->stats.nhandoffs)
 

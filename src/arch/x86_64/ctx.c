@@ -6,7 +6,6 @@
 #include "../switch.h"
 
 void weft__ctx_trampoline(void);
-void weft__ctx_task_trampoline(void);
 
 void weft__ctx_make(weft__ctx *ctx, void *top, void (*entry)(void *), void *arg)
 {
@@ -28,13 +27,4 @@ void weft__ctx_make(weft__ctx *ctx, void *top, void (*entry)(void *), void *arg)
     ctx->sp = sp;
 }
 
-void weft__ctx_make_task(weft__ctx *ctx, void *top, weft__ctx_body (*begin)(void *arg),
-                         weft__ctx *(*end)(void *arg, void *result), void *arg)
-{
-    weft__ctx_make(ctx, top, (void (*)(void *))(void (*)(void))begin, arg); /* never called so */
-    uint64_t *sp = ctx->sp;
-    sp[7] = (uint64_t)(uintptr_t)weft__ctx_task_trampoline;
-    /* The trampoline starts with rsp at t-16; it reads `end` at rsp+8. */
-    uintptr_t t = (uintptr_t)top & ~(uintptr_t)15;
-    *(uint64_t *)(t - 8) = (uint64_t)(uintptr_t)end;
-}
+/* weft__ctx_make_task is inline (switch.h). */
