@@ -688,6 +688,13 @@ Test(uring, a_recvmsg_with_iovecs_or_control_data_keeps_the_streams_order, .time
 #define PACE_SQE_NS "10000000000"
 #define PACE_TIMER  (60 * WEFT_SEC)
 
+/* Runs fn on io_uring with the pace's time per SQE fixed (above). */
+static void run_paced(weft_fn fn)
+{
+    setenv("WEFT_TEST_URING_SQE_NS", PACE_SQE_NS, 1);
+    run_uring(fn, NULL);
+}
+
 /* PACED_PAIRS pairs whose reads the ring follows, so that a small write to one is sent
  * behind: an SQE prepared, nothing entered. */
 static void paced_pairs(int p[PACED_PAIRS][2])
@@ -763,8 +770,7 @@ static void *paced_writes_main(void *arg)
 
 Test(uring, sends_before_a_near_timer_go_in_slices_and_all_arrive)
 {
-    setenv("WEFT_TEST_URING_SQE_NS", PACE_SQE_NS, 1);
-    run_uring(paced_writes_main, NULL);
+    run_paced(paced_writes_main);
 }
 
 /* Sends prepared with no timer armed, then the task waits for the last pair's byte with a
@@ -796,8 +802,7 @@ static void *paced_wait_main(void *arg)
 
 Test(uring, a_wait_with_sends_past_the_next_deadline_submits_only_what_fits)
 {
-    setenv("WEFT_TEST_URING_SQE_NS", PACE_SQE_NS, 1);
-    run_uring(paced_wait_main, NULL);
+    run_paced(paced_wait_main);
 }
 
 /* A pair whose end [1] the ring follows (its small writes are sent behind) and whose end [0]
@@ -823,6 +828,25 @@ static int raw_arrived(int p[PACED_PAIRS][2], char got[PACED_PAIRS])
         n += got[i] != 0;
     }
     return n;
+}
+
+/* Yields until `want` of the pairs' bytes have arrived, or 2 s have passed (a bound only a
+ * send left in the SQ for good reaches); returns how many have. */
+static int wait_arrived(int p[PACED_PAIRS][2], char got[PACED_PAIRS], int want)
+{
+    int64_t until = weft__clock_ns() + 2 * WEFT_SEC;
+    while (raw_arrived(p, got) < want && weft__clock_ns() < until)
+        weft_yield();
+    return raw_arrived(p, got);
+}
+
+/* Closes raw_pairs' pairs. */
+static void close_raw(int p[PACED_PAIRS][2])
+{
+    for (int i = 0; i < PACED_PAIRS; i++) {
+        cr_assert_eq(weft_close(p[i][1]), 0);
+        close(p[i][0]);
+    }
 }
 
 static void *idle_reader(void *arg)
@@ -859,18 +883,13 @@ static void *held_then_busy_main(void *arg)
     weft_cancel(r);
     weft_cancel(s);
     char got[PACED_PAIRS] = {0};
-    int64_t until = weft__clock_ns() + 2 * WEFT_SEC;
-    while (raw_arrived(p, got) < PACED_PAIRS && weft__clock_ns() < until)
-        weft_yield();
-    cr_assert_eq(raw_arrived(p, got), PACED_PAIRS, "every send held back reaches the kernel");
+    cr_assert_eq(wait_arrived(p, got, PACED_PAIRS), PACED_PAIRS,
+                 "every send held back reaches the kernel");
     for (int i = 0; i < PACED_PAIRS; i++)
         cr_assert_eq(got[i], (char)('a' + i), "pair %d", i);
     cr_assert_eq(weft_join(r, NULL, WEFT_FOREVER), 0);
     cr_assert_eq(weft_join(s, NULL, WEFT_FOREVER), 0);
-    for (int i = 0; i < PACED_PAIRS; i++) {
-        cr_assert_eq(weft_close(p[i][1]), 0);
-        close(p[i][0]);
-    }
+    close_raw(p);
     cr_assert_eq(weft_close(e[0]), 0);
     close(e[1]);
     return NULL;
@@ -891,15 +910,11 @@ static void *written_then_busy_main(void *arg)
         cr_assert_eq(weft_write(p[i][1], &c, 1, WEFT_FOREVER), 1);
     }
     char got[PACED_PAIRS] = {0};
-    int64_t until = weft__clock_ns() + 2 * WEFT_SEC;
-    while (raw_arrived(p, got) < PACED_PAIRS && weft__clock_ns() < until)
-        weft_yield();
-    cr_assert_eq(raw_arrived(p, got), PACED_PAIRS, "every send written behind goes out");
-    for (int i = 0; i < PACED_PAIRS; i++) {
+    cr_assert_eq(wait_arrived(p, got, PACED_PAIRS), PACED_PAIRS,
+                 "every send written behind goes out");
+    for (int i = 0; i < PACED_PAIRS; i++)
         cr_assert_eq(got[i], (char)('A' + i), "pair %d", i);
-        cr_assert_eq(weft_close(p[i][1]), 0);
-        close(p[i][0]);
-    }
+    close_raw(p);
     return NULL;
 }
 
@@ -910,8 +925,7 @@ Test(uring, sends_written_behind_go_while_the_writer_computes_with_no_waiter)
 
 Test(uring, sends_a_paced_poll_held_back_go_while_a_task_computes_with_no_waiter)
 {
-    setenv("WEFT_TEST_URING_SQE_NS", PACE_SQE_NS, 1);
-    run_uring(held_then_busy_main, NULL);
+    run_paced(held_then_busy_main);
 }
 
 /* A paced enter that fails (a fault planned for io_uring_enter) fails the SQEs it would have
@@ -936,10 +950,7 @@ static void *paced_fault_main(void *arg)
     cr_assert_eq(weft_spawn(&s, sleep_for, (void *)(intptr_t)PACE_TIMER, NULL), 0);
     cr_assert_eq(weft__sys_fail(weft__sys_current(), WEFT__SYS_io_uring_enter, 1, ENOMEM), 0);
     char got[PACED_PAIRS] = {0};
-    int64_t until = weft__clock_ns() + 2 * WEFT_SEC;
-    while (raw_arrived(p, got) < PACED_PAIRS - 2 && weft__clock_ns() < until)
-        weft_yield();
-    int n = raw_arrived(p, got);
+    int n = wait_arrived(p, got, PACED_PAIRS - 2);
     cr_assert_eq(n, PACED_PAIRS - 2, "only the enter's 2 sends failed (%d arrived: %.16s)", n, got);
     for (int i = 0; i < PACED_PAIRS; i++)
         cr_assert_eq(got[i], i < 2 ? 0 : (char)('a' + i), "pair %d", i);
@@ -949,10 +960,7 @@ static void *paced_fault_main(void *arg)
     weft_cancel(s);
     cr_assert_eq(weft_join(r, NULL, WEFT_FOREVER), 0);
     cr_assert_eq(weft_join(s, NULL, WEFT_FOREVER), 0);
-    for (int i = 0; i < PACED_PAIRS; i++) {
-        cr_assert_eq(weft_close(p[i][1]), 0);
-        close(p[i][0]);
-    }
+    close_raw(p);
     cr_assert_eq(weft_close(e[0]), 0);
     close(e[1]);
     return NULL;
@@ -960,6 +968,5 @@ static void *paced_fault_main(void *arg)
 
 Test(uring, a_paced_enter_that_fails_fails_only_what_it_would_have_submitted)
 {
-    setenv("WEFT_TEST_URING_SQE_NS", PACE_SQE_NS, 1);
-    run_uring(paced_fault_main, NULL);
+    run_paced(paced_fault_main);
 }
