@@ -201,6 +201,32 @@ Test(handoff, a_spinning_task_lets_its_worker_run_another_task)
     cr_assert_eq(s.spinner_tid_after, s.spinner_tid, "the spinner stays on its thread");
 }
 
+/* The spinner spawned child first by a task alone on its worker: the relief thread that
+ * takes the worker while the child spins must find the spawner queued (tokio#4941: a task
+ * kept in a slot was stranded while its worker was blocked), and run it: it is the one that
+ * sets the flag. */
+static void *child_first_spawner(void *arg)
+{
+    scene *s = arg;
+    weft_task *a;
+    cr_assert_eq(weft_spawn(&a, spinner, s, &(weft_spawn_opts){.flags = WEFT_SPAWN_CHILD_FIRST}),
+                 0);
+    s->other_ok = 1;
+    atomic_store_explicit(&s->flag, 1, memory_order_release);
+    cr_assert_eq(weft_join(a, NULL, WEFT_FOREVER), 0);
+    return NULL;
+}
+
+Test(handoff, a_child_first_spinner_lets_its_spawner_run)
+{
+    scene s = {0};
+    weft_config c = handoff_cfg();
+    cr_assert_eq(weft_run(&c, child_first_spawner, &s, NULL), 0);
+    cr_assert_eq(s.spun, 1, "the spawner never ran while its child spun");
+    cr_assert_eq(s.other_ok, 1);
+    cr_assert_eq(s.spinner_tid_after, s.spinner_tid, "the spinner stays on its thread");
+}
+
 Test(handoff, the_worker_is_taken_back_at_the_next_weft_call)
 {
     scene s = {0};

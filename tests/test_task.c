@@ -908,6 +908,110 @@ Test(task, child_first_children_that_finish_at_once_are_joined_and_reuse_a_stack
     run_main(child_first_finish_main, NULL);
 }
 
+static long spawned_count;
+
+static void *count_one(void *arg)
+{
+    (void)arg;
+    spawned_count++;
+    return NULL;
+}
+
+static void *log_sleep_char(void *arg)
+{
+    order_log[norder_log++] = (char)(intptr_t)arg;
+    cr_assert_eq(weft_sleep(50 * WEFT_MSEC), 0);
+    order_log[norder_log++] = (char)((intptr_t)arg - 'a' + 'A');
+    return NULL;
+}
+
+/* A child-first spawn by a task alone on its worker: its spawner's place is the head of the
+ * ready queue while the child runs, and every order around it is the queue's. */
+static void *log_spawn_then_end(void *arg)
+{
+    (void)arg;
+    order_log[norder_log++] = 'c';
+    weft_task *x; /* queue order: behind the spawner, whose place is the head */
+    cr_assert_eq(weft_spawn(&x, log_then_yield, (void *)(intptr_t)'x', NULL), 0);
+    return x;
+}
+
+static void *log_order_char(void *arg)
+{
+    order_log[norder_log++] = (char)(intptr_t)arg;
+    return NULL;
+}
+
+static void *log_nest(void *arg)
+{
+    (void)arg;
+    const weft_spawn_opts cf = {.flags = WEFT_SPAWN_CHILD_FIRST};
+    order_log[norder_log++] = 'c';
+    weft_task *g;
+    /* Its own spawner is at the head, and this task goes behind it: the grandchild's end
+     * resumes the spawner first. */
+    cr_assert_eq(weft_spawn(&g, log_order_char, (void *)(intptr_t)'g', &cf), 0);
+    order_log[norder_log++] = 'C';
+    cr_assert_eq(weft_join(g, NULL, WEFT_FOREVER), 0);
+    return NULL;
+}
+
+static void *child_first_alone_order_main(void *arg)
+{
+    (void)arg;
+    const weft_spawn_opts cf = {.flags = WEFT_SPAWN_CHILD_FIRST};
+    weft_task *c, *x = NULL;
+    /* The child sleeps: the spawner runs meanwhile (long before the timer, even when the
+     * park finds the tick's budget spent and goes through the loop first). */
+    memset(order_log, 0, sizeof order_log);
+    norder_log = 0;
+    cr_assert_eq(weft_spawn(&c, log_sleep_char, (void *)(intptr_t)'s', &cf), 0);
+    order_log[norder_log++] = 'm';
+    cr_assert_eq(weft_join(c, NULL, WEFT_FOREVER), 0);
+    cr_assert_str_eq(order_log, "smS");
+
+    /* The child yields: its spawner (at the head) runs before it. */
+    memset(order_log, 0, sizeof order_log);
+    norder_log = 0;
+    cr_assert_eq(weft_spawn(&c, log_then_yield, (void *)(intptr_t)'c', &cf), 0);
+    order_log[norder_log++] = 'm';
+    cr_assert_eq(weft_join(c, NULL, WEFT_FOREVER), 0);
+    cr_assert_str_eq(order_log, "cmC");
+
+    /* The child queues a task and ends: the spawner runs before that task. */
+    memset(order_log, 0, sizeof order_log);
+    norder_log = 0;
+    cr_assert_eq(weft_spawn(&c, log_spawn_then_end, NULL, &cf), 0);
+    order_log[norder_log++] = 'm';
+    cr_assert_eq(weft_join(c, (void **)&x, WEFT_FOREVER), 0);
+    cr_assert_eq(weft_join(x, NULL, WEFT_FOREVER), 0);
+    cr_assert_str_eq(order_log, "cmxX");
+
+    /* Nested child-first spawns. */
+    memset(order_log, 0, sizeof order_log);
+    norder_log = 0;
+    cr_assert_eq(weft_spawn(&c, log_nest, NULL, &cf), 0);
+    order_log[norder_log++] = 'm';
+    cr_assert_eq(weft_join(c, NULL, WEFT_FOREVER), 0);
+    cr_assert_str_eq(order_log, "cgmC");
+
+    /* Many in a row, past a tick's budget (the child's end then goes to the loop, which
+     * must find the spawner queued). */
+    long before = spawned_count;
+    for (int i = 0; i < 5000; i++)
+        cr_assert_eq(
+            weft_spawn(NULL, count_one, NULL,
+                       &(weft_spawn_opts){.flags = WEFT_SPAWN_CHILD_FIRST | WEFT_SPAWN_DETACHED}),
+            0);
+    cr_assert_eq(spawned_count, before + 5000);
+    return NULL;
+}
+
+Test(task, child_first_with_the_spawner_alone_keeps_the_queue_order)
+{
+    run_main(child_first_alone_order_main, NULL);
+}
+
 static void *park_until_cancelled(void *arg)
 {
     int *state = arg;
