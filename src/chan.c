@@ -1012,10 +1012,13 @@ static WEFT_NOINLINE void lf_leave(weft__worker *self, weft_chan *c)
 
 /* The waiting half of a send or receive, entered with c locked (`held`, chan_lock's word);
  * returns with it unlocked. Out of line: half the operations of a hand-off never wait, and
- * they then save none of its registers. */
-static WEFT_NOINLINE int block_on(weft__worker *w, weft_task *t, weft_chan *c,
-                                  _Atomic uint32_t *held, void *elem, int is_send, int64_t deadline)
+ * they then save none of its registers. Six arguments, all in registers, so that its callers
+ * reach it by a tail call: the task is w's current one (blocking_begin_any's), or on a plain
+ * thread (w NULL) the thread's stand-in. */
+static WEFT_NOINLINE int block_on(weft__worker *w, weft_chan *c, _Atomic uint32_t *held,
+                                  void *elem, int is_send, int64_t deadline)
 {
+    weft_task *t = w ? weft__worker_task(w) : weft__thread_task();
     wait_done d = {.ncases = 1, .plain = true};
     chan_waiter wt = {.elem = elem, .done = &d, .index = 0};
     weft__list_push_back(is_send ? &c->sendq : &c->recvq, &wt.link);
@@ -1072,8 +1075,8 @@ static WEFT_NOINLINE int block_on(weft__worker *w, weft_task *t, weft_chan *c,
 /* blocking_op on a channel not biased to the caller's worker: the lock-free path first when
  * the channel has its ring, else the shared lock (which moves a channel whose bias was given
  * up to its ring: chan_lock_op). Out of line: the biased path stays as it was. */
-static WEFT_NOINLINE int blocking_shared(weft__worker *w, weft_task *t, weft_chan *c, void *elem,
-                                         int is_send, int64_t deadline)
+static WEFT_NOINLINE int blocking_shared(weft__worker *w, weft_chan *c, void *elem, int is_send,
+                                         int64_t deadline)
 {
     int r;
     lf_ring *q = atomic_load_explicit(&c->lf, memory_order_acquire);
@@ -1085,7 +1088,7 @@ static WEFT_NOINLINE int blocking_shared(weft__worker *w, weft_task *t, weft_cha
         chan_unlock(held);
         return r;
     }
-    return block_on(w, t, c, held, elem, is_send, deadline);
+    return block_on(w, c, held, elem, is_send, deadline);
 }
 
 /* Inline: a send and a receive each get their own copy, with is_send folded. */
@@ -1110,9 +1113,9 @@ static inline __attribute__((always_inline)) int blocking_op(weft_chan *c, void 
             chan_unlock(held);
             return r;
         }
-        return block_on(w, t, c, held, elem, is_send, deadline);
+        return block_on(w, c, held, elem, is_send, deadline);
     }
-    return blocking_shared(w, t, c, elem, is_send, deadline);
+    return blocking_shared(w, c, elem, is_send, deadline);
 }
 
 /* The value-copying entry points are never inlined into a caller: under LTO (a program
