@@ -1019,8 +1019,16 @@ static WEFT_NOINLINE int block_on(weft__worker *w, weft_chan *c, _Atomic uint32_
                                   void *elem, int is_send, int64_t deadline)
 {
     weft_task *t = w ? weft__worker_task(w) : weft__thread_task();
-    wait_done d = {.ncases = 1, .plain = true};
-    chan_waiter wt = {.elem = elem, .done = &d, .index = 0};
+    /* Only the fields read before a completer writes them: `index` and `result` are stored
+     * by complete() before `fired` says so, and read only after that. */
+    wait_done d;
+    atomic_init(&d.fired, 0);
+    d.ncases = 1;
+    d.plain = true;
+    chan_waiter wt;
+    wt.elem = elem;
+    wt.done = &d;
+    wt.index = 0;
     weft__list_push_back(is_send ? &c->sendq : &c->recvq, &wt.link);
     c->nwaiters++;
     if (weft_unlikely(c->lf_on) && lf_block_done(w, c, held, &wt, elem, is_send))
@@ -1028,10 +1036,15 @@ static WEFT_NOINLINE int block_on(weft__worker *w, weft_chan *c, _Atomic uint32_
     int kind = is_send ? WEFT__WAIT_CHAN_SEND : WEFT__WAIT_CHAN_RECV;
     for (;;) {
         d.waker = weft__waker_of(t); /* under the lock: see the file comment */
-        /* The commonest wait (no deadline) takes the short park, and builds no wait record. */
+        /* The commonest wait (no deadline) takes the short park, and builds no wait record.
+         * r is then 1 until the outcome needs it: a completer's wake (fired 2) returns
+         * without reading the cancellation. */
         int r;
-        if (deadline == WEFT_FOREVER) {
-            r = weft__park_forever_local(w, kind, c, weft__park_spin_unlock, (void *)held);
+        if (deadline == WEFT_FOREVER && weft_likely(w && !weft__task_cancelled(t) && !w->tracer)) {
+            t = weft__park_forever_short(w, t, kind, c, weft__park_spin_unlock, (void *)held);
+            r = 1;
+        } else if (deadline == WEFT_FOREVER) {
+            r = weft__park_forever_spin(w, kind, c, held);
         } else {
             weft__wait wr = {.kind = kind,
                              .what = c,
@@ -1053,6 +1066,8 @@ static WEFT_NOINLINE int block_on(weft__worker *w, weft_chan *c, _Atomic uint32_
          * wt and this task, and c is not ours to touch any more. */
         if (f == 2)
             return d.result;
+        if (r > 0)
+            r = weft__task_cancelled(t) ? -ECANCELED : 0;
         /* Otherwise still counted in c's waiters, so c is there even if its last handle went.
          * Under the lock fired is 0 (not completed) or 4 (completed while we were awake). */
         held = chan_lock(c, w);
