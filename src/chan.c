@@ -256,12 +256,13 @@ static inline __attribute__((always_inline)) chan_waiter *take_live(weft__list *
 static inline __attribute__((always_inline)) void complete(weft__worker *self, weft_chan *c,
                                                            chan_waiter *wt, int result)
 {
-    weft__list_remove(&wt->link);
     wait_done *d = wt->done;
-    d->index = wt->index;
     d->result = result;
     weft_waker wk = d->waker;
     if (!d->plain) {
+        /* A select's node: its owner unlinks all its cases afterwards, this one again. */
+        weft__list_remove(&wt->link);
+        d->index = wt->index;
         if (wk.task) {
             if (self)
                 weft__wake_from(self, wk.task, wk.epoch);
@@ -270,6 +271,9 @@ static inline __attribute__((always_inline)) void complete(weft__worker *self, w
         }
         return;
     }
+    /* A plain waiter's node is unlinked here for good: its owner unlinks it only when no
+     * completer did (block_on), and reads no `index` (one case). */
+    weft__list_unlink(&wt->link);
     if (wk.task && weft__wake_local(self, wk.task, wk.epoch)) {
         c->nwaiters--;
         atomic_store_explicit(&d->fired, 2, memory_order_release);
@@ -1019,8 +1023,9 @@ static WEFT_NOINLINE int block_on(weft__worker *w, weft_chan *c, _Atomic uint32_
                                   void *elem, int is_send, int64_t deadline)
 {
     weft_task *t = w ? weft__worker_task(w) : weft__thread_task();
-    /* Only the fields read before a completer writes them: `index` and `result` are stored
-     * by complete() before `fired` says so, and read only after that. */
+    /* Only the fields read before a completer writes them: `result` is stored by complete()
+     * before `fired` says so, and read only after that; `index` is a select's (complete()
+     * neither reads the node's nor writes the record's for a plain waiter). */
     wait_done d;
     atomic_init(&d.fired, 0);
     d.ncases = 1;
@@ -1028,7 +1033,6 @@ static WEFT_NOINLINE int block_on(weft__worker *w, weft_chan *c, _Atomic uint32_
     chan_waiter wt;
     wt.elem = elem;
     wt.done = &d;
-    wt.index = 0;
     weft__list_push_back(is_send ? &c->sendq : &c->recvq, &wt.link);
     c->nwaiters++;
     if (weft_unlikely(c->lf_on) && lf_block_done(w, c, held, &wt, elem, is_send))
