@@ -1110,13 +1110,29 @@ static WEFT_NOINLINE int blocking_shared(weft__worker *w, weft_chan *c, void *el
     return block_on(w, c, held, elem, is_send, deadline);
 }
 
+/* blocking_op on a plain thread outside every runtime (blocking_begin_any's case): never
+ * biased, so the shared path. Out of line, so that the worker's path knows its worker is
+ * there. */
+static WEFT_NOINLINE int blocking_thread(weft_chan *c, void *elem, int is_send, int64_t deadline)
+{
+    if (!c || !elem_ok(c, &elem))
+        return -EINVAL;
+    if (weft__task_cancelled(weft__thread_task()))
+        return -ECANCELED;
+    return blocking_shared(NULL, c, elem, is_send, deadline);
+}
+
 /* Inline: a send and a receive each get their own copy, with is_send folded. */
 static inline __attribute__((always_inline)) int blocking_op(weft_chan *c, void *elem, int is_send,
                                                              int64_t deadline)
 {
+    weft__worker *w = weft__worker_current();
+    if (weft_unlikely(!w))
+        return blocking_thread(c, elem, is_send, deadline);
     weft_task *t = NULL;
     int r;
-    weft__worker *w = weft__blocking_begin_any(&t, &r);
+    /* From here w is a worker (blocking_begin_on keeps it, or the chaos yield's). */
+    w = weft__blocking_begin_on(w, &t, false, &r);
     if (!t)
         return r;
     if (!c || !elem_ok(c, &elem))
