@@ -1014,6 +1014,20 @@ static WEFT_NOINLINE void lf_leave(weft__worker *self, weft_chan *c)
     lf_done(self, c, lf_of(c));
 }
 
+/* Claimed and not yet told how (fired 1, see complete): the completer holds c's lock and is
+ * a few instructions from its store. c may be gone after it: waits on d alone. Returns the
+ * store's value (2 or 4). Out of line: block_on's common path never spins. */
+static WEFT_NOINLINE int wait_told(wait_done *d)
+{
+    int f;
+    for (unsigned spins = 0; (f = atomic_load_explicit(&d->fired, memory_order_acquire)) == 1;)
+        if (++spins % 128 == 0)
+            sched_yield(); /* the completer's thread may have been preempted */
+        else
+            weft__cpu_relax();
+    return f;
+}
+
 /* The waiting half of a send or receive, entered with c locked (`held`, chan_lock's word);
  * returns with it unlocked. Out of line: half the operations of a hand-off never wait, and
  * they then save none of its registers. Six arguments, all in registers, so that its callers
@@ -1025,7 +1039,8 @@ static WEFT_NOINLINE int block_on(weft__worker *w, weft_chan *c, _Atomic uint32_
     weft_task *t = w ? weft__worker_task(w) : weft__thread_task();
     /* Only the fields read before a completer writes them: `result` is stored by complete()
      * before `fired` says so, and read only after that; `index` is a select's (complete()
-     * neither reads the node's nor writes the record's for a plain waiter). */
+     * neither reads the node's nor writes the record's for a plain waiter); `waker` is stored
+     * before each park, under the lock that every completer holds, so none reads it unset. */
     wait_done d;
     atomic_init(&d.fired, 0);
     d.ncases = 1;
@@ -1057,19 +1072,15 @@ static WEFT_NOINLINE int block_on(weft__worker *w, weft_chan *c, _Atomic uint32_
                              .lock = (void *)held};
             r = weft__park(w, &wr);
         }
-        w = t->worker; /* see weft__park: re-read after the switch */
-        /* Claimed and not yet told how (see complete): the completer holds c's lock and is a
-         * few instructions from its store. c may be gone after it: wait on d alone. */
-        int f;
-        for (unsigned spins = 0; (f = atomic_load_explicit(&d.fired, memory_order_acquire)) == 1;)
-            if (++spins % 128 == 0)
-                sched_yield(); /* the completer's thread may have been preempted */
-            else
-                weft__cpu_relax();
         /* Woken by the completer, which counted us out: its store was its last touch of d,
-         * wt and this task, and c is not ours to touch any more. */
-        if (f == 2)
+         * wt and this task, and c is not ours to touch any more. The commonest outcome,
+         * tested first. */
+        int f = atomic_load_explicit(&d.fired, memory_order_acquire);
+        if (weft_likely(f == 2))
             return d.result;
+        if (f == 1 && (f = wait_told(&d)) == 2)
+            return d.result;
+        w = t->worker; /* see weft__park: re-read after the switch */
         if (r > 0)
             r = weft__task_cancelled(t) ? -ECANCELED : 0;
         /* Otherwise still counted in c's waiters, so c is there even if its last handle went.
