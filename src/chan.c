@@ -272,9 +272,10 @@ static inline __attribute__((always_inline)) void complete(weft__worker *self, w
         return;
     }
     /* A plain waiter's node is unlinked here for good: its owner unlinks it only when no
-     * completer did (block_on), and reads no `index` (one case). */
+     * completer did (block_on), and reads no `index` (one case). Its waker is always set:
+     * block_on stores it before it first releases the lock, and every completer holds it. */
     weft__list_unlink(&wt->link);
-    if (wk.task && weft__wake_local(self, wk.task, wk.epoch)) {
+    if (weft__wake_local(self, wk.task, wk.epoch)) {
         c->nwaiters--;
         atomic_store_explicit(&d->fired, 2, memory_order_release);
     } else {
