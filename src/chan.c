@@ -1029,15 +1029,14 @@ static WEFT_NOINLINE int wait_told(wait_done *d)
     return f;
 }
 
-/* The waiting half of a send or receive, entered with c locked (`held`, chan_lock's word);
- * returns with it unlocked. Out of line: half the operations of a hand-off never wait, and
- * they then save none of its registers. Six arguments, all in registers, so that its callers
- * reach it by a tail call: the task is w's current one (blocking_begin_any's), or on a plain
- * thread (w NULL) the thread's stand-in. */
-static WEFT_NOINLINE int block_on(weft__worker *w, weft_chan *c, _Atomic uint32_t *held,
-                                  void *elem, int is_send, int64_t deadline)
+/* The waiting half of a send or receive, entered with c locked (`held`, chan_lock's word)
+ * by the task t (w's current one, or on a plain thread, w NULL, the thread's stand-in);
+ * returns with it unlocked. Inline in block_send and block_recv, which fold is_send. */
+static inline __attribute__((always_inline)) int block_on(weft__worker *w, weft_task *t,
+                                                          weft_chan *c, _Atomic uint32_t *held,
+                                                          void *elem, int is_send,
+                                                          int64_t deadline)
 {
-    weft_task *t = w ? weft__worker_task(w) : weft__thread_task();
     /* Only the fields read before a completer writes them: `result` is stored by complete()
      * before `fired` says so, and read only after that; `index` is a select's (complete()
      * neither reads the node's nor writes the record's for a plain waiter); `waker` is stored
@@ -1103,11 +1102,26 @@ static WEFT_NOINLINE int block_on(weft__worker *w, weft_chan *c, _Atomic uint32_
     }
 }
 
+/* block_on for a send and for a receive. Out of line: half the operations of a hand-off never
+ * wait, and they then save none of its registers. Six arguments, all in registers, so that
+ * their callers reach them by a tail call. */
+static WEFT_NOINLINE int block_send(weft__worker *w, weft_task *t, weft_chan *c,
+                                    _Atomic uint32_t *held, void *elem, int64_t deadline)
+{
+    return block_on(w, t, c, held, elem, 1, deadline);
+}
+
+static WEFT_NOINLINE int block_recv(weft__worker *w, weft_task *t, weft_chan *c,
+                                    _Atomic uint32_t *held, void *elem, int64_t deadline)
+{
+    return block_on(w, t, c, held, elem, 0, deadline);
+}
+
 /* blocking_op on a channel not biased to the caller's worker: the lock-free path first when
  * the channel has its ring, else the shared lock (which moves a channel whose bias was given
  * up to its ring: chan_lock_op). Out of line: the biased path stays as it was. */
-static WEFT_NOINLINE int blocking_shared(weft__worker *w, weft_chan *c, void *elem, int is_send,
-                                         int64_t deadline)
+static WEFT_NOINLINE int blocking_shared(weft__worker *w, weft_task *t, weft_chan *c, void *elem,
+                                         int is_send, int64_t deadline)
 {
     int r;
     lf_ring *q = atomic_load_explicit(&c->lf, memory_order_acquire);
@@ -1119,7 +1133,8 @@ static WEFT_NOINLINE int blocking_shared(weft__worker *w, weft_chan *c, void *el
         chan_unlock(held);
         return r;
     }
-    return block_on(w, c, held, elem, is_send, deadline);
+    return is_send ? block_send(w, t, c, held, elem, deadline)
+                   : block_recv(w, t, c, held, elem, deadline);
 }
 
 /* blocking_op on a plain thread outside every runtime (blocking_begin_any's case): never
@@ -1129,9 +1144,10 @@ static WEFT_NOINLINE int blocking_thread(weft_chan *c, void *elem, int is_send, 
 {
     if (!c || !elem_ok(c, &elem))
         return -EINVAL;
-    if (weft__task_cancelled(weft__thread_task()))
+    weft_task *t = weft__thread_task();
+    if (weft__task_cancelled(t))
         return -ECANCELED;
-    return blocking_shared(NULL, c, elem, is_send, deadline);
+    return blocking_shared(NULL, t, c, elem, is_send, deadline);
 }
 
 /* Inline: a send and a receive each get their own copy, with is_send folded. */
@@ -1160,9 +1176,10 @@ static inline __attribute__((always_inline)) int blocking_op(weft_chan *c, void 
             chan_unlock(held);
             return r;
         }
-        return block_on(w, c, held, elem, is_send, deadline);
+        return is_send ? block_send(w, t, c, held, elem, deadline)
+                       : block_recv(w, t, c, held, elem, deadline);
     }
-    return blocking_shared(w, c, elem, is_send, deadline);
+    return blocking_shared(w, t, c, elem, is_send, deadline);
 }
 
 /* The value-copying entry points are never inlined into a caller: under LTO (a program
