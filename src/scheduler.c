@@ -534,25 +534,6 @@ static WEFT_NOINLINE weft_task *schedule_away_general(weft__worker *w, weft_task
     return switch_to(w, from, next);
 }
 
-/* The LIFO slot's and the depth-first order's push (scheduler.h). */
-void weft__ready_push_lifo_on(weft__sched *s, weft_task *t)
-{
-    if (s->depth_first) {
-        weft__ready_push_depth_first(s, t);
-        return;
-    }
-    if (s->nfront || s->lifo_streak >= WEFT__LIFO_MAX) {
-        weft__fifo_push(&s->ready, t, offsetof(weft_task, next));
-        return;
-    }
-    if (s->lifo && s->ready.head == s->lifo) { /* the previous one goes to the tail */
-        weft__fifo_pop(&s->ready, offsetof(weft_task, next));
-        weft__fifo_push(&s->ready, s->lifo, offsetof(weft_task, next));
-    }
-    weft__fifo_push_front(&s->ready, t, offsetof(weft_task, next));
-    s->lifo = t;
-}
-
 /* Leaves the current task `from` (already parked, ready or done) for the next ready task,
  * or for the loop. Returns when `from` is resumed.
  *

@@ -120,7 +120,7 @@ static inline void weft__ready_push_depth_first(weft__sched *s, weft_task *t)
 }
 
 /* weft__ready_push_lifo while the slot or the depth-first order is on (lifo_on): out of line
- * (scheduler.c), so that the FIFO order's push, inline in every wake, is the queue's push
+ * (wake.c), so that the FIFO order's push, inline in every wake, is the queue's push
  * alone. Owner thread. */
 void weft__ready_push_lifo_on(weft__sched *s, weft_task *t);
 
