@@ -256,12 +256,13 @@ static inline __attribute__((always_inline)) chan_waiter *take_live(weft__list *
 static inline __attribute__((always_inline)) void complete(weft__worker *self, weft_chan *c,
                                                            chan_waiter *wt, int result)
 {
-    weft__list_remove(&wt->link);
     wait_done *d = wt->done;
-    d->index = wt->index;
     d->result = result;
     weft_waker wk = d->waker;
     if (!d->plain) {
+        /* A select's node: its owner unlinks all its cases afterwards, this one again. */
+        weft__list_remove(&wt->link);
+        d->index = wt->index;
         if (wk.task) {
             if (self)
                 weft__wake_from(self, wk.task, wk.epoch);
@@ -270,7 +271,11 @@ static inline __attribute__((always_inline)) void complete(weft__worker *self, w
         }
         return;
     }
-    if (wk.task && weft__wake_local(self, wk.task, wk.epoch)) {
+    /* A plain waiter's node is unlinked here for good: its owner unlinks it only when no
+     * completer did (block_on), and reads no `index` (one case). Its waker is always set:
+     * block_on stores it before it first releases the lock, and every completer holds it. */
+    weft__list_unlink(&wt->link);
+    if (weft__wake_local(self, wk.task, wk.epoch)) {
         c->nwaiters--;
         atomic_store_explicit(&d->fired, 2, memory_order_release);
     } else {
@@ -1010,14 +1015,39 @@ static WEFT_NOINLINE void lf_leave(weft__worker *self, weft_chan *c)
     lf_done(self, c, lf_of(c));
 }
 
-/* The waiting half of a send or receive, entered with c locked (`held`, chan_lock's word);
- * returns with it unlocked. Out of line: half the operations of a hand-off never wait, and
- * they then save none of its registers. */
-static WEFT_NOINLINE int block_on(weft__worker *w, weft_task *t, weft_chan *c,
-                                  _Atomic uint32_t *held, void *elem, int is_send, int64_t deadline)
+/* Claimed and not yet told how (fired 1, see complete): the completer holds c's lock and is
+ * a few instructions from its store. c may be gone after it: waits on d alone. Returns the
+ * store's value (2 or 4). Out of line: block_on's common path never spins. */
+static WEFT_NOINLINE int wait_told(wait_done *d)
 {
-    wait_done d = {.ncases = 1, .plain = true};
-    chan_waiter wt = {.elem = elem, .done = &d, .index = 0};
+    int f;
+    for (unsigned spins = 0; (f = atomic_load_explicit(&d->fired, memory_order_acquire)) == 1;)
+        if (++spins % 128 == 0)
+            sched_yield(); /* the completer's thread may have been preempted */
+        else
+            weft__cpu_relax();
+    return f;
+}
+
+/* The waiting half of a send or receive, entered with c locked (`held`, chan_lock's word)
+ * by the task t (w's current one, or on a plain thread, w NULL, the thread's stand-in);
+ * returns with it unlocked. Inline in block_send and block_recv, which fold is_send. */
+static inline __attribute__((always_inline)) int block_on(weft__worker *w, weft_task *t,
+                                                          weft_chan *c, _Atomic uint32_t *held,
+                                                          void *elem, int is_send,
+                                                          int64_t deadline)
+{
+    /* Only the fields read before a completer writes them: `result` is stored by complete()
+     * before `fired` says so, and read only after that; `index` is a select's (complete()
+     * neither reads the node's nor writes the record's for a plain waiter); `waker` is stored
+     * before each park, under the lock that every completer holds, so none reads it unset. */
+    wait_done d;
+    atomic_init(&d.fired, 0);
+    d.ncases = 1;
+    d.plain = true;
+    chan_waiter wt;
+    wt.elem = elem;
+    wt.done = &d;
     weft__list_push_back(is_send ? &c->sendq : &c->recvq, &wt.link);
     c->nwaiters++;
     if (weft_unlikely(c->lf_on) && lf_block_done(w, c, held, &wt, elem, is_send))
@@ -1025,10 +1055,15 @@ static WEFT_NOINLINE int block_on(weft__worker *w, weft_task *t, weft_chan *c,
     int kind = is_send ? WEFT__WAIT_CHAN_SEND : WEFT__WAIT_CHAN_RECV;
     for (;;) {
         d.waker = weft__waker_of(t); /* under the lock: see the file comment */
-        /* The commonest wait (no deadline) takes the short park, and builds no wait record. */
+        /* The commonest wait (no deadline) takes the short park, and builds no wait record.
+         * r is then 1 until the outcome needs it: a completer's wake (fired 2) returns
+         * without reading the cancellation. */
         int r;
-        if (deadline == WEFT_FOREVER) {
-            r = weft__park_forever_local(w, kind, c, weft__park_spin_unlock, (void *)held);
+        if (deadline == WEFT_FOREVER && weft_likely(w && !weft__task_cancelled(t) && !w->tracer)) {
+            t = weft__park_forever_short(w, t, kind, c, weft__park_spin_unlock, (void *)held);
+            r = 1;
+        } else if (deadline == WEFT_FOREVER) {
+            r = weft__park_forever_spin(w, kind, c, held);
         } else {
             weft__wait wr = {.kind = kind,
                              .what = c,
@@ -1037,19 +1072,17 @@ static WEFT_NOINLINE int block_on(weft__worker *w, weft_task *t, weft_chan *c,
                              .lock = (void *)held};
             r = weft__park(w, &wr);
         }
-        w = t->worker; /* see weft__park: re-read after the switch */
-        /* Claimed and not yet told how (see complete): the completer holds c's lock and is a
-         * few instructions from its store. c may be gone after it: wait on d alone. */
-        int f;
-        for (unsigned spins = 0; (f = atomic_load_explicit(&d.fired, memory_order_acquire)) == 1;)
-            if (++spins % 128 == 0)
-                sched_yield(); /* the completer's thread may have been preempted */
-            else
-                weft__cpu_relax();
         /* Woken by the completer, which counted us out: its store was its last touch of d,
-         * wt and this task, and c is not ours to touch any more. */
-        if (f == 2)
+         * wt and this task, and c is not ours to touch any more. The commonest outcome,
+         * tested first. */
+        int f = atomic_load_explicit(&d.fired, memory_order_acquire);
+        if (weft_likely(f == 2))
             return d.result;
+        if (f == 1 && (f = wait_told(&d)) == 2)
+            return d.result;
+        w = t->worker; /* see weft__park: re-read after the switch */
+        if (r > 0)
+            r = weft__task_cancelled(t) ? -ECANCELED : 0;
         /* Otherwise still counted in c's waiters, so c is there even if its last handle went.
          * Under the lock fired is 0 (not completed) or 4 (completed while we were awake). */
         held = chan_lock(c, w);
@@ -1069,6 +1102,21 @@ static WEFT_NOINLINE int block_on(weft__worker *w, weft_task *t, weft_chan *c,
     }
 }
 
+/* block_on for a send and for a receive. Out of line: half the operations of a hand-off never
+ * wait, and they then save none of its registers. Six arguments, all in registers, so that
+ * their callers reach them by a tail call. */
+static WEFT_NOINLINE int block_send(weft__worker *w, weft_task *t, weft_chan *c,
+                                    _Atomic uint32_t *held, void *elem, int64_t deadline)
+{
+    return block_on(w, t, c, held, elem, 1, deadline);
+}
+
+static WEFT_NOINLINE int block_recv(weft__worker *w, weft_task *t, weft_chan *c,
+                                    _Atomic uint32_t *held, void *elem, int64_t deadline)
+{
+    return block_on(w, t, c, held, elem, 0, deadline);
+}
+
 /* blocking_op on a channel not biased to the caller's worker: the lock-free path first when
  * the channel has its ring, else the shared lock (which moves a channel whose bias was given
  * up to its ring: chan_lock_op). Out of line: the biased path stays as it was. */
@@ -1085,16 +1133,34 @@ static WEFT_NOINLINE int blocking_shared(weft__worker *w, weft_task *t, weft_cha
         chan_unlock(held);
         return r;
     }
-    return block_on(w, t, c, held, elem, is_send, deadline);
+    return is_send ? block_send(w, t, c, held, elem, deadline)
+                   : block_recv(w, t, c, held, elem, deadline);
+}
+
+/* blocking_op on a plain thread outside every runtime (blocking_begin_any's case): never
+ * biased, so the shared path. Out of line, so that the worker's path knows its worker is
+ * there. */
+static WEFT_NOINLINE int blocking_thread(weft_chan *c, void *elem, int is_send, int64_t deadline)
+{
+    if (!c || !elem_ok(c, &elem))
+        return -EINVAL;
+    weft_task *t = weft__thread_task();
+    if (weft__task_cancelled(t))
+        return -ECANCELED;
+    return blocking_shared(NULL, t, c, elem, is_send, deadline);
 }
 
 /* Inline: a send and a receive each get their own copy, with is_send folded. */
 static inline __attribute__((always_inline)) int blocking_op(weft_chan *c, void *elem, int is_send,
                                                              int64_t deadline)
 {
+    weft__worker *w = weft__worker_current();
+    if (weft_unlikely(!w))
+        return blocking_thread(c, elem, is_send, deadline);
     weft_task *t = NULL;
     int r;
-    weft__worker *w = weft__blocking_begin_any(&t, &r);
+    /* From here w is a worker (blocking_begin_on keeps it, or the chaos yield's). */
+    w = weft__blocking_begin_on(w, &t, false, &r);
     if (!t)
         return r;
     if (!c || !elem_ok(c, &elem))
@@ -1110,7 +1176,8 @@ static inline __attribute__((always_inline)) int blocking_op(weft_chan *c, void 
             chan_unlock(held);
             return r;
         }
-        return block_on(w, t, c, held, elem, is_send, deadline);
+        return is_send ? block_send(w, t, c, held, elem, deadline)
+                       : block_recv(w, t, c, held, elem, deadline);
     }
     return blocking_shared(w, t, c, elem, is_send, deadline);
 }

@@ -72,6 +72,28 @@ weft__park_current(weft__worker *w, weft_task *t, const weft__wait *wr, bool unt
     return t;
 }
 
+/* The short park itself, for a caller that has checked what weft__park_forever_local checks
+ * first: `w` is a worker, `t` its current task, not cancelled, and no tracer is set. Returns
+ * t once resumed, as the switch gave it back; the caller reads the cancellation itself
+ * (weft__task_cancelled), where and if it needs it (chan.c's block_on: not when a completer
+ * woke it). */
+static inline __attribute__((always_inline)) weft_task *
+weft__park_forever_short(weft__worker *w, weft_task *t, int kind, const void *what,
+                         void (*unlock)(void *), void *lock)
+{
+    /* A constant record: the inlined weft__record_wait and weft__park_current fold its
+     * fields. */
+    const weft__wait wr = {
+        .kind = kind, .what = what, .deadline = WEFT_FOREVER, .unlock = unlock, .lock = lock};
+    weft__record_wait(w, t, &wr);
+    t = weft__park_current(w, t, &wr, true);
+    /* Resumed: t as the switch gave it back, and nothing derived from it before (the empty
+     * asm makes it opaque), so that no register of this frame lives across the switch. */
+    __asm__ volatile("" : "+r"(t));
+    atomic_store_explicit(&t->wait_kind, WEFT__WAIT_NONE, memory_order_relaxed);
+    return t;
+}
+
 /* weft__park_forever and its _unlock and _spin forms (scheduler.h), inline: `unlock` is NULL,
  * the caller's callback, or weft__park_spin_unlock with a spinlock word as `lock`. */
 static inline __attribute__((always_inline)) int weft__park_forever_local(weft__worker *w, int kind,
@@ -85,16 +107,7 @@ static inline __attribute__((always_inline)) int weft__park_forever_local(weft__
     /* A cancelled task, and a tracer's calls, take the general park (the same outcome). */
     if (weft_unlikely(weft__task_cancelled(t) || w->tracer != NULL))
         return weft__park_forever_general(w, kind, what, unlock, lock);
-    /* A constant record: the inlined weft__record_wait and weft__park_current fold its
-     * fields. */
-    const weft__wait wr = {
-        .kind = kind, .what = what, .deadline = WEFT_FOREVER, .unlock = unlock, .lock = lock};
-    weft__record_wait(w, t, &wr);
-    t = weft__park_current(w, t, &wr, true);
-    /* Resumed: t as the switch gave it back, and nothing derived from it before (the empty
-     * asm makes it opaque), so that no register of this frame lives across the switch. */
-    __asm__ volatile("" : "+r"(t));
-    atomic_store_explicit(&t->wait_kind, WEFT__WAIT_NONE, memory_order_relaxed);
+    t = weft__park_forever_short(w, t, kind, what, unlock, lock);
     return weft__task_cancelled(t) ? -ECANCELED : 0;
 }
 

@@ -119,26 +119,24 @@ static inline void weft__ready_push_depth_first(weft__sched *s, weft_task *t)
     s->ready.len++;
 }
 
+/* weft__ready_push_lifo while the slot or the depth-first order is on (lifo_on): out of line
+ * (wake.c), so that the FIFO order's push, inline in every wake, is the queue's push
+ * alone. Owner thread. */
+void weft__ready_push_lifo_on(weft__sched *s, weft_task *t);
+
 /* Into the LIFO slot (see weft__sched.lifo), or the tail when the slot is off, skipped, or
- * timer-woken tasks hold the head. `unstarted`: a spawn (weft__ready_push_new's count). */
-static inline void weft__ready_push_lifo(weft__sched *s, weft_task *t, bool unstarted)
+ * timer-woken tasks hold the head. `unstarted`: a spawn (weft__ready_push_new's count).
+ * Inline whole: a hand-off's wake (wake_local.h) makes no call for it. */
+static inline __attribute__((always_inline)) void weft__ready_push_lifo(weft__sched *s,
+                                                                        weft_task *t,
+                                                                        bool unstarted)
 {
     s->nunstarted += unstarted;
     /* One test on the FIFO order's path: lifo_on covers the depth-first order too. */
-    if (weft_unlikely(s->lifo_on) && s->depth_first) {
-        weft__ready_push_depth_first(s, t);
-        return;
-    }
-    if (weft_likely(!s->lifo_on) || s->nfront || s->lifo_streak >= WEFT__LIFO_MAX) {
+    if (weft_likely(!s->lifo_on))
         weft__fifo_push(&s->ready, t, offsetof(weft_task, next));
-        return;
-    }
-    if (s->lifo && s->ready.head == s->lifo) { /* the previous one goes to the tail */
-        weft__fifo_pop(&s->ready, offsetof(weft_task, next));
-        weft__fifo_push(&s->ready, s->lifo, offsetof(weft_task, next));
-    }
-    weft__fifo_push_front(&s->ready, t, offsetof(weft_task, next));
-    s->lifo = t;
+    else
+        weft__ready_push_lifo_on(s, t);
 }
 
 /* After each pick (stealing mode): the slot's streak. */

@@ -41,6 +41,27 @@ static void push_remote(weft__worker *w, weft_task *t)
         weft__worker_ring(w);
 }
 
+/* The LIFO slot's and the depth-first order's push (declared in scheduler.h with the inline
+ * push; defined here, in the module of the wakes that make most pushes, so that the modules
+ * that push call down to it: scripts/layers.sh). Owner thread. */
+void weft__ready_push_lifo_on(weft__sched *s, weft_task *t)
+{
+    if (s->depth_first) {
+        weft__ready_push_depth_first(s, t);
+        return;
+    }
+    if (s->nfront || s->lifo_streak >= WEFT__LIFO_MAX) {
+        weft__fifo_push(&s->ready, t, offsetof(weft_task, next));
+        return;
+    }
+    if (s->lifo && s->ready.head == s->lifo) { /* the previous one goes to the tail */
+        weft__fifo_pop(&s->ready, offsetof(weft_task, next));
+        weft__fifo_push(&s->ready, s->lifo, offsetof(weft_task, next));
+    }
+    weft__fifo_push_front(&s->ready, t, offsetof(weft_task, next));
+    s->lifo = t;
+}
+
 /* The hand-over of a task this wake moved from PARKED to READY, in every case: a plain
  * thread's stand-in, a tracer, another worker's task (its inbox), a caller that did not say
  * which worker it is. */

@@ -38,6 +38,14 @@ static inline void weft__list_remove(weft__list *n)
     n->prev = n->next = n;
 }
 
+/* Unlinks n and leaves it as it was: for a node that nobody unlinks again (a second remove
+ * would corrupt the list, where weft__list_remove's reset makes it a no-op). */
+static inline void weft__list_unlink(weft__list *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+}
+
 /* A FIFO of objects linked through a `next` pointer at offset `off`: push at the tail, pop
  * at the head, both O(1). Used for the ready queue, where a task is in at most one queue. */
 typedef struct weft__fifo {
