@@ -855,6 +855,21 @@ static void *idle_reader(void *arg)
     return (void *)(intptr_t)weft_read((int)(intptr_t)arg, &c, 1, WEFT_FOREVER);
 }
 
+/* Raw pairs with byte 'a' + i written behind to pair i and left in the SQ (no timer armed),
+ * then a reader that waits on e[0] (so that the next tick polls) and a sleeper whose timer is
+ * 6 SQEs' time away, spawned: they run at this task's next switch. */
+static void sends_then_a_near_timer(int p[PACED_PAIRS][2], int e[2], weft_task **r, weft_task **s)
+{
+    raw_pairs(p);
+    pair(e);
+    for (int i = 0; i < PACED_PAIRS; i++) {
+        char c = (char)('a' + i);
+        cr_assert_eq(weft_write(p[i][1], &c, 1, WEFT_FOREVER), 1);
+    }
+    cr_assert_eq(weft_spawn(r, idle_reader, (void *)(intptr_t)e[0], NULL), 0);
+    cr_assert_eq(weft_spawn(s, sleep_for, (void *)(intptr_t)PACE_TIMER, NULL), 0);
+}
+
 /* Sends written behind with no timer armed, then a tick's poll (a reader waits) while a timer
  * 6 SQEs' time away is armed: the poll hands the kernel only 3 of the 16. The reader and the
  * timer then go, and the task left computes, yielding, with nobody waiting for I/O: the loop
@@ -866,15 +881,8 @@ static void *held_then_busy_main(void *arg)
     if (!multishot())
         return NULL;
     int p[PACED_PAIRS][2], e[2];
-    raw_pairs(p);
-    pair(e);
-    for (int i = 0; i < PACED_PAIRS; i++) {
-        char c = (char)('a' + i);
-        cr_assert_eq(weft_write(p[i][1], &c, 1, WEFT_FOREVER), 1);
-    }
     weft_task *r, *s;
-    cr_assert_eq(weft_spawn(&r, idle_reader, (void *)(intptr_t)e[0], NULL), 0);
-    cr_assert_eq(weft_spawn(&s, sleep_for, (void *)(intptr_t)PACE_TIMER, NULL), 0);
+    sends_then_a_near_timer(p, e, &r, &s);
     const weft__sys *sys = weft__sys_current();
     uint64_t before = sys->ncalls[WEFT__SYS_io_uring_enter];
     for (int k = 0; k < 1000 && sys->ncalls[WEFT__SYS_io_uring_enter] == before; k++)
@@ -939,15 +947,8 @@ static void *paced_fault_main(void *arg)
     if (!multishot())
         return NULL;
     int p[PACED_PAIRS][2], e[2];
-    raw_pairs(p);
-    pair(e);
-    for (int i = 0; i < PACED_PAIRS; i++) {
-        char c = (char)('a' + i);
-        cr_assert_eq(weft_write(p[i][1], &c, 1, WEFT_FOREVER), 1);
-    }
     weft_task *r, *s;
-    cr_assert_eq(weft_spawn(&r, idle_reader, (void *)(intptr_t)e[0], NULL), 0);
-    cr_assert_eq(weft_spawn(&s, sleep_for, (void *)(intptr_t)PACE_TIMER, NULL), 0);
+    sends_then_a_near_timer(p, e, &r, &s);
     cr_assert_eq(weft__sys_fail(weft__sys_current(), WEFT__SYS_io_uring_enter, 1, ENOMEM), 0);
     char got[PACED_PAIRS] = {0};
     int n = wait_arrived(p, got, PACED_PAIRS - 2);
