@@ -47,16 +47,13 @@ static inline __attribute__((always_inline)) void release_stack(weft__worker *w,
 
 /* release_stack for the task that ended by weft_exit or under a sanitizer (sched.dead: a
  * plain end releases its own stack, in task_end). Called last on a landing, after the
- * resumed context's errno is in place: keeps it (a failed munmap of a stack must not show
- * through). Returns the worker's current task (the one resumed, for switch_to's tail
- * call). */
+ * resumed context's errno is in place, which release_stack leaves alone. Returns the
+ * worker's current task (the one resumed, for switch_to's tail call). */
 static WEFT_NOINLINE weft_task *release_dead(weft__worker *w)
 {
-    int e = *w->sched.errno_loc;
     weft_task *t = w->sched.dead;
     w->sched.dead = NULL;
     release_stack(w, t);
-    *w->sched.errno_loc = e;
     return w->current;
 }
 
